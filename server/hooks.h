@@ -1,0 +1,43 @@
+/*
+ * Hooks: ordered callbacks per virtual host and hook name, with a priority
+ * (lower runs first).  A callback may stop the chain.  Loop thread.
+ */
+#ifndef PARLEY_HOOKS_H
+#define PARLEY_HOOKS_H
+
+#include "util.h"
+
+struct host;
+
+/* Hook names; args is the struct named beside each. */
+#define HOOK_USER_SEND_PACKET     "user_send_packet"     /* struct hook_packet */
+#define HOOK_USER_RECEIVE_PACKET  "user_receive_packet"  /* struct hook_packet */
+#define HOOK_SESSION_OPENED       "session_opened"       /* struct hook_session */
+#define HOOK_SESSION_CLOSED       "session_closed"       /* struct hook_session */
+#define HOOK_OFFLINE_MESSAGE      "offline_message"      /* struct hook_packet */
+#define HOOK_REMOVE_USER          "remove_user"          /* struct hook_user */
+#define HOOK_REGISTER_USER        "register_user"        /* struct hook_user */
+#define HOOK_DISCO_INFO           "disco_info"           /* struct hook_disco */
+#define HOOK_STREAM_FEATURES      "stream_features"      /* struct hook_features */
+
+enum hook_result { HOOK_CONTINUE, HOOK_STOP };
+typedef enum hook_result hook_fn(struct host *h, void *args, void *ctx);
+
+struct jid;
+struct xml_node;
+struct session;
+struct hook_packet { const struct jid *from, *to; struct xml_node *stanza; struct session *session; };
+struct hook_session { struct session *session; };
+struct hook_user { const char *user; };
+/* disco#info for node (NULL: no node) of to: add <identity/>/<feature/> children to query */
+struct hook_disco { const struct jid *from, *to; const char *node; struct xml_node *query; };
+/* add children to <stream:features/> (authenticated tells the stage) */
+struct hook_features { struct xml_node *features; bool authenticated; bool secure; };
+
+void hook_add(struct host *h, const char *name, int priority, hook_fn *fn, void *ctx);
+void hook_remove(struct host *h, const char *name, hook_fn *fn, void *ctx);
+/* Run the chain; HOOK_STOP if a callback stopped it. */
+enum hook_result hook_run(struct host *h, const char *name, void *args);
+void hooks_free_host(struct host *h);
+
+#endif

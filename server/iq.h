@@ -1,0 +1,77 @@
+/*
+ * The iq handler registry, per virtual host and namespace (the namespace of
+ * the iq's one child element), in the manner of ejabberd's gen_iq_handler:
+ *
+ *   IQ_SCOPE_SERVER   iqs addressed to the host itself ("example.com")
+ *   IQ_SCOPE_USER     iqs addressed to a user's bare JID (or sent with no
+ *                     'to', meaning the sender's own account)
+ *   IQ_SCOPE_PREAUTH  iqs on a client stream before authentication (in-band
+ *                     registration); from is NULL, the remote address is known
+ *
+ * Disciplines (how requests reach the handler):
+ *   IQ_NO_QUEUE   called at once, and must answer before it returns
+ *   IQ_ONE_QUEUE  one request in flight per host and namespace; the next
+ *                 waits until the previous one is answered (ordered)
+ *   IQ_PARALLEL   called at once; answers may come later, in any order
+ *
+ * A handler answers exactly once with iq_result/iq_error (possibly later,
+ * from a storage callback).  If the requesting stream goes away meanwhile the
+ * answer is dropped by the router, not by the handler.  Loop thread.
+ */
+#ifndef PARLEY_IQ_H
+#define PARLEY_IQ_H
+
+#include "stanza.h"
+
+struct host;
+
+enum iq_scope { IQ_SCOPE_SERVER, IQ_SCOPE_USER, IQ_SCOPE_PREAUTH, IQ_SCOPE_COUNT };
+enum iq_discipline { IQ_NO_QUEUE, IQ_ONE_QUEUE, IQ_PARALLEL };
+
+struct iq_request {
+	struct host *host;
+	struct jid from;                /* sender (full); empty (domain NULL) for PREAUTH */
+	struct jid to;                  /* addressee as stamped (bare user or domain) */
+	struct xml_node *iq;            /* the request (a reference is held) */
+	struct xml_node *payload;       /* its one child element */
+	const char *type;               /* "get" or "set" */
+	const char *ns;                 /* payload namespace */
+	const char *remote_ip;          /* PREAUTH only */
+	/* PREAUTH only: where the answer goes (set by the c2s stream). */
+	void (*preauth_reply)(void *stream, struct xml_node *reply);
+	void *preauth_stream;
+	/* private */
+	struct iq_handler *handler;
+	bool answered;
+	struct iq_request *next;
+};
+
+typedef void iq_handler_fn(struct iq_request *req, void *ctx);
+
+/* Register fn for ns in scope on host (replaces nothing: -1 if taken). */
+int iq_register(struct host *h, enum iq_scope scope, const char *ns, enum iq_discipline d,
+                iq_handler_fn *fn, void *ctx);
+void iq_unregister(struct host *h, enum iq_scope scope, const char *ns);
+bool iq_has_handler(struct host *h, enum iq_scope scope, const char *ns);
+
+/* Dispatch an iq get/set (exactly one child; the caller checked).  Returns
+ * false when no handler is registered (the caller answers
+ * service-unavailable or feature-not-implemented).  The request holds its
+ * own reference to iq. */
+bool iq_dispatch(struct host *h, enum iq_scope scope, struct xml_node *iq, const struct jid *from,
+                 const struct jid *to, struct iq_request *preauth_template);
+
+/* Answer: payload (may be NULL) is copied into a result reply; the request is
+ * freed. */
+void iq_result(struct iq_request *req, const struct xml_node *payload);
+/* Answer with a result built by the handler (an <iq type='result'> tree it
+ * owns a reference to; consumed). */
+void iq_result_tree(struct iq_request *req, struct xml_node *result);
+void iq_error(struct iq_request *req, enum stanza_error e, const char *text);
+
+/* For an iq_result payload: a new tree <name xmlns=ns/>; the caller unrefs. */
+struct xml_node *iq_payload_new(const char *name, const char *ns);
+
+void iq_free_host(struct host *h);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * Logging with levels, to stderr or a file.  Safe to call from any thread
+ * (each line is written with one write(2)).  Never log secrets.
+ */
+#ifndef PARLEY_LOG_H
+#define PARLEY_LOG_H
+
+#include "util.h"
+
+enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_NOTICE, LOG_LEVEL_WARNING, LOG_LEVEL_ERROR };
+
+/* Parse "debug", "info", "notice", "warning", "error"; -1 if unknown. */
+int log_level_parse(const char *name);
+const char *log_level_name(enum log_level level);
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+/* Log to this file (appending) instead of stderr; NULL goes back to stderr.
+ * Returns -1 and sets *error_r when the file cannot be opened. */
+int log_open_file(const char *path, const char **error_r);
+/* Reopen the current log file (for logrotate on SIGHUP). */
+void log_reopen(void);
+
+void log_msg(enum log_level level, const char *fmt, ...) ATTR_PRINTF(2, 3);
+void log_vmsg(enum log_level level, const char *fmt, va_list ap);
+
+#define log_debug(...)   do { if (log_get_level() <= LOG_LEVEL_DEBUG) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__); } while (0)
+#define log_info(...)    log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_notice(...)  log_msg(LOG_LEVEL_NOTICE, __VA_ARGS__)
+#define log_warning(...) log_msg(LOG_LEVEL_WARNING, __VA_ARGS__)
+#define log_error(...)   log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
+
+/* Log and abort: for broken invariants and allocation failure only. */
+void log_fatal(const char *fmt, ...) ATTR_PRINTF(1, 2) __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * Modules: protocol features started per virtual host from the config.  A
+ * module is a struct module_def registered by name (built-in ones in
+ * modules/builtin.c; the same struct is what a loadable module exports).
+ * Options are data: the module's opt_def table is applied to its settings
+ * struct before start, and unknown keys are config errors.  Loop thread.
+ */
+#ifndef PARLEY_MODULE_H
+#define PARLEY_MODULE_H
+
+#include "config.h"
+
+struct host;
+
+struct module_def {
+	const char *name;                     /* "disco": configured as modules: { disco: {...} } */
+	const char *description;
+	const struct opt_def *options;        /* may be NULL (no options) */
+	size_t settings_size;                 /* size of the settings struct options fill */
+	bool default_enabled;                 /* started even when the config does not name it */
+	/* Start on host with the applied settings (owned by the loader, valid
+	 * until stop).  Return -1 with a malloc'd *error_r to refuse. */
+	int (*start)(struct host *h, const void *settings, void **state_r, char **error_r);
+	void (*stop)(struct host *h, void *state);
+};
+
+void module_register(const struct module_def *m);
+const struct module_def *module_find(const char *name);
+/* All registered modules, for docs and list-commands. */
+const struct module_def *const *module_list(size_t *count_r);
+
+/* Start every module the host's config enables (and default_enabled ones not
+ * disabled), in registration order.  -1 with a message naming the module and
+ * the config position on failure. */
+int modules_start_host(struct host *h, char **error_r);
+void modules_stop_host(struct host *h);
+bool module_running(const struct host *h, const char *name);
+/* The running instance's state, or NULL. */
+void *module_state(const struct host *h, const char *name);
+
+#endif

@@ -1,0 +1,23 @@
+/*
+ * The router: delivers a stanza to its destination domain.  Local virtual
+ * hosts go to the local router (user JIDs to the session manager, the server
+ * JID to the iq handler registry); other domains would go to the s2s manager
+ * (not built yet: remote-server-not-found).  Loop thread.
+ */
+#ifndef PARLEY_ROUTER_H
+#define PARLEY_ROUTER_H
+
+#include "stanza.h"
+
+/* Route stanza (from and to attributes already stamped and valid).  The
+ * router takes its own references where it keeps the tree; the caller keeps
+ * its reference. */
+void router_route(struct xml_node *stanza, const struct jid *from, const struct jid *to);
+/* Route an error reply to stanza's sender (nothing for an error stanza). */
+void router_bounce(const struct xml_node *stanza, enum stanza_error e, const char *text);
+
+/* Counters for status and stats. */
+struct router_stats { uint64_t routed, local_iq, to_sm, undeliverable; };
+const struct router_stats *router_stats(void);
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * The session manager: every bound session of every local user (resource,
+ * priority, presence) and RFC 6120/6121 delivery of stanzas addressed to
+ * user JIDs.  Loop thread.
+ */
+#ifndef PARLEY_SM_H
+#define PARLEY_SM_H
+
+#include "stanza.h"
+
+struct host;
+struct session;
+
+/* What a session's owner (a c2s stream) provides. */
+struct session_ops {
+	/* Write stanza to the client (serialised into the output queue). */
+	void (*deliver)(void *owner, struct xml_node *stanza);
+	/* Close with a stream error (conflict when replaced, ...). */
+	void (*kick)(void *owner, enum stream_error e, const char *text);
+};
+
+struct session {
+	struct jid jid;               /* full JID */
+	struct host *host;
+	const struct session_ops *ops;
+	void *owner;
+	uint64_t id;
+	double started;               /* ev_now at bind */
+	char ip[64];
+	int priority;
+	bool available;               /* sent available presence */
+	bool interested;              /* requested the roster (RFC 6121 interested resource) */
+	struct xml_node *presence;    /* last available presence broadcast, or NULL */
+	struct session *next_of_user; /* private */
+	struct sm_user *user;         /* private */
+};
+
+/* Register a bound session.  A session with the same full JID is replaced:
+ * it is kicked with <conflict/>.  The session struct is owned by the caller
+ * and must stay valid until sm_session_close. */
+void sm_session_open(struct session *s);
+void sm_session_close(struct session *s);
+
+/* Deliver a stanza to a local user JID on host (RFC 6121 §8.5 rules). */
+void sm_route(struct host *h, struct xml_node *stanza, const struct jid *from, const struct jid *to);
+
+/* Lookups. */
+struct session *sm_find(struct host *h, const struct jid *full);
+/* First session of user (iterate with s->next_of_user), or NULL. */
+struct session *sm_user_sessions(struct host *h, const char *user);
+unsigned sm_count(const struct host *h);      /* sessions on host (NULL: all hosts) */
+/* Call fn for every session (of host, or of all hosts when NULL). */
+void sm_foreach(struct host *h, void (*fn)(struct session *s, void *ctx), void *ctx);
+
+/* Kick every session of user (account removed or password changed). */
+void sm_kick_user(struct host *h, const char *user, enum stream_error e, const char *text);
+
+#endif

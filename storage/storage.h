@@ -1,0 +1,102 @@
+/*
+ * The storage interface: everything the server keeps for users, as typed
+ * operations.  Every call has the form op(storage, args..., cb, ctx) and
+ * returns a request handle (or NULL only if cb has already been scheduled
+ * with an error); cb runs later on the loop thread, never inside the call.
+ * storage_cancel() guarantees cb will not run.  Results say why
+ * (STORAGE_TEMPFAIL is never reported as STORAGE_NOT_FOUND).  Operations for
+ * one user (host+user) keep their order.
+ *
+ * Backends implement struct storage_vfuncs (storage-private.h); the SQL
+ * implementation (storage-sql.c) runs its driver on a worker group.
+ * Everything here is called on the loop thread.
+ */
+#ifndef PARLEY_STORAGE_H
+#define PARLEY_STORAGE_H
+
+#include <ev.h>
+#include "server/config.h"
+#include "server/scram.h"
+
+enum storage_result {
+	STORAGE_OK,
+	STORAGE_NOT_FOUND,      /* no such user / item */
+	STORAGE_EXISTS,         /* create of something that exists */
+	STORAGE_TEMPFAIL,       /* backend down, busy, queue full, timeout: try later */
+	STORAGE_ERROR,          /* permanent failure (bad schema, constraint) */
+};
+const char *storage_result_str(enum storage_result r);
+
+struct storage;
+struct storage_req;
+
+/* Open a backend instance described by cfg (schema version checked).
+ * Returns -1 with a malloc'd *error_r when it cannot start. */
+int storage_open(struct ev_loop *loop, const struct storage_config *cfg, struct storage **st_r,
+                 char **error_r);
+/* Finish pending work and close. */
+void storage_close(struct storage **st);
+void storage_cancel(struct storage_req *req);
+const char *storage_describe(const struct storage *st);   /* "sqlite:/path" */
+
+/* ---- accounts ------------------------------------------------------------ */
+struct storage_account {
+	bool has_sha1, has_sha256;
+	struct scram_credentials sha1, sha256;
+	char *plain;            /* clear password, only where the operator kept them; else NULL */
+	int64_t created;        /* unix time */
+};
+void storage_account_clear(struct storage_account *a);   /* wipes secrets */
+
+typedef void storage_done_cb(enum storage_result res, void *ctx);
+typedef void storage_account_cb(enum storage_result res, const struct storage_account *acc, void *ctx);
+typedef void storage_list_cb(enum storage_result res, const struct strlist *names, void *ctx);
+typedef void storage_count_cb(enum storage_result res, uint64_t count, void *ctx);
+
+struct storage_req *storage_account_get(struct storage *st, const char *host, const char *user,
+                                        storage_account_cb *cb, void *ctx);
+/* STORAGE_EXISTS if the account exists. */
+struct storage_req *storage_account_create(struct storage *st, const char *host, const char *user,
+                                           const struct storage_account *acc, storage_done_cb *cb,
+                                           void *ctx);
+/* Replace credentials; STORAGE_NOT_FOUND if there is no such account. */
+struct storage_req *storage_account_update(struct storage *st, const char *host, const char *user,
+                                           const struct storage_account *acc, storage_done_cb *cb,
+                                           void *ctx);
+/* Remove the account and every piece of the user's data, in one transaction. */
+struct storage_req *storage_account_remove(struct storage *st, const char *host, const char *user,
+                                           storage_done_cb *cb, void *ctx);
+struct storage_req *storage_account_list(struct storage *st, const char *host,
+                                         storage_list_cb *cb, void *ctx);
+struct storage_req *storage_account_count(struct storage *st, const char *host,
+                                          storage_count_cb *cb, void *ctx);
+
+/* ---- roster --------------------------------------------------------------- */
+enum roster_subscription { SUB_NONE, SUB_TO, SUB_FROM, SUB_BOTH, SUB_REMOVE };
+const char *roster_subscription_str(enum roster_subscription s);
+
+struct roster_item {
+	char *jid;               /* bare contact JID (prepared) */
+	char *name;              /* NULL when none */
+	enum roster_subscription subscription;
+	bool ask_out;            /* we asked for their presence (ask='subscribe') */
+	bool ask_in;             /* they asked for ours and we have not answered */
+	bool approved;           /* pre-approved (RFC 6121 §3.4) */
+	struct strlist groups;
+};
+void roster_item_clear(struct roster_item *it);
+
+typedef void storage_roster_cb(enum storage_result res, const struct roster_item *items,
+                               size_t count, uint64_t version, void *ctx);
+/* All items and the roster version (0 for an empty, never changed roster). */
+struct storage_req *storage_roster_get(struct storage *st, const char *host, const char *user,
+                                       storage_roster_cb *cb, void *ctx);
+/* Insert or replace one item; the roster version is incremented. */
+struct storage_req *storage_roster_set(struct storage *st, const char *host, const char *user,
+                                       const struct roster_item *item, storage_done_cb *cb,
+                                       void *ctx);
+/* Remove one item (STORAGE_NOT_FOUND if absent); the version is incremented. */
+struct storage_req *storage_roster_remove(struct storage *st, const char *host, const char *user,
+                                          const char *jid, storage_done_cb *cb, void *ctx);
+
+#endif
