@@ -10,6 +10,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define ATTR_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -37,7 +40,8 @@ void buf_printf(struct buf *b, const char *fmt, ...) ATTR_PRINTF(2, 3);
 /* Drop the first n bytes. */
 void buf_consume(struct buf *b, size_t n);
 void buf_reset(struct buf *b);
-/* Free the storage (wipes it first when secret is true). */
+/* Free the storage and empty the buffer (nothing is wiped: use explicit_bzero
+ * on data first when it held a secret). */
 void buf_free(struct buf *b);
 /* Hand the storage to the caller (NUL-terminated); the buffer is emptied. */
 char *buf_steal(struct buf *b);
