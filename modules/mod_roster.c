@@ -1,1 +1,480 @@
-/* placeholder: being written */
+/*
+ * mod_roster: RFC 6121 roster management (get, set, remove, pushes, roster
+ * versioning).  The subscription state machine comes later; here the
+ * client can never change a subscription, only add, rename, regroup and
+ * remove items.  Loop thread.
+ *
+ * Invariants:
+ * - IQ_ONE_QUEUE: one roster request of the host is in flight at a time,
+ *   so a set reads the current item and writes it back without racing
+ *   another request (storage keeps one user's operations in order too).
+ * - A set or remove first reads the roster (limits, existing
+ *   subscription, current version); the push then carries that version
+ *   plus one.  Should another writer have moved the version meanwhile, the
+ *   client's version is merely behind and its next login gets the full
+ *   roster: never a stale roster taken for current.
+ * - Every storage call runs through a struct roster_op on the module's
+ *   list; stop cancels them and answers their requests (an op whose call
+ *   returned no handle is orphaned and freed by its callback).
+ */
+#include "builtin.h"
+#include "server/host.h"
+#include "server/router.h"
+#include "server/sm.h"
+#include "server/log.h"
+
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NS_FEATURE_ROSTERVER "urn:xmpp:features:rosterver"
+#define ROSTER_TEXT_MAX 1023     /* bytes of a name or a group */
+#define ROSTER_GROUPS_MAX 256    /* groups of one item */
+
+struct roster_settings {
+	unsigned max_items;
+};
+
+static const struct opt_def roster_options[] = {
+	{ "max_items", OPT_UINT, offsetof(struct roster_settings, max_items), "1000", NULL, 1,
+	  1000000, "most items a roster may hold" },
+	OPT_END
+};
+
+enum roster_op_kind { OP_GET, OP_SET, OP_REMOVE };
+
+struct roster_state;
+
+struct roster_op {
+	struct roster_state *rs;     /* NULL once orphaned */
+	struct iq_request *req;
+	struct storage_req *sreq;
+	enum roster_op_kind kind;
+	char *user;
+	char *client_ver;            /* OP_GET: the 'ver' the client sent, or NULL */
+	struct roster_item item;     /* OP_SET/OP_REMOVE: the item (owned) */
+	uint64_t version;            /* roster version before the change */
+	struct roster_op *prev, *next;
+};
+
+struct roster_state {
+	struct host *host;
+	const struct roster_settings *set;
+	struct roster_op *ops;
+};
+
+/* ---- items ---------------------------------------------------------------- */
+
+static void item_free(struct roster_item *it)
+{
+	free(it->jid);
+	free(it->name);
+	for (size_t i = 0; i < it->groups.count; i++)
+		free(it->groups.items[i]);
+	free(it->groups.items);
+	memset(it, 0, sizeof(*it));
+}
+
+static void item_add_group(struct roster_item *it, const char *group)
+{
+	it->groups.items = xrealloc(it->groups.items, (it->groups.count + 1) * sizeof(char *));
+	it->groups.items[it->groups.count++] = xstrdup(group);
+}
+
+static const char *subscription_name(enum roster_subscription s)
+{
+	switch (s) {
+	case SUB_TO: return "to";
+	case SUB_FROM: return "from";
+	case SUB_BOTH: return "both";
+	case SUB_REMOVE: return "remove";
+	case SUB_NONE:
+	default: return "none";
+	}
+}
+
+static void item_to_xml(struct xml_node *query, const struct roster_item *it)
+{
+	struct xml_node *el = xml_add_child(query, "item", NULL);
+	xml_set_attr(el, "jid", it->jid);
+	if (it->name != NULL && it->subscription != SUB_REMOVE)
+		xml_set_attr(el, "name", it->name);
+	xml_set_attr(el, "subscription", subscription_name(it->subscription));
+	if (it->subscription == SUB_REMOVE)
+		return;
+	if (it->ask_out)
+		xml_set_attr(el, "ask", "subscribe");
+	for (size_t i = 0; i < it->groups.count; i++) {
+		struct xml_node *g = xml_add_child(el, "group", NULL);
+		xml_add_text(g, it->groups.items[i], strlen(it->groups.items[i]));
+	}
+}
+
+static void version_string(char out[24], uint64_t version)
+{
+	snprintf(out, 24, "%" PRIu64, version);
+}
+
+/* ---- ops ------------------------------------------------------------------- */
+
+static struct roster_op *op_new(struct roster_state *rs, struct iq_request *req,
+                                enum roster_op_kind kind)
+{
+	struct roster_op *op = xcalloc(1, sizeof(*op));
+	op->rs = rs;
+	op->req = req;
+	op->kind = kind;
+	op->user = xstrdup(req->from.node);
+	op->next = rs->ops;
+	if (rs->ops != NULL)
+		rs->ops->prev = op;
+	rs->ops = op;
+	return op;
+}
+
+static void op_unlink(struct roster_op *op)
+{
+	if (op->rs == NULL)
+		return;
+	if (op->prev != NULL)
+		op->prev->next = op->next;
+	else
+		op->rs->ops = op->next;
+	if (op->next != NULL)
+		op->next->prev = op->prev;
+	op->prev = op->next = NULL;
+}
+
+static void op_free(struct roster_op *op)
+{
+	op_unlink(op);
+	free(op->user);
+	free(op->client_ver);
+	item_free(&op->item);
+	free(op);
+}
+
+/* Answer a failed storage call; true when res is a failure. */
+static bool answer_storage_failure(struct iq_request *req, enum storage_result res)
+{
+	switch (res) {
+	case STORAGE_OK:
+		return false;
+	case STORAGE_TEMPFAIL:
+		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE,
+		                      "the roster store is unavailable; try again later");
+		break;
+	case STORAGE_NOT_FOUND:
+		iq_error(req, SE_ITEM_NOT_FOUND, NULL);
+		break;
+	default:
+		iq_error(req, SE_INTERNAL_SERVER_ERROR, NULL);
+		break;
+	}
+	return true;
+}
+
+/* Send a roster push of it to every interested resource of user. */
+static void roster_push(struct host *h, const char *user, const struct roster_item *it,
+                        uint64_t version)
+{
+	/* Copy the targets first: routing may close a session under us. */
+	size_t n = 0;
+	for (struct session *s = sm_user_sessions(h, user); s != NULL; s = s->next_of_user)
+		if (s->interested)
+			n++;
+	if (n == 0)
+		return;
+	struct jid *targets = xcalloc(n, sizeof(*targets));
+	size_t i = 0;
+	for (struct session *s = sm_user_sessions(h, user); s != NULL && i < n; s = s->next_of_user)
+		if (s->interested)
+			jid_copy(&targets[i++], &s->jid);
+
+	struct jid bare = {0};
+	jid_set(&bare, user, h->name, NULL);
+	char ver[24];
+	version_string(ver, version);
+	for (size_t k = 0; k < i; k++) {
+		char id[17];
+		random_id(id, 16);
+		struct xml_node *iq = xml_new("iq", NS_CLIENT);
+		xml_set_attr(iq, "type", "set");
+		xml_set_attr(iq, "id", id);
+		xml_set_attr(iq, "from", jid_bare_to_pool(iq->pool, &bare));
+		xml_set_attr(iq, "to", jid_to_pool(iq->pool, &targets[k]));
+		struct xml_node *q = xml_add_child(iq, "query", NS_ROSTER);
+		xml_set_attr(q, "ver", ver);
+		item_to_xml(q, it);
+		router_route(iq, &bare, &targets[k]);
+		xml_unref(&iq);
+		jid_clear(&targets[k]);
+	}
+	jid_clear(&bare);
+	free(targets);
+}
+
+static void op_written(enum storage_result res, void *ctx)
+{
+	struct roster_op *op = ctx;
+	op->sreq = NULL;
+	if (op->rs == NULL) {
+		op_free(op);
+		return;
+	}
+	struct host *h = op->rs->host;
+	if (!answer_storage_failure(op->req, res)) {
+		roster_push(h, op->user, &op->item, op->version + 1);
+		iq_result(op->req, NULL);
+	}
+	op_free(op);
+}
+
+static const struct roster_item *find_item(const struct roster_item *items, size_t count,
+                                           const char *jid)
+{
+	for (size_t i = 0; i < count; i++)
+		if (items[i].jid != NULL && strcmp(items[i].jid, jid) == 0)
+			return &items[i];
+	return NULL;
+}
+
+static void op_read(enum storage_result res, const struct roster_item *items, size_t count,
+                    uint64_t version, void *ctx)
+{
+	struct roster_op *op = ctx;
+	op->sreq = NULL;
+	if (op->rs == NULL) {
+		op_free(op);
+		return;
+	}
+	struct roster_state *rs = op->rs;
+	struct host *h = rs->host;
+	struct iq_request *req = op->req;
+	if (res == STORAGE_NOT_FOUND) {
+		/* A user who never had a roster. */
+		res = STORAGE_OK;
+		count = 0;
+		version = 0;
+	}
+	if (answer_storage_failure(req, res)) {
+		op_free(op);
+		return;
+	}
+	op->version = version;
+	char ver[24];
+	version_string(ver, version);
+
+	switch (op->kind) {
+	case OP_GET: {
+		if (op->client_ver != NULL && strcmp(op->client_ver, ver) == 0) {
+			iq_result(req, NULL);   /* RFC 6121 §2.6.3: the client is up to date */
+			break;
+		}
+		struct xml_node *q = iq_payload_new("query", NS_ROSTER);
+		if (op->client_ver != NULL)
+			xml_set_attr(q, "ver", ver);
+		for (size_t i = 0; i < count; i++)
+			item_to_xml(q, &items[i]);
+		iq_result(req, q);
+		xml_unref(&q);
+		break;
+	}
+	case OP_SET: {
+		const struct roster_item *old = find_item(items, count, op->item.jid);
+		if (old == NULL && count >= rs->set->max_items) {
+			char *text = xasprintf("the roster is full (%u items at most)", rs->set->max_items);
+			iq_error(req, SE_NOT_ALLOWED, text);
+			free(text);
+			break;
+		}
+		if (old != NULL) {
+			op->item.subscription = old->subscription;
+			op->item.ask_out = old->ask_out;
+			op->item.ask_in = old->ask_in;
+			op->item.approved = old->approved;
+		}
+		op->sreq = storage_roster_set(h->storage, h->name, op->user, &op->item, op_written, op);
+		return;
+	}
+	case OP_REMOVE:
+		if (find_item(items, count, op->item.jid) == NULL) {
+			iq_error(req, SE_ITEM_NOT_FOUND, NULL);
+			break;
+		}
+		op->sreq = storage_roster_remove(h->storage, h->name, op->user, op->item.jid,
+		                                 op_written, op);
+		return;
+	}
+	op_free(op);
+}
+
+/* ---- requests --------------------------------------------------------------- */
+
+/* Parse the one <item/> of a roster set into it; answers req and returns
+ * false when the set is unacceptable (RFC 6121 §2.3.3). */
+static bool parse_set(struct iq_request *req, struct roster_item *it)
+{
+	struct xml_node *el = xml_child(req->payload, "item", NS_ROSTER);
+	if (el == NULL) {
+		iq_error(req, SE_BAD_REQUEST, "a roster set needs one <item/>");
+		return false;
+	}
+	if (xml_next(el, "item", NS_ROSTER) != NULL) {
+		iq_error(req, SE_BAD_REQUEST, "a roster set holds exactly one <item/>");
+		return false;
+	}
+	const char *jid_s = xml_attr(el, "jid");
+	if (jid_s == NULL) {
+		iq_error(req, SE_BAD_REQUEST, "the item has no 'jid'");
+		return false;
+	}
+	struct jid j;
+	const char *err;
+	if (jid_parse(jid_s, &j, &err) != 0) {
+		iq_error(req, SE_JID_MALFORMED, err);
+		return false;
+	}
+	if (j.resource != NULL) {
+		jid_clear(&j);
+		iq_error(req, SE_BAD_REQUEST, "a roster item is a bare JID");
+		return false;
+	}
+	it->jid = jid_bare_string(&j);
+	jid_clear(&j);
+
+	const char *sub = xml_attr(el, "subscription");
+	if (sub != NULL && strcmp(sub, "remove") == 0) {
+		it->subscription = SUB_REMOVE;
+		return true;
+	}
+	/* Any other subscription or ask value from the client is ignored. */
+	it->subscription = SUB_NONE;
+	const char *name = xml_attr(el, "name");
+	if (name != NULL && strlen(name) > ROSTER_TEXT_MAX) {
+		iq_error(req, SE_NOT_ACCEPTABLE, "the item name is too long");
+		return false;
+	}
+	if (name != NULL && *name != '\0')
+		it->name = xstrdup(name);
+	for (struct xml_node *g = xml_child(el, "group", NS_ROSTER); g != NULL;
+	     g = xml_next(g, "group", NS_ROSTER)) {
+		const char *group = xml_text(g);
+		if (*group == '\0') {
+			iq_error(req, SE_NOT_ACCEPTABLE, "a group name is empty");
+			return false;
+		}
+		if (strlen(group) > ROSTER_TEXT_MAX) {
+			iq_error(req, SE_NOT_ACCEPTABLE, "a group name is too long");
+			return false;
+		}
+		if (strlist_contains(&it->groups, group)) {
+			iq_error(req, SE_BAD_REQUEST, "a group is named twice");
+			return false;
+		}
+		if (it->groups.count >= ROSTER_GROUPS_MAX) {
+			iq_error(req, SE_NOT_ACCEPTABLE, "too many groups");
+			return false;
+		}
+		item_add_group(it, group);
+	}
+	return true;
+}
+
+static void roster_iq(struct iq_request *req, void *ctx)
+{
+	struct roster_state *rs = ctx;
+	struct host *h = rs->host;
+	/* RFC 6121 §2.1.5 / §2.3.3: only the user's own resources. */
+	if (req->from.node == NULL || strcmp(req->from.domain, h->name) != 0 ||
+	    !jid_bare_equal(&req->from, &req->to)) {
+		iq_error(req, SE_FORBIDDEN, NULL);
+		return;
+	}
+	if (!xml_is(req->payload, "query", NS_ROSTER)) {
+		iq_error(req, SE_BAD_REQUEST, NULL);
+		return;
+	}
+	if (strcmp(req->type, "get") == 0) {
+		struct session *s = sm_find(h, &req->from);
+		if (s != NULL)
+			s->interested = true;
+		struct roster_op *op = op_new(rs, req, OP_GET);
+		const char *ver = xml_attr(req->payload, "ver");
+		if (ver != NULL)
+			op->client_ver = xstrdup(ver);
+		op->sreq = storage_roster_get(h->storage, h->name, op->user, op_read, op);
+		return;
+	}
+	struct roster_item it = {0};
+	if (!parse_set(req, &it)) {
+		item_free(&it);
+		return;
+	}
+	struct roster_op *op = op_new(rs, req, it.subscription == SUB_REMOVE ? OP_REMOVE : OP_SET);
+	op->item = it;
+	op->sreq = storage_roster_get(h->storage, h->name, op->user, op_read, op);
+}
+
+/* ---- stream feature ----------------------------------------------------------- */
+
+static enum hook_result roster_features(struct host *h, void *args, void *ctx)
+{
+	struct hook_features *hf = args;
+	if (hf->authenticated)
+		xml_add_child(hf->features, "ver", NS_FEATURE_ROSTERVER);
+	return HOOK_CONTINUE;
+}
+
+/* ---- module --------------------------------------------------------------------- */
+
+static const struct builtin_iq roster_iqs[] = {
+	{ IQ_SCOPE_USER, NS_ROSTER, IQ_ONE_QUEUE, roster_iq },
+};
+
+static int roster_start(struct host *h, const void *settings, void **state_r, char **error_r)
+{
+	struct roster_state *rs = xcalloc(1, sizeof(*rs));
+	rs->host = h;
+	rs->set = settings;
+	if (builtin_iq_register(h, roster_iqs, ARRAY_SIZE(roster_iqs), rs, error_r) < 0) {
+		free(rs);
+		return -1;
+	}
+	hook_add(h, HOOK_STREAM_FEATURES, 50, roster_features, rs);
+	*state_r = rs;
+	return 0;
+}
+
+static void roster_stop(struct host *h, void *state)
+{
+	struct roster_state *rs = state;
+	hook_remove(h, HOOK_STREAM_FEATURES, roster_features, rs);
+	builtin_iq_unregister(h, roster_iqs, ARRAY_SIZE(roster_iqs));
+	while (rs->ops != NULL) {
+		struct roster_op *op = rs->ops;
+		op_unlink(op);
+		iq_error(op->req, SE_SERVICE_UNAVAILABLE, "the service is shutting down");
+		op->req = NULL;
+		if (op->sreq != NULL) {
+			storage_cancel(op->sreq);
+			op->rs = NULL;
+			op_free(op);
+		} else {
+			op->rs = NULL;   /* its callback frees it */
+		}
+	}
+	free(rs);
+}
+
+const struct module_def mod_roster = {
+	.name = "roster",
+	.description = "RFC 6121 roster management with roster versioning",
+	.options = roster_options,
+	.settings_size = sizeof(struct roster_settings),
+	.default_enabled = true,
+	.start = roster_start,
+	.stop = roster_stop,
+};

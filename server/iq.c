@@ -1,1 +1,372 @@
-/* placeholder: being written */
+/*
+ * The iq handler registry: per host and scope, a list of handlers keyed by
+ * the namespace of the request's one child, each with its queueing
+ * discipline (no_queue, one_queue, parallel: the model of ejabberd's
+ * gen_iq_handler).  Loop thread.
+ *
+ * Invariants:
+ * - A request is answered exactly once (iq_result, iq_result_tree or
+ *   iq_error), which frees it.  A NO_QUEUE handler answers before it
+ *   returns (asserted).
+ * - A handler is reference counted: the registration holds one reference
+ *   and every live request of the handler (queued or in flight) holds one,
+ *   so a module can unregister while answers are still on their way.
+ *   Unregistering answers the queued requests with <service-unavailable/>.
+ * - ONE_QUEUE: at most one request of the handler is in flight; the next
+ *   one is dispatched from the answer path by a loop (pump), never by
+ *   recursion, so a handler that answers at once does not grow the stack.
+ * - Pre-auth requests are also linked in a list of their own so that
+ *   iq_preauth_detach can find them when their stream closes: the answer is
+ *   then dropped (in flight) or the request is dropped unseen (queued).
+ */
+#include "iq.h"
+#include "host.h"
+#include "router.h"
+#include "log.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct iq_handler {
+	struct host *host;
+	enum iq_scope scope;
+	char *ns;
+	enum iq_discipline discipline;
+	iq_handler_fn *fn;
+	void *ctx;
+	unsigned refs;
+	bool registered;                  /* in host->iq[scope] */
+	bool busy;                        /* ONE_QUEUE: a request is in flight */
+	bool pumping;                     /* ONE_QUEUE: the pump loop is running */
+	struct iq_request *queue_head, *queue_tail;
+	struct iq_handler *next;
+};
+
+/* What iq.c keeps beside the public request. */
+struct iq_request_priv {
+	struct iq_request req;            /* first: a request pointer is a priv pointer */
+	bool *answered_r;                 /* NO_QUEUE: set true on answer */
+	bool queued;                      /* ONE_QUEUE: waiting in the handler's queue */
+	bool in_flight;                   /* ONE_QUEUE: the one request handed to the handler */
+	struct iq_request_priv *pa_prev, *pa_next;   /* pre-auth list */
+};
+
+/* Pending pre-auth requests (of every host; a handful at any time). */
+static struct iq_request_priv *preauth_head;
+
+static struct iq_request_priv *priv_of(struct iq_request *req)
+{
+	return (struct iq_request_priv *)req;
+}
+
+static struct iq_handler *handler_find(struct host *h, enum iq_scope scope, const char *ns)
+{
+	assert(scope < IQ_SCOPE_COUNT);
+	if (ns == NULL)
+		return NULL;
+	for (struct iq_handler *ih = h->iq[scope]; ih != NULL; ih = ih->next)
+		if (strcmp(ih->ns, ns) == 0)
+			return ih;
+	return NULL;
+}
+
+static void handler_unref(struct iq_handler *ih)
+{
+	assert(ih->refs > 0);
+	if (--ih->refs > 0)
+		return;
+	assert(!ih->registered && ih->queue_head == NULL);
+	free(ih->ns);
+	free(ih);
+}
+
+int iq_register(struct host *h, enum iq_scope scope, const char *ns, enum iq_discipline d,
+                iq_handler_fn *fn, void *ctx)
+{
+	assert(scope < IQ_SCOPE_COUNT && ns != NULL && fn != NULL);
+	if (handler_find(h, scope, ns) != NULL)
+		return -1;
+	struct iq_handler *ih = xcalloc(1, sizeof(*ih));
+	ih->host = h;
+	ih->scope = scope;
+	ih->ns = xstrdup(ns);
+	ih->discipline = d;
+	ih->fn = fn;
+	ih->ctx = ctx;
+	ih->refs = 1;
+	ih->registered = true;
+	struct iq_handler **tail = &h->iq[scope];
+	while (*tail != NULL)
+		tail = &(*tail)->next;
+	*tail = ih;
+	return 0;
+}
+
+bool iq_has_handler(struct host *h, enum iq_scope scope, const char *ns)
+{
+	return handler_find(h, scope, ns) != NULL;
+}
+
+static void preauth_unlink(struct iq_request_priv *p)
+{
+	if (p->pa_prev != NULL)
+		p->pa_prev->pa_next = p->pa_next;
+	else if (preauth_head == p)
+		preauth_head = p->pa_next;
+	if (p->pa_next != NULL)
+		p->pa_next->pa_prev = p->pa_prev;
+	p->pa_prev = p->pa_next = NULL;
+}
+
+/* Free a request (its handler reference is the caller's business). */
+static void request_free(struct iq_request_priv *p)
+{
+	struct iq_request *req = &p->req;
+	if (req->handler->scope == IQ_SCOPE_PREAUTH)
+		preauth_unlink(p);
+	jid_clear(&req->from);
+	jid_clear(&req->to);
+	xml_unref(&req->iq);
+	free((char *)req->remote_ip);
+	free(p);
+}
+
+static void queue_remove(struct iq_handler *ih, struct iq_request *req)
+{
+	struct iq_request **pp = &ih->queue_head;
+	struct iq_request *prev = NULL;
+	while (*pp != NULL && *pp != req) {
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	assert(*pp == req);
+	*pp = req->next;
+	if (ih->queue_tail == req)
+		ih->queue_tail = prev;
+	req->next = NULL;
+	priv_of(req)->queued = false;
+}
+
+/* ONE_QUEUE: dispatch queued requests while the handler is idle.  Re-entry
+ * (a handler answering inside its call) returns at once; the outer loop
+ * goes on. */
+static void handler_pump(struct iq_handler *ih)
+{
+	if (ih->pumping)
+		return;
+	ih->pumping = true;
+	ih->refs++;
+	while (ih->registered && !ih->busy && ih->queue_head != NULL) {
+		struct iq_request *req = ih->queue_head;
+		queue_remove(ih, req);
+		ih->busy = true;
+		priv_of(req)->in_flight = true;
+		ih->fn(req, ih->ctx);
+	}
+	ih->pumping = false;
+	handler_unref(ih);
+}
+
+void iq_unregister(struct host *h, enum iq_scope scope, const char *ns)
+{
+	struct iq_handler *ih = handler_find(h, scope, ns);
+	if (ih == NULL)
+		return;
+	struct iq_handler **pp = &h->iq[scope];
+	while (*pp != ih)
+		pp = &(*pp)->next;
+	*pp = ih->next;
+	ih->next = NULL;
+	ih->registered = false;
+	ih->refs++;
+	/* Requests that never reached the handler: it is gone. */
+	while (ih->queue_head != NULL) {
+		struct iq_request *req = ih->queue_head;
+		queue_remove(ih, req);
+		iq_error(req, SE_SERVICE_UNAVAILABLE, NULL);
+	}
+	handler_unref(ih);   /* our temporary reference */
+	handler_unref(ih);   /* the registration's */
+}
+
+bool iq_dispatch(struct host *h, enum iq_scope scope, struct xml_node *iq, const struct jid *from,
+                 const struct jid *to, struct iq_request *preauth_template)
+{
+	struct xml_node *payload = xml_first_element(iq);
+	if (payload == NULL)
+		return false;
+	assert(xml_attr(iq, "type") != NULL);   /* get or set: the caller checked */
+	struct iq_handler *ih = handler_find(h, scope, payload->ns);
+	if (ih == NULL)
+		return false;
+
+	struct iq_request_priv *p = xcalloc(1, sizeof(*p));
+	struct iq_request *req = &p->req;
+	if (scope == IQ_SCOPE_PREAUTH && preauth_template != NULL) {
+		req->preauth_reply = preauth_template->preauth_reply;
+		req->preauth_stream = preauth_template->preauth_stream;
+		if (preauth_template->remote_ip != NULL)
+			req->remote_ip = xstrdup(preauth_template->remote_ip);
+	}
+	req->host = h;
+	if (from != NULL && from->domain != NULL)
+		jid_copy(&req->from, from);
+	if (to != NULL && to->domain != NULL)
+		jid_copy(&req->to, to);
+	else if (scope == IQ_SCOPE_USER && req->from.domain != NULL)
+		jid_set(&req->to, req->from.node, req->from.domain, NULL);
+	else
+		jid_set(&req->to, NULL, h->name, NULL);
+	xml_ref(iq);
+	req->iq = iq;
+	req->payload = payload;
+	req->type = xml_attr(iq, "type");
+	req->ns = payload->ns;
+	req->handler = ih;
+	ih->refs++;
+	if (scope == IQ_SCOPE_PREAUTH) {
+		p->pa_next = preauth_head;
+		if (preauth_head != NULL)
+			preauth_head->pa_prev = p;
+		preauth_head = p;
+	}
+
+	switch (ih->discipline) {
+	case IQ_NO_QUEUE: {
+		bool answered = false;
+		p->answered_r = &answered;
+		ih->fn(req, ih->ctx);
+		if (!answered)
+			log_fatal("iq handler for %s on %s returned without answering (no_queue)",
+			          ih->ns, h->name);
+		break;
+	}
+	case IQ_ONE_QUEUE:
+		p->queued = true;
+		if (ih->queue_tail != NULL)
+			ih->queue_tail->next = req;
+		else
+			ih->queue_head = req;
+		ih->queue_tail = req;
+		handler_pump(ih);
+		break;
+	case IQ_PARALLEL:
+		ih->fn(req, ih->ctx);
+		break;
+	}
+	return true;
+}
+
+/* Send reply (consumed) for req and free req. */
+static void iq_answer(struct iq_request *req, struct xml_node *reply)
+{
+	struct iq_request_priv *p = priv_of(req);
+	struct iq_handler *ih = req->handler;
+	assert(!req->answered && !p->queued);
+	req->answered = true;
+	if (p->answered_r != NULL)
+		*p->answered_r = true;
+
+	if (reply == NULL) {
+		/* Nothing to send (the request was itself an error). */
+	} else if (ih->scope == IQ_SCOPE_PREAUTH) {
+		/* The client has no address yet. */
+		xml_set_attr(reply, "to", NULL);
+		if (req->preauth_reply != NULL)
+			req->preauth_reply(req->preauth_stream, reply);   /* consumes */
+		else
+			xml_unref(&reply);
+	} else if (req->from.domain != NULL) {
+		/* Addresses as the router saw them (the request may have had no
+		 * 'to': the user's own account answers as the bare JID). */
+		xml_set_attr(reply, "from", jid_to_pool(reply->pool, &req->to));
+		xml_set_attr(reply, "to", jid_to_pool(reply->pool, &req->from));
+		router_route(reply, &req->to, &req->from);
+		xml_unref(&reply);
+	} else {
+		xml_unref(&reply);
+	}
+
+	bool was_in_flight = p->in_flight;
+	request_free(p);
+	if (was_in_flight) {
+		ih->busy = false;
+		handler_pump(ih);
+	}
+	handler_unref(ih);
+}
+
+void iq_result(struct iq_request *req, const struct xml_node *payload)
+{
+	struct xml_node *reply = stanza_iq_result(req->iq);
+	if (payload != NULL)
+		xml_append_copy(reply, payload);
+	iq_answer(req, reply);
+}
+
+void iq_result_tree(struct iq_request *req, struct xml_node *result)
+{
+	/* The id always matches the request; the rest is the handler's. */
+	const char *id = xml_attr(req->iq, "id");
+	if (id != NULL)
+		xml_set_attr(result, "id", id);
+	else
+		xml_set_attr(result, "id", NULL);
+	if (xml_attr(result, "type") == NULL)
+		xml_set_attr(result, "type", "result");
+	iq_answer(req, result);
+}
+
+void iq_error(struct iq_request *req, enum stanza_error e, const char *text)
+{
+	iq_answer(req, stanza_error_reply(req->iq, e, text));
+}
+
+struct xml_node *iq_payload_new(const char *name, const char *ns)
+{
+	return xml_new(name, ns);
+}
+
+void iq_preauth_detach(void *stream)
+{
+	struct iq_request_priv *p = preauth_head;
+	while (p != NULL) {
+		struct iq_request_priv *next = p->pa_next;
+		if (p->req.preauth_stream == stream) {
+			p->req.preauth_reply = NULL;
+			p->req.preauth_stream = NULL;
+			if (p->queued) {
+				/* Not seen by its handler yet: drop it. */
+				struct iq_handler *ih = p->req.handler;
+				queue_remove(ih, &p->req);
+				request_free(p);
+				handler_unref(ih);
+			}
+		}
+		p = next;
+	}
+}
+
+void iq_free_host(struct host *h)
+{
+	for (int scope = 0; scope < IQ_SCOPE_COUNT; scope++) {
+		while (h->iq[scope] != NULL) {
+			struct iq_handler *ih = h->iq[scope];
+			h->iq[scope] = ih->next;
+			ih->next = NULL;
+			ih->registered = false;
+			/* The host goes away: queued requests are dropped unanswered. */
+			while (ih->queue_head != NULL) {
+				struct iq_request *req = ih->queue_head;
+				queue_remove(ih, req);
+				request_free(priv_of(req));
+				ih->refs--;
+			}
+			if (ih->refs > 1)
+				log_warning("host %s: iq handler %s freed with %u request(s) in flight",
+				            h->name, ih->ns, ih->refs - 1);
+			handler_unref(ih);
+		}
+	}
+}

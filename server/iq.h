@@ -65,12 +65,19 @@ bool iq_dispatch(struct host *h, enum iq_scope scope, struct xml_node *iq, const
  * freed. */
 void iq_result(struct iq_request *req, const struct xml_node *payload);
 /* Answer with a result built by the handler (an <iq type='result'> tree it
- * owns a reference to; consumed). */
+ * owns a reference to; consumed).  A complete error reply built from
+ * stanza_error_reply (e.g. to change the error type) is accepted too; the
+ * id is set from the request, from/to as for iq_result. */
 void iq_result_tree(struct iq_request *req, struct xml_node *result);
 void iq_error(struct iq_request *req, enum stanza_error e, const char *text);
 
 /* For an iq_result payload: a new tree <name xmlns=ns/>; the caller unrefs. */
 struct xml_node *iq_payload_new(const char *name, const char *ns);
+
+/* A pre-auth stream (the preauth_stream of its requests) is going away:
+ * answers to its pending requests are dropped, queued ones are discarded.
+ * The c2s calls this before freeing the stream. */
+void iq_preauth_detach(void *stream);
 
 void iq_free_host(struct host *h);
 

@@ -1,1 +1,175 @@
-/* placeholder: being written */
+/*
+ * The module registry and the per-host module instances.  Loop thread.
+ *
+ * Invariants: modules are registered once at start-up (built-in ones by
+ * modules_register_builtin) and never unregistered.  A host's instances are
+ * started in registration order and kept newest first, so stopping walks the
+ * list from its head: the reverse of the start order.  An instance owns its
+ * settings (filled by opt_apply, freed with opt_free after stop).
+ */
+#include "module.h"
+#include "host.h"
+#include "log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct module_instance {
+	const struct module_def *def;
+	void *settings;
+	void *state;
+	struct module_instance *next;
+};
+
+static const struct module_def **registry;
+static size_t registry_count;
+
+/* Used for modules without options: any key is then unknown. */
+static const struct opt_def no_options[] = { OPT_END };
+
+void module_register(const struct module_def *m)
+{
+	if (module_find(m->name) != NULL) {
+		log_warning("module %s registered twice; keeping the first", m->name);
+		return;
+	}
+	registry = xrealloc(registry, (registry_count + 1) * sizeof(*registry));
+	registry[registry_count++] = m;
+}
+
+const struct module_def *module_find(const char *name)
+{
+	for (size_t i = 0; i < registry_count; i++)
+		if (strcmp(registry[i]->name, name) == 0)
+			return registry[i];
+	return NULL;
+}
+
+const struct module_def *const *module_list(size_t *count_r)
+{
+	*count_r = registry_count;
+	return registry;
+}
+
+static struct module_instance *instance_find(const struct host *h, const char *name)
+{
+	for (struct module_instance *mi = h->modules; mi != NULL; mi = mi->next)
+		if (strcmp(mi->def->name, name) == 0)
+			return mi;
+	return NULL;
+}
+
+bool module_running(const struct host *h, const char *name)
+{
+	return instance_find(h, name) != NULL;
+}
+
+void *module_state(const struct host *h, const char *name)
+{
+	struct module_instance *mi = instance_find(h, name);
+	return mi != NULL ? mi->state : NULL;
+}
+
+/* Whether def runs on h, and its options map (NULL: defaults). */
+static bool module_enabled(const struct host *h, const struct module_def *def,
+                           const struct cfg_node **opts_r, const struct cfg_node **where_r)
+{
+	*opts_r = NULL;
+	*where_r = NULL;
+	if (h->cfg == NULL || h->cfg->modules == NULL)
+		return def->default_enabled;
+	const struct cfg_node *named = cfg_get(h->cfg->modules, def->name);
+	if (named == NULL)
+		return def->default_enabled;
+	*where_r = named;
+	bool enabled = false;
+	const struct cfg_node *opts = config_module(h->cfg, def->name, &enabled);
+	if (!enabled)
+		return false;
+	if (opts != NULL && opts->type == CFG_MAP)
+		*opts_r = opts;
+	return true;
+}
+
+static int module_start_one(struct host *h, const struct module_def *def, char **error_r)
+{
+	const struct cfg_node *opts, *where;
+	if (!module_enabled(h, def, &opts, &where))
+		return 0;
+	if (where != NULL && where->type == CFG_LIST) {
+		*error_r = xasprintf("%s:%u:%u: module '%s': options must be a map, not a list",
+		                     where->file, where->key_line, where->key_column, def->name);
+		return -1;
+	}
+	const struct opt_def *defs = def->options != NULL ? def->options : no_options;
+	void *settings = xcalloc(1, def->settings_size > 0 ? def->settings_size : 1);
+	char *section = xasprintf("hosts.%s.modules.%s", h->name, def->name);
+	char *err = NULL;
+	int ret = opt_apply(defs, opts, section, settings, &err);
+	free(section);
+	if (ret < 0) {
+		*error_r = err != NULL ? err : xasprintf("module '%s': bad options", def->name);
+		opt_free(defs, settings);
+		free(settings);
+		return -1;
+	}
+	void *state = NULL;
+	err = NULL;
+	if (def->start != NULL && def->start(h, settings, &state, &err) < 0) {
+		const char *why = err != NULL ? err : "refused to start";
+		if (where != NULL)
+			*error_r = xasprintf("%s:%u:%u: module '%s' on host %s: %s", where->file,
+			                     where->key_line, where->key_column, def->name, h->name, why);
+		else
+			*error_r = xasprintf("module '%s' on host %s: %s", def->name, h->name, why);
+		free(err);
+		opt_free(defs, settings);
+		free(settings);
+		return -1;
+	}
+	struct module_instance *mi = xcalloc(1, sizeof(*mi));
+	mi->def = def;
+	mi->settings = settings;
+	mi->state = state;
+	mi->next = h->modules;
+	h->modules = mi;
+	log_debug("host %s: module %s started", h->name, def->name);
+	return 0;
+}
+
+int modules_start_host(struct host *h, char **error_r)
+{
+	if (h->cfg != NULL && h->cfg->modules != NULL) {
+		/* A name nobody registered is a typo worth stopping for. */
+		for (const struct cfg_node *n = h->cfg->modules->children; n != NULL; n = n->next) {
+			if (n->key != NULL && module_find(n->key) == NULL) {
+				*error_r = xasprintf("%s:%u:%u: unknown module '%s'", n->file, n->key_line,
+				                     n->key_column, n->key);
+				return -1;
+			}
+		}
+	}
+	for (size_t i = 0; i < registry_count; i++) {
+		if (module_running(h, registry[i]->name))
+			continue;
+		if (module_start_one(h, registry[i], error_r) < 0) {
+			modules_stop_host(h);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void modules_stop_host(struct host *h)
+{
+	while (h->modules != NULL) {
+		struct module_instance *mi = h->modules;
+		h->modules = mi->next;
+		if (mi->def->stop != NULL)
+			mi->def->stop(h, mi->state);
+		opt_free(mi->def->options != NULL ? mi->def->options : no_options, mi->settings);
+		free(mi->settings);
+		log_debug("host %s: module %s stopped", h->name, mi->def->name);
+		free(mi);
+	}
+}
