@@ -1,1 +1,198 @@
-/* placeholder: being written */
+/*
+ * Virtual hosts.  Loop thread.
+ *
+ * Hosts that name the same store (same driver, path and dsn) share one
+ * storage instance, so a hundred virtual hosts on one database do not mean a
+ * hundred worker pools.  Certificates are loaded once per (certificate, key)
+ * pair and registered for SNI under each host name.
+ */
+#include "host.h"
+#include "module.h"
+#include "tls.h"
+#include "jid.h"
+#include "log.h"
+
+#include <string.h>
+
+struct shared_storage {
+	char *key;
+	struct storage *st;
+	struct shared_storage *next;
+};
+
+struct shared_tls {
+	char *key;
+	struct tls_ctx *ctx;
+	struct shared_tls *next;
+};
+
+static struct host *hosts_head;
+static unsigned nhosts;
+static struct shared_storage *storages;
+static struct shared_tls *tls_ctxs;
+
+struct host *host_find(const char *domain)
+{
+	for (struct host *h = hosts_head; h != NULL; h = h->next)
+		if (strcmp(h->name, domain) == 0)
+			return h;
+	return NULL;
+}
+
+struct host *host_first(void)
+{
+	return hosts_head;
+}
+
+unsigned hosts_count(void)
+{
+	return nhosts;
+}
+
+static void strlist_add(struct strlist *l, const char *s)
+{
+	if (strlist_contains(l, s))
+		return;
+	l->items = xrealloc(l->items, (l->count + 1) * sizeof(*l->items));
+	l->items[l->count++] = xstrdup(s);
+}
+
+static void strlist_del(struct strlist *l, const char *s)
+{
+	for (size_t i = 0; i < l->count; i++) {
+		if (strcmp(l->items[i], s) == 0) {
+			free(l->items[i]);
+			memmove(&l->items[i], &l->items[i + 1], (l->count - i - 1) * sizeof(*l->items));
+			l->count--;
+			return;
+		}
+	}
+}
+
+void host_add_feature(struct host *h, const char *ns) { strlist_add(&h->features, ns); }
+void host_remove_feature(struct host *h, const char *ns) { strlist_del(&h->features, ns); }
+void host_add_user_feature(struct host *h, const char *ns) { strlist_add(&h->user_features, ns); }
+void host_remove_user_feature(struct host *h, const char *ns) { strlist_del(&h->user_features, ns); }
+
+bool host_is_admin(const struct host *h, const struct jid *j)
+{
+	char *bare = jid_bare_string(j);
+	bool r = strlist_contains(&h->cfg->admins, bare);
+	free(bare);
+	return r;
+}
+
+static struct storage *host_storage(struct ev_loop *loop, const struct storage_config *sc, char **error_r)
+{
+	char *key = xasprintf("%s\x1f%s\x1f%s", sc->driver != NULL ? sc->driver : "",
+	                      sc->path != NULL ? sc->path : "", sc->dsn != NULL ? sc->dsn : "");
+	for (struct shared_storage *s = storages; s != NULL; s = s->next) {
+		if (strcmp(s->key, key) == 0) {
+			free(key);
+			return s->st;
+		}
+	}
+	struct storage *st;
+	if (storage_open(loop, sc, &st, error_r) < 0) {
+		free(key);
+		return NULL;
+	}
+	struct shared_storage *s = xcalloc(1, sizeof(*s));
+	s->key = key;
+	s->st = st;
+	s->next = storages;
+	storages = s;
+	log_info("storage %s opened", storage_describe(st));
+	return st;
+}
+
+static struct tls_ctx *host_tls(const struct host_config *hc, char **error_r)
+{
+	char *key = xasprintf("%s\x1f%s", hc->tls.certificate, hc->tls.key);
+	for (struct shared_tls *t = tls_ctxs; t != NULL; t = t->next) {
+		if (strcmp(t->key, key) == 0) {
+			free(key);
+			return t->ctx;
+		}
+	}
+	struct tls_ctx *ctx;
+	if (tls_ctx_new(hc->name, &hc->tls, &ctx, error_r) < 0) {
+		free(key);
+		return NULL;
+	}
+	struct shared_tls *t = xcalloc(1, sizeof(*t));
+	t->key = key;
+	t->ctx = ctx;
+	t->next = tls_ctxs;
+	tls_ctxs = t;
+	return ctx;
+}
+
+int hosts_start(struct ev_loop *loop, const struct parley_config *cfg, bool with_tls, char **error_r)
+{
+	struct host **tail = &hosts_head;
+	for (size_t i = 0; i < cfg->nhosts; i++) {
+		const struct host_config *hc = &cfg->hosts[i];
+		struct host *h = xcalloc(1, sizeof(*h));
+		h->name = xstrdup(hc->name);
+		h->cfg = hc;
+		*tail = h;
+		tail = &h->next;
+		nhosts++;
+		h->storage = host_storage(loop, &hc->storage, error_r);
+		if (h->storage == NULL)
+			return -1;
+		if (auth_new(loop, h->name, &hc->auth, h->storage, &h->auth, error_r) < 0)
+			return -1;
+		if (with_tls && hc->tls.certificate != NULL) {
+			h->tls = host_tls(hc, error_r);
+			if (h->tls == NULL)
+				return -1;
+			tls_sni_add(h->name, h->tls);
+		} else if (with_tls) {
+			log_warning("host %s has no TLS certificate (tls.certificate): clients cannot use TLS",
+			            h->name);
+		}
+	}
+	for (struct host *h = hosts_head; h != NULL; h = h->next) {
+		if (modules_start_host(h, error_r) < 0)
+			return -1;
+		log_info("host %s started (storage %s)", h->name, storage_describe(h->storage));
+	}
+	return 0;
+}
+
+void hosts_stop(void)
+{
+	for (struct host *h = hosts_head; h != NULL; h = h->next)
+		modules_stop_host(h);
+	for (struct host *h = hosts_head; h != NULL; h = h->next)
+		auth_free(&h->auth);
+	while (storages != NULL) {
+		struct shared_storage *s = storages;
+		storages = s->next;
+		storage_close(&s->st);
+		free(s->key);
+		free(s);
+	}
+	tls_sni_clear();
+	while (tls_ctxs != NULL) {
+		struct shared_tls *t = tls_ctxs;
+		tls_ctxs = t->next;
+		tls_ctx_free(&t->ctx);
+		free(t->key);
+		free(t);
+	}
+	while (hosts_head != NULL) {
+		struct host *h = hosts_head;
+		hosts_head = h->next;
+		hooks_free_host(h);
+		iq_free_host(h);
+		strlist_free(&h->features);
+		strlist_free(&h->user_features);
+		free(h->name);
+		free(h);
+	}
+	nhosts = 0;
+	auth_global_shutdown();
+}

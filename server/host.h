@@ -39,8 +39,11 @@ void host_add_user_feature(struct host *h, const char *ns);
 void host_remove_user_feature(struct host *h, const char *ns);
 bool host_is_admin(const struct host *h, const struct jid *j);
 
-/* Start every host of cfg (storage, auth, modules).  -1 with a message. */
-int hosts_start(struct ev_loop *loop, const struct parley_config *cfg, char **error_r);
+/* Start every host of cfg (storage, auth, TLS contexts when with_tls,
+ * modules).  -1 with a message. */
+int hosts_start(struct ev_loop *loop, const struct parley_config *cfg, bool with_tls, char **error_r);
+/* Stop modules, close auth and storage (pending work finishes first). */
 void hosts_stop(void);
+unsigned hosts_count(void);
 
 #endif

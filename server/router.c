@@ -1,1 +1,82 @@
-/* placeholder: being written */
+/*
+ * The router and the local router.  Loop thread.
+ *
+ * router_route looks the destination domain up among the local virtual
+ * hosts: a user JID goes to the session manager; the host's own JID goes to
+ * the iq handler registry (IQ_SCOPE_SERVER).  Other domains would go to the
+ * s2s manager, which does not exist yet: they are answered with
+ * <remote-server-not-found/>.
+ */
+#include "router.h"
+#include "host.h"
+#include "sm.h"
+#include "log.h"
+
+#include <string.h>
+
+static struct router_stats stats;
+
+const struct router_stats *router_stats(void)
+{
+	return &stats;
+}
+
+void router_bounce(const struct xml_node *stanza, enum stanza_error e, const char *text)
+{
+	struct xml_node *reply = stanza_error_reply(stanza, e, text);
+	if (reply == NULL)
+		return;
+	const char *from = xml_attr(reply, "from");
+	const char *to = xml_attr(reply, "to");
+	struct jid fj = {0}, tj = {0};
+	const char *err;
+	if (to != NULL && jid_parse(to, &tj, &err) == 0) {
+		if (from == NULL || jid_parse(from, &fj, &err) != 0) {
+			jid_clear(&fj);
+			jid_set(&fj, NULL, tj.domain, NULL);
+		}
+		router_route(reply, &fj, &tj);
+	}
+	jid_clear(&fj);
+	jid_clear(&tj);
+	xml_unref(&reply);
+}
+
+static void local_route(struct host *h, struct xml_node *stanza, const struct jid *from, const struct jid *to)
+{
+	if (stanza_kind(stanza) != STANZA_IQ)
+		return;   /* messages and presence to the server itself: nothing handles them yet */
+	const char *type = xml_attr(stanza, "type");
+	if (type == NULL || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0))
+		return;   /* results and errors addressed to the server */
+	stats.local_iq++;
+	if (to->resource != NULL) {
+		router_bounce(stanza, SE_SERVICE_UNAVAILABLE, NULL);
+		return;
+	}
+	struct xml_node *payload = xml_first_element(stanza);
+	if (payload == NULL || xml_element_count(stanza) != 1) {
+		router_bounce(stanza, SE_BAD_REQUEST, NULL);
+		return;
+	}
+	if (!iq_dispatch(h, IQ_SCOPE_SERVER, stanza, from, to, NULL))
+		router_bounce(stanza, SE_SERVICE_UNAVAILABLE, NULL);
+}
+
+void router_route(struct xml_node *stanza, const struct jid *from, const struct jid *to)
+{
+	stats.routed++;
+	struct host *h = host_find(to->domain);
+	if (h == NULL) {
+		stats.undeliverable++;
+		log_debug("router: no route to %s", to->domain);
+		router_bounce(stanza, SE_REMOTE_SERVER_NOT_FOUND, "server-to-server is not enabled");
+		return;
+	}
+	if (to->node == NULL) {
+		local_route(h, stanza, from, to);
+		return;
+	}
+	stats.to_sm++;
+	sm_route(h, stanza, from, to);
+}

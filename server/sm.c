@@ -1,1 +1,318 @@
-/* placeholder: being written */
+/*
+ * The session manager.  Loop thread.
+ *
+ * Sessions are kept per (host, user) in one hash table; each user entry
+ * lists the user's bound sessions.  Delivery follows RFC 6121 §8.5: to a
+ * full JID the exact session (or the bare-JID rules where the RFC says so),
+ * to a bare JID the available resources with the highest non-negative
+ * priority for messages, every available resource for presence, and the
+ * user-scope iq handlers for iqs.  A message nobody can take goes through the
+ * offline_message hook; if no module stores it, the sender gets
+ * <service-unavailable/>.
+ *
+ * Invariant: a session is in the table exactly while s->user != NULL.
+ * A replaced session is removed first, then told to close (conflict).
+ */
+#include "sm.h"
+#include "host.h"
+#include "hooks.h"
+#include "iq.h"
+#include "router.h"
+#include "log.h"
+
+#include <string.h>
+
+struct sm_user {
+	struct host *host;
+	char *name;
+	uint32_t hash;
+	struct session *sessions;
+	struct sm_user *next;
+};
+
+static struct sm_user **table;
+static size_t table_size;
+static size_t nusers;
+static unsigned nsessions;
+
+static uint32_t user_hash(const struct host *h, const char *user)
+{
+	return hash_str(user) ^ (uint32_t)((uintptr_t)h >> 4) * 2654435761u;
+}
+
+static void table_grow(void)
+{
+	size_t nsize = table_size == 0 ? 1024 : table_size * 2;
+	struct sm_user **nt = xcalloc(nsize, sizeof(*nt));
+	for (size_t i = 0; i < table_size; i++) {
+		for (struct sm_user *u = table[i], *next; u != NULL; u = next) {
+			next = u->next;
+			u->next = nt[u->hash & (nsize - 1)];
+			nt[u->hash & (nsize - 1)] = u;
+		}
+	}
+	free(table);
+	table = nt;
+	table_size = nsize;
+}
+
+static struct sm_user *user_find(struct host *h, const char *user, bool create)
+{
+	if (table_size == 0) {
+		if (!create)
+			return NULL;
+		table_grow();
+	}
+	uint32_t hv = user_hash(h, user);
+	for (struct sm_user *u = table[hv & (table_size - 1)]; u != NULL; u = u->next)
+		if (u->hash == hv && u->host == h && strcmp(u->name, user) == 0)
+			return u;
+	if (!create)
+		return NULL;
+	if (nusers + 1 > table_size)
+		table_grow();
+	struct sm_user *u = xcalloc(1, sizeof(*u));
+	u->host = h;
+	u->name = xstrdup(user);
+	u->hash = hv;
+	u->next = table[hv & (table_size - 1)];
+	table[hv & (table_size - 1)] = u;
+	nusers++;
+	return u;
+}
+
+static void user_remove(struct sm_user *u)
+{
+	for (struct sm_user **pp = &table[u->hash & (table_size - 1)]; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == u) {
+			*pp = u->next;
+			nusers--;
+			free(u->name);
+			free(u);
+			return;
+		}
+	}
+}
+
+struct session *sm_find(struct host *h, const struct jid *full)
+{
+	if (full->node == NULL || full->resource == NULL)
+		return NULL;
+	struct sm_user *u = user_find(h, full->node, false);
+	if (u == NULL)
+		return NULL;
+	for (struct session *s = u->sessions; s != NULL; s = s->next_of_user)
+		if (strcmp(s->jid.resource, full->resource) == 0)
+			return s;
+	return NULL;
+}
+
+struct session *sm_user_sessions(struct host *h, const char *user)
+{
+	struct sm_user *u = user_find(h, user, false);
+	return u != NULL ? u->sessions : NULL;
+}
+
+void sm_session_close(struct session *s)
+{
+	struct sm_user *u = s->user;
+	if (u == NULL)
+		return;
+	for (struct session **pp = &u->sessions; *pp != NULL; pp = &(*pp)->next_of_user) {
+		if (*pp == s) {
+			*pp = s->next_of_user;
+			break;
+		}
+	}
+	s->user = NULL;
+	s->next_of_user = NULL;
+	nsessions--;
+	struct hook_session hs = { .session = s };
+	hook_run(s->host, HOOK_SESSION_CLOSED, &hs);
+	if (u->sessions == NULL)
+		user_remove(u);
+}
+
+void sm_session_open(struct session *s)
+{
+	struct session *old = sm_find(s->host, &s->jid);
+	if (old != NULL) {
+		log_info("sm: %s@%s/%s logged in again: the older session is replaced", s->jid.node,
+		         s->jid.domain, s->jid.resource);
+		sm_session_close(old);
+		old->ops->kick(old->owner, STE_CONFLICT, "replaced by a new session");
+	}
+	struct sm_user *u = user_find(s->host, s->jid.node, true);
+	s->user = u;
+	s->next_of_user = u->sessions;
+	u->sessions = s;
+	nsessions++;
+	struct hook_session hs = { .session = s };
+	hook_run(s->host, HOOK_SESSION_OPENED, &hs);
+}
+
+static void deliver(struct session *s, struct xml_node *stanza)
+{
+	s->ops->deliver(s->owner, stanza);
+}
+
+/* Deliver to the available sessions with the highest non-negative priority;
+ * returns how many got it. */
+static unsigned deliver_highest(struct sm_user *u, struct xml_node *stanza)
+{
+	int best = -1;
+	if (u == NULL)
+		return 0;
+	for (struct session *s = u->sessions; s != NULL; s = s->next_of_user)
+		if (s->available && s->priority >= 0 && s->priority > best)
+			best = s->priority;
+	if (best < 0)
+		return 0;
+	unsigned n = 0;
+	for (struct session *s = u->sessions, *next; s != NULL; s = next) {
+		next = s->next_of_user;
+		if (s->available && s->priority == best) {
+			deliver(s, stanza);
+			n++;
+		}
+	}
+	return n;
+}
+
+static unsigned deliver_available(struct sm_user *u, struct xml_node *stanza)
+{
+	unsigned n = 0;
+	if (u == NULL)
+		return 0;
+	for (struct session *s = u->sessions, *next; s != NULL; s = next) {
+		next = s->next_of_user;
+		if (s->available && s->priority >= 0) {
+			deliver(s, stanza);
+			n++;
+		}
+	}
+	return n;
+}
+
+static void route_message_bare(struct host *h, struct sm_user *u, struct xml_node *stanza,
+                               const struct jid *from, const struct jid *to)
+{
+	const char *type = xml_attr(stanza, "type");
+	if (type != NULL && strcmp(type, "error") == 0)
+		return;
+	if (type != NULL && strcmp(type, "groupchat") == 0) {
+		router_bounce(stanza, SE_SERVICE_UNAVAILABLE, NULL);
+		return;
+	}
+	if (type != NULL && strcmp(type, "headline") == 0) {
+		deliver_available(u, stanza);
+		return;
+	}
+	if (deliver_highest(u, stanza) > 0)
+		return;
+	struct hook_packet hp = { .from = from, .to = to, .stanza = stanza };
+	if (hook_run(h, HOOK_OFFLINE_MESSAGE, &hp) == HOOK_STOP)
+		return;
+	router_bounce(stanza, SE_SERVICE_UNAVAILABLE, NULL);
+}
+
+static bool iq_is_request(const struct xml_node *stanza)
+{
+	const char *type = xml_attr(stanza, "type");
+	return type != NULL && (strcmp(type, "get") == 0 || strcmp(type, "set") == 0);
+}
+
+void sm_route(struct host *h, struct xml_node *stanza, const struct jid *from, const struct jid *to)
+{
+	struct sm_user *u = user_find(h, to->node, false);
+	enum stanza_kind kind = stanza_kind(stanza);
+
+	if (to->resource != NULL) {
+		struct session *s = NULL;
+		if (u != NULL)
+			for (s = u->sessions; s != NULL; s = s->next_of_user)
+				if (strcmp(s->jid.resource, to->resource) == 0)
+					break;
+		if (s != NULL) {
+			deliver(s, stanza);
+			return;
+		}
+		/* RFC 6121 §8.5.3.2: no such resource. */
+		if (kind == STANZA_MESSAGE) {
+			const char *type = xml_attr(stanza, "type");
+			if (type != NULL && strcmp(type, "groupchat") == 0)
+				router_bounce(stanza, SE_SERVICE_UNAVAILABLE, NULL);
+			else
+				route_message_bare(h, u, stanza, from, to);
+		} else if (kind == STANZA_IQ && iq_is_request(stanza)) {
+			router_bounce(stanza, SE_SERVICE_UNAVAILABLE, NULL);
+		}
+		return;
+	}
+
+	switch (kind) {
+	case STANZA_MESSAGE:
+		route_message_bare(h, u, stanza, from, to);
+		break;
+	case STANZA_PRESENCE: {
+		const char *type = xml_attr(stanza, "type");
+		if (type != NULL && strcmp(type, "probe") == 0)
+			break;   /* answered from rosters once subscriptions exist */
+		deliver_available(u, stanza);
+		break;
+	}
+	case STANZA_IQ:
+		if (!iq_is_request(stanza))
+			break;
+		if (xml_element_count(stanza) != 1) {
+			router_bounce(stanza, SE_BAD_REQUEST, NULL);
+			break;
+		}
+		if (!iq_dispatch(h, IQ_SCOPE_USER, stanza, from, to, NULL))
+			router_bounce(stanza, SE_SERVICE_UNAVAILABLE, NULL);
+		break;
+	default:
+		break;
+	}
+}
+
+unsigned sm_count(const struct host *h)
+{
+	if (h == NULL)
+		return nsessions;
+	unsigned n = 0;
+	for (size_t i = 0; i < table_size; i++)
+		for (struct sm_user *u = table[i]; u != NULL; u = u->next)
+			if (u->host == h)
+				for (struct session *s = u->sessions; s != NULL; s = s->next_of_user)
+					n++;
+	return n;
+}
+
+void sm_foreach(struct host *h, void (*fn)(struct session *s, void *ctx), void *ctx)
+{
+	for (size_t i = 0; i < table_size; i++) {
+		for (struct sm_user *u = table[i], *unext; u != NULL; u = unext) {
+			unext = u->next;
+			if (h != NULL && u->host != h)
+				continue;
+			for (struct session *s = u->sessions, *next; s != NULL; s = next) {
+				next = s->next_of_user;
+				fn(s, ctx);
+			}
+		}
+	}
+}
+
+void sm_kick_user(struct host *h, const char *user, enum stream_error e, const char *text)
+{
+	struct sm_user *u = user_find(h, user, false);
+	while (u != NULL && u->sessions != NULL) {
+		struct session *s = u->sessions;
+		bool last = s->next_of_user == NULL;
+		sm_session_close(s);   /* frees u with the last session */
+		s->ops->kick(s->owner, e, text);
+		if (last)
+			break;
+	}
+}

@@ -1,1 +1,630 @@
-/* placeholder: being written */
+/*
+ * Streams: sockets with TLS, an XML parser and an output queue.
+ * Loop thread only.
+ *
+ * Invariants:
+ * - Output is appended to s->out and written by the prepare watcher just
+ *   before the loop sleeps, in one SSL_write per stream where possible; the
+ *   write watcher runs only while the socket is full.
+ * - s->out never exceeds s->max_output: a peer that does not read is
+ *   disconnected.
+ * - A stream is never freed inside a call into it: stream_abort and the end
+ *   of stream_close put it on the dead list, and the prepare watcher calls
+ *   ops->closed and frees it.  Code holding a stream pointer during one
+ *   callback chain may therefore keep using it (checking s->dead).
+ * - Expat is never freed or restarted from inside one of its callbacks:
+ *   restarts requested there are done when the feed returns.
+ */
+#include "stream.h"
+#include "tls.h"
+#include "log.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <openssl/err.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define READ_CHUNK 16384
+#define CLOSE_GRACE 5.0       /* seconds a closing stream may take to flush */
+#define COMPACT_AFTER 1.0     /* seconds of input silence before compacting */
+
+static struct ev_loop *loop_;
+static struct stream *streams_head;
+static unsigned nstreams;
+static struct stream *flush_head;
+static struct stream *dead_head;
+static uint64_t next_stream_id = 1;
+static ev_prepare prepare_w;
+static ev_timer sweep_w;
+
+static void stream_read_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void stream_write_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void stream_flush(struct stream *s);
+
+/* ---- parser callbacks ---------------------------------------------------- */
+
+static void parser_stream_start(void *ctx, struct xml_node *header, const char *default_ns)
+{
+	struct stream *s = ctx;
+	if (s->dead || s->closing) {
+		xml_unref(&header);
+		return;
+	}
+	s->ops->stream_start(s, header, default_ns);
+}
+
+static bool parser_stanza(void *ctx, struct xml_node *stanza)
+{
+	struct stream *s = ctx;
+	if (s->dead || s->closing) {
+		xml_unref(&stanza);
+		return true;
+	}
+	return s->ops->stanza(s, stanza);
+}
+
+static void parser_stream_end(void *ctx)
+{
+	struct stream *s = ctx;
+	if (!s->dead && !s->closing)
+		s->ops->stream_end(s);
+}
+
+static const struct xml_parser_callbacks parser_cbs = {
+	.stream_start = parser_stream_start,
+	.stanza = parser_stanza,
+	.stream_end = parser_stream_end,
+};
+
+/* ---- lifecycle ------------------------------------------------------------- */
+
+static void stream_link_flush(struct stream *s)
+{
+	if (s->in_flush_list || s->dead)
+		return;
+	s->in_flush_list = true;
+	s->flush_next = flush_head;
+	flush_head = s;
+}
+
+struct stream *stream_new(struct ev_loop *loop, int fd, const char *ip, unsigned port,
+                          const struct xml_parser_limits *limits, size_t max_output,
+                          bool direct_tls, const struct stream_ops *ops, void *owner)
+{
+	struct stream *s = xcalloc(1, sizeof(*s));
+	s->id = next_stream_id++;
+	s->fd = fd;
+	s->loop = loop;
+	s->ops = ops;
+	s->owner = owner;
+	snprintf(s->ip, sizeof(s->ip), "%s", ip);
+	s->port = port;
+	s->limits = *limits;
+	s->max_output = max_output;
+	s->parser = xml_parser_new(limits, &parser_cbs, s);
+	s->last_in = s->last_out = ev_now(loop);
+	ev_io_init(&s->rio, stream_read_cb, fd, EV_READ);
+	ev_io_init(&s->wio, stream_write_cb, fd, EV_WRITE);
+	s->rio.data = s->wio.data = s;
+	if (direct_tls) {
+		s->ssl = tls_new_server(fd);
+		if (s->ssl == NULL) {
+			log_warning("stream %llu from %s: no TLS certificate for direct TLS",
+			            (unsigned long long)s->id, s->ip);
+			s->dead = true;
+		}
+		s->tls_handshake = true;
+	}
+	s->next = streams_head;
+	if (streams_head != NULL)
+		streams_head->prev = s;
+	streams_head = s;
+	nstreams++;
+	if (s->dead) {
+		s->flush_next = dead_head;
+		dead_head = s;
+	} else {
+		ev_io_start(loop, &s->rio);
+	}
+	return s;
+}
+
+static void stream_free(struct stream *s)
+{
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		streams_head = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	nstreams--;
+	ev_io_stop(s->loop, &s->rio);
+	ev_io_stop(s->loop, &s->wio);
+	if (s->ssl != NULL) {
+		if (s->tls_done && !s->tls_handshake)
+			SSL_shutdown(s->ssl);   /* best effort close_notify; non-blocking */
+		SSL_free(s->ssl);
+		ERR_clear_error();
+	}
+	if (s->fd >= 0)
+		close(s->fd);
+	xml_parser_free(&s->parser);
+	buf_free(&s->out);
+	free(s);
+}
+
+void stream_abort(struct stream *s)
+{
+	if (s->dead)
+		return;
+	s->dead = true;
+	ev_io_stop(s->loop, &s->rio);
+	ev_io_stop(s->loop, &s->wio);
+	/* The flush list may still hold it: the flush pass skips dead streams. */
+	s->flush_next = NULL;
+	struct stream **pp = &flush_head;
+	while (*pp != NULL) {
+		if (*pp == s) {
+			*pp = s->flush_next;
+			break;
+		}
+		pp = &(*pp)->flush_next;
+	}
+	s->in_flush_list = false;
+	s->flush_next = dead_head;
+	dead_head = s;
+}
+
+/* ---- output -------------------------------------------------------------------- */
+
+void stream_write(struct stream *s, const char *data, size_t len)
+{
+	if (s->dead)
+		return;
+	if (s->out.len + len > s->max_output) {
+		log_warning("stream %llu from %s: output queue over %zu bytes (peer not reading): disconnecting",
+		            (unsigned long long)s->id, s->ip, s->max_output);
+		stream_abort(s);
+		return;
+	}
+	buf_append(&s->out, data, len);
+	stream_link_flush(s);
+}
+
+void stream_write_str(struct stream *s, const char *str)
+{
+	stream_write(s, str, strlen(str));
+}
+
+void stream_send(struct stream *s, const struct xml_node *el, const char *default_ns)
+{
+	if (s->dead)
+		return;
+	size_t before = s->out.len;
+	xml_serialize(&s->out, el, default_ns);
+	if (s->out.len > s->max_output) {
+		s->out.len = before;
+		log_warning("stream %llu from %s: output queue over %zu bytes (peer not reading): disconnecting",
+		            (unsigned long long)s->id, s->ip, s->max_output);
+		stream_abort(s);
+		return;
+	}
+	stream_link_flush(s);
+}
+
+static void stream_finish_close(struct stream *s)
+{
+	if (s->ssl != NULL && s->tls_done)
+		SSL_shutdown(s->ssl);
+	shutdown(s->fd, SHUT_WR);
+	stream_abort(s);
+}
+
+/* Write as much queued output as the socket takes. */
+static void stream_flush(struct stream *s)
+{
+	if (s->dead || s->tls_handshake)
+		return;
+	while (s->out.len > 0) {
+		ssize_t n;
+		if (s->ssl != NULL) {
+			int len = s->out.len > (1u << 30) ? (1 << 30) : (int)s->out.len;
+			ERR_clear_error();
+			int r = SSL_write(s->ssl, s->out.data, len);
+			if (r <= 0) {
+				int err = SSL_get_error(s->ssl, r);
+				if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+					ev_io_start(s->loop, &s->wio);
+					return;
+				}
+				log_info("stream %llu from %s: TLS write failed", (unsigned long long)s->id, s->ip);
+				stream_abort(s);
+				return;
+			}
+			n = r;
+		} else {
+			n = write(s->fd, s->out.data, s->out.len);
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+					ev_io_start(s->loop, &s->wio);
+					return;
+				}
+				log_info("stream %llu from %s: write failed: %s", (unsigned long long)s->id, s->ip,
+				         strerror(errno));
+				stream_abort(s);
+				return;
+			}
+		}
+		s->bytes_out += (uint64_t)n;
+		s->last_out = ev_now(s->loop);
+		buf_consume(&s->out, (size_t)n);
+	}
+	ev_io_stop(s->loop, &s->wio);
+	buf_free(&s->out);   /* idle streams keep no output memory */
+	if (s->closing)
+		stream_finish_close(s);
+}
+
+void stream_close(struct stream *s, int e, const char *text)
+{
+	if (s->dead || s->closing)
+		return;
+	if (e >= 0) {
+		struct buf b = {0};
+		buf_printf(&b, "<stream:error><%s xmlns='" NS_STREAMS "'/>", stream_error_name(e));
+		if (text != NULL) {
+			buf_append_str(&b, "<text xmlns='" NS_STREAMS "'>");
+			xml_escape(&b, text, strlen(text), false);
+			buf_append_str(&b, "</text>");
+		}
+		buf_append_str(&b, "</stream:error>");
+		stream_write(s, b.data, b.len);
+		buf_free(&b);
+	}
+	stream_write_str(s, "</stream:stream>");
+	if (s->dead)
+		return;
+	s->closing = true;
+	s->last_in = ev_now(s->loop);   /* the close grace counts from now */
+	ev_io_stop(s->loop, &s->rio);
+	stream_link_flush(s);
+}
+
+/* ---- TLS ------------------------------------------------------------------------ */
+
+static void stream_handshake(struct stream *s)
+{
+	ERR_clear_error();
+	int r = SSL_do_handshake(s->ssl);
+	if (r == 1) {
+		s->tls_handshake = false;
+		s->tls_done = true;
+		ev_io_stop(s->loop, &s->wio);
+		log_debug("stream %llu from %s: TLS established (%s, %s)", (unsigned long long)s->id, s->ip,
+		          SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl));
+		if (s->ops->tls_ready != NULL)
+			s->ops->tls_ready(s);
+		if (s->out.len > 0)
+			stream_link_flush(s);
+		return;
+	}
+	int err = SSL_get_error(s->ssl, r);
+	if (err == SSL_ERROR_WANT_READ) {
+		ev_io_stop(s->loop, &s->wio);
+		return;
+	}
+	if (err == SSL_ERROR_WANT_WRITE) {
+		ev_io_start(s->loop, &s->wio);
+		return;
+	}
+	unsigned long e = ERR_peek_error();
+	char msg[200] = "connection closed";
+	if (e != 0)
+		ERR_error_string_n(e, msg, sizeof(msg));
+	log_info("stream %llu from %s: TLS handshake failed: %s", (unsigned long long)s->id, s->ip, msg);
+	ERR_clear_error();
+	stream_abort(s);
+}
+
+static void stream_do_start_tls(struct stream *s)
+{
+	s->ssl = tls_new_server(s->fd);
+	if (s->ssl == NULL) {
+		stream_abort(s);
+		return;
+	}
+	s->tls_handshake = true;
+	/* Bytes after <starttls/> were sent in plaintext: never honour them. */
+	xml_parser_restart(s->parser, false);
+	s->paused = false;
+}
+
+void stream_start_tls(struct stream *s)
+{
+	if (s->dead)
+		return;
+	/* <proceed/> and anything queued before it go out in plaintext first;
+	 * it is a few bytes, which an empty socket buffer always takes. */
+	while (s->out.len > 0) {
+		ssize_t n = write(s->fd, s->out.data, s->out.len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_info("stream %llu from %s: cannot write <proceed/>", (unsigned long long)s->id, s->ip);
+			stream_abort(s);
+			return;
+		}
+		s->bytes_out += (uint64_t)n;
+		buf_consume(&s->out, (size_t)n);
+	}
+	buf_free(&s->out);
+	if (s->in_parser) {
+		s->pending_tls = true;
+		return;
+	}
+	stream_do_start_tls(s);
+	if (!s->dead && !s->in_read) {
+		ev_io_start(s->loop, &s->rio);
+		ev_feed_event(s->loop, &s->rio, EV_READ);
+	}
+}
+
+static bool stream_after_feed(struct stream *s, enum xml_feed_result r);
+
+void stream_restart(struct stream *s)
+{
+	if (s->dead)
+		return;
+	if (s->in_parser) {
+		s->pending_restart = true;
+		return;
+	}
+	s->paused = false;
+	s->in_parser = true;
+	enum xml_feed_result r = xml_parser_restart(s->parser, true);
+	s->in_parser = false;
+	stream_after_feed(s, r);
+}
+
+/* ---- input ------------------------------------------------------------------------ */
+
+static void stream_parse_error(struct stream *s)
+{
+	enum stream_error e;
+	switch (xml_parser_error(s->parser)) {
+	case XML_PARSE_RESTRICTED: e = STE_RESTRICTED_XML; break;
+	case XML_PARSE_POLICY: e = STE_POLICY_VIOLATION; break;
+	case XML_PARSE_BAD_NAMESPACE: e = STE_INVALID_NAMESPACE; break;
+	default: e = STE_NOT_WELL_FORMED; break;
+	}
+	log_info("stream %llu from %s: %s: %s", (unsigned long long)s->id, s->ip, stream_error_name(e),
+	         xml_parser_error_text(s->parser));
+	s->ops->error(s, e, xml_parser_error_text(s->parser));
+}
+
+/* Handle one feed/resume result, doing what callbacks asked for while
+ * expat was running; false when reading must stop. */
+static bool stream_after_feed(struct stream *s, enum xml_feed_result r)
+{
+	for (;;) {
+		if (s->dead || s->closing)
+			return false;
+		if (r == XML_FEED_ERROR) {
+			stream_parse_error(s);
+			return false;
+		}
+		if (s->pending_tls) {
+			s->pending_tls = false;
+			s->pending_restart = false;
+			stream_do_start_tls(s);
+			return !s->dead;
+		}
+		if (s->pending_restart) {
+			s->pending_restart = false;
+			s->paused = false;
+			s->in_parser = true;
+			r = xml_parser_restart(s->parser, true);
+			s->in_parser = false;
+			continue;
+		}
+		if (r == XML_FEED_SUSPENDED && xml_parser_suspended(s->parser)) {
+			s->paused = true;
+			return false;
+		}
+		return true;
+	}
+}
+
+static enum xml_feed_result stream_feed(struct stream *s, const char *data, size_t len)
+{
+	s->in_parser = true;
+	enum xml_feed_result r = xml_parser_feed(s->parser, data, len);
+	s->in_parser = false;
+	return r;
+}
+
+static void stream_read(struct stream *s)
+{
+	char buf[READ_CHUNK];
+	s->in_read = true;
+	for (;;) {
+		if (s->dead || s->closing || s->paused)
+			break;
+		if (s->tls_handshake) {
+			stream_handshake(s);
+			if (s->tls_handshake || s->dead)
+				break;
+			continue;
+		}
+		ssize_t n;
+		if (s->ssl != NULL) {
+			ERR_clear_error();
+			int r = SSL_read(s->ssl, buf, sizeof(buf));
+			if (r <= 0) {
+				int err = SSL_get_error(s->ssl, r);
+				if (err == SSL_ERROR_WANT_READ)
+					break;
+				if (err == SSL_ERROR_WANT_WRITE) {
+					ev_io_start(s->loop, &s->wio);
+					break;
+				}
+				if (err != SSL_ERROR_ZERO_RETURN)
+					log_debug("stream %llu from %s: TLS read error %d", (unsigned long long)s->id,
+					          s->ip, err);
+				ERR_clear_error();
+				stream_abort(s);
+				break;
+			}
+			n = r;
+		} else {
+			n = read(s->fd, buf, sizeof(buf));
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+					break;
+				log_debug("stream %llu from %s: read: %s", (unsigned long long)s->id, s->ip,
+				          strerror(errno));
+				stream_abort(s);
+				break;
+			}
+			if (n == 0) {
+				stream_abort(s);
+				break;
+			}
+		}
+		s->bytes_in += (uint64_t)n;
+		s->last_in = ev_now(s->loop);
+		if (!stream_after_feed(s, stream_feed(s, buf, (size_t)n)))
+			break;
+	}
+	s->in_read = false;
+	if (s->paused && !s->dead)
+		ev_io_stop(s->loop, &s->rio);
+}
+
+static void stream_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	stream_read(w->data);
+}
+
+static void stream_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct stream *s = w->data;
+	if (s->tls_handshake) {
+		stream_handshake(s);
+		if (!s->tls_handshake && !s->dead)
+			stream_read(s);
+		return;
+	}
+	stream_flush(s);
+	/* An SSL_read that wanted to write may be waiting. */
+	if (!s->dead && !s->paused && !s->closing && s->ssl != NULL)
+		ev_feed_event(s->loop, &s->rio, EV_READ);
+}
+
+void stream_pause(struct stream *s)
+{
+	s->paused = true;
+	if (!s->in_read)
+		ev_io_stop(s->loop, &s->rio);
+}
+
+void stream_resume(struct stream *s)
+{
+	if (s->dead || s->closing)
+		return;
+	s->paused = false;
+	if (xml_parser_suspended(s->parser)) {
+		s->in_parser = true;
+		enum xml_feed_result r = xml_parser_resume(s->parser);
+		s->in_parser = false;
+		if (!stream_after_feed(s, r))
+			return;
+	}
+	if (s->in_read)
+		return;
+	ev_io_start(s->loop, &s->rio);
+	/* TLS may hold decrypted bytes the socket will not signal again. */
+	ev_feed_event(s->loop, &s->rio, EV_READ);
+}
+
+/* ---- the loop's housekeeping ---------------------------------------------------- */
+
+static void streams_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	/* Closing a stream can queue output on others (unavailable presence),
+	 * so go on until both lists are empty. */
+	while (flush_head != NULL || dead_head != NULL) {
+		while (flush_head != NULL) {
+			struct stream *s = flush_head;
+			flush_head = s->flush_next;
+			s->in_flush_list = false;
+			s->flush_next = NULL;
+			stream_flush(s);
+		}
+		while (dead_head != NULL) {
+			struct stream *s = dead_head;
+			dead_head = s->flush_next;
+			s->ops->closed(s);
+			stream_free(s);
+		}
+	}
+}
+
+static void streams_sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	double now = ev_now(loop);
+	unsigned compacted = 0;
+	for (struct stream *s = streams_head, *next; s != NULL; s = next) {
+		next = s->next;
+		if (s->dead)
+			continue;
+		if (s->closing) {
+			if (now - s->last_in > CLOSE_GRACE)
+				stream_abort(s);
+			continue;
+		}
+		if (s->ops->tick != NULL)
+			s->ops->tick(s, now);
+		if (!s->dead && now - s->last_in >= COMPACT_AFTER && xml_parser_compact(s->parser))
+			compacted++;
+	}
+	/* Hand freed parser memory back to the system after a wave of logins. */
+	if (compacted >= 64)
+		malloc_trim(0);
+}
+
+void streams_init(struct ev_loop *loop)
+{
+	loop_ = loop;
+	ev_prepare_init(&prepare_w, streams_prepare_cb);
+	ev_prepare_start(loop, &prepare_w);
+	ev_timer_init(&sweep_w, streams_sweep_cb, 1.0, 1.0);
+	ev_timer_start(loop, &sweep_w);
+	ev_unref(loop);   /* the sweep alone does not keep the loop alive */
+}
+
+void streams_shutdown(void)
+{
+	if (loop_ == NULL)
+		return;
+	ev_ref(loop_);
+	ev_timer_stop(loop_, &sweep_w);
+	streams_prepare_cb(loop_, &prepare_w, 0);
+	ev_prepare_stop(loop_, &prepare_w);
+}
+
+void streams_foreach(void (*fn)(struct stream *s, void *ctx), void *ctx)
+{
+	for (struct stream *s = streams_head, *next; s != NULL; s = next) {
+		next = s->next;
+		if (!s->dead)
+			fn(s, ctx);
+	}
+}
+
+unsigned streams_count(void)
+{
+	return nstreams;
+}

@@ -1,1 +1,190 @@
-/* placeholder: being written */
+/*
+ * TLS contexts and the SNI switch.  Runs on the loop thread only.
+ *
+ * Each distinct certificate gets one SSL_CTX.  A connection starts on the
+ * default context; the servername callback moves it to the context of the
+ * virtual host it names.  Resumption is not implemented, so tickets and the
+ * session cache are off (a ticket would only cost CPU).
+ * SSL_MODE_RELEASE_BUFFERS lets idle connections give their record buffers
+ * back.
+ */
+#include "tls.h"
+#include "log.h"
+
+#include <openssl/err.h>
+#include <string.h>
+
+struct tls_ctx {
+	char *name;
+	SSL_CTX *ctx;
+};
+
+struct sni_entry {
+	char *name;
+	struct tls_ctx *ctx;
+	struct sni_entry *next;
+};
+
+static struct sni_entry *sni_list;
+static struct tls_ctx *default_ctx;
+
+static const char *tls_last_error(void)
+{
+	static char msg[256];
+	unsigned long e = ERR_get_error();
+	if (e == 0)
+		return "unknown TLS error";
+	ERR_error_string_n(e, msg, sizeof(msg));
+	ERR_clear_error();
+	return msg;
+}
+
+static int tls_servername_cb(SSL *ssl, int *al, void *arg)
+{
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	if (name == NULL)
+		return SSL_TLSEXT_ERR_NOACK;
+	for (struct sni_entry *e = sni_list; e != NULL; e = e->next) {
+		if (strcasecmp(e->name, name) == 0) {
+			if (e->ctx->ctx != SSL_get_SSL_CTX(ssl))
+				SSL_set_SSL_CTX(ssl, e->ctx->ctx);
+			return SSL_TLSEXT_ERR_OK;
+		}
+	}
+	/* Unknown name: keep the default certificate; the stream header's
+	 * 'to' decides later whether the host exists. */
+	return SSL_TLSEXT_ERR_NOACK;
+}
+
+int tls_ctx_new(const char *name, const struct tls_config *cfg, struct tls_ctx **ctx_r, char **error_r)
+{
+	if (cfg->certificate == NULL || cfg->key == NULL) {
+		*error_r = xasprintf("host %s: tls.certificate and tls.key are required", name);
+		return -1;
+	}
+	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
+	if (c == NULL) {
+		*error_r = xasprintf("host %s: SSL_CTX_new: %s", name, tls_last_error());
+		return -1;
+	}
+	int minv = TLS1_2_VERSION;
+	if (cfg->min_version != NULL && strcmp(cfg->min_version, "1.3") == 0)
+		minv = TLS1_3_VERSION;
+	SSL_CTX_set_min_proto_version(c, minv);
+	SSL_CTX_set_options(c, SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+	                       SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_num_tickets(c, 0);
+	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+	                    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (cfg->ciphers != NULL && SSL_CTX_set_cipher_list(c, cfg->ciphers) != 1) {
+		*error_r = xasprintf("host %s: tls.ciphers '%s': %s", name, cfg->ciphers, tls_last_error());
+		SSL_CTX_free(c);
+		return -1;
+	}
+	if (SSL_CTX_use_certificate_chain_file(c, cfg->certificate) != 1) {
+		*error_r = xasprintf("host %s: cannot load certificate %s: %s", name, cfg->certificate,
+		                     tls_last_error());
+		SSL_CTX_free(c);
+		return -1;
+	}
+	if (SSL_CTX_use_PrivateKey_file(c, cfg->key, SSL_FILETYPE_PEM) != 1) {
+		*error_r = xasprintf("host %s: cannot load key %s: %s", name, cfg->key, tls_last_error());
+		SSL_CTX_free(c);
+		return -1;
+	}
+	if (SSL_CTX_check_private_key(c) != 1) {
+		*error_r = xasprintf("host %s: key %s does not match certificate %s", name, cfg->key,
+		                     cfg->certificate);
+		SSL_CTX_free(c);
+		return -1;
+	}
+	SSL_CTX_set_tlsext_servername_callback(c, tls_servername_cb);
+	struct tls_ctx *t = xcalloc(1, sizeof(*t));
+	t->name = xstrdup(name);
+	t->ctx = c;
+	*ctx_r = t;
+	return 0;
+}
+
+void tls_ctx_free(struct tls_ctx **ctx)
+{
+	if (*ctx == NULL)
+		return;
+	SSL_CTX_free((*ctx)->ctx);
+	free((*ctx)->name);
+	xfree(ctx);
+}
+
+void tls_sni_add(const char *server_name, struct tls_ctx *ctx)
+{
+	struct sni_entry *e = xcalloc(1, sizeof(*e));
+	e->name = xstrdup(server_name);
+	e->ctx = ctx;
+	e->next = sni_list;
+	sni_list = e;
+	if (default_ctx == NULL)
+		default_ctx = ctx;
+}
+
+void tls_sni_clear(void)
+{
+	while (sni_list != NULL) {
+		struct sni_entry *e = sni_list;
+		sni_list = e->next;
+		free(e->name);
+		free(e);
+	}
+	default_ctx = NULL;
+}
+
+bool tls_available(void)
+{
+	return default_ctx != NULL;
+}
+
+SSL *tls_new_server(int fd)
+{
+	if (default_ctx == NULL)
+		return NULL;
+	SSL *ssl = SSL_new(default_ctx->ctx);
+	if (ssl == NULL) {
+		log_error("SSL_new: %s", tls_last_error());
+		return NULL;
+	}
+	SSL_set_fd(ssl, fd);
+	SSL_set_accept_state(ssl);
+	SSL_set_read_ahead(ssl, 1);
+	return ssl;
+}
+
+size_t tls_channel_binding_type(SSL *ssl, const char *type, unsigned char *out, size_t out_size)
+{
+	if (ssl == NULL || out_size < 32)
+		return 0;
+	if (strcmp(type, "tls-exporter") == 0) {
+		/* RFC 9266; defined for TLS 1.3 (and 1.2 with extended master secret). */
+		static const char label[] = "EXPORTER-Channel-Binding";
+		if (SSL_version(ssl) < TLS1_3_VERSION)
+			return 0;
+		if (SSL_export_keying_material(ssl, out, 32, label, sizeof(label) - 1, NULL, 0, 0) != 1)
+			return 0;
+		return 32;
+	}
+	if (strcmp(type, "tls-unique") == 0) {
+		/* RFC 5929: the first Finished of the handshake, the client's in a
+		 * full handshake (no resumption is offered). */
+		size_t n = SSL_get_peer_finished(ssl, out, out_size);
+		return n > out_size ? 0 : n;
+	}
+	return 0;
+}
+
+size_t tls_channel_binding(SSL *ssl, const char **type_r, unsigned char *out, size_t out_size)
+{
+	const char *type = ssl != NULL && SSL_version(ssl) >= TLS1_3_VERSION ? "tls-exporter" : "tls-unique";
+	size_t n = tls_channel_binding_type(ssl, type, out, out_size);
+	if (n > 0)
+		*type_r = type;
+	return n;
+}

@@ -1,0 +1,763 @@
+/*
+ * Client-to-server streams.  Loop thread only.
+ *
+ * States: HEADER (waiting for a stream header; again after STARTTLS and
+ * after SASL success), OPEN (header answered, negotiating: STARTTLS, SASL,
+ * in-band registration), BIND (authenticated, waiting for resource binding),
+ * SESSION (bound; stanzas go to the router).
+ *
+ * Invariants:
+ * - While a SASL exchange or a pre-auth iq waits on a backend, input is
+ *   paused (the stanza callback returned true); it resumes when the answer
+ *   has been written.
+ * - Every stanza routed from a session carries from = the session's full JID
+ *   and a 'to' that parsed as a JID; routed trees are not changed afterwards.
+ * - A failed authentication is answered after auth_failure_delay; after
+ *   auth_attempts failures the stream is closed.  A backend that could not
+ *   answer is <temporary-auth-failure/> and does not count.
+ */
+#include "c2s.h"
+#include "stream.h"
+#include "sasl.h"
+#include "host.h"
+#include "router.h"
+#include "sm.h"
+#include "log.h"
+#include "tls.h"
+
+#include <string.h>
+#include <unistd.h>
+
+enum c2s_state { C2S_HEADER, C2S_OPEN, C2S_BIND, C2S_SESSION };
+
+struct c2s {
+	struct stream *st;
+	const struct listen_config *lc;
+	const struct limits_config *limits;
+	enum c2s_state state;
+	bool header_sent;
+	bool authenticated;
+	struct host *host;
+	char stream_id[17];
+	struct sasl *sasl;
+	unsigned auth_failures;
+	ev_timer fail_timer;
+	bool fail_close;              /* close after the delayed failure is sent */
+	char *user;                   /* authenticated local part */
+	struct session session;
+	char *full_jid;               /* session JID as a string, for stamping */
+	double opened;
+	unsigned preauth_pending;     /* pre-auth iqs waiting for their answer */
+	/* The last 'to' this session used, prepared: a chat goes to the same
+	 * address again and again, and stringprep is the costly part. */
+	char *to_cache_str;
+	struct jid to_cache;
+	struct ip_count *ipc;
+};
+
+/* ---- connections per IP ----------------------------------------------------- */
+
+struct ip_count {
+	char ip[64];
+	unsigned count;
+	struct ip_count *next;
+};
+
+#define IP_BUCKETS 1024
+static struct ip_count *ip_table[IP_BUCKETS];
+static unsigned c2s_total;
+
+static struct ip_count *ip_get(const char *ip, bool create)
+{
+	uint32_t b = hash_str(ip) % IP_BUCKETS;
+	for (struct ip_count *e = ip_table[b]; e != NULL; e = e->next)
+		if (strcmp(e->ip, ip) == 0)
+			return e;
+	if (!create)
+		return NULL;
+	struct ip_count *e = xcalloc(1, sizeof(*e));
+	snprintf(e->ip, sizeof(e->ip), "%s", ip);
+	e->next = ip_table[b];
+	ip_table[b] = e;
+	return e;
+}
+
+static void ip_release(struct ip_count *ipc)
+{
+	if (ipc == NULL || --ipc->count > 0)
+		return;
+	uint32_t b = hash_str(ipc->ip) % IP_BUCKETS;
+	for (struct ip_count **pp = &ip_table[b]; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == ipc) {
+			*pp = ipc->next;
+			free(ipc);
+			return;
+		}
+	}
+}
+
+unsigned c2s_count_ip(const char *ip)
+{
+	struct ip_count *e = ip_get(ip, false);
+	return e != NULL ? e->count : 0;
+}
+
+unsigned c2s_count(void)
+{
+	return c2s_total;
+}
+
+/* ---- output helpers ------------------------------------------------------------ */
+
+static void c2s_send_header(struct c2s *c)
+{
+	if (c->header_sent)
+		return;
+	random_id(c->stream_id, 16);
+	struct buf b = {0};
+	buf_append_str(&b, "<?xml version='1.0'?><stream:stream xmlns='" NS_CLIENT
+	                   "' xmlns:stream='" NS_STREAM "' id='");
+	buf_append_str(&b, c->stream_id);
+	if (c->host != NULL) {
+		buf_append_str(&b, "' from='");
+		xml_escape(&b, c->host->name, strlen(c->host->name), true);
+	}
+	buf_append_str(&b, "' version='1.0' xml:lang='en'>");
+	stream_write(c->st, b.data, b.len);
+	buf_free(&b);
+	c->header_sent = true;
+}
+
+/* Close the stream with a stream error (a header first if none was sent). */
+static void c2s_fail(struct c2s *c, enum stream_error e, const char *text)
+{
+	if (c->st->dead || c->st->closing)
+		return;
+	c2s_send_header(c);
+	log_info("c2s %llu from %s%s%s: closing with <%s/>%s%s", (unsigned long long)c->st->id, c->st->ip,
+	         c->full_jid != NULL ? " " : "", c->full_jid != NULL ? c->full_jid : "", stream_error_name(e),
+	         text != NULL ? ": " : "", text != NULL ? text : "");
+	stream_close(c->st, (int)e, text);
+}
+
+static void c2s_send(struct c2s *c, struct xml_node *el)
+{
+	stream_send(c->st, el, NS_CLIENT);
+}
+
+static void c2s_send_sasl(struct c2s *c, const char *name, const char *child, const char *data, size_t len)
+{
+	struct xml_node *el = xml_new(name, NS_SASL);
+	if (child != NULL)
+		xml_add_child(el, child, NS_SASL);
+	if (data != NULL) {
+		if (len == 0) {
+			xml_add_text(el, "=", 1);
+		} else {
+			char *b64 = base64_encode(data, len);
+			xml_add_text(el, b64, strlen(b64));
+			free(b64);
+		}
+	}
+	c2s_send(c, el);
+	xml_unref(&el);
+}
+
+static void c2s_send_features(struct c2s *c)
+{
+	struct xml_node *f = xml_new("features", NS_STREAM);
+	bool secure = c->st->tls_done;
+	if (c->state == C2S_BIND) {
+		xml_add_child(f, "bind", NS_BIND);
+		struct xml_node *sess = xml_add_child(f, "session", NS_SESSION);
+		xml_add_child(sess, "optional", NS_SESSION);
+	} else {
+		if (!secure && c->lc->starttls != STARTTLS_OFF && tls_available()) {
+			struct xml_node *tls = xml_add_child(f, "starttls", NS_TLS);
+			if (c->lc->starttls == STARTTLS_REQUIRED)
+				xml_add_child(tls, "required", NS_TLS);
+		}
+		if (secure || c->lc->starttls != STARTTLS_REQUIRED) {
+			struct xml_node *m = xml_add_child(f, "mechanisms", NS_SASL);
+			sasl_add_mechanisms(m, c->host->auth, c->st->ssl, secure);
+			if (c->st->ssl != NULL)
+				sasl_add_cbind_feature(f, c->st->ssl);
+		}
+	}
+	if (secure || c->lc->starttls != STARTTLS_REQUIRED || c->state == C2S_BIND) {
+		struct hook_features hf = { .features = f, .authenticated = c->state == C2S_BIND,
+		                            .secure = secure };
+		hook_run(c->host, HOOK_STREAM_FEATURES, &hf);
+	}
+	/* Written with the stream prefix: <stream:features>. */
+	struct buf b = {0};
+	buf_append_str(&b, "<stream:features>");
+	for (struct xml_node *ch = f->children; ch != NULL; ch = ch->next)
+		xml_serialize(&b, ch, NS_CLIENT);
+	buf_append_str(&b, "</stream:features>");
+	stream_write(c->st, b.data, b.len);
+	buf_free(&b);
+	xml_unref(&f);
+}
+
+/* ---- stream header ---------------------------------------------------------------- */
+
+static void c2s_stream_start(struct stream *st, struct xml_node *header, const char *default_ns)
+{
+	struct c2s *c = st->owner;
+	const char *to = xml_attr(header, "to");
+	const char *version = xml_attr(header, "version");
+	bool v1 = version != NULL && atoi(version) >= 1;
+	bool ns_ok = strcmp(default_ns, NS_CLIENT) == 0;
+	struct host *h = NULL;
+	if (to != NULL) {
+		char *domain = jid_nameprep(to);
+		if (domain != NULL)
+			h = host_find(domain);
+		free(domain);
+	}
+	xml_unref(&header);   /* to, version and default_ns are not used below */
+	if (c->host == NULL)
+		c->host = h;
+	if (!ns_ok) {
+		c2s_fail(c, STE_INVALID_NAMESPACE, "the default namespace must be jabber:client");
+		return;
+	}
+	if (h == NULL) {
+		c2s_fail(c, STE_HOST_UNKNOWN, "this server does not serve that domain");
+		return;
+	}
+	if (h != c->host) {
+		c2s_fail(c, STE_HOST_UNKNOWN, "the domain changed during the stream");
+		return;
+	}
+	c2s_send_header(c);
+	if (!v1) {
+		c2s_fail(c, STE_UNSUPPORTED_VERSION, "XMPP 1.0 streams only");
+		return;
+	}
+	c->state = c->authenticated ? C2S_BIND : C2S_OPEN;
+	c2s_send_features(c);
+}
+
+static void c2s_stream_end(struct stream *st)
+{
+	struct c2s *c = st->owner;
+	log_debug("c2s %llu: client closed the stream", (unsigned long long)st->id);
+	c2s_send_header(c);
+	stream_close(st, -1, NULL);
+}
+
+static void c2s_parse_error(struct stream *st, enum stream_error e, const char *text)
+{
+	c2s_fail(st->owner, e, text);
+}
+
+/* ---- SASL ----------------------------------------------------------------------------- */
+
+static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res);
+
+static void c2s_fail_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct c2s *c = w->data;
+	c2s_send_sasl(c, "failure", "not-authorized", NULL, 0);
+	if (c->fail_close) {
+		c2s_fail(c, STE_POLICY_VIOLATION, "too many failed authentication attempts");
+		return;
+	}
+	stream_resume(c->st);
+}
+
+static void c2s_sasl_async(void *ctx, struct sasl_result *res)
+{
+	struct c2s *c = ctx;
+	bool stay_paused = c2s_sasl_result(c, res);
+	if (!stay_paused && !c->st->dead)
+		stream_resume(c->st);
+}
+
+/* Answer one SASL step.  True when input must stay paused. */
+static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
+{
+	bool paused = false;
+	switch (res->status) {
+	case SASL_PENDING:
+		return true;
+	case SASL_CHALLENGE:
+		c2s_send_sasl(c, "challenge", NULL, res->data, res->len);
+		break;
+	case SASL_SUCCESS: {
+		c->user = xstrdup(sasl_username(c->sasl));
+		log_info("c2s %llu from %s: %s@%s authenticated", (unsigned long long)c->st->id, c->st->ip,
+		         c->user, c->host->name);
+		/* <success/> with no additional data has no text at all (PLAIN). */
+		c2s_send_sasl(c, "success", NULL, res->data, res->len);
+		sasl_free(&c->sasl);
+		c->authenticated = true;
+		c->state = C2S_HEADER;
+		c->header_sent = false;
+		stream_restart(c->st);
+		paused = c->st->in_parser;   /* inside the parser: stop there, restart follows */
+		break;
+	}
+	case SASL_FAILURE:
+		sasl_free(&c->sasl);
+		if (res->tempfail) {
+			log_warning("c2s %llu from %s: authentication backend unavailable for host %s",
+			            (unsigned long long)c->st->id, c->st->ip, c->host->name);
+			c2s_send_sasl(c, "failure", "temporary-auth-failure", NULL, 0);
+			break;
+		}
+		if (strcmp(res->condition, "not-authorized") != 0) {
+			c2s_send_sasl(c, "failure", res->condition, NULL, 0);
+			break;
+		}
+		c->auth_failures++;
+		log_notice("c2s %llu from %s: authentication failed for host %s (attempt %u)",
+		           (unsigned long long)c->st->id, c->st->ip, c->host->name, c->auth_failures);
+		c->fail_close = c->auth_failures >= c->limits->auth_attempts;
+		ev_timer_set(&c->fail_timer, c->limits->auth_failure_delay, 0);
+		ev_timer_start(c->st->loop, &c->fail_timer);
+		paused = true;
+		break;
+	}
+	sasl_result_clear(res);
+	return paused;
+}
+
+static bool c2s_decode_sasl(struct c2s *c, struct xml_node *el, unsigned char **data_r, size_t *len_r)
+{
+	const char *text = xml_text(el);
+	*data_r = NULL;
+	*len_r = 0;
+	if (strcmp(text, "=") == 0 || *text == '\0')
+		return true;
+	if (base64_decode(text, strlen(text), data_r, len_r) < 0) {
+		c2s_send_sasl(c, "failure", "incorrect-encoding", NULL, 0);
+		return false;
+	}
+	return true;
+}
+
+static bool c2s_handle_auth(struct c2s *c, struct xml_node *el)
+{
+	bool secure = c->st->tls_done;
+	if (!secure && c->lc->starttls == STARTTLS_REQUIRED) {
+		c2s_send_sasl(c, "failure", "encryption-required", NULL, 0);
+		return false;
+	}
+	if (c->sasl != NULL)
+		sasl_free(&c->sasl);
+	const char *mech = xml_attr(el, "mechanism");
+	if (mech == NULL || !sasl_mechanism_offered(mech, c->host->auth, c->st->ssl, secure)) {
+		c2s_send_sasl(c, "failure", "invalid-mechanism", NULL, 0);
+		return false;
+	}
+	unsigned char *data;
+	size_t len;
+	if (!c2s_decode_sasl(c, el, &data, &len))
+		return false;
+	c->sasl = sasl_new(mech, c->host->auth, c->st->ssl, c2s_sasl_async, c);
+	struct sasl_result res;
+	sasl_step(c->sasl, (const char *)(data != NULL ? (char *)data : ""), len, &res);
+	if (data != NULL) {
+		explicit_bzero(data, len);
+		free(data);
+	}
+	return c2s_sasl_result(c, &res);
+}
+
+static bool c2s_handle_response(struct c2s *c, struct xml_node *el)
+{
+	if (c->sasl == NULL) {
+		c2s_send_sasl(c, "failure", "malformed-request", NULL, 0);
+		return false;
+	}
+	unsigned char *data;
+	size_t len;
+	if (!c2s_decode_sasl(c, el, &data, &len))
+		return false;
+	struct sasl_result res;
+	sasl_step(c->sasl, (const char *)(data != NULL ? (char *)data : ""), len, &res);
+	if (data != NULL) {
+		explicit_bzero(data, len);
+		free(data);
+	}
+	return c2s_sasl_result(c, &res);
+}
+
+/* ---- pre-auth iq (in-band registration) ------------------------------------------- */
+
+static void c2s_preauth_reply(void *owner, struct xml_node *reply)
+{
+	struct c2s *c = owner;
+	c2s_send(c, reply);
+	xml_unref(&reply);
+	if (c->preauth_pending > 0 && --c->preauth_pending == 0 && c->st->paused)
+		stream_resume(c->st);
+}
+
+static bool c2s_handle_preauth_iq(struct c2s *c, struct xml_node *el)
+{
+	const char *type = xml_attr(el, "type");
+	struct xml_node *payload = xml_first_element(el);
+	bool secure = c->st->tls_done || c->lc->starttls != STARTTLS_REQUIRED;
+	if (!secure || type == NULL || payload == NULL ||
+	    !iq_has_handler(c->host, IQ_SCOPE_PREAUTH, payload->ns)) {
+		c2s_fail(c, STE_NOT_AUTHORIZED, "authenticate first");
+		return true;
+	}
+	if ((strcmp(type, "get") != 0 && strcmp(type, "set") != 0) || xml_element_count(el) != 1) {
+		struct xml_node *err = stanza_error_reply(el, SE_BAD_REQUEST, NULL);
+		if (err != NULL) {
+			c2s_send(c, err);
+			xml_unref(&err);
+		}
+		return false;
+	}
+	struct iq_request tmpl = {0};
+	tmpl.remote_ip = c->st->ip;
+	tmpl.preauth_reply = c2s_preauth_reply;
+	tmpl.preauth_stream = c;
+	struct jid to = { .domain = c->host->name };
+	c->preauth_pending++;
+	iq_dispatch(c->host, IQ_SCOPE_PREAUTH, el, NULL, &to, &tmpl);
+	/* Answered already (synchronously) or not: pause until it is. */
+	return c->preauth_pending > 0;
+}
+
+/* ---- resource binding ---------------------------------------------------------------- */
+
+static void c2s_session_deliver(void *owner, struct xml_node *stanza)
+{
+	struct c2s *c = owner;
+	c2s_send(c, stanza);
+}
+
+static void c2s_session_kick(void *owner, enum stream_error e, const char *text)
+{
+	c2s_fail(owner, e, text);
+}
+
+static const struct session_ops c2s_session_ops = {
+	.deliver = c2s_session_deliver,
+	.kick = c2s_session_kick,
+};
+
+static void c2s_iq_error(struct c2s *c, struct xml_node *iq, enum stanza_error e, const char *text)
+{
+	struct xml_node *err = stanza_error_reply(iq, e, text);
+	if (err != NULL) {
+		c2s_send(c, err);
+		xml_unref(&err);
+	}
+}
+
+static void c2s_handle_bind(struct c2s *c, struct xml_node *iq)
+{
+	struct xml_node *bind = xml_child(iq, "bind", NS_BIND);
+	const char *type = xml_attr(iq, "type");
+	if (bind == NULL || type == NULL || strcmp(type, "set") != 0 || xml_element_count(iq) != 1) {
+		c2s_iq_error(c, iq, SE_BAD_REQUEST, NULL);
+		return;
+	}
+	const char *want = xml_child_text(bind, "resource", NS_BIND);
+	char *resource = NULL;
+	if (want != NULL && *want != '\0') {
+		resource = jid_resourceprep(want);
+		if (resource == NULL) {
+			c2s_iq_error(c, iq, SE_BAD_REQUEST, "the resource is not a valid resourcepart");
+			return;
+		}
+	} else {
+		char rnd[17];
+		random_id(rnd, 16);
+		resource = xasprintf("parley-%s", rnd);
+	}
+	jid_set(&c->session.jid, c->user, c->host->name, resource);
+	free(resource);
+	c->full_jid = jid_to_string(&c->session.jid);
+	c->session.host = c->host;
+	c->session.ops = &c2s_session_ops;
+	c->session.owner = c;
+	c->session.id = c->st->id;
+	c->session.started = ev_now(c->st->loop);
+	snprintf(c->session.ip, sizeof(c->session.ip), "%s", c->st->ip);
+	sm_session_open(&c->session);
+	c->state = C2S_SESSION;
+	log_info("c2s %llu from %s: session %s bound", (unsigned long long)c->st->id, c->st->ip, c->full_jid);
+
+	struct xml_node *res = stanza_iq_result(iq);
+	struct xml_node *b = xml_add_child(res, "bind", NS_BIND);
+	struct xml_node *j = xml_add_child(b, "jid", NS_BIND);
+	xml_add_text(j, c->full_jid, strlen(c->full_jid));
+	xml_set_attr(res, "from", NULL);
+	c2s_send(c, res);
+	xml_unref(&res);
+}
+
+/* ---- stanzas of a bound session --------------------------------------------------------- */
+
+static bool valid_type(const char *type, const char *const *allowed)
+{
+	for (; *allowed != NULL; allowed++)
+		if (strcmp(type, *allowed) == 0)
+			return true;
+	return false;
+}
+
+static void c2s_handle_session_stanza(struct c2s *c, struct xml_node *el)
+{
+	enum stanza_kind kind = stanza_kind(el);
+	if (kind == STANZA_OTHER) {
+		c2s_fail(c, STE_UNSUPPORTED_STANZA_TYPE, NULL);
+		return;
+	}
+	/* 'from': absent, or the session's full or bare JID (RFC 6120 §8.1.2.1). */
+	const char *from = xml_attr(el, "from");
+	if (from != NULL) {
+		struct jid fj;
+		const char *err;
+		bool ok = jid_parse(from, &fj, &err) == 0;
+		if (ok) {
+			ok = jid_bare_equal(&fj, &c->session.jid) &&
+			     (fj.resource == NULL || strcmp(fj.resource, c->session.jid.resource) == 0);
+			jid_clear(&fj);
+		}
+		if (!ok) {
+			c2s_fail(c, STE_INVALID_FROM, "'from' does not match the bound JID");
+			return;
+		}
+	}
+	xml_set_attr(el, "from", c->full_jid);
+
+	const char *type = xml_attr(el, "type");
+	if (kind == STANZA_IQ) {
+		static const char *const iq_types[] = { "get", "set", "result", "error", NULL };
+		if (type == NULL || !valid_type(type, iq_types) || xml_attr(el, "id") == NULL) {
+			c2s_iq_error(c, el, SE_BAD_REQUEST, "an iq needs an id and a valid type");
+			return;
+		}
+		bool request = type[0] == 'g' || type[0] == 's';
+		if (request && xml_element_count(el) != 1) {
+			c2s_iq_error(c, el, SE_BAD_REQUEST, "an iq get or set has exactly one child element");
+			return;
+		}
+		struct xml_node *payload = xml_first_element(el);
+		if (request && payload != NULL && xml_attr(el, "to") == NULL) {
+			if (xml_is(payload, "session", NS_SESSION)) {
+				struct xml_node *res = stanza_iq_result(el);
+				c2s_send(c, res);
+				xml_unref(&res);
+				return;
+			}
+			if (xml_is(payload, "bind", NS_BIND)) {
+				c2s_iq_error(c, el, SE_NOT_ALLOWED, "this stream is already bound");
+				return;
+			}
+		}
+	}
+
+	struct jid own = {0};
+	const struct jid *to;
+	const char *to_s = xml_attr(el, "to");
+	if (to_s != NULL) {
+		if (c->to_cache_str == NULL || strcmp(c->to_cache_str, to_s) != 0) {
+			struct jid parsed;
+			const char *err;
+			if (jid_parse(to_s, &parsed, &err) != 0) {
+				struct xml_node *reply = stanza_error_reply(el, SE_JID_MALFORMED, err);
+				if (reply != NULL) {
+					xml_set_attr(reply, "from", NULL);
+					c2s_send(c, reply);
+					xml_unref(&reply);
+				}
+				return;
+			}
+			jid_clear(&c->to_cache);
+			free(c->to_cache_str);
+			c->to_cache = parsed;
+			c->to_cache_str = xstrdup(to_s);
+		}
+		to = &c->to_cache;
+	} else if (kind == STANZA_PRESENCE) {
+		/* Presence broadcast: the session's own state. */
+		if (type == NULL) {
+			const char *prio = xml_child_text(el, "priority", NULL);
+			int p = prio != NULL ? atoi(prio) : 0;
+			c->session.priority = p < -128 ? -128 : p > 127 ? 127 : p;
+			c->session.available = true;
+			if (c->session.presence != NULL)
+				xml_unref(&c->session.presence);
+			xml_ref(el);
+			c->session.presence = el;
+		} else if (strcmp(type, "unavailable") == 0) {
+			c->session.available = false;
+			if (c->session.presence != NULL)
+				xml_unref(&c->session.presence);
+		}
+		struct hook_packet hp = { .from = &c->session.jid, .to = NULL, .stanza = el,
+		                          .session = &c->session };
+		hook_run(c->host, HOOK_USER_SEND_PACKET, &hp);
+		return;
+	} else {
+		/* No 'to': the user's own account handles it. */
+		jid_set(&own, c->session.jid.node, c->session.jid.domain, NULL);
+		to = &own;
+	}
+	struct hook_packet hp = { .from = &c->session.jid, .to = to, .stanza = el, .session = &c->session };
+	if (hook_run(c->host, HOOK_USER_SEND_PACKET, &hp) == HOOK_CONTINUE)
+		router_route(el, &c->session.jid, to);
+	jid_clear(&own);
+}
+
+static bool c2s_stanza(struct stream *st, struct xml_node *el)
+{
+	struct c2s *c = st->owner;
+	bool pause = false;
+	switch (c->state) {
+	case C2S_HEADER:
+		c2s_fail(c, STE_NOT_WELL_FORMED, "stanza before the stream header");
+		pause = true;
+		break;
+	case C2S_OPEN:
+		if (xml_is(el, "starttls", NS_TLS)) {
+			if (st->ssl != NULL || c->lc->starttls == STARTTLS_OFF || !tls_available()) {
+				stream_write_str(st, "<failure xmlns='" NS_TLS "'/>");
+				stream_close(st, -1, NULL);
+			} else {
+				stream_write_str(st, "<proceed xmlns='" NS_TLS "'/>");
+				c->state = C2S_HEADER;
+				c->header_sent = false;
+				stream_start_tls(st);
+			}
+			pause = true;
+		} else if (xml_is(el, "auth", NS_SASL)) {
+			pause = c2s_handle_auth(c, el);
+		} else if (xml_is(el, "response", NS_SASL)) {
+			pause = c2s_handle_response(c, el);
+		} else if (xml_is(el, "abort", NS_SASL)) {
+			sasl_free(&c->sasl);
+			c2s_send_sasl(c, "failure", "aborted", NULL, 0);
+		} else if (xml_is(el, "iq", NS_CLIENT)) {
+			pause = c2s_handle_preauth_iq(c, el);
+		} else {
+			c2s_fail(c, STE_NOT_AUTHORIZED, "authenticate first");
+			pause = true;
+		}
+		break;
+	case C2S_BIND:
+		if (xml_is(el, "iq", NS_CLIENT) && xml_child(el, "bind", NS_BIND) != NULL) {
+			c2s_handle_bind(c, el);
+		} else if (xml_is(el, "iq", NS_CLIENT) && xml_child(el, "session", NS_SESSION) != NULL) {
+			c2s_iq_error(c, el, SE_NOT_ALLOWED, "bind a resource first");
+		} else {
+			c2s_fail(c, STE_NOT_AUTHORIZED, "bind a resource first");
+			pause = true;
+		}
+		break;
+	case C2S_SESSION:
+		c2s_handle_session_stanza(c, el);
+		break;
+	}
+	xml_unref(&el);
+	return pause;
+}
+
+/* ---- lifecycle --------------------------------------------------------------------------- */
+
+static void c2s_tls_ready(struct stream *st)
+{
+	/* Nothing to do: the client sends a new stream header. */
+}
+
+static void c2s_tick(struct stream *st, double now)
+{
+	struct c2s *c = st->owner;
+	const struct limits_config *l = c->limits;
+	if (c->state != C2S_SESSION) {
+		if (l->handshake_timeout > 0 && now - c->opened > l->handshake_timeout)
+			c2s_fail(c, STE_CONNECTION_TIMEOUT, "login took too long");
+		return;
+	}
+	if (l->idle_timeout > 0 && now - st->last_in > l->idle_timeout) {
+		c2s_fail(c, STE_CONNECTION_TIMEOUT, "idle for too long");
+		return;
+	}
+	if (l->keepalive > 0 && now - st->last_out > l->keepalive && st->out.len == 0)
+		stream_write(st, " ", 1);
+}
+
+static void c2s_closed(struct stream *st)
+{
+	struct c2s *c = st->owner;
+	if (c->session.user != NULL)
+		sm_session_close(&c->session);
+	if (c->session.presence != NULL)
+		xml_unref(&c->session.presence);
+	if (c->preauth_pending > 0)
+		iq_preauth_detach(c);
+	ev_timer_stop(st->loop, &c->fail_timer);
+	sasl_free(&c->sasl);
+	if (c->full_jid != NULL)
+		log_info("c2s %llu from %s: session %s closed", (unsigned long long)st->id, st->ip, c->full_jid);
+	jid_clear(&c->session.jid);
+	jid_clear(&c->to_cache);
+	free(c->to_cache_str);
+	free(c->full_jid);
+	free(c->user);
+	ip_release(c->ipc);
+	c2s_total--;
+	free(c);
+}
+
+static const struct stream_ops c2s_stream_ops = {
+	.stream_start = c2s_stream_start,
+	.stanza = c2s_stanza,
+	.stream_end = c2s_stream_end,
+	.tls_ready = c2s_tls_ready,
+	.error = c2s_parse_error,
+	.tick = c2s_tick,
+	.closed = c2s_closed,
+};
+
+void c2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port,
+                const struct listen_config *lc, const struct limits_config *limits)
+{
+	struct ip_count *ipc = ip_get(ip, true);
+	if (limits->max_conn_per_ip > 0 && ipc->count >= limits->max_conn_per_ip) {
+		log_notice("c2s: refusing a connection from %s: already %u connections from that address "
+		           "(limits.max_connections_per_ip)", ip, ipc->count);
+		ipc->count++;
+		ip_release(ipc);
+		close(fd);
+		return;
+	}
+	ipc->count++;
+	struct c2s *c = xcalloc(1, sizeof(*c));
+	c->lc = lc;
+	c->limits = limits;
+	c->ipc = ipc;
+	c->opened = ev_now(loop);
+	ev_timer_init(&c->fail_timer, c2s_fail_timer_cb, 0, 0);
+	c->fail_timer.data = c;
+	struct xml_parser_limits pl = {
+		.max_stanza = limits->max_stanza_size,
+		.max_depth = limits->max_depth,
+		.max_attrs = limits->max_attrs,
+	};
+	c2s_total++;
+	c->st = stream_new(loop, fd, ip, port, &pl, limits->max_output, lc->direct_tls, &c2s_stream_ops, c);
+	log_debug("c2s %llu: connection from %s port %u", (unsigned long long)c->st->id, ip, port);
+}
+
+static void c2s_shutdown_one(struct stream *st, void *ctx)
+{
+	if (st->ops == &c2s_stream_ops)
+		c2s_fail(st->owner, STE_SYSTEM_SHUTDOWN, "the server is shutting down");
+}
+
+void c2s_shutdown_all(void)
+{
+	streams_foreach(c2s_shutdown_one, NULL);
+}

@@ -1,0 +1,22 @@
+/*
+ * Client-to-server streams (RFC 6120): stream headers and features,
+ * STARTTLS, SASL, resource binding, then stanzas to and from the router.
+ * Loop thread.
+ */
+#ifndef PARLEY_C2S_H
+#define PARLEY_C2S_H
+
+#include <ev.h>
+#include "config.h"
+
+/* Take over an accepted, non-blocking client socket. */
+void c2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port,
+                const struct listen_config *lc, const struct limits_config *limits);
+/* Close every client stream with <system-shutdown/>. */
+void c2s_shutdown_all(void);
+/* Client streams open now, authenticated or not. */
+unsigned c2s_count(void);
+/* Connections from ip now (for the per-IP limit). */
+unsigned c2s_count_ip(const char *ip);
+
+#endif

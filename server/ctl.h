@@ -1,0 +1,35 @@
+/*
+ * Administrative commands (parleyctl's), run inside parleyd for requests on
+ * the control socket, or inside parleyctl itself (offline mode) for the data
+ * commands when parleyd is not running.  Loop thread.
+ */
+#ifndef PARLEY_CTL_H
+#define PARLEY_CTL_H
+
+#include <ev.h>
+#include <sys/types.h>
+#include "config.h"
+#include "ctl-proto.h"
+
+/* Called once with the outcome (code as in enum ctl_code); body may be "". */
+typedef void ctl_done_fn(void *ctx, int code, const char *message, const char *body);
+
+struct ctl_call;
+/* Run argv[0] with its arguments.  done runs later on the loop (never inside
+ * this call).  Returns a handle for ctl_call_cancel. */
+struct ctl_call *ctl_run(struct ev_loop *loop, int argc, char **argv, ctl_done_fn *done, void *ctx);
+/* done will not run. */
+void ctl_call_cancel(struct ctl_call *call);
+
+/* Whether a command works without a running parleyd. */
+bool ctl_command_offline(const char *name);
+/* Usage text of every command (for help). */
+void ctl_help(struct buf *out);
+
+/* The control socket of parleyd (path, mode and group from the config). */
+int ctl_listen(struct ev_loop *loop, const struct parley_config *cfg, char **error_r);
+/* Give the socket file to the user parleyd drops privileges to. */
+void ctl_chown(uid_t uid, gid_t gid);
+void ctl_close(void);
+
+#endif

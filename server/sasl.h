@@ -1,0 +1,50 @@
+/*
+ * SASL for client streams: which mechanisms to offer and one exchange at a
+ * time (PLAIN, SCRAM-SHA-1, SCRAM-SHA-256 and their -PLUS variants) over the
+ * host's auth chain.  Loop thread.
+ */
+#ifndef PARLEY_SASL_H
+#define PARLEY_SASL_H
+
+#include <openssl/ssl.h>
+#include "xml.h"
+#include "auth/auth.h"
+
+enum sasl_status {
+	SASL_CHALLENGE,    /* send out as <challenge/>, wait for <response/> */
+	SASL_SUCCESS,      /* send out (may be empty) in <success/> */
+	SASL_FAILURE,      /* send <failure><condition/></failure> */
+	SASL_PENDING,      /* the answer comes later through the callback */
+};
+
+struct sasl_result {
+	enum sasl_status status;
+	char *data;                /* raw bytes (base64 encoding is the caller's), malloc'd */
+	size_t len;
+	const char *condition;     /* SASL failure condition: "not-authorized", ... */
+	bool tempfail;             /* the backend could not answer (not a wrong password) */
+};
+
+typedef void sasl_cb(void *ctx, struct sasl_result *res);
+
+struct sasl;
+
+/* Add <mechanism/> children to mechanisms for what auth and this connection
+ * allow: SCRAM where the store keeps keys (-PLUS when channel binding data
+ * exists), PLAIN only when secure. */
+void sasl_add_mechanisms(struct xml_node *mechanisms, struct auth *a, SSL *ssl, bool secure);
+/* XEP-0440: the channel binding types this connection supports, as a
+ * stream feature (nothing without TLS). */
+void sasl_add_cbind_feature(struct xml_node *features, SSL *ssl);
+/* Whether mech is one sasl_add_mechanisms would offer. */
+bool sasl_mechanism_offered(const char *mech, struct auth *a, SSL *ssl, bool secure);
+
+struct sasl *sasl_new(const char *mech, struct auth *a, SSL *ssl, sasl_cb *cb, void *ctx);
+void sasl_free(struct sasl **s);   /* cancels a pending backend request */
+/* Feed the initial response or a <response/> (decoded bytes). */
+void sasl_step(struct sasl *s, const char *in, size_t len, struct sasl_result *res);
+/* The authenticated username (prepared), valid after SASL_SUCCESS. */
+const char *sasl_username(const struct sasl *s);
+void sasl_result_clear(struct sasl_result *r);
+
+#endif

@@ -1,0 +1,104 @@
+/*
+ * A stream owns one connected socket: its TLS state, its XML parser and its
+ * output queue.  The owner (the c2s state machine) gets parsed events through
+ * struct stream_ops and writes with stream_send.
+ *
+ * Output is queued and written just before the loop sleeps (one SSL_write
+ * per stream per loop iteration); a write watcher is started only when the
+ * socket is full.  The queue has a hard cap: a peer that does not read is
+ * disconnected, not buffered forever.  Input is paused while the owner waits
+ * on a backend (later stanzas wait, in order).  Loop thread only.
+ */
+#ifndef PARLEY_STREAM_H
+#define PARLEY_STREAM_H
+
+#include <ev.h>
+#include <openssl/ssl.h>
+#include "xml.h"
+#include "stanza.h"
+
+struct stream;
+
+struct stream_ops {
+	void (*stream_start)(struct stream *s, struct xml_node *header, const char *default_ns);
+	/* Return true to pause input after this stanza (resume with stream_resume). */
+	bool (*stanza)(struct stream *s, struct xml_node *stanza);
+	void (*stream_end)(struct stream *s);
+	/* The TLS handshake finished (after stream_start_tls, or direct TLS). */
+	void (*tls_ready)(struct stream *s);
+	/* The input broke a rule of the parser (not-well-formed, restricted-xml,
+	 * policy-violation, invalid-namespace): the owner closes the stream. */
+	void (*error)(struct stream *s, enum stream_error e, const char *text);
+	/* Called about once a second for timeouts and keepalives. */
+	void (*tick)(struct stream *s, double now);
+	/* The stream is gone (closed by either side, error, or stream_close done);
+	 * the owner must not touch it after this returns (it is freed). */
+	void (*closed)(struct stream *s);
+};
+
+struct stream {
+	uint64_t id;
+	int fd;
+	struct ev_loop *loop;
+	const struct stream_ops *ops;
+	void *owner;
+	char ip[64];
+	unsigned port;
+	SSL *ssl;
+	bool tls_handshake;          /* handshake in progress */
+	bool tls_done;               /* established */
+	struct xml_parser *parser;
+	struct xml_parser_limits limits;
+	struct buf out;              /* queued output (plaintext) */
+	size_t max_output;
+	bool paused;                 /* owner asked to pause input */
+	bool closing;                /* no more input; close when output is written */
+	bool dead;                   /* closed: freed at the next loop iteration */
+	bool in_flush_list;
+	bool in_read;                /* inside the read handler */
+	bool in_parser;              /* inside an expat call (feed/resume/restart) */
+	bool pending_tls;            /* start TLS when the parser returns */
+	bool pending_restart;        /* restart the XML stream when the parser returns */
+	ev_io rio, wio;
+	double last_in, last_out;    /* ev_now of the last byte in / out */
+	struct stream *flush_next;
+	struct stream *prev, *next;  /* all streams, for sweeps and shutdown */
+	uint64_t bytes_in, bytes_out;
+};
+
+/* Global set-up (the prepare watcher that flushes output, the sweep timer). */
+void streams_init(struct ev_loop *loop);
+void streams_shutdown(void);
+/* Call fn for every live stream. */
+void streams_foreach(void (*fn)(struct stream *s, void *ctx), void *ctx);
+unsigned streams_count(void);
+
+/* Take over an accepted, non-blocking socket.  direct_tls starts TLS at once. */
+struct stream *stream_new(struct ev_loop *loop, int fd, const char *ip, unsigned port,
+                          const struct xml_parser_limits *limits, size_t max_output,
+                          bool direct_tls, const struct stream_ops *ops, void *owner);
+
+/* Queue bytes / a stanza (serialised with default_ns in scope). */
+void stream_write(struct stream *s, const char *data, size_t len);
+void stream_write_str(struct stream *s, const char *str);
+void stream_send(struct stream *s, const struct xml_node *el, const char *default_ns);
+
+/* Start TLS after <proceed/> was queued: the queued plaintext is written
+ * first, the parser restarts and bytes after <starttls/> are discarded. */
+void stream_start_tls(struct stream *s);
+/* Restart the XML stream (after SASL success); pipelined bytes are kept. */
+void stream_restart(struct stream *s);
+
+void stream_pause(struct stream *s);
+void stream_resume(struct stream *s);
+
+/* Send a stream error (when e is not -1) and </stream:stream>, flush and
+ * close.  The owner sends a stream header first when none was sent yet.
+ * Every close is completed from the loop (ops->closed never runs inside a
+ * call into the stream), so a stream may be closed while it is being
+ * delivered to. */
+void stream_close(struct stream *s, int e, const char *text);
+/* Close immediately without writing anything more. */
+void stream_abort(struct stream *s);
+
+#endif
