@@ -1,1 +1,441 @@
-/* placeholder: being written */
+/*
+ * The auth interface: one chain of backends per virtual host, walked for
+ * each request, and the shared compute worker group (key derivation).
+ *
+ * Loop thread only (the compute group's threads run only the work functions
+ * backends give them).  Invariants:
+ * - a request's callback runs exactly once, from the loop, never inside the
+ *   call that created it, never after auth_cancel; auth_free answers every
+ *   request still pending with AUTH_TEMPFAIL before it returns;
+ * - a backend that cannot answer now makes the whole answer AUTH_TEMPFAIL
+ *   unless another backend gives a positive answer: an outage is never
+ *   reported as "no such user" or "wrong password";
+ * - passwords copied into requests are wiped when the request is freed.
+ *
+ * How the chain answers (backends in auth.methods order):
+ *   check_password  first AUTH_OK wins; else TEMPFAIL > ERROR > BAD_PASSWORD
+ *                   > NO_USER, from what the backends said;
+ *   get_scram       first OK, TEMPFAIL or ERROR stops; else NOT_SUPPORTED if
+ *                   a backend has the user without keys for that hash, else
+ *                   NO_USER;
+ *   user_exists     first OK wins; else TEMPFAIL > ERROR > NO_USER;
+ *   create_user     the first backend that can create answers;
+ *   set_password,
+ *   remove_user     the first backend that has the user answers.
+ */
+#include "auth/auth-private.h"
+#include "server/log.h"
+#include "server/worker.h"
+
+#include <assert.h>
+#include <unistd.h>
+
+static const struct auth_vfuncs *const auth_backends[] = {
+	&auth_internal_vfuncs,
+};
+
+static struct worker_group *compute_group;
+
+const char *auth_result_str(enum auth_result r)
+{
+	switch (r) {
+	case AUTH_OK: return "ok";
+	case AUTH_BAD_PASSWORD: return "bad password";
+	case AUTH_NO_USER: return "no such user";
+	case AUTH_EXISTS: return "exists";
+	case AUTH_TEMPFAIL: return "temporary failure";
+	case AUTH_NOT_SUPPORTED: return "not supported";
+	case AUTH_ERROR: return "error";
+	}
+	return "unknown";
+}
+
+/* ---- compute group -------------------------------------------------------------- */
+
+struct worker_group *auth_compute_group(struct ev_loop *loop)
+{
+	if (compute_group == NULL) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		unsigned threads = n >= 2 ? 2 : 1;
+		compute_group = worker_group_new(loop, "auth-compute", threads, 1024, NULL, NULL, NULL);
+	}
+	return compute_group;
+}
+
+void auth_global_shutdown(void)
+{
+	worker_group_free(&compute_group);
+}
+
+/* ---- requests ------------------------------------------------------------------- */
+
+static void defer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+static void defer_push(struct auth_req *req, enum auth_result res, bool final)
+{
+	struct auth *a = req->a;
+	assert(!req->deferred);
+	req->deferred = true;
+	req->deferred_final = final;
+	req->deferred_res = res;
+	req->defer_next = NULL;
+	if (a->defer_tail != NULL)
+		a->defer_tail->defer_next = req;
+	else
+		a->defer_head = req;
+	a->defer_tail = req;
+	if (!ev_is_active(&a->defer_timer)) {
+		ev_timer_set(&a->defer_timer, 0, 0);
+		ev_timer_start(a->loop, &a->defer_timer);
+	}
+}
+
+static void defer_unlink(struct auth_req *req)
+{
+	struct auth *a = req->a;
+	struct auth_req **pp = &a->defer_head, *prev = NULL;
+	while (*pp != NULL && *pp != req) {
+		prev = *pp;
+		pp = &(*pp)->defer_next;
+	}
+	if (*pp == req) {
+		*pp = req->defer_next;
+		if (a->defer_tail == req)
+			a->defer_tail = prev;
+	}
+	req->deferred = false;
+	req->defer_next = NULL;
+}
+
+static struct auth_req *req_new(struct auth *a, enum auth_op op, const char *user,
+                                const char *password, void *ctx)
+{
+	struct auth_req *req = xcalloc(1, sizeof(*req));
+	req->a = a;
+	req->op = op;
+	req->user = xstrdup(user);
+	req->password = password != NULL ? xstrdup(password) : NULL;
+	req->ctx = ctx;
+	req->next = a->reqs;
+	if (a->reqs != NULL)
+		a->reqs->prev = req;
+	a->reqs = req;
+	return req;
+}
+
+static void req_free(struct auth_req *req)
+{
+	struct auth *a = req->a;
+	if (req->prev != NULL)
+		req->prev->next = req->next;
+	else if (a->reqs == req)
+		a->reqs = req->next;
+	if (req->next != NULL)
+		req->next->prev = req->prev;
+	if (req->password != NULL) {
+		explicit_bzero(req->password, strlen(req->password));
+		free(req->password);
+	}
+	free(req->user);
+	free(req);
+}
+
+/* The final answer: the caller's callback, then the request is gone. */
+static void finish(struct auth_req *req, enum auth_result res, const struct scram_credentials *cred)
+{
+	if (req->starting) {
+		/* Known inside the public call: answer from the loop instead. */
+		defer_push(req, res, true);
+		return;
+	}
+	req->answering = true;
+	if (req->op == AUTH_OP_GET_SCRAM)
+		req->scram_cb(res, res == AUTH_OK ? cred : NULL, req->ctx);
+	else
+		req->cb(res, req->ctx);
+	req_free(req);
+}
+
+static auth_backend_op_fn *op_fn(const struct auth_vfuncs *v, enum auth_op op)
+{
+	switch (op) {
+	case AUTH_OP_CHECK_PASSWORD: return v->check_password;
+	case AUTH_OP_GET_SCRAM: return v->get_scram;
+	case AUTH_OP_USER_EXISTS: return v->user_exists;
+	case AUTH_OP_CREATE_USER: return v->create_user;
+	case AUTH_OP_SET_PASSWORD: return v->set_password;
+	case AUTH_OP_REMOVE_USER: return v->remove_user;
+	}
+	return NULL;
+}
+
+#define SEEN(req, r) (((req)->seen & (1u << (r))) != 0)
+
+/* The answer when no backend is left to ask. */
+static enum auth_result chain_final(const struct auth_req *req)
+{
+	if (!req->tried)
+		return AUTH_NOT_SUPPORTED;
+	switch (req->op) {
+	case AUTH_OP_CHECK_PASSWORD:
+	case AUTH_OP_USER_EXISTS:
+		if (SEEN(req, AUTH_TEMPFAIL))
+			return AUTH_TEMPFAIL;
+		if (SEEN(req, AUTH_ERROR))
+			return AUTH_ERROR;
+		if (SEEN(req, AUTH_BAD_PASSWORD))
+			return AUTH_BAD_PASSWORD;
+		return SEEN(req, AUTH_NO_USER) ? AUTH_NO_USER : AUTH_NOT_SUPPORTED;
+	case AUTH_OP_GET_SCRAM:
+		if (SEEN(req, AUTH_NOT_SUPPORTED))
+			return AUTH_NOT_SUPPORTED;
+		return SEEN(req, AUTH_NO_USER) ? AUTH_NO_USER : AUTH_NOT_SUPPORTED;
+	case AUTH_OP_CREATE_USER:
+		return AUTH_NOT_SUPPORTED;
+	case AUTH_OP_SET_PASSWORD:
+	case AUTH_OP_REMOVE_USER:
+		return SEEN(req, AUTH_NO_USER) ? AUTH_NO_USER : AUTH_NOT_SUPPORTED;
+	}
+	return AUTH_ERROR;
+}
+
+/* Ask the next backend that implements the operation, or finish. */
+static void chain_next(struct auth_req *req)
+{
+	struct auth *a = req->a;
+	while (!a->freeing && req->next_backend < a->nbackends) {
+		struct auth_backend *b = &a->backends[req->next_backend++];
+		auth_backend_op_fn *fn = op_fn(b->v, req->op);
+		if (fn == NULL)
+			continue;
+		req->tried = true;
+		req->cur = b;
+		req->breq = fn(b->state, req);
+		return;
+	}
+	finish(req, a->freeing ? AUTH_TEMPFAIL : chain_final(req), NULL);
+}
+
+/* Whether this answer of one backend is the final one. */
+static bool answer_is_final(enum auth_op op, enum auth_result res)
+{
+	switch (op) {
+	case AUTH_OP_CHECK_PASSWORD:
+	case AUTH_OP_USER_EXISTS:
+		return res == AUTH_OK;
+	case AUTH_OP_GET_SCRAM:
+		return res == AUTH_OK || res == AUTH_TEMPFAIL || res == AUTH_ERROR;
+	case AUTH_OP_CREATE_USER:
+		return res != AUTH_NOT_SUPPORTED;
+	case AUTH_OP_SET_PASSWORD:
+	case AUTH_OP_REMOVE_USER:
+		return res != AUTH_NOT_SUPPORTED && res != AUTH_NO_USER;
+	}
+	return true;
+}
+
+void auth_backend_reply(struct auth_req *req, enum auth_result res,
+                        const struct scram_credentials *cred)
+{
+	assert(!req->starting);
+	req->cur = NULL;
+	req->breq = NULL;
+	if (answer_is_final(req->op, res)) {
+		finish(req, res, cred);
+		return;
+	}
+	req->seen |= 1u << res;
+	chain_next(req);
+}
+
+void auth_backend_reply_later(struct auth_req *req, enum auth_result res)
+{
+	req->cur = NULL;
+	req->breq = NULL;
+	defer_push(req, res, false);
+}
+
+static void defer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct auth *a = w->data;
+	while (a->defer_head != NULL) {
+		struct auth_req *req = a->defer_head;
+		defer_unlink(req);
+		if (req->deferred_final)
+			finish(req, req->deferred_res, NULL);
+		else
+			auth_backend_reply(req, req->deferred_res, NULL);
+	}
+}
+
+/* Start a request: the chain's first step, with callbacks held back. */
+static struct auth_req *req_start(struct auth_req *req)
+{
+	req->starting = true;
+	chain_next(req);
+	req->starting = false;
+	return req;
+}
+
+/* Drop whatever backend work or deferred answer the request has. */
+static void req_detach(struct auth_req *req)
+{
+	if (req->breq != NULL && req->cur != NULL)
+		req->cur->v->cancel(req->breq);
+	req->breq = NULL;
+	req->cur = NULL;
+	if (req->deferred)
+		defer_unlink(req);
+}
+
+/* ---- public interface ---------------------------------------------------------- */
+
+static const struct auth_vfuncs *backend_find(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(auth_backends); i++)
+		if (strcmp(auth_backends[i]->name, name) == 0)
+			return auth_backends[i];
+	return NULL;
+}
+
+int auth_new(struct ev_loop *loop, const char *host, const struct auth_config *cfg,
+             struct storage *storage, struct auth **auth_r, char **error_r)
+{
+	static char *const default_methods[] = { "internal" };
+	struct strlist defaults = { (char **)default_methods, 1 };
+	const struct strlist *methods = cfg != NULL && cfg->methods.count > 0 ? &cfg->methods : &defaults;
+
+	struct auth *a = xcalloc(1, sizeof(*a));
+	a->loop = loop;
+	a->host = xstrdup(host);
+	a->storage = storage;
+	a->scram_iterations = cfg != NULL && cfg->scram_iterations > 0 ? cfg->scram_iterations
+	                                                               : SCRAM_DEFAULT_ITERATIONS;
+	ev_timer_init(&a->defer_timer, defer_cb, 0, 0);
+	a->defer_timer.data = a;
+	a->backends = xcalloc(methods->count, sizeof(*a->backends));
+	for (size_t i = 0; i < methods->count; i++) {
+		const struct auth_vfuncs *v = backend_find(methods->items[i]);
+		if (v == NULL) {
+			*error_r = xasprintf("host %s: unknown auth method '%s' (built: internal)", host,
+			                     methods->items[i]);
+			goto fail;
+		}
+		char *err = NULL;
+		if (v->init(a, &a->backends[i].state, &err) < 0) {
+			*error_r = xasprintf("host %s: auth method %s: %s", host, v->name,
+			                     err != NULL ? err : "cannot start");
+			free(err);
+			goto fail;
+		}
+		a->backends[i].v = v;
+		a->nbackends++;
+	}
+	*auth_r = a;
+	return 0;
+fail:
+	auth_free(&a);
+	*auth_r = NULL;
+	return -1;
+}
+
+void auth_free(struct auth **ap)
+{
+	struct auth *a = *ap;
+	if (a == NULL)
+		return;
+	*ap = NULL;
+	a->freeing = true;
+	/* Pending requests are answered now (temporary failure) so that their
+	 * owners drop their handles; new ones made meanwhile get the same. */
+	while (a->reqs != NULL) {
+		struct auth_req *req = a->reqs;
+		req_detach(req);
+		req->starting = false;
+		finish(req, AUTH_TEMPFAIL, NULL);
+	}
+	for (size_t i = 0; i < a->nbackends; i++)
+		if (a->backends[i].v->deinit != NULL)
+			a->backends[i].v->deinit(a->backends[i].state);
+	ev_timer_stop(a->loop, &a->defer_timer);
+	free(a->backends);
+	free(a->host);
+	free(a);
+}
+
+void auth_cancel(struct auth_req *req)
+{
+	if (req == NULL || req->answering)
+		return;
+	req_detach(req);
+	req_free(req);
+}
+
+bool auth_can_scram(const struct auth *a)
+{
+	for (size_t i = 0; i < a->nbackends; i++)
+		if (a->backends[i].v->can_scram != NULL && a->backends[i].v->can_scram(a->backends[i].state))
+			return true;
+	return false;
+}
+
+bool auth_can_plain(const struct auth *a)
+{
+	for (size_t i = 0; i < a->nbackends; i++)
+		if (a->backends[i].v->can_plain != NULL && a->backends[i].v->can_plain(a->backends[i].state))
+			return true;
+	return false;
+}
+
+struct auth_req *auth_check_password(struct auth *a, const char *user, const char *password,
+                                     auth_cb *cb, void *ctx)
+{
+	assert(user != NULL && password != NULL && cb != NULL);
+	struct auth_req *req = req_new(a, AUTH_OP_CHECK_PASSWORD, user, password, ctx);
+	req->cb = cb;
+	return req_start(req);
+}
+
+struct auth_req *auth_get_scram(struct auth *a, const char *user, enum scram_hash h,
+                                auth_scram_cb *cb, void *ctx)
+{
+	assert(user != NULL && cb != NULL);
+	struct auth_req *req = req_new(a, AUTH_OP_GET_SCRAM, user, NULL, ctx);
+	req->hash = h;
+	req->scram_cb = cb;
+	return req_start(req);
+}
+
+struct auth_req *auth_user_exists(struct auth *a, const char *user, auth_cb *cb, void *ctx)
+{
+	assert(user != NULL && cb != NULL);
+	struct auth_req *req = req_new(a, AUTH_OP_USER_EXISTS, user, NULL, ctx);
+	req->cb = cb;
+	return req_start(req);
+}
+
+struct auth_req *auth_create_user(struct auth *a, const char *user, const char *password,
+                                  auth_cb *cb, void *ctx)
+{
+	assert(user != NULL && password != NULL && cb != NULL);
+	struct auth_req *req = req_new(a, AUTH_OP_CREATE_USER, user, password, ctx);
+	req->cb = cb;
+	return req_start(req);
+}
+
+struct auth_req *auth_set_password(struct auth *a, const char *user, const char *password,
+                                   auth_cb *cb, void *ctx)
+{
+	assert(user != NULL && password != NULL && cb != NULL);
+	struct auth_req *req = req_new(a, AUTH_OP_SET_PASSWORD, user, password, ctx);
+	req->cb = cb;
+	return req_start(req);
+}
+
+struct auth_req *auth_remove_user(struct auth *a, const char *user, auth_cb *cb, void *ctx)
+{
+	assert(user != NULL && cb != NULL);
+	struct auth_req *req = req_new(a, AUTH_OP_REMOVE_USER, user, NULL, ctx);
+	req->cb = cb;
+	return req_start(req);
+}

@@ -32,6 +32,7 @@ struct auth_req;
  * backend).  Returns -1 with a malloc'd *error_r for a bad configuration. */
 int auth_new(struct ev_loop *loop, const char *host, const struct auth_config *cfg,
              struct storage *storage, struct auth **auth_r, char **error_r);
+/* Requests still pending are answered with AUTH_TEMPFAIL before it returns. */
 void auth_free(struct auth **a);
 void auth_cancel(struct auth_req *req);
 

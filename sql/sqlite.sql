@@ -1,0 +1,95 @@
+-- Parley schema for SQLite, schema version 1.
+--
+-- parleyd creates a new database from this file when its storage path does
+-- not exist yet; for an existing file it checks schema_version and refuses
+-- to start when the version is not the one it was built for (run
+-- "parleyctl db migrate").  You can also apply it yourself:
+--     sqlite3 /var/lib/parley/parley.db < sqlite.sql
+-- (parleyd runs it inside one transaction; the file holds no BEGIN/COMMIT.)
+--
+-- Conventions, the same in every dialect's file:
+--   * Every table has server_host, the virtual host (a prepared domain) the
+--     row belongs to: one database serves many hosts.
+--   * username is the local part of the JID after nodeprep; jid columns hold
+--     prepared bare JIDs.  Compare them byte for byte (no case folding in
+--     SQL: Parley prepares them before they reach the database).
+--   * Flags are INTEGER 0/1; times are INTEGER unix seconds (UTC).
+--   * parleyd only runs SELECT, INSERT, UPDATE and DELETE: it needs no DDL
+--     rights once the schema is in place.
+--   * Each query's index is noted where the table is defined.
+-- parleyd sets these per connection: journal_mode=WAL, synchronous=FULL,
+-- foreign_keys=ON, busy_timeout (the storage timeout).
+
+-- One row: the version of this schema.  Migrations update it.
+CREATE TABLE schema_version (
+    version INTEGER NOT NULL
+);
+INSERT INTO schema_version (version) VALUES (1);
+
+-- Accounts kept by the "internal" auth method.  Credentials are SCRAM
+-- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
+-- ServerKey, all base64 text.  A hash whose four columns are not all set is
+-- not offered.  password is a clear-text password, NULL unless an operator
+-- imported one (the internal auth method stores SCRAM keys only, and clears
+-- it when the password changes); when it is set, PLAIN logins compare
+-- against it.
+-- Queries: by (server_host, username) for log-in, update, removal (primary
+-- key); list and count by server_host (primary key prefix).
+CREATE TABLE users (
+    server_host        TEXT    NOT NULL,
+    username           TEXT    NOT NULL,
+    created_at         INTEGER NOT NULL,
+    sha1_salt          TEXT,
+    sha1_iterations    INTEGER,
+    sha1_stored_key    TEXT,
+    sha1_server_key    TEXT,
+    sha256_salt        TEXT,
+    sha256_iterations  INTEGER,
+    sha256_stored_key  TEXT,
+    sha256_server_key  TEXT,
+    password           TEXT,
+    PRIMARY KEY (server_host, username)
+) WITHOUT ROWID;
+
+-- Roster (RFC 6121) items: one row per contact of a user.
+--   subscription: 'N' none, 'T' to, 'F' from, 'B' both.
+--   ask_out: we asked for the contact's presence (pending out);
+--   ask_in: the contact asked for ours, unanswered (pending in);
+--   approved: subscription pre-approved (RFC 6121 section 3.4).
+-- Queries: all items of a user (primary key prefix), one item (primary key).
+-- Rows exist for users of any auth method (LDAP users have no users row),
+-- hence no foreign key to users.
+CREATE TABLE roster_items (
+    server_host   TEXT    NOT NULL,
+    username      TEXT    NOT NULL,
+    jid           TEXT    NOT NULL,
+    name          TEXT,
+    subscription  CHAR(1) NOT NULL DEFAULT 'N' CHECK (subscription IN ('N', 'T', 'F', 'B')),
+    ask_out       INTEGER NOT NULL DEFAULT 0 CHECK (ask_out IN (0, 1)),
+    ask_in        INTEGER NOT NULL DEFAULT 0 CHECK (ask_in IN (0, 1)),
+    approved      INTEGER NOT NULL DEFAULT 0 CHECK (approved IN (0, 1)),
+    PRIMARY KEY (server_host, username, jid)
+) WITHOUT ROWID;
+
+-- The groups of a roster item, one row per group name.
+-- Queries: all groups of a user (primary key prefix), the groups of one item
+-- (primary key prefix, also used by the foreign key).
+CREATE TABLE roster_groups (
+    server_host  TEXT NOT NULL,
+    username     TEXT NOT NULL,
+    jid          TEXT NOT NULL,
+    grp          TEXT NOT NULL,
+    PRIMARY KEY (server_host, username, jid, grp),
+    FOREIGN KEY (server_host, username, jid)
+        REFERENCES roster_items (server_host, username, jid) ON DELETE CASCADE
+) WITHOUT ROWID;
+
+-- Roster versioning (RFC 6121 section 2.6): a counter per user, incremented
+-- by every change of the user's roster.  No row means version 0.
+-- Queries: by (server_host, username) (primary key).
+CREATE TABLE roster_version (
+    server_host  TEXT    NOT NULL,
+    username     TEXT    NOT NULL,
+    version      INTEGER NOT NULL,
+    PRIMARY KEY (server_host, username)
+) WITHOUT ROWID;

@@ -1,1 +1,372 @@
-/* placeholder: being written */
+/*
+ * The SQLite driver of sql.h: the embedded default store.
+ *
+ * Threads: each connection belongs to one worker thread (opened with
+ * SQLITE_OPEN_NOMUTEX: SQLite does no locking of its own for it); at
+ * start-up storage-sql.c also uses one connection on the loop thread before
+ * the loop runs.  Several connections (one per worker) share the file
+ * through SQLite's file locks.
+ *
+ * Settings of every connection, and why:
+ * - journal_mode=WAL: readers do not block the writer nor the writer
+ *   readers, so one slow roster read never holds back a log-in elsewhere;
+ * - synchronous=FULL: in WAL mode NORMAL does not sync the log at each
+ *   commit, so a power cut can lose the last transactions although they
+ *   were reported done.  Parley tells a sender that an offline message is
+ *   stored, and a user that their password changed, right after the commit:
+ *   that answer must survive a crash.  FULL costs one fsync of the WAL per
+ *   write transaction, which our write rate easily affords;
+ * - foreign_keys=ON: roster_groups rows follow their roster item;
+ * - busy_timeout = the storage timeout: a writer waits for another instead
+ *   of failing at once; past it the error is temporary (SQLITE_BUSY).
+ * Prepared statements are cached per connection, keyed by their SQL text.
+ */
+#include "storage/sql.h"
+#include "server/log.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <errno.h>
+
+struct sqlite_stmt {
+	struct sqlite_stmt *next;
+	struct sqlite_conn *conn;
+	sqlite3_stmt *stmt;
+	char *sql;
+	uint64_t changes;
+};
+
+struct sqlite_conn {
+	sqlite3 *db;
+	struct sqlite_stmt *stmts;      /* the statement cache */
+	int last_code;                  /* extended result code of the last error */
+	char *last_msg;
+};
+
+#define CONN(c) ((struct sqlite_conn *)(void *)(c))
+#define STMT(s) ((struct sqlite_stmt *)(void *)(s))
+
+static void set_error(struct sqlite_conn *c, int code, const char *msg)
+{
+	c->last_code = code;
+	free(c->last_msg);
+	c->last_msg = xstrdup(msg != NULL ? msg : sqlite3_errstr(code));
+}
+
+static void set_db_error(struct sqlite_conn *c)
+{
+	set_error(c, sqlite3_extended_errcode(c->db), sqlite3_errmsg(c->db));
+}
+
+static void clear_error(struct sqlite_conn *c)
+{
+	c->last_code = SQLITE_OK;
+}
+
+static char *sqlite_describe(const struct storage_config *cfg)
+{
+	return xasprintf("sqlite:%s", cfg->path != NULL ? cfg->path : "");
+}
+
+static bool sqlite_is_new(const struct storage_config *cfg)
+{
+	struct stat sb;
+	if (cfg->path == NULL)
+		return false;
+	if (stat(cfg->path, &sb) < 0)
+		return errno == ENOENT;
+	/* An empty file (a creation that failed half-way) counts as new. */
+	return S_ISREG(sb.st_mode) && sb.st_size == 0;
+}
+
+static int exec_simple(struct sqlite_conn *c, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		set_error(c, sqlite3_extended_errcode(c->db), msg);
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static void sqlite_disconnect(struct sql_conn *conn)
+{
+	struct sqlite_conn *c = CONN(conn);
+	if (c == NULL)
+		return;
+	while (c->stmts != NULL) {
+		struct sqlite_stmt *s = c->stmts;
+		c->stmts = s->next;
+		sqlite3_finalize(s->stmt);
+		free(s->sql);
+		free(s);
+	}
+	sqlite3_close(c->db);
+	free(c->last_msg);
+	free(c);
+}
+
+static struct sql_conn *sqlite_connect(const struct storage_config *cfg, char **error_r)
+{
+	if (cfg->path == NULL || *cfg->path == '\0') {
+		*error_r = xstrdup("sqlite: no database path (storage.path)");
+		return NULL;
+	}
+	if (strcmp(cfg->path, ":memory:") == 0 || str_has_prefix(cfg->path, "file:")) {
+		*error_r = xasprintf("sqlite: '%s': give the path of a database file (every worker "
+		                     "thread opens its own connection to it)", cfg->path);
+		return NULL;
+	}
+	struct sqlite_conn *c = xcalloc(1, sizeof(*c));
+	int rc = sqlite3_open_v2(cfg->path, &c->db,
+	                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		*error_r = xasprintf("sqlite: cannot open %s: %s", cfg->path,
+		                     c->db != NULL ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+		sqlite3_close(c->db);
+		free(c);
+		return NULL;
+	}
+	sqlite3_extended_result_codes(c->db, 1);
+	double t = cfg->timeout > 0 ? cfg->timeout : 10;
+	sqlite3_busy_timeout(c->db, t * 1000 > 600000 ? 600000 : (int)(t * 1000));
+	if (exec_simple(c, "PRAGMA journal_mode=WAL") < 0)
+		log_warning("sqlite %s: cannot use WAL mode (%s); using the rollback journal", cfg->path,
+		            c->last_msg);
+	if (exec_simple(c, "PRAGMA synchronous=FULL") < 0 ||
+	    exec_simple(c, "PRAGMA foreign_keys=ON") < 0) {
+		*error_r = xasprintf("sqlite: cannot set up %s: %s", cfg->path, c->last_msg);
+		sqlite_disconnect((struct sql_conn *)(void *)c);
+		return NULL;
+	}
+	clear_error(c);
+	return (struct sql_conn *)(void *)c;
+}
+
+static bool sqlite_is_broken(struct sql_conn *conn)
+{
+	return false;   /* a file, not a server: there is nothing to reconnect to */
+}
+
+static int sqlite_exec(struct sql_conn *conn, const char *script)
+{
+	return exec_simple(CONN(conn), script);
+}
+
+static struct sql_stmt *sqlite_prepare(struct sql_conn *conn, const char *sql)
+{
+	struct sqlite_conn *c = CONN(conn);
+	for (struct sqlite_stmt *s = c->stmts; s != NULL; s = s->next) {
+		if (s->sql == sql || strcmp(s->sql, sql) == 0) {
+			sqlite3_reset(s->stmt);
+			sqlite3_clear_bindings(s->stmt);
+			s->changes = 0;
+			return (struct sql_stmt *)(void *)s;
+		}
+	}
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+	if (rc != SQLITE_OK) {
+		set_db_error(c);
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	struct sqlite_stmt *s = xcalloc(1, sizeof(*s));
+	s->conn = c;
+	s->stmt = st;
+	s->sql = xstrdup(sql);
+	s->next = c->stmts;
+	c->stmts = s;
+	return (struct sql_stmt *)(void *)s;
+}
+
+static int bind_rc(struct sqlite_stmt *s, int rc)
+{
+	if (rc == SQLITE_OK)
+		return 0;
+	set_db_error(s->conn);
+	return -1;
+}
+
+static int sqlite_bind_text(struct sql_stmt *st, unsigned idx, const char *value)
+{
+	struct sqlite_stmt *s = STMT(st);
+	if (value == NULL)
+		return bind_rc(s, sqlite3_bind_null(s->stmt, (int)idx));
+	return bind_rc(s, sqlite3_bind_text(s->stmt, (int)idx, value, -1, SQLITE_TRANSIENT));
+}
+
+static int sqlite_bind_int64(struct sql_stmt *st, unsigned idx, int64_t value)
+{
+	struct sqlite_stmt *s = STMT(st);
+	return bind_rc(s, sqlite3_bind_int64(s->stmt, (int)idx, value));
+}
+
+static int sqlite_bind_blob(struct sql_stmt *st, unsigned idx, const void *data, size_t len)
+{
+	struct sqlite_stmt *s = STMT(st);
+	return bind_rc(s, sqlite3_bind_blob64(s->stmt, (int)idx, data, len, SQLITE_TRANSIENT));
+}
+
+static int sqlite_bind_null(struct sql_stmt *st, unsigned idx)
+{
+	struct sqlite_stmt *s = STMT(st);
+	return bind_rc(s, sqlite3_bind_null(s->stmt, (int)idx));
+}
+
+static enum sql_step sqlite_step(struct sql_stmt *st)
+{
+	struct sqlite_stmt *s = STMT(st);
+	int rc = sqlite3_step(s->stmt);
+	if (rc == SQLITE_ROW)
+		return SQL_STEP_ROW;
+	if (rc == SQLITE_DONE) {
+		s->changes = (uint64_t)sqlite3_changes(s->conn->db);
+		return SQL_STEP_DONE;
+	}
+	set_db_error(s->conn);
+	/* Release the statement's locks now; the error stays on the connection. */
+	sqlite3_reset(s->stmt);
+	return SQL_STEP_ERROR;
+}
+
+static bool sqlite_column_is_null(struct sql_stmt *st, unsigned col)
+{
+	return sqlite3_column_type(STMT(st)->stmt, (int)col) == SQLITE_NULL;
+}
+
+static const char *sqlite_column_text(struct sql_stmt *st, unsigned col)
+{
+	return (const char *)sqlite3_column_text(STMT(st)->stmt, (int)col);
+}
+
+static int64_t sqlite_column_int64(struct sql_stmt *st, unsigned col)
+{
+	return sqlite3_column_int64(STMT(st)->stmt, (int)col);
+}
+
+static const void *sqlite_column_blob(struct sql_stmt *st, unsigned col, size_t *len_r)
+{
+	struct sqlite_stmt *s = STMT(st);
+	const void *p = sqlite3_column_blob(s->stmt, (int)col);
+	*len_r = (size_t)sqlite3_column_bytes(s->stmt, (int)col);
+	return p;
+}
+
+static uint64_t sqlite_changes(struct sql_stmt *st)
+{
+	return STMT(st)->changes;
+}
+
+static void sqlite_reset(struct sql_stmt *st)
+{
+	struct sqlite_stmt *s = STMT(st);
+	sqlite3_reset(s->stmt);
+	sqlite3_clear_bindings(s->stmt);
+}
+
+static int run_cached(struct sqlite_conn *c, const char *sql)
+{
+	struct sql_stmt *st = sqlite_prepare((struct sql_conn *)(void *)c, sql);
+	if (st == NULL)
+		return -1;
+	enum sql_step r = sqlite_step(st);
+	sqlite_reset(st);
+	return r == SQL_STEP_ERROR ? -1 : 0;
+}
+
+static int sqlite_begin(struct sql_conn *conn, bool write)
+{
+	/* IMMEDIATE takes the write lock at once: a deferred transaction that
+	 * reads and then writes can hit SQLITE_BUSY at the write with no way
+	 * for busy_timeout to help. */
+	return run_cached(CONN(conn), write ? "BEGIN IMMEDIATE" : "BEGIN");
+}
+
+static int sqlite_commit(struct sql_conn *conn)
+{
+	return run_cached(CONN(conn), "COMMIT");
+}
+
+static void sqlite_rollback(struct sql_conn *conn)
+{
+	struct sqlite_conn *c = CONN(conn);
+	if (sqlite3_get_autocommit(c->db))
+		return;   /* nothing open (SQLite may have rolled back by itself) */
+	int code = c->last_code;
+	char *msg = c->last_msg != NULL ? xstrdup(c->last_msg) : NULL;
+	if (run_cached(c, "ROLLBACK") < 0)
+		log_warning("sqlite: rollback failed: %s", c->last_msg);
+	/* Keep the error that caused the rollback. */
+	set_error(c, code, msg);
+	free(msg);
+}
+
+static enum sql_error sqlite_error_class(struct sql_conn *conn)
+{
+	struct sqlite_conn *c = CONN(conn);
+	int code = c->last_code;
+	switch (code & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return SQL_ERR_NONE;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_IOERR:
+	case SQLITE_FULL:
+	case SQLITE_NOMEM:
+	case SQLITE_PROTOCOL:
+	case SQLITE_INTERRUPT:
+	case SQLITE_CANTOPEN:
+		return SQL_ERR_TEMPORARY;
+	case SQLITE_CONSTRAINT:
+		if (code == SQLITE_CONSTRAINT_PRIMARYKEY || code == SQLITE_CONSTRAINT_UNIQUE)
+			return SQL_ERR_CONSTRAINT;
+		return SQL_ERR_PERMANENT;
+	default:
+		return SQL_ERR_PERMANENT;
+	}
+}
+
+static const char *sqlite_error_message(struct sql_conn *conn)
+{
+	struct sqlite_conn *c = CONN(conn);
+	return c->last_msg != NULL && c->last_code != SQLITE_OK ? c->last_msg : "no error";
+}
+
+static const struct sql_dialect sqlite_dialect = {
+	.name = "sqlite",
+	.schema_file = "sqlite.sql",
+	.upsert = SQL_UPSERT_ON_CONFLICT,
+};
+
+const struct sql_driver_vfuncs sql_driver_sqlite = {
+	.name = "sqlite",
+	.dialect = &sqlite_dialect,
+	.describe = sqlite_describe,
+	.is_new = sqlite_is_new,
+	.connect = sqlite_connect,
+	.disconnect = sqlite_disconnect,
+	.is_broken = sqlite_is_broken,
+	.exec = sqlite_exec,
+	.prepare = sqlite_prepare,
+	.bind_text = sqlite_bind_text,
+	.bind_int64 = sqlite_bind_int64,
+	.bind_blob = sqlite_bind_blob,
+	.bind_null = sqlite_bind_null,
+	.step = sqlite_step,
+	.column_is_null = sqlite_column_is_null,
+	.column_text = sqlite_column_text,
+	.column_int64 = sqlite_column_int64,
+	.column_blob = sqlite_column_blob,
+	.changes = sqlite_changes,
+	.reset = sqlite_reset,
+	.begin = sqlite_begin,
+	.commit = sqlite_commit,
+	.rollback = sqlite_rollback,
+	.error_class = sqlite_error_class,
+	.error_message = sqlite_error_message,
+};

@@ -1,1 +1,1146 @@
-/* placeholder: being written */
+/*
+ * The SQL implementation of the storage interface, over the driver
+ * interface of sql.h (sqlite today; pgsql, mysql, odbc later with no change
+ * here beyond dialect strings).
+ *
+ * Threads: storage_open runs on the loop thread before the loop starts (it
+ * connects once to create a new embedded database from sql/<dialect>.sql
+ * and to check the schema version).  Every operation then becomes a job of
+ * this store's worker group: each worker thread owns one connection (made
+ * on that thread, remade when the driver says it broke) and runs the job's
+ * SQL; the answer comes back to the loop thread through the group.
+ *
+ * Invariants:
+ * - a job carries copies of its inputs in its own pool and builds its
+ *   results there; worker code reads only the job and the store's immutable
+ *   settings (driver, configuration copy, description);
+ * - jobs of one user (host + user) go to one thread: shard = hash of
+ *   "user@host", so one user's operations keep their order;
+ * - every change that touches several rows runs in one transaction;
+ * - a temporary failure (busy, lost connection, timeout, queue full) is
+ *   STORAGE_TEMPFAIL, never NOT_FOUND; a duplicate key on create is EXISTS.
+ */
+#include "storage/storage-private.h"
+#include "storage/sql.h"
+#include "server/log.h"
+#include "server/worker.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <time.h>
+
+#ifndef PARLEY_SQL_DIR
+#define PARLEY_SQL_DIR "./sql"
+#endif
+
+static const struct sql_driver_vfuncs *const sql_drivers[] = {
+	&sql_driver_sqlite,
+};
+
+struct sql_storage {
+	struct storage base;
+	const struct sql_driver_vfuncs *drv;
+	struct storage_config cfg;      /* copy; immutable after open */
+	enum sql_upsert upsert;         /* the dialect's, or a test's choice */
+	struct worker_group *workers;
+	double last_full_log;           /* loop: rate limit of "queue full" */
+};
+
+/* One per worker thread. */
+struct sql_thread {
+	struct sql_storage *ss;
+	unsigned index;
+	struct sql_conn *conn;
+	bool down;                      /* the last connect failed (logged once) */
+};
+
+struct sql_req {
+	struct storage_req base;        /* first */
+	struct worker_job *wj;
+	struct pool *pool;              /* inputs and results */
+	const char *host, *user, *jid;
+	struct storage_account acc;     /* create/update input; get result */
+	struct roster_item item;        /* roster_set input */
+	/* results */
+	enum storage_result res;
+	struct strlist names;
+	uint64_t count;
+	struct roster_item *items;
+	size_t nitems;
+	uint64_t version;
+};
+
+static const struct sql_driver_vfuncs *sql_driver_find(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(sql_drivers); i++)
+		if (strcmp(sql_drivers[i]->name, name) == 0)
+			return sql_drivers[i];
+	return NULL;
+}
+
+/* ---- statements (worker thread) --------------------------------------------- */
+
+enum param_type { PT_NULL, PT_TEXT, PT_INT };
+struct sql_param {
+	enum param_type type;
+	const char *text;
+	int64_t num;
+};
+#define PTEXT(s) { (s) != NULL ? PT_TEXT : PT_NULL, (s), 0 }
+#define PINT(n) { PT_INT, NULL, (int64_t)(n) }
+
+/* The statement that last failed, for the log line. */
+static _Thread_local const char *failed_sql;
+
+/* Prepare, bind and take the first step.  NULL on error (the connection
+ * holds the error). */
+static struct sql_stmt *q_start(struct sql_thread *t, const char *sql, const struct sql_param *p,
+                                size_t n, enum sql_step *step_r)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	failed_sql = sql;
+	struct sql_stmt *s = d->prepare(t->conn, sql);
+	if (s == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		int rc;
+		unsigned idx = (unsigned)i + 1;
+		switch (p[i].type) {
+		case PT_TEXT: rc = d->bind_text(s, idx, p[i].text); break;
+		case PT_INT: rc = d->bind_int64(s, idx, p[i].num); break;
+		default: rc = d->bind_null(s, idx); break;
+		}
+		if (rc < 0) {
+			d->reset(s);
+			return NULL;
+		}
+	}
+	*step_r = d->step(s);
+	if (*step_r == SQL_STEP_ERROR) {
+		d->reset(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Run a statement that returns no rows.  0 or -1; *changes_r (optional)
+ * gets the number of rows changed. */
+static int q_exec(struct sql_thread *t, const char *sql, const struct sql_param *p, size_t n,
+                  uint64_t *changes_r)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	enum sql_step st;
+	struct sql_stmt *s = q_start(t, sql, p, n, &st);
+	if (s == NULL)
+		return -1;
+	while (st == SQL_STEP_ROW)
+		st = d->step(s);
+	if (st == SQL_STEP_ERROR) {
+		d->reset(s);
+		return -1;
+	}
+	if (changes_r != NULL)
+		*changes_r = d->changes(s);
+	d->reset(s);
+	return 0;
+}
+
+static int q_begin(struct sql_thread *t, bool write)
+{
+	failed_sql = write ? "BEGIN (write)" : "BEGIN";
+	return t->ss->drv->begin(t->conn, write);
+}
+
+static int q_commit(struct sql_thread *t)
+{
+	failed_sql = "COMMIT";
+	return t->ss->drv->commit(t->conn);
+}
+
+/* The result for the error on the connection; logged with context. */
+static enum storage_result q_fail(struct sql_thread *t, struct sql_req *r)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	const char *who = r->user != NULL ? r->user : "";
+	switch (d->error_class(t->conn)) {
+	case SQL_ERR_CONSTRAINT:
+		return STORAGE_EXISTS;
+	case SQL_ERR_TEMPORARY:
+	case SQL_ERR_NONE:
+		log_warning("storage %s: %s %s@%s: temporary failure: %s [%s]", t->ss->base.description,
+		            storage_op_name(r->base.op), who, r->host, d->error_message(t->conn),
+		            failed_sql != NULL ? failed_sql : "");
+		return STORAGE_TEMPFAIL;
+	case SQL_ERR_PERMANENT:
+	default:
+		log_error("storage %s: %s %s@%s: %s [%s]", t->ss->base.description,
+		          storage_op_name(r->base.op), who, r->host, d->error_message(t->conn),
+		          failed_sql != NULL ? failed_sql : "");
+		return STORAGE_ERROR;
+	}
+}
+
+/* Roll back after a failure; the failure's class decides the result. */
+static enum storage_result q_abort(struct sql_thread *t, struct sql_req *r)
+{
+	enum storage_result res = q_fail(t, r);
+	t->ss->drv->rollback(t->conn);
+	return res;
+}
+
+static char *col_str(struct sql_thread *t, struct sql_req *r, struct sql_stmt *s, unsigned col)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	if (d->column_is_null(s, col))
+		return NULL;
+	const char *v = d->column_text(s, col);
+	return v != NULL ? pool_strdup(r->pool, v) : NULL;
+}
+
+/* Grow a pool array of n elements of size sz to hold n + 1. */
+static void *pool_grow(struct pool *p, void *arr, size_t n, size_t *cap, size_t sz)
+{
+	if (n < *cap)
+		return arr;
+	size_t ncap = *cap == 0 ? 8 : *cap * 2;
+	void *na = pool_alloc(p, ncap * sz);
+	if (n > 0)
+		memcpy(na, arr, n * sz);
+	*cap = ncap;
+	return na;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmp_item(const void *a, const void *b)
+{
+	return strcmp(((const struct roster_item *)a)->jid, ((const struct roster_item *)b)->jid);
+}
+
+/* ---- accounts (worker thread) -------------------------------------------------- */
+
+#define USER_COLS \
+	"sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key, " \
+	"sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key, password"
+
+static const char sql_account_get[] =
+	"SELECT created_at, " USER_COLS " FROM users WHERE server_host = ? AND username = ?";
+static const char sql_account_create[] =
+	"INSERT INTO users (server_host, username, created_at, " USER_COLS ") "
+	"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char sql_account_update[] =
+	"UPDATE users SET sha1_salt = ?, sha1_iterations = ?, sha1_stored_key = ?, sha1_server_key = ?, "
+	"sha256_salt = ?, sha256_iterations = ?, sha256_stored_key = ?, sha256_server_key = ?, "
+	"password = ? WHERE server_host = ? AND username = ?";
+static const char sql_account_list[] = "SELECT username FROM users WHERE server_host = ?";
+static const char sql_account_count[] = "SELECT COUNT(*) FROM users WHERE server_host = ?";
+
+/* Every table that holds a user's rows, children first; users last.  A new
+ * per-user table is added here so that account removal deletes its rows. */
+static const char *const sql_user_deletes[] = {
+	"DELETE FROM roster_groups WHERE server_host = ? AND username = ?",
+	"DELETE FROM roster_items WHERE server_host = ? AND username = ?",
+	"DELETE FROM roster_version WHERE server_host = ? AND username = ?",
+	"DELETE FROM users WHERE server_host = ? AND username = ?",
+};
+
+/* Decode a base64 key of exactly len bytes into out. */
+static bool decode_key(const char *b64, unsigned char *out, size_t len)
+{
+	unsigned char *raw = NULL;
+	size_t raw_len = 0;
+	if (base64_decode(b64, strlen(b64), &raw, &raw_len) < 0)
+		return false;
+	bool ok = raw_len == len;
+	if (ok)
+		memcpy(out, raw, len);
+	explicit_bzero(raw, raw_len);
+	free(raw);
+	return ok;
+}
+
+/* Columns col..col+3: salt, iterations, stored key, server key. */
+static bool read_creds(struct sql_thread *t, struct sql_req *r, struct sql_stmt *s, unsigned col,
+                       enum scram_hash h, struct scram_credentials *c)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	for (unsigned i = 0; i < 4; i++)
+		if (d->column_is_null(s, col + i))
+			return false;
+	int64_t it = d->column_int64(s, col + 1);
+	const char *stored = d->column_text(s, col + 2);
+	const char *server = d->column_text(s, col + 3);
+	c->hash = h;
+	if (it <= 0 || it > UINT_MAX || stored == NULL || server == NULL ||
+	    !decode_key(stored, c->stored_key, scram_hash_len(h)) ||
+	    !decode_key(server, c->server_key, scram_hash_len(h))) {
+		log_error("storage %s: %s@%s: the SCRAM-%s credentials in the database are malformed; "
+		          "ignoring them", t->ss->base.description, r->user, r->host, scram_hash_name(h));
+		explicit_bzero(c, sizeof(*c));
+		return false;
+	}
+	c->iterations = (unsigned)it;
+	c->salt_b64 = col_str(t, r, s, col);
+	return true;
+}
+
+static enum storage_result op_account_get(struct sql_thread *t, struct sql_req *r)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user) };
+	enum sql_step st;
+	memset(&r->acc, 0, sizeof(r->acc));
+	struct sql_stmt *s = q_start(t, sql_account_get, p, ARRAY_SIZE(p), &st);
+	if (s == NULL)
+		return q_fail(t, r);
+	if (st != SQL_STEP_ROW) {
+		d->reset(s);
+		return STORAGE_NOT_FOUND;
+	}
+	r->acc.created = d->column_int64(s, 0);
+	r->acc.has_sha1 = read_creds(t, r, s, 1, SCRAM_SHA1, &r->acc.sha1);
+	r->acc.has_sha256 = read_creds(t, r, s, 5, SCRAM_SHA256, &r->acc.sha256);
+	r->acc.plain = col_str(t, r, s, 9);
+	d->reset(s);
+	return STORAGE_OK;
+}
+
+/* Parameters for the credential columns of acc (9 of them) into p; the
+ * base64 keys are malloc'd into keys[4] (wiped and freed by keys_free). */
+static void creds_params(const struct storage_account *a, struct sql_param *p, char *keys[4])
+{
+	const struct scram_credentials *c[2] = { &a->sha1, &a->sha256 };
+	const bool has[2] = { a->has_sha1, a->has_sha256 };
+	for (unsigned i = 0; i < 2; i++) {
+		struct sql_param *q = &p[i * 4];
+		if (!has[i] || c[i]->salt_b64 == NULL) {
+			keys[i * 2] = keys[i * 2 + 1] = NULL;
+			for (unsigned k = 0; k < 4; k++)
+				q[k] = (struct sql_param)PTEXT(NULL);
+			continue;
+		}
+		size_t len = scram_hash_len(c[i]->hash);
+		keys[i * 2] = base64_encode(c[i]->stored_key, len);
+		keys[i * 2 + 1] = base64_encode(c[i]->server_key, len);
+		q[0] = (struct sql_param)PTEXT(c[i]->salt_b64);
+		q[1] = (struct sql_param)PINT(c[i]->iterations);
+		q[2] = (struct sql_param)PTEXT(keys[i * 2]);
+		q[3] = (struct sql_param)PTEXT(keys[i * 2 + 1]);
+	}
+	p[8] = (struct sql_param)PTEXT(a->plain);
+}
+
+static void keys_free(char *keys[4])
+{
+	for (unsigned i = 0; i < 4; i++) {
+		if (keys[i] != NULL) {
+			explicit_bzero(keys[i], strlen(keys[i]));
+			free(keys[i]);
+		}
+	}
+}
+
+static enum storage_result op_account_create(struct sql_thread *t, struct sql_req *r)
+{
+	struct sql_param p[12] = { PTEXT(r->host), PTEXT(r->user), PINT(r->acc.created) };
+	char *keys[4];
+	creds_params(&r->acc, &p[3], keys);
+	int rc = q_exec(t, sql_account_create, p, ARRAY_SIZE(p), NULL);
+	keys_free(keys);
+	return rc < 0 ? q_fail(t, r) : STORAGE_OK;
+}
+
+static enum storage_result op_account_update(struct sql_thread *t, struct sql_req *r)
+{
+	struct sql_param p[11];
+	char *keys[4];
+	creds_params(&r->acc, p, keys);
+	p[9] = (struct sql_param)PTEXT(r->host);
+	p[10] = (struct sql_param)PTEXT(r->user);
+	uint64_t changes = 0;
+	int rc = q_exec(t, sql_account_update, p, ARRAY_SIZE(p), &changes);
+	keys_free(keys);
+	if (rc < 0)
+		return q_fail(t, r);
+	return changes > 0 ? STORAGE_OK : STORAGE_NOT_FOUND;
+}
+
+static enum storage_result op_account_remove(struct sql_thread *t, struct sql_req *r)
+{
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user) };
+	uint64_t changes = 0;
+	if (q_begin(t, true) < 0)
+		return q_fail(t, r);
+	for (size_t i = 0; i < ARRAY_SIZE(sql_user_deletes); i++)
+		if (q_exec(t, sql_user_deletes[i], p, ARRAY_SIZE(p), &changes) < 0)
+			return q_abort(t, r);
+	/* changes: of the last delete, the users row. */
+	if (q_commit(t) < 0)
+		return q_abort(t, r);
+	return changes > 0 ? STORAGE_OK : STORAGE_NOT_FOUND;
+}
+
+static enum storage_result op_account_list(struct sql_thread *t, struct sql_req *r)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	struct sql_param p[] = { PTEXT(r->host) };
+	enum sql_step st;
+	size_t cap = 0;
+	r->names.items = NULL;
+	r->names.count = 0;
+	struct sql_stmt *s = q_start(t, sql_account_list, p, ARRAY_SIZE(p), &st);
+	if (s == NULL)
+		return q_fail(t, r);
+	while (st == SQL_STEP_ROW) {
+		char *name = col_str(t, r, s, 0);
+		if (name != NULL) {
+			r->names.items = pool_grow(r->pool, r->names.items, r->names.count, &cap, sizeof(char *));
+			r->names.items[r->names.count++] = name;
+		}
+		st = d->step(s);
+	}
+	if (st == SQL_STEP_ERROR) {
+		enum storage_result res = q_fail(t, r);
+		d->reset(s);
+		return res;
+	}
+	d->reset(s);
+	if (r->names.count > 1)
+		qsort(r->names.items, r->names.count, sizeof(char *), cmp_str);
+	return STORAGE_OK;
+}
+
+static enum storage_result op_account_count(struct sql_thread *t, struct sql_req *r)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	struct sql_param p[] = { PTEXT(r->host) };
+	enum sql_step st;
+	struct sql_stmt *s = q_start(t, sql_account_count, p, ARRAY_SIZE(p), &st);
+	if (s == NULL)
+		return q_fail(t, r);
+	int64_t n = st == SQL_STEP_ROW ? d->column_int64(s, 0) : 0;
+	r->count = n > 0 ? (uint64_t)n : 0;
+	d->reset(s);
+	return STORAGE_OK;
+}
+
+/* ---- roster (worker thread) -------------------------------------------------- */
+
+static const char sql_roster_items[] =
+	"SELECT jid, name, subscription, ask_out, ask_in, approved FROM roster_items "
+	"WHERE server_host = ? AND username = ?";
+static const char sql_roster_groups[] =
+	"SELECT jid, grp FROM roster_groups WHERE server_host = ? AND username = ?";
+static const char sql_roster_version[] =
+	"SELECT version FROM roster_version WHERE server_host = ? AND username = ?";
+static const char sql_item_groups_delete[] =
+	"DELETE FROM roster_groups WHERE server_host = ? AND username = ? AND jid = ?";
+static const char sql_item_group_insert[] =
+	"INSERT INTO roster_groups (server_host, username, jid, grp) VALUES (?, ?, ?, ?)";
+static const char sql_item_delete[] =
+	"DELETE FROM roster_items WHERE server_host = ? AND username = ? AND jid = ?";
+
+/* Upsert of an item: parameters host, user, jid, name, subscription,
+ * ask_out, ask_in, approved. */
+#define ITEM_INSERT \
+	"INSERT INTO roster_items (server_host, username, jid, name, subscription, ask_out, ask_in, " \
+	"approved) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+static const char sql_item_upsert_on_conflict[] =
+	ITEM_INSERT " ON CONFLICT (server_host, username, jid) DO UPDATE SET name = excluded.name, "
+	"subscription = excluded.subscription, ask_out = excluded.ask_out, ask_in = excluded.ask_in, "
+	"approved = excluded.approved";
+static const char sql_item_upsert_on_duplicate[] =
+	ITEM_INSERT " ON DUPLICATE KEY UPDATE name = VALUES(name), subscription = VALUES(subscription), "
+	"ask_out = VALUES(ask_out), ask_in = VALUES(ask_in), approved = VALUES(approved)";
+static const char sql_item_insert[] = ITEM_INSERT;
+/* Parameters name, subscription, ask_out, ask_in, approved, host, user, jid. */
+static const char sql_item_update[] =
+	"UPDATE roster_items SET name = ?, subscription = ?, ask_out = ?, ask_in = ?, approved = ? "
+	"WHERE server_host = ? AND username = ? AND jid = ?";
+
+/* Version increment: parameters host, user. */
+#define VERSION_INSERT "INSERT INTO roster_version (server_host, username, version) VALUES (?, ?, 1)"
+static const char sql_version_upsert_on_conflict[] =
+	VERSION_INSERT " ON CONFLICT (server_host, username) DO UPDATE SET version = roster_version.version + 1";
+static const char sql_version_upsert_on_duplicate[] =
+	VERSION_INSERT " ON DUPLICATE KEY UPDATE version = version + 1";
+static const char sql_version_insert[] = VERSION_INSERT;
+static const char sql_version_update[] =
+	"UPDATE roster_version SET version = version + 1 WHERE server_host = ? AND username = ?";
+
+static char sub_char(enum roster_subscription s)
+{
+	switch (s) {
+	case SUB_TO: return 'T';
+	case SUB_FROM: return 'F';
+	case SUB_BOTH: return 'B';
+	default: return 'N';
+	}
+}
+
+static enum roster_subscription sub_from_char(const char *s)
+{
+	switch (s != NULL ? s[0] : 'N') {
+	case 'T': return SUB_TO;
+	case 'F': return SUB_FROM;
+	case 'B': return SUB_BOTH;
+	default: return SUB_NONE;
+	}
+}
+
+static int version_bump(struct sql_thread *t, struct sql_req *r)
+{
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user) };
+	switch (t->ss->upsert) {
+	case SQL_UPSERT_ON_CONFLICT:
+		return q_exec(t, sql_version_upsert_on_conflict, p, ARRAY_SIZE(p), NULL);
+	case SQL_UPSERT_ON_DUPLICATE_KEY:
+		return q_exec(t, sql_version_upsert_on_duplicate, p, ARRAY_SIZE(p), NULL);
+	case SQL_UPSERT_NONE:
+	default: {
+		/* Inside the caller's transaction; one user's jobs run on one
+		 * thread, so nothing of ours races between the two. */
+		uint64_t changes = 0;
+		if (q_exec(t, sql_version_update, p, ARRAY_SIZE(p), &changes) < 0)
+			return -1;
+		return changes > 0 ? 0 : q_exec(t, sql_version_insert, p, ARRAY_SIZE(p), NULL);
+	}
+	}
+}
+
+static int item_upsert(struct sql_thread *t, struct sql_req *r)
+{
+	const struct roster_item *it = &r->item;
+	char sub[2] = { sub_char(it->subscription), '\0' };
+	struct sql_param p[] = {
+		PTEXT(r->host), PTEXT(r->user), PTEXT(it->jid), PTEXT(it->name), PTEXT(sub),
+		PINT(it->ask_out), PINT(it->ask_in), PINT(it->approved),
+	};
+	switch (t->ss->upsert) {
+	case SQL_UPSERT_ON_CONFLICT:
+		return q_exec(t, sql_item_upsert_on_conflict, p, ARRAY_SIZE(p), NULL);
+	case SQL_UPSERT_ON_DUPLICATE_KEY:
+		return q_exec(t, sql_item_upsert_on_duplicate, p, ARRAY_SIZE(p), NULL);
+	case SQL_UPSERT_NONE:
+	default: {
+		struct sql_param u[] = {
+			PTEXT(it->name), PTEXT(sub), PINT(it->ask_out), PINT(it->ask_in), PINT(it->approved),
+			PTEXT(r->host), PTEXT(r->user), PTEXT(it->jid),
+		};
+		uint64_t changes = 0;
+		if (q_exec(t, sql_item_update, u, ARRAY_SIZE(u), &changes) < 0)
+			return -1;
+		return changes > 0 ? 0 : q_exec(t, sql_item_insert, p, ARRAY_SIZE(p), NULL);
+	}
+	}
+}
+
+static enum storage_result op_roster_get(struct sql_thread *t, struct sql_req *r)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user) };
+	enum sql_step st;
+	size_t cap = 0;
+	r->items = NULL;
+	r->nitems = 0;
+	r->version = 0;
+
+	/* One read transaction: items, groups and version agree. */
+	if (q_begin(t, false) < 0)
+		return q_fail(t, r);
+	struct sql_stmt *s = q_start(t, sql_roster_items, p, ARRAY_SIZE(p), &st);
+	if (s == NULL)
+		return q_abort(t, r);
+	while (st == SQL_STEP_ROW) {
+		char *jid = col_str(t, r, s, 0);
+		if (jid != NULL) {
+			r->items = pool_grow(r->pool, r->items, r->nitems, &cap, sizeof(*r->items));
+			struct roster_item *it = &r->items[r->nitems++];
+			memset(it, 0, sizeof(*it));
+			it->jid = jid;
+			it->name = col_str(t, r, s, 1);
+			it->subscription = sub_from_char(d->column_text(s, 2));
+			it->ask_out = d->column_int64(s, 3) != 0;
+			it->ask_in = d->column_int64(s, 4) != 0;
+			it->approved = d->column_int64(s, 5) != 0;
+		}
+		st = d->step(s);
+	}
+	if (st == SQL_STEP_ERROR) {
+		d->reset(s);
+		return q_abort(t, r);
+	}
+	d->reset(s);
+	/* Sorted here, byte-wise: the database's collation may differ. */
+	if (r->nitems > 1)
+		qsort(r->items, r->nitems, sizeof(*r->items), cmp_item);
+
+	size_t *gcap = r->nitems > 0 ? pool_alloc(r->pool, r->nitems * sizeof(size_t)) : NULL;
+	s = q_start(t, sql_roster_groups, p, ARRAY_SIZE(p), &st);
+	if (s == NULL)
+		return q_abort(t, r);
+	while (st == SQL_STEP_ROW) {
+		const char *jid = d->column_text(s, 0);
+		struct roster_item key = { .jid = (char *)jid };
+		struct roster_item *it = jid != NULL && r->nitems > 0
+		                         ? bsearch(&key, r->items, r->nitems, sizeof(*r->items), cmp_item)
+		                         : NULL;
+		char *grp = col_str(t, r, s, 1);
+		if (it != NULL && grp != NULL) {
+			size_t k = (size_t)(it - r->items);
+			it->groups.items = pool_grow(r->pool, it->groups.items, it->groups.count, &gcap[k],
+			                             sizeof(char *));
+			it->groups.items[it->groups.count++] = grp;
+		}
+		st = d->step(s);
+	}
+	if (st == SQL_STEP_ERROR) {
+		d->reset(s);
+		return q_abort(t, r);
+	}
+	d->reset(s);
+	for (size_t i = 0; i < r->nitems; i++)
+		if (r->items[i].groups.count > 1)
+			qsort(r->items[i].groups.items, r->items[i].groups.count, sizeof(char *), cmp_str);
+
+	s = q_start(t, sql_roster_version, p, ARRAY_SIZE(p), &st);
+	if (s == NULL)
+		return q_abort(t, r);
+	if (st == SQL_STEP_ROW) {
+		int64_t v = d->column_int64(s, 0);
+		r->version = v > 0 ? (uint64_t)v : 0;
+	}
+	d->reset(s);
+	if (q_commit(t) < 0)
+		return q_abort(t, r);
+	return STORAGE_OK;
+}
+
+static enum storage_result op_roster_set(struct sql_thread *t, struct sql_req *r)
+{
+	const struct roster_item *it = &r->item;
+	if (it->subscription == SUB_REMOVE) {
+		log_error("storage %s: roster_set %s@%s: subscription 'remove' is not a state to store",
+		          t->ss->base.description, r->user, r->host);
+		return STORAGE_ERROR;
+	}
+	struct sql_param pj[] = { PTEXT(r->host), PTEXT(r->user), PTEXT(it->jid) };
+	if (q_begin(t, true) < 0)
+		return q_fail(t, r);
+	if (item_upsert(t, r) < 0 || q_exec(t, sql_item_groups_delete, pj, ARRAY_SIZE(pj), NULL) < 0)
+		return q_abort(t, r);
+	for (size_t i = 0; i < it->groups.count; i++) {
+		bool dup = false;
+		for (size_t k = 0; k < i && !dup; k++)
+			dup = strcmp(it->groups.items[k], it->groups.items[i]) == 0;
+		if (dup)
+			continue;
+		struct sql_param pg[] = { PTEXT(r->host), PTEXT(r->user), PTEXT(it->jid),
+		                          PTEXT(it->groups.items[i]) };
+		if (q_exec(t, sql_item_group_insert, pg, ARRAY_SIZE(pg), NULL) < 0)
+			return q_abort(t, r);
+	}
+	if (version_bump(t, r) < 0 || q_commit(t) < 0)
+		return q_abort(t, r);
+	return STORAGE_OK;
+}
+
+static enum storage_result op_roster_remove(struct sql_thread *t, struct sql_req *r)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	struct sql_param pj[] = { PTEXT(r->host), PTEXT(r->user), PTEXT(r->jid) };
+	uint64_t changes = 0;
+	if (q_begin(t, true) < 0)
+		return q_fail(t, r);
+	if (q_exec(t, sql_item_groups_delete, pj, ARRAY_SIZE(pj), NULL) < 0 ||
+	    q_exec(t, sql_item_delete, pj, ARRAY_SIZE(pj), &changes) < 0)
+		return q_abort(t, r);
+	if (changes == 0) {
+		d->rollback(t->conn);
+		return STORAGE_NOT_FOUND;
+	}
+	if (version_bump(t, r) < 0 || q_commit(t) < 0)
+		return q_abort(t, r);
+	return STORAGE_OK;
+}
+
+/* ---- the worker side of a job ------------------------------------------------ */
+
+static bool thread_connect(struct sql_thread *t)
+{
+	if (t->conn != NULL)
+		return true;
+	char *err = NULL;
+	t->conn = t->ss->drv->connect(&t->ss->cfg, &err);
+	if (t->conn == NULL) {
+		if (!t->down)
+			log_error("storage %s: worker %u cannot connect: %s", t->ss->base.description, t->index,
+			          err != NULL ? err : "unknown error");
+		t->down = true;
+		free(err);
+		return false;
+	}
+	if (t->down)
+		log_notice("storage %s: worker %u connected again", t->ss->base.description, t->index);
+	t->down = false;
+	return true;
+}
+
+static enum storage_result run_op(struct sql_thread *t, struct sql_req *r)
+{
+	switch (r->base.op) {
+	case STORAGE_OP_ACCOUNT_GET: return op_account_get(t, r);
+	case STORAGE_OP_ACCOUNT_CREATE: return op_account_create(t, r);
+	case STORAGE_OP_ACCOUNT_UPDATE: return op_account_update(t, r);
+	case STORAGE_OP_ACCOUNT_REMOVE: return op_account_remove(t, r);
+	case STORAGE_OP_ACCOUNT_LIST: return op_account_list(t, r);
+	case STORAGE_OP_ACCOUNT_COUNT: return op_account_count(t, r);
+	case STORAGE_OP_ROSTER_GET: return op_roster_get(t, r);
+	case STORAGE_OP_ROSTER_SET: return op_roster_set(t, r);
+	case STORAGE_OP_ROSTER_REMOVE: return op_roster_remove(t, r);
+	}
+	return STORAGE_ERROR;
+}
+
+static void sql_work(void *job, void *thread_state)
+{
+	struct sql_req *r = job;
+	struct sql_thread *t = thread_state;
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	for (unsigned attempt = 0;; attempt++) {
+		if (!thread_connect(t)) {
+			r->res = STORAGE_TEMPFAIL;
+			return;
+		}
+		failed_sql = NULL;
+		r->res = run_op(t, r);
+		if (r->res != STORAGE_TEMPFAIL || d->is_broken == NULL || !d->is_broken(t->conn))
+			return;
+		/* The server went away: a new connection, and one more try (every
+		 * operation is one transaction or one statement). */
+		log_warning("storage %s: worker %u lost its connection; reconnecting",
+		            t->ss->base.description, t->index);
+		d->disconnect(t->conn);
+		t->conn = NULL;
+		if (attempt > 0)
+			return;
+	}
+}
+
+static void *sql_thread_init(void *group_ctx, unsigned index)
+{
+	struct sql_thread *t = xcalloc(1, sizeof(*t));
+	t->ss = group_ctx;
+	t->index = index;
+	thread_connect(t);     /* failures are retried at each job */
+	return t;
+}
+
+static void sql_thread_deinit(void *group_ctx, void *state)
+{
+	struct sql_thread *t = state;
+	if (t->conn != NULL)
+		t->ss->drv->disconnect(t->conn);
+	free(t);
+}
+
+/* ---- the loop side of a job ------------------------------------------------- */
+
+static void req_free(struct sql_req *r)
+{
+	if (r->acc.plain != NULL)
+		explicit_bzero(r->acc.plain, strlen(r->acc.plain));
+	explicit_bzero(&r->acc, sizeof(r->acc));
+	pool_unref(&r->pool);
+	free(r);
+}
+
+static void sql_req_free(struct storage_req *req)
+{
+	req_free((struct sql_req *)req);
+}
+
+static void sql_done(void *job, enum worker_status status)
+{
+	struct sql_req *r = job;
+	r->wj = NULL;
+	if (status != WORKER_CANCELLED && !r->base.cancelled) {
+		struct storage_reply out = { .res = r->res };
+		if (status == WORKER_EXPIRED) {
+			log_warning("storage %s: %s %s@%s: no worker took the job in time",
+			            r->base.st->description, storage_op_name(r->base.op),
+			            r->user != NULL ? r->user : "", r->host);
+			out.res = STORAGE_TEMPFAIL;
+		} else {
+			out.account = &r->acc;
+			out.names = &r->names;
+			out.count = r->count;
+			out.items = r->items;
+			out.nitems = r->nitems;
+			out.version = r->version;
+		}
+		storage_req_reply(&r->base, &out);
+	}
+	req_free(r);
+}
+
+static void sql_cancel(struct storage_req *req)
+{
+	struct sql_req *r = (struct sql_req *)req;
+	/* The worker may be running it: sql_done frees it once the group
+	 * reports back (with WORKER_CANCELLED).  No job: we are inside its
+	 * callback (a cancel there is a no-op; sql_done frees it). */
+	if (r->wj != NULL)
+		worker_cancel(r->wj);
+}
+
+static struct sql_req *req_new(struct storage *st, enum storage_op op, const char *host,
+                               const char *user, void *ctx)
+{
+	struct sql_req *r = xcalloc(1, sizeof(*r));
+	storage_req_init(&r->base, st, op, ctx);
+	r->pool = pool_new(1024);
+	r->host = pool_strdup(r->pool, host);
+	r->user = user != NULL ? pool_strdup(r->pool, user) : NULL;
+	return r;
+}
+
+static struct storage_req *req_submit(struct sql_req *r)
+{
+	struct sql_storage *ss = (struct sql_storage *)r->base.st;
+	if (ss->base.closing || ss->workers == NULL) {
+		storage_req_fail_later(&r->base, STORAGE_TEMPFAIL);
+		return &r->base;
+	}
+	char *key = xasprintf("%s@%s", r->user != NULL ? r->user : "", r->host);
+	uint32_t shard = hash_str(key);
+	free(key);
+	r->wj = worker_submit(ss->workers, shard, sql_work, sql_done, r, ss->cfg.timeout);
+	if (r->wj == NULL) {
+		double now = ev_now(ss->base.loop);
+		if (now - ss->last_full_log >= 1.0) {
+			log_warning("storage %s: queue full (%u jobs): failing requests with a temporary error",
+			            ss->base.description, worker_group_pending(ss->workers));
+			ss->last_full_log = now;
+		}
+		storage_req_fail_later(&r->base, STORAGE_TEMPFAIL);
+	}
+	return &r->base;
+}
+
+static void copy_account(struct sql_req *r, const struct storage_account *a)
+{
+	r->acc = *a;
+	if (a->sha1.salt_b64 != NULL)
+		r->acc.sha1.salt_b64 = pool_strdup(r->pool, a->sha1.salt_b64);
+	if (a->sha256.salt_b64 != NULL)
+		r->acc.sha256.salt_b64 = pool_strdup(r->pool, a->sha256.salt_b64);
+	if (a->plain != NULL)
+		r->acc.plain = pool_strdup(r->pool, a->plain);
+	if (r->acc.created == 0)
+		r->acc.created = (int64_t)time(NULL);
+}
+
+/* ---- vfuncs ------------------------------------------------------------------ */
+
+static struct storage_req *sql_account_get_op(struct storage *st, const char *host,
+                                              const char *user, storage_account_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_ACCOUNT_GET, host, user, ctx);
+	r->base.cb.account = cb;
+	return req_submit(r);
+}
+
+static struct storage_req *sql_account_create_op(struct storage *st, const char *host,
+                                                 const char *user, const struct storage_account *acc,
+                                                 storage_done_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_ACCOUNT_CREATE, host, user, ctx);
+	r->base.cb.done = cb;
+	copy_account(r, acc);
+	return req_submit(r);
+}
+
+static struct storage_req *sql_account_update_op(struct storage *st, const char *host,
+                                                 const char *user, const struct storage_account *acc,
+                                                 storage_done_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_ACCOUNT_UPDATE, host, user, ctx);
+	r->base.cb.done = cb;
+	copy_account(r, acc);
+	return req_submit(r);
+}
+
+static struct storage_req *sql_account_remove_op(struct storage *st, const char *host,
+                                                 const char *user, storage_done_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_ACCOUNT_REMOVE, host, user, ctx);
+	r->base.cb.done = cb;
+	return req_submit(r);
+}
+
+static struct storage_req *sql_account_list_op(struct storage *st, const char *host,
+                                               storage_list_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_ACCOUNT_LIST, host, NULL, ctx);
+	r->base.cb.list = cb;
+	return req_submit(r);
+}
+
+static struct storage_req *sql_account_count_op(struct storage *st, const char *host,
+                                                storage_count_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_ACCOUNT_COUNT, host, NULL, ctx);
+	r->base.cb.count = cb;
+	return req_submit(r);
+}
+
+static struct storage_req *sql_roster_get_op(struct storage *st, const char *host,
+                                             const char *user, storage_roster_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_ROSTER_GET, host, user, ctx);
+	r->base.cb.roster = cb;
+	return req_submit(r);
+}
+
+static struct storage_req *sql_roster_set_op(struct storage *st, const char *host,
+                                             const char *user, const struct roster_item *item,
+                                             storage_done_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_ROSTER_SET, host, user, ctx);
+	r->base.cb.done = cb;
+	r->item.jid = pool_strdup(r->pool, item->jid);
+	r->item.name = item->name != NULL ? pool_strdup(r->pool, item->name) : NULL;
+	r->item.subscription = item->subscription;
+	r->item.ask_out = item->ask_out;
+	r->item.ask_in = item->ask_in;
+	r->item.approved = item->approved;
+	if (item->groups.count > 0) {
+		r->item.groups.items = pool_alloc(r->pool, item->groups.count * sizeof(char *));
+		for (size_t i = 0; i < item->groups.count; i++)
+			r->item.groups.items[i] = pool_strdup(r->pool, item->groups.items[i]);
+		r->item.groups.count = item->groups.count;
+	}
+	return req_submit(r);
+}
+
+static struct storage_req *sql_roster_remove_op(struct storage *st, const char *host,
+                                                const char *user, const char *jid,
+                                                storage_done_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_ROSTER_REMOVE, host, user, ctx);
+	r->base.cb.done = cb;
+	r->jid = pool_strdup(r->pool, jid);
+	return req_submit(r);
+}
+
+/* ---- open and close (loop thread, synchronous) ------------------------------------ */
+
+static bool sql_accepts(const char *driver)
+{
+	return sql_driver_find(driver) != NULL;
+}
+
+/* Read dir/file into a malloc'd string; NULL if it cannot be read. */
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return NULL;
+	struct buf b = {0};
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		buf_append(&b, chunk, n);
+	bool err = ferror(f);
+	fclose(f);
+	if (err) {
+		buf_free(&b);
+		return NULL;
+	}
+	if (b.data == NULL)
+		buf_append(&b, "", 0);
+	return buf_steal(&b);
+}
+
+/* The schema script of the dialect: $PARLEY_SQL_DIR when set, else the
+ * installed directory, then ./sql. */
+static char *read_schema(const struct sql_dialect *dia, char **path_r, char **error_r)
+{
+	const char *env = getenv("PARLEY_SQL_DIR");
+	const char *dirs[2];
+	size_t ndirs = 0;
+	if (env != NULL && *env != '\0') {
+		dirs[ndirs++] = env;
+	} else {
+		dirs[ndirs++] = PARLEY_SQL_DIR;
+		if (strcmp(PARLEY_SQL_DIR, "./sql") != 0)
+			dirs[ndirs++] = "./sql";
+	}
+	struct buf tried = {0};
+	for (size_t i = 0; i < ndirs; i++) {
+		char *path = xasprintf("%s/%s", dirs[i], dia->schema_file);
+		char *text = read_file(path);
+		if (text != NULL) {
+			*path_r = path;
+			buf_free(&tried);
+			return text;
+		}
+		buf_printf(&tried, "%s%s (%s)", i > 0 ? ", " : "", path, strerror(errno));
+		free(path);
+	}
+	*error_r = xasprintf("cannot read the schema file: tried %s; set PARLEY_SQL_DIR to the "
+	                     "directory of %s", tried.data, dia->schema_file);
+	buf_free(&tried);
+	return NULL;
+}
+
+static int create_schema(const struct sql_driver_vfuncs *d, struct sql_conn *c, const char *desc,
+                         const char *script, const char *schema_path, char **error_r)
+{
+	if (d->begin(c, true) < 0 || d->exec(c, script) < 0 || d->commit(c) < 0) {
+		*error_r = xasprintf("database %s: cannot create the schema from %s: %s", desc, schema_path,
+		                     d->error_message(c));
+		d->rollback(c);
+		return -1;
+	}
+	log_notice("storage %s: new database created from %s (schema version %d)", desc, schema_path,
+	           SQL_SCHEMA_VERSION);
+	return 0;
+}
+
+static int check_version(const struct sql_driver_vfuncs *d, struct sql_conn *c, const char *desc,
+                         char **error_r)
+{
+	struct sql_stmt *s = d->prepare(c, "SELECT version FROM schema_version");
+	enum sql_step st = s != NULL ? d->step(s) : SQL_STEP_ERROR;
+	if (st == SQL_STEP_ERROR) {
+		*error_r = xasprintf("database %s has no Parley schema (reading schema_version: %s): "
+		                     "create it from sql/%s or run parleyctl db migrate", desc,
+		                     d->error_message(c), d->dialect->schema_file);
+		if (s != NULL)
+			d->reset(s);
+		return -1;
+	}
+	if (st == SQL_STEP_DONE) {
+		*error_r = xasprintf("database %s: the schema_version table is empty (it must hold one "
+		                     "row): run parleyctl db migrate", desc);
+		d->reset(s);
+		return -1;
+	}
+	int64_t v = d->column_int64(s, 0);
+	st = d->step(s);
+	d->reset(s);
+	if (st != SQL_STEP_DONE) {
+		*error_r = xasprintf("database %s: the schema_version table must hold exactly one row", desc);
+		return -1;
+	}
+	if (v < SQL_SCHEMA_VERSION) {
+		*error_r = xasprintf("database %s has schema version %lld, this parleyd needs %d: "
+		                     "run parleyctl db migrate", desc, (long long)v, SQL_SCHEMA_VERSION);
+		return -1;
+	}
+	if (v > SQL_SCHEMA_VERSION) {
+		*error_r = xasprintf("database %s has schema version %lld, this parleyd needs %d: "
+		                     "the database belongs to a newer parleyd", desc, (long long)v,
+		                     SQL_SCHEMA_VERSION);
+		return -1;
+	}
+	return 0;
+}
+
+static int sql_open(struct ev_loop *loop, const struct storage_config *cfg, struct storage **st_r,
+                    char **error_r)
+{
+	const struct sql_driver_vfuncs *d = sql_driver_find(cfg->driver != NULL ? cfg->driver : "sqlite");
+	if (d == NULL) {
+		*error_r = xasprintf("unknown SQL driver '%s'", cfg->driver);
+		return -1;
+	}
+	char *desc = d->describe(cfg);
+	char *script = NULL, *schema_path = NULL, *err = NULL;
+	bool is_new = d->is_new != NULL && d->is_new(cfg);
+	if (is_new && (script = read_schema(d->dialect, &schema_path, &err)) == NULL) {
+		*error_r = xasprintf("database %s does not exist and %s", desc, err);
+		goto fail;
+	}
+	struct sql_conn *c = d->connect(cfg, &err);
+	if (c == NULL) {
+		*error_r = xasprintf("database %s: %s", desc, err);
+		goto fail;
+	}
+	if ((is_new && create_schema(d, c, desc, script, schema_path, error_r) < 0) ||
+	    check_version(d, c, desc, error_r) < 0) {
+		d->disconnect(c);
+		goto fail;
+	}
+	d->disconnect(c);
+
+	struct sql_storage *ss = xcalloc(1, sizeof(*ss));
+	storage_base_init(&ss->base, &storage_sql_vfuncs, loop, desc);
+	ss->drv = d;
+	ss->upsert = d->dialect->upsert;
+	ss->cfg = *cfg;
+	ss->cfg.driver = xstrdup(d->name);
+	ss->cfg.path = cfg->path != NULL ? xstrdup(cfg->path) : NULL;
+	ss->cfg.dsn = cfg->dsn != NULL ? xstrdup(cfg->dsn) : NULL;
+	if (ss->cfg.pool_size == 0)
+		ss->cfg.pool_size = 2;
+	if (ss->cfg.timeout <= 0)
+		ss->cfg.timeout = 10;
+	ss->workers = worker_group_new(loop, d->name, ss->cfg.pool_size, ss->cfg.queue_max,
+	                               sql_thread_init, sql_thread_deinit, ss);
+	*st_r = &ss->base;
+	free(desc);
+	free(script);
+	free(schema_path);
+	return 0;
+fail:
+	free(err);
+	free(desc);
+	free(script);
+	free(schema_path);
+	return -1;
+}
+
+static void sql_close(struct storage *st)
+{
+	struct sql_storage *ss = (struct sql_storage *)st;
+	/* Every queued job runs (or expires) and its callback runs; callbacks
+	 * that ask for more get a temporary failure (closing). */
+	worker_group_free(&ss->workers);
+	storage_base_deinit(st);
+	free(ss->cfg.driver);
+	free(ss->cfg.path);
+	free(ss->cfg.dsn);
+	free(ss);
+}
+
+/* Test hook (storage-private.h): write upserts another dialect's way. */
+void storage_sql_test_set_upsert(struct storage *st, int style)
+{
+	assert(st->v == &storage_sql_vfuncs);
+	((struct sql_storage *)st)->upsert = (enum sql_upsert)style;
+}
+
+const struct storage_vfuncs storage_sql_vfuncs = {
+	.name = "sql",
+	.accepts = sql_accepts,
+	.open = sql_open,
+	.close = sql_close,
+	.cancel = sql_cancel,
+	.req_free = sql_req_free,
+	.account_get = sql_account_get_op,
+	.account_create = sql_account_create_op,
+	.account_update = sql_account_update_op,
+	.account_remove = sql_account_remove_op,
+	.account_list = sql_account_list_op,
+	.account_count = sql_account_count_op,
+	.roster_get = sql_roster_get_op,
+	.roster_set = sql_roster_set_op,
+	.roster_remove = sql_roster_remove_op,
+};

@@ -1,1 +1,290 @@
-/* placeholder: being written */
+/*
+ * The storage interface's front: picks the backend family for a
+ * configuration, dispatches every operation to its vfuncs, and holds what
+ * all backends share (request base, the fail-later list, result strings,
+ * account and roster item helpers).
+ *
+ * Loop thread only.  Invariants: a request's callback runs at most once and
+ * never inside the call that created it nor after storage_cancel; a request
+ * answered "later" by storage.c itself (queue full, closing) is delivered
+ * from an ev_timer of 0 seconds, and storage_close delivers what is left.
+ */
+#include "storage/storage-private.h"
+#include "server/log.h"
+
+#include <assert.h>
+
+static const struct storage_vfuncs *const storage_backends[] = {
+	&storage_sql_vfuncs,
+};
+
+const char *storage_result_str(enum storage_result r)
+{
+	switch (r) {
+	case STORAGE_OK: return "ok";
+	case STORAGE_NOT_FOUND: return "not found";
+	case STORAGE_EXISTS: return "exists";
+	case STORAGE_TEMPFAIL: return "temporary failure";
+	case STORAGE_ERROR: return "error";
+	}
+	return "unknown";
+}
+
+const char *storage_op_name(enum storage_op op)
+{
+	switch (op) {
+	case STORAGE_OP_ACCOUNT_GET: return "account_get";
+	case STORAGE_OP_ACCOUNT_CREATE: return "account_create";
+	case STORAGE_OP_ACCOUNT_UPDATE: return "account_update";
+	case STORAGE_OP_ACCOUNT_REMOVE: return "account_remove";
+	case STORAGE_OP_ACCOUNT_LIST: return "account_list";
+	case STORAGE_OP_ACCOUNT_COUNT: return "account_count";
+	case STORAGE_OP_ROSTER_GET: return "roster_get";
+	case STORAGE_OP_ROSTER_SET: return "roster_set";
+	case STORAGE_OP_ROSTER_REMOVE: return "roster_remove";
+	}
+	return "unknown";
+}
+
+const char *roster_subscription_str(enum roster_subscription s)
+{
+	switch (s) {
+	case SUB_NONE: return "none";
+	case SUB_TO: return "to";
+	case SUB_FROM: return "from";
+	case SUB_BOTH: return "both";
+	case SUB_REMOVE: return "remove";
+	}
+	return "none";
+}
+
+void storage_account_clear(struct storage_account *a)
+{
+	if (a == NULL)
+		return;
+	scram_credentials_clear(&a->sha1);
+	scram_credentials_clear(&a->sha256);
+	if (a->plain != NULL) {
+		explicit_bzero(a->plain, strlen(a->plain));
+		free(a->plain);
+	}
+	explicit_bzero(a, sizeof(*a));
+}
+
+void roster_item_clear(struct roster_item *it)
+{
+	if (it == NULL)
+		return;
+	free(it->jid);
+	free(it->name);
+	strlist_free(&it->groups);
+	memset(it, 0, sizeof(*it));
+}
+
+/* ---- the shared request machinery ------------------------------------------- */
+
+static void defer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+void storage_base_init(struct storage *st, const struct storage_vfuncs *v, struct ev_loop *loop,
+                       const char *description)
+{
+	st->v = v;
+	st->loop = loop;
+	st->description = xstrdup(description);
+	ev_timer_init(&st->defer_timer, defer_cb, 0, 0);
+	st->defer_timer.data = st;
+}
+
+void storage_req_init(struct storage_req *req, struct storage *st, enum storage_op op, void *ctx)
+{
+	req->st = st;
+	req->op = op;
+	req->ctx = ctx;
+	req->cancelled = false;
+	req->deferred = false;
+	req->defer_next = NULL;
+}
+
+void storage_req_reply(struct storage_req *req, const struct storage_reply *r)
+{
+	if (req->cancelled)
+		return;
+	bool ok = r->res == STORAGE_OK;
+	switch (req->op) {
+	case STORAGE_OP_ACCOUNT_GET:
+		req->cb.account(r->res, ok ? r->account : NULL, req->ctx);
+		break;
+	case STORAGE_OP_ACCOUNT_LIST: {
+		static const struct strlist empty = { NULL, 0 };
+		req->cb.list(r->res, ok && r->names != NULL ? r->names : &empty, req->ctx);
+		break;
+	}
+	case STORAGE_OP_ACCOUNT_COUNT:
+		req->cb.count(r->res, ok ? r->count : 0, req->ctx);
+		break;
+	case STORAGE_OP_ROSTER_GET:
+		req->cb.roster(r->res, ok ? r->items : NULL, ok ? r->nitems : 0, ok ? r->version : 0,
+		               req->ctx);
+		break;
+	case STORAGE_OP_ACCOUNT_CREATE:
+	case STORAGE_OP_ACCOUNT_UPDATE:
+	case STORAGE_OP_ACCOUNT_REMOVE:
+	case STORAGE_OP_ROSTER_SET:
+	case STORAGE_OP_ROSTER_REMOVE:
+		req->cb.done(r->res, req->ctx);
+		break;
+	}
+}
+
+void storage_req_fail_later(struct storage_req *req, enum storage_result res)
+{
+	struct storage *st = req->st;
+	assert(!req->deferred);
+	req->deferred = true;
+	req->deferred_res = res;
+	req->defer_next = NULL;
+	if (st->defer_tail != NULL)
+		st->defer_tail->defer_next = req;
+	else
+		st->defer_head = req;
+	st->defer_tail = req;
+	if (!ev_is_active(&st->defer_timer)) {
+		ev_timer_set(&st->defer_timer, 0, 0);
+		ev_timer_start(st->loop, &st->defer_timer);
+	}
+}
+
+/* Deliver every request on the fail-later list, including those its
+ * callbacks add. */
+static void defer_drain(struct storage *st)
+{
+	while (st->defer_head != NULL) {
+		struct storage_req *req = st->defer_head;
+		st->defer_head = req->defer_next;
+		if (st->defer_head == NULL)
+			st->defer_tail = NULL;
+		struct storage_reply r = { .res = req->deferred_res };
+		storage_req_reply(req, &r);
+		st->v->req_free(req);
+	}
+}
+
+static void defer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct storage *st = w->data;
+	defer_drain(st);
+}
+
+void storage_base_deinit(struct storage *st)
+{
+	defer_drain(st);
+	ev_timer_stop(st->loop, &st->defer_timer);
+	free(st->description);
+	st->description = NULL;
+}
+
+/* ---- public interface: dispatch ----------------------------------------------- */
+
+int storage_open(struct ev_loop *loop, const struct storage_config *cfg, struct storage **st_r,
+                 char **error_r)
+{
+	const char *driver = cfg->driver != NULL ? cfg->driver : "sqlite";
+	*st_r = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(storage_backends); i++) {
+		const struct storage_vfuncs *v = storage_backends[i];
+		if (v->accepts(driver))
+			return v->open(loop, cfg, st_r, error_r);
+	}
+	*error_r = xasprintf("unknown storage driver '%s' (built: sqlite)", driver);
+	return -1;
+}
+
+void storage_close(struct storage **stp)
+{
+	struct storage *st = *stp;
+	if (st == NULL)
+		return;
+	*stp = NULL;
+	st->closing = true;
+	st->v->close(st);
+}
+
+void storage_cancel(struct storage_req *req)
+{
+	if (req == NULL || req->cancelled)
+		return;
+	req->cancelled = true;
+	if (!req->deferred)
+		req->st->v->cancel(req);
+}
+
+const char *storage_describe(const struct storage *st)
+{
+	return st->description;
+}
+
+struct storage_req *storage_account_get(struct storage *st, const char *host, const char *user,
+                                        storage_account_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && cb != NULL);
+	return st->v->account_get(st, host, user, cb, ctx);
+}
+
+struct storage_req *storage_account_create(struct storage *st, const char *host, const char *user,
+                                           const struct storage_account *acc, storage_done_cb *cb,
+                                           void *ctx)
+{
+	assert(host != NULL && user != NULL && acc != NULL && cb != NULL);
+	return st->v->account_create(st, host, user, acc, cb, ctx);
+}
+
+struct storage_req *storage_account_update(struct storage *st, const char *host, const char *user,
+                                           const struct storage_account *acc, storage_done_cb *cb,
+                                           void *ctx)
+{
+	assert(host != NULL && user != NULL && acc != NULL && cb != NULL);
+	return st->v->account_update(st, host, user, acc, cb, ctx);
+}
+
+struct storage_req *storage_account_remove(struct storage *st, const char *host, const char *user,
+                                           storage_done_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && cb != NULL);
+	return st->v->account_remove(st, host, user, cb, ctx);
+}
+
+struct storage_req *storage_account_list(struct storage *st, const char *host,
+                                         storage_list_cb *cb, void *ctx)
+{
+	assert(host != NULL && cb != NULL);
+	return st->v->account_list(st, host, cb, ctx);
+}
+
+struct storage_req *storage_account_count(struct storage *st, const char *host,
+                                          storage_count_cb *cb, void *ctx)
+{
+	assert(host != NULL && cb != NULL);
+	return st->v->account_count(st, host, cb, ctx);
+}
+
+struct storage_req *storage_roster_get(struct storage *st, const char *host, const char *user,
+                                       storage_roster_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && cb != NULL);
+	return st->v->roster_get(st, host, user, cb, ctx);
+}
+
+struct storage_req *storage_roster_set(struct storage *st, const char *host, const char *user,
+                                       const struct roster_item *item, storage_done_cb *cb,
+                                       void *ctx)
+{
+	assert(host != NULL && user != NULL && item != NULL && item->jid != NULL && cb != NULL);
+	return st->v->roster_set(st, host, user, item, cb, ctx);
+}
+
+struct storage_req *storage_roster_remove(struct storage *st, const char *host, const char *user,
+                                          const char *jid, storage_done_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && jid != NULL && cb != NULL);
+	return st->v->roster_remove(st, host, user, jid, cb, ctx);
+}

@@ -1,8 +1,9 @@
 /*
  * The storage interface: everything the server keeps for users, as typed
  * operations.  Every call has the form op(storage, args..., cb, ctx) and
- * returns a request handle (or NULL only if cb has already been scheduled
- * with an error); cb runs later on the loop thread, never inside the call.
+ * returns a request handle, never NULL (even an immediate failure such as a
+ * full queue is delivered later and can be cancelled); cb runs later on the
+ * loop thread, never inside the call.
  * storage_cancel() guarantees cb will not run.  Results say why
  * (STORAGE_TEMPFAIL is never reported as STORAGE_NOT_FOUND).  Operations for
  * one user (host+user) keep their order.
@@ -34,7 +35,8 @@ struct storage_req;
  * Returns -1 with a malloc'd *error_r when it cannot start. */
 int storage_open(struct ev_loop *loop, const struct storage_config *cfg, struct storage **st_r,
                  char **error_r);
-/* Finish pending work and close. */
+/* Finish pending work (pending callbacks run before it returns; requests
+ * made meanwhile get STORAGE_TEMPFAIL) and close. */
 void storage_close(struct storage **st);
 void storage_cancel(struct storage_req *req);
 const char *storage_describe(const struct storage *st);   /* "sqlite:/path" */

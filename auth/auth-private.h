@@ -1,0 +1,112 @@
+/*
+ * What an auth backend implements.  Only auth.c and the backends
+ * (auth-internal.c; later auth-ldap.c, auth-pam.c, auth-external.c, ...)
+ * include this.  Loop thread only.
+ *
+ * A host's struct auth holds a chain of backends (auth.methods, in order).
+ * auth.c walks the chain for each request and decides the final answer;
+ * a backend answers one question for one request:
+ *   - its vfunc starts the work and returns a handle (struct auth_breq,
+ *     the backend's own type), or NULL after auth_backend_reply_later();
+ *   - later, from the loop, it calls auth_backend_reply() exactly once,
+ *     unless auth.c called its cancel first (then it never replies);
+ *   - a NULL vfunc means "this backend cannot do that" (AUTH_NOT_SUPPORTED).
+ * A backend that cannot reach its source answers AUTH_TEMPFAIL, never
+ * AUTH_NO_USER or AUTH_BAD_PASSWORD.
+ */
+#ifndef PARLEY_AUTH_PRIVATE_H
+#define PARLEY_AUTH_PRIVATE_H
+
+#include "auth/auth.h"
+
+enum auth_op {
+	AUTH_OP_CHECK_PASSWORD,
+	AUTH_OP_GET_SCRAM,
+	AUTH_OP_USER_EXISTS,
+	AUTH_OP_CREATE_USER,
+	AUTH_OP_SET_PASSWORD,
+	AUTH_OP_REMOVE_USER,
+};
+
+struct auth_breq;   /* a backend's pending operation */
+
+/* One request of the auth interface, as backends see it. */
+struct auth_req {
+	struct auth *a;
+	enum auth_op op;
+	char *user;               /* prepared local part */
+	char *password;           /* check/create/set_password; wiped when freed */
+	enum scram_hash hash;     /* get_scram */
+
+	/* auth.c's own state */
+	auth_cb *cb;
+	auth_scram_cb *scram_cb;
+	void *ctx;
+	size_t next_backend;      /* index of the next backend to ask */
+	struct auth_backend *cur; /* the backend working on it, or NULL */
+	struct auth_breq *breq;   /* its handle */
+	unsigned seen;            /* bit (1 << result) for every answer so far */
+	bool tried;               /* some backend was asked */
+	bool starting;            /* inside the public call that created it */
+	bool answering;           /* inside its callback (auth_cancel is a no-op) */
+	bool deferred, deferred_final;
+	enum auth_result deferred_res;
+	struct auth_req *prev, *next;      /* the host's live requests */
+	struct auth_req *defer_next;
+};
+
+/* One operation of a backend for req (see the top of this file). */
+typedef struct auth_breq *auth_backend_op_fn(void *state, struct auth_req *req);
+
+struct auth_vfuncs {
+	const char *name;                          /* the auth.methods entry: "internal" */
+	/* Set up the backend for host a (a->host, a->storage, a->loop are set). */
+	int (*init)(struct auth *a, void **state_r, char **error_r);
+	void (*deinit)(void *state);
+	bool (*can_scram)(void *state);
+	bool (*can_plain)(void *state);
+
+	auth_backend_op_fn *check_password;
+	/* Reply with the credentials for req->hash (AUTH_NOT_SUPPORTED when the
+	 * user has none for that hash); cred need only live during the reply. */
+	auth_backend_op_fn *get_scram;
+	auth_backend_op_fn *user_exists;
+	auth_backend_op_fn *create_user;
+	auth_backend_op_fn *set_password;
+	auth_backend_op_fn *remove_user;
+	/* Stop the work of b; its reply must never come.  Frees b (now or
+	 * when its workers finish). */
+	void (*cancel)(struct auth_breq *b);
+};
+
+struct auth_backend {
+	const struct auth_vfuncs *v;
+	void *state;
+};
+
+struct auth {
+	struct ev_loop *loop;
+	char *host;
+	struct storage *storage;
+	unsigned scram_iterations;        /* for new credentials */
+	struct auth_backend *backends;
+	size_t nbackends;
+	struct auth_req *reqs;            /* live requests */
+	struct auth_req *defer_head, *defer_tail;
+	ev_timer defer_timer;
+	bool freeing;
+};
+
+/* The backend's answer for req (from the loop, never inside its vfunc). */
+void auth_backend_reply(struct auth_req *req, enum auth_result res,
+                        const struct scram_credentials *cred);
+/* The backend knows the answer at once (e.g. its queue is full): auth.c
+ * delivers it from the loop; the vfunc then returns NULL. */
+void auth_backend_reply_later(struct auth_req *req, enum auth_result res);
+
+/* Seconds a key derivation may wait in the compute queue. */
+#define AUTH_COMPUTE_TIMEOUT 10.0
+
+extern const struct auth_vfuncs auth_internal_vfuncs;
+
+#endif

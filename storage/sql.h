@@ -1,0 +1,116 @@
+/*
+ * The small SQL driver interface under storage-sql.c.  A driver is plain
+ * blocking code: every function runs on the worker thread that owns the
+ * connection (one connection per worker thread; a connection is never used
+ * by two threads), except connect/exec/disconnect at start-up which
+ * storage-sql.c also calls on the loop thread before the loop runs.
+ *
+ * The SQL text storage-sql.c hands to prepare() is written once for every
+ * database: '?' placeholders (a driver whose library wants $1, $2, ...
+ * rewrites them; there is never a '?' inside a literal), no identifier
+ * quoting, integers for flags (0/1), text for everything else.  What really
+ * differs between databases is described by struct sql_dialect.
+ */
+#ifndef PARLEY_SQL_H
+#define PARLEY_SQL_H
+
+#include "server/config.h"
+#include "server/util.h"
+
+/* The schema version this code reads and writes (sql/<dialect>.sql inserts
+ * it into schema_version; migrations bump it). */
+#define SQL_SCHEMA_VERSION 1
+
+/* Class of the last error on a connection: what storage-sql.c may do next. */
+enum sql_error {
+	SQL_ERR_NONE,
+	SQL_ERR_TEMPORARY,   /* connection lost, busy/locked, timeout, disk full: try later */
+	SQL_ERR_PERMANENT,   /* syntax, missing table, type mismatch: a bug or a bad schema */
+	SQL_ERR_CONSTRAINT,  /* unique / primary key violation (the row exists) */
+};
+
+enum sql_step {
+	SQL_STEP_ROW,        /* a row is available through the column functions */
+	SQL_STEP_DONE,       /* no (more) rows; changes() is valid */
+	SQL_STEP_ERROR,      /* see error_class / error_message of the connection */
+};
+
+/* How to write "insert or update this row". */
+enum sql_upsert {
+	SQL_UPSERT_NONE,                 /* none: UPDATE, then INSERT when no row changed */
+	SQL_UPSERT_ON_CONFLICT,          /* INSERT ... ON CONFLICT (keys) DO UPDATE SET c = excluded.c
+	                                  * (SQLite >= 3.24, PostgreSQL >= 9.5) */
+	SQL_UPSERT_ON_DUPLICATE_KEY,     /* INSERT ... ON DUPLICATE KEY UPDATE c = VALUES(c) (MySQL) */
+};
+
+struct sql_dialect {
+	const char *name;                /* "sqlite", "pgsql", "mysql", "mssql" */
+	const char *schema_file;         /* "sqlite.sql": in the SQL directory */
+	enum sql_upsert upsert;
+};
+
+struct sql_conn;     /* a driver's connection (its own struct) */
+struct sql_stmt;     /* a driver's prepared statement, owned by its connection */
+
+struct sql_driver_vfuncs {
+	const char *name;                /* the storage_config.driver value: "sqlite" */
+	const struct sql_dialect *dialect;
+
+	/* "sqlite:/path", "pgsql:host=db dbname=xmpp" (never a password): malloc'd. */
+	char *(*describe)(const struct storage_config *cfg);
+	/* True when the store does not exist yet and may be created from the
+	 * schema file (embedded databases).  NULL: never (a DBA creates it). */
+	bool (*is_new)(const struct storage_config *cfg);
+
+	/* Connect and set the session up (timeouts from cfg->timeout, encoding,
+	 * pragmas).  NULL with a malloc'd *error_r on failure. */
+	struct sql_conn *(*connect)(const struct storage_config *cfg, char **error_r);
+	/* Close, finalising every cached statement. */
+	void (*disconnect)(struct sql_conn *c);
+	/* After an error: the connection is unusable (server gone) and must be
+	 * reconnected.  NULL: never. */
+	bool (*is_broken)(struct sql_conn *c);
+
+	/* Run a script of several statements (the schema), no results. */
+	int (*exec)(struct sql_conn *c, const char *script);
+
+	/* A statement for this SQL text, ready for binding.  Statements are
+	 * cached per connection by their text: preparing the same text again is
+	 * cheap and returns the cached one, reset.  NULL on error. */
+	struct sql_stmt *(*prepare)(struct sql_conn *c, const char *sql);
+	/* Parameters are numbered from 1; text and blob are copied by the
+	 * driver (or kept until reset).  Return 0 or -1. */
+	int (*bind_text)(struct sql_stmt *s, unsigned idx, const char *value);
+	int (*bind_int64)(struct sql_stmt *s, unsigned idx, int64_t value);
+	int (*bind_blob)(struct sql_stmt *s, unsigned idx, const void *data, size_t len);
+	int (*bind_null)(struct sql_stmt *s, unsigned idx);
+	/* Execute (first call) / fetch the next row. */
+	enum sql_step (*step)(struct sql_stmt *s);
+	/* Columns of the current row, numbered from 0.  Text and blobs stay
+	 * valid until the next step or reset. */
+	bool (*column_is_null)(struct sql_stmt *s, unsigned col);
+	const char *(*column_text)(struct sql_stmt *s, unsigned col);   /* NULL for NULL */
+	int64_t (*column_int64)(struct sql_stmt *s, unsigned col);
+	const void *(*column_blob)(struct sql_stmt *s, unsigned col, size_t *len_r);
+	/* Rows changed by the statement that just returned SQL_STEP_DONE. */
+	uint64_t (*changes)(struct sql_stmt *s);
+	/* Done with this execution: release its results and locks, clear the
+	 * bindings; the statement stays cached. */
+	void (*reset)(struct sql_stmt *s);
+
+	/* Transactions.  write: the transaction will write (SQLite takes the
+	 * write lock up front with BEGIN IMMEDIATE; others may ignore it). */
+	int (*begin)(struct sql_conn *c, bool write);
+	int (*commit)(struct sql_conn *c);
+	/* Safe to call when no transaction is open. */
+	void (*rollback)(struct sql_conn *c);
+
+	/* The last error of the connection. */
+	enum sql_error (*error_class)(struct sql_conn *c);
+	const char *(*error_message)(struct sql_conn *c);
+};
+
+/* Drivers built into this binary. */
+extern const struct sql_driver_vfuncs sql_driver_sqlite;
+
+#endif

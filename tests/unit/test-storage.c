@@ -1,0 +1,1335 @@
+/*
+ * Unit tests for the storage interface (storage/storage.c, storage-sql.c,
+ * sql-sqlite.c) and the internal auth backend on top of it (auth/auth.c,
+ * auth-internal.c).
+ *
+ * Every test runs once per entry of the backends table: today sqlite on a
+ * temporary file, twice (with the dialect's upsert and with the portable
+ * UPDATE-then-INSERT path).  A new driver adds an entry (how to make a
+ * fresh store, and optional hooks for the tests that need to reach into
+ * the database: schema version, holding a lock).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage/storage-private.h"
+#include "storage/sql.h"
+#include "auth/auth.h"
+#include "server/worker.h"
+#include "server/log.h"
+
+/* ---- backends ------------------------------------------------------------------- */
+
+struct fixture;
+
+struct backend {
+	const char *name;
+	/* Fill f->cfg for a new, empty store. */
+	void (*make)(struct fixture *f);
+	void (*destroy)(struct fixture *f);
+	/* After storage_open (optional). */
+	void (*opened)(struct fixture *f);
+	/* Optional hooks; tests that need them are skipped without. */
+	void (*set_schema_version)(struct fixture *f, int version);
+	void (*lock)(struct fixture *f);        /* hold the write lock from outside */
+	void (*unlock)(struct fixture *f);
+	bool embedded;                          /* created from sql/ on first open */
+};
+
+struct fixture {
+	const struct backend *be;
+	struct ev_loop *loop;
+	struct storage_config cfg;
+	struct storage *st;
+	char dir[64];
+	char path[128];
+	sqlite3 *locker;
+};
+
+static void sqlite_make(struct fixture *f)
+{
+	strcpy(f->dir, "/tmp/parley-test-storage-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/parley.db", f->dir);
+	f->cfg.driver = "sqlite";
+	f->cfg.path = f->path;
+}
+
+static void sqlite_destroy(struct fixture *f)
+{
+	DIR *d = opendir(f->dir);
+	if (d != NULL) {
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL) {
+			if (e->d_name[0] == '.')
+				continue;
+			char p[512];
+			snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
+			unlink(p);
+		}
+		closedir(d);
+	}
+	rmdir(f->dir);
+}
+
+static void sqlite_portable_opened(struct fixture *f)
+{
+	storage_sql_test_set_upsert(f->st, SQL_UPSERT_NONE);
+}
+
+static void sqlite_set_schema_version(struct fixture *f, int version)
+{
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	char sql[64];
+	snprintf(sql, sizeof(sql), "UPDATE schema_version SET version = %d", version);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static void sqlite_lock(struct fixture *f)
+{
+	assert_int_equal(sqlite3_open(f->path, &f->locker), SQLITE_OK);
+	/* The store's workers may hold a lock for a moment (connecting, WAL
+	 * recovery): wait for it like they do. */
+	sqlite3_busy_timeout(f->locker, 5000);
+	assert_int_equal(sqlite3_exec(f->locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+}
+
+static void sqlite_unlock(struct fixture *f)
+{
+	sqlite3_exec(f->locker, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(f->locker);
+	f->locker = NULL;
+}
+
+static const struct backend backends[] = {
+	{ "sqlite", sqlite_make, sqlite_destroy, NULL, sqlite_set_schema_version, sqlite_lock,
+	  sqlite_unlock, true },
+	{ "sqlite/portable-upsert", sqlite_make, sqlite_destroy, sqlite_portable_opened,
+	  sqlite_set_schema_version, sqlite_lock, sqlite_unlock, true },
+};
+
+/* ---- loop helpers --------------------------------------------------------------- */
+
+static pthread_t loop_thread;
+static bool in_call;            /* inside a storage_* / auth_* call */
+
+static void watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	fail_msg("the loop waited too long (a callback never came?)");
+}
+
+/* Run the loop until no work is outstanding. */
+static void run(struct fixture *f)
+{
+	ev_timer wd;
+	ev_timer_init(&wd, watchdog_cb, 20, 0);
+	ev_timer_start(f->loop, &wd);
+	ev_unref(f->loop);
+	ev_run(f->loop, 0);
+	ev_ref(f->loop);
+	ev_timer_stop(f->loop, &wd);
+}
+
+static void check_context(void)
+{
+	assert_true(pthread_equal(pthread_self(), loop_thread));
+	assert_false(in_call);
+}
+
+#define CALL(expr) ({ in_call = true; __auto_type r_ = (expr); in_call = false; r_; })
+
+static int open_store(struct fixture *f, char **error_r)
+{
+	int rc = storage_open(f->loop, &f->cfg, &f->st, error_r);
+	if (rc == 0 && f->be->opened != NULL)
+		f->be->opened(f);
+	return rc;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	f->be = *state;
+	loop_thread = pthread_self();
+	f->loop = ev_loop_new(EVFLAG_AUTO);
+	f->cfg.pool_size = 2;
+	f->cfg.queue_max = 1000;
+	f->cfg.timeout = 5;
+	f->be->make(f);
+	char *err = NULL;
+	if (open_store(f, &err) < 0) {
+		fprintf(stderr, "storage_open: %s\n", err);
+		free(err);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	auth_global_shutdown();
+	storage_close(&f->st);
+	if (f->locker != NULL)
+		f->be->unlock(f);
+	f->be->destroy(f);
+	ev_loop_destroy(f->loop);
+	free(f);
+	return 0;
+}
+
+/* ---- result recorders ----------------------------------------------------------- */
+
+struct res {
+	int calls;
+	enum storage_result r;
+	struct storage_account acc;          /* deep copy */
+	bool acc_null;
+	struct strlist names;
+	uint64_t count;
+	struct roster_item *items;
+	size_t nitems;
+	uint64_t version;
+	int *order;                          /* completion order log */
+	int *order_len;
+	int tag;
+};
+
+static void res_clear(struct res *r)
+{
+	storage_account_clear(&r->acc);
+	strlist_free(&r->names);
+	for (size_t i = 0; i < r->nitems; i++)
+		roster_item_clear(&r->items[i]);
+	free(r->items);
+	memset(r, 0, sizeof(*r));
+}
+
+static void note(struct res *r, enum storage_result res)
+{
+	check_context();
+	r->calls++;
+	r->r = res;
+	if (r->order != NULL)
+		r->order[(*r->order_len)++] = r->tag;
+}
+
+static void copy_creds(struct scram_credentials *dst, const struct scram_credentials *src)
+{
+	*dst = *src;
+	dst->salt_b64 = src->salt_b64 != NULL ? strdup(src->salt_b64) : NULL;
+}
+
+static void done_cb(enum storage_result res, void *ctx)
+{
+	note(ctx, res);
+}
+
+static void account_cb(enum storage_result res, const struct storage_account *acc, void *ctx)
+{
+	struct res *r = ctx;
+	note(r, res);
+	storage_account_clear(&r->acc);
+	r->acc_null = acc == NULL;
+	if (acc != NULL) {
+		r->acc = *acc;
+		copy_creds(&r->acc.sha1, &acc->sha1);
+		copy_creds(&r->acc.sha256, &acc->sha256);
+		r->acc.plain = acc->plain != NULL ? strdup(acc->plain) : NULL;
+	}
+}
+
+static void strlist_copy(struct strlist *dst, const struct strlist *src)
+{
+	dst->count = src->count;
+	dst->items = src->count > 0 ? calloc(src->count, sizeof(char *)) : NULL;
+	for (size_t i = 0; i < src->count; i++)
+		dst->items[i] = strdup(src->items[i]);
+}
+
+static void list_cb(enum storage_result res, const struct strlist *names, void *ctx)
+{
+	struct res *r = ctx;
+	note(r, res);
+	assert_non_null(names);
+	strlist_free(&r->names);
+	strlist_copy(&r->names, names);
+}
+
+static void count_cb(enum storage_result res, uint64_t count, void *ctx)
+{
+	struct res *r = ctx;
+	note(r, res);
+	r->count = count;
+}
+
+static void roster_cb(enum storage_result res, const struct roster_item *items, size_t count,
+                      uint64_t version, void *ctx)
+{
+	struct res *r = ctx;
+	note(r, res);
+	for (size_t i = 0; i < r->nitems; i++)
+		roster_item_clear(&r->items[i]);
+	free(r->items);
+	r->items = count > 0 ? calloc(count, sizeof(*r->items)) : NULL;
+	r->nitems = count;
+	r->version = version;
+	for (size_t i = 0; i < count; i++) {
+		r->items[i] = items[i];
+		r->items[i].jid = strdup(items[i].jid);
+		r->items[i].name = items[i].name != NULL ? strdup(items[i].name) : NULL;
+		strlist_copy(&r->items[i].groups, &items[i].groups);
+	}
+}
+
+/* ---- synchronous wrappers for the tests ------------------------------------------- */
+
+static enum storage_result acc_get(struct fixture *f, const char *host, const char *user,
+                                   struct res *r)
+{
+	int before = r->calls;
+	assert_non_null(CALL(storage_account_get(f->st, host, user, account_cb, r)));
+	assert_int_equal(r->calls, before);
+	run(f);
+	assert_int_equal(r->calls, before + 1);
+	return r->r;
+}
+
+static enum storage_result acc_create(struct fixture *f, const char *host, const char *user,
+                                      const struct storage_account *acc)
+{
+	struct res r = {0};
+	assert_non_null(CALL(storage_account_create(f->st, host, user, acc, done_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	return r.r;
+}
+
+static enum storage_result acc_update(struct fixture *f, const char *host, const char *user,
+                                      const struct storage_account *acc)
+{
+	struct res r = {0};
+	assert_non_null(CALL(storage_account_update(f->st, host, user, acc, done_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	return r.r;
+}
+
+static enum storage_result acc_remove(struct fixture *f, const char *host, const char *user)
+{
+	struct res r = {0};
+	assert_non_null(CALL(storage_account_remove(f->st, host, user, done_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	return r.r;
+}
+
+static enum storage_result acc_list(struct fixture *f, const char *host, struct res *r)
+{
+	assert_non_null(CALL(storage_account_list(f->st, host, list_cb, r)));
+	assert_int_equal(r->calls, 0);
+	run(f);
+	assert_int_equal(r->calls, 1);
+	return r->r;
+}
+
+static uint64_t acc_count(struct fixture *f, const char *host)
+{
+	struct res r = {0};
+	assert_non_null(CALL(storage_account_count(f->st, host, count_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.r, STORAGE_OK);
+	return r.count;
+}
+
+static enum storage_result roster_get(struct fixture *f, const char *host, const char *user,
+                                      struct res *r)
+{
+	int before = r->calls;
+	assert_non_null(CALL(storage_roster_get(f->st, host, user, roster_cb, r)));
+	assert_int_equal(r->calls, before);
+	run(f);
+	assert_int_equal(r->calls, before + 1);
+	return r->r;
+}
+
+static enum storage_result roster_set(struct fixture *f, const char *host, const char *user,
+                                      const struct roster_item *it)
+{
+	struct res r = {0};
+	assert_non_null(CALL(storage_roster_set(f->st, host, user, it, done_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	return r.r;
+}
+
+static enum storage_result roster_remove(struct fixture *f, const char *host, const char *user,
+                                         const char *jid)
+{
+	struct res r = {0};
+	assert_non_null(CALL(storage_roster_remove(f->st, host, user, jid, done_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	return r.r;
+}
+
+/* Made-up credentials (storage does not care whether they are real). */
+static void make_account(struct storage_account *a, unsigned seed, bool sha1, bool sha256,
+                         const char *plain)
+{
+	memset(a, 0, sizeof(*a));
+	if (sha1) {
+		a->has_sha1 = true;
+		a->sha1.hash = SCRAM_SHA1;
+		a->sha1.iterations = 4096 + seed;
+		a->sha1.salt_b64 = strdup("c2FsdDE=");
+		for (size_t i = 0; i < 20; i++) {
+			a->sha1.stored_key[i] = (unsigned char)(seed + i);
+			a->sha1.server_key[i] = (unsigned char)(seed * 3 + i);
+		}
+	}
+	if (sha256) {
+		a->has_sha256 = true;
+		a->sha256.hash = SCRAM_SHA256;
+		a->sha256.iterations = 8192 + seed;
+		a->sha256.salt_b64 = strdup("c2FsdDI1Ng==");
+		for (size_t i = 0; i < 32; i++) {
+			a->sha256.stored_key[i] = (unsigned char)(seed * 5 + i);
+			a->sha256.server_key[i] = (unsigned char)(seed * 7 + i);
+		}
+	}
+	a->plain = plain != NULL ? strdup(plain) : NULL;
+	a->created = 1700000000 + seed;
+}
+
+static void assert_creds_equal(const struct scram_credentials *a, const struct scram_credentials *b,
+                               size_t len)
+{
+	assert_int_equal(a->hash, b->hash);
+	assert_int_equal(a->iterations, b->iterations);
+	assert_string_equal(a->salt_b64, b->salt_b64);
+	assert_memory_equal(a->stored_key, b->stored_key, len);
+	assert_memory_equal(a->server_key, b->server_key, len);
+}
+
+static void assert_account_equal(const struct storage_account *got, const struct storage_account *want)
+{
+	assert_int_equal(got->has_sha1, want->has_sha1);
+	assert_int_equal(got->has_sha256, want->has_sha256);
+	if (want->has_sha1)
+		assert_creds_equal(&got->sha1, &want->sha1, 20);
+	if (want->has_sha256)
+		assert_creds_equal(&got->sha256, &want->sha256, 32);
+	if (want->plain == NULL)
+		assert_null(got->plain);
+	else
+		assert_string_equal(got->plain, want->plain);
+}
+
+/* ---- tests: accounts ------------------------------------------------------------------ */
+
+static void test_accounts(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_account a1, a2, b1;
+	make_account(&a1, 1, true, true, NULL);
+	make_account(&a2, 2, true, false, "secret");
+	make_account(&b1, 3, false, true, NULL);
+
+	assert_int_equal(acc_create(f, "a.example", "alice", &a1), STORAGE_OK);
+	assert_int_equal(acc_create(f, "a.example", "bob", &a2), STORAGE_OK);
+	assert_int_equal(acc_create(f, "b.example", "alice", &b1), STORAGE_OK);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a2), STORAGE_EXISTS);
+
+	if (f->be->embedded) {
+		char want[200];
+		snprintf(want, sizeof(want), "sqlite:%s", f->path);
+		assert_string_equal(storage_describe(f->st), want);
+	}
+	struct res r = {0};
+	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_account_equal(&r.acc, &a1);
+	assert_int_equal(r.acc.created, a1.created);
+	assert_int_equal(acc_get(f, "a.example", "bob", &r), STORAGE_OK);
+	assert_account_equal(&r.acc, &a2);
+	/* Same user name, other host: another account. */
+	assert_int_equal(acc_get(f, "b.example", "alice", &r), STORAGE_OK);
+	assert_account_equal(&r.acc, &b1);
+	assert_int_equal(acc_get(f, "a.example", "carol", &r), STORAGE_NOT_FOUND);
+	assert_true(r.acc_null);
+	assert_int_equal(acc_get(f, "c.example", "alice", &r), STORAGE_NOT_FOUND);
+
+	/* Update replaces the credentials, keeps the creation time. */
+	struct storage_account n;
+	make_account(&n, 9, true, false, NULL);
+	n.created = 0;
+	assert_int_equal(acc_update(f, "a.example", "alice", &n), STORAGE_OK);
+	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_account_equal(&r.acc, &n);
+	assert_int_equal(r.acc.created, a1.created);
+	assert_int_equal(acc_update(f, "a.example", "nobody", &n), STORAGE_NOT_FOUND);
+	assert_int_equal(acc_get(f, "b.example", "alice", &r), STORAGE_OK);
+	assert_account_equal(&r.acc, &b1);
+
+	struct res l = {0};
+	assert_int_equal(acc_list(f, "a.example", &l), STORAGE_OK);
+	assert_int_equal(l.names.count, 2);
+	assert_string_equal(l.names.items[0], "alice");
+	assert_string_equal(l.names.items[1], "bob");
+	res_clear(&l);
+	assert_int_equal(acc_list(f, "b.example", &l), STORAGE_OK);
+	assert_int_equal(l.names.count, 1);
+	assert_string_equal(l.names.items[0], "alice");
+	res_clear(&l);
+	assert_int_equal(acc_list(f, "c.example", &l), STORAGE_OK);
+	assert_int_equal(l.names.count, 0);
+	res_clear(&l);
+	assert_int_equal(acc_count(f, "a.example"), 2);
+	assert_int_equal(acc_count(f, "b.example"), 1);
+	assert_int_equal(acc_count(f, "c.example"), 0);
+
+	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
+	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_NOT_FOUND);
+	assert_int_equal(acc_get(f, "b.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_NOT_FOUND);
+	assert_int_equal(acc_count(f, "a.example"), 1);
+	assert_int_equal(acc_count(f, "b.example"), 1);
+
+	/* The store survives a close and reopen (schema already there). */
+	storage_close(&f->st);
+	char *err = NULL;
+	assert_int_equal(open_store(f, &err), 0);
+	assert_int_equal(acc_get(f, "a.example", "bob", &r), STORAGE_OK);
+	assert_account_equal(&r.acc, &a2);
+
+	res_clear(&r);
+	storage_account_clear(&a1);
+	storage_account_clear(&a2);
+	storage_account_clear(&b1);
+	storage_account_clear(&n);
+}
+
+/* ---- tests: roster ---------------------------------------------------------------------- */
+
+static void item_init(struct roster_item *it, const char *jid, const char *name,
+                      enum roster_subscription sub, const char *const *groups)
+{
+	memset(it, 0, sizeof(*it));
+	it->jid = strdup(jid);
+	it->name = name != NULL ? strdup(name) : NULL;
+	it->subscription = sub;
+	for (size_t n = 0; groups != NULL && groups[n] != NULL; n++) {
+		it->groups.items = realloc(it->groups.items, (n + 1) * sizeof(char *));
+		it->groups.items[n] = strdup(groups[n]);
+		it->groups.count = n + 1;
+	}
+}
+
+static const struct roster_item *find(const struct res *r, const char *jid)
+{
+	for (size_t i = 0; i < r->nitems; i++)
+		if (strcmp(r->items[i].jid, jid) == 0)
+			return &r->items[i];
+	return NULL;
+}
+
+static void test_roster(void **state)
+{
+	struct fixture *f = *state;
+	struct res r = {0};
+	/* A user who never had a roster: empty, version 0. */
+	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.nitems, 0);
+	assert_int_equal(r.version, 0);
+
+	static const char *const g1[] = { "Work", "Friends", "Work", NULL };
+	struct roster_item it;
+	item_init(&it, "romeo@montague.example", "Romeo", SUB_TO, g1);
+	it.ask_in = true;
+	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
+	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.version, 1);
+	assert_int_equal(r.nitems, 1);
+	assert_string_equal(r.items[0].jid, "romeo@montague.example");
+	assert_string_equal(r.items[0].name, "Romeo");
+	assert_int_equal(r.items[0].subscription, SUB_TO);
+	assert_false(r.items[0].ask_out);
+	assert_true(r.items[0].ask_in);
+	assert_false(r.items[0].approved);
+	assert_int_equal(r.items[0].groups.count, 2);     /* the duplicate is stored once */
+	assert_string_equal(r.items[0].groups.items[0], "Friends");
+	assert_string_equal(r.items[0].groups.items[1], "Work");
+
+	/* Replace: every field and the groups. */
+	roster_item_clear(&it);
+	static const char *const g2[] = { "Family", NULL };
+	item_init(&it, "romeo@montague.example", NULL, SUB_BOTH, g2);
+	it.ask_out = true;
+	it.approved = true;
+	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
+	roster_item_clear(&it);
+	item_init(&it, "juliet@capulet.example", "Juliet", SUB_FROM, NULL);
+	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
+	roster_item_clear(&it);
+	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.version, 3);
+	assert_int_equal(r.nitems, 2);
+	assert_string_equal(r.items[0].jid, "juliet@capulet.example");   /* sorted by jid */
+	const struct roster_item *romeo = find(&r, "romeo@montague.example");
+	assert_non_null(romeo);
+	assert_null(romeo->name);
+	assert_int_equal(romeo->subscription, SUB_BOTH);
+	assert_true(romeo->ask_out);
+	assert_false(romeo->ask_in);
+	assert_true(romeo->approved);
+	assert_int_equal(romeo->groups.count, 1);
+	assert_string_equal(romeo->groups.items[0], "Family");
+	const struct roster_item *juliet = find(&r, "juliet@capulet.example");
+	assert_int_equal(juliet->subscription, SUB_FROM);
+	assert_int_equal(juliet->groups.count, 0);
+
+	/* Other users and other hosts are separate rosters. */
+	struct res o = {0};
+	assert_int_equal(roster_get(f, "b.example", "alice", &o), STORAGE_OK);
+	assert_int_equal(o.nitems, 0);
+	assert_int_equal(o.version, 0);
+	item_init(&it, "romeo@montague.example", "R", SUB_NONE, g2);
+	assert_int_equal(roster_set(f, "b.example", "alice", &it), STORAGE_OK);
+	assert_int_equal(roster_set(f, "a.example", "bob", &it), STORAGE_OK);
+	roster_item_clear(&it);
+	assert_int_equal(roster_get(f, "b.example", "alice", &o), STORAGE_OK);
+	assert_int_equal(o.nitems, 1);
+	assert_int_equal(o.version, 1);
+	assert_string_equal(o.items[0].name, "R");
+
+	/* Remove: version goes up; a missing item is NOT_FOUND and changes nothing. */
+	assert_int_equal(roster_remove(f, "a.example", "alice", "romeo@montague.example"), STORAGE_OK);
+	assert_int_equal(roster_remove(f, "a.example", "alice", "romeo@montague.example"),
+	                 STORAGE_NOT_FOUND);
+	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.version, 4);
+	assert_int_equal(r.nitems, 1);
+	assert_string_equal(r.items[0].jid, "juliet@capulet.example");
+	/* Removing the item removed its groups: set it again without any. */
+	item_init(&it, "romeo@montague.example", NULL, SUB_NONE, NULL);
+	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
+	roster_item_clear(&it);
+	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(find(&r, "romeo@montague.example")->groups.count, 0);
+	assert_int_equal(r.version, 5);
+	/* bob@a.example's copy of romeo is untouched. */
+	assert_int_equal(roster_get(f, "a.example", "bob", &o), STORAGE_OK);
+	assert_int_equal(o.nitems, 1);
+	assert_int_equal(o.items[0].groups.count, 1);
+
+	res_clear(&r);
+	res_clear(&o);
+}
+
+static void test_remove_user_removes_roster(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_account a;
+	make_account(&a, 4, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	assert_int_equal(acc_create(f, "b.example", "alice", &a), STORAGE_OK);
+	static const char *const g[] = { "Friends", NULL };
+	struct roster_item it;
+	item_init(&it, "romeo@montague.example", "Romeo", SUB_BOTH, g);
+	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
+	assert_int_equal(roster_set(f, "b.example", "alice", &it), STORAGE_OK);
+	/* A user with a roster and no account (e.g. an LDAP user). */
+	assert_int_equal(roster_set(f, "a.example", "ldapuser", &it), STORAGE_OK);
+	roster_item_clear(&it);
+
+	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
+	struct res r = {0};
+	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.nitems, 0);
+	assert_int_equal(r.version, 0);
+	assert_int_equal(roster_get(f, "b.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.nitems, 1);
+	assert_int_equal(r.items[0].groups.count, 1);
+	assert_int_equal(r.version, 1);
+	assert_int_equal(acc_get(f, "b.example", "alice", &r), STORAGE_OK);
+
+	/* No account: NOT_FOUND, but the user's data is gone all the same. */
+	assert_int_equal(acc_remove(f, "a.example", "ldapuser"), STORAGE_NOT_FOUND);
+	assert_int_equal(roster_get(f, "a.example", "ldapuser", &r), STORAGE_OK);
+	assert_int_equal(r.nitems, 0);
+
+	/* A new account of the same name starts empty, groups included. */
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	item_init(&it, "romeo@montague.example", NULL, SUB_NONE, NULL);
+	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
+	roster_item_clear(&it);
+	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.nitems, 1);
+	assert_int_equal(r.items[0].groups.count, 0);
+	assert_int_equal(r.version, 1);
+	res_clear(&r);
+	storage_account_clear(&a);
+}
+
+/* ---- tests: order, cancel, callbacks --------------------------------------------------- */
+
+static void test_order_per_user(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_account a, b;
+	make_account(&a, 5, true, true, NULL);
+	make_account(&b, 6, true, true, NULL);
+	int order[64], len = 0;
+	struct res r[8];
+	memset(r, 0, sizeof(r));
+	for (int i = 0; i < 8; i++) {
+		r[i].order = order;
+		r[i].order_len = &len;
+		r[i].tag = i;
+	}
+	/* All queued before any runs: one user's operations keep their order. */
+	assert_non_null(CALL(storage_account_get(f->st, "a.example", "alice", account_cb, &r[0])));
+	assert_non_null(CALL(storage_account_create(f->st, "a.example", "alice", &a, done_cb, &r[1])));
+	assert_non_null(CALL(storage_account_get(f->st, "a.example", "alice", account_cb, &r[2])));
+	assert_non_null(CALL(storage_account_update(f->st, "a.example", "alice", &b, done_cb, &r[3])));
+	assert_non_null(CALL(storage_account_get(f->st, "a.example", "alice", account_cb, &r[4])));
+	assert_non_null(CALL(storage_account_remove(f->st, "a.example", "alice", done_cb, &r[5])));
+	assert_non_null(CALL(storage_account_get(f->st, "a.example", "alice", account_cb, &r[6])));
+	assert_non_null(CALL(storage_account_create(f->st, "a.example", "alice", &b, done_cb, &r[7])));
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(r[i].calls, 0);
+	run(f);
+	assert_int_equal(len, 8);
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(order[i], i);
+		assert_int_equal(r[i].calls, 1);
+	}
+	assert_int_equal(r[0].r, STORAGE_NOT_FOUND);
+	assert_int_equal(r[1].r, STORAGE_OK);
+	assert_int_equal(r[2].r, STORAGE_OK);
+	assert_account_equal(&r[2].acc, &a);
+	assert_int_equal(r[3].r, STORAGE_OK);
+	assert_int_equal(r[4].r, STORAGE_OK);
+	assert_account_equal(&r[4].acc, &b);
+	assert_int_equal(r[5].r, STORAGE_OK);
+	assert_int_equal(r[6].r, STORAGE_NOT_FOUND);
+	assert_int_equal(r[7].r, STORAGE_OK);
+
+	/* Many roster changes in a row: every one counted. */
+	struct res w[20];
+	memset(w, 0, sizeof(w));
+	for (int i = 0; i < 20; i++) {
+		struct roster_item it;
+		char jid[32];
+		snprintf(jid, sizeof(jid), "c%02d@x.example", i);
+		item_init(&it, jid, NULL, SUB_NONE, NULL);
+		assert_non_null(CALL(storage_roster_set(f->st, "a.example", "alice", &it, done_cb, &w[i])));
+		roster_item_clear(&it);
+	}
+	struct res g = {0};
+	assert_int_equal(roster_get(f, "a.example", "alice", &g), STORAGE_OK);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(w[i].r, STORAGE_OK);
+	assert_int_equal(g.nitems, 20);
+	assert_int_equal(g.version, 20);
+
+	for (int i = 0; i < 8; i++)
+		res_clear(&r[i]);
+	res_clear(&g);
+	storage_account_clear(&a);
+	storage_account_clear(&b);
+}
+
+static void test_cancel(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_account a;
+	make_account(&a, 7, true, true, NULL);
+	struct res r1 = {0}, r2 = {0}, r3 = {0};
+	struct storage_req *q1 = CALL(storage_account_create(f->st, "a.example", "alice", &a, done_cb, &r1));
+	struct storage_req *q2 = CALL(storage_account_get(f->st, "a.example", "alice", account_cb, &r2));
+	struct storage_req *q3 = CALL(storage_roster_get(f->st, "a.example", "alice", roster_cb, &r3));
+	assert_non_null(q1);
+	assert_non_null(q2);
+	assert_non_null(q3);
+	storage_cancel(q2);
+	storage_cancel(q3);
+	run(f);
+	assert_int_equal(r1.calls, 1);
+	assert_int_equal(r1.r, STORAGE_OK);
+	assert_int_equal(r2.calls, 0);
+	assert_int_equal(r3.calls, 0);
+	/* A write that was cancelled may have happened; it just never answers. */
+	struct res r4 = {0};
+	struct storage_req *q4 = CALL(storage_account_remove(f->st, "a.example", "alice", done_cb, &r4));
+	storage_cancel(q4);
+	run(f);
+	assert_int_equal(r4.calls, 0);
+	storage_cancel(NULL);
+	res_clear(&r2);
+	storage_account_clear(&a);
+}
+
+static struct storage *closing_store;
+static struct res late_res;
+
+static void close_cb(enum storage_result res, void *ctx)
+{
+	note(ctx, res);
+	/* A request made while the store closes: a temporary failure, still
+	 * delivered before storage_close returns (the store is going away). */
+	if (closing_store != NULL) {
+		struct storage *st = closing_store;
+		closing_store = NULL;
+		assert_non_null(CALL(storage_account_count(st, "a.example", count_cb, &late_res)));
+		assert_int_equal(late_res.calls, 0);
+	}
+}
+
+static void test_close_finishes_pending(void **state)
+{
+	struct fixture *f = *state;
+	struct res r[10];
+	memset(r, 0, sizeof(r));
+	memset(&late_res, 0, sizeof(late_res));
+	for (int i = 0; i < 10; i++) {
+		struct roster_item it;
+		char jid[32];
+		snprintf(jid, sizeof(jid), "c%02d@x.example", i);
+		item_init(&it, jid, NULL, SUB_NONE, NULL);
+		assert_non_null(CALL(storage_roster_set(f->st, "a.example", i % 2 ? "alice" : "bob", &it,
+		                                        close_cb, &r[i])));
+		roster_item_clear(&it);
+	}
+	/* storage_close clears the caller's pointer first: the callback uses a copy. */
+	closing_store = f->st;
+	storage_close(&f->st);
+	assert_null(f->st);
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(r[i].calls, 1);
+		assert_int_equal(r[i].r, STORAGE_OK);
+	}
+	assert_int_equal(late_res.calls, 1);
+	assert_int_equal(late_res.r, STORAGE_TEMPFAIL);
+	/* Reopen: the writes are there. */
+	char *err = NULL;
+	assert_int_equal(open_store(f, &err), 0);
+	struct res g = {0};
+	assert_int_equal(roster_get(f, "a.example", "alice", &g), STORAGE_OK);
+	assert_int_equal(g.nitems, 5);
+	assert_int_equal(g.version, 5);
+	res_clear(&g);
+}
+
+/* ---- tests: failures ----------------------------------------------------------------------- */
+
+static void test_schema_version_refused(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->set_schema_version == NULL)
+		skip();
+	storage_close(&f->st);
+	char *err = NULL;
+	f->be->set_schema_version(f, SQL_SCHEMA_VERSION - 1);
+	assert_int_equal(open_store(f, &err), -1);
+	assert_null(f->st);
+	assert_non_null(err);
+	char want[256];
+	snprintf(want, sizeof(want), "has schema version %d, this parleyd needs %d: run parleyctl db migrate",
+	         SQL_SCHEMA_VERSION - 1, SQL_SCHEMA_VERSION);
+	if (strstr(err, want) == NULL || strstr(err, "database ") == NULL)
+		fail_msg("unexpected message: %s", err);
+	if (f->be->embedded && strstr(err, f->path) == NULL)
+		fail_msg("the message does not name the database: %s", err);
+	free(err);
+	err = NULL;
+
+	f->be->set_schema_version(f, SQL_SCHEMA_VERSION + 1);
+	assert_int_equal(open_store(f, &err), -1);
+	snprintf(want, sizeof(want), "has schema version %d, this parleyd needs %d",
+	         SQL_SCHEMA_VERSION + 1, SQL_SCHEMA_VERSION);
+	if (strstr(err, want) == NULL)
+		fail_msg("unexpected message: %s", err);
+	free(err);
+
+	f->be->set_schema_version(f, SQL_SCHEMA_VERSION);
+	assert_int_equal(open_store(f, &err), 0);
+}
+
+static void test_new_store_without_schema_file(void **state)
+{
+	struct fixture *f = *state;
+	if (!f->be->embedded)
+		skip();
+	char *old = getenv("PARLEY_SQL_DIR") != NULL ? strdup(getenv("PARLEY_SQL_DIR")) : NULL;
+	setenv("PARLEY_SQL_DIR", "/nonexistent/parley-sql", 1);
+	struct storage_config cfg = f->cfg;
+	char path[200];
+	snprintf(path, sizeof(path), "%s/other.db", f->dir);
+	cfg.path = path;
+	struct storage *st = NULL;
+	char *err = NULL;
+	assert_int_equal(storage_open(f->loop, &cfg, &st, &err), -1);
+	if (old != NULL)
+		setenv("PARLEY_SQL_DIR", old, 1);
+	else
+		unsetenv("PARLEY_SQL_DIR");
+	free(old);
+	assert_null(st);
+	if (strstr(err, "/nonexistent/parley-sql/sqlite.sql") == NULL ||
+	    strstr(err, "PARLEY_SQL_DIR") == NULL)
+		fail_msg("unexpected message: %s", err);
+	free(err);
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), -1);     /* nothing half-made left behind */
+
+	/* An existing file that is not a Parley database is refused, not altered. */
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE t (x INTEGER)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(storage_open(f->loop, &cfg, &st, &err), -1);
+	if (strstr(err, "no Parley schema") == NULL)
+		fail_msg("unexpected message: %s", err);
+	free(err);
+
+	cfg.driver = "nosuchdb";
+	assert_int_equal(storage_open(f->loop, &cfg, &st, &err), -1);
+	if (strstr(err, "nosuchdb") == NULL)
+		fail_msg("unexpected message: %s", err);
+	free(err);
+}
+
+static void test_tempfail_busy_full_expired(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->lock == NULL)
+		skip();
+	storage_close(&f->st);
+	f->cfg.pool_size = 1;
+	f->cfg.queue_max = 2;
+	f->cfg.timeout = 0.3;
+	char *err = NULL;
+	assert_int_equal(open_store(f, &err), 0);
+
+	f->be->lock(f);
+	struct roster_item it;
+	item_init(&it, "romeo@montague.example", NULL, SUB_NONE, NULL);
+	struct res busy1 = {0}, busy2 = {0}, expired = {0}, full = {0};
+	/* One thread, a queue of two, the database locked from outside:
+	 * 1: the thread waits for the lock (busy timeout = 0.3 s) and gives up;
+	 * 2: queued, taken at 0.3 s (just in time), busy in its turn until 0.6 s;
+	 * 3: queued behind it, expires in the queue at 0.35 s;
+	 * 4: finds the queue full. */
+	double t0 = ev_time();
+	assert_non_null(CALL(storage_roster_set(f->st, "a.example", "alice", &it, done_cb, &busy1)));
+	usleep(50000);                 /* the thread has taken job 1 */
+	assert_non_null(CALL(storage_roster_set(f->st, "a.example", "alice", &it, done_cb, &busy2)));
+	assert_non_null(CALL(storage_roster_set(f->st, "a.example", "alice", &it, done_cb, &expired)));
+	assert_non_null(CALL(storage_roster_set(f->st, "a.example", "alice", &it, done_cb, &full)));
+	assert_int_equal(full.calls, 0);    /* even an immediate failure comes later */
+	int order[4], len = 0;
+	struct res *all[] = { &busy1, &busy2, &expired, &full };
+	for (int i = 0; i < 4; i++) {
+		all[i]->order = order;
+		all[i]->order_len = &len;
+		all[i]->tag = i;
+	}
+	run(f);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(all[i]->calls, 1);
+		assert_int_equal(all[i]->r, STORAGE_TEMPFAIL);
+	}
+	/* Order of the answers: full at once, then busy1 (0.3 s), the expired
+	 * one (0.35 s, while the thread is still stuck on busy2), busy2 (0.6 s). */
+	assert_int_equal(len, 4);
+	assert_int_equal(order[0], 3);
+	assert_int_equal(order[1], 0);
+	assert_int_equal(order[2], 2);
+	assert_int_equal(order[3], 1);
+	assert_true(ev_time() - t0 >= 0.55);
+
+	/* Reads still work under a writer in WAL mode; writes again once free. */
+	struct res g = {0};
+	assert_int_equal(roster_get(f, "a.example", "alice", &g), STORAGE_OK);
+	f->be->unlock(f);
+	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
+	assert_int_equal(roster_get(f, "a.example", "alice", &g), STORAGE_OK);
+	assert_int_equal(g.nitems, 1);
+	roster_item_clear(&it);
+	res_clear(&g);
+}
+
+/* ---- tests: auth (internal) over this store -------------------------------------------------- */
+
+struct ares {
+	int calls;
+	enum auth_result r;
+	bool has_cred;
+	struct scram_credentials cred;
+};
+
+static void auth_done(enum auth_result res, void *ctx)
+{
+	struct ares *a = ctx;
+	check_context();
+	a->calls++;
+	a->r = res;
+}
+
+static void auth_scram_done(enum auth_result res, const struct scram_credentials *cred, void *ctx)
+{
+	struct ares *a = ctx;
+	check_context();
+	a->calls++;
+	a->r = res;
+	scram_credentials_clear(&a->cred);
+	a->has_cred = cred != NULL;
+	if (cred != NULL)
+		copy_creds(&a->cred, cred);
+}
+
+static struct auth *auth_for(struct fixture *f, const char *host)
+{
+	struct auth_config cfg = {0};
+	char *methods[] = { "internal" };
+	cfg.methods.items = methods;
+	cfg.methods.count = 1;
+	cfg.scram_iterations = 4096;
+	struct auth *a = NULL;
+	char *err = NULL;
+	if (auth_new(f->loop, host, &cfg, f->st, &a, &err) < 0)
+		fail_msg("auth_new: %s", err);
+	return a;
+}
+
+#define AUTH_WAIT(f, r, expr)                          \
+	do {                                               \
+		int before_ = (r).calls;                       \
+		assert_non_null(CALL(expr));                   \
+		assert_int_equal((r).calls, before_);          \
+		run(f);                                        \
+		assert_int_equal((r).calls, before_ + 1);      \
+	} while (0)
+
+static enum auth_result check_pw(struct fixture *f, struct auth *a, const char *user, const char *pw)
+{
+	struct ares r = {0};
+	AUTH_WAIT(f, r, auth_check_password(a, user, pw, auth_done, &r));
+	return r.r;
+}
+
+/* The credentials verify the password the way a SCRAM client would. */
+static void assert_scram_verifies(const struct scram_credentials *c, enum scram_hash h, const char *pw)
+{
+	unsigned char *salt;
+	size_t salt_len;
+	assert_int_equal(c->hash, h);
+	assert_int_equal(c->iterations, 4096);
+	assert_int_equal(base64_decode(c->salt_b64, strlen(c->salt_b64), &salt, &salt_len), 0);
+	assert_true(salt_len >= 16);
+	struct scram_credentials d = {0};
+	assert_int_equal(scram_derive(h, pw, salt, salt_len, c->iterations, &d), 0);
+	assert_memory_equal(d.stored_key, c->stored_key, scram_hash_len(h));
+	assert_memory_equal(d.server_key, c->server_key, scram_hash_len(h));
+	scram_credentials_clear(&d);
+	free(salt);
+}
+
+static void test_auth_internal(void **state)
+{
+	struct fixture *f = *state;
+	struct auth *a = auth_for(f, "a.example");
+	struct auth *b = auth_for(f, "b.example");
+	assert_true(auth_can_scram(a));
+	assert_true(auth_can_plain(a));
+
+	struct ares r = {0};
+	AUTH_WAIT(f, r, auth_create_user(a, "alice", "s3cret", auth_done, &r));
+	assert_int_equal(r.r, AUTH_OK);
+	AUTH_WAIT(f, r, auth_create_user(a, "alice", "other", auth_done, &r));
+	assert_int_equal(r.r, AUTH_EXISTS);
+
+	assert_int_equal(check_pw(f, a, "alice", "s3cret"), AUTH_OK);
+	assert_int_equal(check_pw(f, a, "alice", "wrong"), AUTH_BAD_PASSWORD);
+	assert_int_equal(check_pw(f, a, "alice", ""), AUTH_BAD_PASSWORD);
+	assert_int_equal(check_pw(f, a, "nobody", "s3cret"), AUTH_NO_USER);
+	assert_int_equal(check_pw(f, b, "alice", "s3cret"), AUTH_NO_USER);   /* other host */
+
+	AUTH_WAIT(f, r, auth_user_exists(a, "alice", auth_done, &r));
+	assert_int_equal(r.r, AUTH_OK);
+	AUTH_WAIT(f, r, auth_user_exists(a, "nobody", auth_done, &r));
+	assert_int_equal(r.r, AUTH_NO_USER);
+
+	AUTH_WAIT(f, r, auth_get_scram(a, "alice", SCRAM_SHA256, auth_scram_done, &r));
+	assert_int_equal(r.r, AUTH_OK);
+	assert_true(r.has_cred);
+	assert_scram_verifies(&r.cred, SCRAM_SHA256, "s3cret");
+	AUTH_WAIT(f, r, auth_get_scram(a, "alice", SCRAM_SHA1, auth_scram_done, &r));
+	assert_int_equal(r.r, AUTH_OK);
+	assert_scram_verifies(&r.cred, SCRAM_SHA1, "s3cret");
+	AUTH_WAIT(f, r, auth_get_scram(a, "nobody", SCRAM_SHA1, auth_scram_done, &r));
+	assert_int_equal(r.r, AUTH_NO_USER);
+	assert_false(r.has_cred);
+
+	/* The password is not stored in clear. */
+	struct res g = {0};
+	assert_int_equal(acc_get(f, "a.example", "alice", &g), STORAGE_OK);
+	assert_null(g.acc.plain);
+	res_clear(&g);
+
+	AUTH_WAIT(f, r, auth_set_password(a, "alice", "n3w", auth_done, &r));
+	assert_int_equal(r.r, AUTH_OK);
+	assert_int_equal(check_pw(f, a, "alice", "s3cret"), AUTH_BAD_PASSWORD);
+	assert_int_equal(check_pw(f, a, "alice", "n3w"), AUTH_OK);
+	AUTH_WAIT(f, r, auth_get_scram(a, "alice", SCRAM_SHA256, auth_scram_done, &r));
+	assert_scram_verifies(&r.cred, SCRAM_SHA256, "n3w");
+	AUTH_WAIT(f, r, auth_set_password(a, "nobody", "x", auth_done, &r));
+	assert_int_equal(r.r, AUTH_NO_USER);
+
+	AUTH_WAIT(f, r, auth_remove_user(a, "alice", auth_done, &r));
+	assert_int_equal(r.r, AUTH_OK);
+	assert_int_equal(check_pw(f, a, "alice", "n3w"), AUTH_NO_USER);
+	AUTH_WAIT(f, r, auth_remove_user(a, "alice", auth_done, &r));
+	assert_int_equal(r.r, AUTH_NO_USER);
+
+	scram_credentials_clear(&r.cred);
+	auth_free(&a);
+	auth_free(&b);
+	assert_null(a);
+}
+
+static void test_auth_stored_variants(void **state)
+{
+	struct fixture *f = *state;
+	struct auth *a = auth_for(f, "a.example");
+	/* SHA-1 keys only (an old import): SCRAM-SHA-256 is not offered to this
+	 * user, PLAIN checks against SHA-1. */
+	struct scram_credentials c1 = {0};
+	assert_int_equal(scram_derive(SCRAM_SHA1, "pencil", NULL, 0, 4096, &c1), 0);
+	struct storage_account acc = {0};
+	acc.has_sha1 = true;
+	acc.sha1 = c1;
+	assert_int_equal(acc_create(f, "a.example", "old", &acc), STORAGE_OK);
+	struct ares r = {0};
+	AUTH_WAIT(f, r, auth_get_scram(a, "old", SCRAM_SHA256, auth_scram_done, &r));
+	assert_int_equal(r.r, AUTH_NOT_SUPPORTED);
+	assert_false(r.has_cred);
+	AUTH_WAIT(f, r, auth_get_scram(a, "old", SCRAM_SHA1, auth_scram_done, &r));
+	assert_int_equal(r.r, AUTH_OK);
+	assert_scram_verifies(&r.cred, SCRAM_SHA1, "pencil");
+	assert_int_equal(check_pw(f, a, "old", "pencil"), AUTH_OK);
+	assert_int_equal(check_pw(f, a, "old", "pen"), AUTH_BAD_PASSWORD);
+
+	/* A clear password kept by the operator: PLAIN compares it. */
+	struct storage_account p = {0};
+	p.plain = "hunter2";
+	assert_int_equal(acc_create(f, "a.example", "plain", &p), STORAGE_OK);
+	assert_int_equal(check_pw(f, a, "plain", "hunter2"), AUTH_OK);
+	assert_int_equal(check_pw(f, a, "plain", "hunter3"), AUTH_BAD_PASSWORD);
+	assert_int_equal(check_pw(f, a, "plain", "hunter"), AUTH_BAD_PASSWORD);
+	AUTH_WAIT(f, r, auth_get_scram(a, "plain", SCRAM_SHA256, auth_scram_done, &r));
+	assert_int_equal(r.r, AUTH_NOT_SUPPORTED);
+	/* Setting a password replaces the clear one with SCRAM keys. */
+	AUTH_WAIT(f, r, auth_set_password(a, "plain", "better", auth_done, &r));
+	assert_int_equal(r.r, AUTH_OK);
+	assert_int_equal(check_pw(f, a, "plain", "hunter2"), AUTH_BAD_PASSWORD);
+	assert_int_equal(check_pw(f, a, "plain", "better"), AUTH_OK);
+	struct res g = {0};
+	assert_int_equal(acc_get(f, "a.example", "plain", &g), STORAGE_OK);
+	assert_null(g.acc.plain);
+	res_clear(&g);
+
+	scram_credentials_clear(&c1);
+	scram_credentials_clear(&r.cred);
+	auth_free(&a);
+}
+
+static struct ares freed_res, freed_res2;
+static struct auth *freeing_auth;
+
+static void freed_cb(enum auth_result res, void *ctx)
+{
+	auth_done(res, ctx);
+	/* Asking a host's auth while it is being freed: answered (temporary
+	 * failure), and not from inside the call. */
+	if (freeing_auth != NULL) {
+		struct auth *a = freeing_auth;
+		freeing_auth = NULL;
+		assert_non_null(CALL(auth_user_exists(a, "alice", auth_done, &freed_res2)));
+		assert_int_equal(freed_res2.calls, 0);
+	}
+}
+
+static void test_auth_cancel_and_free(void **state)
+{
+	struct fixture *f = *state;
+	struct auth *a = auth_for(f, "a.example");
+	struct ares r = {0};
+	AUTH_WAIT(f, r, auth_create_user(a, "alice", "pw", auth_done, &r));
+	assert_int_equal(r.r, AUTH_OK);
+
+	/* Cancelled at each stage: in storage, in the compute queue. */
+	struct ares c1 = {0}, c2 = {0}, c3 = {0};
+	struct auth_req *q1 = CALL(auth_check_password(a, "alice", "pw", auth_done, &c1));
+	struct auth_req *q2 = CALL(auth_create_user(a, "bob", "pw", auth_done, &c2));
+	struct auth_req *q3 = CALL(auth_get_scram(a, "alice", SCRAM_SHA1, auth_scram_done, &c3));
+	auth_cancel(q1);
+	auth_cancel(q2);
+	auth_cancel(q3);
+	run(f);
+	assert_int_equal(c1.calls, 0);
+	assert_int_equal(c2.calls, 0);
+	assert_int_equal(c3.calls, 0);
+	AUTH_WAIT(f, r, auth_user_exists(a, "bob", auth_done, &r));
+	assert_int_equal(r.r, AUTH_NO_USER);       /* the create never reached storage */
+
+	/* Let a check reach the compute stage, then cancel. */
+	struct ares c4 = {0};
+	struct auth_req *q4 = CALL(auth_check_password(a, "alice", "pw", auth_done, &c4));
+	for (int i = 0; i < 200 && worker_group_pending(auth_compute_group(f->loop)) == 0; i++)
+		ev_run(f->loop, EVRUN_ONCE | EVRUN_NOWAIT), usleep(1000);
+	auth_cancel(q4);
+	run(f);
+	assert_int_equal(c4.calls, 0);
+
+	/* auth_free answers what is pending (temporary failure) before returning. */
+	memset(&freed_res, 0, sizeof(freed_res));
+	memset(&freed_res2, 0, sizeof(freed_res2));
+	assert_non_null(CALL(auth_check_password(a, "alice", "pw", freed_cb, &freed_res)));
+	freeing_auth = a;
+	auth_free(&a);
+	assert_int_equal(freed_res.calls, 1);
+	assert_int_equal(freed_res.r, AUTH_TEMPFAIL);
+	assert_int_equal(freed_res2.calls, 1);
+	assert_int_equal(freed_res2.r, AUTH_TEMPFAIL);
+	run(f);
+	assert_int_equal(freed_res.calls, 1);
+	assert_int_equal(freed_res2.calls, 1);
+	scram_credentials_clear(&c3.cred);
+}
+
+static void test_auth_tempfail(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->lock == NULL)
+		skip();
+	storage_close(&f->st);
+	f->cfg.timeout = 0.2;
+	char *err = NULL;
+	assert_int_equal(open_store(f, &err), 0);
+	struct auth *a = auth_for(f, "a.example");
+	f->be->lock(f);
+	struct ares r = {0};
+	/* The store is busy: a temporary failure, not "exists" or "no user". */
+	AUTH_WAIT(f, r, auth_create_user(a, "alice", "pw", auth_done, &r));
+	assert_int_equal(r.r, AUTH_TEMPFAIL);
+	AUTH_WAIT(f, r, auth_remove_user(a, "alice", auth_done, &r));
+	assert_int_equal(r.r, AUTH_TEMPFAIL);
+	f->be->unlock(f);
+	AUTH_WAIT(f, r, auth_create_user(a, "alice", "pw", auth_done, &r));
+	assert_int_equal(r.r, AUTH_OK);
+	auth_free(&a);
+}
+
+static void test_auth_bad_config(void **state)
+{
+	struct fixture *f = *state;
+	struct auth_config cfg = {0};
+	char *methods[] = { "internal", "carrier-pigeon" };
+	cfg.methods.items = methods;
+	cfg.methods.count = 2;
+	struct auth *a = NULL;
+	char *err = NULL;
+	assert_int_equal(auth_new(f->loop, "a.example", &cfg, f->st, &a, &err), -1);
+	assert_null(a);
+	if (strstr(err, "carrier-pigeon") == NULL || strstr(err, "a.example") == NULL)
+		fail_msg("unexpected message: %s", err);
+	free(err);
+	cfg.methods.count = 1;
+	assert_int_equal(auth_new(f->loop, "a.example", &cfg, NULL, &a, &err), -1);
+	free(err);
+	assert_string_equal(auth_result_str(AUTH_TEMPFAIL), "temporary failure");
+	assert_string_equal(storage_result_str(STORAGE_NOT_FOUND), "not found");
+	assert_string_equal(roster_subscription_str(SUB_BOTH), "both");
+}
+
+/* ---- main -------------------------------------------------------------------------------- */
+
+struct test_def {
+	const char *name;
+	CMUnitTestFunction fn;
+};
+
+#define T(f) { #f, f }
+static const struct test_def tests[] = {
+	T(test_accounts),
+	T(test_roster),
+	T(test_remove_user_removes_roster),
+	T(test_order_per_user),
+	T(test_cancel),
+	T(test_close_finishes_pending),
+	T(test_schema_version_refused),
+	T(test_new_store_without_schema_file),
+	T(test_tempfail_busy_full_expired),
+	T(test_auth_internal),
+	T(test_auth_stored_variants),
+	T(test_auth_cancel_and_free),
+	T(test_auth_tempfail),
+	T(test_auth_bad_config),
+};
+
+int main(void)
+{
+	/* make check exports PARLEY_SQL_DIR; by hand, fall back to the source tree. */
+	if (getenv("PARLEY_SQL_DIR") == NULL && getenv("top_srcdir") != NULL) {
+		char dir[1024];
+		snprintf(dir, sizeof(dir), "%s/sql", getenv("top_srcdir"));
+		setenv("PARLEY_SQL_DIR", dir, 1);
+	}
+	/* Temporary failures are logged as warnings; the tests cause many.
+	 * PARLEY_TEST_LOG=debug shows them. */
+	int lvl = getenv("PARLEY_TEST_LOG") != NULL ? log_level_parse(getenv("PARLEY_TEST_LOG")) : -1;
+	log_set_level(lvl >= 0 ? (enum log_level)lvl : LOG_LEVEL_ERROR);
+	size_t n = ARRAY_SIZE(tests) * ARRAY_SIZE(backends);
+	struct CMUnitTest *all = calloc(n, sizeof(*all));
+	size_t k = 0;
+	for (size_t b = 0; b < ARRAY_SIZE(backends); b++) {
+		for (size_t i = 0; i < ARRAY_SIZE(tests); i++) {
+			char *name = xasprintf("%s [%s]", tests[i].name, backends[b].name);
+			all[k].name = name;
+			all[k].test_func = tests[i].fn;
+			all[k].setup_func = setup;
+			all[k].teardown_func = teardown;
+			all[k].initial_state = (void *)&backends[b];
+			k++;
+		}
+	}
+	int rc = _cmocka_run_group_tests("storage", all, n, NULL, NULL);
+	for (size_t i = 0; i < n; i++)
+		free((char *)all[i].name);
+	free(all);
+	return rc;
+}
