@@ -589,8 +589,8 @@ static void c2s_handle_session_stanza(struct c2s *c, struct xml_node *el)
 			c->session.available = true;
 			if (c->session.presence != NULL)
 				xml_unref(&c->session.presence);
-			xml_ref(el);
-			c->session.presence = el;
+			/* A compact copy: the parsed stanza's arena is mostly empty. */
+			c->session.presence = xml_copy(el);
 		} else if (strcmp(type, "unavailable") == 0) {
 			c->session.available = false;
 			if (c->session.presence != NULL)

@@ -19,6 +19,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <grp.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -228,6 +229,17 @@ static void cmd_status(struct ctl_call *call)
 		buf_printf(&call->body, " %s", h->name);
 	buf_printf(&call->body, "\nconnections: %u\nsessions: %u\nstanzas routed: %llu\n", c2s_count(),
 	           sm_count(NULL), (unsigned long long)rs->routed);
+	struct mallinfo2 mi = mallinfo2();
+	long rss_kib = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (f != NULL) {
+		long size, rss;
+		if (fscanf(f, "%ld %ld", &size, &rss) == 2)
+			rss_kib = rss * (sysconf(_SC_PAGESIZE) / 1024);
+		fclose(f);
+	}
+	buf_printf(&call->body, "memory: rss %ld KiB, heap in use %zu KiB, heap free %zu KiB\n", rss_kib,
+	           (mi.uordblks + mi.hblkhd) / 1024, mi.fordblks / 1024);
 	for (struct host *h = host_first(); h != NULL; h = h->next)
 		buf_printf(&call->body, "host %s: %u sessions, storage %s\n", h->name, sm_count(h),
 		           storage_describe(h->storage));

@@ -180,9 +180,28 @@ void xml_remove(struct xml_node *el)
 	el->next = NULL;
 }
 
+/* Bytes a copy of the subtree needs in a pool (a slight overestimate:
+ * each allocation is counted with its worst alignment padding). */
+static size_t copy_size(const struct xml_node *n)
+{
+	const size_t pad = 16;
+	size_t sz = sizeof(*n) + pad;
+	if (n->type == XML_TEXT)
+		return sz + n->text_len + 1 + pad;
+	sz += strlen(n->name) + 1 + pad + (n->ns != NULL ? strlen(n->ns) + 1 + pad : 0);
+	for (const struct xml_attr *a = n->attrs; a != NULL; a = a->next)
+		sz += sizeof(*a) + pad + strlen(a->name) + 1 + pad + strlen(a->value) + 1 + pad +
+		      (a->ns != NULL ? strlen(a->ns) + 1 + pad : 0);
+	for (const struct xml_node *c = n->children; c != NULL; c = c->next)
+		sz += copy_size(c);
+	return sz;
+}
+
 struct xml_node *xml_copy(const struct xml_node *src)
 {
-	struct pool *p = pool_new(XML_POOL_BLOCK);
+	/* Sized to fit: copies are what long-lived holders (a session's last
+	 * presence) keep, so they should not carry a mostly empty block. */
+	struct pool *p = pool_new(copy_size(src));
 	return copy_node(p, src, NULL);
 }
 
