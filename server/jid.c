@@ -61,70 +61,63 @@ static enum prep_result prep(const char *s, size_t len, const Stringprep_profile
 	return PREP_OK;
 }
 
-static int prep_node(const char *s, size_t len, char **out_r, const char **error_r)
+/* What differs between the node and the resource: the profile and the words. */
+struct part_prep {
+	const Stringprep_profile *profile;
+	const char *empty, *too_long, *not_utf8, *fails;
+};
+
+static const struct part_prep node_prep = {
+	stringprep_xmpp_nodeprep, "node is empty", "node too long", "node is not valid UTF-8",
+	"node fails nodeprep",
+};
+static const struct part_prep resource_prep = {
+	stringprep_xmpp_resourceprep, "resource is empty", "resource too long",
+	"resource is not valid UTF-8", "resource fails resourceprep",
+};
+
+static int prep_part(const struct part_prep *pp, const char *s, size_t len, char **out_r,
+                     const char **error_r)
 {
 	*out_r = NULL;
 	if (len == 0) {
-		*error_r = "node is empty";
+		*error_r = pp->empty;
 		return -1;
 	}
 	if (len > JID_RAW_PART_MAX) {
-		*error_r = "node too long";
+		*error_r = pp->too_long;
 		return -1;
 	}
 	if (!utf8_valid(s, len) || memchr(s, '\0', len) != NULL) {
-		*error_r = "node is not valid UTF-8";
+		*error_r = pp->not_utf8;
 		return -1;
 	}
-	switch (prep(s, len, stringprep_xmpp_nodeprep, out_r)) {
+	switch (prep(s, len, pp->profile, out_r)) {
 	case PREP_OK:
 		break;
 	case PREP_TOO_LONG:
-		*error_r = "node too long";
+		*error_r = pp->too_long;
 		return -1;
 	case PREP_FAILED:
-		*error_r = "node fails nodeprep";
+		*error_r = pp->fails;
 		return -1;
 	}
 	if (**out_r == '\0') {
 		xfree(out_r);
-		*error_r = "node is empty";
+		*error_r = pp->empty;
 		return -1;
 	}
 	return 0;
 }
 
+static int prep_node(const char *s, size_t len, char **out_r, const char **error_r)
+{
+	return prep_part(&node_prep, s, len, out_r, error_r);
+}
+
 static int prep_resource(const char *s, size_t len, char **out_r, const char **error_r)
 {
-	*out_r = NULL;
-	if (len == 0) {
-		*error_r = "resource is empty";
-		return -1;
-	}
-	if (len > JID_RAW_PART_MAX) {
-		*error_r = "resource too long";
-		return -1;
-	}
-	if (!utf8_valid(s, len) || memchr(s, '\0', len) != NULL) {
-		*error_r = "resource is not valid UTF-8";
-		return -1;
-	}
-	switch (prep(s, len, stringprep_xmpp_resourceprep, out_r)) {
-	case PREP_OK:
-		break;
-	case PREP_TOO_LONG:
-		*error_r = "resource too long";
-		return -1;
-	case PREP_FAILED:
-		*error_r = "resource fails resourceprep";
-		return -1;
-	}
-	if (**out_r == '\0') {
-		xfree(out_r);
-		*error_r = "resource is empty";
-		return -1;
-	}
-	return 0;
+	return prep_part(&resource_prep, s, len, out_r, error_r);
 }
 
 /* Copy s, turning the label separators RFC 6122 §2.2 treats as dots

@@ -231,7 +231,6 @@ static void stream_flush(struct stream *s)
 		ssize_t n;
 		if (s->ssl != NULL) {
 			int len = s->out.len > (1u << 30) ? (1 << 30) : (int)s->out.len;
-			ERR_clear_error();
 			int r = SSL_write(s->ssl, s->out.data, len);
 			if (r <= 0) {
 				int err = SSL_get_error(s->ssl, r);
@@ -239,6 +238,7 @@ static void stream_flush(struct stream *s)
 					ev_io_start(s->loop, &s->wio);
 					return;
 				}
+				ERR_clear_error();
 				log_info("stream %llu from %s: TLS write failed", (unsigned long long)s->id, s->ip);
 				stream_abort(s);
 				return;
@@ -460,7 +460,8 @@ static void stream_read(struct stream *s)
 		}
 		ssize_t n;
 		if (s->ssl != NULL) {
-			ERR_clear_error();
+			/* The error queue is cleared after failures, not before each
+			 * call: clearing it costs more than a small record. */
 			int r = SSL_read(s->ssl, buf, sizeof(buf));
 			if (r <= 0) {
 				int err = SSL_get_error(s->ssl, r);
@@ -496,6 +497,11 @@ static void stream_read(struct stream *s)
 		s->bytes_in += (uint64_t)n;
 		s->last_in = ev_now(s->loop);
 		if (!stream_after_feed(s, stream_feed(s, buf, (size_t)n)))
+			break;
+		/* A short read drained the socket (and TLS holds nothing more):
+		 * the level-triggered watcher calls again when more arrives, so
+		 * skip the read that would only say EAGAIN. */
+		if ((size_t)n < sizeof(buf) && (s->ssl == NULL || !SSL_has_pending(s->ssl)))
 			break;
 	}
 	s->in_read = false;
