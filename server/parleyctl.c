@@ -240,6 +240,10 @@ int main(int argc, char **argv)
 	}
 	int cargc = argc - optind;
 	char **cargv = argv + optind;
+	if (strcmp(cargv[0], "help") == 0) {
+		usage(stdout);   /* local: it includes import-users, which parleyctl drives itself */
+		return CTL_OK;
+	}
 	bool import = strcmp(cargv[0], "import-users") == 0;
 	if (import && cargc != 2) {
 		fprintf(stderr, "parleyctl: usage: import-users HOST < user:password lines\n");

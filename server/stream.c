@@ -214,12 +214,34 @@ void stream_send(struct stream *s, const struct xml_node *el, const char *defaul
 	stream_link_flush(s);
 }
 
+/* Output is written: shut the write side and read what the peer still
+ * sends until it closes (or CLOSE_GRACE passes).  Closing with unread input
+ * would make the kernel send a reset, which can destroy the stream error
+ * before the peer reads it. */
 static void stream_finish_close(struct stream *s)
 {
-	if (s->ssl != NULL && s->tls_done)
+	if (s->lingering)
+		return;
+	if (s->ssl != NULL && s->tls_done && !s->tls_handshake)
 		SSL_shutdown(s->ssl);
 	shutdown(s->fd, SHUT_WR);
-	stream_abort(s);
+	s->lingering = true;
+	s->last_in = ev_now(s->loop);
+	ev_io_start(s->loop, &s->rio);
+}
+
+static void stream_drain(struct stream *s)
+{
+	char buf[4096];
+	for (;;) {
+		ssize_t n = read(s->fd, buf, sizeof(buf));
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		stream_abort(s);   /* EOF or error: the peer is done */
+		return;
+	}
 }
 
 /* Write as much queued output as the socket takes. */
@@ -511,7 +533,11 @@ static void stream_read(struct stream *s)
 
 static void stream_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-	stream_read(w->data);
+	struct stream *s = w->data;
+	if (s->lingering)
+		stream_drain(s);
+	else
+		stream_read(s);
 }
 
 static void stream_write_cb(struct ev_loop *loop, ev_io *w, int revents)

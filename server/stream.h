@@ -53,6 +53,7 @@ struct stream {
 	size_t max_output;
 	bool paused;                 /* owner asked to pause input */
 	bool closing;                /* no more input; close when output is written */
+	bool lingering;              /* output done and write side shut: draining input */
 	bool dead;                   /* closed: freed at the next loop iteration */
 	bool in_flush_list;
 	bool in_read;                /* inside the read handler */
