@@ -1,0 +1,140 @@
+#!/bin/bash
+# Parley (this checkout's build) on 127.0.0.1:15522, for the shared XMPP benchmark harness.
+# Same interface as the harness's peers/*.sh, and copied next to them by bench/run.sh.
+# usage: parley.sh start|stop|adduser N|pids|info
+# env:   PARLEY_TOP     the built checkout (has ./parleyd and ./parleyctl); default: found from here
+#        BENCH_CERT_KIND=ecdsa  use a P-256 certificate instead of the shared RSA-2048 one
+#        PARLEY_PORT    (15522)
+set -e
+# shellcheck source=/dev/null
+. "$(dirname "$0")/common.sh"
+NAME=parley
+DIR=$PEER_ROOT/$NAME
+PORT=${PARLEY_PORT:-15522}
+CFG=$DIR/parley.yml
+PIDFILE=$DIR/parleyd.pid
+
+find_top() {
+    local here t
+    here=$(cd "$(dirname "$0")" && pwd)
+    if [ -n "${PARLEY_TOP:-}" ]; then
+        echo "$PARLEY_TOP"
+        return
+    fi
+    t=$(git -C "$here" rev-parse --show-toplevel 2>/dev/null || true)
+    if [ -n "$t" ] && [ -x "$t/parleyd" ]; then
+        echo "$t"
+        return
+    fi
+    echo "$here/.."
+}
+TOP=$(cd "$(find_top)" && pwd)
+PARLEYD=$TOP/parleyd
+PARLEYCTL=$TOP/parleyctl
+export PARLEY_SQL_DIR=${PARLEY_SQL_DIR:-$TOP/sql}   # schema of a new database
+need_binaries() {
+    if [ ! -x "$PARLEYD" ] || [ ! -x "$PARLEYCTL" ]; then
+        echo "parley.sh: no parleyd/parleyctl in $TOP (build Parley, or set PARLEY_TOP)" >&2
+        exit 1
+    fi
+}
+
+cert_files() {   # prints "CERT KEY"
+    if [ "${BENCH_CERT_KIND:-rsa}" = ecdsa ]; then
+        mkdir -p "$DIR"
+        if [ ! -s "$DIR/ecdsa.crt" ]; then
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+                -subj "/CN=$BENCH_DOMAIN" -addext "subjectAltName=DNS:$BENCH_DOMAIN" \
+                -keyout "$DIR/ecdsa.key" -out "$DIR/ecdsa.crt" 2>/dev/null
+        fi
+        echo "$DIR/ecdsa.crt $DIR/ecdsa.key"
+    else
+        bench_cert
+        echo "$PEER_ROOT/certs/bench.crt $PEER_ROOT/certs/bench.key"
+    fi
+}
+
+write_config() {
+    local cert key
+    read -r cert key < <(cert_files)
+    mkdir -p "$DIR"
+    cat > "$CFG" <<EOC
+# written by bench/parley.sh
+loglevel: warning
+log_file: parleyd.log
+pidfile: parleyd.pid
+control:
+  socket: parley.sock
+limits:
+  max_connections_per_ip: 0
+  idle_timeout: 0
+tls:
+  certificate: $cert
+  key: $key
+storage:
+  driver: sqlite
+  path: parley.db
+auth:
+  methods: [internal]
+listen:
+  - port: $PORT
+    address: 127.0.0.1
+    module: c2s
+    starttls: required
+    backlog: 1024
+modules:
+  disco: {}
+  version: {}
+  ping: {}
+  time: {}
+  roster: {}
+  register: { open: false }
+hosts:
+  $BENCH_DOMAIN: {}
+EOC
+}
+
+pids() {
+    if [ -s "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then cat "$PIDFILE"; fi
+}
+
+case "$1" in
+start)
+    need_binaries
+    write_config
+    p=$(pids)
+    if [ -n "$p" ]; then kill_pids "$p"; fi
+    ulimit -n 20000 2>/dev/null || true
+    taskset -c "$SERVER_CPU" "$PARLEYD" -d -c "$CFG"
+    wait_port "$PORT" 30
+    for _ in $(seq 50); do [ -n "$(pids)" ] && break; sleep 0.1; done
+    pin_pids "$(pids)"
+    echo "parley started: pids $(pids)"
+    ;;
+stop)
+    p=$(pids)
+    if [ -n "$p" ]; then kill_pids "$p"; fi
+    rm -f "$PIDFILE"
+    echo "parley stopped"
+    ;;
+adduser)
+    N=${2:?N}
+    need_binaries
+    [ -f "$CFG" ] || write_config
+    MARK=$DIR/users.count
+    [ -s "$DIR/parley.db" ] || rm -f "$MARK"
+    have=$(cat "$MARK" 2>/dev/null || echo 0)
+    if [ "$have" -ge "$N" ]; then
+        echo "accounts: $have (already provisioned)"
+        exit 0
+    fi
+    # one parleyctl for all of them (online through the control socket when
+    # parleyd runs, on the database directly when it does not)
+    seq 1 "$N" | sed "s/.*/u&:$BENCH_PASS/" | "$PARLEYCTL" -c "$CFG" import-users "$BENCH_DOMAIN"
+    echo "$N" > "$MARK"
+    echo "accounts: $N"
+    ;;
+pids) pids; echo ;;
+info) echo "host=127.0.0.1 port=$PORT domain=$BENCH_DOMAIN" ;;
+*) echo "usage: $0 start|stop|adduser N|pids|info" >&2; exit 2 ;;
+esac

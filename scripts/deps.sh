@@ -1,0 +1,71 @@
+#!/bin/bash
+# Install the Debian 12 packages Parley needs, and only those that are missing.
+#
+#   scripts/deps.sh build        compilers, autotools and the libraries configure looks for
+#   scripts/deps.sh test         what the test suites need on top (slixmpp, pytest, ...)
+#   scripts/deps.sh build test   both
+#
+# Idempotent: packages already installed are not touched, and `apt-get update`
+# runs (once) only when something has to be installed.  Needs root; re-runs
+# itself through sudo when started as another user.
+set -euo pipefail
+
+BUILD_PKGS=(autoconf automake libtool pkg-config make gcc libc6-dev
+    libev-dev libexpat1-dev libssl-dev zlib1g-dev libidn-dev libyaml-dev
+    libsqlite3-dev libpq-dev libmariadb-dev unixodbc-dev libldap-dev libpam0g-dev
+    libcmocka-dev openssl)
+TEST_PKGS=(python3 python3-slixmpp python3-pytest sqlite3 procps iproute2)
+
+usage() {
+    echo "usage: $0 build|test [build|test ...]" >&2
+    exit 2
+}
+
+[ $# -ge 1 ] || usage
+wanted=()
+for set in "$@"; do
+    case "$set" in
+    build) wanted+=("${BUILD_PKGS[@]}") ;;
+    test) wanted+=("${TEST_PKGS[@]}") ;;
+    *) usage ;;
+    esac
+done
+
+installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+missing=()
+for p in "${wanted[@]}"; do
+    installed "$p" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "deps: all packages for '$*' are installed"
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        echo "deps: need root to install ${missing[*]}; re-running through sudo"
+        exec sudo -- "$0" "$@"
+    fi
+    echo "deps: missing packages: ${missing[*]}" >&2
+    echo "deps: run this script as root (no sudo found)" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+APT=(apt-get -o DPkg::Lock::Timeout=600 -q)
+echo "deps: installing ${missing[*]}"
+"${APT[@]}" update
+"${APT[@]}" install -y "${missing[@]}" </dev/null
+
+still=()
+for p in "${missing[@]}"; do
+    installed "$p" || still+=("$p")
+done
+if [ ${#still[@]} -ne 0 ]; then
+    echo "deps: could not install: ${still[*]}" >&2
+    exit 1
+fi
+echo "deps: done"

@@ -1,0 +1,142 @@
+#!/bin/bash
+# Every test, in the two builds that matter:
+#   1. the checkout itself, built with --enable-werror:  make check
+#   2. build-asan/: AddressSanitizer + UndefinedBehaviorSanitizer:  make check
+# Unit tests (cmocka) and the integration tests (tests/integration, slixmpp)
+# run in both.  A test that fails, errors or is skipped is a failure here: a
+# skip means something the suite needs is missing.
+#
+#   sudo ./scripts/test-all.sh
+#
+# Ends with one line "N passed, N failed" (test programs over both builds) and
+# exits non-zero on any failure.  Runs unattended (CI=true, no stdin).
+set -uo pipefail
+
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+cd "$TOP" || exit 1
+JOBS=${JOBS:-2}
+ASAN_DIR=$TOP/build-asan
+
+passed=0
+failed=0
+failures=()
+logs=()
+
+say() { printf '\n==> %s\n' "$*"; }
+
+# Count the results of one build from its .trs files (one per test program);
+# $1 = build dir, $2 = label.  Sets counted and build_failures.
+count_results() {
+    local dir=$1 label=$2 trs res name
+    counted=0
+    build_failures=0
+    while IFS= read -r trs; do
+        counted=$((counted + 1))
+        res=$(sed -n 's/^:global-test-result: *//p' "$trs" | head -n1)
+        [ -n "$res" ] || res=$(sed -n 's/^:test-result: *//p' "$trs" | head -n1)
+        name=${trs#"$dir"/}
+        name=${name%.trs}
+        case "$res" in
+        PASS | XFAIL) passed=$((passed + 1)) ;;
+        *)
+            failed=$((failed + 1))
+            build_failures=$((build_failures + 1))
+            failures+=("$label: $name: ${res:-no result}")
+            ;;
+        esac
+    done < <(find "$dir" -path "$dir/build-*" -prune -o -name '*.trs' -type f -print | sort)
+}
+
+# One build's `make check`; $1 = build dir, $2 = label.
+run_check() {
+    local dir=$1 label=$2 rc
+    find "$dir" -path "$dir/build-*" -prune -o \( -name '*.trs' -o -name 'test-suite.log' \) -type f -print0 |
+        xargs -0 rm -f
+    say "$label: make check"
+    (cd "$dir" && make -j"$JOBS" check </dev/null)
+    rc=$?
+    logs+=("$dir/test-suite.log")
+    count_results "$dir" "$label"
+    if [ "$counted" -eq 0 ]; then
+        failed=$((failed + 1))
+        failures+=("$label: no test ran (make check exit $rc)")
+    elif [ $rc -ne 0 ] && [ "$build_failures" -eq 0 ]; then
+        failed=$((failed + 1))
+        failures+=("$label: make check exit $rc with no failed test counted")
+    fi
+}
+
+build_failed() {
+    failed=$((failed + 1))
+    failures+=("$1")
+}
+
+say "dependencies"
+bash scripts/deps.sh build test || build_failed "installing dependencies"
+
+# ---- 1. in the checkout, warnings are errors --------------------------------
+say "build (--enable-werror)"
+werror_ok=1
+if [ ! -x configure ]; then
+    ./autogen.sh || werror_ok=0
+fi
+if [ $werror_ok = 1 ]; then
+    if [ ! -f Makefile ] || [ configure -nt Makefile ] ||
+        ! ./config.status --config 2>/dev/null | grep -q -- '--enable-werror'; then
+        [ -f Makefile ] && make clean >/dev/null 2>&1
+        ./configure -q --enable-werror || werror_ok=0
+    fi
+fi
+if [ $werror_ok = 1 ] && make -j"$JOBS" </dev/null; then
+    run_check "$TOP" "werror"
+else
+    build_failed "werror: build failed"
+fi
+
+# ---- 2. sanitizers, in build-asan/ ----------------------------------------------
+# configure refuses a separate build directory while the checkout itself is
+# configured (step 1), so build-asan/ builds from a clean copy of the sources
+# in build-asan/src (objects in build-asan/obj).
+say "build (AddressSanitizer + UndefinedBehaviorSanitizer) in build-asan/"
+export ASAN_OPTIONS=detect_leaks=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+asan_ok=1
+SRC=$ASAN_DIR/src
+OBJ=$ASAN_DIR/obj
+rm -rf "$SRC"
+mkdir -p "$SRC" "$OBJ"
+excl=()
+for d in build-*/; do     # other build directories, but not build-aux/ (autotools' scripts)
+    [ -d "$d" ] && [ "$d" != build-aux/ ] && excl+=("--exclude=./${d%/}")
+done
+tar -C "$TOP" -cf - --exclude=./.git --exclude=./build-asan "${excl[@]}" --exclude=./run \
+    --exclude=./autom4te.cache --exclude='*.o' --exclude='*.a' --exclude=.deps --exclude=.dirstamp \
+    --exclude='*.trs' --exclude='*.log' --exclude=__pycache__ --exclude=./Makefile \
+    --exclude=./config.status --exclude=./parleyd --exclude=./parleyctl --exclude=./stamp-h1 . |
+    tar -C "$SRC" -xf - || asan_ok=0
+# unit test binaries sit next to their sources
+find "$SRC/tests" -type f -name 'test-*' ! -name '*.[ch]' ! -name '*.py' -perm -u+x -delete 2>/dev/null
+if [ $asan_ok = 1 ]; then
+    if [ ! -f "$OBJ/Makefile" ] || [ "$SRC/configure" -nt "$OBJ/Makefile" ]; then
+        (cd "$OBJ" && ../src/configure -q --enable-sanitizers) || asan_ok=0
+    fi
+fi
+if [ $asan_ok = 1 ] && (cd "$OBJ" && make -j"$JOBS" </dev/null); then
+    run_check "$OBJ" "asan"
+else
+    build_failed "asan: build failed"
+fi
+
+# ---- summary ----------------------------------------------------------------------
+if [ $failed -ne 0 ]; then
+    for log in "${logs[@]}"; do
+        [ -s "$log" ] || continue
+        say "$log"
+        cat "$log"
+    done
+    say "failures"
+    printf '  %s\n' "${failures[@]}"
+fi
+echo
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]

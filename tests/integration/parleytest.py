@@ -1,0 +1,707 @@
+"""Helpers for Parley's integration tests.
+
+Parleyd: one parleyd in a scratch directory (self-signed ECDSA certificate,
+two virtual hosts, a STARTTLS and a direct-TLS listener on free loopback
+ports), plus parleyctl calls against it.
+
+RawClient: a blocking socket client that speaks the stream by hand, for the
+tests that need exact control of the bytes (bad input, stream features,
+SASL failures).
+
+Client / login(): slixmpp clients for the tests that act like real clients.
+
+Every wait here is bounded: sockets have timeouts and every coroutine is
+awaited through asyncio.wait_for.
+"""
+import asyncio
+import base64
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections import deque
+from pathlib import Path
+
+HOST = 'test.local'
+OTHER = 'other.local'
+
+NS_STREAM = 'http://etherx.jabber.org/streams'
+NS_CLIENT = 'jabber:client'
+NS_TLS = 'urn:ietf:params:xml:ns:xmpp-tls'
+NS_SASL = 'urn:ietf:params:xml:ns:xmpp-sasl'
+NS_BIND = 'urn:ietf:params:xml:ns:xmpp-bind'
+NS_SESSION = 'urn:ietf:params:xml:ns:xmpp-session'
+NS_STREAM_ERR = 'urn:ietf:params:xml:ns:xmpp-streams'
+NS_STANZA_ERR = 'urn:ietf:params:xml:ns:xmpp-stanzas'
+NS_REGISTER = 'jabber:iq:register'
+NS_REGISTER_FEATURE = 'http://jabber.org/features/iq-register'
+NS_PING = 'urn:xmpp:ping'
+NS_DISCO_INFO = 'http://jabber.org/protocol/disco#info'
+NS_DISCO_ITEMS = 'http://jabber.org/protocol/disco#items'
+NS_VERSION = 'jabber:iq:version'
+NS_TIME = 'urn:xmpp:time'
+
+# Accounts every server fixture creates: (user, host) -> password.
+USERS = {
+    ('alice', HOST): 'alice-secret',
+    ('bob', HOST): 'bob-secret',
+    ('carol', HOST): 'carol-secret',
+    ('erin', HOST): 'erin-secret',
+    ('dave', OTHER): 'dave-secret',
+}
+
+# The line parleyd logs once it listens ("parleyd ready", possibly with the
+# version between the two words).
+READY = re.compile(r'parleyd (\S+ )?ready')
+
+# What a sanitizer writes when it finds something.
+SANITIZER_MARKS = ('runtime error', 'AddressSanitizer', 'LeakSanitizer',
+                   'UndefinedBehaviorSanitizer', 'ThreadSanitizer')
+
+
+def q(ns, tag):
+    """ElementTree name of tag in namespace ns."""
+    return '{%s}%s' % (ns, tag)
+
+
+def local(tag):
+    """The local part of an ElementTree name."""
+    return tag.rsplit('}', 1)[-1]
+
+
+def unique(prefix):
+    return '%s%s' % (prefix, uuid.uuid4().hex[:10])
+
+
+def _dir_from_env(name):
+    v = os.environ.get(name)
+    if v:
+        return Path(v).resolve()
+    return Path(__file__).resolve().parent.parent.parent
+
+
+def builddir():
+    return _dir_from_env('PARLEY_BUILDDIR')
+
+
+def srcdir():
+    return _dir_from_env('PARLEY_SRCDIR')
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def sanitizer_lines(text):
+    return [line for line in text.splitlines() if any(m in line for m in SANITIZER_MARKS)]
+
+
+class ServerError(Exception):
+    pass
+
+
+class Parleyd:
+    """One parleyd with its own directory, config, certificate and database."""
+
+    def __init__(self, workdir, register_open=True, loglevel='debug'):
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.parleyd = str(builddir() / 'parleyd')
+        self.parleyctl = str(builddir() / 'parleyctl')
+        self.config = self.dir / 'parley.yml'
+        self.logfile = self.dir / 'parleyd.log'
+        self.port = free_port()
+        self.tls_port = free_port()
+        while self.tls_port == self.port:
+            self.tls_port = free_port()
+        self.register_open = register_open
+        self.loglevel = loglevel
+        self.proc = None
+        self.passwords = dict(USERS)
+        self.ctl_reports = []       # sanitizer lines seen in parleyctl's stderr
+        # where parleyd and parleyctl find the schema of a new database
+        self.env = dict(os.environ)
+        self.env.setdefault('PARLEY_SQL_DIR', str(srcdir() / 'sql'))
+        self.write_cert()
+        self.write_config()
+
+    # ---- files ----------------------------------------------------------
+    def write_cert(self):
+        if (self.dir / 'cert.pem').exists():
+            return
+        subprocess.run(
+            ['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+             '-nodes', '-days', '30', '-subj', '/CN=' + HOST,
+             '-addext', 'subjectAltName=DNS:%s,DNS:%s' % (HOST, OTHER),
+             '-keyout', str(self.dir / 'key.pem'), '-out', str(self.dir / 'cert.pem')],
+            check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, timeout=30)
+
+    def write_config(self):
+        self.config.write_text(f"""\
+# written by tests/integration/parleytest.py
+loglevel: {self.loglevel}
+pidfile: parleyd.pid
+control:
+  socket: parley.sock
+limits:
+  max_stanza_size: 64K
+  max_connections_per_ip: 0
+  handshake_timeout: 30s
+  auth_attempts: 3
+  auth_failure_delay: 0.2s
+tls:
+  certificate: cert.pem
+  key: key.pem
+storage:
+  driver: sqlite
+  path: parley.db
+auth:
+  methods: [internal]
+  scram_iterations: 4096
+listen:
+  - port: {self.port}
+    address: 127.0.0.1
+    module: c2s
+    starttls: required
+  - port: {self.tls_port}
+    address: 127.0.0.1
+    module: c2s
+    direct_tls: true
+modules:
+  disco: {{}}
+  version: {{}}
+  ping: {{}}
+  time: {{}}
+  roster: {{}}
+  register: {{ open: false }}
+hosts:
+  {HOST}:
+    admins: [alice@{HOST}]
+    modules:
+      register: {{ open: {'true' if self.register_open else 'false'}, throttle: 0, min_password_length: 4 }}
+  {OTHER}: {{}}
+""")
+
+    # ---- process --------------------------------------------------------
+    def log(self):
+        try:
+            return self.logfile.read_text(errors='replace')
+        except FileNotFoundError:
+            return ''
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout=30):
+        """Start parleyd; return when it said 'parleyd ready' and the port accepts."""
+        if not os.access(self.parleyd, os.X_OK):
+            raise ServerError('no parleyd binary at %s' % self.parleyd)
+        self._logf = open(self.logfile, 'ab')
+        self.proc = subprocess.Popen([self.parleyd, '-c', str(self.config)], cwd=str(self.dir),
+                                     stdin=subprocess.DEVNULL, stdout=self._logf,
+                                     stderr=subprocess.STDOUT, env=self.env)
+        deadline = time.monotonic() + timeout
+        start_len = len(self.log())
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerError('parleyd exited with %s during start-up:\n%s'
+                                  % (self.proc.returncode, self.log()[-4000:]))
+            if READY.search(self.log()[start_len:]) and self._port_open(self.port):
+                return
+            time.sleep(0.05)
+        raise ServerError('parleyd not ready within %ss:\n%s' % (timeout, self.log()[-4000:]))
+
+    @staticmethod
+    def _port_open(port):
+        try:
+            with socket.create_connection(('127.0.0.1', port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def stop(self, timeout=20):
+        """SIGTERM and wait; returns the exit status (None: had to be killed)."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            rc = None
+        self._logf.close()
+        return rc
+
+    def wait_exit(self, timeout=20):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def problems(self, rc):
+        """What is wrong after a stop: a bad exit status or sanitizer reports."""
+        out = []
+        if rc != 0:
+            out.append('parleyd exit status %s (expected 0)' % rc)
+        out += sanitizer_lines(self.log())
+        out += self.ctl_reports
+        return out
+
+    # ---- parleyctl ------------------------------------------------------
+    def ctl(self, *args, input=None, timeout=60):
+        """Run parleyctl -c CONFIG ARGS; returns the CompletedProcess (text)."""
+        r = subprocess.run([self.parleyctl, '-c', str(self.config)] + [str(a) for a in args],
+                           input=input if input is not None else '', capture_output=True,
+                           text=True, timeout=timeout, cwd=str(self.dir), env=self.env)
+        self.ctl_reports += sanitizer_lines(r.stderr)
+        return r
+
+    def register(self, user, host, password):
+        r = self.ctl('register', user, host, password)
+        if r.returncode != 0:
+            raise ServerError('parleyctl register %s %s: exit %s: %s'
+                              % (user, host, r.returncode, r.stderr.strip()))
+        self.passwords[(user, host)] = password
+
+    def create_users(self):
+        for (user, host), pw in USERS.items():
+            self.register(user, host, pw)
+
+    def password(self, user, host=HOST):
+        return self.passwords[(user, host)]
+
+
+# ---------------------------------------------------------------------------
+# Raw client
+# ---------------------------------------------------------------------------
+
+class StreamClosed(Exception):
+    pass
+
+
+def stream_header(to=HOST, ns=NS_CLIENT, stream_ns=NS_STREAM, version='1.0', decl=True):
+    return ("%s<stream:stream xmlns='%s' xmlns:stream='%s' to='%s' version='%s'>"
+            % ("<?xml version='1.0'?>" if decl else '', ns, stream_ns, to, version))
+
+
+def tls_context():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class RawClient:
+    """A client that writes exactly the bytes it is given and reads the
+    server's stream as depth-1 elements."""
+
+    def __init__(self, port, direct_tls=False, timeout=5.0, host=HOST):
+        self.timeout = timeout
+        self.host = host
+        self.sock = socket.create_connection(('127.0.0.1', port), timeout=timeout)
+        self.sock.settimeout(timeout)
+        self.tls = False
+        if direct_tls:
+            self._wrap()
+        self.header = None        # attributes of the server's last stream header
+        self.features = None      # the last <stream:features/>
+        self.closed = False       # the server closed the stream or the socket
+        self.jid = None
+        self.received = []        # every element read, for failure messages
+        self._reset_parser()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return '<RawClient %s>' % (self.jid or '')
+
+    # ---- bytes ------------------------------------------------------------
+    def _wrap(self):
+        self.sock = tls_context().wrap_socket(self.sock, server_hostname=self.host)
+        self.sock.settimeout(self.timeout)
+        self.tls = True
+
+    def _reset_parser(self):
+        self.parser = ET.XMLPullParser(events=('start', 'end'))
+        self.depth = 0
+        self.root = None
+        self.pending = deque()
+
+    def send(self, data):
+        """Write data; a peer that already closed is not an error here
+        (the test reads the outcome)."""
+        if isinstance(data, str):
+            data = data.encode('utf-8')
+        try:
+            self.sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+            self.closed = True
+
+    def send_slowly(self, data, chunk=8192, pause=0.01):
+        """Write data in chunks and stop as soon as the server says anything.
+
+        A server that rejects a stream closes it with our surplus bytes still
+        unread in its socket; TCP then answers with a reset, which can destroy
+        the stream error before we read it.  Writing in small steps, and not
+        after the server spoke, keeps that from happening."""
+        import select
+        if isinstance(data, str):
+            data = data.encode('utf-8')
+        for i in range(0, len(data), chunk):
+            readable, _, _ = select.select([self.sock], [], [], 0)
+            if readable or self.closed:
+                return
+            self.send(data[i:i + chunk])
+            time.sleep(pause)
+
+    def _read_some(self, timeout):
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except (socket.timeout, TimeoutError):
+            raise
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError, OSError):
+            data = b''
+        if not data:
+            self.closed = True
+            self.pending.append(None)
+            return
+        try:
+            self.parser.feed(data)
+            events = list(self.parser.read_events())
+        except ET.ParseError as e:
+            raise AssertionError('server sent XML we cannot parse: %s (%r)' % (e, data[:500]))
+        for ev, el in events:
+            if ev == 'start':
+                self.depth += 1
+                if self.depth == 1:
+                    self.root = el
+                    self.header = dict(el.attrib)
+            else:
+                if self.depth == 2:
+                    self.received.append(el)
+                    self.pending.append(el)
+                    self.root.remove(el)
+                elif self.depth == 1:
+                    self.closed = True
+                    self.pending.append(None)
+                self.depth -= 1
+
+    def next(self, timeout=None):
+        """The next depth-1 element, or None when the stream/socket closed.
+        Raises TimeoutError when nothing comes within timeout."""
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while not self.pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError('nothing from the server within %ss' % timeout)
+            if self.closed and not self.pending:
+                return None
+            self._read_some(left)
+        el = self.pending.popleft()
+        if el is None:
+            self.pending.appendleft(None)   # stays closed
+        return el
+
+    def wait_for(self, pred, timeout=None, what='element'):
+        """Read until pred(element) holds; returns it. Raises StreamClosed
+        (with what came before) or TimeoutError."""
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        seen = []
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError('no %s within %ss; got %s' % (what, timeout, [tostr(e) for e in seen]))
+            el = self.next(left)
+            if el is None:
+                raise StreamClosed('stream closed while waiting for %s; got %s'
+                                   % (what, [tostr(e) for e in seen]))
+            if pred(el):
+                return el
+            seen.append(el)
+
+    def stream_error(self, timeout=None):
+        """Read until a stream error and the end of the stream; returns the
+        condition's local name ('closed' if the stream ended without one)."""
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError('no stream error within %ss' % timeout)
+            el = self.next(left)
+            if el is None:
+                return 'closed'
+            if el.tag == q(NS_STREAM, 'error'):
+                for child in el:
+                    if child.tag.startswith('{%s}' % NS_STREAM_ERR) and local(child.tag) != 'text':
+                        return local(child.tag)
+                return 'error-without-condition'
+
+    def wait_closed(self, timeout=None):
+        """True when the server closes the connection within timeout."""
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.next(deadline - time.monotonic()) is None:
+                    return True
+            except TimeoutError:
+                return False
+        return False
+
+    def close(self):
+        try:
+            if not self.closed:
+                self.sock.sendall(b'</stream:stream>')
+        except OSError:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self.closed = True
+
+    # ---- the XMPP steps ----------------------------------------------------
+    def open(self, to=None, **kw):
+        """Send a stream header and read the server's header and features."""
+        self._reset_parser()
+        self.send(stream_header(to or self.host, **kw))
+        self.features = self.wait_for(lambda e: e.tag == q(NS_STREAM, 'features'),
+                                      what='stream features')
+        return self.features
+
+    def mechanisms(self):
+        m = self.features.find(q(NS_SASL, 'mechanisms')) if self.features is not None else None
+        if m is None:
+            return []
+        return [x.text for x in m.findall(q(NS_SASL, 'mechanism'))]
+
+    def starttls(self):
+        self.send("<starttls xmlns='%s'/>" % NS_TLS)
+        el = self.wait_for(lambda e: e.tag.startswith('{%s}' % NS_TLS), what='STARTTLS answer')
+        assert el.tag == q(NS_TLS, 'proceed'), tostr(el)
+        self._wrap()
+        return self.open()
+
+    def auth_plain(self, user, password, authzid=''):
+        """SASL PLAIN; returns the <success/> or <failure/> element."""
+        token = base64.b64encode(('%s\0%s\0%s' % (authzid, user, password)).encode()).decode()
+        self.send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>" % (NS_SASL, token))
+        return self.wait_for(lambda e: e.tag in (q(NS_SASL, 'success'), q(NS_SASL, 'failure')),
+                             what='SASL result')
+
+    def bind(self, resource=None, iq_id='bind1'):
+        """Returns the bound full JID (raises AssertionError on an error)."""
+        res = '<resource>%s</resource>' % resource if resource is not None else ''
+        self.send("<iq type='set' id='%s'><bind xmlns='%s'>%s</bind></iq>" % (iq_id, NS_BIND, res))
+        el = self.wait_iq(iq_id)
+        assert el.get('type') == 'result', tostr(el)
+        jid = el.find('%s/%s' % (q(NS_BIND, 'bind'), q(NS_BIND, 'jid')))
+        assert jid is not None and jid.text, tostr(el)
+        self.jid = jid.text
+        return self.jid
+
+    def login(self, user, password, resource=None, presence=True):
+        """Everything up to a bound resource (STARTTLS unless already on TLS)."""
+        self.open()
+        if not self.tls:
+            self.starttls()
+        r = self.auth_plain(user, password)
+        assert r.tag == q(NS_SASL, 'success'), 'login %s failed: %s' % (user, tostr(r))
+        self.open()
+        jid = self.bind(resource)
+        if presence:
+            self.send('<presence/>')
+            # a round trip, so the presence has been processed before the
+            # test goes on (the answer's type does not matter here)
+            self.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=self.host)
+        return jid
+
+    def wait_iq(self, iq_id, timeout=None):
+        return self.wait_for(lambda e: e.tag == q(NS_CLIENT, 'iq') and e.get('id') == iq_id
+                             and e.get('type') in ('result', 'error'),
+                             timeout=timeout, what='iq %s answer' % iq_id)
+
+    def iq(self, typ, payload, to=None, iq_id=None, timeout=None):
+        """Send an iq and return its answer element."""
+        iq_id = iq_id or unique('iq')
+        to_attr = " to='%s'" % to if to else ''
+        self.send("<iq type='%s' id='%s'%s>%s</iq>" % (typ, iq_id, to_attr, payload))
+        return self.wait_iq(iq_id, timeout)
+
+    def wait_message(self, body=None, timeout=None):
+        def match(e):
+            if e.tag != q(NS_CLIENT, 'message'):
+                return False
+            return body is None or e.findtext(q(NS_CLIENT, 'body')) == body
+        return self.wait_for(match, timeout=timeout, what='message %r' % body)
+
+
+def tostr(el):
+    if el is None:
+        return 'None'
+    return ET.tostring(el, encoding='unicode')
+
+
+def stanza_error(el):
+    """The defined condition of a stanza error (local name), or None."""
+    if el is None or el.get('type') != 'error':
+        return None
+    err = el.find(q(NS_CLIENT, 'error'))
+    if err is None:
+        return 'error-without-error-element'
+    for child in err:
+        if child.tag.startswith('{%s}' % NS_STANZA_ERR) and local(child.tag) != 'text':
+            return local(child.tag)
+    return 'error-without-condition'
+
+
+class Witness:
+    """Two users connected before a bad-input test, who must still be able to
+    talk to each other after it: the bad input hurt only its own stream."""
+
+    def __init__(self, server):
+        self.a = RawClient(server.port)
+        self.a.login('carol', server.password('carol'), resource=unique('witness-'))
+        self.b = RawClient(server.port)
+        self.b.login('erin', server.password('erin'), resource=unique('witness-'))
+
+    def check(self):
+        body = unique('still-alive-')
+        self.a.send("<message to='%s' type='chat'><body>%s</body></message>" % (self.b.jid, body))
+        got = self.b.wait_message(body, timeout=10)
+        assert got.get('from') == self.a.jid, tostr(got)
+
+    def close(self):
+        self.a.close()
+        self.b.close()
+
+
+# ---------------------------------------------------------------------------
+# slixmpp clients
+# ---------------------------------------------------------------------------
+
+class LoginFailed(Exception):
+    pass
+
+
+def make_client(jid, password, mech=None, claim_cb_support=False):
+    """A slixmpp client that accepts any certificate.
+
+    slixmpp, told to use a SCRAM mechanism without -PLUS on a TLS connection,
+    sends the gs2 flag 'y' ("I could bind, but I think you cannot"), which a
+    server that advertised -PLUS must refuse (RFC 5802 section 6, downgrade
+    protection).  Unless claim_cb_support is set, such a client is given no
+    channel binding data, so it sends 'n' like a client without support."""
+    import slixmpp
+    c = slixmpp.ClientXMPP(jid, password, sasl_mech=mech)
+    if mech is not None and not mech.endswith('-PLUS') and not claim_cb_support:
+        fm = c['feature_mechanisms']
+        default_credentials = fm._default_credentials
+
+        def credentials(required, optional):
+            creds = default_credentials(required, optional)
+            if 'channel_binding' in creds:
+                creds['channel_binding'] = None
+            return creds
+        fm.sasl_callback = credentials
+    c.ssl_context.check_hostname = False
+    c.ssl_context.verify_mode = ssl.CERT_NONE
+    c.whitespace_keepalive = False
+    c.auto_reconnect = False
+    c.messages = asyncio.Queue()
+    c.add_event_handler('message', c.messages.put_nowait)
+    return c
+
+
+async def login(server, user, host=HOST, password=None, mech='SCRAM-SHA-1', resource=None,
+                direct_tls=False, timeout=15, claim_cb_support=False):
+    """A logged-in slixmpp client (session started) or LoginFailed.
+    mech=None lets slixmpp choose (it prefers SCRAM-SHA-256-PLUS)."""
+    jid = '%s@%s' % (user, host) + ('/' + resource if resource else '')
+    if password is None:
+        password = server.password(user, host)
+    c = make_client(jid, password, mech, claim_cb_support)
+    done = asyncio.get_running_loop().create_future()
+
+    def finish(result=None, exc=None):
+        if not done.done():
+            if exc is not None:
+                done.set_exception(exc)
+            else:
+                done.set_result(result)
+
+    c.add_event_handler('session_start', lambda e: finish(True))
+    c.add_event_handler('failed_auth', lambda e: finish(exc=LoginFailed('authentication failed')))
+    c.add_event_handler('no_auth', lambda e: finish(exc=LoginFailed('no usable SASL mechanism')))
+    c.add_event_handler('disconnected', lambda e: finish(exc=LoginFailed('disconnected: %s' % (e,))))
+    c.add_event_handler('connection_failed', lambda e: finish(exc=LoginFailed('connection failed: %s' % (e,))))
+    c.add_event_handler('stream_error', lambda e: finish(exc=LoginFailed('stream error: %s' % (e,))))
+    port = server.tls_port if direct_tls else server.port
+    c.connect(address=('127.0.0.1', port), use_ssl=direct_tls, force_starttls=not direct_tls)
+    try:
+        await asyncio.wait_for(done, timeout)
+        # available, like a real client; the ping round trip makes sure the
+        # server has processed the presence before the test goes on
+        c.send_presence()
+        await iq(c, 'get', host, "<ping xmlns='%s'/>" % NS_PING)
+    except BaseException:
+        c.abort()
+        raise
+    return c
+
+
+async def logout(*clients):
+    for c in clients:
+        try:
+            await asyncio.wait_for(c.disconnect(wait=1), 5)
+        except Exception:
+            c.abort()
+
+
+async def iq(client, typ, to, payload, timeout=10):
+    """Send an iq with an XML payload (a string) from a slixmpp client and
+    return the answer as an ElementTree element, error or result."""
+    from slixmpp.exceptions import IqError
+    stanza = client.Iq()
+    stanza['type'] = typ
+    if to:
+        stanza['to'] = to
+    stanza.append(ET.fromstring(payload))
+    try:
+        answer = await asyncio.wait_for(stanza.send(), timeout)
+    except IqError as e:
+        answer = e.iq
+    return answer.xml
+
+
+async def next_message(client, timeout=10, pred=None):
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError('no message within %ss' % timeout)
+        m = await asyncio.wait_for(client.messages.get(), left)
+        if pred is None or pred(m):
+            return m
+
+
+def find_lines(pattern, text):
+    return [line for line in text.splitlines() if re.search(pattern, line)]

@@ -1,0 +1,120 @@
+"""In-band registration (XEP-0077): open on test.local, closed on other.local."""
+from parleytest import (HOST, NS_REGISTER, NS_REGISTER_FEATURE, NS_SASL, OTHER, RawClient, q,
+                        stanza_error, tostr, unique)
+
+
+def _before_auth(server, host=HOST):
+    c = RawClient(server.port, host=host)
+    c.open()
+    c.starttls()
+    return c
+
+
+def _register(c, user, password):
+    return c.iq('set', "<query xmlns='%s'><username>%s</username><password>%s</password></query>"
+                % (NS_REGISTER, user, password))
+
+
+def _can_login(server, user, password, host=HOST):
+    c = RawClient(server.port, host=host)
+    try:
+        c.open()
+        c.starttls()
+        return c.auth_plain(user, password).tag == q(NS_SASL, 'success')
+    finally:
+        c.close()
+
+
+def test_register_feature_advertised_on_open_host(server):
+    c = _before_auth(server)
+    try:
+        assert c.features.find(q(NS_REGISTER_FEATURE, 'register')) is not None, tostr(c.features)
+    finally:
+        c.close()
+
+
+def test_registration_form(server):
+    c = _before_auth(server)
+    try:
+        el = c.iq('get', "<query xmlns='%s'/>" % NS_REGISTER)
+        assert el.get('type') == 'result', tostr(el)
+        query = el.find(q(NS_REGISTER, 'query'))
+        assert query is not None, tostr(el)
+        assert query.find(q(NS_REGISTER, 'username')) is not None, tostr(el)
+        assert query.find(q(NS_REGISTER, 'password')) is not None, tostr(el)
+    finally:
+        c.close()
+
+
+def test_register_then_login(server, run):
+    from parleytest import login, logout
+    user, pw = unique('new'), 'fresh-password'
+    c = _before_auth(server)
+    try:
+        el = _register(c, user, pw)
+        assert el.get('type') == 'result', tostr(el)
+    finally:
+        c.close()
+    server.passwords[(user, HOST)] = pw
+
+    async def go():
+        client = await login(server, user, mech='SCRAM-SHA-256')
+        assert client.boundjid.bare == '%s@%s' % (user, HOST)
+        await logout(client)
+    run(go())
+
+
+def test_register_existing_user_conflict(server):
+    c = _before_auth(server)
+    try:
+        el = _register(c, 'alice', 'another-password')
+        assert stanza_error(el) == 'conflict', tostr(el)
+    finally:
+        c.close()
+    assert _can_login(server, 'alice', server.password('alice'))
+
+
+def test_register_refused_on_closed_host(server):
+    c = _before_auth(server, host=OTHER)
+    try:
+        assert c.features.find(q(NS_REGISTER_FEATURE, 'register')) is None, tostr(c.features)
+        user = unique('nope')
+        el = _register(c, user, 'some-password')
+        assert el.get('type') == 'error', tostr(el)
+        assert stanza_error(el) in ('not-allowed', 'forbidden', 'service-unavailable',
+                                    'feature-not-implemented'), tostr(el)
+    finally:
+        c.close()
+    assert not _can_login(server, user, 'some-password', host=OTHER)
+
+
+def test_change_password(server):
+    user, old, new = unique('pw'), 'first-password', 'second-password'
+    server.register(user, HOST, old)
+    c = RawClient(server.port)
+    try:
+        c.login(user, old, presence=False)
+        el = _register(c, user, new)
+        assert el.get('type') == 'result', tostr(el)
+    finally:
+        c.close()
+    assert _can_login(server, user, new)
+    assert not _can_login(server, user, old)
+
+
+def test_cancel_account(server):
+    user, pw = unique('bye'), 'bye-password'
+    server.register(user, HOST, pw)
+    c = RawClient(server.port)
+    try:
+        c.login(user, pw, presence=False)
+        c.send("<iq type='set' id='unreg1'><query xmlns='%s'><remove/></query></iq>" % NS_REGISTER)
+        # XEP-0077 3.2: the server answers with a result (and may then close
+        # the stream)
+        el = c.wait_iq('unreg1')
+        assert el.get('type') == 'result', tostr(el)
+    finally:
+        c.close()
+    assert not _can_login(server, user, pw)
+    r = server.ctl('unregister', user, HOST)
+    assert r.returncode == 1, (r.returncode, r.stderr)
