@@ -68,6 +68,7 @@ static enum auth_result map_storage(enum storage_result r)
 	case STORAGE_EXISTS: return AUTH_EXISTS;
 	case STORAGE_TEMPFAIL: return AUTH_TEMPFAIL;
 	case STORAGE_ERROR: return AUTH_ERROR;
+	case STORAGE_FULL: return AUTH_ERROR;   /* a quota: not an auth outcome */
 	}
 	return AUTH_ERROR;
 }

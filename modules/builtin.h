@@ -14,6 +14,7 @@ extern const struct module_def mod_ping;
 extern const struct module_def mod_time;
 extern const struct module_def mod_register;
 extern const struct module_def mod_roster;
+extern const struct module_def mod_offline;
 
 /* Register every built-in module with module_register (once; later calls
  * do nothing).  Registration order is start order on each host. */

@@ -30,6 +30,7 @@ struct session {
 	int priority;
 	bool available;               /* sent available presence */
 	bool interested;              /* requested the roster (RFC 6121 interested resource) */
+	bool offline_flushed;         /* mod_offline: stored messages fetched for it (not read here) */
 	struct xml_node *presence;    /* last available presence broadcast, or NULL */
 	struct session *next_of_user; /* private */
 	struct sm_user *user;         /* private */

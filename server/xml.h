@@ -173,6 +173,17 @@ enum xml_parse_error xml_parser_error(const struct xml_parser *p);
 /* Human-readable detail of the last error (for logs and <text/>). */
 const char *xml_parser_error_text(const struct xml_parser *p);
 
+/* Parse one element serialized in s (len bytes, not NUL-terminated; e.g.
+ * a stanza kept in storage), as if it came as a stanza in a stream whose
+ * default namespace is default_ns (NULL: none): through the same walled
+ * parser and limits (NULL: the defaults) as a stream.  Returns a new tree
+ * (refcount 1), or NULL with a description in *error_r (optional; a
+ * static or thread-local string, valid until the next call on this thread)
+ * when s is not exactly one well-formed element (whitespace around it
+ * allowed) or breaks a limit or a rule of the wall. */
+struct xml_node *xml_parse_string(const char *s, size_t len, const char *default_ns,
+                                  const struct xml_parser_limits *limits, const char **error_r);
+
 /* Free expat's state if the stream is at a clean stanza boundary (nothing
  * buffered but whitespace, not suspended); the next feed rebuilds it in the
  * same stream context.  Returns true when released.  Saves most of the

@@ -1,7 +1,8 @@
 /*
  * The XML stream parser: expat, walled in, turning bytes into a stream
  * header, stanzas (complete depth-1 elements, each in its own pool) and a
- * stream end.
+ * stream end.  xml_parse_string runs one serialized element through the
+ * same parser inside a synthetic stream.
  *
  * Loop thread (whichever thread owns the stream).  Never re-entered: feed,
  * resume, restart, compact and free may not be called from one of the
@@ -845,4 +846,75 @@ bool xml_parser_compact(struct xml_parser *p)
 size_t xml_parser_memory(const struct xml_parser *p)
 {
 	return p->mem;
+}
+
+/* ---- one element from a string ------------------------------------------- */
+
+struct parse_one {
+	struct xml_node *el;
+	unsigned count;
+	bool ended;
+};
+
+static void one_start(void *ctx, struct xml_node *header, const char *default_ns)
+{
+	xml_unref(&header);
+}
+
+static bool one_stanza(void *ctx, struct xml_node *stanza)
+{
+	struct parse_one *po = ctx;
+	if (po->count++ == 0)
+		po->el = stanza;
+	else
+		xml_unref(&stanza);
+	return false;
+}
+
+static void one_end(void *ctx)
+{
+	((struct parse_one *)ctx)->ended = true;
+}
+
+static _Thread_local char parse_string_error[240];
+
+struct xml_node *xml_parse_string(const char *s, size_t len, const char *default_ns,
+                                  const struct xml_parser_limits *limits, const char **error_r)
+{
+	static const struct xml_parser_callbacks cb = {
+		.stream_start = one_start, .stanza = one_stanza, .stream_end = one_end,
+	};
+	struct parse_one po = { 0 };
+	struct xml_parser *p = xml_parser_new(limits, &cb, &po);
+	struct buf head = { 0 };
+	buf_append_str(&head, "<stream:stream xmlns:stream='" NS_STREAM "'");
+	if (default_ns != NULL) {
+		buf_append_str(&head, " xmlns='");
+		xml_escape(&head, default_ns, strlen(default_ns), true);
+		buf_append(&head, "'", 1);
+	}
+	buf_append(&head, ">", 1);
+	static const char tail[] = "</stream:stream>";
+	const char *err = NULL;
+	if (xml_parser_feed(p, head.data, head.len) != XML_FEED_OK ||
+	    (len > 0 && xml_parser_feed(p, s, len) != XML_FEED_OK)) {
+		snprintf(parse_string_error, sizeof(parse_string_error), "%s", xml_parser_error_text(p));
+		err = parse_string_error;
+	} else if (po.ended) {
+		err = "the input closes the stream it is parsed in";
+	} else if (xml_parser_feed(p, tail, sizeof(tail) - 1) != XML_FEED_OK || !po.ended) {
+		snprintf(parse_string_error, sizeof(parse_string_error), "%s", xml_parser_error_text(p));
+		err = parse_string_error;
+	} else if (po.count != 1) {
+		err = po.count == 0 ? "no element" : "more than one element";
+	}
+	buf_free(&head);
+	xml_parser_free(&p);
+	if (err != NULL) {
+		xml_unref(&po.el);
+		if (error_r != NULL)
+			*error_r = err;
+		return NULL;
+	}
+	return po.el;
 }

@@ -1,9 +1,9 @@
--- Parley schema for SQLite, schema version 1.
+-- Parley schema for SQLite, schema version 2.
 --
 -- parleyd creates a new database from this file when its storage path does
 -- not exist yet; for an existing file it checks schema_version and refuses
--- to start when the version is not the one it was built for (run
--- "parleyctl db migrate").  You can also apply it yourself:
+-- to start when the version is not the one it was built for, naming the
+-- scripts of migrations/sqlite/ to apply.  You can also apply it yourself:
 --     sqlite3 /var/lib/parley/parley.db < sqlite.sql
 -- (parleyd runs it inside one transaction; the file holds no BEGIN/COMMIT.)
 --
@@ -24,7 +24,7 @@
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (1);
+INSERT INTO schema_version (version) VALUES (2);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -93,3 +93,24 @@ CREATE TABLE roster_version (
     version      INTEGER NOT NULL,
     PRIMARY KEY (server_host, username)
 ) WITHOUT ROWID;
+
+-- Offline messages (XEP-0160): messages that arrived for a user while none
+-- of the user's resources could take them, delivered (oldest first) and
+-- deleted when the user comes online.  seq orders them; AUTOINCREMENT keeps
+-- a seq from ever being used again, so "delete up to seq N" never reaches
+-- a message stored after the read that saw N.
+--   stanza: the serialized <message/> (default namespace jabber:client),
+--     with the <delay xmlns='urn:xmpp:delay'/> the server added;
+--   from_jid: the sender's full JID, for administration.
+-- Queries: a user's messages in order, their count, deletion of a prefix:
+-- all by (server_host, username, seq) (offline_messages_user).
+-- Account removal deletes a user's rows.
+CREATE TABLE offline_messages (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    server_host  TEXT    NOT NULL,
+    username     TEXT    NOT NULL,
+    created_at   INTEGER NOT NULL,
+    from_jid     TEXT    NOT NULL,
+    stanza       TEXT    NOT NULL
+);
+CREATE INDEX offline_messages_user ON offline_messages (server_host, username, seq);

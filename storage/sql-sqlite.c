@@ -337,10 +337,17 @@ static const char *sqlite_error_message(struct sql_conn *conn)
 	return c->last_msg != NULL && c->last_code != SQLITE_OK ? c->last_msg : "no error";
 }
 
+static const char *const sqlite_migrations[] = {
+	"migrations/sqlite/002-offline.sql",
+};
+_Static_assert(ARRAY_SIZE(sqlite_migrations) == SQL_SCHEMA_VERSION - 1,
+               "one migration script per schema version after the first");
+
 static const struct sql_dialect sqlite_dialect = {
 	.name = "sqlite",
 	.schema_file = "sqlite.sql",
 	.upsert = SQL_UPSERT_ON_CONFLICT,
+	.migrations = sqlite_migrations,
 };
 
 const struct sql_driver_vfuncs sql_driver_sqlite = {

@@ -18,8 +18,8 @@
 #include "server/util.h"
 
 /* The schema version this code reads and writes (sql/<dialect>.sql inserts
- * it into schema_version; migrations bump it). */
-#define SQL_SCHEMA_VERSION 1
+ * it into schema_version; migrations bump it).  2: offline_messages. */
+#define SQL_SCHEMA_VERSION 2
 
 /* Class of the last error on a connection: what storage-sql.c may do next. */
 enum sql_error {
@@ -47,6 +47,10 @@ struct sql_dialect {
 	const char *name;                /* "sqlite", "pgsql", "mysql", "mssql" */
 	const char *schema_file;         /* "sqlite.sql": in the SQL directory */
 	enum sql_upsert upsert;
+	/* The migration scripts, relative to the SQL directory: migrations[i]
+	 * takes a database from version i + 1 to i + 2 (and sets the version);
+	 * SQL_SCHEMA_VERSION - 1 of them. */
+	const char *const *migrations;
 };
 
 struct sql_conn;     /* a driver's connection (its own struct) */

@@ -27,6 +27,10 @@ enum storage_op {
 	STORAGE_OP_ROSTER_GET,
 	STORAGE_OP_ROSTER_SET,
 	STORAGE_OP_ROSTER_REMOVE,
+	STORAGE_OP_OFFLINE_STORE,
+	STORAGE_OP_OFFLINE_GET,
+	STORAGE_OP_OFFLINE_DELETE,
+	STORAGE_OP_OFFLINE_COUNT,
 };
 const char *storage_op_name(enum storage_op op);   /* "account_get", ... */
 
@@ -34,11 +38,13 @@ struct storage_req {
 	struct storage *st;
 	enum storage_op op;
 	union {
-		storage_done_cb *done;          /* create, update, remove, roster set/remove */
+		storage_done_cb *done;          /* create, update, remove, roster set/remove,
+		                                 * offline store/delete */
 		storage_account_cb *account;    /* account_get */
 		storage_list_cb *list;          /* account_list */
-		storage_count_cb *count;        /* account_count */
+		storage_count_cb *count;        /* account_count, offline_count */
 		storage_roster_cb *roster;      /* roster_get */
+		storage_offline_cb *offline;    /* offline_get */
 	} cb;
 	void *ctx;
 	bool cancelled;                     /* storage_cancel was called */
@@ -54,10 +60,12 @@ struct storage_reply {
 	enum storage_result res;
 	const struct storage_account *account;   /* account_get */
 	const struct strlist *names;             /* account_list */
-	uint64_t count;                          /* account_count */
+	uint64_t count;                          /* account_count, offline_count */
 	const struct roster_item *items;         /* roster_get */
 	size_t nitems;
 	uint64_t version;
+	const struct offline_message *messages;  /* offline_get */
+	size_t nmessages;
 };
 
 struct storage_vfuncs {
@@ -102,6 +110,16 @@ struct storage_vfuncs {
 	                                  void *ctx);
 	struct storage_req *(*roster_remove)(struct storage *st, const char *host, const char *user,
 	                                     const char *jid, storage_done_cb *cb, void *ctx);
+	struct storage_req *(*offline_store)(struct storage *st, const char *host, const char *user,
+	                                     const char *from_jid, const char *stanza_xml,
+	                                     unsigned max_per_user, storage_done_cb *cb, void *ctx);
+	struct storage_req *(*offline_get)(struct storage *st, const char *host, const char *user,
+	                                   storage_offline_cb *cb, void *ctx);
+	struct storage_req *(*offline_delete_upto)(struct storage *st, const char *host,
+	                                           const char *user, int64_t last_seq,
+	                                           storage_done_cb *cb, void *ctx);
+	struct storage_req *(*offline_count)(struct storage *st, const char *host, const char *user,
+	                                     storage_count_cb *cb, void *ctx);
 };
 
 /* The part of every backend object that storage.c owns. */

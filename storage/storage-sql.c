@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef PARLEY_SQL_DIR
 #define PARLEY_SQL_DIR "./sql"
@@ -62,6 +63,9 @@ struct sql_req {
 	const char *host, *user, *jid;
 	struct storage_account acc;     /* create/update input; get result */
 	struct roster_item item;        /* roster_set input */
+	const char *from, *stanza;      /* offline_store input */
+	unsigned max;                   /* offline_store: quota (0: none) */
+	int64_t seq;                    /* offline_delete_upto input */
 	/* results */
 	enum storage_result res;
 	struct strlist names;
@@ -69,6 +73,8 @@ struct sql_req {
 	struct roster_item *items;
 	size_t nitems;
 	uint64_t version;
+	struct offline_message *msgs;
+	size_t nmsgs;
 };
 
 static const struct sql_driver_vfuncs *sql_driver_find(const char *name)
@@ -245,6 +251,7 @@ static const char *const sql_user_deletes[] = {
 	"DELETE FROM roster_groups WHERE server_host = ? AND username = ?",
 	"DELETE FROM roster_items WHERE server_host = ? AND username = ?",
 	"DELETE FROM roster_version WHERE server_host = ? AND username = ?",
+	"DELETE FROM offline_messages WHERE server_host = ? AND username = ?",
 	"DELETE FROM users WHERE server_host = ? AND username = ?",
 };
 
@@ -668,6 +675,115 @@ static enum storage_result op_roster_remove(struct sql_thread *t, struct sql_req
 	return STORAGE_OK;
 }
 
+/* ---- offline messages (worker thread) ------------------------------------------ */
+
+static const char sql_user_exists[] =
+	"SELECT 1 FROM users WHERE server_host = ? AND username = ?";
+static const char sql_offline_count[] =
+	"SELECT COUNT(*) FROM offline_messages WHERE server_host = ? AND username = ?";
+static const char sql_offline_insert[] =
+	"INSERT INTO offline_messages (server_host, username, created_at, from_jid, stanza) "
+	"VALUES (?, ?, ?, ?, ?)";
+static const char sql_offline_get[] =
+	"SELECT seq, created_at, stanza FROM offline_messages WHERE server_host = ? AND username = ? "
+	"ORDER BY seq";
+static const char sql_offline_delete[] =
+	"DELETE FROM offline_messages WHERE server_host = ? AND username = ? AND seq <= ?";
+
+/* Run a one-row, one-integer query: 1 and *v_r when there is a row, 0 when
+ * there is none, -1 on error. */
+static int q_int(struct sql_thread *t, const char *sql, const struct sql_param *p, size_t n,
+                 int64_t *v_r)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	enum sql_step st;
+	struct sql_stmt *s = q_start(t, sql, p, n, &st);
+	if (s == NULL)
+		return -1;
+	int found = st == SQL_STEP_ROW;
+	if (found)
+		*v_r = d->column_int64(s, 0);
+	d->reset(s);
+	return found;
+}
+
+/* Account check, quota check and insert in one write transaction: two
+ * stores racing for the last free place cannot both take it. */
+static enum storage_result op_offline_store(struct sql_thread *t, struct sql_req *r)
+{
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user) };
+	int64_t v = 0;
+	if (q_begin(t, true) < 0)
+		return q_fail(t, r);
+	int found = q_int(t, sql_user_exists, p, ARRAY_SIZE(p), &v);
+	if (found < 0)
+		return q_abort(t, r);
+	if (found == 0) {
+		t->ss->drv->rollback(t->conn);
+		return STORAGE_NOT_FOUND;
+	}
+	if (r->max > 0) {
+		if (q_int(t, sql_offline_count, p, ARRAY_SIZE(p), &v) < 0)
+			return q_abort(t, r);
+		if (v >= (int64_t)r->max) {
+			t->ss->drv->rollback(t->conn);
+			return STORAGE_FULL;
+		}
+	}
+	struct sql_param pi[] = { PTEXT(r->host), PTEXT(r->user), PINT(time(NULL)), PTEXT(r->from),
+	                          PTEXT(r->stanza) };
+	if (q_exec(t, sql_offline_insert, pi, ARRAY_SIZE(pi), NULL) < 0 || q_commit(t) < 0)
+		return q_abort(t, r);
+	return STORAGE_OK;
+}
+
+static enum storage_result op_offline_get(struct sql_thread *t, struct sql_req *r)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user) };
+	enum sql_step st;
+	size_t cap = 0;
+	r->msgs = NULL;
+	r->nmsgs = 0;
+	struct sql_stmt *s = q_start(t, sql_offline_get, p, ARRAY_SIZE(p), &st);
+	if (s == NULL)
+		return q_fail(t, r);
+	while (st == SQL_STEP_ROW) {
+		char *stanza = col_str(t, r, s, 2);
+		if (stanza != NULL) {
+			r->msgs = pool_grow(r->pool, r->msgs, r->nmsgs, &cap, sizeof(*r->msgs));
+			struct offline_message *m = &r->msgs[r->nmsgs++];
+			m->seq = d->column_int64(s, 0);
+			m->created = d->column_int64(s, 1);
+			m->stanza = stanza;
+		}
+		st = d->step(s);
+	}
+	if (st == SQL_STEP_ERROR) {
+		enum storage_result res = q_fail(t, r);
+		d->reset(s);
+		return res;
+	}
+	d->reset(s);
+	return STORAGE_OK;
+}
+
+static enum storage_result op_offline_delete(struct sql_thread *t, struct sql_req *r)
+{
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user), PINT(r->seq) };
+	return q_exec(t, sql_offline_delete, p, ARRAY_SIZE(p), NULL) < 0 ? q_fail(t, r) : STORAGE_OK;
+}
+
+static enum storage_result op_offline_count(struct sql_thread *t, struct sql_req *r)
+{
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user) };
+	int64_t n = 0;
+	if (q_int(t, sql_offline_count, p, ARRAY_SIZE(p), &n) < 0)
+		return q_fail(t, r);
+	r->count = n > 0 ? (uint64_t)n : 0;
+	return STORAGE_OK;
+}
+
 /* ---- the worker side of a job ------------------------------------------------ */
 
 static bool thread_connect(struct sql_thread *t)
@@ -702,6 +818,10 @@ static enum storage_result run_op(struct sql_thread *t, struct sql_req *r)
 	case STORAGE_OP_ROSTER_GET: return op_roster_get(t, r);
 	case STORAGE_OP_ROSTER_SET: return op_roster_set(t, r);
 	case STORAGE_OP_ROSTER_REMOVE: return op_roster_remove(t, r);
+	case STORAGE_OP_OFFLINE_STORE: return op_offline_store(t, r);
+	case STORAGE_OP_OFFLINE_GET: return op_offline_get(t, r);
+	case STORAGE_OP_OFFLINE_DELETE: return op_offline_delete(t, r);
+	case STORAGE_OP_OFFLINE_COUNT: return op_offline_count(t, r);
 	}
 	return STORAGE_ERROR;
 }
@@ -782,6 +902,8 @@ static void sql_done(void *job, enum worker_status status)
 			out.items = r->items;
 			out.nitems = r->nitems;
 			out.version = r->version;
+			out.messages = r->msgs;
+			out.nmessages = r->nmsgs;
 		}
 		storage_req_reply(&r->base, &out);
 	}
@@ -938,6 +1060,45 @@ static struct storage_req *sql_roster_remove_op(struct storage *st, const char *
 	return req_submit(r);
 }
 
+static struct storage_req *sql_offline_store_op(struct storage *st, const char *host,
+                                                const char *user, const char *from_jid,
+                                                const char *stanza_xml, unsigned max_per_user,
+                                                storage_done_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_OFFLINE_STORE, host, user, ctx);
+	r->base.cb.done = cb;
+	r->from = pool_strdup(r->pool, from_jid);
+	r->stanza = pool_strdup(r->pool, stanza_xml);
+	r->max = max_per_user;
+	return req_submit(r);
+}
+
+static struct storage_req *sql_offline_get_op(struct storage *st, const char *host,
+                                              const char *user, storage_offline_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_OFFLINE_GET, host, user, ctx);
+	r->base.cb.offline = cb;
+	return req_submit(r);
+}
+
+static struct storage_req *sql_offline_delete_op(struct storage *st, const char *host,
+                                                 const char *user, int64_t last_seq,
+                                                 storage_done_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_OFFLINE_DELETE, host, user, ctx);
+	r->base.cb.done = cb;
+	r->seq = last_seq;
+	return req_submit(r);
+}
+
+static struct storage_req *sql_offline_count_op(struct storage *st, const char *host,
+                                                const char *user, storage_count_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_OFFLINE_COUNT, host, user, ctx);
+	r->base.cb.count = cb;
+	return req_submit(r);
+}
+
 /* ---- open and close (loop thread, synchronous) ------------------------------------ */
 
 static bool sql_accepts(const char *driver)
@@ -967,12 +1128,11 @@ static char *read_file(const char *path)
 	return buf_steal(&b);
 }
 
-/* The schema script of the dialect: $PARLEY_SQL_DIR when set, else the
- * installed directory, then ./sql. */
-static char *read_schema(const struct sql_dialect *dia, char **path_r, char **error_r)
+/* Where the SQL files are looked for, in order: $PARLEY_SQL_DIR when set,
+ * else the installed directory, then ./sql.  Returns how many. */
+static size_t sql_dirs(const char *dirs[2])
 {
 	const char *env = getenv("PARLEY_SQL_DIR");
-	const char *dirs[2];
 	size_t ndirs = 0;
 	if (env != NULL && *env != '\0') {
 		dirs[ndirs++] = env;
@@ -981,6 +1141,29 @@ static char *read_schema(const struct sql_dialect *dia, char **path_r, char **er
 		if (strcmp(PARLEY_SQL_DIR, "./sql") != 0)
 			dirs[ndirs++] = "./sql";
 	}
+	return ndirs;
+}
+
+/* The path of an SQL file for messages: the first directory that has it,
+ * else where it would be installed.  Malloc'd. */
+static char *sql_file_path(const char *file)
+{
+	const char *dirs[2];
+	size_t ndirs = sql_dirs(dirs);
+	for (size_t i = 0; i < ndirs; i++) {
+		char *path = xasprintf("%s/%s", dirs[i], file);
+		if (access(path, R_OK) == 0)
+			return path;
+		free(path);
+	}
+	return xasprintf("%s/%s", dirs[0], file);
+}
+
+/* The schema script of the dialect (see sql_dirs for where). */
+static char *read_schema(const struct sql_dialect *dia, char **path_r, char **error_r)
+{
+	const char *dirs[2];
+	size_t ndirs = sql_dirs(dirs);
 	struct buf tried = {0};
 	for (size_t i = 0; i < ndirs; i++) {
 		char *path = xasprintf("%s/%s", dirs[i], dia->schema_file);
@@ -1020,7 +1203,7 @@ static int check_version(const struct sql_driver_vfuncs *d, struct sql_conn *c, 
 	enum sql_step st = s != NULL ? d->step(s) : SQL_STEP_ERROR;
 	if (st == SQL_STEP_ERROR) {
 		*error_r = xasprintf("database %s has no Parley schema (reading schema_version: %s): "
-		                     "create it from sql/%s or run parleyctl db migrate", desc,
+		                     "create it from sql/%s with the database's own client", desc,
 		                     d->error_message(c), d->dialect->schema_file);
 		if (s != NULL)
 			d->reset(s);
@@ -1028,7 +1211,8 @@ static int check_version(const struct sql_driver_vfuncs *d, struct sql_conn *c, 
 	}
 	if (st == SQL_STEP_DONE) {
 		*error_r = xasprintf("database %s: the schema_version table is empty (it must hold one "
-		                     "row): run parleyctl db migrate", desc);
+		                     "row, the schema version): if the schema is Parley's, insert the version of "
+		                     "the sql/ file it was created from", desc);
 		d->reset(s);
 		return -1;
 	}
@@ -1040,8 +1224,24 @@ static int check_version(const struct sql_driver_vfuncs *d, struct sql_conn *c, 
 		return -1;
 	}
 	if (v < SQL_SCHEMA_VERSION) {
-		*error_r = xasprintf("database %s has schema version %lld, this parleyd needs %d: "
-		                     "run parleyctl db migrate", desc, (long long)v, SQL_SCHEMA_VERSION);
+		/* Name the scripts that take it to our version, in order. */
+		struct buf todo = {0};
+		const char *const *mig = d->dialect->migrations;
+		for (int64_t from = v < 1 ? 1 : v; mig != NULL && from < SQL_SCHEMA_VERSION; from++) {
+			char *path = sql_file_path(mig[from - 1]);
+			buf_printf(&todo, "%s%s", todo.len > 0 ? ", then " : "", path);
+			free(path);
+		}
+		if (v >= 1 && todo.len > 0)
+			*error_r = xasprintf("database %s has schema version %lld, this parleyd needs %d: "
+			                     "apply %s to it with the database's own client "
+			                     "(sqlite3, psql, ...), then start again", desc, (long long)v,
+			                     SQL_SCHEMA_VERSION, todo.data);
+		else
+			*error_r = xasprintf("database %s has schema version %lld, this parleyd needs %d: "
+			                     "it was not made from a Parley schema file", desc, (long long)v,
+			                     SQL_SCHEMA_VERSION);
+		buf_free(&todo);
 		return -1;
 	}
 	if (v > SQL_SCHEMA_VERSION) {
@@ -1143,4 +1343,8 @@ const struct storage_vfuncs storage_sql_vfuncs = {
 	.roster_get = sql_roster_get_op,
 	.roster_set = sql_roster_set_op,
 	.roster_remove = sql_roster_remove_op,
+	.offline_store = sql_offline_store_op,
+	.offline_get = sql_offline_get_op,
+	.offline_delete_upto = sql_offline_delete_op,
+	.offline_count = sql_offline_count_op,
 };

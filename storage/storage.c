@@ -26,6 +26,7 @@ const char *storage_result_str(enum storage_result r)
 	case STORAGE_EXISTS: return "exists";
 	case STORAGE_TEMPFAIL: return "temporary failure";
 	case STORAGE_ERROR: return "error";
+	case STORAGE_FULL: return "quota full";
 	}
 	return "unknown";
 }
@@ -42,6 +43,10 @@ const char *storage_op_name(enum storage_op op)
 	case STORAGE_OP_ROSTER_GET: return "roster_get";
 	case STORAGE_OP_ROSTER_SET: return "roster_set";
 	case STORAGE_OP_ROSTER_REMOVE: return "roster_remove";
+	case STORAGE_OP_OFFLINE_STORE: return "offline_store";
+	case STORAGE_OP_OFFLINE_GET: return "offline_get";
+	case STORAGE_OP_OFFLINE_DELETE: return "offline_delete_upto";
+	case STORAGE_OP_OFFLINE_COUNT: return "offline_count";
 	}
 	return "unknown";
 }
@@ -120,7 +125,11 @@ void storage_req_reply(struct storage_req *req, const struct storage_reply *r)
 		break;
 	}
 	case STORAGE_OP_ACCOUNT_COUNT:
+	case STORAGE_OP_OFFLINE_COUNT:
 		req->cb.count(r->res, ok ? r->count : 0, req->ctx);
+		break;
+	case STORAGE_OP_OFFLINE_GET:
+		req->cb.offline(r->res, ok ? r->messages : NULL, ok ? r->nmessages : 0, req->ctx);
 		break;
 	case STORAGE_OP_ROSTER_GET:
 		req->cb.roster(r->res, ok ? r->items : NULL, ok ? r->nitems : 0, ok ? r->version : 0,
@@ -131,6 +140,8 @@ void storage_req_reply(struct storage_req *req, const struct storage_reply *r)
 	case STORAGE_OP_ACCOUNT_REMOVE:
 	case STORAGE_OP_ROSTER_SET:
 	case STORAGE_OP_ROSTER_REMOVE:
+	case STORAGE_OP_OFFLINE_STORE:
+	case STORAGE_OP_OFFLINE_DELETE:
 		req->cb.done(r->res, req->ctx);
 		break;
 	}
@@ -287,4 +298,34 @@ struct storage_req *storage_roster_remove(struct storage *st, const char *host, 
 {
 	assert(host != NULL && user != NULL && jid != NULL && cb != NULL);
 	return st->v->roster_remove(st, host, user, jid, cb, ctx);
+}
+
+struct storage_req *storage_offline_store(struct storage *st, const char *host, const char *user,
+                                          const char *from_jid, const char *stanza_xml,
+                                          unsigned max_per_user, storage_done_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && from_jid != NULL && stanza_xml != NULL && cb != NULL);
+	return st->v->offline_store(st, host, user, from_jid, stanza_xml, max_per_user, cb, ctx);
+}
+
+struct storage_req *storage_offline_get(struct storage *st, const char *host, const char *user,
+                                        storage_offline_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && cb != NULL);
+	return st->v->offline_get(st, host, user, cb, ctx);
+}
+
+struct storage_req *storage_offline_delete_upto(struct storage *st, const char *host,
+                                                const char *user, int64_t last_seq,
+                                                storage_done_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && cb != NULL);
+	return st->v->offline_delete_upto(st, host, user, last_seq, cb, ctx);
+}
+
+struct storage_req *storage_offline_count(struct storage *st, const char *host, const char *user,
+                                          storage_count_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && cb != NULL);
+	return st->v->offline_count(st, host, user, cb, ctx);
 }

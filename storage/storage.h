@@ -25,6 +25,7 @@ enum storage_result {
 	STORAGE_EXISTS,         /* create of something that exists */
 	STORAGE_TEMPFAIL,       /* backend down, busy, queue full, timeout: try later */
 	STORAGE_ERROR,          /* permanent failure (bad schema, constraint) */
+	STORAGE_FULL,           /* a per-user quota is reached (offline messages) */
 };
 const char *storage_result_str(enum storage_result r);
 
@@ -100,5 +101,39 @@ struct storage_req *storage_roster_set(struct storage *st, const char *host, con
 /* Remove one item (STORAGE_NOT_FOUND if absent); the version is incremented. */
 struct storage_req *storage_roster_remove(struct storage *st, const char *host, const char *user,
                                           const char *jid, storage_done_cb *cb, void *ctx);
+
+/* ---- offline messages (XEP-0160) -------------------------------------------- */
+/* A user's queue of messages that arrived while no resource could take
+ * them, oldest first.  seq grows with every message stored (in the whole
+ * store, never reused), so "everything up to seq" names a prefix of one
+ * user's queue. */
+struct offline_message {
+	int64_t seq;
+	const char *stanza;      /* the serialized <message/>, default namespace jabber:client */
+	int64_t created;         /* unix time it was stored */
+};
+
+typedef void storage_offline_cb(enum storage_result res, const struct offline_message *msgs,
+                                size_t count, void *ctx);
+/* Append a message to user's queue, in one transaction, durably (the
+ * message survives a crash once cb reports STORAGE_OK).  from_jid is the
+ * sender (kept for administration).  STORAGE_NOT_FOUND: the host has no
+ * such account (users table); STORAGE_FULL: the queue already holds
+ * max_per_user messages (0: no limit); nothing is stored then. */
+struct storage_req *storage_offline_store(struct storage *st, const char *host, const char *user,
+                                          const char *from_jid, const char *stanza_xml,
+                                          unsigned max_per_user, storage_done_cb *cb, void *ctx);
+/* Every message of user's queue, oldest first (an empty list when there is
+ * none, with STORAGE_OK).  The array and its strings are valid during cb. */
+struct storage_req *storage_offline_get(struct storage *st, const char *host, const char *user,
+                                        storage_offline_cb *cb, void *ctx);
+/* Remove the messages of user's queue with seq <= last_seq (STORAGE_OK
+ * whether or not there were any). */
+struct storage_req *storage_offline_delete_upto(struct storage *st, const char *host,
+                                                const char *user, int64_t last_seq,
+                                                storage_done_cb *cb, void *ctx);
+/* How many messages user's queue holds. */
+struct storage_req *storage_offline_count(struct storage *st, const char *host, const char *user,
+                                          storage_count_cb *cb, void *ctx);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * Unit tests for the storage interface (storage/storage.c, storage-sql.c,
- * sql-sqlite.c) and the internal auth backend on top of it (auth/auth.c,
- * auth-internal.c).
+ * sql-sqlite.c), including offline messages and the schema migration, and
+ * the internal auth backend on top of it (auth/auth.c, auth-internal.c).
  *
  * Every test runs once per entry of the backends table: today sqlite on a
  * temporary file, twice (with the dialect's upsert and with the portable
@@ -42,6 +42,8 @@ struct backend {
 	void (*set_schema_version)(struct fixture *f, int version);
 	void (*lock)(struct fixture *f);        /* hold the write lock from outside */
 	void (*unlock)(struct fixture *f);
+	/* Run an SQL script on the store from outside (a DBA's client). */
+	void (*exec_sql)(struct fixture *f, const char *script);
 	bool embedded;                          /* created from sql/ on first open */
 };
 
@@ -112,11 +114,21 @@ static void sqlite_unlock(struct fixture *f)
 	f->locker = NULL;
 }
 
+static void sqlite_exec_sql(struct fixture *f, const char *script)
+{
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	char *msg = NULL;
+	if (sqlite3_exec(db, script, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("the script failed: %s", msg);
+	sqlite3_close(db);
+}
+
 static const struct backend backends[] = {
 	{ "sqlite", sqlite_make, sqlite_destroy, NULL, sqlite_set_schema_version, sqlite_lock,
-	  sqlite_unlock, true },
+	  sqlite_unlock, sqlite_exec_sql, true },
 	{ "sqlite/portable-upsert", sqlite_make, sqlite_destroy, sqlite_portable_opened,
-	  sqlite_set_schema_version, sqlite_lock, sqlite_unlock, true },
+	  sqlite_set_schema_version, sqlite_lock, sqlite_unlock, sqlite_exec_sql, true },
 };
 
 /* ---- loop helpers --------------------------------------------------------------- */
@@ -202,6 +214,9 @@ struct res {
 	struct roster_item *items;
 	size_t nitems;
 	uint64_t version;
+	struct offline_message *msgs;        /* deep copy */
+	size_t nmsgs;
+	bool msgs_null;
 	int *order;                          /* completion order log */
 	int *order_len;
 	int tag;
@@ -214,6 +229,9 @@ static void res_clear(struct res *r)
 	for (size_t i = 0; i < r->nitems; i++)
 		roster_item_clear(&r->items[i]);
 	free(r->items);
+	for (size_t i = 0; i < r->nmsgs; i++)
+		free((char *)r->msgs[i].stanza);
+	free(r->msgs);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -291,6 +309,23 @@ static void roster_cb(enum storage_result res, const struct roster_item *items, 
 		r->items[i].jid = strdup(items[i].jid);
 		r->items[i].name = items[i].name != NULL ? strdup(items[i].name) : NULL;
 		strlist_copy(&r->items[i].groups, &items[i].groups);
+	}
+}
+
+static void offline_cb(enum storage_result res, const struct offline_message *msgs, size_t count,
+                       void *ctx)
+{
+	struct res *r = ctx;
+	note(r, res);
+	for (size_t i = 0; i < r->nmsgs; i++)
+		free((char *)r->msgs[i].stanza);
+	free(r->msgs);
+	r->msgs_null = msgs == NULL;
+	r->msgs = count > 0 ? calloc(count, sizeof(*r->msgs)) : NULL;
+	r->nmsgs = count;
+	for (size_t i = 0; i < count; i++) {
+		r->msgs[i] = msgs[i];
+		r->msgs[i].stanza = strdup(msgs[i].stanza);
 	}
 }
 
@@ -390,6 +425,51 @@ static enum storage_result roster_remove(struct fixture *f, const char *host, co
 	run(f);
 	assert_int_equal(r.calls, 1);
 	return r.r;
+}
+
+static enum storage_result off_store(struct fixture *f, const char *host, const char *user,
+                                     const char *stanza, unsigned max)
+{
+	struct res r = {0};
+	assert_non_null(CALL(storage_offline_store(f->st, host, user, "romeo@montague.example/orchard",
+	                                           stanza, max, done_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	return r.r;
+}
+
+static enum storage_result off_get(struct fixture *f, const char *host, const char *user,
+                                   struct res *r)
+{
+	int before = r->calls;
+	assert_non_null(CALL(storage_offline_get(f->st, host, user, offline_cb, r)));
+	assert_int_equal(r->calls, before);
+	run(f);
+	assert_int_equal(r->calls, before + 1);
+	return r->r;
+}
+
+static enum storage_result off_delete(struct fixture *f, const char *host, const char *user,
+                                      int64_t last)
+{
+	struct res r = {0};
+	assert_non_null(CALL(storage_offline_delete_upto(f->st, host, user, last, done_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	return r.r;
+}
+
+static uint64_t off_count(struct fixture *f, const char *host, const char *user)
+{
+	struct res r = {0};
+	assert_non_null(CALL(storage_offline_count(f->st, host, user, count_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.r, STORAGE_OK);
+	return r.count;
 }
 
 /* Made-up credentials (storage does not care whether they are real). */
@@ -690,6 +770,182 @@ static void test_remove_user_removes_roster(void **state)
 	storage_account_clear(&a);
 }
 
+/* ---- tests: offline messages ------------------------------------------------------ */
+
+static void msg_text(char *out, size_t len, int i)
+{
+	snprintf(out, len, "<message to='alice@a.example' type='chat'><body>m%d &amp; \xc3\xa9</body>"
+	         "<delay xmlns='urn:xmpp:delay' from='a.example' stamp='2026-01-01T00:00:00Z'/>"
+	         "</message>", i);
+}
+
+static void test_offline(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_account a;
+	make_account(&a, 11, true, true, NULL);
+	char m[8][256];
+	for (int i = 0; i < 8; i++)
+		msg_text(m[i], sizeof(m[i]), i);
+
+	/* No account: nothing stored. */
+	assert_int_equal(off_store(f, "a.example", "alice", m[0], 10), STORAGE_NOT_FOUND);
+	assert_int_equal(off_count(f, "a.example", "alice"), 0);
+
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	assert_int_equal(acc_create(f, "b.example", "alice", &a), STORAGE_OK);
+	struct res r = {0};
+	assert_int_equal(off_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.nmsgs, 0);
+
+	/* Up to the quota; the next one is FULL and not stored. */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(off_store(f, "a.example", "alice", m[i], 3), STORAGE_OK);
+	assert_int_equal(off_store(f, "a.example", "alice", m[3], 3), STORAGE_FULL);
+	assert_int_equal(off_count(f, "a.example", "alice"), 3);
+	/* 0: no quota. */
+	assert_int_equal(off_store(f, "a.example", "alice", m[3], 0), STORAGE_OK);
+	/* Another host's user of the same name has a queue of its own. */
+	assert_int_equal(off_store(f, "b.example", "alice", m[7], 1), STORAGE_OK);
+	assert_int_equal(off_store(f, "b.example", "alice", m[6], 1), STORAGE_FULL);
+
+	/* Oldest first, text kept byte for byte, seq rising, a creation time. */
+	int64_t now = (int64_t)time(NULL);
+	assert_int_equal(off_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_false(r.msgs_null);
+	assert_int_equal(r.nmsgs, 4);
+	for (size_t i = 0; i < 4; i++) {
+		assert_string_equal(r.msgs[i].stanza, m[i]);
+		if (i > 0)
+			assert_true(r.msgs[i].seq > r.msgs[i - 1].seq);
+		assert_true(r.msgs[i].created >= now - 60 && r.msgs[i].created <= now + 60);
+	}
+	int64_t seq1 = r.msgs[1].seq, seq3 = r.msgs[3].seq;
+
+	/* Delete a prefix; the rest stays, in order. */
+	assert_int_equal(off_delete(f, "a.example", "alice", 0), STORAGE_OK);
+	assert_int_equal(off_count(f, "a.example", "alice"), 4);
+	assert_int_equal(off_delete(f, "a.example", "alice", seq1), STORAGE_OK);
+	assert_int_equal(off_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.nmsgs, 2);
+	assert_string_equal(r.msgs[0].stanza, m[2]);
+	assert_string_equal(r.msgs[1].stanza, m[3]);
+	/* The other host's queue was not touched. */
+	assert_int_equal(off_count(f, "b.example", "alice"), 1);
+
+	/* Emptied, then a new message: a seq never used before, so a stale
+	 * "delete up to" cannot reach it. */
+	assert_int_equal(off_delete(f, "a.example", "alice", seq3), STORAGE_OK);
+	assert_int_equal(off_count(f, "a.example", "alice"), 0);
+	assert_int_equal(off_store(f, "a.example", "alice", m[4], 3), STORAGE_OK);
+	assert_int_equal(off_delete(f, "a.example", "alice", seq3), STORAGE_OK);
+	assert_int_equal(off_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.nmsgs, 1);
+	assert_true(r.msgs[0].seq > seq3);
+	assert_string_equal(r.msgs[0].stanza, m[4]);
+
+	/* Account removal takes the queue with it (and only that user's). */
+	assert_int_equal(off_store(f, "a.example", "alice", m[5], 3), STORAGE_OK);
+	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
+	assert_int_equal(off_count(f, "a.example", "alice"), 0);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	assert_int_equal(off_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.nmsgs, 0);
+	assert_int_equal(off_count(f, "b.example", "alice"), 1);
+
+	/* Stored means stored: the queue survives a close and reopen. */
+	assert_int_equal(off_store(f, "a.example", "alice", m[6], 3), STORAGE_OK);
+	storage_close(&f->st);
+	char *err = NULL;
+	assert_int_equal(open_store(f, &err), 0);
+	assert_int_equal(off_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.nmsgs, 1);
+	assert_string_equal(r.msgs[0].stanza, m[6]);
+
+	assert_string_equal(storage_result_str(STORAGE_FULL), "quota full");
+	res_clear(&r);
+	storage_account_clear(&a);
+}
+
+static void test_offline_order_and_cancel(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_account a;
+	make_account(&a, 12, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	char m[10][256];
+	struct res w[10], g = {0}, c = {0};
+	memset(w, 0, sizeof(w));
+	/* Stores queued back to back, then a read: the read sees them all, in
+	 * the order they were asked for; a cancelled read never answers. */
+	for (int i = 0; i < 10; i++) {
+		msg_text(m[i], sizeof(m[i]), i);
+		assert_non_null(CALL(storage_offline_store(f->st, "a.example", "alice", "x@y.example", m[i],
+		                                           100, done_cb, &w[i])));
+	}
+	struct storage_req *cq = CALL(storage_offline_get(f->st, "a.example", "alice", offline_cb, &c));
+	assert_non_null(CALL(storage_offline_get(f->st, "a.example", "alice", offline_cb, &g)));
+	storage_cancel(cq);
+	run(f);
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(w[i].calls, 1);
+		assert_int_equal(w[i].r, STORAGE_OK);
+	}
+	assert_int_equal(c.calls, 0);
+	assert_int_equal(g.calls, 1);
+	assert_int_equal(g.nmsgs, 10);
+	for (int i = 0; i < 10; i++)
+		assert_string_equal(g.msgs[i].stanza, m[i]);
+	res_clear(&g);
+	storage_account_clear(&a);
+}
+
+/* A database made by the previous release of the schema is refused with
+ * the migration to apply named, and that script brings it up to date. */
+static void test_schema_migration(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->exec_sql == NULL || f->be->set_schema_version == NULL)
+		skip();
+	struct storage_account a;
+	make_account(&a, 13, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	storage_close(&f->st);
+	/* Back to version 1: no offline_messages table. */
+	f->be->exec_sql(f, "DROP TABLE offline_messages");
+	f->be->set_schema_version(f, 1);
+	char *err = NULL;
+	assert_int_equal(open_store(f, &err), -1);
+	assert_null(f->st);
+	const char *at = strstr(err, "apply ");
+	const char *end = at != NULL ? strstr(at, " to it") : NULL;
+	if (strstr(err, "has schema version 1, this parleyd needs 2") == NULL || at == NULL ||
+	    end == NULL || strstr(err, "migrations/sqlite/002-offline.sql") == NULL)
+		fail_msg("unexpected message: %s", err);
+	char *path = strndup(at + 6, (size_t)(end - at - 6));
+	FILE *fp = fopen(path, "r");
+	if (fp == NULL)
+		fail_msg("the message names %s, which cannot be read", path);
+	char script[8192];
+	size_t n = fread(script, 1, sizeof(script) - 1, fp);
+	script[n] = '\0';
+	fclose(fp);
+	free(path);
+	free(err);
+	err = NULL;
+	f->be->exec_sql(f, script);
+	assert_int_equal(open_store(f, &err), 0);
+	/* The account is still there and offline messages work. */
+	struct res r = {0};
+	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(off_store(f, "a.example", "alice", "<message/>", 1), STORAGE_OK);
+	assert_int_equal(off_store(f, "a.example", "alice", "<message/>", 1), STORAGE_FULL);
+	assert_int_equal(off_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.nmsgs, 1);
+	res_clear(&r);
+	storage_account_clear(&a);
+}
+
 /* ---- tests: order, cancel, callbacks --------------------------------------------------- */
 
 static void test_order_per_user(void **state)
@@ -854,7 +1110,7 @@ static void test_schema_version_refused(void **state)
 	assert_null(f->st);
 	assert_non_null(err);
 	char want[256];
-	snprintf(want, sizeof(want), "has schema version %d, this parleyd needs %d: run parleyctl db migrate",
+	snprintf(want, sizeof(want), "has schema version %d, this parleyd needs %d: apply ",
 	         SQL_SCHEMA_VERSION - 1, SQL_SCHEMA_VERSION);
 	if (strstr(err, want) == NULL || strstr(err, "database ") == NULL)
 		fail_msg("unexpected message: %s", err);
@@ -1288,6 +1544,9 @@ static const struct test_def tests[] = {
 	T(test_accounts),
 	T(test_roster),
 	T(test_remove_user_removes_roster),
+	T(test_offline),
+	T(test_offline_order_and_cancel),
+	T(test_schema_migration),
 	T(test_order_per_user),
 	T(test_cancel),
 	T(test_close_finishes_pending),

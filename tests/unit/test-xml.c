@@ -3,7 +3,7 @@
  * (the stream parser): building and escaping, namespaces, parse/serialise
  * round trips, every limit, the refused XML features, broken input, input
  * split at every byte, suspension/resume/restart, compaction and memory
- * accounting.
+ * accounting, and xml_parse_string (one element from a string).
  *
  * Most parser tests compare a transcript: the events a parser reported,
  * each stanza serialised with the stream's default namespace in scope.
@@ -1185,6 +1185,86 @@ static void test_many_parsers_are_independent(void **state)
 	xml_parser_free(&p2);
 }
 
+/* ---- one element from a string ------------------------------------------- */
+
+static struct xml_node *parse_str(const char *s, const char *ns, const char **err)
+{
+	*err = NULL;
+	struct xml_node *el = xml_parse_string(s, strlen(s), ns, NULL, err);
+	if (el != NULL)
+		assert_null(*err);
+	else
+		assert_non_null(*err);
+	return el;
+}
+
+static void test_parse_string(void **state)
+{
+	const char *err;
+	/* A stanza as mod_offline keeps it: serialised with jabber:client in
+	 * scope, parsed back the same way, the round trip is exact. */
+	struct xml_node *m = xml_new("message", NS_CLIENT);
+	xml_set_attr(m, "to", "juliet@example.com");
+	xml_set_attr(m, "xml:lang", "en");
+	struct xml_node *body = xml_add_child(m, "body", NULL);
+	xml_add_text(body, "a < b & c \xc3\xa9 ]]>", strlen("a < b & c \xc3\xa9 ]]>"));
+	struct xml_node *d = xml_add_child(m, "delay", NS_DELAY);
+	xml_set_attr(d, "stamp", "2026-01-01T00:00:00Z");
+	xml_add_child(d, "x", "urn:other");
+	char *text = xml_to_string(m, NS_CLIENT);
+	struct xml_node *el = parse_str(text, NS_CLIENT, &err);
+	assert_non_null(el);
+	assert_true(xml_is(el, "message", NS_CLIENT));
+	assert_ptr_equal(el->parent, NULL);
+	assert_string_equal(xml_attr(el, "to"), "juliet@example.com");
+	assert_string_equal(xml_attr(el, "xml:lang"), "en");
+	assert_string_equal(xml_child_text(el, "body", NS_CLIENT), "a < b & c \xc3\xa9 ]]>");
+	assert_non_null(xml_child(el, "delay", NS_DELAY));
+	assert_serializes(el, NS_CLIENT, text);
+	xml_unref(&el);
+	/* Without the default namespace in scope it is an element in none. */
+	el = parse_str(text, NULL, &err);
+	assert_non_null(el);
+	assert_string_equal(el->ns, "");
+	xml_unref(&el);
+	free(text);
+	xml_unref(&m);
+
+	/* Whitespace around is fine; prefixes resolve. */
+	el = parse_str("\n <p:x xmlns:p='urn:p'><p:y/></p:x>\n", NS_CLIENT, &err);
+	assert_non_null(el);
+	assert_true(xml_is(el, "x", "urn:p"));
+	assert_non_null(xml_child(el, "y", "urn:p"));
+	xml_unref(&el);
+
+	/* Exactly one well-formed element, through the same wall as a stream. */
+	static const char *const bad[] = {
+		"", "  ", "<a/><b/>", "<a>", "<a></b>", "text", "<a/>text", "<a/></stream:stream>",
+		"<a/></stream:stream><stream:stream><b/>", "</stream:stream>", "<a><!-- c --></a>",
+		"<a>&ent;</a>", "<?pi x?><a/>", "<!DOCTYPE a><a/>", "<a x='1' x='2'/>", "<a>\xff</a>",
+		"<?xml version='1.0'?><a/>", "<a:b/>",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		el = parse_str(bad[i], NS_CLIENT, &err);
+		if (el != NULL)
+			fail_msg("accepted %s", bad[i]);
+	}
+	/* Limits apply. */
+	struct xml_parser_limits lim = { .max_stanza = 16 };
+	static const char big[] = "<a>0123456789abcdef</a>";
+	assert_null(xml_parse_string(big, strlen(big), NS_CLIENT, &lim, &err));
+	assert_non_null(strstr(err, "larger"));
+	lim.max_stanza = sizeof(big);
+	el = xml_parse_string(big, strlen(big), NS_CLIENT, &lim, NULL);
+	assert_non_null(el);
+	xml_unref(&el);
+	/* Only len bytes are read. */
+	el = xml_parse_string("<a/><b/>", 4, NS_CLIENT, NULL, &err);
+	assert_non_null(el);
+	assert_true(xml_is(el, "a", NS_CLIENT));
+	xml_unref(&el);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1236,6 +1316,7 @@ int main(void)
 		cmocka_unit_test(test_memory_bounded_after_big_stanza),
 		cmocka_unit_test(test_memory_capped_for_unique_names),
 		cmocka_unit_test(test_many_parsers_are_independent),
+		cmocka_unit_test(test_parse_string),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,340 @@
+"""Offline messages (XEP-0160, RFC 6121 8.5.2.1.1): stored while the user has
+no available resource, delivered in order with <delay/> at the next
+available presence, bounced when they cannot be stored, kept across a
+crash, removed with the account."""
+import signal
+import sqlite3
+import time
+
+import pytest
+
+import parleytest
+from parleytest import (HOST, NS_CLIENT, NS_DISCO_INFO, RawClient, q, stanza_error, tostr,
+                        unique)
+
+NS_DELAY = 'urn:xmpp:delay'
+NS_CHATSTATES = 'http://jabber.org/protocol/chatstates'
+
+
+# ---- helpers ----------------------------------------------------------------
+
+def offline_rows(srv, user, host=HOST):
+    """How many offline messages the database holds for user (read from
+    outside, as a DBA would)."""
+    db = sqlite3.connect(str(srv.dir / 'parley.db'), timeout=10)
+    try:
+        return db.execute('SELECT COUNT(*) FROM offline_messages WHERE server_host = ? AND '
+                          'username = ?', (host, user)).fetchone()[0]
+    finally:
+        db.close()
+
+
+def wait_rows(srv, user, n, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if offline_rows(srv, user) == n:
+            return
+        time.sleep(0.05)
+    raise AssertionError('%s has %d offline rows, expected %d' % (user, offline_rows(srv, user), n))
+
+
+def new_user(srv, prefix='off'):
+    user, pw = unique(prefix), 'offline-pw'
+    srv.register(user, HOST, pw)
+    return user, pw
+
+
+def sender(srv, resource=None):
+    c = RawClient(srv.port)
+    c.login('alice', srv.password('alice'), resource=resource or unique('s-'))
+    return c
+
+
+def send_chat(c, to, body, typ='chat', extra=''):
+    c.send("<message to='%s' type='%s' id='%s'><body>%s</body>%s</message>"
+           % (to, typ, unique('m'), body, extra))
+
+
+def sync(c):
+    """A round trip: the server has routed everything c sent before."""
+    el = c.iq('get', "<ping xmlns='urn:xmpp:ping'/>", to=HOST)
+    assert el.get('type') == 'result', tostr(el)
+
+
+def come_online(srv, user, pw, resource=None):
+    """Log in without presence, then send the initial presence; returns the
+    client, whose queue holds what the server sent after it."""
+    c = RawClient(srv.port)
+    c.login(user, pw, resource=resource or unique('r-'), presence=False)
+    c.send('<presence/>')
+    return c
+
+
+def messages(c, n, timeout=10):
+    """The next n <message/> elements, in order (nothing else is expected
+    in between but is skipped)."""
+    out = []
+    deadline = time.monotonic() + timeout
+    while len(out) < n:
+        el = c.next(max(0.1, deadline - time.monotonic()))
+        assert el is not None, 'stream closed after %s' % [tostr(e) for e in out]
+        if el.tag == q(NS_CLIENT, 'message'):
+            out.append(el)
+    return out
+
+
+def no_message(c, wait=1.0):
+    """Nothing but non-message traffic for wait seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        try:
+            el = c.next(left)
+        except TimeoutError:
+            return
+        assert el is None or el.tag != q(NS_CLIENT, 'message'), 'unexpected: %s' % tostr(el)
+        if el is None:
+            return
+
+
+def bounce_for(c, body, timeout=10):
+    return c.wait_for(lambda e: e.tag == q(NS_CLIENT, 'message') and e.get('type') == 'error'
+                      and e.findtext(q(NS_CLIENT, 'body')) == body,
+                      timeout=timeout, what='bounce of %r' % body)
+
+
+def wait_offline(srv, user, timeout=10):
+    """Until the server has no session of user left."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = srv.ctl('connected-users')
+        assert r.returncode == 0, (r.returncode, r.stderr)
+        if '%s@%s/' % (user, HOST) not in r.stdout:
+            return
+        time.sleep(0.05)
+    raise AssertionError('%s is still connected' % user)
+
+
+def finish(srv):
+    rc = srv.stop()
+    problems = srv.problems(rc)
+    if problems:
+        pytest.fail('parleyd in %s:\n  %s\n--- log tail ---\n%s'
+                    % (srv.dir, '\n  '.join(problems[:40]), srv.log()[-6000:]), pytrace=False)
+
+
+def own_server(tmp_path_factory, name, offline_options=None):
+    srv = parleytest.Parleyd(tmp_path_factory.mktemp(name))
+    if offline_options is not None:
+        text = srv.config.read_text()
+        marker = 'modules:\n  disco: {}\n'
+        assert marker in text
+        srv.config.write_text(text.replace(marker, marker + '  offline: %s\n' % offline_options, 1))
+    srv.start()
+    try:
+        srv.create_users()
+    except Exception:
+        srv.stop()
+        raise
+    return srv
+
+
+@pytest.fixture(scope='module')
+def quota_server(tmp_path_factory):
+    srv = own_server(tmp_path_factory, 'parley-offline-quota', '{ max_per_user: 2 }')
+    yield srv
+    finish(srv)
+
+
+@pytest.fixture
+def crash_server(tmp_path_factory):
+    srv = own_server(tmp_path_factory, 'parley-offline-crash')
+    yield srv
+    finish(srv)
+
+
+# ---- tests ------------------------------------------------------------------
+
+def test_msgoffline_advertised(server, raw):
+    c = raw()
+    c.login('alice', server.password('alice'), resource=unique('d-'))
+    el = c.iq('get', "<query xmlns='%s'/>" % NS_DISCO_INFO, to=HOST)
+    assert el.get('type') == 'result', tostr(el)
+    features = [f.get('var') for f in el.iter(q(NS_DISCO_INFO, 'feature'))]
+    assert 'msgoffline' in features, tostr(el)
+
+
+def test_delivered_in_order_with_delay_then_gone(server):
+    user, pw = new_user(server)
+    a = sender(server)
+    bodies = [unique('offline-%d-' % i) for i in range(3)]
+    try:
+        for b in bodies:
+            send_chat(a, '%s@%s' % (user, HOST), b)
+        sync(a)
+        wait_rows(server, user, 3)
+
+        b1 = come_online(server, user, pw)
+        try:
+            got = messages(b1, 3)
+            assert [m.findtext(q(NS_CLIENT, 'body')) for m in got] == bodies, \
+                [tostr(m) for m in got]
+            for m in got:
+                assert m.get('from') == a.jid, tostr(m)
+                assert m.get('type') == 'chat', tostr(m)
+                delay = m.find(q(NS_DELAY, 'delay'))
+                assert delay is not None, tostr(m)
+                assert delay.get('from') == HOST, tostr(m)
+                assert time.strptime(delay.get('stamp'), '%Y-%m-%dT%H:%M:%SZ'), tostr(m)
+            # the sender got no error for them
+            no_message(a, 0.5)
+            # delivered once: another session of the user gets nothing
+            wait_rows(server, user, 0)
+            b2 = come_online(server, user, pw)
+            try:
+                sync(b2)
+                no_message(b2, 1.0)
+            finally:
+                b2.close()
+            # and a message while online comes at once, without <delay/>
+            live = unique('live-')
+            send_chat(a, '%s@%s' % (user, HOST), live)
+            m = b1.wait_message(live)
+            assert m.find(q(NS_DELAY, 'delay')) is None, tostr(m)
+        finally:
+            b1.close()
+    finally:
+        a.close()
+
+
+def test_chat_state_alone_is_not_stored(server):
+    user, pw = new_user(server)
+    a = sender(server)
+    try:
+        a.send("<message to='%s@%s' type='chat'><composing xmlns='%s'/></message>"
+               % (user, HOST, NS_CHATSTATES))
+        body = unique('after-state-')
+        send_chat(a, '%s@%s' % (user, HOST), body, extra="<active xmlns='%s'/>" % NS_CHATSTATES)
+        sync(a)
+        wait_rows(server, user, 1)
+        no_message(a, 0.5)          # no bounce for the chat state either
+        b = come_online(server, user, pw)
+        try:
+            got = messages(b, 1)
+            assert got[0].findtext(q(NS_CLIENT, 'body')) == body, tostr(got[0])
+            no_message(b, 1.0)
+        finally:
+            b.close()
+    finally:
+        a.close()
+
+
+def test_headline_and_groupchat_not_stored(server):
+    user, pw = new_user(server)
+    a = sender(server)
+    try:
+        send_chat(a, '%s@%s' % (user, HOST), unique('headline-'), typ='headline')
+        gc = unique('groupchat-')
+        send_chat(a, '%s@%s' % (user, HOST), gc, typ='groupchat')
+        assert stanza_error(bounce_for(a, gc)) == 'service-unavailable'
+        sync(a)
+        time.sleep(0.3)
+        assert offline_rows(server, user) == 0
+    finally:
+        a.close()
+
+
+def test_quota_full_bounces_resource_constraint(quota_server):
+    srv = quota_server
+    user, pw = new_user(srv)
+    a = sender(srv)
+    bodies = [unique('q%d-' % i) for i in range(3)]
+    try:
+        for b in bodies:
+            send_chat(a, '%s@%s' % (user, HOST), b)
+        err = bounce_for(a, bodies[2])
+        assert stanza_error(err) == 'resource-constraint', tostr(err)
+        assert err.get('from') == '%s@%s' % (user, HOST), tostr(err)
+        no_message(a, 0.5)          # the first two were kept
+        assert offline_rows(srv, user) == 2
+        b = come_online(srv, user, pw)
+        try:
+            got = messages(b, 2)
+            assert [m.findtext(q(NS_CLIENT, 'body')) for m in got] == bodies[:2]
+            no_message(b, 1.0)
+        finally:
+            b.close()
+        # room again once delivered
+        wait_rows(srv, user, 0)
+        wait_offline(srv, user)
+        again = unique('q-again-')
+        send_chat(a, '%s@%s' % (user, HOST), again)
+        sync(a)
+        wait_rows(srv, user, 1)
+        no_message(a, 0.5)
+    finally:
+        a.close()
+
+
+def test_nonexistent_user_bounces_service_unavailable(server):
+    a = sender(server)
+    try:
+        ghost = unique('ghost')
+        body = unique('to-nobody-')
+        send_chat(a, '%s@%s' % (ghost, HOST), body)
+        err = bounce_for(a, body)
+        assert stanza_error(err) == 'service-unavailable', tostr(err)
+        assert offline_rows(server, ghost) == 0
+    finally:
+        a.close()
+
+
+def test_stored_messages_survive_sigkill(crash_server):
+    srv = crash_server
+    user, pw = new_user(srv)
+    a = sender(srv)
+    bodies = [unique('crash-%d-' % i) for i in range(3)]
+    try:
+        for b in bodies:
+            send_chat(a, '%s@%s' % (user, HOST), b)
+        sync(a)
+        wait_rows(srv, user, 3)     # committed: from here on they are the server's
+    finally:
+        a.close()
+    srv.proc.send_signal(signal.SIGKILL)
+    assert srv.wait_exit(10) == -signal.SIGKILL
+    srv._logf.close()
+    srv.start()
+    b = come_online(srv, user, pw)
+    try:
+        got = messages(b, 3)
+        assert [m.findtext(q(NS_CLIENT, 'body')) for m in got] == bodies
+        assert all(m.find(q(NS_DELAY, 'delay')) is not None for m in got)
+    finally:
+        b.close()
+    wait_rows(srv, user, 0)
+
+
+def test_unregister_removes_offline_messages(server):
+    user, pw = new_user(server, 'unreg')
+    a = sender(server)
+    try:
+        for i in range(2):
+            send_chat(a, '%s@%s' % (user, HOST), unique('lost-%d-' % i))
+        sync(a)
+        wait_rows(server, user, 2)
+    finally:
+        a.close()
+    r = server.ctl('unregister', user, HOST)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert offline_rows(server, user) == 0
+    # a new account of the same name starts with nothing
+    server.register(user, HOST, pw)
+    b = come_online(server, user, pw)
+    try:
+        sync(b)
+        no_message(b, 1.0)
+    finally:
+        b.close()
