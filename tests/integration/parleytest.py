@@ -305,10 +305,10 @@ class RawClient:
     """A client that writes exactly the bytes it is given and reads the
     server's stream as depth-1 elements."""
 
-    def __init__(self, port, direct_tls=False, timeout=5.0, host=HOST):
+    def __init__(self, port, direct_tls=False, timeout=5.0, host=HOST, address='127.0.0.1'):
         self.timeout = timeout
         self.host = host
-        self.sock = socket.create_connection(('127.0.0.1', port), timeout=timeout)
+        self.sock = socket.create_connection((address, port), timeout=timeout)
         self.sock.settimeout(timeout)
         self.tls = False
         if direct_tls:
