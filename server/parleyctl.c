@@ -221,7 +221,6 @@ int main(int argc, char **argv)
 	const char *cfg_path = SYSCONFDIR "/parley/parley.yml";
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
-		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -229,7 +228,6 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "+c:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': cfg_path = optarg; break;
-		case 'j': break;   /* listings are one item per line already */
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return CTL_USAGE;
 		}

@@ -38,6 +38,7 @@ static struct stream *dead_head;
 static uint64_t next_stream_id = 1;
 static ev_prepare prepare_w;
 static ev_timer sweep_w;
+static unsigned untrimmed;    /* parsers compacted since the last malloc_trim */
 
 static void stream_read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void stream_write_cb(struct ev_loop *loop, ev_io *w, int revents);
@@ -622,9 +623,14 @@ static void streams_sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		if (!s->dead && now - s->last_in >= COMPACT_AFTER && xml_parser_compact(s->parser))
 			compacted++;
 	}
-	/* Hand freed parser memory back to the system after a wave of logins. */
-	if (compacted >= 64)
+	/* Hand the memory that a wave of logins freed (handshake buffers,
+	 * parsers) back to the system: after every 64 compactions, and once
+	 * more when the wave is over. */
+	untrimmed += compacted;
+	if (untrimmed >= 64 || (compacted == 0 && untrimmed > 0)) {
 		malloc_trim(0);
+		untrimmed = 0;
+	}
 }
 
 void streams_init(struct ev_loop *loop)
