@@ -23,6 +23,7 @@ void modules_register_builtin(void)
 	module_register(&mod_register);
 	module_register(&mod_roster);
 	module_register(&mod_offline);
+	module_register(&mod_presence);
 }
 
 static const char *const scope_names[IQ_SCOPE_COUNT] = {

@@ -15,6 +15,7 @@ extern const struct module_def mod_time;
 extern const struct module_def mod_register;
 extern const struct module_def mod_roster;
 extern const struct module_def mod_offline;
+extern const struct module_def mod_presence;
 
 /* Register every built-in module with module_register (once; later calls
  * do nothing).  Registration order is start order on each host. */
@@ -39,5 +40,18 @@ void builtin_iq_unregister(struct host *h, const struct builtin_iq *table, size_
 /* Answer req with condition e and error type 'wait': a temporary failure
  * (a backend down or busy), the client may retry later. */
 void builtin_iq_error_wait(struct iq_request *req, enum stanza_error e, const char *text);
+
+/* ---- shared by mod_roster and mod_presence ------------------------------- */
+
+struct roster_item;
+/* Send a roster push of it (at roster version) to every interested resource
+ * of user on h; items that are roster_item_pending_only are not pushed by
+ * mod_presence (callers decide). */
+void roster_push(struct host *h, const char *user, const struct roster_item *it,
+                 uint64_t version);
+/* True for an item that only records a pending inbound subscription request
+ * (subscription none, nothing asked, no name, no group): kept in storage so
+ * the request survives, but not shown in the roster. */
+bool roster_item_pending_only(const struct roster_item *it);
 
 #endif

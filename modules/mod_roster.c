@@ -1,8 +1,9 @@
 /*
  * mod_roster: RFC 6121 roster management (get, set, remove, pushes, roster
- * versioning).  The subscription state machine comes later; here the
- * client can never change a subscription, only add, rename, regroup and
- * remove items.  Loop thread.
+ * versioning).  The client can never change a subscription here, only add,
+ * rename, regroup and remove items; the subscription state machine is
+ * mod_presence, which shares roster_push and roster_item_pending_only.
+ * Loop thread.
  *
  * Invariants:
  * - IQ_ONE_QUEUE: one roster request of the host is in flight at a time,
@@ -16,6 +17,11 @@
  * - Every storage call runs through a struct roster_op on the module's
  *   list; stop cancels them and answers their requests (an op whose call
  *   returned no handle is orphaned and freed by its callback).
+ * - An item that only records a pending inbound subscription request
+ *   (roster_item_pending_only) is not part of the roster the client sees.
+ * - Known gap: a set reads and writes back the subscription fields; a
+ *   subscription change by mod_presence between the two is overwritten
+ *   (mod_presence orders its own operations per user, not against ours).
  */
 #include "builtin.h"
 #include "server/host.h"
@@ -56,6 +62,7 @@ struct roster_op {
 	char *client_ver;            /* OP_GET: the 'ver' the client sent, or NULL */
 	struct roster_item item;     /* OP_SET/OP_REMOVE: the item (owned) */
 	uint64_t version;            /* roster version before the change */
+	bool cancel_to, cancel_from; /* OP_REMOVE: send unsubscribe / unsubscribed (§2.5.2) */
 	struct roster_op *prev, *next;
 };
 
@@ -106,6 +113,8 @@ static void item_to_xml(struct xml_node *query, const struct roster_item *it)
 		return;
 	if (it->ask_out)
 		xml_set_attr(el, "ask", "subscribe");
+	if (it->approved)
+		xml_set_attr(el, "approved", "true");   /* RFC 6121 §3.4 pre-approval */
 	for (size_t i = 0; i < it->groups.count; i++) {
 		struct xml_node *g = xml_add_child(el, "group", NULL);
 		xml_add_text(g, it->groups.items[i], strlen(it->groups.items[i]));
@@ -176,9 +185,14 @@ static bool answer_storage_failure(struct iq_request *req, enum storage_result r
 	return true;
 }
 
-/* Send a roster push of it to every interested resource of user. */
-static void roster_push(struct host *h, const char *user, const struct roster_item *it,
-                        uint64_t version)
+bool roster_item_pending_only(const struct roster_item *it)
+{
+	return it->subscription == SUB_NONE && !it->ask_out && it->ask_in && !it->approved &&
+	       it->name == NULL && it->groups.count == 0;
+}
+
+void roster_push(struct host *h, const char *user, const struct roster_item *it,
+                 uint64_t version)
 {
 	/* Copy the targets first: routing may close a session under us. */
 	size_t n = 0;
@@ -216,6 +230,48 @@ static void roster_push(struct host *h, const char *user, const struct roster_it
 	free(targets);
 }
 
+/* RFC 6121 §2.5.2: removing an item ends the subscriptions both ways; the
+ * contact's side is updated by the presence module where it receives them. */
+static void send_cancel(struct host *h, const char *user, const char *contact, const char *type)
+{
+	struct jid to;
+	const char *err;
+	if (jid_parse(contact, &to, &err) != 0)
+		return;
+	struct jid from = {0};
+	jid_set(&from, user, h->name, NULL);
+	struct xml_node *p = xml_new("presence", NS_CLIENT);
+	xml_set_attr(p, "type", type);
+	xml_set_attr(p, "from", jid_bare_to_pool(p->pool, &from));
+	xml_set_attr(p, "to", contact);
+	router_route(p, &from, &to);
+	xml_unref(&p);
+	if (strcmp(type, "unsubscribed") == 0) {
+		/* The contact no longer sees us: unavailable from each resource. */
+		size_t n = 0;
+		for (struct session *s = sm_user_sessions(h, user); s != NULL; s = s->next_of_user)
+			if (s->available)
+				n++;
+		struct jid *res = xcalloc(n + 1, sizeof(*res));
+		size_t i = 0;
+		for (struct session *s = sm_user_sessions(h, user); s != NULL && i < n; s = s->next_of_user)
+			if (s->available)
+				jid_copy(&res[i++], &s->jid);
+		for (size_t k = 0; k < i; k++) {
+			struct xml_node *u = xml_new("presence", NS_CLIENT);
+			xml_set_attr(u, "type", "unavailable");
+			xml_set_attr(u, "from", jid_to_pool(u->pool, &res[k]));
+			xml_set_attr(u, "to", contact);
+			router_route(u, &res[k], &to);
+			xml_unref(&u);
+			jid_clear(&res[k]);
+		}
+		free(res);
+	}
+	jid_clear(&from);
+	jid_clear(&to);
+}
+
 static void op_written(enum storage_result res, void *ctx)
 {
 	struct roster_op *op = ctx;
@@ -228,6 +284,10 @@ static void op_written(enum storage_result res, void *ctx)
 	if (!answer_storage_failure(op->req, res)) {
 		roster_push(h, op->user, &op->item, op->version + 1);
 		iq_result(op->req, NULL);
+		if (op->cancel_to)
+			send_cancel(h, op->user, op->item.jid, "unsubscribe");
+		if (op->cancel_from)
+			send_cancel(h, op->user, op->item.jid, "unsubscribed");
 	}
 	op_free(op);
 }
@@ -277,7 +337,8 @@ static void op_read(enum storage_result res, const struct roster_item *items, si
 		if (op->client_ver != NULL)
 			xml_set_attr(q, "ver", ver);
 		for (size_t i = 0; i < count; i++)
-			item_to_xml(q, &items[i]);
+			if (!roster_item_pending_only(&items[i]))
+				item_to_xml(q, &items[i]);
 		iq_result(req, q);
 		xml_unref(&q);
 		break;
@@ -299,14 +360,20 @@ static void op_read(enum storage_result res, const struct roster_item *items, si
 		op->sreq = storage_roster_set(h->storage, h->name, op->user, &op->item, op_written, op);
 		return;
 	}
-	case OP_REMOVE:
-		if (find_item(items, count, op->item.jid) == NULL) {
+	case OP_REMOVE: {
+		const struct roster_item *old = find_item(items, count, op->item.jid);
+		if (old == NULL) {
 			iq_error(req, SE_ITEM_NOT_FOUND, NULL);
 			break;
 		}
+		op->cancel_to = old->subscription == SUB_TO || old->subscription == SUB_BOTH ||
+		                old->ask_out;
+		op->cancel_from = old->subscription == SUB_FROM || old->subscription == SUB_BOTH ||
+		                  old->ask_in || old->approved;
 		op->sreq = storage_roster_remove(h->storage, h->name, op->user, op->item.jid,
 		                                 op_written, op);
 		return;
+	}
 	}
 	op_free(op);
 }

@@ -19,6 +19,9 @@ struct host;
 #define HOOK_REGISTER_USER        "register_user"        /* struct hook_user */
 #define HOOK_DISCO_INFO           "disco_info"           /* struct hook_disco */
 #define HOOK_STREAM_FEATURES      "stream_features"      /* struct hook_features */
+/* Presence to a local user JID (bare or full), before the session manager
+ * delivers it; HOOK_STOP when a module took it (subscriptions, probes). */
+#define HOOK_PRESENCE_IN          "presence_in"          /* struct hook_packet */
 
 enum hook_result { HOOK_CONTINUE, HOOK_STOP };
 typedef enum hook_result hook_fn(struct host *h, void *args, void *ctx);

@@ -1,0 +1,902 @@
+/*
+ * mod_presence: RFC 6121 presence subscriptions (§3) and presence
+ * broadcast (§4).  Loop thread.
+ *
+ * Where stanzas come from:
+ * - user_send_packet: a client's presence.  Without 'to' it is broadcast
+ *   (initial presence also probes the contacts we are subscribed to and
+ *   redelivers stored inbound requests); with 'to' and a subscription type
+ *   it changes the sender's roster and is routed by us (from the bare
+ *   JID); other directed presence is routed by the c2s unchanged and only
+ *   remembered, so the session's end can send unavailable to it.
+ * - presence_in (sm_route): presence to a local user.  Subscription types
+ *   change the recipient's roster and are delivered (or kept as a pending
+ *   request); probes are answered to subscribers only.  Everything else
+ *   goes on to the session manager's default delivery.
+ * - session_closed: unavailable to subscribers and directed-presence
+ *   targets.
+ *
+ * Invariants:
+ * - Every piece of work that reads a user's roster is a struct pres_op on
+ *   one FIFO list; at most one op per user runs (read, decide, write,
+ *   then act), so one user's subscription changes and broadcasts keep the
+ *   order they arrived in and never decide on a stale read.  Ops of
+ *   different users run in parallel.  What does not go through the queue
+ *   is not held back by it: a message or directed presence the user sends
+ *   after a subscription stanza may reach the contact before it (the
+ *   stanza waits for the roster read and write; the client's input is not
+ *   paused).  Known gap: mod_roster's own read-then-write of an item is
+ *   not ordered against ours (see there).
+ * - The c2s has already marked the session available when user_send_packet
+ *   runs, so "initial presence" is judged from this module's per-session
+ *   record (struct pres_sess), which lives from the session's first
+ *   presence until session_closed.
+ * - A stanza delivered to a user's resources from presence_in goes to the
+ *   sessions directly, never back through the router (that would run
+ *   presence_in again).
+ * - Stop cancels every storage call; nothing runs after it.
+ */
+#include "builtin.h"
+#include "server/host.h"
+#include "server/hooks.h"
+#include "server/router.h"
+#include "server/sm.h"
+#include "server/log.h"
+#include "storage/storage.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SESS_BUCKETS 4096
+#define DIRECTED_MAX 100     /* directed-presence targets remembered per session */
+
+struct presence_settings {
+	unsigned unused;
+};
+
+static const struct opt_def presence_options[] = {
+	OPT_END
+};
+
+enum pres_kind {
+	PK_OUT_SUB,      /* the user sent a subscription stanza to peer */
+	PK_IN_SUB,       /* peer sent a subscription stanza to the user */
+	PK_BROADCAST,    /* a session of the user sent presence without 'to' */
+	PK_PROBE_IN,     /* peer probes the user */
+	PK_CLOSED,       /* a session of the user ended while available */
+};
+
+enum sub_type { ST_SUBSCRIBE, ST_SUBSCRIBED, ST_UNSUBSCRIBE, ST_UNSUBSCRIBED, ST_NONE };
+
+struct pres_state;
+
+struct pres_op {
+	struct pres_state *ps;
+	struct storage_req *sreq;
+	enum pres_kind kind;
+	enum sub_type sub;
+	bool running;
+	bool initial;            /* PK_BROADCAST: the session's first available presence */
+	bool account_checked;    /* PK_IN_SUB subscribe: the account is known to exist */
+	char *user;              /* the local user whose roster is read */
+	struct jid peer;         /* bare contact JID (sub ops, probe) */
+	struct jid full;         /* the session's full JID (broadcast, closed) */
+	struct xml_node *stanza; /* what to route or deliver (owned) */
+	struct strlist directed; /* PK_CLOSED/PK_BROADCAST unavailable: directed targets */
+	struct roster_item item; /* the item being written (owned) */
+	bool item_visible_before;
+	struct roster_item before;   /* subscription fields as read (no strings) */
+	bool remove;             /* write removes the item */
+	uint64_t version;
+	struct pres_op *next;
+};
+
+/* What this module remembers of a session that sent presence. */
+struct pres_sess {
+	const struct session *s;
+	uint64_t id;
+	bool available;
+	struct strlist directed;
+	struct pres_sess *next;
+};
+
+struct pres_state {
+	struct host *host;
+	struct pres_op *head, *tail;
+	struct pres_sess **sess;
+};
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static enum sub_type sub_type_of(const char *type)
+{
+	if (type == NULL)
+		return ST_NONE;
+	if (strcmp(type, "subscribe") == 0)
+		return ST_SUBSCRIBE;
+	if (strcmp(type, "subscribed") == 0)
+		return ST_SUBSCRIBED;
+	if (strcmp(type, "unsubscribe") == 0)
+		return ST_UNSUBSCRIBE;
+	if (strcmp(type, "unsubscribed") == 0)
+		return ST_UNSUBSCRIBED;
+	return ST_NONE;
+}
+
+static const char *const sub_type_names[] = { "subscribe", "subscribed", "unsubscribe",
+	                                      "unsubscribed" };
+
+static bool has_from(enum roster_subscription s)
+{
+	return s == SUB_FROM || s == SUB_BOTH;
+}
+
+static bool has_to(enum roster_subscription s)
+{
+	return s == SUB_TO || s == SUB_BOTH;
+}
+
+static void strlist_add(struct strlist *l, const char *s)
+{
+	l->items = xrealloc(l->items, (l->count + 1) * sizeof(char *));
+	l->items[l->count++] = xstrdup(s);
+}
+
+static void strlist_del(struct strlist *l, const char *s)
+{
+	for (size_t i = 0; i < l->count; i++) {
+		if (strcmp(l->items[i], s) == 0) {
+			free(l->items[i]);
+			l->items[i] = l->items[--l->count];
+			return;
+		}
+	}
+}
+
+static void item_copy(struct roster_item *dst, const struct roster_item *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->jid = xstrdup(src->jid);
+	dst->name = src->name != NULL ? xstrdup(src->name) : NULL;
+	dst->subscription = src->subscription;
+	dst->ask_out = src->ask_out;
+	dst->ask_in = src->ask_in;
+	dst->approved = src->approved;
+	for (size_t i = 0; i < src->groups.count; i++)
+		strlist_add(&dst->groups, src->groups.items[i]);
+}
+
+static const struct roster_item *find_item(const struct roster_item *items, size_t count,
+                                           const char *jid)
+{
+	for (size_t i = 0; i < count; i++)
+		if (items[i].jid != NULL && strcmp(items[i].jid, jid) == 0)
+			return &items[i];
+	return NULL;
+}
+
+/* Route a copy of src with from/to set (the router keeps its own refs). */
+static void route_copy(const struct xml_node *src, const char *type, const struct jid *from,
+                       const struct jid *to, bool from_bare)
+{
+	struct xml_node *p = xml_copy(src);
+	if (type != NULL)
+		xml_set_attr(p, "type", type);
+	xml_set_attr(p, "from", from_bare ? jid_bare_to_pool(p->pool, from) : jid_to_pool(p->pool, from));
+	xml_set_attr(p, "to", jid_to_pool(p->pool, to));
+	router_route(p, from, to);
+	xml_unref(&p);
+}
+
+/* Route a new <presence/> of type (NULL: available) from -> to. */
+static void route_new(const char *type, const struct jid *from, const struct jid *to, bool from_bare)
+{
+	struct xml_node *p = xml_new("presence", NS_CLIENT);
+	if (type != NULL)
+		xml_set_attr(p, "type", type);
+	xml_set_attr(p, "from", from_bare ? jid_bare_to_pool(p->pool, from) : jid_to_pool(p->pool, from));
+	xml_set_attr(p, "to", jid_to_pool(p->pool, to));
+	router_route(p, from, to);
+	xml_unref(&p);
+}
+
+/* Deliver stanza to every available resource of user, directly (not
+ * through the router: see the invariants); returns how many got it. */
+static unsigned deliver_to_user(struct host *h, const char *user, struct xml_node *stanza)
+{
+	unsigned n = 0;
+	for (struct session *s = sm_user_sessions(h, user), *next; s != NULL; s = next) {
+		next = s->next_of_user;
+		if (s->available) {
+			s->ops->deliver(s->owner, stanza);
+			n++;
+		}
+	}
+	return n;
+}
+
+/* Send the current presence of every available resource of user to 'to'
+ * (type unavailable instead when unavailable is set), except the resource
+ * named skip (NULL: none). */
+static void send_presence_of(struct host *h, const char *user, const struct jid *to,
+                             bool unavailable, const char *skip)
+{
+	/* Copy the senders first: routing may close a session under us. */
+	size_t n = 0;
+	for (struct session *s = sm_user_sessions(h, user); s != NULL; s = s->next_of_user)
+		if (s->available && s->presence != NULL &&
+		    (skip == NULL || strcmp(s->jid.resource, skip) != 0))
+			n++;
+	if (n == 0)
+		return;
+	struct jid *from = xcalloc(n, sizeof(*from));
+	struct xml_node **pres = xcalloc(n, sizeof(*pres));
+	size_t i = 0;
+	for (struct session *s = sm_user_sessions(h, user); s != NULL && i < n; s = s->next_of_user) {
+		if (s->available && s->presence != NULL &&
+		    (skip == NULL || strcmp(s->jid.resource, skip) != 0)) {
+			jid_copy(&from[i], &s->jid);
+			pres[i] = s->presence;
+			xml_ref(pres[i]);
+			i++;
+		}
+	}
+	for (size_t k = 0; k < i; k++) {
+		if (unavailable)
+			route_new("unavailable", &from[k], to, false);
+		else
+			route_copy(pres[k], NULL, &from[k], to, false);
+		xml_unref(&pres[k]);
+		jid_clear(&from[k]);
+	}
+	free(pres);
+	free(from);
+}
+
+/* ---- per-session records ------------------------------------------------- */
+
+static struct pres_sess **sess_slot(struct pres_state *ps, const struct session *s)
+{
+	struct pres_sess **pp = &ps->sess[s->id % SESS_BUCKETS];
+	while (*pp != NULL && (*pp)->s != s)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static struct pres_sess *sess_get(struct pres_state *ps, const struct session *s, bool create)
+{
+	struct pres_sess **pp = sess_slot(ps, s);
+	if (*pp == NULL && create) {
+		struct pres_sess *r = xcalloc(1, sizeof(*r));
+		r->s = s;
+		r->id = s->id;
+		*pp = r;
+	}
+	return *pp;
+}
+
+static void sess_free(struct pres_sess *r)
+{
+	strlist_free(&r->directed);
+	free(r);
+}
+
+/* ---- the op queue ---------------------------------------------------------- */
+
+static void op_start(struct pres_op *op);
+
+static struct pres_op *op_new(struct pres_state *ps, enum pres_kind kind, const char *user)
+{
+	struct pres_op *op = xcalloc(1, sizeof(*op));
+	op->ps = ps;
+	op->kind = kind;
+	op->sub = ST_NONE;
+	op->user = xstrdup(user);
+	return op;
+}
+
+static void op_free(struct pres_op *op)
+{
+	free(op->user);
+	jid_clear(&op->peer);
+	jid_clear(&op->full);
+	if (op->stanza != NULL)
+		xml_unref(&op->stanza);
+	strlist_free(&op->directed);
+	roster_item_clear(&op->item);
+	free(op);
+}
+
+/* Append op; it starts now unless an earlier op of the same user is queued. */
+static void op_enqueue(struct pres_op *op)
+{
+	struct pres_state *ps = op->ps;
+	bool busy = false;
+	for (struct pres_op *o = ps->head; o != NULL; o = o->next)
+		if (strcmp(o->user, op->user) == 0)
+			busy = true;
+	if (ps->tail != NULL)
+		ps->tail->next = op;
+	else
+		ps->head = op;
+	ps->tail = op;
+	if (!busy)
+		op_start(op);
+}
+
+/* Remove a finished op and start the next one of the same user. */
+static void op_done(struct pres_op *op)
+{
+	struct pres_state *ps = op->ps;
+	struct pres_op *prev = NULL;
+	for (struct pres_op *o = ps->head; o != NULL; prev = o, o = o->next) {
+		if (o == op) {
+			if (prev != NULL)
+				prev->next = o->next;
+			else
+				ps->head = o->next;
+			if (ps->tail == o)
+				ps->tail = prev;
+			break;
+		}
+	}
+	struct pres_op *nextop = NULL;
+	for (struct pres_op *o = ps->head; o != NULL; o = o->next) {
+		if (strcmp(o->user, op->user) == 0) {
+			nextop = o;
+			break;
+		}
+	}
+	op_free(op);
+	if (nextop != NULL && !nextop->running)
+		op_start(nextop);
+}
+
+/* ---- deciding ---------------------------------------------------------------- */
+
+static void op_roster_read(enum storage_result res, const struct roster_item *items,
+                           size_t count, uint64_t version, void *ctx);
+
+static void op_account_read(enum storage_result res, const struct storage_account *acc, void *ctx)
+{
+	struct pres_op *op = ctx;
+	struct host *h = op->ps->host;
+	(void)acc;
+	op->sreq = NULL;
+	if (res == STORAGE_NOT_FOUND) {
+		/* No such user: the requester's pending request is refused. */
+		struct jid to = {0};
+		jid_set(&to, op->user, h->name, NULL);
+		route_new("unsubscribed", &to, &op->peer, true);
+		jid_clear(&to);
+		op_done(op);
+		return;
+	}
+	if (res != STORAGE_OK) {
+		log_warning("presence %s: subscription request from %s@%s to %s dropped: storage %s",
+		            h->name, op->peer.node != NULL ? op->peer.node : "", op->peer.domain,
+		            op->user, storage_result_str(res));
+		op_done(op);
+		return;
+	}
+	op->account_checked = true;
+	op->sreq = storage_roster_get(h->storage, h->name, op->user, op_roster_read, op);
+}
+
+static void op_start(struct pres_op *op)
+{
+	struct host *h = op->ps->host;
+	op->running = true;
+	if (op->kind == PK_IN_SUB && op->sub == ST_SUBSCRIBE && !op->account_checked &&
+	    sm_user_sessions(h, op->user) == NULL) {
+		op->sreq = storage_account_get(h->storage, h->name, op->user, op_account_read, op);
+		return;
+	}
+	op->sreq = storage_roster_get(h->storage, h->name, op->user, op_roster_read, op);
+}
+
+/* After the write (or when nothing had to be written): push, route, deliver. */
+static void op_act(struct pres_op *op, bool changed)
+{
+	struct host *h = op->ps->host;
+	struct jid self = {0};
+	jid_set(&self, op->user, h->name, NULL);
+	const struct roster_item *it = &op->item;
+
+	/* Push what a client can see change (ask_in is not shown). */
+	bool shown_change = op->remove || op->item_visible_before != !roster_item_pending_only(it) ||
+	                    op->before.subscription != it->subscription ||
+	                    op->before.ask_out != it->ask_out || op->before.approved != it->approved;
+	if (changed && shown_change && (op->item_visible_before || !roster_item_pending_only(it))) {
+		if (op->remove) {
+			struct roster_item gone = { .jid = it->jid, .subscription = SUB_REMOVE };
+			roster_push(h, op->user, &gone, op->version + 1);
+		} else if (!roster_item_pending_only(it)) {
+			roster_push(h, op->user, it, op->version + 1);
+		}
+	}
+
+	if (op->kind == PK_OUT_SUB) {
+		bool route = true;
+		if (op->sub == ST_SUBSCRIBED && !changed)
+			route = false;   /* already approved: nothing to say */
+		if (op->sub == ST_SUBSCRIBED && changed && op->item.approved)
+			route = false;   /* pre-approval (§3.4): stays here */
+		if (route)
+			route_copy(op->stanza, NULL, &self, &op->peer, true);
+		if (route && op->sub == ST_SUBSCRIBED)
+			send_presence_of(h, op->user, &op->peer, false, NULL);   /* §3.1.5 */
+		if (op->sub == ST_UNSUBSCRIBED && changed)
+			send_presence_of(h, op->user, &op->peer, true, NULL);    /* §3.2.2 */
+	} else if (op->kind == PK_IN_SUB) {
+		switch (op->sub) {
+		case ST_SUBSCRIBE:
+			if (has_from(it->subscription)) {
+				/* Already subscribed or approved in advance: answer. */
+				route_new("subscribed", &self, &op->peer, true);
+				if (changed)
+					send_presence_of(h, op->user, &op->peer, false, NULL);
+			} else {
+				deliver_to_user(h, op->user, op->stanza);
+			}
+			break;
+		case ST_UNSUBSCRIBE:
+			if (changed) {
+				deliver_to_user(h, op->user, op->stanza);
+				send_presence_of(h, op->user, &op->peer, true, NULL);   /* §3.3.3 */
+			}
+			break;
+		case ST_SUBSCRIBED:
+		case ST_UNSUBSCRIBED:
+			if (changed)
+				deliver_to_user(h, op->user, op->stanza);
+			break;
+		default:
+			break;
+		}
+	}
+	jid_clear(&self);
+	op_done(op);
+}
+
+static void op_written(enum storage_result res, void *ctx)
+{
+	struct pres_op *op = ctx;
+	op->sreq = NULL;
+	if (res != STORAGE_OK && !(op->remove && res == STORAGE_NOT_FOUND)) {
+		log_warning("presence %s: roster of %s not updated for %s from/to %s: storage %s",
+		            op->ps->host->name, op->user, sub_type_names[op->sub], op->item.jid,
+		            storage_result_str(res));
+		op_done(op);
+		return;
+	}
+	op_act(op, true);
+}
+
+/* Apply the RFC 6121 §3 tables to op->item; true when it changed. */
+static bool decide_sub(struct pres_op *op, bool existed)
+{
+	struct roster_item *it = &op->item;
+	enum roster_subscription s0 = it->subscription;
+	bool a_out = it->ask_out, a_in = it->ask_in, appr = it->approved;
+
+	if (op->kind == PK_OUT_SUB) {
+		switch (op->sub) {
+		case ST_SUBSCRIBE:
+			if (!has_to(it->subscription))
+				it->ask_out = true;
+			break;
+		case ST_SUBSCRIBED:
+			if (it->ask_in) {
+				it->ask_in = false;
+				it->approved = false;
+				it->subscription = it->subscription == SUB_TO ? SUB_BOTH : SUB_FROM;
+			} else if (!has_from(it->subscription)) {
+				it->approved = true;   /* pre-approval */
+			}
+			break;
+		case ST_UNSUBSCRIBE:
+			it->ask_out = false;
+			if (it->subscription == SUB_TO)
+				it->subscription = SUB_NONE;
+			else if (it->subscription == SUB_BOTH)
+				it->subscription = SUB_FROM;
+			break;
+		case ST_UNSUBSCRIBED:
+			it->ask_in = false;
+			it->approved = false;
+			if (it->subscription == SUB_FROM)
+				it->subscription = SUB_NONE;
+			else if (it->subscription == SUB_BOTH)
+				it->subscription = SUB_TO;
+			break;
+		default:
+			break;
+		}
+	} else {
+		switch (op->sub) {
+		case ST_SUBSCRIBE:
+			if (has_from(it->subscription))
+				break;
+			if (it->approved) {
+				it->approved = false;
+				it->ask_in = false;
+				it->subscription = it->subscription == SUB_TO ? SUB_BOTH : SUB_FROM;
+			} else {
+				it->ask_in = true;
+			}
+			break;
+		case ST_SUBSCRIBED:
+			if (!it->ask_out)
+				break;   /* we never asked: ignored (§3.1.6) */
+			it->ask_out = false;
+			it->subscription = it->subscription == SUB_FROM ? SUB_BOTH :
+			                   it->subscription == SUB_BOTH ? SUB_BOTH : SUB_TO;
+			break;
+		case ST_UNSUBSCRIBE:
+			it->ask_in = false;
+			it->approved = false;
+			if (it->subscription == SUB_FROM)
+				it->subscription = SUB_NONE;
+			else if (it->subscription == SUB_BOTH)
+				it->subscription = SUB_TO;
+			break;
+		case ST_UNSUBSCRIBED:
+			it->ask_out = false;
+			if (it->subscription == SUB_TO)
+				it->subscription = SUB_NONE;
+			else if (it->subscription == SUB_BOTH)
+				it->subscription = SUB_FROM;
+			break;
+		default:
+			break;
+		}
+	}
+	bool changed = it->subscription != s0 || it->ask_out != a_out || it->ask_in != a_in ||
+	               it->approved != appr;
+	if (!existed) {
+		/* Only a subscribe, an inbound subscribe or a pre-approval creates. */
+		bool creates = (op->kind == PK_OUT_SUB &&
+		                (op->sub == ST_SUBSCRIBE || op->sub == ST_SUBSCRIBED)) ||
+		               (op->kind == PK_IN_SUB && op->sub == ST_SUBSCRIBE);
+		return creates && changed;
+	}
+	return changed;
+}
+
+/* Probes, presence and stored requests for a session's presence broadcast. */
+static void do_broadcast(struct pres_op *op, const struct roster_item *items, size_t count)
+{
+	struct host *h = op->ps->host;
+	const char *type = xml_attr(op->stanza, "type");
+	bool unavailable = type != NULL && strcmp(type, "unavailable") == 0;
+	struct jid self = {0};
+	jid_set(&self, op->user, h->name, NULL);
+
+	for (size_t i = 0; i < count; i++) {
+		struct jid c;
+		const char *err;
+		if (jid_parse(items[i].jid, &c, &err) != 0)
+			continue;
+		if (op->initial && has_to(items[i].subscription))
+			route_new("probe", &self, &c, true);
+		if (has_from(items[i].subscription)) {
+			strlist_del(&op->directed, items[i].jid);
+			route_copy(op->stanza, unavailable ? "unavailable" : NULL, &op->full, &c, false);
+		}
+		jid_clear(&c);
+	}
+	/* Directed-presence targets not covered above (unavailable only). */
+	for (size_t i = 0; unavailable && i < op->directed.count; i++) {
+		struct jid c;
+		const char *err;
+		if (jid_parse(op->directed.items[i], &c, &err) != 0)
+			continue;
+		route_new("unavailable", &op->full, &c, false);
+		jid_clear(&c);
+	}
+	/* The user's other available resources. */
+	size_t n = 0;
+	for (struct session *s = sm_user_sessions(h, op->user); s != NULL; s = s->next_of_user)
+		if (s->available && strcmp(s->jid.resource, op->full.resource) != 0)
+			n++;
+	if (n > 0) {
+		struct jid *targets = xcalloc(n, sizeof(*targets));
+		size_t k = 0;
+		for (struct session *s = sm_user_sessions(h, op->user); s != NULL && k < n;
+		     s = s->next_of_user)
+			if (s->available && strcmp(s->jid.resource, op->full.resource) != 0)
+				jid_copy(&targets[k++], &s->jid);
+		for (size_t i = 0; i < k; i++) {
+			route_copy(op->stanza, unavailable ? "unavailable" : NULL, &op->full, &targets[i],
+			           false);
+			jid_clear(&targets[i]);
+		}
+		free(targets);
+	}
+	/* Initial presence: the other resources' presence to the new one. */
+	if (op->initial)
+		send_presence_of(h, op->user, &op->full, false, op->full.resource);
+	/* Initial presence: the requests that waited for this user (§3.1.3). */
+	if (op->initial) {
+		for (size_t i = 0; i < count; i++) {
+			if (!items[i].ask_in || has_from(items[i].subscription))
+				continue;
+			struct session *s = sm_find(h, &op->full);
+			if (s == NULL || !s->available)
+				break;
+			struct xml_node *p = xml_new("presence", NS_CLIENT);
+			xml_set_attr(p, "type", "subscribe");
+			xml_set_attr(p, "from", items[i].jid);
+			xml_set_attr(p, "to", jid_bare_to_pool(p->pool, &self));
+			s->ops->deliver(s->owner, p);
+			xml_unref(&p);
+		}
+	}
+	jid_clear(&self);
+}
+
+static void op_roster_read(enum storage_result res, const struct roster_item *items,
+                           size_t count, uint64_t version, void *ctx)
+{
+	struct pres_op *op = ctx;
+	struct host *h = op->ps->host;
+	op->sreq = NULL;
+	if (res == STORAGE_NOT_FOUND) {
+		res = STORAGE_OK;
+		count = 0;
+		version = 0;
+	}
+	if (res != STORAGE_OK) {
+		log_warning("presence %s: roster of %s unavailable (storage %s); presence work dropped",
+		            h->name, op->user, storage_result_str(res));
+		op_done(op);
+		return;
+	}
+	op->version = version;
+
+	switch (op->kind) {
+	case PK_OUT_SUB:
+	case PK_IN_SUB: {
+		char *bare = jid_bare_string(&op->peer);
+		const struct roster_item *old = find_item(items, count, bare);
+		if (old != NULL) {
+			item_copy(&op->item, old);
+			op->item_visible_before = !roster_item_pending_only(old);
+			op->before.subscription = old->subscription;
+			op->before.ask_out = old->ask_out;
+			op->before.approved = old->approved;
+			free(bare);
+		} else {
+			op->item.jid = bare;
+			op->item.subscription = SUB_NONE;
+		}
+		if (!decide_sub(op, old != NULL)) {
+			op_act(op, false);
+			return;
+		}
+		const struct roster_item *it = &op->item;
+		if (old != NULL && !op->item_visible_before && it->subscription == SUB_NONE &&
+		    !it->ask_out && !it->ask_in && !it->approved && it->name == NULL &&
+		    it->groups.count == 0) {
+			/* A pending request withdrawn or refused: nothing left to keep. */
+			op->remove = true;
+			op->sreq = storage_roster_remove(h->storage, h->name, op->user, it->jid,
+			                                 op_written, op);
+		} else {
+			op->sreq = storage_roster_set(h->storage, h->name, op->user, it, op_written, op);
+		}
+		return;
+	}
+	case PK_BROADCAST:
+	case PK_CLOSED:
+		do_broadcast(op, items, count);
+		break;
+	case PK_PROBE_IN: {
+		char *bare = jid_bare_string(&op->peer);
+		const struct roster_item *it = find_item(items, count, bare);
+		free(bare);
+		if (it != NULL && has_from(it->subscription)) {
+			const char *from_s = xml_attr(op->stanza, "from");
+			struct jid to;
+			const char *err;
+			if (from_s != NULL && jid_parse(from_s, &to, &err) == 0) {
+				send_presence_of(h, op->user, &to, false, NULL);
+				jid_clear(&to);
+			}
+		}
+		break;
+	}
+	}
+	op_done(op);
+}
+
+/* ---- hooks ------------------------------------------------------------------- */
+
+static enum hook_result presence_send(struct host *h, void *args, void *ctx)
+{
+	struct pres_state *ps = ctx;
+	struct hook_packet *hp = args;
+	if (hp->session == NULL || stanza_kind(hp->stanza) != STANZA_PRESENCE)
+		return HOOK_CONTINUE;
+	struct session *s = hp->session;
+	const char *type = xml_attr(hp->stanza, "type");
+
+	if (hp->to == NULL) {
+		/* Broadcast (the c2s has already updated the session). */
+		bool unavailable = type != NULL && strcmp(type, "unavailable") == 0;
+		if (type != NULL && !unavailable)
+			return HOOK_CONTINUE;
+		struct pres_sess *r = sess_get(ps, s, !unavailable);
+		if (unavailable && (r == NULL || !r->available)) {
+			/* Not available before: only directed presence needs ending. */
+			if (r != NULL) {
+				for (size_t i = 0; i < r->directed.count; i++) {
+					struct jid c;
+					const char *err;
+					if (jid_parse(r->directed.items[i], &c, &err) == 0) {
+						route_new("unavailable", &s->jid, &c, false);
+						jid_clear(&c);
+					}
+				}
+				strlist_free(&r->directed);
+			}
+			return HOOK_CONTINUE;
+		}
+		struct pres_op *op = op_new(ps, PK_BROADCAST, s->jid.node);
+		op->initial = !unavailable && !r->available;
+		r->available = !unavailable;
+		jid_copy(&op->full, &s->jid);
+		op->stanza = xml_copy(hp->stanza);
+		xml_set_attr(op->stanza, "to", NULL);
+		if (unavailable) {
+			op->directed = r->directed;
+			memset(&r->directed, 0, sizeof(r->directed));
+		}
+		op_enqueue(op);
+		return HOOK_CONTINUE;
+	}
+
+	enum sub_type st = sub_type_of(type);
+	if (st == ST_NONE) {
+		/* Directed presence: routed by the c2s; remembered here. */
+		if (type != NULL && strcmp(type, "unavailable") != 0)
+			return HOOK_CONTINUE;
+		char *target = jid_to_string(hp->to);
+		struct pres_sess *r = sess_get(ps, s, type == NULL);
+		if (r != NULL) {
+			if (type != NULL)
+				strlist_del(&r->directed, target);
+			else if (!strlist_contains(&r->directed, target) &&
+			         r->directed.count < DIRECTED_MAX)
+				strlist_add(&r->directed, target);
+		}
+		free(target);
+		return HOOK_CONTINUE;
+	}
+
+	/* A subscription stanza (§3): the sender's roster first, then route. */
+	struct pres_op *op = op_new(ps, PK_OUT_SUB, s->jid.node);
+	op->sub = st;
+	jid_set(&op->peer, hp->to->node, hp->to->domain, NULL);
+	op->stanza = xml_copy(hp->stanza);
+	op_enqueue(op);
+	return HOOK_STOP;
+}
+
+static enum hook_result presence_in(struct host *h, void *args, void *ctx)
+{
+	struct pres_state *ps = ctx;
+	struct hook_packet *hp = args;
+	if (hp->to == NULL || hp->to->node == NULL || hp->from == NULL)
+		return HOOK_CONTINUE;
+	const char *type = xml_attr(hp->stanza, "type");
+	enum sub_type st = sub_type_of(type);
+	bool probe = type != NULL && strcmp(type, "probe") == 0;
+	if (st == ST_NONE && !probe)
+		return HOOK_CONTINUE;
+	if (jid_bare_equal(hp->from, hp->to) && probe)
+		return HOOK_STOP;   /* our own probes to ourselves: nothing to answer */
+	struct pres_op *op = op_new(ps, probe ? PK_PROBE_IN : PK_IN_SUB, hp->to->node);
+	op->sub = st;
+	jid_set(&op->peer, hp->from->node, hp->from->domain, NULL);
+	op->stanza = xml_copy(hp->stanza);
+	if (!probe) {
+		/* Delivered from the contact's bare JID, to the user's bare JID. */
+		xml_set_attr(op->stanza, "from", jid_bare_to_pool(op->stanza->pool, hp->from));
+		xml_set_attr(op->stanza, "to", jid_bare_to_pool(op->stanza->pool, hp->to));
+	}
+	op_enqueue(op);
+	return HOOK_STOP;
+}
+
+static enum hook_result presence_closed(struct host *h, void *args, void *ctx)
+{
+	struct pres_state *ps = ctx;
+	struct hook_session *hs = args;
+	struct session *s = hs->session;
+	struct pres_sess **pp = sess_slot(ps, s);
+	struct pres_sess *r = *pp;
+	if (r == NULL) {
+		/* Available before this module started (a reload): no record. */
+		if (!s->available)
+			return HOOK_CONTINUE;
+		r = xcalloc(1, sizeof(*r));
+		r->s = s;
+		r->available = true;
+	} else {
+		*pp = r->next;
+	}
+	if (r->available) {
+		struct pres_op *op = op_new(ps, PK_CLOSED, s->jid.node);
+		jid_copy(&op->full, &s->jid);
+		op->stanza = xml_new("presence", NS_CLIENT);
+		xml_set_attr(op->stanza, "type", "unavailable");
+		op->directed = r->directed;
+		memset(&r->directed, 0, sizeof(r->directed));
+		op_enqueue(op);
+	} else {
+		for (size_t i = 0; i < r->directed.count; i++) {
+			struct jid c;
+			const char *err;
+			if (jid_parse(r->directed.items[i], &c, &err) == 0) {
+				route_new("unavailable", &s->jid, &c, false);
+				jid_clear(&c);
+			}
+		}
+	}
+	sess_free(r);
+	return HOOK_CONTINUE;
+}
+
+/* ---- module -------------------------------------------------------------------- */
+
+static int presence_start(struct host *h, const void *settings, void **state_r, char **error_r)
+{
+	(void)settings;
+	(void)error_r;
+	struct pres_state *ps = xcalloc(1, sizeof(*ps));
+	ps->host = h;
+	ps->sess = xcalloc(SESS_BUCKETS, sizeof(*ps->sess));
+	/* Before other senders' hooks see a subscription stanza we route ourselves. */
+	hook_add(h, HOOK_USER_SEND_PACKET, 40, presence_send, ps);
+	hook_add(h, HOOK_PRESENCE_IN, 50, presence_in, ps);
+	hook_add(h, HOOK_SESSION_CLOSED, 50, presence_closed, ps);
+	*state_r = ps;
+	return 0;
+}
+
+static void presence_stop(struct host *h, void *state)
+{
+	struct pres_state *ps = state;
+	hook_remove(h, HOOK_USER_SEND_PACKET, presence_send, ps);
+	hook_remove(h, HOOK_PRESENCE_IN, presence_in, ps);
+	hook_remove(h, HOOK_SESSION_CLOSED, presence_closed, ps);
+	while (ps->head != NULL) {
+		struct pres_op *op = ps->head;
+		ps->head = op->next;
+		if (op->sreq != NULL)
+			storage_cancel(op->sreq);
+		op_free(op);
+	}
+	for (size_t i = 0; i < SESS_BUCKETS; i++) {
+		while (ps->sess[i] != NULL) {
+			struct pres_sess *r = ps->sess[i];
+			ps->sess[i] = r->next;
+			sess_free(r);
+		}
+	}
+	free(ps->sess);
+	free(ps);
+}
+
+const struct module_def mod_presence = {
+	.name = "presence",
+	.description = "RFC 6121 presence subscriptions, probes and presence broadcast",
+	.options = presence_options,
+	.settings_size = sizeof(struct presence_settings),
+	.default_enabled = true,
+	.start = presence_start,
+	.stop = presence_stop,
+};
