@@ -8,7 +8,8 @@
  * priority for messages, every available resource for presence, and the
  * user-scope iq handlers for iqs.  A message nobody can take goes through the
  * offline_message hook; if no module stores it, the sender gets
- * <service-unavailable/>.
+ * <service-unavailable/>.  Presence first goes through the presence_in hook
+ * (subscription stanzas and probes are handled by mod_presence).
  *
  * Invariant: a session is in the table exactly while s->user != NULL.
  * A replaced session is removed first, then told to close (conflict).
@@ -179,14 +180,17 @@ static unsigned deliver_highest(struct sm_user *u, struct xml_node *stanza)
 	return n;
 }
 
-static unsigned deliver_available(struct sm_user *u, struct xml_node *stanza)
+/* Deliver to every available session (with a non-negative priority only
+ * when nonneg: headline messages, RFC 6121 §8.5.2.1.1; presence goes to all
+ * available resources, §8.5.2.1.2). */
+static unsigned deliver_available(struct sm_user *u, struct xml_node *stanza, bool nonneg)
 {
 	unsigned n = 0;
 	if (u == NULL)
 		return 0;
 	for (struct session *s = u->sessions, *next; s != NULL; s = next) {
 		next = s->next_of_user;
-		if (s->available && s->priority >= 0) {
+		if (s->available && (!nonneg || s->priority >= 0)) {
 			deliver(s, stanza);
 			n++;
 		}
@@ -205,7 +209,7 @@ static void route_message_bare(struct host *h, struct sm_user *u, struct xml_nod
 		return;
 	}
 	if (type != NULL && strcmp(type, "headline") == 0) {
-		deliver_available(u, stanza);
+		deliver_available(u, stanza, true);
 		return;
 	}
 	if (deliver_highest(u, stanza) > 0)
@@ -224,8 +228,14 @@ static bool iq_is_request(const struct xml_node *stanza)
 
 void sm_route(struct host *h, struct xml_node *stanza, const struct jid *from, const struct jid *to)
 {
-	struct sm_user *u = user_find(h, to->node, false);
 	enum stanza_kind kind = stanza_kind(stanza);
+	if (kind == STANZA_PRESENCE) {
+		/* Subscriptions and probes are the presence module's. */
+		struct hook_packet hp = { .from = from, .to = to, .stanza = stanza };
+		if (hook_run(h, HOOK_PRESENCE_IN, &hp) == HOOK_STOP)
+			return;
+	}
+	struct sm_user *u = user_find(h, to->node, false);
 
 	if (to->resource != NULL) {
 		struct session *s = NULL;
@@ -258,7 +268,7 @@ void sm_route(struct host *h, struct xml_node *stanza, const struct jid *from, c
 		const char *type = xml_attr(stanza, "type");
 		if (type != NULL && strcmp(type, "probe") == 0)
 			break;   /* answered from rosters once subscriptions exist */
-		deliver_available(u, stanza);
+		deliver_available(u, stanza, false);
 		break;
 	}
 	case STANZA_IQ:

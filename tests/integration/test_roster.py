@@ -1,7 +1,7 @@
 """Roster items (RFC 6121 §2): get, add, rename and group, remove, the
 pushes to every interested resource, versioning, and the errors for bad
-sets.  Subscriptions are not part of this yet: items stay subscription
-'none'."""
+sets.  Subscriptions are tested in test_presence.py; the items here are
+contacts nobody subscribed to (subscription 'none')."""
 import pytest
 
 from parleytest import HOST, NS_CLIENT, RawClient, q, stanza_error, tostr, unique
