@@ -41,6 +41,43 @@ void builtin_iq_unregister(struct host *h, const struct builtin_iq *table, size_
  * (a backend down or busy), the client may retry later. */
 void builtin_iq_error_wait(struct iq_request *req, enum stanza_error e, const char *text);
 
+/* The operations a module instance has in flight (storage or auth calls it
+ * may have to cancel on stop): each op struct has a struct pending_link as
+ * its first member, and the module state a struct pending_list. */
+struct pending_list;
+struct pending_link {
+	struct pending_link *prev, *next;
+	struct pending_list *list;     /* NULL when not linked */
+};
+struct pending_list {
+	struct pending_link *head;
+};
+
+static inline void pending_add(struct pending_list *l, struct pending_link *n)
+{
+	n->prev = NULL;
+	n->next = l->head;
+	if (l->head != NULL)
+		l->head->prev = n;
+	l->head = n;
+	n->list = l;
+}
+
+/* Unlink n; nothing happens when it is not linked. */
+static inline void pending_remove(struct pending_link *n)
+{
+	if (n->list == NULL)
+		return;
+	if (n->prev != NULL)
+		n->prev->next = n->next;
+	else
+		n->list->head = n->next;
+	if (n->next != NULL)
+		n->next->prev = n->prev;
+	n->prev = n->next = NULL;
+	n->list = NULL;
+}
+
 /* ---- shared by mod_roster and mod_presence ------------------------------- */
 
 struct roster_item;

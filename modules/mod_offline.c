@@ -61,6 +61,7 @@ enum offline_op_kind { OP_STORE, OP_FETCH, OP_DELETE };
 struct offline_state;
 
 struct offline_op {
+	struct pending_link link;     /* first: the state's list of ops */
 	struct offline_state *os;     /* NULL once orphaned */
 	struct storage_req *sreq;
 	enum offline_op_kind kind;
@@ -68,13 +69,12 @@ struct offline_op {
 	char *user;
 	struct xml_node *stanza;      /* OP_STORE: the original message (a reference) */
 	struct session *session;      /* OP_FETCH: the session to deliver to */
-	struct offline_op *prev, *next;
 };
 
 struct offline_state {
 	struct host *host;
 	const struct offline_settings *set;
-	struct offline_op *ops;
+	struct pending_list ops;
 };
 
 /* ---- ops ---------------------------------------------------------------------- */
@@ -87,10 +87,7 @@ static struct offline_op *op_new(struct offline_state *os, enum offline_op_kind 
 	op->kind = kind;
 	op->host = os->host;
 	op->user = xstrdup(user);
-	op->next = os->ops;
-	if (os->ops != NULL)
-		os->ops->prev = op;
-	os->ops = op;
+	pending_add(&os->ops, &op->link);
 	return op;
 }
 
@@ -98,13 +95,7 @@ static void op_unlink(struct offline_op *op)
 {
 	if (op->os == NULL)
 		return;
-	if (op->prev != NULL)
-		op->prev->next = op->next;
-	else
-		op->os->ops = op->next;
-	if (op->next != NULL)
-		op->next->prev = op->prev;
-	op->prev = op->next = NULL;
+	pending_remove(&op->link);
 	op->os = NULL;
 }
 
@@ -272,7 +263,8 @@ static void fetched(enum storage_result res, const struct offline_message *msgs,
 
 static bool fetch_pending(struct offline_state *os, const char *user)
 {
-	for (struct offline_op *op = os->ops; op != NULL; op = op->next)
+	for (struct offline_op *op = (struct offline_op *)(void *)os->ops.head; op != NULL;
+	     op = (struct offline_op *)(void *)op->link.next)
 		if (op->kind == OP_FETCH && strcmp(op->user, user) == 0)
 			return true;
 	return false;
@@ -302,8 +294,8 @@ static enum hook_result offline_session_closed(struct host *h, void *args, void 
 {
 	struct offline_state *os = ctx;
 	struct hook_session *hs = args;
-	for (struct offline_op *op = os->ops, *next; op != NULL; op = next) {
-		next = op->next;
+	for (struct offline_op *op = (struct offline_op *)(void *)os->ops.head, *next; op != NULL; op = next) {
+		next = (struct offline_op *)(void *)op->link.next;
 		if (op->kind == OP_FETCH && op->session == hs->session) {
 			storage_cancel(op->sreq);
 			op_free(op);
@@ -334,8 +326,8 @@ static void offline_stop(struct host *h, void *state)
 	hook_remove(h, HOOK_USER_SEND_PACKET, offline_presence, os);
 	hook_remove(h, HOOK_SESSION_CLOSED, offline_session_closed, os);
 	host_remove_feature(h, FEATURE_MSGOFFLINE);
-	while (os->ops != NULL) {
-		struct offline_op *op = os->ops;
+	while (os->ops.head != NULL) {
+		struct offline_op *op = (struct offline_op *)(void *)os->ops.head;
 		if (op->kind == OP_FETCH) {
 			/* The session may fetch again when the module is back. */
 			op->session->offline_flushed = false;

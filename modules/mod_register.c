@@ -58,13 +58,13 @@ enum register_op_kind { OP_CREATE, OP_PASSWORD, OP_REMOVE };
 struct register_state;
 
 struct register_op {
+	struct pending_link link;     /* first: the state's list of ops */
 	struct register_state *rs;   /* NULL once orphaned */
 	struct iq_request *req;
 	struct auth_req *areq;
 	enum register_op_kind kind;
 	char *user;
 	char *ip;                    /* OP_CREATE: the remote address, or NULL */
-	struct register_op *prev, *next;
 };
 
 struct register_state {
@@ -72,7 +72,7 @@ struct register_state {
 	const struct register_settings *set;
 	struct throttle_entry *throttle;   /* newest first */
 	unsigned nthrottle;
-	struct register_op *ops;
+	struct pending_list ops;
 };
 
 static const char instructions[] =
@@ -170,10 +170,7 @@ static struct register_op *op_new(struct register_state *rs, struct iq_request *
 	op->req = req;
 	op->kind = kind;
 	op->user = xstrdup(user);
-	op->next = rs->ops;
-	if (rs->ops != NULL)
-		rs->ops->prev = op;
-	rs->ops = op;
+	pending_add(&rs->ops, &op->link);
 	return op;
 }
 
@@ -181,13 +178,7 @@ static void op_unlink(struct register_op *op)
 {
 	if (op->rs == NULL)
 		return;
-	if (op->prev != NULL)
-		op->prev->next = op->next;
-	else
-		op->rs->ops = op->next;
-	if (op->next != NULL)
-		op->next->prev = op->prev;
-	op->prev = op->next = NULL;
+	pending_remove(&op->link);
 }
 
 static void op_free(struct register_op *op)
@@ -443,8 +434,8 @@ static void register_stop(struct host *h, void *state)
 	hook_remove(h, HOOK_STREAM_FEATURES, register_features, rs);
 	builtin_iq_unregister(h, register_iqs, ARRAY_SIZE(register_iqs));
 	host_remove_feature(h, NS_REGISTER);
-	while (rs->ops != NULL) {
-		struct register_op *op = rs->ops;
+	while (rs->ops.head != NULL) {
+		struct register_op *op = (struct register_op *)(void *)rs->ops.head;
 		op_unlink(op);
 		iq_error(op->req, SE_SERVICE_UNAVAILABLE, "the service is shutting down");
 		op->req = NULL;

@@ -54,6 +54,7 @@ enum roster_op_kind { OP_GET, OP_SET, OP_REMOVE };
 struct roster_state;
 
 struct roster_op {
+	struct pending_link link;     /* first: the state's list of ops */
 	struct roster_state *rs;     /* NULL once orphaned */
 	struct iq_request *req;
 	struct storage_req *sreq;
@@ -63,13 +64,12 @@ struct roster_op {
 	struct roster_item item;     /* OP_SET/OP_REMOVE: the item (owned) */
 	uint64_t version;            /* roster version before the change */
 	bool cancel_to, cancel_from; /* OP_REMOVE: send unsubscribe / unsubscribed (§2.5.2) */
-	struct roster_op *prev, *next;
 };
 
 struct roster_state {
 	struct host *host;
 	const struct roster_settings *set;
-	struct roster_op *ops;
+	struct pending_list ops;
 };
 
 /* ---- items ---------------------------------------------------------------- */
@@ -136,10 +136,7 @@ static struct roster_op *op_new(struct roster_state *rs, struct iq_request *req,
 	op->req = req;
 	op->kind = kind;
 	op->user = xstrdup(req->from.node);
-	op->next = rs->ops;
-	if (rs->ops != NULL)
-		rs->ops->prev = op;
-	rs->ops = op;
+	pending_add(&rs->ops, &op->link);
 	return op;
 }
 
@@ -147,13 +144,7 @@ static void op_unlink(struct roster_op *op)
 {
 	if (op->rs == NULL)
 		return;
-	if (op->prev != NULL)
-		op->prev->next = op->next;
-	else
-		op->rs->ops = op->next;
-	if (op->next != NULL)
-		op->next->prev = op->prev;
-	op->prev = op->next = NULL;
+	pending_remove(&op->link);
 }
 
 static void op_free(struct roster_op *op)
@@ -520,8 +511,8 @@ static void roster_stop(struct host *h, void *state)
 	struct roster_state *rs = state;
 	hook_remove(h, HOOK_STREAM_FEATURES, roster_features, rs);
 	builtin_iq_unregister(h, roster_iqs, ARRAY_SIZE(roster_iqs));
-	while (rs->ops != NULL) {
-		struct roster_op *op = rs->ops;
+	while (rs->ops.head != NULL) {
+		struct roster_op *op = (struct roster_op *)(void *)rs->ops.head;
 		op_unlink(op);
 		iq_error(op->req, SE_SERVICE_UNAVAILABLE, "the service is shutting down");
 		op->req = NULL;
