@@ -163,17 +163,17 @@ void stream_abort(struct stream *s)
 	s->dead = true;
 	ev_io_stop(s->loop, &s->rio);
 	ev_io_stop(s->loop, &s->wio);
-	/* The flush list may still hold it: the flush pass skips dead streams. */
-	s->flush_next = NULL;
-	struct stream **pp = &flush_head;
-	while (*pp != NULL) {
-		if (*pp == s) {
-			*pp = s->flush_next;
-			break;
+	/* Take it off the flush list (keeping the streams queued after it);
+	 * flush_next then links the dead list. */
+	if (s->in_flush_list) {
+		for (struct stream **pp = &flush_head; *pp != NULL; pp = &(*pp)->flush_next) {
+			if (*pp == s) {
+				*pp = s->flush_next;
+				break;
+			}
 		}
-		pp = &(*pp)->flush_next;
+		s->in_flush_list = false;
 	}
-	s->in_flush_list = false;
 	s->flush_next = dead_head;
 	dead_head = s;
 }
