@@ -24,6 +24,9 @@ void modules_register_builtin(void)
 	module_register(&mod_roster);
 	module_register(&mod_offline);
 	module_register(&mod_presence);
+	module_register(&mod_vcard);
+	module_register(&mod_private);
+	module_register(&mod_last);
 }
 
 static const char *const scope_names[IQ_SCOPE_COUNT] = {

@@ -16,6 +16,9 @@ extern const struct module_def mod_register;
 extern const struct module_def mod_roster;
 extern const struct module_def mod_offline;
 extern const struct module_def mod_presence;
+extern const struct module_def mod_vcard;
+extern const struct module_def mod_private;
+extern const struct module_def mod_last;
 
 /* Register every built-in module with module_register (once; later calls
  * do nothing).  Registration order is start order on each host. */

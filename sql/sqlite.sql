@@ -1,4 +1,4 @@
--- Parley schema for SQLite, schema version 2.
+-- Parley schema for SQLite, schema version 3.
 --
 -- parleyd creates a new database from this file when its storage path does
 -- not exist yet; for an existing file it checks schema_version and refuses
@@ -24,7 +24,7 @@
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (2);
+INSERT INTO schema_version (version) VALUES (3);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -114,3 +114,40 @@ CREATE TABLE offline_messages (
     stanza       TEXT    NOT NULL
 );
 CREATE INDEX offline_messages_user ON offline_messages (server_host, username, seq);
+
+-- vCards (XEP-0054): one per user, the serialized <vCard xmlns='vcard-temp'/>
+-- element as the user last set it (its size is bounded by the vcard
+-- module's max_size option).
+-- Queries: by (server_host, username) (primary key).
+-- Account removal deletes a user's row.
+CREATE TABLE vcards (
+    server_host  TEXT NOT NULL,
+    username     TEXT NOT NULL,
+    vcard        TEXT NOT NULL,
+    PRIMARY KEY (server_host, username)
+) WITHOUT ROWID;
+
+-- Private XML storage (XEP-0049): one element per user and namespace, the
+-- serialized element (with its xmlns) in data.
+-- Queries: by (server_host, username, namespace) (primary key).
+-- Account removal deletes a user's rows (primary key prefix).
+CREATE TABLE private_storage (
+    server_host  TEXT NOT NULL,
+    username     TEXT NOT NULL,
+    namespace    TEXT NOT NULL,
+    data         TEXT NOT NULL,
+    PRIMARY KEY (server_host, username, namespace)
+) WITHOUT ROWID;
+
+-- Last activity (XEP-0012): when the user's last session closed (unix
+-- seconds) and the status text of the last unavailable presence it sent
+-- ('' when none).
+-- Queries: by (server_host, username) (primary key).
+-- Account removal deletes a user's row.
+CREATE TABLE last_activity (
+    server_host  TEXT    NOT NULL,
+    username     TEXT    NOT NULL,
+    seconds      INTEGER NOT NULL,
+    status       TEXT    NOT NULL DEFAULT '',
+    PRIMARY KEY (server_host, username)
+) WITHOUT ROWID;

@@ -18,8 +18,9 @@
 #include "server/util.h"
 
 /* The schema version this code reads and writes (sql/<dialect>.sql inserts
- * it into schema_version; migrations bump it).  2: offline_messages. */
-#define SQL_SCHEMA_VERSION 2
+ * it into schema_version; migrations bump it).  2: offline_messages;
+ * 3: vcards, private_storage, last_activity. */
+#define SQL_SCHEMA_VERSION 3
 
 /* Class of the last error on a connection: what storage-sql.c may do next. */
 enum sql_error {

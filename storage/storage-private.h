@@ -31,6 +31,12 @@ enum storage_op {
 	STORAGE_OP_OFFLINE_GET,
 	STORAGE_OP_OFFLINE_DELETE,
 	STORAGE_OP_OFFLINE_COUNT,
+	STORAGE_OP_VCARD_GET,
+	STORAGE_OP_VCARD_SET,
+	STORAGE_OP_PRIVATE_GET,
+	STORAGE_OP_PRIVATE_SET,
+	STORAGE_OP_LAST_GET,
+	STORAGE_OP_LAST_SET,
 };
 const char *storage_op_name(enum storage_op op);   /* "account_get", ... */
 
@@ -39,12 +45,15 @@ struct storage_req {
 	enum storage_op op;
 	union {
 		storage_done_cb *done;          /* create, update, remove, roster set/remove,
-		                                 * offline store/delete */
+		                                 * offline store/delete, vcard/private/
+		                                 * last set */
 		storage_account_cb *account;    /* account_get */
 		storage_list_cb *list;          /* account_list */
 		storage_count_cb *count;        /* account_count, offline_count */
 		storage_roster_cb *roster;      /* roster_get */
 		storage_offline_cb *offline;    /* offline_get */
+		storage_text_cb *text;          /* vcard_get, private_get */
+		storage_last_cb *last;          /* last_get */
 	} cb;
 	void *ctx;
 	bool cancelled;                     /* storage_cancel was called */
@@ -66,6 +75,8 @@ struct storage_reply {
 	uint64_t version;
 	const struct offline_message *messages;  /* offline_get */
 	size_t nmessages;
+	const char *text;                        /* vcard_get, private_get */
+	const struct last_activity *last;        /* last_get */
 };
 
 struct storage_vfuncs {
@@ -120,6 +131,20 @@ struct storage_vfuncs {
 	                                           storage_done_cb *cb, void *ctx);
 	struct storage_req *(*offline_count)(struct storage *st, const char *host, const char *user,
 	                                     storage_count_cb *cb, void *ctx);
+	struct storage_req *(*vcard_get)(struct storage *st, const char *host, const char *user,
+	                                 storage_text_cb *cb, void *ctx);
+	struct storage_req *(*vcard_set)(struct storage *st, const char *host, const char *user,
+	                                 const char *vcard_xml, storage_done_cb *cb, void *ctx);
+	struct storage_req *(*private_get)(struct storage *st, const char *host, const char *user,
+	                                   const char *ns, storage_text_cb *cb, void *ctx);
+	struct storage_req *(*private_set)(struct storage *st, const char *host, const char *user,
+	                                   const struct private_item *items, size_t count,
+	                                   storage_done_cb *cb, void *ctx);
+	struct storage_req *(*last_get)(struct storage *st, const char *host, const char *user,
+	                                storage_last_cb *cb, void *ctx);
+	struct storage_req *(*last_set)(struct storage *st, const char *host, const char *user,
+	                                int64_t seconds, const char *status, storage_done_cb *cb,
+	                                void *ctx);
 };
 
 /* The part of every backend object that storage.c owns. */

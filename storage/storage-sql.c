@@ -66,6 +66,11 @@ struct sql_req {
 	const char *from, *stanza;      /* offline_store input */
 	unsigned max;                   /* offline_store: quota (0: none) */
 	int64_t seq;                    /* offline_delete_upto input */
+	const char *text;               /* vcard_set: the vCard; last_set: the status */
+	const char *ns;                 /* private_get input */
+	struct private_item *pitems;    /* private_set input */
+	size_t npitems;
+	int64_t when;                   /* last_set input */
 	/* results */
 	enum storage_result res;
 	struct strlist names;
@@ -75,6 +80,8 @@ struct sql_req {
 	uint64_t version;
 	struct offline_message *msgs;
 	size_t nmsgs;
+	char *out_text;                 /* vcard_get, private_get */
+	struct last_activity last;      /* last_get */
 };
 
 static const struct sql_driver_vfuncs *sql_driver_find(const char *name)
@@ -252,6 +259,9 @@ static const char *const sql_user_deletes[] = {
 	"DELETE FROM roster_items WHERE server_host = ? AND username = ?",
 	"DELETE FROM roster_version WHERE server_host = ? AND username = ?",
 	"DELETE FROM offline_messages WHERE server_host = ? AND username = ?",
+	"DELETE FROM vcards WHERE server_host = ? AND username = ?",
+	"DELETE FROM private_storage WHERE server_host = ? AND username = ?",
+	"DELETE FROM last_activity WHERE server_host = ? AND username = ?",
 	"DELETE FROM users WHERE server_host = ? AND username = ?",
 };
 
@@ -784,6 +794,170 @@ static enum storage_result op_offline_count(struct sql_thread *t, struct sql_req
 	return STORAGE_OK;
 }
 
+/* ---- vCards, private storage, last activity (worker thread) --------------------- */
+
+/* The three ways of writing "insert or replace one row" for a table whose
+ * key is the first nkey columns of the insert. */
+struct upsert_sql {
+	const char *on_conflict;      /* INSERT ... ON CONFLICT (key) DO UPDATE */
+	const char *on_duplicate;     /* INSERT ... ON DUPLICATE KEY UPDATE */
+	const char *insert;           /* plain INSERT (same parameters) */
+	const char *update;           /* UPDATE: value columns, then the key columns */
+};
+
+/* Insert or replace: p holds the insert's parameters, the key's nkey first. */
+static int q_upsert(struct sql_thread *t, const struct upsert_sql *u, const struct sql_param *p,
+                    size_t n, size_t nkey)
+{
+	switch (t->ss->upsert) {
+	case SQL_UPSERT_ON_CONFLICT:
+		return q_exec(t, u->on_conflict, p, n, NULL);
+	case SQL_UPSERT_ON_DUPLICATE_KEY:
+		return q_exec(t, u->on_duplicate, p, n, NULL);
+	case SQL_UPSERT_NONE:
+	default: {
+		/* UPDATE takes the values first, then the key. */
+		struct sql_param up[8];
+		assert(n <= ARRAY_SIZE(up) && nkey < n);
+		size_t k = 0;
+		for (size_t i = nkey; i < n; i++)
+			up[k++] = p[i];
+		for (size_t i = 0; i < nkey; i++)
+			up[k++] = p[i];
+		uint64_t changes = 0;
+		if (q_exec(t, u->update, up, n, &changes) < 0)
+			return -1;
+		return changes > 0 ? 0 : q_exec(t, u->insert, p, n, NULL);
+	}
+	}
+}
+
+/* Run a one-row, one-text-column query into *out_r (pool copy): 1 when
+ * there is a row, 0 when there is none, -1 on error. */
+static int q_text(struct sql_thread *t, struct sql_req *r, const char *sql,
+                  const struct sql_param *p, size_t n, char **out_r)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	enum sql_step st;
+	struct sql_stmt *s = q_start(t, sql, p, n, &st);
+	if (s == NULL)
+		return -1;
+	int found = st == SQL_STEP_ROW;
+	if (found) {
+		*out_r = col_str(t, r, s, 0);
+		if (*out_r == NULL)
+			*out_r = pool_strdup(r->pool, "");
+	}
+	d->reset(s);
+	return found;
+}
+
+#define VCARD_INSERT "INSERT INTO vcards (server_host, username, vcard) VALUES (?, ?, ?)"
+static const struct upsert_sql sql_vcard_upsert = {
+	VCARD_INSERT " ON CONFLICT (server_host, username) DO UPDATE SET vcard = excluded.vcard",
+	VCARD_INSERT " ON DUPLICATE KEY UPDATE vcard = VALUES(vcard)",
+	VCARD_INSERT,
+	"UPDATE vcards SET vcard = ? WHERE server_host = ? AND username = ?",
+};
+static const char sql_vcard_get[] =
+	"SELECT vcard FROM vcards WHERE server_host = ? AND username = ?";
+
+#define PRIVATE_INSERT \
+	"INSERT INTO private_storage (server_host, username, namespace, data) VALUES (?, ?, ?, ?)"
+static const struct upsert_sql sql_private_upsert = {
+	PRIVATE_INSERT " ON CONFLICT (server_host, username, namespace) DO UPDATE SET data = excluded.data",
+	PRIVATE_INSERT " ON DUPLICATE KEY UPDATE data = VALUES(data)",
+	PRIVATE_INSERT,
+	"UPDATE private_storage SET data = ? WHERE server_host = ? AND username = ? AND namespace = ?",
+};
+static const char sql_private_get[] =
+	"SELECT data FROM private_storage WHERE server_host = ? AND username = ? AND namespace = ?";
+
+#define LAST_INSERT \
+	"INSERT INTO last_activity (server_host, username, seconds, status) VALUES (?, ?, ?, ?)"
+static const struct upsert_sql sql_last_upsert = {
+	LAST_INSERT " ON CONFLICT (server_host, username) DO UPDATE SET seconds = excluded.seconds, "
+	"status = excluded.status",
+	LAST_INSERT " ON DUPLICATE KEY UPDATE seconds = VALUES(seconds), status = VALUES(status)",
+	LAST_INSERT,
+	"UPDATE last_activity SET seconds = ?, status = ? WHERE server_host = ? AND username = ?",
+};
+static const char sql_last_get[] =
+	"SELECT seconds, status FROM last_activity WHERE server_host = ? AND username = ?";
+
+static enum storage_result op_vcard_get(struct sql_thread *t, struct sql_req *r)
+{
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user) };
+	int found = q_text(t, r, sql_vcard_get, p, ARRAY_SIZE(p), &r->out_text);
+	if (found < 0)
+		return q_fail(t, r);
+	return found ? STORAGE_OK : STORAGE_NOT_FOUND;
+}
+
+static enum storage_result op_vcard_set(struct sql_thread *t, struct sql_req *r)
+{
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user), PTEXT(r->text) };
+	if (q_begin(t, true) < 0)
+		return q_fail(t, r);
+	if (q_upsert(t, &sql_vcard_upsert, p, ARRAY_SIZE(p), 2) < 0 || q_commit(t) < 0)
+		return q_abort(t, r);
+	return STORAGE_OK;
+}
+
+static enum storage_result op_private_get(struct sql_thread *t, struct sql_req *r)
+{
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user), PTEXT(r->ns) };
+	int found = q_text(t, r, sql_private_get, p, ARRAY_SIZE(p), &r->out_text);
+	if (found < 0)
+		return q_fail(t, r);
+	return found ? STORAGE_OK : STORAGE_NOT_FOUND;
+}
+
+static enum storage_result op_private_set(struct sql_thread *t, struct sql_req *r)
+{
+	if (q_begin(t, true) < 0)
+		return q_fail(t, r);
+	for (size_t i = 0; i < r->npitems; i++) {
+		struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user), PTEXT(r->pitems[i].ns),
+		                         PTEXT(r->pitems[i].data) };
+		if (q_upsert(t, &sql_private_upsert, p, ARRAY_SIZE(p), 3) < 0)
+			return q_abort(t, r);
+	}
+	if (q_commit(t) < 0)
+		return q_abort(t, r);
+	return STORAGE_OK;
+}
+
+static enum storage_result op_last_get(struct sql_thread *t, struct sql_req *r)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user) };
+	enum sql_step st;
+	struct sql_stmt *s = q_start(t, sql_last_get, p, ARRAY_SIZE(p), &st);
+	if (s == NULL)
+		return q_fail(t, r);
+	if (st != SQL_STEP_ROW) {
+		d->reset(s);
+		return STORAGE_NOT_FOUND;
+	}
+	r->last.seconds = d->column_int64(s, 0);
+	char *status = col_str(t, r, s, 1);
+	r->last.status = status != NULL ? status : "";
+	d->reset(s);
+	return STORAGE_OK;
+}
+
+static enum storage_result op_last_set(struct sql_thread *t, struct sql_req *r)
+{
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user), PINT(r->when),
+	                         PTEXT(r->text != NULL ? r->text : "") };
+	if (q_begin(t, true) < 0)
+		return q_fail(t, r);
+	if (q_upsert(t, &sql_last_upsert, p, ARRAY_SIZE(p), 2) < 0 || q_commit(t) < 0)
+		return q_abort(t, r);
+	return STORAGE_OK;
+}
+
 /* ---- the worker side of a job ------------------------------------------------ */
 
 static bool thread_connect(struct sql_thread *t)
@@ -822,6 +996,12 @@ static enum storage_result run_op(struct sql_thread *t, struct sql_req *r)
 	case STORAGE_OP_OFFLINE_GET: return op_offline_get(t, r);
 	case STORAGE_OP_OFFLINE_DELETE: return op_offline_delete(t, r);
 	case STORAGE_OP_OFFLINE_COUNT: return op_offline_count(t, r);
+	case STORAGE_OP_VCARD_GET: return op_vcard_get(t, r);
+	case STORAGE_OP_VCARD_SET: return op_vcard_set(t, r);
+	case STORAGE_OP_PRIVATE_GET: return op_private_get(t, r);
+	case STORAGE_OP_PRIVATE_SET: return op_private_set(t, r);
+	case STORAGE_OP_LAST_GET: return op_last_get(t, r);
+	case STORAGE_OP_LAST_SET: return op_last_set(t, r);
 	}
 	return STORAGE_ERROR;
 }
@@ -904,6 +1084,8 @@ static void sql_done(void *job, enum worker_status status)
 			out.version = r->version;
 			out.messages = r->msgs;
 			out.nmessages = r->nmsgs;
+			out.text = r->out_text;
+			out.last = &r->last;
 		}
 		storage_req_reply(&r->base, &out);
 	}
@@ -1096,6 +1278,68 @@ static struct storage_req *sql_offline_count_op(struct storage *st, const char *
 {
 	struct sql_req *r = req_new(st, STORAGE_OP_OFFLINE_COUNT, host, user, ctx);
 	r->base.cb.count = cb;
+	return req_submit(r);
+}
+
+static struct storage_req *sql_vcard_get_op(struct storage *st, const char *host,
+                                            const char *user, storage_text_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_VCARD_GET, host, user, ctx);
+	r->base.cb.text = cb;
+	return req_submit(r);
+}
+
+static struct storage_req *sql_vcard_set_op(struct storage *st, const char *host,
+                                            const char *user, const char *vcard_xml,
+                                            storage_done_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_VCARD_SET, host, user, ctx);
+	r->base.cb.done = cb;
+	r->text = pool_strdup(r->pool, vcard_xml);
+	return req_submit(r);
+}
+
+static struct storage_req *sql_private_get_op(struct storage *st, const char *host,
+                                              const char *user, const char *ns,
+                                              storage_text_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_PRIVATE_GET, host, user, ctx);
+	r->base.cb.text = cb;
+	r->ns = pool_strdup(r->pool, ns);
+	return req_submit(r);
+}
+
+static struct storage_req *sql_private_set_op(struct storage *st, const char *host,
+                                              const char *user, const struct private_item *items,
+                                              size_t count, storage_done_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_PRIVATE_SET, host, user, ctx);
+	r->base.cb.done = cb;
+	r->pitems = pool_alloc(r->pool, count * sizeof(*r->pitems));
+	for (size_t i = 0; i < count; i++) {
+		r->pitems[i].ns = pool_strdup(r->pool, items[i].ns);
+		r->pitems[i].data = pool_strdup(r->pool, items[i].data);
+	}
+	r->npitems = count;
+	return req_submit(r);
+}
+
+static struct storage_req *sql_last_get_op(struct storage *st, const char *host,
+                                           const char *user, storage_last_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_LAST_GET, host, user, ctx);
+	r->base.cb.last = cb;
+	return req_submit(r);
+}
+
+static struct storage_req *sql_last_set_op(struct storage *st, const char *host,
+                                           const char *user, int64_t seconds, const char *status,
+                                           storage_done_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_LAST_SET, host, user, ctx);
+	r->base.cb.done = cb;
+	r->when = seconds;
+	r->text = status != NULL ? pool_strdup(r->pool, status) : NULL;
 	return req_submit(r);
 }
 
@@ -1347,4 +1591,10 @@ const struct storage_vfuncs storage_sql_vfuncs = {
 	.offline_get = sql_offline_get_op,
 	.offline_delete_upto = sql_offline_delete_op,
 	.offline_count = sql_offline_count_op,
+	.vcard_get = sql_vcard_get_op,
+	.vcard_set = sql_vcard_set_op,
+	.private_get = sql_private_get_op,
+	.private_set = sql_private_set_op,
+	.last_get = sql_last_get_op,
+	.last_set = sql_last_set_op,
 };

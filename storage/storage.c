@@ -47,6 +47,12 @@ const char *storage_op_name(enum storage_op op)
 	case STORAGE_OP_OFFLINE_GET: return "offline_get";
 	case STORAGE_OP_OFFLINE_DELETE: return "offline_delete_upto";
 	case STORAGE_OP_OFFLINE_COUNT: return "offline_count";
+	case STORAGE_OP_VCARD_GET: return "vcard_get";
+	case STORAGE_OP_VCARD_SET: return "vcard_set";
+	case STORAGE_OP_PRIVATE_GET: return "private_get";
+	case STORAGE_OP_PRIVATE_SET: return "private_set";
+	case STORAGE_OP_LAST_GET: return "last_get";
+	case STORAGE_OP_LAST_SET: return "last_set";
 	}
 	return "unknown";
 }
@@ -131,6 +137,13 @@ void storage_req_reply(struct storage_req *req, const struct storage_reply *r)
 	case STORAGE_OP_OFFLINE_GET:
 		req->cb.offline(r->res, ok ? r->messages : NULL, ok ? r->nmessages : 0, req->ctx);
 		break;
+	case STORAGE_OP_VCARD_GET:
+	case STORAGE_OP_PRIVATE_GET:
+		req->cb.text(r->res, ok ? r->text : NULL, req->ctx);
+		break;
+	case STORAGE_OP_LAST_GET:
+		req->cb.last(r->res, ok ? r->last : NULL, req->ctx);
+		break;
 	case STORAGE_OP_ROSTER_GET:
 		req->cb.roster(r->res, ok ? r->items : NULL, ok ? r->nitems : 0, ok ? r->version : 0,
 		               req->ctx);
@@ -142,6 +155,9 @@ void storage_req_reply(struct storage_req *req, const struct storage_reply *r)
 	case STORAGE_OP_ROSTER_REMOVE:
 	case STORAGE_OP_OFFLINE_STORE:
 	case STORAGE_OP_OFFLINE_DELETE:
+	case STORAGE_OP_VCARD_SET:
+	case STORAGE_OP_PRIVATE_SET:
+	case STORAGE_OP_LAST_SET:
 		req->cb.done(r->res, req->ctx);
 		break;
 	}
@@ -328,4 +344,50 @@ struct storage_req *storage_offline_count(struct storage *st, const char *host, 
 {
 	assert(host != NULL && user != NULL && cb != NULL);
 	return st->v->offline_count(st, host, user, cb, ctx);
+}
+
+struct storage_req *storage_vcard_get(struct storage *st, const char *host, const char *user,
+                                      storage_text_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && cb != NULL);
+	return st->v->vcard_get(st, host, user, cb, ctx);
+}
+
+struct storage_req *storage_vcard_set(struct storage *st, const char *host, const char *user,
+                                      const char *vcard_xml, storage_done_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && vcard_xml != NULL && cb != NULL);
+	return st->v->vcard_set(st, host, user, vcard_xml, cb, ctx);
+}
+
+struct storage_req *storage_private_get(struct storage *st, const char *host, const char *user,
+                                        const char *ns, storage_text_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && ns != NULL && cb != NULL);
+	return st->v->private_get(st, host, user, ns, cb, ctx);
+}
+
+struct storage_req *storage_private_set(struct storage *st, const char *host, const char *user,
+                                        const struct private_item *items, size_t count,
+                                        storage_done_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && items != NULL && count > 0 && cb != NULL);
+	for (size_t i = 0; i < count; i++)
+		assert(items[i].ns != NULL && items[i].data != NULL);
+	return st->v->private_set(st, host, user, items, count, cb, ctx);
+}
+
+struct storage_req *storage_last_get(struct storage *st, const char *host, const char *user,
+                                     storage_last_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && cb != NULL);
+	return st->v->last_get(st, host, user, cb, ctx);
+}
+
+struct storage_req *storage_last_set(struct storage *st, const char *host, const char *user,
+                                     int64_t seconds, const char *status, storage_done_cb *cb,
+                                     void *ctx)
+{
+	assert(host != NULL && user != NULL && cb != NULL);
+	return st->v->last_set(st, host, user, seconds, status, cb, ctx);
 }

@@ -136,4 +136,49 @@ struct storage_req *storage_offline_delete_upto(struct storage *st, const char *
 struct storage_req *storage_offline_count(struct storage *st, const char *host, const char *user,
                                           storage_count_cb *cb, void *ctx);
 
+/* ---- vCard (XEP-0054) ------------------------------------------------------ */
+/* A user's vCard, kept as the serialized <vCard xmlns='vcard-temp'/>
+ * element (the module checks and serializes it; storage keeps the text). */
+typedef void storage_text_cb(enum storage_result res, const char *text, void *ctx);
+/* The stored vCard; STORAGE_NOT_FOUND when the user has none.  text is
+ * valid during cb (NULL unless STORAGE_OK). */
+struct storage_req *storage_vcard_get(struct storage *st, const char *host, const char *user,
+                                      storage_text_cb *cb, void *ctx);
+/* Insert or replace the user's vCard. */
+struct storage_req *storage_vcard_set(struct storage *st, const char *host, const char *user,
+                                      const char *vcard_xml, storage_done_cb *cb, void *ctx);
+
+/* ---- private XML storage (XEP-0049) ------------------------------------------- */
+/* One element a user stored, keyed by its namespace (one per namespace). */
+struct private_item {
+	const char *ns;          /* the namespace of the element */
+	const char *data;        /* the serialized element */
+};
+/* The element stored under ns; STORAGE_NOT_FOUND when there is none. */
+struct storage_req *storage_private_get(struct storage *st, const char *host, const char *user,
+                                        const char *ns, storage_text_cb *cb, void *ctx);
+/* Insert or replace every item (count >= 1, namespaces distinct) in one
+ * transaction: all are stored or none. */
+struct storage_req *storage_private_set(struct storage *st, const char *host, const char *user,
+                                        const struct private_item *items, size_t count,
+                                        storage_done_cb *cb, void *ctx);
+
+/* ---- last activity (XEP-0012) -------------------------------------------------- */
+/* When the user's last session closed and the status of the last
+ * unavailable presence it sent. */
+struct last_activity {
+	int64_t seconds;         /* unix time of the logout */
+	const char *status;      /* "" when none */
+};
+typedef void storage_last_cb(enum storage_result res, const struct last_activity *last,
+                             void *ctx);
+/* STORAGE_NOT_FOUND when nothing was recorded for the user.  last is valid
+ * during cb (NULL unless STORAGE_OK). */
+struct storage_req *storage_last_get(struct storage *st, const char *host, const char *user,
+                                     storage_last_cb *cb, void *ctx);
+/* Insert or replace the user's record (status NULL: none). */
+struct storage_req *storage_last_set(struct storage *st, const char *host, const char *user,
+                                     int64_t seconds, const char *status, storage_done_cb *cb,
+                                     void *ctx);
+
 #endif

@@ -1,6 +1,7 @@
 /*
  * Unit tests for the storage interface (storage/storage.c, storage-sql.c,
- * sql-sqlite.c), including offline messages and the schema migration, and
+ * sql-sqlite.c), including offline messages, vCards, private storage, last
+ * activity and the schema migrations, and
  * the internal auth backend on top of it (auth/auth.c, auth-internal.c).
  *
  * Every test runs once per entry of the backends table: today sqlite on a
@@ -118,6 +119,8 @@ static void sqlite_exec_sql(struct fixture *f, const char *script)
 {
 	sqlite3 *db;
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	/* The store's workers may hold a lock for a moment: wait like they do. */
+	sqlite3_busy_timeout(db, 5000);
 	char *msg = NULL;
 	if (sqlite3_exec(db, script, NULL, NULL, &msg) != SQLITE_OK)
 		fail_msg("the script failed: %s", msg);
@@ -217,6 +220,9 @@ struct res {
 	struct offline_message *msgs;        /* deep copy */
 	size_t nmsgs;
 	bool msgs_null;
+	char *text;                          /* vcard_get, private_get; last status */
+	bool text_null;
+	int64_t seconds;                     /* last_get */
 	int *order;                          /* completion order log */
 	int *order_len;
 	int tag;
@@ -232,6 +238,7 @@ static void res_clear(struct res *r)
 	for (size_t i = 0; i < r->nmsgs; i++)
 		free((char *)r->msgs[i].stanza);
 	free(r->msgs);
+	free(r->text);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -327,6 +334,25 @@ static void offline_cb(enum storage_result res, const struct offline_message *ms
 		r->msgs[i] = msgs[i];
 		r->msgs[i].stanza = strdup(msgs[i].stanza);
 	}
+}
+
+static void text_cb(enum storage_result res, const char *text, void *ctx)
+{
+	struct res *r = ctx;
+	note(r, res);
+	free(r->text);
+	r->text_null = text == NULL;
+	r->text = text != NULL ? strdup(text) : NULL;
+}
+
+static void last_cb(enum storage_result res, const struct last_activity *last, void *ctx)
+{
+	struct res *r = ctx;
+	note(r, res);
+	free(r->text);
+	r->text_null = last == NULL;
+	r->text = last != NULL ? strdup(last->status) : NULL;
+	r->seconds = last != NULL ? last->seconds : -1;
 }
 
 /* ---- synchronous wrappers for the tests ------------------------------------------- */
@@ -470,6 +496,72 @@ static uint64_t off_count(struct fixture *f, const char *host, const char *user)
 	assert_int_equal(r.calls, 1);
 	assert_int_equal(r.r, STORAGE_OK);
 	return r.count;
+}
+
+static enum storage_result vcard_get(struct fixture *f, const char *host, const char *user,
+                                     struct res *r)
+{
+	int before = r->calls;
+	assert_non_null(CALL(storage_vcard_get(f->st, host, user, text_cb, r)));
+	assert_int_equal(r->calls, before);
+	run(f);
+	assert_int_equal(r->calls, before + 1);
+	return r->r;
+}
+
+static enum storage_result vcard_set(struct fixture *f, const char *host, const char *user,
+                                     const char *xml)
+{
+	struct res r = {0};
+	assert_non_null(CALL(storage_vcard_set(f->st, host, user, xml, done_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	return r.r;
+}
+
+static enum storage_result priv_get(struct fixture *f, const char *host, const char *user,
+                                    const char *ns, struct res *r)
+{
+	int before = r->calls;
+	assert_non_null(CALL(storage_private_get(f->st, host, user, ns, text_cb, r)));
+	assert_int_equal(r->calls, before);
+	run(f);
+	assert_int_equal(r->calls, before + 1);
+	return r->r;
+}
+
+static enum storage_result priv_set(struct fixture *f, const char *host, const char *user,
+                                    const struct private_item *items, size_t n)
+{
+	struct res r = {0};
+	assert_non_null(CALL(storage_private_set(f->st, host, user, items, n, done_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	return r.r;
+}
+
+static enum storage_result last_get(struct fixture *f, const char *host, const char *user,
+                                    struct res *r)
+{
+	int before = r->calls;
+	assert_non_null(CALL(storage_last_get(f->st, host, user, last_cb, r)));
+	assert_int_equal(r->calls, before);
+	run(f);
+	assert_int_equal(r->calls, before + 1);
+	return r->r;
+}
+
+static enum storage_result last_set(struct fixture *f, const char *host, const char *user,
+                                    int64_t seconds, const char *status)
+{
+	struct res r = {0};
+	assert_non_null(CALL(storage_last_set(f->st, host, user, seconds, status, done_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	return r.r;
 }
 
 /* Made-up credentials (storage does not care whether they are real). */
@@ -900,8 +992,232 @@ static void test_offline_order_and_cancel(void **state)
 	storage_account_clear(&a);
 }
 
-/* A database made by the previous release of the schema is refused with
- * the migration to apply named, and that script brings it up to date. */
+/* ---- tests: vCards, private storage, last activity --------------------------------- */
+
+static const char vcard1[] = "<vCard xmlns='vcard-temp'><FN>Juliet Capulet</FN></vCard>";
+static const char vcard2[] =
+	"<vCard xmlns='vcard-temp'><FN>J. \xc3\xa9</FN><NICKNAME>jc</NICKNAME></vCard>";
+
+static void test_vcard(void **state)
+{
+	struct fixture *f = *state;
+	struct res r = {0};
+	assert_int_equal(vcard_get(f, "a.example", "juliet", &r), STORAGE_NOT_FOUND);
+	assert_true(r.text_null);
+	assert_int_equal(vcard_set(f, "a.example", "juliet", vcard1), STORAGE_OK);
+	assert_int_equal(vcard_get(f, "a.example", "juliet", &r), STORAGE_OK);
+	assert_string_equal(r.text, vcard1);
+	/* Replaced, not added. */
+	assert_int_equal(vcard_set(f, "a.example", "juliet", vcard2), STORAGE_OK);
+	assert_int_equal(vcard_get(f, "a.example", "juliet", &r), STORAGE_OK);
+	assert_string_equal(r.text, vcard2);
+	/* Per host and per user. */
+	assert_int_equal(vcard_get(f, "b.example", "juliet", &r), STORAGE_NOT_FOUND);
+	assert_int_equal(vcard_get(f, "a.example", "romeo", &r), STORAGE_NOT_FOUND);
+	assert_int_equal(vcard_set(f, "b.example", "juliet", vcard1), STORAGE_OK);
+	assert_int_equal(vcard_get(f, "a.example", "juliet", &r), STORAGE_OK);
+	assert_string_equal(r.text, vcard2);
+	/* A large one (64 KiB) comes back whole. */
+	size_t big = 65536;
+	char *xml = malloc(big + 64);
+	int off = snprintf(xml, big + 64, "<vCard xmlns='vcard-temp'><DESC>");
+	memset(xml + off, 'x', big);
+	strcpy(xml + off + big, "</DESC></vCard>");
+	assert_int_equal(vcard_set(f, "a.example", "big", xml), STORAGE_OK);
+	assert_int_equal(vcard_get(f, "a.example", "big", &r), STORAGE_OK);
+	assert_string_equal(r.text, xml);
+	free(xml);
+	res_clear(&r);
+}
+
+static void test_private(void **state)
+{
+	struct fixture *f = *state;
+	struct res r = {0};
+	assert_int_equal(priv_get(f, "a.example", "juliet", "storage:bookmarks", &r),
+	                 STORAGE_NOT_FOUND);
+	assert_true(r.text_null);
+	const struct private_item two[] = {
+		{ "storage:bookmarks",
+		  "<storage xmlns='storage:bookmarks'><url name='x' url='http://x/'/></storage>" },
+		{ "urn:example:prefs", "<prefs xmlns='urn:example:prefs'>dark</prefs>" },
+	};
+	assert_int_equal(priv_set(f, "a.example", "juliet", two, 2), STORAGE_OK);
+	assert_int_equal(priv_get(f, "a.example", "juliet", "storage:bookmarks", &r), STORAGE_OK);
+	assert_string_equal(r.text, two[0].data);
+	assert_int_equal(priv_get(f, "a.example", "juliet", "urn:example:prefs", &r), STORAGE_OK);
+	assert_string_equal(r.text, two[1].data);
+	/* Replacing one namespace leaves the other. */
+	const struct private_item one[] = {
+		{ "urn:example:prefs", "<prefs xmlns='urn:example:prefs'>light</prefs>" },
+	};
+	assert_int_equal(priv_set(f, "a.example", "juliet", one, 1), STORAGE_OK);
+	assert_int_equal(priv_get(f, "a.example", "juliet", "urn:example:prefs", &r), STORAGE_OK);
+	assert_string_equal(r.text, one[0].data);
+	assert_int_equal(priv_get(f, "a.example", "juliet", "storage:bookmarks", &r), STORAGE_OK);
+	assert_string_equal(r.text, two[0].data);
+	/* Per host, per user, per namespace. */
+	assert_int_equal(priv_get(f, "b.example", "juliet", "urn:example:prefs", &r),
+	                 STORAGE_NOT_FOUND);
+	assert_int_equal(priv_get(f, "a.example", "romeo", "urn:example:prefs", &r),
+	                 STORAGE_NOT_FOUND);
+	assert_int_equal(priv_get(f, "a.example", "juliet", "urn:example:other", &r),
+	                 STORAGE_NOT_FOUND);
+	res_clear(&r);
+}
+
+/* A set of several items is one transaction: when the second insert fails
+ * (a trigger refuses it), the first is not kept either. */
+static void test_private_all_or_nothing(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->exec_sql == NULL)
+		skip();
+	struct res r = {0};
+	const struct private_item two[] = {
+		{ "urn:example:a", "<a xmlns='urn:example:a'/>" },
+		{ "urn:example:bad", "<bad xmlns='urn:example:bad'/>" },
+	};
+	f->be->exec_sql(f, "CREATE TRIGGER refuse_bad BEFORE INSERT ON private_storage "
+	                   "WHEN NEW.namespace = 'urn:example:bad' "
+	                   "BEGIN SELECT RAISE(ABORT, 'refused'); END");
+	assert_int_not_equal(priv_set(f, "a.example", "juliet", two, 2), STORAGE_OK);
+	assert_int_equal(priv_get(f, "a.example", "juliet", "urn:example:a", &r), STORAGE_NOT_FOUND);
+	assert_int_equal(priv_get(f, "a.example", "juliet", "urn:example:bad", &r), STORAGE_NOT_FOUND);
+	f->be->exec_sql(f, "DROP TRIGGER refuse_bad");
+	assert_int_equal(priv_set(f, "a.example", "juliet", two, 2), STORAGE_OK);
+	assert_int_equal(priv_get(f, "a.example", "juliet", "urn:example:a", &r), STORAGE_OK);
+	assert_int_equal(priv_get(f, "a.example", "juliet", "urn:example:bad", &r), STORAGE_OK);
+	res_clear(&r);
+}
+
+static void test_last(void **state)
+{
+	struct fixture *f = *state;
+	struct res r = {0};
+	assert_int_equal(last_get(f, "a.example", "juliet", &r), STORAGE_NOT_FOUND);
+	assert_true(r.text_null);
+	assert_int_equal(last_set(f, "a.example", "juliet", 1700000000, "Heading home"), STORAGE_OK);
+	assert_int_equal(last_get(f, "a.example", "juliet", &r), STORAGE_OK);
+	assert_int_equal(r.seconds, 1700000000);
+	assert_string_equal(r.text, "Heading home");
+	/* Replaced; no status reads back as "". */
+	assert_int_equal(last_set(f, "a.example", "juliet", 1700000100, NULL), STORAGE_OK);
+	assert_int_equal(last_get(f, "a.example", "juliet", &r), STORAGE_OK);
+	assert_int_equal(r.seconds, 1700000100);
+	assert_string_equal(r.text, "");
+	assert_int_equal(last_get(f, "b.example", "juliet", &r), STORAGE_NOT_FOUND);
+	assert_int_equal(last_get(f, "a.example", "romeo", &r), STORAGE_NOT_FOUND);
+	res_clear(&r);
+}
+
+/* Account removal deletes the user's vCard, private data and last activity,
+ * on that host only. */
+static void test_remove_user_removes_user_data(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_account a;
+	make_account(&a, 21, true, true, NULL);
+	const struct private_item it[] = { { "urn:example:a", "<a xmlns='urn:example:a'/>" } };
+	const char *hosts[] = { "a.example", "b.example" };
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(acc_create(f, hosts[i], "alice", &a), STORAGE_OK);
+		assert_int_equal(vcard_set(f, hosts[i], "alice", vcard1), STORAGE_OK);
+		assert_int_equal(priv_set(f, hosts[i], "alice", it, 1), STORAGE_OK);
+		assert_int_equal(last_set(f, hosts[i], "alice", 1700000000, "away"), STORAGE_OK);
+	}
+	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
+	struct res r = {0};
+	assert_int_equal(vcard_get(f, "a.example", "alice", &r), STORAGE_NOT_FOUND);
+	assert_int_equal(priv_get(f, "a.example", "alice", "urn:example:a", &r), STORAGE_NOT_FOUND);
+	assert_int_equal(last_get(f, "a.example", "alice", &r), STORAGE_NOT_FOUND);
+	assert_int_equal(vcard_get(f, "b.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(priv_get(f, "b.example", "alice", "urn:example:a", &r), STORAGE_OK);
+	assert_int_equal(last_get(f, "b.example", "alice", &r), STORAGE_OK);
+	res_clear(&r);
+	storage_account_clear(&a);
+}
+
+/* Read a migration script named in a message. */
+static char *read_script(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	if (fp == NULL)
+		fail_msg("the message names %s, which cannot be read", path);
+	char *script = calloc(1, 16384);
+	size_t n = fread(script, 1, 16383, fp);
+	script[n] = '\0';
+	fclose(fp);
+	return script;
+}
+
+/* Take the store back to schema version `from` (dropping the tables added
+ * since), check that opening it is refused with exactly the scripts
+ * `expect` named in order, apply them, and open it again. */
+static void migrate_from(struct fixture *f, int from, const char *const *expect, size_t nexpect)
+{
+	storage_close(&f->st);
+	f->be->exec_sql(f, "DROP TABLE vcards; DROP TABLE private_storage; DROP TABLE last_activity");
+	if (from < 2)
+		f->be->exec_sql(f, "DROP TABLE offline_messages");
+	f->be->set_schema_version(f, from);
+	char *err = NULL;
+	assert_int_equal(open_store(f, &err), -1);
+	assert_null(f->st);
+	char want[64];
+	snprintf(want, sizeof(want), "has schema version %d, this parleyd needs %d", from,
+	         SQL_SCHEMA_VERSION);
+	const char *at = strstr(err, "apply ");
+	const char *end = at != NULL ? strstr(at, " to it") : NULL;
+	if (strstr(err, want) == NULL || at == NULL || end == NULL)
+		fail_msg("unexpected message: %s", err);
+	/* "apply A, then B to it" */
+	char *list = strndup(at + 6, (size_t)(end - at - 6));
+	char *save = NULL;
+	size_t k = 0;
+	for (char *path = strtok_r(list, ",", &save); path != NULL; path = strtok_r(NULL, ",", &save)) {
+		if (strncmp(path, " then ", 6) == 0)
+			path += 6;
+		if (k >= nexpect || strstr(path, expect[k]) == NULL)
+			fail_msg("unexpected script %zu in: %s", k, err);
+		char *script = read_script(path);
+		f->be->exec_sql(f, script);
+		free(script);
+		k++;
+	}
+	if (k != nexpect)
+		fail_msg("%zu scripts named, %zu expected: %s", k, nexpect, err);
+	free(list);
+	free(err);
+	err = NULL;
+	assert_int_equal(open_store(f, &err), 0);
+}
+
+/* Everything of schema version 3 works on a migrated store. */
+static void check_migrated(struct fixture *f)
+{
+	struct res r = {0};
+	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(off_store(f, "a.example", "alice", "<message/>", 1), STORAGE_OK);
+	assert_int_equal(off_store(f, "a.example", "alice", "<message/>", 1), STORAGE_FULL);
+	assert_int_equal(off_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.nmsgs, 1);
+	assert_int_equal(vcard_set(f, "a.example", "alice", vcard1), STORAGE_OK);
+	assert_int_equal(vcard_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_string_equal(r.text, vcard1);
+	const struct private_item it[] = { { "urn:example:a", "<a xmlns='urn:example:a'/>" } };
+	assert_int_equal(priv_set(f, "a.example", "alice", it, 1), STORAGE_OK);
+	assert_int_equal(priv_get(f, "a.example", "alice", "urn:example:a", &r), STORAGE_OK);
+	assert_int_equal(last_set(f, "a.example", "alice", 1700000000, "gone"), STORAGE_OK);
+	assert_int_equal(last_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
+	assert_int_equal(vcard_get(f, "a.example", "alice", &r), STORAGE_NOT_FOUND);
+	res_clear(&r);
+}
+
+/* A database made by the first release of the schema is refused with the
+ * migrations to apply named, in order, and those scripts bring it up to
+ * date. */
 static void test_schema_migration(void **state)
 {
 	struct fixture *f = *state;
@@ -910,39 +1226,26 @@ static void test_schema_migration(void **state)
 	struct storage_account a;
 	make_account(&a, 13, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
-	storage_close(&f->st);
-	/* Back to version 1: no offline_messages table. */
-	f->be->exec_sql(f, "DROP TABLE offline_messages");
-	f->be->set_schema_version(f, 1);
-	char *err = NULL;
-	assert_int_equal(open_store(f, &err), -1);
-	assert_null(f->st);
-	const char *at = strstr(err, "apply ");
-	const char *end = at != NULL ? strstr(at, " to it") : NULL;
-	if (strstr(err, "has schema version 1, this parleyd needs 2") == NULL || at == NULL ||
-	    end == NULL || strstr(err, "migrations/sqlite/002-offline.sql") == NULL)
-		fail_msg("unexpected message: %s", err);
-	char *path = strndup(at + 6, (size_t)(end - at - 6));
-	FILE *fp = fopen(path, "r");
-	if (fp == NULL)
-		fail_msg("the message names %s, which cannot be read", path);
-	char script[8192];
-	size_t n = fread(script, 1, sizeof(script) - 1, fp);
-	script[n] = '\0';
-	fclose(fp);
-	free(path);
-	free(err);
-	err = NULL;
-	f->be->exec_sql(f, script);
-	assert_int_equal(open_store(f, &err), 0);
-	/* The account is still there and offline messages work. */
-	struct res r = {0};
-	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
-	assert_int_equal(off_store(f, "a.example", "alice", "<message/>", 1), STORAGE_OK);
-	assert_int_equal(off_store(f, "a.example", "alice", "<message/>", 1), STORAGE_FULL);
-	assert_int_equal(off_get(f, "a.example", "alice", &r), STORAGE_OK);
-	assert_int_equal(r.nmsgs, 1);
-	res_clear(&r);
+	static const char *const scripts[] = { "migrations/sqlite/002-offline.sql",
+	                                       "migrations/sqlite/003-user-data.sql" };
+	migrate_from(f, 1, scripts, ARRAY_SIZE(scripts));
+	check_migrated(f);
+	storage_account_clear(&a);
+}
+
+/* The same from version 2 (offline messages kept). */
+static void test_schema_migration_2_to_3(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->exec_sql == NULL || f->be->set_schema_version == NULL)
+		skip();
+	struct storage_account a;
+	make_account(&a, 14, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	assert_int_equal(off_store(f, "a.example", "bob", "<message/>", 0), STORAGE_NOT_FOUND);
+	static const char *const scripts[] = { "migrations/sqlite/003-user-data.sql" };
+	migrate_from(f, 2, scripts, ARRAY_SIZE(scripts));
+	check_migrated(f);
 	storage_account_clear(&a);
 }
 
@@ -1546,7 +1849,13 @@ static const struct test_def tests[] = {
 	T(test_remove_user_removes_roster),
 	T(test_offline),
 	T(test_offline_order_and_cancel),
+	T(test_vcard),
+	T(test_private),
+	T(test_private_all_or_nothing),
+	T(test_last),
+	T(test_remove_user_removes_user_data),
 	T(test_schema_migration),
+	T(test_schema_migration_2_to_3),
 	T(test_order_per_user),
 	T(test_cancel),
 	T(test_close_finishes_pending),
