@@ -22,6 +22,10 @@ struct host;
 /* Presence to a local user JID (bare or full), before the session manager
  * delivers it; HOOK_STOP when a module took it (subscriptions, probes). */
 #define HOOK_PRESENCE_IN          "presence_in"          /* struct hook_packet */
+/* Every stanza to a local user JID (bare or full), first thing in the
+ * session manager, before presence_in and delivery; HOOK_STOP when a
+ * module took it (mod_blocking drops or bounces what a block forbids). */
+#define HOOK_STANZA_IN            "stanza_in"            /* struct hook_packet */
 
 enum hook_result { HOOK_CONTINUE, HOOK_STOP };
 typedef enum hook_result hook_fn(struct host *h, void *args, void *ctx);

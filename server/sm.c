@@ -8,8 +8,9 @@
  * priority for messages, every available resource for presence, and the
  * user-scope iq handlers for iqs.  A message nobody can take goes through the
  * offline_message hook; if no module stores it, the sender gets
- * <service-unavailable/>.  Presence first goes through the presence_in hook
- * (subscription stanzas and probes are handled by mod_presence).
+ * <service-unavailable/>.  Every stanza first goes through the stanza_in hook
+ * (mod_blocking drops or refuses what a blocked JID sends), and presence
+ * then through presence_in (mod_presence handles subscriptions and probes).
  *
  * Invariant: a session is in the table exactly while s->user != NULL.
  * A replaced session is removed first, then told to close (conflict).
@@ -229,6 +230,9 @@ static bool iq_is_request(const struct xml_node *stanza)
 void sm_route(struct host *h, struct xml_node *stanza, const struct jid *from, const struct jid *to)
 {
 	enum stanza_kind kind = stanza_kind(stanza);
+	struct hook_packet in = { .from = from, .to = to, .stanza = stanza };
+	if (hook_run(h, HOOK_STANZA_IN, &in) == HOOK_STOP)
+		return;
 	if (kind == STANZA_PRESENCE) {
 		/* Subscriptions and probes are the presence module's. */
 		struct hook_packet hp = { .from = from, .to = to, .stanza = stanza };

@@ -1,4 +1,4 @@
--- Parley schema for SQLite, schema version 3.
+-- Parley schema for SQLite, schema version 4.
 --
 -- parleyd creates a new database from this file when its storage path does
 -- not exist yet; for an existing file it checks schema_version and refuses
@@ -24,7 +24,7 @@
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (3);
+INSERT INTO schema_version (version) VALUES (4);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -150,4 +150,16 @@ CREATE TABLE last_activity (
     seconds      INTEGER NOT NULL,
     status       TEXT    NOT NULL DEFAULT '',
     PRIMARY KEY (server_host, username)
+) WITHOUT ROWID;
+
+-- Blocking command (XEP-0191): the JIDs a user blocks, one row each (a
+-- full JID, a bare JID, a domain or domain/resource, normalised).
+-- Queries: a user's list, by (server_host, username) (primary key prefix);
+-- one row by the whole key.
+-- Account removal deletes a user's rows.
+CREATE TABLE blocklist (
+    server_host  TEXT NOT NULL,
+    username     TEXT NOT NULL,
+    jid          TEXT NOT NULL,
+    PRIMARY KEY (server_host, username, jid)
 ) WITHOUT ROWID;

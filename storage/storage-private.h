@@ -37,6 +37,9 @@ enum storage_op {
 	STORAGE_OP_PRIVATE_SET,
 	STORAGE_OP_LAST_GET,
 	STORAGE_OP_LAST_SET,
+	STORAGE_OP_BLOCKLIST_GET,
+	STORAGE_OP_BLOCKLIST_ADD,
+	STORAGE_OP_BLOCKLIST_REMOVE,
 };
 const char *storage_op_name(enum storage_op op);   /* "account_get", ... */
 
@@ -46,9 +49,9 @@ struct storage_req {
 	union {
 		storage_done_cb *done;          /* create, update, remove, roster set/remove,
 		                                 * offline store/delete, vcard/private/
-		                                 * last set */
+		                                 * last set, blocklist add/remove */
 		storage_account_cb *account;    /* account_get */
-		storage_list_cb *list;          /* account_list */
+		storage_list_cb *list;          /* account_list, blocklist_get */
 		storage_count_cb *count;        /* account_count, offline_count */
 		storage_roster_cb *roster;      /* roster_get */
 		storage_offline_cb *offline;    /* offline_get */
@@ -68,7 +71,7 @@ struct storage_req {
 struct storage_reply {
 	enum storage_result res;
 	const struct storage_account *account;   /* account_get */
-	const struct strlist *names;             /* account_list */
+	const struct strlist *names;             /* account_list, blocklist_get */
 	uint64_t count;                          /* account_count, offline_count */
 	const struct roster_item *items;         /* roster_get */
 	size_t nitems;
@@ -145,6 +148,14 @@ struct storage_vfuncs {
 	struct storage_req *(*last_set)(struct storage *st, const char *host, const char *user,
 	                                int64_t seconds, const char *status, storage_done_cb *cb,
 	                                void *ctx);
+	struct storage_req *(*blocklist_get)(struct storage *st, const char *host, const char *user,
+	                                     storage_list_cb *cb, void *ctx);
+	struct storage_req *(*blocklist_add)(struct storage *st, const char *host, const char *user,
+	                                     const char *const *jids, size_t n, storage_done_cb *cb,
+	                                     void *ctx);
+	struct storage_req *(*blocklist_remove)(struct storage *st, const char *host,
+	                                        const char *user, const char *const *jids, size_t n,
+	                                        storage_done_cb *cb, void *ctx);
 };
 
 /* The part of every backend object that storage.c owns. */

@@ -71,6 +71,8 @@ struct sql_req {
 	struct private_item *pitems;    /* private_set input */
 	size_t npitems;
 	int64_t when;                   /* last_set input */
+	const char **jids;              /* blocklist_add/remove input */
+	size_t njids;
 	/* results */
 	enum storage_result res;
 	struct strlist names;
@@ -262,6 +264,7 @@ static const char *const sql_user_deletes[] = {
 	"DELETE FROM vcards WHERE server_host = ? AND username = ?",
 	"DELETE FROM private_storage WHERE server_host = ? AND username = ?",
 	"DELETE FROM last_activity WHERE server_host = ? AND username = ?",
+	"DELETE FROM blocklist WHERE server_host = ? AND username = ?",
 	"DELETE FROM users WHERE server_host = ? AND username = ?",
 };
 
@@ -958,6 +961,89 @@ static enum storage_result op_last_set(struct sql_thread *t, struct sql_req *r)
 	return STORAGE_OK;
 }
 
+/* ---- blocking command (worker thread) ------------------------------------------ */
+
+static const char sql_blocklist_get[] =
+	"SELECT jid FROM blocklist WHERE server_host = ? AND username = ?";
+static const char sql_blocklist_exists[] =
+	"SELECT COUNT(*) FROM blocklist WHERE server_host = ? AND username = ? AND jid = ?";
+static const char sql_blocklist_insert[] =
+	"INSERT INTO blocklist (server_host, username, jid) VALUES (?, ?, ?)";
+static const char sql_blocklist_delete[] =
+	"DELETE FROM blocklist WHERE server_host = ? AND username = ? AND jid = ?";
+static const char sql_blocklist_delete_all[] =
+	"DELETE FROM blocklist WHERE server_host = ? AND username = ?";
+
+static enum storage_result op_blocklist_get(struct sql_thread *t, struct sql_req *r)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user) };
+	enum sql_step st;
+	size_t cap = 0;
+	r->names.items = NULL;
+	r->names.count = 0;
+	struct sql_stmt *s = q_start(t, sql_blocklist_get, p, ARRAY_SIZE(p), &st);
+	if (s == NULL)
+		return q_fail(t, r);
+	while (st == SQL_STEP_ROW) {
+		char *jid = col_str(t, r, s, 0);
+		if (jid != NULL) {
+			r->names.items = pool_grow(r->pool, r->names.items, r->names.count, &cap,
+			                           sizeof(char *));
+			r->names.items[r->names.count++] = jid;
+		}
+		st = d->step(s);
+	}
+	if (st == SQL_STEP_ERROR) {
+		enum storage_result res = q_fail(t, r);
+		d->reset(s);
+		return res;
+	}
+	d->reset(s);
+	/* Sorted here, byte-wise: the database's collation may differ. */
+	if (r->names.count > 1)
+		qsort(r->names.items, r->names.count, sizeof(char *), cmp_str);
+	return STORAGE_OK;
+}
+
+/* Insert the JIDs not there yet (a plain INSERT per missing row: the same
+ * SQL for every dialect). */
+static enum storage_result op_blocklist_add(struct sql_thread *t, struct sql_req *r)
+{
+	if (q_begin(t, true) < 0)
+		return q_fail(t, r);
+	for (size_t i = 0; i < r->njids; i++) {
+		struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user), PTEXT(r->jids[i]) };
+		int64_t n = 0;
+		if (q_int(t, sql_blocklist_exists, p, ARRAY_SIZE(p), &n) < 0)
+			return q_abort(t, r);
+		if (n == 0 && q_exec(t, sql_blocklist_insert, p, ARRAY_SIZE(p), NULL) < 0)
+			return q_abort(t, r);
+	}
+	if (q_commit(t) < 0)
+		return q_abort(t, r);
+	return STORAGE_OK;
+}
+
+static enum storage_result op_blocklist_remove(struct sql_thread *t, struct sql_req *r)
+{
+	if (q_begin(t, true) < 0)
+		return q_fail(t, r);
+	if (r->njids == 0) {
+		struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user) };
+		if (q_exec(t, sql_blocklist_delete_all, p, ARRAY_SIZE(p), NULL) < 0)
+			return q_abort(t, r);
+	}
+	for (size_t i = 0; i < r->njids; i++) {
+		struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user), PTEXT(r->jids[i]) };
+		if (q_exec(t, sql_blocklist_delete, p, ARRAY_SIZE(p), NULL) < 0)
+			return q_abort(t, r);
+	}
+	if (q_commit(t) < 0)
+		return q_abort(t, r);
+	return STORAGE_OK;
+}
+
 /* ---- the worker side of a job ------------------------------------------------ */
 
 static bool thread_connect(struct sql_thread *t)
@@ -1002,6 +1088,9 @@ static enum storage_result run_op(struct sql_thread *t, struct sql_req *r)
 	case STORAGE_OP_PRIVATE_SET: return op_private_set(t, r);
 	case STORAGE_OP_LAST_GET: return op_last_get(t, r);
 	case STORAGE_OP_LAST_SET: return op_last_set(t, r);
+	case STORAGE_OP_BLOCKLIST_GET: return op_blocklist_get(t, r);
+	case STORAGE_OP_BLOCKLIST_ADD: return op_blocklist_add(t, r);
+	case STORAGE_OP_BLOCKLIST_REMOVE: return op_blocklist_remove(t, r);
 	}
 	return STORAGE_ERROR;
 }
@@ -1343,6 +1432,42 @@ static struct storage_req *sql_last_set_op(struct storage *st, const char *host,
 	return req_submit(r);
 }
 
+static struct storage_req *sql_blocklist_get_op(struct storage *st, const char *host,
+                                                const char *user, storage_list_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_BLOCKLIST_GET, host, user, ctx);
+	r->base.cb.list = cb;
+	return req_submit(r);
+}
+
+static void copy_jids(struct sql_req *r, const char *const *jids, size_t n)
+{
+	r->jids = n > 0 ? pool_alloc(r->pool, n * sizeof(*r->jids)) : NULL;
+	for (size_t i = 0; i < n; i++)
+		r->jids[i] = pool_strdup(r->pool, jids[i]);
+	r->njids = n;
+}
+
+static struct storage_req *sql_blocklist_add_op(struct storage *st, const char *host,
+                                                const char *user, const char *const *jids,
+                                                size_t n, storage_done_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_BLOCKLIST_ADD, host, user, ctx);
+	r->base.cb.done = cb;
+	copy_jids(r, jids, n);
+	return req_submit(r);
+}
+
+static struct storage_req *sql_blocklist_remove_op(struct storage *st, const char *host,
+                                                   const char *user, const char *const *jids,
+                                                   size_t n, storage_done_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_BLOCKLIST_REMOVE, host, user, ctx);
+	r->base.cb.done = cb;
+	copy_jids(r, jids, n);
+	return req_submit(r);
+}
+
 /* ---- open and close (loop thread, synchronous) ------------------------------------ */
 
 static bool sql_accepts(const char *driver)
@@ -1597,4 +1722,7 @@ const struct storage_vfuncs storage_sql_vfuncs = {
 	.private_set = sql_private_set_op,
 	.last_get = sql_last_get_op,
 	.last_set = sql_last_set_op,
+	.blocklist_get = sql_blocklist_get_op,
+	.blocklist_add = sql_blocklist_add_op,
+	.blocklist_remove = sql_blocklist_remove_op,
 };

@@ -53,6 +53,9 @@ const char *storage_op_name(enum storage_op op)
 	case STORAGE_OP_PRIVATE_SET: return "private_set";
 	case STORAGE_OP_LAST_GET: return "last_get";
 	case STORAGE_OP_LAST_SET: return "last_set";
+	case STORAGE_OP_BLOCKLIST_GET: return "blocklist_get";
+	case STORAGE_OP_BLOCKLIST_ADD: return "blocklist_add";
+	case STORAGE_OP_BLOCKLIST_REMOVE: return "blocklist_remove";
 	}
 	return "unknown";
 }
@@ -125,7 +128,8 @@ void storage_req_reply(struct storage_req *req, const struct storage_reply *r)
 	case STORAGE_OP_ACCOUNT_GET:
 		req->cb.account(r->res, ok ? r->account : NULL, req->ctx);
 		break;
-	case STORAGE_OP_ACCOUNT_LIST: {
+	case STORAGE_OP_ACCOUNT_LIST:
+	case STORAGE_OP_BLOCKLIST_GET: {
 		static const struct strlist empty = { NULL, 0 };
 		req->cb.list(r->res, ok && r->names != NULL ? r->names : &empty, req->ctx);
 		break;
@@ -158,6 +162,8 @@ void storage_req_reply(struct storage_req *req, const struct storage_reply *r)
 	case STORAGE_OP_VCARD_SET:
 	case STORAGE_OP_PRIVATE_SET:
 	case STORAGE_OP_LAST_SET:
+	case STORAGE_OP_BLOCKLIST_ADD:
+	case STORAGE_OP_BLOCKLIST_REMOVE:
 		req->cb.done(r->res, req->ctx);
 		break;
 	}
@@ -390,4 +396,31 @@ struct storage_req *storage_last_set(struct storage *st, const char *host, const
 {
 	assert(host != NULL && user != NULL && cb != NULL);
 	return st->v->last_set(st, host, user, seconds, status, cb, ctx);
+}
+
+struct storage_req *storage_blocklist_get(struct storage *st, const char *host, const char *user,
+                                          storage_list_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && cb != NULL);
+	return st->v->blocklist_get(st, host, user, cb, ctx);
+}
+
+struct storage_req *storage_blocklist_add(struct storage *st, const char *host, const char *user,
+                                          const char *const *jids, size_t n,
+                                          storage_done_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && jids != NULL && n > 0 && cb != NULL);
+	for (size_t i = 0; i < n; i++)
+		assert(jids[i] != NULL);
+	return st->v->blocklist_add(st, host, user, jids, n, cb, ctx);
+}
+
+struct storage_req *storage_blocklist_remove(struct storage *st, const char *host,
+                                             const char *user, const char *const *jids,
+                                             size_t n, storage_done_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && (n == 0 || jids != NULL) && cb != NULL);
+	for (size_t i = 0; i < n; i++)
+		assert(jids[i] != NULL);
+	return st->v->blocklist_remove(st, host, user, jids, n, cb, ctx);
 }

@@ -181,4 +181,22 @@ struct storage_req *storage_last_set(struct storage *st, const char *host, const
                                      int64_t seconds, const char *status, storage_done_cb *cb,
                                      void *ctx);
 
+/* ---- blocking command (XEP-0191) ------------------------------------------------ */
+/* The JIDs a user blocks: each a prepared full JID, bare JID, domain or
+ * domain/resource, as the module normalised it.
+ * Every blocked JID of user, byte-wise sorted (an empty list with
+ * STORAGE_OK when there is none).  The list is valid during cb. */
+struct storage_req *storage_blocklist_get(struct storage *st, const char *host, const char *user,
+                                          storage_list_cb *cb, void *ctx);
+/* Add every JID of jids (n >= 1) in one transaction; JIDs already blocked
+ * stay as they are. */
+struct storage_req *storage_blocklist_add(struct storage *st, const char *host, const char *user,
+                                          const char *const *jids, size_t n,
+                                          storage_done_cb *cb, void *ctx);
+/* Remove every JID of jids in one transaction (absent ones are ignored);
+ * n == 0 removes the whole list.  STORAGE_OK either way. */
+struct storage_req *storage_blocklist_remove(struct storage *st, const char *host,
+                                             const char *user, const char *const *jids,
+                                             size_t n, storage_done_cb *cb, void *ctx);
+
 #endif

@@ -542,6 +542,40 @@ static enum storage_result priv_set(struct fixture *f, const char *host, const c
 	return r.r;
 }
 
+static enum storage_result blk_get(struct fixture *f, const char *host, const char *user,
+                                   struct res *r)
+{
+	int before = r->calls;
+	strlist_free(&r->names);
+	assert_non_null(CALL(storage_blocklist_get(f->st, host, user, list_cb, r)));
+	assert_int_equal(r->calls, before);
+	run(f);
+	assert_int_equal(r->calls, before + 1);
+	return r->r;
+}
+
+static enum storage_result blk_change(struct fixture *f, bool add, const char *host,
+                                      const char *user, const char *const *jids, size_t n)
+{
+	struct res r = {0};
+	if (add)
+		assert_non_null(CALL(storage_blocklist_add(f->st, host, user, jids, n, done_cb, &r)));
+	else
+		assert_non_null(CALL(storage_blocklist_remove(f->st, host, user, jids, n, done_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	return r.r;
+}
+
+/* The list r holds is exactly want (sorted). */
+static void assert_names(const struct res *r, const char *const *want, size_t n)
+{
+	assert_int_equal(r->names.count, n);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(r->names.items[i], want[i]);
+}
+
 static enum storage_result last_get(struct fixture *f, const char *host, const char *user,
                                     struct res *r)
 {
@@ -1138,6 +1172,97 @@ static void test_remove_user_removes_user_data(void **state)
 	storage_account_clear(&a);
 }
 
+/* ---- tests: blocking command ------------------------------------------------------------ */
+
+static void test_blocklist(void **state)
+{
+	struct fixture *f = *state;
+	struct res r = {0};
+	assert_int_equal(blk_get(f, "a.example", "juliet", &r), STORAGE_OK);
+	assert_int_equal(r.names.count, 0);
+	const char *const three[] = { "romeo@b.example", "spam.example", "nurse@a.example/balcony" };
+	assert_int_equal(blk_change(f, true, "a.example", "juliet", three, 3), STORAGE_OK);
+	assert_int_equal(blk_get(f, "a.example", "juliet", &r), STORAGE_OK);
+	const char *const sorted[] = { "nurse@a.example/balcony", "romeo@b.example", "spam.example" };
+	assert_names(&r, sorted, 3);
+	/* Adding one already there (and a new one) keeps one row each. */
+	const char *const again[] = { "romeo@b.example", "tybalt@a.example" };
+	assert_int_equal(blk_change(f, true, "a.example", "juliet", again, 2), STORAGE_OK);
+	assert_int_equal(blk_get(f, "a.example", "juliet", &r), STORAGE_OK);
+	const char *const four[] = { "nurse@a.example/balcony", "romeo@b.example", "spam.example",
+	                             "tybalt@a.example" };
+	assert_names(&r, four, 4);
+	/* Per host and per user. */
+	assert_int_equal(blk_get(f, "b.example", "juliet", &r), STORAGE_OK);
+	assert_int_equal(r.names.count, 0);
+	assert_int_equal(blk_get(f, "a.example", "romeo", &r), STORAGE_OK);
+	assert_int_equal(r.names.count, 0);
+	assert_int_equal(blk_change(f, true, "a.example", "romeo", again, 1), STORAGE_OK);
+	/* Remove some (one absent: ignored). */
+	const char *const rm[] = { "spam.example", "nobody@c.example" };
+	assert_int_equal(blk_change(f, false, "a.example", "juliet", rm, 2), STORAGE_OK);
+	assert_int_equal(blk_get(f, "a.example", "juliet", &r), STORAGE_OK);
+	const char *const left[] = { "nurse@a.example/balcony", "romeo@b.example", "tybalt@a.example" };
+	assert_names(&r, left, 3);
+	/* Remove all: that user only. */
+	assert_int_equal(blk_change(f, false, "a.example", "juliet", NULL, 0), STORAGE_OK);
+	assert_int_equal(blk_get(f, "a.example", "juliet", &r), STORAGE_OK);
+	assert_int_equal(r.names.count, 0);
+	assert_int_equal(blk_get(f, "a.example", "romeo", &r), STORAGE_OK);
+	assert_names(&r, again, 1);
+	res_clear(&r);
+}
+
+/* An add of several JIDs is one transaction: when one insert fails, none
+ * is kept; a remove of several likewise. */
+static void test_blocklist_all_or_nothing(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->exec_sql == NULL)
+		skip();
+	struct res r = {0};
+	const char *const two[] = { "good@b.example", "bad@b.example" };
+	f->be->exec_sql(f, "CREATE TRIGGER refuse_bad BEFORE INSERT ON blocklist "
+	                   "WHEN NEW.jid = 'bad@b.example' "
+	                   "BEGIN SELECT RAISE(ABORT, 'refused'); END");
+	assert_int_not_equal(blk_change(f, true, "a.example", "juliet", two, 2), STORAGE_OK);
+	assert_int_equal(blk_get(f, "a.example", "juliet", &r), STORAGE_OK);
+	assert_int_equal(r.names.count, 0);
+	f->be->exec_sql(f, "DROP TRIGGER refuse_bad");
+	assert_int_equal(blk_change(f, true, "a.example", "juliet", two, 2), STORAGE_OK);
+	f->be->exec_sql(f, "CREATE TRIGGER keep_bad BEFORE DELETE ON blocklist "
+	                   "WHEN OLD.jid = 'bad@b.example' "
+	                   "BEGIN SELECT RAISE(ABORT, 'refused'); END");
+	const char *const rm[] = { "good@b.example", "bad@b.example" };
+	assert_int_not_equal(blk_change(f, false, "a.example", "juliet", rm, 2), STORAGE_OK);
+	assert_int_equal(blk_get(f, "a.example", "juliet", &r), STORAGE_OK);
+	assert_int_equal(r.names.count, 2);
+	f->be->exec_sql(f, "DROP TRIGGER keep_bad");
+	res_clear(&r);
+}
+
+/* Account removal deletes the user's blocklist, on that host only. */
+static void test_remove_user_removes_blocklist(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_account a;
+	make_account(&a, 22, true, true, NULL);
+	const char *const one[] = { "romeo@b.example" };
+	const char *hosts[] = { "a.example", "b.example" };
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(acc_create(f, hosts[i], "alice", &a), STORAGE_OK);
+		assert_int_equal(blk_change(f, true, hosts[i], "alice", one, 1), STORAGE_OK);
+	}
+	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
+	struct res r = {0};
+	assert_int_equal(blk_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.names.count, 0);
+	assert_int_equal(blk_get(f, "b.example", "alice", &r), STORAGE_OK);
+	assert_names(&r, one, 1);
+	res_clear(&r);
+	storage_account_clear(&a);
+}
+
 /* Read a migration script named in a message. */
 static char *read_script(const char *path)
 {
@@ -1157,7 +1282,10 @@ static char *read_script(const char *path)
 static void migrate_from(struct fixture *f, int from, const char *const *expect, size_t nexpect)
 {
 	storage_close(&f->st);
-	f->be->exec_sql(f, "DROP TABLE vcards; DROP TABLE private_storage; DROP TABLE last_activity");
+	f->be->exec_sql(f, "DROP TABLE blocklist");
+	if (from < 3)
+		f->be->exec_sql(f, "DROP TABLE vcards; DROP TABLE private_storage; "
+		                   "DROP TABLE last_activity");
 	if (from < 2)
 		f->be->exec_sql(f, "DROP TABLE offline_messages");
 	f->be->set_schema_version(f, from);
@@ -1193,7 +1321,7 @@ static void migrate_from(struct fixture *f, int from, const char *const *expect,
 	assert_int_equal(open_store(f, &err), 0);
 }
 
-/* Everything of schema version 3 works on a migrated store. */
+/* Everything of schema version 4 works on a migrated store. */
 static void check_migrated(struct fixture *f)
 {
 	struct res r = {0};
@@ -1210,8 +1338,14 @@ static void check_migrated(struct fixture *f)
 	assert_int_equal(priv_get(f, "a.example", "alice", "urn:example:a", &r), STORAGE_OK);
 	assert_int_equal(last_set(f, "a.example", "alice", 1700000000, "gone"), STORAGE_OK);
 	assert_int_equal(last_get(f, "a.example", "alice", &r), STORAGE_OK);
+	const char *const blk[] = { "romeo@b.example" };
+	assert_int_equal(blk_change(f, true, "a.example", "alice", blk, 1), STORAGE_OK);
+	assert_int_equal(blk_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_names(&r, blk, 1);
 	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
 	assert_int_equal(vcard_get(f, "a.example", "alice", &r), STORAGE_NOT_FOUND);
+	assert_int_equal(blk_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.names.count, 0);
 	res_clear(&r);
 }
 
@@ -1227,7 +1361,8 @@ static void test_schema_migration(void **state)
 	make_account(&a, 13, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	static const char *const scripts[] = { "migrations/sqlite/002-offline.sql",
-	                                       "migrations/sqlite/003-user-data.sql" };
+	                                       "migrations/sqlite/003-user-data.sql",
+	                                       "migrations/sqlite/004-blocklist.sql" };
 	migrate_from(f, 1, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -1243,8 +1378,29 @@ static void test_schema_migration_2_to_3(void **state)
 	make_account(&a, 14, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(off_store(f, "a.example", "bob", "<message/>", 0), STORAGE_NOT_FOUND);
-	static const char *const scripts[] = { "migrations/sqlite/003-user-data.sql" };
+	static const char *const scripts[] = { "migrations/sqlite/003-user-data.sql",
+	                                       "migrations/sqlite/004-blocklist.sql" };
 	migrate_from(f, 2, scripts, ARRAY_SIZE(scripts));
+	check_migrated(f);
+	storage_account_clear(&a);
+}
+
+/* The same from version 3 (user data kept). */
+static void test_schema_migration_3_to_4(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->exec_sql == NULL || f->be->set_schema_version == NULL)
+		skip();
+	struct storage_account a;
+	make_account(&a, 15, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	assert_int_equal(vcard_set(f, "a.example", "bob", vcard2), STORAGE_OK);
+	static const char *const scripts[] = { "migrations/sqlite/004-blocklist.sql" };
+	migrate_from(f, 3, scripts, ARRAY_SIZE(scripts));
+	struct res r = {0};
+	assert_int_equal(vcard_get(f, "a.example", "bob", &r), STORAGE_OK);
+	assert_string_equal(r.text, vcard2);
+	res_clear(&r);
 	check_migrated(f);
 	storage_account_clear(&a);
 }
@@ -1856,6 +2012,10 @@ static const struct test_def tests[] = {
 	T(test_remove_user_removes_user_data),
 	T(test_schema_migration),
 	T(test_schema_migration_2_to_3),
+	T(test_schema_migration_3_to_4),
+	T(test_blocklist),
+	T(test_blocklist_all_or_nothing),
+	T(test_remove_user_removes_blocklist),
 	T(test_order_per_user),
 	T(test_cancel),
 	T(test_close_finishes_pending),

@@ -1,0 +1,713 @@
+/*
+ * mod_blocking: the blocking command (XEP-0191, urn:xmpp:blocking).  A user
+ * keeps a list of JIDs (full JIDs, bare JIDs, domains, domain/resource) it
+ * does not want to hear from or talk to; the list is stored with
+ * storage_blocklist_* and enforced here.  Loop thread.
+ *
+ * Where stanzas come from:
+ * - the iq handler (IQ_SCOPE_USER): get <blocklist/>, set <block/> and
+ *   <unblock/>.  A change is stored first; when storage says OK the
+ *   cache is updated, the requester answered and the change pushed to
+ *   every session of the user that asked for the list (§3.2-§3.4).
+ * - stanza_in (sm_route, every stanza to a local user): from a JID the
+ *   recipient blocks, messages and iq get/set are answered with
+ *   <service-unavailable/>, everything else is dropped (§3.5).  Presence
+ *   from a local user to a JID that user blocks is dropped too: the
+ *   server's broadcasts and probe answers on the user's behalf stop there.
+ * - user_send_packet (priority 10, before mod_presence): a stanza the user
+ *   sends to a blocked JID is not routed; a message, presence or iq
+ *   get/set is answered with <not-acceptable/> and
+ *   <blocked xmlns='urn:xmpp:blocking:errors'/> (§3.6); errors and iq
+ *   results are dropped.
+ * - session_opened / session_closed: the per-user cache.
+ *
+ * Invariants:
+ * - Enforcement reads the cache only, never storage.  A user has a cache
+ *   entry (struct blk_user) while it has a session (created at module
+ *   start for sessions that exist then).  The list is read at the first
+ *   session's open; until it has arrived the user is treated as blocking
+ *   nobody (stanzas are not held back).  A failed read is retried at the
+ *   next get or the next session open.  Users without a session have no
+ *   cache: a stanza to an offline user is not filtered (mod_offline may
+ *   store a message from a blocked JID and deliver it at the next login).
+ * - The cache changes only from storage callbacks of this user, which
+ *   arrive in the order their requests were made (storage keeps one user's
+ *   order), so it is never older than a read that completed before it.
+ * - A JID in the list is the normalised form (jid_parse + jid_to_string);
+ *   the cache is sorted byte-wise for bsearch.
+ * - The user's own bare JID and the own host are never filtered, so a user
+ *   blocking its own domain can still talk to its server and account.
+ * - Unavailable presence sent when blocking is routed with ps->bypass set
+ *   (routing to a local user is synchronous), so the filter lets it pass.
+ * - Every storage call is a struct blk_op on the module's pending list;
+ *   stop answers their requests and cancels their calls.
+ */
+#include "builtin.h"
+#include "server/host.h"
+#include "server/hooks.h"
+#include "server/router.h"
+#include "server/sm.h"
+#include "server/log.h"
+#include "storage/storage.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NS_BLOCKING "urn:xmpp:blocking"
+#define NS_BLOCKING_ERRORS "urn:xmpp:blocking:errors"
+#define USER_BUCKETS 1024
+
+struct blocking_settings {
+	unsigned max_items;
+};
+
+static const struct opt_def blocking_options[] = {
+	{ "max_items", OPT_UINT, offsetof(struct blocking_settings, max_items), "1000", NULL, 1,
+	  1000000, "most JIDs one user may block; a block that would go beyond is refused with "
+	  "resource-constraint" },
+	OPT_END
+};
+
+struct blk_state;
+
+/* What the module keeps of a user with a session. */
+struct blk_user {
+	char *name;
+	unsigned nsessions;
+	bool loaded;
+	struct blk_op *load;           /* the read in flight, or NULL */
+	struct strlist jids;           /* sorted; valid when loaded */
+	uint64_t *interested;          /* ids of the sessions that asked for the list */
+	size_t ninterested;
+	struct blk_user *next;
+};
+
+enum blk_kind { BK_LOAD, BK_GET, BK_BLOCK, BK_UNBLOCK };
+
+struct blk_op {
+	struct pending_link link;      /* first: the state's list of ops */
+	struct blk_state *ps;          /* NULL once orphaned */
+	enum blk_kind kind;
+	struct iq_request *req;        /* NULL for BK_LOAD */
+	struct storage_req *sreq;
+	char *user;
+	struct strlist jids;           /* block/unblock: normalised (empty unblock: all) */
+};
+
+struct blk_state {
+	struct host *host;
+	const struct blocking_settings *set;
+	struct pending_list ops;
+	struct blk_user **users;
+	bool bypass;                   /* routing our own unavailable presence */
+};
+
+/* ---- the per-user cache ------------------------------------------------------ */
+
+static struct blk_user **user_slot(struct blk_state *ps, const char *name)
+{
+	struct blk_user **pp = &ps->users[hash_str(name) % USER_BUCKETS];
+	while (*pp != NULL && strcmp((*pp)->name, name) != 0)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static struct blk_user *user_get(struct blk_state *ps, const char *name)
+{
+	return name != NULL ? *user_slot(ps, name) : NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool list_has(const struct strlist *l, const char *jid)
+{
+	return l->count > 0 && bsearch(&jid, l->items, l->count, sizeof(char *), cmp_str) != NULL;
+}
+
+static void list_add(struct strlist *l, const char *jid)
+{
+	if (list_has(l, jid))
+		return;
+	l->items = xrealloc(l->items, (l->count + 1) * sizeof(char *));
+	l->items[l->count++] = xstrdup(jid);
+	qsort(l->items, l->count, sizeof(char *), cmp_str);
+}
+
+static void list_del(struct strlist *l, const char *jid)
+{
+	for (size_t i = 0; i < l->count; i++) {
+		if (strcmp(l->items[i], jid) == 0) {
+			free(l->items[i]);
+			memmove(&l->items[i], &l->items[i + 1], (l->count - i - 1) * sizeof(char *));
+			l->count--;
+			return;
+		}
+	}
+}
+
+static void list_copy_sorted(struct strlist *dst, const struct strlist *src)
+{
+	strlist_free(dst);
+	dst->items = src->count > 0 ? xcalloc(src->count, sizeof(char *)) : NULL;
+	for (size_t i = 0; i < src->count; i++)
+		dst->items[i] = xstrdup(src->items[i]);
+	dst->count = src->count;
+	if (dst->count > 1)
+		qsort(dst->items, dst->count, sizeof(char *), cmp_str);
+}
+
+/* Whether peer is blocked by u, matching XEP-0016 §2.1 order: full JID,
+ * bare JID, domain/resource, domain. */
+static bool user_blocks(const struct blk_user *u, const struct jid *peer)
+{
+	if (u == NULL || !u->loaded || u->jids.count == 0 || peer == NULL || peer->domain == NULL)
+		return false;
+	bool hit = false;
+	if (peer->resource != NULL && peer->node != NULL) {
+		char *s = jid_to_string(peer);
+		hit = list_has(&u->jids, s);
+		free(s);
+	}
+	if (!hit && peer->node != NULL) {
+		char *s = jid_bare_string(peer);
+		hit = list_has(&u->jids, s);
+		free(s);
+	}
+	if (!hit && peer->resource != NULL) {
+		char *s = xasprintf("%s/%s", peer->domain, peer->resource);
+		hit = list_has(&u->jids, s);
+		free(s);
+	}
+	if (!hit)
+		hit = list_has(&u->jids, peer->domain);
+	return hit;
+}
+
+/* Stanzas between a user and its own account or its own host are never
+ * filtered. */
+static bool exempt(struct blk_state *ps, const char *user, const struct jid *peer)
+{
+	if (peer == NULL || peer->domain == NULL || strcmp(peer->domain, ps->host->name) != 0)
+		return false;
+	return peer->node == NULL ? peer->resource == NULL : strcmp(peer->node, user) == 0;
+}
+
+/* ---- operations ------------------------------------------------------------------ */
+
+static struct blk_op *op_new(struct blk_state *ps, enum blk_kind kind, const char *user,
+                             struct iq_request *req)
+{
+	struct blk_op *op = xcalloc(1, sizeof(*op));
+	op->ps = ps;
+	op->kind = kind;
+	op->req = req;
+	op->user = xstrdup(user);
+	pending_add(&ps->ops, &op->link);
+	return op;
+}
+
+static void op_free(struct blk_op *op)
+{
+	pending_remove(&op->link);
+	free(op->user);
+	strlist_free(&op->jids);
+	free(op);
+}
+
+static void blocklist_read(enum storage_result res, const struct strlist *names, void *ctx);
+
+static void user_load(struct blk_state *ps, struct blk_user *u)
+{
+	if (u->loaded || u->load != NULL)
+		return;
+	struct blk_op *op = op_new(ps, BK_LOAD, u->name, NULL);
+	u->load = op;
+	op->sreq = storage_blocklist_get(ps->host->storage, ps->host->name, u->name, blocklist_read,
+	                                 op);
+}
+
+static void user_free(struct blk_user *u)
+{
+	if (u->load != NULL) {
+		/* Orphan the read: its callback (if any) frees it. */
+		struct blk_op *op = u->load;
+		if (op->sreq != NULL) {
+			storage_cancel(op->sreq);
+			op_free(op);
+		}
+	}
+	strlist_free(&u->jids);
+	free(u->interested);
+	free(u->name);
+	free(u);
+}
+
+static void set_interested(struct blk_user *u, uint64_t id)
+{
+	for (size_t i = 0; i < u->ninterested; i++)
+		if (u->interested[i] == id)
+			return;
+	u->interested = xrealloc(u->interested, (u->ninterested + 1) * sizeof(uint64_t));
+	u->interested[u->ninterested++] = id;
+}
+
+static bool is_interested(const struct blk_user *u, uint64_t id)
+{
+	for (size_t i = 0; i < u->ninterested; i++)
+		if (u->interested[i] == id)
+			return true;
+	return false;
+}
+
+static struct xml_node *list_element(const char *name, const struct strlist *jids)
+{
+	struct xml_node *el = iq_payload_new(name, NS_BLOCKING);
+	for (size_t i = 0; i < jids->count; i++) {
+		struct xml_node *it = xml_add_child(el, "item", NS_BLOCKING);
+		xml_set_attr(it, "jid", jids->items[i]);
+	}
+	return el;
+}
+
+/* Push the change (a <block/> or <unblock/> element) to every interested
+ * session of u. */
+static void push(struct blk_state *ps, const struct blk_user *u, const struct xml_node *change)
+{
+	struct host *h = ps->host;
+	/* Copy the targets first: routing may close a session under us. */
+	size_t n = 0;
+	for (struct session *s = sm_user_sessions(h, u->name); s != NULL; s = s->next_of_user)
+		if (is_interested(u, s->id))
+			n++;
+	if (n == 0)
+		return;
+	struct jid *targets = xcalloc(n, sizeof(*targets));
+	size_t k = 0;
+	for (struct session *s = sm_user_sessions(h, u->name); s != NULL && k < n;
+	     s = s->next_of_user)
+		if (is_interested(u, s->id))
+			jid_copy(&targets[k++], &s->jid);
+	struct jid bare = {0};
+	jid_set(&bare, u->name, h->name, NULL);
+	for (size_t i = 0; i < k; i++) {
+		char id[17];
+		random_id(id, 16);
+		struct xml_node *iq = xml_new("iq", NS_CLIENT);
+		xml_set_attr(iq, "type", "set");
+		xml_set_attr(iq, "id", id);
+		xml_set_attr(iq, "from", jid_bare_to_pool(iq->pool, &bare));
+		xml_set_attr(iq, "to", jid_to_pool(iq->pool, &targets[i]));
+		xml_append_copy(iq, change);
+		router_route(iq, &bare, &targets[i]);
+		xml_unref(&iq);
+		jid_clear(&targets[i]);
+	}
+	jid_clear(&bare);
+	free(targets);
+}
+
+/* XEP-0191 §3.3: unavailable presence from each available resource of the
+ * user to every newly blocked user JID of a local host (a domain item has
+ * no one to tell). */
+static void send_unavailable(struct blk_state *ps, const char *user, const struct strlist *jids)
+{
+	struct host *h = ps->host;
+	size_t n = 0;
+	for (struct session *s = sm_user_sessions(h, user); s != NULL; s = s->next_of_user)
+		if (s->available)
+			n++;
+	if (n == 0)
+		return;
+	struct jid *from = xcalloc(n, sizeof(*from));
+	size_t k = 0;
+	for (struct session *s = sm_user_sessions(h, user); s != NULL && k < n; s = s->next_of_user)
+		if (s->available)
+			jid_copy(&from[k++], &s->jid);
+	for (size_t j = 0; j < jids->count; j++) {
+		struct jid to;
+		const char *err;
+		if (jid_parse(jids->items[j], &to, &err) != 0)
+			continue;
+		if (to.node != NULL && host_find(to.domain) != NULL && !exempt(ps, user, &to)) {
+			for (size_t i = 0; i < k; i++) {
+				struct xml_node *p = xml_new("presence", NS_CLIENT);
+				xml_set_attr(p, "type", "unavailable");
+				xml_set_attr(p, "from", jid_to_pool(p->pool, &from[i]));
+				xml_set_attr(p, "to", jid_to_pool(p->pool, &to));
+				ps->bypass = true;
+				router_route(p, &from[i], &to);
+				ps->bypass = false;
+				xml_unref(&p);
+			}
+		}
+		jid_clear(&to);
+	}
+	for (size_t i = 0; i < k; i++)
+		jid_clear(&from[i]);
+	free(from);
+}
+
+static void answer_failure(struct iq_request *req, enum storage_result res)
+{
+	if (res == STORAGE_TEMPFAIL)
+		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE,
+		                      "the blocklist is unavailable; try again later");
+	else
+		iq_error(req, SE_INTERNAL_SERVER_ERROR, NULL);
+}
+
+static void blocklist_read(enum storage_result res, const struct strlist *names, void *ctx)
+{
+	struct blk_op *op = ctx;
+	op->sreq = NULL;
+	struct blk_state *ps = op->ps;
+	if (ps == NULL) {
+		op_free(op);
+		return;
+	}
+	struct blk_user *u = user_get(ps, op->user);
+	if (op->kind == BK_LOAD && u != NULL && u->load == op)
+		u->load = NULL;
+	if (res == STORAGE_OK && u != NULL && !u->loaded) {
+		list_copy_sorted(&u->jids, names);
+		u->loaded = true;
+	} else if (res != STORAGE_OK && op->kind == BK_LOAD) {
+		log_warning("blocking %s: the blocklist of %s cannot be read (storage %s); not "
+		            "enforced until it can", ps->host->name, op->user, storage_result_str(res));
+	}
+	if (op->kind == BK_GET) {
+		if (res == STORAGE_OK) {
+			struct strlist sorted = {0};
+			list_copy_sorted(&sorted, names);
+			struct xml_node *el = list_element("blocklist", &sorted);
+			iq_result(op->req, el);
+			xml_unref(&el);
+			strlist_free(&sorted);
+		} else {
+			answer_failure(op->req, res);
+		}
+	}
+	op_free(op);
+}
+
+static void blocklist_written(enum storage_result res, void *ctx)
+{
+	struct blk_op *op = ctx;
+	op->sreq = NULL;
+	struct blk_state *ps = op->ps;
+	if (ps == NULL) {
+		op_free(op);
+		return;
+	}
+	if (res != STORAGE_OK) {
+		answer_failure(op->req, res);
+		op_free(op);
+		return;
+	}
+	struct blk_user *u = user_get(ps, op->user);
+	bool block = op->kind == BK_BLOCK;
+	/* Tell the newly blocked contacts first: the filter would stop it after. */
+	if (block)
+		send_unavailable(ps, op->user, &op->jids);
+	if (u != NULL && u->loaded) {
+		if (!block && op->jids.count == 0)
+			strlist_free(&u->jids);
+		for (size_t i = 0; i < op->jids.count; i++) {
+			if (block)
+				list_add(&u->jids, op->jids.items[i]);
+			else
+				list_del(&u->jids, op->jids.items[i]);
+		}
+	}
+	iq_result(op->req, NULL);
+	op->req = NULL;
+	if (u != NULL) {
+		struct xml_node *el = list_element(block ? "block" : "unblock", &op->jids);
+		push(ps, u, el);
+		xml_unref(&el);
+	}
+	op_free(op);
+}
+
+/* ---- the iq handler ----------------------------------------------------------------- */
+
+/* The items of a block/unblock into jids (normalised, no duplicates);
+ * answers req and returns false when one is bad. */
+static bool read_items(struct iq_request *req, struct strlist *jids)
+{
+	for (struct xml_node *el = xml_first_element(req->payload); el != NULL;
+	     el = xml_next(el, NULL, NULL)) {
+		if (!xml_is(el, "item", NS_BLOCKING)) {
+			iq_error(req, SE_BAD_REQUEST, "only <item/> elements are allowed");
+			return false;
+		}
+		const char *s = xml_attr(el, "jid");
+		struct jid j;
+		const char *err = NULL;
+		if (s == NULL || jid_parse(s, &j, &err) != 0) {
+			iq_error(req, SE_JID_MALFORMED, s == NULL ? "an item has no jid" : err);
+			return false;
+		}
+		char *norm = jid_to_string(&j);
+		jid_clear(&j);
+		if (!strlist_contains(jids, norm)) {
+			jids->items = xrealloc(jids->items, (jids->count + 1) * sizeof(char *));
+			jids->items[jids->count++] = norm;
+		} else {
+			free(norm);
+		}
+	}
+	return true;
+}
+
+static void blocking_iq(struct iq_request *req, void *ctx)
+{
+	struct blk_state *ps = ctx;
+	struct host *h = ps->host;
+	if (req->from.node == NULL || strcmp(req->from.domain, h->name) != 0 ||
+	    !jid_bare_equal(&req->from, &req->to)) {
+		iq_error(req, SE_FORBIDDEN, "a blocklist is the owner's only");
+		return;
+	}
+	const char *user = req->from.node;
+	struct blk_user *u = user_get(ps, user);
+	bool get = strcmp(req->type, "get") == 0;
+	if (get) {
+		if (!xml_is(req->payload, "blocklist", NS_BLOCKING)) {
+			iq_error(req, SE_BAD_REQUEST, NULL);
+			return;
+		}
+		struct session *s = sm_find(h, &req->from);
+		if (u != NULL && s != NULL)
+			set_interested(u, s->id);
+		if (u != NULL && u->loaded) {
+			struct xml_node *el = list_element("blocklist", &u->jids);
+			iq_result(req, el);
+			xml_unref(&el);
+			return;
+		}
+		struct blk_op *op = op_new(ps, BK_GET, user, req);
+		op->sreq = storage_blocklist_get(h->storage, h->name, user, blocklist_read, op);
+		return;
+	}
+	bool block = xml_is(req->payload, "block", NS_BLOCKING);
+	if (!block && !xml_is(req->payload, "unblock", NS_BLOCKING)) {
+		iq_error(req, SE_BAD_REQUEST, NULL);
+		return;
+	}
+	struct strlist jids = {0};
+	if (!read_items(req, &jids)) {
+		strlist_free(&jids);
+		return;
+	}
+	if (block && jids.count == 0) {
+		iq_error(req, SE_BAD_REQUEST, "a block names at least one JID");
+		return;
+	}
+	if (block) {
+		/* Judged on the cache when it is there (else on the request only). */
+		size_t total = jids.count;
+		if (u != NULL && u->loaded) {
+			total = u->jids.count;
+			for (size_t i = 0; i < jids.count; i++)
+				if (!list_has(&u->jids, jids.items[i]))
+					total++;
+		}
+		if (total > ps->set->max_items) {
+			char *text = xasprintf("at most %u JIDs can be blocked", ps->set->max_items);
+			iq_error(req, SE_RESOURCE_CONSTRAINT, text);
+			free(text);
+			strlist_free(&jids);
+			return;
+		}
+	}
+	struct blk_op *op = op_new(ps, block ? BK_BLOCK : BK_UNBLOCK, user, req);
+	op->jids = jids;
+	if (block)
+		op->sreq = storage_blocklist_add(h->storage, h->name, user,
+		                                 (const char *const *)jids.items, jids.count,
+		                                 blocklist_written, op);
+	else
+		op->sreq = storage_blocklist_remove(h->storage, h->name, user,
+		                                    (const char *const *)jids.items, jids.count,
+		                                    blocklist_written, op);
+}
+
+/* ---- hooks --------------------------------------------------------------------------- */
+
+static void session_add(struct blk_state *ps, struct session *s)
+{
+	struct blk_user **pp = user_slot(ps, s->jid.node);
+	if (*pp == NULL) {
+		struct blk_user *u = xcalloc(1, sizeof(*u));
+		u->name = xstrdup(s->jid.node);
+		*pp = u;
+	}
+	(*pp)->nsessions++;
+	user_load(ps, *pp);
+}
+
+static enum hook_result blocking_opened(struct host *h, void *args, void *ctx)
+{
+	struct hook_session *hs = args;
+	session_add(ctx, hs->session);
+	return HOOK_CONTINUE;
+}
+
+static enum hook_result blocking_closed(struct host *h, void *args, void *ctx)
+{
+	struct blk_state *ps = ctx;
+	struct hook_session *hs = args;
+	struct blk_user **pp = user_slot(ps, hs->session->jid.node);
+	struct blk_user *u = *pp;
+	if (u == NULL)
+		return HOOK_CONTINUE;
+	for (size_t i = 0; i < u->ninterested; i++) {
+		if (u->interested[i] == hs->session->id) {
+			u->interested[i] = u->interested[--u->ninterested];
+			break;
+		}
+	}
+	if (u->nsessions > 0)
+		u->nsessions--;
+	if (u->nsessions == 0) {
+		*pp = u->next;
+		user_free(u);
+	}
+	return HOOK_CONTINUE;
+}
+
+/* XEP-0191 §3.5: stanzas to a local user from a JID it blocks. */
+static enum hook_result blocking_in(struct host *h, void *args, void *ctx)
+{
+	struct blk_state *ps = ctx;
+	struct hook_packet *hp = args;
+	if (ps->bypass || hp->to == NULL || hp->to->node == NULL || hp->from == NULL)
+		return HOOK_CONTINUE;
+	enum stanza_kind kind = stanza_kind(hp->stanza);
+	if (!exempt(ps, hp->to->node, hp->from) && user_blocks(user_get(ps, hp->to->node), hp->from)) {
+		const char *type = xml_attr(hp->stanza, "type");
+		bool request = kind == STANZA_IQ && type != NULL &&
+		               (strcmp(type, "get") == 0 || strcmp(type, "set") == 0);
+		if (kind == STANZA_MESSAGE || request)
+			router_bounce(hp->stanza, SE_SERVICE_UNAVAILABLE, NULL);
+		return HOOK_STOP;
+	}
+	/* Presence the server sends on a local user's behalf (broadcast, probe
+	 * answers) to a JID that user blocks. */
+	if (kind == STANZA_PRESENCE && hp->from->node != NULL && hp->from->domain != NULL &&
+	    strcmp(hp->from->domain, h->name) == 0 && !exempt(ps, hp->from->node, hp->to) &&
+	    user_blocks(user_get(ps, hp->from->node), hp->to))
+		return HOOK_STOP;
+	return HOOK_CONTINUE;
+}
+
+/* XEP-0191 §3.6: a stanza the user sends to a JID it blocks. */
+static enum hook_result blocking_send(struct host *h, void *args, void *ctx)
+{
+	struct blk_state *ps = ctx;
+	struct hook_packet *hp = args;
+	if (hp->session == NULL || hp->to == NULL)
+		return HOOK_CONTINUE;
+	const char *user = hp->session->jid.node;
+	if (exempt(ps, user, hp->to) || !user_blocks(user_get(ps, user), hp->to))
+		return HOOK_CONTINUE;
+	const char *type = xml_attr(hp->stanza, "type");
+	if (type != NULL && (strcmp(type, "error") == 0 ||
+	                     (stanza_kind(hp->stanza) == STANZA_IQ && strcmp(type, "result") == 0)))
+		return HOOK_STOP;
+	struct xml_node *reply = stanza_error_reply(hp->stanza, SE_NOT_ACCEPTABLE, NULL);
+	if (reply != NULL) {
+		struct xml_node *err = xml_child(reply, "error", NULL);
+		if (err != NULL)
+			xml_add_child(err, "blocked", NS_BLOCKING_ERRORS);
+		hp->session->ops->deliver(hp->session->owner, reply);
+		xml_unref(&reply);
+	}
+	return HOOK_STOP;
+}
+
+/* ---- module ------------------------------------------------------------------------------ */
+
+static const struct builtin_iq blocking_iqs[] = {
+	{ IQ_SCOPE_USER, NS_BLOCKING, IQ_PARALLEL, blocking_iq },
+};
+
+static void add_existing(struct session *s, void *ctx)
+{
+	session_add(ctx, s);
+}
+
+static int blocking_start(struct host *h, const void *settings, void **state_r, char **error_r)
+{
+	struct blk_state *ps = xcalloc(1, sizeof(*ps));
+	ps->host = h;
+	ps->set = settings;
+	ps->users = xcalloc(USER_BUCKETS, sizeof(*ps->users));
+	if (builtin_iq_register(h, blocking_iqs, ARRAY_SIZE(blocking_iqs), ps, error_r) < 0) {
+		free(ps->users);
+		free(ps);
+		return -1;
+	}
+	/* Before mod_presence (40) sees a subscription stanza to a blocked JID. */
+	hook_add(h, HOOK_USER_SEND_PACKET, 10, blocking_send, ps);
+	hook_add(h, HOOK_STANZA_IN, 10, blocking_in, ps);
+	hook_add(h, HOOK_SESSION_OPENED, 50, blocking_opened, ps);
+	hook_add(h, HOOK_SESSION_CLOSED, 50, blocking_closed, ps);
+	host_add_feature(h, NS_BLOCKING);
+	host_add_user_feature(h, NS_BLOCKING);
+	/* Sessions bound before this module started (a reload). */
+	sm_foreach(h, add_existing, ps);
+	*state_r = ps;
+	return 0;
+}
+
+static void blocking_stop(struct host *h, void *state)
+{
+	struct blk_state *ps = state;
+	builtin_iq_unregister(h, blocking_iqs, ARRAY_SIZE(blocking_iqs));
+	hook_remove(h, HOOK_USER_SEND_PACKET, blocking_send, ps);
+	hook_remove(h, HOOK_STANZA_IN, blocking_in, ps);
+	hook_remove(h, HOOK_SESSION_OPENED, blocking_opened, ps);
+	hook_remove(h, HOOK_SESSION_CLOSED, blocking_closed, ps);
+	host_remove_feature(h, NS_BLOCKING);
+	host_remove_user_feature(h, NS_BLOCKING);
+	while (ps->ops.head != NULL) {
+		struct blk_op *op = (struct blk_op *)(void *)ps->ops.head;
+		pending_remove(&op->link);
+		if (op->req != NULL)
+			iq_error(op->req, SE_SERVICE_UNAVAILABLE, "the service is shutting down");
+		op->req = NULL;
+		op->ps = NULL;
+		if (op->sreq != NULL) {
+			storage_cancel(op->sreq);
+			op_free(op);
+		}
+		/* else: inside its callback, which frees it */
+	}
+	for (size_t i = 0; i < USER_BUCKETS; i++) {
+		while (ps->users[i] != NULL) {
+			struct blk_user *u = ps->users[i];
+			ps->users[i] = u->next;
+			u->load = NULL;   /* freed above */
+			user_free(u);
+		}
+	}
+	free(ps->users);
+	free(ps);
+}
+
+const struct module_def mod_blocking = {
+	.name = "blocking",
+	.description = "XEP-0191 blocking command: users block JIDs, whose stanzas are not "
+	               "delivered to them and to whom theirs are not sent",
+	.options = blocking_options,
+	.settings_size = sizeof(struct blocking_settings),
+	.default_enabled = true,
+	.start = blocking_start,
+	.stop = blocking_stop,
+};
