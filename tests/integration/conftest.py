@@ -21,14 +21,6 @@ def _start(tmp_path_factory, name, **kw):
     return srv
 
 
-def _finish(srv):
-    rc = srv.stop()
-    problems = srv.problems(rc)
-    if problems:
-        pytest.fail('parleyd in %s:\n  %s\n--- log tail ---\n%s'
-                    % (srv.dir, '\n  '.join(problems[:40]), srv.log()[-6000:]), pytrace=False)
-
-
 @pytest.fixture(scope='module')
 def server(tmp_path_factory):
     """A running parleyd shared by the tests of one file, with the accounts
@@ -36,7 +28,7 @@ def server(tmp_path_factory):
     exit or a sanitizer report fails the last test of the file."""
     srv = _start(tmp_path_factory, 'parley')
     yield srv
-    _finish(srv)
+    srv.finish()
 
 
 @pytest.fixture
@@ -44,7 +36,7 @@ def fresh_server(tmp_path_factory):
     """A parleyd of its own, for tests that stop or restart it."""
     srv = _start(tmp_path_factory, 'parley-own')
     yield srv
-    _finish(srv)
+    srv.finish()
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import ssl
 import subprocess
 import time
@@ -256,6 +257,25 @@ hosts:
         out += sanitizer_lines(self.log())
         out += self.ctl_reports
         return out
+
+    def finish(self):
+        """Stop (SIGTERM) and fail the test with the log's tail when parleyd
+        did not exit 0 or a sanitizer reported something (for fixtures)."""
+        import pytest
+        problems = self.problems(self.stop())
+        if problems:
+            pytest.fail('parleyd in %s:\n  %s\n--- log tail ---\n%s'
+                        % (self.dir, '\n  '.join(problems[:40]), self.log()[-6000:]), pytrace=False)
+
+    def db_rows(self, table, user, host=HOST):
+        """How many rows of table the database holds for user (read from
+        outside, as a DBA would)."""
+        db = sqlite3.connect(str(self.dir / 'parley.db'), timeout=10)
+        try:
+            return db.execute('SELECT COUNT(*) FROM %s WHERE server_host = ? AND username = ?'
+                              % table, (host, user)).fetchone()[0]
+        finally:
+            db.close()
 
     # ---- parleyctl ------------------------------------------------------
     def ctl(self, *args, input=None, timeout=60):

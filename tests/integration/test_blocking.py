@@ -5,9 +5,8 @@ dropped); stanzas to a blocked JID are refused with not-acceptable and
 <blocked/>; blocking a subscribed contact sends it unavailable presence;
 the list survives a new login and dies with the account.  Every test
 registers fresh users."""
-import sqlite3
 
-from parleytest import HOST, NS_CLIENT, RawClient, q, stanza_error, tostr, unique
+from parleytest import HOST, NS_CLIENT, q, stanza_error, tostr
 from test_presence import (bare, expect, expect_none, make_mutual, new_user, online,
                            presence)
 
@@ -70,13 +69,6 @@ def blocked_error(e):
     return err is not None and err.find(q(NS_BLOCKING_ERRORS, 'blocked')) is not None
 
 
-def blocklist_rows(srv, user):
-    db = sqlite3.connect(str(srv.dir / 'parley.db'), timeout=10)
-    try:
-        return db.execute('SELECT COUNT(*) FROM blocklist WHERE server_host = ? AND '
-                          'username = ?', (HOST, user)).fetchone()[0]
-    finally:
-        db.close()
 
 
 def close_all(*cs):
@@ -248,7 +240,7 @@ def test_unblock_one_and_all(server):
         e = expect(c2, blocking_push('unblock'), 'unblock-all push')
         assert pushed_jids(e, 'unblock') == set(), tostr(e)
         assert blocklist(c1) == set()
-        assert blocklist_rows(server, u) == 0
+        assert server.db_rows('blocklist', u) == 0
     finally:
         close_all(c1, c2)
 
@@ -279,10 +271,10 @@ def test_unregister_removes_blocklist(server):
         block(c, 'x@example.net', 'y@example.net')
     finally:
         c.close()
-    assert blocklist_rows(server, u) == 2
+    assert server.db_rows('blocklist', u) == 2
     r = server.ctl('unregister', u, HOST)
     assert r.returncode == 0, (r.returncode, r.stderr)
-    assert blocklist_rows(server, u) == 0
+    assert server.db_rows('blocklist', u) == 0
     server.register(u, HOST, 'pw-' + u)
     c = online(server, u)
     try:

@@ -6,7 +6,7 @@ with the account."""
 import sqlite3
 import time
 
-from parleytest import HOST, NS_CLIENT, NS_DISCO_INFO, RawClient, q, stanza_error, tostr, unique
+from parleytest import HOST, NS_DISCO_INFO, RawClient, q, stanza_error, tostr, unique
 from test_presence import bare, make_mutual, new_user, online
 
 NS_LAST = 'jabber:iq:last'

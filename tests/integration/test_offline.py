@@ -3,7 +3,6 @@ no available resource, delivered in order with <delay/> at the next
 available presence, bounced when they cannot be stored, kept across a
 crash, removed with the account."""
 import signal
-import sqlite3
 import time
 
 import pytest
@@ -18,24 +17,16 @@ NS_CHATSTATES = 'http://jabber.org/protocol/chatstates'
 
 # ---- helpers ----------------------------------------------------------------
 
-def offline_rows(srv, user, host=HOST):
-    """How many offline messages the database holds for user (read from
-    outside, as a DBA would)."""
-    db = sqlite3.connect(str(srv.dir / 'parley.db'), timeout=10)
-    try:
-        return db.execute('SELECT COUNT(*) FROM offline_messages WHERE server_host = ? AND '
-                          'username = ?', (host, user)).fetchone()[0]
-    finally:
-        db.close()
 
 
 def wait_rows(srv, user, n, timeout=10):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if offline_rows(srv, user) == n:
+        if srv.db_rows('offline_messages', user) == n:
             return
         time.sleep(0.05)
-    raise AssertionError('%s has %d offline rows, expected %d' % (user, offline_rows(srv, user), n))
+    raise AssertionError('%s has %d offline rows, expected %d'
+                         % (user, srv.db_rows('offline_messages', user), n))
 
 
 def new_user(srv, prefix='off'):
@@ -117,14 +108,6 @@ def wait_offline(srv, user, timeout=10):
     raise AssertionError('%s is still connected' % user)
 
 
-def finish(srv):
-    rc = srv.stop()
-    problems = srv.problems(rc)
-    if problems:
-        pytest.fail('parleyd in %s:\n  %s\n--- log tail ---\n%s'
-                    % (srv.dir, '\n  '.join(problems[:40]), srv.log()[-6000:]), pytrace=False)
-
-
 def own_server(tmp_path_factory, name, offline_options=None):
     srv = parleytest.Parleyd(tmp_path_factory.mktemp(name))
     if offline_options is not None:
@@ -145,14 +128,14 @@ def own_server(tmp_path_factory, name, offline_options=None):
 def quota_server(tmp_path_factory):
     srv = own_server(tmp_path_factory, 'parley-offline-quota', '{ max_per_user: 2 }')
     yield srv
-    finish(srv)
+    srv.finish()
 
 
 @pytest.fixture
 def crash_server(tmp_path_factory):
     srv = own_server(tmp_path_factory, 'parley-offline-crash')
     yield srv
-    finish(srv)
+    srv.finish()
 
 
 # ---- tests ------------------------------------------------------------------
@@ -241,7 +224,7 @@ def test_headline_and_groupchat_not_stored(server):
         assert stanza_error(bounce_for(a, gc)) == 'service-unavailable'
         sync(a)
         time.sleep(0.3)
-        assert offline_rows(server, user) == 0
+        assert server.db_rows('offline_messages', user) == 0
     finally:
         a.close()
 
@@ -258,7 +241,7 @@ def test_quota_full_bounces_resource_constraint(quota_server):
         assert stanza_error(err) == 'resource-constraint', tostr(err)
         assert err.get('from') == '%s@%s' % (user, HOST), tostr(err)
         no_message(a, 0.5)          # the first two were kept
-        assert offline_rows(srv, user) == 2
+        assert srv.db_rows('offline_messages', user) == 2
         b = come_online(srv, user, pw)
         try:
             got = messages(b, 2)
@@ -286,7 +269,7 @@ def test_nonexistent_user_bounces_service_unavailable(server):
         send_chat(a, '%s@%s' % (ghost, HOST), body)
         err = bounce_for(a, body)
         assert stanza_error(err) == 'service-unavailable', tostr(err)
-        assert offline_rows(server, ghost) == 0
+        assert server.db_rows('offline_messages', ghost) == 0
     finally:
         a.close()
 
@@ -329,7 +312,7 @@ def test_unregister_removes_offline_messages(server):
         a.close()
     r = server.ctl('unregister', user, HOST)
     assert r.returncode == 0, (r.returncode, r.stderr)
-    assert offline_rows(server, user) == 0
+    assert server.db_rows('offline_messages', user) == 0
     # a new account of the same name starts with nothing
     server.register(user, HOST, pw)
     b = come_online(server, user, pw)

@@ -2,7 +2,6 @@
 per namespace and reads them back; several in one set; reserved namespaces
 refused; nobody else reads or writes them; the size is bounded; the data
 dies with the account."""
-import sqlite3
 
 import pytest
 
@@ -42,13 +41,6 @@ def get(c, name, ns, to=None):
     return qe[0]
 
 
-def private_rows(srv, user):
-    db = sqlite3.connect(str(srv.dir / 'parley.db'), timeout=10)
-    try:
-        return db.execute('SELECT COUNT(*) FROM private_storage WHERE server_host = ? AND '
-                          'username = ?', (HOST, user)).fetchone()[0]
-    finally:
-        db.close()
 
 
 @pytest.fixture(scope='module')
@@ -61,11 +53,7 @@ def small_server(tmp_path_factory):
     srv.config.write_text(text.replace(marker, marker + '  private: { max_size: 1K }\n', 1))
     srv.start()
     yield srv
-    rc = srv.stop()
-    problems = srv.problems(rc)
-    if problems:
-        pytest.fail('parleyd in %s:\n  %s\n--- log tail ---\n%s'
-                    % (srv.dir, '\n  '.join(problems[:40]), srv.log()[-6000:]), pytrace=False)
+    srv.finish()
 
 
 # ---- tests ------------------------------------------------------------------
@@ -143,7 +131,7 @@ def test_forbidden_namespaces(server, ns):
         assert get(c, 'prefs', NS_PREFS).text is None
     finally:
         c.close()
-    assert private_rows(server, user) == 0
+    assert server.db_rows('private_storage', user) == 0
 
 
 def test_empty_query_refused(server):
@@ -202,10 +190,10 @@ def test_unregister_removes_private_data(server):
             .get('type') == 'result'
     finally:
         c.close()
-    assert private_rows(server, user) == 1
+    assert server.db_rows('private_storage', user) == 1
     r = server.ctl('unregister', user, HOST)
     assert r.returncode == 0, (r.returncode, r.stderr)
-    assert private_rows(server, user) == 0
+    assert server.db_rows('private_storage', user) == 0
     server.register(user, HOST, pw)
     c = connect(server, user, pw)
     try:

@@ -2,7 +2,6 @@
 local user's vCard from the server, an absent vCard is empty, the size is
 bounded, nobody sets someone else's, and the vCard outlives the session and
 dies with the account."""
-import sqlite3
 
 import pytest
 
@@ -38,13 +37,6 @@ def get_vcard(c, to=None):
     return v
 
 
-def vcard_rows(srv, user):
-    db = sqlite3.connect(str(srv.dir / 'parley.db'), timeout=10)
-    try:
-        return db.execute('SELECT COUNT(*) FROM vcards WHERE server_host = ? AND username = ?',
-                          (HOST, user)).fetchone()[0]
-    finally:
-        db.close()
 
 
 @pytest.fixture(scope='module')
@@ -57,11 +49,7 @@ def small_server(tmp_path_factory):
     srv.config.write_text(text.replace(marker, marker + '  vcard: { max_size: 2K }\n', 1))
     srv.start()
     yield srv
-    rc = srv.stop()
-    problems = srv.problems(rc)
-    if problems:
-        pytest.fail('parleyd in %s:\n  %s\n--- log tail ---\n%s'
-                    % (srv.dir, '\n  '.join(problems[:40]), srv.log()[-6000:]), pytrace=False)
+    srv.finish()
 
 
 # ---- tests ------------------------------------------------------------------
@@ -210,10 +198,10 @@ def test_unregister_removes_vcard(server):
         assert c.iq('set', vcard_xml('Soon gone')).get('type') == 'result'
     finally:
         c.close()
-    assert vcard_rows(server, user) == 1
+    assert server.db_rows('vcards', user) == 1
     r = server.ctl('unregister', user, HOST)
     assert r.returncode == 0, (r.returncode, r.stderr)
-    assert vcard_rows(server, user) == 0
+    assert server.db_rows('vcards', user) == 0
     server.register(user, HOST, pw)
     c = connect(server, user, pw)
     try:
