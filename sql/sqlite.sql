@@ -1,4 +1,4 @@
--- Parley schema for SQLite, schema version 4.
+-- Parley schema for SQLite, schema version 5.
 --
 -- parleyd creates a new database from this file when its storage path does
 -- not exist yet; for an existing file it checks schema_version and refuses
@@ -24,7 +24,7 @@
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (4);
+INSERT INTO schema_version (version) VALUES (5);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -162,4 +162,34 @@ CREATE TABLE blocklist (
     username     TEXT NOT NULL,
     jid          TEXT NOT NULL,
     PRIMARY KEY (server_host, username, jid)
+) WITHOUT ROWID;
+
+-- Privacy lists (XEP-0016): a user's named lists (is_default 1 on at most
+-- one of them) and their rules.  A rule: item_order (unique in its list,
+-- rules apply in ascending order), item_type 'all' (matches everyone; then
+-- item_value is ''), 'jid', 'group' or 'subscription' with item_value the
+-- JID / roster group / 'both'|'to'|'from'|'none', action 'allow' or 'deny',
+-- stanzas a bit set of what the rule applies to (1 message, 2 iq,
+-- 4 presence-in, 8 presence-out; 0 every stanza).
+-- Queries: a user's lists and items by (server_host, username) (primary key
+-- prefixes); one list's items by (server_host, username, list_name).
+-- Account removal deletes a user's rows.
+CREATE TABLE privacy_lists (
+    server_host  TEXT    NOT NULL,
+    username     TEXT    NOT NULL,
+    name         TEXT    NOT NULL,
+    is_default   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (server_host, username, name)
+) WITHOUT ROWID;
+
+CREATE TABLE privacy_items (
+    server_host  TEXT    NOT NULL,
+    username     TEXT    NOT NULL,
+    list_name    TEXT    NOT NULL,
+    item_order   INTEGER NOT NULL,
+    item_type    TEXT    NOT NULL,
+    item_value   TEXT    NOT NULL DEFAULT '',
+    action       TEXT    NOT NULL,
+    stanzas      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (server_host, username, list_name, item_order)
 ) WITHOUT ROWID;

@@ -40,6 +40,10 @@ enum storage_op {
 	STORAGE_OP_BLOCKLIST_GET,
 	STORAGE_OP_BLOCKLIST_ADD,
 	STORAGE_OP_BLOCKLIST_REMOVE,
+	STORAGE_OP_PRIVACY_GET,
+	STORAGE_OP_PRIVACY_SET_LIST,
+	STORAGE_OP_PRIVACY_REMOVE_LIST,
+	STORAGE_OP_PRIVACY_SET_DEFAULT,
 };
 const char *storage_op_name(enum storage_op op);   /* "account_get", ... */
 
@@ -49,7 +53,8 @@ struct storage_req {
 	union {
 		storage_done_cb *done;          /* create, update, remove, roster set/remove,
 		                                 * offline store/delete, vcard/private/
-		                                 * last set, blocklist add/remove */
+		                                 * last set, blocklist add/remove,
+		                                 * privacy set/remove/default */
 		storage_account_cb *account;    /* account_get */
 		storage_list_cb *list;          /* account_list, blocklist_get */
 		storage_count_cb *count;        /* account_count, offline_count */
@@ -57,6 +62,7 @@ struct storage_req {
 		storage_offline_cb *offline;    /* offline_get */
 		storage_text_cb *text;          /* vcard_get, private_get */
 		storage_last_cb *last;          /* last_get */
+		storage_privacy_cb *privacy;    /* privacy_get */
 	} cb;
 	void *ctx;
 	bool cancelled;                     /* storage_cancel was called */
@@ -80,6 +86,9 @@ struct storage_reply {
 	size_t nmessages;
 	const char *text;                        /* vcard_get, private_get */
 	const struct last_activity *last;        /* last_get */
+	const struct privacy_list *lists;        /* privacy_get */
+	size_t nlists;
+	const char *default_name;
 };
 
 struct storage_vfuncs {
@@ -156,6 +165,18 @@ struct storage_vfuncs {
 	struct storage_req *(*blocklist_remove)(struct storage *st, const char *host,
 	                                        const char *user, const char *const *jids, size_t n,
 	                                        storage_done_cb *cb, void *ctx);
+	struct storage_req *(*privacy_get)(struct storage *st, const char *host, const char *user,
+	                                   storage_privacy_cb *cb, void *ctx);
+	struct storage_req *(*privacy_set_list)(struct storage *st, const char *host,
+	                                        const char *user, const char *name,
+	                                        const struct privacy_item *items, size_t n,
+	                                        storage_done_cb *cb, void *ctx);
+	struct storage_req *(*privacy_remove_list)(struct storage *st, const char *host,
+	                                           const char *user, const char *name,
+	                                           storage_done_cb *cb, void *ctx);
+	struct storage_req *(*privacy_set_default)(struct storage *st, const char *host,
+	                                           const char *user, const char *name,
+	                                           storage_done_cb *cb, void *ctx);
 };
 
 /* The part of every backend object that storage.c owns. */

@@ -73,6 +73,9 @@ struct sql_req {
 	int64_t when;                   /* last_set input */
 	const char **jids;              /* blocklist_add/remove input */
 	size_t njids;
+	const char *lname;              /* privacy set/remove/default input (default: NULL ok) */
+	struct privacy_item *prv_in;    /* privacy_set_list input */
+	size_t nprv_in;
 	/* results */
 	enum storage_result res;
 	struct strlist names;
@@ -84,6 +87,9 @@ struct sql_req {
 	size_t nmsgs;
 	char *out_text;                 /* vcard_get, private_get */
 	struct last_activity last;      /* last_get */
+	struct privacy_list *plists;    /* privacy_get */
+	size_t nplists;
+	char *default_name;
 };
 
 static const struct sql_driver_vfuncs *sql_driver_find(const char *name)
@@ -265,6 +271,8 @@ static const char *const sql_user_deletes[] = {
 	"DELETE FROM private_storage WHERE server_host = ? AND username = ?",
 	"DELETE FROM last_activity WHERE server_host = ? AND username = ?",
 	"DELETE FROM blocklist WHERE server_host = ? AND username = ?",
+	"DELETE FROM privacy_items WHERE server_host = ? AND username = ?",
+	"DELETE FROM privacy_lists WHERE server_host = ? AND username = ?",
 	"DELETE FROM users WHERE server_host = ? AND username = ?",
 };
 
@@ -1044,6 +1052,203 @@ static enum storage_result op_blocklist_remove(struct sql_thread *t, struct sql_
 	return STORAGE_OK;
 }
 
+/* ---- privacy lists (worker thread) ------------------------------------------------ */
+
+static const char sql_privacy_lists[] =
+	"SELECT name, is_default FROM privacy_lists WHERE server_host = ? AND username = ?";
+static const char sql_privacy_items[] =
+	"SELECT list_name, item_order, item_type, item_value, action, stanzas FROM privacy_items "
+	"WHERE server_host = ? AND username = ?";
+static const char sql_privacy_exists[] =
+	"SELECT COUNT(*) FROM privacy_lists WHERE server_host = ? AND username = ? AND name = ?";
+static const char sql_privacy_insert_list[] =
+	"INSERT INTO privacy_lists (server_host, username, name, is_default) VALUES (?, ?, ?, 0)";
+static const char sql_privacy_delete_items[] =
+	"DELETE FROM privacy_items WHERE server_host = ? AND username = ? AND list_name = ?";
+static const char sql_privacy_insert_item[] =
+	"INSERT INTO privacy_items (server_host, username, list_name, item_order, item_type, "
+	"item_value, action, stanzas) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+static const char sql_privacy_delete_list[] =
+	"DELETE FROM privacy_lists WHERE server_host = ? AND username = ? AND name = ?";
+static const char sql_privacy_clear_default[] =
+	"UPDATE privacy_lists SET is_default = 0 WHERE server_host = ? AND username = ?";
+static const char sql_privacy_make_default[] =
+	"UPDATE privacy_lists SET is_default = 1 WHERE server_host = ? AND username = ? AND name = ?";
+
+static int cmp_plist(const void *a, const void *b)
+{
+	return strcmp(((const struct privacy_list *)a)->name, ((const struct privacy_list *)b)->name);
+}
+
+static int cmp_pitem(const void *a, const void *b)
+{
+	uint32_t x = ((const struct privacy_item *)a)->order, y = ((const struct privacy_item *)b)->order;
+	return x < y ? -1 : x > y;
+}
+
+static bool privacy_type_parse(const char *s, enum privacy_type *t_r)
+{
+	static const enum privacy_type all[] = { PRIVACY_JID, PRIVACY_GROUP, PRIVACY_SUBSCRIPTION };
+	if (s == NULL || strcmp(s, "all") == 0) {
+		*t_r = PRIVACY_ALL;
+		return true;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(all); i++) {
+		if (strcmp(s, privacy_type_str(all[i])) == 0) {
+			*t_r = all[i];
+			return true;
+		}
+	}
+	return false;
+}
+
+static enum storage_result op_privacy_get(struct sql_thread *t, struct sql_req *r)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user) };
+	enum sql_step st;
+	size_t cap = 0;
+	r->plists = NULL;
+	r->nplists = 0;
+	r->default_name = NULL;
+	/* One read transaction: the lists and their items agree. */
+	if (q_begin(t, false) < 0)
+		return q_fail(t, r);
+	struct sql_stmt *s = q_start(t, sql_privacy_lists, p, ARRAY_SIZE(p), &st);
+	if (s == NULL)
+		return q_abort(t, r);
+	while (st == SQL_STEP_ROW) {
+		char *name = col_str(t, r, s, 0);
+		if (name != NULL) {
+			r->plists = pool_grow(r->pool, r->plists, r->nplists, &cap, sizeof(*r->plists));
+			r->plists[r->nplists++] = (struct privacy_list){ .name = name };
+			if (d->column_int64(s, 1) != 0)
+				r->default_name = name;
+		}
+		st = d->step(s);
+	}
+	d->reset(s);
+	if (st == SQL_STEP_ERROR)
+		return q_abort(t, r);
+	if (r->nplists > 1)
+		qsort(r->plists, r->nplists, sizeof(*r->plists), cmp_plist);
+	size_t *caps = r->nplists > 0 ? pool_alloc(r->pool, r->nplists * sizeof(size_t)) : NULL;
+	for (size_t i = 0; i < r->nplists; i++)
+		caps[i] = 0;
+	s = q_start(t, sql_privacy_items, p, ARRAY_SIZE(p), &st);
+	if (s == NULL)
+		return q_abort(t, r);
+	while (st == SQL_STEP_ROW) {
+		const char *lname = d->column_text(s, 0);
+		struct privacy_list key = { .name = lname };
+		struct privacy_list *l = lname == NULL ? NULL :
+			bsearch(&key, r->plists, r->nplists, sizeof(*r->plists), cmp_plist);
+		enum privacy_type type;
+		char *tname = col_str(t, r, s, 2);
+		char *action = col_str(t, r, s, 4);
+		int64_t order = d->column_int64(s, 1);
+		if (l == NULL || !privacy_type_parse(tname, &type) || action == NULL ||
+		    order < 0 || order > UINT32_MAX) {
+			log_error("storage %s: %s@%s: a malformed privacy item in the database; ignoring it",
+			          t->ss->base.description, r->user, r->host);
+		} else {
+			size_t li = (size_t)(l - r->plists);
+			struct privacy_item *items = (struct privacy_item *)l->items;
+			items = pool_grow(r->pool, items, l->nitems, &caps[li], sizeof(*items));
+			items[l->nitems] = (struct privacy_item){
+				.type = type,
+				.value = type == PRIVACY_ALL ? NULL : col_str(t, r, s, 3),
+				.allow = strcmp(action, "allow") == 0,
+				.order = (uint32_t)order,
+				.stanzas = (unsigned)d->column_int64(s, 5) & 15u,
+			};
+			if (type != PRIVACY_ALL && items[l->nitems].value == NULL)
+				items[l->nitems].value = "";
+			l->items = items;
+			l->nitems++;
+		}
+		st = d->step(s);
+	}
+	d->reset(s);
+	if (st == SQL_STEP_ERROR)
+		return q_abort(t, r);
+	d->rollback(t->conn);    /* read only: nothing to keep */
+	for (size_t i = 0; i < r->nplists; i++)
+		if (r->plists[i].nitems > 1)
+			qsort((void *)r->plists[i].items, r->plists[i].nitems, sizeof(struct privacy_item),
+			      cmp_pitem);
+	return STORAGE_OK;
+}
+
+static enum storage_result op_privacy_set_list(struct sql_thread *t, struct sql_req *r)
+{
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user), PTEXT(r->lname) };
+	int64_t n = 0;
+	if (q_begin(t, true) < 0)
+		return q_fail(t, r);
+	if (q_int(t, sql_privacy_exists, p, ARRAY_SIZE(p), &n) < 0)
+		return q_abort(t, r);
+	if (n == 0 && q_exec(t, sql_privacy_insert_list, p, ARRAY_SIZE(p), NULL) < 0)
+		return q_abort(t, r);
+	if (q_exec(t, sql_privacy_delete_items, p, ARRAY_SIZE(p), NULL) < 0)
+		return q_abort(t, r);
+	for (size_t i = 0; i < r->nprv_in; i++) {
+		const struct privacy_item *it = &r->prv_in[i];
+		struct sql_param pi[] = {
+			PTEXT(r->host), PTEXT(r->user), PTEXT(r->lname), PINT(it->order),
+			PTEXT(it->type == PRIVACY_ALL ? "all" : privacy_type_str(it->type)),
+			PTEXT(it->type == PRIVACY_ALL ? "" : it->value),
+			PTEXT(it->allow ? "allow" : "deny"), PINT(it->stanzas),
+		};
+		if (q_exec(t, sql_privacy_insert_item, pi, ARRAY_SIZE(pi), NULL) < 0)
+			return q_abort(t, r);
+	}
+	if (q_commit(t) < 0)
+		return q_abort(t, r);
+	return STORAGE_OK;
+}
+
+static enum storage_result op_privacy_remove_list(struct sql_thread *t, struct sql_req *r)
+{
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user), PTEXT(r->lname) };
+	uint64_t changes = 0;
+	if (q_begin(t, true) < 0)
+		return q_fail(t, r);
+	if (q_exec(t, sql_privacy_delete_items, p, ARRAY_SIZE(p), NULL) < 0 ||
+	    q_exec(t, sql_privacy_delete_list, p, ARRAY_SIZE(p), &changes) < 0)
+		return q_abort(t, r);
+	if (changes == 0) {
+		t->ss->drv->rollback(t->conn);
+		return STORAGE_NOT_FOUND;
+	}
+	if (q_commit(t) < 0)
+		return q_abort(t, r);
+	return STORAGE_OK;
+}
+
+static enum storage_result op_privacy_set_default(struct sql_thread *t, struct sql_req *r)
+{
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user), PTEXT(r->lname) };
+	int64_t n = 0;
+	if (q_begin(t, true) < 0)
+		return q_fail(t, r);
+	if (r->lname != NULL) {
+		if (q_int(t, sql_privacy_exists, p, ARRAY_SIZE(p), &n) < 0)
+			return q_abort(t, r);
+		if (n == 0) {
+			t->ss->drv->rollback(t->conn);
+			return STORAGE_NOT_FOUND;
+		}
+	}
+	if (q_exec(t, sql_privacy_clear_default, p, 2, NULL) < 0)
+		return q_abort(t, r);
+	if (r->lname != NULL && q_exec(t, sql_privacy_make_default, p, ARRAY_SIZE(p), NULL) < 0)
+		return q_abort(t, r);
+	if (q_commit(t) < 0)
+		return q_abort(t, r);
+	return STORAGE_OK;
+}
+
 /* ---- the worker side of a job ------------------------------------------------ */
 
 static bool thread_connect(struct sql_thread *t)
@@ -1091,6 +1296,10 @@ static enum storage_result run_op(struct sql_thread *t, struct sql_req *r)
 	case STORAGE_OP_BLOCKLIST_GET: return op_blocklist_get(t, r);
 	case STORAGE_OP_BLOCKLIST_ADD: return op_blocklist_add(t, r);
 	case STORAGE_OP_BLOCKLIST_REMOVE: return op_blocklist_remove(t, r);
+	case STORAGE_OP_PRIVACY_GET: return op_privacy_get(t, r);
+	case STORAGE_OP_PRIVACY_SET_LIST: return op_privacy_set_list(t, r);
+	case STORAGE_OP_PRIVACY_REMOVE_LIST: return op_privacy_remove_list(t, r);
+	case STORAGE_OP_PRIVACY_SET_DEFAULT: return op_privacy_set_default(t, r);
 	}
 	return STORAGE_ERROR;
 }
@@ -1175,6 +1384,9 @@ static void sql_done(void *job, enum worker_status status)
 			out.nmessages = r->nmsgs;
 			out.text = r->out_text;
 			out.last = &r->last;
+			out.lists = r->plists;
+			out.nlists = r->nplists;
+			out.default_name = r->default_name;
 		}
 		storage_req_reply(&r->base, &out);
 	}
@@ -1468,6 +1680,51 @@ static struct storage_req *sql_blocklist_remove_op(struct storage *st, const cha
 	return req_submit(r);
 }
 
+static struct storage_req *sql_privacy_get_op(struct storage *st, const char *host,
+                                              const char *user, storage_privacy_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_PRIVACY_GET, host, user, ctx);
+	r->base.cb.privacy = cb;
+	return req_submit(r);
+}
+
+static struct storage_req *sql_privacy_set_list_op(struct storage *st, const char *host,
+                                                   const char *user, const char *name,
+                                                   const struct privacy_item *items, size_t n,
+                                                   storage_done_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_PRIVACY_SET_LIST, host, user, ctx);
+	r->base.cb.done = cb;
+	r->lname = pool_strdup(r->pool, name);
+	r->prv_in = pool_alloc(r->pool, n * sizeof(*r->prv_in));
+	for (size_t i = 0; i < n; i++) {
+		r->prv_in[i] = items[i];
+		r->prv_in[i].value = items[i].value != NULL ? pool_strdup(r->pool, items[i].value) : NULL;
+	}
+	r->nprv_in = n;
+	return req_submit(r);
+}
+
+static struct storage_req *sql_privacy_remove_list_op(struct storage *st, const char *host,
+                                                      const char *user, const char *name,
+                                                      storage_done_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_PRIVACY_REMOVE_LIST, host, user, ctx);
+	r->base.cb.done = cb;
+	r->lname = pool_strdup(r->pool, name);
+	return req_submit(r);
+}
+
+static struct storage_req *sql_privacy_set_default_op(struct storage *st, const char *host,
+                                                      const char *user, const char *name,
+                                                      storage_done_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_PRIVACY_SET_DEFAULT, host, user, ctx);
+	r->base.cb.done = cb;
+	r->lname = name != NULL ? pool_strdup(r->pool, name) : NULL;
+	return req_submit(r);
+}
+
 /* ---- open and close (loop thread, synchronous) ------------------------------------ */
 
 static bool sql_accepts(const char *driver)
@@ -1725,4 +1982,8 @@ const struct storage_vfuncs storage_sql_vfuncs = {
 	.blocklist_get = sql_blocklist_get_op,
 	.blocklist_add = sql_blocklist_add_op,
 	.blocklist_remove = sql_blocklist_remove_op,
+	.privacy_get = sql_privacy_get_op,
+	.privacy_set_list = sql_privacy_set_list_op,
+	.privacy_remove_list = sql_privacy_remove_list_op,
+	.privacy_set_default = sql_privacy_set_default_op,
 };

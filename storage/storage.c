@@ -56,8 +56,23 @@ const char *storage_op_name(enum storage_op op)
 	case STORAGE_OP_BLOCKLIST_GET: return "blocklist_get";
 	case STORAGE_OP_BLOCKLIST_ADD: return "blocklist_add";
 	case STORAGE_OP_BLOCKLIST_REMOVE: return "blocklist_remove";
+	case STORAGE_OP_PRIVACY_GET: return "privacy_get";
+	case STORAGE_OP_PRIVACY_SET_LIST: return "privacy_set_list";
+	case STORAGE_OP_PRIVACY_REMOVE_LIST: return "privacy_remove_list";
+	case STORAGE_OP_PRIVACY_SET_DEFAULT: return "privacy_set_default";
 	}
 	return "unknown";
+}
+
+const char *privacy_type_str(enum privacy_type t)
+{
+	switch (t) {
+	case PRIVACY_ALL: return "";
+	case PRIVACY_JID: return "jid";
+	case PRIVACY_GROUP: return "group";
+	case PRIVACY_SUBSCRIPTION: return "subscription";
+	}
+	return "";
 }
 
 const char *roster_subscription_str(enum roster_subscription s)
@@ -152,6 +167,10 @@ void storage_req_reply(struct storage_req *req, const struct storage_reply *r)
 		req->cb.roster(r->res, ok ? r->items : NULL, ok ? r->nitems : 0, ok ? r->version : 0,
 		               req->ctx);
 		break;
+	case STORAGE_OP_PRIVACY_GET:
+		req->cb.privacy(r->res, ok ? r->lists : NULL, ok ? r->nlists : 0,
+		                ok ? r->default_name : NULL, req->ctx);
+		break;
 	case STORAGE_OP_ACCOUNT_CREATE:
 	case STORAGE_OP_ACCOUNT_UPDATE:
 	case STORAGE_OP_ACCOUNT_REMOVE:
@@ -164,6 +183,9 @@ void storage_req_reply(struct storage_req *req, const struct storage_reply *r)
 	case STORAGE_OP_LAST_SET:
 	case STORAGE_OP_BLOCKLIST_ADD:
 	case STORAGE_OP_BLOCKLIST_REMOVE:
+	case STORAGE_OP_PRIVACY_SET_LIST:
+	case STORAGE_OP_PRIVACY_REMOVE_LIST:
+	case STORAGE_OP_PRIVACY_SET_DEFAULT:
 		req->cb.done(r->res, req->ctx);
 		break;
 	}
@@ -423,4 +445,38 @@ struct storage_req *storage_blocklist_remove(struct storage *st, const char *hos
 	for (size_t i = 0; i < n; i++)
 		assert(jids[i] != NULL);
 	return st->v->blocklist_remove(st, host, user, jids, n, cb, ctx);
+}
+
+struct storage_req *storage_privacy_get(struct storage *st, const char *host, const char *user,
+                                        storage_privacy_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && cb != NULL);
+	return st->v->privacy_get(st, host, user, cb, ctx);
+}
+
+struct storage_req *storage_privacy_set_list(struct storage *st, const char *host,
+                                             const char *user, const char *name,
+                                             const struct privacy_item *items, size_t n,
+                                             storage_done_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && name != NULL && items != NULL && n > 0 && cb != NULL);
+	for (size_t i = 0; i < n; i++)
+		assert(items[i].type == PRIVACY_ALL || items[i].value != NULL);
+	return st->v->privacy_set_list(st, host, user, name, items, n, cb, ctx);
+}
+
+struct storage_req *storage_privacy_remove_list(struct storage *st, const char *host,
+                                                const char *user, const char *name,
+                                                storage_done_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && name != NULL && cb != NULL);
+	return st->v->privacy_remove_list(st, host, user, name, cb, ctx);
+}
+
+struct storage_req *storage_privacy_set_default(struct storage *st, const char *host,
+                                                const char *user, const char *name,
+                                                storage_done_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && cb != NULL);
+	return st->v->privacy_set_default(st, host, user, name, cb, ctx);
 }

@@ -199,4 +199,52 @@ struct storage_req *storage_blocklist_remove(struct storage *st, const char *hos
                                              const char *user, const char *const *jids,
                                              size_t n, storage_done_cb *cb, void *ctx);
 
+/* ---- privacy lists (XEP-0016) ------------------------------------------------------ */
+/* A user's named lists of ordered allow/deny rules and the name of the
+ * default one.  Which list a session uses (the active list) is session
+ * state, not stored. */
+enum privacy_type { PRIVACY_ALL, PRIVACY_JID, PRIVACY_GROUP, PRIVACY_SUBSCRIPTION };
+/* What an item applies to (a bit set; 0: every stanza). */
+#define PRIVACY_MESSAGE       1u
+#define PRIVACY_IQ            2u
+#define PRIVACY_PRESENCE_IN   4u
+#define PRIVACY_PRESENCE_OUT  8u
+struct privacy_item {
+	enum privacy_type type;
+	const char *value;       /* JID, group or subscription; NULL for PRIVACY_ALL */
+	bool allow;              /* else deny */
+	uint32_t order;          /* unique within a list */
+	unsigned stanzas;        /* PRIVACY_* bits, 0: all */
+};
+struct privacy_list {
+	const char *name;
+	const struct privacy_item *items;   /* ascending order */
+	size_t nitems;
+};
+const char *privacy_type_str(enum privacy_type t);        /* "jid", ...; "" for ALL */
+
+/* lists sorted by name (byte-wise), default_name NULL when there is no
+ * default list; everything valid during cb (empty with STORAGE_OK when the
+ * user has no list). */
+typedef void storage_privacy_cb(enum storage_result res, const struct privacy_list *lists,
+                                size_t nlists, const char *default_name, void *ctx);
+struct storage_req *storage_privacy_get(struct storage *st, const char *host, const char *user,
+                                        storage_privacy_cb *cb, void *ctx);
+/* Create or replace the list name with items (n >= 1) in one transaction
+ * (whether it is the default stays as it was). */
+struct storage_req *storage_privacy_set_list(struct storage *st, const char *host,
+                                             const char *user, const char *name,
+                                             const struct privacy_item *items, size_t n,
+                                             storage_done_cb *cb, void *ctx);
+/* Remove the list name (if it was the default, there is no default any
+ * more); STORAGE_NOT_FOUND when there is no such list. */
+struct storage_req *storage_privacy_remove_list(struct storage *st, const char *host,
+                                                const char *user, const char *name,
+                                                storage_done_cb *cb, void *ctx);
+/* Make the list name the default (NULL: no default list);
+ * STORAGE_NOT_FOUND when there is no such list (nothing changes). */
+struct storage_req *storage_privacy_set_default(struct storage *st, const char *host,
+                                                const char *user, const char *name,
+                                                storage_done_cb *cb, void *ctx);
+
 #endif

@@ -598,6 +598,65 @@ static enum storage_result last_set(struct fixture *f, const char *host, const c
 	return r.r;
 }
 
+/* privacy_get's answer as one line: "default=NAME|list:ORDER TYPE VALUE ACTION STANZAS,...|..." */
+static void privacy_cb(enum storage_result res, const struct privacy_list *lists, size_t n,
+                       const char *default_name, void *ctx)
+{
+	struct res *r = ctx;
+	note(r, res);
+	free(r->text);
+	r->text = NULL;
+	if (res != STORAGE_OK) {
+		assert_null(lists);
+		assert_null(default_name);
+		return;
+	}
+	struct buf b = {0};
+	buf_printf(&b, "default=%s", default_name != NULL ? default_name : "");
+	for (size_t i = 0; i < n; i++) {
+		buf_printf(&b, "|%s:", lists[i].name);
+		for (size_t k = 0; k < lists[i].nitems; k++) {
+			const struct privacy_item *it = &lists[i].items[k];
+			buf_printf(&b, "%s%u %s %s %s %u", k > 0 ? "," : "", it->order,
+			           it->type == PRIVACY_ALL ? "all" : privacy_type_str(it->type),
+			           it->value != NULL ? it->value : "-", it->allow ? "allow" : "deny",
+			           it->stanzas);
+		}
+	}
+	r->text = buf_steal(&b);
+}
+
+static enum storage_result prv_get(struct fixture *f, const char *host, const char *user,
+                                   struct res *r)
+{
+	int before = r->calls;
+	assert_non_null(CALL(storage_privacy_get(f->st, host, user, privacy_cb, r)));
+	assert_int_equal(r->calls, before);
+	run(f);
+	assert_int_equal(r->calls, before + 1);
+	return r->r;
+}
+
+enum prv_change { PRV_SET, PRV_REMOVE, PRV_DEFAULT };
+
+static enum storage_result prv_change(struct fixture *f, enum prv_change what, const char *host,
+                                      const char *user, const char *name,
+                                      const struct privacy_item *items, size_t n)
+{
+	struct res r = {0};
+	if (what == PRV_SET)
+		assert_non_null(CALL(storage_privacy_set_list(f->st, host, user, name, items, n,
+		                                              done_cb, &r)));
+	else if (what == PRV_REMOVE)
+		assert_non_null(CALL(storage_privacy_remove_list(f->st, host, user, name, done_cb, &r)));
+	else
+		assert_non_null(CALL(storage_privacy_set_default(f->st, host, user, name, done_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	return r.r;
+}
+
 /* Made-up credentials (storage does not care whether they are real). */
 static void make_account(struct storage_account *a, unsigned seed, bool sha1, bool sha256,
                          const char *plain)
@@ -1263,6 +1322,115 @@ static void test_remove_user_removes_blocklist(void **state)
 	storage_account_clear(&a);
 }
 
+/* ---- tests: privacy lists ---------------------------------------------------------------- */
+
+static const struct privacy_item prv_public[] = {
+	{ PRIVACY_ALL, NULL, true, 30, 0 },
+	{ PRIVACY_JID, "tybalt@b.example", false, 5, PRIVACY_MESSAGE | PRIVACY_PRESENCE_IN },
+	{ PRIVACY_SUBSCRIPTION, "none", false, 10, PRIVACY_PRESENCE_OUT },
+	{ PRIVACY_GROUP, "Family", true, 7, PRIVACY_IQ },
+};
+
+static void test_privacy(void **state)
+{
+	struct fixture *f = *state;
+	struct res r = {0};
+	assert_int_equal(prv_get(f, "a.example", "juliet", &r), STORAGE_OK);
+	assert_string_equal(r.text, "default=");
+	assert_int_equal(prv_change(f, PRV_SET, "a.example", "juliet", "public", prv_public, 4),
+	                 STORAGE_OK);
+	const struct privacy_item block_all[] = { { PRIVACY_ALL, NULL, false, 1, 0 } };
+	assert_int_equal(prv_change(f, PRV_SET, "a.example", "juliet", "invisible", block_all, 1),
+	                 STORAGE_OK);
+	assert_int_equal(prv_get(f, "a.example", "juliet", &r), STORAGE_OK);
+	/* Lists by name, items by order. */
+	assert_string_equal(r.text, "default=|invisible:1 all - deny 0|public:5 jid "
+	                            "tybalt@b.example deny 5,7 group Family allow 2,10 subscription "
+	                            "none deny 8,30 all - allow 0");
+	/* Default: only a list that exists. */
+	assert_int_equal(prv_change(f, PRV_DEFAULT, "a.example", "juliet", "nosuch", NULL, 0),
+	                 STORAGE_NOT_FOUND);
+	assert_int_equal(prv_change(f, PRV_DEFAULT, "a.example", "juliet", "public", NULL, 0),
+	                 STORAGE_OK);
+	assert_int_equal(prv_change(f, PRV_DEFAULT, "a.example", "juliet", "invisible", NULL, 0),
+	                 STORAGE_OK);
+	assert_int_equal(prv_get(f, "a.example", "juliet", &r), STORAGE_OK);
+	assert_true(strncmp(r.text, "default=invisible|", 18) == 0);
+	/* Replacing a list keeps it the default and drops its old items. */
+	const struct privacy_item one[] = { { PRIVACY_JID, "nurse@a.example", true, 2, 0 } };
+	assert_int_equal(prv_change(f, PRV_SET, "a.example", "juliet", "invisible", one, 1),
+	                 STORAGE_OK);
+	assert_int_equal(prv_get(f, "a.example", "juliet", &r), STORAGE_OK);
+	assert_true(strncmp(r.text, "default=invisible|invisible:2 jid nurse@a.example allow 0|",
+	                    57) == 0);
+	/* Per host and user. */
+	assert_int_equal(prv_get(f, "b.example", "juliet", &r), STORAGE_OK);
+	assert_string_equal(r.text, "default=");
+	assert_int_equal(prv_get(f, "a.example", "romeo", &r), STORAGE_OK);
+	assert_string_equal(r.text, "default=");
+	/* Removing the default list leaves no default. */
+	assert_int_equal(prv_change(f, PRV_REMOVE, "a.example", "juliet", "invisible", NULL, 0),
+	                 STORAGE_OK);
+	assert_int_equal(prv_change(f, PRV_REMOVE, "a.example", "juliet", "invisible", NULL, 0),
+	                 STORAGE_NOT_FOUND);
+	assert_int_equal(prv_get(f, "a.example", "juliet", &r), STORAGE_OK);
+	assert_true(strncmp(r.text, "default=|public:", 16) == 0);
+	assert_int_equal(prv_change(f, PRV_DEFAULT, "a.example", "juliet", "public", NULL, 0),
+	                 STORAGE_OK);
+	assert_int_equal(prv_change(f, PRV_DEFAULT, "a.example", "juliet", NULL, NULL, 0),
+	                 STORAGE_OK);
+	assert_int_equal(prv_get(f, "a.example", "juliet", &r), STORAGE_OK);
+	assert_true(strncmp(r.text, "default=|public:", 16) == 0);
+	res_clear(&r);
+}
+
+/* A list is written in one transaction: when one item cannot be stored,
+ * the list keeps its old items. */
+static void test_privacy_all_or_nothing(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->exec_sql == NULL)
+		skip();
+	struct res r = {0};
+	const struct privacy_item one[] = { { PRIVACY_JID, "nurse@a.example", true, 2, 0 } };
+	assert_int_equal(prv_change(f, PRV_SET, "a.example", "juliet", "l", one, 1), STORAGE_OK);
+	f->be->exec_sql(f, "CREATE TRIGGER refuse_bad BEFORE INSERT ON privacy_items "
+	                   "WHEN NEW.item_value = 'bad@b.example' "
+	                   "BEGIN SELECT RAISE(ABORT, 'refused'); END");
+	const struct privacy_item two[] = { { PRIVACY_JID, "good@b.example", true, 1, 0 },
+	                                    { PRIVACY_JID, "bad@b.example", false, 2, 0 } };
+	assert_int_not_equal(prv_change(f, PRV_SET, "a.example", "juliet", "l", two, 2), STORAGE_OK);
+	assert_int_not_equal(prv_change(f, PRV_SET, "a.example", "juliet", "m", two, 2), STORAGE_OK);
+	assert_int_equal(prv_get(f, "a.example", "juliet", &r), STORAGE_OK);
+	assert_string_equal(r.text, "default=|l:2 jid nurse@a.example allow 0");
+	f->be->exec_sql(f, "DROP TRIGGER refuse_bad");
+	res_clear(&r);
+}
+
+/* Account removal deletes the user's privacy lists, on that host only. */
+static void test_remove_user_removes_privacy(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_account a;
+	make_account(&a, 23, true, true, NULL);
+	const char *hosts[] = { "a.example", "b.example" };
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(acc_create(f, hosts[i], "alice", &a), STORAGE_OK);
+		assert_int_equal(prv_change(f, PRV_SET, hosts[i], "alice", "p", prv_public, 1),
+		                 STORAGE_OK);
+		assert_int_equal(prv_change(f, PRV_DEFAULT, hosts[i], "alice", "p", NULL, 0),
+		                 STORAGE_OK);
+	}
+	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
+	struct res r = {0};
+	assert_int_equal(prv_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_string_equal(r.text, "default=");
+	assert_int_equal(prv_get(f, "b.example", "alice", &r), STORAGE_OK);
+	assert_string_equal(r.text, "default=p|p:30 all - allow 0");
+	res_clear(&r);
+	storage_account_clear(&a);
+}
+
 /* Read a migration script named in a message. */
 static char *read_script(const char *path)
 {
@@ -1282,7 +1450,9 @@ static char *read_script(const char *path)
 static void migrate_from(struct fixture *f, int from, const char *const *expect, size_t nexpect)
 {
 	storage_close(&f->st);
-	f->be->exec_sql(f, "DROP TABLE blocklist");
+	f->be->exec_sql(f, "DROP TABLE privacy_items; DROP TABLE privacy_lists");
+	if (from < 4)
+		f->be->exec_sql(f, "DROP TABLE blocklist");
 	if (from < 3)
 		f->be->exec_sql(f, "DROP TABLE vcards; DROP TABLE private_storage; "
 		                   "DROP TABLE last_activity");
@@ -1321,7 +1491,7 @@ static void migrate_from(struct fixture *f, int from, const char *const *expect,
 	assert_int_equal(open_store(f, &err), 0);
 }
 
-/* Everything of schema version 4 works on a migrated store. */
+/* Everything of schema version 5 works on a migrated store. */
 static void check_migrated(struct fixture *f)
 {
 	struct res r = {0};
@@ -1342,6 +1512,10 @@ static void check_migrated(struct fixture *f)
 	assert_int_equal(blk_change(f, true, "a.example", "alice", blk, 1), STORAGE_OK);
 	assert_int_equal(blk_get(f, "a.example", "alice", &r), STORAGE_OK);
 	assert_names(&r, blk, 1);
+	assert_int_equal(prv_change(f, PRV_SET, "a.example", "alice", "p", prv_public, 1), STORAGE_OK);
+	assert_int_equal(prv_change(f, PRV_DEFAULT, "a.example", "alice", "p", NULL, 0), STORAGE_OK);
+	assert_int_equal(prv_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_string_equal(r.text, "default=p|p:30 all - allow 0");
 	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
 	assert_int_equal(vcard_get(f, "a.example", "alice", &r), STORAGE_NOT_FOUND);
 	assert_int_equal(blk_get(f, "a.example", "alice", &r), STORAGE_OK);
@@ -1362,7 +1536,8 @@ static void test_schema_migration(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	static const char *const scripts[] = { "migrations/sqlite/002-offline.sql",
 	                                       "migrations/sqlite/003-user-data.sql",
-	                                       "migrations/sqlite/004-blocklist.sql" };
+	                                       "migrations/sqlite/004-blocklist.sql",
+	                                       "migrations/sqlite/005-privacy.sql" };
 	migrate_from(f, 1, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -1379,7 +1554,8 @@ static void test_schema_migration_2_to_3(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(off_store(f, "a.example", "bob", "<message/>", 0), STORAGE_NOT_FOUND);
 	static const char *const scripts[] = { "migrations/sqlite/003-user-data.sql",
-	                                       "migrations/sqlite/004-blocklist.sql" };
+	                                       "migrations/sqlite/004-blocklist.sql",
+	                                       "migrations/sqlite/005-privacy.sql" };
 	migrate_from(f, 2, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -1395,11 +1571,33 @@ static void test_schema_migration_3_to_4(void **state)
 	make_account(&a, 15, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "bob", vcard2), STORAGE_OK);
-	static const char *const scripts[] = { "migrations/sqlite/004-blocklist.sql" };
+	static const char *const scripts[] = { "migrations/sqlite/004-blocklist.sql",
+	                                       "migrations/sqlite/005-privacy.sql" };
 	migrate_from(f, 3, scripts, ARRAY_SIZE(scripts));
 	struct res r = {0};
 	assert_int_equal(vcard_get(f, "a.example", "bob", &r), STORAGE_OK);
 	assert_string_equal(r.text, vcard2);
+	res_clear(&r);
+	check_migrated(f);
+	storage_account_clear(&a);
+}
+
+/* The same from version 4 (block lists kept). */
+static void test_schema_migration_4_to_5(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->exec_sql == NULL || f->be->set_schema_version == NULL)
+		skip();
+	struct storage_account a;
+	make_account(&a, 16, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	const char *const blk[] = { "tybalt@b.example" };
+	assert_int_equal(blk_change(f, true, "a.example", "bob", blk, 1), STORAGE_OK);
+	static const char *const scripts[] = { "migrations/sqlite/005-privacy.sql" };
+	migrate_from(f, 4, scripts, ARRAY_SIZE(scripts));
+	struct res r = {0};
+	assert_int_equal(blk_get(f, "a.example", "bob", &r), STORAGE_OK);
+	assert_names(&r, blk, 1);
 	res_clear(&r);
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -2016,6 +2214,10 @@ static const struct test_def tests[] = {
 	T(test_blocklist),
 	T(test_blocklist_all_or_nothing),
 	T(test_remove_user_removes_blocklist),
+	T(test_schema_migration_4_to_5),
+	T(test_privacy),
+	T(test_privacy_all_or_nothing),
+	T(test_remove_user_removes_privacy),
 	T(test_order_per_user),
 	T(test_cancel),
 	T(test_close_finishes_pending),
