@@ -28,6 +28,7 @@ void modules_register_builtin(void)
 	module_register(&mod_private);
 	module_register(&mod_last);
 	module_register(&mod_blocking);
+	module_register(&mod_privacy);
 }
 
 static const char *const scope_names[IQ_SCOPE_COUNT] = {

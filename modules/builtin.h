@@ -20,6 +20,7 @@ extern const struct module_def mod_vcard;
 extern const struct module_def mod_private;
 extern const struct module_def mod_last;
 extern const struct module_def mod_blocking;
+extern const struct module_def mod_privacy;
 
 /* Register every built-in module with module_register (once; later calls
  * do nothing).  Registration order is start order on each host. */

@@ -185,6 +185,8 @@ bool roster_item_pending_only(const struct roster_item *it)
 void roster_push(struct host *h, const char *user, const struct roster_item *it,
                  uint64_t version)
 {
+	struct hook_roster hr = { .user = user, .item = it };
+	hook_run(h, HOOK_ROSTER_CHANGED, &hr);
 	/* Copy the targets first: routing may close a session under us. */
 	size_t n = 0;
 	for (struct session *s = sm_user_sessions(h, user); s != NULL; s = s->next_of_user)

@@ -11,6 +11,11 @@ struct host;
 
 /* Hook names; args is the struct named beside each. */
 #define HOOK_USER_SEND_PACKET     "user_send_packet"     /* struct hook_packet */
+/* A stanza about to be written to one session of a local user (sm.c runs
+ * it once per session, with hp->session set); HOOK_STOP refuses it for
+ * that session (mod_privacy).  The session manager then bounces a refused
+ * message or iq request with <service-unavailable/> (a message to the bare
+ * JID only when no session took it) and drops refused presence. */
 #define HOOK_USER_RECEIVE_PACKET  "user_receive_packet"  /* struct hook_packet */
 #define HOOK_SESSION_OPENED       "session_opened"       /* struct hook_session */
 #define HOOK_SESSION_CLOSED       "session_closed"       /* struct hook_session */
@@ -26,6 +31,9 @@ struct host;
  * session manager, before presence_in and delivery; HOOK_STOP when a
  * module took it (mod_blocking drops or bounces what a block forbids). */
 #define HOOK_STANZA_IN            "stanza_in"            /* struct hook_packet */
+/* A user's roster item changed (added, changed, or removed: subscription
+ * SUB_REMOVE); run by roster_push, before the push goes out. */
+#define HOOK_ROSTER_CHANGED       "roster_changed"       /* struct hook_roster */
 
 enum hook_result { HOOK_CONTINUE, HOOK_STOP };
 typedef enum hook_result hook_fn(struct host *h, void *args, void *ctx);
@@ -36,6 +44,8 @@ struct session;
 struct hook_packet { const struct jid *from, *to; struct xml_node *stanza; struct session *session; };
 struct hook_session { struct session *session; };
 struct hook_user { const char *user; };
+struct roster_item;
+struct hook_roster { const char *user; const struct roster_item *item; };
 /* disco#info for node (NULL: no node) of to: add <identity/>/<feature/> children to query */
 struct hook_disco { const struct jid *from, *to; const char *node; struct xml_node *query; };
 /* add children to <stream:features/> (authenticated tells the stage) */

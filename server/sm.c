@@ -11,6 +11,8 @@
  * <service-unavailable/>.  Every stanza first goes through the stanza_in hook
  * (mod_blocking drops or refuses what a blocked JID sends), and presence
  * then through presence_in (mod_presence handles subscriptions and probes).
+ * Each write to a session first runs user_receive_packet for that session
+ * (mod_privacy refuses what the session's privacy list denies).
  *
  * Invariant: a session is in the table exactly while s->user != NULL.
  * A replaced session is removed first, then told to close (conflict).
@@ -153,15 +155,24 @@ void sm_session_open(struct session *s)
 	hook_run(s->host, HOOK_SESSION_OPENED, &hs);
 }
 
-static void deliver(struct session *s, struct xml_node *stanza)
+/* Write stanza to session s unless a user_receive_packet hook refuses it
+ * for s (privacy lists); false when refused. */
+static bool deliver(struct session *s, struct xml_node *stanza, const struct jid *from,
+                    const struct jid *to)
 {
+	struct hook_packet hp = { .from = from, .to = to, .stanza = stanza, .session = s };
+	if (hook_run(s->host, HOOK_USER_RECEIVE_PACKET, &hp) == HOOK_STOP)
+		return false;
 	s->ops->deliver(s->owner, stanza);
+	return true;
 }
 
 /* Deliver to the available sessions with the highest non-negative priority;
- * returns how many got it. */
-static unsigned deliver_highest(struct sm_user *u, struct xml_node *stanza)
+ * returns how many got it (*refused_r: how many refused it). */
+static unsigned deliver_highest(struct sm_user *u, struct xml_node *stanza, const struct jid *from,
+                                const struct jid *to, unsigned *refused_r)
 {
+	*refused_r = 0;
 	int best = -1;
 	if (u == NULL)
 		return 0;
@@ -174,8 +185,10 @@ static unsigned deliver_highest(struct sm_user *u, struct xml_node *stanza)
 	for (struct session *s = u->sessions, *next; s != NULL; s = next) {
 		next = s->next_of_user;
 		if (s->available && s->priority == best) {
-			deliver(s, stanza);
-			n++;
+			if (deliver(s, stanza, from, to))
+				n++;
+			else
+				(*refused_r)++;
 		}
 	}
 	return n;
@@ -184,17 +197,16 @@ static unsigned deliver_highest(struct sm_user *u, struct xml_node *stanza)
 /* Deliver to every available session (with a non-negative priority only
  * when nonneg: headline messages, RFC 6121 §8.5.2.1.1; presence goes to all
  * available resources, §8.5.2.1.2). */
-static unsigned deliver_available(struct sm_user *u, struct xml_node *stanza, bool nonneg)
+static unsigned deliver_available(struct sm_user *u, struct xml_node *stanza, bool nonneg,
+                                  const struct jid *from, const struct jid *to)
 {
 	unsigned n = 0;
 	if (u == NULL)
 		return 0;
 	for (struct session *s = u->sessions, *next; s != NULL; s = next) {
 		next = s->next_of_user;
-		if (s->available && (!nonneg || s->priority >= 0)) {
-			deliver(s, stanza);
+		if (s->available && (!nonneg || s->priority >= 0) && deliver(s, stanza, from, to))
 			n++;
-		}
 	}
 	return n;
 }
@@ -210,11 +222,17 @@ static void route_message_bare(struct host *h, struct sm_user *u, struct xml_nod
 		return;
 	}
 	if (type != NULL && strcmp(type, "headline") == 0) {
-		deliver_available(u, stanza, true);
+		deliver_available(u, stanza, true, from, to);
 		return;
 	}
-	if (deliver_highest(u, stanza) > 0)
+	unsigned refused = 0;
+	if (deliver_highest(u, stanza, from, to, &refused) > 0)
 		return;
+	if (refused > 0) {
+		/* Every session that would take it refused it: not stored offline. */
+		router_bounce(stanza, SE_SERVICE_UNAVAILABLE, NULL);
+		return;
+	}
 	struct hook_packet hp = { .from = from, .to = to, .stanza = stanza };
 	if (hook_run(h, HOOK_OFFLINE_MESSAGE, &hp) == HOOK_STOP)
 		return;
@@ -248,7 +266,9 @@ void sm_route(struct host *h, struct xml_node *stanza, const struct jid *from, c
 				if (strcmp(s->jid.resource, to->resource) == 0)
 					break;
 		if (s != NULL) {
-			deliver(s, stanza);
+			if (!deliver(s, stanza, from, to) &&
+			    (kind == STANZA_MESSAGE || (kind == STANZA_IQ && iq_is_request(stanza))))
+				router_bounce(stanza, SE_SERVICE_UNAVAILABLE, NULL);
 			return;
 		}
 		/* RFC 6121 §8.5.3.2: no such resource. */
@@ -272,7 +292,7 @@ void sm_route(struct host *h, struct xml_node *stanza, const struct jid *from, c
 		const char *type = xml_attr(stanza, "type");
 		if (type != NULL && strcmp(type, "probe") == 0)
 			break;   /* answered from rosters once subscriptions exist */
-		deliver_available(u, stanza, false);
+		deliver_available(u, stanza, false, from, to);
 		break;
 	}
 	case STANZA_IQ:
