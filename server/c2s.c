@@ -66,6 +66,12 @@ struct ip_count {
 #define IP_BUCKETS 1024
 static struct ip_count *ip_table[IP_BUCKETS];
 static unsigned c2s_total;
+static struct c2s_stats stats;
+
+const struct c2s_stats *c2s_stats(void)
+{
+	return &stats;
+}
 
 static struct ip_count *ip_get(const char *ip, bool create)
 {
@@ -431,6 +437,7 @@ static bool c2s_handle_preauth_iq(struct c2s *c, struct xml_node *el)
 static void c2s_session_deliver(void *owner, struct xml_node *stanza)
 {
 	struct c2s *c = owner;
+	stats.out[stanza_kind(stanza)]++;
 	c2s_send(c, stanza);
 }
 
@@ -483,6 +490,9 @@ static void c2s_handle_bind(struct c2s *c, struct xml_node *iq)
 	c->session.id = c->st->id;
 	c->session.started = ev_now(c->st->loop);
 	snprintf(c->session.ip, sizeof(c->session.ip), "%s", c->st->ip);
+	c->session.port = c->st->port;
+	snprintf(c->session.tls, sizeof(c->session.tls), "%s",
+	         c->st->ssl != NULL && c->st->tls_done ? SSL_get_version(c->st->ssl) : "");
 	sm_session_open(&c->session);
 	c->state = C2S_SESSION;
 	log_info("c2s %llu from %s: session %s bound", (unsigned long long)c->st->id, c->st->ip, c->full_jid);
@@ -509,6 +519,7 @@ static bool valid_type(const char *type, const char *const *allowed)
 static void c2s_handle_session_stanza(struct c2s *c, struct xml_node *el)
 {
 	enum stanza_kind kind = stanza_kind(el);
+	stats.in[kind]++;
 	if (kind == STANZA_OTHER) {
 		c2s_fail(c, STE_UNSUPPORTED_STANZA_TYPE, NULL);
 		return;

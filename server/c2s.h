@@ -16,6 +16,10 @@ void c2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port,
 void c2s_shutdown_all(void);
 /* Client streams open now, authenticated or not. */
 unsigned c2s_count(void);
+/* Stanzas of bound sessions since start, indexed by enum stanza_kind:
+ * in = sent by clients, out = delivered to clients. */
+struct c2s_stats { uint64_t in[4], out[4]; };
+const struct c2s_stats *c2s_stats(void);
 /* Connections from ip now (for the per-IP limit). */
 unsigned c2s_count_ip(const char *ip);
 

@@ -7,6 +7,11 @@
  * same either way.  A call's done callback always runs from the loop, never
  * inside ctl_run.  A control connection handles one request at a time; its
  * input waits while a command is running.
+ *
+ * Commands that wait for storage or auth keep their requests in the call
+ * and cancel them when the call is cancelled (the control connection went
+ * away).  backup copies the SQLite file on a one-thread worker group with
+ * SQLite's online backup API; the loop only waits for the job's answer.
  */
 #include "ctl.h"
 #include "server.h"
@@ -17,9 +22,14 @@
 #include "router.h"
 #include "jid.h"
 #include "log.h"
+#include "worker.h"
+#include "storage/sqlite-copy.h"
 
 #include <errno.h>
 #include <malloc.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
 #include <grp.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,15 +37,24 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#define CALL_MAX_SREQS 64
+
 struct ctl_call {
 	struct ev_loop *loop;
 	int argc;
 	char **argv;
+	bool json;                    /* --json: listing commands answer in JSON */
 	ctl_done_fn *done;
 	void *ctx;
 	struct host *host;
 	char *user;
 	struct auth_req *req;
+	struct storage_req *sreqs[CALL_MAX_SREQS];   /* storage requests in flight */
+	unsigned npending;
+	uint64_t counts[CALL_MAX_SREQS];
+	struct call_slot { struct ctl_call *call; unsigned idx; } slots[CALL_MAX_SREQS];
+	struct worker_job *job;
+	struct copy_job *copy;
 	int code;
 	char *message;
 	struct buf body;
@@ -45,11 +64,13 @@ struct ctl_call {
 struct ctl_command {
 	const char *name;
 	const char *args;
-	int nargs;
-	bool offline;            /* works without a running parleyd */
+	int min_args, max_args;       /* arguments after the name, on the wire */
+	unsigned flags;               /* CTL_F_* of ctl.h */
 	void (*run)(struct ctl_call *call);
 	const char *help;
 };
+
+static struct worker_group *copy_group;
 
 static void call_free(struct ctl_call *call)
 {
@@ -87,16 +108,23 @@ static void call_finish(struct ctl_call *call, int code, const char *fmt, ...)
 	ev_timer_start(call->loop, &call->defer);
 }
 
+/* The served host named argv[idx], or NULL (the call is then finished). */
+static struct host *call_host(struct ctl_call *call, int idx)
+{
+	char *domain = jid_nameprep(call->argv[idx]);
+	struct host *h = domain != NULL ? host_find(domain) : NULL;
+	free(domain);
+	if (h == NULL)
+		call_finish(call, CTL_FAILED, "host %s is not served here", call->argv[idx]);
+	return h;
+}
+
 /* Resolve argv[hidx] as a served host and argv[uidx] as a local part. */
 static bool call_user_host(struct ctl_call *call, int uidx, int hidx)
 {
-	char *domain = jid_nameprep(call->argv[hidx]);
-	call->host = domain != NULL ? host_find(domain) : NULL;
-	free(domain);
-	if (call->host == NULL) {
-		call_finish(call, CTL_FAILED, "host %s is not served here", call->argv[hidx]);
+	call->host = call_host(call, hidx);
+	if (call->host == NULL)
 		return false;
-	}
 	call->user = jid_nodeprep(call->argv[uidx]);
 	if (call->user == NULL || *call->user == '\0') {
 		call_finish(call, CTL_FAILED, "'%s' is not a valid user name", call->argv[uidx]);
@@ -108,6 +136,45 @@ static bool call_user_host(struct ctl_call *call, int uidx, int hidx)
 static int auth_code(enum auth_result r)
 {
 	return r == AUTH_TEMPFAIL ? CTL_TEMPFAIL : CTL_FAILED;
+}
+
+static int storage_code(enum storage_result r)
+{
+	return r == STORAGE_TEMPFAIL ? CTL_TEMPFAIL : CTL_FAILED;
+}
+
+/* ---- JSON output -------------------------------------------------------------------- */
+
+static void json_str(struct buf *b, const char *s)
+{
+	buf_append(b, "\"", 1);
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\') {
+			char e[2] = { '\\', (char)*p };
+			buf_append(b, e, 2);
+		} else if (*p < 0x20) {
+			buf_printf(b, "\\u%04x", *p);
+		} else {
+			buf_append(b, p, 1);
+		}
+	}
+	buf_append(b, "\"", 1);
+}
+
+static void json_strlist(struct buf *b, const struct strlist *l)
+{
+	buf_append_str(b, "[");
+	for (size_t i = 0; i < l->count; i++) {
+		if (i > 0)
+			buf_append_str(b, ", ");
+		json_str(b, l->items[i]);
+	}
+	buf_append_str(b, "]");
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* ---- account commands ------------------------------------------------------------ */
@@ -194,41 +261,326 @@ static void cmd_passwd(struct ctl_call *call)
 	call->req = auth_set_password(call->host->auth, call->user, call->argv[3], passwd_done, call);
 }
 
-/* ---- server commands --------------------------------------------------------------- */
+static void check_password_done(enum auth_result r, void *ctx)
+{
+	struct ctl_call *call = ctx;
+	call->req = NULL;
+	if (r == AUTH_OK) {
+		buf_append_str(&call->body, "password ok\n");
+		call_finish(call, CTL_OK, NULL);
+	} else if (r == AUTH_BAD_PASSWORD) {
+		call_finish(call, CTL_FAILED, "wrong password for %s@%s", call->user, call->host->name);
+	} else if (r == AUTH_NO_USER) {
+		call_finish(call, CTL_FAILED, "no such user %s@%s", call->user, call->host->name);
+	} else {
+		call_finish(call, auth_code(r), "cannot check the password of %s@%s: %s", call->user,
+		            call->host->name, auth_result_str(r));
+	}
+}
+
+static void cmd_check_password(struct ctl_call *call)
+{
+	if (!call_user_host(call, 1, 2))
+		return;
+	call->req = auth_check_password(call->host->auth, call->user, call->argv[3], check_password_done,
+	                                call);
+	explicit_bzero(call->argv[3], strlen(call->argv[3]));
+}
+
+static void user_exists_done(enum auth_result r, void *ctx)
+{
+	struct ctl_call *call = ctx;
+	call->req = NULL;
+	if (r == AUTH_OK) {
+		buf_printf(&call->body, "user %s@%s exists\n", call->user, call->host->name);
+		call_finish(call, CTL_OK, NULL);
+	} else if (r == AUTH_NO_USER) {
+		call_finish(call, CTL_FAILED, "no such user %s@%s", call->user, call->host->name);
+	} else {
+		call_finish(call, auth_code(r), "cannot tell whether %s@%s exists: %s", call->user,
+		            call->host->name, auth_result_str(r));
+	}
+}
+
+static void cmd_user_exists(struct ctl_call *call)
+{
+	if (!call_user_host(call, 1, 2))
+		return;
+	call->req = auth_user_exists(call->host->auth, call->user, user_exists_done, call);
+}
+
+static void registered_users_done(enum storage_result r, const struct strlist *names, void *ctx)
+{
+	struct ctl_call *call = ctx;
+	call->sreqs[0] = NULL;
+	if (r != STORAGE_OK) {
+		call_finish(call, storage_code(r), "cannot list the accounts of %s: %s", call->host->name,
+		            storage_result_str(r));
+		return;
+	}
+	struct strlist sorted = {0};
+	sorted.items = xcalloc(names->count + 1, sizeof(*sorted.items));
+	for (size_t i = 0; i < names->count; i++)
+		sorted.items[sorted.count++] = xstrdup(names->items[i]);
+	qsort(sorted.items, sorted.count, sizeof(*sorted.items), cmp_str);
+	if (call->json) {
+		buf_append_str(&call->body, "{\"host\": ");
+		json_str(&call->body, call->host->name);
+		buf_printf(&call->body, ", \"count\": %zu, \"users\": ", sorted.count);
+		json_strlist(&call->body, &sorted);
+		buf_append_str(&call->body, "}\n");
+	} else {
+		for (size_t i = 0; i < sorted.count; i++)
+			buf_printf(&call->body, "%s\n", sorted.items[i]);
+	}
+	strlist_free(&sorted);
+	call_finish(call, CTL_OK, NULL);
+}
+
+static void cmd_registered_users(struct ctl_call *call)
+{
+	call->host = call_host(call, 1);
+	if (call->host == NULL)
+		return;
+	call->sreqs[0] = storage_account_list(call->host->storage, call->host->name,
+	                                      registered_users_done, call);
+}
+
+/* ---- sessions ----------------------------------------------------------------------- */
+
+static int cmp_session(const void *a, const void *b)
+{
+	const struct session *x = *(struct session *const *)a, *y = *(struct session *const *)b;
+	int c = strcmp(x->jid.domain, y->jid.domain);
+	if (c == 0)
+		c = strcmp(x->jid.node, y->jid.node);
+	if (c == 0)
+		c = strcmp(x->jid.resource, y->jid.resource);
+	return c;
+}
+
+struct session_list { struct session **items; size_t count; };
 
 static void add_session(struct session *s, void *ctx)
 {
-	struct strlist *l = ctx;
+	struct session_list *l = ctx;
 	l->items = xrealloc(l->items, (l->count + 1) * sizeof(*l->items));
-	l->items[l->count++] = jid_to_string(&s->jid);
+	l->items[l->count++] = s;
 }
 
-static int cmp_str(const void *a, const void *b)
+/* Every session, sorted by JID (valid until the loop runs again). */
+static void sessions_sorted(struct session_list *l)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	memset(l, 0, sizeof(*l));
+	sm_foreach(NULL, add_session, l);
+	if (l->count > 0)
+		qsort(l->items, l->count, sizeof(*l->items), cmp_session);
 }
 
 static void cmd_connected_users(struct ctl_call *call)
 {
-	struct strlist l = {0};
-	sm_foreach(NULL, add_session, &l);
-	qsort(l.items, l.count, sizeof(*l.items), cmp_str);
-	for (size_t i = 0; i < l.count; i++)
-		buf_printf(&call->body, "%s\n", l.items[i]);
-	strlist_free(&l);
+	struct session_list l;
+	sessions_sorted(&l);
+	if (call->json)
+		buf_append_str(&call->body, "[");
+	for (size_t i = 0; i < l.count; i++) {
+		char *jid = jid_to_string(&l.items[i]->jid);
+		if (call->json) {
+			buf_append_str(&call->body, i > 0 ? ", " : "");
+			json_str(&call->body, jid);
+		} else {
+			buf_printf(&call->body, "%s\n", jid);
+		}
+		free(jid);
+	}
+	if (call->json)
+		buf_append_str(&call->body, "]\n");
+	free(l.items);
 	call_finish(call, CTL_OK, NULL);
 }
 
-static void cmd_status(struct ctl_call *call)
+static void iso_time(double t, char *out, size_t size)
 {
-	const struct router_stats *rs = router_stats();
-	buf_printf(&call->body, "status: running\nversion: %s\nuptime: %.0f s\n", PACKAGE_VERSION,
-	           ev_time() - server.started);
-	buf_append_str(&call->body, "hosts:");
-	for (struct host *h = host_first(); h != NULL; h = h->next)
-		buf_printf(&call->body, " %s", h->name);
-	buf_printf(&call->body, "\nconnections: %u\nsessions: %u\nstanzas routed: %llu\n", c2s_count(),
-	           sm_count(NULL), (unsigned long long)rs->routed);
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void cmd_connected_users_info(struct ctl_call *call)
+{
+	struct session_list l;
+	sessions_sorted(&l);
+	/* Session start times are ev_now() of the loop: wall-clock time. */
+	if (call->json)
+		buf_append_str(&call->body, "[");
+	else if (l.count > 0)
+		buf_printf(&call->body, "%-40s %-39s %5s %-8s %4s %-20s %s\n", "jid", "ip", "port", "tls",
+		           "prio", "connected since", "resource");
+	for (size_t i = 0; i < l.count; i++) {
+		const struct session *s = l.items[i];
+		char *jid = jid_to_string(&s->jid);
+		char since[32];
+		iso_time(s->started, since, sizeof(since));
+		if (call->json) {
+			buf_append_str(&call->body, i > 0 ? ",\n " : "");
+			buf_append_str(&call->body, "{\"jid\": ");
+			json_str(&call->body, jid);
+			buf_append_str(&call->body, ", \"user\": ");
+			json_str(&call->body, s->jid.node);
+			buf_append_str(&call->body, ", \"host\": ");
+			json_str(&call->body, s->jid.domain);
+			buf_append_str(&call->body, ", \"resource\": ");
+			json_str(&call->body, s->jid.resource);
+			buf_append_str(&call->body, ", \"ip\": ");
+			json_str(&call->body, s->ip);
+			buf_printf(&call->body, ", \"port\": %u, \"tls\": ", s->port);
+			if (s->tls[0] != '\0')
+				json_str(&call->body, s->tls);
+			else
+				buf_append_str(&call->body, "null");
+			buf_printf(&call->body, ", \"priority\": %d, \"available\": %s, \"connected_since\": ",
+			           s->priority, s->available ? "true" : "false");
+			json_str(&call->body, since);
+			buf_printf(&call->body, ", \"connected_seconds\": %.0f}", ev_now(call->loop) - s->started);
+		} else {
+			buf_printf(&call->body, "%-40s %-39s %5u %-8s %4d %-20s %s\n", jid, s->ip, s->port,
+			           s->tls[0] != '\0' ? s->tls : "none", s->priority, since, s->jid.resource);
+		}
+		free(jid);
+	}
+	if (call->json)
+		buf_append_str(&call->body, "]\n");
+	free(l.items);
+	call_finish(call, CTL_OK, NULL);
+}
+
+static void cmd_kick_session(struct ctl_call *call)
+{
+	struct jid j;
+	const char *err;
+	if (jid_parse(call->argv[1], &j, &err) != 0 || j.node == NULL) {
+		call_finish(call, CTL_USAGE, "'%s' is not a user JID: %s", call->argv[1],
+		            j.node == NULL && err == NULL ? "no local part" : err != NULL ? err : "no local part");
+		if (err == NULL)
+			jid_clear(&j);
+		return;
+	}
+	struct host *h = host_find(j.domain);
+	const char *reason = call->argc > 2 && call->argv[2][0] != '\0' ? call->argv[2]
+	                                                                 : "kicked by an administrator";
+	unsigned n = 0;
+	if (h != NULL) {
+		struct session *s = sm_user_sessions(h, j.node);
+		while (s != NULL) {
+			struct session *next = s->next_of_user;
+			if (j.resource == NULL || strcmp(s->jid.resource, j.resource) == 0) {
+				char *full = jid_to_string(&s->jid);
+				log_notice("ctl: kicking %s: %s", full, reason);
+				buf_printf(&call->body, "%s kicked\n", full);
+				free(full);
+				sm_session_close(s);
+				s->ops->kick(s->owner, STE_POLICY_VIOLATION, reason);
+				n++;
+			}
+			s = next;
+		}
+	}
+	if (n == 0)
+		call_finish(call, CTL_FAILED, "no session of %s", call->argv[1]);
+	else
+		call_finish(call, CTL_OK, NULL);
+	jid_clear(&j);
+}
+
+/* ---- sending stanzas ------------------------------------------------------------------ */
+
+/* Parse argv[idx] as a JID into j; false (call finished) when it is not one. */
+static bool call_jid(struct ctl_call *call, int idx, struct jid *j)
+{
+	const char *err;
+	if (jid_parse(call->argv[idx], j, &err) != 0) {
+		call_finish(call, CTL_USAGE, "'%s' is not a JID: %s", call->argv[idx], err);
+		return false;
+	}
+	return true;
+}
+
+static void route_stanza(struct ctl_call *call, struct xml_node *el, struct jid *from, struct jid *to)
+{
+	char *fs = jid_to_string(from), *ts = jid_to_string(to);
+	xml_set_attr(el, "from", fs);
+	xml_set_attr(el, "to", ts);
+	log_notice("ctl: %s from %s to %s", el->name, fs, ts);
+	router_route(el, from, to);
+	buf_printf(&call->body, "%s sent from %s to %s\n", el->name, fs, ts);
+	free(fs);
+	free(ts);
+}
+
+static void cmd_send_message(struct ctl_call *call)
+{
+	struct jid from, to;
+	if (!call_jid(call, 1, &from))
+		return;
+	if (!call_jid(call, 2, &to)) {
+		jid_clear(&from);
+		return;
+	}
+	if (!utf8_valid(call->argv[3], strlen(call->argv[3]))) {
+		call_finish(call, CTL_USAGE, "the body is not valid UTF-8");
+	} else {
+		struct xml_node *m = xml_new("message", NS_CLIENT);
+		xml_set_attr(m, "type", "normal");
+		char id[17];
+		random_id(id, 16);
+		xml_set_attr(m, "id", id);
+		struct xml_node *b = xml_add_child(m, "body", NS_CLIENT);
+		xml_add_text(b, call->argv[3], strlen(call->argv[3]));
+		route_stanza(call, m, &from, &to);
+		xml_unref(&m);
+		call_finish(call, CTL_OK, NULL);
+	}
+	jid_clear(&from);
+	jid_clear(&to);
+}
+
+static void cmd_send_stanza(struct ctl_call *call)
+{
+	struct jid from, to;
+	if (!call_jid(call, 1, &from))
+		return;
+	if (!call_jid(call, 2, &to)) {
+		jid_clear(&from);
+		return;
+	}
+	const struct limits_config *lim = &server.cfg->limits;
+	struct xml_parser_limits pl = { .max_stanza = lim->max_stanza_size, .max_depth = lim->max_depth,
+	                                .max_attrs = lim->max_attrs };
+	const char *err = NULL;
+	struct xml_node *el = xml_parse_string(call->argv[3], strlen(call->argv[3]), NS_CLIENT, &pl, &err);
+	if (el == NULL) {
+		call_finish(call, CTL_USAGE, "the stanza is not acceptable XML: %s", err != NULL ? err : "?");
+	} else if (stanza_kind(el) == STANZA_OTHER || !str_eq(el->ns, NS_CLIENT)) {
+		call_finish(call, CTL_USAGE, "not a stanza: <%s/> (message, presence or iq in jabber:client)",
+		            el->name);
+	} else if (stanza_kind(el) == STANZA_IQ &&
+	           (xml_attr(el, "id") == NULL || xml_attr(el, "type") == NULL)) {
+		call_finish(call, CTL_USAGE, "an iq needs an id and a type");
+	} else {
+		route_stanza(call, el, &from, &to);
+		call_finish(call, CTL_OK, NULL);
+	}
+	if (el != NULL)
+		xml_unref(&el);
+	jid_clear(&from);
+	jid_clear(&to);
+}
+
+/* ---- server commands --------------------------------------------------------------- */
+
+static void memory_figures(long *rss_kib_r, size_t *heap_kib_r, size_t *free_kib_r)
+{
 	struct mallinfo2 mi = mallinfo2();
 	long rss_kib = 0;
 	FILE *f = fopen("/proc/self/statm", "r");
@@ -238,12 +590,132 @@ static void cmd_status(struct ctl_call *call)
 			rss_kib = rss * (sysconf(_SC_PAGESIZE) / 1024);
 		fclose(f);
 	}
-	buf_printf(&call->body, "memory: rss %ld KiB, heap in use %zu KiB, heap free %zu KiB\n", rss_kib,
-	           (mi.uordblks + mi.hblkhd) / 1024, mi.fordblks / 1024);
+	*rss_kib_r = rss_kib;
+	*heap_kib_r = (mi.uordblks + mi.hblkhd) / 1024;
+	*free_kib_r = mi.fordblks / 1024;
+}
+
+static void cmd_status(struct ctl_call *call)
+{
+	const struct router_stats *rs = router_stats();
+	buf_printf(&call->body, "status: running\nversion: %s\npid: %ld\nuptime: %.0f s\n", PACKAGE_VERSION,
+	           (long)getpid(), ev_time() - server.started);
+	buf_append_str(&call->body, "hosts:");
+	for (struct host *h = host_first(); h != NULL; h = h->next)
+		buf_printf(&call->body, " %s", h->name);
+	buf_printf(&call->body, "\nconnections: %u\nsessions: %u\nstanzas routed: %llu\n", c2s_count(),
+	           sm_count(NULL), (unsigned long long)rs->routed);
+	long rss;
+	size_t heap, hfree;
+	memory_figures(&rss, &heap, &hfree);
+	buf_printf(&call->body, "memory: rss %ld KiB, heap in use %zu KiB, heap free %zu KiB\n", rss, heap,
+	           hfree);
 	for (struct host *h = host_first(); h != NULL; h = h->next)
 		buf_printf(&call->body, "host %s: %u sessions, storage %s\n", h->name, sm_count(h),
 		           storage_describe(h->storage));
 	call_finish(call, CTL_OK, NULL);
+}
+
+static void count_user(struct session *s, void *ctx)
+{
+	/* a user counts once: at the first of their sessions */
+	if (sm_user_sessions(s->host, s->jid.node) == s)
+		(*(unsigned *)ctx)++;
+}
+
+static const char *const kind_names[] = { "other", "message", "presence", "iq" };
+
+static void stats_write(struct ctl_call *call)
+{
+	const struct c2s_stats *cs = c2s_stats();
+	const struct router_stats *rs = router_stats();
+	double uptime = ev_time() - server.started;
+	long rss;
+	size_t heap, hfree;
+	memory_figures(&rss, &heap, &hfree);
+	struct buf *b = &call->body;
+	if (call->json) {
+		buf_printf(b, "{\"uptime_seconds\": %.0f, \"connections\": %u, \"sessions\": %u, ", uptime,
+		           c2s_count(), sm_count(NULL));
+		buf_append_str(b, "\"hosts\": {");
+		unsigned i = 0;
+		for (struct host *h = host_first(); h != NULL; h = h->next, i++) {
+			unsigned users = 0;
+			sm_foreach(h, count_user, &users);
+			buf_append_str(b, i > 0 ? ", " : "");
+			json_str(b, h->name);
+			buf_printf(b, ": {\"registered_users\": ");
+			if (call->counts[i] == UINT64_MAX)
+				buf_append_str(b, "null");
+			else
+				buf_printf(b, "%llu", (unsigned long long)call->counts[i]);
+			buf_printf(b, ", \"online_users\": %u, \"sessions\": %u}", users, sm_count(h));
+		}
+		buf_append_str(b, "}, \"stanzas_in\": {");
+		for (int k = 1; k < 4; k++)
+			buf_printf(b, "%s\"%s\": %llu", k > 1 ? ", " : "", kind_names[k],
+			           (unsigned long long)cs->in[k]);
+		buf_append_str(b, "}, \"stanzas_out\": {");
+		for (int k = 1; k < 4; k++)
+			buf_printf(b, "%s\"%s\": %llu", k > 1 ? ", " : "", kind_names[k],
+			           (unsigned long long)cs->out[k]);
+		buf_printf(b, "}, \"stanzas_routed\": %llu, \"stanzas_undeliverable\": %llu, ",
+		           (unsigned long long)rs->routed, (unsigned long long)rs->undeliverable);
+		buf_printf(b, "\"memory\": {\"rss_kib\": %ld, \"heap_used_kib\": %zu, \"heap_free_kib\": %zu}}\n",
+		           rss, heap, hfree);
+		return;
+	}
+	buf_printf(b, "uptime: %.0f s\nconnections: %u\nsessions: %u\n", uptime, c2s_count(), sm_count(NULL));
+	unsigned i = 0;
+	for (struct host *h = host_first(); h != NULL; h = h->next, i++) {
+		unsigned users = 0;
+		sm_foreach(h, count_user, &users);
+		if (call->counts[i] == UINT64_MAX)
+			buf_printf(b, "host %s: registered users unknown (storage unavailable), ", h->name);
+		else
+			buf_printf(b, "host %s: %llu registered users, ", h->name,
+			           (unsigned long long)call->counts[i]);
+		buf_printf(b, "%u online users, %u sessions\n", users, sm_count(h));
+	}
+	buf_append_str(b, "stanzas in:");
+	for (int k = 1; k < 4; k++)
+		buf_printf(b, " %s %llu", kind_names[k], (unsigned long long)cs->in[k]);
+	buf_append_str(b, "\nstanzas out:");
+	for (int k = 1; k < 4; k++)
+		buf_printf(b, " %s %llu", kind_names[k], (unsigned long long)cs->out[k]);
+	buf_printf(b, "\nstanzas routed: %llu (undeliverable %llu)\n", (unsigned long long)rs->routed,
+	           (unsigned long long)rs->undeliverable);
+	buf_printf(b, "memory: rss %ld KiB, heap in use %zu KiB, heap free %zu KiB\n", rss, heap, hfree);
+}
+
+static void stats_count_done(enum storage_result r, uint64_t count, void *ctx)
+{
+	struct call_slot *slot = ctx;
+	struct ctl_call *call = slot->call;
+	call->sreqs[slot->idx] = NULL;
+	call->counts[slot->idx] = r == STORAGE_OK ? count : UINT64_MAX;
+	if (--call->npending > 0)
+		return;
+	stats_write(call);
+	call_finish(call, CTL_OK, NULL);
+}
+
+static void cmd_stats(struct ctl_call *call)
+{
+	unsigned i = 0;
+	for (struct host *h = host_first(); h != NULL && i < CALL_MAX_SREQS; h = h->next, i++) {
+		call->slots[i].call = call;
+		call->slots[i].idx = i;
+		call->counts[i] = UINT64_MAX;
+	}
+	call->npending = i;
+	i = 0;
+	for (struct host *h = host_first(); h != NULL && i < CALL_MAX_SREQS; h = h->next, i++)
+		call->sreqs[i] = storage_account_count(h->storage, h->name, stats_count_done, &call->slots[i]);
+	if (i == 0) {
+		stats_write(call);
+		call_finish(call, CTL_OK, NULL);
+	}
 }
 
 static void cmd_stop(struct ctl_call *call)
@@ -251,6 +723,19 @@ static void cmd_stop(struct ctl_call *call)
 	buf_append_str(&call->body, "stopping\n");
 	call_finish(call, CTL_OK, NULL);
 	server_stop();
+}
+
+static void cmd_restart(struct ctl_call *call)
+{
+	const char *why = server_restart_refusal();
+	if (why != NULL) {
+		call_finish(call, CTL_FAILED, "cannot restart in place: %s; restart parleyd with its service "
+		            "manager (e.g. systemctl restart parley)", why);
+		return;
+	}
+	buf_append_str(&call->body, "restarting\n");
+	call_finish(call, CTL_OK, NULL);
+	server_restart();
 }
 
 static void cmd_reload(struct ctl_call *call)
@@ -261,21 +746,162 @@ static void cmd_reload(struct ctl_call *call)
 		call_finish(call, CTL_OK, NULL);
 }
 
-static void cmd_help(struct ctl_call *call)
+/* ---- backup and restore of the SQLite store ------------------------------------------ */
+
+struct copy_job {
+	struct ctl_call *call;          /* NULL when the call was cancelled */
+	char *src, *dst;
+	bool restore;
+	int rc;
+	int64_t pages;
+	char *error;
+};
+
+static void copy_work(void *job, void *thread_state)
 {
-	ctl_help(&call->body);
-	call_finish(call, CTL_OK, NULL);
+	struct copy_job *cj = job;
+	(void)thread_state;
+	cj->rc = sqlite_copy(cj->src, cj->dst, !cj->restore, cj->restore, &cj->pages, &cj->error);
 }
 
+static void copy_done(void *job, enum worker_status status)
+{
+	struct copy_job *cj = job;
+	struct ctl_call *call = cj->call;
+	if (call != NULL) {
+		call->job = NULL;
+		call->copy = NULL;
+		if (status != WORKER_DONE)
+			call_finish(call, CTL_TEMPFAIL, "the copy did not run (expired)");
+		else if (cj->rc < 0)
+			call_finish(call, CTL_FAILED, "%s", cj->error);
+		else {
+			if (cj->restore)
+				log_notice("ctl: %s restored from %s", cj->dst, cj->src);
+			else
+				log_notice("ctl: %s backed up to %s", cj->src, cj->dst);
+			buf_printf(&call->body, "%s %s to %s (%lld pages)\n", cj->restore ? "restored" : "copied",
+			           cj->src, cj->dst, (long long)cj->pages);
+			call_finish(call, CTL_OK, NULL);
+		}
+	}
+	free(cj->src);
+	free(cj->dst);
+	free(cj->error);
+	free(cj);
+}
+
+/* The SQLite file of the store of host argv[idx], or of every host when
+ * argc <= idx (which must then be one file); NULL when the call finished. */
+static const char *call_sqlite_path(struct ctl_call *call, int idx)
+{
+	const struct storage_config *sc = NULL;
+	if (call->argc > idx) {
+		char *domain = jid_nameprep(call->argv[idx]);
+		const struct host_config *hc = domain != NULL ? config_host(server.cfg, domain) : NULL;
+		free(domain);
+		if (hc == NULL) {
+			call_finish(call, CTL_FAILED, "host %s is not in %s", call->argv[idx], server.cfg->file);
+			return NULL;
+		}
+		sc = &hc->storage;
+	} else {
+		for (size_t i = 0; i < server.cfg->nhosts; i++) {
+			const struct storage_config *hs = &server.cfg->hosts[i].storage;
+			if (sc != NULL && (!str_eq(sc->driver, hs->driver) || !str_eq(sc->path, hs->path))) {
+				call_finish(call, CTL_USAGE, "the hosts use different stores: name a HOST");
+				return NULL;
+			}
+			sc = hs;
+		}
+	}
+	if (sc == NULL || !str_eq(sc->driver, "sqlite") || sc->path == NULL) {
+		call_finish(call, CTL_FAILED, "backup and restore work on the embedded SQLite store; "
+		            "this store is %s (use the database's own tools)", sc != NULL ? sc->driver : "?");
+		return NULL;
+	}
+	return sc->path;
+}
+
+static void copy_start(struct ctl_call *call, bool restore)
+{
+	const char *path = call_sqlite_path(call, 2);
+	if (path == NULL)
+		return;
+	const char *file = call->argv[1];
+	if (file[0] != '/') {
+		call_finish(call, CTL_USAGE, "FILE must be an absolute path (parleyctl makes it one)");
+		return;
+	}
+	if (strcmp(file, path) == 0) {
+		call_finish(call, CTL_USAGE, "FILE is the store itself");
+		return;
+	}
+	if (copy_group == NULL)
+		copy_group = worker_group_new(call->loop, "ctl-copy", 1, 4, NULL, NULL, NULL);
+	struct copy_job *cj = xcalloc(1, sizeof(*cj));
+	cj->call = call;
+	cj->restore = restore;
+	cj->src = xstrdup(restore ? file : path);
+	cj->dst = xstrdup(restore ? path : file);
+	call->copy = cj;
+	call->job = worker_submit(copy_group, 0, copy_work, copy_done, cj, 0);
+	if (call->job == NULL) {
+		call->copy = NULL;
+		free(cj->src);
+		free(cj->dst);
+		free(cj);
+		call_finish(call, CTL_TEMPFAIL, "another backup or restore is running");
+	}
+}
+
+static void cmd_backup(struct ctl_call *call)
+{
+	copy_start(call, false);
+}
+
+static void cmd_restore(struct ctl_call *call)
+{
+	copy_start(call, true);
+}
+
+/* ---- the command table -------------------------------------------------------------- */
+
+static void cmd_help(struct ctl_call *call);
+static void cmd_list_commands(struct ctl_call *call);
+
 static const struct ctl_command commands[] = {
-	{ "status", "", 0, false, cmd_status, "show whether parleyd runs, its uptime, hosts and sessions" },
-	{ "stop", "", 0, false, cmd_stop, "stop parleyd gracefully" },
-	{ "reload", "", 0, false, cmd_reload, "re-read the configuration file" },
-	{ "register", "USER HOST PASSWORD", 3, true, cmd_register, "create an account" },
-	{ "unregister", "USER HOST", 2, true, cmd_unregister, "remove an account and all its data" },
-	{ "passwd", "USER HOST PASSWORD", 3, true, cmd_passwd, "set an account's password" },
-	{ "connected-users", "", 0, false, cmd_connected_users, "list the full JIDs of connected sessions" },
-	{ "help", "", 0, true, cmd_help, "list the commands" },
+	{ "status", "", 0, 0, 0, cmd_status, "show whether parleyd runs, its uptime, hosts and sessions" },
+	{ "stop", "", 0, 0, 0, cmd_stop, "stop parleyd gracefully" },
+	{ "restart", "", 0, 0, 0, cmd_restart,
+	  "stop gracefully and start again in the same process (re-reads the configuration)" },
+	{ "reload", "", 0, 0, 0, cmd_reload, "re-read the configuration file (adds and removes hosts)" },
+	{ "register", "USER HOST PASSWORD", 3, 3, CTL_F_OFFLINE, cmd_register, "create an account" },
+	{ "unregister", "USER HOST", 2, 2, CTL_F_OFFLINE, cmd_unregister, "remove an account and all its data" },
+	{ "passwd", "USER HOST PASSWORD", 3, 3, CTL_F_OFFLINE, cmd_passwd, "set an account's password" },
+	{ "check-password", "USER HOST", 3, 3, CTL_F_OFFLINE | CTL_F_STDIN, cmd_check_password,
+	  "check a password read from stdin: exit 0 right, 1 wrong or no such user" },
+	{ "user-exists", "USER HOST", 2, 2, CTL_F_OFFLINE, cmd_user_exists,
+	  "exit 0 when the account exists, 1 when not" },
+	{ "registered-users", "HOST", 1, 1, CTL_F_OFFLINE | CTL_F_JSON, cmd_registered_users,
+	  "list the accounts of a host" },
+	{ "connected-users", "", 0, 0, CTL_F_JSON, cmd_connected_users, "list the full JIDs of connected sessions" },
+	{ "connected-users-info", "", 0, 0, CTL_F_JSON, cmd_connected_users_info,
+	  "list sessions: JID, IP, port, TLS, priority, connected since, resource" },
+	{ "kick-session", "JID [REASON]", 1, 2, 0, cmd_kick_session,
+	  "close a session (full JID) or every session of a user (bare JID) with a stream error" },
+	{ "send-message", "FROM TO BODY", 3, 3, 0, cmd_send_message, "send a normal message" },
+	{ "send-stanza", "FROM TO XML", 3, 3, 0, cmd_send_stanza,
+	  "send a message, presence or iq given as XML (from and to are set from FROM and TO)" },
+	{ "stats", "", 0, 0, CTL_F_JSON, cmd_stats,
+	  "users online and registered per host, uptime, stanza counters, memory" },
+	{ "backup", "FILE [HOST]", 1, 2, CTL_F_OFFLINE | CTL_F_PATH, cmd_backup,
+	  "copy the SQLite store to FILE (online, consistent)" },
+	{ "restore", "FILE [HOST]", 1, 2, CTL_F_STOPPED | CTL_F_PATH, cmd_restore,
+	  "replace the SQLite store with a backup (only while parleyd is stopped)" },
+	{ "list-commands", "", 0, 0, CTL_F_OFFLINE | CTL_F_JSON | CTL_F_NOHOSTS, cmd_list_commands,
+	  "list the commands" },
+	{ "help", "[COMMAND]", 0, 1, CTL_F_OFFLINE | CTL_F_NOHOSTS, cmd_help, "describe one command, or all" },
 };
 
 static const struct ctl_command *command_find(const char *name)
@@ -286,37 +912,112 @@ static const struct ctl_command *command_find(const char *name)
 	return NULL;
 }
 
+bool ctl_command_flags(const char *name, unsigned *flags_r)
+{
+	const struct ctl_command *c = command_find(name);
+	if (c == NULL)
+		return false;
+	*flags_r = c->flags;
+	return true;
+}
+
 bool ctl_command_offline(const char *name)
 {
 	const struct ctl_command *c = command_find(name);
-	return c != NULL && c->offline;
+	return c != NULL && (c->flags & (CTL_F_OFFLINE | CTL_F_STOPPED)) != 0;
+}
+
+static void command_usage(struct buf *out, const struct ctl_command *c)
+{
+	buf_printf(out, "  %-20s %-20s %s\n", c->name, c->args, c->help);
 }
 
 void ctl_help(struct buf *out)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-		buf_printf(out, "  %-16s %-20s %s\n", commands[i].name, commands[i].args, commands[i].help);
+		command_usage(out, &commands[i]);
+}
+
+static void cmd_help(struct ctl_call *call)
+{
+	if (call->argc < 2) {
+		ctl_help(&call->body);
+		call_finish(call, CTL_OK, NULL);
+		return;
+	}
+	const struct ctl_command *c = command_find(call->argv[1]);
+	if (c == NULL) {
+		call_finish(call, CTL_USAGE, "unknown command '%s' (try list-commands)", call->argv[1]);
+		return;
+	}
+	buf_printf(&call->body, "usage: parleyctl %s%s%s%s\n  %s\n", (c->flags & CTL_F_JSON) ? "[--json] " : "",
+	           c->name, c->args[0] != '\0' ? " " : "", c->args, c->help);
+	if (c->flags & CTL_F_STDIN)
+		buf_append_str(&call->body, "  the password is read from the first line of stdin\n");
+	if (c->flags & CTL_F_STOPPED)
+		buf_append_str(&call->body, "  runs only while parleyd is stopped\n");
+	else if (c->flags & CTL_F_OFFLINE)
+		buf_append_str(&call->body, "  works with parleyd running or stopped\n");
+	else
+		buf_append_str(&call->body, "  needs a running parleyd\n");
+	call_finish(call, CTL_OK, NULL);
+}
+
+static void cmd_list_commands(struct ctl_call *call)
+{
+	if (call->json)
+		buf_append_str(&call->body, "[");
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+		const struct ctl_command *c = &commands[i];
+		if (!call->json) {
+			command_usage(&call->body, c);
+			continue;
+		}
+		buf_append_str(&call->body, i > 0 ? ",\n " : "");
+		buf_append_str(&call->body, "{\"name\": ");
+		json_str(&call->body, c->name);
+		buf_append_str(&call->body, ", \"args\": ");
+		json_str(&call->body, c->args);
+		buf_append_str(&call->body, ", \"help\": ");
+		json_str(&call->body, c->help);
+		buf_printf(&call->body, ", \"offline\": %s, \"json\": %s}",
+		           (c->flags & (CTL_F_OFFLINE | CTL_F_STOPPED)) ? "true" : "false",
+		           (c->flags & CTL_F_JSON) ? "true" : "false");
+	}
+	if (call->json)
+		buf_append_str(&call->body, "]\n");
+	call_finish(call, CTL_OK, NULL);
 }
 
 struct ctl_call *ctl_run(struct ev_loop *loop, int argc, char **argv, ctl_done_fn *done, void *ctx)
 {
 	struct ctl_call *call = xcalloc(1, sizeof(*call));
 	call->loop = loop;
-	call->argc = argc;
-	call->argv = xcalloc((size_t)argc + 1, sizeof(*call->argv));
-	for (int i = 0; i < argc; i++)
-		call->argv[i] = xstrdup(argv[i]);
 	call->done = done;
 	call->ctx = ctx;
 	ev_timer_init(&call->defer, call_defer_cb, 0, 0);
 	call->defer.data = call;
+	if (argc > 0 && strcmp(argv[0], "--json") == 0) {
+		call->json = true;
+		argc--;
+		argv++;
+	}
+	call->argc = argc;
+	call->argv = xcalloc((size_t)argc + 1, sizeof(*call->argv));
+	for (int i = 0; i < argc; i++)
+		call->argv[i] = xstrdup(argv[i]);
 	const struct ctl_command *c = argc > 0 ? command_find(argv[0]) : NULL;
 	if (c == NULL) {
 		call_finish(call, CTL_USAGE, "unknown command '%s' (try help)", argc > 0 ? argv[0] : "");
-	} else if (argc - 1 != c->nargs) {
+	} else if (argc - 1 < c->min_args || argc - 1 > c->max_args) {
 		call_finish(call, CTL_USAGE, "usage: %s %s", c->name, c->args);
-	} else if (!c->offline && !server.online) {
+	} else if (call->json && !(c->flags & CTL_F_JSON)) {
+		call_finish(call, CTL_USAGE, "%s has no JSON output", c->name);
+	} else if (!(c->flags & (CTL_F_OFFLINE | CTL_F_STOPPED)) && !server.online) {
 		call_finish(call, CTL_UNREACHABLE, "%s needs a running parleyd", c->name);
+	} else if ((c->flags & CTL_F_STOPPED) && server.online) {
+		call_finish(call, CTL_REFUSED, "%s works only while parleyd is stopped (parleyctl stop first)",
+		            c->name);
 	} else {
 		c->run(call);
 	}
@@ -327,7 +1028,18 @@ void ctl_call_cancel(struct ctl_call *call)
 {
 	if (call->req != NULL)
 		auth_cancel(call->req);
+	for (unsigned i = 0; i < CALL_MAX_SREQS; i++)
+		if (call->sreqs[i] != NULL)
+			storage_cancel(call->sreqs[i]);
+	if (call->copy != NULL)
+		call->copy->call = NULL;   /* the job finishes on its own and frees itself */
 	call_free(call);
+}
+
+void ctl_shutdown(void)
+{
+	if (copy_group != NULL)
+		worker_group_free(&copy_group);
 }
 
 /* ---- the control socket ---------------------------------------------------------------- */
@@ -511,6 +1223,19 @@ void ctl_chown(uid_t uid, gid_t gid)
 	if (ctl_path != NULL && chown(ctl_path, uid, (gid_t)-1) < 0)
 		log_warning("control socket %s: chown: %s", ctl_path, strerror(errno));
 	(void)gid;
+}
+
+void ctl_stop_accepting(void)
+{
+	if (ctl_fd >= 0) {
+		ev_io_stop(ctl_loop, &ctl_accept_w);
+		close(ctl_fd);
+		ctl_fd = -1;
+	}
+	if (ctl_path != NULL) {
+		unlink(ctl_path);
+		xfree(&ctl_path);
+	}
 }
 
 void ctl_close(void)

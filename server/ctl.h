@@ -15,14 +15,27 @@
 typedef void ctl_done_fn(void *ctx, int code, const char *message, const char *body);
 
 struct ctl_call;
-/* Run argv[0] with its arguments.  done runs later on the loop (never inside
+/* Run argv[0] with its arguments (argv[0] may be "--json", then the command
+ * follows and answers in JSON).  done runs later on the loop (never inside
  * this call).  Returns a handle for ctl_call_cancel. */
 struct ctl_call *ctl_run(struct ev_loop *loop, int argc, char **argv, ctl_done_fn *done, void *ctx);
 /* done will not run. */
 void ctl_call_cancel(struct ctl_call *call);
 
+/* Command flags. */
+#define CTL_F_OFFLINE  0x01   /* works without a running parleyd (run inside parleyctl) */
+#define CTL_F_JSON     0x02   /* has --json output */
+#define CTL_F_STDIN    0x04   /* parleyctl reads the last argument (a password) from stdin */
+#define CTL_F_PATH     0x08   /* the first argument is a file: parleyctl makes it absolute */
+#define CTL_F_STOPPED  0x10   /* runs only while parleyd is stopped (inside parleyctl) */
+#define CTL_F_NOHOSTS  0x20   /* offline, it needs no started hosts */
+
 /* Whether a command works without a running parleyd. */
 bool ctl_command_offline(const char *name);
+/* The flags of a command; false for an unknown name. */
+bool ctl_command_flags(const char *name, unsigned *flags_r);
+/* Free what commands keep between calls (the backup worker); at exit. */
+void ctl_shutdown(void);
 /* Usage text of every command (for help). */
 void ctl_help(struct buf *out);
 
@@ -30,6 +43,9 @@ void ctl_help(struct buf *out);
 int ctl_listen(struct ev_loop *loop, const struct parley_config *cfg, char **error_r);
 /* Give the socket file to the user parleyd drops privileges to. */
 void ctl_chown(uid_t uid, gid_t gid);
+/* Stop taking new control connections and remove the socket file (at the
+ * start of a stop); requests already read are still answered. */
+void ctl_stop_accepting(void);
 void ctl_close(void);
 
 #endif

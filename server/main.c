@@ -161,6 +161,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	server.cfg = cfg;
+	server.argv = argv;
 	server.online = true;
 	server.loop = ev_default_loop(EVFLAG_AUTO);
 	server.started = ev_time();
@@ -173,7 +174,10 @@ int main(int argc, char **argv)
 	}
 	if (daemon_mode && cfg->log_file == NULL)
 		log_warning("running in the background without log_file: log lines will be discarded");
-	if (daemon_mode && daemonize() < 0) {
+	/* A restart runs in the process that was already detached. */
+	bool reexec = getenv("PARLEY_RESTARTED") != NULL;
+	unsetenv("PARLEY_RESTARTED");
+	if (daemon_mode && !reexec && daemonize() < 0) {
 		log_error("cannot detach: %s", strerror(errno));
 		goto out;
 	}
@@ -209,6 +213,7 @@ int main(int argc, char **argv)
 	ev_signal_stop(server.loop, &sighup);
 	streams_shutdown();
 	hosts_stop();
+	ctl_shutdown();
 	log_notice("parleyd stopped");
 	rc = 0;
 out:
@@ -217,5 +222,12 @@ out:
 	if (cfg->pidfile != NULL && rc == 0)
 		unlink(cfg->pidfile);
 	config_free(&cfg);
+	if (rc == 0 && server.restart) {
+		log_notice("parleyd restarting");
+		setenv("PARLEY_RESTARTED", "1", 1);
+		execv("/proc/self/exe", argv);
+		fprintf(stderr, "parleyd: cannot restart: %s\n", strerror(errno));
+		return 1;
+	}
 	return rc;
 }

@@ -5,8 +5,10 @@
  * unregister, passwd, import-users) run in this process instead: the hosts
  * are started without listeners and the same command code runs here.
  *
- * Exit codes: 0 ok, 1 the command failed, 2 usage or configuration error,
- * 3 parleyd not reachable, 4 temporary failure (a backend is unavailable).
+ * Exit codes (enum ctl_code): 0 ok (or yes), 1 the command failed (or
+ * no), 2 usage or configuration error, 3 parleyd not reachable, 4
+ * temporary failure (a backend is unavailable), 5 refused in this state
+ * (restore while parleyd runs).
  */
 #include "server.h"
 #include "host.h"
@@ -16,6 +18,10 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -203,15 +209,73 @@ static int import_users(const char *host, call_fn *call, void *ctx)
 	return rc;
 }
 
+static void secret_free(char *s)
+{
+	if (s != NULL) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+/* path made absolute against the current directory (the file itself need
+ * not exist; its directory must). */
+static char *absolute_path(const char *path)
+{
+	char *d = xstrdup(path), *b = xstrdup(path);
+	char *dir = dirname(d), *base = basename(b);
+	char real[PATH_MAX];
+	char *out = NULL;
+	if (realpath(dir, real) != NULL)
+		out = xasprintf("%s/%s", strcmp(real, "/") == 0 ? "" : real, base);
+	free(d);
+	free(b);
+	return out;
+}
+
+/* After restart: wait until the new parleyd answers status (30 s). */
+static int wait_restarted(const char *sock)
+{
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	/* the old process closes its socket first; give it a moment */
+	poll(NULL, 0, 200);
+	for (;;) {
+		int fd = sock_connect(sock);
+		if (fd >= 0) {
+			sock_in = fdopen(dup(fd), "r");
+			char *argv[] = { "status", NULL };
+			struct result r = {0};
+			int ok = sock_call(fd, 1, argv, &r);
+			fclose(sock_in);
+			close(fd);
+			int code = r.code;
+			result_clear(&r);
+			if (ok == 0 && code == CTL_OK) {
+				printf("parleyd is running again\n");
+				return CTL_OK;
+			}
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - start.tv_sec > 30) {
+			fprintf(stderr, "parleyctl: parleyd did not come back within 30 s (see its log)\n");
+			return CTL_UNREACHABLE;
+		}
+		poll(NULL, 0, 100);
+	}
+}
+
 static void usage(FILE *f)
 {
 	struct buf b = {0};
 	ctl_help(&b);
-	fprintf(f, "usage: parleyctl [-c FILE] COMMAND [ARGS...]\n"
+	fprintf(f, "usage: parleyctl [-c FILE] [--json] COMMAND [ARGS...]\n"
 	           "  -c FILE  configuration file (default %s/parley/parley.yml)\n"
+	           "  --json   JSON output (registered-users, connected-users, connected-users-info,\n"
+	           "           stats, list-commands)\n"
 	           "commands:\n%s"
-	           "  %-16s %-20s %s\n"
-	           "exit codes: 0 ok, 1 failed, 2 usage, 3 parleyd not reachable, 4 temporary failure\n",
+	           "  %-20s %-20s %s\n"
+	           "exit codes: 0 ok (yes), 1 failed (no), 2 usage, 3 parleyd not reachable,\n"
+	           "            4 temporary failure, 5 refused while parleyd runs\n",
 	        SYSCONFDIR, b.data, "import-users", "HOST", "create accounts from user:password lines on stdin");
 	buf_free(&b);
 }
@@ -222,12 +286,15 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt;
-	while ((opt = getopt_long(argc, argv, "+c:h", longopts, NULL)) != -1) {
+	bool json = false;
+	while ((opt = getopt_long(argc, argv, "+c:hj", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': cfg_path = optarg; break;
+		case 'j': json = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return CTL_USAGE;
 		}
@@ -238,9 +305,52 @@ int main(int argc, char **argv)
 	}
 	int cargc = argc - optind;
 	char **cargv = argv + optind;
-	if (strcmp(cargv[0], "help") == 0) {
+	if (strcmp(cargv[0], "help") == 0 && cargc == 1) {
 		usage(stdout);   /* local: it includes import-users, which parleyctl drives itself */
 		return CTL_OK;
+	}
+	/* --json after the command name is accepted too */
+	for (int i = 1; i < cargc; i++) {
+		if (strcmp(cargv[i], "--json") == 0) {
+			json = true;
+			memmove(&cargv[i], &cargv[i + 1], (size_t)(cargc - i) * sizeof(*cargv));
+			cargc--;
+			i--;
+		}
+	}
+	unsigned flags = 0;
+	bool known = ctl_command_flags(cargv[0], &flags);
+	if (!known && strcmp(cargv[0], "import-users") != 0) {
+		fprintf(stderr, "parleyctl: unknown command '%s' (try help)\n", cargv[0]);
+		return CTL_USAGE;
+	}
+	/* the request: ["--json"] COMMAND ARGS [PASSWORD from stdin] */
+	char **rargv = xcalloc((size_t)cargc + 3, sizeof(*rargv));
+	int rargc = 0;
+	char *stdin_secret = NULL, *abs_path = NULL;
+	if (json)
+		rargv[rargc++] = "--json";
+	for (int i = 0; i < cargc; i++)
+		rargv[rargc++] = cargv[i];
+	if (known && (flags & CTL_F_STDIN) && cargc >= 2) {
+		size_t cap = 0;
+		ssize_t n = getline(&stdin_secret, &cap, stdin);
+		if (n < 0) {
+			fprintf(stderr, "parleyctl: %s reads the password from stdin; nothing came\n", cargv[0]);
+			free(rargv);
+			return CTL_USAGE;
+		}
+		stdin_secret[strcspn(stdin_secret, "\r\n")] = '\0';
+		rargv[rargc++] = stdin_secret;
+	}
+	if (known && (flags & CTL_F_PATH) && cargc >= 2) {
+		abs_path = absolute_path(cargv[1]);
+		if (abs_path == NULL) {
+			fprintf(stderr, "parleyctl: %s: %s\n", cargv[1], strerror(errno));
+			free(rargv);
+			return CTL_USAGE;
+		}
+		rargv[rargc - cargc + 1] = abs_path;
 	}
 	bool import = strcmp(cargv[0], "import-users") == 0;
 	if (import && cargc != 2) {
@@ -266,12 +376,17 @@ int main(int argc, char **argv)
 		if (import) {
 			rc = import_users(cargv[1], online_call_fn, &fd);
 		} else {
-			online_call_fn(&fd, cargc, cargv, &r);
+			online_call_fn(&fd, rargc, rargv, &r);
 			rc = print_result(&r);
 			result_clear(&r);
 		}
 		fclose(sock_in);
 		close(fd);
+		if (rc == CTL_OK && strcmp(cargv[0], "restart") == 0)
+			rc = wait_restarted(cfg->control_socket);
+		secret_free(stdin_secret);
+		free(abs_path);
+		free(rargv);
 		config_free(&cfg);
 		return rc;
 	}
@@ -280,6 +395,9 @@ int main(int argc, char **argv)
 			printf("status: not running\n");
 		fprintf(stderr, "parleyctl: parleyd is not running (control socket %s: %s)\n",
 		        cfg->control_socket, strerror(errno));
+		secret_free(stdin_secret);
+		free(abs_path);
+		free(rargv);
 		config_free(&cfg);
 		return CTL_UNREACHABLE;
 	}
@@ -288,10 +406,14 @@ int main(int argc, char **argv)
 	server.loop = ev_default_loop(EVFLAG_AUTO);
 	server.started = ev_time();
 	modules_register_builtin();
-	if (hosts_start(server.loop, cfg, false, &err) < 0) {
+	bool with_hosts = import || !(flags & (CTL_F_NOHOSTS | CTL_F_STOPPED));
+	if (with_hosts && hosts_start(server.loop, cfg, false, &err) < 0) {
 		fprintf(stderr, "parleyctl: %s\n", err);
 		free(err);
 		hosts_stop();
+		secret_free(stdin_secret);
+		free(abs_path);
+		free(rargv);
 		config_free(&cfg);
 		return CTL_FAILED;
 	}
@@ -299,11 +421,16 @@ int main(int argc, char **argv)
 		rc = import_users(cargv[1], offline_call_fn, NULL);
 	} else {
 		struct result r = {0};
-		offline_call(cargc, cargv, &r);
+		offline_call(rargc, rargv, &r);
 		rc = print_result(&r);
 		result_clear(&r);
 	}
-	hosts_stop();
+	if (with_hosts)
+		hosts_stop();
+	ctl_shutdown();
+	secret_free(stdin_secret);
+	free(abs_path);
+	free(rargv);
 	config_free(&cfg);
 	return rc;
 }

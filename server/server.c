@@ -10,8 +10,11 @@
 #include "c2s.h"
 #include "stream.h"
 #include "log.h"
+#include "ctl.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define STOP_GRACE 3.0
 
@@ -35,10 +38,34 @@ void server_stop(void)
 	server.stopping = true;
 	log_notice("parleyd stopping: closing %u client connections", c2s_count());
 	listeners_close();
+	ctl_stop_accepting();
 	c2s_shutdown_all();
 	stop_started = ev_now(server.loop);
 	ev_timer_init(&stop_timer, stop_check_cb, 0.05, 0.05);
 	ev_timer_start(server.loop, &stop_timer);
+}
+
+void server_restart(void)
+{
+	server.restart = true;
+	server_stop();
+}
+
+const char *server_restart_refusal(void)
+{
+	static char why[128];
+	if (server.argv == NULL)
+		return "not started from main";
+	if (geteuid() == 0)
+		return NULL;
+	for (size_t i = 0; i < server.cfg->nlisten; i++) {
+		if (server.cfg->listen[i].port < 1024) {
+			snprintf(why, sizeof(why), "port %u needs root, and parleyd no longer runs as root",
+			         server.cfg->listen[i].port);
+			return why;
+		}
+	}
+	return NULL;
 }
 
 static bool str_changed(const char *a, const char *b)

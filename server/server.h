@@ -15,12 +15,20 @@ struct server_state {
 	double started;              /* ev_time() at start */
 	bool online;                 /* false inside parleyctl's offline mode */
 	bool stopping;
+	bool restart;                /* execute parleyd again after the stop */
+	char **argv;                 /* parleyd's arguments, for a restart */
 };
 extern struct server_state server;
 
 /* Begin a graceful shutdown: stop accepting, close every stream with
  * <system-shutdown/>, let output drain, then leave the loop. */
 void server_stop(void);
+/* Stop as server_stop, then main() executes parleyd again with the same
+ * arguments (same process id: a service manager keeps tracking it). */
+void server_restart(void);
+/* Why an in-place restart cannot work here (a listener on a port below 1024
+ * after dropping root), or NULL when it can. */
+const char *server_restart_refusal(void);
 /* Re-read the configuration file; apply what can change live and describe
  * in report what needs a restart.  -1 when the file has errors (report says
  * which). */

@@ -27,6 +27,8 @@ struct session {
 	uint64_t id;
 	double started;               /* ev_now at bind */
 	char ip[64];
+	unsigned port;                /* the client's source port */
+	char tls[16];                 /* TLS version in use ("TLSv1.3"), "" without TLS */
 	int priority;
 	bool available;               /* sent available presence */
 	bool interested;              /* requested the roster (RFC 6121 interested resource) */

@@ -1,6 +1,11 @@
 """parleyctl against a running parleyd and offline, with its exit codes:
-0 ok, 1 the command failed, 2 usage error, 3 parleyd not reachable."""
-from parleytest import HOST, NS_PING, NS_SASL, OTHER, RawClient, q, tostr, unique
+0 ok (yes), 1 the command failed (no), 2 usage error, 3 parleyd not
+reachable, 5 refused while parleyd runs; --json output parsed."""
+import json
+import os
+
+from parleytest import (HOST, NS_CLIENT, NS_PING, NS_SASL, OTHER, RawClient, q, tostr,
+                        unique)
 
 
 def _can_login(server, user, password, host=HOST):
@@ -170,3 +175,261 @@ def test_stop_then_offline_commands(fresh_server):
     assert _can_login(srv, user, 'offline-pw2')
     r = srv.ctl('unregister', user, HOST)
     assert r.returncode == 0, (r.returncode, r.stderr)
+
+
+def _json(r):
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    return json.loads(r.stdout)
+
+
+def test_list_commands_json_and_help_command(server):
+    cmds = _json(server.ctl('--json', 'list-commands'))
+    names = {c['name'] for c in cmds}
+    for want in ('status', 'stop', 'restart', 'reload', 'register', 'unregister', 'passwd',
+                 'check-password', 'user-exists', 'registered-users', 'connected-users',
+                 'connected-users-info', 'kick-session', 'send-message', 'send-stanza', 'stats',
+                 'backup', 'restore', 'list-commands', 'help'):
+        assert want in names, (want, names)
+    assert {c['name'] for c in cmds if c['json']} == {
+        'registered-users', 'connected-users', 'connected-users-info', 'stats', 'list-commands'}
+    r = server.ctl('help', 'kick-session')
+    assert r.returncode == 0 and 'kick-session JID [REASON]' in r.stdout, (r.returncode, r.stdout)
+    r = server.ctl('help', 'no-such-thing')
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    # --json on a command without JSON output is a usage error
+    r = server.ctl('--json', 'status')
+    assert r.returncode == 2, (r.returncode, r.stderr)
+
+
+def test_check_password_reads_stdin(server):
+    r = server.ctl('check-password', 'alice', HOST, input=server.password('alice') + '\n')
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    r = server.ctl('check-password', 'alice', HOST, input='not-the-password\n')
+    assert r.returncode == 1 and 'wrong password' in r.stderr, (r.returncode, r.stderr)
+    r = server.ctl('check-password', unique('ghost'), HOST, input='x\n')
+    assert r.returncode == 1 and 'no such user' in r.stderr, (r.returncode, r.stderr)
+    # the password never goes on the command line: a third argument is a usage error
+    r = server.ctl('check-password', 'alice', HOST, server.password('alice'), input='')
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    r = server.ctl('check-password', 'alice', 'nowhere.example', input='x\n')
+    assert r.returncode == 1, (r.returncode, r.stderr)
+
+
+def test_user_exists(server):
+    assert server.ctl('user-exists', 'bob', HOST).returncode == 0
+    assert server.ctl('user-exists', 'bob', OTHER).returncode == 1
+    assert server.ctl('user-exists', 'dave', OTHER).returncode == 0
+    assert server.ctl('user-exists', 'bob').returncode == 2
+
+
+def test_registered_users(server):
+    user = unique('listed')
+    server.register(user, OTHER, 'listed-pw')
+    r = server.ctl('registered-users', OTHER)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert r.stdout.split() == sorted(['dave', user]), r.stdout
+    doc = _json(server.ctl('registered-users', OTHER, '--json'))
+    assert doc == {'host': OTHER, 'count': 2, 'users': sorted(['dave', user])}, doc
+    r = server.ctl('registered-users', 'nowhere.example')
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert server.ctl('unregister', user, OTHER).returncode == 0
+
+
+def test_connected_users_info_and_json(server):
+    a = RawClient(server.port)
+    t = RawClient(server.tls_port, direct_tls=True)
+    try:
+        ja = a.login('alice', server.password('alice'), resource='info-a')
+        a.send("<presence><priority>7</priority></presence>")
+        a.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=HOST)
+        jb = t.login('bob', server.password('bob'), resource='info-b')
+        users = _json(server.ctl('--json', 'connected-users'))
+        assert ja in users and jb in users, users
+        info = {s['jid']: s for s in _json(server.ctl('--json', 'connected-users-info'))}
+        sa, sb = info[ja], info[jb]
+        assert sa['ip'] == '127.0.0.1' and sa['port'] == a.sock.getsockname()[1], sa
+        assert sb['port'] == t.sock.getsockname()[1], sb
+        assert sa['priority'] == 7 and sa['resource'] == 'info-a', sa
+        assert sa['tls'].startswith('TLSv1.') and sb['tls'].startswith('TLSv1.'), (sa, sb)
+        assert sa['user'] == 'alice' and sa['host'] == HOST, sa
+        assert sa['connected_seconds'] >= 0 and sa['connected_since'].endswith('Z'), sa
+        r = server.ctl('connected-users-info')
+        assert r.returncode == 0
+        line = [x for x in r.stdout.splitlines() if x.startswith(ja + ' ')]
+        assert line and '127.0.0.1' in line[0] and 'info-a' in line[0], r.stdout
+    finally:
+        a.close()
+        t.close()
+
+
+def test_kick_session(server):
+    a = RawClient(server.port)
+    b = RawClient(server.port)
+    try:
+        ja = a.login('carol', server.password('carol'), resource='kick-a')
+        jb = b.login('carol', server.password('carol'), resource='kick-b')
+        r = server.ctl('kick-session', ja, 'maintenance')
+        assert r.returncode == 0, (r.returncode, r.stderr)
+        assert a.stream_error(timeout=10) == 'policy-violation'
+        texts = [e for e in a.received if e.tag.endswith('}error')]
+        assert texts and 'maintenance' in tostr(texts[-1]), [tostr(e) for e in a.received]
+        # the other resource stays
+        el = b.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=HOST)
+        assert el.get('type') == 'result'
+        r = server.ctl('kick-session', ja)
+        assert r.returncode == 1, (r.returncode, r.stderr)
+        r = server.ctl('kick-session', 'carol@' + HOST)
+        assert r.returncode == 0 and jb in r.stdout, (r.returncode, r.stdout, r.stderr)
+        assert b.stream_error(timeout=10) == 'policy-violation'
+        assert server.ctl('kick-session', 'not a jid@@').returncode == 2
+    finally:
+        a.close()
+        b.close()
+
+
+def _wait_gone(server, jid, timeout=10):
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if jid not in server.ctl('connected-users').stdout.split():
+            return
+        time.sleep(0.05)
+    raise AssertionError('%s still connected' % jid)
+
+
+def test_send_message_online_and_offline(server):
+    a = RawClient(server.port)
+    try:
+        ja = a.login('erin', server.password('erin'), resource='sendmsg')
+        body = unique('from-admin-')
+        r = server.ctl('send-message', HOST, ja, body)
+        assert r.returncode == 0, (r.returncode, r.stderr)
+        m = a.wait_message(body, timeout=10)
+        assert m.get('from') == HOST, tostr(m)
+    finally:
+        a.close()
+    _wait_gone(server, ja)
+    # to a user who is not online: the offline storage keeps it
+    body = unique('stored-')
+    r = server.ctl('send-message', 'admin@' + HOST, 'erin@' + HOST, body)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    b = RawClient(server.port)
+    try:
+        b.login('erin', server.password('erin'), resource='later')
+        # delivered at the available presence, before login()'s ping answer
+        got = [e for e in b.received if e.tag == q(NS_CLIENT, 'message')
+               and e.findtext(q(NS_CLIENT, 'body')) == body]
+        m = got[0] if got else b.wait_message(body, timeout=10)
+        assert m.get('from') == 'admin@' + HOST, tostr(m)
+    finally:
+        b.close()
+    assert server.ctl('send-message', 'x@@y', 'erin@' + HOST, 'b').returncode == 2
+
+
+def test_send_stanza(server):
+    a = RawClient(server.port)
+    try:
+        ja = a.login('bob', server.password('bob'), resource='stanza')
+        body = unique('raw-')
+        xml = "<message type='chat'><body>%s</body><thread>t1</thread></message>" % body
+        r = server.ctl('send-stanza', 'alice@' + HOST, ja, xml)
+        assert r.returncode == 0, (r.returncode, r.stderr)
+        m = a.wait_message(body, timeout=10)
+        assert m.get('from') == 'alice@' + HOST and m.get('type') == 'chat', tostr(m)
+        assert m.findtext(q(NS_CLIENT, 'thread')) == 't1', tostr(m)
+        # refused by the XML wall or not a stanza: usage error, nothing sent
+        for bad in ("<message><body>x</body>",
+                    "<!DOCTYPE m [<!ENTITY e 'x'>]><message><body>&e;</body></message>",
+                    "<foo xmlns='urn:x'/>",
+                    "<iq type='get'><ping xmlns='urn:xmpp:ping'/></iq>",
+                    "<message/><message/>"):
+            r = server.ctl('send-stanza', 'alice@' + HOST, ja, bad)
+            assert r.returncode == 2, (bad, r.returncode, r.stderr)
+        # an iq to a user's bare JID is answered by the server for them
+        el = a.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=HOST)
+        assert el.get('type') == 'result'
+    finally:
+        a.close()
+
+
+def test_stats(server):
+    a = RawClient(server.port)
+    try:
+        a.login('alice', server.password('alice'), resource='stats')
+        before = _json(server.ctl('stats', '--json'))
+        a.send("<message to='bob@%s' type='chat'><body>count me</body></message>" % HOST)
+        a.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=HOST)
+        after = _json(server.ctl('--json', 'stats'))
+        assert after['stanzas_in']['message'] == before['stanzas_in']['message'] + 1, (before, after)
+        assert after['stanzas_in']['iq'] >= before['stanzas_in']['iq'] + 1
+        assert after['stanzas_out']['iq'] >= before['stanzas_out']['iq'] + 1
+        h = after['hosts'][HOST]
+        assert h['registered_users'] >= 4 and h['online_users'] >= 1 and h['sessions'] >= 1, h
+        assert after['hosts'][OTHER]['registered_users'] >= 1
+        assert after['uptime_seconds'] >= 0
+        assert after['memory']['rss_kib'] > 1000 and after['memory']['heap_used_kib'] > 0
+        r = server.ctl('stats')
+        assert r.returncode == 0 and 'stanzas in:' in r.stdout and 'rss' in r.stdout, r.stdout
+    finally:
+        a.close()
+
+
+def test_backup_and_restore(fresh_server):
+    srv = fresh_server
+    keep = unique('kept')
+    srv.register(keep, HOST, 'kept-pw')
+    r = srv.ctl('backup', 'backup.db')
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    bak = srv.dir / 'backup.db'
+    assert bak.exists()
+    # a backup is a whole database: the accounts are in it
+    import sqlite3
+    db = sqlite3.connect(str(bak))
+    try:
+        names = {row[0] for row in db.execute('SELECT username FROM users')}
+    finally:
+        db.close()
+    assert keep in names and 'alice' in names, names
+    # made after the backup: gone after the restore
+    later = unique('later')
+    srv.register(later, HOST, 'later-pw')
+    r = srv.ctl('restore', 'backup.db')
+    assert r.returncode == 5, (r.returncode, r.stderr)
+    # a backup into a directory that does not exist fails cleanly
+    r = srv.ctl('backup', 'no/such/dir/x.db')
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert srv.ctl('stop').returncode == 0
+    assert srv.wait_exit(20) == 0
+    # not a database: refused, the store is untouched
+    (srv.dir / 'junk.db').write_text('this is not sqlite\n' * 100)
+    r = srv.ctl('restore', 'junk.db')
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert srv.ctl('user-exists', later, HOST).returncode == 0
+    r = srv.ctl('restore', str(bak))
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert srv.ctl('user-exists', later, HOST).returncode == 1
+    assert srv.ctl('user-exists', keep, HOST).returncode == 0
+    # offline backup works too
+    r = srv.ctl('backup', 'offline.db')
+    assert r.returncode == 0 and (srv.dir / 'offline.db').exists(), (r.returncode, r.stderr)
+    srv.start()
+    assert _can_login(srv, keep, 'kept-pw')
+    assert not _can_login(srv, later, 'later-pw')
+
+
+def test_restart_in_place(fresh_server):
+    srv = fresh_server
+    pid = srv.proc.pid
+    c = RawClient(srv.port)
+    try:
+        c.login('alice', srv.password('alice'), presence=False)
+        r = srv.ctl('restart')
+        assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+        assert c.stream_error(timeout=10) == 'system-shutdown'
+    finally:
+        c.close()
+    assert srv.running() and srv.proc.pid == pid
+    r = srv.ctl('status')
+    assert r.returncode == 0 and 'pid: %d' % pid in r.stdout, (r.returncode, r.stdout)
+    assert _can_login(srv, 'bob', srv.password('bob'))
+    assert srv.log().count('parleyd restarting') == 1
