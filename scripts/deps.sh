@@ -14,7 +14,8 @@ BUILD_PKGS=(autoconf automake libtool pkg-config make gcc libc6-dev
     libev-dev libexpat1-dev libssl-dev zlib1g-dev libidn-dev libyaml-dev
     libsqlite3-dev libpq-dev libmariadb-dev unixodbc-dev libldap-dev libpam0g-dev
     libcmocka-dev openssl)
-TEST_PKGS=(python3 python3-slixmpp python3-pytest sqlite3 procps iproute2)
+TEST_PKGS=(python3 python3-slixmpp python3-pytest sqlite3 procps iproute2
+    postgresql)
 
 usage() {
     echo "usage: $0 build|test [build|test ...]" >&2

@@ -27,6 +27,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "storage/sql.h"
 
 #define CFG_MAX_DEPTH 64                 /* nesting of maps and lists */
 #define CFG_MAX_FILE_SIZE (16u << 20)    /* a config file larger than this is a mistake */
@@ -1313,6 +1314,12 @@ void opt_dump(const struct opt_def *defs, const void *in, struct buf *out, int i
 {
 	for (const struct opt_def *d = defs; d->key != NULL; d++) {
 		buf_printf(out, "%*s%s: ", indent, "", d->key);
+		/* Secrets are never printed: only whether one is set. */
+		if (d->type == OPT_STRING && strstr(d->key, "password") != NULL &&
+		    strstr(d->key, "file") == NULL && *(char *const *)((const char *)in + d->offset) != NULL) {
+			buf_append_str(out, "\"(set, not shown)\"\n");
+			continue;
+		}
 		opt_dump_value(d, in, out);
 		buf_append_str(out, "\n");
 	}
@@ -1403,11 +1410,15 @@ static const struct opt_def tls_defs[] = {
 
 static const struct opt_def storage_defs[] = {
 	{ "driver", OPT_STRING, OFF(storage_config, driver), "sqlite", NULL, 0, 0,
-	  "storage driver: sqlite (pgsql, mysql and odbc are not supported yet)" },
+	  "storage driver: sqlite (embedded) or pgsql (PostgreSQL)" },
 	{ "path", OPT_STRING, OFF(storage_config, path), "parley.db", NULL, 0, 0,
 	  "sqlite: the database file" },
 	{ "dsn", OPT_STRING, OFF(storage_config, dsn), NULL, NULL, 0, 0,
-	  "connection string of the database (drivers other than sqlite)" },
+	  "connection string of the database (drivers other than sqlite); pgsql: a libpq conninfo" },
+	{ "password", OPT_STRING, OFF(storage_config, password), NULL, NULL, 0, 0,
+	  "password of the database user (never logged; prefer password_file)" },
+	{ "password_file", OPT_STRING, OFF(storage_config, password_file), NULL, NULL, 0, 0,
+	  "file whose first line is the database password, read at each connection" },
 	{ "pool_size", OPT_UINT, OFF(storage_config, pool_size), "2", NULL, 1, 256,
 	  "worker threads, each with its own connection" },
 	{ "queue_max", OPT_UINT, OFF(storage_config, queue_max), "10000", NULL, 1, 10000000,
@@ -1475,18 +1486,29 @@ static char *section_name(const char *host, const char *section)
 static int check_storage(const struct storage_config *st, const struct cfg_node *map,
                          const struct cfg_node *fallback, const char *section, char **error_r)
 {
-	static const char *const later[] = { "pgsql", "mysql", "odbc", NULL };
-	if (strcmp(st->driver, "sqlite") != 0) {
-		for (size_t i = 0; later[i] != NULL; i++) {
-			if (strcmp(st->driver, later[i]) == 0) {
-				*error_r = error_for_key(map, fallback, section, "driver",
-				                         "storage driver '%s' is not built / not supported yet",
-				                         st->driver);
-				return -1;
-			}
-		}
+	bool built = false;
+	if (!sql_driver_known(st->driver, &built)) {
 		*error_r = error_for_key(map, fallback, section, "driver",
-		                         "unknown storage driver '%s' (known: sqlite)", st->driver);
+		                         "unknown storage driver '%s' (known: sqlite, pgsql, mysql, odbc)",
+		                         st->driver);
+		return -1;
+	}
+	if (!built) {
+		*error_r = error_for_key(map, fallback, section, "driver",
+		                         "storage driver '%s' is not built into this parleyd (configure "
+		                         "did not find its client library, or it is not supported yet)",
+		                         st->driver);
+		return -1;
+	}
+	if (strcmp(st->driver, "sqlite") != 0 && (st->dsn == NULL || *st->dsn == '\0')) {
+		*error_r = error_for_key(map, fallback, section, "dsn",
+		                         "storage driver '%s' needs a dsn (the connection string)",
+		                         st->driver);
+		return -1;
+	}
+	if (st->password != NULL && st->password_file != NULL) {
+		*error_r = error_for_key(map, fallback, section, "password_file",
+		                         "give password or password_file, not both");
 		return -1;
 	}
 	if (st->timeout <= 0) {
@@ -1803,7 +1825,9 @@ static int load_globals(struct globals *g, const struct top_settings *top, const
 {
 	if (opt_apply(storage_defs, top->storage, "storage", &g->storage, error_r) < 0 ||
 	    check_storage(&g->storage, top->storage, root, "storage", error_r) < 0 ||
-	    resolve_path(&g->storage.path, dir, top->storage, root, "storage", "path", error_r) < 0)
+	    resolve_path(&g->storage.path, dir, top->storage, root, "storage", "path", error_r) < 0 ||
+	    resolve_path(&g->storage.password_file, dir, top->storage, root, "storage", "password_file",
+	                 error_r) < 0)
 		return -1;
 	if (opt_apply(auth_defs, top->auth, "auth", &g->auth, error_r) < 0 ||
 	    check_auth(&g->auth, top->auth, root, "auth", error_r) < 0)
@@ -1866,7 +1890,9 @@ static int load_host(struct host_config *h, const struct cfg_node *entry, const 
 	}
 	if (opt_apply_over(storage_defs, hs.storage, sec_storage, &h->storage, error_r) < 0 ||
 	    check_storage(&h->storage, hs.storage, h->node, sec_storage, error_r) < 0 ||
-	    resolve_path(&h->storage.path, dir, hs.storage, h->node, sec_storage, "path", error_r) < 0)
+	    resolve_path(&h->storage.path, dir, hs.storage, h->node, sec_storage, "path", error_r) < 0 ||
+	    resolve_path(&h->storage.password_file, dir, hs.storage, h->node, sec_storage,
+	                 "password_file", error_r) < 0)
 		goto out;
 	if (opt_apply_over(auth_defs, hs.auth, sec_auth, &h->auth, error_r) < 0 ||
 	    check_auth(&h->auth, hs.auth, h->node, sec_auth, error_r) < 0)

@@ -1,9 +1,10 @@
 /*
  * Virtual hosts.  Loop thread.
  *
- * Hosts that name the same store (same driver, path and dsn) share one
- * storage instance, so a hundred virtual hosts on one database do not mean a
- * hundred worker pools.  Certificates are loaded once per (certificate, key)
+ * Hosts that name the same store (same driver and path for sqlite, same
+ * driver and dsn for a database server) share one storage instance, so a
+ * hundred virtual hosts on one database do not mean a hundred worker pools:
+ * pool_size is the bound on connections to that database.  Certificates are loaded once per (certificate, key)
  * pair and registered for SNI under each host name.
  */
 #include "host.h"
@@ -17,6 +18,10 @@
 struct shared_storage {
 	char *key;
 	struct storage *st;
+	/* the settings of the first host that named it */
+	unsigned pool_size, queue_max;
+	double timeout;
+	char *password, *password_file;
 	struct shared_storage *next;
 };
 
@@ -82,13 +87,29 @@ bool host_is_admin(const struct host *h, const struct jid *j)
 	return r;
 }
 
-static struct storage *host_storage(struct ev_loop *loop, const struct storage_config *sc, char **error_r)
+static bool str_same(const char *a, const char *b)
 {
-	char *key = xasprintf("%s\x1f%s\x1f%s", sc->driver != NULL ? sc->driver : "",
-	                      sc->path != NULL ? sc->path : "", sc->dsn != NULL ? sc->dsn : "");
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static struct storage *host_storage(struct ev_loop *loop, const char *host,
+                                    const struct storage_config *sc, char **error_r)
+{
+	/* A database is named by its path (sqlite) or its dsn (the others):
+	 * every host naming it shares one store, so pool_size bounds the
+	 * connections to that database whatever the number of hosts. */
+	bool embedded = sc->driver == NULL || strcmp(sc->driver, "sqlite") == 0;
+	char *key = xasprintf("%s\x1f%s", sc->driver != NULL ? sc->driver : "sqlite",
+	                      embedded ? (sc->path != NULL ? sc->path : "") : (sc->dsn != NULL ? sc->dsn : ""));
 	for (struct shared_storage *s = storages; s != NULL; s = s->next) {
 		if (strcmp(s->key, key) == 0) {
 			free(key);
+			if (s->pool_size != sc->pool_size || s->queue_max != sc->queue_max ||
+			    s->timeout != sc->timeout || !str_same(s->password, sc->password) ||
+			    !str_same(s->password_file, sc->password_file))
+				log_warning("host %s: storage %s is shared with an earlier host, whose "
+				            "pool_size, queue_max, timeout and password it uses; this host's "
+				            "other values for them are ignored", host, storage_describe(s->st));
 			return s->st;
 		}
 	}
@@ -100,6 +121,11 @@ static struct storage *host_storage(struct ev_loop *loop, const struct storage_c
 	struct shared_storage *s = xcalloc(1, sizeof(*s));
 	s->key = key;
 	s->st = st;
+	s->pool_size = sc->pool_size;
+	s->queue_max = sc->queue_max;
+	s->timeout = sc->timeout;
+	s->password = sc->password != NULL ? xstrdup(sc->password) : NULL;
+	s->password_file = sc->password_file != NULL ? xstrdup(sc->password_file) : NULL;
 	s->next = storages;
 	storages = s;
 	log_info("storage %s opened", storage_describe(st));
@@ -139,7 +165,7 @@ int hosts_start(struct ev_loop *loop, const struct parley_config *cfg, bool with
 		*tail = h;
 		tail = &h->next;
 		nhosts++;
-		h->storage = host_storage(loop, &hc->storage, error_r);
+		h->storage = host_storage(loop, h->name, &hc->storage, error_r);
 		if (h->storage == NULL)
 			return -1;
 		if (auth_new(loop, h->name, &hc->auth, h->storage, &h->auth, error_r) < 0)
@@ -172,6 +198,10 @@ void hosts_stop(void)
 		struct shared_storage *s = storages;
 		storages = s->next;
 		storage_close(&s->st);
+		if (s->password != NULL)
+			explicit_bzero(s->password, strlen(s->password));
+		free(s->password);
+		free(s->password_file);
 		free(s->key);
 		free(s);
 	}

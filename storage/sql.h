@@ -77,6 +77,11 @@ struct sql_driver_vfuncs {
 	 * reconnected.  NULL: never. */
 	bool (*is_broken)(struct sql_conn *c);
 
+	/* A cheap round trip that proves the connection still works (used
+	 * before a connection that sat idle is used again): 0, or -1 when it
+	 * does not.  NULL: never needed (embedded databases). */
+	int (*ping)(struct sql_conn *c);
+
 	/* Run a script of several statements (the schema), no results. */
 	int (*exec)(struct sql_conn *c, const char *script);
 
@@ -118,5 +123,14 @@ struct sql_driver_vfuncs {
 
 /* Drivers built into this binary. */
 extern const struct sql_driver_vfuncs sql_driver_sqlite;
+#ifdef HAVE_BACKEND_PGSQL
+extern const struct sql_driver_vfuncs sql_driver_pgsql;
+#endif
+
+/* The driver called name, if this binary has it; NULL otherwise. */
+const struct sql_driver_vfuncs *sql_driver_find(const char *name);
+/* Whether name is a driver Parley knows, built here or not ("pgsql" in a
+ * build without libpq: true, *built_r false). */
+bool sql_driver_known(const char *name, bool *built_r);
 
 #endif

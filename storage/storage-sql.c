@@ -28,6 +28,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,7 +38,20 @@
 
 static const struct sql_driver_vfuncs *const sql_drivers[] = {
 	&sql_driver_sqlite,
+#ifdef HAVE_BACKEND_PGSQL
+	&sql_driver_pgsql,
+#endif
 };
+/* Every driver Parley has, whether this binary was built with it or not. */
+static const char *const sql_driver_names[] = { "sqlite", "pgsql", "mysql", "odbc" };
+
+/* A connection that sat idle this long is checked (driver's ping) before
+ * it is used again: a server restart or a firewall that dropped the idle
+ * TCP connection is found before a user's request runs on it. */
+#define SQL_IDLE_CHECK 30.0
+/* Reconnection attempts after a failure: the first at once, then after
+ * 1 s, 2 s, 4 s, ... up to this. */
+#define SQL_BACKOFF_MAX 30.0
 
 struct sql_storage {
 	struct storage base;
@@ -46,6 +60,20 @@ struct sql_storage {
 	enum sql_upsert upsert;         /* the dialect's, or a test's choice */
 	struct worker_group *workers;
 	double last_full_log;           /* loop: rate limit of "queue full" */
+
+	/* The database's state as the workers see it (guarded by lock): while
+	 * it is down, jobs of workers without a connection fail at once, and
+	 * one worker tries to connect when retry_at has passed. */
+	pthread_mutex_t lock;
+	bool down;                      /* the last connection attempt failed */
+	bool connecting;                /* a worker is trying to connect now */
+	double down_since;              /* monotonic seconds */
+	double retry_at;
+	double backoff;                 /* wait after the next failure */
+	double last_outage_log;         /* rate limit of "failing fast" lines */
+	unsigned suppressed;            /* lines not written since */
+	unsigned nconns;                /* connections open now */
+	char *last_error;               /* of the last failed attempt (malloc'd) */
 };
 
 /* One per worker thread. */
@@ -53,7 +81,7 @@ struct sql_thread {
 	struct sql_storage *ss;
 	unsigned index;
 	struct sql_conn *conn;
-	bool down;                      /* the last connect failed (logged once) */
+	double last_used;               /* monotonic seconds */
 };
 
 struct sql_req {
@@ -92,12 +120,28 @@ struct sql_req {
 	char *default_name;
 };
 
-static const struct sql_driver_vfuncs *sql_driver_find(const char *name)
+const struct sql_driver_vfuncs *sql_driver_find(const char *name)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(sql_drivers); i++)
 		if (strcmp(sql_drivers[i]->name, name) == 0)
 			return sql_drivers[i];
 	return NULL;
+}
+
+bool sql_driver_known(const char *name, bool *built_r)
+{
+	*built_r = sql_driver_find(name) != NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(sql_driver_names); i++)
+		if (strcmp(sql_driver_names[i], name) == 0)
+			return true;
+	return *built_r;
+}
+
+static double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ---- statements (worker thread) --------------------------------------------- */
@@ -1251,23 +1295,116 @@ static enum storage_result op_privacy_set_default(struct sql_thread *t, struct s
 
 /* ---- the worker side of a job ------------------------------------------------ */
 
-static bool thread_connect(struct sql_thread *t)
+static int check_version(const struct sql_driver_vfuncs *d, struct sql_conn *c, const char *desc,
+                         char **error_r);
+
+/* A job of r could not get a connection: say so, at most once a second
+ * per store (the count of the lines left out follows). */
+static void log_outage(struct sql_thread *t, struct sql_req *r, double now, const char *why)
 {
-	if (t->conn != NULL)
+	struct sql_storage *ss = t->ss;
+	pthread_mutex_lock(&ss->lock);
+	bool say = now - ss->last_outage_log >= 1.0;
+	unsigned more = ss->suppressed;
+	if (say) {
+		ss->last_outage_log = now;
+		ss->suppressed = 0;
+	} else {
+		ss->suppressed++;
+	}
+	double since = now - ss->down_since;
+	double next = ss->retry_at - now;
+	pthread_mutex_unlock(&ss->lock);
+	if (!say)
+		return;
+	char extra[64] = "";
+	if (more > 0)
+		snprintf(extra, sizeof(extra), " (and %u more since the last line)", more);
+	log_warning("storage %s: %s %s@%s failed at once: %s (down for %.0f s, next connection "
+	            "attempt in %.1f s)%s", ss->base.description, storage_op_name(r->base.op),
+	            r->user != NULL ? r->user : "", r->host, why, since, next > 0 ? next : 0, extra);
+}
+
+/* Give t a working connection.  While the database is down only one worker
+ * at a time tries, and not before the backoff has passed; the others fail
+ * at once.  A new connection's schema version is checked. */
+static bool thread_connect(struct sql_thread *t, struct sql_req *r)
+{
+	struct sql_storage *ss = t->ss;
+	const struct sql_driver_vfuncs *d = ss->drv;
+	double now = mono_now();
+	if (t->conn != NULL && d->ping != NULL && now - t->last_used >= SQL_IDLE_CHECK &&
+	    d->ping(t->conn) < 0) {
+		log_notice("storage %s: worker %u: the idle connection no longer works (%s); reconnecting",
+		           ss->base.description, t->index, d->error_message(t->conn));
+		d->disconnect(t->conn);
+		t->conn = NULL;
+		pthread_mutex_lock(&ss->lock);
+		ss->nconns--;
+		pthread_mutex_unlock(&ss->lock);
+	}
+	if (t->conn != NULL) {
+		t->last_used = now;
 		return true;
+	}
+
+	pthread_mutex_lock(&ss->lock);
+	if (ss->down && (ss->connecting || now < ss->retry_at)) {
+		pthread_mutex_unlock(&ss->lock);
+		if (r != NULL)
+			log_outage(t, r, now, "the database is unreachable");
+		return false;
+	}
+	ss->connecting = true;
+	pthread_mutex_unlock(&ss->lock);
+
 	char *err = NULL;
-	t->conn = t->ss->drv->connect(&t->ss->cfg, &err);
-	if (t->conn == NULL) {
-		if (!t->down)
-			log_error("storage %s: worker %u cannot connect: %s", t->ss->base.description, t->index,
-			          err != NULL ? err : "unknown error");
-		t->down = true;
+	struct sql_conn *c = d->connect(&ss->cfg, &err);
+	if (c != NULL && check_version(d, c, ss->base.description, &err) < 0) {
+		d->disconnect(c);
+		c = NULL;
+	}
+	now = mono_now();
+	pthread_mutex_lock(&ss->lock);
+	ss->connecting = false;
+	if (c == NULL) {
+		bool first = !ss->down;
+		if (first) {
+			ss->down = true;
+			ss->down_since = now;
+			ss->backoff = 1.0;
+		} else {
+			ss->backoff = ss->backoff * 2 > SQL_BACKOFF_MAX ? SQL_BACKOFF_MAX : ss->backoff * 2;
+		}
+		ss->retry_at = now + ss->backoff;
+		free(ss->last_error);
+		ss->last_error = xstrdup(err != NULL ? err : "unknown error");
+		double wait = ss->backoff;
+		double since = now - ss->down_since;
+		pthread_mutex_unlock(&ss->lock);
+		if (first)
+			log_error("storage %s: cannot connect: %s; the hosts on this store are degraded "
+			          "(their storage requests fail with a temporary error) until it comes back; "
+			          "next attempt in %.0f s", ss->base.description,
+			          err != NULL ? err : "unknown error", wait);
+		else
+			log_warning("storage %s: still cannot connect (down for %.0f s): %s; next attempt "
+			            "in %.0f s", ss->base.description, since,
+			            err != NULL ? err : "unknown error", wait);
 		free(err);
 		return false;
 	}
-	if (t->down)
-		log_notice("storage %s: worker %u connected again", t->ss->base.description, t->index);
-	t->down = false;
+	bool was_down = ss->down;
+	double since = now - ss->down_since;
+	ss->down = false;
+	ss->backoff = 0;
+	ss->nconns++;
+	pthread_mutex_unlock(&ss->lock);
+	if (was_down)
+		log_notice("storage %s: connected again (worker %u) after %.0f s; the hosts on this "
+		           "store work again", ss->base.description, t->index, since);
+	t->conn = c;
+	t->last_used = now;
 	return true;
 }
 
@@ -1310,20 +1447,24 @@ static void sql_work(void *job, void *thread_state)
 	struct sql_thread *t = thread_state;
 	const struct sql_driver_vfuncs *d = t->ss->drv;
 	for (unsigned attempt = 0;; attempt++) {
-		if (!thread_connect(t)) {
+		if (!thread_connect(t, r)) {
 			r->res = STORAGE_TEMPFAIL;
 			return;
 		}
 		failed_sql = NULL;
 		r->res = run_op(t, r);
+		t->last_used = mono_now();
 		if (r->res != STORAGE_TEMPFAIL || d->is_broken == NULL || !d->is_broken(t->conn))
 			return;
 		/* The server went away: a new connection, and one more try (every
 		 * operation is one transaction or one statement). */
-		log_warning("storage %s: worker %u lost its connection; reconnecting",
-		            t->ss->base.description, t->index);
+		log_warning("storage %s: worker %u lost its connection (%s); reconnecting",
+		            t->ss->base.description, t->index, d->error_message(t->conn));
 		d->disconnect(t->conn);
 		t->conn = NULL;
+		pthread_mutex_lock(&t->ss->lock);
+		t->ss->nconns--;
+		pthread_mutex_unlock(&t->ss->lock);
 		if (attempt > 0)
 			return;
 	}
@@ -1334,15 +1475,19 @@ static void *sql_thread_init(void *group_ctx, unsigned index)
 	struct sql_thread *t = xcalloc(1, sizeof(*t));
 	t->ss = group_ctx;
 	t->index = index;
-	thread_connect(t);     /* failures are retried at each job */
+	thread_connect(t, NULL);     /* failures are retried at each job */
 	return t;
 }
 
 static void sql_thread_deinit(void *group_ctx, void *state)
 {
 	struct sql_thread *t = state;
-	if (t->conn != NULL)
+	if (t->conn != NULL) {
 		t->ss->drv->disconnect(t->conn);
+		pthread_mutex_lock(&t->ss->lock);
+		t->ss->nconns--;
+		pthread_mutex_unlock(&t->ss->lock);
+	}
 	free(t);
 }
 
@@ -1895,25 +2040,46 @@ static int sql_open(struct ev_loop *loop, const struct storage_config *cfg, stru
 		goto fail;
 	}
 	struct sql_conn *c = d->connect(cfg, &err);
-	if (c == NULL) {
+	bool down = false;
+	if (c == NULL && d->is_new == NULL) {
+		/* A database server that is down now may come back: start
+		 * degraded (requests fail with a temporary error) and let the
+		 * workers reconnect; the version is checked when they do. */
+		log_error("storage %s: cannot connect at start: %s; starting without it: the hosts on "
+		          "this store are degraded until it can be reached (retried in the background)",
+		          desc, err);
+		down = true;
+	} else if (c == NULL) {
 		*error_r = xasprintf("database %s: %s", desc, err);
 		goto fail;
-	}
-	if ((is_new && create_schema(d, c, desc, script, schema_path, error_r) < 0) ||
-	    check_version(d, c, desc, error_r) < 0) {
+	} else {
+		if ((is_new && create_schema(d, c, desc, script, schema_path, error_r) < 0) ||
+		    check_version(d, c, desc, error_r) < 0) {
+			d->disconnect(c);
+			goto fail;
+		}
 		d->disconnect(c);
-		goto fail;
 	}
-	d->disconnect(c);
 
 	struct sql_storage *ss = xcalloc(1, sizeof(*ss));
 	storage_base_init(&ss->base, &storage_sql_vfuncs, loop, desc);
+	pthread_mutex_init(&ss->lock, NULL);
+	if (down) {
+		ss->down = true;
+		ss->down_since = mono_now();
+		ss->retry_at = ss->down_since;      /* the first worker tries at once */
+		ss->backoff = 1.0;
+		ss->last_error = err;
+		err = NULL;
+	}
 	ss->drv = d;
 	ss->upsert = d->dialect->upsert;
 	ss->cfg = *cfg;
 	ss->cfg.driver = xstrdup(d->name);
 	ss->cfg.path = cfg->path != NULL ? xstrdup(cfg->path) : NULL;
 	ss->cfg.dsn = cfg->dsn != NULL ? xstrdup(cfg->dsn) : NULL;
+	ss->cfg.password = cfg->password != NULL ? xstrdup(cfg->password) : NULL;
+	ss->cfg.password_file = cfg->password_file != NULL ? xstrdup(cfg->password_file) : NULL;
 	if (ss->cfg.pool_size == 0)
 		ss->cfg.pool_size = 2;
 	if (ss->cfg.timeout <= 0)
@@ -1943,6 +2109,12 @@ static void sql_close(struct storage *st)
 	free(ss->cfg.driver);
 	free(ss->cfg.path);
 	free(ss->cfg.dsn);
+	if (ss->cfg.password != NULL)
+		explicit_bzero(ss->cfg.password, strlen(ss->cfg.password));
+	free(ss->cfg.password);
+	free(ss->cfg.password_file);
+	free(ss->last_error);
+	pthread_mutex_destroy(&ss->lock);
 	free(ss);
 }
 

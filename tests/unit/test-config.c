@@ -670,11 +670,19 @@ static void test_error_classes(void **state)
 	expect_error(LISTEN "hosts:\n  a..b: {}\n", "4:3", "empty label", NULL);
 	expect_error(LISTEN "hosts: [ok.example, [x]]\n", "3:21", "key 'hosts': expected a host name, got a list", NULL);
 	/* storage drivers and auth methods not available */
+#ifdef HAVE_BACKEND_PGSQL
+	expect_error("storage:\n  driver: pgsql\n" LISTEN HOSTS, "2:3",
+	             "key 'storage.dsn': storage driver 'pgsql' needs a dsn", NULL);
+	expect_error("storage:\n  driver: pgsql\n  dsn: \"dbname=x\"\n  password: a\n  password_file: b\n"
+	             LISTEN HOSTS, "5:18", "key 'storage.password_file': give password or password_file, not both",
+	             NULL);
+#else
 	expect_error("storage:\n  driver: pgsql\n" LISTEN HOSTS, "2:11",
-	             "key 'storage.driver': storage driver 'pgsql' is not built / not supported yet", NULL);
+	             "key 'storage.driver': storage driver 'pgsql' is not built into this parleyd", NULL);
+#endif
 	expect_error("storage:\n  driver: oracle\n" LISTEN HOSTS, "2:11", "unknown storage driver 'oracle'", NULL);
 	expect_error(LISTEN "hosts:\n  example.com:\n    storage: {driver: mysql}\n", "5:23",
-	             "key 'hosts.example.com.storage.driver': storage driver 'mysql' is not built / not supported yet", NULL);
+	             "key 'hosts.example.com.storage.driver': storage driver 'mysql' is not built", NULL);
 	expect_error("auth:\n  methods: [internal, ldap]\n" LISTEN HOSTS, "2:12",
 	             "key 'auth.methods': auth method 'ldap' is not built / not supported yet", NULL);
 	expect_error(LISTEN "hosts:\n  example.com:\n    auth: {methods: magic}\n", "5:21",
@@ -995,7 +1003,7 @@ static void test_dump(void **state)
 		"\n  - port: 5223\n    address: 127.0.0.1\n    module: c2s\n    starttls: required\n"
 		"    direct_tls: true\n    backlog: 1024\n",
 		"\nhosts:\n  a.example:\n    storage:\n      driver: sqlite\n      path: /a.db\n      dsn: ~\n"
-		"      pool_size: 3\n",
+		"      password: ~\n      password_file: ~\n      pool_size: 3\n",
 		"\n    auth:\n      methods: [internal]\n      scram_iterations: 4096\n",
 		"\n    tls:\n      certificate: /c.pem\n      key: /k.pem\n      ciphers: ~\n      min_version: \"1.2\"\n",
 		"\n    admins: [x@a.example]\n",
@@ -1025,6 +1033,15 @@ static void test_dump(void **state)
 	config_dump(cfg, "nowhere.example", &out);
 	assert_non_null(strstr(out.data, "# no host 'nowhere.example'"));
 	buf_free(&out);
+	config_free(&cfg);
+
+	/* A database password is never printed, only that there is one. */
+	cfg = load_ok(LISTEN HOSTS "storage: { dsn: \"dbname=x\", password: s3cret-pw }\n");
+	struct buf pw = { 0 };
+	config_dump(cfg, NULL, &pw);
+	assert_null(strstr(pw.data, "s3cret-pw"));
+	assert_non_null(strstr(pw.data, "\n      password: \"(set, not shown)\"\n"));
+	buf_free(&pw);
 	config_free(&cfg);
 }
 

@@ -4,11 +4,16 @@
  * activity and the schema migrations, and
  * the internal auth backend on top of it (auth/auth.c, auth-internal.c).
  *
- * Every test runs once per entry of the backends table: today sqlite on a
+ * Every test runs once per entry of the backends table: sqlite on a
  * temporary file, twice (with the dialect's upsert and with the portable
- * UPDATE-then-INSERT path).  A new driver adds an entry (how to make a
+ * UPDATE-then-INSERT path), and PostgreSQL when the build has libpq and
+ * PARLEY_TEST_PGSQL_DSN names a server (tests/db/pgsql.sh starts one; see
+ * tests/db/test-storage-pgsql.sh).  A new driver adds an entry (how to make a
  * fresh store, and optional hooks for the tests that need to reach into
  * the database: schema version, holding a lock).
+ *
+ * PARLEY_TEST_BACKENDS=pgsql (a comma-separated list of entry names or
+ * their prefixes) runs only those entries.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +33,10 @@
 #include "server/worker.h"
 #include "server/log.h"
 
+#ifdef HAVE_BACKEND_PGSQL
+#include <libpq-fe.h>
+#endif
+
 /* ---- backends ------------------------------------------------------------------- */
 
 struct fixture;
@@ -46,6 +55,7 @@ struct backend {
 	/* Run an SQL script on the store from outside (a DBA's client). */
 	void (*exec_sql)(struct fixture *f, const char *script);
 	bool embedded;                          /* created from sql/ on first open */
+	const char *dialect;                    /* the directory of its migrations */
 };
 
 struct fixture {
@@ -56,6 +66,7 @@ struct fixture {
 	char dir[64];
 	char path[128];
 	sqlite3 *locker;
+	void *pg_locker;                        /* PGconn holding the lock */
 };
 
 static void sqlite_make(struct fixture *f)
@@ -127,12 +138,120 @@ static void sqlite_exec_sql(struct fixture *f, const char *script)
 	sqlite3_close(db);
 }
 
+#ifdef HAVE_BACKEND_PGSQL
+/* PostgreSQL: one database for the whole run (PARLEY_TEST_PGSQL_DSN, with
+ * a DML-only role for parleyd and PARLEY_TEST_PGSQL_OWNER_DSN for the
+ * owner of the tables).  Each test starts from an empty schema: the owner
+ * drops every table and applies sql/pgsql.sql again. */
+static const char pg_drop_all[] =
+	"DROP TABLE IF EXISTS schema_version, users, roster_groups, roster_items, roster_version, "
+	"offline_messages, vcards, private_storage, last_activity, blocklist, privacy_items, "
+	"privacy_lists CASCADE";
+
+static void pg_owner_exec(const char *script)
+{
+	const char *dsn = getenv("PARLEY_TEST_PGSQL_OWNER_DSN");
+	assert_non_null(dsn);
+	PGconn *c = PQconnectdb(dsn);
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("cannot connect as the owner (%s): %s", dsn, PQerrorMessage(c));
+	PGresult *res = PQexec(c, "SET client_min_messages = warning");
+	PQclear(res);
+	res = PQexec(c, script);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+		fail_msg("the script failed: %s", PQerrorMessage(c));
+	PQclear(res);
+	PQfinish(c);
+}
+
+static void pgsql_make(struct fixture *f)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/pgsql.sql", getenv("PARLEY_SQL_DIR"));
+	FILE *fp = fopen(path, "r");
+	if (fp == NULL)
+		fail_msg("cannot read %s", path);
+	struct buf b = {0};
+	buf_append_str(&b, pg_drop_all);
+	buf_append_str(&b, ";\n");
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+		buf_append(&b, chunk, n);
+	fclose(fp);
+	buf_append_str(&b, "\0");
+	pg_owner_exec(b.data);
+	buf_free(&b);
+	f->cfg.driver = "pgsql";
+	f->cfg.dsn = getenv("PARLEY_TEST_PGSQL_DSN");
+	f->cfg.password = getenv("PARLEY_TEST_PGSQL_PASSWORD");
+}
+
+static void pgsql_destroy(struct fixture *f)
+{
+}
+
+static void pgsql_set_schema_version(struct fixture *f, int version)
+{
+	char sql[64];
+	snprintf(sql, sizeof(sql), "UPDATE schema_version SET version = %d", version);
+	pg_owner_exec(sql);
+}
+
+static void pgsql_lock(struct fixture *f)
+{
+	PGconn *c = PQconnectdb(getenv("PARLEY_TEST_PGSQL_OWNER_DSN"));
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	/* Writers wait (until their statement_timeout), readers do not. */
+	PGresult *res = PQexec(c, "BEGIN; LOCK TABLE users, roster_items, roster_groups, "
+	                          "roster_version, offline_messages, vcards, private_storage, "
+	                          "last_activity, blocklist, privacy_lists, privacy_items "
+	                          "IN SHARE ROW EXCLUSIVE MODE");
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	f->pg_locker = c;
+}
+
+static void pgsql_unlock(struct fixture *f)
+{
+	PGconn *c = f->pg_locker;
+	PQclear(PQexec(c, "ROLLBACK"));
+	PQfinish(c);
+	f->pg_locker = NULL;
+}
+
+static void pgsql_exec_sql(struct fixture *f, const char *script)
+{
+	pg_owner_exec(script);
+}
+#endif
+
 static const struct backend backends[] = {
 	{ "sqlite", sqlite_make, sqlite_destroy, NULL, sqlite_set_schema_version, sqlite_lock,
-	  sqlite_unlock, sqlite_exec_sql, true },
+	  sqlite_unlock, sqlite_exec_sql, true, "sqlite" },
 	{ "sqlite/portable-upsert", sqlite_make, sqlite_destroy, sqlite_portable_opened,
-	  sqlite_set_schema_version, sqlite_lock, sqlite_unlock, sqlite_exec_sql, true },
+	  sqlite_set_schema_version, sqlite_lock, sqlite_unlock, sqlite_exec_sql, true, "sqlite" },
+#ifdef HAVE_BACKEND_PGSQL
+	{ "pgsql", pgsql_make, pgsql_destroy, NULL, pgsql_set_schema_version, pgsql_lock,
+	  pgsql_unlock, pgsql_exec_sql, false, "pgsql" },
+	{ "pgsql/portable-upsert", pgsql_make, pgsql_destroy, sqlite_portable_opened,
+	  pgsql_set_schema_version, pgsql_lock, pgsql_unlock, pgsql_exec_sql, false, "pgsql" },
+#endif
 };
+
+/* Whether the backend entry runs in this run (see the top of the file). */
+static bool backend_selected(const struct backend *be)
+{
+	const char *want = getenv("PARLEY_TEST_BACKENDS");
+	if (want == NULL || *want == '\0')
+		return strncmp(be->name, "pgsql", 5) != 0 || getenv("PARLEY_TEST_PGSQL_DSN") != NULL;
+	char *list = strdup(want), *save = NULL;
+	bool found = false;
+	for (char *w = strtok_r(list, ",", &save); w != NULL && !found; w = strtok_r(NULL, ",", &save))
+		found = strncmp(be->name, w, strlen(w)) == 0;
+	free(list);
+	return found;
+}
 
 /* ---- loop helpers --------------------------------------------------------------- */
 
@@ -197,7 +316,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	auth_global_shutdown();
 	storage_close(&f->st);
-	if (f->locker != NULL)
+	if (f->locker != NULL || f->pg_locker != NULL)
 		f->be->unlock(f);
 	f->be->destroy(f);
 	ev_loop_destroy(f->loop);
@@ -1161,6 +1280,37 @@ static void test_private(void **state)
 
 /* A set of several items is one transaction: when the second insert fails
  * (a trigger refuses it), the first is not kept either. */
+/* Make the database refuse some rows from outside (a trigger), in the
+ * dialect of the backend: event INSERT or DELETE, cond on NEW/OLD. */
+static void refuse_rows(struct fixture *f, const char *name, const char *event, const char *table,
+                        const char *cond)
+{
+	char sql[1024];
+	if (strcmp(f->be->dialect, "pgsql") == 0)
+		snprintf(sql, sizeof(sql),
+		         "CREATE FUNCTION %s_fn() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+		         "IF %s THEN RAISE EXCEPTION 'refused'; END IF; "
+		         "IF TG_OP = 'DELETE' THEN RETURN OLD; END IF; RETURN NEW; END $$; "
+		         "CREATE TRIGGER %s BEFORE %s ON %s FOR EACH ROW EXECUTE FUNCTION %s_fn()",
+		         name, cond, name, event, table, name);
+	else
+		snprintf(sql, sizeof(sql),
+		         "CREATE TRIGGER %s BEFORE %s ON %s WHEN %s BEGIN SELECT RAISE(ABORT, 'refused'); END",
+		         name, event, table, cond);
+	f->be->exec_sql(f, sql);
+}
+
+static void allow_rows(struct fixture *f, const char *name, const char *table)
+{
+	char sql[256];
+	if (strcmp(f->be->dialect, "pgsql") == 0)
+		snprintf(sql, sizeof(sql), "DROP TRIGGER %s ON %s; DROP FUNCTION %s_fn()", name, table,
+		         name);
+	else
+		snprintf(sql, sizeof(sql), "DROP TRIGGER %s", name);
+	f->be->exec_sql(f, sql);
+}
+
 static void test_private_all_or_nothing(void **state)
 {
 	struct fixture *f = *state;
@@ -1171,13 +1321,11 @@ static void test_private_all_or_nothing(void **state)
 		{ "urn:example:a", "<a xmlns='urn:example:a'/>" },
 		{ "urn:example:bad", "<bad xmlns='urn:example:bad'/>" },
 	};
-	f->be->exec_sql(f, "CREATE TRIGGER refuse_bad BEFORE INSERT ON private_storage "
-	                   "WHEN NEW.namespace = 'urn:example:bad' "
-	                   "BEGIN SELECT RAISE(ABORT, 'refused'); END");
+	refuse_rows(f, "refuse_bad", "INSERT", "private_storage", "NEW.namespace = 'urn:example:bad'");
 	assert_int_not_equal(priv_set(f, "a.example", "juliet", two, 2), STORAGE_OK);
 	assert_int_equal(priv_get(f, "a.example", "juliet", "urn:example:a", &r), STORAGE_NOT_FOUND);
 	assert_int_equal(priv_get(f, "a.example", "juliet", "urn:example:bad", &r), STORAGE_NOT_FOUND);
-	f->be->exec_sql(f, "DROP TRIGGER refuse_bad");
+	allow_rows(f, "refuse_bad", "private_storage");
 	assert_int_equal(priv_set(f, "a.example", "juliet", two, 2), STORAGE_OK);
 	assert_int_equal(priv_get(f, "a.example", "juliet", "urn:example:a", &r), STORAGE_OK);
 	assert_int_equal(priv_get(f, "a.example", "juliet", "urn:example:bad", &r), STORAGE_OK);
@@ -1281,22 +1429,18 @@ static void test_blocklist_all_or_nothing(void **state)
 		skip();
 	struct res r = {0};
 	const char *const two[] = { "good@b.example", "bad@b.example" };
-	f->be->exec_sql(f, "CREATE TRIGGER refuse_bad BEFORE INSERT ON blocklist "
-	                   "WHEN NEW.jid = 'bad@b.example' "
-	                   "BEGIN SELECT RAISE(ABORT, 'refused'); END");
+	refuse_rows(f, "refuse_bad", "INSERT", "blocklist", "NEW.jid = 'bad@b.example'");
 	assert_int_not_equal(blk_change(f, true, "a.example", "juliet", two, 2), STORAGE_OK);
 	assert_int_equal(blk_get(f, "a.example", "juliet", &r), STORAGE_OK);
 	assert_int_equal(r.names.count, 0);
-	f->be->exec_sql(f, "DROP TRIGGER refuse_bad");
+	allow_rows(f, "refuse_bad", "blocklist");
 	assert_int_equal(blk_change(f, true, "a.example", "juliet", two, 2), STORAGE_OK);
-	f->be->exec_sql(f, "CREATE TRIGGER keep_bad BEFORE DELETE ON blocklist "
-	                   "WHEN OLD.jid = 'bad@b.example' "
-	                   "BEGIN SELECT RAISE(ABORT, 'refused'); END");
+	refuse_rows(f, "keep_bad", "DELETE", "blocklist", "OLD.jid = 'bad@b.example'");
 	const char *const rm[] = { "good@b.example", "bad@b.example" };
 	assert_int_not_equal(blk_change(f, false, "a.example", "juliet", rm, 2), STORAGE_OK);
 	assert_int_equal(blk_get(f, "a.example", "juliet", &r), STORAGE_OK);
 	assert_int_equal(r.names.count, 2);
-	f->be->exec_sql(f, "DROP TRIGGER keep_bad");
+	allow_rows(f, "keep_bad", "blocklist");
 	res_clear(&r);
 }
 
@@ -1394,16 +1538,14 @@ static void test_privacy_all_or_nothing(void **state)
 	struct res r = {0};
 	const struct privacy_item one[] = { { PRIVACY_JID, "nurse@a.example", true, 2, 0 } };
 	assert_int_equal(prv_change(f, PRV_SET, "a.example", "juliet", "l", one, 1), STORAGE_OK);
-	f->be->exec_sql(f, "CREATE TRIGGER refuse_bad BEFORE INSERT ON privacy_items "
-	                   "WHEN NEW.item_value = 'bad@b.example' "
-	                   "BEGIN SELECT RAISE(ABORT, 'refused'); END");
+	refuse_rows(f, "refuse_bad", "INSERT", "privacy_items", "NEW.item_value = 'bad@b.example'");
 	const struct privacy_item two[] = { { PRIVACY_JID, "good@b.example", true, 1, 0 },
 	                                    { PRIVACY_JID, "bad@b.example", false, 2, 0 } };
 	assert_int_not_equal(prv_change(f, PRV_SET, "a.example", "juliet", "l", two, 2), STORAGE_OK);
 	assert_int_not_equal(prv_change(f, PRV_SET, "a.example", "juliet", "m", two, 2), STORAGE_OK);
 	assert_int_equal(prv_get(f, "a.example", "juliet", &r), STORAGE_OK);
 	assert_string_equal(r.text, "default=|l:2 jid nurse@a.example allow 0");
-	f->be->exec_sql(f, "DROP TRIGGER refuse_bad");
+	allow_rows(f, "refuse_bad", "privacy_items");
 	res_clear(&r);
 }
 
@@ -1476,7 +1618,10 @@ static void migrate_from(struct fixture *f, int from, const char *const *expect,
 	for (char *path = strtok_r(list, ",", &save); path != NULL; path = strtok_r(NULL, ",", &save)) {
 		if (strncmp(path, " then ", 6) == 0)
 			path += 6;
-		if (k >= nexpect || strstr(path, expect[k]) == NULL)
+		char want_file[128];
+		snprintf(want_file, sizeof(want_file), "migrations/%s/%s", f->be->dialect,
+		         k < nexpect ? expect[k] : "");
+		if (k >= nexpect || strstr(path, want_file) == NULL)
 			fail_msg("unexpected script %zu in: %s", k, err);
 		char *script = read_script(path);
 		f->be->exec_sql(f, script);
@@ -1534,10 +1679,7 @@ static void test_schema_migration(void **state)
 	struct storage_account a;
 	make_account(&a, 13, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
-	static const char *const scripts[] = { "migrations/sqlite/002-offline.sql",
-	                                       "migrations/sqlite/003-user-data.sql",
-	                                       "migrations/sqlite/004-blocklist.sql",
-	                                       "migrations/sqlite/005-privacy.sql" };
+	static const char *const scripts[] = { "002-offline.sql", "003-user-data.sql", "004-blocklist.sql", "005-privacy.sql" };
 	migrate_from(f, 1, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -1553,9 +1695,7 @@ static void test_schema_migration_2_to_3(void **state)
 	make_account(&a, 14, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(off_store(f, "a.example", "bob", "<message/>", 0), STORAGE_NOT_FOUND);
-	static const char *const scripts[] = { "migrations/sqlite/003-user-data.sql",
-	                                       "migrations/sqlite/004-blocklist.sql",
-	                                       "migrations/sqlite/005-privacy.sql" };
+	static const char *const scripts[] = { "003-user-data.sql", "004-blocklist.sql", "005-privacy.sql" };
 	migrate_from(f, 2, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -1571,8 +1711,7 @@ static void test_schema_migration_3_to_4(void **state)
 	make_account(&a, 15, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "bob", vcard2), STORAGE_OK);
-	static const char *const scripts[] = { "migrations/sqlite/004-blocklist.sql",
-	                                       "migrations/sqlite/005-privacy.sql" };
+	static const char *const scripts[] = { "004-blocklist.sql", "005-privacy.sql" };
 	migrate_from(f, 3, scripts, ARRAY_SIZE(scripts));
 	struct res r = {0};
 	assert_int_equal(vcard_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -1593,7 +1732,7 @@ static void test_schema_migration_4_to_5(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	const char *const blk[] = { "tybalt@b.example" };
 	assert_int_equal(blk_change(f, true, "a.example", "bob", blk, 1), STORAGE_OK);
-	static const char *const scripts[] = { "migrations/sqlite/005-privacy.sql" };
+	static const char *const scripts[] = { "005-privacy.sql" };
 	migrate_from(f, 4, scripts, ARRAY_SIZE(scripts));
 	struct res r = {0};
 	assert_int_equal(blk_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -2189,6 +2328,113 @@ static void test_auth_bad_config(void **state)
 	assert_string_equal(roster_subscription_str(SUB_BOTH), "both");
 }
 
+/* ---- tests: PostgreSQL connections ---------------------------------------------------------- */
+
+#ifdef HAVE_BACKEND_PGSQL
+/* Run SQL as the cluster's superuser (PARLEY_TEST_PGSQL_SUPER_DSN). */
+static void pg_super_exec(const char *sql)
+{
+	const char *dsn = getenv("PARLEY_TEST_PGSQL_SUPER_DSN");
+	assert_non_null(dsn);
+	PGconn *c = PQconnectdb(dsn);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	PGresult *res = PQexec(c, sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	PQclear(res);
+	PQfinish(c);
+}
+#endif
+
+/* The server closes every connection of parleyd (a restart, a DBA's
+ * pg_terminate_backend): the next requests, on every worker, reconnect and
+ * get real answers, not temporary failures. */
+static void test_pgsql_reconnect(void **state)
+{
+	struct fixture *f = *state;
+#ifdef HAVE_BACKEND_PGSQL
+	if (strcmp(f->be->dialect, "pgsql") != 0 || getenv("PARLEY_TEST_PGSQL_SUPER_DSN") == NULL)
+		skip();
+	struct storage_account a;
+	make_account(&a, 21, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	struct res r = {0};
+	char user[16];
+	for (int i = 0; i < 8; i++) {       /* every worker has a connection */
+		snprintf(user, sizeof(user), "u%d", i);
+		assert_int_equal(acc_get(f, "a.example", user, &r), STORAGE_NOT_FOUND);
+	}
+	pg_super_exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+	              "WHERE usename = 'parley' AND application_name = 'parleyd'");
+	for (int i = 0; i < 8; i++) {
+		snprintf(user, sizeof(user), "u%d", i);
+		assert_int_equal(acc_get(f, "a.example", user, &r), STORAGE_NOT_FOUND);
+	}
+	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_account_equal(&r.acc, &a);
+	res_clear(&r);
+	storage_account_clear(&a);
+#else
+	(void)f;
+	skip();
+#endif
+}
+
+/* The database cannot be reached at start: the store opens anyway
+ * (degraded), requests fail at once with a temporary error, and the
+ * description never shows the password. */
+static void test_pgsql_start_degraded(void **state)
+{
+	struct fixture *f = *state;
+	if (strcmp(f->be->dialect, "pgsql") != 0)
+		skip();
+	storage_close(&f->st);
+	/* Port 1 on loopback: nothing listens, connections are refused. */
+	f->cfg.dsn = "host=127.0.0.1 port=1 dbname=parley user=parley password=hunter2-secret";
+	char *err = NULL;
+	assert_int_equal(open_store(f, &err), 0);
+	const char *desc = storage_describe(f->st);
+	if (strstr(desc, "hunter2") != NULL || strstr(desc, "port=1") == NULL)
+		fail_msg("unexpected description: %s", desc);
+	struct res r = {0};
+	double t0 = ev_time();
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_TEMPFAIL);
+	assert_true(ev_time() - t0 < 2.0);
+	storage_close(&f->st);
+}
+
+/* The password read from password_file; a wrong one is a temporary
+ * failure of every request, never "no such user". */
+static void test_pgsql_password_file(void **state)
+{
+	struct fixture *f = *state;
+	if (strcmp(f->be->dialect, "pgsql") != 0 || f->cfg.password == NULL)
+		skip();
+	storage_close(&f->st);
+	char path[] = "/tmp/parley-test-pw-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *fp = fdopen(fd, "w");
+	fprintf(fp, "%s\n", f->cfg.password);
+	fclose(fp);
+	f->cfg.password = NULL;
+	f->cfg.password_file = path;
+	char *err = NULL;
+	assert_int_equal(open_store(f, &err), 0);
+	struct res r = {0};
+	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_NOT_FOUND);
+	storage_close(&f->st);
+	fp = fopen(path, "w");
+	fprintf(fp, "not-the-password\n");
+	fclose(fp);
+	assert_int_equal(open_store(f, &err), 0);     /* degraded */
+	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_TEMPFAIL);
+	storage_close(&f->st);
+	unlink(path);
+	f->cfg.password_file = NULL;
+}
+
 /* ---- main -------------------------------------------------------------------------------- */
 
 struct test_def {
@@ -2229,6 +2475,9 @@ static const struct test_def tests[] = {
 	T(test_auth_cancel_and_free),
 	T(test_auth_tempfail),
 	T(test_auth_bad_config),
+	T(test_pgsql_reconnect),
+	T(test_pgsql_start_degraded),
+	T(test_pgsql_password_file),
 };
 
 int main(void)
@@ -2247,6 +2496,8 @@ int main(void)
 	struct CMUnitTest *all = calloc(n, sizeof(*all));
 	size_t k = 0;
 	for (size_t b = 0; b < ARRAY_SIZE(backends); b++) {
+		if (!backend_selected(&backends[b]))
+			continue;
 		for (size_t i = 0; i < ARRAY_SIZE(tests); i++) {
 			char *name = xasprintf("%s [%s]", tests[i].name, backends[b].name);
 			all[k].name = name;
@@ -2257,6 +2508,19 @@ int main(void)
 			k++;
 		}
 	}
+	if (k == 0) {
+		fprintf(stderr, "test-storage: no backend selected by PARLEY_TEST_BACKENDS=%s (built: "
+		        "sqlite%s)\n", getenv("PARLEY_TEST_BACKENDS"),
+#ifdef HAVE_BACKEND_PGSQL
+		        ", pgsql"
+#else
+		        ""
+#endif
+		        );
+		free(all);
+		return 77;
+	}
+	n = k;
 	int rc = _cmocka_run_group_tests("storage", all, n, NULL, NULL);
 	for (size_t i = 0; i < n; i++)
 		free((char *)all[i].name);

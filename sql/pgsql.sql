@@ -1,0 +1,202 @@
+-- Parley schema for PostgreSQL (10 or later), schema version 5.
+--
+-- A DBA applies this file once, as the owner of the database, to an empty
+-- database (or schema):
+--     psql -v ON_ERROR_STOP=1 -1 -d xmpp -f pgsql.sql
+-- (-1 runs it in one transaction: all of it or nothing.)  parleyd never
+-- creates or alters tables on PostgreSQL by itself: at start it reads
+-- schema_version and refuses to run on a version it was not built for,
+-- naming the scripts of migrations/pgsql/ to apply (or run
+-- `parleyctl db migrate` when you want Parley to apply them).
+--
+-- parleyd itself needs only DML rights; see doc/database.md:
+--     GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO parley;
+--     GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO parley;
+--
+-- Conventions, the same in every dialect's file:
+--   * Every table has server_host, the virtual host (a prepared domain) the
+--     row belongs to: one database serves many hosts.
+--   * username is the local part of the JID after nodeprep; jid columns hold
+--     prepared bare JIDs.  Compare them byte for byte (no case folding in
+--     SQL: Parley prepares them before they reach the database).  Create the
+--     database with encoding UTF8.
+--   * Flags are SMALLINT 0/1; times are BIGINT unix seconds (UTC).
+--   * parleyd only runs SELECT, INSERT, UPDATE and DELETE.
+--   * Each query's index is noted where the table is defined.
+-- parleyd sets these per session: statement_timeout (the storage timeout),
+-- client_encoding UTF8, application_name 'parleyd'.
+
+-- One row: the version of this schema.  Migrations update it.
+CREATE TABLE schema_version (
+    version INTEGER NOT NULL
+);
+INSERT INTO schema_version (version) VALUES (5);
+
+-- Accounts kept by the "internal" auth method.  Credentials are SCRAM
+-- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
+-- ServerKey, all base64 text.  A hash whose four columns are not all set is
+-- not offered.  password is a clear-text password, NULL unless an operator
+-- imported one (the internal auth method stores SCRAM keys only, and clears
+-- it when the password changes); when it is set, PLAIN logins compare
+-- against it.
+-- Queries: by (server_host, username) for log-in, update, removal (primary
+-- key); list and count by server_host (primary key prefix).
+CREATE TABLE users (
+    server_host        TEXT    NOT NULL,
+    username           TEXT    NOT NULL,
+    created_at         BIGINT  NOT NULL,
+    sha1_salt          TEXT,
+    sha1_iterations    INTEGER,
+    sha1_stored_key    TEXT,
+    sha1_server_key    TEXT,
+    sha256_salt        TEXT,
+    sha256_iterations  INTEGER,
+    sha256_stored_key  TEXT,
+    sha256_server_key  TEXT,
+    password           TEXT,
+    PRIMARY KEY (server_host, username)
+);
+
+-- Roster (RFC 6121) items: one row per contact of a user.
+--   subscription: 'N' none, 'T' to, 'F' from, 'B' both.
+--   ask_out: we asked for the contact's presence (pending out);
+--   ask_in: the contact asked for ours, unanswered (pending in);
+--   approved: subscription pre-approved (RFC 6121 section 3.4).
+-- Queries: all items of a user (primary key prefix), one item (primary key).
+-- Rows exist for users of any auth method (LDAP users have no users row),
+-- hence no foreign key to users.
+CREATE TABLE roster_items (
+    server_host   TEXT     NOT NULL,
+    username      TEXT     NOT NULL,
+    jid           TEXT     NOT NULL,
+    name          TEXT,
+    subscription  CHAR(1)  NOT NULL DEFAULT 'N' CHECK (subscription IN ('N', 'T', 'F', 'B')),
+    ask_out       SMALLINT NOT NULL DEFAULT 0 CHECK (ask_out IN (0, 1)),
+    ask_in        SMALLINT NOT NULL DEFAULT 0 CHECK (ask_in IN (0, 1)),
+    approved      SMALLINT NOT NULL DEFAULT 0 CHECK (approved IN (0, 1)),
+    PRIMARY KEY (server_host, username, jid)
+);
+
+-- The groups of a roster item, one row per group name.
+-- Queries: all groups of a user (primary key prefix), the groups of one item
+-- (primary key prefix, also used by the foreign key).
+CREATE TABLE roster_groups (
+    server_host  TEXT NOT NULL,
+    username     TEXT NOT NULL,
+    jid          TEXT NOT NULL,
+    grp          TEXT NOT NULL,
+    PRIMARY KEY (server_host, username, jid, grp),
+    FOREIGN KEY (server_host, username, jid)
+        REFERENCES roster_items (server_host, username, jid) ON DELETE CASCADE
+);
+
+-- Roster versioning (RFC 6121 section 2.6): a counter per user, incremented
+-- by every change of the user's roster.  No row means version 0.
+-- Queries: by (server_host, username) (primary key).
+CREATE TABLE roster_version (
+    server_host  TEXT   NOT NULL,
+    username     TEXT   NOT NULL,
+    version      BIGINT NOT NULL,
+    PRIMARY KEY (server_host, username)
+);
+
+-- Offline messages (XEP-0160): messages that arrived for a user while none
+-- of the user's resources could take them, delivered (oldest first) and
+-- deleted when the user comes online.  seq orders them; an identity column
+-- never gives a number twice, so "delete up to seq N" never reaches a
+-- message stored after the read that saw N.  (parleyd's role needs USAGE
+-- on its sequence.)
+--   stanza: the serialized <message/> (default namespace jabber:client),
+--     with the <delay xmlns='urn:xmpp:delay'/> the server added;
+--   from_jid: the sender's full JID, for administration.
+-- Queries: a user's messages in order, their count, deletion of a prefix:
+-- all by (server_host, username, seq) (offline_messages_user).
+-- Account removal deletes a user's rows.
+CREATE TABLE offline_messages (
+    seq          BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    server_host  TEXT   NOT NULL,
+    username     TEXT   NOT NULL,
+    created_at   BIGINT NOT NULL,
+    from_jid     TEXT   NOT NULL,
+    stanza       TEXT   NOT NULL
+);
+CREATE INDEX offline_messages_user ON offline_messages (server_host, username, seq);
+
+-- vCards (XEP-0054): one per user, the serialized <vCard xmlns='vcard-temp'/>
+-- element as the user last set it (its size is bounded by the vcard
+-- module's max_size option).
+-- Queries: by (server_host, username) (primary key).
+-- Account removal deletes a user's row.
+CREATE TABLE vcards (
+    server_host  TEXT NOT NULL,
+    username     TEXT NOT NULL,
+    vcard        TEXT NOT NULL,
+    PRIMARY KEY (server_host, username)
+);
+
+-- Private XML storage (XEP-0049): one element per user and namespace, the
+-- serialized element (with its xmlns) in data.
+-- Queries: by (server_host, username, namespace) (primary key).
+-- Account removal deletes a user's rows (primary key prefix).
+CREATE TABLE private_storage (
+    server_host  TEXT NOT NULL,
+    username     TEXT NOT NULL,
+    namespace    TEXT NOT NULL,
+    data         TEXT NOT NULL,
+    PRIMARY KEY (server_host, username, namespace)
+);
+
+-- Last activity (XEP-0012): when the user's last session closed (unix
+-- seconds) and the status text of the last unavailable presence it sent
+-- ('' when none).
+-- Queries: by (server_host, username) (primary key).
+-- Account removal deletes a user's row.
+CREATE TABLE last_activity (
+    server_host  TEXT   NOT NULL,
+    username     TEXT   NOT NULL,
+    seconds      BIGINT NOT NULL,
+    status       TEXT   NOT NULL DEFAULT '',
+    PRIMARY KEY (server_host, username)
+);
+
+-- Blocking command (XEP-0191): the JIDs a user blocks, one row each (a
+-- full JID, a bare JID, a domain or domain/resource, normalised).
+-- Queries: a user's list, by (server_host, username) (primary key prefix);
+-- one row by the whole key.
+-- Account removal deletes a user's rows.
+CREATE TABLE blocklist (
+    server_host  TEXT NOT NULL,
+    username     TEXT NOT NULL,
+    jid          TEXT NOT NULL,
+    PRIMARY KEY (server_host, username, jid)
+);
+
+-- Privacy lists (XEP-0016): a user's named lists (is_default 1 on at most
+-- one of them) and their rules.  A rule: item_order (unique in its list,
+-- rules apply in ascending order), item_type 'all' (matches everyone; then
+-- item_value is ''), 'jid', 'group' or 'subscription' with item_value the
+-- JID / roster group / 'both'|'to'|'from'|'none', action 'allow' or 'deny',
+-- stanzas a bit set of what the rule applies to (1 message, 2 iq,
+-- 4 presence-in, 8 presence-out; 0 every stanza).
+-- Queries: a user's lists and items by (server_host, username) (primary key
+-- prefixes); one list's items by (server_host, username, list_name).
+-- Account removal deletes a user's rows.
+CREATE TABLE privacy_lists (
+    server_host  TEXT     NOT NULL,
+    username     TEXT     NOT NULL,
+    name         TEXT     NOT NULL,
+    is_default   SMALLINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (server_host, username, name)
+);
+
+CREATE TABLE privacy_items (
+    server_host  TEXT    NOT NULL,
+    username     TEXT    NOT NULL,
+    list_name    TEXT    NOT NULL,
+    item_order   BIGINT  NOT NULL,
+    item_type    TEXT    NOT NULL,
+    item_value   TEXT    NOT NULL DEFAULT '',
+    action       TEXT    NOT NULL,
+    stanzas      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (server_host, username, list_name, item_order)
+);

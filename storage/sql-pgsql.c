@@ -1,0 +1,581 @@
+/*
+ * The PostgreSQL driver of sql.h, over libpq's blocking API.
+ *
+ * Threads: a connection belongs to one worker thread (libpq connections
+ * are not shared between threads); at start-up storage-sql.c and parleyctl
+ * also use one connection on the calling thread before any worker runs.
+ *
+ * How the interface maps onto libpq:
+ * - storage-sql.c writes '?' placeholders; prepare() rewrites them to $1,
+ *   $2, ... (the SQL we get never has a '?' inside a literal) and prepares
+ *   the statement once per connection under a generated name ("p1", ...);
+ *   the cache is keyed by the original text;
+ * - parameters are sent as text (the server casts them to the column's
+ *   type), blobs in binary; results come back as text in one PGresult,
+ *   which step() walks row by row;
+ * - the session is set up at connect: statement_timeout = the storage
+ *   timeout, client_encoding UTF8, application_name parleyd, and the
+ *   connect_timeout of the conninfo defaults to the storage timeout too;
+ * - SQLSTATE classes decide enum sql_error: 08 (connection), 57P01..57P03
+ *   (shutdown, cannot connect now), 53 (resources), 40001/40P01
+ *   (serialization, deadlock), 57014 (statement timeout), 55P03 (lock not
+ *   available) are temporary; 23505 (unique) is a constraint; the rest is
+ *   permanent.  A connection whose PQstatus is CONNECTION_BAD is broken.
+ *
+ * The password comes from storage.password or is read from
+ * storage.password_file at each connect (so a rotated file is picked up on
+ * reconnection); it is passed to libpq as a parameter, wiped after use and
+ * never logged; describe() drops any password= from the conninfo.
+ * TLS is libpq's: sslmode, sslrootcert, sslcert, sslkey in the conninfo.
+ */
+#include "storage/sql.h"
+#include "server/log.h"
+
+#include <libpq-fe.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+struct pgsql_stmt {
+	struct pgsql_stmt *next;
+	struct pgsql_conn *conn;
+	char *sql;                  /* the text storage-sql.c gave (cache key) */
+	char name[16];              /* the server-side prepared statement */
+	unsigned nparams;
+	char **values;              /* bound parameters (malloc'd), nparams of them */
+	int *lengths, *formats;
+	PGresult *res;              /* result of the current execution */
+	int row;                    /* the current row (-1 before the first step) */
+	bool executed;
+	uint64_t changes;
+	unsigned char *blob;        /* column_blob's decoded value */
+};
+
+struct pgsql_conn {
+	PGconn *pg;
+	struct pgsql_stmt *stmts;   /* the statement cache */
+	unsigned next_name;
+	char sqlstate[6];           /* of the last error; "" when none or unknown */
+	char *last_msg;
+	bool failed;                /* the last operation failed */
+	bool in_tx;
+};
+
+#define CONN(c) ((struct pgsql_conn *)(void *)(c))
+#define STMT(s) ((struct pgsql_stmt *)(void *)(s))
+
+/* ---- errors ------------------------------------------------------------------ */
+
+static void set_error(struct pgsql_conn *c, const char *sqlstate, const char *msg)
+{
+	c->failed = true;
+	snprintf(c->sqlstate, sizeof(c->sqlstate), "%s", sqlstate != NULL ? sqlstate : "");
+	free(c->last_msg);
+	/* libpq messages end with a newline; keep the log line on one line. */
+	size_t len = msg != NULL ? strlen(msg) : 0;
+	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+		len--;
+	c->last_msg = len > 0 ? xstrndup(msg, len) : xstrdup("unknown error");
+	for (char *p = c->last_msg; *p != '\0'; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';
+}
+
+/* The error of a result (or of the connection when res is NULL). */
+static void set_result_error(struct pgsql_conn *c, const PGresult *res)
+{
+	const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = res != NULL ? PQresultErrorMessage(res) : NULL;
+	if (msg == NULL || *msg == '\0')
+		msg = PQerrorMessage(c->pg);
+	set_error(c, state, msg);
+}
+
+static void clear_error(struct pgsql_conn *c)
+{
+	c->failed = false;
+	c->sqlstate[0] = '\0';
+}
+
+/* ---- describe, connect ---------------------------------------------------------- */
+
+/* The conninfo without its password, for messages: "host=db dbname=xmpp". */
+static char *pgsql_describe(const struct storage_config *cfg)
+{
+	const char *dsn = cfg->dsn != NULL ? cfg->dsn : "";
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(dsn, &err);
+	if (opts == NULL) {
+		PQfreemem(err);
+		return xstrdup("pgsql:(unparsable dsn)");
+	}
+	struct buf b = {0};
+	buf_append_str(&b, "pgsql:");
+	bool first = true;
+	for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+		if (o->val == NULL || strcmp(o->keyword, "password") == 0)
+			continue;
+		buf_printf(&b, "%s%s=%s", first ? "" : " ", o->keyword, o->val);
+		first = false;
+	}
+	PQconninfoFree(opts);
+	return buf_steal(&b);
+}
+
+/* The password: storage.password, else the first line of
+ * storage.password_file, else NULL (libpq's own ~/.pgpass or none).
+ * 0, or -1 with *error_r. */
+static int read_password(const struct storage_config *cfg, char **pw_r, char **error_r)
+{
+	*pw_r = NULL;
+	if (cfg->password != NULL && *cfg->password != '\0') {
+		*pw_r = xstrdup(cfg->password);
+		return 0;
+	}
+	if (cfg->password_file == NULL || *cfg->password_file == '\0')
+		return 0;
+	FILE *f = fopen(cfg->password_file, "r");
+	if (f == NULL) {
+		*error_r = xasprintf("cannot read the password file %s: %s", cfg->password_file,
+		                     strerror(errno));
+		return -1;
+	}
+	char line[1024];
+	bool got = fgets(line, sizeof(line), f) != NULL;
+	fclose(f);
+	if (!got) {
+		*error_r = xasprintf("the password file %s is empty", cfg->password_file);
+		return -1;
+	}
+	line[strcspn(line, "\r\n")] = '\0';
+	*pw_r = xstrdup(line);
+	explicit_bzero(line, sizeof(line));
+	return 0;
+}
+
+static void pgsql_disconnect(struct sql_conn *conn)
+{
+	struct pgsql_conn *c = CONN(conn);
+	if (c == NULL)
+		return;
+	while (c->stmts != NULL) {
+		struct pgsql_stmt *s = c->stmts;
+		c->stmts = s->next;
+		PQclear(s->res);
+		for (unsigned i = 0; i < s->nparams; i++)
+			free(s->values[i]);
+		free(s->values);
+		free(s->lengths);
+		free(s->formats);
+		PQfreemem(s->blob);
+		free(s->sql);
+		free(s);
+	}
+	PQfinish(c->pg);
+	free(c->last_msg);
+	free(c);
+}
+
+/* Run one command with no result rows; 0 or -1 (error on c). */
+static int exec_simple(struct pgsql_conn *c, const char *sql)
+{
+	PGresult *res = PQexec(c->pg, sql);
+	ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
+		set_result_error(c, res);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	clear_error(c);
+	return 0;
+}
+
+static struct sql_conn *pgsql_connect(const struct storage_config *cfg, char **error_r)
+{
+	if (cfg->dsn == NULL || *cfg->dsn == '\0') {
+		*error_r = xstrdup("pgsql: no connection string (storage.dsn)");
+		return NULL;
+	}
+	char *pw = NULL;
+	if (read_password(cfg, &pw, error_r) < 0)
+		return NULL;
+	double t = cfg->timeout > 0 ? cfg->timeout : 10;
+	char ctimeout[32];
+	/* libpq's connect_timeout is whole seconds, at least 2. */
+	snprintf(ctimeout, sizeof(ctimeout), "%d", t < 2 ? 2 : (int)(t + 0.5));
+	/* Earlier keywords are defaults the conninfo (dbname, expanded) may
+	 * override; the password after it overrides one written there. */
+	const char *keys[8], *vals[8];
+	size_t n = 0;
+	keys[n] = "connect_timeout"; vals[n++] = ctimeout;
+	keys[n] = "application_name"; vals[n++] = "parleyd";
+	keys[n] = "client_encoding"; vals[n++] = "UTF8";
+	keys[n] = "dbname"; vals[n++] = cfg->dsn;
+	if (pw != NULL) {
+		keys[n] = "password";
+		vals[n++] = pw;
+	}
+	keys[n] = NULL;
+	vals[n] = NULL;
+	struct pgsql_conn *c = xcalloc(1, sizeof(*c));
+	c->pg = PQconnectdbParams(keys, vals, 1);
+	if (pw != NULL) {
+		explicit_bzero(pw, strlen(pw));
+		free(pw);
+	}
+	if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK) {
+		set_error(c, NULL, c->pg != NULL ? PQerrorMessage(c->pg) : "out of memory");
+		*error_r = xasprintf("pgsql: cannot connect: %s", c->last_msg);
+		pgsql_disconnect((struct sql_conn *)(void *)c);
+		return NULL;
+	}
+	/* Every statement of this session ends within the storage timeout. */
+	char set[96];
+	long ms = t * 1000 > 3600000 ? 3600000 : (long)(t * 1000);
+	snprintf(set, sizeof(set), "SET statement_timeout = %ld", ms);
+	if (exec_simple(c, set) < 0) {
+		*error_r = xasprintf("pgsql: cannot set up the session: %s", c->last_msg);
+		pgsql_disconnect((struct sql_conn *)(void *)c);
+		return NULL;
+	}
+	return (struct sql_conn *)(void *)c;
+}
+
+static bool pgsql_is_broken(struct sql_conn *conn)
+{
+	return PQstatus(CONN(conn)->pg) != CONNECTION_OK;
+}
+
+static int pgsql_ping(struct sql_conn *conn)
+{
+	struct pgsql_conn *c = CONN(conn);
+	if (PQstatus(c->pg) != CONNECTION_OK)
+		return -1;
+	/* An empty query is a round trip that finds a dead server or socket. */
+	return exec_simple(c, "");
+}
+
+static int pgsql_exec(struct sql_conn *conn, const char *script)
+{
+	/* PQexec runs a script of several statements (simple query protocol). */
+	return exec_simple(CONN(conn), script);
+}
+
+/* ---- statements ----------------------------------------------------------------- */
+
+/* Rewrite '?' to $1, $2, ...; *n_r gets the count.  Malloc'd. */
+static char *rewrite_placeholders(const char *sql, unsigned *n_r)
+{
+	struct buf b = {0};
+	unsigned n = 0;
+	for (const char *p = sql; *p != '\0'; p++) {
+		if (*p == '?')
+			buf_printf(&b, "$%u", ++n);
+		else
+			buf_append(&b, p, 1);
+	}
+	*n_r = n;
+	return buf_steal(&b);
+}
+
+static void stmt_clear_result(struct pgsql_stmt *s)
+{
+	PQclear(s->res);
+	s->res = NULL;
+	s->row = -1;
+	s->executed = false;
+	s->changes = 0;
+	PQfreemem(s->blob);
+	s->blob = NULL;
+}
+
+static void stmt_clear_bindings(struct pgsql_stmt *s)
+{
+	for (unsigned i = 0; i < s->nparams; i++) {
+		if (s->values[i] != NULL) {
+			explicit_bzero(s->values[i], (size_t)s->lengths[i]);
+			free(s->values[i]);
+		}
+		s->values[i] = NULL;
+		s->lengths[i] = 0;
+		s->formats[i] = 0;
+	}
+}
+
+static struct sql_stmt *pgsql_prepare(struct sql_conn *conn, const char *sql)
+{
+	struct pgsql_conn *c = CONN(conn);
+	for (struct pgsql_stmt *s = c->stmts; s != NULL; s = s->next) {
+		if (s->sql == sql || strcmp(s->sql, sql) == 0) {
+			stmt_clear_result(s);
+			stmt_clear_bindings(s);
+			return (struct sql_stmt *)(void *)s;
+		}
+	}
+	unsigned n = 0;
+	char *text = rewrite_placeholders(sql, &n);
+	char name[16];
+	snprintf(name, sizeof(name), "p%u", ++c->next_name);
+	PGresult *res = PQprepare(c->pg, name, text, 0, NULL);
+	free(text);
+	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		set_result_error(c, res);
+		PQclear(res);
+		return NULL;
+	}
+	PQclear(res);
+	struct pgsql_stmt *s = xcalloc(1, sizeof(*s));
+	s->conn = c;
+	s->sql = xstrdup(sql);
+	memcpy(s->name, name, sizeof(name));
+	s->nparams = n;
+	s->values = xcalloc(n > 0 ? n : 1, sizeof(*s->values));
+	s->lengths = xcalloc(n > 0 ? n : 1, sizeof(*s->lengths));
+	s->formats = xcalloc(n > 0 ? n : 1, sizeof(*s->formats));
+	s->row = -1;
+	s->next = c->stmts;
+	c->stmts = s;
+	return (struct sql_stmt *)(void *)s;
+}
+
+static int bind_value(struct pgsql_stmt *s, unsigned idx, char *value, int len, int format)
+{
+	if (idx < 1 || idx > s->nparams) {
+		free(value);
+		set_error(s->conn, NULL, "parameter index out of range");
+		return -1;
+	}
+	unsigned i = idx - 1;
+	free(s->values[i]);
+	s->values[i] = value;
+	s->lengths[i] = len;
+	s->formats[i] = format;
+	return 0;
+}
+
+static int pgsql_bind_text(struct sql_stmt *st, unsigned idx, const char *value)
+{
+	char *v = value != NULL ? xstrdup(value) : NULL;
+	return bind_value(STMT(st), idx, v, v != NULL ? (int)strlen(v) : 0, 0);
+}
+
+static int pgsql_bind_int64(struct sql_stmt *st, unsigned idx, int64_t value)
+{
+	char *v = xasprintf("%" PRId64, value);
+	return bind_value(STMT(st), idx, v, (int)strlen(v), 0);
+}
+
+static int pgsql_bind_blob(struct sql_stmt *st, unsigned idx, const void *data, size_t len)
+{
+	char *v = xmalloc(len > 0 ? len : 1);
+	if (len > 0)
+		memcpy(v, data, len);
+	return bind_value(STMT(st), idx, v, (int)len, 1);
+}
+
+static int pgsql_bind_null(struct sql_stmt *st, unsigned idx)
+{
+	return bind_value(STMT(st), idx, NULL, 0, 0);
+}
+
+static enum sql_step pgsql_step(struct sql_stmt *st)
+{
+	struct pgsql_stmt *s = STMT(st);
+	struct pgsql_conn *c = s->conn;
+	if (!s->executed) {
+		s->executed = true;
+		s->res = PQexecPrepared(c->pg, s->name, (int)s->nparams,
+		                        (const char *const *)s->values, s->lengths, s->formats, 0);
+		ExecStatusType rs = s->res != NULL ? PQresultStatus(s->res) : PGRES_FATAL_ERROR;
+		if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
+			set_result_error(c, s->res);
+			PQclear(s->res);
+			s->res = NULL;
+			return SQL_STEP_ERROR;
+		}
+		clear_error(c);
+		const char *ct = PQcmdTuples(s->res);
+		s->changes = ct != NULL && *ct != '\0' ? strtoull(ct, NULL, 10) : 0;
+		s->row = -1;
+	}
+	PQfreemem(s->blob);
+	s->blob = NULL;
+	if (s->res != NULL && s->row + 1 < PQntuples(s->res)) {
+		s->row++;
+		return SQL_STEP_ROW;
+	}
+	return SQL_STEP_DONE;
+}
+
+static bool pgsql_column_is_null(struct sql_stmt *st, unsigned col)
+{
+	struct pgsql_stmt *s = STMT(st);
+	return s->res == NULL || s->row < 0 || PQgetisnull(s->res, s->row, (int)col);
+}
+
+static const char *pgsql_column_text(struct sql_stmt *st, unsigned col)
+{
+	struct pgsql_stmt *s = STMT(st);
+	if (pgsql_column_is_null(st, col))
+		return NULL;
+	return PQgetvalue(s->res, s->row, (int)col);
+}
+
+static int64_t pgsql_column_int64(struct sql_stmt *st, unsigned col)
+{
+	const char *v = pgsql_column_text(st, col);
+	return v != NULL ? (int64_t)strtoll(v, NULL, 10) : 0;
+}
+
+static const void *pgsql_column_blob(struct sql_stmt *st, unsigned col, size_t *len_r)
+{
+	struct pgsql_stmt *s = STMT(st);
+	const char *v = pgsql_column_text(st, col);
+	*len_r = 0;
+	if (v == NULL)
+		return NULL;
+	PQfreemem(s->blob);
+	/* Text format: bytea comes as its escaped (hex) form. */
+	s->blob = PQunescapeBytea((const unsigned char *)v, len_r);
+	return s->blob;
+}
+
+static uint64_t pgsql_changes(struct sql_stmt *st)
+{
+	return STMT(st)->changes;
+}
+
+static void pgsql_reset(struct sql_stmt *st)
+{
+	struct pgsql_stmt *s = STMT(st);
+	stmt_clear_result(s);
+	stmt_clear_bindings(s);
+}
+
+/* ---- transactions ---------------------------------------------------------------- */
+
+static int pgsql_begin(struct sql_conn *conn, bool write)
+{
+	struct pgsql_conn *c = CONN(conn);
+	if (exec_simple(c, "BEGIN") < 0)
+		return -1;
+	c->in_tx = true;
+	return 0;
+}
+
+static int pgsql_commit(struct sql_conn *conn)
+{
+	struct pgsql_conn *c = CONN(conn);
+	PGresult *res = PQexec(c->pg, "COMMIT");
+	ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	/* COMMIT of a transaction that failed answers ROLLBACK, not an error. */
+	bool ok = st == PGRES_COMMAND_OK && strcmp(PQcmdStatus(res), "COMMIT") == 0;
+	if (!ok) {
+		if (st == PGRES_COMMAND_OK)
+			set_error(c, "25P02", "the transaction was rolled back");
+		else
+			set_result_error(c, res);
+	} else {
+		clear_error(c);
+	}
+	PQclear(res);
+	c->in_tx = !ok && PQtransactionStatus(c->pg) != PQTRANS_IDLE;
+	return ok ? 0 : -1;
+}
+
+static void pgsql_rollback(struct sql_conn *conn)
+{
+	struct pgsql_conn *c = CONN(conn);
+	PGTransactionStatusType ts = PQtransactionStatus(c->pg);
+	c->in_tx = false;
+	if (ts == PQTRANS_IDLE || ts == PQTRANS_UNKNOWN)
+		return;   /* nothing open, or no connection left to roll back on */
+	/* Keep the error that caused the rollback. */
+	char state[6];
+	memcpy(state, c->sqlstate, sizeof(state));
+	char *msg = c->last_msg != NULL ? xstrdup(c->last_msg) : NULL;
+	bool failed = c->failed;
+	PGresult *res = PQexec(c->pg, "ROLLBACK");
+	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
+		log_warning("pgsql: rollback failed: %s", PQerrorMessage(c->pg));
+	PQclear(res);
+	if (failed)
+		set_error(c, state, msg);
+	free(msg);
+}
+
+static enum sql_error pgsql_error_class(struct sql_conn *conn)
+{
+	struct pgsql_conn *c = CONN(conn);
+	if (!c->failed)
+		return SQL_ERR_NONE;
+	const char *s = c->sqlstate;
+	if (PQstatus(c->pg) != CONNECTION_OK || *s == '\0')
+		return PQstatus(c->pg) != CONNECTION_OK ? SQL_ERR_TEMPORARY : SQL_ERR_PERMANENT;
+	if (strcmp(s, "23505") == 0)
+		return SQL_ERR_CONSTRAINT;
+	if (strncmp(s, "08", 2) == 0 ||         /* connection exception */
+	    strncmp(s, "53", 2) == 0 ||         /* insufficient resources (disk, memory, connections) */
+	    strcmp(s, "57P01") == 0 ||          /* admin shutdown */
+	    strcmp(s, "57P02") == 0 ||          /* crash shutdown */
+	    strcmp(s, "57P03") == 0 ||          /* cannot connect now (starting up) */
+	    strcmp(s, "57014") == 0 ||          /* query cancelled (statement_timeout) */
+	    strcmp(s, "40001") == 0 ||          /* serialization failure */
+	    strcmp(s, "40P01") == 0 ||          /* deadlock detected */
+	    strcmp(s, "55P03") == 0 ||          /* lock not available */
+	    strcmp(s, "25P02") == 0)            /* rolled back at commit */
+		return SQL_ERR_TEMPORARY;
+	return SQL_ERR_PERMANENT;
+}
+
+static const char *pgsql_error_message(struct sql_conn *conn)
+{
+	struct pgsql_conn *c = CONN(conn);
+	return c->failed && c->last_msg != NULL ? c->last_msg : "no error";
+}
+
+static const char *const pgsql_migrations[] = {
+	"migrations/pgsql/002-offline.sql",
+	"migrations/pgsql/003-user-data.sql",
+	"migrations/pgsql/004-blocklist.sql",
+	"migrations/pgsql/005-privacy.sql",
+};
+_Static_assert(ARRAY_SIZE(pgsql_migrations) == SQL_SCHEMA_VERSION - 1,
+               "one migration script per schema version after the first");
+
+static const struct sql_dialect pgsql_dialect = {
+	.name = "pgsql",
+	.schema_file = "pgsql.sql",
+	.upsert = SQL_UPSERT_ON_CONFLICT,
+	.migrations = pgsql_migrations,
+};
+
+const struct sql_driver_vfuncs sql_driver_pgsql = {
+	.name = "pgsql",
+	.dialect = &pgsql_dialect,
+	.describe = pgsql_describe,
+	.is_new = NULL,             /* a DBA creates the database and applies sql/pgsql.sql */
+	.connect = pgsql_connect,
+	.disconnect = pgsql_disconnect,
+	.is_broken = pgsql_is_broken,
+	.ping = pgsql_ping,
+	.exec = pgsql_exec,
+	.prepare = pgsql_prepare,
+	.bind_text = pgsql_bind_text,
+	.bind_int64 = pgsql_bind_int64,
+	.bind_blob = pgsql_bind_blob,
+	.bind_null = pgsql_bind_null,
+	.step = pgsql_step,
+	.column_is_null = pgsql_column_is_null,
+	.column_text = pgsql_column_text,
+	.column_int64 = pgsql_column_int64,
+	.column_blob = pgsql_column_blob,
+	.changes = pgsql_changes,
+	.reset = pgsql_reset,
+	.begin = pgsql_begin,
+	.commit = pgsql_commit,
+	.rollback = pgsql_rollback,
+	.error_class = pgsql_error_class,
+	.error_message = pgsql_error_message,
+};
