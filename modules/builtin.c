@@ -29,6 +29,7 @@ void modules_register_builtin(void)
 	module_register(&mod_last);
 	module_register(&mod_blocking);
 	module_register(&mod_privacy);
+	module_register(&mod_avatar);
 }
 
 static const char *const scope_names[IQ_SCOPE_COUNT] = {

@@ -21,6 +21,7 @@ extern const struct module_def mod_private;
 extern const struct module_def mod_last;
 extern const struct module_def mod_blocking;
 extern const struct module_def mod_privacy;
+extern const struct module_def mod_avatar;
 
 /* Register every built-in module with module_register (once; later calls
  * do nothing).  Registration order is start order on each host. */

@@ -20,6 +20,7 @@
  */
 #include "builtin.h"
 #include "server/host.h"
+#include "server/hooks.h"
 #include "server/log.h"
 
 #include <stddef.h>
@@ -126,9 +127,12 @@ static void vcard_written(enum storage_result res, void *ctx)
 		op_free(op);
 		return;
 	}
-	if (res == STORAGE_OK)
+	if (res == STORAGE_OK) {
+		/* mod_avatar updates the photo hash in the user's presence. */
+		struct hook_vcard hv = { .user = op->user, .vcard = op->req->payload };
+		hook_run(op->vs->host, HOOK_VCARD_SET, &hv);
 		iq_result(op->req, NULL);
-	else
+	} else
 		answer_failure(op->req, res);
 	op_free(op);
 }

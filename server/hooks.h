@@ -31,6 +31,8 @@ struct host;
  * session manager, before presence_in and delivery; HOOK_STOP when a
  * module took it (mod_blocking drops or bounces what a block forbids). */
 #define HOOK_STANZA_IN            "stanza_in"            /* struct hook_packet */
+/* A user stored a new vCard (mod_vcard, after storage said OK). */
+#define HOOK_VCARD_SET            "vcard_set"            /* struct hook_vcard */
 /* A user's roster item changed (added, changed, or removed: subscription
  * SUB_REMOVE); run by roster_push, before the push goes out. */
 #define HOOK_ROSTER_CHANGED       "roster_changed"       /* struct hook_roster */
@@ -46,6 +48,7 @@ struct hook_session { struct session *session; };
 struct hook_user { const char *user; };
 struct roster_item;
 struct hook_roster { const char *user; const struct roster_item *item; };
+struct hook_vcard { const char *user; const struct xml_node *vcard; };
 /* disco#info for node (NULL: no node) of to: add <identity/>/<feature/> children to query */
 struct hook_disco { const struct jid *from, *to; const char *node; struct xml_node *query; };
 /* add children to <stream:features/> (authenticated tells the stage) */
