@@ -97,4 +97,23 @@ void roster_push(struct host *h, const char *user, const struct roster_item *it,
  * the request survives, but not shown in the roster. */
 bool roster_item_pending_only(const struct roster_item *it);
 
+/* ---- shared by mod_offline, mod_blocking and mod_privacy ------------------- */
+
+struct jid;
+struct strlist;
+struct privacy_list;
+/* Whether a block list (byte-wise sorted, as storage_blocklist_get gives
+ * it) blocks peer: its full JID, bare JID, domain/resource or domain is
+ * on it (XEP-0191 §3.5). */
+bool blocking_list_matches(const struct strlist *sorted, const struct jid *peer);
+/* Whether list (items in ascending order, as storage gives them) denies a
+ * stanza of kind bit (a PRIVACY_* bit; 0 for what only items covering
+ * every stanza apply to) from peer, with the user's roster (for group and
+ * subscription items; roster may be NULL when nroster is 0). */
+bool privacy_list_denies(const struct privacy_list *list, const struct roster_item *roster,
+                         size_t nroster, unsigned bit, const struct jid *peer);
+/* Whether list has group or subscription items (its judgement needs the
+ * roster). */
+bool privacy_list_needs_roster(const struct privacy_list *list);
+
 #endif

@@ -160,31 +160,35 @@ static void list_copy_sorted(struct strlist *dst, const struct strlist *src)
 		qsort(dst->items, dst->count, sizeof(char *), cmp_str);
 }
 
-/* Whether peer is blocked by u, matching XEP-0016 §2.1 order: full JID,
- * bare JID, domain/resource, domain. */
-static bool user_blocks(const struct blk_user *u, const struct jid *peer)
+bool blocking_list_matches(const struct strlist *sorted, const struct jid *peer)
 {
-	if (u == NULL || !u->loaded || u->jids.count == 0 || peer == NULL || peer->domain == NULL)
+	if (sorted->count == 0 || peer == NULL || peer->domain == NULL)
 		return false;
 	bool hit = false;
 	if (peer->resource != NULL && peer->node != NULL) {
 		char *s = jid_to_string(peer);
-		hit = list_has(&u->jids, s);
+		hit = list_has(sorted, s);
 		free(s);
 	}
 	if (!hit && peer->node != NULL) {
 		char *s = jid_bare_string(peer);
-		hit = list_has(&u->jids, s);
+		hit = list_has(sorted, s);
 		free(s);
 	}
 	if (!hit && peer->resource != NULL) {
 		char *s = xasprintf("%s/%s", peer->domain, peer->resource);
-		hit = list_has(&u->jids, s);
+		hit = list_has(sorted, s);
 		free(s);
 	}
 	if (!hit)
-		hit = list_has(&u->jids, peer->domain);
+		hit = list_has(sorted, peer->domain);
 	return hit;
+}
+
+/* Whether peer is blocked by u. */
+static bool user_blocks(const struct blk_user *u, const struct jid *peer)
+{
+	return u != NULL && u->loaded && blocking_list_matches(&u->jids, peer);
 }
 
 /* Stanzas between a user and its own account or its own host are never

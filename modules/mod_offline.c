@@ -13,14 +13,25 @@
  *   sender from the callback.  Messages that carry nothing worth keeping
  *   (no body and nothing but chat states, XEP-0160 §3 / XEP-0085 §5.4)
  *   are dropped without a bounce unless store_empty is set.
- * - Messages are deleted only after they were handed to the session's
- *   stream (queued in its output buffer), up to the last one handed over.
- *   The gap: a crash, or the stream closing, between that queueing and the
- *   socket write loses them (there is no "output flushed" callback; stream
- *   management, XEP-0198, is the real fix).  A delete that fails leaves
- *   them to be delivered again next time: a duplicate, never a loss.
+ * - Before a message is stored, the recipient's block list (XEP-0191, when
+ *   mod_blocking runs on the host) and default privacy list (XEP-0016,
+ *   when mod_privacy runs; with the roster when the list has group or
+ *   subscription items) are read: a message they refuse is bounced with
+ *   <service-unavailable/>, not stored.  A message with the XEP-0334
+ *   <no-store/> hint is not stored either (the session manager bounces it
+ *   like any message nobody could take).
+ * - Messages are deleted only after every byte of them was written to the
+ *   session's socket (the session's out_written reached the out_queued
+ *   taken right after the last one was queued; checked every 20 ms).  If
+ *   the session closes first, nothing is deleted: they are delivered again
+ *   at the next login (a duplicate for the client that did read them,
+ *   never a loss).  What this does not cover: bytes the kernel accepted
+ *   but the client never read (a dead network, a client crash); only
+ *   stream management (XEP-0198) acknowledges what the client received.
+ *   A delete that fails also leaves them to be delivered again.
  * - One fetch per user at a time: a second session that becomes available
- *   while the first one's fetch is in flight gets nothing (no duplicates).
+ *   while the first one's fetch (or its wait for the write) is in flight
+ *   gets nothing (no duplicates).
  * - Every storage call runs through a struct offline_op on the module's
  *   list.  A fetch belongs to its session: session_closed and stop cancel
  *   it.  Stores and deletes are not cancelled on stop (the message may
@@ -32,6 +43,8 @@
 #include "server/router.h"
 #include "server/sm.h"
 #include "server/log.h"
+#include "server/server.h"
+#include "storage/storage.h"
 
 #include <inttypes.h>
 #include <stddef.h>
@@ -41,6 +54,8 @@
 #include <time.h>
 
 #define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
+#define NS_HINTS "urn:xmpp:hints"
+#define WRITE_POLL 0.02
 #define FEATURE_MSGOFFLINE "msgoffline"
 
 struct offline_settings {
@@ -56,7 +71,7 @@ static const struct opt_def offline_options[] = {
 	OPT_END
 };
 
-enum offline_op_kind { OP_STORE, OP_FETCH, OP_DELETE };
+enum offline_op_kind { OP_STORE, OP_FETCH, OP_WAIT_WRITE, OP_DELETE };
 
 struct offline_state;
 
@@ -68,7 +83,16 @@ struct offline_op {
 	struct host *host;
 	char *user;
 	struct xml_node *stanza;      /* OP_STORE: the original message (a reference) */
-	struct session *session;      /* OP_FETCH: the session to deliver to */
+	char *text;                   /* OP_STORE: what to store */
+	struct jid from;              /* OP_STORE: the sender */
+	bool check_privacy;           /* OP_STORE: mod_privacy runs on the host */
+	unsigned max;                 /* OP_STORE: the quota */
+	struct privacy_item *pitems;  /* OP_STORE: the default list, while the roster is read */
+	size_t npitems;
+	struct session *session;      /* OP_FETCH, OP_WAIT_WRITE: the session delivered to */
+	int64_t last_seq;             /* OP_WAIT_WRITE: delete up to this one once written */
+	uint64_t mark;                /* OP_WAIT_WRITE: the session's out_queued after them */
+	ev_timer poll;                /* OP_WAIT_WRITE */
 };
 
 struct offline_state {
@@ -102,8 +126,15 @@ static void op_unlink(struct offline_op *op)
 static void op_free(struct offline_op *op)
 {
 	op_unlink(op);
+	if (op->kind == OP_WAIT_WRITE)
+		ev_timer_stop(server.loop, &op->poll);
 	if (op->stanza != NULL)
 		xml_unref(&op->stanza);
+	free(op->text);
+	for (size_t i = 0; i < op->npitems; i++)
+		free((char *)op->pitems[i].value);
+	free(op->pitems);
+	jid_clear(&op->from);
 	free(op->user);
 	free(op);
 }
@@ -160,6 +191,117 @@ static void utc_stamp(char out[32])
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &utc);
 }
 
+/* ---- checks before storing (the recipient has no session) ------------------------ */
+
+static void store(struct offline_op *op)
+{
+	const char *from = xml_attr(op->stanza, "from");
+	op->sreq = storage_offline_store(op->host->storage, op->host->name, op->user,
+	                                 from != NULL ? from : "", op->text,
+	                                 op->max, stored, op);
+}
+
+/* A read needed to judge the message failed: it is not stored (it might
+ * be one the recipient refuses), and the sender hears it was not. */
+static void check_failed(struct offline_op *op, const char *what, enum storage_result res)
+{
+	log_warning("offline: cannot read the %s of %s@%s (storage %s); bouncing a message",
+	            what, op->user, op->host->name, storage_result_str(res));
+	router_bounce(op->stanza, SE_SERVICE_UNAVAILABLE,
+	              "the recipient is offline and the message could not be stored");
+	op_free(op);
+}
+
+static void refused(struct offline_op *op, const char *why)
+{
+	log_debug("offline: a message for %s@%s is refused by the %s", op->user, op->host->name, why);
+	router_bounce(op->stanza, SE_SERVICE_UNAVAILABLE, NULL);
+	op_free(op);
+}
+
+static void roster_read(enum storage_result res, const struct roster_item *items, size_t count,
+                        uint64_t version, void *ctx);
+
+/* The default privacy list read; the roster next, if the list needs it
+ * (the list is copied into the op meanwhile: the answer goes away). */
+static void privacy_read(enum storage_result res, const struct privacy_list *lists, size_t n,
+                         const char *default_name, void *ctx)
+{
+	struct offline_op *op = ctx;
+	op->sreq = NULL;
+	if (res != STORAGE_OK) {
+		check_failed(op, "privacy lists", res);
+		return;
+	}
+	const struct privacy_list *def = NULL;
+	for (size_t i = 0; default_name != NULL && i < n; i++)
+		if (strcmp(lists[i].name, default_name) == 0)
+			def = &lists[i];
+	if (def == NULL) {
+		store(op);
+		return;
+	}
+	if (!privacy_list_needs_roster(def)) {
+		if (privacy_list_denies(def, NULL, 0, PRIVACY_MESSAGE, &op->from))
+			refused(op, "default privacy list");
+		else
+			store(op);
+		return;
+	}
+	op->pitems = xcalloc(def->nitems, sizeof(*op->pitems));
+	for (size_t i = 0; i < def->nitems; i++) {
+		op->pitems[i] = def->items[i];
+		op->pitems[i].value = def->items[i].value != NULL ? xstrdup(def->items[i].value) : NULL;
+	}
+	op->npitems = def->nitems;
+	op->sreq = storage_roster_get(op->host->storage, op->host->name, op->user, roster_read, op);
+}
+
+static void roster_read(enum storage_result res, const struct roster_item *items, size_t count,
+                        uint64_t version, void *ctx)
+{
+	struct offline_op *op = ctx;
+	op->sreq = NULL;
+	(void)version;
+	if (res == STORAGE_NOT_FOUND) {
+		res = STORAGE_OK;
+		count = 0;
+	}
+	if (res != STORAGE_OK) {
+		check_failed(op, "roster", res);
+		return;
+	}
+	struct privacy_list def = { .name = "", .items = op->pitems, .nitems = op->npitems };
+	if (privacy_list_denies(&def, items, count, PRIVACY_MESSAGE, &op->from))
+		refused(op, "default privacy list");
+	else
+		store(op);
+}
+
+static void check_privacy(struct offline_op *op)
+{
+	if (!op->check_privacy || op->from.domain == NULL) {
+		store(op);
+		return;
+	}
+	op->sreq = storage_privacy_get(op->host->storage, op->host->name, op->user, privacy_read, op);
+}
+
+static void blocklist_read(enum storage_result res, const struct strlist *names, void *ctx)
+{
+	struct offline_op *op = ctx;
+	op->sreq = NULL;
+	if (res != STORAGE_OK) {
+		check_failed(op, "block list", res);
+		return;
+	}
+	if (op->from.domain != NULL && blocking_list_matches(names, &op->from)) {
+		refused(op, "block list");
+		return;
+	}
+	check_privacy(op);
+}
+
 static enum hook_result offline_message(struct host *h, void *args, void *ctx)
 {
 	struct offline_state *os = ctx;
@@ -174,6 +316,9 @@ static enum hook_result offline_message(struct host *h, void *args, void *ctx)
 		return HOOK_CONTINUE;
 	if (!os->set->store_empty && !worth_storing(msg))
 		return HOOK_STOP;   /* a chat state for nobody: dropped, as XEP-0160 asks */
+	/* XEP-0334: the sender asked that it not be stored. */
+	if (xml_child(msg, "no-store", NS_HINTS) != NULL)
+		return HOOK_CONTINUE;
 
 	/* The stored copy says when it arrived (XEP-0203). */
 	struct xml_node *copy = xml_copy(msg);
@@ -185,13 +330,18 @@ static enum hook_result offline_message(struct host *h, void *args, void *ctx)
 	char *text = xml_to_string(copy, NS_CLIENT);
 	xml_unref(&copy);
 
-	const char *from = xml_attr(msg, "from");
 	struct offline_op *op = op_new(os, OP_STORE, hp->to->node);
 	xml_ref(msg);
 	op->stanza = msg;
-	op->sreq = storage_offline_store(h->storage, h->name, op->user, from != NULL ? from : "",
-	                                 text, os->set->max_per_user, stored, op);
-	free(text);
+	op->text = text;
+	if (hp->from != NULL && hp->from->domain != NULL)
+		jid_copy(&op->from, hp->from);
+	op->check_privacy = module_running(h, "privacy");
+	op->max = os->set->max_per_user;
+	if (module_running(h, "blocking"))
+		op->sreq = storage_blocklist_get(h->storage, h->name, op->user, blocklist_read, op);
+	else
+		check_privacy(op);
 	return HOOK_STOP;
 }
 
@@ -205,6 +355,23 @@ static void deleted(enum storage_result res, void *ctx)
 		log_warning("offline: cannot delete the delivered offline messages of %s@%s: %s; they "
 		            "will be delivered again", op->user, op->host->name, storage_result_str(res));
 	op_free(op);
+}
+
+/* Whether the session has written what was queued up to op->mark; then
+ * the messages are deleted. */
+static void write_poll(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct offline_op *op = w->data;
+	struct session *s = op->session;
+	if (s->ops->out_written(s->owner) < op->mark)
+		return;
+	ev_timer_stop(server.loop, &op->poll);
+	op->kind = OP_DELETE;
+	op->session = NULL;
+	op->sreq = storage_offline_delete_upto(op->host->storage, op->host->name, op->user,
+	                                       op->last_seq, deleted, op);
 }
 
 static void fetched(enum storage_result res, const struct offline_message *msgs, size_t count,
@@ -251,11 +418,13 @@ static void fetched(enum storage_result res, const struct offline_message *msgs,
 	if (count > 0) {
 		log_info("offline: %zu offline message%s delivered to %s@%s/%s", delivered,
 		         delivered == 1 ? "" : "s", s->jid.node, s->jid.domain, s->jid.resource);
-		/* Handed to the stream: now they may go (see the gap at the top). */
-		op->kind = OP_DELETE;
-		op->session = NULL;
-		op->sreq = storage_offline_delete_upto(op->host->storage, op->host->name, op->user, last,
-		                                       deleted, op);
+		/* Queued: they go once written to the socket (see the top). */
+		op->kind = OP_WAIT_WRITE;
+		op->last_seq = last;
+		op->mark = s->ops->out_queued(s->owner);
+		ev_timer_init(&op->poll, write_poll, 0, WRITE_POLL);
+		op->poll.data = op;
+		ev_timer_start(server.loop, &op->poll);
 		return;
 	}
 	op_free(op);
@@ -265,7 +434,7 @@ static bool fetch_pending(struct offline_state *os, const char *user)
 {
 	for (struct offline_op *op = (struct offline_op *)(void *)os->ops.head; op != NULL;
 	     op = (struct offline_op *)(void *)op->link.next)
-		if (op->kind == OP_FETCH && strcmp(op->user, user) == 0)
+		if ((op->kind == OP_FETCH || op->kind == OP_WAIT_WRITE) && strcmp(op->user, user) == 0)
 			return true;
 	return false;
 }
@@ -298,6 +467,10 @@ static enum hook_result offline_session_closed(struct host *h, void *args, void 
 		next = (struct offline_op *)(void *)op->link.next;
 		if (op->kind == OP_FETCH && op->session == hs->session) {
 			storage_cancel(op->sreq);
+			op_free(op);
+		} else if (op->kind == OP_WAIT_WRITE && op->session == hs->session) {
+			log_info("offline: the session of %s@%s closed before its offline messages were "
+			         "written; they stay stored", op->user, op->host->name);
 			op_free(op);
 		}
 	}
@@ -333,6 +506,8 @@ static void offline_stop(struct host *h, void *state)
 			op->session->offline_flushed = false;
 			storage_cancel(op->sreq);
 			op_free(op);
+		} else if (op->kind == OP_WAIT_WRITE) {
+			op_free(op);   /* kept stored: delivered again next time */
 		} else {
 			op_unlink(op);   /* its callback finishes and frees it */
 		}

@@ -11,7 +11,10 @@
  *   remembered, so the session's end can send unavailable to it.
  * - presence_in (sm_route): presence to a local user.  Subscription types
  *   change the recipient's roster and are delivered (or kept as a pending
- *   request); probes are answered to subscribers only.  Everything else
+ *   request); probes are answered to subscribers only: with the presence
+ *   of each available resource, or, when there is none, with unavailable
+ *   presence carrying the status and time of the user's last unavailable
+ *   presence (the last activity record mod_last keeps).  Everything else
  *   goes on to the session manager's default delivery.
  * - session_closed: unavailable to subscribers and directed-presence
  *   targets.
@@ -47,6 +50,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SESS_BUCKETS 4096
 #define DIRECTED_MAX 100     /* directed-presence targets remembered per session */
@@ -637,6 +641,59 @@ static void do_broadcast(struct pres_op *op, const struct roster_item *items, si
 	jid_clear(&self);
 }
 
+static bool any_available(struct host *h, const char *user)
+{
+	for (struct session *s = sm_user_sessions(h, user); s != NULL; s = s->next_of_user)
+		if (s->available && s->presence != NULL)
+			return true;
+	return false;
+}
+
+/* A probe of a subscribed contact with no available resource: answer
+ * unavailable presence from the user's bare JID, with the status of the
+ * last unavailable presence and when it was (XEP-0203) when known. */
+static void op_last_read(enum storage_result res, const struct last_activity *last, void *ctx)
+{
+	struct pres_op *op = ctx;
+	struct host *h = op->ps->host;
+	op->sreq = NULL;
+	const char *from_s = xml_attr(op->stanza, "from");
+	struct jid to;
+	const char *err;
+	if (from_s != NULL && jid_parse(from_s, &to, &err) == 0) {
+		struct jid self = {0};
+		jid_set(&self, op->user, h->name, NULL);
+		struct xml_node *p = xml_new("presence", NS_CLIENT);
+		xml_set_attr(p, "type", "unavailable");
+		xml_set_attr(p, "from", jid_bare_to_pool(p->pool, &self));
+		xml_set_attr(p, "to", jid_to_pool(p->pool, &to));
+		if (res == STORAGE_OK) {
+			if (last->status != NULL && *last->status != '\0') {
+				struct xml_node *st = xml_add_child(p, "status", NS_CLIENT);
+				xml_add_text(st, last->status, strlen(last->status));
+			}
+			time_t when = (time_t)last->seconds;
+			struct tm utc;
+			char stamp[32];
+			if (gmtime_r(&when, &utc) != NULL &&
+			    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &utc) > 0) {
+				struct xml_node *d = xml_add_child(p, "delay", NS_DELAY);
+				xml_set_attr(d, "from", jid_bare_to_pool(p->pool, &self));
+				xml_set_attr(d, "stamp", stamp);
+			}
+		} else if (res != STORAGE_NOT_FOUND) {
+			log_warning("presence %s: last presence of %s unavailable (storage %s); answering "
+			            "a probe with plain unavailable", h->name, op->user,
+			            storage_result_str(res));
+		}
+		router_route(p, &self, &to);
+		xml_unref(&p);
+		jid_clear(&self);
+		jid_clear(&to);
+	}
+	op_done(op);
+}
+
 static void op_roster_read(enum storage_result res, const struct roster_item *items,
                            size_t count, uint64_t version, void *ctx)
 {
@@ -698,6 +755,12 @@ static void op_roster_read(enum storage_result res, const struct roster_item *it
 		const struct roster_item *it = find_item(items, count, bare);
 		free(bare);
 		if (it != NULL && has_from(it->subscription)) {
+			if (!any_available(h, op->user)) {
+				/* §4.3.2: no available resource: the last unavailable
+				 * presence, from what mod_last keeps. */
+				op->sreq = storage_last_get(h->storage, h->name, op->user, op_last_read, op);
+				return;
+			}
 			const char *from_s = xml_attr(op->stanza, "from");
 			struct jid to;
 			const char *err;

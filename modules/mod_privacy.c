@@ -427,6 +427,60 @@ static bool exempt(struct prv_state *ps, const char *user, const struct jid *pee
 	return peer->node == NULL ? peer->resource == NULL : strcmp(peer->node, user) == 0;
 }
 
+/* The same rules over a stored list (mod_offline, for users with no
+ * session). */
+bool privacy_list_denies(const struct privacy_list *list, const struct roster_item *roster,
+                         size_t nroster, unsigned bit, const struct jid *peer)
+{
+	if (list == NULL || peer == NULL || peer->domain == NULL)
+		return false;
+	char *bare = jid_bare_string(peer);
+	const struct roster_item *contact = NULL;
+	for (size_t i = 0; i < nroster; i++)
+		if (strcmp(roster[i].jid, bare) == 0)
+			contact = &roster[i];
+	free(bare);
+	for (size_t i = 0; i < list->nitems; i++) {
+		const struct privacy_item *it = &list->items[i];
+		if (it->stanzas != 0 && (it->stanzas & bit) == 0)
+			continue;
+		bool match = false;
+		switch (it->type) {
+		case PRIVACY_ALL:
+			match = true;
+			break;
+		case PRIVACY_JID: {
+			struct jid j;
+			const char *err;
+			if (jid_parse(it->value, &j, &err) == 0) {
+				match = jid_item_matches(&j, peer);
+				jid_clear(&j);
+			}
+			break;
+		}
+		case PRIVACY_GROUP:
+			match = contact != NULL && strlist_contains(&contact->groups, it->value);
+			break;
+		case PRIVACY_SUBSCRIPTION: {
+			enum roster_subscription sub = contact != NULL ? contact->subscription : SUB_NONE;
+			match = strcmp(roster_subscription_str(sub), it->value) == 0;
+			break;
+		}
+		}
+		if (match)
+			return !it->allow;
+	}
+	return false;
+}
+
+bool privacy_list_needs_roster(const struct privacy_list *list)
+{
+	for (size_t i = 0; list != NULL && i < list->nitems; i++)
+		if (list->items[i].type == PRIVACY_GROUP || list->items[i].type == PRIVACY_SUBSCRIPTION)
+			return true;
+	return false;
+}
+
 /* ---- operations --------------------------------------------------------------------- */
 
 static struct prv_op *op_new(struct prv_state *ps, enum prv_kind kind, const char *user,

@@ -446,9 +446,23 @@ static void c2s_session_kick(void *owner, enum stream_error e, const char *text)
 	c2s_fail(owner, e, text);
 }
 
+static uint64_t c2s_session_out_queued(void *owner)
+{
+	struct c2s *c = owner;
+	return c->st != NULL ? c->st->bytes_out + c->st->out.len : 0;
+}
+
+static uint64_t c2s_session_out_written(void *owner)
+{
+	struct c2s *c = owner;
+	return c->st != NULL ? c->st->bytes_out : 0;
+}
+
 static const struct session_ops c2s_session_ops = {
 	.deliver = c2s_session_deliver,
 	.kick = c2s_session_kick,
+	.out_queued = c2s_session_out_queued,
+	.out_written = c2s_session_out_written,
 };
 
 static void c2s_iq_error(struct c2s *c, struct xml_node *iq, enum stanza_error e, const char *text)

@@ -17,6 +17,13 @@ struct session_ops {
 	void (*deliver)(void *owner, struct xml_node *stanza);
 	/* Close with a stream error (conflict when replaced, ...). */
 	void (*kick)(void *owner, enum stream_error e, const char *text);
+	/* Output accounting, in bytes since the session's stream began: how
+	 * much was queued for the client, and how much of it was written to
+	 * the socket (accepted by the kernel; for TLS, by SSL_write).
+	 * Everything deliver queued so far is written once
+	 * out_written >= the out_queued read right after it. */
+	uint64_t (*out_queued)(void *owner);
+	uint64_t (*out_written)(void *owner);
 };
 
 struct session {

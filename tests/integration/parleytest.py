@@ -325,10 +325,19 @@ class RawClient:
     """A client that writes exactly the bytes it is given and reads the
     server's stream as depth-1 elements."""
 
-    def __init__(self, port, direct_tls=False, timeout=5.0, host=HOST, address='127.0.0.1'):
+    def __init__(self, port, direct_tls=False, timeout=5.0, host=HOST, address='127.0.0.1',
+                 rcvbuf=None):
+        """rcvbuf: a small socket receive buffer (set before connecting), for
+        a client that stops reading and should not let the kernel take much."""
         self.timeout = timeout
         self.host = host
-        self.sock = socket.create_connection((address, port), timeout=timeout)
+        if rcvbuf is None:
+            self.sock = socket.create_connection((address, port), timeout=timeout)
+        else:
+            self.sock = socket.socket(socket.AF_INET6 if ':' in address else socket.AF_INET)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect((address, port))
         self.sock.settimeout(timeout)
         self.tls = False
         if direct_tls:
