@@ -233,7 +233,8 @@ static void list_from_storage(struct prv_list *dst, const struct privacy_list *s
 		if (d->type == PRIVACY_JID && jid_parse(d->value, &d->jid, &err) != 0)
 			memset(&d->jid, 0, sizeof(d->jid));   /* matches nobody */
 	}
-	qsort(dst->items, dst->nitems, sizeof(*dst->items), cmp_item);
+	if (dst->nitems > 1)
+		qsort(dst->items, dst->nitems, sizeof(*dst->items), cmp_item);
 }
 
 /* Deep copy (for a list change that goes into the cache). */
@@ -261,7 +262,8 @@ static void cache_set_list(struct prv_user *u, const struct prv_list *l)
 		u->lists = xrealloc(u->lists, (u->nlists + 1) * sizeof(*u->lists));
 		list_copy(&u->lists[u->nlists++], l);
 	}
-	qsort(u->lists, u->nlists, sizeof(*u->lists), cmp_list);
+	if (u->nlists > 1)
+		qsort(u->lists, u->nlists, sizeof(*u->lists), cmp_list);
 }
 
 static void cache_remove_list(struct prv_user *u, const char *name)
@@ -313,7 +315,8 @@ static void cache_roster_set(struct prv_user *u, const struct roster_item *it)
 	c->groups.items = it->groups.count > 0 ? xcalloc(it->groups.count, sizeof(char *)) : NULL;
 	for (size_t i = 0; i < it->groups.count; i++)
 		c->groups.items[i] = xstrdup(it->groups.items[i]);
-	qsort(u->roster, u->nroster, sizeof(*u->roster), cmp_contact);
+	if (u->nroster > 1)
+		qsort(u->roster, u->nroster, sizeof(*u->roster), cmp_contact);
 }
 
 static struct prv_sess *sess_find(struct prv_user *u, uint64_t id)
@@ -564,7 +567,8 @@ static void cache_fill(struct prv_user *u, const struct privacy_list *lists, siz
 	for (size_t i = 0; i < n; i++)
 		list_from_storage(&u->lists[i], &lists[i]);
 	u->nlists = n;
-	qsort(u->lists, u->nlists, sizeof(*u->lists), cmp_list);
+	if (u->nlists > 1)
+		qsort(u->lists, u->nlists, sizeof(*u->lists), cmp_list);
 	u->default_name = default_name != NULL ? xstrdup(default_name) : NULL;
 	u->loaded = true;
 }
@@ -866,7 +870,8 @@ static bool read_list(struct prv_state *ps, struct iq_request *req, const struct
 			it->stanzas |= 1u << b;
 		}
 	}
-	qsort(l->items, l->nitems, sizeof(*l->items), cmp_item);
+	if (l->nitems > 1)
+		qsort(l->items, l->nitems, sizeof(*l->items), cmp_item);
 	return true;
 }
 
