@@ -337,6 +337,7 @@ int main(int argc, char **argv)
 		ssize_t n = getline(&stdin_secret, &cap, stdin);
 		if (n < 0) {
 			fprintf(stderr, "parleyctl: %s reads the password from stdin; nothing came\n", cargv[0]);
+			free(stdin_secret);
 			free(rargv);
 			return CTL_USAGE;
 		}
@@ -353,16 +354,21 @@ int main(int argc, char **argv)
 		rargv[rargc - cargc + 1] = abs_path;
 	}
 	bool import = strcmp(cargv[0], "import-users") == 0;
+	struct parley_config *cfg = NULL;
+	char *err = NULL;
 	if (import && cargc != 2) {
 		fprintf(stderr, "parleyctl: usage: import-users HOST < user:password lines\n");
+		secret_free(stdin_secret);
+		free(abs_path);
+		free(rargv);
 		return CTL_USAGE;
 	}
-
-	struct parley_config *cfg;
-	char *err = NULL;
 	if (config_load(cfg_path, &cfg, &err) < 0) {
 		fprintf(stderr, "parleyctl: %s\n", err);
 		free(err);
+		secret_free(stdin_secret);
+		free(abs_path);
+		free(rargv);
 		return CTL_USAGE;
 	}
 	log_set_level(LOG_LEVEL_WARNING);
