@@ -786,3 +786,39 @@ void c2s_shutdown_all(void)
 {
 	streams_foreach(c2s_shutdown_one, NULL);
 }
+
+struct host_sweep {
+	const struct host *host;
+	enum stream_error e;
+	const char *text;
+	unsigned count;
+	bool abort;
+};
+
+static void c2s_host_one(struct stream *st, void *ctx)
+{
+	struct host_sweep *hs = ctx;
+	if (st->ops != &c2s_stream_ops)
+		return;
+	struct c2s *c = st->owner;
+	if (c->host != hs->host)
+		return;
+	hs->count++;
+	if (hs->abort)
+		stream_abort(st);
+	else if (hs->text != NULL)
+		c2s_fail(c, hs->e, hs->text);
+}
+
+void c2s_close_host(const struct host *h, enum stream_error e, const char *text)
+{
+	struct host_sweep hs = { .host = h, .e = e, .text = text };
+	streams_foreach(c2s_host_one, &hs);
+}
+
+unsigned c2s_count_host(const struct host *h, bool abort)
+{
+	struct host_sweep hs = { .host = h, .abort = abort };
+	streams_foreach(c2s_host_one, &hs);
+	return hs.count;
+}

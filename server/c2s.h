@@ -8,12 +8,20 @@
 
 #include <ev.h>
 #include "config.h"
+#include "stanza.h"
 
 /* Take over an accepted, non-blocking client socket. */
 void c2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port,
                 const struct listen_config *lc, const struct limits_config *limits);
 /* Close every client stream with <system-shutdown/>. */
 void c2s_shutdown_all(void);
+struct host;
+/* Close every client stream of host h (authenticated or not) with stream
+ * error e (a removed virtual host). */
+void c2s_close_host(const struct host *h, enum stream_error e, const char *text);
+/* Client streams still attached to h (closing ones included); with abort,
+ * close them at once without writing more. */
+unsigned c2s_count_host(const struct host *h, bool abort);
 /* Client streams open now, authenticated or not. */
 unsigned c2s_count(void);
 /* Stanzas of bound sessions since start, indexed by enum stanza_kind:

@@ -947,6 +947,9 @@ static size_t opt_field_size(enum opt_type type)
 		return sizeof(struct strlist);
 	case OPT_NODE:
 		return sizeof(const struct cfg_node *);
+	case OPT_ALIAS:
+	case OPT_REMOVED:
+		return 0;
 	}
 	log_fatal("opt_field_size: bad option type %d", (int)type);
 }
@@ -972,6 +975,8 @@ static char *opt_expected(const struct opt_def *d)
 	case OPT_STRLIST:
 		return xstrdup("a string or a list of strings");
 	case OPT_NODE:
+	case OPT_ALIAS:
+	case OPT_REMOVED:
 		return xstrdup("a value");
 	case OPT_ENUM: {
 		struct buf b = { 0 };
@@ -1112,6 +1117,8 @@ static int opt_set(const struct opt_def *d, const struct cfg_node *n, const char
 		break;
 	case OPT_STRLIST:
 	case OPT_NODE:
+	case OPT_ALIAS:
+	case OPT_REMOVED:
 		break;
 	}
 	*error_r = opt_type_error(d, n, section);
@@ -1121,9 +1128,17 @@ range:
 	return -1;
 }
 
+/* An entry with a field (not an old key kept for compatibility). */
+static bool opt_has_field(const struct opt_def *d)
+{
+	return d->type != OPT_ALIAS && d->type != OPT_REMOVED;
+}
+
 void opt_defaults(const struct opt_def *defs, void *out)
 {
 	for (const struct opt_def *d = defs; d->key != NULL; d++) {
+		if (!opt_has_field(d))
+			continue;
 		opt_field_clear(d, out);
 		if (d->default_value == NULL)
 			continue;
@@ -1142,6 +1157,8 @@ void opt_defaults(const struct opt_def *defs, void *out)
 void opt_free(const struct opt_def *defs, void *out)
 {
 	for (const struct opt_def *d = defs; d->key != NULL; d++) {
+		if (!opt_has_field(d))
+			continue;
 		void *field = (char *)out + d->offset;
 		if (d->type == OPT_STRING)
 			xfree((char **)field);
@@ -1156,6 +1173,8 @@ void opt_free(const struct opt_def *defs, void *out)
 static void opt_copy(const struct opt_def *defs, void *dst, const void *src)
 {
 	for (const struct opt_def *d = defs; d->key != NULL; d++) {
+		if (!opt_has_field(d))
+			continue;
 		void *to = (char *)dst + d->offset;
 		const void *from = (const char *)src + d->offset;
 		if (d->type == OPT_STRING) {
@@ -1211,6 +1230,43 @@ static char *unknown_key_error(const struct opt_def *defs, const struct cfg_node
 	return error_at_key(c, section, c->key, "unknown key");
 }
 
+static const struct opt_def *opt_find(const struct opt_def *defs, const char *key)
+{
+	for (const struct opt_def *d = defs; d->key != NULL; d++)
+		if (strcmp(d->key, key) == 0)
+			return d;
+	return NULL;
+}
+
+static struct strlist *warning_sink;
+
+struct strlist *opt_set_warning_sink(struct strlist *sink)
+{
+	struct strlist *old = warning_sink;
+	warning_sink = sink;
+	return old;
+}
+
+static void opt_warn(const struct cfg_node *c, const char *section, const char *fmt, ...) ATTR_PRINTF(3, 4);
+static void opt_warn(const struct cfg_node *c, const char *section, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *why = vfmt(fmt, ap);
+	va_end(ap);
+	char *msg = xasprintf("%s:%u:%u: key '%s%s%s': %s", c->file != NULL ? c->file : "?", c->key_line,
+	                      c->key_column, section != NULL && *section != '\0' ? section : "",
+	                      section != NULL && *section != '\0' ? "." : "", c->key, why);
+	free(why);
+	if (warning_sink != NULL) {
+		if (!strlist_contains(warning_sink, msg))
+			strlist_add(warning_sink, msg);
+	} else {
+		log_warning("%s", msg);
+	}
+	free(msg);
+}
+
 /* Apply map over the current values of out (no defaults first). */
 static int opt_apply_over(const struct opt_def *defs, const struct cfg_node *map, const char *section,
                           void *out, char **error_r)
@@ -1223,12 +1279,31 @@ static int opt_apply_over(const struct opt_def *defs, const struct cfg_node *map
 		return -1;
 	}
 	for (const struct cfg_node *c = map->children; c != NULL; c = c->next) {
-		const struct opt_def *d = defs;
-		while (d->key != NULL && strcmp(d->key, c->key) != 0)
-			d++;
-		if (d->key == NULL) {
+		const struct opt_def *d = opt_find(defs, c->key);
+		if (d == NULL) {
 			*error_r = unknown_key_error(defs, c, section);
 			return -1;
+		}
+		if (d->type == OPT_REMOVED) {
+			opt_warn(c, section, "no longer used (%s); ignored", d->doc != NULL ? d->doc : "removed");
+			continue;
+		}
+		if (d->type == OPT_ALIAS) {
+			const struct opt_def *to = opt_find(defs, d->default_value);
+			if (to == NULL || !opt_has_field(to))
+				log_fatal("option alias '%s' names no option '%s'", d->key, d->default_value);
+			if (cfg_get(map, to->key) != NULL) {
+				*error_r = error_at_key(c, section, c->key, "is the old name of '%s', which is set too",
+				                        to->key);
+				return -1;
+			}
+			opt_warn(c, section, "renamed to '%s'; accepted, please rename it", to->key);
+			/* the new key's type and checks; messages name the key as written */
+			struct opt_def as = *to;
+			as.key = d->key;
+			if (opt_set(&as, c, section, out, error_r) < 0)
+				return -1;
+			continue;
 		}
 		if (opt_set(d, c, section, out, error_r) < 0)
 			return -1;
@@ -1307,12 +1382,17 @@ static void opt_dump_value(const struct opt_def *d, const void *in, struct buf *
 			node_dump_flow(n, out);
 		return;
 	}
+	case OPT_ALIAS:
+	case OPT_REMOVED:
+		return;
 	}
 }
 
 void opt_dump(const struct opt_def *defs, const void *in, struct buf *out, int indent)
 {
 	for (const struct opt_def *d = defs; d->key != NULL; d++) {
+		if (!opt_has_field(d))
+			continue;
 		buf_printf(out, "%*s%s: ", indent, "", d->key);
 		/* Secrets are never printed: only whether one is set. */
 		if (d->type == OPT_STRING && strstr(d->key, "password") != NULL &&
@@ -1987,6 +2067,7 @@ int config_load(const char *path, struct parley_config **cfg_r, char **error_r)
 	memset(&g, 0, sizeof(g));
 	*cfg_r = NULL;
 	cfg->file = xstrdup(path);
+	struct strlist *old_sink = opt_set_warning_sink(&cfg->warnings);
 	if (cfg_load_file(path, &cfg->root, error_r) < 0)
 		goto out_nodir;
 	if (node_is_null(cfg->root)) {
@@ -2028,6 +2109,7 @@ out:
 	free(dir);
 	globals_free(&g);
 out_nodir:
+	opt_set_warning_sink(old_sink);
 	if (ret < 0)
 		config_free(&cfg);
 	*cfg_r = cfg;
@@ -2060,6 +2142,7 @@ void config_free(struct parley_config **cfgp)
 	}
 	free(cfg->hosts);
 	cfg_free(&cfg->root);
+	strlist_free(&cfg->warnings);
 	xfree(cfgp);
 }
 
@@ -2077,7 +2160,7 @@ static void dump_list_item(struct buf *out, const struct opt_def *defs, const vo
 	buf_free(&item);
 }
 
-static void dump_host(const struct host_config *h, struct buf *out)
+static void dump_host(const struct host_config *h, struct buf *out, config_dump_modules_fn *modules)
 {
 	buf_append_str(out, "  ");
 	yaml_scalar_out(out, h->name);
@@ -2093,6 +2176,11 @@ static void dump_host(const struct host_config *h, struct buf *out)
 		admins++;
 	const struct opt_def one[] = { *admins, OPT_END };
 	opt_dump(one, &hs, out, 4);
+	if (modules != NULL) {
+		buf_append_str(out, "    modules:\n");
+		modules(h, out, 6);
+		return;
+	}
 	if (h->modules == NULL || h->modules->children == NULL) {
 		buf_append_str(out, "    modules: {}\n");
 		return;
@@ -2114,6 +2202,12 @@ static void dump_host(const struct host_config *h, struct buf *out)
 
 void config_dump(const struct parley_config *cfg, const char *host, struct buf *out)
 {
+	config_dump_ex(cfg, host, out, NULL);
+}
+
+void config_dump_ex(const struct parley_config *cfg, const char *host, struct buf *out,
+                    config_dump_modules_fn *modules)
+{
 	if (host != NULL) {
 		const struct host_config *h = config_host(cfg, host);
 		if (h == NULL) {
@@ -2121,7 +2215,7 @@ void config_dump(const struct parley_config *cfg, const char *host, struct buf *
 			return;
 		}
 		buf_printf(out, "# effective configuration of host %s (%s)\nhosts:\n", h->name, cfg->file);
-		dump_host(h, out);
+		dump_host(h, out, modules);
 		return;
 	}
 	buf_printf(out, "# effective configuration (%s)\n", cfg->file);
@@ -2150,5 +2244,5 @@ void config_dump(const struct parley_config *cfg, const char *host, struct buf *
 		dump_list_item(out, listen_defs, &cfg->listen[i], 2);
 	buf_append_str(out, "hosts:\n");
 	for (size_t i = 0; i < cfg->nhosts; i++)
-		dump_host(&cfg->hosts[i], out);
+		dump_host(&cfg->hosts[i], out, modules);
 }

@@ -47,6 +47,13 @@ enum opt_type {
 	OPT_MODE,       /* unsigned: octal file mode ("0660" or 0660) */
 	OPT_STRLIST,    /* struct strlist: a list of scalars, or one scalar */
 	OPT_NODE,       /* const struct cfg_node *: the raw subtree (not copied) */
+	/* Not values: old keys still accepted, with a warning.
+	 * OPT_ALIAS: a renamed key; default_value names the new key (in the same
+	 *   table), whose type and checks apply.
+	 * OPT_REMOVED: a key that no longer does anything; it is ignored and doc
+	 *   says why.  Neither has a field (offset unused); dumps and docs skip them. */
+	OPT_ALIAS,
+	OPT_REMOVED,
 };
 
 struct strlist { char **items; size_t count; };
@@ -63,6 +70,11 @@ struct opt_def {
 	const char *doc;                  /* one line for docs and config-dump */
 };
 #define OPT_END { NULL, 0, 0, NULL, NULL, 0, 0, NULL }
+
+/* Warnings while options are applied (renamed or removed keys): appended
+ * to sink ("file:line:column: key 'section.key': ...") while one is set,
+ * logged otherwise.  Returns the previous sink.  Loop thread / parleyctl. */
+struct strlist *opt_set_warning_sink(struct strlist *sink);
 
 /* Set every option of defs to its default in out. */
 void opt_defaults(const struct opt_def *defs, void *out);
@@ -152,6 +164,7 @@ struct parley_config {
 	struct listen_config *listen; size_t nlisten;
 	struct host_config *hosts; size_t nhosts;
 	struct cfg_node *root;
+	struct strlist warnings;    /* renamed or removed keys that were accepted */
 };
 
 /* Load and validate the whole file.  On error: -1 and a malloc'd message
@@ -164,5 +177,10 @@ const struct cfg_node *config_module(const struct host_config *host, const char 
                                      bool *enabled_r);
 /* Write the effective configuration (of one host or all) as YAML-ish text. */
 void config_dump(const struct parley_config *cfg, const char *host, struct buf *out);
+/* The same; each host's modules are written by modules (the module
+ * registry knows their options and defaults) instead of as configured. */
+typedef void config_dump_modules_fn(const struct host_config *h, struct buf *out, int indent);
+void config_dump_ex(const struct parley_config *cfg, const char *host, struct buf *out,
+                    config_dump_modules_fn *modules);
 
 #endif

@@ -23,6 +23,7 @@
 #include "jid.h"
 #include "log.h"
 #include "worker.h"
+#include "module.h"
 #include "storage/sqlite-copy.h"
 
 #include <errno.h>
@@ -865,6 +866,62 @@ static void cmd_restore(struct ctl_call *call)
 	copy_start(call, true);
 }
 
+/* ---- configuration ------------------------------------------------------------------- */
+
+/* Load and check a configuration file completely (modules' options too). */
+static int config_check_file(const char *path, struct parley_config **cfg_r, char **error_r)
+{
+	if (config_load(path, cfg_r, error_r) < 0)
+		return -1;
+	for (size_t i = 0; i < (*cfg_r)->nhosts; i++) {
+		if (modules_check_host(&(*cfg_r)->hosts[i], error_r) < 0) {
+			config_free(cfg_r);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int ctl_config_check(const char *path, struct parley_config **cfg_r, char **error_r)
+{
+	return config_check_file(path, cfg_r, error_r);
+}
+
+static void cmd_config_check(struct ctl_call *call)
+{
+	struct parley_config *cfg;
+	char *err = NULL;
+	if (config_check_file(call->argv[1], &cfg, &err) < 0) {
+		call_finish(call, CTL_FAILED, "%s", err);
+		free(err);
+		return;
+	}
+	for (size_t i = 0; i < cfg->warnings.count; i++)
+		buf_printf(&call->body, "warning: %s\n", cfg->warnings.items[i]);
+	buf_append_str(&call->body, "ok\n");
+	config_free(&cfg);
+	call_finish(call, CTL_OK, NULL);
+}
+
+static void cmd_config_dump(struct ctl_call *call)
+{
+	const struct parley_config *cfg = server_config();
+	if (call->argc > 1) {
+		char *domain = jid_nameprep(call->argv[1]);
+		const struct host_config *hc = domain != NULL ? config_host(cfg, domain) : NULL;
+		if (hc == NULL) {
+			call_finish(call, CTL_FAILED, "host %s is not in %s", call->argv[1], cfg->file);
+			free(domain);
+			return;
+		}
+		config_dump_ex(cfg, hc->name, &call->body, modules_dump_host);
+		free(domain);
+	} else {
+		config_dump_ex(cfg, NULL, &call->body, modules_dump_host);
+	}
+	call_finish(call, CTL_OK, NULL);
+}
+
 /* ---- the command table -------------------------------------------------------------- */
 
 static void cmd_help(struct ctl_call *call);
@@ -899,6 +956,10 @@ static const struct ctl_command commands[] = {
 	  "copy the SQLite store to FILE (online, consistent)" },
 	{ "restore", "FILE [HOST]", 1, 2, CTL_F_STOPPED | CTL_F_PATH, cmd_restore,
 	  "replace the SQLite store with a backup (only while parleyd is stopped)" },
+	{ "config-check", "FILE", 1, 1, CTL_F_LOCAL | CTL_F_NOHOSTS | CTL_F_OFFLINE, cmd_config_check,
+	  "check a configuration file: prints ok, or file:line:column: key and the reason (exit 1)" },
+	{ "config-dump", "[HOST]", 0, 1, CTL_F_OFFLINE | CTL_F_NOHOSTS, cmd_config_dump,
+	  "the effective configuration (of one host) after defaults and overrides; of the running server when it runs" },
 	{ "list-commands", "", 0, 0, CTL_F_OFFLINE | CTL_F_JSON | CTL_F_NOHOSTS, cmd_list_commands,
 	  "list the commands" },
 	{ "help", "[COMMAND]", 0, 1, CTL_F_OFFLINE | CTL_F_NOHOSTS, cmd_help, "describe one command, or all" },

@@ -29,11 +29,15 @@ void ctl_call_cancel(struct ctl_call *call);
 #define CTL_F_PATH     0x08   /* the first argument is a file: parleyctl makes it absolute */
 #define CTL_F_STOPPED  0x10   /* runs only while parleyd is stopped (inside parleyctl) */
 #define CTL_F_NOHOSTS  0x20   /* offline, it needs no started hosts */
+#define CTL_F_LOCAL    0x40   /* always run inside parleyctl, without reading its -c file */
 
 /* Whether a command works without a running parleyd. */
 bool ctl_command_offline(const char *name);
 /* The flags of a command; false for an unknown name. */
 bool ctl_command_flags(const char *name, unsigned *flags_r);
+/* Load path and check it completely, module options included (config-check,
+ * parleyd -t).  -1 with a malloc'd message naming file, line and key. */
+int ctl_config_check(const char *path, struct parley_config **cfg_r, char **error_r);
 /* Free what commands keep between calls (the backup worker); at exit. */
 void ctl_shutdown(void);
 /* Usage text of every command (for help). */

@@ -6,12 +6,21 @@
  * hundred virtual hosts on one database do not mean a hundred worker pools:
  * pool_size is the bound on connections to that database.  Certificates are loaded once per (certificate, key)
  * pair and registered for SNI under each host name.
+ *
+ * Hosts come and go with a reload: host_add starts one like hosts_start
+ * does; host_remove takes it out of the list at once (nothing new reaches
+ * it), closes its client streams with a stream error, and frees it once
+ * every one of those streams is gone (their close still runs the host's
+ * hooks).  A store is closed when its last host is gone; certificates stay
+ * loaded until exit.
  */
 #include "host.h"
 #include "module.h"
 #include "tls.h"
 #include "jid.h"
 #include "log.h"
+#include "c2s.h"
+#include "sm.h"
 
 #include <string.h>
 
@@ -22,6 +31,7 @@ struct shared_storage {
 	unsigned pool_size, queue_max;
 	double timeout;
 	char *password, *password_file;
+	unsigned refs;               /* hosts using it */
 	struct shared_storage *next;
 };
 
@@ -32,6 +42,9 @@ struct shared_tls {
 };
 
 static struct host *hosts_head;
+static struct host *removing;      /* removed, waiting for their streams */
+static ev_timer remove_timer;
+static struct ev_loop *hosts_loop;
 static unsigned nhosts;
 static struct shared_storage *storages;
 static struct shared_tls *tls_ctxs;
@@ -110,6 +123,7 @@ static struct storage *host_storage(struct ev_loop *loop, const char *host,
 				log_warning("host %s: storage %s is shared with an earlier host, whose "
 				            "pool_size, queue_max, timeout and password it uses; this host's "
 				            "other values for them are ignored", host, storage_describe(s->st));
+			s->refs++;
 			return s->st;
 		}
 	}
@@ -126,6 +140,7 @@ static struct storage *host_storage(struct ev_loop *loop, const char *host,
 	s->timeout = sc->timeout;
 	s->password = sc->password != NULL ? xstrdup(sc->password) : NULL;
 	s->password_file = sc->password_file != NULL ? xstrdup(sc->password_file) : NULL;
+	s->refs = 1;
 	s->next = storages;
 	storages = s;
 	log_info("storage %s opened", storage_describe(st));
@@ -154,9 +169,72 @@ static struct tls_ctx *host_tls(const struct host_config *hc, char **error_r)
 	return ctx;
 }
 
+static void shared_storage_free(struct shared_storage *s)
+{
+	storage_close(&s->st);
+	if (s->password != NULL)
+		explicit_bzero(s->password, strlen(s->password));
+	free(s->password);
+	free(s->password_file);
+	free(s->key);
+	free(s);
+}
+
+static void storage_release(struct storage *st)
+{
+	for (struct shared_storage **pp = &storages; *pp != NULL; pp = &(*pp)->next) {
+		struct shared_storage *s = *pp;
+		if (s->st != st)
+			continue;
+		if (--s->refs > 0)
+			return;
+		*pp = s->next;
+		log_info("storage %s closed", storage_describe(s->st));
+		shared_storage_free(s);
+		return;
+	}
+}
+
+/* Storage, auth and certificate of a new host (not yet in the list). */
+static int host_init(struct ev_loop *loop, struct host *h, const struct host_config *hc, bool with_tls,
+                     char **error_r)
+{
+	h->storage = host_storage(loop, h->name, &hc->storage, error_r);
+	if (h->storage == NULL)
+		return -1;
+	if (auth_new(loop, h->name, &hc->auth, h->storage, &h->auth, error_r) < 0)
+		return -1;
+	if (with_tls && hc->tls.certificate != NULL) {
+		h->tls = host_tls(hc, error_r);
+		if (h->tls == NULL)
+			return -1;
+		tls_sni_add(h->name, h->tls);
+	} else if (with_tls) {
+		log_warning("host %s has no TLS certificate (tls.certificate): clients cannot use TLS",
+		            h->name);
+	}
+	return 0;
+}
+
+/* Everything but the modules (stopped before). */
+static void host_free(struct host *h)
+{
+	if (h->auth != NULL)
+		auth_free(&h->auth);
+	if (h->storage != NULL)
+		storage_release(h->storage);
+	hooks_free_host(h);
+	iq_free_host(h);
+	strlist_free(&h->features);
+	strlist_free(&h->user_features);
+	free(h->name);
+	free(h);
+}
+
 int hosts_start(struct ev_loop *loop, const struct parley_config *cfg, bool with_tls, char **error_r)
 {
 	struct host **tail = &hosts_head;
+	hosts_loop = loop;
 	for (size_t i = 0; i < cfg->nhosts; i++) {
 		const struct host_config *hc = &cfg->hosts[i];
 		struct host *h = xcalloc(1, sizeof(*h));
@@ -165,20 +243,8 @@ int hosts_start(struct ev_loop *loop, const struct parley_config *cfg, bool with
 		*tail = h;
 		tail = &h->next;
 		nhosts++;
-		h->storage = host_storage(loop, h->name, &hc->storage, error_r);
-		if (h->storage == NULL)
+		if (host_init(loop, h, hc, with_tls, error_r) < 0)
 			return -1;
-		if (auth_new(loop, h->name, &hc->auth, h->storage, &h->auth, error_r) < 0)
-			return -1;
-		if (with_tls && hc->tls.certificate != NULL) {
-			h->tls = host_tls(hc, error_r);
-			if (h->tls == NULL)
-				return -1;
-			tls_sni_add(h->name, h->tls);
-		} else if (with_tls) {
-			log_warning("host %s has no TLS certificate (tls.certificate): clients cannot use TLS",
-			            h->name);
-		}
 	}
 	for (struct host *h = hosts_head; h != NULL; h = h->next) {
 		if (modules_start_host(h, error_r) < 0)
@@ -188,12 +254,99 @@ int hosts_start(struct ev_loop *loop, const struct parley_config *cfg, bool with
 	return 0;
 }
 
+int host_add(struct ev_loop *loop, const struct host_config *hc, bool with_tls, char **error_r)
+{
+	if (host_find(hc->name) != NULL) {
+		*error_r = xasprintf("host %s is already served", hc->name);
+		return -1;
+	}
+	struct host *h = xcalloc(1, sizeof(*h));
+	h->name = xstrdup(hc->name);
+	h->cfg = hc;
+	if (host_init(loop, h, hc, with_tls, error_r) < 0 || modules_start_host(h, error_r) < 0) {
+		if (h->tls != NULL)
+			tls_sni_remove(h->name);
+		host_free(h);
+		return -1;
+	}
+	struct host **tail = &hosts_head;
+	while (*tail != NULL)
+		tail = &(*tail)->next;
+	*tail = h;
+	nhosts++;
+	log_notice("host %s added (storage %s)", h->name, storage_describe(h->storage));
+	return 0;
+}
+
+static void host_finish_removal(struct host *h)
+{
+	modules_stop_host(h);
+	log_notice("host %s removed", h->name);
+	host_free(h);
+}
+
+/* Free the removed hosts whose streams are all gone: two ticks in a row
+ * without one, since a stream closed during this iteration still runs its
+ * close (which uses the host) before the loop sleeps. */
+static void remove_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	for (struct host **pp = &removing; *pp != NULL;) {
+		struct host *h = *pp;
+		bool late = ev_now(loop) - h->removed_at > 10.0;
+		unsigned n = c2s_count_host(h, late);
+		if (n == 0 && h->remove_quiet) {
+			*pp = h->next;
+			host_finish_removal(h);
+			continue;
+		}
+		h->remove_quiet = n == 0;
+		pp = &h->next;
+	}
+	if (removing == NULL)
+		ev_timer_stop(loop, w);
+}
+
+void host_remove(struct host *h, enum stream_error e, const char *text)
+{
+	for (struct host **pp = &hosts_head; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == h) {
+			*pp = h->next;
+			break;
+		}
+	}
+	nhosts--;
+	tls_sni_remove(h->name);
+	log_notice("host %s: removing; closing its %u sessions", h->name, sm_count(h));
+	c2s_close_host(h, e, text);
+	h->removed_at = ev_now(hosts_loop);
+	h->remove_quiet = false;
+	h->next = removing;
+	removing = h;
+	if (!ev_is_active(&remove_timer)) {
+		ev_timer_init(&remove_timer, remove_timer_cb, 0.05, 0.05);
+		ev_timer_start(hosts_loop, &remove_timer);
+	}
+}
+
 void hosts_stop(void)
 {
+	if (hosts_loop != NULL && ev_is_active(&remove_timer))
+		ev_timer_stop(hosts_loop, &remove_timer);
+	while (removing != NULL) {
+		struct host *h = removing;
+		removing = h->next;
+		host_finish_removal(h);
+	}
 	for (struct host *h = hosts_head; h != NULL; h = h->next)
 		modules_stop_host(h);
 	for (struct host *h = hosts_head; h != NULL; h = h->next)
 		auth_free(&h->auth);
+	while (hosts_head != NULL) {
+		struct host *h = hosts_head;
+		hosts_head = h->next;
+		h->storage = NULL;
+		host_free(h);
+	}
 	while (storages != NULL) {
 		struct shared_storage *s = storages;
 		storages = s->next;
@@ -212,16 +365,6 @@ void hosts_stop(void)
 		tls_ctx_free(&t->ctx);
 		free(t->key);
 		free(t);
-	}
-	while (hosts_head != NULL) {
-		struct host *h = hosts_head;
-		hosts_head = h->next;
-		hooks_free_host(h);
-		iq_free_host(h);
-		strlist_free(&h->features);
-		strlist_free(&h->user_features);
-		free(h->name);
-		free(h);
 	}
 	nhosts = 0;
 	auth_global_shutdown();

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "hooks.h"
 #include "iq.h"
+#include "stanza.h"
 #include "storage/storage.h"
 #include "auth/auth.h"
 
@@ -26,6 +27,8 @@ struct host {
 	struct module_instance *modules;     /* module.c */
 	struct strlist features;             /* disco#info features of the server JID */
 	struct strlist user_features;        /* disco#info features of user JIDs */
+	double removed_at;                   /* host_remove: when */
+	bool remove_quiet;                   /* host_remove: no stream left at the last tick */
 	struct host *next;
 };
 
@@ -42,6 +45,15 @@ bool host_is_admin(const struct host *h, const struct jid *j);
 /* Start every host of cfg (storage, auth, TLS contexts when with_tls,
  * modules).  -1 with a message. */
 int hosts_start(struct ev_loop *loop, const struct parley_config *cfg, bool with_tls, char **error_r);
+/* Start one more host (a reload added it): storage (opened on this thread:
+ * a short pause for a new SQLite file), auth, certificate, modules.  hc
+ * must stay valid while the host runs.  -1 with a message; nothing is left
+ * of it then. */
+int host_add(struct ev_loop *loop, const struct host_config *hc, bool with_tls, char **error_r);
+/* Take h out of service: it is no longer found at once, its client streams
+ * are closed with stream error e, and it is freed (modules stopped, store
+ * closed when no other host uses it) once those streams are gone. */
+void host_remove(struct host *h, enum stream_error e, const char *text);
 /* Stop modules, close auth and storage (pending work finishes first). */
 void hosts_stop(void);
 unsigned hosts_count(void);

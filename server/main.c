@@ -141,12 +141,15 @@ int main(int argc, char **argv)
 
 	struct parley_config *cfg;
 	char *err = NULL;
-	if (config_load(cfg_path, &cfg, &err) < 0) {
+	modules_register_builtin();
+	if (ctl_config_check(cfg_path, &cfg, &err) < 0) {
 		fprintf(stderr, "parleyd: %s\n", err);
 		free(err);
 		return 1;
 	}
 	if (check_only) {
+		for (size_t i = 0; i < cfg->warnings.count; i++)
+			fprintf(stderr, "parleyd: warning: %s\n", cfg->warnings.items[i]);
 		printf("%s: configuration OK (%zu hosts, %zu listeners)\n", cfg_path, cfg->nhosts, cfg->nlisten);
 		config_free(&cfg);
 		return 0;
@@ -159,6 +162,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	for (size_t i = 0; i < cfg->warnings.count; i++)
+		log_warning("%s", cfg->warnings.items[i]);
 
 	server.cfg = cfg;
 	server.argv = argv;
@@ -222,6 +227,7 @@ out:
 	if (cfg->pidfile != NULL && rc == 0)
 		unlink(cfg->pidfile);
 	config_free(&cfg);
+	server_free_configs();
 	if (rc == 0 && server.restart) {
 		log_notice("parleyd restarting");
 		setenv("PARLEY_RESTARTED", "1", 1);

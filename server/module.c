@@ -71,24 +71,119 @@ void *module_state(const struct host *h, const char *name)
 }
 
 /* Whether def runs on h, and its options map (NULL: defaults). */
-static bool module_enabled(const struct host *h, const struct module_def *def,
-                           const struct cfg_node **opts_r, const struct cfg_node **where_r)
+static bool module_enabled_cfg(const struct host_config *hc, const struct module_def *def,
+                               const struct cfg_node **opts_r, const struct cfg_node **where_r)
 {
 	*opts_r = NULL;
 	*where_r = NULL;
-	if (h->cfg == NULL || h->cfg->modules == NULL)
+	if (hc == NULL || hc->modules == NULL)
 		return def->default_enabled;
-	const struct cfg_node *named = cfg_get(h->cfg->modules, def->name);
+	const struct cfg_node *named = cfg_get(hc->modules, def->name);
 	if (named == NULL)
 		return def->default_enabled;
 	*where_r = named;
 	bool enabled = false;
-	const struct cfg_node *opts = config_module(h->cfg, def->name, &enabled);
+	const struct cfg_node *opts = config_module(hc, def->name, &enabled);
 	if (!enabled)
 		return false;
 	if (opts != NULL && opts->type == CFG_MAP)
 		*opts_r = opts;
 	return true;
+}
+
+static bool module_enabled(const struct host *h, const struct module_def *def,
+                           const struct cfg_node **opts_r, const struct cfg_node **where_r)
+{
+	return module_enabled_cfg(h->cfg, def, opts_r, where_r);
+}
+
+/* A name nobody registered is a typo worth stopping for. */
+static int check_module_names(const struct host_config *hc, char **error_r)
+{
+	if (hc == NULL || hc->modules == NULL)
+		return 0;
+	for (const struct cfg_node *n = hc->modules->children; n != NULL; n = n->next) {
+		if (n->key != NULL && module_find(n->key) == NULL) {
+			*error_r = xasprintf("%s:%u:%u: unknown module '%s'", n->file, n->key_line,
+			                     n->key_column, n->key);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The settings of def on hc, applied to a new struct (NULL with *error_r). */
+static void *module_settings(const struct host_config *hc, const struct module_def *def,
+                             const struct cfg_node *opts, const struct cfg_node *where, char **error_r)
+{
+	if (where != NULL && where->type == CFG_LIST) {
+		*error_r = xasprintf("%s:%u:%u: module '%s': options must be a map, not a list",
+		                     where->file, where->key_line, where->key_column, def->name);
+		return NULL;
+	}
+	const struct opt_def *defs = def->options != NULL ? def->options : no_options;
+	void *settings = xcalloc(1, def->settings_size > 0 ? def->settings_size : 1);
+	char *section = xasprintf("hosts.%s.modules.%s", hc->name, def->name);
+	char *err = NULL;
+	int ret = opt_apply(defs, opts, section, settings, &err);
+	free(section);
+	if (ret < 0) {
+		*error_r = err != NULL ? err : xasprintf("module '%s': bad options", def->name);
+		free(settings);
+		return NULL;
+	}
+	return settings;
+}
+
+int modules_check_host(const struct host_config *hc, char **error_r)
+{
+	if (check_module_names(hc, error_r) < 0)
+		return -1;
+	for (size_t i = 0; i < registry_count; i++) {
+		const struct module_def *def = registry[i];
+		const struct cfg_node *opts, *where;
+		if (!module_enabled_cfg(hc, def, &opts, &where))
+			continue;
+		void *settings = module_settings(hc, def, opts, where, error_r);
+		if (settings == NULL)
+			return -1;
+		opt_free(def->options != NULL ? def->options : no_options, settings);
+		free(settings);
+	}
+	return 0;
+}
+
+void modules_dump_host(const struct host_config *hc, struct buf *out, int indent)
+{
+	for (size_t i = 0; i < registry_count; i++) {
+		const struct module_def *def = registry[i];
+		const struct cfg_node *opts, *where;
+		bool enabled = module_enabled_cfg(hc, def, &opts, &where);
+		buf_printf(out, "%*s%s:", indent, "", def->name);
+		if (!enabled) {
+			buf_append_str(out, " false\n");
+			continue;
+		}
+		char *err = NULL;
+		void *settings = module_settings(hc, def, opts, where, &err);
+		if (settings == NULL) {
+			buf_printf(out, " ~   # %s\n", err);
+			free(err);
+			continue;
+		}
+		const struct opt_def *defs = def->options != NULL ? def->options : no_options;
+		struct buf opts_out = { 0 };
+		opt_dump(defs, settings, &opts_out, indent + 2);
+		if (opts_out.len == 0)
+			buf_append_str(out, " {}\n");
+		else {
+			buf_append_str(out, "\n");
+			buf_append(out, opts_out.data, opts_out.len);
+		}
+		buf_free(&opts_out);
+		opt_free(defs, settings);
+		free(settings);
+	}
 }
 
 static int module_start_one(struct host *h, const struct module_def *def, char **error_r)
@@ -139,16 +234,8 @@ static int module_start_one(struct host *h, const struct module_def *def, char *
 
 int modules_start_host(struct host *h, char **error_r)
 {
-	if (h->cfg != NULL && h->cfg->modules != NULL) {
-		/* A name nobody registered is a typo worth stopping for. */
-		for (const struct cfg_node *n = h->cfg->modules->children; n != NULL; n = n->next) {
-			if (n->key != NULL && module_find(n->key) == NULL) {
-				*error_r = xasprintf("%s:%u:%u: unknown module '%s'", n->file, n->key_line,
-				                     n->key_column, n->key);
-				return -1;
-			}
-		}
-	}
+	if (check_module_names(h->cfg, error_r) < 0)
+		return -1;
 	for (size_t i = 0; i < registry_count; i++) {
 		if (module_running(h, registry[i]->name))
 			continue;

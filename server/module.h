@@ -34,6 +34,13 @@ const struct module_def *const *module_list(size_t *count_r);
  * the config position on failure. */
 int modules_start_host(struct host *h, char **error_r);
 void modules_stop_host(struct host *h);
+/* Check the module part of a host's configuration without starting
+ * anything: unknown module names and every enabled module's options
+ * (config-check, parleyd -t).  -1 with a message naming the position. */
+int modules_check_host(const struct host_config *hc, char **error_r);
+/* Every registered module on hc: "name: false" when it does not run there,
+ * else its options with the defaults filled in (config-dump). */
+void modules_dump_host(const struct host_config *hc, struct buf *out, int indent);
 bool module_running(const struct host *h, const char *name);
 /* The running instance's state, or NULL. */
 void *module_state(const struct host *h, const char *name);

@@ -353,6 +353,21 @@ int main(int argc, char **argv)
 		}
 		rargv[rargc - cargc + 1] = abs_path;
 	}
+	if (known && (flags & CTL_F_LOCAL)) {
+		/* in this process, whatever runs and whatever -c says */
+		server.online = false;
+		server.loop = ev_default_loop(EVFLAG_AUTO);
+		log_set_level(LOG_LEVEL_WARNING);
+		modules_register_builtin();
+		struct result r = {0};
+		offline_call(rargc, rargv, &r);
+		int lrc = print_result(&r);
+		result_clear(&r);
+		ctl_shutdown();
+		free(abs_path);
+		free(rargv);
+		return lrc;
+	}
 	bool import = strcmp(cargv[0], "import-users") == 0;
 	struct parley_config *cfg = NULL;
 	char *err = NULL;

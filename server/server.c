@@ -10,6 +10,9 @@
 #include "c2s.h"
 #include "stream.h"
 #include "log.h"
+#include "host.h"
+#include "module.h"
+#include "sm.h"
 #include "ctl.h"
 
 #include <stdio.h>
@@ -73,15 +76,94 @@ static bool str_changed(const char *a, const char *b)
 	return !str_eq(a, b);
 }
 
+const struct parley_config *server_config(void)
+{
+	return server.nreloaded > 0 ? server.reloaded[server.nreloaded - 1] : server.cfg;
+}
+
+void server_free_configs(void)
+{
+	for (size_t i = 0; i < server.nreloaded; i++)
+		config_free(&server.reloaded[i]);
+	free(server.reloaded);
+	server.reloaded = NULL;
+	server.nreloaded = 0;
+}
+
+/* A host's effective settings as text, without its admins (which change
+ * live). */
+static char *host_settings_text(const struct parley_config *cfg, const char *name)
+{
+	struct buf b = {0};
+	config_dump_ex(cfg, name, &b, modules_dump_host);
+	struct buf out = {0};
+	char *save = NULL;
+	for (char *line = strtok_r(b.data, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] == '#' || str_has_prefix(line, "    admins:"))
+			continue;
+		buf_printf(&out, "%s\n", line);
+	}
+	buf_free(&b);
+	return out.data != NULL ? buf_steal(&out) : xstrdup("");
+}
+
+static void reload_hosts(struct parley_config *ncfg, struct buf *report)
+{
+	const struct parley_config *ocfg = server_config();
+	/* removed */
+	for (struct host *h = host_first(), *next; h != NULL; h = next) {
+		next = h->next;
+		if (config_host(ncfg, h->name) != NULL)
+			continue;
+		buf_printf(report, "host %s: removed (%u sessions closed)\n", h->name, sm_count(h));
+		host_remove(h, STE_HOST_GONE, "this domain is no longer served here");
+	}
+	/* kept: they now read the new configuration (admins apply at once) */
+	for (struct host *h = host_first(); h != NULL; h = h->next) {
+		const struct host_config *nhc = config_host(ncfg, h->name);
+		const struct host_config *ohc = h->cfg;
+		bool admins_differ = ohc->admins.count != nhc->admins.count;
+		for (size_t i = 0; !admins_differ && i < nhc->admins.count; i++)
+			admins_differ = strcmp(ohc->admins.items[i], nhc->admins.items[i]) != 0;
+		char *a = host_settings_text(ocfg, h->name), *b = host_settings_text(ncfg, h->name);
+		if (strcmp(a, b) != 0)
+			buf_printf(report, "host %s: storage, auth, tls or modules changed; restart parleyd "
+			           "(or remove the host, reload, add it back, reload) to apply\n", h->name);
+		free(a);
+		free(b);
+		if (admins_differ)
+			buf_printf(report, "host %s: admins applied\n", h->name);
+		h->cfg = nhc;
+	}
+	/* added */
+	for (size_t i = 0; i < ncfg->nhosts; i++) {
+		const struct host_config *hc = &ncfg->hosts[i];
+		if (host_find(hc->name) != NULL)
+			continue;
+		char *err = NULL;
+		if (host_add(server.loop, hc, server.online, &err) < 0) {
+			log_error("reload: host %s: %s", hc->name, err);
+			buf_printf(report, "host %s: not added: %s\n", hc->name, err);
+			free(err);
+		} else {
+			buf_printf(report, "host %s: added\n", hc->name);
+		}
+	}
+}
+
 int server_reload(struct buf *report)
 {
 	struct parley_config *ncfg;
 	char *err = NULL;
-	if (config_load(server.cfg->file, &ncfg, &err) < 0) {
+	if (ctl_config_check(server.cfg->file, &ncfg, &err) < 0) {
 		log_error("reload: %s", err);
 		buf_printf(report, "%s\n", err);
 		free(err);
 		return -1;
+	}
+	for (size_t i = 0; i < ncfg->warnings.count; i++) {
+		log_warning("%s", ncfg->warnings.items[i]);
+		buf_printf(report, "warning: %s\n", ncfg->warnings.items[i]);
 	}
 	struct parley_config *ocfg = server.cfg;
 	int lvl = log_level_parse(ncfg->loglevel);
@@ -93,12 +175,6 @@ int server_reload(struct buf *report)
 	}
 	log_reopen();
 	buf_append_str(report, "log file reopened\n");
-	/* What cannot change on a running server yet: say so. */
-	bool hosts_differ = ocfg->nhosts != ncfg->nhosts;
-	for (size_t i = 0; !hosts_differ && i < ncfg->nhosts; i++)
-		hosts_differ = strcmp(ocfg->hosts[i].name, ncfg->hosts[i].name) != 0;
-	if (hosts_differ)
-		buf_append_str(report, "hosts: changed; restart parleyd to apply\n");
 	bool listen_differ = ocfg->nlisten != ncfg->nlisten;
 	for (size_t i = 0; !listen_differ && i < ncfg->nlisten; i++)
 		listen_differ = ocfg->listen[i].port != ncfg->listen[i].port ||
@@ -111,7 +187,10 @@ int server_reload(struct buf *report)
 		ocfg->limits = ncfg->limits;   /* read at each use: applies to new and current streams */
 		buf_append_str(report, "limits: applied\n");
 	}
+	reload_hosts(ncfg, report);
+	/* Kept until exit: the hosts now point into it. */
+	server.reloaded = xrealloc(server.reloaded, (server.nreloaded + 1) * sizeof(*server.reloaded));
+	server.reloaded[server.nreloaded++] = ncfg;
 	log_notice("configuration reloaded from %s", ocfg->file);
-	config_free(&ncfg);
 	return 0;
 }

@@ -17,8 +17,19 @@ struct server_state {
 	bool stopping;
 	bool restart;                /* execute parleyd again after the stop */
 	char **argv;                 /* parleyd's arguments, for a restart */
+	/* Configurations read by reloads, oldest first: kept until exit, because
+	 * running hosts and modules point into them.  The newest is
+	 * server_config(); cfg (listeners, limits, control socket) stays the
+	 * one parleyd started with. */
+	struct parley_config **reloaded;
+	size_t nreloaded;
 };
 extern struct server_state server;
+
+/* The configuration last loaded (cfg, or the newest a reload read). */
+const struct parley_config *server_config(void);
+/* Free the configurations reloads kept (at exit). */
+void server_free_configs(void);
 
 /* Begin a graceful shutdown: stop accepting, close every stream with
  * <system-shutdown/>, let output drain, then leave the loop. */

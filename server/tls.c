@@ -127,6 +127,19 @@ void tls_sni_add(const char *server_name, struct tls_ctx *ctx)
 		default_ctx = ctx;
 }
 
+void tls_sni_remove(const char *server_name)
+{
+	for (struct sni_entry **pp = &sni_list; *pp != NULL; pp = &(*pp)->next) {
+		struct sni_entry *e = *pp;
+		if (strcasecmp(e->name, server_name) == 0) {
+			*pp = e->next;
+			free(e->name);
+			free(e);
+			return;
+		}
+	}
+}
+
 void tls_sni_clear(void)
 {
 	while (sni_list != NULL) {

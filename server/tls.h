@@ -19,6 +19,8 @@ void tls_ctx_free(struct tls_ctx **ctx);
 /* Register ctx as the certificate for server name (SNI); the first one
  * registered is the default for connections without SNI or unknown names. */
 void tls_sni_add(const char *server_name, struct tls_ctx *ctx);
+/* Forget server_name (a removed host); its context stays loaded. */
+void tls_sni_remove(const char *server_name);
 void tls_sni_clear(void);
 /* A new server-side SSL object for an accepted socket (default context;
  * switched by the SNI callback).  NULL when no certificate is configured. */

@@ -434,3 +434,128 @@ def test_restart_in_place(fresh_server):
     assert r.returncode == 0 and 'pid: %d' % pid in r.stdout, (r.returncode, r.stdout)
     assert _can_login(srv, 'bob', srv.password('bob'))
     assert srv.log().count('parleyd restarting') == 1
+
+
+def test_config_check(server, tmp_path):
+    # the server's own file is fine
+    r = server.ctl('config-check', server.config)
+    assert r.returncode == 0 and r.stdout.strip() == 'ok', (r.returncode, r.stdout, r.stderr)
+    good = server.config.read_text()
+    cases = [
+        # (text replaced, replacement, expected "file:line:column: key '...'" fragment)
+        ('  max_stanza_size: 64K\n', '  max_stanza_size: 64K\n  max_dept: 3\n',
+         "key 'limits.max_dept': unknown key (did you mean 'max_depth'?)"),
+        ('  auth_attempts: 3\n', '  auth_attempts: lots\n',
+         "key 'limits.auth_attempts': expected an unsigned integer, got 'lots'"),
+        ('  ping: {}\n', '  pong: {}\n', "unknown module 'pong'"),
+        ('  time: {}\n', '  time: { zone: utc }\n', "key 'hosts.%s.modules.time.zone': unknown key" % HOST),
+        ('min_password_length: 4 }', 'min_password_length: many }',
+         "key 'hosts.%s.modules.register.min_password_length': expected an unsigned integer" % HOST),
+    ]
+    for old, new, want in cases:
+        assert old in good, old
+        bad = tmp_path / 'bad.yml'
+        bad.write_text(good.replace(old, new, 1))
+        # works without reading -c (a file that does not even exist)
+        r = _ctl_plain(server, 'config-check', str(bad))
+        assert r.returncode == 1, (want, r.returncode, r.stdout, r.stderr)
+        assert 'ok' not in r.stdout.split()
+        line = [x for x in r.stderr.splitlines() if want in x]
+        assert line, (want, r.stderr)
+        # file:line:column: first
+        path, lineno, col = line[0].split(': ', 1)[1].split(':')[:3]
+        assert path == str(bad) and int(lineno) > 0 and int(col) > 0, line[0]
+        # the line named is the one with the bad key
+        bad_key = want.split("'")[1].split('.')[-1] if want.startswith('key') else 'pong'
+        assert bad_key in bad.read_text().splitlines()[int(lineno) - 1], (line[0], lineno)
+    r = _ctl_plain(server, 'config-check', str(tmp_path / 'missing.yml'))
+    assert r.returncode == 1 and 'missing.yml' in r.stderr, (r.returncode, r.stderr)
+    r = _ctl_plain(server, 'config-check')
+    assert r.returncode == 2, (r.returncode, r.stderr)
+
+
+def _ctl_plain(server, *args):
+    """parleyctl without -c (config-check must not need one)."""
+    import subprocess
+    return subprocess.run([server.parleyctl, '-c', '/nonexistent/parley.yml'] + list(args),
+                          capture_output=True, text=True, timeout=60, cwd=str(server.dir), env=server.env)
+
+
+def test_config_dump(server):
+    r = server.ctl('config-dump', HOST)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    out = r.stdout
+    assert 'hosts:\n  %s:\n' % HOST in out, out
+    assert OTHER + ':' not in out
+    assert 'admins: [alice@%s]' % HOST in out, out
+    # overrides of the host over the global modules, and the defaults of the rest
+    reg = out[out.index('      register:'):]
+    assert '        open: true' in reg and '        throttle: 0' in reg, out
+    off = out[out.index('      offline:'):]
+    assert '        max_per_user: 100' in off, out
+    r = server.ctl('config-dump', OTHER)
+    assert r.returncode == 0 and '        open: false' in r.stdout, r.stdout
+    r = server.ctl('config-dump')
+    assert r.returncode == 0
+    for key in ('loglevel:', 'limits:', '  max_stanza_size: 64K', 'listen:', 'hosts:'):
+        assert key in r.stdout, (key, r.stdout)
+    assert server.ctl('config-dump', 'nowhere.example').returncode == 1
+
+
+def test_reload_adds_and_removes_hosts(fresh_server):
+    srv = fresh_server
+    base = srv.config.read_text()
+    line = '  %s: {}\n' % OTHER
+    assert line in base
+    srv.config.write_text(base.replace(line, line + '  new.local: { admins: [boss@new.local] }\n'))
+    r = srv.ctl('reload')
+    assert r.returncode == 0 and 'host new.local: added' in r.stdout, (r.returncode, r.stdout, r.stderr)
+    assert 'new.local' in srv.ctl('status').stdout
+    srv.register('nina', 'new.local', 'nina-pw')
+    c = RawClient(srv.port, host='new.local')
+    d = RawClient(srv.port, host=OTHER)
+    try:
+        jn = c.login('nina', 'nina-pw', resource='r')
+        jd = d.login('dave', srv.password('dave', OTHER), resource='r')
+        # users of the new host talk to the others
+        d.send("<message to='%s' type='chat'><body>welcome</body></message>" % jn)
+        assert c.wait_message('welcome', timeout=10).get('from') == jd
+        # remove other.local: its session is closed, the other hosts go on
+        srv.config.write_text(base.replace(line, '  new.local: {}\n'))
+        r = srv.ctl('reload')
+        assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+        assert 'host %s: removed (1 sessions closed)' % OTHER in r.stdout, r.stdout
+        assert d.stream_error(timeout=10) == 'host-gone'
+        el = c.iq('get', "<ping xmlns='%s'/>" % NS_PING, to='new.local')
+        assert el.get('type') == 'result', tostr(el)
+        # a message to the removed domain bounces
+        c.send("<message id='m1' to='dave@%s' type='chat'><body>x</body></message>" % OTHER)
+        err = c.wait_for(lambda e: e.get('id') == 'm1', timeout=10)
+        assert err.get('type') == 'error', tostr(err)
+    finally:
+        c.close()
+        d.close()
+    e = RawClient(srv.port, host=OTHER)
+    try:
+        e.send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+               "xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>" % OTHER)
+        assert e.stream_error(timeout=10) == 'host-unknown'
+    finally:
+        e.close()
+    assert OTHER not in srv.ctl('status').stdout.split('hosts:')[1].split('\n')[0]
+    # back again, with its accounts (same store)
+    srv.config.write_text(base)
+    r = srv.ctl('reload')
+    assert r.returncode == 0 and 'host %s: added' % OTHER in r.stdout, r.stdout
+    assert 'host new.local: removed' in r.stdout, r.stdout
+    assert _can_login(srv, 'dave', srv.password('dave', OTHER), host=OTHER)
+    # a broken file changes nothing (parleyctl cannot read it either: exit 2;
+    # SIGHUP makes parleyd try and refuse it)
+    import signal
+    srv.config.write_text(base.replace(line, '') + 'bogus_key: 1\n')
+    r = srv.ctl('reload')
+    assert r.returncode == 2 and 'bogus_key' in r.stderr, (r.returncode, r.stdout, r.stderr)
+    srv.proc.send_signal(signal.SIGHUP)
+    assert _can_login(srv, 'dave', srv.password('dave', OTHER), host=OTHER)
+    assert "reload: %s" % srv.config in srv.log() and 'bogus_key' in srv.log()
+    srv.config.write_text(base)

@@ -433,6 +433,57 @@ static void test_sizes(void **state)
 	expect_apply_error("ranged_size: 5K\n", "o.yml:1:14: key 'sec.ranged_size': '5K' is out of range (1K..4K)");
 }
 
+/* Renamed and removed keys: accepted with a warning naming file:line:key. */
+struct alias_settings { unsigned timeout; char *name; };
+static const struct opt_def alias_defs[] = {
+	{ "timeout", OPT_UINT, offsetof(struct alias_settings, timeout), "5", NULL, 1, 100, "seconds" },
+	{ "name", OPT_STRING, offsetof(struct alias_settings, name), NULL, NULL, 0, 0, "a name" },
+	{ "old_timeout", OPT_ALIAS, 0, "timeout", NULL, 0, 0, NULL },
+	{ "gone", OPT_REMOVED, 0, NULL, NULL, 0, 0, "the server decides this itself now" },
+	OPT_END
+};
+
+static void test_opt_aliases(void **state)
+{
+	(void)state;
+	struct strlist warnings = { 0 };
+	struct strlist *old = opt_set_warning_sink(&warnings);
+	struct alias_settings as;
+	char *error = NULL;
+	struct cfg_node *root = NULL;
+	assert_int_equal(cfg_load_string("sec:\n  old_timeout: 7\n  gone: [1, 2]\n  name: x\n", "a.yml", &root,
+	                                 &error), 0);
+	assert_int_equal(opt_apply(alias_defs, cfg_get(root, "sec"), "sec", &as, &error), 0);
+	assert_int_equal(as.timeout, 7);
+	assert_string_equal(as.name, "x");
+	assert_int_equal(warnings.count, 2);
+	assert_string_equal(warnings.items[0],
+	                    "a.yml:2:3: key 'sec.old_timeout': renamed to 'timeout'; accepted, please rename it");
+	assert_string_equal(warnings.items[1],
+	                    "a.yml:3:3: key 'sec.gone': no longer used (the server decides this itself now); ignored");
+	/* aliases and removed keys have no field: dumps skip them */
+	struct buf out = { 0 };
+	opt_dump(alias_defs, &as, &out, 0);
+	assert_string_equal(out.data, "timeout: 7\nname: x\n");
+	buf_free(&out);
+	opt_free(alias_defs, &as);
+	cfg_free(&root);
+	/* the new key's checks apply to the old one */
+	assert_int_equal(cfg_load_string("sec:\n  old_timeout: 1000\n", "a.yml", &root, &error), 0);
+	assert_int_equal(opt_apply(alias_defs, cfg_get(root, "sec"), "sec", &as, &error), -1);
+	assert_string_equal(error, "a.yml:2:16: key 'sec.old_timeout': '1000' is out of range (1..100)");
+	free(error);
+	cfg_free(&root);
+	/* both names at once: an error */
+	assert_int_equal(cfg_load_string("sec:\n  timeout: 3\n  old_timeout: 4\n", "a.yml", &root, &error), 0);
+	assert_int_equal(opt_apply(alias_defs, cfg_get(root, "sec"), "sec", &as, &error), -1);
+	assert_string_equal(error, "a.yml:3:3: key 'sec.old_timeout': is the old name of 'timeout', which is set too");
+	free(error);
+	cfg_free(&root);
+	opt_set_warning_sink(old);
+	strlist_free(&warnings);
+}
+
 static void test_durations(void **state)
 {
 	(void)state;
@@ -1147,6 +1198,7 @@ int main(void)
 		cmocka_unit_test(test_module_merge),
 		cmocka_unit_test(test_relative_paths),
 		cmocka_unit_test(test_dump),
+		cmocka_unit_test(test_opt_aliases),
 		cmocka_unit_test(test_docs_cover_options),
 	};
 	return cmocka_run_group_tests_name("config", tests, setup, teardown);
