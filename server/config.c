@@ -1490,15 +1490,18 @@ static const struct opt_def tls_defs[] = {
 
 static const struct opt_def storage_defs[] = {
 	{ "driver", OPT_STRING, OFF(storage_config, driver), "sqlite", NULL, 0, 0,
-	  "storage driver: sqlite (embedded) or pgsql (PostgreSQL)" },
+	  "storage driver: sqlite (embedded), pgsql (PostgreSQL), mysql (MySQL/MariaDB) or odbc, as built" },
 	{ "path", OPT_STRING, OFF(storage_config, path), "parley.db", NULL, 0, 0,
 	  "sqlite: the database file" },
 	{ "dsn", OPT_STRING, OFF(storage_config, dsn), NULL, NULL, 0, 0,
-	  "connection string of the database (drivers other than sqlite); pgsql: a libpq conninfo" },
+	  "connection string of the database (drivers other than sqlite): key=value pairs for pgsql "
+	  "and mysql, an ODBC connection string for odbc" },
 	{ "password", OPT_STRING, OFF(storage_config, password), NULL, NULL, 0, 0,
 	  "password of the database user (never logged; prefer password_file)" },
 	{ "password_file", OPT_STRING, OFF(storage_config, password_file), NULL, NULL, 0, 0,
 	  "file whose first line is the database password, read at each connection" },
+	{ "dialect", OPT_STRING, OFF(storage_config, dialect), NULL, NULL, 0, 0,
+	  "odbc: the SQL of the data source, pgsql, mysql or mssql; unset: asked from the driver" },
 	{ "pool_size", OPT_UINT, OFF(storage_config, pool_size), "2", NULL, 1, 256,
 	  "worker threads, each with its own connection" },
 	{ "queue_max", OPT_UINT, OFF(storage_config, queue_max), "10000", NULL, 1, 10000000,
@@ -1589,6 +1592,18 @@ static int check_storage(const struct storage_config *st, const struct cfg_node 
 	if (st->password != NULL && st->password_file != NULL) {
 		*error_r = error_for_key(map, fallback, section, "password_file",
 		                         "give password or password_file, not both");
+		return -1;
+	}
+	if (st->dialect != NULL && strcmp(st->driver, "odbc") != 0) {
+		*error_r = error_for_key(map, fallback, section, "dialect",
+		                         "only the odbc driver takes a dialect (the %s driver knows its own)",
+		                         st->driver);
+		return -1;
+	}
+	if (st->dialect != NULL && strcmp(st->dialect, "pgsql") != 0 &&
+	    strcmp(st->dialect, "mysql") != 0 && strcmp(st->dialect, "mssql") != 0) {
+		*error_r = error_for_key(map, fallback, section, "dialect",
+		                         "expected pgsql, mysql or mssql, got '%s'", st->dialect);
 		return -1;
 	}
 	if (st->timeout <= 0) {

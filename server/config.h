@@ -92,11 +92,12 @@ void opt_dump(const struct opt_def *defs, const void *in, struct buf *out, int i
 
 /* ---- the server's configuration -------------------------------------- */
 struct storage_config {
-	char *driver;          /* "sqlite" (default), "pgsql"; later mysql, odbc */
+	char *driver;          /* "sqlite" (default), "pgsql", "mysql", "odbc" */
 	char *path;            /* sqlite: database file */
 	char *dsn;             /* other drivers: connection string */
 	char *password;        /* other drivers: password (never logged nor dumped) */
 	char *password_file;   /* other drivers: file whose first line is the password */
+	char *dialect;         /* odbc: pgsql, mysql or mssql; NULL: asked from the data source */
 	unsigned pool_size;    /* worker threads / connections (default 2) */
 	unsigned queue_max;    /* jobs queued before failing fast (default 10000) */
 	double timeout;        /* per-job deadline in seconds (default 10) */

@@ -73,6 +73,10 @@ struct sql_driver_vfuncs {
 	struct sql_conn *(*connect)(const struct storage_config *cfg, char **error_r);
 	/* Close, finalising every cached statement. */
 	void (*disconnect)(struct sql_conn *c);
+	/* The dialect of this connection, for a driver that serves several
+	 * databases (odbc: from the data source or storage.dialect).  NULL:
+	 * always .dialect. */
+	const struct sql_dialect *(*conn_dialect)(struct sql_conn *c);
 	/* After an error: the connection is unusable (server gone) and must be
 	 * reconnected.  NULL: never. */
 	bool (*is_broken)(struct sql_conn *c);
@@ -132,5 +136,40 @@ const struct sql_driver_vfuncs *sql_driver_find(const char *name);
 /* Whether name is a driver Parley knows, built here or not ("pgsql" in a
  * build without libpq: true, *built_r false). */
 bool sql_driver_known(const char *name, bool *built_r);
+#ifdef HAVE_BACKEND_MYSQL
+extern const struct sql_driver_vfuncs sql_driver_mysql;
+#endif
+#ifdef HAVE_BACKEND_ODBC
+extern const struct sql_driver_vfuncs sql_driver_odbc;
+#endif
+
+/* ---- helpers for the network drivers (sql-util.c, any thread) ---------------- */
+
+/* One "keyword=value" of a connection string. */
+struct sql_conninfo_item {
+	char *key;
+	char *value;
+};
+
+struct sql_conninfo {
+	struct sql_conninfo_item *items;
+	size_t count;
+};
+
+/* Parse a connection string of the libpq form: "key=value" pairs separated
+ * by blanks; a value may be single-quoted ('it''s' or 'it\'s'), with a
+ * backslash escaping the next character.  Keys are lower-cased.  0, or -1
+ * with a malloc'd *error_r that never quotes a value (it may be a
+ * password). */
+int sql_conninfo_parse(const char *dsn, struct sql_conninfo *ci_r, char **error_r);
+/* The value of key, or NULL.  A key given twice: the last one counts. */
+const char *sql_conninfo_get(const struct sql_conninfo *ci, const char *key);
+/* Wipe the values (a password may be among them) and free. */
+void sql_conninfo_free(struct sql_conninfo *ci);
+
+/* The password kept in path: its first line, without the line end.
+ * Malloc'd (wipe it with explicit_bzero after use), or NULL with a
+ * malloc'd *error_r. */
+char *sql_read_password_file(const char *path, char **error_r);
 
 #endif

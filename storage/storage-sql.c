@@ -41,6 +41,9 @@ static const struct sql_driver_vfuncs *const sql_drivers[] = {
 #ifdef HAVE_BACKEND_PGSQL
 	&sql_driver_pgsql,
 #endif
+#ifdef HAVE_BACKEND_MYSQL
+	&sql_driver_mysql,
+#endif
 };
 /* Every driver Parley has, whether this binary was built with it or not. */
 static const char *const sql_driver_names[] = { "sqlite", "pgsql", "mysql", "odbc" };
@@ -1970,12 +1973,13 @@ static int create_schema(const struct sql_driver_vfuncs *d, struct sql_conn *c, 
 static int check_version(const struct sql_driver_vfuncs *d, struct sql_conn *c, const char *desc,
                          char **error_r)
 {
+	const struct sql_dialect *dia = d->conn_dialect != NULL ? d->conn_dialect(c) : d->dialect;
 	struct sql_stmt *s = d->prepare(c, "SELECT version FROM schema_version");
 	enum sql_step st = s != NULL ? d->step(s) : SQL_STEP_ERROR;
 	if (st == SQL_STEP_ERROR) {
 		*error_r = xasprintf("database %s has no Parley schema (reading schema_version: %s): "
 		                     "create it from sql/%s with the database's own client", desc,
-		                     d->error_message(c), d->dialect->schema_file);
+		                     d->error_message(c), dia->schema_file);
 		if (s != NULL)
 			d->reset(s);
 		return -1;
@@ -1997,7 +2001,7 @@ static int check_version(const struct sql_driver_vfuncs *d, struct sql_conn *c, 
 	if (v < SQL_SCHEMA_VERSION) {
 		/* Name the scripts that take it to our version, in order. */
 		struct buf todo = {0};
-		const char *const *mig = d->dialect->migrations;
+		const char *const *mig = dia->migrations;
 		for (int64_t from = v < 1 ? 1 : v; mig != NULL && from < SQL_SCHEMA_VERSION; from++) {
 			char *path = sql_file_path(mig[from - 1]);
 			buf_printf(&todo, "%s%s", todo.len > 0 ? ", then " : "", path);
@@ -2033,6 +2037,9 @@ static int sql_open(struct ev_loop *loop, const struct storage_config *cfg, stru
 		return -1;
 	}
 	char *desc = d->describe(cfg);
+	/* A driver that serves several dialects (odbc) says which once
+	 * connected; until then its .dialect (portable upserts) stands. */
+	const struct sql_dialect *dia = d->dialect;
 	char *script = NULL, *schema_path = NULL, *err = NULL;
 	bool is_new = d->is_new != NULL && d->is_new(cfg);
 	if (is_new && (script = read_schema(d->dialect, &schema_path, &err)) == NULL) {
@@ -2058,6 +2065,8 @@ static int sql_open(struct ev_loop *loop, const struct storage_config *cfg, stru
 			d->disconnect(c);
 			goto fail;
 		}
+		if (d->conn_dialect != NULL)
+			dia = d->conn_dialect(c);
 		d->disconnect(c);
 	}
 
@@ -2073,13 +2082,14 @@ static int sql_open(struct ev_loop *loop, const struct storage_config *cfg, stru
 		err = NULL;
 	}
 	ss->drv = d;
-	ss->upsert = d->dialect->upsert;
+	ss->upsert = dia->upsert;
 	ss->cfg = *cfg;
 	ss->cfg.driver = xstrdup(d->name);
 	ss->cfg.path = cfg->path != NULL ? xstrdup(cfg->path) : NULL;
 	ss->cfg.dsn = cfg->dsn != NULL ? xstrdup(cfg->dsn) : NULL;
 	ss->cfg.password = cfg->password != NULL ? xstrdup(cfg->password) : NULL;
 	ss->cfg.password_file = cfg->password_file != NULL ? xstrdup(cfg->password_file) : NULL;
+	ss->cfg.dialect = cfg->dialect != NULL ? xstrdup(cfg->dialect) : NULL;
 	if (ss->cfg.pool_size == 0)
 		ss->cfg.pool_size = 2;
 	if (ss->cfg.timeout <= 0)
@@ -2113,6 +2123,7 @@ static void sql_close(struct storage *st)
 		explicit_bzero(ss->cfg.password, strlen(ss->cfg.password));
 	free(ss->cfg.password);
 	free(ss->cfg.password_file);
+	free(ss->cfg.dialect);
 	free(ss->last_error);
 	pthread_mutex_destroy(&ss->lock);
 	free(ss);

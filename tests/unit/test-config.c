@@ -732,8 +732,16 @@ static void test_error_classes(void **state)
 	             "key 'storage.driver': storage driver 'pgsql' is not built into this parleyd", NULL);
 #endif
 	expect_error("storage:\n  driver: oracle\n" LISTEN HOSTS, "2:11", "unknown storage driver 'oracle'", NULL);
+#ifdef HAVE_BACKEND_MYSQL
+	/* only odbc takes a dialect */
+	expect_error(LISTEN "hosts:\n  example.com:\n    storage: {driver: mysql}\n", "5:14",
+	             "key 'hosts.example.com.storage.dsn': storage driver 'mysql' needs a dsn", NULL);
+	expect_error("storage:\n  driver: mysql\n  dsn: \"host=db\"\n  dialect: mssql\n" LISTEN HOSTS,
+	             "4:12", "key 'storage.dialect': only the odbc driver takes a dialect", NULL);
+#else
 	expect_error(LISTEN "hosts:\n  example.com:\n    storage: {driver: mysql}\n", "5:23",
 	             "key 'hosts.example.com.storage.driver': storage driver 'mysql' is not built", NULL);
+#endif
 	expect_error("auth:\n  methods: [internal, ldap]\n" LISTEN HOSTS, "2:12",
 	             "key 'auth.methods': auth method 'ldap' is not built / not supported yet", NULL);
 	expect_error(LISTEN "hosts:\n  example.com:\n    auth: {methods: magic}\n", "5:21",
@@ -1054,7 +1062,7 @@ static void test_dump(void **state)
 		"\n  - port: 5223\n    address: 127.0.0.1\n    module: c2s\n    starttls: required\n"
 		"    direct_tls: true\n    backlog: 1024\n",
 		"\nhosts:\n  a.example:\n    storage:\n      driver: sqlite\n      path: /a.db\n      dsn: ~\n"
-		"      password: ~\n      password_file: ~\n      pool_size: 3\n",
+		"      password: ~\n      password_file: ~\n      dialect: ~\n      pool_size: 3\n",
 		"\n    auth:\n      methods: [internal]\n      scram_iterations: 4096\n",
 		"\n    tls:\n      certificate: /c.pem\n      key: /k.pem\n      ciphers: ~\n      min_version: \"1.2\"\n",
 		"\n    admins: [x@a.example]\n",

@@ -12,6 +12,10 @@
  * fresh store, and optional hooks for the tests that need to reach into
  * the database: schema version, holding a lock).
  *
+ * MySQL likewise when the build has libmariadb and PARLEY_TEST_MYSQL_DSN
+ * names a server (tests/db/mariadb.sh; see tests/db/test-storage-mysql.sh):
+ * a fresh database per test, made from sql/mysql.sql by the server's root.
+ *
  * PARLEY_TEST_BACKENDS=pgsql (a comma-separated list of entry names or
  * their prefixes) runs only those entries.
  */
@@ -35,6 +39,9 @@
 
 #ifdef HAVE_BACKEND_PGSQL
 #include <libpq-fe.h>
+#endif
+#ifdef HAVE_BACKEND_MYSQL
+#include <mysql.h>
 #endif
 
 /* ---- backends ------------------------------------------------------------------- */
@@ -67,6 +74,7 @@ struct fixture {
 	char path[128];
 	sqlite3 *locker;
 	void *pg_locker;                        /* PGconn holding the lock */
+	void *my_locker;                        /* MYSQL holding row locks */
 };
 
 static void sqlite_make(struct fixture *f)
@@ -226,6 +234,114 @@ static void pgsql_exec_sql(struct fixture *f, const char *script)
 }
 #endif
 
+#ifdef HAVE_BACKEND_MYSQL
+/* MySQL / MariaDB (PARLEY_TEST_MYSQL_DSN for parleyd's DML-only user,
+ * PARLEY_TEST_MYSQL_SOCKET and PARLEY_TEST_MYSQL_ADMIN_PASSWORD for the
+ * server's root).  Each test starts from a new database "parley" made from
+ * sql/mysql.sql; the user's grants (on parley.*) outlive the database. */
+static MYSQL *my_admin(const char *db)
+{
+	MYSQL *m = mysql_init(NULL);
+	assert_non_null(m);
+	if (mysql_real_connect(m, "localhost", "root", getenv("PARLEY_TEST_MYSQL_ADMIN_PASSWORD"), db,
+	                       0, getenv("PARLEY_TEST_MYSQL_SOCKET"), CLIENT_MULTI_STATEMENTS) == NULL)
+		fail_msg("mysql admin connection: %s", mysql_error(m));
+	return m;
+}
+
+/* Run a script of statements: NULL, or the server's message (static). */
+static const char *my_run(MYSQL *m, const char *script)
+{
+	static char msg[512];
+	if (mysql_query(m, script) != 0) {
+		snprintf(msg, sizeof(msg), "%s", mysql_error(m));
+		return msg;
+	}
+	for (;;) {
+		MYSQL_RES *res = mysql_store_result(m);
+		if (res != NULL)
+			mysql_free_result(res);
+		int next = mysql_next_result(m);
+		if (next > 0) {
+			snprintf(msg, sizeof(msg), "%s", mysql_error(m));
+			return msg;
+		}
+		if (next < 0)
+			return NULL;
+	}
+}
+
+static void mysql_exec_sql(struct fixture *f, const char *script)
+{
+	MYSQL *m = my_admin("parley");
+	const char *err = my_run(m, script);
+	mysql_close(m);
+	if (err != NULL)
+		fail_msg("the script failed: %s", err);
+}
+
+static void mysql_make(struct fixture *f)
+{
+	MYSQL *m = my_admin(NULL);
+	const char *err = my_run(m, "DROP DATABASE IF EXISTS parley; "
+	                            "CREATE DATABASE parley CHARACTER SET utf8mb4 COLLATE utf8mb4_bin");
+	if (err != NULL)
+		fail_msg("cannot make the database: %s", err);
+	mysql_close(m);
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/mysql.sql", getenv("PARLEY_SQL_DIR"));
+	FILE *fp = fopen(path, "r");
+	if (fp == NULL)
+		fail_msg("cannot read %s", path);
+	struct buf b = {0};
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+		buf_append(&b, chunk, n);
+	fclose(fp);
+	mysql_exec_sql(f, b.data);
+	buf_free(&b);
+	f->cfg.driver = "mysql";
+	f->cfg.dsn = getenv("PARLEY_TEST_MYSQL_DSN");
+	f->cfg.password_file = getenv("PARLEY_TEST_MYSQL_PASSWORD_FILE");
+}
+
+static void mysql_destroy(struct fixture *f)
+{
+}
+
+static void mysql_set_schema_version(struct fixture *f, int version)
+{
+	char sql[64];
+	snprintf(sql, sizeof(sql), "UPDATE schema_version SET version = %d", version);
+	mysql_exec_sql(f, sql);
+}
+
+/* Hold row locks the way another writer would: an open transaction that
+ * wrote the rows alice@a.example's roster and account changes need
+ * (InnoDB: writers of those rows wait, plain reads do not). */
+static void mysql_lock(struct fixture *f)
+{
+	MYSQL *m = my_admin("parley");
+	const char *err = my_run(m, "START TRANSACTION; "
+	                            "INSERT INTO roster_version (server_host, username, version) "
+	                            "VALUES ('a.example', 'alice', 100); "
+	                            "INSERT INTO users (server_host, username, created_at) "
+	                            "VALUES ('a.example', 'alice', 0)");
+	if (err != NULL)
+		fail_msg("cannot lock: %s", err);
+	f->my_locker = m;
+}
+
+static void mysql_unlock(struct fixture *f)
+{
+	MYSQL *m = f->my_locker;
+	my_run(m, "ROLLBACK");
+	mysql_close(m);
+	f->my_locker = NULL;
+}
+#endif
+
 static const struct backend backends[] = {
 	{ "sqlite", sqlite_make, sqlite_destroy, NULL, sqlite_set_schema_version, sqlite_lock,
 	  sqlite_unlock, sqlite_exec_sql, true, "sqlite" },
@@ -237,6 +353,12 @@ static const struct backend backends[] = {
 	{ "pgsql/portable-upsert", pgsql_make, pgsql_destroy, sqlite_portable_opened,
 	  pgsql_set_schema_version, pgsql_lock, pgsql_unlock, pgsql_exec_sql, false, "pgsql" },
 #endif
+#ifdef HAVE_BACKEND_MYSQL
+	{ "mysql", mysql_make, mysql_destroy, NULL, mysql_set_schema_version, mysql_lock,
+	  mysql_unlock, mysql_exec_sql, false, "mysql" },
+	{ "mysql/portable-upsert", mysql_make, mysql_destroy, sqlite_portable_opened,
+	  mysql_set_schema_version, mysql_lock, mysql_unlock, mysql_exec_sql, false, "mysql" },
+#endif
 };
 
 /* Whether the backend entry runs in this run (see the top of the file). */
@@ -244,7 +366,8 @@ static bool backend_selected(const struct backend *be)
 {
 	const char *want = getenv("PARLEY_TEST_BACKENDS");
 	if (want == NULL || *want == '\0')
-		return strncmp(be->name, "pgsql", 5) != 0 || getenv("PARLEY_TEST_PGSQL_DSN") != NULL;
+		return (strncmp(be->name, "pgsql", 5) != 0 || getenv("PARLEY_TEST_PGSQL_DSN") != NULL) &&
+		       (strncmp(be->name, "mysql", 5) != 0 || getenv("PARLEY_TEST_MYSQL_DSN") != NULL);
 	char *list = strdup(want), *save = NULL;
 	bool found = false;
 	for (char *w = strtok_r(list, ",", &save); w != NULL && !found; w = strtok_r(NULL, ",", &save))
@@ -316,7 +439,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	auth_global_shutdown();
 	storage_close(&f->st);
-	if (f->locker != NULL || f->pg_locker != NULL)
+	if (f->locker != NULL || f->pg_locker != NULL || f->my_locker != NULL)
 		f->be->unlock(f);
 	f->be->destroy(f);
 	ev_loop_destroy(f->loop);
@@ -1293,6 +1416,11 @@ static void refuse_rows(struct fixture *f, const char *name, const char *event, 
 		         "IF TG_OP = 'DELETE' THEN RETURN OLD; END IF; RETURN NEW; END $$; "
 		         "CREATE TRIGGER %s BEFORE %s ON %s FOR EACH ROW EXECUTE FUNCTION %s_fn()",
 		         name, cond, name, event, table, name);
+	else if (strcmp(f->be->dialect, "mysql") == 0)
+		snprintf(sql, sizeof(sql),
+		         "CREATE TRIGGER %s BEFORE %s ON %s FOR EACH ROW IF %s THEN "
+		         "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused'; END IF",
+		         name, event, table, cond);
 	else
 		snprintf(sql, sizeof(sql),
 		         "CREATE TRIGGER %s BEFORE %s ON %s WHEN %s BEGIN SELECT RAISE(ABORT, 'refused'); END",
@@ -2440,6 +2568,94 @@ static void test_pgsql_password_file(void **state)
 	f->cfg.password_file = NULL;
 }
 
+/* The server cuts every connection of parleyd (a restart, a fail-over, a
+ * DBA's KILL): the next requests, on every worker, reconnect and get real
+ * answers; what they write is kept. */
+static void test_mysql_reconnect(void **state)
+{
+	struct fixture *f = *state;
+#ifdef HAVE_BACKEND_MYSQL
+	if (strcmp(f->be->dialect, "mysql") != 0)
+		skip();
+	struct storage_account a;
+	make_account(&a, 31, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	assert_int_equal(acc_create(f, "a.example", "bob", &a), STORAGE_OK);
+	for (int round = 0; round < 2; round++) {
+		/* KILL every connection of parleyd's user. */
+		MYSQL *m = my_admin(NULL);
+		assert_int_equal(mysql_query(m, "SELECT id FROM information_schema.processlist "
+		                                "WHERE user = 'parley'"), 0);
+		MYSQL_RES *res = mysql_store_result(m);
+		assert_non_null(res);
+		MYSQL_ROW row;
+		unsigned killed = 0;
+		while ((row = mysql_fetch_row(res)) != NULL) {
+			char sql[64];
+			snprintf(sql, sizeof(sql), "KILL CONNECTION %s", row[0]);
+			if (mysql_query(m, sql) == 0)
+				killed++;
+		}
+		mysql_free_result(res);
+		mysql_close(m);
+		assert_true(killed >= 1);
+		/* Reads and writes, for two users (two workers). */
+		struct res r = {0};
+		assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
+		assert_account_equal(&r.acc, &a);
+		char msg[64];
+		snprintf(msg, sizeof(msg), "<message><body>%d</body></message>", round);
+		assert_int_equal(off_store(f, "a.example", "bob", msg, 0), STORAGE_OK);
+		assert_int_equal(off_count(f, "a.example", "bob"), (uint64_t)round + 1);
+		res_clear(&r);
+	}
+	storage_account_clear(&a);
+#else
+	(void)f;
+	skip();
+#endif
+}
+
+/* Values the schema cannot hold are a permanent error, never cut short
+ * nor a temporary failure (sql_mode STRICT_ALL_TABLES); the password from
+ * password_file, and a wrong one is a temporary failure, not "no user". */
+static void test_mysql_strict_and_password(void **state)
+{
+	struct fixture *f = *state;
+	if (strcmp(f->be->dialect, "mysql") != 0)
+		skip();
+	char jid[512];
+	memset(jid, 'x', sizeof(jid) - 1);
+	jid[sizeof(jid) - 1] = '\0';
+	memcpy(jid + sizeof(jid) - 11, "@b.example", 10);
+	struct roster_item it;
+	item_init(&it, jid, NULL, SUB_NONE, NULL);
+	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_ERROR);
+	roster_item_clear(&it);
+	struct res r = {0};
+	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.nitems, 0);
+	res_clear(&r);
+
+	storage_close(&f->st);
+	char path[] = "/tmp/parley-test-pw-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *fp = fdopen(fd, "w");
+	fprintf(fp, "not-the-password\n");
+	fclose(fp);
+	char *good = f->cfg.password_file;
+	f->cfg.password_file = path;
+	char *err = NULL;
+	assert_int_equal(open_store(f, &err), 0);     /* degraded */
+	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_TEMPFAIL);
+	storage_close(&f->st);
+	unlink(path);
+	f->cfg.password_file = good;
+	assert_int_equal(open_store(f, &err), 0);
+	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_NOT_FOUND);
+}
+
 /* ---- main -------------------------------------------------------------------------------- */
 
 struct test_def {
@@ -2483,6 +2699,8 @@ static const struct test_def tests[] = {
 	T(test_pgsql_reconnect),
 	T(test_pgsql_start_degraded),
 	T(test_pgsql_password_file),
+	T(test_mysql_reconnect),
+	T(test_mysql_strict_and_password),
 };
 
 int main(void)
@@ -2515,9 +2733,14 @@ int main(void)
 	}
 	if (k == 0) {
 		fprintf(stderr, "test-storage: no backend selected by PARLEY_TEST_BACKENDS=%s (built: "
-		        "sqlite%s)\n", getenv("PARLEY_TEST_BACKENDS"),
+		        "sqlite%s%s)\n", getenv("PARLEY_TEST_BACKENDS"),
 #ifdef HAVE_BACKEND_PGSQL
-		        ", pgsql"
+		        ", pgsql",
+#else
+		        "",
+#endif
+#ifdef HAVE_BACKEND_MYSQL
+		        ", mysql"
 #else
 		        ""
 #endif

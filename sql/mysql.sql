@@ -1,0 +1,220 @@
+-- Parley schema for MySQL (8.0 and later) and MariaDB (10.3 and later),
+-- schema version 5.
+--
+-- A DBA creates the database and applies this file once, with the
+-- database's own client and a user that may create tables:
+--     mysql --default-character-set=utf8mb4 xmpp < mysql.sql
+-- (mariadb on MariaDB).  parleyd never creates or alters tables on these
+-- servers: at start it checks schema_version and refuses to start, naming
+-- the scripts of migrations/mysql/ to apply, when the version is not the
+-- one it was built for.  Parley's own user needs only
+--     GRANT SELECT, INSERT, UPDATE, DELETE ON xmpp.* TO 'parley'@'%';
+--
+-- Conventions, the same in every dialect's file:
+--   * Every table has server_host, the virtual host (a prepared domain) the
+--     row belongs to: one database serves many hosts.
+--   * username is the local part of the JID after nodeprep; jid columns hold
+--     prepared bare JIDs.  Compare them byte for byte: the columns use the
+--     binary collation utf8mb4_bin (no case or accent folding in SQL:
+--     Parley prepares them before they reach the database).  Note that
+--     utf8mb4_bin ignores trailing spaces in comparisons (PAD SPACE).
+--   * Flags are TINYINT 0/1; times are BIGINT unix seconds (UTC).
+--   * parleyd only runs SELECT, INSERT, UPDATE and DELETE.
+--   * Each query's index is noted where the table is defined.
+-- Storage engine InnoDB (transactions, row locks) and character set utf8mb4
+-- (all of Unicode; MySQL's "utf8" stores 3 bytes at most) everywhere.
+--
+-- Key lengths: an InnoDB index holds at most 3072 bytes (row format
+-- DYNAMIC, the default of both servers) and a utf8mb4 character counts as 4
+-- bytes, so indexed columns are bounded: server_host 191 characters,
+-- username 191, jid and namespace 384 (191 + 191 + 384 = 766 characters =
+-- 3064 bytes).  Longer values are refused with an error (parleyd sets
+-- sql_mode STRICT_ALL_TABLES, so nothing is cut silently).  Domain names
+-- are at most 253 bytes in DNS; a longer JID in a roster or block list is
+-- rare enough that refusing it is the right trade for a full index.
+--
+-- parleyd sets per connection: character set utf8mb4, sql_mode
+-- STRICT_ALL_TABLES, the statement time limit and innodb_lock_wait_timeout
+-- from the storage timeout.
+
+-- One row: the version of this schema.  Migrations update it.
+CREATE TABLE schema_version (
+    version INT NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+INSERT INTO schema_version (version) VALUES (5);
+
+-- Accounts kept by the "internal" auth method.  Credentials are SCRAM
+-- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
+-- ServerKey, all base64 text.  A hash whose four columns are not all set is
+-- not offered.  password is a clear-text password, NULL unless an operator
+-- imported one (the internal auth method stores SCRAM keys only, and clears
+-- it when the password changes); when it is set, PLAIN logins compare
+-- against it.
+-- Queries: by (server_host, username) for log-in, update, removal (primary
+-- key); list and count by server_host (primary key prefix).
+CREATE TABLE users (
+    server_host        VARCHAR(191)  NOT NULL,
+    username           VARCHAR(191)  NOT NULL,
+    created_at         BIGINT        NOT NULL,
+    sha1_salt          VARCHAR(128),
+    sha1_iterations    INT,
+    sha1_stored_key    VARCHAR(128),
+    sha1_server_key    VARCHAR(128),
+    sha256_salt        VARCHAR(128),
+    sha256_iterations  INT,
+    sha256_stored_key  VARCHAR(128),
+    sha256_server_key  VARCHAR(128),
+    password           TEXT,
+    PRIMARY KEY (server_host, username)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- Roster (RFC 6121) items: one row per contact of a user.
+--   subscription: 'N' none, 'T' to, 'F' from, 'B' both.
+--   ask_out: we asked for the contact's presence (pending out);
+--   ask_in: the contact asked for ours, unanswered (pending in);
+--   approved: subscription pre-approved (RFC 6121 section 3.4).
+-- Queries: all items of a user (primary key prefix), one item (primary key).
+-- Rows exist for users of any auth method (LDAP users have no users row),
+-- hence no foreign key to users.
+CREATE TABLE roster_items (
+    server_host   VARCHAR(191)  NOT NULL,
+    username      VARCHAR(191)  NOT NULL,
+    jid           VARCHAR(384)  NOT NULL,
+    name          TEXT,
+    subscription  CHAR(1)       NOT NULL DEFAULT 'N',
+    ask_out       TINYINT       NOT NULL DEFAULT 0,
+    ask_in        TINYINT       NOT NULL DEFAULT 0,
+    approved      TINYINT       NOT NULL DEFAULT 0,
+    PRIMARY KEY (server_host, username, jid),
+    CONSTRAINT roster_items_subscription CHECK (subscription IN ('N', 'T', 'F', 'B')),
+    CONSTRAINT roster_items_flags CHECK (ask_out IN (0, 1) AND ask_in IN (0, 1) AND approved IN (0, 1))
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- The groups of a roster item, one row per group name.  A group name is
+-- not part of an index (the key would pass InnoDB's limit): rows are found
+-- by their item, and Parley writes each name of an item once.
+-- Queries: all groups of a user (roster_groups_item prefix), the groups of
+-- one item (roster_groups_item).  Deleted with their item by Parley (no
+-- foreign key: the item's key is already the index's prefix).
+CREATE TABLE roster_groups (
+    id           BIGINT        NOT NULL AUTO_INCREMENT,
+    server_host  VARCHAR(191)  NOT NULL,
+    username     VARCHAR(191)  NOT NULL,
+    jid          VARCHAR(384)  NOT NULL,
+    grp          TEXT          NOT NULL,
+    PRIMARY KEY (id),
+    KEY roster_groups_item (server_host, username, jid)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- Roster versioning (RFC 6121 section 2.6): a counter per user, incremented
+-- by every change of the user's roster.  No row means version 0.
+-- Queries: by (server_host, username) (primary key).
+CREATE TABLE roster_version (
+    server_host  VARCHAR(191)  NOT NULL,
+    username     VARCHAR(191)  NOT NULL,
+    version      BIGINT        NOT NULL,
+    PRIMARY KEY (server_host, username)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- Offline messages (XEP-0160): messages that arrived for a user while none
+-- of the user's resources could take them, delivered (oldest first) and
+-- deleted when the user comes online.  seq orders them and is never used
+-- twice, so "delete up to seq N" never reaches a message stored after the
+-- read that saw N (InnoDB keeps the AUTO_INCREMENT counter across restarts
+-- since MySQL 8.0 and MariaDB 10.2.4).
+--   stanza: the serialized <message/> (default namespace jabber:client),
+--     with the <delay xmlns='urn:xmpp:delay'/> the server added;
+--   from_jid: the sender's full JID, for administration.
+-- Queries: a user's messages in order, their count, deletion of a prefix:
+-- all by (server_host, username, seq) (offline_messages_user).
+-- Account removal deletes a user's rows.
+CREATE TABLE offline_messages (
+    seq          BIGINT        NOT NULL AUTO_INCREMENT,
+    server_host  VARCHAR(191)  NOT NULL,
+    username     VARCHAR(191)  NOT NULL,
+    created_at   BIGINT        NOT NULL,
+    from_jid     TEXT          NOT NULL,
+    stanza       MEDIUMTEXT    NOT NULL,
+    PRIMARY KEY (seq),
+    KEY offline_messages_user (server_host, username, seq)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- vCards (XEP-0054): one per user, the serialized <vCard xmlns='vcard-temp'/>
+-- element as the user last set it (its size is bounded by the vcard
+-- module's max_size option; MEDIUMTEXT holds up to 16 MiB).
+-- Queries: by (server_host, username) (primary key).
+-- Account removal deletes a user's row.
+CREATE TABLE vcards (
+    server_host  VARCHAR(191)  NOT NULL,
+    username     VARCHAR(191)  NOT NULL,
+    vcard        MEDIUMTEXT    NOT NULL,
+    PRIMARY KEY (server_host, username)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- Private XML storage (XEP-0049): one element per user and namespace, the
+-- serialized element (with its xmlns) in data.
+-- Queries: by (server_host, username, namespace) (primary key).
+-- Account removal deletes a user's rows (primary key prefix).
+CREATE TABLE private_storage (
+    server_host  VARCHAR(191)  NOT NULL,
+    username     VARCHAR(191)  NOT NULL,
+    namespace    VARCHAR(384)  NOT NULL,
+    data         MEDIUMTEXT    NOT NULL,
+    PRIMARY KEY (server_host, username, namespace)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- Last activity (XEP-0012): when the user's last session closed (unix
+-- seconds) and the status text of the last unavailable presence it sent
+-- ('' when none).
+-- Queries: by (server_host, username) (primary key).
+-- Account removal deletes a user's row.
+CREATE TABLE last_activity (
+    server_host  VARCHAR(191)  NOT NULL,
+    username     VARCHAR(191)  NOT NULL,
+    seconds      BIGINT        NOT NULL,
+    status       TEXT          NOT NULL,
+    PRIMARY KEY (server_host, username)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- Blocking command (XEP-0191): the JIDs a user blocks, one row each (a
+-- full JID, a bare JID, a domain or domain/resource, normalised).
+-- Queries: a user's list, by (server_host, username) (primary key prefix);
+-- one row by the whole key.
+-- Account removal deletes a user's rows.
+CREATE TABLE blocklist (
+    server_host  VARCHAR(191)  NOT NULL,
+    username     VARCHAR(191)  NOT NULL,
+    jid          VARCHAR(384)  NOT NULL,
+    PRIMARY KEY (server_host, username, jid)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- Privacy lists (XEP-0016): a user's named lists (is_default 1 on at most
+-- one of them) and their rules.  A rule: item_order (unique in its list,
+-- rules apply in ascending order), item_type 'all' (matches everyone; then
+-- item_value is ''), 'jid', 'group' or 'subscription' with item_value the
+-- JID / roster group / 'both'|'to'|'from'|'none', action 'allow' or 'deny',
+-- stanzas a bit set of what the rule applies to (1 message, 2 iq,
+-- 4 presence-in, 8 presence-out; 0 every stanza).  List names are at most
+-- 255 characters here (they are part of the keys).
+-- Queries: a user's lists and items by (server_host, username) (primary key
+-- prefixes); one list's items by (server_host, username, list_name).
+-- Account removal deletes a user's rows.
+CREATE TABLE privacy_lists (
+    server_host  VARCHAR(191)  NOT NULL,
+    username     VARCHAR(191)  NOT NULL,
+    name         VARCHAR(255)  NOT NULL,
+    is_default   TINYINT       NOT NULL DEFAULT 0,
+    PRIMARY KEY (server_host, username, name)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+CREATE TABLE privacy_items (
+    server_host  VARCHAR(191)   NOT NULL,
+    username     VARCHAR(191)   NOT NULL,
+    list_name    VARCHAR(255)   NOT NULL,
+    item_order   BIGINT         NOT NULL,
+    item_type    VARCHAR(16)    NOT NULL,
+    item_value   VARCHAR(3072)  NOT NULL DEFAULT '',
+    action       VARCHAR(8)     NOT NULL,
+    stanzas      INT            NOT NULL DEFAULT 0,
+    PRIMARY KEY (server_host, username, list_name, item_order)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
