@@ -1,5 +1,5 @@
 -- Parley schema for MySQL (8.0 and later) and MariaDB (10.3 and later),
--- schema version 5.
+-- schema version 6.
 --
 -- A DBA creates the database and applies this file once, with the
 -- database's own client and a user that may create tables:
@@ -41,7 +41,7 @@
 CREATE TABLE schema_version (
     version INT NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
-INSERT INTO schema_version (version) VALUES (5);
+INSERT INTO schema_version (version) VALUES (6);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -217,4 +217,42 @@ CREATE TABLE privacy_items (
     action       VARCHAR(8)     NOT NULL,
     stanzas      INT            NOT NULL DEFAULT 0,
     PRIMARY KEY (server_host, username, list_name, item_order)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- Shared roster groups: groups an administrator defines per host, whose
+-- members see each other in their rosters without subscribing.
+--   name: the group's key on its host; label: the roster group name clients
+--   show ('' means name); description: free text for administrators.
+-- Queries: every group of a host (primary key prefix), one group (primary key).
+CREATE TABLE sr_groups (
+    server_host  VARCHAR(191)   NOT NULL,
+    name         VARCHAR(191)   NOT NULL,
+    label        VARCHAR(255)   NOT NULL DEFAULT '',
+    description  VARCHAR(1024)  NOT NULL DEFAULT '',
+    PRIMARY KEY (server_host, name)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- The groups whose members a group's members see ("displayed groups"); a
+-- group without rows here shows its own members.  displayed names a group
+-- of the same host (it may not exist yet: then it shows nothing).
+-- Queries: by (server_host, grp) (primary key prefix); every row of a host.
+-- Deleting a group deletes its rows (parleyd does it, in one transaction).
+CREATE TABLE sr_displayed (
+    server_host  VARCHAR(191)  NOT NULL,
+    grp          VARCHAR(191)  NOT NULL,
+    displayed    VARCHAR(191)  NOT NULL,
+    PRIMARY KEY (server_host, grp, displayed)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- Members of shared roster groups: a prepared bare JID of the host, or
+-- '@all@' (every registered user of the host) or '@online@' (every user
+-- with a session).
+-- Queries: a group's members (primary key prefix); the groups of a member
+-- (sr_members_member); account removal deletes the user's rows by member.
+CREATE TABLE sr_members (
+    server_host  VARCHAR(191)  NOT NULL,
+    grp          VARCHAR(191)  NOT NULL,
+    member       VARCHAR(384)  NOT NULL,
+    PRIMARY KEY (server_host, grp, member),
+    KEY sr_members_member (server_host, member)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;

@@ -1,4 +1,4 @@
--- Parley schema for PostgreSQL (10 or later), schema version 5.
+-- Parley schema for PostgreSQL (10 or later), schema version 6.
 --
 -- A DBA applies this file once, as the owner of the database, to an empty
 -- database (or schema):
@@ -30,7 +30,7 @@
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (5);
+INSERT INTO schema_version (version) VALUES (6);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -200,3 +200,41 @@ CREATE TABLE privacy_items (
     stanzas      INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (server_host, username, list_name, item_order)
 );
+
+-- Shared roster groups: groups an administrator defines per host, whose
+-- members see each other in their rosters without subscribing.
+--   name: the group's key on its host; label: the roster group name clients
+--   show ('' means name); description: free text for administrators.
+-- Queries: every group of a host (primary key prefix), one group (primary key).
+CREATE TABLE sr_groups (
+    server_host  TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    label        TEXT NOT NULL DEFAULT '',
+    description  TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (server_host, name)
+);
+
+-- The groups whose members a group's members see ("displayed groups"); a
+-- group without rows here shows its own members.  displayed names a group
+-- of the same host (it may not exist yet: then it shows nothing).
+-- Queries: by (server_host, grp) (primary key prefix); every row of a host.
+-- Deleting a group deletes its rows (parleyd does it, in one transaction).
+CREATE TABLE sr_displayed (
+    server_host  TEXT NOT NULL,
+    grp          TEXT NOT NULL,
+    displayed    TEXT NOT NULL,
+    PRIMARY KEY (server_host, grp, displayed)
+);
+
+-- Members of shared roster groups: a prepared bare JID of the host, or
+-- '@all@' (every registered user of the host) or '@online@' (every user
+-- with a session).
+-- Queries: a group's members (primary key prefix); the groups of a member
+-- (sr_members_member); account removal deletes the user's rows by member.
+CREATE TABLE sr_members (
+    server_host  TEXT NOT NULL,
+    grp          TEXT NOT NULL,
+    member       TEXT NOT NULL,
+    PRIMARY KEY (server_host, grp, member)
+);
+CREATE INDEX sr_members_member ON sr_members (server_host, member);

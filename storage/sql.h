@@ -20,8 +20,9 @@
 /* The schema version this code reads and writes (sql/<dialect>.sql inserts
  * it into schema_version; migrations bump it).  2: offline_messages;
  * 3: vcards, private_storage, last_activity; 4: blocklist; 5: privacy_lists,
- * privacy_items. */
-#define SQL_SCHEMA_VERSION 5
+ * privacy_items; 6: shared roster groups (sr_groups, sr_displayed,
+ * sr_members). */
+#define SQL_SCHEMA_VERSION 6
 
 /* Class of the last error on a connection: what storage-sql.c may do next. */
 enum sql_error {

@@ -44,6 +44,13 @@ enum storage_op {
 	STORAGE_OP_PRIVACY_SET_LIST,
 	STORAGE_OP_PRIVACY_REMOVE_LIST,
 	STORAGE_OP_PRIVACY_SET_DEFAULT,
+	STORAGE_OP_SRG_LIST,
+	STORAGE_OP_SRG_GET,
+	STORAGE_OP_SRG_CREATE,
+	STORAGE_OP_SRG_DELETE,
+	STORAGE_OP_SRG_MEMBER_ADD,
+	STORAGE_OP_SRG_MEMBER_REMOVE,
+	STORAGE_OP_SRG_USER_GROUPS,
 };
 const char *storage_op_name(enum storage_op op);   /* "account_get", ... */
 
@@ -63,6 +70,7 @@ struct storage_req {
 		storage_text_cb *text;          /* vcard_get, private_get */
 		storage_last_cb *last;          /* last_get */
 		storage_privacy_cb *privacy;    /* privacy_get */
+		storage_srg_cb *srg;            /* srg_get */
 	} cb;
 	void *ctx;
 	bool cancelled;                     /* storage_cancel was called */
@@ -89,6 +97,8 @@ struct storage_reply {
 	const struct privacy_list *lists;        /* privacy_get */
 	size_t nlists;
 	const char *default_name;
+	const struct srg_group *groups;          /* srg_get */
+	size_t ngroups;
 };
 
 struct storage_vfuncs {
@@ -177,6 +187,22 @@ struct storage_vfuncs {
 	struct storage_req *(*privacy_set_default)(struct storage *st, const char *host,
 	                                           const char *user, const char *name,
 	                                           storage_done_cb *cb, void *ctx);
+	struct storage_req *(*srg_list)(struct storage *st, const char *host, storage_list_cb *cb,
+	                                void *ctx);
+	struct storage_req *(*srg_get)(struct storage *st, const char *host, const char *name,
+	                               storage_srg_cb *cb, void *ctx);
+	struct storage_req *(*srg_create)(struct storage *st, const char *host,
+	                                  const struct srg_group *g, storage_done_cb *cb, void *ctx);
+	struct storage_req *(*srg_delete)(struct storage *st, const char *host, const char *name,
+	                                  storage_done_cb *cb, void *ctx);
+	struct storage_req *(*srg_member_add)(struct storage *st, const char *host,
+	                                      const char *group, const char *member,
+	                                      storage_done_cb *cb, void *ctx);
+	struct storage_req *(*srg_member_remove)(struct storage *st, const char *host,
+	                                         const char *group, const char *member,
+	                                         storage_done_cb *cb, void *ctx);
+	struct storage_req *(*srg_user_groups)(struct storage *st, const char *host,
+	                                       const char *bare_jid, storage_list_cb *cb, void *ctx);
 };
 
 /* The part of every backend object that storage.c owns. */

@@ -107,6 +107,9 @@ struct sql_req {
 	const char *lname;              /* privacy set/remove/default input (default: NULL ok) */
 	struct privacy_item *prv_in;    /* privacy_set_list input */
 	size_t nprv_in;
+	struct srg_group grp;           /* srg_create input (pool strings) */
+	const char *name;               /* srg_get/delete/member ops: the group (NULL: all) */
+	const char *member;             /* srg member ops: the member; user_groups: the JID */
 	/* results */
 	enum storage_result res;
 	struct strlist names;
@@ -121,6 +124,8 @@ struct sql_req {
 	struct privacy_list *plists;    /* privacy_get */
 	size_t nplists;
 	char *default_name;
+	struct srg_group *groups;       /* srg_get (pool) */
+	size_t ngroups;
 };
 
 const struct sql_driver_vfuncs *sql_driver_find(const char *name)
@@ -322,6 +327,9 @@ static const char *const sql_user_deletes[] = {
 	"DELETE FROM privacy_lists WHERE server_host = ? AND username = ?",
 	"DELETE FROM users WHERE server_host = ? AND username = ?",
 };
+/* The user's memberships in shared roster groups: parameters host, bare JID. */
+static const char sql_user_srg_delete[] =
+	"DELETE FROM sr_members WHERE server_host = ? AND member = ?";
 
 /* Decode a base64 key of exactly len bytes into out. */
 static bool decode_key(const char *b64, unsigned char *out, size_t len)
@@ -450,6 +458,10 @@ static enum storage_result op_account_remove(struct sql_thread *t, struct sql_re
 	uint64_t changes = 0;
 	if (q_begin(t, true) < 0)
 		return q_fail(t, r);
+	char *bare = pool_printf(r->pool, "%s@%s", r->user, r->host);
+	struct sql_param pm[] = { PTEXT(r->host), PTEXT(bare) };
+	if (q_exec(t, sql_user_srg_delete, pm, ARRAY_SIZE(pm), NULL) < 0)
+		return q_abort(t, r);
 	for (size_t i = 0; i < ARRAY_SIZE(sql_user_deletes); i++)
 		if (q_exec(t, sql_user_deletes[i], p, ARRAY_SIZE(p), &changes) < 0)
 			return q_abort(t, r);
@@ -1296,6 +1308,284 @@ static enum storage_result op_privacy_set_default(struct sql_thread *t, struct s
 	return STORAGE_OK;
 }
 
+/* ---- shared roster groups (worker thread) --------------------------------------- */
+
+static const char sql_srg_list[] = "SELECT name FROM sr_groups WHERE server_host = ?";
+static const char sql_srg_get_one[] =
+	"SELECT name, label, description FROM sr_groups WHERE server_host = ? AND name = ?";
+static const char sql_srg_get_all[] =
+	"SELECT name, label, description FROM sr_groups WHERE server_host = ?";
+static const char sql_srg_displayed_one[] =
+	"SELECT grp, displayed FROM sr_displayed WHERE server_host = ? AND grp = ?";
+static const char sql_srg_displayed_all[] =
+	"SELECT grp, displayed FROM sr_displayed WHERE server_host = ?";
+static const char sql_srg_members_one[] =
+	"SELECT grp, member FROM sr_members WHERE server_host = ? AND grp = ?";
+static const char sql_srg_members_all[] =
+	"SELECT grp, member FROM sr_members WHERE server_host = ?";
+static const char sql_srg_insert[] =
+	"INSERT INTO sr_groups (server_host, name, label, description) VALUES (?, ?, ?, ?)";
+static const char sql_srg_displayed_insert[] =
+	"INSERT INTO sr_displayed (server_host, grp, displayed) VALUES (?, ?, ?)";
+static const char sql_srg_member_insert[] =
+	"INSERT INTO sr_members (server_host, grp, member) VALUES (?, ?, ?)";
+static const char sql_srg_exists[] = "SELECT 1 FROM sr_groups WHERE server_host = ? AND name = ?";
+static const char sql_srg_member_exists[] =
+	"SELECT 1 FROM sr_members WHERE server_host = ? AND grp = ? AND member = ?";
+static const char sql_srg_member_delete[] =
+	"DELETE FROM sr_members WHERE server_host = ? AND grp = ? AND member = ?";
+static const char sql_srg_members_delete[] =
+	"DELETE FROM sr_members WHERE server_host = ? AND grp = ?";
+static const char sql_srg_displayed_delete[] =
+	"DELETE FROM sr_displayed WHERE server_host = ? AND grp = ?";
+static const char sql_srg_delete[] = "DELETE FROM sr_groups WHERE server_host = ? AND name = ?";
+static const char sql_srg_user_groups[] =
+	"SELECT DISTINCT grp FROM sr_members WHERE server_host = ? AND (member = ? OR member = ?)";
+
+static int cmp_group(const void *a, const void *b)
+{
+	return strcmp(((const struct srg_group *)a)->name, ((const struct srg_group *)b)->name);
+}
+
+/* Rows of (group, value) into the named groups' lists (which) of r->groups. */
+static int srg_read_lists(struct sql_thread *t, struct sql_req *r, const char *sql,
+                          const struct sql_param *p, size_t n, bool members)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	enum sql_step st;
+	size_t *caps = r->ngroups > 0 ? pool_alloc(r->pool, r->ngroups * sizeof(size_t)) : NULL;
+	struct sql_stmt *s = q_start(t, sql, p, n, &st);
+	if (s == NULL)
+		return -1;
+	while (st == SQL_STEP_ROW) {
+		const char *grp = d->column_text(s, 0);
+		struct srg_group key = { .name = (char *)grp };
+		struct srg_group *g = grp != NULL && r->ngroups > 0
+		                      ? bsearch(&key, r->groups, r->ngroups, sizeof(*g), cmp_group) : NULL;
+		char *v = col_str(t, r, s, 1);
+		if (g != NULL && v != NULL) {
+			struct strlist *l = members ? &g->members : &g->displayed;
+			size_t k = (size_t)(g - r->groups);
+			l->items = pool_grow(r->pool, l->items, l->count, &caps[k], sizeof(char *));
+			l->items[l->count++] = v;
+		}
+		st = d->step(s);
+	}
+	d->reset(s);
+	if (st == SQL_STEP_ERROR)
+		return -1;
+	for (size_t i = 0; i < r->ngroups; i++) {
+		struct strlist *l = members ? &r->groups[i].members : &r->groups[i].displayed;
+		if (l->count > 1)
+			qsort(l->items, l->count, sizeof(char *), cmp_str);
+	}
+	return 0;
+}
+
+static enum storage_result op_srg_list(struct sql_thread *t, struct sql_req *r)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	struct sql_param p[] = { PTEXT(r->host) };
+	enum sql_step st;
+	size_t cap = 0;
+	r->names.items = NULL;
+	r->names.count = 0;
+	struct sql_stmt *s = q_start(t, sql_srg_list, p, ARRAY_SIZE(p), &st);
+	if (s == NULL)
+		return q_fail(t, r);
+	while (st == SQL_STEP_ROW) {
+		char *name = col_str(t, r, s, 0);
+		if (name != NULL) {
+			r->names.items = pool_grow(r->pool, r->names.items, r->names.count, &cap,
+			                           sizeof(char *));
+			r->names.items[r->names.count++] = name;
+		}
+		st = d->step(s);
+	}
+	if (st == SQL_STEP_ERROR) {
+		enum storage_result res = q_fail(t, r);
+		d->reset(s);
+		return res;
+	}
+	d->reset(s);
+	if (r->names.count > 1)
+		qsort(r->names.items, r->names.count, sizeof(char *), cmp_str);
+	return STORAGE_OK;
+}
+
+static enum storage_result op_srg_get(struct sql_thread *t, struct sql_req *r)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->name) };
+	size_t np = r->name != NULL ? 2 : 1;
+	enum sql_step st;
+	size_t cap = 0;
+	r->groups = NULL;
+	r->ngroups = 0;
+	/* One read transaction: groups, lists and members agree. */
+	if (q_begin(t, false) < 0)
+		return q_fail(t, r);
+	struct sql_stmt *s = q_start(t, r->name != NULL ? sql_srg_get_one : sql_srg_get_all, p, np,
+	                             &st);
+	if (s == NULL)
+		return q_abort(t, r);
+	while (st == SQL_STEP_ROW) {
+		char *name = col_str(t, r, s, 0);
+		if (name != NULL) {
+			r->groups = pool_grow(r->pool, r->groups, r->ngroups, &cap, sizeof(*r->groups));
+			struct srg_group *g = &r->groups[r->ngroups++];
+			memset(g, 0, sizeof(*g));
+			g->name = name;
+			g->label = col_str(t, r, s, 1);
+			g->description = col_str(t, r, s, 2);
+			if (g->label == NULL)
+				g->label = pool_strdup(r->pool, "");
+			if (g->description == NULL)
+				g->description = pool_strdup(r->pool, "");
+		}
+		st = d->step(s);
+	}
+	d->reset(s);
+	if (st == SQL_STEP_ERROR)
+		return q_abort(t, r);
+	if (r->ngroups > 1)
+		qsort(r->groups, r->ngroups, sizeof(*r->groups), cmp_group);
+	if (srg_read_lists(t, r, r->name != NULL ? sql_srg_displayed_one : sql_srg_displayed_all, p,
+	                   np, false) < 0 ||
+	    srg_read_lists(t, r, r->name != NULL ? sql_srg_members_one : sql_srg_members_all, p, np,
+	                   true) < 0)
+		return q_abort(t, r);
+	if (q_commit(t) < 0)
+		return q_abort(t, r);
+	if (r->name != NULL && r->ngroups == 0)
+		return STORAGE_NOT_FOUND;
+	return STORAGE_OK;
+}
+
+/* Insert every distinct value of l as a row (host, group, value). */
+static int srg_insert_list(struct sql_thread *t, struct sql_req *r, const char *sql,
+                           const struct strlist *l)
+{
+	for (size_t i = 0; i < l->count; i++) {
+		bool dup = false;
+		for (size_t k = 0; k < i && !dup; k++)
+			dup = strcmp(l->items[k], l->items[i]) == 0;
+		if (dup)
+			continue;
+		struct sql_param p[] = { PTEXT(r->host), PTEXT(r->grp.name), PTEXT(l->items[i]) };
+		if (q_exec(t, sql, p, ARRAY_SIZE(p), NULL) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static enum storage_result op_srg_create(struct sql_thread *t, struct sql_req *r)
+{
+	struct sql_param pk[] = { PTEXT(r->host), PTEXT(r->grp.name) };
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->grp.name), PTEXT(r->grp.label),
+	                         PTEXT(r->grp.description) };
+	int64_t v = 0;
+	if (q_begin(t, true) < 0)
+		return q_fail(t, r);
+	int found = q_int(t, sql_srg_exists, pk, ARRAY_SIZE(pk), &v);
+	if (found < 0)
+		return q_abort(t, r);
+	if (found > 0) {
+		t->ss->drv->rollback(t->conn);
+		return STORAGE_EXISTS;
+	}
+	if (q_exec(t, sql_srg_insert, p, ARRAY_SIZE(p), NULL) < 0 ||
+	    srg_insert_list(t, r, sql_srg_displayed_insert, &r->grp.displayed) < 0 ||
+	    srg_insert_list(t, r, sql_srg_member_insert, &r->grp.members) < 0 || q_commit(t) < 0)
+		return q_abort(t, r);
+	return STORAGE_OK;
+}
+
+static enum storage_result op_srg_delete(struct sql_thread *t, struct sql_req *r)
+{
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->name) };
+	uint64_t changes = 0;
+	if (q_begin(t, true) < 0)
+		return q_fail(t, r);
+	if (q_exec(t, sql_srg_members_delete, p, ARRAY_SIZE(p), NULL) < 0 ||
+	    q_exec(t, sql_srg_displayed_delete, p, ARRAY_SIZE(p), NULL) < 0 ||
+	    q_exec(t, sql_srg_delete, p, ARRAY_SIZE(p), &changes) < 0)
+		return q_abort(t, r);
+	if (changes == 0) {
+		t->ss->drv->rollback(t->conn);
+		return STORAGE_NOT_FOUND;
+	}
+	if (q_commit(t) < 0)
+		return q_abort(t, r);
+	return STORAGE_OK;
+}
+
+static enum storage_result op_srg_member_add(struct sql_thread *t, struct sql_req *r)
+{
+	struct sql_param pk[] = { PTEXT(r->host), PTEXT(r->name) };
+	struct sql_param pm[] = { PTEXT(r->host), PTEXT(r->name), PTEXT(r->member) };
+	int64_t v = 0;
+	if (q_begin(t, true) < 0)
+		return q_fail(t, r);
+	int found = q_int(t, sql_srg_exists, pk, ARRAY_SIZE(pk), &v);
+	if (found < 0)
+		return q_abort(t, r);
+	if (found == 0) {
+		t->ss->drv->rollback(t->conn);
+		return STORAGE_NOT_FOUND;
+	}
+	found = q_int(t, sql_srg_member_exists, pm, ARRAY_SIZE(pm), &v);
+	if (found < 0)
+		return q_abort(t, r);
+	if (found > 0) {
+		t->ss->drv->rollback(t->conn);
+		return STORAGE_EXISTS;
+	}
+	if (q_exec(t, sql_srg_member_insert, pm, ARRAY_SIZE(pm), NULL) < 0 || q_commit(t) < 0)
+		return q_abort(t, r);
+	return STORAGE_OK;
+}
+
+static enum storage_result op_srg_member_remove(struct sql_thread *t, struct sql_req *r)
+{
+	struct sql_param pm[] = { PTEXT(r->host), PTEXT(r->name), PTEXT(r->member) };
+	uint64_t changes = 0;
+	if (q_exec(t, sql_srg_member_delete, pm, ARRAY_SIZE(pm), &changes) < 0)
+		return q_fail(t, r);
+	return changes > 0 ? STORAGE_OK : STORAGE_NOT_FOUND;
+}
+
+static enum storage_result op_srg_user_groups(struct sql_thread *t, struct sql_req *r)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->member), PTEXT(SRG_MEMBER_ALL) };
+	enum sql_step st;
+	size_t cap = 0;
+	r->names.items = NULL;
+	r->names.count = 0;
+	struct sql_stmt *s = q_start(t, sql_srg_user_groups, p, ARRAY_SIZE(p), &st);
+	if (s == NULL)
+		return q_fail(t, r);
+	while (st == SQL_STEP_ROW) {
+		char *name = col_str(t, r, s, 0);
+		if (name != NULL) {
+			r->names.items = pool_grow(r->pool, r->names.items, r->names.count, &cap,
+			                           sizeof(char *));
+			r->names.items[r->names.count++] = name;
+		}
+		st = d->step(s);
+	}
+	if (st == SQL_STEP_ERROR) {
+		enum storage_result res = q_fail(t, r);
+		d->reset(s);
+		return res;
+	}
+	d->reset(s);
+	if (r->names.count > 1)
+		qsort(r->names.items, r->names.count, sizeof(char *), cmp_str);
+	return STORAGE_OK;
+}
+
 /* ---- the worker side of a job ------------------------------------------------ */
 
 static int check_version(const struct sql_driver_vfuncs *d, struct sql_conn *c, const char *desc,
@@ -1440,6 +1730,13 @@ static enum storage_result run_op(struct sql_thread *t, struct sql_req *r)
 	case STORAGE_OP_PRIVACY_SET_LIST: return op_privacy_set_list(t, r);
 	case STORAGE_OP_PRIVACY_REMOVE_LIST: return op_privacy_remove_list(t, r);
 	case STORAGE_OP_PRIVACY_SET_DEFAULT: return op_privacy_set_default(t, r);
+	case STORAGE_OP_SRG_LIST: return op_srg_list(t, r);
+	case STORAGE_OP_SRG_GET: return op_srg_get(t, r);
+	case STORAGE_OP_SRG_CREATE: return op_srg_create(t, r);
+	case STORAGE_OP_SRG_DELETE: return op_srg_delete(t, r);
+	case STORAGE_OP_SRG_MEMBER_ADD: return op_srg_member_add(t, r);
+	case STORAGE_OP_SRG_MEMBER_REMOVE: return op_srg_member_remove(t, r);
+	case STORAGE_OP_SRG_USER_GROUPS: return op_srg_user_groups(t, r);
 	}
 	return STORAGE_ERROR;
 }
@@ -1535,6 +1832,8 @@ static void sql_done(void *job, enum worker_status status)
 			out.lists = r->plists;
 			out.nlists = r->nplists;
 			out.default_name = r->default_name;
+			out.groups = r->groups;
+			out.ngroups = r->ngroups;
 		}
 		storage_req_reply(&r->base, &out);
 	}
@@ -1873,6 +2172,89 @@ static struct storage_req *sql_privacy_set_default_op(struct storage *st, const 
 	return req_submit(r);
 }
 
+static struct storage_req *sql_srg_list_op(struct storage *st, const char *host,
+                                           storage_list_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_SRG_LIST, host, NULL, ctx);
+	r->base.cb.list = cb;
+	return req_submit(r);
+}
+
+static struct storage_req *sql_srg_get_op(struct storage *st, const char *host, const char *name,
+                                          storage_srg_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_SRG_GET, host, NULL, ctx);
+	r->base.cb.srg = cb;
+	r->name = name != NULL ? pool_strdup(r->pool, name) : NULL;
+	return req_submit(r);
+}
+
+static void copy_strlist(struct sql_req *r, struct strlist *dst, const struct strlist *src)
+{
+	dst->count = src->count;
+	dst->items = src->count > 0 ? pool_alloc(r->pool, src->count * sizeof(char *)) : NULL;
+	for (size_t i = 0; i < src->count; i++)
+		dst->items[i] = pool_strdup(r->pool, src->items[i]);
+}
+
+static struct storage_req *sql_srg_create_op(struct storage *st, const char *host,
+                                             const struct srg_group *g, storage_done_cb *cb,
+                                             void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_SRG_CREATE, host, NULL, ctx);
+	r->base.cb.done = cb;
+	r->grp.name = pool_strdup(r->pool, g->name);
+	r->grp.label = pool_strdup(r->pool, g->label != NULL ? g->label : "");
+	r->grp.description = pool_strdup(r->pool, g->description != NULL ? g->description : "");
+	copy_strlist(r, &r->grp.displayed, &g->displayed);
+	copy_strlist(r, &r->grp.members, &g->members);
+	return req_submit(r);
+}
+
+static struct storage_req *sql_srg_delete_op(struct storage *st, const char *host,
+                                             const char *name, storage_done_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_SRG_DELETE, host, NULL, ctx);
+	r->base.cb.done = cb;
+	r->name = pool_strdup(r->pool, name);
+	return req_submit(r);
+}
+
+static struct storage_req *sql_srg_member_op(struct storage *st, enum storage_op op,
+                                             const char *host, const char *group,
+                                             const char *member, storage_done_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, op, host, NULL, ctx);
+	r->base.cb.done = cb;
+	r->name = pool_strdup(r->pool, group);
+	r->member = pool_strdup(r->pool, member);
+	return req_submit(r);
+}
+
+static struct storage_req *sql_srg_member_add_op(struct storage *st, const char *host,
+                                                 const char *group, const char *member,
+                                                 storage_done_cb *cb, void *ctx)
+{
+	return sql_srg_member_op(st, STORAGE_OP_SRG_MEMBER_ADD, host, group, member, cb, ctx);
+}
+
+static struct storage_req *sql_srg_member_remove_op(struct storage *st, const char *host,
+                                                    const char *group, const char *member,
+                                                    storage_done_cb *cb, void *ctx)
+{
+	return sql_srg_member_op(st, STORAGE_OP_SRG_MEMBER_REMOVE, host, group, member, cb, ctx);
+}
+
+static struct storage_req *sql_srg_user_groups_op(struct storage *st, const char *host,
+                                                  const char *bare_jid, storage_list_cb *cb,
+                                                  void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_SRG_USER_GROUPS, host, NULL, ctx);
+	r->base.cb.list = cb;
+	r->member = pool_strdup(r->pool, bare_jid);
+	return req_submit(r);
+}
+
 /* ---- open and close (loop thread, synchronous) ------------------------------------ */
 
 static bool sql_accepts(const char *driver)
@@ -2169,4 +2551,11 @@ const struct storage_vfuncs storage_sql_vfuncs = {
 	.privacy_set_list = sql_privacy_set_list_op,
 	.privacy_remove_list = sql_privacy_remove_list_op,
 	.privacy_set_default = sql_privacy_set_default_op,
+	.srg_list = sql_srg_list_op,
+	.srg_get = sql_srg_get_op,
+	.srg_create = sql_srg_create_op,
+	.srg_delete = sql_srg_delete_op,
+	.srg_member_add = sql_srg_member_add_op,
+	.srg_member_remove = sql_srg_member_remove_op,
+	.srg_user_groups = sql_srg_user_groups_op,
 };

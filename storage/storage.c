@@ -60,6 +60,13 @@ const char *storage_op_name(enum storage_op op)
 	case STORAGE_OP_PRIVACY_SET_LIST: return "privacy_set_list";
 	case STORAGE_OP_PRIVACY_REMOVE_LIST: return "privacy_remove_list";
 	case STORAGE_OP_PRIVACY_SET_DEFAULT: return "privacy_set_default";
+	case STORAGE_OP_SRG_LIST: return "srg_list";
+	case STORAGE_OP_SRG_GET: return "srg_get";
+	case STORAGE_OP_SRG_CREATE: return "srg_create";
+	case STORAGE_OP_SRG_DELETE: return "srg_delete";
+	case STORAGE_OP_SRG_MEMBER_ADD: return "srg_member_add";
+	case STORAGE_OP_SRG_MEMBER_REMOVE: return "srg_member_remove";
+	case STORAGE_OP_SRG_USER_GROUPS: return "srg_user_groups";
 	}
 	return "unknown";
 }
@@ -110,6 +117,18 @@ void roster_item_clear(struct roster_item *it)
 	memset(it, 0, sizeof(*it));
 }
 
+void srg_group_clear(struct srg_group *g)
+{
+	if (g == NULL)
+		return;
+	free(g->name);
+	free(g->label);
+	free(g->description);
+	strlist_free(&g->displayed);
+	strlist_free(&g->members);
+	memset(g, 0, sizeof(*g));
+}
+
 /* ---- the shared request machinery ------------------------------------------- */
 
 static void defer_cb(struct ev_loop *loop, ev_timer *w, int revents);
@@ -144,7 +163,9 @@ void storage_req_reply(struct storage_req *req, const struct storage_reply *r)
 		req->cb.account(r->res, ok ? r->account : NULL, req->ctx);
 		break;
 	case STORAGE_OP_ACCOUNT_LIST:
-	case STORAGE_OP_BLOCKLIST_GET: {
+	case STORAGE_OP_BLOCKLIST_GET:
+	case STORAGE_OP_SRG_LIST:
+	case STORAGE_OP_SRG_USER_GROUPS: {
 		static const struct strlist empty = { NULL, 0 };
 		req->cb.list(r->res, ok && r->names != NULL ? r->names : &empty, req->ctx);
 		break;
@@ -162,6 +183,9 @@ void storage_req_reply(struct storage_req *req, const struct storage_reply *r)
 		break;
 	case STORAGE_OP_LAST_GET:
 		req->cb.last(r->res, ok ? r->last : NULL, req->ctx);
+		break;
+	case STORAGE_OP_SRG_GET:
+		req->cb.srg(r->res, ok ? r->groups : NULL, ok ? r->ngroups : 0, req->ctx);
 		break;
 	case STORAGE_OP_ROSTER_GET:
 		req->cb.roster(r->res, ok ? r->items : NULL, ok ? r->nitems : 0, ok ? r->version : 0,
@@ -186,6 +210,10 @@ void storage_req_reply(struct storage_req *req, const struct storage_reply *r)
 	case STORAGE_OP_PRIVACY_SET_LIST:
 	case STORAGE_OP_PRIVACY_REMOVE_LIST:
 	case STORAGE_OP_PRIVACY_SET_DEFAULT:
+	case STORAGE_OP_SRG_CREATE:
+	case STORAGE_OP_SRG_DELETE:
+	case STORAGE_OP_SRG_MEMBER_ADD:
+	case STORAGE_OP_SRG_MEMBER_REMOVE:
 		req->cb.done(r->res, req->ctx);
 		break;
 	}
@@ -479,4 +507,55 @@ struct storage_req *storage_privacy_set_default(struct storage *st, const char *
 {
 	assert(host != NULL && user != NULL && cb != NULL);
 	return st->v->privacy_set_default(st, host, user, name, cb, ctx);
+}
+
+struct storage_req *storage_srg_list(struct storage *st, const char *host, storage_list_cb *cb,
+                                     void *ctx)
+{
+	assert(host != NULL && cb != NULL);
+	return st->v->srg_list(st, host, cb, ctx);
+}
+
+struct storage_req *storage_srg_get(struct storage *st, const char *host, const char *name,
+                                    storage_srg_cb *cb, void *ctx)
+{
+	assert(host != NULL && cb != NULL);
+	return st->v->srg_get(st, host, name, cb, ctx);
+}
+
+struct storage_req *storage_srg_create(struct storage *st, const char *host,
+                                       const struct srg_group *g, storage_done_cb *cb, void *ctx)
+{
+	assert(host != NULL && g != NULL && g->name != NULL && cb != NULL);
+	return st->v->srg_create(st, host, g, cb, ctx);
+}
+
+struct storage_req *storage_srg_delete(struct storage *st, const char *host, const char *name,
+                                       storage_done_cb *cb, void *ctx)
+{
+	assert(host != NULL && name != NULL && cb != NULL);
+	return st->v->srg_delete(st, host, name, cb, ctx);
+}
+
+struct storage_req *storage_srg_member_add(struct storage *st, const char *host,
+                                           const char *group, const char *member,
+                                           storage_done_cb *cb, void *ctx)
+{
+	assert(host != NULL && group != NULL && member != NULL && cb != NULL);
+	return st->v->srg_member_add(st, host, group, member, cb, ctx);
+}
+
+struct storage_req *storage_srg_member_remove(struct storage *st, const char *host,
+                                              const char *group, const char *member,
+                                              storage_done_cb *cb, void *ctx)
+{
+	assert(host != NULL && group != NULL && member != NULL && cb != NULL);
+	return st->v->srg_member_remove(st, host, group, member, cb, ctx);
+}
+
+struct storage_req *storage_srg_user_groups(struct storage *st, const char *host,
+                                            const char *bare_jid, storage_list_cb *cb, void *ctx)
+{
+	assert(host != NULL && bare_jid != NULL && cb != NULL);
+	return st->v->srg_user_groups(st, host, bare_jid, cb, ctx);
 }

@@ -246,5 +246,56 @@ struct storage_req *storage_privacy_remove_list(struct storage *st, const char *
 struct storage_req *storage_privacy_set_default(struct storage *st, const char *host,
                                                 const char *user, const char *name,
                                                 storage_done_cb *cb, void *ctx);
+/* ---- shared roster groups ----------------------------------------------------- */
+/* Groups an administrator defines per host; their members see each other
+ * in their rosters (mod_shared_roster).  A member is a prepared bare JID of
+ * the host, or one of the special members SRG_MEMBER_ALL (every registered
+ * user of the host) and SRG_MEMBER_ONLINE (every user with a session). */
+#define SRG_MEMBER_ALL "@all@"
+#define SRG_MEMBER_ONLINE "@online@"
+struct srg_group {
+	char *name;              /* the group's key on its host */
+	char *label;             /* the name shown as roster group ("" : name) */
+	char *description;       /* "" when none */
+	struct strlist displayed;   /* groups whose members this group's members
+	                             * see; empty: the group itself */
+	struct strlist members;     /* byte-wise sorted */
+};
+void srg_group_clear(struct srg_group *g);
+
+typedef void storage_srg_cb(enum storage_result res, const struct srg_group *groups, size_t count,
+                            void *ctx);
+/* The names of the host's groups, byte-wise sorted (empty list, STORAGE_OK,
+ * when there is none). */
+struct storage_req *storage_srg_list(struct storage *st, const char *host, storage_list_cb *cb,
+                                     void *ctx);
+/* One group (name) with its displayed groups and members, or every group
+ * of the host when name is NULL (sorted by name; count 0 with STORAGE_OK
+ * when there is none).  STORAGE_NOT_FOUND: no group name. */
+struct storage_req *storage_srg_get(struct storage *st, const char *host, const char *name,
+                                    storage_srg_cb *cb, void *ctx);
+/* Create g (its displayed groups and members too) in one transaction;
+ * STORAGE_EXISTS when the host has a group of that name. */
+struct storage_req *storage_srg_create(struct storage *st, const char *host,
+                                       const struct srg_group *g, storage_done_cb *cb, void *ctx);
+/* Delete a group with its members and displayed list; STORAGE_NOT_FOUND
+ * when there is none.  Other groups that display it keep the name (it
+ * shows nothing until a group of that name exists again). */
+struct storage_req *storage_srg_delete(struct storage *st, const char *host, const char *name,
+                                       storage_done_cb *cb, void *ctx);
+/* Add member to group: STORAGE_NOT_FOUND when there is no such group,
+ * STORAGE_EXISTS when it is a member already. */
+struct storage_req *storage_srg_member_add(struct storage *st, const char *host,
+                                           const char *group, const char *member,
+                                           storage_done_cb *cb, void *ctx);
+/* Remove member from group: STORAGE_NOT_FOUND when it is not a member (or
+ * there is no such group). */
+struct storage_req *storage_srg_member_remove(struct storage *st, const char *host,
+                                              const char *group, const char *member,
+                                              storage_done_cb *cb, void *ctx);
+/* The groups whose stored members name bare_jid or SRG_MEMBER_ALL (not
+ * SRG_MEMBER_ONLINE: that depends on sessions), byte-wise sorted. */
+struct storage_req *storage_srg_user_groups(struct storage *st, const char *host,
+                                            const char *bare_jid, storage_list_cb *cb, void *ctx);
 
 #endif

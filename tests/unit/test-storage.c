@@ -154,7 +154,7 @@ static void sqlite_exec_sql(struct fixture *f, const char *script)
 static const char pg_drop_all[] =
 	"DROP TABLE IF EXISTS schema_version, users, roster_groups, roster_items, roster_version, "
 	"offline_messages, vcards, private_storage, last_activity, blocklist, privacy_items, "
-	"privacy_lists CASCADE";
+	"privacy_lists, sr_groups, sr_displayed, sr_members CASCADE";
 
 static void pg_owner_exec(const char *script)
 {
@@ -465,6 +465,8 @@ struct res {
 	char *text;                          /* vcard_get, private_get; last status */
 	bool text_null;
 	int64_t seconds;                     /* last_get */
+	struct srg_group *groups;            /* srg_get, deep copy */
+	size_t ngroups;
 	int *order;                          /* completion order log */
 	int *order_len;
 	int tag;
@@ -481,6 +483,9 @@ static void res_clear(struct res *r)
 		free((char *)r->msgs[i].stanza);
 	free(r->msgs);
 	free(r->text);
+	for (size_t i = 0; i < r->ngroups; i++)
+		srg_group_clear(&r->groups[i]);
+	free(r->groups);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -804,6 +809,95 @@ static enum storage_result blk_change(struct fixture *f, bool add, const char *h
 		assert_non_null(CALL(storage_blocklist_add(f->st, host, user, jids, n, done_cb, &r)));
 	else
 		assert_non_null(CALL(storage_blocklist_remove(f->st, host, user, jids, n, done_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	return r.r;
+}
+
+static void srg_cb(enum storage_result res, const struct srg_group *groups, size_t count,
+                   void *ctx)
+{
+	struct res *r = ctx;
+	note(r, res);
+	for (size_t i = 0; i < r->ngroups; i++)
+		srg_group_clear(&r->groups[i]);
+	free(r->groups);
+	r->groups = count > 0 ? calloc(count, sizeof(*r->groups)) : NULL;
+	r->ngroups = count;
+	for (size_t i = 0; i < count; i++) {
+		r->groups[i].name = strdup(groups[i].name);
+		r->groups[i].label = strdup(groups[i].label);
+		r->groups[i].description = strdup(groups[i].description);
+		strlist_copy(&r->groups[i].displayed, &groups[i].displayed);
+		strlist_copy(&r->groups[i].members, &groups[i].members);
+	}
+}
+
+static enum storage_result srg_get(struct fixture *f, const char *host, const char *name,
+                                   struct res *r)
+{
+	int before = r->calls;
+	assert_non_null(CALL(storage_srg_get(f->st, host, name, srg_cb, r)));
+	assert_int_equal(r->calls, before);
+	run(f);
+	assert_int_equal(r->calls, before + 1);
+	return r->r;
+}
+
+static enum storage_result srg_list(struct fixture *f, const char *host, struct res *r)
+{
+	int before = r->calls;
+	strlist_free(&r->names);
+	assert_non_null(CALL(storage_srg_list(f->st, host, list_cb, r)));
+	assert_int_equal(r->calls, before);
+	run(f);
+	assert_int_equal(r->calls, before + 1);
+	return r->r;
+}
+
+static enum storage_result srg_user_groups(struct fixture *f, const char *host, const char *jid,
+                                           struct res *r)
+{
+	int before = r->calls;
+	strlist_free(&r->names);
+	assert_non_null(CALL(storage_srg_user_groups(f->st, host, jid, list_cb, r)));
+	assert_int_equal(r->calls, before);
+	run(f);
+	assert_int_equal(r->calls, before + 1);
+	return r->r;
+}
+
+static enum storage_result srg_create(struct fixture *f, const char *host,
+                                      const struct srg_group *g)
+{
+	struct res r = {0};
+	assert_non_null(CALL(storage_srg_create(f->st, host, g, done_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	return r.r;
+}
+
+static enum storage_result srg_delete(struct fixture *f, const char *host, const char *name)
+{
+	struct res r = {0};
+	assert_non_null(CALL(storage_srg_delete(f->st, host, name, done_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	return r.r;
+}
+
+static enum storage_result srg_member(struct fixture *f, bool add, const char *host,
+                                      const char *group, const char *member)
+{
+	struct res r = {0};
+	if (add)
+		assert_non_null(CALL(storage_srg_member_add(f->st, host, group, member, done_cb, &r)));
+	else
+		assert_non_null(CALL(storage_srg_member_remove(f->st, host, group, member, done_cb,
+		                                               &r)));
 	assert_int_equal(r.calls, 0);
 	run(f);
 	assert_int_equal(r.calls, 1);
@@ -1701,6 +1795,125 @@ static void test_remove_user_removes_privacy(void **state)
 	storage_account_clear(&a);
 }
 
+/* ---- tests: shared roster groups ------------------------------------------------------ */
+
+static void strlist_set(struct strlist *l, const char *const *v, size_t n)
+{
+	l->items = (char **)v;
+	l->count = n;
+}
+
+static void assert_list(const struct strlist *l, const char *const *want, size_t n)
+{
+	assert_int_equal(l->count, n);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(l->items[i], want[i]);
+}
+
+static void test_shared_roster_groups(void **state)
+{
+	struct fixture *f = *state;
+	struct res r = {0};
+	/* Nothing yet: empty lists, not errors. */
+	assert_int_equal(srg_list(f, "a.example", &r), STORAGE_OK);
+	assert_int_equal(r.names.count, 0);
+	assert_int_equal(srg_get(f, "a.example", NULL, &r), STORAGE_OK);
+	assert_int_equal(r.ngroups, 0);
+	assert_int_equal(srg_get(f, "a.example", "staff", &r), STORAGE_NOT_FOUND);
+	assert_null(r.groups);
+
+	const char *const disp[] = { "staff", "all" };
+	const char *const members[] = { "bob@a.example", "alice@a.example", "bob@a.example" };
+	struct srg_group staff = { .name = "staff", .label = "Staff", .description = "the crew" };
+	strlist_set(&staff.displayed, disp, 2);
+	strlist_set(&staff.members, members, 3);
+	assert_int_equal(srg_create(f, "a.example", &staff), STORAGE_OK);
+	assert_int_equal(srg_create(f, "a.example", &staff), STORAGE_EXISTS);
+	struct srg_group all = { .name = "all", .label = "", .description = "" };
+	assert_int_equal(srg_create(f, "a.example", &all), STORAGE_OK);
+	/* Same name on another host: another group. */
+	assert_int_equal(srg_create(f, "b.example", &all), STORAGE_OK);
+
+	assert_int_equal(srg_get(f, "a.example", "staff", &r), STORAGE_OK);
+	assert_int_equal(r.ngroups, 1);
+	assert_string_equal(r.groups[0].name, "staff");
+	assert_string_equal(r.groups[0].label, "Staff");
+	assert_string_equal(r.groups[0].description, "the crew");
+	const char *const disp_sorted[] = { "all", "staff" };
+	assert_list(&r.groups[0].displayed, disp_sorted, 2);
+	const char *const m2[] = { "alice@a.example", "bob@a.example" };
+	assert_list(&r.groups[0].members, m2, 2);
+
+	assert_int_equal(srg_member(f, true, "a.example", "all", SRG_MEMBER_ALL), STORAGE_OK);
+	assert_int_equal(srg_member(f, true, "a.example", "all", SRG_MEMBER_ALL), STORAGE_EXISTS);
+	assert_int_equal(srg_member(f, true, "a.example", "nosuch", "carol@a.example"),
+	                 STORAGE_NOT_FOUND);
+	assert_int_equal(srg_member(f, true, "a.example", "staff", "carol@a.example"), STORAGE_OK);
+
+	assert_int_equal(srg_get(f, "a.example", NULL, &r), STORAGE_OK);
+	assert_int_equal(r.ngroups, 2);
+	assert_string_equal(r.groups[0].name, "all");
+	assert_string_equal(r.groups[0].label, "");
+	assert_int_equal(r.groups[0].displayed.count, 0);
+	const char *const mall[] = { SRG_MEMBER_ALL };
+	assert_list(&r.groups[0].members, mall, 1);
+	assert_string_equal(r.groups[1].name, "staff");
+	const char *const m3[] = { "alice@a.example", "bob@a.example", "carol@a.example" };
+	assert_list(&r.groups[1].members, m3, 3);
+
+	assert_int_equal(srg_list(f, "a.example", &r), STORAGE_OK);
+	assert_list(&r.names, disp_sorted, 2);
+	/* Groups of a user: explicit memberships and @all@ groups. */
+	assert_int_equal(srg_user_groups(f, "a.example", "carol@a.example", &r), STORAGE_OK);
+	assert_list(&r.names, disp_sorted, 2);
+	assert_int_equal(srg_user_groups(f, "a.example", "zoe@a.example", &r), STORAGE_OK);
+	const char *const only_all[] = { "all" };
+	assert_list(&r.names, only_all, 1);
+	assert_int_equal(srg_user_groups(f, "b.example", "carol@b.example", &r), STORAGE_OK);
+	assert_int_equal(r.names.count, 0);
+
+	assert_int_equal(srg_member(f, false, "a.example", "staff", "bob@a.example"), STORAGE_OK);
+	assert_int_equal(srg_member(f, false, "a.example", "staff", "bob@a.example"),
+	                 STORAGE_NOT_FOUND);
+	assert_int_equal(srg_get(f, "a.example", "staff", &r), STORAGE_OK);
+	const char *const m4[] = { "alice@a.example", "carol@a.example" };
+	assert_list(&r.groups[0].members, m4, 2);
+
+	/* Delete takes members and displayed lists along; others stay. */
+	assert_int_equal(srg_delete(f, "a.example", "staff"), STORAGE_OK);
+	assert_int_equal(srg_delete(f, "a.example", "staff"), STORAGE_NOT_FOUND);
+	assert_int_equal(srg_get(f, "a.example", "staff", &r), STORAGE_NOT_FOUND);
+	assert_int_equal(srg_create(f, "a.example", &all), STORAGE_EXISTS);
+	struct srg_group again = { .name = "staff", .label = "", .description = "" };
+	assert_int_equal(srg_create(f, "a.example", &again), STORAGE_OK);
+	assert_int_equal(srg_get(f, "a.example", "staff", &r), STORAGE_OK);
+	assert_int_equal(r.groups[0].members.count, 0);
+	assert_int_equal(r.groups[0].displayed.count, 0);
+	assert_int_equal(srg_get(f, "b.example", NULL, &r), STORAGE_OK);
+	assert_int_equal(r.ngroups, 1);
+	res_clear(&r);
+}
+
+/* Removing an account removes its memberships (not @all@ ones). */
+static void test_remove_user_removes_memberships(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_account a;
+	make_account(&a, 21, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	struct srg_group g = { .name = "g", .label = "", .description = "" };
+	const char *const m[] = { "alice@a.example", "bob@a.example", SRG_MEMBER_ALL };
+	strlist_set(&g.members, m, 3);
+	assert_int_equal(srg_create(f, "a.example", &g), STORAGE_OK);
+	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
+	struct res r = {0};
+	assert_int_equal(srg_get(f, "a.example", "g", &r), STORAGE_OK);
+	const char *const left[] = { SRG_MEMBER_ALL, "bob@a.example" };
+	assert_list(&r.groups[0].members, left, 2);
+	res_clear(&r);
+	storage_account_clear(&a);
+}
+
 /* Read a migration script named in a message. */
 static char *read_script(const char *path)
 {
@@ -1720,7 +1933,9 @@ static char *read_script(const char *path)
 static void migrate_from(struct fixture *f, int from, const char *const *expect, size_t nexpect)
 {
 	storage_close(&f->st);
-	f->be->exec_sql(f, "DROP TABLE privacy_items; DROP TABLE privacy_lists");
+	f->be->exec_sql(f, "DROP TABLE sr_members; DROP TABLE sr_displayed; DROP TABLE sr_groups");
+	if (from < 5)
+		f->be->exec_sql(f, "DROP TABLE privacy_items; DROP TABLE privacy_lists");
 	if (from < 4)
 		f->be->exec_sql(f, "DROP TABLE blocklist");
 	if (from < 3)
@@ -1764,7 +1979,7 @@ static void migrate_from(struct fixture *f, int from, const char *const *expect,
 	assert_int_equal(open_store(f, &err), 0);
 }
 
-/* Everything of schema version 5 works on a migrated store. */
+/* Everything of the current schema version works on a migrated store. */
 static void check_migrated(struct fixture *f)
 {
 	struct res r = {0};
@@ -1789,7 +2004,12 @@ static void check_migrated(struct fixture *f)
 	assert_int_equal(prv_change(f, PRV_DEFAULT, "a.example", "alice", "p", NULL, 0), STORAGE_OK);
 	assert_int_equal(prv_get(f, "a.example", "alice", &r), STORAGE_OK);
 	assert_string_equal(r.text, "default=p|p:30 all - allow 0");
+	struct srg_group g = { .name = "staff", .label = "Staff", .description = "" };
+	assert_int_equal(srg_create(f, "a.example", &g), STORAGE_OK);
+	assert_int_equal(srg_member(f, true, "a.example", "staff", "alice@a.example"), STORAGE_OK);
 	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
+	assert_int_equal(srg_get(f, "a.example", "staff", &r), STORAGE_OK);
+	assert_int_equal(r.groups[0].members.count, 0);
 	assert_int_equal(vcard_get(f, "a.example", "alice", &r), STORAGE_NOT_FOUND);
 	assert_int_equal(blk_get(f, "a.example", "alice", &r), STORAGE_OK);
 	assert_int_equal(r.names.count, 0);
@@ -1807,7 +2027,8 @@ static void test_schema_migration(void **state)
 	struct storage_account a;
 	make_account(&a, 13, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
-	static const char *const scripts[] = { "002-offline.sql", "003-user-data.sql", "004-blocklist.sql", "005-privacy.sql" };
+	static const char *const scripts[] = { "002-offline.sql", "003-user-data.sql", "004-blocklist.sql", "005-privacy.sql",
+	                                       "006-shared-roster.sql" };
 	migrate_from(f, 1, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -1823,7 +2044,8 @@ static void test_schema_migration_2_to_3(void **state)
 	make_account(&a, 14, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(off_store(f, "a.example", "bob", "<message/>", 0), STORAGE_NOT_FOUND);
-	static const char *const scripts[] = { "003-user-data.sql", "004-blocklist.sql", "005-privacy.sql" };
+	static const char *const scripts[] = { "003-user-data.sql", "004-blocklist.sql", "005-privacy.sql",
+	                                       "006-shared-roster.sql" };
 	migrate_from(f, 2, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -1839,7 +2061,8 @@ static void test_schema_migration_3_to_4(void **state)
 	make_account(&a, 15, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "bob", vcard2), STORAGE_OK);
-	static const char *const scripts[] = { "004-blocklist.sql", "005-privacy.sql" };
+	static const char *const scripts[] = { "004-blocklist.sql", "005-privacy.sql",
+	                                       "006-shared-roster.sql" };
 	migrate_from(f, 3, scripts, ARRAY_SIZE(scripts));
 	struct res r = {0};
 	assert_int_equal(vcard_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -1860,11 +2083,32 @@ static void test_schema_migration_4_to_5(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	const char *const blk[] = { "tybalt@b.example" };
 	assert_int_equal(blk_change(f, true, "a.example", "bob", blk, 1), STORAGE_OK);
-	static const char *const scripts[] = { "005-privacy.sql" };
+	static const char *const scripts[] = { "005-privacy.sql",
+	                                       "006-shared-roster.sql" };
 	migrate_from(f, 4, scripts, ARRAY_SIZE(scripts));
 	struct res r = {0};
 	assert_int_equal(blk_get(f, "a.example", "bob", &r), STORAGE_OK);
 	assert_names(&r, blk, 1);
+	res_clear(&r);
+	check_migrated(f);
+	storage_account_clear(&a);
+}
+
+/* The same from version 5 (privacy lists kept). */
+static void test_schema_migration_5_to_6(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->exec_sql == NULL || f->be->set_schema_version == NULL)
+		skip();
+	struct storage_account a;
+	make_account(&a, 17, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	assert_int_equal(prv_change(f, PRV_SET, "a.example", "bob", "p", prv_public, 1), STORAGE_OK);
+	static const char *const scripts[] = { "006-shared-roster.sql" };
+	migrate_from(f, 5, scripts, ARRAY_SIZE(scripts));
+	struct res r = {0};
+	assert_int_equal(prv_get(f, "a.example", "bob", &r), STORAGE_OK);
+	assert_string_equal(r.text, "default=|p:30 all - allow 0");
 	res_clear(&r);
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -2685,6 +2929,9 @@ static const struct test_def tests[] = {
 	T(test_privacy),
 	T(test_privacy_all_or_nothing),
 	T(test_remove_user_removes_privacy),
+	T(test_schema_migration_5_to_6),
+	T(test_shared_roster_groups),
+	T(test_remove_user_removes_memberships),
 	T(test_order_per_user),
 	T(test_cancel),
 	T(test_close_finishes_pending),
