@@ -8,6 +8,8 @@
 #include "builtin.h"
 #include "server/host.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 void modules_register_builtin(void)
@@ -30,6 +32,7 @@ void modules_register_builtin(void)
 	module_register(&mod_blocking);
 	module_register(&mod_privacy);
 	module_register(&mod_avatar);
+	module_register(&mod_shared_roster);
 }
 
 static const char *const scope_names[IQ_SCOPE_COUNT] = {
@@ -68,4 +71,40 @@ void builtin_iq_error_wait(struct iq_request *req, enum stanza_error e, const ch
 	if (err != NULL)
 		xml_set_attr(err, "type", "wait");
 	iq_result_tree(req, reply);
+}
+
+void roster_view_make(struct roster_view *v, struct host *h, const char *user,
+                      const struct roster_item *stored, size_t nstored, bool presence)
+{
+	struct hook_roster_view hv = {
+		.user = user, .presence = presence, .stored = stored, .nstored = nstored,
+	};
+	hook_run(h, HOOK_ROSTER_VIEW, &hv);
+	v->tag = hv.tag;
+	v->owned = hv.items;
+	if (hv.items != NULL) {
+		v->items = hv.items;
+		v->count = hv.count;
+	} else {
+		v->items = stored;
+		v->count = nstored;
+	}
+}
+
+void roster_view_clear(struct roster_view *v)
+{
+	if (v->owned != NULL) {
+		for (size_t i = 0; i < v->count; i++)
+			roster_item_clear(&v->owned[i]);
+		free(v->owned);
+	}
+	memset(v, 0, sizeof(*v));
+}
+
+void roster_version_string(char out[32], uint64_t version, uint32_t tag)
+{
+	if (tag != 0)
+		snprintf(out, 32, "%" PRIu64 "-%08" PRIx32, version, tag);
+	else
+		snprintf(out, 32, "%" PRIu64, version);
 }

@@ -22,6 +22,7 @@ extern const struct module_def mod_last;
 extern const struct module_def mod_blocking;
 extern const struct module_def mod_privacy;
 extern const struct module_def mod_avatar;
+extern const struct module_def mod_shared_roster;
 
 /* Register every built-in module with module_register (once; later calls
  * do nothing).  Registration order is start order on each host. */
@@ -115,5 +116,24 @@ bool privacy_list_denies(const struct privacy_list *list, const struct roster_it
 /* Whether list has group or subscription items (its judgement needs the
  * roster). */
 bool privacy_list_needs_roster(const struct privacy_list *list);
+
+/* ---- roster view (mod_roster, mod_presence; shared roster groups) ---------- */
+
+/* The roster of user as it is seen (stored items merged with what the
+ * roster_view hook adds: shared roster groups).  items/count point either
+ * at the stored items or at the view's own copy; valid until
+ * roster_view_clear.  presence: see struct hook_roster_view. */
+struct roster_view {
+	const struct roster_item *items;
+	size_t count;
+	uint32_t tag;                 /* nonzero when the view holds added contacts */
+	struct roster_item *owned;    /* private */
+};
+void roster_view_make(struct roster_view *v, struct host *h, const char *user,
+                      const struct roster_item *stored, size_t nstored, bool presence);
+void roster_view_clear(struct roster_view *v);
+/* The roster version string clients see: the stored version, and when the
+ * view holds added contacts, "-" and their tag in hex. */
+void roster_version_string(char out[32], uint64_t version, uint32_t tag);
 
 #endif

@@ -37,6 +37,9 @@
  * - A stanza delivered to a user's resources from presence_in goes to the
  *   sessions directly, never back through the router (that would run
  *   presence_in again).
+ * - Broadcasts and probes decide on the roster view (builtin.h): contacts
+ *   of shared roster groups count as subscriptions there; subscription
+ *   changes read and write the stored items only.
  * - Stop cancels every storage call; nothing runs after it.
  */
 #include "builtin.h"
@@ -747,12 +750,19 @@ static void op_roster_read(enum storage_result res, const struct roster_item *it
 		return;
 	}
 	case PK_BROADCAST:
-	case PK_CLOSED:
-		do_broadcast(op, items, count);
+	case PK_CLOSED: {
+		/* Shared roster groups count as subscriptions (roster view). */
+		struct roster_view view;
+		roster_view_make(&view, h, op->user, items, count, true);
+		do_broadcast(op, view.items, view.count);
+		roster_view_clear(&view);
 		break;
+	}
 	case PK_PROBE_IN: {
 		char *bare = jid_bare_string(&op->peer);
-		const struct roster_item *it = find_item(items, count, bare);
+		struct roster_view view;
+		roster_view_make(&view, h, op->user, items, count, true);
+		const struct roster_item *it = find_item(view.items, view.count, bare);
 		free(bare);
 		if (it != NULL && has_from(it->subscription)) {
 			if (!any_available(h, op->user)) {
@@ -769,6 +779,7 @@ static void op_roster_read(enum storage_result res, const struct roster_item *it
 				jid_clear(&to);
 			}
 		}
+		roster_view_clear(&view);
 		break;
 	}
 	}

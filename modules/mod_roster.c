@@ -19,6 +19,11 @@
  *   returned no handle is orphaned and freed by its callback).
  * - An item that only records a pending inbound subscription request
  *   (roster_item_pending_only) is not part of the roster the client sees.
+ * - What the client sees is the roster view (builtin.h): the stored items
+ *   merged with the contacts of shared roster groups, whose state is part
+ *   of the version string.  A contact that only a shared group puts there
+ *   cannot be removed (<not-allowed/>); removing a stored item of a shared
+ *   contact leaves the shared one (the push shows it).
  * - Known gap: a set reads and writes back the subscription fields; a
  *   subscription change by mod_presence between the two is overwritten
  *   (mod_presence orders its own operations per user, not against ours).
@@ -121,11 +126,6 @@ static void item_to_xml(struct xml_node *query, const struct roster_item *it)
 	}
 }
 
-static void version_string(char out[24], uint64_t version)
-{
-	snprintf(out, 24, "%" PRIu64, version);
-}
-
 /* ---- ops ------------------------------------------------------------------- */
 
 static struct roster_op *op_new(struct roster_state *rs, struct iq_request *req,
@@ -200,10 +200,15 @@ void roster_push(struct host *h, const char *user, const struct roster_item *it,
 		if (s->interested)
 			jid_copy(&targets[i++], &s->jid);
 
+	/* Shared roster groups may change what the client sees of the item. */
+	struct hook_roster_view hv = { .user = user, .single = true, .stored = it, .nstored = 1 };
+	hook_run(h, HOOK_ROSTER_VIEW, &hv);
+	if (hv.items != NULL && hv.count == 1)
+		it = &hv.items[0];
 	struct jid bare = {0};
 	jid_set(&bare, user, h->name, NULL);
-	char ver[24];
-	version_string(ver, version);
+	char ver[32];
+	roster_version_string(ver, version, hv.tag);
 	for (size_t k = 0; k < i; k++) {
 		char id[17];
 		random_id(id, 16);
@@ -221,6 +226,9 @@ void roster_push(struct host *h, const char *user, const struct roster_item *it,
 	}
 	jid_clear(&bare);
 	free(targets);
+	for (size_t k = 0; k < hv.count && hv.items != NULL; k++)
+		roster_item_clear(&hv.items[k]);
+	free(hv.items);
 }
 
 /* RFC 6121 §2.5.2: removing an item ends the subscriptions both ways; the
@@ -317,21 +325,27 @@ static void op_read(enum storage_result res, const struct roster_item *items, si
 		return;
 	}
 	op->version = version;
-	char ver[24];
-	version_string(ver, version);
 
 	switch (op->kind) {
 	case OP_GET: {
+		/* The stored items and the shared roster groups' contacts; the
+		 * version names both. */
+		struct roster_view view;
+		roster_view_make(&view, h, op->user, items, count, false);
+		char ver[32];
+		roster_version_string(ver, version, view.tag);
 		if (op->client_ver != NULL && strcmp(op->client_ver, ver) == 0) {
+			roster_view_clear(&view);
 			iq_result(req, NULL);   /* RFC 6121 §2.6.3: the client is up to date */
 			break;
 		}
 		struct xml_node *q = iq_payload_new("query", NS_ROSTER);
 		if (op->client_ver != NULL)
 			xml_set_attr(q, "ver", ver);
-		for (size_t i = 0; i < count; i++)
-			if (!roster_item_pending_only(&items[i]))
-				item_to_xml(q, &items[i]);
+		for (size_t i = 0; i < view.count; i++)
+			if (!roster_item_pending_only(&view.items[i]))
+				item_to_xml(q, &view.items[i]);
+		roster_view_clear(&view);
 		iq_result(req, q);
 		xml_unref(&q);
 		break;
@@ -356,7 +370,17 @@ static void op_read(enum storage_result res, const struct roster_item *items, si
 	case OP_REMOVE: {
 		const struct roster_item *old = find_item(items, count, op->item.jid);
 		if (old == NULL) {
-			iq_error(req, SE_ITEM_NOT_FOUND, NULL);
+			/* A contact of a shared roster group only: the administrator
+			 * manages it, the user cannot remove it. */
+			struct roster_view view;
+			roster_view_make(&view, h, op->user, items, count, false);
+			bool shared = find_item(view.items, view.count, op->item.jid) != NULL;
+			roster_view_clear(&view);
+			if (shared)
+				iq_error(req, SE_NOT_ALLOWED, "the contact comes from a shared roster group; "
+				         "only an administrator can remove it");
+			else
+				iq_error(req, SE_ITEM_NOT_FOUND, NULL);
 			break;
 		}
 		op->cancel_to = old->subscription == SUB_TO || old->subscription == SUB_BOTH ||

@@ -25,6 +25,7 @@
 #include "worker.h"
 #include "module.h"
 #include "storage/sqlite-copy.h"
+#include "modules/shared_roster.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -56,6 +57,7 @@ struct ctl_call {
 	struct call_slot { struct ctl_call *call; unsigned idx; } slots[CALL_MAX_SREQS];
 	struct worker_job *job;
 	struct copy_job *copy;
+	struct srg_admin *srg;        /* an srg-* command in flight */
 	int code;
 	char *message;
 	struct buf body;
@@ -927,6 +929,24 @@ static void cmd_config_dump(struct ctl_call *call)
 static void cmd_help(struct ctl_call *call);
 static void cmd_list_commands(struct ctl_call *call);
 
+/* ---- shared roster groups (the commands live in mod_shared_roster) -------------------- */
+
+static void srg_done(void *ctx, int code, const char *message, const char *body)
+{
+	struct ctl_call *call = ctx;
+	call->srg = NULL;
+	buf_append_str(&call->body, body);
+	if (message != NULL)
+		call_finish(call, code, "%s", message);
+	else
+		call_finish(call, code, NULL);
+}
+
+static void cmd_srg(struct ctl_call *call)
+{
+	call->srg = srg_admin_run(call->argc, call->argv, srg_done, call);
+}
+
 static const struct ctl_command commands[] = {
 	{ "status", "", 0, 0, 0, cmd_status, "show whether parleyd runs, its uptime, hosts and sessions" },
 	{ "stop", "", 0, 0, 0, cmd_stop, "stop parleyd gracefully" },
@@ -943,6 +963,17 @@ static const struct ctl_command commands[] = {
 	{ "registered-users", "HOST", 1, 1, CTL_F_OFFLINE | CTL_F_JSON, cmd_registered_users,
 	  "list the accounts of a host" },
 	{ "connected-users", "", 0, 0, CTL_F_JSON, cmd_connected_users, "list the full JIDs of connected sessions" },
+	{ "srg-create", "HOST GROUP [--name N] [--description D] [--display G1,G2]", 2, 8,
+	  CTL_F_OFFLINE, cmd_srg,
+	  "create a shared roster group (displayed: whose members its members see; default itself)" },
+	{ "srg-delete", "HOST GROUP", 2, 2, CTL_F_OFFLINE, cmd_srg, "delete a shared roster group" },
+	{ "srg-list", "HOST", 1, 1, CTL_F_OFFLINE, cmd_srg, "list the shared roster groups of a host" },
+	{ "srg-info", "HOST GROUP", 2, 2, CTL_F_OFFLINE, cmd_srg,
+	  "show a shared roster group and its members" },
+	{ "srg-user-add", "USER@HOST HOST GROUP", 3, 3, CTL_F_OFFLINE, cmd_srg,
+	  "add a member (or @all@, @online@) to a shared roster group" },
+	{ "srg-user-del", "USER@HOST HOST GROUP", 3, 3, CTL_F_OFFLINE, cmd_srg,
+	  "remove a member from a shared roster group" },
 	{ "connected-users-info", "", 0, 0, CTL_F_JSON, cmd_connected_users_info,
 	  "list sessions: JID, IP, port, TLS, priority, connected since, resource" },
 	{ "kick-session", "JID [REASON]", 1, 2, 0, cmd_kick_session,
@@ -1094,6 +1125,8 @@ void ctl_call_cancel(struct ctl_call *call)
 			storage_cancel(call->sreqs[i]);
 	if (call->copy != NULL)
 		call->copy->call = NULL;   /* the job finishes on its own and frees itself */
+	if (call->srg != NULL)
+		srg_admin_cancel(call->srg);
 	call_free(call);
 }
 

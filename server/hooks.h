@@ -36,6 +36,10 @@ struct host;
 /* A user's roster item changed (added, changed, or removed: subscription
  * SUB_REMOVE); run by roster_push, before the push goes out. */
 #define HOOK_ROSTER_CHANGED       "roster_changed"       /* struct hook_roster */
+/* The roster a user sees is the stored one plus what modules add (shared
+ * roster groups): run by roster_view_make (modules/builtin.h) after every
+ * roster read that decides what a client sees or where presence goes. */
+#define HOOK_ROSTER_VIEW          "roster_view"          /* struct hook_roster_view */
 
 enum hook_result { HOOK_CONTINUE, HOOK_STOP };
 typedef enum hook_result hook_fn(struct host *h, void *args, void *ctx);
@@ -53,6 +57,24 @@ struct hook_vcard { const char *user; const struct xml_node *vcard; };
 struct hook_disco { const struct jid *from, *to; const char *node; struct xml_node *query; };
 /* add children to <stream:features/> (authenticated tells the stage) */
 struct hook_features { struct xml_node *features; bool authenticated; bool secure; };
+struct roster_item;
+/* stored: the user's stored items (valid during the hook).  A module that
+ * adds or changes items sets items (malloc'd array of malloc'd items,
+ * freed with roster_item_clear and free by the caller) to the whole merged
+ * list and count; tag (nonzero) names the state of what it added, for the
+ * roster version.  presence: the view decides presence (subscription bits
+ * say which way presence flows; items only the client would not see may be
+ * added), else it is what the client sees.  single: merge into the stored
+ * items only, add no other contact (a roster push of one item). */
+struct hook_roster_view {
+	const char *user;
+	bool presence, single;
+	const struct roster_item *stored;
+	size_t nstored;
+	struct roster_item *items;
+	size_t count;
+	uint32_t tag;
+};
 
 void hook_add(struct host *h, const char *name, int priority, hook_fn *fn, void *ctx);
 void hook_remove(struct host *h, const char *name, hook_fn *fn, void *ctx);

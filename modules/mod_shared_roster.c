@@ -1,0 +1,1264 @@
+/*
+ * mod_shared_roster: shared roster groups.  An administrator defines groups
+ * per host (parleyctl srg-*); the members of a group see the members of
+ * its displayed groups (the group itself by default) in their rosters, with
+ * subscription both and the displayed group's label as roster group, and
+ * presence flows between them as if they were subscribed.  Nothing of it is
+ * written to the users' stored rosters: the roster_view hook (builtin.h)
+ * merges it into every roster read of mod_roster and mod_presence.  Loop
+ * thread.
+ *
+ * Invariants:
+ * - The host's groups are held in memory (loaded from the group source at
+ *   start, then changed only through srg_admin_run after the source
+ *   accepted a change); until the first load completes, rosters show no
+ *   shared contacts.  The members "@all@" (every registered account: the
+ *   account list is loaded at start and kept by the register_user and
+ *   remove_user hooks) and "@online@" (every user with a session: kept by
+ *   the session hooks) are evaluated from those lists.
+ * - Contact A sees contact B ("to") when A is a member of a group that
+ *   displays a group B is a member of; then presence flows from B to A.
+ *   The roster a client sees lists the contacts it sees; the view for
+ *   presence also lists those that see the user ("from").
+ * - Every change of groups, of @all@ or of @online@ is applied as: take
+ *   what each connected user sees, apply, compare.  A connected user whose
+ *   view changed gets roster pushes (merged with its stored item, read from
+ *   storage first) and the presence of new contacts or unavailable from the
+ *   lost ones.  The cost is one view computation per connected user of the
+ *   host and change, paid by administrative changes, registrations and,
+ *   when a group has @online@ as member, logins and logouts.
+ * - The version string of a roster that holds shared contacts is the
+ *   stored version, '-' and a hash of the shared contacts (tag): a change
+ *   of the groups changes it, so a client never takes a stale cached roster
+ *   for current.
+ * - Every storage call runs through an op on the module's list; stop
+ *   cancels them (and answers the administration calls in flight).
+ */
+#include "builtin.h"
+#include "shared_roster.h"
+#include "server/host.h"
+#include "server/hooks.h"
+#include "server/router.h"
+#include "server/sm.h"
+#include "server/log.h"
+#include "server/ctl-proto.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct srg_settings {
+	int source;
+};
+
+static const char *const source_names[] = { "sql", NULL };
+
+static const struct opt_def srg_options[] = {
+	{ "source", OPT_ENUM, offsetof(struct srg_settings, source), "sql", source_names, 0, 0,
+	  "where the groups are kept: sql (the host's storage, managed with parleyctl srg-*)" },
+	OPT_END
+};
+
+/* One group in memory. */
+struct srg {
+	char *name, *label, *description;
+	struct strlist displayed;     /* group names; empty: the group itself */
+	struct strlist members;       /* sorted bare JIDs (without the special members) */
+	bool all, online;             /* @all@ / @online@ are members */
+};
+
+struct srg_state {
+	struct host *host;
+	const struct srg_source_vfuncs *src;
+	struct srg *groups;           /* sorted by name */
+	size_t ngroups;
+	bool loaded;
+	void *load_handle;
+	struct strlist accounts;      /* sorted bare JIDs of the host's accounts */
+	struct storage_req *accounts_req;
+	struct strlist online;        /* sorted bare JIDs of users with a session */
+	struct pending_list ops;      /* push ops */
+	struct pending_list admins;   /* administration calls */
+};
+
+/* What a user sees of one shared contact. */
+struct contact {
+	const char *jid;              /* borrowed from the group lists */
+	struct strlist labels;        /* borrowed strings, distinct (items malloc'd) */
+	bool to, from;
+};
+
+/* ---- sorted string lists -------------------------------------------------- */
+
+static int cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool sl_has(const struct strlist *l, const char *s)
+{
+	return l->count > 0 && bsearch(&s, l->items, l->count, sizeof(char *), cmp_strp) != NULL;
+}
+
+/* Insert s (copied) keeping the order; false when present. */
+static bool sl_insert(struct strlist *l, const char *s)
+{
+	size_t lo = 0, hi = l->count;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(l->items[mid], s);
+		if (c == 0)
+			return false;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	l->items = xrealloc(l->items, (l->count + 1) * sizeof(char *));
+	memmove(&l->items[lo + 1], &l->items[lo], (l->count - lo) * sizeof(char *));
+	l->items[lo] = xstrdup(s);
+	l->count++;
+	return true;
+}
+
+static bool sl_remove(struct strlist *l, const char *s)
+{
+	char **at = l->count > 0 ? bsearch(&s, l->items, l->count, sizeof(char *), cmp_strp) : NULL;
+	if (at == NULL)
+		return false;
+	size_t i = (size_t)(at - l->items);
+	free(l->items[i]);
+	memmove(&l->items[i], &l->items[i + 1], (l->count - i - 1) * sizeof(char *));
+	l->count--;
+	return true;
+}
+
+static void sl_copy(struct strlist *dst, const struct strlist *src)
+{
+	dst->count = src->count;
+	dst->items = src->count > 0 ? xcalloc(src->count, sizeof(char *)) : NULL;
+	for (size_t i = 0; i < src->count; i++)
+		dst->items[i] = xstrdup(src->items[i]);
+}
+
+/* ---- groups in memory ---------------------------------------------------------- */
+
+static void srg_free(struct srg *g)
+{
+	free(g->name);
+	free(g->label);
+	free(g->description);
+	strlist_free(&g->displayed);
+	strlist_free(&g->members);
+	memset(g, 0, sizeof(*g));
+}
+
+static int cmp_srg(const void *a, const void *b)
+{
+	return strcmp(((const struct srg *)a)->name, ((const struct srg *)b)->name);
+}
+
+static struct srg *group_find(struct srg_state *st, const char *name)
+{
+	struct srg key = { .name = (char *)name };
+	return st->ngroups > 0 ? bsearch(&key, st->groups, st->ngroups, sizeof(key), cmp_srg) : NULL;
+}
+
+/* Add a member (a bare JID or a special member) to g in memory. */
+static void group_member_add(struct srg *g, const char *member)
+{
+	if (strcmp(member, SRG_MEMBER_ALL) == 0)
+		g->all = true;
+	else if (strcmp(member, SRG_MEMBER_ONLINE) == 0)
+		g->online = true;
+	else
+		sl_insert(&g->members, member);
+}
+
+static void group_member_remove(struct srg *g, const char *member)
+{
+	if (strcmp(member, SRG_MEMBER_ALL) == 0)
+		g->all = false;
+	else if (strcmp(member, SRG_MEMBER_ONLINE) == 0)
+		g->online = false;
+	else
+		sl_remove(&g->members, member);
+}
+
+static void group_add(struct srg_state *st, const struct srg_group *in)
+{
+	if (group_find(st, in->name) != NULL)
+		return;
+	st->groups = xrealloc(st->groups, (st->ngroups + 1) * sizeof(*st->groups));
+	struct srg *g = &st->groups[st->ngroups++];
+	memset(g, 0, sizeof(*g));
+	g->name = xstrdup(in->name);
+	g->label = xstrdup(in->label != NULL ? in->label : "");
+	g->description = xstrdup(in->description != NULL ? in->description : "");
+	sl_copy(&g->displayed, &in->displayed);
+	for (size_t i = 0; i < in->members.count; i++)
+		group_member_add(g, in->members.items[i]);
+	qsort(st->groups, st->ngroups, sizeof(*st->groups), cmp_srg);
+}
+
+static void group_remove(struct srg_state *st, const char *name)
+{
+	struct srg *g = group_find(st, name);
+	if (g == NULL)
+		return;
+	size_t i = (size_t)(g - st->groups);
+	srg_free(g);
+	memmove(&st->groups[i], &st->groups[i + 1], (st->ngroups - i - 1) * sizeof(*g));
+	st->ngroups--;
+}
+
+static void groups_clear(struct srg_state *st)
+{
+	for (size_t i = 0; i < st->ngroups; i++)
+		srg_free(&st->groups[i]);
+	free(st->groups);
+	st->groups = NULL;
+	st->ngroups = 0;
+}
+
+static bool any_group(const struct srg_state *st, bool all, bool online)
+{
+	for (size_t i = 0; i < st->ngroups; i++)
+		if ((all && st->groups[i].all) || (online && st->groups[i].online))
+			return true;
+	return false;
+}
+
+static bool member_of(const struct srg_state *st, const struct srg *g, const char *jid)
+{
+	return (g->all && sl_has(&st->accounts, jid)) || (g->online && sl_has(&st->online, jid)) ||
+	       sl_has(&g->members, jid);
+}
+
+static const char *group_label(const struct srg *g)
+{
+	return g->label[0] != '\0' ? g->label : g->name;
+}
+
+/* Whether g displays the group named d. */
+static bool displays(const struct srg *g, const char *d)
+{
+	if (g->displayed.count == 0)
+		return strcmp(g->name, d) == 0;
+	return strlist_contains(&g->displayed, d);
+}
+
+/* ---- what a user sees ------------------------------------------------------------- */
+
+struct tuple {
+	const char *jid;
+	const char *label;            /* NULL for "from" tuples */
+	bool to, from;
+};
+
+struct tuples {
+	struct tuple *v;
+	size_t n, cap;
+};
+
+static void tuple_add(struct tuples *t, const char *jid, const char *label, bool to, bool from)
+{
+	if (t->n == t->cap) {
+		t->cap = t->cap == 0 ? 32 : t->cap * 2;
+		t->v = xrealloc(t->v, t->cap * sizeof(*t->v));
+	}
+	t->v[t->n++] = (struct tuple){ jid, label, to, from };
+}
+
+/* Every member of g but self as a tuple. */
+static void add_members(const struct srg_state *st, struct tuples *t, const struct srg *g,
+                        const char *self, const char *label, bool to, bool from)
+{
+	const struct strlist *lists[3] = { &g->members, g->all ? &st->accounts : NULL,
+	                                   g->online ? &st->online : NULL };
+	for (size_t k = 0; k < 3; k++) {
+		if (lists[k] == NULL)
+			continue;
+		for (size_t i = 0; i < lists[k]->count; i++)
+			if (strcmp(lists[k]->items[i], self) != 0)
+				tuple_add(t, lists[k]->items[i], label, to, from);
+	}
+}
+
+static int cmp_tuple(const void *a, const void *b)
+{
+	return strcmp(((const struct tuple *)a)->jid, ((const struct tuple *)b)->jid);
+}
+
+static void contacts_free(struct contact *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(c[i].labels.items);
+	free(c);
+}
+
+/* The shared contacts of self (a bare JID), sorted by JID: those self
+ * sees (to), and with want_from also those that see self (from). */
+static struct contact *contacts_of(const struct srg_state *st, const char *self, bool want_from,
+                                   size_t *n_r)
+{
+	struct tuples t = {0};
+	for (size_t i = 0; i < st->ngroups; i++) {
+		const struct srg *g = &st->groups[i];
+		if (!member_of(st, g, self))
+			continue;
+		if (g->displayed.count == 0) {
+			add_members(st, &t, g, self, group_label(g), true, false);
+		} else {
+			for (size_t k = 0; k < g->displayed.count; k++) {
+				const struct srg *d = group_find((struct srg_state *)st, g->displayed.items[k]);
+				if (d != NULL)
+					add_members(st, &t, d, self, group_label(d), true, false);
+			}
+		}
+		if (!want_from)
+			continue;
+		/* self is in g: the members of every group displaying g see self. */
+		for (size_t k = 0; k < st->ngroups; k++)
+			if (displays(&st->groups[k], g->name))
+				add_members(st, &t, &st->groups[k], self, NULL, false, true);
+	}
+	*n_r = 0;
+	if (t.n == 0) {
+		free(t.v);
+		return NULL;
+	}
+	qsort(t.v, t.n, sizeof(*t.v), cmp_tuple);
+	struct contact *c = xcalloc(t.n, sizeof(*c));
+	size_t n = 0;
+	for (size_t i = 0; i < t.n; i++) {
+		if (n == 0 || strcmp(c[n - 1].jid, t.v[i].jid) != 0)
+			c[n++].jid = t.v[i].jid;
+		struct contact *x = &c[n - 1];
+		x->to |= t.v[i].to;
+		x->from |= t.v[i].from;
+		if (t.v[i].label != NULL && !strlist_contains(&x->labels, t.v[i].label)) {
+			x->labels.items = xrealloc(x->labels.items, (x->labels.count + 1) * sizeof(char *));
+			x->labels.items[x->labels.count++] = (char *)t.v[i].label;
+		}
+	}
+	free(t.v);
+	for (size_t i = 0; i < n; i++)
+		if (c[i].labels.count > 1)
+			qsort(c[i].labels.items, c[i].labels.count, sizeof(char *), cmp_strp);
+	*n_r = n;
+	return c;
+}
+
+static const struct contact *contact_find(const struct contact *c, size_t n, const char *jid)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int r = strcmp(c[mid].jid, jid);
+		if (r == 0)
+			return &c[mid];
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* The name shown for a shared contact: its local part. */
+static char *contact_name(const char *jid)
+{
+	const char *at = strchr(jid, '@');
+	return at != NULL ? xstrndup(jid, (size_t)(at - jid)) : xstrdup(jid);
+}
+
+static uint32_t fnv(uint32_t h, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		h ^= *p;
+		h *= 16777619u;
+	}
+	h ^= 0xff;
+	return h * 16777619u;
+}
+
+/* The tag of what the client sees of the shared contacts (0: nothing). */
+static uint32_t contacts_tag(const struct contact *c, size_t n)
+{
+	uint32_t h = 2166136261u;
+	bool any = false;
+	for (size_t i = 0; i < n; i++) {
+		if (!c[i].to)
+			continue;
+		any = true;
+		h = fnv(h, c[i].jid);
+		for (size_t k = 0; k < c[i].labels.count; k++)
+			h = fnv(h, c[i].labels.items[k]);
+	}
+	if (!any)
+		return 0;
+	return h != 0 ? h : 1;
+}
+
+static bool sub_has_to(enum roster_subscription s)
+{
+	return s == SUB_TO || s == SUB_BOTH;
+}
+
+static bool sub_has_from(enum roster_subscription s)
+{
+	return s == SUB_FROM || s == SUB_BOTH;
+}
+
+static enum roster_subscription sub_make(bool to, bool from)
+{
+	return to && from ? SUB_BOTH : to ? SUB_TO : from ? SUB_FROM : SUB_NONE;
+}
+
+/* Fill out (malloc'd) from the stored item s (may be NULL) and the shared
+ * contact c (may be NULL; not both). */
+static void item_merge(struct roster_item *out, const struct roster_item *s,
+                       const struct contact *c, bool presence)
+{
+	memset(out, 0, sizeof(*out));
+	bool stored = s != NULL && s->subscription != SUB_REMOVE;
+	out->jid = xstrdup(s != NULL ? s->jid : c->jid);
+	if (stored && s->name != NULL)
+		out->name = xstrdup(s->name);
+	else if (c != NULL)
+		out->name = contact_name(c->jid);
+	if (stored)
+		sl_copy(&out->groups, &s->groups);
+	for (size_t i = 0; c != NULL && i < c->labels.count; i++) {
+		if (!strlist_contains(&out->groups, c->labels.items[i])) {
+			out->groups.items = xrealloc(out->groups.items,
+			                             (out->groups.count + 1) * sizeof(char *));
+			out->groups.items[out->groups.count++] = xstrdup(c->labels.items[i]);
+		}
+	}
+	if (c == NULL) {
+		out->subscription = s->subscription;
+		out->ask_out = s->ask_out;
+		out->ask_in = s->ask_in;
+		out->approved = s->approved;
+	} else if (presence) {
+		enum roster_subscription ss = stored ? s->subscription : SUB_NONE;
+		out->subscription = sub_make(sub_has_to(ss) || c->to, sub_has_from(ss) || c->from);
+		out->ask_out = stored && s->ask_out;
+		out->ask_in = stored && s->ask_in;
+		out->approved = stored && s->approved;
+	} else {
+		out->subscription = SUB_BOTH;
+		out->ask_in = stored && s->ask_in;
+	}
+}
+
+static enum hook_result srg_view(struct host *h, void *args, void *ctx)
+{
+	struct srg_state *st = ctx;
+	struct hook_roster_view *hv = args;
+	if (!st->loaded || st->ngroups == 0 || hv->items != NULL)
+		return HOOK_CONTINUE;
+	char *self = xasprintf("%s@%s", hv->user, h->name);
+	size_t n = 0;
+	struct contact *c = contacts_of(st, self, hv->presence, &n);
+	free(self);
+	if (n == 0)
+		return HOOK_CONTINUE;
+	hv->tag = contacts_tag(c, n);
+	/* A contact counts when the client sees it, or for presence either way. */
+	size_t cap = hv->nstored + (hv->single ? 0 : n);
+	struct roster_item *out = xcalloc(cap > 0 ? cap : 1, sizeof(*out));
+	size_t k = 0;
+	bool changed = false;
+	for (size_t i = 0; i < hv->nstored; i++) {
+		const struct contact *x = contact_find(c, n, hv->stored[i].jid);
+		if (x != NULL && !x->to && !hv->presence)
+			x = NULL;
+		item_merge(&out[k++], &hv->stored[i], x, hv->presence);
+		changed |= x != NULL;
+	}
+	for (size_t i = 0; !hv->single && i < n; i++) {
+		if (!c[i].to && !hv->presence)
+			continue;
+		bool in_stored = false;
+		for (size_t j = 0; j < hv->nstored && !in_stored; j++)
+			in_stored = strcmp(hv->stored[j].jid, c[i].jid) == 0;
+		if (!in_stored) {
+			item_merge(&out[k++], NULL, &c[i], hv->presence);
+			changed = true;
+		}
+	}
+	contacts_free(c, n);
+	if (!changed) {
+		for (size_t i = 0; i < k; i++)
+			roster_item_clear(&out[i]);
+		free(out);
+		return HOOK_CONTINUE;
+	}
+	hv->items = out;
+	hv->count = k;
+	return HOOK_CONTINUE;
+}
+
+/* ---- live changes ------------------------------------------------------------------- */
+
+/* Roster pushes for some contacts of one user: the stored roster is read
+ * first so that the push shows the stored item merged with the shared one. */
+struct push_op {
+	struct pending_link link;     /* first */
+	struct srg_state *st;         /* NULL once orphaned */
+	struct storage_req *sreq;
+	char *user;
+	struct strlist jids;
+};
+
+static void push_op_free(struct push_op *op)
+{
+	pending_remove(&op->link);
+	free(op->user);
+	strlist_free(&op->jids);
+	free(op);
+}
+
+static void push_read(enum storage_result res, const struct roster_item *items, size_t count,
+                      uint64_t version, void *ctx)
+{
+	struct push_op *op = ctx;
+	op->sreq = NULL;
+	if (op->st == NULL) {
+		push_op_free(op);
+		return;
+	}
+	struct host *h = op->st->host;
+	if (res == STORAGE_NOT_FOUND) {
+		res = STORAGE_OK;
+		count = 0;
+		version = 0;
+	}
+	if (res != STORAGE_OK) {
+		log_warning("shared_roster %s: roster of %s unavailable (storage %s); its client "
+		            "sees the group change at its next roster request", h->name, op->user,
+		            storage_result_str(res));
+		push_op_free(op);
+		return;
+	}
+	for (size_t i = 0; i < op->jids.count; i++) {
+		const struct roster_item *it = NULL;
+		for (size_t k = 0; k < count && it == NULL; k++)
+			if (strcmp(items[k].jid, op->jids.items[i]) == 0 &&
+			    !roster_item_pending_only(&items[k]))
+				it = &items[k];
+		struct roster_item gone = { .jid = op->jids.items[i], .subscription = SUB_REMOVE };
+		roster_push(h, op->user, it != NULL ? it : &gone, version);
+	}
+	push_op_free(op);
+}
+
+static bool interested(struct host *h, const char *user)
+{
+	for (struct session *s = sm_user_sessions(h, user); s != NULL; s = s->next_of_user)
+		if (s->interested)
+			return true;
+	return false;
+}
+
+/* Presence of every available resource of contact (a bare JID of the
+ * host) to user's bare JID; unavailable instead when lost. */
+static void presence_between(struct host *h, const char *contact, const char *user, bool lost,
+                             const struct jid *gone)
+{
+	struct jid to = {0}, c;
+	const char *err;
+	if (jid_parse(contact, &c, &err) != 0)
+		return;
+	jid_set(&to, user, h->name, NULL);
+	size_t n = 0;
+	for (struct session *s = sm_user_sessions(h, c.node); s != NULL; s = s->next_of_user)
+		if (s->available && s->presence != NULL)
+			n++;
+	struct jid *from = xcalloc(n + 1, sizeof(*from));
+	struct xml_node **pres = xcalloc(n + 1, sizeof(*pres));
+	size_t i = 0;
+	for (struct session *s = sm_user_sessions(h, c.node); s != NULL && i < n;
+	     s = s->next_of_user) {
+		if (s->available && s->presence != NULL) {
+			jid_copy(&from[i], &s->jid);
+			pres[i] = s->presence;
+			xml_ref(pres[i]);
+			i++;
+		}
+	}
+	if (lost && gone != NULL && jid_bare_equal(gone, &c))
+		jid_copy(&from[i++], gone);
+	for (size_t k = 0; k < i; k++) {
+		struct xml_node *p;
+		if (lost || pres[k] == NULL) {
+			p = xml_new("presence", NS_CLIENT);
+			xml_set_attr(p, "type", "unavailable");
+		} else {
+			p = xml_copy(pres[k]);
+		}
+		xml_set_attr(p, "from", jid_to_pool(p->pool, &from[k]));
+		xml_set_attr(p, "to", jid_bare_to_pool(p->pool, &to));
+		router_route(p, &from[k], &to);
+		xml_unref(&p);
+		if (pres[k] != NULL)
+			xml_unref(&pres[k]);
+		jid_clear(&from[k]);
+	}
+	free(pres);
+	free(from);
+	jid_clear(&c);
+	jid_clear(&to);
+}
+
+/* What each connected user saw before a change. */
+struct snapshot {
+	char **users;                 /* bare JIDs */
+	struct contact **c;
+	size_t *nc;
+	size_t n;
+};
+
+static void snapshot_take(const struct srg_state *st, struct snapshot *sn)
+{
+	sn->n = st->online.count;
+	sn->users = xcalloc(sn->n + 1, sizeof(char *));
+	sn->c = xcalloc(sn->n + 1, sizeof(*sn->c));
+	sn->nc = xcalloc(sn->n + 1, sizeof(size_t));
+	for (size_t i = 0; i < sn->n; i++) {
+		sn->users[i] = xstrdup(st->online.items[i]);
+		struct contact *c = contacts_of(st, sn->users[i], false, &sn->nc[i]);
+		/* The change may free the strings the contacts borrow: copy them. */
+		for (size_t k = 0; k < sn->nc[i]; k++) {
+			c[k].jid = xstrdup(c[k].jid);
+			for (size_t j = 0; j < c[k].labels.count; j++)
+				c[k].labels.items[j] = xstrdup(c[k].labels.items[j]);
+		}
+		sn->c[i] = c;
+	}
+}
+
+/* Free contacts whose strings are their own (a snapshot's). */
+static void contacts_free_owned(struct contact *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free((char *)c[i].jid);
+		strlist_free(&c[i].labels);
+	}
+	free(c);
+}
+
+/* Whether the client of a user sees contact differently in a and b. */
+static bool contact_differs(const struct contact *a, const struct contact *b)
+{
+	bool ta = a != NULL && a->to, tb = b != NULL && b->to;
+	if (ta != tb)
+		return true;
+	if (!ta)
+		return false;
+	if (a->labels.count != b->labels.count)
+		return true;
+	for (size_t i = 0; i < a->labels.count; i++)
+		if (strcmp(a->labels.items[i], b->labels.items[i]) != 0)
+			return true;
+	return false;
+}
+
+/* Compare every snapshot user's view now with the snapshot; push and send
+ * presence where they differ.  gone: the full JID of a session that just
+ * closed (its unavailable goes to those who lost it), or NULL. */
+static void snapshot_apply(struct srg_state *st, struct snapshot *sn, const struct jid *gone)
+{
+	struct host *h = st->host;
+	for (size_t i = 0; i < sn->n; i++) {
+		const char *self = sn->users[i];
+		size_t na = 0;
+		struct contact *after = contacts_of(st, self, false, &na);
+		struct contact *before = sn->c[i];
+		size_t nb = sn->nc[i];
+		char *user = xstrndup(self, strcspn(self, "@"));
+		struct strlist changed = {0};
+		/* Walk both sorted lists. */
+		size_t a = 0, b = 0;
+		while (a < na || b < nb) {
+			int cmp = a >= na ? 1 : b >= nb ? -1 : strcmp(after[a].jid, before[b].jid);
+			const struct contact *ca = cmp <= 0 ? &after[a] : NULL;
+			const struct contact *cb = cmp >= 0 ? &before[b] : NULL;
+			const char *jid = ca != NULL ? ca->jid : cb->jid;
+			if (contact_differs(cb, ca))
+				sl_insert(&changed, jid);
+			bool to_before = cb != NULL && cb->to, to_after = ca != NULL && ca->to;
+			if (to_before != to_after)
+				presence_between(h, jid, user, to_before, gone);
+			if (cmp <= 0)
+				a++;
+			if (cmp >= 0)
+				b++;
+		}
+		if (changed.count > 0 && interested(h, user)) {
+			struct push_op *op = xcalloc(1, sizeof(*op));
+			op->st = st;
+			op->user = user;
+			user = NULL;
+			op->jids = changed;
+			memset(&changed, 0, sizeof(changed));
+			pending_add(&st->ops, &op->link);
+			op->sreq = storage_roster_get(h->storage, h->name, op->user, push_read, op);
+		}
+		strlist_free(&changed);
+		free(user);
+		contacts_free(after, na);
+	}
+	for (size_t i = 0; i < sn->n; i++) {
+		free(sn->users[i]);
+		contacts_free_owned(sn->c[i], sn->nc[i]);
+	}
+	free(sn->users);
+	free(sn->c);
+	free(sn->nc);
+	memset(sn, 0, sizeof(*sn));
+}
+
+/* ---- loading -------------------------------------------------------------------------- */
+
+static void loaded(enum storage_result res, const struct srg_group *groups, size_t count,
+                   void *ctx)
+{
+	struct srg_state *st = ctx;
+	st->load_handle = NULL;
+	if (res != STORAGE_OK) {
+		log_error("shared_roster %s: cannot load the shared roster groups (%s); rosters show "
+		          "none until the next change or restart", st->host->name,
+		          storage_result_str(res));
+		return;
+	}
+	struct snapshot sn = {0};
+	if (st->loaded)
+		snapshot_take(st, &sn);
+	groups_clear(st);
+	for (size_t i = 0; i < count; i++)
+		group_add(st, &groups[i]);
+	bool was = st->loaded;
+	st->loaded = true;
+	if (was)
+		snapshot_apply(st, &sn, NULL);
+	log_info("shared_roster %s: %zu groups loaded", st->host->name, count);
+}
+
+static void load_start(struct srg_state *st)
+{
+	if (st->load_handle != NULL)
+		st->src->cancel(st->load_handle);
+	st->load_handle = st->src->load(st->host, loaded, st);
+}
+
+static void accounts_loaded(enum storage_result res, const struct strlist *names, void *ctx)
+{
+	struct srg_state *st = ctx;
+	st->accounts_req = NULL;
+	if (res != STORAGE_OK) {
+		log_error("shared_roster %s: cannot list the accounts (%s); @all@ groups are empty",
+		          st->host->name, storage_result_str(res));
+		return;
+	}
+	struct snapshot sn = {0};
+	snapshot_take(st, &sn);
+	strlist_free(&st->accounts);
+	for (size_t i = 0; i < names->count; i++) {
+		char *jid = xasprintf("%s@%s", names->items[i], st->host->name);
+		sl_insert(&st->accounts, jid);
+		free(jid);
+	}
+	snapshot_apply(st, &sn, NULL);
+}
+
+/* ---- the SQL group source ----------------------------------------------------------- */
+
+static void *sql_src_load(struct host *h, srg_source_load_cb *cb, void *ctx)
+{
+	return storage_srg_get(h->storage, h->name, NULL, cb, ctx);
+}
+
+static void *sql_src_create(struct host *h, const struct srg_group *g, srg_source_done_cb *cb,
+                            void *ctx)
+{
+	return storage_srg_create(h->storage, h->name, g, cb, ctx);
+}
+
+static void *sql_src_remove(struct host *h, const char *name, srg_source_done_cb *cb, void *ctx)
+{
+	return storage_srg_delete(h->storage, h->name, name, cb, ctx);
+}
+
+static void *sql_src_member_add(struct host *h, const char *group, const char *member,
+                                srg_source_done_cb *cb, void *ctx)
+{
+	return storage_srg_member_add(h->storage, h->name, group, member, cb, ctx);
+}
+
+static void *sql_src_member_remove(struct host *h, const char *group, const char *member,
+                                   srg_source_done_cb *cb, void *ctx)
+{
+	return storage_srg_member_remove(h->storage, h->name, group, member, cb, ctx);
+}
+
+static void sql_src_cancel(void *handle)
+{
+	storage_cancel(handle);
+}
+
+const struct srg_source_vfuncs srg_source_sql = {
+	.name = "sql",
+	.load = sql_src_load,
+	.create = sql_src_create,
+	.remove = sql_src_remove,
+	.member_add = sql_src_member_add,
+	.member_remove = sql_src_member_remove,
+	.cancel = sql_src_cancel,
+};
+
+/* ---- administration ---------------------------------------------------------------- */
+
+enum admin_kind { AK_CREATE, AK_DELETE, AK_LIST, AK_INFO, AK_USER_ADD, AK_USER_DEL };
+
+struct srg_admin {
+	struct pending_link link;     /* first */
+	struct srg_state *st;
+	void *handle;
+	enum admin_kind kind;
+	srg_admin_done_fn *done;
+	void *ctx;
+	struct srg_group g;           /* AK_CREATE: the new group; others: g.name */
+	char *member;                 /* AK_USER_ADD/DEL */
+};
+
+const char *const srg_admin_usage[] = {
+	"srg-create HOST GROUP [--name N] [--description D] [--display G1,G2]",
+	"srg-delete HOST GROUP",
+	"srg-list HOST",
+	"srg-info HOST GROUP",
+	"srg-user-add USER@HOST HOST GROUP",
+	"srg-user-del USER@HOST HOST GROUP",
+	NULL,
+};
+
+static void admin_free(struct srg_admin *a)
+{
+	pending_remove(&a->link);
+	srg_group_clear(&a->g);
+	free(a->member);
+	free(a);
+}
+
+static void admin_finish(struct srg_admin *a, int code, const char *message, const char *body)
+{
+	a->done(a->ctx, code, message, body != NULL ? body : "");
+	admin_free(a);
+}
+
+static int result_code(enum storage_result r)
+{
+	return r == STORAGE_TEMPFAIL ? CTL_TEMPFAIL : CTL_FAILED;
+}
+
+static void admin_changed(enum storage_result res, void *ctx)
+{
+	struct srg_admin *a = ctx;
+	struct srg_state *st = a->st;
+	const char *host = st->host->name;
+	a->handle = NULL;
+	if (res != STORAGE_OK) {
+		char *msg;
+		if (res == STORAGE_EXISTS && a->kind == AK_CREATE)
+			msg = xasprintf("group %s exists on %s", a->g.name, host);
+		else if (res == STORAGE_EXISTS)
+			msg = xasprintf("%s is a member of %s on %s already", a->member, a->g.name, host);
+		else if (res == STORAGE_NOT_FOUND && a->kind == AK_USER_DEL)
+			msg = xasprintf("%s is not a member of %s on %s", a->member, a->g.name, host);
+		else if (res == STORAGE_NOT_FOUND)
+			msg = xasprintf("no group %s on %s", a->g.name, host);
+		else
+			msg = xasprintf("cannot change group %s on %s: %s", a->g.name, host,
+			                storage_result_str(res));
+		admin_finish(a, result_code(res), msg, NULL);
+		free(msg);
+		return;
+	}
+	if (st->loaded) {
+		struct snapshot sn = {0};
+		snapshot_take(st, &sn);
+		switch (a->kind) {
+		case AK_CREATE: group_add(st, &a->g); break;
+		case AK_DELETE: group_remove(st, a->g.name); break;
+		case AK_USER_ADD:
+		case AK_USER_DEL: {
+			struct srg *g = group_find(st, a->g.name);
+			if (g != NULL && a->kind == AK_USER_ADD)
+				group_member_add(g, a->member);
+			else if (g != NULL)
+				group_member_remove(g, a->member);
+			break;
+		}
+		default: break;
+		}
+		snapshot_apply(st, &sn, NULL);
+	} else {
+		load_start(st);   /* the load in flight may have read the old state */
+	}
+	char *body;
+	switch (a->kind) {
+	case AK_CREATE: body = xasprintf("group %s created on %s\n", a->g.name, host); break;
+	case AK_DELETE: body = xasprintf("group %s deleted on %s\n", a->g.name, host); break;
+	case AK_USER_ADD: body = xasprintf("%s added to %s on %s\n", a->member, a->g.name, host); break;
+	default: body = xasprintf("%s removed from %s on %s\n", a->member, a->g.name, host); break;
+	}
+	log_notice("shared_roster %s: %.*s", host, (int)strcspn(body, "\n"), body);
+	admin_finish(a, CTL_OK, NULL, body);
+	free(body);
+}
+
+static void admin_loaded(enum storage_result res, const struct srg_group *groups, size_t count,
+                         void *ctx)
+{
+	struct srg_admin *a = ctx;
+	a->handle = NULL;
+	const char *host = a->st->host->name;
+	if (res != STORAGE_OK) {
+		char *msg = xasprintf("cannot read the groups of %s: %s", host, storage_result_str(res));
+		admin_finish(a, result_code(res), msg, NULL);
+		free(msg);
+		return;
+	}
+	struct buf b = {0};
+	if (a->kind == AK_LIST) {
+		for (size_t i = 0; i < count; i++)
+			buf_printf(&b, "%s\n", groups[i].name);
+		admin_finish(a, CTL_OK, NULL, b.data);
+		buf_free(&b);
+		return;
+	}
+	const struct srg_group *g = NULL;
+	for (size_t i = 0; i < count && g == NULL; i++)
+		if (strcmp(groups[i].name, a->g.name) == 0)
+			g = &groups[i];
+	if (g == NULL) {
+		char *msg = xasprintf("no group %s on %s", a->g.name, host);
+		admin_finish(a, CTL_FAILED, msg, NULL);
+		free(msg);
+		return;
+	}
+	buf_printf(&b, "group: %s\nname: %s\ndescription: %s\ndisplayed: ", g->name,
+	           g->label[0] != '\0' ? g->label : g->name, g->description);
+	if (g->displayed.count == 0)
+		buf_append_str(&b, g->name);
+	for (size_t i = 0; i < g->displayed.count; i++)
+		buf_printf(&b, "%s%s", i > 0 ? "," : "", g->displayed.items[i]);
+	buf_printf(&b, "\nmembers: %zu\n", g->members.count);
+	for (size_t i = 0; i < g->members.count; i++)
+		buf_printf(&b, "  %s\n", g->members.items[i]);
+	admin_finish(a, CTL_OK, NULL, b.data);
+	buf_free(&b);
+}
+
+/* Split "a,b,c" into l (empty parts dropped). */
+static void split_list(struct strlist *l, const char *s)
+{
+	while (*s != '\0') {
+		size_t n = strcspn(s, ",");
+		if (n > 0) {
+			char *part = xstrndup(s, n);
+			if (!strlist_contains(l, part)) {
+				l->items = xrealloc(l->items, (l->count + 1) * sizeof(char *));
+				l->items[l->count++] = part;
+			} else {
+				free(part);
+			}
+		}
+		s += n;
+		if (*s == ',')
+			s++;
+	}
+}
+
+/* Group names are keys of every SQL dialect's tables (191 characters on
+ * MySQL): at most 191 bytes. */
+static bool group_name_ok(const char *s)
+{
+	return *s != '\0' && strlen(s) <= 191 && utf8_valid(s, strlen(s)) && strchr(s, ',') == NULL;
+}
+
+struct srg_admin *srg_admin_run(int argc, char **argv, srg_admin_done_fn *done, void *ctx)
+{
+	static const struct { const char *name; enum admin_kind kind; int min, max, host_arg; } cmds[] = {
+		{ "srg-create", AK_CREATE, 3, 9, 1 }, { "srg-delete", AK_DELETE, 3, 3, 1 },
+		{ "srg-list", AK_LIST, 2, 2, 1 },     { "srg-info", AK_INFO, 3, 3, 1 },
+		{ "srg-user-add", AK_USER_ADD, 4, 4, 2 }, { "srg-user-del", AK_USER_DEL, 4, 4, 2 },
+	};
+	size_t ci = 0;
+	while (ci < ARRAY_SIZE(cmds) && (argc < 1 || strcmp(cmds[ci].name, argv[0]) != 0))
+		ci++;
+	if (ci == ARRAY_SIZE(cmds) || argc < cmds[ci].min || argc > cmds[ci].max) {
+		char *msg = xasprintf("usage: %s", ci < ARRAY_SIZE(cmds) ? srg_admin_usage[ci] :
+		                      "srg-...");
+		done(ctx, CTL_USAGE, msg, "");
+		free(msg);
+		return NULL;
+	}
+	char *domain = jid_nameprep(argv[cmds[ci].host_arg]);
+	struct host *h = domain != NULL ? host_find(domain) : NULL;
+	free(domain);
+	if (h == NULL) {
+		char *msg = xasprintf("host %s is not served here", argv[cmds[ci].host_arg]);
+		done(ctx, CTL_FAILED, msg, "");
+		free(msg);
+		return NULL;
+	}
+	struct srg_state *st = module_state(h, "shared_roster");
+	if (st == NULL) {
+		char *msg = xasprintf("the shared_roster module is not enabled on %s", h->name);
+		done(ctx, CTL_FAILED, msg, "");
+		free(msg);
+		return NULL;
+	}
+	struct srg_admin *a = xcalloc(1, sizeof(*a));
+	a->st = st;
+	a->kind = cmds[ci].kind;
+	a->done = done;
+	a->ctx = ctx;
+	pending_add(&st->admins, &a->link);
+	const char *err = NULL;
+	if (a->kind == AK_USER_ADD || a->kind == AK_USER_DEL) {
+		a->g.name = xstrdup(argv[3]);
+		if (strcmp(argv[1], SRG_MEMBER_ALL) == 0 || strcmp(argv[1], SRG_MEMBER_ONLINE) == 0) {
+			a->member = xstrdup(argv[1]);
+		} else {
+			struct jid j;
+			const char *jerr;
+			if (jid_parse(argv[1], &j, &jerr) != 0 || j.node == NULL || j.resource != NULL)
+				err = "the member must be USER@HOST, @all@ or @online@";
+			else if (strcmp(j.domain, h->name) != 0)
+				err = "the member must be a user of the group's host";
+			else
+				a->member = jid_bare_string(&j);
+			if (err == NULL || j.domain != NULL)
+				jid_clear(&j);
+		}
+	} else if (a->kind != AK_LIST) {
+		a->g.name = xstrdup(argv[2]);
+		if (!group_name_ok(a->g.name))
+			err = "a group name is 1 to 191 bytes of UTF-8 without ','";
+	}
+	if (err == NULL && a->kind == AK_CREATE) {
+		a->g.label = xstrdup("");
+		a->g.description = xstrdup("");
+		for (int i = 3; i < argc && err == NULL; i += 2) {
+			if (i + 1 >= argc) {
+				err = "an option needs a value";
+				break;
+			}
+			if (strcmp(argv[i], "--name") == 0) {
+				free(a->g.label);
+				a->g.label = xstrdup(argv[i + 1]);
+			} else if (strcmp(argv[i], "--description") == 0) {
+				free(a->g.description);
+				a->g.description = xstrdup(argv[i + 1]);
+			} else if (strcmp(argv[i], "--display") == 0) {
+				strlist_free(&a->g.displayed);
+				split_list(&a->g.displayed, argv[i + 1]);
+				for (size_t k = 0; k < a->g.displayed.count && err == NULL; k++)
+					if (!group_name_ok(a->g.displayed.items[k]))
+						err = "a displayed group name is not valid";
+			} else {
+				err = "unknown option (--name, --description, --display)";
+			}
+		}
+		if (err == NULL && (!utf8_valid(a->g.label, strlen(a->g.label)) ||
+		                    !utf8_valid(a->g.description, strlen(a->g.description))))
+			err = "the name and the description must be UTF-8";
+		if (err == NULL && (strlen(a->g.label) > 255 || strlen(a->g.description) > 1024))
+			err = "the name is at most 255 bytes, the description 1024";
+	}
+	if (err != NULL) {
+		char *msg = xasprintf("%s (usage: %s)", err, srg_admin_usage[ci]);
+		admin_finish(a, CTL_USAGE, msg, NULL);
+		free(msg);
+		return NULL;
+	}
+	const struct srg_source_vfuncs *src = st->src;
+	bool writes = a->kind != AK_LIST && a->kind != AK_INFO;
+	if (writes && (src->create == NULL || src->remove == NULL || src->member_add == NULL ||
+	               src->member_remove == NULL)) {
+		char *msg = xasprintf("the shared roster groups of %s come from %s and are read-only "
+		                      "here", h->name, src->name);
+		admin_finish(a, CTL_FAILED, msg, NULL);
+		free(msg);
+		return NULL;
+	}
+	switch (a->kind) {
+	case AK_CREATE: a->handle = src->create(h, &a->g, admin_changed, a); break;
+	case AK_DELETE: a->handle = src->remove(h, a->g.name, admin_changed, a); break;
+	case AK_USER_ADD:
+		a->handle = src->member_add(h, a->g.name, a->member, admin_changed, a);
+		break;
+	case AK_USER_DEL:
+		a->handle = src->member_remove(h, a->g.name, a->member, admin_changed, a);
+		break;
+	case AK_LIST:
+	case AK_INFO: a->handle = src->load(h, admin_loaded, a); break;
+	}
+	return a;
+}
+
+void srg_admin_cancel(struct srg_admin *a)
+{
+	if (a == NULL)
+		return;
+	if (a->handle != NULL)
+		a->st->src->cancel(a->handle);
+	admin_free(a);
+}
+
+/* ---- hooks ----------------------------------------------------------------------------- */
+
+static enum hook_result srg_session_opened(struct host *h, void *args, void *ctx)
+{
+	struct srg_state *st = ctx;
+	struct hook_session *hs = args;
+	char *jid = jid_bare_string(&hs->session->jid);
+	if (!sl_has(&st->online, jid)) {
+		struct snapshot sn = {0};
+		bool live = st->loaded && any_group(st, false, true);
+		if (live)
+			snapshot_take(st, &sn);
+		sl_insert(&st->online, jid);
+		if (live)
+			snapshot_apply(st, &sn, NULL);
+	}
+	free(jid);
+	return HOOK_CONTINUE;
+}
+
+static enum hook_result srg_session_closed(struct host *h, void *args, void *ctx)
+{
+	struct srg_state *st = ctx;
+	struct hook_session *hs = args;
+	struct session *s = hs->session;
+	if (sm_user_sessions(h, s->jid.node) != NULL)
+		return HOOK_CONTINUE;   /* still online */
+	char *jid = jid_bare_string(&s->jid);
+	struct snapshot sn = {0};
+	bool live = st->loaded && any_group(st, false, true) && sl_has(&st->online, jid);
+	if (live)
+		snapshot_take(st, &sn);
+	sl_remove(&st->online, jid);
+	if (live)
+		snapshot_apply(st, &sn, s->available ? &s->jid : NULL);
+	free(jid);
+	return HOOK_CONTINUE;
+}
+
+static enum hook_result srg_register_user(struct host *h, void *args, void *ctx)
+{
+	struct srg_state *st = ctx;
+	struct hook_user *hu = args;
+	char *jid = xasprintf("%s@%s", hu->user, h->name);
+	struct snapshot sn = {0};
+	bool live = st->loaded && any_group(st, true, false);
+	if (live)
+		snapshot_take(st, &sn);
+	sl_insert(&st->accounts, jid);
+	if (live)
+		snapshot_apply(st, &sn, NULL);
+	free(jid);
+	return HOOK_CONTINUE;
+}
+
+static enum hook_result srg_remove_user(struct host *h, void *args, void *ctx)
+{
+	struct srg_state *st = ctx;
+	struct hook_user *hu = args;
+	char *jid = xasprintf("%s@%s", hu->user, h->name);
+	struct snapshot sn = {0};
+	if (st->loaded)
+		snapshot_take(st, &sn);
+	sl_remove(&st->accounts, jid);
+	for (size_t i = 0; i < st->ngroups; i++)
+		sl_remove(&st->groups[i].members, jid);   /* storage removed the rows */
+	if (st->loaded)
+		snapshot_apply(st, &sn, NULL);
+	free(jid);
+	return HOOK_CONTINUE;
+}
+
+/* ---- module ---------------------------------------------------------------------------- */
+
+static void add_online(struct session *s, void *ctx)
+{
+	struct srg_state *st = ctx;
+	char *jid = jid_bare_string(&s->jid);
+	sl_insert(&st->online, jid);
+	free(jid);
+}
+
+static int srg_start(struct host *h, const void *settings, void **state_r, char **error_r)
+{
+	(void)settings;
+	(void)error_r;
+	struct srg_state *st = xcalloc(1, sizeof(*st));
+	st->host = h;
+	st->src = &srg_source_sql;
+	sm_foreach(h, add_online, st);   /* a restart of the module (reload) */
+	hook_add(h, HOOK_ROSTER_VIEW, 50, srg_view, st);
+	hook_add(h, HOOK_SESSION_OPENED, 60, srg_session_opened, st);
+	hook_add(h, HOOK_SESSION_CLOSED, 60, srg_session_closed, st);
+	hook_add(h, HOOK_REGISTER_USER, 60, srg_register_user, st);
+	hook_add(h, HOOK_REMOVE_USER, 60, srg_remove_user, st);
+	st->accounts_req = storage_account_list(h->storage, h->name, accounts_loaded, st);
+	load_start(st);
+	*state_r = st;
+	return 0;
+}
+
+static void srg_stop(struct host *h, void *state)
+{
+	struct srg_state *st = state;
+	hook_remove(h, HOOK_ROSTER_VIEW, srg_view, st);
+	hook_remove(h, HOOK_SESSION_OPENED, srg_session_opened, st);
+	hook_remove(h, HOOK_SESSION_CLOSED, srg_session_closed, st);
+	hook_remove(h, HOOK_REGISTER_USER, srg_register_user, st);
+	hook_remove(h, HOOK_REMOVE_USER, srg_remove_user, st);
+	if (st->load_handle != NULL)
+		st->src->cancel(st->load_handle);
+	if (st->accounts_req != NULL)
+		storage_cancel(st->accounts_req);
+	while (st->admins.head != NULL) {
+		struct srg_admin *a = (struct srg_admin *)(void *)st->admins.head;
+		if (a->handle != NULL)
+			st->src->cancel(a->handle);
+		a->handle = NULL;
+		admin_finish(a, CTL_TEMPFAIL, "the shared_roster module stopped", NULL);
+	}
+	while (st->ops.head != NULL) {
+		struct push_op *op = (struct push_op *)(void *)st->ops.head;
+		if (op->sreq != NULL)
+			storage_cancel(op->sreq);
+		push_op_free(op);
+	}
+	groups_clear(st);
+	strlist_free(&st->accounts);
+	strlist_free(&st->online);
+	free(st);
+}
+
+const struct module_def mod_shared_roster = {
+	.name = "shared_roster",
+	.description = "shared roster groups: members see each other without subscribing",
+	.options = srg_options,
+	.settings_size = sizeof(struct srg_settings),
+	.default_enabled = false,
+	.start = srg_start,
+	.stop = srg_stop,
+};

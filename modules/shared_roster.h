@@ -1,0 +1,62 @@
+/*
+ * Shared roster groups (mod_shared_roster): where a host's groups come
+ * from, and the administration entry point parleyctl's srg-* commands use.
+ * Loop thread.
+ */
+#ifndef PARLEY_MODULES_SHARED_ROSTER_H
+#define PARLEY_MODULES_SHARED_ROSTER_H
+
+#include "storage/storage.h"
+
+struct host;
+
+/* A source of shared roster groups: the SQL store today (srg_source_sql,
+ * through storage_srg_*); a read-only directory (LDAP groups) can be added
+ * as another table and chosen with the module's `source` option.
+ *
+ * Every call answers later through its callback, from the loop, never
+ * inside the call, and returns a handle for cancel (after which the
+ * callback never runs).  The groups passed to a load callback are valid
+ * during the callback only.  A read-only source leaves the change entries
+ * NULL: the management commands then answer that the groups are managed
+ * elsewhere. */
+typedef void srg_source_load_cb(enum storage_result res, const struct srg_group *groups,
+                                size_t count, void *ctx);
+typedef void srg_source_done_cb(enum storage_result res, void *ctx);
+
+struct srg_source_vfuncs {
+	const char *name;
+	/* Every group of host h, with displayed groups and members. */
+	void *(*load)(struct host *h, srg_source_load_cb *cb, void *ctx);
+	/* As storage_srg_create / _delete / _member_add / _member_remove. */
+	void *(*create)(struct host *h, const struct srg_group *g, srg_source_done_cb *cb, void *ctx);
+	void *(*remove)(struct host *h, const char *name, srg_source_done_cb *cb, void *ctx);
+	void *(*member_add)(struct host *h, const char *group, const char *member,
+	                    srg_source_done_cb *cb, void *ctx);
+	void *(*member_remove)(struct host *h, const char *group, const char *member,
+	                       srg_source_done_cb *cb, void *ctx);
+	void (*cancel)(void *handle);
+};
+
+extern const struct srg_source_vfuncs srg_source_sql;
+
+/* ---- administration ------------------------------------------------------- */
+
+/* Called once with the outcome: code as in enum ctl_code (server/ctl-proto.h),
+ * message for failures (NULL on success), body the command's output. */
+typedef void srg_admin_done_fn(void *ctx, int code, const char *message, const char *body);
+struct srg_admin;
+
+/* Run one srg-* command; argv[0] is its name (srg-create, srg-delete,
+ * srg-list, srg-info, srg-user-add, srg-user-del), the rest its arguments
+ * as parleyctl documents them.  Changes go to the group source and, on a
+ * running server, to the connected users at once (roster pushes and
+ * presence).  Returns a handle for srg_admin_cancel, or NULL when done was
+ * already called (a usage error, a host without the module). */
+struct srg_admin *srg_admin_run(int argc, char **argv, srg_admin_done_fn *done, void *ctx);
+/* done will not run. */
+void srg_admin_cancel(struct srg_admin *a);
+/* Usage of the srg-* commands, one line each (for help). */
+extern const char *const srg_admin_usage[];
+
+#endif
