@@ -26,6 +26,7 @@
 #include "module.h"
 #include "storage/sqlite-copy.h"
 #include "modules/shared_roster.h"
+#include "ctl-xep0227.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -924,6 +925,50 @@ static void cmd_config_dump(struct ctl_call *call)
 	call_finish(call, CTL_OK, NULL);
 }
 
+/* ---- XEP-0227 and rename-domain (parleyd stopped: inside parleyctl) ------------------ */
+
+static void finish_tool(struct ctl_call *call, int rc, char *err)
+{
+	if (rc < 0) {
+		call_finish(call, CTL_FAILED, "%s", err != NULL ? err : "failed");
+		free(err);
+	} else {
+		call_finish(call, CTL_OK, NULL);
+	}
+}
+
+static void cmd_export_xep0227(struct ctl_call *call)
+{
+	const char *host = NULL, *path = NULL;
+	if (call->argc == 4 && strcmp(call->argv[1], "--host") == 0) {
+		host = call->argv[2];
+		path = call->argv[3];
+	} else if (call->argc == 2) {
+		path = call->argv[1];
+	} else {
+		call_finish(call, CTL_USAGE, "usage: export-xep0227 [--host HOST] FILE|DIR");
+		return;
+	}
+	char *err = NULL;
+	int rc = xep0227_export(call->loop, server.cfg, host, path, &call->body, &err);
+	finish_tool(call, rc, err);
+}
+
+static void cmd_import_xep0227(struct ctl_call *call)
+{
+	char *err = NULL;
+	int rc = xep0227_import(call->loop, server.cfg, call->argv[1], &call->body, &err);
+	finish_tool(call, rc, err);
+}
+
+static void cmd_rename_domain(struct ctl_call *call)
+{
+	char *err = NULL;
+	int rc = xep0227_rename_domain(call->loop, server.cfg, call->argv[1], call->argv[2],
+	                               &call->body, &err);
+	finish_tool(call, rc, err);
+}
+
 /* ---- the command table -------------------------------------------------------------- */
 
 static void cmd_help(struct ctl_call *call);
@@ -991,6 +1036,12 @@ static const struct ctl_command commands[] = {
 	  "check a configuration file: prints ok, or file:line:column: key and the reason (exit 1)" },
 	{ "config-dump", "[HOST]", 0, 1, CTL_F_OFFLINE | CTL_F_NOHOSTS, cmd_config_dump,
 	  "the effective configuration (of one host) after defaults and overrides; of the running server when it runs" },
+	{ "export-xep0227", "[--host HOST] FILE|DIR", 1, 3, CTL_F_STOPPED, cmd_export_xep0227,
+	  "write users and their data as XEP-0227 (one file, or DIR/HOST.xml per host)" },
+	{ "import-xep0227", "FILE|DIR", 1, 1, CTL_F_STOPPED, cmd_import_xep0227,
+	  "read users and their data from XEP-0227 files (existing accounts are skipped)" },
+	{ "rename-domain", "OLD NEW", 2, 2, CTL_F_STOPPED, cmd_rename_domain,
+	  "move every user of host OLD to host NEW and rewrite JIDs at OLD everywhere" },
 	{ "list-commands", "", 0, 0, CTL_F_OFFLINE | CTL_F_JSON | CTL_F_NOHOSTS, cmd_list_commands,
 	  "list the commands" },
 	{ "help", "[COMMAND]", 0, 1, CTL_F_OFFLINE | CTL_F_NOHOSTS, cmd_help, "describe one command, or all" },

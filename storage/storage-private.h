@@ -51,6 +51,7 @@ enum storage_op {
 	STORAGE_OP_SRG_MEMBER_ADD,
 	STORAGE_OP_SRG_MEMBER_REMOVE,
 	STORAGE_OP_SRG_USER_GROUPS,
+	STORAGE_OP_PRIVATE_LIST,
 };
 const char *storage_op_name(enum storage_op op);   /* "account_get", ... */
 
@@ -71,6 +72,7 @@ struct storage_req {
 		storage_last_cb *last;          /* last_get */
 		storage_privacy_cb *privacy;    /* privacy_get */
 		storage_srg_cb *srg;            /* srg_get */
+		storage_private_list_cb *private_list;   /* private_list */
 	} cb;
 	void *ctx;
 	bool cancelled;                     /* storage_cancel was called */
@@ -99,6 +101,8 @@ struct storage_reply {
 	const char *default_name;
 	const struct srg_group *groups;          /* srg_get */
 	size_t ngroups;
+	const struct private_item *pitems;       /* private_list */
+	size_t npitems;
 };
 
 struct storage_vfuncs {
@@ -177,6 +181,8 @@ struct storage_vfuncs {
 	                                        storage_done_cb *cb, void *ctx);
 	struct storage_req *(*privacy_get)(struct storage *st, const char *host, const char *user,
 	                                   storage_privacy_cb *cb, void *ctx);
+	struct storage_req *(*private_list)(struct storage *st, const char *host, const char *user,
+	                                    storage_private_list_cb *cb, void *ctx);
 	struct storage_req *(*privacy_set_list)(struct storage *st, const char *host,
 	                                        const char *user, const char *name,
 	                                        const struct privacy_item *items, size_t n,

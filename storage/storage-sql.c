@@ -983,6 +983,44 @@ static enum storage_result op_private_get(struct sql_thread *t, struct sql_req *
 	return found ? STORAGE_OK : STORAGE_NOT_FOUND;
 }
 
+static const char sql_private_list[] =
+	"SELECT namespace, data FROM private_storage WHERE server_host = ? AND username = ?";
+
+static int cmp_private(const void *a, const void *b)
+{
+	return strcmp(((const struct private_item *)a)->ns, ((const struct private_item *)b)->ns);
+}
+
+static enum storage_result op_private_list(struct sql_thread *t, struct sql_req *r)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user) };
+	enum sql_step st;
+	size_t cap = 0;
+	r->pitems = NULL;
+	r->npitems = 0;
+	struct sql_stmt *s = q_start(t, sql_private_list, p, ARRAY_SIZE(p), &st);
+	if (s == NULL)
+		return q_fail(t, r);
+	while (st == SQL_STEP_ROW) {
+		char *ns = col_str(t, r, s, 0), *data = col_str(t, r, s, 1);
+		if (ns != NULL && data != NULL) {
+			r->pitems = pool_grow(r->pool, r->pitems, r->npitems, &cap, sizeof(*r->pitems));
+			r->pitems[r->npitems++] = (struct private_item){ ns, data };
+		}
+		st = d->step(s);
+	}
+	if (st == SQL_STEP_ERROR) {
+		enum storage_result res = q_fail(t, r);
+		d->reset(s);
+		return res;
+	}
+	d->reset(s);
+	if (r->npitems > 1)
+		qsort(r->pitems, r->npitems, sizeof(*r->pitems), cmp_private);
+	return STORAGE_OK;
+}
+
 static enum storage_result op_private_set(struct sql_thread *t, struct sql_req *r)
 {
 	if (q_begin(t, true) < 0)
@@ -1727,6 +1765,7 @@ static enum storage_result run_op(struct sql_thread *t, struct sql_req *r)
 	case STORAGE_OP_BLOCKLIST_ADD: return op_blocklist_add(t, r);
 	case STORAGE_OP_BLOCKLIST_REMOVE: return op_blocklist_remove(t, r);
 	case STORAGE_OP_PRIVACY_GET: return op_privacy_get(t, r);
+	case STORAGE_OP_PRIVATE_LIST: return op_private_list(t, r);
 	case STORAGE_OP_PRIVACY_SET_LIST: return op_privacy_set_list(t, r);
 	case STORAGE_OP_PRIVACY_REMOVE_LIST: return op_privacy_remove_list(t, r);
 	case STORAGE_OP_PRIVACY_SET_DEFAULT: return op_privacy_set_default(t, r);
@@ -1834,6 +1873,8 @@ static void sql_done(void *job, enum worker_status status)
 			out.default_name = r->default_name;
 			out.groups = r->groups;
 			out.ngroups = r->ngroups;
+			out.pitems = r->pitems;
+			out.npitems = r->npitems;
 		}
 		storage_req_reply(&r->base, &out);
 	}
@@ -2124,6 +2165,15 @@ static struct storage_req *sql_blocklist_remove_op(struct storage *st, const cha
 	struct sql_req *r = req_new(st, STORAGE_OP_BLOCKLIST_REMOVE, host, user, ctx);
 	r->base.cb.done = cb;
 	copy_jids(r, jids, n);
+	return req_submit(r);
+}
+
+static struct storage_req *sql_private_list_op(struct storage *st, const char *host,
+                                               const char *user, storage_private_list_cb *cb,
+                                               void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_PRIVATE_LIST, host, user, ctx);
+	r->base.cb.private_list = cb;
 	return req_submit(r);
 }
 
@@ -2548,6 +2598,7 @@ const struct storage_vfuncs storage_sql_vfuncs = {
 	.blocklist_add = sql_blocklist_add_op,
 	.blocklist_remove = sql_blocklist_remove_op,
 	.privacy_get = sql_privacy_get_op,
+	.private_list = sql_private_list_op,
 	.privacy_set_list = sql_privacy_set_list_op,
 	.privacy_remove_list = sql_privacy_remove_list_op,
 	.privacy_set_default = sql_privacy_set_default_op,

@@ -67,6 +67,7 @@ const char *storage_op_name(enum storage_op op)
 	case STORAGE_OP_SRG_MEMBER_ADD: return "srg_member_add";
 	case STORAGE_OP_SRG_MEMBER_REMOVE: return "srg_member_remove";
 	case STORAGE_OP_SRG_USER_GROUPS: return "srg_user_groups";
+	case STORAGE_OP_PRIVATE_LIST: return "private_list";
 	}
 	return "unknown";
 }
@@ -190,6 +191,9 @@ void storage_req_reply(struct storage_req *req, const struct storage_reply *r)
 	case STORAGE_OP_ROSTER_GET:
 		req->cb.roster(r->res, ok ? r->items : NULL, ok ? r->nitems : 0, ok ? r->version : 0,
 		               req->ctx);
+		break;
+	case STORAGE_OP_PRIVATE_LIST:
+		req->cb.private_list(r->res, ok ? r->pitems : NULL, ok ? r->npitems : 0, req->ctx);
 		break;
 	case STORAGE_OP_PRIVACY_GET:
 		req->cb.privacy(r->res, ok ? r->lists : NULL, ok ? r->nlists : 0,
@@ -558,4 +562,11 @@ struct storage_req *storage_srg_user_groups(struct storage *st, const char *host
 {
 	assert(host != NULL && bare_jid != NULL && cb != NULL);
 	return st->v->srg_user_groups(st, host, bare_jid, cb, ctx);
+}
+
+struct storage_req *storage_private_list(struct storage *st, const char *host, const char *user,
+                                         storage_private_list_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && cb != NULL);
+	return st->v->private_list(st, host, user, cb, ctx);
 }

@@ -163,6 +163,14 @@ struct storage_req *storage_private_set(struct storage *st, const char *host, co
                                         const struct private_item *items, size_t count,
                                         storage_done_cb *cb, void *ctx);
 
+typedef void storage_private_list_cb(enum storage_result res, const struct private_item *items,
+                                     size_t count, void *ctx);
+/* Every element the user stored, sorted by namespace (byte-wise; an empty
+ * list with STORAGE_OK when there is none); valid during cb.  For
+ * administration (XEP-0227 export). */
+struct storage_req *storage_private_list(struct storage *st, const char *host, const char *user,
+                                         storage_private_list_cb *cb, void *ctx);
+
 /* ---- last activity (XEP-0012) -------------------------------------------------- */
 /* When the user's last session closed and the status of the last
  * unavailable presence it sent. */

@@ -789,6 +789,31 @@ static enum storage_result priv_set(struct fixture *f, const char *host, const c
 	return r.r;
 }
 
+/* private_list's answer as "ns=data|ns=data". */
+static void private_list_cb(enum storage_result res, const struct private_item *items, size_t n,
+                            void *ctx)
+{
+	struct res *r = ctx;
+	note(r, res);
+	free(r->text);
+	struct buf b = {0};
+	buf_append_str(&b, "");
+	for (size_t i = 0; i < n; i++)
+		buf_printf(&b, "%s%s=%s", i > 0 ? "|" : "", items[i].ns, items[i].data);
+	r->text = buf_steal(&b);
+}
+
+static enum storage_result priv_list(struct fixture *f, const char *host, const char *user,
+                                     struct res *r)
+{
+	int before = r->calls;
+	assert_non_null(CALL(storage_private_list(f->st, host, user, private_list_cb, r)));
+	assert_int_equal(r->calls, before);
+	run(f);
+	assert_int_equal(r->calls, before + 1);
+	return r->r;
+}
+
 static enum storage_result blk_get(struct fixture *f, const char *host, const char *user,
                                    struct res *r)
 {
@@ -1492,6 +1517,13 @@ static void test_private(void **state)
 	                 STORAGE_NOT_FOUND);
 	assert_int_equal(priv_get(f, "a.example", "juliet", "urn:example:other", &r),
 	                 STORAGE_NOT_FOUND);
+	/* All of a user's elements, by namespace. */
+	assert_int_equal(priv_list(f, "a.example", "juliet", &r), STORAGE_OK);
+	char *want = xasprintf("storage:bookmarks=%s|urn:example:prefs=%s", two[0].data, one[0].data);
+	assert_string_equal(r.text, want);
+	free(want);
+	assert_int_equal(priv_list(f, "a.example", "romeo", &r), STORAGE_OK);
+	assert_string_equal(r.text, "");
 	res_clear(&r);
 }
 

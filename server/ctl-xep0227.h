@@ -1,0 +1,42 @@
+/*
+ * Offline data tools of parleyctl: XEP-0227 (portable import/export format
+ * for XMPP server data) export and import, and moving a virtual host's
+ * users to another domain.  They work through the storage interface of
+ * each configured host, with parleyd stopped, inside parleyctl: each runs
+ * the loop until its storage calls are done (nothing else is on that
+ * loop).  Loop thread.
+ */
+#ifndef PARLEY_CTL_XEP0227_H
+#define PARLEY_CTL_XEP0227_H
+
+#include <ev.h>
+#include "config.h"
+#include "util.h"
+
+/* Export the users of host (NULL: of every configured host) to path: one
+ * file holding every host, or, when path is an existing directory, one
+ * file per host named HOST.xml in it.  Each file is written to a temporary
+ * name and renamed when complete.  0 with a summary in report, or -1 with
+ * a malloc'd *error_r (nothing is left at path then). */
+int xep0227_export(struct ev_loop *loop, const struct parley_config *cfg, const char *host,
+                   const char *path, struct buf *report, char **error_r);
+
+/* Import path (a XEP-0227 file, or a directory: every *.xml file in it, in
+ * name order).  Every <host/> must be a configured host.  A user whose
+ * account already exists is skipped (reported), nothing of it is changed.
+ * 0 with a summary in report, or -1 with a malloc'd *error_r (a file that
+ * does not parse is refused before anything of it is stored; a storage
+ * failure stops the import, reporting what was done). */
+int xep0227_import(struct ev_loop *loop, const struct parley_config *cfg, const char *path,
+                   struct buf *report, char **error_r);
+
+/* Move every user of host old_domain to new_domain (both configured),
+ * with all its data, and rewrite JIDs at old_domain to new_domain in the
+ * rosters, privacy lists and block lists of every user of every host.  A
+ * user that already exists at new_domain is not moved (reported).  0 or
+ * -1 with a malloc'd *error_r. */
+int xep0227_rename_domain(struct ev_loop *loop, const struct parley_config *cfg,
+                          const char *old_domain, const char *new_domain, struct buf *report,
+                          char **error_r);
+
+#endif
