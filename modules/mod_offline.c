@@ -159,10 +159,20 @@ static void stored(enum storage_result res, void *ctx)
 		router_bounce(op->stanza, SE_RESOURCE_CONSTRAINT,
 		              "the recipient is offline and cannot take more offline messages");
 		break;
+	case STORAGE_TEMPFAIL:
+		/* The store is down or busy: the sender may try again later
+		 * (resource-constraint is of type wait), and must not read it as
+		 * "no such user" (service-unavailable). */
+		log_warning("offline: cannot store a message for %s@%s now (%s); bouncing it to the "
+		            "sender", op->user, op->host->name, storage_result_str(res));
+		router_bounce(op->stanza, SE_RESOURCE_CONSTRAINT,
+		              "the recipient is offline and the message cannot be stored now; "
+		              "try again later");
+		break;
 	default:
 		log_warning("offline: cannot store a message for %s@%s: %s; bouncing it", op->user,
 		            op->host->name, storage_result_str(res));
-		router_bounce(op->stanza, SE_SERVICE_UNAVAILABLE,
+		router_bounce(op->stanza, SE_INTERNAL_SERVER_ERROR,
 		              "the recipient is offline and the message could not be stored");
 		break;
 	}

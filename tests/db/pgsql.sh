@@ -6,8 +6,9 @@
 #   tests/db/pgsql.sh start DIR    initdb in DIR, start the server, create the
 #                                  database "parley" owned by parley_owner,
 #                                  apply sql/pgsql.sql as the owner, create
-#                                  the DML-only role "parley" (password auth)
-#                                  and write DIR/env (shell assignments)
+#                                  the DML-only role "parley" (password auth),
+#                                  copy it to "parley_template" (left alone by
+#                                  the tests) and write DIR/env
 #   tests/db/pgsql.sh stop DIR     stop the server and remove DIR
 #   tests/db/pgsql.sh halt DIR     stop the server, keep DIR (outage tests)
 #   tests/db/pgsql.sh resume DIR   start it again on the same port
@@ -128,6 +129,9 @@ ALTER DEFAULT PRIVILEGES FOR ROLE parley_owner IN SCHEMA public
     GRANT USAGE ON SEQUENCES TO parley;
 EOF
     "${PSQL[@]}" -U parley_owner -d parley -1 -f "$SQL_DIR/pgsql.sql" >/dev/null
+    # An untouched copy for tests that want a database of their own
+    # (CREATE DATABASE ... TEMPLATE parley_template, as the superuser).
+    "${PSQL[@]}" -U postgres -d postgres -c "CREATE DATABASE parley_template OWNER parley_owner TEMPLATE parley" >/dev/null
     cat >"$DIR/env" <<EOF
 PARLEY_TEST_PGSQL_DIR='$DIR'
 PARLEY_TEST_PGSQL_PORT='$PORT'

@@ -108,6 +108,54 @@ class ServerError(Exception):
     pass
 
 
+def storage_kind():
+    """'sqlite' (default) or 'pgsql': where the main test host (HOST) keeps
+    its data, from PARLEY_TEST_STORAGE.  With pgsql, the server is the one
+    tests/db/pgsql.sh started (PARLEY_TEST_PGSQL_* in the environment; run.sh
+    starts one when they are missing) and each Parleyd gets a database of
+    its own, copied from the one made from sql/pgsql.sql; OTHER stays on
+    SQLite, so every run also mixes the two."""
+    kind = os.environ.get('PARLEY_TEST_STORAGE', 'sqlite') or 'sqlite'
+    if kind not in ('sqlite', 'pgsql'):
+        raise ServerError('PARLEY_TEST_STORAGE=%s: expected sqlite or pgsql' % kind)
+    return kind
+
+
+def _pg_dsn(base, dbname):
+    """base (a key=value conninfo) with its dbname replaced."""
+    parts = [p for p in base.split() if not p.startswith('dbname=')]
+    return ' '.join(parts + ['dbname=' + dbname])
+
+
+def pg_psql(dsn, sql, params=()):
+    """Run one statement with psql on dsn; '?' placeholders take params
+    (passed as psql variables, so no quoting is involved).  Returns the rows
+    as tuples of text (ints where the text is an integer)."""
+    psql = os.path.join(os.environ['PARLEY_TEST_PGSQL_BINDIR'], 'psql')
+    args = [psql, '-X', '-q', '-A', '-t', '-F', '\t', '-v', 'ON_ERROR_STOP=1', '-d', dsn]
+    n = 0
+    out = []
+    for ch in sql:
+        if ch == '?':
+            n += 1
+            out.append(":'p%d'" % n)
+        else:
+            out.append(ch)
+    for i, v in enumerate(params, 1):
+        args += ['-v', 'p%d=%s' % (i, v)]
+    r = subprocess.run(args, input=''.join(out) + ';\n', capture_output=True, text=True,
+                       timeout=30)
+    if r.returncode != 0:
+        raise ServerError('psql %s: %s' % (sql, r.stderr.strip()))
+    rows = []
+    for line in r.stdout.splitlines():
+        if line == '':
+            continue
+        rows.append(tuple(int(f) if re.fullmatch(r'-?[0-9]+', f) else f
+                          for f in line.split('\t')))
+    return rows
+
+
 class Parleyd:
     """One parleyd with its own directory, config, certificate and database."""
 
@@ -130,8 +178,48 @@ class Parleyd:
         # where parleyd and parleyctl find the schema of a new database
         self.env = dict(os.environ)
         self.env.setdefault('PARLEY_SQL_DIR', str(srcdir() / 'sql'))
+        self.storage = storage_kind()
+        self.pg_db = None
+        if self.storage == 'pgsql':
+            self.make_pg_database()
         self.write_cert()
         self.write_config()
+
+    # ---- PostgreSQL -------------------------------------------------------
+    def make_pg_database(self):
+        """A database of this server's own, a copy of the template made from
+        sql/pgsql.sql (same owner, same grants for parleyd's DML-only role)."""
+        self.pg_db = 'parley_' + uuid.uuid4().hex[:12]
+        pg_psql(os.environ['PARLEY_TEST_PGSQL_SUPER_DSN'],
+                'CREATE DATABASE %s OWNER parley_owner TEMPLATE parley_template' % self.pg_db)
+        pwfile = self.dir / 'db-password'
+        pwfile.write_text(os.environ['PARLEY_TEST_PGSQL_PASSWORD'] + '\n')
+        pwfile.chmod(0o600)
+
+    def pg_dsn(self):
+        """parleyd's conninfo for this server's database (no password)."""
+        return _pg_dsn(os.environ['PARLEY_TEST_PGSQL_DSN'], self.pg_db)
+
+    def host_storage_yaml(self):
+        """The storage line of HOST in the config ('' on SQLite)."""
+        if self.storage != 'pgsql':
+            return ''
+        return ('    storage: { driver: pgsql, dsn: "%s", password_file: db-password, '
+                'timeout: 5s }\n' % self.pg_dsn())
+
+    def db_query(self, sql, params=(), host=HOST):
+        """Rows of one query on the database of host, run from outside as a
+        DBA would ('?' placeholders).  Integers come back as ints."""
+        if self.storage == 'pgsql' and host == HOST:
+            dsn = _pg_dsn(os.environ['PARLEY_TEST_PGSQL_OWNER_DSN'], self.pg_db)
+            return pg_psql(dsn, sql, params)
+        db = sqlite3.connect(str(self.dir / 'parley.db'), timeout=10)
+        try:
+            rows = db.execute(sql, params).fetchall()
+            db.commit()
+            return rows
+        finally:
+            db.close()
 
     # ---- files ----------------------------------------------------------
     def write_cert(self):
@@ -185,7 +273,7 @@ modules:
   register: {{ open: false }}
 hosts:
   {HOST}:
-    admins: [alice@{HOST}]
+{self.host_storage_yaml()}    admins: [alice@{HOST}]
     modules:
       register: {{ open: {'true' if self.register_open else 'false'}, throttle: 0, min_password_length: 4 }}
   {OTHER}: {{}}
@@ -270,12 +358,8 @@ hosts:
     def db_rows(self, table, user, host=HOST):
         """How many rows of table the database holds for user (read from
         outside, as a DBA would)."""
-        db = sqlite3.connect(str(self.dir / 'parley.db'), timeout=10)
-        try:
-            return db.execute('SELECT COUNT(*) FROM %s WHERE server_host = ? AND username = ?'
-                              % table, (host, user)).fetchone()[0]
-        finally:
-            db.close()
+        return self.db_query('SELECT COUNT(*) FROM %s WHERE server_host = ? AND username = ?'
+                             % table, (host, user), host=host)[0][0]
 
     # ---- parleyctl ------------------------------------------------------
     def ctl(self, *args, input=None, timeout=60):

@@ -32,10 +32,22 @@ for b in parleyd parleyctl; do
     fi
 done
 
+# PARLEY_TEST_STORAGE=pgsql: the main test host keeps its data in
+# PostgreSQL; without PARLEY_TEST_PGSQL_* in the environment a throw-away
+# server is started here (tests/db/pgsql.sh) and stopped at the end.
+pgdir=
+if [ "${PARLEY_TEST_STORAGE:-sqlite}" = pgsql ] && [ -z "${PARLEY_TEST_PGSQL_DSN:-}" ]; then
+    pgdir=$(mktemp -d /tmp/parley-it-pgsql-XXXXXX)
+    trap 'bash "$PARLEY_SRCDIR/tests/db/pgsql.sh" stop "$pgdir"' EXIT
+    bash "$PARLEY_SRCDIR/tests/db/pgsql.sh" start "$pgdir" || exit 99
+    . "$pgdir/env"
+fi
+
 # no .pytest_cache or __pycache__ in the source tree (it may be read-only)
 export PYTHONDONTWRITEBYTECODE=1
+# PARLEY_TEST_FILES: the test files to run (default: all of them)
 "$PY" -m pytest -q -p no:cacheprovider -o console_output_style=classic \
-    --rootdir "$here" "$here" "$@" </dev/null
+    --rootdir "$here" ${PARLEY_TEST_FILES:-"$here"} "$@" </dev/null
 rc=$?
 if [ $rc -eq 5 ]; then
     echo "ERROR: pytest collected no tests"

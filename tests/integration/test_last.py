@@ -3,7 +3,6 @@ online contact, the seconds since logout (with the status of the last
 unavailable presence) for an offline one, item-not-found for a user never
 seen, forbidden for a requester who is not subscribed, and the record dies
 with the account."""
-import sqlite3
 import time
 
 from parleytest import HOST, NS_DISCO_INFO, RawClient, q, stanza_error, tostr, unique
@@ -26,12 +25,9 @@ def seconds_of(el):
 
 
 def last_row(srv, user):
-    db = sqlite3.connect(str(srv.dir / 'parley.db'), timeout=10)
-    try:
-        return db.execute('SELECT seconds, status FROM last_activity WHERE server_host = ? AND '
-                          'username = ?', (HOST, user)).fetchone()
-    finally:
-        db.close()
+    rows = srv.db_query('SELECT seconds, status FROM last_activity WHERE server_host = ? AND '
+                        'username = ?', (HOST, user))
+    return tuple('' if v is None else v for v in rows[0]) if rows else None
 
 
 def wait_row(srv, user, timeout=10):
@@ -148,13 +144,8 @@ def test_never_seen_is_item_not_found(server):
         wait_row(server, bu)
         # the record of b is removed from outside: as far as the server
         # knows, b was never seen
-        db = sqlite3.connect(str(server.dir / 'parley.db'), timeout=10)
-        try:
-            db.execute('DELETE FROM last_activity WHERE server_host = ? AND username = ?',
-                       (HOST, bu))
-            db.commit()
-        finally:
-            db.close()
+        server.db_query('DELETE FROM last_activity WHERE server_host = ? AND username = ?',
+                        (HOST, bu))
         el = last(a, bare(bu))
         assert stanza_error(el) == 'item-not-found', tostr(el)
     finally:

@@ -8,7 +8,7 @@
  * temporary file, twice (with the dialect's upsert and with the portable
  * UPDATE-then-INSERT path), and PostgreSQL when the build has libpq and
  * PARLEY_TEST_PGSQL_DSN names a server (tests/db/pgsql.sh starts one; see
- * tests/db/test-storage-pgsql.sh).  A new driver adds an entry (how to make a
+ * tests/db/storage-pgsql.sh).  A new driver adds an entry (how to make a
  * fresh store, and optional hooks for the tests that need to reach into
  * the database: schema version, holding a lock).
  *

@@ -15,7 +15,7 @@ if [ "${PARLEY_HAVE_PGSQL:-}" = no ]; then
     exit 77
 fi
 prog=$top_builddir/tests/unit/test-storage
-[ -x "$prog" ] || { echo "test-storage-pgsql: $prog is not built (cmocka missing?)" >&2; exit 77; }
+[ -x "$prog" ] || { echo "storage-pgsql: $prog is not built (cmocka missing?)" >&2; exit 77; }
 
 dir=$(mktemp -d /tmp/parley-pgsql-XXXXXX)
 trap 'bash "$top_srcdir/tests/db/pgsql.sh" stop "$dir"' EXIT

@@ -1,0 +1,17 @@
+#!/bin/sh
+# The protocol tests of everything Parley stores, with the main test host
+# on PostgreSQL (PARLEY_TEST_STORAGE=pgsql; run.sh starts a throw-away
+# server), plus the database outage test.  Run by `make check`.  Skipped
+# (77) only when the build has no PostgreSQL driver.
+here=$(cd "$(dirname "$0")" && pwd)
+if [ "${PARLEY_HAVE_PGSQL:-}" = no ]; then
+    echo "SKIP: this build has no PostgreSQL driver (configure found no libpq: apt-get install libpq-dev)"
+    exit 77
+fi
+PARLEY_TEST_STORAGE=pgsql
+PARLEY_TEST_FILES=
+for t in login register roster presence offline vcard private last blocking privacy db_outage; do
+    PARLEY_TEST_FILES="$PARLEY_TEST_FILES $here/test_$t.py"
+done
+export PARLEY_TEST_STORAGE PARLEY_TEST_FILES
+exec sh "$here/run.sh" "$@"
