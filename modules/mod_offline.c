@@ -217,8 +217,15 @@ static void check_failed(struct offline_op *op, const char *what, enum storage_r
 {
 	log_warning("offline: cannot read the %s of %s@%s (storage %s); bouncing a message",
 	            what, op->user, op->host->name, storage_result_str(res));
-	router_bounce(op->stanza, SE_SERVICE_UNAVAILABLE,
-	              "the recipient is offline and the message could not be stored");
+	/* As in stored(): a temporary failure is a wait error, never
+	 * service-unavailable (which reads as "no such user"). */
+	if (res == STORAGE_TEMPFAIL)
+		router_bounce(op->stanza, SE_RESOURCE_CONSTRAINT,
+		              "the recipient is offline and the message cannot be stored now; "
+		              "try again later");
+	else
+		router_bounce(op->stanza, SE_INTERNAL_SERVER_ERROR,
+		              "the recipient is offline and the message could not be stored");
 	op_free(op);
 }
 
