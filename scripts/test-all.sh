@@ -115,7 +115,7 @@ tar -C "$TOP" -cf - --exclude=./.git --exclude=./build-asan "${excl[@]}" --exclu
     --exclude=./config.status --exclude=./parleyd --exclude=./parleyctl --exclude=./stamp-h1 . |
     tar -C "$SRC" -xf - || asan_ok=0
 # unit test binaries sit next to their sources
-find "$SRC/tests" -type f -name 'test-*' ! -name '*.[ch]' ! -name '*.py' -perm -u+x -delete 2>/dev/null
+find "$SRC/tests" -type f -name 'test-*' ! -name '*.[ch]' ! -name '*.py' ! -name '*.sh' -perm -u+x -delete 2>/dev/null
 if [ $asan_ok = 1 ]; then
     if [ ! -f "$OBJ/Makefile" ] || [ "$SRC/configure" -nt "$OBJ/Makefile" ]; then
         (cd "$OBJ" && ../src/configure -q --enable-sanitizers) || asan_ok=0
