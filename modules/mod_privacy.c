@@ -21,9 +21,10 @@
  *   presence).
  * - stanza_in (sm_route): an iq request to a user's bare JID (answered by
  *   the server on the user's behalf) is judged on the default list; a
- *   presence from a local user of this host (broadcasts and probe answers
- *   the server sends on the user's behalf) is judged on the sending
- *   session's list (presence-out) with the recipient as peer.
+ *   presence from a local user of this or another local host (broadcasts
+ *   and probe answers the server sends on the user's behalf) is judged on
+ *   the sending session's list (presence-out, from the sender's host's
+ *   instance of this module) with the recipient as peer.
  * - user_send_packet (priority 11, after mod_blocking, before
  *   mod_presence): what the user sends to a peer its list denies: a
  *   presence is dropped, a message or iq request answered with
@@ -1083,13 +1084,18 @@ static enum hook_result privacy_in(struct host *h, void *args, void *ctx)
 		}
 		return HOOK_CONTINUE;
 	}
-	if (kind != STANZA_PRESENCE || hp->from->node == NULL ||
-	    strcmp(hp->from->domain, h->name) != 0 || exempt(ps, hp->from->node, hp->to))
+	if (kind != STANZA_PRESENCE || hp->from->node == NULL || hp->from->domain == NULL)
 		return HOOK_CONTINUE;
-	struct prv_user *u = user_get(ps, hp->from->node);
+	/* The sender's lists are kept by the privacy module of its own host
+	 * (this one, or another local host). */
+	struct host *fh = strcmp(hp->from->domain, h->name) == 0 ? h : host_find(hp->from->domain);
+	struct prv_state *fps = fh == h ? ps : fh != NULL ? module_state(fh, "privacy") : NULL;
+	if (fps == NULL || exempt(fps, hp->from->node, hp->to))
+		return HOOK_CONTINUE;
+	struct prv_user *u = user_get(fps, hp->from->node);
 	if (u == NULL)
 		return HOOK_CONTINUE;
-	struct session *s = hp->from->resource != NULL ? sm_find(h, hp->from) : NULL;
+	struct session *s = hp->from->resource != NULL ? sm_find(fh, hp->from) : NULL;
 	unsigned bit = is_notification(hp->stanza) ? PRIVACY_PRESENCE_OUT : 0;
 	return list_denies(u, effective_list(u, s), bit, hp->to) ? HOOK_STOP : HOOK_CONTINUE;
 }

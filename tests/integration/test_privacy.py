@@ -359,3 +359,40 @@ def test_presence_in_and_out_by_subscription_and_group(server):
     finally:
         a.close()
         b.close()
+
+
+def test_presence_out_to_another_local_host(server):
+    """The broadcast of a user of one host to a contact of another local
+    host goes by the sender's list too."""
+    from parleytest import OTHER, RawClient, unique
+    au = new_user(server, 'px')
+    ou = unique('po')
+    server.register(ou, OTHER, 'pw-' + ou)
+    a = online(server, au)
+    o = RawClient(server.port, host=OTHER)
+    o.login(ou, 'pw-' + ou, resource=unique('r'), presence=False)
+    o.claimed = set()
+    o.iq('get', "<query xmlns='jabber:iq:roster'/>")
+    o.send('<presence/>')
+    ojid = '%s@%s' % (ou, OTHER)
+    try:
+        a.send("<presence to='%s' type='subscribe'/>" % ojid)
+        expect(o, presence('subscribe', bare(au)), 'subscribe')
+        o.send("<presence to='%s' type='subscribed'/>" % bare(au))
+        expect(a, presence(None, o.jid), 'presence of the other host\'s user')
+        a.send('<presence><show>away</show></presence>')
+        expect_none(o, presence(None, a.jid), 'presence without a subscription', wait=0.5)
+        o.send("<presence to='%s' type='subscribe'/>" % bare(au))
+        expect(a, presence('subscribe', ojid), 'subscribe from the other host')
+        a.send("<presence to='%s' type='subscribed'/>" % ojid)
+        expect(o, presence(None, a.jid), 'presence of a')
+        _set(a, list_xml('hide', item(1, 'deny', 'jid', ojid, ('presence-out',))))
+        _set(a, "<active name='hide'/>")
+        a.send('<presence><show>dnd</show></presence>')
+        expect_none(o, presence(None, a.jid), 'presence a hides from the other host')
+        _set(a, "<active/>")
+        a.send('<presence><show>chat</show></presence>')
+        expect(o, presence(None, a.jid), 'presence of a again')
+    finally:
+        a.close()
+        o.close()
