@@ -768,6 +768,7 @@ static void op_roster_read(enum storage_result res, const struct roster_item *it
 			if (!any_available(h, op->user)) {
 				/* §4.3.2: no available resource: the last unavailable
 				 * presence, from what mod_last keeps. */
+				roster_view_clear(&view);
 				op->sreq = storage_last_get(h->storage, h->name, op->user, op_last_read, op);
 				return;
 			}
