@@ -1,6 +1,6 @@
 /*
  * What an auth backend implements.  Only auth.c and the backends
- * (auth-internal.c; later auth-ldap.c, auth-pam.c, auth-external.c, ...)
+ * (auth-internal.c, auth-ldap.c; later auth-pam.c, auth-external.c, ...)
  * include this.  Loop thread only.
  *
  * A host's struct auth holds a chain of backends (auth.methods, in order).
@@ -89,6 +89,7 @@ struct auth {
 	char *host;
 	struct storage *storage;
 	unsigned scram_iterations;        /* for new credentials */
+	const struct ldap_config *ldap_cfg;   /* the host's auth.ldap (valid during init) */
 	struct auth_backend *backends;
 	size_t nbackends;
 	struct auth_req *reqs;            /* live requests */
@@ -108,5 +109,8 @@ void auth_backend_reply_later(struct auth_req *req, enum auth_result res);
 #define AUTH_COMPUTE_TIMEOUT 10.0
 
 extern const struct auth_vfuncs auth_internal_vfuncs;
+#ifdef HAVE_BACKEND_LDAP
+extern const struct auth_vfuncs auth_ldap_vfuncs;
+#endif
 
 #endif

@@ -32,6 +32,9 @@
 
 static const struct auth_vfuncs *const auth_backends[] = {
 	&auth_internal_vfuncs,
+#ifdef HAVE_BACKEND_LDAP
+	&auth_ldap_vfuncs,
+#endif
 };
 
 static struct worker_group *compute_group;
@@ -311,13 +314,18 @@ int auth_new(struct ev_loop *loop, const char *host, const struct auth_config *c
 	a->storage = storage;
 	a->scram_iterations = cfg != NULL && cfg->scram_iterations > 0 ? cfg->scram_iterations
 	                                                               : SCRAM_DEFAULT_ITERATIONS;
+	a->ldap_cfg = cfg != NULL ? &cfg->ldap : NULL;
 	ev_timer_init(&a->defer_timer, defer_cb, 0, 0);
 	a->defer_timer.data = a;
 	a->backends = xcalloc(methods->count, sizeof(*a->backends));
 	for (size_t i = 0; i < methods->count; i++) {
 		const struct auth_vfuncs *v = backend_find(methods->items[i]);
 		if (v == NULL) {
-			*error_r = xasprintf("host %s: unknown auth method '%s' (built: internal)", host,
+			*error_r = xasprintf("host %s: unknown auth method '%s' (built: internal"
+#ifdef HAVE_BACKEND_LDAP
+			                     ", ldap"
+#endif
+			                     ")", host,
 			                     methods->items[i]);
 			goto fail;
 		}

@@ -1513,9 +1513,61 @@ static const struct opt_def storage_defs[] = {
 
 static const struct opt_def auth_defs[] = {
 	{ "methods", OPT_STRLIST, OFF(auth_config, methods), "internal", NULL, 0, 0,
-	  "authentication backends, tried in order: internal" },
+	  "authentication backends, tried in order: internal, ldap" },
 	{ "scram_iterations", OPT_UINT, OFF(auth_config, scram_iterations), "4096", NULL, 4096, 10000000,
 	  "PBKDF2 iterations of newly stored SCRAM credentials" },
+	{ "ldap", OPT_NODE, OFF(auth_config, ldap_node), NULL, NULL, 0, 0,
+	  "the directory: options of the ldap method and of LDAP vCards" },
+	OPT_END
+};
+
+static const char *const ldap_starttls_names[] = { "off", "required", NULL };
+static const char *const ldap_method_names[] = { "bind", "compare", NULL };
+static const char *const ldap_deref_names[] = { "never", "searching", "finding", "always", NULL };
+_Static_assert(LDAPCFG_STARTTLS_OFF == 0 && LDAPCFG_STARTTLS_REQUIRED == 1,
+               "ldap_starttls_names follows the LDAPCFG_STARTTLS_ enum");
+_Static_assert(LDAPCFG_METHOD_BIND == 0 && LDAPCFG_METHOD_COMPARE == 1,
+               "ldap_method_names follows the LDAPCFG_METHOD_ enum");
+
+static const struct opt_def ldap_defs[] = {
+	{ "servers", OPT_STRLIST, OFF(ldap_config, servers), "ldap://localhost", NULL, 0, 0,
+	  "ldap:// or ldaps:// URIs, tried in order; one that fails is skipped for retry_interval" },
+	{ "starttls", OPT_ENUM, OFF(ldap_config, starttls), "off", ldap_starttls_names, 0, 0,
+	  "StartTLS on ldap:// connections: off or required" },
+	{ "tls_ca_file", OPT_STRING, OFF(ldap_config, tls_ca_file), NULL, NULL, 0, 0,
+	  "PEM file of the CAs that sign the servers' certificates (default: the system's)" },
+	{ "tls_verify", OPT_BOOL, OFF(ldap_config, tls_verify), "true", NULL, 0, 0,
+	  "check the server certificate and name (StartTLS and ldaps://)" },
+	{ "base", OPT_STRING, OFF(ldap_config, base), NULL, NULL, 0, 0,
+	  "DN under which users are searched (subtree)" },
+	{ "uids", OPT_STRLIST, OFF(ldap_config, uids), "uid", NULL, 0, 0,
+	  "attributes that hold the user name; any of them may match" },
+	{ "filter", OPT_STRING, OFF(ldap_config, filter), NULL, NULL, 0, 0,
+	  "extra search filter ANDed with the user match; %u is the user name, escaped" },
+	{ "bind_dn", OPT_STRING, OFF(ldap_config, bind_dn), NULL, NULL, 0, 0,
+	  "DN of the service account that searches (default: anonymous)" },
+	{ "password", OPT_STRING, OFF(ldap_config, password), NULL, NULL, 0, 0,
+	  "password of bind_dn" },
+	{ "password_file", OPT_STRING, OFF(ldap_config, password_file), NULL, NULL, 0, 0,
+	  "file whose first line is the password of bind_dn (instead of password)" },
+	{ "method", OPT_ENUM, OFF(ldap_config, method), "bind", ldap_method_names, 0, 0,
+	  "how a password is checked: bind (as the user) or compare (userPassword)" },
+	{ "network_timeout", OPT_DURATION, OFF(ldap_config, network_timeout), "5s", NULL, 0, 0,
+	  "deadline of a TCP connection to a server" },
+	{ "timeout", OPT_DURATION, OFF(ldap_config, timeout), "10s", NULL, 0, 0,
+	  "deadline of one LDAP operation" },
+	{ "referrals", OPT_BOOL, OFF(ldap_config, referrals), "false", NULL, 0, 0,
+	  "follow referrals the server returns" },
+	{ "deref", OPT_ENUM, OFF(ldap_config, deref), "never", ldap_deref_names, 0, 0,
+	  "alias dereferencing: never, searching, finding or always" },
+	{ "pool_size", OPT_UINT, OFF(ldap_config, pool_size), "2", NULL, 1, 64,
+	  "connections, each run by its own worker thread" },
+	{ "queue_max", OPT_UINT, OFF(ldap_config, queue_max), "1000", NULL, 1, 1000000,
+	  "requests waiting for a connection before new ones fail at once (temporary failure)" },
+	{ "retry_interval", OPT_DURATION, OFF(ldap_config, retry_interval), "30s", NULL, 0, 0,
+	  "how long a server that failed is skipped" },
+	{ "allow_password_change", OPT_BOOL, OFF(ldap_config, allow_password_change), "false", NULL, 0, 0,
+	  "let users change their password (LDAP Password Modify, RFC 3062)" },
 	OPT_END
 };
 
@@ -1613,10 +1665,69 @@ static int check_storage(const struct storage_config *st, const struct cfg_node 
 	return 0;
 }
 
-static int check_auth(const struct auth_config *a, const struct cfg_node *map,
-                      const struct cfg_node *fallback, const char *section, char **error_r)
+static int resolve_path(char **p, const char *dir, const struct cfg_node *map,
+                        const struct cfg_node *fallback, const char *section, const char *key,
+                        char **error_r);
+
+/* The ldap map of an auth section over the values ldap already has. */
+static int load_ldap(struct ldap_config *l, const struct cfg_node *auth_map, const struct cfg_node *fallback,
+                     const char *section, const char *dir, char **error_r)
 {
+	const struct cfg_node *map = auth_map != NULL && auth_map->type == CFG_MAP ? cfg_get(auth_map, "ldap")
+	                                                                            : NULL;
+	char *sec = xasprintf("%s.ldap", section);
+	int ret = -1;
+	if (opt_apply_over(ldap_defs, map, sec, l, error_r) < 0)
+		goto out;
+	if (map != NULL && !node_is_null(map))
+		l->node = map;
+	const struct cfg_node *at = l->node != NULL ? l->node : fallback;
+	if (l->servers.count == 0) {
+		*error_r = error_for_key(map, at, sec, "servers", "at least one server is required");
+		goto out;
+	}
+	for (size_t i = 0; i < l->servers.count; i++) {
+		const char *u = l->servers.items[i];
+		if (!str_has_prefix(u, "ldap://") && !str_has_prefix(u, "ldaps://")) {
+			*error_r = error_for_key(map, at, sec, "servers",
+			                         "'%s' is not an ldap:// or ldaps:// URI", u);
+			goto out;
+		}
+	}
+	if (l->uids.count == 0) {
+		*error_r = error_for_key(map, at, sec, "uids", "at least one attribute is required");
+		goto out;
+	}
+	if (l->timeout <= 0 || l->network_timeout <= 0) {
+		*error_r = error_for_key(map, at, sec, l->timeout <= 0 ? "timeout" : "network_timeout",
+		                         "must be more than 0");
+		goto out;
+	}
+	if (l->password != NULL && l->password_file != NULL) {
+		*error_r = error_for_key(map, at, sec, "password_file",
+		                         "give password or password_file, not both");
+		goto out;
+	}
+	if (resolve_path(&l->password_file, dir, map, at, sec, "password_file", error_r) < 0 ||
+	    resolve_path(&l->tls_ca_file, dir, map, at, sec, "tls_ca_file", error_r) < 0)
+		goto out;
+	ret = 0;
+out:
+	free(sec);
+	return ret;
+}
+
+/* is_host: the effective settings of a host (global ones may leave out
+ * what every host then gives). */
+static int check_auth(const struct auth_config *a, const struct cfg_node *map,
+                      const struct cfg_node *fallback, const char *section, bool is_host,
+                      char **error_r)
+{
+#ifdef HAVE_BACKEND_LDAP
+	static const char *const later[] = { "pam", "external", "anonymous", NULL };
+#else
 	static const char *const later[] = { "ldap", "pam", "external", "anonymous", NULL };
+#endif
 	if (a->methods.count == 0) {
 		*error_r = error_for_key(map, fallback, section, "methods", "at least one method is required");
 		return -1;
@@ -1625,6 +1736,17 @@ static int check_auth(const struct auth_config *a, const struct cfg_node *map,
 		const char *m = a->methods.items[i];
 		if (strcmp(m, "internal") == 0)
 			continue;
+#ifdef HAVE_BACKEND_LDAP
+		if (strcmp(m, "ldap") == 0) {
+			if (is_host && a->ldap.base == NULL) {
+				*error_r = error_for_key(map, fallback, section, "methods",
+				                         "auth method 'ldap' needs ldap.base (the DN under "
+				                         "which users are searched)");
+				return -1;
+			}
+			continue;
+		}
+#endif
 		bool known = false;
 		for (size_t k = 0; later[k] != NULL; k++)
 			known = known || strcmp(m, later[k]) == 0;
@@ -1633,7 +1755,7 @@ static int check_auth(const struct auth_config *a, const struct cfg_node *map,
 			                         "auth method '%s' is not built / not supported yet", m);
 		else
 			*error_r = error_for_key(map, fallback, section, "methods",
-			                         "unknown auth method '%s' (known: internal)", m);
+			                         "unknown auth method '%s' (known: internal, ldap)", m);
 		return -1;
 	}
 	return 0;
@@ -1924,8 +2046,10 @@ static int load_globals(struct globals *g, const struct top_settings *top, const
 	    resolve_path(&g->storage.password_file, dir, top->storage, root, "storage", "password_file",
 	                 error_r) < 0)
 		return -1;
+	opt_defaults(ldap_defs, &g->auth.ldap);
 	if (opt_apply(auth_defs, top->auth, "auth", &g->auth, error_r) < 0 ||
-	    check_auth(&g->auth, top->auth, root, "auth", error_r) < 0)
+	    load_ldap(&g->auth.ldap, top->auth, root, "auth", dir, error_r) < 0 ||
+	    check_auth(&g->auth, top->auth, root, "auth", false, error_r) < 0)
 		return -1;
 	if (opt_apply(tls_defs, top->tls, "tls", &g->tls, error_r) < 0 ||
 	    check_tls(&g->tls, top->tls, root, "tls", error_r) < 0 ||
@@ -1939,6 +2063,7 @@ static void globals_free(struct globals *g)
 {
 	opt_free(storage_defs, &g->storage);
 	opt_free(auth_defs, &g->auth);
+	opt_free(ldap_defs, &g->auth.ldap);
 	opt_free(tls_defs, &g->tls);
 }
 
@@ -1958,6 +2083,8 @@ static int load_host(struct host_config *h, const struct cfg_node *entry, const 
 	 * whatever fails below. */
 	opt_copy(storage_defs, &h->storage, &g->storage);
 	opt_copy(auth_defs, &h->auth, &g->auth);
+	opt_copy(ldap_defs, &h->auth.ldap, &g->auth.ldap);
+	h->auth.ldap.node = g->auth.ldap.node;
 	opt_copy(tls_defs, &h->tls, &g->tls);
 
 	if (entry != NULL && !node_is_null(entry) && entry->type != CFG_MAP) {
@@ -1990,7 +2117,8 @@ static int load_host(struct host_config *h, const struct cfg_node *entry, const 
 	                 "password_file", error_r) < 0)
 		goto out;
 	if (opt_apply_over(auth_defs, hs.auth, sec_auth, &h->auth, error_r) < 0 ||
-	    check_auth(&h->auth, hs.auth, h->node, sec_auth, error_r) < 0)
+	    load_ldap(&h->auth.ldap, hs.auth, h->node, sec_auth, dir, error_r) < 0 ||
+	    check_auth(&h->auth, hs.auth, h->node, sec_auth, true, error_r) < 0)
 		goto out;
 	if (opt_apply_over(tls_defs, hs.tls, sec_tls, &h->tls, error_r) < 0 ||
 	    check_tls(&h->tls, hs.tls, h->node, sec_tls, error_r) < 0 ||
@@ -2151,6 +2279,7 @@ void config_free(struct parley_config **cfgp)
 		free(h->name);
 		opt_free(storage_defs, &h->storage);
 		opt_free(auth_defs, &h->auth);
+		opt_free(ldap_defs, &h->auth.ldap);
 		opt_free(tls_defs, &h->tls);
 		strlist_free(&h->admins);
 		cfg_free(&h->modules);
@@ -2182,7 +2311,19 @@ static void dump_host(const struct host_config *h, struct buf *out, config_dump_
 	buf_append_str(out, ":\n    storage:\n");
 	opt_dump(storage_defs, &h->storage, out, 6);
 	buf_append_str(out, "    auth:\n");
-	opt_dump(auth_defs, &h->auth, out, 6);
+	for (const struct opt_def *d = auth_defs; d->key != NULL; d++) {
+		if (d->type == OPT_NODE)
+			continue;
+		const struct opt_def one[] = { *d, OPT_END };
+		opt_dump(one, &h->auth, out, 6);
+	}
+	/* The effective ldap options, the service password masked. */
+	struct ldap_config l = h->auth.ldap;
+	char masked[] = "********";
+	if (l.password != NULL)
+		l.password = masked;
+	buf_append_str(out, "      ldap:\n");
+	opt_dump(ldap_defs, &l, out, 8);
 	buf_append_str(out, "    tls:\n");
 	opt_dump(tls_defs, &h->tls, out, 6);
 	struct host_settings hs = { .admins = h->admins };

@@ -14,6 +14,9 @@
  * SQLite's online backup API; the loop only waits for the job's answer.
  */
 #include "ctl.h"
+#ifdef HAVE_BACKEND_LDAP
+#include "auth/ldap-client.h"
+#endif
 #include "server.h"
 #include "host.h"
 #include "sm.h"
@@ -617,6 +620,9 @@ static void cmd_status(struct ctl_call *call)
 	for (struct host *h = host_first(); h != NULL; h = h->next)
 		buf_printf(&call->body, "host %s: %u sessions, storage %s\n", h->name, sm_count(h),
 		           storage_describe(h->storage));
+#ifdef HAVE_BACKEND_LDAP
+	ldap_client_status_all(&call->body);
+#endif
 	call_finish(call, CTL_OK, NULL);
 }
 

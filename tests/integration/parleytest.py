@@ -159,7 +159,7 @@ def pg_psql(dsn, sql, params=()):
 class Parleyd:
     """One parleyd with its own directory, config, certificate and database."""
 
-    def __init__(self, workdir, register_open=True, loglevel='debug'):
+    def __init__(self, workdir, register_open=True, loglevel='debug', extra_hosts=''):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.parleyd = str(builddir() / 'parleyd')
@@ -172,6 +172,8 @@ class Parleyd:
             self.tls_port = free_port()
         self.register_open = register_open
         self.loglevel = loglevel
+        # more entries under hosts: (YAML, indented by two spaces)
+        self.extra_hosts = extra_hosts
         self.proc = None
         self.passwords = dict(USERS)
         self.ctl_reports = []       # sanitizer lines seen in parleyctl's stderr
@@ -277,7 +279,7 @@ hosts:
     modules:
       register: {{ open: {'true' if self.register_open else 'false'}, throttle: 0, min_password_length: 4 }}
   {OTHER}: {{}}
-""")
+{self.extra_hosts}""")
 
     # ---- process --------------------------------------------------------
     def log(self):

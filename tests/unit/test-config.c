@@ -742,8 +742,31 @@ static void test_error_classes(void **state)
 	expect_error(LISTEN "hosts:\n  example.com:\n    storage: {driver: mysql}\n", "5:23",
 	             "key 'hosts.example.com.storage.driver': storage driver 'mysql' is not built", NULL);
 #endif
+#ifdef HAVE_BACKEND_LDAP
+	expect_error("auth:\n  methods: [internal, ldap]\n" LISTEN HOSTS, "6:16",
+	             "key 'hosts.example.com.auth.methods': auth method 'ldap' needs ldap.base", NULL);
+	expect_error(LISTEN "hosts:\n  example.com:\n    auth: {methods: ldap}\n", "5:21",
+	             "key 'hosts.example.com.auth.methods': auth method 'ldap' needs ldap.base", NULL);
+	expect_error("auth:\n  ldap:\n    servers: [ldap://a, http://b]\n" LISTEN HOSTS, "3:14",
+	             "key 'auth.ldap.servers': 'http://b' is not an ldap:// or ldaps:// URI", NULL);
+	expect_error("auth:\n  ldap:\n    servers: []\n" LISTEN HOSTS, "3:14",
+	             "key 'auth.ldap.servers': at least one server is required", NULL);
+	expect_error("auth:\n  ldap: {password: x, password_file: /p}\n" LISTEN HOSTS, "2:38",
+	             "key 'auth.ldap.password_file': give password or password_file, not both", NULL);
+	expect_error("auth:\n  ldap: {method: md5}\n" LISTEN HOSTS, "2:18",
+	             "key 'auth.ldap.method': expected one of bind|compare, got 'md5'", NULL);
+	expect_error("auth:\n  ldap: {starttls: optional}\n" LISTEN HOSTS, "2:20",
+	             "key 'auth.ldap.starttls': expected one of off|required", NULL);
+	expect_error("auth:\n  ldap: {timeout: 0}\n" LISTEN HOSTS, "2:19",
+	             "key 'auth.ldap.timeout': must be more than 0", NULL);
+	expect_error(LISTEN "hosts:\n  example.com:\n    auth: {ldap: {bsae: x}}\n", "5:19",
+	             "key 'hosts.example.com.auth.ldap.bsae': unknown key (did you mean 'base'?)", NULL);
+	expect_error("auth:\n  methods: [internal, pam]\n" LISTEN HOSTS, "2:12",
+	             "key 'auth.methods': auth method 'pam' is not built / not supported yet", NULL);
+#else
 	expect_error("auth:\n  methods: [internal, ldap]\n" LISTEN HOSTS, "2:12",
 	             "key 'auth.methods': auth method 'ldap' is not built / not supported yet", NULL);
+#endif
 	expect_error(LISTEN "hosts:\n  example.com:\n    auth: {methods: magic}\n", "5:21",
 	             "key 'hosts.example.com.auth.methods': unknown auth method 'magic'", NULL);
 	expect_error("auth:\n  methods: []\n" LISTEN HOSTS, "2:12", "key 'auth.methods': at least one method is required", NULL);
@@ -811,6 +834,53 @@ static void test_minimal_defaults(void **state)
 	config_free(&cfg);
 	config_free(&cfg);   /* NULL: harmless */
 }
+
+#ifdef HAVE_BACKEND_LDAP
+/* auth.ldap: global values, a host's map over them key by key, the service
+ * password masked in config-dump. */
+static void test_ldap_override(void **state)
+{
+	(void)state;
+	struct parley_config *cfg = load_ok(
+		"auth:\n"
+		"  ldap:\n"
+		"    servers: [ldap://one, ldaps://two]\n"
+		"    base: \"ou=people,dc=example,dc=com\"\n"
+		"    bind_dn: cn=svc\n"
+		"    password: very-secret\n"
+		"    uids: [uid, mail]\n"
+		LISTEN
+		"hosts:\n"
+		"  a.example:\n"
+		"    auth:\n"
+		"      methods: [ldap, internal]\n"
+		"      ldap: {base: \"ou=a,dc=example,dc=com\", method: compare, pool_size: 5}\n"
+		"  b.example:\n");
+	const struct host_config *a = config_host(cfg, "a.example");
+	const struct host_config *b = config_host(cfg, "b.example");
+	assert_string_equal(a->auth.ldap.base, "ou=a,dc=example,dc=com");
+	assert_string_equal(b->auth.ldap.base, "ou=people,dc=example,dc=com");
+	assert_int_equal(a->auth.ldap.servers.count, 2);
+	assert_string_equal(a->auth.ldap.servers.items[1], "ldaps://two");
+	assert_int_equal(a->auth.ldap.uids.count, 2);
+	assert_int_equal(a->auth.ldap.method, LDAPCFG_METHOD_COMPARE);
+	assert_int_equal(b->auth.ldap.method, LDAPCFG_METHOD_BIND);
+	assert_int_equal(a->auth.ldap.pool_size, 5);
+	assert_int_equal(b->auth.ldap.pool_size, 2);
+	assert_string_equal(a->auth.ldap.password, "very-secret");
+	assert_false(a->auth.ldap.referrals);
+	assert_int_equal(a->auth.ldap.deref, 0);
+	assert_true(a->auth.ldap.tls_verify);
+	struct buf out = { 0 };
+	config_dump(cfg, NULL, &out);
+	assert_null(strstr(out.data, "very-secret"));
+	assert_non_null(strstr(out.data, "        password: "));
+	assert_non_null(strstr(out.data, "********"));
+	assert_non_null(strstr(out.data, "        base: \"ou=a,dc=example,dc=com\""));
+	buf_free(&out);
+	config_free(&cfg);
+}
+#endif
 
 static void test_host_override(void **state)
 {
@@ -1208,6 +1278,9 @@ int main(void)
 		cmocka_unit_test(test_dump),
 		cmocka_unit_test(test_opt_aliases),
 		cmocka_unit_test(test_docs_cover_options),
+#ifdef HAVE_BACKEND_LDAP
+		cmocka_unit_test(test_ldap_override),
+#endif
 	};
 	return cmocka_run_group_tests_name("config", tests, setup, teardown);
 }

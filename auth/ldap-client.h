@@ -1,0 +1,98 @@
+/*
+ * The LDAP client shared by the ldap auth method (auth/auth-ldap.c) and the
+ * LDAP vCard source (modules/mod_vcard.c): a pool of connections to a list
+ * of servers (failover in order), each connection owned by one thread of a
+ * worker group, and the few directory operations Parley needs, all keyed by
+ * a user name (find the user's entry, check a password by bind or compare,
+ * change it with Password Modify).  Plus the escaping every value needs
+ * before it goes into a filter (RFC 4515) or a DN (RFC 4514).
+ *
+ * Public functions are for the loop thread, except the escaping ones, which
+ * are pure and may be called anywhere.
+ */
+#ifndef PARLEY_LDAP_CLIENT_H
+#define PARLEY_LDAP_CLIENT_H
+
+#include <ev.h>
+#include "server/config.h"
+
+/* RFC 4515 section 3: value (len bytes, may hold NUL) as an assertion value:
+ * '*', '(', ')', '\' and NUL become \2a \28 \29 \5c \00; every other byte,
+ * UTF-8 included, is kept.  Malloc'd. */
+char *ldap_filter_escape(const char *value, size_t len);
+/* RFC 4514 section 2.4: value as an attribute value of a DN: '"', '+', ',',
+ * ';', '<', '>', '\' are backslash-escaped, and so are a leading '#' or
+ * space and a trailing space; NUL becomes \00.  Malloc'd. */
+char *ldap_dn_escape(const char *value, size_t len);
+/* The search filter for user:
+ *   (&(|(uid1=user)(uid2=user)...)(filter))
+ * with the inner (|...) dropped for a single attribute, and "(filter)" left
+ * out when filter is NULL or empty.  In filter, %u stands for the user name
+ * and %% for '%'; every substitution is escaped with ldap_filter_escape.
+ * filter may be written with or without its outer parentheses.  Malloc'd. */
+char *ldap_user_filter(const struct strlist *uids, const char *filter, const char *user);
+
+enum ldap_client_result {
+	LDAPC_OK,
+	LDAPC_NO_ENTRY,       /* no entry matches the user */
+	LDAPC_AMBIGUOUS,      /* more than one entry matches: refused */
+	LDAPC_BAD_PASSWORD,   /* bind refused with invalidCredentials, compare false, empty password */
+	LDAPC_TEMPFAIL,       /* no server reachable, timeout, busy, queue full */
+	LDAPC_ERROR,          /* any other refusal (access rights, bad base, ...) */
+};
+const char *ldap_client_result_str(enum ldap_client_result r);
+
+enum ldap_client_op {
+	LDAPC_FIND,           /* the user's entry: its DN and the attributes asked for */
+	LDAPC_CHECK_BIND,     /* find, then bind as the entry with the password */
+	LDAPC_CHECK_COMPARE,  /* find, then compare the password with userPassword */
+	LDAPC_PASSWD,         /* find, then set the password (RFC 3062 Password Modify) */
+};
+
+struct ldap_value {
+	unsigned char *data;
+	size_t len;
+};
+struct ldap_attr {
+	char *name;
+	struct ldap_value *values;
+	size_t count;
+};
+/* What an operation found; valid only during the callback. */
+struct ldap_reply {
+	enum ldap_client_result res;
+	const char *dn;                  /* the user's entry, when found */
+	const struct ldap_attr *attrs;   /* LDAPC_FIND: the attributes asked for that it has */
+	size_t nattrs;
+	const char *error;               /* what went wrong, for the log (never a password) */
+};
+typedef void ldap_client_cb(const struct ldap_reply *r, void *ctx);
+
+struct ldap_client;
+struct ldap_client_req;
+
+/* A client for cfg (copied; the service password is read from
+ * password_file here).  name says whose it is in logs and status ("auth
+ * example.com").  -1 with a malloc'd *error_r. */
+int ldap_client_new(struct ev_loop *loop, const char *name, const struct ldap_config *cfg,
+                    struct ldap_client **c_r, char **error_r);
+/* Finishes the operations under way (their callbacks run), closes the
+ * connections. */
+void ldap_client_free(struct ldap_client **c);
+
+/* Start op for user.  password: for the checks and LDAPC_PASSWD (copied,
+ * wiped after use).  attrs: NULL-terminated names for LDAPC_FIND (NULL: none).
+ * cb runs later on the loop, exactly once, unless cancelled.  Returns NULL
+ * when the queue is full: cb will not run, the caller answers "temporary
+ * failure" itself. */
+struct ldap_client_req *ldap_client_submit(struct ldap_client *c, enum ldap_client_op op,
+                                           const char *user, const char *password,
+                                           const char *const *attrs, ldap_client_cb *cb,
+                                           void *ctx);
+/* The callback of r will not run; r is invalid afterwards. */
+void ldap_client_cancel(struct ldap_client_req *r);
+
+/* One line per server of every client: state, since when, last error. */
+void ldap_client_status_all(struct buf *out);
+
+#endif

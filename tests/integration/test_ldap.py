@@ -1,0 +1,323 @@
+"""The ldap auth method against real slapd servers started here
+(tests/ldap/slapd.sh): passwords, unknown and disabled users, filter
+injection, StartTLS, failover between two servers, outages reported as
+temporary failures, recovery, a chain [ldap, internal], parleyctl status.
+
+Hosts of the parleyd used here (besides test.local with internal accounts):
+  ldap.local     methods [ldap]; two servers, uids [uid, mail], a filter that
+                 leaves out employeeType=disabled
+  chain.local    methods [ldap, internal]
+  tls.local      methods [ldap]; StartTLS required, the test CA
+  badtls.local   methods [ldap]; StartTLS required, no CA: every check fails
+  compare.local  methods [ldap]; method compare
+"""
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+import parleytest
+from parleytest import HOST, NS_SASL, RawClient, free_port, login, logout, q, tostr
+
+SLAPD_SH = str(parleytest.srcdir() / 'tests' / 'ldap' / 'slapd.sh')
+SUFFIX = 'dc=parley,dc=test'
+
+
+def ldap_built():
+    mk = parleytest.builddir() / 'Makefile'
+    try:
+        return 'HAVE_BACKEND_LDAP=1' in mk.read_text()
+    except FileNotFoundError:
+        return True
+
+
+pytestmark = pytest.mark.skipif(not ldap_built(), reason='parleyd built --without-ldap')
+
+
+class Slapd:
+    def __init__(self, path):
+        self.dir = str(path)
+        self.port = free_port()
+
+    def sh(self, *args):
+        r = subprocess.run(['bash', SLAPD_SH] + list(args), capture_output=True, text=True,
+                           timeout=60, stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise RuntimeError('slapd.sh %s: %s%s' % (' '.join(args), r.stdout, r.stderr))
+
+    def start(self):
+        self.sh('start', self.dir, str(self.port))
+
+    def stop(self):
+        self.sh('stop', self.dir)
+
+    def restart(self):
+        self.sh('restart', self.dir)
+
+    @property
+    def uri(self):
+        return 'ldap://127.0.0.1:%d' % self.port
+
+
+def ldap_block(servers, extra=''):
+    return ("{ servers: [%s], base: 'ou=people,%s', uids: [uid, mail], "
+            "filter: '(&(objectClass=inetOrgPerson)(!(employeeType=disabled)))', "
+            "bind_dn: 'cn=parley,ou=services,%s', password_file: ldap-service.pw, "
+            "network_timeout: 2s, timeout: 3s, retry_interval: 1s, pool_size: 2%s }"
+            % (', '.join(servers), SUFFIX, SUFFIX, extra))
+
+
+@pytest.fixture(scope='module')
+def env(tmp_path_factory):
+    if shutil.which('slapd') is None and not os.path.exists('/usr/sbin/slapd'):
+        pytest.fail('slapd is not installed (scripts/deps.sh test installs slapd and ldap-utils)')
+    s1 = Slapd(tmp_path_factory.mktemp('slapd1'))
+    s2 = Slapd(tmp_path_factory.mktemp('slapd2'))
+    s1.start()
+    try:
+        s2.start()
+    except Exception:
+        s1.stop()
+        raise
+    both = [s1.uri, s2.uri]
+    hosts = f"""\
+  ldap.local:
+    auth: {{ methods: [ldap], ldap: {ldap_block(both, ", allow_password_change: true")} }}
+  chain.local:
+    auth: {{ methods: [ldap, internal], ldap: {ldap_block(both)} }}
+  tls.local:
+    auth: {{ methods: [ldap], ldap: {ldap_block([s1.uri], ", starttls: required, tls_ca_file: '%s/ca.pem'" % s1.dir)} }}
+  badtls.local:
+    auth: {{ methods: [ldap], ldap: {ldap_block([s1.uri], ", starttls: required, tls_ca_file: '%s/key.pem'" % s1.dir)} }}
+  compare.local:
+    auth: {{ methods: [ldap], ldap: {ldap_block([s1.uri], ', method: compare')} }}
+"""
+    srv = parleytest.Parleyd(tmp_path_factory.mktemp('parley-ldap'), extra_hosts=hosts)
+    (srv.dir / 'ldap-service.pw').write_text('parley-secret\n')
+    try:
+        srv.start()
+        srv.create_users()
+        srv.register('ivy', 'chain.local', 'ivy-secret')
+    except Exception:
+        srv.stop()
+        s1.stop()
+        s2.stop()
+        raise
+    srv.slapd = (s1, s2)
+    yield srv
+    try:
+        srv.finish()
+    finally:
+        s1.stop()
+        s2.stop()
+
+
+def plain(server, user, password, host='ldap.local'):
+    """SASL PLAIN over STARTTLS with a raw client; returns ('success', None)
+    or ('failure', condition)."""
+    c = RawClient(server.port, host=host, timeout=15)
+    try:
+        c.open()
+        c.starttls()
+        assert 'PLAIN' in c.mechanisms(), tostr(c.features)
+        el = c.auth_plain(user, password)
+        if el.tag == q(NS_SASL, 'success'):
+            return ('success', None)
+        cond = [parleytest.local(ch.tag) for ch in el if parleytest.local(ch.tag) != 'text']
+        return ('failure', cond[0] if cond else None)
+    finally:
+        c.close()
+
+
+def wait_plain(server, user, password, want, host='ldap.local', timeout=20):
+    """Retry until PLAIN gives want (servers come back, intervals pass)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = plain(server, user, password, host)
+        if got == want or time.monotonic() > deadline:
+            return got
+        time.sleep(0.3)
+
+
+def test_mechanisms_offer_plain_not_scram(env):
+    c = RawClient(env.port, host='ldap.local')
+    try:
+        c.open()
+        assert c.mechanisms() == [], 'SASL offered before TLS: %s' % tostr(c.features)
+        c.starttls()
+        assert c.mechanisms() == ['PLAIN'], tostr(c.features)
+    finally:
+        c.close()
+
+
+def test_good_password(env, run):
+    assert plain(env, 'ann', 'ann-secret') == ('success', None)
+
+    async def go():
+        c = await login(env, 'ben', host='ldap.local', password='ben-secret', mech='PLAIN')
+        assert c.boundjid.bare == 'ben@ldap.local'
+        await logout(c)
+    run(go())
+
+
+def test_second_uid_attribute(env):
+    """uids: [uid, mail]: ben's mail value 'benny' names him too."""
+    assert plain(env, 'benny', 'ben-secret') == ('success', None)
+    assert plain(env, 'benny', 'ann-secret') == ('failure', 'not-authorized')
+
+
+@pytest.mark.parametrize('user,password', [
+    ('ann', 'wrong'),
+    ('ann', 'ben-secret'),
+    ('ann', 'ann-secret '),
+    ('ann', 'ann-secre'),
+])
+def test_bad_password(env, user, password):
+    assert plain(env, user, password) == ('failure', 'not-authorized')
+
+
+def test_empty_password_never_binds(env):
+    """A simple bind with a DN and no password is an unauthenticated bind
+    that slapd accepts: it must never be a login."""
+    assert plain(env, 'ann', '') == ('failure', 'not-authorized')
+    assert 'empty password' in env.log() or 'ann' in env.log()
+
+
+def test_unknown_user(env):
+    assert plain(env, 'nobody', 'whatever') == ('failure', 'not-authorized')
+
+
+def test_disabled_user_refused(env):
+    """dan's password is right, but the filter leaves disabled users out."""
+    assert plain(env, 'dan', 'dan-secret') == ('failure', 'not-authorized')
+
+
+def test_name_with_filter_and_dn_specials(env):
+    """uid 'k+r,o(o)*': escaped in the filter (RFC 4515), its DN taken as the
+    server wrote it (RFC 4514)."""
+    assert plain(env, 'k+r,o(o)*', 'odd-secret') == ('success', None)
+    assert plain(env, 'k+r,o(o)*', 'wrong') == ('failure', 'not-authorized')
+
+
+@pytest.mark.parametrize('user', ['*', 'a*', 'a)(uid=*', '*)(uid=*))(|(uid=*', '\\2a', 'ann)(|(uid=*',
+                                  'k+r,o(o)\\2a', 'ann\\00'])
+def test_filter_injection_fails(env, user):
+    """Names that would widen an unescaped filter; with the password of a
+    real user they must not log in."""
+    for pw in ('ann-secret', 'ben-secret', 'odd-secret'):
+        assert plain(env, user, pw) != ('success', None), (user, pw)
+
+
+def test_ambiguous_name_refused_and_logged(env):
+    """'twin' is the uid of one entry and the mail of another: an error of
+    the directory (AUTH_ERROR, answered like any server-side error), never a
+    login and never "wrong password"."""
+    assert plain(env, 'twin', 'twin-secret') == ('failure', 'temporary-auth-failure')
+    assert 'more than one entry' in env.log()
+
+
+def test_starttls_to_ldap(env):
+    assert plain(env, 'ann', 'ann-secret', host='tls.local') == ('success', None)
+    assert plain(env, 'ann', 'nope', host='tls.local') == ('failure', 'not-authorized')
+
+
+def test_starttls_unverified_is_temporary_failure(env):
+    """A server certificate that cannot be verified: no check at all, and
+    never 'bad password'."""
+    assert plain(env, 'ann', 'ann-secret', host='badtls.local') == \
+        ('failure', 'temporary-auth-failure')
+    assert plain(env, 'ann', 'wrong', host='badtls.local') == \
+        ('failure', 'temporary-auth-failure')
+
+
+def test_compare_method(env):
+    """compare works where userPassword is kept as written (cleo); a hashed
+    value never compares equal (ann): the documented limit."""
+    assert plain(env, 'cleo', 'cleo-secret', host='compare.local') == ('success', None)
+    assert plain(env, 'cleo', 'wrong', host='compare.local') == ('failure', 'not-authorized')
+    assert plain(env, 'ann', 'ann-secret', host='compare.local') == ('failure', 'not-authorized')
+
+
+def test_chain_ldap_then_internal(env, run):
+    assert plain(env, 'ann', 'ann-secret', host='chain.local') == ('success', None)
+    assert plain(env, 'ivy', 'ivy-secret', host='chain.local') == ('success', None)
+    assert plain(env, 'ivy', 'wrong', host='chain.local') == ('failure', 'not-authorized')
+    assert plain(env, 'ann', 'wrong', host='chain.local') == ('failure', 'not-authorized')
+
+    async def go():
+        c = await login(env, 'ivy', host='chain.local', password='ivy-secret', mech='SCRAM-SHA-256')
+        await logout(c)
+    run(go())
+
+
+def test_status_shows_servers(env):
+    r = env.ctl('status')
+    assert r.returncode == 0, r.stderr
+    s1, s2 = env.slapd
+    assert 'ldap auth ldap.local' in r.stdout, r.stdout
+    assert '%s: up' % s1.uri in r.stdout, r.stdout
+
+
+def test_failover_to_second_server(env):
+    s1, s2 = env.slapd
+    s1.stop()
+    try:
+        assert wait_plain(env, 'ann', 'ann-secret', ('success', None)) == ('success', None)
+        assert plain(env, 'ann', 'wrong') == ('failure', 'not-authorized')
+        out = env.ctl('status').stdout
+        assert '%s: down' % s1.uri in out, out
+        assert '%s: up' % s2.uri in out, out
+    finally:
+        s1.restart()
+    # back on the first server once its retry interval has passed
+    assert wait_plain(env, 'ben', 'ben-secret', ('success', None)) == ('success', None)
+
+
+def test_outage_is_temporary_failure_and_recovers(env, run):
+    s1, s2 = env.slapd
+    s1.stop()
+    s2.stop()
+    try:
+        for pw in ('ann-secret', 'wrong'):
+            assert plain(env, 'ann', pw) == ('failure', 'temporary-auth-failure'), pw
+        # the chain says "temporary" for a directory user it cannot check...
+        assert plain(env, 'ann', 'ann-secret', host='chain.local') == \
+            ('failure', 'temporary-auth-failure')
+        # ...and still lets internal users in
+        assert plain(env, 'ivy', 'ivy-secret', host='chain.local') == ('success', None)
+
+        # users of an internal host do not notice
+        async def go():
+            c = await login(env, 'alice', mech='SCRAM-SHA-256')
+            assert c.boundjid.bare == 'alice@' + HOST
+            await logout(c)
+        run(go())
+        out = env.ctl('status').stdout
+        assert 'down' in out and 'last error' in out, out
+    finally:
+        s1.restart()
+        s2.restart()
+    assert wait_plain(env, 'ann', 'ann-secret', ('success', None)) == ('success', None)
+    assert plain(env, 'ann', 'wrong') == ('failure', 'not-authorized')
+
+
+def test_password_change(env, run):
+    """allow_password_change: jabber:iq:register password change goes to the
+    directory (RFC 3062 Password Modify)."""
+    from parleytest import iq
+
+    async def go():
+        c = await login(env, 'ben', host='ldap.local', password='ben-secret', mech='PLAIN')
+        try:
+            el = await iq(c, 'set', 'ldap.local',
+                          "<query xmlns='jabber:iq:register'><username>ben</username>"
+                          "<password>ben-new-secret</password></query>")
+            return el
+        finally:
+            await logout(c)
+    el = run(go())
+    assert el.get('type') == 'result', tostr(el)
+    assert plain(env, 'ben', 'ben-new-secret') == ('success', None)
+    assert plain(env, 'ben', 'ben-secret') == ('failure', 'not-authorized')

@@ -1,0 +1,117 @@
+/*
+ * Unit tests for the LDAP client's escaping: filter values (RFC 4515), DN
+ * attribute values (RFC 4514) and the user search filter built from the
+ * configuration.  Pure functions: no server needed.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "auth/ldap-client.h"
+
+static void check_filter_escape(const char *in, size_t len, const char *want)
+{
+	char *got = ldap_filter_escape(in, len);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static void test_filter_escape_specials(void **state)
+{
+	(void)state;
+	check_filter_escape("ann", 3, "ann");
+	check_filter_escape("*", 1, "\\2a");
+	check_filter_escape("(", 1, "\\28");
+	check_filter_escape(")", 1, "\\29");
+	check_filter_escape("\\", 1, "\\5c");
+	check_filter_escape("a)(uid=*", 8, "a\\29\\28uid=\\2a");
+	check_filter_escape("\\2a", 3, "\\5c2a");
+	check_filter_escape("*)(|(objectClass=*", 18, "\\2a\\29\\28|\\28objectClass=\\2a");
+	check_filter_escape("", 0, "");
+}
+
+static void test_filter_escape_nul(void **state)
+{
+	(void)state;
+	check_filter_escape("a\0b", 3, "a\\00b");
+	check_filter_escape("\0", 1, "\\00");
+}
+
+static void test_filter_escape_keeps_utf8(void **state)
+{
+	(void)state;
+	/* non-ASCII stays as UTF-8 (RFC 4515 allows it in assertion values) */
+	check_filter_escape("j\xc3\xbcrgen", 7, "j\xc3\xbcrgen");
+	check_filter_escape("\xe5\xbc\xa0*", 4, "\xe5\xbc\xa0\\2a");
+	/* bytes that look like specials only inside multibyte sequences do not
+	 * exist in UTF-8; other printable ASCII is kept */
+	check_filter_escape("a=b,c+d;e<f>g\"h#i&|!~", 21, "a=b,c+d;e<f>g\"h#i&|!~");
+}
+
+static void check_dn_escape(const char *in, size_t len, const char *want)
+{
+	char *got = ldap_dn_escape(in, len);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static void test_dn_escape(void **state)
+{
+	(void)state;
+	check_dn_escape("ann", 3, "ann");
+	check_dn_escape("k+r,o(o)*", 9, "k\\+r\\,o(o)*");
+	check_dn_escape("a\"b;c<d>e\\f=g", 13, "a\\\"b\\;c\\<d\\>e\\\\f\\=g");
+	check_dn_escape("#lead", 5, "\\#lead");
+	check_dn_escape("mid#", 4, "mid#");
+	check_dn_escape(" both ", 6, "\\ both\\ ");
+	check_dn_escape("in side", 7, "in side");
+	check_dn_escape("a\0b", 3, "a\\00b");
+	check_dn_escape("j\xc3\xbcrgen", 7, "j\xc3\xbcrgen");
+	check_dn_escape("", 0, "");
+}
+
+static void check_user_filter(const char *const *uids, size_t n, const char *filter, const char *user,
+                              const char *want)
+{
+	struct strlist l = { (char **)uids, n };
+	char *got = ldap_user_filter(&l, filter, user);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static void test_user_filter(void **state)
+{
+	(void)state;
+	static const char *const one[] = { "uid" };
+	static const char *const two[] = { "uid", "mail" };
+	check_user_filter(one, 1, NULL, "ann", "(uid=ann)");
+	check_user_filter(one, 1, "", "ann", "(uid=ann)");
+	check_user_filter(two, 2, NULL, "ann", "(|(uid=ann)(mail=ann))");
+	check_user_filter(one, 1, "(objectClass=person)", "ann", "(&(uid=ann)(objectClass=person))");
+	/* written without the outer parentheses */
+	check_user_filter(one, 1, "objectClass=person", "ann", "(&(uid=ann)(objectClass=person))");
+	check_user_filter(two, 2, "(&(objectClass=person)(!(employeeType=disabled)))", "a*",
+	                  "(&(|(uid=a\\2a)(mail=a\\2a))(&(objectClass=person)(!(employeeType=disabled))))");
+	/* %u in the filter is the escaped user; %% a percent sign */
+	check_user_filter(one, 1, "(|(memberUid=%u)(cn=%u))", "x)(cn=*",
+	                  "(&(uid=x\\29\\28cn=\\2a)(|(memberUid=x\\29\\28cn=\\2a)(cn=x\\29\\28cn=\\2a)))");
+	check_user_filter(one, 1, "(description=100%%)", "ann", "(&(uid=ann)(description=100%))");
+	check_user_filter(one, 1, "(cn=%x)", "ann", "(&(uid=ann)(cn=%x))");
+	/* an injection attempt stays one assertion value */
+	check_user_filter(one, 1, NULL, "*)(uid=*))(|(uid=*", "(uid=\\2a\\29\\28uid=\\2a\\29\\29\\28|\\28uid=\\2a)");
+	check_user_filter(one, 1, NULL, "\\2a", "(uid=\\5c2a)");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_filter_escape_specials),
+		cmocka_unit_test(test_filter_escape_nul),
+		cmocka_unit_test(test_filter_escape_keeps_utf8),
+		cmocka_unit_test(test_dn_escape),
+		cmocka_unit_test(test_user_filter),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
