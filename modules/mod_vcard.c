@@ -17,26 +17,81 @@
  *   list; stop answers their requests and cancels their storage calls.
  *   A temporary failure is answered with <service-unavailable/> of type
  *   'wait', never as "no vCard".
+ *
+ * With source: ldap, vCards come from the directory instead (read-only):
+ * a get looks the user's entry up through the LDAP client (auth/ldap-
+ * client.c, on its worker group, with the host's auth.ldap settings) and
+ * maps its attributes to vCard fields (the ldap_* options); a set is
+ * <not-allowed/>.  Answers are cached for cache_ttl (an unknown user's
+ * empty vCard too, a temporary failure never).  Attribute values that are
+ * not valid UTF-8 text are left out; a photo is sent as BINVAL with a TYPE
+ * detected from its first bytes (JPEG, PNG, GIF, WebP), and left out when
+ * its type is not recognised or it is bigger than max_size.
  */
 #include "builtin.h"
 #include "server/host.h"
 #include "server/hooks.h"
 #include "server/log.h"
+#include "server/server.h"
 
+#ifdef HAVE_BACKEND_LDAP
+#include "auth/ldap-client.h"
+#endif
+
+#include <ev.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define NS_VCARD "vcard-temp"
 
+enum { VCARD_SOURCE_STORAGE, VCARD_SOURCE_LDAP };
+
 struct vcard_settings {
 	size_t max_size;
+	int source;
+	double cache_ttl;
+	unsigned cache_size;
+	/* source ldap: the attribute of each vCard field ("" leaves it out) */
+	char *ldap_fn, *ldap_family, *ldap_given, *ldap_nickname, *ldap_email, *ldap_tel;
+	char *ldap_orgname, *ldap_orgunit, *ldap_title;
+	struct strlist ldap_photo;
 };
 
+static const char *const vcard_source_names[] = { "storage", "ldap", NULL };
+
+#define VOFF(f) offsetof(struct vcard_settings, f)
 static const struct opt_def vcard_options[] = {
-	{ "max_size", OPT_SIZE, offsetof(struct vcard_settings, max_size), "64K", NULL, 1024,
+	{ "max_size", OPT_SIZE, VOFF(max_size), "64K", NULL, 1024,
 	  16 * 1024 * 1024, "largest vCard a user may store (bytes, serialized); a bigger one is "
 	  "refused with not-acceptable" },
+	{ "source", OPT_ENUM, VOFF(source), "storage", vcard_source_names, 0, 0,
+	  "where vCards come from: storage (users set their own) or ldap (read-only, from the "
+	  "host's auth.ldap directory)" },
+	{ "cache_ttl", OPT_DURATION, VOFF(cache_ttl), "10m", NULL, 0, 0,
+	  "source ldap: how long a vCard read from the directory is reused (0: not cached)" },
+	{ "cache_size", OPT_UINT, VOFF(cache_size), "10000", NULL, 0, 10000000,
+	  "source ldap: most vCards kept in the cache" },
+	{ "ldap_fn", OPT_STRING, VOFF(ldap_fn), "cn", NULL, 0, 0, "source ldap: attribute of FN" },
+	{ "ldap_family", OPT_STRING, VOFF(ldap_family), "sn", NULL, 0, 0,
+	  "source ldap: attribute of N/FAMILY" },
+	{ "ldap_given", OPT_STRING, VOFF(ldap_given), "givenName", NULL, 0, 0,
+	  "source ldap: attribute of N/GIVEN" },
+	{ "ldap_nickname", OPT_STRING, VOFF(ldap_nickname), "displayName", NULL, 0, 0,
+	  "source ldap: attribute of NICKNAME" },
+	{ "ldap_email", OPT_STRING, VOFF(ldap_email), "mail", NULL, 0, 0,
+	  "source ldap: attribute of EMAIL/USERID (every value)" },
+	{ "ldap_tel", OPT_STRING, VOFF(ldap_tel), "telephoneNumber", NULL, 0, 0,
+	  "source ldap: attribute of TEL/NUMBER (every value)" },
+	{ "ldap_orgname", OPT_STRING, VOFF(ldap_orgname), "o", NULL, 0, 0,
+	  "source ldap: attribute of ORG/ORGNAME" },
+	{ "ldap_orgunit", OPT_STRING, VOFF(ldap_orgunit), "ou", NULL, 0, 0,
+	  "source ldap: attribute of ORG/ORGUNIT" },
+	{ "ldap_title", OPT_STRING, VOFF(ldap_title), "title", NULL, 0, 0,
+	  "source ldap: attribute of TITLE" },
+	{ "ldap_photo", OPT_STRLIST, VOFF(ldap_photo), "jpegPhoto, thumbnailPhoto", NULL, 0, 0,
+	  "source ldap: attributes of PHOTO, the first one the entry has wins" },
 	OPT_END
 };
 
@@ -47,13 +102,31 @@ struct vcard_op {
 	struct vcard_state *vs;        /* NULL once orphaned */
 	struct iq_request *req;
 	struct storage_req *sreq;
+#ifdef HAVE_BACKEND_LDAP
+	struct ldap_client_req *lreq;
+#endif
 	char *user;                    /* whose vCard */
 };
+
+/* A vCard read from the directory, reused until expires. */
+struct vcard_cached {
+	char *user;
+	struct xml_node *vcard;
+	double expires;
+	struct vcard_cached *next;
+};
+#define VCARD_CACHE_BUCKETS 256
 
 struct vcard_state {
 	struct host *host;
 	const struct vcard_settings *set;
 	struct pending_list ops;
+#ifdef HAVE_BACKEND_LDAP
+	struct ldap_client *ldap;
+	const char *attrs[16];         /* what a lookup asks for, NULL-terminated */
+#endif
+	struct vcard_cached *cache[VCARD_CACHE_BUCKETS];
+	unsigned cached;
 };
 
 static struct vcard_op *op_new(struct vcard_state *vs, struct iq_request *req, const char *user)
@@ -137,12 +210,274 @@ static void vcard_written(enum storage_result res, void *ctx)
 	op_free(op);
 }
 
+/* ---- the cache of directory vCards ------------------------------------------ */
+
+static struct vcard_cached **cache_slot(struct vcard_state *vs, const char *user)
+{
+	struct vcard_cached **pp = &vs->cache[hash_str(user) % VCARD_CACHE_BUCKETS];
+	while (*pp != NULL && strcmp((*pp)->user, user) != 0)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static void cache_drop(struct vcard_state *vs, struct vcard_cached **pp)
+{
+	struct vcard_cached *e = *pp;
+	*pp = e->next;
+	free(e->user);
+	xml_unref(&e->vcard);
+	free(e);
+	vs->cached--;
+}
+
+static void cache_clear(struct vcard_state *vs)
+{
+	for (size_t i = 0; i < VCARD_CACHE_BUCKETS; i++)
+		while (vs->cache[i] != NULL)
+			cache_drop(vs, &vs->cache[i]);
+}
+
+/* The cached vCard of user, or NULL (an expired one is dropped). */
+static const struct xml_node *cache_get(struct vcard_state *vs, const char *user)
+{
+	struct vcard_cached **pp = cache_slot(vs, user);
+	if (*pp == NULL)
+		return NULL;
+	if ((*pp)->expires <= ev_time()) {
+		cache_drop(vs, pp);
+		return NULL;
+	}
+	return (*pp)->vcard;
+}
+
+static void cache_put(struct vcard_state *vs, const char *user, struct xml_node *vcard)
+{
+	if (vs->set->cache_ttl <= 0 || vs->set->cache_size == 0)
+		return;
+	double now = ev_time();
+	if (vs->cached >= vs->set->cache_size) {
+		/* full: drop what has expired; still full, keep this one out */
+		for (size_t i = 0; i < VCARD_CACHE_BUCKETS; i++) {
+			struct vcard_cached **pp = &vs->cache[i];
+			while (*pp != NULL) {
+				if ((*pp)->expires <= now)
+					cache_drop(vs, pp);
+				else
+					pp = &(*pp)->next;
+			}
+		}
+		if (vs->cached >= vs->set->cache_size)
+			return;
+	}
+	struct vcard_cached **pp = cache_slot(vs, user);
+	if (*pp != NULL)
+		cache_drop(vs, pp);
+	struct vcard_cached *e = xcalloc(1, sizeof(*e));
+	e->user = xstrdup(user);
+	xml_ref(vcard);
+	e->vcard = vcard;
+	e->expires = now + vs->set->cache_ttl;
+	e->next = vs->cache[hash_str(user) % VCARD_CACHE_BUCKETS];
+	vs->cache[hash_str(user) % VCARD_CACHE_BUCKETS] = e;
+	vs->cached++;
+}
+
+/* ---- vCards from the directory ---------------------------------------------- */
+
+/* The MIME type of an image from its first bytes, or NULL. */
+static const char *image_type(const unsigned char *d, size_t len)
+{
+	if (len >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff)
+		return "image/jpeg";
+	if (len >= 8 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0)
+		return "image/png";
+	if (len >= 6 && (memcmp(d, "GIF87a", 6) == 0 || memcmp(d, "GIF89a", 6) == 0))
+		return "image/gif";
+	if (len >= 12 && memcmp(d, "RIFF", 4) == 0 && memcmp(d + 8, "WEBP", 4) == 0)
+		return "image/webp";
+	return NULL;
+}
+
+#ifdef HAVE_BACKEND_LDAP
+static const struct ldap_attr *find_attr(const struct ldap_reply *r, const char *name)
+{
+	if (name == NULL || *name == '\0')
+		return NULL;
+	for (size_t i = 0; i < r->nattrs; i++)
+		if (strcasecmp(r->attrs[i].name, name) == 0)
+			return &r->attrs[i];
+	return NULL;
+}
+
+/* Whether v can be XML text: valid UTF-8, no control characters but tab,
+ * newline and carriage return. */
+static bool text_ok(const struct ldap_value *v)
+{
+	if (v->len == 0 || !utf8_valid((const char *)v->data, v->len))
+		return false;
+	for (size_t i = 0; i < v->len; i++) {
+		unsigned char ch = v->data[i];
+		if (ch < 0x20 && ch != '\t' && ch != '\n' && ch != '\r')
+			return false;
+	}
+	return true;
+}
+
+/* The first usable value of attribute name, or NULL. */
+static const struct ldap_value *first_text(const struct ldap_reply *r, const char *name)
+{
+	const struct ldap_attr *a = find_attr(r, name);
+	for (size_t i = 0; a != NULL && i < a->count; i++)
+		if (text_ok(&a->values[i]))
+			return &a->values[i];
+	return NULL;
+}
+
+static void add_text(struct xml_node *parent, const char *name, const struct ldap_value *v)
+{
+	struct xml_node *el = xml_add_child(parent, name, NULL);
+	xml_add_text(el, (const char *)v->data, v->len);
+}
+
+static struct xml_node *vcard_from_entry(struct vcard_state *vs, const struct ldap_reply *r,
+                                         const char *user)
+{
+	const struct vcard_settings *set = vs->set;
+	struct xml_node *vc = iq_payload_new("vCard", NS_VCARD);
+	const struct ldap_value *v;
+	if ((v = first_text(r, set->ldap_fn)) != NULL)
+		add_text(vc, "FN", v);
+	const struct ldap_value *family = first_text(r, set->ldap_family);
+	const struct ldap_value *given = first_text(r, set->ldap_given);
+	if (family != NULL || given != NULL) {
+		struct xml_node *n = xml_add_child(vc, "N", NULL);
+		if (family != NULL)
+			add_text(n, "FAMILY", family);
+		if (given != NULL)
+			add_text(n, "GIVEN", given);
+	}
+	if ((v = first_text(r, set->ldap_nickname)) != NULL)
+		add_text(vc, "NICKNAME", v);
+	const struct ldap_attr *a = find_attr(r, set->ldap_email);
+	for (size_t i = 0; a != NULL && i < a->count; i++) {
+		if (!text_ok(&a->values[i]))
+			continue;
+		struct xml_node *email = xml_add_child(vc, "EMAIL", NULL);
+		xml_add_child(email, "INTERNET", NULL);
+		add_text(email, "USERID", &a->values[i]);
+	}
+	a = find_attr(r, set->ldap_tel);
+	for (size_t i = 0; a != NULL && i < a->count; i++) {
+		if (!text_ok(&a->values[i]))
+			continue;
+		struct xml_node *tel = xml_add_child(vc, "TEL", NULL);
+		add_text(tel, "NUMBER", &a->values[i]);
+	}
+	const struct ldap_value *orgname = first_text(r, set->ldap_orgname);
+	const struct ldap_value *orgunit = first_text(r, set->ldap_orgunit);
+	if (orgname != NULL || orgunit != NULL) {
+		struct xml_node *org = xml_add_child(vc, "ORG", NULL);
+		if (orgname != NULL)
+			add_text(org, "ORGNAME", orgname);
+		if (orgunit != NULL)
+			add_text(org, "ORGUNIT", orgunit);
+	}
+	if ((v = first_text(r, set->ldap_title)) != NULL)
+		add_text(vc, "TITLE", v);
+	for (size_t p = 0; p < set->ldap_photo.count; p++) {
+		a = find_attr(r, set->ldap_photo.items[p]);
+		if (a == NULL || a->count == 0)
+			continue;
+		const struct ldap_value *img = &a->values[0];
+		const char *type = image_type(img->data, img->len);
+		if (type == NULL || img->len > set->max_size) {
+			log_info("vcard: %s@%s: %s left out (%s)", user, vs->host->name,
+			         set->ldap_photo.items[p],
+			         type == NULL ? "not a JPEG, PNG, GIF or WebP image" : "larger than max_size");
+			continue;
+		}
+		char *b64 = base64_encode(img->data, img->len);
+		struct xml_node *photo = xml_add_child(vc, "PHOTO", NULL);
+		struct xml_node *t = xml_add_child(photo, "TYPE", NULL);
+		xml_add_text(t, type, strlen(type));
+		struct xml_node *bin = xml_add_child(photo, "BINVAL", NULL);
+		xml_add_text(bin, b64, strlen(b64));
+		free(b64);
+		break;
+	}
+	return vc;
+}
+
+static void vcard_ldap_read(const struct ldap_reply *r, void *ctx)
+{
+	struct vcard_op *op = ctx;
+	op->lreq = NULL;
+	struct vcard_state *vs = op->vs;
+	struct iq_request *req = op->req;
+	struct xml_node *vcard = NULL;
+	switch (r->res) {
+	case LDAPC_OK:
+		vcard = vcard_from_entry(vs, r, op->user);
+		break;
+	case LDAPC_NO_ENTRY:
+		vcard = iq_payload_new("vCard", NS_VCARD);   /* like a user with none */
+		break;
+	case LDAPC_TEMPFAIL:
+		log_warning("vcard: %s@%s: %s", op->user, vs->host->name,
+		            r->error != NULL ? r->error : "the directory is unavailable");
+		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE,
+		                      "the directory is unavailable; try again later");
+		op_free(op);
+		return;
+	default:
+		log_error("vcard: %s@%s: %s", op->user, vs->host->name,
+		          r->error != NULL ? r->error : ldap_client_result_str(r->res));
+		iq_error(req, SE_INTERNAL_SERVER_ERROR, NULL);
+		op_free(op);
+		return;
+	}
+	cache_put(vs, op->user, vcard);
+	iq_result(req, vcard);
+	xml_unref(&vcard);
+	op_free(op);
+}
+#endif
+
+/* A get on a host whose vCards come from the directory. */
+static void vcard_ldap_get(struct vcard_state *vs, struct iq_request *req)
+{
+	const struct xml_node *cached = cache_get(vs, req->to.node);
+	if (cached != NULL) {
+		iq_result(req, cached);
+		return;
+	}
+#ifdef HAVE_BACKEND_LDAP
+	struct vcard_op *op = op_new(vs, req, req->to.node);
+	op->lreq = ldap_client_submit(vs->ldap, LDAPC_FIND, op->user, NULL, vs->attrs,
+	                              vcard_ldap_read, op);
+	if (op->lreq == NULL) {
+		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE, "the directory is busy; try again later");
+		op_free(op);
+	}
+#else
+	iq_error(req, SE_SERVICE_UNAVAILABLE, NULL);
+#endif
+}
+
 static void vcard_iq(struct iq_request *req, void *ctx)
 {
 	struct vcard_state *vs = ctx;
 	struct host *h = vs->host;
 	if (!xml_is(req->payload, "vCard", NS_VCARD) || req->to.node == NULL) {
 		iq_error(req, SE_BAD_REQUEST, NULL);
+		return;
+	}
+	if (vs->set->source == VCARD_SOURCE_LDAP) {
+		if (strcmp(req->type, "get") == 0)
+			vcard_ldap_get(vs, req);
+		else
+			iq_error(req, SE_NOT_ALLOWED, "vCards on this server come from the directory and "
+			         "cannot be changed here");
 		return;
 	}
 	if (strcmp(req->type, "get") == 0) {
@@ -179,7 +514,36 @@ static int vcard_start(struct host *h, const void *settings, void **state_r, cha
 	struct vcard_state *vs = xcalloc(1, sizeof(*vs));
 	vs->host = h;
 	vs->set = settings;
+	if (vs->set->source == VCARD_SOURCE_LDAP) {
+#ifdef HAVE_BACKEND_LDAP
+		const struct vcard_settings *set = vs->set;
+		const char *fields[] = { set->ldap_fn, set->ldap_family, set->ldap_given, set->ldap_nickname,
+		                         set->ldap_email, set->ldap_tel, set->ldap_orgname,
+		                         set->ldap_orgunit, set->ldap_title };
+		size_t n = 0;
+		for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
+			if (fields[i] != NULL && *fields[i] != '\0')
+				vs->attrs[n++] = fields[i];
+		for (size_t i = 0; i < set->ldap_photo.count && n + 1 < ARRAY_SIZE(vs->attrs); i++)
+			vs->attrs[n++] = set->ldap_photo.items[i];
+		vs->attrs[n] = NULL;
+		char *name = xasprintf("vcard %s", h->name);
+		int rc = ldap_client_new(server.loop, name, &h->cfg->auth.ldap, &vs->ldap, error_r);
+		free(name);
+		if (rc < 0) {
+			free(vs);
+			return -1;
+		}
+#else
+		*error_r = xstrdup("source ldap: parleyd was built without LDAP support");
+		free(vs);
+		return -1;
+#endif
+	}
 	if (builtin_iq_register(h, vcard_iqs, ARRAY_SIZE(vcard_iqs), vs, error_r) < 0) {
+#ifdef HAVE_BACKEND_LDAP
+		ldap_client_free(&vs->ldap);
+#endif
 		free(vs);
 		return -1;
 	}
@@ -205,8 +569,18 @@ static void vcard_stop(struct host *h, void *state)
 			storage_cancel(op->sreq);
 			op_free(op);
 		}
+#ifdef HAVE_BACKEND_LDAP
+		else if (op->lreq != NULL) {
+			ldap_client_cancel(op->lreq);
+			op_free(op);
+		}
+#endif
 		/* else: inside its callback, which frees it */
 	}
+#ifdef HAVE_BACKEND_LDAP
+	ldap_client_free(&vs->ldap);
+#endif
+	cache_clear(vs);
 	free(vs);
 }
 

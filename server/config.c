@@ -1142,6 +1142,15 @@ void opt_defaults(const struct opt_def *defs, void *out)
 		opt_field_clear(d, out);
 		if (d->default_value == NULL)
 			continue;
+		if (d->type == OPT_STRLIST && strchr(d->default_value, ',') != NULL) {
+			/* a list default: "a, b" */
+			struct strlist *l = (struct strlist *)(void *)((char *)out + d->offset);
+			char *copy = xstrdup(d->default_value), *save = NULL;
+			for (char *t = strtok_r(copy, ", ", &save); t != NULL; t = strtok_r(NULL, ", ", &save))
+				strlist_add(l, t);
+			free(copy);
+			continue;
+		}
 		struct cfg_node n = {
 			.type = CFG_SCALAR,
 			.value = (char *)d->default_value,

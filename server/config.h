@@ -64,7 +64,8 @@ struct opt_def {
 	const char *key;
 	enum opt_type type;
 	size_t offset;                    /* offsetof in the settings struct */
-	const char *default_value;        /* as text, parsed like the file's value; NULL: zero/NULL */
+	const char *default_value;        /* as text, parsed like the file's value; NULL: zero/NULL;
+	                                   * OPT_STRLIST: items separated by ", " */
 	const char *const *enum_values;   /* OPT_ENUM: NULL-terminated */
 	long min, max;                    /* OPT_INT/UINT/SIZE when max > min */
 	const char *doc;                  /* one line for docs and config-dump */

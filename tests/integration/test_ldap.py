@@ -10,6 +10,7 @@ Hosts of the parleyd used here (besides test.local with internal accounts):
   tls.local      methods [ldap]; StartTLS required, the test CA
   badtls.local   methods [ldap]; StartTLS required, no CA: every check fails
   compare.local  methods [ldap]; method compare
+  vcard.local    methods [ldap]; vCards from the directory (cache_ttl 3s)
 """
 import os
 import shutil
@@ -53,6 +54,9 @@ class Slapd:
     def stop(self):
         self.sh('stop', self.dir)
 
+    def kill(self):
+        self.sh('kill', self.dir)
+
     def restart(self):
         self.sh('restart', self.dir)
 
@@ -93,6 +97,10 @@ def env(tmp_path_factory):
     auth: {{ methods: [ldap], ldap: {ldap_block([s1.uri], ", starttls: required, tls_ca_file: '%s/key.pem'" % s1.dir)} }}
   compare.local:
     auth: {{ methods: [ldap], ldap: {ldap_block([s1.uri], ', method: compare')} }}
+  vcard.local:
+    auth: {{ methods: [ldap], ldap: {ldap_block(both)} }}
+    modules:
+      vcard: {{ source: ldap, cache_ttl: 3s, ldap_nickname: displayName }}
 """
     srv = parleytest.Parleyd(tmp_path_factory.mktemp('parley-ldap'), extra_hosts=hosts)
     (srv.dir / 'ldap-service.pw').write_text('parley-secret\n')
@@ -276,9 +284,10 @@ def test_failover_to_second_server(env):
 
 
 def test_outage_is_temporary_failure_and_recovers(env, run):
+    """Both servers killed (SIGKILL, connections cut)."""
     s1, s2 = env.slapd
-    s1.stop()
-    s2.stop()
+    s1.kill()
+    s2.kill()
     try:
         for pw in ('ann-secret', 'wrong'):
             assert plain(env, 'ann', pw) == ('failure', 'temporary-auth-failure'), pw
@@ -321,3 +330,147 @@ def test_password_change(env, run):
     assert el.get('type') == 'result', tostr(el)
     assert plain(env, 'ben', 'ben-new-secret') == ('success', None)
     assert plain(env, 'ben', 'ben-secret') == ('failure', 'not-authorized')
+
+
+# ---- vCards from the directory ----------------------------------------------------
+
+NS_VCARD = 'vcard-temp'
+
+
+def vq(tag):
+    return q(NS_VCARD, tag)
+
+
+def ldif_photo(slapd):
+    """The bytes of ann's jpegPhoto, as slapd.sh loaded them."""
+    import base64
+    text = open(os.path.join(slapd.dir, 'data.ldif')).read()
+    for line in text.splitlines():
+        if line.startswith('jpegPhoto:: '):
+            return base64.b64decode(line.split(' ', 1)[1])
+    raise AssertionError('no jpegPhoto in data.ldif')
+
+
+def ldap_modify(slapd, ldif):
+    r = subprocess.run(['ldapmodify', '-x', '-H', slapd.uri, '-D', 'cn=admin,' + SUFFIX,
+                        '-w', 'admin-secret'], input=ldif, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+
+
+def get_vcard(env, run, user):
+    from parleytest import iq
+
+    async def go():
+        c = await login(env, 'ann', host='vcard.local', password='ann-secret', mech='PLAIN')
+        try:
+            return await iq(c, 'get', user + '@vcard.local', "<vCard xmlns='vcard-temp'/>")
+        finally:
+            await logout(c)
+    return run(go())
+
+
+def test_vcard_from_directory(env, run):
+    import base64
+    el = get_vcard(env, run, 'ann')
+    assert el.get('type') == 'result', tostr(el)
+    vc = el.find(vq('vCard'))
+    assert vc is not None, tostr(el)
+    assert vc.findtext(vq('FN')) == 'Ann Example'
+    assert vc.findtext('%s/%s' % (vq('N'), vq('FAMILY'))) == 'Example'
+    assert vc.findtext('%s/%s' % (vq('N'), vq('GIVEN'))) == 'Ann'
+    assert vc.findtext(vq('NICKNAME')) == 'Annie'
+    assert vc.findtext('%s/%s' % (vq('EMAIL'), vq('USERID'))) == 'ann@parley.test'
+    assert vc.findtext('%s/%s' % (vq('TEL'), vq('NUMBER'))) == '+1 555 0100'
+    assert vc.findtext('%s/%s' % (vq('ORG'), vq('ORGNAME'))) == 'Parley Test'
+    assert vc.findtext('%s/%s' % (vq('ORG'), vq('ORGUNIT'))) == 'Engineering'
+    assert vc.findtext(vq('TITLE')) == 'Directory Keeper'
+    photo = vc.find(vq('PHOTO'))
+    assert photo is not None, tostr(el)
+    assert photo.findtext(vq('TYPE')) == 'image/jpeg'
+    assert base64.b64decode(photo.findtext(vq('BINVAL'))) == ldif_photo(env.slapd[0])
+
+
+def test_vcard_without_some_fields(env, run):
+    """ben has no givenName, title or photo: those fields are left out."""
+    el = get_vcard(env, run, 'ben')
+    vc = el.find(vq('vCard'))
+    assert vc is not None, tostr(el)
+    assert vc.findtext(vq('FN')) == 'Ben Example'
+    assert vc.find(vq('PHOTO')) is None and vc.find(vq('TITLE')) is None
+    assert vc.find('%s/%s' % (vq('N'), vq('GIVEN'))) is None
+    emails = [e.findtext(vq('USERID')) for e in vc.findall(vq('EMAIL'))]
+    assert sorted(emails) == ['ben@parley.test', 'benny'], tostr(el)
+
+
+def test_vcard_unknown_user_is_empty(env, run):
+    el = get_vcard(env, run, 'nobody')
+    assert el.get('type') == 'result', tostr(el)
+    vc = el.find(vq('vCard'))
+    assert vc is not None and len(vc) == 0, tostr(el)
+
+
+def test_vcard_set_not_allowed(env, run):
+    from parleytest import iq
+
+    async def go():
+        c = await login(env, 'ann', host='vcard.local', password='ann-secret', mech='PLAIN')
+        try:
+            return await iq(c, 'set', None, "<vCard xmlns='vcard-temp'><FN>Mallory</FN></vCard>")
+        finally:
+            await logout(c)
+    el = run(go())
+    assert el.get('type') == 'error', tostr(el)
+    assert el.find('.//' + q(parleytest.NS_STANZA_ERR, 'not-allowed')) is not None, tostr(el)
+    assert get_vcard(env, run, 'ben').find(vq('vCard')).findtext(vq('FN')) == 'Ben Example'
+
+
+def test_vcard_cache_and_outage(env, run):
+    """Answers are reused for cache_ttl; a change in the directory shows
+    after it; with the directory down, a cached vCard is still served and an
+    uncached one is a temporary error (service-unavailable, wait)."""
+    s1, s2 = env.slapd
+    first = get_vcard(env, run, 'k+r,o(o)*').find(vq('vCard'))
+    assert first.findtext(vq('FN')) == 'Odd Name'
+    ldap_modify(s1, 'dn: uid=k\\+r\\,o(o)*,ou=people,%s\nchangetype: modify\nreplace: cn\n'
+                    'cn: Renamed\n' % SUFFIX)
+    ldap_modify(s2, 'dn: uid=k\\+r\\,o(o)*,ou=people,%s\nchangetype: modify\nreplace: cn\n'
+                    'cn: Renamed\n' % SUFFIX)
+    assert get_vcard(env, run, 'k+r,o(o)*').find(vq('vCard')).findtext(vq('FN')) == 'Odd Name'
+    time.sleep(3.5)
+    again = get_vcard(env, run, 'k+r,o(o)*').find(vq('vCard'))
+    assert again.findtext(vq('FN')) == 'Renamed'
+    # the cache lasts 3 s: make it fresh just before the outage
+    # alice (an internal account of test.local) asks, so that no login
+    # needs the directory while it is away
+    from parleytest import iq
+
+    async def go():
+        c = await login(env, 'alice', mech='SCRAM-SHA-256')
+        try:
+            await iq(c, 'get', 'k+r,o(o)*@vcard.local', "<vCard xmlns='vcard-temp'/>")
+            s1.kill()
+            s2.kill()
+            cached = await iq(c, 'get', 'k+r,o(o)*@vcard.local', "<vCard xmlns='vcard-temp'/>")
+            uncached = await iq(c, 'get', 'cleo@vcard.local', "<vCard xmlns='vcard-temp'/>")
+            return cached, uncached
+        finally:
+            await logout(c)
+    try:
+        cached, uncached = run(go())
+    finally:
+        s1.restart()
+        s2.restart()
+    assert cached.find(vq('vCard')).findtext(vq('FN')) == 'Renamed', tostr(cached)
+    assert uncached.get('type') == 'error', tostr(uncached)
+    err = uncached.find(q(parleytest.NS_CLIENT, 'error'))
+    assert err is not None and err.get('type') == 'wait', tostr(uncached)
+    assert err.find(q(parleytest.NS_STANZA_ERR, 'service-unavailable')) is not None, tostr(uncached)
+    # and back
+    deadline = time.monotonic() + 20
+    while True:
+        el = get_vcard(env, run, 'cleo')
+        if el.get('type') == 'result' or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert el.find(vq('vCard')).findtext(vq('FN')) == 'Cleo Clear', tostr(el)

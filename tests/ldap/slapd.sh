@@ -6,6 +6,7 @@
 #                                         certificate (StartTLS) and the test
 #                                         directory into DIR, start slapd
 #   tests/ldap/slapd.sh stop DIR          stop it (the data stays)
+#   tests/ldap/slapd.sh kill DIR          kill it at once (SIGKILL), like a crash
 #   tests/ldap/slapd.sh restart DIR       start it again on the same port
 #
 # The directory (suffix dc=parley,dc=test):
@@ -188,13 +189,16 @@ run_slapd() {
 }
 
 stop_slapd() {
-    local dir=$1 pid i
+    local dir=$1 sig=${2:-TERM} pid i
     [ -f "$dir/slapd.pid" ] || return 0
     pid=$(cat "$dir/slapd.pid")
-    kill "$pid" 2>/dev/null || { rm -f "$dir/slapd.pid"; return 0; }
-    for i in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
+    kill -s "$sig" "$pid" 2>/dev/null || { rm -f "$dir/slapd.pid"; return 0; }
+    for i in $(seq 1 200); do
+        # gone, or a zombie waiting for a parent that is not us
+        case "$(ps -o stat= -p "$pid" 2>/dev/null)" in
+        '' | Z*) break ;;
+        esac
+        sleep 0.05
     done
     kill -9 "$pid" 2>/dev/null || true
     rm -f "$dir/slapd.pid"
@@ -225,7 +229,11 @@ stop)
     [ $# -eq 2 ] || die "usage: $0 stop DIR"
     stop_slapd "$2"
     ;;
+kill)
+    [ $# -eq 2 ] || die "usage: $0 kill DIR"
+    stop_slapd "$2" KILL
+    ;;
 *)
-    die "usage: $0 start DIR PORT | stop DIR | restart DIR"
+    die "usage: $0 start DIR PORT | stop DIR | kill DIR | restart DIR"
     ;;
 esac
