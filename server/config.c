@@ -2326,13 +2326,9 @@ static void dump_host(const struct host_config *h, struct buf *out, config_dump_
 		const struct opt_def one[] = { *d, OPT_END };
 		opt_dump(one, &h->auth, out, 6);
 	}
-	/* The effective ldap options, the service password masked. */
-	struct ldap_config l = h->auth.ldap;
-	char masked[] = "********";
-	if (l.password != NULL)
-		l.password = masked;
+	/* the effective ldap options (opt_dump never shows the password) */
 	buf_append_str(out, "      ldap:\n");
-	opt_dump(ldap_defs, &l, out, 8);
+	opt_dump(ldap_defs, &h->auth.ldap, out, 8);
 	buf_append_str(out, "    tls:\n");
 	opt_dump(tls_defs, &h->tls, out, 6);
 	struct host_settings hs = { .admins = h->admins };
