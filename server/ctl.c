@@ -30,6 +30,7 @@
 #include "storage/sqlite-copy.h"
 #include "modules/shared_roster.h"
 #include "ctl-xep0227.h"
+#include "ctl-db.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -62,6 +63,7 @@ struct ctl_call {
 	struct worker_job *job;
 	struct copy_job *copy;
 	struct srg_admin *srg;        /* an srg-* command in flight */
+	struct ctl_db_job *db;        /* a db command in flight */
 	int code;
 	char *message;
 	struct buf body;
@@ -931,6 +933,33 @@ static void cmd_config_dump(struct ctl_call *call)
 	call_finish(call, CTL_OK, NULL);
 }
 
+/* ---- database schema (ctl-db.c) ------------------------------------------------------ */
+
+static void db_finished(void *ctx, int code, const char *message, const char *body)
+{
+	struct ctl_call *call = ctx;
+	call->db = NULL;
+	buf_append_str(&call->body, body);
+	if (message != NULL)
+		call_finish(call, code, "%s", message);
+	else
+		call_finish(call, code, NULL);
+}
+
+static void cmd_db(struct ctl_call *call)
+{
+	char *message = NULL;
+	int code = ctl_db_run(call->loop, server_config(), call->argc - 1, call->argv + 1, &call->body,
+	                      &message, db_finished, call, &call->db);
+	if (code < 0)
+		return;   /* db_finished comes later */
+	if (message != NULL)
+		call_finish(call, code, "%s", message);
+	else
+		call_finish(call, code, NULL);
+	free(message);
+}
+
 /* ---- XEP-0227 and rename-domain (parleyd stopped: inside parleyctl) ------------------ */
 
 static void finish_tool(struct ctl_call *call, int rc, char *err)
@@ -1048,6 +1077,10 @@ static const struct ctl_command commands[] = {
 	  "read users and their data from XEP-0227 files (existing accounts are skipped)" },
 	{ "rename-domain", "OLD NEW", 2, 2, CTL_F_STOPPED, cmd_rename_domain,
 	  "move every user of host OLD to host NEW and rewrite JIDs at OLD everywhere" },
+	{ "db", "status [HOST] | migrate [--dsn CONNINFO] [HOST] | print-schema [DRIVER|HOST]", 1, 4,
+	  CTL_F_OFFLINE | CTL_F_NOHOSTS, cmd_db,
+	  "database schema of the stores: status (driver, connection, version found and expected, "
+	  "live state), migrate (apply the missing migrations), print-schema (the dialect's schema file)" },
 	{ "list-commands", "", 0, 0, CTL_F_OFFLINE | CTL_F_JSON | CTL_F_NOHOSTS, cmd_list_commands,
 	  "list the commands" },
 	{ "help", "[COMMAND]", 0, 1, CTL_F_OFFLINE | CTL_F_NOHOSTS, cmd_help, "describe one command, or all" },
@@ -1184,6 +1217,8 @@ void ctl_call_cancel(struct ctl_call *call)
 		call->copy->call = NULL;   /* the job finishes on its own and frees itself */
 	if (call->srg != NULL)
 		srg_admin_cancel(call->srg);
+	if (call->db != NULL)
+		ctl_db_cancel(call->db);
 	call_free(call);
 }
 
@@ -1191,6 +1226,7 @@ void ctl_shutdown(void)
 {
 	if (copy_group != NULL)
 		worker_group_free(&copy_group);
+	ctl_db_shutdown();
 }
 
 /* ---- the control socket ---------------------------------------------------------------- */

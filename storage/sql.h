@@ -173,4 +173,17 @@ void sql_conninfo_free(struct sql_conninfo *ci);
  * malloc'd *error_r. */
 char *sql_read_password_file(const char *path, char **error_r);
 
+/* ---- parleyctl db: blocking, on any thread (a worker or parleyctl's own),
+ * with connections of their own (no store object, no loop). ---- */
+
+/* The schema file of driver's dialect (see PARLEY_SQL_DIR): 0 with the
+ * malloc'd text and path, or -1 with a malloc'd *error_r. */
+int sql_db_schema(const char *driver, char **text_r, char **path_r, char **error_r);
+/* Connect to the database of cfg and describe it into out (indented
+ * lines: driver, connection, schema version found and expected, the
+ * migrations to apply).  migrate: apply the missing migration scripts in
+ * order, each in its own transaction, reporting each.  0 when the
+ * database is usable by this Parley at the end, -1 otherwise. */
+int sql_db_report(const struct storage_config *cfg, bool migrate, struct buf *out);
+
 #endif

@@ -116,6 +116,8 @@ struct storage_vfuncs {
 	            char **error_r);
 	/* Finish pending work (callbacks run), then storage_base_deinit and free. */
 	void (*close)(struct storage *st);
+	/* Append the live state for parleyctl (connections, outage); optional. */
+	void (*status)(struct storage *st, struct buf *out);
 	/* The request was cancelled (req->cancelled is set): make sure its
 	 * callback never runs and free it when the backend is done with it.
 	 * Not called for deferred requests (storage.c frees those). */

@@ -2561,6 +2561,158 @@ static void sql_close(struct storage *st)
 	free(ss);
 }
 
+/* Loop thread: the workers' view of the database, for parleyctl. */
+static void sql_status(struct storage *st, struct buf *out)
+{
+	struct sql_storage *ss = (struct sql_storage *)st;
+	pthread_mutex_lock(&ss->lock);
+	double now = mono_now();
+	if (ss->down)
+		buf_printf(out, "DOWN for %.0f s (%s); next connection attempt in %.1f s; %u of %u "
+		                "connections open", now - ss->down_since,
+		           ss->last_error != NULL ? ss->last_error : "?",
+		           ss->retry_at > now ? ss->retry_at - now : 0.0, ss->nconns, ss->cfg.pool_size);
+	else
+		buf_printf(out, "up: %u of %u connections open", ss->nconns, ss->cfg.pool_size);
+	pthread_mutex_unlock(&ss->lock);
+	if (ss->workers != NULL)
+		buf_printf(out, ", %u jobs queued or running", worker_group_pending(ss->workers));
+}
+
+/* ---- parleyctl db (blocking; any thread, no loop objects) ------------------------------ */
+
+int sql_db_schema(const char *driver, char **text_r, char **path_r, char **error_r)
+{
+	const struct sql_driver_vfuncs *d = sql_driver_find(driver);
+	if (d == NULL) {
+		bool built = false;
+		*error_r = sql_driver_known(driver, &built)
+		           ? xasprintf("the %s driver is not built into this Parley", driver)
+		           : xasprintf("unknown storage driver '%s'", driver);
+		return -1;
+	}
+	*text_r = read_schema(d->dialect, path_r, error_r);
+	return *text_r != NULL ? 0 : -1;
+}
+
+/* The one row of schema_version: 0 and *v_r, or -1 with a malloc'd error. */
+static int read_version(const struct sql_driver_vfuncs *d, struct sql_conn *c, int64_t *v_r,
+                        char **error_r)
+{
+	struct sql_stmt *s = d->prepare(c, "SELECT version FROM schema_version");
+	enum sql_step st = s != NULL ? d->step(s) : SQL_STEP_ERROR;
+	if (st == SQL_STEP_ERROR) {
+		*error_r = xasprintf("no Parley schema (reading schema_version: %s)", d->error_message(c));
+		if (s != NULL)
+			d->reset(s);
+		return -1;
+	}
+	if (st != SQL_STEP_ROW) {
+		d->reset(s);
+		*error_r = xstrdup("the schema_version table is empty");
+		return -1;
+	}
+	*v_r = d->column_int64(s, 0);
+	st = d->step(s);
+	d->reset(s);
+	if (st != SQL_STEP_DONE) {
+		*error_r = xstrdup("the schema_version table holds more than one row");
+		return -1;
+	}
+	return 0;
+}
+
+int sql_db_report(const struct storage_config *cfg, bool migrate, struct buf *out)
+{
+	const struct sql_driver_vfuncs *d = sql_driver_find(cfg->driver != NULL ? cfg->driver : "sqlite");
+	if (d == NULL) {
+		buf_printf(out, "  driver: %s is not built into this Parley\n", cfg->driver);
+		return -1;
+	}
+	const struct sql_dialect *dia = d->dialect;
+	char *schema_path = sql_file_path(dia->schema_file);
+	buf_printf(out, "  driver: %s (schema file %s)\n", d->name, schema_path);
+	free(schema_path);
+	if (d->is_new != NULL && d->is_new(cfg)) {
+		buf_printf(out, "  database: does not exist yet (parleyd creates it from the schema file "
+		                "at start)\n");
+		return 0;
+	}
+	char *err = NULL;
+	struct sql_conn *c = d->connect(cfg, &err);
+	if (c == NULL) {
+		buf_printf(out, "  connection: FAILED: %s\n", err);
+		free(err);
+		return -1;
+	}
+	buf_printf(out, "  connection: ok\n");
+	int rc = 0;
+	int64_t v = 0;
+	if (read_version(d, c, &v, &err) < 0) {
+		buf_printf(out, "  schema: %s; expected version %d: create it from %s\n", err,
+		           SQL_SCHEMA_VERSION, dia->schema_file);
+		free(err);
+		d->disconnect(c);
+		return -1;
+	}
+	buf_printf(out, "  schema version: %lld found, %d expected", (long long)v, SQL_SCHEMA_VERSION);
+	if (v == SQL_SCHEMA_VERSION) {
+		buf_printf(out, " (up to date)\n");
+	} else if (v > SQL_SCHEMA_VERSION) {
+		buf_printf(out, " (the database belongs to a newer Parley)\n");
+		rc = -1;
+	} else if (v < 1) {
+		buf_printf(out, " (not made from a Parley schema file)\n");
+		rc = -1;
+	} else if (!migrate) {
+		buf_printf(out, "\n  to apply, in order (or run: parleyctl db migrate):\n");
+		for (int64_t from = v; from < SQL_SCHEMA_VERSION; from++) {
+			char *path = sql_file_path(dia->migrations[from - 1]);
+			buf_printf(out, "    %s\n", path);
+			free(path);
+		}
+		rc = -1;
+	} else {
+		buf_printf(out, "\n");
+		for (int64_t from = v; from < SQL_SCHEMA_VERSION; from++) {
+			char *path = sql_file_path(dia->migrations[from - 1]);
+			char *script = read_file(path);
+			if (script == NULL) {
+				buf_printf(out, "  migration: cannot read %s: %s\n", path, strerror(errno));
+				free(path);
+				rc = -1;
+				break;
+			}
+			int erc = d->exec(c, script);
+			free(script);
+			int64_t now = 0;
+			if (erc < 0) {
+				buf_printf(out, "  migration: %s FAILED: %s (nothing of it was applied; the "
+				                "database stays at version %lld)\n", path, d->error_message(c),
+				           (long long)from);
+				d->rollback(c);
+				free(path);
+				rc = -1;
+				break;
+			}
+			if (read_version(d, c, &now, &err) < 0 || now != from + 1) {
+				buf_printf(out, "  migration: %s ran but the version is %s%lld, not %lld\n", path,
+				           err != NULL ? err : "", (long long)now, (long long)(from + 1));
+				free(err);
+				free(path);
+				rc = -1;
+				break;
+			}
+			buf_printf(out, "  applied %s: now version %lld\n", path, (long long)now);
+			log_notice("storage %s: applied %s (schema version %lld)", cfg->dsn != NULL ?
+			           cfg->dsn : (cfg->path != NULL ? cfg->path : ""), path, (long long)now);
+			free(path);
+		}
+	}
+	d->disconnect(c);
+	return rc;
+}
+
 /* Test hook (storage-private.h): write upserts another dialect's way. */
 void storage_sql_test_set_upsert(struct storage *st, int style)
 {
@@ -2573,6 +2725,7 @@ const struct storage_vfuncs storage_sql_vfuncs = {
 	.accepts = sql_accepts,
 	.open = sql_open,
 	.close = sql_close,
+	.status = sql_status,
 	.cancel = sql_cancel,
 	.req_free = sql_req_free,
 	.account_get = sql_account_get_op,

@@ -310,6 +310,12 @@ const char *storage_describe(const struct storage *st)
 	return st->description;
 }
 
+void storage_status(struct storage *st, struct buf *out)
+{
+	if (st->v->status != NULL)
+		st->v->status(st, out);
+}
+
 struct storage_req *storage_account_get(struct storage *st, const char *host, const char *user,
                                         storage_account_cb *cb, void *ctx)
 {

@@ -41,6 +41,10 @@ int storage_open(struct ev_loop *loop, const struct storage_config *cfg, struct 
 void storage_close(struct storage **st);
 void storage_cancel(struct storage_req *req);
 const char *storage_describe(const struct storage *st);   /* "sqlite:/path" */
+/* Append the store's live state to out, one line ("up: 2 of 2 connections
+ * open" / "DOWN for 12 s: <error>; next attempt in 4 s"); "" when the
+ * backend has nothing to say. */
+void storage_status(struct storage *st, struct buf *out);
 
 /* ---- accounts ------------------------------------------------------------ */
 struct storage_account {
