@@ -2442,7 +2442,7 @@ static int check_version(const struct sql_driver_vfuncs *d, struct sql_conn *c, 
 		if (v >= 1 && todo.len > 0)
 			*error_r = xasprintf("database %s has schema version %lld, this parleyd needs %d: "
 			                     "apply %s to it with the database's own client "
-			                     "(sqlite3, psql, ...), then start again", desc, (long long)v,
+			                     "(sqlite3, psql, ...) or run `parleyctl db migrate`, then start again", desc, (long long)v,
 			                     SQL_SCHEMA_VERSION, todo.data);
 		else
 			*error_r = xasprintf("database %s has schema version %lld, this parleyd needs %d: "

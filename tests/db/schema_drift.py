@@ -1,0 +1,258 @@
+"""Schema drift test: for every SQL dialect whose database is at hand,
+a database at schema version 1 brought up to date by the migration scripts
+must have the same catalog (tables, columns with their types, nullability
+and defaults, primary keys, indexes) as a fresh database made from
+sql/<dialect>.sql; and every dialect's schema must have the same tables
+and columns.
+
+Version 1 is rebuilt from the current schema file: everything but the
+version-1 tables (V1_TABLES, fixed forever) is dropped and schema_version
+set to 1; so a table added to a schema file without a migration, or a
+migration that creates something else than the schema file, is drift.
+
+A dialect is a class with fresh(), exec(script), catalog() and close();
+sqlite always runs, pgsql when PARLEY_TEST_PGSQL_OWNER_DSN is set (see
+tests/db/schema-drift.sh).  Another dialect adds its class to DIALECTS.
+
+    /usr/bin/python3 tests/db/schema_drift.py SQL_DIR
+Exit 0 when every dialect agrees, 1 with the differences otherwise.
+"""
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+
+V1_TABLES = ('schema_version', 'users', 'roster_items', 'roster_groups', 'roster_version')
+
+
+def migrations(sql_dir, dialect):
+    d = os.path.join(sql_dir, 'migrations', dialect)
+    files = sorted(f for f in os.listdir(d) if re.match(r'^\d{3}-.*\.sql$', f))
+    for i, f in enumerate(files):
+        if int(f[:3]) != i + 2:
+            raise SystemExit('%s: migration %s out of sequence (expected %03d)' % (d, f, i + 2))
+    return [os.path.join(d, f) for f in files]
+
+
+def schema_version_of(text):
+    m = re.search(r'INSERT INTO schema_version \(version\) VALUES \((\d+)\)', text)
+    if not m:
+        raise SystemExit('no INSERT INTO schema_version in the schema file')
+    return int(m.group(1))
+
+
+class SQLite:
+    name = 'sqlite'
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix='parley-drift-')
+        self.n = 0
+        self.db = None
+
+    def fresh(self):
+        if self.db is not None:
+            self.db.close()
+        self.n += 1
+        self.db = sqlite3.connect(os.path.join(self.dir, 'd%d.db' % self.n), isolation_level=None)
+        self.db.execute('PRAGMA foreign_keys=ON')
+
+    def exec(self, script):
+        self.db.executescript(script)
+
+    def tables(self):
+        return [r[0] for r in self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+
+    def catalog(self):
+        cat = {}
+        for t in sorted(self.tables()):
+            cols = tuple((r[1], r[2].upper(), bool(r[3]), r[4], r[5])
+                         for r in self.db.execute('PRAGMA table_info(%s)' % t))
+            idx = []
+            for r in self.db.execute('PRAGMA index_list(%s)' % t):
+                icols = tuple(c[2] for c in self.db.execute('PRAGMA index_info(%s)' % r[1]))
+                # auto-named indexes (primary keys, UNIQUE) compare by content
+                name = r[1] if not r[1].startswith('sqlite_autoindex') else '(auto)'
+                idx.append((name, bool(r[2]), r[3], icols))
+            sql = self.db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (t,)).fetchone()[0]
+            without_rowid = 'WITHOUT ROWID' in sql.upper()
+            fks = tuple(tuple(r[2:5]) + (r[6],) for r in
+                        self.db.execute('PRAGMA foreign_key_list(%s)' % t))
+            cat[t] = {'columns': cols, 'indexes': tuple(sorted(idx)), 'without_rowid': without_rowid,
+                      'foreign_keys': tuple(sorted(fks))}
+        return cat
+
+    def columns(self):
+        return {t: sorted(r[1] for r in self.db.execute('PRAGMA table_info(%s)' % t))
+                for t in self.tables()}
+
+    def close(self):
+        if self.db is not None:
+            self.db.close()
+        subprocess.run(['rm', '-rf', self.dir], check=False)
+
+
+class PgSQL:
+    """One database per fresh(), made and dropped as the cluster's superuser,
+    filled as the owner of the tables (as a DBA would)."""
+    name = 'pgsql'
+
+    def __init__(self):
+        self.psql = os.path.join(os.environ['PARLEY_TEST_PGSQL_BINDIR'], 'psql')
+        self.super_dsn = os.environ['PARLEY_TEST_PGSQL_SUPER_DSN']
+        self.owner_dsn = os.environ['PARLEY_TEST_PGSQL_OWNER_DSN']
+        self.dbs = []
+
+    @staticmethod
+    def _dsn(base, db):
+        return ' '.join([p for p in base.split() if not p.startswith('dbname=')] + ['dbname=' + db])
+
+    def _run(self, dsn, script):
+        r = subprocess.run([self.psql, '-X', '-q', '-A', '-t', '-F', '|', '-v', 'ON_ERROR_STOP=1',
+                            '-d', dsn], input=script, capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError('psql: %s' % r.stderr.strip())
+        return [line.split('|') for line in r.stdout.splitlines() if line]
+
+    def fresh(self):
+        db = 'parley_drift_%d_%d' % (os.getpid(), len(self.dbs))
+        self._run(self.super_dsn, 'CREATE DATABASE %s OWNER parley_owner;\n' % db)
+        self.dbs.append(db)
+        self.dsn = self._dsn(self.owner_dsn, db)
+        self._run(self.dsn, 'SET client_min_messages = warning;\n')
+
+    def exec(self, script):
+        self._run(self.dsn, 'SET client_min_messages = warning;\n' + script)
+
+    def tables(self):
+        return [r[0] for r in self._run(self.dsn, "SELECT table_name FROM information_schema.tables "
+                                        "WHERE table_schema = 'public';\n")]
+
+    def catalog(self):
+        cat = {}
+        for t in sorted(self.tables()):
+            cols = tuple(tuple(r) for r in self._run(self.dsn, (
+                "SELECT column_name, data_type, COALESCE(character_maximum_length::text, ''), "
+                "is_nullable, COALESCE(column_default, ''), is_identity, "
+                "COALESCE(identity_generation, '') FROM information_schema.columns "
+                "WHERE table_schema = 'public' AND table_name = '%s' ORDER BY ordinal_position;\n")
+                % t))
+            idx = tuple(sorted(tuple(r) for r in self._run(self.dsn, (
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+                "AND tablename = '%s';\n") % t)))
+            cons = tuple(sorted(tuple(r) for r in self._run(self.dsn, (
+                "SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = 'public.%s'::regclass;\n") % t)))
+            cat[t] = {'columns': cols, 'indexes': idx, 'constraints': cons}
+        return cat
+
+    def columns(self):
+        out = {}
+        for t, c in self._run(self.dsn, "SELECT table_name, column_name FROM "
+                              "information_schema.columns WHERE table_schema = 'public';\n"):
+            out.setdefault(t, []).append(c)
+        return {t: sorted(c) for t, c in out.items()}
+
+    def close(self):
+        for db in self.dbs:
+            try:
+                self._run(self.super_dsn, 'DROP DATABASE IF EXISTS %s;\n' % db)
+            except RuntimeError:
+                pass
+
+
+def available():
+    out = [SQLite]
+    if os.environ.get('PARLEY_TEST_PGSQL_OWNER_DSN'):
+        out.append(PgSQL)
+    return out
+
+
+DIALECTS = {'sqlite': SQLite, 'pgsql': PgSQL}
+
+
+def diff(a, b, path=''):
+    """Human-readable differences between two nested dicts/tuples."""
+    out = []
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if k not in a:
+                out.append('%s%s: only in the fresh schema' % (path, k))
+            elif k not in b:
+                out.append('%s%s: only in the migrated one' % (path, k))
+            else:
+                out += diff(a[k], b[k], '%s%s.' % (path, k))
+    elif a != b:
+        out.append('%s: migrated %r, fresh %r' % (path.rstrip('.'), a, b))
+    return out
+
+
+def check_dialect(cls, sql_dir):
+    problems = []
+    schema_file = os.path.join(sql_dir, '%s.sql' % cls.name)
+    with open(schema_file) as f:
+        schema = f.read()
+    version = schema_version_of(schema)
+    migs = migrations(sql_dir, cls.name)
+    if len(migs) != version - 1:
+        problems.append('%s: schema version %d but %d migration scripts (expected %d)'
+                        % (cls.name, version, len(migs), version - 1))
+    d = cls()
+    try:
+        d.fresh()
+        d.exec(schema)
+        fresh = d.catalog()
+        columns = d.columns()
+
+        # version 1, rebuilt from the schema file
+        d.fresh()
+        d.exec(schema)
+        for t in d.tables():
+            if t not in V1_TABLES:
+                d.exec('DROP TABLE %s;' % t)
+        d.exec('UPDATE schema_version SET version = 1;')
+        for m in migs:
+            with open(m) as f:
+                try:
+                    d.exec(f.read())
+                except Exception as e:       # a script that fails is drift too
+                    problems.append('%s: %s failed: %s' % (cls.name, os.path.basename(m), e))
+                    return problems, columns
+        migrated = d.catalog()
+        rows = migrated.get('schema_version')
+        problems += ['%s: %s' % (cls.name, x) for x in diff(migrated, fresh)]
+    finally:
+        d.close()
+    return problems, columns
+
+
+def main():
+    sql_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), '..', '..', 'sql')
+    problems = []
+    all_columns = {}
+    for cls in available():
+        p, cols = check_dialect(cls, sql_dir)
+        problems += p
+        all_columns[cls.name] = cols
+        print('%s: %s' % (cls.name, 'migrations match the schema file' if not p else
+                          '%d difference(s)' % len(p)))
+    # every dialect has the same tables and columns
+    names = sorted(all_columns)
+    for other in names[1:]:
+        for x in diff(all_columns[names[0]], all_columns[other]):
+            problems.append('tables and columns, %s vs %s: %s' % (names[0], other, x))
+    # dialects that exist as files but were not checked here
+    for f in sorted(os.listdir(sql_dir)):
+        if f.endswith('.sql') and f[:-4] not in all_columns:
+            print('%s: not checked here (%s)' % (f[:-4], 'no database at hand'
+                                                  if f[:-4] in DIALECTS else 'no dialect class'))
+    for p in problems:
+        print('DRIFT ' + p)
+    return 1 if problems else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
