@@ -10,7 +10,8 @@
  * Invariants:
  * - creating an account or setting a password derives fresh credentials
  *   (new random salts, the host's iteration count) for both hashes, then
- *   writes them; the clear password is never stored;
+ *   writes them; the clear password is stored only with auth.store_plain
+ *   (legacy migrations, off by default, a warning at start);
  * - a PLAIN check derives with the stored salt and iterations and compares
  *   StoredKey in constant time (SHA-256 when present, else SHA-1); an
  *   account that has a clear password (imported) is checked against it;
@@ -169,7 +170,9 @@ static void store_new_credentials(struct internal_op *op, struct derive_job *job
 	acc.sha1 = job->sha1;
 	acc.sha256 = job->sha256;
 	acc.created = (int64_t)time(NULL);
-	acc.plain = NULL;          /* a new password supersedes an imported one */
+	/* A new password supersedes an imported one; the clear password is
+	 * kept only when auth.store_plain asks for it (legacy migrations). */
+	acc.plain = a->store_plain ? job->password : NULL;
 	/* storage copies the account: job keeps ownership of the strings. */
 	if (op->req->op == AUTH_OP_CREATE_USER)
 		op->sreq = storage_account_create(a->storage, a->host, op->req->user, &acc, written_cb, op);
@@ -279,6 +282,9 @@ static int internal_init(struct auth *a, void **state_r, char **error_r)
 		                   "the host has none");
 		return -1;
 	}
+	if (a->store_plain)
+		log_warning("host %s: auth.store_plain is on: new and changed passwords are stored in the "
+		            "clear next to their SCRAM keys; turn it off once the migration is done", a->host);
 	struct internal *in = xcalloc(1, sizeof(*in));
 	in->a = a;
 	*state_r = in;

@@ -53,6 +53,9 @@ struct auth_req {
 	enum auth_result deferred_res;
 	struct auth_req *prev, *next;      /* the host's live requests */
 	struct auth_req *defer_next;
+	size_t end_backend;       /* ask backends before this index only */
+	auth_probe_cb *probe_cb;  /* auth_probe: the answer with its detail */
+	char *detail;             /* why, from the backend that answered (or NULL) */
 };
 
 /* One operation of a backend for req (see the top of this file). */
@@ -77,6 +80,8 @@ struct auth_vfuncs {
 	/* Stop the work of b; its reply must never come.  Frees b (now or
 	 * when its workers finish). */
 	void (*cancel)(struct auth_breq *b);
+	/* Optional: lines about the backend's state for parleyctl status. */
+	void (*status)(void *state, struct buf *out);
 };
 
 struct auth_backend {
@@ -84,9 +89,15 @@ struct auth_backend {
 	void *state;
 };
 
+struct auth_limit;
+
 struct auth {
 	struct ev_loop *loop;
 	char *host;
+	const struct auth_config *cfg;    /* the host's auth section: valid in init only */
+	bool store_plain;                 /* auth.store_plain */
+	unsigned max_failures_ip, max_failures_user;
+	double failure_window;
 	struct storage *storage;
 	unsigned scram_iterations;        /* for new credentials */
 	const struct ldap_config *ldap_cfg;   /* the host's auth.ldap (valid during init) */
@@ -96,6 +107,7 @@ struct auth {
 	struct auth_req *defer_head, *defer_tail;
 	ev_timer defer_timer;
 	bool freeing;
+	struct auth_limit *limit_ip, *limit_user;   /* failed-login counters */
 };
 
 /* The backend's answer for req (from the loop, never inside its vfunc). */
@@ -105,12 +117,21 @@ void auth_backend_reply(struct auth_req *req, enum auth_result res,
  * delivers it from the loop; the vfunc then returns NULL. */
 void auth_backend_reply_later(struct auth_req *req, enum auth_result res);
 
+/* Why the answer is what it is, for logs and parleyctl auth-test (e.g.
+ * "timeout after 5 s"); call before auth_backend_reply. */
+void auth_backend_detail(struct auth_req *req, const char *fmt, ...) ATTR_PRINTF(2, 3);
+
 /* Seconds a key derivation may wait in the compute queue. */
 #define AUTH_COMPUTE_TIMEOUT 10.0
 
 extern const struct auth_vfuncs auth_internal_vfuncs;
 #ifdef HAVE_BACKEND_LDAP
 extern const struct auth_vfuncs auth_ldap_vfuncs;
+#endif
+extern const struct auth_vfuncs auth_external_vfuncs;
+extern const struct auth_vfuncs auth_anonymous_vfuncs;
+#ifdef HAVE_BACKEND_PAM
+extern const struct auth_vfuncs auth_pam_vfuncs;
 #endif
 
 #endif

@@ -28,12 +28,18 @@
 #include "server/worker.h"
 
 #include <assert.h>
+#include <stdarg.h>
 #include <unistd.h>
 
 static const struct auth_vfuncs *const auth_backends[] = {
 	&auth_internal_vfuncs,
 #ifdef HAVE_BACKEND_LDAP
 	&auth_ldap_vfuncs,
+#endif
+	&auth_external_vfuncs,
+	&auth_anonymous_vfuncs,
+#ifdef HAVE_BACKEND_PAM
+	&auth_pam_vfuncs,
 #endif
 };
 
@@ -73,6 +79,7 @@ void auth_global_shutdown(void)
 /* ---- requests ------------------------------------------------------------------- */
 
 static void defer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void auth_limits_free(struct auth *a);
 
 static void defer_push(struct auth_req *req, enum auth_result res, bool final)
 {
@@ -119,6 +126,7 @@ static struct auth_req *req_new(struct auth *a, enum auth_op op, const char *use
 	req->user = xstrdup(user);
 	req->password = password != NULL ? xstrdup(password) : NULL;
 	req->ctx = ctx;
+	req->end_backend = a->nbackends;
 	req->next = a->reqs;
 	if (a->reqs != NULL)
 		a->reqs->prev = req;
@@ -140,7 +148,20 @@ static void req_free(struct auth_req *req)
 		free(req->password);
 	}
 	free(req->user);
+	free(req->detail);
 	free(req);
+}
+
+void auth_backend_detail(struct auth_req *req, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *d = NULL;
+	if (vasprintf(&d, fmt, ap) < 0)
+		log_fatal("out of memory");
+	va_end(ap);
+	free(req->detail);
+	req->detail = d;
 }
 
 /* The final answer: the caller's callback, then the request is gone. */
@@ -152,7 +173,9 @@ static void finish(struct auth_req *req, enum auth_result res, const struct scra
 		return;
 	}
 	req->answering = true;
-	if (req->op == AUTH_OP_GET_SCRAM)
+	if (req->probe_cb != NULL)
+		req->probe_cb(res, req->detail, req->ctx);
+	else if (req->op == AUTH_OP_GET_SCRAM)
 		req->scram_cb(res, res == AUTH_OK ? cred : NULL, req->ctx);
 	else
 		req->cb(res, req->ctx);
@@ -206,7 +229,7 @@ static enum auth_result chain_final(const struct auth_req *req)
 static void chain_next(struct auth_req *req)
 {
 	struct auth *a = req->a;
-	while (!a->freeing && req->next_backend < a->nbackends) {
+	while (!a->freeing && req->next_backend < req->end_backend) {
 		struct auth_backend *b = &a->backends[req->next_backend++];
 		auth_backend_op_fn *fn = op_fn(b->v, req->op);
 		if (fn == NULL)
@@ -248,6 +271,9 @@ void auth_backend_reply(struct auth_req *req, enum auth_result res,
 		return;
 	}
 	req->seen |= 1u << res;
+	if (res == AUTH_TEMPFAIL && req->detail != NULL)
+		log_info("host %s: auth backend answered for %s: temporary failure (%s); asking the next one",
+		         req->a->host, req->user, req->detail);
 	chain_next(req);
 }
 
@@ -311,6 +337,13 @@ int auth_new(struct ev_loop *loop, const char *host, const struct auth_config *c
 	struct auth *a = xcalloc(1, sizeof(*a));
 	a->loop = loop;
 	a->host = xstrdup(host);
+	a->cfg = cfg;
+	if (cfg != NULL) {
+		a->store_plain = cfg->store_plain;
+		a->max_failures_ip = cfg->max_failures_per_ip;
+		a->max_failures_user = cfg->max_failures_per_user;
+		a->failure_window = cfg->failure_window;
+	}
 	a->storage = storage;
 	a->scram_iterations = cfg != NULL && cfg->scram_iterations > 0 ? cfg->scram_iterations
 	                                                               : SCRAM_DEFAULT_ITERATIONS;
@@ -321,9 +354,13 @@ int auth_new(struct ev_loop *loop, const char *host, const struct auth_config *c
 	for (size_t i = 0; i < methods->count; i++) {
 		const struct auth_vfuncs *v = backend_find(methods->items[i]);
 		if (v == NULL) {
-			*error_r = xasprintf("host %s: unknown auth method '%s' (built: internal"
+			*error_r = xasprintf("host %s: unknown auth method '%s' (built: internal, external, "
+			                     "anonymous"
 #ifdef HAVE_BACKEND_LDAP
 			                     ", ldap"
+#endif
+#ifdef HAVE_BACKEND_PAM
+			                     ", pam"
 #endif
 			                     ")", host,
 			                     methods->items[i]);
@@ -339,6 +376,7 @@ int auth_new(struct ev_loop *loop, const char *host, const struct auth_config *c
 		a->backends[i].v = v;
 		a->nbackends++;
 	}
+	a->cfg = NULL;   /* the caller's; backends copied what they need */
 	*auth_r = a;
 	return 0;
 fail:
@@ -366,6 +404,7 @@ void auth_free(struct auth **ap)
 		if (a->backends[i].v->deinit != NULL)
 			a->backends[i].v->deinit(a->backends[i].state);
 	ev_timer_stop(a->loop, &a->defer_timer);
+	auth_limits_free(a);
 	free(a->backends);
 	free(a->host);
 	free(a);
@@ -446,4 +485,191 @@ struct auth_req *auth_remove_user(struct auth *a, const char *user, auth_cb *cb,
 	struct auth_req *req = req_new(a, AUTH_OP_REMOVE_USER, user, NULL, ctx);
 	req->cb = cb;
 	return req_start(req);
+}
+
+/* ---- diagnostics --------------------------------------------------------------- */
+
+size_t auth_backend_count(const struct auth *a)
+{
+	return a->nbackends;
+}
+
+const char *auth_backend_name(const struct auth *a, size_t i)
+{
+	return i < a->nbackends ? a->backends[i].v->name : NULL;
+}
+
+struct auth_req *auth_probe(struct auth *a, size_t i, const char *user, const char *password,
+                            auth_probe_cb *cb, void *ctx)
+{
+	assert(user != NULL && cb != NULL && i < a->nbackends);
+	struct auth_req *req = req_new(a, password != NULL ? AUTH_OP_CHECK_PASSWORD : AUTH_OP_USER_EXISTS,
+	                               user, password, ctx);
+	req->probe_cb = cb;
+	req->next_backend = i;
+	req->end_backend = i + 1;
+	return req_start(req);
+}
+
+void auth_status(const struct auth *a, struct buf *out)
+{
+	for (size_t i = 0; i < a->nbackends; i++) {
+		if (a->backends[i].v->status == NULL)
+			continue;
+		buf_printf(out, "host %s: auth %s: ", a->host, a->backends[i].v->name);
+		a->backends[i].v->status(a->backends[i].state, out);
+		buf_append_str(out, "\n");
+	}
+}
+
+bool auth_can_anonymous(const struct auth *a)
+{
+	for (size_t i = 0; i < a->nbackends; i++)
+		if (a->backends[i].v == &auth_anonymous_vfuncs)
+			return true;
+	return false;
+}
+
+/* ---- failed-login limits ------------------------------------------------------- */
+
+/* A fixed window per key: count failures from the first one for
+ * failure_window seconds.  The table is small and bounded: expired entries
+ * go as they are met, and past LIMIT_MAX entries the oldest are dropped. */
+#define LIMIT_BUCKETS 256
+#define LIMIT_MAX 65536
+
+struct limit_entry {
+	char *key;
+	double first;            /* ev_now of the first failure of the window */
+	unsigned count;
+	struct limit_entry *next;
+};
+
+struct auth_limit {
+	struct limit_entry *b[LIMIT_BUCKETS];
+	unsigned n;
+};
+
+static void limit_free(struct auth_limit **lp)
+{
+	struct auth_limit *l = *lp;
+	if (l == NULL)
+		return;
+	for (size_t i = 0; i < LIMIT_BUCKETS; i++) {
+		while (l->b[i] != NULL) {
+			struct limit_entry *e = l->b[i];
+			l->b[i] = e->next;
+			free(e->key);
+			free(e);
+		}
+	}
+	xfree(lp);
+}
+
+static void auth_limits_free(struct auth *a)
+{
+	limit_free(&a->limit_ip);
+	limit_free(&a->limit_user);
+}
+
+/* The entry of key (NULL if none or expired, which is then dropped). */
+static struct limit_entry *limit_find(struct auth_limit *l, const char *key, double now, double window)
+{
+	struct limit_entry **pp = &l->b[hash_str(key) % LIMIT_BUCKETS];
+	while (*pp != NULL) {
+		struct limit_entry *e = *pp;
+		if (now - e->first >= window) {
+			*pp = e->next;
+			free(e->key);
+			free(e);
+			l->n--;
+			continue;
+		}
+		if (strcmp(e->key, key) == 0)
+			return e;
+		pp = &e->next;
+	}
+	return NULL;
+}
+
+/* Drop the oldest entries until there is room for one more. */
+static void limit_trim(struct auth_limit *l)
+{
+	while (l->n >= LIMIT_MAX) {
+		struct limit_entry **oldest = NULL;
+		for (size_t i = 0; i < LIMIT_BUCKETS; i++)
+			for (struct limit_entry **pp = &l->b[i]; *pp != NULL; pp = &(*pp)->next)
+				if (oldest == NULL || (*pp)->first < (*oldest)->first)
+					oldest = pp;
+		struct limit_entry *e = *oldest;
+		*oldest = e->next;
+		free(e->key);
+		free(e);
+		l->n--;
+	}
+}
+
+static void limit_count(struct auth_limit **lp, const char *key, double now, double window)
+{
+	if (*lp == NULL)
+		*lp = xcalloc(1, sizeof(**lp));
+	struct auth_limit *l = *lp;
+	struct limit_entry *e = limit_find(l, key, now, window);
+	if (e == NULL) {
+		limit_trim(l);
+		e = xcalloc(1, sizeof(*e));
+		e->key = xstrdup(key);
+		e->first = now;
+		uint32_t b = hash_str(key) % LIMIT_BUCKETS;
+		e->next = l->b[b];
+		l->b[b] = e;
+		l->n++;
+	}
+	e->count++;
+}
+
+static bool limit_over(struct auth_limit *l, const char *key, unsigned max, double now, double window)
+{
+	if (l == NULL || max == 0 || key == NULL)
+		return false;
+	struct limit_entry *e = limit_find(l, key, now, window);
+	return e != NULL && e->count >= max;
+}
+
+bool auth_limited(struct auth *a, const char *ip, const char *user)
+{
+	double now = ev_now(a->loop), w = a->failure_window;
+	return limit_over(a->limit_ip, ip, a->max_failures_ip, now, w) ||
+	       limit_over(a->limit_user, user, a->max_failures_user, now, w);
+}
+
+void auth_note_failure(struct auth *a, const char *ip, const char *user, const char *reason)
+{
+	log_notice("auth failed: ip=%s user=%s%s%s reason=%s", ip != NULL ? ip : "-",
+	           user != NULL && *user != '\0' ? user : "-", user != NULL && *user != '\0' ? "@" : "",
+	           user != NULL && *user != '\0' ? a->host : "", reason);
+	if (a->failure_window <= 0)
+		return;
+	double now = ev_now(a->loop), w = a->failure_window;
+	if (ip != NULL && a->max_failures_ip > 0)
+		limit_count(&a->limit_ip, ip, now, w);
+	if (user != NULL && *user != '\0' && a->max_failures_user > 0)
+		limit_count(&a->limit_user, user, now, w);
+}
+
+void auth_note_success(struct auth *a, const char *user)
+{
+	if (a->limit_user == NULL || user == NULL)
+		return;
+	struct limit_entry **pp = &a->limit_user->b[hash_str(user) % LIMIT_BUCKETS];
+	for (; *pp != NULL; pp = &(*pp)->next) {
+		if (strcmp((*pp)->key, user) == 0) {
+			struct limit_entry *e = *pp;
+			*pp = e->next;
+			free(e->key);
+			free(e);
+			a->limit_user->n--;
+			return;
+		}
+	}
 }

@@ -42,6 +42,8 @@ bool auth_can_scram(const struct auth *a);
 bool auth_can_plain(const struct auth *a);
 
 typedef void auth_cb(enum auth_result res, void *ctx);
+/* An answer with the backend's explanation (detail may be NULL). */
+typedef void auth_probe_cb(enum auth_result res, const char *detail, void *ctx);
 typedef void auth_scram_cb(enum auth_result res, const struct scram_credentials *cred, void *ctx);
 
 struct auth_req *auth_check_password(struct auth *a, const char *user, const char *password,
@@ -57,6 +59,30 @@ struct auth_req *auth_create_user(struct auth *a, const char *user, const char *
 struct auth_req *auth_set_password(struct auth *a, const char *user, const char *password,
                                    auth_cb *cb, void *ctx);
 struct auth_req *auth_remove_user(struct auth *a, const char *user, auth_cb *cb, void *ctx);
+
+/* ---- diagnostics ---- */
+/* The number of backends in the chain and the method name of one. */
+size_t auth_backend_count(const struct auth *a);
+const char *auth_backend_name(const struct auth *a, size_t i);
+/* Ask backend i alone: op is AUTH_OP_CHECK_PASSWORD-like "check" (password
+ * non-NULL) or "exists" (password NULL).  cb as for the other calls. */
+struct auth_req *auth_probe(struct auth *a, size_t i, const char *user, const char *password,
+                            auth_probe_cb *cb, void *ctx);
+/* Append each backend's state (pool processes, restarts, last error). */
+void auth_status(const struct auth *a, struct buf *out);
+
+/* ---- failed-login limits (auth.max_failures_per_ip / _per_user) ---- */
+/* Whether a login from ip to user (either may be NULL) is refused now
+ * because of earlier failures. */
+bool auth_limited(struct auth *a, const char *ip, const char *user);
+/* Count one failed login and log the stable line
+ * "auth failed: ip=IP user=USER@HOST reason=REASON" (fail2ban). */
+void auth_note_failure(struct auth *a, const char *ip, const char *user, const char *reason);
+/* A successful login clears the account's counter. */
+void auth_note_success(struct auth *a, const char *user);
+
+/* Whether the chain lets anyone in without credentials (SASL ANONYMOUS). */
+bool auth_can_anonymous(const struct auth *a);
 
 /* A shared worker group for CPU-heavy work (key derivation), created on
  * first use with loop; freed by auth_global_shutdown. */

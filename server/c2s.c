@@ -44,6 +44,7 @@ struct c2s {
 	ev_timer fail_timer;
 	bool fail_close;              /* close after the delayed failure is sent */
 	char *user;                   /* authenticated local part */
+	bool anonymous;               /* SASL ANONYMOUS: the account lives as long as the stream */
 	struct session session;
 	char *full_jid;               /* session JID as a string, for stamping */
 	double opened;
@@ -294,8 +295,11 @@ static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 		break;
 	case SASL_SUCCESS: {
 		c->user = xstrdup(sasl_username(c->sasl));
-		log_info("c2s %llu from %s: %s@%s authenticated", (unsigned long long)c->st->id, c->st->ip,
-		         c->user, c->host->name);
+		c->anonymous = sasl_is_anonymous(c->sasl);
+		if (!c->anonymous)
+			auth_note_success(c->host->auth, c->user);
+		log_info("c2s %llu from %s: %s@%s authenticated%s", (unsigned long long)c->st->id, c->st->ip,
+		         c->user, c->host->name, c->anonymous ? " (anonymous)" : "");
 		/* <success/> with no additional data has no text at all (PLAIN). */
 		c2s_send_sasl(c, "success", NULL, res->data, res->len);
 		sasl_free(&c->sasl);
@@ -306,26 +310,38 @@ static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 		paused = c->st->in_parser;   /* inside the parser: stop there, restart follows */
 		break;
 	}
-	case SASL_FAILURE:
-		sasl_free(&c->sasl);
+	case SASL_FAILURE: {
+		const char *who = c->sasl != NULL ? sasl_username(c->sasl) : NULL;
 		if (res->tempfail) {
-			log_warning("c2s %llu from %s: authentication backend unavailable for host %s",
-			            (unsigned long long)c->st->id, c->st->ip, c->host->name);
+			log_warning("c2s %llu from %s: authentication backend unavailable for %s@%s: "
+			            "<temporary-auth-failure/> (not counted as a failed login)",
+			            (unsigned long long)c->st->id, c->st->ip, who != NULL ? who : "?", c->host->name);
+			sasl_free(&c->sasl);
 			c2s_send_sasl(c, "failure", "temporary-auth-failure", NULL, 0);
 			break;
 		}
 		if (strcmp(res->condition, "not-authorized") != 0) {
+			sasl_free(&c->sasl);
 			c2s_send_sasl(c, "failure", res->condition, NULL, 0);
 			break;
 		}
 		c->auth_failures++;
-		log_notice("c2s %llu from %s: authentication failed for host %s (attempt %u)",
-		           (unsigned long long)c->st->id, c->st->ip, c->host->name, c->auth_failures);
+		if (res->limited)
+			log_notice("auth failed: ip=%s user=%s%s%s reason=rate-limited", c->st->ip,
+			           who != NULL && *who != '\0' ? who : "-", who != NULL && *who != '\0' ? "@" : "",
+			           who != NULL && *who != '\0' ? c->host->name : "");
+		else
+			auth_note_failure(c->host->auth, c->st->ip, who,
+			                  res->reason != NULL ? res->reason : "not-authorized");
+		sasl_free(&c->sasl);
+		log_info("c2s %llu from %s: authentication failed for host %s (attempt %u)",
+		         (unsigned long long)c->st->id, c->st->ip, c->host->name, c->auth_failures);
 		c->fail_close = c->auth_failures >= c->limits->auth_attempts;
 		ev_timer_set(&c->fail_timer, c->limits->auth_failure_delay, 0);
 		ev_timer_start(c->st->loop, &c->fail_timer);
 		paused = true;
 		break;
+	}
 	}
 	sasl_result_clear(res);
 	return paused;
@@ -363,7 +379,7 @@ static bool c2s_handle_auth(struct c2s *c, struct xml_node *el)
 	size_t len;
 	if (!c2s_decode_sasl(c, el, &data, &len))
 		return false;
-	c->sasl = sasl_new(mech, c->host->auth, c->st->ssl, c2s_sasl_async, c);
+	c->sasl = sasl_new(mech, c->host->auth, c->st->ssl, c->st->ip, c2s_sasl_async, c);
 	struct sasl_result res;
 	sasl_step(c->sasl, (const char *)(data != NULL ? (char *)data : ""), len, &res);
 	if (data != NULL) {
@@ -713,11 +729,25 @@ static void c2s_tick(struct stream *st, double now)
 		stream_write(st, " ", 1);
 }
 
+static void c2s_anonymous_removed(enum storage_result res, void *ctx)
+{
+	if (res != STORAGE_OK && res != STORAGE_NOT_FOUND)
+		log_warning("c2s: could not remove the data of an anonymous user: %s",
+		            res == STORAGE_TEMPFAIL ? "storage unavailable" : "storage error");
+}
+
 static void c2s_closed(struct stream *st)
 {
 	struct c2s *c = st->owner;
 	if (c->session.user != NULL)
 		sm_session_close(&c->session);
+	if (c->anonymous && c->user != NULL) {
+		/* Nothing of an anonymous user outlives its stream: what modules
+		 * stored for it goes (the stream does not wait for the answer). */
+		struct hook_user hu = { .user = c->user };
+		hook_run(c->host, HOOK_REMOVE_USER, &hu);
+		storage_account_remove(c->host->storage, c->host->name, c->user, c2s_anonymous_removed, NULL);
+	}
 	if (c->session.presence != NULL)
 		xml_unref(&c->session.presence);
 	if (c->preauth_pending > 0)

@@ -1522,11 +1522,56 @@ static const struct opt_def storage_defs[] = {
 
 static const struct opt_def auth_defs[] = {
 	{ "methods", OPT_STRLIST, OFF(auth_config, methods), "internal", NULL, 0, 0,
-	  "authentication backends, tried in order: internal, ldap" },
+	  "authentication backends, tried in order: internal, external, pam, ldap, anonymous" },
 	{ "scram_iterations", OPT_UINT, OFF(auth_config, scram_iterations), "4096", NULL, 4096, 10000000,
 	  "PBKDF2 iterations of newly stored SCRAM credentials" },
+	{ "store_plain", OPT_BOOL, OFF(auth_config, store_plain), "false", NULL, 0, 0,
+	  "internal: also keep clear passwords (legacy migrations only; a warning at start)" },
+	{ "max_failures_per_ip", OPT_UINT, OFF(auth_config, max_failures_per_ip), "0", NULL, 0, 1000000,
+	  "failed logins from one IP address within failure_window before it is refused; 0: no limit" },
+	{ "max_failures_per_user", OPT_UINT, OFF(auth_config, max_failures_per_user), "0", NULL, 0, 1000000,
+	  "failed logins to one account within failure_window before it is refused; 0: no limit" },
+	{ "failure_window", OPT_DURATION, OFF(auth_config, failure_window), "10m", NULL, 0, 0,
+	  "how long failed logins are counted" },
+	{ "external", OPT_NODE, OFF(auth_config, external_node), NULL, NULL, 0, 0,
+	  "options of the external method" },
+	{ "pam", OPT_NODE, OFF(auth_config, pam_node), NULL, NULL, 0, 0, "options of the pam method" },
 	{ "ldap", OPT_NODE, OFF(auth_config, ldap_node), NULL, NULL, 0, 0,
 	  "the directory: options of the ldap method and of LDAP vCards" },
+	OPT_END
+};
+
+static const struct opt_def auth_external_defs[] = {
+	{ "program", OPT_STRING, OFF(auth_external_config, program), NULL, NULL, 0, 0,
+	  "the authentication program (port protocol on stdin/stdout)" },
+	{ "args", OPT_STRLIST, OFF(auth_external_config, args), NULL, NULL, 0, 0,
+	  "arguments given to the program" },
+	{ "instances", OPT_UINT, OFF(auth_external_config, instances), "1", NULL, 1, 64,
+	  "program processes run at once, one request in flight each" },
+	{ "timeout", OPT_DURATION, OFF(auth_external_config, timeout), "5s", NULL, 0, 0,
+	  "deadline of one request; a process that misses it is killed and replaced" },
+	{ "queue_max", OPT_UINT, OFF(auth_external_config, queue_max), "100", NULL, 0, 1000000,
+	  "requests waiting for a free process before new ones fail at once (temporary failure)" },
+	{ "cache_ttl", OPT_DURATION, OFF(auth_external_config, cache_ttl), "0", NULL, 0, 0,
+	  "keep positive answers this long (password answers as salted hashes); 0: no cache" },
+	{ "restart_max", OPT_DURATION, OFF(auth_external_config, restart_max), "30s", NULL, 0, 0,
+	  "longest wait before restarting a process that keeps failing (the wait doubles from 0.1 s)" },
+	OPT_END
+};
+
+static const struct opt_def auth_pam_defs[] = {
+	{ "service", OPT_STRING, OFF(auth_pam_config, service), "parley", NULL, 0, 0,
+	  "PAM service name (/etc/pam.d/NAME)" },
+	{ "helper", OPT_STRING, OFF(auth_pam_config, helper), NULL, NULL, 0, 0,
+	  "the PAM helper program; unset: the installed parley-pam-helper" },
+	{ "instances", OPT_UINT, OFF(auth_pam_config, instances), "1", NULL, 1, 64,
+	  "helper processes run at once" },
+	{ "max_requests", OPT_UINT, OFF(auth_pam_config, max_requests), "1000", NULL, 1, 100000000,
+	  "a helper is replaced after this many requests" },
+	{ "timeout", OPT_DURATION, OFF(auth_pam_config, timeout), "10s", NULL, 0, 0,
+	  "deadline of one PAM request" },
+	{ "account_check", OPT_BOOL, OFF(auth_pam_config, account_check), "true", NULL, 0, 0,
+	  "answer 'does this user exist' through pam_acct_mgmt (see the admin guide for its limits)" },
 	OPT_END
 };
 
@@ -1726,24 +1771,73 @@ out:
 	return ret;
 }
 
+static int resolve_path(char **p, const char *dir, const struct cfg_node *map,
+                        const struct cfg_node *fallback, const char *section, const char *key,
+                        char **error_r);
+
+/* The auth section's sub-maps (external, pam) over what *a holds. */
+static int apply_auth_sub(struct auth_config *a, const struct cfg_node *auth_map, const char *section,
+                          const char *dir, char **error_r)
+{
+	const struct cfg_node *ext = cfg_get(auth_map, "external");
+	const struct cfg_node *pam = cfg_get(auth_map, "pam");
+	int ret = 0;
+	if (ext != NULL) {
+		char *sec = xasprintf("%s.external", section);
+		ret = opt_apply_over(auth_external_defs, ext, sec, &a->external, error_r);
+		if (ret == 0)
+			ret = resolve_path(&a->external.program, dir, ext, ext, sec, "program", error_r);
+		free(sec);
+	}
+	if (ret == 0 && pam != NULL) {
+		char *sec = xasprintf("%s.pam", section);
+		ret = opt_apply_over(auth_pam_defs, pam, sec, &a->pam, error_r);
+		if (ret == 0)
+			ret = resolve_path(&a->pam.helper, dir, pam, pam, sec, "helper", error_r);
+		free(sec);
+	}
+	return ret;
+}
+
+static void auth_config_free(struct auth_config *a)
+{
+	opt_free(auth_defs, a);
+	opt_free(ldap_defs, &a->ldap);
+	opt_free(auth_external_defs, &a->external);
+	opt_free(auth_pam_defs, &a->pam);
+}
+
 /* is_host: the effective settings of a host (global ones may leave out
  * what every host then gives). */
 static int check_auth(const struct auth_config *a, const struct cfg_node *map,
                       const struct cfg_node *fallback, const char *section, bool is_host,
                       char **error_r)
 {
-#ifdef HAVE_BACKEND_LDAP
-	static const char *const later[] = { "pam", "external", "anonymous", NULL };
-#else
-	static const char *const later[] = { "ldap", "pam", "external", "anonymous", NULL };
+	static const char *const built[] = {
+		"internal", "external", "anonymous",
+#ifdef HAVE_BACKEND_PAM
+		"pam",
 #endif
+		NULL
+	};
+	static const char *const later[] = { "ldap", "pam", NULL };
 	if (a->methods.count == 0) {
 		*error_r = error_for_key(map, fallback, section, "methods", "at least one method is required");
 		return -1;
 	}
 	for (size_t i = 0; i < a->methods.count; i++) {
 		const char *m = a->methods.items[i];
-		if (strcmp(m, "internal") == 0)
+		for (size_t k = 0; k < i; k++) {
+			if (strcmp(a->methods.items[k], m) == 0) {
+				*error_r = error_for_key(map, fallback, section, "methods",
+				                         "auth method '%s' is listed twice", m);
+				return -1;
+			}
+		}
+		bool ok = false;
+		for (size_t k = 0; built[k] != NULL; k++)
+			ok = ok || strcmp(m, built[k]) == 0;
+		if (ok)
 			continue;
 #ifdef HAVE_BACKEND_LDAP
 		if (strcmp(m, "ldap") == 0) {
@@ -1764,7 +1858,36 @@ static int check_auth(const struct auth_config *a, const struct cfg_node *map,
 			                         "auth method '%s' is not built / not supported yet", m);
 		else
 			*error_r = error_for_key(map, fallback, section, "methods",
-			                         "unknown auth method '%s' (known: internal, ldap)", m);
+			                         "unknown auth method '%s' (known: internal, external, pam, "
+			                         "ldap, anonymous)", m);
+		return -1;
+	}
+	if (is_host && strlist_contains(&a->methods, "external")) {
+		const struct cfg_node *ext = cfg_get(map, "external");
+		char *sec = xasprintf("%s.external", section);
+		int ret = 0;
+		if (a->external.program == NULL) {
+			*error_r = error_for_key(ext, map != NULL ? map : fallback, sec, "program",
+			                         "required with the external method");
+			ret = -1;
+		} else if (a->external.timeout <= 0) {
+			*error_r = error_for_key(ext, map != NULL ? map : fallback, sec, "timeout",
+			                         "must be more than 0");
+			ret = -1;
+		}
+		free(sec);
+		if (ret < 0)
+			return -1;
+	}
+	if (is_host && strlist_contains(&a->methods, "pam") && a->pam.timeout <= 0) {
+		char *sec = xasprintf("%s.pam", section);
+		*error_r = error_for_key(cfg_get(map, "pam"), map != NULL ? map : fallback, sec, "timeout",
+		                         "must be more than 0");
+		free(sec);
+		return -1;
+	}
+	if (a->failure_window <= 0 && (a->max_failures_per_ip > 0 || a->max_failures_per_user > 0)) {
+		*error_r = error_for_key(map, fallback, section, "failure_window", "must be more than 0");
 		return -1;
 	}
 	return 0;
@@ -2056,8 +2179,11 @@ static int load_globals(struct globals *g, const struct top_settings *top, const
 	                 error_r) < 0)
 		return -1;
 	opt_defaults(ldap_defs, &g->auth.ldap);
+	opt_defaults(auth_external_defs, &g->auth.external);
+	opt_defaults(auth_pam_defs, &g->auth.pam);
 	if (opt_apply(auth_defs, top->auth, "auth", &g->auth, error_r) < 0 ||
 	    load_ldap(&g->auth.ldap, top->auth, root, "auth", dir, error_r) < 0 ||
+	    apply_auth_sub(&g->auth, top->auth, "auth", dir, error_r) < 0 ||
 	    check_auth(&g->auth, top->auth, root, "auth", false, error_r) < 0)
 		return -1;
 	if (opt_apply(tls_defs, top->tls, "tls", &g->tls, error_r) < 0 ||
@@ -2071,8 +2197,7 @@ static int load_globals(struct globals *g, const struct top_settings *top, const
 static void globals_free(struct globals *g)
 {
 	opt_free(storage_defs, &g->storage);
-	opt_free(auth_defs, &g->auth);
-	opt_free(ldap_defs, &g->auth.ldap);
+	auth_config_free(&g->auth);
 	opt_free(tls_defs, &g->tls);
 }
 
@@ -2094,6 +2219,8 @@ static int load_host(struct host_config *h, const struct cfg_node *entry, const 
 	opt_copy(auth_defs, &h->auth, &g->auth);
 	opt_copy(ldap_defs, &h->auth.ldap, &g->auth.ldap);
 	h->auth.ldap.node = g->auth.ldap.node;
+	opt_copy(auth_external_defs, &h->auth.external, &g->auth.external);
+	opt_copy(auth_pam_defs, &h->auth.pam, &g->auth.pam);
 	opt_copy(tls_defs, &h->tls, &g->tls);
 
 	if (entry != NULL && !node_is_null(entry) && entry->type != CFG_MAP) {
@@ -2127,6 +2254,7 @@ static int load_host(struct host_config *h, const struct cfg_node *entry, const 
 		goto out;
 	if (opt_apply_over(auth_defs, hs.auth, sec_auth, &h->auth, error_r) < 0 ||
 	    load_ldap(&h->auth.ldap, hs.auth, h->node, sec_auth, dir, error_r) < 0 ||
+	    apply_auth_sub(&h->auth, hs.auth, sec_auth, dir, error_r) < 0 ||
 	    check_auth(&h->auth, hs.auth, h->node, sec_auth, true, error_r) < 0)
 		goto out;
 	if (opt_apply_over(tls_defs, hs.tls, sec_tls, &h->tls, error_r) < 0 ||
@@ -2287,8 +2415,7 @@ void config_free(struct parley_config **cfgp)
 		struct host_config *h = &cfg->hosts[i];
 		free(h->name);
 		opt_free(storage_defs, &h->storage);
-		opt_free(auth_defs, &h->auth);
-		opt_free(ldap_defs, &h->auth.ldap);
+		auth_config_free(&h->auth);
 		opt_free(tls_defs, &h->tls);
 		strlist_free(&h->admins);
 		cfg_free(&h->modules);
@@ -2329,6 +2456,10 @@ static void dump_host(const struct host_config *h, struct buf *out, config_dump_
 	/* the effective ldap options (opt_dump never shows the password) */
 	buf_append_str(out, "      ldap:\n");
 	opt_dump(ldap_defs, &h->auth.ldap, out, 8);
+	buf_append_str(out, "      external:\n");
+	opt_dump(auth_external_defs, &h->auth.external, out, 8);
+	buf_append_str(out, "      pam:\n");
+	opt_dump(auth_pam_defs, &h->auth.pam, out, 8);
 	buf_append_str(out, "    tls:\n");
 	opt_dump(tls_defs, &h->tls, out, 6);
 	struct host_settings hs = { .admins = h->admins };

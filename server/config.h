@@ -131,11 +131,39 @@ struct ldap_config {
 enum { LDAPCFG_STARTTLS_OFF, LDAPCFG_STARTTLS_REQUIRED };
 enum { LDAPCFG_METHOD_BIND, LDAPCFG_METHOD_COMPARE };
 
+/* auth.external: an operator's program speaking the port protocol. */
+struct auth_external_config {
+	char *program;                /* absolute path (required with method external) */
+	struct strlist args;          /* extra arguments */
+	unsigned instances;           /* processes in the pool (default 1) */
+	double timeout;               /* per request (default 5 s) */
+	unsigned queue_max;           /* requests waiting for an instance (default 100) */
+	double cache_ttl;             /* positive answers cached this long (default 0: off) */
+	double restart_max;           /* longest wait between restarts (default 30 s) */
+};
+
+/* auth.pam: PAM in helper processes. */
+struct auth_pam_config {
+	char *service;                /* PAM service name (default "parley") */
+	char *helper;                 /* helper program (default: the installed parley-pam-helper) */
+	unsigned instances;           /* helper processes (default 1) */
+	unsigned max_requests;        /* a helper is replaced after this many requests (default 1000) */
+	double timeout;               /* per request (default 10 s) */
+	bool account_check;           /* user_exists through pam_acct_mgmt (default true) */
+};
+
 struct auth_config {
 	struct strlist methods;       /* "internal" (default); tried in order */
 	unsigned scram_iterations;    /* for new credentials (default 4096) */
 	const struct cfg_node *ldap_node;   /* the "ldap" map as written */
 	struct ldap_config ldap;
+	bool store_plain;             /* internal: keep clear passwords (legacy migrations; off) */
+	unsigned max_failures_per_ip;   /* failed logins per IP within failure_window (0: no limit) */
+	unsigned max_failures_per_user; /* failed logins per account within failure_window (0: no limit) */
+	double failure_window;        /* the counting window (default 10 min) */
+	struct auth_external_config external;
+	struct auth_pam_config pam;
+	const struct cfg_node *external_node, *pam_node;   /* the sub-maps as written */
 };
 
 struct listen_config {

@@ -64,6 +64,10 @@ struct ctl_call {
 	struct copy_job *copy;
 	struct srg_admin *srg;        /* an srg-* command in flight */
 	struct ctl_db_job *db;        /* a db command in flight */
+	char *secret;            /* auth-test: the password (wiped when freed) */
+	size_t probe_i;          /* auth-test: the backend being asked */
+	enum auth_result probe_res;
+	char *probe_detail;
 	int code;
 	char *message;
 	struct buf body;
@@ -86,6 +90,11 @@ static void call_free(struct ctl_call *call)
 	ev_timer_stop(call->loop, &call->defer);
 	ctl_free_argv(call->argv, call->argc);
 	free(call->user);
+	if (call->secret != NULL) {
+		explicit_bzero(call->secret, strlen(call->secret));
+		free(call->secret);
+	}
+	free(call->probe_detail);
 	free(call->message);
 	buf_free(&call->body);
 	free(call);
@@ -369,6 +378,129 @@ static int cmp_session(const void *a, const void *b)
 }
 
 struct session_list { struct session **items; size_t count; };
+/* ---- auth-test ---------------------------------------------------------------------- */
+
+static void auth_test_next(struct ctl_call *call);
+
+static void auth_test_chain_done(enum auth_result r, void *ctx)
+{
+	struct ctl_call *call = ctx;
+	call->req = NULL;
+	const char *verdict = r == AUTH_OK ? "login accepted"
+	                    : r == AUTH_TEMPFAIL ? "temporary failure (<temporary-auth-failure/>; not counted "
+	                                           "as a failed login)"
+	                    : "login refused (<not-authorized/>)";
+	buf_printf(&call->body, "chain of %s: %s: %s\n", call->host->name, auth_result_str(r), verdict);
+	if (r == AUTH_OK)
+		call_finish(call, CTL_OK, NULL);
+	else if (r == AUTH_TEMPFAIL)
+		call_finish(call, CTL_TEMPFAIL, "%s@%s: the backends could not answer", call->user,
+		            call->host->name);
+	else
+		call_finish(call, CTL_FAILED, "%s@%s: login refused", call->user, call->host->name);
+}
+
+static void auth_test_line(struct ctl_call *call, const char *what)
+{
+	const char *name = auth_backend_name(call->host->auth, call->probe_i);
+	buf_printf(&call->body, "backend %zu %s: %s", call->probe_i + 1, name, what);
+	if (call->probe_detail != NULL)
+		buf_printf(&call->body, " (%s)", call->probe_detail);
+	buf_append_str(&call->body, "\n");
+}
+
+static void auth_test_exists_done(enum auth_result r, const char *detail, void *ctx)
+{
+	struct ctl_call *call = ctx;
+	call->req = NULL;
+	if (r == AUTH_OK)
+		auth_test_line(call, "bad password (the user exists)");
+	else if (r == AUTH_NO_USER)
+		auth_test_line(call, "unknown user");
+	else if (r == AUTH_TEMPFAIL)
+		auth_test_line(call, "password rejected; whether the user exists is unknown (unreachable)");
+	else
+		auth_test_line(call, "password rejected (bad password or unknown user: this backend cannot "
+		                     "tell which)");
+	call->probe_i++;
+	auth_test_next(call);
+}
+
+static void auth_test_check_done(enum auth_result r, const char *detail, void *ctx)
+{
+	struct ctl_call *call = ctx;
+	call->req = NULL;
+	free(call->probe_detail);
+	call->probe_detail = detail != NULL ? xstrdup(detail) : NULL;
+	call->probe_res = r;
+	switch (r) {
+	case AUTH_OK:
+		auth_test_line(call, "ok (password accepted)");
+		break;
+	case AUTH_BAD_PASSWORD:
+		call->req = auth_probe(call->host->auth, call->probe_i, call->user, NULL, auth_test_exists_done,
+		                       call);
+		return;
+	case AUTH_NO_USER:
+		auth_test_line(call, "unknown user");
+		break;
+	case AUTH_TEMPFAIL:
+		auth_test_line(call, "unreachable or too slow: temporary failure");
+		break;
+	case AUTH_NOT_SUPPORTED:
+		auth_test_line(call, "does not check passwords");
+		break;
+	default:
+		auth_test_line(call, auth_result_str(r));
+		break;
+	}
+	call->probe_i++;
+	auth_test_next(call);
+}
+
+static void auth_test_next(struct ctl_call *call)
+{
+	xfree(&call->probe_detail);
+	if (call->probe_i < auth_backend_count(call->host->auth)) {
+		call->req = auth_probe(call->host->auth, call->probe_i, call->user, call->secret,
+		                       auth_test_check_done, call);
+		return;
+	}
+	call->req = auth_check_password(call->host->auth, call->user, call->secret, auth_test_chain_done, call);
+}
+
+static void cmd_auth_test(struct ctl_call *call)
+{
+	const char *jid = call->argv[1];
+	const char *at = strrchr(jid, '@');
+	if (at == NULL || at == jid || at[1] == '\0') {
+		call_finish(call, CTL_USAGE, "expected USER@HOST, got '%s'", jid);
+		return;
+	}
+	char *domain = jid_nameprep(at + 1);
+	call->host = domain != NULL ? host_find(domain) : NULL;
+	free(domain);
+	if (call->host == NULL) {
+		call_finish(call, CTL_FAILED, "host %s is not served here", at + 1);
+		return;
+	}
+	char *node = xstrndup(jid, (size_t)(at - jid));
+	call->user = jid_nodeprep(node);
+	free(node);
+	if (call->user == NULL || *call->user == '\0') {
+		call_finish(call, CTL_FAILED, "'%s' has no valid user name", jid);
+		return;
+	}
+	call->secret = xstrdup(call->argv[2]);
+	explicit_bzero(call->argv[2], strlen(call->argv[2]));
+	buf_printf(&call->body, "auth-test %s@%s: methods", call->user, call->host->name);
+	for (size_t i = 0; i < auth_backend_count(call->host->auth); i++)
+		buf_printf(&call->body, " %s", auth_backend_name(call->host->auth, i));
+	buf_append_str(&call->body, "\n");
+	auth_test_next(call);
+}
+
+/* ---- server commands --------------------------------------------------------------- */
 
 static void add_session(struct session *s, void *ctx)
 {
@@ -619,9 +751,14 @@ static void cmd_status(struct ctl_call *call)
 	memory_figures(&rss, &heap, &hfree);
 	buf_printf(&call->body, "memory: rss %ld KiB, heap in use %zu KiB, heap free %zu KiB\n", rss, heap,
 	           hfree);
-	for (struct host *h = host_first(); h != NULL; h = h->next)
-		buf_printf(&call->body, "host %s: %u sessions, storage %s\n", h->name, sm_count(h),
+	for (struct host *h = host_first(); h != NULL; h = h->next) {
+		buf_printf(&call->body, "host %s: %u sessions, storage %s, auth", h->name, sm_count(h),
 		           storage_describe(h->storage));
+		for (size_t i = 0; i < auth_backend_count(h->auth); i++)
+			buf_printf(&call->body, " %s", auth_backend_name(h->auth, i));
+		buf_append_str(&call->body, "\n");
+		auth_status(h->auth, &call->body);
+	}
 #ifdef HAVE_BACKEND_LDAP
 	ldap_client_status_all(&call->body);
 #endif
@@ -1054,6 +1191,8 @@ static const struct ctl_command commands[] = {
 	  "add a member (or @all@, @online@) to a shared roster group" },
 	{ "srg-user-del", "USER@HOST HOST GROUP", 3, 3, CTL_F_OFFLINE, cmd_srg,
 	  "remove a member from a shared roster group" },
+	{ "auth-test", "USER@HOST", 2, 2, CTL_F_STDIN, cmd_auth_test,
+	  "check a password read from stdin through the host's auth chain, backend by backend" },
 	{ "connected-users-info", "", 0, 0, CTL_F_JSON, cmd_connected_users_info,
 	  "list sessions: JID, IP, port, TLS, priority, connected since, resource" },
 	{ "kick-session", "JID [REASON]", 1, 2, 0, cmd_kick_session,

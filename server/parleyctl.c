@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <termios.h>
 #include <unistd.h>
 
 #ifndef SYSCONFDIR
@@ -209,6 +210,35 @@ static int import_users(const char *host, call_fn *call, void *ctx)
 	return rc;
 }
 
+/* auth-test's password: one line from stdin, asked for without echo when
+ * stdin is a terminal (never from the command line, where ps shows it). */
+static char *read_password(void)
+{
+	struct termios old, quiet;
+	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+	if (tty) {
+		fputs("Password: ", stderr);
+		fflush(stderr);
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n = getline(&line, &cap, stdin);
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fputs("\n", stderr);
+	}
+	if (n <= 0) {
+		free(line);
+		return NULL;
+	}
+	line[strcspn(line, "\r\n")] = '\0';
+	return line;
+}
+
+
 static void secret_free(char *s)
 {
 	if (s != NULL) {
@@ -333,15 +363,13 @@ int main(int argc, char **argv)
 	for (int i = 0; i < cargc; i++)
 		rargv[rargc++] = cargv[i];
 	if (known && (flags & CTL_F_STDIN) && cargc >= 2) {
-		size_t cap = 0;
-		ssize_t n = getline(&stdin_secret, &cap, stdin);
-		if (n < 0) {
+		stdin_secret = read_password();
+		if (stdin_secret == NULL) {
 			fprintf(stderr, "parleyctl: %s reads the password from stdin; nothing came\n", cargv[0]);
 			free(stdin_secret);
 			free(rargv);
 			return CTL_USAGE;
 		}
-		stdin_secret[strcspn(stdin_secret, "\r\n")] = '\0';
 		rargv[rargc++] = stdin_secret;
 	}
 	if (known && (flags & CTL_F_PATH) && cargc >= 2) {

@@ -15,7 +15,7 @@
 
 #include <string.h>
 
-enum sasl_mech { MECH_PLAIN, MECH_SCRAM_SHA1, MECH_SCRAM_SHA256 };
+enum sasl_mech { MECH_PLAIN, MECH_SCRAM_SHA1, MECH_SCRAM_SHA256, MECH_ANONYMOUS };
 
 struct sasl {
 	enum sasl_mech mech;
@@ -27,6 +27,8 @@ struct sasl {
 	struct scram_server *scram;
 	struct auth_req *req;
 	char *username;
+	char *ip;
+	bool no_user;             /* SCRAM: the backends do not know the user */
 	bool done;
 };
 
@@ -40,6 +42,7 @@ static const struct {
 	{ "SCRAM-SHA-256", MECH_SCRAM_SHA256, false },
 	{ "SCRAM-SHA-1", MECH_SCRAM_SHA1, false },
 	{ "PLAIN", MECH_PLAIN, false },
+	{ "ANONYMOUS", MECH_ANONYMOUS, false },
 };
 
 static bool have_cbind(SSL *ssl)
@@ -53,6 +56,8 @@ static bool mech_allowed(size_t i, struct auth *a, SSL *ssl, bool secure, bool c
 {
 	if (mechs[i].mech == MECH_PLAIN)
 		return secure && auth_can_plain(a);
+	if (mechs[i].mech == MECH_ANONYMOUS)
+		return auth_can_anonymous(a);
 	if (!auth_can_scram(a))
 		return false;
 	return !mechs[i].plus || cbind;
@@ -93,7 +98,7 @@ bool sasl_mechanism_offered(const char *mech, struct auth *a, SSL *ssl, bool sec
 	return false;
 }
 
-struct sasl *sasl_new(const char *mech, struct auth *a, SSL *ssl, sasl_cb *cb, void *ctx)
+struct sasl *sasl_new(const char *mech, struct auth *a, SSL *ssl, const char *ip, sasl_cb *cb, void *ctx)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(mechs); i++) {
 		if (strcmp(mechs[i].name, mech) != 0)
@@ -105,6 +110,7 @@ struct sasl *sasl_new(const char *mech, struct auth *a, SSL *ssl, sasl_cb *cb, v
 		s->ssl = ssl;
 		s->cb = cb;
 		s->ctx = ctx;
+		s->ip = ip != NULL ? xstrdup(ip) : NULL;
 		return s;
 	}
 	return NULL;
@@ -119,12 +125,18 @@ void sasl_free(struct sasl **sp)
 		auth_cancel(s->req);
 	scram_server_free(&s->scram);
 	free(s->username);
+	free(s->ip);
 	xfree(sp);
 }
 
 const char *sasl_username(const struct sasl *s)
 {
 	return s->username;
+}
+
+bool sasl_is_anonymous(const struct sasl *s)
+{
+	return s->mech == MECH_ANONYMOUS;
 }
 
 void sasl_result_clear(struct sasl_result *r)
@@ -140,6 +152,23 @@ static void fail(struct sasl_result *res, const char *cond)
 {
 	res->status = SASL_FAILURE;
 	res->condition = cond;
+}
+
+/* A failed login attempt for the given reason (<not-authorized/>). */
+static void fail_login(struct sasl_result *res, const char *reason)
+{
+	fail(res, "not-authorized");
+	res->reason = reason;
+}
+
+/* Whether the failed-login limits refuse this attempt (user may be NULL). */
+static bool limited(struct sasl *s, const char *user, struct sasl_result *res)
+{
+	if (!auth_limited(s->auth, s->ip, user))
+		return false;
+	fail_login(res, "rate-limited");
+	res->limited = true;
+	return true;
 }
 
 /* ---- PLAIN ------------------------------------------------------------------ */
@@ -158,8 +187,10 @@ static void plain_done(enum auth_result r, void *ctx)
 		res.tempfail = true;
 		break;
 	case AUTH_BAD_PASSWORD:
+		fail_login(&res, "bad-password");
+		break;
 	case AUTH_NO_USER:
-		fail(&res, "not-authorized");
+		fail_login(&res, "unknown-user");
 		break;
 	default:
 		fail(&res, "temporary-auth-failure");
@@ -188,8 +219,12 @@ static void plain_step(struct sasl *s, const char *in, size_t len, struct sasl_r
 	}
 	char *user = jid_nodeprep(authcid);
 	if (user == NULL || *password == '\0') {
+		fail_login(res, user == NULL ? "bad-username" : "empty-password");
 		free(user);
-		fail(res, "not-authorized");
+		goto out;
+	}
+	if (limited(s, user, res)) {
+		s->username = user;
 		goto out;
 	}
 	if (*authzid != '\0') {
@@ -229,6 +264,7 @@ static void scram_creds(enum auth_result r, const struct scram_credentials *cred
 		s->cb(s->ctx, &res);
 		return;
 	}
+	s->no_user = r != AUTH_OK;
 	/* Unknown user or no keys for this hash: a challenge all the same, and
 	 * the exchange fails at the proof (no user enumeration). */
 	enum scram_step st = scram_server_challenge(s->scram, r == AUTH_OK ? cred : NULL, &res.data, &res.len);
@@ -283,6 +319,7 @@ static void scram_step(struct sasl *s, const char *in, size_t len, struct sasl_r
 		if (user == NULL) {
 			/* Not a valid local part: no such user, answered like one. */
 			s->username = xstrdup("");
+			s->no_user = true;
 			res->status = SASL_CHALLENGE;
 			if (scram_server_challenge(s->scram, NULL, &res->data, &res->len) != SCRAM_CONTINUE)
 				fail(res, "not-authorized");
@@ -302,6 +339,8 @@ static void scram_step(struct sasl *s, const char *in, size_t len, struct sasl_r
 			}
 		}
 		s->username = user;
+		if (limited(s, user, res))
+			return;
 		res->status = SASL_PENDING;
 		s->req = auth_get_scram(s->auth, user, s->mech == MECH_SCRAM_SHA1 ? SCRAM_SHA1 : SCRAM_SHA256,
 		                        scram_creds, s);
@@ -317,8 +356,28 @@ static void scram_step(struct sasl *s, const char *in, size_t len, struct sasl_r
 		res->data = NULL;
 		res->len = 0;
 	}
-	fail(res, error != NULL && strcmp(error, "malformed-request") == 0 ? "malformed-request"
-	                                                                 : "not-authorized");
+	if (error != NULL && strcmp(error, "malformed-request") == 0)
+		fail(res, "malformed-request");
+	else
+		fail_login(res, s->no_user ? "unknown-user" : "bad-password");
+}
+
+/* ---- ANONYMOUS (RFC 4505) -------------------------------------------------------- */
+
+static void anonymous_step(struct sasl *s, const char *in, size_t len, struct sasl_result *res)
+{
+	/* The message is optional trace information: UTF-8, at most 255
+	 * characters; it identifies nobody and is not kept. */
+	if (len > 255 * 4 || !utf8_valid(in, len) || memchr(in, '\0', len) != NULL) {
+		fail(res, "malformed-request");
+		return;
+	}
+	if (limited(s, NULL, res))
+		return;
+	char rnd[17];
+	random_id(rnd, 16);
+	s->username = xasprintf("anon-%s", rnd);
+	res->status = SASL_SUCCESS;
 }
 
 void sasl_step(struct sasl *s, const char *in, size_t len, struct sasl_result *res)
@@ -328,7 +387,9 @@ void sasl_step(struct sasl *s, const char *in, size_t len, struct sasl_result *r
 		fail(res, "malformed-request");
 		return;
 	}
-	if (s->mech == MECH_PLAIN)
+	if (s->mech == MECH_ANONYMOUS)
+		anonymous_step(s, in, len, res);
+	else if (s->mech == MECH_PLAIN)
 		plain_step(s, in, len, res);
 	else
 		scram_step(s, in, len, res);

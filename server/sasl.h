@@ -1,6 +1,7 @@
 /*
  * SASL for client streams: which mechanisms to offer and one exchange at a
- * time (PLAIN, SCRAM-SHA-1, SCRAM-SHA-256 and their -PLUS variants) over the
+ * time (PLAIN, SCRAM-SHA-1, SCRAM-SHA-256 and their -PLUS variants,
+ * ANONYMOUS where the host allows it) over the
  * host's auth chain.  Loop thread.
  */
 #ifndef PARLEY_SASL_H
@@ -23,6 +24,11 @@ struct sasl_result {
 	size_t len;
 	const char *condition;     /* SASL failure condition: "not-authorized", ... */
 	bool tempfail;             /* the backend could not answer (not a wrong password) */
+	/* A failed login, for the "auth failed" log line and the limits:
+	 * "bad-password", "unknown-user", "rate-limited", "bad-username"...;
+	 * NULL for failures that are no login attempt (malformed, aborted). */
+	const char *reason;
+	bool limited;              /* refused by the failed-login limits (not counted again) */
 };
 
 typedef void sasl_cb(void *ctx, struct sasl_result *res);
@@ -39,12 +45,15 @@ void sasl_add_cbind_feature(struct xml_node *features, SSL *ssl);
 /* Whether mech is one sasl_add_mechanisms would offer. */
 bool sasl_mechanism_offered(const char *mech, struct auth *a, SSL *ssl, bool secure);
 
-struct sasl *sasl_new(const char *mech, struct auth *a, SSL *ssl, sasl_cb *cb, void *ctx);
+/* ip: the client's address, for the failed-login limits (copied). */
+struct sasl *sasl_new(const char *mech, struct auth *a, SSL *ssl, const char *ip, sasl_cb *cb, void *ctx);
 void sasl_free(struct sasl **s);   /* cancels a pending backend request */
 /* Feed the initial response or a <response/> (decoded bytes). */
 void sasl_step(struct sasl *s, const char *in, size_t len, struct sasl_result *res);
 /* The authenticated username (prepared), valid after SASL_SUCCESS. */
 const char *sasl_username(const struct sasl *s);
+/* Whether the exchange was SASL ANONYMOUS (the username is a random one). */
+bool sasl_is_anonymous(const struct sasl *s);
 void sasl_result_clear(struct sasl_result *r);
 
 #endif

@@ -10,6 +10,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import parleytest  # noqa: E402
 
 
+def start_server(tmp_path_factory, name, **kw):
+    """A started parleyd with its accounts (for fixtures of other files)."""
+    return _start(tmp_path_factory, name, **kw)
+
+
 def _start(tmp_path_factory, name, **kw):
     srv = parleytest.Parleyd(tmp_path_factory.mktemp(name), **kw)
     srv.start()

@@ -159,7 +159,13 @@ def pg_psql(dsn, sql, params=()):
 class Parleyd:
     """One parleyd with its own directory, config, certificate and database."""
 
-    def __init__(self, workdir, register_open=True, loglevel='debug', extra_hosts=''):
+    def __init__(self, workdir, register_open=True, loglevel='debug', host_auth=None,
+                 other_auth=None, global_auth='', users=None, other_modules=None,
+                 extra_hosts=''):
+        """host_auth / other_auth: YAML flow maps for the auth section of
+        HOST / OTHER; global_auth: extra lines (two-space indent) of the
+        global auth section; users: the accounts create_users() makes
+        (default USERS)."""
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.parleyd = str(builddir() / 'parleyd')
@@ -174,8 +180,13 @@ class Parleyd:
         self.loglevel = loglevel
         # more entries under hosts: (YAML, indented by two spaces)
         self.extra_hosts = extra_hosts
+        self.host_auth = host_auth
+        self.other_auth = other_auth
+        self.other_modules = other_modules
+        self.global_auth = global_auth
+        self.users = dict(USERS) if users is None else dict(users)
         self.proc = None
-        self.passwords = dict(USERS)
+        self.passwords = dict(self.users)
         self.ctl_reports = []       # sanitizer lines seen in parleyctl's stderr
         # where parleyd and parleyctl find the schema of a new database
         self.env = dict(os.environ)
@@ -257,7 +268,7 @@ storage:
 auth:
   methods: [internal]
   scram_iterations: 4096
-listen:
+{self.global_auth}listen:
   - port: {self.port}
     address: 127.0.0.1
     module: c2s
@@ -278,8 +289,21 @@ hosts:
 {self.host_storage_yaml()}    admins: [alice@{HOST}]
     modules:
       register: {{ open: {'true' if self.register_open else 'false'}, throttle: 0, min_password_length: 4 }}
-  {OTHER}: {{}}
-{self.extra_hosts}""")
+{self._host_extra()}{self.extra_hosts}""")
+
+    def _host_extra(self):
+        """HOST's auth (if any) and OTHER's entry, as YAML lines."""
+        out = ''
+        if self.host_auth:
+            out += '    auth: %s\n' % self.host_auth
+        if not self.other_auth and not self.other_modules:
+            return out + '  %s: {}\n' % OTHER
+        out += '  %s:\n' % OTHER
+        if self.other_auth:
+            out += '    auth: %s\n' % self.other_auth
+        if self.other_modules:
+            out += '    modules: %s\n' % self.other_modules
+        return out
 
     # ---- process --------------------------------------------------------
     def log(self):
@@ -380,7 +404,7 @@ hosts:
         self.passwords[(user, host)] = password
 
     def create_users(self):
-        for (user, host), pw in USERS.items():
+        for (user, host), pw in self.users.items():
             self.register(user, host, pw)
 
     def password(self, user, host=HOST):

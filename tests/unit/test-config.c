@@ -761,12 +761,22 @@ static void test_error_classes(void **state)
 	             "key 'auth.ldap.timeout': must be more than 0", NULL);
 	expect_error(LISTEN "hosts:\n  example.com:\n    auth: {ldap: {bsae: x}}\n", "5:19",
 	             "key 'hosts.example.com.auth.ldap.bsae': unknown key (did you mean 'base'?)", NULL);
-	expect_error("auth:\n  methods: [internal, pam]\n" LISTEN HOSTS, "2:12",
-	             "key 'auth.methods': auth method 'pam' is not built / not supported yet", NULL);
 #else
 	expect_error("auth:\n  methods: [internal, ldap]\n" LISTEN HOSTS, "2:12",
 	             "key 'auth.methods': auth method 'ldap' is not built / not supported yet", NULL);
 #endif
+#ifndef HAVE_BACKEND_PAM
+	expect_error("auth:\n  methods: [internal, pam]\n" LISTEN HOSTS, "2:12",
+	             "key 'auth.methods': auth method 'pam' is not built / not supported yet", NULL);
+#endif
+	expect_error(LISTEN "hosts:\n  example.com:\n    auth: {methods: external}\n", "5:11",
+	             "key 'hosts.example.com.auth.external.program': required with the external method", NULL);
+	expect_error(LISTEN "hosts:\n  example.com:\n    auth: {methods: [internal, internal]}\n", "5:21",
+	             "key 'hosts.example.com.auth.methods': auth method 'internal' is listed twice", NULL);
+	expect_error("auth:\n  external: {instances: 0}\n" LISTEN HOSTS, "2:25",
+	             "key 'auth.external.instances': '0' is out of range (1..64)", NULL);
+	expect_error("auth:\n  max_failures_per_ip: 3\n  failure_window: 0\n" LISTEN HOSTS, "3:19",
+	             "key 'auth.failure_window': must be more than 0", NULL);
 	expect_error(LISTEN "hosts:\n  example.com:\n    auth: {methods: magic}\n", "5:21",
 	             "key 'hosts.example.com.auth.methods': unknown auth method 'magic'", NULL);
 	expect_error("auth:\n  methods: []\n" LISTEN HOSTS, "2:12", "key 'auth.methods': at least one method is required", NULL);

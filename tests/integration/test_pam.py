@@ -1,0 +1,141 @@
+"""The pam method, through pam_wrapper: parley-pam-helper runs with
+libpam_wrapper.so preloaded (only the helper: parleyd itself, which may be
+an ASan build, never loads it) and a test service that uses pam_matrix.so
+with a password file."""
+import glob
+import os
+import subprocess
+
+import pytest
+
+import parleytest
+from parleytest import HOST, NS_SASL, OTHER, RawClient, builddir, find_lines, q, srcdir, tostr
+
+PAM_WRAPPER = glob.glob('/usr/lib/*/libpam_wrapper.so') + glob.glob('/usr/lib/libpam_wrapper.so')
+PAM_MATRIX = glob.glob('/usr/lib/*/pam_wrapper/pam_matrix.so')
+HELPER = builddir() / 'parley-pam-helper'
+
+pytestmark = pytest.mark.skipif(
+    not PAM_WRAPPER or not PAM_MATRIX or not HELPER.exists(),
+    reason='needs libpam-wrapper (pam_wrapper, pam_matrix) and a build with PAM (parley-pam-helper)')
+
+INTERNAL_USERS = {k: v for k, v in parleytest.USERS.items() if k[1] == HOST}
+
+
+@pytest.fixture(scope='module')
+def pam(tmp_path_factory):
+    d = tmp_path_factory.mktemp('pam')
+    services = d / 'pam.d'
+    services.mkdir()
+    passdb = d / 'passdb'
+    passdb.write_text('pamela:pam-secret:parley\nsshonly:ssh-secret:sshd\n')
+    tmpl = (srcdir() / 'tests' / 'integration' / 'pam' / 'parley.in').read_text()
+    (services / 'parley').write_text(tmpl.replace('@PAM_MATRIX@', PAM_MATRIX[0])
+                                     .replace('@PASSDB@', str(passdb)))
+    # the helper parleyd runs: pam_wrapper preloaded into it alone
+    wrapped = d / 'pam-helper'
+    wrapped.write_text('#!/bin/sh\n'
+                       'LD_PRELOAD=%s PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR=%s\n'
+                       'export LD_PRELOAD PAM_WRAPPER PAM_WRAPPER_SERVICE_DIR\n'
+                       'exec %s "$@"\n' % (PAM_WRAPPER[0], services, HELPER))
+    wrapped.chmod(0o755)
+    srv = parleytest.Parleyd(d, users=INTERNAL_USERS,
+                             other_auth='{ methods: [pam], pam: { helper: "%s", instances: 1, '
+                                        'max_requests: 3, timeout: 5s } }' % wrapped)
+    srv.start()
+    try:
+        srv.create_users()
+    except Exception:
+        srv.stop()
+        raise
+    yield srv
+    srv.finish()
+
+
+def plain(srv, user, password, host=OTHER):
+    c = RawClient(srv.port, host=host)
+    try:
+        c.open()
+        c.starttls()
+        assert c.mechanisms() == ['PLAIN'] or host != OTHER, c.mechanisms()
+        el = c.auth_plain(user, password)
+    finally:
+        c.close()
+    if el.tag == q(NS_SASL, 'success'):
+        return 'success'
+    return [parleytest.local(ch.tag) for ch in el if parleytest.local(ch.tag) != 'text'][0]
+
+
+def test_good_password(pam):
+    assert plain(pam, 'pamela', 'pam-secret') == 'success'
+
+
+def test_bad_password(pam):
+    assert plain(pam, 'pamela', 'wrong') == 'not-authorized'
+    assert find_lines(r'auth failed: ip=127\.0\.0\.1 user=pamela@%s reason=bad-password' % OTHER,
+                      pam.log())
+
+
+def test_unknown_user(pam):
+    assert plain(pam, 'nobody', 'whatever') == 'not-authorized'
+
+
+def test_account_check_refuses_other_services_users(pam):
+    """sshonly's password is right, but pam_matrix's account module allows
+    it only for the sshd service."""
+    assert plain(pam, 'sshonly', 'ssh-secret') == 'not-authorized'
+
+
+def test_helper_is_replaced_after_max_requests(pam):
+    for _ in range(7):
+        assert plain(pam, 'pamela', 'pam-secret') == 'success'
+    assert find_lines(r'auth pam: process 0 \(pid \d+\) served 3 requests; replacing it', pam.log())
+    st = pam.ctl('status').stdout
+    assert 'auth pam:' in st and '1/1 processes up' in st, st
+
+
+def test_auth_test_through_pam(pam):
+    r = pam.ctl('auth-test', 'pamela@' + OTHER, input='pam-secret\n')
+    assert r.returncode == 0 and 'backend 1 pam: ok' in r.stdout, r.stdout + r.stderr
+    r = pam.ctl('auth-test', 'pamela@' + OTHER, input='nope\n')
+    assert r.returncode == 1 and 'backend 1 pam: bad password (the user exists)' in r.stdout, r.stdout
+    r = pam.ctl('auth-test', 'nobody@' + OTHER, input='nope\n')
+    assert r.returncode == 1 and 'backend 1 pam: unknown user' in r.stdout, r.stdout
+
+
+def test_pam_cannot_register_or_change_passwords(pam):
+    r = pam.ctl('register', 'newpam', OTHER, 'pw')
+    assert r.returncode == 1 and 'not supported' in r.stderr, r.stderr
+    r = pam.ctl('passwd', 'pamela', OTHER, 'pw')
+    assert r.returncode == 1 and 'not supported' in r.stderr, r.stderr
+
+
+def test_internal_host_next_to_pam(pam):
+    assert plain(pam, 'alice', pam.password('alice'), host=HOST) == 'success'
+
+
+def test_self_test_warns_without_shadow_access():
+    """Run unprivileged against a service that uses pam_unix: the helper
+    says at once that it cannot check other users' passwords."""
+    if os.geteuid() != 0:
+        pytest.skip('needs root to run the helper as another user')
+    if os.access('/usr/bin/setpriv', os.X_OK) is False:
+        pytest.skip('needs setpriv (util-linux)')
+    import shutil
+    import tempfile
+    # a directory the unprivileged user can read (pytest's are private)
+    services = tempfile.mkdtemp(prefix='parley-pam-', dir='/tmp')
+    try:
+        os.chmod(services, 0o755)
+        with open(os.path.join(services, 'parley-unix'), 'w') as f:
+            f.write('auth required pam_unix.so\naccount required pam_unix.so\n')
+        os.chmod(os.path.join(services, 'parley-unix'), 0o644)
+        env = dict(os.environ, PAM_WRAPPER_SERVICE_DIR=services)
+        r = subprocess.run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', str(HELPER),
+                            'parley-unix', 'account'], input=b'', capture_output=True, timeout=20,
+                           env=env)
+    finally:
+        shutil.rmtree(services)
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    assert 'uses pam_unix but uid 65534 cannot read /etc/shadow' in err, err
