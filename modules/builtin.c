@@ -33,6 +33,7 @@ void modules_register_builtin(void)
 	module_register(&mod_privacy);
 	module_register(&mod_avatar);
 	module_register(&mod_shared_roster);
+	module_register(&mod_vjud);
 }
 
 static const char *const scope_names[IQ_SCOPE_COUNT] = {

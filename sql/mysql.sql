@@ -1,5 +1,5 @@
 -- Parley schema for MySQL (8.0 and later) and MariaDB (10.3 and later),
--- schema version 6.
+-- schema version 7.
 --
 -- A DBA creates the database and applies this file once, with the
 -- database's own client and a user that may create tables:
@@ -41,7 +41,7 @@
 CREATE TABLE schema_version (
     version INT NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
-INSERT INTO schema_version (version) VALUES (6);
+INSERT INTO schema_version (version) VALUES (7);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -255,4 +255,41 @@ CREATE TABLE sr_members (
     member       VARCHAR(384)  NOT NULL,
     PRIMARY KEY (server_host, grp, member),
     KEY sr_members_member (server_host, member)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- The user directory's index of the vCards (XEP-0055 search): one row per
+-- stored vCard, written with it in the same transaction.  Each searchable
+-- field is kept as the user wrote it (shown in results) and folded to lower
+-- case (l* columns, compared by searches); '' when the vCard has none.
+--   listed: 1 when the vCard holds <CLASS><PUBLIC/></CLASS>, the user's
+--   consent to be found when the directory lists only consenting users.
+-- Queries: a field equal to a value or within a prefix range, per host
+-- (vcard_search_<field>); by account name (primary key).
+-- Account removal deletes a user's row.
+CREATE TABLE vcard_search (
+    server_host  VARCHAR(191)  NOT NULL,
+    username     VARCHAR(191)  NOT NULL,
+    fn           VARCHAR(255)  NOT NULL DEFAULT '',
+    lfn          VARCHAR(255)  NOT NULL DEFAULT '',
+    given        VARCHAR(255)  NOT NULL DEFAULT '',
+    lgiven       VARCHAR(255)  NOT NULL DEFAULT '',
+    family       VARCHAR(255)  NOT NULL DEFAULT '',
+    lfamily      VARCHAR(255)  NOT NULL DEFAULT '',
+    nickname     VARCHAR(255)  NOT NULL DEFAULT '',
+    lnickname    VARCHAR(255)  NOT NULL DEFAULT '',
+    email        VARCHAR(255)  NOT NULL DEFAULT '',
+    lemail       VARCHAR(255)  NOT NULL DEFAULT '',
+    locality     VARCHAR(255)  NOT NULL DEFAULT '',
+    llocality    VARCHAR(255)  NOT NULL DEFAULT '',
+    orgname      VARCHAR(255)  NOT NULL DEFAULT '',
+    lorgname     VARCHAR(255)  NOT NULL DEFAULT '',
+    listed       TINYINT       NOT NULL DEFAULT 0,
+    PRIMARY KEY (server_host, username),
+    KEY vcard_search_fn (server_host, lfn),
+    KEY vcard_search_given (server_host, lgiven),
+    KEY vcard_search_family (server_host, lfamily),
+    KEY vcard_search_nickname (server_host, lnickname),
+    KEY vcard_search_email (server_host, lemail),
+    KEY vcard_search_locality (server_host, llocality),
+    KEY vcard_search_orgname (server_host, lorgname)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;

@@ -1,4 +1,4 @@
--- Parley schema for PostgreSQL (10 or later), schema version 6.
+-- Parley schema for PostgreSQL (10 or later), schema version 7.
 --
 -- A DBA applies this file once, as the owner of the database, to an empty
 -- database (or schema):
@@ -30,7 +30,7 @@
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (6);
+INSERT INTO schema_version (version) VALUES (7);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -238,3 +238,42 @@ CREATE TABLE sr_members (
     PRIMARY KEY (server_host, grp, member)
 );
 CREATE INDEX sr_members_member ON sr_members (server_host, member);
+
+-- The user directory's index of the vCards (XEP-0055 search): one row per
+-- stored vCard, written with it in the same transaction.  Each searchable
+-- field is kept as the user wrote it (shown in results) and folded to lower
+-- case (l* columns, compared by searches); '' when the vCard has none.
+--   listed: 1 when the vCard holds <CLASS><PUBLIC/></CLASS>, the user's
+--   consent to be found when the directory lists only consenting users.
+-- Queries: a field equal to a value or within a prefix range, per host
+-- (vcard_search_<field>); by account name (primary key).
+-- Account removal deletes a user's row.
+-- The folded columns and username compare byte-wise (COLLATE "C"): a
+-- prefix search is an index range whatever the database's collation.
+CREATE TABLE vcard_search (
+    server_host  TEXT     NOT NULL,
+    username     TEXT     COLLATE "C" NOT NULL,
+    fn           TEXT     NOT NULL DEFAULT '',
+    lfn          TEXT     COLLATE "C" NOT NULL DEFAULT '',
+    given        TEXT     NOT NULL DEFAULT '',
+    lgiven       TEXT     COLLATE "C" NOT NULL DEFAULT '',
+    family       TEXT     NOT NULL DEFAULT '',
+    lfamily      TEXT     COLLATE "C" NOT NULL DEFAULT '',
+    nickname     TEXT     NOT NULL DEFAULT '',
+    lnickname    TEXT     COLLATE "C" NOT NULL DEFAULT '',
+    email        TEXT     NOT NULL DEFAULT '',
+    lemail       TEXT     COLLATE "C" NOT NULL DEFAULT '',
+    locality     TEXT     NOT NULL DEFAULT '',
+    llocality    TEXT     COLLATE "C" NOT NULL DEFAULT '',
+    orgname      TEXT     NOT NULL DEFAULT '',
+    lorgname     TEXT     COLLATE "C" NOT NULL DEFAULT '',
+    listed       SMALLINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (server_host, username)
+);
+CREATE INDEX vcard_search_fn ON vcard_search (server_host, lfn);
+CREATE INDEX vcard_search_given ON vcard_search (server_host, lgiven);
+CREATE INDEX vcard_search_family ON vcard_search (server_host, lfamily);
+CREATE INDEX vcard_search_nickname ON vcard_search (server_host, lnickname);
+CREATE INDEX vcard_search_email ON vcard_search (server_host, lemail);
+CREATE INDEX vcard_search_locality ON vcard_search (server_host, llocality);
+CREATE INDEX vcard_search_orgname ON vcard_search (server_host, lorgname);

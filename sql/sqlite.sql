@@ -1,4 +1,4 @@
--- Parley schema for SQLite, schema version 6.
+-- Parley schema for SQLite, schema version 7.
 --
 -- parleyd creates a new database from this file when its storage path does
 -- not exist yet; for an existing file it checks schema_version and refuses
@@ -24,7 +24,7 @@
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (6);
+INSERT INTO schema_version (version) VALUES (7);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -231,3 +231,40 @@ CREATE TABLE sr_members (
     PRIMARY KEY (server_host, grp, member)
 ) WITHOUT ROWID;
 CREATE INDEX sr_members_member ON sr_members (server_host, member);
+
+-- The user directory's index of the vCards (XEP-0055 search): one row per
+-- stored vCard, written with it in the same transaction.  Each searchable
+-- field is kept as the user wrote it (shown in results) and folded to lower
+-- case (l* columns, compared by searches); '' when the vCard has none.
+--   listed: 1 when the vCard holds <CLASS><PUBLIC/></CLASS>, the user's
+--   consent to be found when the directory lists only consenting users.
+-- Queries: a field equal to a value or within a prefix range, per host
+-- (vcard_search_<field>); by account name (primary key).
+-- Account removal deletes a user's row.
+CREATE TABLE vcard_search (
+    server_host  TEXT    NOT NULL,
+    username     TEXT    NOT NULL,
+    fn           TEXT    NOT NULL DEFAULT '',
+    lfn          TEXT    NOT NULL DEFAULT '',
+    given        TEXT    NOT NULL DEFAULT '',
+    lgiven       TEXT    NOT NULL DEFAULT '',
+    family       TEXT    NOT NULL DEFAULT '',
+    lfamily      TEXT    NOT NULL DEFAULT '',
+    nickname     TEXT    NOT NULL DEFAULT '',
+    lnickname    TEXT    NOT NULL DEFAULT '',
+    email        TEXT    NOT NULL DEFAULT '',
+    lemail       TEXT    NOT NULL DEFAULT '',
+    locality     TEXT    NOT NULL DEFAULT '',
+    llocality    TEXT    NOT NULL DEFAULT '',
+    orgname      TEXT    NOT NULL DEFAULT '',
+    lorgname     TEXT    NOT NULL DEFAULT '',
+    listed       INTEGER NOT NULL DEFAULT 0 CHECK (listed IN (0, 1)),
+    PRIMARY KEY (server_host, username)
+) WITHOUT ROWID;
+CREATE INDEX vcard_search_fn ON vcard_search (server_host, lfn);
+CREATE INDEX vcard_search_given ON vcard_search (server_host, lgiven);
+CREATE INDEX vcard_search_family ON vcard_search (server_host, lfamily);
+CREATE INDEX vcard_search_nickname ON vcard_search (server_host, lnickname);
+CREATE INDEX vcard_search_email ON vcard_search (server_host, lemail);
+CREATE INDEX vcard_search_locality ON vcard_search (server_host, llocality);
+CREATE INDEX vcard_search_orgname ON vcard_search (server_host, lorgname);

@@ -827,6 +827,7 @@ static const char *const my_migrations[] = {
 	"migrations/mysql/004-blocklist.sql",
 	"migrations/mysql/005-privacy.sql",
 	"migrations/mysql/006-shared-roster.sql",
+	"migrations/mysql/007-vcard-search.sql",
 };
 _Static_assert(ARRAY_SIZE(my_migrations) == SQL_SCHEMA_VERSION - 1,
                "one migration script per schema version after the first");

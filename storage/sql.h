@@ -21,8 +21,8 @@
  * it into schema_version; migrations bump it).  2: offline_messages;
  * 3: vcards, private_storage, last_activity; 4: blocklist; 5: privacy_lists,
  * privacy_items; 6: shared roster groups (sr_groups, sr_displayed,
- * sr_members). */
-#define SQL_SCHEMA_VERSION 6
+ * sr_members); 7: vcard_search. */
+#define SQL_SCHEMA_VERSION 7
 
 /* Class of the last error on a connection: what storage-sql.c may do next. */
 enum sql_error {

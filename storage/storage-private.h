@@ -52,6 +52,8 @@ enum storage_op {
 	STORAGE_OP_SRG_MEMBER_REMOVE,
 	STORAGE_OP_SRG_USER_GROUPS,
 	STORAGE_OP_PRIVATE_LIST,
+	STORAGE_OP_VCARD_SEARCH,
+	STORAGE_OP_VCARD_REINDEX,
 };
 const char *storage_op_name(enum storage_op op);   /* "account_get", ... */
 
@@ -73,6 +75,7 @@ struct storage_req {
 		storage_privacy_cb *privacy;    /* privacy_get */
 		storage_srg_cb *srg;            /* srg_get */
 		storage_private_list_cb *private_list;   /* private_list */
+		storage_vcard_search_cb *search; /* vcard_search */
 	} cb;
 	void *ctx;
 	bool cancelled;                     /* storage_cancel was called */
@@ -103,6 +106,9 @@ struct storage_reply {
 	size_t ngroups;
 	const struct private_item *pitems;       /* private_list */
 	size_t npitems;
+	const struct vcard_entry *entries;       /* vcard_search */
+	size_t nentries;
+	bool more;
 };
 
 struct storage_vfuncs {
@@ -211,6 +217,11 @@ struct storage_vfuncs {
 	                                         storage_done_cb *cb, void *ctx);
 	struct storage_req *(*srg_user_groups)(struct storage *st, const char *host,
 	                                       const char *bare_jid, storage_list_cb *cb, void *ctx);
+	struct storage_req *(*vcard_search)(struct storage *st, const char *host,
+	                                    const struct vcard_term *terms, size_t n, bool listed_only,
+	                                    unsigned limit, storage_vcard_search_cb *cb, void *ctx);
+	struct storage_req *(*vcard_reindex)(struct storage *st, const char *host,
+	                                     storage_count_cb *cb, void *ctx);
 };
 
 /* The part of every backend object that storage.c owns. */

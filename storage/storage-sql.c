@@ -110,6 +110,10 @@ struct sql_req {
 	struct srg_group grp;           /* srg_create input (pool strings) */
 	const char *name;               /* srg_get/delete/member ops: the group (NULL: all) */
 	const char *member;             /* srg member ops: the member; user_groups: the JID */
+	struct vcard_term *terms;       /* vcard_search input (values folded, pool) */
+	size_t nterms;
+	bool listed_only;
+	unsigned limit;
 	/* results */
 	enum storage_result res;
 	struct strlist names;
@@ -126,6 +130,9 @@ struct sql_req {
 	char *default_name;
 	struct srg_group *groups;       /* srg_get (pool) */
 	size_t ngroups;
+	struct vcard_entry *entries;    /* vcard_search (pool) */
+	size_t nentries;
+	bool more;
 };
 
 const struct sql_driver_vfuncs *sql_driver_find(const char *name)
@@ -320,6 +327,7 @@ static const char *const sql_user_deletes[] = {
 	"DELETE FROM roster_version WHERE server_host = ? AND username = ?",
 	"DELETE FROM offline_messages WHERE server_host = ? AND username = ?",
 	"DELETE FROM vcards WHERE server_host = ? AND username = ?",
+	"DELETE FROM vcard_search WHERE server_host = ? AND username = ?",
 	"DELETE FROM private_storage WHERE server_host = ? AND username = ?",
 	"DELETE FROM last_activity WHERE server_host = ? AND username = ?",
 	"DELETE FROM blocklist WHERE server_host = ? AND username = ?",
@@ -964,13 +972,167 @@ static enum storage_result op_vcard_get(struct sql_thread *t, struct sql_req *r)
 	return found ? STORAGE_OK : STORAGE_NOT_FOUND;
 }
 
+/* The directory's index of a vCard: one row per user, the fields as
+ * stored and folded (vcard-index.h). */
+static const char sql_vsearch_delete[] =
+	"DELETE FROM vcard_search WHERE server_host = ? AND username = ?";
+static const char sql_vsearch_insert[] =
+	"INSERT INTO vcard_search (server_host, username, fn, lfn, given, lgiven, family, lfamily, "
+	"nickname, lnickname, email, lemail, locality, llocality, orgname, lorgname, listed) "
+	"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/* Replace user's index row from the vCard text (inside the caller's write
+ * transaction).  A text that is not a vCard is indexed as empty. */
+static int vsearch_write(struct sql_thread *t, const char *host, const char *user,
+                         const char *vcard)
+{
+	struct vcard_index vi;
+	if (vcard_index_extract(vcard, &vi) < 0) {
+		for (size_t i = 1; i < VF_COUNT; i++)
+			vi.fields[i] = xstrdup("");
+	}
+	static const enum vcard_field order[] = { VF_FN, VF_FIRST, VF_LAST, VF_NICK, VF_EMAIL,
+		                                      VF_LOCALITY, VF_ORG };
+	char *folded[ARRAY_SIZE(order)];
+	struct sql_param p[17] = { PTEXT(host), PTEXT(user) };
+	for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
+		folded[i] = vcard_fold(vi.fields[order[i]]);
+		p[2 + 2 * i] = (struct sql_param)PTEXT(vi.fields[order[i]]);
+		p[3 + 2 * i] = (struct sql_param)PTEXT(folded[i]);
+	}
+	p[16] = (struct sql_param)PINT(vi.listed ? 1 : 0);
+	struct sql_param pk[] = { PTEXT(host), PTEXT(user) };
+	int rc = q_exec(t, sql_vsearch_delete, pk, ARRAY_SIZE(pk), NULL);
+	if (rc == 0)
+		rc = q_exec(t, sql_vsearch_insert, p, ARRAY_SIZE(p), NULL);
+	for (size_t i = 0; i < ARRAY_SIZE(order); i++)
+		free(folded[i]);
+	vcard_index_clear(&vi);
+	return rc;
+}
+
 static enum storage_result op_vcard_set(struct sql_thread *t, struct sql_req *r)
 {
 	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user), PTEXT(r->text) };
 	if (q_begin(t, true) < 0)
 		return q_fail(t, r);
-	if (q_upsert(t, &sql_vcard_upsert, p, ARRAY_SIZE(p), 2) < 0 || q_commit(t) < 0)
+	if (q_upsert(t, &sql_vcard_upsert, p, ARRAY_SIZE(p), 2) < 0 ||
+	    vsearch_write(t, r->host, r->user, r->text) < 0 || q_commit(t) < 0)
 		return q_abort(t, r);
+	return STORAGE_OK;
+}
+
+/* The folded column of each field (VF_USER: the key itself). */
+static const char *const vsearch_column[VF_COUNT] = {
+	[VF_USER] = "username", [VF_FN] = "lfn", [VF_FIRST] = "lgiven", [VF_LAST] = "lfamily",
+	[VF_NICK] = "lnickname", [VF_EMAIL] = "lemail", [VF_LOCALITY] = "llocality",
+	[VF_ORG] = "lorgname",
+};
+
+/* Above every string that starts with a given prefix and continues with
+ * valid UTF-8: the prefix followed by U+10FFFF.  An index range, the same
+ * in every dialect (no LIKE and its escapes). */
+#define PREFIX_END "\xF4\x8F\xBF\xBF"
+
+static enum storage_result op_vcard_search(struct sql_thread *t, struct sql_req *r)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	struct buf sql = {0};
+	struct sql_param p[1 + 2 * VF_COUNT * 4];
+	size_t np = 0;
+	buf_append_str(&sql, "SELECT username, fn, given, family, nickname, email, locality, orgname "
+	                     "FROM vcard_search WHERE server_host = ?");
+	p[np++] = (struct sql_param)PTEXT(r->host);
+	for (size_t i = 0; i < r->nterms && np + 2 <= ARRAY_SIZE(p); i++) {
+		const struct vcard_term *tm = &r->terms[i];
+		const char *col = vsearch_column[tm->field];
+		if (tm->prefix && tm->value[0] == '\0')
+			continue;   /* "*": anything */
+		if (tm->prefix) {
+			buf_printf(&sql, " AND %s >= ? AND %s < ?", col, col);
+			p[np++] = (struct sql_param)PTEXT(tm->value);
+			p[np++] = (struct sql_param)PTEXT(pool_printf(r->pool, "%s" PREFIX_END, tm->value));
+		} else {
+			buf_printf(&sql, " AND %s = ?", col);
+			p[np++] = (struct sql_param)PTEXT(tm->value);
+		}
+	}
+	if (r->listed_only)
+		buf_append_str(&sql, " AND listed = 1");
+	buf_append_str(&sql, " ORDER BY username");
+	enum sql_step st;
+	size_t cap = 0;
+	r->entries = NULL;
+	r->nentries = 0;
+	r->more = false;
+	struct sql_stmt *s = q_start(t, sql.data, p, np, &st);
+	if (s == NULL) {
+		enum storage_result res = q_fail(t, r);
+		buf_free(&sql);
+		return res;
+	}
+	while (st == SQL_STEP_ROW) {
+		if (r->limit > 0 && r->nentries >= r->limit) {
+			r->more = true;
+			break;
+		}
+		r->entries = pool_grow(r->pool, r->entries, r->nentries, &cap, sizeof(*r->entries));
+		struct vcard_entry *e = &r->entries[r->nentries++];
+		static const enum vcard_field cols[] = { VF_USER, VF_FN, VF_FIRST, VF_LAST, VF_NICK,
+			                                     VF_EMAIL, VF_LOCALITY, VF_ORG };
+		for (unsigned c = 0; c < ARRAY_SIZE(cols); c++) {
+			char *v = col_str(t, r, s, c);
+			e->fields[cols[c]] = v != NULL ? v : "";
+		}
+		st = d->step(s);
+	}
+	if (st == SQL_STEP_ERROR) {
+		enum storage_result res = q_fail(t, r);
+		d->reset(s);
+		buf_free(&sql);
+		return res;
+	}
+	d->reset(s);
+	buf_free(&sql);
+	return STORAGE_OK;
+}
+
+static const char sql_vcard_unindexed[] =
+	"SELECT username, vcard FROM vcards WHERE server_host = ? AND NOT EXISTS "
+	"(SELECT 1 FROM vcard_search WHERE vcard_search.server_host = vcards.server_host "
+	"AND vcard_search.username = vcards.username)";
+
+static enum storage_result op_vcard_reindex(struct sql_thread *t, struct sql_req *r)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	struct sql_param p[] = { PTEXT(r->host) };
+	enum sql_step st;
+	size_t cap = 0, n = 0;
+	struct private_item *todo = NULL;   /* (user, vcard) pairs */
+	r->count = 0;
+	if (q_begin(t, true) < 0)
+		return q_fail(t, r);
+	struct sql_stmt *s = q_start(t, sql_vcard_unindexed, p, ARRAY_SIZE(p), &st);
+	if (s == NULL)
+		return q_abort(t, r);
+	while (st == SQL_STEP_ROW) {
+		char *user = col_str(t, r, s, 0), *vcard = col_str(t, r, s, 1);
+		if (user != NULL && vcard != NULL) {
+			todo = pool_grow(r->pool, todo, n, &cap, sizeof(*todo));
+			todo[n].ns = user;
+			todo[n++].data = vcard;
+		}
+		st = d->step(s);
+	}
+	d->reset(s);
+	if (st == SQL_STEP_ERROR)
+		return q_abort(t, r);
+	for (size_t i = 0; i < n; i++)
+		if (vsearch_write(t, r->host, todo[i].ns, todo[i].data) < 0)
+			return q_abort(t, r);
+	if (q_commit(t) < 0)
+		return q_abort(t, r);
+	r->count = n;
 	return STORAGE_OK;
 }
 
@@ -1776,6 +1938,8 @@ static enum storage_result run_op(struct sql_thread *t, struct sql_req *r)
 	case STORAGE_OP_SRG_MEMBER_ADD: return op_srg_member_add(t, r);
 	case STORAGE_OP_SRG_MEMBER_REMOVE: return op_srg_member_remove(t, r);
 	case STORAGE_OP_SRG_USER_GROUPS: return op_srg_user_groups(t, r);
+	case STORAGE_OP_VCARD_SEARCH: return op_vcard_search(t, r);
+	case STORAGE_OP_VCARD_REINDEX: return op_vcard_reindex(t, r);
 	}
 	return STORAGE_ERROR;
 }
@@ -1875,6 +2039,9 @@ static void sql_done(void *job, enum worker_status status)
 			out.ngroups = r->ngroups;
 			out.pitems = r->pitems;
 			out.npitems = r->npitems;
+			out.entries = r->entries;
+			out.nentries = r->nentries;
+			out.more = r->more;
 		}
 		storage_req_reply(&r->base, &out);
 	}
@@ -2302,6 +2469,35 @@ static struct storage_req *sql_srg_user_groups_op(struct storage *st, const char
 	struct sql_req *r = req_new(st, STORAGE_OP_SRG_USER_GROUPS, host, NULL, ctx);
 	r->base.cb.list = cb;
 	r->member = pool_strdup(r->pool, bare_jid);
+	return req_submit(r);
+}
+
+static struct storage_req *sql_vcard_search_op(struct storage *st, const char *host,
+                                               const struct vcard_term *terms, size_t n,
+                                               bool listed_only, unsigned limit,
+                                               storage_vcard_search_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_VCARD_SEARCH, host, NULL, ctx);
+	r->base.cb.search = cb;
+	r->terms = n > 0 ? pool_alloc(r->pool, n * sizeof(*r->terms)) : NULL;
+	for (size_t i = 0; i < n; i++) {
+		char *folded = vcard_fold(terms[i].value);
+		r->terms[i].field = terms[i].field;
+		r->terms[i].value = pool_strdup(r->pool, folded);
+		r->terms[i].prefix = terms[i].prefix;
+		free(folded);
+	}
+	r->nterms = n;
+	r->listed_only = listed_only;
+	r->limit = limit;
+	return req_submit(r);
+}
+
+static struct storage_req *sql_vcard_reindex_op(struct storage *st, const char *host,
+                                                storage_count_cb *cb, void *ctx)
+{
+	struct sql_req *r = req_new(st, STORAGE_OP_VCARD_REINDEX, host, NULL, ctx);
+	r->base.cb.count = cb;
 	return req_submit(r);
 }
 
@@ -2762,4 +2958,6 @@ const struct storage_vfuncs storage_sql_vfuncs = {
 	.srg_member_add = sql_srg_member_add_op,
 	.srg_member_remove = sql_srg_member_remove_op,
 	.srg_user_groups = sql_srg_user_groups_op,
+	.vcard_search = sql_vcard_search_op,
+	.vcard_reindex = sql_vcard_reindex_op,
 };

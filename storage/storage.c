@@ -68,6 +68,8 @@ const char *storage_op_name(enum storage_op op)
 	case STORAGE_OP_SRG_MEMBER_REMOVE: return "srg_member_remove";
 	case STORAGE_OP_SRG_USER_GROUPS: return "srg_user_groups";
 	case STORAGE_OP_PRIVATE_LIST: return "private_list";
+	case STORAGE_OP_VCARD_SEARCH: return "vcard_search";
+	case STORAGE_OP_VCARD_REINDEX: return "vcard_reindex";
 	}
 	return "unknown";
 }
@@ -173,6 +175,7 @@ void storage_req_reply(struct storage_req *req, const struct storage_reply *r)
 	}
 	case STORAGE_OP_ACCOUNT_COUNT:
 	case STORAGE_OP_OFFLINE_COUNT:
+	case STORAGE_OP_VCARD_REINDEX:
 		req->cb.count(r->res, ok ? r->count : 0, req->ctx);
 		break;
 	case STORAGE_OP_OFFLINE_GET:
@@ -187,6 +190,10 @@ void storage_req_reply(struct storage_req *req, const struct storage_reply *r)
 		break;
 	case STORAGE_OP_SRG_GET:
 		req->cb.srg(r->res, ok ? r->groups : NULL, ok ? r->ngroups : 0, req->ctx);
+		break;
+	case STORAGE_OP_VCARD_SEARCH:
+		req->cb.search(r->res, ok ? r->entries : NULL, ok ? r->nentries : 0, ok && r->more,
+		               req->ctx);
 		break;
 	case STORAGE_OP_ROSTER_GET:
 		req->cb.roster(r->res, ok ? r->items : NULL, ok ? r->nitems : 0, ok ? r->version : 0,
@@ -575,4 +582,22 @@ struct storage_req *storage_private_list(struct storage *st, const char *host, c
 {
 	assert(host != NULL && user != NULL && cb != NULL);
 	return st->v->private_list(st, host, user, cb, ctx);
+}
+
+struct storage_req *storage_vcard_search(struct storage *st, const char *host,
+                                         const struct vcard_term *terms, size_t n,
+                                         bool listed_only, unsigned limit,
+                                         storage_vcard_search_cb *cb, void *ctx)
+{
+	assert(host != NULL && (n == 0 || terms != NULL) && cb != NULL);
+	for (size_t i = 0; i < n; i++)
+		assert(terms[i].value != NULL && terms[i].field < VF_COUNT);
+	return st->v->vcard_search(st, host, terms, n, listed_only, limit, cb, ctx);
+}
+
+struct storage_req *storage_vcard_reindex(struct storage *st, const char *host,
+                                          storage_count_cb *cb, void *ctx)
+{
+	assert(host != NULL && cb != NULL);
+	return st->v->vcard_reindex(st, host, cb, ctx);
 }

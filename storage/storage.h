@@ -18,6 +18,7 @@
 #include <ev.h>
 #include "server/config.h"
 #include "server/scram.h"
+#include "storage/vcard-index.h"
 
 enum storage_result {
 	STORAGE_OK,
@@ -309,5 +310,36 @@ struct storage_req *storage_srg_member_remove(struct storage *st, const char *ho
  * SRG_MEMBER_ONLINE: that depends on sessions), byte-wise sorted. */
 struct storage_req *storage_srg_user_groups(struct storage *st, const char *host,
                                             const char *bare_jid, storage_list_cb *cb, void *ctx);
+
+/* ---- user directory (XEP-0055) ------------------------------------------------ */
+/* Every vCard a store keeps is also indexed by the fields of
+ * storage/vcard-index.h (the SQL store extracts them in storage_vcard_set,
+ * in the same transaction).  A term matches a field equal to value, or
+ * starting with it when prefix is set; comparison is on vcard_fold()ed
+ * text.  Terms are ANDed. */
+struct vcard_term {
+	enum vcard_field field;
+	const char *value;       /* as the user typed it (folded by the store) */
+	bool prefix;
+};
+/* One user found: fields[VF_USER] is the account name, the others as
+ * stored (original case, "" when absent). */
+struct vcard_entry {
+	const char *fields[VF_COUNT];
+};
+typedef void storage_vcard_search_cb(enum storage_result res, const struct vcard_entry *entries,
+                                     size_t count, bool more, void *ctx);
+/* The users of host whose indexed vCard matches every term (n may be 0:
+ * everyone), sorted by account name, at most limit of them (0: no limit);
+ * more tells that there were more.  listed_only: only vCards with
+ * <CLASS><PUBLIC/></CLASS>.  Entries are valid during cb. */
+struct storage_req *storage_vcard_search(struct storage *st, const char *host,
+                                         const struct vcard_term *terms, size_t n,
+                                         bool listed_only, unsigned limit,
+                                         storage_vcard_search_cb *cb, void *ctx);
+/* Index the host's stored vCards that have no index yet (kept before the
+ * index existed); cb's count says how many were indexed. */
+struct storage_req *storage_vcard_reindex(struct storage *st, const char *host,
+                                          storage_count_cb *cb, void *ctx);
 
 #endif

@@ -154,7 +154,7 @@ static void sqlite_exec_sql(struct fixture *f, const char *script)
 static const char pg_drop_all[] =
 	"DROP TABLE IF EXISTS schema_version, users, roster_groups, roster_items, roster_version, "
 	"offline_messages, vcards, private_storage, last_activity, blocklist, privacy_items, "
-	"privacy_lists, sr_groups, sr_displayed, sr_members CASCADE";
+	"privacy_lists, sr_groups, sr_displayed, sr_members, vcard_search CASCADE";
 
 static void pg_owner_exec(const char *script)
 {
@@ -467,6 +467,8 @@ struct res {
 	int64_t seconds;                     /* last_get */
 	struct srg_group *groups;            /* srg_get, deep copy */
 	size_t ngroups;
+	struct strlist found;                /* vcard_search: "user|fn|given|...", in order */
+	bool more;
 	int *order;                          /* completion order log */
 	int *order_len;
 	int tag;
@@ -486,6 +488,7 @@ static void res_clear(struct res *r)
 	for (size_t i = 0; i < r->ngroups; i++)
 		srg_group_clear(&r->groups[i]);
 	free(r->groups);
+	strlist_free(&r->found);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -928,6 +931,68 @@ static enum storage_result srg_member(struct fixture *f, bool add, const char *h
 	assert_int_equal(r.calls, 1);
 	return r.r;
 }
+
+static void search_cb(enum storage_result res, const struct vcard_entry *entries, size_t count,
+                      bool more, void *ctx)
+{
+	struct res *r = ctx;
+	note(r, res);
+	strlist_free(&r->found);
+	r->more = more;
+	r->found.items = count > 0 ? calloc(count, sizeof(char *)) : NULL;
+	r->found.count = count;
+	for (size_t i = 0; i < count; i++) {
+		struct buf b = {0};
+		for (size_t k = 0; k < VF_COUNT; k++)
+			buf_printf(&b, "%s%s", k > 0 ? "|" : "", entries[i].fields[k]);
+		r->found.items[i] = buf_steal(&b);
+	}
+}
+
+/* Search with terms given as "field=value" ("*" suffix: prefix). */
+static enum storage_result vsearch(struct fixture *f, const char *host, bool listed_only,
+                                   unsigned limit, struct res *r, const char *const *spec,
+                                   size_t n)
+{
+	static const char *const names[VF_COUNT] = { "user", "fn", "first", "last", "nick", "email",
+		                                         "locality", "org" };
+	struct vcard_term t[8];
+	assert_true(n <= 8);
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = strchr(spec[i], '=');
+		assert_non_null(eq);
+		size_t k = 0;
+		while (k < VF_COUNT && (strlen(names[k]) != (size_t)(eq - spec[i]) ||
+		                        strncmp(names[k], spec[i], (size_t)(eq - spec[i])) != 0))
+			k++;
+		assert_true(k < VF_COUNT);
+		size_t len = strlen(eq + 1);
+		t[i].field = (enum vcard_field)k;
+		t[i].prefix = len > 0 && eq[len] == '*';
+		t[i].value = strndup(eq + 1, t[i].prefix ? len - 1 : len);
+	}
+	int before = r->calls;
+	assert_non_null(CALL(storage_vcard_search(f->st, host, t, n, listed_only, limit, search_cb, r)));
+	for (size_t i = 0; i < n; i++)
+		free((char *)t[i].value);
+	assert_int_equal(r->calls, before);
+	run(f);
+	assert_int_equal(r->calls, before + 1);
+	return r->r;
+}
+
+/* The account names r found, joined with ','. */
+static char *found_users(const struct res *r)
+{
+	struct buf b = {0};
+	for (size_t i = 0; i < r->found.count; i++)
+		buf_printf(&b, "%s%.*s", i > 0 ? "," : "", (int)strcspn(r->found.items[i], "|"),
+		           r->found.items[i]);
+	return b.data != NULL ? buf_steal(&b) : strdup("");
+}
+
+#define ASSERT_FOUND(r, want) do { char *got_ = found_users(r); \
+	assert_string_equal(got_, want); free(got_); } while (0)
 
 /* The list r holds is exactly want (sorted). */
 static void assert_names(const struct res *r, const char *const *want, size_t n)
@@ -1946,6 +2011,118 @@ static void test_remove_user_removes_memberships(void **state)
 	storage_account_clear(&a);
 }
 
+/* ---- tests: the user directory's vCard index ------------------------------------------- */
+
+static const char vc_romeo[] =
+	"<vCard xmlns='vcard-temp'><FN>Romeo Montague</FN><N><FAMILY>Montague</FAMILY>"
+	"<GIVEN>Romeo</GIVEN></N><NICKNAME>Rom</NICKNAME><EMAIL><INTERNET/><USERID>"
+	"romeo@Verona.example</USERID></EMAIL><ADR><HOME/><LOCALITY>Verona</LOCALITY></ADR>"
+	"<ORG><ORGNAME>House Montague</ORGNAME></ORG></vCard>";
+static const char vc_juliet[] =
+	"<vCard xmlns='vcard-temp'><FN>Juliet Capulet</FN><N><FAMILY>Capulet</FAMILY>"
+	"<GIVEN>Juliet</GIVEN></N><EMAIL>juliet@verona.example</EMAIL><ADR><LOCALITY>Verona"
+	"</LOCALITY></ADR><CLASS><PUBLIC/></CLASS></vCard>";
+static const char vc_emile[] =
+	"<vCard xmlns='vcard-temp'><FN>\xc3\x89mile Zola</FN><N><FAMILY>Zola</FAMILY><GIVEN>"
+	"\xc3\x89mile</GIVEN></N><ADR><LOCALITY>Paris</LOCALITY></ADR></vCard>";
+
+static void test_vcard_search(void **state)
+{
+	struct fixture *f = *state;
+	struct res r = {0};
+	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
+	assert_int_equal(vcard_set(f, "a.example", "juliet", vc_juliet), STORAGE_OK);
+	assert_int_equal(vcard_set(f, "a.example", "emile", vc_emile), STORAGE_OK);
+	assert_int_equal(vcard_set(f, "b.example", "tybalt", vc_romeo), STORAGE_OK);
+
+	/* Exact, case-insensitive; fields as stored in the result. */
+	const char *const s1[] = { "last=MONTAGUE" };
+	assert_int_equal(vsearch(f, "a.example", false, 0, &r, s1, 1), STORAGE_OK);
+	assert_int_equal(r.found.count, 1);
+	assert_string_equal(r.found.items[0], "romeo|Romeo Montague|Romeo|Montague|Rom|"
+	                                      "romeo@Verona.example|Verona|House Montague");
+	assert_false(r.more);
+	/* Exact means the whole field. */
+	const char *const s2[] = { "last=Monta" };
+	assert_int_equal(vsearch(f, "a.example", false, 0, &r, s2, 1), STORAGE_OK);
+	ASSERT_FOUND(&r, "");
+	/* Prefix; several terms AND; sorted by account. */
+	const char *const s3[] = { "locality=ver*" };
+	assert_int_equal(vsearch(f, "a.example", false, 0, &r, s3, 1), STORAGE_OK);
+	ASSERT_FOUND(&r, "juliet,romeo");
+	const char *const s4[] = { "locality=verona", "first=j*" };
+	assert_int_equal(vsearch(f, "a.example", false, 0, &r, s4, 2), STORAGE_OK);
+	ASSERT_FOUND(&r, "juliet");
+	/* Email: the USERID child or the element's own text. */
+	const char *const s5[] = { "email=ROMEO@verona.example" };
+	assert_int_equal(vsearch(f, "a.example", false, 0, &r, s5, 1), STORAGE_OK);
+	ASSERT_FOUND(&r, "romeo");
+	const char *const s6[] = { "email=juliet@*" };
+	assert_int_equal(vsearch(f, "a.example", false, 0, &r, s6, 1), STORAGE_OK);
+	ASSERT_FOUND(&r, "juliet");
+	/* Non-ASCII letters fold too. */
+	const char *const s7[] = { "first=\xc3\xa9MILE" };
+	assert_int_equal(vsearch(f, "a.example", false, 0, &r, s7, 1), STORAGE_OK);
+	ASSERT_FOUND(&r, "emile");
+	const char *const s8[] = { "org=house*", "nick=rom", "fn=romeo montague", "user=rom*" };
+	assert_int_equal(vsearch(f, "a.example", false, 0, &r, s8, 4), STORAGE_OK);
+	ASSERT_FOUND(&r, "romeo");
+	/* Everyone ("*"), a limit, only listed users, another host. */
+	const char *const all[] = { "fn=*" };
+	assert_int_equal(vsearch(f, "a.example", false, 0, &r, all, 1), STORAGE_OK);
+	ASSERT_FOUND(&r, "emile,juliet,romeo");
+	assert_int_equal(vsearch(f, "a.example", false, 2, &r, all, 1), STORAGE_OK);
+	ASSERT_FOUND(&r, "emile,juliet");
+	assert_true(r.more);
+	assert_int_equal(vsearch(f, "a.example", false, 3, &r, all, 1), STORAGE_OK);
+	assert_false(r.more);
+	assert_int_equal(vsearch(f, "a.example", true, 0, &r, all, 1), STORAGE_OK);
+	ASSERT_FOUND(&r, "juliet");
+	assert_int_equal(vsearch(f, "b.example", false, 0, &r, s1, 1), STORAGE_OK);
+	ASSERT_FOUND(&r, "tybalt");
+	/* A new vCard replaces the index; account removal deletes it. */
+	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_emile), STORAGE_OK);
+	assert_int_equal(vsearch(f, "a.example", false, 0, &r, s1, 1), STORAGE_OK);
+	ASSERT_FOUND(&r, "");
+	assert_int_equal(vsearch(f, "a.example", false, 0, &r, s7, 1), STORAGE_OK);
+	ASSERT_FOUND(&r, "emile,romeo");
+	struct storage_account a;
+	make_account(&a, 31, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "emile", &a), STORAGE_OK);
+	assert_int_equal(acc_remove(f, "a.example", "emile"), STORAGE_OK);
+	assert_int_equal(vsearch(f, "a.example", false, 0, &r, s7, 1), STORAGE_OK);
+	ASSERT_FOUND(&r, "romeo");
+	storage_account_clear(&a);
+	res_clear(&r);
+}
+
+/* vCards stored without an index (before the index existed) are indexed
+ * by storage_vcard_reindex, once. */
+static void test_vcard_reindex(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->exec_sql == NULL)
+		skip();
+	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
+	assert_int_equal(vcard_set(f, "a.example", "juliet", vc_juliet), STORAGE_OK);
+	f->be->exec_sql(f, "DELETE FROM vcard_search");
+	struct res r = {0};
+	const char *const all[] = { "fn=*" };
+	assert_int_equal(vsearch(f, "a.example", false, 0, &r, all, 1), STORAGE_OK);
+	ASSERT_FOUND(&r, "");
+	assert_non_null(CALL(storage_vcard_reindex(f->st, "a.example", count_cb, &r)));
+	run(f);
+	assert_int_equal(r.r, STORAGE_OK);
+	assert_int_equal(r.count, 2);
+	assert_non_null(CALL(storage_vcard_reindex(f->st, "a.example", count_cb, &r)));
+	run(f);
+	assert_int_equal(r.count, 0);
+	const char *const s[] = { "locality=verona" };
+	assert_int_equal(vsearch(f, "a.example", true, 0, &r, s, 1), STORAGE_OK);
+	ASSERT_FOUND(&r, "juliet");
+	res_clear(&r);
+}
+
 /* Read a migration script named in a message. */
 static char *read_script(const char *path)
 {
@@ -1965,7 +2142,9 @@ static char *read_script(const char *path)
 static void migrate_from(struct fixture *f, int from, const char *const *expect, size_t nexpect)
 {
 	storage_close(&f->st);
-	f->be->exec_sql(f, "DROP TABLE sr_members; DROP TABLE sr_displayed; DROP TABLE sr_groups");
+	f->be->exec_sql(f, "DROP TABLE vcard_search");
+	if (from < 6)
+		f->be->exec_sql(f, "DROP TABLE sr_members; DROP TABLE sr_displayed; DROP TABLE sr_groups");
 	if (from < 5)
 		f->be->exec_sql(f, "DROP TABLE privacy_items; DROP TABLE privacy_lists");
 	if (from < 4)
@@ -2060,7 +2239,8 @@ static void test_schema_migration(void **state)
 	make_account(&a, 13, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	static const char *const scripts[] = { "002-offline.sql", "003-user-data.sql", "004-blocklist.sql", "005-privacy.sql",
-	                                       "006-shared-roster.sql" };
+	                                       "006-shared-roster.sql",
+	                                       "007-vcard-search.sql" };
 	migrate_from(f, 1, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -2077,7 +2257,8 @@ static void test_schema_migration_2_to_3(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(off_store(f, "a.example", "bob", "<message/>", 0), STORAGE_NOT_FOUND);
 	static const char *const scripts[] = { "003-user-data.sql", "004-blocklist.sql", "005-privacy.sql",
-	                                       "006-shared-roster.sql" };
+	                                       "006-shared-roster.sql",
+	                                       "007-vcard-search.sql" };
 	migrate_from(f, 2, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -2094,7 +2275,8 @@ static void test_schema_migration_3_to_4(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "bob", vcard2), STORAGE_OK);
 	static const char *const scripts[] = { "004-blocklist.sql", "005-privacy.sql",
-	                                       "006-shared-roster.sql" };
+	                                       "006-shared-roster.sql",
+	                                       "007-vcard-search.sql" };
 	migrate_from(f, 3, scripts, ARRAY_SIZE(scripts));
 	struct res r = {0};
 	assert_int_equal(vcard_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -2116,7 +2298,8 @@ static void test_schema_migration_4_to_5(void **state)
 	const char *const blk[] = { "tybalt@b.example" };
 	assert_int_equal(blk_change(f, true, "a.example", "bob", blk, 1), STORAGE_OK);
 	static const char *const scripts[] = { "005-privacy.sql",
-	                                       "006-shared-roster.sql" };
+	                                       "006-shared-roster.sql",
+	                                       "007-vcard-search.sql" };
 	migrate_from(f, 4, scripts, ARRAY_SIZE(scripts));
 	struct res r = {0};
 	assert_int_equal(blk_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -2136,11 +2319,42 @@ static void test_schema_migration_5_to_6(void **state)
 	make_account(&a, 17, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(prv_change(f, PRV_SET, "a.example", "bob", "p", prv_public, 1), STORAGE_OK);
-	static const char *const scripts[] = { "006-shared-roster.sql" };
+	static const char *const scripts[] = { "006-shared-roster.sql",
+	                                       "007-vcard-search.sql" };
 	migrate_from(f, 5, scripts, ARRAY_SIZE(scripts));
 	struct res r = {0};
 	assert_int_equal(prv_get(f, "a.example", "bob", &r), STORAGE_OK);
 	assert_string_equal(r.text, "default=|p:30 all - allow 0");
+	res_clear(&r);
+	check_migrated(f);
+	storage_account_clear(&a);
+}
+
+/* The same from version 6 (groups kept; vCards stored before are indexed
+ * by storage_vcard_reindex). */
+static void test_schema_migration_6_to_7(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->exec_sql == NULL || f->be->set_schema_version == NULL)
+		skip();
+	struct storage_account a;
+	make_account(&a, 18, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	struct srg_group g = { .name = "kept", .label = "", .description = "" };
+	assert_int_equal(srg_create(f, "a.example", &g), STORAGE_OK);
+	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
+	static const char *const scripts[] = { "007-vcard-search.sql" };
+	migrate_from(f, 6, scripts, ARRAY_SIZE(scripts));
+	struct res r = {0};
+	assert_int_equal(srg_get(f, "a.example", "kept", &r), STORAGE_OK);
+	const char *const s[] = { "nick=rom" };
+	assert_int_equal(vsearch(f, "a.example", false, 0, &r, s, 1), STORAGE_OK);
+	ASSERT_FOUND(&r, "");
+	assert_non_null(CALL(storage_vcard_reindex(f->st, "a.example", count_cb, &r)));
+	run(f);
+	assert_int_equal(r.count, 1);
+	assert_int_equal(vsearch(f, "a.example", false, 0, &r, s, 1), STORAGE_OK);
+	ASSERT_FOUND(&r, "romeo");
 	res_clear(&r);
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -2964,6 +3178,9 @@ static const struct test_def tests[] = {
 	T(test_schema_migration_5_to_6),
 	T(test_shared_roster_groups),
 	T(test_remove_user_removes_memberships),
+	T(test_schema_migration_6_to_7),
+	T(test_vcard_search),
+	T(test_vcard_reindex),
 	T(test_order_per_user),
 	T(test_cancel),
 	T(test_close_finishes_pending),
