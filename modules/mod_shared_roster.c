@@ -16,6 +16,10 @@
  *   account list is loaded at start and kept by the register_user and
  *   remove_user hooks) and "@online@" (every user with a session: kept by
  *   the session hooks) are evaluated from those lists.
+ * - A shared contact's name is the FN (else NICKNAME) of its vCard, read
+ *   from the directory index (vcard_search) at start and kept by the
+ *   vcard_set hook; without one, its user name.  A name change is a change
+ *   like the others (pushes to connected users who see the contact).
  * - Contact A sees contact B ("to") when A is a member of a group that
  *   displays a group B is a member of; then presence flows from B to A.
  *   The roster a client sees lists the contacts it sees; the view for
@@ -79,11 +83,21 @@ struct srg_state {
 	struct strlist online;        /* sorted bare JIDs of users with a session */
 	struct pending_list ops;      /* push ops */
 	struct pending_list admins;   /* administration calls */
+	struct name_entry *names;     /* shown names from vCards, sorted by JID */
+	size_t nnames;
+	struct storage_req *names_req;
+};
+
+/* The name a user's vCard gives (FN, else NICKNAME). */
+struct name_entry {
+	char *jid;
+	char *name;
 };
 
 /* What a user sees of one shared contact. */
 struct contact {
 	const char *jid;              /* borrowed from the group lists */
+	const char *name;             /* from the vCard (borrowed), NULL: the local part */
 	struct strlist labels;        /* borrowed strings, distinct (items malloc'd) */
 	bool to, from;
 };
@@ -248,6 +262,66 @@ static bool displays(const struct srg *g, const char *d)
 	return strlist_contains(&g->displayed, d);
 }
 
+/* ---- names from vCards ----------------------------------------------------------- */
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(((const struct name_entry *)a)->jid, ((const struct name_entry *)b)->jid);
+}
+
+static const char *name_of(const struct srg_state *st, const char *jid)
+{
+	struct name_entry key = { .jid = (char *)jid };
+	const struct name_entry *e = st->nnames > 0
+	                             ? bsearch(&key, st->names, st->nnames, sizeof(key), cmp_name)
+	                             : NULL;
+	return e != NULL ? e->name : NULL;
+}
+
+/* Set (name non-empty) or drop (NULL or "") the name of jid; true when it
+ * changed. */
+static bool name_set(struct srg_state *st, const char *jid, const char *name)
+{
+	struct name_entry key = { .jid = (char *)jid };
+	struct name_entry *e = st->nnames > 0
+	                       ? bsearch(&key, st->names, st->nnames, sizeof(key), cmp_name) : NULL;
+	bool none = name == NULL || *name == '\0';
+	if (e != NULL && !none && strcmp(e->name, name) == 0)
+		return false;
+	if (e == NULL && none)
+		return false;
+	if (e != NULL && none) {
+		size_t i = (size_t)(e - st->names);
+		free(e->jid);
+		free(e->name);
+		memmove(&st->names[i], &st->names[i + 1], (st->nnames - i - 1) * sizeof(*e));
+		st->nnames--;
+		return true;
+	}
+	if (e != NULL) {
+		free(e->name);
+		e->name = xstrdup(name);
+		return true;
+	}
+	st->names = xrealloc(st->names, (st->nnames + 1) * sizeof(*st->names));
+	st->names[st->nnames].jid = xstrdup(jid);
+	st->names[st->nnames].name = xstrdup(name);
+	st->nnames++;
+	qsort(st->names, st->nnames, sizeof(*st->names), cmp_name);
+	return true;
+}
+
+static void names_clear(struct srg_state *st)
+{
+	for (size_t i = 0; i < st->nnames; i++) {
+		free(st->names[i].jid);
+		free(st->names[i].name);
+	}
+	free(st->names);
+	st->names = NULL;
+	st->nnames = 0;
+}
+
 /* ---- what a user sees ------------------------------------------------------------- */
 
 struct tuple {
@@ -332,8 +406,10 @@ static struct contact *contacts_of(const struct srg_state *st, const char *self,
 	struct contact *c = xcalloc(t.n, sizeof(*c));
 	size_t n = 0;
 	for (size_t i = 0; i < t.n; i++) {
-		if (n == 0 || strcmp(c[n - 1].jid, t.v[i].jid) != 0)
+		if (n == 0 || strcmp(c[n - 1].jid, t.v[i].jid) != 0) {
+			c[n].name = name_of(st, t.v[i].jid);
 			c[n++].jid = t.v[i].jid;
+		}
 		struct contact *x = &c[n - 1];
 		x->to |= t.v[i].to;
 		x->from |= t.v[i].from;
@@ -366,7 +442,7 @@ static const struct contact *contact_find(const struct contact *c, size_t n, con
 	return NULL;
 }
 
-/* The name shown for a shared contact: its local part. */
+/* The name shown for a shared contact without a vCard name: its local part. */
 static char *contact_name(const char *jid)
 {
 	const char *at = strchr(jid, '@');
@@ -393,6 +469,7 @@ static uint32_t contacts_tag(const struct contact *c, size_t n)
 			continue;
 		any = true;
 		h = fnv(h, c[i].jid);
+		h = fnv(h, c[i].name != NULL ? c[i].name : "");
 		for (size_t k = 0; k < c[i].labels.count; k++)
 			h = fnv(h, c[i].labels.items[k]);
 	}
@@ -427,7 +504,7 @@ static void item_merge(struct roster_item *out, const struct roster_item *s,
 	if (stored && s->name != NULL)
 		out->name = xstrdup(s->name);
 	else if (c != NULL)
-		out->name = contact_name(c->jid);
+		out->name = c->name != NULL ? xstrdup(c->name) : contact_name(c->jid);
 	if (stored)
 		sl_copy(&out->groups, &s->groups);
 	for (size_t i = 0; c != NULL && i < c->labels.count; i++) {
@@ -634,6 +711,7 @@ static void snapshot_take(const struct srg_state *st, struct snapshot *sn)
 		/* The change may free the strings the contacts borrow: copy them. */
 		for (size_t k = 0; k < sn->nc[i]; k++) {
 			c[k].jid = xstrdup(c[k].jid);
+			c[k].name = c[k].name != NULL ? xstrdup(c[k].name) : NULL;
 			for (size_t j = 0; j < c[k].labels.count; j++)
 				c[k].labels.items[j] = xstrdup(c[k].labels.items[j]);
 		}
@@ -646,6 +724,7 @@ static void contacts_free_owned(struct contact *c, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		free((char *)c[i].jid);
+		free((char *)c[i].name);
 		strlist_free(&c[i].labels);
 	}
 	free(c);
@@ -659,7 +738,7 @@ static bool contact_differs(const struct contact *a, const struct contact *b)
 		return true;
 	if (!ta)
 		return false;
-	if (a->labels.count != b->labels.count)
+	if (!str_eq(a->name, b->name) || a->labels.count != b->labels.count)
 		return true;
 	for (size_t i = 0; i < a->labels.count; i++)
 		if (strcmp(a->labels.items[i], b->labels.items[i]) != 0)
@@ -1185,11 +1264,67 @@ static enum hook_result srg_remove_user(struct host *h, void *args, void *ctx)
 	if (st->loaded)
 		snapshot_take(st, &sn);
 	sl_remove(&st->accounts, jid);
+	name_set(st, jid, NULL);
 	for (size_t i = 0; i < st->ngroups; i++)
 		sl_remove(&st->groups[i].members, jid);   /* storage removed the rows */
 	if (st->loaded)
 		snapshot_apply(st, &sn, NULL);
 	free(jid);
+	return HOOK_CONTINUE;
+}
+
+static void names_loaded(enum storage_result res, const struct vcard_entry *entries, size_t count,
+                         bool more, void *ctx)
+{
+	struct srg_state *st = ctx;
+	(void)more;
+	st->names_req = NULL;
+	if (res != STORAGE_OK) {
+		log_warning("shared_roster %s: cannot read the names of the vCards (%s); shared "
+		            "contacts are shown by their user names", st->host->name,
+		            storage_result_str(res));
+		return;
+	}
+	struct snapshot sn = {0};
+	if (st->loaded)
+		snapshot_take(st, &sn);
+	names_clear(st);
+	for (size_t i = 0; i < count; i++) {
+		const char *fn = entries[i].fields[VF_FN], *nick = entries[i].fields[VF_NICK];
+		char *jid = xasprintf("%s@%s", entries[i].fields[VF_USER], st->host->name);
+		name_set(st, jid, fn[0] != '\0' ? fn : nick);
+		free(jid);
+	}
+	if (st->loaded)
+		snapshot_apply(st, &sn, NULL);
+}
+
+/* A user stored a new vCard: its FN (or NICKNAME) is the name others see. */
+static enum hook_result srg_vcard_set(struct host *h, void *args, void *ctx)
+{
+	struct srg_state *st = ctx;
+	struct hook_vcard *hv = args;
+	const char *fn = xml_child_text(hv->vcard, "FN", "vcard-temp");
+	const char *nick = xml_child_text(hv->vcard, "NICKNAME", "vcard-temp");
+	char *name = xstrdup(fn != NULL && *fn != '\0' ? fn : nick != NULL ? nick : "");
+	size_t len = strlen(name);
+	if (len > 255) {   /* at most 255 bytes, cut at a character boundary */
+		len = 255;
+		while (len > 0 && ((unsigned char)name[len] & 0xC0) == 0x80)
+			len--;
+		name[len] = '\0';
+	}
+	char *jid = xasprintf("%s@%s", hv->user, h->name);
+	if (!str_eq(name_of(st, jid), *name != '\0' ? name : NULL)) {
+		struct snapshot sn = {0};
+		if (st->loaded)
+			snapshot_take(st, &sn);
+		name_set(st, jid, name);
+		if (st->loaded)
+			snapshot_apply(st, &sn, NULL);
+	}
+	free(jid);
+	free(name);
 	return HOOK_CONTINUE;
 }
 
@@ -1216,6 +1351,9 @@ static int srg_start(struct host *h, const void *settings, void **state_r, char 
 	hook_add(h, HOOK_SESSION_CLOSED, 60, srg_session_closed, st);
 	hook_add(h, HOOK_REGISTER_USER, 60, srg_register_user, st);
 	hook_add(h, HOOK_REMOVE_USER, 60, srg_remove_user, st);
+	hook_add(h, HOOK_VCARD_SET, 60, srg_vcard_set, st);
+	st->names_req = storage_vcard_search(h->storage, h->name, NULL, 0, false, 0, names_loaded,
+	                                     st);
 	st->accounts_req = storage_account_list(h->storage, h->name, accounts_loaded, st);
 	load_start(st);
 	*state_r = st;
@@ -1230,6 +1368,9 @@ static void srg_stop(struct host *h, void *state)
 	hook_remove(h, HOOK_SESSION_CLOSED, srg_session_closed, st);
 	hook_remove(h, HOOK_REGISTER_USER, srg_register_user, st);
 	hook_remove(h, HOOK_REMOVE_USER, srg_remove_user, st);
+	hook_remove(h, HOOK_VCARD_SET, srg_vcard_set, st);
+	if (st->names_req != NULL)
+		storage_cancel(st->names_req);
 	if (st->load_handle != NULL)
 		st->src->cancel(st->load_handle);
 	if (st->accounts_req != NULL)
@@ -1250,6 +1391,7 @@ static void srg_stop(struct host *h, void *state)
 	groups_clear(st);
 	strlist_free(&st->accounts);
 	strlist_free(&st->online);
+	names_clear(st);
 	free(st);
 }
 

@@ -391,8 +391,15 @@ def test_parleyctl_srg_commands(server):
 
 def test_parleyctl_srg_offline(own_server, run):
     """With parleyd stopped, the commands work on the database; the next
-    start serves the groups."""
+    start serves the groups (and the names of the members' vCards)."""
     srv = own_server
+
+    async def card():
+        cb = await login(srv, 'bob')
+        r = await iq(cb, 'set', None, "<vCard xmlns='vcard-temp'><FN>Bob the Builder</FN></vCard>")
+        assert r.get('type') == 'result', parleytest.tostr(r)
+        await logout(cb)
+    run(card())
     assert srv.stop() == 0
     g = unique('g')
     r = srv.ctl('srg-create', HOST, g, '--name', 'Offline made')
@@ -406,6 +413,39 @@ def test_parleyctl_srg_offline(own_server, run):
 
     async def scenario():
         ca = await login(srv, 'alice')
-        assert items(await roster(ca)) == {'bob@' + HOST: ('both', 'bob', ['Offline made'], None)}
+        # the name comes from bob's vCard, read at start
+        assert items(await roster(ca)) == {'bob@' + HOST: ('both', 'Bob the Builder',
+                                                          ['Offline made'], None)}
         await logout(ca)
+    run(scenario())
+
+
+def test_names_from_vcards(server, run):
+    """A shared contact's name is the FN (else NICKNAME) of its vCard, else
+    its user name; a new vCard renames it in the rosters of connected
+    members at once."""
+    a, b, c = new_users(server, 3)
+    new_group(server, (a, b, c))
+
+    async def scenario():
+        cb = await login(server, b)
+        r = await iq(cb, 'set', None, "<vCard xmlns='vcard-temp'><FN>Bea Example</FN>"
+                     "<NICKNAME>bea</NICKNAME></vCard>")
+        assert r.get('type') == 'result', parleytest.tostr(r)
+        cc = await login(server, c)
+        r = await iq(cc, 'set', None, "<vCard xmlns='vcard-temp'><NICKNAME>Cee</NICKNAME></vCard>")
+        assert r.get('type') == 'result', parleytest.tostr(r)
+        ca, wa = await online(server, a)
+        got = items(await roster(ca))
+        assert got[bare(b)][1] == 'Bea Example' and got[bare(c)][1] == 'Cee', got
+        r = await iq(cb, 'set', None, "<vCard xmlns='vcard-temp'><FN>Beatrice</FN></vCard>")
+        assert r.get('type') == 'result', parleytest.tostr(r)
+        it = await wa.push(bare(b))
+        assert it['name'] == 'Beatrice' and it['subscription'] == 'both', it
+        # a vCard without FN and NICKNAME: the user name again
+        r = await iq(cc, 'set', None, "<vCard xmlns='vcard-temp'/>")
+        assert r.get('type') == 'result', parleytest.tostr(r)
+        it = await wa.push(bare(c))
+        assert it['name'] == c, it
+        await logout(ca, cb, cc)
     run(scenario())
