@@ -112,7 +112,8 @@ done
 tar -C "$TOP" -cf - --exclude=./.git --exclude=./build-asan "${excl[@]}" --exclude=./run \
     --exclude=./autom4te.cache --exclude='*.o' --exclude='*.a' --exclude=.deps --exclude=.dirstamp \
     --exclude='*.trs' --exclude='*.log' --exclude=__pycache__ --exclude=./Makefile \
-    --exclude=./config.status --exclude=./parleyd --exclude=./parleyctl --exclude=./stamp-h1 . |
+    --exclude=./config.status --exclude=./parleyd --exclude=./parleyctl --exclude=./parley-pam-helper \
+    --exclude=./stamp-h1 . |
     tar -C "$SRC" -xf - || asan_ok=0
 # unit test binaries sit next to their sources
 find "$SRC/tests" -type f -name 'test-*' ! -name '*.[ch]' ! -name '*.py' ! -name '*.sh' -perm -u+x -delete 2>/dev/null

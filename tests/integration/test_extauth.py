@@ -359,3 +359,29 @@ def test_config_requires_a_program(tmp_path_factory):
                        timeout=30, env=srv.env)
     assert r.returncode != 0
     assert 'hosts.%s.auth.external' % OTHER in r.stderr and 'program' in r.stderr, r.stderr
+
+
+def test_positive_answers_are_cached(tmp_path_factory):
+    """cache_ttl: a good password is answered from memory for a while (the
+    program is not asked: here it no longer knows the user), a wrong one
+    never is, and setting the password forgets the cached answer."""
+    srv = ext_server(tmp_path_factory, 'ext-cache', EXTAUTH_PY, [], instances=1,
+                     extra=', cache_ttl: 60s')
+    try:
+        assert condition(plain_login(srv, 'zoe', EXT_USERS['zoe'])) == 'success'
+        text = srv.users_file.read_text()
+        srv.users_file.write_text(''.join(l for l in text.splitlines(True) if not l.startswith('zoe@')))
+        assert condition(plain_login(srv, 'zoe', EXT_USERS['zoe'])) == 'success'
+        assert condition(plain_login(srv, 'zoe', 'wrong')) == 'not-authorized'
+        r = srv.ctl('auth-test', 'zoe@' + OTHER, input=EXT_USERS['zoe'] + '\n')
+        assert 'backend 1 external: ok (password accepted) (cached answer)' in r.stdout, r.stdout
+        st = srv.ctl('status').stdout
+        assert re.search(r'auth external: .*, \d+ cached', st), st
+        # a password change through Parley forgets what was cached
+        srv.users_file.write_text(text)
+        r = srv.ctl('passwd', 'zoe', OTHER, 'new-zoe')
+        assert r.returncode == 0, r.stderr
+        assert condition(plain_login(srv, 'zoe', EXT_USERS['zoe'])) == 'not-authorized'
+        assert condition(plain_login(srv, 'zoe', 'new-zoe')) == 'success'
+    finally:
+        srv.finish()
