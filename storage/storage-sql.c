@@ -44,6 +44,9 @@ static const struct sql_driver_vfuncs *const sql_drivers[] = {
 #ifdef HAVE_BACKEND_MYSQL
 	&sql_driver_mysql,
 #endif
+#ifdef HAVE_BACKEND_ODBC
+	&sql_driver_odbc,
+#endif
 };
 /* Every driver Parley has, whether this binary was built with it or not. */
 static const char *const sql_driver_names[] = { "sqlite", "pgsql", "mysql", "odbc" };

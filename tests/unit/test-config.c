@@ -742,6 +742,10 @@ static void test_error_classes(void **state)
 	expect_error(LISTEN "hosts:\n  example.com:\n    storage: {driver: mysql}\n", "5:23",
 	             "key 'hosts.example.com.storage.driver': storage driver 'mysql' is not built", NULL);
 #endif
+#ifdef HAVE_BACKEND_ODBC
+	expect_error("storage:\n  driver: odbc\n  dsn: \"DSN=parley\"\n  dialect: oracle\n" LISTEN HOSTS,
+	             "4:12", "key 'storage.dialect': expected pgsql, mysql or mssql, got 'oracle'", NULL);
+#endif
 #ifdef HAVE_BACKEND_LDAP
 	expect_error("auth:\n  methods: [internal, ldap]\n" LISTEN HOSTS, "6:16",
 	             "key 'hosts.example.com.auth.methods': auth method 'ldap' needs ldap.base", NULL);

@@ -15,7 +15,7 @@ if [ "${PARLEY_HAVE_MYSQL:-}" = no ]; then
     exit 77
 fi
 prog=$top_builddir/tests/unit/test-storage
-[ -x "$prog" ] || { echo "test-storage-mysql: $prog is not built (cmocka missing?)" >&2; exit 77; }
+[ -x "$prog" ] || { echo "storage-mysql: $prog is not built (cmocka missing?)" >&2; exit 77; }
 
 dir=$(mktemp -d /tmp/parley-mariadb-XXXXXX)
 trap 'bash "$top_srcdir/tests/db/mariadb.sh" stop "$dir"' EXIT

@@ -1,0 +1,294 @@
+-- Parley schema for Microsoft SQL Server (2016 and later), through the
+-- odbc driver, schema version 7.
+--
+-- A DBA creates the database and applies this file once, with a login that
+-- may create tables:
+--     sqlcmd -S db -d xmpp -b -i mssql.sql
+-- parleyd never creates or alters tables here: at start it checks
+-- schema_version and refuses to start, naming the scripts of
+-- migrations/mssql/ to apply, when the version is not the one it was built
+-- for.  Parley's own login needs only SELECT, INSERT, UPDATE and DELETE:
+--     GRANT SELECT, INSERT, UPDATE, DELETE ON SCHEMA::dbo TO parley;
+--
+-- Conventions, the same in every dialect's file:
+--   * Every table has server_host, the virtual host (a prepared domain) the
+--     row belongs to: one database serves many hosts.
+--   * username is the local part of the JID after nodeprep; jid columns hold
+--     prepared bare JIDs.  Compare them byte for byte: the key columns use
+--     the binary collation Latin1_General_100_BIN2 (SQL Server's default
+--     collations ignore case; Parley prepares names before they reach the
+--     database).
+--   * Text is NVARCHAR (UTF-16 in the database; the ODBC driver converts
+--     from and to the UTF-8 that Parley sends and reads).
+--   * Flags are SMALLINT 0/1; times are BIGINT unix seconds (UTC).
+--   * parleyd only runs SELECT, INSERT, UPDATE and DELETE.  Rows are
+--     upserted as UPDATE, then INSERT when no row changed, in one
+--     transaction.
+--   * Each query's index is noted where the table is defined.
+--
+-- Key lengths: a nonclustered index key holds at most 1700 bytes, and an
+-- NVARCHAR character takes 2, so the primary keys are NONCLUSTERED and the
+-- indexed columns bounded as in the MySQL schema: server_host 191
+-- characters, username 191, jid and namespace 384, privacy list names 255.
+--
+-- parleyd sets per connection: LOCK_TIMEOUT (the storage timeout) and the
+-- ODBC query timeout.
+--
+-- This schema has not been run against a SQL Server by Parley's test suite
+-- (there is none in its CI); the odbc driver's SQL is the same as for the
+-- other dialects, in its portable form.
+
+-- One row: the version of this schema.  Migrations update it.
+CREATE TABLE schema_version (
+    version INT NOT NULL
+);
+INSERT INTO schema_version (version) VALUES (7);
+
+-- Accounts kept by the "internal" auth method.  Credentials are SCRAM
+-- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
+-- ServerKey, all base64 text.  A hash whose four columns are not all set is
+-- not offered.  password is a clear-text password, NULL unless an operator
+-- imported one (the internal auth method stores SCRAM keys only, and clears
+-- it when the password changes); when it is set, PLAIN logins compare
+-- against it.
+-- Queries: by (server_host, username) for log-in, update, removal (primary
+-- key); list and count by server_host (primary key prefix).
+CREATE TABLE users (
+    server_host        NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    username           NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    created_at         BIGINT NOT NULL,
+    sha1_salt          NVARCHAR(128),
+    sha1_iterations    INT,
+    sha1_stored_key    NVARCHAR(128),
+    sha1_server_key    NVARCHAR(128),
+    sha256_salt        NVARCHAR(128),
+    sha256_iterations  INT,
+    sha256_stored_key  NVARCHAR(128),
+    sha256_server_key  NVARCHAR(128),
+    password           NVARCHAR(MAX),
+    CONSTRAINT users_pk PRIMARY KEY NONCLUSTERED (server_host, username)
+);
+
+-- Roster (RFC 6121) items: one row per contact of a user.
+--   subscription: 'N' none, 'T' to, 'F' from, 'B' both.
+--   ask_out: we asked for the contact's presence (pending out);
+--   ask_in: the contact asked for ours, unanswered (pending in);
+--   approved: subscription pre-approved (RFC 6121 section 3.4).
+-- Queries: all items of a user (primary key prefix), one item (primary key).
+-- Rows exist for users of any auth method (LDAP users have no users row),
+-- hence no foreign key to users.
+CREATE TABLE roster_items (
+    server_host   NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    username      NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    jid           NVARCHAR(384) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    name          NVARCHAR(MAX),
+    subscription  NCHAR(1) NOT NULL DEFAULT 'N',
+    ask_out       SMALLINT NOT NULL DEFAULT 0,
+    ask_in        SMALLINT NOT NULL DEFAULT 0,
+    approved      SMALLINT NOT NULL DEFAULT 0,
+    CONSTRAINT roster_items_pk PRIMARY KEY NONCLUSTERED (server_host, username, jid),
+    CONSTRAINT roster_items_subscription CHECK (subscription IN ('N', 'T', 'F', 'B')),
+    CONSTRAINT roster_items_flags CHECK (ask_out IN (0, 1) AND ask_in IN (0, 1) AND approved IN (0, 1))
+);
+
+-- The groups of a roster item, one row per group name.  A group name is
+-- not part of an index (the key would pass SQL Server's 1700-byte limit):
+-- rows are found by their item, and Parley writes each name of an item once.
+-- Queries: all groups of a user (roster_groups_item prefix), the groups of
+-- one item (roster_groups_item).  Deleted with their item by Parley.
+CREATE TABLE roster_groups (
+    id           BIGINT IDENTITY(1, 1) NOT NULL,
+    server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    username     NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    jid          NVARCHAR(384) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    grp          NVARCHAR(MAX) NOT NULL,
+    CONSTRAINT roster_groups_pk PRIMARY KEY (id)
+);
+CREATE INDEX roster_groups_item ON roster_groups (server_host, username, jid);
+
+-- Roster versioning (RFC 6121 section 2.6): a counter per user, incremented
+-- by every change of the user's roster.  No row means version 0.
+-- Queries: by (server_host, username) (primary key).
+CREATE TABLE roster_version (
+    server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    username     NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    version      BIGINT NOT NULL,
+    CONSTRAINT roster_version_pk PRIMARY KEY NONCLUSTERED (server_host, username)
+);
+
+-- Offline messages (XEP-0160): messages that arrived for a user while none
+-- of the user's resources could take them, delivered (oldest first) and
+-- deleted when the user comes online.  seq (IDENTITY) orders them and is
+-- never used twice, so "delete up to seq N" never reaches a message stored
+-- after the read that saw N.
+--   stanza: the serialized <message/> (default namespace jabber:client),
+--     with the <delay xmlns='urn:xmpp:delay'/> the server added;
+--   from_jid: the sender's full JID, for administration.
+-- Queries: a user's messages in order, their count, deletion of a prefix:
+-- all by (server_host, username, seq) (offline_messages_user).
+-- Account removal deletes a user's rows.
+CREATE TABLE offline_messages (
+    seq          BIGINT IDENTITY(1, 1) NOT NULL,
+    server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    username     NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    created_at   BIGINT NOT NULL,
+    from_jid     NVARCHAR(MAX) NOT NULL,
+    stanza       NVARCHAR(MAX) NOT NULL,
+    CONSTRAINT offline_messages_pk PRIMARY KEY (seq)
+);
+CREATE INDEX offline_messages_user ON offline_messages (server_host, username, seq);
+
+-- vCards (XEP-0054): one per user, the serialized <vCard xmlns='vcard-temp'/>
+-- element as the user last set it.
+-- Queries: by (server_host, username) (primary key).
+-- Account removal deletes a user's row.
+CREATE TABLE vcards (
+    server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    username     NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    vcard        NVARCHAR(MAX) NOT NULL,
+    CONSTRAINT vcards_pk PRIMARY KEY NONCLUSTERED (server_host, username)
+);
+
+-- Private XML storage (XEP-0049): one element per user and namespace, the
+-- serialized element (with its xmlns) in data.
+-- Queries: by (server_host, username, namespace) (primary key).
+-- Account removal deletes a user's rows (primary key prefix).
+CREATE TABLE private_storage (
+    server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    username     NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    namespace    NVARCHAR(384) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    data         NVARCHAR(MAX) NOT NULL,
+    CONSTRAINT private_storage_pk PRIMARY KEY NONCLUSTERED (server_host, username, namespace)
+);
+
+-- Last activity (XEP-0012): when the user's last session closed (unix
+-- seconds) and the status text of the last unavailable presence it sent
+-- ('' when none).
+-- Queries: by (server_host, username) (primary key).
+-- Account removal deletes a user's row.
+CREATE TABLE last_activity (
+    server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    username     NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    seconds      BIGINT NOT NULL,
+    status       NVARCHAR(MAX) NOT NULL DEFAULT '',
+    CONSTRAINT last_activity_pk PRIMARY KEY NONCLUSTERED (server_host, username)
+);
+
+-- Blocking command (XEP-0191): the JIDs a user blocks, one row each (a
+-- full JID, a bare JID, a domain or domain/resource, normalised).
+-- Queries: a user's list, by (server_host, username) (primary key prefix);
+-- one row by the whole key.
+-- Account removal deletes a user's rows.
+CREATE TABLE blocklist (
+    server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    username     NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    jid          NVARCHAR(384) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    CONSTRAINT blocklist_pk PRIMARY KEY NONCLUSTERED (server_host, username, jid)
+);
+
+-- Privacy lists (XEP-0016): a user's named lists (is_default 1 on at most
+-- one of them) and their rules.  A rule: item_order (unique in its list,
+-- rules apply in ascending order), item_type 'all' (matches everyone; then
+-- item_value is ''), 'jid', 'group' or 'subscription' with item_value the
+-- JID / roster group / 'both'|'to'|'from'|'none', action 'allow' or 'deny',
+-- stanzas a bit set of what the rule applies to (1 message, 2 iq,
+-- 4 presence-in, 8 presence-out; 0 every stanza).  List names are at most
+-- 255 characters here (they are part of the keys).
+-- Queries: a user's lists and items by (server_host, username) (primary key
+-- prefixes); one list's items by (server_host, username, list_name).
+-- Account removal deletes a user's rows.
+CREATE TABLE privacy_lists (
+    server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    username     NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    name         NVARCHAR(255) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    is_default   SMALLINT NOT NULL DEFAULT 0,
+    CONSTRAINT privacy_lists_pk PRIMARY KEY NONCLUSTERED (server_host, username, name)
+);
+
+CREATE TABLE privacy_items (
+    server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    username     NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    list_name    NVARCHAR(255) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    item_order   BIGINT NOT NULL,
+    item_type    NVARCHAR(16) NOT NULL,
+    item_value   NVARCHAR(3072) NOT NULL DEFAULT '',
+    action       NVARCHAR(8) NOT NULL,
+    stanzas      INT NOT NULL DEFAULT 0,
+    CONSTRAINT privacy_items_pk PRIMARY KEY NONCLUSTERED (server_host, username, list_name, item_order)
+);
+
+-- Shared roster groups: groups an administrator defines per host, whose
+-- members see each other in their rosters without subscribing.
+--   name: the group's key on its host; label: the roster group name clients
+--   show ('' means name); description: free text for administrators.
+-- Queries: every group of a host (primary key prefix), one group (primary key).
+CREATE TABLE sr_groups (
+    server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    name         NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    label        NVARCHAR(255) NOT NULL DEFAULT '',
+    description  NVARCHAR(1024) NOT NULL DEFAULT '',
+    CONSTRAINT sr_groups_pk PRIMARY KEY NONCLUSTERED (server_host, name)
+);
+
+-- The groups whose members a group's members see ("displayed groups"); a
+-- group without rows here shows its own members.  displayed names a group
+-- of the same host (it may not exist yet: then it shows nothing).
+-- Queries: by (server_host, grp) (primary key prefix); every row of a host.
+-- Deleting a group deletes its rows (parleyd does it, in one transaction).
+CREATE TABLE sr_displayed (
+    server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    grp          NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    displayed    NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    CONSTRAINT sr_displayed_pk PRIMARY KEY NONCLUSTERED (server_host, grp, displayed)
+);
+
+-- Members of shared roster groups: a prepared bare JID of the host, or
+-- '@all@' (every registered user of the host) or '@online@' (every user
+-- with a session).
+-- Queries: a group's members (primary key prefix); the groups of a member
+-- (sr_members_member); account removal deletes the user's rows by member.
+CREATE TABLE sr_members (
+    server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    grp          NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    member       NVARCHAR(384) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    CONSTRAINT sr_members_pk PRIMARY KEY NONCLUSTERED (server_host, grp, member)
+);
+CREATE INDEX sr_members_member ON sr_members (server_host, member);
+
+-- The user directory's index of the vCards (XEP-0055 search): one row per
+-- stored vCard, written with it in the same transaction.  Each searchable
+-- field is kept as the user wrote it (shown in results) and folded to lower
+-- case (l* columns, binary collation, compared by searches); '' when the
+-- vCard has none.
+--   listed: 1 when the vCard holds <CLASS><PUBLIC/></CLASS>, the user's
+--   consent to be found when the directory lists only consenting users.
+-- Queries: a field equal to a value or within a prefix range, per host
+-- (vcard_search_<field>); by account name (primary key).
+-- Account removal deletes a user's row.
+CREATE TABLE vcard_search (
+    server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    username     NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    fn           NVARCHAR(255) NOT NULL DEFAULT '',
+    lfn          NVARCHAR(255) COLLATE Latin1_General_100_BIN2 NOT NULL DEFAULT '',
+    given        NVARCHAR(255) NOT NULL DEFAULT '',
+    lgiven       NVARCHAR(255) COLLATE Latin1_General_100_BIN2 NOT NULL DEFAULT '',
+    family       NVARCHAR(255) NOT NULL DEFAULT '',
+    lfamily      NVARCHAR(255) COLLATE Latin1_General_100_BIN2 NOT NULL DEFAULT '',
+    nickname     NVARCHAR(255) NOT NULL DEFAULT '',
+    lnickname    NVARCHAR(255) COLLATE Latin1_General_100_BIN2 NOT NULL DEFAULT '',
+    email        NVARCHAR(255) NOT NULL DEFAULT '',
+    lemail       NVARCHAR(255) COLLATE Latin1_General_100_BIN2 NOT NULL DEFAULT '',
+    locality     NVARCHAR(255) NOT NULL DEFAULT '',
+    llocality    NVARCHAR(255) COLLATE Latin1_General_100_BIN2 NOT NULL DEFAULT '',
+    orgname      NVARCHAR(255) NOT NULL DEFAULT '',
+    lorgname     NVARCHAR(255) COLLATE Latin1_General_100_BIN2 NOT NULL DEFAULT '',
+    listed       SMALLINT NOT NULL DEFAULT 0,
+    CONSTRAINT vcard_search_pk PRIMARY KEY NONCLUSTERED (server_host, username)
+);
+CREATE INDEX vcard_search_fn ON vcard_search (server_host, lfn);
+CREATE INDEX vcard_search_given ON vcard_search (server_host, lgiven);
+CREATE INDEX vcard_search_family ON vcard_search (server_host, lfamily);
+CREATE INDEX vcard_search_nickname ON vcard_search (server_host, lnickname);
+CREATE INDEX vcard_search_email ON vcard_search (server_host, lemail);
+CREATE INDEX vcard_search_locality ON vcard_search (server_host, llocality);
+CREATE INDEX vcard_search_orgname ON vcard_search (server_host, lorgname);
