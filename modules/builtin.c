@@ -34,6 +34,8 @@ void modules_register_builtin(void)
 	module_register(&mod_avatar);
 	module_register(&mod_shared_roster);
 	module_register(&mod_vjud);
+	module_register(&mod_adhoc);
+	module_register(&mod_announce);
 }
 
 static const char *const scope_names[IQ_SCOPE_COUNT] = {

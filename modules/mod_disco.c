@@ -3,8 +3,9 @@
  *
  * disco#info of the server JID: identity server/im plus host->features and
  * whatever HOOK_DISCO_INFO callbacks add; with a node, only what the hooks
- * add (nothing added: <item-not-found/>).  disco#items of the server: empty
- * for now (components and MUC will add items).  disco#info of a user's bare
+ * add (nothing added: <item-not-found/>).  disco#items of the server: what
+ * HOOK_DISCO_ITEMS callbacks add (ad-hoc commands under their node); a node
+ * no callback knows is <item-not-found/>.  disco#info of a user's bare
  * JID, answered by the server for the account: identity account/registered
  * plus host->user_features and the hooks' additions.
  *
@@ -84,12 +85,17 @@ static void disco_server_items(struct iq_request *req, void *ctx)
 		return;
 	}
 	const char *node = xml_attr(req->payload, "node");
-	if (node != NULL && *node != '\0') {
-		iq_error(req, SE_ITEM_NOT_FOUND, NULL);
-		return;
-	}
+	if (node != NULL && *node == '\0')
+		node = NULL;
 	struct xml_node *query = iq_payload_new("query", NS_DISCO_ITEMS);
-	iq_result(req, query);
+	if (node != NULL)
+		xml_set_attr(query, "node", node);
+	struct hook_disco hd = { .from = &req->from, .to = &req->to, .node = node, .query = query };
+	hook_run(req->host, HOOK_DISCO_ITEMS, &hd);
+	if (node != NULL && !hd.handled && xml_first_element(query) == NULL)
+		iq_error(req, SE_ITEM_NOT_FOUND, NULL);
+	else
+		iq_result(req, query);
 	xml_unref(&query);
 }
 

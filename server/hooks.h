@@ -23,6 +23,9 @@ struct host;
 #define HOOK_REMOVE_USER          "remove_user"          /* struct hook_user */
 #define HOOK_REGISTER_USER        "register_user"        /* struct hook_user */
 #define HOOK_DISCO_INFO           "disco_info"           /* struct hook_disco */
+/* disco#items of the server JID: add <item/> children to query; a module
+ * that knows node sets handled (an empty list is then a valid answer). */
+#define HOOK_DISCO_ITEMS          "disco_items"          /* struct hook_disco */
 #define HOOK_STREAM_FEATURES      "stream_features"      /* struct hook_features */
 /* Presence to a local user JID (bare or full), before the session manager
  * delivers it; HOOK_STOP when a module took it (subscriptions, probes). */
@@ -54,7 +57,7 @@ struct roster_item;
 struct hook_roster { const char *user; const struct roster_item *item; };
 struct hook_vcard { const char *user; const struct xml_node *vcard; };
 /* disco#info for node (NULL: no node) of to: add <identity/>/<feature/> children to query */
-struct hook_disco { const struct jid *from, *to; const char *node; struct xml_node *query; };
+struct hook_disco { const struct jid *from, *to; const char *node; struct xml_node *query; bool handled; };
 /* add children to <stream:features/> (authenticated tells the stage) */
 struct hook_features { struct xml_node *features; bool authenticated; bool secure; };
 struct roster_item;
