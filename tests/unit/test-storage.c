@@ -2641,7 +2641,7 @@ static void test_tempfail_busy_full_expired(void **state)
 	storage_close(&f->st);
 	f->cfg.pool_size = 1;
 	f->cfg.queue_max = 2;
-	f->cfg.timeout = 0.3;
+	f->cfg.timeout = 1.0;
 	char *err = NULL;
 	assert_int_equal(open_store(f, &err), 0);
 	/* The thread has its connection (a server login may take a while on a
@@ -2655,13 +2655,14 @@ static void test_tempfail_busy_full_expired(void **state)
 	item_init(&it, "romeo@montague.example", NULL, SUB_NONE, NULL);
 	struct res busy1 = {0}, busy2 = {0}, expired = {0}, full = {0};
 	/* One thread, a queue of two, the database locked from outside:
-	 * 1: the thread waits for the lock (busy timeout = 0.3 s) and gives up;
-	 * 2: queued, taken at 0.3 s (just in time), busy in its turn until 0.6 s;
-	 * 3: queued behind it, expires in the queue at 0.35 s;
-	 * 4: finds the queue full. */
+	 * 1: the thread waits for the lock (busy timeout = 1 s) and gives up;
+	 * 2: queued, taken at 1 s (before its deadline, 1.15 s), busy in its turn until 2 s;
+	 * 3: queued behind it, expires in the queue at 1.15 s;
+	 * 4: finds the queue full.
+	 * The margins are 0.15 s, for a loaded machine. */
 	double t0 = ev_time();
 	assert_non_null(CALL(storage_roster_set(f->st, "a.example", "alice", &it, done_cb, &busy1)));
-	usleep(50000);                 /* the thread has taken job 1 */
+	usleep(150000);                /* the thread has taken job 1 */
 	assert_non_null(CALL(storage_roster_set(f->st, "a.example", "alice", &it, done_cb, &busy2)));
 	assert_non_null(CALL(storage_roster_set(f->st, "a.example", "alice", &it, done_cb, &expired)));
 	assert_non_null(CALL(storage_roster_set(f->st, "a.example", "alice", &it, done_cb, &full)));
@@ -2679,13 +2680,13 @@ static void test_tempfail_busy_full_expired(void **state)
 		assert_int_equal(all[i]->r, STORAGE_TEMPFAIL);
 	}
 	/* Order of the answers: full at once, then busy1 (0.3 s), the expired
-	 * one (0.35 s, while the thread is still stuck on busy2), busy2 (0.6 s). */
+	 * one (1.15 s, while the thread is still stuck on busy2), busy2 (2 s). */
 	assert_int_equal(len, 4);
 	assert_int_equal(order[0], 3);
 	assert_int_equal(order[1], 0);
 	assert_int_equal(order[2], 2);
 	assert_int_equal(order[3], 1);
-	assert_true(ev_time() - t0 >= 0.55);
+	assert_true(ev_time() - t0 >= 1.85);
 
 	/* Reads still work under a writer in WAL mode; writes again once free. */
 	struct res g = {0};
