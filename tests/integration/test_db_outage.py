@@ -67,6 +67,8 @@ def test_outage_and_recovery(outage_server):
     a.login('alice', srv.password('alice'), resource='outage')
     d = RawClient(srv.port, host=OTHER, timeout=20)
     d.login('dave', srv.password('dave', OTHER), resource='outage')
+    c = RawClient(srv.port, timeout=20)
+    c.login('carol', srv.password('carol'), resource='outage')
 
     # Acknowledged before the outage: an offline message and a vCard.
     before = unique('before-')
@@ -98,6 +100,12 @@ def test_outage_and_recovery(outage_server):
         el = a.iq('set', "<vCard xmlns='%s'><FN>lost</FN></vCard>" % NS_VCARD)
         assert el.get('type') == 'error' and error_type(el) == 'wait', tostr(el)
         assert time.monotonic() - t0 < 15
+
+        # Users online on that host still talk to each other.
+        live = unique('live-')
+        send_chat(a, 'carol@%s/outage' % HOST, live)
+        got = c.wait_message(live)
+        assert got.get('type') == 'chat', tostr(got)
 
         # A new login on that host: a temporary failure, not "not-authorized".
         b = RawClient(srv.port, timeout=20)
@@ -150,6 +158,7 @@ def test_outage_and_recovery(outage_server):
         b.close()
     wait_rows(srv, 'offline_messages', 'bob', 0)
     a.close()
+    c.close()
     d.close()
 
     log = srv.log()
