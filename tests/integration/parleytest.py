@@ -21,6 +21,7 @@ import signal
 import socket
 import sqlite3
 import ssl
+import shutil
 import subprocess
 import time
 import uuid
@@ -116,9 +117,43 @@ def storage_kind():
     its own, copied from the one made from sql/pgsql.sql; OTHER stays on
     SQLite, so every run also mixes the two."""
     kind = os.environ.get('PARLEY_TEST_STORAGE', 'sqlite') or 'sqlite'
-    if kind not in ('sqlite', 'pgsql'):
-        raise ServerError('PARLEY_TEST_STORAGE=%s: expected sqlite or pgsql' % kind)
+    if kind not in ('sqlite', 'pgsql', 'mysql'):
+        raise ServerError('PARLEY_TEST_STORAGE=%s: expected sqlite, pgsql or mysql' % kind)
     return kind
+
+
+def my_quote(v):
+    """v as a MySQL string literal (the test's own values only)."""
+    if isinstance(v, int):
+        return str(v)
+    return "'" + str(v).replace('\\', '\\\\').replace("'", "''") + "'"
+
+
+def my_sql(sql, db=None, params=()):
+    """Run SQL as the root of the MariaDB of tests/db/mariadb.sh (its
+    PARLEY_TEST_MYSQL_* in the environment); '?' placeholders take params,
+    quoted here.  Returns the rows as tuples of text (ints where the text
+    is an integer)."""
+    client = shutil.which('mariadb') or shutil.which('mysql') or '/usr/bin/mariadb'
+    parts = sql.split('?')
+    if len(parts) - 1 != len(params):
+        raise ServerError('my_sql: %d placeholders, %d parameters' % (len(parts) - 1, len(params)))
+    text = parts[0] + ''.join(my_quote(v) + rest for v, rest in zip(params, parts[1:]))
+    args = [client, '--no-defaults', '--socket=' + os.environ['PARLEY_TEST_MYSQL_SOCKET'], '-uroot',
+            '--password=' + os.environ['PARLEY_TEST_MYSQL_ADMIN_PASSWORD'],
+            '--default-character-set=utf8mb4', '-N', '-B']
+    if db:
+        args.append(db)
+    r = subprocess.run(args, input=text + ';\n', capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise ServerError('mariadb %s: %s' % (sql[:80], r.stderr.strip()))
+    rows = []
+    for line in r.stdout.splitlines():
+        if line == '':
+            continue
+        rows.append(tuple(int(f) if re.fullmatch(r'-?[0-9]+', f) else f
+                          for f in line.split('\t')))
+    return rows
 
 
 def _pg_dsn(base, dbname):
@@ -193,8 +228,11 @@ class Parleyd:
         self.env.setdefault('PARLEY_SQL_DIR', str(srcdir() / 'sql'))
         self.storage = storage_kind()
         self.pg_db = None
+        self.my_db = None
         if self.storage == 'pgsql':
             self.make_pg_database()
+        elif self.storage == 'mysql':
+            self.make_my_database()
         self.write_cert()
         self.write_config()
 
@@ -209,12 +247,31 @@ class Parleyd:
         pwfile.write_text(os.environ['PARLEY_TEST_PGSQL_PASSWORD'] + '\n')
         pwfile.chmod(0o600)
 
+    # ---- MySQL / MariaDB --------------------------------------------------
+    def make_my_database(self):
+        """A database of this server's own, made from sql/mysql.sql as a DBA
+        would, with DML-only grants for parleyd's user."""
+        self.my_db = 'parley_' + uuid.uuid4().hex[:12]
+        my_sql('CREATE DATABASE %s CHARACTER SET utf8mb4 COLLATE utf8mb4_bin' % self.my_db)
+        schema = (srcdir() / 'sql' / 'mysql.sql').read_text()
+        my_sql(schema.rstrip().rstrip(';'), db=self.my_db)
+        for h in ('127.0.0.1', 'localhost'):
+            my_sql("GRANT SELECT, INSERT, UPDATE, DELETE ON %s.* TO 'parley'@'%s'" % (self.my_db, h))
+        pwfile = self.dir / 'db-password'
+        pwfile.write_text(Path(os.environ['PARLEY_TEST_MYSQL_PASSWORD_FILE']).read_text())
+        pwfile.chmod(0o600)
+
     def pg_dsn(self):
         """parleyd's conninfo for this server's database (no password)."""
         return _pg_dsn(os.environ['PARLEY_TEST_PGSQL_DSN'], self.pg_db)
 
     def host_storage_yaml(self):
         """The storage line of HOST in the config ('' on SQLite)."""
+        if self.storage == 'mysql':
+            dsn = ' '.join([p for p in os.environ['PARLEY_TEST_MYSQL_DSN'].split()
+                            if not p.startswith('dbname=')] + ['dbname=' + self.my_db])
+            return ('    storage: { driver: mysql, dsn: "%s", password_file: db-password, '
+                    'timeout: 5s }\n' % dsn)
         if self.storage != 'pgsql':
             return ''
         return ('    storage: { driver: pgsql, dsn: "%s", password_file: db-password, '
@@ -226,6 +283,8 @@ class Parleyd:
         if self.storage == 'pgsql' and host == HOST:
             dsn = _pg_dsn(os.environ['PARLEY_TEST_PGSQL_OWNER_DSN'], self.pg_db)
             return pg_psql(dsn, sql, params)
+        if self.storage == 'mysql' and host == HOST:
+            return my_sql(sql, db=self.my_db, params=params)
         db = sqlite3.connect(str(self.dir / 'parley.db'), timeout=10)
         try:
             rows = db.execute(sql, params).fetchall()

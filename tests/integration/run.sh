@@ -43,6 +43,16 @@ if [ "${PARLEY_TEST_STORAGE:-sqlite}" = pgsql ] && [ -z "${PARLEY_TEST_PGSQL_DSN
     . "$pgdir/env"
 fi
 
+# PARLEY_TEST_STORAGE=mysql: the same with a throw-away MariaDB
+# (tests/db/mariadb.sh).
+mydir=
+if [ "${PARLEY_TEST_STORAGE:-sqlite}" = mysql ] && [ -z "${PARLEY_TEST_MYSQL_DSN:-}" ]; then
+    mydir=$(mktemp -d /tmp/parley-it-mysql-XXXXXX)
+    trap 'bash "$PARLEY_SRCDIR/tests/db/mariadb.sh" stop "$mydir"' EXIT
+    bash "$PARLEY_SRCDIR/tests/db/mariadb.sh" start "$mydir" || exit 99
+    . "$mydir/env"
+fi
+
 # no .pytest_cache or __pycache__ in the source tree (it may be read-only)
 export PYTHONDONTWRITEBYTECODE=1
 # PARLEY_TEST_FILES: the test files to run (default: all of them)

@@ -1,0 +1,17 @@
+#!/bin/sh
+# The protocol tests of everything Parley stores, with the main test host
+# on MariaDB (PARLEY_TEST_STORAGE=mysql; run.sh starts a throw-away server
+# with tests/db/mariadb.sh).  Run by `make check`.  Skipped (77) only when
+# the build has no MySQL driver.
+here=$(cd "$(dirname "$0")" && pwd)
+if [ "${PARLEY_HAVE_MYSQL:-}" = no ]; then
+    echo "SKIP: this build has no MySQL driver (configure found no libmariadb: apt-get install libmariadb-dev)"
+    exit 77
+fi
+PARLEY_TEST_STORAGE=mysql
+PARLEY_TEST_FILES=
+for t in login register roster presence offline vcard private last blocking privacy; do
+    PARLEY_TEST_FILES="$PARLEY_TEST_FILES $here/test_$t.py"
+done
+export PARLEY_TEST_STORAGE PARLEY_TEST_FILES
+exec sh "$here/run.sh" "$@"
