@@ -94,6 +94,26 @@ void roster_view_make(struct roster_view *v, struct host *h, const char *user,
 	}
 }
 
+void roster_view_one(struct roster_view *v, struct host *h, const char *user,
+                     const struct roster_item *stored, const char *jid, bool presence)
+{
+	struct roster_item none = { .jid = (char *)jid, .subscription = SUB_REMOVE };
+	struct hook_roster_view hv = {
+		.user = user, .presence = presence, .single = true,
+		.stored = stored != NULL ? stored : &none, .nstored = 1,
+	};
+	hook_run(h, HOOK_ROSTER_VIEW, &hv);
+	v->tag = hv.tag;
+	v->owned = hv.items;
+	if (hv.items != NULL) {
+		v->items = hv.items;
+		v->count = hv.count;
+	} else {
+		v->items = stored;
+		v->count = stored != NULL ? 1 : 0;
+	}
+}
+
 void roster_view_clear(struct roster_view *v)
 {
 	if (v->owned != NULL) {

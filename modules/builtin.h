@@ -135,6 +135,12 @@ struct roster_view {
 void roster_view_make(struct roster_view *v, struct host *h, const char *user,
                       const struct roster_item *stored, size_t nstored, bool presence);
 void roster_view_clear(struct roster_view *v);
+/* The view of one contact (jid) only: stored is the user's stored item for
+ * it or NULL; v holds at most one item (none when neither the store nor a
+ * module has the contact).  Cheaper than the whole view: for decisions
+ * about one contact (a probe). */
+void roster_view_one(struct roster_view *v, struct host *h, const char *user,
+                     const struct roster_item *stored, const char *jid, bool presence);
 /* The roster version string clients see: the stored version, and when the
  * view holds added contacts, "-" and their tag in hex. */
 void roster_version_string(char out[32], uint64_t version, uint32_t tag);

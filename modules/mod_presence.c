@@ -761,8 +761,8 @@ static void op_roster_read(enum storage_result res, const struct roster_item *it
 	case PK_PROBE_IN: {
 		char *bare = jid_bare_string(&op->peer);
 		struct roster_view view;
-		roster_view_make(&view, h, op->user, items, count, true);
-		const struct roster_item *it = find_item(view.items, view.count, bare);
+		roster_view_one(&view, h, op->user, find_item(items, count, bare), bare, true);
+		const struct roster_item *it = view.count > 0 ? &view.items[0] : NULL;
 		free(bare);
 		if (it != NULL && has_from(it->subscription)) {
 			if (!any_available(h, op->user)) {

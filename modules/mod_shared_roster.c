@@ -531,12 +531,63 @@ static void item_merge(struct roster_item *out, const struct roster_item *s,
 	}
 }
 
+/* What self sees of peer, without listing every contact: labels get the
+ * labels (borrowed) of the groups through which self sees peer. */
+static void pair_of(const struct srg_state *st, const char *self, const char *peer,
+                    struct contact *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->jid = peer;
+	c->name = name_of(st, peer);
+	if (strcmp(self, peer) == 0)
+		return;
+	for (size_t i = 0; i < st->ngroups; i++) {
+		const struct srg *g = &st->groups[i];
+		bool self_in = member_of(st, g, self), peer_in = member_of(st, g, peer);
+		if (!self_in && !peer_in)
+			continue;
+		size_t nd = g->displayed.count > 0 ? g->displayed.count : 1;
+		for (size_t k = 0; k < nd; k++) {
+			const struct srg *d = g->displayed.count > 0
+			                      ? group_find((struct srg_state *)st, g->displayed.items[k]) : g;
+			if (d == NULL)
+				continue;
+			if (self_in && member_of(st, d, peer)) {
+				c->to = true;
+				if (!strlist_contains(&c->labels, group_label(d))) {
+					c->labels.items = xrealloc(c->labels.items,
+					                           (c->labels.count + 1) * sizeof(char *));
+					c->labels.items[c->labels.count++] = (char *)group_label(d);
+				}
+			}
+			if (peer_in && member_of(st, d, self))
+				c->from = true;
+		}
+	}
+	if (c->labels.count > 1)
+		qsort(c->labels.items, c->labels.count, sizeof(char *), cmp_strp);
+}
+
 static enum hook_result srg_view(struct host *h, void *args, void *ctx)
 {
 	struct srg_state *st = ctx;
 	struct hook_roster_view *hv = args;
 	if (!st->loaded || st->ngroups == 0 || hv->items != NULL)
 		return HOOK_CONTINUE;
+	if (hv->single && hv->presence) {
+		/* One contact for a presence decision (a probe): no list, no tag. */
+		char *self = xasprintf("%s@%s", hv->user, h->name);
+		struct contact c;
+		pair_of(st, self, hv->stored[0].jid, &c);
+		free(self);
+		if (c.to || c.from) {
+			hv->items = xcalloc(1, sizeof(*hv->items));
+			item_merge(&hv->items[0], &hv->stored[0], &c, true);
+			hv->count = 1;
+		}
+		free(c.labels.items);
+		return HOOK_CONTINUE;
+	}
 	char *self = xasprintf("%s@%s", hv->user, h->name);
 	size_t n = 0;
 	struct contact *c = contacts_of(st, self, hv->presence, &n);
