@@ -1220,9 +1220,9 @@ static const struct ctl_command commands[] = {
 	  CTL_F_OFFLINE | CTL_F_NOHOSTS, cmd_db,
 	  "database schema of the stores: status (driver, connection, version found and expected, "
 	  "live state), migrate (apply the missing migrations), print-schema (the dialect's schema file)" },
-	{ "list-commands", "", 0, 0, CTL_F_OFFLINE | CTL_F_JSON | CTL_F_NOHOSTS, cmd_list_commands,
+	{ "list-commands", "", 0, 0, CTL_F_LOCAL | CTL_F_OFFLINE | CTL_F_JSON | CTL_F_NOHOSTS, cmd_list_commands,
 	  "list the commands" },
-	{ "help", "[COMMAND]", 0, 1, CTL_F_OFFLINE | CTL_F_NOHOSTS, cmd_help, "describe one command, or all" },
+	{ "help", "[COMMAND]", 0, 1, CTL_F_LOCAL | CTL_F_OFFLINE | CTL_F_NOHOSTS, cmd_help, "describe one command, or all" },
 };
 
 static const struct ctl_command *command_find(const char *name)
