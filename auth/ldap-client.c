@@ -290,7 +290,12 @@ static int conn_try(struct ldap_conn *k, size_t i, char *err, size_t errsize)
 	if (cfg->starttls == LDAPCFG_STARTTLS_REQUIRED && !str_has_prefix(c->servers[i].uri, "ldaps://")) {
 		rc = ldap_start_tls_s(ld, NULL, NULL);
 		if (rc != LDAP_SUCCESS) {
-			ld_error(ld, rc, "StartTLS", err, errsize);
+			ld_error(ld, rc,
+			         rc == LDAP_CONNECT_ERROR ? "StartTLS (the TLS handshake failed: is the "
+			                                    "certificate signed by tls_ca_file and does it "
+			                                    "name the host of the URI?)"
+			                                  : "StartTLS",
+			         err, errsize);
 			conn_close(k);
 			return rc;
 		}

@@ -8,7 +8,8 @@ Hosts of the parleyd used here (besides test.local with internal accounts):
                  leaves out employeeType=disabled
   chain.local    methods [ldap, internal]
   tls.local      methods [ldap]; StartTLS required, the test CA
-  badtls.local   methods [ldap]; StartTLS required, no CA: every check fails
+  badtls.local   methods [ldap]; StartTLS required, the system's CAs (which do
+                 not sign the test certificate): every check fails
   compare.local  methods [ldap]; method compare
   vcard.local    methods [ldap]; vCards from the directory (cache_ttl 3s)
 """
@@ -94,7 +95,7 @@ def env(tmp_path_factory):
   tls.local:
     auth: {{ methods: [ldap], ldap: {ldap_block([s1.uri], ", starttls: required, tls_ca_file: '%s/ca.pem'" % s1.dir)} }}
   badtls.local:
-    auth: {{ methods: [ldap], ldap: {ldap_block([s1.uri], ", starttls: required, tls_ca_file: '%s/key.pem'" % s1.dir)} }}
+    auth: {{ methods: [ldap], ldap: {ldap_block([s1.uri], ", starttls: required")} }}
   compare.local:
     auth: {{ methods: [ldap], ldap: {ldap_block([s1.uri], ', method: compare')} }}
   vcard.local:
@@ -187,10 +188,26 @@ def test_bad_password(env, user, password):
 
 
 def test_empty_password_never_binds(env):
-    """A simple bind with a DN and no password is an unauthenticated bind
-    that slapd accepts: it must never be a login."""
-    assert plain(env, 'ann', '') == ('failure', 'not-authorized')
-    assert 'empty password' in env.log() or 'ann' in env.log()
+    """A simple bind with a DN and no password is an unauthenticated bind,
+    which the test slapd accepts (allow bind_anon_dn): it must never be a
+    login, on any host, in the chain too."""
+    unauth = subprocess.run(['ldapwhoami', '-x', '-H', env.slapd[0].uri, '-D',
+                             'uid=ann,ou=people,' + SUFFIX, '-w', ''],
+                            capture_output=True, text=True, timeout=30)
+    assert unauth.returncode == 0, 'the test slapd should accept unauthenticated binds'
+    for host in ('ldap.local', 'chain.local', 'compare.local', 'tls.local'):
+        assert plain(env, 'ann', '', host=host) == ('failure', 'not-authorized'), host
+
+
+def test_parleyctl_user_exists_and_check_password(env):
+    """The control commands go through the same auth chain."""
+    assert env.ctl('user-exists', 'ann', 'ldap.local').returncode == 0
+    assert env.ctl('user-exists', 'k+r,o(o)*', 'ldap.local').returncode == 0
+    assert env.ctl('user-exists', 'nobody', 'ldap.local').returncode == 1
+    assert env.ctl('user-exists', 'dan', 'ldap.local').returncode == 1      # filtered out
+    assert env.ctl('user-exists', '*', 'ldap.local').returncode == 1
+    assert env.ctl('check-password', 'ann', 'ldap.local', input='ann-secret\n').returncode == 0
+    assert env.ctl('check-password', 'ann', 'ldap.local', input='wrong\n').returncode == 1
 
 
 def test_unknown_user(env):
@@ -280,6 +297,27 @@ def test_failover_to_second_server(env):
     finally:
         s1.restart()
     # back on the first server once its retry interval has passed
+    assert wait_plain(env, 'ben', 'ben-secret', ('success', None)) == ('success', None)
+
+
+def test_hung_server_times_out_and_fails_over(env):
+    """The first server stops answering (SIGSTOP: connections stay open,
+    nothing comes back): after the operation timeout (3 s) the connection
+    goes to the second server; no login waits much longer than that."""
+    import signal
+    s1, s2 = env.slapd
+    pid = int(open(os.path.join(s1.dir, 'slapd.pid')).read())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        got = wait_plain(env, 'ann', 'ann-secret', ('success', None), timeout=30)
+        took = time.monotonic() - t0
+        assert got == ('success', None)
+        assert took < 15, took
+        out = env.ctl('status').stdout
+        assert '%s: down' % s1.uri in out, out
+    finally:
+        os.kill(pid, signal.SIGCONT)
     assert wait_plain(env, 'ben', 'ben-secret', ('success', None)) == ('success', None)
 
 
