@@ -2634,7 +2634,7 @@ static void test_tempfail_busy_full_expired(void **state)
 	struct fixture *f = *state;
 	/* Not through ODBC: the drivers add round trips of their own (psqlODBC
 	 * a savepoint around each statement of a transaction) that eat the
-	 * 50 ms margins below on a loaded machine.  The ODBC backends' busy
+	 * margins below on a loaded machine.  The ODBC backends' busy
 	 * path is covered by test_auth_tempfail. */
 	if (f->be->lock == NULL || strcmp(f->cfg.driver, "odbc") == 0)
 		skip();
@@ -2656,13 +2656,14 @@ static void test_tempfail_busy_full_expired(void **state)
 	struct res busy1 = {0}, busy2 = {0}, expired = {0}, full = {0};
 	/* One thread, a queue of two, the database locked from outside:
 	 * 1: the thread waits for the lock (busy timeout = 1 s) and gives up;
-	 * 2: queued, taken at 1 s (before its deadline, 1.15 s), busy in its turn until 2 s;
-	 * 3: queued behind it, expires in the queue at 1.15 s;
+	 * 2: queued at 0.4 s, taken at 1 s (before its deadline, 1.4 s), busy
+	 *    in its turn until 2 s;
+	 * 3: queued behind it, expires in the queue at 1.4 s;
 	 * 4: finds the queue full.
-	 * The margins are 0.15 s, for a loaded machine. */
+	 * The margins are 0.4 s or more, for a loaded machine. */
 	double t0 = ev_time();
 	assert_non_null(CALL(storage_roster_set(f->st, "a.example", "alice", &it, done_cb, &busy1)));
-	usleep(150000);                /* the thread has taken job 1 */
+	usleep(400000);                /* the thread has taken job 1 */
 	assert_non_null(CALL(storage_roster_set(f->st, "a.example", "alice", &it, done_cb, &busy2)));
 	assert_non_null(CALL(storage_roster_set(f->st, "a.example", "alice", &it, done_cb, &expired)));
 	assert_non_null(CALL(storage_roster_set(f->st, "a.example", "alice", &it, done_cb, &full)));
@@ -2679,8 +2680,8 @@ static void test_tempfail_busy_full_expired(void **state)
 		assert_int_equal(all[i]->calls, 1);
 		assert_int_equal(all[i]->r, STORAGE_TEMPFAIL);
 	}
-	/* Order of the answers: full at once, then busy1 (0.3 s), the expired
-	 * one (1.15 s, while the thread is still stuck on busy2), busy2 (2 s). */
+	/* Order of the answers: full at once, then busy1 (1 s), the expired
+	 * one (1.4 s, while the thread is still stuck on busy2), busy2 (2 s). */
 	assert_int_equal(len, 4);
 	assert_int_equal(order[0], 3);
 	assert_int_equal(order[1], 0);
