@@ -482,21 +482,24 @@ static enum storage_result op_account_remove(struct sql_thread *t, struct sql_re
 	return changes > 0 ? STORAGE_OK : STORAGE_NOT_FOUND;
 }
 
-static enum storage_result op_account_list(struct sql_thread *t, struct sql_req *r)
+/* Run sql and collect its first column (text, NULLs skipped) into
+ * r->names, sorted here, byte-wise: the database's collation may differ. */
+static enum storage_result q_names(struct sql_thread *t, struct sql_req *r, const char *sql,
+                                   const struct sql_param *p, size_t np)
 {
 	const struct sql_driver_vfuncs *d = t->ss->drv;
-	struct sql_param p[] = { PTEXT(r->host) };
 	enum sql_step st;
 	size_t cap = 0;
 	r->names.items = NULL;
 	r->names.count = 0;
-	struct sql_stmt *s = q_start(t, sql_account_list, p, ARRAY_SIZE(p), &st);
+	struct sql_stmt *s = q_start(t, sql, p, np, &st);
 	if (s == NULL)
 		return q_fail(t, r);
 	while (st == SQL_STEP_ROW) {
 		char *name = col_str(t, r, s, 0);
 		if (name != NULL) {
-			r->names.items = pool_grow(r->pool, r->names.items, r->names.count, &cap, sizeof(char *));
+			r->names.items = pool_grow(r->pool, r->names.items, r->names.count, &cap,
+			                           sizeof(char *));
 			r->names.items[r->names.count++] = name;
 		}
 		st = d->step(s);
@@ -510,6 +513,12 @@ static enum storage_result op_account_list(struct sql_thread *t, struct sql_req 
 	if (r->names.count > 1)
 		qsort(r->names.items, r->names.count, sizeof(char *), cmp_str);
 	return STORAGE_OK;
+}
+
+static enum storage_result op_account_list(struct sql_thread *t, struct sql_req *r)
+{
+	struct sql_param p[] = { PTEXT(r->host) };
+	return q_names(t, r, sql_account_list, p, ARRAY_SIZE(p));
 }
 
 static enum storage_result op_account_count(struct sql_thread *t, struct sql_req *r)
@@ -1246,34 +1255,8 @@ static const char sql_blocklist_delete_all[] =
 
 static enum storage_result op_blocklist_get(struct sql_thread *t, struct sql_req *r)
 {
-	const struct sql_driver_vfuncs *d = t->ss->drv;
 	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user) };
-	enum sql_step st;
-	size_t cap = 0;
-	r->names.items = NULL;
-	r->names.count = 0;
-	struct sql_stmt *s = q_start(t, sql_blocklist_get, p, ARRAY_SIZE(p), &st);
-	if (s == NULL)
-		return q_fail(t, r);
-	while (st == SQL_STEP_ROW) {
-		char *jid = col_str(t, r, s, 0);
-		if (jid != NULL) {
-			r->names.items = pool_grow(r->pool, r->names.items, r->names.count, &cap,
-			                           sizeof(char *));
-			r->names.items[r->names.count++] = jid;
-		}
-		st = d->step(s);
-	}
-	if (st == SQL_STEP_ERROR) {
-		enum storage_result res = q_fail(t, r);
-		d->reset(s);
-		return res;
-	}
-	d->reset(s);
-	/* Sorted here, byte-wise: the database's collation may differ. */
-	if (r->names.count > 1)
-		qsort(r->names.items, r->names.count, sizeof(char *), cmp_str);
-	return STORAGE_OK;
+	return q_names(t, r, sql_blocklist_get, p, ARRAY_SIZE(p));
 }
 
 /* Insert the JIDs not there yet (a plain INSERT per missing row: the same
@@ -1587,33 +1570,8 @@ static int srg_read_lists(struct sql_thread *t, struct sql_req *r, const char *s
 
 static enum storage_result op_srg_list(struct sql_thread *t, struct sql_req *r)
 {
-	const struct sql_driver_vfuncs *d = t->ss->drv;
 	struct sql_param p[] = { PTEXT(r->host) };
-	enum sql_step st;
-	size_t cap = 0;
-	r->names.items = NULL;
-	r->names.count = 0;
-	struct sql_stmt *s = q_start(t, sql_srg_list, p, ARRAY_SIZE(p), &st);
-	if (s == NULL)
-		return q_fail(t, r);
-	while (st == SQL_STEP_ROW) {
-		char *name = col_str(t, r, s, 0);
-		if (name != NULL) {
-			r->names.items = pool_grow(r->pool, r->names.items, r->names.count, &cap,
-			                           sizeof(char *));
-			r->names.items[r->names.count++] = name;
-		}
-		st = d->step(s);
-	}
-	if (st == SQL_STEP_ERROR) {
-		enum storage_result res = q_fail(t, r);
-		d->reset(s);
-		return res;
-	}
-	d->reset(s);
-	if (r->names.count > 1)
-		qsort(r->names.items, r->names.count, sizeof(char *), cmp_str);
-	return STORAGE_OK;
+	return q_names(t, r, sql_srg_list, p, ARRAY_SIZE(p));
 }
 
 static enum storage_result op_srg_get(struct sql_thread *t, struct sql_req *r)
@@ -1760,33 +1718,8 @@ static enum storage_result op_srg_member_remove(struct sql_thread *t, struct sql
 
 static enum storage_result op_srg_user_groups(struct sql_thread *t, struct sql_req *r)
 {
-	const struct sql_driver_vfuncs *d = t->ss->drv;
 	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->member), PTEXT(SRG_MEMBER_ALL) };
-	enum sql_step st;
-	size_t cap = 0;
-	r->names.items = NULL;
-	r->names.count = 0;
-	struct sql_stmt *s = q_start(t, sql_srg_user_groups, p, ARRAY_SIZE(p), &st);
-	if (s == NULL)
-		return q_fail(t, r);
-	while (st == SQL_STEP_ROW) {
-		char *name = col_str(t, r, s, 0);
-		if (name != NULL) {
-			r->names.items = pool_grow(r->pool, r->names.items, r->names.count, &cap,
-			                           sizeof(char *));
-			r->names.items[r->names.count++] = name;
-		}
-		st = d->step(s);
-	}
-	if (st == SQL_STEP_ERROR) {
-		enum storage_result res = q_fail(t, r);
-		d->reset(s);
-		return res;
-	}
-	d->reset(s);
-	if (r->names.count > 1)
-		qsort(r->names.items, r->names.count, sizeof(char *), cmp_str);
-	return STORAGE_OK;
+	return q_names(t, r, sql_srg_user_groups, p, ARRAY_SIZE(p));
 }
 
 /* ---- the worker side of a job ------------------------------------------------ */
