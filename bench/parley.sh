@@ -5,10 +5,15 @@
 # env:   PARLEY_TOP     the built checkout (has ./parleyd and ./parleyctl); default: found from here
 #        BENCH_CERT_KIND=ecdsa  use a P-256 certificate instead of the shared RSA-2048 one
 #        PARLEY_PORT    (15522)
+#        PARLEY_BENCH_DSN  keep the accounts in PostgreSQL (driver pgsql) with this
+#                          libpq conninfo instead of SQLite; the database must hold
+#                          sql/pgsql.sql (e.g. from tests/db/pgsql.sh start DIR)
+#        PARLEY_BENCH_DB_PASSWORD_FILE  the database password, for PARLEY_BENCH_DSN
+#        PARLEY_NAME    (parley) name of the run folder under PEER_ROOT
 set -e
 # shellcheck source=/dev/null
 . "$(dirname "$0")/common.sh"
-NAME=parley
+NAME=${PARLEY_NAME:-parley}
 DIR=$PEER_ROOT/$NAME
 PORT=${PARLEY_PORT:-15522}
 CFG=$DIR/parley.yml
@@ -54,6 +59,17 @@ cert_files() {   # prints "CERT KEY"
     fi
 }
 
+storage_config() {
+    if [ -n "${PARLEY_BENCH_DSN:-}" ]; then
+        printf 'storage:\n  driver: pgsql\n  dsn: "%s"\n' "$PARLEY_BENCH_DSN"
+        if [ -n "${PARLEY_BENCH_DB_PASSWORD_FILE:-}" ]; then
+            printf '  password_file: %s\n' "$PARLEY_BENCH_DB_PASSWORD_FILE"
+        fi
+    else
+        printf 'storage:\n  driver: sqlite\n  path: parley.db\n'
+    fi
+}
+
 write_config() {
     local cert key
     read -r cert key < <(cert_files)
@@ -71,9 +87,7 @@ limits:
 tls:
   certificate: $cert
   key: $key
-storage:
-  driver: sqlite
-  path: parley.db
+$(storage_config)
 auth:
   methods: [internal]
 listen:
@@ -122,7 +136,7 @@ adduser)
     need_binaries
     [ -f "$CFG" ] || write_config
     MARK=$DIR/users.count
-    [ -s "$DIR/parley.db" ] || rm -f "$MARK"
+    [ -n "${PARLEY_BENCH_DSN:-}" ] || [ -s "$DIR/parley.db" ] || rm -f "$MARK"
     have=$(cat "$MARK" 2>/dev/null || echo 0)
     if [ "$have" -ge "$N" ]; then
         echo "accounts: $have (already provisioned)"
