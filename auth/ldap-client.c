@@ -146,7 +146,8 @@ static struct ldap_client *clients;
 struct ldap_client_req {
 	struct ldap_client *c;
 	enum ldap_client_op op;
-	char *user;
+	char *user;                  /* LDAPC_SEARCH: the filter */
+	char *base;                  /* LDAPC_SEARCH: the base */
 	char *password;
 	char **attrs_in;             /* NULL-terminated or NULL */
 	ldap_client_cb *cb;          /* NULL once cancelled */
@@ -157,6 +158,8 @@ struct ldap_client_req {
 	char *dn;
 	struct ldap_attr *attrs;
 	size_t nattrs;
+	struct ldap_entry *entries;  /* LDAPC_SEARCH */
+	size_t nentries;
 	char error[256];
 };
 
@@ -372,18 +375,20 @@ static enum ldap_client_result op_failed(struct ldap_conn *k, struct ldap_client
 	return LDAPC_TEMPFAIL;
 }
 
-static void copy_attrs(LDAP *ld, LDAPMessage *entry, struct ldap_client_req *job)
+static void copy_attrs_to(LDAP *ld, LDAPMessage *entry, char **names, struct ldap_attr **attrs_r,
+                          size_t *nattrs_r)
 {
 	size_t n = 0;
-	while (job->attrs_in[n] != NULL)
+	while (names[n] != NULL)
 		n++;
-	job->attrs = xcalloc(n > 0 ? n : 1, sizeof(*job->attrs));
+	*attrs_r = xcalloc(n > 0 ? n : 1, sizeof(**attrs_r));
+	*nattrs_r = 0;
 	for (size_t i = 0; i < n; i++) {
-		struct berval **vals = ldap_get_values_len(ld, entry, job->attrs_in[i]);
+		struct berval **vals = ldap_get_values_len(ld, entry, names[i]);
 		if (vals == NULL)
 			continue;
-		struct ldap_attr *a = &job->attrs[job->nattrs++];
-		a->name = xstrdup(job->attrs_in[i]);
+		struct ldap_attr *a = &(*attrs_r)[(*nattrs_r)++];
+		a->name = xstrdup(names[i]);
 		size_t count = (size_t)ldap_count_values_len(vals);
 		a->values = xcalloc(count > 0 ? count : 1, sizeof(*a->values));
 		for (size_t v = 0; v < count; v++) {
@@ -395,6 +400,48 @@ static void copy_attrs(LDAP *ld, LDAPMessage *entry, struct ldap_client_req *job
 		}
 		ldap_value_free_len(vals);
 	}
+}
+
+static void copy_attrs(LDAP *ld, LDAPMessage *entry, struct ldap_client_req *job)
+{
+	copy_attrs_to(ld, entry, job->attrs_in, &job->attrs, &job->nattrs);
+}
+
+/* LDAPC_SEARCH: every entry under job->base matching job->user (the filter). */
+static enum ldap_client_result search_all(struct ldap_conn *k, struct ldap_client_req *job)
+{
+	struct ldap_client *c = k->c;
+	static char *no_attrs[] = { LDAP_NO_ATTRS, NULL };
+	char **attrs = job->attrs_in != NULL ? job->attrs_in : no_attrs;
+	struct timeval tv = seconds_tv(c->cfg.timeout);
+	LDAPMessage *res = NULL;
+	int rc = ldap_search_ext_s(k->ld, job->base, LDAP_SCOPE_SUBTREE, job->user, attrs, 0, NULL,
+	                           NULL, &tv, 0, &res);
+	enum ldap_client_result out = LDAPC_OK;
+	if (rc == LDAP_SIZELIMIT_EXCEEDED) {
+		snprintf(job->error, sizeof(job->error), "the server's size limit was reached searching "
+		         "%s under %s", job->user, job->base);
+		out = LDAPC_ERROR;
+	} else if (rc != LDAP_SUCCESS) {
+		out = op_failed(k, job, rc, "search");
+	} else {
+		int count = ldap_count_entries(k->ld, res);
+		job->entries = xcalloc(count > 0 ? (size_t)count : 1, sizeof(*job->entries));
+		for (LDAPMessage *e = ldap_first_entry(k->ld, res); e != NULL;
+		     e = ldap_next_entry(k->ld, e)) {
+			char *dn = ldap_get_dn(k->ld, e);
+			if (dn == NULL)
+				continue;
+			struct ldap_entry *x = &job->entries[job->nentries++];
+			x->dn = xstrdup(dn);
+			ldap_memfree(dn);
+			if (job->attrs_in != NULL)
+				copy_attrs_to(k->ld, e, job->attrs_in, &x->attrs, &x->nattrs);
+		}
+	}
+	if (res != NULL)
+		ldap_msgfree(res);
+	return out;
 }
 
 /* Find the user's entry: job->dn (and attributes).  LDAPC_OK or why not. */
@@ -484,6 +531,8 @@ static enum ldap_client_result job_attempt(struct ldap_conn *k, struct ldap_clie
 		return LDAPC_TEMPFAIL;
 	free(job->dn);
 	job->dn = NULL;
+	if (job->op == LDAPC_SEARCH)
+		return search_all(k, job);
 	enum ldap_client_result r = find_user(k, job);
 	if (r != LDAPC_OK)
 		return r;
@@ -492,6 +541,7 @@ static enum ldap_client_result job_attempt(struct ldap_conn *k, struct ldap_clie
 	case LDAPC_CHECK_BIND: return check_bind(k, job);
 	case LDAPC_CHECK_COMPARE: return check_compare(k, job);
 	case LDAPC_PASSWD: return change_password(k, job);
+	case LDAPC_SEARCH: return LDAPC_ERROR;   /* done above */
 	}
 	return LDAPC_ERROR;
 }
@@ -500,7 +550,7 @@ static void job_work(void *arg, void *thread_state)
 {
 	struct ldap_client_req *job = arg;
 	struct ldap_conn *k = thread_state;
-	bool needs_password = job->op != LDAPC_FIND;
+	bool needs_password = job->op != LDAPC_FIND && job->op != LDAPC_SEARCH;
 	if (needs_password && (job->password == NULL || job->password[0] == '\0')) {
 		/* A simple bind with an empty password is an unauthenticated
 		 * bind: the server says yes.  Never send one. */
@@ -518,6 +568,17 @@ static void job_work(void *arg, void *thread_state)
 	}
 }
 
+static void attrs_free(struct ldap_attr *attrs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (size_t v = 0; v < attrs[i].count; v++)
+			free(attrs[i].values[v].data);
+		free(attrs[i].values);
+		free(attrs[i].name);
+	}
+	free(attrs);
+}
+
 static void job_free(struct ldap_client_req *job)
 {
 	if (job->password != NULL) {
@@ -530,13 +591,13 @@ static void job_free(struct ldap_client_req *job)
 			free(job->attrs_in[i]);
 		free(job->attrs_in);
 	}
-	for (size_t i = 0; i < job->nattrs; i++) {
-		for (size_t v = 0; v < job->attrs[i].count; v++)
-			free(job->attrs[i].values[v].data);
-		free(job->attrs[i].values);
-		free(job->attrs[i].name);
+	attrs_free(job->attrs, job->nattrs);
+	for (size_t i = 0; i < job->nentries; i++) {
+		free(job->entries[i].dn);
+		attrs_free(job->entries[i].attrs, job->entries[i].nattrs);
 	}
-	free(job->attrs);
+	free(job->entries);
+	free(job->base);
 	free(job->dn);
 	free(job);
 }
@@ -558,6 +619,8 @@ static void job_done(void *arg, enum worker_status status)
 		r.dn = job->dn;
 		r.attrs = job->attrs;
 		r.nattrs = job->nattrs;
+		r.entries = job->entries;
+		r.nentries = job->nentries;
 		r.error = job->error[0] != '\0' ? job->error : NULL;
 	}
 	job->cb(&r, job->ctx);
@@ -698,15 +761,16 @@ void ldap_client_free(struct ldap_client **cp)
 	free(c);
 }
 
-struct ldap_client_req *ldap_client_submit(struct ldap_client *c, enum ldap_client_op op,
-                                           const char *user, const char *password,
-                                           const char *const *attrs, ldap_client_cb *cb,
-                                           void *ctx)
+/* A job for op with its inputs copied (base: LDAPC_SEARCH only). */
+static struct ldap_client_req *job_new(struct ldap_client *c, enum ldap_client_op op,
+                                       const char *user, const char *base, const char *password,
+                                       const char *const *attrs, ldap_client_cb *cb, void *ctx)
 {
 	struct ldap_client_req *job = xcalloc(1, sizeof(*job));
 	job->c = c;
 	job->op = op;
 	job->user = xstrdup(user);
+	job->base = base != NULL ? xstrdup(base) : NULL;
 	job->password = password != NULL ? xstrdup(password) : NULL;
 	if (attrs != NULL) {
 		size_t n = 0;
@@ -718,15 +782,44 @@ struct ldap_client_req *ldap_client_submit(struct ldap_client *c, enum ldap_clie
 	}
 	job->cb = cb;
 	job->ctx = ctx;
-	job->wj = worker_submit(c->group, hash_str(user), job_work, job_done, job,
+	return job;
+}
+
+/* Queue job (complete: a worker may take it at once); NULL and job freed
+ * when the queue is full. */
+static struct ldap_client_req *job_queue(struct ldap_client *c, struct ldap_client_req *job)
+{
+	job->wj = worker_submit(c->group, hash_str(job->user), job_work, job_done, job,
 	                        c->cfg.timeout + c->cfg.network_timeout);
 	if (job->wj == NULL) {
-		log_warning("ldap %s: the request queue is full (%u waiting); %s gets a temporary failure",
-		            c->name, worker_group_pending(c->group), user);
+		log_warning("ldap %s: the request queue is full (%u waiting); %s%s gets a temporary "
+		            "failure", c->name, worker_group_pending(c->group),
+		            job->op == LDAPC_SEARCH ? "the search " : "", job->user);
 		job_free(job);
 		return NULL;
 	}
 	return job;
+}
+
+struct ldap_client_req *ldap_client_submit(struct ldap_client *c, enum ldap_client_op op,
+                                           const char *user, const char *password,
+                                           const char *const *attrs, ldap_client_cb *cb,
+                                           void *ctx)
+{
+	return job_queue(c, job_new(c, op, user, NULL, password, attrs, cb, ctx));
+}
+
+struct ldap_client_req *ldap_client_search(struct ldap_client *c, const char *base,
+                                           const char *filter, const char *const *attrs,
+                                           ldap_client_cb *cb, void *ctx)
+{
+	return job_queue(c, job_new(c, LDAPC_SEARCH, filter, base != NULL ? base : c->cfg.base, NULL,
+	                            attrs, cb, ctx));
+}
+
+const char *ldap_client_base(const struct ldap_client *c)
+{
+	return c->cfg.base;
 }
 
 void ldap_client_cancel(struct ldap_client_req *r)

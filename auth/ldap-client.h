@@ -1,6 +1,7 @@
 /*
- * The LDAP client shared by the ldap auth method (auth/auth-ldap.c) and the
- * LDAP vCard source (modules/mod_vcard.c): a pool of connections to a list
+ * The LDAP client shared by the ldap auth method (auth/auth-ldap.c), the
+ * LDAP vCard source (modules/mod_vcard.c) and the LDAP shared roster groups
+ * (modules/srg-ldap.c, through ldap_client_search): a pool of connections to a list
  * of servers (failover in order), each connection owned by one thread of a
  * worker group, and the few directory operations Parley needs, all keyed by
  * a user name (find the user's entry, check a password by bind or compare,
@@ -47,6 +48,7 @@ enum ldap_client_op {
 	LDAPC_CHECK_BIND,     /* find, then bind as the entry with the password */
 	LDAPC_CHECK_COMPARE,  /* find, then compare the password with userPassword */
 	LDAPC_PASSWD,         /* find, then set the password (RFC 3062 Password Modify) */
+	LDAPC_SEARCH,         /* any subtree search: every entry (ldap_client_search) */
 };
 
 struct ldap_value {
@@ -58,6 +60,12 @@ struct ldap_attr {
 	struct ldap_value *values;
 	size_t count;
 };
+/* One entry of a search. */
+struct ldap_entry {
+	char *dn;
+	struct ldap_attr *attrs;         /* the attributes asked for that it has */
+	size_t nattrs;
+};
 /* What an operation found; valid only during the callback. */
 struct ldap_reply {
 	enum ldap_client_result res;
@@ -65,6 +73,8 @@ struct ldap_reply {
 	const struct ldap_attr *attrs;   /* LDAPC_FIND: the attributes asked for that it has */
 	size_t nattrs;
 	const char *error;               /* what went wrong, for the log (never a password) */
+	const struct ldap_entry *entries;   /* LDAPC_SEARCH: every entry found */
+	size_t nentries;
 };
 typedef void ldap_client_cb(const struct ldap_reply *r, void *ctx);
 
@@ -89,6 +99,18 @@ struct ldap_client_req *ldap_client_submit(struct ldap_client *c, enum ldap_clie
                                            const char *user, const char *password,
                                            const char *const *attrs, ldap_client_cb *cb,
                                            void *ctx);
+/* A subtree search under base (NULL: the client's base) with filter, which
+ * the caller built with every value escaped (ldap_filter_escape); attrs as
+ * for ldap_client_submit.  The reply lists every entry found (LDAPC_OK, even
+ * for none); a server's size limit reached is LDAPC_ERROR (a partial list
+ * is never passed on), an outage LDAPC_TEMPFAIL.  cb and the return value as
+ * for ldap_client_submit. */
+struct ldap_client_req *ldap_client_search(struct ldap_client *c, const char *base,
+                                           const char *filter, const char *const *attrs,
+                                           ldap_client_cb *cb, void *ctx);
+/* The base of c's searches (its auth.ldap base). */
+const char *ldap_client_base(const struct ldap_client *c);
+
 /* The callback of r will not run; r is invalid afterwards. */
 void ldap_client_cancel(struct ldap_client_req *r);
 

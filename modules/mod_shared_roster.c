@@ -11,8 +11,10 @@
  * Invariants:
  * - The host's groups are held in memory (loaded from the group source at
  *   start, then changed only through srg_admin_run after the source
- *   accepted a change); until the first load completes, rosters show no
- *   shared contacts.  The members "@all@" (every registered account: the
+ *   accepted a change, or, with source ldap (modules/srg-ldap.c), replaced
+ *   by each refresh's load, applied as a change like the others); until
+ *   the first load completes, rosters show no shared contacts.  A failed
+ *   load keeps the groups held and is logged once until a load succeeds.  The members "@all@" (every registered account: the
  *   account list is loaded at start and kept by the register_user and
  *   remove_user hooks) and "@online@" (every user with a session: kept by
  *   the session hooks) are evaluated from those lists.
@@ -46,20 +48,50 @@
 #include "server/sm.h"
 #include "server/log.h"
 #include "server/ctl-proto.h"
+#include "server/server.h"
+
+#include <ev.h>
 
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+enum { SRG_SOURCE_SQL, SRG_SOURCE_LDAP };
+
 struct srg_settings {
 	int source;
+	struct srg_ldap_config ldap;
 };
 
-static const char *const source_names[] = { "sql", NULL };
+static const char *const source_names[] = { "sql", "ldap", NULL };
+static const char *const mapping_names[] = { "dn", "value", NULL };
+static const char *const displayed_names[] = { "self", "all", NULL };
 
+#define SOFF(f) offsetof(struct srg_settings, f)
 static const struct opt_def srg_options[] = {
-	{ "source", OPT_ENUM, offsetof(struct srg_settings, source), "sql", source_names, 0, 0,
-	  "where the groups are kept: sql (the host's storage, managed with parleyctl srg-*)" },
+	{ "source", OPT_ENUM, SOFF(source), "sql", source_names, 0, 0,
+	  "where the groups are kept: sql (the host's storage, managed with parleyctl srg-*) or "
+	  "ldap (read-only, the groups of the host's auth.ldap directory)" },
+	{ "ldap_group_base", OPT_STRING, SOFF(ldap.group_base), NULL, NULL, 0, 0,
+	  "source ldap: where the groups are searched (subtree; default: auth.ldap.base)" },
+	{ "ldap_group_filter", OPT_STRING, SOFF(ldap.group_filter), "(objectClass=groupOfNames)",
+	  NULL, 0, 0, "source ldap: the filter that selects the group entries" },
+	{ "ldap_group_name_attr", OPT_STRING, SOFF(ldap.name_attr), "cn", NULL, 0, 0,
+	  "source ldap: attribute of a group's name (its first value; also the roster group)" },
+	{ "ldap_group_desc_attr", OPT_STRING, SOFF(ldap.desc_attr), "description", NULL, 0, 0,
+	  "source ldap: attribute of a group's description (\"\": none)" },
+	{ "ldap_member_attr", OPT_STRING, SOFF(ldap.member_attr), "member", NULL, 0, 0,
+	  "source ldap: attribute of a group's members (member, uniqueMember, memberUid)" },
+	{ "ldap_member_mapping", OPT_ENUM, SOFF(ldap.member_mapping), "dn", mapping_names, 0, 0,
+	  "source ldap: dn (member values are DNs of user entries, whose ldap_user_uid_attr is "
+	  "the user name) or value (member values are user names, as posixGroup memberUid)" },
+	{ "ldap_user_uid_attr", OPT_STRING, SOFF(ldap.user_uid_attr), "uid", NULL, 0, 0,
+	  "source ldap, mapping dn: attribute of a user entry that holds the user name" },
+	{ "ldap_refresh", OPT_DURATION, SOFF(ldap.refresh), "5m", NULL, 0, 0,
+	  "source ldap: how often the groups are read from the directory again" },
+	{ "ldap_displayed", OPT_ENUM, SOFF(ldap.displayed), "self", displayed_names, 0, 0,
+	  "source ldap: self (the members of a group see that group) or all (the members of "
+	  "any group see every group)" },
 	OPT_END
 };
 
@@ -86,6 +118,9 @@ struct srg_state {
 	struct name_entry *names;     /* shown names from vCards, sorted by JID */
 	size_t nnames;
 	struct storage_req *names_req;
+	bool load_failing;            /* the last load failed (logged once) */
+	bool ldap;                    /* srg_ldap_start succeeded */
+	ev_timer refresh;             /* source ldap: reads the directory again */
 };
 
 /* The name a user's vCard gives (FN, else NICKNAME). */
@@ -860,11 +895,17 @@ static void loaded(enum storage_result res, const struct srg_group *groups, size
 	struct srg_state *st = ctx;
 	st->load_handle = NULL;
 	if (res != STORAGE_OK) {
-		log_error("shared_roster %s: cannot load the shared roster groups (%s); rosters show "
-		          "none until the next change or restart", st->host->name,
-		          storage_result_str(res));
+		if (!st->load_failing && st->loaded)
+			log_error("shared_roster %s: cannot load the shared roster groups (%s); the "
+			          "groups loaded last are kept", st->host->name, storage_result_str(res));
+		else if (!st->load_failing)
+			log_error("shared_roster %s: cannot load the shared roster groups (%s); rosters "
+			          "show none until a load succeeds", st->host->name,
+			          storage_result_str(res));
+		st->load_failing = true;
 		return;
 	}
+	st->load_failing = false;
 	struct snapshot sn = {0};
 	if (st->loaded)
 		snapshot_take(st, &sn);
@@ -875,7 +916,8 @@ static void loaded(enum storage_result res, const struct srg_group *groups, size
 	st->loaded = true;
 	if (was)
 		snapshot_apply(st, &sn, NULL);
-	log_info("shared_roster %s: %zu groups loaded", st->host->name, count);
+	if (!was || !st->ldap)
+		log_info("shared_roster %s: %zu groups loaded", st->host->name, count);
 }
 
 static void load_start(struct srg_state *st)
@@ -884,6 +926,18 @@ static void load_start(struct srg_state *st)
 		st->src->cancel(st->load_handle);
 	st->load_handle = st->src->load(st->host, loaded, st);
 }
+
+#ifdef HAVE_BACKEND_LDAP
+/* source ldap: read the directory again, unless a read is under way. */
+static void refresh_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct srg_state *st = w->data;
+	if (st->load_handle == NULL)
+		load_start(st);
+}
+#endif
 
 static void accounts_loaded(enum storage_result res, const struct strlist *names, void *ctx)
 {
@@ -1391,11 +1445,32 @@ static void add_online(struct session *s, void *ctx)
 
 static int srg_start(struct host *h, const void *settings, void **state_r, char **error_r)
 {
-	(void)settings;
-	(void)error_r;
+	const struct srg_settings *set = settings;
 	struct srg_state *st = xcalloc(1, sizeof(*st));
 	st->host = h;
 	st->src = &srg_source_sql;
+	if (set->source == SRG_SOURCE_LDAP) {
+#ifdef HAVE_BACKEND_LDAP
+		if (set->ldap.refresh < 1) {
+			*error_r = xstrdup("ldap_refresh must be at least 1 s");
+			free(st);
+			return -1;
+		}
+		if (srg_ldap_start(h, &set->ldap, error_r) < 0) {
+			free(st);
+			return -1;
+		}
+		st->ldap = true;
+		st->src = &srg_source_ldap;
+		ev_timer_init(&st->refresh, refresh_cb, set->ldap.refresh, set->ldap.refresh);
+		st->refresh.data = st;
+		ev_timer_start(server.loop, &st->refresh);
+#else
+		*error_r = xstrdup("source ldap: parleyd was built without LDAP support");
+		free(st);
+		return -1;
+#endif
+	}
 	sm_foreach(h, add_online, st);   /* a restart of the module (reload) */
 	hook_add(h, HOOK_ROSTER_VIEW, 50, srg_view, st);
 	hook_add(h, HOOK_SESSION_OPENED, 60, srg_session_opened, st);
@@ -1424,6 +1499,11 @@ static void srg_stop(struct host *h, void *state)
 		storage_cancel(st->names_req);
 	if (st->load_handle != NULL)
 		st->src->cancel(st->load_handle);
+	st->load_handle = NULL;
+#ifdef HAVE_BACKEND_LDAP
+	if (st->ldap)
+		ev_timer_stop(server.loop, &st->refresh);
+#endif
 	if (st->accounts_req != NULL)
 		storage_cancel(st->accounts_req);
 	while (st->admins.head != NULL) {
@@ -1443,6 +1523,10 @@ static void srg_stop(struct host *h, void *state)
 	strlist_free(&st->accounts);
 	strlist_free(&st->online);
 	names_clear(st);
+#ifdef HAVE_BACKEND_LDAP
+	if (st->ldap)
+		srg_ldap_stop(h);
+#endif
 	free(st);
 }
 

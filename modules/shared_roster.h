@@ -40,6 +40,35 @@ struct srg_source_vfuncs {
 
 extern const struct srg_source_vfuncs srg_source_sql;
 
+/* ---- the LDAP group source (modules/srg-ldap.c) ---------------------------- */
+
+enum { SRG_LDAP_MAP_DN, SRG_LDAP_MAP_VALUE };
+enum { SRG_LDAP_DISPLAY_SELF, SRG_LDAP_DISPLAY_ALL };
+
+/* The module's ldap_* options (strings borrowed from the settings). */
+struct srg_ldap_config {
+	char *group_base;             /* NULL: the host's auth.ldap base */
+	char *group_filter;           /* which entries are groups */
+	char *name_attr;              /* the group's name (first value) */
+	char *desc_attr;              /* its description ("" : none) */
+	char *member_attr;            /* its members */
+	int member_mapping;           /* SRG_LDAP_MAP_DN: member values are DNs of user
+	                               * entries; _VALUE: they are user names */
+	char *user_uid_attr;          /* MAP_DN: the user name attribute of a user entry */
+	double refresh;               /* seconds between reads of the directory */
+	int displayed;                /* SRG_LDAP_DISPLAY_SELF / _ALL */
+};
+
+/* Make host h's groups come from its auth.ldap directory, read as cfg says
+ * (cfg must outlive srg_ldap_stop).  -1 with a malloc'd *error_r (no LDAP
+ * support built in, bad auth.ldap settings).  Then srg_source_ldap serves
+ * h: load searches the directory on the LDAP client's worker group; the
+ * change entries are NULL (the directory is managed elsewhere). */
+int srg_ldap_start(struct host *h, const struct srg_ldap_config *cfg, char **error_r);
+/* Cancels nothing: cancel the loads first. */
+void srg_ldap_stop(struct host *h);
+extern const struct srg_source_vfuncs srg_source_ldap;
+
 /* ---- administration ------------------------------------------------------- */
 
 /* Called once with the outcome: code as in enum ctl_code (server/ctl-proto.h),

@@ -20,6 +20,12 @@
 #                                           filter leaves such users out), dan-secret
 #   uid=twin, mail=twin (another entry)     two entries for one name
 #   uid=cleo                                userPassword in clear (method compare)
+#   cn=Eve Example (uid: eve)               a user whose DN does not hold the uid,
+#                                           password eve-secret
+#   cn=staff,ou=groups (groupOfNames)       members ann, ben (shared roster groups)
+#   cn=ops,ou=groups (groupOfNames)         members cleo, eve (by the cn DN) and a
+#                                           DN without an entry
+#   cn=unix,ou=groups (posixGroup)          memberUid ann, cleo
 # Anonymous users may only bind (auth); they cannot search.  Unauthenticated
 # binds (DN, empty password) succeed as anonymous.
 # Needs slapd, slapadd and slappasswd (Debian: slapd, ldap-utils).
@@ -171,6 +177,38 @@ uid: cleo
 cn: Cleo Clear
 sn: Clear
 userPassword: cleo-secret
+
+dn: cn=Eve Example,ou=people,$SUFFIX
+objectClass: inetOrgPerson
+uid: eve
+cn: Eve Example
+sn: Example
+userPassword: $(hash_pw eve-secret)
+
+dn: ou=groups,$SUFFIX
+objectClass: organizationalUnit
+ou: groups
+
+dn: cn=staff,ou=groups,$SUFFIX
+objectClass: groupOfNames
+cn: staff
+description: everyone at the desk
+member: uid=ann,ou=people,$SUFFIX
+member: uid=ben,ou=people,$SUFFIX
+
+dn: cn=ops,ou=groups,$SUFFIX
+objectClass: groupOfNames
+cn: ops
+member: uid=cleo,ou=people,$SUFFIX
+member: cn=Eve Example,ou=people,$SUFFIX
+member: cn=nobody,ou=people,$SUFFIX
+
+dn: cn=unix,ou=groups,$SUFFIX
+objectClass: posixGroup
+cn: unix
+gidNumber: 5000
+memberUid: ann
+memberUid: cleo
 LDIF
 }
 
