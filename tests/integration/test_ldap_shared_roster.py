@@ -10,6 +10,7 @@ Hosts:
                ou=groups, ldap_refresh 1s
   posix.local  methods [ldap]; shared_roster source ldap, posixGroup,
                memberUid, mapping value
+  all.local    as srg.local, with ldap_displayed all
 """
 import asyncio
 import os
@@ -28,6 +29,8 @@ pytestmark = pytest.mark.skipif(not ldap_built(), reason='parleyd built --withou
 
 SRG = 'srg.local'
 POSIX = 'posix.local'
+ALL = 'all.local'
+HOSTS = (SRG, POSIX, ALL)
 PASSWORDS = {'ann': 'ann-secret', 'ben': 'ben-secret', 'cleo': 'cleo-secret',
              'eve': 'eve-secret'}
 FAIL_LOG = 'cannot read the groups from the directory'
@@ -51,6 +54,10 @@ def env(tmp_path_factory):
     modules:
       shared_roster: {{ source: ldap, {groups}, ldap_group_filter: '(objectClass=posixGroup)',
                         ldap_member_attr: memberUid, ldap_member_mapping: value }}
+  {ALL}:
+    auth: {{ methods: [ldap], ldap: {ldap_block([s.uri])} }}
+    modules:
+      shared_roster: {{ source: ldap, {groups}, ldap_displayed: all }}
 """
     srv = parleytest.Parleyd(tmp_path_factory.mktemp('parley-ldap-srg'), extra_hosts=hosts)
     (srv.dir / 'ldap-service.pw').write_text('parley-secret\n')
@@ -151,6 +158,31 @@ def test_posixgroup_memberuid(env, run):
     run(scenario())
 
 
+def test_displayed_all_shows_every_group(env, run):
+    wait_log(env, 'shared_roster %s: 2 groups loaded' % ALL)
+
+    async def scenario():
+        ca, _ = await online(env, 'ann', ALL)
+        got = items(await roster(ca))
+        assert got == {'ben@' + ALL: ('both', 'ben', ['staff'], None),
+                       'cleo@' + ALL: ('both', 'cleo', ['ops'], None),
+                       'eve@' + ALL: ('both', 'eve', ['ops'], None)}, got
+        await logout(ca)
+    run(scenario())
+
+
+def test_srg_commands_show_the_directory_and_refuse_changes(env):
+    r = env.ctl('srg-list', SRG)
+    assert r.returncode == 0 and r.stdout.split() == ['ops', 'staff'], (r.stdout, r.stderr)
+    r = env.ctl('srg-info', SRG, 'staff')
+    assert r.returncode == 0, r.stderr
+    assert 'description: everyone at the desk' in r.stdout, r.stdout
+    assert '  ann@srg.local\n  ben@srg.local\n' in r.stdout, r.stdout
+    r = env.ctl('srg-user-add', 'cleo@' + SRG, SRG, 'staff')
+    assert r.returncode != 0, r.stdout
+    assert 'come from ldap and are read-only' in r.stdout + r.stderr, (r.stdout, r.stderr)
+
+
 def test_directory_change_is_pushed_after_a_refresh(env, run):
     async def scenario():
         ca, wa = await online(env, 'ann')
@@ -194,8 +226,8 @@ def test_slapd_stopped_during_refreshes_keeps_the_groups(env, run):
             await asyncio.sleep(3.5)   # three more refreshes fail
             log = env.log()
             # once per host whose refreshes fail, not once per refresh
-            assert log.count(FAIL_LOG) == 2, log
-            assert log.count('cannot load the shared roster groups') == 2, log
+            assert log.count(FAIL_LOG) == len(HOSTS), log
+            assert log.count('cannot load the shared roster groups') == len(HOSTS), log
             # the groups are kept: nothing pushed, ben still in the roster
             assert items(await roster(ca)) == {'ben@' + SRG: ('both', 'ben', ['staff'], None)}
             assert not [p for p in wa.pushes if 'ben@' + SRG in p['roster']['items']]
