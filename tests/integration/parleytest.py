@@ -110,15 +110,17 @@ class ServerError(Exception):
 
 
 def storage_kind():
-    """'sqlite' (default) or 'pgsql': where the main test host (HOST) keeps
-    its data, from PARLEY_TEST_STORAGE.  With pgsql, the server is the one
+    """'sqlite' (default), 'pgsql', 'mysql' or 'odbc' (PostgreSQL through
+    unixODBC and psqlODBC, registered by run-odbc.sh): where the main test
+    host (HOST) keeps its data, from PARLEY_TEST_STORAGE.  With pgsql (and
+    odbc), the server is the one
     tests/db/pgsql.sh started (PARLEY_TEST_PGSQL_* in the environment; run.sh
     starts one when they are missing) and each Parleyd gets a database of
     its own, copied from the one made from sql/pgsql.sql; OTHER stays on
     SQLite, so every run also mixes the two."""
     kind = os.environ.get('PARLEY_TEST_STORAGE', 'sqlite') or 'sqlite'
-    if kind not in ('sqlite', 'pgsql', 'mysql'):
-        raise ServerError('PARLEY_TEST_STORAGE=%s: expected sqlite, pgsql or mysql' % kind)
+    if kind not in ('sqlite', 'pgsql', 'mysql', 'odbc'):
+        raise ServerError('PARLEY_TEST_STORAGE=%s: expected sqlite, pgsql, mysql or odbc' % kind)
     return kind
 
 
@@ -229,7 +231,7 @@ class Parleyd:
         self.storage = storage_kind()
         self.pg_db = None
         self.my_db = None
-        if self.storage == 'pgsql':
+        if self.storage in ('pgsql', 'odbc'):
             self.make_pg_database()
         elif self.storage == 'mysql':
             self.make_my_database()
@@ -272,6 +274,13 @@ class Parleyd:
                             if not p.startswith('dbname=')] + ['dbname=' + self.my_db])
             return ('    storage: { driver: mysql, dsn: "%s", password_file: db-password, '
                     'timeout: 5s }\n' % dsn)
+        if self.storage == 'odbc':
+            # through unixODBC and psqlODBC (the driver run-odbc.sh registers)
+            dsn = ('Driver={%s};Servername=127.0.0.1;Port=%s;Database=%s;UID=parley;SSLmode=disable'
+                   % (os.environ['PARLEY_TEST_ODBC_DRIVER'], os.environ['PARLEY_TEST_PGSQL_PORT'],
+                      self.pg_db))
+            return ('    storage: { driver: odbc, dsn: "%s", password_file: db-password, '
+                    'timeout: 5s }\n' % dsn)
         if self.storage != 'pgsql':
             return ''
         return ('    storage: { driver: pgsql, dsn: "%s", password_file: db-password, '
@@ -280,7 +289,7 @@ class Parleyd:
     def db_query(self, sql, params=(), host=HOST):
         """Rows of one query on the database of host, run from outside as a
         DBA would ('?' placeholders).  Integers come back as ints."""
-        if self.storage == 'pgsql' and host == HOST:
+        if self.storage in ('pgsql', 'odbc') and host == HOST:
             dsn = _pg_dsn(os.environ['PARLEY_TEST_PGSQL_OWNER_DSN'], self.pg_db)
             return pg_psql(dsn, sql, params)
         if self.storage == 'mysql' and host == HOST:

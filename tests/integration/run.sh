@@ -32,11 +32,12 @@ for b in parleyd parleyctl; do
     fi
 done
 
-# PARLEY_TEST_STORAGE=pgsql: the main test host keeps its data in
-# PostgreSQL; without PARLEY_TEST_PGSQL_* in the environment a throw-away
+# PARLEY_TEST_STORAGE=pgsql (or odbc: PostgreSQL through unixODBC): the main
+# test host keeps its data in PostgreSQL; without PARLEY_TEST_PGSQL_* in the environment a throw-away
 # server is started here (tests/db/pgsql.sh) and stopped at the end.
 pgdir=
-if [ "${PARLEY_TEST_STORAGE:-sqlite}" = pgsql ] && [ -z "${PARLEY_TEST_PGSQL_DSN:-}" ]; then
+case ${PARLEY_TEST_STORAGE:-sqlite} in pgsql | odbc) want_pg=yes ;; *) want_pg=no ;; esac
+if [ $want_pg = yes ] && [ -z "${PARLEY_TEST_PGSQL_DSN:-}" ]; then
     pgdir=$(mktemp -d /tmp/parley-it-pgsql-XXXXXX)
     trap 'bash "$PARLEY_SRCDIR/tests/db/pgsql.sh" stop "$pgdir"' EXIT
     bash "$PARLEY_SRCDIR/tests/db/pgsql.sh" start "$pgdir" || exit 99
