@@ -32,7 +32,6 @@
 #include "server/log.h"
 
 #include <libpq-fe.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 
@@ -123,8 +122,9 @@ static char *pgsql_describe(const struct storage_config *cfg)
 }
 
 /* The password: storage.password, else the first line of
- * storage.password_file, else NULL (libpq's own ~/.pgpass or none).
- * 0, or -1 with *error_r. */
+ * storage.password_file (sql_read_password_file), else NULL (libpq's own
+ * ~/.pgpass or none).  An empty first line is an error here: libpq would
+ * only send an empty password the server refuses.  0, or -1 with *error_r. */
 static int read_password(const struct storage_config *cfg, char **pw_r, char **error_r)
 {
 	*pw_r = NULL;
@@ -134,22 +134,15 @@ static int read_password(const struct storage_config *cfg, char **pw_r, char **e
 	}
 	if (cfg->password_file == NULL || *cfg->password_file == '\0')
 		return 0;
-	FILE *f = fopen(cfg->password_file, "r");
-	if (f == NULL) {
-		*error_r = xasprintf("cannot read the password file %s: %s", cfg->password_file,
-		                     strerror(errno));
+	char *pw = sql_read_password_file(cfg->password_file, error_r);
+	if (pw == NULL)
 		return -1;
-	}
-	char line[1024];
-	bool got = fgets(line, sizeof(line), f) != NULL;
-	fclose(f);
-	if (!got) {
+	if (*pw == '\0') {
+		free(pw);
 		*error_r = xasprintf("the password file %s is empty", cfg->password_file);
 		return -1;
 	}
-	line[strcspn(line, "\r\n")] = '\0';
-	*pw_r = xstrdup(line);
-	explicit_bzero(line, sizeof(line));
+	*pw_r = pw;
 	return 0;
 }
 
