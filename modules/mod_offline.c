@@ -288,8 +288,14 @@ static void roster_read(enum storage_result res, const struct roster_item *items
 		check_failed(op, "roster", res);
 		return;
 	}
+	/* Group and subscription items judge the roster the user sees, shared
+	 * contacts included. */
+	struct roster_view view;
+	roster_view_make(&view, op->host, op->user, items, count, false);
 	struct privacy_list def = { .name = "", .items = op->pitems, .nitems = op->npitems };
-	if (privacy_list_denies(&def, items, count, PRIVACY_MESSAGE, &op->from))
+	bool denied = privacy_list_denies(&def, view.items, view.count, PRIVACY_MESSAGE, &op->from);
+	roster_view_clear(&view);
+	if (denied)
 		refused(op, "default privacy list");
 	else
 		store(op);

@@ -31,7 +31,8 @@
  *   <not-acceptable/>.  Outbound messages and iqs are judged on items that
  *   apply to every stanza only (the XEP's message and iq items are about
  *   inbound stanzas).
- * - roster_changed: the cached roster (group and subscription rules).
+ * - roster_changed: the cached roster (group and subscription rules): the
+ *   roster the user sees, stored items and shared contacts (roster_view).
  * - session_opened / session_closed: the per-user cache.
  *
  * Privacy lists and the blocking command (XEP-0191, mod_blocking) are kept
@@ -623,9 +624,15 @@ static void roster_read(enum storage_result res, const struct roster_item *items
 		count = 0;
 	}
 	if (res == STORAGE_OK && u != NULL && !u->roster_loaded) {
+		/* The roster the user sees: shared contacts count as contacts in
+		 * their groups with their subscription (later changes to them
+		 * arrive through roster_changed, like stored ones). */
+		struct roster_view view;
+		roster_view_make(&view, ps->host, op->user, items, count, false);
 		roster_clear(u);
-		for (size_t i = 0; i < count; i++)
-			cache_roster_set(u, &items[i]);
+		for (size_t i = 0; i < view.count; i++)
+			cache_roster_set(u, &view.items[i]);
+		roster_view_clear(&view);
 		u->roster_loaded = true;
 	} else if (res != STORAGE_OK) {
 		log_warning("privacy %s: the roster of %s cannot be read (storage %s); group and "

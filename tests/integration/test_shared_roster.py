@@ -449,3 +449,46 @@ def test_names_from_vcards(server, run):
         assert it['name'] == c, it
         await logout(ca, cb, cc)
     run(scenario())
+
+
+# ---- privacy lists see shared contacts -------------------------------------------
+
+def test_privacy_group_and_subscription_rules_see_shared_contacts(server, run):
+    """A privacy list's group and subscription items match shared contacts as
+    the roster shows them (group = the shared group's name, subscription
+    both): in a session, and for the default list when the message would be
+    stored offline."""
+    from test_privacy import body_from, collect, item, list_xml, none_within, ok, pset, send
+    a, b, c = new_users(server, 3)
+    new_group(server, (a, b), '--name', 'Night shift')
+
+    async def scenario():
+        ca = await login(server, a)
+        cb = await login(server, b)
+        cc = await login(server, c)
+        try:
+            am, berr = collect(ca, 'message'), collect(cb, 'message_error')
+            ok(await pset(ca, list_xml('no-shift',
+                                       item(1, 'deny', 'group', 'Night shift', ('message',)))))
+            ok(await pset(ca, "<default name='no-shift'/>"))
+            send(cb, bare(a), 'from the shift')
+            e = await asyncio.wait_for(berr.get(), 5)
+            assert e['error']['condition'] == 'service-unavailable', e
+            await none_within(am, 0.5)
+            send(cc, bare(a), 'from outside')
+            await body_from(am, 'from outside')
+            # subscription both: the shared contact, not the stranger
+            ok(await pset(ca, list_xml('no-both',
+                                       item(1, 'deny', 'subscription', 'both', ('message',)))))
+            ok(await pset(ca, "<default name='no-both'/>"))
+            await logout(ca)
+            # a has no session: the default list decides what is stored
+            send(cb, bare(a), 'stored? no')
+            e = await asyncio.wait_for(berr.get(), 5)
+            assert e['error']['condition'] == 'service-unavailable', e
+            send(cc, bare(a), 'stored? yes')
+            await asyncio.sleep(0.5)
+        finally:
+            await logout(cb, cc)
+    run(scenario())
+    assert server.db_rows('offline_messages', a) == 1
