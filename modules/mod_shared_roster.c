@@ -66,12 +66,19 @@ struct srg_settings {
 static const char *const source_names[] = { "sql", "ldap", NULL };
 static const char *const mapping_names[] = { "dn", "value", NULL };
 static const char *const displayed_names[] = { "self", "all", NULL };
+static const char *const from_names[] = { "entries", "user_attribute", NULL };
 
 #define SOFF(f) offsetof(struct srg_settings, f)
 static const struct opt_def srg_options[] = {
 	{ "source", OPT_ENUM, SOFF(source), "sql", source_names, 0, 0,
 	  "where the groups are kept: sql (the host's storage, managed with parleyctl srg-*) or "
 	  "ldap (read-only, the groups of the host's auth.ldap directory)" },
+	{ "ldap_groups_from", OPT_ENUM, SOFF(ldap.groups_from), "entries", from_names, 0, 0,
+	  "source ldap: entries (the group entries ldap_group_filter selects are the groups) or "
+	  "user_attribute (each value of the users' ldap_user_group_attr is a group)" },
+	{ "ldap_user_group_attr", OPT_STRING, SOFF(ldap.user_group_attr), "", NULL, 0, 0,
+	  "source ldap, groups from user_attribute: the user attribute whose values are the "
+	  "groups (departmentNumber, department, ou)" },
 	{ "ldap_group_base", OPT_STRING, SOFF(ldap.group_base), NULL, NULL, 0, 0,
 	  "source ldap: where the groups are searched (subtree; default: auth.ldap.base)" },
 	{ "ldap_group_filter", OPT_STRING, SOFF(ldap.group_filter), "(objectClass=groupOfNames)",
@@ -80,13 +87,27 @@ static const struct opt_def srg_options[] = {
 	  "source ldap: attribute of a group's name (its first value; also the roster group)" },
 	{ "ldap_group_desc_attr", OPT_STRING, SOFF(ldap.desc_attr), "description", NULL, 0, 0,
 	  "source ldap: attribute of a group's description (\"\": none)" },
+	{ "ldap_group_display_attr", OPT_STRING, SOFF(ldap.display_attr), "", NULL, 0, 0,
+	  "source ldap: attribute of a group's roster group name (\"\": its name)" },
 	{ "ldap_member_attr", OPT_STRING, SOFF(ldap.member_attr), "member", NULL, 0, 0,
 	  "source ldap: attribute of a group's members (member, uniqueMember, memberUid)" },
 	{ "ldap_member_mapping", OPT_ENUM, SOFF(ldap.member_mapping), "dn", mapping_names, 0, 0,
 	  "source ldap: dn (member values are DNs of user entries, whose ldap_user_uid_attr is "
 	  "the user name) or value (member values are user names, as posixGroup memberUid)" },
 	{ "ldap_user_uid_attr", OPT_STRING, SOFF(ldap.user_uid_attr), "uid", NULL, 0, 0,
-	  "source ldap, mapping dn: attribute of a user entry that holds the user name" },
+	  "source ldap, mapping dn or groups from user_attribute: attribute of a user entry that "
+	  "holds the user name" },
+	{ "ldap_nested_groups", OPT_BOOL, SOFF(ldap.nested), "false", NULL, 0, 0,
+	  "source ldap, mapping dn: a member DN that names a group entry adds that group's "
+	  "members, recursively" },
+	{ "ldap_nested_base", OPT_STRING, SOFF(ldap.nested_base), NULL, NULL, 0, 0,
+	  "source ldap, nested groups: where group entries are searched (subtree; default: "
+	  "ldap_group_base)" },
+	{ "ldap_nested_filter", OPT_STRING, SOFF(ldap.nested_filter),
+	  "(|(objectClass=group)(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))", NULL,
+	  0, 0, "source ldap, nested groups: the filter that selects group entries there" },
+	{ "ldap_nested_depth", OPT_UINT, SOFF(ldap.nested_depth), "10", NULL, 1, 100,
+	  "source ldap, nested groups: how many levels of groups below a group are expanded" },
 	{ "ldap_refresh", OPT_DURATION, SOFF(ldap.refresh), "5m", NULL, 0, 0,
 	  "source ldap: how often the groups are read from the directory again" },
 	{ "ldap_displayed", OPT_ENUM, SOFF(ldap.displayed), "self", displayed_names, 0, 0,

@@ -10,9 +10,9 @@
 
 struct host;
 
-/* A source of shared roster groups: the SQL store today (srg_source_sql,
- * through storage_srg_*); a read-only directory (LDAP groups) can be added
- * as another table and chosen with the module's `source` option.
+/* A source of shared roster groups: the SQL store (srg_source_sql, through
+ * storage_srg_*) or a read-only directory (srg_source_ldap), chosen with
+ * the module's `source` option.
  *
  * Every call answers later through its callback, from the loop, never
  * inside the call, and returns a handle for cancel (after which the
@@ -44,17 +44,28 @@ extern const struct srg_source_vfuncs srg_source_sql;
 
 enum { SRG_LDAP_MAP_DN, SRG_LDAP_MAP_VALUE };
 enum { SRG_LDAP_DISPLAY_SELF, SRG_LDAP_DISPLAY_ALL };
+enum { SRG_LDAP_FROM_ENTRIES, SRG_LDAP_FROM_USER_ATTR };
 
 /* The module's ldap_* options (strings borrowed from the settings). */
 struct srg_ldap_config {
+	int groups_from;              /* SRG_LDAP_FROM_ENTRIES: group entries are the groups;
+	                               * _USER_ATTR: the values of user_group_attr */
+	char *user_group_attr;        /* FROM_USER_ATTR: the user attribute naming groups */
 	char *group_base;             /* NULL: the host's auth.ldap base */
 	char *group_filter;           /* which entries are groups */
 	char *name_attr;              /* the group's name (first value) */
 	char *desc_attr;              /* its description ("" : none) */
+	char *display_attr;           /* its roster group name ("" : the name) */
 	char *member_attr;            /* its members */
 	int member_mapping;           /* SRG_LDAP_MAP_DN: member values are DNs of user
 	                               * entries; _VALUE: they are user names */
-	char *user_uid_attr;          /* MAP_DN: the user name attribute of a user entry */
+	char *user_uid_attr;          /* MAP_DN, FROM_USER_ATTR: the user name attribute of a
+	                               * user entry */
+	bool nested;                  /* a member DN of a group entry adds its members */
+	char *nested_base;            /* nested: where group entries are searched (NULL:
+	                               * group_base) */
+	char *nested_filter;          /* nested: which entries are groups there */
+	unsigned nested_depth;        /* nested: levels of groups below a group expanded */
 	double refresh;               /* seconds between reads of the directory */
 	int displayed;                /* SRG_LDAP_DISPLAY_SELF / _ALL */
 };
@@ -68,6 +79,18 @@ int srg_ldap_start(struct host *h, const struct srg_ldap_config *cfg, char **err
 /* Cancels nothing: cancel the loads first. */
 void srg_ldap_stop(struct host *h);
 extern const struct srg_source_vfuncs srg_source_ldap;
+
+/* The DN of a uniqueMember value (RFC 4517 NameAndOptionalUID): value
+ * without a trailing "#'0101'B" (a bit string), or all of it.  Malloc'd. */
+char *srg_ldap_unique_member_dn(const char *value);
+/* The filter of a listing search: a presence test (attr=*) for each name of
+ * the NULL-terminated present, ANDed with filter (auth.ldap.filter, with or
+ * without outer parentheses; NULL or "": none) in which %% stands for '%'
+ * (any other '%' is kept, as ldap_user_filter does).  A filter that uses
+ * %u cannot select the entries of a listing: -1 with a malloc'd *error_r.
+ * Else 0 and a malloc'd *filter_r. */
+int srg_ldap_listing_filter(const char *const *present, const char *filter, char **filter_r,
+                            char **error_r);
 
 /* ---- administration ------------------------------------------------------- */
 

@@ -1,25 +1,47 @@
 /*
  * The LDAP group source of mod_shared_roster (source: ldap): a host's
- * shared roster groups are the entries of its auth.ldap directory that match
- * ldap_group_filter under ldap_group_base.  A load is one subtree search for
- * the groups, plus, with member DNs that do not name the user directly in
- * their first RDN (uid=ann,...), one subtree search for every user entry's
- * ldap_user_uid_attr to map those DNs (never a search per member).  The
- * searches run on the worker group of this source's own LDAP client
+ * shared roster groups read from its auth.ldap directory, in one of two
+ * ways (ldap_groups_from):
+ *
+ * - entries (the default): the entries that match ldap_group_filter under
+ *   ldap_group_base are the groups; their members are the values of
+ *   ldap_member_attr (user names, or DNs of user entries).  A load is one
+ *   subtree search for the groups; with ldap_nested_groups, one more for
+ *   every group entry under ldap_nested_base that matches
+ *   ldap_nested_filter, made only when a member DN is neither a user's
+ *   (uid=ann,...) nor a group read already; then, with member DNs that do
+ *   not name the user in their first RDN (CN=Ann Example,...), one subtree
+ *   search for every user entry's ldap_user_uid_attr to map those DNs.  A
+ *   member DN that is a group entry's contributes that group's members,
+ *   recursively (nested groups), each group once per group expanded, at
+ *   most ldap_nested_depth levels down.
+ * - user_attribute: one subtree search of the user entries (auth.ldap base
+ *   and filter) for ldap_user_uid_attr and ldap_user_group_attr; each
+ *   distinct value of the latter is a group of the users that have it.
+ *
+ * So a load costs at most three searches, never one per member or group.
+ * They run on the worker group of this source's own LDAP client
  * (auth/ldap-client.c); mod_shared_roster keeps the result in memory and
  * calls load again on its refresh schedule.  Loop thread.
  *
  * Invariants:
  * - a load answers through its callback later, never inside the call, and
- *   exactly once unless cancelled; any failure of either search fails the
- *   whole load (the module keeps the groups it has: a partial read of the
- *   directory is never passed on);
+ *   exactly once unless cancelled; any failure of any of its searches
+ *   fails the whole load (the module keeps the groups it has: a partial
+ *   read of the directory is never passed on);
  * - members are users of the host: a value or a DN that does not give a
  *   user name that passes nodeprep is left out;
- * - a group name is the first value of ldap_group_name_attr; an entry
- *   without one, or whose name another entry already has, is left out;
- * - the filter is the operator's, passed as written: no user-supplied value
- *   is put into a filter here.
+ * - a group name is the first value of ldap_group_name_attr (a value of
+ *   ldap_user_group_attr); an entry without one, or whose name another
+ *   entry already has, is left out (values that differ only in ASCII case
+ *   are one group, named by the smallest spelling);
+ * - a cycle of nested groups or a nesting deeper than ldap_nested_depth
+ *   never loops: what lies beyond is left out, and a warning naming the
+ *   group is logged once while the condition lasts;
+ * - the filters are the operator's (ldap_group_filter, ldap_nested_filter,
+ *   auth.ldap.filter), passed as written with attribute presence tests
+ *   around them: no value read from the directory or sent by a user is
+ *   ever put into a filter here.
  */
 #include "shared_roster.h"
 #include "auth/ldap-client.h"
@@ -38,7 +60,9 @@ struct srg_ldap {
 	struct host *host;
 	const struct srg_ldap_config *cfg;
 	struct ldap_client *client;
+	char *users_filter;           /* user_attribute: the search of the user entries */
 	bool failing;                 /* the last load failed (logged once) */
+	struct strlist warned;        /* warnings of the last load (each logged once) */
 	struct srg_ldap *next;
 };
 
@@ -52,6 +76,24 @@ static struct srg_ldap *instance_of(const struct host *h)
 	return NULL;
 }
 
+/* A group entry read: one of the groups, or (nested groups) any group
+ * entry a member DN may name. */
+struct gnode {
+	char *key;                    /* dn_key of its DN */
+	char *dn;                     /* as read (log messages) */
+	struct strlist users;         /* member JIDs given directly */
+	struct strlist dns;           /* member DNs still to map (dn_key) */
+	size_t mark;                  /* expansion: 1 + the index of the group expanded */
+	unsigned mark_depth;          /* expansion: the level it was expanded at */
+	bool on_path;                 /* expansion: on the chain being followed */
+};
+
+/* A user entry: DN key -> user name. */
+struct dn_user {
+	char *key;
+	char *user;
+};
+
 /* One load in flight. */
 struct load_op {
 	struct srg_ldap *l;
@@ -62,7 +104,12 @@ struct load_op {
 	enum storage_result failed;
 	struct srg_group *groups;
 	size_t ngroups;
-	struct strlist *dns;          /* per group: member DNs still to map */
+	char **group_keys;            /* per group: the dn_key of its entry */
+	struct gnode *nodes;          /* sorted by key after each search */
+	size_t nnodes;
+	struct dn_user *users;        /* sorted by key */
+	size_t nusers;
+	struct strlist warnings;      /* met during this load */
 };
 
 static void op_free(struct load_op *op)
@@ -70,10 +117,23 @@ static void op_free(struct load_op *op)
 	ev_timer_stop(server.loop, &op->later);
 	for (size_t i = 0; i < op->ngroups; i++) {
 		srg_group_clear(&op->groups[i]);
-		strlist_free(&op->dns[i]);
+		free(op->group_keys[i]);
 	}
 	free(op->groups);
-	free(op->dns);
+	free(op->group_keys);
+	for (size_t i = 0; i < op->nnodes; i++) {
+		free(op->nodes[i].key);
+		free(op->nodes[i].dn);
+		strlist_free(&op->nodes[i].users);
+		strlist_free(&op->nodes[i].dns);
+	}
+	free(op->nodes);
+	for (size_t i = 0; i < op->nusers; i++) {
+		free(op->users[i].key);
+		free(op->users[i].user);
+	}
+	free(op->users);
+	strlist_free(&op->warnings);
 	free(op);
 }
 
@@ -89,6 +149,36 @@ static bool value_text(const struct ldap_value *v)
 {
 	return v->len > 0 && strlen((const char *)v->data) == v->len &&
 	       utf8_valid((const char *)v->data, v->len);
+}
+
+/* The first value of attribute name of e when it is text of at most max
+ * bytes, else NULL. */
+static const char *first_text(const struct ldap_entry *e, const char *name, size_t max)
+{
+	if (name == NULL || *name == '\0')
+		return NULL;
+	const struct ldap_attr *a = attr_of(e, name);
+	if (a == NULL || a->count == 0 || !value_text(&a->values[0]) || a->values[0].len > max)
+		return NULL;
+	return (const char *)a->values[0].data;
+}
+
+/* Append name to the NULL-terminated attrs (n entries) unless empty or there. */
+static void attrs_add(const char **attrs, size_t *n, const char *name)
+{
+	if (name == NULL || *name == '\0')
+		return;
+	for (size_t i = 0; i < *n; i++)
+		if (strcasecmp(attrs[i], name) == 0)
+			return;
+	attrs[(*n)++] = name;
+	attrs[*n] = NULL;
+}
+
+/* A group name as the module and parleyctl take it. */
+static bool group_name_ok(const struct ldap_value *v)
+{
+	return value_text(v) && v->len <= 191 && strchr((const char *)v->data, ',') == NULL;
 }
 
 /* "user@host" for a user name from the directory, or NULL. */
@@ -110,21 +200,22 @@ static void sl_add(struct strlist *l, const char *s)
 	l->items[l->count++] = xstrdup(s);
 }
 
+/* Add s (taken) unless l has it. */
+static void sl_take_unique(struct strlist *l, char *s)
+{
+	if (s == NULL)
+		return;
+	if (strlist_contains(l, s)) {
+		free(s);
+		return;
+	}
+	l->items = xrealloc(l->items, (l->count + 1) * sizeof(char *));
+	l->items[l->count++] = s;
+}
+
 static int cmp_strp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void add_member(struct srg_group *g, char *jid)
-{
-	if (jid == NULL)
-		return;
-	if (!strlist_contains(&g->members, jid)) {
-		g->members.items = xrealloc(g->members.items, (g->members.count + 1) * sizeof(char *));
-		g->members.items[g->members.count++] = jid;
-	} else {
-		free(jid);
-	}
 }
 
 /* The user name in the first RDN of dn when that RDN is a single
@@ -163,9 +254,94 @@ static char *dn_key(const char *dn)
 	return out;
 }
 
+char *srg_ldap_unique_member_dn(const char *value)
+{
+	size_t len = strlen(value);
+	/* RFC 4517 NameAndOptionalUID: dn [ "#" "'" *("0" / "1") "'B" ] */
+	if (len >= 4 && value[len - 1] == 'B' && value[len - 2] == '\'') {
+		size_t i = len - 2;
+		while (i > 0 && (value[i - 1] == '0' || value[i - 1] == '1'))
+			i--;
+		if (i >= 2 && value[i - 1] == '\'' && value[i - 2] == '#')
+			return xstrndup(value, i - 2);
+	}
+	return xstrdup(value);
+}
+
+int srg_ldap_listing_filter(const char *const *present, const char *filter, char **filter_r,
+                            char **error_r)
+{
+	struct buf b = { 0 };
+	size_t n = 0;
+	for (size_t i = 0; present[i] != NULL; i++)
+		n++;
+	bool extra = filter != NULL && *filter != '\0';
+	if (n + (extra ? 1 : 0) > 1)
+		buf_append_str(&b, "(&");
+	for (size_t i = 0; i < n; i++)
+		buf_printf(&b, "(%s=*)", present[i]);
+	if (extra) {
+		bool wrap = filter[0] != '(';
+		if (wrap)
+			buf_append_str(&b, "(");
+		for (const char *p = filter; *p != '\0'; p++) {
+			if (*p != '%') {
+				buf_append(&b, p, 1);
+				continue;
+			}
+			if (p[1] == '%') {
+				buf_append_str(&b, "%");
+				p++;
+				continue;
+			}
+			if (p[1] != 'u') {
+				buf_append(&b, p, 1);   /* as ldap_user_filter: kept */
+				continue;
+			}
+			buf_free(&b);
+			*error_r = xstrdup("auth.ldap.filter uses %u (the user logging in), which cannot "
+			                   "select the users of a listing");
+			return -1;
+		}
+		if (wrap)
+			buf_append_str(&b, ")");
+	}
+	if (n + (extra ? 1 : 0) > 1)
+		buf_append_str(&b, ")");
+	*filter_r = buf_steal(&b);
+	return 0;
+}
+
 static int cmp_group(const void *a, const void *b)
 {
 	return strcmp(((const struct srg_group *)a)->name, ((const struct srg_group *)b)->name);
+}
+
+static int cmp_node(const void *a, const void *b)
+{
+	return strcmp(((const struct gnode *)a)->key, ((const struct gnode *)b)->key);
+}
+
+static int cmp_dn_user(const void *a, const void *b)
+{
+	return strcmp(((const struct dn_user *)a)->key, ((const struct dn_user *)b)->key);
+}
+
+static struct gnode *node_find(struct load_op *op, const char *key)
+{
+	struct gnode want = { .key = (char *)key };
+	return op->nnodes > 0 ? bsearch(&want, op->nodes, op->nnodes, sizeof(*op->nodes), cmp_node)
+	                      : NULL;
+}
+
+static const char *user_find(const struct load_op *op, const char *key)
+{
+	struct dn_user want = { .key = (char *)key };
+	const struct dn_user *hit = op->nusers > 0
+	                            ? bsearch(&want, op->users, op->nusers, sizeof(*op->users),
+	                                      cmp_dn_user)
+	                            : NULL;
+	return hit != NULL ? hit->user : NULL;
 }
 
 static void op_finish(struct load_op *op, enum storage_result res, const char *error)
@@ -185,7 +361,14 @@ static void op_finish(struct load_op *op, enum storage_result res, const char *e
 		log_notice("shared_roster %s: the groups are read from the directory again",
 		           l->host->name);
 	l->failing = false;
-	qsort(op->groups, op->ngroups, sizeof(*op->groups), cmp_group);   /* dns is unused now */
+	/* each warning once while its condition lasts */
+	for (size_t i = 0; i < op->warnings.count; i++)
+		if (!strlist_contains(&l->warned, op->warnings.items[i]))
+			log_warning("%s", op->warnings.items[i]);
+	strlist_free(&l->warned);
+	l->warned = op->warnings;
+	op->warnings = (struct strlist){ 0 };
+	qsort(op->groups, op->ngroups, sizeof(*op->groups), cmp_group);   /* keys are unused now */
 	for (size_t i = 0; i < op->ngroups; i++) {
 		struct srg_group *g = &op->groups[i];
 		if (g->members.count > 1)
@@ -203,17 +386,78 @@ static enum storage_result result_of(enum ldap_client_result r)
 	return r == LDAPC_TEMPFAIL ? STORAGE_TEMPFAIL : STORAGE_ERROR;
 }
 
-struct dn_user {
-	char *key;                    /* dn_key of a user entry */
-	const char *user;             /* its user name (borrowed from the reply) */
-};
-
-static int cmp_dn_user(const void *a, const void *b)
+static void search_failed_to_queue(struct load_op *op)
 {
-	return strcmp(((const struct dn_user *)a)->key, ((const struct dn_user *)b)->key);
+	op_finish(op, STORAGE_TEMPFAIL, "the LDAP request queue is full");
 }
 
-/* The user entries: map the member DNs left. */
+/* ---- groups from group entries ------------------------------------------------ */
+
+static void warn(struct load_op *op, char *msg)
+{
+	sl_take_unique(&op->warnings, msg);
+}
+
+/* Add to g the members that node n's member DNs give, following nested
+ * groups (depth: n's level below the group). */
+static void expand(struct load_op *op, size_t gi, struct gnode *n, unsigned depth)
+{
+	const struct srg_ldap_config *cfg = op->l->cfg;
+	struct srg_group *g = &op->groups[gi];
+	for (size_t d = 0; d < n->dns.count; d++) {
+		const char *user = user_find(op, n->dns.items[d]);
+		if (user != NULL) {
+			sl_take_unique(&g->members, member_jid(op->l, user));
+			continue;
+		}
+		if (!cfg->nested)
+			continue;
+		struct gnode *m = node_find(op, n->dns.items[d]);
+		if (m == NULL)
+			continue;
+		if (m->on_path) {
+			warn(op, xasprintf("shared_roster %s: group %s: the nested groups form a cycle "
+			                   "(%s is a member of %s); each group counts once",
+			                   op->l->host->name, g->name, m->dn, n->dn));
+			continue;
+		}
+		if (m->mark == gi + 1 && m->mark_depth <= depth + 1)
+			continue;             /* reached another way already, as high up */
+		if (depth + 1 > cfg->nested_depth) {
+			warn(op, xasprintf("shared_roster %s: group %s: groups nested more than %u "
+			                   "level%s down are left out (ldap_nested_depth; %s in %s)",
+			                   op->l->host->name, g->name, cfg->nested_depth,
+			                   cfg->nested_depth == 1 ? "" : "s", m->dn, n->dn));
+			continue;
+		}
+		m->mark = gi + 1;
+		m->mark_depth = depth + 1;
+		m->on_path = true;
+		for (size_t u = 0; u < m->users.count; u++)
+			sl_take_unique(&g->members, xstrdup(m->users.items[u]));
+		expand(op, gi, m, depth + 1);
+		m->on_path = false;
+	}
+}
+
+static void entries_finish(struct load_op *op)
+{
+	for (size_t gi = 0; gi < op->ngroups; gi++) {
+		struct gnode *n = node_find(op, op->group_keys[gi]);
+		if (n == NULL)
+			continue;
+		n->mark = gi + 1;
+		n->mark_depth = 0;
+		n->on_path = true;
+		for (size_t u = 0; u < n->users.count; u++)
+			sl_take_unique(&op->groups[gi].members, xstrdup(n->users.items[u]));
+		expand(op, gi, n, 0);
+		n->on_path = false;
+	}
+	op_finish(op, STORAGE_OK, NULL);
+}
+
+/* The user entries: the map of DNs to user names. */
 static void users_read(const struct ldap_reply *r, void *ctx)
 {
 	struct load_op *op = ctx;
@@ -223,9 +467,7 @@ static void users_read(const struct ldap_reply *r, void *ctx)
 		return;
 	}
 	const char *uid_attr = op->l->cfg->user_uid_attr;
-	/* DN key -> user name, sorted for lookups. */
-	struct dn_user *map = xcalloc(r->nentries + 1, sizeof(*map));
-	size_t n = 0;
+	op->users = xcalloc(r->nentries + 1, sizeof(*op->users));
 	for (size_t i = 0; i < r->nentries; i++) {
 		const struct ldap_attr *a = attr_of(&r->entries[i], uid_attr);
 		if (a == NULL || a->count == 0 || !value_text(&a->values[0]))
@@ -233,26 +475,103 @@ static void users_read(const struct ldap_reply *r, void *ctx)
 		char *key = dn_key(r->entries[i].dn);
 		if (key == NULL)
 			continue;
-		map[n].key = key;
-		map[n].user = (char *)a->values[0].data;
-		n++;
+		op->users[op->nusers].key = key;
+		op->users[op->nusers].user = xstrdup((const char *)a->values[0].data);
+		op->nusers++;
 	}
-	qsort(map, n, sizeof(*map), cmp_dn_user);
-	for (size_t gi = 0; gi < op->ngroups; gi++) {
-		for (size_t d = 0; d < op->dns[gi].count; d++) {
-			struct dn_user want = { dn_key(op->dns[gi].items[d]), NULL };
-			const struct dn_user *hit = want.key != NULL && n > 0
-			                            ? bsearch(&want, map, n, sizeof(*map), cmp_dn_user)
-			                            : NULL;
-			if (hit != NULL)
-				add_member(&op->groups[gi], member_jid(op->l, hit->user));
-			free(want.key);
+	qsort(op->users, op->nusers, sizeof(*op->users), cmp_dn_user);
+	entries_finish(op);
+}
+
+/* The user search when a member DN needs it (one that names no group entry
+ * read), else the expansion at once. */
+static void users_next(struct load_op *op)
+{
+	const struct srg_ldap_config *cfg = op->l->cfg;
+	bool need = false;
+	for (size_t i = 0; i < op->nnodes && !need; i++)
+		for (size_t d = 0; d < op->nodes[i].dns.count && !need; d++)
+			need = !cfg->nested || node_find(op, op->nodes[i].dns.items[d]) == NULL;
+	if (!need) {
+		entries_finish(op);
+		return;
+	}
+	const char *present[] = { cfg->user_uid_attr, NULL };
+	char *filter = NULL, *err = NULL;
+	(void)srg_ldap_listing_filter(present, NULL, &filter, &err);   /* no filter: no error */
+	const char *attrs[] = { cfg->user_uid_attr, NULL };
+	op->req = ldap_client_search(op->l->client, NULL, filter, attrs, users_read, op);
+	free(filter);
+	if (op->req == NULL)
+		search_failed_to_queue(op);
+}
+
+static bool is_member_attr(const struct srg_ldap_config *cfg, const char *name)
+{
+	return strcasecmp(name, cfg->member_attr) == 0 ||
+	       (cfg->nested && (strcasecmp(name, "member") == 0 ||
+	                        strcasecmp(name, "uniqueMember") == 0));
+}
+
+/* A node for entry e (its members sorted out), or NULL for an entry whose
+ * DN libldap cannot read. */
+static struct gnode *node_add(struct load_op *op, const struct ldap_entry *e)
+{
+	const struct srg_ldap_config *cfg = op->l->cfg;
+	char *key = dn_key(e->dn);
+	if (key == NULL)
+		return NULL;
+	struct gnode *n = &op->nodes[op->nnodes++];
+	*n = (struct gnode){ .key = key, .dn = xstrdup(e->dn) };
+	for (size_t a = 0; a < e->nattrs; a++) {
+		if (!is_member_attr(cfg, e->attrs[a].name))
+			continue;
+		bool unique = strcasecmp(e->attrs[a].name, "uniqueMember") == 0;
+		for (size_t v = 0; v < e->attrs[a].count; v++) {
+			if (!value_text(&e->attrs[a].values[v]))
+				continue;
+			const char *val = (const char *)e->attrs[a].values[v].data;
+			if (cfg->member_mapping == SRG_LDAP_MAP_VALUE) {
+				sl_take_unique(&n->users, member_jid(op->l, val));
+				continue;
+			}
+			char *dn = unique ? srg_ldap_unique_member_dn(val) : xstrdup(val);
+			char *user = dn_rdn_user(dn, cfg->user_uid_attr);
+			if (user != NULL) {
+				sl_take_unique(&n->users, member_jid(op->l, user));
+				free(user);
+			} else {
+				sl_take_unique(&n->dns, dn_key(dn));
+			}
+			free(dn);
 		}
 	}
-	for (size_t k = 0; k < n; k++)
-		free(map[k].key);
-	free(map);
-	op_finish(op, STORAGE_OK, NULL);
+	return n;
+}
+
+/* Every group entry under ldap_nested_base: the nested groups. */
+static void nested_read(const struct ldap_reply *r, void *ctx)
+{
+	struct load_op *op = ctx;
+	op->req = NULL;
+	if (r->res != LDAPC_OK) {
+		op_finish(op, result_of(r->res), r->error);
+		return;
+	}
+	size_t known = op->nnodes;    /* sorted */
+	op->nodes = xrealloc(op->nodes, (op->nnodes + r->nentries + 1) * sizeof(*op->nodes));
+	for (size_t i = 0; i < r->nentries; i++) {
+		char *key = dn_key(r->entries[i].dn);
+		struct gnode want = { .key = key };
+		bool have = key == NULL ||
+		            (known > 0 && bsearch(&want, op->nodes, known, sizeof(*op->nodes),
+		                                  cmp_node) != NULL);
+		free(key);
+		if (!have)
+			node_add(op, &r->entries[i]);
+	}
+	qsort(op->nodes, op->nnodes, sizeof(*op->nodes), cmp_node);
+	users_next(op);
 }
 
 static void groups_read(const struct ldap_reply *r, void *ctx)
@@ -266,13 +585,12 @@ static void groups_read(const struct ldap_reply *r, void *ctx)
 		return;
 	}
 	op->groups = xcalloc(r->nentries + 1, sizeof(*op->groups));
-	op->dns = xcalloc(r->nentries + 1, sizeof(*op->dns));
-	bool need_users = false;
+	op->group_keys = xcalloc(r->nentries + 1, sizeof(*op->group_keys));
+	op->nodes = xcalloc(r->nentries + 1, sizeof(*op->nodes));
 	for (size_t i = 0; i < r->nentries; i++) {
 		const struct ldap_entry *e = &r->entries[i];
 		const struct ldap_attr *na = attr_of(e, cfg->name_attr);
-		if (na == NULL || na->count == 0 || !value_text(&na->values[0]) ||
-		    na->values[0].len > 191 || strchr((const char *)na->values[0].data, ',') != NULL)
+		if (na == NULL || na->count == 0 || !group_name_ok(&na->values[0]))
 			continue;
 		const char *name = (const char *)na->values[0].data;
 		bool dup = false;
@@ -283,45 +601,109 @@ static void groups_read(const struct ldap_reply *r, void *ctx)
 			            l->host->name, name, e->dn);
 			continue;
 		}
+		struct gnode *n = node_add(op, e);
+		if (n == NULL)
+			continue;
 		struct srg_group *g = &op->groups[op->ngroups];
-		struct strlist *dns = &op->dns[op->ngroups];
+		op->group_keys[op->ngroups] = xstrdup(n->key);
 		op->ngroups++;
 		g->name = xstrdup(name);
-		g->label = xstrdup("");
-		const struct ldap_attr *da = attr_of(e, cfg->desc_attr);
-		g->description = xstrdup(da != NULL && da->count > 0 && value_text(&da->values[0]) &&
-		                         da->values[0].len <= 1024
-		                         ? (const char *)da->values[0].data : "");
-		const struct ldap_attr *ma = attr_of(e, cfg->member_attr);
-		for (size_t v = 0; ma != NULL && v < ma->count; v++) {
-			if (!value_text(&ma->values[v]))
-				continue;
-			const char *val = (const char *)ma->values[v].data;
-			if (cfg->member_mapping == SRG_LDAP_MAP_VALUE) {
-				add_member(g, member_jid(l, val));
-				continue;
-			}
-			char *user = dn_rdn_user(val, cfg->user_uid_attr);
-			if (user != NULL) {
-				add_member(g, member_jid(l, user));
-				free(user);
-			} else {
-				sl_add(dns, val);
-				need_users = true;
-			}
-		}
+		const char *label = first_text(e, cfg->display_attr, 255);
+		g->label = xstrdup(label != NULL ? label : "");
+		const char *desc = first_text(e, cfg->desc_attr, 1024);
+		g->description = xstrdup(desc != NULL ? desc : "");
 	}
-	if (!need_users) {
-		op_finish(op, STORAGE_OK, NULL);
+	qsort(op->nodes, op->nnodes, sizeof(*op->nodes), cmp_node);
+	/* two entries with one DN cannot be: keys are unique */
+	bool need_nested = false;
+	for (size_t i = 0; cfg->nested && i < op->nnodes && !need_nested; i++)
+		for (size_t d = 0; d < op->nodes[i].dns.count && !need_nested; d++)
+			need_nested = node_find(op, op->nodes[i].dns.items[d]) == NULL;
+	if (!need_nested) {
+		users_next(op);
 		return;
 	}
-	char *filter = xasprintf("(%s=*)", cfg->user_uid_attr);
-	const char *attrs[] = { cfg->user_uid_attr, NULL };
-	op->req = ldap_client_search(l->client, NULL, filter, attrs, users_read, op);
+	const char *f = cfg->nested_filter;
+	char *filter = f[0] == '(' ? xstrdup(f) : xasprintf("(%s)", f);
+	const char *attrs[4] = { NULL };
+	size_t n = 0;
+	attrs_add(attrs, &n, cfg->member_attr);
+	attrs_add(attrs, &n, "member");
+	attrs_add(attrs, &n, "uniqueMember");
+	op->req = ldap_client_search(l->client,
+	                             cfg->nested_base != NULL ? cfg->nested_base : cfg->group_base,
+	                             filter, attrs, nested_read, op);
 	free(filter);
 	if (op->req == NULL)
-		op_finish(op, STORAGE_TEMPFAIL, "the LDAP request queue is full");
+		search_failed_to_queue(op);
 }
+
+/* ---- groups from a user attribute --------------------------------------------- */
+
+struct value_user {
+	const char *value;            /* borrowed from the reply */
+	char *jid;
+};
+
+static int cmp_value_user(const void *a, const void *b)
+{
+	const struct value_user *x = a, *y = b;
+	int c = strcasecmp(x->value, y->value);
+	return c != 0 ? c : strcmp(x->value, y->value);
+}
+
+static void attr_users_read(const struct ldap_reply *r, void *ctx)
+{
+	struct load_op *op = ctx;
+	const struct srg_ldap_config *cfg = op->l->cfg;
+	op->req = NULL;
+	if (r->res != LDAPC_OK) {
+		op_finish(op, result_of(r->res), r->error);
+		return;
+	}
+	struct value_user *vu = NULL;
+	size_t n = 0, cap = 0;
+	for (size_t i = 0; i < r->nentries; i++) {
+		const struct ldap_entry *e = &r->entries[i];
+		const char *user = first_text(e, cfg->user_uid_attr, 1023);
+		const struct ldap_attr *ga = attr_of(e, cfg->user_group_attr);
+		if (user == NULL || ga == NULL)
+			continue;
+		char *jid = member_jid(op->l, user);
+		if (jid == NULL)
+			continue;
+		for (size_t v = 0; v < ga->count; v++) {
+			if (!group_name_ok(&ga->values[v]))
+				continue;
+			if (n == cap) {
+				cap = cap != 0 ? cap * 2 : 64;
+				vu = xrealloc(vu, cap * sizeof(*vu));
+			}
+			vu[n].value = (const char *)ga->values[v].data;
+			vu[n].jid = xstrdup(jid);
+			n++;
+		}
+		free(jid);
+	}
+	if (n > 1)
+		qsort(vu, n, sizeof(*vu), cmp_value_user);
+	op->groups = xcalloc(n + 1, sizeof(*op->groups));
+	op->group_keys = xcalloc(n + 1, sizeof(*op->group_keys));
+	for (size_t i = 0; i < n; i++) {
+		struct srg_group *g = op->ngroups > 0 ? &op->groups[op->ngroups - 1] : NULL;
+		if (g == NULL || strcasecmp(g->name, vu[i].value) != 0) {
+			g = &op->groups[op->ngroups++];
+			g->name = xstrdup(vu[i].value);
+			g->label = xstrdup("");
+			g->description = xstrdup("");
+		}
+		sl_take_unique(&g->members, vu[i].jid);
+	}
+	free(vu);
+	op_finish(op, STORAGE_OK, NULL);
+}
+
+/* ---- the source ----------------------------------------------------------------- */
 
 static void later_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -341,14 +723,27 @@ static void *ldap_src_load(struct host *h, srg_source_load_cb *cb, void *ctx)
 	ev_timer_init(&op->later, later_cb, 0, 0);
 	op->later.data = op;
 	const struct srg_ldap_config *cfg = l->cfg;
-	const char *f = cfg->group_filter;
-	char *filter = f[0] == '(' ? xstrdup(f) : xasprintf("(%s)", f);
-	const char *attrs[] = { cfg->name_attr, cfg->member_attr,
-	                        cfg->desc_attr != NULL && *cfg->desc_attr != '\0' ? cfg->desc_attr
-	                                                                          : NULL,
-	                        NULL };
-	op->req = ldap_client_search(l->client, cfg->group_base, filter, attrs, groups_read, op);
-	free(filter);
+	if (cfg->groups_from == SRG_LDAP_FROM_USER_ATTR) {
+		const char *attrs[] = { cfg->user_uid_attr, cfg->user_group_attr, NULL };
+		op->req = ldap_client_search(l->client, NULL, l->users_filter, attrs, attr_users_read,
+		                             op);
+	} else {
+		const char *f = cfg->group_filter;
+		char *filter = f[0] == '(' ? xstrdup(f) : xasprintf("(%s)", f);
+		const char *attrs[7] = { NULL };
+		size_t n = 0;
+		attrs_add(attrs, &n, cfg->name_attr);
+		attrs_add(attrs, &n, cfg->member_attr);
+		attrs_add(attrs, &n, cfg->desc_attr);
+		attrs_add(attrs, &n, cfg->display_attr);
+		if (cfg->nested) {
+			attrs_add(attrs, &n, "member");
+			attrs_add(attrs, &n, "uniqueMember");
+		}
+		op->req = ldap_client_search(l->client, cfg->group_base, filter, attrs, groups_read,
+		                             op);
+		free(filter);
+	}
 	if (op->req == NULL) {
 		op->failed = STORAGE_TEMPFAIL;
 		ev_timer_start(server.loop, &op->later);
@@ -372,13 +767,32 @@ const struct srg_source_vfuncs srg_source_ldap = {
 
 int srg_ldap_start(struct host *h, const struct srg_ldap_config *cfg, char **error_r)
 {
+	char *users_filter = NULL;
+	if (cfg->groups_from == SRG_LDAP_FROM_USER_ATTR) {
+		if (cfg->user_group_attr == NULL || *cfg->user_group_attr == '\0') {
+			*error_r = xstrdup("ldap_groups_from user_attribute needs ldap_user_group_attr "
+			                   "(the user attribute whose values are the groups, e.g. "
+			                   "departmentNumber)");
+			return -1;
+		}
+		const char *present[] = { cfg->user_uid_attr, cfg->user_group_attr, NULL };
+		if (srg_ldap_listing_filter(present, h->cfg->auth.ldap.filter, &users_filter,
+		                            error_r) < 0)
+			return -1;
+	} else if (cfg->nested && cfg->member_mapping != SRG_LDAP_MAP_DN) {
+		*error_r = xstrdup("ldap_nested_groups needs ldap_member_mapping dn (nested groups "
+		                   "are named by their DNs)");
+		return -1;
+	}
 	struct srg_ldap *l = xcalloc(1, sizeof(*l));
 	l->host = h;
 	l->cfg = cfg;
+	l->users_filter = users_filter;
 	char *name = xasprintf("shared_roster %s", h->name);
 	int rc = ldap_client_new(server.loop, name, &h->cfg->auth.ldap, &l->client, error_r);
 	free(name);
 	if (rc < 0) {
+		free(l->users_filter);
 		free(l);
 		return -1;
 	}
@@ -394,6 +808,8 @@ void srg_ldap_stop(struct host *h)
 			struct srg_ldap *l = *p;
 			*p = l->next;
 			ldap_client_free(&l->client);
+			free(l->users_filter);
+			strlist_free(&l->warned);
 			free(l);
 			return;
 		}

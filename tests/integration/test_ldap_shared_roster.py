@@ -3,7 +3,10 @@ instance here): groupOfNames groups with member DNs (one mapped through the
 user search because its DN is not uid=...), a posixGroup with memberUid, a
 membership change made with ldapmodify reaching an online member after a
 refresh (1 s here), and slapd stopped during refreshes: the groups are kept
-and the failure is logged once.
+and the failure is logged once.  Entries added here before parleyd starts:
+nested groups (a groupOfNames under ou=chat holding a groupOfUniqueNames
+outside the group base and filter, itself holding a groupOfNames), a cycle
+of two groups, and department numbers of the users.
 
 Hosts:
   srg.local    methods [ldap]; shared_roster source ldap, groupOfNames under
@@ -11,6 +14,10 @@ Hosts:
   posix.local  methods [ldap]; shared_roster source ldap, posixGroup,
                memberUid, mapping value
   all.local    as srg.local, with ldap_displayed all
+  nested.local groupOfNames under ou=chat, nested groups searched under the
+               suffix, roster group names from the groups' ou
+  shallow.local as nested.local with ldap_nested_depth 1, names from cn
+  dept.local   groups from the users' departmentNumber
 """
 import asyncio
 import os
@@ -30,11 +37,72 @@ pytestmark = pytest.mark.skipif(not ldap_built(), reason='parleyd built --withou
 SRG = 'srg.local'
 POSIX = 'posix.local'
 ALL = 'all.local'
-HOSTS = (SRG, POSIX, ALL)
+NESTED = 'nested.local'
+SHALLOW = 'shallow.local'
+DEPT = 'dept.local'
+HOSTS = (SRG, POSIX, ALL, NESTED, SHALLOW, DEPT)
 PASSWORDS = {'ann': 'ann-secret', 'ben': 'ben-secret', 'cleo': 'cleo-secret',
              'eve': 'eve-secret'}
 FAIL_LOG = 'cannot read the groups from the directory'
 BACK_LOG = 'the groups are read from the directory again'
+CYCLE_LOG = 'group loop: the nested groups form a cycle'
+DEPTH_LOG = 'group team: groups nested more than 1 level'
+
+# team (ou=chat) -> devs (groupOfUniqueNames, ou=depts: outside the group
+# base and filter; ben with a uniqueMember bit string) -> qa -> Eve (a DN
+# mapped through the user search); loop -> ring -> loop is a cycle.
+NESTED_LDIF = """\
+dn: ou=chat,{s}
+objectClass: organizationalUnit
+ou: chat
+
+dn: ou=depts,{s}
+objectClass: organizationalUnit
+ou: depts
+
+dn: cn=team,ou=chat,{s}
+objectClass: groupOfNames
+cn: team
+ou: Team Chat
+member: uid=ann,ou=people,{s}
+member: cn=devs,ou=depts,{s}
+
+dn: cn=devs,ou=depts,{s}
+objectClass: groupOfUniqueNames
+cn: devs
+uniqueMember: uid=ben,ou=people,{s}#'0101'B
+uniqueMember: cn=qa,ou=depts,{s}
+
+dn: cn=qa,ou=depts,{s}
+objectClass: groupOfNames
+cn: qa
+member: cn=Eve Example,ou=people,{s}
+
+dn: cn=loop,ou=chat,{s}
+objectClass: groupOfNames
+cn: loop
+member: uid=cleo,ou=people,{s}
+member: cn=ring,ou=depts,{s}
+
+dn: cn=ring,ou=depts,{s}
+objectClass: groupOfNames
+cn: ring
+member: cn=loop,ou=chat,{s}
+member: cn=Eve Example,ou=people,{s}
+""".format(s=SUFFIX)
+
+
+def department(dn, *values):
+    return ('dn: %s,%s\nchangetype: modify\nadd: departmentNumber\n%s\n'
+            % (dn, SUFFIX, ''.join('departmentNumber: %s\n' % v for v in values)))
+
+
+# dan is left out by auth.ldap.filter (employeeType=disabled)
+DEPARTMENTS = '\n'.join([department('uid=ann,ou=people', 'sales'),
+                         department('uid=ben,ou=people', 'sales'),
+                         department('uid=cleo,ou=people', 'ops'),
+                         department('cn=Eve Example,ou=people', 'ops', 'SALES'),
+                         department('uid=dan,ou=people', 'sales', 'ops')])
 
 
 @pytest.fixture(scope='module')
@@ -43,7 +111,15 @@ def env(tmp_path_factory):
         pytest.fail('slapd is not installed (scripts/deps.sh test installs slapd and ldap-utils)')
     s = Slapd(tmp_path_factory.mktemp('slapd-srg'))
     s.start()
+    try:
+        ldapmodify(s, NESTED_LDIF, add=True)
+        ldapmodify(s, DEPARTMENTS)
+    except Exception:
+        s.stop()
+        raise
     groups = "ldap_group_base: 'ou=groups,%s', ldap_refresh: 1s" % SUFFIX
+    chat = ("ldap_group_base: 'ou=chat,%s', ldap_refresh: 1s, ldap_nested_groups: true, "
+            "ldap_nested_base: '%s'" % (SUFFIX, SUFFIX))
     hosts = f"""\
   {SRG}:
     auth: {{ methods: [ldap], ldap: {ldap_block([s.uri])} }}
@@ -58,6 +134,19 @@ def env(tmp_path_factory):
     auth: {{ methods: [ldap], ldap: {ldap_block([s.uri])} }}
     modules:
       shared_roster: {{ source: ldap, {groups}, ldap_displayed: all }}
+  {NESTED}:
+    auth: {{ methods: [ldap], ldap: {ldap_block([s.uri])} }}
+    modules:
+      shared_roster: {{ source: ldap, {chat}, ldap_group_display_attr: ou }}
+  {SHALLOW}:
+    auth: {{ methods: [ldap], ldap: {ldap_block([s.uri])} }}
+    modules:
+      shared_roster: {{ source: ldap, {chat}, ldap_nested_depth: 1 }}
+  {DEPT}:
+    auth: {{ methods: [ldap], ldap: {ldap_block([s.uri])} }}
+    modules:
+      shared_roster: {{ source: ldap, ldap_refresh: 1s, ldap_groups_from: user_attribute,
+                        ldap_user_group_attr: departmentNumber }}
 """
     srv = parleytest.Parleyd(tmp_path_factory.mktemp('parley-ldap-srg'), extra_hosts=hosts)
     (srv.dir / 'ldap-service.pw').write_text('parley-secret\n')
@@ -74,10 +163,10 @@ def env(tmp_path_factory):
         s.stop()
 
 
-def ldapmodify(s, ldif):
+def ldapmodify(s, ldif, add=False):
     r = subprocess.run(['ldapmodify', '-x', '-H', s.uri, '-D', 'cn=admin,' + SUFFIX,
-                        '-w', 'admin-secret'], input=ldif, capture_output=True, text=True,
-                       timeout=30)
+                        '-w', 'admin-secret'] + (['-a'] if add else []), input=ldif,
+                       capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, 'ldapmodify: %s %s' % (r.stdout, r.stderr)
 
 
@@ -241,3 +330,101 @@ def test_slapd_stopped_during_refreshes_keeps_the_groups(env, run):
         assert items(await roster(ca)) == {'ben@' + SRG: ('both', 'ben', ['staff'], None)}
         await logout(ca, cb)
     run(scenario(), timeout=60)
+
+
+def test_nested_groups_give_members_roster_items_and_presence(env, run):
+    """team holds ann and the group devs, which lies outside the group base
+    and filter and holds ben (uniqueMember with a bit string) and the group
+    qa, which holds Eve by a DN that does not name her uid: two levels."""
+    wait_log(env, 'shared_roster %s: 2 groups loaded' % NESTED)
+
+    async def scenario():
+        ca, wa = await online(env, 'ann', NESTED)
+        got = items(await roster(ca))
+        assert got == {'ben@' + NESTED: ('both', 'ben', ['Team Chat'], None),
+                       'eve@' + NESTED: ('both', 'eve', ['Team Chat'], None)}, got
+        cb, wb = await online(env, 'ben', NESTED)
+        got = items(await roster(cb))
+        assert got == {'ann@' + NESTED: ('both', 'ann', ['Team Chat'], None),
+                       'eve@' + NESTED: ('both', 'eve', ['Team Chat'], None)}, got
+        await wa.presence('ben@' + NESTED)
+        await wb.presence('ann@' + NESTED)
+        ce, we = await online(env, 'eve', NESTED)
+        got = items(await roster(ce))
+        # loop's members (cleo, and eve through ring) under loop's cn: no ou
+        assert got == {'ann@' + NESTED: ('both', 'ann', ['Team Chat'], None),
+                       'ben@' + NESTED: ('both', 'ben', ['Team Chat'], None),
+                       'cleo@' + NESTED: ('both', 'cleo', ['loop'], None)}, got
+        await wa.presence('eve@' + NESTED)
+        await we.presence('ann@' + NESTED)
+        await we.presence('ben@' + NESTED)
+        await logout(cb)
+        await wa.presence('ben@' + NESTED, 'unavailable')
+        await logout(ca, ce)
+    run(scenario())
+
+
+def test_nested_group_cycle_is_logged_once_and_expanded_once(env, run):
+    wait_log(env, 'shared_roster %s: 2 groups loaded' % NESTED)
+    wait_log(env, 'shared_roster %s: %s' % (NESTED, CYCLE_LOG))
+    time.sleep(2.5)   # more refreshes meet the cycle again
+    log = env.log()
+    assert log.count('shared_roster %s: %s' % (NESTED, CYCLE_LOG)) == 1, log
+    assert 'cn=loop,ou=chat,%s is a member of cn=ring,ou=depts,%s' % (SUFFIX, SUFFIX) in log, log
+
+    async def scenario():
+        cc, _ = await online(env, 'cleo', NESTED)
+        got = items(await roster(cc))
+        assert got == {'eve@' + NESTED: ('both', 'eve', ['loop'], None)}, got
+        await logout(cc)
+    run(scenario())
+    r = env.ctl('srg-info', NESTED, 'loop')
+    assert r.returncode == 0, r.stderr
+    assert 'members: 2\n  cleo@%s\n  eve@%s\n' % (NESTED, NESTED) in r.stdout, r.stdout
+
+
+def test_nested_depth_limit_leaves_deeper_groups_out(env, run):
+    """ldap_nested_depth 1: devs (one level down) counts, qa (two) does not."""
+    wait_log(env, 'shared_roster %s: 2 groups loaded' % SHALLOW)
+    wait_log(env, 'shared_roster %s: %s' % (SHALLOW, DEPTH_LOG))
+
+    async def scenario():
+        ca, _ = await online(env, 'ann', SHALLOW)
+        got = items(await roster(ca))
+        assert got == {'ben@' + SHALLOW: ('both', 'ben', ['team'], None)}, got
+        await logout(ca)
+    run(scenario())
+
+
+def test_display_attribute_names_the_roster_group(env):
+    wait_log(env, 'shared_roster %s: 2 groups loaded' % NESTED)
+    r = env.ctl('srg-info', NESTED, 'team')
+    assert r.returncode == 0, r.stderr
+    assert 'group: team\nname: Team Chat\n' in r.stdout, r.stdout
+    assert '  ann@{h}\n  ben@{h}\n  eve@{h}\n'.format(h=NESTED) in r.stdout, r.stdout
+    r = env.ctl('srg-info', SHALLOW, 'team')
+    assert r.returncode == 0, r.stderr
+    assert 'group: team\nname: team\n' in r.stdout, r.stdout
+
+
+def test_groups_from_a_user_attribute(env, run):
+    """Each departmentNumber is a group of the users that have it (values
+    differing in case are one group); dan is left out by auth.ldap.filter."""
+    wait_log(env, 'shared_roster %s: 2 groups loaded' % DEPT)
+    r = env.ctl('srg-list', DEPT)
+    assert r.returncode == 0 and r.stdout.split() == ['SALES', 'ops'], (r.stdout, r.stderr)
+
+    async def scenario():
+        ca, wa = await online(env, 'ann', DEPT)
+        got = items(await roster(ca))
+        assert got == {'ben@' + DEPT: ('both', 'ben', ['SALES'], None),
+                       'eve@' + DEPT: ('both', 'eve', ['SALES'], None)}, got
+        cc, wc = await online(env, 'cleo', DEPT)
+        got = items(await roster(cc))
+        assert got == {'eve@' + DEPT: ('both', 'eve', ['ops'], None)}, got
+        cb, wb = await online(env, 'ben', DEPT)
+        await wa.presence('ben@' + DEPT)
+        await wb.presence('ann@' + DEPT)
+        await wc.no_presence('ben@' + DEPT, wait=0.3)
+        await logout(ca, cb, cc)
+    run(scenario())

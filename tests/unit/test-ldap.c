@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "auth/ldap-client.h"
+#include "modules/shared_roster.h"
 
 static void check_filter_escape(const char *in, size_t len, const char *want)
 {
@@ -104,6 +105,62 @@ static void test_user_filter(void **state)
 	check_user_filter(one, 1, NULL, "\\2a", "(uid=\\5c2a)");
 }
 
+static void check_unique_member(const char *in, const char *want)
+{
+	char *got = srg_ldap_unique_member_dn(in);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+/* uniqueMember values: the optional bit string after the DN goes. */
+static void test_unique_member_dn(void **state)
+{
+	(void)state;
+	check_unique_member("uid=ann,ou=people,dc=x", "uid=ann,ou=people,dc=x");
+	check_unique_member("uid=ann,ou=people,dc=x#'0101'B", "uid=ann,ou=people,dc=x");
+	check_unique_member("cn=g,dc=x#''B", "cn=g,dc=x");
+	/* not a bit string: kept whole */
+	check_unique_member("cn=g,dc=x#'0121'B", "cn=g,dc=x#'0121'B");
+	check_unique_member("cn=g,dc=x'0101'B", "cn=g,dc=x'0101'B");
+	check_unique_member("cn=g,dc=x#'0101'", "cn=g,dc=x#'0101'");
+	check_unique_member("cn=g\\#'01'b", "cn=g\\#'01'b");
+	check_unique_member("#'1'B", "");
+	check_unique_member("'B", "'B");
+	check_unique_member("", "");
+}
+
+static void check_listing(const char *const *present, const char *filter, const char *want)
+{
+	char *got = NULL, *err = NULL;
+	assert_int_equal(srg_ldap_listing_filter(present, filter, &got, &err), 0);
+	assert_null(err);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static void test_listing_filter(void **state)
+{
+	(void)state;
+	static const char *const one[] = { "uid", NULL };
+	static const char *const two[] = { "uid", "departmentNumber", NULL };
+	check_listing(one, NULL, "(uid=*)");
+	check_listing(one, "", "(uid=*)");
+	check_listing(two, NULL, "(&(uid=*)(departmentNumber=*))");
+	check_listing(two, "(objectClass=person)",
+	              "(&(uid=*)(departmentNumber=*)(objectClass=person))");
+	check_listing(one, "objectClass=person", "(&(uid=*)(objectClass=person))");
+	check_listing(one, "(&(objectClass=person)(!(employeeType=disabled)))",
+	              "(&(uid=*)(&(objectClass=person)(!(employeeType=disabled))))");
+	check_listing(one, "(description=100%%)", "(&(uid=*)(description=100%))");
+	check_listing(one, "(cn=%x)", "(&(uid=*)(cn=%x))");
+	/* %u names the user logging in: no listing can use it */
+	char *got = NULL, *err = NULL;
+	assert_int_equal(srg_ldap_listing_filter(one, "(|(uid=%u)(cn=x))", &got, &err), -1);
+	assert_null(got);
+	assert_non_null(strstr(err, "%u"));
+	free(err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -112,6 +169,8 @@ int main(void)
 		cmocka_unit_test(test_filter_escape_keeps_utf8),
 		cmocka_unit_test(test_dn_escape),
 		cmocka_unit_test(test_user_filter),
+		cmocka_unit_test(test_unique_member_dn),
+		cmocka_unit_test(test_listing_filter),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
