@@ -110,6 +110,10 @@ struct load_op {
 	struct dn_user *users;        /* sorted by key */
 	size_t nusers;
 	struct strlist warnings;      /* met during this load */
+	struct cut {                  /* expansion: a group left out for its depth */
+		struct gnode *node, *in;  /* it, and the group that holds it */
+	} *cuts;
+	size_t ncuts;
 };
 
 static void op_free(struct load_op *op)
@@ -134,6 +138,7 @@ static void op_free(struct load_op *op)
 	}
 	free(op->users);
 	strlist_free(&op->warnings);
+	free(op->cuts);
 	free(op);
 }
 
@@ -424,10 +429,11 @@ static void expand(struct load_op *op, size_t gi, struct gnode *n, unsigned dept
 		if (m->mark == gi + 1 && m->mark_depth <= depth + 1)
 			continue;             /* reached another way already, as high up */
 		if (depth + 1 > cfg->nested_depth) {
-			warn(op, xasprintf("shared_roster %s: group %s: groups nested more than %u "
-			                   "level%s down are left out (ldap_nested_depth; %s in %s)",
-			                   op->l->host->name, g->name, cfg->nested_depth,
-			                   cfg->nested_depth == 1 ? "" : "s", m->dn, n->dn));
+			/* unless a shorter way reaches it (warned in entries_finish) */
+			op->cuts = xrealloc(op->cuts, (op->ncuts + 1) * sizeof(*op->cuts));
+			op->cuts[op->ncuts].node = m;
+			op->cuts[op->ncuts].in = n;
+			op->ncuts++;
 			continue;
 		}
 		m->mark = gi + 1;
@@ -451,8 +457,20 @@ static void entries_finish(struct load_op *op)
 		n->on_path = true;
 		for (size_t u = 0; u < n->users.count; u++)
 			sl_take_unique(&op->groups[gi].members, xstrdup(n->users.items[u]));
+		op->ncuts = 0;
 		expand(op, gi, n, 0);
 		n->on_path = false;
+		for (size_t c = 0; c < op->ncuts; c++) {
+			if (op->cuts[c].node->mark == gi + 1)
+				continue;     /* a shorter way reached it */
+			warn(op, xasprintf("shared_roster %s: group %s: groups nested more than %u "
+			                   "level%s down are left out (ldap_nested_depth; %s in %s)",
+			                   op->l->host->name, op->groups[gi].name,
+			                   op->l->cfg->nested_depth,
+			                   op->l->cfg->nested_depth == 1 ? "" : "s",
+			                   op->cuts[c].node->dn, op->cuts[c].in->dn));
+			break;                /* one line per group */
+		}
 	}
 	op_finish(op, STORAGE_OK, NULL);
 }

@@ -428,3 +428,36 @@ def test_groups_from_a_user_attribute(env, run):
         await wc.no_presence('ben@' + DEPT, wait=0.3)
         await logout(ca, cb, cc)
     run(scenario())
+
+
+@pytest.mark.parametrize('kind', ['no-group-attr', 'nested-values', 'filter-u'])
+def test_options_that_cannot_work_stop_the_start(tmp_path_factory, kind):
+    opts, auth_extra, expected = {
+        'no-group-attr': ('ldap_groups_from: user_attribute', '',
+                          'ldap_groups_from user_attribute needs ldap_user_group_attr'),
+        'nested-values': ('ldap_nested_groups: true, ldap_member_attr: memberUid, '
+                          'ldap_member_mapping: value', '',
+                          'ldap_nested_groups needs ldap_member_mapping dn'),
+        'filter-u': ('ldap_groups_from: user_attribute, ldap_user_group_attr: ou',
+                     ", filter: '(|(uid=%u)(mail=%u))'",
+                     'auth.ldap.filter uses %u'),
+    }[kind]
+    block = ldap_block(['ldap://127.0.0.1:1'])
+    if auth_extra:
+        block = ("{ servers: ['ldap://127.0.0.1:1'], base: 'ou=people,%s', bind_dn: "
+                 "'cn=parley,ou=services,%s', password_file: ldap-service.pw%s }"
+                 % (SUFFIX, SUFFIX, auth_extra))
+    hosts = f"""\
+  {SRG}:
+    auth: {{ methods: [ldap], ldap: {block} }}
+    modules:
+      shared_roster: {{ source: ldap, {opts} }}
+"""
+    srv = parleytest.Parleyd(tmp_path_factory.mktemp('srg-bad-' + kind), extra_hosts=hosts)
+    (srv.dir / 'ldap-service.pw').write_text('parley-secret\n')
+    with pytest.raises(parleytest.ServerError) as e:
+        srv.start(timeout=15)
+    msg = str(e.value)
+    assert expected in msg and "module 'shared_roster' on host %s" % SRG in msg, msg
+    assert str(srv.config) in msg, msg   # the position of the module's entry
+    srv.stop()
