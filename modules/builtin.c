@@ -3,7 +3,8 @@
  *
  * The order of the list is the order modules start on a host (and the
  * reverse of the order they stop): disco first, so that it is there when
- * the others add their features.
+ * the others add their features; adhoc before the modules that register
+ * ad-hoc commands (announce, shared_roster).
  */
 #include "builtin.h"
 #include "server/host.h"
@@ -32,10 +33,10 @@ void modules_register_builtin(void)
 	module_register(&mod_blocking);
 	module_register(&mod_privacy);
 	module_register(&mod_avatar);
-	module_register(&mod_shared_roster);
 	module_register(&mod_vjud);
 	module_register(&mod_adhoc);
 	module_register(&mod_announce);
+	module_register(&mod_shared_roster);
 }
 
 static const char *const scope_names[IQ_SCOPE_COUNT] = {

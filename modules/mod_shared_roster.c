@@ -1,17 +1,18 @@
 /*
  * mod_shared_roster: shared roster groups.  An administrator defines groups
- * per host (parleyctl srg-*); the members of a group see the members of
- * its displayed groups (the group itself by default) in their rosters, with
- * subscription both and the displayed group's label as roster group, and
- * presence flows between them as if they were subscribed.  Nothing of it is
- * written to the users' stored rosters: the roster_view hook (builtin.h)
- * merges it into every roster read of mod_roster and mod_presence.  Loop
- * thread.
+ * per host (parleyctl srg-*, or the ad-hoc commands of srg-adhoc.c); the
+ * members of a group see the members of its displayed groups (the group
+ * itself by default) in their rosters, with subscription both and the
+ * displayed group's label as roster group, and presence flows between them
+ * as if they were subscribed.  Nothing of it is written to the users'
+ * stored rosters: the roster_view hook (builtin.h) merges it into every
+ * roster read of mod_roster and mod_presence.  Loop thread.
  *
  * Invariants:
  * - The host's groups are held in memory (loaded from the group source at
- *   start, then changed only through srg_admin_run after the source
- *   accepted a change, or, with source ldap (modules/srg-ldap.c), replaced
+ *   start, then changed only through srg_admin_run / srg_admin_change
+ *   (one path: admin_send, admin_changed) after the source accepted a
+ *   change, or, with source ldap (modules/srg-ldap.c), replaced
  *   by each refresh's load, applied as a change like the others); until
  *   the first load completes, rosters show no shared contacts.  A failed
  *   load keeps the groups held and is logged once until a load succeeds.  The members "@all@" (every registered account: the
@@ -1034,7 +1035,8 @@ struct srg_admin {
 	struct srg_state *st;
 	void *handle;
 	enum admin_kind kind;
-	srg_admin_done_fn *done;
+	srg_admin_done_fn *done;      /* srg_admin_run: text answers */
+	srg_admin_result_fn *result;  /* srg_admin_groups / srg_admin_change: structured */
 	void *ctx;
 	struct srg_group g;           /* AK_CREATE: the new group; others: g.name */
 	char *member;                 /* AK_USER_ADD/DEL */
@@ -1058,15 +1060,37 @@ static void admin_free(struct srg_admin *a)
 	free(a);
 }
 
-static void admin_finish(struct srg_admin *a, int code, const char *message, const char *body)
+static int ctl_code_of(enum srg_admin_result r)
 {
-	a->done(a->ctx, code, message, body != NULL ? body : "");
-	admin_free(a);
+	switch (r) {
+	case SRG_ADMIN_OK: return CTL_OK;
+	case SRG_ADMIN_INVALID: return CTL_USAGE;
+	case SRG_ADMIN_TEMPFAIL: return CTL_TEMPFAIL;
+	default: return CTL_FAILED;
+	}
 }
 
-static int result_code(enum storage_result r)
+static enum srg_admin_result result_of(enum storage_result r)
 {
-	return r == STORAGE_TEMPFAIL ? CTL_TEMPFAIL : CTL_FAILED;
+	switch (r) {
+	case STORAGE_OK: return SRG_ADMIN_OK;
+	case STORAGE_EXISTS: return SRG_ADMIN_EXISTS;
+	case STORAGE_NOT_FOUND: return SRG_ADMIN_NOT_FOUND;
+	case STORAGE_TEMPFAIL: return SRG_ADMIN_TEMPFAIL;
+	default: return SRG_ADMIN_FAILED;
+	}
+}
+
+/* Answer the caller (body: srg_admin_run's output; groups: srg_admin_groups'
+ * answer) and free a. */
+static void admin_finish(struct srg_admin *a, enum srg_admin_result r, const char *message,
+                         const char *body, const struct srg_group *groups, size_t count)
+{
+	if (a->result != NULL)
+		a->result(a->ctx, r, message, groups, count);
+	else
+		a->done(a->ctx, ctl_code_of(r), message, body != NULL ? body : "");
+	admin_free(a);
 }
 
 static void admin_changed(enum storage_result res, void *ctx)
@@ -1088,7 +1112,7 @@ static void admin_changed(enum storage_result res, void *ctx)
 		else
 			msg = xasprintf("cannot change group %s on %s: %s", a->g.name, host,
 			                storage_result_str(res));
-		admin_finish(a, result_code(res), msg, NULL);
+		admin_finish(a, result_of(res), msg, NULL, NULL, 0);
 		free(msg);
 		return;
 	}
@@ -1121,7 +1145,7 @@ static void admin_changed(enum storage_result res, void *ctx)
 	default: body = xasprintf("%s removed from %s on %s\n", a->member, a->g.name, host); break;
 	}
 	log_notice("shared_roster %s: %.*s", host, (int)strcspn(body, "\n"), body);
-	admin_finish(a, CTL_OK, NULL, body);
+	admin_finish(a, SRG_ADMIN_OK, NULL, body, NULL, 0);
 	free(body);
 }
 
@@ -1133,15 +1157,19 @@ static void admin_loaded(enum storage_result res, const struct srg_group *groups
 	const char *host = a->st->host->name;
 	if (res != STORAGE_OK) {
 		char *msg = xasprintf("cannot read the groups of %s: %s", host, storage_result_str(res));
-		admin_finish(a, result_code(res), msg, NULL);
+		admin_finish(a, result_of(res), msg, NULL, NULL, 0);
 		free(msg);
+		return;
+	}
+	if (a->result != NULL) {
+		admin_finish(a, SRG_ADMIN_OK, NULL, NULL, groups, count);
 		return;
 	}
 	struct buf b = {0};
 	if (a->kind == AK_LIST) {
 		for (size_t i = 0; i < count; i++)
 			buf_printf(&b, "%s\n", groups[i].name);
-		admin_finish(a, CTL_OK, NULL, b.data);
+		admin_finish(a, SRG_ADMIN_OK, NULL, b.data, NULL, 0);
 		buf_free(&b);
 		return;
 	}
@@ -1151,7 +1179,7 @@ static void admin_loaded(enum storage_result res, const struct srg_group *groups
 			g = &groups[i];
 	if (g == NULL) {
 		char *msg = xasprintf("no group %s on %s", a->g.name, host);
-		admin_finish(a, CTL_FAILED, msg, NULL);
+		admin_finish(a, SRG_ADMIN_NOT_FOUND, msg, NULL, NULL, 0);
 		free(msg);
 		return;
 	}
@@ -1164,7 +1192,7 @@ static void admin_loaded(enum storage_result res, const struct srg_group *groups
 	buf_printf(&b, "\nmembers: %zu\n", g->members.count);
 	for (size_t i = 0; i < g->members.count; i++)
 		buf_printf(&b, "  %s\n", g->members.items[i]);
-	admin_finish(a, CTL_OK, NULL, b.data);
+	admin_finish(a, SRG_ADMIN_OK, NULL, b.data, NULL, 0);
 	buf_free(&b);
 }
 
@@ -1195,6 +1223,108 @@ static bool group_name_ok(const char *s)
 	return *s != '\0' && strlen(s) <= 191 && utf8_valid(s, strlen(s)) && strchr(s, ',') == NULL;
 }
 
+int srg_admin_member(struct host *h, const char *in, char **member_r, const char **error_r)
+{
+	if (strcmp(in, SRG_MEMBER_ALL) == 0 || strcmp(in, SRG_MEMBER_ONLINE) == 0) {
+		*member_r = xstrdup(in);
+		return 0;
+	}
+	struct jid j;
+	const char *jerr;
+	if (jid_parse(in, &j, &jerr) != 0) {
+		*error_r = "the member must be USER@HOST, @all@ or @online@";
+		return -1;
+	}
+	int ret = -1;
+	if (j.node == NULL || j.resource != NULL) {
+		*error_r = "the member must be USER@HOST, @all@ or @online@";
+	} else if (strcmp(j.domain, h->name) != 0) {
+		*error_r = "the member must be a user of the group's host";
+	} else {
+		*member_r = jid_bare_string(&j);
+		ret = 0;
+	}
+	jid_clear(&j);
+	return ret;
+}
+
+/* The checks of a new group's name, label, description and displayed
+ * groups; NULL when they pass. */
+static const char *group_check(const struct srg_group *g)
+{
+	if (!group_name_ok(g->name))
+		return "a group name is 1 to 191 bytes of UTF-8 without ','";
+	for (size_t k = 0; k < g->displayed.count; k++)
+		if (!group_name_ok(g->displayed.items[k]))
+			return "a displayed group name is not valid";
+	if (!utf8_valid(g->label, strlen(g->label)) ||
+	    !utf8_valid(g->description, strlen(g->description)))
+		return "the name and the description must be UTF-8";
+	if (strlen(g->label) > 255 || strlen(g->description) > 1024)
+		return "the name is at most 255 bytes, the description 1024";
+	return NULL;
+}
+
+/* The module's state on h, or NULL with a malloc'd *error_r. */
+static struct srg_state *admin_state(struct host *h, char **error_r)
+{
+	struct srg_state *st = module_state(h, "shared_roster");
+	if (st == NULL)
+		*error_r = xasprintf("the shared_roster module is not enabled on %s", h->name);
+	return st;
+}
+
+static bool source_writable(const struct srg_source_vfuncs *src)
+{
+	return src->create != NULL && src->remove != NULL && src->member_add != NULL &&
+	       src->member_remove != NULL;
+}
+
+char *srg_admin_read_only(struct host *h)
+{
+	struct srg_state *st = module_state(h, "shared_roster");
+	if (st == NULL || source_writable(st->src))
+		return NULL;
+	return xasprintf("the shared roster groups of %s come from %s and are read-only here",
+	                 h->name, st->src->name);
+}
+
+/* Send a (checked, linked to its state) to the group source.  Returns
+ * SRG_ADMIN_OK when the answer will come through admin_changed or
+ * admin_loaded; else a was not sent and *error_r (malloc'd) says why. */
+static enum srg_admin_result admin_send(struct srg_admin *a, char **error_r)
+{
+	struct host *h = a->st->host;
+	const struct srg_source_vfuncs *src = a->st->src;
+	bool writes = a->kind != AK_LIST && a->kind != AK_INFO;
+	if (writes && !source_writable(src)) {
+		*error_r = srg_admin_read_only(h);
+		return SRG_ADMIN_READ_ONLY;
+	}
+	switch (a->kind) {
+	case AK_CREATE: a->handle = src->create(h, &a->g, admin_changed, a); break;
+	case AK_DELETE: a->handle = src->remove(h, a->g.name, admin_changed, a); break;
+	case AK_USER_ADD:
+		a->handle = src->member_add(h, a->g.name, a->member, admin_changed, a);
+		break;
+	case AK_USER_DEL:
+		a->handle = src->member_remove(h, a->g.name, a->member, admin_changed, a);
+		break;
+	case AK_LIST:
+	case AK_INFO: a->handle = src->load(h, admin_loaded, a); break;
+	}
+	return SRG_ADMIN_OK;
+}
+
+static struct srg_admin *admin_new(struct srg_state *st, enum admin_kind kind)
+{
+	struct srg_admin *a = xcalloc(1, sizeof(*a));
+	a->st = st;
+	a->kind = kind;
+	pending_add(&st->admins, &a->link);
+	return a;
+}
+
 struct srg_admin *srg_admin_run(int argc, char **argv, srg_admin_done_fn *done, void *ctx)
 {
 	static const struct { const char *name; enum admin_kind kind; int min, max, host_arg; } cmds[] = {
@@ -1221,36 +1351,20 @@ struct srg_admin *srg_admin_run(int argc, char **argv, srg_admin_done_fn *done, 
 		free(msg);
 		return NULL;
 	}
-	struct srg_state *st = module_state(h, "shared_roster");
+	char *msg = NULL;
+	struct srg_state *st = admin_state(h, &msg);
 	if (st == NULL) {
-		char *msg = xasprintf("the shared_roster module is not enabled on %s", h->name);
 		done(ctx, CTL_FAILED, msg, "");
 		free(msg);
 		return NULL;
 	}
-	struct srg_admin *a = xcalloc(1, sizeof(*a));
-	a->st = st;
-	a->kind = cmds[ci].kind;
+	struct srg_admin *a = admin_new(st, cmds[ci].kind);
 	a->done = done;
 	a->ctx = ctx;
-	pending_add(&st->admins, &a->link);
 	const char *err = NULL;
 	if (a->kind == AK_USER_ADD || a->kind == AK_USER_DEL) {
 		a->g.name = xstrdup(argv[3]);
-		if (strcmp(argv[1], SRG_MEMBER_ALL) == 0 || strcmp(argv[1], SRG_MEMBER_ONLINE) == 0) {
-			a->member = xstrdup(argv[1]);
-		} else {
-			struct jid j;
-			const char *jerr;
-			if (jid_parse(argv[1], &j, &jerr) != 0 || j.node == NULL || j.resource != NULL)
-				err = "the member must be USER@HOST, @all@ or @online@";
-			else if (strcmp(j.domain, h->name) != 0)
-				err = "the member must be a user of the group's host";
-			else
-				a->member = jid_bare_string(&j);
-			if (err == NULL || j.domain != NULL)
-				jid_clear(&j);
-		}
+		srg_admin_member(h, argv[1], &a->member, &err);
 	} else if (a->kind != AK_LIST) {
 		a->g.name = xstrdup(argv[2]);
 		if (!group_name_ok(a->g.name))
@@ -1273,47 +1387,99 @@ struct srg_admin *srg_admin_run(int argc, char **argv, srg_admin_done_fn *done, 
 			} else if (strcmp(argv[i], "--display") == 0) {
 				strlist_free(&a->g.displayed);
 				split_list(&a->g.displayed, argv[i + 1]);
-				for (size_t k = 0; k < a->g.displayed.count && err == NULL; k++)
-					if (!group_name_ok(a->g.displayed.items[k]))
-						err = "a displayed group name is not valid";
 			} else {
 				err = "unknown option (--name, --description, --display)";
 			}
 		}
-		if (err == NULL && (!utf8_valid(a->g.label, strlen(a->g.label)) ||
-		                    !utf8_valid(a->g.description, strlen(a->g.description))))
-			err = "the name and the description must be UTF-8";
-		if (err == NULL && (strlen(a->g.label) > 255 || strlen(a->g.description) > 1024))
-			err = "the name is at most 255 bytes, the description 1024";
+		if (err == NULL)
+			err = group_check(&a->g);
 	}
 	if (err != NULL) {
-		char *msg = xasprintf("%s (usage: %s)", err, srg_admin_usage[ci]);
-		admin_finish(a, CTL_USAGE, msg, NULL);
+		msg = xasprintf("%s (usage: %s)", err, srg_admin_usage[ci]);
+		admin_finish(a, SRG_ADMIN_INVALID, msg, NULL, NULL, 0);
 		free(msg);
 		return NULL;
 	}
-	const struct srg_source_vfuncs *src = st->src;
-	bool writes = a->kind != AK_LIST && a->kind != AK_INFO;
-	if (writes && (src->create == NULL || src->remove == NULL || src->member_add == NULL ||
-	               src->member_remove == NULL)) {
-		char *msg = xasprintf("the shared roster groups of %s come from %s and are read-only "
-		                      "here", h->name, src->name);
-		admin_finish(a, CTL_FAILED, msg, NULL);
+	enum srg_admin_result r = admin_send(a, &msg);
+	if (r != SRG_ADMIN_OK) {
+		admin_finish(a, r, msg, NULL, NULL, 0);
 		free(msg);
 		return NULL;
 	}
-	switch (a->kind) {
-	case AK_CREATE: a->handle = src->create(h, &a->g, admin_changed, a); break;
-	case AK_DELETE: a->handle = src->remove(h, a->g.name, admin_changed, a); break;
-	case AK_USER_ADD:
-		a->handle = src->member_add(h, a->g.name, a->member, admin_changed, a);
-		break;
-	case AK_USER_DEL:
-		a->handle = src->member_remove(h, a->g.name, a->member, admin_changed, a);
-		break;
-	case AK_LIST:
-	case AK_INFO: a->handle = src->load(h, admin_loaded, a); break;
+	return a;
+}
+
+struct srg_admin *srg_admin_groups(struct host *h, srg_admin_result_fn *cb, void *ctx,
+                                   char **error_r)
+{
+	struct srg_state *st = admin_state(h, error_r);
+	if (st == NULL)
+		return NULL;
+	struct srg_admin *a = admin_new(st, AK_LIST);
+	a->result = cb;
+	a->ctx = ctx;
+	admin_send(a, error_r);   /* a read cannot be refused */
+	return a;
+}
+
+static void strlist_push(struct strlist *l, char *s)
+{
+	l->items = xrealloc(l->items, (l->count + 1) * sizeof(char *));
+	l->items[l->count++] = s;
+}
+
+struct srg_admin *srg_admin_change(struct host *h, enum srg_admin_op op, const struct srg_group *g,
+                                   const char *member, srg_admin_result_fn *cb, void *ctx,
+                                   enum srg_admin_result *result_r, char **error_r)
+{
+	static const enum admin_kind kinds[] = {
+		[SRG_ADMIN_CREATE] = AK_CREATE, [SRG_ADMIN_DELETE] = AK_DELETE,
+		[SRG_ADMIN_MEMBER_ADD] = AK_USER_ADD, [SRG_ADMIN_MEMBER_DEL] = AK_USER_DEL,
+	};
+	struct srg_state *st = admin_state(h, error_r);
+	if (st == NULL) {
+		*result_r = SRG_ADMIN_FAILED;
+		return NULL;
 	}
+	struct srg_admin *a = admin_new(st, kinds[op]);
+	a->result = cb;
+	a->ctx = ctx;
+	a->g.name = xstrdup(g->name != NULL ? g->name : "");
+	const char *err = NULL;
+	if (op == SRG_ADMIN_CREATE) {
+		a->g.label = xstrdup(g->label != NULL ? g->label : "");
+		a->g.description = xstrdup(g->description != NULL ? g->description : "");
+		for (size_t i = 0; i < g->displayed.count; i++)
+			if (!strlist_contains(&a->g.displayed, g->displayed.items[i]))
+				strlist_push(&a->g.displayed, xstrdup(g->displayed.items[i]));
+		err = group_check(&a->g);
+		for (size_t i = 0; i < g->members.count && err == NULL; i++) {
+			char *m = NULL;
+			if (srg_admin_member(h, g->members.items[i], &m, &err) == 0) {
+				if (strlist_contains(&a->g.members, m))
+					free(m);
+				else
+					strlist_push(&a->g.members, m);
+			}
+		}
+		if (a->g.members.count > 1)   /* the store keeps them byte-wise sorted */
+			qsort(a->g.members.items, a->g.members.count, sizeof(char *), cmp_strp);
+	} else if (!group_name_ok(a->g.name)) {
+		err = "a group name is 1 to 191 bytes of UTF-8 without ','";
+	} else if (op != SRG_ADMIN_DELETE) {
+		srg_admin_member(h, member != NULL ? member : "", &a->member, &err);
+	}
+	enum srg_admin_result r = SRG_ADMIN_INVALID;
+	if (err != NULL)
+		*error_r = xstrdup(err);
+	else
+		r = admin_send(a, error_r);
+	if (r != SRG_ADMIN_OK) {
+		*result_r = r;
+		admin_free(a);
+		return NULL;
+	}
+	*result_r = SRG_ADMIN_OK;
 	return a;
 }
 
@@ -1492,6 +1658,16 @@ static int srg_start(struct host *h, const void *settings, void **state_r, char 
 		return -1;
 #endif
 	}
+	if (srg_adhoc_start(h, error_r) < 0) {
+#ifdef HAVE_BACKEND_LDAP
+		if (st->ldap) {
+			ev_timer_stop(server.loop, &st->refresh);
+			srg_ldap_stop(h);
+		}
+#endif
+		free(st);
+		return -1;
+	}
 	sm_foreach(h, add_online, st);   /* a restart of the module (reload) */
 	hook_add(h, HOOK_ROSTER_VIEW, 50, srg_view, st);
 	hook_add(h, HOOK_SESSION_OPENED, 60, srg_session_opened, st);
@@ -1510,6 +1686,7 @@ static int srg_start(struct host *h, const void *settings, void **state_r, char 
 static void srg_stop(struct host *h, void *state)
 {
 	struct srg_state *st = state;
+	srg_adhoc_stop(h);   /* ends the commands in flight (cancels their calls) */
 	hook_remove(h, HOOK_ROSTER_VIEW, srg_view, st);
 	hook_remove(h, HOOK_SESSION_OPENED, srg_session_opened, st);
 	hook_remove(h, HOOK_SESSION_CLOSED, srg_session_closed, st);
@@ -1532,7 +1709,7 @@ static void srg_stop(struct host *h, void *state)
 		if (a->handle != NULL)
 			st->src->cancel(a->handle);
 		a->handle = NULL;
-		admin_finish(a, CTL_TEMPFAIL, "the shared_roster module stopped", NULL);
+		admin_finish(a, SRG_ADMIN_TEMPFAIL, "the shared_roster module stopped", NULL, NULL, 0);
 	}
 	while (st->ops.head != NULL) {
 		struct push_op *op = (struct push_op *)(void *)st->ops.head;

@@ -111,4 +111,56 @@ void srg_admin_cancel(struct srg_admin *a);
 /* Usage of the srg-* commands, one line each (for help). */
 extern const char *const srg_admin_usage[];
 
+/* The same administration with structured input and output (the ad-hoc
+ * commands of modules/srg-adhoc.c): the same checks, the same source calls
+ * and the same live changes as srg_admin_run. */
+enum srg_admin_result {
+	SRG_ADMIN_OK,
+	SRG_ADMIN_INVALID,     /* bad input: a name, a JID (nothing was changed) */
+	SRG_ADMIN_READ_ONLY,   /* the groups come from a read-only source */
+	SRG_ADMIN_EXISTS,      /* the group exists; the member is in it already */
+	SRG_ADMIN_NOT_FOUND,   /* no such group; the member is not in it */
+	SRG_ADMIN_TEMPFAIL,    /* the source is unavailable now (or the module stops) */
+	SRG_ADMIN_FAILED,      /* any other failure */
+};
+enum srg_admin_op { SRG_ADMIN_CREATE, SRG_ADMIN_DELETE, SRG_ADMIN_MEMBER_ADD, SRG_ADMIN_MEMBER_DEL };
+
+/* Called once, from the loop, never inside the call that started it:
+ * message (NULL on success) says what failed; groups (valid during the
+ * call only) is srg_admin_groups' answer. */
+typedef void srg_admin_result_fn(void *ctx, enum srg_admin_result r, const char *message,
+                                 const struct srg_group *groups, size_t count);
+
+/* Every group of h as the source holds it (what srg-list and srg-info
+ * read).  NULL with a malloc'd *error_r when the module does not run on h
+ * (cb will not run). */
+struct srg_admin *srg_admin_groups(struct host *h, srg_admin_result_fn *cb, void *ctx,
+                                   char **error_r);
+/* Change h's groups.  SRG_ADMIN_CREATE: g (name, label, description,
+ * displayed groups and members; any order, duplicates dropped);
+ * SRG_ADMIN_DELETE: g->name; SRG_ADMIN_MEMBER_ADD/_DEL: member of group
+ * g->name.  Returns a handle for srg_admin_cancel and *result_r
+ * SRG_ADMIN_OK when cb will answer; NULL with *result_r (SRG_ADMIN_INVALID,
+ * SRG_ADMIN_READ_ONLY, SRG_ADMIN_FAILED) and a malloc'd *error_r when the
+ * change was refused at once (cb will not run). */
+struct srg_admin *srg_admin_change(struct host *h, enum srg_admin_op op, const struct srg_group *g,
+                                   const char *member, srg_admin_result_fn *cb, void *ctx,
+                                   enum srg_admin_result *result_r, char **error_r);
+/* NULL when h's groups may be changed through srg_admin_*; else, malloc'd,
+ * the message a change gets (the source is read-only). */
+char *srg_admin_read_only(struct host *h);
+/* A member as the commands take it: USER@HOST of h's domain, @all@ or
+ * @online@.  0 with the prepared bare JID (malloc'd) in *member_r, or -1
+ * with a static *error_r. */
+int srg_admin_member(struct host *h, const char *in, char **member_r, const char **error_r);
+
+/* ---- ad-hoc commands (modules/srg-adhoc.c) ---------------------------------- */
+
+/* Register the shared roster commands (admins only) with mod_adhoc on h
+ * when mod_adhoc runs there (it starts first); nothing otherwise.  -1 with
+ * a malloc'd *error_r when a node is taken. */
+int srg_adhoc_start(struct host *h, char **error_r);
+/* Unregister them: the commands in flight end (their work is cancelled). */
+void srg_adhoc_stop(struct host *h);
+
 #endif

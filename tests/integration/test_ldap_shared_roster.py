@@ -10,7 +10,7 @@ of two groups, and department numbers of the users.
 
 Hosts:
   srg.local    methods [ldap]; shared_roster source ldap, groupOfNames under
-               ou=groups, ldap_refresh 1s
+               ou=groups, ldap_refresh 1s; ann is an admin (ad-hoc commands)
   posix.local  methods [ldap]; shared_roster source ldap, posixGroup,
                memberUid, mapping value
   all.local    as srg.local, with ldap_displayed all
@@ -123,6 +123,7 @@ def env(tmp_path_factory):
     hosts = f"""\
   {SRG}:
     auth: {{ methods: [ldap], ldap: {ldap_block([s.uri])} }}
+    admins: [ann@{SRG}]
     modules:
       shared_roster: {{ source: ldap, {groups} }}
   {POSIX}:
@@ -270,6 +271,37 @@ def test_srg_commands_show_the_directory_and_refuse_changes(env):
     r = env.ctl('srg-user-add', 'cleo@' + SRG, SRG, 'staff')
     assert r.returncode != 0, r.stdout
     assert 'come from ldap and are read-only' in r.stdout + r.stderr, (r.stdout, r.stderr)
+
+
+def test_adhoc_commands_show_the_directory_and_refuse_changes(env, run):
+    """The shared roster ad-hoc commands list and show the directory's
+    groups; the change commands answer <not-allowed/> at once, with the
+    message parleyctl gives."""
+    from slixmpp.exceptions import IqError
+    from test_adhoc import run_command
+    from test_srg_adhoc import SRG as NODE, fields, table
+    wait_log(env, 'shared_roster %s: 2 groups loaded' % SRG)
+
+    async def scenario():
+        ca, _ = await online(env, 'ann')
+        for p in ('xep_0004', 'xep_0030', 'xep_0050'):
+            ca.register_plugin(p)
+        try:
+            r = await run_command(ca, NODE + 'list', None, host=SRG)
+            assert sorted(x['group'] for x in table(r)) == ['ops', 'staff'], table(r)
+            f = fields(await run_command(ca, NODE + 'info', {'group': 'staff'}, host=SRG))
+            assert f['description'] == 'everyone at the desk', f
+            assert sorted(f['members']) == ['ann@' + SRG, 'ben@' + SRG], f
+            for n in ('create', 'delete', 'user-add', 'user-del'):
+                with pytest.raises(IqError) as e:
+                    await asyncio.wait_for(ca['xep_0050'].send_command(SRG, NODE + n), 10)
+                assert e.value.condition == 'not-allowed', (n, e.value.condition)
+                assert 'come from ldap and are read-only' in e.value.text, e.value.text
+        finally:
+            await logout(ca)
+    run(scenario())
+    r = env.ctl('srg-info', SRG, 'staff')
+    assert '  ann@srg.local\n  ben@srg.local\n' in r.stdout, r.stdout
 
 
 def test_directory_change_is_pushed_after_a_refresh(env, run):
