@@ -565,7 +565,9 @@ static struct sql_stmt *my_prepare(struct sql_conn *conn, const char *sql)
 			col->buf = xmalloc(col->cap);
 			s->cbind[i].buffer_type = MYSQL_TYPE_STRING;
 			s->cbind[i].buffer = col->buf;
-			s->cbind[i].buffer_length = col->cap;
+			/* one byte kept for the terminator: a value that fills the
+			 * buffer exactly is reported as truncated and fetched again */
+			s->cbind[i].buffer_length = col->cap - 1;
 			s->cbind[i].length = &col->len;
 			s->cbind[i].is_null = &col->is_null;
 			s->cbind[i].error = &col->error;
@@ -664,9 +666,9 @@ static int fetch_truncated(struct my_stmt *s)
 		}
 		col->len = full;
 		col->error = 0;
-		/* Later rows fetch into the bigger buffer. */
+		/* Later rows fetch into the bigger buffer (less the terminator). */
 		s->cbind[i].buffer = col->buf;
-		s->cbind[i].buffer_length = col->cap;
+		s->cbind[i].buffer_length = col->cap - 1;
 		if (mysql_stmt_bind_result(s->stmt, s->cbind) != 0) {
 			set_stmt_error(s);
 			return -1;

@@ -1548,6 +1548,38 @@ static void test_offline_order_and_cancel(void **state)
 	storage_account_clear(&a);
 }
 
+/* Texts of every length around the drivers' buffer sizes come back whole,
+ * in one read: a value that exactly fills a column buffer, one just longer,
+ * and ones that fill the buffer a longer value before them grew. */
+static void test_offline_lengths(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_account a;
+	make_account(&a, 13, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "carol", &a), STORAGE_OK);
+	static const size_t lens[] = { 255, 256, 257, 1000, 1001, 1002, 999, 4096, 4097, 60000,
+	                               60001, 60002, 1 };
+	enum { N = sizeof(lens) / sizeof(lens[0]) };
+	char *m[N];
+	for (size_t i = 0; i < N; i++) {
+		m[i] = xmalloc(lens[i] + 1);
+		for (size_t k = 0; k < lens[i]; k++)
+			m[i][k] = (char)('a' + (k + i) % 26);
+		m[i][lens[i]] = '\0';
+		assert_int_equal(off_store(f, "a.example", "carol", m[i], 0), STORAGE_OK);
+	}
+	struct res r = {0};
+	assert_int_equal(off_get(f, "a.example", "carol", &r), STORAGE_OK);
+	assert_int_equal(r.nmsgs, N);
+	for (size_t i = 0; i < N; i++) {
+		assert_int_equal(strlen(r.msgs[i].stanza), lens[i]);
+		assert_string_equal(r.msgs[i].stanza, m[i]);
+		free(m[i]);
+	}
+	res_clear(&r);
+	storage_account_clear(&a);
+}
+
 /* ---- tests: vCards, private storage, last activity --------------------------------- */
 
 static const char vcard1[] = "<vCard xmlns='vcard-temp'><FN>Juliet Capulet</FN></vCard>";
@@ -3205,6 +3237,7 @@ static const struct test_def tests[] = {
 	T(test_remove_user_removes_roster),
 	T(test_offline),
 	T(test_offline_order_and_cancel),
+	T(test_offline_lengths),
 	T(test_vcard),
 	T(test_private),
 	T(test_private_all_or_nothing),
