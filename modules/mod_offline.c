@@ -32,6 +32,13 @@
  * - One fetch per user at a time: a second session that becomes available
  *   while the first one's fetch (or its wait for the write) is in flight
  *   gets nothing (no duplicates).
+ * - A fetch never overtakes a store: when a session becomes available
+ *   while messages for its user are still being stored (the checks before
+ *   storing, or the write itself), its fetch waits (an OP_FETCH without a
+ *   storage call) until the last of those stores has finished, so a message
+ *   accepted before the presence is in what it reads instead of waiting in
+ *   the store for the next login.  Messages that arrive meanwhile go to the
+ *   session at once, so they can come before the stored ones.
  * - Every storage call runs through a struct offline_op on the module's
  *   list.  A fetch belongs to its session: session_closed and stop cancel
  *   it.  Stores and deletes are not cancelled on stop (the message may
@@ -90,6 +97,7 @@ struct offline_op {
 	struct privacy_item *pitems;  /* OP_STORE: the default list, while the roster is read */
 	size_t npitems;
 	struct session *session;      /* OP_FETCH, OP_WAIT_WRITE: the session delivered to */
+	bool waiting;                 /* OP_FETCH: waits for the user's stores to finish */
 	int64_t last_seq;             /* OP_WAIT_WRITE: delete up to this one once written */
 	uint64_t mark;                /* OP_WAIT_WRITE: the session's out_queued after them */
 	ev_timer poll;                /* OP_WAIT_WRITE */
@@ -123,9 +131,14 @@ static void op_unlink(struct offline_op *op)
 	op->os = NULL;
 }
 
+static void fetch_kick(struct offline_state *os, const char *user);
+
 static void op_free(struct offline_op *op)
 {
+	struct offline_state *os = op->os;
 	op_unlink(op);
+	if (op->kind == OP_STORE && os != NULL)
+		fetch_kick(os, op->user);   /* a fetch may wait for this store */
 	if (op->kind == OP_WAIT_WRITE)
 		ev_timer_stop(server.loop, &op->poll);
 	if (op->stanza != NULL)
@@ -453,6 +466,30 @@ static void fetched(enum storage_result res, const struct offline_message *msgs,
 	op_free(op);
 }
 
+static bool store_pending(struct offline_state *os, const char *user)
+{
+	for (struct offline_op *op = (struct offline_op *)(void *)os->ops.head; op != NULL;
+	     op = (struct offline_op *)(void *)op->link.next)
+		if (op->kind == OP_STORE && strcmp(op->user, user) == 0)
+			return true;
+	return false;
+}
+
+/* A store of user's finished: start the fetch that waited for it, unless
+ * another store is still under way. */
+static void fetch_kick(struct offline_state *os, const char *user)
+{
+	struct offline_op *f = NULL;
+	for (struct offline_op *op = (struct offline_op *)(void *)os->ops.head; op != NULL;
+	     op = (struct offline_op *)(void *)op->link.next)
+		if (op->kind == OP_FETCH && op->waiting && strcmp(op->user, user) == 0)
+			f = op;
+	if (f == NULL || store_pending(os, user))
+		return;
+	f->waiting = false;
+	f->sreq = storage_offline_get(os->host->storage, os->host->name, f->user, fetched, f);
+}
+
 static bool fetch_pending(struct offline_state *os, const char *user)
 {
 	for (struct offline_op *op = (struct offline_op *)(void *)os->ops.head; op != NULL;
@@ -478,6 +515,12 @@ static enum hook_result offline_presence(struct host *h, void *args, void *ctx)
 		return HOOK_CONTINUE;   /* another resource is getting them */
 	struct offline_op *op = op_new(os, OP_FETCH, s->jid.node);
 	op->session = s;
+	if (store_pending(os, op->user)) {
+		op->waiting = true;   /* started by fetch_kick (see the top) */
+		log_debug("offline: the fetch for %s@%s waits for a message being stored", op->user,
+		          h->name);
+		return HOOK_CONTINUE;
+	}
 	op->sreq = storage_offline_get(h->storage, h->name, op->user, fetched, op);
 	return HOOK_CONTINUE;
 }

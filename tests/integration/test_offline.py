@@ -192,6 +192,30 @@ def test_delivered_in_order_with_delay_then_gone(server):
         a.close()
 
 
+def test_messages_being_stored_at_login_are_delivered(server):
+    """Messages still being stored (the block list and privacy reads before
+    the write) when the recipient's initial presence arrives are in what its
+    session gets: the fetch waits for them, none stays in the store until
+    the next login."""
+    user, pw = new_user(server, 'offrace')
+    a = sender(server)
+    b = RawClient(server.port)
+    try:
+        b.login(user, pw, resource=unique('r-'), presence=False)
+        bodies = [unique('race-%d-' % i) for i in range(50)]
+        for body in bodies:
+            send_chat(a, '%s@%s' % (user, HOST), body)
+        sync(a)   # read and routed: the stores are under way, not finished
+        b.send('<presence/>')
+        got = messages(b, len(bodies))
+        assert [m.findtext(q(NS_CLIENT, 'body')) for m in got] == bodies, \
+            [tostr(m) for m in got]
+        wait_rows(server, user, 0)
+    finally:
+        a.close()
+        b.close()
+
+
 def test_chat_state_alone_is_not_stored(server):
     user, pw = new_user(server)
     a = sender(server)
