@@ -21,8 +21,11 @@
  *   the session hooks) are evaluated from those lists.
  * - A shared contact's name is the FN (else NICKNAME) of its vCard, read
  *   from the directory index (vcard_search) at start and kept by the
- *   vcard_set hook; without one, its user name.  A name change is a change
- *   like the others (pushes to connected users who see the contact).
+ *   vcard_set hook; without one, its user name.  With source ldap and
+ *   ldap_user_name_attr, the names come from the directory instead (the
+ *   source's names entry), read before each load of the groups.  A name
+ *   change is a change like the others (pushes to connected users who see
+ *   the contact).
  * - Contact A sees contact B ("to") when A is a member of a group that
  *   displays a group B is a member of; then presence flows from B to A.
  *   The roster a client sees lists the contacts it sees; the view for
@@ -95,6 +98,9 @@ static const struct opt_def srg_options[] = {
 	{ "ldap_member_mapping", OPT_ENUM, SOFF(ldap.member_mapping), "dn", mapping_names, 0, 0,
 	  "source ldap: dn (member values are DNs of user entries, whose ldap_user_uid_attr is "
 	  "the user name) or value (member values are user names, as posixGroup memberUid)" },
+	{ "ldap_user_name_attr", OPT_STRING, SOFF(ldap.user_name_attr), "cn", NULL, 0, 0,
+	  "source ldap: attribute of a user entry whose first value names the user as a shared "
+	  "contact (\"\": the FN or NICKNAME of the user's stored vCard)" },
 	{ "ldap_user_uid_attr", OPT_STRING, SOFF(ldap.user_uid_attr), "uid", NULL, 0, 0,
 	  "source ldap, mapping dn or groups from user_attribute: attribute of a user entry that "
 	  "holds the user name" },
@@ -140,6 +146,8 @@ struct srg_state {
 	struct name_entry *names;     /* shown names from vCards, sorted by JID */
 	size_t nnames;
 	struct storage_req *names_req;
+	bool dir_names;               /* names come from the source (src->names), not vCards */
+	void *names_handle;           /* dir_names: the read in flight */
 	bool load_failing;            /* the last load failed (logged once) */
 	bool ldap;                    /* srg_ldap_start succeeded */
 	ev_timer refresh;             /* source ldap: reads the directory again */
@@ -942,11 +950,24 @@ static void loaded(enum storage_result res, const struct srg_group *groups, size
 		log_info("shared_roster %s: %zu groups loaded", st->host->name, count);
 }
 
+static void source_names_loaded(enum storage_result res, const struct srg_name *names,
+                                size_t count, void *ctx);
+
+/* A load of the groups; with names from the source, their read first (the
+ * groups are loaded when it has answered), so that shared contacts appear
+ * with their names. */
 static void load_start(struct srg_state *st)
 {
 	if (st->load_handle != NULL)
 		st->src->cancel(st->load_handle);
-	st->load_handle = st->src->load(st->host, loaded, st);
+	st->load_handle = NULL;
+	if (st->names_handle != NULL)
+		st->src->cancel(st->names_handle);
+	st->names_handle = NULL;
+	if (st->dir_names)
+		st->names_handle = st->src->names(st->host, source_names_loaded, st);
+	else
+		st->load_handle = st->src->load(st->host, loaded, st);
 }
 
 #ifdef HAVE_BACKEND_LDAP
@@ -956,7 +977,7 @@ static void refresh_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	struct srg_state *st = w->data;
-	if (st->load_handle == NULL)
+	if (st->load_handle == NULL && st->names_handle == NULL)
 		load_start(st);
 }
 #endif
@@ -1591,10 +1612,33 @@ static void names_loaded(enum storage_result res, const struct vcard_entry *entr
 		snapshot_apply(st, &sn, NULL);
 }
 
+/* The names the source gives (source ldap: ldap_user_name_attr), read
+ * before every load of the groups: they replace the names held; a failed
+ * read keeps them.  Then the groups. */
+static void source_names_loaded(enum storage_result res, const struct srg_name *names,
+                                size_t count, void *ctx)
+{
+	struct srg_state *st = ctx;
+	st->names_handle = NULL;
+	if (res == STORAGE_OK) {   /* a failure is logged by the source, once */
+		struct snapshot sn = {0};
+		if (st->loaded)
+			snapshot_take(st, &sn);
+		names_clear(st);
+		for (size_t i = 0; i < count; i++)
+			name_set(st, names[i].jid, names[i].name);
+		if (st->loaded)
+			snapshot_apply(st, &sn, NULL);
+	}
+	st->load_handle = st->src->load(st->host, loaded, st);
+}
+
 /* A user stored a new vCard: its FN (or NICKNAME) is the name others see. */
 static enum hook_result srg_vcard_set(struct host *h, void *args, void *ctx)
 {
 	struct srg_state *st = ctx;
+	if (st->dir_names)
+		return HOOK_CONTINUE;   /* the directory names them */
 	struct hook_vcard *hv = args;
 	const char *fn = xml_child_text(hv->vcard, "FN", "vcard-temp");
 	const char *nick = xml_child_text(hv->vcard, "NICKNAME", "vcard-temp");
@@ -1649,6 +1693,7 @@ static int srg_start(struct host *h, const void *settings, void **state_r, char 
 		}
 		st->ldap = true;
 		st->src = &srg_source_ldap;
+		st->dir_names = *set->ldap.user_name_attr != '\0';
 		ev_timer_init(&st->refresh, refresh_cb, set->ldap.refresh, set->ldap.refresh);
 		st->refresh.data = st;
 		ev_timer_start(server.loop, &st->refresh);
@@ -1675,8 +1720,9 @@ static int srg_start(struct host *h, const void *settings, void **state_r, char 
 	hook_add(h, HOOK_REGISTER_USER, 60, srg_register_user, st);
 	hook_add(h, HOOK_REMOVE_USER, 60, srg_remove_user, st);
 	hook_add(h, HOOK_VCARD_SET, 60, srg_vcard_set, st);
-	st->names_req = storage_vcard_search(h->storage, h->name, NULL, 0, false, 0, names_loaded,
-	                                     st);
+	if (!st->dir_names)
+		st->names_req = storage_vcard_search(h->storage, h->name, NULL, 0, false, 0,
+		                                     names_loaded, st);
 	st->accounts_req = storage_account_list(h->storage, h->name, accounts_loaded, st);
 	load_start(st);
 	*state_r = st;
@@ -1698,6 +1744,9 @@ static void srg_stop(struct host *h, void *state)
 	if (st->load_handle != NULL)
 		st->src->cancel(st->load_handle);
 	st->load_handle = NULL;
+	if (st->names_handle != NULL)
+		st->src->cancel(st->names_handle);
+	st->names_handle = NULL;
 #ifdef HAVE_BACKEND_LDAP
 	if (st->ldap)
 		ev_timer_stop(server.loop, &st->refresh);

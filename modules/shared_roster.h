@@ -23,6 +23,13 @@ struct host;
 typedef void srg_source_load_cb(enum storage_result res, const struct srg_group *groups,
                                 size_t count, void *ctx);
 typedef void srg_source_done_cb(enum storage_result res, void *ctx);
+/* A user of the host and the name the directory gives it. */
+struct srg_name {
+	const char *jid;              /* user@host */
+	const char *name;
+};
+typedef void srg_source_names_cb(enum storage_result res, const struct srg_name *names,
+                                 size_t count, void *ctx);
 
 struct srg_source_vfuncs {
 	const char *name;
@@ -35,6 +42,10 @@ struct srg_source_vfuncs {
 	                    srg_source_done_cb *cb, void *ctx);
 	void *(*member_remove)(struct host *h, const char *group, const char *member,
 	                       srg_source_done_cb *cb, void *ctx);
+	/* Optional (NULL: shared contacts are named by their vCards): the names
+	 * of the host's users as the source knows them, sorted by jid.  The
+	 * handle is cancelled with cancel. */
+	void *(*names)(struct host *h, srg_source_names_cb *cb, void *ctx);
 	void (*cancel)(void *handle);
 };
 
@@ -59,8 +70,9 @@ struct srg_ldap_config {
 	char *member_attr;            /* its members */
 	int member_mapping;           /* SRG_LDAP_MAP_DN: member values are DNs of user
 	                               * entries; _VALUE: they are user names */
-	char *user_uid_attr;          /* MAP_DN, FROM_USER_ATTR: the user name attribute of a
-	                               * user entry */
+	char *user_uid_attr;          /* MAP_DN, FROM_USER_ATTR, names: the user name
+	                               * attribute of a user entry */
+	char *user_name_attr;         /* the name shown for a shared contact ("": its vCard's) */
 	bool nested;                  /* a member DN of a group entry adds its members */
 	char *nested_base;            /* nested: where group entries are searched (NULL:
 	                               * group_base) */

@@ -61,6 +61,8 @@ struct srg_ldap {
 	const struct srg_ldap_config *cfg;
 	struct ldap_client *client;
 	char *users_filter;           /* user_attribute: the search of the user entries */
+	char *names_filter;           /* user_name_attr: the search of the users' names */
+	bool names_failing;           /* the last read of the names failed (logged once) */
 	bool failing;                 /* the last load failed (logged once) */
 	struct strlist warned;        /* warnings of the last load (each logged once) */
 	struct srg_ldap *next;
@@ -98,6 +100,7 @@ struct dn_user {
 struct load_op {
 	struct srg_ldap *l;
 	srg_source_load_cb *cb;
+	srg_source_names_cb *names_cb; /* set: a read of the users' names (ldap_src_names) */
 	void *ctx;
 	struct ldap_client_req *req;
 	ev_timer later;               /* answers a failure to queue, from the loop */
@@ -723,12 +726,104 @@ static void attr_users_read(const struct ldap_reply *r, void *ctx)
 
 /* ---- the source ----------------------------------------------------------------- */
 
+/* ---- the users' names ------------------------------------------------------------- */
+
+static void names_failed(struct load_op *op, enum storage_result res, const char *error)
+{
+	struct srg_ldap *l = op->l;
+	if (!l->names_failing)
+		log_warning("shared_roster %s: cannot read the users' names (%s) from the directory: "
+		            "%s; the names read last are kept", l->host->name, l->cfg->user_name_attr,
+		            error != NULL ? error : storage_result_str(res));
+	l->names_failing = true;
+	op->names_cb(res, NULL, 0, op->ctx);
+	op_free(op);
+}
+
+struct owned_name {
+	char *jid;
+	const char *name;             /* borrowed from the reply */
+};
+
+static int cmp_owned_name(const void *a, const void *b)
+{
+	return strcmp(((const struct owned_name *)a)->jid, ((const struct owned_name *)b)->jid);
+}
+
+static void names_read(const struct ldap_reply *r, void *ctx)
+{
+	struct load_op *op = ctx;
+	const struct srg_ldap_config *cfg = op->l->cfg;
+	op->req = NULL;
+	if (r->res != LDAPC_OK) {
+		names_failed(op, result_of(r->res), r->error);
+		return;
+	}
+	struct owned_name *on = xcalloc(r->nentries + 1, sizeof(*on));
+	size_t n = 0;
+	for (size_t i = 0; i < r->nentries; i++) {
+		const char *user = first_text(&r->entries[i], cfg->user_uid_attr, 1023);
+		const char *name = first_text(&r->entries[i], cfg->user_name_attr, 1023);
+		char *jid = user != NULL && name != NULL ? member_jid(op->l, user) : NULL;
+		if (jid == NULL)
+			continue;
+		on[n].jid = jid;
+		on[n].name = name;
+		n++;
+	}
+	if (n > 1)
+		qsort(on, n, sizeof(*on), cmp_owned_name);
+	/* one name per user: the first entry of a name seen twice */
+	struct srg_name *names = xcalloc(n + 1, sizeof(*names));
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (k > 0 && strcmp(names[k - 1].jid, on[i].jid) == 0)
+			continue;
+		names[k].jid = on[i].jid;
+		names[k].name = on[i].name;
+		k++;
+	}
+	if (op->l->names_failing)
+		log_notice("shared_roster %s: the users' names are read from the directory again",
+		           op->l->host->name);
+	op->l->names_failing = false;
+	op->names_cb(STORAGE_OK, names, k, op->ctx);
+	for (size_t i = 0; i < n; i++)
+		free(on[i].jid);
+	free(on);
+	free(names);
+	op_free(op);
+}
+
 static void later_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	(void)loop;
 	(void)revents;
 	struct load_op *op = w->data;
-	op_finish(op, op->failed, "the LDAP request queue is full");
+	if (op->names_cb != NULL)
+		names_failed(op, op->failed, "the LDAP request queue is full");
+	else
+		op_finish(op, op->failed, "the LDAP request queue is full");
+}
+
+static void *ldap_src_names(struct host *h, srg_source_names_cb *cb, void *ctx)
+{
+	struct srg_ldap *l = instance_of(h);
+	struct load_op *op = xcalloc(1, sizeof(*op));
+	op->l = l;
+	op->names_cb = cb;
+	op->ctx = ctx;
+	ev_timer_init(&op->later, later_cb, 0, 0);
+	op->later.data = op;
+	const char *attrs[] = { l->cfg->user_uid_attr, l->cfg->user_name_attr, NULL };
+	op->req = l->names_filter != NULL
+	          ? ldap_client_search(l->client, NULL, l->names_filter, attrs, names_read, op)
+	          : NULL;
+	if (op->req == NULL) {
+		op->failed = l->names_filter != NULL ? STORAGE_TEMPFAIL : STORAGE_ERROR;
+		ev_timer_start(server.loop, &op->later);
+	}
+	return op;
 }
 
 static void *ldap_src_load(struct host *h, srg_source_load_cb *cb, void *ctx)
@@ -780,6 +875,7 @@ static void ldap_src_cancel(void *handle)
 const struct srg_source_vfuncs srg_source_ldap = {
 	.name = "ldap",
 	.load = ldap_src_load,
+	.names = ldap_src_names,
 	.cancel = ldap_src_cancel,
 };
 
@@ -802,15 +898,26 @@ int srg_ldap_start(struct host *h, const struct srg_ldap_config *cfg, char **err
 		                   "are named by their DNs)");
 		return -1;
 	}
+	char *names_filter = NULL;
+	if (cfg->user_name_attr != NULL && *cfg->user_name_attr != '\0') {
+		const char *present[] = { cfg->user_uid_attr, cfg->user_name_attr, NULL };
+		if (srg_ldap_listing_filter(present, h->cfg->auth.ldap.filter, &names_filter,
+		                            error_r) < 0) {
+			free(users_filter);
+			return -1;
+		}
+	}
 	struct srg_ldap *l = xcalloc(1, sizeof(*l));
 	l->host = h;
 	l->cfg = cfg;
 	l->users_filter = users_filter;
+	l->names_filter = names_filter;
 	char *name = xasprintf("shared_roster %s", h->name);
 	int rc = ldap_client_new(server.loop, name, &h->cfg->auth.ldap, &l->client, error_r);
 	free(name);
 	if (rc < 0) {
 		free(l->users_filter);
+		free(l->names_filter);
 		free(l);
 		return -1;
 	}
@@ -827,6 +934,7 @@ void srg_ldap_stop(struct host *h)
 			*p = l->next;
 			ldap_client_free(&l->client);
 			free(l->users_filter);
+			free(l->names_filter);
 			strlist_free(&l->warned);
 			free(l);
 			return;

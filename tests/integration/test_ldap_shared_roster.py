@@ -43,6 +43,8 @@ DEPT = 'dept.local'
 HOSTS = (SRG, POSIX, ALL, NESTED, SHALLOW, DEPT)
 PASSWORDS = {'ann': 'ann-secret', 'ben': 'ben-secret', 'cleo': 'cleo-secret',
              'eve': 'eve-secret'}
+# the shared contacts' names: the users' cn (ldap_user_name_attr's default)
+NAMES = {'ann': 'Ann Example', 'ben': 'Ben Example', 'cleo': 'Cleo Clear', 'eve': 'Eve Example'}
 FAIL_LOG = 'cannot read the groups from the directory'
 BACK_LOG = 'the groups are read from the directory again'
 CYCLE_LOG = 'group loop: the nested groups form a cycle'
@@ -208,7 +210,7 @@ def test_first_roster_holds_the_ldap_group_and_presence_flows(env, run):
     async def scenario():
         ca, wa = await online(env, 'ann')
         got = items(await roster(ca))
-        assert got == {'ben@' + SRG: ('both', 'ben', ['staff'], None)}, got
+        assert got == {'ben@' + SRG: ('both', NAMES['ben'], ['staff'], None)}, got
         cb, wb = await online(env, 'ben')
         await wa.presence('ben@' + SRG)
         await wb.presence('ann@' + SRG)
@@ -226,10 +228,10 @@ def test_member_dns_are_mapped_through_one_user_search(env, run):
     async def scenario():
         ce, _ = await online(env, 'eve')
         got = items(await roster(ce))
-        assert got == {'cleo@' + SRG: ('both', 'cleo', ['ops'], None)}, got
+        assert got == {'cleo@' + SRG: ('both', NAMES['cleo'], ['ops'], None)}, got
         cc, _ = await online(env, 'cleo')
         got = items(await roster(cc))
-        assert got == {'eve@' + SRG: ('both', 'eve', ['ops'], None)}, got
+        assert got == {'eve@' + SRG: ('both', NAMES['eve'], ['ops'], None)}, got
         await logout(ce, cc)
     run(scenario())
 
@@ -240,7 +242,7 @@ def test_posixgroup_memberuid(env, run):
     async def scenario():
         ca, wa = await online(env, 'ann', POSIX)
         got = items(await roster(ca))
-        assert got == {'cleo@' + POSIX: ('both', 'cleo', ['unix'], None)}, got
+        assert got == {'cleo@' + POSIX: ('both', NAMES['cleo'], ['unix'], None)}, got
         cc, wc = await online(env, 'cleo', POSIX)
         await wa.presence('cleo@' + POSIX)
         await wc.presence('ann@' + POSIX)
@@ -254,9 +256,9 @@ def test_displayed_all_shows_every_group(env, run):
     async def scenario():
         ca, _ = await online(env, 'ann', ALL)
         got = items(await roster(ca))
-        assert got == {'ben@' + ALL: ('both', 'ben', ['staff'], None),
-                       'cleo@' + ALL: ('both', 'cleo', ['ops'], None),
-                       'eve@' + ALL: ('both', 'eve', ['ops'], None)}, got
+        assert got == {'ben@' + ALL: ('both', NAMES['ben'], ['staff'], None),
+                       'cleo@' + ALL: ('both', NAMES['cleo'], ['ops'], None),
+                       'eve@' + ALL: ('both', NAMES['eve'], ['ops'], None)}, got
         await logout(ca)
     run(scenario())
 
@@ -302,6 +304,29 @@ def test_adhoc_commands_show_the_directory_and_refuse_changes(env, run):
     run(scenario())
     r = env.ctl('srg-info', SRG, 'staff')
     assert '  ann@srg.local\n  ben@srg.local\n' in r.stdout, r.stdout
+
+
+def test_name_change_in_the_directory_is_pushed(env, run):
+    """Shared contacts are named by their cn; a new cn reaches an online
+    member as a roster push after the next refresh."""
+    def set_cn(cn):
+        ldapmodify(env.slapd, 'dn: uid=ben,ou=people,%s\nchangetype: modify\nreplace: cn\n'
+                              'cn: %s\n' % (SUFFIX, cn))
+
+    async def scenario():
+        ca, wa = await online(env, 'ann')
+        assert items(await roster(ca))['ben@' + SRG][1] == 'Ben Example'
+        set_cn('Benjamin Example')
+        try:
+            item = await wa.push('ben@' + SRG, timeout=8)
+            assert item['name'] == 'Benjamin Example', item
+            assert item['subscription'] == 'both' and 'staff' in item['groups'], item
+        finally:
+            set_cn('Ben Example')
+        item = await wa.push('ben@' + SRG, timeout=8)
+        assert item['name'] == 'Ben Example', item
+        await logout(ca)
+    run(scenario(), timeout=60)
 
 
 def test_directory_change_is_pushed_after_a_refresh(env, run):
@@ -350,7 +375,7 @@ def test_slapd_stopped_during_refreshes_keeps_the_groups(env, run):
             assert log.count(FAIL_LOG) == len(HOSTS), log
             assert log.count('cannot load the shared roster groups') == len(HOSTS), log
             # the groups are kept: nothing pushed, ben still in the roster
-            assert items(await roster(ca)) == {'ben@' + SRG: ('both', 'ben', ['staff'], None)}
+            assert items(await roster(ca)) == {'ben@' + SRG: ('both', NAMES['ben'], ['staff'], None)}
             assert not [p for p in wa.pushes if 'ben@' + SRG in p['roster']['items']]
             await wa.no_presence('ben@' + SRG, wait=0.2)
         finally:
@@ -359,7 +384,7 @@ def test_slapd_stopped_during_refreshes_keeps_the_groups(env, run):
         while BACK_LOG not in env.log():
             assert time.monotonic() < deadline, 'no "%s" in the log' % BACK_LOG
             await asyncio.sleep(0.1)
-        assert items(await roster(ca)) == {'ben@' + SRG: ('both', 'ben', ['staff'], None)}
+        assert items(await roster(ca)) == {'ben@' + SRG: ('both', NAMES['ben'], ['staff'], None)}
         await logout(ca, cb)
     run(scenario(), timeout=60)
 
@@ -373,20 +398,20 @@ def test_nested_groups_give_members_roster_items_and_presence(env, run):
     async def scenario():
         ca, wa = await online(env, 'ann', NESTED)
         got = items(await roster(ca))
-        assert got == {'ben@' + NESTED: ('both', 'ben', ['Team Chat'], None),
-                       'eve@' + NESTED: ('both', 'eve', ['Team Chat'], None)}, got
+        assert got == {'ben@' + NESTED: ('both', NAMES['ben'], ['Team Chat'], None),
+                       'eve@' + NESTED: ('both', NAMES['eve'], ['Team Chat'], None)}, got
         cb, wb = await online(env, 'ben', NESTED)
         got = items(await roster(cb))
-        assert got == {'ann@' + NESTED: ('both', 'ann', ['Team Chat'], None),
-                       'eve@' + NESTED: ('both', 'eve', ['Team Chat'], None)}, got
+        assert got == {'ann@' + NESTED: ('both', NAMES['ann'], ['Team Chat'], None),
+                       'eve@' + NESTED: ('both', NAMES['eve'], ['Team Chat'], None)}, got
         await wa.presence('ben@' + NESTED)
         await wb.presence('ann@' + NESTED)
         ce, we = await online(env, 'eve', NESTED)
         got = items(await roster(ce))
         # loop's members (cleo, and eve through ring) under loop's cn: no ou
-        assert got == {'ann@' + NESTED: ('both', 'ann', ['Team Chat'], None),
-                       'ben@' + NESTED: ('both', 'ben', ['Team Chat'], None),
-                       'cleo@' + NESTED: ('both', 'cleo', ['loop'], None)}, got
+        assert got == {'ann@' + NESTED: ('both', NAMES['ann'], ['Team Chat'], None),
+                       'ben@' + NESTED: ('both', NAMES['ben'], ['Team Chat'], None),
+                       'cleo@' + NESTED: ('both', NAMES['cleo'], ['loop'], None)}, got
         await wa.presence('eve@' + NESTED)
         await we.presence('ann@' + NESTED)
         await we.presence('ben@' + NESTED)
@@ -407,7 +432,7 @@ def test_nested_group_cycle_is_logged_once_and_expanded_once(env, run):
     async def scenario():
         cc, _ = await online(env, 'cleo', NESTED)
         got = items(await roster(cc))
-        assert got == {'eve@' + NESTED: ('both', 'eve', ['loop'], None)}, got
+        assert got == {'eve@' + NESTED: ('both', NAMES['eve'], ['loop'], None)}, got
         await logout(cc)
     run(scenario())
     r = env.ctl('srg-info', NESTED, 'loop')
@@ -423,7 +448,7 @@ def test_nested_depth_limit_leaves_deeper_groups_out(env, run):
     async def scenario():
         ca, _ = await online(env, 'ann', SHALLOW)
         got = items(await roster(ca))
-        assert got == {'ben@' + SHALLOW: ('both', 'ben', ['team'], None)}, got
+        assert got == {'ben@' + SHALLOW: ('both', NAMES['ben'], ['team'], None)}, got
         await logout(ca)
     run(scenario())
 
@@ -449,11 +474,11 @@ def test_groups_from_a_user_attribute(env, run):
     async def scenario():
         ca, wa = await online(env, 'ann', DEPT)
         got = items(await roster(ca))
-        assert got == {'ben@' + DEPT: ('both', 'ben', ['SALES'], None),
-                       'eve@' + DEPT: ('both', 'eve', ['SALES'], None)}, got
+        assert got == {'ben@' + DEPT: ('both', NAMES['ben'], ['SALES'], None),
+                       'eve@' + DEPT: ('both', NAMES['eve'], ['SALES'], None)}, got
         cc, wc = await online(env, 'cleo', DEPT)
         got = items(await roster(cc))
-        assert got == {'eve@' + DEPT: ('both', 'eve', ['ops'], None)}, got
+        assert got == {'eve@' + DEPT: ('both', NAMES['eve'], ['ops'], None)}, got
         cb, wb = await online(env, 'ben', DEPT)
         await wa.presence('ben@' + DEPT)
         await wb.presence('ann@' + DEPT)
