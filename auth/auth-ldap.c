@@ -189,3 +189,11 @@ const struct auth_vfuncs auth_ldap_vfuncs = {
 	.remove_user = NULL,
 	.cancel = ldap_cancel,
 };
+
+struct ldap_client *auth_ldap_client(const struct auth *a)
+{
+	for (size_t i = 0; a != NULL && i < a->nbackends; i++)
+		if (a->backends[i].v == &auth_ldap_vfuncs)
+			return ((struct ldap_auth *)a->backends[i].state)->client;
+	return NULL;
+}

@@ -22,7 +22,10 @@
  *   LDAPC_TEMPFAIL; a connection on a later server goes back to an earlier
  *   one when that one's interval has passed;
  * - an outage is LDAPC_TEMPFAIL, never LDAPC_NO_ENTRY or LDAPC_BAD_PASSWORD;
- * - passwords are wiped when jobs are freed and never logged.
+ * - passwords are wiped when jobs are freed and never logged;
+ * - a traced find (ldap_client_find_traced, for parleyctl ldap-test) runs
+ *   the very search of a login; the trace it keeps (servers tried, the
+ *   filter, the entries) lives in the job like every other result.
  */
 #include "auth/ldap-client.h"
 #include "server/log.h"
@@ -31,6 +34,7 @@
 #include <errno.h>
 #include <ldap.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -158,9 +162,14 @@ struct ldap_client_req {
 	char *dn;
 	struct ldap_attr *attrs;
 	size_t nattrs;
-	struct ldap_entry *entries;  /* LDAPC_SEARCH */
+	struct ldap_entry *entries;  /* LDAPC_SEARCH, and traced finds */
 	size_t nentries;
 	char error[256];
+	/* ldap_client_find_traced: what was sent and to whom */
+	bool traced;
+	char *filter;                /* as sent */
+	char *server;                /* the URI that answered the search */
+	struct buf trace;            /* servers tried or skipped, one line each */
 };
 
 /* A worker thread's connection. */
@@ -170,6 +179,23 @@ struct ldap_conn {
 	size_t server;               /* index of the server ld talks to */
 	bool service_bound;
 };
+
+/* A line of a traced job's server trace (worker thread: the job is its own). */
+static void job_trace(struct ldap_client_req *job, const char *fmt, ...) ATTR_PRINTF(2, 3);
+static void job_trace(struct ldap_client_req *job, const char *fmt, ...)
+{
+	if (!job->traced)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	char *line = NULL;
+	if (vasprintf(&line, fmt, ap) < 0)
+		log_fatal("out of memory");
+	va_end(ap);
+	buf_append_str(&job->trace, line);
+	buf_append_str(&job->trace, "\n");
+	free(line);
+}
 
 static struct timeval seconds_tv(double s)
 {
@@ -322,6 +348,8 @@ static int conn_ready(struct ldap_conn *k, struct ldap_client_req *job)
 	if (k->ld != NULL && k->server > 0) {
 		for (size_t i = 0; i < k->server; i++) {
 			if (!server_skipped(c, i, now)) {
+				job_trace(job, "%s: connection closed to go back to %s", c->servers[k->server].uri,
+				          c->servers[i].uri);
 				conn_close(k);     /* go back to the preferred server */
 				break;
 			}
@@ -332,25 +360,41 @@ static int conn_ready(struct ldap_conn *k, struct ldap_client_req *job)
 		if (rc != LDAP_SUCCESS) {
 			char err[200];
 			ld_error(k->ld, rc, "service bind", err, sizeof(err));
+			job_trace(job, "%s: open connection: %s", c->servers[k->server].uri, err);
 			size_t s = k->server;
 			conn_close(k);
 			if (rc_is_outage(rc) && rc != LDAP_SERVER_DOWN)
 				server_mark(c, s, false, err);
 		}
 	}
-	if (k->ld != NULL)
+	if (k->ld != NULL) {
+		job_trace(job, "%s: connection open, bound as %s", c->servers[k->server].uri,
+		          c->cfg.bind_dn != NULL ? c->cfg.bind_dn : "anonymous");
 		return 0;
+	}
 	char err[200] = "";
 	bool tried = false;
 	for (size_t i = 0; i < c->nservers; i++) {
-		if (server_skipped(c, i, now))
+		if (server_skipped(c, i, now)) {
+			if (job->traced) {
+				pthread_mutex_lock(&c->lock);
+				const struct ldap_server *s = &c->servers[i];
+				job_trace(job, "%s: skipped: down for %lld s, tried again in %lld s (last error: %s)",
+				          s->uri, (long long)(now - s->since), (long long)(s->down_until - now),
+				          s->last_error[0] != '\0' ? s->last_error : "none");
+				pthread_mutex_unlock(&c->lock);
+			}
 			continue;
+		}
 		tried = true;
 		int rc = conn_try(k, i, err, sizeof(err));
 		if (rc == LDAP_SUCCESS) {
+			job_trace(job, "%s: connected, bound as %s", c->servers[i].uri,
+			          c->cfg.bind_dn != NULL ? c->cfg.bind_dn : "anonymous");
 			server_mark(c, i, true, NULL);
 			return 0;
 		}
+		job_trace(job, "%s: %s", c->servers[i].uri, err);
 		server_mark(c, i, false, err);
 	}
 	if (!tried)
@@ -374,6 +418,8 @@ static enum ldap_client_result op_failed(struct ldap_conn *k, struct ldap_client
 		server_mark(k->c, s, false, job->error);
 	return LDAPC_TEMPFAIL;
 }
+
+static void attrs_free(struct ldap_attr *attrs, size_t n);
 
 static void copy_attrs_to(LDAP *ld, LDAPMessage *entry, char **names, struct ldap_attr **attrs_r,
                           size_t *nattrs_r)
@@ -444,6 +490,32 @@ static enum ldap_client_result search_all(struct ldap_conn *k, struct ldap_clien
 	return out;
 }
 
+/* A traced find: every entry of res in job->entries, with the attributes
+ * asked for. */
+static void trace_entries(struct ldap_conn *k, struct ldap_client_req *job, LDAPMessage *res,
+                          int count)
+{
+	for (size_t i = 0; i < job->nentries; i++) {
+		free(job->entries[i].dn);
+		attrs_free(job->entries[i].attrs, job->entries[i].nattrs);
+	}
+	free(job->entries);
+	job->entries = xcalloc(count > 0 ? (size_t)count : 1, sizeof(*job->entries));
+	job->nentries = 0;
+	if (res == NULL)
+		return;
+	for (LDAPMessage *e = ldap_first_entry(k->ld, res); e != NULL && job->nentries < (size_t)count;
+	     e = ldap_next_entry(k->ld, e)) {
+		char *dn = ldap_get_dn(k->ld, e);
+		struct ldap_entry *x = &job->entries[job->nentries++];
+		x->dn = xstrdup(dn != NULL ? dn : "");
+		if (dn != NULL)
+			ldap_memfree(dn);
+		if (job->attrs_in != NULL)
+			copy_attrs_to(k->ld, e, job->attrs_in, &x->attrs, &x->nattrs);
+	}
+}
+
 /* Find the user's entry: job->dn (and attributes).  LDAPC_OK or why not. */
 static enum ldap_client_result find_user(struct ldap_conn *k, struct ldap_client_req *job)
 {
@@ -454,9 +526,19 @@ static enum ldap_client_result find_user(struct ldap_conn *k, struct ldap_client
 	struct timeval tv = seconds_tv(c->cfg.timeout);
 	LDAPMessage *res = NULL;
 	int rc = ldap_search_ext_s(k->ld, c->cfg.base, LDAP_SCOPE_SUBTREE, filter, attrs, 0, NULL, NULL,
-	                           &tv, 2, &res);
+	                           &tv, LDAP_CLIENT_FIND_SIZELIMIT, &res);
 	enum ldap_client_result out;
 	int entries = res != NULL ? ldap_count_entries(k->ld, res) : 0;
+	if (job->traced) {
+		free(job->filter);
+		job->filter = xstrdup(filter);
+		xfree(&job->server);
+		if (rc_is_outage(rc))
+			job_trace(job, "%s: search: %s", c->servers[k->server].uri, ldap_err2string(rc));
+		else
+			job->server = xstrdup(c->servers[k->server].uri);
+		trace_entries(k, job, res, entries);
+	}
 	if (rc == LDAP_SIZELIMIT_EXCEEDED || entries > 1) {
 		snprintf(job->error, sizeof(job->error), "more than one entry under %s matches %s",
 		         c->cfg.base, filter);
@@ -599,6 +681,9 @@ static void job_free(struct ldap_client_req *job)
 	free(job->entries);
 	free(job->base);
 	free(job->dn);
+	free(job->filter);
+	free(job->server);
+	buf_free(&job->trace);
 	free(job);
 }
 
@@ -622,6 +707,17 @@ static void job_done(void *arg, enum worker_status status)
 		r.entries = job->entries;
 		r.nentries = job->nentries;
 		r.error = job->error[0] != '\0' ? job->error : NULL;
+	}
+	if (job->traced) {
+		r.base = job->c->cfg.base;
+		r.filter = job->filter;
+		r.server = job->server;
+		r.trace = job->trace.data != NULL ? job->trace.data : "";
+		if (status == WORKER_EXPIRED)
+			r.trace = "the request waited too long for a connection (the servers are slow or "
+			          "the queue is long)\n";
+		r.entries = job->entries;
+		r.nentries = job->nentries;
 	}
 	job->cb(&r, job->ctx);
 	job_free(job);
@@ -815,6 +911,16 @@ struct ldap_client_req *ldap_client_search(struct ldap_client *c, const char *ba
 {
 	return job_queue(c, job_new(c, LDAPC_SEARCH, filter, base != NULL ? base : c->cfg.base, NULL,
 	                            attrs, cb, ctx));
+}
+
+struct ldap_client_req *ldap_client_find_traced(struct ldap_client *c, const char *user,
+                                                const char *const *attrs, ldap_client_cb *cb,
+                                                void *ctx)
+{
+	struct ldap_client_req *job = job_new(c, LDAPC_FIND, user, NULL, NULL, attrs, cb, ctx);
+	job->traced = true;
+	job->filter = ldap_user_filter(&c->cfg.uids, c->cfg.filter, user);   /* sent or not */
+	return job_queue(c, job);
 }
 
 const char *ldap_client_base(const struct ldap_client *c)

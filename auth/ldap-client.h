@@ -75,6 +75,11 @@ struct ldap_reply {
 	const char *error;               /* what went wrong, for the log (never a password) */
 	const struct ldap_entry *entries;   /* LDAPC_SEARCH: every entry found */
 	size_t nentries;
+	/* ldap_client_find_traced only (NULL otherwise): */
+	const char *base;                /* the search sent: its base */
+	const char *filter;              /* and its filter, exactly as sent */
+	const char *server;              /* the server that answered it (NULL: none did) */
+	const char *trace;               /* one line per server tried or skipped, and why */
 };
 typedef void ldap_client_cb(const struct ldap_reply *r, void *ctx);
 
@@ -108,11 +113,31 @@ struct ldap_client_req *ldap_client_submit(struct ldap_client *c, enum ldap_clie
 struct ldap_client_req *ldap_client_search(struct ldap_client *c, const char *base,
                                            const char *filter, const char *const *attrs,
                                            ldap_client_cb *cb, void *ctx);
+/* The size limit of the search that finds a user's entry (LDAPC_FIND and the
+ * checks): a second entry makes the name ambiguous. */
+#define LDAP_CLIENT_FIND_SIZELIMIT 2
+
+/* LDAPC_FIND for diagnostics (parleyctl ldap-test): the same search as a
+ * login's (base, subtree, the filter of ldap_user_filter, size limit
+ * LDAP_CLIENT_FIND_SIZELIMIT) on the same connections, with attrs asked
+ * for (NULL: none).  The reply also holds the search sent (base, filter),
+ * the servers tried or skipped with the reason, the server that answered,
+ * and in entries every entry the search returned (for LDAPC_AMBIGUOUS too)
+ * with its attributes.  cb and the return value as for
+ * ldap_client_submit. */
+struct ldap_client_req *ldap_client_find_traced(struct ldap_client *c, const char *user,
+                                                const char *const *attrs, ldap_client_cb *cb,
+                                                void *ctx);
 /* The base of c's searches (its auth.ldap base). */
 const char *ldap_client_base(const struct ldap_client *c);
 
 /* The callback of r will not run; r is invalid afterwards. */
 void ldap_client_cancel(struct ldap_client_req *r);
+
+/* The client of the first ldap backend of host auth chain a, or NULL when
+ * the chain has none (auth/auth-ldap.c). */
+struct auth;
+struct ldap_client *auth_ldap_client(const struct auth *a);
 
 /* One line per server of every client: state, since when, last error. */
 void ldap_client_status_all(struct buf *out);

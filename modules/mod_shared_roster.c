@@ -149,6 +149,7 @@ struct srg_state {
 	bool dir_names;               /* names come from the source (src->names), not vCards */
 	void *names_handle;           /* dir_names: the read in flight */
 	bool load_failing;            /* the last load failed (logged once) */
+	double loaded_at;             /* wall-clock time of the last load that succeeded */
 	bool ldap;                    /* srg_ldap_start succeeded */
 	ev_timer refresh;             /* source ldap: reads the directory again */
 };
@@ -936,6 +937,7 @@ static void loaded(enum storage_result res, const struct srg_group *groups, size
 		return;
 	}
 	st->load_failing = false;
+	st->loaded_at = ev_time();
 	struct snapshot sn = {0};
 	if (st->loaded)
 		snapshot_take(st, &sn);
@@ -1502,6 +1504,41 @@ struct srg_admin *srg_admin_change(struct host *h, enum srg_admin_op op, const s
 	}
 	*result_r = SRG_ADMIN_OK;
 	return a;
+}
+
+/* ---- diagnostics ------------------------------------------------------------------- */
+
+int srg_groups_of(const struct host *h, const char *jid, struct srg_user_groups *out)
+{
+	memset(out, 0, sizeof(*out));
+	const struct srg_state *st = module_state(h, "shared_roster");
+	if (st == NULL)
+		return -1;
+	out->source = st->src->name;
+	out->loaded = st->loaded;
+	out->loaded_at = st->loaded_at;
+	out->load_failing = st->load_failing;
+	out->total = st->ngroups;
+	out->groups = xcalloc(st->ngroups + 1, sizeof(*out->groups));
+	for (size_t i = 0; i < st->ngroups; i++) {
+		const struct srg *g = &st->groups[i];
+		if (!member_of(st, g, jid))
+			continue;
+		struct srg_user_group *u = &out->groups[out->count++];
+		u->name = g->name;
+		u->label = g->label;
+		u->description = g->description;
+		u->members = g->members.count;
+		u->all = g->all;
+		u->online = g->online;
+	}
+	return 0;
+}
+
+void srg_user_groups_clear(struct srg_user_groups *g)
+{
+	free(g->groups);
+	memset(g, 0, sizeof(*g));
 }
 
 void srg_admin_cancel(struct srg_admin *a)

@@ -29,6 +29,7 @@
  * its type is not recognised or it is bigger than max_size.
  */
 #include "builtin.h"
+#include "vcard.h"
 #include "server/host.h"
 #include "server/hooks.h"
 #include "server/log.h"
@@ -582,6 +583,87 @@ static void vcard_stop(struct host *h, void *state)
 #endif
 	cache_clear(vs);
 	free(vs);
+}
+
+/* ---- the lookup for parleyctl ldap-test ------------------------------------- */
+
+const char *vcard_image_type(const unsigned char *data, size_t len)
+{
+	return image_type(data, len);
+}
+
+bool vcard_ldap_enabled(const struct host *h)
+{
+	const struct vcard_state *vs = module_state(h, "vcard");
+	return vs != NULL && vs->set->source == VCARD_SOURCE_LDAP;
+}
+
+struct vcard_ldap_probe {
+	struct vcard_state *vs;
+#ifdef HAVE_BACKEND_LDAP
+	struct ldap_client_req *lreq;
+#endif
+	char *user;
+	vcard_ldap_probe_cb *cb;
+	void *ctx;
+};
+
+#ifdef HAVE_BACKEND_LDAP
+/* Runs from the loop, or from ldap_client_free while vcard_stop runs (vs is
+ * still whole then). */
+static void vcard_probe_read(const struct ldap_reply *r, void *ctx)
+{
+	struct vcard_ldap_probe *p = ctx;
+	struct xml_node *vcard = NULL;
+	if (r->res == LDAPC_OK)
+		vcard = vcard_from_entry(p->vs, r, p->user);
+	else if (r->res == LDAPC_NO_ENTRY)
+		vcard = iq_payload_new("vCard", NS_VCARD);
+	p->cb(r, p->vs->attrs, vcard, p->ctx);
+	xml_unref(&vcard);
+	free(p->user);
+	free(p);
+}
+#endif
+
+struct vcard_ldap_probe *vcard_ldap_probe(const struct host *h, const char *user,
+                                          vcard_ldap_probe_cb *cb, void *ctx,
+                                          const char **error_r)
+{
+	struct vcard_state *vs = module_state(h, "vcard");
+	if (vs == NULL || vs->set->source != VCARD_SOURCE_LDAP) {
+		*error_r = "the vCards of this host do not come from the directory";
+		return NULL;
+	}
+#ifdef HAVE_BACKEND_LDAP
+	struct vcard_ldap_probe *p = xcalloc(1, sizeof(*p));
+	p->vs = vs;
+	p->user = xstrdup(user);
+	p->cb = cb;
+	p->ctx = ctx;
+	p->lreq = ldap_client_find_traced(vs->ldap, user, vs->attrs, vcard_probe_read, p);
+	if (p->lreq == NULL) {
+		*error_r = "the LDAP request queue is full";
+		free(p->user);
+		free(p);
+		return NULL;
+	}
+	return p;
+#else
+	*error_r = "parleyd was built without LDAP support";
+	return NULL;
+#endif
+}
+
+void vcard_ldap_probe_cancel(struct vcard_ldap_probe *p)
+{
+	if (p == NULL)
+		return;
+#ifdef HAVE_BACKEND_LDAP
+	ldap_client_cancel(p->lreq);
+#endif
+	free(p->user);
+	free(p);
 }
 
 const struct module_def mod_vcard = {

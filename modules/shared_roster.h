@@ -104,6 +104,34 @@ char *srg_ldap_unique_member_dn(const char *value);
 int srg_ldap_listing_filter(const char *const *present, const char *filter, char **filter_r,
                             char **error_r);
 
+/* The first search a load of h's groups sends (source ldap): its base and
+ * filter, malloc'd (ldap_groups_from entries: ldap_group_base, else the
+ * auth.ldap base, and ldap_group_filter; user_attribute: the search of the
+ * user entries).  -1 when h has no LDAP group source. */
+int srg_ldap_group_search(const struct host *h, char **base_r, char **filter_r);
+
+/* ---- diagnostics (parleyctl ldap-test) ------------------------------------ */
+
+struct srg_user_group {
+	const char *name, *label, *description;   /* label and description: "" when none */
+	size_t members;               /* members named in the group */
+	bool all, online;             /* @all@ / @online@ are members */
+};
+struct srg_user_groups {
+	const char *source;           /* "sql" or "ldap" */
+	bool loaded;                  /* a load has completed */
+	double loaded_at;             /* wall-clock time of the last load that succeeded */
+	bool load_failing;            /* the last load failed (the groups held are older) */
+	size_t total;                 /* groups held */
+	struct srg_user_group *groups;   /* malloc'd; strings borrowed until the loop runs again */
+	size_t count;
+};
+/* The groups of h held in memory (what rosters show) that have jid, a bare
+ * JID, as a member (@all@ and @online@ evaluated).  -1 when shared_roster
+ * does not run on h.  Clear with srg_user_groups_clear. */
+int srg_groups_of(const struct host *h, const char *jid, struct srg_user_groups *out);
+void srg_user_groups_clear(struct srg_user_groups *g);
+
 /* ---- administration ------------------------------------------------------- */
 
 /* Called once with the outcome: code as in enum ctl_code (server/ctl-proto.h),

@@ -826,6 +826,28 @@ static void *ldap_src_names(struct host *h, srg_source_names_cb *cb, void *ctx)
 	return op;
 }
 
+/* The filter that selects the groups, with its outer parentheses. */
+static char *group_filter(const struct srg_ldap_config *cfg)
+{
+	const char *f = cfg->group_filter;
+	return f[0] == '(' ? xstrdup(f) : xasprintf("(%s)", f);
+}
+
+int srg_ldap_group_search(const struct host *h, char **base_r, char **filter_r)
+{
+	const struct srg_ldap *l = instance_of(h);
+	if (l == NULL)
+		return -1;
+	if (l->cfg->groups_from == SRG_LDAP_FROM_USER_ATTR) {
+		*base_r = xstrdup(ldap_client_base(l->client));
+		*filter_r = xstrdup(l->users_filter);
+		return 0;
+	}
+	*base_r = xstrdup(l->cfg->group_base != NULL ? l->cfg->group_base : ldap_client_base(l->client));
+	*filter_r = group_filter(l->cfg);
+	return 0;
+}
+
 static void *ldap_src_load(struct host *h, srg_source_load_cb *cb, void *ctx)
 {
 	struct srg_ldap *l = instance_of(h);
@@ -841,8 +863,7 @@ static void *ldap_src_load(struct host *h, srg_source_load_cb *cb, void *ctx)
 		op->req = ldap_client_search(l->client, NULL, l->users_filter, attrs, attr_users_read,
 		                             op);
 	} else {
-		const char *f = cfg->group_filter;
-		char *filter = f[0] == '(' ? xstrdup(f) : xasprintf("(%s)", f);
+		char *filter = group_filter(cfg);
 		const char *attrs[7] = { NULL };
 		size_t n = 0;
 		attrs_add(attrs, &n, cfg->name_attr);

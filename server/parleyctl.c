@@ -301,7 +301,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: parleyctl [-c FILE] [--json] COMMAND [ARGS...]\n"
 	           "  -c FILE  configuration file (default %s/parley/parley.yml)\n"
 	           "  --json   JSON output (registered-users, connected-users, connected-users-info,\n"
-	           "           stats, list-commands)\n"
+	           "           stats, ldap-test, list-commands)\n"
 	           "commands:\n%s"
 	           "  %-20s %-20s %s\n"
 	           "exit codes: 0 ok (yes), 1 failed (no), 2 usage, 3 parleyd not reachable,\n"

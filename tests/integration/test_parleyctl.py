@@ -191,7 +191,8 @@ def test_list_commands_json_and_help_command(server):
                  'backup', 'restore', 'list-commands', 'help'):
         assert want in names, (want, names)
     assert {c['name'] for c in cmds if c['json']} == {
-        'registered-users', 'connected-users', 'connected-users-info', 'stats', 'list-commands'}
+        'registered-users', 'connected-users', 'connected-users-info', 'stats', 'ldap-test',
+        'list-commands'}
     r = server.ctl('help', 'kick-session')
     assert r.returncode == 0 and 'kick-session JID [REASON]' in r.stdout, (r.returncode, r.stdout)
     r = server.ctl('help', 'no-such-thing')
