@@ -67,15 +67,29 @@ start() {
         id mysql >/dev/null 2>&1 || die "running as root, and there is no 'mysql' user to run mariadbd as"
         run_as=(--user=mysql)
     fi
-    mkdir -p "$dir/data"
-    [ ${#run_as[@]} -eq 0 ] || chown mysql: "$dir" "$dir/data"
+    # A temporary directory of this server's own: several servers may be
+    # bootstrapped at once (make -j), and nothing of theirs meets in /tmp.
+    mkdir -p "$dir/data" "$dir/tmp"
+    [ ${#run_as[@]} -eq 0 ] || chown mysql: "$dir" "$dir/data" "$dir/tmp"
 
-    if ! "$install" --no-defaults --datadir="$dir/data" "${run_as[@]}" \
-        --auth-root-authentication-method=normal --skip-test-db --skip-name-resolve \
-        >"$dir/install.log" 2>&1; then
-        cat "$dir/install.log" >&2
-        die "mariadb-install-db failed"
-    fi
+    # One more try after a failed bootstrap, from an empty data directory
+    # (a bootstrap that lost a race for a shared resource of the machine).
+    local attempt
+    for attempt in 1 2; do
+        if "$install" --no-defaults --datadir="$dir/data" "${run_as[@]}" \
+            --auth-root-authentication-method=normal --skip-test-db --skip-name-resolve \
+            --tmpdir="$dir/tmp" >"$dir/install.log" 2>&1; then
+            break
+        fi
+        if [ "$attempt" = 2 ]; then
+            cat "$dir/install.log" >&2
+            die "mariadb-install-db failed"
+        fi
+        echo "mariadb.sh: mariadb-install-db failed; trying once more:" >&2
+        tail -n 5 "$dir/install.log" >&2
+        rm -rf "$dir/data" && mkdir -p "$dir/data"
+        [ ${#run_as[@]} -eq 0 ] || chown mysql: "$dir/data"
+    done
 
     local port="" try pid=""
     for try in 1 2 3 4 5 6 7 8; do
@@ -84,7 +98,7 @@ start() {
         # Durability is worth nothing here: no fsync, small buffers.
         "$mariadbd" --no-defaults --datadir="$dir/data" "${run_as[@]}" \
             --bind-address=127.0.0.1 --port="$port" --socket="$dir/mysqld.sock" \
-            --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" \
+            --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" --tmpdir="$dir/tmp" \
             --skip-name-resolve --skip-log-bin --character-set-server=utf8mb4 \
             --collation-server=utf8mb4_bin --innodb-buffer-pool-size=32M \
             --innodb-log-file-size=16M --innodb-flush-log-at-trx-commit=0 \
