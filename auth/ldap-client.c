@@ -32,6 +32,7 @@
 #include "server/worker.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <ldap.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -164,6 +165,9 @@ struct ldap_client_req {
 	size_t nattrs;
 	struct ldap_entry *entries;  /* LDAPC_SEARCH, and traced finds */
 	size_t nentries;
+	int size_limit;              /* LDAPC_SEARCH: asked of the server (0: none) */
+	bool partial_ok;             /* LDAPC_SEARCH: a size limit reached keeps what came */
+	bool truncated;              /* ... and it was reached */
 	char error[256];
 	/* ldap_client_find_traced: what was sent and to whom */
 	bool traced;
@@ -453,7 +457,8 @@ static void copy_attrs(LDAP *ld, LDAPMessage *entry, struct ldap_client_req *job
 	copy_attrs_to(ld, entry, job->attrs_in, &job->attrs, &job->nattrs);
 }
 
-/* LDAPC_SEARCH: every entry under job->base matching job->user (the filter). */
+/* LDAPC_SEARCH: every entry under job->base matching job->user (the filter),
+ * at most job->size_limit of them when it is set. */
 static enum ldap_client_result search_all(struct ldap_conn *k, struct ldap_client_req *job)
 {
 	struct ldap_client *c = k->c;
@@ -462,8 +467,12 @@ static enum ldap_client_result search_all(struct ldap_conn *k, struct ldap_clien
 	struct timeval tv = seconds_tv(c->cfg.timeout);
 	LDAPMessage *res = NULL;
 	int rc = ldap_search_ext_s(k->ld, job->base, LDAP_SCOPE_SUBTREE, job->user, attrs, 0, NULL,
-	                           NULL, &tv, 0, &res);
+	                           NULL, &tv, job->size_limit, &res);
 	enum ldap_client_result out = LDAPC_OK;
+	if (rc == LDAP_SIZELIMIT_EXCEEDED && job->partial_ok) {
+		job->truncated = true;
+		rc = LDAP_SUCCESS;
+	}
 	if (rc == LDAP_SIZELIMIT_EXCEEDED) {
 		snprintf(job->error, sizeof(job->error), "the server's size limit was reached searching "
 		         "%s under %s", job->user, job->base);
@@ -471,9 +480,9 @@ static enum ldap_client_result search_all(struct ldap_conn *k, struct ldap_clien
 	} else if (rc != LDAP_SUCCESS) {
 		out = op_failed(k, job, rc, "search");
 	} else {
-		int count = ldap_count_entries(k->ld, res);
+		int count = res != NULL ? ldap_count_entries(k->ld, res) : 0;
 		job->entries = xcalloc(count > 0 ? (size_t)count : 1, sizeof(*job->entries));
-		for (LDAPMessage *e = ldap_first_entry(k->ld, res); e != NULL;
+		for (LDAPMessage *e = res != NULL ? ldap_first_entry(k->ld, res) : NULL; e != NULL;
 		     e = ldap_next_entry(k->ld, e)) {
 			char *dn = ldap_get_dn(k->ld, e);
 			if (dn == NULL)
@@ -706,6 +715,7 @@ static void job_done(void *arg, enum worker_status status)
 		r.nattrs = job->nattrs;
 		r.entries = job->entries;
 		r.nentries = job->nentries;
+		r.truncated = job->truncated;
 		r.error = job->error[0] != '\0' ? job->error : NULL;
 	}
 	if (job->traced) {
@@ -923,9 +933,31 @@ struct ldap_client_req *ldap_client_find_traced(struct ldap_client *c, const cha
 	return job_queue(c, job);
 }
 
+struct ldap_client_req *ldap_client_search_limit(struct ldap_client *c, const char *base,
+                                                 const char *filter, const char *const *attrs,
+                                                 unsigned size_limit, ldap_client_cb *cb,
+                                                 void *ctx)
+{
+	struct ldap_client_req *job = job_new(c, LDAPC_SEARCH, filter,
+	                                      base != NULL ? base : c->cfg.base, NULL, attrs, cb, ctx);
+	job->size_limit = size_limit > INT_MAX ? INT_MAX : (int)size_limit;
+	job->partial_ok = true;
+	return job_queue(c, job);
+}
+
 const char *ldap_client_base(const struct ldap_client *c)
 {
 	return c->cfg.base;
+}
+
+const char *ldap_client_filter(const struct ldap_client *c)
+{
+	return c->cfg.filter;
+}
+
+const struct strlist *ldap_client_uids(const struct ldap_client *c)
+{
+	return &c->cfg.uids;
 }
 
 void ldap_client_cancel(struct ldap_client_req *r)

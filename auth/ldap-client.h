@@ -1,12 +1,14 @@
 /*
  * The LDAP client shared by the ldap auth method (auth/auth-ldap.c), the
- * LDAP vCard source (modules/mod_vcard.c) and the LDAP shared roster groups
- * (modules/srg-ldap.c, through ldap_client_search): a pool of connections to a list
- * of servers (failover in order), each connection owned by one thread of a
- * worker group, and the few directory operations Parley needs, all keyed by
- * a user name (find the user's entry, check a password by bind or compare,
- * change it with Password Modify).  Plus the escaping every value needs
- * before it goes into a filter (RFC 4515) or a DN (RFC 4514).
+ * LDAP vCard source (modules/mod_vcard.c), the LDAP shared roster groups
+ * (modules/srg-ldap.c, through ldap_client_search) and the LDAP user
+ * directory (modules/vjud-ldap.c, ldap_client_search_limit): a pool of
+ * connections to a list of servers (failover in order), each connection
+ * owned by one thread of a worker group, and the few directory operations
+ * Parley needs, all keyed by a user name (find the user's entry, check a
+ * password by bind or compare, change it with Password Modify).  Plus the
+ * escaping every value needs before it goes into a filter (RFC 4515) or a
+ * DN (RFC 4514).
  *
  * Public functions are for the loop thread, except the escaping ones, which
  * are pure and may be called anywhere.
@@ -75,6 +77,7 @@ struct ldap_reply {
 	const char *error;               /* what went wrong, for the log (never a password) */
 	const struct ldap_entry *entries;   /* LDAPC_SEARCH: every entry found */
 	size_t nentries;
+	bool truncated;                  /* ldap_client_search_limit: a size limit was reached */
 	/* ldap_client_find_traced only (NULL otherwise): */
 	const char *base;                /* the search sent: its base */
 	const char *filter;              /* and its filter, exactly as sent */
@@ -128,8 +131,18 @@ struct ldap_client_req *ldap_client_search(struct ldap_client *c, const char *ba
 struct ldap_client_req *ldap_client_find_traced(struct ldap_client *c, const char *user,
                                                 const char *const *attrs, ldap_client_cb *cb,
                                                 void *ctx);
+/* As ldap_client_search, asking the server for at most size_limit entries
+ * (0: no limit).  A size limit reached, this one or the server's own, is
+ * LDAPC_OK with the entries that came and r->truncated set. */
+struct ldap_client_req *ldap_client_search_limit(struct ldap_client *c, const char *base,
+                                                 const char *filter, const char *const *attrs,
+                                                 unsigned size_limit, ldap_client_cb *cb,
+                                                 void *ctx);
 /* The base of c's searches (its auth.ldap base). */
 const char *ldap_client_base(const struct ldap_client *c);
+/* c's auth.ldap filter (NULL when none) and uid attributes, as configured. */
+const char *ldap_client_filter(const struct ldap_client *c);
+const struct strlist *ldap_client_uids(const struct ldap_client *c);
 
 /* The callback of r will not run; r is invalid afterwards. */
 void ldap_client_cancel(struct ldap_client_req *r);
