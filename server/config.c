@@ -205,6 +205,26 @@ const struct cfg_node *cfg_get(const struct cfg_node *map, const char *key)
 	return NULL;
 }
 
+char *cfg_key_error(const struct cfg_node *map, const char *key, const char *section,
+                    const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *why = vfmt(fmt, ap);
+	va_end(ap);
+	const struct cfg_node *at = cfg_get(map, key);
+	if (at == NULL)
+		at = map;
+	char *msg;
+	if (at != NULL)
+		msg = xasprintf("%s:%u:%u: key '%s.%s': %s", at->file != NULL ? at->file : "?",
+		                at->key_line, at->key_column, section, key, why);
+	else
+		msg = xasprintf("key '%s.%s': %s", section, key, why);
+	free(why);
+	return msg;
+}
+
 /* A deep copy of n (siblings not included) whose nodes point at file. */
 static struct cfg_node *node_copy(const struct cfg_node *n, const char *file)
 {

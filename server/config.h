@@ -34,6 +34,11 @@ int cfg_load_string(const char *text, const char *file, struct cfg_node **root_r
 void cfg_free(struct cfg_node **root);
 /* The value of key in a map node, or NULL. */
 const struct cfg_node *cfg_get(const struct cfg_node *map, const char *key);
+/* A message about key of map: "file:line:column: key 'section.key': why"
+ * (where key was written; where the map was when it does not hold key;
+ * "key 'section.key': why" without a map).  Malloc'd. */
+char *cfg_key_error(const struct cfg_node *map, const char *key, const char *section,
+                    const char *fmt, ...) ATTR_PRINTF(4, 5);
 
 /* ---- option tables ---------------------------------------------------- */
 enum opt_type {

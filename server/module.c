@@ -135,6 +135,18 @@ static void *module_settings(const struct host_config *hc, const struct module_d
 	return settings;
 }
 
+/* def's own check of its settings against the rest of hc (0 without one). */
+static int module_check(const struct host_config *hc, const struct module_def *def,
+                        const void *settings, const struct cfg_node *opts, char **error_r)
+{
+	if (def->check == NULL)
+		return 0;
+	char *section = xasprintf("hosts.%s.modules.%s", hc->name, def->name);
+	int rc = def->check(hc, settings, opts, section, error_r);
+	free(section);
+	return rc;
+}
+
 int modules_check_host(const struct host_config *hc, char **error_r)
 {
 	if (check_module_names(hc, error_r) < 0)
@@ -147,8 +159,11 @@ int modules_check_host(const struct host_config *hc, char **error_r)
 		void *settings = module_settings(hc, def, opts, where, error_r);
 		if (settings == NULL)
 			return -1;
+		int rc = module_check(hc, def, settings, opts, error_r);
 		opt_free(def->options != NULL ? def->options : no_options, settings);
 		free(settings);
+		if (rc < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -204,6 +219,11 @@ static int module_start_one(struct host *h, const struct module_def *def, char *
 	free(section);
 	if (ret < 0) {
 		*error_r = err != NULL ? err : xasprintf("module '%s': bad options", def->name);
+		opt_free(defs, settings);
+		free(settings);
+		return -1;
+	}
+	if (module_check(h->cfg, def, settings, opts, error_r) < 0) {
 		opt_free(defs, settings);
 		free(settings);
 		return -1;

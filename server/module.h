@@ -22,6 +22,14 @@ struct module_def {
 	 * until stop).  Return -1 with a malloc'd *error_r to refuse. */
 	int (*start)(struct host *h, const void *settings, void **state_r, char **error_r);
 	void (*stop)(struct host *h, void *state);
+	/* Optional: check the applied settings against the rest of the host's
+	 * configuration (another module's options, auth), at the configuration
+	 * check and before start.  opts is the module's option map (NULL:
+	 * defaults only) and section its name in messages
+	 * ("hosts.example.com.modules.vjud").  -1 with a malloc'd *error_r
+	 * naming the file, line and key (cfg_key_error). */
+	int (*check)(const struct host_config *hc, const void *settings, const struct cfg_node *opts,
+	             const char *section, char **error_r);
 };
 
 void module_register(const struct module_def *m);
