@@ -23,7 +23,11 @@
  * client.c, on its worker group, with the host's auth.ldap settings) and
  * maps its attributes to vCard fields (the ldap_* options); a set is
  * <not-allowed/>.  Answers are cached for cache_ttl (an unknown user's
- * empty vCard too, a temporary failure never).  Attribute values that are
+ * empty vCard too, a temporary failure never); every vCard read from the
+ * directory runs the vcard_set hook, so that mod_avatar's photo hash follows
+ * the directory when the cached vCard is read again.  Other modules use the
+ * client, the mapping and the cache through modules/vcard.h (mod_vjud's
+ * LDAP search, mod_avatar's reads).  Attribute values that are
  * not valid UTF-8 text are left out; a photo is sent as BINVAL with a TYPE
  * detected from its first bytes (JPEG, PNG, GIF, WebP), and left out when
  * its type is not recognised or it is bigger than max_size.
@@ -56,7 +60,7 @@ struct vcard_settings {
 	unsigned cache_size;
 	/* source ldap: the attribute of each vCard field ("" leaves it out) */
 	char *ldap_fn, *ldap_family, *ldap_given, *ldap_nickname, *ldap_email, *ldap_tel;
-	char *ldap_orgname, *ldap_orgunit, *ldap_title;
+	char *ldap_orgname, *ldap_orgunit, *ldap_title, *ldap_locality;
 	struct strlist ldap_photo;
 };
 
@@ -91,6 +95,8 @@ static const struct opt_def vcard_options[] = {
 	  "source ldap: attribute of ORG/ORGUNIT" },
 	{ "ldap_title", OPT_STRING, VOFF(ldap_title), "title", NULL, 0, 0,
 	  "source ldap: attribute of TITLE" },
+	{ "ldap_locality", OPT_STRING, VOFF(ldap_locality), "l", NULL, 0, 0,
+	  "source ldap: attribute of ADR/LOCALITY" },
 	{ "ldap_photo", OPT_STRLIST, VOFF(ldap_photo), "jpegPhoto, thumbnailPhoto", NULL, 0, 0,
 	  "source ldap: attributes of PHOTO, the first one the entry has wins" },
 	OPT_END
@@ -128,6 +134,7 @@ struct vcard_state {
 #endif
 	struct vcard_cached *cache[VCARD_CACHE_BUCKETS];
 	unsigned cached;
+	struct pending_list fetches;   /* struct vcard_fetch: reads for other modules */
 };
 
 static struct vcard_op *op_new(struct vcard_state *vs, struct iq_request *req, const char *user)
@@ -385,6 +392,8 @@ static struct xml_node *vcard_from_entry(struct vcard_state *vs, const struct ld
 	}
 	if ((v = first_text(r, set->ldap_title)) != NULL)
 		add_text(vc, "TITLE", v);
+	if ((v = first_text(r, set->ldap_locality)) != NULL)
+		add_text(xml_add_child(vc, "ADR", NULL), "LOCALITY", v);
 	for (size_t p = 0; p < set->ldap_photo.count; p++) {
 		a = find_attr(r, set->ldap_photo.items[p]);
 		if (a == NULL || a->count == 0)
@@ -409,36 +418,52 @@ static struct xml_node *vcard_from_entry(struct vcard_state *vs, const struct ld
 	return vc;
 }
 
-static void vcard_ldap_read(const struct ldap_reply *r, void *ctx)
+/* The vCard of user from a directory answer, cached, with the vcard_set hook
+ * run (NULL with *res_r set when the directory failed; logged). */
+static struct xml_node *vcard_ldap_answer(struct vcard_state *vs, const struct ldap_reply *r,
+                                          const char *user, enum storage_result *res_r)
 {
-	struct vcard_op *op = ctx;
-	op->lreq = NULL;
-	struct vcard_state *vs = op->vs;
-	struct iq_request *req = op->req;
 	struct xml_node *vcard = NULL;
 	switch (r->res) {
 	case LDAPC_OK:
-		vcard = vcard_from_entry(vs, r, op->user);
+		vcard = vcard_from_entry(vs, r, user);
 		break;
 	case LDAPC_NO_ENTRY:
 		vcard = iq_payload_new("vCard", NS_VCARD);   /* like a user with none */
 		break;
 	case LDAPC_TEMPFAIL:
-		log_warning("vcard: %s@%s: %s", op->user, vs->host->name,
+		log_warning("vcard: %s@%s: %s", user, vs->host->name,
 		            r->error != NULL ? r->error : "the directory is unavailable");
+		*res_r = STORAGE_TEMPFAIL;
+		return NULL;
+	default:
+		log_error("vcard: %s@%s: %s", user, vs->host->name,
+		          r->error != NULL ? r->error : ldap_client_result_str(r->res));
+		*res_r = STORAGE_ERROR;
+		return NULL;
+	}
+	cache_put(vs, user, vcard);
+	/* mod_avatar follows the photo of the directory. */
+	struct hook_vcard hv = { .user = user, .vcard = vcard };
+	hook_run(vs->host, HOOK_VCARD_SET, &hv);
+	*res_r = STORAGE_OK;
+	return vcard;
+}
+
+static void vcard_ldap_read(const struct ldap_reply *r, void *ctx)
+{
+	struct vcard_op *op = ctx;
+	op->lreq = NULL;
+	struct iq_request *req = op->req;
+	enum storage_result res;
+	struct xml_node *vcard = vcard_ldap_answer(op->vs, r, op->user, &res);
+	if (vcard != NULL)
+		iq_result(req, vcard);
+	else if (res == STORAGE_TEMPFAIL)
 		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE,
 		                      "the directory is unavailable; try again later");
-		op_free(op);
-		return;
-	default:
-		log_error("vcard: %s@%s: %s", op->user, vs->host->name,
-		          r->error != NULL ? r->error : ldap_client_result_str(r->res));
+	else
 		iq_error(req, SE_INTERNAL_SERVER_ERROR, NULL);
-		op_free(op);
-		return;
-	}
-	cache_put(vs, op->user, vcard);
-	iq_result(req, vcard);
 	xml_unref(&vcard);
 	op_free(op);
 }
@@ -506,6 +531,166 @@ static void vcard_iq(struct iq_request *req, void *ctx)
 	free(text);
 }
 
+/* ---- for other modules (vcard.h) --------------------------------------------- */
+
+bool vcard_config_ldap(const struct host_config *hc)
+{
+	const struct cfg_node *named = hc->modules != NULL ? cfg_get(hc->modules, "vcard") : NULL;
+	bool enabled = false;
+	const struct cfg_node *opts = config_module(hc, "vcard", &enabled);
+	if (named != NULL && !enabled)
+		return false;                  /* vcard: false */
+	struct vcard_settings set;
+	memset(&set, 0, sizeof(set));
+	char *err = NULL;
+	char *section = xasprintf("hosts.%s.modules.vcard", hc->name);
+	bool ldap = false;
+	if (opt_apply(vcard_options, opts, section, &set, &err) == 0)
+		ldap = set.source == VCARD_SOURCE_LDAP;
+	else
+		free(err);                     /* the module's own check reports it */
+	opt_free(vcard_options, &set);
+	free(section);
+	return ldap;
+}
+
+/* The running state of h's vcard module when it reads from LDAP, or NULL. */
+static struct vcard_state *ldap_state(struct host *h)
+{
+	struct vcard_state *vs = module_state(h, "vcard");
+	if (vs == NULL || vs->set->source != VCARD_SOURCE_LDAP)
+		return NULL;
+	return vs;
+}
+
+static const char *mapped(const char *attr)
+{
+	return attr != NULL && *attr != '\0' ? attr : NULL;
+}
+
+struct ldap_client *vcard_ldap_directory(struct host *h, const char *attrs_r[VF_COUNT])
+{
+#ifdef HAVE_BACKEND_LDAP
+	struct vcard_state *vs = ldap_state(h);
+	if (vs == NULL)
+		return NULL;
+	const struct vcard_settings *set = vs->set;
+	const struct strlist *uids = ldap_client_uids(vs->ldap);
+	attrs_r[VF_USER] = uids->count > 0 ? mapped(uids->items[0]) : NULL;
+	attrs_r[VF_FN] = mapped(set->ldap_fn);
+	attrs_r[VF_FIRST] = mapped(set->ldap_given);
+	attrs_r[VF_LAST] = mapped(set->ldap_family);
+	attrs_r[VF_NICK] = mapped(set->ldap_nickname);
+	attrs_r[VF_EMAIL] = mapped(set->ldap_email);
+	attrs_r[VF_LOCALITY] = mapped(set->ldap_locality);
+	attrs_r[VF_ORG] = mapped(set->ldap_orgname);
+	return vs->ldap;
+#else
+	(void)h;
+	(void)attrs_r;
+	return NULL;
+#endif
+}
+
+struct vcard_fetch {
+	struct pending_link link;      /* first: the state's list of fetches */
+	struct vcard_state *vs;
+	char *user;
+	vcard_fetch_cb *cb;
+	void *ctx;
+#ifdef HAVE_BACKEND_LDAP
+	struct ldap_client_req *lreq;
+#endif
+	ev_timer later;                /* a cached vCard or a full queue, answered from the loop */
+	enum storage_result res;
+	struct xml_node *vcard;
+};
+
+static void fetch_free(struct vcard_fetch *f)
+{
+	pending_remove(&f->link);
+	ev_timer_stop(server.loop, &f->later);
+	xml_unref(&f->vcard);
+	free(f->user);
+	free(f);
+}
+
+static void fetch_deliver(struct vcard_fetch *f)
+{
+	vcard_fetch_cb *cb = f->cb;
+	void *ctx = f->ctx;
+	enum storage_result res = f->res;
+	struct xml_node *vcard = f->vcard;
+	f->vcard = NULL;
+	fetch_free(f);
+	cb(res, vcard, ctx);
+	xml_unref(&vcard);
+}
+
+static void fetch_later(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	fetch_deliver((struct vcard_fetch *)((char *)w - offsetof(struct vcard_fetch, later)));
+}
+
+#ifdef HAVE_BACKEND_LDAP
+static void fetch_read(const struct ldap_reply *r, void *ctx)
+{
+	struct vcard_fetch *f = ctx;
+	f->lreq = NULL;
+	f->vcard = vcard_ldap_answer(f->vs, r, f->user, &f->res);
+	fetch_deliver(f);
+}
+#endif
+
+struct vcard_fetch *vcard_ldap_fetch(struct host *h, const char *user, vcard_fetch_cb *cb,
+                                     void *ctx)
+{
+	struct vcard_state *vs = ldap_state(h);
+	if (vs == NULL)
+		return NULL;
+	struct vcard_fetch *f = xcalloc(1, sizeof(*f));
+	f->vs = vs;
+	f->user = xstrdup(user);
+	f->cb = cb;
+	f->ctx = ctx;
+	ev_timer_init(&f->later, fetch_later, 0, 0);
+	pending_add(&vs->fetches, &f->link);
+	const struct xml_node *cached = cache_get(vs, user);
+	if (cached != NULL) {
+		f->res = STORAGE_OK;
+		f->vcard = xml_copy(cached);
+		ev_timer_start(server.loop, &f->later);
+		return f;
+	}
+#ifdef HAVE_BACKEND_LDAP
+	f->lreq = ldap_client_submit(vs->ldap, LDAPC_FIND, f->user, NULL, vs->attrs, fetch_read, f);
+	if (f->lreq != NULL)
+		return f;
+#endif
+	f->res = STORAGE_TEMPFAIL;
+	ev_timer_start(server.loop, &f->later);
+	return f;
+}
+
+void vcard_ldap_fetch_cancel(struct vcard_fetch *f)
+{
+	if (f == NULL)
+		return;
+#ifdef HAVE_BACKEND_LDAP
+	ldap_client_cancel(f->lreq);
+#endif
+	fetch_free(f);
+}
+
+/* Stop: reads still under way are dropped (their modules stopped before). */
+static void vcard_fetches_stop(struct vcard_state *vs)
+{
+	while (vs->fetches.head != NULL)
+		vcard_ldap_fetch_cancel((struct vcard_fetch *)(void *)vs->fetches.head);
+}
+
 static const struct builtin_iq vcard_iqs[] = {
 	{ IQ_SCOPE_USER, NS_VCARD, IQ_PARALLEL, vcard_iq },
 };
@@ -520,7 +705,7 @@ static int vcard_start(struct host *h, const void *settings, void **state_r, cha
 		const struct vcard_settings *set = vs->set;
 		const char *fields[] = { set->ldap_fn, set->ldap_family, set->ldap_given, set->ldap_nickname,
 		                         set->ldap_email, set->ldap_tel, set->ldap_orgname,
-		                         set->ldap_orgunit, set->ldap_title };
+		                         set->ldap_orgunit, set->ldap_title, set->ldap_locality };
 		size_t n = 0;
 		for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
 			if (fields[i] != NULL && *fields[i] != '\0')
@@ -578,6 +763,7 @@ static void vcard_stop(struct host *h, void *state)
 #endif
 		/* else: inside its callback, which frees it */
 	}
+	vcard_fetches_stop(vs);
 #ifdef HAVE_BACKEND_LDAP
 	ldap_client_free(&vs->ldap);
 #endif

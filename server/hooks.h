@@ -34,7 +34,9 @@ struct host;
  * session manager, before presence_in and delivery; HOOK_STOP when a
  * module took it (mod_blocking drops or bounces what a block forbids). */
 #define HOOK_STANZA_IN            "stanza_in"            /* struct hook_packet */
-/* A user stored a new vCard (mod_vcard, after storage said OK). */
+/* A user's vCard is new: the user stored it (mod_vcard, after storage said
+ * OK), or mod_vcard read it from the directory (source ldap: each read
+ * that is not from its cache; listeners compare with what they knew). */
 #define HOOK_VCARD_SET            "vcard_set"            /* struct hook_vcard */
 /* A user's roster item changed (added, changed, or removed: subscription
  * SUB_REMOVE); run by roster_push, before the push goes out. */
