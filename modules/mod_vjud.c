@@ -15,15 +15,20 @@
  * - At most max_results users are answered (the form result's title says
  *   when more matched); with search_all false only users whose vCard holds
  *   <CLASS><PUBLIC/></CLASS> are found.
- * - The search runs in the directory source (vjud.h): the storage's vCard
- *   index by default.  Every call runs through a struct vjud_op on the
- *   module's list; stop answers their requests and cancels the calls; a
- *   temporary failure is <service-unavailable/> of type wait, never "no
- *   match".
- * - At start the vCards stored before the index existed are indexed (one
- *   storage call; the count is logged).
+ * - The search runs in the directory source (vjud.h): where the host's
+ *   vCards come from (source auto): the storage's vCard index, or the LDAP
+ *   directory when the vcard module reads from it (vjud-ldap.c).  An
+ *   explicit source that does not match the vcard module, and search_all
+ *   false or an auth.ldap filter with %u on an LDAP host, are refused by
+ *   the configuration check (vjud_check).  Every call runs through a struct
+ *   vjud_op on the module's list; stop answers their requests and cancels
+ *   the calls; a temporary failure is <service-unavailable/> of type wait,
+ *   never "no match".
+ * - At start, with the storage source, the vCards stored before the index
+ *   existed are indexed (one storage call; the count is logged).
  */
 #include "builtin.h"
+#include "vcard.h"
 #include "vjud.h"
 #include "server/host.h"
 #include "server/hooks.h"
@@ -41,15 +46,17 @@ struct vjud_settings {
 	int source;
 };
 
-static const char *const source_names[] = { "sql", NULL };
+enum { VJUD_SOURCE_AUTO, VJUD_SOURCE_SQL, VJUD_SOURCE_LDAP };
+static const char *const source_names[] = { "auto", "sql", "ldap", NULL };
 
 static const struct opt_def vjud_options[] = {
 	{ "max_results", OPT_UINT, offsetof(struct vjud_settings, max_results), "30", NULL, 1, 1000,
 	  "most users one search answers" },
 	{ "search_all", OPT_BOOL, offsetof(struct vjud_settings, search_all), "true", NULL, 0, 0,
 	  "find every user with a vCard; false: only users whose vCard has <CLASS><PUBLIC/></CLASS>" },
-	{ "source", OPT_ENUM, offsetof(struct vjud_settings, source), "sql", source_names, 0, 0,
-	  "where the directory is searched: sql (the vCards of the host's storage)" },
+	{ "source", OPT_ENUM, offsetof(struct vjud_settings, source), "auto", source_names, 0, 0,
+	  "where the directory is searched: auto (where the vcard module reads vCards), sql (the "
+	  "vCards of the host's storage) or ldap (the auth.ldap directory, as vcard source ldap)" },
 	OPT_END
 };
 
@@ -338,19 +345,81 @@ static const struct builtin_iq vjud_iqs[] = {
 	{ IQ_SCOPE_SERVER, NS_SEARCH, IQ_PARALLEL, vjud_iq },
 };
 
+/* The source settings choose on hc (auto resolved). */
+static int effective_source(const struct host_config *hc, const struct vjud_settings *set)
+{
+	if (set->source != VJUD_SOURCE_AUTO)
+		return set->source;
+	return vcard_config_ldap(hc) ? VJUD_SOURCE_LDAP : VJUD_SOURCE_SQL;
+}
+
+static int vjud_check(const struct host_config *hc, const void *settings,
+                      const struct cfg_node *opts, const char *section, char **error_r)
+{
+	const struct vjud_settings *set = settings;
+	bool vcard_ldap = vcard_config_ldap(hc);
+	if (set->source == VJUD_SOURCE_LDAP && !vcard_ldap) {
+		*error_r = cfg_key_error(opts, "source", section, "ldap searches the directory the vcard "
+		                         "module reads, but this host's vCards are not read from LDAP "
+		                         "(set modules.vcard.source: ldap, or use source: auto)");
+		return -1;
+	}
+	if (set->source == VJUD_SOURCE_SQL && vcard_ldap) {
+		*error_r = cfg_key_error(opts, "source", section, "this host's vCards come from LDAP "
+		                         "(modules.vcard.source: ldap), so the storage holds none to "
+		                         "search (use source: auto or ldap)");
+		return -1;
+	}
+	if (effective_source(hc, set) != VJUD_SOURCE_LDAP)
+		return 0;
+#ifndef HAVE_BACKEND_LDAP
+	*error_r = cfg_key_error(opts, "source", section, "parleyd was built without LDAP support");
+	return -1;
+#else
+	if (!set->search_all) {
+		*error_r = cfg_key_error(opts, "search_all", section, "false cannot be honoured when "
+		                         "the directory is LDAP: the consent is a <CLASS><PUBLIC/></CLASS> "
+		                         "users store in their vCard, and directory vCards are read-only "
+		                         "(remove search_all, or narrow who is found with auth.ldap.filter)");
+		return -1;
+	}
+	if (vjud_ldap_filter_uses_user(hc->auth.ldap.filter)) {
+		*error_r = cfg_key_error(hc->auth.ldap.node, "filter", "auth.ldap", "%%u cannot be "
+		                         "filled in by a directory search (%s uses this filter): write "
+		                         "the filter without %%u", section);
+		return -1;
+	}
+	return 0;
+#endif
+}
+
 static int vjud_start(struct host *h, const void *settings, void **state_r, char **error_r)
 {
 	struct vjud_state *vs = xcalloc(1, sizeof(*vs));
 	vs->host = h;
 	vs->set = settings;
 	vs->src = &vjud_source_sql;
+#ifdef HAVE_BACKEND_LDAP
+	if (effective_source(h->cfg, vs->set) == VJUD_SOURCE_LDAP) {
+		const char *attrs[VF_COUNT];
+		if (vcard_ldap_directory(h, attrs) == NULL) {
+			*error_r = xstrdup("source ldap: the vcard module does not run on this host with "
+			                   "source ldap");
+			free(vs);
+			return -1;
+		}
+		vs->src = &vjud_source_ldap;
+	}
+#endif
 	if (builtin_iq_register(h, vjud_iqs, ARRAY_SIZE(vjud_iqs), vs, error_r) < 0) {
 		free(vs);
 		return -1;
 	}
 	host_add_feature(h, NS_SEARCH);
 	hook_add(h, HOOK_DISCO_INFO, 50, vjud_disco, vs);
-	vs->reindex = storage_vcard_reindex(h->storage, h->name, reindexed, vs);
+	if (vs->src == &vjud_source_sql)
+		vs->reindex = storage_vcard_reindex(h->storage, h->name, reindexed, vs);
+	log_debug("vjud %s: searches go to the %s source", h->name, vs->src->name);
 	*state_r = vs;
 	return 0;
 }
@@ -386,4 +455,5 @@ const struct module_def mod_vjud = {
 	.default_enabled = false,
 	.start = vjud_start,
 	.stop = vjud_stop,
+	.check = vjud_check,
 };

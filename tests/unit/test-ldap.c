@@ -1,7 +1,8 @@
 /*
  * Unit tests for the LDAP client's escaping: filter values (RFC 4515), DN
- * attribute values (RFC 4514) and the user search filter built from the
- * configuration.  Pure functions: no server needed.
+ * attribute values (RFC 4514), the user search filter built from the
+ * configuration, and the filter of the LDAP user directory (XEP-0055)
+ * built from search terms.  Pure functions: no server needed.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 
 #include "auth/ldap-client.h"
 #include "modules/shared_roster.h"
+#include "modules/vjud.h"
 
 static void check_filter_escape(const char *in, size_t len, const char *want)
 {
@@ -161,6 +163,95 @@ static void test_listing_filter(void **state)
 	free(err);
 }
 
+/* The attributes of the vcard module's defaults. */
+static const char *const vj_attrs[VF_COUNT] = {
+	[VF_USER] = "uid", [VF_FN] = "cn", [VF_FIRST] = "givenName", [VF_LAST] = "sn",
+	[VF_NICK] = "displayName", [VF_EMAIL] = "mail", [VF_LOCALITY] = "l", [VF_ORG] = "o",
+};
+
+static void check_vjud_filter(const char *const *attrs, const char *auth_filter,
+                              const struct vcard_term *terms, size_t n, const char *want)
+{
+	char *got = vjud_ldap_filter(attrs, auth_filter, terms, n);
+	if (want == NULL) {
+		assert_null(got);
+		return;
+	}
+	assert_non_null(got);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static void test_vjud_filter_terms(void **state)
+{
+	(void)state;
+	const struct vcard_term exact[] = { { VF_LAST, "Smith", false } };
+	check_vjud_filter(vj_attrs, NULL, exact, 1, "(&(uid=*)(sn=Smith))");
+	/* the auth filter ANDed, with or without its parentheses, %% a percent */
+	check_vjud_filter(vj_attrs, "(objectClass=inetOrgPerson)", exact, 1,
+	                  "(&(uid=*)(objectClass=inetOrgPerson)(sn=Smith))");
+	check_vjud_filter(vj_attrs, "objectClass=person", exact, 1,
+	                  "(&(uid=*)(objectClass=person)(sn=Smith))");
+	check_vjud_filter(vj_attrs, "(description=100%%)", exact, 1,
+	                  "(&(uid=*)(description=100%)(sn=Smith))");
+	/* a prefix keeps its one '*'; several terms are ANDed */
+	const struct vcard_term several[] = {
+		{ VF_FN, "ann sm", true }, { VF_EMAIL, "ann@example.org", false },
+		{ VF_USER, "ann", false }, { VF_FIRST, "Ann", false }, { VF_NICK, "annie", true },
+		{ VF_LOCALITY, "Lyon", false }, { VF_ORG, "Acme", false },
+	};
+	check_vjud_filter(vj_attrs, NULL, several, 7,
+	                  "(&(uid=*)(cn=ann sm*)(mail=ann@example.org)(uid=ann)(givenName=Ann)"
+	                  "(displayName=annie*)(l=Lyon)(o=Acme))");
+	/* "*" alone matches anything: no assertion */
+	const struct vcard_term star[] = { { VF_FN, "", true }, { VF_LAST, "Smith", false } };
+	check_vjud_filter(vj_attrs, NULL, star, 2, "(&(uid=*)(sn=Smith))");
+	check_vjud_filter(vj_attrs, NULL, star, 1, "(&(uid=*))");
+}
+
+static void test_vjud_filter_escapes(void **state)
+{
+	(void)state;
+	const struct vcard_term inj[] = { { VF_USER, "*)(uid=*", false } };
+	check_vjud_filter(vj_attrs, NULL, inj, 1, "(&(uid=*)(uid=\\2a\\29\\28uid=\\2a))");
+	const struct vcard_term inj_prefix[] = { { VF_FN, "a)(|(cn=*", true } };
+	check_vjud_filter(vj_attrs, NULL, inj_prefix, 1, "(&(uid=*)(cn=a\\29\\28|\\28cn=\\2a*))");
+	/* a '*' inside a prefix value is data, only the last one is the prefix */
+	const struct vcard_term inner[] = { { VF_FN, "a*b", true }, { VF_LAST, "x\\2a", false } };
+	check_vjud_filter(vj_attrs, NULL, inner, 2, "(&(uid=*)(cn=a\\2ab*)(sn=x\\5c2a))");
+	const struct vcard_term utf8[] = { { VF_LAST, "M\xc3\xbcller", false } };
+	check_vjud_filter(vj_attrs, NULL, utf8, 1, "(&(uid=*)(sn=M\xc3\xbcller))");
+}
+
+static void test_vjud_filter_unmapped(void **state)
+{
+	(void)state;
+	const char *attrs[VF_COUNT];
+	memcpy(attrs, vj_attrs, sizeof(attrs));
+	attrs[VF_LOCALITY] = NULL;
+	/* a value for a field the directory does not map: nobody matches */
+	const struct vcard_term city[] = { { VF_LAST, "Smith", false }, { VF_LOCALITY, "Lyon", false } };
+	check_vjud_filter(attrs, NULL, city, 2, NULL);
+	const struct vcard_term city_prefix[] = { { VF_LOCALITY, "Ly", true } };
+	check_vjud_filter(attrs, NULL, city_prefix, 1, NULL);
+	/* "*" on it still matches anything */
+	const struct vcard_term city_any[] = { { VF_LOCALITY, "", true } };
+	check_vjud_filter(attrs, NULL, city_any, 1, "(&(uid=*))");
+	/* no user name attribute: no JIDs to answer */
+	attrs[VF_USER] = NULL;
+	check_vjud_filter(attrs, NULL, city_any, 1, NULL);
+}
+
+static void test_vjud_filter_uses_user(void **state)
+{
+	(void)state;
+	assert_false(vjud_ldap_filter_uses_user(NULL));
+	assert_false(vjud_ldap_filter_uses_user("(objectClass=person)"));
+	assert_false(vjud_ldap_filter_uses_user("(description=100%%u)"));
+	assert_true(vjud_ldap_filter_uses_user("(memberUid=%u)"));
+	assert_true(vjud_ldap_filter_uses_user("(a=%%)(b=%u)"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -171,6 +262,10 @@ int main(void)
 		cmocka_unit_test(test_user_filter),
 		cmocka_unit_test(test_unique_member_dn),
 		cmocka_unit_test(test_listing_filter),
+		cmocka_unit_test(test_vjud_filter_terms),
+		cmocka_unit_test(test_vjud_filter_escapes),
+		cmocka_unit_test(test_vjud_filter_unmapped),
+		cmocka_unit_test(test_vjud_filter_uses_user),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
