@@ -21,6 +21,18 @@
  *   session already sent presence without the hash, that presence goes
  *   out again with it.
  *
+ * On a host whose vCards come from LDAP (vcard: { source: ldap }) the hash
+ * is the SHA-1 of the photo the vcard module puts into the user's vCard
+ * (jpegPhoto or thumbnailPhoto, as its ldap_photo option says), read
+ * through that module (vcard_ldap_fetch: its cache, else the directory on
+ * its LDAP worker group) at the first session's open.  Each time the vcard
+ * module reads the vCard from the directory again (its cache expired), its
+ * vcard_set hook brings the new hash here.  While the hash is not known
+ * (the read is under way, or failed) the presence carries an empty
+ * <x xmlns='vcard-temp:x:update'/>, XEP-0153's "not ready to advertise an
+ * image", in place of any the client put there: the client cannot know
+ * the directory's photo.
+ *
  * Invariants:
  * - A user has a cache entry while it has a session; the hash is computed
  *   when a vCard is stored (from the stored text at login) and cached, so
@@ -28,10 +40,11 @@
  * - The presence this module sends again runs through user_send_packet
  *   like one the client sent (mod_presence broadcasts it), from the
  *   session's remembered presence.
- * - Every storage call is a struct av_op on the module's pending list;
- *   stop cancels them.
+ * - Every storage call or vCard read is a struct av_op on the module's
+ *   pending list; stop cancels them.
  */
 #include "builtin.h"
+#include "vcard.h"
 #include "server/host.h"
 #include "server/hooks.h"
 #include "server/sm.h"
@@ -70,11 +83,13 @@ struct av_op {
 	struct pending_link link;      /* first */
 	struct av_state *as;           /* NULL once orphaned */
 	struct storage_req *sreq;
+	struct vcard_fetch *fetch;     /* vCards from LDAP: the read through mod_vcard */
 	char *user;
 };
 
 struct av_state {
 	struct host *host;
+	bool ldap;                     /* the host's vCards come from LDAP */
 	struct pending_list ops;
 	struct av_user **users;
 };
@@ -133,12 +148,25 @@ static void op_free(struct av_op *op)
 	free(op);
 }
 
+/* Cancel what op waits for; false when it waits for nothing (it is inside
+ * its callback). */
+static bool op_cancel(struct av_op *op)
+{
+	if (op->sreq != NULL) {
+		storage_cancel(op->sreq);
+		return true;
+	}
+	if (op->fetch != NULL) {
+		vcard_ldap_fetch_cancel(op->fetch);
+		return true;
+	}
+	return false;
+}
+
 static void user_free(struct av_user *u)
 {
-	if (u->load != NULL && u->load->sreq != NULL) {
-		storage_cancel(u->load->sreq);
+	if (u->load != NULL && op_cancel(u->load))
 		op_free(u->load);
-	}
 	free(u->hash);
 	free(u->name);
 	free(u);
@@ -154,6 +182,16 @@ static void stamp(struct xml_node *p, const char *hash)
 	struct xml_node *photo = xml_add_child(x, "photo", NS_VCARD_UPDATE);
 	if (*hash != '\0')
 		xml_add_text(photo, hash, strlen(hash));
+}
+
+/* Replace the update element of presence p with an empty one: XEP-0153's
+ * "not ready to advertise an image" (hash not known yet). */
+static void stamp_not_ready(struct xml_node *p)
+{
+	struct xml_node *x;
+	while ((x = xml_child(p, "x", NS_VCARD_UPDATE)) != NULL)
+		xml_remove(x);
+	xml_add_child(p, "x", NS_VCARD_UPDATE);
 }
 
 /* Whether presence p already carries exactly our hash. */
@@ -234,6 +272,33 @@ static void vcard_loaded(enum storage_result res, const char *text, void *ctx)
 	op_free(op);
 }
 
+/* A vCard read from the directory through mod_vcard (hosts with vCards from
+ * LDAP). */
+static void vcard_fetched(enum storage_result res, const struct xml_node *vcard, void *ctx)
+{
+	struct av_op *op = ctx;
+	op->fetch = NULL;
+	struct av_state *as = op->as;
+	if (as == NULL) {
+		op_free(op);
+		return;
+	}
+	struct av_user *u = user_get(as, op->user);
+	if (u != NULL && u->load == op)
+		u->load = NULL;
+	if (res != STORAGE_OK) {
+		log_warning("avatar %s: the vCard of %s cannot be read from the directory (%s); "
+		            "presence says the avatar is not known until the vCard is read again",
+		            as->host->name, op->user, storage_result_str(res));
+	} else if (u != NULL && !u->known) {
+		/* (a read from the directory itself ran the vcard_set hook first) */
+		u->hash = avatar_photo_hash(vcard);
+		u->known = true;
+		resend(as, u);
+	}
+	op_free(op);
+}
+
 /* ---- hooks ------------------------------------------------------------------------------ */
 
 static enum hook_result avatar_opened(struct host *h, void *args, void *ctx)
@@ -254,7 +319,15 @@ static enum hook_result avatar_opened(struct host *h, void *args, void *ctx)
 		op->user = xstrdup(u->name);
 		pending_add(&as->ops, &op->link);
 		u->load = op;
-		op->sreq = storage_vcard_get(h->storage, h->name, u->name, vcard_loaded, op);
+		if (as->ldap)
+			op->fetch = vcard_ldap_fetch(h, u->name, vcard_fetched, op);
+		else
+			op->sreq = storage_vcard_get(h->storage, h->name, u->name, vcard_loaded, op);
+		if (as->ldap && op->fetch == NULL) {
+			/* the vcard module stopped reading from LDAP: nothing to wait for */
+			u->load = NULL;
+			op_free(op);
+		}
 	}
 	return HOOK_CONTINUE;
 }
@@ -284,6 +357,10 @@ static enum hook_result avatar_send(struct host *h, void *args, void *ctx)
 	    xml_attr(hp->stanza, "type") != NULL)
 		return HOOK_CONTINUE;
 	struct av_user *u = user_get(as, hp->session->jid.node);
+	if (u != NULL && !u->known && as->ldap) {
+		stamp_not_ready(hp->stanza);
+		return HOOK_CONTINUE;
+	}
 	if (u == NULL || !u->known)
 		return HOOK_CONTINUE;
 	stamp(hp->stanza, u->hash);
@@ -324,6 +401,8 @@ static int avatar_start(struct host *h, const void *settings, void **state_r, ch
 {
 	struct av_state *as = xcalloc(1, sizeof(*as));
 	as->host = h;
+	const char *attrs[VF_COUNT];
+	as->ldap = vcard_ldap_directory(h, attrs) != NULL;
 	as->users = xcalloc(USER_BUCKETS, sizeof(*as->users));
 	hook_add(h, HOOK_USER_SEND_PACKET, 30, avatar_send, as);
 	hook_add(h, HOOK_VCARD_SET, 50, avatar_vcard_set, as);
@@ -345,10 +424,8 @@ static void avatar_stop(struct host *h, void *state)
 		struct av_op *op = (struct av_op *)(void *)as->ops.head;
 		pending_remove(&op->link);
 		op->as = NULL;
-		if (op->sreq != NULL) {
-			storage_cancel(op->sreq);
+		if (op_cancel(op))
 			op_free(op);
-		}
 	}
 	for (size_t i = 0; i < USER_BUCKETS; i++) {
 		while (as->users[i] != NULL) {
