@@ -163,6 +163,9 @@ static void searched(const struct ldap_reply *r, void *ctx)
 		cb(res, NULL, 0, false, cb_ctx);
 		return;
 	}
+	if (r->truncated)
+		log_debug("vjud %s: the search stopped at a size limit after %zu entries", host,
+		          r->nentries);
 	struct found *found = xcalloc(r->nentries > 0 ? r->nentries : 1, sizeof(*found));
 	size_t n = 0;
 	for (size_t i = 0; i < r->nentries; i++) {

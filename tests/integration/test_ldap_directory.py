@@ -240,6 +240,11 @@ def test_limit_and_entries_left_out(env):
         assert len(got) == 3 and set(got) <= jids('ada', 'adele', 'adam', 'adrian'), got
         assert 'more' in (x.findtext(q(NS_DATA, 'title')) or ''), tostr(x)
         assert len(legacy_items(legacy(c, first='ad*'))) == 3
+        # five at Acme: the search's size limit (4) is reached, and the
+        # entries that came are still answered
+        got, x = form_items(form(c, orgname='acme'))
+        assert len(got) == 3 and set(got) <= jids('ada', 'alan', 'adele', 'adam', 'adrian'), got
+        assert 'more' in (x.findtext(q(NS_DATA, 'title')) or ''), tostr(x)
     finally:
         c.close()
     # another host of the same directory answers up to 50
