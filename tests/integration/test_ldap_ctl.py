@@ -107,7 +107,7 @@ def test_entry_attributes_photo_and_vcard(env):
     size = len(base64.b64decode(b64))
     assert 'dn: uid=ann,ou=people,%s' % SUFFIX in out, out
     # the vCard lookup asks for the mapped attributes and shows them
-    assert 'attributes: cn sn givenName displayName mail telephoneNumber o ou title ' \
+    assert 'attributes: cn sn givenName displayName mail telephoneNumber o ou title l ' \
            'jpegPhoto thumbnailPhoto' in out, out
     assert 'cn: Ann Example' in out and 'mail: ann@parley.test' in out, out
     assert 'telephoneNumber: +1 555 0100' in out, out
