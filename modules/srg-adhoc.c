@@ -109,6 +109,26 @@ static const struct srg_group *group_in(const struct srg_group *groups, size_t c
 	return NULL;
 }
 
+/* The group c names among those a read answered, or NULL after failing the
+ * request (the read failed, or there is no such group). */
+static const struct srg_group *loaded_group(struct srg_cmd *c, enum srg_admin_result r,
+                                            const char *message,
+                                            const struct srg_group *groups, size_t count)
+{
+	struct adhoc_request *req = c->req;
+	if (r != SRG_ADMIN_OK) {
+		adhoc_fail(req, error_of(r), message);
+		return NULL;
+	}
+	const struct srg_group *g = group_in(groups, count, c->group);
+	if (g == NULL) {
+		char *text = xasprintf("no group %s on %s", c->group, req->host->name);
+		adhoc_fail(req, SE_ITEM_NOT_FOUND, text);
+		free(text);
+	}
+	return g;
+}
+
 static const char *label_of(const struct srg_group *g)
 {
 	return g->label != NULL && g->label[0] != '\0' ? g->label : g->name;
@@ -297,17 +317,9 @@ static void info_loaded(void *ctx, enum srg_admin_result r, const char *message,
 	struct srg_cmd *c = ctx;
 	struct adhoc_request *req = c->req;
 	c->work = NULL;
-	if (r != SRG_ADMIN_OK) {
-		adhoc_fail(req, error_of(r), message);
+	const struct srg_group *g = loaded_group(c, r, message, groups, count);
+	if (g == NULL)
 		return;
-	}
-	const struct srg_group *g = group_in(groups, count, c->group);
-	if (g == NULL) {
-		char *text = xasprintf("no group %s on %s", c->group, req->host->name);
-		adhoc_fail(req, SE_ITEM_NOT_FOUND, text);
-		free(text);
-		return;
-	}
 	struct xml_node *f = form_new("result", "Shared Roster Group", NULL, NS_PARLEY_ADMIN);
 	form_add_field(f, "group", "text-single", "Group", g->name, false);
 	form_add_field(f, "name", "text-single", "Display name", label_of(g), false);
@@ -490,17 +502,9 @@ static void members_loaded(void *ctx, enum srg_admin_result r, const char *messa
 	struct srg_cmd *c = ctx;
 	struct adhoc_request *req = c->req;
 	c->work = NULL;
-	if (r != SRG_ADMIN_OK) {
-		adhoc_fail(req, error_of(r), message);
+	const struct srg_group *g = loaded_group(c, r, message, groups, count);
+	if (g == NULL)
 		return;
-	}
-	const struct srg_group *g = group_in(groups, count, c->group);
-	if (g == NULL) {
-		char *text = xasprintf("no group %s on %s", c->group, req->host->name);
-		adhoc_fail(req, SE_ITEM_NOT_FOUND, text);
-		free(text);
-		return;
-	}
 	bool add = strstr(req->cmd->node, "#srg-user-add") != NULL;
 	for (size_t i = 0; i < c->members.count; i++) {
 		const char *m = c->members.items[i];

@@ -74,18 +74,52 @@ def ldap_block(servers, extra=''):
             % (', '.join(servers), SUFFIX, SUFFIX, extra))
 
 
-@pytest.fixture(scope='module')
-def env(tmp_path_factory):
+def start_slapd(tmp_path_factory, name, stop_first=()):
+    """A slapd of its own, started (the servers in stop_first are stopped
+    when it cannot start); fails the test when slapd is not installed."""
     if shutil.which('slapd') is None and not os.path.exists('/usr/sbin/slapd'):
         pytest.fail('slapd is not installed (scripts/deps.sh test installs slapd and ldap-utils)')
-    s1 = Slapd(tmp_path_factory.mktemp('slapd1'))
-    s2 = Slapd(tmp_path_factory.mktemp('slapd2'))
-    s1.start()
+    s = Slapd(tmp_path_factory.mktemp(name))
     try:
-        s2.start()
+        s.start()
     except Exception:
-        s1.stop()
+        for other in stop_first:
+            other.stop()
         raise
+    return s
+
+
+def serve_with_slapd(tmp_path_factory, name, hosts, slapds, setup=None):
+    """The body of a module fixture (yield from it): parleyd with the extra
+    hosts and the service account's password file, started, then setup(srv)
+    when given; srv.slapd is the slapd (or the tuple of them).  The slapd
+    servers are stopped with parleyd, or at once when the start fails."""
+    srv = parleytest.Parleyd(tmp_path_factory.mktemp(name), extra_hosts=hosts)
+    (srv.dir / 'ldap-service.pw').write_text('parley-secret\n')
+    try:
+        srv.start()
+        if setup is not None:
+            setup(srv)
+    except Exception:
+        srv.stop()
+        for s in slapds:
+            s.stop()
+        raise
+    srv.slapd = slapds[0] if len(slapds) == 1 else tuple(slapds)
+    try:
+        yield srv
+    finally:
+        try:
+            srv.finish()
+        finally:
+            for s in slapds:
+                s.stop()
+
+
+@pytest.fixture(scope='module')
+def env(tmp_path_factory):
+    s1 = start_slapd(tmp_path_factory, 'slapd1')
+    s2 = start_slapd(tmp_path_factory, 'slapd2', stop_first=(s1,))
     both = [s1.uri, s2.uri]
     hosts = f"""\
   ldap.local:
@@ -103,24 +137,11 @@ def env(tmp_path_factory):
     modules:
       vcard: {{ source: ldap, cache_ttl: 3s, ldap_nickname: displayName }}
 """
-    srv = parleytest.Parleyd(tmp_path_factory.mktemp('parley-ldap'), extra_hosts=hosts)
-    (srv.dir / 'ldap-service.pw').write_text('parley-secret\n')
-    try:
-        srv.start()
+
+    def setup(srv):
         srv.create_users()
         srv.register('ivy', 'chain.local', 'ivy-secret')
-    except Exception:
-        srv.stop()
-        s1.stop()
-        s2.stop()
-        raise
-    srv.slapd = (s1, s2)
-    yield srv
-    try:
-        srv.finish()
-    finally:
-        s1.stop()
-        s2.stop()
+    yield from serve_with_slapd(tmp_path_factory, 'parley-ldap', hosts, (s1, s2), setup)
 
 
 def plain(server, user, password, host='ldap.local'):

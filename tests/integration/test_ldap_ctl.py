@@ -15,13 +15,12 @@ Hosts:
 """
 import json
 import os
-import shutil
 import time
 
 import pytest
 
 import parleytest
-from test_ldap import SUFFIX, Slapd, ldap_block, ldap_built
+from test_ldap import SUFFIX, ldap_block, ldap_built, serve_with_slapd, start_slapd
 
 pytestmark = pytest.mark.skipif(not ldap_built(), reason='parleyd built --without-ldap')
 
@@ -32,10 +31,7 @@ BARE = 'bare.local'
 
 @pytest.fixture(scope='module')
 def env(tmp_path_factory):
-    if shutil.which('slapd') is None and not os.path.exists('/usr/sbin/slapd'):
-        pytest.fail('slapd is not installed (scripts/deps.sh test installs slapd and ldap-utils)')
-    s = Slapd(tmp_path_factory.mktemp('slapd-ctl'))
-    s.start()
+    s = start_slapd(tmp_path_factory, 'slapd-ctl')
     hosts = f"""\
   {DIR}:
     auth: {{ methods: [ldap], ldap: {ldap_block([s.uri])} }}
@@ -51,19 +47,7 @@ def env(tmp_path_factory):
     modules:
       vcard: false
 """
-    srv = parleytest.Parleyd(tmp_path_factory.mktemp('parley-ldap-ctl'), extra_hosts=hosts)
-    (srv.dir / 'ldap-service.pw').write_text('parley-secret\n')
-    try:
-        srv.start()
-    except Exception:
-        s.stop()
-        raise
-    srv.slapd = s
-    yield srv
-    try:
-        srv.finish()
-    finally:
-        s.stop()
+    yield from serve_with_slapd(tmp_path_factory, 'parley-ldap-ctl', hosts, (s,))
 
 
 def ldap_test(env, jid, *extra):

@@ -15,8 +15,6 @@ Hosts:
 """
 import base64
 import hashlib
-import os
-import shutil
 import subprocess
 import time
 
@@ -24,7 +22,7 @@ import pytest
 
 import parleytest
 from parleytest import NS_CLIENT, NS_STANZA_ERR, RawClient, q, tostr
-from test_ldap import SUFFIX, Slapd, ldap_built
+from test_ldap import SUFFIX, ldap_built, serve_with_slapd, start_slapd
 
 pytestmark = pytest.mark.skipif(not ldap_built(), reason='parleyd built --without-ldap')
 
@@ -109,26 +107,14 @@ def hosts_yaml(uri):
 
 @pytest.fixture(scope='module')
 def env(tmp_path_factory):
-    if shutil.which('slapd') is None and not os.path.exists('/usr/sbin/slapd'):
-        pytest.fail('slapd is not installed (scripts/deps.sh test installs slapd and ldap-utils)')
-    s = Slapd(tmp_path_factory.mktemp('slapd-dir'))
-    s.start()
+    s = start_slapd(tmp_path_factory, 'slapd-dir')
     try:
         ldap_admin(s, 'ldapadd', company_ldif())
-        srv = parleytest.Parleyd(tmp_path_factory.mktemp('parley-ldap-dir'),
-                                 extra_hosts=hosts_yaml(s.uri))
-        (srv.dir / 'ldap-service.pw').write_text('parley-secret\n')
-        srv.start()
-        srv.create_users()
     except Exception:
         s.stop()
         raise
-    srv.slapd = s
-    yield srv
-    try:
-        srv.finish()
-    finally:
-        s.stop()
+    yield from serve_with_slapd(tmp_path_factory, 'parley-ldap-dir', hosts_yaml(s.uri), (s,),
+                                lambda srv: srv.create_users())
 
 
 def connect(env, uid, host=DIR, presence=False, resource=None):

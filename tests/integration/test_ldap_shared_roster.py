@@ -20,8 +20,6 @@ Hosts:
   dept.local   groups from the users' departmentNumber
 """
 import asyncio
-import os
-import shutil
 import subprocess
 import time
 
@@ -29,7 +27,7 @@ import pytest
 
 import parleytest
 from parleytest import login, logout
-from test_ldap import SUFFIX, Slapd, ldap_block, ldap_built
+from test_ldap import SUFFIX, ldap_block, ldap_built, serve_with_slapd, start_slapd
 from test_shared_roster import Watch, items, roster
 
 pytestmark = pytest.mark.skipif(not ldap_built(), reason='parleyd built --without-ldap')
@@ -109,10 +107,7 @@ DEPARTMENTS = '\n'.join([department('uid=ann,ou=people', 'sales'),
 
 @pytest.fixture(scope='module')
 def env(tmp_path_factory):
-    if shutil.which('slapd') is None and not os.path.exists('/usr/sbin/slapd'):
-        pytest.fail('slapd is not installed (scripts/deps.sh test installs slapd and ldap-utils)')
-    s = Slapd(tmp_path_factory.mktemp('slapd-srg'))
-    s.start()
+    s = start_slapd(tmp_path_factory, 'slapd-srg')
     try:
         ldapmodify(s, NESTED_LDIF, add=True)
         ldapmodify(s, DEPARTMENTS)
@@ -151,19 +146,7 @@ def env(tmp_path_factory):
       shared_roster: {{ source: ldap, ldap_refresh: 1s, ldap_groups_from: user_attribute,
                         ldap_user_group_attr: departmentNumber }}
 """
-    srv = parleytest.Parleyd(tmp_path_factory.mktemp('parley-ldap-srg'), extra_hosts=hosts)
-    (srv.dir / 'ldap-service.pw').write_text('parley-secret\n')
-    try:
-        srv.start()
-    except Exception:
-        s.stop()
-        raise
-    srv.slapd = s
-    yield srv
-    try:
-        srv.finish()
-    finally:
-        s.stop()
+    yield from serve_with_slapd(tmp_path_factory, 'parley-ldap-srg', hosts, (s,))
 
 
 def ldapmodify(s, ldif, add=False):
