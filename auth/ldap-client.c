@@ -73,6 +73,56 @@ char *ldap_dn_escape(const char *value, size_t len)
 	return buf_steal(&b);
 }
 
+bool ldap_filter_uses_user(const char *filter)
+{
+	for (const char *p = filter; p != NULL && *p != '\0'; p++) {
+		if (p[0] == '%' && p[1] == 'u')
+			return true;
+		if (p[0] == '%' && p[1] == '%')
+			p++;
+	}
+	return false;
+}
+
+int ldap_listing_filter(const char *const *present, const char *filter, const char *more,
+                        char **filter_r, char **error_r)
+{
+	if (ldap_filter_uses_user(filter)) {
+		*error_r = xstrdup("auth.ldap.filter uses %u (the user logging in), which cannot "
+		                   "select the users of a listing");
+		return -1;
+	}
+	size_t n = 0;
+	for (size_t i = 0; present[i] != NULL; i++)
+		n++;
+	bool extra = filter != NULL && *filter != '\0';
+	bool with_more = more != NULL && *more != '\0';
+	bool wrap_all = n + (extra ? 1 : 0) + (with_more ? 1 : 0) > 1;
+	struct buf b = { 0 };
+	if (wrap_all)
+		buf_append_str(&b, "(&");
+	for (size_t i = 0; i < n; i++)
+		buf_printf(&b, "(%s=*)", present[i]);
+	if (extra) {
+		bool wrap = filter[0] != '(';
+		if (wrap)
+			buf_append_str(&b, "(");
+		for (const char *p = filter; *p != '\0'; p++) {
+			buf_append(&b, p, 1);
+			if (p[0] == '%' && p[1] == '%')
+				p++;
+		}
+		if (wrap)
+			buf_append_str(&b, ")");
+	}
+	if (with_more)
+		buf_append_str(&b, more);
+	if (wrap_all)
+		buf_append_str(&b, ")");
+	*filter_r = buf_steal(&b);
+	return 0;
+}
+
 char *ldap_user_filter(const struct strlist *uids, const char *filter, const char *user)
 {
 	char *esc = ldap_filter_escape(user, strlen(user));

@@ -34,6 +34,18 @@ char *ldap_dn_escape(const char *value, size_t len);
  * and %% for '%'; every substitution is escaped with ldap_filter_escape.
  * filter may be written with or without its outer parentheses.  Malloc'd. */
 char *ldap_user_filter(const struct strlist *uids, const char *filter, const char *user);
+/* Whether filter (an auth.ldap filter) uses %u, which only a login can fill
+ * in. */
+bool ldap_filter_uses_user(const char *filter);
+/* The filter of a listing of user entries (no user logging in): a presence
+ * test (attr=*) for each name of the NULL-terminated present, filter
+ * (auth.ldap.filter, with or without outer parentheses; NULL or "": none;
+ * %% stands for '%', any other '%' is kept), and more (clauses already
+ * built and escaped, "(a=b)(c=d*)"; NULL or "": none), ANDed; one clause
+ * alone is not wrapped in (&...).  -1 with a malloc'd *error_r when filter
+ * uses %u; else 0 and a malloc'd *filter_r. */
+int ldap_listing_filter(const char *const *present, const char *filter, const char *more,
+                        char **filter_r, char **error_r);
 
 enum ldap_client_result {
 	LDAPC_OK,

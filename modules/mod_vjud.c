@@ -30,6 +30,7 @@
 #include "builtin.h"
 #include "vcard.h"
 #include "vjud.h"
+#include "auth/ldap-client.h"
 #include "server/host.h"
 #include "server/hooks.h"
 #include "server/log.h"
@@ -383,7 +384,7 @@ static int vjud_check(const struct host_config *hc, const void *settings,
 		                         "(remove search_all, or narrow who is found with auth.ldap.filter)");
 		return -1;
 	}
-	if (vjud_ldap_filter_uses_user(hc->auth.ldap.filter)) {
+	if (ldap_filter_uses_user(hc->auth.ldap.filter)) {
 		*error_r = cfg_key_error(hc->auth.ldap.node, "filter", "auth.ldap", "%%u cannot be "
 		                         "filled in by a directory search (%s uses this filter): write "
 		                         "the filter without %%u", section);

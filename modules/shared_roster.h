@@ -95,14 +95,6 @@ extern const struct srg_source_vfuncs srg_source_ldap;
 /* The DN of a uniqueMember value (RFC 4517 NameAndOptionalUID): value
  * without a trailing "#'0101'B" (a bit string), or all of it.  Malloc'd. */
 char *srg_ldap_unique_member_dn(const char *value);
-/* The filter of a listing search: a presence test (attr=*) for each name of
- * the NULL-terminated present, ANDed with filter (auth.ldap.filter, with or
- * without outer parentheses; NULL or "": none) in which %% stands for '%'
- * (any other '%' is kept, as ldap_user_filter does).  A filter that uses
- * %u cannot select the entries of a listing: -1 with a malloc'd *error_r.
- * Else 0 and a malloc'd *filter_r. */
-int srg_ldap_listing_filter(const char *const *present, const char *filter, char **filter_r,
-                            char **error_r);
 
 /* The first search a load of h's groups sends (source ldap): its base and
  * filter, malloc'd (ldap_groups_from entries: ldap_group_base, else the

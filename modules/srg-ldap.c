@@ -276,50 +276,6 @@ char *srg_ldap_unique_member_dn(const char *value)
 	return xstrdup(value);
 }
 
-int srg_ldap_listing_filter(const char *const *present, const char *filter, char **filter_r,
-                            char **error_r)
-{
-	struct buf b = { 0 };
-	size_t n = 0;
-	for (size_t i = 0; present[i] != NULL; i++)
-		n++;
-	bool extra = filter != NULL && *filter != '\0';
-	if (n + (extra ? 1 : 0) > 1)
-		buf_append_str(&b, "(&");
-	for (size_t i = 0; i < n; i++)
-		buf_printf(&b, "(%s=*)", present[i]);
-	if (extra) {
-		bool wrap = filter[0] != '(';
-		if (wrap)
-			buf_append_str(&b, "(");
-		for (const char *p = filter; *p != '\0'; p++) {
-			if (*p != '%') {
-				buf_append(&b, p, 1);
-				continue;
-			}
-			if (p[1] == '%') {
-				buf_append_str(&b, "%");
-				p++;
-				continue;
-			}
-			if (p[1] != 'u') {
-				buf_append(&b, p, 1);   /* as ldap_user_filter: kept */
-				continue;
-			}
-			buf_free(&b);
-			*error_r = xstrdup("auth.ldap.filter uses %u (the user logging in), which cannot "
-			                   "select the users of a listing");
-			return -1;
-		}
-		if (wrap)
-			buf_append_str(&b, ")");
-	}
-	if (n + (extra ? 1 : 0) > 1)
-		buf_append_str(&b, ")");
-	*filter_r = buf_steal(&b);
-	return 0;
-}
-
 static int cmp_group(const void *a, const void *b)
 {
 	return strcmp(((const struct srg_group *)a)->name, ((const struct srg_group *)b)->name);
@@ -519,7 +475,7 @@ static void users_next(struct load_op *op)
 	}
 	const char *present[] = { cfg->user_uid_attr, NULL };
 	char *filter = NULL, *err = NULL;
-	(void)srg_ldap_listing_filter(present, NULL, &filter, &err);   /* no filter: no error */
+	(void)ldap_listing_filter(present, NULL, NULL, &filter, &err);   /* no filter: no error */
 	const char *attrs[] = { cfg->user_uid_attr, NULL };
 	op->req = ldap_client_search(op->l->client, NULL, filter, attrs, users_read, op);
 	free(filter);
@@ -911,7 +867,7 @@ int srg_ldap_start(struct host *h, const struct srg_ldap_config *cfg, char **err
 			return -1;
 		}
 		const char *present[] = { cfg->user_uid_attr, cfg->user_group_attr, NULL };
-		if (srg_ldap_listing_filter(present, h->cfg->auth.ldap.filter, &users_filter,
+		if (ldap_listing_filter(present, h->cfg->auth.ldap.filter, NULL, &users_filter,
 		                            error_r) < 0)
 			return -1;
 	} else if (cfg->nested && cfg->member_mapping != SRG_LDAP_MAP_DN) {
@@ -922,7 +878,7 @@ int srg_ldap_start(struct host *h, const struct srg_ldap_config *cfg, char **err
 	char *names_filter = NULL;
 	if (cfg->user_name_attr != NULL && *cfg->user_name_attr != '\0') {
 		const char *present[] = { cfg->user_uid_attr, cfg->user_name_attr, NULL };
-		if (srg_ldap_listing_filter(present, h->cfg->auth.ldap.filter, &names_filter,
+		if (ldap_listing_filter(present, h->cfg->auth.ldap.filter, NULL, &names_filter,
 		                            error_r) < 0) {
 			free(users_filter);
 			return -1;

@@ -36,51 +36,31 @@
 
 /* ---- the filter ---------------------------------------------------------------- */
 
-bool vjud_ldap_filter_uses_user(const char *auth_filter)
-{
-	for (const char *p = auth_filter; p != NULL && *p != '\0'; p++) {
-		if (p[0] == '%' && p[1] == 'u')
-			return true;
-		if (p[0] == '%' && p[1] == '%')
-			p++;
-	}
-	return false;
-}
-
 char *vjud_ldap_filter(const char *const attrs[VF_COUNT], const char *auth_filter,
                        const struct vcard_term *terms, size_t n)
 {
 	if (attrs[VF_USER] == NULL)
 		return NULL;
-	struct buf b = { 0 };
-	buf_printf(&b, "(&(%s=*)", attrs[VF_USER]);
-	if (auth_filter != NULL && *auth_filter != '\0') {
-		bool wrap = auth_filter[0] != '(';
-		if (wrap)
-			buf_append_str(&b, "(");
-		for (const char *p = auth_filter; *p != '\0'; p++) {
-			buf_append(&b, p, 1);
-			if (p[0] == '%' && p[1] == '%')
-				p++;
-		}
-		if (wrap)
-			buf_append_str(&b, ")");
-	}
+	struct buf more = { 0 };
 	for (size_t i = 0; i < n; i++) {
 		const char *value = terms[i].value != NULL ? terms[i].value : "";
 		if (terms[i].prefix && *value == '\0')
 			continue;                  /* "*": anything, the field empty too */
 		const char *attr = terms[i].field < VF_COUNT ? attrs[terms[i].field] : NULL;
 		if (attr == NULL) {
-			buf_free(&b);              /* an unmapped field is empty: no match */
+			buf_free(&more);           /* an unmapped field is empty: no match */
 			return NULL;
 		}
 		char *esc = ldap_filter_escape(value, strlen(value));
-		buf_printf(&b, "(%s=%s%s)", attr, esc, terms[i].prefix ? "*" : "");
+		buf_printf(&more, "(%s=%s%s)", attr, esc, terms[i].prefix ? "*" : "");
 		free(esc);
 	}
-	buf_append_str(&b, ")");
-	return buf_steal(&b);
+	const char *present[] = { attrs[VF_USER], NULL };
+	char *filter = NULL, *err = NULL;
+	if (ldap_listing_filter(present, auth_filter, more.data, &filter, &err) < 0)
+		free(err);                     /* %u: refused by the configuration check */
+	buf_free(&more);
+	return filter;
 }
 
 /* ---- the search ---------------------------------------------------------------- */

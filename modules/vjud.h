@@ -29,19 +29,17 @@ extern const struct vjud_source_vfuncs vjud_source_sql;
  * is not supported (mod_vjud refuses search_all: false with it). */
 extern const struct vjud_source_vfuncs vjud_source_ldap;
 
-/* The filter of an LDAP directory search (pure; any thread):
+/* The filter of an LDAP directory search (pure; any thread): the listing
+ * filter of ldap_listing_filter (auth/ldap-client.h)
  *   (&(USER=*)(AUTH_FILTER)(TERM)...)
- * where USER is attrs[VF_USER], AUTH_FILTER the auth.ldap filter (left out
- * when NULL or empty; "%%" in it stands for "%"; callers refuse a filter
- * with %u first) and each TERM (ATTR=VALUE) for an exact term, (ATTR=VALUE*)
- * for a prefix, VALUE escaped with ldap_filter_escape (RFC 4515).  A prefix
- * term with an empty value matches anything and is left out.  NULL when
- * nothing can match: a term with a value on a field attrs does not map
- * (NULL), or no attrs[VF_USER].  Malloc'd. */
+ * where USER is attrs[VF_USER], AUTH_FILTER the auth.ldap filter and each
+ * TERM (ATTR=VALUE) for an exact term, (ATTR=VALUE*) for a prefix, VALUE
+ * escaped with ldap_filter_escape (RFC 4515).  A prefix term with an empty
+ * value matches anything and is left out.  NULL when nothing can match: a
+ * term with a value on a field attrs does not map (NULL), no
+ * attrs[VF_USER], or an auth.ldap filter with %u (which the configuration
+ * check refuses first).  Malloc'd. */
 char *vjud_ldap_filter(const char *const attrs[VF_COUNT], const char *auth_filter,
                        const struct vcard_term *terms, size_t n);
-/* Whether an auth.ldap filter uses %u (which a directory search cannot
- * fill in). */
-bool vjud_ldap_filter_uses_user(const char *auth_filter);
 
 #endif

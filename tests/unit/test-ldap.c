@@ -131,13 +131,19 @@ static void test_unique_member_dn(void **state)
 	check_unique_member("", "");
 }
 
-static void check_listing(const char *const *present, const char *filter, const char *want)
+static void check_listing_more(const char *const *present, const char *filter, const char *more,
+                               const char *want)
 {
 	char *got = NULL, *err = NULL;
-	assert_int_equal(srg_ldap_listing_filter(present, filter, &got, &err), 0);
+	assert_int_equal(ldap_listing_filter(present, filter, more, &got, &err), 0);
 	assert_null(err);
 	assert_string_equal(got, want);
 	free(got);
+}
+
+static void check_listing(const char *const *present, const char *filter, const char *want)
+{
+	check_listing_more(present, filter, NULL, want);
 }
 
 static void test_listing_filter(void **state)
@@ -155,9 +161,13 @@ static void test_listing_filter(void **state)
 	              "(&(uid=*)(&(objectClass=person)(!(employeeType=disabled))))");
 	check_listing(one, "(description=100%%)", "(&(uid=*)(description=100%))");
 	check_listing(one, "(cn=%x)", "(&(uid=*)(cn=%x))");
+	/* clauses of the caller's at the end, in the one (&...) */
+	check_listing_more(one, NULL, "(sn=Smith)", "(&(uid=*)(sn=Smith))");
+	check_listing_more(one, "(o=Acme)", "(sn=Smith)(cn=a*)", "(&(uid=*)(o=Acme)(sn=Smith)(cn=a*))");
+	check_listing_more(one, NULL, "", "(uid=*)");
 	/* %u names the user logging in: no listing can use it */
 	char *got = NULL, *err = NULL;
-	assert_int_equal(srg_ldap_listing_filter(one, "(|(uid=%u)(cn=x))", &got, &err), -1);
+	assert_int_equal(ldap_listing_filter(one, "(|(uid=%u)(cn=x))", NULL, &got, &err), -1);
 	assert_null(got);
 	assert_non_null(strstr(err, "%u"));
 	free(err);
@@ -206,7 +216,7 @@ static void test_vjud_filter_terms(void **state)
 	/* "*" alone matches anything: no assertion */
 	const struct vcard_term star[] = { { VF_FN, "", true }, { VF_LAST, "Smith", false } };
 	check_vjud_filter(vj_attrs, NULL, star, 2, "(&(uid=*)(sn=Smith))");
-	check_vjud_filter(vj_attrs, NULL, star, 1, "(&(uid=*))");
+	check_vjud_filter(vj_attrs, NULL, star, 1, "(uid=*)");
 }
 
 static void test_vjud_filter_escapes(void **state)
@@ -236,20 +246,20 @@ static void test_vjud_filter_unmapped(void **state)
 	check_vjud_filter(attrs, NULL, city_prefix, 1, NULL);
 	/* "*" on it still matches anything */
 	const struct vcard_term city_any[] = { { VF_LOCALITY, "", true } };
-	check_vjud_filter(attrs, NULL, city_any, 1, "(&(uid=*))");
+	check_vjud_filter(attrs, NULL, city_any, 1, "(uid=*)");
 	/* no user name attribute: no JIDs to answer */
 	attrs[VF_USER] = NULL;
 	check_vjud_filter(attrs, NULL, city_any, 1, NULL);
 }
 
-static void test_vjud_filter_uses_user(void **state)
+static void test_filter_uses_user(void **state)
 {
 	(void)state;
-	assert_false(vjud_ldap_filter_uses_user(NULL));
-	assert_false(vjud_ldap_filter_uses_user("(objectClass=person)"));
-	assert_false(vjud_ldap_filter_uses_user("(description=100%%u)"));
-	assert_true(vjud_ldap_filter_uses_user("(memberUid=%u)"));
-	assert_true(vjud_ldap_filter_uses_user("(a=%%)(b=%u)"));
+	assert_false(ldap_filter_uses_user(NULL));
+	assert_false(ldap_filter_uses_user("(objectClass=person)"));
+	assert_false(ldap_filter_uses_user("(description=100%%u)"));
+	assert_true(ldap_filter_uses_user("(memberUid=%u)"));
+	assert_true(ldap_filter_uses_user("(a=%%)(b=%u)"));
 }
 
 int main(void)
@@ -265,7 +275,7 @@ int main(void)
 		cmocka_unit_test(test_vjud_filter_terms),
 		cmocka_unit_test(test_vjud_filter_escapes),
 		cmocka_unit_test(test_vjud_filter_unmapped),
-		cmocka_unit_test(test_vjud_filter_uses_user),
+		cmocka_unit_test(test_filter_uses_user),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
