@@ -877,12 +877,13 @@ int srg_ldap_start(struct host *h, const struct srg_ldap_config *cfg, char **err
 	}
 	char *names_filter = NULL;
 	if (cfg->user_name_attr != NULL && *cfg->user_name_attr != '\0') {
+		/* the users auth.ldap.filter admits; all users with a name when it
+		 * uses %u (a name is shown only for a member of a group) */
 		const char *present[] = { cfg->user_uid_attr, cfg->user_name_attr, NULL };
-		if (ldap_listing_filter(present, h->cfg->auth.ldap.filter, NULL, &names_filter,
-		                            error_r) < 0) {
-			free(users_filter);
-			return -1;
-		}
+		const char *auth_filter = h->cfg->auth.ldap.filter;
+		(void)ldap_listing_filter(present,
+		                          ldap_filter_uses_user(auth_filter) ? NULL : auth_filter,
+		                          NULL, &names_filter, error_r);
 	}
 	struct srg_ldap *l = xcalloc(1, sizeof(*l));
 	l->host = h;

@@ -501,3 +501,22 @@ def test_options_that_cannot_work_stop_the_start(tmp_path_factory, kind):
     assert expected in msg and "module 'shared_roster' on host %s" % SRG in msg, msg
     assert str(srv.config) in msg, msg   # the position of the module's entry
     srv.stop()
+
+
+def test_group_entries_with_a_login_filter_start(tmp_path_factory):
+    """Group entries and contact names need no auth filter: a filter with %u
+    (which no listing can fill in) does not stop the module; the names are
+    then read from every entry that has them."""
+    block = ("{ servers: ['ldap://127.0.0.1:1'], base: 'ou=people,%s', bind_dn: "
+             "'cn=parley,ou=services,%s', password_file: ldap-service.pw, "
+             "filter: '(|(uid=%%u)(mail=%%u))' }" % (SUFFIX, SUFFIX))
+    hosts = f"""\
+  {SRG}:
+    auth: {{ methods: [ldap], ldap: {block} }}
+    modules:
+      shared_roster: {{ source: ldap }}
+"""
+    srv = parleytest.Parleyd(tmp_path_factory.mktemp('srg-login-filter'), extra_hosts=hosts)
+    (srv.dir / 'ldap-service.pw').write_text('parley-secret\n')
+    srv.start(timeout=15)
+    srv.finish()
