@@ -47,6 +47,7 @@
 #include <sqlext.h>
 #include <ctype.h>
 #include <math.h>
+#include <pthread.h>
 
 struct odbc_param {
 	bool is_null;
@@ -394,6 +395,8 @@ static char *conn_string(const char *dsn, const char *password, bool mysql_found
 	return buf_steal(&b);
 }
 
+static pthread_mutex_t connect_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* Allocate the handles and connect with the connection string cs. */
 static int open_dbc(struct odbc_conn *c, const char *cs, double t, char **error_r)
 {
@@ -411,8 +414,14 @@ static int open_dbc(struct odbc_conn *c, const char *cs, double t, char **error_
 	SQLSetConnectAttr(c->dbc, SQL_ATTR_CONNECTION_TIMEOUT, (SQLPOINTER)(secs + 5), 0);
 	SQLCHAR out[1024];
 	SQLSMALLINT outlen = 0;
+	/* One connect at a time in the process: drivers are not all safe to
+	 * connect from several threads at once (psqlODBC calls setlocale(),
+	 * which frees the locale name another connecting thread may be
+	 * reading).  Connects are rare: at start and after a lost connection. */
+	pthread_mutex_lock(&connect_lock);
 	SQLRETURN rc = SQLDriverConnect(c->dbc, NULL, (SQLCHAR *)cs, SQL_NTS, out, sizeof(out), &outlen,
 	                                SQL_DRIVER_NOPROMPT);
+	pthread_mutex_unlock(&connect_lock);
 	explicit_bzero(out, sizeof(out));
 	if (!SQL_SUCCEEDED(rc)) {
 		set_error(c, SQL_HANDLE_DBC, c->dbc, "SQLDriverConnect");
