@@ -343,18 +343,28 @@ static void info_loaded(void *ctx, enum srg_admin_result r, const char *message,
 	xml_unref(&f);
 }
 
+/* The group a command works on: at the first stage (no form yet) the form
+ * choosing it is sent and NULL returned; at the second, the request's
+ * srg_cmd with the chosen group, or NULL after failing the request. */
+static struct srg_cmd *group_chosen(struct adhoc_request *req)
+{
+	if (req->form == NULL) {
+		load_groups(req, choice_loaded);
+		return NULL;
+	}
+	const char *name = form_group(req);
+	if (name == NULL)
+		return NULL;
+	struct srg_cmd *c = srg_cmd_of(req);
+	c->group = xstrdup(name);
+	return c;
+}
+
 static void cmd_info(struct adhoc_request *req, void *ctx)
 {
 	(void)ctx;
-	if (req->form == NULL) {
-		load_groups(req, choice_loaded);
-		return;
-	}
-	const char *g = form_group(req);
-	if (g == NULL)
-		return;
-	srg_cmd_of(req)->group = xstrdup(g);
-	load_groups(req, info_loaded);
+	if (group_chosen(req) != NULL)
+		load_groups(req, info_loaded);
 }
 
 /* ---- create and delete ------------------------------------------------------------ */
@@ -439,15 +449,9 @@ static void cmd_delete(struct adhoc_request *req, void *ctx)
 	(void)ctx;
 	if (refuse_read_only(req))
 		return;
-	if (req->form == NULL) {
-		load_groups(req, choice_loaded);
+	struct srg_cmd *c = group_chosen(req);
+	if (c == NULL)
 		return;
-	}
-	const char *name = form_group(req);
-	if (name == NULL)
-		return;
-	struct srg_cmd *c = srg_cmd_of(req);
-	c->group = xstrdup(name);
 	struct srg_group g = { .name = c->group };
 	change(c, SRG_ADMIN_DELETE, &g, NULL, changed);
 }
@@ -526,15 +530,9 @@ static void cmd_members(struct adhoc_request *req, void *ctx)
 	(void)ctx;
 	if (refuse_read_only(req))
 		return;
-	if (req->form == NULL) {
-		load_groups(req, choice_loaded);
+	struct srg_cmd *c = group_chosen(req);
+	if (c == NULL)
 		return;
-	}
-	const char *name = form_group(req);
-	if (name == NULL)
-		return;
-	struct srg_cmd *c = srg_cmd_of(req);
-	c->group = xstrdup(name);
 	if (members_of_form(req, &c->members) < 0)
 		return;
 	if (c->members.count == 0) {
