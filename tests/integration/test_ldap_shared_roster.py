@@ -26,9 +26,9 @@ import time
 import pytest
 
 import parleytest
-from parleytest import login, logout
+from parleytest import logout
 from test_ldap import SUFFIX, ldap_block, ldap_built, serve_with_slapd, start_slapd
-from test_shared_roster import Watch, items, roster
+from test_shared_roster import items, login_w, roster
 
 pytestmark = pytest.mark.skipif(not ldap_built(), reason='parleyd built --without-ldap')
 
@@ -164,20 +164,9 @@ def staff(change, uid):
 async def online(srv, user, host=SRG):
     """Logged in with a Watch attached before the stream opens, and
     interested (it gets roster pushes)."""
-    made = {}
-    orig = parleytest.make_client
-
-    def make(*args, **kw):
-        c = orig(*args, **kw)
-        made['w'] = Watch(c)
-        return c
-    parleytest.make_client = make
-    try:
-        c = await login(srv, user, host=host, password=PASSWORDS[user], mech='PLAIN')
-    finally:
-        parleytest.make_client = orig
+    c, w = await login_w(srv, user, host=host, password=PASSWORDS[user], mech='PLAIN')
     await c.get_roster()
-    return c, made['w']
+    return c, w
 
 
 def wait_log(srv, text, timeout=10):

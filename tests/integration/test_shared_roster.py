@@ -155,9 +155,10 @@ def items(query):
     return out
 
 
-async def login_w(srv, user):
-    """login() with a Watch attached before the stream opens (presence
-    answering the login's probes arrives before login() returns)."""
+async def login_w(srv, user, **login_args):
+    """login() (with login_args) with a Watch attached before the stream
+    opens (presence answering the login's probes arrives before login()
+    returns)."""
     made = {}
     orig = parleytest.make_client
 
@@ -167,7 +168,7 @@ async def login_w(srv, user):
         return c
     parleytest.make_client = make
     try:
-        c = await login(srv, user)
+        c = await login(srv, user, **login_args)
     finally:
         parleytest.make_client = orig
     return c, made['w']
