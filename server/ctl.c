@@ -1609,15 +1609,23 @@ static void cmd_config_dump(struct ctl_call *call)
 
 /* ---- database schema (ctl-db.c) ------------------------------------------------------ */
 
-static void db_finished(void *ctx, int code, const char *message, const char *body)
+/* Finish with the output and outcome a command run elsewhere (ctl-db.c,
+ * mod_shared_roster) reported: message for failures, NULL on success. */
+static void call_finish_with(struct ctl_call *call, int code, const char *message,
+                             const char *body)
 {
-	struct ctl_call *call = ctx;
-	call->db = NULL;
 	buf_append_str(&call->body, body);
 	if (message != NULL)
 		call_finish(call, code, "%s", message);
 	else
 		call_finish(call, code, NULL);
+}
+
+static void db_finished(void *ctx, int code, const char *message, const char *body)
+{
+	struct ctl_call *call = ctx;
+	call->db = NULL;
+	call_finish_with(call, code, message, body);
 }
 
 static void cmd_db(struct ctl_call *call)
@@ -1689,11 +1697,7 @@ static void srg_done(void *ctx, int code, const char *message, const char *body)
 {
 	struct ctl_call *call = ctx;
 	call->srg = NULL;
-	buf_append_str(&call->body, body);
-	if (message != NULL)
-		call_finish(call, code, "%s", message);
-	else
-		call_finish(call, code, NULL);
+	call_finish_with(call, code, message, body);
 }
 
 static void cmd_srg(struct ctl_call *call)
