@@ -628,9 +628,7 @@ static void proc_fail(struct extproc *p, const char *fmt, ...)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	char *why = NULL;
-	if (vasprintf(&why, fmt, ap) < 0)
-		log_fatal("out of memory");
+	char *why = xvasprintf(fmt, ap);
 	va_end(ap);
 	log_warning("host %s: auth %s: process %u (pid %ld): %s", pool->a->host, pool->method, p->index,
 	            (long)p->pid, why);

@@ -156,9 +156,7 @@ void auth_backend_detail(struct auth_req *req, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	char *d = NULL;
-	if (vasprintf(&d, fmt, ap) < 0)
-		log_fatal("out of memory");
+	char *d = xvasprintf(fmt, ap);
 	va_end(ap);
 	free(req->detail);
 	req->detail = d;

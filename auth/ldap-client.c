@@ -242,9 +242,7 @@ static void job_trace(struct ldap_client_req *job, const char *fmt, ...)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	char *line = NULL;
-	if (vasprintf(&line, fmt, ap) < 0)
-		log_fatal("out of memory");
+	char *line = xvasprintf(fmt, ap);
 	va_end(ap);
 	buf_append_str(&job->trace, line);
 	buf_append_str(&job->trace, "\n");

@@ -123,11 +123,8 @@ static void call_finish(struct ctl_call *call, int code, const char *fmt, ...)
 	if (fmt != NULL) {
 		va_list ap;
 		va_start(ap, fmt);
-		char *m = NULL;
-		if (vasprintf(&m, fmt, ap) < 0)
-			log_fatal("out of memory");
+		call->message = xvasprintf(fmt, ap);
 		va_end(ap);
-		call->message = m;
 	}
 	call->req = NULL;
 	ev_timer_set(&call->defer, 0, 0);
@@ -755,9 +752,7 @@ static void ltest_note(struct ctl_call *call, int code, const char *fmt, ...)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	char *m = NULL;
-	if (vasprintf(&m, fmt, ap) < 0)
-		log_fatal("out of memory");
+	char *m = xvasprintf(fmt, ap);
 	va_end(ap);
 	free(call->ltest_message);
 	call->ltest_message = m;

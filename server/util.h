@@ -25,6 +25,7 @@ void *xrealloc(void *ptr, size_t size);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) ATTR_PRINTF(1, 2);
+char *xvasprintf(const char *fmt, va_list ap) ATTR_PRINTF(1, 0);
 /* free(*p) and set *p to NULL. */
 #define xfree(p) do { free(*(p)); *(p) = NULL; } while (0)
 
