@@ -569,6 +569,17 @@ static void err_flush_lines(struct extproc *p, bool at_eof)
 	}
 }
 
+/* Read what the process still has on stderr (it is gone or leaving) and
+ * log all of it. */
+static void err_drain(struct extproc *p)
+{
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(p->err_fd, buf, sizeof(buf))) > 0)
+		buf_append(&p->errline, buf, (size_t)n);
+	err_flush_lines(p, true);
+}
+
 static void err_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct extproc *p = w->data;
@@ -695,11 +706,7 @@ static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
 	}
 	/* Read what it wrote to stderr before it died, then let go. */
 	if (p->err_fd >= 0) {
-		char buf[4096];
-		ssize_t n;
-		while ((n = read(p->err_fd, buf, sizeof(buf))) > 0)
-			buf_append(&p->errline, buf, (size_t)n);
-		err_flush_lines(p, true);
+		err_drain(p);
 		close_fd(loop, &p->r_err, &p->err_fd);
 	}
 	p->pid = 0;
@@ -999,13 +1006,8 @@ void extpool_free(struct extpool **pp)
 				job_free(job);
 		}
 		proc_close(p);
-		if (p->err_fd >= 0) {
-			char buf[4096];
-			ssize_t n;
-			while ((n = read(p->err_fd, buf, sizeof(buf))) > 0)
-				buf_append(&p->errline, buf, (size_t)n);
-			err_flush_lines(p, true);
-		}
+		if (p->err_fd >= 0)
+			err_drain(p);
 		close_fd(loop, &p->r_err, &p->err_fd);
 		buf_free(&p->errline);
 		/* End of input asks it to leave; TERM makes sure. */
