@@ -99,29 +99,35 @@ static void send_one(struct session *s, void *ctx)
 	os->n++;
 }
 
-static struct xml_node *announce_form(const char *title, const char *instructions)
-{
-	struct xml_node *f = form_new("form", title, instructions, NS_ADMIN);
-	form_add_field(f, "subject", "text-single", "Subject", NULL, false);
-	form_add_field(f, "announcement", "text-multi", "Announcement", NULL, true);
-	return f;
-}
-
-static void cmd_announce(struct adhoc_request *req, void *ctx)
+/* The announcement of an announce command: at the first stage the form
+ * (title, instructions) is sent and NULL returned; at the second, its text
+ * (malloc'd), or NULL after refusing an empty one. */
+static char *announcement_text(struct adhoc_request *req, const char *title,
+                               const char *instructions)
 {
 	if (req->form == NULL) {
-		struct xml_node *f = announce_form("Making an Announcement",
-		                                   "Fill out this form to make an announcement to all active users of this service.");
+		struct xml_node *f = form_new("form", title, instructions, NS_ADMIN);
+		form_add_field(f, "subject", "text-single", "Subject", NULL, false);
+		form_add_field(f, "announcement", "text-multi", "Announcement", NULL, true);
 		adhoc_form(req, f, true);
 		xml_unref(&f);
-		return;
+		return NULL;
 	}
 	char *body = multi_text(req->form, "announcement");
 	if (*body == '\0') {
 		free(body);
 		adhoc_fail(req, SE_NOT_ACCEPTABLE, "the announcement is empty");
-		return;
+		return NULL;
 	}
+	return body;
+}
+
+static void cmd_announce(struct adhoc_request *req, void *ctx)
+{
+	char *body = announcement_text(req, "Making an Announcement",
+	                               "Fill out this form to make an announcement to all active users of this service.");
+	if (body == NULL)
+		return;
 	struct online_send os = { .h = req->host, .m = announcement(req->host, form_value(req->form, "subject"), body) };
 	sm_foreach(req->host, send_one, &os);
 	xml_unref(&os.m);
@@ -168,19 +174,10 @@ static void announce_all_users(enum storage_result r, const struct strlist *name
 
 static void cmd_announce_all(struct adhoc_request *req, void *ctx)
 {
-	if (req->form == NULL) {
-		struct xml_node *f = announce_form("Announcement to all users",
-		                                   "Every registered user of this host gets it; those offline at their next login.");
-		adhoc_form(req, f, true);
-		xml_unref(&f);
+	char *body = announcement_text(req, "Announcement to all users",
+	                               "Every registered user of this host gets it; those offline at their next login.");
+	if (body == NULL)
 		return;
-	}
-	char *body = multi_text(req->form, "announcement");
-	if (*body == '\0') {
-		free(body);
-		adhoc_fail(req, SE_NOT_ACCEPTABLE, "the announcement is empty");
-		return;
-	}
 	struct all_op *op = xcalloc(1, sizeof(*op));
 	const char *subject = form_value(req->form, "subject");
 	op->subject = subject != NULL ? xstrdup(subject) : NULL;
