@@ -17,12 +17,7 @@ def start_server(tmp_path_factory, name, **kw):
 
 def _start(tmp_path_factory, name, **kw):
     srv = parleytest.Parleyd(tmp_path_factory.mktemp(name), **kw)
-    srv.start()
-    try:
-        srv.create_users()
-    except Exception:
-        srv.stop()
-        raise
+    srv.start_with_users()
     return srv
 
 

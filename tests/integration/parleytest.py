@@ -475,6 +475,15 @@ hosts:
         for (user, host), pw in self.users.items():
             self.register(user, host, pw)
 
+    def start_with_users(self):
+        """start(), then create_users(); stopped again when that fails."""
+        self.start()
+        try:
+            self.create_users()
+        except Exception:
+            self.stop()
+            raise
+
     def password(self, user, host=HOST):
         return self.passwords[(user, host)]
 

@@ -39,12 +39,7 @@ def limited(tmp_path_factory):
         other_auth='{ methods: [external], max_failures_per_ip: 2, external: { program: "%s", '
                    'args: ["%s", "hang-on", "slow"], instances: 2, timeout: 700ms } }'
                    % (FAULTY, users))
-    srv.start()
-    try:
-        srv.create_users()
-    except Exception:
-        srv.stop()
-        raise
+    srv.start_with_users()
     yield srv
     srv.finish()
 
@@ -109,12 +104,7 @@ def anon(tmp_path_factory):
     d = tmp_path_factory.mktemp('anon')
     srv = parleytest.Parleyd(d, other_auth='{ methods: [anonymous] }', host_auth='{ store_plain: true }',
                              users={k: v for k, v in parleytest.USERS.items() if k[1] == HOST})
-    srv.start()
-    try:
-        srv.create_users()
-    except Exception:
-        srv.stop()
-        raise
+    srv.start_with_users()
     yield srv
     srv.finish()
 

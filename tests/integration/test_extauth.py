@@ -40,12 +40,7 @@ def ext_server(tmp_path_factory, name, program, args, instances=2, timeout='2s',
     srv.users_file = users_file
     for u, p in EXT_USERS.items():
         srv.passwords[(u, OTHER)] = p
-    srv.start()
-    try:
-        srv.create_users()
-    except Exception:
-        srv.stop()
-        raise
+    srv.start_with_users()
     return srv
 
 

@@ -115,12 +115,7 @@ def own_server(tmp_path_factory, name, offline_options=None):
         marker = 'modules:\n  disco: {}\n'
         assert marker in text
         srv.config.write_text(text.replace(marker, marker + '  offline: %s\n' % offline_options, 1))
-    srv.start()
-    try:
-        srv.create_users()
-    except Exception:
-        srv.stop()
-        raise
+    srv.start_with_users()
     return srv
 
 

@@ -42,12 +42,7 @@ def pam(tmp_path_factory):
     srv = parleytest.Parleyd(d, users=INTERNAL_USERS,
                              other_auth='{ methods: [pam], pam: { helper: "%s", instances: 1, '
                                         'max_requests: 3, timeout: 5s } }' % wrapped)
-    srv.start()
-    try:
-        srv.create_users()
-    except Exception:
-        srv.stop()
-        raise
+    srv.start_with_users()
     yield srv
     srv.finish()
 

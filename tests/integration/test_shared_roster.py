@@ -32,12 +32,7 @@ def enable_module(srv):
 def start(tmp_path_factory, name):
     srv = parleytest.Parleyd(tmp_path_factory.mktemp(name))
     enable_module(srv)
-    srv.start()
-    try:
-        srv.create_users()
-    except Exception:
-        srv.stop()
-        raise
+    srv.start_with_users()
     return srv
 
 

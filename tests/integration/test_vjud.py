@@ -34,12 +34,7 @@ def server(tmp_path_factory):
     text = text.replace('  %s: {}\n' % OTHER,
                         '  %s:\n    modules:\n      vjud: { search_all: false }\n' % OTHER, 1)
     srv.config.write_text(text)
-    srv.start()
-    try:
-        srv.create_users()
-    except Exception:
-        srv.stop()
-        raise
+    srv.start_with_users()
     yield srv
     srv.finish()
 
