@@ -7,7 +7,7 @@
  * session.  Loop thread.
  */
 #include "auth/auth-private.h"
-#include "server/log.h"
+#include "lib/log.h"
 
 static int anonymous_init(struct auth *a, void **state_r, char **error_r)
 {

@@ -32,7 +32,7 @@
  *   when its password is set or it is removed.
  */
 #include "auth/auth-extpool.h"
-#include "server/log.h"
+#include "lib/log.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -21,8 +21,8 @@
  *   and its compute job, if any, is told so (derive_done then only frees).
  */
 #include "auth/auth-private.h"
-#include "server/log.h"
-#include "server/worker.h"
+#include "lib/log.h"
+#include "lib/worker.h"
 
 #include <time.h>
 

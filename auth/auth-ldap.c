@@ -20,7 +20,7 @@
  */
 #include "auth/auth-private.h"
 #include "auth/ldap-client.h"
-#include "server/log.h"
+#include "lib/log.h"
 
 struct ldap_auth {
 	struct auth *a;

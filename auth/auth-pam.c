@@ -12,7 +12,7 @@
  * it is not offered.  Loop thread.
  */
 #include "auth/auth-extpool.h"
-#include "server/log.h"
+#include "lib/log.h"
 
 #ifndef PARLEY_PAM_HELPER
 #define PARLEY_PAM_HELPER "/usr/local/libexec/parley/parley-pam-helper"

@@ -24,8 +24,8 @@
  *   remove_user     the first backend that has the user answers.
  */
 #include "auth/auth-private.h"
-#include "server/log.h"
-#include "server/worker.h"
+#include "lib/log.h"
+#include "lib/worker.h"
 
 #include <assert.h>
 #include <stdarg.h>

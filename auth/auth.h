@@ -11,7 +11,7 @@
 
 #include <ev.h>
 #include "server/config.h"
-#include "server/scram.h"
+#include "lib/scram.h"
 #include "storage/storage.h"
 
 enum auth_result {

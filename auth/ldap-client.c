@@ -28,8 +28,8 @@
  *   filter, the entries) lives in the job like every other result.
  */
 #include "auth/ldap-client.h"
-#include "server/log.h"
-#include "server/worker.h"
+#include "lib/log.h"
+#include "lib/worker.h"
 
 #include <errno.h>
 #include <limits.h>

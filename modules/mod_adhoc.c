@@ -32,7 +32,7 @@
 #include "server/c2s.h"
 #include "server/router.h"
 #include "server/server.h"
-#include "server/log.h"
+#include "lib/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>

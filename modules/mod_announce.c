@@ -29,7 +29,7 @@
 #include "server/hooks.h"
 #include "server/router.h"
 #include "server/sm.h"
-#include "server/log.h"
+#include "lib/log.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -48,7 +48,7 @@
 #include "server/host.h"
 #include "server/hooks.h"
 #include "server/sm.h"
-#include "server/log.h"
+#include "lib/log.h"
 #include "storage/storage.h"
 
 #include <ctype.h>

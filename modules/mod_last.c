@@ -28,7 +28,7 @@
  */
 #include "builtin.h"
 #include "server/host.h"
-#include "server/log.h"
+#include "lib/log.h"
 #include "server/server.h"
 #include "server/sm.h"
 

@@ -49,7 +49,7 @@
 #include "server/host.h"
 #include "server/router.h"
 #include "server/sm.h"
-#include "server/log.h"
+#include "lib/log.h"
 #include "server/server.h"
 #include "storage/storage.h"
 

@@ -47,7 +47,7 @@
 #include "server/hooks.h"
 #include "server/router.h"
 #include "server/sm.h"
-#include "server/log.h"
+#include "lib/log.h"
 #include "storage/storage.h"
 
 #include <stddef.h>

@@ -22,7 +22,7 @@
  */
 #include "builtin.h"
 #include "server/host.h"
-#include "server/log.h"
+#include "lib/log.h"
 
 #include <stddef.h>
 #include <stdlib.h>

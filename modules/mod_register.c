@@ -21,7 +21,7 @@
 #include "builtin.h"
 #include "server/host.h"
 #include "server/sm.h"
-#include "server/log.h"
+#include "lib/log.h"
 
 #include <stddef.h>
 #include <stdlib.h>

@@ -32,7 +32,7 @@
 #include "server/host.h"
 #include "server/router.h"
 #include "server/sm.h"
-#include "server/log.h"
+#include "lib/log.h"
 
 #include <inttypes.h>
 #include <stddef.h>

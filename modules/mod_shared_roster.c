@@ -50,8 +50,8 @@
 #include "server/hooks.h"
 #include "server/router.h"
 #include "server/sm.h"
-#include "server/log.h"
-#include "server/ctl-proto.h"
+#include "lib/log.h"
+#include "ctl/ctl-proto.h"
 #include "server/server.h"
 
 #include <ev.h>

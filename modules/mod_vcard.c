@@ -36,7 +36,7 @@
 #include "vcard.h"
 #include "server/host.h"
 #include "server/hooks.h"
-#include "server/log.h"
+#include "lib/log.h"
 #include "server/server.h"
 
 #ifdef HAVE_BACKEND_LDAP

@@ -33,7 +33,7 @@
 #include "auth/ldap-client.h"
 #include "server/host.h"
 #include "server/hooks.h"
-#include "server/log.h"
+#include "lib/log.h"
 
 #include <stddef.h>
 #include <stdlib.h>

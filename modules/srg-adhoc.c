@@ -23,7 +23,7 @@
 #include "adhoc.h"
 #include "shared_roster.h"
 #include "server/host.h"
-#include "server/log.h"
+#include "lib/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>

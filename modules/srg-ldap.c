@@ -46,8 +46,8 @@
 #include "shared_roster.h"
 #include "auth/ldap-client.h"
 #include "server/host.h"
-#include "server/jid.h"
-#include "server/log.h"
+#include "lib/jid.h"
+#include "lib/log.h"
 #include "server/server.h"
 
 #include <ev.h>

@@ -24,8 +24,8 @@
 #include "vcard.h"
 #include "auth/ldap-client.h"
 #include "server/host.h"
-#include "server/jid.h"
-#include "server/log.h"
+#include "lib/jid.h"
+#include "lib/log.h"
 #include "server/server.h"
 
 #include <ev.h>

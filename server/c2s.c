@@ -22,7 +22,7 @@
 #include "host.h"
 #include "router.h"
 #include "sm.h"
-#include "log.h"
+#include "lib/log.h"
 #include "tls.h"
 
 #include <string.h>

@@ -26,7 +26,7 @@
 #include <yaml.h>
 
 #include "config.h"
-#include "log.h"
+#include "lib/log.h"
 #include "storage/sql.h"
 
 #define CFG_MAX_DEPTH 64                 /* nesting of maps and lists */

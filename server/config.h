@@ -8,7 +8,7 @@
 #ifndef PARLEY_CONFIG_H
 #define PARLEY_CONFIG_H
 
-#include "util.h"
+#include "lib/util.h"
 
 /* ---- the node tree ---------------------------------------------------- */
 enum cfg_type { CFG_SCALAR, CFG_MAP, CFG_LIST };

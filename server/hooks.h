@@ -5,7 +5,7 @@
 #ifndef PARLEY_HOOKS_H
 #define PARLEY_HOOKS_H
 
-#include "util.h"
+#include "lib/util.h"
 
 struct host;
 

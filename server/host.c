@@ -17,8 +17,8 @@
 #include "host.h"
 #include "module.h"
 #include "tls.h"
-#include "jid.h"
-#include "log.h"
+#include "lib/jid.h"
+#include "lib/log.h"
 #include "c2s.h"
 #include "sm.h"
 

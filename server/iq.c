@@ -22,7 +22,7 @@
 #include "iq.h"
 #include "host.h"
 #include "router.h"
-#include "log.h"
+#include "lib/log.h"
 
 #include <assert.h>
 #include <stdlib.h>

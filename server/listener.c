@@ -6,7 +6,7 @@
  */
 #include "listener.h"
 #include "c2s.h"
-#include "log.h"
+#include "lib/log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -9,8 +9,8 @@
 #include "listener.h"
 #include "stream.h"
 #include "host.h"
-#include "ctl.h"
-#include "log.h"
+#include "ctl/ctl.h"
+#include "lib/log.h"
 #include "modules/builtin.h"
 
 #include <errno.h>

@@ -9,7 +9,7 @@
  */
 #include "module.h"
 #include "host.h"
-#include "log.h"
+#include "lib/log.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -10,7 +10,7 @@
 #include "router.h"
 #include "host.h"
 #include "sm.h"
-#include "log.h"
+#include "lib/log.h"
 
 #include <string.h>
 

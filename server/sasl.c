@@ -8,10 +8,10 @@
  * never as a wrong password.
  */
 #include "sasl.h"
-#include "scram.h"
-#include "jid.h"
+#include "lib/scram.h"
+#include "lib/jid.h"
 #include "tls.h"
-#include "log.h"
+#include "lib/log.h"
 
 #include <string.h>
 

@@ -8,7 +8,7 @@
 #define PARLEY_SASL_H
 
 #include <openssl/ssl.h>
-#include "xml.h"
+#include "lib/xml.h"
 #include "auth/auth.h"
 
 enum sasl_status {

@@ -9,11 +9,11 @@
 #include "listener.h"
 #include "c2s.h"
 #include "stream.h"
-#include "log.h"
+#include "lib/log.h"
 #include "host.h"
 #include "module.h"
 #include "sm.h"
-#include "ctl.h"
+#include "ctl/ctl.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -22,7 +22,7 @@
 #include "hooks.h"
 #include "iq.h"
 #include "router.h"
-#include "log.h"
+#include "lib/log.h"
 
 #include <string.h>
 

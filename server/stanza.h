@@ -5,8 +5,8 @@
 #ifndef PARLEY_STANZA_H
 #define PARLEY_STANZA_H
 
-#include "xml.h"
-#include "jid.h"
+#include "lib/xml.h"
+#include "lib/jid.h"
 
 enum stanza_kind { STANZA_OTHER, STANZA_MESSAGE, STANZA_PRESENCE, STANZA_IQ };
 enum stanza_kind stanza_kind(const struct xml_node *el);

@@ -17,7 +17,7 @@
  */
 #include "stream.h"
 #include "tls.h"
-#include "log.h"
+#include "lib/log.h"
 
 #include <errno.h>
 #include <malloc.h>

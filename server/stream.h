@@ -14,7 +14,7 @@
 
 #include <ev.h>
 #include <openssl/ssl.h>
-#include "xml.h"
+#include "lib/xml.h"
 #include "stanza.h"
 
 struct stream;

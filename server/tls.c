@@ -9,7 +9,7 @@
  * back.
  */
 #include "tls.h"
-#include "log.h"
+#include "lib/log.h"
 
 #include <openssl/err.h>
 #include <string.h>

@@ -40,7 +40,7 @@
  * never holds the connection while its rows are read.
  */
 #include "storage/sql.h"
-#include "server/log.h"
+#include "lib/log.h"
 
 #include <mysql.h>
 #include <errmsg.h>

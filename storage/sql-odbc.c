@@ -41,7 +41,7 @@
  * column is read as text.
  */
 #include "storage/sql.h"
-#include "server/log.h"
+#include "lib/log.h"
 
 #include <sql.h>
 #include <sqlext.h>

@@ -29,7 +29,7 @@
  * TLS is libpq's: sslmode, sslrootcert, sslcert, sslkey in the conninfo.
  */
 #include "storage/sql.h"
-#include "server/log.h"
+#include "lib/log.h"
 
 #include <libpq-fe.h>
 #include <inttypes.h>

@@ -22,7 +22,7 @@
  * Prepared statements are cached per connection, keyed by their SQL text.
  */
 #include "storage/sql.h"
-#include "server/log.h"
+#include "lib/log.h"
 
 #include <sqlite3.h>
 #include <sys/stat.h>

@@ -15,7 +15,7 @@
 #define PARLEY_SQL_H
 
 #include "server/config.h"
-#include "server/util.h"
+#include "lib/util.h"
 
 /* The schema version this code reads and writes (sql/<dialect>.sql inserts
  * it into schema_version; migrations bump it).  2: offline_messages;

@@ -5,7 +5,7 @@
  */
 #include "storage/sqlite-copy.h"
 #include "storage/sql.h"
-#include "server/util.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -22,8 +22,8 @@
  */
 #include "storage/storage-private.h"
 #include "storage/sql.h"
-#include "server/log.h"
-#include "server/worker.h"
+#include "lib/log.h"
+#include "lib/worker.h"
 
 #include <assert.h>
 #include <errno.h>

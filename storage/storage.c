@@ -10,7 +10,7 @@
  * from an ev_timer of 0 seconds, and storage_close delivers what is left.
  */
 #include "storage/storage-private.h"
-#include "server/log.h"
+#include "lib/log.h"
 
 #include <assert.h>
 

@@ -17,7 +17,7 @@
 
 #include <ev.h>
 #include "server/config.h"
-#include "server/scram.h"
+#include "lib/scram.h"
 #include "storage/vcard-index.h"
 
 enum storage_result {

@@ -4,7 +4,7 @@
  * call).
  */
 #include "storage/vcard-index.h"
-#include "server/xml.h"
+#include "lib/xml.h"
 
 #include <string.h>
 

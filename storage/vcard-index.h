@@ -7,7 +7,7 @@
 #ifndef PARLEY_VCARD_INDEX_H
 #define PARLEY_VCARD_INDEX_H
 
-#include "server/util.h"
+#include "lib/util.h"
 
 /* The fields a directory search may name.  VF_USER is the account name
  * (the local part of the JID). */

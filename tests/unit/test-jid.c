@@ -9,7 +9,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "jid.h"
+#include "lib/jid.h"
 
 /* Repeat c n times into a malloc'd string. */
 static char *rep(char c, size_t n)

@@ -15,7 +15,7 @@
 #include <cmocka.h>
 
 #include "modules/builtin.h"
-#include "server/jid.h"
+#include "lib/jid.h"
 #include "storage/storage.h"
 
 static bool denies(const struct privacy_item *items, size_t n, const struct roster_item *roster,

@@ -12,7 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "scram.h"
+#include "lib/scram.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 

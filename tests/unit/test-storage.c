@@ -40,8 +40,8 @@
 #include "storage/storage-private.h"
 #include "storage/sql.h"
 #include "auth/auth.h"
-#include "server/worker.h"
-#include "server/log.h"
+#include "lib/worker.h"
+#include "lib/log.h"
 
 #ifdef HAVE_BACKEND_PGSQL
 #include <libpq-fe.h>

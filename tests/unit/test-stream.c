@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "server/stream.h"
-#include "server/log.h"
+#include "lib/log.h"
 
 struct peer {
 	int fd;                 /* our end */

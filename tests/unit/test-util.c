@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "util.h"
-#include "log.h"
+#include "lib/util.h"
+#include "lib/log.h"
 
 /* ---- buf ---------------------------------------------------------------- */
 

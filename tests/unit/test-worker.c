@@ -13,7 +13,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#include "worker.h"
+#include "lib/worker.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
 

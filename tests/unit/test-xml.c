@@ -14,7 +14,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "xml.h"
+#include "lib/xml.h"
 
 #define HEADER_CLIENT "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' " \
                       "to='example.com' version='1.0'>"

@@ -14,10 +14,10 @@
  */
 #include "ctl-db.h"
 #include "ctl-proto.h"
-#include "host.h"
-#include "jid.h"
-#include "log.h"
-#include "worker.h"
+#include "server/host.h"
+#include "lib/jid.h"
+#include "lib/log.h"
+#include "lib/worker.h"
 #include "storage/sql.h"
 #include "storage/storage.h"
 

@@ -23,10 +23,10 @@
  *   account structs, which are wiped; they are never logged.
  */
 #include "ctl-xep0227.h"
-#include "jid.h"
-#include "log.h"
-#include "scram.h"
-#include "xml.h"
+#include "lib/jid.h"
+#include "lib/log.h"
+#include "lib/scram.h"
+#include "lib/xml.h"
 #include "storage/storage.h"
 
 #include <dirent.h>

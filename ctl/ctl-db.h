@@ -9,8 +9,8 @@
 #define PARLEY_CTL_DB_H
 
 #include <ev.h>
-#include "config.h"
-#include "util.h"
+#include "server/config.h"
+#include "lib/util.h"
 
 struct ctl_db_job;
 /* Called once, from the loop, with an enum ctl_code, a message (may be

@@ -11,7 +11,7 @@
 #ifndef PARLEY_CTL_PROTO_H
 #define PARLEY_CTL_PROTO_H
 
-#include "util.h"
+#include "lib/util.h"
 
 /* Exit codes of parleyctl, also the codes of ERR lines. */
 enum ctl_code {

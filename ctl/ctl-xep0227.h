@@ -10,8 +10,8 @@
 #define PARLEY_CTL_XEP0227_H
 
 #include <ev.h>
-#include "config.h"
-#include "util.h"
+#include "server/config.h"
+#include "lib/util.h"
 
 /* Export the users of host (NULL: of every configured host) to path: one
  * file holding every host, or, when path is an existing directory, one

@@ -10,10 +10,10 @@
  * temporary failure (a backend is unavailable), 5 refused in this state
  * (restore while parleyd runs).
  */
-#include "server.h"
-#include "host.h"
+#include "server/server.h"
+#include "server/host.h"
 #include "ctl.h"
-#include "log.h"
+#include "lib/log.h"
 #include "modules/builtin.h"
 
 #include <errno.h>

@@ -8,7 +8,7 @@
 
 #include <ev.h>
 #include <sys/types.h>
-#include "config.h"
+#include "server/config.h"
 #include "ctl-proto.h"
 
 /* Called once with the outcome (code as in enum ctl_code); body may be "". */
