@@ -29,6 +29,11 @@
  *   but the client never read (a dead network, a client crash); only
  *   stream management (XEP-0198) acknowledges what the client received.
  *   A delete that fails also leaves them to be delivered again.
+ * - A stored message is handled once it is committed: its op holds the
+ *   sender's barrier (lib/barrier.h) from acceptance until the store (or
+ *   the bounce) is done, so the sender's stream answers nothing it sent
+ *   later before that (RFC 6120 §10.1), and a crash after an answer
+ *   loses no message sent before it.
  * - One fetch per user at a time: a second session that becomes available
  *   while the first one's fetch (or its wait for the write) is in flight
  *   gets nothing (no duplicates).
@@ -50,6 +55,7 @@
 #include "server/router.h"
 #include "server/sm.h"
 #include "lib/log.h"
+#include "lib/barrier.h"
 #include "server/server.h"
 #include "storage/storage.h"
 
@@ -101,6 +107,7 @@ struct offline_op {
 	int64_t last_seq;             /* OP_WAIT_WRITE: delete up to this one once written */
 	uint64_t mark;                /* OP_WAIT_WRITE: the session's out_queued after them */
 	ev_timer poll;                /* OP_WAIT_WRITE */
+	struct barrier_hold *hold;    /* OP_STORE: the sender's later answers wait for it */
 };
 
 struct offline_state {
@@ -143,6 +150,7 @@ static void op_free(struct offline_op *op)
 		ev_timer_stop(server.loop, &op->poll);
 	if (op->stanza != NULL)
 		xml_unref(&op->stanza);
+	barrier_release(&op->hold);   /* after any bounce, which the hold orders too */
 	free(op->text);
 	for (size_t i = 0; i < op->npitems; i++)
 		free((char *)op->pitems[i].value);
@@ -367,6 +375,7 @@ static enum hook_result offline_message(struct host *h, void *args, void *ctx)
 	xml_unref(&copy);
 
 	struct offline_op *op = op_new(os, OP_STORE, hp->to->node);
+	op->hold = barrier_hold_current();
 	xml_ref(msg);
 	op->stanza = msg;
 	op->text = text;

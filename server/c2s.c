@@ -12,6 +12,14 @@
  *   has been written.
  * - Every stanza routed from a session carries from = the session's full JID
  *   and a 'to' that parsed as a JID; routed trees are not changed afterwards.
+ * - In-order processing (RFC 6120 §10.1): while a session's stanza is
+ *   handed on, the stream's barrier is current; work that finishes later
+ *   and must be durable first (an offline store, an iq set in flight) holds
+ *   it.  Output to the session (answers, and anything delivered meanwhile)
+ *   is then kept, serialised, in held and written, in order, once the holds
+ *   taken before it are released: an answer never overtakes the commit of
+ *   an earlier stanza.  Held bytes count against limits.max_output and in
+ *   the session's out_queued.
  * - A failed authentication is answered after auth_failure_delay; after
  *   auth_attempts failures the stream is closed.  A backend that could not
  *   answer is <temporary-auth-failure/> and does not count.
@@ -24,11 +32,18 @@
 #include "sm.h"
 #include "lib/log.h"
 #include "tls.h"
+#include "lib/barrier.h"
 
 #include <string.h>
 #include <unistd.h>
 
 enum c2s_state { C2S_HEADER, C2S_OPEN, C2S_BIND, C2S_SESSION };
+
+/* A run of held output and what it waits for. */
+struct held_seg {
+	size_t end;                   /* held bytes up to here ... */
+	uint64_t mark;                /* ... wait for the barrier to pass this */
+};
 
 struct c2s {
 	struct stream *st;
@@ -54,6 +69,11 @@ struct c2s {
 	char *to_cache_str;
 	struct jid to_cache;
 	struct ip_count *ipc;
+	/* In-order answers: output waiting for the barrier (see the top). */
+	struct barrier *barrier;
+	struct buf held;
+	struct held_seg *segs;
+	size_t nsegs, segs_cap;
 };
 
 /* ---- connections per IP ----------------------------------------------------- */
@@ -147,9 +167,49 @@ static void c2s_fail(struct c2s *c, enum stream_error e, const char *text)
 	stream_close(c->st, (int)e, text);
 }
 
+/* Write the held output whose holds were all released, in order. */
+static void c2s_release_held(void *ctx)
+{
+	struct c2s *c = ctx;
+	size_t n = 0;
+	while (n < c->nsegs && barrier_passed(c->barrier, c->segs[n].mark))
+		n++;
+	if (n == 0)
+		return;
+	size_t bytes = c->segs[n - 1].end;
+	stream_write(c->st, c->held.data, bytes);
+	buf_consume(&c->held, bytes);
+	c->nsegs -= n;
+	memmove(c->segs, c->segs + n, c->nsegs * sizeof(*c->segs));
+	for (size_t i = 0; i < c->nsegs; i++)
+		c->segs[i].end -= bytes;
+}
+
 static void c2s_send(struct c2s *c, struct xml_node *el)
 {
-	stream_send(c->st, el, NS_CLIENT);
+	if (c->nsegs == 0 && (c->barrier == NULL || !barrier_busy(c->barrier))) {
+		stream_send(c->st, el, NS_CLIENT);
+		return;
+	}
+	if (c->st->dead)
+		return;
+	xml_serialize(&c->held, el, NS_CLIENT);
+	if (c->held.len + c->st->out.len > c->st->max_output) {
+		log_warning("c2s %llu from %s: output held for earlier stores over %zu bytes: "
+		            "disconnecting", (unsigned long long)c->st->id, c->st->ip, c->st->max_output);
+		stream_abort(c->st);
+		return;
+	}
+	uint64_t mark = barrier_mark(c->barrier);
+	if (c->nsegs > 0 && c->segs[c->nsegs - 1].mark == mark) {
+		c->segs[c->nsegs - 1].end = c->held.len;
+		return;
+	}
+	if (c->nsegs == c->segs_cap) {
+		c->segs_cap = c->segs_cap ? c->segs_cap * 2 : 8;
+		c->segs = xrealloc(c->segs, c->segs_cap * sizeof(*c->segs));
+	}
+	c->segs[c->nsegs++] = (struct held_seg){ .end = c->held.len, .mark = mark };
 }
 
 static void c2s_send_sasl(struct c2s *c, const char *name, const char *child, const char *data, size_t len)
@@ -465,7 +525,7 @@ static void c2s_session_kick(void *owner, enum stream_error e, const char *text)
 static uint64_t c2s_session_out_queued(void *owner)
 {
 	struct c2s *c = owner;
-	return c->st != NULL ? c->st->bytes_out + c->st->out.len : 0;
+	return c->st != NULL ? c->st->bytes_out + c->st->out.len + c->held.len : 0;
 }
 
 static uint64_t c2s_session_out_written(void *owner)
@@ -697,9 +757,12 @@ static bool c2s_stanza(struct stream *st, struct xml_node *el)
 			pause = true;
 		}
 		break;
-	case C2S_SESSION:
+	case C2S_SESSION: {
+		struct barrier *outer = barrier_enter(c->barrier);
 		c2s_handle_session_stanza(c, el);
+		barrier_leave(outer);
 		break;
+	}
 	}
 	xml_unref(&el);
 	return pause;
@@ -753,6 +816,11 @@ static void c2s_closed(struct stream *st)
 	if (c->preauth_pending > 0)
 		iq_preauth_detach(c);
 	ev_timer_stop(st->loop, &c->fail_timer);
+	/* Work still holding the barrier goes on (a store commits); only the
+	 * answers to a client that left are dropped. */
+	barrier_free(&c->barrier);
+	buf_free(&c->held);
+	free(c->segs);
 	sasl_free(&c->sasl);
 	if (c->full_jid != NULL)
 		log_info("c2s %llu from %s: session %s closed", (unsigned long long)st->id, st->ip, c->full_jid);
@@ -794,6 +862,7 @@ void c2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port,
 	c->limits = limits;
 	c->ipc = ipc;
 	c->opened = ev_now(loop);
+	c->barrier = barrier_new(c2s_release_held, c);
 	ev_timer_init(&c->fail_timer, c2s_fail_timer_cb, 0, 0);
 	c->fail_timer.data = c;
 	struct xml_parser_limits pl = {

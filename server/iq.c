@@ -15,6 +15,8 @@
  * - ONE_QUEUE: at most one request of the handler is in flight; the next
  *   one is dispatched from the answer path by a loop (pump), never by
  *   recursion, so a handler that answers at once does not grow the stack.
+ * - A set from a stream holds that stream's barrier (lib/barrier.h) until it
+ *   is answered: answers to what the stream sent later wait for it.
  * - Pre-auth requests are also linked in a list of their own so that
  *   iq_preauth_detach can find them when their stream closes: the answer is
  *   then dropped (in flight) or the request is dropped unseen (queued).
@@ -23,6 +25,7 @@
 #include "host.h"
 #include "router.h"
 #include "lib/log.h"
+#include "lib/barrier.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -50,6 +53,7 @@ struct iq_request_priv {
 	bool queued;                      /* ONE_QUEUE: waiting in the handler's queue */
 	bool in_flight;                   /* ONE_QUEUE: the one request handed to the handler */
 	struct iq_request_priv *pa_prev, *pa_next;   /* pre-auth list */
+	struct barrier_hold *hold;        /* a set: the sender's later answers wait for it */
 };
 
 /* Pending pre-auth requests (of every host; a handful at any time). */
@@ -125,6 +129,7 @@ static void request_free(struct iq_request_priv *p)
 	struct iq_request *req = &p->req;
 	if (req->handler->scope == IQ_SCOPE_PREAUTH)
 		preauth_unlink(p);
+	barrier_release(&p->hold);   /* after the answer, which it orders too */
 	jid_clear(&req->from);
 	jid_clear(&req->to);
 	xml_unref(&req->iq);
@@ -225,6 +230,10 @@ bool iq_dispatch(struct host *h, enum iq_scope scope, struct xml_node *iq, const
 	req->ns = payload->ns;
 	req->handler = ih;
 	ih->refs++;
+	/* A set changes something: the sender's stream answers nothing it
+	 * sent later before this one is answered (RFC 6120 §10.1). */
+	if (strcmp(req->type, "set") == 0)
+		p->hold = barrier_hold_current();
 	if (scope == IQ_SCOPE_PREAUTH) {
 		p->pa_next = preauth_head;
 		if (preauth_head != NULL)

@@ -133,6 +133,13 @@ def crash_server(tmp_path_factory):
     srv.finish()
 
 
+@pytest.fixture
+def burst_server(tmp_path_factory):
+    srv = own_server(tmp_path_factory, 'parley-offline-burst', '{ max_per_user: 2000 }')
+    yield srv
+    srv.finish()
+
+
 # ---- tests ------------------------------------------------------------------
 
 def test_msgoffline_advertised(server, raw):
@@ -314,6 +321,42 @@ def test_stored_messages_survive_sigkill(crash_server):
         got = messages(b, 3)
         assert [m.findtext(q(NS_CLIENT, 'body')) for m in got] == bodies
         assert all(m.find(q(NS_DELAY, 'delay')) is not None for m in got)
+    finally:
+        b.close()
+    wait_rows(srv, user, 0)
+
+
+BURST = 1000
+
+
+def test_an_answer_means_every_earlier_message_is_stored(burst_server):
+    """RFC 6120 10.1: once the server answers a stanza, every stanza the
+    stream sent before it is handled, and for a message to an offline user
+    that means committed.  1000 messages in one write, then a ping; the
+    server is killed the moment the ping's answer arrives, and all 1000
+    are there after the restart, in order."""
+    srv = burst_server
+    user, pw = new_user(srv, 'burst')
+    bodies = ['burst-%04d' % i for i in range(BURST)]
+    a = sender(srv)
+    try:
+        a.send(''.join("<message to='%s@%s' type='chat' id='b%d'><body>%s</body></message>"
+                       % (user, HOST, i, b) for i, b in enumerate(bodies)))
+        a.send("<iq type='get' id='after-burst' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>"
+               % HOST)
+        answer = a.wait_iq('after-burst', timeout=120)
+        srv.proc.send_signal(signal.SIGKILL)   # nothing more may reach the store
+        assert answer.get('type') == 'result', tostr(answer)
+    finally:
+        a.close()
+    assert srv.wait_exit(10) == -signal.SIGKILL
+    srv._logf.close()
+    assert srv.db_rows('offline_messages', user) == BURST
+    srv.start()
+    b = come_online(srv, user, pw)
+    try:
+        got = messages(b, BURST, timeout=60)
+        assert [m.findtext(q(NS_CLIENT, 'body')) for m in got] == bodies
     finally:
         b.close()
     wait_rows(srv, user, 0)
