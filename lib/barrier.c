@@ -30,6 +30,7 @@ struct barrier {
 };
 
 static struct barrier *current;
+static struct barrier_hold *answering;
 
 struct barrier *barrier_new(barrier_advance_cb *advance, void *ctx)
 {
@@ -107,6 +108,7 @@ void barrier_release(struct barrier_hold **hp)
 	if (h == NULL)
 		return;
 	*hp = NULL;
+	assert(answering != h);   /* released inside its own answer */
 	struct barrier *b = h->b;
 	if (h->prev != NULL)
 		h->prev->next = h->next;
@@ -120,6 +122,23 @@ void barrier_release(struct barrier_hold **hp)
 	if (b->advance != NULL)
 		b->advance(b->ctx);
 	barrier_unref(b);
+}
+
+struct barrier_hold *barrier_answer_enter(struct barrier_hold *h)
+{
+	struct barrier_hold *previous = answering;
+	answering = h;
+	return previous;
+}
+
+void barrier_answer_leave(struct barrier_hold *previous)
+{
+	answering = previous;
+}
+
+uint64_t barrier_answering(const struct barrier *b)
+{
+	return answering != NULL && answering->b == b ? answering->seq : 0;
 }
 
 uint64_t barrier_mark(const struct barrier *b)

@@ -51,6 +51,16 @@ struct barrier_hold *barrier_hold(struct barrier *b);
 /* Release (NULL is fine); NULLs *h. */
 void barrier_release(struct barrier_hold **h);
 
+/* While the work behind hold h answers (routes its reply, or a bounce),
+ * make it the hold being answered: the owner puts that output where h's
+ * input stood, before what it was given for later input, so answers come
+ * in the order of the input.  enter returns what leave restores; h may be
+ * NULL (nothing to place). */
+struct barrier_hold *barrier_answer_enter(struct barrier_hold *h);
+void barrier_answer_leave(struct barrier_hold *previous);
+/* The number of the hold of b being answered now, or 0. */
+uint64_t barrier_answering(const struct barrier *b);
+
 /* What an answer written now must wait for. */
 uint64_t barrier_mark(const struct barrier *b);
 /* Whether every hold taken up to mark has been released. */

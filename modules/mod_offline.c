@@ -166,6 +166,7 @@ static void stored(enum storage_result res, void *ctx)
 {
 	struct offline_op *op = ctx;
 	op->sreq = NULL;
+	struct barrier_hold *outer = barrier_answer_enter(op->hold);   /* a bounce, in order */
 	switch (res) {
 	case STORAGE_OK:
 		log_debug("offline: message for %s@%s stored", op->user, op->host->name);
@@ -197,6 +198,7 @@ static void stored(enum storage_result res, void *ctx)
 		              "the recipient is offline and the message could not be stored");
 		break;
 	}
+	barrier_answer_leave(outer);
 	op_free(op);
 }
 
@@ -240,6 +242,7 @@ static void check_failed(struct offline_op *op, const char *what, enum storage_r
 	            what, op->user, op->host->name, storage_result_str(res));
 	/* As in stored(): a temporary failure is a wait error, never
 	 * service-unavailable (which reads as "no such user"). */
+	struct barrier_hold *outer = barrier_answer_enter(op->hold);
 	if (res == STORAGE_TEMPFAIL)
 		router_bounce(op->stanza, SE_RESOURCE_CONSTRAINT,
 		              "the recipient is offline and the message cannot be stored now; "
@@ -247,13 +250,16 @@ static void check_failed(struct offline_op *op, const char *what, enum storage_r
 	else
 		router_bounce(op->stanza, SE_INTERNAL_SERVER_ERROR,
 		              "the recipient is offline and the message could not be stored");
+	barrier_answer_leave(outer);
 	op_free(op);
 }
 
 static void refused(struct offline_op *op, const char *why)
 {
 	log_debug("offline: a message for %s@%s is refused by the %s", op->user, op->host->name, why);
+	struct barrier_hold *outer = barrier_answer_enter(op->hold);
 	router_bounce(op->stanza, SE_SERVICE_UNAVAILABLE, NULL);
+	barrier_answer_leave(outer);
 	op_free(op);
 }
 

@@ -18,7 +18,9 @@
  *   it.  Output to the session (answers, and anything delivered meanwhile)
  *   is then kept, serialised, in held and written, in order, once the holds
  *   taken before it are released: an answer never overtakes the commit of
- *   an earlier stanza.  Held bytes count against limits.max_output and in
+ *   an earlier stanza.  The answer to held input k (barrier_answering) goes
+ *   before the held output that came for later input, so answers keep the
+ *   order of the input.  Held bytes count against limits.max_output and in
  *   the session's out_queued.
  * - A failed authentication is answered after auth_failure_delay; after
  *   auth_attempts failures the stream is closed.  A backend that could not
@@ -193,6 +195,7 @@ static void c2s_send(struct c2s *c, struct xml_node *el)
 	}
 	if (c->st->dead)
 		return;
+	size_t held_before = c->held.len;
 	xml_serialize(&c->held, el, NS_CLIENT);
 	if (c->held.len + c->st->out.len > c->st->max_output) {
 		log_warning("c2s %llu from %s: output held for earlier stores over %zu bytes: "
@@ -201,15 +204,36 @@ static void c2s_send(struct c2s *c, struct xml_node *el)
 		return;
 	}
 	uint64_t mark = barrier_mark(c->barrier);
-	if (c->nsegs > 0 && c->segs[c->nsegs - 1].mark == mark) {
-		c->segs[c->nsegs - 1].end = c->held.len;
+	size_t at = c->nsegs;           /* where the new run goes */
+	uint64_t k = barrier_answering(c->barrier);
+	if (k != 0) {
+		/* The answer to input k: before what came for later input. */
+		mark = k;
+		while (at > 0 && c->segs[at - 1].mark >= k)
+			at--;
+	}
+	size_t start = at > 0 ? c->segs[at - 1].end : 0;
+	size_t len = c->held.len - held_before;
+	if (at < c->nsegs) {
+		/* Move the serialised bytes from the end to start. */
+		char *tmp = xmalloc(len);
+		memcpy(tmp, c->held.data + held_before, len);
+		memmove(c->held.data + start + len, c->held.data + start, held_before - start);
+		memcpy(c->held.data + start, tmp, len);
+		free(tmp);
+		for (size_t i = at; i < c->nsegs; i++)
+			c->segs[i].end += len;
+	} else if (at > 0 && c->segs[at - 1].mark == mark) {
+		c->segs[at - 1].end += len;
 		return;
 	}
 	if (c->nsegs == c->segs_cap) {
 		c->segs_cap = c->segs_cap ? c->segs_cap * 2 : 8;
 		c->segs = xrealloc(c->segs, c->segs_cap * sizeof(*c->segs));
 	}
-	c->segs[c->nsegs++] = (struct held_seg){ .end = c->held.len, .mark = mark };
+	memmove(c->segs + at + 1, c->segs + at, (c->nsegs - at) * sizeof(*c->segs));
+	c->segs[at] = (struct held_seg){ .end = start + len, .mark = mark };
+	c->nsegs++;
 }
 
 static void c2s_send_sasl(struct c2s *c, const char *name, const char *child, const char *data, size_t len)

@@ -291,7 +291,9 @@ static void iq_answer(struct iq_request *req, struct xml_node *reply)
 		 * 'to': the user's own account answers as the bare JID). */
 		xml_set_attr(reply, "from", jid_to_pool(reply->pool, &req->to));
 		xml_set_attr(reply, "to", jid_to_pool(reply->pool, &req->from));
+		struct barrier_hold *outer = barrier_answer_enter(p->hold);
 		router_route(reply, &req->to, &req->from);
+		barrier_answer_leave(outer);
 		xml_unref(&reply);
 	} else {
 		xml_unref(&reply);

@@ -1,7 +1,8 @@
 /*
  * Unit tests: barriers (lib/barrier.h): marks pass only when every earlier
  * hold is released, whatever order releases come in; the current barrier
- * nests; a barrier whose owner left lives until its last hold is released.
+ * nests; a barrier whose owner left lives until its last hold is released;
+ * the hold being answered is seen only by its own barrier.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -97,6 +98,30 @@ static void test_outlives_its_owner(void **state)
 	barrier_release(&h);                    /* NULL is fine */
 }
 
+static void test_answering_names_the_hold_of_its_barrier(void **state)
+{
+	(void)state;
+	struct barrier *a = barrier_new(count_advance, NULL);
+	struct barrier *b = barrier_new(count_advance, NULL);
+	struct barrier_hold *h1 = barrier_hold(a);
+	struct barrier_hold *h2 = barrier_hold(a);
+	assert_int_equal(barrier_answering(a), 0);
+	struct barrier_hold *outer = barrier_answer_enter(h2);
+	assert_null(outer);
+	assert_int_equal(barrier_answering(a), 2);
+	assert_int_equal(barrier_answering(b), 0);   /* another stream's answer */
+	struct barrier_hold *inner = barrier_answer_enter(NULL);
+	assert_int_equal(barrier_answering(a), 0);
+	barrier_answer_leave(inner);
+	assert_int_equal(barrier_answering(a), 2);
+	barrier_answer_leave(outer);
+	assert_int_equal(barrier_answering(a), 0);
+	barrier_release(&h2);
+	barrier_release(&h1);
+	barrier_free(&a);
+	barrier_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -104,6 +129,7 @@ int main(void)
 		cmocka_unit_test(test_mark_waits_for_earlier_holds_only),
 		cmocka_unit_test(test_current_nests),
 		cmocka_unit_test(test_outlives_its_owner),
+		cmocka_unit_test(test_answering_names_the_hold_of_its_barrier),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,84 @@
+"""In-order processing (RFC 6120 10.1): once the server answers a stanza of
+a stream, every stanza the stream sent before it has been handled.  An iq
+set that waits on the store is answered before a ping sent after it, and a
+message to an offline user is stored before anything sent after it is
+answered (the crash test in test_offline.py shows it survives a SIGKILL)."""
+import time
+
+from parleytest import HOST, NS_CLIENT, RawClient, q, tostr, unique
+
+
+def answers_in_order(c, ids, timeout=10):
+    """The ids of the iq answers among ids, in the order they came."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < len(ids):
+        el = c.next(max(0.1, deadline - time.monotonic()))
+        assert el is not None, 'stream closed after %s' % got
+        if el.tag == q(NS_CLIENT, 'iq') and el.get('id') in ids:
+            assert el.get('type') == 'result', tostr(el)
+            got.append(el.get('id'))
+    return got
+
+
+def ping(iq_id):
+    return "<iq type='get' id='%s' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>" % (iq_id, HOST)
+
+
+def login(server, user='alice'):
+    c = RawClient(server.port)
+    c.login(user, server.password(user), resource=unique('o-'))
+    return c
+
+
+def test_vcard_set_answered_before_a_later_ping(server):
+    c = login(server)
+    try:
+        c.send("<iq type='set' id='v1'><vCard xmlns='vcard-temp'><FN>%s</FN></vCard></iq>"
+               % unique('order-') + ping('p1'))
+        assert answers_in_order(c, ['v1', 'p1']) == ['v1', 'p1']
+    finally:
+        c.close()
+
+
+def test_private_and_roster_sets_answered_in_order(server):
+    c = login(server)
+    try:
+        c.send("<iq type='set' id='s1'><query xmlns='jabber:iq:private'>"
+               "<n xmlns='parley:test:order'>%s</n></query></iq>" % unique('x')
+               + ping('p1')
+               + "<iq type='set' id='s2'><query xmlns='jabber:iq:roster'>"
+                 "<item jid='%s@%s' name='order'/></query></iq>" % (unique('c'), HOST)
+               + ping('p2'))
+        assert answers_in_order(c, ['s1', 'p1', 's2', 'p2']) == ['s1', 'p1', 's2', 'p2']
+    finally:
+        c.close()
+
+
+def test_offline_message_stored_before_a_later_ping_is_answered(server):
+    user = unique('ord')
+    server.register(user, HOST, 'order-pw')
+    c = login(server)
+    try:
+        c.send(''.join("<message to='%s@%s' type='chat' id='m%d'><body>order %d</body></message>"
+                       % (user, HOST, i, i) for i in range(50)) + ping('p1'))
+        assert answers_in_order(c, ['p1']) == ['p1']
+        # read from outside the moment the answer came: all of them are there
+        assert server.db_rows('offline_messages', user) == 50
+    finally:
+        c.close()
+
+
+def test_messages_to_an_online_user_are_not_held(server):
+    """Nothing waits when nothing is stored: a message delivered to an
+    online user and a ping are answered at once, in order."""
+    a, b = login(server, 'alice'), login(server, 'bob')
+    try:
+        body = unique('live-')
+        a.send("<message to='bob@%s' type='chat'><body>%s</body></message>" % (HOST, body)
+               + ping('p1'))
+        assert answers_in_order(a, ['p1']) == ['p1']
+        b.wait_message(body)
+    finally:
+        a.close()
+        b.close()
