@@ -2,7 +2,7 @@
  * The "pam" auth backend.  PAM runs in helper processes (parley-pam-helper,
  * built from auth/pam-helper.c), never in parleyd: PAM modules block, are not
  * reliably thread-safe and may leak.  The helpers speak the port protocol
- * of the external method (auth-extpool.h) and are run by the same process
+ * of the external method (auth-external.h) and are run by the same process
  * pool, so they share its timeouts, restarts with back-off, stderr logging
  * and queue limits; a helper is also replaced after max_requests answers.
  *
@@ -11,7 +11,7 @@
  * cannot create, rename or remove accounts, and setting passwords through
  * it is not offered.  Loop thread.
  */
-#include "auth/auth-extpool.h"
+#include "auth/procpool.h"
 #include "lib/log.h"
 
 #ifndef PARLEY_PAM_HELPER
@@ -19,7 +19,7 @@
 #endif
 
 struct pam_backend {
-	struct extpool *pool;
+	struct procpool *pool;
 	bool account_check;
 };
 
@@ -31,7 +31,7 @@ static int pam_init(struct auth *a, void **state_r, char **error_r)
 		helper = PARLEY_PAM_HELPER;
 	char *args_items[2] = { c->service, c->account_check ? "account" : "no-account" };
 	struct strlist args = { args_items, 2 };
-	struct extpool_config pc = {
+	struct procpool_config pc = {
 		.method = "pam",
 		.program = helper,
 		.args = &args,
@@ -44,7 +44,7 @@ static int pam_init(struct auth *a, void **state_r, char **error_r)
 	};
 	struct pam_backend *pb = xcalloc(1, sizeof(*pb));
 	pb->account_check = c->account_check;
-	if (extpool_new(a, &pc, &pb->pool, error_r) < 0) {
+	if (procpool_new(a, &pc, &pb->pool, error_r) < 0) {
 		char *e = xasprintf("PAM helper: %s (set auth.pam.helper, or install parley-pam-helper)",
 		                    *error_r);
 		free(*error_r);
@@ -61,7 +61,7 @@ static int pam_init(struct auth *a, void **state_r, char **error_r)
 static void pam_deinit(void *state)
 {
 	struct pam_backend *pb = state;
-	extpool_free(&pb->pool);
+	procpool_free(&pb->pool);
 	free(pb);
 }
 
@@ -73,7 +73,7 @@ static bool pam_can_plain(void *state)
 static struct auth_breq *pam_check(void *state, struct auth_req *req)
 {
 	struct pam_backend *pb = state;
-	return extpool_submit(pb->pool, req);
+	return procpool_submit(pb->pool, req);
 }
 
 static struct auth_breq *pam_exists(void *state, struct auth_req *req)
@@ -84,13 +84,13 @@ static struct auth_breq *pam_exists(void *state, struct auth_req *req)
 		auth_backend_reply_later(req, AUTH_NOT_SUPPORTED);
 		return NULL;
 	}
-	return extpool_submit(pb->pool, req);
+	return procpool_submit(pb->pool, req);
 }
 
 static void pam_status(void *state, struct buf *out)
 {
 	struct pam_backend *pb = state;
-	extpool_status(pb->pool, out);
+	procpool_status(pb->pool, out);
 }
 
 const struct auth_vfuncs auth_pam_vfuncs = {
@@ -100,6 +100,6 @@ const struct auth_vfuncs auth_pam_vfuncs = {
 	.can_plain = pam_can_plain,
 	.check_password = pam_check,
 	.user_exists = pam_exists,
-	.cancel = extpool_cancel,
+	.cancel = procpool_cancel,
 	.status = pam_status,
 };

@@ -1,7 +1,8 @@
 /*
- * What an auth backend implements.  Only auth.c and the backends
- * (auth-internal.c, auth-ldap.c; later auth-pam.c, auth-external.c, ...)
- * include this.  Loop thread only.
+ * What an auth backend implements.  Only auth.c, the backends
+ * (auth-internal.c, auth-ldap.c, auth-pam.c, auth-external.c,
+ * auth-anonymous.c) and the process pool (procpool.c) include this.
+ * Loop thread only.
  *
  * A host's struct auth holds a chain of backends (auth.methods, in order).
  * auth.c walks the chain for each request and decides the final answer;

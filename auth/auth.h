@@ -1,6 +1,7 @@
 /*
- * The auth interface: one chain of backends per virtual host (today
- * "internal": SCRAM credentials kept in the host's storage).  Every call is
+ * The auth interface: one chain of backends per virtual host (auth.methods,
+ * tried in order: internal, i.e. SCRAM credentials kept in the host's
+ * storage, ldap, pam, external, anonymous).  Every call is
  * asynchronous like storage calls: cb runs later on the loop thread, never
  * inside the call; auth_cancel() guarantees it will not run.  Results say
  * why: a backend that cannot answer now says AUTH_TEMPFAIL, never

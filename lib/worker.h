@@ -21,7 +21,8 @@ struct worker_job;
 typedef void worker_work_fn(void *job, void *thread_state);
 /* Runs on the loop thread.  status: WORKER_DONE after work ran,
  * WORKER_EXPIRED when the deadline passed before a thread took the job (work
- * did not run), WORKER_FULL never reaches here (submit fails instead). */
+ * did not run), WORKER_CANCELLED after worker_cancel (work may or may not
+ * have run).  A full queue never reaches here: worker_submit returns NULL. */
 enum worker_status { WORKER_DONE, WORKER_EXPIRED, WORKER_CANCELLED };
 typedef void worker_done_fn(void *job, enum worker_status status);
 typedef void *worker_thread_init_fn(void *group_ctx, unsigned index);

@@ -291,7 +291,7 @@ void sm_route(struct host *h, struct xml_node *stanza, const struct jid *from, c
 	case STANZA_PRESENCE: {
 		const char *type = xml_attr(stanza, "type");
 		if (type != NULL && strcmp(type, "probe") == 0)
-			break;   /* answered from rosters once subscriptions exist */
+			break;   /* mod_presence answers probes (HOOK_PRESENCE_IN); without it, dropped */
 		deliver_available(u, stanza, false, from, to);
 		break;
 	}

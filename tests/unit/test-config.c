@@ -1,6 +1,8 @@
 /*
- * Tests of server/config.c: the YAML node tree, the option parsers, the
- * whole-file loader (errors, per-host overrides, module merge, paths) and
+ * Tests of the configuration: the YAML node tree (lib/cfg.c), the option
+ * parsers and tables (lib/options.c), the whole-file loader with the
+ * sections' checks (server/config.c and the *-config.c files beside each
+ * subsystem: errors, per-host overrides, module merge, paths) and
  * config-dump.  Single-threaded.  Files are written to a fresh temporary
  * directory, removed at the end.  The example etc/parley.yml is found
  * through $PARLEY_SRCDIR or $top_srcdir (make check sets the latter).

@@ -1,7 +1,8 @@
 /*
- * Unit tests for the port protocol's framing (auth/auth-extpool.h): request
+ * Unit tests for the port protocol's framing (auth/auth-external.h): request
  * encoding, reply decoding, splitting a request the way a program must
- * (passwords with ':'), and the start-up probe of programs.
+ * (passwords with ':'), and the process pool's start-up probe of programs
+ * (auth/procpool.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,7 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "auth/auth-extpool.h"
+#include "auth/auth-external.h"
+#include "auth/procpool.h"
 
 static void test_encode(void **state)
 {
@@ -146,7 +148,7 @@ static char *write_prog(const char *name, const char *text, mode_t mode)
 
 static void expect_probe(const char *path, const char *needle)
 {
-	char *err = extpool_probe_program(path);
+	char *err = procpool_probe_program(path);
 	if (needle == NULL) {
 		if (err != NULL)
 			fail_msg("unexpected probe error: %s", err);

@@ -1,8 +1,7 @@
 /*
- * A pool of helper processes speaking the port protocol (the "external"
- * method's programs and the PAM helper), and the protocol's framing.
- * Only auth-external.c, auth-pam.c and the unit tests include this.
- * Loop thread.
+ * The port protocol of the "external" auth method, which the PAM helper
+ * speaks too: its framing, as pure functions.  Only the auth backends, the
+ * process pool (procpool.c) and the unit tests include this.
  *
  * Protocol (one request in flight per process):
  *   request  = 2-byte big-endian length N, then N bytes:
@@ -14,8 +13,8 @@
  * password is everything after the last separator the operation needs, so
  * it may contain ':'.
  */
-#ifndef PARLEY_AUTH_EXTPOOL_H
-#define PARLEY_AUTH_EXTPOOL_H
+#ifndef PARLEY_AUTH_EXTERNAL_H
+#define PARLEY_AUTH_EXTERNAL_H
 
 #include "auth/auth-private.h"
 
@@ -39,36 +38,5 @@ int extproto_decode_reply(const unsigned char *data, size_t len, bool *yes_r);
  * the number of fields (2..4) or -1.  The password field takes the rest of
  * the payload.  fields_r[i] point into a copy owned by *copy_r. */
 int extproto_split(const char *payload, size_t len, char **copy_r, const char *fields_r[4]);
-
-/* ---- the pool ---- */
-
-struct extpool;
-
-struct extpool_config {
-	const char *method;          /* "external" or "pam", for logs */
-	const char *program;         /* absolute path */
-	const struct strlist *args;
-	unsigned instances;
-	double timeout;
-	unsigned queue_max;
-	double cache_ttl;            /* 0: no cache */
-	double restart_max;
-	unsigned max_requests;       /* retire a process after this many answers (0: never) */
-};
-
-/* Check the program can be run (exists, executable, its #! interpreter
- * exists) and start the processes.  -1 with a malloc'd message. */
-int extpool_new(struct auth *a, const struct extpool_config *cfg, struct extpool **pool_r,
-                char **error_r);
-void extpool_free(struct extpool **pool);
-/* Run req's operation (a backend vfunc body).  Returns the handle, or NULL
- * after auth_backend_reply_later (cache hit, full queue, bad request). */
-struct auth_breq *extpool_submit(struct extpool *pool, struct auth_req *req);
-void extpool_cancel(struct auth_breq *b);
-void extpool_status(struct extpool *pool, struct buf *out);
-
-/* The start-up check alone (for the PAM helper and tests): NULL when the
- * program looks runnable, else a malloc'd explanation. */
-char *extpool_probe_program(const char *path);
 
 #endif

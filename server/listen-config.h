@@ -1,0 +1,71 @@
+/*
+ * The network side of the configuration: the listen list, the limits
+ * section (every stream's resource limits) and the tls section (global,
+ * overridden key by key under a host): their settings, tables and checks.
+ * server/config.c assembles them.  Runs where the configuration is loaded
+ * (the loop thread, parleyctl).
+ */
+#ifndef PARLEY_LISTEN_CONFIG_H
+#define PARLEY_LISTEN_CONFIG_H
+
+#include "lib/options.h"
+
+struct listen_config {
+	char *address;          /* "::" (default: all IPv4 and IPv6), "127.0.0.1", ... */
+	unsigned port;
+	int module;             /* LISTEN_C2S (only one for now) */
+	bool direct_tls;        /* XEP-0368: TLS from the first byte */
+	int starttls;           /* STARTTLS_REQUIRED (default), STARTTLS_OPTIONAL, STARTTLS_OFF */
+	unsigned backlog;       /* default 1024 */
+	const struct cfg_node *node;
+};
+enum { LISTEN_C2S };
+enum { STARTTLS_REQUIRED, STARTTLS_OPTIONAL, STARTTLS_OFF };
+
+struct tls_config {
+	char *certificate;      /* PEM: certificate (and chain) */
+	char *key;              /* PEM private key (may be the same file) */
+	char *ciphers;          /* TLS 1.2 cipher list (OpenSSL syntax) */
+	char *min_version;      /* "1.2" (default) or "1.3" */
+};
+
+struct limits_config {
+	size_t max_stanza_size;     /* 256K */
+	unsigned max_depth;         /* 64 */
+	unsigned max_attrs;         /* 64 */
+	size_t max_output;          /* per-stream output queue cap, 1M */
+	unsigned max_conn_per_ip;   /* 0: unlimited; default 64 */
+	double handshake_timeout;   /* from accept to bound session, 60 s */
+	double idle_timeout;        /* no input at all for this long: close (0: never); 600 s */
+	double keepalive;           /* send whitespace after this much output silence; 60 s */
+	unsigned auth_attempts;     /* failed SASL attempts per stream before closing (3) */
+	double auth_failure_delay;  /* seconds before a failure is answered (1.0) */
+};
+
+/* The listen list: *listen_r gets an array of *count_r entries (set before
+ * any entry is read, so that listen_config_free_all frees what was filled
+ * when this fails).  root is where a message points when the list is
+ * absent.  -1 and a malloc'd *error_r naming file, line and key. */
+int listen_config_load(struct listen_config **listen_r, size_t *count_r, const struct cfg_node *list,
+                       const struct cfg_node *root, char **error_r);
+void listen_config_free_all(struct listen_config **listen, size_t count);
+/* One listener as a YAML list item ("- port: ..."). */
+void listen_config_dump(const struct listen_config *l, struct buf *out, int indent);
+
+/* The limits map (defaults first) and its checks; fallback as above. */
+int limits_config_load(struct limits_config *l, const struct cfg_node *map,
+                       const struct cfg_node *fallback, char **error_r);
+void limits_config_dump(const struct limits_config *l, struct buf *out, int indent);
+
+/* The built-in tls defaults. */
+void tls_config_defaults(struct tls_config *t);
+/* Apply a tls map over what t holds (the defaults, or the global section
+ * for a host), check it and make its paths absolute relative to dir;
+ * section names the map in messages ("tls", "hosts.NAME.tls"). */
+int tls_config_load(struct tls_config *t, const struct cfg_node *map, const struct cfg_node *fallback,
+                    const char *section, const char *dir, char **error_r);
+void tls_config_copy(struct tls_config *dst, const struct tls_config *src);
+void tls_config_free(struct tls_config *t);
+void tls_config_dump(const struct tls_config *t, struct buf *out, int indent);
+
+#endif
