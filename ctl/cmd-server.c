@@ -224,30 +224,11 @@ void cmd_reload(struct ctl_call *call)
 
 /* ---- configuration ------------------------------------------------------------------- */
 
-/* Load and check a configuration file completely (modules' options too). */
-static int config_check_file(const char *path, struct parley_config **cfg_r, char **error_r)
-{
-	if (config_load(path, cfg_r, error_r) < 0)
-		return -1;
-	for (size_t i = 0; i < (*cfg_r)->nhosts; i++) {
-		if (modules_check_host(&(*cfg_r)->hosts[i], error_r) < 0) {
-			config_free(cfg_r);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-int ctl_config_check(const char *path, struct parley_config **cfg_r, char **error_r)
-{
-	return config_check_file(path, cfg_r, error_r);
-}
-
 void cmd_config_check(struct ctl_call *call)
 {
 	struct parley_config *cfg;
 	char *err = NULL;
-	if (config_check_file(call->argv[1], &cfg, &err) < 0) {
+	if (server_config_check(call->argv[1], &cfg, &err) < 0) {
 		ctl_call_finish(call, CTL_FAILED, "%s", err);
 		free(err);
 		return;

@@ -37,9 +37,6 @@ void ctl_call_cancel(struct ctl_call *call);
 bool ctl_command_offline(const char *name);
 /* The flags of a command; false for an unknown name. */
 bool ctl_command_flags(const char *name, unsigned *flags_r);
-/* Load path and check it completely, module options included (config-check,
- * parleyd -t).  -1 with a malloc'd message naming file, line and key. */
-int ctl_config_check(const char *path, struct parley_config **cfg_r, char **error_r);
 /* Free what commands keep between calls (the backup worker); at exit. */
 void ctl_shutdown(void);
 /* Usage text of every command (for help). */
