@@ -91,6 +91,10 @@ void cmd_kick_session(struct ctl_call *call);
 void cmd_send_message(struct ctl_call *call);
 void cmd_send_stanza(struct ctl_call *call);
 
+/* cmd-announce.c */
+void cmd_announce(struct ctl_call *call);
+void cmd_motd(struct ctl_call *call);
+
 /* cmd-server.c */
 void cmd_status(struct ctl_call *call);
 void cmd_stats(struct ctl_call *call);

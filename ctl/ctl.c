@@ -216,6 +216,11 @@ static const struct ctl_command commands[] = {
 	{ "send-message", "FROM TO BODY", 3, 3, 0, cmd_send_message, "send a normal message" },
 	{ "send-stanza", "FROM TO XML", 3, 3, 0, cmd_send_stanza,
 	  "send a message, presence or iq given as XML (from and to are set from FROM and TO)" },
+	{ "announce", "HOST --online|--all TEXT", 3, 3, 0, cmd_announce,
+	  "send a headline message from HOST to its online users, or to all its users (stored "
+	  "for those offline; answers once stored)" },
+	{ "motd", "HOST [TEXT|--delete]", 1, 2, 0, cmd_motd,
+	  "show, set or delete the message of the day (sent to users when they log in)" },
 	{ "stats", "", 0, 0, CTL_F_JSON, cmd_stats,
 	  "users online and registered per host, uptime, stanza counters, memory" },
 	{ "backup", "FILE [HOST]", 1, 2, CTL_F_OFFLINE | CTL_F_PATH, cmd_backup,

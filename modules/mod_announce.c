@@ -187,8 +187,9 @@ static void all_finish(struct announce_req *req)
 	char *error = NULL;
 	if (r->result == ANNOUNCE_OK && r->failed > 0) {
 		r->result = req->all_temp ? ANNOUNCE_TEMPFAIL : ANNOUNCE_FAILED;
-		error = xasprintf("the announcement could not be stored for %u users of %s (the first, %s)",
-		                  r->failed, req->host, req->first_failure);
+		error = xasprintf("the announcement could not be stored for %u user%s of %s (%s%s)",
+		                  r->failed, r->failed == 1 ? "" : "s", req->host,
+		                  r->failed == 1 ? "" : "the first: ", req->first_failure);
 		r->error = error;
 	}
 	log_notice("announce: to all users of %s: %u online, %u stored offline, %u skipped, %u failed",
