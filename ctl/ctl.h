@@ -1,7 +1,9 @@
 /*
  * Administrative commands (parleyctl's), run inside parleyd for requests on
  * the control socket, or inside parleyctl itself (offline mode) for the data
- * commands when parleyd is not running.  Loop thread.
+ * commands when parleyd is not running.  The command table and dispatch are
+ * in ctl.c, the commands in cmd-*.c (ctl-private.h), the socket in
+ * ctl-socket.c.  Loop thread.
  */
 #ifndef PARLEY_CTL_H
 #define PARLEY_CTL_H
@@ -35,15 +37,14 @@ void ctl_call_cancel(struct ctl_call *call);
 bool ctl_command_offline(const char *name);
 /* The flags of a command; false for an unknown name. */
 bool ctl_command_flags(const char *name, unsigned *flags_r);
-/* Load path and check it completely, module options included (config-check,
- * parleyd -t).  -1 with a malloc'd message naming file, line and key. */
-int ctl_config_check(const char *path, struct parley_config **cfg_r, char **error_r);
 /* Free what commands keep between calls (the backup worker); at exit. */
 void ctl_shutdown(void);
 /* Usage text of every command (for help). */
 void ctl_help(struct buf *out);
 
-/* The control socket of parleyd (path, mode and group from the config). */
+/* ---- the control socket of parleyd (ctl-socket.c) ---- */
+
+/* Open it (path, mode and group from the config). */
 int ctl_listen(struct ev_loop *loop, const struct parley_config *cfg, char **error_r);
 /* Give the socket file to the user parleyd drops privileges to. */
 void ctl_chown(uid_t uid, gid_t gid);

@@ -120,6 +120,30 @@ bool privacy_list_denies(const struct privacy_list *list, const struct roster_it
  * roster). */
 bool privacy_list_needs_roster(const struct privacy_list *list);
 
+/* ---- offline storage of the server's own messages (mod_offline) ------------ */
+
+/* What came of offline_store_from_host. */
+enum offline_result {
+	OFFLINE_STORED,      /* committed: the user gets it at the next login */
+	OFFLINE_REFUSED,     /* the user's block list or privacy list refuses it */
+	OFFLINE_NO_USER,     /* the host has no such account */
+	OFFLINE_FULL,        /* the user's offline queue is full (max_per_user) */
+	OFFLINE_TEMPFAIL,    /* the store cannot be written now */
+	OFFLINE_FAILED,      /* any other failure */
+};
+typedef void offline_stored_fn(enum offline_result r, void *ctx);
+struct xml_node;
+/* Store msg, a <message/> from h's domain to user of h (from and to set),
+ * as mod_offline stores a message no session could take: the user's block
+ * list and default privacy list are read first, the quota applies, a
+ * <delay/> is added, and a session that becomes available meanwhile waits
+ * for it.  Nothing is bounced: done runs once with the outcome, from the
+ * loop, never inside this call, even when mod_offline stops meanwhile (it
+ * cannot be cancelled: ctx must live until then).  -1 when mod_offline
+ * does not run on h (done will not run). */
+int offline_store_from_host(struct host *h, const char *user, struct xml_node *msg,
+                            offline_stored_fn *done, void *ctx);
+
 /* ---- roster view (mod_roster, mod_presence; shared roster groups) ---------- */
 
 /* The roster of user as it is seen (stored items merged with what the

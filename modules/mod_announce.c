@@ -1,13 +1,15 @@
 /*
  * mod_announce: announcements and the message of the day, as ad-hoc
- * commands for the host's admins (through mod_adhoc).  Loop thread.
+ * commands for the host's admins (through mod_adhoc) and as the calls of
+ * announce.h (parleyctl announce and motd).  Loop thread.
  *
  * - announce (XEP-0133): a message from the host to every session of the
  *   host now;
  * - urn:parley:admin#announce-all: a message to every registered user of
- *   the host, sent to the bare JID, so the usual delivery applies: users
- *   online get it, the others get it from offline storage at their next
- *   login (the offline module's quota applies);
+ *   the host: users with an available session get it at once (sent to the
+ *   bare JID, so the usual delivery applies), the others get it stored
+ *   offline through mod_offline (its checks and quota apply); the command
+ *   answers once every offline copy is committed;
  * - set-motd, edit-motd, delete-motd (XEP-0133): the message of the day,
  *   sent to each session when it first becomes available.
  *
@@ -18,13 +20,18 @@
  * start; sessions that became available before that read finished get no
  * message of the day.
  *
- * Invariants: storage calls of commands are the adhoc request's (cancelled
- * by mod_adhoc); the start-up read is the module's and is cancelled at
- * stop.  A session is greeted at most once (the greeted list is cleaned at
- * session close).
+ * Invariants: a request (struct announce_req) is on the module's list
+ * exactly while its storage call is in flight; a stop cancels those calls
+ * and answers their requests.  An announcement whose offline copies are
+ * being stored needs no module state: mod_offline answers each copy, even
+ * after a stop, and the last answer finishes (or, once cancelled, frees)
+ * it.  A session is greeted at most once (the greeted list is cleaned at
+ * session close).  The start-up read is the module's and is cancelled at
+ * stop.
  */
 #include "builtin.h"
 #include "adhoc.h"
+#include "announce.h"
 #include "server/host.h"
 #include "server/hooks.h"
 #include "server/router.h"
@@ -40,17 +47,20 @@
 struct announce_state {
 	struct host *host;
 	char *motd;                      /* NULL: none */
+	bool motd_known;                 /* motd was read from the store (or set since) */
 	struct storage_req *load;        /* the start-up read */
+	struct pending_list reqs;        /* requests with a storage call in flight */
 	uint64_t *greeted;               /* session ids that got it */
 	size_t ngreeted, greeted_cap;
 };
 
 /* ---- sending ----------------------------------------------------------------------- */
 
-static struct xml_node *announcement(struct host *h, const char *subject, const char *body)
+static struct xml_node *announcement(struct host *h, const char *type, const char *subject,
+                                     const char *body)
 {
 	struct xml_node *m = xml_new("message", NS_CLIENT);
-	xml_set_attr(m, "type", "normal");
+	xml_set_attr(m, "type", type);
 	char id[17];
 	random_id(id, 16);
 	xml_set_attr(m, "id", id);
@@ -85,9 +95,9 @@ static char *multi_text(const struct xml_node *form, const char *var)
 	return b.data != NULL ? buf_steal(&b) : xstrdup("");
 }
 
-/* ---- announce -------------------------------------------------------------------------- */
+/* ---- announcements ---------------------------------------------------------------------- */
 
-struct online_send { struct host *h; struct xml_node *m; unsigned n; };
+struct online_send { struct host *h; struct xml_node *m; unsigned sessions, users; };
 
 static void send_one(struct session *s, void *ctx)
 {
@@ -96,7 +106,307 @@ static void send_one(struct session *s, void *ctx)
 	struct xml_node *m = xml_copy(os->m);
 	send_to(os->h, m, &s->jid);
 	xml_unref(&m);
-	os->n++;
+	os->sessions++;
+	/* a user counts once: at the first of their sessions */
+	if (sm_user_sessions(s->host, s->jid.node) == s)
+		os->users++;
+}
+
+enum announce_result announce_online(struct host *h, const char *type, const char *subject,
+                                     const char *body, unsigned *sessions_r, unsigned *users_r)
+{
+	if (module_state(h, "announce") == NULL)
+		return ANNOUNCE_OFF;
+	struct online_send os = { .h = h, .m = announcement(h, type, subject, body) };
+	sm_foreach(h, send_one, &os);
+	xml_unref(&os.m);
+	log_notice("announce: sent to %u sessions of %s", os.sessions, h->name);
+	if (sessions_r != NULL)
+		*sessions_r = os.sessions;
+	if (users_r != NULL)
+		*users_r = os.users;
+	return ANNOUNCE_OK;
+}
+
+enum req_kind { REQ_ALL, REQ_MOTD };
+
+struct announce_req {
+	struct pending_link link;     /* first: the module's list, while sreq is in flight */
+	struct announce_state *as;    /* while on the list */
+	enum req_kind kind;
+	char *host;                   /* the host's name (for messages) */
+	struct storage_req *sreq;     /* the account list read; the motd write */
+	bool cancelled;               /* done will not run */
+	void *ctx;
+	/* REQ_ALL */
+	announce_all_fn *all_done;
+	struct xml_node *msg;         /* the announcement, without a to */
+	unsigned pending;             /* offline copies not answered yet */
+	bool all_sent;                /* every user was sent to (or handed to mod_offline) */
+	bool all_temp;                /* every failure so far was temporary */
+	char *first_failure;          /* "user: why" of the first failure */
+	struct announce_report report;
+	/* REQ_MOTD */
+	announce_motd_fn *motd_done;
+	char *text;                   /* the new message of the day; NULL: delete it */
+};
+
+static struct announce_req *req_new(struct announce_state *as, enum req_kind kind, void *ctx)
+{
+	struct announce_req *req = xcalloc(1, sizeof(*req));
+	req->as = as;
+	req->kind = kind;
+	req->host = xstrdup(as->host->name);
+	req->ctx = ctx;
+	pending_add(&as->reqs, &req->link);
+	return req;
+}
+
+/* Its storage call answered (or was cancelled): off the module's list. */
+static void req_unlink(struct announce_req *req)
+{
+	pending_remove(&req->link);
+	req->as = NULL;
+}
+
+static void req_free(struct announce_req *req)
+{
+	req_unlink(req);
+	if (req->msg != NULL)
+		xml_unref(&req->msg);
+	free(req->first_failure);
+	free(req->text);
+	free(req->host);
+	free(req);
+}
+
+/* Every user was handled: tell the caller (unless cancelled) and free. */
+static void all_finish(struct announce_req *req)
+{
+	struct announce_report *r = &req->report;
+	char *error = NULL;
+	if (r->result == ANNOUNCE_OK && r->failed > 0) {
+		r->result = req->all_temp ? ANNOUNCE_TEMPFAIL : ANNOUNCE_FAILED;
+		error = xasprintf("the announcement could not be stored for %u user%s of %s (%s%s)",
+		                  r->failed, r->failed == 1 ? "" : "s", req->host,
+		                  r->failed == 1 ? "" : "the first: ", req->first_failure);
+		r->error = error;
+	}
+	log_notice("announce: to all users of %s: %u online, %u stored offline, %u skipped, %u failed",
+	           req->host, r->online, r->stored, r->skipped, r->failed);
+	if (!req->cancelled)
+		req->all_done(req->ctx, r);
+	free(error);
+	req_free(req);
+}
+
+static void all_failed_for(struct announce_req *req, const char *user, const char *why, bool temp)
+{
+	req->report.failed++;
+	if (!temp)
+		req->all_temp = false;
+	if (req->first_failure == NULL)
+		req->first_failure = xasprintf("%s: %s", user, why);
+}
+
+struct copy_ctx { struct announce_req *req; char *user; };
+
+static void all_stored(enum offline_result r, void *ctx)
+{
+	struct copy_ctx *cc = ctx;
+	struct announce_req *req = cc->req;
+	switch (r) {
+	case OFFLINE_STORED: req->report.stored++; break;
+	case OFFLINE_REFUSED:
+	case OFFLINE_NO_USER: req->report.skipped++; break;
+	case OFFLINE_FULL: all_failed_for(req, cc->user, "the offline queue is full", false); break;
+	case OFFLINE_TEMPFAIL: all_failed_for(req, cc->user, "the store is unavailable", true); break;
+	default: all_failed_for(req, cc->user, "the store failed", false); break;
+	}
+	free(cc->user);
+	free(cc);
+	if (--req->pending == 0 && req->all_sent)
+		all_finish(req);
+}
+
+/* Whether user has a session that takes a message to the bare JID now. */
+static bool user_reachable(struct host *h, const char *user)
+{
+	for (struct session *s = sm_user_sessions(h, user); s != NULL; s = s->next_of_user)
+		if (s->available && s->priority >= 0)
+			return true;
+	return false;
+}
+
+static void all_listed(enum storage_result r, const struct strlist *names, void *ctx)
+{
+	struct announce_req *req = ctx;
+	struct host *h = req->as->host;
+	req->sreq = NULL;
+	req_unlink(req);
+	if (r != STORAGE_OK) {
+		char *error = xasprintf("cannot list the accounts of %s: %s", req->host,
+		                        storage_result_str(r));
+		req->report.result = r == STORAGE_TEMPFAIL ? ANNOUNCE_TEMPFAIL : ANNOUNCE_FAILED;
+		req->report.error = error;
+		if (!req->cancelled)
+			req->all_done(req->ctx, &req->report);
+		free(error);
+		req_free(req);
+		return;
+	}
+	req->all_temp = true;
+	for (size_t i = 0; i < names->count; i++) {
+		struct xml_node *m = xml_copy(req->msg);
+		struct jid to = { .node = names->items[i], .domain = h->name };
+		char *ts = jid_to_string(&to);
+		xml_set_attr(m, "to", ts);
+		free(ts);
+		if (user_reachable(h, names->items[i])) {
+			send_to(h, m, &to);
+			req->report.online++;
+		} else {
+			struct copy_ctx *cc = xmalloc(sizeof(*cc));
+			cc->req = req;
+			cc->user = xstrdup(names->items[i]);
+			if (offline_store_from_host(h, names->items[i], m, all_stored, cc) == 0) {
+				req->pending++;
+			} else {
+				all_failed_for(req, cc->user, "offline messages are off (module offline)", false);
+				free(cc->user);
+				free(cc);
+			}
+		}
+		xml_unref(&m);
+	}
+	req->all_sent = true;
+	if (req->pending == 0)
+		all_finish(req);
+}
+
+struct announce_req *announce_all(struct host *h, const char *type, const char *subject,
+                                  const char *body, announce_all_fn *done, void *ctx)
+{
+	struct announce_state *as = module_state(h, "announce");
+	if (as == NULL)
+		return NULL;
+	struct announce_req *req = req_new(as, REQ_ALL, ctx);
+	req->all_done = done;
+	req->msg = announcement(h, type, subject, body);
+	req->sreq = storage_account_list(h->storage, h->name, all_listed, req);
+	return req;
+}
+
+/* ---- the message of the day ------------------------------------------------------------ */
+
+enum announce_result announce_motd(struct host *h, const char **text_r)
+{
+	struct announce_state *as = module_state(h, "announce");
+	if (as == NULL)
+		return ANNOUNCE_OFF;
+	*text_r = as->motd;
+	return as->motd_known ? ANNOUNCE_OK : ANNOUNCE_TEMPFAIL;
+}
+
+static void motd_stored(enum storage_result r, void *ctx)
+{
+	struct announce_req *req = ctx;
+	struct announce_state *as = req->as;
+	req->sreq = NULL;
+	req_unlink(req);
+	if (r != STORAGE_OK) {
+		char *error = xasprintf("cannot store the message of the day of %s: %s", req->host,
+		                        storage_result_str(r));
+		if (!req->cancelled)
+			req->motd_done(req->ctx, r == STORAGE_TEMPFAIL ? ANNOUNCE_TEMPFAIL : ANNOUNCE_FAILED,
+			               error);
+		free(error);
+		req_free(req);
+		return;
+	}
+	free(as->motd);
+	as->motd = req->text;
+	req->text = NULL;
+	as->motd_known = true;
+	log_notice("announce: message of the day of %s %s", req->host, as->motd != NULL ? "set" : "deleted");
+	if (!req->cancelled)
+		req->motd_done(req->ctx, ANNOUNCE_OK, NULL);
+	req_free(req);
+}
+
+struct announce_req *announce_motd_set(struct host *h, const char *text, announce_motd_fn *done,
+                                       void *ctx)
+{
+	struct announce_state *as = module_state(h, "announce");
+	if (as == NULL)
+		return NULL;
+	struct announce_req *req = req_new(as, REQ_MOTD, ctx);
+	req->motd_done = done;
+	req->text = text != NULL && *text != '\0' ? xstrdup(text) : NULL;
+	struct xml_node *el = xml_new("motd", NS_MOTD);
+	if (req->text != NULL)
+		xml_add_text(el, req->text, strlen(req->text));
+	char *data = xml_to_string(el, NULL);
+	xml_unref(&el);
+	struct private_item item = { .ns = NS_MOTD, .data = data };
+	req->sreq = storage_private_set(h->storage, h->name, MOTD_OWNER, &item, 1, motd_stored, req);
+	free(data);
+	return req;
+}
+
+void announce_cancel(struct announce_req *req)
+{
+	if (req->sreq != NULL) {
+		storage_cancel(req->sreq);
+		req_free(req);
+	} else {
+		req->cancelled = true;   /* the last offline copy's answer frees it */
+	}
+}
+
+/* The module stops while req's storage call is in flight. */
+static void req_stopped(struct announce_req *req)
+{
+	storage_cancel(req->sreq);
+	req->sreq = NULL;
+	req_unlink(req);
+	char *error = xasprintf("the announce module stopped on %s", req->host);
+	if (req->cancelled) {
+		/* nobody to tell */
+	} else if (req->kind == REQ_ALL) {
+		req->report.result = ANNOUNCE_TEMPFAIL;
+		req->report.error = error;
+		req->all_done(req->ctx, &req->report);
+	} else {
+		req->motd_done(req->ctx, ANNOUNCE_TEMPFAIL, error);
+	}
+	free(error);
+	req_free(req);
+}
+
+/* ---- the ad-hoc commands ---------------------------------------------------------------- */
+
+/* An ad-hoc request's call of announce.h in flight (cancelled when the
+ * request ends first). */
+struct cmd_work {
+	struct announce_req *work;
+	bool deleting;                /* set-motd / delete-motd: which */
+};
+
+static void cmd_work_free(void *p)
+{
+	struct cmd_work *w = p;
+	if (w->work != NULL)
+		announce_cancel(w->work);
+	free(w);
+}
+
+static struct cmd_work *cmd_work_new(struct adhoc_request *req)
+{
+	struct cmd_work *w = xcalloc(1, sizeof(*w));
+	req->data = w;
+	req->data_free = cmd_work_free;
+	return w;
 }
 
 /* The announcement of an announce command: at the first stage the form
@@ -128,47 +438,27 @@ static void cmd_announce(struct adhoc_request *req, void *ctx)
 	                               "Fill out this form to make an announcement to all active users of this service.");
 	if (body == NULL)
 		return;
-	struct online_send os = { .h = req->host, .m = announcement(req->host, form_value(req->form, "subject"), body) };
-	sm_foreach(req->host, send_one, &os);
-	xml_unref(&os.m);
+	unsigned sessions = 0;
+	announce_online(req->host, "normal", form_value(req->form, "subject"), body, &sessions, NULL);
 	free(body);
-	log_notice("announce: sent to %u sessions of %s", os.n, req->host->name);
 	char note[64];
-	snprintf(note, sizeof(note), "Sent to %u sessions.", os.n);
+	snprintf(note, sizeof(note), "Sent to %u sessions.", sessions);
 	adhoc_done(req, note, NULL);
 }
 
-struct all_op { char *subject, *body; };
-
-static void all_op_free(void *p)
-{
-	struct all_op *op = p;
-	free(op->subject);
-	free(op->body);
-	free(op);
-}
-
-static void announce_all_users(enum storage_result r, const struct strlist *names, void *ctx)
+static void announce_all_done(void *ctx, const struct announce_report *r)
 {
 	struct adhoc_request *req = ctx;
-	struct all_op *op = req->data;
-	req->storage = NULL;
-	if (r != STORAGE_OK) {
-		adhoc_fail(req, r == STORAGE_TEMPFAIL ? SE_RESOURCE_CONSTRAINT : SE_INTERNAL_SERVER_ERROR,
-		           storage_result_str(r));
+	struct cmd_work *w = req->data;
+	w->work = NULL;
+	if (r->result != ANNOUNCE_OK) {
+		adhoc_fail(req, r->result == ANNOUNCE_TEMPFAIL ? SE_RESOURCE_CONSTRAINT : SE_INTERNAL_SERVER_ERROR,
+		           r->error);
 		return;
 	}
-	struct xml_node *tmpl = announcement(req->host, op->subject, op->body);
-	for (size_t i = 0; i < names->count; i++) {
-		struct xml_node *m = xml_copy(tmpl);
-		struct jid to = { .node = names->items[i], .domain = req->host->name };
-		send_to(req->host, m, &to);
-		xml_unref(&m);
-	}
-	xml_unref(&tmpl);
-	log_notice("announce: sent to all %zu users of %s", names->count, req->host->name);
-	char note[80];
-	snprintf(note, sizeof(note), "Sent to %zu users (stored for those offline).", names->count);
+	char note[120];
+	snprintf(note, sizeof(note), "Sent to %u users (%u online, %u stored for those offline).",
+	         r->online + r->stored, r->online, r->stored);
 	adhoc_done(req, note, NULL);
 }
 
@@ -178,59 +468,35 @@ static void cmd_announce_all(struct adhoc_request *req, void *ctx)
 	                               "Every registered user of this host gets it; those offline at their next login.");
 	if (body == NULL)
 		return;
-	struct all_op *op = xcalloc(1, sizeof(*op));
-	const char *subject = form_value(req->form, "subject");
-	op->subject = subject != NULL ? xstrdup(subject) : NULL;
-	op->body = body;
-	req->data = op;
-	req->data_free = all_op_free;
-	req->storage = storage_account_list(req->host->storage, req->host->name, announce_all_users, req);
+	struct cmd_work *w = cmd_work_new(req);
+	w->work = announce_all(req->host, "normal", form_value(req->form, "subject"), body,
+	                       announce_all_done, req);
+	free(body);
+	if (w->work == NULL)
+		adhoc_fail(req, SE_SERVICE_UNAVAILABLE, "the announce module does not run here");
 }
 
-/* ---- message of the day ------------------------------------------------------------------- */
-
-struct motd_op { struct announce_state *as; char *text; };
-
-static void motd_op_free(void *p)
-{
-	struct motd_op *op = p;
-	free(op->text);
-	free(op);
-}
-
-static void motd_stored(enum storage_result r, void *ctx)
+static void motd_set_done(void *ctx, enum announce_result r, const char *error)
 {
 	struct adhoc_request *req = ctx;
-	struct motd_op *op = req->data;
-	req->storage = NULL;
-	if (r != STORAGE_OK) {
-		adhoc_fail(req, r == STORAGE_TEMPFAIL ? SE_RESOURCE_CONSTRAINT : SE_INTERNAL_SERVER_ERROR,
-		           storage_result_str(r));
+	struct cmd_work *w = req->data;
+	w->work = NULL;
+	if (r != ANNOUNCE_OK) {
+		adhoc_fail(req, r == ANNOUNCE_TEMPFAIL ? SE_RESOURCE_CONSTRAINT : SE_INTERNAL_SERVER_ERROR,
+		           error);
 		return;
 	}
-	free(op->as->motd);
-	op->as->motd = op->text != NULL && *op->text != '\0' ? xstrdup(op->text) : NULL;
-	log_notice("announce: message of the day of %s %s", req->host->name, op->as->motd != NULL ? "set" : "deleted");
-	adhoc_done(req, op->as->motd != NULL ? "The message of the day is set." : "The message of the day is deleted.",
+	adhoc_done(req, w->deleting ? "The message of the day is deleted." : "The message of the day is set.",
 	           NULL);
 }
 
-static void motd_store(struct adhoc_request *req, struct announce_state *as, char *text)
+static void motd_store(struct adhoc_request *req, const char *text)
 {
-	struct xml_node *el = xml_new("motd", NS_MOTD);
-	if (text != NULL && *text != '\0')
-		xml_add_text(el, text, strlen(text));
-	char *data = xml_to_string(el, NULL);
-	xml_unref(&el);
-	struct motd_op *op = xcalloc(1, sizeof(*op));
-	op->as = as;
-	op->text = text;
-	req->data = op;
-	req->data_free = motd_op_free;
-	struct private_item item = { .ns = NS_MOTD, .data = data };
-	req->storage = storage_private_set(req->host->storage, req->host->name, MOTD_OWNER, &item, 1,
-	                                   motd_stored, req);
-	free(data);
+	struct cmd_work *w = cmd_work_new(req);
+	w->deleting = text == NULL;
+	w->work = announce_motd_set(req->host, text, motd_set_done, req);
+	if (w->work == NULL)
+		adhoc_fail(req, SE_SERVICE_UNAVAILABLE, "the announce module does not run here");
 }
 
 static void cmd_set_motd(struct adhoc_request *req, void *ctx)
@@ -258,25 +524,29 @@ static void cmd_set_motd(struct adhoc_request *req, void *ctx)
 		adhoc_fail(req, SE_NOT_ACCEPTABLE, "the message of the day is empty (use delete-motd)");
 		return;
 	}
-	motd_store(req, as, text);
+	motd_store(req, text);
+	free(text);
 }
 
 static void cmd_delete_motd(struct adhoc_request *req, void *ctx)
 {
-	motd_store(req, ctx, NULL);
+	motd_store(req, NULL);
 }
 
 static void motd_loaded(enum storage_result r, const char *text, void *ctx)
 {
 	struct announce_state *as = ctx;
 	as->load = NULL;
-	if (r == STORAGE_NOT_FOUND)
+	if (r == STORAGE_NOT_FOUND) {
+		as->motd_known = true;
 		return;
+	}
 	if (r != STORAGE_OK) {
 		log_warning("announce: cannot read the message of the day of %s: %s", as->host->name,
 		            storage_result_str(r));
 		return;
 	}
+	as->motd_known = true;
 	struct xml_node *el = xml_parse_string(text, strlen(text), NULL, NULL, NULL);
 	if (el == NULL)
 		return;
@@ -307,7 +577,7 @@ static enum hook_result motd_on_presence(struct host *h, void *args, void *ctx)
 		as->greeted = xrealloc(as->greeted, as->greeted_cap * sizeof(*as->greeted));
 	}
 	as->greeted[as->ngreeted++] = hp->session->id;
-	struct xml_node *m = announcement(h, NULL, as->motd);
+	struct xml_node *m = announcement(h, "normal", NULL, as->motd);
 	send_to(h, m, &hp->session->jid);
 	xml_unref(&m);
 	return HOOK_CONTINUE;
@@ -367,6 +637,8 @@ static void announce_stop(struct host *h, void *state)
 	hook_remove(h, HOOK_SESSION_CLOSED, motd_session_closed, as);
 	if (as->load != NULL)
 		storage_cancel(as->load);
+	while (as->reqs.head != NULL)
+		req_stopped((struct announce_req *)(void *)as->reqs.head);
 	free(as->motd);
 	free(as->greeted);
 	free(as);

@@ -33,7 +33,8 @@
  *   sender's barrier (lib/barrier.h) from acceptance until the store (or
  *   the bounce) is done, so the sender's stream answers nothing it sent
  *   later before that (RFC 6120 §10.1), and a crash after an answer
- *   loses no message sent before it.
+ *   loses no message sent before it.  A bounce is routed as the answer of
+ *   that hold, so it comes in the order of the sender's stanzas.
  * - One fetch per user at a time: a second session that becomes available
  *   while the first one's fetch (or its wait for the write) is in flight
  *   gets nothing (no duplicates).
@@ -44,6 +45,9 @@
  *   accepted before the presence is in what it reads instead of waiting in
  *   the store for the next login.  Messages that arrive meanwhile go to the
  *   session at once, so they can come before the stored ones.
+ * - offline_store_from_host (announcements to users who are away) takes
+ *   the same path as the hook, but its caller hears the outcome, the
+ *   commit included, instead of a bounce going to the sender.
  * - Every storage call runs through a struct offline_op on the module's
  *   list.  A fetch belongs to its session: session_closed and stop cancel
  *   it.  Stores and deletes are not cancelled on stop (the message may
@@ -96,6 +100,9 @@ struct offline_op {
 	struct host *host;
 	char *user;
 	struct xml_node *stanza;      /* OP_STORE: the original message (a reference) */
+	offline_stored_fn *done;      /* OP_STORE: told the outcome instead of the sender
+	                               * (offline_store_from_host); NULL: the hook's */
+	void *done_ctx;
 	char *text;                   /* OP_STORE: what to store */
 	struct jid from;              /* OP_STORE: the sender */
 	bool check_privacy;           /* OP_STORE: mod_privacy runs on the host */
@@ -162,24 +169,39 @@ static void op_free(struct offline_op *op)
 
 /* ---- storing ------------------------------------------------------------------ */
 
+/* A message was not stored: the sender hears e (a bounce), or the caller
+ * of offline_store_from_host hears r. */
+static void not_stored(struct offline_op *op, enum offline_result r, enum stanza_error e,
+                       const char *text)
+{
+	if (op->done != NULL) {
+		op->done(r, op->done_ctx);
+	} else {
+		struct barrier_hold *outer = barrier_answer_enter(op->hold);
+		router_bounce(op->stanza, e, text);
+		barrier_answer_leave(outer);
+	}
+}
+
 static void stored(enum storage_result res, void *ctx)
 {
 	struct offline_op *op = ctx;
 	op->sreq = NULL;
-	struct barrier_hold *outer = barrier_answer_enter(op->hold);   /* a bounce, in order */
 	switch (res) {
 	case STORAGE_OK:
 		log_debug("offline: message for %s@%s stored", op->user, op->host->name);
+		if (op->done != NULL)
+			op->done(OFFLINE_STORED, op->done_ctx);
 		break;
 	case STORAGE_NOT_FOUND:
 		/* RFC 6121 §8.5.1: no such account. */
-		router_bounce(op->stanza, SE_SERVICE_UNAVAILABLE, NULL);
+		not_stored(op, OFFLINE_NO_USER, SE_SERVICE_UNAVAILABLE, NULL);
 		break;
 	case STORAGE_FULL:
 		log_info("offline: the offline store of %s@%s is full; bouncing a message", op->user,
 		         op->host->name);
-		router_bounce(op->stanza, SE_RESOURCE_CONSTRAINT,
-		              "the recipient is offline and cannot take more offline messages");
+		not_stored(op, OFFLINE_FULL, SE_RESOURCE_CONSTRAINT,
+		           "the recipient is offline and cannot take more offline messages");
 		break;
 	case STORAGE_TEMPFAIL:
 		/* The store is down or busy: the sender may try again later
@@ -187,18 +209,17 @@ static void stored(enum storage_result res, void *ctx)
 		 * "no such user" (service-unavailable). */
 		log_warning("offline: cannot store a message for %s@%s now (%s); bouncing it to the "
 		            "sender", op->user, op->host->name, storage_result_str(res));
-		router_bounce(op->stanza, SE_RESOURCE_CONSTRAINT,
-		              "the recipient is offline and the message cannot be stored now; "
-		              "try again later");
+		not_stored(op, OFFLINE_TEMPFAIL, SE_RESOURCE_CONSTRAINT,
+		           "the recipient is offline and the message cannot be stored now; "
+		           "try again later");
 		break;
 	default:
 		log_warning("offline: cannot store a message for %s@%s: %s; bouncing it", op->user,
 		            op->host->name, storage_result_str(res));
-		router_bounce(op->stanza, SE_INTERNAL_SERVER_ERROR,
-		              "the recipient is offline and the message could not be stored");
+		not_stored(op, OFFLINE_FAILED, SE_INTERNAL_SERVER_ERROR,
+		           "the recipient is offline and the message could not be stored");
 		break;
 	}
-	barrier_answer_leave(outer);
 	op_free(op);
 }
 
@@ -242,24 +263,20 @@ static void check_failed(struct offline_op *op, const char *what, enum storage_r
 	            what, op->user, op->host->name, storage_result_str(res));
 	/* As in stored(): a temporary failure is a wait error, never
 	 * service-unavailable (which reads as "no such user"). */
-	struct barrier_hold *outer = barrier_answer_enter(op->hold);
 	if (res == STORAGE_TEMPFAIL)
-		router_bounce(op->stanza, SE_RESOURCE_CONSTRAINT,
-		              "the recipient is offline and the message cannot be stored now; "
-		              "try again later");
+		not_stored(op, OFFLINE_TEMPFAIL, SE_RESOURCE_CONSTRAINT,
+		           "the recipient is offline and the message cannot be stored now; "
+		           "try again later");
 	else
-		router_bounce(op->stanza, SE_INTERNAL_SERVER_ERROR,
-		              "the recipient is offline and the message could not be stored");
-	barrier_answer_leave(outer);
+		not_stored(op, OFFLINE_FAILED, SE_INTERNAL_SERVER_ERROR,
+		           "the recipient is offline and the message could not be stored");
 	op_free(op);
 }
 
 static void refused(struct offline_op *op, const char *why)
 {
 	log_debug("offline: a message for %s@%s is refused by the %s", op->user, op->host->name, why);
-	struct barrier_hold *outer = barrier_answer_enter(op->hold);
-	router_bounce(op->stanza, SE_SERVICE_UNAVAILABLE, NULL);
-	barrier_answer_leave(outer);
+	not_stored(op, OFFLINE_REFUSED, SE_SERVICE_UNAVAILABLE, NULL);
 	op_free(op);
 }
 
@@ -352,6 +369,39 @@ static void blocklist_read(enum storage_result res, const struct strlist *names,
 	check_privacy(op);
 }
 
+/* Store msg for user, after the checks (block list, privacy list); done
+ * (NULL: the sender, by a bounce) hears a failure. */
+static void store_start(struct offline_state *os, struct xml_node *msg, const struct jid *from,
+                        const char *user, offline_stored_fn *done, void *done_ctx)
+{
+	struct host *h = os->host;
+	/* The stored copy says when it arrived (XEP-0203). */
+	struct xml_node *copy = xml_copy(msg);
+	struct xml_node *delay = xml_add_child(copy, "delay", NS_DELAY);
+	char stamp[32];
+	utc_stamp(stamp);
+	xml_set_attr(delay, "from", h->name);
+	xml_set_attr(delay, "stamp", stamp);
+	char *text = xml_to_string(copy, NS_CLIENT);
+	xml_unref(&copy);
+
+	struct offline_op *op = op_new(os, OP_STORE, user);
+	op->hold = barrier_hold_current();
+	xml_ref(msg);
+	op->stanza = msg;
+	op->text = text;
+	op->done = done;
+	op->done_ctx = done_ctx;
+	if (from != NULL && from->domain != NULL)
+		jid_copy(&op->from, from);
+	op->check_privacy = module_running(h, "privacy");
+	op->max = os->set->max_per_user;
+	if (module_running(h, "blocking"))
+		op->sreq = storage_blocklist_get(h->storage, h->name, op->user, blocklist_read, op);
+	else
+		check_privacy(op);
+}
+
 static enum hook_result offline_message(struct host *h, void *args, void *ctx)
 {
 	struct offline_state *os = ctx;
@@ -369,31 +419,19 @@ static enum hook_result offline_message(struct host *h, void *args, void *ctx)
 	/* XEP-0334: the sender asked that it not be stored. */
 	if (xml_child(msg, "no-store", NS_HINTS) != NULL)
 		return HOOK_CONTINUE;
-
-	/* The stored copy says when it arrived (XEP-0203). */
-	struct xml_node *copy = xml_copy(msg);
-	struct xml_node *delay = xml_add_child(copy, "delay", NS_DELAY);
-	char stamp[32];
-	utc_stamp(stamp);
-	xml_set_attr(delay, "from", h->name);
-	xml_set_attr(delay, "stamp", stamp);
-	char *text = xml_to_string(copy, NS_CLIENT);
-	xml_unref(&copy);
-
-	struct offline_op *op = op_new(os, OP_STORE, hp->to->node);
-	op->hold = barrier_hold_current();
-	xml_ref(msg);
-	op->stanza = msg;
-	op->text = text;
-	if (hp->from != NULL && hp->from->domain != NULL)
-		jid_copy(&op->from, hp->from);
-	op->check_privacy = module_running(h, "privacy");
-	op->max = os->set->max_per_user;
-	if (module_running(h, "blocking"))
-		op->sreq = storage_blocklist_get(h->storage, h->name, op->user, blocklist_read, op);
-	else
-		check_privacy(op);
+	store_start(os, msg, hp->from, hp->to->node, NULL, NULL);
 	return HOOK_STOP;
+}
+
+int offline_store_from_host(struct host *h, const char *user, struct xml_node *msg,
+                            offline_stored_fn *done, void *ctx)
+{
+	struct offline_state *os = module_state(h, "offline");
+	if (os == NULL)
+		return -1;
+	struct jid from = { .domain = h->name };
+	store_start(os, msg, &from, user, done, ctx);
+	return 0;
 }
 
 /* ---- delivering ---------------------------------------------------------------- */

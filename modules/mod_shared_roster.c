@@ -51,7 +51,6 @@
 #include "server/router.h"
 #include "server/sm.h"
 #include "lib/log.h"
-#include "ctl/ctl-proto.h"
 #include "server/server.h"
 
 #include <ev.h>
@@ -1083,16 +1082,6 @@ static void admin_free(struct srg_admin *a)
 	free(a);
 }
 
-static int ctl_code_of(enum srg_admin_result r)
-{
-	switch (r) {
-	case SRG_ADMIN_OK: return CTL_OK;
-	case SRG_ADMIN_INVALID: return CTL_USAGE;
-	case SRG_ADMIN_TEMPFAIL: return CTL_TEMPFAIL;
-	default: return CTL_FAILED;
-	}
-}
-
 static enum srg_admin_result result_of(enum storage_result r)
 {
 	switch (r) {
@@ -1112,7 +1101,7 @@ static void admin_finish(struct srg_admin *a, enum srg_admin_result r, const cha
 	if (a->result != NULL)
 		a->result(a->ctx, r, message, groups, count);
 	else
-		a->done(a->ctx, ctl_code_of(r), message, body != NULL ? body : "");
+		a->done(a->ctx, r, message, body != NULL ? body : "");
 	admin_free(a);
 }
 
@@ -1361,7 +1350,7 @@ struct srg_admin *srg_admin_run(int argc, char **argv, srg_admin_done_fn *done, 
 	if (ci == ARRAY_SIZE(cmds) || argc < cmds[ci].min || argc > cmds[ci].max) {
 		char *msg = xasprintf("usage: %s", ci < ARRAY_SIZE(cmds) ? srg_admin_usage[ci] :
 		                      "srg-...");
-		done(ctx, CTL_USAGE, msg, "");
+		done(ctx, SRG_ADMIN_INVALID, msg, "");
 		free(msg);
 		return NULL;
 	}
@@ -1370,14 +1359,14 @@ struct srg_admin *srg_admin_run(int argc, char **argv, srg_admin_done_fn *done, 
 	free(domain);
 	if (h == NULL) {
 		char *msg = xasprintf("host %s is not served here", argv[cmds[ci].host_arg]);
-		done(ctx, CTL_FAILED, msg, "");
+		done(ctx, SRG_ADMIN_FAILED, msg, "");
 		free(msg);
 		return NULL;
 	}
 	char *msg = NULL;
 	struct srg_state *st = admin_state(h, &msg);
 	if (st == NULL) {
-		done(ctx, CTL_FAILED, msg, "");
+		done(ctx, SRG_ADMIN_FAILED, msg, "");
 		free(msg);
 		return NULL;
 	}

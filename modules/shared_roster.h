@@ -126,9 +126,23 @@ void srg_user_groups_clear(struct srg_user_groups *g);
 
 /* ---- administration ------------------------------------------------------- */
 
-/* Called once with the outcome: code as in enum ctl_code (server/ctl-proto.h),
- * message for failures (NULL on success), body the command's output. */
-typedef void srg_admin_done_fn(void *ctx, int code, const char *message, const char *body);
+/* What an administration call came to (srg_admin_run reports usage errors
+ * as SRG_ADMIN_INVALID, an unknown host or a host without the module as
+ * SRG_ADMIN_FAILED). */
+enum srg_admin_result {
+	SRG_ADMIN_OK,
+	SRG_ADMIN_INVALID,     /* bad input: a name, a JID (nothing was changed) */
+	SRG_ADMIN_READ_ONLY,   /* the groups come from a read-only source */
+	SRG_ADMIN_EXISTS,      /* the group exists; the member is in it already */
+	SRG_ADMIN_NOT_FOUND,   /* no such group; the member is not in it */
+	SRG_ADMIN_TEMPFAIL,    /* the source is unavailable now (or the module stops) */
+	SRG_ADMIN_FAILED,      /* any other failure */
+};
+
+/* Called once with the outcome r, message for failures (NULL on success),
+ * body the command's output. */
+typedef void srg_admin_done_fn(void *ctx, enum srg_admin_result r, const char *message,
+                               const char *body);
 struct srg_admin;
 
 /* Run one srg-* command; argv[0] is its name (srg-create, srg-delete,
@@ -146,15 +160,6 @@ extern const char *const srg_admin_usage[];
 /* The same administration with structured input and output (the ad-hoc
  * commands of modules/srg-adhoc.c): the same checks, the same source calls
  * and the same live changes as srg_admin_run. */
-enum srg_admin_result {
-	SRG_ADMIN_OK,
-	SRG_ADMIN_INVALID,     /* bad input: a name, a JID (nothing was changed) */
-	SRG_ADMIN_READ_ONLY,   /* the groups come from a read-only source */
-	SRG_ADMIN_EXISTS,      /* the group exists; the member is in it already */
-	SRG_ADMIN_NOT_FOUND,   /* no such group; the member is not in it */
-	SRG_ADMIN_TEMPFAIL,    /* the source is unavailable now (or the module stops) */
-	SRG_ADMIN_FAILED,      /* any other failure */
-};
 enum srg_admin_op { SRG_ADMIN_CREATE, SRG_ADMIN_DELETE, SRG_ADMIN_MEMBER_ADD, SRG_ADMIN_MEMBER_DEL };
 
 /* Called once, from the loop, never inside the call that started it:

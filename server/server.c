@@ -13,7 +13,6 @@
 #include "host.h"
 #include "module.h"
 #include "sm.h"
-#include "ctl/ctl.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -41,7 +40,8 @@ void server_stop(void)
 	server.stopping = true;
 	log_notice("parleyd stopping: closing %u client connections", c2s_count());
 	listeners_close();
-	ctl_stop_accepting();
+	if (server.control != NULL && server.control->stop_accepting != NULL)
+		server.control->stop_accepting();
 	c2s_shutdown_all();
 	stop_started = ev_now(server.loop);
 	ev_timer_init(&stop_timer, stop_check_cb, 0.05, 0.05);
@@ -69,6 +69,19 @@ const char *server_restart_refusal(void)
 		}
 	}
 	return NULL;
+}
+
+int server_config_check(const char *path, struct parley_config **cfg_r, char **error_r)
+{
+	if (config_load(path, cfg_r, error_r) < 0)
+		return -1;
+	for (size_t i = 0; i < (*cfg_r)->nhosts; i++) {
+		if (modules_check_host(&(*cfg_r)->hosts[i], error_r) < 0) {
+			config_free(cfg_r);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 static bool str_changed(const char *a, const char *b)
@@ -155,7 +168,7 @@ int server_reload(struct buf *report)
 {
 	struct parley_config *ncfg;
 	char *err = NULL;
-	if (ctl_config_check(server.cfg->file, &ncfg, &err) < 0) {
+	if (server_config_check(server.cfg->file, &ncfg, &err) < 0) {
 		log_error("reload: %s", err);
 		buf_printf(report, "%s\n", err);
 		free(err);

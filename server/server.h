@@ -7,7 +7,24 @@
 #define PARLEY_SERVER_H
 
 #include <ev.h>
+#include <sys/types.h>
 #include "config.h"
+
+/* The daemon's control channel (the control socket of ctl/), registered by
+ * parleyd's main() through server_main: its points in the daemon's life.
+ * Any entry may be NULL. */
+struct server_control {
+	/* Open it, before privileges are dropped; -1 with a malloc'd *error_r. */
+	int (*listen)(struct ev_loop *loop, const struct parley_config *cfg, char **error_r);
+	/* Give it to the user parleyd drops privileges to. */
+	void (*chown)(uid_t uid, gid_t gid);
+	/* Take no new requests (the start of a stop); those read are answered. */
+	void (*stop_accepting)(void);
+	/* After the hosts stopped: free what its commands keep. */
+	void (*shutdown)(void);
+	/* At exit: close its connections and remove it. */
+	void (*close)(void);
+};
 
 struct server_state {
 	struct ev_loop *loop;
@@ -17,6 +34,7 @@ struct server_state {
 	bool stopping;
 	bool restart;                /* execute parleyd again after the stop */
 	char **argv;                 /* parleyd's arguments, for a restart */
+	const struct server_control *control;   /* NULL: none (parleyctl, tests) */
 	/* Configurations read by reloads, oldest first: kept until exit, because
 	 * running hosts and modules point into them.  The newest is
 	 * server_config(); cfg (listeners, limits, control socket) stays the
@@ -25,6 +43,15 @@ struct server_state {
 	size_t nreloaded;
 };
 extern struct server_state server;
+
+/* parleyd: parse argv (-c FILE -d -t -V), start and run the daemon until
+ * it stops, with control as its control channel (may be NULL).  The
+ * modules must be registered before.  Returns the process's exit code. */
+int server_main(int argc, char **argv, const struct server_control *control);
+/* Load path and check it completely, module options included (parleyd -t,
+ * reload, parleyctl config-check).  -1 with a malloc'd message naming
+ * file, line and key. */
+int server_config_check(const char *path, struct parley_config **cfg_r, char **error_r);
 
 /* The configuration last loaded (cfg, or the newest a reload read). */
 const struct parley_config *server_config(void);

@@ -1,17 +1,19 @@
 /*
- * parleyd: start-up and shutdown.  Reads the configuration, binds the
- * listeners and the control socket (as root when needed), detaches when asked
- * to, drops privileges, starts the virtual hosts and runs the event loop
- * until SIGTERM/SIGINT or `parleyctl stop`.  SIGHUP reloads the
- * configuration.
+ * parleyd: start-up and shutdown (server_main; parleyd's main() is in
+ * ctl/parleyd.c).  Reads the configuration, binds the listeners and the
+ * control channel (as root when needed), detaches when asked to, drops
+ * privileges, starts the virtual hosts and runs the event loop until
+ * SIGTERM/SIGINT or `parleyctl stop`.  SIGHUP reloads the configuration.
+ * The main thread, which runs the loop.
+ *
+ * The modules and the control channel are registered by the caller before
+ * server_main runs: nothing here names a layer above server/.
  */
 #include "server.h"
 #include "listener.h"
 #include "stream.h"
 #include "host.h"
-#include "ctl/ctl.h"
 #include "lib/log.h"
-#include "modules/builtin.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -110,7 +112,8 @@ static int drop_privileges(const struct parley_config *cfg)
 		}
 		gid = gr->gr_gid;
 	}
-	ctl_chown(pw->pw_uid, gid);
+	if (server.control != NULL && server.control->chown != NULL)
+		server.control->chown(pw->pw_uid, gid);
 	if (setgid(gid) < 0 || initgroups(pw->pw_name, gid) < 0 || setuid(pw->pw_uid) < 0) {
 		log_error("cannot become user %s: %s", cfg->user, strerror(errno));
 		return -1;
@@ -119,7 +122,7 @@ static int drop_privileges(const struct parley_config *cfg)
 	return 0;
 }
 
-int main(int argc, char **argv)
+int server_main(int argc, char **argv, const struct server_control *control)
 {
 	const char *cfg_path = SYSCONFDIR "/parley/parley.yml";
 	bool daemon_mode = false, check_only = false;
@@ -141,8 +144,7 @@ int main(int argc, char **argv)
 
 	struct parley_config *cfg;
 	char *err = NULL;
-	modules_register_builtin();
-	if (ctl_config_check(cfg_path, &cfg, &err) < 0) {
+	if (server_config_check(cfg_path, &cfg, &err) < 0) {
 		fprintf(stderr, "parleyd: %s\n", err);
 		free(err);
 		return 1;
@@ -170,9 +172,11 @@ int main(int argc, char **argv)
 	server.online = true;
 	server.loop = ev_default_loop(EVFLAG_AUTO);
 	server.started = ev_time();
+	server.control = control;
 	int rc = 1;
 
-	if (listeners_open(cfg, &err) < 0 || ctl_listen(server.loop, cfg, &err) < 0) {
+	if (listeners_open(cfg, &err) < 0 ||
+	    (control != NULL && control->listen != NULL && control->listen(server.loop, cfg, &err) < 0)) {
 		log_error("%s", err);
 		free(err);
 		goto out;
@@ -193,7 +197,6 @@ int main(int argc, char **argv)
 		goto out;
 
 	streams_init(server.loop);
-	modules_register_builtin();
 	if (hosts_start(server.loop, cfg, true, &err) < 0) {
 		log_error("%s", err);
 		free(err);
@@ -218,11 +221,13 @@ int main(int argc, char **argv)
 	ev_signal_stop(server.loop, &sighup);
 	streams_shutdown();
 	hosts_stop();
-	ctl_shutdown();
+	if (control != NULL && control->shutdown != NULL)
+		control->shutdown();
 	log_notice("parleyd stopped");
 	rc = 0;
 out:
-	ctl_close();
+	if (control != NULL && control->close != NULL)
+		control->close();
 	listeners_close();
 	if (cfg->pidfile != NULL && rc == 0)
 		unlink(cfg->pidfile);

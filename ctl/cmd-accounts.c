@@ -1,0 +1,324 @@
+/*
+ * parleyctl's account commands: register, unregister, passwd,
+ * check-password, user-exists, registered-users, and auth-test (a password
+ * through the host's auth chain, backend by backend).  They work through
+ * the host's auth chain and store, inside parleyd or inside parleyctl when
+ * parleyd is stopped (auth-test only inside parleyd).  Loop thread.
+ *
+ * register and unregister run the register_user / remove_user hooks, as a
+ * registration from a client does, and unregister closes the user's
+ * sessions.  A password given on the command line is wiped from the call
+ * once handed to the auth chain.
+ */
+#include "ctl-private.h"
+#include "server/host.h"
+#include "server/hooks.h"
+#include "server/sm.h"
+#include "lib/log.h"
+
+#include <string.h>
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void register_done(enum auth_result r, void *ctx)
+{
+	struct ctl_call *call = ctx;
+	call->req = NULL;
+	if (r == AUTH_OK) {
+		struct hook_user hu = { .user = call->user };
+		hook_run(call->host, HOOK_REGISTER_USER, &hu);
+		log_notice("ctl: user %s@%s registered", call->user, call->host->name);
+		buf_printf(&call->body, "user %s@%s registered\n", call->user, call->host->name);
+		ctl_call_finish(call, CTL_OK, NULL);
+	} else if (r == AUTH_EXISTS) {
+		ctl_call_finish(call, CTL_FAILED, "user %s@%s exists", call->user, call->host->name);
+	} else {
+		ctl_call_finish(call, ctl_auth_code(r), "cannot register %s@%s: %s", call->user, call->host->name,
+		            auth_result_str(r));
+	}
+}
+
+void cmd_register(struct ctl_call *call)
+{
+	if (!ctl_call_user_host(call, 1, 2))
+		return;
+	if (call->argv[3][0] == '\0') {
+		ctl_call_finish(call, CTL_FAILED, "the password is empty");
+		return;
+	}
+	call->req = auth_create_user(call->host->auth, call->user, call->argv[3], register_done, call);
+}
+
+static void unregister_done(enum auth_result r, void *ctx)
+{
+	struct ctl_call *call = ctx;
+	call->req = NULL;
+	if (r == AUTH_OK) {
+		struct hook_user hu = { .user = call->user };
+		hook_run(call->host, HOOK_REMOVE_USER, &hu);
+		sm_kick_user(call->host, call->user, STE_NOT_AUTHORIZED, "the account was removed");
+		log_notice("ctl: user %s@%s removed", call->user, call->host->name);
+		buf_printf(&call->body, "user %s@%s removed\n", call->user, call->host->name);
+		ctl_call_finish(call, CTL_OK, NULL);
+	} else if (r == AUTH_NO_USER) {
+		ctl_call_finish(call, CTL_FAILED, "no such user %s@%s", call->user, call->host->name);
+	} else {
+		ctl_call_finish(call, ctl_auth_code(r), "cannot remove %s@%s: %s", call->user, call->host->name,
+		            auth_result_str(r));
+	}
+}
+
+void cmd_unregister(struct ctl_call *call)
+{
+	if (!ctl_call_user_host(call, 1, 2))
+		return;
+	call->req = auth_remove_user(call->host->auth, call->user, unregister_done, call);
+}
+
+static void passwd_done(enum auth_result r, void *ctx)
+{
+	struct ctl_call *call = ctx;
+	call->req = NULL;
+	if (r == AUTH_OK) {
+		log_notice("ctl: password of %s@%s changed", call->user, call->host->name);
+		buf_printf(&call->body, "password of %s@%s changed\n", call->user, call->host->name);
+		ctl_call_finish(call, CTL_OK, NULL);
+	} else if (r == AUTH_NO_USER) {
+		ctl_call_finish(call, CTL_FAILED, "no such user %s@%s", call->user, call->host->name);
+	} else {
+		ctl_call_finish(call, ctl_auth_code(r), "cannot change the password of %s@%s: %s", call->user,
+		            call->host->name, auth_result_str(r));
+	}
+}
+
+void cmd_passwd(struct ctl_call *call)
+{
+	if (!ctl_call_user_host(call, 1, 2))
+		return;
+	if (call->argv[3][0] == '\0') {
+		ctl_call_finish(call, CTL_FAILED, "the password is empty");
+		return;
+	}
+	call->req = auth_set_password(call->host->auth, call->user, call->argv[3], passwd_done, call);
+}
+
+static void check_password_done(enum auth_result r, void *ctx)
+{
+	struct ctl_call *call = ctx;
+	call->req = NULL;
+	if (r == AUTH_OK) {
+		buf_append_str(&call->body, "password ok\n");
+		ctl_call_finish(call, CTL_OK, NULL);
+	} else if (r == AUTH_BAD_PASSWORD) {
+		ctl_call_finish(call, CTL_FAILED, "wrong password for %s@%s", call->user, call->host->name);
+	} else if (r == AUTH_NO_USER) {
+		ctl_call_finish(call, CTL_FAILED, "no such user %s@%s", call->user, call->host->name);
+	} else {
+		ctl_call_finish(call, ctl_auth_code(r), "cannot check the password of %s@%s: %s", call->user,
+		            call->host->name, auth_result_str(r));
+	}
+}
+
+void cmd_check_password(struct ctl_call *call)
+{
+	if (!ctl_call_user_host(call, 1, 2))
+		return;
+	call->req = auth_check_password(call->host->auth, call->user, call->argv[3], check_password_done,
+	                                call);
+	explicit_bzero(call->argv[3], strlen(call->argv[3]));
+}
+
+static void user_exists_done(enum auth_result r, void *ctx)
+{
+	struct ctl_call *call = ctx;
+	call->req = NULL;
+	if (r == AUTH_OK) {
+		buf_printf(&call->body, "user %s@%s exists\n", call->user, call->host->name);
+		ctl_call_finish(call, CTL_OK, NULL);
+	} else if (r == AUTH_NO_USER) {
+		ctl_call_finish(call, CTL_FAILED, "no such user %s@%s", call->user, call->host->name);
+	} else {
+		ctl_call_finish(call, ctl_auth_code(r), "cannot tell whether %s@%s exists: %s", call->user,
+		            call->host->name, auth_result_str(r));
+	}
+}
+
+void cmd_user_exists(struct ctl_call *call)
+{
+	if (!ctl_call_user_host(call, 1, 2))
+		return;
+	call->req = auth_user_exists(call->host->auth, call->user, user_exists_done, call);
+}
+
+static void registered_users_done(enum storage_result r, const struct strlist *names, void *ctx)
+{
+	struct ctl_call *call = ctx;
+	call->sreq = NULL;
+	if (r != STORAGE_OK) {
+		ctl_call_finish(call, ctl_storage_code(r), "cannot list the accounts of %s: %s", call->host->name,
+		            storage_result_str(r));
+		return;
+	}
+	struct strlist sorted = {0};
+	sorted.items = xcalloc(names->count + 1, sizeof(*sorted.items));
+	for (size_t i = 0; i < names->count; i++)
+		sorted.items[sorted.count++] = xstrdup(names->items[i]);
+	qsort(sorted.items, sorted.count, sizeof(*sorted.items), cmp_str);
+	if (call->json) {
+		buf_append_str(&call->body, "{\"host\": ");
+		ctl_json_str(&call->body, call->host->name);
+		buf_printf(&call->body, ", \"count\": %zu, \"users\": ", sorted.count);
+		ctl_json_strlist(&call->body, &sorted);
+		buf_append_str(&call->body, "}\n");
+	} else {
+		for (size_t i = 0; i < sorted.count; i++)
+			buf_printf(&call->body, "%s\n", sorted.items[i]);
+	}
+	strlist_free(&sorted);
+	ctl_call_finish(call, CTL_OK, NULL);
+}
+
+void cmd_registered_users(struct ctl_call *call)
+{
+	call->host = ctl_call_host(call, 1);
+	if (call->host == NULL)
+		return;
+	call->sreq = storage_account_list(call->host->storage, call->host->name,
+	                                      registered_users_done, call);
+}
+
+
+/* ---- auth-test ---------------------------------------------------------------------- */
+
+/* What auth-test keeps while it asks the backends one by one. */
+struct auth_test {
+	char *secret;            /* the password (wiped when freed) */
+	size_t probe_i;          /* the backend being asked */
+	enum auth_result probe_res;
+	char *probe_detail;
+};
+
+static struct auth_test *auth_test_of(struct ctl_call *call)
+{
+	return call->work;
+}
+
+static void auth_test_free(void *work)
+{
+	struct auth_test *t = work;
+	explicit_bzero(t->secret, strlen(t->secret));
+	free(t->secret);
+	free(t->probe_detail);
+	free(t);
+}
+
+static void auth_test_next(struct ctl_call *call);
+
+static void auth_test_chain_done(enum auth_result r, void *ctx)
+{
+	struct ctl_call *call = ctx;
+	call->req = NULL;
+	const char *verdict = r == AUTH_OK ? "login accepted"
+	                    : r == AUTH_TEMPFAIL ? "temporary failure (<temporary-auth-failure/>; not counted "
+	                                           "as a failed login)"
+	                    : "login refused (<not-authorized/>)";
+	buf_printf(&call->body, "chain of %s: %s: %s\n", call->host->name, auth_result_str(r), verdict);
+	if (r == AUTH_OK)
+		ctl_call_finish(call, CTL_OK, NULL);
+	else if (r == AUTH_TEMPFAIL)
+		ctl_call_finish(call, CTL_TEMPFAIL, "%s@%s: the backends could not answer", call->user,
+		            call->host->name);
+	else
+		ctl_call_finish(call, CTL_FAILED, "%s@%s: login refused", call->user, call->host->name);
+}
+
+static void auth_test_line(struct ctl_call *call, const char *what)
+{
+	struct auth_test *t = auth_test_of(call);
+	const char *name = auth_backend_name(call->host->auth, t->probe_i);
+	buf_printf(&call->body, "backend %zu %s: %s", t->probe_i + 1, name, what);
+	if (t->probe_detail != NULL)
+		buf_printf(&call->body, " (%s)", t->probe_detail);
+	buf_append_str(&call->body, "\n");
+}
+
+static void auth_test_exists_done(enum auth_result r, const char *detail, void *ctx)
+{
+	struct ctl_call *call = ctx;
+	call->req = NULL;
+	if (r == AUTH_OK)
+		auth_test_line(call, "bad password (the user exists)");
+	else if (r == AUTH_NO_USER)
+		auth_test_line(call, "unknown user");
+	else if (r == AUTH_TEMPFAIL)
+		auth_test_line(call, "password rejected; whether the user exists is unknown (unreachable)");
+	else
+		auth_test_line(call, "password rejected (bad password or unknown user: this backend cannot "
+		                     "tell which)");
+	auth_test_of(call)->probe_i++;
+	auth_test_next(call);
+}
+
+static void auth_test_check_done(enum auth_result r, const char *detail, void *ctx)
+{
+	struct ctl_call *call = ctx;
+	struct auth_test *t = auth_test_of(call);
+	call->req = NULL;
+	free(t->probe_detail);
+	t->probe_detail = detail != NULL ? xstrdup(detail) : NULL;
+	t->probe_res = r;
+	switch (r) {
+	case AUTH_OK:
+		auth_test_line(call, "ok (password accepted)");
+		break;
+	case AUTH_BAD_PASSWORD:
+		call->req = auth_probe(call->host->auth, t->probe_i, call->user, NULL, auth_test_exists_done,
+		                       call);
+		return;
+	case AUTH_NO_USER:
+		auth_test_line(call, "unknown user");
+		break;
+	case AUTH_TEMPFAIL:
+		auth_test_line(call, "unreachable or too slow: temporary failure");
+		break;
+	case AUTH_NOT_SUPPORTED:
+		auth_test_line(call, "does not check passwords");
+		break;
+	default:
+		auth_test_line(call, auth_result_str(r));
+		break;
+	}
+	t->probe_i++;
+	auth_test_next(call);
+}
+
+static void auth_test_next(struct ctl_call *call)
+{
+	struct auth_test *t = auth_test_of(call);
+	xfree(&t->probe_detail);
+	if (t->probe_i < auth_backend_count(call->host->auth)) {
+		call->req = auth_probe(call->host->auth, t->probe_i, call->user, t->secret,
+		                       auth_test_check_done, call);
+		return;
+	}
+	call->req = auth_check_password(call->host->auth, call->user, t->secret, auth_test_chain_done, call);
+}
+
+void cmd_auth_test(struct ctl_call *call)
+{
+	if (!ctl_call_user_at_host(call, 1))
+		return;
+	struct auth_test *t = xcalloc(1, sizeof(*t));
+	t->secret = xstrdup(call->argv[2]);
+	call->work = t;
+	call->work_free = auth_test_free;
+	explicit_bzero(call->argv[2], strlen(call->argv[2]));
+	buf_printf(&call->body, "auth-test %s@%s: methods", call->user, call->host->name);
+	for (size_t i = 0; i < auth_backend_count(call->host->auth); i++)
+		buf_printf(&call->body, " %s", auth_backend_name(call->host->auth, i));
+	buf_append_str(&call->body, "\n");
+	auth_test_next(call);
+}
