@@ -19,6 +19,7 @@
 #include "ctl.h"
 #include "auth/auth.h"
 #include "storage/storage.h"
+#include "lib/barrier.h"
 
 struct host;
 
@@ -42,11 +43,16 @@ struct ctl_call {
 	char *message;
 	struct buf body;              /* the output */
 	ev_timer defer;
+	/* Current while the command runs: what it routes and must be durable
+	 * first (a message stored offline) holds it, and the answer waits. */
+	struct barrier *barrier;
+	bool finished;                /* ctl_call_finish was called */
 };
 
 /* Answer the call: code (enum ctl_code), a message for failures (fmt may
  * be NULL), the output gathered in call->body.  The caller hears it from
- * the loop. */
+ * the loop, once the work the command started that holds its barrier is
+ * done (send-message to a user who is away returns after the commit). */
 void ctl_call_finish(struct ctl_call *call, int code, const char *fmt, ...) ATTR_PRINTF(3, 4);
 /* The same with the outcome a command run elsewhere reported (ctl-db.c,
  * mod_shared_roster): body is appended to the output; message NULL on

@@ -11,6 +11,11 @@
  * either way.  A call's done callback always runs from the loop, never
  * inside ctl_run.
  *
+ * A command runs with its call's barrier current (lib/barrier.h): work it
+ * starts that must be durable before the answer (a message stored offline)
+ * holds it, and the answer goes out once nothing does, so send-message and
+ * send-stanza return only after such a message is committed.
+ *
  * Invariant: a call is freed exactly once, after its answer went out
  * (call_defer_cb) or when it is cancelled (ctl_call_cancel); what it has
  * in flight (req, sreq, work) is cancelled then, so no callback reaches a
@@ -38,6 +43,7 @@ struct ctl_command {
 static void call_free(struct ctl_call *call)
 {
 	ev_timer_stop(call->loop, &call->defer);
+	barrier_free(&call->barrier);   /* what holds it goes on without the call */
 	if (call->work != NULL)
 		call->work_free(call->work);
 	ctl_free_argv(call->argv, call->argc);
@@ -54,6 +60,16 @@ static void call_defer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	call_free(call);
 }
 
+/* Answer from the loop once finished and nothing holds the barrier. */
+static void call_answer_when_ready(void *ctx)
+{
+	struct ctl_call *call = ctx;
+	if (call->finished && !barrier_busy(call->barrier) && !ev_is_active(&call->defer)) {
+		ev_timer_set(&call->defer, 0, 0);
+		ev_timer_start(call->loop, &call->defer);
+	}
+}
+
 void ctl_call_finish(struct ctl_call *call, int code, const char *fmt, ...)
 {
 	call->code = code;
@@ -64,8 +80,8 @@ void ctl_call_finish(struct ctl_call *call, int code, const char *fmt, ...)
 		va_end(ap);
 	}
 	call->req = NULL;
-	ev_timer_set(&call->defer, 0, 0);
-	ev_timer_start(call->loop, &call->defer);
+	call->finished = true;
+	call_answer_when_ready(call);
 }
 
 void ctl_call_finish_with(struct ctl_call *call, int code, const char *message, const char *body)
@@ -339,6 +355,7 @@ struct ctl_call *ctl_run(struct ev_loop *loop, int argc, char **argv, ctl_done_f
 	call->ctx = ctx;
 	ev_timer_init(&call->defer, call_defer_cb, 0, 0);
 	call->defer.data = call;
+	call->barrier = barrier_new(call_answer_when_ready, call);
 	if (argc > 0 && strcmp(argv[0], "--json") == 0) {
 		call->json = true;
 		argc--;
@@ -361,7 +378,9 @@ struct ctl_call *ctl_run(struct ev_loop *loop, int argc, char **argv, ctl_done_f
 		ctl_call_finish(call, CTL_REFUSED, "%s works only while parleyd is stopped (parleyctl stop first)",
 		            c->name);
 	} else {
+		struct barrier *outer = barrier_enter(call->barrier);
 		c->run(call);
+		barrier_leave(outer);
 	}
 	return call;
 }

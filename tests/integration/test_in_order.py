@@ -82,3 +82,14 @@ def test_messages_to_an_online_user_are_not_held(server):
     finally:
         a.close()
         b.close()
+
+
+def test_send_message_returns_after_the_offline_copy_is_stored(server):
+    """parleyctl send-message to a user who is away returns only once the
+    message is committed: each time it returns, the row is there."""
+    user = unique('ctlord')
+    server.register(user, HOST, 'order-pw')
+    for i in range(20):
+        r = server.ctl('send-message', 'admin@' + HOST, '%s@%s' % (user, HOST), 'stored %d' % i)
+        assert r.returncode == 0, (r.returncode, r.stderr)
+        assert server.db_rows('offline_messages', user) == i + 1
