@@ -64,19 +64,6 @@ void builtin_iq_unregister(struct host *h, const struct builtin_iq *table, size_
 		iq_unregister(h, table[i - 1].scope, table[i - 1].ns);
 }
 
-void builtin_iq_error_wait(struct iq_request *req, enum stanza_error e, const char *text)
-{
-	struct xml_node *reply = stanza_error_reply(req->iq, e, text);
-	if (reply == NULL) {
-		iq_error(req, e, text);
-		return;
-	}
-	struct xml_node *err = xml_child(reply, "error", NULL);
-	if (err != NULL)
-		xml_set_attr(err, "type", "wait");
-	iq_result_tree(req, reply);
-}
-
 void roster_view_make(struct roster_view *v, struct host *h, const char *user,
                       const struct roster_item *stored, size_t nstored, bool presence)
 {

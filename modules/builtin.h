@@ -47,10 +47,6 @@ int builtin_iq_register(struct host *h, const struct builtin_iq *table, size_t n
                         char **error_r);
 void builtin_iq_unregister(struct host *h, const struct builtin_iq *table, size_t n);
 
-/* Answer req with condition e and error type 'wait': a temporary failure
- * (a backend down or busy), the client may retry later. */
-void builtin_iq_error_wait(struct iq_request *req, enum stanza_error e, const char *text);
-
 /* The operations a module instance has in flight (storage or auth calls it
  * may have to cancel on stop): each op struct has a struct pending_link as
  * its first member, and the module state a struct pending_list. */

@@ -43,6 +43,7 @@
  *   stop answers their requests and cancels their calls.
  */
 #include "builtin.h"
+#include "errmap.h"
 #include "server/host.h"
 #include "server/hooks.h"
 #include "server/router.h"
@@ -355,15 +356,6 @@ static void send_unavailable(struct blk_state *ps, const char *user, const struc
 	free(from);
 }
 
-static void answer_failure(struct iq_request *req, enum storage_result res)
-{
-	if (res == STORAGE_TEMPFAIL)
-		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE,
-		                      "the blocklist is unavailable; try again later");
-	else
-		iq_error(req, SE_INTERNAL_SERVER_ERROR, NULL);
-}
-
 static void blocklist_read(enum storage_result res, const struct strlist *names, void *ctx)
 {
 	struct blk_op *op = ctx;
@@ -392,7 +384,7 @@ static void blocklist_read(enum storage_result res, const struct strlist *names,
 			xml_unref(&el);
 			strlist_free(&sorted);
 		} else {
-			answer_failure(op->req, res);
+			errmap_iq_storage(op->req, res, "the blocklist");
 		}
 	}
 	op_free(op);
@@ -408,7 +400,7 @@ static void blocklist_written(enum storage_result res, void *ctx)
 		return;
 	}
 	if (res != STORAGE_OK) {
-		answer_failure(op->req, res);
+		errmap_iq_storage(op->req, res, "the blocklist");
 		op_free(op);
 		return;
 	}

@@ -27,6 +27,7 @@
  *   no module state and free them.
  */
 #include "builtin.h"
+#include "errmap.h"
 #include "server/host.h"
 #include "lib/log.h"
 #include "server/server.h"
@@ -99,15 +100,6 @@ static void op_free(struct last_op *op)
 	free(op);
 }
 
-static void answer_failure(struct iq_request *req, enum storage_result res)
-{
-	if (res == STORAGE_TEMPFAIL)
-		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE,
-		                      "the last activity store is unavailable; try again later");
-	else
-		iq_error(req, SE_INTERNAL_SERVER_ERROR, NULL);
-}
-
 static void answer_seconds(struct iq_request *req, int64_t seconds, const char *status)
 {
 	char num[24];
@@ -140,7 +132,7 @@ static void last_read(enum storage_result res, const struct last_activity *last,
 	if (res == STORAGE_NOT_FOUND)
 		iq_error(req, SE_ITEM_NOT_FOUND, "no activity known for this user");
 	else if (res != STORAGE_OK)
-		answer_failure(req, res);
+		errmap_iq_storage(req, res, "the last activity store");
 	else if (user_available(op->ls->host, op->user))
 		answer_seconds(req, 0, NULL);   /* came online meanwhile */
 	else
@@ -172,7 +164,7 @@ static void roster_read(enum storage_result res, const struct roster_item *items
 		return;
 	}
 	if (res != STORAGE_OK && res != STORAGE_NOT_FOUND) {
-		answer_failure(op->req, res);
+		errmap_iq_storage(op->req, res, "the roster store");
 		op_free(op);
 		return;
 	}

@@ -52,6 +52,7 @@
  *   stop answers their requests and cancels their calls.
  */
 #include "builtin.h"
+#include "errmap.h"
 #include "server/host.h"
 #include "server/hooks.h"
 #include "server/router.h"
@@ -509,15 +510,6 @@ static void op_free(struct prv_op *op)
 	free(op);
 }
 
-static void answer_failure(struct iq_request *req, enum storage_result res)
-{
-	if (res == STORAGE_TEMPFAIL)
-		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE,
-		                      "privacy lists are unavailable; try again later");
-	else
-		iq_error(req, SE_INTERNAL_SERVER_ERROR, NULL);
-}
-
 static void lists_read(enum storage_result res, const struct privacy_list *lists, size_t n,
                        const char *default_name, void *ctx);
 static void roster_read(enum storage_result res, const struct roster_item *items, size_t count,
@@ -597,7 +589,7 @@ static void lists_read(enum storage_result res, const struct privacy_list *lists
 		struct iq_request *req = op->req;
 		op->req = NULL;
 		if (res != STORAGE_OK)
-			answer_failure(req, res);
+			errmap_iq_storage(req, res, "the privacy store");
 		else if (u == NULL)
 			iq_error(req, SE_SERVICE_UNAVAILABLE, "the session has ended");
 		else
@@ -690,7 +682,7 @@ static void written(enum storage_result res, void *ctx)
 		return;
 	}
 	if (res != STORAGE_OK) {
-		answer_failure(op->req, res);
+		errmap_iq_storage(op->req, res, "the privacy store");
 		op_free(op);
 		return;
 	}

@@ -17,10 +17,11 @@
  *   requested element, empty (XEP-0049 §3.2).
  * - Every storage call runs through a struct private_op on the module's
  *   list; stop answers their requests and cancels their storage calls.  A
- *   temporary failure is answered with <service-unavailable/> of type
- *   'wait', never as "nothing stored".
+ *   failure is answered through errmap.h (a temporary one is
+ *   <resource-constraint/>, type wait), never as "nothing stored".
  */
 #include "builtin.h"
+#include "errmap.h"
 #include "server/host.h"
 #include "lib/log.h"
 
@@ -77,15 +78,6 @@ static void op_free(struct private_op *op)
 	free(op);
 }
 
-static void answer_failure(struct iq_request *req, enum storage_result res)
-{
-	if (res == STORAGE_TEMPFAIL)
-		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE,
-		                      "the private store is unavailable; try again later");
-	else
-		iq_error(req, SE_INTERNAL_SERVER_ERROR, NULL);
-}
-
 static void private_read(enum storage_result res, const char *text, void *ctx)
 {
 	struct private_op *op = ctx;
@@ -95,7 +87,7 @@ static void private_read(enum storage_result res, const char *text, void *ctx)
 		return;
 	}
 	if (res != STORAGE_OK && res != STORAGE_NOT_FOUND) {
-		answer_failure(op->req, res);
+		errmap_iq_storage(op->req, res, "the private store");
 		op_free(op);
 		return;
 	}
@@ -137,7 +129,7 @@ static void private_written(enum storage_result res, void *ctx)
 	if (res == STORAGE_OK)
 		iq_result(op->req, NULL);
 	else
-		answer_failure(op->req, res);
+		errmap_iq_storage(op->req, res, "the private store");
 	op_free(op);
 }
 

@@ -19,6 +19,7 @@
  * - Passwords are never logged and never copied out of the request.
  */
 #include "builtin.h"
+#include "errmap.h"
 #include "server/host.h"
 #include "server/sm.h"
 #include "lib/log.h"
@@ -189,31 +190,18 @@ static void op_free(struct register_op *op)
 	free(op);
 }
 
-/* Map a failed auth result to the answer; true when it was a failure. */
+/* Answer a failed auth call (errmap.h; what: the text of
+ * <not-allowed/>); true when it was a failure. */
 static bool answer_auth_failure(struct iq_request *req, enum auth_result res, const char *what)
 {
-	switch (res) {
-	case AUTH_OK:
+	if (res == AUTH_OK)
 		return false;
-	case AUTH_EXISTS:
-		iq_error(req, SE_CONFLICT, "this username is taken");
-		break;
-	case AUTH_NO_USER:
-		iq_error(req, SE_ITEM_NOT_FOUND, NULL);
-		break;
-	case AUTH_TEMPFAIL:
-		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE,
-		                      "the account service is unavailable; try again later");
-		break;
-	case AUTH_NOT_SUPPORTED:
-		iq_error(req, SE_NOT_ALLOWED, what);
-		break;
-	case AUTH_BAD_PASSWORD:
-	case AUTH_ERROR:
-	default:
-		iq_error(req, SE_INTERNAL_SERVER_ERROR, NULL);
-		break;
-	}
+	if (res == AUTH_EXISTS)
+		iq_error(req, errmap_auth(res), "this username is taken");
+	else if (res == AUTH_NOT_SUPPORTED)
+		iq_error(req, errmap_auth(res), what);
+	else
+		errmap_iq_auth(req, res, "the account service");
 	return true;
 }
 

@@ -29,6 +29,7 @@
  *   (mod_presence orders its own operations per user, not against ours).
  */
 #include "builtin.h"
+#include "errmap.h"
 #include "server/host.h"
 #include "server/router.h"
 #include "server/sm.h"
@@ -156,23 +157,12 @@ static void op_free(struct roster_op *op)
 	free(op);
 }
 
-/* Answer a failed storage call; true when res is a failure. */
+/* Answer a failed storage call (errmap.h); true when res is a failure. */
 static bool answer_storage_failure(struct iq_request *req, enum storage_result res)
 {
-	switch (res) {
-	case STORAGE_OK:
+	if (res == STORAGE_OK)
 		return false;
-	case STORAGE_TEMPFAIL:
-		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE,
-		                      "the roster store is unavailable; try again later");
-		break;
-	case STORAGE_NOT_FOUND:
-		iq_error(req, SE_ITEM_NOT_FOUND, NULL);
-		break;
-	default:
-		iq_error(req, SE_INTERNAL_SERVER_ERROR, NULL);
-		break;
-	}
+	errmap_iq_storage(req, res, "the roster store");
 	return true;
 }
 

@@ -15,8 +15,9 @@
  *   an empty vCard (never an error the client cannot act on).
  * - Every storage call runs through a struct vcard_op on the module's
  *   list; stop answers their requests and cancels their storage calls.
- *   A temporary failure is answered with <service-unavailable/> of type
- *   'wait', never as "no vCard".
+ *   A failure is answered through errmap.h (a temporary one, the store's
+ *   or the directory's, is <resource-constraint/>, type wait), never as
+ *   "no vCard".
  *
  * With source: ldap, vCards come from the directory instead (read-only):
  * a get looks the user's entry up through the LDAP client (auth/ldap-
@@ -33,6 +34,7 @@
  * its type is not recognised or it is bigger than max_size.
  */
 #include "builtin.h"
+#include "errmap.h"
 #include "vcard.h"
 #include "server/host.h"
 #include "server/hooks.h"
@@ -154,16 +156,6 @@ static void op_free(struct vcard_op *op)
 	free(op);
 }
 
-/* Answer a failed storage call (res is not OK and not NOT_FOUND). */
-static void answer_failure(struct iq_request *req, enum storage_result res)
-{
-	if (res == STORAGE_TEMPFAIL)
-		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE,
-		                      "the vCard store is unavailable; try again later");
-	else
-		iq_error(req, SE_INTERNAL_SERVER_ERROR, NULL);
-}
-
 static void vcard_read(enum storage_result res, const char *text, void *ctx)
 {
 	struct vcard_op *op = ctx;
@@ -174,7 +166,7 @@ static void vcard_read(enum storage_result res, const char *text, void *ctx)
 	}
 	struct iq_request *req = op->req;
 	if (res != STORAGE_OK && res != STORAGE_NOT_FOUND) {
-		answer_failure(req, res);
+		errmap_iq_storage(req, res, "the vCard store");
 		op_free(op);
 		return;
 	}
@@ -214,7 +206,7 @@ static void vcard_written(enum storage_result res, void *ctx)
 		hook_run(op->vs->host, HOOK_VCARD_SET, &hv);
 		iq_result(op->req, NULL);
 	} else
-		answer_failure(op->req, res);
+		errmap_iq_storage(op->req, res, "the vCard store");
 	op_free(op);
 }
 
@@ -459,11 +451,8 @@ static void vcard_ldap_read(const struct ldap_reply *r, void *ctx)
 	struct xml_node *vcard = vcard_ldap_answer(op->vs, r, op->user, &res);
 	if (vcard != NULL)
 		iq_result(req, vcard);
-	else if (res == STORAGE_TEMPFAIL)
-		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE,
-		                      "the directory is unavailable; try again later");
 	else
-		iq_error(req, SE_INTERNAL_SERVER_ERROR, NULL);
+		errmap_iq_storage(req, res, "the directory");
 	xml_unref(&vcard);
 	op_free(op);
 }
@@ -482,7 +471,7 @@ static void vcard_ldap_get(struct vcard_state *vs, struct iq_request *req)
 	op->lreq = ldap_client_submit(vs->ldap, LDAPC_FIND, op->user, NULL, vs->attrs,
 	                              vcard_ldap_read, op);
 	if (op->lreq == NULL) {
-		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE, "the directory is busy; try again later");
+		errmap_iq_storage(req, STORAGE_TEMPFAIL, "the directory");   /* the queue is full */
 		op_free(op);
 	}
 #else

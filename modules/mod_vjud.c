@@ -22,12 +22,13 @@
  *   false or an auth.ldap filter with %u on an LDAP host, are refused by
  *   the configuration check (vjud_check).  Every call runs through a struct
  *   vjud_op on the module's list; stop answers their requests and cancels
- *   the calls; a temporary failure is <service-unavailable/> of type wait,
- *   never "no match".
+ *   the calls; a failure is answered through errmap.h (a temporary one is
+ *   <resource-constraint/>, type wait), never "no match".
  * - At start, with the storage source, the vCards stored before the index
  *   existed are indexed (one storage call; the count is logged).
  */
 #include "builtin.h"
+#include "errmap.h"
 #include "vcard.h"
 #include "vjud.h"
 #include "auth/ldap-client.h"
@@ -160,11 +161,7 @@ static void searched(enum storage_result res, const struct vcard_entry *entries,
 	struct vjud_state *vs = op->vs;
 	struct iq_request *req = op->req;
 	if (res != STORAGE_OK) {
-		if (res == STORAGE_TEMPFAIL)
-			builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE,
-			                      "the directory is unavailable; try again later");
-		else
-			iq_error(req, SE_INTERNAL_SERVER_ERROR, NULL);
+		errmap_iq_storage(req, res, "the directory");
 		op_free(op);
 		return;
 	}
