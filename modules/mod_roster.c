@@ -15,8 +15,8 @@
  *   client's version is merely behind and its next login gets the full
  *   roster: never a stale roster taken for current.
  * - Every storage call runs through a struct roster_op on the module's
- *   list; stop cancels them and answers their requests (an op whose call
- *   returned no handle is orphaned and freed by its callback).
+ *   pending list (pending.h); stop cancels them and answers their
+ *   requests.
  * - An item that only records a pending inbound subscription request
  *   (roster_item_pending_only) is not part of the roster the client sees.
  * - What the client sees is the roster view (builtin.h): the stored items
@@ -30,6 +30,7 @@
  */
 #include "builtin.h"
 #include "errmap.h"
+#include "pending.h"
 #include "server/host.h"
 #include "server/router.h"
 #include "server/sm.h"
@@ -60,10 +61,8 @@ enum roster_op_kind { OP_GET, OP_SET, OP_REMOVE };
 struct roster_state;
 
 struct roster_op {
-	struct pending_link link;     /* first: the state's list of ops */
-	struct roster_state *rs;     /* NULL once orphaned */
-	struct iq_request *req;
-	struct storage_req *sreq;
+	struct pending_op p;         /* first: the state's list of ops; p.req the request */
+	struct roster_state *rs;     /* valid while p is listed */
 	enum roster_op_kind kind;
 	char *user;
 	char *client_ver;            /* OP_GET: the 'ver' the client sent, or NULL */
@@ -75,7 +74,7 @@ struct roster_op {
 struct roster_state {
 	struct host *host;
 	const struct roster_settings *set;
-	struct pending_list ops;
+	struct pending_ops ops;
 };
 
 /* ---- items ---------------------------------------------------------------- */
@@ -129,32 +128,26 @@ static void item_to_xml(struct xml_node *query, const struct roster_item *it)
 
 /* ---- ops ------------------------------------------------------------------- */
 
+static void op_free(struct pending_op *p)
+{
+	struct roster_op *op = (struct roster_op *)p;
+	pending_untrack(p);
+	free(op->user);
+	free(op->client_ver);
+	item_free(&op->item);
+	free(op);
+}
+
 static struct roster_op *op_new(struct roster_state *rs, struct iq_request *req,
                                 enum roster_op_kind kind)
 {
 	struct roster_op *op = xcalloc(1, sizeof(*op));
 	op->rs = rs;
-	op->req = req;
+	op->p.req = req;
 	op->kind = kind;
 	op->user = xstrdup(req->from.node);
-	pending_add(&rs->ops, &op->link);
+	pending_track(&rs->ops, &op->p, op_free);
 	return op;
-}
-
-static void op_unlink(struct roster_op *op)
-{
-	if (op->rs == NULL)
-		return;
-	pending_remove(&op->link);
-}
-
-static void op_free(struct roster_op *op)
-{
-	op_unlink(op);
-	free(op->user);
-	free(op->client_ver);
-	item_free(&op->item);
-	free(op);
 }
 
 /* Answer a failed storage call (errmap.h); true when res is a failure. */
@@ -266,21 +259,18 @@ static void send_cancel(struct host *h, const char *user, const char *contact, c
 static void op_written(enum storage_result res, void *ctx)
 {
 	struct roster_op *op = ctx;
-	op->sreq = NULL;
-	if (op->rs == NULL) {
-		op_free(op);
+	if (!pending_resume(&op->p))
 		return;
-	}
 	struct host *h = op->rs->host;
-	if (!answer_storage_failure(op->req, res)) {
+	if (!answer_storage_failure(op->p.req, res)) {
 		roster_push(h, op->user, &op->item, op->version + 1);
-		iq_result(op->req, NULL);
+		iq_result(op->p.req, NULL);
 		if (op->cancel_to)
 			send_cancel(h, op->user, op->item.jid, "unsubscribe");
 		if (op->cancel_from)
 			send_cancel(h, op->user, op->item.jid, "unsubscribed");
 	}
-	op_free(op);
+	op_free(&op->p);
 }
 
 static const struct roster_item *find_item(const struct roster_item *items, size_t count,
@@ -296,14 +286,11 @@ static void op_read(enum storage_result res, const struct roster_item *items, si
                     uint64_t version, void *ctx)
 {
 	struct roster_op *op = ctx;
-	op->sreq = NULL;
-	if (op->rs == NULL) {
-		op_free(op);
+	if (!pending_resume(&op->p))
 		return;
-	}
 	struct roster_state *rs = op->rs;
 	struct host *h = rs->host;
-	struct iq_request *req = op->req;
+	struct iq_request *req = op->p.req;
 	if (res == STORAGE_NOT_FOUND) {
 		/* A user who never had a roster. */
 		res = STORAGE_OK;
@@ -311,7 +298,7 @@ static void op_read(enum storage_result res, const struct roster_item *items, si
 		version = 0;
 	}
 	if (answer_storage_failure(req, res)) {
-		op_free(op);
+		op_free(&op->p);
 		return;
 	}
 	op->version = version;
@@ -354,7 +341,8 @@ static void op_read(enum storage_result res, const struct roster_item *items, si
 			op->item.ask_in = old->ask_in;
 			op->item.approved = old->approved;
 		}
-		op->sreq = storage_roster_set(h->storage, h->name, op->user, &op->item, op_written, op);
+		pending_wait_storage(&op->p, storage_roster_set(h->storage, h->name, op->user,
+		                                                &op->item, op_written, op));
 		return;
 	}
 	case OP_REMOVE: {
@@ -377,12 +365,12 @@ static void op_read(enum storage_result res, const struct roster_item *items, si
 		                old->ask_out;
 		op->cancel_from = old->subscription == SUB_FROM || old->subscription == SUB_BOTH ||
 		                  old->ask_in || old->approved;
-		op->sreq = storage_roster_remove(h->storage, h->name, op->user, op->item.jid,
-		                                 op_written, op);
+		pending_wait_storage(&op->p, storage_roster_remove(h->storage, h->name, op->user,
+		                                                   op->item.jid, op_written, op));
 		return;
 	}
 	}
-	op_free(op);
+	op_free(&op->p);
 }
 
 /* ---- requests --------------------------------------------------------------- */
@@ -479,7 +467,8 @@ static void roster_iq(struct iq_request *req, void *ctx)
 		const char *ver = xml_attr(req->payload, "ver");
 		if (ver != NULL)
 			op->client_ver = xstrdup(ver);
-		op->sreq = storage_roster_get(h->storage, h->name, op->user, op_read, op);
+		pending_wait_storage(&op->p, storage_roster_get(h->storage, h->name, op->user, op_read,
+		                                                op));
 		return;
 	}
 	struct roster_item it = {0};
@@ -489,7 +478,7 @@ static void roster_iq(struct iq_request *req, void *ctx)
 	}
 	struct roster_op *op = op_new(rs, req, it.subscription == SUB_REMOVE ? OP_REMOVE : OP_SET);
 	op->item = it;
-	op->sreq = storage_roster_get(h->storage, h->name, op->user, op_read, op);
+	pending_wait_storage(&op->p, storage_roster_get(h->storage, h->name, op->user, op_read, op));
 }
 
 /* ---- stream feature ----------------------------------------------------------- */
@@ -527,19 +516,7 @@ static void roster_stop(struct host *h, void *state)
 	struct roster_state *rs = state;
 	hook_remove(h, HOOK_STREAM_FEATURES, roster_features, rs);
 	builtin_iq_unregister(h, roster_iqs, ARRAY_SIZE(roster_iqs));
-	while (rs->ops.head != NULL) {
-		struct roster_op *op = (struct roster_op *)(void *)rs->ops.head;
-		op_unlink(op);
-		iq_error(op->req, SE_SERVICE_UNAVAILABLE, "the service is shutting down");
-		op->req = NULL;
-		if (op->sreq != NULL) {
-			storage_cancel(op->sreq);
-			op->rs = NULL;
-			op_free(op);
-		} else {
-			op->rs = NULL;   /* its callback frees it */
-		}
-	}
+	pending_stop(&rs->ops);
 	free(rs);
 }
 
