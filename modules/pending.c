@@ -86,7 +86,7 @@ bool pending_resume(struct pending_op *op)
 	return false;
 }
 
-bool pending_cancel(struct pending_op *op)
+bool pending_cancel_call(struct pending_op *op)
 {
 	if (op->call == NULL)
 		return false;
@@ -95,6 +95,13 @@ bool pending_cancel(struct pending_op *op)
 	op->call = NULL;
 	op->cancel = NULL;
 	cancel(call);
+	return true;
+}
+
+bool pending_cancel(struct pending_op *op)
+{
+	if (!pending_cancel_call(op))
+		return false;
 	pending_untrack(op);
 	op->free(op);
 	return true;
@@ -112,9 +119,7 @@ void pending_stop(struct pending_ops *l)
 		}
 		if (op->outlives_stop)
 			continue;         /* its callback finishes and frees it */
-		if (op->call != NULL) {
-			op->cancel(op->call);
-			op->call = NULL;
+		if (pending_cancel_call(op)) {
 			op->free(op);
 		} else if (!op->in_callback) {
 			op->free(op);     /* idle */

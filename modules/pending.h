@@ -75,6 +75,11 @@ static inline bool pending_listed(const struct pending_op *op)
  * for nothing (it is idle: queued behind another op, or waiting for a
  * timer of the module). */
 void pending_wait(struct pending_op *op, void *call, pending_cancel_fn *cancel);
+/* A callback keeps op without a new call: op is idle (a stop frees it). */
+static inline void pending_idle(struct pending_op *op)
+{
+	pending_wait(op, NULL, NULL);
+}
 void pending_wait_storage(struct pending_op *op, struct storage_req *call);
 void pending_wait_auth(struct pending_op *op, struct auth_req *call);
 
@@ -88,6 +93,10 @@ bool pending_resume(struct pending_op *op);
  * when op has no call in flight (it is inside its callback, which frees
  * it). */
 bool pending_cancel(struct pending_op *op);
+/* Cancel op's call only (op stays as it is, waiting for nothing): for a
+ * module that answers its own way before freeing op.  False when op had
+ * no call. */
+bool pending_cancel_call(struct pending_op *op);
 
 /* The module stops: every op is taken off l; its request, if any, is
  * answered with <service-unavailable/> ("the service is shutting down");
