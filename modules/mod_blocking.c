@@ -254,6 +254,11 @@ static bool is_interested(const struct blk_user *u, uint64_t id)
 	return false;
 }
 
+static bool session_interested(const struct session *s, void *ctx)
+{
+	return is_interested(ctx, s->id);
+}
+
 static struct xml_node *list_element(const char *name, const struct strlist *jids)
 {
 	struct xml_node *el = iq_payload_new(name, NS_BLOCKING);
@@ -268,37 +273,9 @@ static struct xml_node *list_element(const char *name, const struct strlist *jid
  * session of u. */
 static void push(struct blk_state *ps, const struct blk_user *u, const struct xml_node *change)
 {
-	struct host *h = ps->host;
-	/* Copy the targets first: routing may close a session under us. */
-	size_t n = 0;
-	for (struct session *s = sm_user_sessions(h, u->e.user); s != NULL; s = s->next_of_user)
-		if (is_interested(u, s->id))
-			n++;
-	if (n == 0)
-		return;
-	struct jid *targets = xcalloc(n, sizeof(*targets));
-	size_t k = 0;
-	for (struct session *s = sm_user_sessions(h, u->e.user); s != NULL && k < n;
-	     s = s->next_of_user)
-		if (is_interested(u, s->id))
-			jid_copy(&targets[k++], &s->jid);
-	struct jid bare = {0};
-	jid_set(&bare, u->e.user, h->name, NULL);
-	for (size_t i = 0; i < k; i++) {
-		char id[17];
-		random_id(id, 16);
-		struct xml_node *iq = xml_new("iq", NS_CLIENT);
-		xml_set_attr(iq, "type", "set");
-		xml_set_attr(iq, "id", id);
-		xml_set_attr(iq, "from", jid_bare_to_pool(iq->pool, &bare));
-		xml_set_attr(iq, "to", jid_to_pool(iq->pool, &targets[i]));
-		xml_append_copy(iq, change);
-		router_route(iq, &bare, &targets[i]);
-		xml_unref(&iq);
-		jid_clear(&targets[i]);
-	}
-	jid_clear(&bare);
-	free(targets);
+	struct jid *targets;
+	size_t n = builtin_sessions(ps->host, u->e.user, session_interested, (void *)u, &targets);
+	builtin_push(ps->host, u->e.user, targets, n, change);
 }
 
 /* XEP-0191 §3.3: unavailable presence from each available resource of the
@@ -306,18 +283,10 @@ static void push(struct blk_state *ps, const struct blk_user *u, const struct xm
  * no one to tell). */
 static void send_unavailable(struct blk_state *ps, const char *user, const struct strlist *jids)
 {
-	struct host *h = ps->host;
-	size_t n = 0;
-	for (struct session *s = sm_user_sessions(h, user); s != NULL; s = s->next_of_user)
-		if (s->available)
-			n++;
-	if (n == 0)
+	struct jid *from;
+	size_t k = builtin_sessions(ps->host, user, builtin_session_available, NULL, &from);
+	if (k == 0)
 		return;
-	struct jid *from = xcalloc(n, sizeof(*from));
-	size_t k = 0;
-	for (struct session *s = sm_user_sessions(h, user); s != NULL && k < n; s = s->next_of_user)
-		if (s->available)
-			jid_copy(&from[k++], &s->jid);
 	for (size_t j = 0; j < jids->count; j++) {
 		struct jid to;
 		const char *err;

@@ -621,34 +621,14 @@ static void roster_read(enum storage_result res, const struct roster_item *items
 /* §2.6: tell every session of the user that list name changed. */
 static void push(struct prv_state *ps, const char *user, const char *name)
 {
-	struct host *h = ps->host;
-	size_t n = 0;
-	for (struct session *s = sm_user_sessions(h, user); s != NULL; s = s->next_of_user)
-		n++;
+	struct jid *targets;
+	size_t n = builtin_sessions(ps->host, user, NULL, NULL, &targets);
 	if (n == 0)
 		return;
-	struct jid *targets = xcalloc(n, sizeof(*targets));
-	size_t k = 0;
-	for (struct session *s = sm_user_sessions(h, user); s != NULL && k < n; s = s->next_of_user)
-		jid_copy(&targets[k++], &s->jid);
-	struct jid bare = {0};
-	jid_set(&bare, user, h->name, NULL);
-	for (size_t i = 0; i < k; i++) {
-		char id[17];
-		random_id(id, 16);
-		struct xml_node *iq = xml_new("iq", NS_CLIENT);
-		xml_set_attr(iq, "type", "set");
-		xml_set_attr(iq, "id", id);
-		xml_set_attr(iq, "from", jid_bare_to_pool(iq->pool, &bare));
-		xml_set_attr(iq, "to", jid_to_pool(iq->pool, &targets[i]));
-		struct xml_node *q = xml_add_child(iq, "query", NS_PRIVACY);
-		xml_set_attr(xml_add_child(q, "list", NS_PRIVACY), "name", name);
-		router_route(iq, &bare, &targets[i]);
-		xml_unref(&iq);
-		jid_clear(&targets[i]);
-	}
-	jid_clear(&bare);
-	free(targets);
+	struct xml_node *q = iq_payload_new("query", NS_PRIVACY);
+	xml_set_attr(xml_add_child(q, "list", NS_PRIVACY), "name", name);
+	builtin_push(ps->host, user, targets, n, q);
+	xml_unref(&q);
 }
 
 static void written(enum storage_result res, void *ctx)

@@ -165,50 +165,36 @@ bool roster_item_pending_only(const struct roster_item *it)
 	       it->name == NULL && it->groups.count == 0;
 }
 
+/* The sessions that asked for the roster (RFC 6121 §2.1.6: pushes go to
+ * interested resources). */
+static bool session_interested(const struct session *s, void *ctx)
+{
+	(void)ctx;
+	return s->interested;
+}
+
 void roster_push(struct host *h, const char *user, const struct roster_item *it,
                  uint64_t version)
 {
 	struct hook_roster hr = { .user = user, .item = it };
 	hook_run(h, HOOK_ROSTER_CHANGED, &hr);
-	/* Copy the targets first: routing may close a session under us. */
-	size_t n = 0;
-	for (struct session *s = sm_user_sessions(h, user); s != NULL; s = s->next_of_user)
-		if (s->interested)
-			n++;
+	struct jid *targets;
+	size_t n = builtin_sessions(h, user, session_interested, NULL, &targets);
 	if (n == 0)
 		return;
-	struct jid *targets = xcalloc(n, sizeof(*targets));
-	size_t i = 0;
-	for (struct session *s = sm_user_sessions(h, user); s != NULL && i < n; s = s->next_of_user)
-		if (s->interested)
-			jid_copy(&targets[i++], &s->jid);
 
 	/* Shared roster groups may change what the client sees of the item. */
 	struct hook_roster_view hv = { .user = user, .single = true, .stored = it, .nstored = 1 };
 	hook_run(h, HOOK_ROSTER_VIEW, &hv);
 	if (hv.items != NULL && hv.count == 1)
 		it = &hv.items[0];
-	struct jid bare = {0};
-	jid_set(&bare, user, h->name, NULL);
 	char ver[32];
 	roster_version_string(ver, version, hv.tag);
-	for (size_t k = 0; k < i; k++) {
-		char id[17];
-		random_id(id, 16);
-		struct xml_node *iq = xml_new("iq", NS_CLIENT);
-		xml_set_attr(iq, "type", "set");
-		xml_set_attr(iq, "id", id);
-		xml_set_attr(iq, "from", jid_bare_to_pool(iq->pool, &bare));
-		xml_set_attr(iq, "to", jid_to_pool(iq->pool, &targets[k]));
-		struct xml_node *q = xml_add_child(iq, "query", NS_ROSTER);
-		xml_set_attr(q, "ver", ver);
-		item_to_xml(q, it);
-		router_route(iq, &bare, &targets[k]);
-		xml_unref(&iq);
-		jid_clear(&targets[k]);
-	}
-	jid_clear(&bare);
-	free(targets);
+	struct xml_node *q = iq_payload_new("query", NS_ROSTER);
+	xml_set_attr(q, "ver", ver);
+	item_to_xml(q, it);
+	builtin_push(h, user, targets, n, q);
+	xml_unref(&q);
 	for (size_t k = 0; k < hv.count && hv.items != NULL; k++)
 		roster_item_clear(&hv.items[k]);
 	free(hv.items);
@@ -232,16 +218,9 @@ static void send_cancel(struct host *h, const char *user, const char *contact, c
 	xml_unref(&p);
 	if (strcmp(type, "unsubscribed") == 0) {
 		/* The contact no longer sees us: unavailable from each resource. */
-		size_t n = 0;
-		for (struct session *s = sm_user_sessions(h, user); s != NULL; s = s->next_of_user)
-			if (s->available)
-				n++;
-		struct jid *res = xcalloc(n + 1, sizeof(*res));
-		size_t i = 0;
-		for (struct session *s = sm_user_sessions(h, user); s != NULL && i < n; s = s->next_of_user)
-			if (s->available)
-				jid_copy(&res[i++], &s->jid);
-		for (size_t k = 0; k < i; k++) {
+		struct jid *res;
+		size_t n = builtin_sessions(h, user, builtin_session_available, NULL, &res);
+		for (size_t k = 0; k < n; k++) {
 			struct xml_node *u = xml_new("presence", NS_CLIENT);
 			xml_set_attr(u, "type", "unavailable");
 			xml_set_attr(u, "from", jid_to_pool(u->pool, &res[k]));
