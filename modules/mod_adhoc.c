@@ -595,6 +595,7 @@ struct delete_op {
 	size_t next;
 	unsigned removed;
 	struct buf failed;
+	bool temporary;              /* a removal failed for now only */
 };
 
 static void delete_op_free(void *p)
@@ -622,6 +623,7 @@ static void delete_done(enum auth_result r, void *ctx)
 	} else {
 		buf_printf(&op->failed, "%s%s@%s (%s)", op->failed.len > 0 ? ", " : "", user, req->host->name,
 		           auth_result_str(r));
+		op->temporary |= errmap_auth_temporary(r);
 	}
 	delete_next(req);
 }
@@ -636,7 +638,8 @@ static void delete_next(struct adhoc_request *req)
 	}
 	if (op->failed.len > 0) {
 		char *text = xasprintf("removed %u; not removed: %s", op->removed, op->failed.data);
-		adhoc_fail(req, SE_ITEM_NOT_FOUND, text);
+		/* A backend that could not answer is no "no such user". */
+		adhoc_fail(req, op->temporary ? errmap_auth(AUTH_TEMPFAIL) : SE_ITEM_NOT_FOUND, text);
 		free(text);
 		return;
 	}
