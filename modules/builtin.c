@@ -8,6 +8,8 @@
  */
 #include "builtin.h"
 #include "server/host.h"
+#include "server/router.h"
+#include "server/sm.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -64,17 +66,52 @@ void builtin_iq_unregister(struct host *h, const struct builtin_iq *table, size_
 		iq_unregister(h, table[i - 1].scope, table[i - 1].ns);
 }
 
-void builtin_iq_error_wait(struct iq_request *req, enum stanza_error e, const char *text)
+size_t builtin_sessions(struct host *h, const char *user,
+                        bool (*want)(const struct session *s, void *ctx), void *ctx,
+                        struct jid **targets_r)
 {
-	struct xml_node *reply = stanza_error_reply(req->iq, e, text);
-	if (reply == NULL) {
-		iq_error(req, e, text);
-		return;
+	size_t n = 0;
+	for (struct session *s = sm_user_sessions(h, user); s != NULL; s = s->next_of_user)
+		if (want == NULL || want(s, ctx))
+			n++;
+	*targets_r = NULL;
+	if (n == 0)
+		return 0;
+	struct jid *targets = xcalloc(n, sizeof(*targets));
+	size_t k = 0;
+	for (struct session *s = sm_user_sessions(h, user); s != NULL && k < n; s = s->next_of_user)
+		if (want == NULL || want(s, ctx))
+			jid_copy(&targets[k++], &s->jid);
+	*targets_r = targets;
+	return k;
+}
+
+bool builtin_session_available(const struct session *s, void *ctx)
+{
+	(void)ctx;
+	return s->available;
+}
+
+void builtin_push(struct host *h, const char *user, struct jid *targets, size_t n,
+                  const struct xml_node *payload)
+{
+	struct jid bare = {0};
+	jid_set(&bare, user, h->name, NULL);
+	for (size_t i = 0; i < n; i++) {
+		char id[17];
+		random_id(id, 16);
+		struct xml_node *iq = xml_new("iq", NS_CLIENT);
+		xml_set_attr(iq, "type", "set");
+		xml_set_attr(iq, "id", id);
+		xml_set_attr(iq, "from", jid_bare_to_pool(iq->pool, &bare));
+		xml_set_attr(iq, "to", jid_to_pool(iq->pool, &targets[i]));
+		xml_append_copy(iq, payload);
+		router_route(iq, &bare, &targets[i]);
+		xml_unref(&iq);
+		jid_clear(&targets[i]);
 	}
-	struct xml_node *err = xml_child(reply, "error", NULL);
-	if (err != NULL)
-		xml_set_attr(err, "type", "wait");
-	iq_result_tree(req, reply);
+	jid_clear(&bare);
+	free(targets);
 }
 
 void roster_view_make(struct roster_view *v, struct host *h, const char *user,

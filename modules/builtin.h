@@ -47,46 +47,22 @@ int builtin_iq_register(struct host *h, const struct builtin_iq *table, size_t n
                         char **error_r);
 void builtin_iq_unregister(struct host *h, const struct builtin_iq *table, size_t n);
 
-/* Answer req with condition e and error type 'wait': a temporary failure
- * (a backend down or busy), the client may retry later. */
-void builtin_iq_error_wait(struct iq_request *req, enum stanza_error e, const char *text);
+/* ---- pushes to a user's sessions ---------------------------------------------- */
 
-/* The operations a module instance has in flight (storage or auth calls it
- * may have to cancel on stop): each op struct has a struct pending_link as
- * its first member, and the module state a struct pending_list. */
-struct pending_list;
-struct pending_link {
-	struct pending_link *prev, *next;
-	struct pending_list *list;     /* NULL when not linked */
-};
-struct pending_list {
-	struct pending_link *head;
-};
-
-static inline void pending_add(struct pending_list *l, struct pending_link *n)
-{
-	n->prev = NULL;
-	n->next = l->head;
-	if (l->head != NULL)
-		l->head->prev = n;
-	l->head = n;
-	n->list = l;
-}
-
-/* Unlink n; nothing happens when it is not linked. */
-static inline void pending_remove(struct pending_link *n)
-{
-	if (n->list == NULL)
-		return;
-	if (n->prev != NULL)
-		n->prev->next = n->next;
-	else
-		n->list->head = n->next;
-	if (n->next != NULL)
-		n->next->prev = n->prev;
-	n->prev = n->next = NULL;
-	n->list = NULL;
-}
+struct session;
+struct jid;
+/* The full JIDs of user's sessions on h that want says yes to (want NULL:
+ * every session), copied: routing to one may close another.  Returns the
+ * count, with a malloc'd array in *targets_r (NULL when 0). */
+size_t builtin_sessions(struct host *h, const char *user,
+                        bool (*want)(const struct session *s, void *ctx), void *ctx,
+                        struct jid **targets_r);
+/* A want for builtin_sessions: the sessions that are available. */
+bool builtin_session_available(const struct session *s, void *ctx);
+/* Send each target an <iq type='set'/> (a push) from user's bare JID with
+ * a copy of payload; the targets are cleared and freed. */
+void builtin_push(struct host *h, const char *user, struct jid *targets, size_t n,
+                  const struct xml_node *payload);
 
 /* ---- shared by mod_roster and mod_presence ------------------------------- */
 

@@ -26,6 +26,7 @@
  */
 #include "builtin.h"
 #include "adhoc.h"
+#include "errmap.h"
 #include "server/host.h"
 #include "server/hooks.h"
 #include "server/sm.h"
@@ -488,10 +489,7 @@ static struct xml_node *admin_form(const char *title, const char *instructions)
 static void auth_fail(struct adhoc_request *req, enum auth_result r, const char *what)
 {
 	char *text = xasprintf("%s: %s", what, auth_result_str(r));
-	enum stanza_error e = r == AUTH_TEMPFAIL ? SE_RESOURCE_CONSTRAINT
-	                    : r == AUTH_EXISTS ? SE_CONFLICT
-	                    : r == AUTH_NO_USER ? SE_ITEM_NOT_FOUND : SE_NOT_ACCEPTABLE;
-	adhoc_fail(req, e, text);
+	adhoc_fail(req, errmap_auth(r), text);
 	free(text);
 }
 
@@ -597,6 +595,7 @@ struct delete_op {
 	size_t next;
 	unsigned removed;
 	struct buf failed;
+	bool temporary;              /* a removal failed for now only */
 };
 
 static void delete_op_free(void *p)
@@ -624,6 +623,7 @@ static void delete_done(enum auth_result r, void *ctx)
 	} else {
 		buf_printf(&op->failed, "%s%s@%s (%s)", op->failed.len > 0 ? ", " : "", user, req->host->name,
 		           auth_result_str(r));
+		op->temporary |= errmap_auth_temporary(r);
 	}
 	delete_next(req);
 }
@@ -638,7 +638,8 @@ static void delete_next(struct adhoc_request *req)
 	}
 	if (op->failed.len > 0) {
 		char *text = xasprintf("removed %u; not removed: %s", op->removed, op->failed.data);
-		adhoc_fail(req, SE_ITEM_NOT_FOUND, text);
+		/* A backend that could not answer is no "no such user". */
+		adhoc_fail(req, op->temporary ? errmap_auth(AUTH_TEMPFAIL) : SE_ITEM_NOT_FOUND, text);
 		free(text);
 		return;
 	}
@@ -757,7 +758,7 @@ static void registered_num_done(enum storage_result r, uint64_t count, void *ctx
 	struct adhoc_request *req = ctx;
 	req->storage = NULL;
 	if (r != STORAGE_OK) {
-		adhoc_fail(req, SE_INTERNAL_SERVER_ERROR, storage_result_str(r));
+		adhoc_fail(req, errmap_storage(r), storage_result_str(r));
 		return;
 	}
 	char v[32];
@@ -783,7 +784,7 @@ static void registered_list_done(enum storage_result r, const struct strlist *na
 	struct adhoc_request *req = ctx;
 	req->storage = NULL;
 	if (r != STORAGE_OK) {
-		adhoc_fail(req, SE_INTERNAL_SERVER_ERROR, storage_result_str(r));
+		adhoc_fail(req, errmap_storage(r), storage_result_str(r));
 		return;
 	}
 	char **sorted = xcalloc(names->count + 1, sizeof(*sorted));

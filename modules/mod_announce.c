@@ -32,6 +32,7 @@
 #include "builtin.h"
 #include "adhoc.h"
 #include "announce.h"
+#include "pending.h"
 #include "server/host.h"
 #include "server/hooks.h"
 #include "server/router.h"
@@ -49,7 +50,7 @@ struct announce_state {
 	char *motd;                      /* NULL: none */
 	bool motd_known;                 /* motd was read from the store (or set since) */
 	struct storage_req *load;        /* the start-up read */
-	struct pending_list reqs;        /* requests with a storage call in flight */
+	struct pending_ops reqs;         /* requests with a storage call in flight */
 	uint64_t *greeted;               /* session ids that got it */
 	size_t ngreeted, greeted_cap;
 };
@@ -131,7 +132,7 @@ enum announce_result announce_online(struct host *h, const char *type, const cha
 enum req_kind { REQ_ALL, REQ_MOTD };
 
 struct announce_req {
-	struct pending_link link;     /* first: the module's list, while sreq is in flight */
+	struct pending_op p;          /* first: the module's list, while sreq is in flight */
 	struct announce_state *as;    /* while on the list */
 	enum req_kind kind;
 	char *host;                   /* the host's name (for messages) */
@@ -151,6 +152,13 @@ struct announce_req {
 	char *text;                   /* the new message of the day; NULL: delete it */
 };
 
+static void req_free(struct announce_req *req);
+
+static void req_free_op(struct pending_op *p)
+{
+	req_free((struct announce_req *)p);
+}
+
 static struct announce_req *req_new(struct announce_state *as, enum req_kind kind, void *ctx)
 {
 	struct announce_req *req = xcalloc(1, sizeof(*req));
@@ -158,14 +166,14 @@ static struct announce_req *req_new(struct announce_state *as, enum req_kind kin
 	req->kind = kind;
 	req->host = xstrdup(as->host->name);
 	req->ctx = ctx;
-	pending_add(&as->reqs, &req->link);
+	pending_track(&as->reqs, &req->p, req_free_op);
 	return req;
 }
 
 /* Its storage call answered (or was cancelled): off the module's list. */
 static void req_unlink(struct announce_req *req)
 {
-	pending_remove(&req->link);
+	pending_untrack(&req->p);
 	req->as = NULL;
 }
 

@@ -16,10 +16,10 @@
  *   sent it.
  * - vcard_set (mod_vcard, after a vCard was stored): the new hash; when it
  *   differs, each available session's presence goes out again with it.
- * - session_opened / session_closed: the per-user cache.  The vCard is
- *   read at the first session's open; when the read completes and a
- *   session already sent presence without the hash, that presence goes
- *   out again with it.
+ * - session_opened / session_closed: the per-user cache (user-cache.h).
+ *   The vCard is read at the first session's open; when the read completes
+ *   and a session already sent presence without the hash, that presence
+ *   goes out again with it.
  *
  * On a host whose vCards come from LDAP (vcard: { source: ldap }) the hash
  * is the SHA-1 of the photo the vcard module puts into the user's vCard
@@ -41,10 +41,12 @@
  *   like one the client sent (mod_presence broadcasts it), from the
  *   session's remembered presence.
  * - Every storage call or vCard read is a struct av_op on the module's
- *   pending list; stop cancels them.
+ *   pending list (pending.h); stop cancels them.
  */
 #include "builtin.h"
 #include "vcard.h"
+#include "pending.h"
+#include "user-cache.h"
 #include "server/host.h"
 #include "server/hooks.h"
 #include "server/sm.h"
@@ -58,7 +60,6 @@
 
 #define NS_VCARD "vcard-temp"
 #define NS_VCARD_UPDATE "vcard-temp:x:update"
-#define USER_BUCKETS 1024
 
 struct avatar_settings {
 	unsigned unused;
@@ -69,29 +70,27 @@ static const struct opt_def avatar_options[] = {
 };
 
 struct av_user {
-	char *name;
-	unsigned nsessions;
+	struct user_cache_entry e;     /* first: e.user is the user */
 	bool known;
 	char *hash;                    /* "" when the vCard has no image; valid when known */
 	struct av_op *load;
-	struct av_user *next;
 };
 
 struct av_state;
 
 struct av_op {
-	struct pending_link link;      /* first */
-	struct av_state *as;           /* NULL once orphaned */
-	struct storage_req *sreq;
-	struct vcard_fetch *fetch;     /* vCards from LDAP: the read through mod_vcard */
+	struct pending_op p;           /* first: the state's list; p.call the storage read, or
+	                                  on hosts with vCards from LDAP the read through
+	                                  mod_vcard (vcard_ldap_fetch) */
+	struct av_state *as;           /* valid while p is listed */
 	char *user;
 };
 
 struct av_state {
 	struct host *host;
 	bool ldap;                     /* the host's vCards come from LDAP */
-	struct pending_list ops;
-	struct av_user **users;
+	struct pending_ops ops;
+	struct user_cache users;       /* struct av_user */
 };
 
 /* ---- the hash ------------------------------------------------------------------ */
@@ -128,48 +127,34 @@ static char *avatar_photo_hash(const struct xml_node *vcard)
 
 /* ---- cache ------------------------------------------------------------------------ */
 
-static struct av_user **user_slot(struct av_state *as, const char *name)
-{
-	struct av_user **pp = &as->users[hash_str(name) % USER_BUCKETS];
-	while (*pp != NULL && strcmp((*pp)->name, name) != 0)
-		pp = &(*pp)->next;
-	return pp;
-}
-
 static struct av_user *user_get(struct av_state *as, const char *name)
 {
-	return name != NULL ? *user_slot(as, name) : NULL;
+	return user_cache_get(&as->users, name);
 }
 
-static void op_free(struct av_op *op)
+static void op_free(struct pending_op *p)
 {
-	pending_remove(&op->link);
+	struct av_op *op = (struct av_op *)p;
+	pending_untrack(p);
 	free(op->user);
 	free(op);
 }
 
-/* Cancel what op waits for; false when it waits for nothing (it is inside
- * its callback). */
-static bool op_cancel(struct av_op *op)
+static void cancel_fetch(void *call)
 {
-	if (op->sreq != NULL) {
-		storage_cancel(op->sreq);
-		return true;
-	}
-	if (op->fetch != NULL) {
-		vcard_ldap_fetch_cancel(op->fetch);
-		return true;
-	}
-	return false;
+	vcard_ldap_fetch_cancel(call);
 }
 
-static void user_free(struct av_user *u)
+/* The user's last session closed, or the module stops (user_cache clear):
+ * the read in flight is cancelled (inside its callback, it finds no
+ * user). */
+static void user_clear(struct user_cache_entry *e, void *ctx)
 {
-	if (u->load != NULL && op_cancel(u->load))
-		op_free(u->load);
+	(void)ctx;
+	struct av_user *u = (struct av_user *)e;
+	if (u->load != NULL)
+		pending_cancel(&u->load->p);
 	free(u->hash);
-	free(u->name);
-	free(u);
 }
 
 /* Replace the update element of presence p with ours (hash known). */
@@ -209,7 +194,7 @@ static void resend(struct av_state *as, struct av_user *u)
 {
 	struct host *h = as->host;
 	size_t n = 0;
-	for (struct session *s = sm_user_sessions(h, u->name); s != NULL; s = s->next_of_user)
+	for (struct session *s = sm_user_sessions(h, u->e.user); s != NULL; s = s->next_of_user)
 		if (s->available && s->presence != NULL && !has_stamp(s->presence, u->hash))
 			n++;
 	if (n == 0)
@@ -217,10 +202,11 @@ static void resend(struct av_state *as, struct av_user *u)
 	/* Session ids first: a hook may close a session under us. */
 	uint64_t *ids = xcalloc(n, sizeof(*ids));
 	size_t k = 0;
-	for (struct session *s = sm_user_sessions(h, u->name); s != NULL && k < n; s = s->next_of_user)
+	for (struct session *s = sm_user_sessions(h, u->e.user); s != NULL && k < n;
+	     s = s->next_of_user)
 		if (s->available && s->presence != NULL && !has_stamp(s->presence, u->hash))
 			ids[k++] = s->id;
-	char *user = xstrdup(u->name);
+	char *user = xstrdup(u->e.user);
 	for (size_t i = 0; i < k; i++) {
 		struct session *s = sm_user_sessions(h, user);
 		while (s != NULL && s->id != ids[i])
@@ -239,12 +225,9 @@ static void resend(struct av_state *as, struct av_user *u)
 static void vcard_loaded(enum storage_result res, const char *text, void *ctx)
 {
 	struct av_op *op = ctx;
-	op->sreq = NULL;
-	struct av_state *as = op->as;
-	if (as == NULL) {
-		op_free(op);
+	if (!pending_resume(&op->p))
 		return;
-	}
+	struct av_state *as = op->as;
 	struct av_user *u = user_get(as, op->user);
 	if (u != NULL && u->load == op)
 		u->load = NULL;
@@ -269,7 +252,7 @@ static void vcard_loaded(enum storage_result res, const char *text, void *ctx)
 		            "without an avatar hash until the next login or vCard change",
 		            as->host->name, op->user, storage_result_str(res));
 	}
-	op_free(op);
+	op_free(&op->p);
 }
 
 /* A vCard read from the directory through mod_vcard (hosts with vCards from
@@ -277,12 +260,9 @@ static void vcard_loaded(enum storage_result res, const char *text, void *ctx)
 static void vcard_fetched(enum storage_result res, const struct xml_node *vcard, void *ctx)
 {
 	struct av_op *op = ctx;
-	op->fetch = NULL;
-	struct av_state *as = op->as;
-	if (as == NULL) {
-		op_free(op);
+	if (!pending_resume(&op->p))
 		return;
-	}
+	struct av_state *as = op->as;
 	struct av_user *u = user_get(as, op->user);
 	if (u != NULL && u->load == op)
 		u->load = NULL;
@@ -296,57 +276,36 @@ static void vcard_fetched(enum storage_result res, const struct xml_node *vcard,
 		u->known = true;
 		resend(as, u);
 	}
-	op_free(op);
+	op_free(&op->p);
 }
 
 /* ---- hooks ------------------------------------------------------------------------------ */
 
-static enum hook_result avatar_opened(struct host *h, void *args, void *ctx)
+/* A session opened (user_cache): the vCard is read at the first one. */
+static void avatar_opened(struct user_cache_entry *e, struct session *s, void *ctx)
 {
+	(void)s;
 	struct av_state *as = ctx;
-	struct session *s = ((struct hook_session *)args)->session;
-	struct av_user **pp = user_slot(as, s->jid.node);
-	if (*pp == NULL) {
-		struct av_user *u = xcalloc(1, sizeof(*u));
-		u->name = xstrdup(s->jid.node);
-		*pp = u;
-	}
-	struct av_user *u = *pp;
-	u->nsessions++;
+	struct host *h = as->host;
+	struct av_user *u = (struct av_user *)e;
 	if (!u->known && u->load == NULL) {
 		struct av_op *op = xcalloc(1, sizeof(*op));
 		op->as = as;
-		op->user = xstrdup(u->name);
-		pending_add(&as->ops, &op->link);
+		op->user = xstrdup(u->e.user);
+		pending_track(&as->ops, &op->p, op_free);
 		u->load = op;
 		if (as->ldap)
-			op->fetch = vcard_ldap_fetch(h, u->name, vcard_fetched, op);
+			pending_wait(&op->p, vcard_ldap_fetch(h, u->e.user, vcard_fetched, op),
+			             cancel_fetch);
 		else
-			op->sreq = storage_vcard_get(h->storage, h->name, u->name, vcard_loaded, op);
-		if (as->ldap && op->fetch == NULL) {
+			pending_wait_storage(&op->p, storage_vcard_get(h->storage, h->name, u->e.user,
+			                                               vcard_loaded, op));
+		if (op->p.call == NULL) {
 			/* the vcard module stopped reading from LDAP: nothing to wait for */
 			u->load = NULL;
-			op_free(op);
+			op_free(&op->p);
 		}
 	}
-	return HOOK_CONTINUE;
-}
-
-static enum hook_result avatar_closed(struct host *h, void *args, void *ctx)
-{
-	struct av_state *as = ctx;
-	struct session *s = ((struct hook_session *)args)->session;
-	struct av_user **pp = user_slot(as, s->jid.node);
-	struct av_user *u = *pp;
-	if (u == NULL)
-		return HOOK_CONTINUE;
-	if (u->nsessions > 0)
-		u->nsessions--;
-	if (u->nsessions == 0) {
-		*pp = u->next;
-		user_free(u);
-	}
-	return HOOK_CONTINUE;
 }
 
 static enum hook_result avatar_send(struct host *h, void *args, void *ctx)
@@ -391,24 +350,19 @@ static enum hook_result avatar_vcard_set(struct host *h, void *args, void *ctx)
 
 /* ---- module ------------------------------------------------------------------------------ */
 
-static void add_existing(struct session *s, void *ctx)
-{
-	struct hook_session hs = { .session = s };
-	avatar_opened(s->host, &hs, ctx);
-}
-
 static int avatar_start(struct host *h, const void *settings, void **state_r, char **error_r)
 {
 	struct av_state *as = xcalloc(1, sizeof(*as));
 	as->host = h;
 	const char *attrs[VF_COUNT];
 	as->ldap = vcard_ldap_directory(h, attrs) != NULL;
-	as->users = xcalloc(USER_BUCKETS, sizeof(*as->users));
 	hook_add(h, HOOK_USER_SEND_PACKET, 30, avatar_send, as);
 	hook_add(h, HOOK_VCARD_SET, 50, avatar_vcard_set, as);
-	hook_add(h, HOOK_SESSION_OPENED, 50, avatar_opened, as);
-	hook_add(h, HOOK_SESSION_CLOSED, 50, avatar_closed, as);
-	sm_foreach(h, add_existing, as);
+	as->users = (struct user_cache){
+		.entry_size = sizeof(struct av_user), .opened = avatar_opened, .clear = user_clear,
+		.ctx = as,
+	};
+	user_cache_start(&as->users, h);
 	*state_r = as;
 	return 0;
 }
@@ -418,24 +372,8 @@ static void avatar_stop(struct host *h, void *state)
 	struct av_state *as = state;
 	hook_remove(h, HOOK_USER_SEND_PACKET, avatar_send, as);
 	hook_remove(h, HOOK_VCARD_SET, avatar_vcard_set, as);
-	hook_remove(h, HOOK_SESSION_OPENED, avatar_opened, as);
-	hook_remove(h, HOOK_SESSION_CLOSED, avatar_closed, as);
-	while (as->ops.head != NULL) {
-		struct av_op *op = (struct av_op *)(void *)as->ops.head;
-		pending_remove(&op->link);
-		op->as = NULL;
-		if (op_cancel(op))
-			op_free(op);
-	}
-	for (size_t i = 0; i < USER_BUCKETS; i++) {
-		while (as->users[i] != NULL) {
-			struct av_user *u = as->users[i];
-			as->users[i] = u->next;
-			u->load = NULL;   /* freed above */
-			user_free(u);
-		}
-	}
-	free(as->users);
+	user_cache_stop(&as->users);   /* cancels the reads of the cache */
+	pending_stop(&as->ops);
 	free(as);
 }
 

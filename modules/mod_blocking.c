@@ -19,7 +19,7 @@
  *   get/set is answered with <not-acceptable/> and
  *   <blocked xmlns='urn:xmpp:blocking:errors'/> (§3.6); errors and iq
  *   results are dropped.
- * - session_opened / session_closed: the per-user cache.
+ * - session_opened / session_closed: the per-user cache (user-cache.h).
  *
  * Invariants:
  * - Enforcement reads the cache only, never storage.  A user has a cache
@@ -39,10 +39,13 @@
  *   blocking its own domain can still talk to its server and account.
  * - Unavailable presence sent when blocking is routed with ps->bypass set
  *   (routing to a local user is synchronous), so the filter lets it pass.
- * - Every storage call is a struct blk_op on the module's pending list;
- *   stop answers their requests and cancels their calls.
+ * - Every storage call is a struct blk_op on the module's pending list
+ *   (pending.h); stop answers their requests and cancels their calls.
  */
 #include "builtin.h"
+#include "errmap.h"
+#include "pending.h"
+#include "user-cache.h"
 #include "server/host.h"
 #include "server/hooks.h"
 #include "server/router.h"
@@ -56,7 +59,6 @@
 
 #define NS_BLOCKING "urn:xmpp:blocking"
 #define NS_BLOCKING_ERRORS "urn:xmpp:blocking:errors"
-#define USER_BUCKETS 1024
 
 struct blocking_settings {
 	unsigned max_items;
@@ -73,24 +75,21 @@ struct blk_state;
 
 /* What the module keeps of a user with a session. */
 struct blk_user {
-	char *name;
-	unsigned nsessions;
+	struct user_cache_entry e;     /* first: e.user is the user */
 	bool loaded;
 	struct blk_op *load;           /* the read in flight, or NULL */
 	struct strlist jids;           /* sorted; valid when loaded */
 	uint64_t *interested;          /* ids of the sessions that asked for the list */
 	size_t ninterested;
-	struct blk_user *next;
 };
 
 enum blk_kind { BK_LOAD, BK_GET, BK_BLOCK, BK_UNBLOCK };
 
 struct blk_op {
-	struct pending_link link;      /* first: the state's list of ops */
-	struct blk_state *ps;          /* NULL once orphaned */
+	struct pending_op p;           /* first: the state's list of ops; p.req the request
+	                                  (NULL for BK_LOAD) */
+	struct blk_state *ps;          /* valid while p is listed */
 	enum blk_kind kind;
-	struct iq_request *req;        /* NULL for BK_LOAD */
-	struct storage_req *sreq;
 	char *user;
 	struct strlist jids;           /* block/unblock: normalised (empty unblock: all) */
 };
@@ -98,24 +97,16 @@ struct blk_op {
 struct blk_state {
 	struct host *host;
 	const struct blocking_settings *set;
-	struct pending_list ops;
-	struct blk_user **users;
+	struct pending_ops ops;
+	struct user_cache users;       /* struct blk_user */
 	bool bypass;                   /* routing our own unavailable presence */
 };
 
 /* ---- the per-user cache ------------------------------------------------------ */
 
-static struct blk_user **user_slot(struct blk_state *ps, const char *name)
-{
-	struct blk_user **pp = &ps->users[hash_str(name) % USER_BUCKETS];
-	while (*pp != NULL && strcmp((*pp)->name, name) != 0)
-		pp = &(*pp)->next;
-	return pp;
-}
-
 static struct blk_user *user_get(struct blk_state *ps, const char *name)
 {
-	return name != NULL ? *user_slot(ps, name) : NULL;
+	return user_cache_get(&ps->users, name);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -202,24 +193,25 @@ static bool exempt(struct blk_state *ps, const char *user, const struct jid *pee
 
 /* ---- operations ------------------------------------------------------------------ */
 
+static void op_free(struct pending_op *p)
+{
+	struct blk_op *op = (struct blk_op *)p;
+	pending_untrack(p);
+	free(op->user);
+	strlist_free(&op->jids);
+	free(op);
+}
+
 static struct blk_op *op_new(struct blk_state *ps, enum blk_kind kind, const char *user,
                              struct iq_request *req)
 {
 	struct blk_op *op = xcalloc(1, sizeof(*op));
 	op->ps = ps;
 	op->kind = kind;
-	op->req = req;
+	op->p.req = req;
 	op->user = xstrdup(user);
-	pending_add(&ps->ops, &op->link);
+	pending_track(&ps->ops, &op->p, op_free);
 	return op;
-}
-
-static void op_free(struct blk_op *op)
-{
-	pending_remove(&op->link);
-	free(op->user);
-	strlist_free(&op->jids);
-	free(op);
 }
 
 static void blocklist_read(enum storage_result res, const struct strlist *names, void *ctx);
@@ -228,26 +220,21 @@ static void user_load(struct blk_state *ps, struct blk_user *u)
 {
 	if (u->loaded || u->load != NULL)
 		return;
-	struct blk_op *op = op_new(ps, BK_LOAD, u->name, NULL);
+	struct blk_op *op = op_new(ps, BK_LOAD, u->e.user, NULL);
 	u->load = op;
-	op->sreq = storage_blocklist_get(ps->host->storage, ps->host->name, u->name, blocklist_read,
-	                                 op);
+	pending_wait_storage(&op->p, storage_blocklist_get(ps->host->storage, ps->host->name,
+	                                                   u->e.user, blocklist_read, op));
 }
 
-static void user_free(struct blk_user *u)
+/* The user's last session closed, or the module stops (user_cache clear). */
+static void user_clear(struct user_cache_entry *e, void *ctx)
 {
-	if (u->load != NULL) {
-		/* Orphan the read: its callback (if any) frees it. */
-		struct blk_op *op = u->load;
-		if (op->sreq != NULL) {
-			storage_cancel(op->sreq);
-			op_free(op);
-		}
-	}
+	(void)ctx;
+	struct blk_user *u = (struct blk_user *)e;
+	if (u->load != NULL)
+		pending_cancel(&u->load->p);   /* inside its callback: it finds no user */
 	strlist_free(&u->jids);
 	free(u->interested);
-	free(u->name);
-	free(u);
 }
 
 static void set_interested(struct blk_user *u, uint64_t id)
@@ -267,6 +254,11 @@ static bool is_interested(const struct blk_user *u, uint64_t id)
 	return false;
 }
 
+static bool session_interested(const struct session *s, void *ctx)
+{
+	return is_interested(ctx, s->id);
+}
+
 static struct xml_node *list_element(const char *name, const struct strlist *jids)
 {
 	struct xml_node *el = iq_payload_new(name, NS_BLOCKING);
@@ -281,37 +273,9 @@ static struct xml_node *list_element(const char *name, const struct strlist *jid
  * session of u. */
 static void push(struct blk_state *ps, const struct blk_user *u, const struct xml_node *change)
 {
-	struct host *h = ps->host;
-	/* Copy the targets first: routing may close a session under us. */
-	size_t n = 0;
-	for (struct session *s = sm_user_sessions(h, u->name); s != NULL; s = s->next_of_user)
-		if (is_interested(u, s->id))
-			n++;
-	if (n == 0)
-		return;
-	struct jid *targets = xcalloc(n, sizeof(*targets));
-	size_t k = 0;
-	for (struct session *s = sm_user_sessions(h, u->name); s != NULL && k < n;
-	     s = s->next_of_user)
-		if (is_interested(u, s->id))
-			jid_copy(&targets[k++], &s->jid);
-	struct jid bare = {0};
-	jid_set(&bare, u->name, h->name, NULL);
-	for (size_t i = 0; i < k; i++) {
-		char id[17];
-		random_id(id, 16);
-		struct xml_node *iq = xml_new("iq", NS_CLIENT);
-		xml_set_attr(iq, "type", "set");
-		xml_set_attr(iq, "id", id);
-		xml_set_attr(iq, "from", jid_bare_to_pool(iq->pool, &bare));
-		xml_set_attr(iq, "to", jid_to_pool(iq->pool, &targets[i]));
-		xml_append_copy(iq, change);
-		router_route(iq, &bare, &targets[i]);
-		xml_unref(&iq);
-		jid_clear(&targets[i]);
-	}
-	jid_clear(&bare);
-	free(targets);
+	struct jid *targets;
+	size_t n = builtin_sessions(ps->host, u->e.user, session_interested, (void *)u, &targets);
+	builtin_push(ps->host, u->e.user, targets, n, change);
 }
 
 /* XEP-0191 §3.3: unavailable presence from each available resource of the
@@ -319,18 +283,10 @@ static void push(struct blk_state *ps, const struct blk_user *u, const struct xm
  * no one to tell). */
 static void send_unavailable(struct blk_state *ps, const char *user, const struct strlist *jids)
 {
-	struct host *h = ps->host;
-	size_t n = 0;
-	for (struct session *s = sm_user_sessions(h, user); s != NULL; s = s->next_of_user)
-		if (s->available)
-			n++;
-	if (n == 0)
+	struct jid *from;
+	size_t k = builtin_sessions(ps->host, user, builtin_session_available, NULL, &from);
+	if (k == 0)
 		return;
-	struct jid *from = xcalloc(n, sizeof(*from));
-	size_t k = 0;
-	for (struct session *s = sm_user_sessions(h, user); s != NULL && k < n; s = s->next_of_user)
-		if (s->available)
-			jid_copy(&from[k++], &s->jid);
 	for (size_t j = 0; j < jids->count; j++) {
 		struct jid to;
 		const char *err;
@@ -355,24 +311,12 @@ static void send_unavailable(struct blk_state *ps, const char *user, const struc
 	free(from);
 }
 
-static void answer_failure(struct iq_request *req, enum storage_result res)
-{
-	if (res == STORAGE_TEMPFAIL)
-		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE,
-		                      "the blocklist is unavailable; try again later");
-	else
-		iq_error(req, SE_INTERNAL_SERVER_ERROR, NULL);
-}
-
 static void blocklist_read(enum storage_result res, const struct strlist *names, void *ctx)
 {
 	struct blk_op *op = ctx;
-	op->sreq = NULL;
-	struct blk_state *ps = op->ps;
-	if (ps == NULL) {
-		op_free(op);
+	if (!pending_resume(&op->p))
 		return;
-	}
+	struct blk_state *ps = op->ps;
 	struct blk_user *u = user_get(ps, op->user);
 	if (op->kind == BK_LOAD && u != NULL && u->load == op)
 		u->load = NULL;
@@ -388,28 +332,25 @@ static void blocklist_read(enum storage_result res, const struct strlist *names,
 			struct strlist sorted = {0};
 			list_copy_sorted(&sorted, names);
 			struct xml_node *el = list_element("blocklist", &sorted);
-			iq_result(op->req, el);
+			iq_result(op->p.req, el);
 			xml_unref(&el);
 			strlist_free(&sorted);
 		} else {
-			answer_failure(op->req, res);
+			errmap_iq_storage(op->p.req, res, "the blocklist");
 		}
 	}
-	op_free(op);
+	op_free(&op->p);
 }
 
 static void blocklist_written(enum storage_result res, void *ctx)
 {
 	struct blk_op *op = ctx;
-	op->sreq = NULL;
-	struct blk_state *ps = op->ps;
-	if (ps == NULL) {
-		op_free(op);
+	if (!pending_resume(&op->p))
 		return;
-	}
+	struct blk_state *ps = op->ps;
 	if (res != STORAGE_OK) {
-		answer_failure(op->req, res);
-		op_free(op);
+		errmap_iq_storage(op->p.req, res, "the blocklist");
+		op_free(&op->p);
 		return;
 	}
 	struct blk_user *u = user_get(ps, op->user);
@@ -427,14 +368,14 @@ static void blocklist_written(enum storage_result res, void *ctx)
 				list_del(&u->jids, op->jids.items[i]);
 		}
 	}
-	iq_result(op->req, NULL);
-	op->req = NULL;
+	iq_result(op->p.req, NULL);
+	op->p.req = NULL;
 	if (u != NULL) {
 		struct xml_node *el = list_element(block ? "block" : "unblock", &op->jids);
 		push(ps, u, el);
 		xml_unref(&el);
 	}
-	op_free(op);
+	op_free(&op->p);
 }
 
 /* ---- the iq handler ----------------------------------------------------------------- */
@@ -495,7 +436,8 @@ static void blocking_iq(struct iq_request *req, void *ctx)
 			return;
 		}
 		struct blk_op *op = op_new(ps, BK_GET, user, req);
-		op->sreq = storage_blocklist_get(h->storage, h->name, user, blocklist_read, op);
+		pending_wait_storage(&op->p, storage_blocklist_get(h->storage, h->name, user,
+		                                                   blocklist_read, op));
 		return;
 	}
 	bool block = xml_is(req->payload, "block", NS_BLOCKING);
@@ -532,57 +474,35 @@ static void blocking_iq(struct iq_request *req, void *ctx)
 	struct blk_op *op = op_new(ps, block ? BK_BLOCK : BK_UNBLOCK, user, req);
 	op->jids = jids;
 	if (block)
-		op->sreq = storage_blocklist_add(h->storage, h->name, user,
-		                                 (const char *const *)jids.items, jids.count,
-		                                 blocklist_written, op);
+		pending_wait_storage(&op->p, storage_blocklist_add(h->storage, h->name, user,
+		                                                   (const char *const *)jids.items,
+		                                                   jids.count, blocklist_written, op));
 	else
-		op->sreq = storage_blocklist_remove(h->storage, h->name, user,
-		                                    (const char *const *)jids.items, jids.count,
-		                                    blocklist_written, op);
+		pending_wait_storage(&op->p, storage_blocklist_remove(h->storage, h->name, user,
+		                                                      (const char *const *)jids.items,
+		                                                      jids.count, blocklist_written,
+		                                                      op));
 }
 
 /* ---- hooks --------------------------------------------------------------------------- */
 
-static void session_add(struct blk_state *ps, struct session *s)
+/* A session opened (user_cache): the list is read at the first one. */
+static void blocking_opened(struct user_cache_entry *e, struct session *s, void *ctx)
 {
-	struct blk_user **pp = user_slot(ps, s->jid.node);
-	if (*pp == NULL) {
-		struct blk_user *u = xcalloc(1, sizeof(*u));
-		u->name = xstrdup(s->jid.node);
-		*pp = u;
-	}
-	(*pp)->nsessions++;
-	user_load(ps, *pp);
+	(void)s;
+	user_load(ctx, (struct blk_user *)e);
 }
 
-static enum hook_result blocking_opened(struct host *h, void *args, void *ctx)
+static void blocking_closed(struct user_cache_entry *e, struct session *s, void *ctx)
 {
-	struct hook_session *hs = args;
-	session_add(ctx, hs->session);
-	return HOOK_CONTINUE;
-}
-
-static enum hook_result blocking_closed(struct host *h, void *args, void *ctx)
-{
-	struct blk_state *ps = ctx;
-	struct hook_session *hs = args;
-	struct blk_user **pp = user_slot(ps, hs->session->jid.node);
-	struct blk_user *u = *pp;
-	if (u == NULL)
-		return HOOK_CONTINUE;
+	(void)ctx;
+	struct blk_user *u = (struct blk_user *)e;
 	for (size_t i = 0; i < u->ninterested; i++) {
-		if (u->interested[i] == hs->session->id) {
+		if (u->interested[i] == s->id) {
 			u->interested[i] = u->interested[--u->ninterested];
 			break;
 		}
 	}
-	if (u->nsessions > 0)
-		u->nsessions--;
-	if (u->nsessions == 0) {
-		*pp = u->next;
-		user_free(u);
-	}
-	return HOOK_CONTINUE;
 }
 
 /* XEP-0191 §3.5: stanzas to a local user from a JID it blocks. */
@@ -641,31 +561,26 @@ static const struct builtin_iq blocking_iqs[] = {
 	{ IQ_SCOPE_USER, NS_BLOCKING, IQ_PARALLEL, blocking_iq },
 };
 
-static void add_existing(struct session *s, void *ctx)
-{
-	session_add(ctx, s);
-}
-
 static int blocking_start(struct host *h, const void *settings, void **state_r, char **error_r)
 {
 	struct blk_state *ps = xcalloc(1, sizeof(*ps));
 	ps->host = h;
 	ps->set = settings;
-	ps->users = xcalloc(USER_BUCKETS, sizeof(*ps->users));
 	if (builtin_iq_register(h, blocking_iqs, ARRAY_SIZE(blocking_iqs), ps, error_r) < 0) {
-		free(ps->users);
 		free(ps);
 		return -1;
 	}
 	/* Before mod_presence (40) sees a subscription stanza to a blocked JID. */
 	hook_add(h, HOOK_USER_SEND_PACKET, 10, blocking_send, ps);
 	hook_add(h, HOOK_STANZA_IN, 10, blocking_in, ps);
-	hook_add(h, HOOK_SESSION_OPENED, 50, blocking_opened, ps);
-	hook_add(h, HOOK_SESSION_CLOSED, 50, blocking_closed, ps);
 	host_add_feature(h, NS_BLOCKING);
 	host_add_user_feature(h, NS_BLOCKING);
-	/* Sessions bound before this module started (a reload). */
-	sm_foreach(h, add_existing, ps);
+	/* With the sessions bound before this module started (a reload). */
+	ps->users = (struct user_cache){
+		.entry_size = sizeof(struct blk_user), .opened = blocking_opened,
+		.closed = blocking_closed, .clear = user_clear, .ctx = ps,
+	};
+	user_cache_start(&ps->users, h);
 	*state_r = ps;
 	return 0;
 }
@@ -676,32 +591,10 @@ static void blocking_stop(struct host *h, void *state)
 	builtin_iq_unregister(h, blocking_iqs, ARRAY_SIZE(blocking_iqs));
 	hook_remove(h, HOOK_USER_SEND_PACKET, blocking_send, ps);
 	hook_remove(h, HOOK_STANZA_IN, blocking_in, ps);
-	hook_remove(h, HOOK_SESSION_OPENED, blocking_opened, ps);
-	hook_remove(h, HOOK_SESSION_CLOSED, blocking_closed, ps);
 	host_remove_feature(h, NS_BLOCKING);
 	host_remove_user_feature(h, NS_BLOCKING);
-	while (ps->ops.head != NULL) {
-		struct blk_op *op = (struct blk_op *)(void *)ps->ops.head;
-		pending_remove(&op->link);
-		if (op->req != NULL)
-			iq_error(op->req, SE_SERVICE_UNAVAILABLE, "the service is shutting down");
-		op->req = NULL;
-		op->ps = NULL;
-		if (op->sreq != NULL) {
-			storage_cancel(op->sreq);
-			op_free(op);
-		}
-		/* else: inside its callback, which frees it */
-	}
-	for (size_t i = 0; i < USER_BUCKETS; i++) {
-		while (ps->users[i] != NULL) {
-			struct blk_user *u = ps->users[i];
-			ps->users[i] = u->next;
-			u->load = NULL;   /* freed above */
-			user_free(u);
-		}
-	}
-	free(ps->users);
+	user_cache_stop(&ps->users);   /* cancels the reads of the cache */
+	pending_stop(&ps->ops);
 	free(ps);
 }
 

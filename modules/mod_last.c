@@ -22,11 +22,13 @@
  *   state, only for sessions that sent unavailable presence or whose
  *   account was removed; they are dropped when the session closes or
  *   becomes available again.
- * - Reads run through a struct last_op on the module's list: stop answers
- *   and cancels them.  Writes are orphaned on stop; their callbacks need
- *   no module state and free them.
+ * - Reads run through a struct last_op on the module's pending list
+ *   (pending.h): stop answers and cancels them.  Writes outlive a stop;
+ *   their callbacks need no module state and free them.
  */
 #include "builtin.h"
+#include "errmap.h"
+#include "pending.h"
 #include "server/host.h"
 #include "lib/log.h"
 #include "server/server.h"
@@ -54,10 +56,9 @@ enum last_op_kind { OP_ROSTER, OP_READ, OP_WRITE };
 struct last_state;
 
 struct last_op {
-	struct pending_link link;      /* first: the state's list of ops */
-	struct last_state *ls;         /* NULL once orphaned */
-	struct iq_request *req;        /* OP_ROSTER, OP_READ */
-	struct storage_req *sreq;
+	struct pending_op p;           /* first: the state's list of ops; p.req for
+	                                  OP_ROSTER and OP_READ */
+	struct last_state *ls;         /* valid while p is listed */
 	enum last_op_kind kind;
 	char *user;                    /* whose last activity */
 	char *requester;               /* OP_ROSTER: the requester's bare JID */
@@ -66,7 +67,7 @@ struct last_op {
 
 /* What the module notes about one session. */
 struct last_note {
-	struct pending_link link;      /* first: the state's list of notes */
+	struct last_note *next;        /* the state's list of notes */
 	uint64_t session_id;
 	char *status;                  /* of the last unavailable presence, or NULL */
 	bool removed;                  /* the account was removed: store nothing */
@@ -74,38 +75,32 @@ struct last_note {
 
 struct last_state {
 	struct host *host;
-	struct pending_list ops;
-	struct pending_list notes;
+	struct pending_ops ops;
+	struct last_note *notes;
 };
 
 /* ---- ops ---------------------------------------------------------------------- */
 
-static struct last_op *op_new(struct last_state *ls, enum last_op_kind kind, const char *user)
+static void op_free(struct pending_op *p)
 {
-	struct last_op *op = xcalloc(1, sizeof(*op));
-	op->ls = ls;
-	op->kind = kind;
-	op->user = xstrdup(user);
-	pending_add(&ls->ops, &op->link);
-	return op;
-}
-
-static void op_free(struct last_op *op)
-{
-	pending_remove(&op->link);
+	struct last_op *op = (struct last_op *)p;
+	pending_untrack(p);
 	free(op->user);
 	free(op->requester);
 	free(op->host_name);
 	free(op);
 }
 
-static void answer_failure(struct iq_request *req, enum storage_result res)
+/* Writes outlive a stop: their callbacks need no module state. */
+static struct last_op *op_new(struct last_state *ls, enum last_op_kind kind, const char *user)
 {
-	if (res == STORAGE_TEMPFAIL)
-		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE,
-		                      "the last activity store is unavailable; try again later");
-	else
-		iq_error(req, SE_INTERNAL_SERVER_ERROR, NULL);
+	struct last_op *op = xcalloc(1, sizeof(*op));
+	op->ls = ls;
+	op->kind = kind;
+	op->user = xstrdup(user);
+	op->p.outlives_stop = kind == OP_WRITE;
+	pending_track(&ls->ops, &op->p, op_free);
+	return op;
 }
 
 static void answer_seconds(struct iq_request *req, int64_t seconds, const char *status)
@@ -131,21 +126,18 @@ static bool user_available(struct host *h, const char *user)
 static void last_read(enum storage_result res, const struct last_activity *last, void *ctx)
 {
 	struct last_op *op = ctx;
-	op->sreq = NULL;
-	if (op->ls == NULL) {
-		op_free(op);
+	if (!pending_resume(&op->p))
 		return;
-	}
-	struct iq_request *req = op->req;
+	struct iq_request *req = op->p.req;
 	if (res == STORAGE_NOT_FOUND)
 		iq_error(req, SE_ITEM_NOT_FOUND, "no activity known for this user");
 	else if (res != STORAGE_OK)
-		answer_failure(req, res);
+		errmap_iq_storage(req, res, "the last activity store");
 	else if (user_available(op->ls->host, op->user))
 		answer_seconds(req, 0, NULL);   /* came online meanwhile */
 	else
 		answer_seconds(req, (int64_t)time(NULL) - last->seconds, last->status);
-	op_free(op);
+	op_free(&op->p);
 }
 
 /* The requester may know: answer from the sessions or from storage. */
@@ -154,26 +146,23 @@ static void answer_user(struct last_op *op)
 	struct last_state *ls = op->ls;
 	struct host *h = ls->host;
 	if (user_available(h, op->user)) {
-		answer_seconds(op->req, 0, NULL);
-		op_free(op);
+		answer_seconds(op->p.req, 0, NULL);
+		op_free(&op->p);
 		return;
 	}
 	op->kind = OP_READ;
-	op->sreq = storage_last_get(h->storage, h->name, op->user, last_read, op);
+	pending_wait_storage(&op->p, storage_last_get(h->storage, h->name, op->user, last_read, op));
 }
 
 static void roster_read(enum storage_result res, const struct roster_item *items, size_t count,
                         uint64_t version, void *ctx)
 {
 	struct last_op *op = ctx;
-	op->sreq = NULL;
-	if (op->ls == NULL) {
-		op_free(op);
+	if (!pending_resume(&op->p))
 		return;
-	}
 	if (res != STORAGE_OK && res != STORAGE_NOT_FOUND) {
-		answer_failure(op->req, res);
-		op_free(op);
+		errmap_iq_storage(op->p.req, res, "the roster store");
+		op_free(&op->p);
 		return;
 	}
 	bool subscribed = false;
@@ -181,8 +170,8 @@ static void roster_read(enum storage_result res, const struct roster_item *items
 		subscribed = strcmp(items[i].jid, op->requester) == 0 &&
 		             (items[i].subscription == SUB_FROM || items[i].subscription == SUB_BOTH);
 	if (!subscribed) {
-		iq_error(op->req, SE_FORBIDDEN, "only the user's presence subscribers may ask");
-		op_free(op);
+		iq_error(op->p.req, SE_FORBIDDEN, "only the user's presence subscribers may ask");
+		op_free(&op->p);
 		return;
 	}
 	answer_user(op);
@@ -191,11 +180,11 @@ static void roster_read(enum storage_result res, const struct roster_item *items
 static void last_written(enum storage_result res, void *ctx)
 {
 	struct last_op *op = ctx;
-	op->sreq = NULL;
+	pending_resume(&op->p);   /* an OP_WRITE: goes on after a stop too */
 	if (res != STORAGE_OK)
 		log_warning("last: cannot store the last activity of %s@%s: %s", op->user,
 		            op->host_name, storage_result_str(res));
-	op_free(op);
+	op_free(&op->p);
 }
 
 /* ---- iqs ----------------------------------------------------------------------- */
@@ -232,22 +221,23 @@ static void last_user_iq(struct iq_request *req, void *ctx)
 		return;
 	}
 	struct last_op *op = op_new(ls, OP_ROSTER, req->to.node);
-	op->req = req;
+	op->p.req = req;
 	if (req->from.node != NULL && jid_bare_equal(&req->from, &req->to)) {
 		answer_user(op);   /* one's own */
 		return;
 	}
 	op->requester = jid_bare_string(&req->from);
-	op->sreq = storage_roster_get(h->storage, h->name, op->user, roster_read, op);
+	pending_wait_storage(&op->p, storage_roster_get(h->storage, h->name, op->user, roster_read,
+	                                                op));
 }
 
 /* ---- session notes and hooks ---------------------------------------------------------- */
 
 static struct last_note *note_find(struct last_state *ls, uint64_t id)
 {
-	for (struct pending_link *l = ls->notes.head; l != NULL; l = l->next)
-		if (((struct last_note *)(void *)l)->session_id == id)
-			return (struct last_note *)(void *)l;
+	for (struct last_note *n = ls->notes; n != NULL; n = n->next)
+		if (n->session_id == id)
+			return n;
 	return NULL;
 }
 
@@ -257,14 +247,21 @@ static struct last_note *note_get(struct last_state *ls, uint64_t id)
 	if (n == NULL) {
 		n = xcalloc(1, sizeof(*n));
 		n->session_id = id;
-		pending_add(&ls->notes, &n->link);
+		n->next = ls->notes;
+		ls->notes = n;
 	}
 	return n;
 }
 
-static void note_free(struct last_note *n)
+/* Unlink n from ls's notes and free it. */
+static void note_free(struct last_state *ls, struct last_note *n)
 {
-	pending_remove(&n->link);
+	for (struct last_note **pp = &ls->notes; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == n) {
+			*pp = n->next;
+			break;
+		}
+	}
 	free(n->status);
 	free(n);
 }
@@ -288,7 +285,7 @@ static enum hook_result last_presence(struct host *h, void *args, void *ctx)
 			free(n->status);
 			n->status = NULL;
 			if (!n->removed)
-				note_free(n);
+				note_free(ls, n);
 		}
 	}
 	return HOOK_CONTINUE;
@@ -304,14 +301,15 @@ static enum hook_result last_session_closed(struct host *h, void *args, void *ct
 	char *status = n != NULL ? n->status : NULL;
 	if (n != NULL) {
 		n->status = NULL;
-		note_free(n);
+		note_free(ls, n);
 	}
 	/* The session is no longer listed: no other session means the last one. */
 	if (!removed && s->jid.node != NULL && sm_user_sessions(h, s->jid.node) == NULL) {
 		struct last_op *op = op_new(ls, OP_WRITE, s->jid.node);
 		op->host_name = xstrdup(h->name);
-		op->sreq = storage_last_set(h->storage, h->name, op->user, (int64_t)time(NULL), status,
-		                            last_written, op);
+		pending_wait_storage(&op->p, storage_last_set(h->storage, h->name, op->user,
+		                                              (int64_t)time(NULL), status,
+		                                              last_written, op));
 	}
 	free(status);
 	return HOOK_CONTINUE;
@@ -360,22 +358,9 @@ static void last_stop(struct host *h, void *state)
 	builtin_iq_unregister(h, last_iqs, ARRAY_SIZE(last_iqs));
 	host_remove_feature(h, NS_LAST);
 	host_remove_user_feature(h, NS_LAST);
-	while (ls->ops.head != NULL) {
-		struct last_op *op = (struct last_op *)(void *)ls->ops.head;
-		pending_remove(&op->link);
-		op->ls = NULL;
-		if (op->kind == OP_WRITE)
-			continue;   /* its callback frees it */
-		iq_error(op->req, SE_SERVICE_UNAVAILABLE, "the service is shutting down");
-		op->req = NULL;
-		if (op->sreq != NULL) {
-			storage_cancel(op->sreq);
-			op_free(op);
-		}
-		/* else: inside its callback, which frees it */
-	}
-	while (ls->notes.head != NULL)
-		note_free((struct last_note *)(void *)ls->notes.head);
+	pending_stop(&ls->ops);
+	while (ls->notes != NULL)
+		note_free(ls, ls->notes);
 	free(ls);
 }
 

@@ -49,12 +49,13 @@
  *   the same path as the hook, but its caller hears the outcome, the
  *   commit included, instead of a bounce going to the sender.
  * - Every storage call runs through a struct offline_op on the module's
- *   list.  A fetch belongs to its session: session_closed and stop cancel
- *   it.  Stores and deletes are not cancelled on stop (the message may
- *   already be written): they are orphaned, and their callbacks, which
- *   need no module state, finish them (bounce on failure) and free them.
+ *   pending list (pending.h).  A fetch belongs to its session:
+ *   session_closed and stop cancel it.  Stores and deletes outlive a stop
+ *   (the message may already be written): their callbacks, which need no
+ *   module state, finish them (bounce on failure) and free them.
  */
 #include "builtin.h"
+#include "pending.h"
 #include "server/host.h"
 #include "server/router.h"
 #include "server/sm.h"
@@ -93,9 +94,8 @@ enum offline_op_kind { OP_STORE, OP_FETCH, OP_WAIT_WRITE, OP_DELETE };
 struct offline_state;
 
 struct offline_op {
-	struct pending_link link;     /* first: the state's list of ops */
-	struct offline_state *os;     /* NULL once orphaned */
-	struct storage_req *sreq;
+	struct pending_op p;          /* first: the state's list of ops; p.call the storage call */
+	struct offline_state *os;     /* valid while p is listed */
 	enum offline_op_kind kind;
 	struct host *host;
 	char *user;
@@ -120,11 +120,14 @@ struct offline_op {
 struct offline_state {
 	struct host *host;
 	const struct offline_settings *set;
-	struct pending_list ops;
+	struct pending_ops ops;
 };
 
 /* ---- ops ---------------------------------------------------------------------- */
 
+static void op_free_pending(struct pending_op *p);
+
+/* Stores and deletes outlive a stop (see the top). */
 static struct offline_op *op_new(struct offline_state *os, enum offline_op_kind kind,
                                  const char *user)
 {
@@ -133,26 +136,19 @@ static struct offline_op *op_new(struct offline_state *os, enum offline_op_kind 
 	op->kind = kind;
 	op->host = os->host;
 	op->user = xstrdup(user);
-	pending_add(&os->ops, &op->link);
+	op->p.outlives_stop = kind == OP_STORE;
+	pending_track(&os->ops, &op->p, op_free_pending);
 	return op;
-}
-
-static void op_unlink(struct offline_op *op)
-{
-	if (op->os == NULL)
-		return;
-	pending_remove(&op->link);
-	op->os = NULL;
 }
 
 static void fetch_kick(struct offline_state *os, const char *user);
 
 static void op_free(struct offline_op *op)
 {
-	struct offline_state *os = op->os;
-	op_unlink(op);
-	if (op->kind == OP_STORE && os != NULL)
-		fetch_kick(os, op->user);   /* a fetch may wait for this store */
+	bool listed = pending_listed(&op->p);
+	pending_untrack(&op->p);
+	if (op->kind == OP_STORE && listed)
+		fetch_kick(op->os, op->user);   /* a fetch may wait for this store */
 	if (op->kind == OP_WAIT_WRITE)
 		ev_timer_stop(server.loop, &op->poll);
 	if (op->stanza != NULL)
@@ -165,6 +161,11 @@ static void op_free(struct offline_op *op)
 	jid_clear(&op->from);
 	free(op->user);
 	free(op);
+}
+
+static void op_free_pending(struct pending_op *p)
+{
+	op_free((struct offline_op *)p);
 }
 
 /* ---- storing ------------------------------------------------------------------ */
@@ -186,7 +187,7 @@ static void not_stored(struct offline_op *op, enum offline_result r, enum stanza
 static void stored(enum storage_result res, void *ctx)
 {
 	struct offline_op *op = ctx;
-	op->sreq = NULL;
+	pending_resume(&op->p);   /* a store: goes on after a stop too */
 	switch (res) {
 	case STORAGE_OK:
 		log_debug("offline: message for %s@%s stored", op->user, op->host->name);
@@ -250,9 +251,9 @@ static void utc_stamp(char out[32])
 static void store(struct offline_op *op)
 {
 	const char *from = xml_attr(op->stanza, "from");
-	op->sreq = storage_offline_store(op->host->storage, op->host->name, op->user,
-	                                 from != NULL ? from : "", op->text,
-	                                 op->max, stored, op);
+	pending_wait_storage(&op->p, storage_offline_store(op->host->storage, op->host->name,
+	                                                   op->user, from != NULL ? from : "",
+	                                                   op->text, op->max, stored, op));
 }
 
 /* A read needed to judge the message failed: it is not stored (it might
@@ -289,7 +290,7 @@ static void privacy_read(enum storage_result res, const struct privacy_list *lis
                          const char *default_name, void *ctx)
 {
 	struct offline_op *op = ctx;
-	op->sreq = NULL;
+	pending_resume(&op->p);
 	if (res != STORAGE_OK) {
 		check_failed(op, "privacy lists", res);
 		return;
@@ -315,14 +316,15 @@ static void privacy_read(enum storage_result res, const struct privacy_list *lis
 		op->pitems[i].value = def->items[i].value != NULL ? xstrdup(def->items[i].value) : NULL;
 	}
 	op->npitems = def->nitems;
-	op->sreq = storage_roster_get(op->host->storage, op->host->name, op->user, roster_read, op);
+	pending_wait_storage(&op->p, storage_roster_get(op->host->storage, op->host->name, op->user,
+	                                                roster_read, op));
 }
 
 static void roster_read(enum storage_result res, const struct roster_item *items, size_t count,
                         uint64_t version, void *ctx)
 {
 	struct offline_op *op = ctx;
-	op->sreq = NULL;
+	pending_resume(&op->p);
 	(void)version;
 	if (res == STORAGE_NOT_FOUND) {
 		res = STORAGE_OK;
@@ -351,13 +353,14 @@ static void check_privacy(struct offline_op *op)
 		store(op);
 		return;
 	}
-	op->sreq = storage_privacy_get(op->host->storage, op->host->name, op->user, privacy_read, op);
+	pending_wait_storage(&op->p, storage_privacy_get(op->host->storage, op->host->name, op->user,
+	                                                 privacy_read, op));
 }
 
 static void blocklist_read(enum storage_result res, const struct strlist *names, void *ctx)
 {
 	struct offline_op *op = ctx;
-	op->sreq = NULL;
+	pending_resume(&op->p);
 	if (res != STORAGE_OK) {
 		check_failed(op, "block list", res);
 		return;
@@ -397,7 +400,8 @@ static void store_start(struct offline_state *os, struct xml_node *msg, const st
 	op->check_privacy = module_running(h, "privacy");
 	op->max = os->set->max_per_user;
 	if (module_running(h, "blocking"))
-		op->sreq = storage_blocklist_get(h->storage, h->name, op->user, blocklist_read, op);
+		pending_wait_storage(&op->p, storage_blocklist_get(h->storage, h->name, op->user,
+		                                                   blocklist_read, op));
 	else
 		check_privacy(op);
 }
@@ -439,7 +443,7 @@ int offline_store_from_host(struct host *h, const char *user, struct xml_node *m
 static void deleted(enum storage_result res, void *ctx)
 {
 	struct offline_op *op = ctx;
-	op->sreq = NULL;
+	pending_resume(&op->p);   /* a delete: goes on after a stop too */
 	if (res != STORAGE_OK)
 		log_warning("offline: cannot delete the delivered offline messages of %s@%s: %s; they "
 		            "will be delivered again", op->user, op->host->name, storage_result_str(res));
@@ -458,22 +462,20 @@ static void write_poll(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	ev_timer_stop(server.loop, &op->poll);
 	op->kind = OP_DELETE;
+	op->p.outlives_stop = true;
 	op->session = NULL;
-	op->sreq = storage_offline_delete_upto(op->host->storage, op->host->name, op->user,
-	                                       op->last_seq, deleted, op);
+	pending_wait_storage(&op->p, storage_offline_delete_upto(op->host->storage, op->host->name,
+	                                                         op->user, op->last_seq, deleted,
+	                                                         op));
 }
 
 static void fetched(enum storage_result res, const struct offline_message *msgs, size_t count,
                     void *ctx)
 {
 	struct offline_op *op = ctx;
-	op->sreq = NULL;
-	struct offline_state *os = op->os;
-	struct session *s = op->session;
-	if (os == NULL) {
-		op_free(op);
+	if (!pending_resume(&op->p))
 		return;
-	}
+	struct session *s = op->session;
 	if (res != STORAGE_OK) {
 		log_warning("offline: cannot read the offline messages of %s@%s: %s; trying again at "
 		            "the next available presence", op->user, op->host->name,
@@ -514,6 +516,7 @@ static void fetched(enum storage_result res, const struct offline_message *msgs,
 		ev_timer_init(&op->poll, write_poll, 0, WRITE_POLL);
 		op->poll.data = op;
 		ev_timer_start(server.loop, &op->poll);
+		pending_idle(&op->p);
 		return;
 	}
 	op_free(op);
@@ -521,8 +524,8 @@ static void fetched(enum storage_result res, const struct offline_message *msgs,
 
 static bool store_pending(struct offline_state *os, const char *user)
 {
-	for (struct offline_op *op = (struct offline_op *)(void *)os->ops.head; op != NULL;
-	     op = (struct offline_op *)(void *)op->link.next)
+	for (struct offline_op *op = (struct offline_op *)os->ops.head; op != NULL;
+	     op = (struct offline_op *)op->p.next)
 		if (op->kind == OP_STORE && strcmp(op->user, user) == 0)
 			return true;
 	return false;
@@ -533,20 +536,21 @@ static bool store_pending(struct offline_state *os, const char *user)
 static void fetch_kick(struct offline_state *os, const char *user)
 {
 	struct offline_op *f = NULL;
-	for (struct offline_op *op = (struct offline_op *)(void *)os->ops.head; op != NULL;
-	     op = (struct offline_op *)(void *)op->link.next)
+	for (struct offline_op *op = (struct offline_op *)os->ops.head; op != NULL;
+	     op = (struct offline_op *)op->p.next)
 		if (op->kind == OP_FETCH && op->waiting && strcmp(op->user, user) == 0)
 			f = op;
 	if (f == NULL || store_pending(os, user))
 		return;
 	f->waiting = false;
-	f->sreq = storage_offline_get(os->host->storage, os->host->name, f->user, fetched, f);
+	pending_wait_storage(&f->p, storage_offline_get(os->host->storage, os->host->name, f->user,
+	                                                fetched, f));
 }
 
 static bool fetch_pending(struct offline_state *os, const char *user)
 {
-	for (struct offline_op *op = (struct offline_op *)(void *)os->ops.head; op != NULL;
-	     op = (struct offline_op *)(void *)op->link.next)
+	for (struct offline_op *op = (struct offline_op *)os->ops.head; op != NULL;
+	     op = (struct offline_op *)op->p.next)
 		if ((op->kind == OP_FETCH || op->kind == OP_WAIT_WRITE) && strcmp(op->user, user) == 0)
 			return true;
 	return false;
@@ -574,7 +578,7 @@ static enum hook_result offline_presence(struct host *h, void *args, void *ctx)
 		          h->name);
 		return HOOK_CONTINUE;
 	}
-	op->sreq = storage_offline_get(h->storage, h->name, op->user, fetched, op);
+	pending_wait_storage(&op->p, storage_offline_get(h->storage, h->name, op->user, fetched, op));
 	return HOOK_CONTINUE;
 }
 
@@ -582,11 +586,11 @@ static enum hook_result offline_session_closed(struct host *h, void *args, void 
 {
 	struct offline_state *os = ctx;
 	struct hook_session *hs = args;
-	for (struct offline_op *op = (struct offline_op *)(void *)os->ops.head, *next; op != NULL; op = next) {
-		next = (struct offline_op *)(void *)op->link.next;
+	for (struct offline_op *op = (struct offline_op *)os->ops.head, *next; op != NULL; op = next) {
+		next = (struct offline_op *)op->p.next;
 		if (op->kind == OP_FETCH && op->session == hs->session) {
-			storage_cancel(op->sreq);
-			op_free(op);
+			if (!pending_cancel(&op->p))
+				op_free(op);   /* it waited for a store */
 		} else if (op->kind == OP_WAIT_WRITE && op->session == hs->session) {
 			log_info("offline: the session of %s@%s closed before its offline messages were "
 			         "written; they stay stored", op->user, op->host->name);
@@ -618,19 +622,14 @@ static void offline_stop(struct host *h, void *state)
 	hook_remove(h, HOOK_USER_SEND_PACKET, offline_presence, os);
 	hook_remove(h, HOOK_SESSION_CLOSED, offline_session_closed, os);
 	host_remove_feature(h, FEATURE_MSGOFFLINE);
-	while (os->ops.head != NULL) {
-		struct offline_op *op = (struct offline_op *)(void *)os->ops.head;
-		if (op->kind == OP_FETCH) {
-			/* The session may fetch again when the module is back. */
+	/* The sessions may fetch again when the module is back; waits for a
+	 * write end (the messages stay stored, delivered again next time);
+	 * stores and deletes finish in their callbacks. */
+	for (struct offline_op *op = (struct offline_op *)os->ops.head; op != NULL;
+	     op = (struct offline_op *)op->p.next)
+		if (op->kind == OP_FETCH)
 			op->session->offline_flushed = false;
-			storage_cancel(op->sreq);
-			op_free(op);
-		} else if (op->kind == OP_WAIT_WRITE) {
-			op_free(op);   /* kept stored: delivered again next time */
-		} else {
-			op_unlink(op);   /* its callback finishes and frees it */
-		}
-	}
+	pending_stop(&os->ops);
 	free(os);
 }
 

@@ -40,9 +40,11 @@
  * - Broadcasts and probes decide on the roster view (builtin.h): contacts
  *   of shared roster groups count as subscriptions there; subscription
  *   changes read and write the stored items only.
- * - Stop cancels every storage call; nothing runs after it.
+ * - The FIFO is the module's pending list (pending.h): stop cancels every
+ *   storage call and frees the ops; nothing runs after it.
  */
 #include "builtin.h"
+#include "pending.h"
 #include "server/host.h"
 #include "server/hooks.h"
 #include "server/router.h"
@@ -79,8 +81,8 @@ enum sub_type { ST_SUBSCRIBE, ST_SUBSCRIBED, ST_UNSUBSCRIBE, ST_UNSUBSCRIBED, ST
 struct pres_state;
 
 struct pres_op {
+	struct pending_op p;     /* first: the state's FIFO of ops */
 	struct pres_state *ps;
-	struct storage_req *sreq;
 	enum pres_kind kind;
 	enum sub_type sub;
 	bool running;
@@ -96,7 +98,6 @@ struct pres_op {
 	struct roster_item before;   /* subscription fields as read (no strings) */
 	bool remove;             /* write removes the item */
 	uint64_t version;
-	struct pres_op *next;
 };
 
 /* What this module remembers of a session that sent presence. */
@@ -110,7 +111,7 @@ struct pres_sess {
 
 struct pres_state {
 	struct host *host;
-	struct pres_op *head, *tail;
+	struct pending_ops ops;  /* struct pres_op, in arrival order */
 	struct pres_sess **sess;
 };
 
@@ -303,8 +304,10 @@ static struct pres_op *op_new(struct pres_state *ps, enum pres_kind kind, const 
 	return op;
 }
 
-static void op_free(struct pres_op *op)
+static void op_free(struct pending_op *p)
 {
+	struct pres_op *op = (struct pres_op *)p;
+	pending_untrack(p);
 	free(op->user);
 	jid_clear(&op->peer);
 	jid_clear(&op->full);
@@ -320,14 +323,10 @@ static void op_enqueue(struct pres_op *op)
 {
 	struct pres_state *ps = op->ps;
 	bool busy = false;
-	for (struct pres_op *o = ps->head; o != NULL; o = o->next)
-		if (strcmp(o->user, op->user) == 0)
+	for (struct pending_op *o = ps->ops.head; o != NULL; o = o->next)
+		if (strcmp(((struct pres_op *)o)->user, op->user) == 0)
 			busy = true;
-	if (ps->tail != NULL)
-		ps->tail->next = op;
-	else
-		ps->head = op;
-	ps->tail = op;
+	pending_track(&ps->ops, &op->p, op_free);
 	if (!busy)
 		op_start(op);
 }
@@ -336,26 +335,15 @@ static void op_enqueue(struct pres_op *op)
 static void op_done(struct pres_op *op)
 {
 	struct pres_state *ps = op->ps;
-	struct pres_op *prev = NULL;
-	for (struct pres_op *o = ps->head; o != NULL; prev = o, o = o->next) {
-		if (o == op) {
-			if (prev != NULL)
-				prev->next = o->next;
-			else
-				ps->head = o->next;
-			if (ps->tail == o)
-				ps->tail = prev;
-			break;
-		}
-	}
+	pending_untrack(&op->p);
 	struct pres_op *nextop = NULL;
-	for (struct pres_op *o = ps->head; o != NULL; o = o->next) {
-		if (strcmp(o->user, op->user) == 0) {
-			nextop = o;
+	for (struct pending_op *o = ps->ops.head; o != NULL; o = o->next) {
+		if (strcmp(((struct pres_op *)o)->user, op->user) == 0) {
+			nextop = (struct pres_op *)o;
 			break;
 		}
 	}
-	op_free(op);
+	op_free(&op->p);
 	if (nextop != NULL && !nextop->running)
 		op_start(nextop);
 }
@@ -370,7 +358,8 @@ static void op_account_read(enum storage_result res, const struct storage_accoun
 	struct pres_op *op = ctx;
 	struct host *h = op->ps->host;
 	(void)acc;
-	op->sreq = NULL;
+	if (!pending_resume(&op->p))
+		return;
 	if (res == STORAGE_NOT_FOUND) {
 		/* No such user: the requester's pending request is refused. */
 		struct jid to = {0};
@@ -388,7 +377,8 @@ static void op_account_read(enum storage_result res, const struct storage_accoun
 		return;
 	}
 	op->account_checked = true;
-	op->sreq = storage_roster_get(h->storage, h->name, op->user, op_roster_read, op);
+	pending_wait_storage(&op->p, storage_roster_get(h->storage, h->name, op->user,
+	                                                op_roster_read, op));
 }
 
 static void op_start(struct pres_op *op)
@@ -397,10 +387,12 @@ static void op_start(struct pres_op *op)
 	op->running = true;
 	if (op->kind == PK_IN_SUB && op->sub == ST_SUBSCRIBE && !op->account_checked &&
 	    sm_user_sessions(h, op->user) == NULL) {
-		op->sreq = storage_account_get(h->storage, h->name, op->user, op_account_read, op);
+		pending_wait_storage(&op->p, storage_account_get(h->storage, h->name, op->user,
+		                                                 op_account_read, op));
 		return;
 	}
-	op->sreq = storage_roster_get(h->storage, h->name, op->user, op_roster_read, op);
+	pending_wait_storage(&op->p, storage_roster_get(h->storage, h->name, op->user,
+	                                                op_roster_read, op));
 }
 
 /* After the write (or when nothing had to be written): push, route, deliver. */
@@ -470,7 +462,8 @@ static void op_act(struct pres_op *op, bool changed)
 static void op_written(enum storage_result res, void *ctx)
 {
 	struct pres_op *op = ctx;
-	op->sreq = NULL;
+	if (!pending_resume(&op->p))
+		return;
 	if (res != STORAGE_OK && !(op->remove && res == STORAGE_NOT_FOUND)) {
 		log_warning("presence %s: roster of %s not updated for %s from/to %s: storage %s",
 		            op->ps->host->name, op->user, sub_type_names[op->sub], op->item.jid,
@@ -659,7 +652,8 @@ static void op_last_read(enum storage_result res, const struct last_activity *la
 {
 	struct pres_op *op = ctx;
 	struct host *h = op->ps->host;
-	op->sreq = NULL;
+	if (!pending_resume(&op->p))
+		return;
 	const char *from_s = xml_attr(op->stanza, "from");
 	struct jid to;
 	const char *err;
@@ -702,7 +696,8 @@ static void op_roster_read(enum storage_result res, const struct roster_item *it
 {
 	struct pres_op *op = ctx;
 	struct host *h = op->ps->host;
-	op->sreq = NULL;
+	if (!pending_resume(&op->p))
+		return;
 	if (res == STORAGE_NOT_FOUND) {
 		res = STORAGE_OK;
 		count = 0;
@@ -742,10 +737,11 @@ static void op_roster_read(enum storage_result res, const struct roster_item *it
 		    it->groups.count == 0) {
 			/* A pending request withdrawn or refused: nothing left to keep. */
 			op->remove = true;
-			op->sreq = storage_roster_remove(h->storage, h->name, op->user, it->jid,
-			                                 op_written, op);
+			pending_wait_storage(&op->p, storage_roster_remove(h->storage, h->name, op->user,
+			                                                   it->jid, op_written, op));
 		} else {
-			op->sreq = storage_roster_set(h->storage, h->name, op->user, it, op_written, op);
+			pending_wait_storage(&op->p, storage_roster_set(h->storage, h->name, op->user, it,
+			                                                op_written, op));
 		}
 		return;
 	}
@@ -769,7 +765,8 @@ static void op_roster_read(enum storage_result res, const struct roster_item *it
 				/* §4.3.2: no available resource: the last unavailable
 				 * presence, from what mod_last keeps. */
 				roster_view_clear(&view);
-				op->sreq = storage_last_get(h->storage, h->name, op->user, op_last_read, op);
+				pending_wait_storage(&op->p, storage_last_get(h->storage, h->name, op->user,
+				                                              op_last_read, op));
 				return;
 			}
 			const char *from_s = xml_attr(op->stanza, "from");
@@ -948,13 +945,7 @@ static void presence_stop(struct host *h, void *state)
 	hook_remove(h, HOOK_USER_SEND_PACKET, presence_send, ps);
 	hook_remove(h, HOOK_PRESENCE_IN, presence_in, ps);
 	hook_remove(h, HOOK_SESSION_CLOSED, presence_closed, ps);
-	while (ps->head != NULL) {
-		struct pres_op *op = ps->head;
-		ps->head = op->next;
-		if (op->sreq != NULL)
-			storage_cancel(op->sreq);
-		op_free(op);
-	}
+	pending_stop(&ps->ops);
 	for (size_t i = 0; i < SESS_BUCKETS; i++) {
 		while (ps->sess[i] != NULL) {
 			struct pres_sess *r = ps->sess[i];

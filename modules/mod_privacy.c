@@ -33,7 +33,7 @@
  *   inbound stanzas).
  * - roster_changed: the cached roster (group and subscription rules): the
  *   roster the user sees, stored items and shared contacts (roster_view).
- * - session_opened / session_closed: the per-user cache.
+ * - session_opened / session_closed: the per-user cache (user-cache.h).
  *
  * Privacy lists and the blocking command (XEP-0191, mod_blocking) are kept
  * apart: each has its own table and both are enforced, so a stanza passes
@@ -48,10 +48,13 @@
  *   reads the default list itself before storing a message).
  * - Stanzas between a user and its own account or its own host are never
  *   filtered (a deny-all list must not cut a client off its roster pushes).
- * - Every storage call is a struct prv_op on the module's pending list;
- *   stop answers their requests and cancels their calls.
+ * - Every storage call is a struct prv_op on the module's pending list
+ *   (pending.h); stop answers their requests and cancels their calls.
  */
 #include "builtin.h"
+#include "errmap.h"
+#include "pending.h"
+#include "user-cache.h"
 #include "server/host.h"
 #include "server/hooks.h"
 #include "server/router.h"
@@ -65,7 +68,6 @@
 #include <string.h>
 
 #define NS_PRIVACY "jabber:iq:privacy"
-#define USER_BUCKETS 1024
 
 struct privacy_settings {
 	unsigned max_lists;
@@ -110,7 +112,7 @@ struct prv_sess {
 };
 
 struct prv_user {
-	char *name;
+	struct user_cache_entry e;     /* first: e.user is the user */
 	bool loaded, roster_loaded;
 	struct prv_op *load, *rload;   /* reads in flight, or NULL */
 	struct prv_list *lists;        /* sorted by name */
@@ -120,7 +122,6 @@ struct prv_user {
 	size_t nroster;
 	struct prv_sess *sess;
 	size_t nsess;
-	struct prv_user *next;
 };
 
 enum prv_kind { PK_LOAD, PK_RLOAD, PK_READ_FOR_IQ, PK_SET_LIST, PK_REMOVE_LIST, PK_DEFAULT };
@@ -128,11 +129,9 @@ enum prv_kind { PK_LOAD, PK_RLOAD, PK_READ_FOR_IQ, PK_SET_LIST, PK_REMOVE_LIST, 
 struct prv_state;
 
 struct prv_op {
-	struct pending_link link;      /* first */
-	struct prv_state *ps;          /* NULL once orphaned */
+	struct pending_op p;           /* first: the state's list of ops; p.req the request */
+	struct prv_state *ps;          /* valid while p is listed */
 	enum prv_kind kind;
-	struct iq_request *req;
-	struct storage_req *sreq;
 	char *user;
 	char *name;                    /* list name (PK_DEFAULT: NULL declines) */
 	struct prv_list list;          /* PK_SET_LIST: the new list */
@@ -141,23 +140,15 @@ struct prv_op {
 struct prv_state {
 	struct host *host;
 	const struct privacy_settings *set;
-	struct pending_list ops;
-	struct prv_user **users;
+	struct pending_ops ops;
+	struct user_cache users;       /* struct prv_user */
 };
 
 /* ---- cache ------------------------------------------------------------------------ */
 
-static struct prv_user **user_slot(struct prv_state *ps, const char *name)
-{
-	struct prv_user **pp = &ps->users[hash_str(name) % USER_BUCKETS];
-	while (*pp != NULL && strcmp((*pp)->name, name) != 0)
-		pp = &(*pp)->next;
-	return pp;
-}
-
 static struct prv_user *user_get(struct prv_state *ps, const char *name)
 {
-	return name != NULL ? *user_slot(ps, name) : NULL;
+	return user_cache_get(&ps->users, name);
 }
 
 static void list_clear(struct prv_list *l)
@@ -488,34 +479,26 @@ bool privacy_list_needs_roster(const struct privacy_list *list)
 
 /* ---- operations --------------------------------------------------------------------- */
 
-static struct prv_op *op_new(struct prv_state *ps, enum prv_kind kind, const char *user,
-                             struct iq_request *req)
+static void op_free(struct pending_op *p)
 {
-	struct prv_op *op = xcalloc(1, sizeof(*op));
-	op->ps = ps;
-	op->kind = kind;
-	op->req = req;
-	op->user = xstrdup(user);
-	pending_add(&ps->ops, &op->link);
-	return op;
-}
-
-static void op_free(struct prv_op *op)
-{
-	pending_remove(&op->link);
+	struct prv_op *op = (struct prv_op *)p;
+	pending_untrack(p);
 	free(op->user);
 	free(op->name);
 	list_clear(&op->list);
 	free(op);
 }
 
-static void answer_failure(struct iq_request *req, enum storage_result res)
+static struct prv_op *op_new(struct prv_state *ps, enum prv_kind kind, const char *user,
+                             struct iq_request *req)
 {
-	if (res == STORAGE_TEMPFAIL)
-		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE,
-		                      "privacy lists are unavailable; try again later");
-	else
-		iq_error(req, SE_INTERNAL_SERVER_ERROR, NULL);
+	struct prv_op *op = xcalloc(1, sizeof(*op));
+	op->ps = ps;
+	op->kind = kind;
+	op->p.req = req;
+	op->user = xstrdup(user);
+	pending_track(&ps->ops, &op->p, op_free);
+	return op;
 }
 
 static void lists_read(enum storage_result res, const struct privacy_list *lists, size_t n,
@@ -527,36 +510,35 @@ static void user_load(struct prv_state *ps, struct prv_user *u)
 {
 	struct host *h = ps->host;
 	if (!u->loaded && u->load == NULL) {
-		struct prv_op *op = op_new(ps, PK_LOAD, u->name, NULL);
+		struct prv_op *op = op_new(ps, PK_LOAD, u->e.user, NULL);
 		u->load = op;
-		op->sreq = storage_privacy_get(h->storage, h->name, u->name, lists_read, op);
+		pending_wait_storage(&op->p, storage_privacy_get(h->storage, h->name, u->e.user,
+		                                                 lists_read, op));
 	}
 	if (!u->roster_loaded && u->rload == NULL) {
-		struct prv_op *op = op_new(ps, PK_RLOAD, u->name, NULL);
+		struct prv_op *op = op_new(ps, PK_RLOAD, u->e.user, NULL);
 		u->rload = op;
-		op->sreq = storage_roster_get(h->storage, h->name, u->name, roster_read, op);
+		pending_wait_storage(&op->p, storage_roster_get(h->storage, h->name, u->e.user,
+		                                                roster_read, op));
 	}
 }
 
-static void orphan_read(struct prv_op *op)
+/* The user's last session closed, or the module stops (user_cache clear):
+ * reads in flight are cancelled (inside its callback, a read finds no
+ * user). */
+static void user_clear(struct user_cache_entry *e, void *ctx)
 {
-	if (op != NULL && op->sreq != NULL) {
-		storage_cancel(op->sreq);
-		op_free(op);
-	}
-}
-
-static void user_free(struct prv_user *u)
-{
-	orphan_read(u->load);
-	orphan_read(u->rload);
+	(void)ctx;
+	struct prv_user *u = (struct prv_user *)e;
+	if (u->load != NULL)
+		pending_cancel(&u->load->p);
+	if (u->rload != NULL)
+		pending_cancel(&u->rload->p);
 	lists_clear(u);
 	roster_clear(u);
 	for (size_t i = 0; i < u->nsess; i++)
 		free(u->sess[i].active);
 	free(u->sess);
-	free(u->name);
-	free(u);
 }
 
 static void handle_iq(struct prv_state *ps, struct iq_request *req, struct prv_user *u);
@@ -579,12 +561,9 @@ static void lists_read(enum storage_result res, const struct privacy_list *lists
                        const char *default_name, void *ctx)
 {
 	struct prv_op *op = ctx;
-	op->sreq = NULL;
-	struct prv_state *ps = op->ps;
-	if (ps == NULL) {
-		op_free(op);
+	if (!pending_resume(&op->p))
 		return;
-	}
+	struct prv_state *ps = op->ps;
 	struct prv_user *u = user_get(ps, op->user);
 	if (op->kind == PK_LOAD && u != NULL && u->load == op)
 		u->load = NULL;
@@ -594,28 +573,25 @@ static void lists_read(enum storage_result res, const struct privacy_list *lists
 		log_warning("privacy %s: the privacy lists of %s cannot be read (storage %s); not "
 		            "enforced until they can", ps->host->name, op->user, storage_result_str(res));
 	if (op->kind == PK_READ_FOR_IQ) {
-		struct iq_request *req = op->req;
-		op->req = NULL;
+		struct iq_request *req = op->p.req;
+		op->p.req = NULL;
 		if (res != STORAGE_OK)
-			answer_failure(req, res);
+			errmap_iq_storage(req, res, "the privacy store");
 		else if (u == NULL)
 			iq_error(req, SE_SERVICE_UNAVAILABLE, "the session has ended");
 		else
 			handle_iq(ps, req, u);
 	}
-	op_free(op);
+	op_free(&op->p);
 }
 
 static void roster_read(enum storage_result res, const struct roster_item *items, size_t count,
                         uint64_t version, void *ctx)
 {
 	struct prv_op *op = ctx;
-	op->sreq = NULL;
-	struct prv_state *ps = op->ps;
-	if (ps == NULL) {
-		op_free(op);
+	if (!pending_resume(&op->p))
 		return;
-	}
+	struct prv_state *ps = op->ps;
 	struct prv_user *u = user_get(ps, op->user);
 	if (u != NULL && u->rload == op)
 		u->rload = NULL;
@@ -639,59 +615,36 @@ static void roster_read(enum storage_result res, const struct roster_item *items
 		            "subscription rules see no contacts", ps->host->name, op->user,
 		            storage_result_str(res));
 	}
-	op_free(op);
+	op_free(&op->p);
 }
 
 /* §2.6: tell every session of the user that list name changed. */
 static void push(struct prv_state *ps, const char *user, const char *name)
 {
-	struct host *h = ps->host;
-	size_t n = 0;
-	for (struct session *s = sm_user_sessions(h, user); s != NULL; s = s->next_of_user)
-		n++;
+	struct jid *targets;
+	size_t n = builtin_sessions(ps->host, user, NULL, NULL, &targets);
 	if (n == 0)
 		return;
-	struct jid *targets = xcalloc(n, sizeof(*targets));
-	size_t k = 0;
-	for (struct session *s = sm_user_sessions(h, user); s != NULL && k < n; s = s->next_of_user)
-		jid_copy(&targets[k++], &s->jid);
-	struct jid bare = {0};
-	jid_set(&bare, user, h->name, NULL);
-	for (size_t i = 0; i < k; i++) {
-		char id[17];
-		random_id(id, 16);
-		struct xml_node *iq = xml_new("iq", NS_CLIENT);
-		xml_set_attr(iq, "type", "set");
-		xml_set_attr(iq, "id", id);
-		xml_set_attr(iq, "from", jid_bare_to_pool(iq->pool, &bare));
-		xml_set_attr(iq, "to", jid_to_pool(iq->pool, &targets[i]));
-		struct xml_node *q = xml_add_child(iq, "query", NS_PRIVACY);
-		xml_set_attr(xml_add_child(q, "list", NS_PRIVACY), "name", name);
-		router_route(iq, &bare, &targets[i]);
-		xml_unref(&iq);
-		jid_clear(&targets[i]);
-	}
-	jid_clear(&bare);
-	free(targets);
+	struct xml_node *q = iq_payload_new("query", NS_PRIVACY);
+	xml_set_attr(xml_add_child(q, "list", NS_PRIVACY), "name", name);
+	builtin_push(ps->host, user, targets, n, q);
+	xml_unref(&q);
 }
 
 static void written(enum storage_result res, void *ctx)
 {
 	struct prv_op *op = ctx;
-	op->sreq = NULL;
-	struct prv_state *ps = op->ps;
-	if (ps == NULL) {
-		op_free(op);
+	if (!pending_resume(&op->p))
 		return;
-	}
+	struct prv_state *ps = op->ps;
 	if (res == STORAGE_NOT_FOUND) {
-		iq_error(op->req, SE_ITEM_NOT_FOUND, "no such privacy list");
-		op_free(op);
+		iq_error(op->p.req, errmap_storage(res), "no such privacy list");
+		op_free(&op->p);
 		return;
 	}
 	if (res != STORAGE_OK) {
-		answer_failure(op->req, res);
-		op_free(op);
+		errmap_iq_storage(op->p.req, res, "the privacy store");
+		op_free(&op->p);
 		return;
 	}
 	struct prv_user *u = user_get(ps, op->user);
@@ -711,13 +664,13 @@ static void written(enum storage_result res, void *ctx)
 			break;
 		}
 	}
-	iq_result(op->req, NULL);
-	op->req = NULL;
+	iq_result(op->p.req, NULL);
+	op->p.req = NULL;
 	if (op->kind == PK_SET_LIST)
 		push(ps, op->user, op->list.name);
 	else if (op->kind == PK_REMOVE_LIST)
 		push(ps, op->user, op->name);
-	op_free(op);
+	op_free(&op->p);
 }
 
 /* ---- the iq handler ---------------------------------------------------------------------- */
@@ -784,7 +737,8 @@ static bool used_by_other(struct prv_state *ps, struct prv_user *u, const struct
                           const char *name)
 {
 	bool is_default = u->default_name != NULL && strcmp(u->default_name, name) == 0;
-	for (struct session *s = sm_user_sessions(ps->host, u->name); s != NULL; s = s->next_of_user) {
+	for (struct session *s = sm_user_sessions(ps->host, u->e.user); s != NULL;
+	     s = s->next_of_user) {
 		if (self != NULL && s->id == self->id)
 			continue;
 		struct prv_sess *r = sess_find(u, s->id);
@@ -919,9 +873,10 @@ static void handle_set(struct prv_state *ps, struct iq_request *req, struct prv_
 			iq_error(req, SE_CONFLICT, "the default list is in use by another resource");
 			return;
 		}
-		struct prv_op *op = op_new(ps, PK_DEFAULT, u->name, req);
+		struct prv_op *op = op_new(ps, PK_DEFAULT, u->e.user, req);
 		op->name = name != NULL ? xstrdup(name) : NULL;
-		op->sreq = storage_privacy_set_default(h->storage, h->name, u->name, name, written, op);
+		pending_wait_storage(&op->p, storage_privacy_set_default(h->storage, h->name, u->e.user,
+		                                                         name, written, op));
 		return;
 	}
 	if (!xml_is(el, "list", NS_PRIVACY) || name == NULL || *name == '\0') {
@@ -938,9 +893,10 @@ static void handle_set(struct prv_state *ps, struct iq_request *req, struct prv_
 			iq_error(req, SE_CONFLICT, "the list is in use by another resource");
 			return;
 		}
-		struct prv_op *op = op_new(ps, PK_REMOVE_LIST, u->name, req);
+		struct prv_op *op = op_new(ps, PK_REMOVE_LIST, u->e.user, req);
 		op->name = xstrdup(name);
-		op->sreq = storage_privacy_remove_list(h->storage, h->name, u->name, name, written, op);
+		pending_wait_storage(&op->p, storage_privacy_remove_list(h->storage, h->name, u->e.user,
+		                                                         name, written, op));
 		return;
 	}
 	if (list_find(u, name) == NULL && u->nlists >= ps->set->max_lists) {
@@ -949,11 +905,10 @@ static void handle_set(struct prv_state *ps, struct iq_request *req, struct prv_
 		free(text);
 		return;
 	}
-	struct prv_op *op = op_new(ps, PK_SET_LIST, u->name, req);
+	struct prv_op *op = op_new(ps, PK_SET_LIST, u->e.user, req);
 	op->list.name = xstrdup(name);
 	if (!read_list(ps, req, el, &op->list)) {
-		op->req = NULL;
-		op_free(op);
+		op_free(&op->p);   /* read_list answered */
 		return;
 	}
 	struct privacy_item *items = xcalloc(op->list.nitems, sizeof(*items));
@@ -961,8 +916,8 @@ static void handle_set(struct prv_state *ps, struct iq_request *req, struct prv_
 		const struct prv_item *it = &op->list.items[i];
 		items[i] = (struct privacy_item){ it->type, it->value, it->allow, it->order, it->stanzas };
 	}
-	op->sreq = storage_privacy_set_list(h->storage, h->name, u->name, name, items,
-	                                    op->list.nitems, written, op);
+	pending_wait_storage(&op->p, storage_privacy_set_list(h->storage, h->name, u->e.user, name,
+	                                                      items, op->list.nitems, written, op));
 	free(items);
 }
 
@@ -998,49 +953,34 @@ static void privacy_iq(struct iq_request *req, void *ctx)
 		return;
 	}
 	/* Not read yet (or the read failed): read, then answer. */
-	struct prv_op *op = op_new(ps, PK_READ_FOR_IQ, u->name, req);
-	op->sreq = storage_privacy_get(h->storage, h->name, u->name, lists_read, op);
+	struct prv_op *op = op_new(ps, PK_READ_FOR_IQ, u->e.user, req);
+	pending_wait_storage(&op->p, storage_privacy_get(h->storage, h->name, u->e.user, lists_read,
+	                                                 op));
 }
 
 /* ---- hooks -------------------------------------------------------------------------------- */
 
-static enum hook_result privacy_opened(struct host *h, void *args, void *ctx)
+/* A session opened (user_cache): its record; lists and roster are read at
+ * the first one. */
+static void privacy_opened(struct user_cache_entry *e, struct session *s, void *ctx)
 {
-	struct prv_state *ps = ctx;
-	struct session *s = ((struct hook_session *)args)->session;
-	struct prv_user **pp = user_slot(ps, s->jid.node);
-	if (*pp == NULL) {
-		struct prv_user *u = xcalloc(1, sizeof(*u));
-		u->name = xstrdup(s->jid.node);
-		*pp = u;
-	}
-	struct prv_user *u = *pp;
+	struct prv_user *u = (struct prv_user *)e;
 	if (sess_find(u, s->id) == NULL) {
 		u->sess = xrealloc(u->sess, (u->nsess + 1) * sizeof(*u->sess));
 		u->sess[u->nsess++] = (struct prv_sess){ .id = s->id };
 	}
-	user_load(ps, u);
-	return HOOK_CONTINUE;
+	user_load(ctx, u);
 }
 
-static enum hook_result privacy_closed(struct host *h, void *args, void *ctx)
+static void privacy_closed(struct user_cache_entry *e, struct session *s, void *ctx)
 {
-	struct prv_state *ps = ctx;
-	struct session *s = ((struct hook_session *)args)->session;
-	struct prv_user **pp = user_slot(ps, s->jid.node);
-	struct prv_user *u = *pp;
-	if (u == NULL)
-		return HOOK_CONTINUE;
+	(void)ctx;
+	struct prv_user *u = (struct prv_user *)e;
 	struct prv_sess *r = sess_find(u, s->id);
 	if (r != NULL) {
 		free(r->active);
 		*r = u->sess[--u->nsess];
 	}
-	if (u->nsess == 0) {
-		*pp = u->next;
-		user_free(u);
-	}
-	return HOOK_CONTINUE;
 }
 
 static enum hook_result privacy_roster(struct host *h, void *args, void *ctx)
@@ -1143,20 +1083,12 @@ static const struct builtin_iq privacy_iqs[] = {
 	{ IQ_SCOPE_USER, NS_PRIVACY, IQ_ONE_QUEUE, privacy_iq },
 };
 
-static void add_existing(struct session *s, void *ctx)
-{
-	struct hook_session hs = { .session = s };
-	privacy_opened(NULL, &hs, ctx);
-}
-
 static int privacy_start(struct host *h, const void *settings, void **state_r, char **error_r)
 {
 	struct prv_state *ps = xcalloc(1, sizeof(*ps));
 	ps->host = h;
 	ps->set = settings;
-	ps->users = xcalloc(USER_BUCKETS, sizeof(*ps->users));
 	if (builtin_iq_register(h, privacy_iqs, ARRAY_SIZE(privacy_iqs), ps, error_r) < 0) {
-		free(ps->users);
 		free(ps);
 		return -1;
 	}
@@ -1164,10 +1096,12 @@ static int privacy_start(struct host *h, const void *settings, void **state_r, c
 	hook_add(h, HOOK_STANZA_IN, 11, privacy_in, ps);
 	hook_add(h, HOOK_USER_RECEIVE_PACKET, 50, privacy_receive, ps);
 	hook_add(h, HOOK_ROSTER_CHANGED, 50, privacy_roster, ps);
-	hook_add(h, HOOK_SESSION_OPENED, 50, privacy_opened, ps);
-	hook_add(h, HOOK_SESSION_CLOSED, 50, privacy_closed, ps);
 	host_add_feature(h, NS_PRIVACY);
-	sm_foreach(h, add_existing, ps);
+	ps->users = (struct user_cache){
+		.entry_size = sizeof(struct prv_user), .opened = privacy_opened,
+		.closed = privacy_closed, .clear = user_clear, .ctx = ps,
+	};
+	user_cache_start(&ps->users, h);
 	*state_r = ps;
 	return 0;
 }
@@ -1180,30 +1114,9 @@ static void privacy_stop(struct host *h, void *state)
 	hook_remove(h, HOOK_STANZA_IN, privacy_in, ps);
 	hook_remove(h, HOOK_USER_RECEIVE_PACKET, privacy_receive, ps);
 	hook_remove(h, HOOK_ROSTER_CHANGED, privacy_roster, ps);
-	hook_remove(h, HOOK_SESSION_OPENED, privacy_opened, ps);
-	hook_remove(h, HOOK_SESSION_CLOSED, privacy_closed, ps);
 	host_remove_feature(h, NS_PRIVACY);
-	while (ps->ops.head != NULL) {
-		struct prv_op *op = (struct prv_op *)(void *)ps->ops.head;
-		pending_remove(&op->link);
-		if (op->req != NULL)
-			iq_error(op->req, SE_SERVICE_UNAVAILABLE, "the service is shutting down");
-		op->req = NULL;
-		op->ps = NULL;
-		if (op->sreq != NULL) {
-			storage_cancel(op->sreq);
-			op_free(op);
-		}
-	}
-	for (size_t i = 0; i < USER_BUCKETS; i++) {
-		while (ps->users[i] != NULL) {
-			struct prv_user *u = ps->users[i];
-			ps->users[i] = u->next;
-			u->load = u->rload = NULL;   /* freed above */
-			user_free(u);
-		}
-	}
-	free(ps->users);
+	user_cache_stop(&ps->users);   /* cancels the reads of the cache */
+	pending_stop(&ps->ops);
 	free(ps);
 }
 

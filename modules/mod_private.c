@@ -16,11 +16,14 @@
  * - A get names exactly one namespace; an absent one is answered with the
  *   requested element, empty (XEP-0049 §3.2).
  * - Every storage call runs through a struct private_op on the module's
- *   list; stop answers their requests and cancels their storage calls.  A
- *   temporary failure is answered with <service-unavailable/> of type
- *   'wait', never as "nothing stored".
+ *   pending list (pending.h); stop answers their requests and cancels
+ *   their storage calls.  A
+ *   failure is answered through errmap.h (a temporary one is
+ *   <resource-constraint/>, type wait), never as "nothing stored".
  */
 #include "builtin.h"
+#include "errmap.h"
+#include "pending.h"
 #include "server/host.h"
 #include "lib/log.h"
 
@@ -44,10 +47,8 @@ static const struct opt_def private_options[] = {
 struct private_state;
 
 struct private_op {
-	struct pending_link link;      /* first: the state's list of ops */
-	struct private_state *ps;      /* NULL once orphaned */
-	struct iq_request *req;
-	struct storage_req *sreq;
+	struct pending_op p;           /* first: the state's list of ops */
+	struct private_state *ps;      /* valid while p is listed */
 	char *user;
 	char *name, *ns;               /* get: the element asked for */
 };
@@ -55,48 +56,37 @@ struct private_op {
 struct private_state {
 	struct host *host;
 	const struct private_settings *set;
-	struct pending_list ops;
+	struct pending_ops ops;
 };
 
-static struct private_op *op_new(struct private_state *ps, struct iq_request *req)
+static void op_free(struct pending_op *p)
 {
-	struct private_op *op = xcalloc(1, sizeof(*op));
-	op->ps = ps;
-	op->req = req;
-	op->user = xstrdup(req->from.node);
-	pending_add(&ps->ops, &op->link);
-	return op;
-}
-
-static void op_free(struct private_op *op)
-{
-	pending_remove(&op->link);
+	struct private_op *op = (struct private_op *)p;
+	pending_untrack(p);
 	free(op->user);
 	free(op->name);
 	free(op->ns);
 	free(op);
 }
 
-static void answer_failure(struct iq_request *req, enum storage_result res)
+static struct private_op *op_new(struct private_state *ps, struct iq_request *req)
 {
-	if (res == STORAGE_TEMPFAIL)
-		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE,
-		                      "the private store is unavailable; try again later");
-	else
-		iq_error(req, SE_INTERNAL_SERVER_ERROR, NULL);
+	struct private_op *op = xcalloc(1, sizeof(*op));
+	op->ps = ps;
+	op->p.req = req;
+	op->user = xstrdup(req->from.node);
+	pending_track(&ps->ops, &op->p, op_free);
+	return op;
 }
 
 static void private_read(enum storage_result res, const char *text, void *ctx)
 {
 	struct private_op *op = ctx;
-	op->sreq = NULL;
-	if (op->ps == NULL) {
-		op_free(op);
+	if (!pending_resume(&op->p))
 		return;
-	}
 	if (res != STORAGE_OK && res != STORAGE_NOT_FOUND) {
-		answer_failure(op->req, res);
-		op_free(op);
+		errmap_iq_storage(op->p.req, res, "the private store");
+		op_free(&op->p);
 		return;
 	}
 	struct xml_node *q = iq_payload_new("query", NS_PRIVATE);
@@ -121,24 +111,21 @@ static void private_read(enum storage_result res, const char *text, void *ctx)
 	} else {
 		xml_add_child(q, op->name, op->ns);
 	}
-	iq_result(op->req, q);
+	iq_result(op->p.req, q);
 	xml_unref(&q);
-	op_free(op);
+	op_free(&op->p);
 }
 
 static void private_written(enum storage_result res, void *ctx)
 {
 	struct private_op *op = ctx;
-	op->sreq = NULL;
-	if (op->ps == NULL) {
-		op_free(op);
+	if (!pending_resume(&op->p))
 		return;
-	}
 	if (res == STORAGE_OK)
-		iq_result(op->req, NULL);
+		iq_result(op->p.req, NULL);
 	else
-		answer_failure(op->req, res);
-	op_free(op);
+		errmap_iq_storage(op->p.req, res, "the private store");
+	op_free(&op->p);
 }
 
 /* Whether a child's namespace may be stored; answers req when not. */
@@ -188,8 +175,8 @@ static void private_set(struct private_state *ps, struct iq_request *req, unsign
 	}
 	{
 		struct private_op *op = op_new(ps, req);
-		op->sreq = storage_private_set(h->storage, h->name, op->user, items, count,
-		                               private_written, op);
+		pending_wait_storage(&op->p, storage_private_set(h->storage, h->name, op->user, items,
+		                                                 count, private_written, op));
 	}
 out:
 	for (size_t i = 0; i < count; i++)
@@ -230,7 +217,8 @@ static void private_iq(struct iq_request *req, void *ctx)
 	struct private_op *op = op_new(ps, req);
 	op->name = xstrdup(el->name);
 	op->ns = xstrdup(el->ns);
-	op->sreq = storage_private_get(h->storage, h->name, op->user, op->ns, private_read, op);
+	pending_wait_storage(&op->p, storage_private_get(h->storage, h->name, op->user, op->ns,
+	                                                 private_read, op));
 }
 
 static const struct builtin_iq private_iqs[] = {
@@ -254,18 +242,7 @@ static void private_stop(struct host *h, void *state)
 {
 	struct private_state *ps = state;
 	builtin_iq_unregister(h, private_iqs, ARRAY_SIZE(private_iqs));
-	while (ps->ops.head != NULL) {
-		struct private_op *op = (struct private_op *)(void *)ps->ops.head;
-		pending_remove(&op->link);
-		iq_error(op->req, SE_SERVICE_UNAVAILABLE, "the service is shutting down");
-		op->req = NULL;
-		op->ps = NULL;
-		if (op->sreq != NULL) {
-			storage_cancel(op->sreq);
-			op_free(op);
-		}
-		/* else: inside its callback, which frees it */
-	}
+	pending_stop(&ps->ops);
 	free(ps);
 }
 

@@ -9,9 +9,8 @@
  *
  * Invariants:
  * - Every auth call runs through a struct register_op on the module's
- *   list; stopping the module cancels them and answers their requests.  An
- *   op whose call returned no handle cannot be cancelled: it is orphaned
- *   (its request answered, off the list) and freed when its callback runs.
+ *   pending list (pending.h); stopping the module cancels them and answers
+ *   their requests.
  * - Throttling: one successful registration per remote address within
  *   `throttle` seconds.  An address with a registration in flight is busy
  *   too, so parallel attempts cannot slip through.  The table expires
@@ -19,6 +18,8 @@
  * - Passwords are never logged and never copied out of the request.
  */
 #include "builtin.h"
+#include "errmap.h"
+#include "pending.h"
 #include "server/host.h"
 #include "server/sm.h"
 #include "lib/log.h"
@@ -58,10 +59,8 @@ enum register_op_kind { OP_CREATE, OP_PASSWORD, OP_REMOVE };
 struct register_state;
 
 struct register_op {
-	struct pending_link link;     /* first: the state's list of ops */
-	struct register_state *rs;   /* NULL once orphaned */
-	struct iq_request *req;
-	struct auth_req *areq;
+	struct pending_op p;         /* first: the state's list of ops; p.req the request */
+	struct register_state *rs;   /* valid while p is listed */
 	enum register_op_kind kind;
 	char *user;
 	char *ip;                    /* OP_CREATE: the remote address, or NULL */
@@ -72,7 +71,7 @@ struct register_state {
 	const struct register_settings *set;
 	struct throttle_entry *throttle;   /* newest first */
 	unsigned nthrottle;
-	struct pending_list ops;
+	struct pending_ops ops;
 };
 
 static const char instructions[] =
@@ -162,73 +161,50 @@ static void throttle_done(struct register_state *rs, const char *ip, bool succes
 
 /* ---- ops ----------------------------------------------------------------- */
 
-static struct register_op *op_new(struct register_state *rs, struct iq_request *req,
-                                  enum register_op_kind kind, const char *user)
+static void op_free(struct pending_op *p)
 {
-	struct register_op *op = xcalloc(1, sizeof(*op));
-	op->rs = rs;
-	op->req = req;
-	op->kind = kind;
-	op->user = xstrdup(user);
-	pending_add(&rs->ops, &op->link);
-	return op;
-}
-
-static void op_unlink(struct register_op *op)
-{
-	if (op->rs == NULL)
-		return;
-	pending_remove(&op->link);
-}
-
-static void op_free(struct register_op *op)
-{
-	op_unlink(op);
+	struct register_op *op = (struct register_op *)p;
+	pending_untrack(p);
 	free(op->user);
 	free(op->ip);
 	free(op);
 }
 
-/* Map a failed auth result to the answer; true when it was a failure. */
+static struct register_op *op_new(struct register_state *rs, struct iq_request *req,
+                                  enum register_op_kind kind, const char *user)
+{
+	struct register_op *op = xcalloc(1, sizeof(*op));
+	op->rs = rs;
+	op->p.req = req;
+	op->kind = kind;
+	op->user = xstrdup(user);
+	pending_track(&rs->ops, &op->p, op_free);
+	return op;
+}
+
+/* Answer a failed auth call (errmap.h; what: the text of
+ * <not-allowed/>); true when it was a failure. */
 static bool answer_auth_failure(struct iq_request *req, enum auth_result res, const char *what)
 {
-	switch (res) {
-	case AUTH_OK:
+	if (res == AUTH_OK)
 		return false;
-	case AUTH_EXISTS:
-		iq_error(req, SE_CONFLICT, "this username is taken");
-		break;
-	case AUTH_NO_USER:
-		iq_error(req, SE_ITEM_NOT_FOUND, NULL);
-		break;
-	case AUTH_TEMPFAIL:
-		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE,
-		                      "the account service is unavailable; try again later");
-		break;
-	case AUTH_NOT_SUPPORTED:
-		iq_error(req, SE_NOT_ALLOWED, what);
-		break;
-	case AUTH_BAD_PASSWORD:
-	case AUTH_ERROR:
-	default:
-		iq_error(req, SE_INTERNAL_SERVER_ERROR, NULL);
-		break;
-	}
+	if (res == AUTH_EXISTS)
+		iq_error(req, errmap_auth(res), "this username is taken");
+	else if (res == AUTH_NOT_SUPPORTED)
+		iq_error(req, errmap_auth(res), what);
+	else
+		errmap_iq_auth(req, res, "the account service");
 	return true;
 }
 
 static void op_done(enum auth_result res, void *ctx)
 {
 	struct register_op *op = ctx;
-	op->areq = NULL;
-	if (op->rs == NULL) {
-		/* Orphaned by stop: the request has been answered. */
-		op_free(op);
+	if (!pending_resume(&op->p))
 		return;
-	}
 	struct register_state *rs = op->rs;
 	struct host *h = rs->host;
-	struct iq_request *req = op->req;
+	struct iq_request *req = op->p.req;
 	switch (op->kind) {
 	case OP_CREATE: {
 		throttle_done(rs, op->ip, res == AUTH_OK);
@@ -258,7 +234,7 @@ static void op_done(enum auth_result res, void *ctx)
 		break;
 	}
 	}
-	op_free(op);
+	op_free(&op->p);
 }
 
 /* ---- validation ---------------------------------------------------------- */
@@ -343,7 +319,7 @@ static void register_preauth(struct iq_request *req, void *ctx)
 	free(user);
 	if (req->remote_ip != NULL)
 		op->ip = xstrdup(req->remote_ip);
-	op->areq = auth_create_user(rs->host->auth, op->user, password, op_done, op);
+	pending_wait_auth(&op->p, auth_create_user(rs->host->auth, op->user, password, op_done, op));
 }
 
 /* ---- after authentication --------------------------------------------------- */
@@ -370,7 +346,7 @@ static void register_account(struct iq_request *req, void *ctx)
 	}
 	if (xml_child(req->payload, "remove", NS_REGISTER) != NULL) {
 		struct register_op *op = op_new(rs, req, OP_REMOVE, user);
-		op->areq = auth_remove_user(h->auth, op->user, op_done, op);
+		pending_wait_auth(&op->p, auth_remove_user(h->auth, op->user, op_done, op));
 		return;
 	}
 	const char *username = field(req, "username");
@@ -391,7 +367,7 @@ static void register_account(struct iq_request *req, void *ctx)
 	if (!password_ok(rs, req, password))
 		return;
 	struct register_op *op = op_new(rs, req, OP_PASSWORD, user);
-	op->areq = auth_set_password(h->auth, op->user, password, op_done, op);
+	pending_wait_auth(&op->p, auth_set_password(h->auth, op->user, password, op_done, op));
 }
 
 /* ---- stream feature --------------------------------------------------------- */
@@ -434,19 +410,7 @@ static void register_stop(struct host *h, void *state)
 	hook_remove(h, HOOK_STREAM_FEATURES, register_features, rs);
 	builtin_iq_unregister(h, register_iqs, ARRAY_SIZE(register_iqs));
 	host_remove_feature(h, NS_REGISTER);
-	while (rs->ops.head != NULL) {
-		struct register_op *op = (struct register_op *)(void *)rs->ops.head;
-		op_unlink(op);
-		iq_error(op->req, SE_SERVICE_UNAVAILABLE, "the service is shutting down");
-		op->req = NULL;
-		if (op->areq != NULL) {
-			auth_cancel(op->areq);
-			op->rs = NULL;
-			op_free(op);
-		} else {
-			op->rs = NULL;   /* its callback frees it */
-		}
-	}
+	pending_stop(&rs->ops);
 	while (rs->throttle != NULL) {
 		struct throttle_entry *e = rs->throttle;
 		rs->throttle = e->next;

@@ -15,8 +15,8 @@
  *   client's version is merely behind and its next login gets the full
  *   roster: never a stale roster taken for current.
  * - Every storage call runs through a struct roster_op on the module's
- *   list; stop cancels them and answers their requests (an op whose call
- *   returned no handle is orphaned and freed by its callback).
+ *   pending list (pending.h); stop cancels them and answers their
+ *   requests.
  * - An item that only records a pending inbound subscription request
  *   (roster_item_pending_only) is not part of the roster the client sees.
  * - What the client sees is the roster view (builtin.h): the stored items
@@ -29,6 +29,8 @@
  *   (mod_presence orders its own operations per user, not against ours).
  */
 #include "builtin.h"
+#include "errmap.h"
+#include "pending.h"
 #include "server/host.h"
 #include "server/router.h"
 #include "server/sm.h"
@@ -59,10 +61,8 @@ enum roster_op_kind { OP_GET, OP_SET, OP_REMOVE };
 struct roster_state;
 
 struct roster_op {
-	struct pending_link link;     /* first: the state's list of ops */
-	struct roster_state *rs;     /* NULL once orphaned */
-	struct iq_request *req;
-	struct storage_req *sreq;
+	struct pending_op p;         /* first: the state's list of ops; p.req the request */
+	struct roster_state *rs;     /* valid while p is listed */
 	enum roster_op_kind kind;
 	char *user;
 	char *client_ver;            /* OP_GET: the 'ver' the client sent, or NULL */
@@ -74,7 +74,7 @@ struct roster_op {
 struct roster_state {
 	struct host *host;
 	const struct roster_settings *set;
-	struct pending_list ops;
+	struct pending_ops ops;
 };
 
 /* ---- items ---------------------------------------------------------------- */
@@ -128,51 +128,34 @@ static void item_to_xml(struct xml_node *query, const struct roster_item *it)
 
 /* ---- ops ------------------------------------------------------------------- */
 
-static struct roster_op *op_new(struct roster_state *rs, struct iq_request *req,
-                                enum roster_op_kind kind)
+static void op_free(struct pending_op *p)
 {
-	struct roster_op *op = xcalloc(1, sizeof(*op));
-	op->rs = rs;
-	op->req = req;
-	op->kind = kind;
-	op->user = xstrdup(req->from.node);
-	pending_add(&rs->ops, &op->link);
-	return op;
-}
-
-static void op_unlink(struct roster_op *op)
-{
-	if (op->rs == NULL)
-		return;
-	pending_remove(&op->link);
-}
-
-static void op_free(struct roster_op *op)
-{
-	op_unlink(op);
+	struct roster_op *op = (struct roster_op *)p;
+	pending_untrack(p);
 	free(op->user);
 	free(op->client_ver);
 	item_free(&op->item);
 	free(op);
 }
 
-/* Answer a failed storage call; true when res is a failure. */
+static struct roster_op *op_new(struct roster_state *rs, struct iq_request *req,
+                                enum roster_op_kind kind)
+{
+	struct roster_op *op = xcalloc(1, sizeof(*op));
+	op->rs = rs;
+	op->p.req = req;
+	op->kind = kind;
+	op->user = xstrdup(req->from.node);
+	pending_track(&rs->ops, &op->p, op_free);
+	return op;
+}
+
+/* Answer a failed storage call (errmap.h); true when res is a failure. */
 static bool answer_storage_failure(struct iq_request *req, enum storage_result res)
 {
-	switch (res) {
-	case STORAGE_OK:
+	if (res == STORAGE_OK)
 		return false;
-	case STORAGE_TEMPFAIL:
-		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE,
-		                      "the roster store is unavailable; try again later");
-		break;
-	case STORAGE_NOT_FOUND:
-		iq_error(req, SE_ITEM_NOT_FOUND, NULL);
-		break;
-	default:
-		iq_error(req, SE_INTERNAL_SERVER_ERROR, NULL);
-		break;
-	}
+	errmap_iq_storage(req, res, "the roster store");
 	return true;
 }
 
@@ -182,50 +165,36 @@ bool roster_item_pending_only(const struct roster_item *it)
 	       it->name == NULL && it->groups.count == 0;
 }
 
+/* The sessions that asked for the roster (RFC 6121 §2.1.6: pushes go to
+ * interested resources). */
+static bool session_interested(const struct session *s, void *ctx)
+{
+	(void)ctx;
+	return s->interested;
+}
+
 void roster_push(struct host *h, const char *user, const struct roster_item *it,
                  uint64_t version)
 {
 	struct hook_roster hr = { .user = user, .item = it };
 	hook_run(h, HOOK_ROSTER_CHANGED, &hr);
-	/* Copy the targets first: routing may close a session under us. */
-	size_t n = 0;
-	for (struct session *s = sm_user_sessions(h, user); s != NULL; s = s->next_of_user)
-		if (s->interested)
-			n++;
+	struct jid *targets;
+	size_t n = builtin_sessions(h, user, session_interested, NULL, &targets);
 	if (n == 0)
 		return;
-	struct jid *targets = xcalloc(n, sizeof(*targets));
-	size_t i = 0;
-	for (struct session *s = sm_user_sessions(h, user); s != NULL && i < n; s = s->next_of_user)
-		if (s->interested)
-			jid_copy(&targets[i++], &s->jid);
 
 	/* Shared roster groups may change what the client sees of the item. */
 	struct hook_roster_view hv = { .user = user, .single = true, .stored = it, .nstored = 1 };
 	hook_run(h, HOOK_ROSTER_VIEW, &hv);
 	if (hv.items != NULL && hv.count == 1)
 		it = &hv.items[0];
-	struct jid bare = {0};
-	jid_set(&bare, user, h->name, NULL);
 	char ver[32];
 	roster_version_string(ver, version, hv.tag);
-	for (size_t k = 0; k < i; k++) {
-		char id[17];
-		random_id(id, 16);
-		struct xml_node *iq = xml_new("iq", NS_CLIENT);
-		xml_set_attr(iq, "type", "set");
-		xml_set_attr(iq, "id", id);
-		xml_set_attr(iq, "from", jid_bare_to_pool(iq->pool, &bare));
-		xml_set_attr(iq, "to", jid_to_pool(iq->pool, &targets[k]));
-		struct xml_node *q = xml_add_child(iq, "query", NS_ROSTER);
-		xml_set_attr(q, "ver", ver);
-		item_to_xml(q, it);
-		router_route(iq, &bare, &targets[k]);
-		xml_unref(&iq);
-		jid_clear(&targets[k]);
-	}
-	jid_clear(&bare);
-	free(targets);
+	struct xml_node *q = iq_payload_new("query", NS_ROSTER);
+	xml_set_attr(q, "ver", ver);
+	item_to_xml(q, it);
+	builtin_push(h, user, targets, n, q);
+	xml_unref(&q);
 	for (size_t k = 0; k < hv.count && hv.items != NULL; k++)
 		roster_item_clear(&hv.items[k]);
 	free(hv.items);
@@ -249,16 +218,9 @@ static void send_cancel(struct host *h, const char *user, const char *contact, c
 	xml_unref(&p);
 	if (strcmp(type, "unsubscribed") == 0) {
 		/* The contact no longer sees us: unavailable from each resource. */
-		size_t n = 0;
-		for (struct session *s = sm_user_sessions(h, user); s != NULL; s = s->next_of_user)
-			if (s->available)
-				n++;
-		struct jid *res = xcalloc(n + 1, sizeof(*res));
-		size_t i = 0;
-		for (struct session *s = sm_user_sessions(h, user); s != NULL && i < n; s = s->next_of_user)
-			if (s->available)
-				jid_copy(&res[i++], &s->jid);
-		for (size_t k = 0; k < i; k++) {
+		struct jid *res;
+		size_t n = builtin_sessions(h, user, builtin_session_available, NULL, &res);
+		for (size_t k = 0; k < n; k++) {
 			struct xml_node *u = xml_new("presence", NS_CLIENT);
 			xml_set_attr(u, "type", "unavailable");
 			xml_set_attr(u, "from", jid_to_pool(u->pool, &res[k]));
@@ -276,21 +238,18 @@ static void send_cancel(struct host *h, const char *user, const char *contact, c
 static void op_written(enum storage_result res, void *ctx)
 {
 	struct roster_op *op = ctx;
-	op->sreq = NULL;
-	if (op->rs == NULL) {
-		op_free(op);
+	if (!pending_resume(&op->p))
 		return;
-	}
 	struct host *h = op->rs->host;
-	if (!answer_storage_failure(op->req, res)) {
+	if (!answer_storage_failure(op->p.req, res)) {
 		roster_push(h, op->user, &op->item, op->version + 1);
-		iq_result(op->req, NULL);
+		iq_result(op->p.req, NULL);
 		if (op->cancel_to)
 			send_cancel(h, op->user, op->item.jid, "unsubscribe");
 		if (op->cancel_from)
 			send_cancel(h, op->user, op->item.jid, "unsubscribed");
 	}
-	op_free(op);
+	op_free(&op->p);
 }
 
 static const struct roster_item *find_item(const struct roster_item *items, size_t count,
@@ -306,14 +265,11 @@ static void op_read(enum storage_result res, const struct roster_item *items, si
                     uint64_t version, void *ctx)
 {
 	struct roster_op *op = ctx;
-	op->sreq = NULL;
-	if (op->rs == NULL) {
-		op_free(op);
+	if (!pending_resume(&op->p))
 		return;
-	}
 	struct roster_state *rs = op->rs;
 	struct host *h = rs->host;
-	struct iq_request *req = op->req;
+	struct iq_request *req = op->p.req;
 	if (res == STORAGE_NOT_FOUND) {
 		/* A user who never had a roster. */
 		res = STORAGE_OK;
@@ -321,7 +277,7 @@ static void op_read(enum storage_result res, const struct roster_item *items, si
 		version = 0;
 	}
 	if (answer_storage_failure(req, res)) {
-		op_free(op);
+		op_free(&op->p);
 		return;
 	}
 	op->version = version;
@@ -364,7 +320,8 @@ static void op_read(enum storage_result res, const struct roster_item *items, si
 			op->item.ask_in = old->ask_in;
 			op->item.approved = old->approved;
 		}
-		op->sreq = storage_roster_set(h->storage, h->name, op->user, &op->item, op_written, op);
+		pending_wait_storage(&op->p, storage_roster_set(h->storage, h->name, op->user,
+		                                                &op->item, op_written, op));
 		return;
 	}
 	case OP_REMOVE: {
@@ -387,12 +344,12 @@ static void op_read(enum storage_result res, const struct roster_item *items, si
 		                old->ask_out;
 		op->cancel_from = old->subscription == SUB_FROM || old->subscription == SUB_BOTH ||
 		                  old->ask_in || old->approved;
-		op->sreq = storage_roster_remove(h->storage, h->name, op->user, op->item.jid,
-		                                 op_written, op);
+		pending_wait_storage(&op->p, storage_roster_remove(h->storage, h->name, op->user,
+		                                                   op->item.jid, op_written, op));
 		return;
 	}
 	}
-	op_free(op);
+	op_free(&op->p);
 }
 
 /* ---- requests --------------------------------------------------------------- */
@@ -489,7 +446,8 @@ static void roster_iq(struct iq_request *req, void *ctx)
 		const char *ver = xml_attr(req->payload, "ver");
 		if (ver != NULL)
 			op->client_ver = xstrdup(ver);
-		op->sreq = storage_roster_get(h->storage, h->name, op->user, op_read, op);
+		pending_wait_storage(&op->p, storage_roster_get(h->storage, h->name, op->user, op_read,
+		                                                op));
 		return;
 	}
 	struct roster_item it = {0};
@@ -499,7 +457,7 @@ static void roster_iq(struct iq_request *req, void *ctx)
 	}
 	struct roster_op *op = op_new(rs, req, it.subscription == SUB_REMOVE ? OP_REMOVE : OP_SET);
 	op->item = it;
-	op->sreq = storage_roster_get(h->storage, h->name, op->user, op_read, op);
+	pending_wait_storage(&op->p, storage_roster_get(h->storage, h->name, op->user, op_read, op));
 }
 
 /* ---- stream feature ----------------------------------------------------------- */
@@ -537,19 +495,7 @@ static void roster_stop(struct host *h, void *state)
 	struct roster_state *rs = state;
 	hook_remove(h, HOOK_STREAM_FEATURES, roster_features, rs);
 	builtin_iq_unregister(h, roster_iqs, ARRAY_SIZE(roster_iqs));
-	while (rs->ops.head != NULL) {
-		struct roster_op *op = (struct roster_op *)(void *)rs->ops.head;
-		op_unlink(op);
-		iq_error(op->req, SE_SERVICE_UNAVAILABLE, "the service is shutting down");
-		op->req = NULL;
-		if (op->sreq != NULL) {
-			storage_cancel(op->sreq);
-			op->rs = NULL;
-			op_free(op);
-		} else {
-			op->rs = NULL;   /* its callback frees it */
-		}
-	}
+	pending_stop(&rs->ops);
 	free(rs);
 }
 

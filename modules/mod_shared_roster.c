@@ -45,6 +45,7 @@
  *   cancels them (and answers the administration calls in flight).
  */
 #include "builtin.h"
+#include "pending.h"
 #include "shared_roster.h"
 #include "server/host.h"
 #include "server/hooks.h"
@@ -140,8 +141,8 @@ struct srg_state {
 	struct strlist accounts;      /* sorted bare JIDs of the host's accounts */
 	struct storage_req *accounts_req;
 	struct strlist online;        /* sorted bare JIDs of users with a session */
-	struct pending_list ops;      /* push ops */
-	struct pending_list admins;   /* administration calls */
+	struct pending_ops ops;       /* push ops */
+	struct pending_ops admins;    /* administration calls */
 	struct name_entry *names;     /* shown names from vCards, sorted by JID */
 	size_t nnames;
 	struct storage_req *names_req;
@@ -700,16 +701,16 @@ static enum hook_result srg_view(struct host *h, void *args, void *ctx)
 /* Roster pushes for some contacts of one user: the stored roster is read
  * first so that the push shows the stored item merged with the shared one. */
 struct push_op {
-	struct pending_link link;     /* first */
-	struct srg_state *st;         /* NULL once orphaned */
-	struct storage_req *sreq;
+	struct pending_op p;          /* first: the state's push ops; p.call the read */
+	struct srg_state *st;         /* valid while p is listed */
 	char *user;
 	struct strlist jids;
 };
 
-static void push_op_free(struct push_op *op)
+static void push_op_free(struct pending_op *p)
 {
-	pending_remove(&op->link);
+	struct push_op *op = (struct push_op *)p;
+	pending_untrack(p);
 	free(op->user);
 	strlist_free(&op->jids);
 	free(op);
@@ -719,11 +720,8 @@ static void push_read(enum storage_result res, const struct roster_item *items, 
                       uint64_t version, void *ctx)
 {
 	struct push_op *op = ctx;
-	op->sreq = NULL;
-	if (op->st == NULL) {
-		push_op_free(op);
+	if (!pending_resume(&op->p))
 		return;
-	}
 	struct host *h = op->st->host;
 	if (res == STORAGE_NOT_FOUND) {
 		res = STORAGE_OK;
@@ -734,7 +732,7 @@ static void push_read(enum storage_result res, const struct roster_item *items, 
 		log_warning("shared_roster %s: roster of %s unavailable (storage %s); its client "
 		            "sees the group change at its next roster request", h->name, op->user,
 		            storage_result_str(res));
-		push_op_free(op);
+		push_op_free(&op->p);
 		return;
 	}
 	for (size_t i = 0; i < op->jids.count; i++) {
@@ -746,7 +744,7 @@ static void push_read(enum storage_result res, const struct roster_item *items, 
 		struct roster_item gone = { .jid = op->jids.items[i], .subscription = SUB_REMOVE };
 		roster_push(h, op->user, it != NULL ? it : &gone, version);
 	}
-	push_op_free(op);
+	push_op_free(&op->p);
 }
 
 static bool interested(struct host *h, const char *user)
@@ -900,8 +898,9 @@ static void snapshot_apply(struct srg_state *st, struct snapshot *sn, const stru
 			user = NULL;
 			op->jids = changed;
 			memset(&changed, 0, sizeof(changed));
-			pending_add(&st->ops, &op->link);
-			op->sreq = storage_roster_get(h->storage, h->name, op->user, push_read, op);
+			pending_track(&st->ops, &op->p, push_op_free);
+			pending_wait_storage(&op->p, storage_roster_get(h->storage, h->name, op->user,
+			                                                push_read, op));
 		}
 		strlist_free(&changed);
 		free(user);
@@ -1053,9 +1052,8 @@ const struct srg_source_vfuncs srg_source_sql = {
 enum admin_kind { AK_CREATE, AK_DELETE, AK_LIST, AK_INFO, AK_USER_ADD, AK_USER_DEL };
 
 struct srg_admin {
-	struct pending_link link;     /* first */
+	struct pending_op p;          /* first: the state's admins; p.call the source's call */
 	struct srg_state *st;
-	void *handle;
 	enum admin_kind kind;
 	srg_admin_done_fn *done;      /* srg_admin_run: text answers */
 	srg_admin_result_fn *result;  /* srg_admin_groups / srg_admin_change: structured */
@@ -1074,12 +1072,18 @@ const char *const srg_admin_usage[] = {
 	NULL,
 };
 
-static void admin_free(struct srg_admin *a)
+static void admin_free_op(struct pending_op *p)
 {
-	pending_remove(&a->link);
+	struct srg_admin *a = (struct srg_admin *)p;
+	pending_untrack(p);
 	srg_group_clear(&a->g);
 	free(a->member);
 	free(a);
+}
+
+static void admin_free(struct srg_admin *a)
+{
+	admin_free_op(&a->p);
 }
 
 static enum srg_admin_result result_of(enum storage_result r)
@@ -1108,9 +1112,10 @@ static void admin_finish(struct srg_admin *a, enum srg_admin_result r, const cha
 static void admin_changed(enum storage_result res, void *ctx)
 {
 	struct srg_admin *a = ctx;
+	if (!pending_resume(&a->p))
+		return;
 	struct srg_state *st = a->st;
 	const char *host = st->host->name;
-	a->handle = NULL;
 	if (res != STORAGE_OK) {
 		char *msg;
 		if (res == STORAGE_EXISTS && a->kind == AK_CREATE)
@@ -1165,7 +1170,8 @@ static void admin_loaded(enum storage_result res, const struct srg_group *groups
                          void *ctx)
 {
 	struct srg_admin *a = ctx;
-	a->handle = NULL;
+	if (!pending_resume(&a->p))
+		return;
 	const char *host = a->st->host->name;
 	if (res != STORAGE_OK) {
 		char *msg = xasprintf("cannot read the groups of %s: %s", host, storage_result_str(res));
@@ -1313,18 +1319,16 @@ static enum srg_admin_result admin_send(struct srg_admin *a, char **error_r)
 		*error_r = srg_admin_read_only(h);
 		return SRG_ADMIN_READ_ONLY;
 	}
+	void *call = NULL;
 	switch (a->kind) {
-	case AK_CREATE: a->handle = src->create(h, &a->g, admin_changed, a); break;
-	case AK_DELETE: a->handle = src->remove(h, a->g.name, admin_changed, a); break;
-	case AK_USER_ADD:
-		a->handle = src->member_add(h, a->g.name, a->member, admin_changed, a);
-		break;
-	case AK_USER_DEL:
-		a->handle = src->member_remove(h, a->g.name, a->member, admin_changed, a);
-		break;
+	case AK_CREATE: call = src->create(h, &a->g, admin_changed, a); break;
+	case AK_DELETE: call = src->remove(h, a->g.name, admin_changed, a); break;
+	case AK_USER_ADD: call = src->member_add(h, a->g.name, a->member, admin_changed, a); break;
+	case AK_USER_DEL: call = src->member_remove(h, a->g.name, a->member, admin_changed, a); break;
 	case AK_LIST:
-	case AK_INFO: a->handle = src->load(h, admin_loaded, a); break;
+	case AK_INFO: call = src->load(h, admin_loaded, a); break;
 	}
+	pending_wait(&a->p, call, src->cancel);
 	return SRG_ADMIN_OK;
 }
 
@@ -1333,7 +1337,7 @@ static struct srg_admin *admin_new(struct srg_state *st, enum admin_kind kind)
 	struct srg_admin *a = xcalloc(1, sizeof(*a));
 	a->st = st;
 	a->kind = kind;
-	pending_add(&st->admins, &a->link);
+	pending_track(&st->admins, &a->p, admin_free_op);
 	return a;
 }
 
@@ -1532,11 +1536,8 @@ void srg_user_groups_clear(struct srg_user_groups *g)
 
 void srg_admin_cancel(struct srg_admin *a)
 {
-	if (a == NULL)
-		return;
-	if (a->handle != NULL)
-		a->st->src->cancel(a->handle);
-	admin_free(a);
+	if (a != NULL && !pending_cancel(&a->p))
+		admin_free(a);
 }
 
 /* ---- hooks ----------------------------------------------------------------------------- */
@@ -1780,18 +1781,11 @@ static void srg_stop(struct host *h, void *state)
 	if (st->accounts_req != NULL)
 		storage_cancel(st->accounts_req);
 	while (st->admins.head != NULL) {
-		struct srg_admin *a = (struct srg_admin *)(void *)st->admins.head;
-		if (a->handle != NULL)
-			st->src->cancel(a->handle);
-		a->handle = NULL;
+		struct srg_admin *a = (struct srg_admin *)st->admins.head;
+		pending_cancel_call(&a->p);   /* answered below, through its callback */
 		admin_finish(a, SRG_ADMIN_TEMPFAIL, "the shared_roster module stopped", NULL, NULL, 0);
 	}
-	while (st->ops.head != NULL) {
-		struct push_op *op = (struct push_op *)(void *)st->ops.head;
-		if (op->sreq != NULL)
-			storage_cancel(op->sreq);
-		push_op_free(op);
-	}
+	pending_stop(&st->ops);
 	groups_clear(st);
 	strlist_free(&st->accounts);
 	strlist_free(&st->online);

@@ -13,10 +13,12 @@
  * - What is stored parses back through the same walled parser as a
  *   stream; a stored text that no longer parses is logged and answered as
  *   an empty vCard (never an error the client cannot act on).
- * - Every storage call runs through a struct vcard_op on the module's
- *   list; stop answers their requests and cancels their storage calls.
- *   A temporary failure is answered with <service-unavailable/> of type
- *   'wait', never as "no vCard".
+ * - Every storage call or directory lookup runs through a struct vcard_op
+ *   on the module's pending list (pending.h); stop answers their requests
+ *   and cancels their calls.
+ *   A failure is answered through errmap.h (a temporary one, the store's
+ *   or the directory's, is <resource-constraint/>, type wait), never as
+ *   "no vCard".
  *
  * With source: ldap, vCards come from the directory instead (read-only):
  * a get looks the user's entry up through the LDAP client (auth/ldap-
@@ -33,6 +35,8 @@
  * its type is not recognised or it is bigger than max_size.
  */
 #include "builtin.h"
+#include "errmap.h"
+#include "pending.h"
 #include "vcard.h"
 #include "server/host.h"
 #include "server/hooks.h"
@@ -105,13 +109,9 @@ static const struct opt_def vcard_options[] = {
 struct vcard_state;
 
 struct vcard_op {
-	struct pending_link link;      /* first: the state's list of ops */
-	struct vcard_state *vs;        /* NULL once orphaned */
-	struct iq_request *req;
-	struct storage_req *sreq;
-#ifdef HAVE_BACKEND_LDAP
-	struct ldap_client_req *lreq;
-#endif
+	struct pending_op p;           /* first: the state's list of ops; p.req the request,
+	                                  p.call a storage call or a directory lookup */
+	struct vcard_state *vs;        /* valid while p is listed */
 	char *user;                    /* whose vCard */
 };
 
@@ -127,55 +127,50 @@ struct vcard_cached {
 struct vcard_state {
 	struct host *host;
 	const struct vcard_settings *set;
-	struct pending_list ops;
+	struct pending_ops ops;
 #ifdef HAVE_BACKEND_LDAP
 	struct ldap_client *ldap;
 	const char *attrs[16];         /* what a lookup asks for, NULL-terminated */
 #endif
 	struct vcard_cached *cache[VCARD_CACHE_BUCKETS];
 	unsigned cached;
-	struct pending_list fetches;   /* struct vcard_fetch: reads for other modules */
+	struct pending_ops fetches;    /* struct vcard_fetch: reads for other modules */
 };
+
+static void op_free(struct pending_op *p)
+{
+	struct vcard_op *op = (struct vcard_op *)p;
+	pending_untrack(p);
+	free(op->user);
+	free(op);
+}
 
 static struct vcard_op *op_new(struct vcard_state *vs, struct iq_request *req, const char *user)
 {
 	struct vcard_op *op = xcalloc(1, sizeof(*op));
 	op->vs = vs;
-	op->req = req;
+	op->p.req = req;
 	op->user = xstrdup(user);
-	pending_add(&vs->ops, &op->link);
+	pending_track(&vs->ops, &op->p, op_free);
 	return op;
 }
 
-static void op_free(struct vcard_op *op)
+#ifdef HAVE_BACKEND_LDAP
+static void cancel_lookup(void *call)
 {
-	pending_remove(&op->link);
-	free(op->user);
-	free(op);
+	ldap_client_cancel(call);
 }
-
-/* Answer a failed storage call (res is not OK and not NOT_FOUND). */
-static void answer_failure(struct iq_request *req, enum storage_result res)
-{
-	if (res == STORAGE_TEMPFAIL)
-		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE,
-		                      "the vCard store is unavailable; try again later");
-	else
-		iq_error(req, SE_INTERNAL_SERVER_ERROR, NULL);
-}
+#endif
 
 static void vcard_read(enum storage_result res, const char *text, void *ctx)
 {
 	struct vcard_op *op = ctx;
-	op->sreq = NULL;
-	if (op->vs == NULL) {
-		op_free(op);
+	if (!pending_resume(&op->p))
 		return;
-	}
-	struct iq_request *req = op->req;
+	struct iq_request *req = op->p.req;
 	if (res != STORAGE_OK && res != STORAGE_NOT_FOUND) {
-		answer_failure(req, res);
-		op_free(op);
+		errmap_iq_storage(req, res, "the vCard store");
+		op_free(&op->p);
 		return;
 	}
 	struct xml_node *vcard = NULL;
@@ -197,25 +192,22 @@ static void vcard_read(enum storage_result res, const char *text, void *ctx)
 		vcard = iq_payload_new("vCard", NS_VCARD);   /* XEP-0054 §3.1: none yet */
 	iq_result(req, vcard);
 	xml_unref(&vcard);
-	op_free(op);
+	op_free(&op->p);
 }
 
 static void vcard_written(enum storage_result res, void *ctx)
 {
 	struct vcard_op *op = ctx;
-	op->sreq = NULL;
-	if (op->vs == NULL) {
-		op_free(op);
+	if (!pending_resume(&op->p))
 		return;
-	}
 	if (res == STORAGE_OK) {
 		/* mod_avatar updates the photo hash in the user's presence. */
-		struct hook_vcard hv = { .user = op->user, .vcard = op->req->payload };
+		struct hook_vcard hv = { .user = op->user, .vcard = op->p.req->payload };
 		hook_run(op->vs->host, HOOK_VCARD_SET, &hv);
-		iq_result(op->req, NULL);
+		iq_result(op->p.req, NULL);
 	} else
-		answer_failure(op->req, res);
-	op_free(op);
+		errmap_iq_storage(op->p.req, res, "the vCard store");
+	op_free(&op->p);
 }
 
 /* ---- the cache of directory vCards ------------------------------------------ */
@@ -453,19 +445,17 @@ static struct xml_node *vcard_ldap_answer(struct vcard_state *vs, const struct l
 static void vcard_ldap_read(const struct ldap_reply *r, void *ctx)
 {
 	struct vcard_op *op = ctx;
-	op->lreq = NULL;
-	struct iq_request *req = op->req;
+	if (!pending_resume(&op->p))
+		return;
+	struct iq_request *req = op->p.req;
 	enum storage_result res;
 	struct xml_node *vcard = vcard_ldap_answer(op->vs, r, op->user, &res);
 	if (vcard != NULL)
 		iq_result(req, vcard);
-	else if (res == STORAGE_TEMPFAIL)
-		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE,
-		                      "the directory is unavailable; try again later");
 	else
-		iq_error(req, SE_INTERNAL_SERVER_ERROR, NULL);
+		errmap_iq_storage(req, res, "the directory");
 	xml_unref(&vcard);
-	op_free(op);
+	op_free(&op->p);
 }
 #endif
 
@@ -479,11 +469,11 @@ static void vcard_ldap_get(struct vcard_state *vs, struct iq_request *req)
 	}
 #ifdef HAVE_BACKEND_LDAP
 	struct vcard_op *op = op_new(vs, req, req->to.node);
-	op->lreq = ldap_client_submit(vs->ldap, LDAPC_FIND, op->user, NULL, vs->attrs,
-	                              vcard_ldap_read, op);
-	if (op->lreq == NULL) {
-		builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE, "the directory is busy; try again later");
-		op_free(op);
+	pending_wait(&op->p, ldap_client_submit(vs->ldap, LDAPC_FIND, op->user, NULL, vs->attrs,
+	                                        vcard_ldap_read, op), cancel_lookup);
+	if (op->p.call == NULL) {
+		errmap_iq_storage(req, STORAGE_TEMPFAIL, "the directory");   /* the queue is full */
+		op_free(&op->p);
 	}
 #else
 	iq_error(req, SE_SERVICE_UNAVAILABLE, NULL);
@@ -508,7 +498,8 @@ static void vcard_iq(struct iq_request *req, void *ctx)
 	}
 	if (strcmp(req->type, "get") == 0) {
 		struct vcard_op *op = op_new(vs, req, req->to.node);
-		op->sreq = storage_vcard_get(h->storage, h->name, op->user, vcard_read, op);
+		pending_wait_storage(&op->p, storage_vcard_get(h->storage, h->name, op->user,
+		                                               vcard_read, op));
 		return;
 	}
 	/* XEP-0054 §3.2: a user publishes only their own vCard. */
@@ -527,7 +518,8 @@ static void vcard_iq(struct iq_request *req, void *ctx)
 		return;
 	}
 	struct vcard_op *op = op_new(vs, req, req->to.node);
-	op->sreq = storage_vcard_set(h->storage, h->name, op->user, text, vcard_written, op);
+	pending_wait_storage(&op->p, storage_vcard_set(h->storage, h->name, op->user, text,
+	                                               vcard_written, op));
 	free(text);
 }
 
@@ -593,22 +585,21 @@ struct ldap_client *vcard_ldap_directory(struct host *h, const char *attrs_r[VF_
 }
 
 struct vcard_fetch {
-	struct pending_link link;      /* first: the state's list of fetches */
+	struct pending_op p;           /* first: the state's list of fetches; p.call the
+	                                  directory lookup */
 	struct vcard_state *vs;
 	char *user;
 	vcard_fetch_cb *cb;
 	void *ctx;
-#ifdef HAVE_BACKEND_LDAP
-	struct ldap_client_req *lreq;
-#endif
 	ev_timer later;                /* a cached vCard or a full queue, answered from the loop */
 	enum storage_result res;
 	struct xml_node *vcard;
 };
 
-static void fetch_free(struct vcard_fetch *f)
+static void fetch_free(struct pending_op *p)
 {
-	pending_remove(&f->link);
+	struct vcard_fetch *f = (struct vcard_fetch *)p;
+	pending_untrack(p);
 	ev_timer_stop(server.loop, &f->later);
 	xml_unref(&f->vcard);
 	free(f->user);
@@ -622,7 +613,7 @@ static void fetch_deliver(struct vcard_fetch *f)
 	enum storage_result res = f->res;
 	struct xml_node *vcard = f->vcard;
 	f->vcard = NULL;
-	fetch_free(f);
+	fetch_free(&f->p);
 	cb(res, vcard, ctx);
 	xml_unref(&vcard);
 }
@@ -638,7 +629,8 @@ static void fetch_later(struct ev_loop *loop, ev_timer *w, int revents)
 static void fetch_read(const struct ldap_reply *r, void *ctx)
 {
 	struct vcard_fetch *f = ctx;
-	f->lreq = NULL;
+	if (!pending_resume(&f->p))
+		return;
 	f->vcard = vcard_ldap_answer(f->vs, r, f->user, &f->res);
 	fetch_deliver(f);
 }
@@ -656,7 +648,7 @@ struct vcard_fetch *vcard_ldap_fetch(struct host *h, const char *user, vcard_fet
 	f->cb = cb;
 	f->ctx = ctx;
 	ev_timer_init(&f->later, fetch_later, 0, 0);
-	pending_add(&vs->fetches, &f->link);
+	pending_track(&vs->fetches, &f->p, fetch_free);
 	const struct xml_node *cached = cache_get(vs, user);
 	if (cached != NULL) {
 		f->res = STORAGE_OK;
@@ -665,8 +657,9 @@ struct vcard_fetch *vcard_ldap_fetch(struct host *h, const char *user, vcard_fet
 		return f;
 	}
 #ifdef HAVE_BACKEND_LDAP
-	f->lreq = ldap_client_submit(vs->ldap, LDAPC_FIND, f->user, NULL, vs->attrs, fetch_read, f);
-	if (f->lreq != NULL)
+	pending_wait(&f->p, ldap_client_submit(vs->ldap, LDAPC_FIND, f->user, NULL, vs->attrs,
+	                                       fetch_read, f), cancel_lookup);
+	if (f->p.call != NULL)
 		return f;
 #endif
 	f->res = STORAGE_TEMPFAIL;
@@ -676,19 +669,15 @@ struct vcard_fetch *vcard_ldap_fetch(struct host *h, const char *user, vcard_fet
 
 void vcard_ldap_fetch_cancel(struct vcard_fetch *f)
 {
-	if (f == NULL)
-		return;
-#ifdef HAVE_BACKEND_LDAP
-	ldap_client_cancel(f->lreq);
-#endif
-	fetch_free(f);
+	if (f != NULL && !pending_cancel(&f->p))
+		fetch_free(&f->p);   /* waits for its timer only */
 }
 
 /* Stop: reads still under way are dropped (their modules stopped before). */
 static void vcard_fetches_stop(struct vcard_state *vs)
 {
 	while (vs->fetches.head != NULL)
-		vcard_ldap_fetch_cancel((struct vcard_fetch *)(void *)vs->fetches.head);
+		vcard_ldap_fetch_cancel((struct vcard_fetch *)vs->fetches.head);
 }
 
 static const struct builtin_iq vcard_iqs[] = {
@@ -745,24 +734,7 @@ static void vcard_stop(struct host *h, void *state)
 	builtin_iq_unregister(h, vcard_iqs, ARRAY_SIZE(vcard_iqs));
 	host_remove_feature(h, NS_VCARD);
 	host_remove_user_feature(h, NS_VCARD);
-	while (vs->ops.head != NULL) {
-		struct vcard_op *op = (struct vcard_op *)(void *)vs->ops.head;
-		pending_remove(&op->link);
-		iq_error(op->req, SE_SERVICE_UNAVAILABLE, "the service is shutting down");
-		op->req = NULL;
-		op->vs = NULL;
-		if (op->sreq != NULL) {
-			storage_cancel(op->sreq);
-			op_free(op);
-		}
-#ifdef HAVE_BACKEND_LDAP
-		else if (op->lreq != NULL) {
-			ldap_client_cancel(op->lreq);
-			op_free(op);
-		}
-#endif
-		/* else: inside its callback, which frees it */
-	}
+	pending_stop(&vs->ops);
 	vcard_fetches_stop(vs);
 #ifdef HAVE_BACKEND_LDAP
 	ldap_client_free(&vs->ldap);

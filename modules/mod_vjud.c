@@ -21,13 +21,16 @@
  *   explicit source that does not match the vcard module, and search_all
  *   false or an auth.ldap filter with %u on an LDAP host, are refused by
  *   the configuration check (vjud_check).  Every call runs through a struct
- *   vjud_op on the module's list; stop answers their requests and cancels
- *   the calls; a temporary failure is <service-unavailable/> of type wait,
- *   never "no match".
+ *   vjud_op on the module's pending list (pending.h); stop answers their
+ *   requests and cancels the calls; a failure is answered through errmap.h
+ *   (a temporary one is <resource-constraint/>, type wait), never "no
+ *   match".
  * - At start, with the storage source, the vCards stored before the index
  *   existed are indexed (one storage call; the count is logged).
  */
 #include "builtin.h"
+#include "errmap.h"
+#include "pending.h"
 #include "vcard.h"
 #include "vjud.h"
 #include "auth/ldap-client.h"
@@ -64,10 +67,9 @@ static const struct opt_def vjud_options[] = {
 struct vjud_state;
 
 struct vjud_op {
-	struct pending_link link;     /* first: the state's list */
-	struct vjud_state *vs;        /* NULL once orphaned */
-	struct iq_request *req;
-	void *handle;
+	struct pending_op p;          /* first: the state's list; p.req the request, p.call
+	                                 the search (cancelled with the source's cancel) */
+	struct vjud_state *vs;        /* valid while p is listed */
 	bool form;                    /* answer with a data form */
 };
 
@@ -76,7 +78,7 @@ struct vjud_state {
 	const struct vjud_settings *set;
 	const struct vjud_source_vfuncs *src;
 	struct storage_req *reindex;
-	struct pending_list ops;
+	struct pending_ops ops;
 };
 
 /* ---- the fields ----------------------------------------------------------------- */
@@ -142,30 +144,23 @@ static void search_form(struct iq_request *req, const struct vjud_state *vs)
 
 /* ---- answers ----------------------------------------------------------------------- */
 
-static void op_free(struct vjud_op *op)
+static void op_free(struct pending_op *p)
 {
-	pending_remove(&op->link);
-	free(op);
+	pending_untrack(p);
+	free(p);
 }
 
 static void searched(enum storage_result res, const struct vcard_entry *entries, size_t count,
                      bool more, void *ctx)
 {
 	struct vjud_op *op = ctx;
-	op->handle = NULL;
-	if (op->vs == NULL) {
-		op_free(op);
+	if (!pending_resume(&op->p))
 		return;
-	}
 	struct vjud_state *vs = op->vs;
-	struct iq_request *req = op->req;
+	struct iq_request *req = op->p.req;
 	if (res != STORAGE_OK) {
-		if (res == STORAGE_TEMPFAIL)
-			builtin_iq_error_wait(req, SE_SERVICE_UNAVAILABLE,
-			                      "the directory is unavailable; try again later");
-		else
-			iq_error(req, SE_INTERNAL_SERVER_ERROR, NULL);
-		op_free(op);
+		errmap_iq_storage(req, res, "the directory");
+		op_free(&op->p);
 		return;
 	}
 	const char *host = vs->host->name;
@@ -210,7 +205,7 @@ static void searched(enum storage_result res, const struct vcard_entry *entries,
 		          req->from.node, req->from.domain, vs->set->max_results);
 	iq_result(req, q);
 	xml_unref(&q);
-	op_free(op);
+	op_free(&op->p);
 }
 
 /* Add a term for value (may be NULL or empty: nothing). */
@@ -287,11 +282,12 @@ static void vjud_iq(struct iq_request *req, void *ctx)
 	}
 	struct vjud_op *op = xcalloc(1, sizeof(*op));
 	op->vs = vs;
-	op->req = req;
+	op->p.req = req;
 	op->form = form;
-	pending_add(&vs->ops, &op->link);
-	op->handle = vs->src->search(h, terms, n, !vs->set->search_all, vs->set->max_results,
-	                             searched, op);
+	pending_track(&vs->ops, &op->p, op_free);
+	pending_wait(&op->p, vs->src->search(h, terms, n, !vs->set->search_all,
+	                                     vs->set->max_results, searched, op),
+	             vs->src->cancel);
 	for (size_t i = 0; i < n; i++)
 		free((char *)terms[i].value);
 }
@@ -433,18 +429,7 @@ static void vjud_stop(struct host *h, void *state)
 	hook_remove(h, HOOK_DISCO_INFO, vjud_disco, vs);
 	if (vs->reindex != NULL)
 		storage_cancel(vs->reindex);
-	while (vs->ops.head != NULL) {
-		struct vjud_op *op = (struct vjud_op *)(void *)vs->ops.head;
-		pending_remove(&op->link);
-		iq_error(op->req, SE_SERVICE_UNAVAILABLE, "the service is shutting down");
-		op->req = NULL;
-		op->vs = NULL;
-		if (op->handle != NULL) {
-			vs->src->cancel(op->handle);
-			op_free(op);
-		}
-		/* else: inside its callback, which frees it */
-	}
+	pending_stop(&vs->ops);
 	free(vs);
 }
 

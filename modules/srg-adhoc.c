@@ -21,6 +21,7 @@
  */
 #include "builtin.h"
 #include "adhoc.h"
+#include "errmap.h"
 #include "shared_roster.h"
 #include "server/host.h"
 #include "lib/log.h"
@@ -63,15 +64,16 @@ static struct srg_cmd *srg_cmd_of(struct adhoc_request *req)
 	return req->data;
 }
 
+/* The results that come from storage read as storage results do (errmap.h). */
 static enum stanza_error error_of(enum srg_admin_result r)
 {
 	switch (r) {
 	case SRG_ADMIN_INVALID: return SE_BAD_REQUEST;
 	case SRG_ADMIN_READ_ONLY: return SE_NOT_ALLOWED;
-	case SRG_ADMIN_EXISTS: return SE_CONFLICT;
-	case SRG_ADMIN_NOT_FOUND: return SE_ITEM_NOT_FOUND;
-	case SRG_ADMIN_TEMPFAIL: return SE_RESOURCE_CONSTRAINT;
-	default: return SE_INTERNAL_SERVER_ERROR;
+	case SRG_ADMIN_EXISTS: return errmap_storage(STORAGE_EXISTS);
+	case SRG_ADMIN_NOT_FOUND: return errmap_storage(STORAGE_NOT_FOUND);
+	case SRG_ADMIN_TEMPFAIL: return errmap_storage(STORAGE_TEMPFAIL);
+	default: return errmap_storage(STORAGE_ERROR);
 	}
 }
 

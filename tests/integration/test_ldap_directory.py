@@ -382,7 +382,7 @@ def test_directory_down_is_a_temporary_error(env):
             assert r.get('type') == 'error', tostr(r)
             err = r.find(q(NS_CLIENT, 'error'))
             assert err is not None and err.get('type') == 'wait', tostr(r)
-            assert err.find(q(NS_STANZA_ERR, 'service-unavailable')) is not None, tostr(r)
+            assert err.find(q(NS_STANZA_ERR, 'resource-constraint')) is not None, tostr(r)
             # the session goes on
             r = c.iq('get', "<ping xmlns='urn:xmpp:ping'/>", to=DIR)
             assert r.get('type') == 'result', tostr(r)
