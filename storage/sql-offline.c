@@ -29,7 +29,6 @@ static const char sql_offline_get[] =
 static const char sql_offline_delete[] =
 	"DELETE FROM offline_messages WHERE server_host = ? AND username = ? AND seq <= ?";
 
-
 /* Account check, quota check and insert in one write transaction: two
  * stores racing for the last free place cannot both take it. */
 static enum storage_result op_offline_store(void *conn, struct offline_store_job *r)
@@ -54,11 +53,69 @@ static enum storage_result op_offline_store(void *conn, struct offline_store_job
 			return STORAGE_FULL;
 		}
 	}
-	struct sql_param pi[] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(time(NULL)), PTEXT(r->from),
-	                          PTEXT(r->stanza) };
+	struct sql_param pi[] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(time(NULL)),
+	                          PTEXT(r->from), PTEXT(r->stanza) };
 	if (sql_q_exec(t, sql_offline_insert, pi, ARRAY_SIZE(pi), NULL) < 0 || sql_q_commit(t) < 0)
 		return sql_q_abort(t, &r->base);
 	return STORAGE_OK;
+}
+
+/* Group commit: the jobs' account checks, quota checks and inserts, in
+ * order, in one write transaction, so that each job gets the result it
+ * would have got alone after the ones before it (a job's quota check sees
+ * the rows of the earlier jobs of the batch).  What one user's run of
+ * jobs learnt (the account exists, the queue's length) is reused by the
+ * next job of that user.  false, with nothing stored, when a statement or
+ * the commit failed: the store then runs each job alone. */
+static bool op_offline_store_batch(void *conn, struct offline_store_job **jobs, size_t n)
+{
+	struct sql_thread *t = conn;
+	if (sql_q_begin(t, true) < 0)
+		return false;
+	int64_t now = time(NULL);
+	const char *host = NULL, *user = NULL;
+	int exists = 0;
+	int64_t queued = -1;               /* the user's queue length; -1: not read */
+	for (size_t i = 0; i < n; i++) {
+		struct offline_store_job *r = jobs[i];
+		struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user) };
+		int64_t v = 0;
+		if (host == NULL || strcmp(host, r->base.host) != 0 || strcmp(user, r->base.user) != 0) {
+			host = r->base.host;
+			user = r->base.user;
+			queued = -1;
+			exists = sql_q_int(t, sql_user_exists, p, ARRAY_SIZE(p), &v);
+			if (exists < 0)
+				goto fail;
+		}
+		if (exists == 0) {
+			r->base.res = STORAGE_NOT_FOUND;
+			continue;
+		}
+		if (r->max > 0 && queued < 0) {
+			if (sql_q_int(t, sql_offline_count, p, ARRAY_SIZE(p), &queued) < 0)
+				goto fail;
+		}
+		if (r->max > 0 && queued >= (int64_t)r->max) {
+			r->base.res = STORAGE_FULL;
+			continue;
+		}
+		struct sql_param pi[] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(now),
+		                          PTEXT(r->from), PTEXT(r->stanza) };
+		if (sql_q_exec(t, sql_offline_insert, pi, ARRAY_SIZE(pi), NULL) < 0)
+			goto fail;
+		if (queued >= 0)
+			queued++;
+		r->base.res = STORAGE_OK;
+	}
+	if (t->ss->test_fail_batches)
+		goto fail;
+	if (sql_q_commit(t) < 0)
+		goto fail;
+	return true;
+fail:
+	t->ss->drv->rollback(t->conn);
+	return false;
 }
 
 static enum storage_result op_offline_get(void *conn, struct offline_get_job *r)
@@ -113,6 +170,7 @@ static enum storage_result op_offline_count(void *conn, struct offline_count_job
 
 const struct offline_store_vfuncs sql_offline_vfuncs = {
 	.store = op_offline_store,
+	.store_batch = op_offline_store_batch,
 	.get = op_offline_get,
 	.delete_upto = op_offline_delete,
 	.count = op_offline_count,

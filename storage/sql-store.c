@@ -472,8 +472,12 @@ static void sql_run_batch(struct storage *st, struct storage_req **reqs, size_t 
 	failed_sql = NULL;
 	bool done = reqs[0]->op->batch(reqs, n, t);
 	t->last_used = mono_now();
-	if (done)
+	if (done) {
+		pthread_mutex_lock(&t->ss->lock);
+		t->ss->batched += n;
+		pthread_mutex_unlock(&t->ss->lock);
 		return;
+	}
 	for (size_t i = 0; i < n; i++)
 		sql_run(st, reqs[i], t);
 }
@@ -638,6 +642,23 @@ void storage_sql_test_set_upsert(struct storage *st, int style)
 {
 	assert(st->v == &storage_sql_vfuncs);
 	((struct sql_storage *)st)->upsert = (enum sql_upsert)style;
+}
+
+/* Test hooks (storage-private.h). */
+unsigned long storage_sql_test_batched(struct storage *st)
+{
+	assert(st->v == &storage_sql_vfuncs);
+	struct sql_storage *ss = (struct sql_storage *)st;
+	pthread_mutex_lock(&ss->lock);
+	unsigned long n = ss->batched;
+	pthread_mutex_unlock(&ss->lock);
+	return n;
+}
+
+void storage_sql_test_fail_batches(struct storage *st, bool fail)
+{
+	assert(st->v == &storage_sql_vfuncs);
+	((struct sql_storage *)st)->test_fail_batches = fail;
 }
 
 const struct storage_vfuncs storage_sql_vfuncs = {

@@ -34,6 +34,9 @@ struct sql_storage {
 	unsigned suppressed;            /* lines not written since */
 	unsigned nconns;                /* connections open now */
 	char *last_error;               /* of the last failed attempt (malloc'd) */
+	unsigned long batched;          /* jobs done in batches of two or more */
+
+	bool test_fail_batches;         /* tests: every batch fails before its commit */
 };
 
 /* One per worker thread: the conn the areas' operations get. */

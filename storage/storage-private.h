@@ -159,5 +159,10 @@ extern const struct storage_vfuncs storage_sql_vfuncs;
 /* Tests only: make the SQL store write upserts in another style (an enum
  * sql_upsert of sql.h) so every dialect's statements run against sqlite. */
 void storage_sql_test_set_upsert(struct storage *st, int style);
+/* Tests only: how many jobs the SQL store did in batches (group commit);
+ * make every batch fail before its commit (set before the jobs are
+ * submitted: the workers read it unlocked). */
+unsigned long storage_sql_test_batched(struct storage *st);
+void storage_sql_test_fail_batches(struct storage *st, bool fail);
 
 #endif
