@@ -27,15 +27,6 @@
  *   STORAGE_TEMPFAIL, never NOT_FOUND; a duplicate key on create is EXISTS.
  */
 #include "storage/sql-store.h"
-#include "storage/account-store.h"
-#include "storage/roster-store.h"
-#include "storage/offline-store.h"
-#include "storage/vcard-store.h"
-#include "storage/private-store.h"
-#include "storage/privacy-store.h"
-#include "storage/last-store.h"
-#include "storage/srg-store.h"
-#include "storage/search-store.h"
 #include "lib/log.h"
 #include "lib/worker.h"
 
