@@ -4,8 +4,9 @@
  * dialect differences are in the drivers' struct sql_dialect).  This file
  * holds what the areas share: opening and closing the store, the worker
  * connections (made on their thread, checked when idle, remade when the
- * driver says they broke), outage detection with backoff, running a job or
- * a batch of jobs on a connection, and the statement helpers.  The SQL of
+ * driver says they broke; outages and backoff through storage-outage.c),
+ * running a job or a batch of jobs on a connection, and the statement
+ * helpers.  The SQL of
  * each area is in sql-<area>.c, the schema checks and `parleyctl db` in
  * sql-schema.c.
  *
@@ -18,8 +19,8 @@
  *
  * Invariants:
  * - worker code reads only its job and the store's immutable settings
- *   (driver, configuration copy, description); the outage state is under
- *   the store's lock;
+ *   (driver, configuration copy, description); the outage state
+ *   (storage-outage.c) has its own lock;
  * - while the database is down, only one worker at a time tries to
  *   connect, not before the backoff has passed; the others' jobs fail at
  *   once with STORAGE_TEMPFAIL (logged at most once a second);
@@ -31,6 +32,7 @@
 #include "lib/worker.h"
 
 #include <assert.h>
+#include <stdatomic.h>
 #include <time.h>
 
 static const struct sql_driver_vfuncs *const sql_drivers[] = {
@@ -52,9 +54,6 @@ static const char *const sql_driver_names[] = { "sqlite", "pgsql", "mysql", "odb
  * it is used again: a server restart or a firewall that dropped the idle
  * TCP connection is found before a user's request runs on it. */
 #define SQL_IDLE_CHECK 30.0
-/* Reconnection attempts after a failure: the first at once, then after
- * 1 s, 2 s, 4 s, ... up to this. */
-#define SQL_BACKOFF_MAX 30.0
 
 const struct sql_driver_vfuncs *sql_driver_find(const char *name)
 {
@@ -307,34 +306,6 @@ int sql_q_text(struct sql_thread *t, struct pool *pool, const char *sql,
 
 /* ---- connections and running jobs (worker threads) --------------------------- */
 
-/* A job of r could not get a connection: say so, at most once a second
- * per store (the count of the lines left out follows). */
-static void log_outage(struct sql_thread *t, const struct storage_req *r, double now,
-                       const char *why)
-{
-	struct sql_storage *ss = t->ss;
-	pthread_mutex_lock(&ss->lock);
-	bool say = now - ss->last_outage_log >= 1.0;
-	unsigned more = ss->suppressed;
-	if (say) {
-		ss->last_outage_log = now;
-		ss->suppressed = 0;
-	} else {
-		ss->suppressed++;
-	}
-	double since = now - ss->down_since;
-	double next = ss->retry_at - now;
-	pthread_mutex_unlock(&ss->lock);
-	if (!say)
-		return;
-	char extra[64] = "";
-	if (more > 0)
-		snprintf(extra, sizeof(extra), " (and %u more since the last line)", more);
-	log_warning("storage %s: %s %s@%s failed at once: %s (down for %.0f s, next connection "
-	            "attempt in %.1f s)%s", ss->base.description, r->op->name,
-	            r->user != NULL ? r->user : "", r->host, why, since, next > 0 ? next : 0, extra);
-}
-
 /* Give t a working connection.  While the database is down only one worker
  * at a time tries, and not before the backoff has passed; the others fail
  * at once.  A new connection's schema version is checked. */
@@ -349,25 +320,15 @@ static bool thread_connect(struct sql_thread *t, const struct storage_req *r)
 		           ss->base.description, t->index, d->error_message(t->conn));
 		d->disconnect(t->conn);
 		t->conn = NULL;
-		pthread_mutex_lock(&ss->lock);
-		ss->nconns--;
-		pthread_mutex_unlock(&ss->lock);
+		storage_outage_disconnected(&ss->outage);
 	}
 	if (t->conn != NULL) {
 		t->last_used = now;
 		return true;
 	}
 
-	pthread_mutex_lock(&ss->lock);
-	if (ss->down && (ss->connecting || now < ss->retry_at)) {
-		pthread_mutex_unlock(&ss->lock);
-		if (r != NULL)
-			log_outage(t, r, now, "the database is unreachable");
+	if (!storage_outage_may_connect(&ss->outage, r))
 		return false;
-	}
-	ss->connecting = true;
-	pthread_mutex_unlock(&ss->lock);
-
 	char *err = NULL;
 	struct sql_conn *c = d->connect(&ss->cfg, &err);
 	if (c != NULL && sql_schema_check(d, c, ss->base.description, &err) < 0) {
@@ -375,44 +336,12 @@ static bool thread_connect(struct sql_thread *t, const struct storage_req *r)
 		c = NULL;
 	}
 	now = mono_now();
-	pthread_mutex_lock(&ss->lock);
-	ss->connecting = false;
 	if (c == NULL) {
-		bool first = !ss->down;
-		if (first) {
-			ss->down = true;
-			ss->down_since = now;
-			ss->backoff = 1.0;
-		} else {
-			ss->backoff = ss->backoff * 2 > SQL_BACKOFF_MAX ? SQL_BACKOFF_MAX : ss->backoff * 2;
-		}
-		ss->retry_at = now + ss->backoff;
-		free(ss->last_error);
-		ss->last_error = xstrdup(err != NULL ? err : "unknown error");
-		double wait = ss->backoff;
-		double since = now - ss->down_since;
-		pthread_mutex_unlock(&ss->lock);
-		if (first)
-			log_error("storage %s: cannot connect: %s; the hosts on this store are degraded "
-			          "(their storage requests fail with a temporary error) until it comes back; "
-			          "next attempt in %.0f s", ss->base.description,
-			          err != NULL ? err : "unknown error", wait);
-		else
-			log_warning("storage %s: still cannot connect (down for %.0f s): %s; next attempt "
-			            "in %.0f s", ss->base.description, since,
-			            err != NULL ? err : "unknown error", wait);
+		storage_outage_failed(&ss->outage, err);
 		free(err);
 		return false;
 	}
-	bool was_down = ss->down;
-	double since = now - ss->down_since;
-	ss->down = false;
-	ss->backoff = 0;
-	ss->nconns++;
-	pthread_mutex_unlock(&ss->lock);
-	if (was_down)
-		log_notice("storage %s: connected again (worker %u) after %.0f s; the hosts on this "
-		           "store work again", ss->base.description, t->index, since);
+	storage_outage_connected(&ss->outage, t->index);
 	t->conn = c;
 	t->last_used = now;
 	return true;
@@ -439,9 +368,7 @@ static void sql_run(struct storage *st, struct storage_req *req, void *thread_st
 		            st->description, t->index, d->error_message(t->conn));
 		d->disconnect(t->conn);
 		t->conn = NULL;
-		pthread_mutex_lock(&t->ss->lock);
-		t->ss->nconns--;
-		pthread_mutex_unlock(&t->ss->lock);
+		storage_outage_disconnected(&t->ss->outage);
 		if (attempt > 0)
 			return;
 	}
@@ -464,9 +391,7 @@ static void sql_run_batch(struct storage *st, struct storage_req **reqs, size_t 
 	bool done = reqs[0]->op->batch(reqs, n, t);
 	t->last_used = mono_now();
 	if (done) {
-		pthread_mutex_lock(&t->ss->lock);
-		t->ss->batched += n;
-		pthread_mutex_unlock(&t->ss->lock);
+		atomic_fetch_add(&t->ss->batched, n);
 		return;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -487,9 +412,7 @@ static void sql_thread_deinit(void *group_ctx, void *state)
 	struct sql_thread *t = state;
 	if (t->conn != NULL) {
 		t->ss->drv->disconnect(t->conn);
-		pthread_mutex_lock(&t->ss->lock);
-		t->ss->nconns--;
-		pthread_mutex_unlock(&t->ss->lock);
+		storage_outage_disconnected(&t->ss->outage);
 	}
 	free(t);
 }
@@ -544,13 +467,9 @@ static int sql_open(struct ev_loop *loop, const struct storage_config *cfg, stru
 
 	struct sql_storage *ss = xcalloc(1, sizeof(*ss));
 	storage_base_init(&ss->base, &storage_sql_vfuncs, loop, desc);
-	pthread_mutex_init(&ss->lock, NULL);
+	storage_outage_init(&ss->outage, ss->base.description, "database");
 	if (down) {
-		ss->down = true;
-		ss->down_since = mono_now();
-		ss->retry_at = ss->down_since;      /* the first worker tries at once */
-		ss->backoff = 1.0;
-		ss->last_error = err;
+		storage_outage_start_down(&ss->outage, err);
 		err = NULL;
 	}
 	ss->drv = d;
@@ -605,8 +524,7 @@ static void sql_close(struct storage *st)
 	free(ss->cfg.password);
 	free(ss->cfg.password_file);
 	free(ss->cfg.dialect);
-	free(ss->last_error);
-	pthread_mutex_destroy(&ss->lock);
+	storage_outage_deinit(&ss->outage);
 	free(ss);
 }
 
@@ -614,16 +532,7 @@ static void sql_close(struct storage *st)
 static void sql_status(struct storage *st, struct buf *out)
 {
 	struct sql_storage *ss = (struct sql_storage *)st;
-	pthread_mutex_lock(&ss->lock);
-	double now = mono_now();
-	if (ss->down)
-		buf_printf(out, "DOWN for %.0f s (%s); next connection attempt in %.1f s; %u of %u "
-		           "connections open", now - ss->down_since,
-		           ss->last_error != NULL ? ss->last_error : "?",
-		           ss->retry_at > now ? ss->retry_at - now : 0.0, ss->nconns, ss->cfg.pool_size);
-	else
-		buf_printf(out, "up: %u of %u connections open", ss->nconns, ss->cfg.pool_size);
-	pthread_mutex_unlock(&ss->lock);
+	storage_outage_status(&ss->outage, ss->cfg.pool_size, out);
 	if (ss->base.workers != NULL)
 		buf_printf(out, ", %u jobs queued or running", worker_group_pending(ss->base.workers));
 }
@@ -640,10 +549,7 @@ unsigned long storage_sql_test_batched(struct storage *st)
 {
 	assert(st->v == &storage_sql_vfuncs);
 	struct sql_storage *ss = (struct sql_storage *)st;
-	pthread_mutex_lock(&ss->lock);
-	unsigned long n = ss->batched;
-	pthread_mutex_unlock(&ss->lock);
-	return n;
+	return atomic_load(&ss->batched);
 }
 
 void storage_sql_test_fail_batches(struct storage *st, bool fail)

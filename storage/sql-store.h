@@ -13,7 +13,6 @@
 #include "storage/storage-private.h"
 #include "storage/sql.h"
 
-#include <pthread.h>
 
 struct sql_storage {
 	struct storage base;
@@ -21,20 +20,8 @@ struct sql_storage {
 	struct storage_config cfg;      /* copy; immutable after open */
 	enum sql_upsert upsert;         /* the dialect's, or a test's choice */
 
-	/* The database's state as the workers see it (guarded by lock): while
-	 * it is down, jobs of workers without a connection fail at once, and
-	 * one worker tries to connect when retry_at has passed. */
-	pthread_mutex_t lock;
-	bool down;                      /* the last connection attempt failed */
-	bool connecting;                /* a worker is trying to connect now */
-	double down_since;              /* monotonic seconds */
-	double retry_at;
-	double backoff;                 /* wait after the next failure */
-	double last_outage_log;         /* rate limit of "failing fast" lines */
-	unsigned suppressed;            /* lines not written since */
-	unsigned nconns;                /* connections open now */
-	char *last_error;               /* of the last failed attempt (malloc'd) */
-	unsigned long batched;          /* jobs done in batches of two or more */
+	struct storage_outage outage;   /* the database's, as the workers see it */
+	_Atomic unsigned long batched;  /* jobs done in batches of two or more */
 
 	bool test_fail_batches;         /* tests: every batch fails before its commit */
 };

@@ -35,6 +35,8 @@
 #include "storage/storage.h"
 #include "lib/worker.h"
 
+#include <pthread.h>
+
 struct storage_req;
 struct account_store_vfuncs;
 struct roster_store_vfuncs;
@@ -152,6 +154,41 @@ void *storage_req_new(struct storage *st, const struct storage_op *op, size_t si
                       const char *host, const char *user, void *ctx);
 /* Queue the job on its store (never runs anything inside the call). */
 struct storage_req *storage_req_submit(struct storage_req *req);
+
+/* ---- outage and backoff (storage-outage.c) -------------------------------------- */
+
+/* The server behind a store whose workers each keep a connection: while it
+ * is down, only one worker at a time tries to connect, not before the
+ * backoff has passed (1 s doubling to 30 s); the others fail their jobs at
+ * once with STORAGE_TEMPFAIL.  Any thread; the fields are under lock. */
+struct storage_outage {
+	pthread_mutex_t lock;
+	const char *description;            /* the store's, for log lines */
+	const char *server;                 /* "database", for log lines */
+	bool down;                          /* the last connection attempt failed */
+	bool connecting;                    /* a worker is trying to connect now */
+	double down_since;                  /* monotonic seconds */
+	double retry_at;
+	double backoff;                     /* wait after the next failure */
+	double last_log;                    /* rate limit of "failing fast" lines */
+	unsigned suppressed;                /* lines not written since */
+	unsigned nconns;                    /* connections open now */
+	char *last_error;                   /* of the last failed attempt (malloc'd) */
+};
+void storage_outage_init(struct storage_outage *o, const char *description, const char *server);
+/* Start degraded: the server could not be reached at open (takes error). */
+void storage_outage_start_down(struct storage_outage *o, char *error);
+void storage_outage_deinit(struct storage_outage *o);
+/* A worker without a connection: true when it may try to connect now (it
+ * then reports with _connected or _failed); false when req (if not NULL)
+ * must fail at once (logged, at most once a second per store). */
+bool storage_outage_may_connect(struct storage_outage *o, const struct storage_req *req);
+void storage_outage_connected(struct storage_outage *o, unsigned worker);
+void storage_outage_failed(struct storage_outage *o, const char *error);
+/* A connection of a worker went away (broken, idle check, closing). */
+void storage_outage_disconnected(struct storage_outage *o);
+/* "up: 2 of 4 connections open" or "DOWN for ...", for parleyctl. */
+void storage_outage_status(struct storage_outage *o, unsigned pool_size, struct buf *out);
 
 /* Backend families storage_open can choose from. */
 extern const struct storage_vfuncs storage_sql_vfuncs;
