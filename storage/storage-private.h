@@ -192,6 +192,7 @@ void storage_outage_status(struct storage_outage *o, unsigned pool_size, struct 
 
 /* Backend families storage_open can choose from. */
 extern const struct storage_vfuncs storage_sql_vfuncs;
+extern const struct storage_vfuncs storage_memory_vfuncs;   /* "memory", for tests */
 
 /* Tests only: make the SQL store write upserts in another style (an enum
  * sql_upsert of sql.h) so every dialect's statements run against sqlite. */

@@ -21,6 +21,7 @@
 
 static const struct storage_vfuncs *const storage_backends[] = {
 	&storage_sql_vfuncs,
+	&storage_memory_vfuncs,
 };
 
 const char *storage_result_str(enum storage_result r)
@@ -267,7 +268,7 @@ int storage_open(struct ev_loop *loop, const struct storage_config *cfg, struct 
 		if (v->accepts(driver))
 			return v->open(loop, cfg, st_r, error_r);
 	}
-	*error_r = xasprintf("unknown storage driver '%s' (built: sqlite)", driver);
+	*error_r = xasprintf("unknown storage driver '%s'", driver);
 	return -1;
 }
 
