@@ -46,8 +46,8 @@ struct storage_req *storage_offline_store(struct storage *st, const char *host, 
                                           unsigned max_per_user, storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && user != NULL && from_jid != NULL && stanza_xml != NULL && cb != NULL);
-	struct offline_store_job *r = storage_req_new(st, &offline_store_op, sizeof(*r), host, user,
-	                                              ctx);
+	struct offline_store_job *r;
+	r = storage_req_new(st, &offline_store_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
 	r->from = pool_strdup(r->base.pool, from_jid);
 	r->stanza = pool_strdup(r->base.pool, stanza_xml);
@@ -108,8 +108,8 @@ struct storage_req *storage_offline_delete_upto(struct storage *st, const char *
                                                 storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && user != NULL && cb != NULL);
-	struct offline_delete_upto_job *r = storage_req_new(st, &offline_delete_upto_op, sizeof(*r), host, user,
-	                                                    ctx);
+	struct offline_delete_upto_job *r;
+	r = storage_req_new(st, &offline_delete_upto_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
 	r->seq = last_seq;
 	return storage_req_submit(&r->base);
@@ -139,8 +139,8 @@ struct storage_req *storage_offline_count(struct storage *st, const char *host, 
                                           storage_count_cb *cb, void *ctx)
 {
 	assert(host != NULL && user != NULL && cb != NULL);
-	struct offline_count_job *r = storage_req_new(st, &offline_count_op, sizeof(*r), host, user,
-	                                              ctx);
+	struct offline_count_job *r;
+	r = storage_req_new(st, &offline_count_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
 	return storage_req_submit(&r->base);
 }

@@ -76,8 +76,8 @@ struct storage_req *storage_privacy_set_list(struct storage *st, const char *hos
 	assert(host != NULL && user != NULL && name != NULL && items != NULL && n > 0 && cb != NULL);
 	for (size_t i = 0; i < n; i++)
 		assert(items[i].type == PRIVACY_ALL || items[i].value != NULL);
-	struct privacy_set_list_job *r = storage_req_new(st, &privacy_set_list_op, sizeof(*r), host, user,
-	                                                 ctx);
+	struct privacy_set_list_job *r;
+	r = storage_req_new(st, &privacy_set_list_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
 	r->lname = pool_strdup(r->base.pool, name);
 	r->prv_in = pool_alloc(r->base.pool, n * sizeof(*r->prv_in));
@@ -113,8 +113,8 @@ struct storage_req *storage_privacy_remove_list(struct storage *st, const char *
                                                 storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && user != NULL && name != NULL && cb != NULL);
-	struct privacy_remove_list_job *r = storage_req_new(st, &privacy_remove_list_op, sizeof(*r), host, user,
-	                                                    ctx);
+	struct privacy_remove_list_job *r;
+	r = storage_req_new(st, &privacy_remove_list_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
 	r->lname = pool_strdup(r->base.pool, name);
 	return storage_req_submit(&r->base);
@@ -144,8 +144,8 @@ struct storage_req *storage_privacy_set_default(struct storage *st, const char *
                                                 storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && user != NULL && cb != NULL);
-	struct privacy_set_default_job *r = storage_req_new(st, &privacy_set_default_op, sizeof(*r), host, user,
-	                                                    ctx);
+	struct privacy_set_default_job *r;
+	r = storage_req_new(st, &privacy_set_default_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
 	r->lname = name != NULL ? pool_strdup(r->base.pool, name) : NULL;
 	return storage_req_submit(&r->base);
@@ -176,8 +176,8 @@ struct storage_req *storage_blocklist_get(struct storage *st, const char *host, 
                                           storage_list_cb *cb, void *ctx)
 {
 	assert(host != NULL && user != NULL && cb != NULL);
-	struct blocklist_get_job *r = storage_req_new(st, &blocklist_get_op, sizeof(*r), host, user,
-	                                              ctx);
+	struct blocklist_get_job *r;
+	r = storage_req_new(st, &blocklist_get_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
 	return storage_req_submit(&r->base);
 }
@@ -208,8 +208,8 @@ struct storage_req *storage_blocklist_add(struct storage *st, const char *host, 
 	assert(host != NULL && user != NULL && jids != NULL && n > 0 && cb != NULL);
 	for (size_t i = 0; i < n; i++)
 		assert(jids[i] != NULL);
-	struct blocklist_add_job *r = storage_req_new(st, &blocklist_add_op, sizeof(*r), host, user,
-	                                              ctx);
+	struct blocklist_add_job *r;
+	r = storage_req_new(st, &blocklist_add_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
 	r->jids = copy_jids(r->base.pool, jids, n);
 	r->njids = n;
@@ -242,8 +242,8 @@ struct storage_req *storage_blocklist_remove(struct storage *st, const char *hos
 	assert(host != NULL && user != NULL && (n == 0 || jids != NULL) && cb != NULL);
 	for (size_t i = 0; i < n; i++)
 		assert(jids[i] != NULL);
-	struct blocklist_remove_job *r = storage_req_new(st, &blocklist_remove_op, sizeof(*r), host, user,
-	                                                 ctx);
+	struct blocklist_remove_job *r;
+	r = storage_req_new(st, &blocklist_remove_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
 	r->jids = copy_jids(r->base.pool, jids, n);
 	r->njids = n;

@@ -70,8 +70,8 @@ static bool decode_key(const char *b64, unsigned char *out, size_t len)
 }
 
 /* Columns col..col+3: salt, iterations, stored key, server key. */
-static bool read_creds(struct sql_thread *t, struct account_get_job *r, struct sql_stmt *s, unsigned col,
-                       enum scram_hash h, struct scram_credentials *c)
+static bool read_creds(struct sql_thread *t, struct account_get_job *r, struct sql_stmt *s,
+                       unsigned col, enum scram_hash h, struct scram_credentials *c)
 {
 	const struct sql_driver_vfuncs *d = t->ss->drv;
 	for (unsigned i = 0; i < 4; i++)
@@ -85,7 +85,8 @@ static bool read_creds(struct sql_thread *t, struct account_get_job *r, struct s
 	    !decode_key(stored, c->stored_key, scram_hash_len(h)) ||
 	    !decode_key(server, c->server_key, scram_hash_len(h))) {
 		log_error("storage %s: %s@%s: the SCRAM-%s credentials in the database are malformed; "
-		          "ignoring them", t->ss->base.description, r->base.user, r->base.host, scram_hash_name(h));
+		          "ignoring them", t->ss->base.description, r->base.user, r->base.host,
+		          scram_hash_name(h));
 		explicit_bzero(c, sizeof(*c));
 		return false;
 	}

@@ -154,7 +154,9 @@ static enum storage_result op_offline_delete(void *conn, struct offline_delete_u
 {
 	struct sql_thread *t = conn;
 	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(r->seq) };
-	return sql_q_exec(t, sql_offline_delete, p, ARRAY_SIZE(p), NULL) < 0 ? sql_q_fail(t, &r->base) : STORAGE_OK;
+	if (sql_q_exec(t, sql_offline_delete, p, ARRAY_SIZE(p), NULL) < 0)
+		return sql_q_fail(t, &r->base);
+	return STORAGE_OK;
 }
 
 static enum storage_result op_offline_count(void *conn, struct offline_count_job *r)

@@ -165,8 +165,8 @@ struct storage_req *storage_srg_member_add(struct storage *st, const char *host,
                                            storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && group != NULL && member != NULL && cb != NULL);
-	struct srg_member_add_job *r = storage_req_new(st, &srg_member_add_op, sizeof(*r), host, NULL,
-	                                               ctx);
+	struct srg_member_add_job *r;
+	r = storage_req_new(st, &srg_member_add_op, sizeof(*r), host, NULL, ctx);
 	r->cb = cb;
 	r->name = pool_strdup(r->base.pool, group);
 	r->member = pool_strdup(r->base.pool, member);
@@ -197,8 +197,8 @@ struct storage_req *storage_srg_member_remove(struct storage *st, const char *ho
                                               storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && group != NULL && member != NULL && cb != NULL);
-	struct srg_member_remove_job *r = storage_req_new(st, &srg_member_remove_op, sizeof(*r), host, NULL,
-	                                                  ctx);
+	struct srg_member_remove_job *r;
+	r = storage_req_new(st, &srg_member_remove_op, sizeof(*r), host, NULL, ctx);
 	r->cb = cb;
 	r->name = pool_strdup(r->base.pool, group);
 	r->member = pool_strdup(r->base.pool, member);
@@ -230,8 +230,8 @@ struct storage_req *storage_srg_user_groups(struct storage *st, const char *host
                                             const char *bare_jid, storage_list_cb *cb, void *ctx)
 {
 	assert(host != NULL && bare_jid != NULL && cb != NULL);
-	struct srg_user_groups_job *r = storage_req_new(st, &srg_user_groups_op, sizeof(*r), host, NULL,
-	                                                ctx);
+	struct srg_user_groups_job *r;
+	r = storage_req_new(st, &srg_user_groups_op, sizeof(*r), host, NULL, ctx);
 	r->cb = cb;
 	r->member = pool_strdup(r->base.pool, bare_jid);
 	return storage_req_submit(&r->base);
