@@ -8,8 +8,9 @@
  * implements the public functions of storage.h for that area: it copies the
  * arguments into a new job and hands it to storage_req_submit, and, when
  * the job is finished, calls the caller's callback with the job's results.
- * A backend (the SQL store, later a memory store or LDAP read-only stores)
- * fills in the vfuncs of the areas it serves and says where the work runs.
+ * A backend (the SQL store, the memory store; later LDAP read-only stores)
+ * fills in the vfuncs of every area (struct storage) and says where the
+ * work runs.
  *
  * Threads: a job is created, submitted, cancelled, finished and freed on the
  * loop thread.  Its operation's work (the area vfunc) runs on a thread of the
