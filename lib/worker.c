@@ -18,6 +18,10 @@
  * - a deadline is checked both by the loop (a timer set to the earliest
  *   deadline, so a thread stuck on a dead server does not hold back the
  *   expiry of the jobs behind it) and by the thread when it takes the job;
+ * - a batch is a run of consecutive jobs of one thread's queue with the same
+ *   batch function and key; the thread takes them all at once (so none of
+ *   them can be cancelled or expire while it works) and hands them to the
+ *   done list together, in order;
  * - the group keeps the loop alive only while it has jobs whose done has not
  *   run (ev_ref/ev_unref around the async watcher).
  */
@@ -36,6 +40,8 @@ struct worker_job {
 	struct worker_group *g;
 	struct worker_job *prev, *next;   /* thread queue or done list */
 	worker_work_fn *work;
+	worker_batch_fn *batch;           /* NULL: never batched */
+	const void *batch_key;
 	worker_done_fn *done;
 	void *arg;
 	double deadline;                  /* monotonic seconds; 0: none */
@@ -136,18 +142,43 @@ static void *thread_main(void *arg)
 			break;          /* stopping and nothing left */
 		g->queued--;
 		j->state = JOB_RUNNING;
+		/* The jobs right behind it that can share its batch. */
+		struct worker_job *batch[WORKER_BATCH_MAX];
+		size_t n = 1;
+		batch[0] = j;
+		double now = mono_now();
+		bool expired = j->deadline > 0 && now >= j->deadline;
+		while (j->batch != NULL && !expired && n < WORKER_BATCH_MAX) {
+			struct worker_job *nx = t->queue.head;
+			if (nx == NULL || nx->batch != j->batch || nx->batch_key != j->batch_key ||
+			    (nx->deadline > 0 && now >= nx->deadline))
+				break;
+			list_remove(&t->queue, nx);
+			g->queued--;
+			nx->state = JOB_RUNNING;
+			batch[n++] = nx;
+		}
 		pthread_mutex_unlock(&g->mutex);
 
-		if (j->deadline > 0 && mono_now() >= j->deadline) {
+		if (expired) {
 			j->status = WORKER_EXPIRED;
-		} else {
+		} else if (n == 1) {
 			j->work(j->arg, state);
 			j->status = WORKER_DONE;
+		} else {
+			void *args[WORKER_BATCH_MAX];
+			for (size_t i = 0; i < n; i++)
+				args[i] = batch[i]->arg;
+			j->batch(args, n, state);
+			for (size_t i = 0; i < n; i++)
+				batch[i]->status = WORKER_DONE;
 		}
 
 		pthread_mutex_lock(&g->mutex);
-		j->state = JOB_FINISHED;
-		list_push(&g->done, j);
+		for (size_t i = 0; i < n; i++) {
+			batch[i]->state = JOB_FINISHED;
+			list_push(&g->done, batch[i]);
+		}
 		pthread_mutex_unlock(&g->mutex);
 		ev_async_send(g->loop, &g->async);
 		pthread_mutex_lock(&g->mutex);
@@ -325,8 +356,10 @@ void worker_group_free(struct worker_group **gp)
 	free(g);
 }
 
-struct worker_job *worker_submit(struct worker_group *g, uint32_t shard, worker_work_fn *work,
-                                 worker_done_fn *done, void *arg, double timeout)
+struct worker_job *worker_submit_batch(struct worker_group *g, uint32_t shard,
+                                       worker_work_fn *work, worker_batch_fn *batch,
+                                       const void *key, worker_done_fn *done, void *arg,
+                                       double timeout)
 {
 	assert(work != NULL && done != NULL);
 	if (g->freeing)
@@ -334,6 +367,8 @@ struct worker_job *worker_submit(struct worker_group *g, uint32_t shard, worker_
 	struct worker_job *j = xcalloc(1, sizeof(*j));
 	j->g = g;
 	j->work = work;
+	j->batch = batch;
+	j->batch_key = key;
 	j->done = done;
 	j->arg = arg;
 	j->thread = shard % g->nthreads;
@@ -356,6 +391,12 @@ struct worker_job *worker_submit(struct worker_group *g, uint32_t shard, worker_
 		ev_ref(g->loop);
 	expire_timer_arm(g, j->deadline);
 	return j;
+}
+
+struct worker_job *worker_submit(struct worker_group *g, uint32_t shard, worker_work_fn *work,
+                                 worker_done_fn *done, void *arg, double timeout)
+{
+	return worker_submit_batch(g, shard, work, NULL, NULL, done, arg, timeout);
 }
 
 void worker_cancel(struct worker_job *j)

@@ -19,6 +19,9 @@ struct worker_job;
 
 /* Runs on the worker thread; thread_state is what thread_init returned. */
 typedef void worker_work_fn(void *job, void *thread_state);
+/* Runs on the worker thread for several jobs at once (see
+ * worker_submit_batch): jobs[0..n-1] in submission order. */
+typedef void worker_batch_fn(void **jobs, size_t n, void *thread_state);
 /* Runs on the loop thread.  status: WORKER_DONE after work ran,
  * WORKER_EXPIRED when the deadline passed before a thread took the job (work
  * did not run), WORKER_CANCELLED after worker_cancel (work may or may not
@@ -39,6 +42,15 @@ void worker_group_free(struct worker_group **g);
  * job expires if not started (0: no deadline). */
 struct worker_job *worker_submit(struct worker_group *g, uint32_t shard, worker_work_fn *work,
                                  worker_done_fn *done, void *job, double timeout);
+/* The same, for a job that may share one call of batch with the jobs
+ * queued right behind it on its thread that have the same batch function
+ * and key (at most WORKER_BATCH_MAX of them, none expired).  Each job still
+ * gets its own done call, in submission order, after batch returned. */
+#define WORKER_BATCH_MAX 64
+struct worker_job *worker_submit_batch(struct worker_group *g, uint32_t shard,
+                                       worker_work_fn *work, worker_batch_fn *batch,
+                                       const void *key, worker_done_fn *done, void *job,
+                                       double timeout);
 /* Cancel: done will be called with WORKER_CANCELLED (from the loop, later),
  * even if the work already ran; the caller's context must stay valid or done
  * must not dereference it.  The handle is invalid after done has run. */

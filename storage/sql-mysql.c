@@ -4,7 +4,7 @@
  * with MariaDB (10.3 and later) and MySQL (8.0 and later).
  *
  * Threads: each connection belongs to one worker thread (Connector/C
- * handles are not shared); storage-sql.c also uses one on the loop thread
+ * handles are not shared); sql-store.c also uses one on the loop thread
  * at start-up, before the loop runs.  mysql_library_init runs once, before
  * the first connection, under pthread_once.
  *
@@ -33,7 +33,7 @@
  *   each other.  One user's jobs run on one worker, in order, so nothing
  *   Parley does depends on a snapshot older than the statement;
  * - no automatic reconnection by the library: a lost connection is
- *   reported (is_broken) and storage-sql.c makes a new one, so a
+ *   reported (is_broken) and sql-store.c makes a new one, so a
  *   transaction is never silently cut in two.
  * Prepared statements are cached per connection by their SQL text; results
  * are buffered on the client (mysql_stmt_store_result) so that a statement

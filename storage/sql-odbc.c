@@ -5,7 +5,7 @@
  * Microsoft SQL Server (sql/mssql.sql).
  *
  * Threads: each connection (with its own environment handle) belongs to
- * one worker thread; storage-sql.c also uses one on the loop thread at
+ * one worker thread; sql-store.c also uses one on the loop thread at
  * start-up, before the loop runs.  unixODBC and the drivers are used with
  * one thread per connection only.
  *

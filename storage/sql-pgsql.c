@@ -2,11 +2,11 @@
  * The PostgreSQL driver of sql.h, over libpq's blocking API.
  *
  * Threads: a connection belongs to one worker thread (libpq connections
- * are not shared between threads); at start-up storage-sql.c and parleyctl
+ * are not shared between threads); at start-up sql-store.c and parleyctl
  * also use one connection on the calling thread before any worker runs.
  *
  * How the interface maps onto libpq:
- * - storage-sql.c writes '?' placeholders; prepare() rewrites them to $1,
+ * - the SQL store writes '?' placeholders; prepare() rewrites them to $1,
  *   $2, ... (the SQL we get never has a '?' inside a literal) and prepares
  *   the statement once per connection under a generated name ("p1", ...);
  *   the cache is keyed by the original text;
@@ -38,7 +38,7 @@
 struct pgsql_stmt {
 	struct pgsql_stmt *next;
 	struct pgsql_conn *conn;
-	char *sql;                  /* the text storage-sql.c gave (cache key) */
+	char *sql;                  /* the text the store gave (cache key) */
 	char name[16];              /* the server-side prepared statement */
 	unsigned nparams;
 	char **values;              /* bound parameters (malloc'd), nparams of them */

@@ -3,7 +3,7 @@
  *
  * Threads: each connection belongs to one worker thread (opened with
  * SQLITE_OPEN_NOMUTEX: SQLite does no locking of its own for it); at
- * start-up storage-sql.c also uses one connection on the loop thread before
+ * start-up sql-store.c also uses one connection on the loop thread before
  * the loop runs.  Several connections (one per worker) share the file
  * through SQLite's file locks.
  *

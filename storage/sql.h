@@ -1,11 +1,11 @@
 /*
- * The small SQL driver interface under storage-sql.c.  A driver is plain
+ * The small SQL driver interface under sql-store.c.  A driver is plain
  * blocking code: every function runs on the worker thread that owns the
  * connection (one connection per worker thread; a connection is never used
  * by two threads), except connect/exec/disconnect at start-up which
- * storage-sql.c also calls on the loop thread before the loop runs.
+ * sql-store.c also calls on the loop thread before the loop runs.
  *
- * The SQL text storage-sql.c hands to prepare() is written once for every
+ * The SQL text the store (sql-*.c) hands to prepare() is written once for every
  * database: '?' placeholders (a driver whose library wants $1, $2, ...
  * rewrites them; there is never a '?' inside a literal), no identifier
  * quoting, integers for flags (0/1), text for everything else.  What really
@@ -24,7 +24,7 @@
  * sr_members); 7: vcard_search. */
 #define SQL_SCHEMA_VERSION 7
 
-/* Class of the last error on a connection: what storage-sql.c may do next. */
+/* Class of the last error on a connection: what sql-store.c may do next. */
 enum sql_error {
 	SQL_ERR_NONE,
 	SQL_ERR_TEMPORARY,   /* connection lost, busy/locked, timeout, disk full: try later */

@@ -1,227 +1,118 @@
 /*
- * What a storage backend implements and the base objects it embeds.  Only
- * storage.c and the backends (storage-sql.c, later a memory store for tests,
- * LDAP read-only stores) include this.  Everything here runs on the loop
- * thread.
+ * What a storage backend implements, and the job machinery every backend
+ * shares.  Only storage/ and its tests include this.
  *
- * A backend allocates its own request object with struct storage_req as its
- * first member, fills it with storage_req_init() and sets the callback, and
- * answers exactly once
- * through storage_req_reply() from the loop (never inside the call that
- * created the request), unless the request was cancelled.  When it knows the
- * answer at once (queue full, closing), it calls storage_req_fail_later():
- * storage.c delivers it from the loop and then calls vfuncs.req_free.
+ * Shape: each feature area (accounts, roster, offline, ...) has a header
+ * storage/<area>-store.h with one job struct per operation and a struct
+ * <area>_store_vfuncs of typed operations; its front, storage/<area>-store.c,
+ * implements the public functions of storage.h for that area: it copies the
+ * arguments into a new job and hands it to storage_req_submit, and, when
+ * the job is finished, calls the caller's callback with the job's results.
+ * A backend (the SQL store, the memory store; later LDAP read-only stores)
+ * fills in the vfuncs of every area (struct storage) and says where the
+ * work runs.
+ *
+ * Threads: a job is created, submitted, cancelled, finished and freed on the
+ * loop thread.  Its operation's work (the area vfunc) runs on a thread of the
+ * store's worker group when the store has one (then it reads only the job
+ * and the store's immutable settings), otherwise on the loop thread from the
+ * loop, later.
+ *
+ * Invariants (kept by storage.c):
+ * - a job's callback runs at most once, from the loop, never inside the call
+ *   that created the job and never after storage_cancel;
+ * - jobs of one host+user run in the order they were submitted (one worker
+ *   per host+user);
+ * - every job has a deadline (storage.timeout): a job no worker took in time
+ *   fails with STORAGE_TEMPFAIL;
+ * - a job that cannot be queued (queue full, store closing) fails with
+ *   STORAGE_TEMPFAIL from the loop later (the fail-later list);
+ * - results are reported only with STORAGE_OK: for any other result the
+ *   callback gets NULL / empty results whatever the work left in the job.
  */
 #ifndef PARLEY_STORAGE_PRIVATE_H
 #define PARLEY_STORAGE_PRIVATE_H
 
 #include "storage/storage.h"
+#include "lib/worker.h"
 
-enum storage_op {
-	STORAGE_OP_ACCOUNT_GET,
-	STORAGE_OP_ACCOUNT_CREATE,
-	STORAGE_OP_ACCOUNT_UPDATE,
-	STORAGE_OP_ACCOUNT_REMOVE,
-	STORAGE_OP_ACCOUNT_LIST,
-	STORAGE_OP_ACCOUNT_COUNT,
-	STORAGE_OP_ROSTER_GET,
-	STORAGE_OP_ROSTER_SET,
-	STORAGE_OP_ROSTER_REMOVE,
-	STORAGE_OP_OFFLINE_STORE,
-	STORAGE_OP_OFFLINE_GET,
-	STORAGE_OP_OFFLINE_DELETE,
-	STORAGE_OP_OFFLINE_COUNT,
-	STORAGE_OP_VCARD_GET,
-	STORAGE_OP_VCARD_SET,
-	STORAGE_OP_PRIVATE_GET,
-	STORAGE_OP_PRIVATE_SET,
-	STORAGE_OP_LAST_GET,
-	STORAGE_OP_LAST_SET,
-	STORAGE_OP_BLOCKLIST_GET,
-	STORAGE_OP_BLOCKLIST_ADD,
-	STORAGE_OP_BLOCKLIST_REMOVE,
-	STORAGE_OP_PRIVACY_GET,
-	STORAGE_OP_PRIVACY_SET_LIST,
-	STORAGE_OP_PRIVACY_REMOVE_LIST,
-	STORAGE_OP_PRIVACY_SET_DEFAULT,
-	STORAGE_OP_SRG_LIST,
-	STORAGE_OP_SRG_GET,
-	STORAGE_OP_SRG_CREATE,
-	STORAGE_OP_SRG_DELETE,
-	STORAGE_OP_SRG_MEMBER_ADD,
-	STORAGE_OP_SRG_MEMBER_REMOVE,
-	STORAGE_OP_SRG_USER_GROUPS,
-	STORAGE_OP_PRIVATE_LIST,
-	STORAGE_OP_VCARD_SEARCH,
-	STORAGE_OP_VCARD_REINDEX,
+#include <pthread.h>
+
+struct storage_req;
+struct account_store_vfuncs;
+struct roster_store_vfuncs;
+struct offline_store_vfuncs;
+struct vcard_store_vfuncs;
+struct private_store_vfuncs;
+struct privacy_store_vfuncs;
+struct last_store_vfuncs;
+struct srg_store_vfuncs;
+struct search_store_vfuncs;
+
+/* Work of one job: calls the area vfunc with the backend's per-thread state
+ * (conn) and sets req->res.  Worker thread (or loop, for a store without
+ * workers). */
+typedef void storage_work_fn(struct storage_req *req, void *conn);
+/* Work of n consecutive jobs of the same operation at once (group commit).
+ * Returns false when it could not do them together and did none of them
+ * (nothing committed): the store then runs each alone. */
+typedef bool storage_batch_fn(struct storage_req **reqs, size_t n, void *conn);
+/* Call the caller's callback with req->res and, when STORAGE_OK, the job's
+ * results.  Loop thread. */
+typedef void storage_reply_fn(struct storage_req *req);
+/* Wipe what must not stay in memory (passwords) before the job is freed. */
+typedef void storage_clear_fn(struct storage_req *req);
+
+/* One operation: its name (for logs) and what the front does with its jobs. */
+struct storage_op {
+	const char *name;                   /* "roster_get" */
+	storage_work_fn *work;
+	storage_batch_fn *batch;            /* NULL: never batched */
+	storage_reply_fn *reply;
+	storage_clear_fn *clear;            /* optional */
 };
-const char *storage_op_name(enum storage_op op);   /* "account_get", ... */
 
+/* The base of every job struct (first member).  Also the handle the public
+ * functions return. */
 struct storage_req {
 	struct storage *st;
-	enum storage_op op;
-	union {
-		storage_done_cb *done;          /* create, update, remove, roster set/remove,
-		                                 * offline store/delete, vcard/private/
-		                                 * last set, blocklist add/remove,
-		                                 * privacy set/remove/default */
-		storage_account_cb *account;    /* account_get */
-		storage_list_cb *list;          /* account_list, blocklist_get */
-		storage_count_cb *count;        /* account_count, offline_count */
-		storage_roster_cb *roster;      /* roster_get */
-		storage_offline_cb *offline;    /* offline_get */
-		storage_text_cb *text;          /* vcard_get, private_get */
-		storage_last_cb *last;          /* last_get */
-		storage_privacy_cb *privacy;    /* privacy_get */
-		storage_srg_cb *srg;            /* srg_get */
-		storage_private_list_cb *private_list;   /* private_list */
-		storage_vcard_search_cb *search; /* vcard_search */
-	} cb;
+	const struct storage_op *op;
 	void *ctx;
+	struct pool *pool;                  /* copies of inputs, results */
+	const char *host;                   /* copy in pool */
+	const char *user;                   /* copy in pool; NULL for host-wide ops */
+	enum storage_result res;            /* set by work */
 	bool cancelled;                     /* storage_cancel was called */
-	bool deferred;                      /* on the storage's fail-later list */
-	enum storage_result deferred_res;
+	bool deferred;                      /* on the fail-later or loop-run list */
+	bool to_run;                        /* on that list to run (no workers) */
 	struct storage_req *defer_next;
-};
-
-/* What a finished operation hands to its callback.  The pointers stay valid
- * during the callback only; for res != STORAGE_OK the callback gets NULL /
- * empty results whatever the backend left here. */
-struct storage_reply {
-	enum storage_result res;
-	const struct storage_account *account;   /* account_get */
-	const struct strlist *names;             /* account_list, blocklist_get */
-	uint64_t count;                          /* account_count, offline_count */
-	const struct roster_item *items;         /* roster_get */
-	size_t nitems;
-	uint64_t version;
-	const struct offline_message *messages;  /* offline_get */
-	size_t nmessages;
-	const char *text;                        /* vcard_get, private_get */
-	const struct last_activity *last;        /* last_get */
-	const struct privacy_list *lists;        /* privacy_get */
-	size_t nlists;
-	const char *default_name;
-	const struct srg_group *groups;          /* srg_get */
-	size_t ngroups;
-	const struct private_item *pitems;       /* private_list */
-	size_t npitems;
-	const struct vcard_entry *entries;       /* vcard_search */
-	size_t nentries;
-	bool more;
+	struct worker_job *wj;              /* while on the store's worker group */
 };
 
 struct storage_vfuncs {
-	const char *name;                        /* "sql" */
+	const char *name;                   /* "sql" */
 	/* Whether this backend family serves storage_config.driver. */
 	bool (*accepts)(const char *driver);
 	/* Open synchronously (start-up: the loop is not running yet).  On success
 	 * *st_r is a backend object embedding struct storage, initialised with
-	 * storage_base_init.  On failure -1 with a malloc'd *error_r. */
+	 * storage_base_init, its area vfuncs set.  On failure -1 with a malloc'd
+	 * *error_r. */
 	int (*open)(struct ev_loop *loop, const struct storage_config *cfg, struct storage **st_r,
 	            char **error_r);
-	/* Finish pending work (callbacks run), then storage_base_deinit and free. */
+	/* Finish pending work (callbacks run: storage_base_deinit does it), then
+	 * free. */
 	void (*close)(struct storage *st);
 	/* Append the live state for parleyctl (connections, outage); optional. */
 	void (*status)(struct storage *st, struct buf *out);
-	/* The request was cancelled (req->cancelled is set): make sure its
-	 * callback never runs and free it when the backend is done with it.
-	 * Not called for deferred requests (storage.c frees those). */
-	void (*cancel)(struct storage_req *req);
-	/* Free a request that storage.c delivered from the fail-later list. */
-	void (*req_free)(struct storage_req *req);
-
-	/* One entry per operation of storage.h, same arguments; each returns a
-	 * request (never NULL) and answers later.  Arguments are valid only
-	 * during the call: copy them. */
-	struct storage_req *(*account_get)(struct storage *st, const char *host, const char *user,
-	                                   storage_account_cb *cb, void *ctx);
-	struct storage_req *(*account_create)(struct storage *st, const char *host, const char *user,
-	                                      const struct storage_account *acc, storage_done_cb *cb,
-	                                      void *ctx);
-	struct storage_req *(*account_update)(struct storage *st, const char *host, const char *user,
-	                                      const struct storage_account *acc, storage_done_cb *cb,
-	                                      void *ctx);
-	struct storage_req *(*account_remove)(struct storage *st, const char *host, const char *user,
-	                                      storage_done_cb *cb, void *ctx);
-	struct storage_req *(*account_list)(struct storage *st, const char *host, storage_list_cb *cb,
-	                                    void *ctx);
-	struct storage_req *(*account_count)(struct storage *st, const char *host,
-	                                     storage_count_cb *cb, void *ctx);
-	struct storage_req *(*roster_get)(struct storage *st, const char *host, const char *user,
-	                                  storage_roster_cb *cb, void *ctx);
-	struct storage_req *(*roster_set)(struct storage *st, const char *host, const char *user,
-	                                  const struct roster_item *item, storage_done_cb *cb,
-	                                  void *ctx);
-	struct storage_req *(*roster_remove)(struct storage *st, const char *host, const char *user,
-	                                     const char *jid, storage_done_cb *cb, void *ctx);
-	struct storage_req *(*offline_store)(struct storage *st, const char *host, const char *user,
-	                                     const char *from_jid, const char *stanza_xml,
-	                                     unsigned max_per_user, storage_done_cb *cb, void *ctx);
-	struct storage_req *(*offline_get)(struct storage *st, const char *host, const char *user,
-	                                   storage_offline_cb *cb, void *ctx);
-	struct storage_req *(*offline_delete_upto)(struct storage *st, const char *host,
-	                                           const char *user, int64_t last_seq,
-	                                           storage_done_cb *cb, void *ctx);
-	struct storage_req *(*offline_count)(struct storage *st, const char *host, const char *user,
-	                                     storage_count_cb *cb, void *ctx);
-	struct storage_req *(*vcard_get)(struct storage *st, const char *host, const char *user,
-	                                 storage_text_cb *cb, void *ctx);
-	struct storage_req *(*vcard_set)(struct storage *st, const char *host, const char *user,
-	                                 const char *vcard_xml, storage_done_cb *cb, void *ctx);
-	struct storage_req *(*private_get)(struct storage *st, const char *host, const char *user,
-	                                   const char *ns, storage_text_cb *cb, void *ctx);
-	struct storage_req *(*private_set)(struct storage *st, const char *host, const char *user,
-	                                   const struct private_item *items, size_t count,
-	                                   storage_done_cb *cb, void *ctx);
-	struct storage_req *(*last_get)(struct storage *st, const char *host, const char *user,
-	                                storage_last_cb *cb, void *ctx);
-	struct storage_req *(*last_set)(struct storage *st, const char *host, const char *user,
-	                                int64_t seconds, const char *status, storage_done_cb *cb,
-	                                void *ctx);
-	struct storage_req *(*blocklist_get)(struct storage *st, const char *host, const char *user,
-	                                     storage_list_cb *cb, void *ctx);
-	struct storage_req *(*blocklist_add)(struct storage *st, const char *host, const char *user,
-	                                     const char *const *jids, size_t n, storage_done_cb *cb,
-	                                     void *ctx);
-	struct storage_req *(*blocklist_remove)(struct storage *st, const char *host,
-	                                        const char *user, const char *const *jids, size_t n,
-	                                        storage_done_cb *cb, void *ctx);
-	struct storage_req *(*privacy_get)(struct storage *st, const char *host, const char *user,
-	                                   storage_privacy_cb *cb, void *ctx);
-	struct storage_req *(*private_list)(struct storage *st, const char *host, const char *user,
-	                                    storage_private_list_cb *cb, void *ctx);
-	struct storage_req *(*privacy_set_list)(struct storage *st, const char *host,
-	                                        const char *user, const char *name,
-	                                        const struct privacy_item *items, size_t n,
-	                                        storage_done_cb *cb, void *ctx);
-	struct storage_req *(*privacy_remove_list)(struct storage *st, const char *host,
-	                                           const char *user, const char *name,
-	                                           storage_done_cb *cb, void *ctx);
-	struct storage_req *(*privacy_set_default)(struct storage *st, const char *host,
-	                                           const char *user, const char *name,
-	                                           storage_done_cb *cb, void *ctx);
-	struct storage_req *(*srg_list)(struct storage *st, const char *host, storage_list_cb *cb,
-	                                void *ctx);
-	struct storage_req *(*srg_get)(struct storage *st, const char *host, const char *name,
-	                               storage_srg_cb *cb, void *ctx);
-	struct storage_req *(*srg_create)(struct storage *st, const char *host,
-	                                  const struct srg_group *g, storage_done_cb *cb, void *ctx);
-	struct storage_req *(*srg_delete)(struct storage *st, const char *host, const char *name,
-	                                  storage_done_cb *cb, void *ctx);
-	struct storage_req *(*srg_member_add)(struct storage *st, const char *host,
-	                                      const char *group, const char *member,
-	                                      storage_done_cb *cb, void *ctx);
-	struct storage_req *(*srg_member_remove)(struct storage *st, const char *host,
-	                                         const char *group, const char *member,
-	                                         storage_done_cb *cb, void *ctx);
-	struct storage_req *(*srg_user_groups)(struct storage *st, const char *host,
-	                                       const char *bare_jid, storage_list_cb *cb, void *ctx);
-	struct storage_req *(*vcard_search)(struct storage *st, const char *host,
-	                                    const struct vcard_term *terms, size_t n, bool listed_only,
-	                                    unsigned limit, storage_vcard_search_cb *cb, void *ctx);
-	struct storage_req *(*vcard_reindex)(struct storage *st, const char *host,
-	                                     storage_count_cb *cb, void *ctx);
+	/* Run req->op->work(req, conn) with the calling worker's state, taking
+	 * care of the connection (outage, backoff, reconnect and one retry).
+	 * Worker thread; only for stores with workers. */
+	void (*run)(struct storage *st, struct storage_req *req, void *thread_state);
+	/* The same for n jobs of one batchable operation: runs
+	 * reqs[0]->op->batch, or each job alone when it returns false.
+	 * Optional: without it jobs are never batched. */
+	void (*run_batch)(struct storage *st, struct storage_req **reqs, size_t n,
+	                  void *thread_state);
 };
 
 /* The part of every backend object that storage.c owns. */
@@ -230,30 +121,87 @@ struct storage {
 	struct ev_loop *loop;
 	char *description;                  /* "sqlite:/var/lib/parley/parley.db" */
 	bool closing;                       /* storage_close has started */
-	ev_timer defer_timer;               /* delivers the fail-later list */
+	double timeout;                     /* a job's deadline, seconds (0: none) */
+	/* Where jobs run: the backend's worker group (created by its open,
+	 * freed by storage_base_deinit), or NULL: on the loop, later. */
+	struct worker_group *workers;
+	double last_full_log;               /* rate limit of "queue full" */
+	ev_timer defer_timer;               /* runs the fail-later and loop-run lists */
 	struct storage_req *defer_head, *defer_tail;
+
+	/* The areas, set by the backend's open (every one). */
+	const struct account_store_vfuncs *account;
+	const struct roster_store_vfuncs *roster;
+	const struct offline_store_vfuncs *offline;
+	const struct vcard_store_vfuncs *vcard;
+	const struct private_store_vfuncs *priv;
+	const struct privacy_store_vfuncs *privacy;
+	const struct last_store_vfuncs *last;
+	const struct srg_store_vfuncs *srg;
+	const struct search_store_vfuncs *search;
 };
 
 void storage_base_init(struct storage *st, const struct storage_vfuncs *v, struct ev_loop *loop,
                        const char *description);
-/* Deliver what is left on the fail-later list (callbacks run), free the
- * base's fields.  Called by the backend's close after its own work is done. */
+/* Finish every job (the worker group's queued ones run or expire; their
+ * callbacks, and those of the fail-later list, run), free the group and the
+ * base's fields.  Called by the backend's close before it frees its own. */
 void storage_base_deinit(struct storage *st);
 
-/* Set up the common part of a new request; the backend then sets the member
- * of req->cb that matches op. */
-void storage_req_init(struct storage_req *req, struct storage *st, enum storage_op op, void *ctx);
-/* Call the request's callback with r (no-op when cancelled).  Loop thread,
- * from the loop: never inside the call that created the request. */
-void storage_req_reply(struct storage_req *req, const struct storage_reply *r);
-/* Answer res later from the loop, then free the request with v->req_free. */
-void storage_req_fail_later(struct storage_req *req, enum storage_result res);
+/* A new job of size bytes (a job struct with struct storage_req first) for
+ * op, with host and user (may be NULL) copied.  The front then sets the
+ * job's callback and copies its inputs into the job (in req->pool). */
+void *storage_req_new(struct storage *st, const struct storage_op *op, size_t size,
+                      const char *host, const char *user, void *ctx);
+/* Queue the job on its store (never runs anything inside the call). */
+struct storage_req *storage_req_submit(struct storage_req *req);
+
+/* ---- outage and backoff (storage-outage.c) -------------------------------------- */
+
+/* The server behind a store whose workers each keep a connection: while it
+ * is down, only one worker at a time tries to connect, not before the
+ * backoff has passed (1 s doubling to 30 s); the others fail their jobs at
+ * once with STORAGE_TEMPFAIL.  Any thread; the fields are under lock. */
+struct storage_outage {
+	pthread_mutex_t lock;
+	const char *description;            /* the store's, for log lines */
+	const char *server;                 /* "database", for log lines */
+	bool down;                          /* the last connection attempt failed */
+	bool connecting;                    /* a worker is trying to connect now */
+	double down_since;                  /* monotonic seconds */
+	double retry_at;
+	double backoff;                     /* wait after the next failure */
+	double last_log;                    /* rate limit of "failing fast" lines */
+	unsigned suppressed;                /* lines not written since */
+	unsigned nconns;                    /* connections open now */
+	char *last_error;                   /* of the last failed attempt (malloc'd) */
+};
+void storage_outage_init(struct storage_outage *o, const char *description, const char *server);
+/* Start degraded: the server could not be reached at open (takes error). */
+void storage_outage_start_down(struct storage_outage *o, char *error);
+void storage_outage_deinit(struct storage_outage *o);
+/* A worker without a connection: true when it may try to connect now (it
+ * then reports with _connected or _failed); false when req (if not NULL)
+ * must fail at once (logged, at most once a second per store). */
+bool storage_outage_may_connect(struct storage_outage *o, const struct storage_req *req);
+void storage_outage_connected(struct storage_outage *o, unsigned worker);
+void storage_outage_failed(struct storage_outage *o, const char *error);
+/* A connection of a worker went away (broken, idle check, closing). */
+void storage_outage_disconnected(struct storage_outage *o);
+/* "up: 2 of 4 connections open" or "DOWN for ...", for parleyctl. */
+void storage_outage_status(struct storage_outage *o, unsigned pool_size, struct buf *out);
 
 /* Backend families storage_open can choose from. */
 extern const struct storage_vfuncs storage_sql_vfuncs;
+extern const struct storage_vfuncs storage_memory_vfuncs;   /* "memory", for tests */
 
 /* Tests only: make the SQL store write upserts in another style (an enum
  * sql_upsert of sql.h) so every dialect's statements run against sqlite. */
 void storage_sql_test_set_upsert(struct storage *st, int style);
+/* Tests only: how many jobs the SQL store did in batches (group commit);
+ * make every batch fail before its commit (set before the jobs are
+ * submitted: the workers read it unlocked). */
+unsigned long storage_sql_test_batched(struct storage *st);
+void storage_sql_test_fail_batches(struct storage *st, bool fail);
 
 #endif

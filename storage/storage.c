@@ -1,13 +1,18 @@
 /*
- * The storage interface's front: picks the backend family for a
- * configuration, dispatches every operation to its vfuncs, and holds what
- * all backends share (request base, the fail-later list, result strings,
- * account and roster item helpers).
+ * The storage machinery every area and backend shares: picks the backend
+ * family for a configuration, and runs jobs (storage-private.h): submission
+ * to the store's worker group with one worker per host+user, deadlines,
+ * cancellation, the fail-later list, and running on the loop for a store
+ * without workers.  Also the result strings and the account, roster item
+ * and group helpers.  The operations themselves are in the areas' fronts
+ * (storage/<area>-store.c).
  *
- * Loop thread only.  Invariants: a request's callback runs at most once and
- * never inside the call that created it nor after storage_cancel; a request
- * answered "later" by storage.c itself (queue full, closing) is delivered
- * from an ev_timer of 0 seconds, and storage_close delivers what is left.
+ * Loop thread, except job_work and job_batch (worker threads, which touch
+ * only the job).  Invariants: a job's callback runs at most once and never
+ * inside the call that created it nor after storage_cancel; a job answered
+ * "later" by storage.c itself (queue full, closing) or run on the loop is
+ * delivered from an ev_timer of 0 seconds, and storage_close delivers what
+ * is left.
  */
 #include "storage/storage-private.h"
 #include "lib/log.h"
@@ -16,6 +21,7 @@
 
 static const struct storage_vfuncs *const storage_backends[] = {
 	&storage_sql_vfuncs,
+	&storage_memory_vfuncs,
 };
 
 const char *storage_result_str(enum storage_result r)
@@ -27,49 +33,6 @@ const char *storage_result_str(enum storage_result r)
 	case STORAGE_TEMPFAIL: return "temporary failure";
 	case STORAGE_ERROR: return "error";
 	case STORAGE_FULL: return "quota full";
-	}
-	return "unknown";
-}
-
-const char *storage_op_name(enum storage_op op)
-{
-	switch (op) {
-	case STORAGE_OP_ACCOUNT_GET: return "account_get";
-	case STORAGE_OP_ACCOUNT_CREATE: return "account_create";
-	case STORAGE_OP_ACCOUNT_UPDATE: return "account_update";
-	case STORAGE_OP_ACCOUNT_REMOVE: return "account_remove";
-	case STORAGE_OP_ACCOUNT_LIST: return "account_list";
-	case STORAGE_OP_ACCOUNT_COUNT: return "account_count";
-	case STORAGE_OP_ROSTER_GET: return "roster_get";
-	case STORAGE_OP_ROSTER_SET: return "roster_set";
-	case STORAGE_OP_ROSTER_REMOVE: return "roster_remove";
-	case STORAGE_OP_OFFLINE_STORE: return "offline_store";
-	case STORAGE_OP_OFFLINE_GET: return "offline_get";
-	case STORAGE_OP_OFFLINE_DELETE: return "offline_delete_upto";
-	case STORAGE_OP_OFFLINE_COUNT: return "offline_count";
-	case STORAGE_OP_VCARD_GET: return "vcard_get";
-	case STORAGE_OP_VCARD_SET: return "vcard_set";
-	case STORAGE_OP_PRIVATE_GET: return "private_get";
-	case STORAGE_OP_PRIVATE_SET: return "private_set";
-	case STORAGE_OP_LAST_GET: return "last_get";
-	case STORAGE_OP_LAST_SET: return "last_set";
-	case STORAGE_OP_BLOCKLIST_GET: return "blocklist_get";
-	case STORAGE_OP_BLOCKLIST_ADD: return "blocklist_add";
-	case STORAGE_OP_BLOCKLIST_REMOVE: return "blocklist_remove";
-	case STORAGE_OP_PRIVACY_GET: return "privacy_get";
-	case STORAGE_OP_PRIVACY_SET_LIST: return "privacy_set_list";
-	case STORAGE_OP_PRIVACY_REMOVE_LIST: return "privacy_remove_list";
-	case STORAGE_OP_PRIVACY_SET_DEFAULT: return "privacy_set_default";
-	case STORAGE_OP_SRG_LIST: return "srg_list";
-	case STORAGE_OP_SRG_GET: return "srg_get";
-	case STORAGE_OP_SRG_CREATE: return "srg_create";
-	case STORAGE_OP_SRG_DELETE: return "srg_delete";
-	case STORAGE_OP_SRG_MEMBER_ADD: return "srg_member_add";
-	case STORAGE_OP_SRG_MEMBER_REMOVE: return "srg_member_remove";
-	case STORAGE_OP_SRG_USER_GROUPS: return "srg_user_groups";
-	case STORAGE_OP_PRIVATE_LIST: return "private_list";
-	case STORAGE_OP_VCARD_SEARCH: return "vcard_search";
-	case STORAGE_OP_VCARD_REINDEX: return "vcard_reindex";
 	}
 	return "unknown";
 }
@@ -132,7 +95,7 @@ void srg_group_clear(struct srg_group *g)
 	memset(g, 0, sizeof(*g));
 }
 
-/* ---- the shared request machinery ------------------------------------------- */
+/* ---- the shared job machinery ---------------------------------------------------- */
 
 static void defer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
@@ -146,96 +109,41 @@ void storage_base_init(struct storage *st, const struct storage_vfuncs *v, struc
 	st->defer_timer.data = st;
 }
 
-void storage_req_init(struct storage_req *req, struct storage *st, enum storage_op op, void *ctx)
+void *storage_req_new(struct storage *st, const struct storage_op *op, size_t size,
+                      const char *host, const char *user, void *ctx)
 {
+	assert(size >= sizeof(struct storage_req));
+	struct storage_req *req = xcalloc(1, size);
 	req->st = st;
 	req->op = op;
 	req->ctx = ctx;
-	req->cancelled = false;
-	req->deferred = false;
-	req->defer_next = NULL;
+	req->pool = pool_new(1024);
+	req->host = pool_strdup(req->pool, host);
+	req->user = user != NULL ? pool_strdup(req->pool, user) : NULL;
+	return req;
 }
 
-void storage_req_reply(struct storage_req *req, const struct storage_reply *r)
+static void req_free(struct storage_req *req)
 {
-	if (req->cancelled)
-		return;
-	bool ok = r->res == STORAGE_OK;
-	switch (req->op) {
-	case STORAGE_OP_ACCOUNT_GET:
-		req->cb.account(r->res, ok ? r->account : NULL, req->ctx);
-		break;
-	case STORAGE_OP_ACCOUNT_LIST:
-	case STORAGE_OP_BLOCKLIST_GET:
-	case STORAGE_OP_SRG_LIST:
-	case STORAGE_OP_SRG_USER_GROUPS: {
-		static const struct strlist empty = { NULL, 0 };
-		req->cb.list(r->res, ok && r->names != NULL ? r->names : &empty, req->ctx);
-		break;
-	}
-	case STORAGE_OP_ACCOUNT_COUNT:
-	case STORAGE_OP_OFFLINE_COUNT:
-	case STORAGE_OP_VCARD_REINDEX:
-		req->cb.count(r->res, ok ? r->count : 0, req->ctx);
-		break;
-	case STORAGE_OP_OFFLINE_GET:
-		req->cb.offline(r->res, ok ? r->messages : NULL, ok ? r->nmessages : 0, req->ctx);
-		break;
-	case STORAGE_OP_VCARD_GET:
-	case STORAGE_OP_PRIVATE_GET:
-		req->cb.text(r->res, ok ? r->text : NULL, req->ctx);
-		break;
-	case STORAGE_OP_LAST_GET:
-		req->cb.last(r->res, ok ? r->last : NULL, req->ctx);
-		break;
-	case STORAGE_OP_SRG_GET:
-		req->cb.srg(r->res, ok ? r->groups : NULL, ok ? r->ngroups : 0, req->ctx);
-		break;
-	case STORAGE_OP_VCARD_SEARCH:
-		req->cb.search(r->res, ok ? r->entries : NULL, ok ? r->nentries : 0, ok && r->more,
-		               req->ctx);
-		break;
-	case STORAGE_OP_ROSTER_GET:
-		req->cb.roster(r->res, ok ? r->items : NULL, ok ? r->nitems : 0, ok ? r->version : 0,
-		               req->ctx);
-		break;
-	case STORAGE_OP_PRIVATE_LIST:
-		req->cb.private_list(r->res, ok ? r->pitems : NULL, ok ? r->npitems : 0, req->ctx);
-		break;
-	case STORAGE_OP_PRIVACY_GET:
-		req->cb.privacy(r->res, ok ? r->lists : NULL, ok ? r->nlists : 0,
-		                ok ? r->default_name : NULL, req->ctx);
-		break;
-	case STORAGE_OP_ACCOUNT_CREATE:
-	case STORAGE_OP_ACCOUNT_UPDATE:
-	case STORAGE_OP_ACCOUNT_REMOVE:
-	case STORAGE_OP_ROSTER_SET:
-	case STORAGE_OP_ROSTER_REMOVE:
-	case STORAGE_OP_OFFLINE_STORE:
-	case STORAGE_OP_OFFLINE_DELETE:
-	case STORAGE_OP_VCARD_SET:
-	case STORAGE_OP_PRIVATE_SET:
-	case STORAGE_OP_LAST_SET:
-	case STORAGE_OP_BLOCKLIST_ADD:
-	case STORAGE_OP_BLOCKLIST_REMOVE:
-	case STORAGE_OP_PRIVACY_SET_LIST:
-	case STORAGE_OP_PRIVACY_REMOVE_LIST:
-	case STORAGE_OP_PRIVACY_SET_DEFAULT:
-	case STORAGE_OP_SRG_CREATE:
-	case STORAGE_OP_SRG_DELETE:
-	case STORAGE_OP_SRG_MEMBER_ADD:
-	case STORAGE_OP_SRG_MEMBER_REMOVE:
-		req->cb.done(r->res, req->ctx);
-		break;
-	}
+	if (req->op->clear != NULL)
+		req->op->clear(req);
+	pool_unref(&req->pool);
+	free(req);
 }
 
-void storage_req_fail_later(struct storage_req *req, enum storage_result res)
+/* Answer and free a job whose work ran (or could not).  Loop thread. */
+static void req_finish(struct storage_req *req)
+{
+	if (!req->cancelled)
+		req->op->reply(req);
+	req_free(req);
+}
+
+static void defer_push(struct storage_req *req)
 {
 	struct storage *st = req->st;
 	assert(!req->deferred);
 	req->deferred = true;
-	req->deferred_res = res;
 	req->defer_next = NULL;
 	if (st->defer_tail != NULL)
 		st->defer_tail->defer_next = req;
@@ -248,8 +156,13 @@ void storage_req_fail_later(struct storage_req *req, enum storage_result res)
 	}
 }
 
-/* Deliver every request on the fail-later list, including those its
- * callbacks add. */
+static void fail_later(struct storage_req *req, enum storage_result res)
+{
+	req->res = res;
+	defer_push(req);
+}
+
+/* Run or fail every job on the list, including those its callbacks add. */
 static void defer_drain(struct storage *st)
 {
 	while (st->defer_head != NULL) {
@@ -257,9 +170,9 @@ static void defer_drain(struct storage *st)
 		st->defer_head = req->defer_next;
 		if (st->defer_head == NULL)
 			st->defer_tail = NULL;
-		struct storage_reply r = { .res = req->deferred_res };
-		storage_req_reply(req, &r);
-		st->v->req_free(req);
+		if (req->to_run && !req->cancelled)
+			req->op->work(req, st);
+		req_finish(req);
 	}
 }
 
@@ -269,15 +182,81 @@ static void defer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	defer_drain(st);
 }
 
+/* Worker thread. */
+static void job_work(void *arg, void *thread_state)
+{
+	struct storage_req *req = arg;
+	req->st->v->run(req->st, req, thread_state);
+}
+
+/* Worker thread: jobs of one batchable operation queued together. */
+static void job_batch(void **args, size_t n, void *thread_state)
+{
+	struct storage_req *reqs[WORKER_BATCH_MAX];
+	assert(n > 0 && n <= WORKER_BATCH_MAX);
+	for (size_t i = 0; i < n; i++)
+		reqs[i] = args[i];
+	reqs[0]->st->v->run_batch(reqs[0]->st, reqs, n, thread_state);
+}
+
+/* Loop thread. */
+static void job_done(void *arg, enum worker_status status)
+{
+	struct storage_req *req = arg;
+	req->wj = NULL;
+	if (status == WORKER_CANCELLED) {
+		req->cancelled = true;
+	} else if (status == WORKER_EXPIRED) {
+		log_warning("storage %s: %s %s@%s: no worker took the job in time", req->st->description,
+		            req->op->name, req->user != NULL ? req->user : "", req->host);
+		req->res = STORAGE_TEMPFAIL;
+	}
+	req_finish(req);
+}
+
+struct storage_req *storage_req_submit(struct storage_req *req)
+{
+	struct storage *st = req->st;
+	if (st->closing) {
+		fail_later(req, STORAGE_TEMPFAIL);
+		return req;
+	}
+	if (st->workers == NULL) {
+		req->to_run = true;
+		defer_push(req);
+		return req;
+	}
+	/* One user's jobs go to one worker: they keep their order. */
+	char *key = xasprintf("%s@%s", req->user != NULL ? req->user : "", req->host);
+	uint32_t shard = hash_str(key);
+	free(key);
+	bool batch = req->op->batch != NULL && st->v->run_batch != NULL;
+	req->wj = worker_submit_batch(st->workers, shard, job_work, batch ? job_batch : NULL, req->op,
+	                              job_done, req, st->timeout);
+	if (req->wj == NULL) {
+		double now = ev_now(st->loop);
+		if (now - st->last_full_log >= 1.0) {
+			log_warning("storage %s: queue full (%u jobs): failing requests with a temporary error",
+			            st->description, worker_group_pending(st->workers));
+			st->last_full_log = now;
+		}
+		fail_later(req, STORAGE_TEMPFAIL);
+	}
+	return req;
+}
+
 void storage_base_deinit(struct storage *st)
 {
+	/* Every queued job runs (or expires) and its callback runs; callbacks
+	 * that ask for more get a temporary failure (closing). */
+	worker_group_free(&st->workers);
 	defer_drain(st);
 	ev_timer_stop(st->loop, &st->defer_timer);
 	free(st->description);
 	st->description = NULL;
 }
 
-/* ---- public interface: dispatch ----------------------------------------------- */
+/* ---- public interface ------------------------------------------------------------- */
 
 int storage_open(struct ev_loop *loop, const struct storage_config *cfg, struct storage **st_r,
                  char **error_r)
@@ -289,7 +268,7 @@ int storage_open(struct ev_loop *loop, const struct storage_config *cfg, struct 
 		if (v->accepts(driver))
 			return v->open(loop, cfg, st_r, error_r);
 	}
-	*error_r = xasprintf("unknown storage driver '%s' (built: sqlite)", driver);
+	*error_r = xasprintf("unknown storage driver '%s'", driver);
 	return -1;
 }
 
@@ -308,8 +287,11 @@ void storage_cancel(struct storage_req *req)
 	if (req == NULL || req->cancelled)
 		return;
 	req->cancelled = true;
-	if (!req->deferred)
-		req->st->v->cancel(req);
+	/* On a worker: job_done frees it once the group reports back (with
+	 * WORKER_CANCELLED).  Deferred: defer_drain frees it.  Neither: we are
+	 * inside its callback (req_finish frees it). */
+	if (req->wj != NULL)
+		worker_cancel(req->wj);
 }
 
 const char *storage_describe(const struct storage *st)
@@ -323,281 +305,3 @@ void storage_status(struct storage *st, struct buf *out)
 		st->v->status(st, out);
 }
 
-struct storage_req *storage_account_get(struct storage *st, const char *host, const char *user,
-                                        storage_account_cb *cb, void *ctx)
-{
-	assert(host != NULL && user != NULL && cb != NULL);
-	return st->v->account_get(st, host, user, cb, ctx);
-}
-
-struct storage_req *storage_account_create(struct storage *st, const char *host, const char *user,
-                                           const struct storage_account *acc, storage_done_cb *cb,
-                                           void *ctx)
-{
-	assert(host != NULL && user != NULL && acc != NULL && cb != NULL);
-	return st->v->account_create(st, host, user, acc, cb, ctx);
-}
-
-struct storage_req *storage_account_update(struct storage *st, const char *host, const char *user,
-                                           const struct storage_account *acc, storage_done_cb *cb,
-                                           void *ctx)
-{
-	assert(host != NULL && user != NULL && acc != NULL && cb != NULL);
-	return st->v->account_update(st, host, user, acc, cb, ctx);
-}
-
-struct storage_req *storage_account_remove(struct storage *st, const char *host, const char *user,
-                                           storage_done_cb *cb, void *ctx)
-{
-	assert(host != NULL && user != NULL && cb != NULL);
-	return st->v->account_remove(st, host, user, cb, ctx);
-}
-
-struct storage_req *storage_account_list(struct storage *st, const char *host,
-                                         storage_list_cb *cb, void *ctx)
-{
-	assert(host != NULL && cb != NULL);
-	return st->v->account_list(st, host, cb, ctx);
-}
-
-struct storage_req *storage_account_count(struct storage *st, const char *host,
-                                          storage_count_cb *cb, void *ctx)
-{
-	assert(host != NULL && cb != NULL);
-	return st->v->account_count(st, host, cb, ctx);
-}
-
-struct storage_req *storage_roster_get(struct storage *st, const char *host, const char *user,
-                                       storage_roster_cb *cb, void *ctx)
-{
-	assert(host != NULL && user != NULL && cb != NULL);
-	return st->v->roster_get(st, host, user, cb, ctx);
-}
-
-struct storage_req *storage_roster_set(struct storage *st, const char *host, const char *user,
-                                       const struct roster_item *item, storage_done_cb *cb,
-                                       void *ctx)
-{
-	assert(host != NULL && user != NULL && item != NULL && item->jid != NULL && cb != NULL);
-	return st->v->roster_set(st, host, user, item, cb, ctx);
-}
-
-struct storage_req *storage_roster_remove(struct storage *st, const char *host, const char *user,
-                                          const char *jid, storage_done_cb *cb, void *ctx)
-{
-	assert(host != NULL && user != NULL && jid != NULL && cb != NULL);
-	return st->v->roster_remove(st, host, user, jid, cb, ctx);
-}
-
-struct storage_req *storage_offline_store(struct storage *st, const char *host, const char *user,
-                                          const char *from_jid, const char *stanza_xml,
-                                          unsigned max_per_user, storage_done_cb *cb, void *ctx)
-{
-	assert(host != NULL && user != NULL && from_jid != NULL && stanza_xml != NULL && cb != NULL);
-	return st->v->offline_store(st, host, user, from_jid, stanza_xml, max_per_user, cb, ctx);
-}
-
-struct storage_req *storage_offline_get(struct storage *st, const char *host, const char *user,
-                                        storage_offline_cb *cb, void *ctx)
-{
-	assert(host != NULL && user != NULL && cb != NULL);
-	return st->v->offline_get(st, host, user, cb, ctx);
-}
-
-struct storage_req *storage_offline_delete_upto(struct storage *st, const char *host,
-                                                const char *user, int64_t last_seq,
-                                                storage_done_cb *cb, void *ctx)
-{
-	assert(host != NULL && user != NULL && cb != NULL);
-	return st->v->offline_delete_upto(st, host, user, last_seq, cb, ctx);
-}
-
-struct storage_req *storage_offline_count(struct storage *st, const char *host, const char *user,
-                                          storage_count_cb *cb, void *ctx)
-{
-	assert(host != NULL && user != NULL && cb != NULL);
-	return st->v->offline_count(st, host, user, cb, ctx);
-}
-
-struct storage_req *storage_vcard_get(struct storage *st, const char *host, const char *user,
-                                      storage_text_cb *cb, void *ctx)
-{
-	assert(host != NULL && user != NULL && cb != NULL);
-	return st->v->vcard_get(st, host, user, cb, ctx);
-}
-
-struct storage_req *storage_vcard_set(struct storage *st, const char *host, const char *user,
-                                      const char *vcard_xml, storage_done_cb *cb, void *ctx)
-{
-	assert(host != NULL && user != NULL && vcard_xml != NULL && cb != NULL);
-	return st->v->vcard_set(st, host, user, vcard_xml, cb, ctx);
-}
-
-struct storage_req *storage_private_get(struct storage *st, const char *host, const char *user,
-                                        const char *ns, storage_text_cb *cb, void *ctx)
-{
-	assert(host != NULL && user != NULL && ns != NULL && cb != NULL);
-	return st->v->private_get(st, host, user, ns, cb, ctx);
-}
-
-struct storage_req *storage_private_set(struct storage *st, const char *host, const char *user,
-                                        const struct private_item *items, size_t count,
-                                        storage_done_cb *cb, void *ctx)
-{
-	assert(host != NULL && user != NULL && items != NULL && count > 0 && cb != NULL);
-	for (size_t i = 0; i < count; i++)
-		assert(items[i].ns != NULL && items[i].data != NULL);
-	return st->v->private_set(st, host, user, items, count, cb, ctx);
-}
-
-struct storage_req *storage_last_get(struct storage *st, const char *host, const char *user,
-                                     storage_last_cb *cb, void *ctx)
-{
-	assert(host != NULL && user != NULL && cb != NULL);
-	return st->v->last_get(st, host, user, cb, ctx);
-}
-
-struct storage_req *storage_last_set(struct storage *st, const char *host, const char *user,
-                                     int64_t seconds, const char *status, storage_done_cb *cb,
-                                     void *ctx)
-{
-	assert(host != NULL && user != NULL && cb != NULL);
-	return st->v->last_set(st, host, user, seconds, status, cb, ctx);
-}
-
-struct storage_req *storage_blocklist_get(struct storage *st, const char *host, const char *user,
-                                          storage_list_cb *cb, void *ctx)
-{
-	assert(host != NULL && user != NULL && cb != NULL);
-	return st->v->blocklist_get(st, host, user, cb, ctx);
-}
-
-struct storage_req *storage_blocklist_add(struct storage *st, const char *host, const char *user,
-                                          const char *const *jids, size_t n,
-                                          storage_done_cb *cb, void *ctx)
-{
-	assert(host != NULL && user != NULL && jids != NULL && n > 0 && cb != NULL);
-	for (size_t i = 0; i < n; i++)
-		assert(jids[i] != NULL);
-	return st->v->blocklist_add(st, host, user, jids, n, cb, ctx);
-}
-
-struct storage_req *storage_blocklist_remove(struct storage *st, const char *host,
-                                             const char *user, const char *const *jids,
-                                             size_t n, storage_done_cb *cb, void *ctx)
-{
-	assert(host != NULL && user != NULL && (n == 0 || jids != NULL) && cb != NULL);
-	for (size_t i = 0; i < n; i++)
-		assert(jids[i] != NULL);
-	return st->v->blocklist_remove(st, host, user, jids, n, cb, ctx);
-}
-
-struct storage_req *storage_privacy_get(struct storage *st, const char *host, const char *user,
-                                        storage_privacy_cb *cb, void *ctx)
-{
-	assert(host != NULL && user != NULL && cb != NULL);
-	return st->v->privacy_get(st, host, user, cb, ctx);
-}
-
-struct storage_req *storage_privacy_set_list(struct storage *st, const char *host,
-                                             const char *user, const char *name,
-                                             const struct privacy_item *items, size_t n,
-                                             storage_done_cb *cb, void *ctx)
-{
-	assert(host != NULL && user != NULL && name != NULL && items != NULL && n > 0 && cb != NULL);
-	for (size_t i = 0; i < n; i++)
-		assert(items[i].type == PRIVACY_ALL || items[i].value != NULL);
-	return st->v->privacy_set_list(st, host, user, name, items, n, cb, ctx);
-}
-
-struct storage_req *storage_privacy_remove_list(struct storage *st, const char *host,
-                                                const char *user, const char *name,
-                                                storage_done_cb *cb, void *ctx)
-{
-	assert(host != NULL && user != NULL && name != NULL && cb != NULL);
-	return st->v->privacy_remove_list(st, host, user, name, cb, ctx);
-}
-
-struct storage_req *storage_privacy_set_default(struct storage *st, const char *host,
-                                                const char *user, const char *name,
-                                                storage_done_cb *cb, void *ctx)
-{
-	assert(host != NULL && user != NULL && cb != NULL);
-	return st->v->privacy_set_default(st, host, user, name, cb, ctx);
-}
-
-struct storage_req *storage_srg_list(struct storage *st, const char *host, storage_list_cb *cb,
-                                     void *ctx)
-{
-	assert(host != NULL && cb != NULL);
-	return st->v->srg_list(st, host, cb, ctx);
-}
-
-struct storage_req *storage_srg_get(struct storage *st, const char *host, const char *name,
-                                    storage_srg_cb *cb, void *ctx)
-{
-	assert(host != NULL && cb != NULL);
-	return st->v->srg_get(st, host, name, cb, ctx);
-}
-
-struct storage_req *storage_srg_create(struct storage *st, const char *host,
-                                       const struct srg_group *g, storage_done_cb *cb, void *ctx)
-{
-	assert(host != NULL && g != NULL && g->name != NULL && cb != NULL);
-	return st->v->srg_create(st, host, g, cb, ctx);
-}
-
-struct storage_req *storage_srg_delete(struct storage *st, const char *host, const char *name,
-                                       storage_done_cb *cb, void *ctx)
-{
-	assert(host != NULL && name != NULL && cb != NULL);
-	return st->v->srg_delete(st, host, name, cb, ctx);
-}
-
-struct storage_req *storage_srg_member_add(struct storage *st, const char *host,
-                                           const char *group, const char *member,
-                                           storage_done_cb *cb, void *ctx)
-{
-	assert(host != NULL && group != NULL && member != NULL && cb != NULL);
-	return st->v->srg_member_add(st, host, group, member, cb, ctx);
-}
-
-struct storage_req *storage_srg_member_remove(struct storage *st, const char *host,
-                                              const char *group, const char *member,
-                                              storage_done_cb *cb, void *ctx)
-{
-	assert(host != NULL && group != NULL && member != NULL && cb != NULL);
-	return st->v->srg_member_remove(st, host, group, member, cb, ctx);
-}
-
-struct storage_req *storage_srg_user_groups(struct storage *st, const char *host,
-                                            const char *bare_jid, storage_list_cb *cb, void *ctx)
-{
-	assert(host != NULL && bare_jid != NULL && cb != NULL);
-	return st->v->srg_user_groups(st, host, bare_jid, cb, ctx);
-}
-
-struct storage_req *storage_private_list(struct storage *st, const char *host, const char *user,
-                                         storage_private_list_cb *cb, void *ctx)
-{
-	assert(host != NULL && user != NULL && cb != NULL);
-	return st->v->private_list(st, host, user, cb, ctx);
-}
-
-struct storage_req *storage_vcard_search(struct storage *st, const char *host,
-                                         const struct vcard_term *terms, size_t n,
-                                         bool listed_only, unsigned limit,
-                                         storage_vcard_search_cb *cb, void *ctx)
-{
-	assert(host != NULL && (n == 0 || terms != NULL) && cb != NULL);
-	for (size_t i = 0; i < n; i++)
-		assert(terms[i].value != NULL && terms[i].field < VF_COUNT);
-	return st->v->vcard_search(st, host, terms, n, listed_only, limit, cb, ctx);
-}
-
-struct storage_req *storage_vcard_reindex(struct storage *st, const char *host,
-                                          storage_count_cb *cb, void *ctx)
-{
-	assert(host != NULL && cb != NULL);
-	return st->v->vcard_reindex(st, host, cb, ctx);
-}

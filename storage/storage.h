@@ -8,8 +8,10 @@
  * (STORAGE_TEMPFAIL is never reported as STORAGE_NOT_FOUND).  Operations for
  * one user (host+user) keep their order.
  *
- * Backends implement struct storage_vfuncs (storage-private.h); the SQL
- * implementation (storage-sql.c) runs its driver on a worker group.
+ * Each area (accounts, roster, offline, ...) is a typed interface a
+ * backend implements (storage/<area>-store.h, struct <area>_store_vfuncs);
+ * the functions here are their fronts.  The SQL implementation
+ * (sql-store.c, sql-<area>.c) runs its driver on a worker group.
  * Everything here is called on the loop thread.
  */
 #ifndef PARLEY_STORAGE_H

@@ -1,5 +1,6 @@
 /*
- * Unit tests for the storage interface (storage/storage.c, storage-sql.c,
+ * Unit tests for the storage interface (storage/storage.c, the area
+ * fronts storage/<area>-store.c, the SQL store sql-store.c and sql-<area>.c,
  * sql-sqlite.c), including offline messages, vCards, private storage, last
  * activity and the schema migrations, and
  * the internal auth backend on top of it (auth/auth.c, auth-internal.c).
@@ -21,6 +22,10 @@
  * ODBC data sources for them (tests/db/storage-odbc.sh): the entries
  * odbc-pgsql and odbc-mysql reset the database the way pgsql and mysql do,
  * then connect through ODBC.
+ *
+ * The memory store (storage/memory-store.c) runs the suite too, with no
+ * hooks; tests of what only a database does (durability across a reopen,
+ * schemas, locks, group commit) skip it.
  *
  * PARLEY_TEST_BACKENDS=pgsql (a comma-separated list of entry names or
  * their prefixes) runs only those entries.
@@ -365,7 +370,18 @@ static void odbc_mysql_make(struct fixture *f)
 }
 #endif
 
+static void memory_make(struct fixture *f)
+{
+	f->cfg.driver = "memory";
+}
+
+static void memory_destroy(struct fixture *f)
+{
+}
+
 static const struct backend backends[] = {
+	/* No hooks: the tests that reach into a database skip it. */
+	{ "memory", memory_make, memory_destroy, NULL, NULL, NULL, NULL, NULL, false, "memory" },
 	{ "sqlite", sqlite_make, sqlite_destroy, NULL, sqlite_set_schema_version, sqlite_lock,
 	  sqlite_unlock, sqlite_exec_sql, true, "sqlite" },
 	{ "sqlite/portable-upsert", sqlite_make, sqlite_destroy, sqlite_portable_opened,
@@ -411,6 +427,12 @@ static bool backend_selected(const struct backend *be)
 		found = strncmp(be->name, w, strlen(w)) == 0;
 	free(list);
 	return found;
+}
+
+/* The memory store: nothing survives a close. */
+static bool in_memory(const struct fixture *f)
+{
+	return strcmp(f->cfg.driver, "memory") == 0;
 }
 
 /* ---- loop helpers --------------------------------------------------------------- */
@@ -1243,11 +1265,13 @@ static void test_accounts(void **state)
 	assert_int_equal(acc_count(f, "b.example"), 1);
 
 	/* The store survives a close and reopen (schema already there). */
-	storage_close(&f->st);
-	char *err = NULL;
-	assert_int_equal(open_store(f, &err), 0);
-	assert_int_equal(acc_get(f, "a.example", "bob", &r), STORAGE_OK);
-	assert_account_equal(&r.acc, &a2);
+	if (!in_memory(f)) {
+		storage_close(&f->st);
+		char *err = NULL;
+		assert_int_equal(open_store(f, &err), 0);
+		assert_int_equal(acc_get(f, "a.example", "bob", &r), STORAGE_OK);
+		assert_account_equal(&r.acc, &a2);
+	}
 
 	res_clear(&r);
 	storage_account_clear(&a1);
@@ -1503,9 +1527,11 @@ static void test_offline(void **state)
 
 	/* Stored means stored: the queue survives a close and reopen. */
 	assert_int_equal(off_store(f, "a.example", "alice", m[6], 3), STORAGE_OK);
-	storage_close(&f->st);
-	char *err = NULL;
-	assert_int_equal(open_store(f, &err), 0);
+	if (!in_memory(f)) {
+		storage_close(&f->st);
+		char *err = NULL;
+		assert_int_equal(open_store(f, &err), 0);
+	}
 	assert_int_equal(off_get(f, "a.example", "alice", &r), STORAGE_OK);
 	assert_int_equal(r.nmsgs, 1);
 	assert_string_equal(r.msgs[0].stanza, m[6]);
@@ -1546,6 +1572,94 @@ static void test_offline_order_and_cancel(void **state)
 		assert_string_equal(g.msgs[i].stanza, m[i]);
 	res_clear(&g);
 	storage_account_clear(&a);
+}
+
+/* Group commit: offline stores queued behind a busy one are stored in one
+ * transaction, and each still gets the answer it would have got alone, in
+ * the order asked: the quota is exact inside a batch, a user without an
+ * account is NOT_FOUND, and every stored message is there once, in order.
+ * Then the same with every batch failing before its commit: the store
+ * runs each job alone and the answers and rows are the same. */
+static void run_offline_batch(struct fixture *f, const char *alice, const char *bob,
+                              bool fail_batches)
+{
+	enum { N = 60, QUOTA = 7 };
+	char m[N][256];
+	struct res w[N], warm = {0};
+	int order[N], len = 0;
+	memset(w, 0, sizeof(w));
+	storage_sql_test_fail_batches(f->st, fail_batches);
+	unsigned long batched0 = storage_sql_test_batched(f->st);
+	/* The worker has its connection before the timing below. */
+	assert_int_equal(off_get(f, "b.example", alice, &warm), STORAGE_OK);
+	res_clear(&warm);
+	bool locked = f->be->lock != NULL && strcmp(f->cfg.driver, "odbc") != 0 &&
+	              strcmp(f->cfg.driver, "mysql") != 0;
+	if (locked)
+		f->be->lock(f);
+	for (int i = 0; i < N; i++) {
+		/* alice (quota QUOTA), bob (no quota), carol (no account). */
+		const char *user = i % 3 == 0 ? alice : i % 3 == 1 ? bob : "carol";
+		msg_text(m[i], sizeof(m[i]), i);
+		w[i].order = order;
+		w[i].order_len = &len;
+		w[i].tag = i;
+		assert_non_null(CALL(storage_offline_store(f->st, "b.example", user, "x@y.example", m[i],
+		                                           i % 3 == 0 ? QUOTA : 0, done_cb, &w[i])));
+		if (i == 0 && locked)
+			usleep(200000);        /* the worker waits on the lock with job 0 */
+	}
+	if (locked)
+		f->be->unlock(f);
+	run(f);
+	assert_int_equal(len, N);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(w[i].calls, 1);
+		assert_int_equal(order[i], i);     /* one worker: answered in order */
+		enum storage_result want = i % 3 == 2 ? STORAGE_NOT_FOUND :
+		                           i % 3 == 1 || i / 3 < QUOTA ? STORAGE_OK : STORAGE_FULL;
+		if (w[i].r != want)
+			fail_msg("job %d: %s, expected %s", i, storage_result_str(w[i].r),
+			         storage_result_str(want));
+	}
+	struct res a = {0}, b = {0};
+	assert_int_equal(off_get(f, "b.example", alice, &a), STORAGE_OK);
+	assert_int_equal(off_get(f, "b.example", bob, &b), STORAGE_OK);
+	assert_int_equal(a.nmsgs, QUOTA);
+	assert_int_equal(b.nmsgs, N / 3);
+	for (int k = 0; k < QUOTA; k++)
+		assert_string_equal(a.msgs[k].stanza, m[3 * k]);
+	for (int k = 0; k < N / 3; k++)
+		assert_string_equal(b.msgs[k].stanza, m[3 * k + 1]);
+	unsigned long batched = storage_sql_test_batched(f->st) - batched0;
+	if (fail_batches)
+		assert_int_equal(batched, 0);
+	else if (locked && (strncmp(f->be->name, "sqlite", 6) == 0 ||
+	                    strncmp(f->be->name, "pgsql", 5) == 0))
+		assert_true(batched >= N / 2);     /* the queue was stored in batches */
+	storage_sql_test_fail_batches(f->st, false);
+	res_clear(&a);
+	res_clear(&b);
+}
+
+static void test_offline_batch(void **state)
+{
+	struct fixture *f = *state;
+	if (in_memory(f))
+		skip();                 /* no transactions to group */
+	storage_close(&f->st);
+	f->cfg.pool_size = 1;
+	char *err = NULL;
+	assert_int_equal(open_store(f, &err), 0);
+	const char *users[] = { "dora", "bob", "erin", "frank" };
+	for (size_t i = 0; i < ARRAY_SIZE(users); i++) {
+		struct storage_account a;
+		make_account(&a, 14, true, true, NULL);
+		assert_int_equal(acc_create(f, "b.example", users[i], &a), STORAGE_OK);
+		storage_account_clear(&a);
+	}
+	run_offline_batch(f, "dora", "bob", false);
+	run_offline_batch(f, "erin", "frank", true);
 }
 
 /* Texts of every length around the drivers' buffer sizes come back whole,
@@ -2570,6 +2684,8 @@ static void test_close_finishes_pending(void **state)
 	assert_int_equal(late_res.calls, 1);
 	assert_int_equal(late_res.r, STORAGE_TEMPFAIL);
 	/* Reopen: the writes are there. */
+	if (in_memory(f))
+		return;
 	char *err = NULL;
 	assert_int_equal(open_store(f, &err), 0);
 	struct res g = {0};
@@ -3237,6 +3353,7 @@ static const struct test_def tests[] = {
 	T(test_remove_user_removes_roster),
 	T(test_offline),
 	T(test_offline_order_and_cancel),
+	T(test_offline_batch),
 	T(test_offline_lengths),
 	T(test_vcard),
 	T(test_private),

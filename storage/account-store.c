@@ -1,0 +1,235 @@
+/*
+ * The front of accounts storage: the public functions of storage.h for this
+ * area.  Each copies its arguments into a new job and submits it; the job's
+ * work calls the store's account_store_vfuncs; its reply calls the caller's
+ * callback (results only with STORAGE_OK).
+ *
+ * Loop thread, except the *_work functions (where the store runs jobs:
+ * they touch only the job).
+ */
+#include "storage/account-store.h"
+
+#include <assert.h>
+#include <time.h>
+
+/* Copy a's strings into p (the keys are arrays: copied with it). */
+static void copy_account(struct pool *p, struct storage_account *dst,
+                         const struct storage_account *a)
+{
+	*dst = *a;
+	if (a->sha1.salt_b64 != NULL)
+		dst->sha1.salt_b64 = pool_strdup(p, a->sha1.salt_b64);
+	if (a->sha256.salt_b64 != NULL)
+		dst->sha256.salt_b64 = pool_strdup(p, a->sha256.salt_b64);
+	if (a->plain != NULL)
+		dst->plain = pool_strdup(p, a->plain);
+	if (dst->created == 0)
+		dst->created = (int64_t)time(NULL);
+}
+
+/* The job's account (input or result) holds secrets: wipe them. */
+static void account_clear(struct storage_account *acc)
+{
+	if (acc->plain != NULL)
+		explicit_bzero(acc->plain, strlen(acc->plain));
+	explicit_bzero(acc, sizeof(*acc));
+}
+
+/* ---- account_get */
+
+static void account_get_work(struct storage_req *req, void *conn)
+{
+	req->res = req->st->account->get(conn, (struct account_get_job *)req);
+}
+
+static void account_get_reply(struct storage_req *req)
+{
+	struct account_get_job *r = (struct account_get_job *)req;
+	bool ok = req->res == STORAGE_OK;
+	r->cb(req->res, ok ? &r->acc : NULL, req->ctx);
+}
+
+static void account_get_clear(struct storage_req *req)
+{
+	account_clear(&((struct account_get_job *)req)->acc);
+}
+
+static const struct storage_op account_get_op = {
+	.name = "account_get",
+	.work = account_get_work,
+	.reply = account_get_reply,
+	.clear = account_get_clear,
+};
+
+struct storage_req *storage_account_get(struct storage *st, const char *host, const char *user,
+                                        storage_account_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && cb != NULL);
+	struct account_get_job *r = storage_req_new(st, &account_get_op, sizeof(*r), host, user, ctx);
+	r->cb = cb;
+	return storage_req_submit(&r->base);
+}
+
+/* ---- account_create */
+
+static void account_create_work(struct storage_req *req, void *conn)
+{
+	req->res = req->st->account->create(conn, (struct account_create_job *)req);
+}
+
+static void account_create_reply(struct storage_req *req)
+{
+	struct account_create_job *r = (struct account_create_job *)req;
+	r->cb(req->res, req->ctx);
+}
+
+static void account_create_clear(struct storage_req *req)
+{
+	account_clear(&((struct account_create_job *)req)->acc);
+}
+
+static const struct storage_op account_create_op = {
+	.name = "account_create",
+	.work = account_create_work,
+	.reply = account_create_reply,
+	.clear = account_create_clear,
+};
+
+struct storage_req *storage_account_create(struct storage *st, const char *host, const char *user,
+                                           const struct storage_account *acc, storage_done_cb *cb,
+                                           void *ctx)
+{
+	assert(host != NULL && user != NULL && acc != NULL && cb != NULL);
+	struct account_create_job *r = storage_req_new(st, &account_create_op, sizeof(*r), host, user,
+	                                               ctx);
+	r->cb = cb;
+	copy_account(r->base.pool, &r->acc, acc);
+	return storage_req_submit(&r->base);
+}
+
+/* ---- account_update */
+
+static void account_update_work(struct storage_req *req, void *conn)
+{
+	req->res = req->st->account->update(conn, (struct account_update_job *)req);
+}
+
+static void account_update_reply(struct storage_req *req)
+{
+	struct account_update_job *r = (struct account_update_job *)req;
+	r->cb(req->res, req->ctx);
+}
+
+static void account_update_clear(struct storage_req *req)
+{
+	account_clear(&((struct account_update_job *)req)->acc);
+}
+
+static const struct storage_op account_update_op = {
+	.name = "account_update",
+	.work = account_update_work,
+	.reply = account_update_reply,
+	.clear = account_update_clear,
+};
+
+struct storage_req *storage_account_update(struct storage *st, const char *host, const char *user,
+                                           const struct storage_account *acc, storage_done_cb *cb,
+                                           void *ctx)
+{
+	assert(host != NULL && user != NULL && acc != NULL && cb != NULL);
+	struct account_update_job *r = storage_req_new(st, &account_update_op, sizeof(*r), host, user,
+	                                               ctx);
+	r->cb = cb;
+	copy_account(r->base.pool, &r->acc, acc);
+	return storage_req_submit(&r->base);
+}
+
+/* ---- account_remove */
+
+static void account_remove_work(struct storage_req *req, void *conn)
+{
+	req->res = req->st->account->remove(conn, (struct account_remove_job *)req);
+}
+
+static void account_remove_reply(struct storage_req *req)
+{
+	struct account_remove_job *r = (struct account_remove_job *)req;
+	r->cb(req->res, req->ctx);
+}
+
+static const struct storage_op account_remove_op = {
+	.name = "account_remove",
+	.work = account_remove_work,
+	.reply = account_remove_reply,
+};
+
+struct storage_req *storage_account_remove(struct storage *st, const char *host, const char *user,
+                                           storage_done_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && cb != NULL);
+	struct account_remove_job *r = storage_req_new(st, &account_remove_op, sizeof(*r), host, user,
+	                                               ctx);
+	r->cb = cb;
+	return storage_req_submit(&r->base);
+}
+
+/* ---- account_list */
+
+static void account_list_work(struct storage_req *req, void *conn)
+{
+	req->res = req->st->account->list(conn, (struct account_list_job *)req);
+}
+
+static void account_list_reply(struct storage_req *req)
+{
+	struct account_list_job *r = (struct account_list_job *)req;
+	bool ok = req->res == STORAGE_OK;
+	static const struct strlist empty = { NULL, 0 };
+	r->cb(req->res, ok ? &r->names : &empty, req->ctx);
+}
+
+static const struct storage_op account_list_op = {
+	.name = "account_list",
+	.work = account_list_work,
+	.reply = account_list_reply,
+};
+
+struct storage_req *storage_account_list(struct storage *st, const char *host,
+                                         storage_list_cb *cb, void *ctx)
+{
+	assert(host != NULL && cb != NULL);
+	struct account_list_job *r = storage_req_new(st, &account_list_op, sizeof(*r), host, NULL,
+	                                             ctx);
+	r->cb = cb;
+	return storage_req_submit(&r->base);
+}
+
+/* ---- account_count */
+
+static void account_count_work(struct storage_req *req, void *conn)
+{
+	req->res = req->st->account->count(conn, (struct account_count_job *)req);
+}
+
+static void account_count_reply(struct storage_req *req)
+{
+	struct account_count_job *r = (struct account_count_job *)req;
+	bool ok = req->res == STORAGE_OK;
+	r->cb(req->res, ok ? r->count : 0, req->ctx);
+}
+
+static const struct storage_op account_count_op = {
+	.name = "account_count",
+	.work = account_count_work,
+	.reply = account_count_reply,
+};
+
+struct storage_req *storage_account_count(struct storage *st, const char *host,
+                                          storage_count_cb *cb, void *ctx)
+{
+	assert(host != NULL && cb != NULL);
+	struct account_count_job *r = storage_req_new(st, &account_count_op, sizeof(*r), host, NULL,
+	                                              ctx);
+	r->cb = cb;
+	return storage_req_submit(&r->base);
+}

@@ -1,0 +1,65 @@
+/*
+ * Storage of accounts: one job struct per operation and what a backend
+ * implements for them (struct account_store_vfuncs).  The accounts of a host:
+ * SCRAM credentials (and a plain password where the host keeps one).
+ *
+ * Only storage/ includes this; the public functions and their contracts
+ * are in storage.h, the generic job machinery in storage-private.h.  A
+ * job's inputs are copies in its pool; its work fills the results (in the
+ * pool too) and returns the result.  Each vfunc runs where the store runs
+ * jobs (a worker thread, or the loop for a store without workers) and gets
+ * that place's connection state as conn.
+ */
+#ifndef PARLEY_STORAGE_ACCOUNT_STORE_H
+#define PARLEY_STORAGE_ACCOUNT_STORE_H
+
+#include "storage/storage-private.h"
+
+struct account_get_job {
+	struct storage_req base;
+	storage_account_cb *cb;
+	/* results */
+	struct storage_account acc;        /* salts in pool; wiped on free */
+};
+
+struct account_create_job {
+	struct storage_req base;
+	storage_done_cb *cb;
+	struct storage_account acc;        /* strings in pool; wiped on free */
+};
+
+struct account_update_job {
+	struct storage_req base;
+	storage_done_cb *cb;
+	struct storage_account acc;        /* strings in pool; wiped on free */
+};
+
+struct account_remove_job {
+	struct storage_req base;
+	storage_done_cb *cb;
+};
+
+struct account_list_job {
+	struct storage_req base;
+	storage_list_cb *cb;
+	/* results */
+	struct strlist names;              /* in pool */
+};
+
+struct account_count_job {
+	struct storage_req base;
+	storage_count_cb *cb;
+	/* results */
+	uint64_t count;
+};
+
+struct account_store_vfuncs {
+	enum storage_result (*get)(void *conn, struct account_get_job *j);
+	enum storage_result (*create)(void *conn, struct account_create_job *j);
+	enum storage_result (*update)(void *conn, struct account_update_job *j);
+	enum storage_result (*remove)(void *conn, struct account_remove_job *j);
+	enum storage_result (*list)(void *conn, struct account_list_job *j);
+	enum storage_result (*count)(void *conn, struct account_count_job *j);
+};
+
+#endif

@@ -1,0 +1,964 @@
+/*
+ * The memory store: every storage area kept in this process's memory, for
+ * tests (storage driver "memory").  Nothing survives storage_close.  It
+ * answers like the SQL store (same results, same orders, same quota and
+ * existence rules), so the storage test cases and module tests run on it
+ * without a database.
+ *
+ * Threads: loop thread only.  The store has no worker group: storage.c
+ * runs each job's work on the loop, later (never inside the call that
+ * submitted it), in submission order; conn is the store itself.
+ *
+ * Invariants: every string the store keeps is malloc'd and owned by it;
+ * results are copied into the job's pool (valid until the job is freed);
+ * a user's record exists while any of its data does (an account or not:
+ * as in SQL, rosters, vCards and the rest do not require an account).
+ */
+#include "storage/account-store.h"
+#include "storage/roster-store.h"
+#include "storage/offline-store.h"
+#include "storage/vcard-store.h"
+#include "storage/private-store.h"
+#include "storage/privacy-store.h"
+#include "storage/last-store.h"
+#include "storage/srg-store.h"
+#include "storage/search-store.h"
+#include "storage/vcard-index.h"
+#include "lib/log.h"
+
+#include <assert.h>
+#include <time.h>
+
+struct mem_msg {
+	int64_t seq, created;
+	char *stanza;
+};
+
+struct mem_plist {
+	char *name;
+	struct privacy_item *items;     /* values malloc'd; ascending order */
+	size_t nitems;
+};
+
+struct mem_user {
+	char *host, *user;
+	bool has_account;
+	struct storage_account acc;     /* strings malloc'd */
+	struct roster_item *items;      /* deep, malloc'd */
+	size_t nitems;
+	uint64_t roster_version;
+	struct mem_msg *msgs;
+	size_t nmsgs;
+	char *vcard;                    /* NULL: none */
+	struct vcard_index vi;          /* of vcard */
+	char *folded[VF_COUNT];         /* vcard_fold of vi.fields */
+	struct private_item *pitems;    /* strings malloc'd (cast away const) */
+	size_t npitems;
+	bool has_last;
+	int64_t last_seconds;
+	char *last_status;
+	struct strlist blocked;
+	struct mem_plist *plists;
+	size_t nplists;
+	char *default_list;
+};
+
+struct mem_group {
+	char *host;
+	struct srg_group g;             /* displayed and members: sets */
+};
+
+struct mem_store {
+	struct storage base;
+	struct mem_user **users;
+	size_t nusers;
+	struct mem_group *groups;
+	size_t ngroups;
+	int64_t next_seq;
+};
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static struct mem_user *user_find(struct mem_store *ms, const char *host, const char *user)
+{
+	for (size_t i = 0; i < ms->nusers; i++)
+		if (strcmp(ms->users[i]->host, host) == 0 && strcmp(ms->users[i]->user, user) == 0)
+			return ms->users[i];
+	return NULL;
+}
+
+static struct mem_user *user_get(struct mem_store *ms, const char *host, const char *user)
+{
+	struct mem_user *u = user_find(ms, host, user);
+	if (u != NULL)
+		return u;
+	u = xcalloc(1, sizeof(*u));
+	u->host = xstrdup(host);
+	u->user = xstrdup(user);
+	ms->users = xrealloc(ms->users, (ms->nusers + 1) * sizeof(*ms->users));
+	ms->users[ms->nusers++] = u;
+	return u;
+}
+
+static void plist_clear(struct mem_plist *l)
+{
+	for (size_t i = 0; i < l->nitems; i++)
+		free((char *)l->items[i].value);
+	free(l->items);
+	free(l->name);
+}
+
+static void user_vcard_clear(struct mem_user *u)
+{
+	free(u->vcard);
+	u->vcard = NULL;
+	vcard_index_clear(&u->vi);
+	for (size_t i = 0; i < VF_COUNT; i++) {
+		free(u->folded[i]);
+		u->folded[i] = NULL;
+	}
+}
+
+static void user_free(struct mem_user *u)
+{
+	storage_account_clear(&u->acc);
+	for (size_t i = 0; i < u->nitems; i++)
+		roster_item_clear(&u->items[i]);
+	free(u->items);
+	for (size_t i = 0; i < u->nmsgs; i++)
+		free(u->msgs[i].stanza);
+	free(u->msgs);
+	user_vcard_clear(u);
+	for (size_t i = 0; i < u->npitems; i++) {
+		free((char *)u->pitems[i].ns);
+		free((char *)u->pitems[i].data);
+	}
+	free(u->pitems);
+	free(u->last_status);
+	strlist_free(&u->blocked);
+	for (size_t i = 0; i < u->nplists; i++)
+		plist_clear(&u->plists[i]);
+	free(u->plists);
+	free(u->default_list);
+	free(u->host);
+	free(u->user);
+	free(u);
+}
+
+static void strlist_push(struct strlist *l, const char *s)
+{
+	l->items = xrealloc(l->items, (l->count + 1) * sizeof(char *));
+	l->items[l->count++] = xstrdup(s);
+}
+
+static ssize_t strlist_index(const struct strlist *l, const char *s)
+{
+	for (size_t i = 0; i < l->count; i++)
+		if (strcmp(l->items[i], s) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+static void strlist_remove_at(struct strlist *l, size_t i)
+{
+	free(l->items[i]);
+	memmove(&l->items[i], &l->items[i + 1], (l->count - i - 1) * sizeof(char *));
+	l->count--;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A sorted copy of l in pool. */
+static void names_copy(struct pool *p, struct strlist *out, const struct strlist *l)
+{
+	out->count = l->count;
+	out->items = l->count > 0 ? pool_alloc(p, l->count * sizeof(char *)) : NULL;
+	for (size_t i = 0; i < l->count; i++)
+		out->items[i] = pool_strdup(p, l->items[i]);
+	if (out->count > 1)
+		qsort(out->items, out->count, sizeof(char *), cmp_str);
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+/* ---- accounts ---------------------------------------------------------------------- */
+
+static void account_copy(struct storage_account *dst, const struct storage_account *a)
+{
+	/* As the SQL store keeps it: credentials only with their salt. */
+	memset(dst, 0, sizeof(*dst));
+	dst->created = a->created;
+	if (a->has_sha1 && a->sha1.salt_b64 != NULL) {
+		dst->has_sha1 = true;
+		dst->sha1 = a->sha1;
+		dst->sha1.salt_b64 = xstrdup(a->sha1.salt_b64);
+	}
+	if (a->has_sha256 && a->sha256.salt_b64 != NULL) {
+		dst->has_sha256 = true;
+		dst->sha256 = a->sha256;
+		dst->sha256.salt_b64 = xstrdup(a->sha256.salt_b64);
+	}
+	dst->plain = dup_or_null(a->plain);
+}
+
+static enum storage_result mem_account_get(void *conn, struct account_get_job *r)
+{
+	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	if (u == NULL || !u->has_account)
+		return STORAGE_NOT_FOUND;
+	r->acc = u->acc;
+	struct pool *p = r->base.pool;
+	if (u->acc.sha1.salt_b64 != NULL)
+		r->acc.sha1.salt_b64 = pool_strdup(p, u->acc.sha1.salt_b64);
+	if (u->acc.sha256.salt_b64 != NULL)
+		r->acc.sha256.salt_b64 = pool_strdup(p, u->acc.sha256.salt_b64);
+	r->acc.plain = u->acc.plain != NULL ? pool_strdup(p, u->acc.plain) : NULL;
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_account_create(void *conn, struct account_create_job *r)
+{
+	struct mem_user *u = user_get(conn, r->base.host, r->base.user);
+	if (u->has_account)
+		return STORAGE_EXISTS;
+	account_copy(&u->acc, &r->acc);
+	u->has_account = true;
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_account_update(void *conn, struct account_update_job *r)
+{
+	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	if (u == NULL || !u->has_account)
+		return STORAGE_NOT_FOUND;
+	int64_t created = u->acc.created;
+	storage_account_clear(&u->acc);
+	account_copy(&u->acc, &r->acc);
+	u->acc.created = created;
+	return STORAGE_OK;
+}
+
+/* The account and every row of the user, and its memberships in the
+ * host's shared groups. */
+static enum storage_result mem_account_remove(void *conn, struct account_remove_job *r)
+{
+	struct mem_store *ms = conn;
+	char *bare = pool_printf(r->base.pool, "%s@%s", r->base.user, r->base.host);
+	for (size_t i = 0; i < ms->ngroups; i++) {
+		struct mem_group *g = &ms->groups[i];
+		ssize_t k;
+		if (strcmp(g->host, r->base.host) == 0 && (k = strlist_index(&g->g.members, bare)) >= 0)
+			strlist_remove_at(&g->g.members, (size_t)k);
+	}
+	for (size_t i = 0; i < ms->nusers; i++) {
+		struct mem_user *u = ms->users[i];
+		if (strcmp(u->host, r->base.host) != 0 || strcmp(u->user, r->base.user) != 0)
+			continue;
+		bool had = u->has_account;
+		user_free(u);
+		ms->users[i] = ms->users[--ms->nusers];
+		return had ? STORAGE_OK : STORAGE_NOT_FOUND;
+	}
+	return STORAGE_NOT_FOUND;
+}
+
+static enum storage_result mem_account_list(void *conn, struct account_list_job *r)
+{
+	struct mem_store *ms = conn;
+	struct strlist l = {0};
+	for (size_t i = 0; i < ms->nusers; i++)
+		if (ms->users[i]->has_account && strcmp(ms->users[i]->host, r->base.host) == 0)
+			strlist_push(&l, ms->users[i]->user);
+	names_copy(r->base.pool, &r->names, &l);
+	strlist_free(&l);
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_account_count(void *conn, struct account_count_job *r)
+{
+	struct mem_store *ms = conn;
+	r->count = 0;
+	for (size_t i = 0; i < ms->nusers; i++)
+		if (ms->users[i]->has_account && strcmp(ms->users[i]->host, r->base.host) == 0)
+			r->count++;
+	return STORAGE_OK;
+}
+
+static const struct account_store_vfuncs mem_account_vfuncs = {
+	.get = mem_account_get,
+	.create = mem_account_create,
+	.update = mem_account_update,
+	.remove = mem_account_remove,
+	.list = mem_account_list,
+	.count = mem_account_count,
+};
+
+/* ---- roster ------------------------------------------------------------------------ */
+
+static int cmp_item(const void *a, const void *b)
+{
+	return strcmp(((const struct roster_item *)a)->jid, ((const struct roster_item *)b)->jid);
+}
+
+static enum storage_result mem_roster_get(void *conn, struct roster_get_job *r)
+{
+	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	struct pool *p = r->base.pool;
+	r->items = NULL;
+	r->nitems = 0;
+	r->version = 0;
+	if (u == NULL)
+		return STORAGE_OK;
+	r->version = u->roster_version;
+	if (u->nitems == 0)
+		return STORAGE_OK;
+	r->items = pool_alloc(p, u->nitems * sizeof(*r->items));
+	for (size_t i = 0; i < u->nitems; i++) {
+		const struct roster_item *src = &u->items[i];
+		struct roster_item *it = &r->items[i];
+		*it = *src;
+		it->jid = pool_strdup(p, src->jid);
+		it->name = src->name != NULL ? pool_strdup(p, src->name) : NULL;
+		names_copy(p, &it->groups, &src->groups);
+	}
+	r->nitems = u->nitems;
+	qsort(r->items, r->nitems, sizeof(*r->items), cmp_item);
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_roster_set(void *conn, struct roster_set_job *r)
+{
+	const struct roster_item *in = &r->item;
+	if (in->subscription == SUB_REMOVE)
+		return STORAGE_ERROR;
+	struct mem_user *u = user_get(conn, r->base.host, r->base.user);
+	struct roster_item *it = NULL;
+	for (size_t i = 0; i < u->nitems && it == NULL; i++)
+		if (strcmp(u->items[i].jid, in->jid) == 0)
+			it = &u->items[i];
+	if (it == NULL) {
+		u->items = xrealloc(u->items, (u->nitems + 1) * sizeof(*u->items));
+		it = &u->items[u->nitems++];
+	} else {
+		roster_item_clear(it);
+	}
+	memset(it, 0, sizeof(*it));
+	it->jid = xstrdup(in->jid);
+	it->name = dup_or_null(in->name);
+	it->subscription = in->subscription;
+	it->ask_out = in->ask_out;
+	it->ask_in = in->ask_in;
+	it->approved = in->approved;
+	for (size_t i = 0; i < in->groups.count; i++)
+		if (strlist_index(&it->groups, in->groups.items[i]) < 0)
+			strlist_push(&it->groups, in->groups.items[i]);
+	u->roster_version++;
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_roster_remove(void *conn, struct roster_remove_job *r)
+{
+	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	for (size_t i = 0; u != NULL && i < u->nitems; i++) {
+		if (strcmp(u->items[i].jid, r->jid) != 0)
+			continue;
+		roster_item_clear(&u->items[i]);
+		u->items[i] = u->items[--u->nitems];
+		u->roster_version++;
+		return STORAGE_OK;
+	}
+	return STORAGE_NOT_FOUND;
+}
+
+static const struct roster_store_vfuncs mem_roster_vfuncs = {
+	.get = mem_roster_get,
+	.set = mem_roster_set,
+	.remove = mem_roster_remove,
+};
+
+/* ---- offline messages ------------------------------------------------------------ */
+
+static enum storage_result mem_offline_store(void *conn, struct offline_store_job *r)
+{
+	struct mem_store *ms = conn;
+	struct mem_user *u = user_find(ms, r->base.host, r->base.user);
+	if (u == NULL || !u->has_account)
+		return STORAGE_NOT_FOUND;
+	if (r->max > 0 && u->nmsgs >= r->max)
+		return STORAGE_FULL;
+	u->msgs = xrealloc(u->msgs, (u->nmsgs + 1) * sizeof(*u->msgs));
+	struct mem_msg *m = &u->msgs[u->nmsgs++];
+	m->seq = ++ms->next_seq;
+	m->created = (int64_t)time(NULL);
+	m->stanza = xstrdup(r->stanza);
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_offline_get(void *conn, struct offline_get_job *r)
+{
+	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	r->msgs = NULL;
+	r->nmsgs = 0;
+	if (u == NULL || u->nmsgs == 0)
+		return STORAGE_OK;
+	r->msgs = pool_alloc(r->base.pool, u->nmsgs * sizeof(*r->msgs));
+	for (size_t i = 0; i < u->nmsgs; i++) {
+		r->msgs[i].seq = u->msgs[i].seq;
+		r->msgs[i].created = u->msgs[i].created;
+		r->msgs[i].stanza = pool_strdup(r->base.pool, u->msgs[i].stanza);
+	}
+	r->nmsgs = u->nmsgs;
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_offline_delete_upto(void *conn, struct offline_delete_upto_job *r)
+{
+	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	if (u == NULL)
+		return STORAGE_OK;
+	size_t k = 0;
+	for (size_t i = 0; i < u->nmsgs; i++) {
+		if (u->msgs[i].seq <= r->seq)
+			free(u->msgs[i].stanza);
+		else
+			u->msgs[k++] = u->msgs[i];
+	}
+	u->nmsgs = k;
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_offline_count(void *conn, struct offline_count_job *r)
+{
+	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	r->count = u != NULL ? u->nmsgs : 0;
+	return STORAGE_OK;
+}
+
+static const struct offline_store_vfuncs mem_offline_vfuncs = {
+	.store = mem_offline_store,
+	.get = mem_offline_get,
+	.delete_upto = mem_offline_delete_upto,
+	.count = mem_offline_count,
+};
+
+/* ---- vCards and their search index ---------------------------------------------- */
+
+static enum storage_result mem_vcard_get(void *conn, struct vcard_get_job *r)
+{
+	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	if (u == NULL || u->vcard == NULL)
+		return STORAGE_NOT_FOUND;
+	r->out_text = pool_strdup(r->base.pool, u->vcard);
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_vcard_set(void *conn, struct vcard_set_job *r)
+{
+	struct mem_user *u = user_get(conn, r->base.host, r->base.user);
+	user_vcard_clear(u);
+	u->vcard = xstrdup(r->text);
+	if (vcard_index_extract(u->vcard, &u->vi) < 0) {
+		for (size_t i = 1; i < VF_COUNT; i++)
+			u->vi.fields[i] = xstrdup("");
+		u->vi.listed = false;
+	}
+	for (size_t i = 1; i < VF_COUNT; i++)
+		u->folded[i] = vcard_fold(u->vi.fields[i]);
+	return STORAGE_OK;
+}
+
+static const struct vcard_store_vfuncs mem_vcard_vfuncs = {
+	.get = mem_vcard_get,
+	.set = mem_vcard_set,
+};
+
+static bool term_matches(const struct mem_user *u, const struct vcard_term *tm)
+{
+	const char *v = tm->field == VF_USER ? u->user : u->folded[tm->field];
+	if (v == NULL)
+		v = "";
+	if (tm->prefix)
+		return strncmp(v, tm->value, strlen(tm->value)) == 0;
+	return strcmp(v, tm->value) == 0;
+}
+
+static int cmp_user(const void *a, const void *b)
+{
+	return strcmp((*(struct mem_user *const *)a)->user, (*(struct mem_user *const *)b)->user);
+}
+
+static enum storage_result mem_vcard_search(void *conn, struct vcard_search_job *r)
+{
+	struct mem_store *ms = conn;
+	struct mem_user **found = ms->nusers > 0 ? xmalloc(ms->nusers * sizeof(*found)) : NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < ms->nusers; i++) {
+		struct mem_user *u = ms->users[i];
+		if (u->vcard == NULL || strcmp(u->host, r->base.host) != 0 ||
+		    (r->listed_only && !u->vi.listed))
+			continue;
+		bool ok = true;
+		for (size_t k = 0; k < r->nterms && ok; k++)
+			ok = term_matches(u, &r->terms[k]);
+		if (ok)
+			found[n++] = u;
+	}
+	if (n > 1)
+		qsort(found, n, sizeof(*found), cmp_user);
+	r->more = r->limit > 0 && n > r->limit;
+	r->nentries = r->more ? r->limit : n;
+	r->entries = r->nentries > 0 ? pool_alloc(r->base.pool, r->nentries * sizeof(*r->entries))
+	                             : NULL;
+	for (size_t i = 0; i < r->nentries; i++) {
+		r->entries[i].fields[VF_USER] = pool_strdup(r->base.pool, found[i]->user);
+		for (size_t f = 1; f < VF_COUNT; f++)
+			r->entries[i].fields[f] = pool_strdup(r->base.pool, found[i]->vi.fields[f]);
+	}
+	free(found);
+	return STORAGE_OK;
+}
+
+/* Every vCard is indexed when it is set: nothing is ever left to index. */
+static enum storage_result mem_vcard_reindex(void *conn, struct vcard_reindex_job *r)
+{
+	r->count = 0;
+	return STORAGE_OK;
+}
+
+static const struct search_store_vfuncs mem_search_vfuncs = {
+	.search = mem_vcard_search,
+	.reindex = mem_vcard_reindex,
+};
+
+/* ---- private XML storage -------------------------------------------------------- */
+
+static enum storage_result mem_private_get(void *conn, struct private_get_job *r)
+{
+	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	for (size_t i = 0; u != NULL && i < u->npitems; i++) {
+		if (strcmp(u->pitems[i].ns, r->ns) == 0) {
+			r->out_text = pool_strdup(r->base.pool, u->pitems[i].data);
+			return STORAGE_OK;
+		}
+	}
+	return STORAGE_NOT_FOUND;
+}
+
+static enum storage_result mem_private_set(void *conn, struct private_set_job *r)
+{
+	struct mem_user *u = user_get(conn, r->base.host, r->base.user);
+	for (size_t k = 0; k < r->npitems; k++) {
+		struct private_item *it = NULL;
+		for (size_t i = 0; i < u->npitems && it == NULL; i++)
+			if (strcmp(u->pitems[i].ns, r->pitems[k].ns) == 0)
+				it = &u->pitems[i];
+		if (it == NULL) {
+			u->pitems = xrealloc(u->pitems, (u->npitems + 1) * sizeof(*u->pitems));
+			it = &u->pitems[u->npitems++];
+			it->ns = xstrdup(r->pitems[k].ns);
+		} else {
+			free((char *)it->data);
+		}
+		it->data = xstrdup(r->pitems[k].data);
+	}
+	return STORAGE_OK;
+}
+
+static int cmp_private(const void *a, const void *b)
+{
+	return strcmp(((const struct private_item *)a)->ns, ((const struct private_item *)b)->ns);
+}
+
+static enum storage_result mem_private_list(void *conn, struct private_list_job *r)
+{
+	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	r->pitems = NULL;
+	r->npitems = 0;
+	if (u == NULL || u->npitems == 0)
+		return STORAGE_OK;
+	r->pitems = pool_alloc(r->base.pool, u->npitems * sizeof(*r->pitems));
+	for (size_t i = 0; i < u->npitems; i++) {
+		r->pitems[i].ns = pool_strdup(r->base.pool, u->pitems[i].ns);
+		r->pitems[i].data = pool_strdup(r->base.pool, u->pitems[i].data);
+	}
+	r->npitems = u->npitems;
+	qsort(r->pitems, r->npitems, sizeof(*r->pitems), cmp_private);
+	return STORAGE_OK;
+}
+
+static const struct private_store_vfuncs mem_private_vfuncs = {
+	.get = mem_private_get,
+	.set = mem_private_set,
+	.list = mem_private_list,
+};
+
+/* ---- last activity ------------------------------------------------------------------ */
+
+static enum storage_result mem_last_get(void *conn, struct last_get_job *r)
+{
+	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	if (u == NULL || !u->has_last)
+		return STORAGE_NOT_FOUND;
+	r->last.seconds = u->last_seconds;
+	r->last.status = pool_strdup(r->base.pool, u->last_status != NULL ? u->last_status : "");
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_last_set(void *conn, struct last_set_job *r)
+{
+	struct mem_user *u = user_get(conn, r->base.host, r->base.user);
+	u->has_last = true;
+	u->last_seconds = r->when;
+	free(u->last_status);
+	u->last_status = dup_or_null(r->text);
+	return STORAGE_OK;
+}
+
+static const struct last_store_vfuncs mem_last_vfuncs = {
+	.get = mem_last_get,
+	.set = mem_last_set,
+};
+
+/* ---- privacy lists and the block list ----------------------------------------------- */
+
+static int cmp_plist(const void *a, const void *b)
+{
+	return strcmp(((const struct privacy_list *)a)->name, ((const struct privacy_list *)b)->name);
+}
+
+static int cmp_pitem(const void *a, const void *b)
+{
+	uint32_t x = ((const struct privacy_item *)a)->order, y = ((const struct privacy_item *)b)->order;
+	return x < y ? -1 : x > y;
+}
+
+static struct mem_plist *plist_find(struct mem_user *u, const char *name)
+{
+	for (size_t i = 0; u != NULL && i < u->nplists; i++)
+		if (strcmp(u->plists[i].name, name) == 0)
+			return &u->plists[i];
+	return NULL;
+}
+
+static enum storage_result mem_privacy_get(void *conn, struct privacy_get_job *r)
+{
+	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	struct pool *p = r->base.pool;
+	r->plists = NULL;
+	r->nplists = 0;
+	r->default_name = NULL;
+	if (u == NULL || u->nplists == 0)
+		return STORAGE_OK;
+	r->plists = pool_alloc(p, u->nplists * sizeof(*r->plists));
+	for (size_t i = 0; i < u->nplists; i++) {
+		const struct mem_plist *l = &u->plists[i];
+		struct privacy_item *items = pool_alloc(p, (l->nitems + 1) * sizeof(*items));
+		for (size_t k = 0; k < l->nitems; k++) {
+			items[k] = l->items[k];
+			items[k].value = l->items[k].value != NULL ? pool_strdup(p, l->items[k].value) : NULL;
+		}
+		if (l->nitems > 1)
+			qsort(items, l->nitems, sizeof(*items), cmp_pitem);
+		r->plists[i].name = pool_strdup(p, l->name);
+		r->plists[i].items = items;
+		r->plists[i].nitems = l->nitems;
+	}
+	r->nplists = u->nplists;
+	qsort(r->plists, r->nplists, sizeof(*r->plists), cmp_plist);
+	if (u->default_list != NULL)
+		r->default_name = pool_strdup(p, u->default_list);
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_privacy_set_list(void *conn, struct privacy_set_list_job *r)
+{
+	struct mem_user *u = user_get(conn, r->base.host, r->base.user);
+	struct mem_plist *l = plist_find(u, r->lname);
+	if (l == NULL) {
+		u->plists = xrealloc(u->plists, (u->nplists + 1) * sizeof(*u->plists));
+		l = &u->plists[u->nplists++];
+		memset(l, 0, sizeof(*l));
+		l->name = xstrdup(r->lname);
+	} else {
+		for (size_t i = 0; i < l->nitems; i++)
+			free((char *)l->items[i].value);
+		free(l->items);
+	}
+	l->items = xmalloc(r->nprv_in * sizeof(*l->items));
+	for (size_t i = 0; i < r->nprv_in; i++) {
+		l->items[i] = r->prv_in[i];
+		l->items[i].value = r->prv_in[i].type == PRIVACY_ALL ? NULL : dup_or_null(r->prv_in[i].value);
+	}
+	l->nitems = r->nprv_in;
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_privacy_remove_list(void *conn, struct privacy_remove_list_job *r)
+{
+	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	struct mem_plist *l = plist_find(u, r->lname);
+	if (l == NULL)
+		return STORAGE_NOT_FOUND;
+	if (u->default_list != NULL && strcmp(u->default_list, r->lname) == 0) {
+		free(u->default_list);
+		u->default_list = NULL;
+	}
+	plist_clear(l);
+	*l = u->plists[--u->nplists];
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_privacy_set_default(void *conn, struct privacy_set_default_job *r)
+{
+	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	if (r->lname != NULL && plist_find(u, r->lname) == NULL)
+		return STORAGE_NOT_FOUND;
+	if (u == NULL)
+		return STORAGE_OK;
+	free(u->default_list);
+	u->default_list = dup_or_null(r->lname);
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_blocklist_get(void *conn, struct blocklist_get_job *r)
+{
+	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	static const struct strlist empty = { NULL, 0 };
+	names_copy(r->base.pool, &r->names, u != NULL ? &u->blocked : &empty);
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_blocklist_add(void *conn, struct blocklist_add_job *r)
+{
+	struct mem_user *u = user_get(conn, r->base.host, r->base.user);
+	for (size_t i = 0; i < r->njids; i++)
+		if (strlist_index(&u->blocked, r->jids[i]) < 0)
+			strlist_push(&u->blocked, r->jids[i]);
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_blocklist_remove(void *conn, struct blocklist_remove_job *r)
+{
+	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	if (u == NULL)
+		return STORAGE_OK;
+	if (r->njids == 0) {
+		strlist_free(&u->blocked);
+		return STORAGE_OK;
+	}
+	for (size_t i = 0; i < r->njids; i++) {
+		ssize_t k = strlist_index(&u->blocked, r->jids[i]);
+		if (k >= 0)
+			strlist_remove_at(&u->blocked, (size_t)k);
+	}
+	return STORAGE_OK;
+}
+
+static const struct privacy_store_vfuncs mem_privacy_vfuncs = {
+	.get = mem_privacy_get,
+	.set_list = mem_privacy_set_list,
+	.remove_list = mem_privacy_remove_list,
+	.set_default = mem_privacy_set_default,
+	.blocklist_get = mem_blocklist_get,
+	.blocklist_add = mem_blocklist_add,
+	.blocklist_remove = mem_blocklist_remove,
+};
+
+/* ---- shared roster groups ---------------------------------------------------------- */
+
+static struct mem_group *group_find(struct mem_store *ms, const char *host, const char *name)
+{
+	for (size_t i = 0; i < ms->ngroups; i++)
+		if (strcmp(ms->groups[i].host, host) == 0 && strcmp(ms->groups[i].g.name, name) == 0)
+			return &ms->groups[i];
+	return NULL;
+}
+
+static void group_free(struct mem_group *g)
+{
+	srg_group_clear(&g->g);
+	free(g->host);
+}
+
+static enum storage_result mem_srg_list(void *conn, struct srg_list_job *r)
+{
+	struct mem_store *ms = conn;
+	struct strlist l = {0};
+	for (size_t i = 0; i < ms->ngroups; i++)
+		if (strcmp(ms->groups[i].host, r->base.host) == 0)
+			strlist_push(&l, ms->groups[i].g.name);
+	names_copy(r->base.pool, &r->names, &l);
+	strlist_free(&l);
+	return STORAGE_OK;
+}
+
+static int cmp_group(const void *a, const void *b)
+{
+	return strcmp(((const struct srg_group *)a)->name, ((const struct srg_group *)b)->name);
+}
+
+static enum storage_result mem_srg_get(void *conn, struct srg_get_job *r)
+{
+	struct mem_store *ms = conn;
+	struct pool *p = r->base.pool;
+	r->groups = NULL;
+	r->ngroups = 0;
+	if (ms->ngroups > 0)
+		r->groups = pool_alloc(p, ms->ngroups * sizeof(*r->groups));
+	for (size_t i = 0; i < ms->ngroups; i++) {
+		const struct mem_group *g = &ms->groups[i];
+		if (strcmp(g->host, r->base.host) != 0 || (r->name != NULL && strcmp(g->g.name, r->name) != 0))
+			continue;
+		struct srg_group *out = &r->groups[r->ngroups++];
+		out->name = pool_strdup(p, g->g.name);
+		out->label = pool_strdup(p, g->g.label);
+		out->description = pool_strdup(p, g->g.description);
+		names_copy(p, &out->displayed, &g->g.displayed);
+		names_copy(p, &out->members, &g->g.members);
+	}
+	if (r->name != NULL && r->ngroups == 0)
+		return STORAGE_NOT_FOUND;
+	if (r->ngroups > 1)
+		qsort(r->groups, r->ngroups, sizeof(*r->groups), cmp_group);
+	return STORAGE_OK;
+}
+
+static void set_copy(struct strlist *dst, const struct strlist *src)
+{
+	for (size_t i = 0; i < src->count; i++)
+		if (strlist_index(dst, src->items[i]) < 0)
+			strlist_push(dst, src->items[i]);
+}
+
+static enum storage_result mem_srg_create(void *conn, struct srg_create_job *r)
+{
+	struct mem_store *ms = conn;
+	if (group_find(ms, r->base.host, r->grp.name) != NULL)
+		return STORAGE_EXISTS;
+	ms->groups = xrealloc(ms->groups, (ms->ngroups + 1) * sizeof(*ms->groups));
+	struct mem_group *g = &ms->groups[ms->ngroups++];
+	memset(g, 0, sizeof(*g));
+	g->host = xstrdup(r->base.host);
+	g->g.name = xstrdup(r->grp.name);
+	g->g.label = xstrdup(r->grp.label);
+	g->g.description = xstrdup(r->grp.description);
+	set_copy(&g->g.displayed, &r->grp.displayed);
+	set_copy(&g->g.members, &r->grp.members);
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_srg_delete(void *conn, struct srg_delete_job *r)
+{
+	struct mem_store *ms = conn;
+	struct mem_group *g = group_find(ms, r->base.host, r->name);
+	if (g == NULL)
+		return STORAGE_NOT_FOUND;
+	group_free(g);
+	*g = ms->groups[--ms->ngroups];
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_srg_member_add(void *conn, struct srg_member_add_job *r)
+{
+	struct mem_group *g = group_find(conn, r->base.host, r->name);
+	if (g == NULL)
+		return STORAGE_NOT_FOUND;
+	if (strlist_index(&g->g.members, r->member) >= 0)
+		return STORAGE_EXISTS;
+	strlist_push(&g->g.members, r->member);
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_srg_member_remove(void *conn, struct srg_member_remove_job *r)
+{
+	struct mem_group *g = group_find(conn, r->base.host, r->name);
+	ssize_t k = g != NULL ? strlist_index(&g->g.members, r->member) : -1;
+	if (k < 0)
+		return STORAGE_NOT_FOUND;
+	strlist_remove_at(&g->g.members, (size_t)k);
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_srg_user_groups(void *conn, struct srg_user_groups_job *r)
+{
+	struct mem_store *ms = conn;
+	struct strlist l = {0};
+	for (size_t i = 0; i < ms->ngroups; i++) {
+		const struct mem_group *g = &ms->groups[i];
+		if (strcmp(g->host, r->base.host) == 0 &&
+		    (strlist_index(&g->g.members, r->member) >= 0 ||
+		     strlist_index(&g->g.members, SRG_MEMBER_ALL) >= 0))
+			strlist_push(&l, g->g.name);
+	}
+	names_copy(r->base.pool, &r->names, &l);
+	strlist_free(&l);
+	return STORAGE_OK;
+}
+
+static const struct srg_store_vfuncs mem_srg_vfuncs = {
+	.list = mem_srg_list,
+	.get = mem_srg_get,
+	.create = mem_srg_create,
+	.delete = mem_srg_delete,
+	.member_add = mem_srg_member_add,
+	.member_remove = mem_srg_member_remove,
+	.user_groups = mem_srg_user_groups,
+};
+
+/* ---- the store ---------------------------------------------------------------------- */
+
+static bool mem_accepts(const char *driver)
+{
+	return strcmp(driver, "memory") == 0;
+}
+
+static int mem_open(struct ev_loop *loop, const struct storage_config *cfg, struct storage **st_r,
+                    char **error_r)
+{
+	struct mem_store *ms = xcalloc(1, sizeof(*ms));
+	storage_base_init(&ms->base, &storage_memory_vfuncs, loop, "memory");
+	ms->base.account = &mem_account_vfuncs;
+	ms->base.roster = &mem_roster_vfuncs;
+	ms->base.offline = &mem_offline_vfuncs;
+	ms->base.vcard = &mem_vcard_vfuncs;
+	ms->base.priv = &mem_private_vfuncs;
+	ms->base.privacy = &mem_privacy_vfuncs;
+	ms->base.last = &mem_last_vfuncs;
+	ms->base.srg = &mem_srg_vfuncs;
+	ms->base.search = &mem_search_vfuncs;
+	*st_r = &ms->base;
+	return 0;
+}
+
+static void mem_close(struct storage *st)
+{
+	struct mem_store *ms = (struct mem_store *)st;
+	storage_base_deinit(st);
+	for (size_t i = 0; i < ms->nusers; i++)
+		user_free(ms->users[i]);
+	free(ms->users);
+	for (size_t i = 0; i < ms->ngroups; i++)
+		group_free(&ms->groups[i]);
+	free(ms->groups);
+	free(ms);
+}
+
+static void mem_status(struct storage *st, struct buf *out)
+{
+	struct mem_store *ms = (struct mem_store *)st;
+	buf_printf(out, "in memory: %zu users, %zu shared groups", ms->nusers, ms->ngroups);
+}
+
+const struct storage_vfuncs storage_memory_vfuncs = {
+	.name = "memory",
+	.accepts = mem_accepts,
+	.open = mem_open,
+	.close = mem_close,
+	.status = mem_status,
+};

@@ -1,0 +1,59 @@
+/*
+ * Storage of offline messages: one job struct per operation and what a backend
+ * implements for them (struct offline_store_vfuncs).  A user's queue of
+ * offline messages (XEP-0160).
+ *
+ * Only storage/ includes this; the public functions and their contracts
+ * are in storage.h, the generic job machinery in storage-private.h.  A
+ * job's inputs are copies in its pool; its work fills the results (in the
+ * pool too) and returns the result.  Each vfunc runs where the store runs
+ * jobs (a worker thread, or the loop for a store without workers) and gets
+ * that place's connection state as conn.
+ */
+#ifndef PARLEY_STORAGE_OFFLINE_STORE_H
+#define PARLEY_STORAGE_OFFLINE_STORE_H
+
+#include "storage/storage-private.h"
+
+struct offline_store_job {
+	struct storage_req base;
+	storage_done_cb *cb;
+	const char *from;
+	const char *stanza;
+	unsigned max;                      /* quota (0: none) */
+};
+
+struct offline_get_job {
+	struct storage_req base;
+	storage_offline_cb *cb;
+	/* results */
+	struct offline_message *msgs;      /* in pool */
+	size_t nmsgs;
+};
+
+struct offline_delete_upto_job {
+	struct storage_req base;
+	storage_done_cb *cb;
+	int64_t seq;
+};
+
+struct offline_count_job {
+	struct storage_req base;
+	storage_count_cb *cb;
+	/* results */
+	uint64_t count;
+};
+
+struct offline_store_vfuncs {
+	enum storage_result (*store)(void *conn, struct offline_store_job *j);
+	/* Optional: store n jobs (in order) in one transaction, each job's
+	 * result in its base.res, as if each had been stored alone after the
+	 * ones before it.  false: nothing was stored (each job is then run
+	 * alone). */
+	bool (*store_batch)(void *conn, struct offline_store_job **jobs, size_t n);
+	enum storage_result (*get)(void *conn, struct offline_get_job *j);
+	enum storage_result (*delete_upto)(void *conn, struct offline_delete_upto_job *j);
+	enum storage_result (*count)(void *conn, struct offline_count_job *j);
+};
+
+#endif

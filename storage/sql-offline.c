@@ -1,0 +1,179 @@
+/*
+ * The SQL implementation of offline messages storage (struct offline_store_vfuncs of
+ * storage/offline-store.h), over the statement helpers of sql-store.h.
+ *
+ * Worker thread: each operation runs on the store's worker that owns the
+ * user's jobs, with that worker's connection (conn is its struct
+ * sql_thread); it reads only its job and builds its results in the job's
+ * pool.  Every change that touches several rows runs in one transaction; a
+ * temporary failure is STORAGE_TEMPFAIL, never NOT_FOUND.
+ */
+#include "storage/offline-store.h"
+#include "storage/sql-store.h"
+#include "lib/log.h"
+
+#include <time.h>
+
+/* ---- offline messages (worker thread) ------------------------------------------ */
+
+static const char sql_user_exists[] =
+	"SELECT 1 FROM users WHERE server_host = ? AND username = ?";
+static const char sql_offline_count[] =
+	"SELECT COUNT(*) FROM offline_messages WHERE server_host = ? AND username = ?";
+static const char sql_offline_insert[] =
+	"INSERT INTO offline_messages (server_host, username, created_at, from_jid, stanza) "
+	"VALUES (?, ?, ?, ?, ?)";
+static const char sql_offline_get[] =
+	"SELECT seq, created_at, stanza FROM offline_messages WHERE server_host = ? AND username = ? "
+	"ORDER BY seq";
+static const char sql_offline_delete[] =
+	"DELETE FROM offline_messages WHERE server_host = ? AND username = ? AND seq <= ?";
+
+/* Account check, quota check and insert in one write transaction: two
+ * stores racing for the last free place cannot both take it. */
+static enum storage_result op_offline_store(void *conn, struct offline_store_job *r)
+{
+	struct sql_thread *t = conn;
+	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user) };
+	int64_t v = 0;
+	if (sql_q_begin(t, true) < 0)
+		return sql_q_fail(t, &r->base);
+	int found = sql_q_int(t, sql_user_exists, p, ARRAY_SIZE(p), &v);
+	if (found < 0)
+		return sql_q_abort(t, &r->base);
+	if (found == 0) {
+		t->ss->drv->rollback(t->conn);
+		return STORAGE_NOT_FOUND;
+	}
+	if (r->max > 0) {
+		if (sql_q_int(t, sql_offline_count, p, ARRAY_SIZE(p), &v) < 0)
+			return sql_q_abort(t, &r->base);
+		if (v >= (int64_t)r->max) {
+			t->ss->drv->rollback(t->conn);
+			return STORAGE_FULL;
+		}
+	}
+	struct sql_param pi[] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(time(NULL)),
+	                          PTEXT(r->from), PTEXT(r->stanza) };
+	if (sql_q_exec(t, sql_offline_insert, pi, ARRAY_SIZE(pi), NULL) < 0 || sql_q_commit(t) < 0)
+		return sql_q_abort(t, &r->base);
+	return STORAGE_OK;
+}
+
+/* Group commit: the jobs' account checks, quota checks and inserts, in
+ * order, in one write transaction, so that each job gets the result it
+ * would have got alone after the ones before it (a job's quota check sees
+ * the rows of the earlier jobs of the batch).  What one user's run of
+ * jobs learnt (the account exists, the queue's length) is reused by the
+ * next job of that user.  false, with nothing stored, when a statement or
+ * the commit failed: the store then runs each job alone. */
+static bool op_offline_store_batch(void *conn, struct offline_store_job **jobs, size_t n)
+{
+	struct sql_thread *t = conn;
+	if (sql_q_begin(t, true) < 0)
+		return false;
+	int64_t now = time(NULL);
+	const char *host = NULL, *user = NULL;
+	int exists = 0;
+	int64_t queued = -1;               /* the user's queue length; -1: not read */
+	for (size_t i = 0; i < n; i++) {
+		struct offline_store_job *r = jobs[i];
+		struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user) };
+		int64_t v = 0;
+		if (host == NULL || strcmp(host, r->base.host) != 0 || strcmp(user, r->base.user) != 0) {
+			host = r->base.host;
+			user = r->base.user;
+			queued = -1;
+			exists = sql_q_int(t, sql_user_exists, p, ARRAY_SIZE(p), &v);
+			if (exists < 0)
+				goto fail;
+		}
+		if (exists == 0) {
+			r->base.res = STORAGE_NOT_FOUND;
+			continue;
+		}
+		if (r->max > 0 && queued < 0) {
+			if (sql_q_int(t, sql_offline_count, p, ARRAY_SIZE(p), &queued) < 0)
+				goto fail;
+		}
+		if (r->max > 0 && queued >= (int64_t)r->max) {
+			r->base.res = STORAGE_FULL;
+			continue;
+		}
+		struct sql_param pi[] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(now),
+		                          PTEXT(r->from), PTEXT(r->stanza) };
+		if (sql_q_exec(t, sql_offline_insert, pi, ARRAY_SIZE(pi), NULL) < 0)
+			goto fail;
+		if (queued >= 0)
+			queued++;
+		r->base.res = STORAGE_OK;
+	}
+	if (t->ss->test_fail_batches)
+		goto fail;
+	if (sql_q_commit(t) < 0)
+		goto fail;
+	return true;
+fail:
+	t->ss->drv->rollback(t->conn);
+	return false;
+}
+
+static enum storage_result op_offline_get(void *conn, struct offline_get_job *r)
+{
+	struct sql_thread *t = conn;
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user) };
+	enum sql_step st;
+	size_t cap = 0;
+	r->msgs = NULL;
+	r->nmsgs = 0;
+	struct sql_stmt *s = sql_q_start(t, sql_offline_get, p, ARRAY_SIZE(p), &st);
+	if (s == NULL)
+		return sql_q_fail(t, &r->base);
+	while (st == SQL_STEP_ROW) {
+		char *stanza = sql_col_str(t, r->base.pool, s, 2);
+		if (stanza != NULL) {
+			r->msgs = sql_pool_grow(r->base.pool, r->msgs, r->nmsgs, &cap, sizeof(*r->msgs));
+			struct offline_message *m = &r->msgs[r->nmsgs++];
+			m->seq = d->column_int64(s, 0);
+			m->created = d->column_int64(s, 1);
+			m->stanza = stanza;
+		}
+		st = d->step(s);
+	}
+	if (st == SQL_STEP_ERROR) {
+		enum storage_result res = sql_q_fail(t, &r->base);
+		d->reset(s);
+		return res;
+	}
+	d->reset(s);
+	return STORAGE_OK;
+}
+
+static enum storage_result op_offline_delete(void *conn, struct offline_delete_upto_job *r)
+{
+	struct sql_thread *t = conn;
+	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(r->seq) };
+	if (sql_q_exec(t, sql_offline_delete, p, ARRAY_SIZE(p), NULL) < 0)
+		return sql_q_fail(t, &r->base);
+	return STORAGE_OK;
+}
+
+static enum storage_result op_offline_count(void *conn, struct offline_count_job *r)
+{
+	struct sql_thread *t = conn;
+	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user) };
+	int64_t n = 0;
+	if (sql_q_int(t, sql_offline_count, p, ARRAY_SIZE(p), &n) < 0)
+		return sql_q_fail(t, &r->base);
+	r->count = n > 0 ? (uint64_t)n : 0;
+	return STORAGE_OK;
+}
+
+const struct offline_store_vfuncs sql_offline_vfuncs = {
+	.store = op_offline_store,
+	.store_batch = op_offline_store_batch,
+	.get = op_offline_get,
+	.delete_upto = op_offline_delete,
+	.count = op_offline_count,
+};
