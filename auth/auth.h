@@ -11,7 +11,7 @@
 #define PARLEY_AUTH_H
 
 #include <ev.h>
-#include "server/config.h"
+#include "auth/auth-config.h"
 #include "lib/scram.h"
 #include "storage/storage.h"
 

@@ -17,7 +17,7 @@
 #define PARLEY_LDAP_CLIENT_H
 
 #include <ev.h>
-#include "server/config.h"
+#include "auth/auth-config.h"
 
 /* RFC 4515 section 3: value (len bytes, may hold NUL) as an assertion value:
  * '*', '(', ')', '\' and NUL become \2a \28 \29 \5c \00; every other byte,

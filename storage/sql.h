@@ -14,7 +14,7 @@
 #ifndef PARLEY_SQL_H
 #define PARLEY_SQL_H
 
-#include "server/config.h"
+#include "storage/storage-config.h"
 #include "lib/util.h"
 
 /* The schema version this code reads and writes (sql/<dialect>.sql inserts

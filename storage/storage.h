@@ -18,7 +18,7 @@
 #define PARLEY_STORAGE_H
 
 #include <ev.h>
-#include "server/config.h"
+#include "storage/storage-config.h"
 #include "lib/scram.h"
 #include "storage/vcard-index.h"
 
