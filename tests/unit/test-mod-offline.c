@@ -3,9 +3,9 @@
  * the module harness.  Messages to a user with no session are stored and
  * delivered oldest first, with <delay/>, at the first available presence
  * with a non-negative priority, and deleted once written; the quota
- * bounces what is past it with resource-constraint; <no-store/> and chat
- * states alone are not stored; the sender's barrier is held until the
- * message is stored.
+ * bounces what is past it with resource-constraint; <no-store/>, chat
+ * states alone and types other than normal and chat are not stored; the
+ * sender's barrier is held until the message is stored.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -283,9 +283,9 @@ static void test_chat_states_store_empty(void **state)
 	assert_int_equal(fake_count(bob), 0);
 }
 
-/* Other types are not stored: headline dropped, groupchat and error
- * never stored either. */
-static void test_headline_not_stored(void **state)
+/* Only normal and chat messages are stored (RFC 6121 §8.5.2.1.1): a
+ * headline for nobody is dropped silently, a groupchat message bounced. */
+static void test_other_types_not_stored(void **state)
 {
 	(void)state;
 	struct fake_session *bob = harness_login("bob", "home");
@@ -293,9 +293,18 @@ static void test_headline_not_stored(void **state)
 	                  "</message>");
 	harness_run();
 	assert_int_equal(harness_offline_count("alice"), 0);
+	assert_int_equal(fake_count(bob), 0);
+	harness_send(bob, "<message to='alice@example.com' type='groupchat' id='g'><body>all</body>"
+	                  "</message>");
+	harness_run();
+	assert_int_equal(harness_offline_count("alice"), 0);
+	assert_int_equal(fake_count(bob), 1);
+	assert_string_equal(harness_error_condition(fake_get(bob, 0), NULL), "service-unavailable");
 	/* A normal message (no type) is. */
+	fake_clear(bob);
 	harness_send(bob, "<message to='alice@example.com' id='n'><body>note</body></message>");
 	harness_run();
+	assert_int_equal(fake_count(bob), 0);
 	assert_int_equal(harness_offline_count("alice"), 1);
 }
 
@@ -323,7 +332,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_store_hint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chat_states_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chat_states_store_empty, setup_store_empty, teardown),
-		cmocka_unit_test_setup_teardown(test_headline_not_stored, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_types_not_stored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_account_bounced, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
