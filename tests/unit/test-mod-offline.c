@@ -321,19 +321,22 @@ static void test_no_account_bounced(void **state)
 	assert_int_equal(harness_offline_count("nobody"), 0);
 }
 
+/* A case with its own host: started by setup, stopped after it. */
+#define CASE(test, setup) cmocka_unit_test_setup_teardown(test, setup, teardown)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_stored_then_delivered_in_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_negative_priority_waits, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_deleted_once_written, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sender_barrier_held_until_stored, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_quota_bounces, setup_quota, teardown),
-		cmocka_unit_test_setup_teardown(test_no_store_hint, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_chat_states_dropped, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_chat_states_store_empty, setup_store_empty, teardown),
-		cmocka_unit_test_setup_teardown(test_other_types_not_stored, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_account_bounced, setup, teardown),
+		CASE(test_stored_then_delivered_in_order, setup),
+		CASE(test_negative_priority_waits, setup),
+		CASE(test_deleted_once_written, setup),
+		CASE(test_sender_barrier_held_until_stored, setup),
+		CASE(test_quota_bounces, setup_quota),
+		CASE(test_no_store_hint, setup),
+		CASE(test_chat_states_dropped, setup),
+		CASE(test_chat_states_store_empty, setup_store_empty),
+		CASE(test_other_types_not_stored, setup),
+		CASE(test_no_account_bounced, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,7 +44,8 @@ static const struct privacy_item allow_all[] = {
 
 static void send_chat(struct fake_session *from, const char *to, const char *id)
 {
-	harness_send(from, "<message to='%s' type='chat' id='%s'><body>hello</body></message>", to, id);
+	harness_send(from, "<message to='%s' type='chat' id='%s'><body>hello</body></message>", to,
+	             id);
 }
 
 /* fs got exactly one stanza: an error answer to id with this condition. */
@@ -327,18 +328,20 @@ static void test_block_domain(void **state)
 	assert_bounced(alice, "a1", "not-acceptable");
 }
 
+/* A case with its own host: started by setup, stopped after it. */
+#define CASE(test, setup) cmocka_unit_test_setup_teardown(test, setup, teardown)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_default_list_live, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_default_list_offline, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_default_list_by_subscription_offline, setup,
-		                                teardown),
-		cmocka_unit_test_setup_teardown(test_default_list_set_by_iq, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_active_list_overrides_default, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_block_both_ways, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_block_offline, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_block_domain, setup, teardown),
+		CASE(test_default_list_live, setup),
+		CASE(test_default_list_offline, setup),
+		CASE(test_default_list_by_subscription_offline, setup),
+		CASE(test_default_list_set_by_iq, setup),
+		CASE(test_active_list_overrides_default, setup),
+		CASE(test_block_both_ways, setup),
+		CASE(test_block_offline, setup),
+		CASE(test_block_domain, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -188,8 +188,8 @@ static void test_remove_pushed(void **state)
 	harness_roster_get(desk);
 	harness_roster_get(phone);
 	harness_send(desk, "<iq type='set' id='s1'><query xmlns='jabber:iq:roster'>"
-	                   "<item jid='carol@example.org' name='Carol'><group>Friends</group></item>"
-	                   "</query></iq>");
+	                   "<item jid='carol@example.org' name='Carol'><group>Friends</group>"
+	                   "</item></query></iq>");
 	harness_run();
 	fake_clear(desk);
 	fake_clear(phone);
@@ -337,14 +337,17 @@ static void test_subscription_request_waits(void **state)
 	assert_string_equal(sub_of(push_item(alice, "alice")), "to");
 }
 
+/* A case with its own host: started by setup, stopped after it. */
+#define CASE(test, setup) cmocka_unit_test_setup_teardown(test, setup, teardown)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_set_pushed_to_interested, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_push_versions, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_remove_pushed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_subscription_approval, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_subscription_request_waits, setup, teardown),
+		CASE(test_set_pushed_to_interested, setup),
+		CASE(test_push_versions, setup),
+		CASE(test_remove_pushed, setup),
+		CASE(test_subscription_approval, setup),
+		CASE(test_subscription_request_waits, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
