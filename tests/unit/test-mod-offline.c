@@ -185,6 +185,48 @@ static void test_deleted_once_written(void **state)
 	assert_int_equal(harness_offline_count("alice"), 0);
 }
 
+/* Two resources available in the same turn: the messages go to one of
+ * them, once. */
+static void test_one_fetch_per_user(void **state)
+{
+	(void)state;
+	struct fake_session *bob = harness_login("bob", "home");
+	send_chat(bob, "m1", "one");
+	send_chat(bob, "m2", "two");
+	harness_run();
+	struct fake_session *desk = harness_login("alice", "desk");
+	struct fake_session *phone = harness_login("alice", "phone");
+	harness_send(desk, "<presence/>");
+	harness_send(phone, "<presence/>");
+	harness_run();
+	size_t nd = fake_count_named(desk, "message"), np = fake_count_named(phone, "message");
+	assert_int_equal(nd + np, 2);
+	assert_true(nd == 0 || np == 0);
+	struct fake_session *got = nd > 0 ? desk : phone;
+	size_t first = 0;
+	while (strcmp(fake_get(got, first)->name, "message") != 0)
+		first++;
+	assert_delayed(got, first, "one");
+	assert_delayed(got, first + 1, "two");
+	assert_int_equal(harness_offline_count("alice"), 0);
+}
+
+/* A presence that comes while a message is being stored: the fetch waits
+ * for the store, so the message is delivered now, not at the next login. */
+static void test_fetch_waits_for_store(void **state)
+{
+	(void)state;
+	struct fake_session *bob = harness_login("bob", "home");
+	struct fake_session *alice = harness_login("alice", "desk");
+	send_chat(bob, "m1", "one");           /* alice is not available: stored */
+	harness_send(alice, "<presence/>");    /* before the store has answered */
+	harness_run();
+	assert_int_equal(fake_count_named(alice, "message"), 1);
+	assert_delayed(alice, 0, "one");
+	assert_int_equal(harness_offline_count("alice"), 0);
+	assert_int_equal(fake_count(bob), 0);
+}
+
 /* The sender's later answers wait until the message is stored (the
  * barrier of its stream is held meanwhile). */
 static void test_sender_barrier_held_until_stored(void **state)
@@ -330,6 +372,8 @@ int main(void)
 		CASE(test_stored_then_delivered_in_order, setup),
 		CASE(test_negative_priority_waits, setup),
 		CASE(test_deleted_once_written, setup),
+		CASE(test_one_fetch_per_user, setup),
+		CASE(test_fetch_waits_for_store, setup),
 		CASE(test_sender_barrier_held_until_stored, setup),
 		CASE(test_quota_bounces, setup_quota),
 		CASE(test_no_store_hint, setup),
