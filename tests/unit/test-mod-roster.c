@@ -304,6 +304,76 @@ static void test_subscription_approval(void **state)
 	roster_item_clear(&it);
 }
 
+/* Make alice and bob subscribed to each other, through presence. */
+static void subscribe_both(struct fake_session *alice, struct fake_session *bob)
+{
+	harness_send(alice, "<presence to='bob@example.com' type='subscribe'/>");
+	harness_run();
+	harness_send(bob, "<presence to='alice@example.com' type='subscribed'/>");
+	harness_run();
+	harness_send(bob, "<presence to='alice@example.com' type='subscribe'/>");
+	harness_run();
+	harness_send(alice, "<presence to='bob@example.com' type='subscribed'/>");
+	harness_run();
+	struct roster_item it;
+	assert_true(harness_roster_item("alice", "bob@example.com", &it));
+	assert_int_equal(it.subscription, SUB_BOTH);
+	roster_item_clear(&it);
+	assert_true(harness_roster_item("bob", "alice@example.com", &it));
+	assert_int_equal(it.subscription, SUB_BOTH);
+	roster_item_clear(&it);
+}
+
+/* Removing a contact ends the subscriptions both ways (RFC 6121 §2.5.2):
+ * the contact's roster changes too, and is pushed. */
+static void test_remove_cancels_subscriptions(void **state)
+{
+	(void)state;
+	struct fake_session *alice = harness_login("alice", "desk");
+	struct fake_session *bob = harness_login("bob", "home");
+	harness_roster_get(alice);
+	harness_roster_get(bob);
+	harness_available(alice, 0);
+	harness_available(bob, 0);
+	subscribe_both(alice, bob);
+	fake_clear(alice);
+	fake_clear(bob);
+
+	harness_send(alice, "<iq type='set' id='r1'><query xmlns='jabber:iq:roster'>"
+	                    "<item jid='bob@example.com' subscription='remove'/></query></iq>");
+	harness_run();
+	assert_result(alice, "r1");
+	assert_string_equal(sub_of(push_item(alice, "alice")), "remove");
+	struct roster_item it;
+	assert_false(harness_roster_item("alice", "bob@example.com", &it));
+
+	/* bob hears both cancels from alice's bare JID, sees her go
+	 * unavailable, and his roster says none (pushed after each change). */
+	struct xml_node *p = fake_find(bob, "presence", "type", "unsubscribe");
+	assert_non_null(p);
+	assert_string_equal(xml_attr(p, "from"), "alice@example.com");
+	p = fake_find(bob, "presence", "type", "unsubscribed");
+	assert_non_null(p);
+	assert_string_equal(xml_attr(p, "from"), "alice@example.com");
+	p = fake_find(bob, "presence", "from", "alice@example.com/desk");
+	assert_non_null(p);
+	assert_string_equal(xml_attr(p, "type"), "unavailable");
+	const char *last = NULL;
+	for (size_t i = 0; i < fake_count(bob); i++) {
+		struct xml_node *el = fake_get(bob, i);
+		struct xml_node *q = xml_child(el, "query", NS_ROSTER);
+		if (strcmp(el->name, "iq") == 0 && q != NULL)
+			last = sub_of(xml_child(q, "item", NS_ROSTER));
+	}
+	assert_non_null(last);
+	assert_string_equal(last, "none");
+	assert_true(harness_roster_item("bob", "alice@example.com", &it));
+	assert_int_equal(it.subscription, SUB_NONE);
+	assert_false(it.ask_out);
+	assert_false(it.ask_in);
+	roster_item_clear(&it);
+}
+
 /* A request to a user with no session waits in the roster and reaches
  * the first resource that becomes available; approving it then works as
  * above. */
@@ -347,6 +417,7 @@ int main(void)
 		CASE(test_push_versions, setup),
 		CASE(test_remove_pushed, setup),
 		CASE(test_subscription_approval, setup),
+		CASE(test_remove_cancels_subscriptions, setup),
 		CASE(test_subscription_request_waits, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
