@@ -185,6 +185,37 @@ static void test_default_list_set_by_iq(void **state)
 	assert_bounced(bob, "after", "service-unavailable");
 }
 
+/* An item for every stanza also stops what the user sends (not-acceptable,
+ * and the peer gets nothing). */
+static void test_default_list_outbound(void **state)
+{
+	(void)state;
+	const struct privacy_item deny_all_bob[] = {
+		{ PRIVACY_JID, "bob@example.com", false, 1, 0 },
+	};
+	harness_privacy_list("alice", "strict", deny_all_bob, 1, true);
+	struct fake_session *alice = harness_login("alice", "desk");
+	struct fake_session *bob = harness_login("bob", "home");
+	struct fake_session *carol = harness_login("carol", "home");
+	harness_run();
+	harness_available(alice, 0);
+	harness_available(bob, 0);
+	harness_available(carol, 0);
+	fake_clear(alice);
+	fake_clear(bob);
+	fake_clear(carol);
+
+	send_chat(alice, "bob@example.com", "a1");
+	harness_run();
+	assert_bounced(alice, "a1", "not-acceptable");
+	assert_int_equal(fake_count(bob), 0);
+	fake_clear(alice);
+	send_chat(alice, "carol@example.com", "a2");
+	harness_run();
+	assert_int_equal(fake_count(alice), 0);
+	assert_got_message(carol, "a2");
+}
+
 /* ---- active list ------------------------------------------------------------------------ */
 
 static void test_active_list_overrides_default(void **state)
@@ -338,6 +369,7 @@ int main(void)
 		CASE(test_default_list_offline, setup),
 		CASE(test_default_list_by_subscription_offline, setup),
 		CASE(test_default_list_set_by_iq, setup),
+		CASE(test_default_list_outbound, setup),
 		CASE(test_active_list_overrides_default, setup),
 		CASE(test_block_both_ways, setup),
 		CASE(test_block_offline, setup),
