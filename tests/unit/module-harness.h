@@ -30,7 +30,9 @@ struct fake_session {
 	bool hold_writes;            /* false: everything queued counts as written */
 	bool kicked;                 /* the session manager kicked it */
 	enum stream_error kick_error;
-	struct barrier *barrier;     /* current while it sends, as a c2s stream's */
+	struct barrier *barrier;     /* current while it sends, as a c2s stream's;
+	                              * unlike c2s, output is not held behind it
+	                              * (a test reads barrier_busy instead) */
 	struct fake_session *next;   /* private */
 };
 
