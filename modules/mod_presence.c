@@ -42,9 +42,17 @@
  *   changes read and write the stored items only.
  * - The FIFO is the module's pending list (pending.h): stop cancels every
  *   storage call and frees the ops; nothing runs after it.
+ * - A subscription stanza holds the barrier of the stream it came from
+ *   (lib/barrier.h) until its op is done: the roster write committed or
+ *   failed, and what follows routed.  The subscription stanza it routes
+ *   to a local contact takes the hold over until the contact's write is
+ *   done, so an answer to anything the stream sent later waits for both
+ *   rosters.  What the op sends the stream (pushes, presence) is held
+ *   behind answers already waiting, in the order it was sent.
  */
 #include "builtin.h"
 #include "pending.h"
+#include "lib/barrier.h"
 #include "server/host.h"
 #include "server/hooks.h"
 #include "server/router.h"
@@ -94,6 +102,8 @@ struct pres_op {
 	struct xml_node *stanza; /* what to route or deliver (owned) */
 	struct strlist directed; /* PK_CLOSED/PK_BROADCAST unavailable: directed targets */
 	struct roster_item item; /* the item being written (owned) */
+	struct barrier_hold *hold;   /* sub ops: on the barrier of the stream that sent
+	                                the stanza (or NULL), until the op is done */
 	bool item_visible_before;
 	struct roster_item before;   /* subscription fields as read (no strings) */
 	bool remove;             /* write removes the item */
@@ -315,8 +325,29 @@ static void op_free(struct pending_op *p)
 		xml_unref(&op->stanza);
 	strlist_free(&op->directed);
 	roster_item_clear(&op->item);
+	barrier_release(&op->hold);   /* after what op_act routed */
 	free(op);
 }
+
+/* The op whose work op_act is routing on, or NULL. */
+static struct pres_op *acting;
+
+/* A subscription stanza from a stream (the stream's barrier is current):
+ * the stream answers nothing it sent later before op's roster write is
+ * done and what follows from it has been routed.  A stanza routed by
+ * another op's op_act (a local contact's side of the change) takes over
+ * that op's hold: a new hold would come after answers already waiting. */
+static void op_hold(struct pres_op *op)
+{
+	if (acting != NULL && acting->hold != NULL) {
+		op->hold = acting->hold;
+		acting->hold = NULL;
+		return;
+	}
+	op->hold = barrier_hold_current();
+}
+
+
 
 /* Append op; it starts now unless an earlier op of the same user is queued. */
 static void op_enqueue(struct pres_op *op)
@@ -364,7 +395,10 @@ static void op_account_read(enum storage_result res, const struct storage_accoun
 		/* No such user: the requester's pending request is refused. */
 		struct jid to = {0};
 		jid_set(&to, op->user, h->name, NULL);
+		struct pres_op *outer = acting;
+		acting = op;
 		route_new("unsubscribed", &to, &op->peer, true);
+		acting = outer;
 		jid_clear(&to);
 		op_done(op);
 		return;
@@ -399,6 +433,9 @@ static void op_start(struct pres_op *op)
 static void op_act(struct pres_op *op, bool changed)
 {
 	struct host *h = op->ps->host;
+	/* What is routed now continues the stanza's work (op_hold). */
+	struct pres_op *outer = acting;
+	acting = op;
 	struct jid self = {0};
 	jid_set(&self, op->user, h->name, NULL);
 	const struct roster_item *it = &op->item;
@@ -456,6 +493,7 @@ static void op_act(struct pres_op *op, bool changed)
 		}
 	}
 	jid_clear(&self);
+	acting = outer;
 	op_done(op);
 }
 
@@ -853,6 +891,7 @@ static enum hook_result presence_send(struct host *h, void *args, void *ctx)
 	op->sub = st;
 	jid_set(&op->peer, hp->to->node, hp->to->domain, NULL);
 	op->stanza = xml_copy(hp->stanza);
+	op_hold(op);
 	op_enqueue(op);
 	return HOOK_STOP;
 }
@@ -878,6 +917,7 @@ static enum hook_result presence_in(struct host *h, void *args, void *ctx)
 		/* Delivered from the contact's bare JID, to the user's bare JID. */
 		xml_set_attr(op->stanza, "from", jid_bare_to_pool(op->stanza->pool, hp->from));
 		xml_set_attr(op->stanza, "to", jid_bare_to_pool(op->stanza->pool, hp->to));
+		op_hold(op);   /* from a local user's stream, or from an op_act of ours */
 	}
 	op_enqueue(op);
 	return HOOK_STOP;
