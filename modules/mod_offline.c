@@ -602,15 +602,26 @@ static enum hook_result offline_session_closed(struct host *h, void *args, void 
 
 /* ---- module ------------------------------------------------------------------------ */
 
+static const struct builtin_hook offline_hooks[] = {
+	{ HOOK_OFFLINE_MESSAGE, 50, offline_message },
+	{ HOOK_USER_SEND_PACKET, 50, offline_presence },
+	{ HOOK_SESSION_CLOSED, 50, offline_session_closed },
+};
+
+static const struct builtin_parts offline_parts = {
+	.hooks = offline_hooks, .nhooks = ARRAY_SIZE(offline_hooks),
+	.feature = FEATURE_MSGOFFLINE,
+};
+
 static int offline_start(struct host *h, const void *settings, void **state_r, char **error_r)
 {
 	struct offline_state *os = xcalloc(1, sizeof(*os));
 	os->host = h;
 	os->set = settings;
-	hook_add(h, HOOK_OFFLINE_MESSAGE, 50, offline_message, os);
-	hook_add(h, HOOK_USER_SEND_PACKET, 50, offline_presence, os);
-	hook_add(h, HOOK_SESSION_CLOSED, 50, offline_session_closed, os);
-	host_add_feature(h, FEATURE_MSGOFFLINE);
+	if (builtin_parts_add(h, &offline_parts, os, error_r) < 0) {
+		free(os);
+		return -1;
+	}
 	*state_r = os;
 	return 0;
 }
@@ -618,10 +629,7 @@ static int offline_start(struct host *h, const void *settings, void **state_r, c
 static void offline_stop(struct host *h, void *state)
 {
 	struct offline_state *os = state;
-	hook_remove(h, HOOK_OFFLINE_MESSAGE, offline_message, os);
-	hook_remove(h, HOOK_USER_SEND_PACKET, offline_presence, os);
-	hook_remove(h, HOOK_SESSION_CLOSED, offline_session_closed, os);
-	host_remove_feature(h, FEATURE_MSGOFFLINE);
+	builtin_parts_remove(h, &offline_parts, os);
 	/* The sessions may fetch again when the module is back; waits for a
 	 * write end (the messages stay stored, delivered again next time);
 	 * stores and deletes finish in their callbacks. */
