@@ -620,13 +620,10 @@ static int announce_start(struct host *h, const void *settings, void **state_r, 
 {
 	struct announce_state *as = xcalloc(1, sizeof(*as));
 	as->host = h;
-	for (size_t i = 0; i < ARRAY_SIZE(announce_commands); i++) {
-		if (adhoc_register(h, &announce_commands[i], as, error_r) < 0) {
-			for (size_t k = 0; k < i; k++)
-				adhoc_unregister(h, announce_commands[k].node);
-			free(as);
-			return -1;
-		}
+	if (adhoc_register_all(h, announce_commands, ARRAY_SIZE(announce_commands), as,
+	                       error_r) < 0) {
+		free(as);
+		return -1;
 	}
 	hook_add(h, HOOK_USER_SEND_PACKET, 80, motd_on_presence, as);
 	hook_add(h, HOOK_SESSION_CLOSED, 50, motd_session_closed, as);
@@ -639,8 +636,7 @@ static int announce_start(struct host *h, const void *settings, void **state_r, 
 static void announce_stop(struct host *h, void *state)
 {
 	struct announce_state *as = state;
-	for (size_t i = 0; i < ARRAY_SIZE(announce_commands); i++)
-		adhoc_unregister(h, announce_commands[i].node);
+	adhoc_unregister_all(h, announce_commands, ARRAY_SIZE(announce_commands));
 	hook_remove(h, HOOK_USER_SEND_PACKET, motd_on_presence, as);
 	hook_remove(h, HOOK_SESSION_CLOSED, motd_session_closed, as);
 	if (as->load != NULL)

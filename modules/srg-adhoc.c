@@ -563,18 +563,10 @@ int srg_adhoc_start(struct host *h, char **error_r)
 		         "for the groups", h->name);
 		return 0;
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(srg_commands); i++) {
-		if (adhoc_register(h, &srg_commands[i], NULL, error_r) < 0) {
-			for (size_t k = 0; k < i; k++)
-				adhoc_unregister(h, srg_commands[k].node);
-			return -1;
-		}
-	}
-	return 0;
+	return adhoc_register_all(h, srg_commands, ARRAY_SIZE(srg_commands), NULL, error_r);
 }
 
 void srg_adhoc_stop(struct host *h)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(srg_commands); i++)
-		adhoc_unregister(h, srg_commands[i].node);
+	adhoc_unregister_all(h, srg_commands, ARRAY_SIZE(srg_commands));
 }
