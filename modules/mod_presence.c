@@ -194,11 +194,10 @@ static const struct roster_item *find_item(const struct roster_item *items, size
 	return NULL;
 }
 
-/* Route a copy of src with from/to set (the router keeps its own refs). */
-static void route_copy(const struct xml_node *src, const char *type, const struct jid *from,
-                       const struct jid *to, bool from_bare)
+/* Route p (consumed) with type (NULL: as it is), from and to set. */
+static void route_stamped(struct xml_node *p, const char *type, const struct jid *from,
+                          const struct jid *to, bool from_bare)
 {
-	struct xml_node *p = xml_copy(src);
 	if (type != NULL)
 		xml_set_attr(p, "type", type);
 	xml_set_attr(p, "from", from_bare ? jid_bare_to_pool(p->pool, from) : jid_to_pool(p->pool, from));
@@ -207,16 +206,17 @@ static void route_copy(const struct xml_node *src, const char *type, const struc
 	xml_unref(&p);
 }
 
+/* Route a copy of src with from/to set (the router keeps its own refs). */
+static void route_copy(const struct xml_node *src, const char *type, const struct jid *from,
+                       const struct jid *to, bool from_bare)
+{
+	route_stamped(xml_copy(src), type, from, to, from_bare);
+}
+
 /* Route a new <presence/> of type (NULL: available) from -> to. */
 static void route_new(const char *type, const struct jid *from, const struct jid *to, bool from_bare)
 {
-	struct xml_node *p = xml_new("presence", NS_CLIENT);
-	if (type != NULL)
-		xml_set_attr(p, "type", type);
-	xml_set_attr(p, "from", from_bare ? jid_bare_to_pool(p->pool, from) : jid_to_pool(p->pool, from));
-	xml_set_attr(p, "to", jid_to_pool(p->pool, to));
-	router_route(p, from, to);
-	xml_unref(&p);
+	route_stamped(xml_new("presence", NS_CLIENT), type, from, to, from_bare);
 }
 
 /* Deliver stanza to every available resource of user, directly (not
@@ -512,6 +512,38 @@ static void op_written(enum storage_result res, void *ctx)
 	op_act(op, true);
 }
 
+/* The contact gets the user's presence from now on (an approval); no
+ * request or pre-approval is left. */
+static void grant_from(struct roster_item *it)
+{
+	it->ask_in = false;
+	it->approved = false;
+	it->subscription = has_to(it->subscription) ? SUB_BOTH : SUB_FROM;
+}
+
+/* The contact no longer gets the user's presence (an unsubscribe from
+ * it, or an unsubscribed from the user): no request, no pre-approval. */
+static void end_from(struct roster_item *it)
+{
+	it->ask_in = false;
+	it->approved = false;
+	if (it->subscription == SUB_FROM)
+		it->subscription = SUB_NONE;
+	else if (it->subscription == SUB_BOTH)
+		it->subscription = SUB_TO;
+}
+
+/* The user no longer gets the contact's presence (an unsubscribe from
+ * the user, or an unsubscribed from it): no request of the user left. */
+static void end_to(struct roster_item *it)
+{
+	it->ask_out = false;
+	if (it->subscription == SUB_TO)
+		it->subscription = SUB_NONE;
+	else if (it->subscription == SUB_BOTH)
+		it->subscription = SUB_FROM;
+}
+
 /* Apply the RFC 6121 §3 tables to op->item; true when it changed. */
 static bool decide_sub(struct pres_op *op, bool existed)
 {
@@ -526,28 +558,16 @@ static bool decide_sub(struct pres_op *op, bool existed)
 				it->ask_out = true;
 			break;
 		case ST_SUBSCRIBED:
-			if (it->ask_in) {
-				it->ask_in = false;
-				it->approved = false;
-				it->subscription = it->subscription == SUB_TO ? SUB_BOTH : SUB_FROM;
-			} else if (!has_from(it->subscription)) {
+			if (it->ask_in)
+				grant_from(it);
+			else if (!has_from(it->subscription))
 				it->approved = true;   /* pre-approval */
-			}
 			break;
 		case ST_UNSUBSCRIBE:
-			it->ask_out = false;
-			if (it->subscription == SUB_TO)
-				it->subscription = SUB_NONE;
-			else if (it->subscription == SUB_BOTH)
-				it->subscription = SUB_FROM;
+			end_to(it);
 			break;
 		case ST_UNSUBSCRIBED:
-			it->ask_in = false;
-			it->approved = false;
-			if (it->subscription == SUB_FROM)
-				it->subscription = SUB_NONE;
-			else if (it->subscription == SUB_BOTH)
-				it->subscription = SUB_TO;
+			end_from(it);
 			break;
 		default:
 			break;
@@ -557,35 +577,22 @@ static bool decide_sub(struct pres_op *op, bool existed)
 		case ST_SUBSCRIBE:
 			if (has_from(it->subscription))
 				break;
-			if (it->approved) {
-				it->approved = false;
-				it->ask_in = false;
-				it->subscription = it->subscription == SUB_TO ? SUB_BOTH : SUB_FROM;
-			} else {
+			if (it->approved)
+				grant_from(it);
+			else
 				it->ask_in = true;
-			}
 			break;
 		case ST_SUBSCRIBED:
 			if (!it->ask_out)
 				break;   /* we never asked: ignored (§3.1.6) */
 			it->ask_out = false;
-			it->subscription = it->subscription == SUB_FROM ? SUB_BOTH :
-			                   it->subscription == SUB_BOTH ? SUB_BOTH : SUB_TO;
+			it->subscription = has_from(it->subscription) ? SUB_BOTH : SUB_TO;
 			break;
 		case ST_UNSUBSCRIBE:
-			it->ask_in = false;
-			it->approved = false;
-			if (it->subscription == SUB_FROM)
-				it->subscription = SUB_NONE;
-			else if (it->subscription == SUB_BOTH)
-				it->subscription = SUB_TO;
+			end_from(it);
 			break;
 		case ST_UNSUBSCRIBED:
-			it->ask_out = false;
-			if (it->subscription == SUB_TO)
-				it->subscription = SUB_NONE;
-			else if (it->subscription == SUB_BOTH)
-				it->subscription = SUB_FROM;
+			end_to(it);
 			break;
 		default:
 			break;
@@ -601,6 +608,25 @@ static bool decide_sub(struct pres_op *op, bool existed)
 		return creates && changed;
 	}
 	return changed;
+}
+
+/* Unavailable presence from 'from' to each directed-presence target. */
+static void end_directed(const struct jid *from, const struct strlist *targets)
+{
+	for (size_t i = 0; i < targets->count; i++) {
+		struct jid c;
+		const char *err;
+		if (jid_parse(targets->items[i], &c, &err) != 0)
+			continue;
+		route_new("unavailable", from, &c, false);
+		jid_clear(&c);
+	}
+}
+
+/* A want for builtin_sessions: available, and not the resource ctx. */
+static bool other_available(const struct session *s, void *ctx)
+{
+	return s->available && strcmp(s->jid.resource, (const char *)ctx) != 0;
 }
 
 /* Probes, presence and stored requests for a session's presence broadcast. */
@@ -626,33 +652,17 @@ static void do_broadcast(struct pres_op *op, const struct roster_item *items, si
 		jid_clear(&c);
 	}
 	/* Directed-presence targets not covered above (unavailable only). */
-	for (size_t i = 0; unavailable && i < op->directed.count; i++) {
-		struct jid c;
-		const char *err;
-		if (jid_parse(op->directed.items[i], &c, &err) != 0)
-			continue;
-		route_new("unavailable", &op->full, &c, false);
-		jid_clear(&c);
-	}
+	if (unavailable)
+		end_directed(&op->full, &op->directed);
 	/* The user's other available resources. */
-	size_t n = 0;
-	for (struct session *s = sm_user_sessions(h, op->user); s != NULL; s = s->next_of_user)
-		if (s->available && strcmp(s->jid.resource, op->full.resource) != 0)
-			n++;
-	if (n > 0) {
-		struct jid *targets = xcalloc(n, sizeof(*targets));
-		size_t k = 0;
-		for (struct session *s = sm_user_sessions(h, op->user); s != NULL && k < n;
-		     s = s->next_of_user)
-			if (s->available && strcmp(s->jid.resource, op->full.resource) != 0)
-				jid_copy(&targets[k++], &s->jid);
-		for (size_t i = 0; i < k; i++) {
-			route_copy(op->stanza, unavailable ? "unavailable" : NULL, &op->full, &targets[i],
-			           false);
-			jid_clear(&targets[i]);
-		}
-		free(targets);
+	struct jid *targets;
+	size_t n = builtin_sessions(h, op->user, other_available, op->full.resource, &targets);
+	for (size_t i = 0; i < n; i++) {
+		route_copy(op->stanza, unavailable ? "unavailable" : NULL, &op->full, &targets[i],
+		           false);
+		jid_clear(&targets[i]);
 	}
+	free(targets);
 	/* Initial presence: the other resources' presence to the new one. */
 	if (op->initial)
 		send_presence_of(h, op->user, &op->full, false, op->full.resource);
@@ -842,14 +852,7 @@ static enum hook_result presence_send(struct host *h, void *args, void *ctx)
 		if (unavailable && (r == NULL || !r->available)) {
 			/* Not available before: only directed presence needs ending. */
 			if (r != NULL) {
-				for (size_t i = 0; i < r->directed.count; i++) {
-					struct jid c;
-					const char *err;
-					if (jid_parse(r->directed.items[i], &c, &err) == 0) {
-						route_new("unavailable", &s->jid, &c, false);
-						jid_clear(&c);
-					}
-				}
+				end_directed(&s->jid, &r->directed);
 				strlist_free(&r->directed);
 			}
 			return HOOK_CONTINUE;
@@ -949,14 +952,7 @@ static enum hook_result presence_closed(struct host *h, void *args, void *ctx)
 		memset(&r->directed, 0, sizeof(r->directed));
 		op_enqueue(op);
 	} else {
-		for (size_t i = 0; i < r->directed.count; i++) {
-			struct jid c;
-			const char *err;
-			if (jid_parse(r->directed.items[i], &c, &err) == 0) {
-				route_new("unavailable", &s->jid, &c, false);
-				jid_clear(&c);
-			}
-		}
+		end_directed(&s->jid, &r->directed);
 	}
 	sess_free(r);
 	return HOOK_CONTINUE;
