@@ -329,22 +329,14 @@ static void op_free(struct pending_op *p)
 	free(op);
 }
 
-/* The op whose work op_act is routing on, or NULL. */
-static struct pres_op *acting;
-
-/* A subscription stanza from a stream (the stream's barrier is current):
- * the stream answers nothing it sent later before op's roster write is
- * done and what follows from it has been routed.  A stanza routed by
- * another op's op_act (a local contact's side of the change) takes over
- * that op's hold: a new hold would come after answers already waiting. */
+/* A subscription stanza from a stream (the stream's barrier is current),
+ * or routed by another op's op_act (a local contact's side of the change,
+ * which takes that op's hold over: builtin_hold_take): the stream answers
+ * nothing it sent later before op's roster write is done and what follows
+ * from it has been routed. */
 static void op_hold(struct pres_op *op)
 {
-	if (acting != NULL && acting->hold != NULL) {
-		op->hold = acting->hold;
-		acting->hold = NULL;
-		return;
-	}
-	op->hold = barrier_hold_current();
+	op->hold = builtin_hold_take();
 }
 
 
@@ -395,10 +387,9 @@ static void op_account_read(enum storage_result res, const struct storage_accoun
 		/* No such user: the requester's pending request is refused. */
 		struct jid to = {0};
 		jid_set(&to, op->user, h->name, NULL);
-		struct pres_op *outer = acting;
-		acting = op;
+		struct barrier_hold **outer = builtin_hand_on(&op->hold);
 		route_new("unsubscribed", &to, &op->peer, true);
-		acting = outer;
+		builtin_hand_on_end(outer);
 		jid_clear(&to);
 		op_done(op);
 		return;
@@ -434,8 +425,7 @@ static void op_act(struct pres_op *op, bool changed)
 {
 	struct host *h = op->ps->host;
 	/* What is routed now continues the stanza's work (op_hold). */
-	struct pres_op *outer = acting;
-	acting = op;
+	struct barrier_hold **outer = builtin_hand_on(&op->hold);
 	struct jid self = {0};
 	jid_set(&self, op->user, h->name, NULL);
 	const struct roster_item *it = &op->item;
@@ -493,7 +483,7 @@ static void op_act(struct pres_op *op, bool changed)
 		}
 	}
 	jid_clear(&self);
-	acting = outer;
+	builtin_hand_on_end(outer);
 	op_done(op);
 }
 

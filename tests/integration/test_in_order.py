@@ -124,3 +124,29 @@ def test_approvals_written_before_a_later_ping_is_answered(server):
             assert rows == [('%s@%s' % (owner, HOST), 'T', 0)], (x, rows)
     finally:
         c.close()
+
+
+def test_remove_cancellations_written_before_a_later_ping_is_answered(server):
+    """Removing a contact ends the subscriptions both ways (RFC 6121
+    §2.5.2), which changes the contact's roster too: a ping sent right
+    after the remove is answered only once the contact's row is written,
+    and after the remove's own answer."""
+    owner, contact = unique('rmo'), unique('rmc')
+    server.register(owner, HOST, 'order-pw')
+    server.register(contact, HOST, 'order-pw')
+    insert = ("INSERT INTO roster_items (server_host, username, jid, subscription, ask_out,"
+              " ask_in, approved) VALUES (?, ?, ?, 'B', 0, 0, 0)")
+    server.db_query(insert, (HOST, owner, '%s@%s' % (contact, HOST)))
+    server.db_query(insert, (HOST, contact, '%s@%s' % (owner, HOST)))
+    c = login(server, owner)
+    try:
+        c.send("<iq type='set' id='r1'><query xmlns='jabber:iq:roster'>"
+               "<item jid='%s@%s' subscription='remove'/></query></iq>" % (contact, HOST)
+               + ping('p1'))
+        assert answers_in_order(c, ['r1', 'p1']) == ['r1', 'p1']
+        rows = server.db_query('SELECT subscription, ask_out, ask_in FROM roster_items'
+                               ' WHERE server_host = ? AND username = ? AND jid = ?',
+                               (HOST, contact, '%s@%s' % (owner, HOST)))
+        assert rows in ([], [('N', 0, 0)]), rows
+    finally:
+        c.close()
