@@ -135,6 +135,9 @@ void roster_push(struct host *h, const char *user, const struct roster_item *it,
  * (subscription none, nothing asked, no name, no group): kept in storage so
  * the request survives, but not shown in the roster. */
 bool roster_item_pending_only(const struct roster_item *it);
+/* The item of jid (a bare JID string) among items, or NULL. */
+const struct roster_item *roster_find_item(const struct roster_item *items, size_t count,
+                                           const char *jid);
 
 /* ---- shared by mod_offline, mod_blocking and mod_privacy ------------------- */
 

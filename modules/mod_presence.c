@@ -185,15 +185,6 @@ static void item_copy(struct roster_item *dst, const struct roster_item *src)
 		strlist_add(&dst->groups, src->groups.items[i]);
 }
 
-static const struct roster_item *find_item(const struct roster_item *items, size_t count,
-                                           const char *jid)
-{
-	for (size_t i = 0; i < count; i++)
-		if (items[i].jid != NULL && strcmp(items[i].jid, jid) == 0)
-			return &items[i];
-	return NULL;
-}
-
 /* Route p (consumed) with type (NULL: as it is), from and to set. */
 static void route_stamped(struct xml_node *p, const char *type, const struct jid *from,
                           const struct jid *to, bool from_bare)
@@ -753,7 +744,7 @@ static void op_roster_read(enum storage_result res, const struct roster_item *it
 	case PK_OUT_SUB:
 	case PK_IN_SUB: {
 		char *bare = jid_bare_string(&op->peer);
-		const struct roster_item *old = find_item(items, count, bare);
+		const struct roster_item *old = roster_find_item(items, count, bare);
 		if (old != NULL) {
 			item_copy(&op->item, old);
 			op->item_visible_before = !roster_item_pending_only(old);
@@ -795,7 +786,7 @@ static void op_roster_read(enum storage_result res, const struct roster_item *it
 	case PK_PROBE_IN: {
 		char *bare = jid_bare_string(&op->peer);
 		struct roster_view view;
-		roster_view_one(&view, h, op->user, find_item(items, count, bare), bare, true);
+		roster_view_one(&view, h, op->user, roster_find_item(items, count, bare), bare, true);
 		const struct roster_item *it = view.count > 0 ? &view.items[0] : NULL;
 		free(bare);
 		if (it != NULL && has_from(it->subscription)) {

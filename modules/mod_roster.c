@@ -164,6 +164,15 @@ static bool answer_storage_failure(struct iq_request *req, enum storage_result r
 	return true;
 }
 
+const struct roster_item *roster_find_item(const struct roster_item *items, size_t count,
+                                           const char *jid)
+{
+	for (size_t i = 0; i < count; i++)
+		if (items[i].jid != NULL && strcmp(items[i].jid, jid) == 0)
+			return &items[i];
+	return NULL;
+}
+
 bool roster_item_pending_only(const struct roster_item *it)
 {
 	return it->subscription == SUB_NONE && !it->ask_out && it->ask_in && !it->approved &&
@@ -270,15 +279,6 @@ static void op_written(enum storage_result res, void *ctx)
 	op_free(&op->p);
 }
 
-static const struct roster_item *find_item(const struct roster_item *items, size_t count,
-                                           const char *jid)
-{
-	for (size_t i = 0; i < count; i++)
-		if (items[i].jid != NULL && strcmp(items[i].jid, jid) == 0)
-			return &items[i];
-	return NULL;
-}
-
 static void op_read(enum storage_result res, const struct roster_item *items, size_t count,
                     uint64_t version, void *ctx)
 {
@@ -325,7 +325,7 @@ static void op_read(enum storage_result res, const struct roster_item *items, si
 		break;
 	}
 	case OP_SET: {
-		const struct roster_item *old = find_item(items, count, op->item.jid);
+		const struct roster_item *old = roster_find_item(items, count, op->item.jid);
 		if (old == NULL && count >= rs->set->max_items) {
 			char *text = xasprintf("the roster is full (%u items at most)", rs->set->max_items);
 			iq_error(req, SE_NOT_ALLOWED, text);
@@ -343,13 +343,13 @@ static void op_read(enum storage_result res, const struct roster_item *items, si
 		return;
 	}
 	case OP_REMOVE: {
-		const struct roster_item *old = find_item(items, count, op->item.jid);
+		const struct roster_item *old = roster_find_item(items, count, op->item.jid);
 		if (old == NULL) {
 			/* A contact of a shared roster group only: the administrator
 			 * manages it, the user cannot remove it. */
 			struct roster_view view;
 			roster_view_make(&view, h, op->user, items, count, false);
-			bool shared = find_item(view.items, view.count, op->item.jid) != NULL;
+			bool shared = roster_find_item(view.items, view.count, op->item.jid) != NULL;
 			roster_view_clear(&view);
 			if (shared)
 				iq_error(req, SE_NOT_ALLOWED, "the contact comes from a shared roster group; "
