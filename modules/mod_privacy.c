@@ -985,6 +985,19 @@ static enum hook_result privacy_roster(struct host *h, void *args, void *ctx)
 	return HOOK_CONTINUE;
 }
 
+/* The list that judges the stanzas between session s and peer, with its
+ * user in *u_r; NULL when none does (peer is exempt, or no list is in
+ * force). */
+static struct prv_list *session_list(struct prv_state *ps, const struct session *s,
+                                     const struct jid *peer, struct prv_user **u_r)
+{
+	const char *user = s->jid.node;
+	if (builtin_filter_exempt(ps->host, user, peer))
+		return NULL;
+	*u_r = user_get(ps, user);
+	return effective_list(*u_r, s);
+}
+
 /* Inbound, per session (sm.c's delivery). */
 static enum hook_result privacy_receive(struct host *h, void *args, void *ctx)
 {
@@ -992,11 +1005,10 @@ static enum hook_result privacy_receive(struct host *h, void *args, void *ctx)
 	struct hook_packet *hp = args;
 	if (hp->session == NULL || hp->from == NULL)
 		return HOOK_CONTINUE;
-	const char *user = hp->session->jid.node;
-	if (builtin_filter_exempt(ps->host, user, hp->from))
+	struct prv_user *u;
+	struct prv_list *l = session_list(ps, hp->session, hp->from, &u);
+	if (l == NULL)
 		return HOOK_CONTINUE;
-	struct prv_user *u = user_get(ps, user);
-	struct prv_list *l = effective_list(u, hp->session);
 	return list_denies(u, l, inbound_bit(hp->stanza), hp->from) ? HOOK_STOP : HOOK_CONTINUE;
 }
 
@@ -1047,11 +1059,8 @@ static enum hook_result privacy_send(struct host *h, void *args, void *ctx)
 	struct hook_packet *hp = args;
 	if (hp->session == NULL || hp->to == NULL)
 		return HOOK_CONTINUE;
-	const char *user = hp->session->jid.node;
-	if (builtin_filter_exempt(ps->host, user, hp->to))
-		return HOOK_CONTINUE;
-	struct prv_user *u = user_get(ps, user);
-	struct prv_list *l = effective_list(u, hp->session);
+	struct prv_user *u;
+	struct prv_list *l = session_list(ps, hp->session, hp->to, &u);
 	if (l == NULL)
 		return HOOK_CONTINUE;
 	enum stanza_kind kind = stanza_kind(hp->stanza);
