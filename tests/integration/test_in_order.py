@@ -2,7 +2,9 @@
 a stream, every stanza the stream sent before it has been handled.  An iq
 set that waits on the store is answered before a ping sent after it, and a
 message to an offline user is stored before anything sent after it is
-answered (the crash test in test_offline.py shows it survives a SIGKILL)."""
+answered (the crash test in test_offline.py shows it survives a SIGKILL).
+A subscription approval or a roster remove that changes a local contact's
+roster too is written on both sides before a later stanza is answered."""
 import time
 
 from parleytest import HOST, NS_CLIENT, RawClient, q, tostr, unique
