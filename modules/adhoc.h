@@ -63,6 +63,11 @@ struct adhoc_request {
  * the node is taken. */
 int adhoc_register(struct host *h, const struct adhoc_command *cmd, void *ctx, char **error_r);
 void adhoc_unregister(struct host *h, const char *node);
+/* The same for the n commands of table, all or none: on a failure the ones
+ * registered so far are unregistered. */
+int adhoc_register_all(struct host *h, const struct adhoc_command *table, size_t n, void *ctx,
+                       char **error_r);
+void adhoc_unregister_all(struct host *h, const struct adhoc_command *table, size_t n);
 
 /* Answers (exactly one per call of run). */
 /* Show form (a <x type='form'/>; copied) and wait for the next submit;

@@ -7,6 +7,7 @@
  * ad-hoc commands (announce, shared_roster).
  */
 #include "builtin.h"
+#include "lib/barrier.h"
 #include "server/host.h"
 #include "server/router.h"
 #include "server/sm.h"
@@ -14,6 +15,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void modules_register_builtin(void)
 {
@@ -66,6 +68,76 @@ void builtin_iq_unregister(struct host *h, const struct builtin_iq *table, size_
 		iq_unregister(h, table[i - 1].scope, table[i - 1].ns);
 }
 
+int builtin_parts_add(struct host *h, const struct builtin_parts *parts, void *ctx,
+                      char **error_r)
+{
+	if (builtin_iq_register(h, parts->iqs, parts->niqs, ctx, error_r) < 0)
+		return -1;
+	for (size_t i = 0; i < parts->nhooks; i++)
+		hook_add(h, parts->hooks[i].name, parts->hooks[i].priority, parts->hooks[i].fn, ctx);
+	if (parts->feature != NULL)
+		host_add_feature(h, parts->feature);
+	if (parts->user_feature != NULL)
+		host_add_user_feature(h, parts->user_feature);
+	return 0;
+}
+
+void builtin_parts_remove(struct host *h, const struct builtin_parts *parts, void *ctx)
+{
+	for (size_t i = parts->nhooks; i > 0; i--)
+		hook_remove(h, parts->hooks[i - 1].name, parts->hooks[i - 1].fn, ctx);
+	builtin_iq_unregister(h, parts->iqs, parts->niqs);
+	if (parts->feature != NULL)
+		host_remove_feature(h, parts->feature);
+	if (parts->user_feature != NULL)
+		host_remove_user_feature(h, parts->user_feature);
+}
+
+bool builtin_filter_exempt(const struct host *h, const char *user, const struct jid *peer)
+{
+	if (peer == NULL || peer->domain == NULL || strcmp(peer->domain, h->name) != 0)
+		return false;
+	return peer->node == NULL ? peer->resource == NULL : strcmp(peer->node, user) == 0;
+}
+
+void builtin_refuse_sent(struct session *s, const struct xml_node *stanza, enum stanza_error cond,
+                         const char *text, const char *app, const char *app_ns)
+{
+	struct xml_node *reply = stanza_error_reply(stanza, cond, text);
+	if (reply == NULL)
+		return;
+	struct xml_node *err = app != NULL ? xml_child(reply, "error", NULL) : NULL;
+	if (err != NULL)
+		xml_add_child(err, app, app_ns);
+	s->ops->deliver(s->owner, reply);
+	xml_unref(&reply);
+}
+
+/* The hold being handed on (builtin_hand_on), or NULL. */
+static struct barrier_hold **handing;
+
+struct barrier_hold **builtin_hand_on(struct barrier_hold **hold)
+{
+	struct barrier_hold **previous = handing;
+	handing = hold;
+	return previous;
+}
+
+void builtin_hand_on_end(struct barrier_hold **previous)
+{
+	handing = previous;
+}
+
+struct barrier_hold *builtin_hold_take(void)
+{
+	if (handing != NULL && *handing != NULL) {
+		struct barrier_hold *h = *handing;
+		*handing = NULL;
+		return h;
+	}
+	return barrier_hold_current();
+}
+
 size_t builtin_sessions(struct host *h, const char *user,
                         bool (*want)(const struct session *s, void *ctx), void *ctx,
                         struct jid **targets_r)
@@ -114,22 +186,29 @@ void builtin_push(struct host *h, const char *user, struct jid *targets, size_t 
 	free(targets);
 }
 
+/* Run the roster_view hook on hv; v is what it added, or else stored. */
+static void roster_view_run(struct roster_view *v, struct host *h, struct hook_roster_view *hv,
+                            const struct roster_item *stored, size_t nstored)
+{
+	hook_run(h, HOOK_ROSTER_VIEW, hv);
+	v->tag = hv->tag;
+	v->owned = hv->items;
+	if (hv->items != NULL) {
+		v->items = hv->items;
+		v->count = hv->count;
+	} else {
+		v->items = stored;
+		v->count = nstored;
+	}
+}
+
 void roster_view_make(struct roster_view *v, struct host *h, const char *user,
                       const struct roster_item *stored, size_t nstored, bool presence)
 {
 	struct hook_roster_view hv = {
 		.user = user, .presence = presence, .stored = stored, .nstored = nstored,
 	};
-	hook_run(h, HOOK_ROSTER_VIEW, &hv);
-	v->tag = hv.tag;
-	v->owned = hv.items;
-	if (hv.items != NULL) {
-		v->items = hv.items;
-		v->count = hv.count;
-	} else {
-		v->items = stored;
-		v->count = nstored;
-	}
+	roster_view_run(v, h, &hv, stored, nstored);
 }
 
 void roster_view_one(struct roster_view *v, struct host *h, const char *user,
@@ -140,16 +219,7 @@ void roster_view_one(struct roster_view *v, struct host *h, const char *user,
 		.user = user, .presence = presence, .single = true,
 		.stored = stored != NULL ? stored : &none, .nstored = 1,
 	};
-	hook_run(h, HOOK_ROSTER_VIEW, &hv);
-	v->tag = hv.tag;
-	v->owned = hv.items;
-	if (hv.items != NULL) {
-		v->items = hv.items;
-		v->count = hv.count;
-	} else {
-		v->items = stored;
-		v->count = stored != NULL ? 1 : 0;
-	}
+	roster_view_run(v, h, &hv, stored, stored != NULL ? 1 : 0);
 }
 
 void roster_view_clear(struct roster_view *v)

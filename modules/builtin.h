@@ -6,7 +6,9 @@
 #define PARLEY_MODULES_BUILTIN_H
 
 #include "server/module.h"
+#include "server/hooks.h"
 #include "server/iq.h"
+#include "server/stanza.h"
 
 extern const struct module_def mod_disco;
 extern const struct module_def mod_version;
@@ -47,6 +49,63 @@ int builtin_iq_register(struct host *h, const struct builtin_iq *table, size_t n
                         char **error_r);
 void builtin_iq_unregister(struct host *h, const struct builtin_iq *table, size_t n);
 
+/* One hook callback of a module. */
+struct builtin_hook {
+	const char *name;             /* HOOK_* */
+	int priority;
+	hook_fn *fn;
+};
+/* What a module adds to its host while it runs: its iq handlers, its hook
+ * callbacks and the feature it announces (a table any of may be empty). */
+struct builtin_parts {
+	const struct builtin_iq *iqs;
+	size_t niqs;
+	const struct builtin_hook *hooks;
+	size_t nhooks;
+	const char *feature;          /* of the server JID (disco#info), or NULL */
+	const char *user_feature;     /* of every account's bare JID too, or NULL */
+};
+/* Add every part with ctx, all or nothing: -1 with *error_r as for
+ * builtin_iq_register, and nothing added. */
+int builtin_parts_add(struct host *h, const struct builtin_parts *parts, void *ctx,
+                      char **error_r);
+/* Remove what builtin_parts_add added (hooks first, then the iq handlers,
+ * which answers the requests queued for them, then the features). */
+void builtin_parts_remove(struct host *h, const struct builtin_parts *parts, void *ctx);
+
+/* ---- shared by mod_blocking and mod_privacy ------------------------------------ */
+
+struct session;
+struct jid;
+
+/* Whether stanzas between user of h and peer are never filtered: peer is
+ * the user's own account (any resource) or h itself (a user who blocks
+ * its own domain can still talk to its server and account). */
+bool builtin_filter_exempt(const struct host *h, const char *user, const struct jid *peer);
+/* Refuse a stanza that session s sent and that is not routed: s alone
+ * gets the error reply of cond (with text, or NULL); app, when not NULL,
+ * names an application-specific condition element (in namespace app_ns)
+ * added to the <error/>. */
+void builtin_refuse_sent(struct session *s, const struct xml_node *stanza, enum stanza_error cond,
+                         const char *text, const char *app, const char *app_ns);
+
+/* ---- handing a barrier hold on (lib/barrier.h) --------------------------------- */
+
+/* Work that holds a stream's barrier and routes a stanza that starts more
+ * durable work (a subscription stanza to a local contact, whose roster is
+ * written next) hands its hold on: a hold taken then would come after
+ * answers already waiting, and would not hold them back.  Between
+ * builtin_hand_on(hold) and builtin_hand_on_end(previous), the first
+ * builtin_hold_take() takes *hold over (and NULLs it); the caller releases
+ * *hold when nobody took it. */
+struct barrier_hold;
+struct barrier_hold **builtin_hand_on(struct barrier_hold **hold);
+void builtin_hand_on_end(struct barrier_hold **previous);
+/* For work accepted now that must be durable before its stream answers
+ * again: the hold handed on, or else a hold on the current barrier (NULL
+ * when there is none). */
+struct barrier_hold *builtin_hold_take(void);
+
 /* ---- pushes to a user's sessions ---------------------------------------------- */
 
 struct session;
@@ -76,6 +135,9 @@ void roster_push(struct host *h, const char *user, const struct roster_item *it,
  * (subscription none, nothing asked, no name, no group): kept in storage so
  * the request survives, but not shown in the roster. */
 bool roster_item_pending_only(const struct roster_item *it);
+/* The item of jid (a bare JID string) among items, or NULL. */
+const struct roster_item *roster_find_item(const struct roster_item *items, size_t count,
+                                           const char *jid);
 
 /* ---- shared by mod_offline, mod_blocking and mod_privacy ------------------- */
 

@@ -319,6 +319,24 @@ void adhoc_unregister(struct host *h, const char *node)
 	}
 }
 
+int adhoc_register_all(struct host *h, const struct adhoc_command *table, size_t n, void *ctx,
+                       char **error_r)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (adhoc_register(h, &table[i], ctx, error_r) < 0) {
+			adhoc_unregister_all(h, table, i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void adhoc_unregister_all(struct host *h, const struct adhoc_command *table, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		adhoc_unregister(h, table[i].node);
+}
+
 static bool may_run(struct adhoc_state *ad, const struct adhoc_command *cmd, const struct jid *from)
 {
 	return !cmd->admin_only || (from->domain != NULL && host_is_admin(ad->host, from));

@@ -32,6 +32,7 @@
 #include "builtin.h"
 #include "adhoc.h"
 #include "announce.h"
+#include "errmap.h"
 #include "pending.h"
 #include "server/host.h"
 #include "server/hooks.h"
@@ -97,6 +98,13 @@ static char *multi_text(const struct xml_node *form, const char *var)
 }
 
 /* ---- announcements ---------------------------------------------------------------------- */
+
+/* What a failed storage call means to the caller of announce_all or
+ * motd_set: a temporary failure, as errmap.h judges it, or another. */
+static enum announce_result announce_result_of(enum storage_result r)
+{
+	return errmap_storage_temporary(r) ? ANNOUNCE_TEMPFAIL : ANNOUNCE_FAILED;
+}
 
 struct online_send { struct host *h; struct xml_node *m; unsigned sessions, users; };
 
@@ -255,7 +263,7 @@ static void all_listed(enum storage_result r, const struct strlist *names, void 
 	if (r != STORAGE_OK) {
 		char *error = xasprintf("cannot list the accounts of %s: %s", req->host,
 		                        storage_result_str(r));
-		req->report.result = r == STORAGE_TEMPFAIL ? ANNOUNCE_TEMPFAIL : ANNOUNCE_FAILED;
+		req->report.result = announce_result_of(r);
 		req->report.error = error;
 		if (!req->cancelled)
 			req->all_done(req->ctx, &req->report);
@@ -326,8 +334,7 @@ static void motd_stored(enum storage_result r, void *ctx)
 		char *error = xasprintf("cannot store the message of the day of %s: %s", req->host,
 		                        storage_result_str(r));
 		if (!req->cancelled)
-			req->motd_done(req->ctx, r == STORAGE_TEMPFAIL ? ANNOUNCE_TEMPFAIL : ANNOUNCE_FAILED,
-			               error);
+			req->motd_done(req->ctx, announce_result_of(r), error);
 		free(error);
 		req_free(req);
 		return;
@@ -393,6 +400,13 @@ static void req_stopped(struct announce_req *req)
 }
 
 /* ---- the ad-hoc commands ---------------------------------------------------------------- */
+
+/* The stanza error of a failed announcement: errmap.h's, for a temporary
+ * or another failure of the store. */
+static enum stanza_error announce_error(enum announce_result r)
+{
+	return errmap_storage(r == ANNOUNCE_TEMPFAIL ? STORAGE_TEMPFAIL : STORAGE_ERROR);
+}
 
 /* An ad-hoc request's call of announce.h in flight (cancelled when the
  * request ends first). */
@@ -460,8 +474,7 @@ static void announce_all_done(void *ctx, const struct announce_report *r)
 	struct cmd_work *w = req->data;
 	w->work = NULL;
 	if (r->result != ANNOUNCE_OK) {
-		adhoc_fail(req, r->result == ANNOUNCE_TEMPFAIL ? SE_RESOURCE_CONSTRAINT : SE_INTERNAL_SERVER_ERROR,
-		           r->error);
+		adhoc_fail(req, announce_error(r->result), r->error);
 		return;
 	}
 	char note[120];
@@ -490,8 +503,7 @@ static void motd_set_done(void *ctx, enum announce_result r, const char *error)
 	struct cmd_work *w = req->data;
 	w->work = NULL;
 	if (r != ANNOUNCE_OK) {
-		adhoc_fail(req, r == ANNOUNCE_TEMPFAIL ? SE_RESOURCE_CONSTRAINT : SE_INTERNAL_SERVER_ERROR,
-		           error);
+		adhoc_fail(req, announce_error(r), error);
 		return;
 	}
 	adhoc_done(req, w->deleting ? "The message of the day is deleted." : "The message of the day is set.",
@@ -620,13 +632,10 @@ static int announce_start(struct host *h, const void *settings, void **state_r, 
 {
 	struct announce_state *as = xcalloc(1, sizeof(*as));
 	as->host = h;
-	for (size_t i = 0; i < ARRAY_SIZE(announce_commands); i++) {
-		if (adhoc_register(h, &announce_commands[i], as, error_r) < 0) {
-			for (size_t k = 0; k < i; k++)
-				adhoc_unregister(h, announce_commands[k].node);
-			free(as);
-			return -1;
-		}
+	if (adhoc_register_all(h, announce_commands, ARRAY_SIZE(announce_commands), as,
+	                       error_r) < 0) {
+		free(as);
+		return -1;
 	}
 	hook_add(h, HOOK_USER_SEND_PACKET, 80, motd_on_presence, as);
 	hook_add(h, HOOK_SESSION_CLOSED, 50, motd_session_closed, as);
@@ -639,8 +648,7 @@ static int announce_start(struct host *h, const void *settings, void **state_r, 
 static void announce_stop(struct host *h, void *state)
 {
 	struct announce_state *as = state;
-	for (size_t i = 0; i < ARRAY_SIZE(announce_commands); i++)
-		adhoc_unregister(h, announce_commands[i].node);
+	adhoc_unregister_all(h, announce_commands, ARRAY_SIZE(announce_commands));
 	hook_remove(h, HOOK_USER_SEND_PACKET, motd_on_presence, as);
 	hook_remove(h, HOOK_SESSION_CLOSED, motd_session_closed, as);
 	if (as->load != NULL)

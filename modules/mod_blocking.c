@@ -182,13 +182,11 @@ static bool user_blocks(const struct blk_user *u, const struct jid *peer)
 	return u != NULL && u->loaded && blocking_list_matches(&u->jids, peer);
 }
 
-/* Stanzas between a user and its own account or its own host are never
- * filtered. */
-static bool exempt(struct blk_state *ps, const char *user, const struct jid *peer)
+/* Whether user's filter applies to peer and blocks it (stanzas between a
+ * user and its own account or its own host are never filtered). */
+static bool blocks(struct blk_state *ps, const char *user, const struct jid *peer)
 {
-	if (peer == NULL || peer->domain == NULL || strcmp(peer->domain, ps->host->name) != 0)
-		return false;
-	return peer->node == NULL ? peer->resource == NULL : strcmp(peer->node, user) == 0;
+	return !builtin_filter_exempt(ps->host, user, peer) && user_blocks(user_get(ps, user), peer);
 }
 
 /* ---- operations ------------------------------------------------------------------ */
@@ -292,7 +290,8 @@ static void send_unavailable(struct blk_state *ps, const char *user, const struc
 		const char *err;
 		if (jid_parse(jids->items[j], &to, &err) != 0)
 			continue;
-		if (to.node != NULL && host_find(to.domain) != NULL && !exempt(ps, user, &to)) {
+		if (to.node != NULL && host_find(to.domain) != NULL &&
+		    !builtin_filter_exempt(ps->host, user, &to)) {
 			for (size_t i = 0; i < k; i++) {
 				struct xml_node *p = xml_new("presence", NS_CLIENT);
 				xml_set_attr(p, "type", "unavailable");
@@ -513,7 +512,7 @@ static enum hook_result blocking_in(struct host *h, void *args, void *ctx)
 	if (ps->bypass || hp->to == NULL || hp->to->node == NULL || hp->from == NULL)
 		return HOOK_CONTINUE;
 	enum stanza_kind kind = stanza_kind(hp->stanza);
-	if (!exempt(ps, hp->to->node, hp->from) && user_blocks(user_get(ps, hp->to->node), hp->from)) {
+	if (blocks(ps, hp->to->node, hp->from)) {
 		const char *type = xml_attr(hp->stanza, "type");
 		bool request = kind == STANZA_IQ && type != NULL &&
 		               (strcmp(type, "get") == 0 || strcmp(type, "set") == 0);
@@ -524,8 +523,7 @@ static enum hook_result blocking_in(struct host *h, void *args, void *ctx)
 	/* Presence the server sends on a local user's behalf (broadcast, probe
 	 * answers) to a JID that user blocks. */
 	if (kind == STANZA_PRESENCE && hp->from->node != NULL && hp->from->domain != NULL &&
-	    strcmp(hp->from->domain, h->name) == 0 && !exempt(ps, hp->from->node, hp->to) &&
-	    user_blocks(user_get(ps, hp->from->node), hp->to))
+	    strcmp(hp->from->domain, h->name) == 0 && blocks(ps, hp->from->node, hp->to))
 		return HOOK_STOP;
 	return HOOK_CONTINUE;
 }
@@ -538,20 +536,14 @@ static enum hook_result blocking_send(struct host *h, void *args, void *ctx)
 	if (hp->session == NULL || hp->to == NULL)
 		return HOOK_CONTINUE;
 	const char *user = hp->session->jid.node;
-	if (exempt(ps, user, hp->to) || !user_blocks(user_get(ps, user), hp->to))
+	if (!blocks(ps, user, hp->to))
 		return HOOK_CONTINUE;
 	const char *type = xml_attr(hp->stanza, "type");
 	if (type != NULL && (strcmp(type, "error") == 0 ||
 	                     (stanza_kind(hp->stanza) == STANZA_IQ && strcmp(type, "result") == 0)))
 		return HOOK_STOP;
-	struct xml_node *reply = stanza_error_reply(hp->stanza, SE_NOT_ACCEPTABLE, NULL);
-	if (reply != NULL) {
-		struct xml_node *err = xml_child(reply, "error", NULL);
-		if (err != NULL)
-			xml_add_child(err, "blocked", NS_BLOCKING_ERRORS);
-		hp->session->ops->deliver(hp->session->owner, reply);
-		xml_unref(&reply);
-	}
+	builtin_refuse_sent(hp->session, hp->stanza, SE_NOT_ACCEPTABLE, NULL, "blocked",
+	                    NS_BLOCKING_ERRORS);
 	return HOOK_STOP;
 }
 
@@ -561,20 +553,27 @@ static const struct builtin_iq blocking_iqs[] = {
 	{ IQ_SCOPE_USER, NS_BLOCKING, IQ_PARALLEL, blocking_iq },
 };
 
+static const struct builtin_hook blocking_hooks[] = {
+	/* Before mod_presence (40) sees a subscription stanza to a blocked JID. */
+	{ HOOK_USER_SEND_PACKET, 10, blocking_send },
+	{ HOOK_STANZA_IN, 10, blocking_in },
+};
+
+static const struct builtin_parts blocking_parts = {
+	.iqs = blocking_iqs, .niqs = ARRAY_SIZE(blocking_iqs),
+	.hooks = blocking_hooks, .nhooks = ARRAY_SIZE(blocking_hooks),
+	.feature = NS_BLOCKING, .user_feature = NS_BLOCKING,
+};
+
 static int blocking_start(struct host *h, const void *settings, void **state_r, char **error_r)
 {
 	struct blk_state *ps = xcalloc(1, sizeof(*ps));
 	ps->host = h;
 	ps->set = settings;
-	if (builtin_iq_register(h, blocking_iqs, ARRAY_SIZE(blocking_iqs), ps, error_r) < 0) {
+	if (builtin_parts_add(h, &blocking_parts, ps, error_r) < 0) {
 		free(ps);
 		return -1;
 	}
-	/* Before mod_presence (40) sees a subscription stanza to a blocked JID. */
-	hook_add(h, HOOK_USER_SEND_PACKET, 10, blocking_send, ps);
-	hook_add(h, HOOK_STANZA_IN, 10, blocking_in, ps);
-	host_add_feature(h, NS_BLOCKING);
-	host_add_user_feature(h, NS_BLOCKING);
 	/* With the sessions bound before this module started (a reload). */
 	ps->users = (struct user_cache){
 		.entry_size = sizeof(struct blk_user), .opened = blocking_opened,
@@ -588,11 +587,7 @@ static int blocking_start(struct host *h, const void *settings, void **state_r, 
 static void blocking_stop(struct host *h, void *state)
 {
 	struct blk_state *ps = state;
-	builtin_iq_unregister(h, blocking_iqs, ARRAY_SIZE(blocking_iqs));
-	hook_remove(h, HOOK_USER_SEND_PACKET, blocking_send, ps);
-	hook_remove(h, HOOK_STANZA_IN, blocking_in, ps);
-	host_remove_feature(h, NS_BLOCKING);
-	host_remove_user_feature(h, NS_BLOCKING);
+	builtin_parts_remove(h, &blocking_parts, ps);
 	user_cache_stop(&ps->users);   /* cancels the reads of the cache */
 	pending_stop(&ps->ops);
 	free(ps);

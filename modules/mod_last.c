@@ -332,19 +332,26 @@ static const struct builtin_iq last_iqs[] = {
 	{ IQ_SCOPE_USER, NS_LAST, IQ_PARALLEL, last_user_iq },
 };
 
+static const struct builtin_hook last_hooks[] = {
+	{ HOOK_USER_SEND_PACKET, 60, last_presence },
+	{ HOOK_SESSION_CLOSED, 60, last_session_closed },
+	{ HOOK_REMOVE_USER, 60, last_remove_user },
+};
+
+static const struct builtin_parts last_parts = {
+	.iqs = last_iqs, .niqs = ARRAY_SIZE(last_iqs),
+	.hooks = last_hooks, .nhooks = ARRAY_SIZE(last_hooks),
+	.feature = NS_LAST, .user_feature = NS_LAST,
+};
+
 static int last_start(struct host *h, const void *settings, void **state_r, char **error_r)
 {
 	struct last_state *ls = xcalloc(1, sizeof(*ls));
 	ls->host = h;
-	if (builtin_iq_register(h, last_iqs, ARRAY_SIZE(last_iqs), ls, error_r) < 0) {
+	if (builtin_parts_add(h, &last_parts, ls, error_r) < 0) {
 		free(ls);
 		return -1;
 	}
-	hook_add(h, HOOK_USER_SEND_PACKET, 60, last_presence, ls);
-	hook_add(h, HOOK_SESSION_CLOSED, 60, last_session_closed, ls);
-	hook_add(h, HOOK_REMOVE_USER, 60, last_remove_user, ls);
-	host_add_feature(h, NS_LAST);
-	host_add_user_feature(h, NS_LAST);
 	*state_r = ls;
 	return 0;
 }
@@ -352,12 +359,7 @@ static int last_start(struct host *h, const void *settings, void **state_r, char
 static void last_stop(struct host *h, void *state)
 {
 	struct last_state *ls = state;
-	hook_remove(h, HOOK_USER_SEND_PACKET, last_presence, ls);
-	hook_remove(h, HOOK_SESSION_CLOSED, last_session_closed, ls);
-	hook_remove(h, HOOK_REMOVE_USER, last_remove_user, ls);
-	builtin_iq_unregister(h, last_iqs, ARRAY_SIZE(last_iqs));
-	host_remove_feature(h, NS_LAST);
-	host_remove_user_feature(h, NS_LAST);
+	builtin_parts_remove(h, &last_parts, ls);
 	pending_stop(&ls->ops);
 	while (ls->notes != NULL)
 		note_free(ls, ls->notes);

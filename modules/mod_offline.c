@@ -55,6 +55,7 @@
  *   module state, finish them (bounce on failure) and free them.
  */
 #include "builtin.h"
+#include "errmap.h"
 #include "pending.h"
 #include "server/host.h"
 #include "server/router.h"
@@ -184,42 +185,50 @@ static void not_stored(struct offline_op *op, enum offline_result r, enum stanza
 	}
 }
 
+/* The message could not be stored because of res: the store failed, or
+ * a read that judges the message (what: "block list") did (it might be
+ * one the recipient refuses).  The condition is errmap's (a temporary
+ * failure or a full queue is <resource-constraint/>, type wait), except
+ * that a message for an account that does not exist is
+ * <service-unavailable/> (RFC 6121 §8.5), never <item-not-found/>. */
+static void store_failed(struct offline_op *op, enum storage_result res, const char *what)
+{
+	enum offline_result r;
+	switch (res) {
+	case STORAGE_NOT_FOUND:
+		log_debug("offline: no account %s@%s; bouncing a message", op->user, op->host->name);
+		not_stored(op, OFFLINE_NO_USER, SE_SERVICE_UNAVAILABLE, NULL);
+		return;
+	case STORAGE_FULL:
+		log_info("offline: the offline store of %s@%s is full; bouncing a message", op->user,
+		         op->host->name);
+		not_stored(op, OFFLINE_FULL, errmap_storage(res),
+		           "the recipient is offline and cannot take more offline messages");
+		return;
+	case STORAGE_TEMPFAIL:
+		r = OFFLINE_TEMPFAIL;
+		break;
+	default:
+		r = OFFLINE_FAILED;
+		break;
+	}
+	log_warning("offline: cannot %s for %s@%s (storage %s); bouncing a message", what,
+	            op->user, op->host->name, storage_result_str(res));
+	char *text = errmap_storage_text(res, "the recipient's offline store");
+	not_stored(op, r, errmap_storage(res), text);
+	free(text);
+}
+
 static void stored(enum storage_result res, void *ctx)
 {
 	struct offline_op *op = ctx;
 	pending_resume(&op->p);   /* a store: goes on after a stop too */
-	switch (res) {
-	case STORAGE_OK:
+	if (res == STORAGE_OK) {
 		log_debug("offline: message for %s@%s stored", op->user, op->host->name);
 		if (op->done != NULL)
 			op->done(OFFLINE_STORED, op->done_ctx);
-		break;
-	case STORAGE_NOT_FOUND:
-		/* RFC 6121 §8.5.1: no such account. */
-		not_stored(op, OFFLINE_NO_USER, SE_SERVICE_UNAVAILABLE, NULL);
-		break;
-	case STORAGE_FULL:
-		log_info("offline: the offline store of %s@%s is full; bouncing a message", op->user,
-		         op->host->name);
-		not_stored(op, OFFLINE_FULL, SE_RESOURCE_CONSTRAINT,
-		           "the recipient is offline and cannot take more offline messages");
-		break;
-	case STORAGE_TEMPFAIL:
-		/* The store is down or busy: the sender may try again later
-		 * (resource-constraint is of type wait), and must not read it as
-		 * "no such user" (service-unavailable). */
-		log_warning("offline: cannot store a message for %s@%s now (%s); bouncing it to the "
-		            "sender", op->user, op->host->name, storage_result_str(res));
-		not_stored(op, OFFLINE_TEMPFAIL, SE_RESOURCE_CONSTRAINT,
-		           "the recipient is offline and the message cannot be stored now; "
-		           "try again later");
-		break;
-	default:
-		log_warning("offline: cannot store a message for %s@%s: %s; bouncing it", op->user,
-		            op->host->name, storage_result_str(res));
-		not_stored(op, OFFLINE_FAILED, SE_INTERNAL_SERVER_ERROR,
-		           "the recipient is offline and the message could not be stored");
-		break;
+	} else {
+		store_failed(op, res, "store a message");
 	}
 	op_free(op);
 }
@@ -256,21 +265,10 @@ static void store(struct offline_op *op)
 	                                                   op->text, op->max, stored, op));
 }
 
-/* A read needed to judge the message failed: it is not stored (it might
- * be one the recipient refuses), and the sender hears it was not. */
+/* A read needed to judge the message failed: it is not stored. */
 static void check_failed(struct offline_op *op, const char *what, enum storage_result res)
 {
-	log_warning("offline: cannot read the %s of %s@%s (storage %s); bouncing a message",
-	            what, op->user, op->host->name, storage_result_str(res));
-	/* As in stored(): a temporary failure is a wait error, never
-	 * service-unavailable (which reads as "no such user"). */
-	if (res == STORAGE_TEMPFAIL)
-		not_stored(op, OFFLINE_TEMPFAIL, SE_RESOURCE_CONSTRAINT,
-		           "the recipient is offline and the message cannot be stored now; "
-		           "try again later");
-	else
-		not_stored(op, OFFLINE_FAILED, SE_INTERNAL_SERVER_ERROR,
-		           "the recipient is offline and the message could not be stored");
+	store_failed(op, res, what);
 	op_free(op);
 }
 
@@ -292,7 +290,7 @@ static void privacy_read(enum storage_result res, const struct privacy_list *lis
 	struct offline_op *op = ctx;
 	pending_resume(&op->p);
 	if (res != STORAGE_OK) {
-		check_failed(op, "privacy lists", res);
+		check_failed(op, "read the privacy lists", res);
 		return;
 	}
 	const struct privacy_list *def = NULL;
@@ -331,7 +329,7 @@ static void roster_read(enum storage_result res, const struct roster_item *items
 		count = 0;
 	}
 	if (res != STORAGE_OK) {
-		check_failed(op, "roster", res);
+		check_failed(op, "read the roster", res);
 		return;
 	}
 	/* Group and subscription items judge the roster the user sees, shared
@@ -362,7 +360,7 @@ static void blocklist_read(enum storage_result res, const struct strlist *names,
 	struct offline_op *op = ctx;
 	pending_resume(&op->p);
 	if (res != STORAGE_OK) {
-		check_failed(op, "block list", res);
+		check_failed(op, "read the block list", res);
 		return;
 	}
 	if (op->from.domain != NULL && blocking_list_matches(names, &op->from)) {
@@ -602,15 +600,26 @@ static enum hook_result offline_session_closed(struct host *h, void *args, void 
 
 /* ---- module ------------------------------------------------------------------------ */
 
+static const struct builtin_hook offline_hooks[] = {
+	{ HOOK_OFFLINE_MESSAGE, 50, offline_message },
+	{ HOOK_USER_SEND_PACKET, 50, offline_presence },
+	{ HOOK_SESSION_CLOSED, 50, offline_session_closed },
+};
+
+static const struct builtin_parts offline_parts = {
+	.hooks = offline_hooks, .nhooks = ARRAY_SIZE(offline_hooks),
+	.feature = FEATURE_MSGOFFLINE,
+};
+
 static int offline_start(struct host *h, const void *settings, void **state_r, char **error_r)
 {
 	struct offline_state *os = xcalloc(1, sizeof(*os));
 	os->host = h;
 	os->set = settings;
-	hook_add(h, HOOK_OFFLINE_MESSAGE, 50, offline_message, os);
-	hook_add(h, HOOK_USER_SEND_PACKET, 50, offline_presence, os);
-	hook_add(h, HOOK_SESSION_CLOSED, 50, offline_session_closed, os);
-	host_add_feature(h, FEATURE_MSGOFFLINE);
+	if (builtin_parts_add(h, &offline_parts, os, error_r) < 0) {
+		free(os);
+		return -1;
+	}
 	*state_r = os;
 	return 0;
 }
@@ -618,10 +627,7 @@ static int offline_start(struct host *h, const void *settings, void **state_r, c
 static void offline_stop(struct host *h, void *state)
 {
 	struct offline_state *os = state;
-	hook_remove(h, HOOK_OFFLINE_MESSAGE, offline_message, os);
-	hook_remove(h, HOOK_USER_SEND_PACKET, offline_presence, os);
-	hook_remove(h, HOOK_SESSION_CLOSED, offline_session_closed, os);
-	host_remove_feature(h, FEATURE_MSGOFFLINE);
+	builtin_parts_remove(h, &offline_parts, os);
 	/* The sessions may fetch again when the module is back; waits for a
 	 * write end (the messages stay stored, delivered again next time);
 	 * stores and deletes finish in their callbacks. */

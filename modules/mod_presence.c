@@ -42,9 +42,17 @@
  *   changes read and write the stored items only.
  * - The FIFO is the module's pending list (pending.h): stop cancels every
  *   storage call and frees the ops; nothing runs after it.
+ * - A subscription stanza holds the barrier of the stream it came from
+ *   (lib/barrier.h) until its op is done: the roster write committed or
+ *   failed, and what follows routed.  The subscription stanza it routes
+ *   to a local contact takes the hold over until the contact's write is
+ *   done, so an answer to anything the stream sent later waits for both
+ *   rosters.  What the op sends the stream (pushes, presence) is held
+ *   behind answers already waiting, in the order it was sent.
  */
 #include "builtin.h"
 #include "pending.h"
+#include "lib/barrier.h"
 #include "server/host.h"
 #include "server/hooks.h"
 #include "server/router.h"
@@ -94,6 +102,8 @@ struct pres_op {
 	struct xml_node *stanza; /* what to route or deliver (owned) */
 	struct strlist directed; /* PK_CLOSED/PK_BROADCAST unavailable: directed targets */
 	struct roster_item item; /* the item being written (owned) */
+	struct barrier_hold *hold;   /* sub ops: on the barrier of the stream that sent
+	                                the stanza (or NULL), until the op is done */
 	bool item_visible_before;
 	struct roster_item before;   /* subscription fields as read (no strings) */
 	bool remove;             /* write removes the item */
@@ -175,38 +185,29 @@ static void item_copy(struct roster_item *dst, const struct roster_item *src)
 		strlist_add(&dst->groups, src->groups.items[i]);
 }
 
-static const struct roster_item *find_item(const struct roster_item *items, size_t count,
-                                           const char *jid)
+/* Route p (consumed) with type (NULL: as it is), from and to set. */
+static void route_stamped(struct xml_node *p, const char *type, const struct jid *from,
+                          const struct jid *to, bool from_bare)
 {
-	for (size_t i = 0; i < count; i++)
-		if (items[i].jid != NULL && strcmp(items[i].jid, jid) == 0)
-			return &items[i];
-	return NULL;
+	if (type != NULL)
+		xml_set_attr(p, "type", type);
+	xml_set_attr(p, "from", from_bare ? jid_bare_to_pool(p->pool, from) : jid_to_pool(p->pool, from));
+	xml_set_attr(p, "to", jid_to_pool(p->pool, to));
+	router_route(p, from, to);
+	xml_unref(&p);
 }
 
 /* Route a copy of src with from/to set (the router keeps its own refs). */
 static void route_copy(const struct xml_node *src, const char *type, const struct jid *from,
                        const struct jid *to, bool from_bare)
 {
-	struct xml_node *p = xml_copy(src);
-	if (type != NULL)
-		xml_set_attr(p, "type", type);
-	xml_set_attr(p, "from", from_bare ? jid_bare_to_pool(p->pool, from) : jid_to_pool(p->pool, from));
-	xml_set_attr(p, "to", jid_to_pool(p->pool, to));
-	router_route(p, from, to);
-	xml_unref(&p);
+	route_stamped(xml_copy(src), type, from, to, from_bare);
 }
 
 /* Route a new <presence/> of type (NULL: available) from -> to. */
 static void route_new(const char *type, const struct jid *from, const struct jid *to, bool from_bare)
 {
-	struct xml_node *p = xml_new("presence", NS_CLIENT);
-	if (type != NULL)
-		xml_set_attr(p, "type", type);
-	xml_set_attr(p, "from", from_bare ? jid_bare_to_pool(p->pool, from) : jid_to_pool(p->pool, from));
-	xml_set_attr(p, "to", jid_to_pool(p->pool, to));
-	router_route(p, from, to);
-	xml_unref(&p);
+	route_stamped(xml_new("presence", NS_CLIENT), type, from, to, from_bare);
 }
 
 /* Deliver stanza to every available resource of user, directly (not
@@ -315,8 +316,21 @@ static void op_free(struct pending_op *p)
 		xml_unref(&op->stanza);
 	strlist_free(&op->directed);
 	roster_item_clear(&op->item);
+	barrier_release(&op->hold);   /* after what op_act routed */
 	free(op);
 }
+
+/* A subscription stanza from a stream (the stream's barrier is current),
+ * or routed by another op's op_act (a local contact's side of the change,
+ * which takes that op's hold over: builtin_hold_take): the stream answers
+ * nothing it sent later before op's roster write is done and what follows
+ * from it has been routed. */
+static void op_hold(struct pres_op *op)
+{
+	op->hold = builtin_hold_take();
+}
+
+
 
 /* Append op; it starts now unless an earlier op of the same user is queued. */
 static void op_enqueue(struct pres_op *op)
@@ -364,7 +378,9 @@ static void op_account_read(enum storage_result res, const struct storage_accoun
 		/* No such user: the requester's pending request is refused. */
 		struct jid to = {0};
 		jid_set(&to, op->user, h->name, NULL);
+		struct barrier_hold **outer = builtin_hand_on(&op->hold);
 		route_new("unsubscribed", &to, &op->peer, true);
+		builtin_hand_on_end(outer);
 		jid_clear(&to);
 		op_done(op);
 		return;
@@ -399,6 +415,8 @@ static void op_start(struct pres_op *op)
 static void op_act(struct pres_op *op, bool changed)
 {
 	struct host *h = op->ps->host;
+	/* What is routed now continues the stanza's work (op_hold). */
+	struct barrier_hold **outer = builtin_hand_on(&op->hold);
 	struct jid self = {0};
 	jid_set(&self, op->user, h->name, NULL);
 	const struct roster_item *it = &op->item;
@@ -456,6 +474,7 @@ static void op_act(struct pres_op *op, bool changed)
 		}
 	}
 	jid_clear(&self);
+	builtin_hand_on_end(outer);
 	op_done(op);
 }
 
@@ -474,6 +493,38 @@ static void op_written(enum storage_result res, void *ctx)
 	op_act(op, true);
 }
 
+/* The contact gets the user's presence from now on (an approval); no
+ * request or pre-approval is left. */
+static void grant_from(struct roster_item *it)
+{
+	it->ask_in = false;
+	it->approved = false;
+	it->subscription = has_to(it->subscription) ? SUB_BOTH : SUB_FROM;
+}
+
+/* The contact no longer gets the user's presence (an unsubscribe from
+ * it, or an unsubscribed from the user): no request, no pre-approval. */
+static void end_from(struct roster_item *it)
+{
+	it->ask_in = false;
+	it->approved = false;
+	if (it->subscription == SUB_FROM)
+		it->subscription = SUB_NONE;
+	else if (it->subscription == SUB_BOTH)
+		it->subscription = SUB_TO;
+}
+
+/* The user no longer gets the contact's presence (an unsubscribe from
+ * the user, or an unsubscribed from it): no request of the user left. */
+static void end_to(struct roster_item *it)
+{
+	it->ask_out = false;
+	if (it->subscription == SUB_TO)
+		it->subscription = SUB_NONE;
+	else if (it->subscription == SUB_BOTH)
+		it->subscription = SUB_FROM;
+}
+
 /* Apply the RFC 6121 §3 tables to op->item; true when it changed. */
 static bool decide_sub(struct pres_op *op, bool existed)
 {
@@ -488,28 +539,16 @@ static bool decide_sub(struct pres_op *op, bool existed)
 				it->ask_out = true;
 			break;
 		case ST_SUBSCRIBED:
-			if (it->ask_in) {
-				it->ask_in = false;
-				it->approved = false;
-				it->subscription = it->subscription == SUB_TO ? SUB_BOTH : SUB_FROM;
-			} else if (!has_from(it->subscription)) {
+			if (it->ask_in)
+				grant_from(it);
+			else if (!has_from(it->subscription))
 				it->approved = true;   /* pre-approval */
-			}
 			break;
 		case ST_UNSUBSCRIBE:
-			it->ask_out = false;
-			if (it->subscription == SUB_TO)
-				it->subscription = SUB_NONE;
-			else if (it->subscription == SUB_BOTH)
-				it->subscription = SUB_FROM;
+			end_to(it);
 			break;
 		case ST_UNSUBSCRIBED:
-			it->ask_in = false;
-			it->approved = false;
-			if (it->subscription == SUB_FROM)
-				it->subscription = SUB_NONE;
-			else if (it->subscription == SUB_BOTH)
-				it->subscription = SUB_TO;
+			end_from(it);
 			break;
 		default:
 			break;
@@ -519,35 +558,22 @@ static bool decide_sub(struct pres_op *op, bool existed)
 		case ST_SUBSCRIBE:
 			if (has_from(it->subscription))
 				break;
-			if (it->approved) {
-				it->approved = false;
-				it->ask_in = false;
-				it->subscription = it->subscription == SUB_TO ? SUB_BOTH : SUB_FROM;
-			} else {
+			if (it->approved)
+				grant_from(it);
+			else
 				it->ask_in = true;
-			}
 			break;
 		case ST_SUBSCRIBED:
 			if (!it->ask_out)
 				break;   /* we never asked: ignored (§3.1.6) */
 			it->ask_out = false;
-			it->subscription = it->subscription == SUB_FROM ? SUB_BOTH :
-			                   it->subscription == SUB_BOTH ? SUB_BOTH : SUB_TO;
+			it->subscription = has_from(it->subscription) ? SUB_BOTH : SUB_TO;
 			break;
 		case ST_UNSUBSCRIBE:
-			it->ask_in = false;
-			it->approved = false;
-			if (it->subscription == SUB_FROM)
-				it->subscription = SUB_NONE;
-			else if (it->subscription == SUB_BOTH)
-				it->subscription = SUB_TO;
+			end_from(it);
 			break;
 		case ST_UNSUBSCRIBED:
-			it->ask_out = false;
-			if (it->subscription == SUB_TO)
-				it->subscription = SUB_NONE;
-			else if (it->subscription == SUB_BOTH)
-				it->subscription = SUB_FROM;
+			end_to(it);
 			break;
 		default:
 			break;
@@ -563,6 +589,25 @@ static bool decide_sub(struct pres_op *op, bool existed)
 		return creates && changed;
 	}
 	return changed;
+}
+
+/* Unavailable presence from 'from' to each directed-presence target. */
+static void end_directed(const struct jid *from, const struct strlist *targets)
+{
+	for (size_t i = 0; i < targets->count; i++) {
+		struct jid c;
+		const char *err;
+		if (jid_parse(targets->items[i], &c, &err) != 0)
+			continue;
+		route_new("unavailable", from, &c, false);
+		jid_clear(&c);
+	}
+}
+
+/* A want for builtin_sessions: available, and not the resource ctx. */
+static bool other_available(const struct session *s, void *ctx)
+{
+	return s->available && strcmp(s->jid.resource, (const char *)ctx) != 0;
 }
 
 /* Probes, presence and stored requests for a session's presence broadcast. */
@@ -588,33 +633,17 @@ static void do_broadcast(struct pres_op *op, const struct roster_item *items, si
 		jid_clear(&c);
 	}
 	/* Directed-presence targets not covered above (unavailable only). */
-	for (size_t i = 0; unavailable && i < op->directed.count; i++) {
-		struct jid c;
-		const char *err;
-		if (jid_parse(op->directed.items[i], &c, &err) != 0)
-			continue;
-		route_new("unavailable", &op->full, &c, false);
-		jid_clear(&c);
-	}
+	if (unavailable)
+		end_directed(&op->full, &op->directed);
 	/* The user's other available resources. */
-	size_t n = 0;
-	for (struct session *s = sm_user_sessions(h, op->user); s != NULL; s = s->next_of_user)
-		if (s->available && strcmp(s->jid.resource, op->full.resource) != 0)
-			n++;
-	if (n > 0) {
-		struct jid *targets = xcalloc(n, sizeof(*targets));
-		size_t k = 0;
-		for (struct session *s = sm_user_sessions(h, op->user); s != NULL && k < n;
-		     s = s->next_of_user)
-			if (s->available && strcmp(s->jid.resource, op->full.resource) != 0)
-				jid_copy(&targets[k++], &s->jid);
-		for (size_t i = 0; i < k; i++) {
-			route_copy(op->stanza, unavailable ? "unavailable" : NULL, &op->full, &targets[i],
-			           false);
-			jid_clear(&targets[i]);
-		}
-		free(targets);
+	struct jid *targets;
+	size_t n = builtin_sessions(h, op->user, other_available, op->full.resource, &targets);
+	for (size_t i = 0; i < n; i++) {
+		route_copy(op->stanza, unavailable ? "unavailable" : NULL, &op->full, &targets[i],
+		           false);
+		jid_clear(&targets[i]);
 	}
+	free(targets);
 	/* Initial presence: the other resources' presence to the new one. */
 	if (op->initial)
 		send_presence_of(h, op->user, &op->full, false, op->full.resource);
@@ -715,7 +744,7 @@ static void op_roster_read(enum storage_result res, const struct roster_item *it
 	case PK_OUT_SUB:
 	case PK_IN_SUB: {
 		char *bare = jid_bare_string(&op->peer);
-		const struct roster_item *old = find_item(items, count, bare);
+		const struct roster_item *old = roster_find_item(items, count, bare);
 		if (old != NULL) {
 			item_copy(&op->item, old);
 			op->item_visible_before = !roster_item_pending_only(old);
@@ -757,7 +786,7 @@ static void op_roster_read(enum storage_result res, const struct roster_item *it
 	case PK_PROBE_IN: {
 		char *bare = jid_bare_string(&op->peer);
 		struct roster_view view;
-		roster_view_one(&view, h, op->user, find_item(items, count, bare), bare, true);
+		roster_view_one(&view, h, op->user, roster_find_item(items, count, bare), bare, true);
 		const struct roster_item *it = view.count > 0 ? &view.items[0] : NULL;
 		free(bare);
 		if (it != NULL && has_from(it->subscription)) {
@@ -804,14 +833,7 @@ static enum hook_result presence_send(struct host *h, void *args, void *ctx)
 		if (unavailable && (r == NULL || !r->available)) {
 			/* Not available before: only directed presence needs ending. */
 			if (r != NULL) {
-				for (size_t i = 0; i < r->directed.count; i++) {
-					struct jid c;
-					const char *err;
-					if (jid_parse(r->directed.items[i], &c, &err) == 0) {
-						route_new("unavailable", &s->jid, &c, false);
-						jid_clear(&c);
-					}
-				}
+				end_directed(&s->jid, &r->directed);
 				strlist_free(&r->directed);
 			}
 			return HOOK_CONTINUE;
@@ -853,6 +875,7 @@ static enum hook_result presence_send(struct host *h, void *args, void *ctx)
 	op->sub = st;
 	jid_set(&op->peer, hp->to->node, hp->to->domain, NULL);
 	op->stanza = xml_copy(hp->stanza);
+	op_hold(op);
 	op_enqueue(op);
 	return HOOK_STOP;
 }
@@ -878,6 +901,7 @@ static enum hook_result presence_in(struct host *h, void *args, void *ctx)
 		/* Delivered from the contact's bare JID, to the user's bare JID. */
 		xml_set_attr(op->stanza, "from", jid_bare_to_pool(op->stanza->pool, hp->from));
 		xml_set_attr(op->stanza, "to", jid_bare_to_pool(op->stanza->pool, hp->to));
+		op_hold(op);   /* from a local user's stream, or from an op_act of ours */
 	}
 	op_enqueue(op);
 	return HOOK_STOP;
@@ -909,14 +933,7 @@ static enum hook_result presence_closed(struct host *h, void *args, void *ctx)
 		memset(&r->directed, 0, sizeof(r->directed));
 		op_enqueue(op);
 	} else {
-		for (size_t i = 0; i < r->directed.count; i++) {
-			struct jid c;
-			const char *err;
-			if (jid_parse(r->directed.items[i], &c, &err) == 0) {
-				route_new("unavailable", &s->jid, &c, false);
-				jid_clear(&c);
-			}
-		}
+		end_directed(&s->jid, &r->directed);
 	}
 	sess_free(r);
 	return HOOK_CONTINUE;

@@ -416,13 +416,6 @@ static unsigned inbound_bit(const struct xml_node *stanza)
 	}
 }
 
-static bool exempt(struct prv_state *ps, const char *user, const struct jid *peer)
-{
-	if (peer == NULL || peer->domain == NULL || strcmp(peer->domain, ps->host->name) != 0)
-		return false;
-	return peer->node == NULL ? peer->resource == NULL : strcmp(peer->node, user) == 0;
-}
-
 /* The same rules over a stored list (mod_offline, for users with no
  * session). */
 bool privacy_list_denies(const struct privacy_list *list, const struct roster_item *roster,
@@ -992,6 +985,19 @@ static enum hook_result privacy_roster(struct host *h, void *args, void *ctx)
 	return HOOK_CONTINUE;
 }
 
+/* The list that judges the stanzas between session s and peer, with its
+ * user in *u_r; NULL when none does (peer is exempt, or no list is in
+ * force). */
+static struct prv_list *session_list(struct prv_state *ps, const struct session *s,
+                                     const struct jid *peer, struct prv_user **u_r)
+{
+	const char *user = s->jid.node;
+	if (builtin_filter_exempt(ps->host, user, peer))
+		return NULL;
+	*u_r = user_get(ps, user);
+	return effective_list(*u_r, s);
+}
+
 /* Inbound, per session (sm.c's delivery). */
 static enum hook_result privacy_receive(struct host *h, void *args, void *ctx)
 {
@@ -999,11 +1005,10 @@ static enum hook_result privacy_receive(struct host *h, void *args, void *ctx)
 	struct hook_packet *hp = args;
 	if (hp->session == NULL || hp->from == NULL)
 		return HOOK_CONTINUE;
-	const char *user = hp->session->jid.node;
-	if (exempt(ps, user, hp->from))
+	struct prv_user *u;
+	struct prv_list *l = session_list(ps, hp->session, hp->from, &u);
+	if (l == NULL)
 		return HOOK_CONTINUE;
-	struct prv_user *u = user_get(ps, user);
-	struct prv_list *l = effective_list(u, hp->session);
 	return list_denies(u, l, inbound_bit(hp->stanza), hp->from) ? HOOK_STOP : HOOK_CONTINUE;
 }
 
@@ -1023,7 +1028,7 @@ static enum hook_result privacy_in(struct host *h, void *args, void *ctx)
 		return HOOK_CONTINUE;
 	enum stanza_kind kind = stanza_kind(hp->stanza);
 	if (kind == STANZA_IQ && hp->to->resource == NULL && iq_request(hp->stanza) &&
-	    !exempt(ps, hp->to->node, hp->from)) {
+	    !builtin_filter_exempt(ps->host, hp->to->node, hp->from)) {
 		struct prv_user *u = user_get(ps, hp->to->node);
 		if (list_denies(u, effective_list(u, NULL), PRIVACY_IQ, hp->from)) {
 			router_bounce(hp->stanza, SE_SERVICE_UNAVAILABLE, NULL);
@@ -1037,7 +1042,7 @@ static enum hook_result privacy_in(struct host *h, void *args, void *ctx)
 	 * (this one, or another local host). */
 	struct host *fh = strcmp(hp->from->domain, h->name) == 0 ? h : host_find(hp->from->domain);
 	struct prv_state *fps = fh == h ? ps : fh != NULL ? module_state(fh, "privacy") : NULL;
-	if (fps == NULL || exempt(fps, hp->from->node, hp->to))
+	if (fps == NULL || builtin_filter_exempt(fps->host, hp->from->node, hp->to))
 		return HOOK_CONTINUE;
 	struct prv_user *u = user_get(fps, hp->from->node);
 	if (u == NULL)
@@ -1054,11 +1059,8 @@ static enum hook_result privacy_send(struct host *h, void *args, void *ctx)
 	struct hook_packet *hp = args;
 	if (hp->session == NULL || hp->to == NULL)
 		return HOOK_CONTINUE;
-	const char *user = hp->session->jid.node;
-	if (exempt(ps, user, hp->to))
-		return HOOK_CONTINUE;
-	struct prv_user *u = user_get(ps, user);
-	struct prv_list *l = effective_list(u, hp->session);
+	struct prv_user *u;
+	struct prv_list *l = session_list(ps, hp->session, hp->to, &u);
 	if (l == NULL)
 		return HOOK_CONTINUE;
 	enum stanza_kind kind = stanza_kind(hp->stanza);
@@ -1067,12 +1069,8 @@ static enum hook_result privacy_send(struct host *h, void *args, void *ctx)
 	if (!list_denies(u, l, bit, hp->to))
 		return HOOK_CONTINUE;
 	if (kind == STANZA_MESSAGE || (kind == STANZA_IQ && iq_request(hp->stanza))) {
-		struct xml_node *reply = stanza_error_reply(hp->stanza, SE_NOT_ACCEPTABLE,
-		                                            "a privacy list of yours blocks this contact");
-		if (reply != NULL) {
-			hp->session->ops->deliver(hp->session->owner, reply);
-			xml_unref(&reply);
-		}
+		builtin_refuse_sent(hp->session, hp->stanza, SE_NOT_ACCEPTABLE,
+		                    "a privacy list of yours blocks this contact", NULL, NULL);
 	}
 	return HOOK_STOP;
 }
@@ -1083,20 +1081,28 @@ static const struct builtin_iq privacy_iqs[] = {
 	{ IQ_SCOPE_USER, NS_PRIVACY, IQ_ONE_QUEUE, privacy_iq },
 };
 
+static const struct builtin_hook privacy_hooks[] = {
+	{ HOOK_USER_SEND_PACKET, 11, privacy_send },
+	{ HOOK_STANZA_IN, 11, privacy_in },
+	{ HOOK_USER_RECEIVE_PACKET, 50, privacy_receive },
+	{ HOOK_ROSTER_CHANGED, 50, privacy_roster },
+};
+
+static const struct builtin_parts privacy_parts = {
+	.iqs = privacy_iqs, .niqs = ARRAY_SIZE(privacy_iqs),
+	.hooks = privacy_hooks, .nhooks = ARRAY_SIZE(privacy_hooks),
+	.feature = NS_PRIVACY,
+};
+
 static int privacy_start(struct host *h, const void *settings, void **state_r, char **error_r)
 {
 	struct prv_state *ps = xcalloc(1, sizeof(*ps));
 	ps->host = h;
 	ps->set = settings;
-	if (builtin_iq_register(h, privacy_iqs, ARRAY_SIZE(privacy_iqs), ps, error_r) < 0) {
+	if (builtin_parts_add(h, &privacy_parts, ps, error_r) < 0) {
 		free(ps);
 		return -1;
 	}
-	hook_add(h, HOOK_USER_SEND_PACKET, 11, privacy_send, ps);
-	hook_add(h, HOOK_STANZA_IN, 11, privacy_in, ps);
-	hook_add(h, HOOK_USER_RECEIVE_PACKET, 50, privacy_receive, ps);
-	hook_add(h, HOOK_ROSTER_CHANGED, 50, privacy_roster, ps);
-	host_add_feature(h, NS_PRIVACY);
 	ps->users = (struct user_cache){
 		.entry_size = sizeof(struct prv_user), .opened = privacy_opened,
 		.closed = privacy_closed, .clear = user_clear, .ctx = ps,
@@ -1109,12 +1115,7 @@ static int privacy_start(struct host *h, const void *settings, void **state_r, c
 static void privacy_stop(struct host *h, void *state)
 {
 	struct prv_state *ps = state;
-	builtin_iq_unregister(h, privacy_iqs, ARRAY_SIZE(privacy_iqs));
-	hook_remove(h, HOOK_USER_SEND_PACKET, privacy_send, ps);
-	hook_remove(h, HOOK_STANZA_IN, privacy_in, ps);
-	hook_remove(h, HOOK_USER_RECEIVE_PACKET, privacy_receive, ps);
-	hook_remove(h, HOOK_ROSTER_CHANGED, privacy_roster, ps);
-	host_remove_feature(h, NS_PRIVACY);
+	builtin_parts_remove(h, &privacy_parts, ps);
 	user_cache_stop(&ps->users);   /* cancels the reads of the cache */
 	pending_stop(&ps->ops);
 	free(ps);

@@ -27,6 +27,10 @@
  * - Known gap: a set reads and writes back the subscription fields; a
  *   subscription change by mod_presence between the two is overwritten
  *   (mod_presence orders its own operations per user, not against ours).
+ * - A remove that ends subscriptions (§2.5.2) takes the iq's hold on the
+ *   remover's stream over and hands it on to the unsubscribe/unsubscribed
+ *   it routes: a local contact's roster write that follows is done before
+ *   that stream answers anything later, the remove itself included.
  */
 #include "builtin.h"
 #include "errmap.h"
@@ -34,6 +38,7 @@
 #include "server/host.h"
 #include "server/router.h"
 #include "server/sm.h"
+#include "lib/barrier.h"
 #include "lib/log.h"
 
 #include <inttypes.h>
@@ -159,6 +164,15 @@ static bool answer_storage_failure(struct iq_request *req, enum storage_result r
 	return true;
 }
 
+const struct roster_item *roster_find_item(const struct roster_item *items, size_t count,
+                                           const char *jid)
+{
+	for (size_t i = 0; i < count; i++)
+		if (items[i].jid != NULL && strcmp(items[i].jid, jid) == 0)
+			return &items[i];
+	return NULL;
+}
+
 bool roster_item_pending_only(const struct roster_item *it)
 {
 	return it->subscription == SUB_NONE && !it->ask_out && it->ask_in && !it->approved &&
@@ -201,8 +215,10 @@ void roster_push(struct host *h, const char *user, const struct roster_item *it,
 }
 
 /* RFC 6121 §2.5.2: removing an item ends the subscriptions both ways; the
- * contact's side is updated by the presence module where it receives them. */
-static void send_cancel(struct host *h, const char *user, const char *contact, const char *type)
+ * contact's side is updated by the presence module where it receives them.
+ * hold, when not NULL, is handed on to that update (builtin_hand_on). */
+static void send_cancel(struct host *h, const char *user, const char *contact, const char *type,
+                        struct barrier_hold **hold)
 {
 	struct jid to;
 	const char *err;
@@ -214,7 +230,9 @@ static void send_cancel(struct host *h, const char *user, const char *contact, c
 	xml_set_attr(p, "type", type);
 	xml_set_attr(p, "from", jid_bare_to_pool(p->pool, &from));
 	xml_set_attr(p, "to", contact);
+	struct barrier_hold **outer = builtin_hand_on(hold);
 	router_route(p, &from, &to);
+	builtin_hand_on_end(outer);
 	xml_unref(&p);
 	if (strcmp(type, "unsubscribed") == 0) {
 		/* The contact no longer sees us: unavailable from each resource. */
@@ -243,22 +261,22 @@ static void op_written(enum storage_result res, void *ctx)
 	struct host *h = op->rs->host;
 	if (!answer_storage_failure(op->p.req, res)) {
 		roster_push(h, op->user, &op->item, op->version + 1);
-		iq_result(op->p.req, NULL);
+		/* The contact's roster changes after the answer: the remove's
+		 * hold goes on to that change, to the last stanza (a local
+		 * contact's changes are made one after the other). */
+		struct barrier_hold *hold = NULL;
+		if (op->cancel_to || op->cancel_from)
+			hold = iq_result_holding(op->p.req, NULL);
+		else
+			iq_result(op->p.req, NULL);
 		if (op->cancel_to)
-			send_cancel(h, op->user, op->item.jid, "unsubscribe");
+			send_cancel(h, op->user, op->item.jid, "unsubscribe",
+			            op->cancel_from ? NULL : &hold);
 		if (op->cancel_from)
-			send_cancel(h, op->user, op->item.jid, "unsubscribed");
+			send_cancel(h, op->user, op->item.jid, "unsubscribed", &hold);
+		barrier_release(&hold);   /* a remote contact: nobody took it */
 	}
 	op_free(&op->p);
-}
-
-static const struct roster_item *find_item(const struct roster_item *items, size_t count,
-                                           const char *jid)
-{
-	for (size_t i = 0; i < count; i++)
-		if (items[i].jid != NULL && strcmp(items[i].jid, jid) == 0)
-			return &items[i];
-	return NULL;
 }
 
 static void op_read(enum storage_result res, const struct roster_item *items, size_t count,
@@ -307,7 +325,7 @@ static void op_read(enum storage_result res, const struct roster_item *items, si
 		break;
 	}
 	case OP_SET: {
-		const struct roster_item *old = find_item(items, count, op->item.jid);
+		const struct roster_item *old = roster_find_item(items, count, op->item.jid);
 		if (old == NULL && count >= rs->set->max_items) {
 			char *text = xasprintf("the roster is full (%u items at most)", rs->set->max_items);
 			iq_error(req, SE_NOT_ALLOWED, text);
@@ -325,13 +343,13 @@ static void op_read(enum storage_result res, const struct roster_item *items, si
 		return;
 	}
 	case OP_REMOVE: {
-		const struct roster_item *old = find_item(items, count, op->item.jid);
+		const struct roster_item *old = roster_find_item(items, count, op->item.jid);
 		if (old == NULL) {
 			/* A contact of a shared roster group only: the administrator
 			 * manages it, the user cannot remove it. */
 			struct roster_view view;
 			roster_view_make(&view, h, op->user, items, count, false);
-			bool shared = find_item(view.items, view.count, op->item.jid) != NULL;
+			bool shared = roster_find_item(view.items, view.count, op->item.jid) != NULL;
 			roster_view_clear(&view);
 			if (shared)
 				iq_error(req, SE_NOT_ALLOWED, "the contact comes from a shared roster group; "

@@ -40,6 +40,8 @@ struct srg_cmd {
 	struct strlist members;       /* prepared members to add or remove */
 	size_t next;                  /* members[next] is the next to change */
 	struct buf changed;           /* the members changed so far, for the answer */
+	/* load_group: what goes on with the group c names, once it is read */
+	void (*then)(struct srg_cmd *c, const struct srg_group *g);
 };
 
 static void srg_cmd_free(void *p)
@@ -77,6 +79,19 @@ static enum stanza_error error_of(enum srg_admin_result r)
 	}
 }
 
+/* The call of c (ctx) answered r: c, or NULL when r is a failure and the
+ * request was failed with message. */
+static struct srg_cmd *call_done(void *ctx, enum srg_admin_result r, const char *message)
+{
+	struct srg_cmd *c = ctx;
+	c->work = NULL;
+	if (r != SRG_ADMIN_OK) {
+		adhoc_fail(c->req, error_of(r), message);
+		return NULL;
+	}
+	return c;
+}
+
 /* <not-allowed/> when the host's groups are read-only; true when answered. */
 static bool refuse_read_only(struct adhoc_request *req)
 {
@@ -111,24 +126,31 @@ static const struct srg_group *group_in(const struct srg_group *groups, size_t c
 	return NULL;
 }
 
-/* The group c names among those a read answered, or NULL after failing the
- * request (the read failed, or there is no such group). */
-static const struct srg_group *loaded_group(struct srg_cmd *c, enum srg_admin_result r,
-                                            const char *message,
-                                            const struct srg_group *groups, size_t count)
+/* The read of load_group answered: go on with the group c names, or fail
+ * the request (the read failed, or there is no such group). */
+static void group_loaded(void *ctx, enum srg_admin_result r, const char *message,
+                         const struct srg_group *groups, size_t count)
 {
+	struct srg_cmd *c = call_done(ctx, r, message);
+	if (c == NULL)
+		return;
 	struct adhoc_request *req = c->req;
-	if (r != SRG_ADMIN_OK) {
-		adhoc_fail(req, error_of(r), message);
-		return NULL;
-	}
 	const struct srg_group *g = group_in(groups, count, c->group);
 	if (g == NULL) {
 		char *text = xasprintf("no group %s on %s", c->group, req->host->name);
 		adhoc_fail(req, SE_ITEM_NOT_FOUND, text);
 		free(text);
+		return;
 	}
-	return g;
+	c->then(c, g);
+}
+
+/* Read the group c->group names, then call then with it (then answers). */
+static void load_group(struct adhoc_request *req,
+                       void (*then)(struct srg_cmd *c, const struct srg_group *g))
+{
+	srg_cmd_of(req)->then = then;
+	load_groups(req, group_loaded);
 }
 
 static const char *label_of(const struct srg_group *g)
@@ -240,12 +262,9 @@ static void add_column(struct xml_node *reported, const char *var, const char *t
 static void list_loaded(void *ctx, enum srg_admin_result r, const char *message,
                         const struct srg_group *groups, size_t count)
 {
-	struct srg_cmd *c = ctx;
-	c->work = NULL;
-	if (r != SRG_ADMIN_OK) {
-		adhoc_fail(c->req, error_of(r), message);
+	struct srg_cmd *c = call_done(ctx, r, message);
+	if (c == NULL)
 		return;
-	}
 	struct xml_node *f = form_new("result", "Shared Roster Groups", NULL, NS_PARLEY_ADMIN);
 	struct xml_node *rep = xml_add_child(f, "reported", NS_DATA_FORMS);
 	add_column(rep, "group", "text-single", "Group");
@@ -279,14 +298,11 @@ static void cmd_list(struct adhoc_request *req, void *ctx)
 static void choice_loaded(void *ctx, enum srg_admin_result r, const char *message,
                           const struct srg_group *groups, size_t count)
 {
-	struct srg_cmd *c = ctx;
+	struct srg_cmd *c = call_done(ctx, r, message);
+	if (c == NULL)
+		return;
 	struct adhoc_request *req = c->req;
 	const char *node = req->cmd->node;
-	c->work = NULL;
-	if (r != SRG_ADMIN_OK) {
-		adhoc_fail(req, error_of(r), message);
-		return;
-	}
 	if (count == 0) {
 		adhoc_done(req, "There are no shared roster groups on this host.", NULL);
 		return;
@@ -313,15 +329,9 @@ static void choice_loaded(void *ctx, enum srg_admin_result r, const char *messag
 	xml_unref(&f);
 }
 
-static void info_loaded(void *ctx, enum srg_admin_result r, const char *message,
-                        const struct srg_group *groups, size_t count)
+static void info_loaded(struct srg_cmd *c, const struct srg_group *g)
 {
-	struct srg_cmd *c = ctx;
 	struct adhoc_request *req = c->req;
-	c->work = NULL;
-	const struct srg_group *g = loaded_group(c, r, message, groups, count);
-	if (g == NULL)
-		return;
 	struct xml_node *f = form_new("result", "Shared Roster Group", NULL, NS_PARLEY_ADMIN);
 	form_add_field(f, "group", "text-single", "Group", g->name, false);
 	form_add_field(f, "name", "text-single", "Display name", label_of(g), false);
@@ -362,11 +372,18 @@ static struct srg_cmd *group_chosen(struct adhoc_request *req)
 	return c;
 }
 
+/* group_chosen for a command that changes the group: NULL, answered, when
+ * the host's groups are read-only. */
+static struct srg_cmd *group_to_change(struct adhoc_request *req)
+{
+	return refuse_read_only(req) ? NULL : group_chosen(req);
+}
+
 static void cmd_info(struct adhoc_request *req, void *ctx)
 {
 	(void)ctx;
 	if (group_chosen(req) != NULL)
-		load_groups(req, info_loaded);
+		load_group(req, info_loaded);
 }
 
 /* ---- create and delete ------------------------------------------------------------ */
@@ -376,13 +393,10 @@ static void changed(void *ctx, enum srg_admin_result r, const char *message,
 {
 	(void)groups;
 	(void)count;
-	struct srg_cmd *c = ctx;
-	struct adhoc_request *req = c->req;
-	c->work = NULL;
-	if (r != SRG_ADMIN_OK) {
-		adhoc_fail(req, error_of(r), message);
+	struct srg_cmd *c = call_done(ctx, r, message);
+	if (c == NULL)
 		return;
-	}
+	struct adhoc_request *req = c->req;
 	bool create = strstr(req->cmd->node, "#srg-create") != NULL;
 	char *note = xasprintf("Group %s %s.", c->group, create ? "created" : "deleted");
 	log_notice("adhoc: shared roster group %s@%s %s by an administrator", c->group,
@@ -449,9 +463,7 @@ static void cmd_create(struct adhoc_request *req, void *ctx)
 static void cmd_delete(struct adhoc_request *req, void *ctx)
 {
 	(void)ctx;
-	if (refuse_read_only(req))
-		return;
-	struct srg_cmd *c = group_chosen(req);
+	struct srg_cmd *c = group_to_change(req);
 	if (c == NULL)
 		return;
 	struct srg_group g = { .name = c->group };
@@ -502,15 +514,9 @@ static void member_next(struct srg_cmd *c)
 }
 
 /* The group as it is now: check every member before the first change. */
-static void members_loaded(void *ctx, enum srg_admin_result r, const char *message,
-                           const struct srg_group *groups, size_t count)
+static void members_loaded(struct srg_cmd *c, const struct srg_group *g)
 {
-	struct srg_cmd *c = ctx;
 	struct adhoc_request *req = c->req;
-	c->work = NULL;
-	const struct srg_group *g = loaded_group(c, r, message, groups, count);
-	if (g == NULL)
-		return;
 	bool add = strstr(req->cmd->node, "#srg-user-add") != NULL;
 	for (size_t i = 0; i < c->members.count; i++) {
 		const char *m = c->members.items[i];
@@ -530,9 +536,7 @@ static void members_loaded(void *ctx, enum srg_admin_result r, const char *messa
 static void cmd_members(struct adhoc_request *req, void *ctx)
 {
 	(void)ctx;
-	if (refuse_read_only(req))
-		return;
-	struct srg_cmd *c = group_chosen(req);
+	struct srg_cmd *c = group_to_change(req);
 	if (c == NULL)
 		return;
 	if (members_of_form(req, &c->members) < 0)
@@ -541,7 +545,7 @@ static void cmd_members(struct adhoc_request *req, void *ctx)
 		adhoc_fail(req, SE_BAD_REQUEST, "no member given");
 		return;
 	}
-	load_groups(req, members_loaded);
+	load_group(req, members_loaded);
 }
 
 /* ---- registration ------------------------------------------------------------------- */
@@ -563,18 +567,10 @@ int srg_adhoc_start(struct host *h, char **error_r)
 		         "for the groups", h->name);
 		return 0;
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(srg_commands); i++) {
-		if (adhoc_register(h, &srg_commands[i], NULL, error_r) < 0) {
-			for (size_t k = 0; k < i; k++)
-				adhoc_unregister(h, srg_commands[k].node);
-			return -1;
-		}
-	}
-	return 0;
+	return adhoc_register_all(h, srg_commands, ARRAY_SIZE(srg_commands), NULL, error_r);
 }
 
 void srg_adhoc_stop(struct host *h)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(srg_commands); i++)
-		adhoc_unregister(h, srg_commands[i].node);
+	adhoc_unregister_all(h, srg_commands, ARRAY_SIZE(srg_commands));
 }

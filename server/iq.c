@@ -16,7 +16,8 @@
  *   one is dispatched from the answer path by a loop (pump), never by
  *   recursion, so a handler that answers at once does not grow the stack.
  * - A set from a stream holds that stream's barrier (lib/barrier.h) until it
- *   is answered: answers to what the stream sent later wait for it.
+ *   is answered (iq_result_holding: until the handler releases the hold):
+ *   answers to what the stream sent later wait for it.
  * - Pre-auth requests are also linked in a list of their own so that
  *   iq_preauth_detach can find them when their stream closes: the answer is
  *   then dropped (in flight) or the request is dropped unseen (queued).
@@ -54,6 +55,7 @@ struct iq_request_priv {
 	bool in_flight;                   /* ONE_QUEUE: the one request handed to the handler */
 	struct iq_request_priv *pa_prev, *pa_next;   /* pre-auth list */
 	struct barrier_hold *hold;        /* a set: the sender's later answers wait for it */
+	bool keep_hold;                   /* iq_result_holding: the caller releases hold */
 };
 
 /* Pending pre-auth requests (of every host; a handful at any time). */
@@ -129,7 +131,8 @@ static void request_free(struct iq_request_priv *p)
 	struct iq_request *req = &p->req;
 	if (req->handler->scope == IQ_SCOPE_PREAUTH)
 		preauth_unlink(p);
-	barrier_release(&p->hold);   /* after the answer, which it orders too */
+	if (!p->keep_hold)
+		barrier_release(&p->hold);   /* after the answer, which it orders too */
 	jid_clear(&req->from);
 	jid_clear(&req->to);
 	xml_unref(&req->iq);
@@ -314,6 +317,15 @@ void iq_result(struct iq_request *req, const struct xml_node *payload)
 	if (payload != NULL)
 		xml_append_copy(reply, payload);
 	iq_answer(req, reply);
+}
+
+struct barrier_hold *iq_result_holding(struct iq_request *req, const struct xml_node *payload)
+{
+	struct iq_request_priv *p = priv_of(req);
+	struct barrier_hold *h = p->hold;
+	p->keep_hold = true;
+	iq_result(req, payload);
+	return h;
 }
 
 void iq_result_tree(struct iq_request *req, struct xml_node *result)

@@ -70,6 +70,13 @@ void iq_result(struct iq_request *req, const struct xml_node *payload);
  * id is set from the request, from/to as for iq_result. */
 void iq_result_tree(struct iq_request *req, struct xml_node *result);
 void iq_error(struct iq_request *req, enum stanza_error e, const char *text);
+/* iq_result for a handler whose work goes on after it answers: the hold a
+ * set keeps on its sender's barrier (lib/barrier.h) is not released but
+ * returned (NULL for a get, or with no barrier), and the caller releases
+ * it when that work is done.  Until then the sender's answers wait, from
+ * this one on; this one keeps its place before those to later input. */
+struct barrier_hold;
+struct barrier_hold *iq_result_holding(struct iq_request *req, const struct xml_node *payload);
 
 /* For an iq_result payload: a new tree <name xmlns=ns/>; the caller unrefs. */
 struct xml_node *iq_payload_new(const char *name, const char *ns);
