@@ -28,6 +28,7 @@ static void vcard_search_reply(struct storage_req *req)
 
 static const struct storage_op vcard_search_op = {
 	.name = "vcard_search",
+	.area = STORAGE_AREA_SEARCH,
 	.work = vcard_search_work,
 	.reply = vcard_search_reply,
 };
@@ -73,6 +74,7 @@ static void vcard_reindex_reply(struct storage_req *req)
 
 static const struct storage_op vcard_reindex_op = {
 	.name = "vcard_reindex",
+	.area = STORAGE_AREA_SEARCH,
 	.work = vcard_reindex_work,
 	.reply = vcard_reindex_reply,
 };

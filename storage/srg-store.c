@@ -36,6 +36,7 @@ static void srg_list_reply(struct storage_req *req)
 
 static const struct storage_op srg_list_op = {
 	.name = "srg_list",
+	.area = STORAGE_AREA_SRG,
 	.work = srg_list_work,
 	.reply = srg_list_reply,
 };
@@ -65,6 +66,7 @@ static void srg_get_reply(struct storage_req *req)
 
 static const struct storage_op srg_get_op = {
 	.name = "srg_get",
+	.area = STORAGE_AREA_SRG,
 	.work = srg_get_work,
 	.reply = srg_get_reply,
 };
@@ -94,6 +96,7 @@ static void srg_create_reply(struct storage_req *req)
 
 static const struct storage_op srg_create_op = {
 	.name = "srg_create",
+	.area = STORAGE_AREA_SRG,
 	.work = srg_create_work,
 	.reply = srg_create_reply,
 };
@@ -127,6 +130,7 @@ static void srg_delete_reply(struct storage_req *req)
 
 static const struct storage_op srg_delete_op = {
 	.name = "srg_delete",
+	.area = STORAGE_AREA_SRG,
 	.work = srg_delete_work,
 	.reply = srg_delete_reply,
 };
@@ -156,6 +160,7 @@ static void srg_member_add_reply(struct storage_req *req)
 
 static const struct storage_op srg_member_add_op = {
 	.name = "srg_member_add",
+	.area = STORAGE_AREA_SRG,
 	.work = srg_member_add_work,
 	.reply = srg_member_add_reply,
 };
@@ -188,6 +193,7 @@ static void srg_member_remove_reply(struct storage_req *req)
 
 static const struct storage_op srg_member_remove_op = {
 	.name = "srg_member_remove",
+	.area = STORAGE_AREA_SRG,
 	.work = srg_member_remove_work,
 	.reply = srg_member_remove_reply,
 };
@@ -222,6 +228,7 @@ static void srg_user_groups_reply(struct storage_req *req)
 
 static const struct storage_op srg_user_groups_op = {
 	.name = "srg_user_groups",
+	.area = STORAGE_AREA_SRG,
 	.work = srg_user_groups_work,
 	.reply = srg_user_groups_reply,
 };

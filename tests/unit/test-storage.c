@@ -1732,6 +1732,26 @@ static void test_vcard(void **state)
 	res_clear(&r);
 }
 
+/* A store that does not hold an area (the LDAP stores hold only some):
+ * its operations fail with a permanent error, later, and the store says
+ * so. */
+static void test_missing_area(void **state)
+{
+	struct fixture *f = *state;
+	assert_true(storage_has_area(f->st, STORAGE_AREA_VCARD));
+	const struct vcard_store_vfuncs *vcard = f->st->vcard;
+	f->st->vcard = NULL;
+	assert_false(storage_has_area(f->st, STORAGE_AREA_VCARD));
+	assert_true(storage_has_area(f->st, STORAGE_AREA_ROSTER));
+	struct res r = {0};
+	assert_int_equal(vcard_get(f, "a.example", "juliet", &r), STORAGE_ERROR);
+	assert_true(r.text_null);
+	f->st->vcard = vcard;
+	assert_int_equal(vcard_get(f, "a.example", "juliet", &r), STORAGE_NOT_FOUND);
+	assert_string_equal(storage_area_str(STORAGE_AREA_SRG), "srg");
+	res_clear(&r);
+}
+
 static void test_private(void **state)
 {
 	struct fixture *f = *state;
@@ -3356,6 +3376,7 @@ static const struct test_def tests[] = {
 	T(test_offline_batch),
 	T(test_offline_lengths),
 	T(test_vcard),
+	T(test_missing_area),
 	T(test_private),
 	T(test_private_all_or_nothing),
 	T(test_last),
