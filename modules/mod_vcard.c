@@ -43,6 +43,7 @@
 #include "lib/log.h"
 #include "server/server.h"
 
+#include "storage/ldap-store.h"
 #ifdef HAVE_BACKEND_LDAP
 #include "auth/ldap-client.h"
 #endif
@@ -128,8 +129,10 @@ struct vcard_state {
 	struct host *host;
 	const struct vcard_settings *set;
 	struct pending_ops ops;
+	struct storage *store;         /* source ldap: the LDAP store (owned), the host's search
+	                                  store */
 #ifdef HAVE_BACKEND_LDAP
-	struct ldap_client *ldap;
+	struct ldap_client *ldap;      /* the store's */
 	const char *attrs[16];         /* what a lookup asks for, NULL-terminated */
 #endif
 	struct vcard_cached *cache[VCARD_CACHE_BUCKETS];
@@ -702,13 +705,22 @@ static int vcard_start(struct host *h, const void *settings, void **state_r, cha
 		for (size_t i = 0; i < set->ldap_photo.count && n + 1 < ARRAY_SIZE(vs->attrs); i++)
 			vs->attrs[n++] = set->ldap_photo.items[i];
 		vs->attrs[n] = NULL;
+		const struct ldap_vcard_map map = {
+			.fn = set->ldap_fn, .family = set->ldap_family, .given = set->ldap_given,
+			.nickname = set->ldap_nickname, .email = set->ldap_email, .tel = set->ldap_tel,
+			.orgname = set->ldap_orgname, .orgunit = set->ldap_orgunit,
+			.title = set->ldap_title, .locality = set->ldap_locality,
+			.photo = &set->ldap_photo, .max_size = set->max_size,
+		};
 		char *name = xasprintf("vcard %s", h->name);
-		int rc = ldap_client_new(server.loop, name, &h->cfg->auth.ldap, &vs->ldap, error_r);
+		int rc = ldap_store_open(server.loop, name, h->name, &h->cfg->auth.ldap, &map,
+		                         &vs->store, error_r);
 		free(name);
 		if (rc < 0) {
 			free(vs);
 			return -1;
 		}
+		vs->ldap = ldap_store_client(vs->store, NULL);
 #else
 		*error_r = xstrdup("source ldap: parleyd was built without LDAP support");
 		free(vs);
@@ -716,12 +728,12 @@ static int vcard_start(struct host *h, const void *settings, void **state_r, cha
 #endif
 	}
 	if (builtin_iq_register(h, vcard_iqs, ARRAY_SIZE(vcard_iqs), vs, error_r) < 0) {
-#ifdef HAVE_BACKEND_LDAP
-		ldap_client_free(&vs->ldap);
-#endif
+		storage_close(&vs->store);
 		free(vs);
 		return -1;
 	}
+	if (vs->store != NULL)
+		host_set_store(h, STORAGE_AREA_SEARCH, vs->store);
 	host_add_feature(h, NS_VCARD);
 	host_add_user_feature(h, NS_VCARD);
 	*state_r = vs;
@@ -736,9 +748,9 @@ static void vcard_stop(struct host *h, void *state)
 	host_remove_user_feature(h, NS_VCARD);
 	pending_stop(&vs->ops);
 	vcard_fetches_stop(vs);
-#ifdef HAVE_BACKEND_LDAP
-	ldap_client_free(&vs->ldap);
-#endif
+	if (vs->store != NULL)
+		host_set_store(h, STORAGE_AREA_SEARCH, NULL);
+	storage_close(&vs->store);
 	cache_clear(vs);
 	free(vs);
 }

@@ -45,7 +45,10 @@ struct storage_req *storage_vcard_search(struct storage *st, const char *host,
 	                                             ctx);
 	r->cb = cb;
 	r->terms = n > 0 ? pool_alloc(r->base.pool, n * sizeof(*r->terms)) : NULL;
+	r->raw_terms = n > 0 ? pool_alloc(r->base.pool, n * sizeof(*r->raw_terms)) : NULL;
 	for (size_t i = 0; i < n; i++) {
+		r->raw_terms[i] = terms[i];
+		r->raw_terms[i].value = pool_strdup(r->base.pool, terms[i].value);
 		char *folded = vcard_fold(terms[i].value);
 		r->terms[i].field = terms[i].field;
 		r->terms[i].value = pool_strdup(r->base.pool, folded);

@@ -12,7 +12,7 @@
 
 #include "auth/ldap-client.h"
 #include "modules/shared_roster.h"
-#include "modules/vjud.h"
+#include "storage/ldap-store.h"
 
 static void check_filter_escape(const char *in, size_t len, const char *want)
 {
@@ -182,7 +182,7 @@ static const char *const vj_attrs[VF_COUNT] = {
 static void check_vjud_filter(const char *const *attrs, const char *auth_filter,
                               const struct vcard_term *terms, size_t n, const char *want)
 {
-	char *got = vjud_ldap_filter(attrs, auth_filter, terms, n);
+	char *got = ldap_store_search_filter(attrs, auth_filter, terms, n);
 	if (want == NULL) {
 		assert_null(got);
 		return;
