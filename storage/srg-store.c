@@ -243,3 +243,36 @@ struct storage_req *storage_srg_user_groups(struct storage *st, const char *host
 	r->member = pool_strdup(r->base.pool, bare_jid);
 	return storage_req_submit(&r->base);
 }
+
+/* ---- srg_names */
+
+static void srg_names_work(struct storage_req *req, void *conn)
+{
+	if (req->st->srg->names == NULL)
+		req->res = STORAGE_ERROR;   /* the store keeps no names */
+	else
+		req->res = req->st->srg->names(conn, (struct srg_names_job *)req);
+}
+
+static void srg_names_reply(struct storage_req *req)
+{
+	struct srg_names_job *r = (struct srg_names_job *)req;
+	bool ok = req->res == STORAGE_OK;
+	r->cb(req->res, ok ? r->names : NULL, ok ? r->nnames : 0, req->ctx);
+}
+
+static const struct storage_op srg_names_op = {
+	.name = "srg_names",
+	.area = STORAGE_AREA_SRG,
+	.work = srg_names_work,
+	.reply = srg_names_reply,
+};
+
+struct storage_req *storage_srg_names(struct storage *st, const char *host,
+                                      storage_srg_names_cb *cb, void *ctx)
+{
+	assert(host != NULL && cb != NULL);
+	struct srg_names_job *r = storage_req_new(st, &srg_names_op, sizeof(*r), host, NULL, ctx);
+	r->cb = cb;
+	return storage_req_submit(&r->base);
+}

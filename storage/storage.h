@@ -329,6 +329,19 @@ struct storage_req *storage_srg_member_add(struct storage *st, const char *host,
 struct storage_req *storage_srg_member_remove(struct storage *st, const char *host,
                                               const char *group, const char *member,
                                               storage_done_cb *cb, void *ctx);
+/* A user of the host and the name a directory gives it. */
+struct srg_name {
+	const char *jid;              /* user@host */
+	const char *name;
+};
+typedef void storage_srg_names_cb(enum storage_result res, const struct srg_name *names,
+                                  size_t count, void *ctx);
+/* The names of the host's users as the group store knows them (the LDAP
+ * store: ldap_user_name_attr), sorted by jid.  STORAGE_ERROR from a store
+ * that keeps none (the SQL store: shared contacts are named by their
+ * vCards). */
+struct storage_req *storage_srg_names(struct storage *st, const char *host,
+                                      storage_srg_names_cb *cb, void *ctx);
 /* The groups whose stored members name bare_jid or SRG_MEMBER_ALL (not
  * SRG_MEMBER_ONLINE: that depends on sessions), byte-wise sorted. */
 struct storage_req *storage_srg_user_groups(struct storage *st, const char *host,

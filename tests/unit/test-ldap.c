@@ -11,7 +11,6 @@
 #include <cmocka.h>
 
 #include "auth/ldap-client.h"
-#include "modules/shared_roster.h"
 #include "storage/ldap-store.h"
 
 static void check_filter_escape(const char *in, size_t len, const char *want)
@@ -109,7 +108,7 @@ static void test_user_filter(void **state)
 
 static void check_unique_member(const char *in, const char *want)
 {
-	char *got = srg_ldap_unique_member_dn(in);
+	char *got = ldap_srg_unique_member_dn(in);
 	assert_string_equal(got, want);
 	free(got);
 }
