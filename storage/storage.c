@@ -2,8 +2,9 @@
  * The storage machinery every area and backend shares: picks the backend
  * family for a configuration, and runs jobs (storage-private.h): submission
  * to the store's worker group with one worker per host+user, deadlines,
- * cancellation, the fail-later list, and running on the loop for a store
- * without workers.  Also the result strings and the account, roster item
+ * cancellation, the fail-later list, running on the loop for a store
+ * without workers (and holding a job whose work answers later), and
+ * refusing jobs of an area a store does not implement.  Also the result strings and the account, roster item
  * and group helpers.  The operations themselves are in the areas' fronts
  * (storage/<area>-store.c).
  *
@@ -329,8 +330,9 @@ void storage_cancel(struct storage_req *req)
 		return;
 	req->cancelled = true;
 	/* On a worker: job_done frees it once the group reports back (with
-	 * WORKER_CANCELLED).  Deferred: defer_drain frees it.  Neither: we are
-	 * inside its callback (req_finish frees it). */
+	 * WORKER_CANCELLED).  Deferred: defer_drain frees it.  Held by its
+	 * store: storage_req_release frees it.  None of these: we are inside
+	 * its callback (req_finish frees it). */
 	if (req->wj != NULL)
 		worker_cancel(req->wj);
 }
