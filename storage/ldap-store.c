@@ -178,8 +178,9 @@ static void vcard_found(const struct ldap_reply *r, void *ctx)
 		res = STORAGE_NOT_FOUND;
 		break;
 	case LDAPC_TEMPFAIL:
-		log_warning("vcard: %s@%s: %s", user, host,
-		            r->error != NULL ? r->error : "the directory is unavailable");
+		if (!j->base.cancelled)        /* nobody waits: the store closes */
+			log_warning("vcard: %s@%s: %s", user, host,
+			            r->error != NULL ? r->error : "the directory is unavailable");
 		res = STORAGE_TEMPFAIL;
 		break;
 	default:
@@ -319,11 +320,6 @@ int ldap_store_open(struct ev_loop *loop, const char *name, const char *host,
 	ls->st.search = &ldap_search_vfuncs;
 	*st_r = &ls->st;
 	return 0;
-}
-
-bool ldap_store_is(const struct storage *st)
-{
-	return st != NULL && st->v == &storage_ldap_vfuncs;
 }
 
 struct ldap_client *ldap_store_client(struct storage *st, const char *attrs_r[VF_COUNT])

@@ -52,8 +52,6 @@ int ldap_store_open(struct ev_loop *loop, const char *name, const char *host,
                     const struct ldap_config *cfg, const struct ldap_vcard_map *map,
                     struct storage **st_r, char **error_r);
 
-/* Whether st is an LDAP store. */
-bool ldap_store_is(const struct storage *st);
 /* The LDAP client of st (an LDAP store), and in attrs_r the attribute of
  * each searchable field (NULL: not mapped): VF_USER is the first of
  * auth.ldap.uids, the others those of the vCard mapping.  Valid while st
