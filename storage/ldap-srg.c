@@ -971,22 +971,6 @@ static const struct srg_store_vfuncs ldap_srg_vfuncs = {
 	.names = ldap_srg_names,
 };
 
-static bool srg_accepts(const char *driver)
-{
-	(void)driver;
-	return false;                      /* opened by ldap_store_srg_open only */
-}
-
-static int srg_open_cfg(struct ev_loop *loop, const struct storage_config *cfg,
-                        struct storage **st_r, char **error_r)
-{
-	(void)loop;
-	(void)cfg;
-	*st_r = NULL;
-	*error_r = xstrdup("the LDAP group store is opened by the shared_roster module");
-	return -1;
-}
-
 static void srg_ldap_free(struct srg_ldap *l)
 {
 	free(l->users_filter);
@@ -1007,8 +991,6 @@ static void srg_close(struct storage *st)
 
 static const struct storage_vfuncs storage_ldap_srg_vfuncs = {
 	.name = "ldap",
-	.accepts = srg_accepts,
-	.open = srg_open_cfg,
 	.close = srg_close,
 };
 

@@ -219,22 +219,6 @@ static const struct vcard_store_vfuncs ldap_vcard_vfuncs = {
 
 /* ---- the store -------------------------------------------------------------------- */
 
-static bool ldap_accepts(const char *driver)
-{
-	(void)driver;
-	return false;                      /* opened by ldap_store_open only */
-}
-
-static int ldap_open_cfg(struct ev_loop *loop, const struct storage_config *cfg,
-                         struct storage **st_r, char **error_r)
-{
-	(void)loop;
-	(void)cfg;
-	*st_r = NULL;
-	*error_r = xstrdup("the LDAP store is opened by the module that reads the directory");
-	return -1;
-}
-
 static char *attr_dup(const char *attr)
 {
 	return attr != NULL && *attr != '\0' ? xstrdup(attr) : NULL;
@@ -263,8 +247,6 @@ static void ldap_close(struct storage *st)
 
 static const struct storage_vfuncs storage_ldap_vfuncs = {
 	.name = "ldap",
-	.accepts = ldap_accepts,
-	.open = ldap_open_cfg,
 	.close = ldap_close,
 };
 

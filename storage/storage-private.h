@@ -94,6 +94,8 @@ struct storage_req {
 
 struct storage_vfuncs {
 	const char *name;                   /* "sql" */
+	/* accepts and open: for the families storage_open chooses from (NULL
+	 * for a store a module opens itself, like the LDAP stores). */
 	/* Whether this backend family serves storage_config.driver. */
 	bool (*accepts)(const char *driver);
 	/* Open synchronously (start-up: the loop is not running yet).  On success
