@@ -1,8 +1,8 @@
 /*
  * The LDAP client shared by the ldap auth method (auth/auth-ldap.c), the
- * LDAP vCard source (modules/mod_vcard.c), the LDAP shared roster groups
- * (modules/srg-ldap.c, through ldap_client_search) and the LDAP user
- * directory (modules/vjud-ldap.c, ldap_client_search_limit): a pool of
+ * LDAP store (storage/ldap-store.c: vCards, and the user directory through
+ * ldap_client_search_limit), the LDAP shared roster groups
+ * (modules/srg-ldap.c, through ldap_client_search): a pool of
  * connections to a list of servers (failover in order), each connection
  * owned by one thread of a worker group, and the few directory operations
  * Parley needs, all keyed by a user name (find the user's entry, check a

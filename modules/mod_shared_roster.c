@@ -9,10 +9,11 @@
  * roster read of mod_roster and mod_presence.  Loop thread.
  *
  * Invariants:
- * - The host's groups are held in memory (loaded from the group source at
- *   start, then changed only through srg_admin_run / srg_admin_change
- *   (one path: admin_send, admin_changed) after the source accepted a
- *   change, or, with source ldap (modules/srg-ldap.c), replaced
+ * - The host's groups are held in memory (loaded from the host's store of
+ *   the srg area at start, then changed only through srg_admin_run /
+ *   srg_admin_change (one path: admin_send, admin_changed) after the store
+ *   accepted a change, or, with source ldap (the read-only LDAP group
+ *   store this module opens, storage/ldap-store.h), replaced
  *   by each refresh's load, applied as a change like the others); until
  *   the first load completes, rosters show no shared contacts.  A failed
  *   load keeps the groups held and is logged once until a load succeeds.  The members "@all@" (every registered account: the
@@ -22,8 +23,8 @@
  * - A shared contact's name is the FN (else NICKNAME) of its vCard, read
  *   from the directory index (vcard_search) at start and kept by the
  *   vcard_set hook; without one, its user name.  With source ldap and
- *   ldap_user_name_attr, the names come from the directory instead (the
- *   source's names entry), read before each load of the groups.  A name
+ *   ldap_user_name_attr, the names come from the directory instead
+ *   (storage_srg_names of the store), read before each load of the groups.  A name
  *   change is a change like the others (pushes to connected users who see
  *   the contact).
  * - Contact A sees contact B ("to") when A is a member of a group that
@@ -133,11 +134,12 @@ struct srg {
 
 struct srg_state {
 	struct host *host;
-	const struct srg_source_vfuncs *src;
+	struct storage *ldap_store;    /* source ldap: the LDAP group store (owned), the host's
+	                                  store of the srg area */
 	struct srg *groups;           /* sorted by name */
 	size_t ngroups;
 	bool loaded;
-	void *load_handle;
+	struct storage_req *load_handle;
 	struct strlist accounts;      /* sorted bare JIDs of the host's accounts */
 	struct storage_req *accounts_req;
 	struct strlist online;        /* sorted bare JIDs of users with a session */
@@ -146,11 +148,12 @@ struct srg_state {
 	struct name_entry *names;     /* shown names from vCards, sorted by JID */
 	size_t nnames;
 	struct storage_req *names_req;
-	bool dir_names;               /* names come from the source (src->names), not vCards */
-	void *names_handle;           /* dir_names: the read in flight */
+	bool dir_names;               /* names come from the store (storage_srg_names), not
+	                                 vCards */
+	struct storage_req *names_handle;   /* dir_names: the read in flight */
 	bool load_failing;            /* the last load failed (logged once) */
 	double loaded_at;             /* wall-clock time of the last load that succeeded */
-	bool ldap;                    /* srg_ldap_start succeeded */
+	bool ldap;                    /* source ldap: ldap_store is open */
 	ev_timer refresh;             /* source ldap: reads the directory again */
 };
 
@@ -958,16 +961,17 @@ static void source_names_loaded(enum storage_result res, const struct srg_name *
  * with their names. */
 static void load_start(struct srg_state *st)
 {
-	if (st->load_handle != NULL)
-		st->src->cancel(st->load_handle);
+	struct host *h = st->host;
+	storage_cancel(st->load_handle);
 	st->load_handle = NULL;
-	if (st->names_handle != NULL)
-		st->src->cancel(st->names_handle);
+	storage_cancel(st->names_handle);
 	st->names_handle = NULL;
 	if (st->dir_names)
-		st->names_handle = st->src->names(st->host, source_names_loaded, st);
+		st->names_handle = storage_srg_names(host_store(h, STORAGE_AREA_SRG), h->name,
+		                                     source_names_loaded, st);
 	else
-		st->load_handle = st->src->load(st->host, loaded, st);
+		st->load_handle = storage_srg_get(host_store(h, STORAGE_AREA_SRG), h->name, NULL,
+		                                  loaded, st);
 }
 
 #ifdef HAVE_BACKEND_LDAP
@@ -1001,51 +1005,6 @@ static void accounts_loaded(enum storage_result res, const struct strlist *names
 	}
 	snapshot_apply(st, &sn, NULL);
 }
-
-/* ---- the SQL group source ----------------------------------------------------------- */
-
-static void *sql_src_load(struct host *h, srg_source_load_cb *cb, void *ctx)
-{
-	return storage_srg_get(h->storage, h->name, NULL, cb, ctx);
-}
-
-static void *sql_src_create(struct host *h, const struct srg_group *g, srg_source_done_cb *cb,
-                            void *ctx)
-{
-	return storage_srg_create(h->storage, h->name, g, cb, ctx);
-}
-
-static void *sql_src_remove(struct host *h, const char *name, srg_source_done_cb *cb, void *ctx)
-{
-	return storage_srg_delete(h->storage, h->name, name, cb, ctx);
-}
-
-static void *sql_src_member_add(struct host *h, const char *group, const char *member,
-                                srg_source_done_cb *cb, void *ctx)
-{
-	return storage_srg_member_add(h->storage, h->name, group, member, cb, ctx);
-}
-
-static void *sql_src_member_remove(struct host *h, const char *group, const char *member,
-                                   srg_source_done_cb *cb, void *ctx)
-{
-	return storage_srg_member_remove(h->storage, h->name, group, member, cb, ctx);
-}
-
-static void sql_src_cancel(void *handle)
-{
-	storage_cancel(handle);
-}
-
-const struct srg_source_vfuncs srg_source_sql = {
-	.name = "sql",
-	.load = sql_src_load,
-	.create = sql_src_create,
-	.remove = sql_src_remove,
-	.member_add = sql_src_member_add,
-	.member_remove = sql_src_member_remove,
-	.cancel = sql_src_cancel,
-};
 
 /* ---- administration ---------------------------------------------------------------- */
 
@@ -1292,19 +1251,19 @@ static struct srg_state *admin_state(struct host *h, char **error_r)
 	return st;
 }
 
-static bool source_writable(const struct srg_source_vfuncs *src)
+/* The name of where the groups of st come from, for messages. */
+static const char *source_name(const struct srg_state *st)
 {
-	return src->create != NULL && src->remove != NULL && src->member_add != NULL &&
-	       src->member_remove != NULL;
+	return st->ldap ? "ldap" : "sql";
 }
 
 char *srg_admin_read_only(struct host *h)
 {
 	struct srg_state *st = module_state(h, "shared_roster");
-	if (st == NULL || source_writable(st->src))
+	if (st == NULL || !st->ldap)
 		return NULL;
 	return xasprintf("the shared roster groups of %s come from %s and are read-only here",
-	                 h->name, st->src->name);
+	                 h->name, source_name(st));
 }
 
 /* Send a (checked, linked to its state) to the group source.  Returns
@@ -1313,22 +1272,27 @@ char *srg_admin_read_only(struct host *h)
 static enum srg_admin_result admin_send(struct srg_admin *a, char **error_r)
 {
 	struct host *h = a->st->host;
-	const struct srg_source_vfuncs *src = a->st->src;
+	struct storage *store = host_store(h, STORAGE_AREA_SRG);
 	bool writes = a->kind != AK_LIST && a->kind != AK_INFO;
-	if (writes && !source_writable(src)) {
+	if (writes && a->st->ldap) {
 		*error_r = srg_admin_read_only(h);
 		return SRG_ADMIN_READ_ONLY;
 	}
-	void *call = NULL;
+	struct storage_req *call = NULL;
 	switch (a->kind) {
-	case AK_CREATE: call = src->create(h, &a->g, admin_changed, a); break;
-	case AK_DELETE: call = src->remove(h, a->g.name, admin_changed, a); break;
-	case AK_USER_ADD: call = src->member_add(h, a->g.name, a->member, admin_changed, a); break;
-	case AK_USER_DEL: call = src->member_remove(h, a->g.name, a->member, admin_changed, a); break;
+	case AK_CREATE: call = storage_srg_create(store, h->name, &a->g, admin_changed, a); break;
+	case AK_DELETE: call = storage_srg_delete(store, h->name, a->g.name, admin_changed, a); break;
+	case AK_USER_ADD:
+		call = storage_srg_member_add(store, h->name, a->g.name, a->member, admin_changed, a);
+		break;
+	case AK_USER_DEL:
+		call = storage_srg_member_remove(store, h->name, a->g.name, a->member, admin_changed,
+		                                 a);
+		break;
 	case AK_LIST:
-	case AK_INFO: call = src->load(h, admin_loaded, a); break;
+	case AK_INFO: call = storage_srg_get(store, h->name, NULL, admin_loaded, a); break;
 	}
-	pending_wait(&a->p, call, src->cancel);
+	pending_wait_storage(&a->p, call);
 	return SRG_ADMIN_OK;
 }
 
@@ -1501,13 +1465,28 @@ struct srg_admin *srg_admin_change(struct host *h, enum srg_admin_op op, const s
 
 /* ---- diagnostics ------------------------------------------------------------------- */
 
+int srg_ldap_group_search(const struct host *h, char **base_r, char **filter_r)
+{
+#ifdef HAVE_BACKEND_LDAP
+	const struct srg_state *st = module_state(h, "shared_roster");
+	if (st == NULL || st->ldap_store == NULL)
+		return -1;
+	return ldap_store_srg_search(st->ldap_store, base_r, filter_r);
+#else
+	(void)h;
+	(void)base_r;
+	(void)filter_r;
+	return -1;
+#endif
+}
+
 int srg_groups_of(const struct host *h, const char *jid, struct srg_user_groups *out)
 {
 	memset(out, 0, sizeof(*out));
 	const struct srg_state *st = module_state(h, "shared_roster");
 	if (st == NULL)
 		return -1;
-	out->source = st->src->name;
+	out->source = source_name(st);
 	out->loaded = st->loaded;
 	out->loaded_at = st->loaded_at;
 	out->load_failing = st->load_failing;
@@ -1657,7 +1636,8 @@ static void source_names_loaded(enum storage_result res, const struct srg_name *
 		if (st->loaded)
 			snapshot_apply(st, &sn, NULL);
 	}
-	st->load_handle = st->src->load(st->host, loaded, st);
+	st->load_handle = storage_srg_get(host_store(st->host, STORAGE_AREA_SRG), st->host->name,
+	                                  NULL, loaded, st);
 }
 
 /* A user stored a new vCard: its FN (or NICKNAME) is the name others see. */
@@ -1706,7 +1686,6 @@ static int srg_start(struct host *h, const void *settings, void **state_r, char 
 	const struct srg_settings *set = settings;
 	struct srg_state *st = xcalloc(1, sizeof(*st));
 	st->host = h;
-	st->src = &srg_source_sql;
 	if (set->source == SRG_SOURCE_LDAP) {
 #ifdef HAVE_BACKEND_LDAP
 		if (set->ldap.refresh < 1) {
@@ -1714,12 +1693,15 @@ static int srg_start(struct host *h, const void *settings, void **state_r, char 
 			free(st);
 			return -1;
 		}
-		if (srg_ldap_start(h, &set->ldap, error_r) < 0) {
+		char *name = xasprintf("shared_roster %s", h->name);
+		int rc = ldap_store_srg_open(server.loop, name, h->name, &h->cfg->auth.ldap, &set->ldap,
+		                             &st->ldap_store, error_r);
+		free(name);
+		if (rc < 0) {
 			free(st);
 			return -1;
 		}
 		st->ldap = true;
-		st->src = &srg_source_ldap;
 		st->dir_names = *set->ldap.user_name_attr != '\0';
 		ev_timer_init(&st->refresh, refresh_cb, set->ldap.refresh, set->ldap.refresh);
 		st->refresh.data = st;
@@ -1732,14 +1714,15 @@ static int srg_start(struct host *h, const void *settings, void **state_r, char 
 	}
 	if (srg_adhoc_start(h, error_r) < 0) {
 #ifdef HAVE_BACKEND_LDAP
-		if (st->ldap) {
+		if (st->ldap)
 			ev_timer_stop(server.loop, &st->refresh);
-			srg_ldap_stop(h);
-		}
+		storage_close(&st->ldap_store);
 #endif
 		free(st);
 		return -1;
 	}
+	if (st->ldap_store != NULL)
+		host_set_store(h, STORAGE_AREA_SRG, st->ldap_store);
 	sm_foreach(h, add_online, st);   /* a restart of the module (reload) */
 	hook_add(h, HOOK_ROSTER_VIEW, 50, srg_view, st);
 	hook_add(h, HOOK_SESSION_OPENED, 60, srg_session_opened, st);
@@ -1768,11 +1751,9 @@ static void srg_stop(struct host *h, void *state)
 	hook_remove(h, HOOK_VCARD_SET, srg_vcard_set, st);
 	if (st->names_req != NULL)
 		storage_cancel(st->names_req);
-	if (st->load_handle != NULL)
-		st->src->cancel(st->load_handle);
+	storage_cancel(st->load_handle);
 	st->load_handle = NULL;
-	if (st->names_handle != NULL)
-		st->src->cancel(st->names_handle);
+	storage_cancel(st->names_handle);
 	st->names_handle = NULL;
 #ifdef HAVE_BACKEND_LDAP
 	if (st->ldap)
@@ -1790,10 +1771,9 @@ static void srg_stop(struct host *h, void *state)
 	strlist_free(&st->accounts);
 	strlist_free(&st->online);
 	names_clear(st);
-#ifdef HAVE_BACKEND_LDAP
-	if (st->ldap)
-		srg_ldap_stop(h);
-#endif
+	if (st->ldap_store != NULL)
+		host_set_store(h, STORAGE_AREA_SRG, NULL);
+	storage_close(&st->ldap_store);
 	free(st);
 }
 

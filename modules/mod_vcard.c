@@ -21,18 +21,16 @@
  *   "no vCard".
  *
  * With source: ldap, vCards come from the directory instead (read-only):
- * a get looks the user's entry up through the LDAP client (auth/ldap-
- * client.c, on its worker group, with the host's auth.ldap settings) and
- * maps its attributes to vCard fields (the ldap_* options); a set is
- * <not-allowed/>.  Answers are cached for cache_ttl (an unknown user's
- * empty vCard too, a temporary failure never); every vCard read from the
- * directory runs the vcard_set hook, so that mod_avatar's photo hash follows
- * the directory when the cached vCard is read again.  Other modules use the
- * client, the mapping and the cache through modules/vcard.h (mod_vjud's
- * LDAP search, mod_avatar's reads).  Attribute values that are
- * not valid UTF-8 text are left out; a photo is sent as BINVAL with a TYPE
- * detected from its first bytes (JPEG, PNG, GIF, WebP), and left out when
- * its type is not recognised or it is bigger than max_size.
+ * the module opens an LDAP store (storage/ldap-store.h: the host's
+ * auth.ldap settings, the attribute mapping of the ldap_* options) and
+ * hands it to the host for the vcard and search areas (host_set_store); a
+ * get reads the vCard from that store as from any other; a set is
+ * <not-allowed/>.  What stays here is the cache policy: answers are cached
+ * for cache_ttl (an unknown user's empty vCard too, a temporary failure
+ * never), and every vCard read from the directory runs the vcard_set hook,
+ * so that mod_avatar's photo hash follows the directory when the cached
+ * vCard is read again.  Other modules use the cache and the store through
+ * modules/vcard.h (mod_avatar's reads, parleyctl ldap-test).
  */
 #include "builtin.h"
 #include "errmap.h"
@@ -43,9 +41,7 @@
 #include "lib/log.h"
 #include "server/server.h"
 
-#ifdef HAVE_BACKEND_LDAP
-#include "auth/ldap-client.h"
-#endif
+#include "storage/ldap-store.h"
 
 #include <ev.h>
 #include <stddef.h>
@@ -128,10 +124,8 @@ struct vcard_state {
 	struct host *host;
 	const struct vcard_settings *set;
 	struct pending_ops ops;
-#ifdef HAVE_BACKEND_LDAP
-	struct ldap_client *ldap;
-	const char *attrs[16];         /* what a lookup asks for, NULL-terminated */
-#endif
+	struct storage *store;         /* source ldap: the LDAP store (owned), the host's
+	                                  store of the vcard and search areas */
 	struct vcard_cached *cache[VCARD_CACHE_BUCKETS];
 	unsigned cached;
 	struct pending_ops fetches;    /* struct vcard_fetch: reads for other modules */
@@ -155,24 +149,11 @@ static struct vcard_op *op_new(struct vcard_state *vs, struct iq_request *req, c
 	return op;
 }
 
-#ifdef HAVE_BACKEND_LDAP
-static void cancel_lookup(void *call)
+/* The vCard of a get answered res, text (NULL: an empty one; one that does
+ * not parse is logged and answered as an empty one). */
+static struct xml_node *vcard_parse(struct vcard_state *vs, const char *user,
+                                    enum storage_result res, const char *text)
 {
-	ldap_client_cancel(call);
-}
-#endif
-
-static void vcard_read(enum storage_result res, const char *text, void *ctx)
-{
-	struct vcard_op *op = ctx;
-	if (!pending_resume(&op->p))
-		return;
-	struct iq_request *req = op->p.req;
-	if (res != STORAGE_OK && res != STORAGE_NOT_FOUND) {
-		errmap_iq_storage(req, res, "the vCard store");
-		op_free(&op->p);
-		return;
-	}
 	struct xml_node *vcard = NULL;
 	if (res == STORAGE_OK) {
 		const char *err = NULL;
@@ -183,13 +164,45 @@ static void vcard_read(enum storage_result res, const char *text, void *ctx)
 		vcard = xml_parse_string(text, len, NULL, &lim, &err);
 		if (vcard == NULL || !xml_is(vcard, "vCard", NS_VCARD)) {
 			log_error("vcard: the stored vCard of %s@%s does not parse (%s); answering an "
-			          "empty one", op->user, op->vs->host->name,
-			          err != NULL ? err : "another element");
+			          "empty one", user, vs->host->name, err != NULL ? err : "another element");
 			xml_unref(&vcard);
 		}
 	}
 	if (vcard == NULL)
 		vcard = iq_payload_new("vCard", NS_VCARD);   /* XEP-0054 §3.1: none yet */
+	return vcard;
+}
+
+static void cache_put(struct vcard_state *vs, const char *user, struct xml_node *vcard);
+
+/* A vCard read from the directory (source ldap): cached, and the vcard_set
+ * hook runs with it (mod_avatar follows the photo of the directory). */
+static void vcard_from_directory(struct vcard_state *vs, const char *user, struct xml_node *vcard)
+{
+	cache_put(vs, user, vcard);
+	struct hook_vcard hv = { .user = user, .vcard = vcard };
+	hook_run(vs->host, HOOK_VCARD_SET, &hv);
+}
+
+static const char *store_what(const struct vcard_state *vs)
+{
+	return vs->store != NULL ? "the directory" : "the vCard store";
+}
+
+static void vcard_read(enum storage_result res, const char *text, void *ctx)
+{
+	struct vcard_op *op = ctx;
+	if (!pending_resume(&op->p))
+		return;
+	struct iq_request *req = op->p.req;
+	if (res != STORAGE_OK && res != STORAGE_NOT_FOUND) {
+		errmap_iq_storage(req, res, store_what(op->vs));
+		op_free(&op->p);
+		return;
+	}
+	struct xml_node *vcard = vcard_parse(op->vs, op->user, res, text);
+	if (op->vs->store != NULL)
+		vcard_from_directory(op->vs, op->user, vcard);
 	iq_result(req, vcard);
 	xml_unref(&vcard);
 	op_free(&op->p);
@@ -282,204 +295,6 @@ static void cache_put(struct vcard_state *vs, const char *user, struct xml_node 
 	vs->cached++;
 }
 
-/* ---- vCards from the directory ---------------------------------------------- */
-
-/* The MIME type of an image from its first bytes, or NULL. */
-static const char *image_type(const unsigned char *d, size_t len)
-{
-	if (len >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff)
-		return "image/jpeg";
-	if (len >= 8 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0)
-		return "image/png";
-	if (len >= 6 && (memcmp(d, "GIF87a", 6) == 0 || memcmp(d, "GIF89a", 6) == 0))
-		return "image/gif";
-	if (len >= 12 && memcmp(d, "RIFF", 4) == 0 && memcmp(d + 8, "WEBP", 4) == 0)
-		return "image/webp";
-	return NULL;
-}
-
-#ifdef HAVE_BACKEND_LDAP
-static const struct ldap_attr *find_attr(const struct ldap_reply *r, const char *name)
-{
-	if (name == NULL || *name == '\0')
-		return NULL;
-	for (size_t i = 0; i < r->nattrs; i++)
-		if (strcasecmp(r->attrs[i].name, name) == 0)
-			return &r->attrs[i];
-	return NULL;
-}
-
-/* Whether v can be XML text: valid UTF-8, no control characters but tab,
- * newline and carriage return. */
-static bool text_ok(const struct ldap_value *v)
-{
-	if (v->len == 0 || !utf8_valid((const char *)v->data, v->len))
-		return false;
-	for (size_t i = 0; i < v->len; i++) {
-		unsigned char ch = v->data[i];
-		if (ch < 0x20 && ch != '\t' && ch != '\n' && ch != '\r')
-			return false;
-	}
-	return true;
-}
-
-/* The first usable value of attribute name, or NULL. */
-static const struct ldap_value *first_text(const struct ldap_reply *r, const char *name)
-{
-	const struct ldap_attr *a = find_attr(r, name);
-	for (size_t i = 0; a != NULL && i < a->count; i++)
-		if (text_ok(&a->values[i]))
-			return &a->values[i];
-	return NULL;
-}
-
-static void add_text(struct xml_node *parent, const char *name, const struct ldap_value *v)
-{
-	struct xml_node *el = xml_add_child(parent, name, NULL);
-	xml_add_text(el, (const char *)v->data, v->len);
-}
-
-static struct xml_node *vcard_from_entry(struct vcard_state *vs, const struct ldap_reply *r,
-                                         const char *user)
-{
-	const struct vcard_settings *set = vs->set;
-	struct xml_node *vc = iq_payload_new("vCard", NS_VCARD);
-	const struct ldap_value *v;
-	if ((v = first_text(r, set->ldap_fn)) != NULL)
-		add_text(vc, "FN", v);
-	const struct ldap_value *family = first_text(r, set->ldap_family);
-	const struct ldap_value *given = first_text(r, set->ldap_given);
-	if (family != NULL || given != NULL) {
-		struct xml_node *n = xml_add_child(vc, "N", NULL);
-		if (family != NULL)
-			add_text(n, "FAMILY", family);
-		if (given != NULL)
-			add_text(n, "GIVEN", given);
-	}
-	if ((v = first_text(r, set->ldap_nickname)) != NULL)
-		add_text(vc, "NICKNAME", v);
-	const struct ldap_attr *a = find_attr(r, set->ldap_email);
-	for (size_t i = 0; a != NULL && i < a->count; i++) {
-		if (!text_ok(&a->values[i]))
-			continue;
-		struct xml_node *email = xml_add_child(vc, "EMAIL", NULL);
-		xml_add_child(email, "INTERNET", NULL);
-		add_text(email, "USERID", &a->values[i]);
-	}
-	a = find_attr(r, set->ldap_tel);
-	for (size_t i = 0; a != NULL && i < a->count; i++) {
-		if (!text_ok(&a->values[i]))
-			continue;
-		struct xml_node *tel = xml_add_child(vc, "TEL", NULL);
-		add_text(tel, "NUMBER", &a->values[i]);
-	}
-	const struct ldap_value *orgname = first_text(r, set->ldap_orgname);
-	const struct ldap_value *orgunit = first_text(r, set->ldap_orgunit);
-	if (orgname != NULL || orgunit != NULL) {
-		struct xml_node *org = xml_add_child(vc, "ORG", NULL);
-		if (orgname != NULL)
-			add_text(org, "ORGNAME", orgname);
-		if (orgunit != NULL)
-			add_text(org, "ORGUNIT", orgunit);
-	}
-	if ((v = first_text(r, set->ldap_title)) != NULL)
-		add_text(vc, "TITLE", v);
-	if ((v = first_text(r, set->ldap_locality)) != NULL)
-		add_text(xml_add_child(vc, "ADR", NULL), "LOCALITY", v);
-	for (size_t p = 0; p < set->ldap_photo.count; p++) {
-		a = find_attr(r, set->ldap_photo.items[p]);
-		if (a == NULL || a->count == 0)
-			continue;
-		const struct ldap_value *img = &a->values[0];
-		const char *type = image_type(img->data, img->len);
-		if (type == NULL || img->len > set->max_size) {
-			log_info("vcard: %s@%s: %s left out (%s)", user, vs->host->name,
-			         set->ldap_photo.items[p],
-			         type == NULL ? "not a JPEG, PNG, GIF or WebP image" : "larger than max_size");
-			continue;
-		}
-		char *b64 = base64_encode(img->data, img->len);
-		struct xml_node *photo = xml_add_child(vc, "PHOTO", NULL);
-		struct xml_node *t = xml_add_child(photo, "TYPE", NULL);
-		xml_add_text(t, type, strlen(type));
-		struct xml_node *bin = xml_add_child(photo, "BINVAL", NULL);
-		xml_add_text(bin, b64, strlen(b64));
-		free(b64);
-		break;
-	}
-	return vc;
-}
-
-/* The vCard of user from a directory answer, cached, with the vcard_set hook
- * run (NULL with *res_r set when the directory failed; logged). */
-static struct xml_node *vcard_ldap_answer(struct vcard_state *vs, const struct ldap_reply *r,
-                                          const char *user, enum storage_result *res_r)
-{
-	struct xml_node *vcard = NULL;
-	switch (r->res) {
-	case LDAPC_OK:
-		vcard = vcard_from_entry(vs, r, user);
-		break;
-	case LDAPC_NO_ENTRY:
-		vcard = iq_payload_new("vCard", NS_VCARD);   /* like a user with none */
-		break;
-	case LDAPC_TEMPFAIL:
-		log_warning("vcard: %s@%s: %s", user, vs->host->name,
-		            r->error != NULL ? r->error : "the directory is unavailable");
-		*res_r = STORAGE_TEMPFAIL;
-		return NULL;
-	default:
-		log_error("vcard: %s@%s: %s", user, vs->host->name,
-		          r->error != NULL ? r->error : ldap_client_result_str(r->res));
-		*res_r = STORAGE_ERROR;
-		return NULL;
-	}
-	cache_put(vs, user, vcard);
-	/* mod_avatar follows the photo of the directory. */
-	struct hook_vcard hv = { .user = user, .vcard = vcard };
-	hook_run(vs->host, HOOK_VCARD_SET, &hv);
-	*res_r = STORAGE_OK;
-	return vcard;
-}
-
-static void vcard_ldap_read(const struct ldap_reply *r, void *ctx)
-{
-	struct vcard_op *op = ctx;
-	if (!pending_resume(&op->p))
-		return;
-	struct iq_request *req = op->p.req;
-	enum storage_result res;
-	struct xml_node *vcard = vcard_ldap_answer(op->vs, r, op->user, &res);
-	if (vcard != NULL)
-		iq_result(req, vcard);
-	else
-		errmap_iq_storage(req, res, "the directory");
-	xml_unref(&vcard);
-	op_free(&op->p);
-}
-#endif
-
-/* A get on a host whose vCards come from the directory. */
-static void vcard_ldap_get(struct vcard_state *vs, struct iq_request *req)
-{
-	const struct xml_node *cached = cache_get(vs, req->to.node);
-	if (cached != NULL) {
-		iq_result(req, cached);
-		return;
-	}
-#ifdef HAVE_BACKEND_LDAP
-	struct vcard_op *op = op_new(vs, req, req->to.node);
-	pending_wait(&op->p, ldap_client_submit(vs->ldap, LDAPC_FIND, op->user, NULL, vs->attrs,
-	                                        vcard_ldap_read, op), cancel_lookup);
-	if (op->p.call == NULL) {
-		errmap_iq_storage(req, STORAGE_TEMPFAIL, "the directory");   /* the queue is full */
-		op_free(&op->p);
-	}
-#else
-	iq_error(req, SE_SERVICE_UNAVAILABLE, NULL);
-#endif
-}
-
 static void vcard_iq(struct iq_request *req, void *ctx)
 {
 	struct vcard_state *vs = ctx;
@@ -488,18 +303,20 @@ static void vcard_iq(struct iq_request *req, void *ctx)
 		iq_error(req, SE_BAD_REQUEST, NULL);
 		return;
 	}
-	if (vs->set->source == VCARD_SOURCE_LDAP) {
-		if (strcmp(req->type, "get") == 0)
-			vcard_ldap_get(vs, req);
-		else
-			iq_error(req, SE_NOT_ALLOWED, "vCards on this server come from the directory and "
-			         "cannot be changed here");
+	struct storage *st = host_store(h, STORAGE_AREA_VCARD);
+	if (strcmp(req->type, "get") == 0) {
+		const struct xml_node *cached = vs->store != NULL ? cache_get(vs, req->to.node) : NULL;
+		if (cached != NULL) {
+			iq_result(req, cached);
+			return;
+		}
+		struct vcard_op *op = op_new(vs, req, req->to.node);
+		pending_wait_storage(&op->p, storage_vcard_get(st, h->name, op->user, vcard_read, op));
 		return;
 	}
-	if (strcmp(req->type, "get") == 0) {
-		struct vcard_op *op = op_new(vs, req, req->to.node);
-		pending_wait_storage(&op->p, storage_vcard_get(h->storage, h->name, op->user,
-		                                               vcard_read, op));
+	if (vs->store != NULL) {
+		iq_error(req, SE_NOT_ALLOWED, "vCards on this server come from the directory and "
+		         "cannot be changed here");
 		return;
 	}
 	/* XEP-0054 §3.2: a user publishes only their own vCard. */
@@ -518,8 +335,8 @@ static void vcard_iq(struct iq_request *req, void *ctx)
 		return;
 	}
 	struct vcard_op *op = op_new(vs, req, req->to.node);
-	pending_wait_storage(&op->p, storage_vcard_set(h->storage, h->name, op->user, text,
-	                                               vcard_written, op));
+	pending_wait_storage(&op->p, storage_vcard_set(st, h->name, op->user, text, vcard_written,
+	                                               op));
 	free(text);
 }
 
@@ -547,51 +364,34 @@ bool vcard_config_ldap(const struct host_config *hc)
 }
 
 /* The running state of h's vcard module when it reads from LDAP, or NULL. */
-static struct vcard_state *ldap_state(struct host *h)
+static struct vcard_state *ldap_state(const struct host *h)
 {
 	struct vcard_state *vs = module_state(h, "vcard");
-	if (vs == NULL || vs->set->source != VCARD_SOURCE_LDAP)
+	if (vs == NULL || vs->store == NULL)
 		return NULL;
 	return vs;
-}
-
-static const char *mapped(const char *attr)
-{
-	return attr != NULL && *attr != '\0' ? attr : NULL;
 }
 
 struct ldap_client *vcard_ldap_directory(struct host *h, const char *attrs_r[VF_COUNT])
 {
 #ifdef HAVE_BACKEND_LDAP
 	struct vcard_state *vs = ldap_state(h);
-	if (vs == NULL)
-		return NULL;
-	const struct vcard_settings *set = vs->set;
-	const struct strlist *uids = ldap_client_uids(vs->ldap);
-	attrs_r[VF_USER] = uids->count > 0 ? mapped(uids->items[0]) : NULL;
-	attrs_r[VF_FN] = mapped(set->ldap_fn);
-	attrs_r[VF_FIRST] = mapped(set->ldap_given);
-	attrs_r[VF_LAST] = mapped(set->ldap_family);
-	attrs_r[VF_NICK] = mapped(set->ldap_nickname);
-	attrs_r[VF_EMAIL] = mapped(set->ldap_email);
-	attrs_r[VF_LOCALITY] = mapped(set->ldap_locality);
-	attrs_r[VF_ORG] = mapped(set->ldap_orgname);
-	return vs->ldap;
+	return vs != NULL ? ldap_store_client(vs->store, attrs_r) : NULL;
 #else
 	(void)h;
 	(void)attrs_r;
-	return NULL;
+	return NULL;                       /* no LDAP store without LDAP */
 #endif
 }
 
 struct vcard_fetch {
 	struct pending_op p;           /* first: the state's list of fetches; p.call the
-	                                  directory lookup */
+	                                  storage read */
 	struct vcard_state *vs;
 	char *user;
 	vcard_fetch_cb *cb;
 	void *ctx;
-	ev_timer later;                /* a cached vCard or a full queue, answered from the loop */
+	ev_timer later;                /* a cached vCard, answered from the loop */
 	enum storage_result res;
 	struct xml_node *vcard;
 };
@@ -625,16 +425,18 @@ static void fetch_later(struct ev_loop *loop, ev_timer *w, int revents)
 	fetch_deliver((struct vcard_fetch *)((char *)w - offsetof(struct vcard_fetch, later)));
 }
 
-#ifdef HAVE_BACKEND_LDAP
-static void fetch_read(const struct ldap_reply *r, void *ctx)
+static void fetch_read(enum storage_result res, const char *text, void *ctx)
 {
 	struct vcard_fetch *f = ctx;
 	if (!pending_resume(&f->p))
 		return;
-	f->vcard = vcard_ldap_answer(f->vs, r, f->user, &f->res);
+	f->res = res == STORAGE_NOT_FOUND ? STORAGE_OK : res;
+	if (f->res == STORAGE_OK) {
+		f->vcard = vcard_parse(f->vs, f->user, res, text);
+		vcard_from_directory(f->vs, f->user, f->vcard);
+	}
 	fetch_deliver(f);
 }
-#endif
 
 struct vcard_fetch *vcard_ldap_fetch(struct host *h, const char *user, vcard_fetch_cb *cb,
                                      void *ctx)
@@ -656,14 +458,7 @@ struct vcard_fetch *vcard_ldap_fetch(struct host *h, const char *user, vcard_fet
 		ev_timer_start(server.loop, &f->later);
 		return f;
 	}
-#ifdef HAVE_BACKEND_LDAP
-	pending_wait(&f->p, ldap_client_submit(vs->ldap, LDAPC_FIND, f->user, NULL, vs->attrs,
-	                                       fetch_read, f), cancel_lookup);
-	if (f->p.call != NULL)
-		return f;
-#endif
-	f->res = STORAGE_TEMPFAIL;
-	ev_timer_start(server.loop, &f->later);
+	pending_wait_storage(&f->p, storage_vcard_get(vs->store, h->name, f->user, fetch_read, f));
 	return f;
 }
 
@@ -684,43 +479,50 @@ static const struct builtin_iq vcard_iqs[] = {
 	{ IQ_SCOPE_USER, NS_VCARD, IQ_PARALLEL, vcard_iq },
 };
 
+/* Source ldap: open the LDAP store of h with the mapping of set. */
+static int vcard_ldap_open(struct host *h, const struct vcard_settings *set,
+                           struct storage **st_r, char **error_r)
+{
+#ifdef HAVE_BACKEND_LDAP
+	const struct ldap_vcard_map map = {
+		.fn = set->ldap_fn, .family = set->ldap_family, .given = set->ldap_given,
+		.nickname = set->ldap_nickname, .email = set->ldap_email, .tel = set->ldap_tel,
+		.orgname = set->ldap_orgname, .orgunit = set->ldap_orgunit,
+		.title = set->ldap_title, .locality = set->ldap_locality,
+		.photo = &set->ldap_photo, .max_size = set->max_size,
+	};
+	char *name = xasprintf("vcard %s", h->name);
+	int rc = ldap_store_open(server.loop, name, h->name, &h->cfg->auth.ldap, &map, st_r,
+	                         error_r);
+	free(name);
+	return rc;
+#else
+	(void)h;
+	(void)set;
+	(void)st_r;
+	*error_r = xstrdup("source ldap: parleyd was built without LDAP support");
+	return -1;
+#endif
+}
+
 static int vcard_start(struct host *h, const void *settings, void **state_r, char **error_r)
 {
 	struct vcard_state *vs = xcalloc(1, sizeof(*vs));
 	vs->host = h;
 	vs->set = settings;
-	if (vs->set->source == VCARD_SOURCE_LDAP) {
-#ifdef HAVE_BACKEND_LDAP
-		const struct vcard_settings *set = vs->set;
-		const char *fields[] = { set->ldap_fn, set->ldap_family, set->ldap_given, set->ldap_nickname,
-		                         set->ldap_email, set->ldap_tel, set->ldap_orgname,
-		                         set->ldap_orgunit, set->ldap_title, set->ldap_locality };
-		size_t n = 0;
-		for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
-			if (fields[i] != NULL && *fields[i] != '\0')
-				vs->attrs[n++] = fields[i];
-		for (size_t i = 0; i < set->ldap_photo.count && n + 1 < ARRAY_SIZE(vs->attrs); i++)
-			vs->attrs[n++] = set->ldap_photo.items[i];
-		vs->attrs[n] = NULL;
-		char *name = xasprintf("vcard %s", h->name);
-		int rc = ldap_client_new(server.loop, name, &h->cfg->auth.ldap, &vs->ldap, error_r);
-		free(name);
-		if (rc < 0) {
-			free(vs);
-			return -1;
-		}
-#else
-		*error_r = xstrdup("source ldap: parleyd was built without LDAP support");
+	if (vs->set->source == VCARD_SOURCE_LDAP &&
+	    vcard_ldap_open(h, vs->set, &vs->store, error_r) < 0) {
 		free(vs);
 		return -1;
-#endif
 	}
 	if (builtin_iq_register(h, vcard_iqs, ARRAY_SIZE(vcard_iqs), vs, error_r) < 0) {
-#ifdef HAVE_BACKEND_LDAP
-		ldap_client_free(&vs->ldap);
-#endif
+		storage_close(&vs->store);
 		free(vs);
 		return -1;
+	}
+	if (vs->store != NULL) {
+		host_set_store(h, STORAGE_AREA_VCARD, vs->store);
+		host_set_store(h, STORAGE_AREA_SEARCH, vs->store);
 	}
 	host_add_feature(h, NS_VCARD);
 	host_add_user_feature(h, NS_VCARD);
@@ -736,9 +538,11 @@ static void vcard_stop(struct host *h, void *state)
 	host_remove_user_feature(h, NS_VCARD);
 	pending_stop(&vs->ops);
 	vcard_fetches_stop(vs);
-#ifdef HAVE_BACKEND_LDAP
-	ldap_client_free(&vs->ldap);
-#endif
+	if (vs->store != NULL) {
+		host_set_store(h, STORAGE_AREA_VCARD, NULL);
+		host_set_store(h, STORAGE_AREA_SEARCH, NULL);
+	}
+	storage_close(&vs->store);
 	cache_clear(vs);
 	free(vs);
 }
@@ -747,67 +551,56 @@ static void vcard_stop(struct host *h, void *state)
 
 const char *vcard_image_type(const unsigned char *data, size_t len)
 {
-	return image_type(data, len);
+	return vcard_photo_type(data, len);
 }
 
 bool vcard_ldap_enabled(const struct host *h)
 {
-	const struct vcard_state *vs = module_state(h, "vcard");
-	return vs != NULL && vs->set->source == VCARD_SOURCE_LDAP;
+	return ldap_state(h) != NULL;
 }
 
 struct vcard_ldap_probe {
-	struct vcard_state *vs;
-#ifdef HAVE_BACKEND_LDAP
-	struct ldap_client_req *lreq;
-#endif
-	char *user;
+	struct ldap_store_probe *sp;
 	vcard_ldap_probe_cb *cb;
 	void *ctx;
 };
 
-#ifdef HAVE_BACKEND_LDAP
-/* Runs from the loop, or from ldap_client_free while vcard_stop runs (vs is
- * still whole then). */
-static void vcard_probe_read(const struct ldap_reply *r, void *ctx)
+/* Runs from the loop, or from storage_close while vcard_stop runs. */
+static void vcard_probe_read(const struct ldap_reply *r, const char *const *attrs,
+                             const struct xml_node *vcard, void *ctx)
 {
 	struct vcard_ldap_probe *p = ctx;
-	struct xml_node *vcard = NULL;
-	if (r->res == LDAPC_OK)
-		vcard = vcard_from_entry(p->vs, r, p->user);
-	else if (r->res == LDAPC_NO_ENTRY)
-		vcard = iq_payload_new("vCard", NS_VCARD);
-	p->cb(r, p->vs->attrs, vcard, p->ctx);
-	xml_unref(&vcard);
-	free(p->user);
+	vcard_ldap_probe_cb *cb = p->cb;
+	void *cb_ctx = p->ctx;
 	free(p);
+	cb(r, attrs, vcard, cb_ctx);
 }
-#endif
 
 struct vcard_ldap_probe *vcard_ldap_probe(const struct host *h, const char *user,
                                           vcard_ldap_probe_cb *cb, void *ctx,
                                           const char **error_r)
 {
-	struct vcard_state *vs = module_state(h, "vcard");
-	if (vs == NULL || vs->set->source != VCARD_SOURCE_LDAP) {
+	struct vcard_state *vs = ldap_state(h);
+	if (vs == NULL) {
 		*error_r = "the vCards of this host do not come from the directory";
 		return NULL;
 	}
 #ifdef HAVE_BACKEND_LDAP
 	struct vcard_ldap_probe *p = xcalloc(1, sizeof(*p));
-	p->vs = vs;
-	p->user = xstrdup(user);
 	p->cb = cb;
 	p->ctx = ctx;
-	p->lreq = ldap_client_find_traced(vs->ldap, user, vs->attrs, vcard_probe_read, p);
-	if (p->lreq == NULL) {
+	p->sp = ldap_store_vcard_probe(vs->store, user, vcard_probe_read, p);
+	if (p->sp == NULL) {
 		*error_r = "the LDAP request queue is full";
-		free(p->user);
 		free(p);
 		return NULL;
 	}
 	return p;
 #else
+	(void)user;
+	(void)cb;
+	(void)ctx;
+	(void)vcard_probe_read;
 	*error_r = "parleyd was built without LDAP support";
 	return NULL;
 #endif
@@ -818,9 +611,8 @@ void vcard_ldap_probe_cancel(struct vcard_ldap_probe *p)
 	if (p == NULL)
 		return;
 #ifdef HAVE_BACKEND_LDAP
-	ldap_client_cancel(p->lreq);
+	ldap_store_probe_cancel(p->sp);
 #endif
-	free(p->user);
 	free(p);
 }
 

@@ -15,24 +15,24 @@
  * - At most max_results users are answered (the form result's title says
  *   when more matched); with search_all false only users whose vCard holds
  *   <CLASS><PUBLIC/></CLASS> are found.
- * - The search runs in the directory source (vjud.h): where the host's
- *   vCards come from (source auto): the storage's vCard index, or the LDAP
- *   directory when the vcard module reads from it (vjud-ldap.c).  An
- *   explicit source that does not match the vcard module, and search_all
- *   false or an auth.ldap filter with %u on an LDAP host, are refused by
- *   the configuration check (vjud_check).  Every call runs through a struct
+ * - The search runs in the host's store of the search area (host_store):
+ *   where the host's vCards come from (source auto): the storage's vCard
+ *   index, or the LDAP store the vcard module opens when it reads from the
+ *   directory (storage/ldap-store.h).  An explicit source that does not
+ *   match the vcard module, and search_all false or an auth.ldap filter
+ *   with %u on an LDAP host, are refused by the configuration check
+ *   (vjud_check).  Every call runs through a struct
  *   vjud_op on the module's pending list (pending.h); stop answers their
  *   requests and cancels the calls; a failure is answered through errmap.h
  *   (a temporary one is <resource-constraint/>, type wait), never "no
  *   match".
- * - At start, with the storage source, the vCards stored before the index
- *   existed are indexed (one storage call; the count is logged).
+ * - At start the store indexes what it must (the SQL store: the vCards
+ *   stored before the index existed; one storage call, the count logged).
  */
 #include "builtin.h"
 #include "errmap.h"
 #include "pending.h"
 #include "vcard.h"
-#include "vjud.h"
 #include "auth/ldap-client.h"
 #include "server/host.h"
 #include "server/hooks.h"
@@ -68,7 +68,7 @@ struct vjud_state;
 
 struct vjud_op {
 	struct pending_op p;          /* first: the state's list; p.req the request, p.call
-	                                 the search (cancelled with the source's cancel) */
+	                                 the search */
 	struct vjud_state *vs;        /* valid while p is listed */
 	bool form;                    /* answer with a data form */
 };
@@ -76,7 +76,6 @@ struct vjud_op {
 struct vjud_state {
 	struct host *host;
 	const struct vjud_settings *set;
-	const struct vjud_source_vfuncs *src;
 	struct storage_req *reindex;
 	struct pending_ops ops;
 };
@@ -285,31 +284,12 @@ static void vjud_iq(struct iq_request *req, void *ctx)
 	op->p.req = req;
 	op->form = form;
 	pending_track(&vs->ops, &op->p, op_free);
-	pending_wait(&op->p, vs->src->search(h, terms, n, !vs->set->search_all,
-	                                     vs->set->max_results, searched, op),
-	             vs->src->cancel);
+	pending_wait_storage(&op->p, storage_vcard_search(host_store(h, STORAGE_AREA_SEARCH), h->name,
+	                                                  terms, n, !vs->set->search_all,
+	                                                  vs->set->max_results, searched, op));
 	for (size_t i = 0; i < n; i++)
 		free((char *)terms[i].value);
 }
-
-/* ---- the SQL directory source ------------------------------------------------------ */
-
-static void *sql_search(struct host *h, const struct vcard_term *terms, size_t n,
-                        bool listed_only, unsigned limit, storage_vcard_search_cb *cb, void *ctx)
-{
-	return storage_vcard_search(h->storage, h->name, terms, n, listed_only, limit, cb, ctx);
-}
-
-static void sql_cancel(void *handle)
-{
-	storage_cancel(handle);
-}
-
-const struct vjud_source_vfuncs vjud_source_sql = {
-	.name = "sql",
-	.search = sql_search,
-	.cancel = sql_cancel,
-};
 
 /* ---- module -------------------------------------------------------------------------- */
 
@@ -395,28 +375,21 @@ static int vjud_start(struct host *h, const void *settings, void **state_r, char
 	struct vjud_state *vs = xcalloc(1, sizeof(*vs));
 	vs->host = h;
 	vs->set = settings;
-	vs->src = &vjud_source_sql;
-#ifdef HAVE_BACKEND_LDAP
-	if (effective_source(h->cfg, vs->set) == VJUD_SOURCE_LDAP) {
-		const char *attrs[VF_COUNT];
-		if (vcard_ldap_directory(h, attrs) == NULL) {
-			*error_r = xstrdup("source ldap: the vcard module does not run on this host with "
-			                   "source ldap");
-			free(vs);
-			return -1;
-		}
-		vs->src = &vjud_source_ldap;
+	struct storage *st = host_store(h, STORAGE_AREA_SEARCH);
+	if (effective_source(h->cfg, vs->set) == VJUD_SOURCE_LDAP && st == h->storage) {
+		*error_r = xstrdup("source ldap: the vcard module does not run on this host with "
+		                   "source ldap");
+		free(vs);
+		return -1;
 	}
-#endif
 	if (builtin_iq_register(h, vjud_iqs, ARRAY_SIZE(vjud_iqs), vs, error_r) < 0) {
 		free(vs);
 		return -1;
 	}
 	host_add_feature(h, NS_SEARCH);
 	hook_add(h, HOOK_DISCO_INFO, 50, vjud_disco, vs);
-	if (vs->src == &vjud_source_sql)
-		vs->reindex = storage_vcard_reindex(h->storage, h->name, reindexed, vs);
-	log_debug("vjud %s: searches go to the %s source", h->name, vs->src->name);
+	vs->reindex = storage_vcard_reindex(st, h->name, reindexed, vs);
+	log_debug("vjud %s: searches go to %s", h->name, storage_describe(st));
 	*state_r = vs;
 	return 0;
 }

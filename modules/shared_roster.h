@@ -7,99 +7,19 @@
 #define PARLEY_MODULES_SHARED_ROSTER_H
 
 #include "storage/storage.h"
+#include "storage/ldap-store.h"
 
 struct host;
 
-/* A source of shared roster groups: the SQL store (srg_source_sql, through
- * storage_srg_*) or a read-only directory (srg_source_ldap), chosen with
- * the module's `source` option.
- *
- * Every call answers later through its callback, from the loop, never
- * inside the call, and returns a handle for cancel (after which the
- * callback never runs).  The groups passed to a load callback are valid
- * during the callback only.  A read-only source leaves the change entries
- * NULL: the management commands then answer that the groups are managed
- * elsewhere. */
-typedef void srg_source_load_cb(enum storage_result res, const struct srg_group *groups,
-                                size_t count, void *ctx);
-typedef void srg_source_done_cb(enum storage_result res, void *ctx);
-/* A user of the host and the name the directory gives it. */
-struct srg_name {
-	const char *jid;              /* user@host */
-	const char *name;
-};
-typedef void srg_source_names_cb(enum storage_result res, const struct srg_name *names,
-                                 size_t count, void *ctx);
-
-struct srg_source_vfuncs {
-	const char *name;
-	/* Every group of host h, with displayed groups and members. */
-	void *(*load)(struct host *h, srg_source_load_cb *cb, void *ctx);
-	/* As storage_srg_create / _delete / _member_add / _member_remove. */
-	void *(*create)(struct host *h, const struct srg_group *g, srg_source_done_cb *cb, void *ctx);
-	void *(*remove)(struct host *h, const char *name, srg_source_done_cb *cb, void *ctx);
-	void *(*member_add)(struct host *h, const char *group, const char *member,
-	                    srg_source_done_cb *cb, void *ctx);
-	void *(*member_remove)(struct host *h, const char *group, const char *member,
-	                       srg_source_done_cb *cb, void *ctx);
-	/* Optional (NULL: shared contacts are named by their vCards): the names
-	 * of the host's users as the source knows them, sorted by jid.  The
-	 * handle is cancelled with cancel. */
-	void *(*names)(struct host *h, srg_source_names_cb *cb, void *ctx);
-	void (*cancel)(void *handle);
-};
-
-extern const struct srg_source_vfuncs srg_source_sql;
-
-/* ---- the LDAP group source (modules/srg-ldap.c) ---------------------------- */
-
-enum { SRG_LDAP_MAP_DN, SRG_LDAP_MAP_VALUE };
-enum { SRG_LDAP_DISPLAY_SELF, SRG_LDAP_DISPLAY_ALL };
-enum { SRG_LDAP_FROM_ENTRIES, SRG_LDAP_FROM_USER_ATTR };
-
-/* The module's ldap_* options (strings borrowed from the settings). */
-struct srg_ldap_config {
-	int groups_from;              /* SRG_LDAP_FROM_ENTRIES: group entries are the groups;
-	                               * _USER_ATTR: the values of user_group_attr */
-	char *user_group_attr;        /* FROM_USER_ATTR: the user attribute naming groups */
-	char *group_base;             /* NULL: the host's auth.ldap base */
-	char *group_filter;           /* which entries are groups */
-	char *name_attr;              /* the group's name (first value) */
-	char *desc_attr;              /* its description ("" : none) */
-	char *display_attr;           /* its roster group name ("" : the name) */
-	char *member_attr;            /* its members */
-	int member_mapping;           /* SRG_LDAP_MAP_DN: member values are DNs of user
-	                               * entries; _VALUE: they are user names */
-	char *user_uid_attr;          /* MAP_DN, FROM_USER_ATTR, names: the user name
-	                               * attribute of a user entry */
-	char *user_name_attr;         /* the name shown for a shared contact ("": its vCard's) */
-	bool nested;                  /* a member DN of a group entry adds its members */
-	char *nested_base;            /* nested: where group entries are searched (NULL:
-	                               * group_base) */
-	char *nested_filter;          /* nested: which entries are groups there */
-	unsigned nested_depth;        /* nested: levels of groups below a group expanded */
-	double refresh;               /* seconds between reads of the directory */
-	int displayed;                /* SRG_LDAP_DISPLAY_SELF / _ALL */
-};
-
-/* Make host h's groups come from its auth.ldap directory, read as cfg says
- * (cfg must outlive srg_ldap_stop).  -1 with a malloc'd *error_r (no LDAP
- * support built in, bad auth.ldap settings).  Then srg_source_ldap serves
- * h: load searches the directory on the LDAP client's worker group; the
- * change entries are NULL (the directory is managed elsewhere). */
-int srg_ldap_start(struct host *h, const struct srg_ldap_config *cfg, char **error_r);
-/* Cancels nothing: cancel the loads first. */
-void srg_ldap_stop(struct host *h);
-extern const struct srg_source_vfuncs srg_source_ldap;
-
-/* The DN of a uniqueMember value (RFC 4517 NameAndOptionalUID): value
- * without a trailing "#'0101'B" (a bit string), or all of it.  Malloc'd. */
-char *srg_ldap_unique_member_dn(const char *value);
+/* Where a host's groups come from: the host's store of the srg area
+ * (host_store): the SQL store, or, with the module's `source: ldap`, the
+ * read-only LDAP group store the module opens (storage/ldap-store.h, whose
+ * struct srg_ldap_config holds the module's ldap_* options). */
 
 /* The first search a load of h's groups sends (source ldap): its base and
  * filter, malloc'd (ldap_groups_from entries: ldap_group_base, else the
  * auth.ldap base, and ldap_group_filter; user_attribute: the search of the
- * user entries).  -1 when h has no LDAP group source. */
+ * user entries).  -1 when h has no LDAP group store. */
 int srg_ldap_group_search(const struct host *h, char **base_r, char **filter_r);
 
 /* ---- diagnostics (parleyctl ldap-test) ------------------------------------ */

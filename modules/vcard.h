@@ -1,11 +1,11 @@
 /*
  * What mod_vcard offers the rest of the server besides its iq handler, on a
- * host whose vCards come from the directory (vcard: { source: ldap }):
+ * host whose vCards come from the directory (vcard: { source: ldap }, read
+ * from the LDAP store the module opens, storage/ldap-store.h):
  * - the directory lookup of a vCard for diagnostics (parleyctl ldap-test),
  *   the same search and the same attribute-to-vCard mapping as a vCard get;
- * - its LDAP client and attribute mapping (mod_vjud's LDAP search,
- *   modules/vjud-ldap.c) and a vCard read through its cache (mod_avatar's
- *   photo hash).
+ * - the store's LDAP client and attribute mapping, and a vCard read
+ *   through the module's cache (mod_avatar's photo hash).
  * Loop thread.
  *
  * mod_vjud and mod_avatar are registered after mod_vcard, so on a host they
@@ -60,10 +60,10 @@ const char *vcard_image_type(const unsigned char *data, size_t len);
  * configuration alone: for checks before anything runs). */
 bool vcard_config_ldap(const struct host_config *hc);
 
-/* The LDAP client of h's running vcard module and, in attrs_r, the
- * attribute of each searchable field (NULL: not mapped): VF_USER is the
- * first of auth.ldap.uids, the others the module's ldap_* options.  NULL
- * when the module does not run on h with source ldap. */
+/* The LDAP client of h's running vcard module's store and, in attrs_r,
+ * the attribute of each searchable field (NULL: not mapped): VF_USER is
+ * the first of auth.ldap.uids, the others the module's ldap_* options.
+ * NULL when the module does not run on h with source ldap. */
 struct ldap_client *vcard_ldap_directory(struct host *h, const char *attrs_r[VF_COUNT]);
 
 /* A vCard read for another module.  res: STORAGE_OK with vcard (an empty

@@ -22,6 +22,7 @@
 #include "c2s.h"
 #include "sm.h"
 
+#include <assert.h>
 #include <string.h>
 
 struct shared_storage {
@@ -91,6 +92,18 @@ void host_add_feature(struct host *h, const char *ns) { strlist_add(&h->features
 void host_remove_feature(struct host *h, const char *ns) { strlist_del(&h->features, ns); }
 void host_add_user_feature(struct host *h, const char *ns) { strlist_add(&h->user_features, ns); }
 void host_remove_user_feature(struct host *h, const char *ns) { strlist_del(&h->user_features, ns); }
+
+struct storage *host_store(const struct host *h, enum storage_area a)
+{
+	assert(a < STORAGE_AREA_COUNT);
+	return h->area_store[a] != NULL ? h->area_store[a] : h->storage;
+}
+
+void host_set_store(struct host *h, enum storage_area a, struct storage *st)
+{
+	assert(a < STORAGE_AREA_COUNT && (st == NULL || storage_has_area(st, a)));
+	h->area_store[a] = st;
+}
 
 bool host_is_admin(const struct host *h, const struct jid *j)
 {

@@ -20,6 +20,7 @@ struct host {
 	char *name;
 	const struct host_config *cfg;
 	struct storage *storage;             /* shared with hosts that name the same store */
+	struct storage *area_store[STORAGE_AREA_COUNT];   /* host_set_store; NULL: storage */
 	struct auth *auth;
 	struct tls_ctx *tls;                 /* this host's certificate (SNI) */
 	struct hook_list *hooks;             /* hooks.c */
@@ -41,6 +42,16 @@ void host_remove_feature(struct host *h, const char *ns);
 void host_add_user_feature(struct host *h, const char *ns);
 void host_remove_user_feature(struct host *h, const char *ns);
 bool host_is_admin(const struct host *h, const struct jid *j);
+
+/* The store of h that serves area a: the one a module handed the host for
+ * it (host_set_store: vCards and the directory from LDAP, ...), else the
+ * host's own storage.  Modules take their area's store here, each time
+ * they call it. */
+struct storage *host_store(const struct host *h, enum storage_area a);
+/* Make st serve area a of h (NULL: the host's storage again).  The module
+ * that opens st owns it: it calls this in its start, again with NULL in its
+ * stop, and closes st; st must implement a (storage_has_area). */
+void host_set_store(struct host *h, enum storage_area a, struct storage *st);
 
 /* Start every host of cfg (storage, auth, TLS contexts when with_tls,
  * modules).  -1 with a message. */

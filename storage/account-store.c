@@ -56,6 +56,7 @@ static void account_get_clear(struct storage_req *req)
 
 static const struct storage_op account_get_op = {
 	.name = "account_get",
+	.area = STORAGE_AREA_ACCOUNT,
 	.work = account_get_work,
 	.reply = account_get_reply,
 	.clear = account_get_clear,
@@ -90,6 +91,7 @@ static void account_create_clear(struct storage_req *req)
 
 static const struct storage_op account_create_op = {
 	.name = "account_create",
+	.area = STORAGE_AREA_ACCOUNT,
 	.work = account_create_work,
 	.reply = account_create_reply,
 	.clear = account_create_clear,
@@ -127,6 +129,7 @@ static void account_update_clear(struct storage_req *req)
 
 static const struct storage_op account_update_op = {
 	.name = "account_update",
+	.area = STORAGE_AREA_ACCOUNT,
 	.work = account_update_work,
 	.reply = account_update_reply,
 	.clear = account_update_clear,
@@ -159,6 +162,7 @@ static void account_remove_reply(struct storage_req *req)
 
 static const struct storage_op account_remove_op = {
 	.name = "account_remove",
+	.area = STORAGE_AREA_ACCOUNT,
 	.work = account_remove_work,
 	.reply = account_remove_reply,
 };
@@ -190,6 +194,7 @@ static void account_list_reply(struct storage_req *req)
 
 static const struct storage_op account_list_op = {
 	.name = "account_list",
+	.area = STORAGE_AREA_ACCOUNT,
 	.work = account_list_work,
 	.reply = account_list_reply,
 };
@@ -220,6 +225,7 @@ static void account_count_reply(struct storage_req *req)
 
 static const struct storage_op account_count_op = {
 	.name = "account_count",
+	.area = STORAGE_AREA_ACCOUNT,
 	.work = account_count_work,
 	.reply = account_count_reply,
 };

@@ -27,6 +27,7 @@ static void last_get_reply(struct storage_req *req)
 
 static const struct storage_op last_get_op = {
 	.name = "last_get",
+	.area = STORAGE_AREA_LAST,
 	.work = last_get_work,
 	.reply = last_get_reply,
 };
@@ -55,6 +56,7 @@ static void last_set_reply(struct storage_req *req)
 
 static const struct storage_op last_set_op = {
 	.name = "last_set",
+	.area = STORAGE_AREA_LAST,
 	.work = last_set_work,
 	.reply = last_set_reply,
 };

@@ -36,6 +36,7 @@ static bool offline_store_batch(struct storage_req **reqs, size_t n, void *conn)
 
 static const struct storage_op offline_store_op = {
 	.name = "offline_store",
+	.area = STORAGE_AREA_OFFLINE,
 	.work = offline_store_work,
 	.batch = offline_store_batch,
 	.reply = offline_store_reply,
@@ -71,6 +72,7 @@ static void offline_get_reply(struct storage_req *req)
 
 static const struct storage_op offline_get_op = {
 	.name = "offline_get",
+	.area = STORAGE_AREA_OFFLINE,
 	.work = offline_get_work,
 	.reply = offline_get_reply,
 };
@@ -99,6 +101,7 @@ static void offline_delete_upto_reply(struct storage_req *req)
 
 static const struct storage_op offline_delete_upto_op = {
 	.name = "offline_delete_upto",
+	.area = STORAGE_AREA_OFFLINE,
 	.work = offline_delete_upto_work,
 	.reply = offline_delete_upto_reply,
 };
@@ -131,6 +134,7 @@ static void offline_count_reply(struct storage_req *req)
 
 static const struct storage_op offline_count_op = {
 	.name = "offline_count",
+	.area = STORAGE_AREA_OFFLINE,
 	.work = offline_count_work,
 	.reply = offline_count_reply,
 };

@@ -36,6 +36,7 @@ static void privacy_get_reply(struct storage_req *req)
 
 static const struct storage_op privacy_get_op = {
 	.name = "privacy_get",
+	.area = STORAGE_AREA_PRIVACY,
 	.work = privacy_get_work,
 	.reply = privacy_get_reply,
 };
@@ -64,6 +65,7 @@ static void privacy_set_list_reply(struct storage_req *req)
 
 static const struct storage_op privacy_set_list_op = {
 	.name = "privacy_set_list",
+	.area = STORAGE_AREA_PRIVACY,
 	.work = privacy_set_list_work,
 	.reply = privacy_set_list_reply,
 };
@@ -104,6 +106,7 @@ static void privacy_remove_list_reply(struct storage_req *req)
 
 static const struct storage_op privacy_remove_list_op = {
 	.name = "privacy_remove_list",
+	.area = STORAGE_AREA_PRIVACY,
 	.work = privacy_remove_list_work,
 	.reply = privacy_remove_list_reply,
 };
@@ -135,6 +138,7 @@ static void privacy_set_default_reply(struct storage_req *req)
 
 static const struct storage_op privacy_set_default_op = {
 	.name = "privacy_set_default",
+	.area = STORAGE_AREA_PRIVACY,
 	.work = privacy_set_default_work,
 	.reply = privacy_set_default_reply,
 };
@@ -168,6 +172,7 @@ static void blocklist_get_reply(struct storage_req *req)
 
 static const struct storage_op blocklist_get_op = {
 	.name = "blocklist_get",
+	.area = STORAGE_AREA_PRIVACY,
 	.work = blocklist_get_work,
 	.reply = blocklist_get_reply,
 };
@@ -197,6 +202,7 @@ static void blocklist_add_reply(struct storage_req *req)
 
 static const struct storage_op blocklist_add_op = {
 	.name = "blocklist_add",
+	.area = STORAGE_AREA_PRIVACY,
 	.work = blocklist_add_work,
 	.reply = blocklist_add_reply,
 };
@@ -231,6 +237,7 @@ static void blocklist_remove_reply(struct storage_req *req)
 
 static const struct storage_op blocklist_remove_op = {
 	.name = "blocklist_remove",
+	.area = STORAGE_AREA_PRIVACY,
 	.work = blocklist_remove_work,
 	.reply = blocklist_remove_reply,
 };

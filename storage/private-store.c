@@ -27,6 +27,7 @@ static void private_get_reply(struct storage_req *req)
 
 static const struct storage_op private_get_op = {
 	.name = "private_get",
+	.area = STORAGE_AREA_PRIVATE,
 	.work = private_get_work,
 	.reply = private_get_reply,
 };
@@ -56,6 +57,7 @@ static void private_set_reply(struct storage_req *req)
 
 static const struct storage_op private_set_op = {
 	.name = "private_set",
+	.area = STORAGE_AREA_PRIVATE,
 	.work = private_set_work,
 	.reply = private_set_reply,
 };
@@ -94,6 +96,7 @@ static void private_list_reply(struct storage_req *req)
 
 static const struct storage_op private_list_op = {
 	.name = "private_list",
+	.area = STORAGE_AREA_PRIVATE,
 	.work = private_list_work,
 	.reply = private_list_reply,
 };

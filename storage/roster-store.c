@@ -27,6 +27,7 @@ static void roster_get_reply(struct storage_req *req)
 
 static const struct storage_op roster_get_op = {
 	.name = "roster_get",
+	.area = STORAGE_AREA_ROSTER,
 	.work = roster_get_work,
 	.reply = roster_get_reply,
 };
@@ -55,6 +56,7 @@ static void roster_set_reply(struct storage_req *req)
 
 static const struct storage_op roster_set_op = {
 	.name = "roster_set",
+	.area = STORAGE_AREA_ROSTER,
 	.work = roster_set_work,
 	.reply = roster_set_reply,
 };
@@ -96,6 +98,7 @@ static void roster_remove_reply(struct storage_req *req)
 
 static const struct storage_op roster_remove_op = {
 	.name = "roster_remove",
+	.area = STORAGE_AREA_ROSTER,
 	.work = roster_remove_work,
 	.reply = roster_remove_reply,
 };

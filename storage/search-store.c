@@ -28,6 +28,7 @@ static void vcard_search_reply(struct storage_req *req)
 
 static const struct storage_op vcard_search_op = {
 	.name = "vcard_search",
+	.area = STORAGE_AREA_SEARCH,
 	.work = vcard_search_work,
 	.reply = vcard_search_reply,
 };
@@ -44,7 +45,10 @@ struct storage_req *storage_vcard_search(struct storage *st, const char *host,
 	                                             ctx);
 	r->cb = cb;
 	r->terms = n > 0 ? pool_alloc(r->base.pool, n * sizeof(*r->terms)) : NULL;
+	r->raw_terms = n > 0 ? pool_alloc(r->base.pool, n * sizeof(*r->raw_terms)) : NULL;
 	for (size_t i = 0; i < n; i++) {
+		r->raw_terms[i] = terms[i];
+		r->raw_terms[i].value = pool_strdup(r->base.pool, terms[i].value);
 		char *folded = vcard_fold(terms[i].value);
 		r->terms[i].field = terms[i].field;
 		r->terms[i].value = pool_strdup(r->base.pool, folded);
@@ -73,6 +77,7 @@ static void vcard_reindex_reply(struct storage_req *req)
 
 static const struct storage_op vcard_reindex_op = {
 	.name = "vcard_reindex",
+	.area = STORAGE_AREA_SEARCH,
 	.work = vcard_reindex_work,
 	.reply = vcard_reindex_reply,
 };

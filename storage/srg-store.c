@@ -36,6 +36,7 @@ static void srg_list_reply(struct storage_req *req)
 
 static const struct storage_op srg_list_op = {
 	.name = "srg_list",
+	.area = STORAGE_AREA_SRG,
 	.work = srg_list_work,
 	.reply = srg_list_reply,
 };
@@ -65,6 +66,7 @@ static void srg_get_reply(struct storage_req *req)
 
 static const struct storage_op srg_get_op = {
 	.name = "srg_get",
+	.area = STORAGE_AREA_SRG,
 	.work = srg_get_work,
 	.reply = srg_get_reply,
 };
@@ -94,6 +96,7 @@ static void srg_create_reply(struct storage_req *req)
 
 static const struct storage_op srg_create_op = {
 	.name = "srg_create",
+	.area = STORAGE_AREA_SRG,
 	.work = srg_create_work,
 	.reply = srg_create_reply,
 };
@@ -127,6 +130,7 @@ static void srg_delete_reply(struct storage_req *req)
 
 static const struct storage_op srg_delete_op = {
 	.name = "srg_delete",
+	.area = STORAGE_AREA_SRG,
 	.work = srg_delete_work,
 	.reply = srg_delete_reply,
 };
@@ -156,6 +160,7 @@ static void srg_member_add_reply(struct storage_req *req)
 
 static const struct storage_op srg_member_add_op = {
 	.name = "srg_member_add",
+	.area = STORAGE_AREA_SRG,
 	.work = srg_member_add_work,
 	.reply = srg_member_add_reply,
 };
@@ -188,6 +193,7 @@ static void srg_member_remove_reply(struct storage_req *req)
 
 static const struct storage_op srg_member_remove_op = {
 	.name = "srg_member_remove",
+	.area = STORAGE_AREA_SRG,
 	.work = srg_member_remove_work,
 	.reply = srg_member_remove_reply,
 };
@@ -222,6 +228,7 @@ static void srg_user_groups_reply(struct storage_req *req)
 
 static const struct storage_op srg_user_groups_op = {
 	.name = "srg_user_groups",
+	.area = STORAGE_AREA_SRG,
 	.work = srg_user_groups_work,
 	.reply = srg_user_groups_reply,
 };
@@ -234,5 +241,38 @@ struct storage_req *storage_srg_user_groups(struct storage *st, const char *host
 	r = storage_req_new(st, &srg_user_groups_op, sizeof(*r), host, NULL, ctx);
 	r->cb = cb;
 	r->member = pool_strdup(r->base.pool, bare_jid);
+	return storage_req_submit(&r->base);
+}
+
+/* ---- srg_names */
+
+static void srg_names_work(struct storage_req *req, void *conn)
+{
+	if (req->st->srg->names == NULL)
+		req->res = STORAGE_ERROR;   /* the store keeps no names */
+	else
+		req->res = req->st->srg->names(conn, (struct srg_names_job *)req);
+}
+
+static void srg_names_reply(struct storage_req *req)
+{
+	struct srg_names_job *r = (struct srg_names_job *)req;
+	bool ok = req->res == STORAGE_OK;
+	r->cb(req->res, ok ? r->names : NULL, ok ? r->nnames : 0, req->ctx);
+}
+
+static const struct storage_op srg_names_op = {
+	.name = "srg_names",
+	.area = STORAGE_AREA_SRG,
+	.work = srg_names_work,
+	.reply = srg_names_reply,
+};
+
+struct storage_req *storage_srg_names(struct storage *st, const char *host,
+                                      storage_srg_names_cb *cb, void *ctx)
+{
+	assert(host != NULL && cb != NULL);
+	struct srg_names_job *r = storage_req_new(st, &srg_names_op, sizeof(*r), host, NULL, ctx);
+	r->cb = cb;
 	return storage_req_submit(&r->base);
 }

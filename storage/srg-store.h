@@ -66,6 +66,14 @@ struct srg_user_groups_job {
 	struct strlist names;              /* in pool */
 };
 
+struct srg_names_job {
+	struct storage_req base;
+	storage_srg_names_cb *cb;
+	/* results */
+	struct srg_name *names;            /* in pool */
+	size_t nnames;
+};
+
 struct srg_store_vfuncs {
 	enum storage_result (*list)(void *conn, struct srg_list_job *j);
 	enum storage_result (*get)(void *conn, struct srg_get_job *j);
@@ -74,6 +82,8 @@ struct srg_store_vfuncs {
 	enum storage_result (*member_add)(void *conn, struct srg_member_add_job *j);
 	enum storage_result (*member_remove)(void *conn, struct srg_member_remove_job *j);
 	enum storage_result (*user_groups)(void *conn, struct srg_user_groups_job *j);
+	/* Optional (NULL: STORAGE_ERROR): the users' names the store keeps. */
+	enum storage_result (*names)(void *conn, struct srg_names_job *j);
 };
 
 #endif

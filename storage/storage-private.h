@@ -8,8 +8,9 @@
  * implements the public functions of storage.h for that area: it copies the
  * arguments into a new job and hands it to storage_req_submit, and, when
  * the job is finished, calls the caller's callback with the job's results.
- * A backend (the SQL store, the memory store; later LDAP read-only stores)
- * fills in the vfuncs of every area (struct storage) and says where the
+ * A backend (the SQL store, the memory store, the LDAP read-only store)
+ * fills in the vfuncs of the areas it implements (struct storage; NULL for
+ * the others, whose jobs then fail with STORAGE_ERROR) and says where the
  * work runs.
  *
  * Threads: a job is created, submitted, cancelled, finished and freed on the
@@ -66,6 +67,7 @@ typedef void storage_clear_fn(struct storage_req *req);
 /* One operation: its name (for logs) and what the front does with its jobs. */
 struct storage_op {
 	const char *name;                   /* "roster_get" */
+	enum storage_area area;             /* whose vfuncs work calls */
 	storage_work_fn *work;
 	storage_batch_fn *batch;            /* NULL: never batched */
 	storage_reply_fn *reply;
@@ -85,12 +87,15 @@ struct storage_req {
 	bool cancelled;                     /* storage_cancel was called */
 	bool deferred;                      /* on the fail-later or loop-run list */
 	bool to_run;                        /* on that list to run (no workers) */
+	bool held;                          /* storage_req_hold: work finishes later */
 	struct storage_req *defer_next;
 	struct worker_job *wj;              /* while on the store's worker group */
 };
 
 struct storage_vfuncs {
 	const char *name;                   /* "sql" */
+	/* accepts and open: for the families storage_open chooses from (NULL
+	 * for a store a module opens itself, like the LDAP stores). */
 	/* Whether this backend family serves storage_config.driver. */
 	bool (*accepts)(const char *driver);
 	/* Open synchronously (start-up: the loop is not running yet).  On success
@@ -129,7 +134,7 @@ struct storage {
 	ev_timer defer_timer;               /* runs the fail-later and loop-run lists */
 	struct storage_req *defer_head, *defer_tail;
 
-	/* The areas, set by the backend's open (every one). */
+	/* The areas, set by the backend's open (NULL: not implemented). */
 	const struct account_store_vfuncs *account;
 	const struct roster_store_vfuncs *roster;
 	const struct offline_store_vfuncs *offline;
@@ -153,8 +158,19 @@ void storage_base_deinit(struct storage *st);
  * job's callback and copies its inputs into the job (in req->pool). */
 void *storage_req_new(struct storage *st, const struct storage_op *op, size_t size,
                       const char *host, const char *user, void *ctx);
-/* Queue the job on its store (never runs anything inside the call). */
+/* Queue the job on its store (never runs anything inside the call).  A job
+ * of an area the store does not implement fails with STORAGE_ERROR, later. */
 struct storage_req *storage_req_submit(struct storage_req *req);
+
+/* For a store without workers whose work only starts an operation that
+ * answers later on the loop (the LDAP store, on its client's worker group):
+ * called by the work, it keeps the job after its work returns; the store
+ * then calls storage_req_release exactly once, from the loop and never
+ * inside the work, with the result.  A job cancelled meanwhile is freed by
+ * the release without its callback; the store's close releases every held
+ * job before storage_base_deinit. */
+void storage_req_hold(struct storage_req *req);
+void storage_req_release(struct storage_req *req, enum storage_result res);
 
 /* ---- outage and backoff (storage-outage.c) -------------------------------------- */
 

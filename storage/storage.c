@@ -2,8 +2,9 @@
  * The storage machinery every area and backend shares: picks the backend
  * family for a configuration, and runs jobs (storage-private.h): submission
  * to the store's worker group with one worker per host+user, deadlines,
- * cancellation, the fail-later list, and running on the loop for a store
- * without workers.  Also the result strings and the account, roster item
+ * cancellation, the fail-later list, running on the loop for a store
+ * without workers (and holding a job whose work answers later), and
+ * refusing jobs of an area a store does not implement.  Also the result strings and the account, roster item
  * and group helpers.  The operations themselves are in the areas' fronts
  * (storage/<area>-store.c).
  *
@@ -33,6 +34,23 @@ const char *storage_result_str(enum storage_result r)
 	case STORAGE_TEMPFAIL: return "temporary failure";
 	case STORAGE_ERROR: return "error";
 	case STORAGE_FULL: return "quota full";
+	}
+	return "unknown";
+}
+
+const char *storage_area_str(enum storage_area a)
+{
+	switch (a) {
+	case STORAGE_AREA_ACCOUNT: return "account";
+	case STORAGE_AREA_ROSTER: return "roster";
+	case STORAGE_AREA_OFFLINE: return "offline";
+	case STORAGE_AREA_VCARD: return "vcard";
+	case STORAGE_AREA_PRIVATE: return "private";
+	case STORAGE_AREA_PRIVACY: return "privacy";
+	case STORAGE_AREA_LAST: return "last";
+	case STORAGE_AREA_SRG: return "srg";
+	case STORAGE_AREA_SEARCH: return "search";
+	case STORAGE_AREA_COUNT: break;
 	}
 	return "unknown";
 }
@@ -170,8 +188,11 @@ static void defer_drain(struct storage *st)
 		st->defer_head = req->defer_next;
 		if (st->defer_head == NULL)
 			st->defer_tail = NULL;
-		if (req->to_run && !req->cancelled)
+		if (req->to_run && !req->cancelled) {
 			req->op->work(req, st);
+			if (req->held)
+				continue;          /* storage_req_release finishes it */
+		}
 		req_finish(req);
 	}
 }
@@ -214,9 +235,30 @@ static void job_done(void *arg, enum worker_status status)
 	req_finish(req);
 }
 
+void storage_req_hold(struct storage_req *req)
+{
+	assert(req->st->workers == NULL && !req->held);
+	req->held = true;
+}
+
+void storage_req_release(struct storage_req *req, enum storage_result res)
+{
+	assert(req->held);
+	req->held = false;
+	req->res = res;
+	req_finish(req);
+}
+
 struct storage_req *storage_req_submit(struct storage_req *req)
 {
 	struct storage *st = req->st;
+	if (!storage_has_area(st, req->op->area)) {
+		log_error("storage %s: %s %s@%s: this store holds no %s", st->description,
+		          req->op->name, req->user != NULL ? req->user : "", req->host,
+		          storage_area_str(req->op->area));
+		fail_later(req, STORAGE_ERROR);
+		return req;
+	}
 	if (st->closing) {
 		fail_later(req, STORAGE_TEMPFAIL);
 		return req;
@@ -288,8 +330,9 @@ void storage_cancel(struct storage_req *req)
 		return;
 	req->cancelled = true;
 	/* On a worker: job_done frees it once the group reports back (with
-	 * WORKER_CANCELLED).  Deferred: defer_drain frees it.  Neither: we are
-	 * inside its callback (req_finish frees it). */
+	 * WORKER_CANCELLED).  Deferred: defer_drain frees it.  Held by its
+	 * store: storage_req_release frees it.  None of these: we are inside
+	 * its callback (req_finish frees it). */
 	if (req->wj != NULL)
 		worker_cancel(req->wj);
 }
@@ -297,6 +340,23 @@ void storage_cancel(struct storage_req *req)
 const char *storage_describe(const struct storage *st)
 {
 	return st->description;
+}
+
+bool storage_has_area(const struct storage *st, enum storage_area a)
+{
+	switch (a) {
+	case STORAGE_AREA_ACCOUNT: return st->account != NULL;
+	case STORAGE_AREA_ROSTER: return st->roster != NULL;
+	case STORAGE_AREA_OFFLINE: return st->offline != NULL;
+	case STORAGE_AREA_VCARD: return st->vcard != NULL;
+	case STORAGE_AREA_PRIVATE: return st->priv != NULL;
+	case STORAGE_AREA_PRIVACY: return st->privacy != NULL;
+	case STORAGE_AREA_LAST: return st->last != NULL;
+	case STORAGE_AREA_SRG: return st->srg != NULL;
+	case STORAGE_AREA_SEARCH: return st->search != NULL;
+	case STORAGE_AREA_COUNT: break;
+	}
+	return false;
 }
 
 void storage_status(struct storage *st, struct buf *out)

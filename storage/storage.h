@@ -32,6 +32,25 @@ enum storage_result {
 };
 const char *storage_result_str(enum storage_result r);
 
+/* The feature areas of storage (one storage/<area>-store.h each).  A store
+ * may hold only some of them (the LDAP stores hold vcard, search or srg);
+ * an operation of an area the store does not hold fails with STORAGE_ERROR
+ * (logged), so callers check storage_has_area when they pick a store. */
+enum storage_area {
+	STORAGE_AREA_ACCOUNT,
+	STORAGE_AREA_ROSTER,
+	STORAGE_AREA_OFFLINE,
+	STORAGE_AREA_VCARD,
+	STORAGE_AREA_PRIVATE,
+	STORAGE_AREA_PRIVACY,              /* privacy lists and blocking */
+	STORAGE_AREA_LAST,
+	STORAGE_AREA_SRG,                  /* shared roster groups */
+	STORAGE_AREA_SEARCH,               /* the user directory */
+	STORAGE_AREA_COUNT
+};
+/* "vcard", "srg", ... */
+const char *storage_area_str(enum storage_area a);
+
 struct storage;
 struct storage_req;
 
@@ -44,6 +63,8 @@ int storage_open(struct ev_loop *loop, const struct storage_config *cfg, struct 
 void storage_close(struct storage **st);
 void storage_cancel(struct storage_req *req);
 const char *storage_describe(const struct storage *st);   /* "sqlite:/path" */
+/* Whether st implements area a. */
+bool storage_has_area(const struct storage *st, enum storage_area a);
 /* Append the store's live state to out, one line ("up: 2 of 2 connections
  * open" / "DOWN for 12 s: <error>; next attempt in 4 s"); "" when the
  * backend has nothing to say. */
@@ -308,6 +329,19 @@ struct storage_req *storage_srg_member_add(struct storage *st, const char *host,
 struct storage_req *storage_srg_member_remove(struct storage *st, const char *host,
                                               const char *group, const char *member,
                                               storage_done_cb *cb, void *ctx);
+/* A user of the host and the name a directory gives it. */
+struct srg_name {
+	const char *jid;              /* user@host */
+	const char *name;
+};
+typedef void storage_srg_names_cb(enum storage_result res, const struct srg_name *names,
+                                  size_t count, void *ctx);
+/* The names of the host's users as the group store knows them (the LDAP
+ * store: ldap_user_name_attr), sorted by jid.  STORAGE_ERROR from a store
+ * that keeps none (the SQL store: shared contacts are named by their
+ * vCards). */
+struct storage_req *storage_srg_names(struct storage *st, const char *host,
+                                      storage_srg_names_cb *cb, void *ctx);
 /* The groups whose stored members name bare_jid or SRG_MEMBER_ALL (not
  * SRG_MEMBER_ONLINE: that depends on sessions), byte-wise sorted. */
 struct storage_req *storage_srg_user_groups(struct storage *st, const char *host,

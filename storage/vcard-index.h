@@ -36,4 +36,8 @@ void vcard_index_clear(struct vcard_index *vi);
  * surrounding white space dropped.  Malloc'd. */
 char *vcard_fold(const char *s);
 
+/* The MIME type a vCard PHOTO gets for an image, from its first bytes
+ * (JPEG, PNG, GIF, WebP), or NULL when it is none of them. */
+const char *vcard_photo_type(const unsigned char *data, size_t len);
+
 #endif

@@ -27,6 +27,7 @@ static void vcard_get_reply(struct storage_req *req)
 
 static const struct storage_op vcard_get_op = {
 	.name = "vcard_get",
+	.area = STORAGE_AREA_VCARD,
 	.work = vcard_get_work,
 	.reply = vcard_get_reply,
 };
@@ -55,6 +56,7 @@ static void vcard_set_reply(struct storage_req *req)
 
 static const struct storage_op vcard_set_op = {
 	.name = "vcard_set",
+	.area = STORAGE_AREA_VCARD,
 	.work = vcard_set_work,
 	.reply = vcard_set_reply,
 };

@@ -11,8 +11,7 @@
 #include <cmocka.h>
 
 #include "auth/ldap-client.h"
-#include "modules/shared_roster.h"
-#include "modules/vjud.h"
+#include "storage/ldap-store.h"
 
 static void check_filter_escape(const char *in, size_t len, const char *want)
 {
@@ -109,7 +108,7 @@ static void test_user_filter(void **state)
 
 static void check_unique_member(const char *in, const char *want)
 {
-	char *got = srg_ldap_unique_member_dn(in);
+	char *got = ldap_srg_unique_member_dn(in);
 	assert_string_equal(got, want);
 	free(got);
 }
@@ -182,7 +181,7 @@ static const char *const vj_attrs[VF_COUNT] = {
 static void check_vjud_filter(const char *const *attrs, const char *auth_filter,
                               const struct vcard_term *terms, size_t n, const char *want)
 {
-	char *got = vjud_ldap_filter(attrs, auth_filter, terms, n);
+	char *got = ldap_store_search_filter(attrs, auth_filter, terms, n);
 	if (want == NULL) {
 		assert_null(got);
 		return;

@@ -44,6 +44,7 @@
 
 #include "storage/storage-private.h"
 #include "storage/sql.h"
+#include "storage/vcard-store.h"
 #include "auth/auth.h"
 #include "lib/worker.h"
 #include "lib/log.h"
@@ -1732,6 +1733,112 @@ static void test_vcard(void **state)
 	res_clear(&r);
 }
 
+/* A store that does not hold an area (the LDAP stores hold only some):
+ * its operations fail with a permanent error, later, and the store says
+ * so. */
+static void test_missing_area(void **state)
+{
+	struct fixture *f = *state;
+	assert_true(storage_has_area(f->st, STORAGE_AREA_VCARD));
+	const struct vcard_store_vfuncs *vcard = f->st->vcard;
+	f->st->vcard = NULL;
+	assert_false(storage_has_area(f->st, STORAGE_AREA_VCARD));
+	assert_true(storage_has_area(f->st, STORAGE_AREA_ROSTER));
+	struct res r = {0};
+	assert_int_equal(vcard_get(f, "a.example", "juliet", &r), STORAGE_ERROR);
+	assert_true(r.text_null);
+	f->st->vcard = vcard;
+	assert_int_equal(vcard_get(f, "a.example", "juliet", &r), STORAGE_NOT_FOUND);
+	assert_string_equal(storage_area_str(STORAGE_AREA_SRG), "srg");
+	res_clear(&r);
+}
+
+/* A store without workers whose vCard gets answer later on the loop (as
+ * the LDAP stores do): it holds each job and the test releases it. */
+static struct vcard_get_job *held_job;
+
+static enum storage_result held_get(void *conn, struct vcard_get_job *j)
+{
+	(void)conn;
+	assert_null(held_job);
+	held_job = j;
+	storage_req_hold(&j->base);
+	return STORAGE_OK;
+}
+
+static const struct vcard_store_vfuncs held_vcard = { .get = held_get };
+
+static void held_release(enum storage_result res)
+{
+	struct vcard_get_job *j = held_job;
+	assert_non_null(j);
+	held_job = NULL;
+	if (res == STORAGE_OK)
+		j->out_text = pool_strdup(j->base.pool, "<vCard xmlns='vcard-temp'/>");
+	storage_req_release(&j->base, res);
+}
+
+static void held_close(struct storage *st)
+{
+	if (held_job != NULL)
+		held_release(STORAGE_TEMPFAIL);
+	storage_base_deinit(st);
+	free(st);
+}
+
+static const struct storage_vfuncs held_vfuncs = { .name = "held", .close = held_close };
+
+static void test_held_jobs(void **state)
+{
+	struct fixture *f = *state;
+	struct storage *st = xcalloc(1, sizeof(*st));
+	storage_base_init(st, &held_vfuncs, f->loop, "held");
+	st->vcard = &held_vcard;
+	assert_true(storage_has_area(st, STORAGE_AREA_VCARD));
+	assert_false(storage_has_area(st, STORAGE_AREA_ROSTER));
+
+	/* Held after its work; answered when released, with what it left. */
+	struct res r = {0};
+	assert_non_null(CALL(storage_vcard_get(st, "a.example", "juliet", text_cb, &r)));
+	run(f);
+	assert_non_null(held_job);
+	assert_int_equal(r.calls, 0);
+	held_release(STORAGE_OK);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.r, STORAGE_OK);
+	assert_string_equal(r.text, "<vCard xmlns='vcard-temp'/>");
+
+	/* Cancelled while held: the release frees it without an answer. */
+	struct res c = {0};
+	struct storage_req *q = CALL(storage_vcard_get(st, "a.example", "romeo", text_cb, &c));
+	run(f);
+	assert_non_null(held_job);
+	storage_cancel(q);
+	held_release(STORAGE_OK);
+	assert_int_equal(c.calls, 0);
+
+	/* An area the store does not hold: a permanent error, later. */
+	struct res e = {0};
+	assert_non_null(CALL(storage_roster_get(st, "a.example", "juliet", roster_cb, &e)));
+	assert_int_equal(e.calls, 0);
+	run(f);
+	assert_int_equal(e.calls, 1);
+	assert_int_equal(e.r, STORAGE_ERROR);
+
+	/* Held when the store closes: the close releases it. */
+	struct res z = {0};
+	assert_non_null(CALL(storage_vcard_get(st, "a.example", "juliet", text_cb, &z)));
+	run(f);
+	storage_close(&st);
+	assert_null(held_job);
+	assert_int_equal(z.calls, 1);
+	assert_int_equal(z.r, STORAGE_TEMPFAIL);
+	res_clear(&r);
+	res_clear(&c);
+	res_clear(&e);
+	res_clear(&z);
+}
+
 static void test_private(void **state)
 {
 	struct fixture *f = *state;
@@ -3356,6 +3463,8 @@ static const struct test_def tests[] = {
 	T(test_offline_batch),
 	T(test_offline_lengths),
 	T(test_vcard),
+	T(test_missing_area),
+	T(test_held_jobs),
 	T(test_private),
 	T(test_private_all_or_nothing),
 	T(test_last),

@@ -1,7 +1,7 @@
 /*
- * The LDAP group source of mod_shared_roster (source: ldap): a host's
- * shared roster groups read from its auth.ldap directory, in one of two
- * ways (ldap_groups_from):
+ * The srg area of the LDAP store (storage/ldap-store.h, opened by
+ * mod_shared_roster with source: ldap): a host's shared roster groups read
+ * from its auth.ldap directory, in one of two ways (ldap_groups_from):
  *
  * - entries (the default): the entries that match ldap_group_filter under
  *   ldap_group_base are the groups; their members are the values of
@@ -19,16 +19,21 @@
  *   and filter) for ldap_user_uid_attr and ldap_user_group_attr; each
  *   distinct value of the latter is a group of the users that have it.
  *
- * So a load costs at most three searches, never one per member or group.
- * They run on the worker group of this source's own LDAP client
- * (auth/ldap-client.c); mod_shared_roster keeps the result in memory and
- * calls load again on its refresh schedule.  Loop thread.
+ * So a load (storage_srg_get of every group; a get of one group and a list
+ * are loads too) costs at most three searches, never one per member or
+ * group.  They run on the worker group of this store's own LDAP client
+ * (auth/ldap-client.c): the job's work starts the first and holds the job;
+ * the last callback copies the groups into the job and releases it.
+ * mod_shared_roster keeps the result in memory and loads again on its
+ * refresh schedule.  storage_srg_names reads the users' names
+ * (ldap_user_name_attr).  The changes are STORAGE_ERROR: the directory is
+ * managed elsewhere.  Loop thread.
  *
  * Invariants:
- * - a load answers through its callback later, never inside the call, and
- *   exactly once unless cancelled; any failure of any of its searches
- *   fails the whole load (the module keeps the groups it has: a partial
- *   read of the directory is never passed on);
+ * - a load releases its job exactly once; any failure of any of its
+ *   searches fails the whole load (the module keeps the groups it has: a
+ *   partial read of the directory is never passed on); while the store
+ *   closes no further search starts (the load fails, STORAGE_TEMPFAIL);
  * - members are users of the host: a value or a DN that does not give a
  *   user name that passes nodeprep is left out;
  * - a group name is the first value of ldap_group_name_attr (a value of
@@ -43,40 +48,28 @@
  *   around them: no value read from the directory or sent by a user is
  *   ever put into a filter here.
  */
-#include "shared_roster.h"
+#include "storage/ldap-store.h"
+#include "storage/srg-store.h"
 #include "auth/ldap-client.h"
-#include "server/host.h"
 #include "lib/jid.h"
 #include "lib/log.h"
-#include "server/server.h"
 
-#include <ev.h>
 #include <ldap.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 struct srg_ldap {
-	struct host *host;
-	const struct srg_ldap_config *cfg;
+	struct storage st;            /* first */
+	char *host;
+	const struct srg_ldap_config *cfg;   /* the module's settings: outlive the store */
 	struct ldap_client *client;
 	char *users_filter;           /* user_attribute: the search of the user entries */
 	char *names_filter;           /* user_name_attr: the search of the users' names */
 	bool names_failing;           /* the last read of the names failed (logged once) */
 	bool failing;                 /* the last load failed (logged once) */
 	struct strlist warned;        /* warnings of the last load (each logged once) */
-	struct srg_ldap *next;
 };
-
-static struct srg_ldap *instances;
-
-static struct srg_ldap *instance_of(const struct host *h)
-{
-	for (struct srg_ldap *l = instances; l != NULL; l = l->next)
-		if (l->host == h)
-			return l;
-	return NULL;
-}
 
 /* A group entry read: one of the groups, or (nested groups) any group
  * entry a member DN may name. */
@@ -97,14 +90,13 @@ struct dn_user {
 };
 
 /* One load in flight. */
+enum load_kind { LOAD_GET, LOAD_LIST, LOAD_NAMES };
+
 struct load_op {
 	struct srg_ldap *l;
-	srg_source_load_cb *cb;
-	srg_source_names_cb *names_cb; /* set: a read of the users' names (ldap_src_names) */
-	void *ctx;
+	enum load_kind kind;
+	struct storage_req *job;      /* what it answers (held) */
 	struct ldap_client_req *req;
-	ev_timer later;               /* answers a failure to queue, from the loop */
-	enum storage_result failed;
 	struct srg_group *groups;
 	size_t ngroups;
 	char **group_keys;            /* per group: the dn_key of its entry */
@@ -121,7 +113,6 @@ struct load_op {
 
 static void op_free(struct load_op *op)
 {
-	ev_timer_stop(server.loop, &op->later);
 	for (size_t i = 0; i < op->ngroups; i++) {
 		srg_group_clear(&op->groups[i]);
 		free(op->group_keys[i]);
@@ -197,7 +188,7 @@ static char *member_jid(const struct srg_ldap *l, const char *user)
 		free(node);
 		return NULL;
 	}
-	char *jid = xasprintf("%s@%s", node, l->host->name);
+	char *jid = xasprintf("%s@%s", node, l->host);
 	free(node);
 	return jid;
 }
@@ -262,7 +253,7 @@ static char *dn_key(const char *dn)
 	return out;
 }
 
-char *srg_ldap_unique_member_dn(const char *value)
+char *ldap_srg_unique_member_dn(const char *value)
 {
 	size_t len = strlen(value);
 	/* RFC 4517 NameAndOptionalUID: dn [ "#" "'" *("0" / "1") "'B" ] */
@@ -308,22 +299,81 @@ static const char *user_find(const struct load_op *op, const char *key)
 	return hit != NULL ? hit->user : NULL;
 }
 
+/* Log a failed load (once while loads fail).  Not for a load nobody waits
+ * for any more (cancelled: the module stopped). */
+static void load_failed(struct srg_ldap *l, const struct storage_req *job,
+                        enum storage_result res, const char *error)
+{
+	if (job->cancelled)
+		return;
+	if (!l->failing)
+		log_warning("shared_roster %s: cannot read the groups from the directory: %s; "
+		            "the groups read last are kept until a read succeeds", l->host,
+		            error != NULL ? error : storage_result_str(res));
+	l->failing = true;
+}
+
+static char *pool_strdup_or_empty(struct pool *p, const char *s)
+{
+	return pool_strdup(p, s != NULL ? s : "");
+}
+
+static void strlist_to_pool(struct pool *p, struct strlist *to, const struct strlist *from)
+{
+	to->count = from->count;
+	to->items = pool_alloc(p, (from->count > 0 ? from->count : 1) * sizeof(char *));
+	for (size_t i = 0; i < from->count; i++)
+		to->items[i] = pool_strdup(p, from->items[i]);
+}
+
+/* Copy g into the pool of a job's results. */
+static void group_to_pool(struct pool *p, struct srg_group *to, const struct srg_group *g)
+{
+	to->name = pool_strdup(p, g->name);
+	to->label = pool_strdup_or_empty(p, g->label);
+	to->description = pool_strdup_or_empty(p, g->description);
+	strlist_to_pool(p, &to->displayed, &g->displayed);
+	strlist_to_pool(p, &to->members, &g->members);
+}
+
+/* The groups read answer the job: every one, one, or their names. */
+static enum storage_result answer_job(struct load_op *op)
+{
+	struct storage_req *job = op->job;
+	struct pool *p = job->pool;
+	if (op->kind == LOAD_LIST) {
+		struct srg_list_job *j = (struct srg_list_job *)job;
+		struct strlist names = { 0 };
+		names.items = xcalloc(op->ngroups + 1, sizeof(char *));
+		for (size_t i = 0; i < op->ngroups; i++)
+			names.items[names.count++] = op->groups[i].name;
+		strlist_to_pool(p, &j->names, &names);
+		free(names.items);
+		return STORAGE_OK;
+	}
+	struct srg_get_job *j = (struct srg_get_job *)job;
+	j->groups = pool_alloc(p, (op->ngroups > 0 ? op->ngroups : 1) * sizeof(*j->groups));
+	for (size_t i = 0; i < op->ngroups; i++) {
+		if (j->name != NULL && strcmp(j->name, op->groups[i].name) != 0)
+			continue;
+		group_to_pool(p, &j->groups[j->ngroups++], &op->groups[i]);
+	}
+	return j->name != NULL && j->ngroups == 0 ? STORAGE_NOT_FOUND : STORAGE_OK;
+}
+
 static void op_finish(struct load_op *op, enum storage_result res, const char *error)
 {
 	struct srg_ldap *l = op->l;
+	struct storage_req *job = op->job;
 	if (res != STORAGE_OK) {
-		if (!l->failing)
-			log_warning("shared_roster %s: cannot read the groups from the directory: %s; "
-			            "the groups read last are kept until a read succeeds", l->host->name,
-			            error != NULL ? error : storage_result_str(res));
-		l->failing = true;
-		op->cb(res, NULL, 0, op->ctx);
+		load_failed(l, job, res, error);
 		op_free(op);
+		storage_req_release(job, res);
 		return;
 	}
 	if (l->failing)
 		log_notice("shared_roster %s: the groups are read from the directory again",
-		           l->host->name);
+		           l->host);
 	l->failing = false;
 	/* each warning once while its condition lasts */
 	for (size_t i = 0; i < op->warnings.count; i++)
@@ -341,8 +391,20 @@ static void op_finish(struct load_op *op, enum storage_result res, const char *e
 			for (size_t k = 0; k < op->ngroups; k++)
 				sl_add(&g->displayed, op->groups[k].name);
 	}
-	op->cb(STORAGE_OK, op->groups, op->ngroups, op->ctx);
+	res = answer_job(op);
 	op_free(op);
+	storage_req_release(job, res);
+}
+
+/* A search of a load after its first: NULL when the store closes (its
+ * client is going away) or the queue is full. */
+static struct ldap_client_req *next_search(struct load_op *op, const char *base,
+                                           const char *filter, const char *const *attrs,
+                                           ldap_client_cb *cb)
+{
+	if (op->l->st.closing)
+		return NULL;
+	return ldap_client_search(op->l->client, base, filter, attrs, cb, op);
 }
 
 static enum storage_result result_of(enum ldap_client_result r)
@@ -382,7 +444,7 @@ static void expand(struct load_op *op, size_t gi, struct gnode *n, unsigned dept
 		if (m->on_path) {
 			warn(op, xasprintf("shared_roster %s: group %s: the nested groups form a cycle "
 			                   "(%s is a member of %s); each group counts once",
-			                   op->l->host->name, g->name, m->dn, n->dn));
+			                   op->l->host, g->name, m->dn, n->dn));
 			continue;
 		}
 		if (m->mark == gi + 1 && m->mark_depth <= depth + 1)
@@ -424,7 +486,7 @@ static void entries_finish(struct load_op *op)
 				continue;     /* a shorter way reached it */
 			warn(op, xasprintf("shared_roster %s: group %s: groups nested more than %u "
 			                   "level%s down are left out (ldap_nested_depth; %s in %s)",
-			                   op->l->host->name, op->groups[gi].name,
+			                   op->l->host, op->groups[gi].name,
 			                   op->l->cfg->nested_depth,
 			                   op->l->cfg->nested_depth == 1 ? "" : "s",
 			                   op->cuts[c].node->dn, op->cuts[c].in->dn));
@@ -477,7 +539,7 @@ static void users_next(struct load_op *op)
 	char *filter = NULL, *err = NULL;
 	(void)ldap_listing_filter(present, NULL, NULL, &filter, &err);   /* no filter: no error */
 	const char *attrs[] = { cfg->user_uid_attr, NULL };
-	op->req = ldap_client_search(op->l->client, NULL, filter, attrs, users_read, op);
+	op->req = next_search(op, NULL, filter, attrs, users_read);
 	free(filter);
 	if (op->req == NULL)
 		search_failed_to_queue(op);
@@ -512,7 +574,7 @@ static struct gnode *node_add(struct load_op *op, const struct ldap_entry *e)
 				sl_take_unique(&n->users, member_jid(op->l, val));
 				continue;
 			}
-			char *dn = unique ? srg_ldap_unique_member_dn(val) : xstrdup(val);
+			char *dn = unique ? ldap_srg_unique_member_dn(val) : xstrdup(val);
 			char *user = dn_rdn_user(dn, cfg->user_uid_attr);
 			if (user != NULL) {
 				sl_take_unique(&n->users, member_jid(op->l, user));
@@ -575,7 +637,7 @@ static void groups_read(const struct ldap_reply *r, void *ctx)
 			dup = strcmp(op->groups[k].name, name) == 0;
 		if (dup) {
 			log_warning("shared_roster %s: two directory groups are named %s; %s is left out",
-			            l->host->name, name, e->dn);
+			            l->host, name, e->dn);
 			continue;
 		}
 		struct gnode *n = node_add(op, e);
@@ -607,9 +669,8 @@ static void groups_read(const struct ldap_reply *r, void *ctx)
 	attrs_add(attrs, &n, cfg->member_attr);
 	attrs_add(attrs, &n, "member");
 	attrs_add(attrs, &n, "uniqueMember");
-	op->req = ldap_client_search(l->client,
-	                             cfg->nested_base != NULL ? cfg->nested_base : cfg->group_base,
-	                             filter, attrs, nested_read, op);
+	op->req = next_search(op, cfg->nested_base != NULL ? cfg->nested_base : cfg->group_base,
+	                      filter, attrs, nested_read);
 	free(filter);
 	if (op->req == NULL)
 		search_failed_to_queue(op);
@@ -680,20 +741,28 @@ static void attr_users_read(const struct ldap_reply *r, void *ctx)
 	op_finish(op, STORAGE_OK, NULL);
 }
 
-/* ---- the source ----------------------------------------------------------------- */
+/* ---- the store -------------------------------------------------------------------- */
 
 /* ---- the users' names ------------------------------------------------------------- */
 
-static void names_failed(struct load_op *op, enum storage_result res, const char *error)
+static void names_failed_log(struct srg_ldap *l, const struct storage_req *job,
+                             enum storage_result res, const char *error)
 {
-	struct srg_ldap *l = op->l;
+	if (job->cancelled)
+		return;
 	if (!l->names_failing)
 		log_warning("shared_roster %s: cannot read the users' names (%s) from the directory: "
-		            "%s; the names read last are kept", l->host->name, l->cfg->user_name_attr,
+		            "%s; the names read last are kept", l->host, l->cfg->user_name_attr,
 		            error != NULL ? error : storage_result_str(res));
 	l->names_failing = true;
-	op->names_cb(res, NULL, 0, op->ctx);
+}
+
+static void names_failed(struct load_op *op, enum storage_result res, const char *error)
+{
+	struct storage_req *job = op->job;
+	names_failed_log(op->l, job, res, error);
 	op_free(op);
+	storage_req_release(job, res);
 }
 
 struct owned_name {
@@ -709,6 +778,7 @@ static int cmp_owned_name(const void *a, const void *b)
 static void names_read(const struct ldap_reply *r, void *ctx)
 {
 	struct load_op *op = ctx;
+	struct srg_names_job *j = (struct srg_names_job *)op->job;
 	const struct srg_ldap_config *cfg = op->l->cfg;
 	op->req = NULL;
 	if (r->res != LDAPC_OK) {
@@ -730,56 +800,57 @@ static void names_read(const struct ldap_reply *r, void *ctx)
 	if (n > 1)
 		qsort(on, n, sizeof(*on), cmp_owned_name);
 	/* one name per user: the first entry of a name seen twice */
-	struct srg_name *names = xcalloc(n + 1, sizeof(*names));
+	struct pool *p = j->base.pool;
+	j->names = pool_alloc(p, (n + 1) * sizeof(*j->names));
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (k > 0 && strcmp(names[k - 1].jid, on[i].jid) == 0)
+		if (k > 0 && strcmp(j->names[k - 1].jid, on[i].jid) == 0)
 			continue;
-		names[k].jid = on[i].jid;
-		names[k].name = on[i].name;
+		j->names[k].jid = pool_strdup(p, on[i].jid);
+		j->names[k].name = pool_strdup(p, on[i].name);
 		k++;
 	}
+	j->nnames = k;
 	if (op->l->names_failing)
 		log_notice("shared_roster %s: the users' names are read from the directory again",
-		           op->l->host->name);
+		           op->l->host);
 	op->l->names_failing = false;
-	op->names_cb(STORAGE_OK, names, k, op->ctx);
 	for (size_t i = 0; i < n; i++)
 		free(on[i].jid);
 	free(on);
-	free(names);
+	struct storage_req *job = op->job;
 	op_free(op);
+	storage_req_release(job, STORAGE_OK);
 }
 
-static void later_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static struct load_op *op_new(struct srg_ldap *l, enum load_kind kind, struct storage_req *job)
 {
-	(void)loop;
-	(void)revents;
-	struct load_op *op = w->data;
-	if (op->names_cb != NULL)
-		names_failed(op, op->failed, "the LDAP request queue is full");
-	else
-		op_finish(op, op->failed, "the LDAP request queue is full");
-}
-
-static void *ldap_src_names(struct host *h, srg_source_names_cb *cb, void *ctx)
-{
-	struct srg_ldap *l = instance_of(h);
 	struct load_op *op = xcalloc(1, sizeof(*op));
 	op->l = l;
-	op->names_cb = cb;
-	op->ctx = ctx;
-	ev_timer_init(&op->later, later_cb, 0, 0);
-	op->later.data = op;
-	const char *attrs[] = { l->cfg->user_uid_attr, l->cfg->user_name_attr, NULL };
-	op->req = l->names_filter != NULL
-	          ? ldap_client_search(l->client, NULL, l->names_filter, attrs, names_read, op)
-	          : NULL;
-	if (op->req == NULL) {
-		op->failed = l->names_filter != NULL ? STORAGE_TEMPFAIL : STORAGE_ERROR;
-		ev_timer_start(server.loop, &op->later);
-	}
+	op->kind = kind;
+	op->job = job;
 	return op;
+}
+
+static enum storage_result ldap_srg_names(void *conn, struct srg_names_job *j)
+{
+	struct srg_ldap *l = conn;
+	if (l->names_filter == NULL) {
+		names_failed_log(l, &j->base, STORAGE_ERROR, "no filter for ldap_user_name_attr");
+		return STORAGE_ERROR;
+	}
+	if (l->st.closing)
+		return STORAGE_TEMPFAIL;
+	struct load_op *op = op_new(l, LOAD_NAMES, &j->base);
+	const char *attrs[] = { l->cfg->user_uid_attr, l->cfg->user_name_attr, NULL };
+	op->req = ldap_client_search(l->client, NULL, l->names_filter, attrs, names_read, op);
+	if (op->req == NULL) {
+		names_failed_log(l, &j->base, STORAGE_TEMPFAIL, "the LDAP request queue is full");
+		op_free(op);
+		return STORAGE_TEMPFAIL;
+	}
+	storage_req_hold(&j->base);
+	return STORAGE_OK;
 }
 
 /* The filter that selects the groups, with its outer parentheses. */
@@ -789,11 +860,9 @@ static char *group_filter(const struct srg_ldap_config *cfg)
 	return f[0] == '(' ? xstrdup(f) : xasprintf("(%s)", f);
 }
 
-int srg_ldap_group_search(const struct host *h, char **base_r, char **filter_r)
+int ldap_store_srg_search(struct storage *st, char **base_r, char **filter_r)
 {
-	const struct srg_ldap *l = instance_of(h);
-	if (l == NULL)
-		return -1;
+	const struct srg_ldap *l = (const struct srg_ldap *)st;
 	if (l->cfg->groups_from == SRG_LDAP_FROM_USER_ATTR) {
 		*base_r = xstrdup(ldap_client_base(l->client));
 		*filter_r = xstrdup(l->users_filter);
@@ -804,15 +873,13 @@ int srg_ldap_group_search(const struct host *h, char **base_r, char **filter_r)
 	return 0;
 }
 
-static void *ldap_src_load(struct host *h, srg_source_load_cb *cb, void *ctx)
+/* Start a load answering job (held when it returns STORAGE_OK). */
+static enum storage_result load_start(struct srg_ldap *l, enum load_kind kind,
+                                      struct storage_req *job)
 {
-	struct srg_ldap *l = instance_of(h);
-	struct load_op *op = xcalloc(1, sizeof(*op));
-	op->l = l;
-	op->cb = cb;
-	op->ctx = ctx;
-	ev_timer_init(&op->later, later_cb, 0, 0);
-	op->later.data = op;
+	if (l->st.closing)
+		return STORAGE_TEMPFAIL;
+	struct load_op *op = op_new(l, kind, job);
 	const struct srg_ldap_config *cfg = l->cfg;
 	if (cfg->groups_from == SRG_LDAP_FROM_USER_ATTR) {
 		const char *attrs[] = { cfg->user_uid_attr, cfg->user_group_attr, NULL };
@@ -835,28 +902,101 @@ static void *ldap_src_load(struct host *h, srg_source_load_cb *cb, void *ctx)
 		free(filter);
 	}
 	if (op->req == NULL) {
-		op->failed = STORAGE_TEMPFAIL;
-		ev_timer_start(server.loop, &op->later);
+		load_failed(l, job, STORAGE_TEMPFAIL, "the LDAP request queue is full");
+		op_free(op);
+		return STORAGE_TEMPFAIL;
 	}
-	return op;
+	storage_req_hold(job);
+	return STORAGE_OK;
 }
 
-static void ldap_src_cancel(void *handle)
+static enum storage_result ldap_srg_list(void *conn, struct srg_list_job *j)
 {
-	struct load_op *op = handle;
-	if (op->req != NULL)
-		ldap_client_cancel(op->req);
-	op_free(op);
+	return load_start(conn, LOAD_LIST, &j->base);
 }
 
-const struct srg_source_vfuncs srg_source_ldap = {
-	.name = "ldap",
-	.load = ldap_src_load,
-	.names = ldap_src_names,
-	.cancel = ldap_src_cancel,
+static enum storage_result ldap_srg_get(void *conn, struct srg_get_job *j)
+{
+	return load_start(conn, LOAD_GET, &j->base);
+}
+
+/* The changes: the directory is managed elsewhere. */
+static enum storage_result read_only(const struct storage_req *job)
+{
+	log_error("shared_roster %s: %s: the groups come from the directory and are read-only "
+	          "here", job->host, job->op->name);
+	return STORAGE_ERROR;
+}
+
+static enum storage_result ldap_srg_create(void *conn, struct srg_create_job *j)
+{
+	(void)conn;
+	return read_only(&j->base);
+}
+
+static enum storage_result ldap_srg_delete(void *conn, struct srg_delete_job *j)
+{
+	(void)conn;
+	return read_only(&j->base);
+}
+
+static enum storage_result ldap_srg_member_add(void *conn, struct srg_member_add_job *j)
+{
+	(void)conn;
+	return read_only(&j->base);
+}
+
+static enum storage_result ldap_srg_member_remove(void *conn, struct srg_member_remove_job *j)
+{
+	(void)conn;
+	return read_only(&j->base);
+}
+
+static enum storage_result ldap_srg_user_groups(void *conn, struct srg_user_groups_job *j)
+{
+	(void)conn;
+	log_error("shared_roster %s: the groups of one user are not read from the directory "
+	          "alone (load every group)", j->base.host);
+	return STORAGE_ERROR;
+}
+
+static const struct srg_store_vfuncs ldap_srg_vfuncs = {
+	.list = ldap_srg_list,
+	.get = ldap_srg_get,
+	.create = ldap_srg_create,
+	.delete = ldap_srg_delete,
+	.member_add = ldap_srg_member_add,
+	.member_remove = ldap_srg_member_remove,
+	.user_groups = ldap_srg_user_groups,
+	.names = ldap_srg_names,
 };
 
-int srg_ldap_start(struct host *h, const struct srg_ldap_config *cfg, char **error_r)
+static void srg_ldap_free(struct srg_ldap *l)
+{
+	free(l->users_filter);
+	free(l->names_filter);
+	strlist_free(&l->warned);
+	free(l->host);
+	free(l);
+}
+
+static void srg_close(struct storage *st)
+{
+	struct srg_ldap *l = (struct srg_ldap *)st;
+	/* Answers what is under way (no further search starts: closing). */
+	ldap_client_free(&l->client);
+	storage_base_deinit(st);
+	srg_ldap_free(l);
+}
+
+static const struct storage_vfuncs storage_ldap_srg_vfuncs = {
+	.name = "ldap",
+	.close = srg_close,
+};
+
+int ldap_store_srg_open(struct ev_loop *loop, const char *name, const char *host,
+                        const struct ldap_config *ldap, const struct srg_ldap_config *cfg,
+                        struct storage **st_r, char **error_r)
 {
 	char *users_filter = NULL;
 	if (cfg->groups_from == SRG_LDAP_FROM_USER_ATTR) {
@@ -867,8 +1007,7 @@ int srg_ldap_start(struct host *h, const struct srg_ldap_config *cfg, char **err
 			return -1;
 		}
 		const char *present[] = { cfg->user_uid_attr, cfg->user_group_attr, NULL };
-		if (ldap_listing_filter(present, h->cfg->auth.ldap.filter, NULL, &users_filter,
-		                            error_r) < 0)
+		if (ldap_listing_filter(present, ldap->filter, NULL, &users_filter, error_r) < 0)
 			return -1;
 	} else if (cfg->nested && cfg->member_mapping != SRG_LDAP_MAP_DN) {
 		*error_r = xstrdup("ldap_nested_groups needs ldap_member_mapping dn (nested groups "
@@ -880,42 +1019,24 @@ int srg_ldap_start(struct host *h, const struct srg_ldap_config *cfg, char **err
 		/* the users auth.ldap.filter admits; all users with a name when it
 		 * uses %u (a name is shown only for a member of a group) */
 		const char *present[] = { cfg->user_uid_attr, cfg->user_name_attr, NULL };
-		const char *auth_filter = h->cfg->auth.ldap.filter;
+		const char *auth_filter = ldap->filter;
 		(void)ldap_listing_filter(present,
 		                          ldap_filter_uses_user(auth_filter) ? NULL : auth_filter,
 		                          NULL, &names_filter, error_r);
 	}
 	struct srg_ldap *l = xcalloc(1, sizeof(*l));
-	l->host = h;
+	l->host = xstrdup(host);
 	l->cfg = cfg;
 	l->users_filter = users_filter;
 	l->names_filter = names_filter;
-	char *name = xasprintf("shared_roster %s", h->name);
-	int rc = ldap_client_new(server.loop, name, &h->cfg->auth.ldap, &l->client, error_r);
-	free(name);
-	if (rc < 0) {
-		free(l->users_filter);
-		free(l->names_filter);
-		free(l);
+	if (ldap_client_new(loop, name, ldap, &l->client, error_r) < 0) {
+		srg_ldap_free(l);
 		return -1;
 	}
-	l->next = instances;
-	instances = l;
+	char *description = xasprintf("ldap:%s", name);
+	storage_base_init(&l->st, &storage_ldap_srg_vfuncs, loop, description);
+	free(description);
+	l->st.srg = &ldap_srg_vfuncs;
+	*st_r = &l->st;
 	return 0;
-}
-
-void srg_ldap_stop(struct host *h)
-{
-	for (struct srg_ldap **p = &instances; *p != NULL; p = &(*p)->next) {
-		if ((*p)->host == h) {
-			struct srg_ldap *l = *p;
-			*p = l->next;
-			ldap_client_free(&l->client);
-			free(l->users_filter);
-			free(l->names_filter);
-			strlist_free(&l->warned);
-			free(l);
-			return;
-		}
-	}
 }
