@@ -98,8 +98,7 @@ static const struct opt_def ldap_defs[] = {
 	  "extra search filter ANDed with the user match; %u is the user name, escaped" },
 	{ "bind_dn", OPT_STRING, OFF(ldap_config, bind_dn), NULL, NULL, 0, 0,
 	  "DN of the service account that searches (default: anonymous)" },
-	{ "password", OPT_STRING, OFF(ldap_config, password), NULL, NULL, 0, 0,
-	  "password of bind_dn" },
+	{ "password", OPT_STRING, OFF(ldap_config, password), NULL, NULL, 0, 0, "password of bind_dn" },
 	{ "password_file", OPT_STRING, OFF(ldap_config, password_file), NULL, NULL, 0, 0,
 	  "file whose first line is the password of bind_dn (instead of password)" },
 	{ "method", OPT_ENUM, OFF(ldap_config, method), "bind", ldap_method_names, 0, 0,
@@ -129,8 +128,8 @@ static const struct opt_def ldap_defs[] = {
 static int load_ldap(struct ldap_config *l, const struct cfg_node *auth_map, const struct cfg_node *fallback,
                      const char *section, const char *dir, char **error_r)
 {
-	const struct cfg_node *map = auth_map != NULL && auth_map->type == CFG_MAP ? cfg_get(auth_map, "ldap")
-	                                                                            : NULL;
+	const struct cfg_node *map =
+	        auth_map != NULL && auth_map->type == CFG_MAP ? cfg_get(auth_map, "ldap") : NULL;
 	char *sec = xasprintf("%s.ldap", section);
 	int ret = -1;
 	if (opt_apply_over(ldap_defs, map, sec, l, error_r) < 0)
@@ -208,19 +207,17 @@ void auth_config_free(struct auth_config *a)
 /* is_host: the effective settings of a host (global ones may leave out
  * what every host then gives). */
 static int check_auth(const struct auth_config *a, const struct cfg_node *map,
-                      const struct cfg_node *fallback, const char *section, bool is_host,
-                      char **error_r)
+                      const struct cfg_node *fallback, const char *section, bool is_host, char **error_r)
 {
-	static const char *const built[] = {
-		"internal", "external", "anonymous",
+	static const char *const built[] = { "internal", "external", "anonymous",
 #ifdef HAVE_BACKEND_PAM
-		"pam",
+		                             "pam",
 #endif
-		NULL
-	};
+		                             NULL };
 	static const char *const later[] = { "ldap", "pam", NULL };
 	if (a->methods.count == 0) {
-		*error_r = cfg_error_for_key(map, fallback, section, "methods", "at least one method is required");
+		*error_r = cfg_error_for_key(map, fallback, section, "methods",
+		                             "at least one method is required");
 		return -1;
 	}
 	for (size_t i = 0; i < a->methods.count; i++) {
@@ -240,9 +237,10 @@ static int check_auth(const struct auth_config *a, const struct cfg_node *map,
 #ifdef HAVE_BACKEND_LDAP
 		if (strcmp(m, "ldap") == 0) {
 			if (is_host && a->ldap.base == NULL) {
-				*error_r = cfg_error_for_key(map, fallback, section, "methods",
-				                             "auth method 'ldap' needs ldap.base (the DN under "
-				                             "which users are searched)");
+				*error_r =
+				        cfg_error_for_key(map, fallback, section, "methods",
+				                          "auth method 'ldap' needs ldap.base (the DN under "
+				                          "which users are searched)");
 				return -1;
 			}
 			continue;
@@ -255,9 +253,11 @@ static int check_auth(const struct auth_config *a, const struct cfg_node *map,
 			*error_r = cfg_error_for_key(map, fallback, section, "methods",
 			                             "auth method '%s' is not built / not supported yet", m);
 		else
-			*error_r = cfg_error_for_key(map, fallback, section, "methods",
-			                             "unknown auth method '%s' (known: internal, external, pam, "
-			                             "ldap, anonymous)", m);
+			*error_r =
+			        cfg_error_for_key(map, fallback, section, "methods",
+			                          "unknown auth method '%s' (known: internal, external, pam, "
+			                          "ldap, anonymous)",
+			                          m);
 		return -1;
 	}
 	if (is_host && strlist_contains(&a->methods, "external")) {
@@ -279,8 +279,8 @@ static int check_auth(const struct auth_config *a, const struct cfg_node *map,
 	}
 	if (is_host && strlist_contains(&a->methods, "pam") && a->pam.timeout <= 0) {
 		char *sec = xasprintf("%s.pam", section);
-		*error_r = cfg_error_for_key(cfg_get(map, "pam"), map != NULL ? map : fallback, sec, "timeout",
-		                             "must be more than 0");
+		*error_r = cfg_error_for_key(cfg_get(map, "pam"), map != NULL ? map : fallback, sec,
+		                             "timeout", "must be more than 0");
 		free(sec);
 		return -1;
 	}

@@ -13,63 +13,63 @@
 /* auth: { ldap: {...} }: the directory (auth method "ldap", and the LDAP
  * vCard source).  Global, overridden key by key per host. */
 struct ldap_config {
-	struct strlist servers;       /* ldap:// or ldaps:// URIs, tried in order */
-	int starttls;                 /* LDAPCFG_STARTTLS_OFF (default) / _REQUIRED */
-	char *tls_ca_file;            /* PEM CA bundle; NULL: the system's */
-	bool tls_verify;              /* check the server certificate (default true) */
-	char *base;                   /* search base (required for method ldap) */
-	struct strlist uids;          /* attributes that hold the user name ([uid]) */
-	char *filter;                 /* ANDed with the uid match; %u = the user (escaped) */
-	char *bind_dn;                /* service account; NULL: anonymous searches */
-	char *password;               /* of bind_dn */
-	char *password_file;          /* or read from here (first line) */
-	int method;                   /* LDAPCFG_METHOD_BIND (default) / _COMPARE */
-	double network_timeout;       /* connect (5 s) */
-	double timeout;               /* one operation (10 s) */
-	bool referrals;               /* follow referrals (default false) */
-	int deref;                    /* 0 never (default), 1 searching, 2 finding, 3 always */
-	unsigned pool_size;           /* connections = worker threads (2) */
-	unsigned queue_max;           /* jobs waiting before failing fast (1000) */
-	double retry_interval;        /* a failed server is skipped this long (30 s) */
-	bool allow_password_change;   /* RFC 3062 Password Modify (default false) */
-	const struct cfg_node *node;  /* the map that set the options last (messages) */
+	struct strlist servers;      /* ldap:// or ldaps:// URIs, tried in order */
+	int starttls;                /* LDAPCFG_STARTTLS_OFF (default) / _REQUIRED */
+	char *tls_ca_file;           /* PEM CA bundle; NULL: the system's */
+	bool tls_verify;             /* check the server certificate (default true) */
+	char *base;                  /* search base (required for method ldap) */
+	struct strlist uids;         /* attributes that hold the user name ([uid]) */
+	char *filter;                /* ANDed with the uid match; %u = the user (escaped) */
+	char *bind_dn;               /* service account; NULL: anonymous searches */
+	char *password;              /* of bind_dn */
+	char *password_file;         /* or read from here (first line) */
+	int method;                  /* LDAPCFG_METHOD_BIND (default) / _COMPARE */
+	double network_timeout;      /* connect (5 s) */
+	double timeout;              /* one operation (10 s) */
+	bool referrals;              /* follow referrals (default false) */
+	int deref;                   /* 0 never (default), 1 searching, 2 finding, 3 always */
+	unsigned pool_size;          /* connections = worker threads (2) */
+	unsigned queue_max;          /* jobs waiting before failing fast (1000) */
+	double retry_interval;       /* a failed server is skipped this long (30 s) */
+	bool allow_password_change;  /* RFC 3062 Password Modify (default false) */
+	const struct cfg_node *node; /* the map that set the options last (messages) */
 };
 enum { LDAPCFG_STARTTLS_OFF, LDAPCFG_STARTTLS_REQUIRED };
 enum { LDAPCFG_METHOD_BIND, LDAPCFG_METHOD_COMPARE };
 
 /* auth.external: an operator's program speaking the port protocol. */
 struct auth_external_config {
-	char *program;                /* absolute path (required with method external) */
-	struct strlist args;          /* extra arguments */
-	unsigned instances;           /* processes in the pool (default 1) */
-	double timeout;               /* per request (default 5 s) */
-	unsigned queue_max;           /* requests waiting for an instance (default 100) */
-	double cache_ttl;             /* positive answers cached this long (default 0: off) */
-	double restart_max;           /* longest wait between restarts (default 30 s) */
+	char *program;       /* absolute path (required with method external) */
+	struct strlist args; /* extra arguments */
+	unsigned instances;  /* processes in the pool (default 1) */
+	double timeout;      /* per request (default 5 s) */
+	unsigned queue_max;  /* requests waiting for an instance (default 100) */
+	double cache_ttl;    /* positive answers cached this long (default 0: off) */
+	double restart_max;  /* longest wait between restarts (default 30 s) */
 };
 
 /* auth.pam: PAM in helper processes. */
 struct auth_pam_config {
-	char *service;                /* PAM service name (default "parley") */
-	char *helper;                 /* helper program (default: the installed parley-pam-helper) */
-	unsigned instances;           /* helper processes (default 1) */
-	unsigned max_requests;        /* a helper is replaced after this many requests (default 1000) */
-	double timeout;               /* per request (default 10 s) */
-	bool account_check;           /* user_exists through pam_acct_mgmt (default true) */
+	char *service;         /* PAM service name (default "parley") */
+	char *helper;          /* helper program (default: the installed parley-pam-helper) */
+	unsigned instances;    /* helper processes (default 1) */
+	unsigned max_requests; /* a helper is replaced after this many requests (default 1000) */
+	double timeout;        /* per request (default 10 s) */
+	bool account_check;    /* user_exists through pam_acct_mgmt (default true) */
 };
 
 struct auth_config {
-	struct strlist methods;       /* "internal" (default); tried in order */
-	unsigned scram_iterations;    /* for new credentials (default 4096) */
-	const struct cfg_node *ldap_node;   /* the "ldap" map as written */
+	struct strlist methods;           /* "internal" (default); tried in order */
+	unsigned scram_iterations;        /* for new credentials (default 4096) */
+	const struct cfg_node *ldap_node; /* the "ldap" map as written */
 	struct ldap_config ldap;
-	bool store_plain;             /* internal: keep clear passwords (legacy migrations; off) */
+	bool store_plain;               /* internal: keep clear passwords (legacy migrations; off) */
 	unsigned max_failures_per_ip;   /* failed logins per IP within failure_window (0: no limit) */
 	unsigned max_failures_per_user; /* failed logins per account within failure_window (0: no limit) */
-	double failure_window;        /* the counting window (default 10 min) */
+	double failure_window;          /* the counting window (default 10 min) */
 	struct auth_external_config external;
 	struct auth_pam_config pam;
-	const struct cfg_node *external_node, *pam_node;   /* the sub-maps as written */
+	const struct cfg_node *external_node, *pam_node; /* the sub-maps as written */
 };
 
 /* The built-in defaults. */

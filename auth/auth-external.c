@@ -79,9 +79,12 @@ int extproto_split(const char *payload, size_t len, char **copy_r, const char *f
 		return -1;
 	}
 	*colon = '\0';
-	static const struct { const char *name; int fields; } ops[] = {
-		{ "auth", 4 }, { "isuser", 3 }, { "setpass", 4 }, { "tryregister", 4 },
-		{ "removeuser", 3 }, { "removeuser3", 4 },
+	static const struct {
+		const char *name;
+		int fields;
+	} ops[] = {
+		{ "auth", 4 },        { "isuser", 3 },     { "setpass", 4 },
+		{ "tryregister", 4 }, { "removeuser", 3 }, { "removeuser3", 4 },
 	};
 	int want = -1;
 	for (size_t i = 0; i < ARRAY_SIZE(ops); i++)

@@ -31,12 +31,12 @@ struct internal {
 };
 
 enum derive_kind {
-	DERIVE_NEW,       /* fresh credentials for both hashes */
-	DERIVE_CHECK,     /* derive with stored parameters, compare StoredKey */
+	DERIVE_NEW,   /* fresh credentials for both hashes */
+	DERIVE_CHECK, /* derive with stored parameters, compare StoredKey */
 };
 
 struct derive_job {
-	struct internal_op *op;           /* valid only when done sees WORKER_DONE */
+	struct internal_op *op; /* valid only when done sees WORKER_DONE */
 	enum derive_kind kind;
 	char *password;
 	unsigned iterations;
@@ -69,7 +69,7 @@ static enum auth_result map_storage(enum storage_result r)
 	case STORAGE_EXISTS: return AUTH_EXISTS;
 	case STORAGE_TEMPFAIL: return AUTH_TEMPFAIL;
 	case STORAGE_ERROR: return AUTH_ERROR;
-	case STORAGE_FULL: return AUTH_ERROR;   /* a quota: not an auth outcome */
+	case STORAGE_FULL: return AUTH_ERROR; /* a quota: not an auth outcome */
 	}
 	return AUTH_ERROR;
 }
@@ -83,8 +83,7 @@ static struct internal_op *op_new(struct internal *in, struct auth_req *req)
 }
 
 /* Answer and free op.  cred only for get_scram. */
-static void op_reply(struct internal_op *op, enum auth_result res,
-                     const struct scram_credentials *cred)
+static void op_reply(struct internal_op *op, enum auth_result res, const struct scram_credentials *cred)
 {
 	struct auth_req *req = op->req;
 	free(op);
@@ -116,7 +115,7 @@ static void derive_work(void *arg, void *thread_state)
 			                       &job->sha256);
 		return;
 	}
-	struct scram_credentials c = {0};
+	struct scram_credentials c = { 0 };
 	job->rc = scram_derive(job->hash, job->password, job->salt, job->salt_len, job->iterations, &c);
 	job->match = job->rc == 0 && secure_memeq(c.stored_key, job->expected, scram_hash_len(job->hash));
 	scram_credentials_clear(&c);
@@ -135,8 +134,8 @@ static bool derive_submit(struct internal_op *op, struct derive_job *job)
 	op->wj = worker_submit(auth_compute_group(a->loop), shard, derive_work, derive_done, job,
 	                       AUTH_COMPUTE_TIMEOUT);
 	if (op->wj == NULL) {
-		log_warning("host %s: the key derivation queue is full; %s gets a temporary failure",
-		            a->host, op->req->user);
+		log_warning("host %s: the key derivation queue is full; %s gets a temporary failure", a->host,
+		            op->req->user);
 		derive_job_free(job);
 		return false;
 	}
@@ -165,7 +164,7 @@ static void written_cb(enum storage_result res, void *ctx)
 static void store_new_credentials(struct internal_op *op, struct derive_job *job)
 {
 	struct auth *a = op->in->a;
-	struct storage_account acc = {0};
+	struct storage_account acc = { 0 };
 	acc.has_sha1 = acc.has_sha256 = true;
 	acc.sha1 = job->sha1;
 	acc.sha256 = job->sha256;
@@ -191,8 +190,7 @@ static void derive_done(void *arg, enum worker_status status)
 	struct internal_op *op = job->op;
 	op->wj = NULL;
 	if (status == WORKER_EXPIRED) {
-		log_warning("host %s: key derivation for %s waited too long", op->in->a->host,
-		            op->req->user);
+		log_warning("host %s: key derivation for %s waited too long", op->in->a->host, op->req->user);
 		derive_job_free(job);
 		op_reply(op, AUTH_TEMPFAIL, NULL);
 		return;
@@ -224,9 +222,10 @@ static void check_account(struct internal_op *op, const struct storage_account *
 		return;
 	}
 	const struct scram_credentials *c = acc->has_sha256 ? &acc->sha256
-	                                  : acc->has_sha1 ? &acc->sha1 : NULL;
+	                                    : acc->has_sha1 ? &acc->sha1
+	                                                    : NULL;
 	if (c == NULL || c->salt_b64 == NULL) {
-		op_reply(op, AUTH_BAD_PASSWORD, NULL);   /* an account nobody can log in to */
+		op_reply(op, AUTH_BAD_PASSWORD, NULL); /* an account nobody can log in to */
 		return;
 	}
 	struct derive_job *job = xcalloc(1, sizeof(*job));
@@ -255,9 +254,7 @@ static void account_cb(enum storage_result res, const struct storage_account *ac
 		return;
 	}
 	switch (op->req->op) {
-	case AUTH_OP_CHECK_PASSWORD:
-		check_account(op, acc);
-		break;
+	case AUTH_OP_CHECK_PASSWORD: check_account(op, acc); break;
 	case AUTH_OP_GET_SCRAM: {
 		bool sha256 = op->req->hash == SCRAM_SHA256;
 		bool has = sha256 ? acc->has_sha256 : acc->has_sha1;
@@ -268,7 +265,7 @@ static void account_cb(enum storage_result res, const struct storage_account *ac
 		break;
 	}
 	default:
-		op_reply(op, AUTH_OK, NULL);   /* user_exists */
+		op_reply(op, AUTH_OK, NULL); /* user_exists */
 		break;
 	}
 }
@@ -284,7 +281,8 @@ static int internal_init(struct auth *a, void **state_r, char **error_r)
 	}
 	if (a->store_plain)
 		log_warning("host %s: auth.store_plain is on: new and changed passwords are stored in the "
-		            "clear next to their SCRAM keys; turn it off once the migration is done", a->host);
+		            "clear next to their SCRAM keys; turn it off once the migration is done",
+		            a->host);
 	struct internal *in = xcalloc(1, sizeof(*in));
 	in->a = a;
 	*state_r = in;
@@ -335,7 +333,7 @@ static void internal_cancel(struct auth_breq *b)
 	if (op->sreq != NULL)
 		storage_cancel(op->sreq);
 	if (op->wj != NULL)
-		worker_cancel(op->wj);     /* derive_done frees the job */
+		worker_cancel(op->wj); /* derive_done frees the job */
 	free(op);
 }
 

@@ -80,7 +80,8 @@ static struct auth_breq *pam_exists(void *state, struct auth_req *req)
 {
 	struct pam_backend *pb = state;
 	if (!pb->account_check) {
-		auth_backend_detail(req, "auth.pam.account_check is off: PAM cannot tell whether a user exists");
+		auth_backend_detail(req,
+		                    "auth.pam.account_check is off: PAM cannot tell whether a user exists");
 		auth_backend_reply_later(req, AUTH_NOT_SUPPORTED);
 		return NULL;
 	}

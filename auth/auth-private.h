@@ -29,15 +29,15 @@ enum auth_op {
 	AUTH_OP_REMOVE_USER,
 };
 
-struct auth_breq;   /* a backend's pending operation */
+struct auth_breq; /* a backend's pending operation */
 
 /* One request of the auth interface, as backends see it. */
 struct auth_req {
 	struct auth *a;
 	enum auth_op op;
-	char *user;               /* prepared local part */
-	char *password;           /* check/create/set_password; wiped when freed */
-	enum scram_hash hash;     /* get_scram */
+	char *user;           /* prepared local part */
+	char *password;       /* check/create/set_password; wiped when freed */
+	enum scram_hash hash; /* get_scram */
 
 	/* auth.c's own state */
 	auth_cb *cb;
@@ -52,18 +52,18 @@ struct auth_req {
 	bool answering;           /* inside its callback (auth_cancel is a no-op) */
 	bool deferred, deferred_final;
 	enum auth_result deferred_res;
-	struct auth_req *prev, *next;      /* the host's live requests */
+	struct auth_req *prev, *next; /* the host's live requests */
 	struct auth_req *defer_next;
-	size_t end_backend;       /* ask backends before this index only */
-	auth_probe_cb *probe_cb;  /* auth_probe: the answer with its detail */
-	char *detail;             /* why, from the backend that answered (or NULL) */
+	size_t end_backend;      /* ask backends before this index only */
+	auth_probe_cb *probe_cb; /* auth_probe: the answer with its detail */
+	char *detail;            /* why, from the backend that answered (or NULL) */
 };
 
 /* One operation of a backend for req (see the top of this file). */
 typedef struct auth_breq *auth_backend_op_fn(void *state, struct auth_req *req);
 
 struct auth_vfuncs {
-	const char *name;                          /* the auth.methods entry: "internal" */
+	const char *name; /* the auth.methods entry: "internal" */
 	/* Set up the backend for host a (a->host, a->storage, a->loop are set). */
 	int (*init)(struct auth *a, void **state_r, char **error_r);
 	void (*deinit)(void *state);
@@ -95,25 +95,24 @@ struct auth_limit;
 struct auth {
 	struct ev_loop *loop;
 	char *host;
-	const struct auth_config *cfg;    /* the host's auth section: valid in init only */
-	bool store_plain;                 /* auth.store_plain */
+	const struct auth_config *cfg; /* the host's auth section: valid in init only */
+	bool store_plain;              /* auth.store_plain */
 	unsigned max_failures_ip, max_failures_user;
 	double failure_window;
 	struct storage *storage;
-	unsigned scram_iterations;        /* for new credentials */
-	const struct ldap_config *ldap_cfg;   /* the host's auth.ldap (valid during init) */
+	unsigned scram_iterations;          /* for new credentials */
+	const struct ldap_config *ldap_cfg; /* the host's auth.ldap (valid during init) */
 	struct auth_backend *backends;
 	size_t nbackends;
-	struct auth_req *reqs;            /* live requests */
+	struct auth_req *reqs; /* live requests */
 	struct auth_req *defer_head, *defer_tail;
 	ev_timer defer_timer;
 	bool freeing;
-	struct auth_limit *limit_ip, *limit_user;   /* failed-login counters */
+	struct auth_limit *limit_ip, *limit_user; /* failed-login counters */
 };
 
 /* The backend's answer for req (from the loop, never inside its vfunc). */
-void auth_backend_reply(struct auth_req *req, enum auth_result res,
-                        const struct scram_credentials *cred);
+void auth_backend_reply(struct auth_req *req, enum auth_result res, const struct scram_credentials *cred);
 /* The backend knows the answer at once (e.g. its queue is full): auth.c
  * delivers it from the loop; the vfunc then returns NULL. */
 void auth_backend_reply_later(struct auth_req *req, enum auth_result res);

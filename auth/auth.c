@@ -36,8 +36,7 @@ static const struct auth_vfuncs *const auth_backends[] = {
 #ifdef HAVE_BACKEND_LDAP
 	&auth_ldap_vfuncs,
 #endif
-	&auth_external_vfuncs,
-	&auth_anonymous_vfuncs,
+	&auth_external_vfuncs, &auth_anonymous_vfuncs,
 #ifdef HAVE_BACKEND_PAM
 	&auth_pam_vfuncs,
 #endif
@@ -117,8 +116,8 @@ static void defer_unlink(struct auth_req *req)
 	req->defer_next = NULL;
 }
 
-static struct auth_req *req_new(struct auth *a, enum auth_op op, const char *user,
-                                const char *password, void *ctx)
+static struct auth_req *req_new(struct auth *a, enum auth_op op, const char *user, const char *password,
+                                void *ctx)
 {
 	struct auth_req *req = xcalloc(1, sizeof(*req));
 	req->a = a;
@@ -214,11 +213,9 @@ static enum auth_result chain_final(const struct auth_req *req)
 		if (SEEN(req, AUTH_NOT_SUPPORTED))
 			return AUTH_NOT_SUPPORTED;
 		return SEEN(req, AUTH_NO_USER) ? AUTH_NO_USER : AUTH_NOT_SUPPORTED;
-	case AUTH_OP_CREATE_USER:
-		return AUTH_NOT_SUPPORTED;
+	case AUTH_OP_CREATE_USER: return AUTH_NOT_SUPPORTED;
 	case AUTH_OP_SET_PASSWORD:
-	case AUTH_OP_REMOVE_USER:
-		return SEEN(req, AUTH_NO_USER) ? AUTH_NO_USER : AUTH_NOT_SUPPORTED;
+	case AUTH_OP_REMOVE_USER: return SEEN(req, AUTH_NO_USER) ? AUTH_NO_USER : AUTH_NOT_SUPPORTED;
 	}
 	return AUTH_ERROR;
 }
@@ -245,21 +242,16 @@ static bool answer_is_final(enum auth_op op, enum auth_result res)
 {
 	switch (op) {
 	case AUTH_OP_CHECK_PASSWORD:
-	case AUTH_OP_USER_EXISTS:
-		return res == AUTH_OK;
-	case AUTH_OP_GET_SCRAM:
-		return res == AUTH_OK || res == AUTH_TEMPFAIL || res == AUTH_ERROR;
-	case AUTH_OP_CREATE_USER:
-		return res != AUTH_NOT_SUPPORTED;
+	case AUTH_OP_USER_EXISTS: return res == AUTH_OK;
+	case AUTH_OP_GET_SCRAM: return res == AUTH_OK || res == AUTH_TEMPFAIL || res == AUTH_ERROR;
+	case AUTH_OP_CREATE_USER: return res != AUTH_NOT_SUPPORTED;
 	case AUTH_OP_SET_PASSWORD:
-	case AUTH_OP_REMOVE_USER:
-		return res != AUTH_NOT_SUPPORTED && res != AUTH_NO_USER;
+	case AUTH_OP_REMOVE_USER: return res != AUTH_NOT_SUPPORTED && res != AUTH_NO_USER;
 	}
 	return true;
 }
 
-void auth_backend_reply(struct auth_req *req, enum auth_result res,
-                        const struct scram_credentials *cred)
+void auth_backend_reply(struct auth_req *req, enum auth_result res, const struct scram_credentials *cred)
 {
 	assert(!req->starting);
 	req->cur = NULL;
@@ -325,8 +317,8 @@ static const struct auth_vfuncs *backend_find(const char *name)
 	return NULL;
 }
 
-int auth_new(struct ev_loop *loop, const char *host, const struct auth_config *cfg,
-             struct storage *storage, struct auth **auth_r, char **error_r)
+int auth_new(struct ev_loop *loop, const char *host, const struct auth_config *cfg, struct storage *storage,
+             struct auth **auth_r, char **error_r)
 {
 	static char *const default_methods[] = { "internal" };
 	struct strlist defaults = { (char **)default_methods, 1 };
@@ -343,8 +335,8 @@ int auth_new(struct ev_loop *loop, const char *host, const struct auth_config *c
 		a->failure_window = cfg->failure_window;
 	}
 	a->storage = storage;
-	a->scram_iterations = cfg != NULL && cfg->scram_iterations > 0 ? cfg->scram_iterations
-	                                                               : SCRAM_DEFAULT_ITERATIONS;
+	a->scram_iterations =
+	        cfg != NULL && cfg->scram_iterations > 0 ? cfg->scram_iterations : SCRAM_DEFAULT_ITERATIONS;
 	a->ldap_cfg = cfg != NULL ? &cfg->ldap : NULL;
 	ev_timer_init(&a->defer_timer, defer_cb, 0, 0);
 	a->defer_timer.data = a;
@@ -360,8 +352,8 @@ int auth_new(struct ev_loop *loop, const char *host, const struct auth_config *c
 #ifdef HAVE_BACKEND_PAM
 			                     ", pam"
 #endif
-			                     ")", host,
-			                     methods->items[i]);
+			                     ")",
+			                     host, methods->items[i]);
 			goto fail;
 		}
 		char *err = NULL;
@@ -374,7 +366,7 @@ int auth_new(struct ev_loop *loop, const char *host, const struct auth_config *c
 		a->backends[i].v = v;
 		a->nbackends++;
 	}
-	a->cfg = NULL;   /* the caller's; backends copied what they need */
+	a->cfg = NULL; /* the caller's; backends copied what they need */
 	*auth_r = a;
 	return 0;
 fail:
@@ -432,8 +424,8 @@ bool auth_can_plain(const struct auth *a)
 	return false;
 }
 
-struct auth_req *auth_check_password(struct auth *a, const char *user, const char *password,
-                                     auth_cb *cb, void *ctx)
+struct auth_req *auth_check_password(struct auth *a, const char *user, const char *password, auth_cb *cb,
+                                     void *ctx)
 {
 	assert(user != NULL && password != NULL && cb != NULL);
 	struct auth_req *req = req_new(a, AUTH_OP_CHECK_PASSWORD, user, password, ctx);
@@ -441,8 +433,8 @@ struct auth_req *auth_check_password(struct auth *a, const char *user, const cha
 	return req_start(req);
 }
 
-struct auth_req *auth_get_scram(struct auth *a, const char *user, enum scram_hash h,
-                                auth_scram_cb *cb, void *ctx)
+struct auth_req *auth_get_scram(struct auth *a, const char *user, enum scram_hash h, auth_scram_cb *cb,
+                                void *ctx)
 {
 	assert(user != NULL && cb != NULL);
 	struct auth_req *req = req_new(a, AUTH_OP_GET_SCRAM, user, NULL, ctx);
@@ -459,8 +451,8 @@ struct auth_req *auth_user_exists(struct auth *a, const char *user, auth_cb *cb,
 	return req_start(req);
 }
 
-struct auth_req *auth_create_user(struct auth *a, const char *user, const char *password,
-                                  auth_cb *cb, void *ctx)
+struct auth_req *auth_create_user(struct auth *a, const char *user, const char *password, auth_cb *cb,
+                                  void *ctx)
 {
 	assert(user != NULL && password != NULL && cb != NULL);
 	struct auth_req *req = req_new(a, AUTH_OP_CREATE_USER, user, password, ctx);
@@ -468,8 +460,8 @@ struct auth_req *auth_create_user(struct auth *a, const char *user, const char *
 	return req_start(req);
 }
 
-struct auth_req *auth_set_password(struct auth *a, const char *user, const char *password,
-                                   auth_cb *cb, void *ctx)
+struct auth_req *auth_set_password(struct auth *a, const char *user, const char *password, auth_cb *cb,
+                                   void *ctx)
 {
 	assert(user != NULL && password != NULL && cb != NULL);
 	struct auth_req *req = req_new(a, AUTH_OP_SET_PASSWORD, user, password, ctx);
@@ -538,7 +530,7 @@ bool auth_can_anonymous(const struct auth *a)
 
 struct limit_entry {
 	char *key;
-	double first;            /* ev_now of the first failure of the window */
+	double first; /* ev_now of the first failure of the window */
 	unsigned count;
 	struct limit_entry *next;
 };

@@ -19,10 +19,10 @@ enum auth_result {
 	AUTH_OK,
 	AUTH_BAD_PASSWORD,
 	AUTH_NO_USER,
-	AUTH_EXISTS,            /* create: the account exists */
-	AUTH_TEMPFAIL,          /* backend unreachable, slow or busy */
-	AUTH_NOT_SUPPORTED,     /* the backend cannot do this (e.g. no SCRAM keys) */
-	AUTH_ERROR,             /* permanent failure */
+	AUTH_EXISTS,        /* create: the account exists */
+	AUTH_TEMPFAIL,      /* backend unreachable, slow or busy */
+	AUTH_NOT_SUPPORTED, /* the backend cannot do this (e.g. no SCRAM keys) */
+	AUTH_ERROR,         /* permanent failure */
 };
 const char *auth_result_str(enum auth_result r);
 
@@ -31,8 +31,8 @@ struct auth_req;
 
 /* Build the chain for one host; storage is the host's store (internal
  * backend).  Returns -1 with a malloc'd *error_r for a bad configuration. */
-int auth_new(struct ev_loop *loop, const char *host, const struct auth_config *cfg,
-             struct storage *storage, struct auth **auth_r, char **error_r);
+int auth_new(struct ev_loop *loop, const char *host, const struct auth_config *cfg, struct storage *storage,
+             struct auth **auth_r, char **error_r);
 /* Requests still pending are answered with AUTH_TEMPFAIL before it returns. */
 void auth_free(struct auth **a);
 void auth_cancel(struct auth_req *req);
@@ -47,18 +47,18 @@ typedef void auth_cb(enum auth_result res, void *ctx);
 typedef void auth_probe_cb(enum auth_result res, const char *detail, void *ctx);
 typedef void auth_scram_cb(enum auth_result res, const struct scram_credentials *cred, void *ctx);
 
-struct auth_req *auth_check_password(struct auth *a, const char *user, const char *password,
-                                     auth_cb *cb, void *ctx);
+struct auth_req *auth_check_password(struct auth *a, const char *user, const char *password, auth_cb *cb,
+                                     void *ctx);
 /* The SCRAM credentials of user for hash h (AUTH_NO_USER when unknown). */
-struct auth_req *auth_get_scram(struct auth *a, const char *user, enum scram_hash h,
-                                auth_scram_cb *cb, void *ctx);
+struct auth_req *auth_get_scram(struct auth *a, const char *user, enum scram_hash h, auth_scram_cb *cb,
+                                void *ctx);
 struct auth_req *auth_user_exists(struct auth *a, const char *user, auth_cb *cb, void *ctx);
 /* Create (AUTH_EXISTS if taken), set password (AUTH_NO_USER if missing),
  * remove (every piece of the user's data). */
-struct auth_req *auth_create_user(struct auth *a, const char *user, const char *password,
-                                  auth_cb *cb, void *ctx);
-struct auth_req *auth_set_password(struct auth *a, const char *user, const char *password,
-                                   auth_cb *cb, void *ctx);
+struct auth_req *auth_create_user(struct auth *a, const char *user, const char *password, auth_cb *cb,
+                                  void *ctx);
+struct auth_req *auth_set_password(struct auth *a, const char *user, const char *password, auth_cb *cb,
+                                   void *ctx);
 struct auth_req *auth_remove_user(struct auth *a, const char *user, auth_cb *cb, void *ctx);
 
 /* ---- diagnostics ---- */

@@ -84,8 +84,8 @@ bool ldap_filter_uses_user(const char *filter)
 	return false;
 }
 
-int ldap_listing_filter(const char *const *present, const char *filter, const char *more,
-                        char **filter_r, char **error_r)
+int ldap_listing_filter(const char *const *present, const char *filter, const char *more, char **filter_r,
+                        char **error_r)
 {
 	if (ldap_filter_uses_user(filter)) {
 		*error_r = xstrdup("auth.ldap.filter uses %u (the user logging in), which cannot "
@@ -180,20 +180,20 @@ struct ldap_server {
 	char *uri;
 	/* under the client's lock */
 	enum server_state state;
-	time_t since;              /* of the state */
-	time_t down_until;         /* skipped until then */
+	time_t since;      /* of the state */
+	time_t down_until; /* skipped until then */
 	char last_error[200];
 };
 
 struct ldap_client {
 	char *name;
-	struct ldap_config cfg;       /* copies of what the workers read */
-	char *service_password;       /* from password or password_file */
+	struct ldap_config cfg; /* copies of what the workers read */
+	char *service_password; /* from password or password_file */
 	struct ldap_server *servers;
 	size_t nservers;
 	pthread_mutex_t lock;
 	struct worker_group *group;
-	struct ldap_client *prev, *next;   /* every client, for status */
+	struct ldap_client *prev, *next; /* every client, for status */
 };
 
 static struct ldap_client *clients;
@@ -201,11 +201,11 @@ static struct ldap_client *clients;
 struct ldap_client_req {
 	struct ldap_client *c;
 	enum ldap_client_op op;
-	char *user;                  /* LDAPC_SEARCH: the filter */
-	char *base;                  /* LDAPC_SEARCH: the base */
+	char *user; /* LDAPC_SEARCH: the filter */
+	char *base; /* LDAPC_SEARCH: the base */
 	char *password;
-	char **attrs_in;             /* NULL-terminated or NULL */
-	ldap_client_cb *cb;          /* NULL once cancelled */
+	char **attrs_in;    /* NULL-terminated or NULL */
+	ldap_client_cb *cb; /* NULL once cancelled */
 	void *ctx;
 	struct worker_job *wj;
 	/* results */
@@ -213,24 +213,24 @@ struct ldap_client_req {
 	char *dn;
 	struct ldap_attr *attrs;
 	size_t nattrs;
-	struct ldap_entry *entries;  /* LDAPC_SEARCH, and traced finds */
+	struct ldap_entry *entries; /* LDAPC_SEARCH, and traced finds */
 	size_t nentries;
-	int size_limit;              /* LDAPC_SEARCH: asked of the server (0: none) */
-	bool partial_ok;             /* LDAPC_SEARCH: a size limit reached keeps what came */
-	bool truncated;              /* ... and it was reached */
+	int size_limit;  /* LDAPC_SEARCH: asked of the server (0: none) */
+	bool partial_ok; /* LDAPC_SEARCH: a size limit reached keeps what came */
+	bool truncated;  /* ... and it was reached */
 	char error[256];
 	/* ldap_client_find_traced: what was sent and to whom */
 	bool traced;
-	char *filter;                /* as sent */
-	char *server;                /* the URI that answered the search */
-	struct buf trace;            /* servers tried or skipped, one line each */
+	char *filter;     /* as sent */
+	char *server;     /* the URI that answered the search */
+	struct buf trace; /* servers tried or skipped, one line each */
 };
 
 /* A worker thread's connection. */
 struct ldap_conn {
 	struct ldap_client *c;
 	LDAP *ld;
-	size_t server;               /* index of the server ld talks to */
+	size_t server; /* index of the server ld talks to */
 	bool service_bound;
 };
 
@@ -400,9 +400,9 @@ static int conn_ready(struct ldap_conn *k, struct ldap_client_req *job)
 	if (k->ld != NULL && k->server > 0) {
 		for (size_t i = 0; i < k->server; i++) {
 			if (!server_skipped(c, i, now)) {
-				job_trace(job, "%s: connection closed to go back to %s", c->servers[k->server].uri,
-				          c->servers[i].uri);
-				conn_close(k);     /* go back to the preferred server */
+				job_trace(job, "%s: connection closed to go back to %s",
+				          c->servers[k->server].uri, c->servers[i].uri);
+				conn_close(k); /* go back to the preferred server */
 				break;
 			}
 		}
@@ -431,8 +431,11 @@ static int conn_ready(struct ldap_conn *k, struct ldap_client_req *job)
 			if (job->traced) {
 				pthread_mutex_lock(&c->lock);
 				const struct ldap_server *s = &c->servers[i];
-				job_trace(job, "%s: skipped: down for %lld s, tried again in %lld s (last error: %s)",
-				          s->uri, (long long)(now - s->since), (long long)(s->down_until - now),
+				job_trace(job,
+				          "%s: skipped: down for %lld s, tried again in %lld s (last error: "
+				          "%s)",
+				          s->uri, (long long)(now - s->since),
+				          (long long)(s->down_until - now),
 				          s->last_error[0] != '\0' ? s->last_error : "none");
 				pthread_mutex_unlock(&c->lock);
 			}
@@ -514,16 +517,18 @@ static enum ldap_client_result search_all(struct ldap_conn *k, struct ldap_clien
 	char **attrs = job->attrs_in != NULL ? job->attrs_in : no_attrs;
 	struct timeval tv = seconds_tv(c->cfg.timeout);
 	LDAPMessage *res = NULL;
-	int rc = ldap_search_ext_s(k->ld, job->base, LDAP_SCOPE_SUBTREE, job->user, attrs, 0, NULL,
-	                           NULL, &tv, job->size_limit, &res);
+	int rc = ldap_search_ext_s(k->ld, job->base, LDAP_SCOPE_SUBTREE, job->user, attrs, 0, NULL, NULL, &tv,
+	                           job->size_limit, &res);
 	enum ldap_client_result out = LDAPC_OK;
 	if (rc == LDAP_SIZELIMIT_EXCEEDED && job->partial_ok) {
 		job->truncated = true;
 		rc = LDAP_SUCCESS;
 	}
 	if (rc == LDAP_SIZELIMIT_EXCEEDED) {
-		snprintf(job->error, sizeof(job->error), "the server's size limit was reached searching "
-		         "%s under %s", job->user, job->base);
+		snprintf(job->error, sizeof(job->error),
+		         "the server's size limit was reached searching "
+		         "%s under %s",
+		         job->user, job->base);
 		out = LDAPC_ERROR;
 	} else if (rc != LDAP_SUCCESS) {
 		out = op_failed(k, job, rc, "search");
@@ -549,8 +554,7 @@ static enum ldap_client_result search_all(struct ldap_conn *k, struct ldap_clien
 
 /* A traced find: every entry of res in job->entries, with the attributes
  * asked for. */
-static void trace_entries(struct ldap_conn *k, struct ldap_client_req *job, LDAPMessage *res,
-                          int count)
+static void trace_entries(struct ldap_conn *k, struct ldap_client_req *job, LDAPMessage *res, int count)
 {
 	for (size_t i = 0; i < job->nentries; i++) {
 		free(job->entries[i].dn);
@@ -582,8 +586,8 @@ static enum ldap_client_result find_user(struct ldap_conn *k, struct ldap_client
 	char **attrs = job->op == LDAPC_FIND && job->attrs_in != NULL ? job->attrs_in : no_attrs;
 	struct timeval tv = seconds_tv(c->cfg.timeout);
 	LDAPMessage *res = NULL;
-	int rc = ldap_search_ext_s(k->ld, c->cfg.base, LDAP_SCOPE_SUBTREE, filter, attrs, 0, NULL, NULL,
-	                           &tv, LDAP_CLIENT_FIND_SIZELIMIT, &res);
+	int rc = ldap_search_ext_s(k->ld, c->cfg.base, LDAP_SCOPE_SUBTREE, filter, attrs, 0, NULL, NULL, &tv,
+	                           LDAP_CLIENT_FIND_SIZELIMIT, &res);
 	enum ldap_client_result out;
 	int entries = res != NULL ? ldap_count_entries(k->ld, res) : 0;
 	if (job->traced) {
@@ -628,7 +632,7 @@ static enum ldap_client_result find_user(struct ldap_conn *k, struct ldap_client
 static enum ldap_client_result check_bind(struct ldap_conn *k, struct ldap_client_req *job)
 {
 	struct berval cred = { strlen(job->password), job->password };
-	k->service_bound = false;     /* whatever happens, it is not the service any more */
+	k->service_bound = false; /* whatever happens, it is not the service any more */
 	int rc = ldap_sasl_bind_s(k->ld, job->dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
 	if (rc == LDAP_SUCCESS)
 		return LDAPC_OK;
@@ -652,7 +656,7 @@ static enum ldap_client_result change_password(struct ldap_conn *k, struct ldap_
 {
 	struct berval user = { strlen(job->dn), job->dn };
 	struct berval pw = { strlen(job->password), job->password };
-	struct berval generated = { 0, NULL };   /* a password the server made up: none asked */
+	struct berval generated = { 0, NULL }; /* a password the server made up: none asked */
 	int rc = ldap_passwd_s(k->ld, &user, NULL, &pw, &generated, NULL, NULL);
 	if (generated.bv_val != NULL) {
 		explicit_bzero(generated.bv_val, generated.bv_len);
@@ -680,7 +684,7 @@ static enum ldap_client_result job_attempt(struct ldap_conn *k, struct ldap_clie
 	case LDAPC_CHECK_BIND: return check_bind(k, job);
 	case LDAPC_CHECK_COMPARE: return check_compare(k, job);
 	case LDAPC_PASSWD: return change_password(k, job);
-	case LDAPC_SEARCH: return LDAPC_ERROR;   /* done above */
+	case LDAPC_SEARCH: return LDAPC_ERROR; /* done above */
 	}
 	return LDAPC_ERROR;
 }
@@ -916,9 +920,9 @@ void ldap_client_free(struct ldap_client **cp)
 }
 
 /* A job for op with its inputs copied (base: LDAPC_SEARCH only). */
-static struct ldap_client_req *job_new(struct ldap_client *c, enum ldap_client_op op,
-                                       const char *user, const char *base, const char *password,
-                                       const char *const *attrs, ldap_client_cb *cb, void *ctx)
+static struct ldap_client_req *job_new(struct ldap_client *c, enum ldap_client_op op, const char *user,
+                                       const char *base, const char *password, const char *const *attrs,
+                                       ldap_client_cb *cb, void *ctx)
 {
 	struct ldap_client_req *job = xcalloc(1, sizeof(*job));
 	job->c = c;
@@ -947,7 +951,8 @@ static struct ldap_client_req *job_queue(struct ldap_client *c, struct ldap_clie
 	                        c->cfg.timeout + c->cfg.network_timeout);
 	if (job->wj == NULL) {
 		log_warning("ldap %s: the request queue is full (%u waiting); %s%s gets a temporary "
-		            "failure", c->name, worker_group_pending(c->group),
+		            "failure",
+		            c->name, worker_group_pending(c->group),
 		            job->op == LDAPC_SEARCH ? "the search " : "", job->user);
 		job_free(job);
 		return NULL;
@@ -955,39 +960,35 @@ static struct ldap_client_req *job_queue(struct ldap_client *c, struct ldap_clie
 	return job;
 }
 
-struct ldap_client_req *ldap_client_submit(struct ldap_client *c, enum ldap_client_op op,
-                                           const char *user, const char *password,
-                                           const char *const *attrs, ldap_client_cb *cb,
+struct ldap_client_req *ldap_client_submit(struct ldap_client *c, enum ldap_client_op op, const char *user,
+                                           const char *password, const char *const *attrs, ldap_client_cb *cb,
                                            void *ctx)
 {
 	return job_queue(c, job_new(c, op, user, NULL, password, attrs, cb, ctx));
 }
 
-struct ldap_client_req *ldap_client_search(struct ldap_client *c, const char *base,
-                                           const char *filter, const char *const *attrs,
-                                           ldap_client_cb *cb, void *ctx)
+struct ldap_client_req *ldap_client_search(struct ldap_client *c, const char *base, const char *filter,
+                                           const char *const *attrs, ldap_client_cb *cb, void *ctx)
 {
-	return job_queue(c, job_new(c, LDAPC_SEARCH, filter, base != NULL ? base : c->cfg.base, NULL,
-	                            attrs, cb, ctx));
+	return job_queue(
+	        c, job_new(c, LDAPC_SEARCH, filter, base != NULL ? base : c->cfg.base, NULL, attrs, cb, ctx));
 }
 
 struct ldap_client_req *ldap_client_find_traced(struct ldap_client *c, const char *user,
-                                                const char *const *attrs, ldap_client_cb *cb,
-                                                void *ctx)
+                                                const char *const *attrs, ldap_client_cb *cb, void *ctx)
 {
 	struct ldap_client_req *job = job_new(c, LDAPC_FIND, user, NULL, NULL, attrs, cb, ctx);
 	job->traced = true;
-	job->filter = ldap_user_filter(&c->cfg.uids, c->cfg.filter, user);   /* sent or not */
+	job->filter = ldap_user_filter(&c->cfg.uids, c->cfg.filter, user); /* sent or not */
 	return job_queue(c, job);
 }
 
-struct ldap_client_req *ldap_client_search_limit(struct ldap_client *c, const char *base,
-                                                 const char *filter, const char *const *attrs,
-                                                 unsigned size_limit, ldap_client_cb *cb,
-                                                 void *ctx)
+struct ldap_client_req *ldap_client_search_limit(struct ldap_client *c, const char *base, const char *filter,
+                                                 const char *const *attrs, unsigned size_limit,
+                                                 ldap_client_cb *cb, void *ctx)
 {
-	struct ldap_client_req *job = job_new(c, LDAPC_SEARCH, filter,
-	                                      base != NULL ? base : c->cfg.base, NULL, attrs, cb, ctx);
+	struct ldap_client_req *job =
+	        job_new(c, LDAPC_SEARCH, filter, base != NULL ? base : c->cfg.base, NULL, attrs, cb, ctx);
 	job->size_limit = size_limit > INT_MAX ? INT_MAX : (int)size_limit;
 	job->partial_ok = true;
 	return job_queue(c, job);
@@ -1014,7 +1015,7 @@ void ldap_client_cancel(struct ldap_client_req *r)
 		return;
 	r->cb = NULL;
 	if (r->wj != NULL)
-		worker_cancel(r->wj);   /* job_done frees it */
+		worker_cancel(r->wj); /* job_done frees it */
 }
 
 void ldap_client_status_all(struct buf *out)
@@ -1025,8 +1026,9 @@ void ldap_client_status_all(struct buf *out)
 		pthread_mutex_lock(&c->lock);
 		for (size_t i = 0; i < c->nservers; i++) {
 			const struct ldap_server *s = &c->servers[i];
-			const char *state = s->state == SERVER_UP ? "up" : s->state == SERVER_DOWN ? "down"
-			                                                                          : "not tried yet";
+			const char *state = s->state == SERVER_UP     ? "up"
+			                    : s->state == SERVER_DOWN ? "down"
+			                                              : "not tried yet";
 			buf_printf(out, "  %s: %s for %lld s", s->uri, state, (long long)(now - s->since));
 			if (s->state == SERVER_DOWN && s->down_until > now)
 				buf_printf(out, ", retried in %lld s", (long long)(s->down_until - now));

@@ -44,25 +44,25 @@ bool ldap_filter_uses_user(const char *filter);
  * built and escaped, "(a=b)(c=d*)"; NULL or "": none), ANDed; one clause
  * alone is not wrapped in (&...).  -1 with a malloc'd *error_r when filter
  * uses %u; else 0 and a malloc'd *filter_r. */
-int ldap_listing_filter(const char *const *present, const char *filter, const char *more,
-                        char **filter_r, char **error_r);
+int ldap_listing_filter(const char *const *present, const char *filter, const char *more, char **filter_r,
+                        char **error_r);
 
 enum ldap_client_result {
 	LDAPC_OK,
-	LDAPC_NO_ENTRY,       /* no entry matches the user */
-	LDAPC_AMBIGUOUS,      /* more than one entry matches: refused */
-	LDAPC_BAD_PASSWORD,   /* bind refused with invalidCredentials, compare false, empty password */
-	LDAPC_TEMPFAIL,       /* no server reachable, timeout, busy, queue full */
-	LDAPC_ERROR,          /* any other refusal (access rights, bad base, ...) */
+	LDAPC_NO_ENTRY,     /* no entry matches the user */
+	LDAPC_AMBIGUOUS,    /* more than one entry matches: refused */
+	LDAPC_BAD_PASSWORD, /* bind refused with invalidCredentials, compare false, empty password */
+	LDAPC_TEMPFAIL,     /* no server reachable, timeout, busy, queue full */
+	LDAPC_ERROR,        /* any other refusal (access rights, bad base, ...) */
 };
 const char *ldap_client_result_str(enum ldap_client_result r);
 
 enum ldap_client_op {
-	LDAPC_FIND,           /* the user's entry: its DN and the attributes asked for */
-	LDAPC_CHECK_BIND,     /* find, then bind as the entry with the password */
-	LDAPC_CHECK_COMPARE,  /* find, then compare the password with userPassword */
-	LDAPC_PASSWD,         /* find, then set the password (RFC 3062 Password Modify) */
-	LDAPC_SEARCH,         /* any subtree search: every entry (ldap_client_search) */
+	LDAPC_FIND,          /* the user's entry: its DN and the attributes asked for */
+	LDAPC_CHECK_BIND,    /* find, then bind as the entry with the password */
+	LDAPC_CHECK_COMPARE, /* find, then compare the password with userPassword */
+	LDAPC_PASSWD,        /* find, then set the password (RFC 3062 Password Modify) */
+	LDAPC_SEARCH,        /* any subtree search: every entry (ldap_client_search) */
 };
 
 struct ldap_value {
@@ -77,24 +77,24 @@ struct ldap_attr {
 /* One entry of a search. */
 struct ldap_entry {
 	char *dn;
-	struct ldap_attr *attrs;         /* the attributes asked for that it has */
+	struct ldap_attr *attrs; /* the attributes asked for that it has */
 	size_t nattrs;
 };
 /* What an operation found; valid only during the callback. */
 struct ldap_reply {
 	enum ldap_client_result res;
-	const char *dn;                  /* the user's entry, when found */
-	const struct ldap_attr *attrs;   /* LDAPC_FIND: the attributes asked for that it has */
+	const char *dn;                /* the user's entry, when found */
+	const struct ldap_attr *attrs; /* LDAPC_FIND: the attributes asked for that it has */
 	size_t nattrs;
-	const char *error;               /* what went wrong, for the log (never a password) */
-	const struct ldap_entry *entries;   /* LDAPC_SEARCH: every entry found */
+	const char *error;                /* what went wrong, for the log (never a password) */
+	const struct ldap_entry *entries; /* LDAPC_SEARCH: every entry found */
 	size_t nentries;
-	bool truncated;                  /* ldap_client_search_limit: a size limit was reached */
+	bool truncated; /* ldap_client_search_limit: a size limit was reached */
 	/* ldap_client_find_traced only (NULL otherwise): */
-	const char *base;                /* the search sent: its base */
-	const char *filter;              /* and its filter, exactly as sent */
-	const char *server;              /* the server that answered it (NULL: none did) */
-	const char *trace;               /* one line per server tried or skipped, and why */
+	const char *base;   /* the search sent: its base */
+	const char *filter; /* and its filter, exactly as sent */
+	const char *server; /* the server that answered it (NULL: none did) */
+	const char *trace;  /* one line per server tried or skipped, and why */
 };
 typedef void ldap_client_cb(const struct ldap_reply *r, void *ctx);
 
@@ -115,9 +115,8 @@ void ldap_client_free(struct ldap_client **c);
  * cb runs later on the loop, exactly once, unless cancelled.  Returns NULL
  * when the queue is full: cb will not run, the caller answers "temporary
  * failure" itself. */
-struct ldap_client_req *ldap_client_submit(struct ldap_client *c, enum ldap_client_op op,
-                                           const char *user, const char *password,
-                                           const char *const *attrs, ldap_client_cb *cb,
+struct ldap_client_req *ldap_client_submit(struct ldap_client *c, enum ldap_client_op op, const char *user,
+                                           const char *password, const char *const *attrs, ldap_client_cb *cb,
                                            void *ctx);
 /* A subtree search under base (NULL: the client's base) with filter, which
  * the caller built with every value escaped (ldap_filter_escape); attrs as
@@ -125,9 +124,8 @@ struct ldap_client_req *ldap_client_submit(struct ldap_client *c, enum ldap_clie
  * for none); a server's size limit reached is LDAPC_ERROR (a partial list
  * is never passed on), an outage LDAPC_TEMPFAIL.  cb and the return value as
  * for ldap_client_submit. */
-struct ldap_client_req *ldap_client_search(struct ldap_client *c, const char *base,
-                                           const char *filter, const char *const *attrs,
-                                           ldap_client_cb *cb, void *ctx);
+struct ldap_client_req *ldap_client_search(struct ldap_client *c, const char *base, const char *filter,
+                                           const char *const *attrs, ldap_client_cb *cb, void *ctx);
 /* The size limit of the search that finds a user's entry (LDAPC_FIND and the
  * checks): a second entry makes the name ambiguous. */
 #define LDAP_CLIENT_FIND_SIZELIMIT 2
@@ -141,15 +139,13 @@ struct ldap_client_req *ldap_client_search(struct ldap_client *c, const char *ba
  * with its attributes.  cb and the return value as for
  * ldap_client_submit. */
 struct ldap_client_req *ldap_client_find_traced(struct ldap_client *c, const char *user,
-                                                const char *const *attrs, ldap_client_cb *cb,
-                                                void *ctx);
+                                                const char *const *attrs, ldap_client_cb *cb, void *ctx);
 /* As ldap_client_search, asking the server for at most size_limit entries
  * (0: no limit).  A size limit reached, this one or the server's own, is
  * LDAPC_OK with the entries that came and r->truncated set. */
-struct ldap_client_req *ldap_client_search_limit(struct ldap_client *c, const char *base,
-                                                 const char *filter, const char *const *attrs,
-                                                 unsigned size_limit, ldap_client_cb *cb,
-                                                 void *ctx);
+struct ldap_client_req *ldap_client_search_limit(struct ldap_client *c, const char *base, const char *filter,
+                                                 const char *const *attrs, unsigned size_limit,
+                                                 ldap_client_cb *cb, void *ctx);
 /* The base of c's searches (its auth.ldap base). */
 const char *ldap_client_base(const struct ldap_client *c);
 /* c's auth.ldap filter (NULL when none) and uid attributes, as configured. */

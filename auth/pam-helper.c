@@ -41,17 +41,12 @@ static int conv(int n, const struct pam_message **msg, struct pam_response **res
 		return PAM_BUF_ERR;
 	for (int i = 0; i < n; i++) {
 		switch (msg[i]->msg_style) {
-		case PAM_PROMPT_ECHO_OFF:
-			r[i].resp = strdup(cd->password);
-			break;
-		case PAM_PROMPT_ECHO_ON:
-			r[i].resp = strdup(cd->user);
-			break;
+		case PAM_PROMPT_ECHO_OFF: r[i].resp = strdup(cd->password); break;
+		case PAM_PROMPT_ECHO_ON: r[i].resp = strdup(cd->user); break;
 		case PAM_ERROR_MSG:
 			fprintf(stderr, "PAM error message: %s\n", msg[i]->msg != NULL ? msg[i]->msg : "");
 			break;
-		default:
-			break;
+		default: break;
 		}
 		if ((msg[i]->msg_style == PAM_PROMPT_ECHO_OFF || msg[i]->msg_style == PAM_PROMPT_ECHO_ON) &&
 		    r[i].resp == NULL) {
@@ -83,7 +78,8 @@ static int pam_check(const char *user, const char *password)
 	}
 	if ((password == NULL || rc == PAM_SUCCESS) && account_check) {
 		rc = pam_acct_mgmt(h, PAM_SILENT);
-		if (rc != PAM_SUCCESS && rc != PAM_USER_UNKNOWN && rc != PAM_AUTH_ERR && rc != PAM_PERM_DENIED)
+		if (rc != PAM_SUCCESS && rc != PAM_USER_UNKNOWN && rc != PAM_AUTH_ERR &&
+		    rc != PAM_PERM_DENIED)
 			fprintf(stderr, "pam_acct_mgmt for %s: %s\n", user, pam_strerror(h, rc));
 	}
 	pam_end(h, rc);
@@ -119,8 +115,10 @@ static void self_test(void)
 	snprintf(path, sizeof(path), "%s/%s", dir != NULL ? dir : "/etc/pam.d", service);
 	FILE *f = fopen(path, "r");
 	if (f == NULL) {
-		fprintf(stderr, "self-test: %s: %s: PAM will use the 'other' service, which usually "
-		                "refuses everyone\n", path, strerror(errno));
+		fprintf(stderr,
+		        "self-test: %s: %s: PAM will use the 'other' service, which usually "
+		        "refuses everyone\n",
+		        path, strerror(errno));
 		return;
 	}
 	char line[1024];
@@ -130,10 +128,12 @@ static void self_test(void)
 			unix_like = true;
 	fclose(f);
 	if (unix_like && geteuid() != 0 && access("/etc/shadow", R_OK) != 0)
-		fprintf(stderr, "self-test: service '%s' uses pam_unix but uid %ld cannot read /etc/shadow: "
-		                "pam_unix will only accept the password of the user parleyd runs as (see "
-		                "the admin guide: add that user to group shadow, or use another PAM "
-		                "module)\n", service, (long)geteuid());
+		fprintf(stderr,
+		        "self-test: service '%s' uses pam_unix but uid %ld cannot read /etc/shadow: "
+		        "pam_unix will only accept the password of the user parleyd runs as (see "
+		        "the admin guide: add that user to group shadow, or use another PAM "
+		        "module)\n",
+		        service, (long)geteuid());
 }
 
 int main(int argc, char **argv)
@@ -149,7 +149,7 @@ int main(int argc, char **argv)
 	for (;;) {
 		unsigned char hdr[2];
 		if (read_full(hdr, 2) < 0)
-			return 0;   /* parleyd closed our input: leave */
+			return 0; /* parleyd closed our input: leave */
 		size_t len = ((size_t)hdr[0] << 8) | hdr[1];
 		if (read_full(buf, len) < 0)
 			return 1;
@@ -167,7 +167,7 @@ int main(int argc, char **argv)
 			*c = '\0';
 			p = c + 1;
 			if (nf == 3)
-				f[nf++] = p;   /* the password: the rest, ':' and all */
+				f[nf++] = p; /* the password: the rest, ':' and all */
 		}
 		if (has_nul || nf < 3) {
 			/* a NUL inside, or too few fields */

@@ -89,25 +89,30 @@ char *procpool_probe_program(const char *path)
 		return err;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return NULL;   /* executable but unreadable: exec will tell */
+		return NULL; /* executable but unreadable: exec will tell */
 	char head[512];
 	ssize_t n = read(fd, head, sizeof(head) - 1);
 	close(fd);
 	if (n < 0)
 		n = 0;
 	head[n] = '\0';
-	if (n >= 4 && memcmp(head, "\x7f" "ELF", 4) == 0)
+	if (n >= 4 && memcmp(head,
+	                     "\x7f"
+	                     "ELF",
+	                     4) == 0)
 		return NULL;
 	if (n < 2 || head[0] != '#' || head[1] != '!')
 		return xasprintf("program %s is neither a binary nor a script with a #! line: the kernel "
-		                 "cannot run it", path);
+		                 "cannot run it",
+		                 path);
 	char *nl = memchr(head, '\n', (size_t)n);
 	if (nl == NULL)
 		return xasprintf("program %s: the #! line is longer than %zu bytes", path, sizeof(head) - 1);
 	*nl = '\0';
 	if (nl > head && nl[-1] == '\r')
 		return xasprintf("program %s: the #! line ends with a carriage return (DOS line ends): "
-		                 "convert the file with dos2unix", path);
+		                 "convert the file with dos2unix",
+		                 path);
 	char *interp = head + 2;
 	interp += strspn(interp, " \t");
 	size_t ilen = strcspn(interp, " \t");
@@ -125,8 +130,10 @@ char *procpool_probe_program(const char *path)
 		if (strcmp(name, "-S") != 0 && strchr(name, '=') == NULL) {
 			char *found = path_lookup(name);
 			if (found == NULL)
-				err = xasprintf("program %s: its interpreter '%s' (#!/usr/bin/env %s) is not in "
-				                "PATH", path, name, name);
+				err = xasprintf(
+				        "program %s: its interpreter '%s' (#!/usr/bin/env %s) is not in "
+				        "PATH",
+				        path, name, name);
 			free(found);
 		}
 		free(name);
@@ -143,25 +150,25 @@ char *procpool_probe_program(const char *path)
 /* ---- pool types ----------------------------------------------------------------------- */
 
 enum proc_state {
-	PROC_WAITING,     /* not running; a restart timer may be armed */
-	PROC_IDLE,        /* running, no request */
-	PROC_BUSY,        /* running, one request in flight */
-	PROC_DYING,       /* killed or failed; waiting for its exit status */
+	PROC_WAITING, /* not running; a restart timer may be armed */
+	PROC_IDLE,    /* running, no request */
+	PROC_BUSY,    /* running, one request in flight */
+	PROC_DYING,   /* killed or failed; waiting for its exit status */
 };
 
 struct extproc;
 
 struct extjob {
 	struct procpool *pool;
-	struct auth_req *req;          /* NULL once cancelled */
+	struct auth_req *req; /* NULL once cancelled */
 	enum auth_op op;
-	char *user;                    /* for the cache and logs */
-	struct buf frame;              /* the framed request (holds the password) */
-	char *cache_key;               /* NULL: not cacheable */
+	char *user;       /* for the cache and logs */
+	struct buf frame; /* the framed request (holds the password) */
+	char *cache_key;  /* NULL: not cacheable */
 	unsigned tries;
 	ev_timer deadline;
-	struct extproc *proc;          /* the process working on it */
-	struct extjob *next;           /* queue */
+	struct extproc *proc; /* the process working on it */
+	struct extjob *next;  /* queue */
 };
 
 struct extproc {
@@ -173,15 +180,15 @@ struct extproc {
 	ev_io w_in, r_out, r_err, r_exec;
 	ev_child child;
 	ev_timer restart;
-	ev_timer grace;                /* after end of stdout: how long to wait for the exit */
-	struct buf wbuf;               /* unwritten part of the request */
+	ev_timer grace;  /* after end of stdout: how long to wait for the exit */
+	struct buf wbuf; /* unwritten part of the request */
 	unsigned char reply[8];
 	size_t reply_len;
-	struct buf errline;            /* a partial stderr line */
+	struct buf errline; /* a partial stderr line */
 	struct extjob *job;
-	unsigned answered;             /* answers since started */
-	bool retire;                   /* max_requests reached: close, restart at once */
-	bool reaped;                   /* its exit status arrived: pid is no longer ours */
+	unsigned answered; /* answers since started */
+	bool retire;       /* max_requests reached: close, restart at once */
+	bool reaped;       /* its exit status arrived: pid is no longer ours */
 	char *fail_reason;
 };
 
@@ -206,7 +213,7 @@ struct procpool {
 	struct extproc *procs;
 	struct extjob *qhead, *qtail;
 	unsigned qlen;
-	double backoff;                /* next restart wait */
+	double backoff; /* next restart wait */
 	unsigned long restarts, timeouts, answered, rejected_full;
 	char *last_error;
 	double last_error_at;
@@ -410,8 +417,7 @@ static enum auth_result map_answer(enum auth_op op, bool yes, const char **detai
 		if (!yes)
 			*detail_r = "the program refused to remove the account";
 		return yes ? AUTH_OK : AUTH_ERROR;
-	case AUTH_OP_GET_SCRAM:
-		break;
+	case AUTH_OP_GET_SCRAM: break;
 	}
 	return AUTH_ERROR;
 }
@@ -425,7 +431,8 @@ static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		queue_unlink(pool, job);
 		char *d = xasprintf("timeout: no %s process free within %.1f s", pool->method, pool->timeout);
 		log_warning("host %s: auth %s: request for %s waited %.1f s without a free process "
-		            "(temporary failure)", pool->a->host, pool->method, job->user, pool->timeout);
+		            "(temporary failure)",
+		            pool->a->host, pool->method, job->user, pool->timeout);
 		pool_set_error(pool, d);
 		job_answer(job, AUTH_TEMPFAIL, d);
 		free(d);
@@ -529,7 +536,7 @@ static void proc_close(struct extproc *p)
 static void proc_kill(struct extproc *p, int sig)
 {
 	if (p->pid > 0 && !p->reaped) {
-		kill(-p->pid, sig);   /* its process group: children of a script too */
+		kill(-p->pid, sig); /* its process group: children of a script too */
 		kill(p->pid, sig);
 	}
 }
@@ -562,7 +569,7 @@ static void proc_fail(struct extproc *p, const char *fmt, ...)
 		if (job->req == NULL) {
 			job_free(job);
 		} else if (question && !timed_out && job->tries < 2 && !pool->freeing) {
-			queue_push(pool, job, true);   /* asked again of another process */
+			queue_push(pool, job, true); /* asked again of another process */
 		} else {
 			char *d = xasprintf("%s process failed: %s", pool->method, why);
 			job_answer(job, AUTH_TEMPFAIL, d);
@@ -766,10 +773,22 @@ static void proc_start(struct extproc *p)
 	pid_t pid = got == 4 ? fork() : -1;
 	if (pid < 0) {
 		int e = errno;
-		if (got > 0) { close(in[0]); close(in[1]); }
-		if (got > 1) { close(out[0]); close(out[1]); }
-		if (got > 2) { close(err[0]); close(err[1]); }
-		if (got > 3) { close(ex[0]); close(ex[1]); }
+		if (got > 0) {
+			close(in[0]);
+			close(in[1]);
+		}
+		if (got > 1) {
+			close(out[0]);
+			close(out[1]);
+		}
+		if (got > 2) {
+			close(err[0]);
+			close(err[1]);
+		}
+		if (got > 3) {
+			close(ex[0]);
+			close(ex[1]);
+		}
 		char *why = xasprintf("cannot start a process: %s", strerror(e));
 		log_error("host %s: auth %s: %s", pool->a->host, pool->method, why);
 		pool_set_error(pool, why);
@@ -954,10 +973,12 @@ struct auth_breq *procpool_submit(struct procpool *pool, struct auth_req *req)
 	job->op = req->op;
 	job->user = xstrdup(req->user);
 	job->cache_key = key;
-	if (extproto_encode(&job->frame, opname, req->user, pool->a->host, with_pw ? req->password : NULL) < 0) {
+	if (extproto_encode(&job->frame, opname, req->user, pool->a->host, with_pw ? req->password : NULL) <
+	    0) {
 		job_free(job);
 		auth_backend_detail(req, "the request does not fit the protocol (longer than 65535 bytes)");
-		auth_backend_reply_later(req, req->op == AUTH_OP_CHECK_PASSWORD ? AUTH_BAD_PASSWORD : AUTH_ERROR);
+		auth_backend_reply_later(req,
+		                         req->op == AUTH_OP_CHECK_PASSWORD ? AUTH_BAD_PASSWORD : AUTH_ERROR);
 		return NULL;
 	}
 	if (pool->qlen >= pool->queue_max) {
@@ -967,9 +988,11 @@ struct auth_breq *procpool_submit(struct procpool *pool, struct auth_req *req)
 		if (!idle) {
 			pool->rejected_full++;
 			log_warning("host %s: auth %s: %u requests already wait for a process (queue_max); "
-			            "temporary failure for %s", pool->a->host, pool->method, pool->qlen, req->user);
+			            "temporary failure for %s",
+			            pool->a->host, pool->method, pool->qlen, req->user);
 			job_free(job);
-			auth_backend_detail(req, "busy: %u requests already waiting (queue_max)", pool->queue_max);
+			auth_backend_detail(req, "busy: %u requests already waiting (queue_max)",
+			                    pool->queue_max);
 			auth_backend_reply_later(req, AUTH_TEMPFAIL);
 			return NULL;
 		}
@@ -1005,7 +1028,7 @@ void procpool_cancel(struct auth_breq *b)
 		job_free(job);
 		return;
 	}
-	job->req = NULL;   /* its answer is read and dropped */
+	job->req = NULL; /* its answer is read and dropped */
 }
 
 void procpool_status(struct procpool *pool, struct buf *out)
@@ -1016,9 +1039,11 @@ void procpool_status(struct procpool *pool, struct buf *out)
 		up += s == PROC_IDLE || s == PROC_BUSY;
 		busy += s == PROC_BUSY;
 	}
-	buf_printf(out, "%s, %u/%u processes up, %u busy, %u queued, %lu answered, %lu restarts, "
-	           "%lu timeouts, %lu refused (queue full)", pool->program, up, pool->instances, busy,
-	           pool->qlen, pool->answered, pool->restarts, pool->timeouts, pool->rejected_full);
+	buf_printf(out,
+	           "%s, %u/%u processes up, %u busy, %u queued, %lu answered, %lu restarts, "
+	           "%lu timeouts, %lu refused (queue full)",
+	           pool->program, up, pool->instances, busy, pool->qlen, pool->answered, pool->restarts,
+	           pool->timeouts, pool->rejected_full);
 	if (pool->cache_ttl > 0)
 		buf_printf(out, ", %u cached", pool->ncache);
 	if (pool->last_error != NULL)

@@ -12,21 +12,20 @@
 struct procpool;
 
 struct procpool_config {
-	const char *method;          /* "external" or "pam", for logs */
-	const char *program;         /* absolute path */
+	const char *method;  /* "external" or "pam", for logs */
+	const char *program; /* absolute path */
 	const struct strlist *args;
 	unsigned instances;
 	double timeout;
 	unsigned queue_max;
-	double cache_ttl;            /* 0: no cache */
+	double cache_ttl; /* 0: no cache */
 	double restart_max;
-	unsigned max_requests;       /* retire a process after this many answers (0: never) */
+	unsigned max_requests; /* retire a process after this many answers (0: never) */
 };
 
 /* Check the program can be run (exists, executable, its #! interpreter
  * exists) and start the processes.  -1 with a malloc'd message. */
-int procpool_new(struct auth *a, const struct procpool_config *cfg, struct procpool **pool_r,
-                 char **error_r);
+int procpool_new(struct auth *a, const struct procpool_config *cfg, struct procpool **pool_r, char **error_r);
 void procpool_free(struct procpool **pool);
 /* Run req's operation (a backend vfunc body).  Returns the handle, or NULL
  * after auth_backend_reply_later (cache hit, full queue, bad request). */

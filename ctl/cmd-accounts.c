@@ -36,8 +36,8 @@ static void register_done(enum auth_result r, void *ctx)
 	} else if (r == AUTH_EXISTS) {
 		ctl_call_finish(call, CTL_FAILED, "user %s@%s exists", call->user, call->host->name);
 	} else {
-		ctl_call_finish(call, ctl_auth_code(r), "cannot register %s@%s: %s", call->user, call->host->name,
-		            auth_result_str(r));
+		ctl_call_finish(call, ctl_auth_code(r), "cannot register %s@%s: %s", call->user,
+		                call->host->name, auth_result_str(r));
 	}
 }
 
@@ -66,8 +66,8 @@ static void unregister_done(enum auth_result r, void *ctx)
 	} else if (r == AUTH_NO_USER) {
 		ctl_call_finish(call, CTL_FAILED, "no such user %s@%s", call->user, call->host->name);
 	} else {
-		ctl_call_finish(call, ctl_auth_code(r), "cannot remove %s@%s: %s", call->user, call->host->name,
-		            auth_result_str(r));
+		ctl_call_finish(call, ctl_auth_code(r), "cannot remove %s@%s: %s", call->user,
+		                call->host->name, auth_result_str(r));
 	}
 }
 
@@ -90,7 +90,7 @@ static void passwd_done(enum auth_result r, void *ctx)
 		ctl_call_finish(call, CTL_FAILED, "no such user %s@%s", call->user, call->host->name);
 	} else {
 		ctl_call_finish(call, ctl_auth_code(r), "cannot change the password of %s@%s: %s", call->user,
-		            call->host->name, auth_result_str(r));
+		                call->host->name, auth_result_str(r));
 	}
 }
 
@@ -118,7 +118,7 @@ static void check_password_done(enum auth_result r, void *ctx)
 		ctl_call_finish(call, CTL_FAILED, "no such user %s@%s", call->user, call->host->name);
 	} else {
 		ctl_call_finish(call, ctl_auth_code(r), "cannot check the password of %s@%s: %s", call->user,
-		            call->host->name, auth_result_str(r));
+		                call->host->name, auth_result_str(r));
 	}
 }
 
@@ -126,8 +126,8 @@ void cmd_check_password(struct ctl_call *call)
 {
 	if (!ctl_call_user_host(call, 1, 2))
 		return;
-	call->req = auth_check_password(call->host->auth, call->user, call->argv[3], check_password_done,
-	                                call);
+	call->req =
+	        auth_check_password(call->host->auth, call->user, call->argv[3], check_password_done, call);
 	explicit_bzero(call->argv[3], strlen(call->argv[3]));
 }
 
@@ -142,7 +142,7 @@ static void user_exists_done(enum auth_result r, void *ctx)
 		ctl_call_finish(call, CTL_FAILED, "no such user %s@%s", call->user, call->host->name);
 	} else {
 		ctl_call_finish(call, ctl_auth_code(r), "cannot tell whether %s@%s exists: %s", call->user,
-		            call->host->name, auth_result_str(r));
+		                call->host->name, auth_result_str(r));
 	}
 }
 
@@ -158,11 +158,11 @@ static void registered_users_done(enum storage_result r, const struct strlist *n
 	struct ctl_call *call = ctx;
 	call->sreq = NULL;
 	if (r != STORAGE_OK) {
-		ctl_call_finish(call, ctl_storage_code(r), "cannot list the accounts of %s: %s", call->host->name,
-		            storage_result_str(r));
+		ctl_call_finish(call, ctl_storage_code(r), "cannot list the accounts of %s: %s",
+		                call->host->name, storage_result_str(r));
 		return;
 	}
-	struct strlist sorted = {0};
+	struct strlist sorted = { 0 };
 	sorted.items = xcalloc(names->count + 1, sizeof(*sorted.items));
 	for (size_t i = 0; i < names->count; i++)
 		sorted.items[sorted.count++] = xstrdup(names->items[i]);
@@ -186,8 +186,7 @@ void cmd_registered_users(struct ctl_call *call)
 	call->host = ctl_call_host(call, 1);
 	if (call->host == NULL)
 		return;
-	call->sreq = storage_account_list(call->host->storage, call->host->name,
-	                                      registered_users_done, call);
+	call->sreq = storage_account_list(call->host->storage, call->host->name, registered_users_done, call);
 }
 
 
@@ -195,8 +194,8 @@ void cmd_registered_users(struct ctl_call *call)
 
 /* What auth-test keeps while it asks the backends one by one. */
 struct auth_test {
-	char *secret;            /* the password (wiped when freed) */
-	size_t probe_i;          /* the backend being asked */
+	char *secret;   /* the password (wiped when freed) */
+	size_t probe_i; /* the backend being asked */
 	enum auth_result probe_res;
 	char *probe_detail;
 };
@@ -222,15 +221,16 @@ static void auth_test_chain_done(enum auth_result r, void *ctx)
 	struct ctl_call *call = ctx;
 	call->req = NULL;
 	const char *verdict = r == AUTH_OK ? "login accepted"
-	                    : r == AUTH_TEMPFAIL ? "temporary failure (<temporary-auth-failure/>; not counted "
-	                                           "as a failed login)"
-	                    : "login refused (<not-authorized/>)";
+	                      : r == AUTH_TEMPFAIL
+	                              ? "temporary failure (<temporary-auth-failure/>; not counted "
+	                                "as a failed login)"
+	                              : "login refused (<not-authorized/>)";
 	buf_printf(&call->body, "chain of %s: %s: %s\n", call->host->name, auth_result_str(r), verdict);
 	if (r == AUTH_OK)
 		ctl_call_finish(call, CTL_OK, NULL);
 	else if (r == AUTH_TEMPFAIL)
 		ctl_call_finish(call, CTL_TEMPFAIL, "%s@%s: the backends could not answer", call->user,
-		            call->host->name);
+		                call->host->name);
 	else
 		ctl_call_finish(call, CTL_FAILED, "%s@%s: login refused", call->user, call->host->name);
 }
@@ -271,25 +271,15 @@ static void auth_test_check_done(enum auth_result r, const char *detail, void *c
 	t->probe_detail = detail != NULL ? xstrdup(detail) : NULL;
 	t->probe_res = r;
 	switch (r) {
-	case AUTH_OK:
-		auth_test_line(call, "ok (password accepted)");
-		break;
+	case AUTH_OK: auth_test_line(call, "ok (password accepted)"); break;
 	case AUTH_BAD_PASSWORD:
 		call->req = auth_probe(call->host->auth, t->probe_i, call->user, NULL, auth_test_exists_done,
 		                       call);
 		return;
-	case AUTH_NO_USER:
-		auth_test_line(call, "unknown user");
-		break;
-	case AUTH_TEMPFAIL:
-		auth_test_line(call, "unreachable or too slow: temporary failure");
-		break;
-	case AUTH_NOT_SUPPORTED:
-		auth_test_line(call, "does not check passwords");
-		break;
-	default:
-		auth_test_line(call, auth_result_str(r));
-		break;
+	case AUTH_NO_USER: auth_test_line(call, "unknown user"); break;
+	case AUTH_TEMPFAIL: auth_test_line(call, "unreachable or too slow: temporary failure"); break;
+	case AUTH_NOT_SUPPORTED: auth_test_line(call, "does not check passwords"); break;
+	default: auth_test_line(call, auth_result_str(r)); break;
 	}
 	t->probe_i++;
 	auth_test_next(call);

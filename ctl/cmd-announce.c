@@ -47,8 +47,10 @@ static void announce_done(void *ctx, const struct announce_report *r)
 	/* counts of users */
 	buf_printf(&call->body, "delivered online: %u\nstored offline: %u\n", r->online, r->stored);
 	if (r->skipped > 0)
-		buf_printf(&call->body, "not stored (refused by their block or privacy list, or removed): "
-		           "%u\n", r->skipped);
+		buf_printf(&call->body,
+		           "not stored (refused by their block or privacy list, or removed): "
+		           "%u\n",
+		           r->skipped);
 	if (r->failed > 0)
 		buf_printf(&call->body, "failed: %u\n", r->failed);
 	if (r->result != ANNOUNCE_OK)
@@ -62,8 +64,10 @@ void cmd_announce(struct ctl_call *call)
 	const char *scope = call->argv[2], *text = call->argv[3];
 	bool all = strcmp(scope, "--all") == 0;
 	if (!all && strcmp(scope, "--online") != 0) {
-		ctl_call_finish(call, CTL_USAGE, "'%s' is not --online or --all (usage: announce HOST "
-		                "--online|--all TEXT)", scope);
+		ctl_call_finish(call, CTL_USAGE,
+		                "'%s' is not --online or --all (usage: announce HOST "
+		                "--online|--all TEXT)",
+		                scope);
 		return;
 	}
 	if (*text == '\0') {
@@ -117,8 +121,8 @@ void cmd_motd(struct ctl_call *call)
 	bool deleting = text != NULL && strcmp(text, "--delete") == 0;
 	if (text != NULL && !deleting) {
 		if (text[0] == '-' && text[1] == '-') {
-			ctl_call_finish(call, CTL_USAGE, "unknown option '%s' (usage: motd HOST [TEXT|--delete])",
-			                text);
+			ctl_call_finish(call, CTL_USAGE,
+			                "unknown option '%s' (usage: motd HOST [TEXT|--delete])", text);
 			return;
 		}
 		if (*text == '\0') {
@@ -140,8 +144,10 @@ void cmd_motd(struct ctl_call *call)
 			ctl_call_finish(call, CTL_FAILED, "the announce module is not enabled on %s",
 			                call->host->name);
 		else if (r != ANNOUNCE_OK)
-			ctl_call_finish(call, CTL_TEMPFAIL, "the message of the day of %s is not known: it "
-			                "could not be read from the store (see the log)", call->host->name);
+			ctl_call_finish(call, CTL_TEMPFAIL,
+			                "the message of the day of %s is not known: it "
+			                "could not be read from the store (see the log)",
+			                call->host->name);
 		else if (motd == NULL)
 			ctl_call_finish(call, CTL_FAILED, "%s has no message of the day", call->host->name);
 		else {

@@ -24,7 +24,7 @@
 /* ---- backup and restore of the SQLite store ------------------------------------------ */
 
 struct copy_job {
-	struct ctl_call *call;          /* NULL when the call was cancelled */
+	struct ctl_call *call; /* NULL when the call was cancelled */
 	char *src, *dst;
 	bool restore;
 	int rc;
@@ -63,8 +63,9 @@ static void copy_done(void *job, enum worker_status status)
 				log_notice("ctl: %s restored from %s", cj->dst, cj->src);
 			else
 				log_notice("ctl: %s backed up to %s", cj->src, cj->dst);
-			buf_printf(&call->body, "%s %s to %s (%lld pages)\n", cj->restore ? "restored" : "copied",
-			           cj->src, cj->dst, (long long)cj->pages);
+			buf_printf(&call->body, "%s %s to %s (%lld pages)\n",
+			           cj->restore ? "restored" : "copied", cj->src, cj->dst,
+			           (long long)cj->pages);
 			ctl_call_finish(call, CTL_OK, NULL);
 		}
 	}
@@ -84,7 +85,8 @@ static const char *call_sqlite_path(struct ctl_call *call, int idx)
 		const struct host_config *hc = domain != NULL ? config_host(server.cfg, domain) : NULL;
 		free(domain);
 		if (hc == NULL) {
-			ctl_call_finish(call, CTL_FAILED, "host %s is not in %s", call->argv[idx], server.cfg->file);
+			ctl_call_finish(call, CTL_FAILED, "host %s is not in %s", call->argv[idx],
+			                server.cfg->file);
 			return NULL;
 		}
 		sc = &hc->storage;
@@ -92,15 +94,18 @@ static const char *call_sqlite_path(struct ctl_call *call, int idx)
 		for (size_t i = 0; i < server.cfg->nhosts; i++) {
 			const struct storage_config *hs = &server.cfg->hosts[i].storage;
 			if (sc != NULL && (!str_eq(sc->driver, hs->driver) || !str_eq(sc->path, hs->path))) {
-				ctl_call_finish(call, CTL_USAGE, "the hosts use different stores: name a HOST");
+				ctl_call_finish(call, CTL_USAGE,
+				                "the hosts use different stores: name a HOST");
 				return NULL;
 			}
 			sc = hs;
 		}
 	}
 	if (sc == NULL || !str_eq(sc->driver, "sqlite") || sc->path == NULL) {
-		ctl_call_finish(call, CTL_FAILED, "backup and restore work on the embedded SQLite store; "
-		            "this store is %s (use the database's own tools)", sc != NULL ? sc->driver : "?");
+		ctl_call_finish(call, CTL_FAILED,
+		                "backup and restore work on the embedded SQLite store; "
+		                "this store is %s (use the database's own tools)",
+		                sc != NULL ? sc->driver : "?");
 		return NULL;
 	}
 	return sc->path;
@@ -169,7 +174,7 @@ void cmd_db(struct ctl_call *call)
 	int code = ctl_db_run(call->loop, server_config(), call->argc - 1, call->argv + 1, &call->body,
 	                      &message, db_finished, call, &job);
 	if (code < 0) {
-		call->work = job;   /* db_finished comes later */
+		call->work = job; /* db_finished comes later */
 		call->work_free = db_cancel;
 		return;
 	}
@@ -219,8 +224,8 @@ void cmd_import_xep0227(struct ctl_call *call)
 void cmd_rename_domain(struct ctl_call *call)
 {
 	char *err = NULL;
-	int rc = xep0227_rename_domain(call->loop, server.cfg, call->argv[1], call->argv[2],
-	                               &call->body, &err);
+	int rc = xep0227_rename_domain(call->loop, server.cfg, call->argv[1], call->argv[2], &call->body,
+	                               &err);
 	finish_tool(call, rc, err);
 }
 

@@ -25,10 +25,10 @@
 #ifdef HAVE_BACKEND_LDAP
 /* What ldap-test keeps while its searches run. */
 struct ltest {
-	struct ldap_client_req *lreq;     /* the login search in flight */
-	struct vcard_ldap_probe *vprobe;  /* the vCard lookup in flight */
-	int code;                         /* the exit code so far */
-	char *message;                    /* why it is not 0 (the first reason) */
+	struct ldap_client_req *lreq;    /* the login search in flight */
+	struct vcard_ldap_probe *vprobe; /* the vCard lookup in flight */
+	int code;                        /* the exit code so far */
+	char *message;                   /* why it is not 0 (the first reason) */
 };
 
 static struct ltest *ltest_of(struct ctl_call *call)
@@ -164,7 +164,7 @@ static void ltest_entries(struct ctl_call *call, const struct ldap_reply *r)
  * with "; " (for the error message). */
 static char *ltest_servers_failed(const struct ldap_reply *r)
 {
-	struct buf b = {0};
+	struct buf b = { 0 };
 	const char *t = r->trace != NULL ? r->trace : "";
 	while (*t != '\0') {
 		size_t n = strcspn(t, "\n");
@@ -329,17 +329,22 @@ static void ltest_groups(struct ctl_call *call)
 		buf_append_str(b, "]}");
 	} else {
 		if (ldap)
-			buf_printf(b, "shared roster groups (source ldap, held in memory):\n"
-			           "  groups searched: base %s, scope subtree, filter %s\n", base, filter);
+			buf_printf(b,
+			           "shared roster groups (source ldap, held in memory):\n"
+			           "  groups searched: base %s, scope subtree, filter %s\n",
+			           base, filter);
 		else
-			buf_printf(b, "shared roster groups (source %s, held in memory as loaded from the "
-			           "store):\n", g.source);
+			buf_printf(b,
+			           "shared roster groups (source %s, held in memory as loaded from the "
+			           "store):\n",
+			           g.source);
 		if (g.loaded)
 			buf_printf(b, "  last read: %s (%.0f s ago)%s\n", when, ago,
 			           g.load_failing ? "; the reads since have failed (see the log)" : "");
 		else
 			buf_printf(b, "  last read: never%s\n",
-			           g.load_failing ? " (the reads have failed: see the log)" : " (the first read is under way)");
+			           g.load_failing ? " (the reads have failed: see the log)"
+			                          : " (the first read is under way)");
 		buf_printf(b, "  %s is a member of %zu of the %zu groups held\n", jid, g.count, g.total);
 		for (size_t i = 0; i < g.count; i++) {
 			const struct srg_user_group *u = &g.groups[i];
@@ -379,7 +384,7 @@ static void ltest_vcard_done(const struct ldap_reply *r, const char *const *attr
 		ltest_search(call, r, attrs);
 		buf_append_str(b, ", \"vcard\": ");
 		if (vcard != NULL) {
-			struct buf x = {0};
+			struct buf x = { 0 };
 			ltest_vcard_xml(&x, vcard);
 			ctl_json_str(b, x.data);
 			buf_free(&x);
@@ -403,7 +408,8 @@ static void ltest_vcard_done(const struct ldap_reply *r, const char *const *attr
 		ltest_note(call, CTL_TEMPFAIL, "the directory of %s is unavailable: %s", call->host->name,
 		           why);
 		free(why);
-	} else if (r->res != LDAPC_OK && r->res != LDAPC_NO_ENTRY && auth_ldap_client(call->host->auth) == NULL) {
+	} else if (r->res != LDAPC_OK && r->res != LDAPC_NO_ENTRY &&
+	           auth_ldap_client(call->host->auth) == NULL) {
 		ltest_note(call, CTL_FAILED, "%s@%s: vCard lookup: %s", call->user, call->host->name,
 		           r->error != NULL ? r->error : ldap_client_result_str(r->res));
 	} else if (r->res == LDAPC_NO_ENTRY && auth_ldap_client(call->host->auth) == NULL) {
@@ -451,12 +457,14 @@ static void ltest_login_done(const struct ldap_reply *r, void *ctx)
 	struct buf *b = &call->body;
 	const char *verdict;
 	switch (r->res) {
-	case LDAPC_OK: verdict = "the name resolves to exactly one entry: a login checks the password "
-	                         "against it"; break;
-	case LDAPC_NO_ENTRY: verdict = "no entry: a login is refused (not-authorized)"; break;
-	case LDAPC_AMBIGUOUS: verdict = "more than one entry: a login is refused (logged as an error)";
+	case LDAPC_OK:
+		verdict = "the name resolves to exactly one entry: a login checks the password "
+		          "against it";
 		break;
-	case LDAPC_TEMPFAIL: verdict = "the directory did not answer: a login gets a temporary failure";
+	case LDAPC_NO_ENTRY: verdict = "no entry: a login is refused (not-authorized)"; break;
+	case LDAPC_AMBIGUOUS: verdict = "more than one entry: a login is refused (logged as an error)"; break;
+	case LDAPC_TEMPFAIL:
+		verdict = "the directory did not answer: a login gets a temporary failure";
 		break;
 	default: verdict = "the search failed: a login is refused with a server error"; break;
 	}
@@ -464,8 +472,10 @@ static void ltest_login_done(const struct ldap_reply *r, void *ctx)
 		buf_append_str(b, ", \"login\": {\"search\": ");
 		ltest_search(call, r, NULL);
 		buf_append_str(b, ", \"resolves\": ");
-		ctl_json_str(b, r->res == LDAPC_OK ? "one entry" : r->res == LDAPC_NO_ENTRY ? "no entry"
-		            : r->res == LDAPC_AMBIGUOUS ? "more than one entry" : "unknown");
+		ctl_json_str(b, r->res == LDAPC_OK          ? "one entry"
+		                : r->res == LDAPC_NO_ENTRY  ? "no entry"
+		                : r->res == LDAPC_AMBIGUOUS ? "more than one entry"
+		                                            : "unknown");
 		buf_append_str(b, ", \"dn\": ");
 		if (r->res == LDAPC_OK && r->dn != NULL)
 			ctl_json_str(b, r->dn);
@@ -517,8 +527,10 @@ void cmd_ldap_test(struct ctl_call *call)
 	free(gbase);
 	free(gfilter);
 	if (login == NULL && !vcard_ldap_enabled(h) && !srg) {
-		ctl_call_finish(call, CTL_USAGE, "host %s uses no LDAP directory (auth.methods has no ldap, "
-		            "and neither vcard nor shared_roster has source: ldap)", h->name);
+		ctl_call_finish(call, CTL_USAGE,
+		                "host %s uses no LDAP directory (auth.methods has no ldap, "
+		                "and neither vcard nor shared_roster has source: ldap)",
+		                h->name);
 		return;
 	}
 	call->work = xcalloc(1, sizeof(struct ltest));

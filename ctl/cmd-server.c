@@ -81,9 +81,12 @@ static const char *const kind_names[] = { "other", "message", "presence", "iq" }
 /* What stats keeps while it counts the accounts of every host. */
 #define STATS_MAX_HOSTS 64
 struct stats_work {
-	struct storage_req *sreqs[STATS_MAX_HOSTS];   /* the counts in flight */
-	uint64_t counts[STATS_MAX_HOSTS];             /* UINT64_MAX: unknown */
-	struct stats_slot { struct ctl_call *call; unsigned idx; } slots[STATS_MAX_HOSTS];
+	struct storage_req *sreqs[STATS_MAX_HOSTS]; /* the counts in flight */
+	uint64_t counts[STATS_MAX_HOSTS];           /* UINT64_MAX: unknown */
+	struct stats_slot {
+		struct ctl_call *call;
+		unsigned idx;
+	} slots[STATS_MAX_HOSTS];
 	unsigned npending;
 };
 
@@ -133,8 +136,10 @@ static void stats_write(struct ctl_call *call)
 			           (unsigned long long)cs->out[k]);
 		buf_printf(b, "}, \"stanzas_routed\": %llu, \"stanzas_undeliverable\": %llu, ",
 		           (unsigned long long)rs->routed, (unsigned long long)rs->undeliverable);
-		buf_printf(b, "\"memory\": {\"rss_kib\": %ld, \"heap_used_kib\": %zu, \"heap_free_kib\": %zu}}\n",
-		           rss, heap, hfree);
+		buf_printf(
+		        b,
+		        "\"memory\": {\"rss_kib\": %ld, \"heap_used_kib\": %zu, \"heap_free_kib\": %zu}}\n",
+		        rss, heap, hfree);
 		return;
 	}
 	buf_printf(b, "uptime: %.0f s\nconnections: %u\nsessions: %u\n", uptime, c2s_count(), sm_count(NULL));
@@ -205,8 +210,10 @@ void cmd_restart(struct ctl_call *call)
 {
 	const char *why = server_restart_refusal();
 	if (why != NULL) {
-		ctl_call_finish(call, CTL_FAILED, "cannot restart in place: %s; restart parleyd with its service "
-		            "manager (e.g. systemctl restart parley)", why);
+		ctl_call_finish(call, CTL_FAILED,
+		                "cannot restart in place: %s; restart parleyd with its service "
+		                "manager (e.g. systemctl restart parley)",
+		                why);
 		return;
 	}
 	buf_append_str(&call->body, "restarting\n");

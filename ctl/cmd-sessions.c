@@ -30,7 +30,10 @@ static int cmp_session(const void *a, const void *b)
 	return c;
 }
 
-struct session_list { struct session **items; size_t count; };
+struct session_list {
+	struct session **items;
+	size_t count;
+};
 
 static void add_session(struct session *s, void *ctx)
 {
@@ -102,10 +105,12 @@ void cmd_connected_users_info(struct ctl_call *call)
 				ctl_json_str(&call->body, s->tls);
 			else
 				buf_append_str(&call->body, "null");
-			buf_printf(&call->body, ", \"priority\": %d, \"available\": %s, \"connected_since\": ",
+			buf_printf(&call->body,
+			           ", \"priority\": %d, \"available\": %s, \"connected_since\": ",
 			           s->priority, s->available ? "true" : "false");
 			ctl_json_str(&call->body, since);
-			buf_printf(&call->body, ", \"connected_seconds\": %.0f}", ev_now(call->loop) - s->started);
+			buf_printf(&call->body, ", \"connected_seconds\": %.0f}",
+			           ev_now(call->loop) - s->started);
 		} else {
 			buf_printf(&call->body, "%-40s %-39s %5u %-8s %4d %-20s %s\n", jid, s->ip, s->port,
 			           s->tls[0] != '\0' ? s->tls : "none", s->priority, since, s->jid.resource);
@@ -124,14 +129,16 @@ void cmd_kick_session(struct ctl_call *call)
 	const char *err;
 	if (jid_parse(call->argv[1], &j, &err) != 0 || j.node == NULL) {
 		ctl_call_finish(call, CTL_USAGE, "'%s' is not a user JID: %s", call->argv[1],
-		            j.node == NULL && err == NULL ? "no local part" : err != NULL ? err : "no local part");
+		                j.node == NULL && err == NULL ? "no local part"
+		                : err != NULL                 ? err
+		                                              : "no local part");
 		if (err == NULL)
 			jid_clear(&j);
 		return;
 	}
 	struct host *h = host_find(j.domain);
-	const char *reason = call->argc > 2 && call->argv[2][0] != '\0' ? call->argv[2]
-	                                                                 : "kicked by an administrator";
+	const char *reason =
+	        call->argc > 2 && call->argv[2][0] != '\0' ? call->argv[2] : "kicked by an administrator";
 	unsigned n = 0;
 	if (h != NULL) {
 		struct session *s = sm_user_sessions(h, j.node);
@@ -218,15 +225,17 @@ void cmd_send_stanza(struct ctl_call *call)
 		return;
 	}
 	const struct limits_config *lim = &server.cfg->limits;
-	struct xml_parser_limits pl = { .max_stanza = lim->max_stanza_size, .max_depth = lim->max_depth,
-	                                .max_attrs = lim->max_attrs };
+	struct xml_parser_limits pl = { .max_stanza = lim->max_stanza_size,
+		                        .max_depth = lim->max_depth,
+		                        .max_attrs = lim->max_attrs };
 	const char *err = NULL;
 	struct xml_node *el = xml_parse_string(call->argv[3], strlen(call->argv[3]), NS_CLIENT, &pl, &err);
 	if (el == NULL) {
-		ctl_call_finish(call, CTL_USAGE, "the stanza is not acceptable XML: %s", err != NULL ? err : "?");
+		ctl_call_finish(call, CTL_USAGE, "the stanza is not acceptable XML: %s",
+		                err != NULL ? err : "?");
 	} else if (stanza_kind(el) == STANZA_OTHER || !str_eq(el->ns, NS_CLIENT)) {
-		ctl_call_finish(call, CTL_USAGE, "not a stanza: <%s/> (message, presence or iq in jabber:client)",
-		            el->name);
+		ctl_call_finish(call, CTL_USAGE,
+		                "not a stanza: <%s/> (message, presence or iq in jabber:client)", el->name);
 	} else if (stanza_kind(el) == STANZA_IQ &&
 	           (xml_attr(el, "id") == NULL || xml_attr(el, "type") == NULL)) {
 		ctl_call_finish(call, CTL_USAGE, "an iq needs an id and a type");

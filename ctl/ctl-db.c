@@ -24,21 +24,21 @@
 #include <string.h>
 
 struct db_store {
-	struct storage_config cfg;     /* strings are copies */
-	char *key;                     /* driver + path or dsn */
-	struct buf hosts;              /* "a.example, b.example" */
-	char *first_host;              /* for the live state */
+	struct storage_config cfg; /* strings are copies */
+	char *key;                 /* driver + path or dsn */
+	struct buf hosts;          /* "a.example, b.example" */
+	char *first_host;          /* for the live state */
 	char *desc;
-	size_t report_end;             /* worker: where its part of the report ends */
+	size_t report_end; /* worker: where its part of the report ends */
 };
 
 struct ctl_db_job {
 	struct db_store *stores;
 	size_t nstores;
 	bool migrate;
-	int rc;                        /* worker: 0, or -1 when a store is not usable */
-	struct buf out;                /* worker: the report */
-	ctl_db_done_fn *done;          /* NULL once cancelled */
+	int rc;               /* worker: 0, or -1 when a store is not usable */
+	struct buf out;       /* worker: the report */
+	ctl_db_done_fn *done; /* NULL once cancelled */
 	void *ctx;
 	struct worker_job *wj;
 };
@@ -88,7 +88,7 @@ static void add_store(struct ctl_db_job *j, const struct host_config *hc, const 
 	struct storage_config sc = hc->storage;
 	if (dsn_override != NULL) {
 		sc.dsn = (char *)dsn_override;
-		sc.password = NULL;          /* the owner's: libpq's PGPASSWORD / ~/.pgpass */
+		sc.password = NULL; /* the owner's: libpq's PGPASSWORD / ~/.pgpass */
 		sc.password_file = NULL;
 	}
 	char *key = store_key(&sc);
@@ -135,7 +135,7 @@ static void db_done(void *job, enum worker_status status)
 			j->done(j->ctx, CTL_TEMPFAIL, "the database check did not run (expired)", "");
 		} else {
 			/* Inside parleyd: what the running stores see. */
-			struct buf body = {0};
+			struct buf body = { 0 };
 			size_t at = 0;
 			for (size_t i = 0; i < j->nstores; i++) {
 				struct db_store *s = &j->stores[i];
@@ -208,9 +208,8 @@ static int print_schema(const struct parley_config *cfg, int argc, char **argv, 
 	return CTL_OK;
 }
 
-int ctl_db_run(struct ev_loop *loop, const struct parley_config *cfg, int argc, char **argv,
-               struct buf *body, char **message_r, ctl_db_done_fn *done, void *ctx,
-               struct ctl_db_job **job_r)
+int ctl_db_run(struct ev_loop *loop, const struct parley_config *cfg, int argc, char **argv, struct buf *body,
+               char **message_r, ctl_db_done_fn *done, void *ctx, struct ctl_db_job **job_r)
 {
 	*job_r = NULL;
 	*message_r = NULL;

@@ -22,9 +22,8 @@ typedef void ctl_db_done_fn(void *ctx, int code, const char *message, const char
  * Returns an enum ctl_code when it finished at once (the report in body,
  * a malloc'd *message_r or NULL); or -1 when a job was started: done runs
  * later with the outcome, *job_r is its handle. */
-int ctl_db_run(struct ev_loop *loop, const struct parley_config *cfg, int argc, char **argv,
-               struct buf *body, char **message_r, ctl_db_done_fn *done, void *ctx,
-               struct ctl_db_job **job_r);
+int ctl_db_run(struct ev_loop *loop, const struct parley_config *cfg, int argc, char **argv, struct buf *body,
+               char **message_r, ctl_db_done_fn *done, void *ctx, struct ctl_db_job **job_r);
 /* done will not run (the job finishes on its worker and frees itself). */
 void ctl_db_cancel(struct ctl_db_job *job);
 /* Stop the worker group (at exit). */

@@ -27,13 +27,13 @@ struct ctl_call {
 	struct ev_loop *loop;
 	int argc;
 	char **argv;
-	bool json;                    /* --json: listing commands answer in JSON */
+	bool json; /* --json: listing commands answer in JSON */
 	ctl_done_fn *done;
 	void *ctx;
-	struct host *host;            /* set by ctl_call_host and the user helpers */
-	char *user;                   /* set by the user helpers (prepared local part) */
-	struct auth_req *req;         /* an auth call in flight */
-	struct storage_req *sreq;     /* a storage call in flight */
+	struct host *host;        /* set by ctl_call_host and the user helpers */
+	char *user;               /* set by the user helpers (prepared local part) */
+	struct auth_req *req;     /* an auth call in flight */
+	struct storage_req *sreq; /* a storage call in flight */
 	/* A command's own state: work_free(work) runs when the call ends (after
 	 * done) or is cancelled; it cancels what is still in flight and frees
 	 * work.  A command that finished its work sets work to NULL itself. */
@@ -41,12 +41,12 @@ struct ctl_call {
 	void (*work_free)(void *work);
 	int code;
 	char *message;
-	struct buf body;              /* the output */
+	struct buf body; /* the output */
 	ev_timer defer;
 	/* Current while the command runs: what it routes and must be durable
 	 * first (a message stored offline) holds it, and the answer waits. */
 	struct barrier *barrier;
-	bool finished;                /* ctl_call_finish was called */
+	bool finished; /* ctl_call_finish was called */
 };
 
 /* Answer the call: code (enum ctl_code), a message for failures (fmt may

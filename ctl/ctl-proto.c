@@ -27,7 +27,7 @@ int ctl_decode_request(const char *line, size_t len, char ***argv_r, int *argc_r
 {
 	char **argv = NULL;
 	int argc = 0;
-	struct buf cur = {0};
+	struct buf cur = { 0 };
 	for (size_t i = 0; i <= len; i++) {
 		if (i == len || line[i] == '\t') {
 			argv = xrealloc(argv, (size_t)(argc + 2) * sizeof(*argv));

@@ -15,12 +15,12 @@
 
 /* Exit codes of parleyctl, also the codes of ERR lines. */
 enum ctl_code {
-	CTL_OK = 0,           /* done; for questions (check-password, user-exists): yes */
-	CTL_FAILED = 1,       /* the command failed, or the answer is no */
-	CTL_USAGE = 2,        /* usage or configuration error */
-	CTL_UNREACHABLE = 3,  /* parleyd is not running (the command needs it) */
-	CTL_TEMPFAIL = 4,     /* a backend is unavailable now: try again later */
-	CTL_REFUSED = 5,      /* not in this state (restore while parleyd runs) */
+	CTL_OK = 0,          /* done; for questions (check-password, user-exists): yes */
+	CTL_FAILED = 1,      /* the command failed, or the answer is no */
+	CTL_USAGE = 2,       /* usage or configuration error */
+	CTL_UNREACHABLE = 3, /* parleyd is not running (the command needs it) */
+	CTL_TEMPFAIL = 4,    /* a backend is unavailable now: try again later */
+	CTL_REFUSED = 5,     /* not in this state (restore while parleyd runs) */
 };
 
 void ctl_encode_request(struct buf *out, int argc, char *const *argv);

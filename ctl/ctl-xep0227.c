@@ -50,8 +50,8 @@
 struct wait {
 	bool done;
 	enum storage_result res;
-	struct xml_node *into;          /* where a reader appends what it read */
-	void *data;                     /* reader-specific */
+	struct xml_node *into; /* where a reader appends what it read */
+	void *data;            /* reader-specific */
 };
 
 static void wait_run(struct ev_loop *loop, struct wait *w)
@@ -79,8 +79,7 @@ static enum storage_result wait_done(struct ev_loop *loop, struct storage_req *r
 static struct xml_node *parse_text(const char *text, const char *default_ns)
 {
 	size_t len = strlen(text);
-	const struct xml_parser_limits lim = { .max_stanza = len + 1, .max_depth = 1024,
-	                                       .max_attrs = 1024 };
+	const struct xml_parser_limits lim = { .max_stanza = len + 1, .max_depth = 1024, .max_attrs = 1024 };
 	const char *err = NULL;
 	return xml_parse_string(text, len, default_ns, &lim, &err);
 }
@@ -93,8 +92,7 @@ static void add_text_child(struct xml_node *parent, const char *name, const char
 
 static const char *const stanza_names[] = { "message", "iq", "presence-in", "presence-out" };
 
-static struct storage *open_store(struct ev_loop *loop, const struct host_config *hc,
-                                  char **error_r)
+static struct storage *open_store(struct ev_loop *loop, const struct host_config *hc, char **error_r)
 {
 	struct storage *st = NULL;
 	char *err = NULL;
@@ -152,8 +150,8 @@ static bool pending_only(const struct roster_item *it)
 	       it->name == NULL && it->groups.count == 0;
 }
 
-static void roster_cb(enum storage_result res, const struct roster_item *items, size_t n,
-                      uint64_t version, void *ctx)
+static void roster_cb(enum storage_result res, const struct roster_item *items, size_t n, uint64_t version,
+                      void *ctx)
 {
 	struct wait *w = ctx;
 	(void)version;
@@ -212,8 +210,7 @@ static void vcard_cb(enum storage_result res, const char *text, void *ctx)
 	xml_unref(&v);
 }
 
-static void offline_cb(enum storage_result res, const struct offline_message *msgs, size_t n,
-                       void *ctx)
+static void offline_cb(enum storage_result res, const struct offline_message *msgs, size_t n, void *ctx)
 {
 	struct wait *w = ctx;
 	w->res = res;
@@ -232,8 +229,7 @@ static void offline_cb(enum storage_result res, const struct offline_message *ms
 	}
 }
 
-static void private_cb(enum storage_result res, const struct private_item *items, size_t n,
-                       void *ctx)
+static void private_cb(enum storage_result res, const struct private_item *items, size_t n, void *ctx)
 {
 	struct wait *w = ctx;
 	w->res = res;
@@ -368,10 +364,10 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* The accounts of host, sorted; -1 with *error_r. */
-static int list_users(struct ev_loop *loop, struct storage *st, const char *host,
-                      struct strlist *out, char **error_r)
+static int list_users(struct ev_loop *loop, struct storage *st, const char *host, struct strlist *out,
+                      char **error_r)
 {
-	struct names_wait nw = {0};
+	struct names_wait nw = { 0 };
 	storage_account_list(st, host, names_cb, &nw);
 	wait_run(loop, &nw.w);
 	if (nw.w.res != STORAGE_OK) {
@@ -388,16 +384,16 @@ static int list_users(struct ev_loop *loop, struct storage *st, const char *host
 
 /* ---- export ------------------------------------------------------------------------------ */
 
-static int export_host(struct ev_loop *loop, const struct host_config *hc, FILE *f,
-                       unsigned *users_r, char **error_r)
+static int export_host(struct ev_loop *loop, const struct host_config *hc, FILE *f, unsigned *users_r,
+                       char **error_r)
 {
 	struct storage *st = open_store(loop, hc, error_r);
 	if (st == NULL)
 		return -1;
-	struct strlist users = {0};
+	struct strlist users = { 0 };
 	int rc = list_users(loop, st, hc->name, &users, error_r);
 	if (rc == 0) {
-		struct buf b = {0};
+		struct buf b = { 0 };
 		buf_append_str(&b, "<host jid='");
 		xml_escape(&b, hc->name, strlen(hc->name), true);
 		buf_append_str(&b, "'>\n");
@@ -433,8 +429,8 @@ static int export_host(struct ev_loop *loop, const struct host_config *hc, FILE 
 }
 
 /* Write the hosts (NULL-terminated array) into one file at path. */
-static int export_file(struct ev_loop *loop, const struct host_config *const *hosts,
-                       const char *path, unsigned *users_r, char **error_r)
+static int export_file(struct ev_loop *loop, const struct host_config *const *hosts, const char *path,
+                       unsigned *users_r, char **error_r)
 {
 	char *tmp = xasprintf("%s.tmp", path);
 	FILE *f = fopen(tmp, "w");
@@ -443,7 +439,7 @@ static int export_file(struct ev_loop *loop, const struct host_config *const *ho
 		free(tmp);
 		return -1;
 	}
-	fchmod(fileno(f), 0600);   /* it holds credentials */
+	fchmod(fileno(f), 0600); /* it holds credentials */
 	int rc = 0;
 	if (fputs("<?xml version='1.0' encoding='UTF-8'?>\n<server-data xmlns='" NS_PIE "'>\n", f) < 0)
 		rc = -1;
@@ -466,8 +462,8 @@ static int export_file(struct ev_loop *loop, const struct host_config *const *ho
 	return rc;
 }
 
-int xep0227_export(struct ev_loop *loop, const struct parley_config *cfg, const char *host,
-                   const char *path, struct buf *report, char **error_r)
+int xep0227_export(struct ev_loop *loop, const struct parley_config *cfg, const char *host, const char *path,
+                   struct buf *report, char **error_r)
 {
 	*error_r = NULL;
 	const struct host_config **hosts = xcalloc(cfg->nhosts + 1, sizeof(*hosts));
@@ -586,8 +582,8 @@ static int account_from_xml(const struct xml_node *u, const struct host_config *
 		if (!acc->has_sha1 &&
 		    scram_derive(SCRAM_SHA1, prep, NULL, 0, hc->auth.scram_iterations, &acc->sha1) == 0)
 			acc->has_sha1 = true;
-		if (!acc->has_sha256 && scram_derive(SCRAM_SHA256, prep, NULL, 0,
-		                                     hc->auth.scram_iterations, &acc->sha256) == 0)
+		if (!acc->has_sha256 &&
+		    scram_derive(SCRAM_SHA256, prep, NULL, 0, hc->auth.scram_iterations, &acc->sha256) == 0)
 			acc->has_sha256 = true;
 		explicit_bzero(prep, strlen(prep));
 		free(prep);
@@ -633,8 +629,7 @@ static bool roster_item_from_xml(const struct xml_node *x, struct roster_item *i
 }
 
 /* The items of a privacy <list/>; false when one is not valid. */
-static bool privacy_items_from_xml(const struct xml_node *l, struct privacy_item **items_r,
-                                   size_t *n_r)
+static bool privacy_items_from_xml(const struct xml_node *l, struct privacy_item **items_r, size_t *n_r)
 {
 	size_t n = xml_element_count(l), k = 0;
 	struct privacy_item *items = xcalloc(n > 0 ? n : 1, sizeof(*items));
@@ -690,9 +685,9 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 		storage_account_clear(&acc);
 		return -1;
 	}
-	struct wait w = {0};
-	enum storage_result res = wait_done(loop, storage_account_create(st, host, user, &acc,
-	                                                                 done_cb, &w), &w);
+	struct wait w = { 0 };
+	enum storage_result res =
+	        wait_done(loop, storage_account_create(st, host, user, &acc, done_cb, &w), &w);
 	storage_account_clear(&acc);
 	if (res != STORAGE_OK) {
 		*error_r = xasprintf("%s@%s: cannot create the account: storage %s", user, host,
@@ -707,30 +702,35 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 			     x = xml_next(x, "item", NULL)) {
 				struct roster_item it;
 				if (!roster_item_from_xml(x, &it)) {
-					log_warning("import: %s@%s: a roster item without a valid JID is left out",
+					log_warning("import: %s@%s: a roster item without a valid JID is "
+					            "left out",
 					            user, host);
 					roster_item_clear(&it);
 					continue;
 				}
-				struct wait rw = {0};
-				res = wait_done(loop, storage_roster_set(st, host, user, &it, done_cb, &rw), &rw);
+				struct wait rw = { 0 };
+				res = wait_done(loop, storage_roster_set(st, host, user, &it, done_cb, &rw),
+				                &rw);
 				roster_item_clear(&it);
 			}
 		} else if (xml_is(c, "vCard", NS_VCARD)) {
 			what = "vCard";
 			char *text = xml_to_string(c, NULL);
-			struct wait vw = {0};
+			struct wait vw = { 0 };
 			res = wait_done(loop, storage_vcard_set(st, host, user, text, done_cb, &vw), &vw);
 			free(text);
 		} else if (xml_is(c, "offline-messages", NULL)) {
 			what = "offline messages";
-			for (struct xml_node *m = xml_child(c, "message", NULL); m != NULL && res == STORAGE_OK;
-			     m = xml_next(m, "message", NULL)) {
+			for (struct xml_node *m = xml_child(c, "message", NULL);
+			     m != NULL && res == STORAGE_OK; m = xml_next(m, "message", NULL)) {
 				char *text = xml_to_string(m, NS_CLIENT);
 				const char *from = xml_attr(m, "from");
-				struct wait ow = {0};
-				res = wait_done(loop, storage_offline_store(st, host, user, from != NULL ? from : "",
-				                                            text, 0, done_cb, &ow), &ow);
+				struct wait ow = { 0 };
+				res = wait_done(loop,
+				                storage_offline_store(st, host, user,
+				                                      from != NULL ? from : "", text, 0,
+				                                      done_cb, &ow),
+				                &ow);
 				free(text);
 			}
 		} else if (xml_is(c, "query", NS_PRIVATE)) {
@@ -740,7 +740,8 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 				continue;
 			struct private_item *items = xcalloc(n, sizeof(*items));
 			char **texts = xcalloc(n, sizeof(char *));
-			for (struct xml_node *e = xml_first_element(c); e != NULL; e = xml_next(e, NULL, NULL)) {
+			for (struct xml_node *e = xml_first_element(c); e != NULL;
+			     e = xml_next(e, NULL, NULL)) {
 				bool dup = false;
 				for (size_t i = 0; i < k; i++)
 					dup = dup || strcmp(items[i].ns, e->ns) == 0;
@@ -751,8 +752,9 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 				k++;
 			}
 			if (k > 0) {
-				struct wait pw = {0};
-				res = wait_done(loop, storage_private_set(st, host, user, items, k, done_cb, &pw),
+				struct wait pw = { 0 };
+				res = wait_done(loop,
+				                storage_private_set(st, host, user, items, k, done_cb, &pw),
 				                &pw);
 			}
 			for (size_t i = 0; i < k; i++)
@@ -767,21 +769,25 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 				struct privacy_item *items = NULL;
 				size_t n = 0;
 				if (name == NULL || !privacy_items_from_xml(l, &items, &n)) {
-					log_warning("import: %s@%s: a privacy list that is not valid is left out",
-					            user, host);
+					log_warning(
+					        "import: %s@%s: a privacy list that is not valid is left out",
+					        user, host);
 					continue;
 				}
-				struct wait lw = {0};
-				res = wait_done(loop, storage_privacy_set_list(st, host, user, name, items, n,
-				                                               done_cb, &lw), &lw);
+				struct wait lw = { 0 };
+				res = wait_done(loop,
+				                storage_privacy_set_list(st, host, user, name, items, n,
+				                                         done_cb, &lw),
+				                &lw);
 				free(items);
 			}
 			const struct xml_node *def = xml_child(c, "default", NULL);
 			if (res == STORAGE_OK && def != NULL && xml_attr(def, "name") != NULL) {
-				struct wait dw = {0};
-				res = wait_done(loop, storage_privacy_set_default(st, host, user,
-				                                                  xml_attr(def, "name"), done_cb,
-				                                                  &dw), &dw);
+				struct wait dw = { 0 };
+				res = wait_done(loop,
+				                storage_privacy_set_default(
+				                        st, host, user, xml_attr(def, "name"), done_cb, &dw),
+				                &dw);
 				if (res == STORAGE_NOT_FOUND) {
 					log_warning("import: %s@%s: the default privacy list does not exist",
 					            user, host);
@@ -790,7 +796,7 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 			}
 		} else if (xml_is(c, "blocklist", NS_BLOCKING)) {
 			what = "block list";
-			struct strlist jids = {0};
+			struct strlist jids = { 0 };
 			for (struct xml_node *x = xml_child(c, "item", NULL); x != NULL;
 			     x = xml_next(x, "item", NULL)) {
 				struct jid j;
@@ -808,10 +814,12 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 				jids.items[jids.count++] = norm;
 			}
 			if (jids.count > 0) {
-				struct wait bw = {0};
-				res = wait_done(loop, storage_blocklist_add(st, host, user,
-				                                            (const char *const *)jids.items,
-				                                            jids.count, done_cb, &bw), &bw);
+				struct wait bw = { 0 };
+				res = wait_done(loop,
+				                storage_blocklist_add(st, host, user,
+				                                      (const char *const *)jids.items,
+				                                      jids.count, done_cb, &bw),
+				                &bw);
 			}
 			strlist_free(&jids);
 		}
@@ -824,8 +832,8 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 	return 0;
 }
 
-static bool account_exists(struct ev_loop *loop, struct storage *st, const char *host,
-                           const char *user, enum storage_result *res_r)
+static bool account_exists(struct ev_loop *loop, struct storage *st, const char *host, const char *user,
+                           enum storage_result *res_r)
 {
 	struct wait w = { .into = xml_new("user", NS_PIE) };
 	storage_account_get(st, host, user, account_cb, &w);
@@ -842,7 +850,7 @@ static struct xml_node *read_document(const char *path, char **error_r)
 		*error_r = xasprintf("%s: %s", path, strerror(errno));
 		return NULL;
 	}
-	struct buf b = {0};
+	struct buf b = { 0 };
 	char chunk[65536];
 	size_t n;
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
@@ -865,8 +873,9 @@ static struct xml_node *read_document(const char *path, char **error_r)
 		const char *end = memmem(b.data + off, b.len - off, "?>", 2);
 		off = end != NULL ? (size_t)(end - b.data) + 2 : b.len;
 	}
-	const struct xml_parser_limits lim = { .max_stanza = b.len + 1, .max_depth = 1024,
-	                                       .max_attrs = 1024 };
+	const struct xml_parser_limits lim = { .max_stanza = b.len + 1,
+		                               .max_depth = 1024,
+		                               .max_attrs = 1024 };
 	const char *perr = NULL;
 	struct xml_node *doc = xml_parse_string(b.data + off, b.len - off, NULL, &lim, &perr);
 	explicit_bzero(b.data, b.len);
@@ -882,8 +891,7 @@ static struct xml_node *read_document(const char *path, char **error_r)
 }
 
 static int import_file(struct ev_loop *loop, const struct parley_config *cfg, const char *path,
-                       unsigned *created_r, unsigned *skipped_r, struct buf *report,
-                       char **error_r)
+                       unsigned *created_r, unsigned *skipped_r, struct buf *report, char **error_r)
 {
 	struct xml_node *doc = read_document(path, error_r);
 	if (doc == NULL)
@@ -961,7 +969,7 @@ int xep0227_import(struct ev_loop *loop, const struct parley_config *cfg, const 
 			*error_r = xasprintf("%s: %s", path, strerror(errno));
 			return -1;
 		}
-		struct strlist files = {0};
+		struct strlist files = { 0 };
 		struct dirent *e;
 		while ((e = readdir(d)) != NULL) {
 			size_t len = strlen(e->d_name);
@@ -983,8 +991,7 @@ int xep0227_import(struct ev_loop *loop, const struct parley_config *cfg, const 
 	} else {
 		rc = import_file(loop, cfg, path, &created, &skipped, report, error_r);
 	}
-	buf_printf(report, "imported %u user%s, skipped %u\n", created, created == 1 ? "" : "s",
-	           skipped);
+	buf_printf(report, "imported %u user%s, skipped %u\n", created, created == 1 ? "" : "s", skipped);
 	return rc;
 }
 
@@ -1000,7 +1007,7 @@ static char *moved_jid(const char *jid_s, const char *old, const char *new)
 		return NULL;
 	char *out = NULL;
 	if (strcmp(j.domain, old) == 0) {
-		struct jid n = {0};
+		struct jid n = { 0 };
 		jid_set(&n, j.node, new, j.resource);
 		out = jid_to_string(&n);
 		jid_clear(&n);
@@ -1050,9 +1057,8 @@ static void last_cb(enum storage_result res, const struct last_activity *last, v
 
 /* Rewrite the references to old in user's roster, block list and privacy
  * lists (user stays where it is).  Counts rewritten JIDs into *n_r. */
-static int rewrite_refs(struct ev_loop *loop, struct storage *st, const char *host,
-                        const char *user, const char *old, const char *new, unsigned *n_r,
-                        char **error_r)
+static int rewrite_refs(struct ev_loop *loop, struct storage *st, const char *host, const char *user,
+                        const char *old, const char *new, unsigned *n_r, char **error_r)
 {
 	struct xml_node *u = xml_new("user", NS_PIE);
 	enum storage_result res = STORAGE_OK;
@@ -1069,14 +1075,16 @@ static int rewrite_refs(struct ev_loop *loop, struct storage *st, const char *ho
 			continue;
 		struct roster_item it;
 		if (roster_item_from_xml(x, &it)) {
-			struct wait rw = {0};
-			res = wait_done(loop, storage_roster_remove(st, host, user, it.jid, done_cb, &rw), &rw);
+			struct wait rw = { 0 };
+			res = wait_done(loop, storage_roster_remove(st, host, user, it.jid, done_cb, &rw),
+			                &rw);
 			free(it.jid);
 			it.jid = m;
 			m = NULL;
-			struct wait sw = {0};
+			struct wait sw = { 0 };
 			if (res == STORAGE_OK || res == STORAGE_NOT_FOUND)
-				res = wait_done(loop, storage_roster_set(st, host, user, &it, done_cb, &sw), &sw);
+				res = wait_done(loop, storage_roster_set(st, host, user, &it, done_cb, &sw),
+				                &sw);
 			(*n_r)++;
 		}
 		roster_item_clear(&it);
@@ -1085,11 +1093,11 @@ static int rewrite_refs(struct ev_loop *loop, struct storage *st, const char *ho
 	xml_unref(&u);
 	if (res == STORAGE_OK) {
 		what = "block list";
-		struct names_wait nw = {0};
+		struct names_wait nw = { 0 };
 		storage_blocklist_get(st, host, user, names_cb, &nw);
 		wait_run(loop, &nw.w);
 		res = nw.w.res;
-		struct strlist olds = {0}, news = {0};
+		struct strlist olds = { 0 }, news = { 0 };
 		for (size_t i = 0; res == STORAGE_OK && i < nw.names.count; i++) {
 			char *m = moved_jid(nw.names.items[i], old, new);
 			if (m == NULL)
@@ -1100,14 +1108,18 @@ static int rewrite_refs(struct ev_loop *loop, struct storage *st, const char *ho
 			news.items[news.count++] = m;
 		}
 		if (olds.count > 0) {
-			struct wait rw = {0}, aw = {0};
-			res = wait_done(loop, storage_blocklist_remove(st, host, user,
-			                                               (const char *const *)olds.items,
-			                                               olds.count, done_cb, &rw), &rw);
+			struct wait rw = { 0 }, aw = { 0 };
+			res = wait_done(loop,
+			                storage_blocklist_remove(st, host, user,
+			                                         (const char *const *)olds.items, olds.count,
+			                                         done_cb, &rw),
+			                &rw);
 			if (res == STORAGE_OK)
-				res = wait_done(loop, storage_blocklist_add(st, host, user,
-				                                            (const char *const *)news.items,
-				                                            news.count, done_cb, &aw), &aw);
+				res = wait_done(loop,
+				                storage_blocklist_add(st, host, user,
+				                                      (const char *const *)news.items,
+				                                      news.count, done_cb, &aw),
+				                &aw);
 			*n_r += (unsigned)olds.count;
 		}
 		strlist_free(&olds);
@@ -1128,8 +1140,9 @@ static int rewrite_refs(struct ev_loop *loop, struct storage *st, const char *ho
 			for (struct xml_node *x = xml_child(l, "item", NULL); x != NULL;
 			     x = xml_next(x, "item", NULL)) {
 				const char *type = xml_attr(x, "type");
-				char *m = type != NULL && strcmp(type, "jid") == 0 ?
-				          moved_jid(xml_attr(x, "value"), old, new) : NULL;
+				char *m = type != NULL && strcmp(type, "jid") == 0
+				                  ? moved_jid(xml_attr(x, "value"), old, new)
+				                  : NULL;
 				if (m != NULL) {
 					xml_set_attr(x, "value", m);
 					changed++;
@@ -1139,9 +1152,11 @@ static int rewrite_refs(struct ev_loop *loop, struct storage *st, const char *ho
 			struct privacy_item *items = NULL;
 			size_t n = 0;
 			if (changed > 0 && privacy_items_from_xml(l, &items, &n)) {
-				struct wait lw = {0};
-				res = wait_done(loop, storage_privacy_set_list(st, host, user, xml_attr(l, "name"),
-				                                               items, n, done_cb, &lw), &lw);
+				struct wait lw = { 0 };
+				res = wait_done(loop,
+				                storage_privacy_set_list(st, host, user, xml_attr(l, "name"),
+				                                         items, n, done_cb, &lw),
+				                &lw);
 				*n_r += changed;
 			}
 			free(items);
@@ -1156,9 +1171,8 @@ static int rewrite_refs(struct ev_loop *loop, struct storage *st, const char *ho
 	return 0;
 }
 
-int xep0227_rename_domain(struct ev_loop *loop, const struct parley_config *cfg,
-                          const char *old_domain, const char *new_domain, struct buf *report,
-                          char **error_r)
+int xep0227_rename_domain(struct ev_loop *loop, const struct parley_config *cfg, const char *old_domain,
+                          const char *new_domain, struct buf *report, char **error_r)
 {
 	*error_r = NULL;
 	char *old = jid_nameprep(old_domain), *new = jid_nameprep(new_domain);
@@ -1166,7 +1180,7 @@ int xep0227_rename_domain(struct ev_loop *loop, const struct parley_config *cfg,
 	const struct host_config *nhc = new != NULL ? config_host(cfg, new) : NULL;
 	int rc = -1;
 	struct storage *ost = NULL, *nst = NULL;
-	struct strlist users = {0};
+	struct strlist users = { 0 };
 	unsigned moved = 0, kept = 0, refs = 0;
 	if (ohc == NULL || nhc == NULL) {
 		*error_r = xasprintf("both hosts must be in %s (%s is not)", cfg->file,
@@ -1178,8 +1192,7 @@ int xep0227_rename_domain(struct ev_loop *loop, const struct parley_config *cfg,
 		goto out;
 	}
 	if ((ost = open_store(loop, ohc, error_r)) == NULL ||
-	    (nst = open_store(loop, nhc, error_r)) == NULL ||
-	    list_users(loop, ost, old, &users, error_r) < 0)
+	    (nst = open_store(loop, nhc, error_r)) == NULL || list_users(loop, ost, old, &users, error_r) < 0)
 		goto out;
 	/* Each user: read everything at old, rewrite, store at new, remove at old. */
 	for (size_t i = 0; i < users.count; i++) {
@@ -1203,21 +1216,21 @@ int xep0227_rename_domain(struct ev_loop *loop, const struct parley_config *cfg,
 		xml_unref(&u);
 		if (r < 0)
 			goto out;
-		struct last_wait lw = {0};
+		struct last_wait lw = { 0 };
 		storage_last_get(ost, old, user, last_cb, &lw);
 		wait_run(loop, &lw.w);
 		if (lw.w.res == STORAGE_OK) {
-			struct wait sw = {0};
+			struct wait sw = { 0 };
 			wait_done(loop, storage_last_set(nst, new, user, lw.seconds, lw.status, done_cb, &sw),
 			          &sw);
 		}
 		free(lw.status);
-		struct wait rw = {0};
+		struct wait rw = { 0 };
 		res = wait_done(loop, storage_account_remove(ost, old, user, done_cb, &rw), &rw);
 		if (res != STORAGE_OK) {
 			*error_r = xasprintf("%s@%s was copied to %s but cannot be removed: storage %s "
-			                     "(remove it with parleyctl unregister)", user, old, new,
-			                     storage_result_str(res));
+			                     "(remove it with parleyctl unregister)",
+			                     user, old, new, storage_result_str(res));
 			goto out;
 		}
 		moved++;
@@ -1230,7 +1243,7 @@ int xep0227_rename_domain(struct ev_loop *loop, const struct parley_config *cfg,
 		struct storage *st = open_store(loop, hc, error_r);
 		if (st == NULL)
 			goto out;
-		struct strlist names = {0};
+		struct strlist names = { 0 };
 		int r = list_users(loop, st, hc->name, &names, error_r);
 		for (size_t i = 0; r == 0 && i < names.count; i++)
 			r = rewrite_refs(loop, st, hc->name, names.items[i], old, new, &refs, error_r);
@@ -1239,9 +1252,10 @@ int xep0227_rename_domain(struct ev_loop *loop, const struct parley_config *cfg,
 		if (r < 0)
 			goto out;
 	}
-	buf_printf(report, "moved %u user%s from %s to %s (%u not moved); %u reference%s "
-	           "rewritten\n", moved, moved == 1 ? "" : "s", old, new, kept, refs,
-	           refs == 1 ? "" : "s");
+	buf_printf(report,
+	           "moved %u user%s from %s to %s (%u not moved); %u reference%s "
+	           "rewritten\n",
+	           moved, moved == 1 ? "" : "s", old, new, kept, refs, refs == 1 ? "" : "s");
 	rc = 0;
 out:
 	strlist_free(&users);

@@ -18,8 +18,8 @@
  * file per host named HOST.xml in it.  Each file is written to a temporary
  * name and renamed when complete.  0 with a summary in report, or -1 with
  * a malloc'd *error_r (nothing is left at path then). */
-int xep0227_export(struct ev_loop *loop, const struct parley_config *cfg, const char *host,
-                   const char *path, struct buf *report, char **error_r);
+int xep0227_export(struct ev_loop *loop, const struct parley_config *cfg, const char *host, const char *path,
+                   struct buf *report, char **error_r);
 
 /* Import path (a XEP-0227 file, or a directory: every *.xml file in it, in
  * name order).  Every <host/> must be a configured host.  A user whose
@@ -35,8 +35,7 @@ int xep0227_import(struct ev_loop *loop, const struct parley_config *cfg, const 
  * rosters, privacy lists and block lists of every user of every host.  A
  * user that already exists at new_domain is not moved (reported).  0 or
  * -1 with a malloc'd *error_r. */
-int xep0227_rename_domain(struct ev_loop *loop, const struct parley_config *cfg,
-                          const char *old_domain, const char *new_domain, struct buf *report,
-                          char **error_r);
+int xep0227_rename_domain(struct ev_loop *loop, const struct parley_config *cfg, const char *old_domain,
+                          const char *new_domain, struct buf *report, char **error_r);
 
 #endif

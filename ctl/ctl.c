@@ -34,8 +34,8 @@
 struct ctl_command {
 	const char *name;
 	const char *args;
-	int min_args, max_args;       /* arguments after the name, on the wire */
-	unsigned flags;               /* CTL_F_* of ctl.h */
+	int min_args, max_args; /* arguments after the name, on the wire */
+	unsigned flags;         /* CTL_F_* of ctl.h */
 	void (*run)(struct ctl_call *call);
 	const char *help;
 };
@@ -43,7 +43,7 @@ struct ctl_command {
 static void call_free(struct ctl_call *call)
 {
 	ev_timer_stop(call->loop, &call->defer);
-	barrier_free(&call->barrier);   /* what holds it goes on without the call */
+	barrier_free(&call->barrier); /* what holds it goes on without the call */
 	if (call->work != NULL)
 		call->work_free(call->work);
 	ctl_free_argv(call->argv, call->argc);
@@ -200,7 +200,8 @@ static const struct ctl_command commands[] = {
 	  "stop gracefully and start again in the same process (re-reads the configuration)" },
 	{ "reload", "", 0, 0, 0, cmd_reload, "re-read the configuration file (adds and removes hosts)" },
 	{ "register", "USER HOST PASSWORD", 3, 3, CTL_F_OFFLINE, cmd_register, "create an account" },
-	{ "unregister", "USER HOST", 2, 2, CTL_F_OFFLINE, cmd_unregister, "remove an account and all its data" },
+	{ "unregister", "USER HOST", 2, 2, CTL_F_OFFLINE, cmd_unregister,
+	  "remove an account and all its data" },
 	{ "passwd", "USER HOST PASSWORD", 3, 3, CTL_F_OFFLINE, cmd_passwd, "set an account's password" },
 	{ "check-password", "USER HOST", 3, 3, CTL_F_OFFLINE | CTL_F_STDIN, cmd_check_password,
 	  "check a password read from stdin: exit 0 right, 1 wrong or no such user" },
@@ -208,9 +209,10 @@ static const struct ctl_command commands[] = {
 	  "exit 0 when the account exists, 1 when not" },
 	{ "registered-users", "HOST", 1, 1, CTL_F_OFFLINE | CTL_F_JSON, cmd_registered_users,
 	  "list the accounts of a host" },
-	{ "connected-users", "", 0, 0, CTL_F_JSON, cmd_connected_users, "list the full JIDs of connected sessions" },
-	{ "srg-create", "HOST GROUP [--name N] [--description D] [--display G1,G2]", 2, 8,
-	  CTL_F_OFFLINE, cmd_srg,
+	{ "connected-users", "", 0, 0, CTL_F_JSON, cmd_connected_users,
+	  "list the full JIDs of connected sessions" },
+	{ "srg-create", "HOST GROUP [--name N] [--description D] [--display G1,G2]", 2, 8, CTL_F_OFFLINE,
+	  cmd_srg,
 	  "create a shared roster group (displayed: whose members its members see; default itself)" },
 	{ "srg-delete", "HOST GROUP", 2, 2, CTL_F_OFFLINE, cmd_srg, "delete a shared roster group" },
 	{ "srg-list", "HOST", 1, 1, CTL_F_OFFLINE, cmd_srg, "list the shared roster groups of a host" },
@@ -246,7 +248,8 @@ static const struct ctl_command commands[] = {
 	{ "config-check", "FILE", 1, 1, CTL_F_LOCAL | CTL_F_NOHOSTS | CTL_F_OFFLINE, cmd_config_check,
 	  "check a configuration file: prints ok, or file:line:column: key and the reason (exit 1)" },
 	{ "config-dump", "[HOST]", 0, 1, CTL_F_OFFLINE | CTL_F_NOHOSTS, cmd_config_dump,
-	  "the effective configuration (of one host) after defaults and overrides; of the running server when it runs" },
+	  "the effective configuration (of one host) after defaults and overrides; of the running server "
+	  "when it runs" },
 	{ "export-xep0227", "[--host HOST] FILE|DIR", 1, 3, CTL_F_STOPPED, cmd_export_xep0227,
 	  "write users and their data as XEP-0227 (one file, or DIR/HOST.xml per host)" },
 	{ "import-xep0227", "FILE|DIR", 1, 1, CTL_F_STOPPED, cmd_import_xep0227,
@@ -257,9 +260,10 @@ static const struct ctl_command commands[] = {
 	  CTL_F_OFFLINE | CTL_F_NOHOSTS, cmd_db,
 	  "database schema of the stores: status (driver, connection, version found and expected, "
 	  "live state), migrate (apply the missing migrations), print-schema (the dialect's schema file)" },
-	{ "list-commands", "", 0, 0, CTL_F_LOCAL | CTL_F_OFFLINE | CTL_F_JSON | CTL_F_NOHOSTS, cmd_list_commands,
-	  "list the commands" },
-	{ "help", "[COMMAND]", 0, 1, CTL_F_LOCAL | CTL_F_OFFLINE | CTL_F_NOHOSTS, cmd_help, "describe one command, or all" },
+	{ "list-commands", "", 0, 0, CTL_F_LOCAL | CTL_F_OFFLINE | CTL_F_JSON | CTL_F_NOHOSTS,
+	  cmd_list_commands, "list the commands" },
+	{ "help", "[COMMAND]", 0, 1, CTL_F_LOCAL | CTL_F_OFFLINE | CTL_F_NOHOSTS, cmd_help,
+	  "describe one command, or all" },
 };
 
 static const struct ctl_command *command_find(const char *name)
@@ -308,8 +312,9 @@ static void cmd_help(struct ctl_call *call)
 		ctl_call_finish(call, CTL_USAGE, "unknown command '%s' (try list-commands)", call->argv[1]);
 		return;
 	}
-	buf_printf(&call->body, "usage: parleyctl %s%s%s%s\n  %s\n", (c->flags & CTL_F_JSON) ? "[--json] " : "",
-	           c->name, c->args[0] != '\0' ? " " : "", c->args, c->help);
+	buf_printf(&call->body, "usage: parleyctl %s%s%s%s\n  %s\n",
+	           (c->flags & CTL_F_JSON) ? "[--json] " : "", c->name, c->args[0] != '\0' ? " " : "",
+	           c->args, c->help);
 	if (c->flags & CTL_F_STDIN)
 		buf_append_str(&call->body, "  the password is read from the first line of stdin\n");
 	if (c->flags & CTL_F_STOPPED)
@@ -375,8 +380,8 @@ struct ctl_call *ctl_run(struct ev_loop *loop, int argc, char **argv, ctl_done_f
 	} else if (!(c->flags & (CTL_F_OFFLINE | CTL_F_STOPPED)) && !server.online) {
 		ctl_call_finish(call, CTL_UNREACHABLE, "%s needs a running parleyd", c->name);
 	} else if ((c->flags & CTL_F_STOPPED) && server.online) {
-		ctl_call_finish(call, CTL_REFUSED, "%s works only while parleyd is stopped (parleyctl stop first)",
-		            c->name);
+		ctl_call_finish(call, CTL_REFUSED,
+		                "%s works only while parleyd is stopped (parleyctl stop first)", c->name);
 	} else {
 		struct barrier *outer = barrier_enter(call->barrier);
 		c->run(call);

@@ -25,13 +25,13 @@ struct ctl_call *ctl_run(struct ev_loop *loop, int argc, char **argv, ctl_done_f
 void ctl_call_cancel(struct ctl_call *call);
 
 /* Command flags. */
-#define CTL_F_OFFLINE  0x01   /* works without a running parleyd (run inside parleyctl) */
-#define CTL_F_JSON     0x02   /* has --json output */
-#define CTL_F_STDIN    0x04   /* parleyctl reads the last argument (a password) from stdin */
-#define CTL_F_PATH     0x08   /* the first argument is a file: parleyctl makes it absolute */
-#define CTL_F_STOPPED  0x10   /* runs only while parleyd is stopped (inside parleyctl) */
-#define CTL_F_NOHOSTS  0x20   /* offline, it needs no started hosts */
-#define CTL_F_LOCAL    0x40   /* always run inside parleyctl, without reading its -c file */
+#define CTL_F_OFFLINE 0x01 /* works without a running parleyd (run inside parleyctl) */
+#define CTL_F_JSON 0x02    /* has --json output */
+#define CTL_F_STDIN 0x04   /* parleyctl reads the last argument (a password) from stdin */
+#define CTL_F_PATH 0x08    /* the first argument is a file: parleyctl makes it absolute */
+#define CTL_F_STOPPED 0x10 /* runs only while parleyd is stopped (inside parleyctl) */
+#define CTL_F_NOHOSTS 0x20 /* offline, it needs no started hosts */
+#define CTL_F_LOCAL 0x40   /* always run inside parleyctl, without reading its -c file */
 
 /* Whether a command works without a running parleyd. */
 bool ctl_command_offline(const char *name);

@@ -34,7 +34,6 @@
 #endif
 
 
-
 struct result {
 	int code;
 	char *message;
@@ -76,7 +75,7 @@ static FILE *sock_in;
 /* Send one request and read its response. */
 static int sock_call(int fd, int argc, char **argv, struct result *res)
 {
-	struct buf req = {0};
+	struct buf req = { 0 };
 	ctl_encode_request(&req, argc, argv);
 	size_t off = 0;
 	while (off < req.len) {
@@ -108,7 +107,7 @@ static int sock_call(int fd, int argc, char **argv, struct result *res)
 		free(line);
 		return -1;
 	}
-	struct buf body = {0};
+	struct buf body = { 0 };
 	while ((n = getline(&line, &cap, sock_in)) > 0) {
 		if (strcmp(line, ".\n") == 0)
 			break;
@@ -186,14 +185,15 @@ static int import_users(const char *host, call_fn *call, void *ctx)
 		}
 		*colon = '\0';
 		char *argv[] = { "register", line, (char *)host, colon + 1, NULL };
-		struct result r = {0};
+		struct result r = { 0 };
 		call(ctx, 4, argv, &r);
 		if (r.code == CTL_OK)
 			created++;
 		else if (r.code == CTL_FAILED && r.message != NULL && strstr(r.message, " exists") != NULL)
 			existing++;
 		else {
-			fprintf(stderr, "parleyctl: %s: %s\n", line, r.message != NULL ? r.message : "failed");
+			fprintf(stderr, "parleyctl: %s: %s\n", line,
+			        r.message != NULL ? r.message : "failed");
 			failed++;
 			if (r.code == CTL_UNREACHABLE || r.code == CTL_TEMPFAIL)
 				rc = r.code;
@@ -274,7 +274,7 @@ static int wait_restarted(const char *sock)
 		if (fd >= 0) {
 			sock_in = fdopen(dup(fd), "r");
 			char *argv[] = { "status", NULL };
-			struct result r = {0};
+			struct result r = { 0 };
 			int ok = sock_call(fd, 1, argv, &r);
 			fclose(sock_in);
 			close(fd);
@@ -296,17 +296,19 @@ static int wait_restarted(const char *sock)
 
 static void usage(FILE *f)
 {
-	struct buf b = {0};
+	struct buf b = { 0 };
 	ctl_help(&b);
-	fprintf(f, "usage: parleyctl [-c FILE] [--json] COMMAND [ARGS...]\n"
-	           "  -c FILE  configuration file (default %s/parley/parley.yml)\n"
-	           "  --json   JSON output (registered-users, connected-users, connected-users-info,\n"
-	           "           stats, ldap-test, list-commands)\n"
-	           "commands:\n%s"
-	           "  %-20s %-20s %s\n"
-	           "exit codes: 0 ok (yes), 1 failed (no), 2 usage, 3 parleyd not reachable,\n"
-	           "            4 temporary failure, 5 refused while parleyd runs\n",
-	        SYSCONFDIR, b.data, "import-users", "HOST", "create accounts from user:password lines on stdin");
+	fprintf(f,
+	        "usage: parleyctl [-c FILE] [--json] COMMAND [ARGS...]\n"
+	        "  -c FILE  configuration file (default %s/parley/parley.yml)\n"
+	        "  --json   JSON output (registered-users, connected-users, connected-users-info,\n"
+	        "           stats, ldap-test, list-commands)\n"
+	        "commands:\n%s"
+	        "  %-20s %-20s %s\n"
+	        "exit codes: 0 ok (yes), 1 failed (no), 2 usage, 3 parleyd not reachable,\n"
+	        "            4 temporary failure, 5 refused while parleyd runs\n",
+	        SYSCONFDIR, b.data, "import-users", "HOST",
+	        "create accounts from user:password lines on stdin");
 	buf_free(&b);
 }
 
@@ -336,7 +338,7 @@ int main(int argc, char **argv)
 	int cargc = argc - optind;
 	char **cargv = argv + optind;
 	if (strcmp(cargv[0], "help") == 0 && cargc == 1) {
-		usage(stdout);   /* local: it includes import-users, which parleyctl drives itself */
+		usage(stdout); /* local: it includes import-users, which parleyctl drives itself */
 		return CTL_OK;
 	}
 	/* --json after the command name is accepted too */
@@ -365,7 +367,8 @@ int main(int argc, char **argv)
 	if (known && (flags & CTL_F_STDIN) && cargc >= 2) {
 		stdin_secret = read_password();
 		if (stdin_secret == NULL) {
-			fprintf(stderr, "parleyctl: %s reads the password from stdin; nothing came\n", cargv[0]);
+			fprintf(stderr, "parleyctl: %s reads the password from stdin; nothing came\n",
+			        cargv[0]);
 			free(stdin_secret);
 			free(rargv);
 			return CTL_USAGE;
@@ -387,7 +390,7 @@ int main(int argc, char **argv)
 		server.loop = ev_default_loop(EVFLAG_AUTO);
 		log_set_level(LOG_LEVEL_WARNING);
 		modules_register_builtin();
-		struct result r = {0};
+		struct result r = { 0 };
 		offline_call(rargc, rargv, &r);
 		int lrc = print_result(&r);
 		result_clear(&r);
@@ -421,7 +424,7 @@ int main(int argc, char **argv)
 	int fd = sock_connect(cfg->control_socket);
 	if (fd >= 0) {
 		sock_in = fdopen(dup(fd), "r");
-		struct result r = {0};
+		struct result r = { 0 };
 		if (import) {
 			rc = import_users(cargv[1], online_call_fn, &fd);
 		} else {
@@ -469,7 +472,7 @@ int main(int argc, char **argv)
 	if (import) {
 		rc = import_users(cargv[1], offline_call_fn, NULL);
 	} else {
-		struct result r = {0};
+		struct result r = { 0 };
 		offline_call(rargc, rargv, &r);
 		rc = print_result(&r);
 		result_clear(&r);

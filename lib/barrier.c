@@ -22,9 +22,9 @@ struct barrier_hold {
 };
 
 struct barrier {
-	barrier_advance_cb *advance;   /* NULL once the owner is gone */
+	barrier_advance_cb *advance; /* NULL once the owner is gone */
 	void *ctx;
-	uint64_t taken;                /* number of the last hold taken */
+	uint64_t taken; /* number of the last hold taken */
 	unsigned refs;
 	struct barrier_hold *head, *tail;
 };
@@ -108,7 +108,7 @@ void barrier_release(struct barrier_hold **hp)
 	if (h == NULL)
 		return;
 	*hp = NULL;
-	assert(answering != h);   /* released inside its own answer */
+	assert(answering != h); /* released inside its own answer */
 	struct barrier *b = h->b;
 	if (h->prev != NULL)
 		h->prev->next = h->next;

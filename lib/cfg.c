@@ -24,14 +24,14 @@
 #include "lib/cfg.h"
 #include "lib/log.h"
 
-#define CFG_MAX_DEPTH 64                 /* nesting of maps and lists */
-#define CFG_MAX_FILE_SIZE (16u << 20)    /* a config file larger than this is a mistake */
+#define CFG_MAX_DEPTH 64              /* nesting of maps and lists */
+#define CFG_MAX_FILE_SIZE (16u << 20) /* a config file larger than this is a mistake */
 
 /* ---- messages ------------------------------------------------------------ */
 
 /* "file:line:column: [key 'section.key': ]message" */
-static char *verror_at(const char *file, unsigned line, unsigned column, const char *section,
-                       const char *key, const char *fmt, va_list ap)
+static char *verror_at(const char *file, unsigned line, unsigned column, const char *section, const char *key,
+                       const char *fmt, va_list ap)
 {
 	struct buf b = { 0 };
 	if (line > 0)
@@ -55,8 +55,7 @@ static char *verror_at(const char *file, unsigned line, unsigned column, const c
 	return buf_steal(&b);
 }
 
-char *cfg_error_at(const struct cfg_node *n, const char *section, const char *key,
-                   const char *fmt, ...)
+char *cfg_error_at(const struct cfg_node *n, const char *section, const char *key, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -65,8 +64,7 @@ char *cfg_error_at(const struct cfg_node *n, const char *section, const char *ke
 	return e;
 }
 
-char *cfg_error_at_key(const struct cfg_node *n, const char *section, const char *key,
-                       const char *fmt, ...)
+char *cfg_error_at_key(const struct cfg_node *n, const char *section, const char *key, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -75,8 +73,8 @@ char *cfg_error_at_key(const struct cfg_node *n, const char *section, const char
 	return e;
 }
 
-char *cfg_error_for_key(const struct cfg_node *map, const struct cfg_node *fallback,
-                        const char *section, const char *key, const char *fmt, ...)
+char *cfg_error_for_key(const struct cfg_node *map, const struct cfg_node *fallback, const char *section,
+                        const char *key, const char *fmt, ...)
 {
 	const struct cfg_node *n = cfg_get(map, key);
 	if (n == NULL)
@@ -96,12 +94,9 @@ bool cfg_is_null(const struct cfg_node *n)
 const char *cfg_kind(const struct cfg_node *n)
 {
 	switch (n->type) {
-	case CFG_MAP:
-		return "a map";
-	case CFG_LIST:
-		return "a list";
-	case CFG_SCALAR:
-		break;
+	case CFG_MAP: return "a map";
+	case CFG_LIST: return "a list";
+	case CFG_SCALAR: break;
 	}
 	return cfg_is_null(n) ? "an empty value" : "a scalar";
 }
@@ -161,8 +156,7 @@ const struct cfg_node *cfg_get(const struct cfg_node *map, const char *key)
 	return NULL;
 }
 
-char *cfg_key_error(const struct cfg_node *map, const char *key, const char *section,
-                    const char *fmt, ...)
+char *cfg_key_error(const struct cfg_node *map, const char *key, const char *section, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -173,8 +167,8 @@ char *cfg_key_error(const struct cfg_node *map, const char *key, const char *sec
 		at = map;
 	char *msg;
 	if (at != NULL)
-		msg = xasprintf("%s:%u:%u: key '%s.%s': %s", at->file != NULL ? at->file : "?",
-		                at->key_line, at->key_column, section, key, why);
+		msg = xasprintf("%s:%u:%u: key '%s.%s': %s", at->file != NULL ? at->file : "?", at->key_line,
+		                at->key_column, section, key, why);
 	else
 		msg = xasprintf("key '%s.%s': %s", section, key, why);
 	free(why);
@@ -202,13 +196,13 @@ struct cfg_node *cfg_node_copy(const struct cfg_node *n, const char *file)
 struct loader {
 	yaml_parser_t parser;
 	const char *text;
-	const char *file;      /* owned by the root being built */
+	const char *file; /* owned by the root being built */
 	char *error;
 	unsigned depth;
 };
 
 static char *loader_error_at(const struct loader *l, const yaml_mark_t *m, const char *fmt, ...)
-	ATTR_PRINTF(3, 4);
+        ATTR_PRINTF(3, 4);
 static char *loader_error_at(const struct loader *l, const yaml_mark_t *m, const char *fmt, ...)
 {
 	va_list ap;
@@ -243,8 +237,8 @@ static char *loader_yaml_error(const struct loader *l)
 	}
 	const char *problem = p->problem != NULL ? p->problem : "invalid YAML";
 	if (p->context != NULL)
-		return xasprintf("%s:%u:%u: %s (%s at line %u)", l->file, line, column, problem,
-		                 p->context, (unsigned)p->context_mark.line + 1);
+		return xasprintf("%s:%u:%u: %s (%s at line %u)", l->file, line, column, problem, p->context,
+		                 (unsigned)p->context_mark.line + 1);
 	return xasprintf("%s:%u:%u: %s", l->file, line, column, problem);
 }
 
@@ -299,8 +293,8 @@ static int loader_check_tag(struct loader *l, const yaml_char_t *tag, const yaml
 
 static bool yaml_null_word(const char *s)
 {
-	return s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
-	       strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
+	return s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
+	       strcmp(s, "NULL") == 0;
 }
 
 static int load_node(struct loader *l, yaml_event_t *ev, struct cfg_node **node_r);
@@ -321,7 +315,8 @@ static int load_scalar(struct loader *l, yaml_event_t *ev, struct cfg_node **nod
 		l->error = loader_error_at(l, m, "NUL character in a value");
 		return -1;
 	}
-	struct cfg_node *n = cfg_node_new(CFG_SCALAR, l->file, (unsigned)m->line + 1, (unsigned)m->column + 1);
+	struct cfg_node *n =
+	        cfg_node_new(CFG_SCALAR, l->file, (unsigned)m->line + 1, (unsigned)m->column + 1);
 	n->quoted = force_string || ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
 	if (force_null || (!n->quoted && yaml_null_word(text))) {
 		n->value = xstrdup("");
@@ -389,7 +384,8 @@ static int load_map(struct loader *l, yaml_event_t *start, struct cfg_node **nod
 			break;
 		}
 		if (kev.type == YAML_ALIAS_EVENT) {
-			l->error = loader_error_at(l, &kev.start_mark, "YAML anchors and aliases are not supported");
+			l->error = loader_error_at(l, &kev.start_mark,
+			                           "YAML anchors and aliases are not supported");
 			yaml_event_delete(&kev);
 			goto fail;
 		}
@@ -410,8 +406,9 @@ static int load_map(struct loader *l, yaml_event_t *start, struct cfg_node **nod
 		}
 		for (const struct cfg_node *c = n->children; c != NULL; c = c->next) {
 			if (strcmp(c->key, key->value) == 0) {
-				l->error = cfg_error_at(key, NULL, NULL, "duplicate key '%s' (first at line %u)",
-				                        key->value, c->key_line);
+				l->error =
+				        cfg_error_at(key, NULL, NULL, "duplicate key '%s' (first at line %u)",
+				                     key->value, c->key_line);
 				node_free_tree(key);
 				goto fail;
 			}
@@ -448,8 +445,7 @@ static int load_node(struct loader *l, yaml_event_t *ev, struct cfg_node **node_
 {
 	int ret;
 	switch (ev->type) {
-	case YAML_SCALAR_EVENT:
-		return load_scalar(l, ev, node_r);
+	case YAML_SCALAR_EVENT: return load_scalar(l, ev, node_r);
 	case YAML_SEQUENCE_START_EVENT:
 	case YAML_MAPPING_START_EVENT:
 		if (l->depth >= CFG_MAX_DEPTH) {
@@ -458,7 +454,8 @@ static int load_node(struct loader *l, yaml_event_t *ev, struct cfg_node **node_
 			return -1;
 		}
 		l->depth++;
-		ret = ev->type == YAML_MAPPING_START_EVENT ? load_map(l, ev, node_r) : load_list(l, ev, node_r);
+		ret = ev->type == YAML_MAPPING_START_EVENT ? load_map(l, ev, node_r)
+		                                           : load_list(l, ev, node_r);
 		l->depth--;
 		return ret;
 	case YAML_ALIAS_EVENT:
@@ -479,7 +476,8 @@ static int loader_expect(struct loader *l, yaml_event_type_t t, yaml_event_t *ev
 		if (ev->type == YAML_DOCUMENT_START_EVENT)
 			l->error = loader_error_at(l, &ev->start_mark, "only one YAML document is allowed");
 		else
-			l->error = loader_error_at(l, &ev->start_mark, "unexpected YAML event %d", (int)ev->type);
+			l->error = loader_error_at(l, &ev->start_mark, "unexpected YAML event %d",
+			                           (int)ev->type);
 		yaml_event_delete(ev);
 		return -1;
 	}
@@ -510,7 +508,8 @@ int cfg_load_string(const char *text, const char *file, struct cfg_node **root_r
 		root = cfg_node_new(CFG_MAP, l.file, 1, 1);
 	} else {
 		if (ev.type != YAML_DOCUMENT_START_EVENT) {
-			l.error = loader_error_at(&l, &ev.start_mark, "unexpected YAML event %d", (int)ev.type);
+			l.error =
+			        loader_error_at(&l, &ev.start_mark, "unexpected YAML event %d", (int)ev.type);
 			yaml_event_delete(&ev);
 			goto fail;
 		}
@@ -580,9 +579,8 @@ fail:
 	return -1;
 }
 
-int cfg_resolve_path(char **p, const char *dir, const struct cfg_node *map,
-                     const struct cfg_node *fallback, const char *section, const char *key,
-                     char **error_r)
+int cfg_resolve_path(char **p, const char *dir, const struct cfg_node *map, const struct cfg_node *fallback,
+                     const char *section, const char *key, char **error_r)
 {
 	if (*p == NULL)
 		return 0;

@@ -14,13 +14,13 @@ enum cfg_type { CFG_SCALAR, CFG_MAP, CFG_LIST };
 
 struct cfg_node {
 	enum cfg_type type;
-	char *key;                  /* when this node is a value in a map */
-	char *value;                /* scalars: the text ("" for an empty/null value) */
-	bool quoted;                /* scalar was quoted in the file */
-	struct cfg_node *children;  /* map values (with key set) / list items, in order */
+	char *key;                 /* when this node is a value in a map */
+	char *value;               /* scalars: the text ("" for an empty/null value) */
+	bool quoted;               /* scalar was quoted in the file */
+	struct cfg_node *children; /* map values (with key set) / list items, in order */
 	struct cfg_node *next;
-	const char *file;           /* shared string owned by the root */
-	unsigned line, column;      /* 1-based, where the value starts */
+	const char *file;              /* shared string owned by the root */
+	unsigned line, column;         /* 1-based, where the value starts */
 	unsigned key_line, key_column; /* 1-based, where its key starts (= line, column
 	                                * for list items and the root) */
 };
@@ -38,8 +38,8 @@ const struct cfg_node *cfg_get(const struct cfg_node *map, const char *key);
 /* A message about key of map: "file:line:column: key 'section.key': why"
  * (where key was written; where the map was when it does not hold key;
  * "key 'section.key': why" without a map).  Malloc'd. */
-char *cfg_key_error(const struct cfg_node *map, const char *key, const char *section,
-                    const char *fmt, ...) ATTR_PRINTF(4, 5);
+char *cfg_key_error(const struct cfg_node *map, const char *key, const char *section, const char *fmt, ...)
+        ATTR_PRINTF(4, 5);
 
 /* A new node at file:line:column; file is not copied (it must live as long
  * as the tree's root owns it). */
@@ -60,19 +60,17 @@ char *cfg_value_for_msg(const char *s);
  * - cfg_error_at_key: at the position of n's key (unknown, duplicate keys);
  * - cfg_error_for_key: at key's value in map when the file gives it, else
  *   at map, else at fallback (which is never NULL). */
-char *cfg_error_at(const struct cfg_node *n, const char *section, const char *key,
-                   const char *fmt, ...) ATTR_PRINTF(4, 5);
-char *cfg_error_at_key(const struct cfg_node *n, const char *section, const char *key,
-                       const char *fmt, ...) ATTR_PRINTF(4, 5);
-char *cfg_error_for_key(const struct cfg_node *map, const struct cfg_node *fallback,
-                        const char *section, const char *key, const char *fmt, ...)
-	ATTR_PRINTF(5, 6);
+char *cfg_error_at(const struct cfg_node *n, const char *section, const char *key, const char *fmt, ...)
+        ATTR_PRINTF(4, 5);
+char *cfg_error_at_key(const struct cfg_node *n, const char *section, const char *key, const char *fmt, ...)
+        ATTR_PRINTF(4, 5);
+char *cfg_error_for_key(const struct cfg_node *map, const struct cfg_node *fallback, const char *section,
+                        const char *key, const char *fmt, ...) ATTR_PRINTF(5, 6);
 
 /* Make the path *p absolute, relative to dir (the configuration file's
  * directory); NULL stays NULL.  An empty path is an error about key
  * (placed as cfg_error_for_key places it): -1 and *error_r. */
-int cfg_resolve_path(char **p, const char *dir, const struct cfg_node *map,
-                     const struct cfg_node *fallback, const char *section, const char *key,
-                     char **error_r);
+int cfg_resolve_path(char **p, const char *dir, const struct cfg_node *map, const struct cfg_node *fallback,
+                     const char *section, const char *key, char **error_r);
 
 #endif

@@ -68,11 +68,11 @@ struct part_prep {
 };
 
 static const struct part_prep node_prep = {
-	stringprep_xmpp_nodeprep, "node is empty", "node too long", "node is not valid UTF-8",
-	"node fails nodeprep",
+	stringprep_xmpp_nodeprep,  "node is empty",       "node too long",
+	"node is not valid UTF-8", "node fails nodeprep",
 };
 static const struct part_prep resource_prep = {
-	stringprep_xmpp_resourceprep, "resource is empty", "resource too long",
+	stringprep_xmpp_resourceprep,  "resource is empty",           "resource too long",
 	"resource is not valid UTF-8", "resource fails resourceprep",
 };
 
@@ -93,14 +93,9 @@ static int prep_part(const struct part_prep *pp, const char *s, size_t len, char
 		return -1;
 	}
 	switch (prep(s, len, pp->profile, out_r)) {
-	case PREP_OK:
-		break;
-	case PREP_TOO_LONG:
-		*error_r = pp->too_long;
-		return -1;
-	case PREP_FAILED:
-		*error_r = pp->fails;
-		return -1;
+	case PREP_OK: break;
+	case PREP_TOO_LONG: *error_r = pp->too_long; return -1;
+	case PREP_FAILED: *error_r = pp->fails; return -1;
 	}
 	if (**out_r == '\0') {
 		xfree(out_r);
@@ -171,7 +166,8 @@ static int check_labels(const char *d, const char **error_r)
 		if (ascii) {
 			for (size_t i = 0; i < n; i++) {
 				if (!is_ldh((unsigned char)p[i])) {
-					*error_r = "domain label has a character other than letter, digit or hyphen";
+					*error_r = "domain label has a character other than letter, digit or "
+					           "hyphen";
 					return -1;
 				}
 			}
@@ -267,8 +263,9 @@ static int prep_domain(const char *s, size_t len, char **out_r, const char **err
 		free(prepped);
 		/* libidn encodes each label into a 63-character buffer: a
 		 * punycode error there means the ACE label would be too long. */
-		*error_r = rc == IDNA_INVALID_LENGTH || rc == IDNA_PUNYCODE_ERROR ? "domain label too long"
-		                                                                   : "domain fails IDNA ToASCII";
+		*error_r = rc == IDNA_INVALID_LENGTH || rc == IDNA_PUNYCODE_ERROR
+		                   ? "domain label too long"
+		                   : "domain fails IDNA ToASCII";
 		return -1;
 	}
 	size_t alen = strlen(ascii);

@@ -9,12 +9,12 @@
 
 #include "util.h"
 
-#define JID_PART_MAX 1023   /* bytes of each prepared part (RFC 7622 §3.1) */
+#define JID_PART_MAX 1023 /* bytes of each prepared part (RFC 7622 §3.1) */
 
 struct jid {
-	char *node;      /* NULL when absent */
-	char *domain;    /* never NULL in a valid JID */
-	char *resource;  /* NULL when absent */
+	char *node;     /* NULL when absent */
+	char *domain;   /* never NULL in a valid JID */
+	char *resource; /* NULL when absent */
 };
 
 /* Parse and prepare.  Returns 0, or -1 with *error_r set to a static

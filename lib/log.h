@@ -23,11 +23,15 @@ void log_reopen(void);
 void log_msg(enum log_level level, const char *fmt, ...) ATTR_PRINTF(2, 3);
 void log_vmsg(enum log_level level, const char *fmt, va_list ap);
 
-#define log_debug(...)   do { if (log_get_level() <= LOG_LEVEL_DEBUG) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__); } while (0)
-#define log_info(...)    log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
-#define log_notice(...)  log_msg(LOG_LEVEL_NOTICE, __VA_ARGS__)
+#define log_debug(...)                                         \
+	do {                                                   \
+		if (log_get_level() <= LOG_LEVEL_DEBUG)        \
+			log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__); \
+	} while (0)
+#define log_info(...) log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_notice(...) log_msg(LOG_LEVEL_NOTICE, __VA_ARGS__)
 #define log_warning(...) log_msg(LOG_LEVEL_WARNING, __VA_ARGS__)
-#define log_error(...)   log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 
 /* Log and abort: for broken invariants and allocation failure only. */
 void log_fatal(const char *fmt, ...) ATTR_PRINTF(1, 2) __attribute__((noreturn));

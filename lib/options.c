@@ -160,7 +160,7 @@ static int parse_duration(const char *s, double *v_r)
 	else
 		return -1;
 	v *= mult;
-	if (!(v >= 0 && v <= 1e12))   /* also refuses NaN */
+	if (!(v >= 0 && v <= 1e12)) /* also refuses NaN */
 		return -1;
 	*v_r = v;
 	return 0;
@@ -205,8 +205,8 @@ static int parse_mode(const char *s, unsigned *v_r)
  * boolean, a null or a number are quoted too. */
 static bool yaml_plain_safe(const char *s, bool typed_ok)
 {
-	static const char *const words[] = { "null", "~", "true", "false", "yes", "no", "on", "off",
-		                             "y", "n", NULL };
+	static const char *const words[] = { "null", "~",   "true", "false", "yes", "no",
+		                             "on",   "off", "y",    "n",     NULL };
 	if (*s == '\0' || strchr("-?:,[]{}#&*!|>'\"%@` \t", s[0]) != NULL)
 		return false;
 	for (const char *p = s; *p != '\0'; p++) {
@@ -241,21 +241,11 @@ static void yaml_scalar_out_ex(struct buf *out, const char *s, bool typed_ok)
 	for (const char *p = s; *p != '\0'; p++) {
 		unsigned char c = (unsigned char)*p;
 		switch (c) {
-		case '"':
-			buf_append_str(out, "\\\"");
-			break;
-		case '\\':
-			buf_append_str(out, "\\\\");
-			break;
-		case '\n':
-			buf_append_str(out, "\\n");
-			break;
-		case '\t':
-			buf_append_str(out, "\\t");
-			break;
-		case '\r':
-			buf_append_str(out, "\\r");
-			break;
+		case '"': buf_append_str(out, "\\\""); break;
+		case '\\': buf_append_str(out, "\\\\"); break;
+		case '\n': buf_append_str(out, "\\n"); break;
+		case '\t': buf_append_str(out, "\\t"); break;
+		case '\r': buf_append_str(out, "\\r"); break;
 		default:
 			if (c < 0x20 || c == 0x7f)
 				buf_printf(out, "\\x%02x", c);
@@ -319,7 +309,8 @@ void opt_dump_node(const struct cfg_node *n, struct buf *out)
 		if (cfg_is_null(n))
 			buf_append_str(out, "~");
 		else
-			yaml_scalar_out_ex(out, n->value, !n->quoted);   /* true stays true, "true" stays "true" */
+			yaml_scalar_out_ex(out, n->value,
+			                   !n->quoted); /* true stays true, "true" stays "true" */
 		return;
 	case CFG_LIST:
 		buf_append_str(out, "[");
@@ -349,27 +340,18 @@ void opt_dump_node(const struct cfg_node *n, struct buf *out)
 static size_t opt_field_size(enum opt_type type)
 {
 	switch (type) {
-	case OPT_STRING:
-		return sizeof(char *);
-	case OPT_BOOL:
-		return sizeof(bool);
+	case OPT_STRING: return sizeof(char *);
+	case OPT_BOOL: return sizeof(bool);
 	case OPT_INT:
-	case OPT_ENUM:
-		return sizeof(int);
+	case OPT_ENUM: return sizeof(int);
 	case OPT_UINT:
-	case OPT_MODE:
-		return sizeof(unsigned);
-	case OPT_SIZE:
-		return sizeof(size_t);
-	case OPT_DURATION:
-		return sizeof(double);
-	case OPT_STRLIST:
-		return sizeof(struct strlist);
-	case OPT_NODE:
-		return sizeof(const struct cfg_node *);
+	case OPT_MODE: return sizeof(unsigned);
+	case OPT_SIZE: return sizeof(size_t);
+	case OPT_DURATION: return sizeof(double);
+	case OPT_STRLIST: return sizeof(struct strlist);
+	case OPT_NODE: return sizeof(const struct cfg_node *);
 	case OPT_ALIAS:
-	case OPT_REMOVED:
-		return 0;
+	case OPT_REMOVED: return 0;
 	}
 	log_fatal("opt_field_size: bad option type %d", (int)type);
 }
@@ -378,26 +360,17 @@ static size_t opt_field_size(enum opt_type type)
 static char *opt_expected(const struct opt_def *d)
 {
 	switch (d->type) {
-	case OPT_STRING:
-		return xstrdup("a string");
-	case OPT_BOOL:
-		return xstrdup("a boolean (true/false, yes/no, on/off)");
-	case OPT_INT:
-		return xstrdup("an integer");
-	case OPT_UINT:
-		return xstrdup("an unsigned integer");
-	case OPT_SIZE:
-		return xstrdup("a size (e.g. 1024, 256K, 1M, 1G)");
-	case OPT_DURATION:
-		return xstrdup("a duration (e.g. 30, 30s, 500ms, 5m, 1h, 1d)");
-	case OPT_MODE:
-		return xstrdup("an octal file mode (e.g. \"0600\")");
-	case OPT_STRLIST:
-		return xstrdup("a string or a list of strings");
+	case OPT_STRING: return xstrdup("a string");
+	case OPT_BOOL: return xstrdup("a boolean (true/false, yes/no, on/off)");
+	case OPT_INT: return xstrdup("an integer");
+	case OPT_UINT: return xstrdup("an unsigned integer");
+	case OPT_SIZE: return xstrdup("a size (e.g. 1024, 256K, 1M, 1G)");
+	case OPT_DURATION: return xstrdup("a duration (e.g. 30, 30s, 500ms, 5m, 1h, 1d)");
+	case OPT_MODE: return xstrdup("an octal file mode (e.g. \"0600\")");
+	case OPT_STRLIST: return xstrdup("a string or a list of strings");
 	case OPT_NODE:
 	case OPT_ALIAS:
-	case OPT_REMOVED:
-		return xstrdup("a value");
+	case OPT_REMOVED: return xstrdup("a value");
 	case OPT_ENUM: {
 		struct buf b = { 0 };
 		buf_append_str(&b, "one of ");
@@ -435,7 +408,8 @@ static char *opt_range_error(const struct opt_def *d, const struct cfg_node *n, 
 		struct buf lo = { 0 }, hi = { 0 };
 		size_out(&lo, (unsigned long long)d->min);
 		size_out(&hi, (unsigned long long)d->max);
-		char *e = cfg_error_at(n, section, d->key, "'%s' is out of range (%s..%s)", n->value, lo.data, hi.data);
+		char *e = cfg_error_at(n, section, d->key, "'%s' is out of range (%s..%s)", n->value, lo.data,
+		                       hi.data);
 		buf_free(&lo);
 		buf_free(&hi);
 		return e;
@@ -463,7 +437,8 @@ static int opt_set(const struct opt_def *d, const struct cfg_node *n, const char
 		if (n->type == CFG_LIST) {
 			for (const struct cfg_node *c = n->children; c != NULL; c = c->next) {
 				if (c->type != CFG_SCALAR || cfg_is_null(c)) {
-					*error_r = cfg_error_at(c, section, d->key, "list items must be strings, got %s",
+					*error_r = cfg_error_at(c, section, d->key,
+					                        "list items must be strings, got %s",
 					                        cfg_kind(c));
 					strlist_free(&l);
 					return -1;
@@ -538,8 +513,7 @@ static int opt_set(const struct opt_def *d, const struct cfg_node *n, const char
 	case OPT_STRLIST:
 	case OPT_NODE:
 	case OPT_ALIAS:
-	case OPT_REMOVED:
-		break;
+	case OPT_REMOVED: break;
 	}
 	*error_r = opt_type_error(d, n, section);
 	return -1;
@@ -566,7 +540,8 @@ void opt_defaults(const struct opt_def *defs, void *out)
 			/* a list default: "a, b" */
 			struct strlist *l = (struct strlist *)(void *)((char *)out + d->offset);
 			char *copy = xstrdup(d->default_value), *save = NULL;
-			for (char *t = strtok_r(copy, ", ", &save); t != NULL; t = strtok_r(NULL, ", ", &save))
+			for (char *t = strtok_r(copy, ", ", &save); t != NULL;
+			     t = strtok_r(NULL, ", ", &save))
 				strlist_add(l, t);
 			free(copy);
 			continue;
@@ -579,7 +554,8 @@ void opt_defaults(const struct opt_def *defs, void *out)
 		};
 		char *error = NULL;
 		if (opt_set(d, &n, NULL, out, &error) < 0)
-			log_fatal("option '%s': bad built-in default '%s': %s", d->key, d->default_value, error);
+			log_fatal("option '%s': bad built-in default '%s': %s", d->key, d->default_value,
+			          error);
 	}
 }
 
@@ -695,8 +671,8 @@ static void opt_warn(const struct cfg_node *c, const char *section, const char *
 	free(msg);
 }
 
-int opt_apply_over(const struct opt_def *defs, const struct cfg_node *map, const char *section,
-                   void *out, char **error_r)
+int opt_apply_over(const struct opt_def *defs, const struct cfg_node *map, const char *section, void *out,
+                   char **error_r)
 {
 	if (cfg_is_null(map))
 		return 0;
@@ -712,7 +688,8 @@ int opt_apply_over(const struct opt_def *defs, const struct cfg_node *map, const
 			return -1;
 		}
 		if (d->type == OPT_REMOVED) {
-			opt_warn(c, section, "no longer used (%s); ignored", d->doc != NULL ? d->doc : "removed");
+			opt_warn(c, section, "no longer used (%s); ignored",
+			         d->doc != NULL ? d->doc : "removed");
 			continue;
 		}
 		if (d->type == OPT_ALIAS) {
@@ -720,7 +697,8 @@ int opt_apply_over(const struct opt_def *defs, const struct cfg_node *map, const
 			if (to == NULL || !opt_has_field(to))
 				log_fatal("option alias '%s' names no option '%s'", d->key, d->default_value);
 			if (cfg_get(map, to->key) != NULL) {
-				*error_r = cfg_error_at_key(c, section, c->key, "is the old name of '%s', which is set too",
+				*error_r = cfg_error_at_key(c, section, c->key,
+				                            "is the old name of '%s', which is set too",
 				                            to->key);
 				return -1;
 			}
@@ -761,24 +739,12 @@ static void opt_dump_value(const struct opt_def *d, const void *in, struct buf *
 			opt_dump_scalar(out, s);
 		return;
 	}
-	case OPT_BOOL:
-		buf_append_str(out, *(const bool *)field ? "true" : "false");
-		return;
-	case OPT_INT:
-		buf_printf(out, "%d", *(const int *)field);
-		return;
-	case OPT_UINT:
-		buf_printf(out, "%u", *(const unsigned *)field);
-		return;
-	case OPT_SIZE:
-		size_out(out, *(const size_t *)field);
-		return;
-	case OPT_DURATION:
-		duration_out(out, *(const double *)field);
-		return;
-	case OPT_MODE:
-		buf_printf(out, "\"%04o\"", *(const unsigned *)field);
-		return;
+	case OPT_BOOL: buf_append_str(out, *(const bool *)field ? "true" : "false"); return;
+	case OPT_INT: buf_printf(out, "%d", *(const int *)field); return;
+	case OPT_UINT: buf_printf(out, "%u", *(const unsigned *)field); return;
+	case OPT_SIZE: size_out(out, *(const size_t *)field); return;
+	case OPT_DURATION: duration_out(out, *(const double *)field); return;
+	case OPT_MODE: buf_printf(out, "\"%04o\"", *(const unsigned *)field); return;
 	case OPT_ENUM: {
 		int v = *(const int *)field;
 		size_t count = 0;
@@ -810,8 +776,7 @@ static void opt_dump_value(const struct opt_def *d, const void *in, struct buf *
 		return;
 	}
 	case OPT_ALIAS:
-	case OPT_REMOVED:
-		return;
+	case OPT_REMOVED: return;
 	}
 }
 
@@ -823,7 +788,8 @@ void opt_dump(const struct opt_def *defs, const void *in, struct buf *out, int i
 		buf_printf(out, "%*s%s: ", indent, "", d->key);
 		/* Secrets are never printed: only whether one is set. */
 		if (d->type == OPT_STRING && strstr(d->key, "password") != NULL &&
-		    strstr(d->key, "file") == NULL && *(char *const *)((const char *)in + d->offset) != NULL) {
+		    strstr(d->key, "file") == NULL &&
+		    *(char *const *)((const char *)in + d->offset) != NULL) {
 			buf_append_str(out, "\"(set, not shown)\"\n");
 			continue;
 		}

@@ -48,9 +48,9 @@
 #define E_CB_TYPE "unsupported-channel-binding-type"
 #define E_CB_MISMATCH "channel-bindings-dont-match"
 
-#define SCRAM_SALT_LEN 16          /* bytes of a salt we make */
-#define SCRAM_SNONCE_BYTES 18      /* random bytes of the server nonce: 24 base64 chars */
-#define SCRAM_MAX_MESSAGE 4096     /* a client message longer than this is refused */
+#define SCRAM_SALT_LEN 16      /* bytes of a salt we make */
+#define SCRAM_SNONCE_BYTES 18  /* random bytes of the server nonce: 24 base64 chars */
+#define SCRAM_MAX_MESSAGE 4096 /* a client message longer than this is refused */
 
 size_t scram_hash_len(enum scram_hash h)
 {
@@ -104,8 +104,8 @@ char *scram_saslprep(const char *s)
 	return copy;
 }
 
-int scram_derive(enum scram_hash h, const char *password, const unsigned char *salt,
-                 size_t salt_len, unsigned iterations, struct scram_credentials *out)
+int scram_derive(enum scram_hash h, const char *password, const unsigned char *salt, size_t salt_len,
+                 unsigned iterations, struct scram_credentials *out)
 {
 	unsigned char random_salt[SCRAM_SALT_LEN];
 	unsigned char salted[SCRAM_MAX_HASH], client_key[SCRAM_MAX_HASH];
@@ -170,14 +170,14 @@ static char *fake_salt_b64(enum scram_hash h, const char *username)
 {
 	unsigned char mac[32];
 	unsigned int mac_len = 0;
-	struct buf in = {0};
+	struct buf in = { 0 };
 
 	pthread_once(&fake_secret_once, fake_secret_init);
 	buf_append_str(&in, scram_hash_name(h));
 	buf_append(&in, "", 1);
 	buf_append_str(&in, username);
-	if (HMAC(EVP_sha256(), fake_secret, sizeof(fake_secret), (const unsigned char *)in.data, in.len,
-	         mac, &mac_len) == NULL)
+	if (HMAC(EVP_sha256(), fake_secret, sizeof(fake_secret), (const unsigned char *)in.data, in.len, mac,
+	         &mac_len) == NULL)
 		abort();
 	buf_free(&in);
 	char *salt = base64_encode(mac, SCRAM_SALT_LEN);
@@ -188,10 +188,10 @@ static char *fake_salt_b64(enum scram_hash h, const char *username)
 /* ---- the exchange -------------------------------------------------------- */
 
 enum scram_state {
-	SCRAM_STATE_CLIENT_FIRST,   /* waiting for client-first */
-	SCRAM_STATE_CHALLENGE,      /* waiting for the caller's credentials */
-	SCRAM_STATE_CLIENT_FINAL,   /* server-first sent, waiting for client-final */
-	SCRAM_STATE_DONE,           /* succeeded or failed: nothing more */
+	SCRAM_STATE_CLIENT_FIRST, /* waiting for client-first */
+	SCRAM_STATE_CHALLENGE,    /* waiting for the caller's credentials */
+	SCRAM_STATE_CLIENT_FINAL, /* server-first sent, waiting for client-final */
+	SCRAM_STATE_DONE,         /* succeeded or failed: nothing more */
 };
 
 struct scram_server {
@@ -199,19 +199,19 @@ struct scram_server {
 	enum scram_state state;
 	bool plus;
 	bool offered_plus;
-	char *cbind_type;             /* NULL unless plus */
-	unsigned char *cbind_data;    /* NULL unless plus */
+	char *cbind_type;          /* NULL unless plus */
+	unsigned char *cbind_data; /* NULL unless plus */
 	size_t cbind_len;
 
-	char cbind_flag;              /* 'n', 'y' or 'p' from the client */
-	char *gs2_header;             /* "n,,", "p=tls-unique,a=...,", ... */
+	char cbind_flag;  /* 'n', 'y' or 'p' from the client */
+	char *gs2_header; /* "n,,", "p=tls-unique,a=...,", ... */
 	char *client_first_bare;
 	char *server_first;
-	char *username;               /* decoded and SASLprep'd */
-	char *authzid;                /* decoded, or NULL */
+	char *username; /* decoded and SASLprep'd */
+	char *authzid;  /* decoded, or NULL */
 	char *cnonce;
-	char *snonce_override;        /* test hook */
-	char *nonce;                  /* cnonce + snonce */
+	char *snonce_override; /* test hook */
+	char *nonce;           /* cnonce + snonce */
 
 	bool known_user;
 	unsigned char stored_key[SCRAM_MAX_HASH];
@@ -219,8 +219,7 @@ struct scram_server {
 };
 
 struct scram_server *scram_server_new(enum scram_hash h, bool plus, const char *cbind_type,
-                                      const unsigned char *cbind_data, size_t cbind_len,
-                                      bool offered_plus)
+                                      const unsigned char *cbind_data, size_t cbind_len, bool offered_plus)
 {
 	struct scram_server *s = xcalloc(1, sizeof(*s));
 	s->hash = h;
@@ -549,8 +548,7 @@ enum scram_step scram_server_challenge(struct scram_server *s, const struct scra
 
 /* The c= attribute must be base64 of gs2-header followed, with the 'p'
  * flag, by the channel binding data. */
-static bool cbind_matches(const struct scram_server *s, const char *b64, size_t b64_len,
-                          const char **error_r)
+static bool cbind_matches(const struct scram_server *s, const char *b64, size_t b64_len, const char **error_r)
 {
 	unsigned char *got;
 	size_t got_len;
@@ -568,8 +566,8 @@ static bool cbind_matches(const struct scram_server *s, const char *b64, size_t 
 	return ok;
 }
 
-enum scram_step scram_server_client_final(struct scram_server *s, const char *msg, size_t len,
-                                          char **out_r, size_t *out_len_r, const char **error_r)
+enum scram_step scram_server_client_final(struct scram_server *s, const char *msg, size_t len, char **out_r,
+                                          size_t *out_len_r, const char **error_r)
 {
 	const char *unused;
 	if (error_r == NULL)
@@ -595,7 +593,7 @@ enum scram_step scram_server_client_final(struct scram_server *s, const char *ms
 	unsigned char *proof = NULL;
 	size_t proof_len = 0;
 	unsigned char sig[SCRAM_MAX_HASH], client_key[SCRAM_MAX_HASH], check[SCRAM_MAX_HASH];
-	struct buf auth = {0};
+	struct buf auth = { 0 };
 	const char *p = m;
 
 	*error_r = E_MALFORMED;

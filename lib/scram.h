@@ -9,17 +9,17 @@
 #include "util.h"
 
 enum scram_hash { SCRAM_SHA1, SCRAM_SHA256 };
-#define SCRAM_MAX_HASH 32           /* bytes of the largest digest */
+#define SCRAM_MAX_HASH 32 /* bytes of the largest digest */
 #define SCRAM_DEFAULT_ITERATIONS 4096
 
 size_t scram_hash_len(enum scram_hash h);
-const char *scram_hash_name(enum scram_hash h);   /* "SHA-1", "SHA-256" */
+const char *scram_hash_name(enum scram_hash h); /* "SHA-1", "SHA-256" */
 
 /* What the store keeps for one user and one hash. */
 struct scram_credentials {
 	enum scram_hash hash;
 	unsigned iterations;
-	char *salt_b64;                          /* base64 of the salt */
+	char *salt_b64; /* base64 of the salt */
 	unsigned char stored_key[SCRAM_MAX_HASH];
 	unsigned char server_key[SCRAM_MAX_HASH];
 };
@@ -27,9 +27,9 @@ struct scram_credentials {
 /* Derive credentials from a password (already SASLprep'd by the caller or
  * not: see scram_saslprep).  salt NULL: 16 random bytes.  iterations 0: the
  * default.  Returns 0, or -1 if the password cannot be prepared. */
-int scram_derive(enum scram_hash h, const char *password, const unsigned char *salt,
-                 size_t salt_len, unsigned iterations, struct scram_credentials *out);
-void scram_credentials_clear(struct scram_credentials *c);   /* wipes keys */
+int scram_derive(enum scram_hash h, const char *password, const unsigned char *salt, size_t salt_len,
+                 unsigned iterations, struct scram_credentials *out);
+void scram_credentials_clear(struct scram_credentials *c); /* wipes keys */
 
 /* SASLprep (RFC 4013, libidn's stringprep profile) of a password into a
  * malloc'd string; NULL when the string is prohibited. */
@@ -37,9 +37,9 @@ char *scram_saslprep(const char *s);
 
 /* ---- the server side of one exchange ----------------------------------- */
 enum scram_step {
-	SCRAM_CONTINUE,      /* send *out_r as <challenge/> and wait for a response */
-	SCRAM_SUCCESS,       /* send *out_r as additional data in <success/> */
-	SCRAM_FAIL,          /* fail with *error_r ("malformed-request", "not-authorized", ...) */
+	SCRAM_CONTINUE, /* send *out_r as <challenge/> and wait for a response */
+	SCRAM_SUCCESS,  /* send *out_r as additional data in <success/> */
+	SCRAM_FAIL,     /* fail with *error_r ("malformed-request", "not-authorized", ...) */
 };
 
 struct scram_server;
@@ -48,8 +48,7 @@ struct scram_server;
  * "tls-exporter".  offered_plus: whether the server advertised -PLUS
  * mechanisms (a client flag 'y' is then a downgrade and fails). */
 struct scram_server *scram_server_new(enum scram_hash h, bool plus, const char *cbind_type,
-                                      const unsigned char *cbind_data, size_t cbind_len,
-                                      bool offered_plus);
+                                      const unsigned char *cbind_data, size_t cbind_len, bool offered_plus);
 void scram_server_free(struct scram_server **s);
 
 /* Step 1: parse the client-first message.  On SCRAM_CONTINUE the caller must
@@ -62,8 +61,8 @@ enum scram_step scram_server_client_first(struct scram_server *s, const char *ms
 enum scram_step scram_server_challenge(struct scram_server *s, const struct scram_credentials *cred,
                                        char **out_r, size_t *out_len_r);
 /* Step 3: verify client-final; on success *out_r is server-final ("v=..."). */
-enum scram_step scram_server_client_final(struct scram_server *s, const char *msg, size_t len,
-                                          char **out_r, size_t *out_len_r, const char **error_r);
+enum scram_step scram_server_client_final(struct scram_server *s, const char *msg, size_t len, char **out_r,
+                                          size_t *out_len_r, const char **error_r);
 /* The authorization identity the client asked for ("a=" field), or NULL. */
 const char *scram_server_authzid(const struct scram_server *s);
 

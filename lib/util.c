@@ -172,7 +172,7 @@ char *buf_steal(struct buf *b)
 /* ---- pool ------------------------------------------------------------------ */
 
 #define POOL_ALIGN 16
-#define ALIGN_UP(n, a) (((n) + (a) - 1) & ~(size_t)((a) - 1))
+#define ALIGN_UP(n, a) (((n) + (a)-1) & ~(size_t)((a)-1))
 #define POOL_MIN_BLOCK 128
 #define POOL_MAX_BLOCK 65536
 
@@ -389,7 +389,8 @@ int base64_decode(const char *in, size_t in_len, unsigned char **out_r, size_t *
 			if (v[k] < 0)
 				goto fail;
 		}
-		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+		uint32_t w =
+		        (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
 		out[o++] = (unsigned char)(w >> 16);
 		if (last && pad == 2) {
 			if ((w & 0xffff) != 0)

@@ -27,11 +27,15 @@ char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) ATTR_PRINTF(1, 2);
 char *xvasprintf(const char *fmt, va_list ap) ATTR_PRINTF(1, 0);
 /* free(*p) and set *p to NULL. */
-#define xfree(p) do { free(*(p)); *(p) = NULL; } while (0)
+#define xfree(p)             \
+	do {                 \
+		free(*(p));  \
+		*(p) = NULL; \
+	} while (0)
 
 /* ---- growable buffer --------------------------------------------------- */
 struct buf {
-	char *data;   /* always NUL-terminated when data != NULL */
+	char *data; /* always NUL-terminated when data != NULL */
 	size_t len;
 	size_t cap;
 };
@@ -53,7 +57,7 @@ char *buf_steal(struct buf *b);
  * time (a job's pool moves to a worker and back, never shared). */
 struct pool;
 struct pool *pool_new(size_t first_block);
-void *pool_alloc(struct pool *p, size_t size);          /* aligned to 16, zeroed */
+void *pool_alloc(struct pool *p, size_t size); /* aligned to 16, zeroed */
 char *pool_strdup(struct pool *p, const char *s);
 char *pool_strndup(struct pool *p, const char *s, size_t n);
 char *pool_printf(struct pool *p, const char *fmt, ...) ATTR_PRINTF(2, 3);

@@ -38,17 +38,17 @@ enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_FINISHED };
 
 struct worker_job {
 	struct worker_group *g;
-	struct worker_job *prev, *next;   /* thread queue or done list */
+	struct worker_job *prev, *next; /* thread queue or done list */
 	worker_work_fn *work;
-	worker_batch_fn *batch;           /* NULL: never batched */
+	worker_batch_fn *batch; /* NULL: never batched */
 	const void *batch_key;
 	worker_done_fn *done;
 	void *arg;
-	double deadline;                  /* monotonic seconds; 0: none */
+	double deadline; /* monotonic seconds; 0: none */
 	unsigned thread;
-	enum job_state state;             /* under the group mutex */
-	enum worker_status status;        /* DONE or EXPIRED, set before FINISHED */
-	bool cancelled;                   /* loop thread only */
+	enum job_state state;      /* under the group mutex */
+	enum worker_status status; /* DONE or EXPIRED, set before FINISHED */
+	bool cancelled;            /* loop thread only */
 };
 
 struct job_list {
@@ -68,22 +68,22 @@ struct worker_group {
 	struct ev_loop *loop;
 	char *name;
 	unsigned nthreads;
-	unsigned queue_max;               /* 0: unlimited */
+	unsigned queue_max; /* 0: unlimited */
 	worker_thread_init_fn *init;
 	worker_thread_deinit_fn *deinit;
 	void *group_ctx;
 
 	pthread_mutex_t mutex;
 	struct worker_thread *threads;
-	unsigned queued;                  /* jobs in thread queues (mutex) */
-	bool stopping;                    /* mutex */
-	struct job_list done;             /* mutex */
+	unsigned queued;      /* jobs in thread queues (mutex) */
+	bool stopping;        /* mutex */
+	struct job_list done; /* mutex */
 
 	ev_async async;
 	ev_timer expire;
-	double expire_at;                 /* deadline the timer is set for (loop) */
-	unsigned outstanding;             /* submitted, done not yet run (loop) */
-	bool freeing;                     /* loop */
+	double expire_at;     /* deadline the timer is set for (loop) */
+	unsigned outstanding; /* submitted, done not yet run (loop) */
+	bool freeing;         /* loop */
 };
 
 static double mono_now(void)
@@ -139,7 +139,7 @@ static void *thread_main(void *arg)
 			pthread_cond_wait(&t->cond, &g->mutex);
 		struct worker_job *j = list_pop(&t->queue);
 		if (j == NULL)
-			break;          /* stopping and nothing left */
+			break; /* stopping and nothing left */
 		g->queued--;
 		j->state = JOB_RUNNING;
 		/* The jobs right behind it that can share its batch. */
@@ -295,7 +295,7 @@ struct worker_group *worker_group_new(struct ev_loop *loop, const char *name, un
 	ev_async_init(&g->async, async_cb);
 	g->async.data = g;
 	ev_async_start(loop, &g->async);
-	ev_unref(loop);          /* only outstanding jobs keep the loop alive */
+	ev_unref(loop); /* only outstanding jobs keep the loop alive */
 	ev_timer_init(&g->expire, expire_cb, 0, 0);
 	g->expire.data = g;
 
@@ -315,7 +315,7 @@ struct worker_group *worker_group_new(struct ev_loop *loop, const char *name, un
 		t->started = true;
 		char tname[32];
 		snprintf(tname, sizeof(tname), "%.11s-%u", g->name, i);
-		tname[15] = '\0';      /* the kernel's limit */
+		tname[15] = '\0'; /* the kernel's limit */
 		pthread_setname_np(t->tid, tname);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -356,10 +356,9 @@ void worker_group_free(struct worker_group **gp)
 	free(g);
 }
 
-struct worker_job *worker_submit_batch(struct worker_group *g, uint32_t shard,
-                                       worker_work_fn *work, worker_batch_fn *batch,
-                                       const void *key, worker_done_fn *done, void *arg,
-                                       double timeout)
+struct worker_job *worker_submit_batch(struct worker_group *g, uint32_t shard, worker_work_fn *work,
+                                       worker_batch_fn *batch, const void *key, worker_done_fn *done,
+                                       void *arg, double timeout)
 {
 	assert(work != NULL && done != NULL);
 	if (g->freeing)

@@ -47,10 +47,9 @@ struct worker_job *worker_submit(struct worker_group *g, uint32_t shard, worker_
  * and key (at most WORKER_BATCH_MAX of them, none expired).  Each job still
  * gets its own done call, in submission order, after batch returned. */
 #define WORKER_BATCH_MAX 64
-struct worker_job *worker_submit_batch(struct worker_group *g, uint32_t shard,
-                                       worker_work_fn *work, worker_batch_fn *batch,
-                                       const void *key, worker_done_fn *done, void *job,
-                                       double timeout);
+struct worker_job *worker_submit_batch(struct worker_group *g, uint32_t shard, worker_work_fn *work,
+                                       worker_batch_fn *batch, const void *key, worker_done_fn *done,
+                                       void *job, double timeout);
 /* Cancel: done will be called with WORKER_CANCELLED (from the loop, later),
  * even if the work already ran; the caller's context must stay valid or done
  * must not dereference it.  The handle is invalid after done has run. */

@@ -311,7 +311,8 @@ struct xml_node *xml_path(const struct xml_node *el, const char *path)
 		size_t len = slash != NULL ? (size_t)(slash - path) : strlen(path);
 		struct xml_node *found = NULL;
 		for (struct xml_node *c = cur->children; c != NULL; c = c->next) {
-			if (c->type == XML_ELEMENT && strncmp(c->name, path, len) == 0 && c->name[len] == '\0') {
+			if (c->type == XML_ELEMENT && strncmp(c->name, path, len) == 0 &&
+			    c->name[len] == '\0') {
 				found = c;
 				break;
 			}
@@ -348,8 +349,7 @@ static const char *escape_for(unsigned char c, bool attr)
 
 /* Bit 1: escaped in text, bit 2: escaped in attribute values. */
 static const unsigned char escape_class[256] = {
-	['&'] = 3, ['<'] = 3, ['>'] = 3, ['\r'] = 3,
-	['\''] = 2, ['"'] = 2, ['\n'] = 2, ['\t'] = 2,
+	['&'] = 3, ['<'] = 3, ['>'] = 3, ['\r'] = 3, ['\''] = 2, ['"'] = 2, ['\n'] = 2, ['\t'] = 2,
 };
 
 void xml_escape(struct buf *out, const char *s, size_t len, bool attr)

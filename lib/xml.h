@@ -17,46 +17,46 @@
 #include "util.h"
 
 /* Namespaces used across the server. */
-#define NS_CLIENT     "jabber:client"
-#define NS_SERVER     "jabber:server"
-#define NS_STREAM     "http://etherx.jabber.org/streams"
-#define NS_STREAMS    "urn:ietf:params:xml:ns:xmpp-streams"
-#define NS_STANZAS    "urn:ietf:params:xml:ns:xmpp-stanzas"
-#define NS_TLS        "urn:ietf:params:xml:ns:xmpp-tls"
-#define NS_SASL       "urn:ietf:params:xml:ns:xmpp-sasl"
-#define NS_BIND       "urn:ietf:params:xml:ns:xmpp-bind"
-#define NS_SESSION    "urn:ietf:params:xml:ns:xmpp-session"
-#define NS_XML        "http://www.w3.org/XML/1998/namespace"
-#define NS_ROSTER     "jabber:iq:roster"
+#define NS_CLIENT "jabber:client"
+#define NS_SERVER "jabber:server"
+#define NS_STREAM "http://etherx.jabber.org/streams"
+#define NS_STREAMS "urn:ietf:params:xml:ns:xmpp-streams"
+#define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
+#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
+#define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
+#define NS_XML "http://www.w3.org/XML/1998/namespace"
+#define NS_ROSTER "jabber:iq:roster"
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
-#define NS_VERSION    "jabber:iq:version"
-#define NS_PING       "urn:xmpp:ping"
-#define NS_TIME       "urn:xmpp:time"
-#define NS_REGISTER   "jabber:iq:register"
+#define NS_VERSION "jabber:iq:version"
+#define NS_PING "urn:xmpp:ping"
+#define NS_TIME "urn:xmpp:time"
+#define NS_REGISTER "jabber:iq:register"
 #define NS_FEATURE_REGISTER "http://jabber.org/features/iq-register"
-#define NS_DELAY      "urn:xmpp:delay"
+#define NS_DELAY "urn:xmpp:delay"
 #define NS_DATA_FORMS "jabber:x:data"
 
 enum xml_node_type { XML_ELEMENT, XML_TEXT };
 
 struct xml_attr {
-	const char *name;        /* local name; "xml:lang" for the xml: prefix */
-	const char *ns;          /* NULL for the (usual) unqualified attribute */
+	const char *name; /* local name; "xml:lang" for the xml: prefix */
+	const char *ns;   /* NULL for the (usual) unqualified attribute */
 	const char *value;
 	struct xml_attr *next;
 };
 
 struct xml_node {
 	enum xml_node_type type;
-	const char *name;        /* element: local name; text: NULL */
-	const char *ns;          /* element: namespace URI ("" when none) */
-	const char *text;        /* text: the characters (not escaped), NUL-terminated */
+	const char *name; /* element: local name; text: NULL */
+	const char *ns;   /* element: namespace URI ("" when none) */
+	const char *text; /* text: the characters (not escaped), NUL-terminated */
 	size_t text_len;
-	struct xml_attr *attrs;  /* in document order */
+	struct xml_attr *attrs; /* in document order */
 	struct xml_node *parent;
 	struct xml_node *children, *last_child, *next;
-	struct pool *pool;       /* the tree's pool (same for every node of a tree) */
+	struct pool *pool; /* the tree's pool (same for every node of a tree) */
 };
 
 /* ---- building --------------------------------------------------------- */
@@ -120,16 +120,16 @@ char *xml_to_string(const struct xml_node *el, const char *parent_ns);
  */
 enum xml_parse_error {
 	XML_PARSE_OK = 0,
-	XML_PARSE_NOT_WELL_FORMED,   /* -> <not-well-formed/> */
-	XML_PARSE_RESTRICTED,        /* -> <restricted-xml/> */
-	XML_PARSE_POLICY,            /* -> <policy-violation/> (a limit) */
-	XML_PARSE_BAD_NAMESPACE,     /* -> <invalid-namespace/> (header not in NS_STREAM) */
+	XML_PARSE_NOT_WELL_FORMED, /* -> <not-well-formed/> */
+	XML_PARSE_RESTRICTED,      /* -> <restricted-xml/> */
+	XML_PARSE_POLICY,          /* -> <policy-violation/> (a limit) */
+	XML_PARSE_BAD_NAMESPACE,   /* -> <invalid-namespace/> (header not in NS_STREAM) */
 };
 
 struct xml_parser_limits {
-	size_t max_stanza;           /* bytes of one depth-1 element (default 262144) */
-	unsigned max_depth;          /* nesting below the stream element (default 64) */
-	unsigned max_attrs;          /* attributes on one element (default 64) */
+	size_t max_stanza;  /* bytes of one depth-1 element (default 262144) */
+	unsigned max_depth; /* nesting below the stream element (default 64) */
+	unsigned max_attrs; /* attributes on one element (default 64) */
 };
 
 struct xml_parser_callbacks {
@@ -151,9 +151,9 @@ struct xml_parser *xml_parser_new(const struct xml_parser_limits *limits,
 void xml_parser_free(struct xml_parser **p);
 
 enum xml_feed_result {
-	XML_FEED_OK,          /* all bytes consumed */
-	XML_FEED_SUSPENDED,   /* a stanza callback returned true; the rest is kept */
-	XML_FEED_ERROR,       /* see xml_parser_error(); the parser is dead */
+	XML_FEED_OK,        /* all bytes consumed */
+	XML_FEED_SUSPENDED, /* a stanza callback returned true; the rest is kept */
+	XML_FEED_ERROR,     /* see xml_parser_error(); the parser is dead */
 };
 /* Feed bytes.  Callbacks run inside this call.  May not be called while
  * suspended (use xml_parser_resume first). */

@@ -57,10 +57,9 @@
  */
 XML_Bool XML_SetReparseDeferralEnabled(XML_Parser parser, XML_Bool enabled) __attribute__((weak));
 XML_Bool XML_SetBillionLaughsAttackProtectionMaximumAmplification(XML_Parser parser, float factor)
-	__attribute__((weak));
-XML_Bool XML_SetBillionLaughsAttackProtectionActivationThreshold(XML_Parser parser,
-                                                                 unsigned long long bytes)
-	__attribute__((weak));
+        __attribute__((weak));
+XML_Bool XML_SetBillionLaughsAttackProtectionActivationThreshold(XML_Parser parser, unsigned long long bytes)
+        __attribute__((weak));
 
 struct xml_parser {
 	XML_Parser xp;
@@ -68,7 +67,7 @@ struct xml_parser {
 	struct xml_parser_callbacks cb;
 	void *ctx;
 	unsigned long salt;
-	bool in_expat;                /* inside XML_Parse/XML_ResumeParser */
+	bool in_expat; /* inside XML_Parse/XML_ResumeParser */
 
 	/* memory accounting (allocator hooks) */
 	size_t mem;
@@ -76,23 +75,23 @@ struct xml_parser {
 	bool mem_limit_hit;
 
 	enum xml_parse_error error;
-	bool failed;                  /* dead: every call reports XML_FEED_ERROR */
+	bool failed; /* dead: every call reports XML_FEED_ERROR */
 	char error_text[200];
 
 	/* stream */
-	bool started, ended;          /* header seen; </stream:stream> seen */
-	bool replaying;               /* feeding header_replay after a compact */
-	unsigned depth;               /* open elements, the stream element included */
-	unsigned pending_decls;       /* namespace declarations of the next element */
-	struct buf header_decls;      /* the header's declarations, serialised */
-	char *header_default_ns;      /* the header's default namespace (or NULL) */
+	bool started, ended;     /* header seen; </stream:stream> seen */
+	bool replaying;          /* feeding header_replay after a compact */
+	unsigned depth;          /* open elements, the stream element included */
+	unsigned pending_decls;  /* namespace declarations of the next element */
+	struct buf header_decls; /* the header's declarations, serialised */
+	char *header_default_ns; /* the header's default namespace (or NULL) */
 	char *header_replay;
 	size_t header_replay_len;
 
 	/* stanza being built */
 	struct xml_node *stanza, *cur;
 	long long stanza_start;
-	struct buf text;              /* character data not yet added to cur */
+	struct buf text; /* character data not yet added to cur */
 
 	/* offsets (expat indexes) */
 	long long fed;
@@ -100,7 +99,7 @@ struct xml_parser {
 	long long idle_mark;
 
 	/* suspension */
-	bool suspending;              /* a stanza callback returned true during this parse */
+	bool suspending; /* a stanza callback returned true during this parse */
 	long long susp_end;
 	bool suspended;
 	struct buf rest;
@@ -203,8 +202,7 @@ static void fail_expat(struct xml_parser *p)
 		return;
 	}
 	switch (code) {
-	case XML_ERROR_NO_MEMORY:
-		log_fatal("out of memory in the XML parser");
+	case XML_ERROR_NO_MEMORY: log_fatal("out of memory in the XML parser");
 	case XML_ERROR_UNDEFINED_ENTITY:
 	case XML_ERROR_RECURSIVE_ENTITY_REF:
 	case XML_ERROR_BINARY_ENTITY_REF:
@@ -216,29 +214,56 @@ static void fail_expat(struct xml_parser *p)
 #endif
 		e = XML_PARSE_RESTRICTED;
 		break;
-	default:
-		break;
+	default: break;
 	}
 	fail(p, e, "%s (line %lu, column %lu)", XML_ErrorString(code), line, col + 1);
 }
 
 /* ---- namespaces and names ---------------------------------------------- */
 
-#define KNOWN(s) { s, sizeof(s) - 1 }
+#define KNOWN(s)                 \
+	{                        \
+		s, sizeof(s) - 1 \
+	}
 static const struct {
 	const char *s;
 	size_t len;
 } known_ns[] = {
-	KNOWN(NS_CLIENT), KNOWN(NS_SERVER), KNOWN(NS_STREAM), KNOWN(NS_STREAMS), KNOWN(NS_STANZAS),
-	KNOWN(NS_TLS), KNOWN(NS_SASL), KNOWN(NS_BIND), KNOWN(NS_SESSION), KNOWN(NS_XML),
-	KNOWN(NS_ROSTER), KNOWN(NS_DISCO_INFO), KNOWN(NS_DISCO_ITEMS), KNOWN(NS_VERSION),
-	KNOWN(NS_PING), KNOWN(NS_TIME), KNOWN(NS_REGISTER), KNOWN(NS_DELAY), KNOWN(NS_DATA_FORMS),
-	KNOWN("http://jabber.org/protocol/chatstates"), KNOWN("urn:xmpp:receipts"),
-	KNOWN("http://jabber.org/protocol/caps"), KNOWN("urn:xmpp:sid:0"), KNOWN("urn:xmpp:carbons:2"),
-	KNOWN("urn:xmpp:hints"), KNOWN("urn:xmpp:sm:3"), KNOWN("urn:xmpp:mam:2"),
-	KNOWN("http://jabber.org/protocol/muc"), KNOWN("http://jabber.org/protocol/muc#user"),
-	KNOWN("vcard-temp"), KNOWN("vcard-temp:x:update"), KNOWN("jabber:iq:private"),
-	KNOWN("urn:xmpp:blocking"), KNOWN("jabber:x:oob"), KNOWN("urn:xmpp:idle:1"),
+	KNOWN(NS_CLIENT),
+	KNOWN(NS_SERVER),
+	KNOWN(NS_STREAM),
+	KNOWN(NS_STREAMS),
+	KNOWN(NS_STANZAS),
+	KNOWN(NS_TLS),
+	KNOWN(NS_SASL),
+	KNOWN(NS_BIND),
+	KNOWN(NS_SESSION),
+	KNOWN(NS_XML),
+	KNOWN(NS_ROSTER),
+	KNOWN(NS_DISCO_INFO),
+	KNOWN(NS_DISCO_ITEMS),
+	KNOWN(NS_VERSION),
+	KNOWN(NS_PING),
+	KNOWN(NS_TIME),
+	KNOWN(NS_REGISTER),
+	KNOWN(NS_DELAY),
+	KNOWN(NS_DATA_FORMS),
+	KNOWN("http://jabber.org/protocol/chatstates"),
+	KNOWN("urn:xmpp:receipts"),
+	KNOWN("http://jabber.org/protocol/caps"),
+	KNOWN("urn:xmpp:sid:0"),
+	KNOWN("urn:xmpp:carbons:2"),
+	KNOWN("urn:xmpp:hints"),
+	KNOWN("urn:xmpp:sm:3"),
+	KNOWN("urn:xmpp:mam:2"),
+	KNOWN("http://jabber.org/protocol/muc"),
+	KNOWN("http://jabber.org/protocol/muc#user"),
+	KNOWN("vcard-temp"),
+	KNOWN("vcard-temp:x:update"),
+	KNOWN("jabber:iq:private"),
+	KNOWN("urn:xmpp:blocking"),
+	KNOWN("jabber:x:oob"),
+	KNOWN("urn:xmpp:idle:1"),
 };
 
 /* A namespace URI as a string that lives at least as long as the tree of
@@ -261,7 +286,7 @@ struct qname {
 	size_t uri_len;
 	const char *local;
 	size_t local_len;
-	const char *prefix;           /* NULL when none */
+	const char *prefix; /* NULL when none */
 };
 
 static void split_name(const char *name, struct qname *q)
@@ -398,8 +423,7 @@ static void stream_header(struct xml_parser *p, const struct qname *q, const XML
 
 	struct pool *pool = pool_new(STANZA_POOL_BLOCK);
 	struct xml_node *header = element_new(pool, NULL, q, atts);
-	const char *default_ns =
-		p->header_default_ns != NULL ? pool_strdup(pool, p->header_default_ns) : "";
+	const char *default_ns = p->header_default_ns != NULL ? pool_strdup(pool, p->header_default_ns) : "";
 	if (p->cb.stream_start != NULL)
 		p->cb.stream_start(p->ctx, header, default_ns);
 	else
@@ -626,8 +650,8 @@ static void reset_stream(struct xml_parser *p)
 	p->fed = p->chunk_start = p->idle_mark = 0;
 }
 
-struct xml_parser *xml_parser_new(const struct xml_parser_limits *limits, const struct xml_parser_callbacks *cb,
-                                  void *ctx)
+struct xml_parser *xml_parser_new(const struct xml_parser_limits *limits,
+                                  const struct xml_parser_callbacks *cb, void *ctx)
 {
 	struct xml_parser *p = xcalloc(1, sizeof(*p));
 	if (limits != NULL)
@@ -664,7 +688,8 @@ void xml_parser_free(struct xml_parser **pp)
 
 /* After a parse or resume: classify the outcome.  data/len is the chunk
  * just given to expat (NULL for a resume). */
-static enum xml_feed_result after_parse(struct xml_parser *p, enum XML_Status st, const char *data, size_t len)
+static enum xml_feed_result after_parse(struct xml_parser *p, enum XML_Status st, const char *data,
+                                        size_t len)
 {
 	if (st == XML_STATUS_ERROR || p->failed) {
 		if (!p->failed)
@@ -882,7 +907,9 @@ struct xml_node *xml_parse_string(const char *s, size_t len, const char *default
                                   const struct xml_parser_limits *limits, const char **error_r)
 {
 	static const struct xml_parser_callbacks cb = {
-		.stream_start = one_start, .stanza = one_stanza, .stream_end = one_end,
+		.stream_start = one_start,
+		.stanza = one_stanza,
+		.stream_end = one_end,
 	};
 	struct parse_one po = { 0 };
 	struct xml_parser *p = xml_parser_new(limits, &cb, &po);

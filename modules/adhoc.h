@@ -31,19 +31,19 @@ struct auth_req;
 typedef void adhoc_run_fn(struct adhoc_request *req, void *ctx);
 
 struct adhoc_command {
-	const char *node;        /* e.g. "http://jabber.org/protocol/admin#add-user" */
-	const char *name;        /* human-readable, shown in the command list */
-	bool admin_only;         /* only the host's admins see and run it (else <forbidden/>) */
+	const char *node; /* e.g. "http://jabber.org/protocol/admin#add-user" */
+	const char *name; /* human-readable, shown in the command list */
+	bool admin_only;  /* only the host's admins see and run it (else <forbidden/>) */
 	adhoc_run_fn *run;
 };
 
 struct adhoc_request {
 	struct host *host;
-	const struct jid *from;           /* the requester (full JID) */
+	const struct jid *from; /* the requester (full JID) */
 	const struct adhoc_command *cmd;
-	unsigned stage;                   /* 0: first execute; then one more per submit */
-	const struct xml_node *form;      /* the submitted <x xmlns='jabber:x:data'/>, or NULL */
-	void *ctx;                        /* the registration's ctx */
+	unsigned stage;              /* 0: first execute; then one more per submit */
+	const struct xml_node *form; /* the submitted <x xmlns='jabber:x:data'/>, or NULL */
+	void *ctx;                   /* the registration's ctx */
 	/* A command's work in flight (cancelled when mod_adhoc stops). */
 	struct storage_req *storage;
 	struct auth_req *auth;
@@ -84,8 +84,8 @@ void adhoc_fail(struct adhoc_request *req, enum stanza_error e, const char *text
 struct xml_node *form_new(const char *type, const char *title, const char *instructions,
                           const char *form_type);
 /* Add a field; value may be NULL.  Returns the <field/>. */
-struct xml_node *form_add_field(struct xml_node *form, const char *var, const char *type,
-                                const char *label, const char *value, bool required);
+struct xml_node *form_add_field(struct xml_node *form, const char *var, const char *type, const char *label,
+                                const char *value, bool required);
 void form_field_add_value(struct xml_node *field, const char *value);
 /* The first value of field var in a submitted form, or NULL. */
 const char *form_value(const struct xml_node *form, const char *var);

@@ -17,27 +17,27 @@ struct announce_req;
 
 enum announce_result {
 	ANNOUNCE_OK,
-	ANNOUNCE_OFF,        /* mod_announce does not run on the host */
-	ANNOUNCE_TEMPFAIL,   /* the store is unavailable now, or the module stopped */
-	ANNOUNCE_FAILED,     /* any other failure */
+	ANNOUNCE_OFF,      /* mod_announce does not run on the host */
+	ANNOUNCE_TEMPFAIL, /* the store is unavailable now, or the module stopped */
+	ANNOUNCE_FAILED,   /* any other failure */
 };
 
 /* Send a message (type "normal" or "headline", subject NULL or "" for
  * none, body) from h to every session of h, now.  *sessions_r and
  * *users_r (may be NULL) count whom it went to.  ANNOUNCE_OFF (nothing
  * sent) when mod_announce does not run on h. */
-enum announce_result announce_online(struct host *h, const char *type, const char *subject,
-                                     const char *body, unsigned *sessions_r, unsigned *users_r);
+enum announce_result announce_online(struct host *h, const char *type, const char *subject, const char *body,
+                                     unsigned *sessions_r, unsigned *users_r);
 
 /* What an announcement to every registered user came to. */
 struct announce_report {
-	enum announce_result result;  /* ANNOUNCE_OK: every user got it, has it stored, or was skipped */
-	unsigned online;              /* users it was delivered to at once */
-	unsigned stored;              /* users it was stored for offline (committed) */
-	unsigned skipped;             /* users not stored for: their block or privacy list
+	enum announce_result result; /* ANNOUNCE_OK: every user got it, has it stored, or was skipped */
+	unsigned online;             /* users it was delivered to at once */
+	unsigned stored;             /* users it was stored for offline (committed) */
+	unsigned skipped;            /* users not stored for: their block or privacy list
 	                               * refuses it, or the account went meanwhile */
-	unsigned failed;              /* users it could not be stored for */
-	const char *error;            /* why, when result is not ANNOUNCE_OK */
+	unsigned failed;             /* users it could not be stored for */
+	const char *error;           /* why, when result is not ANNOUNCE_OK */
 };
 typedef void announce_all_fn(void *ctx, const struct announce_report *r);
 
@@ -49,8 +49,8 @@ typedef void announce_all_fn(void *ctx, const struct announce_report *r);
  * failed; the report is valid during the call.  Returns a handle for
  * announce_cancel, or NULL when mod_announce does not run on h (done will
  * not run). */
-struct announce_req *announce_all(struct host *h, const char *type, const char *subject,
-                                  const char *body, announce_all_fn *done, void *ctx);
+struct announce_req *announce_all(struct host *h, const char *type, const char *subject, const char *body,
+                                  announce_all_fn *done, void *ctx);
 
 /* h's message of the day: ANNOUNCE_OK with *text_r (NULL: none; valid
  * until the loop runs again), ANNOUNCE_OFF, or ANNOUNCE_TEMPFAIL when it is
@@ -64,8 +64,7 @@ typedef void announce_motd_fn(void *ctx, enum announce_result r, const char *err
  * the new one.  done runs once, from the loop, never inside this call.
  * Returns a handle for announce_cancel, or NULL when mod_announce does not
  * run on h (done will not run). */
-struct announce_req *announce_motd_set(struct host *h, const char *text, announce_motd_fn *done,
-                                       void *ctx);
+struct announce_req *announce_motd_set(struct host *h, const char *text, announce_motd_fn *done, void *ctx);
 
 /* done will not run.  Offline copies of an announcement already handed to
  * mod_offline are still stored. */

@@ -44,17 +44,17 @@ void modules_register_builtin(void)
 }
 
 static const char *const scope_names[IQ_SCOPE_COUNT] = {
-	[IQ_SCOPE_SERVER] = "server", [IQ_SCOPE_USER] = "user", [IQ_SCOPE_PREAUTH] = "pre-auth",
+	[IQ_SCOPE_SERVER] = "server",
+	[IQ_SCOPE_USER] = "user",
+	[IQ_SCOPE_PREAUTH] = "pre-auth",
 };
 
-int builtin_iq_register(struct host *h, const struct builtin_iq *table, size_t n, void *ctx,
-                        char **error_r)
+int builtin_iq_register(struct host *h, const struct builtin_iq *table, size_t n, void *ctx, char **error_r)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (iq_register(h, table[i].scope, table[i].ns, table[i].discipline, table[i].fn,
-		                ctx) < 0) {
-			*error_r = xasprintf("another module already handles %s (%s scope)",
-			                     table[i].ns, scope_names[table[i].scope]);
+		if (iq_register(h, table[i].scope, table[i].ns, table[i].discipline, table[i].fn, ctx) < 0) {
+			*error_r = xasprintf("another module already handles %s (%s scope)", table[i].ns,
+			                     scope_names[table[i].scope]);
 			builtin_iq_unregister(h, table, i);
 			return -1;
 		}
@@ -68,8 +68,7 @@ void builtin_iq_unregister(struct host *h, const struct builtin_iq *table, size_
 		iq_unregister(h, table[i - 1].scope, table[i - 1].ns);
 }
 
-int builtin_parts_add(struct host *h, const struct builtin_parts *parts, void *ctx,
-                      char **error_r)
+int builtin_parts_add(struct host *h, const struct builtin_parts *parts, void *ctx, char **error_r)
 {
 	if (builtin_iq_register(h, parts->iqs, parts->niqs, ctx, error_r) < 0)
 		return -1;
@@ -138,9 +137,8 @@ struct barrier_hold *builtin_hold_take(void)
 	return barrier_hold_current();
 }
 
-size_t builtin_sessions(struct host *h, const char *user,
-                        bool (*want)(const struct session *s, void *ctx), void *ctx,
-                        struct jid **targets_r)
+size_t builtin_sessions(struct host *h, const char *user, bool (*want)(const struct session *s, void *ctx),
+                        void *ctx, struct jid **targets_r)
 {
 	size_t n = 0;
 	for (struct session *s = sm_user_sessions(h, user); s != NULL; s = s->next_of_user)
@@ -167,7 +165,7 @@ bool builtin_session_available(const struct session *s, void *ctx)
 void builtin_push(struct host *h, const char *user, struct jid *targets, size_t n,
                   const struct xml_node *payload)
 {
-	struct jid bare = {0};
+	struct jid bare = { 0 };
 	jid_set(&bare, user, h->name, NULL);
 	for (size_t i = 0; i < n; i++) {
 		char id[17];
@@ -206,7 +204,10 @@ void roster_view_make(struct roster_view *v, struct host *h, const char *user,
                       const struct roster_item *stored, size_t nstored, bool presence)
 {
 	struct hook_roster_view hv = {
-		.user = user, .presence = presence, .stored = stored, .nstored = nstored,
+		.user = user,
+		.presence = presence,
+		.stored = stored,
+		.nstored = nstored,
 	};
 	roster_view_run(v, h, &hv, stored, nstored);
 }
@@ -216,8 +217,11 @@ void roster_view_one(struct roster_view *v, struct host *h, const char *user,
 {
 	struct roster_item none = { .jid = (char *)jid, .subscription = SUB_REMOVE };
 	struct hook_roster_view hv = {
-		.user = user, .presence = presence, .single = true,
-		.stored = stored != NULL ? stored : &none, .nstored = 1,
+		.user = user,
+		.presence = presence,
+		.single = true,
+		.stored = stored != NULL ? stored : &none,
+		.nstored = 1,
 	};
 	roster_view_run(v, h, &hv, stored, stored != NULL ? 1 : 0);
 }

@@ -45,13 +45,12 @@ struct builtin_iq {
 /* Register every handler of table with ctx, all or nothing: on a conflict
  * the ones registered so far are unregistered and -1 is returned with a
  * malloc'd *error_r naming the namespace. */
-int builtin_iq_register(struct host *h, const struct builtin_iq *table, size_t n, void *ctx,
-                        char **error_r);
+int builtin_iq_register(struct host *h, const struct builtin_iq *table, size_t n, void *ctx, char **error_r);
 void builtin_iq_unregister(struct host *h, const struct builtin_iq *table, size_t n);
 
 /* One hook callback of a module. */
 struct builtin_hook {
-	const char *name;             /* HOOK_* */
+	const char *name; /* HOOK_* */
 	int priority;
 	hook_fn *fn;
 };
@@ -62,13 +61,12 @@ struct builtin_parts {
 	size_t niqs;
 	const struct builtin_hook *hooks;
 	size_t nhooks;
-	const char *feature;          /* of the server JID (disco#info), or NULL */
-	const char *user_feature;     /* of every account's bare JID too, or NULL */
+	const char *feature;      /* of the server JID (disco#info), or NULL */
+	const char *user_feature; /* of every account's bare JID too, or NULL */
 };
 /* Add every part with ctx, all or nothing: -1 with *error_r as for
  * builtin_iq_register, and nothing added. */
-int builtin_parts_add(struct host *h, const struct builtin_parts *parts, void *ctx,
-                      char **error_r);
+int builtin_parts_add(struct host *h, const struct builtin_parts *parts, void *ctx, char **error_r);
 /* Remove what builtin_parts_add added (hooks first, then the iq handlers,
  * which answers the requests queued for them, then the features). */
 void builtin_parts_remove(struct host *h, const struct builtin_parts *parts, void *ctx);
@@ -113,9 +111,8 @@ struct jid;
 /* The full JIDs of user's sessions on h that want says yes to (want NULL:
  * every session), copied: routing to one may close another.  Returns the
  * count, with a malloc'd array in *targets_r (NULL when 0). */
-size_t builtin_sessions(struct host *h, const char *user,
-                        bool (*want)(const struct session *s, void *ctx), void *ctx,
-                        struct jid **targets_r);
+size_t builtin_sessions(struct host *h, const char *user, bool (*want)(const struct session *s, void *ctx),
+                        void *ctx, struct jid **targets_r);
 /* A want for builtin_sessions: the sessions that are available. */
 bool builtin_session_available(const struct session *s, void *ctx);
 /* Send each target an <iq type='set'/> (a push) from user's bare JID with
@@ -129,15 +126,13 @@ struct roster_item;
 /* Send a roster push of it (at roster version) to every interested resource
  * of user on h; items that are roster_item_pending_only are not pushed by
  * mod_presence (callers decide). */
-void roster_push(struct host *h, const char *user, const struct roster_item *it,
-                 uint64_t version);
+void roster_push(struct host *h, const char *user, const struct roster_item *it, uint64_t version);
 /* True for an item that only records a pending inbound subscription request
  * (subscription none, nothing asked, no name, no group): kept in storage so
  * the request survives, but not shown in the roster. */
 bool roster_item_pending_only(const struct roster_item *it);
 /* The item of jid (a bare JID string) among items, or NULL. */
-const struct roster_item *roster_find_item(const struct roster_item *items, size_t count,
-                                           const char *jid);
+const struct roster_item *roster_find_item(const struct roster_item *items, size_t count, const char *jid);
 
 /* ---- shared by mod_offline, mod_blocking and mod_privacy ------------------- */
 
@@ -152,8 +147,8 @@ bool blocking_list_matches(const struct strlist *sorted, const struct jid *peer)
  * stanza of kind bit (a PRIVACY_* bit; 0 for what only items covering
  * every stanza apply to) from peer, with the user's roster (for group and
  * subscription items; roster may be NULL when nroster is 0). */
-bool privacy_list_denies(const struct privacy_list *list, const struct roster_item *roster,
-                         size_t nroster, unsigned bit, const struct jid *peer);
+bool privacy_list_denies(const struct privacy_list *list, const struct roster_item *roster, size_t nroster,
+                         unsigned bit, const struct jid *peer);
 /* Whether list has group or subscription items (its judgement needs the
  * roster). */
 bool privacy_list_needs_roster(const struct privacy_list *list);
@@ -162,12 +157,12 @@ bool privacy_list_needs_roster(const struct privacy_list *list);
 
 /* What came of offline_store_from_host. */
 enum offline_result {
-	OFFLINE_STORED,      /* committed: the user gets it at the next login */
-	OFFLINE_REFUSED,     /* the user's block list or privacy list refuses it */
-	OFFLINE_NO_USER,     /* the host has no such account */
-	OFFLINE_FULL,        /* the user's offline queue is full (max_per_user) */
-	OFFLINE_TEMPFAIL,    /* the store cannot be written now */
-	OFFLINE_FAILED,      /* any other failure */
+	OFFLINE_STORED,   /* committed: the user gets it at the next login */
+	OFFLINE_REFUSED,  /* the user's block list or privacy list refuses it */
+	OFFLINE_NO_USER,  /* the host has no such account */
+	OFFLINE_FULL,     /* the user's offline queue is full (max_per_user) */
+	OFFLINE_TEMPFAIL, /* the store cannot be written now */
+	OFFLINE_FAILED,   /* any other failure */
 };
 typedef void offline_stored_fn(enum offline_result r, void *ctx);
 struct xml_node;
@@ -179,8 +174,8 @@ struct xml_node;
  * loop, never inside this call, even when mod_offline stops meanwhile (it
  * cannot be cancelled: ctx must live until then).  -1 when mod_offline
  * does not run on h (done will not run). */
-int offline_store_from_host(struct host *h, const char *user, struct xml_node *msg,
-                            offline_stored_fn *done, void *ctx);
+int offline_store_from_host(struct host *h, const char *user, struct xml_node *msg, offline_stored_fn *done,
+                            void *ctx);
 
 /* ---- roster view (mod_roster, mod_presence; shared roster groups) ---------- */
 
@@ -191,8 +186,8 @@ int offline_store_from_host(struct host *h, const char *user, struct xml_node *m
 struct roster_view {
 	const struct roster_item *items;
 	size_t count;
-	uint32_t tag;                 /* nonzero when the view holds added contacts */
-	struct roster_item *owned;    /* private */
+	uint32_t tag;              /* nonzero when the view holds added contacts */
+	struct roster_item *owned; /* private */
 };
 void roster_view_make(struct roster_view *v, struct host *h, const char *user,
                       const struct roster_item *stored, size_t nstored, bool presence);

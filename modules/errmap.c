@@ -16,36 +16,26 @@ enum stanza_error errmap_storage(enum storage_result res)
 {
 	switch (res) {
 	case STORAGE_TEMPFAIL:
-	case STORAGE_FULL:
-		return SE_RESOURCE_CONSTRAINT;
-	case STORAGE_NOT_FOUND:
-		return SE_ITEM_NOT_FOUND;
-	case STORAGE_EXISTS:
-		return SE_CONFLICT;
+	case STORAGE_FULL: return SE_RESOURCE_CONSTRAINT;
+	case STORAGE_NOT_FOUND: return SE_ITEM_NOT_FOUND;
+	case STORAGE_EXISTS: return SE_CONFLICT;
 	case STORAGE_OK:
 	case STORAGE_ERROR:
-	default:
-		return SE_INTERNAL_SERVER_ERROR;
+	default: return SE_INTERNAL_SERVER_ERROR;
 	}
 }
 
 enum stanza_error errmap_auth(enum auth_result res)
 {
 	switch (res) {
-	case AUTH_TEMPFAIL:
-		return SE_RESOURCE_CONSTRAINT;
-	case AUTH_NO_USER:
-		return SE_ITEM_NOT_FOUND;
-	case AUTH_EXISTS:
-		return SE_CONFLICT;
-	case AUTH_NOT_SUPPORTED:
-		return SE_NOT_ALLOWED;
-	case AUTH_BAD_PASSWORD:
-		return SE_NOT_AUTHORIZED;
+	case AUTH_TEMPFAIL: return SE_RESOURCE_CONSTRAINT;
+	case AUTH_NO_USER: return SE_ITEM_NOT_FOUND;
+	case AUTH_EXISTS: return SE_CONFLICT;
+	case AUTH_NOT_SUPPORTED: return SE_NOT_ALLOWED;
+	case AUTH_BAD_PASSWORD: return SE_NOT_AUTHORIZED;
 	case AUTH_OK:
 	case AUTH_ERROR:
-	default:
-		return SE_INTERNAL_SERVER_ERROR;
+	default: return SE_INTERNAL_SERVER_ERROR;
 	}
 }
 
@@ -61,8 +51,7 @@ bool errmap_auth_temporary(enum auth_result res)
 
 static char *temporary_text(const char *what)
 {
-	return xasprintf("%s is unavailable; try again later",
-	                 what != NULL ? what : "the service");
+	return xasprintf("%s is unavailable; try again later", what != NULL ? what : "the service");
 }
 
 char *errmap_storage_text(enum storage_result res, const char *what)

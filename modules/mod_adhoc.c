@@ -51,7 +51,7 @@ struct adhoc_reg {
 struct adhoc_session {
 	char id[17];
 	const struct adhoc_command *cmd;
-	char *jid;                   /* requester's full JID */
+	char *jid; /* requester's full JID */
 	unsigned stage;
 	double expires;
 	struct adhoc_session *next;
@@ -59,10 +59,10 @@ struct adhoc_session {
 
 struct adhoc_state {
 	struct host *host;
-	struct adhoc_reg *regs;       /* in registration order */
+	struct adhoc_reg *regs; /* in registration order */
 	struct adhoc_session *sessions;
 	unsigned nsessions;
-	struct adhoc_request *requests;   /* in flight */
+	struct adhoc_request *requests; /* in flight */
 };
 
 /* ---- data forms ---------------------------------------------------------------- */
@@ -91,8 +91,8 @@ void form_field_add_value(struct xml_node *field, const char *value)
 	xml_add_text(v, value, strlen(value));
 }
 
-struct xml_node *form_add_field(struct xml_node *form, const char *var, const char *type,
-                                const char *label, const char *value, bool required)
+struct xml_node *form_add_field(struct xml_node *form, const char *var, const char *type, const char *label,
+                                const char *value, bool required)
 {
 	struct xml_node *f = xml_add_child(form, "field", NS_DATA_FORMS);
 	if (type != NULL)
@@ -319,8 +319,7 @@ void adhoc_unregister(struct host *h, const char *node)
 	}
 }
 
-int adhoc_register_all(struct host *h, const struct adhoc_command *table, size_t n, void *ctx,
-                       char **error_r)
+int adhoc_register_all(struct host *h, const struct adhoc_command *table, size_t n, void *ctx, char **error_r)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (adhoc_register(h, &table[i], ctx, error_r) < 0) {
@@ -394,7 +393,8 @@ static void commands_iq(struct iq_request *iq, void *ctx)
 		xml_unref(&c);
 		return;
 	}
-	if (strcmp(action, "execute") != 0 && strcmp(action, "next") != 0 && strcmp(action, "complete") != 0) {
+	if (strcmp(action, "execute") != 0 && strcmp(action, "next") != 0 &&
+	    strcmp(action, "complete") != 0) {
 		iq_error_specific(iq, SE_BAD_REQUEST, "bad-action");
 		return;
 	}
@@ -542,7 +542,8 @@ static void cmd_add_user(struct adhoc_request *req, void *ctx)
 {
 	if (req->form == NULL) {
 		struct xml_node *f = admin_form("Adding a user", "Fill out this form to add a user.");
-		form_add_field(f, "accountjid", "jid-single", "The Jabber ID for the account to be added", NULL, true);
+		form_add_field(f, "accountjid", "jid-single", "The Jabber ID for the account to be added",
+		               NULL, true);
 		form_add_field(f, "password", "text-private", "The password for this account", NULL, true);
 		form_add_field(f, "password-verify", "text-private", "Retype password", NULL, true);
 		adhoc_form(req, f, true);
@@ -577,8 +578,8 @@ static void passwd_done(enum auth_result r, void *ctx)
 		auth_fail(req, r, "cannot change the password");
 		return;
 	}
-	log_notice("adhoc: password of %s@%s changed by an administrator", ((struct user_op *)req->data)->user,
-	           req->host->name);
+	log_notice("adhoc: password of %s@%s changed by an administrator",
+	           ((struct user_op *)req->data)->user, req->host->name);
 	adhoc_done(req, "The password was changed.", NULL);
 }
 
@@ -613,7 +614,7 @@ struct delete_op {
 	size_t next;
 	unsigned removed;
 	struct buf failed;
-	bool temporary;              /* a removal failed for now only */
+	bool temporary; /* a removal failed for now only */
 };
 
 static void delete_op_free(void *p)
@@ -673,7 +674,7 @@ static void cmd_delete_user(struct adhoc_request *req, void *ctx)
 		xml_unref(&f);
 		return;
 	}
-	struct strlist jids = {0};
+	struct strlist jids = { 0 };
 	form_values(req->form, "accountjids", &jids);
 	struct delete_op *op = xcalloc(1, sizeof(*op));
 	for (size_t i = 0; i < jids.count; i++) {
@@ -703,13 +704,15 @@ static void cmd_delete_user(struct adhoc_request *req, void *ctx)
 static void cmd_end_session(struct adhoc_request *req, void *ctx)
 {
 	if (req->form == NULL) {
-		struct xml_node *f = admin_form("Ending a User Session", "Fill out this form to end a user's session.");
-		form_add_field(f, "accountjids", "jid-multi", "The Jabber ID(s) for which to end sessions", NULL, true);
+		struct xml_node *f =
+		        admin_form("Ending a User Session", "Fill out this form to end a user's session.");
+		form_add_field(f, "accountjids", "jid-multi", "The Jabber ID(s) for which to end sessions",
+		               NULL, true);
 		adhoc_form(req, f, true);
 		xml_unref(&f);
 		return;
 	}
-	struct strlist jids = {0};
+	struct strlist jids = { 0 };
 	form_values(req->form, "accountjids", &jids);
 	unsigned ended = 0;
 	for (size_t i = 0; i < jids.count; i++) {
@@ -718,12 +721,14 @@ static void cmd_end_session(struct adhoc_request *req, void *ctx)
 		if (jid_parse(jids.items[i], &j, &err) != 0)
 			continue;
 		if (j.node != NULL && strcmp(j.domain, req->host->name) == 0) {
-			for (struct session *s = sm_user_sessions(req->host, j.node), *next; s != NULL; s = next) {
+			for (struct session *s = sm_user_sessions(req->host, j.node), *next; s != NULL;
+			     s = next) {
 				next = s->next_of_user;
 				if (j.resource != NULL && strcmp(j.resource, s->jid.resource) != 0)
 					continue;
 				sm_session_close(s);
-				s->ops->kick(s->owner, STE_POLICY_VIOLATION, "your session was ended by an administrator");
+				s->ops->kick(s->owner, STE_POLICY_VIOLATION,
+				             "your session was ended by an administrator");
 				ended++;
 			}
 		}
@@ -810,8 +815,8 @@ static void registered_list_done(enum storage_result r, const struct strlist *na
 		sorted[i] = names->items[i];
 	qsort(sorted, names->count, sizeof(*sorted), cmp_str);
 	struct xml_node *f = result_form("Registered Users");
-	struct xml_node *field = form_add_field(f, "registereduserjids", "jid-multi", "The list of all users",
-	                                        NULL, false);
+	struct xml_node *field =
+	        form_add_field(f, "registereduserjids", "jid-multi", "The list of all users", NULL, false);
 	for (size_t i = 0; i < names->count; i++) {
 		char *j = xasprintf("%s@%s", sorted[i], req->host->name);
 		form_field_add_value(field, j);
@@ -839,13 +844,13 @@ static void add_online(struct session *s, void *ctx)
 
 static void cmd_online_list(struct adhoc_request *req, void *ctx)
 {
-	struct strlist l = {0};
+	struct strlist l = { 0 };
 	sm_foreach(req->host, add_online, &l);
 	if (l.count > 0)
 		qsort(l.items, l.count, sizeof(*l.items), cmp_str);
 	struct xml_node *f = result_form("Online Users");
-	struct xml_node *field = form_add_field(f, "onlineuserjids", "jid-multi", "The list of all online users",
-	                                        NULL, false);
+	struct xml_node *field =
+	        form_add_field(f, "onlineuserjids", "jid-multi", "The list of all online users", NULL, false);
 	for (size_t i = 0; i < l.count; i++)
 		form_field_add_value(field, l.items[i]);
 	strlist_free(&l);
@@ -966,7 +971,8 @@ static void adhoc_stop(struct host *h, void *state)
 
 const struct module_def mod_adhoc = {
 	.name = "adhoc",
-	.description = "XEP-0050 ad-hoc commands, with the XEP-0133 service administration commands for admins",
+	.description =
+	        "XEP-0050 ad-hoc commands, with the XEP-0133 service administration commands for admins",
 	.options = NULL,
 	.settings_size = 0,
 	.default_enabled = true,

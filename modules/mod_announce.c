@@ -48,18 +48,17 @@
 
 struct announce_state {
 	struct host *host;
-	char *motd;                      /* NULL: none */
-	bool motd_known;                 /* motd was read from the store (or set since) */
-	struct storage_req *load;        /* the start-up read */
-	struct pending_ops reqs;         /* requests with a storage call in flight */
-	uint64_t *greeted;               /* session ids that got it */
+	char *motd;               /* NULL: none */
+	bool motd_known;          /* motd was read from the store (or set since) */
+	struct storage_req *load; /* the start-up read */
+	struct pending_ops reqs;  /* requests with a storage call in flight */
+	uint64_t *greeted;        /* session ids that got it */
 	size_t ngreeted, greeted_cap;
 };
 
 /* ---- sending ----------------------------------------------------------------------- */
 
-static struct xml_node *announcement(struct host *h, const char *type, const char *subject,
-                                     const char *body)
+static struct xml_node *announcement(struct host *h, const char *type, const char *subject, const char *body)
 {
 	struct xml_node *m = xml_new("message", NS_CLIENT);
 	xml_set_attr(m, "type", type);
@@ -88,9 +87,9 @@ static void send_to(struct host *h, struct xml_node *m, const struct jid *to)
 /* A form's text-multi field as one text (values joined by newlines). */
 static char *multi_text(const struct xml_node *form, const char *var)
 {
-	struct strlist l = {0};
+	struct strlist l = { 0 };
 	form_values(form, var, &l);
-	struct buf b = {0};
+	struct buf b = { 0 };
 	for (size_t i = 0; i < l.count; i++)
 		buf_printf(&b, "%s%s", i > 0 ? "\n" : "", l.items[i]);
 	strlist_free(&l);
@@ -106,7 +105,11 @@ static enum announce_result announce_result_of(enum storage_result r)
 	return errmap_storage_temporary(r) ? ANNOUNCE_TEMPFAIL : ANNOUNCE_FAILED;
 }
 
-struct online_send { struct host *h; struct xml_node *m; unsigned sessions, users; };
+struct online_send {
+	struct host *h;
+	struct xml_node *m;
+	unsigned sessions, users;
+};
 
 static void send_one(struct session *s, void *ctx)
 {
@@ -121,8 +124,8 @@ static void send_one(struct session *s, void *ctx)
 		os->users++;
 }
 
-enum announce_result announce_online(struct host *h, const char *type, const char *subject,
-                                     const char *body, unsigned *sessions_r, unsigned *users_r)
+enum announce_result announce_online(struct host *h, const char *type, const char *subject, const char *body,
+                                     unsigned *sessions_r, unsigned *users_r)
 {
 	if (module_state(h, "announce") == NULL)
 		return ANNOUNCE_OFF;
@@ -140,24 +143,24 @@ enum announce_result announce_online(struct host *h, const char *type, const cha
 enum req_kind { REQ_ALL, REQ_MOTD };
 
 struct announce_req {
-	struct pending_op p;          /* first: the module's list, while sreq is in flight */
-	struct announce_state *as;    /* while on the list */
+	struct pending_op p;       /* first: the module's list, while sreq is in flight */
+	struct announce_state *as; /* while on the list */
 	enum req_kind kind;
-	char *host;                   /* the host's name (for messages) */
-	struct storage_req *sreq;     /* the account list read; the motd write */
-	bool cancelled;               /* done will not run */
+	char *host;               /* the host's name (for messages) */
+	struct storage_req *sreq; /* the account list read; the motd write */
+	bool cancelled;           /* done will not run */
 	void *ctx;
 	/* REQ_ALL */
 	announce_all_fn *all_done;
-	struct xml_node *msg;         /* the announcement, without a to */
-	unsigned pending;             /* offline copies not answered yet */
-	bool all_sent;                /* every user was sent to (or handed to mod_offline) */
-	bool all_temp;                /* every failure so far was temporary */
-	char *first_failure;          /* "user: why" of the first failure */
+	struct xml_node *msg; /* the announcement, without a to */
+	unsigned pending;     /* offline copies not answered yet */
+	bool all_sent;        /* every user was sent to (or handed to mod_offline) */
+	bool all_temp;        /* every failure so far was temporary */
+	char *first_failure;  /* "user: why" of the first failure */
 	struct announce_report report;
 	/* REQ_MOTD */
 	announce_motd_fn *motd_done;
-	char *text;                   /* the new message of the day; NULL: delete it */
+	char *text; /* the new message of the day; NULL: delete it */
 };
 
 static void req_free(struct announce_req *req);
@@ -225,7 +228,10 @@ static void all_failed_for(struct announce_req *req, const char *user, const cha
 		req->first_failure = xasprintf("%s: %s", user, why);
 }
 
-struct copy_ctx { struct announce_req *req; char *user; };
+struct copy_ctx {
+	struct announce_req *req;
+	char *user;
+};
 
 static void all_stored(enum offline_result r, void *ctx)
 {
@@ -261,8 +267,8 @@ static void all_listed(enum storage_result r, const struct strlist *names, void 
 	req->sreq = NULL;
 	req_unlink(req);
 	if (r != STORAGE_OK) {
-		char *error = xasprintf("cannot list the accounts of %s: %s", req->host,
-		                        storage_result_str(r));
+		char *error =
+		        xasprintf("cannot list the accounts of %s: %s", req->host, storage_result_str(r));
 		req->report.result = announce_result_of(r);
 		req->report.error = error;
 		if (!req->cancelled)
@@ -288,7 +294,8 @@ static void all_listed(enum storage_result r, const struct strlist *names, void 
 			if (offline_store_from_host(h, names->items[i], m, all_stored, cc) == 0) {
 				req->pending++;
 			} else {
-				all_failed_for(req, cc->user, "offline messages are off (module offline)", false);
+				all_failed_for(req, cc->user, "offline messages are off (module offline)",
+				               false);
 				free(cc->user);
 				free(cc);
 			}
@@ -300,8 +307,8 @@ static void all_listed(enum storage_result r, const struct strlist *names, void 
 		all_finish(req);
 }
 
-struct announce_req *announce_all(struct host *h, const char *type, const char *subject,
-                                  const char *body, announce_all_fn *done, void *ctx)
+struct announce_req *announce_all(struct host *h, const char *type, const char *subject, const char *body,
+                                  announce_all_fn *done, void *ctx)
 {
 	struct announce_state *as = module_state(h, "announce");
 	if (as == NULL)
@@ -349,8 +356,7 @@ static void motd_stored(enum storage_result r, void *ctx)
 	req_free(req);
 }
 
-struct announce_req *announce_motd_set(struct host *h, const char *text, announce_motd_fn *done,
-                                       void *ctx)
+struct announce_req *announce_motd_set(struct host *h, const char *text, announce_motd_fn *done, void *ctx)
 {
 	struct announce_state *as = module_state(h, "announce");
 	if (as == NULL)
@@ -375,7 +381,7 @@ void announce_cancel(struct announce_req *req)
 		storage_cancel(req->sreq);
 		req_free(req);
 	} else {
-		req->cancelled = true;   /* the last offline copy's answer frees it */
+		req->cancelled = true; /* the last offline copy's answer frees it */
 	}
 }
 
@@ -412,7 +418,7 @@ static enum stanza_error announce_error(enum announce_result r)
  * request ends first). */
 struct cmd_work {
 	struct announce_req *work;
-	bool deleting;                /* set-motd / delete-motd: which */
+	bool deleting; /* set-motd / delete-motd: which */
 };
 
 static void cmd_work_free(void *p)
@@ -434,8 +440,7 @@ static struct cmd_work *cmd_work_new(struct adhoc_request *req)
 /* The announcement of an announce command: at the first stage the form
  * (title, instructions) is sent and NULL returned; at the second, its text
  * (malloc'd), or NULL after refusing an empty one. */
-static char *announcement_text(struct adhoc_request *req, const char *title,
-                               const char *instructions)
+static char *announcement_text(struct adhoc_request *req, const char *title, const char *instructions)
 {
 	if (req->form == NULL) {
 		struct xml_node *f = form_new("form", title, instructions, NS_ADMIN);
@@ -456,8 +461,9 @@ static char *announcement_text(struct adhoc_request *req, const char *title,
 
 static void cmd_announce(struct adhoc_request *req, void *ctx)
 {
-	char *body = announcement_text(req, "Making an Announcement",
-	                               "Fill out this form to make an announcement to all active users of this service.");
+	char *body = announcement_text(
+	        req, "Making an Announcement",
+	        "Fill out this form to make an announcement to all active users of this service.");
 	if (body == NULL)
 		return;
 	unsigned sessions = 0;
@@ -485,13 +491,14 @@ static void announce_all_done(void *ctx, const struct announce_report *r)
 
 static void cmd_announce_all(struct adhoc_request *req, void *ctx)
 {
-	char *body = announcement_text(req, "Announcement to all users",
-	                               "Every registered user of this host gets it; those offline at their next login.");
+	char *body = announcement_text(
+	        req, "Announcement to all users",
+	        "Every registered user of this host gets it; those offline at their next login.");
 	if (body == NULL)
 		return;
 	struct cmd_work *w = cmd_work_new(req);
-	w->work = announce_all(req->host, "normal", form_value(req->form, "subject"), body,
-	                       announce_all_done, req);
+	w->work = announce_all(req->host, "normal", form_value(req->form, "subject"), body, announce_all_done,
+	                       req);
 	free(body);
 	if (w->work == NULL)
 		adhoc_fail(req, SE_SERVICE_UNAVAILABLE, "the announce module does not run here");
@@ -524,13 +531,16 @@ static void cmd_set_motd(struct adhoc_request *req, void *ctx)
 	struct announce_state *as = ctx;
 	bool edit = strstr(req->cmd->node, "#edit-motd") != NULL;
 	if (req->form == NULL) {
-		struct xml_node *f = form_new("form", edit ? "Editing the Message of the Day" : "Setting the Message of the Day",
-		                              "Fill out this form to set the message of the day.", NS_ADMIN);
-		struct xml_node *field = form_add_field(f, "motd", "text-multi", "Message of the day", NULL, true);
+		struct xml_node *f = form_new(
+		        "form", edit ? "Editing the Message of the Day" : "Setting the Message of the Day",
+		        "Fill out this form to set the message of the day.", NS_ADMIN);
+		struct xml_node *field =
+		        form_add_field(f, "motd", "text-multi", "Message of the day", NULL, true);
 		if (edit && as->motd != NULL) {
 			/* one value per line */
 			char *copy = xstrdup(as->motd), *save = NULL;
-			for (char *line = strtok_r(copy, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
+			for (char *line = strtok_r(copy, "\n", &save); line != NULL;
+			     line = strtok_r(NULL, "\n", &save))
 				form_field_add_value(field, line);
 			free(copy);
 		}
@@ -632,14 +642,13 @@ static int announce_start(struct host *h, const void *settings, void **state_r, 
 {
 	struct announce_state *as = xcalloc(1, sizeof(*as));
 	as->host = h;
-	if (adhoc_register_all(h, announce_commands, ARRAY_SIZE(announce_commands), as,
-	                       error_r) < 0) {
+	if (adhoc_register_all(h, announce_commands, ARRAY_SIZE(announce_commands), as, error_r) < 0) {
 		free(as);
 		return -1;
 	}
 	hook_add(h, HOOK_USER_SEND_PACKET, 80, motd_on_presence, as);
 	hook_add(h, HOOK_SESSION_CLOSED, 50, motd_session_closed, as);
-	if (h->storage != NULL)   /* (hosts of unit tests may have none) */
+	if (h->storage != NULL) /* (hosts of unit tests may have none) */
 		as->load = storage_private_get(h->storage, h->name, MOTD_OWNER, NS_MOTD, motd_loaded, as);
 	*state_r = as;
 	return 0;
@@ -662,7 +671,8 @@ static void announce_stop(struct host *h, void *state)
 
 const struct module_def mod_announce = {
 	.name = "announce",
-	.description = "announcements to online or all users, and the message of the day (ad-hoc commands for admins)",
+	.description = "announcements to online or all users, and the message of the day (ad-hoc commands "
+	               "for admins)",
 	.options = NULL,
 	.settings_size = 0,
 	.default_enabled = true,

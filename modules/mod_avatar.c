@@ -65,32 +65,30 @@ struct avatar_settings {
 	unsigned unused;
 };
 
-static const struct opt_def avatar_options[] = {
-	OPT_END
-};
+static const struct opt_def avatar_options[] = { OPT_END };
 
 struct av_user {
-	struct user_cache_entry e;     /* first: e.user is the user */
+	struct user_cache_entry e; /* first: e.user is the user */
 	bool known;
-	char *hash;                    /* "" when the vCard has no image; valid when known */
+	char *hash; /* "" when the vCard has no image; valid when known */
 	struct av_op *load;
 };
 
 struct av_state;
 
 struct av_op {
-	struct pending_op p;           /* first: the state's list; p.call the storage read, or
+	struct pending_op p; /* first: the state's list; p.call the storage read, or
 	                                  on hosts with vCards from LDAP the read through
 	                                  mod_vcard (vcard_ldap_fetch) */
-	struct av_state *as;           /* valid while p is listed */
+	struct av_state *as; /* valid while p is listed */
 	char *user;
 };
 
 struct av_state {
 	struct host *host;
-	bool ldap;                     /* the host's vCards come from LDAP */
+	bool ldap; /* the host's vCards come from LDAP */
 	struct pending_ops ops;
-	struct user_cache users;       /* struct av_user */
+	struct user_cache users; /* struct av_user */
 };
 
 /* ---- the hash ------------------------------------------------------------------ */
@@ -202,8 +200,7 @@ static void resend(struct av_state *as, struct av_user *u)
 	/* Session ids first: a hook may close a session under us. */
 	uint64_t *ids = xcalloc(n, sizeof(*ids));
 	size_t k = 0;
-	for (struct session *s = sm_user_sessions(h, u->e.user); s != NULL && k < n;
-	     s = s->next_of_user)
+	for (struct session *s = sm_user_sessions(h, u->e.user); s != NULL && k < n; s = s->next_of_user)
 		if (s->available && s->presence != NULL && !has_stamp(s->presence, u->hash))
 			ids[k++] = s->id;
 	char *user = xstrdup(u->e.user);
@@ -237,7 +234,9 @@ static void vcard_loaded(enum storage_result res, const char *text, void *ctx)
 			const char *err = NULL;
 			size_t len = strlen(text);
 			const struct xml_parser_limits lim = {
-				.max_stanza = len + 1, .max_depth = 64, .max_attrs = 64,
+				.max_stanza = len + 1,
+				.max_depth = 64,
+				.max_attrs = 64,
 			};
 			struct xml_node *vcard = xml_parse_string(text, len, NULL, &lim, &err);
 			if (vcard != NULL && xml_is(vcard, "vCard", NS_VCARD))
@@ -295,11 +294,10 @@ static void avatar_opened(struct user_cache_entry *e, struct session *s, void *c
 		pending_track(&as->ops, &op->p, op_free);
 		u->load = op;
 		if (as->ldap)
-			pending_wait(&op->p, vcard_ldap_fetch(h, u->e.user, vcard_fetched, op),
-			             cancel_fetch);
+			pending_wait(&op->p, vcard_ldap_fetch(h, u->e.user, vcard_fetched, op), cancel_fetch);
 		else
-			pending_wait_storage(&op->p, storage_vcard_get(h->storage, h->name, u->e.user,
-			                                               vcard_loaded, op));
+			pending_wait_storage(
+			        &op->p, storage_vcard_get(h->storage, h->name, u->e.user, vcard_loaded, op));
 		if (op->p.call == NULL) {
 			/* the vcard module stopped reading from LDAP: nothing to wait for */
 			u->load = NULL;
@@ -323,8 +321,7 @@ static enum hook_result avatar_send(struct host *h, void *args, void *ctx)
 	if (u == NULL || !u->known)
 		return HOOK_CONTINUE;
 	stamp(hp->stanza, u->hash);
-	if (hp->to == NULL && hp->session->presence != NULL &&
-	    !has_stamp(hp->session->presence, u->hash)) {
+	if (hp->to == NULL && hp->session->presence != NULL && !has_stamp(hp->session->presence, u->hash)) {
 		xml_unref(&hp->session->presence);
 		hp->session->presence = xml_copy(hp->stanza);
 	}
@@ -359,7 +356,9 @@ static int avatar_start(struct host *h, const void *settings, void **state_r, ch
 	hook_add(h, HOOK_USER_SEND_PACKET, 30, avatar_send, as);
 	hook_add(h, HOOK_VCARD_SET, 50, avatar_vcard_set, as);
 	as->users = (struct user_cache){
-		.entry_size = sizeof(struct av_user), .opened = avatar_opened, .clear = user_clear,
+		.entry_size = sizeof(struct av_user),
+		.opened = avatar_opened,
+		.clear = user_clear,
 		.ctx = as,
 	};
 	user_cache_start(&as->users, h);
@@ -372,7 +371,7 @@ static void avatar_stop(struct host *h, void *state)
 	struct av_state *as = state;
 	hook_remove(h, HOOK_USER_SEND_PACKET, avatar_send, as);
 	hook_remove(h, HOOK_VCARD_SET, avatar_vcard_set, as);
-	user_cache_stop(&as->users);   /* cancels the reads of the cache */
+	user_cache_stop(&as->users); /* cancels the reads of the cache */
 	pending_stop(&as->ops);
 	free(as);
 }

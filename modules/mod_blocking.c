@@ -65,8 +65,8 @@ struct blocking_settings {
 };
 
 static const struct opt_def blocking_options[] = {
-	{ "max_items", OPT_UINT, offsetof(struct blocking_settings, max_items), "1000", NULL, 1,
-	  1000000, "most JIDs one user may block; a block that would go beyond is refused with "
+	{ "max_items", OPT_UINT, offsetof(struct blocking_settings, max_items), "1000", NULL, 1, 1000000,
+	  "most JIDs one user may block; a block that would go beyond is refused with "
 	  "resource-constraint" },
 	OPT_END
 };
@@ -75,31 +75,31 @@ struct blk_state;
 
 /* What the module keeps of a user with a session. */
 struct blk_user {
-	struct user_cache_entry e;     /* first: e.user is the user */
+	struct user_cache_entry e; /* first: e.user is the user */
 	bool loaded;
-	struct blk_op *load;           /* the read in flight, or NULL */
-	struct strlist jids;           /* sorted; valid when loaded */
-	uint64_t *interested;          /* ids of the sessions that asked for the list */
+	struct blk_op *load;  /* the read in flight, or NULL */
+	struct strlist jids;  /* sorted; valid when loaded */
+	uint64_t *interested; /* ids of the sessions that asked for the list */
 	size_t ninterested;
 };
 
 enum blk_kind { BK_LOAD, BK_GET, BK_BLOCK, BK_UNBLOCK };
 
 struct blk_op {
-	struct pending_op p;           /* first: the state's list of ops; p.req the request
+	struct pending_op p;  /* first: the state's list of ops; p.req the request
 	                                  (NULL for BK_LOAD) */
-	struct blk_state *ps;          /* valid while p is listed */
+	struct blk_state *ps; /* valid while p is listed */
 	enum blk_kind kind;
 	char *user;
-	struct strlist jids;           /* block/unblock: normalised (empty unblock: all) */
+	struct strlist jids; /* block/unblock: normalised (empty unblock: all) */
 };
 
 struct blk_state {
 	struct host *host;
 	const struct blocking_settings *set;
 	struct pending_ops ops;
-	struct user_cache users;       /* struct blk_user */
-	bool bypass;                   /* routing our own unavailable presence */
+	struct user_cache users; /* struct blk_user */
+	bool bypass;             /* routing our own unavailable presence */
 };
 
 /* ---- the per-user cache ------------------------------------------------------ */
@@ -220,8 +220,8 @@ static void user_load(struct blk_state *ps, struct blk_user *u)
 		return;
 	struct blk_op *op = op_new(ps, BK_LOAD, u->e.user, NULL);
 	u->load = op;
-	pending_wait_storage(&op->p, storage_blocklist_get(ps->host->storage, ps->host->name,
-	                                                   u->e.user, blocklist_read, op));
+	pending_wait_storage(&op->p, storage_blocklist_get(ps->host->storage, ps->host->name, u->e.user,
+	                                                   blocklist_read, op));
 }
 
 /* The user's last session closed, or the module stops (user_cache clear). */
@@ -230,7 +230,7 @@ static void user_clear(struct user_cache_entry *e, void *ctx)
 	(void)ctx;
 	struct blk_user *u = (struct blk_user *)e;
 	if (u->load != NULL)
-		pending_cancel(&u->load->p);   /* inside its callback: it finds no user */
+		pending_cancel(&u->load->p); /* inside its callback: it finds no user */
 	strlist_free(&u->jids);
 	free(u->interested);
 }
@@ -324,11 +324,12 @@ static void blocklist_read(enum storage_result res, const struct strlist *names,
 		u->loaded = true;
 	} else if (res != STORAGE_OK && op->kind == BK_LOAD) {
 		log_warning("blocking %s: the blocklist of %s cannot be read (storage %s); not "
-		            "enforced until it can", ps->host->name, op->user, storage_result_str(res));
+		            "enforced until it can",
+		            ps->host->name, op->user, storage_result_str(res));
 	}
 	if (op->kind == BK_GET) {
 		if (res == STORAGE_OK) {
-			struct strlist sorted = {0};
+			struct strlist sorted = { 0 };
 			list_copy_sorted(&sorted, names);
 			struct xml_node *el = list_element("blocklist", &sorted);
 			iq_result(op->p.req, el);
@@ -435,8 +436,8 @@ static void blocking_iq(struct iq_request *req, void *ctx)
 			return;
 		}
 		struct blk_op *op = op_new(ps, BK_GET, user, req);
-		pending_wait_storage(&op->p, storage_blocklist_get(h->storage, h->name, user,
-		                                                   blocklist_read, op));
+		pending_wait_storage(&op->p,
+		                     storage_blocklist_get(h->storage, h->name, user, blocklist_read, op));
 		return;
 	}
 	bool block = xml_is(req->payload, "block", NS_BLOCKING);
@@ -444,7 +445,7 @@ static void blocking_iq(struct iq_request *req, void *ctx)
 		iq_error(req, SE_BAD_REQUEST, NULL);
 		return;
 	}
-	struct strlist jids = {0};
+	struct strlist jids = { 0 };
 	if (!read_items(req, &jids)) {
 		strlist_free(&jids);
 		return;
@@ -479,8 +480,7 @@ static void blocking_iq(struct iq_request *req, void *ctx)
 	else
 		pending_wait_storage(&op->p, storage_blocklist_remove(h->storage, h->name, user,
 		                                                      (const char *const *)jids.items,
-		                                                      jids.count, blocklist_written,
-		                                                      op));
+		                                                      jids.count, blocklist_written, op));
 }
 
 /* ---- hooks --------------------------------------------------------------------------- */
@@ -542,8 +542,7 @@ static enum hook_result blocking_send(struct host *h, void *args, void *ctx)
 	if (type != NULL && (strcmp(type, "error") == 0 ||
 	                     (stanza_kind(hp->stanza) == STANZA_IQ && strcmp(type, "result") == 0)))
 		return HOOK_STOP;
-	builtin_refuse_sent(hp->session, hp->stanza, SE_NOT_ACCEPTABLE, NULL, "blocked",
-	                    NS_BLOCKING_ERRORS);
+	builtin_refuse_sent(hp->session, hp->stanza, SE_NOT_ACCEPTABLE, NULL, "blocked", NS_BLOCKING_ERRORS);
 	return HOOK_STOP;
 }
 
@@ -560,9 +559,12 @@ static const struct builtin_hook blocking_hooks[] = {
 };
 
 static const struct builtin_parts blocking_parts = {
-	.iqs = blocking_iqs, .niqs = ARRAY_SIZE(blocking_iqs),
-	.hooks = blocking_hooks, .nhooks = ARRAY_SIZE(blocking_hooks),
-	.feature = NS_BLOCKING, .user_feature = NS_BLOCKING,
+	.iqs = blocking_iqs,
+	.niqs = ARRAY_SIZE(blocking_iqs),
+	.hooks = blocking_hooks,
+	.nhooks = ARRAY_SIZE(blocking_hooks),
+	.feature = NS_BLOCKING,
+	.user_feature = NS_BLOCKING,
 };
 
 static int blocking_start(struct host *h, const void *settings, void **state_r, char **error_r)
@@ -576,8 +578,11 @@ static int blocking_start(struct host *h, const void *settings, void **state_r, 
 	}
 	/* With the sessions bound before this module started (a reload). */
 	ps->users = (struct user_cache){
-		.entry_size = sizeof(struct blk_user), .opened = blocking_opened,
-		.closed = blocking_closed, .clear = user_clear, .ctx = ps,
+		.entry_size = sizeof(struct blk_user),
+		.opened = blocking_opened,
+		.closed = blocking_closed,
+		.clear = user_clear,
+		.ctx = ps,
 	};
 	user_cache_start(&ps->users, h);
 	*state_r = ps;
@@ -588,7 +593,7 @@ static void blocking_stop(struct host *h, void *state)
 {
 	struct blk_state *ps = state;
 	builtin_parts_remove(h, &blocking_parts, ps);
-	user_cache_stop(&ps->users);   /* cancels the reads of the cache */
+	user_cache_stop(&ps->users); /* cancels the reads of the cache */
 	pending_stop(&ps->ops);
 	free(ps);
 }

@@ -17,8 +17,7 @@
 
 #include <string.h>
 
-static void add_identity(struct xml_node *query, const char *category, const char *type,
-                         const char *name)
+static void add_identity(struct xml_node *query, const char *category, const char *type, const char *name)
 {
 	struct xml_node *id = xml_add_child(query, "identity", NULL);
 	xml_set_attr(id, "category", category);

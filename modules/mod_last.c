@@ -47,30 +47,28 @@ struct last_settings {
 	unsigned unused;
 };
 
-static const struct opt_def last_options[] = {
-	OPT_END
-};
+static const struct opt_def last_options[] = { OPT_END };
 
 enum last_op_kind { OP_ROSTER, OP_READ, OP_WRITE };
 
 struct last_state;
 
 struct last_op {
-	struct pending_op p;           /* first: the state's list of ops; p.req for
+	struct pending_op p;   /* first: the state's list of ops; p.req for
 	                                  OP_ROSTER and OP_READ */
-	struct last_state *ls;         /* valid while p is listed */
+	struct last_state *ls; /* valid while p is listed */
 	enum last_op_kind kind;
-	char *user;                    /* whose last activity */
-	char *requester;               /* OP_ROSTER: the requester's bare JID */
-	char *host_name;               /* OP_WRITE: for the log line */
+	char *user;      /* whose last activity */
+	char *requester; /* OP_ROSTER: the requester's bare JID */
+	char *host_name; /* OP_WRITE: for the log line */
 };
 
 /* What the module notes about one session. */
 struct last_note {
-	struct last_note *next;        /* the state's list of notes */
+	struct last_note *next; /* the state's list of notes */
 	uint64_t session_id;
-	char *status;                  /* of the last unavailable presence, or NULL */
-	bool removed;                  /* the account was removed: store nothing */
+	char *status; /* of the last unavailable presence, or NULL */
+	bool removed; /* the account was removed: store nothing */
 };
 
 struct last_state {
@@ -134,7 +132,7 @@ static void last_read(enum storage_result res, const struct last_activity *last,
 	else if (res != STORAGE_OK)
 		errmap_iq_storage(req, res, "the last activity store");
 	else if (user_available(op->ls->host, op->user))
-		answer_seconds(req, 0, NULL);   /* came online meanwhile */
+		answer_seconds(req, 0, NULL); /* came online meanwhile */
 	else
 		answer_seconds(req, (int64_t)time(NULL) - last->seconds, last->status);
 	op_free(&op->p);
@@ -180,10 +178,10 @@ static void roster_read(enum storage_result res, const struct roster_item *items
 static void last_written(enum storage_result res, void *ctx)
 {
 	struct last_op *op = ctx;
-	pending_resume(&op->p);   /* an OP_WRITE: goes on after a stop too */
+	pending_resume(&op->p); /* an OP_WRITE: goes on after a stop too */
 	if (res != STORAGE_OK)
-		log_warning("last: cannot store the last activity of %s@%s: %s", op->user,
-		            op->host_name, storage_result_str(res));
+		log_warning("last: cannot store the last activity of %s@%s: %s", op->user, op->host_name,
+		            storage_result_str(res));
 	op_free(&op->p);
 }
 
@@ -223,12 +221,11 @@ static void last_user_iq(struct iq_request *req, void *ctx)
 	struct last_op *op = op_new(ls, OP_ROSTER, req->to.node);
 	op->p.req = req;
 	if (req->from.node != NULL && jid_bare_equal(&req->from, &req->to)) {
-		answer_user(op);   /* one's own */
+		answer_user(op); /* one's own */
 		return;
 	}
 	op->requester = jid_bare_string(&req->from);
-	pending_wait_storage(&op->p, storage_roster_get(h->storage, h->name, op->user, roster_read,
-	                                                op));
+	pending_wait_storage(&op->p, storage_roster_get(h->storage, h->name, op->user, roster_read, op));
 }
 
 /* ---- session notes and hooks ---------------------------------------------------------- */
@@ -308,8 +305,7 @@ static enum hook_result last_session_closed(struct host *h, void *args, void *ct
 		struct last_op *op = op_new(ls, OP_WRITE, s->jid.node);
 		op->host_name = xstrdup(h->name);
 		pending_wait_storage(&op->p, storage_last_set(h->storage, h->name, op->user,
-		                                              (int64_t)time(NULL), status,
-		                                              last_written, op));
+		                                              (int64_t)time(NULL), status, last_written, op));
 	}
 	free(status);
 	return HOOK_CONTINUE;
@@ -339,9 +335,12 @@ static const struct builtin_hook last_hooks[] = {
 };
 
 static const struct builtin_parts last_parts = {
-	.iqs = last_iqs, .niqs = ARRAY_SIZE(last_iqs),
-	.hooks = last_hooks, .nhooks = ARRAY_SIZE(last_hooks),
-	.feature = NS_LAST, .user_feature = NS_LAST,
+	.iqs = last_iqs,
+	.niqs = ARRAY_SIZE(last_iqs),
+	.hooks = last_hooks,
+	.nhooks = ARRAY_SIZE(last_hooks),
+	.feature = NS_LAST,
+	.user_feature = NS_LAST,
 };
 
 static int last_start(struct host *h, const void *settings, void **state_r, char **error_r)

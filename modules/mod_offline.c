@@ -83,10 +83,10 @@ struct offline_settings {
 };
 
 static const struct opt_def offline_options[] = {
-	{ "max_per_user", OPT_UINT, offsetof(struct offline_settings, max_per_user), "100", NULL, 1,
-	  1000000, "most messages kept for one user; later ones bounce with resource-constraint" },
-	{ "store_empty", OPT_BOOL, offsetof(struct offline_settings, store_empty), "false", NULL, 0,
-	  0, "also keep messages without a body that carry only chat states" },
+	{ "max_per_user", OPT_UINT, offsetof(struct offline_settings, max_per_user), "100", NULL, 1, 1000000,
+	  "most messages kept for one user; later ones bounce with resource-constraint" },
+	{ "store_empty", OPT_BOOL, offsetof(struct offline_settings, store_empty), "false", NULL, 0, 0,
+	  "also keep messages without a body that carry only chat states" },
 	OPT_END
 };
 
@@ -95,27 +95,27 @@ enum offline_op_kind { OP_STORE, OP_FETCH, OP_WAIT_WRITE, OP_DELETE };
 struct offline_state;
 
 struct offline_op {
-	struct pending_op p;          /* first: the state's list of ops; p.call the storage call */
-	struct offline_state *os;     /* valid while p is listed */
+	struct pending_op p;      /* first: the state's list of ops; p.call the storage call */
+	struct offline_state *os; /* valid while p is listed */
 	enum offline_op_kind kind;
 	struct host *host;
 	char *user;
-	struct xml_node *stanza;      /* OP_STORE: the original message (a reference) */
-	offline_stored_fn *done;      /* OP_STORE: told the outcome instead of the sender
+	struct xml_node *stanza; /* OP_STORE: the original message (a reference) */
+	offline_stored_fn *done; /* OP_STORE: told the outcome instead of the sender
 	                               * (offline_store_from_host); NULL: the hook's */
 	void *done_ctx;
-	char *text;                   /* OP_STORE: what to store */
-	struct jid from;              /* OP_STORE: the sender */
-	bool check_privacy;           /* OP_STORE: mod_privacy runs on the host */
-	unsigned max;                 /* OP_STORE: the quota */
-	struct privacy_item *pitems;  /* OP_STORE: the default list, while the roster is read */
+	char *text;                  /* OP_STORE: what to store */
+	struct jid from;             /* OP_STORE: the sender */
+	bool check_privacy;          /* OP_STORE: mod_privacy runs on the host */
+	unsigned max;                /* OP_STORE: the quota */
+	struct privacy_item *pitems; /* OP_STORE: the default list, while the roster is read */
 	size_t npitems;
-	struct session *session;      /* OP_FETCH, OP_WAIT_WRITE: the session delivered to */
-	bool waiting;                 /* OP_FETCH: waits for the user's stores to finish */
-	int64_t last_seq;             /* OP_WAIT_WRITE: delete up to this one once written */
-	uint64_t mark;                /* OP_WAIT_WRITE: the session's out_queued after them */
-	ev_timer poll;                /* OP_WAIT_WRITE */
-	struct barrier_hold *hold;    /* OP_STORE: the sender's later answers wait for it */
+	struct session *session;   /* OP_FETCH, OP_WAIT_WRITE: the session delivered to */
+	bool waiting;              /* OP_FETCH: waits for the user's stores to finish */
+	int64_t last_seq;          /* OP_WAIT_WRITE: delete up to this one once written */
+	uint64_t mark;             /* OP_WAIT_WRITE: the session's out_queued after them */
+	ev_timer poll;             /* OP_WAIT_WRITE */
+	struct barrier_hold *hold; /* OP_STORE: the sender's later answers wait for it */
 };
 
 struct offline_state {
@@ -129,8 +129,7 @@ struct offline_state {
 static void op_free_pending(struct pending_op *p);
 
 /* Stores and deletes outlive a stop (see the top). */
-static struct offline_op *op_new(struct offline_state *os, enum offline_op_kind kind,
-                                 const char *user)
+static struct offline_op *op_new(struct offline_state *os, enum offline_op_kind kind, const char *user)
 {
 	struct offline_op *op = xcalloc(1, sizeof(*op));
 	op->os = os;
@@ -149,12 +148,12 @@ static void op_free(struct offline_op *op)
 	bool listed = pending_listed(&op->p);
 	pending_untrack(&op->p);
 	if (op->kind == OP_STORE && listed)
-		fetch_kick(op->os, op->user);   /* a fetch may wait for this store */
+		fetch_kick(op->os, op->user); /* a fetch may wait for this store */
 	if (op->kind == OP_WAIT_WRITE)
 		ev_timer_stop(server.loop, &op->poll);
 	if (op->stanza != NULL)
 		xml_unref(&op->stanza);
-	barrier_release(&op->hold);   /* after any bounce, which the hold orders too */
+	barrier_release(&op->hold); /* after any bounce, which the hold orders too */
 	free(op->text);
 	for (size_t i = 0; i < op->npitems; i++)
 		free((char *)op->pitems[i].value);
@@ -173,8 +172,7 @@ static void op_free_pending(struct pending_op *p)
 
 /* A message was not stored: the sender hears e (a bounce), or the caller
  * of offline_store_from_host hears r. */
-static void not_stored(struct offline_op *op, enum offline_result r, enum stanza_error e,
-                       const char *text)
+static void not_stored(struct offline_op *op, enum offline_result r, enum stanza_error e, const char *text)
 {
 	if (op->done != NULL) {
 		op->done(r, op->done_ctx);
@@ -205,15 +203,11 @@ static void store_failed(struct offline_op *op, enum storage_result res, const c
 		not_stored(op, OFFLINE_FULL, errmap_storage(res),
 		           "the recipient is offline and cannot take more offline messages");
 		return;
-	case STORAGE_TEMPFAIL:
-		r = OFFLINE_TEMPFAIL;
-		break;
-	default:
-		r = OFFLINE_FAILED;
-		break;
+	case STORAGE_TEMPFAIL: r = OFFLINE_TEMPFAIL; break;
+	default: r = OFFLINE_FAILED; break;
 	}
-	log_warning("offline: cannot %s for %s@%s (storage %s); bouncing a message", what,
-	            op->user, op->host->name, storage_result_str(res));
+	log_warning("offline: cannot %s for %s@%s (storage %s); bouncing a message", what, op->user,
+	            op->host->name, storage_result_str(res));
 	char *text = errmap_storage_text(res, "the recipient's offline store");
 	not_stored(op, r, errmap_storage(res), text);
 	free(text);
@@ -222,7 +216,7 @@ static void store_failed(struct offline_op *op, enum storage_result res, const c
 static void stored(enum storage_result res, void *ctx)
 {
 	struct offline_op *op = ctx;
-	pending_resume(&op->p);   /* a store: goes on after a stop too */
+	pending_resume(&op->p); /* a store: goes on after a stop too */
 	if (res == STORAGE_OK) {
 		log_debug("offline: message for %s@%s stored", op->user, op->host->name);
 		if (op->done != NULL)
@@ -260,9 +254,9 @@ static void utc_stamp(char out[32])
 static void store(struct offline_op *op)
 {
 	const char *from = xml_attr(op->stanza, "from");
-	pending_wait_storage(&op->p, storage_offline_store(op->host->storage, op->host->name,
-	                                                   op->user, from != NULL ? from : "",
-	                                                   op->text, op->max, stored, op));
+	pending_wait_storage(&op->p,
+	                     storage_offline_store(op->host->storage, op->host->name, op->user,
+	                                           from != NULL ? from : "", op->text, op->max, stored, op));
 }
 
 /* A read needed to judge the message failed: it is not stored. */
@@ -314,8 +308,8 @@ static void privacy_read(enum storage_result res, const struct privacy_list *lis
 		op->pitems[i].value = def->items[i].value != NULL ? xstrdup(def->items[i].value) : NULL;
 	}
 	op->npitems = def->nitems;
-	pending_wait_storage(&op->p, storage_roster_get(op->host->storage, op->host->name, op->user,
-	                                                roster_read, op));
+	pending_wait_storage(
+	        &op->p, storage_roster_get(op->host->storage, op->host->name, op->user, roster_read, op));
 }
 
 static void roster_read(enum storage_result res, const struct roster_item *items, size_t count,
@@ -351,8 +345,8 @@ static void check_privacy(struct offline_op *op)
 		store(op);
 		return;
 	}
-	pending_wait_storage(&op->p, storage_privacy_get(op->host->storage, op->host->name, op->user,
-	                                                 privacy_read, op));
+	pending_wait_storage(
+	        &op->p, storage_privacy_get(op->host->storage, op->host->name, op->user, privacy_read, op));
 }
 
 static void blocklist_read(enum storage_result res, const struct strlist *names, void *ctx)
@@ -398,8 +392,8 @@ static void store_start(struct offline_state *os, struct xml_node *msg, const st
 	op->check_privacy = module_running(h, "privacy");
 	op->max = os->set->max_per_user;
 	if (module_running(h, "blocking"))
-		pending_wait_storage(&op->p, storage_blocklist_get(h->storage, h->name, op->user,
-		                                                   blocklist_read, op));
+		pending_wait_storage(
+		        &op->p, storage_blocklist_get(h->storage, h->name, op->user, blocklist_read, op));
 	else
 		check_privacy(op);
 }
@@ -417,7 +411,7 @@ static enum hook_result offline_message(struct host *h, void *args, void *ctx)
 	if (type != NULL && strcmp(type, "normal") != 0 && strcmp(type, "chat") != 0)
 		return HOOK_CONTINUE;
 	if (!os->set->store_empty && !worth_storing(msg))
-		return HOOK_STOP;   /* a chat state for nobody: dropped, as XEP-0160 asks */
+		return HOOK_STOP; /* a chat state for nobody: dropped, as XEP-0160 asks */
 	/* XEP-0334: the sender asked that it not be stored. */
 	if (xml_child(msg, "no-store", NS_HINTS) != NULL)
 		return HOOK_CONTINUE;
@@ -425,8 +419,8 @@ static enum hook_result offline_message(struct host *h, void *args, void *ctx)
 	return HOOK_STOP;
 }
 
-int offline_store_from_host(struct host *h, const char *user, struct xml_node *msg,
-                            offline_stored_fn *done, void *ctx)
+int offline_store_from_host(struct host *h, const char *user, struct xml_node *msg, offline_stored_fn *done,
+                            void *ctx)
 {
 	struct offline_state *os = module_state(h, "offline");
 	if (os == NULL)
@@ -441,10 +435,11 @@ int offline_store_from_host(struct host *h, const char *user, struct xml_node *m
 static void deleted(enum storage_result res, void *ctx)
 {
 	struct offline_op *op = ctx;
-	pending_resume(&op->p);   /* a delete: goes on after a stop too */
+	pending_resume(&op->p); /* a delete: goes on after a stop too */
 	if (res != STORAGE_OK)
 		log_warning("offline: cannot delete the delivered offline messages of %s@%s: %s; they "
-		            "will be delivered again", op->user, op->host->name, storage_result_str(res));
+		            "will be delivered again",
+		            op->user, op->host->name, storage_result_str(res));
 	op_free(op);
 }
 
@@ -462,13 +457,11 @@ static void write_poll(struct ev_loop *loop, ev_timer *w, int revents)
 	op->kind = OP_DELETE;
 	op->p.outlives_stop = true;
 	op->session = NULL;
-	pending_wait_storage(&op->p, storage_offline_delete_upto(op->host->storage, op->host->name,
-	                                                         op->user, op->last_seq, deleted,
-	                                                         op));
+	pending_wait_storage(&op->p, storage_offline_delete_upto(op->host->storage, op->host->name, op->user,
+	                                                         op->last_seq, deleted, op));
 }
 
-static void fetched(enum storage_result res, const struct offline_message *msgs, size_t count,
-                    void *ctx)
+static void fetched(enum storage_result res, const struct offline_message *msgs, size_t count, void *ctx)
 {
 	struct offline_op *op = ctx;
 	if (!pending_resume(&op->p))
@@ -476,8 +469,8 @@ static void fetched(enum storage_result res, const struct offline_message *msgs,
 	struct session *s = op->session;
 	if (res != STORAGE_OK) {
 		log_warning("offline: cannot read the offline messages of %s@%s: %s; trying again at "
-		            "the next available presence", op->user, op->host->name,
-		            storage_result_str(res));
+		            "the next available presence",
+		            op->user, op->host->name, storage_result_str(res));
 		s->offline_flushed = false;
 		op_free(op);
 		return;
@@ -488,14 +481,17 @@ static void fetched(enum storage_result res, const struct offline_message *msgs,
 		const char *err = NULL;
 		struct xml_parser_limits lim = {
 			/* written by us after the stream's own limits let it in */
-			.max_stanza = strlen(msgs[i].stanza) + 1, .max_depth = 1024, .max_attrs = 1024,
+			.max_stanza = strlen(msgs[i].stanza) + 1,
+			.max_depth = 1024,
+			.max_attrs = 1024,
 		};
-		struct xml_node *el = xml_parse_string(msgs[i].stanza, strlen(msgs[i].stanza), NS_CLIENT,
-		                                       &lim, &err);
+		struct xml_node *el =
+		        xml_parse_string(msgs[i].stanza, strlen(msgs[i].stanza), NS_CLIENT, &lim, &err);
 		last = msgs[i].seq;
 		if (el == NULL || !xml_is(el, "message", NS_CLIENT)) {
 			log_error("offline: offline message %" PRId64 " of %s@%s is not a message (%s); "
-			          "dropping it", msgs[i].seq, op->user, op->host->name,
+			          "dropping it",
+			          msgs[i].seq, op->user, op->host->name,
 			          err != NULL ? err : "another element");
 			xml_unref(&el);
 			continue;
@@ -541,8 +537,8 @@ static void fetch_kick(struct offline_state *os, const char *user)
 	if (f == NULL || store_pending(os, user))
 		return;
 	f->waiting = false;
-	pending_wait_storage(&f->p, storage_offline_get(os->host->storage, os->host->name, f->user,
-	                                                fetched, f));
+	pending_wait_storage(&f->p,
+	                     storage_offline_get(os->host->storage, os->host->name, f->user, fetched, f));
 }
 
 static bool fetch_pending(struct offline_state *os, const char *user)
@@ -567,13 +563,12 @@ static enum hook_result offline_presence(struct host *h, void *args, void *ctx)
 		return HOOK_CONTINUE;
 	s->offline_flushed = true;
 	if (fetch_pending(os, s->jid.node))
-		return HOOK_CONTINUE;   /* another resource is getting them */
+		return HOOK_CONTINUE; /* another resource is getting them */
 	struct offline_op *op = op_new(os, OP_FETCH, s->jid.node);
 	op->session = s;
 	if (store_pending(os, op->user)) {
-		op->waiting = true;   /* started by fetch_kick (see the top) */
-		log_debug("offline: the fetch for %s@%s waits for a message being stored", op->user,
-		          h->name);
+		op->waiting = true; /* started by fetch_kick (see the top) */
+		log_debug("offline: the fetch for %s@%s waits for a message being stored", op->user, h->name);
 		return HOOK_CONTINUE;
 	}
 	pending_wait_storage(&op->p, storage_offline_get(h->storage, h->name, op->user, fetched, op));
@@ -588,10 +583,11 @@ static enum hook_result offline_session_closed(struct host *h, void *args, void 
 		next = (struct offline_op *)op->p.next;
 		if (op->kind == OP_FETCH && op->session == hs->session) {
 			if (!pending_cancel(&op->p))
-				op_free(op);   /* it waited for a store */
+				op_free(op); /* it waited for a store */
 		} else if (op->kind == OP_WAIT_WRITE && op->session == hs->session) {
 			log_info("offline: the session of %s@%s closed before its offline messages were "
-			         "written; they stay stored", op->user, op->host->name);
+			         "written; they stay stored",
+			         op->user, op->host->name);
 			op_free(op);
 		}
 	}
@@ -607,7 +603,8 @@ static const struct builtin_hook offline_hooks[] = {
 };
 
 static const struct builtin_parts offline_parts = {
-	.hooks = offline_hooks, .nhooks = ARRAY_SIZE(offline_hooks),
+	.hooks = offline_hooks,
+	.nhooks = ARRAY_SIZE(offline_hooks),
 	.feature = FEATURE_MSGOFFLINE,
 };
 

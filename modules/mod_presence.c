@@ -66,22 +66,20 @@
 #include <time.h>
 
 #define SESS_BUCKETS 4096
-#define DIRECTED_MAX 100     /* directed-presence targets remembered per session */
+#define DIRECTED_MAX 100 /* directed-presence targets remembered per session */
 
 struct presence_settings {
 	unsigned unused;
 };
 
-static const struct opt_def presence_options[] = {
-	OPT_END
-};
+static const struct opt_def presence_options[] = { OPT_END };
 
 enum pres_kind {
-	PK_OUT_SUB,      /* the user sent a subscription stanza to peer */
-	PK_IN_SUB,       /* peer sent a subscription stanza to the user */
-	PK_BROADCAST,    /* a session of the user sent presence without 'to' */
-	PK_PROBE_IN,     /* peer probes the user */
-	PK_CLOSED,       /* a session of the user ended while available */
+	PK_OUT_SUB,   /* the user sent a subscription stanza to peer */
+	PK_IN_SUB,    /* peer sent a subscription stanza to the user */
+	PK_BROADCAST, /* a session of the user sent presence without 'to' */
+	PK_PROBE_IN,  /* peer probes the user */
+	PK_CLOSED,    /* a session of the user ended while available */
 };
 
 enum sub_type { ST_SUBSCRIBE, ST_SUBSCRIBED, ST_UNSUBSCRIBE, ST_UNSUBSCRIBED, ST_NONE };
@@ -89,24 +87,24 @@ enum sub_type { ST_SUBSCRIBE, ST_SUBSCRIBED, ST_UNSUBSCRIBE, ST_UNSUBSCRIBED, ST
 struct pres_state;
 
 struct pres_op {
-	struct pending_op p;     /* first: the state's FIFO of ops */
+	struct pending_op p; /* first: the state's FIFO of ops */
 	struct pres_state *ps;
 	enum pres_kind kind;
 	enum sub_type sub;
 	bool running;
-	bool initial;            /* PK_BROADCAST: the session's first available presence */
-	bool account_checked;    /* PK_IN_SUB subscribe: the account is known to exist */
-	char *user;              /* the local user whose roster is read */
-	struct jid peer;         /* bare contact JID (sub ops, probe) */
-	struct jid full;         /* the session's full JID (broadcast, closed) */
-	struct xml_node *stanza; /* what to route or deliver (owned) */
-	struct strlist directed; /* PK_CLOSED/PK_BROADCAST unavailable: directed targets */
-	struct roster_item item; /* the item being written (owned) */
-	struct barrier_hold *hold;   /* sub ops: on the barrier of the stream that sent
+	bool initial;              /* PK_BROADCAST: the session's first available presence */
+	bool account_checked;      /* PK_IN_SUB subscribe: the account is known to exist */
+	char *user;                /* the local user whose roster is read */
+	struct jid peer;           /* bare contact JID (sub ops, probe) */
+	struct jid full;           /* the session's full JID (broadcast, closed) */
+	struct xml_node *stanza;   /* what to route or deliver (owned) */
+	struct strlist directed;   /* PK_CLOSED/PK_BROADCAST unavailable: directed targets */
+	struct roster_item item;   /* the item being written (owned) */
+	struct barrier_hold *hold; /* sub ops: on the barrier of the stream that sent
 	                                the stanza (or NULL), until the op is done */
 	bool item_visible_before;
-	struct roster_item before;   /* subscription fields as read (no strings) */
-	bool remove;             /* write removes the item */
+	struct roster_item before; /* subscription fields as read (no strings) */
+	bool remove;               /* write removes the item */
 	uint64_t version;
 };
 
@@ -121,7 +119,7 @@ struct pres_sess {
 
 struct pres_state {
 	struct host *host;
-	struct pending_ops ops;  /* struct pres_op, in arrival order */
+	struct pending_ops ops; /* struct pres_op, in arrival order */
 	struct pres_sess **sess;
 };
 
@@ -142,8 +140,7 @@ static enum sub_type sub_type_of(const char *type)
 	return ST_NONE;
 }
 
-static const char *const sub_type_names[] = { "subscribe", "subscribed", "unsubscribe",
-	                                      "unsubscribed" };
+static const char *const sub_type_names[] = { "subscribe", "subscribed", "unsubscribe", "unsubscribed" };
 
 static bool has_from(enum roster_subscription s)
 {
@@ -186,8 +183,8 @@ static void item_copy(struct roster_item *dst, const struct roster_item *src)
 }
 
 /* Route p (consumed) with type (NULL: as it is), from and to set. */
-static void route_stamped(struct xml_node *p, const char *type, const struct jid *from,
-                          const struct jid *to, bool from_bare)
+static void route_stamped(struct xml_node *p, const char *type, const struct jid *from, const struct jid *to,
+                          bool from_bare)
 {
 	if (type != NULL)
 		xml_set_attr(p, "type", type);
@@ -228,8 +225,8 @@ static unsigned deliver_to_user(struct host *h, const char *user, struct xml_nod
 /* Send the current presence of every available resource of user to 'to'
  * (type unavailable instead when unavailable is set), except the resource
  * named skip (NULL: none). */
-static void send_presence_of(struct host *h, const char *user, const struct jid *to,
-                             bool unavailable, const char *skip)
+static void send_presence_of(struct host *h, const char *user, const struct jid *to, bool unavailable,
+                             const char *skip)
 {
 	/* Copy the senders first: routing may close a session under us. */
 	size_t n = 0;
@@ -316,7 +313,7 @@ static void op_free(struct pending_op *p)
 		xml_unref(&op->stanza);
 	strlist_free(&op->directed);
 	roster_item_clear(&op->item);
-	barrier_release(&op->hold);   /* after what op_act routed */
+	barrier_release(&op->hold); /* after what op_act routed */
 	free(op);
 }
 
@@ -329,7 +326,6 @@ static void op_hold(struct pres_op *op)
 {
 	op->hold = builtin_hold_take();
 }
-
 
 
 /* Append op; it starts now unless an earlier op of the same user is queued. */
@@ -364,8 +360,8 @@ static void op_done(struct pres_op *op)
 
 /* ---- deciding ---------------------------------------------------------------- */
 
-static void op_roster_read(enum storage_result res, const struct roster_item *items,
-                           size_t count, uint64_t version, void *ctx);
+static void op_roster_read(enum storage_result res, const struct roster_item *items, size_t count,
+                           uint64_t version, void *ctx);
 
 static void op_account_read(enum storage_result res, const struct storage_account *acc, void *ctx)
 {
@@ -376,7 +372,7 @@ static void op_account_read(enum storage_result res, const struct storage_accoun
 		return;
 	if (res == STORAGE_NOT_FOUND) {
 		/* No such user: the requester's pending request is refused. */
-		struct jid to = {0};
+		struct jid to = { 0 };
 		jid_set(&to, op->user, h->name, NULL);
 		struct barrier_hold **outer = builtin_hand_on(&op->hold);
 		route_new("unsubscribed", &to, &op->peer, true);
@@ -386,15 +382,14 @@ static void op_account_read(enum storage_result res, const struct storage_accoun
 		return;
 	}
 	if (res != STORAGE_OK) {
-		log_warning("presence %s: subscription request from %s@%s to %s dropped: storage %s",
-		            h->name, op->peer.node != NULL ? op->peer.node : "", op->peer.domain,
-		            op->user, storage_result_str(res));
+		log_warning("presence %s: subscription request from %s@%s to %s dropped: storage %s", h->name,
+		            op->peer.node != NULL ? op->peer.node : "", op->peer.domain, op->user,
+		            storage_result_str(res));
 		op_done(op);
 		return;
 	}
 	op->account_checked = true;
-	pending_wait_storage(&op->p, storage_roster_get(h->storage, h->name, op->user,
-	                                                op_roster_read, op));
+	pending_wait_storage(&op->p, storage_roster_get(h->storage, h->name, op->user, op_roster_read, op));
 }
 
 static void op_start(struct pres_op *op)
@@ -403,12 +398,11 @@ static void op_start(struct pres_op *op)
 	op->running = true;
 	if (op->kind == PK_IN_SUB && op->sub == ST_SUBSCRIBE && !op->account_checked &&
 	    sm_user_sessions(h, op->user) == NULL) {
-		pending_wait_storage(&op->p, storage_account_get(h->storage, h->name, op->user,
-		                                                 op_account_read, op));
+		pending_wait_storage(&op->p,
+		                     storage_account_get(h->storage, h->name, op->user, op_account_read, op));
 		return;
 	}
-	pending_wait_storage(&op->p, storage_roster_get(h->storage, h->name, op->user,
-	                                                op_roster_read, op));
+	pending_wait_storage(&op->p, storage_roster_get(h->storage, h->name, op->user, op_roster_read, op));
 }
 
 /* After the write (or when nothing had to be written): push, route, deliver. */
@@ -417,7 +411,7 @@ static void op_act(struct pres_op *op, bool changed)
 	struct host *h = op->ps->host;
 	/* What is routed now continues the stanza's work (op_hold). */
 	struct barrier_hold **outer = builtin_hand_on(&op->hold);
-	struct jid self = {0};
+	struct jid self = { 0 };
 	jid_set(&self, op->user, h->name, NULL);
 	const struct roster_item *it = &op->item;
 
@@ -437,15 +431,15 @@ static void op_act(struct pres_op *op, bool changed)
 	if (op->kind == PK_OUT_SUB) {
 		bool route = true;
 		if (op->sub == ST_SUBSCRIBED && !changed)
-			route = false;   /* already approved: nothing to say */
+			route = false; /* already approved: nothing to say */
 		if (op->sub == ST_SUBSCRIBED && changed && op->item.approved)
-			route = false;   /* pre-approval (§3.4): stays here */
+			route = false; /* pre-approval (§3.4): stays here */
 		if (route)
 			route_copy(op->stanza, NULL, &self, &op->peer, true);
 		if (route && op->sub == ST_SUBSCRIBED)
-			send_presence_of(h, op->user, &op->peer, false, NULL);   /* §3.1.5 */
+			send_presence_of(h, op->user, &op->peer, false, NULL); /* §3.1.5 */
 		if (op->sub == ST_UNSUBSCRIBED && changed)
-			send_presence_of(h, op->user, &op->peer, true, NULL);    /* §3.2.2 */
+			send_presence_of(h, op->user, &op->peer, true, NULL); /* §3.2.2 */
 	} else if (op->kind == PK_IN_SUB) {
 		switch (op->sub) {
 		case ST_SUBSCRIBE:
@@ -461,7 +455,7 @@ static void op_act(struct pres_op *op, bool changed)
 		case ST_UNSUBSCRIBE:
 			if (changed) {
 				deliver_to_user(h, op->user, op->stanza);
-				send_presence_of(h, op->user, &op->peer, true, NULL);   /* §3.3.3 */
+				send_presence_of(h, op->user, &op->peer, true, NULL); /* §3.3.3 */
 			}
 			break;
 		case ST_SUBSCRIBED:
@@ -469,8 +463,7 @@ static void op_act(struct pres_op *op, bool changed)
 			if (changed)
 				deliver_to_user(h, op->user, op->stanza);
 			break;
-		default:
-			break;
+		default: break;
 		}
 	}
 	jid_clear(&self);
@@ -542,16 +535,11 @@ static bool decide_sub(struct pres_op *op, bool existed)
 			if (it->ask_in)
 				grant_from(it);
 			else if (!has_from(it->subscription))
-				it->approved = true;   /* pre-approval */
+				it->approved = true; /* pre-approval */
 			break;
-		case ST_UNSUBSCRIBE:
-			end_to(it);
-			break;
-		case ST_UNSUBSCRIBED:
-			end_from(it);
-			break;
-		default:
-			break;
+		case ST_UNSUBSCRIBE: end_to(it); break;
+		case ST_UNSUBSCRIBED: end_from(it); break;
+		default: break;
 		}
 	} else {
 		switch (op->sub) {
@@ -565,27 +553,22 @@ static bool decide_sub(struct pres_op *op, bool existed)
 			break;
 		case ST_SUBSCRIBED:
 			if (!it->ask_out)
-				break;   /* we never asked: ignored (§3.1.6) */
+				break; /* we never asked: ignored (§3.1.6) */
 			it->ask_out = false;
 			it->subscription = has_from(it->subscription) ? SUB_BOTH : SUB_TO;
 			break;
-		case ST_UNSUBSCRIBE:
-			end_from(it);
-			break;
-		case ST_UNSUBSCRIBED:
-			end_to(it);
-			break;
-		default:
-			break;
+		case ST_UNSUBSCRIBE: end_from(it); break;
+		case ST_UNSUBSCRIBED: end_to(it); break;
+		default: break;
 		}
 	}
-	bool changed = it->subscription != s0 || it->ask_out != a_out || it->ask_in != a_in ||
-	               it->approved != appr;
+	bool changed =
+	        it->subscription != s0 || it->ask_out != a_out || it->ask_in != a_in || it->approved != appr;
 	if (!existed) {
 		/* Only a subscribe, an inbound subscribe or a pre-approval creates. */
-		bool creates = (op->kind == PK_OUT_SUB &&
-		                (op->sub == ST_SUBSCRIBE || op->sub == ST_SUBSCRIBED)) ||
-		               (op->kind == PK_IN_SUB && op->sub == ST_SUBSCRIBE);
+		bool creates =
+		        (op->kind == PK_OUT_SUB && (op->sub == ST_SUBSCRIBE || op->sub == ST_SUBSCRIBED)) ||
+		        (op->kind == PK_IN_SUB && op->sub == ST_SUBSCRIBE);
 		return creates && changed;
 	}
 	return changed;
@@ -616,7 +599,7 @@ static void do_broadcast(struct pres_op *op, const struct roster_item *items, si
 	struct host *h = op->ps->host;
 	const char *type = xml_attr(op->stanza, "type");
 	bool unavailable = type != NULL && strcmp(type, "unavailable") == 0;
-	struct jid self = {0};
+	struct jid self = { 0 };
 	jid_set(&self, op->user, h->name, NULL);
 
 	for (size_t i = 0; i < count; i++) {
@@ -639,8 +622,7 @@ static void do_broadcast(struct pres_op *op, const struct roster_item *items, si
 	struct jid *targets;
 	size_t n = builtin_sessions(h, op->user, other_available, op->full.resource, &targets);
 	for (size_t i = 0; i < n; i++) {
-		route_copy(op->stanza, unavailable ? "unavailable" : NULL, &op->full, &targets[i],
-		           false);
+		route_copy(op->stanza, unavailable ? "unavailable" : NULL, &op->full, &targets[i], false);
 		jid_clear(&targets[i]);
 	}
 	free(targets);
@@ -687,7 +669,7 @@ static void op_last_read(enum storage_result res, const struct last_activity *la
 	struct jid to;
 	const char *err;
 	if (from_s != NULL && jid_parse(from_s, &to, &err) == 0) {
-		struct jid self = {0};
+		struct jid self = { 0 };
 		jid_set(&self, op->user, h->name, NULL);
 		struct xml_node *p = xml_new("presence", NS_CLIENT);
 		xml_set_attr(p, "type", "unavailable");
@@ -709,8 +691,8 @@ static void op_last_read(enum storage_result res, const struct last_activity *la
 			}
 		} else if (res != STORAGE_NOT_FOUND) {
 			log_warning("presence %s: last presence of %s unavailable (storage %s); answering "
-			            "a probe with plain unavailable", h->name, op->user,
-			            storage_result_str(res));
+			            "a probe with plain unavailable",
+			            h->name, op->user, storage_result_str(res));
 		}
 		router_route(p, &self, &to);
 		xml_unref(&p);
@@ -720,8 +702,8 @@ static void op_last_read(enum storage_result res, const struct last_activity *la
 	op_done(op);
 }
 
-static void op_roster_read(enum storage_result res, const struct roster_item *items,
-                           size_t count, uint64_t version, void *ctx)
+static void op_roster_read(enum storage_result res, const struct roster_item *items, size_t count,
+                           uint64_t version, void *ctx)
 {
 	struct pres_op *op = ctx;
 	struct host *h = op->ps->host;
@@ -761,9 +743,8 @@ static void op_roster_read(enum storage_result res, const struct roster_item *it
 			return;
 		}
 		const struct roster_item *it = &op->item;
-		if (old != NULL && !op->item_visible_before && it->subscription == SUB_NONE &&
-		    !it->ask_out && !it->ask_in && !it->approved && it->name == NULL &&
-		    it->groups.count == 0) {
+		if (old != NULL && !op->item_visible_before && it->subscription == SUB_NONE && !it->ask_out &&
+		    !it->ask_in && !it->approved && it->name == NULL && it->groups.count == 0) {
 			/* A pending request withdrawn or refused: nothing left to keep. */
 			op->remove = true;
 			pending_wait_storage(&op->p, storage_roster_remove(h->storage, h->name, op->user,
@@ -862,8 +843,7 @@ static enum hook_result presence_send(struct host *h, void *args, void *ctx)
 		if (r != NULL) {
 			if (type != NULL)
 				strlist_del(&r->directed, target);
-			else if (!strlist_contains(&r->directed, target) &&
-			         r->directed.count < DIRECTED_MAX)
+			else if (!strlist_contains(&r->directed, target) && r->directed.count < DIRECTED_MAX)
 				strlist_add(&r->directed, target);
 		}
 		free(target);
@@ -892,7 +872,7 @@ static enum hook_result presence_in(struct host *h, void *args, void *ctx)
 	if (st == ST_NONE && !probe)
 		return HOOK_CONTINUE;
 	if (jid_bare_equal(hp->from, hp->to) && probe)
-		return HOOK_STOP;   /* our own probes to ourselves: nothing to answer */
+		return HOOK_STOP; /* our own probes to ourselves: nothing to answer */
 	struct pres_op *op = op_new(ps, probe ? PK_PROBE_IN : PK_IN_SUB, hp->to->node);
 	op->sub = st;
 	jid_set(&op->peer, hp->from->node, hp->from->domain, NULL);
@@ -901,7 +881,7 @@ static enum hook_result presence_in(struct host *h, void *args, void *ctx)
 		/* Delivered from the contact's bare JID, to the user's bare JID. */
 		xml_set_attr(op->stanza, "from", jid_bare_to_pool(op->stanza->pool, hp->from));
 		xml_set_attr(op->stanza, "to", jid_bare_to_pool(op->stanza->pool, hp->to));
-		op_hold(op);   /* from a local user's stream, or from an op_act of ours */
+		op_hold(op); /* from a local user's stream, or from an op_act of ours */
 	}
 	op_enqueue(op);
 	return HOOK_STOP;

@@ -78,8 +78,8 @@ static const struct opt_def privacy_options[] = {
 	{ "max_lists", OPT_UINT, offsetof(struct privacy_settings, max_lists), "20", NULL, 1, 1000,
 	  "most privacy lists one user may keep; a new list beyond is refused with "
 	  "resource-constraint" },
-	{ "max_items", OPT_UINT, offsetof(struct privacy_settings, max_items), "250", NULL, 1,
-	  100000, "most items one privacy list may hold; a longer list is refused with "
+	{ "max_items", OPT_UINT, offsetof(struct privacy_settings, max_items), "250", NULL, 1, 100000,
+	  "most items one privacy list may hold; a longer list is refused with "
 	  "resource-constraint" },
 	OPT_END
 };
@@ -91,34 +91,34 @@ struct prv_item {
 	uint32_t order;
 	unsigned stanzas;
 	char *value;
-	struct jid jid;                /* PRIVACY_JID */
+	struct jid jid; /* PRIVACY_JID */
 };
 
 struct prv_list {
 	char *name;
-	struct prv_item *items;        /* ascending order */
+	struct prv_item *items; /* ascending order */
 	size_t nitems;
 };
 
 struct prv_contact {
-	char *jid;                     /* bare */
+	char *jid; /* bare */
 	enum roster_subscription sub;
 	struct strlist groups;
 };
 
 struct prv_sess {
 	uint64_t id;
-	char *active;                  /* NULL: none (the default applies) */
+	char *active; /* NULL: none (the default applies) */
 };
 
 struct prv_user {
-	struct user_cache_entry e;     /* first: e.user is the user */
+	struct user_cache_entry e; /* first: e.user is the user */
 	bool loaded, roster_loaded;
-	struct prv_op *load, *rload;   /* reads in flight, or NULL */
-	struct prv_list *lists;        /* sorted by name */
+	struct prv_op *load, *rload; /* reads in flight, or NULL */
+	struct prv_list *lists;      /* sorted by name */
 	size_t nlists;
 	char *default_name;
-	struct prv_contact *roster;    /* sorted by jid */
+	struct prv_contact *roster; /* sorted by jid */
 	size_t nroster;
 	struct prv_sess *sess;
 	size_t nsess;
@@ -129,19 +129,19 @@ enum prv_kind { PK_LOAD, PK_RLOAD, PK_READ_FOR_IQ, PK_SET_LIST, PK_REMOVE_LIST, 
 struct prv_state;
 
 struct prv_op {
-	struct pending_op p;           /* first: the state's list of ops; p.req the request */
-	struct prv_state *ps;          /* valid while p is listed */
+	struct pending_op p;  /* first: the state's list of ops; p.req the request */
+	struct prv_state *ps; /* valid while p is listed */
 	enum prv_kind kind;
 	char *user;
-	char *name;                    /* list name (PK_DEFAULT: NULL declines) */
-	struct prv_list list;          /* PK_SET_LIST: the new list */
+	char *name;           /* list name (PK_DEFAULT: NULL declines) */
+	struct prv_list list; /* PK_SET_LIST: the new list */
 };
 
 struct prv_state {
 	struct host *host;
 	const struct privacy_settings *set;
 	struct pending_ops ops;
-	struct user_cache users;       /* struct prv_user */
+	struct user_cache users; /* struct prv_user */
 };
 
 /* ---- cache ------------------------------------------------------------------------ */
@@ -224,7 +224,7 @@ static void list_from_storage(struct prv_list *dst, const struct privacy_list *s
 		d->value = s->value != NULL ? xstrdup(s->value) : NULL;
 		const char *err;
 		if (d->type == PRIVACY_JID && jid_parse(d->value, &d->jid, &err) != 0)
-			memset(&d->jid, 0, sizeof(d->jid));   /* matches nobody */
+			memset(&d->jid, 0, sizeof(d->jid)); /* matches nobody */
 	}
 	if (dst->nitems > 1)
 		qsort(dst->items, dst->nitems, sizeof(*dst->items), cmp_item);
@@ -283,8 +283,8 @@ static void cache_remove_list(struct prv_user *u, const char *name)
 static void cache_roster_set(struct prv_user *u, const struct roster_item *it)
 {
 	struct prv_contact key = { .jid = it->jid };
-	struct prv_contact *c = u->nroster > 0 ?
-		bsearch(&key, u->roster, u->nroster, sizeof(*u->roster), cmp_contact) : NULL;
+	struct prv_contact *c =
+	        u->nroster > 0 ? bsearch(&key, u->roster, u->nroster, sizeof(*u->roster), cmp_contact) : NULL;
 	if (it->subscription == SUB_REMOVE) {
 		if (c != NULL) {
 			size_t i = (size_t)(c - u->roster);
@@ -327,14 +327,13 @@ static bool jid_item_matches(const struct jid *j, const struct jid *peer)
 	if (j->domain == NULL || peer->domain == NULL || strcmp(j->domain, peer->domain) != 0)
 		return false;
 	if (j->node == NULL && j->resource == NULL)
-		return true;                                   /* <domain>: everything there */
-	if (j->node == NULL)                               /* <domain/resource> */
+		return true; /* <domain>: everything there */
+	if (j->node == NULL) /* <domain/resource> */
 		return peer->node == NULL && peer->resource != NULL &&
 		       strcmp(j->resource, peer->resource) == 0;
 	if (peer->node == NULL || strcmp(j->node, peer->node) != 0)
 		return false;
-	return j->resource == NULL ||
-	       (peer->resource != NULL && strcmp(j->resource, peer->resource) == 0);
+	return j->resource == NULL || (peer->resource != NULL && strcmp(j->resource, peer->resource) == 0);
 }
 
 static const struct prv_contact *contact_of(const struct prv_user *u, const struct jid *peer)
@@ -343,20 +342,16 @@ static const struct prv_contact *contact_of(const struct prv_user *u, const stru
 		return NULL;
 	char *bare = jid_bare_string(peer);
 	struct prv_contact key = { .jid = bare };
-	const struct prv_contact *c = bsearch(&key, u->roster, u->nroster, sizeof(*u->roster),
-	                                      cmp_contact);
+	const struct prv_contact *c = bsearch(&key, u->roster, u->nroster, sizeof(*u->roster), cmp_contact);
 	free(bare);
 	return c;
 }
 
-static bool item_matches(const struct prv_user *u, const struct prv_item *it,
-                         const struct jid *peer)
+static bool item_matches(const struct prv_user *u, const struct prv_item *it, const struct jid *peer)
 {
 	switch (it->type) {
-	case PRIVACY_ALL:
-		return true;
-	case PRIVACY_JID:
-		return jid_item_matches(&it->jid, peer);
+	case PRIVACY_ALL: return true;
+	case PRIVACY_JID: return jid_item_matches(&it->jid, peer);
 	case PRIVACY_GROUP: {
 		const struct prv_contact *c = contact_of(u, peer);
 		return c != NULL && strlist_contains(&c->groups, it->value);
@@ -418,8 +413,8 @@ static unsigned inbound_bit(const struct xml_node *stanza)
 
 /* The same rules over a stored list (mod_offline, for users with no
  * session). */
-bool privacy_list_denies(const struct privacy_list *list, const struct roster_item *roster,
-                         size_t nroster, unsigned bit, const struct jid *peer)
+bool privacy_list_denies(const struct privacy_list *list, const struct roster_item *roster, size_t nroster,
+                         unsigned bit, const struct jid *peer)
 {
 	if (list == NULL || peer == NULL || peer->domain == NULL)
 		return false;
@@ -435,9 +430,7 @@ bool privacy_list_denies(const struct privacy_list *list, const struct roster_it
 			continue;
 		bool match = false;
 		switch (it->type) {
-		case PRIVACY_ALL:
-			match = true;
-			break;
+		case PRIVACY_ALL: match = true; break;
 		case PRIVACY_JID: {
 			struct jid j;
 			const char *err;
@@ -505,14 +498,14 @@ static void user_load(struct prv_state *ps, struct prv_user *u)
 	if (!u->loaded && u->load == NULL) {
 		struct prv_op *op = op_new(ps, PK_LOAD, u->e.user, NULL);
 		u->load = op;
-		pending_wait_storage(&op->p, storage_privacy_get(h->storage, h->name, u->e.user,
-		                                                 lists_read, op));
+		pending_wait_storage(&op->p,
+		                     storage_privacy_get(h->storage, h->name, u->e.user, lists_read, op));
 	}
 	if (!u->roster_loaded && u->rload == NULL) {
 		struct prv_op *op = op_new(ps, PK_RLOAD, u->e.user, NULL);
 		u->rload = op;
-		pending_wait_storage(&op->p, storage_roster_get(h->storage, h->name, u->e.user,
-		                                                roster_read, op));
+		pending_wait_storage(&op->p,
+		                     storage_roster_get(h->storage, h->name, u->e.user, roster_read, op));
 	}
 }
 
@@ -564,7 +557,8 @@ static void lists_read(enum storage_result res, const struct privacy_list *lists
 		cache_fill(u, lists, n, default_name);
 	else if (res != STORAGE_OK && op->kind == PK_LOAD)
 		log_warning("privacy %s: the privacy lists of %s cannot be read (storage %s); not "
-		            "enforced until they can", ps->host->name, op->user, storage_result_str(res));
+		            "enforced until they can",
+		            ps->host->name, op->user, storage_result_str(res));
 	if (op->kind == PK_READ_FOR_IQ) {
 		struct iq_request *req = op->p.req;
 		op->p.req = NULL;
@@ -605,8 +599,8 @@ static void roster_read(enum storage_result res, const struct roster_item *items
 		u->roster_loaded = true;
 	} else if (res != STORAGE_OK) {
 		log_warning("privacy %s: the roster of %s cannot be read (storage %s); group and "
-		            "subscription rules see no contacts", ps->host->name, op->user,
-		            storage_result_str(res));
+		            "subscription rules see no contacts",
+		            ps->host->name, op->user, storage_result_str(res));
 	}
 	op_free(&op->p);
 }
@@ -643,18 +637,13 @@ static void written(enum storage_result res, void *ctx)
 	struct prv_user *u = user_get(ps, op->user);
 	if (u != NULL && u->loaded) {
 		switch (op->kind) {
-		case PK_SET_LIST:
-			cache_set_list(u, &op->list);
-			break;
-		case PK_REMOVE_LIST:
-			cache_remove_list(u, op->name);
-			break;
+		case PK_SET_LIST: cache_set_list(u, &op->list); break;
+		case PK_REMOVE_LIST: cache_remove_list(u, op->name); break;
 		case PK_DEFAULT:
 			free(u->default_name);
 			u->default_name = op->name != NULL ? xstrdup(op->name) : NULL;
 			break;
-		default:
-			break;
+		default: break;
 		}
 	}
 	iq_result(op->p.req, NULL);
@@ -730,8 +719,7 @@ static bool used_by_other(struct prv_state *ps, struct prv_user *u, const struct
                           const char *name)
 {
 	bool is_default = u->default_name != NULL && strcmp(u->default_name, name) == 0;
-	for (struct session *s = sm_user_sessions(ps->host, u->e.user); s != NULL;
-	     s = s->next_of_user) {
+	for (struct session *s = sm_user_sessions(ps->host, u->e.user); s != NULL; s = s->next_of_user) {
 		if (self != NULL && s->id == self->id)
 			continue;
 		struct prv_sess *r = sess_find(u, s->id);
@@ -818,7 +806,8 @@ static bool read_list(struct prv_state *ps, struct iq_request *req, const struct
 				if (xml_is(c, stanza_names[b], NS_PRIVACY))
 					break;
 			if (b == 4) {
-				iq_error(req, SE_BAD_REQUEST, "an item's children are message, iq, "
+				iq_error(req, SE_BAD_REQUEST,
+				         "an item's children are message, iq, "
 				         "presence-in or presence-out");
 				return false;
 			}
@@ -868,8 +857,8 @@ static void handle_set(struct prv_state *ps, struct iq_request *req, struct prv_
 		}
 		struct prv_op *op = op_new(ps, PK_DEFAULT, u->e.user, req);
 		op->name = name != NULL ? xstrdup(name) : NULL;
-		pending_wait_storage(&op->p, storage_privacy_set_default(h->storage, h->name, u->e.user,
-		                                                         name, written, op));
+		pending_wait_storage(&op->p, storage_privacy_set_default(h->storage, h->name, u->e.user, name,
+		                                                         written, op));
 		return;
 	}
 	if (!xml_is(el, "list", NS_PRIVACY) || name == NULL || *name == '\0') {
@@ -888,8 +877,8 @@ static void handle_set(struct prv_state *ps, struct iq_request *req, struct prv_
 		}
 		struct prv_op *op = op_new(ps, PK_REMOVE_LIST, u->e.user, req);
 		op->name = xstrdup(name);
-		pending_wait_storage(&op->p, storage_privacy_remove_list(h->storage, h->name, u->e.user,
-		                                                         name, written, op));
+		pending_wait_storage(&op->p, storage_privacy_remove_list(h->storage, h->name, u->e.user, name,
+		                                                         written, op));
 		return;
 	}
 	if (list_find(u, name) == NULL && u->nlists >= ps->set->max_lists) {
@@ -901,7 +890,7 @@ static void handle_set(struct prv_state *ps, struct iq_request *req, struct prv_
 	struct prv_op *op = op_new(ps, PK_SET_LIST, u->e.user, req);
 	op->list.name = xstrdup(name);
 	if (!read_list(ps, req, el, &op->list)) {
-		op_free(&op->p);   /* read_list answered */
+		op_free(&op->p); /* read_list answered */
 		return;
 	}
 	struct privacy_item *items = xcalloc(op->list.nitems, sizeof(*items));
@@ -909,8 +898,8 @@ static void handle_set(struct prv_state *ps, struct iq_request *req, struct prv_
 		const struct prv_item *it = &op->list.items[i];
 		items[i] = (struct privacy_item){ it->type, it->value, it->allow, it->order, it->stanzas };
 	}
-	pending_wait_storage(&op->p, storage_privacy_set_list(h->storage, h->name, u->e.user, name,
-	                                                      items, op->list.nitems, written, op));
+	pending_wait_storage(&op->p, storage_privacy_set_list(h->storage, h->name, u->e.user, name, items,
+	                                                      op->list.nitems, written, op));
 	free(items);
 }
 
@@ -947,8 +936,7 @@ static void privacy_iq(struct iq_request *req, void *ctx)
 	}
 	/* Not read yet (or the read failed): read, then answer. */
 	struct prv_op *op = op_new(ps, PK_READ_FOR_IQ, u->e.user, req);
-	pending_wait_storage(&op->p, storage_privacy_get(h->storage, h->name, u->e.user, lists_read,
-	                                                 op));
+	pending_wait_storage(&op->p, storage_privacy_get(h->storage, h->name, u->e.user, lists_read, op));
 }
 
 /* ---- hooks -------------------------------------------------------------------------------- */
@@ -988,8 +976,8 @@ static enum hook_result privacy_roster(struct host *h, void *args, void *ctx)
 /* The list that judges the stanzas between session s and peer, with its
  * user in *u_r; NULL when none does (peer is exempt, or no list is in
  * force). */
-static struct prv_list *session_list(struct prv_state *ps, const struct session *s,
-                                     const struct jid *peer, struct prv_user **u_r)
+static struct prv_list *session_list(struct prv_state *ps, const struct session *s, const struct jid *peer,
+                                     struct prv_user **u_r)
 {
 	const char *user = s->jid.node;
 	if (builtin_filter_exempt(ps->host, user, peer))
@@ -1064,8 +1052,7 @@ static enum hook_result privacy_send(struct host *h, void *args, void *ctx)
 	if (l == NULL)
 		return HOOK_CONTINUE;
 	enum stanza_kind kind = stanza_kind(hp->stanza);
-	unsigned bit = kind == STANZA_PRESENCE && is_notification(hp->stanza) ? PRIVACY_PRESENCE_OUT
-	                                                                        : 0;
+	unsigned bit = kind == STANZA_PRESENCE && is_notification(hp->stanza) ? PRIVACY_PRESENCE_OUT : 0;
 	if (!list_denies(u, l, bit, hp->to))
 		return HOOK_CONTINUE;
 	if (kind == STANZA_MESSAGE || (kind == STANZA_IQ && iq_request(hp->stanza))) {
@@ -1089,8 +1076,10 @@ static const struct builtin_hook privacy_hooks[] = {
 };
 
 static const struct builtin_parts privacy_parts = {
-	.iqs = privacy_iqs, .niqs = ARRAY_SIZE(privacy_iqs),
-	.hooks = privacy_hooks, .nhooks = ARRAY_SIZE(privacy_hooks),
+	.iqs = privacy_iqs,
+	.niqs = ARRAY_SIZE(privacy_iqs),
+	.hooks = privacy_hooks,
+	.nhooks = ARRAY_SIZE(privacy_hooks),
 	.feature = NS_PRIVACY,
 };
 
@@ -1104,8 +1093,11 @@ static int privacy_start(struct host *h, const void *settings, void **state_r, c
 		return -1;
 	}
 	ps->users = (struct user_cache){
-		.entry_size = sizeof(struct prv_user), .opened = privacy_opened,
-		.closed = privacy_closed, .clear = user_clear, .ctx = ps,
+		.entry_size = sizeof(struct prv_user),
+		.opened = privacy_opened,
+		.closed = privacy_closed,
+		.clear = user_clear,
+		.ctx = ps,
 	};
 	user_cache_start(&ps->users, h);
 	*state_r = ps;
@@ -1116,7 +1108,7 @@ static void privacy_stop(struct host *h, void *state)
 {
 	struct prv_state *ps = state;
 	builtin_parts_remove(h, &privacy_parts, ps);
-	user_cache_stop(&ps->users);   /* cancels the reads of the cache */
+	user_cache_stop(&ps->users); /* cancels the reads of the cache */
 	pending_stop(&ps->ops);
 	free(ps);
 }

@@ -39,7 +39,8 @@ struct private_settings {
 
 static const struct opt_def private_options[] = {
 	{ "max_size", OPT_SIZE, offsetof(struct private_settings, max_size), "64K", NULL, 1024,
-	  16 * 1024 * 1024, "largest set a user may store in one request (bytes of the serialized "
+	  16 * 1024 * 1024,
+	  "largest set a user may store in one request (bytes of the serialized "
 	  "elements); a bigger one is refused with not-acceptable" },
 	OPT_END
 };
@@ -47,10 +48,10 @@ static const struct opt_def private_options[] = {
 struct private_state;
 
 struct private_op {
-	struct pending_op p;           /* first: the state's list of ops */
-	struct private_state *ps;      /* valid while p is listed */
+	struct pending_op p;      /* first: the state's list of ops */
+	struct private_state *ps; /* valid while p is listed */
 	char *user;
-	char *name, *ns;               /* get: the element asked for */
+	char *name, *ns; /* get: the element asked for */
 };
 
 struct private_state {
@@ -95,12 +96,15 @@ static void private_read(enum storage_result res, const char *text, void *ctx)
 		const char *err = NULL;
 		size_t len = strlen(text);
 		const struct xml_parser_limits lim = {
-			.max_stanza = len + 1, .max_depth = 64, .max_attrs = 64,
+			.max_stanza = len + 1,
+			.max_depth = 64,
+			.max_attrs = 64,
 		};
 		el = xml_parse_string(text, len, NULL, &lim, &err);
 		if (el == NULL || strcmp(el->ns, op->ns) != 0) {
 			log_error("private: the stored element %s of %s@%s does not parse (%s); "
-			          "answering an empty one", op->ns, op->user, op->ps->host->name,
+			          "answering an empty one",
+			          op->ns, op->user, op->ps->host->name,
 			          err != NULL ? err : "another namespace");
 			xml_unref(&el);
 		}
@@ -167,7 +171,8 @@ static void private_set(struct private_state *ps, struct iq_request *req, unsign
 		items[count].ns = el->ns;
 		items[count++].data = data;
 		if (total > ps->set->max_size) {
-			char *text = xasprintf("the data is too large (at most %zu bytes)", ps->set->max_size);
+			char *text =
+			        xasprintf("the data is too large (at most %zu bytes)", ps->set->max_size);
 			iq_error(req, SE_NOT_ACCEPTABLE, text);
 			free(text);
 			goto out;
@@ -175,8 +180,8 @@ static void private_set(struct private_state *ps, struct iq_request *req, unsign
 	}
 	{
 		struct private_op *op = op_new(ps, req);
-		pending_wait_storage(&op->p, storage_private_set(h->storage, h->name, op->user, items,
-		                                                 count, private_written, op));
+		pending_wait_storage(&op->p, storage_private_set(h->storage, h->name, op->user, items, count,
+		                                                 private_written, op));
 	}
 out:
 	for (size_t i = 0; i < count; i++)
@@ -217,8 +222,8 @@ static void private_iq(struct iq_request *req, void *ctx)
 	struct private_op *op = op_new(ps, req);
 	op->name = xstrdup(el->name);
 	op->ns = xstrdup(el->ns);
-	pending_wait_storage(&op->p, storage_private_get(h->storage, h->name, op->user, op->ns,
-	                                                 private_read, op));
+	pending_wait_storage(&op->p,
+	                     storage_private_get(h->storage, h->name, op->user, op->ns, private_read, op));
 }
 
 static const struct builtin_iq private_iqs[] = {

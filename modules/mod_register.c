@@ -40,8 +40,8 @@ struct register_settings {
 static const struct opt_def register_options[] = {
 	{ "open", OPT_BOOL, offsetof(struct register_settings, open), "false", NULL, 0, 0,
 	  "let anyone create an account before logging in" },
-	{ "min_password_length", OPT_UINT, offsetof(struct register_settings, min_password_length),
-	  "1", NULL, 0, 1024, "shortest password accepted, in characters" },
+	{ "min_password_length", OPT_UINT, offsetof(struct register_settings, min_password_length), "1", NULL,
+	  0, 1024, "shortest password accepted, in characters" },
 	{ "throttle", OPT_DURATION, offsetof(struct register_settings, throttle), "600", NULL, 0, 0,
 	  "one registration per IP address within this time (0: no limit)" },
 	OPT_END
@@ -49,8 +49,8 @@ static const struct opt_def register_options[] = {
 
 struct throttle_entry {
 	char *ip;
-	double at;                /* monotonic seconds of the registration */
-	bool pending;             /* a registration from ip is in flight */
+	double at;    /* monotonic seconds of the registration */
+	bool pending; /* a registration from ip is in flight */
 	struct throttle_entry *next;
 };
 
@@ -59,23 +59,22 @@ enum register_op_kind { OP_CREATE, OP_PASSWORD, OP_REMOVE };
 struct register_state;
 
 struct register_op {
-	struct pending_op p;         /* first: the state's list of ops; p.req the request */
-	struct register_state *rs;   /* valid while p is listed */
+	struct pending_op p;       /* first: the state's list of ops; p.req the request */
+	struct register_state *rs; /* valid while p is listed */
 	enum register_op_kind kind;
 	char *user;
-	char *ip;                    /* OP_CREATE: the remote address, or NULL */
+	char *ip; /* OP_CREATE: the remote address, or NULL */
 };
 
 struct register_state {
 	struct host *host;
 	const struct register_settings *set;
-	struct throttle_entry *throttle;   /* newest first */
+	struct throttle_entry *throttle; /* newest first */
 	unsigned nthrottle;
 	struct pending_ops ops;
 };
 
-static const char instructions[] =
-	"Choose a username and password to register with this server.";
+static const char instructions[] = "Choose a username and password to register with this server.";
 
 /* ---- throttle ------------------------------------------------------------ */
 

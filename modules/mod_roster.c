@@ -48,26 +48,25 @@
 #include <string.h>
 
 #define NS_FEATURE_ROSTERVER "urn:xmpp:features:rosterver"
-#define ROSTER_TEXT_MAX 1023     /* bytes of a name or a group */
-#define ROSTER_GROUPS_MAX 256    /* groups of one item */
+#define ROSTER_TEXT_MAX 1023  /* bytes of a name or a group */
+#define ROSTER_GROUPS_MAX 256 /* groups of one item */
 
 struct roster_settings {
 	unsigned max_items;
 };
 
-static const struct opt_def roster_options[] = {
-	{ "max_items", OPT_UINT, offsetof(struct roster_settings, max_items), "1000", NULL, 1,
-	  1000000, "most items a roster may hold" },
-	OPT_END
-};
+static const struct opt_def roster_options[] = { { "max_items", OPT_UINT,
+	                                           offsetof(struct roster_settings, max_items), "1000", NULL,
+	                                           1, 1000000, "most items a roster may hold" },
+	                                         OPT_END };
 
 enum roster_op_kind { OP_GET, OP_SET, OP_REMOVE };
 
 struct roster_state;
 
 struct roster_op {
-	struct pending_op p;         /* first: the state's list of ops; p.req the request */
-	struct roster_state *rs;     /* valid while p is listed */
+	struct pending_op p;     /* first: the state's list of ops; p.req the request */
+	struct roster_state *rs; /* valid while p is listed */
 	enum roster_op_kind kind;
 	char *user;
 	char *client_ver;            /* OP_GET: the 'ver' the client sent, or NULL */
@@ -124,7 +123,7 @@ static void item_to_xml(struct xml_node *query, const struct roster_item *it)
 	if (it->ask_out)
 		xml_set_attr(el, "ask", "subscribe");
 	if (it->approved)
-		xml_set_attr(el, "approved", "true");   /* RFC 6121 §3.4 pre-approval */
+		xml_set_attr(el, "approved", "true"); /* RFC 6121 §3.4 pre-approval */
 	for (size_t i = 0; i < it->groups.count; i++) {
 		struct xml_node *g = xml_add_child(el, "group", NULL);
 		xml_add_text(g, it->groups.items[i], strlen(it->groups.items[i]));
@@ -143,8 +142,7 @@ static void op_free(struct pending_op *p)
 	free(op);
 }
 
-static struct roster_op *op_new(struct roster_state *rs, struct iq_request *req,
-                                enum roster_op_kind kind)
+static struct roster_op *op_new(struct roster_state *rs, struct iq_request *req, enum roster_op_kind kind)
 {
 	struct roster_op *op = xcalloc(1, sizeof(*op));
 	op->rs = rs;
@@ -164,8 +162,7 @@ static bool answer_storage_failure(struct iq_request *req, enum storage_result r
 	return true;
 }
 
-const struct roster_item *roster_find_item(const struct roster_item *items, size_t count,
-                                           const char *jid)
+const struct roster_item *roster_find_item(const struct roster_item *items, size_t count, const char *jid)
 {
 	for (size_t i = 0; i < count; i++)
 		if (items[i].jid != NULL && strcmp(items[i].jid, jid) == 0)
@@ -187,8 +184,7 @@ static bool session_interested(const struct session *s, void *ctx)
 	return s->interested;
 }
 
-void roster_push(struct host *h, const char *user, const struct roster_item *it,
-                 uint64_t version)
+void roster_push(struct host *h, const char *user, const struct roster_item *it, uint64_t version)
 {
 	struct hook_roster hr = { .user = user, .item = it };
 	hook_run(h, HOOK_ROSTER_CHANGED, &hr);
@@ -224,7 +220,7 @@ static void send_cancel(struct host *h, const char *user, const char *contact, c
 	const char *err;
 	if (jid_parse(contact, &to, &err) != 0)
 		return;
-	struct jid from = {0};
+	struct jid from = { 0 };
 	jid_set(&from, user, h->name, NULL);
 	struct xml_node *p = xml_new("presence", NS_CLIENT);
 	xml_set_attr(p, "type", type);
@@ -270,17 +266,16 @@ static void op_written(enum storage_result res, void *ctx)
 		else
 			iq_result(op->p.req, NULL);
 		if (op->cancel_to)
-			send_cancel(h, op->user, op->item.jid, "unsubscribe",
-			            op->cancel_from ? NULL : &hold);
+			send_cancel(h, op->user, op->item.jid, "unsubscribe", op->cancel_from ? NULL : &hold);
 		if (op->cancel_from)
 			send_cancel(h, op->user, op->item.jid, "unsubscribed", &hold);
-		barrier_release(&hold);   /* a remote contact: nobody took it */
+		barrier_release(&hold); /* a remote contact: nobody took it */
 	}
 	op_free(&op->p);
 }
 
-static void op_read(enum storage_result res, const struct roster_item *items, size_t count,
-                    uint64_t version, void *ctx)
+static void op_read(enum storage_result res, const struct roster_item *items, size_t count, uint64_t version,
+                    void *ctx)
 {
 	struct roster_op *op = ctx;
 	if (!pending_resume(&op->p))
@@ -310,7 +305,7 @@ static void op_read(enum storage_result res, const struct roster_item *items, si
 		roster_version_string(ver, version, view.tag);
 		if (op->client_ver != NULL && strcmp(op->client_ver, ver) == 0) {
 			roster_view_clear(&view);
-			iq_result(req, NULL);   /* RFC 6121 §2.6.3: the client is up to date */
+			iq_result(req, NULL); /* RFC 6121 §2.6.3: the client is up to date */
 			break;
 		}
 		struct xml_node *q = iq_payload_new("query", NS_ROSTER);
@@ -338,8 +333,8 @@ static void op_read(enum storage_result res, const struct roster_item *items, si
 			op->item.ask_in = old->ask_in;
 			op->item.approved = old->approved;
 		}
-		pending_wait_storage(&op->p, storage_roster_set(h->storage, h->name, op->user,
-		                                                &op->item, op_written, op));
+		pending_wait_storage(
+		        &op->p, storage_roster_set(h->storage, h->name, op->user, &op->item, op_written, op));
 		return;
 	}
 	case OP_REMOVE: {
@@ -352,14 +347,14 @@ static void op_read(enum storage_result res, const struct roster_item *items, si
 			bool shared = roster_find_item(view.items, view.count, op->item.jid) != NULL;
 			roster_view_clear(&view);
 			if (shared)
-				iq_error(req, SE_NOT_ALLOWED, "the contact comes from a shared roster group; "
+				iq_error(req, SE_NOT_ALLOWED,
+				         "the contact comes from a shared roster group; "
 				         "only an administrator can remove it");
 			else
 				iq_error(req, SE_ITEM_NOT_FOUND, NULL);
 			break;
 		}
-		op->cancel_to = old->subscription == SUB_TO || old->subscription == SUB_BOTH ||
-		                old->ask_out;
+		op->cancel_to = old->subscription == SUB_TO || old->subscription == SUB_BOTH || old->ask_out;
 		op->cancel_from = old->subscription == SUB_FROM || old->subscription == SUB_BOTH ||
 		                  old->ask_in || old->approved;
 		pending_wait_storage(&op->p, storage_roster_remove(h->storage, h->name, op->user,
@@ -464,11 +459,10 @@ static void roster_iq(struct iq_request *req, void *ctx)
 		const char *ver = xml_attr(req->payload, "ver");
 		if (ver != NULL)
 			op->client_ver = xstrdup(ver);
-		pending_wait_storage(&op->p, storage_roster_get(h->storage, h->name, op->user, op_read,
-		                                                op));
+		pending_wait_storage(&op->p, storage_roster_get(h->storage, h->name, op->user, op_read, op));
 		return;
 	}
-	struct roster_item it = {0};
+	struct roster_item it = { 0 };
 	if (!parse_set(req, &it)) {
 		item_free(&it);
 		return;

@@ -86,8 +86,8 @@ static const struct opt_def srg_options[] = {
 	  "groups (departmentNumber, department, ou)" },
 	{ "ldap_group_base", OPT_STRING, SOFF(ldap.group_base), NULL, NULL, 0, 0,
 	  "source ldap: where the groups are searched (subtree; default: auth.ldap.base)" },
-	{ "ldap_group_filter", OPT_STRING, SOFF(ldap.group_filter), "(objectClass=groupOfNames)",
-	  NULL, 0, 0, "source ldap: the filter that selects the group entries" },
+	{ "ldap_group_filter", OPT_STRING, SOFF(ldap.group_filter), "(objectClass=groupOfNames)", NULL, 0, 0,
+	  "source ldap: the filter that selects the group entries" },
 	{ "ldap_group_name_attr", OPT_STRING, SOFF(ldap.name_attr), "cn", NULL, 0, 0,
 	  "source ldap: attribute of a group's name (its first value; also the roster group)" },
 	{ "ldap_group_desc_attr", OPT_STRING, SOFF(ldap.desc_attr), "description", NULL, 0, 0,
@@ -112,8 +112,8 @@ static const struct opt_def srg_options[] = {
 	  "source ldap, nested groups: where group entries are searched (subtree; default: "
 	  "ldap_group_base)" },
 	{ "ldap_nested_filter", OPT_STRING, SOFF(ldap.nested_filter),
-	  "(|(objectClass=group)(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))", NULL,
-	  0, 0, "source ldap, nested groups: the filter that selects group entries there" },
+	  "(|(objectClass=group)(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))", NULL, 0, 0,
+	  "source ldap, nested groups: the filter that selects group entries there" },
 	{ "ldap_nested_depth", OPT_UINT, SOFF(ldap.nested_depth), "10", NULL, 1, 100,
 	  "source ldap, nested groups: how many levels of groups below a group are expanded" },
 	{ "ldap_refresh", OPT_DURATION, SOFF(ldap.refresh), "5m", NULL, 0, 0,
@@ -127,34 +127,34 @@ static const struct opt_def srg_options[] = {
 /* One group in memory. */
 struct srg {
 	char *name, *label, *description;
-	struct strlist displayed;     /* group names; empty: the group itself */
-	struct strlist members;       /* sorted bare JIDs (without the special members) */
-	bool all, online;             /* @all@ / @online@ are members */
+	struct strlist displayed; /* group names; empty: the group itself */
+	struct strlist members;   /* sorted bare JIDs (without the special members) */
+	bool all, online;         /* @all@ / @online@ are members */
 };
 
 struct srg_state {
 	struct host *host;
-	struct storage *ldap_store;    /* source ldap: the LDAP group store (owned), the host's
+	struct storage *ldap_store; /* source ldap: the LDAP group store (owned), the host's
 	                                  store of the srg area */
-	struct srg *groups;           /* sorted by name */
+	struct srg *groups;         /* sorted by name */
 	size_t ngroups;
 	bool loaded;
 	struct storage_req *load_handle;
-	struct strlist accounts;      /* sorted bare JIDs of the host's accounts */
+	struct strlist accounts; /* sorted bare JIDs of the host's accounts */
 	struct storage_req *accounts_req;
-	struct strlist online;        /* sorted bare JIDs of users with a session */
-	struct pending_ops ops;       /* push ops */
-	struct pending_ops admins;    /* administration calls */
-	struct name_entry *names;     /* shown names from vCards, sorted by JID */
+	struct strlist online;     /* sorted bare JIDs of users with a session */
+	struct pending_ops ops;    /* push ops */
+	struct pending_ops admins; /* administration calls */
+	struct name_entry *names;  /* shown names from vCards, sorted by JID */
 	size_t nnames;
 	struct storage_req *names_req;
-	bool dir_names;               /* names come from the store (storage_srg_names), not
+	bool dir_names;                   /* names come from the store (storage_srg_names), not
 	                                 vCards */
-	struct storage_req *names_handle;   /* dir_names: the read in flight */
-	bool load_failing;            /* the last load failed (logged once) */
-	double loaded_at;             /* wall-clock time of the last load that succeeded */
-	bool ldap;                    /* source ldap: ldap_store is open */
-	ev_timer refresh;             /* source ldap: reads the directory again */
+	struct storage_req *names_handle; /* dir_names: the read in flight */
+	bool load_failing;                /* the last load failed (logged once) */
+	double loaded_at;                 /* wall-clock time of the last load that succeeded */
+	bool ldap;                        /* source ldap: ldap_store is open */
+	ev_timer refresh;                 /* source ldap: reads the directory again */
 };
 
 /* The name a user's vCard gives (FN, else NICKNAME). */
@@ -165,9 +165,9 @@ struct name_entry {
 
 /* What a user sees of one shared contact. */
 struct contact {
-	const char *jid;              /* borrowed from the group lists */
-	const char *name;             /* from the vCard (borrowed), NULL: the local part */
-	struct strlist labels;        /* borrowed strings, distinct (items malloc'd) */
+	const char *jid;       /* borrowed from the group lists */
+	const char *name;      /* from the vCard (borrowed), NULL: the local part */
+	struct strlist labels; /* borrowed strings, distinct (items malloc'd) */
 	bool to, from;
 };
 
@@ -341,9 +341,8 @@ static int cmp_name(const void *a, const void *b)
 static const char *name_of(const struct srg_state *st, const char *jid)
 {
 	struct name_entry key = { .jid = (char *)jid };
-	const struct name_entry *e = st->nnames > 0
-	                             ? bsearch(&key, st->names, st->nnames, sizeof(key), cmp_name)
-	                             : NULL;
+	const struct name_entry *e =
+	        st->nnames > 0 ? bsearch(&key, st->names, st->nnames, sizeof(key), cmp_name) : NULL;
 	return e != NULL ? e->name : NULL;
 }
 
@@ -352,8 +351,8 @@ static const char *name_of(const struct srg_state *st, const char *jid)
 static bool name_set(struct srg_state *st, const char *jid, const char *name)
 {
 	struct name_entry key = { .jid = (char *)jid };
-	struct name_entry *e = st->nnames > 0
-	                       ? bsearch(&key, st->names, st->nnames, sizeof(key), cmp_name) : NULL;
+	struct name_entry *e =
+	        st->nnames > 0 ? bsearch(&key, st->names, st->nnames, sizeof(key), cmp_name) : NULL;
 	bool none = name == NULL || *name == '\0';
 	if (e != NULL && !none && strcmp(e->name, name) == 0)
 		return false;
@@ -395,7 +394,7 @@ static void names_clear(struct srg_state *st)
 
 struct tuple {
 	const char *jid;
-	const char *label;            /* NULL for "from" tuples */
+	const char *label; /* NULL for "from" tuples */
 	bool to, from;
 };
 
@@ -414,11 +413,11 @@ static void tuple_add(struct tuples *t, const char *jid, const char *label, bool
 }
 
 /* Every member of g but self as a tuple. */
-static void add_members(const struct srg_state *st, struct tuples *t, const struct srg *g,
-                        const char *self, const char *label, bool to, bool from)
+static void add_members(const struct srg_state *st, struct tuples *t, const struct srg *g, const char *self,
+                        const char *label, bool to, bool from)
 {
 	const struct strlist *lists[3] = { &g->members, g->all ? &st->accounts : NULL,
-	                                   g->online ? &st->online : NULL };
+		                           g->online ? &st->online : NULL };
 	for (size_t k = 0; k < 3; k++) {
 		if (lists[k] == NULL)
 			continue;
@@ -442,10 +441,9 @@ static void contacts_free(struct contact *c, size_t n)
 
 /* The shared contacts of self (a bare JID), sorted by JID: those self
  * sees (to), and with want_from also those that see self (from). */
-static struct contact *contacts_of(const struct srg_state *st, const char *self, bool want_from,
-                                   size_t *n_r)
+static struct contact *contacts_of(const struct srg_state *st, const char *self, bool want_from, size_t *n_r)
 {
-	struct tuples t = {0};
+	struct tuples t = { 0 };
 	for (size_t i = 0; i < st->ngroups; i++) {
 		const struct srg *g = &st->groups[i];
 		if (!member_of(st, g, self))
@@ -454,7 +452,8 @@ static struct contact *contacts_of(const struct srg_state *st, const char *self,
 			add_members(st, &t, g, self, group_label(g), true, false);
 		} else {
 			for (size_t k = 0; k < g->displayed.count; k++) {
-				const struct srg *d = group_find((struct srg_state *)st, g->displayed.items[k]);
+				const struct srg *d =
+				        group_find((struct srg_state *)st, g->displayed.items[k]);
 				if (d != NULL)
 					add_members(st, &t, d, self, group_label(d), true, false);
 			}
@@ -564,8 +563,8 @@ static enum roster_subscription sub_make(bool to, bool from)
 
 /* Fill out (malloc'd) from the stored item s (may be NULL) and the shared
  * contact c (may be NULL; not both). */
-static void item_merge(struct roster_item *out, const struct roster_item *s,
-                       const struct contact *c, bool presence)
+static void item_merge(struct roster_item *out, const struct roster_item *s, const struct contact *c,
+                       bool presence)
 {
 	memset(out, 0, sizeof(*out));
 	bool stored = s != NULL && s->subscription != SUB_REMOVE;
@@ -578,8 +577,8 @@ static void item_merge(struct roster_item *out, const struct roster_item *s,
 		sl_copy(&out->groups, &s->groups);
 	for (size_t i = 0; c != NULL && i < c->labels.count; i++) {
 		if (!strlist_contains(&out->groups, c->labels.items[i])) {
-			out->groups.items = xrealloc(out->groups.items,
-			                             (out->groups.count + 1) * sizeof(char *));
+			out->groups.items =
+			        xrealloc(out->groups.items, (out->groups.count + 1) * sizeof(char *));
 			out->groups.items[out->groups.count++] = xstrdup(c->labels.items[i]);
 		}
 	}
@@ -602,8 +601,7 @@ static void item_merge(struct roster_item *out, const struct roster_item *s,
 
 /* What self sees of peer, without listing every contact: labels get the
  * labels (borrowed) of the groups through which self sees peer. */
-static void pair_of(const struct srg_state *st, const char *self, const char *peer,
-                    struct contact *c)
+static void pair_of(const struct srg_state *st, const char *self, const char *peer, struct contact *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->jid = peer;
@@ -617,8 +615,9 @@ static void pair_of(const struct srg_state *st, const char *self, const char *pe
 			continue;
 		size_t nd = g->displayed.count > 0 ? g->displayed.count : 1;
 		for (size_t k = 0; k < nd; k++) {
-			const struct srg *d = g->displayed.count > 0
-			                      ? group_find((struct srg_state *)st, g->displayed.items[k]) : g;
+			const struct srg *d = g->displayed.count > 0 ? group_find((struct srg_state *)st,
+			                                                          g->displayed.items[k])
+			                                             : g;
 			if (d == NULL)
 				continue;
 			if (self_in && member_of(st, d, peer)) {
@@ -704,8 +703,8 @@ static enum hook_result srg_view(struct host *h, void *args, void *ctx)
 /* Roster pushes for some contacts of one user: the stored roster is read
  * first so that the push shows the stored item merged with the shared one. */
 struct push_op {
-	struct pending_op p;          /* first: the state's push ops; p.call the read */
-	struct srg_state *st;         /* valid while p is listed */
+	struct pending_op p;  /* first: the state's push ops; p.call the read */
+	struct srg_state *st; /* valid while p is listed */
 	char *user;
 	struct strlist jids;
 };
@@ -733,8 +732,8 @@ static void push_read(enum storage_result res, const struct roster_item *items, 
 	}
 	if (res != STORAGE_OK) {
 		log_warning("shared_roster %s: roster of %s unavailable (storage %s); its client "
-		            "sees the group change at its next roster request", h->name, op->user,
-		            storage_result_str(res));
+		            "sees the group change at its next roster request",
+		            h->name, op->user, storage_result_str(res));
 		push_op_free(&op->p);
 		return;
 	}
@@ -763,7 +762,7 @@ static bool interested(struct host *h, const char *user)
 static void presence_between(struct host *h, const char *contact, const char *user, bool lost,
                              const struct jid *gone)
 {
-	struct jid to = {0}, c;
+	struct jid to = { 0 }, c;
 	const char *err;
 	if (jid_parse(contact, &c, &err) != 0)
 		return;
@@ -775,8 +774,7 @@ static void presence_between(struct host *h, const char *contact, const char *us
 	struct jid *from = xcalloc(n + 1, sizeof(*from));
 	struct xml_node **pres = xcalloc(n + 1, sizeof(*pres));
 	size_t i = 0;
-	for (struct session *s = sm_user_sessions(h, c.node); s != NULL && i < n;
-	     s = s->next_of_user) {
+	for (struct session *s = sm_user_sessions(h, c.node); s != NULL && i < n; s = s->next_of_user) {
 		if (s->available && s->presence != NULL) {
 			jid_copy(&from[i], &s->jid);
 			pres[i] = s->presence;
@@ -810,7 +808,7 @@ static void presence_between(struct host *h, const char *contact, const char *us
 
 /* What each connected user saw before a change. */
 struct snapshot {
-	char **users;                 /* bare JIDs */
+	char **users; /* bare JIDs */
 	struct contact **c;
 	size_t *nc;
 	size_t n;
@@ -876,7 +874,7 @@ static void snapshot_apply(struct srg_state *st, struct snapshot *sn, const stru
 		struct contact *before = sn->c[i];
 		size_t nb = sn->nc[i];
 		char *user = xstrndup(self, strcspn(self, "@"));
-		struct strlist changed = {0};
+		struct strlist changed = { 0 };
 		/* Walk both sorted lists. */
 		size_t a = 0, b = 0;
 		while (a < na || b < nb) {
@@ -902,8 +900,8 @@ static void snapshot_apply(struct srg_state *st, struct snapshot *sn, const stru
 			op->jids = changed;
 			memset(&changed, 0, sizeof(changed));
 			pending_track(&st->ops, &op->p, push_op_free);
-			pending_wait_storage(&op->p, storage_roster_get(h->storage, h->name, op->user,
-			                                                push_read, op));
+			pending_wait_storage(
+			        &op->p, storage_roster_get(h->storage, h->name, op->user, push_read, op));
 		}
 		strlist_free(&changed);
 		free(user);
@@ -921,25 +919,25 @@ static void snapshot_apply(struct srg_state *st, struct snapshot *sn, const stru
 
 /* ---- loading -------------------------------------------------------------------------- */
 
-static void loaded(enum storage_result res, const struct srg_group *groups, size_t count,
-                   void *ctx)
+static void loaded(enum storage_result res, const struct srg_group *groups, size_t count, void *ctx)
 {
 	struct srg_state *st = ctx;
 	st->load_handle = NULL;
 	if (res != STORAGE_OK) {
 		if (!st->load_failing && st->loaded)
 			log_error("shared_roster %s: cannot load the shared roster groups (%s); the "
-			          "groups loaded last are kept", st->host->name, storage_result_str(res));
+			          "groups loaded last are kept",
+			          st->host->name, storage_result_str(res));
 		else if (!st->load_failing)
 			log_error("shared_roster %s: cannot load the shared roster groups (%s); rosters "
-			          "show none until a load succeeds", st->host->name,
-			          storage_result_str(res));
+			          "show none until a load succeeds",
+			          st->host->name, storage_result_str(res));
 		st->load_failing = true;
 		return;
 	}
 	st->load_failing = false;
 	st->loaded_at = ev_time();
-	struct snapshot sn = {0};
+	struct snapshot sn = { 0 };
 	if (st->loaded)
 		snapshot_take(st, &sn);
 	groups_clear(st);
@@ -953,8 +951,8 @@ static void loaded(enum storage_result res, const struct srg_group *groups, size
 		log_info("shared_roster %s: %zu groups loaded", st->host->name, count);
 }
 
-static void source_names_loaded(enum storage_result res, const struct srg_name *names,
-                                size_t count, void *ctx);
+static void source_names_loaded(enum storage_result res, const struct srg_name *names, size_t count,
+                                void *ctx);
 
 /* A load of the groups; with names from the source, their read first (the
  * groups are loaded when it has answered), so that shared contacts appear
@@ -967,11 +965,10 @@ static void load_start(struct srg_state *st)
 	storage_cancel(st->names_handle);
 	st->names_handle = NULL;
 	if (st->dir_names)
-		st->names_handle = storage_srg_names(host_store(h, STORAGE_AREA_SRG), h->name,
-		                                     source_names_loaded, st);
+		st->names_handle =
+		        storage_srg_names(host_store(h, STORAGE_AREA_SRG), h->name, source_names_loaded, st);
 	else
-		st->load_handle = storage_srg_get(host_store(h, STORAGE_AREA_SRG), h->name, NULL,
-		                                  loaded, st);
+		st->load_handle = storage_srg_get(host_store(h, STORAGE_AREA_SRG), h->name, NULL, loaded, st);
 }
 
 #ifdef HAVE_BACKEND_LDAP
@@ -995,7 +992,7 @@ static void accounts_loaded(enum storage_result res, const struct strlist *names
 		          st->host->name, storage_result_str(res));
 		return;
 	}
-	struct snapshot sn = {0};
+	struct snapshot sn = { 0 };
 	snapshot_take(st, &sn);
 	strlist_free(&st->accounts);
 	for (size_t i = 0; i < names->count; i++) {
@@ -1011,14 +1008,14 @@ static void accounts_loaded(enum storage_result res, const struct strlist *names
 enum admin_kind { AK_CREATE, AK_DELETE, AK_LIST, AK_INFO, AK_USER_ADD, AK_USER_DEL };
 
 struct srg_admin {
-	struct pending_op p;          /* first: the state's admins; p.call the source's call */
+	struct pending_op p; /* first: the state's admins; p.call the source's call */
 	struct srg_state *st;
 	enum admin_kind kind;
-	srg_admin_done_fn *done;      /* srg_admin_run: text answers */
-	srg_admin_result_fn *result;  /* srg_admin_groups / srg_admin_change: structured */
+	srg_admin_done_fn *done;     /* srg_admin_run: text answers */
+	srg_admin_result_fn *result; /* srg_admin_groups / srg_admin_change: structured */
 	void *ctx;
-	struct srg_group g;           /* AK_CREATE: the new group; others: g.name */
-	char *member;                 /* AK_USER_ADD/DEL */
+	struct srg_group g; /* AK_CREATE: the new group; others: g.name */
+	char *member;       /* AK_USER_ADD/DEL */
 };
 
 const char *const srg_admin_usage[] = {
@@ -1058,8 +1055,8 @@ static enum srg_admin_result result_of(enum storage_result r)
 
 /* Answer the caller (body: srg_admin_run's output; groups: srg_admin_groups'
  * answer) and free a. */
-static void admin_finish(struct srg_admin *a, enum srg_admin_result r, const char *message,
-                         const char *body, const struct srg_group *groups, size_t count)
+static void admin_finish(struct srg_admin *a, enum srg_admin_result r, const char *message, const char *body,
+                         const struct srg_group *groups, size_t count)
 {
 	if (a->result != NULL)
 		a->result(a->ctx, r, message, groups, count);
@@ -1093,7 +1090,7 @@ static void admin_changed(enum storage_result res, void *ctx)
 		return;
 	}
 	if (st->loaded) {
-		struct snapshot sn = {0};
+		struct snapshot sn = { 0 };
 		snapshot_take(st, &sn);
 		switch (a->kind) {
 		case AK_CREATE: group_add(st, &a->g); break;
@@ -1111,7 +1108,7 @@ static void admin_changed(enum storage_result res, void *ctx)
 		}
 		snapshot_apply(st, &sn, NULL);
 	} else {
-		load_start(st);   /* the load in flight may have read the old state */
+		load_start(st); /* the load in flight may have read the old state */
 	}
 	char *body;
 	switch (a->kind) {
@@ -1125,8 +1122,7 @@ static void admin_changed(enum storage_result res, void *ctx)
 	free(body);
 }
 
-static void admin_loaded(enum storage_result res, const struct srg_group *groups, size_t count,
-                         void *ctx)
+static void admin_loaded(enum storage_result res, const struct srg_group *groups, size_t count, void *ctx)
 {
 	struct srg_admin *a = ctx;
 	if (!pending_resume(&a->p))
@@ -1142,7 +1138,7 @@ static void admin_loaded(enum storage_result res, const struct srg_group *groups
 		admin_finish(a, SRG_ADMIN_OK, NULL, NULL, groups, count);
 		return;
 	}
-	struct buf b = {0};
+	struct buf b = { 0 };
 	if (a->kind == AK_LIST) {
 		for (size_t i = 0; i < count; i++)
 			buf_printf(&b, "%s\n", groups[i].name);
@@ -1234,8 +1230,7 @@ static const char *group_check(const struct srg_group *g)
 	for (size_t k = 0; k < g->displayed.count; k++)
 		if (!group_name_ok(g->displayed.items[k]))
 			return "a displayed group name is not valid";
-	if (!utf8_valid(g->label, strlen(g->label)) ||
-	    !utf8_valid(g->description, strlen(g->description)))
+	if (!utf8_valid(g->label, strlen(g->label)) || !utf8_valid(g->description, strlen(g->description)))
 		return "the name and the description must be UTF-8";
 	if (strlen(g->label) > 255 || strlen(g->description) > 1024)
 		return "the name is at most 255 bytes, the description 1024";
@@ -1262,8 +1257,8 @@ char *srg_admin_read_only(struct host *h)
 	struct srg_state *st = module_state(h, "shared_roster");
 	if (st == NULL || !st->ldap)
 		return NULL;
-	return xasprintf("the shared roster groups of %s come from %s and are read-only here",
-	                 h->name, source_name(st));
+	return xasprintf("the shared roster groups of %s come from %s and are read-only here", h->name,
+	                 source_name(st));
 }
 
 /* Send a (checked, linked to its state) to the group source.  Returns
@@ -1286,8 +1281,7 @@ static enum srg_admin_result admin_send(struct srg_admin *a, char **error_r)
 		call = storage_srg_member_add(store, h->name, a->g.name, a->member, admin_changed, a);
 		break;
 	case AK_USER_DEL:
-		call = storage_srg_member_remove(store, h->name, a->g.name, a->member, admin_changed,
-		                                 a);
+		call = storage_srg_member_remove(store, h->name, a->g.name, a->member, admin_changed, a);
 		break;
 	case AK_LIST:
 	case AK_INFO: call = storage_srg_get(store, h->name, NULL, admin_loaded, a); break;
@@ -1307,17 +1301,20 @@ static struct srg_admin *admin_new(struct srg_state *st, enum admin_kind kind)
 
 struct srg_admin *srg_admin_run(int argc, char **argv, srg_admin_done_fn *done, void *ctx)
 {
-	static const struct { const char *name; enum admin_kind kind; int min, max, host_arg; } cmds[] = {
-		{ "srg-create", AK_CREATE, 3, 9, 1 }, { "srg-delete", AK_DELETE, 3, 3, 1 },
-		{ "srg-list", AK_LIST, 2, 2, 1 },     { "srg-info", AK_INFO, 3, 3, 1 },
+	static const struct {
+		const char *name;
+		enum admin_kind kind;
+		int min, max, host_arg;
+	} cmds[] = {
+		{ "srg-create", AK_CREATE, 3, 9, 1 },     { "srg-delete", AK_DELETE, 3, 3, 1 },
+		{ "srg-list", AK_LIST, 2, 2, 1 },         { "srg-info", AK_INFO, 3, 3, 1 },
 		{ "srg-user-add", AK_USER_ADD, 4, 4, 2 }, { "srg-user-del", AK_USER_DEL, 4, 4, 2 },
 	};
 	size_t ci = 0;
 	while (ci < ARRAY_SIZE(cmds) && (argc < 1 || strcmp(cmds[ci].name, argv[0]) != 0))
 		ci++;
 	if (ci == ARRAY_SIZE(cmds) || argc < cmds[ci].min || argc > cmds[ci].max) {
-		char *msg = xasprintf("usage: %s", ci < ARRAY_SIZE(cmds) ? srg_admin_usage[ci] :
-		                      "srg-...");
+		char *msg = xasprintf("usage: %s", ci < ARRAY_SIZE(cmds) ? srg_admin_usage[ci] : "srg-...");
 		done(ctx, SRG_ADMIN_INVALID, msg, "");
 		free(msg);
 		return NULL;
@@ -1389,8 +1386,7 @@ struct srg_admin *srg_admin_run(int argc, char **argv, srg_admin_done_fn *done, 
 	return a;
 }
 
-struct srg_admin *srg_admin_groups(struct host *h, srg_admin_result_fn *cb, void *ctx,
-                                   char **error_r)
+struct srg_admin *srg_admin_groups(struct host *h, srg_admin_result_fn *cb, void *ctx, char **error_r)
 {
 	struct srg_state *st = admin_state(h, error_r);
 	if (st == NULL)
@@ -1398,7 +1394,7 @@ struct srg_admin *srg_admin_groups(struct host *h, srg_admin_result_fn *cb, void
 	struct srg_admin *a = admin_new(st, AK_LIST);
 	a->result = cb;
 	a->ctx = ctx;
-	admin_send(a, error_r);   /* a read cannot be refused */
+	admin_send(a, error_r); /* a read cannot be refused */
 	return a;
 }
 
@@ -1413,8 +1409,10 @@ struct srg_admin *srg_admin_change(struct host *h, enum srg_admin_op op, const s
                                    enum srg_admin_result *result_r, char **error_r)
 {
 	static const enum admin_kind kinds[] = {
-		[SRG_ADMIN_CREATE] = AK_CREATE, [SRG_ADMIN_DELETE] = AK_DELETE,
-		[SRG_ADMIN_MEMBER_ADD] = AK_USER_ADD, [SRG_ADMIN_MEMBER_DEL] = AK_USER_DEL,
+		[SRG_ADMIN_CREATE] = AK_CREATE,
+		[SRG_ADMIN_DELETE] = AK_DELETE,
+		[SRG_ADMIN_MEMBER_ADD] = AK_USER_ADD,
+		[SRG_ADMIN_MEMBER_DEL] = AK_USER_DEL,
 	};
 	struct srg_state *st = admin_state(h, error_r);
 	if (st == NULL) {
@@ -1442,7 +1440,7 @@ struct srg_admin *srg_admin_change(struct host *h, enum srg_admin_op op, const s
 					strlist_push(&a->g.members, m);
 			}
 		}
-		if (a->g.members.count > 1)   /* the store keeps them byte-wise sorted */
+		if (a->g.members.count > 1) /* the store keeps them byte-wise sorted */
 			qsort(a->g.members.items, a->g.members.count, sizeof(char *), cmp_strp);
 	} else if (!group_name_ok(a->g.name)) {
 		err = "a group name is 1 to 191 bytes of UTF-8 without ','";
@@ -1527,7 +1525,7 @@ static enum hook_result srg_session_opened(struct host *h, void *args, void *ctx
 	struct hook_session *hs = args;
 	char *jid = jid_bare_string(&hs->session->jid);
 	if (!sl_has(&st->online, jid)) {
-		struct snapshot sn = {0};
+		struct snapshot sn = { 0 };
 		bool live = st->loaded && any_group(st, false, true);
 		if (live)
 			snapshot_take(st, &sn);
@@ -1545,9 +1543,9 @@ static enum hook_result srg_session_closed(struct host *h, void *args, void *ctx
 	struct hook_session *hs = args;
 	struct session *s = hs->session;
 	if (sm_user_sessions(h, s->jid.node) != NULL)
-		return HOOK_CONTINUE;   /* still online */
+		return HOOK_CONTINUE; /* still online */
 	char *jid = jid_bare_string(&s->jid);
-	struct snapshot sn = {0};
+	struct snapshot sn = { 0 };
 	bool live = st->loaded && any_group(st, false, true) && sl_has(&st->online, jid);
 	if (live)
 		snapshot_take(st, &sn);
@@ -1563,7 +1561,7 @@ static enum hook_result srg_register_user(struct host *h, void *args, void *ctx)
 	struct srg_state *st = ctx;
 	struct hook_user *hu = args;
 	char *jid = xasprintf("%s@%s", hu->user, h->name);
-	struct snapshot sn = {0};
+	struct snapshot sn = { 0 };
 	bool live = st->loaded && any_group(st, true, false);
 	if (live)
 		snapshot_take(st, &sn);
@@ -1579,32 +1577,32 @@ static enum hook_result srg_remove_user(struct host *h, void *args, void *ctx)
 	struct srg_state *st = ctx;
 	struct hook_user *hu = args;
 	char *jid = xasprintf("%s@%s", hu->user, h->name);
-	struct snapshot sn = {0};
+	struct snapshot sn = { 0 };
 	if (st->loaded)
 		snapshot_take(st, &sn);
 	sl_remove(&st->accounts, jid);
 	name_set(st, jid, NULL);
 	for (size_t i = 0; i < st->ngroups; i++)
-		sl_remove(&st->groups[i].members, jid);   /* storage removed the rows */
+		sl_remove(&st->groups[i].members, jid); /* storage removed the rows */
 	if (st->loaded)
 		snapshot_apply(st, &sn, NULL);
 	free(jid);
 	return HOOK_CONTINUE;
 }
 
-static void names_loaded(enum storage_result res, const struct vcard_entry *entries, size_t count,
-                         bool more, void *ctx)
+static void names_loaded(enum storage_result res, const struct vcard_entry *entries, size_t count, bool more,
+                         void *ctx)
 {
 	struct srg_state *st = ctx;
 	(void)more;
 	st->names_req = NULL;
 	if (res != STORAGE_OK) {
 		log_warning("shared_roster %s: cannot read the names of the vCards (%s); shared "
-		            "contacts are shown by their user names", st->host->name,
-		            storage_result_str(res));
+		            "contacts are shown by their user names",
+		            st->host->name, storage_result_str(res));
 		return;
 	}
-	struct snapshot sn = {0};
+	struct snapshot sn = { 0 };
 	if (st->loaded)
 		snapshot_take(st, &sn);
 	names_clear(st);
@@ -1621,13 +1619,13 @@ static void names_loaded(enum storage_result res, const struct vcard_entry *entr
 /* The names the source gives (source ldap: ldap_user_name_attr), read
  * before every load of the groups: they replace the names held; a failed
  * read keeps them.  Then the groups. */
-static void source_names_loaded(enum storage_result res, const struct srg_name *names,
-                                size_t count, void *ctx)
+static void source_names_loaded(enum storage_result res, const struct srg_name *names, size_t count,
+                                void *ctx)
 {
 	struct srg_state *st = ctx;
 	st->names_handle = NULL;
-	if (res == STORAGE_OK) {   /* a failure is logged by the source, once */
-		struct snapshot sn = {0};
+	if (res == STORAGE_OK) { /* a failure is logged by the source, once */
+		struct snapshot sn = { 0 };
 		if (st->loaded)
 			snapshot_take(st, &sn);
 		names_clear(st);
@@ -1636,8 +1634,8 @@ static void source_names_loaded(enum storage_result res, const struct srg_name *
 		if (st->loaded)
 			snapshot_apply(st, &sn, NULL);
 	}
-	st->load_handle = storage_srg_get(host_store(st->host, STORAGE_AREA_SRG), st->host->name,
-	                                  NULL, loaded, st);
+	st->load_handle =
+	        storage_srg_get(host_store(st->host, STORAGE_AREA_SRG), st->host->name, NULL, loaded, st);
 }
 
 /* A user stored a new vCard: its FN (or NICKNAME) is the name others see. */
@@ -1645,13 +1643,13 @@ static enum hook_result srg_vcard_set(struct host *h, void *args, void *ctx)
 {
 	struct srg_state *st = ctx;
 	if (st->dir_names)
-		return HOOK_CONTINUE;   /* the directory names them */
+		return HOOK_CONTINUE; /* the directory names them */
 	struct hook_vcard *hv = args;
 	const char *fn = xml_child_text(hv->vcard, "FN", "vcard-temp");
 	const char *nick = xml_child_text(hv->vcard, "NICKNAME", "vcard-temp");
 	char *name = xstrdup(fn != NULL && *fn != '\0' ? fn : nick != NULL ? nick : "");
 	size_t len = strlen(name);
-	if (len > 255) {   /* at most 255 bytes, cut at a character boundary */
+	if (len > 255) { /* at most 255 bytes, cut at a character boundary */
 		len = 255;
 		while (len > 0 && ((unsigned char)name[len] & 0xC0) == 0x80)
 			len--;
@@ -1659,7 +1657,7 @@ static enum hook_result srg_vcard_set(struct host *h, void *args, void *ctx)
 	}
 	char *jid = xasprintf("%s@%s", hv->user, h->name);
 	if (!str_eq(name_of(st, jid), *name != '\0' ? name : NULL)) {
-		struct snapshot sn = {0};
+		struct snapshot sn = { 0 };
 		if (st->loaded)
 			snapshot_take(st, &sn);
 		name_set(st, jid, name);
@@ -1723,7 +1721,7 @@ static int srg_start(struct host *h, const void *settings, void **state_r, char 
 	}
 	if (st->ldap_store != NULL)
 		host_set_store(h, STORAGE_AREA_SRG, st->ldap_store);
-	sm_foreach(h, add_online, st);   /* a restart of the module (reload) */
+	sm_foreach(h, add_online, st); /* a restart of the module (reload) */
 	hook_add(h, HOOK_ROSTER_VIEW, 50, srg_view, st);
 	hook_add(h, HOOK_SESSION_OPENED, 60, srg_session_opened, st);
 	hook_add(h, HOOK_SESSION_CLOSED, 60, srg_session_closed, st);
@@ -1731,8 +1729,8 @@ static int srg_start(struct host *h, const void *settings, void **state_r, char 
 	hook_add(h, HOOK_REMOVE_USER, 60, srg_remove_user, st);
 	hook_add(h, HOOK_VCARD_SET, 60, srg_vcard_set, st);
 	if (!st->dir_names)
-		st->names_req = storage_vcard_search(h->storage, h->name, NULL, 0, false, 0,
-		                                     names_loaded, st);
+		st->names_req =
+		        storage_vcard_search(h->storage, h->name, NULL, 0, false, 0, names_loaded, st);
 	st->accounts_req = storage_account_list(h->storage, h->name, accounts_loaded, st);
 	load_start(st);
 	*state_r = st;
@@ -1742,7 +1740,7 @@ static int srg_start(struct host *h, const void *settings, void **state_r, char 
 static void srg_stop(struct host *h, void *state)
 {
 	struct srg_state *st = state;
-	srg_adhoc_stop(h);   /* ends the commands in flight (cancels their calls) */
+	srg_adhoc_stop(h); /* ends the commands in flight (cancels their calls) */
 	hook_remove(h, HOOK_ROSTER_VIEW, srg_view, st);
 	hook_remove(h, HOOK_SESSION_OPENED, srg_session_opened, st);
 	hook_remove(h, HOOK_SESSION_CLOSED, srg_session_closed, st);
@@ -1763,7 +1761,7 @@ static void srg_stop(struct host *h, void *state)
 		storage_cancel(st->accounts_req);
 	while (st->admins.head != NULL) {
 		struct srg_admin *a = (struct srg_admin *)st->admins.head;
-		pending_cancel_call(&a->p);   /* answered below, through its callback */
+		pending_cancel_call(&a->p); /* answered below, through its callback */
 		admin_finish(a, SRG_ADMIN_TEMPFAIL, "the shared_roster module stopped", NULL, NULL, 0);
 	}
 	pending_stop(&st->ops);

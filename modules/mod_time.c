@@ -34,8 +34,7 @@ static void time_get(struct iq_request *req, void *ctx)
 	if (off < 0)
 		off = -off;
 	/* Offsets are within ±26 hours; the casts keep the sizes obvious. */
-	snprintf(tzo, sizeof(tzo), "%c%02d:%02d", sign, (int)(off / 3600 % 100),
-	         (int)(off % 3600 / 60));
+	snprintf(tzo, sizeof(tzo), "%c%02d:%02d", sign, (int)(off / 3600 % 100), (int)(off % 3600 / 60));
 
 	char date[32], stamp[48];
 	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &utc);

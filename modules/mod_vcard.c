@@ -68,8 +68,8 @@ static const char *const vcard_source_names[] = { "storage", "ldap", NULL };
 
 #define VOFF(f) offsetof(struct vcard_settings, f)
 static const struct opt_def vcard_options[] = {
-	{ "max_size", OPT_SIZE, VOFF(max_size), "64K", NULL, 1024,
-	  16 * 1024 * 1024, "largest vCard a user may store (bytes, serialized); a bigger one is "
+	{ "max_size", OPT_SIZE, VOFF(max_size), "64K", NULL, 1024, 16 * 1024 * 1024,
+	  "largest vCard a user may store (bytes, serialized); a bigger one is "
 	  "refused with not-acceptable" },
 	{ "source", OPT_ENUM, VOFF(source), "storage", vcard_source_names, 0, 0,
 	  "where vCards come from: storage (users set their own) or ldap (read-only, from the "
@@ -105,10 +105,10 @@ static const struct opt_def vcard_options[] = {
 struct vcard_state;
 
 struct vcard_op {
-	struct pending_op p;           /* first: the state's list of ops; p.req the request,
+	struct pending_op p;    /* first: the state's list of ops; p.req the request,
 	                                  p.call a storage call or a directory lookup */
-	struct vcard_state *vs;        /* valid while p is listed */
-	char *user;                    /* whose vCard */
+	struct vcard_state *vs; /* valid while p is listed */
+	char *user;             /* whose vCard */
 };
 
 /* A vCard read from the directory, reused until expires. */
@@ -124,11 +124,11 @@ struct vcard_state {
 	struct host *host;
 	const struct vcard_settings *set;
 	struct pending_ops ops;
-	struct storage *store;         /* source ldap: the LDAP store (owned), the host's
+	struct storage *store; /* source ldap: the LDAP store (owned), the host's
 	                                  store of the vcard and search areas */
 	struct vcard_cached *cache[VCARD_CACHE_BUCKETS];
 	unsigned cached;
-	struct pending_ops fetches;    /* struct vcard_fetch: reads for other modules */
+	struct pending_ops fetches; /* struct vcard_fetch: reads for other modules */
 };
 
 static void op_free(struct pending_op *p)
@@ -151,25 +151,28 @@ static struct vcard_op *op_new(struct vcard_state *vs, struct iq_request *req, c
 
 /* The vCard of a get answered res, text (NULL: an empty one; one that does
  * not parse is logged and answered as an empty one). */
-static struct xml_node *vcard_parse(struct vcard_state *vs, const char *user,
-                                    enum storage_result res, const char *text)
+static struct xml_node *vcard_parse(struct vcard_state *vs, const char *user, enum storage_result res,
+                                    const char *text)
 {
 	struct xml_node *vcard = NULL;
 	if (res == STORAGE_OK) {
 		const char *err = NULL;
 		size_t len = strlen(text);
 		const struct xml_parser_limits lim = {
-			.max_stanza = len + 1, .max_depth = 64, .max_attrs = 64,
+			.max_stanza = len + 1,
+			.max_depth = 64,
+			.max_attrs = 64,
 		};
 		vcard = xml_parse_string(text, len, NULL, &lim, &err);
 		if (vcard == NULL || !xml_is(vcard, "vCard", NS_VCARD)) {
 			log_error("vcard: the stored vCard of %s@%s does not parse (%s); answering an "
-			          "empty one", user, vs->host->name, err != NULL ? err : "another element");
+			          "empty one",
+			          user, vs->host->name, err != NULL ? err : "another element");
 			xml_unref(&vcard);
 		}
 	}
 	if (vcard == NULL)
-		vcard = iq_payload_new("vCard", NS_VCARD);   /* XEP-0054 §3.1: none yet */
+		vcard = iq_payload_new("vCard", NS_VCARD); /* XEP-0054 §3.1: none yet */
 	return vcard;
 }
 
@@ -315,7 +318,8 @@ static void vcard_iq(struct iq_request *req, void *ctx)
 		return;
 	}
 	if (vs->store != NULL) {
-		iq_error(req, SE_NOT_ALLOWED, "vCards on this server come from the directory and "
+		iq_error(req, SE_NOT_ALLOWED,
+		         "vCards on this server come from the directory and "
 		         "cannot be changed here");
 		return;
 	}
@@ -327,16 +331,15 @@ static void vcard_iq(struct iq_request *req, void *ctx)
 	char *text = xml_to_string(req->payload, NULL);
 	size_t len = strlen(text);
 	if (len > vs->set->max_size) {
-		char *msg = xasprintf("the vCard is too large (%zu bytes; at most %zu)", len,
-		                      vs->set->max_size);
+		char *msg =
+		        xasprintf("the vCard is too large (%zu bytes; at most %zu)", len, vs->set->max_size);
 		iq_error(req, SE_NOT_ACCEPTABLE, msg);
 		free(msg);
 		free(text);
 		return;
 	}
 	struct vcard_op *op = op_new(vs, req, req->to.node);
-	pending_wait_storage(&op->p, storage_vcard_set(st, h->name, op->user, text, vcard_written,
-	                                               op));
+	pending_wait_storage(&op->p, storage_vcard_set(st, h->name, op->user, text, vcard_written, op));
 	free(text);
 }
 
@@ -348,7 +351,7 @@ bool vcard_config_ldap(const struct host_config *hc)
 	bool enabled = false;
 	const struct cfg_node *opts = config_module(hc, "vcard", &enabled);
 	if (named != NULL && !enabled)
-		return false;                  /* vcard: false */
+		return false; /* vcard: false */
 	struct vcard_settings set;
 	memset(&set, 0, sizeof(set));
 	char *err = NULL;
@@ -357,7 +360,7 @@ bool vcard_config_ldap(const struct host_config *hc)
 	if (opt_apply(vcard_options, opts, section, &set, &err) == 0)
 		ldap = set.source == VCARD_SOURCE_LDAP;
 	else
-		free(err);                     /* the module's own check reports it */
+		free(err); /* the module's own check reports it */
 	opt_free(vcard_options, &set);
 	free(section);
 	return ldap;
@@ -380,18 +383,18 @@ struct ldap_client *vcard_ldap_directory(struct host *h, const char *attrs_r[VF_
 #else
 	(void)h;
 	(void)attrs_r;
-	return NULL;                       /* no LDAP store without LDAP */
+	return NULL; /* no LDAP store without LDAP */
 #endif
 }
 
 struct vcard_fetch {
-	struct pending_op p;           /* first: the state's list of fetches; p.call the
+	struct pending_op p; /* first: the state's list of fetches; p.call the
 	                                  storage read */
 	struct vcard_state *vs;
 	char *user;
 	vcard_fetch_cb *cb;
 	void *ctx;
-	ev_timer later;                /* a cached vCard, answered from the loop */
+	ev_timer later; /* a cached vCard, answered from the loop */
 	enum storage_result res;
 	struct xml_node *vcard;
 };
@@ -438,8 +441,7 @@ static void fetch_read(enum storage_result res, const char *text, void *ctx)
 	fetch_deliver(f);
 }
 
-struct vcard_fetch *vcard_ldap_fetch(struct host *h, const char *user, vcard_fetch_cb *cb,
-                                     void *ctx)
+struct vcard_fetch *vcard_ldap_fetch(struct host *h, const char *user, vcard_fetch_cb *cb, void *ctx)
 {
 	struct vcard_state *vs = ldap_state(h);
 	if (vs == NULL)
@@ -465,7 +467,7 @@ struct vcard_fetch *vcard_ldap_fetch(struct host *h, const char *user, vcard_fet
 void vcard_ldap_fetch_cancel(struct vcard_fetch *f)
 {
 	if (f != NULL && !pending_cancel(&f->p))
-		fetch_free(&f->p);   /* waits for its timer only */
+		fetch_free(&f->p); /* waits for its timer only */
 }
 
 /* Stop: reads still under way are dropped (their modules stopped before). */
@@ -480,20 +482,26 @@ static const struct builtin_iq vcard_iqs[] = {
 };
 
 /* Source ldap: open the LDAP store of h with the mapping of set. */
-static int vcard_ldap_open(struct host *h, const struct vcard_settings *set,
-                           struct storage **st_r, char **error_r)
+static int vcard_ldap_open(struct host *h, const struct vcard_settings *set, struct storage **st_r,
+                           char **error_r)
 {
 #ifdef HAVE_BACKEND_LDAP
 	const struct ldap_vcard_map map = {
-		.fn = set->ldap_fn, .family = set->ldap_family, .given = set->ldap_given,
-		.nickname = set->ldap_nickname, .email = set->ldap_email, .tel = set->ldap_tel,
-		.orgname = set->ldap_orgname, .orgunit = set->ldap_orgunit,
-		.title = set->ldap_title, .locality = set->ldap_locality,
-		.photo = &set->ldap_photo, .max_size = set->max_size,
+		.fn = set->ldap_fn,
+		.family = set->ldap_family,
+		.given = set->ldap_given,
+		.nickname = set->ldap_nickname,
+		.email = set->ldap_email,
+		.tel = set->ldap_tel,
+		.orgname = set->ldap_orgname,
+		.orgunit = set->ldap_orgunit,
+		.title = set->ldap_title,
+		.locality = set->ldap_locality,
+		.photo = &set->ldap_photo,
+		.max_size = set->max_size,
 	};
 	char *name = xasprintf("vcard %s", h->name);
-	int rc = ldap_store_open(server.loop, name, h->name, &h->cfg->auth.ldap, &map, st_r,
-	                         error_r);
+	int rc = ldap_store_open(server.loop, name, h->name, &h->cfg->auth.ldap, &map, st_r, error_r);
 	free(name);
 	return rc;
 #else
@@ -510,8 +518,7 @@ static int vcard_start(struct host *h, const void *settings, void **state_r, cha
 	struct vcard_state *vs = xcalloc(1, sizeof(*vs));
 	vs->host = h;
 	vs->set = settings;
-	if (vs->set->source == VCARD_SOURCE_LDAP &&
-	    vcard_ldap_open(h, vs->set, &vs->store, error_r) < 0) {
+	if (vs->set->source == VCARD_SOURCE_LDAP && vcard_ldap_open(h, vs->set, &vs->store, error_r) < 0) {
 		free(vs);
 		return -1;
 	}
@@ -576,9 +583,8 @@ static void vcard_probe_read(const struct ldap_reply *r, const char *const *attr
 	cb(r, attrs, vcard, cb_ctx);
 }
 
-struct vcard_ldap_probe *vcard_ldap_probe(const struct host *h, const char *user,
-                                          vcard_ldap_probe_cb *cb, void *ctx,
-                                          const char **error_r)
+struct vcard_ldap_probe *vcard_ldap_probe(const struct host *h, const char *user, vcard_ldap_probe_cb *cb,
+                                          void *ctx, const char **error_r)
 {
 	struct vcard_state *vs = ldap_state(h);
 	if (vs == NULL) {

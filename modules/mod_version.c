@@ -27,7 +27,7 @@ static const struct opt_def version_options[] = {
 };
 
 struct version_state {
-	char *os;     /* NULL when not shown */
+	char *os; /* NULL when not shown */
 };
 
 static void version_get(struct iq_request *req, void *ctx)

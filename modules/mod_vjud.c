@@ -67,10 +67,10 @@ static const struct opt_def vjud_options[] = {
 struct vjud_state;
 
 struct vjud_op {
-	struct pending_op p;          /* first: the state's list; p.req the request, p.call
+	struct pending_op p;   /* first: the state's list; p.req the request, p.call
 	                                 the search */
-	struct vjud_state *vs;        /* valid while p is listed */
-	bool form;                    /* answer with a data form */
+	struct vjud_state *vs; /* valid while p is listed */
+	bool form;             /* answer with a data form */
 };
 
 struct vjud_state {
@@ -90,14 +90,10 @@ static const struct {
 	const char *var;
 	const char *label;
 } fields[] = {
-	{ VF_USER, NULL, "user", "User name" },
-	{ VF_FN, NULL, "fn", "Full name" },
-	{ VF_FIRST, "first", "first", "Given name" },
-	{ VF_LAST, "last", "last", "Family name" },
-	{ VF_NICK, "nick", "nick", "Nickname" },
-	{ VF_EMAIL, "email", "email", "Email" },
-	{ VF_LOCALITY, NULL, "locality", "City" },
-	{ VF_ORG, NULL, "orgname", "Organisation" },
+	{ VF_USER, NULL, "user", "User name" },       { VF_FN, NULL, "fn", "Full name" },
+	{ VF_FIRST, "first", "first", "Given name" }, { VF_LAST, "last", "last", "Family name" },
+	{ VF_NICK, "nick", "nick", "Nickname" },      { VF_EMAIL, "email", "email", "Email" },
+	{ VF_LOCALITY, NULL, "locality", "City" },    { VF_ORG, NULL, "orgname", "Organisation" },
 };
 
 static void add_text(struct xml_node *parent, const char *name, const char *ns, const char *text)
@@ -107,8 +103,7 @@ static void add_text(struct xml_node *parent, const char *name, const char *ns, 
 		xml_add_text(el, text, strlen(text));
 }
 
-static struct xml_node *add_field(struct xml_node *x, const char *type, const char *var,
-                                  const char *label)
+static struct xml_node *add_field(struct xml_node *x, const char *type, const char *var, const char *label)
 {
 	struct xml_node *f = xml_add_child(x, "field", NS_DATA_FORMS);
 	if (type != NULL)
@@ -123,7 +118,8 @@ static void search_form(struct iq_request *req, const struct vjud_state *vs)
 {
 	struct xml_node *q = iq_payload_new("query", NS_SEARCH);
 	char *text = xasprintf("Fill in one or more fields to search the users of %s.  A value "
-	                       "ending in * matches the beginning of the field.", vs->host->name);
+	                       "ending in * matches the beginning of the field.",
+	                       vs->host->name);
 	add_text(q, "instructions", NS_SEARCH, text);
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
 		if (fields[i].legacy != NULL)
@@ -149,8 +145,8 @@ static void op_free(struct pending_op *p)
 	free(p);
 }
 
-static void searched(enum storage_result res, const struct vcard_entry *entries, size_t count,
-                     bool more, void *ctx)
+static void searched(enum storage_result res, const struct vcard_entry *entries, size_t count, bool more,
+                     void *ctx)
 {
 	struct vjud_op *op = ctx;
 	if (!pending_resume(&op->p))
@@ -172,14 +168,15 @@ static void searched(enum storage_result res, const struct vcard_entry *entries,
 			free(jid);
 			for (size_t k = 0; k < ARRAY_SIZE(fields); k++)
 				if (fields[k].legacy != NULL)
-					add_text(it, fields[k].legacy, NS_SEARCH, entries[i].fields[fields[k].field]);
+					add_text(it, fields[k].legacy, NS_SEARCH,
+					         entries[i].fields[fields[k].field]);
 		}
 	} else {
 		struct xml_node *x = xml_add_child(q, "x", NS_DATA_FORMS);
 		xml_set_attr(x, "type", "result");
 		if (more) {
-			char *title = xasprintf("The first %zu matches (more exist: narrow the search)",
-			                        count);
+			char *title =
+			        xasprintf("The first %zu matches (more exist: narrow the search)", count);
 			add_text(x, "title", NS_DATA_FORMS, title);
 			free(title);
 		}
@@ -200,8 +197,8 @@ static void searched(enum storage_result res, const struct vcard_entry *entries,
 		}
 	}
 	if (more)
-		log_debug("vjud %s: a search by %s@%s matched more than %u users", host,
-		          req->from.node, req->from.domain, vs->set->max_results);
+		log_debug("vjud %s: a search by %s@%s matched more than %u users", host, req->from.node,
+		          req->from.domain, vs->set->max_results);
 	iq_result(req, q);
 	xml_unref(&q);
 	op_free(&op->p);
@@ -284,9 +281,9 @@ static void vjud_iq(struct iq_request *req, void *ctx)
 	op->p.req = req;
 	op->form = form;
 	pending_track(&vs->ops, &op->p, op_free);
-	pending_wait_storage(&op->p, storage_vcard_search(host_store(h, STORAGE_AREA_SEARCH), h->name,
-	                                                  terms, n, !vs->set->search_all,
-	                                                  vs->set->max_results, searched, op));
+	pending_wait_storage(&op->p,
+	                     storage_vcard_search(host_store(h, STORAGE_AREA_SEARCH), h->name, terms, n,
+	                                          !vs->set->search_all, vs->set->max_results, searched, op));
 	for (size_t i = 0; i < n; i++)
 		free((char *)terms[i].value);
 }
@@ -312,7 +309,8 @@ static void reindexed(enum storage_result res, uint64_t count, void *ctx)
 	if (res != STORAGE_OK)
 		log_warning("vjud %s: cannot index the vCards stored before the directory index "
 		            "existed (%s); they are not found until their owners set them again or "
-		            "parleyd starts again", vs->host->name, storage_result_str(res));
+		            "parleyd starts again",
+		            vs->host->name, storage_result_str(res));
 	else if (count > 0)
 		log_notice("vjud %s: %llu stored vCards indexed for the directory", vs->host->name,
 		           (unsigned long long)count);
@@ -330,19 +328,21 @@ static int effective_source(const struct host_config *hc, const struct vjud_sett
 	return vcard_config_ldap(hc) ? VJUD_SOURCE_LDAP : VJUD_SOURCE_SQL;
 }
 
-static int vjud_check(const struct host_config *hc, const void *settings,
-                      const struct cfg_node *opts, const char *section, char **error_r)
+static int vjud_check(const struct host_config *hc, const void *settings, const struct cfg_node *opts,
+                      const char *section, char **error_r)
 {
 	const struct vjud_settings *set = settings;
 	bool vcard_ldap = vcard_config_ldap(hc);
 	if (set->source == VJUD_SOURCE_LDAP && !vcard_ldap) {
-		*error_r = cfg_key_error(opts, "source", section, "ldap searches the directory the vcard "
+		*error_r = cfg_key_error(opts, "source", section,
+		                         "ldap searches the directory the vcard "
 		                         "module reads, but this host's vCards are not read from LDAP "
 		                         "(set modules.vcard.source: ldap, or use source: auto)");
 		return -1;
 	}
 	if (set->source == VJUD_SOURCE_SQL && vcard_ldap) {
-		*error_r = cfg_key_error(opts, "source", section, "this host's vCards come from LDAP "
+		*error_r = cfg_key_error(opts, "source", section,
+		                         "this host's vCards come from LDAP "
 		                         "(modules.vcard.source: ldap), so the storage holds none to "
 		                         "search (use source: auto or ldap)");
 		return -1;
@@ -354,16 +354,19 @@ static int vjud_check(const struct host_config *hc, const void *settings,
 	return -1;
 #else
 	if (!set->search_all) {
-		*error_r = cfg_key_error(opts, "search_all", section, "false cannot be honoured when "
+		*error_r = cfg_key_error(opts, "search_all", section,
+		                         "false cannot be honoured when "
 		                         "the directory is LDAP: the consent is a <CLASS><PUBLIC/></CLASS> "
 		                         "users store in their vCard, and directory vCards are read-only "
 		                         "(remove search_all, or narrow who is found with auth.ldap.filter)");
 		return -1;
 	}
 	if (ldap_filter_uses_user(hc->auth.ldap.filter)) {
-		*error_r = cfg_key_error(hc->auth.ldap.node, "filter", "auth.ldap", "%%u cannot be "
+		*error_r = cfg_key_error(hc->auth.ldap.node, "filter", "auth.ldap",
+		                         "%%u cannot be "
 		                         "filled in by a directory search (%s uses this filter): write "
-		                         "the filter without %%u", section);
+		                         "the filter without %%u",
+		                         section);
 		return -1;
 	}
 	return 0;

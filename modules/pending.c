@@ -118,11 +118,11 @@ void pending_stop(struct pending_ops *l)
 			iq_error(req, SE_SERVICE_UNAVAILABLE, "the service is shutting down");
 		}
 		if (op->outlives_stop)
-			continue;         /* its callback finishes and frees it */
+			continue; /* its callback finishes and frees it */
 		if (pending_cancel_call(op)) {
 			op->free(op);
 		} else if (!op->in_callback) {
-			op->free(op);     /* idle */
+			op->free(op); /* idle */
 		}
 		/* else: inside its callback, which frees it */
 	}

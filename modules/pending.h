@@ -44,15 +44,15 @@ typedef void pending_cancel_fn(void *call);
 typedef void pending_free_fn(struct pending_op *op);
 
 struct pending_op {
-	struct pending_op *prev, *next;   /* the list, oldest first */
-	struct pending_ops *list;         /* NULL when not listed (orphaned by a stop) */
-	struct iq_request *req;           /* the request it answers, or NULL */
-	void *call;                       /* the call in flight, or NULL */
-	pending_cancel_fn *cancel;        /* cancels call: its callback will not run */
-	pending_free_fn *free;            /* frees the module's whole op */
-	bool outlives_stop;               /* a stop leaves its call running (a write that
+	struct pending_op *prev, *next; /* the list, oldest first */
+	struct pending_ops *list;       /* NULL when not listed (orphaned by a stop) */
+	struct iq_request *req;         /* the request it answers, or NULL */
+	void *call;                     /* the call in flight, or NULL */
+	pending_cancel_fn *cancel;      /* cancels call: its callback will not run */
+	pending_free_fn *free;          /* frees the module's whole op */
+	bool outlives_stop;             /* a stop leaves its call running (a write that
 	                                     must finish); its callback frees it */
-	bool in_callback;                 /* between pending_resume and the next wait */
+	bool in_callback;               /* between pending_resume and the next wait */
 };
 
 struct pending_ops {

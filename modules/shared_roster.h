@@ -25,17 +25,17 @@ int srg_ldap_group_search(const struct host *h, char **base_r, char **filter_r);
 /* ---- diagnostics (parleyctl ldap-test) ------------------------------------ */
 
 struct srg_user_group {
-	const char *name, *label, *description;   /* label and description: "" when none */
-	size_t members;               /* members named in the group */
-	bool all, online;             /* @all@ / @online@ are members */
+	const char *name, *label, *description; /* label and description: "" when none */
+	size_t members;                         /* members named in the group */
+	bool all, online;                       /* @all@ / @online@ are members */
 };
 struct srg_user_groups {
-	const char *source;           /* "sql" or "ldap" */
-	bool loaded;                  /* a load has completed */
-	double loaded_at;             /* wall-clock time of the last load that succeeded */
-	bool load_failing;            /* the last load failed (the groups held are older) */
-	size_t total;                 /* groups held */
-	struct srg_user_group *groups;   /* malloc'd; strings borrowed until the loop runs again */
+	const char *source;            /* "sql" or "ldap" */
+	bool loaded;                   /* a load has completed */
+	double loaded_at;              /* wall-clock time of the last load that succeeded */
+	bool load_failing;             /* the last load failed (the groups held are older) */
+	size_t total;                  /* groups held */
+	struct srg_user_group *groups; /* malloc'd; strings borrowed until the loop runs again */
 	size_t count;
 };
 /* The groups of h held in memory (what rosters show) that have jid, a bare
@@ -51,18 +51,17 @@ void srg_user_groups_clear(struct srg_user_groups *g);
  * SRG_ADMIN_FAILED). */
 enum srg_admin_result {
 	SRG_ADMIN_OK,
-	SRG_ADMIN_INVALID,     /* bad input: a name, a JID (nothing was changed) */
-	SRG_ADMIN_READ_ONLY,   /* the groups come from a read-only source */
-	SRG_ADMIN_EXISTS,      /* the group exists; the member is in it already */
-	SRG_ADMIN_NOT_FOUND,   /* no such group; the member is not in it */
-	SRG_ADMIN_TEMPFAIL,    /* the source is unavailable now (or the module stops) */
-	SRG_ADMIN_FAILED,      /* any other failure */
+	SRG_ADMIN_INVALID,   /* bad input: a name, a JID (nothing was changed) */
+	SRG_ADMIN_READ_ONLY, /* the groups come from a read-only source */
+	SRG_ADMIN_EXISTS,    /* the group exists; the member is in it already */
+	SRG_ADMIN_NOT_FOUND, /* no such group; the member is not in it */
+	SRG_ADMIN_TEMPFAIL,  /* the source is unavailable now (or the module stops) */
+	SRG_ADMIN_FAILED,    /* any other failure */
 };
 
 /* Called once with the outcome r, message for failures (NULL on success),
  * body the command's output. */
-typedef void srg_admin_done_fn(void *ctx, enum srg_admin_result r, const char *message,
-                               const char *body);
+typedef void srg_admin_done_fn(void *ctx, enum srg_admin_result r, const char *message, const char *body);
 struct srg_admin;
 
 /* Run one srg-* command; argv[0] is its name (srg-create, srg-delete,
@@ -91,8 +90,7 @@ typedef void srg_admin_result_fn(void *ctx, enum srg_admin_result r, const char 
 /* Every group of h as the source holds it (what srg-list and srg-info
  * read).  NULL with a malloc'd *error_r when the module does not run on h
  * (cb will not run). */
-struct srg_admin *srg_admin_groups(struct host *h, srg_admin_result_fn *cb, void *ctx,
-                                   char **error_r);
+struct srg_admin *srg_admin_groups(struct host *h, srg_admin_result_fn *cb, void *ctx, char **error_r);
 /* Change h's groups.  SRG_ADMIN_CREATE: g (name, label, description,
  * displayed groups and members; any order, duplicates dropped);
  * SRG_ADMIN_DELETE: g->name; SRG_ADMIN_MEMBER_ADD/_DEL: member of group

@@ -35,11 +35,11 @@
 /* One command's work for one request (req->data). */
 struct srg_cmd {
 	struct adhoc_request *req;
-	struct srg_admin *work;       /* the call in flight, or NULL */
+	struct srg_admin *work; /* the call in flight, or NULL */
 	char *group;
-	struct strlist members;       /* prepared members to add or remove */
-	size_t next;                  /* members[next] is the next to change */
-	struct buf changed;           /* the members changed so far, for the answer */
+	struct strlist members; /* prepared members to add or remove */
+	size_t next;            /* members[next] is the next to change */
+	struct buf changed;     /* the members changed so far, for the answer */
 	/* load_group: what goes on with the group c names, once it is read */
 	void (*then)(struct srg_cmd *c, const struct srg_group *g);
 };
@@ -117,8 +117,7 @@ static bool load_groups(struct adhoc_request *req, srg_admin_result_fn *cb)
 	return true;
 }
 
-static const struct srg_group *group_in(const struct srg_group *groups, size_t count,
-                                        const char *name)
+static const struct srg_group *group_in(const struct srg_group *groups, size_t count, const char *name)
 {
 	for (size_t i = 0; i < count; i++)
 		if (strcmp(groups[i].name, name) == 0)
@@ -146,8 +145,7 @@ static void group_loaded(void *ctx, enum srg_admin_result r, const char *message
 }
 
 /* Read the group c->group names, then call then with it (then answers). */
-static void load_group(struct adhoc_request *req,
-                       void (*then)(struct srg_cmd *c, const struct srg_group *g))
+static void load_group(struct adhoc_request *req, void (*then)(struct srg_cmd *c, const struct srg_group *g))
 {
 	srg_cmd_of(req)->then = then;
 	load_groups(req, group_loaded);
@@ -195,10 +193,10 @@ static void add_group_choice(struct xml_node *form, const struct srg_group *grou
 static void add_member_fields(struct xml_node *form, const char *label)
 {
 	form_add_field(form, "members", "jid-multi", label, NULL, false);
-	form_add_field(form, "all-users", "boolean", "Every registered user of this host (@all@)",
-	               "0", false);
-	form_add_field(form, "online-users", "boolean", "Every online user of this host (@online@)",
-	               "0", false);
+	form_add_field(form, "all-users", "boolean", "Every registered user of this host (@all@)", "0",
+	               false);
+	form_add_field(form, "online-users", "boolean", "Every online user of this host (@online@)", "0",
+	               false);
 }
 
 /* The members a submitted form names (jid-multi members, the booleans for
@@ -206,7 +204,7 @@ static void add_member_fields(struct xml_node *form, const char *label)
  * valid (req answered). */
 static int members_of_form(struct adhoc_request *req, struct strlist *out)
 {
-	struct strlist in = {0};
+	struct strlist in = { 0 };
 	form_values(req->form, "members", &in);
 	if (form_true(req->form, "all-users"))
 		list_add(&in, SRG_MEMBER_ALL);
@@ -250,8 +248,7 @@ static void add_cell(struct xml_node *item, const char *var, const char *value)
 	form_field_add_value(f, value);
 }
 
-static void add_column(struct xml_node *reported, const char *var, const char *type,
-                       const char *label)
+static void add_column(struct xml_node *reported, const char *var, const char *type, const char *label)
 {
 	struct xml_node *f = xml_add_child(reported, "field", NS_DATA_FORMS);
 	xml_set_attr(f, "var", var);
@@ -314,7 +311,8 @@ static void choice_loaded(void *ctx, enum srg_admin_result r, const char *messag
 	} else if (strstr(node, "#srg-delete") != NULL) {
 		f = form_new("form", "Deleting a Shared Roster Group",
 		             "Choose the group to delete.  Its members no longer see each other "
-		             "through it.", NS_PARLEY_ADMIN);
+		             "through it.",
+		             NS_PARLEY_ADMIN);
 	} else if (strstr(node, "#srg-user-add") != NULL) {
 		f = form_new("form", "Adding Members to a Shared Roster Group",
 		             "Choose the group and the users to add.", NS_PARLEY_ADMIN);
@@ -337,8 +335,7 @@ static void info_loaded(struct srg_cmd *c, const struct srg_group *g)
 	form_add_field(f, "name", "text-single", "Display name", label_of(g), false);
 	form_add_field(f, "description", "text-single", "Description",
 	               g->description != NULL ? g->description : "", false);
-	struct xml_node *d = form_add_field(f, "displayed", "text-multi", "Displayed groups", NULL,
-	                                    false);
+	struct xml_node *d = form_add_field(f, "displayed", "text-multi", "Displayed groups", NULL, false);
 	if (g->displayed.count == 0)
 		form_field_add_value(d, g->name);
 	for (size_t i = 0; i < g->displayed.count; i++)
@@ -388,8 +385,8 @@ static void cmd_info(struct adhoc_request *req, void *ctx)
 
 /* ---- create and delete ------------------------------------------------------------ */
 
-static void changed(void *ctx, enum srg_admin_result r, const char *message,
-                    const struct srg_group *groups, size_t count)
+static void changed(void *ctx, enum srg_admin_result r, const char *message, const struct srg_group *groups,
+                    size_t count)
 {
 	(void)groups;
 	(void)count;
@@ -399,15 +396,15 @@ static void changed(void *ctx, enum srg_admin_result r, const char *message,
 	struct adhoc_request *req = c->req;
 	bool create = strstr(req->cmd->node, "#srg-create") != NULL;
 	char *note = xasprintf("Group %s %s.", c->group, create ? "created" : "deleted");
-	log_notice("adhoc: shared roster group %s@%s %s by an administrator", c->group,
-	           req->host->name, create ? "created" : "deleted");
+	log_notice("adhoc: shared roster group %s@%s %s by an administrator", c->group, req->host->name,
+	           create ? "created" : "deleted");
 	adhoc_done(req, note, NULL);
 	free(note);
 }
 
 /* Send one change; false when it was refused at once (req answered). */
-static bool change(struct srg_cmd *c, enum srg_admin_op op, const struct srg_group *g,
-                   const char *member, srg_admin_result_fn *cb)
+static bool change(struct srg_cmd *c, enum srg_admin_op op, const struct srg_group *g, const char *member,
+                   srg_admin_result_fn *cb)
 {
 	enum srg_admin_result r;
 	char *err = NULL;
@@ -430,8 +427,8 @@ static void cmd_create(struct adhoc_request *req, void *ctx)
 		                              "the members of the displayed groups in their rosters.",
 		                              NS_PARLEY_ADMIN);
 		form_add_field(f, "group", "text-single", "Group (its key)", NULL, true);
-		form_add_field(f, "name", "text-single",
-		               "Display name (the roster group; empty: the group)", NULL, false);
+		form_add_field(f, "name", "text-single", "Display name (the roster group; empty: the group)",
+		               NULL, false);
 		form_add_field(f, "description", "text-single", "Description", NULL, false);
 		form_add_field(f, "displayed", "text-multi",
 		               "Displayed groups, one a line (none: the group itself)", NULL, false);
@@ -445,7 +442,7 @@ static void cmd_create(struct adhoc_request *req, void *ctx)
 		return;
 	struct srg_cmd *c = srg_cmd_of(req);
 	c->group = xstrdup(name);
-	struct srg_group g = {0};
+	struct srg_group g = { 0 };
 	if (members_of_form(req, &g.members) < 0) {
 		srg_group_clear(&g);
 		return;
@@ -483,9 +480,8 @@ static void member_changed(void *ctx, enum srg_admin_result r, const char *messa
 	c->work = NULL;
 	if (r != SRG_ADMIN_OK) {
 		/* the source failed between the check and the change */
-		char *text = c->changed.len > 0
-		             ? xasprintf("%s (done before: %s)", message, c->changed.data)
-		             : xstrdup(message);
+		char *text = c->changed.len > 0 ? xasprintf("%s (done before: %s)", message, c->changed.data)
+		                                : xstrdup(message);
 		adhoc_fail(c->req, error_of(r), text);
 		free(text);
 		return;
@@ -501,14 +497,14 @@ static void member_next(struct srg_cmd *c)
 	bool add = strstr(req->cmd->node, "#srg-user-add") != NULL;
 	if (c->next < c->members.count) {
 		struct srg_group g = { .name = c->group };
-		change(c, add ? SRG_ADMIN_MEMBER_ADD : SRG_ADMIN_MEMBER_DEL, &g,
-		       c->members.items[c->next], member_changed);
+		change(c, add ? SRG_ADMIN_MEMBER_ADD : SRG_ADMIN_MEMBER_DEL, &g, c->members.items[c->next],
+		       member_changed);
 		return;
 	}
-	char *note = xasprintf("%s %s %s: %s.", add ? "Added to" : "Removed from", c->group,
-	                       req->host->name, c->changed.data);
-	log_notice("adhoc: %s %s@%s by an administrator: %s", add ? "added to" : "removed from",
-	           c->group, req->host->name, c->changed.data);
+	char *note = xasprintf("%s %s %s: %s.", add ? "Added to" : "Removed from", c->group, req->host->name,
+	                       c->changed.data);
+	log_notice("adhoc: %s %s@%s by an administrator: %s", add ? "added to" : "removed from", c->group,
+	           req->host->name, c->changed.data);
 	adhoc_done(req, note, NULL);
 	free(note);
 }
@@ -556,15 +552,15 @@ static const struct adhoc_command srg_commands[] = {
 	{ NS_PARLEY_ADMIN "#srg-create", "Create a Shared Roster Group", true, cmd_create },
 	{ NS_PARLEY_ADMIN "#srg-delete", "Delete a Shared Roster Group", true, cmd_delete },
 	{ NS_PARLEY_ADMIN "#srg-user-add", "Add Members to a Shared Roster Group", true, cmd_members },
-	{ NS_PARLEY_ADMIN "#srg-user-del", "Remove Members from a Shared Roster Group", true,
-	  cmd_members },
+	{ NS_PARLEY_ADMIN "#srg-user-del", "Remove Members from a Shared Roster Group", true, cmd_members },
 };
 
 int srg_adhoc_start(struct host *h, char **error_r)
 {
 	if (module_state(h, "adhoc") == NULL) {
 		log_info("shared_roster %s: the adhoc module does not run here; no ad-hoc commands "
-		         "for the groups", h->name);
+		         "for the groups",
+		         h->name);
 		return 0;
 	}
 	return adhoc_register_all(h, srg_commands, ARRAY_SIZE(srg_commands), NULL, error_r);

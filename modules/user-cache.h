@@ -25,13 +25,13 @@ struct host;
 struct session;
 
 struct user_cache_entry {
-	char *user;                        /* the local part (owned by the cache) */
-	unsigned sessions;                 /* sessions of the user that are open */
-	struct user_cache_entry *next;     /* private: the bucket's chain */
+	char *user;                    /* the local part (owned by the cache) */
+	unsigned sessions;             /* sessions of the user that are open */
+	struct user_cache_entry *next; /* private: the bucket's chain */
 };
 
 struct user_cache {
-	size_t entry_size;                 /* the module's entry struct (zeroed when made) */
+	size_t entry_size; /* the module's entry struct (zeroed when made) */
 	/* After a session of e's user opened (e->sessions counts it; 1: e is
 	 * new).  May be NULL. */
 	void (*opened)(struct user_cache_entry *e, struct session *s, void *ctx);

@@ -44,9 +44,8 @@ bool vcard_ldap_enabled(const struct host *h);
  * unless cancelled (also when the module stops meanwhile).  NULL with a
  * static *error_r when it cannot start (no LDAP source on h, the LDAP
  * request queue is full): cb will not run. */
-struct vcard_ldap_probe *vcard_ldap_probe(const struct host *h, const char *user,
-                                          vcard_ldap_probe_cb *cb, void *ctx,
-                                          const char **error_r);
+struct vcard_ldap_probe *vcard_ldap_probe(const struct host *h, const char *user, vcard_ldap_probe_cb *cb,
+                                          void *ctx, const char **error_r);
 /* cb will not run; p is freed. */
 void vcard_ldap_probe_cancel(struct vcard_ldap_probe *p);
 
@@ -78,8 +77,7 @@ struct vcard_fetch;
  * read from the directory).  cb runs later on the loop, never inside this
  * call, exactly once unless cancelled.  NULL when h's vCards do not come
  * from LDAP (cb will not run). */
-struct vcard_fetch *vcard_ldap_fetch(struct host *h, const char *user, vcard_fetch_cb *cb,
-                                     void *ctx);
+struct vcard_fetch *vcard_ldap_fetch(struct host *h, const char *user, vcard_fetch_cb *cb, void *ctx);
 /* cb of f will not run; f is invalid afterwards. */
 void vcard_ldap_fetch_cancel(struct vcard_fetch *f);
 

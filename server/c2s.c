@@ -43,8 +43,8 @@ enum c2s_state { C2S_HEADER, C2S_OPEN, C2S_BIND, C2S_SESSION };
 
 /* A run of held output and what it waits for. */
 struct held_seg {
-	size_t end;                   /* held bytes up to here ... */
-	uint64_t mark;                /* ... wait for the barrier to pass this */
+	size_t end;    /* held bytes up to here ... */
+	uint64_t mark; /* ... wait for the barrier to pass this */
 };
 
 struct c2s {
@@ -59,13 +59,13 @@ struct c2s {
 	struct sasl *sasl;
 	unsigned auth_failures;
 	ev_timer fail_timer;
-	bool fail_close;              /* close after the delayed failure is sent */
-	char *user;                   /* authenticated local part */
-	bool anonymous;               /* SASL ANONYMOUS: the account lives as long as the stream */
+	bool fail_close; /* close after the delayed failure is sent */
+	char *user;      /* authenticated local part */
+	bool anonymous;  /* SASL ANONYMOUS: the account lives as long as the stream */
 	struct session session;
-	char *full_jid;               /* session JID as a string, for stamping */
+	char *full_jid; /* session JID as a string, for stamping */
 	double opened;
-	unsigned preauth_pending;     /* pre-auth iqs waiting for their answer */
+	unsigned preauth_pending; /* pre-auth iqs waiting for their answer */
 	/* The last 'to' this session used, prepared: a chat goes to the same
 	 * address again and again, and stringprep is the costly part. */
 	char *to_cache_str;
@@ -143,7 +143,7 @@ static void c2s_send_header(struct c2s *c)
 	if (c->header_sent)
 		return;
 	random_id(c->stream_id, 16);
-	struct buf b = {0};
+	struct buf b = { 0 };
 	buf_append_str(&b, "<?xml version='1.0'?><stream:stream xmlns='" NS_CLIENT
 	                   "' xmlns:stream='" NS_STREAM "' id='");
 	buf_append_str(&b, c->stream_id);
@@ -199,12 +199,13 @@ static void c2s_send(struct c2s *c, struct xml_node *el)
 	xml_serialize(&c->held, el, NS_CLIENT);
 	if (c->held.len + c->st->out.len > c->st->max_output) {
 		log_warning("c2s %llu from %s: output held for earlier stores over %zu bytes: "
-		            "disconnecting", (unsigned long long)c->st->id, c->st->ip, c->st->max_output);
+		            "disconnecting",
+		            (unsigned long long)c->st->id, c->st->ip, c->st->max_output);
 		stream_abort(c->st);
 		return;
 	}
 	uint64_t mark = barrier_mark(c->barrier);
-	size_t at = c->nsegs;           /* where the new run goes */
+	size_t at = c->nsegs; /* where the new run goes */
 	uint64_t k = barrier_answering(c->barrier);
 	if (k != 0) {
 		/* The answer to input k: before what came for later input. */
@@ -276,12 +277,13 @@ static void c2s_send_features(struct c2s *c)
 		}
 	}
 	if (secure || c->lc->starttls != STARTTLS_REQUIRED || c->state == C2S_BIND) {
-		struct hook_features hf = { .features = f, .authenticated = c->state == C2S_BIND,
-		                            .secure = secure };
+		struct hook_features hf = { .features = f,
+			                    .authenticated = c->state == C2S_BIND,
+			                    .secure = secure };
 		hook_run(c->host, HOOK_STREAM_FEATURES, &hf);
 	}
 	/* Written with the stream prefix: <stream:features>. */
-	struct buf b = {0};
+	struct buf b = { 0 };
 	buf_append_str(&b, "<stream:features>");
 	for (struct xml_node *ch = f->children; ch != NULL; ch = ch->next)
 		xml_serialize(&b, ch, NS_CLIENT);
@@ -307,7 +309,7 @@ static void c2s_stream_start(struct stream *st, struct xml_node *header, const c
 			h = host_find(domain);
 		free(domain);
 	}
-	xml_unref(&header);   /* to, version and default_ns are not used below */
+	xml_unref(&header); /* to, version and default_ns are not used below */
 	if (c->host == NULL)
 		c->host = h;
 	if (!ns_ok) {
@@ -372,11 +374,8 @@ static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 {
 	bool paused = false;
 	switch (res->status) {
-	case SASL_PENDING:
-		return true;
-	case SASL_CHALLENGE:
-		c2s_send_sasl(c, "challenge", NULL, res->data, res->len);
-		break;
+	case SASL_PENDING: return true;
+	case SASL_CHALLENGE: c2s_send_sasl(c, "challenge", NULL, res->data, res->len); break;
 	case SASL_SUCCESS: {
 		c->user = xstrdup(sasl_username(c->sasl));
 		c->anonymous = sasl_is_anonymous(c->sasl);
@@ -391,7 +390,7 @@ static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 		c->state = C2S_HEADER;
 		c->header_sent = false;
 		stream_restart(c->st);
-		paused = c->st->in_parser;   /* inside the parser: stop there, restart follows */
+		paused = c->st->in_parser; /* inside the parser: stop there, restart follows */
 		break;
 	}
 	case SASL_FAILURE: {
@@ -399,7 +398,8 @@ static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 		if (res->tempfail) {
 			log_warning("c2s %llu from %s: authentication backend unavailable for %s@%s: "
 			            "<temporary-auth-failure/> (not counted as a failed login)",
-			            (unsigned long long)c->st->id, c->st->ip, who != NULL ? who : "?", c->host->name);
+			            (unsigned long long)c->st->id, c->st->ip, who != NULL ? who : "?",
+			            c->host->name);
 			sasl_free(&c->sasl);
 			c2s_send_sasl(c, "failure", "temporary-auth-failure", NULL, 0);
 			break;
@@ -412,7 +412,8 @@ static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 		c->auth_failures++;
 		if (res->limited)
 			log_notice("auth failed: ip=%s user=%s%s%s reason=rate-limited", c->st->ip,
-			           who != NULL && *who != '\0' ? who : "-", who != NULL && *who != '\0' ? "@" : "",
+			           who != NULL && *who != '\0' ? who : "-",
+			           who != NULL && *who != '\0' ? "@" : "",
 			           who != NULL && *who != '\0' ? c->host->name : "");
 		else
 			auth_note_failure(c->host->auth, c->st->ip, who,
@@ -521,7 +522,7 @@ static bool c2s_handle_preauth_iq(struct c2s *c, struct xml_node *el)
 		}
 		return false;
 	}
-	struct iq_request tmpl = {0};
+	struct iq_request tmpl = { 0 };
 	tmpl.remote_ip = c->st->ip;
 	tmpl.preauth_reply = c2s_preauth_reply;
 	tmpl.preauth_stream = c;
@@ -683,7 +684,7 @@ static void c2s_handle_session_stanza(struct c2s *c, struct xml_node *el)
 		}
 	}
 
-	struct jid own = {0};
+	struct jid own = { 0 };
 	const struct jid *to;
 	const char *to_s = xml_attr(el, "to");
 	if (to_s != NULL) {
@@ -721,8 +722,9 @@ static void c2s_handle_session_stanza(struct c2s *c, struct xml_node *el)
 			if (c->session.presence != NULL)
 				xml_unref(&c->session.presence);
 		}
-		struct hook_packet hp = { .from = &c->session.jid, .to = NULL, .stanza = el,
-		                          .session = &c->session };
+		struct hook_packet hp = {
+			.from = &c->session.jid, .to = NULL, .stanza = el, .session = &c->session
+		};
 		hook_run(c->host, HOOK_USER_SEND_PACKET, &hp);
 		return;
 	} else {
@@ -847,7 +849,8 @@ static void c2s_closed(struct stream *st)
 	free(c->segs);
 	sasl_free(&c->sasl);
 	if (c->full_jid != NULL)
-		log_info("c2s %llu from %s: session %s closed", (unsigned long long)st->id, st->ip, c->full_jid);
+		log_info("c2s %llu from %s: session %s closed", (unsigned long long)st->id, st->ip,
+		         c->full_jid);
 	jid_clear(&c->session.jid);
 	jid_clear(&c->to_cache);
 	free(c->to_cache_str);
@@ -868,13 +871,14 @@ static const struct stream_ops c2s_stream_ops = {
 	.closed = c2s_closed,
 };
 
-void c2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port,
-                const struct listen_config *lc, const struct limits_config *limits)
+void c2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port, const struct listen_config *lc,
+                const struct limits_config *limits)
 {
 	struct ip_count *ipc = ip_get(ip, true);
 	if (limits->max_conn_per_ip > 0 && ipc->count >= limits->max_conn_per_ip) {
 		log_notice("c2s: refusing a connection from %s: already %u connections from that address "
-		           "(limits.max_connections_per_ip)", ip, ipc->count);
+		           "(limits.max_connections_per_ip)",
+		           ip, ipc->count);
 		ipc->count++;
 		ip_release(ipc);
 		close(fd);

@@ -11,8 +11,8 @@
 #include "stanza.h"
 
 /* Take over an accepted, non-blocking client socket. */
-void c2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port,
-                const struct listen_config *lc, const struct limits_config *limits);
+void c2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port, const struct listen_config *lc,
+                const struct limits_config *limits);
 /* Close every client stream with <system-shutdown/>. */
 void c2s_shutdown_all(void);
 struct host;
@@ -26,7 +26,9 @@ unsigned c2s_count_host(const struct host *h, bool abort);
 unsigned c2s_count(void);
 /* Stanzas of bound sessions since start, indexed by enum stanza_kind:
  * in = sent by clients, out = delivered to clients. */
-struct c2s_stats { uint64_t in[4], out[4]; };
+struct c2s_stats {
+	uint64_t in[4], out[4];
+};
 const struct c2s_stats *c2s_stats(void);
 /* Connections from ip now (for the per-IP limit). */
 unsigned c2s_count_ip(const char *ip);

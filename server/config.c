@@ -57,13 +57,19 @@ static const struct opt_def top_defs[] = {
 	  "when started as root, switch to this user after binding the listeners" },
 	{ "group", OPT_STRING, OFF(top_settings, group), NULL, NULL, 0, 0,
 	  "when started as root, switch to this group (default: the user's primary group)" },
-	{ "control", OPT_NODE, OFF(top_settings, control), NULL, NULL, 0, 0, "the control socket (parleyctl)" },
-	{ "limits", OPT_NODE, OFF(top_settings, limits), NULL, NULL, 0, 0, "resource limits of every stream" },
+	{ "control", OPT_NODE, OFF(top_settings, control), NULL, NULL, 0, 0,
+	  "the control socket (parleyctl)" },
+	{ "limits", OPT_NODE, OFF(top_settings, limits), NULL, NULL, 0, 0,
+	  "resource limits of every stream" },
 	{ "tls", OPT_NODE, OFF(top_settings, tls), NULL, NULL, 0, 0, "TLS defaults for every host" },
-	{ "storage", OPT_NODE, OFF(top_settings, storage), NULL, NULL, 0, 0, "storage defaults for every host" },
-	{ "auth", OPT_NODE, OFF(top_settings, auth), NULL, NULL, 0, 0, "authentication defaults for every host" },
-	{ "listen", OPT_NODE, OFF(top_settings, listen), NULL, NULL, 0, 0, "listening sockets (a list, required)" },
-	{ "modules", OPT_NODE, OFF(top_settings, modules), NULL, NULL, 0, 0, "modules enabled on every host" },
+	{ "storage", OPT_NODE, OFF(top_settings, storage), NULL, NULL, 0, 0,
+	  "storage defaults for every host" },
+	{ "auth", OPT_NODE, OFF(top_settings, auth), NULL, NULL, 0, 0,
+	  "authentication defaults for every host" },
+	{ "listen", OPT_NODE, OFF(top_settings, listen), NULL, NULL, 0, 0,
+	  "listening sockets (a list, required)" },
+	{ "modules", OPT_NODE, OFF(top_settings, modules), NULL, NULL, 0, 0,
+	  "modules enabled on every host" },
 	{ "hosts", OPT_NODE, OFF(top_settings, hosts), NULL, NULL, 0, 0, "the virtual hosts (required)" },
 	OPT_END
 };
@@ -151,7 +157,8 @@ static int host_name_prepare(const char *in, char **out_r, const char **why_r)
 		unsigned char c = (unsigned char)name[i];
 		if (c == '.' || c == '\0') {
 			if (label == 0 || label > 63) {
-				*why_r = label == 0 ? "empty label in host name" : "label longer than 63 bytes in host name";
+				*why_r = label == 0 ? "empty label in host name"
+				                    : "label longer than 63 bytes in host name";
 				free(name);
 				return -1;
 			}
@@ -177,8 +184,8 @@ static int check_modules(const struct cfg_node *mods, const char *section, char 
 	if (cfg_is_null(mods))
 		return 0;
 	if (mods->type != CFG_MAP) {
-		*error_r = cfg_error_at(mods, NULL, section, "expected a map of module name to options, got %s",
-		                        cfg_kind(mods));
+		*error_r = cfg_error_at(mods, NULL, section,
+		                        "expected a map of module name to options, got %s", cfg_kind(mods));
 		return -1;
 	}
 	for (const struct cfg_node *c = mods->children; c != NULL; c = c->next) {
@@ -189,8 +196,9 @@ static int check_modules(const struct cfg_node *mods, const char *section, char 
 			continue;
 		char *v = c->type == CFG_SCALAR ? cfg_value_for_msg(c->value) : NULL;
 		if (v != NULL)
-			*error_r = cfg_error_at(c, section, c->key,
-			                        "expected a map of module options, nothing, or false; got '%s'", v);
+			*error_r = cfg_error_at(
+			        c, section, c->key,
+			        "expected a map of module options, nothing, or false; got '%s'", v);
 		else
 			*error_r = cfg_error_at(c, section, c->key,
 			                        "expected a map of module options, nothing, or false; got %s",
@@ -321,10 +329,11 @@ static int load_host(struct host_config *h, const struct cfg_node *entry, const 
 	if (entry != NULL && !cfg_is_null(entry) && entry->type != CFG_MAP) {
 		char *v = entry->type == CFG_SCALAR ? cfg_value_for_msg(entry->value) : NULL;
 		if (v != NULL)
-			*error_r = cfg_error_at(entry, NULL, sec_host, "expected a map of host options, got '%s'", v);
+			*error_r = cfg_error_at(entry, NULL, sec_host,
+			                        "expected a map of host options, got '%s'", v);
 		else
-			*error_r = cfg_error_at(entry, NULL, sec_host, "expected a map of host options, got %s",
-			                        cfg_kind(entry));
+			*error_r = cfg_error_at(entry, NULL, sec_host,
+			                        "expected a map of host options, got %s", cfg_kind(entry));
 		free(v);
 		goto out;
 	}
@@ -367,9 +376,10 @@ static int load_hosts(struct parley_config *cfg, const struct top_settings *top,
 		return -1;
 	}
 	if (hosts->type == CFG_SCALAR) {
-		*error_r = cfg_error_at(hosts, NULL, "hosts",
-		                        "expected a map of host names to options, or a list of host names; got %s",
-		                        cfg_kind(hosts));
+		*error_r = cfg_error_at(
+		        hosts, NULL, "hosts",
+		        "expected a map of host names to options, or a list of host names; got %s",
+		        cfg_kind(hosts));
 		return -1;
 	}
 	if (hosts->children == NULL) {
@@ -392,7 +402,8 @@ static int load_hosts(struct parley_config *cfg, const struct top_settings *top,
 			entry = c;
 		} else {
 			if (c->type != CFG_SCALAR || cfg_is_null(c)) {
-				*error_r = cfg_error_at(c, NULL, "hosts", "expected a host name, got %s", cfg_kind(c));
+				*error_r = cfg_error_at(c, NULL, "hosts", "expected a host name, got %s",
+				                        cfg_kind(c));
 				return -1;
 			}
 			raw = c->value;
@@ -408,8 +419,9 @@ static int load_hosts(struct parley_config *cfg, const struct top_settings *top,
 		h->node = c;
 		for (size_t k = 0; k < i; k++) {
 			if (strcmp(cfg->hosts[k].name, h->name) == 0) {
-				*error_r = cfg_error_at_key(c, NULL, "hosts", "duplicate host '%s' (first at line %u)",
-				                            h->name, cfg->hosts[k].node->key_line);
+				*error_r = cfg_error_at_key(c, NULL, "hosts",
+				                            "duplicate host '%s' (first at line %u)", h->name,
+				                            cfg->hosts[k].node->key_line);
 				return -1;
 			}
 		}
@@ -457,7 +469,8 @@ int config_load(const char *path, struct parley_config **cfg_r, char **error_r)
 	    cfg_resolve_path(&cfg->pidfile, dir, cfg->root, cfg->root, NULL, "pidfile", error_r) < 0)
 		goto out;
 	if (opt_apply(control_defs, top.control, "control", cfg, error_r) < 0 ||
-	    cfg_resolve_path(&cfg->control_socket, dir, top.control, cfg->root, "control", "socket", error_r) < 0)
+	    cfg_resolve_path(&cfg->control_socket, dir, top.control, cfg->root, "control", "socket",
+	                     error_r) < 0)
 		goto out;
 	if (limits_config_load(&cfg->limits, top.limits, cfg->root, error_r) < 0)
 		goto out;
@@ -595,4 +608,3 @@ void config_dump_ex(const struct parley_config *cfg, const char *host, struct bu
 	for (size_t i = 0; i < cfg->nhosts; i++)
 		dump_host(&cfg->hosts[i], out, modules);
 }
-

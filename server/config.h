@@ -20,31 +20,33 @@
 /* ---- the server's configuration -------------------------------------- */
 
 struct host_config {
-	char *name;                         /* prepared domain */
-	struct storage_config storage;      /* global storage, overridden per host */
+	char *name;                    /* prepared domain */
+	struct storage_config storage; /* global storage, overridden per host */
 	struct auth_config auth;
-	struct tls_config tls;              /* global tls, overridden per host */
-	struct strlist admins;              /* bare JIDs */
+	struct tls_config tls; /* global tls, overridden per host */
+	struct strlist admins; /* bare JIDs */
 	/* modules: map of module name -> options map; global "modules" with the
 	 * host's "modules" merged over it (a host entry "name: false" disables). */
-	struct cfg_node *modules;           /* owned (a merged copy) */
-	const struct cfg_node *node;        /* the host's map in the file */
+	struct cfg_node *modules;    /* owned (a merged copy) */
+	const struct cfg_node *node; /* the host's map in the file */
 };
 
 struct parley_config {
-	char *file;                 /* path as given */
-	char *loglevel;             /* "info" */
-	char *log_file;             /* NULL: stderr */
+	char *file;     /* path as given */
+	char *loglevel; /* "info" */
+	char *log_file; /* NULL: stderr */
 	char *pidfile;
-	char *user, *group;         /* drop privileges to these after binding */
-	char *control_socket;       /* UNIX socket path for parleyctl */
-	unsigned control_mode;      /* 0600 */
-	char *control_group;        /* group owner of the socket (optional) */
+	char *user, *group;    /* drop privileges to these after binding */
+	char *control_socket;  /* UNIX socket path for parleyctl */
+	unsigned control_mode; /* 0600 */
+	char *control_group;   /* group owner of the socket (optional) */
 	struct limits_config limits;
-	struct listen_config *listen; size_t nlisten;
-	struct host_config *hosts; size_t nhosts;
+	struct listen_config *listen;
+	size_t nlisten;
+	struct host_config *hosts;
+	size_t nhosts;
 	struct cfg_node *root;
-	struct strlist warnings;    /* renamed or removed keys that were accepted */
+	struct strlist warnings; /* renamed or removed keys that were accepted */
 };
 
 /* Load and validate the whole file.  On error: -1 and a malloc'd message
@@ -53,8 +55,7 @@ int config_load(const char *path, struct parley_config **cfg_r, char **error_r);
 void config_free(struct parley_config **cfg);
 const struct host_config *config_host(const struct parley_config *cfg, const char *name);
 /* Options map of a module for a host, or NULL when the module is not enabled. */
-const struct cfg_node *config_module(const struct host_config *host, const char *module,
-                                     bool *enabled_r);
+const struct cfg_node *config_module(const struct host_config *host, const char *module, bool *enabled_r);
 /* Write the effective configuration (of one host or all) as YAML-ish text. */
 void config_dump(const struct parley_config *cfg, const char *host, struct buf *out);
 /* The same; each host's modules are written by modules (the module

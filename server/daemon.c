@@ -31,11 +31,13 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: parleyd [-c FILE] [-d] [-t] [-V]\n"
-	           "  -c FILE  configuration file (default %s/parley/parley.yml)\n"
-	           "  -d       run in the background (daemon)\n"
-	           "  -t       check the configuration and exit\n"
-	           "  -V       print the version and exit\n", SYSCONFDIR);
+	fprintf(f,
+	        "usage: parleyd [-c FILE] [-d] [-t] [-V]\n"
+	        "  -c FILE  configuration file (default %s/parley/parley.yml)\n"
+	        "  -d       run in the background (daemon)\n"
+	        "  -t       check the configuration and exit\n"
+	        "  -V       print the version and exit\n",
+	        SYSCONFDIR);
 }
 
 static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
@@ -46,7 +48,7 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 
 static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 {
-	struct buf report = {0};
+	struct buf report = { 0 };
 	log_notice("SIGHUP: reloading the configuration");
 	server_reload(&report);
 	buf_free(&report);
@@ -87,7 +89,7 @@ static int daemonize(void)
 	if (fd >= 0) {
 		dup2(fd, STDIN_FILENO);
 		dup2(fd, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);   /* logs go to log_file when daemonized */
+		dup2(fd, STDERR_FILENO); /* logs go to log_file when daemonized */
 		if (fd > STDERR_FILENO)
 			close(fd);
 	}
@@ -152,7 +154,8 @@ int server_main(int argc, char **argv, const struct server_control *control)
 	if (check_only) {
 		for (size_t i = 0; i < cfg->warnings.count; i++)
 			fprintf(stderr, "parleyd: warning: %s\n", cfg->warnings.items[i]);
-		printf("%s: configuration OK (%zu hosts, %zu listeners)\n", cfg_path, cfg->nhosts, cfg->nlisten);
+		printf("%s: configuration OK (%zu hosts, %zu listeners)\n", cfg_path, cfg->nhosts,
+		       cfg->nlisten);
 		config_free(&cfg);
 		return 0;
 	}
@@ -213,7 +216,8 @@ int server_main(int argc, char **argv, const struct server_control *control)
 	ev_signal_start(server.loop, &sigint);
 	ev_signal_start(server.loop, &sighup);
 
-	log_notice("parleyd ready: version %s, %zu hosts, config %s", PACKAGE_VERSION, cfg->nhosts, cfg->file);
+	log_notice("parleyd ready: version %s, %zu hosts, config %s", PACKAGE_VERSION, cfg->nhosts,
+	           cfg->file);
 	ev_run(server.loop, 0);
 
 	ev_signal_stop(server.loop, &sigterm);

@@ -18,7 +18,7 @@
 
 struct hook_entry {
 	int priority;
-	hook_fn *fn;            /* NULL once removed */
+	hook_fn *fn; /* NULL once removed */
 	void *ctx;
 	struct hook_entry *next;
 };
@@ -26,8 +26,8 @@ struct hook_entry {
 struct hook_chain {
 	char *name;
 	struct hook_entry *entries;
-	unsigned running;       /* nesting depth of hook_run on this chain */
-	bool has_dead;          /* entries removed during a run wait for the sweep */
+	unsigned running; /* nesting depth of hook_run on this chain */
+	bool has_dead;    /* entries removed during a run wait for the sweep */
 	struct hook_chain *next;
 };
 

@@ -10,41 +10,41 @@
 struct host;
 
 /* Hook names; args is the struct named beside each. */
-#define HOOK_USER_SEND_PACKET     "user_send_packet"     /* struct hook_packet */
+#define HOOK_USER_SEND_PACKET "user_send_packet" /* struct hook_packet */
 /* A stanza about to be written to one session of a local user (sm.c runs
  * it once per session, with hp->session set); HOOK_STOP refuses it for
  * that session (mod_privacy).  The session manager then bounces a refused
  * message or iq request with <service-unavailable/> (a message to the bare
  * JID only when no session took it) and drops refused presence. */
-#define HOOK_USER_RECEIVE_PACKET  "user_receive_packet"  /* struct hook_packet */
-#define HOOK_SESSION_OPENED       "session_opened"       /* struct hook_session */
-#define HOOK_SESSION_CLOSED       "session_closed"       /* struct hook_session */
-#define HOOK_OFFLINE_MESSAGE      "offline_message"      /* struct hook_packet */
-#define HOOK_REMOVE_USER          "remove_user"          /* struct hook_user */
-#define HOOK_REGISTER_USER        "register_user"        /* struct hook_user */
-#define HOOK_DISCO_INFO           "disco_info"           /* struct hook_disco */
+#define HOOK_USER_RECEIVE_PACKET "user_receive_packet" /* struct hook_packet */
+#define HOOK_SESSION_OPENED "session_opened"           /* struct hook_session */
+#define HOOK_SESSION_CLOSED "session_closed"           /* struct hook_session */
+#define HOOK_OFFLINE_MESSAGE "offline_message"         /* struct hook_packet */
+#define HOOK_REMOVE_USER "remove_user"                 /* struct hook_user */
+#define HOOK_REGISTER_USER "register_user"             /* struct hook_user */
+#define HOOK_DISCO_INFO "disco_info"                   /* struct hook_disco */
 /* disco#items of the server JID: add <item/> children to query; a module
  * that knows node sets handled (an empty list is then a valid answer). */
-#define HOOK_DISCO_ITEMS          "disco_items"          /* struct hook_disco */
-#define HOOK_STREAM_FEATURES      "stream_features"      /* struct hook_features */
+#define HOOK_DISCO_ITEMS "disco_items"         /* struct hook_disco */
+#define HOOK_STREAM_FEATURES "stream_features" /* struct hook_features */
 /* Presence to a local user JID (bare or full), before the session manager
  * delivers it; HOOK_STOP when a module took it (subscriptions, probes). */
-#define HOOK_PRESENCE_IN          "presence_in"          /* struct hook_packet */
+#define HOOK_PRESENCE_IN "presence_in" /* struct hook_packet */
 /* Every stanza to a local user JID (bare or full), first thing in the
  * session manager, before presence_in and delivery; HOOK_STOP when a
  * module took it (mod_blocking drops or bounces what a block forbids). */
-#define HOOK_STANZA_IN            "stanza_in"            /* struct hook_packet */
+#define HOOK_STANZA_IN "stanza_in" /* struct hook_packet */
 /* A user's vCard is new: the user stored it (mod_vcard, after storage said
  * OK), or mod_vcard read it from the directory (source ldap: each read
  * that is not from its cache; listeners compare with what they knew). */
-#define HOOK_VCARD_SET            "vcard_set"            /* struct hook_vcard */
+#define HOOK_VCARD_SET "vcard_set" /* struct hook_vcard */
 /* A user's roster item changed (added, changed, or removed: subscription
  * SUB_REMOVE); run by roster_push, before the push goes out. */
-#define HOOK_ROSTER_CHANGED       "roster_changed"       /* struct hook_roster */
+#define HOOK_ROSTER_CHANGED "roster_changed" /* struct hook_roster */
 /* The roster a user sees is the stored one plus what modules add (shared
  * roster groups): run by roster_view_make (modules/builtin.h) after every
  * roster read that decides what a client sees or where presence goes. */
-#define HOOK_ROSTER_VIEW          "roster_view"          /* struct hook_roster_view */
+#define HOOK_ROSTER_VIEW "roster_view" /* struct hook_roster_view */
 
 enum hook_result { HOOK_CONTINUE, HOOK_STOP };
 typedef enum hook_result hook_fn(struct host *h, void *args, void *ctx);
@@ -52,16 +52,39 @@ typedef enum hook_result hook_fn(struct host *h, void *args, void *ctx);
 struct jid;
 struct xml_node;
 struct session;
-struct hook_packet { const struct jid *from, *to; struct xml_node *stanza; struct session *session; };
-struct hook_session { struct session *session; };
-struct hook_user { const char *user; };
+struct hook_packet {
+	const struct jid *from, *to;
+	struct xml_node *stanza;
+	struct session *session;
+};
+struct hook_session {
+	struct session *session;
+};
+struct hook_user {
+	const char *user;
+};
 struct roster_item;
-struct hook_roster { const char *user; const struct roster_item *item; };
-struct hook_vcard { const char *user; const struct xml_node *vcard; };
+struct hook_roster {
+	const char *user;
+	const struct roster_item *item;
+};
+struct hook_vcard {
+	const char *user;
+	const struct xml_node *vcard;
+};
 /* disco#info for node (NULL: no node) of to: add <identity/>/<feature/> children to query */
-struct hook_disco { const struct jid *from, *to; const char *node; struct xml_node *query; bool handled; };
+struct hook_disco {
+	const struct jid *from, *to;
+	const char *node;
+	struct xml_node *query;
+	bool handled;
+};
 /* add children to <stream:features/> (authenticated tells the stage) */
-struct hook_features { struct xml_node *features; bool authenticated; bool secure; };
+struct hook_features {
+	struct xml_node *features;
+	bool authenticated;
+	bool secure;
+};
 struct roster_item;
 /* stored: the user's stored items (valid during the hook).  A module that
  * adds or changes items sets items (malloc'd array of malloc'd items,

@@ -32,7 +32,7 @@ struct shared_storage {
 	unsigned pool_size, queue_max;
 	double timeout;
 	char *password, *password_file;
-	unsigned refs;               /* hosts using it */
+	unsigned refs; /* hosts using it */
 	struct shared_storage *next;
 };
 
@@ -43,7 +43,7 @@ struct shared_tls {
 };
 
 static struct host *hosts_head;
-static struct host *removing;      /* removed, waiting for their streams */
+static struct host *removing; /* removed, waiting for their streams */
 static ev_timer remove_timer;
 static struct ev_loop *hosts_loop;
 static unsigned nhosts;
@@ -88,10 +88,22 @@ static void strlist_del(struct strlist *l, const char *s)
 	}
 }
 
-void host_add_feature(struct host *h, const char *ns) { strlist_add(&h->features, ns); }
-void host_remove_feature(struct host *h, const char *ns) { strlist_del(&h->features, ns); }
-void host_add_user_feature(struct host *h, const char *ns) { strlist_add(&h->user_features, ns); }
-void host_remove_user_feature(struct host *h, const char *ns) { strlist_del(&h->user_features, ns); }
+void host_add_feature(struct host *h, const char *ns)
+{
+	strlist_add(&h->features, ns);
+}
+void host_remove_feature(struct host *h, const char *ns)
+{
+	strlist_del(&h->features, ns);
+}
+void host_add_user_feature(struct host *h, const char *ns)
+{
+	strlist_add(&h->user_features, ns);
+}
+void host_remove_user_feature(struct host *h, const char *ns)
+{
+	strlist_del(&h->user_features, ns);
+}
 
 struct storage *host_store(const struct host *h, enum storage_area a)
 {
@@ -118,15 +130,16 @@ static bool str_same(const char *a, const char *b)
 	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-static struct storage *host_storage(struct ev_loop *loop, const char *host,
-                                    const struct storage_config *sc, char **error_r)
+static struct storage *host_storage(struct ev_loop *loop, const char *host, const struct storage_config *sc,
+                                    char **error_r)
 {
 	/* A database is named by its path (sqlite) or its dsn (the others):
 	 * every host naming it shares one store, so pool_size bounds the
 	 * connections to that database whatever the number of hosts. */
 	bool embedded = sc->driver == NULL || strcmp(sc->driver, "sqlite") == 0;
-	char *key = xasprintf("%s\x1f%s", sc->driver != NULL ? sc->driver : "sqlite",
-	                      embedded ? (sc->path != NULL ? sc->path : "") : (sc->dsn != NULL ? sc->dsn : ""));
+	char *key =
+	        xasprintf("%s\x1f%s", sc->driver != NULL ? sc->driver : "sqlite",
+	                  embedded ? (sc->path != NULL ? sc->path : "") : (sc->dsn != NULL ? sc->dsn : ""));
 	for (struct shared_storage *s = storages; s != NULL; s = s->next) {
 		if (strcmp(s->key, key) == 0) {
 			free(key);
@@ -135,7 +148,8 @@ static struct storage *host_storage(struct ev_loop *loop, const char *host,
 			    !str_same(s->password_file, sc->password_file))
 				log_warning("host %s: storage %s is shared with an earlier host, whose "
 				            "pool_size, queue_max, timeout and password it uses; this host's "
-				            "other values for them are ignored", host, storage_describe(s->st));
+				            "other values for them are ignored",
+				            host, storage_describe(s->st));
 			s->refs++;
 			return s->st;
 		}

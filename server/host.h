@@ -19,17 +19,17 @@ struct iq_handler;
 struct host {
 	char *name;
 	const struct host_config *cfg;
-	struct storage *storage;             /* shared with hosts that name the same store */
-	struct storage *area_store[STORAGE_AREA_COUNT];   /* host_set_store; NULL: storage */
+	struct storage *storage;                        /* shared with hosts that name the same store */
+	struct storage *area_store[STORAGE_AREA_COUNT]; /* host_set_store; NULL: storage */
 	struct auth *auth;
-	struct tls_ctx *tls;                 /* this host's certificate (SNI) */
-	struct hook_list *hooks;             /* hooks.c */
+	struct tls_ctx *tls;                   /* this host's certificate (SNI) */
+	struct hook_list *hooks;               /* hooks.c */
 	struct iq_handler *iq[IQ_SCOPE_COUNT]; /* iq.c */
-	struct module_instance *modules;     /* module.c */
-	struct strlist features;             /* disco#info features of the server JID */
-	struct strlist user_features;        /* disco#info features of user JIDs */
-	double removed_at;                   /* host_remove: when */
-	bool remove_quiet;                   /* host_remove: no stream left at the last tick */
+	struct module_instance *modules;       /* module.c */
+	struct strlist features;               /* disco#info features of the server JID */
+	struct strlist user_features;          /* disco#info features of user JIDs */
+	double removed_at;                     /* host_remove: when */
+	bool remove_quiet;                     /* host_remove: no stream left at the last tick */
 	struct host *next;
 };
 

@@ -40,22 +40,22 @@ struct iq_handler {
 	iq_handler_fn *fn;
 	void *ctx;
 	unsigned refs;
-	bool registered;                  /* in host->iq[scope] */
-	bool busy;                        /* ONE_QUEUE: a request is in flight */
-	bool pumping;                     /* ONE_QUEUE: the pump loop is running */
+	bool registered; /* in host->iq[scope] */
+	bool busy;       /* ONE_QUEUE: a request is in flight */
+	bool pumping;    /* ONE_QUEUE: the pump loop is running */
 	struct iq_request *queue_head, *queue_tail;
 	struct iq_handler *next;
 };
 
 /* What iq.c keeps beside the public request. */
 struct iq_request_priv {
-	struct iq_request req;            /* first: a request pointer is a priv pointer */
-	bool *answered_r;                 /* NO_QUEUE: set true on answer */
-	bool queued;                      /* ONE_QUEUE: waiting in the handler's queue */
-	bool in_flight;                   /* ONE_QUEUE: the one request handed to the handler */
-	struct iq_request_priv *pa_prev, *pa_next;   /* pre-auth list */
-	struct barrier_hold *hold;        /* a set: the sender's later answers wait for it */
-	bool keep_hold;                   /* iq_result_holding: the caller releases hold */
+	struct iq_request req;                     /* first: a request pointer is a priv pointer */
+	bool *answered_r;                          /* NO_QUEUE: set true on answer */
+	bool queued;                               /* ONE_QUEUE: waiting in the handler's queue */
+	bool in_flight;                            /* ONE_QUEUE: the one request handed to the handler */
+	struct iq_request_priv *pa_prev, *pa_next; /* pre-auth list */
+	struct barrier_hold *hold;                 /* a set: the sender's later answers wait for it */
+	bool keep_hold;                            /* iq_result_holding: the caller releases hold */
 };
 
 /* Pending pre-auth requests (of every host; a handful at any time). */
@@ -87,8 +87,8 @@ static void handler_unref(struct iq_handler *ih)
 	free(ih);
 }
 
-int iq_register(struct host *h, enum iq_scope scope, const char *ns, enum iq_discipline d,
-                iq_handler_fn *fn, void *ctx)
+int iq_register(struct host *h, enum iq_scope scope, const char *ns, enum iq_discipline d, iq_handler_fn *fn,
+                void *ctx)
 {
 	assert(scope < IQ_SCOPE_COUNT && ns != NULL && fn != NULL);
 	if (handler_find(h, scope, ns) != NULL)
@@ -132,7 +132,7 @@ static void request_free(struct iq_request_priv *p)
 	if (req->handler->scope == IQ_SCOPE_PREAUTH)
 		preauth_unlink(p);
 	if (!p->keep_hold)
-		barrier_release(&p->hold);   /* after the answer, which it orders too */
+		barrier_release(&p->hold); /* after the answer, which it orders too */
 	jid_clear(&req->from);
 	jid_clear(&req->to);
 	xml_unref(&req->iq);
@@ -194,8 +194,8 @@ void iq_unregister(struct host *h, enum iq_scope scope, const char *ns)
 		queue_remove(ih, req);
 		iq_error(req, SE_SERVICE_UNAVAILABLE, NULL);
 	}
-	handler_unref(ih);   /* our temporary reference */
-	handler_unref(ih);   /* the registration's */
+	handler_unref(ih); /* our temporary reference */
+	handler_unref(ih); /* the registration's */
 }
 
 bool iq_dispatch(struct host *h, enum iq_scope scope, struct xml_node *iq, const struct jid *from,
@@ -204,7 +204,7 @@ bool iq_dispatch(struct host *h, enum iq_scope scope, struct xml_node *iq, const
 	struct xml_node *payload = xml_first_element(iq);
 	if (payload == NULL)
 		return false;
-	assert(xml_attr(iq, "type") != NULL);   /* get or set: the caller checked */
+	assert(xml_attr(iq, "type") != NULL); /* get or set: the caller checked */
 	struct iq_handler *ih = handler_find(h, scope, payload->ns);
 	if (ih == NULL)
 		return false;
@@ -250,8 +250,8 @@ bool iq_dispatch(struct host *h, enum iq_scope scope, struct xml_node *iq, const
 		p->answered_r = &answered;
 		ih->fn(req, ih->ctx);
 		if (!answered)
-			log_fatal("iq handler for %s on %s returned without answering (no_queue)",
-			          ih->ns, h->name);
+			log_fatal("iq handler for %s on %s returned without answering (no_queue)", ih->ns,
+			          h->name);
 		break;
 	}
 	case IQ_ONE_QUEUE:
@@ -263,9 +263,7 @@ bool iq_dispatch(struct host *h, enum iq_scope scope, struct xml_node *iq, const
 		ih->queue_tail = req;
 		handler_pump(ih);
 		break;
-	case IQ_PARALLEL:
-		ih->fn(req, ih->ctx);
-		break;
+	case IQ_PARALLEL: ih->fn(req, ih->ctx); break;
 	}
 	return true;
 }
@@ -286,7 +284,7 @@ static void iq_answer(struct iq_request *req, struct xml_node *reply)
 		/* The client has no address yet. */
 		xml_set_attr(reply, "to", NULL);
 		if (req->preauth_reply != NULL)
-			req->preauth_reply(req->preauth_stream, reply);   /* consumes */
+			req->preauth_reply(req->preauth_stream, reply); /* consumes */
 		else
 			xml_unref(&reply);
 	} else if (req->from.domain != NULL) {

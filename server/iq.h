@@ -30,13 +30,13 @@ enum iq_discipline { IQ_NO_QUEUE, IQ_ONE_QUEUE, IQ_PARALLEL };
 
 struct iq_request {
 	struct host *host;
-	struct jid from;                /* sender (full); empty (domain NULL) for PREAUTH */
-	struct jid to;                  /* addressee as stamped (bare user or domain) */
-	struct xml_node *iq;            /* the request (a reference is held) */
-	struct xml_node *payload;       /* its one child element */
-	const char *type;               /* "get" or "set" */
-	const char *ns;                 /* payload namespace */
-	const char *remote_ip;          /* PREAUTH only */
+	struct jid from;          /* sender (full); empty (domain NULL) for PREAUTH */
+	struct jid to;            /* addressee as stamped (bare user or domain) */
+	struct xml_node *iq;      /* the request (a reference is held) */
+	struct xml_node *payload; /* its one child element */
+	const char *type;         /* "get" or "set" */
+	const char *ns;           /* payload namespace */
+	const char *remote_ip;    /* PREAUTH only */
 	/* PREAUTH only: where the answer goes (set by the c2s stream). */
 	void (*preauth_reply)(void *stream, struct xml_node *reply);
 	void *preauth_stream;
@@ -49,8 +49,8 @@ struct iq_request {
 typedef void iq_handler_fn(struct iq_request *req, void *ctx);
 
 /* Register fn for ns in scope on host (replaces nothing: -1 if taken). */
-int iq_register(struct host *h, enum iq_scope scope, const char *ns, enum iq_discipline d,
-                iq_handler_fn *fn, void *ctx);
+int iq_register(struct host *h, enum iq_scope scope, const char *ns, enum iq_discipline d, iq_handler_fn *fn,
+                void *ctx);
 void iq_unregister(struct host *h, enum iq_scope scope, const char *ns);
 bool iq_has_handler(struct host *h, enum iq_scope scope, const char *ns);
 

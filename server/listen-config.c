@@ -68,8 +68,7 @@ static const struct opt_def listen_defs[] = {
 	  "STARTTLS: required, optional or off" },
 	{ "direct_tls", OPT_BOOL, OFF(listen_config, direct_tls), "false", NULL, 0, 0,
 	  "TLS from the first byte (XEP-0368), usually on port 5223" },
-	{ "backlog", OPT_UINT, OFF(listen_config, backlog), "1024", NULL, 1, 65535,
-	  "listen(2) backlog" },
+	{ "backlog", OPT_UINT, OFF(listen_config, backlog), "1024", NULL, 1, 65535, "listen(2) backlog" },
 	OPT_END
 };
 
@@ -83,8 +82,9 @@ int listen_config_load(struct listen_config **listen_r, size_t *count_r, const s
 		return -1;
 	}
 	if (list->type != CFG_LIST || list->children == NULL) {
-		*error_r = cfg_error_at(list, NULL, "listen", "expected a list of at least one listener, got %s",
-		                        list->type == CFG_LIST ? "an empty list" : cfg_kind(list));
+		*error_r =
+		        cfg_error_at(list, NULL, "listen", "expected a list of at least one listener, got %s",
+		                     list->type == CFG_LIST ? "an empty list" : cfg_kind(list));
 		return -1;
 	}
 	size_t count = 0;
@@ -147,18 +147,20 @@ void listen_config_dump(const struct listen_config *l, struct buf *out, int inde
 
 /* ---- limits --------------------------------------------------------------- */
 
-int limits_config_load(struct limits_config *l, const struct cfg_node *map,
-                       const struct cfg_node *fallback, char **error_r)
+int limits_config_load(struct limits_config *l, const struct cfg_node *map, const struct cfg_node *fallback,
+                       char **error_r)
 {
 	if (opt_apply(limits_defs, map, "limits", l, error_r) < 0)
 		return -1;
 	if (l->max_output < l->max_stanza_size) {
-		*error_r = cfg_error_for_key(map, fallback, "limits", "max_output",
-		                             "must be at least max_stanza_size (%zu bytes)", l->max_stanza_size);
+		*error_r =
+		        cfg_error_for_key(map, fallback, "limits", "max_output",
+		                          "must be at least max_stanza_size (%zu bytes)", l->max_stanza_size);
 		return -1;
 	}
 	if (l->handshake_timeout <= 0) {
-		*error_r = cfg_error_for_key(map, fallback, "limits", "handshake_timeout", "must be more than 0");
+		*error_r = cfg_error_for_key(map, fallback, "limits", "handshake_timeout",
+		                             "must be more than 0");
 		return -1;
 	}
 	if (l->keepalive <= 0) {
@@ -175,10 +177,11 @@ void limits_config_dump(const struct limits_config *l, struct buf *out, int inde
 
 /* ---- tls ------------------------------------------------------------------ */
 
-static int check_tls(const struct tls_config *t, const struct cfg_node *map,
-                     const struct cfg_node *fallback, const char *section, char **error_r)
+static int check_tls(const struct tls_config *t, const struct cfg_node *map, const struct cfg_node *fallback,
+                     const char *section, char **error_r)
 {
-	if (t->min_version == NULL || (strcmp(t->min_version, "1.2") != 0 && strcmp(t->min_version, "1.3") != 0)) {
+	if (t->min_version == NULL ||
+	    (strcmp(t->min_version, "1.2") != 0 && strcmp(t->min_version, "1.3") != 0)) {
 		*error_r = cfg_error_for_key(map, fallback, section, "min_version",
 		                             "expected \"1.2\" or \"1.3\", got '%s'",
 		                             t->min_version != NULL ? t->min_version : "");

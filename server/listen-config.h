@@ -11,35 +11,35 @@
 #include "lib/options.h"
 
 struct listen_config {
-	char *address;          /* "::" (default: all IPv4 and IPv6), "127.0.0.1", ... */
+	char *address; /* "::" (default: all IPv4 and IPv6), "127.0.0.1", ... */
 	unsigned port;
-	int module;             /* LISTEN_C2S (only one for now) */
-	bool direct_tls;        /* XEP-0368: TLS from the first byte */
-	int starttls;           /* STARTTLS_REQUIRED (default), STARTTLS_OPTIONAL, STARTTLS_OFF */
-	unsigned backlog;       /* default 1024 */
+	int module;       /* LISTEN_C2S (only one for now) */
+	bool direct_tls;  /* XEP-0368: TLS from the first byte */
+	int starttls;     /* STARTTLS_REQUIRED (default), STARTTLS_OPTIONAL, STARTTLS_OFF */
+	unsigned backlog; /* default 1024 */
 	const struct cfg_node *node;
 };
 enum { LISTEN_C2S };
 enum { STARTTLS_REQUIRED, STARTTLS_OPTIONAL, STARTTLS_OFF };
 
 struct tls_config {
-	char *certificate;      /* PEM: certificate (and chain) */
-	char *key;              /* PEM private key (may be the same file) */
-	char *ciphers;          /* TLS 1.2 cipher list (OpenSSL syntax) */
-	char *min_version;      /* "1.2" (default) or "1.3" */
+	char *certificate; /* PEM: certificate (and chain) */
+	char *key;         /* PEM private key (may be the same file) */
+	char *ciphers;     /* TLS 1.2 cipher list (OpenSSL syntax) */
+	char *min_version; /* "1.2" (default) or "1.3" */
 };
 
 struct limits_config {
-	size_t max_stanza_size;     /* 256K */
-	unsigned max_depth;         /* 64 */
-	unsigned max_attrs;         /* 64 */
-	size_t max_output;          /* per-stream output queue cap, 1M */
-	unsigned max_conn_per_ip;   /* 0: unlimited; default 64 */
-	double handshake_timeout;   /* from accept to bound session, 60 s */
-	double idle_timeout;        /* no input at all for this long: close (0: never); 600 s */
-	double keepalive;           /* send whitespace after this much output silence; 60 s */
-	unsigned auth_attempts;     /* failed SASL attempts per stream before closing (3) */
-	double auth_failure_delay;  /* seconds before a failure is answered (1.0) */
+	size_t max_stanza_size;    /* 256K */
+	unsigned max_depth;        /* 64 */
+	unsigned max_attrs;        /* 64 */
+	size_t max_output;         /* per-stream output queue cap, 1M */
+	unsigned max_conn_per_ip;  /* 0: unlimited; default 64 */
+	double handshake_timeout;  /* from accept to bound session, 60 s */
+	double idle_timeout;       /* no input at all for this long: close (0: never); 600 s */
+	double keepalive;          /* send whitespace after this much output silence; 60 s */
+	unsigned auth_attempts;    /* failed SASL attempts per stream before closing (3) */
+	double auth_failure_delay; /* seconds before a failure is answered (1.0) */
 };
 
 /* The listen list: *listen_r gets an array of *count_r entries (set before
@@ -53,8 +53,8 @@ void listen_config_free_all(struct listen_config **listen, size_t count);
 void listen_config_dump(const struct listen_config *l, struct buf *out, int indent);
 
 /* The limits map (defaults first) and its checks; fallback as above. */
-int limits_config_load(struct limits_config *l, const struct cfg_node *map,
-                       const struct cfg_node *fallback, char **error_r);
+int limits_config_load(struct limits_config *l, const struct cfg_node *map, const struct cfg_node *fallback,
+                       char **error_r);
 void limits_config_dump(const struct limits_config *l, struct buf *out, int indent);
 
 /* The built-in tls defaults. */

@@ -34,7 +34,7 @@ int listeners_open(const struct parley_config *cfg, char **error_r)
 	for (size_t i = 0; i < cfg->nlisten; i++) {
 		const struct listen_config *lc = &cfg->listen[i];
 		struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV,
-		                          .ai_socktype = SOCK_STREAM };
+			                  .ai_socktype = SOCK_STREAM };
 		struct addrinfo *ai;
 		char port[16];
 		snprintf(port, sizeof(port), "%u", lc->port);
@@ -65,9 +65,10 @@ int listeners_open(const struct parley_config *cfg, char **error_r)
 		l->next = listeners;
 		listeners = l;
 		log_info("listening on [%s]:%u (c2s%s)", lc->address, lc->port,
-		         lc->direct_tls ? ", direct TLS" :
-		         lc->starttls == STARTTLS_REQUIRED ? ", STARTTLS required" :
-		         lc->starttls == STARTTLS_OPTIONAL ? ", STARTTLS optional" : ", no TLS");
+		         lc->direct_tls                      ? ", direct TLS"
+		         : lc->starttls == STARTTLS_REQUIRED ? ", STARTTLS required"
+		         : lc->starttls == STARTTLS_OPTIONAL ? ", STARTTLS optional"
+		                                             : ", no TLS");
 	}
 	return 0;
 }
@@ -86,10 +87,12 @@ static void listener_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		socklen_t sl = sizeof(ss);
 		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+			    errno == ECONNABORTED)
 				return;
 			if (errno == EMFILE || errno == ENFILE) {
-				log_warning("accept on port %u: %s: not accepting for 1 s", l->lc->port, strerror(errno));
+				log_warning("accept on port %u: %s: not accepting for 1 s", l->lc->port,
+				            strerror(errno));
 				ev_io_stop(loop, &l->io);
 				ev_timer_set(&l->pause, 1.0, 0);
 				ev_timer_start(loop, &l->pause);

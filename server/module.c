@@ -91,8 +91,8 @@ static bool module_enabled_cfg(const struct host_config *hc, const struct module
 	return true;
 }
 
-static bool module_enabled(const struct host *h, const struct module_def *def,
-                           const struct cfg_node **opts_r, const struct cfg_node **where_r)
+static bool module_enabled(const struct host *h, const struct module_def *def, const struct cfg_node **opts_r,
+                           const struct cfg_node **where_r)
 {
 	return module_enabled_cfg(h->cfg, def, opts_r, where_r);
 }
@@ -117,8 +117,8 @@ static void *module_settings(const struct host_config *hc, const struct module_d
                              const struct cfg_node *opts, const struct cfg_node *where, char **error_r)
 {
 	if (where != NULL && where->type == CFG_LIST) {
-		*error_r = xasprintf("%s:%u:%u: module '%s': options must be a map, not a list",
-		                     where->file, where->key_line, where->key_column, def->name);
+		*error_r = xasprintf("%s:%u:%u: module '%s': options must be a map, not a list", where->file,
+		                     where->key_line, where->key_column, def->name);
 		return NULL;
 	}
 	const struct opt_def *defs = def->options != NULL ? def->options : no_options;
@@ -136,8 +136,8 @@ static void *module_settings(const struct host_config *hc, const struct module_d
 }
 
 /* def's own check of its settings against the rest of hc (0 without one). */
-static int module_check(const struct host_config *hc, const struct module_def *def,
-                        const void *settings, const struct cfg_node *opts, char **error_r)
+static int module_check(const struct host_config *hc, const struct module_def *def, const void *settings,
+                        const struct cfg_node *opts, char **error_r)
 {
 	if (def->check == NULL)
 		return 0;
@@ -207,8 +207,8 @@ static int module_start_one(struct host *h, const struct module_def *def, char *
 	if (!module_enabled(h, def, &opts, &where))
 		return 0;
 	if (where != NULL && where->type == CFG_LIST) {
-		*error_r = xasprintf("%s:%u:%u: module '%s': options must be a map, not a list",
-		                     where->file, where->key_line, where->key_column, def->name);
+		*error_r = xasprintf("%s:%u:%u: module '%s': options must be a map, not a list", where->file,
+		                     where->key_line, where->key_column, def->name);
 		return -1;
 	}
 	const struct opt_def *defs = def->options != NULL ? def->options : no_options;

@@ -13,11 +13,11 @@
 struct host;
 
 struct module_def {
-	const char *name;                     /* "disco": configured as modules: { disco: {...} } */
+	const char *name; /* "disco": configured as modules: { disco: {...} } */
 	const char *description;
-	const struct opt_def *options;        /* may be NULL (no options) */
-	size_t settings_size;                 /* size of the settings struct options fill */
-	bool default_enabled;                 /* started even when the config does not name it */
+	const struct opt_def *options; /* may be NULL (no options) */
+	size_t settings_size;          /* size of the settings struct options fill */
+	bool default_enabled;          /* started even when the config does not name it */
 	/* Start on host with the applied settings (owned by the loader, valid
 	 * until stop).  Return -1 with a malloc'd *error_r to refuse. */
 	int (*start)(struct host *h, const void *settings, void **state_r, char **error_r);

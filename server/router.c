@@ -28,7 +28,7 @@ void router_bounce(const struct xml_node *stanza, enum stanza_error e, const cha
 		return;
 	const char *from = xml_attr(reply, "from");
 	const char *to = xml_attr(reply, "to");
-	struct jid fj = {0}, tj = {0};
+	struct jid fj = { 0 }, tj = { 0 };
 	const char *err;
 	if (to != NULL && jid_parse(to, &tj, &err) == 0) {
 		if (from == NULL || jid_parse(from, &fj, &err) != 0) {
@@ -45,10 +45,10 @@ void router_bounce(const struct xml_node *stanza, enum stanza_error e, const cha
 static void local_route(struct host *h, struct xml_node *stanza, const struct jid *from, const struct jid *to)
 {
 	if (stanza_kind(stanza) != STANZA_IQ)
-		return;   /* messages and presence to the server itself: nothing handles them yet */
+		return; /* messages and presence to the server itself: nothing handles them yet */
 	const char *type = xml_attr(stanza, "type");
 	if (type == NULL || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0))
-		return;   /* results and errors addressed to the server */
+		return; /* results and errors addressed to the server */
 	stats.local_iq++;
 	if (to->resource != NULL) {
 		router_bounce(stanza, SE_SERVICE_UNAVAILABLE, NULL);

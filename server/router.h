@@ -17,7 +17,9 @@ void router_route(struct xml_node *stanza, const struct jid *from, const struct 
 void router_bounce(const struct xml_node *stanza, enum stanza_error e, const char *text);
 
 /* Counters for status and stats. */
-struct router_stats { uint64_t routed, local_iq, to_sm, undeliverable; };
+struct router_stats {
+	uint64_t routed, local_iq, to_sm, undeliverable;
+};
 const struct router_stats *router_stats(void);
 
 #endif

@@ -28,7 +28,7 @@ struct sasl {
 	struct auth_req *req;
 	char *username;
 	char *ip;
-	bool no_user;             /* SCRAM: the backends do not know the user */
+	bool no_user; /* SCRAM: the backends do not know the user */
 	bool done;
 };
 
@@ -176,22 +176,16 @@ static bool limited(struct sasl *s, const char *user, struct sasl_result *res)
 static void plain_done(enum auth_result r, void *ctx)
 {
 	struct sasl *s = ctx;
-	struct sasl_result res = {0};
+	struct sasl_result res = { 0 };
 	s->req = NULL;
 	switch (r) {
-	case AUTH_OK:
-		res.status = SASL_SUCCESS;
-		break;
+	case AUTH_OK: res.status = SASL_SUCCESS; break;
 	case AUTH_TEMPFAIL:
 		fail(&res, "temporary-auth-failure");
 		res.tempfail = true;
 		break;
-	case AUTH_BAD_PASSWORD:
-		fail_login(&res, "bad-password");
-		break;
-	case AUTH_NO_USER:
-		fail_login(&res, "unknown-user");
-		break;
+	case AUTH_BAD_PASSWORD: fail_login(&res, "bad-password"); break;
+	case AUTH_NO_USER: fail_login(&res, "unknown-user"); break;
 	default:
 		fail(&res, "temporary-auth-failure");
 		res.tempfail = true;
@@ -256,7 +250,7 @@ out:
 static void scram_creds(enum auth_result r, const struct scram_credentials *cred, void *ctx)
 {
 	struct sasl *s = ctx;
-	struct sasl_result res = {0};
+	struct sasl_result res = { 0 };
 	s->req = NULL;
 	if (r == AUTH_TEMPFAIL || r == AUTH_ERROR) {
 		fail(&res, "temporary-auth-failure");
@@ -267,7 +261,8 @@ static void scram_creds(enum auth_result r, const struct scram_credentials *cred
 	s->no_user = r != AUTH_OK;
 	/* Unknown user or no keys for this hash: a challenge all the same, and
 	 * the exchange fails at the proof (no user enumeration). */
-	enum scram_step st = scram_server_challenge(s->scram, r == AUTH_OK ? cred : NULL, &res.data, &res.len);
+	enum scram_step st =
+	        scram_server_challenge(s->scram, r == AUTH_OK ? cred : NULL, &res.data, &res.len);
 	if (st != SCRAM_CONTINUE)
 		fail(&res, "not-authorized");
 	else
@@ -310,8 +305,9 @@ static void scram_step(struct sasl *s, const char *in, size_t len, struct sasl_r
 		const char *username = NULL;
 		enum scram_step st = scram_server_client_first(s->scram, in, len, &username, &error);
 		if (st != SCRAM_CONTINUE) {
-			fail(res, error != NULL && strcmp(error, "malformed-request") == 0 ? "malformed-request"
-			                                                                 : "not-authorized");
+			fail(res, error != NULL && strcmp(error, "malformed-request") == 0
+			                  ? "malformed-request"
+			                  : "not-authorized");
 			return;
 		}
 		char *user = jid_nodeprep(username);

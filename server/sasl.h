@@ -12,23 +12,23 @@
 #include "auth/auth.h"
 
 enum sasl_status {
-	SASL_CHALLENGE,    /* send out as <challenge/>, wait for <response/> */
-	SASL_SUCCESS,      /* send out (may be empty) in <success/> */
-	SASL_FAILURE,      /* send <failure><condition/></failure> */
-	SASL_PENDING,      /* the answer comes later through the callback */
+	SASL_CHALLENGE, /* send out as <challenge/>, wait for <response/> */
+	SASL_SUCCESS,   /* send out (may be empty) in <success/> */
+	SASL_FAILURE,   /* send <failure><condition/></failure> */
+	SASL_PENDING,   /* the answer comes later through the callback */
 };
 
 struct sasl_result {
 	enum sasl_status status;
-	char *data;                /* raw bytes (base64 encoding is the caller's), malloc'd */
+	char *data; /* raw bytes (base64 encoding is the caller's), malloc'd */
 	size_t len;
-	const char *condition;     /* SASL failure condition: "not-authorized", ... */
-	bool tempfail;             /* the backend could not answer (not a wrong password) */
+	const char *condition; /* SASL failure condition: "not-authorized", ... */
+	bool tempfail;         /* the backend could not answer (not a wrong password) */
 	/* A failed login, for the "auth failed" log line and the limits:
 	 * "bad-password", "unknown-user", "rate-limited", "bad-username"...;
 	 * NULL for failures that are no login attempt (malformed, aborted). */
 	const char *reason;
-	bool limited;              /* refused by the failed-login limits (not counted again) */
+	bool limited; /* refused by the failed-login limits (not counted again) */
 };
 
 typedef void sasl_cb(void *ctx, struct sasl_result *res);
@@ -47,7 +47,7 @@ bool sasl_mechanism_offered(const char *mech, struct auth *a, SSL *ssl, bool sec
 
 /* ip: the client's address, for the failed-login limits (copied). */
 struct sasl *sasl_new(const char *mech, struct auth *a, SSL *ssl, const char *ip, sasl_cb *cb, void *ctx);
-void sasl_free(struct sasl **s);   /* cancels a pending backend request */
+void sasl_free(struct sasl **s); /* cancels a pending backend request */
 /* Feed the initial response or a <response/> (decoded bytes). */
 void sasl_step(struct sasl *s, const char *in, size_t len, struct sasl_result *res);
 /* The authenticated username (prepared), valid after SASL_SUCCESS. */

@@ -107,9 +107,9 @@ void server_free_configs(void)
  * live). */
 static char *host_settings_text(const struct parley_config *cfg, const char *name)
 {
-	struct buf b = {0};
+	struct buf b = { 0 };
 	config_dump_ex(cfg, name, &b, modules_dump_host);
-	struct buf out = {0};
+	struct buf out = { 0 };
 	char *save = NULL;
 	for (char *line = strtok_r(b.data, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
 		if (line[0] == '#' || str_has_prefix(line, "    admins:"))
@@ -140,8 +140,10 @@ static void reload_hosts(struct parley_config *ncfg, struct buf *report)
 			admins_differ = strcmp(ohc->admins.items[i], nhc->admins.items[i]) != 0;
 		char *a = host_settings_text(ocfg, h->name), *b = host_settings_text(ncfg, h->name);
 		if (strcmp(a, b) != 0)
-			buf_printf(report, "host %s: storage, auth, tls or modules changed; restart parleyd "
-			           "(or remove the host, reload, add it back, reload) to apply\n", h->name);
+			buf_printf(report,
+			           "host %s: storage, auth, tls or modules changed; restart parleyd "
+			           "(or remove the host, reload, add it back, reload) to apply\n",
+			           h->name);
 		free(a);
 		free(b);
 		if (admins_differ)
@@ -197,7 +199,7 @@ int server_reload(struct buf *report)
 	if (listen_differ)
 		buf_append_str(report, "listen: changed; restart parleyd to apply\n");
 	if (memcmp(&ocfg->limits, &ncfg->limits, sizeof(ocfg->limits)) != 0) {
-		ocfg->limits = ncfg->limits;   /* read at each use: applies to new and current streams */
+		ocfg->limits = ncfg->limits; /* read at each use: applies to new and current streams */
 		buf_append_str(report, "limits: applied\n");
 	}
 	reload_hosts(ncfg, report);

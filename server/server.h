@@ -29,12 +29,12 @@ struct server_control {
 struct server_state {
 	struct ev_loop *loop;
 	struct parley_config *cfg;
-	double started;              /* ev_time() at start */
-	bool online;                 /* false inside parleyctl's offline mode */
+	double started; /* ev_time() at start */
+	bool online;    /* false inside parleyctl's offline mode */
 	bool stopping;
-	bool restart;                /* execute parleyd again after the stop */
-	char **argv;                 /* parleyd's arguments, for a restart */
-	const struct server_control *control;   /* NULL: none (parleyctl, tests) */
+	bool restart;                         /* execute parleyd again after the stop */
+	char **argv;                          /* parleyd's arguments, for a restart */
+	const struct server_control *control; /* NULL: none (parleyctl, tests) */
 	/* Configurations read by reloads, oldest first: kept until exit, because
 	 * running hosts and modules point into them.  The newest is
 	 * server_config(); cfg (listeners, limits, control socket) stays the

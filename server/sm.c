@@ -157,8 +157,7 @@ void sm_session_open(struct session *s)
 
 /* Write stanza to session s unless a user_receive_packet hook refuses it
  * for s (privacy lists); false when refused. */
-static bool deliver(struct session *s, struct xml_node *stanza, const struct jid *from,
-                    const struct jid *to)
+static bool deliver(struct session *s, struct xml_node *stanza, const struct jid *from, const struct jid *to)
 {
 	struct hook_packet hp = { .from = from, .to = to, .stanza = stanza, .session = s };
 	if (hook_run(s->host, HOOK_USER_RECEIVE_PACKET, &hp) == HOOK_STOP)
@@ -285,13 +284,11 @@ void sm_route(struct host *h, struct xml_node *stanza, const struct jid *from, c
 	}
 
 	switch (kind) {
-	case STANZA_MESSAGE:
-		route_message_bare(h, u, stanza, from, to);
-		break;
+	case STANZA_MESSAGE: route_message_bare(h, u, stanza, from, to); break;
 	case STANZA_PRESENCE: {
 		const char *type = xml_attr(stanza, "type");
 		if (type != NULL && strcmp(type, "probe") == 0)
-			break;   /* mod_presence answers probes (HOOK_PRESENCE_IN); without it, dropped */
+			break; /* mod_presence answers probes (HOOK_PRESENCE_IN); without it, dropped */
 		deliver_available(u, stanza, false, from, to);
 		break;
 	}
@@ -305,8 +302,7 @@ void sm_route(struct host *h, struct xml_node *stanza, const struct jid *from, c
 		if (!iq_dispatch(h, IQ_SCOPE_USER, stanza, from, to, NULL))
 			router_bounce(stanza, SE_SERVICE_UNAVAILABLE, NULL);
 		break;
-	default:
-		break;
+	default: break;
 	}
 }
 
@@ -344,7 +340,7 @@ void sm_kick_user(struct host *h, const char *user, enum stream_error e, const c
 	while (u != NULL && u->sessions != NULL) {
 		struct session *s = u->sessions;
 		bool last = s->next_of_user == NULL;
-		sm_session_close(s);   /* frees u with the last session */
+		sm_session_close(s); /* frees u with the last session */
 		s->ops->kick(s->owner, e, text);
 		if (last)
 			break;

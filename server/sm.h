@@ -27,15 +27,15 @@ struct session_ops {
 };
 
 struct session {
-	struct jid jid;               /* full JID */
+	struct jid jid; /* full JID */
 	struct host *host;
 	const struct session_ops *ops;
 	void *owner;
 	uint64_t id;
-	double started;               /* ev_now at bind */
+	double started; /* ev_now at bind */
 	char ip[64];
-	unsigned port;                /* the client's source port */
-	char tls[16];                 /* TLS version in use ("TLSv1.3"), "" without TLS */
+	unsigned port; /* the client's source port */
+	char tls[16];  /* TLS version in use ("TLSv1.3"), "" without TLS */
 	int priority;
 	bool available;               /* sent available presence */
 	bool interested;              /* requested the roster (RFC 6121 interested resource) */
@@ -58,7 +58,7 @@ void sm_route(struct host *h, struct xml_node *stanza, const struct jid *from, c
 struct session *sm_find(struct host *h, const struct jid *full);
 /* First session of user (iterate with s->next_of_user), or NULL. */
 struct session *sm_user_sessions(struct host *h, const char *user);
-unsigned sm_count(const struct host *h);      /* sessions on host (NULL: all hosts) */
+unsigned sm_count(const struct host *h); /* sessions on host (NULL: all hosts) */
 /* Call fn for every session (of host, or of all hosts when NULL). */
 void sm_foreach(struct host *h, void (*fn)(struct session *s, void *ctx), void *ctx);
 

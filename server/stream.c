@@ -27,8 +27,8 @@
 #include <unistd.h>
 
 #define READ_CHUNK 16384
-#define CLOSE_GRACE 5.0       /* seconds a closing stream may take to flush */
-#define COMPACT_AFTER 1.0     /* seconds of input silence before compacting */
+#define CLOSE_GRACE 5.0   /* seconds a closing stream may take to flush */
+#define COMPACT_AFTER 1.0 /* seconds of input silence before compacting */
 
 static struct ev_loop *loop_;
 static struct stream *streams_head;
@@ -38,7 +38,7 @@ static struct stream *dead_head;
 static uint64_t next_stream_id = 1;
 static ev_prepare prepare_w;
 static ev_timer sweep_w;
-static unsigned untrimmed;    /* parsers compacted since the last malloc_trim */
+static unsigned untrimmed; /* parsers compacted since the last malloc_trim */
 
 static void stream_read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void stream_write_cb(struct ev_loop *loop, ev_io *w, int revents);
@@ -91,8 +91,8 @@ static void stream_link_flush(struct stream *s)
 }
 
 struct stream *stream_new(struct ev_loop *loop, int fd, const char *ip, unsigned port,
-                          const struct xml_parser_limits *limits, size_t max_output,
-                          bool direct_tls, const struct stream_ops *ops, void *owner)
+                          const struct xml_parser_limits *limits, size_t max_output, bool direct_tls,
+                          const struct stream_ops *ops, void *owner)
 {
 	struct stream *s = xcalloc(1, sizeof(*s));
 	s->id = next_stream_id++;
@@ -145,7 +145,7 @@ static void stream_free(struct stream *s)
 	ev_io_stop(s->loop, &s->wio);
 	if (s->ssl != NULL) {
 		if (s->tls_done && !s->tls_handshake)
-			SSL_shutdown(s->ssl);   /* best effort close_notify; non-blocking */
+			SSL_shutdown(s->ssl); /* best effort close_notify; non-blocking */
 		SSL_free(s->ssl);
 		ERR_clear_error();
 	}
@@ -185,8 +185,9 @@ void stream_write(struct stream *s, const char *data, size_t len)
 	if (s->dead)
 		return;
 	if (s->out.len + len > s->max_output) {
-		log_warning("stream %llu from %s: output queue over %zu bytes (peer not reading): disconnecting",
-		            (unsigned long long)s->id, s->ip, s->max_output);
+		log_warning(
+		        "stream %llu from %s: output queue over %zu bytes (peer not reading): disconnecting",
+		        (unsigned long long)s->id, s->ip, s->max_output);
 		stream_abort(s);
 		return;
 	}
@@ -207,8 +208,9 @@ void stream_send(struct stream *s, const struct xml_node *el, const char *defaul
 	xml_serialize(&s->out, el, default_ns);
 	if (s->out.len > s->max_output) {
 		s->out.len = before;
-		log_warning("stream %llu from %s: output queue over %zu bytes (peer not reading): disconnecting",
-		            (unsigned long long)s->id, s->ip, s->max_output);
+		log_warning(
+		        "stream %llu from %s: output queue over %zu bytes (peer not reading): disconnecting",
+		        (unsigned long long)s->id, s->ip, s->max_output);
 		stream_abort(s);
 		return;
 	}
@@ -240,7 +242,7 @@ static void stream_drain(struct stream *s)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			return;
-		stream_abort(s);   /* EOF or error: the peer is done */
+		stream_abort(s); /* EOF or error: the peer is done */
 		return;
 	}
 }
@@ -262,7 +264,8 @@ static void stream_flush(struct stream *s)
 					return;
 				}
 				ERR_clear_error();
-				log_info("stream %llu from %s: TLS write failed", (unsigned long long)s->id, s->ip);
+				log_info("stream %llu from %s: TLS write failed", (unsigned long long)s->id,
+				         s->ip);
 				stream_abort(s);
 				return;
 			}
@@ -274,8 +277,8 @@ static void stream_flush(struct stream *s)
 					ev_io_start(s->loop, &s->wio);
 					return;
 				}
-				log_info("stream %llu from %s: write failed: %s", (unsigned long long)s->id, s->ip,
-				         strerror(errno));
+				log_info("stream %llu from %s: write failed: %s", (unsigned long long)s->id,
+				         s->ip, strerror(errno));
 				stream_abort(s);
 				return;
 			}
@@ -285,7 +288,7 @@ static void stream_flush(struct stream *s)
 		buf_consume(&s->out, (size_t)n);
 	}
 	ev_io_stop(s->loop, &s->wio);
-	buf_free(&s->out);   /* idle streams keep no output memory */
+	buf_free(&s->out); /* idle streams keep no output memory */
 	if (s->closing)
 		stream_finish_close(s);
 }
@@ -295,7 +298,7 @@ void stream_close(struct stream *s, int e, const char *text)
 	if (s->dead || s->closing)
 		return;
 	if (e >= 0) {
-		struct buf b = {0};
+		struct buf b = { 0 };
 		buf_printf(&b, "<stream:error><%s xmlns='" NS_STREAMS "'/>", stream_error_name(e));
 		if (text != NULL) {
 			buf_append_str(&b, "<text xmlns='" NS_STREAMS "'>");
@@ -310,7 +313,7 @@ void stream_close(struct stream *s, int e, const char *text)
 	if (s->dead)
 		return;
 	s->closing = true;
-	s->last_in = ev_now(s->loop);   /* the close grace counts from now */
+	s->last_in = ev_now(s->loop); /* the close grace counts from now */
 	ev_io_stop(s->loop, &s->rio);
 	stream_link_flush(s);
 }
@@ -375,7 +378,8 @@ void stream_start_tls(struct stream *s)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			log_info("stream %llu from %s: cannot write <proceed/>", (unsigned long long)s->id, s->ip);
+			log_info("stream %llu from %s: cannot write <proceed/>", (unsigned long long)s->id,
+			         s->ip);
 			stream_abort(s);
 			return;
 		}
@@ -495,8 +499,8 @@ static void stream_read(struct stream *s)
 					break;
 				}
 				if (err != SSL_ERROR_ZERO_RETURN)
-					log_debug("stream %llu from %s: TLS read error %d", (unsigned long long)s->id,
-					          s->ip, err);
+					log_debug("stream %llu from %s: TLS read error %d",
+					          (unsigned long long)s->id, s->ip, err);
 				ERR_clear_error();
 				stream_abort(s);
 				break;
@@ -640,7 +644,7 @@ void streams_init(struct ev_loop *loop)
 	ev_prepare_start(loop, &prepare_w);
 	ev_timer_init(&sweep_w, streams_sweep_cb, 1.0, 1.0);
 	ev_timer_start(loop, &sweep_w);
-	ev_unref(loop);   /* the sweep alone does not keep the loop alive */
+	ev_unref(loop); /* the sweep alone does not keep the loop alive */
 }
 
 void streams_shutdown(void)

@@ -45,25 +45,25 @@ struct stream {
 	char ip[64];
 	unsigned port;
 	SSL *ssl;
-	bool tls_handshake;          /* handshake in progress */
-	bool tls_done;               /* established */
+	bool tls_handshake; /* handshake in progress */
+	bool tls_done;      /* established */
 	struct xml_parser *parser;
 	struct xml_parser_limits limits;
-	struct buf out;              /* queued output (plaintext) */
+	struct buf out; /* queued output (plaintext) */
 	size_t max_output;
-	bool paused;                 /* owner asked to pause input */
-	bool closing;                /* no more input; close when output is written */
-	bool lingering;              /* output done and write side shut: draining input */
-	bool dead;                   /* closed: freed at the next loop iteration */
+	bool paused;    /* owner asked to pause input */
+	bool closing;   /* no more input; close when output is written */
+	bool lingering; /* output done and write side shut: draining input */
+	bool dead;      /* closed: freed at the next loop iteration */
 	bool in_flush_list;
-	bool in_read;                /* inside the read handler */
-	bool in_parser;              /* inside an expat call (feed/resume/restart) */
-	bool pending_tls;            /* start TLS when the parser returns */
-	bool pending_restart;        /* restart the XML stream when the parser returns */
+	bool in_read;         /* inside the read handler */
+	bool in_parser;       /* inside an expat call (feed/resume/restart) */
+	bool pending_tls;     /* start TLS when the parser returns */
+	bool pending_restart; /* restart the XML stream when the parser returns */
 	ev_io rio, wio;
-	double last_in, last_out;    /* ev_now of the last byte in / out */
+	double last_in, last_out; /* ev_now of the last byte in / out */
 	struct stream *flush_next;
-	struct stream *prev, *next;  /* all streams, for sweeps and shutdown */
+	struct stream *prev, *next; /* all streams, for sweeps and shutdown */
 	uint64_t bytes_in, bytes_out;
 };
 
@@ -76,8 +76,8 @@ unsigned streams_count(void);
 
 /* Take over an accepted, non-blocking socket.  direct_tls starts TLS at once. */
 struct stream *stream_new(struct ev_loop *loop, int fd, const char *ip, unsigned port,
-                          const struct xml_parser_limits *limits, size_t max_output,
-                          bool direct_tls, const struct stream_ops *ops, void *owner);
+                          const struct xml_parser_limits *limits, size_t max_output, bool direct_tls,
+                          const struct stream_ops *ops, void *owner);
 
 /* Queue bytes / a stanza (serialised with default_ns in scope). */
 void stream_write(struct stream *s, const char *data, size_t len);

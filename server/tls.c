@@ -72,11 +72,11 @@ int tls_ctx_new(const char *name, const struct tls_config *cfg, struct tls_ctx *
 		minv = TLS1_3_VERSION;
 	SSL_CTX_set_min_proto_version(c, minv);
 	SSL_CTX_set_options(c, SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-	                       SSL_OP_CIPHER_SERVER_PREFERENCE);
+	                               SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_num_tickets(c, 0);
 	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
-	                    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (cfg->ciphers != NULL && SSL_CTX_set_cipher_list(c, cfg->ciphers) != 1) {
 		*error_r = xasprintf("host %s: tls.ciphers '%s': %s", name, cfg->ciphers, tls_last_error());
 		SSL_CTX_free(c);

@@ -13,8 +13,7 @@
 #include <time.h>
 
 /* Copy a's strings into p (the keys are arrays: copied with it). */
-static void copy_account(struct pool *p, struct storage_account *dst,
-                         const struct storage_account *a)
+static void copy_account(struct pool *p, struct storage_account *dst, const struct storage_account *a)
 {
 	*dst = *a;
 	if (a->sha1.salt_b64 != NULL)
@@ -98,12 +97,10 @@ static const struct storage_op account_create_op = {
 };
 
 struct storage_req *storage_account_create(struct storage *st, const char *host, const char *user,
-                                           const struct storage_account *acc, storage_done_cb *cb,
-                                           void *ctx)
+                                           const struct storage_account *acc, storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && user != NULL && acc != NULL && cb != NULL);
-	struct account_create_job *r = storage_req_new(st, &account_create_op, sizeof(*r), host, user,
-	                                               ctx);
+	struct account_create_job *r = storage_req_new(st, &account_create_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
 	copy_account(r->base.pool, &r->acc, acc);
 	return storage_req_submit(&r->base);
@@ -136,12 +133,10 @@ static const struct storage_op account_update_op = {
 };
 
 struct storage_req *storage_account_update(struct storage *st, const char *host, const char *user,
-                                           const struct storage_account *acc, storage_done_cb *cb,
-                                           void *ctx)
+                                           const struct storage_account *acc, storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && user != NULL && acc != NULL && cb != NULL);
-	struct account_update_job *r = storage_req_new(st, &account_update_op, sizeof(*r), host, user,
-	                                               ctx);
+	struct account_update_job *r = storage_req_new(st, &account_update_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
 	copy_account(r->base.pool, &r->acc, acc);
 	return storage_req_submit(&r->base);
@@ -171,8 +166,7 @@ struct storage_req *storage_account_remove(struct storage *st, const char *host,
                                            storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && user != NULL && cb != NULL);
-	struct account_remove_job *r = storage_req_new(st, &account_remove_op, sizeof(*r), host, user,
-	                                               ctx);
+	struct account_remove_job *r = storage_req_new(st, &account_remove_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
 	return storage_req_submit(&r->base);
 }
@@ -199,12 +193,10 @@ static const struct storage_op account_list_op = {
 	.reply = account_list_reply,
 };
 
-struct storage_req *storage_account_list(struct storage *st, const char *host,
-                                         storage_list_cb *cb, void *ctx)
+struct storage_req *storage_account_list(struct storage *st, const char *host, storage_list_cb *cb, void *ctx)
 {
 	assert(host != NULL && cb != NULL);
-	struct account_list_job *r = storage_req_new(st, &account_list_op, sizeof(*r), host, NULL,
-	                                             ctx);
+	struct account_list_job *r = storage_req_new(st, &account_list_op, sizeof(*r), host, NULL, ctx);
 	r->cb = cb;
 	return storage_req_submit(&r->base);
 }
@@ -230,12 +222,11 @@ static const struct storage_op account_count_op = {
 	.reply = account_count_reply,
 };
 
-struct storage_req *storage_account_count(struct storage *st, const char *host,
-                                          storage_count_cb *cb, void *ctx)
+struct storage_req *storage_account_count(struct storage *st, const char *host, storage_count_cb *cb,
+                                          void *ctx)
 {
 	assert(host != NULL && cb != NULL);
-	struct account_count_job *r = storage_req_new(st, &account_count_op, sizeof(*r), host, NULL,
-	                                              ctx);
+	struct account_count_job *r = storage_req_new(st, &account_count_op, sizeof(*r), host, NULL, ctx);
 	r->cb = cb;
 	return storage_req_submit(&r->base);
 }

@@ -19,19 +19,19 @@ struct account_get_job {
 	struct storage_req base;
 	storage_account_cb *cb;
 	/* results */
-	struct storage_account acc;        /* salts in pool; wiped on free */
+	struct storage_account acc; /* salts in pool; wiped on free */
 };
 
 struct account_create_job {
 	struct storage_req base;
 	storage_done_cb *cb;
-	struct storage_account acc;        /* strings in pool; wiped on free */
+	struct storage_account acc; /* strings in pool; wiped on free */
 };
 
 struct account_update_job {
 	struct storage_req base;
 	storage_done_cb *cb;
-	struct storage_account acc;        /* strings in pool; wiped on free */
+	struct storage_account acc; /* strings in pool; wiped on free */
 };
 
 struct account_remove_job {
@@ -43,7 +43,7 @@ struct account_list_job {
 	struct storage_req base;
 	storage_list_cb *cb;
 	/* results */
-	struct strlist names;              /* in pool */
+	struct strlist names; /* in pool */
 };
 
 struct account_count_job {

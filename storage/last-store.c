@@ -61,9 +61,8 @@ static const struct storage_op last_set_op = {
 	.reply = last_set_reply,
 };
 
-struct storage_req *storage_last_set(struct storage *st, const char *host, const char *user,
-                                     int64_t seconds, const char *status, storage_done_cb *cb,
-                                     void *ctx)
+struct storage_req *storage_last_set(struct storage *st, const char *host, const char *user, int64_t seconds,
+                                     const char *status, storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && user != NULL && cb != NULL);
 	struct last_set_job *r = storage_req_new(st, &last_set_op, sizeof(*r), host, user, ctx);

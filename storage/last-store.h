@@ -19,14 +19,14 @@ struct last_get_job {
 	struct storage_req base;
 	storage_last_cb *cb;
 	/* results */
-	struct last_activity last;         /* status in pool */
+	struct last_activity last; /* status in pool */
 };
 
 struct last_set_job {
 	struct storage_req base;
 	storage_done_cb *cb;
 	int64_t when;
-	const char *text;                  /* the status; NULL: none */
+	const char *text; /* the status; NULL: none */
 };
 
 struct last_store_vfuncs {

@@ -44,10 +44,10 @@ char *ldap_store_search_filter(const char *const attrs[VF_COUNT], const char *au
 	for (size_t i = 0; i < n; i++) {
 		const char *value = terms[i].value != NULL ? terms[i].value : "";
 		if (terms[i].prefix && *value == '\0')
-			continue;                  /* "*": anything, the field empty too */
+			continue; /* "*": anything, the field empty too */
 		const char *attr = terms[i].field < VF_COUNT ? attrs[terms[i].field] : NULL;
 		if (attr == NULL) {
-			buf_free(&more);           /* an unmapped field is empty: no match */
+			buf_free(&more); /* an unmapped field is empty: no match */
 			return NULL;
 		}
 		char *esc = ldap_filter_escape(value, strlen(value));
@@ -57,7 +57,7 @@ char *ldap_store_search_filter(const char *const attrs[VF_COUNT], const char *au
 	const char *present[] = { attrs[VF_USER], NULL };
 	char *filter = NULL, *err = NULL;
 	if (ldap_listing_filter(present, auth_filter, more.data, &filter, &err) < 0)
-		free(err);                     /* %u: refused by the configuration check */
+		free(err); /* %u: refused by the configuration check */
 	buf_free(&more);
 	return filter;
 }
@@ -111,8 +111,7 @@ static void searched(const struct ldap_reply *r, void *ctx)
 		return;
 	}
 	if (r->truncated)
-		log_debug("vjud %s: the search stopped at a size limit after %zu entries", host,
-		          r->nentries);
+		log_debug("vjud %s: the search stopped at a size limit after %zu entries", host, r->nentries);
 	struct found *found = xcalloc(r->nentries > 0 ? r->nentries : 1, sizeof(*found));
 	size_t n = 0;
 	for (size_t i = 0; i < r->nentries; i++) {
@@ -135,16 +134,15 @@ static void searched(const struct ldap_reply *r, void *ctx)
 	size_t count = 0;
 	bool more = r->truncated;
 	for (size_t i = 0; i < n; i++) {
-		if (count > 0 &&
-		    strcmp(j->entries[count - 1].fields[VF_USER], found[i].fields[VF_USER]) == 0)
-			continue;                  /* one answer per user name */
+		if (count > 0 && strcmp(j->entries[count - 1].fields[VF_USER], found[i].fields[VF_USER]) == 0)
+			continue; /* one answer per user name */
 		if (j->limit > 0 && count >= j->limit) {
 			more = true;
 			break;
 		}
 		for (int f = 0; f < VF_COUNT; f++)
-			j->entries[count].fields[f] =
-			        pool_strdup(j->base.pool, found[i].fields[f] != NULL ? found[i].fields[f] : "");
+			j->entries[count].fields[f] = pool_strdup(
+			        j->base.pool, found[i].fields[f] != NULL ? found[i].fields[f] : "");
 		count++;
 	}
 	j->nentries = count;
@@ -162,24 +160,22 @@ static enum storage_result ldap_search(void *conn, struct vcard_search_job *j)
 	if (ls->st.closing)
 		return STORAGE_TEMPFAIL;
 	const char *const *attrs = ls->search_attrs;
-	char *filter = ldap_store_search_filter(attrs, ldap_client_filter(ls->client), j->raw_terms,
-	                                        j->nterms);
+	char *filter =
+	        ldap_store_search_filter(attrs, ldap_client_filter(ls->client), j->raw_terms, j->nterms);
 	if (filter == NULL)
-		return STORAGE_OK;                 /* a field that is not mapped: nobody */
+		return STORAGE_OK; /* a field that is not mapped: nobody */
 	const char *want[VF_COUNT + 1];
 	size_t k = 0;
 	for (int f = 0; f < VF_COUNT; f++)
 		if (attrs[f] != NULL)
 			want[k++] = attrs[f];
 	want[k] = NULL;
-	log_debug("vjud %s: searching %s under %s", j->base.host, filter,
-	          ldap_client_base(ls->client));
+	log_debug("vjud %s: searching %s under %s", j->base.host, filter, ldap_client_base(ls->client));
 	struct ldap_client_req *lreq = ldap_client_search_limit(ls->client, NULL, filter, want,
-	                                                        j->limit > 0 ? j->limit + 1 : 0,
-	                                                        searched, j);
+	                                                        j->limit > 0 ? j->limit + 1 : 0, searched, j);
 	free(filter);
 	if (lreq == NULL)
-		return STORAGE_TEMPFAIL;           /* the queue is full */
+		return STORAGE_TEMPFAIL; /* the queue is full */
 	storage_req_hold(&j->base);
 	return STORAGE_OK;
 }

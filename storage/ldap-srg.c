@@ -60,27 +60,27 @@
 #include <strings.h>
 
 struct srg_ldap {
-	struct storage st;            /* first */
+	struct storage st; /* first */
 	char *host;
-	const struct srg_ldap_config *cfg;   /* the module's settings: outlive the store */
+	const struct srg_ldap_config *cfg; /* the module's settings: outlive the store */
 	struct ldap_client *client;
-	char *users_filter;           /* user_attribute: the search of the user entries */
-	char *names_filter;           /* user_name_attr: the search of the users' names */
-	bool names_failing;           /* the last read of the names failed (logged once) */
-	bool failing;                 /* the last load failed (logged once) */
-	struct strlist warned;        /* warnings of the last load (each logged once) */
+	char *users_filter;    /* user_attribute: the search of the user entries */
+	char *names_filter;    /* user_name_attr: the search of the users' names */
+	bool names_failing;    /* the last read of the names failed (logged once) */
+	bool failing;          /* the last load failed (logged once) */
+	struct strlist warned; /* warnings of the last load (each logged once) */
 };
 
 /* A group entry read: one of the groups, or (nested groups) any group
  * entry a member DN may name. */
 struct gnode {
-	char *key;                    /* dn_key of its DN */
-	char *dn;                     /* as read (log messages) */
-	struct strlist users;         /* member JIDs given directly */
-	struct strlist dns;           /* member DNs still to map (dn_key) */
-	size_t mark;                  /* expansion: 1 + the index of the group expanded */
-	unsigned mark_depth;          /* expansion: the level it was expanded at */
-	bool on_path;                 /* expansion: on the chain being followed */
+	char *key;            /* dn_key of its DN */
+	char *dn;             /* as read (log messages) */
+	struct strlist users; /* member JIDs given directly */
+	struct strlist dns;   /* member DNs still to map (dn_key) */
+	size_t mark;          /* expansion: 1 + the index of the group expanded */
+	unsigned mark_depth;  /* expansion: the level it was expanded at */
+	bool on_path;         /* expansion: on the chain being followed */
 };
 
 /* A user entry: DN key -> user name. */
@@ -95,19 +95,19 @@ enum load_kind { LOAD_GET, LOAD_LIST, LOAD_NAMES };
 struct load_op {
 	struct srg_ldap *l;
 	enum load_kind kind;
-	struct storage_req *job;      /* what it answers (held) */
+	struct storage_req *job; /* what it answers (held) */
 	struct ldap_client_req *req;
 	struct srg_group *groups;
 	size_t ngroups;
-	char **group_keys;            /* per group: the dn_key of its entry */
-	struct gnode *nodes;          /* sorted by key after each search */
+	char **group_keys;   /* per group: the dn_key of its entry */
+	struct gnode *nodes; /* sorted by key after each search */
 	size_t nnodes;
-	struct dn_user *users;        /* sorted by key */
+	struct dn_user *users; /* sorted by key */
 	size_t nusers;
-	struct strlist warnings;      /* met during this load */
-	struct cut {                  /* expansion: a group left out for its depth */
-		struct gnode *node, *in;  /* it, and the group that holds it */
-	} *cuts;
+	struct strlist warnings;         /* met during this load */
+	struct cut {                     /* expansion: a group left out for its depth */
+		struct gnode *node, *in; /* it, and the group that holds it */
+	} * cuts;
 	size_t ncuts;
 };
 
@@ -242,8 +242,8 @@ static char *dn_rdn_user(const char *dn, const char *uid_attr)
 static char *dn_key(const char *dn)
 {
 	char *norm = NULL;
-	if (ldap_dn_normalize(dn, LDAP_DN_FORMAT_LDAPV3, &norm, LDAP_DN_FORMAT_LDAPV3) !=
-	    LDAP_SUCCESS || norm == NULL)
+	if (ldap_dn_normalize(dn, LDAP_DN_FORMAT_LDAPV3, &norm, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS ||
+	    norm == NULL)
 		return NULL;
 	char *out = xstrdup(norm);
 	ldap_memfree(norm);
@@ -285,31 +285,29 @@ static int cmp_dn_user(const void *a, const void *b)
 static struct gnode *node_find(struct load_op *op, const char *key)
 {
 	struct gnode want = { .key = (char *)key };
-	return op->nnodes > 0 ? bsearch(&want, op->nodes, op->nnodes, sizeof(*op->nodes), cmp_node)
-	                      : NULL;
+	return op->nnodes > 0 ? bsearch(&want, op->nodes, op->nnodes, sizeof(*op->nodes), cmp_node) : NULL;
 }
 
 static const char *user_find(const struct load_op *op, const char *key)
 {
 	struct dn_user want = { .key = (char *)key };
-	const struct dn_user *hit = op->nusers > 0
-	                            ? bsearch(&want, op->users, op->nusers, sizeof(*op->users),
-	                                      cmp_dn_user)
-	                            : NULL;
+	const struct dn_user *hit =
+	        op->nusers > 0 ? bsearch(&want, op->users, op->nusers, sizeof(*op->users), cmp_dn_user)
+	                       : NULL;
 	return hit != NULL ? hit->user : NULL;
 }
 
 /* Log a failed load (once while loads fail).  Not for a load nobody waits
  * for any more (cancelled: the module stopped). */
-static void load_failed(struct srg_ldap *l, const struct storage_req *job,
-                        enum storage_result res, const char *error)
+static void load_failed(struct srg_ldap *l, const struct storage_req *job, enum storage_result res,
+                        const char *error)
 {
 	if (job->cancelled)
 		return;
 	if (!l->failing)
 		log_warning("shared_roster %s: cannot read the groups from the directory: %s; "
-		            "the groups read last are kept until a read succeeds", l->host,
-		            error != NULL ? error : storage_result_str(res));
+		            "the groups read last are kept until a read succeeds",
+		            l->host, error != NULL ? error : storage_result_str(res));
 	l->failing = true;
 }
 
@@ -372,8 +370,7 @@ static void op_finish(struct load_op *op, enum storage_result res, const char *e
 		return;
 	}
 	if (l->failing)
-		log_notice("shared_roster %s: the groups are read from the directory again",
-		           l->host);
+		log_notice("shared_roster %s: the groups are read from the directory again", l->host);
 	l->failing = false;
 	/* each warning once while its condition lasts */
 	for (size_t i = 0; i < op->warnings.count; i++)
@@ -382,7 +379,7 @@ static void op_finish(struct load_op *op, enum storage_result res, const char *e
 	strlist_free(&l->warned);
 	l->warned = op->warnings;
 	op->warnings = (struct strlist){ 0 };
-	qsort(op->groups, op->ngroups, sizeof(*op->groups), cmp_group);   /* keys are unused now */
+	qsort(op->groups, op->ngroups, sizeof(*op->groups), cmp_group); /* keys are unused now */
 	for (size_t i = 0; i < op->ngroups; i++) {
 		struct srg_group *g = &op->groups[i];
 		if (g->members.count > 1)
@@ -398,9 +395,8 @@ static void op_finish(struct load_op *op, enum storage_result res, const char *e
 
 /* A search of a load after its first: NULL when the store closes (its
  * client is going away) or the queue is full. */
-static struct ldap_client_req *next_search(struct load_op *op, const char *base,
-                                           const char *filter, const char *const *attrs,
-                                           ldap_client_cb *cb)
+static struct ldap_client_req *next_search(struct load_op *op, const char *base, const char *filter,
+                                           const char *const *attrs, ldap_client_cb *cb)
 {
 	if (op->l->st.closing)
 		return NULL;
@@ -448,7 +444,7 @@ static void expand(struct load_op *op, size_t gi, struct gnode *n, unsigned dept
 			continue;
 		}
 		if (m->mark == gi + 1 && m->mark_depth <= depth + 1)
-			continue;             /* reached another way already, as high up */
+			continue; /* reached another way already, as high up */
 		if (depth + 1 > cfg->nested_depth) {
 			/* unless a shorter way reaches it (warned in entries_finish) */
 			op->cuts = xrealloc(op->cuts, (op->ncuts + 1) * sizeof(*op->cuts));
@@ -483,14 +479,13 @@ static void entries_finish(struct load_op *op)
 		n->on_path = false;
 		for (size_t c = 0; c < op->ncuts; c++) {
 			if (op->cuts[c].node->mark == gi + 1)
-				continue;     /* a shorter way reached it */
+				continue; /* a shorter way reached it */
 			warn(op, xasprintf("shared_roster %s: group %s: groups nested more than %u "
 			                   "level%s down are left out (ldap_nested_depth; %s in %s)",
-			                   op->l->host, op->groups[gi].name,
-			                   op->l->cfg->nested_depth,
-			                   op->l->cfg->nested_depth == 1 ? "" : "s",
-			                   op->cuts[c].node->dn, op->cuts[c].in->dn));
-			break;                /* one line per group */
+			                   op->l->host, op->groups[gi].name, op->l->cfg->nested_depth,
+			                   op->l->cfg->nested_depth == 1 ? "" : "s", op->cuts[c].node->dn,
+			                   op->cuts[c].in->dn));
+			break; /* one line per group */
 		}
 	}
 	op_finish(op, STORAGE_OK, NULL);
@@ -537,7 +532,7 @@ static void users_next(struct load_op *op)
 	}
 	const char *present[] = { cfg->user_uid_attr, NULL };
 	char *filter = NULL, *err = NULL;
-	(void)ldap_listing_filter(present, NULL, NULL, &filter, &err);   /* no filter: no error */
+	(void)ldap_listing_filter(present, NULL, NULL, &filter, &err); /* no filter: no error */
 	const char *attrs[] = { cfg->user_uid_attr, NULL };
 	op->req = next_search(op, NULL, filter, attrs, users_read);
 	free(filter);
@@ -548,8 +543,7 @@ static void users_next(struct load_op *op)
 static bool is_member_attr(const struct srg_ldap_config *cfg, const char *name)
 {
 	return strcasecmp(name, cfg->member_attr) == 0 ||
-	       (cfg->nested && (strcasecmp(name, "member") == 0 ||
-	                        strcasecmp(name, "uniqueMember") == 0));
+	       (cfg->nested && (strcasecmp(name, "member") == 0 || strcasecmp(name, "uniqueMember") == 0));
 }
 
 /* A node for entry e (its members sorted out), or NULL for an entry whose
@@ -597,14 +591,13 @@ static void nested_read(const struct ldap_reply *r, void *ctx)
 		op_finish(op, result_of(r->res), r->error);
 		return;
 	}
-	size_t known = op->nnodes;    /* sorted */
+	size_t known = op->nnodes; /* sorted */
 	op->nodes = xrealloc(op->nodes, (op->nnodes + r->nentries + 1) * sizeof(*op->nodes));
 	for (size_t i = 0; i < r->nentries; i++) {
 		char *key = dn_key(r->entries[i].dn);
 		struct gnode want = { .key = key };
-		bool have = key == NULL ||
-		            (known > 0 && bsearch(&want, op->nodes, known, sizeof(*op->nodes),
-		                                  cmp_node) != NULL);
+		bool have = key == NULL || (known > 0 && bsearch(&want, op->nodes, known, sizeof(*op->nodes),
+		                                                 cmp_node) != NULL);
 		free(key);
 		if (!have)
 			node_add(op, &r->entries[i]);
@@ -669,8 +662,8 @@ static void groups_read(const struct ldap_reply *r, void *ctx)
 	attrs_add(attrs, &n, cfg->member_attr);
 	attrs_add(attrs, &n, "member");
 	attrs_add(attrs, &n, "uniqueMember");
-	op->req = next_search(op, cfg->nested_base != NULL ? cfg->nested_base : cfg->group_base,
-	                      filter, attrs, nested_read);
+	op->req = next_search(op, cfg->nested_base != NULL ? cfg->nested_base : cfg->group_base, filter,
+	                      attrs, nested_read);
 	free(filter);
 	if (op->req == NULL)
 		search_failed_to_queue(op);
@@ -679,7 +672,7 @@ static void groups_read(const struct ldap_reply *r, void *ctx)
 /* ---- groups from a user attribute --------------------------------------------- */
 
 struct value_user {
-	const char *value;            /* borrowed from the reply */
+	const char *value; /* borrowed from the reply */
 	char *jid;
 };
 
@@ -745,15 +738,15 @@ static void attr_users_read(const struct ldap_reply *r, void *ctx)
 
 /* ---- the users' names ------------------------------------------------------------- */
 
-static void names_failed_log(struct srg_ldap *l, const struct storage_req *job,
-                             enum storage_result res, const char *error)
+static void names_failed_log(struct srg_ldap *l, const struct storage_req *job, enum storage_result res,
+                             const char *error)
 {
 	if (job->cancelled)
 		return;
 	if (!l->names_failing)
 		log_warning("shared_roster %s: cannot read the users' names (%s) from the directory: "
-		            "%s; the names read last are kept", l->host, l->cfg->user_name_attr,
-		            error != NULL ? error : storage_result_str(res));
+		            "%s; the names read last are kept",
+		            l->host, l->cfg->user_name_attr, error != NULL ? error : storage_result_str(res));
 	l->names_failing = true;
 }
 
@@ -767,7 +760,7 @@ static void names_failed(struct load_op *op, enum storage_result res, const char
 
 struct owned_name {
 	char *jid;
-	const char *name;             /* borrowed from the reply */
+	const char *name; /* borrowed from the reply */
 };
 
 static int cmp_owned_name(const void *a, const void *b)
@@ -874,8 +867,7 @@ int ldap_store_srg_search(struct storage *st, char **base_r, char **filter_r)
 }
 
 /* Start a load answering job (held when it returns STORAGE_OK). */
-static enum storage_result load_start(struct srg_ldap *l, enum load_kind kind,
-                                      struct storage_req *job)
+static enum storage_result load_start(struct srg_ldap *l, enum load_kind kind, struct storage_req *job)
 {
 	if (l->st.closing)
 		return STORAGE_TEMPFAIL;
@@ -883,8 +875,7 @@ static enum storage_result load_start(struct srg_ldap *l, enum load_kind kind,
 	const struct srg_ldap_config *cfg = l->cfg;
 	if (cfg->groups_from == SRG_LDAP_FROM_USER_ATTR) {
 		const char *attrs[] = { cfg->user_uid_attr, cfg->user_group_attr, NULL };
-		op->req = ldap_client_search(l->client, NULL, l->users_filter, attrs, attr_users_read,
-		                             op);
+		op->req = ldap_client_search(l->client, NULL, l->users_filter, attrs, attr_users_read, op);
 	} else {
 		char *filter = group_filter(cfg);
 		const char *attrs[7] = { NULL };
@@ -897,8 +888,7 @@ static enum storage_result load_start(struct srg_ldap *l, enum load_kind kind,
 			attrs_add(attrs, &n, "member");
 			attrs_add(attrs, &n, "uniqueMember");
 		}
-		op->req = ldap_client_search(l->client, cfg->group_base, filter, attrs, groups_read,
-		                             op);
+		op->req = ldap_client_search(l->client, cfg->group_base, filter, attrs, groups_read, op);
 		free(filter);
 	}
 	if (op->req == NULL) {
@@ -924,7 +914,8 @@ static enum storage_result ldap_srg_get(void *conn, struct srg_get_job *j)
 static enum storage_result read_only(const struct storage_req *job)
 {
 	log_error("shared_roster %s: %s: the groups come from the directory and are read-only "
-	          "here", job->host, job->op->name);
+	          "here",
+	          job->host, job->op->name);
 	return STORAGE_ERROR;
 }
 
@@ -956,7 +947,8 @@ static enum storage_result ldap_srg_user_groups(void *conn, struct srg_user_grou
 {
 	(void)conn;
 	log_error("shared_roster %s: the groups of one user are not read from the directory "
-	          "alone (load every group)", j->base.host);
+	          "alone (load every group)",
+	          j->base.host);
 	return STORAGE_ERROR;
 }
 
@@ -1020,8 +1012,7 @@ int ldap_store_srg_open(struct ev_loop *loop, const char *name, const char *host
 		 * uses %u (a name is shown only for a member of a group) */
 		const char *present[] = { cfg->user_uid_attr, cfg->user_name_attr, NULL };
 		const char *auth_filter = ldap->filter;
-		(void)ldap_listing_filter(present,
-		                          ldap_filter_uses_user(auth_filter) ? NULL : auth_filter,
+		(void)ldap_listing_filter(present, ldap_filter_uses_user(auth_filter) ? NULL : auth_filter,
 		                          NULL, &names_filter, error_r);
 	}
 	struct srg_ldap *l = xcalloc(1, sizeof(*l));

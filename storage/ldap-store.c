@@ -141,7 +141,8 @@ static struct xml_node *vcard_from_entry(const struct ldap_store *ls, const stru
 		const char *type = vcard_photo_type(img->data, img->len);
 		if (type == NULL || img->len > ls->max_size) {
 			log_info("vcard: %s@%s: %s left out (%s)", user, host, ls->photo.items[p],
-			         type == NULL ? "not a JPEG, PNG, GIF or WebP image" : "larger than max_size");
+			         type == NULL ? "not a JPEG, PNG, GIF or WebP image"
+			                      : "larger than max_size");
 			continue;
 		}
 		char *b64 = base64_encode(img->data, img->len);
@@ -174,11 +175,9 @@ static void vcard_found(const struct ldap_reply *r, void *ctx)
 		res = STORAGE_OK;
 		break;
 	}
-	case LDAPC_NO_ENTRY:
-		res = STORAGE_NOT_FOUND;
-		break;
+	case LDAPC_NO_ENTRY: res = STORAGE_NOT_FOUND; break;
 	case LDAPC_TEMPFAIL:
-		if (!j->base.cancelled)        /* nobody waits: the store closes */
+		if (!j->base.cancelled) /* nobody waits: the store closes */
 			log_warning("vcard: %s@%s: %s", user, host,
 			            r->error != NULL ? r->error : "the directory is unavailable");
 		res = STORAGE_TEMPFAIL;
@@ -197,9 +196,9 @@ static enum storage_result ldap_vcard_get(void *conn, struct vcard_get_job *j)
 	struct ldap_store *ls = conn;
 	if (ls->st.closing)
 		return STORAGE_TEMPFAIL;
-	if (ldap_client_submit(ls->client, LDAPC_FIND, j->base.user, NULL, ls->vcard_attrs,
-	                       vcard_found, j) == NULL)
-		return STORAGE_TEMPFAIL;           /* the queue is full */
+	if (ldap_client_submit(ls->client, LDAPC_FIND, j->base.user, NULL, ls->vcard_attrs, vcard_found, j) ==
+	    NULL)
+		return STORAGE_TEMPFAIL; /* the queue is full */
 	storage_req_hold(&j->base);
 	return STORAGE_OK;
 }
@@ -226,8 +225,8 @@ static char *attr_dup(const char *attr)
 
 static void ldap_store_free(struct ldap_store *ls)
 {
-	char **fields[] = { &ls->fn, &ls->family, &ls->given, &ls->nickname, &ls->email, &ls->tel,
-	                    &ls->orgname, &ls->orgunit, &ls->title, &ls->locality };
+	char **fields[] = { &ls->fn,  &ls->family,  &ls->given,   &ls->nickname, &ls->email,
+		            &ls->tel, &ls->orgname, &ls->orgunit, &ls->title,    &ls->locality };
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
 		free(*fields[i]);
 	strlist_free(&ls->photo);
@@ -250,9 +249,8 @@ static const struct storage_vfuncs storage_ldap_vfuncs = {
 	.close = ldap_close,
 };
 
-int ldap_store_open(struct ev_loop *loop, const char *name, const char *host,
-                    const struct ldap_config *cfg, const struct ldap_vcard_map *map,
-                    struct storage **st_r, char **error_r)
+int ldap_store_open(struct ev_loop *loop, const char *name, const char *host, const struct ldap_config *cfg,
+                    const struct ldap_vcard_map *map, struct storage **st_r, char **error_r)
 {
 	struct ldap_store *ls = xcalloc(1, sizeof(*ls));
 	ls->name = xstrdup(name);
@@ -276,8 +274,8 @@ int ldap_store_open(struct ev_loop *loop, const char *name, const char *host,
 	for (size_t i = 0; i < nphoto; i++)
 		ls->photo.items[ls->photo.count++] = xstrdup(map->photo->items[i]);
 	ls->max_size = map->max_size;
-	const char *fields[] = { ls->fn, ls->family, ls->given, ls->nickname, ls->email, ls->tel,
-	                         ls->orgname, ls->orgunit, ls->title, ls->locality };
+	const char *fields[] = { ls->fn,  ls->family,  ls->given,   ls->nickname, ls->email,
+		                 ls->tel, ls->orgname, ls->orgunit, ls->title,    ls->locality };
 	size_t n = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
 		if (fields[i] != NULL)
@@ -342,8 +340,8 @@ static void probe_read(const struct ldap_reply *r, void *ctx)
 	probe_free(p);
 }
 
-struct ldap_store_probe *ldap_store_vcard_probe(struct storage *st, const char *user,
-                                                ldap_store_probe_cb *cb, void *ctx)
+struct ldap_store_probe *ldap_store_vcard_probe(struct storage *st, const char *user, ldap_store_probe_cb *cb,
+                                                void *ctx)
 {
 	struct ldap_store *ls = store_of(st);
 	struct ldap_store_probe *p = xcalloc(1, sizeof(*p));

@@ -48,9 +48,8 @@ struct ldap_vcard_map {
  * (copied).  name says whose it is in logs and in the LDAP client's status
  * ("vcard example.com").  -1 with a malloc'd *error_r (bad auth.ldap
  * settings, an unreadable password file). */
-int ldap_store_open(struct ev_loop *loop, const char *name, const char *host,
-                    const struct ldap_config *cfg, const struct ldap_vcard_map *map,
-                    struct storage **st_r, char **error_r);
+int ldap_store_open(struct ev_loop *loop, const char *name, const char *host, const struct ldap_config *cfg,
+                    const struct ldap_vcard_map *map, struct storage **st_r, char **error_r);
 
 /* The LDAP client of st (an LDAP store), and in attrs_r the attribute of
  * each searchable field (NULL: not mapped): VF_USER is the first of
@@ -69,8 +68,8 @@ typedef void ldap_store_probe_cb(const struct ldap_reply *r, const char *const *
  * trace parleyctl ldap-test shows.  cb runs later from the loop, exactly
  * once unless cancelled (also when the store closes meanwhile).  NULL when
  * the LDAP queue is full: cb will not run. */
-struct ldap_store_probe *ldap_store_vcard_probe(struct storage *st, const char *user,
-                                                ldap_store_probe_cb *cb, void *ctx);
+struct ldap_store_probe *ldap_store_vcard_probe(struct storage *st, const char *user, ldap_store_probe_cb *cb,
+                                                void *ctx);
 /* cb of p will not run; p is freed.  NULL: nothing. */
 void ldap_store_probe_cancel(struct ldap_store_probe *p);
 
@@ -82,27 +81,27 @@ enum { SRG_LDAP_FROM_ENTRIES, SRG_LDAP_FROM_USER_ATTR };
 
 /* The module's ldap_* options (strings borrowed from the settings). */
 struct srg_ldap_config {
-	int groups_from;              /* SRG_LDAP_FROM_ENTRIES: group entries are the groups;
+	int groups_from;       /* SRG_LDAP_FROM_ENTRIES: group entries are the groups;
 	                               * _USER_ATTR: the values of user_group_attr */
-	char *user_group_attr;        /* FROM_USER_ATTR: the user attribute naming groups */
-	char *group_base;             /* NULL: the host's auth.ldap base */
-	char *group_filter;           /* which entries are groups */
-	char *name_attr;              /* the group's name (first value) */
-	char *desc_attr;              /* its description ("" : none) */
-	char *display_attr;           /* its roster group name ("" : the name) */
-	char *member_attr;            /* its members */
-	int member_mapping;           /* SRG_LDAP_MAP_DN: member values are DNs of user
+	char *user_group_attr; /* FROM_USER_ATTR: the user attribute naming groups */
+	char *group_base;      /* NULL: the host's auth.ldap base */
+	char *group_filter;    /* which entries are groups */
+	char *name_attr;       /* the group's name (first value) */
+	char *desc_attr;       /* its description ("" : none) */
+	char *display_attr;    /* its roster group name ("" : the name) */
+	char *member_attr;     /* its members */
+	int member_mapping;    /* SRG_LDAP_MAP_DN: member values are DNs of user
 	                               * entries; _VALUE: they are user names */
-	char *user_uid_attr;          /* MAP_DN, FROM_USER_ATTR, names: the user name
+	char *user_uid_attr;   /* MAP_DN, FROM_USER_ATTR, names: the user name
 	                               * attribute of a user entry */
-	char *user_name_attr;         /* the name shown for a shared contact ("": its vCard's) */
-	bool nested;                  /* a member DN of a group entry adds its members */
-	char *nested_base;            /* nested: where group entries are searched (NULL:
+	char *user_name_attr;  /* the name shown for a shared contact ("": its vCard's) */
+	bool nested;           /* a member DN of a group entry adds its members */
+	char *nested_base;     /* nested: where group entries are searched (NULL:
 	                               * group_base) */
-	char *nested_filter;          /* nested: which entries are groups there */
-	unsigned nested_depth;        /* nested: levels of groups below a group expanded */
-	double refresh;               /* seconds between reads of the directory */
-	int displayed;                /* SRG_LDAP_DISPLAY_SELF / _ALL */
+	char *nested_filter;   /* nested: which entries are groups there */
+	unsigned nested_depth; /* nested: levels of groups below a group expanded */
+	double refresh;        /* seconds between reads of the directory */
+	int displayed;         /* SRG_LDAP_DISPLAY_SELF / _ALL */
 };
 
 /* Open an LDAP store of host's shared roster groups, read as cfg says (cfg

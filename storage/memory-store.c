@@ -36,23 +36,23 @@ struct mem_msg {
 
 struct mem_plist {
 	char *name;
-	struct privacy_item *items;     /* values malloc'd; ascending order */
+	struct privacy_item *items; /* values malloc'd; ascending order */
 	size_t nitems;
 };
 
 struct mem_user {
 	char *host, *user;
 	bool has_account;
-	struct storage_account acc;     /* strings malloc'd */
-	struct roster_item *items;      /* deep, malloc'd */
+	struct storage_account acc; /* strings malloc'd */
+	struct roster_item *items;  /* deep, malloc'd */
 	size_t nitems;
 	uint64_t roster_version;
 	struct mem_msg *msgs;
 	size_t nmsgs;
-	char *vcard;                    /* NULL: none */
-	struct vcard_index vi;          /* of vcard */
-	char *folded[VF_COUNT];         /* vcard_fold of vi.fields */
-	struct private_item *pitems;    /* strings malloc'd (cast away const) */
+	char *vcard;                 /* NULL: none */
+	struct vcard_index vi;       /* of vcard */
+	char *folded[VF_COUNT];      /* vcard_fold of vi.fields */
+	struct private_item *pitems; /* strings malloc'd (cast away const) */
 	size_t npitems;
 	bool has_last;
 	int64_t last_seconds;
@@ -65,7 +65,7 @@ struct mem_user {
 
 struct mem_group {
 	char *host;
-	struct srg_group g;             /* displayed and members: sets */
+	struct srg_group g; /* displayed and members: sets */
 };
 
 struct mem_store {
@@ -271,7 +271,7 @@ static enum storage_result mem_account_remove(void *conn, struct account_remove_
 static enum storage_result mem_account_list(void *conn, struct account_list_job *r)
 {
 	struct mem_store *ms = conn;
-	struct strlist l = {0};
+	struct strlist l = { 0 };
 	for (size_t i = 0; i < ms->nusers; i++)
 		if (ms->users[i]->has_account && strcmp(ms->users[i]->host, r->base.host) == 0)
 			strlist_push(&l, ms->users[i]->user);
@@ -513,8 +513,7 @@ static enum storage_result mem_vcard_search(void *conn, struct vcard_search_job 
 		qsort(found, n, sizeof(*found), cmp_user);
 	r->more = r->limit > 0 && n > r->limit;
 	r->nentries = r->more ? r->limit : n;
-	r->entries = r->nentries > 0 ? pool_alloc(r->base.pool, r->nentries * sizeof(*r->entries))
-	                             : NULL;
+	r->entries = r->nentries > 0 ? pool_alloc(r->base.pool, r->nentries * sizeof(*r->entries)) : NULL;
 	for (size_t i = 0; i < r->nentries; i++) {
 		r->entries[i].fields[VF_USER] = pool_strdup(r->base.pool, found[i]->user);
 		for (size_t f = 1; f < VF_COUNT; f++)
@@ -789,7 +788,7 @@ static void group_free(struct mem_group *g)
 static enum storage_result mem_srg_list(void *conn, struct srg_list_job *r)
 {
 	struct mem_store *ms = conn;
-	struct strlist l = {0};
+	struct strlist l = { 0 };
 	for (size_t i = 0; i < ms->ngroups; i++)
 		if (strcmp(ms->groups[i].host, r->base.host) == 0)
 			strlist_push(&l, ms->groups[i].g.name);
@@ -813,7 +812,8 @@ static enum storage_result mem_srg_get(void *conn, struct srg_get_job *r)
 		r->groups = pool_alloc(p, ms->ngroups * sizeof(*r->groups));
 	for (size_t i = 0; i < ms->ngroups; i++) {
 		const struct mem_group *g = &ms->groups[i];
-		if (strcmp(g->host, r->base.host) != 0 || (r->name != NULL && strcmp(g->g.name, r->name) != 0))
+		if (strcmp(g->host, r->base.host) != 0 ||
+		    (r->name != NULL && strcmp(g->g.name, r->name) != 0))
 			continue;
 		struct srg_group *out = &r->groups[r->ngroups++];
 		out->name = pool_strdup(p, g->g.name);
@@ -888,12 +888,11 @@ static enum storage_result mem_srg_member_remove(void *conn, struct srg_member_r
 static enum storage_result mem_srg_user_groups(void *conn, struct srg_user_groups_job *r)
 {
 	struct mem_store *ms = conn;
-	struct strlist l = {0};
+	struct strlist l = { 0 };
 	for (size_t i = 0; i < ms->ngroups; i++) {
 		const struct mem_group *g = &ms->groups[i];
-		if (strcmp(g->host, r->base.host) == 0 &&
-		    (strlist_index(&g->g.members, r->member) >= 0 ||
-		     strlist_index(&g->g.members, SRG_MEMBER_ALL) >= 0))
+		if (strcmp(g->host, r->base.host) == 0 && (strlist_index(&g->g.members, r->member) >= 0 ||
+		                                           strlist_index(&g->g.members, SRG_MEMBER_ALL) >= 0))
 			strlist_push(&l, g->g.name);
 	}
 	names_copy(r->base.pool, &r->names, &l);

@@ -43,8 +43,8 @@ static const struct storage_op offline_store_op = {
 };
 
 struct storage_req *storage_offline_store(struct storage *st, const char *host, const char *user,
-                                          const char *from_jid, const char *stanza_xml,
-                                          unsigned max_per_user, storage_done_cb *cb, void *ctx)
+                                          const char *from_jid, const char *stanza_xml, unsigned max_per_user,
+                                          storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && user != NULL && from_jid != NULL && stanza_xml != NULL && cb != NULL);
 	struct offline_store_job *r;
@@ -106,9 +106,8 @@ static const struct storage_op offline_delete_upto_op = {
 	.reply = offline_delete_upto_reply,
 };
 
-struct storage_req *storage_offline_delete_upto(struct storage *st, const char *host,
-                                                const char *user, int64_t last_seq,
-                                                storage_done_cb *cb, void *ctx)
+struct storage_req *storage_offline_delete_upto(struct storage *st, const char *host, const char *user,
+                                                int64_t last_seq, storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && user != NULL && cb != NULL);
 	struct offline_delete_upto_job *r;

@@ -20,14 +20,14 @@ struct offline_store_job {
 	storage_done_cb *cb;
 	const char *from;
 	const char *stanza;
-	unsigned max;                      /* quota (0: none) */
+	unsigned max; /* quota (0: none) */
 };
 
 struct offline_get_job {
 	struct storage_req base;
 	storage_offline_cb *cb;
 	/* results */
-	struct offline_message *msgs;      /* in pool */
+	struct offline_message *msgs; /* in pool */
 	size_t nmsgs;
 };
 

@@ -30,8 +30,7 @@ static void privacy_get_reply(struct storage_req *req)
 {
 	struct privacy_get_job *r = (struct privacy_get_job *)req;
 	bool ok = req->res == STORAGE_OK;
-	r->cb(req->res, ok ? r->plists : NULL, ok ? r->nplists : 0, ok ? r->default_name : NULL,
-	      req->ctx);
+	r->cb(req->res, ok ? r->plists : NULL, ok ? r->nplists : 0, ok ? r->default_name : NULL, req->ctx);
 }
 
 static const struct storage_op privacy_get_op = {
@@ -70,9 +69,8 @@ static const struct storage_op privacy_set_list_op = {
 	.reply = privacy_set_list_reply,
 };
 
-struct storage_req *storage_privacy_set_list(struct storage *st, const char *host,
-                                             const char *user, const char *name,
-                                             const struct privacy_item *items, size_t n,
+struct storage_req *storage_privacy_set_list(struct storage *st, const char *host, const char *user,
+                                             const char *name, const struct privacy_item *items, size_t n,
                                              storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && user != NULL && name != NULL && items != NULL && n > 0 && cb != NULL);
@@ -85,7 +83,8 @@ struct storage_req *storage_privacy_set_list(struct storage *st, const char *hos
 	r->prv_in = pool_alloc(r->base.pool, n * sizeof(*r->prv_in));
 	for (size_t i = 0; i < n; i++) {
 		r->prv_in[i] = items[i];
-		r->prv_in[i].value = items[i].value != NULL ? pool_strdup(r->base.pool, items[i].value) : NULL;
+		r->prv_in[i].value =
+		        items[i].value != NULL ? pool_strdup(r->base.pool, items[i].value) : NULL;
 	}
 	r->nprv_in = n;
 	return storage_req_submit(&r->base);
@@ -111,9 +110,8 @@ static const struct storage_op privacy_remove_list_op = {
 	.reply = privacy_remove_list_reply,
 };
 
-struct storage_req *storage_privacy_remove_list(struct storage *st, const char *host,
-                                                const char *user, const char *name,
-                                                storage_done_cb *cb, void *ctx)
+struct storage_req *storage_privacy_remove_list(struct storage *st, const char *host, const char *user,
+                                                const char *name, storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && user != NULL && name != NULL && cb != NULL);
 	struct privacy_remove_list_job *r;
@@ -143,9 +141,8 @@ static const struct storage_op privacy_set_default_op = {
 	.reply = privacy_set_default_reply,
 };
 
-struct storage_req *storage_privacy_set_default(struct storage *st, const char *host,
-                                                const char *user, const char *name,
-                                                storage_done_cb *cb, void *ctx)
+struct storage_req *storage_privacy_set_default(struct storage *st, const char *host, const char *user,
+                                                const char *name, storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && user != NULL && cb != NULL);
 	struct privacy_set_default_job *r;
@@ -208,8 +205,7 @@ static const struct storage_op blocklist_add_op = {
 };
 
 struct storage_req *storage_blocklist_add(struct storage *st, const char *host, const char *user,
-                                          const char *const *jids, size_t n,
-                                          storage_done_cb *cb, void *ctx)
+                                          const char *const *jids, size_t n, storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && user != NULL && jids != NULL && n > 0 && cb != NULL);
 	for (size_t i = 0; i < n; i++)
@@ -242,9 +238,9 @@ static const struct storage_op blocklist_remove_op = {
 	.reply = blocklist_remove_reply,
 };
 
-struct storage_req *storage_blocklist_remove(struct storage *st, const char *host,
-                                             const char *user, const char *const *jids,
-                                             size_t n, storage_done_cb *cb, void *ctx)
+struct storage_req *storage_blocklist_remove(struct storage *st, const char *host, const char *user,
+                                             const char *const *jids, size_t n, storage_done_cb *cb,
+                                             void *ctx)
 {
 	assert(host != NULL && user != NULL && (n == 0 || jids != NULL) && cb != NULL);
 	for (size_t i = 0; i < n; i++)

@@ -20,7 +20,7 @@ struct privacy_get_job {
 	struct storage_req base;
 	storage_privacy_cb *cb;
 	/* results */
-	struct privacy_list *plists;       /* in pool */
+	struct privacy_list *plists; /* in pool */
 	size_t nplists;
 	char *default_name;
 };
@@ -29,7 +29,7 @@ struct privacy_set_list_job {
 	struct storage_req base;
 	storage_done_cb *cb;
 	const char *lname;
-	struct privacy_item *prv_in;       /* in pool */
+	struct privacy_item *prv_in; /* in pool */
 	size_t nprv_in;
 };
 
@@ -42,27 +42,27 @@ struct privacy_remove_list_job {
 struct privacy_set_default_job {
 	struct storage_req base;
 	storage_done_cb *cb;
-	const char *lname;                 /* NULL: no default */
+	const char *lname; /* NULL: no default */
 };
 
 struct blocklist_get_job {
 	struct storage_req base;
 	storage_list_cb *cb;
 	/* results */
-	struct strlist names;              /* in pool */
+	struct strlist names; /* in pool */
 };
 
 struct blocklist_add_job {
 	struct storage_req base;
 	storage_done_cb *cb;
-	const char **jids;                 /* in pool */
+	const char **jids; /* in pool */
 	size_t njids;
 };
 
 struct blocklist_remove_job {
 	struct storage_req base;
 	storage_done_cb *cb;
-	const char **jids;                 /* in pool; NULL when njids is 0 */
+	const char **jids; /* in pool; NULL when njids is 0 */
 	size_t njids;
 };
 

@@ -63,8 +63,8 @@ static const struct storage_op private_set_op = {
 };
 
 struct storage_req *storage_private_set(struct storage *st, const char *host, const char *user,
-                                        const struct private_item *items, size_t count,
-                                        storage_done_cb *cb, void *ctx)
+                                        const struct private_item *items, size_t count, storage_done_cb *cb,
+                                        void *ctx)
 {
 	assert(host != NULL && user != NULL && items != NULL && count > 0 && cb != NULL);
 	for (size_t i = 0; i < count; i++)
@@ -105,8 +105,7 @@ struct storage_req *storage_private_list(struct storage *st, const char *host, c
                                          storage_private_list_cb *cb, void *ctx)
 {
 	assert(host != NULL && user != NULL && cb != NULL);
-	struct private_list_job *r = storage_req_new(st, &private_list_op, sizeof(*r), host, user,
-	                                             ctx);
+	struct private_list_job *r = storage_req_new(st, &private_list_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
 	return storage_req_submit(&r->base);
 }

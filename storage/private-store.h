@@ -20,13 +20,13 @@ struct private_get_job {
 	storage_text_cb *cb;
 	const char *ns;
 	/* results */
-	char *out_text;                    /* in pool */
+	char *out_text; /* in pool */
 };
 
 struct private_set_job {
 	struct storage_req base;
 	storage_done_cb *cb;
-	struct private_item *pitems;       /* in pool */
+	struct private_item *pitems; /* in pool */
 	size_t npitems;
 };
 
@@ -34,7 +34,7 @@ struct private_list_job {
 	struct storage_req base;
 	storage_private_list_cb *cb;
 	/* results */
-	struct private_item *pitems;       /* in pool */
+	struct private_item *pitems; /* in pool */
 	size_t npitems;
 };
 

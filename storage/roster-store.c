@@ -62,8 +62,7 @@ static const struct storage_op roster_set_op = {
 };
 
 struct storage_req *storage_roster_set(struct storage *st, const char *host, const char *user,
-                                       const struct roster_item *item, storage_done_cb *cb,
-                                       void *ctx)
+                                       const struct roster_item *item, storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && user != NULL && item != NULL && item->jid != NULL && cb != NULL);
 	struct roster_set_job *r = storage_req_new(st, &roster_set_op, sizeof(*r), host, user, ctx);
@@ -107,8 +106,7 @@ struct storage_req *storage_roster_remove(struct storage *st, const char *host, 
                                           const char *jid, storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && user != NULL && jid != NULL && cb != NULL);
-	struct roster_remove_job *r = storage_req_new(st, &roster_remove_op, sizeof(*r), host, user,
-	                                              ctx);
+	struct roster_remove_job *r = storage_req_new(st, &roster_remove_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
 	r->jid = pool_strdup(r->base.pool, jid);
 	return storage_req_submit(&r->base);

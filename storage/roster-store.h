@@ -19,7 +19,7 @@ struct roster_get_job {
 	struct storage_req base;
 	storage_roster_cb *cb;
 	/* results */
-	struct roster_item *items;         /* in pool */
+	struct roster_item *items; /* in pool */
 	size_t nitems;
 	uint64_t version;
 };
@@ -27,7 +27,7 @@ struct roster_get_job {
 struct roster_set_job {
 	struct storage_req base;
 	storage_done_cb *cb;
-	struct roster_item item;           /* strings in pool */
+	struct roster_item item; /* strings in pool */
 };
 
 struct roster_remove_job {

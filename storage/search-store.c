@@ -33,16 +33,14 @@ static const struct storage_op vcard_search_op = {
 	.reply = vcard_search_reply,
 };
 
-struct storage_req *storage_vcard_search(struct storage *st, const char *host,
-                                         const struct vcard_term *terms, size_t n,
-                                         bool listed_only, unsigned limit,
+struct storage_req *storage_vcard_search(struct storage *st, const char *host, const struct vcard_term *terms,
+                                         size_t n, bool listed_only, unsigned limit,
                                          storage_vcard_search_cb *cb, void *ctx)
 {
 	assert(host != NULL && (n == 0 || terms != NULL) && cb != NULL);
 	for (size_t i = 0; i < n; i++)
 		assert(terms[i].value != NULL && terms[i].field < VF_COUNT);
-	struct vcard_search_job *r = storage_req_new(st, &vcard_search_op, sizeof(*r), host, NULL,
-	                                             ctx);
+	struct vcard_search_job *r = storage_req_new(st, &vcard_search_op, sizeof(*r), host, NULL, ctx);
 	r->cb = cb;
 	r->terms = n > 0 ? pool_alloc(r->base.pool, n * sizeof(*r->terms)) : NULL;
 	r->raw_terms = n > 0 ? pool_alloc(r->base.pool, n * sizeof(*r->raw_terms)) : NULL;
@@ -82,12 +80,11 @@ static const struct storage_op vcard_reindex_op = {
 	.reply = vcard_reindex_reply,
 };
 
-struct storage_req *storage_vcard_reindex(struct storage *st, const char *host,
-                                          storage_count_cb *cb, void *ctx)
+struct storage_req *storage_vcard_reindex(struct storage *st, const char *host, storage_count_cb *cb,
+                                          void *ctx)
 {
 	assert(host != NULL && cb != NULL);
-	struct vcard_reindex_job *r = storage_req_new(st, &vcard_reindex_op, sizeof(*r), host, NULL,
-	                                              ctx);
+	struct vcard_reindex_job *r = storage_req_new(st, &vcard_reindex_op, sizeof(*r), host, NULL, ctx);
 	r->cb = cb;
 	return storage_req_submit(&r->base);
 }

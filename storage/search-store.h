@@ -19,14 +19,14 @@
 struct vcard_search_job {
 	struct storage_req base;
 	storage_vcard_search_cb *cb;
-	struct vcard_term *terms;          /* values folded, in pool */
-	struct vcard_term *raw_terms;      /* the same as given, for a directory that
+	struct vcard_term *terms;     /* values folded, in pool */
+	struct vcard_term *raw_terms; /* the same as given, for a directory that
 	                                      compares by its own rules (in pool) */
 	size_t nterms;
 	bool listed_only;
 	unsigned limit;
 	/* results */
-	struct vcard_entry *entries;       /* in pool */
+	struct vcard_entry *entries; /* in pool */
 	size_t nentries;
 	bool more;
 };

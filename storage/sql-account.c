@@ -18,19 +18,19 @@
 
 /* ---- accounts (worker thread) -------------------------------------------------- */
 
-#define USER_COLS \
+#define USER_COLS                                                        \
 	"sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key, " \
 	"sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key, password"
 
 static const char sql_account_get[] =
-	"SELECT created_at, " USER_COLS " FROM users WHERE server_host = ? AND username = ?";
+        "SELECT created_at, " USER_COLS " FROM users WHERE server_host = ? AND username = ?";
 static const char sql_account_create[] =
-	"INSERT INTO users (server_host, username, created_at, " USER_COLS ") "
-	"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        "INSERT INTO users (server_host, username, created_at, " USER_COLS ") "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char sql_account_update[] =
-	"UPDATE users SET sha1_salt = ?, sha1_iterations = ?, sha1_stored_key = ?, sha1_server_key = ?, "
-	"sha256_salt = ?, sha256_iterations = ?, sha256_stored_key = ?, sha256_server_key = ?, "
-	"password = ? WHERE server_host = ? AND username = ?";
+        "UPDATE users SET sha1_salt = ?, sha1_iterations = ?, sha1_stored_key = ?, sha1_server_key = ?, "
+        "sha256_salt = ?, sha256_iterations = ?, sha256_stored_key = ?, sha256_server_key = ?, "
+        "password = ? WHERE server_host = ? AND username = ?";
 static const char sql_account_list[] = "SELECT username FROM users WHERE server_host = ?";
 static const char sql_account_count[] = "SELECT COUNT(*) FROM users WHERE server_host = ?";
 
@@ -51,8 +51,7 @@ static const char *const sql_user_deletes[] = {
 	"DELETE FROM users WHERE server_host = ? AND username = ?",
 };
 /* The user's memberships in shared roster groups: parameters host, bare JID. */
-static const char sql_user_srg_delete[] =
-	"DELETE FROM sr_members WHERE server_host = ? AND member = ?";
+static const char sql_user_srg_delete[] = "DELETE FROM sr_members WHERE server_host = ? AND member = ?";
 
 /* Decode a base64 key of exactly len bytes into out. */
 static bool decode_key(const char *b64, unsigned char *out, size_t len)
@@ -70,8 +69,8 @@ static bool decode_key(const char *b64, unsigned char *out, size_t len)
 }
 
 /* Columns col..col+3: salt, iterations, stored key, server key. */
-static bool read_creds(struct sql_thread *t, struct account_get_job *r, struct sql_stmt *s,
-                       unsigned col, enum scram_hash h, struct scram_credentials *c)
+static bool read_creds(struct sql_thread *t, struct account_get_job *r, struct sql_stmt *s, unsigned col,
+                       enum scram_hash h, struct scram_credentials *c)
 {
 	const struct sql_driver_vfuncs *d = t->ss->drv;
 	for (unsigned i = 0; i < 4; i++)
@@ -85,8 +84,8 @@ static bool read_creds(struct sql_thread *t, struct account_get_job *r, struct s
 	    !decode_key(stored, c->stored_key, scram_hash_len(h)) ||
 	    !decode_key(server, c->server_key, scram_hash_len(h))) {
 		log_error("storage %s: %s@%s: the SCRAM-%s credentials in the database are malformed; "
-		          "ignoring them", t->ss->base.description, r->base.user, r->base.host,
-		          scram_hash_name(h));
+		          "ignoring them",
+		          t->ss->base.description, r->base.user, r->base.host, scram_hash_name(h));
 		explicit_bzero(c, sizeof(*c));
 		return false;
 	}

@@ -12,17 +12,16 @@
 #include "storage/sql-store.h"
 #include "lib/log.h"
 
-#define LAST_INSERT \
-	"INSERT INTO last_activity (server_host, username, seconds, status) VALUES (?, ?, ?, ?)"
+#define LAST_INSERT "INSERT INTO last_activity (server_host, username, seconds, status) VALUES (?, ?, ?, ?)"
 static const struct upsert_sql sql_last_upsert = {
 	LAST_INSERT " ON CONFLICT (server_host, username) DO UPDATE SET seconds = excluded.seconds, "
-	"status = excluded.status",
+	            "status = excluded.status",
 	LAST_INSERT " ON DUPLICATE KEY UPDATE seconds = VALUES(seconds), status = VALUES(status)",
 	LAST_INSERT,
 	"UPDATE last_activity SET seconds = ?, status = ? WHERE server_host = ? AND username = ?",
 };
 static const char sql_last_get[] =
-	"SELECT seconds, status FROM last_activity WHERE server_host = ? AND username = ?";
+        "SELECT seconds, status FROM last_activity WHERE server_host = ? AND username = ?";
 static enum storage_result op_last_get(void *conn, struct last_get_job *r)
 {
 	struct sql_thread *t = conn;
@@ -47,7 +46,7 @@ static enum storage_result op_last_set(void *conn, struct last_set_job *r)
 {
 	struct sql_thread *t = conn;
 	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(r->when),
-	                         PTEXT(r->text != NULL ? r->text : "") };
+		                 PTEXT(r->text != NULL ? r->text : "") };
 	if (sql_q_begin(t, true) < 0)
 		return sql_q_fail(t, &r->base);
 	if (sql_q_upsert(t, &sql_last_upsert, p, ARRAY_SIZE(p), 2) < 0 || sql_q_commit(t) < 0)

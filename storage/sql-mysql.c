@@ -49,16 +49,16 @@
 #include <pthread.h>
 
 /* Codes Connector/C or the server may not define, by number. */
-#define MY_ER_STATEMENT_TIMEOUT 1969        /* MariaDB: max_statement_time exceeded */
-#define MY_ER_QUERY_TIMEOUT 3024            /* MySQL: max_execution_time exceeded */
-#define MY_ER_CONNECTION_KILLED 1927        /* MariaDB: connection was killed */
+#define MY_ER_STATEMENT_TIMEOUT 1969          /* MariaDB: max_statement_time exceeded */
+#define MY_ER_QUERY_TIMEOUT 3024              /* MySQL: max_execution_time exceeded */
+#define MY_ER_CONNECTION_KILLED 1927          /* MariaDB: connection was killed */
 #define MY_ER_CLIENT_INTERACTION_TIMEOUT 4031 /* MySQL 8: idle too long, disconnected */
-#define MY_ER_NEED_REPREPARE 1615           /* table changed under a prepared statement */
+#define MY_ER_NEED_REPREPARE 1615             /* table changed under a prepared statement */
 #define MY_ER_DUP_ENTRY_WITH_KEY_NAME 1586
 
 struct my_param {
 	enum enum_field_types type;
-	char *text;                     /* malloc'd copy (text, blob) */
+	char *text; /* malloc'd copy (text, blob) */
 	unsigned long len;
 	long long num;
 	my_bool is_null;
@@ -69,7 +69,7 @@ struct my_col {
 	unsigned long cap;
 	unsigned long len;
 	my_bool is_null;
-	my_bool error;                  /* truncated */
+	my_bool error; /* truncated */
 };
 
 struct my_stmt {
@@ -84,17 +84,17 @@ struct my_stmt {
 	struct my_col *cols;
 	MYSQL_BIND *cbind;
 	bool executed;
-	bool has_result;                /* store_result done: free_result at reset */
+	bool has_result; /* store_result done: free_result at reset */
 	uint64_t changes;
 };
 
 struct my_conn {
 	MYSQL *db;
-	struct my_stmt *stmts;       /* the statement cache */
+	struct my_stmt *stmts; /* the statement cache */
 	bool in_tx;
-	bool broken;                    /* the server went away: reconnect */
-	unsigned last_code;             /* server or client error number, 0: none */
-	char last_state[6];             /* SQLSTATE */
+	bool broken;        /* the server went away: reconnect */
+	unsigned last_code; /* server or client error number, 0: none */
+	char last_state[6]; /* SQLSTATE */
 	char *last_msg;
 };
 
@@ -114,21 +114,20 @@ static void my_lib_init(void)
 static bool code_is_gone(unsigned code)
 {
 	switch (code) {
-	case CR_SERVER_GONE_ERROR:          /* 2006 */
-	case CR_SERVER_LOST:                /* 2013 */
-	case CR_CONNECTION_ERROR:           /* 2002 */
-	case CR_CONN_HOST_ERROR:            /* 2003 */
-	case CR_COMMANDS_OUT_OF_SYNC:       /* 2014: the session state is unknown */
-	case ER_SERVER_SHUTDOWN:            /* 1053 */
+	case CR_SERVER_GONE_ERROR:    /* 2006 */
+	case CR_SERVER_LOST:          /* 2013 */
+	case CR_CONNECTION_ERROR:     /* 2002 */
+	case CR_CONN_HOST_ERROR:      /* 2003 */
+	case CR_COMMANDS_OUT_OF_SYNC: /* 2014: the session state is unknown */
+	case ER_SERVER_SHUTDOWN:      /* 1053 */
 	case MY_ER_CONNECTION_KILLED:
 	case MY_ER_CLIENT_INTERACTION_TIMEOUT:
-	case MY_ER_NEED_REPREPARE:          /* a new connection prepares afresh */
+	case MY_ER_NEED_REPREPARE: /* a new connection prepares afresh */
 #ifdef CR_SERVER_LOST_EXTENDED
-	case CR_SERVER_LOST_EXTENDED:       /* 2055 */
+	case CR_SERVER_LOST_EXTENDED: /* 2055 */
 #endif
 		return true;
-	default:
-		return false;
+	default: return false;
 	}
 }
 
@@ -165,28 +164,25 @@ static enum sql_error my_error_class(struct sql_conn *conn)
 	if (code == 0)
 		return SQL_ERR_NONE;
 	if (code_is_gone(code) || (code >= 2000 && code < 3000))
-		return SQL_ERR_TEMPORARY;       /* client side: connection, out of memory */
+		return SQL_ERR_TEMPORARY; /* client side: connection, out of memory */
 	switch (code) {
-	case ER_DUP_ENTRY:                  /* 1062 */
-	case ER_DUP_KEY:                    /* 1022 */
-	case MY_ER_DUP_ENTRY_WITH_KEY_NAME:
-		return SQL_ERR_CONSTRAINT;
-	case ER_LOCK_WAIT_TIMEOUT:          /* 1205 */
-	case ER_LOCK_DEADLOCK:              /* 1213 */
+	case ER_DUP_ENTRY: /* 1062 */
+	case ER_DUP_KEY:   /* 1022 */
+	case MY_ER_DUP_ENTRY_WITH_KEY_NAME: return SQL_ERR_CONSTRAINT;
+	case ER_LOCK_WAIT_TIMEOUT: /* 1205 */
+	case ER_LOCK_DEADLOCK:     /* 1213 */
 	case MY_ER_STATEMENT_TIMEOUT:
 	case MY_ER_QUERY_TIMEOUT:
-	case ER_QUERY_INTERRUPTED:          /* 1317 */
-	case ER_CON_COUNT_ERROR:            /* 1040 too many connections */
-	case ER_TOO_MANY_USER_CONNECTIONS:  /* 1203 */
-	case ER_RECORD_FILE_FULL:           /* 1114 table full */
-	case ER_DISK_FULL:                  /* 1021 */
-	case ER_OUTOFMEMORY:                /* 1037 */
-	case ER_OUT_OF_SORTMEMORY:          /* 1038 */
-	case ER_OPTION_PREVENTS_STATEMENT:   /* 1290: --read-only (a fail-over under way) */
-	case ER_LOCK_TABLE_FULL:            /* 1206 */
-		return SQL_ERR_TEMPORARY;
-	default:
-		return SQL_ERR_PERMANENT;
+	case ER_QUERY_INTERRUPTED:         /* 1317 */
+	case ER_CON_COUNT_ERROR:           /* 1040 too many connections */
+	case ER_TOO_MANY_USER_CONNECTIONS: /* 1203 */
+	case ER_RECORD_FILE_FULL:          /* 1114 table full */
+	case ER_DISK_FULL:                 /* 1021 */
+	case ER_OUTOFMEMORY:               /* 1037 */
+	case ER_OUT_OF_SORTMEMORY:         /* 1038 */
+	case ER_OPTION_PREVENTS_STATEMENT: /* 1290: --read-only (a fail-over under way) */
+	case ER_LOCK_TABLE_FULL: /* 1206 */ return SQL_ERR_TEMPORARY;
+	default: return SQL_ERR_PERMANENT;
 	}
 }
 
@@ -216,7 +212,7 @@ static int my_ping(struct sql_conn *conn)
 
 static char *my_describe(const struct storage_config *cfg)
 {
-	struct sql_conninfo ci = {0};
+	struct sql_conninfo ci = { 0 };
 	char *err = NULL;
 	if (sql_conninfo_parse(cfg->dsn, &ci, &err) < 0) {
 		free(err);
@@ -227,8 +223,8 @@ static char *my_describe(const struct storage_config *cfg)
 	const char *db = sql_conninfo_get(&ci, "dbname");
 	const char *user = sql_conninfo_get(&ci, "user");
 	char *d = xasprintf("mysql:host=%s%s%s dbname=%s user=%s", host != NULL ? host : "localhost",
-	                    port != NULL ? " port=" : "", port != NULL ? port : "",
-	                    db != NULL ? db : "", user != NULL ? user : "");
+	                    port != NULL ? " port=" : "", port != NULL ? port : "", db != NULL ? db : "",
+	                    user != NULL ? user : "");
 	sql_conninfo_free(&ci);
 	return d;
 }
@@ -324,15 +320,14 @@ static int set_tls(MYSQL *db, const struct sql_conninfo *ci, char **error_r)
 		mysql_optionsv(db, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &yes);
 		return 0;
 	}
-	*error_r = xasprintf("sslmode '%s': expected disable, prefer, require, verify-ca or verify-full",
-	                     mode);
+	*error_r =
+	        xasprintf("sslmode '%s': expected disable, prefer, require, verify-ca or verify-full", mode);
 	return -1;
 }
 
-static const char *const known_keys[] = {
-	"host", "port", "dbname", "user", "password", "sslmode", "sslrootcert", "sslcert", "sslkey",
-	"sslcrl", "connect_timeout", NULL
-};
+static const char *const known_keys[] = { "host",     "port",    "dbname",          "user",
+	                                  "password", "sslmode", "sslrootcert",     "sslcert",
+	                                  "sslkey",   "sslcrl",  "connect_timeout", NULL };
 
 static struct sql_conn *my_connect(const struct storage_config *cfg, char **error_r)
 {
@@ -341,7 +336,7 @@ static struct sql_conn *my_connect(const struct storage_config *cfg, char **erro
 		*error_r = xstrdup("mysql: the client library cannot start");
 		return NULL;
 	}
-	struct sql_conninfo ci = {0};
+	struct sql_conninfo ci = { 0 };
 	char *err = NULL, *password = NULL;
 	if (sql_conninfo_parse(cfg->dsn, &ci, &err) < 0) {
 		*error_r = xasprintf("mysql: %s", err);
@@ -355,7 +350,8 @@ static struct sql_conn *my_connect(const struct storage_config *cfg, char **erro
 		if (!known) {
 			*error_r = xasprintf("mysql: connection string: unknown keyword '%s' (known: host, "
 			                     "port, dbname, user, password, sslmode, sslrootcert, sslcert, "
-			                     "sslkey, sslcrl, connect_timeout)", ci.items[i].key);
+			                     "sslkey, sslcrl, connect_timeout)",
+			                     ci.items[i].key);
 			sql_conninfo_free(&ci);
 			return NULL;
 		}
@@ -370,7 +366,8 @@ static struct sql_conn *my_connect(const struct storage_config *cfg, char **erro
 		char *end;
 		unsigned long v = strtoul(port_s, &end, 10);
 		if (*port_s == '\0' || *end != '\0' || v == 0 || v > 65535) {
-			*error_r = xasprintf("mysql: connection string: port '%s' is not a port number", port_s);
+			*error_r =
+			        xasprintf("mysql: connection string: port '%s' is not a port number", port_s);
 			sql_conninfo_free(&ci);
 			return NULL;
 		}
@@ -423,10 +420,10 @@ static struct sql_conn *my_connect(const struct storage_config *cfg, char **erro
 		socket = host;
 		host = "localhost";
 	}
-	if (mysql_real_connect(c->db, host != NULL ? host : "localhost", user, password, dbname, port,
-	                       socket, CLIENT_FOUND_ROWS) == NULL) {
-		*error_r = xasprintf("mysql: cannot connect: %s (%u)", mysql_error(c->db),
-		                     mysql_errno(c->db));
+	if (mysql_real_connect(c->db, host != NULL ? host : "localhost", user, password, dbname, port, socket,
+	                       CLIENT_FOUND_ROWS) == NULL) {
+		*error_r =
+		        xasprintf("mysql: cannot connect: %s (%u)", mysql_error(c->db), mysql_errno(c->db));
 		goto fail;
 	}
 	if (password != NULL) {
@@ -438,14 +435,14 @@ static struct sql_conn *my_connect(const struct storage_config *cfg, char **erro
 	const char *server = mysql_get_server_info(c->db);
 	bool mariadb = server != NULL && strstr(server, "MariaDB") != NULL;
 	unsigned lock_wait = (unsigned)ceil(t);
-	char *setup = mariadb
-		? xasprintf("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,"
-		            "NO_AUTO_VALUE_ON_ZERO', max_statement_time = %.3f, "
-		            "innodb_lock_wait_timeout = %u", t, lock_wait > 0 ? lock_wait : 1)
-		: xasprintf("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,"
-		            "NO_AUTO_VALUE_ON_ZERO', max_execution_time = %lu, "
-		            "innodb_lock_wait_timeout = %u", (unsigned long)ceil(t * 1000),
-		            lock_wait > 0 ? lock_wait : 1);
+	char *setup = mariadb ? xasprintf("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,"
+	                                  "NO_AUTO_VALUE_ON_ZERO', max_statement_time = %.3f, "
+	                                  "innodb_lock_wait_timeout = %u",
+	                                  t, lock_wait > 0 ? lock_wait : 1)
+	                      : xasprintf("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,"
+	                                  "NO_AUTO_VALUE_ON_ZERO', max_execution_time = %lu, "
+	                                  "innodb_lock_wait_timeout = %u",
+	                                  (unsigned long)ceil(t * 1000), lock_wait > 0 ? lock_wait : 1);
 	int rc = run_simple(c, setup);
 	free(setup);
 	if (rc == 0)
@@ -506,7 +503,7 @@ static void params_clear(struct my_stmt *s)
 	for (unsigned i = 0; i < s->nparams; i++) {
 		struct my_param *p = &s->params[i];
 		if (p->text != NULL) {
-			explicit_bzero(p->text, p->len);   /* may be a key or a password */
+			explicit_bzero(p->text, p->len); /* may be a key or a password */
 			xfree(&p->text);
 		}
 		p->type = MYSQL_TYPE_NULL;
@@ -693,7 +690,9 @@ static enum sql_step fetch_row(struct my_stmt *s)
 	}
 	for (unsigned i = 0; i < s->ncols; i++)
 		if (!s->cols[i].is_null)
-			s->cols[i].buf[s->cols[i].len < s->cols[i].cap ? s->cols[i].len : s->cols[i].cap - 1] = '\0';
+			s->cols[i]
+			        .buf[s->cols[i].len < s->cols[i].cap ? s->cols[i].len : s->cols[i].cap - 1] =
+			        '\0';
 	return SQL_STEP_ROW;
 }
 
@@ -710,17 +709,14 @@ static enum sql_step my_step(struct sql_stmt *st)
 		b->buffer_type = p->type;
 		b->is_null = &p->is_null;
 		switch (p->type) {
-		case MYSQL_TYPE_LONGLONG:
-			b->buffer = &p->num;
-			break;
+		case MYSQL_TYPE_LONGLONG: b->buffer = &p->num; break;
 		case MYSQL_TYPE_STRING:
 		case MYSQL_TYPE_BLOB:
 			b->buffer = p->text;
 			b->buffer_length = p->len;
 			b->length = &p->len;
 			break;
-		default:
-			break;
+		default: break;
 		}
 	}
 	if ((s->nparams > 0 && mysql_stmt_bind_param(s->stmt, s->pbind) != 0) ||
@@ -793,7 +789,7 @@ static int my_commit(struct sql_conn *conn)
 	struct my_conn *c = CONN(conn);
 	if (mysql_commit(c->db) != 0) {
 		set_db_error(c);
-		return -1;          /* the caller rolls back */
+		return -1; /* the caller rolls back */
 	}
 	c->in_tx = false;
 	return 0;
@@ -806,7 +802,7 @@ static void my_rollback(struct sql_conn *conn)
 		return;
 	c->in_tx = false;
 	if (c->broken)
-		return;             /* the server rolled it back when the connection went */
+		return; /* the server rolled it back when the connection went */
 	unsigned code = c->last_code;
 	char state[6];
 	memcpy(state, c->last_state, sizeof(state));
@@ -824,12 +820,9 @@ static void my_rollback(struct sql_conn *conn)
 }
 
 static const char *const my_migrations[] = {
-	"migrations/mysql/002-offline.sql",
-	"migrations/mysql/003-user-data.sql",
-	"migrations/mysql/004-blocklist.sql",
-	"migrations/mysql/005-privacy.sql",
-	"migrations/mysql/006-shared-roster.sql",
-	"migrations/mysql/007-vcard-search.sql",
+	"migrations/mysql/002-offline.sql",       "migrations/mysql/003-user-data.sql",
+	"migrations/mysql/004-blocklist.sql",     "migrations/mysql/005-privacy.sql",
+	"migrations/mysql/006-shared-roster.sql", "migrations/mysql/007-vcard-search.sql",
 };
 _Static_assert(ARRAY_SIZE(my_migrations) == SQL_SCHEMA_VERSION - 1,
                "one migration script per schema version after the first");

@@ -52,8 +52,8 @@
 struct odbc_param {
 	bool is_null;
 	bool is_int;
-	char *text;                 /* malloc'd copy */
-	SQLLEN len;                 /* bytes of text, or SQL_NULL_DATA */
+	char *text; /* malloc'd copy */
+	SQLLEN len; /* bytes of text, or SQL_NULL_DATA */
 	SQLBIGINT num;
 };
 
@@ -83,11 +83,11 @@ struct odbc_conn {
 	SQLHDBC dbc;
 	bool connected;
 	const struct sql_dialect *dialect;
-	unsigned query_timeout;         /* seconds, SQL_ATTR_QUERY_TIMEOUT */
-	struct odbc_stmt *stmts;        /* the statement cache */
+	unsigned query_timeout;  /* seconds, SQL_ATTR_QUERY_TIMEOUT */
+	struct odbc_stmt *stmts; /* the statement cache */
 	bool in_tx;
 	bool broken;
-	bool failed;                    /* the last call failed: last_* hold why */
+	bool failed; /* the last call failed: last_* hold why */
 	char last_state[6];
 	SQLINTEGER last_native;
 	char *last_msg;
@@ -99,49 +99,48 @@ struct odbc_conn {
 /* ---- dialects ------------------------------------------------------------------ */
 
 static const char *const pgsql_migrations[] = {
-	"migrations/pgsql/002-offline.sql",
-	"migrations/pgsql/003-user-data.sql",
-	"migrations/pgsql/004-blocklist.sql",
-	"migrations/pgsql/005-privacy.sql",
-	"migrations/pgsql/006-shared-roster.sql",
-	"migrations/pgsql/007-vcard-search.sql",
+	"migrations/pgsql/002-offline.sql",       "migrations/pgsql/003-user-data.sql",
+	"migrations/pgsql/004-blocklist.sql",     "migrations/pgsql/005-privacy.sql",
+	"migrations/pgsql/006-shared-roster.sql", "migrations/pgsql/007-vcard-search.sql",
 };
 static const char *const mysql_migrations[] = {
-	"migrations/mysql/002-offline.sql",
-	"migrations/mysql/003-user-data.sql",
-	"migrations/mysql/004-blocklist.sql",
-	"migrations/mysql/005-privacy.sql",
-	"migrations/mysql/006-shared-roster.sql",
-	"migrations/mysql/007-vcard-search.sql",
+	"migrations/mysql/002-offline.sql",       "migrations/mysql/003-user-data.sql",
+	"migrations/mysql/004-blocklist.sql",     "migrations/mysql/005-privacy.sql",
+	"migrations/mysql/006-shared-roster.sql", "migrations/mysql/007-vcard-search.sql",
 };
 static const char *const mssql_migrations[] = {
-	"migrations/mssql/002-offline.sql",
-	"migrations/mssql/003-user-data.sql",
-	"migrations/mssql/004-blocklist.sql",
-	"migrations/mssql/005-privacy.sql",
-	"migrations/mssql/006-shared-roster.sql",
-	"migrations/mssql/007-vcard-search.sql",
+	"migrations/mssql/002-offline.sql",       "migrations/mssql/003-user-data.sql",
+	"migrations/mssql/004-blocklist.sql",     "migrations/mssql/005-privacy.sql",
+	"migrations/mssql/006-shared-roster.sql", "migrations/mssql/007-vcard-search.sql",
 };
 _Static_assert(ARRAY_SIZE(pgsql_migrations) == SQL_SCHEMA_VERSION - 1 &&
-               ARRAY_SIZE(mysql_migrations) == SQL_SCHEMA_VERSION - 1 &&
-               ARRAY_SIZE(mssql_migrations) == SQL_SCHEMA_VERSION - 1,
+                       ARRAY_SIZE(mysql_migrations) == SQL_SCHEMA_VERSION - 1 &&
+                       ARRAY_SIZE(mssql_migrations) == SQL_SCHEMA_VERSION - 1,
                "one migration script per schema version after the first");
 
 static const struct sql_dialect odbc_pgsql = {
-	.name = "pgsql", .schema_file = "pgsql.sql", .upsert = SQL_UPSERT_ON_CONFLICT,
+	.name = "pgsql",
+	.schema_file = "pgsql.sql",
+	.upsert = SQL_UPSERT_ON_CONFLICT,
 	.migrations = pgsql_migrations,
 };
 static const struct sql_dialect odbc_mysql = {
-	.name = "mysql", .schema_file = "mysql.sql", .upsert = SQL_UPSERT_ON_DUPLICATE_KEY,
+	.name = "mysql",
+	.schema_file = "mysql.sql",
+	.upsert = SQL_UPSERT_ON_DUPLICATE_KEY,
 	.migrations = mysql_migrations,
 };
 static const struct sql_dialect odbc_mssql = {
-	.name = "mssql", .schema_file = "mssql.sql", .upsert = SQL_UPSERT_NONE,
+	.name = "mssql",
+	.schema_file = "mssql.sql",
+	.upsert = SQL_UPSERT_NONE,
 	.migrations = mssql_migrations,
 };
 /* Before a connection said which: the portable upsert, valid everywhere. */
 static const struct sql_dialect odbc_unknown = {
-	.name = "odbc", .schema_file = "pgsql.sql", .upsert = SQL_UPSERT_NONE,
+	.name = "odbc",
+	.schema_file = "pgsql.sql",
+	.upsert = SQL_UPSERT_NONE,
 	.migrations = NULL,
 };
 
@@ -184,9 +183,9 @@ static void set_error(struct odbc_conn *c, SQLSMALLINT type, SQLHANDLE h, const 
 	SQLINTEGER native = 0;
 	SQLSMALLINT len = 0;
 	msg[0] = '\0';
-	SQLRETURN rc = h != SQL_NULL_HANDLE ? SQLGetDiagRec(type, h, 1, state, &native, msg,
-	                                                    sizeof(msg), &len)
-	                                    : SQL_NO_DATA;
+	SQLRETURN rc = h != SQL_NULL_HANDLE
+	                       ? SQLGetDiagRec(type, h, 1, state, &native, msg, sizeof(msg), &len)
+	                       : SQL_NO_DATA;
 	if (!SQL_SUCCEEDED(rc)) {
 		memcpy(state, "HY000", 6);
 		snprintf((char *)msg, sizeof(msg), "%s failed (no diagnostic)", what);
@@ -234,7 +233,7 @@ static enum sql_error odbc_error_class(struct sql_conn *conn)
 	     native == 1040 || native == 1203 || native == 1290))
 		return SQL_ERR_TEMPORARY;
 	if (c->dialect == &odbc_mssql && (native == 1222 || native == 1205))
-		return SQL_ERR_TEMPORARY;   /* lock request time out, deadlock victim */
+		return SQL_ERR_TEMPORARY; /* lock request time out, deadlock victim */
 	return SQL_ERR_PERMANENT;
 }
 
@@ -254,7 +253,7 @@ static bool odbc_is_broken(struct sql_conn *conn)
 /* The connection string without its password (PWD=...), for messages. */
 static char *odbc_describe(const struct storage_config *cfg)
 {
-	struct buf b = {0};
+	struct buf b = { 0 };
 	buf_append_str(&b, "odbc:");
 	const char *p = cfg->dsn != NULL ? cfg->dsn : "";
 	bool first = true;
@@ -377,7 +376,7 @@ static bool has_key(const char *cs, const char *key)
  * source.  Malloc'd; wipe it after use. */
 static char *conn_string(const char *dsn, const char *password, bool mysql_found_rows)
 {
-	struct buf b = {0};
+	struct buf b = { 0 };
 	buf_append_str(&b, dsn);
 	while (b.len > 0 && (b.data[b.len - 1] == ';' || b.data[b.len - 1] == ' '))
 		b.data[--b.len] = '\0';
@@ -488,26 +487,29 @@ static int set_up_session(struct odbc_conn *c, double t)
 		if (strstr(low, "mariadb") != NULL)
 			sql = xasprintf("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,"
 			                "NO_AUTO_VALUE_ON_ZERO', max_statement_time = %.3f, "
-			                "innodb_lock_wait_timeout = %u", t, lock_wait > 0 ? lock_wait : 1);
+			                "innodb_lock_wait_timeout = %u",
+			                t, lock_wait > 0 ? lock_wait : 1);
 		else
 			sql = xasprintf("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,"
 			                "NO_AUTO_VALUE_ON_ZERO', max_execution_time = %lu, "
-			                "innodb_lock_wait_timeout = %u", (unsigned long)ceil(t * 1000),
-			                lock_wait > 0 ? lock_wait : 1);
+			                "innodb_lock_wait_timeout = %u",
+			                (unsigned long)ceil(t * 1000), lock_wait > 0 ? lock_wait : 1);
 		rc = run_direct(c, sql);
 		if (rc == 0)
 			rc = run_direct(c, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
 		/* The ODBC driver owns the character set (SET NAMES is refused):
 		 * check that it is all of Unicode. */
 		char cs[64] = "";
-		if (rc == 0 && (rc = query_text(c, "SELECT @@character_set_connection", cs, sizeof(cs))) == 0 &&
+		if (rc == 0 &&
+		    (rc = query_text(c, "SELECT @@character_set_connection", cs, sizeof(cs))) == 0 &&
 		    strcmp(cs, "utf8mb4") != 0) {
 			c->failed = true;
 			memcpy(c->last_state, "HY000", 6);
 			c->last_native = 0;
 			free(c->last_msg);
 			c->last_msg = xasprintf("the connection's character set is %s, not utf8mb4: add "
-			                        "CHARSET=utf8mb4 to the data source or connection string", cs);
+			                        "CHARSET=utf8mb4 to the data source or connection string",
+			                        cs);
 			rc = -1;
 		}
 	} else if (c->dialect == &odbc_mssql) {
@@ -548,14 +550,16 @@ static struct sql_conn *odbc_connect(const struct storage_config *cfg, char **er
 		if (!SQL_SUCCEEDED(SQLGetInfo(c->dbc, SQL_DBMS_NAME, dbms, sizeof(dbms), &len))) {
 			set_error(c, SQL_HANDLE_DBC, c->dbc, "SQLGetInfo");
 			*error_r = xasprintf("odbc: cannot ask the data source what it is (%s): set "
-			                     "storage.dialect", c->last_msg);
+			                     "storage.dialect",
+			                     c->last_msg);
 			goto fail;
 		}
 		dia = dialect_of_dbms((const char *)dbms);
 		if (dia == NULL) {
 			*error_r = xasprintf("odbc: the data source is '%s', which has no Parley schema "
 			                     "(pgsql, mysql, mssql); if it speaks one of those, set "
-			                     "storage.dialect", (const char *)dbms);
+			                     "storage.dialect",
+			                     (const char *)dbms);
 			goto fail;
 		}
 		if (dia == &odbc_mysql && !has_key(cfg->dsn, "OPTION") && !has_key(cfg->dsn, "OPTIONS")) {
@@ -751,8 +755,8 @@ static int read_row(struct odbc_stmt *s)
 				col->buf = xrealloc(col->buf, col->cap);
 			}
 			SQLLEN ind = 0;
-			SQLRETURN rc = SQLGetData(s->h, (SQLUSMALLINT)(i + 1), SQL_C_CHAR, col->buf + col->len,
-			                          (SQLLEN)(col->cap - col->len), &ind);
+			SQLRETURN rc = SQLGetData(s->h, (SQLUSMALLINT)(i + 1), SQL_C_CHAR,
+			                          col->buf + col->len, (SQLLEN)(col->cap - col->len), &ind);
 			if (rc == SQL_NO_DATA)
 				break;
 			if (!SQL_SUCCEEDED(rc)) {
@@ -763,9 +767,9 @@ static int read_row(struct odbc_stmt *s)
 				col->is_null = true;
 				break;
 			}
-			size_t room = col->cap - col->len - 1;     /* the driver wrote a NUL */
+			size_t room = col->cap - col->len - 1; /* the driver wrote a NUL */
 			if (rc == SQL_SUCCESS_WITH_INFO && (ind == SQL_NO_TOTAL || (size_t)ind > room)) {
-				col->len += room;                      /* more to come */
+				col->len += room; /* more to come */
 				continue;
 			}
 			col->len += (size_t)ind;
@@ -807,8 +811,8 @@ static enum sql_step odbc_step(struct sql_stmt *st)
 			SQLSMALLINT type = p->len > 4000 ? SQL_LONGVARCHAR : SQL_VARCHAR;
 			SQLULEN size = p->is_null || p->len < 1 ? 1 : (SQLULEN)p->len;
 			rc = SQLBindParameter(s->h, (SQLUSMALLINT)(i + 1), SQL_PARAM_INPUT, SQL_C_CHAR, type,
-			                      size, 0, p->is_null ? NULL : p->text,
-			                      p->is_null ? 0 : p->len, &p->len);
+			                      size, 0, p->is_null ? NULL : p->text, p->is_null ? 0 : p->len,
+			                      &p->len);
 		}
 		if (!SQL_SUCCEEDED(rc)) {
 			set_error(s->conn, SQL_HANDLE_STMT, s->h, "SQLBindParameter");
@@ -884,8 +888,8 @@ static uint64_t odbc_changes(struct sql_stmt *st)
 static int odbc_begin(struct sql_conn *conn, bool write)
 {
 	struct odbc_conn *c = CONN(conn);
-	if (!SQL_SUCCEEDED(SQLSetConnectAttr(c->dbc, SQL_ATTR_AUTOCOMMIT,
-	                                     (SQLPOINTER)SQL_AUTOCOMMIT_OFF, 0))) {
+	if (!SQL_SUCCEEDED(
+	            SQLSetConnectAttr(c->dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER)SQL_AUTOCOMMIT_OFF, 0))) {
 		set_error(c, SQL_HANDLE_DBC, c->dbc, "SQLSetConnectAttr(AUTOCOMMIT)");
 		return -1;
 	}
@@ -905,7 +909,7 @@ static int odbc_commit(struct sql_conn *conn)
 	struct odbc_conn *c = CONN(conn);
 	if (!SQL_SUCCEEDED(SQLEndTran(SQL_HANDLE_DBC, c->dbc, SQL_COMMIT))) {
 		set_error(c, SQL_HANDLE_DBC, c->dbc, "SQLEndTran(COMMIT)");
-		return -1;          /* the caller rolls back */
+		return -1; /* the caller rolls back */
 	}
 	end_tx(c);
 	return 0;

@@ -16,18 +16,17 @@
 
 /* ---- offline messages (worker thread) ------------------------------------------ */
 
-static const char sql_user_exists[] =
-	"SELECT 1 FROM users WHERE server_host = ? AND username = ?";
+static const char sql_user_exists[] = "SELECT 1 FROM users WHERE server_host = ? AND username = ?";
 static const char sql_offline_count[] =
-	"SELECT COUNT(*) FROM offline_messages WHERE server_host = ? AND username = ?";
+        "SELECT COUNT(*) FROM offline_messages WHERE server_host = ? AND username = ?";
 static const char sql_offline_insert[] =
-	"INSERT INTO offline_messages (server_host, username, created_at, from_jid, stanza) "
-	"VALUES (?, ?, ?, ?, ?)";
+        "INSERT INTO offline_messages (server_host, username, created_at, from_jid, stanza) "
+        "VALUES (?, ?, ?, ?, ?)";
 static const char sql_offline_get[] =
-	"SELECT seq, created_at, stanza FROM offline_messages WHERE server_host = ? AND username = ? "
-	"ORDER BY seq";
+        "SELECT seq, created_at, stanza FROM offline_messages WHERE server_host = ? AND username = ? "
+        "ORDER BY seq";
 static const char sql_offline_delete[] =
-	"DELETE FROM offline_messages WHERE server_host = ? AND username = ? AND seq <= ?";
+        "DELETE FROM offline_messages WHERE server_host = ? AND username = ? AND seq <= ?";
 
 /* Account check, quota check and insert in one write transaction: two
  * stores racing for the last free place cannot both take it. */
@@ -53,8 +52,8 @@ static enum storage_result op_offline_store(void *conn, struct offline_store_job
 			return STORAGE_FULL;
 		}
 	}
-	struct sql_param pi[] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(time(NULL)),
-	                          PTEXT(r->from), PTEXT(r->stanza) };
+	struct sql_param pi[] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(time(NULL)), PTEXT(r->from),
+		                  PTEXT(r->stanza) };
 	if (sql_q_exec(t, sql_offline_insert, pi, ARRAY_SIZE(pi), NULL) < 0 || sql_q_commit(t) < 0)
 		return sql_q_abort(t, &r->base);
 	return STORAGE_OK;
@@ -75,7 +74,7 @@ static bool op_offline_store_batch(void *conn, struct offline_store_job **jobs, 
 	int64_t now = time(NULL);
 	const char *host = NULL, *user = NULL;
 	int exists = 0;
-	int64_t queued = -1;               /* the user's queue length; -1: not read */
+	int64_t queued = -1; /* the user's queue length; -1: not read */
 	for (size_t i = 0; i < n; i++) {
 		struct offline_store_job *r = jobs[i];
 		struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user) };
@@ -100,8 +99,8 @@ static bool op_offline_store_batch(void *conn, struct offline_store_job **jobs, 
 			r->base.res = STORAGE_FULL;
 			continue;
 		}
-		struct sql_param pi[] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(now),
-		                          PTEXT(r->from), PTEXT(r->stanza) };
+		struct sql_param pi[] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(now), PTEXT(r->from),
+			                  PTEXT(r->stanza) };
 		if (sql_q_exec(t, sql_offline_insert, pi, ARRAY_SIZE(pi), NULL) < 0)
 			goto fail;
 		if (queued >= 0)

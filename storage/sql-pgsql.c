@@ -38,25 +38,25 @@
 struct pgsql_stmt {
 	struct pgsql_stmt *next;
 	struct pgsql_conn *conn;
-	char *sql;                  /* the text the store gave (cache key) */
-	char name[16];              /* the server-side prepared statement */
+	char *sql;     /* the text the store gave (cache key) */
+	char name[16]; /* the server-side prepared statement */
 	unsigned nparams;
-	char **values;              /* bound parameters (malloc'd), nparams of them */
+	char **values; /* bound parameters (malloc'd), nparams of them */
 	int *lengths, *formats;
-	PGresult *res;              /* result of the current execution */
-	int row;                    /* the current row (-1 before the first step) */
+	PGresult *res; /* result of the current execution */
+	int row;       /* the current row (-1 before the first step) */
 	bool executed;
 	uint64_t changes;
-	unsigned char *blob;        /* column_blob's decoded value */
+	unsigned char *blob; /* column_blob's decoded value */
 };
 
 struct pgsql_conn {
 	PGconn *pg;
-	struct pgsql_stmt *stmts;   /* the statement cache */
+	struct pgsql_stmt *stmts; /* the statement cache */
 	unsigned next_name;
-	char sqlstate[6];           /* of the last error; "" when none or unknown */
+	char sqlstate[6]; /* of the last error; "" when none or unknown */
 	char *last_msg;
-	bool failed;                /* the last operation failed */
+	bool failed; /* the last operation failed */
 	bool in_tx;
 };
 
@@ -108,7 +108,7 @@ static char *pgsql_describe(const struct storage_config *cfg)
 		PQfreemem(err);
 		return xstrdup("pgsql:(unparsable dsn)");
 	}
-	struct buf b = {0};
+	struct buf b = { 0 };
 	buf_append_str(&b, "pgsql:");
 	bool first = true;
 	for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
@@ -201,10 +201,14 @@ static struct sql_conn *pgsql_connect(const struct storage_config *cfg, char **e
 	 * override; the password after it overrides one written there. */
 	const char *keys[8], *vals[8];
 	size_t n = 0;
-	keys[n] = "connect_timeout"; vals[n++] = ctimeout;
-	keys[n] = "application_name"; vals[n++] = "parleyd";
-	keys[n] = "client_encoding"; vals[n++] = "UTF8";
-	keys[n] = "dbname"; vals[n++] = cfg->dsn;
+	keys[n] = "connect_timeout";
+	vals[n++] = ctimeout;
+	keys[n] = "application_name";
+	vals[n++] = "parleyd";
+	keys[n] = "client_encoding";
+	vals[n++] = "UTF8";
+	keys[n] = "dbname";
+	vals[n++] = cfg->dsn;
 	if (pw != NULL) {
 		keys[n] = "password";
 		vals[n++] = pw;
@@ -260,7 +264,7 @@ static int pgsql_exec(struct sql_conn *conn, const char *script)
 /* Rewrite '?' to $1, $2, ...; *n_r gets the count.  Malloc'd. */
 static char *rewrite_placeholders(const char *sql, unsigned *n_r)
 {
-	struct buf b = {0};
+	struct buf b = { 0 };
 	unsigned n = 0;
 	for (const char *p = sql; *p != '\0'; p++) {
 		if (*p == '?')
@@ -378,8 +382,8 @@ static enum sql_step pgsql_step(struct sql_stmt *st)
 	struct pgsql_conn *c = s->conn;
 	if (!s->executed) {
 		s->executed = true;
-		s->res = PQexecPrepared(c->pg, s->name, (int)s->nparams,
-		                        (const char *const *)s->values, s->lengths, s->formats, 0);
+		s->res = PQexecPrepared(c->pg, s->name, (int)s->nparams, (const char *const *)s->values,
+		                        s->lengths, s->formats, 0);
 		ExecStatusType rs = s->res != NULL ? PQresultStatus(s->res) : PGRES_FATAL_ERROR;
 		if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
 			set_result_error(c, s->res);
@@ -483,7 +487,7 @@ static void pgsql_rollback(struct sql_conn *conn)
 	PGTransactionStatusType ts = PQtransactionStatus(c->pg);
 	c->in_tx = false;
 	if (ts == PQTRANS_IDLE || ts == PQTRANS_UNKNOWN)
-		return;   /* nothing open, or no connection left to roll back on */
+		return; /* nothing open, or no connection left to roll back on */
 	/* Keep the error that caused the rollback. */
 	char state[6];
 	memcpy(state, c->sqlstate, sizeof(state));
@@ -508,16 +512,16 @@ static enum sql_error pgsql_error_class(struct sql_conn *conn)
 		return PQstatus(c->pg) != CONNECTION_OK ? SQL_ERR_TEMPORARY : SQL_ERR_PERMANENT;
 	if (strcmp(s, "23505") == 0)
 		return SQL_ERR_CONSTRAINT;
-	if (strncmp(s, "08", 2) == 0 ||         /* connection exception */
-	    strncmp(s, "53", 2) == 0 ||         /* insufficient resources (disk, memory, connections) */
-	    strcmp(s, "57P01") == 0 ||          /* admin shutdown */
-	    strcmp(s, "57P02") == 0 ||          /* crash shutdown */
-	    strcmp(s, "57P03") == 0 ||          /* cannot connect now (starting up) */
-	    strcmp(s, "57014") == 0 ||          /* query cancelled (statement_timeout) */
-	    strcmp(s, "40001") == 0 ||          /* serialization failure */
-	    strcmp(s, "40P01") == 0 ||          /* deadlock detected */
-	    strcmp(s, "55P03") == 0 ||          /* lock not available */
-	    strcmp(s, "25P02") == 0)            /* rolled back at commit */
+	if (strncmp(s, "08", 2) == 0 || /* connection exception */
+	    strncmp(s, "53", 2) == 0 || /* insufficient resources (disk, memory, connections) */
+	    strcmp(s, "57P01") == 0 ||  /* admin shutdown */
+	    strcmp(s, "57P02") == 0 ||  /* crash shutdown */
+	    strcmp(s, "57P03") == 0 ||  /* cannot connect now (starting up) */
+	    strcmp(s, "57014") == 0 ||  /* query cancelled (statement_timeout) */
+	    strcmp(s, "40001") == 0 ||  /* serialization failure */
+	    strcmp(s, "40P01") == 0 ||  /* deadlock detected */
+	    strcmp(s, "55P03") == 0 ||  /* lock not available */
+	    strcmp(s, "25P02") == 0)    /* rolled back at commit */
 		return SQL_ERR_TEMPORARY;
 	return SQL_ERR_PERMANENT;
 }
@@ -529,12 +533,9 @@ static const char *pgsql_error_message(struct sql_conn *conn)
 }
 
 static const char *const pgsql_migrations[] = {
-	"migrations/pgsql/002-offline.sql",
-	"migrations/pgsql/003-user-data.sql",
-	"migrations/pgsql/004-blocklist.sql",
-	"migrations/pgsql/005-privacy.sql",
-	"migrations/pgsql/006-shared-roster.sql",
-	"migrations/pgsql/007-vcard-search.sql",
+	"migrations/pgsql/002-offline.sql",       "migrations/pgsql/003-user-data.sql",
+	"migrations/pgsql/004-blocklist.sql",     "migrations/pgsql/005-privacy.sql",
+	"migrations/pgsql/006-shared-roster.sql", "migrations/pgsql/007-vcard-search.sql",
 };
 _Static_assert(ARRAY_SIZE(pgsql_migrations) == SQL_SCHEMA_VERSION - 1,
                "one migration script per schema version after the first");
@@ -550,7 +551,7 @@ const struct sql_driver_vfuncs sql_driver_pgsql = {
 	.name = "pgsql",
 	.dialect = &pgsql_dialect,
 	.describe = pgsql_describe,
-	.is_new = NULL,             /* a DBA creates the database and applies sql/pgsql.sql */
+	.is_new = NULL, /* a DBA creates the database and applies sql/pgsql.sql */
 	.connect = pgsql_connect,
 	.disconnect = pgsql_disconnect,
 	.is_broken = pgsql_is_broken,

@@ -15,16 +15,14 @@
 
 /* ---- blocking command (worker thread) ------------------------------------------ */
 
-static const char sql_blocklist_get[] =
-	"SELECT jid FROM blocklist WHERE server_host = ? AND username = ?";
+static const char sql_blocklist_get[] = "SELECT jid FROM blocklist WHERE server_host = ? AND username = ?";
 static const char sql_blocklist_exists[] =
-	"SELECT COUNT(*) FROM blocklist WHERE server_host = ? AND username = ? AND jid = ?";
+        "SELECT COUNT(*) FROM blocklist WHERE server_host = ? AND username = ? AND jid = ?";
 static const char sql_blocklist_insert[] =
-	"INSERT INTO blocklist (server_host, username, jid) VALUES (?, ?, ?)";
+        "INSERT INTO blocklist (server_host, username, jid) VALUES (?, ?, ?)";
 static const char sql_blocklist_delete[] =
-	"DELETE FROM blocklist WHERE server_host = ? AND username = ? AND jid = ?";
-static const char sql_blocklist_delete_all[] =
-	"DELETE FROM blocklist WHERE server_host = ? AND username = ?";
+        "DELETE FROM blocklist WHERE server_host = ? AND username = ? AND jid = ?";
+static const char sql_blocklist_delete_all[] = "DELETE FROM blocklist WHERE server_host = ? AND username = ?";
 
 static enum storage_result op_blocklist_get(void *conn, struct blocklist_get_job *r)
 {
@@ -76,25 +74,25 @@ static enum storage_result op_blocklist_remove(void *conn, struct blocklist_remo
 /* ---- privacy lists (worker thread) ------------------------------------------------ */
 
 static const char sql_privacy_lists[] =
-	"SELECT name, is_default FROM privacy_lists WHERE server_host = ? AND username = ?";
+        "SELECT name, is_default FROM privacy_lists WHERE server_host = ? AND username = ?";
 static const char sql_privacy_items[] =
-	"SELECT list_name, item_order, item_type, item_value, action, stanzas FROM privacy_items "
-	"WHERE server_host = ? AND username = ?";
+        "SELECT list_name, item_order, item_type, item_value, action, stanzas FROM privacy_items "
+        "WHERE server_host = ? AND username = ?";
 static const char sql_privacy_exists[] =
-	"SELECT COUNT(*) FROM privacy_lists WHERE server_host = ? AND username = ? AND name = ?";
+        "SELECT COUNT(*) FROM privacy_lists WHERE server_host = ? AND username = ? AND name = ?";
 static const char sql_privacy_insert_list[] =
-	"INSERT INTO privacy_lists (server_host, username, name, is_default) VALUES (?, ?, ?, 0)";
+        "INSERT INTO privacy_lists (server_host, username, name, is_default) VALUES (?, ?, ?, 0)";
 static const char sql_privacy_delete_items[] =
-	"DELETE FROM privacy_items WHERE server_host = ? AND username = ? AND list_name = ?";
+        "DELETE FROM privacy_items WHERE server_host = ? AND username = ? AND list_name = ?";
 static const char sql_privacy_insert_item[] =
-	"INSERT INTO privacy_items (server_host, username, list_name, item_order, item_type, "
-	"item_value, action, stanzas) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+        "INSERT INTO privacy_items (server_host, username, list_name, item_order, item_type, "
+        "item_value, action, stanzas) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 static const char sql_privacy_delete_list[] =
-	"DELETE FROM privacy_lists WHERE server_host = ? AND username = ? AND name = ?";
+        "DELETE FROM privacy_lists WHERE server_host = ? AND username = ? AND name = ?";
 static const char sql_privacy_clear_default[] =
-	"UPDATE privacy_lists SET is_default = 0 WHERE server_host = ? AND username = ?";
+        "UPDATE privacy_lists SET is_default = 0 WHERE server_host = ? AND username = ?";
 static const char sql_privacy_make_default[] =
-	"UPDATE privacy_lists SET is_default = 1 WHERE server_host = ? AND username = ? AND name = ?";
+        "UPDATE privacy_lists SET is_default = 1 WHERE server_host = ? AND username = ? AND name = ?";
 
 static int cmp_plist(const void *a, const void *b)
 {
@@ -142,7 +140,8 @@ static enum storage_result op_privacy_get(void *conn, struct privacy_get_job *r)
 	while (st == SQL_STEP_ROW) {
 		char *name = sql_col_str(t, r->base.pool, s, 0);
 		if (name != NULL) {
-			r->plists = sql_pool_grow(r->base.pool, r->plists, r->nplists, &cap, sizeof(*r->plists));
+			r->plists =
+			        sql_pool_grow(r->base.pool, r->plists, r->nplists, &cap, sizeof(*r->plists));
 			r->plists[r->nplists++] = (struct privacy_list){ .name = name };
 			if (d->column_int64(s, 1) != 0)
 				r->default_name = name;
@@ -163,14 +162,15 @@ static enum storage_result op_privacy_get(void *conn, struct privacy_get_job *r)
 	while (st == SQL_STEP_ROW) {
 		const char *lname = d->column_text(s, 0);
 		struct privacy_list key = { .name = lname };
-		struct privacy_list *l = lname == NULL ? NULL :
-			bsearch(&key, r->plists, r->nplists, sizeof(*r->plists), cmp_plist);
+		struct privacy_list *l =
+		        lname == NULL ? NULL
+		                      : bsearch(&key, r->plists, r->nplists, sizeof(*r->plists), cmp_plist);
 		enum privacy_type type;
 		char *tname = sql_col_str(t, r->base.pool, s, 2);
 		char *action = sql_col_str(t, r->base.pool, s, 4);
 		int64_t order = d->column_int64(s, 1);
-		if (l == NULL || !privacy_type_parse(tname, &type) || action == NULL ||
-		    order < 0 || order > UINT32_MAX) {
+		if (l == NULL || !privacy_type_parse(tname, &type) || action == NULL || order < 0 ||
+		    order > UINT32_MAX) {
 			log_error("storage %s: %s@%s: a malformed privacy item in the database; ignoring it",
 			          t->ss->base.description, r->base.user, r->base.host);
 		} else {
@@ -194,7 +194,7 @@ static enum storage_result op_privacy_get(void *conn, struct privacy_get_job *r)
 	d->reset(s);
 	if (st == SQL_STEP_ERROR)
 		return sql_q_abort(t, &r->base);
-	d->rollback(t->conn);    /* read only: nothing to keep */
+	d->rollback(t->conn); /* read only: nothing to keep */
 	for (size_t i = 0; i < r->nplists; i++)
 		if (r->plists[i].nitems > 1)
 			qsort((void *)r->plists[i].items, r->plists[i].nitems, sizeof(struct privacy_item),
@@ -218,10 +218,14 @@ static enum storage_result op_privacy_set_list(void *conn, struct privacy_set_li
 	for (size_t i = 0; i < r->nprv_in; i++) {
 		const struct privacy_item *it = &r->prv_in[i];
 		struct sql_param pi[] = {
-			PTEXT(r->base.host), PTEXT(r->base.user), PTEXT(r->lname), PINT(it->order),
+			PTEXT(r->base.host),
+			PTEXT(r->base.user),
+			PTEXT(r->lname),
+			PINT(it->order),
 			PTEXT(it->type == PRIVACY_ALL ? "all" : privacy_type_str(it->type)),
 			PTEXT(it->type == PRIVACY_ALL ? "" : it->value),
-			PTEXT(it->allow ? "allow" : "deny"), PINT(it->stanzas),
+			PTEXT(it->allow ? "allow" : "deny"),
+			PINT(it->stanzas),
 		};
 		if (sql_q_exec(t, sql_privacy_insert_item, pi, ARRAY_SIZE(pi), NULL) < 0)
 			return sql_q_abort(t, &r->base);

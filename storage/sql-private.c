@@ -21,7 +21,7 @@ static const struct upsert_sql sql_private_upsert = {
 	"UPDATE private_storage SET data = ? WHERE server_host = ? AND username = ? AND namespace = ?",
 };
 static const char sql_private_get[] =
-	"SELECT data FROM private_storage WHERE server_host = ? AND username = ? AND namespace = ?";
+        "SELECT data FROM private_storage WHERE server_host = ? AND username = ? AND namespace = ?";
 static enum storage_result op_private_get(void *conn, struct private_get_job *r)
 {
 	struct sql_thread *t = conn;
@@ -33,7 +33,7 @@ static enum storage_result op_private_get(void *conn, struct private_get_job *r)
 }
 
 static const char sql_private_list[] =
-	"SELECT namespace, data FROM private_storage WHERE server_host = ? AND username = ?";
+        "SELECT namespace, data FROM private_storage WHERE server_host = ? AND username = ?";
 
 static int cmp_private(const void *a, const void *b)
 {
@@ -55,7 +55,8 @@ static enum storage_result op_private_list(void *conn, struct private_list_job *
 	while (st == SQL_STEP_ROW) {
 		char *ns = sql_col_str(t, r->base.pool, s, 0), *data = sql_col_str(t, r->base.pool, s, 1);
 		if (ns != NULL && data != NULL) {
-			r->pitems = sql_pool_grow(r->base.pool, r->pitems, r->npitems, &cap, sizeof(*r->pitems));
+			r->pitems =
+			        sql_pool_grow(r->base.pool, r->pitems, r->npitems, &cap, sizeof(*r->pitems));
 			r->pitems[r->npitems++] = (struct private_item){ ns, data };
 		}
 		st = d->step(s);
@@ -78,7 +79,7 @@ static enum storage_result op_private_set(void *conn, struct private_set_job *r)
 		return sql_q_fail(t, &r->base);
 	for (size_t i = 0; i < r->npitems; i++) {
 		struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user), PTEXT(r->pitems[i].ns),
-		                         PTEXT(r->pitems[i].data) };
+			                 PTEXT(r->pitems[i].data) };
 		if (sql_q_upsert(t, &sql_private_upsert, p, ARRAY_SIZE(p), 3) < 0)
 			return sql_q_abort(t, &r->base);
 	}

@@ -21,46 +21,46 @@ static int cmp_item(const void *a, const void *b)
 }
 
 static const char sql_roster_items[] =
-	"SELECT jid, name, subscription, ask_out, ask_in, approved FROM roster_items "
-	"WHERE server_host = ? AND username = ?";
+        "SELECT jid, name, subscription, ask_out, ask_in, approved FROM roster_items "
+        "WHERE server_host = ? AND username = ?";
 static const char sql_roster_groups[] =
-	"SELECT jid, grp FROM roster_groups WHERE server_host = ? AND username = ?";
+        "SELECT jid, grp FROM roster_groups WHERE server_host = ? AND username = ?";
 static const char sql_roster_version[] =
-	"SELECT version FROM roster_version WHERE server_host = ? AND username = ?";
+        "SELECT version FROM roster_version WHERE server_host = ? AND username = ?";
 static const char sql_item_groups_delete[] =
-	"DELETE FROM roster_groups WHERE server_host = ? AND username = ? AND jid = ?";
+        "DELETE FROM roster_groups WHERE server_host = ? AND username = ? AND jid = ?";
 static const char sql_item_group_insert[] =
-	"INSERT INTO roster_groups (server_host, username, jid, grp) VALUES (?, ?, ?, ?)";
+        "INSERT INTO roster_groups (server_host, username, jid, grp) VALUES (?, ?, ?, ?)";
 static const char sql_item_delete[] =
-	"DELETE FROM roster_items WHERE server_host = ? AND username = ? AND jid = ?";
+        "DELETE FROM roster_items WHERE server_host = ? AND username = ? AND jid = ?";
 
 /* Upsert of an item: parameters host, user, jid, name, subscription,
  * ask_out, ask_in, approved. */
-#define ITEM_INSERT \
+#define ITEM_INSERT                                                                                   \
 	"INSERT INTO roster_items (server_host, username, jid, name, subscription, ask_out, ask_in, " \
 	"approved) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-static const char sql_item_upsert_on_conflict[] =
-	ITEM_INSERT " ON CONFLICT (server_host, username, jid) DO UPDATE SET name = excluded.name, "
-	"subscription = excluded.subscription, ask_out = excluded.ask_out, ask_in = excluded.ask_in, "
-	"approved = excluded.approved";
+static const char sql_item_upsert_on_conflict[] = ITEM_INSERT
+        " ON CONFLICT (server_host, username, jid) DO UPDATE SET name = excluded.name, "
+        "subscription = excluded.subscription, ask_out = excluded.ask_out, ask_in = excluded.ask_in, "
+        "approved = excluded.approved";
 static const char sql_item_upsert_on_duplicate[] =
-	ITEM_INSERT " ON DUPLICATE KEY UPDATE name = VALUES(name), subscription = VALUES(subscription), "
-	"ask_out = VALUES(ask_out), ask_in = VALUES(ask_in), approved = VALUES(approved)";
+        ITEM_INSERT " ON DUPLICATE KEY UPDATE name = VALUES(name), subscription = VALUES(subscription), "
+                    "ask_out = VALUES(ask_out), ask_in = VALUES(ask_in), approved = VALUES(approved)";
 static const char sql_item_insert[] = ITEM_INSERT;
 /* Parameters name, subscription, ask_out, ask_in, approved, host, user, jid. */
 static const char sql_item_update[] =
-	"UPDATE roster_items SET name = ?, subscription = ?, ask_out = ?, ask_in = ?, approved = ? "
-	"WHERE server_host = ? AND username = ? AND jid = ?";
+        "UPDATE roster_items SET name = ?, subscription = ?, ask_out = ?, ask_in = ?, approved = ? "
+        "WHERE server_host = ? AND username = ? AND jid = ?";
 
 /* Version increment: parameters host, user. */
 #define VERSION_INSERT "INSERT INTO roster_version (server_host, username, version) VALUES (?, ?, 1)"
-static const char sql_version_upsert_on_conflict[] =
-	VERSION_INSERT " ON CONFLICT (server_host, username) DO UPDATE SET version = roster_version.version + 1";
+static const char sql_version_upsert_on_conflict[] = VERSION_INSERT
+        " ON CONFLICT (server_host, username) DO UPDATE SET version = roster_version.version + 1";
 static const char sql_version_upsert_on_duplicate[] =
-	VERSION_INSERT " ON DUPLICATE KEY UPDATE version = version + 1";
+        VERSION_INSERT " ON DUPLICATE KEY UPDATE version = version + 1";
 static const char sql_version_insert[] = VERSION_INSERT;
 static const char sql_version_update[] =
-	"UPDATE roster_version SET version = version + 1 WHERE server_host = ? AND username = ?";
+        "UPDATE roster_version SET version = version + 1 WHERE server_host = ? AND username = ?";
 
 static char sub_char(enum roster_subscription s)
 {
@@ -107,8 +107,8 @@ static int item_upsert(struct sql_thread *t, struct roster_set_job *r)
 	const struct roster_item *it = &r->item;
 	char sub[2] = { sub_char(it->subscription), '\0' };
 	struct sql_param p[] = {
-		PTEXT(r->base.host), PTEXT(r->base.user), PTEXT(it->jid), PTEXT(it->name), PTEXT(sub),
-		PINT(it->ask_out), PINT(it->ask_in), PINT(it->approved),
+		PTEXT(r->base.host), PTEXT(r->base.user), PTEXT(it->jid),   PTEXT(it->name),
+		PTEXT(sub),          PINT(it->ask_out),   PINT(it->ask_in), PINT(it->approved),
 	};
 	switch (t->ss->upsert) {
 	case SQL_UPSERT_ON_CONFLICT:
@@ -118,8 +118,8 @@ static int item_upsert(struct sql_thread *t, struct roster_set_job *r)
 	case SQL_UPSERT_NONE:
 	default: {
 		struct sql_param u[] = {
-			PTEXT(it->name), PTEXT(sub), PINT(it->ask_out), PINT(it->ask_in), PINT(it->approved),
-			PTEXT(r->base.host), PTEXT(r->base.user), PTEXT(it->jid),
+			PTEXT(it->name),    PTEXT(sub),          PINT(it->ask_out),   PINT(it->ask_in),
+			PINT(it->approved), PTEXT(r->base.host), PTEXT(r->base.user), PTEXT(it->jid),
 		};
 		uint64_t changes = 0;
 		if (sql_q_exec(t, sql_item_update, u, ARRAY_SIZE(u), &changes) < 0)
@@ -177,14 +177,14 @@ static enum storage_result op_roster_get(void *conn, struct roster_get_job *r)
 	while (st == SQL_STEP_ROW) {
 		const char *jid = d->column_text(s, 0);
 		struct roster_item key = { .jid = (char *)jid };
-		struct roster_item *it = jid != NULL && r->nitems > 0
-		                         ? bsearch(&key, r->items, r->nitems, sizeof(*r->items), cmp_item)
-		                         : NULL;
+		struct roster_item *it = jid != NULL && r->nitems > 0 ? bsearch(&key, r->items, r->nitems,
+		                                                                sizeof(*r->items), cmp_item)
+		                                                      : NULL;
 		char *grp = sql_col_str(t, r->base.pool, s, 1);
 		if (it != NULL && grp != NULL) {
 			size_t k = (size_t)(it - r->items);
-			it->groups.items = sql_pool_grow(r->base.pool, it->groups.items, it->groups.count, &gcap[k],
-			                                 sizeof(char *));
+			it->groups.items = sql_pool_grow(r->base.pool, it->groups.items, it->groups.count,
+			                                 &gcap[k], sizeof(char *));
 			it->groups.items[it->groups.count++] = grp;
 		}
 		st = d->step(s);
@@ -196,7 +196,8 @@ static enum storage_result op_roster_get(void *conn, struct roster_get_job *r)
 	d->reset(s);
 	for (size_t i = 0; i < r->nitems; i++)
 		if (r->items[i].groups.count > 1)
-			qsort(r->items[i].groups.items, r->items[i].groups.count, sizeof(char *), sql_cmp_str);
+			qsort(r->items[i].groups.items, r->items[i].groups.count, sizeof(char *),
+			      sql_cmp_str);
 
 	s = sql_q_start(t, sql_roster_version, p, ARRAY_SIZE(p), &st);
 	if (s == NULL)
@@ -232,7 +233,7 @@ static enum storage_result op_roster_set(void *conn, struct roster_set_job *r)
 		if (dup)
 			continue;
 		struct sql_param pg[] = { PTEXT(r->base.host), PTEXT(r->base.user), PTEXT(it->jid),
-		                          PTEXT(it->groups.items[i]) };
+			                  PTEXT(it->groups.items[i]) };
 		if (sql_q_exec(t, sql_item_group_insert, pg, ARRAY_SIZE(pg), NULL) < 0)
 			return sql_q_abort(t, &r->base);
 	}

@@ -25,7 +25,7 @@ static char *read_file(const char *path)
 	FILE *f = fopen(path, "r");
 	if (f == NULL)
 		return NULL;
-	struct buf b = {0};
+	struct buf b = { 0 };
 	char chunk[4096];
 	size_t n;
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
@@ -77,7 +77,7 @@ char *sql_schema_read(const struct sql_dialect *dia, char **path_r, char **error
 {
 	const char *dirs[2];
 	size_t ndirs = sql_dirs(dirs);
-	struct buf tried = {0};
+	struct buf tried = { 0 };
 	for (size_t i = 0; i < ndirs; i++) {
 		char *path = xasprintf("%s/%s", dirs[i], dia->schema_file);
 		char *text = read_file(path);
@@ -90,7 +90,8 @@ char *sql_schema_read(const struct sql_dialect *dia, char **path_r, char **error
 		free(path);
 	}
 	*error_r = xasprintf("cannot read the schema file: tried %s; set PARLEY_SQL_DIR to the "
-	                     "directory of %s", tried.data, dia->schema_file);
+	                     "directory of %s",
+	                     tried.data, dia->schema_file);
 	buf_free(&tried);
 	return NULL;
 }
@@ -109,24 +110,25 @@ int sql_schema_create(const struct sql_driver_vfuncs *d, struct sql_conn *c, con
 	return 0;
 }
 
-int sql_schema_check(const struct sql_driver_vfuncs *d, struct sql_conn *c, const char *desc,
-                     char **error_r)
+int sql_schema_check(const struct sql_driver_vfuncs *d, struct sql_conn *c, const char *desc, char **error_r)
 {
 	const struct sql_dialect *dia = d->conn_dialect != NULL ? d->conn_dialect(c) : d->dialect;
 	struct sql_stmt *s = d->prepare(c, "SELECT version FROM schema_version");
 	enum sql_step st = s != NULL ? d->step(s) : SQL_STEP_ERROR;
 	if (st == SQL_STEP_ERROR) {
 		*error_r = xasprintf("database %s has no Parley schema (reading schema_version: %s): "
-		                     "create it from sql/%s with the database's own client", desc,
-		                     d->error_message(c), dia->schema_file);
+		                     "create it from sql/%s with the database's own client",
+		                     desc, d->error_message(c), dia->schema_file);
 		if (s != NULL)
 			d->reset(s);
 		return -1;
 	}
 	if (st == SQL_STEP_DONE) {
-		*error_r = xasprintf("database %s: the schema_version table is empty (it must hold one "
-		                     "row, the schema version): if the schema is Parley's, insert the version of "
-		                     "the sql/ file it was created from", desc);
+		*error_r = xasprintf(
+		        "database %s: the schema_version table is empty (it must hold one "
+		        "row, the schema version): if the schema is Parley's, insert the version of "
+		        "the sql/ file it was created from",
+		        desc);
 		d->reset(s);
 		return -1;
 	}
@@ -139,7 +141,7 @@ int sql_schema_check(const struct sql_driver_vfuncs *d, struct sql_conn *c, cons
 	}
 	if (v < SQL_SCHEMA_VERSION) {
 		/* Name the scripts that take it to our version, in order. */
-		struct buf todo = {0};
+		struct buf todo = { 0 };
 		const char *const *mig = dia->migrations;
 		for (int64_t from = v < 1 ? 1 : v; mig != NULL && from < SQL_SCHEMA_VERSION; from++) {
 			char *path = sql_file_path(mig[from - 1]);
@@ -147,21 +149,22 @@ int sql_schema_check(const struct sql_driver_vfuncs *d, struct sql_conn *c, cons
 			free(path);
 		}
 		if (v >= 1 && todo.len > 0)
-			*error_r = xasprintf("database %s has schema version %lld, this parleyd needs %d: "
-			                     "apply %s to it with the database's own client "
-			                     "(sqlite3, psql, ...) or run `parleyctl db migrate`, then start again", desc, (long long)v,
-			                     SQL_SCHEMA_VERSION, todo.data);
+			*error_r = xasprintf(
+			        "database %s has schema version %lld, this parleyd needs %d: "
+			        "apply %s to it with the database's own client "
+			        "(sqlite3, psql, ...) or run `parleyctl db migrate`, then start again",
+			        desc, (long long)v, SQL_SCHEMA_VERSION, todo.data);
 		else
 			*error_r = xasprintf("database %s has schema version %lld, this parleyd needs %d: "
-			                     "it was not made from a Parley schema file", desc, (long long)v,
-			                     SQL_SCHEMA_VERSION);
+			                     "it was not made from a Parley schema file",
+			                     desc, (long long)v, SQL_SCHEMA_VERSION);
 		buf_free(&todo);
 		return -1;
 	}
 	if (v > SQL_SCHEMA_VERSION) {
 		*error_r = xasprintf("database %s has schema version %lld, this parleyd needs %d: "
-		                     "the database belongs to a newer parleyd", desc, (long long)v,
-		                     SQL_SCHEMA_VERSION);
+		                     "the database belongs to a newer parleyd",
+		                     desc, (long long)v, SQL_SCHEMA_VERSION);
 		return -1;
 	}
 	return 0;
@@ -175,8 +178,8 @@ int sql_db_schema(const char *driver, char **text_r, char **path_r, char **error
 	if (d == NULL) {
 		bool built = false;
 		*error_r = sql_driver_known(driver, &built)
-		           ? xasprintf("the %s driver is not built into this Parley", driver)
-		           : xasprintf("unknown storage driver '%s'", driver);
+		                   ? xasprintf("the %s driver is not built into this Parley", driver)
+		                   : xasprintf("unknown storage driver '%s'", driver);
 		return -1;
 	}
 	*text_r = sql_schema_read(d->dialect, path_r, error_r);
@@ -184,8 +187,7 @@ int sql_db_schema(const char *driver, char **text_r, char **path_r, char **error
 }
 
 /* The one row of schema_version: 0 and *v_r, or -1 with a malloc'd error. */
-static int read_version(const struct sql_driver_vfuncs *d, struct sql_conn *c, int64_t *v_r,
-                        char **error_r)
+static int read_version(const struct sql_driver_vfuncs *d, struct sql_conn *c, int64_t *v_r, char **error_r)
 {
 	struct sql_stmt *s = d->prepare(c, "SELECT version FROM schema_version");
 	enum sql_step st = s != NULL ? d->step(s) : SQL_STEP_ERROR;
@@ -223,7 +225,7 @@ int sql_db_report(const struct storage_config *cfg, bool migrate, struct buf *ou
 	free(schema_path);
 	if (d->is_new != NULL && d->is_new(cfg)) {
 		buf_printf(out, "  database: does not exist yet (parleyd creates it from the schema file "
-		           "at start)\n");
+		                "at start)\n");
 		return 0;
 	}
 	char *err = NULL;
@@ -275,25 +277,28 @@ int sql_db_report(const struct storage_config *cfg, bool migrate, struct buf *ou
 			free(script);
 			int64_t now = 0;
 			if (erc < 0) {
-				buf_printf(out, "  migration: %s FAILED: %s (nothing of it was applied; the "
-				           "database stays at version %lld)\n", path, d->error_message(c),
-				           (long long)from);
+				buf_printf(out,
+				           "  migration: %s FAILED: %s (nothing of it was applied; the "
+				           "database stays at version %lld)\n",
+				           path, d->error_message(c), (long long)from);
 				d->rollback(c);
 				free(path);
 				rc = -1;
 				break;
 			}
 			if (read_version(d, c, &now, &err) < 0 || now != from + 1) {
-				buf_printf(out, "  migration: %s ran but the version is %s%lld, not %lld\n", path,
-				           err != NULL ? err : "", (long long)now, (long long)(from + 1));
+				buf_printf(out, "  migration: %s ran but the version is %s%lld, not %lld\n",
+				           path, err != NULL ? err : "", (long long)now,
+				           (long long)(from + 1));
 				free(err);
 				free(path);
 				rc = -1;
 				break;
 			}
 			buf_printf(out, "  applied %s: now version %lld\n", path, (long long)now);
-			log_notice("storage %s: applied %s (schema version %lld)", cfg->dsn != NULL ?
-			           cfg->dsn : (cfg->path != NULL ? cfg->path : ""), path, (long long)now);
+			log_notice("storage %s: applied %s (schema version %lld)",
+			           cfg->dsn != NULL ? cfg->dsn : (cfg->path != NULL ? cfg->path : ""), path,
+			           (long long)now);
 			free(path);
 		}
 	}

@@ -18,9 +18,8 @@
 
 /* The folded column of each field (VF_USER: the key itself). */
 static const char *const vsearch_column[VF_COUNT] = {
-	[VF_USER] = "username", [VF_FN] = "lfn", [VF_FIRST] = "lgiven", [VF_LAST] = "lfamily",
-	[VF_NICK] = "lnickname", [VF_EMAIL] = "lemail", [VF_LOCALITY] = "llocality",
-	[VF_ORG] = "lorgname",
+	[VF_USER] = "username",  [VF_FN] = "lfn",       [VF_FIRST] = "lgiven",       [VF_LAST] = "lfamily",
+	[VF_NICK] = "lnickname", [VF_EMAIL] = "lemail", [VF_LOCALITY] = "llocality", [VF_ORG] = "lorgname",
 };
 
 /* Above every string that starts with a given prefix and continues with
@@ -32,21 +31,22 @@ static enum storage_result op_vcard_search(void *conn, struct vcard_search_job *
 {
 	struct sql_thread *t = conn;
 	const struct sql_driver_vfuncs *d = t->ss->drv;
-	struct buf sql = {0};
+	struct buf sql = { 0 };
 	struct sql_param p[1 + 2 * VF_COUNT * 4];
 	size_t np = 0;
 	buf_append_str(&sql, "SELECT username, fn, given, family, nickname, email, locality, orgname "
-	               "FROM vcard_search WHERE server_host = ?");
+	                     "FROM vcard_search WHERE server_host = ?");
 	p[np++] = (struct sql_param)PTEXT(r->base.host);
 	for (size_t i = 0; i < r->nterms && np + 2 <= ARRAY_SIZE(p); i++) {
 		const struct vcard_term *tm = &r->terms[i];
 		const char *col = vsearch_column[tm->field];
 		if (tm->prefix && tm->value[0] == '\0')
-			continue;   /* "*": anything */
+			continue; /* "*": anything */
 		if (tm->prefix) {
 			buf_printf(&sql, " AND %s >= ? AND %s < ?", col, col);
 			p[np++] = (struct sql_param)PTEXT(tm->value);
-			p[np++] = (struct sql_param)PTEXT(pool_printf(r->base.pool, "%s" PREFIX_END, tm->value));
+			p[np++] = (struct sql_param)PTEXT(
+			        pool_printf(r->base.pool, "%s" PREFIX_END, tm->value));
 		} else {
 			buf_printf(&sql, " AND %s = ?", col);
 			p[np++] = (struct sql_param)PTEXT(tm->value);
@@ -73,8 +73,8 @@ static enum storage_result op_vcard_search(void *conn, struct vcard_search_job *
 		}
 		r->entries = sql_pool_grow(r->base.pool, r->entries, r->nentries, &cap, sizeof(*r->entries));
 		struct vcard_entry *e = &r->entries[r->nentries++];
-		static const enum vcard_field cols[] = { VF_USER, VF_FN, VF_FIRST, VF_LAST, VF_NICK,
-			                                     VF_EMAIL, VF_LOCALITY, VF_ORG };
+		static const enum vcard_field cols[] = { VF_USER, VF_FN,    VF_FIRST,    VF_LAST,
+			                                 VF_NICK, VF_EMAIL, VF_LOCALITY, VF_ORG };
 		for (unsigned c = 0; c < ARRAY_SIZE(cols); c++) {
 			char *v = sql_col_str(t, r->base.pool, s, c);
 			e->fields[cols[c]] = v != NULL ? v : "";
@@ -93,9 +93,9 @@ static enum storage_result op_vcard_search(void *conn, struct vcard_search_job *
 }
 
 static const char sql_vcard_unindexed[] =
-	"SELECT username, vcard FROM vcards WHERE server_host = ? AND NOT EXISTS "
-	"(SELECT 1 FROM vcard_search WHERE vcard_search.server_host = vcards.server_host "
-	"AND vcard_search.username = vcards.username)";
+        "SELECT username, vcard FROM vcards WHERE server_host = ? AND NOT EXISTS "
+        "(SELECT 1 FROM vcard_search WHERE vcard_search.server_host = vcards.server_host "
+        "AND vcard_search.username = vcards.username)";
 
 static enum storage_result op_vcard_reindex(void *conn, struct vcard_reindex_job *r)
 {
@@ -104,7 +104,7 @@ static enum storage_result op_vcard_reindex(void *conn, struct vcard_reindex_job
 	struct sql_param p[] = { PTEXT(r->base.host) };
 	enum sql_step st;
 	size_t cap = 0, n = 0;
-	struct private_item *todo = NULL;   /* (user, vcard) pairs */
+	struct private_item *todo = NULL; /* (user, vcard) pairs */
 	r->count = 0;
 	if (sql_q_begin(t, true) < 0)
 		return sql_q_fail(t, &r->base);

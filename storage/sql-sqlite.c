@@ -38,8 +38,8 @@ struct sqlite_stmt {
 
 struct sqlite_conn {
 	sqlite3 *db;
-	struct sqlite_stmt *stmts;      /* the statement cache */
-	int last_code;                  /* extended result code of the last error */
+	struct sqlite_stmt *stmts; /* the statement cache */
+	int last_code;             /* extended result code of the last error */
 	char *last_msg;
 };
 
@@ -116,7 +116,8 @@ static struct sql_conn *sqlite_connect(const struct storage_config *cfg, char **
 	}
 	if (strcmp(cfg->path, ":memory:") == 0 || str_has_prefix(cfg->path, "file:")) {
 		*error_r = xasprintf("sqlite: '%s': give the path of a database file (every worker "
-		                     "thread opens its own connection to it)", cfg->path);
+		                     "thread opens its own connection to it)",
+		                     cfg->path);
 		return NULL;
 	}
 	struct sqlite_conn *c = xcalloc(1, sizeof(*c));
@@ -135,8 +136,7 @@ static struct sql_conn *sqlite_connect(const struct storage_config *cfg, char **
 	if (exec_simple(c, "PRAGMA journal_mode=WAL") < 0)
 		log_warning("sqlite %s: cannot use WAL mode (%s); using the rollback journal", cfg->path,
 		            c->last_msg);
-	if (exec_simple(c, "PRAGMA synchronous=FULL") < 0 ||
-	    exec_simple(c, "PRAGMA foreign_keys=ON") < 0) {
+	if (exec_simple(c, "PRAGMA synchronous=FULL") < 0 || exec_simple(c, "PRAGMA foreign_keys=ON") < 0) {
 		*error_r = xasprintf("sqlite: cannot set up %s: %s", cfg->path, c->last_msg);
 		sqlite_disconnect((struct sql_conn *)(void *)c);
 		return NULL;
@@ -147,7 +147,7 @@ static struct sql_conn *sqlite_connect(const struct storage_config *cfg, char **
 
 static bool sqlite_is_broken(struct sql_conn *conn)
 {
-	return false;   /* a file, not a server: there is nothing to reconnect to */
+	return false; /* a file, not a server: there is nothing to reconnect to */
 }
 
 static int sqlite_exec(struct sql_conn *conn, const char *script)
@@ -294,7 +294,7 @@ static void sqlite_rollback(struct sql_conn *conn)
 {
 	struct sqlite_conn *c = CONN(conn);
 	if (sqlite3_get_autocommit(c->db))
-		return;   /* nothing open (SQLite may have rolled back by itself) */
+		return; /* nothing open (SQLite may have rolled back by itself) */
 	int code = c->last_code;
 	char *msg = c->last_msg != NULL ? xstrdup(c->last_msg) : NULL;
 	if (run_cached(c, "ROLLBACK") < 0)
@@ -311,8 +311,7 @@ static enum sql_error sqlite_error_class(struct sql_conn *conn)
 	switch (code & 0xff) {
 	case SQLITE_OK:
 	case SQLITE_ROW:
-	case SQLITE_DONE:
-		return SQL_ERR_NONE;
+	case SQLITE_DONE: return SQL_ERR_NONE;
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
 	case SQLITE_IOERR:
@@ -320,14 +319,12 @@ static enum sql_error sqlite_error_class(struct sql_conn *conn)
 	case SQLITE_NOMEM:
 	case SQLITE_PROTOCOL:
 	case SQLITE_INTERRUPT:
-	case SQLITE_CANTOPEN:
-		return SQL_ERR_TEMPORARY;
+	case SQLITE_CANTOPEN: return SQL_ERR_TEMPORARY;
 	case SQLITE_CONSTRAINT:
 		if (code == SQLITE_CONSTRAINT_PRIMARYKEY || code == SQLITE_CONSTRAINT_UNIQUE)
 			return SQL_ERR_CONSTRAINT;
 		return SQL_ERR_PERMANENT;
-	default:
-		return SQL_ERR_PERMANENT;
+	default: return SQL_ERR_PERMANENT;
 	}
 }
 
@@ -338,12 +335,9 @@ static const char *sqlite_error_message(struct sql_conn *conn)
 }
 
 static const char *const sqlite_migrations[] = {
-	"migrations/sqlite/002-offline.sql",
-	"migrations/sqlite/003-user-data.sql",
-	"migrations/sqlite/004-blocklist.sql",
-	"migrations/sqlite/005-privacy.sql",
-	"migrations/sqlite/006-shared-roster.sql",
-	"migrations/sqlite/007-vcard-search.sql",
+	"migrations/sqlite/002-offline.sql",       "migrations/sqlite/003-user-data.sql",
+	"migrations/sqlite/004-blocklist.sql",     "migrations/sqlite/005-privacy.sql",
+	"migrations/sqlite/006-shared-roster.sql", "migrations/sqlite/007-vcard-search.sql",
 };
 _Static_assert(ARRAY_SIZE(sqlite_migrations) == SQL_SCHEMA_VERSION - 1,
                "one migration script per schema version after the first");

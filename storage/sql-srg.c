@@ -17,35 +17,30 @@
 
 static const char sql_srg_list[] = "SELECT name FROM sr_groups WHERE server_host = ?";
 static const char sql_srg_get_one[] =
-	"SELECT name, label, description FROM sr_groups WHERE server_host = ? AND name = ?";
-static const char sql_srg_get_all[] =
-	"SELECT name, label, description FROM sr_groups WHERE server_host = ?";
+        "SELECT name, label, description FROM sr_groups WHERE server_host = ? AND name = ?";
+static const char sql_srg_get_all[] = "SELECT name, label, description FROM sr_groups WHERE server_host = ?";
 static const char sql_srg_displayed_one[] =
-	"SELECT grp, displayed FROM sr_displayed WHERE server_host = ? AND grp = ?";
-static const char sql_srg_displayed_all[] =
-	"SELECT grp, displayed FROM sr_displayed WHERE server_host = ?";
+        "SELECT grp, displayed FROM sr_displayed WHERE server_host = ? AND grp = ?";
+static const char sql_srg_displayed_all[] = "SELECT grp, displayed FROM sr_displayed WHERE server_host = ?";
 static const char sql_srg_members_one[] =
-	"SELECT grp, member FROM sr_members WHERE server_host = ? AND grp = ?";
-static const char sql_srg_members_all[] =
-	"SELECT grp, member FROM sr_members WHERE server_host = ?";
+        "SELECT grp, member FROM sr_members WHERE server_host = ? AND grp = ?";
+static const char sql_srg_members_all[] = "SELECT grp, member FROM sr_members WHERE server_host = ?";
 static const char sql_srg_insert[] =
-	"INSERT INTO sr_groups (server_host, name, label, description) VALUES (?, ?, ?, ?)";
+        "INSERT INTO sr_groups (server_host, name, label, description) VALUES (?, ?, ?, ?)";
 static const char sql_srg_displayed_insert[] =
-	"INSERT INTO sr_displayed (server_host, grp, displayed) VALUES (?, ?, ?)";
+        "INSERT INTO sr_displayed (server_host, grp, displayed) VALUES (?, ?, ?)";
 static const char sql_srg_member_insert[] =
-	"INSERT INTO sr_members (server_host, grp, member) VALUES (?, ?, ?)";
+        "INSERT INTO sr_members (server_host, grp, member) VALUES (?, ?, ?)";
 static const char sql_srg_exists[] = "SELECT 1 FROM sr_groups WHERE server_host = ? AND name = ?";
 static const char sql_srg_member_exists[] =
-	"SELECT 1 FROM sr_members WHERE server_host = ? AND grp = ? AND member = ?";
+        "SELECT 1 FROM sr_members WHERE server_host = ? AND grp = ? AND member = ?";
 static const char sql_srg_member_delete[] =
-	"DELETE FROM sr_members WHERE server_host = ? AND grp = ? AND member = ?";
-static const char sql_srg_members_delete[] =
-	"DELETE FROM sr_members WHERE server_host = ? AND grp = ?";
-static const char sql_srg_displayed_delete[] =
-	"DELETE FROM sr_displayed WHERE server_host = ? AND grp = ?";
+        "DELETE FROM sr_members WHERE server_host = ? AND grp = ? AND member = ?";
+static const char sql_srg_members_delete[] = "DELETE FROM sr_members WHERE server_host = ? AND grp = ?";
+static const char sql_srg_displayed_delete[] = "DELETE FROM sr_displayed WHERE server_host = ? AND grp = ?";
 static const char sql_srg_delete[] = "DELETE FROM sr_groups WHERE server_host = ? AND name = ?";
 static const char sql_srg_user_groups[] =
-	"SELECT DISTINCT grp FROM sr_members WHERE server_host = ? AND (member = ? OR member = ?)";
+        "SELECT DISTINCT grp FROM sr_members WHERE server_host = ? AND (member = ? OR member = ?)";
 
 static int cmp_group(const void *a, const void *b)
 {
@@ -66,7 +61,8 @@ static int srg_read_lists(struct sql_thread *t, struct srg_get_job *r, const cha
 		const char *grp = d->column_text(s, 0);
 		struct srg_group key = { .name = (char *)grp };
 		struct srg_group *g = grp != NULL && r->ngroups > 0
-		                      ? bsearch(&key, r->groups, r->ngroups, sizeof(*g), cmp_group) : NULL;
+		                              ? bsearch(&key, r->groups, r->ngroups, sizeof(*g), cmp_group)
+		                              : NULL;
 		char *v = sql_col_str(t, r->base.pool, s, 1);
 		if (g != NULL && v != NULL) {
 			struct strlist *l = members ? &g->members : &g->displayed;
@@ -107,14 +103,14 @@ static enum storage_result op_srg_get(void *conn, struct srg_get_job *r)
 	/* One read transaction: groups, lists and members agree. */
 	if (sql_q_begin(t, false) < 0)
 		return sql_q_fail(t, &r->base);
-	struct sql_stmt *s = sql_q_start(t, r->name != NULL ? sql_srg_get_one : sql_srg_get_all, p, np,
-	                                 &st);
+	struct sql_stmt *s = sql_q_start(t, r->name != NULL ? sql_srg_get_one : sql_srg_get_all, p, np, &st);
 	if (s == NULL)
 		return sql_q_abort(t, &r->base);
 	while (st == SQL_STEP_ROW) {
 		char *name = sql_col_str(t, r->base.pool, s, 0);
 		if (name != NULL) {
-			r->groups = sql_pool_grow(r->base.pool, r->groups, r->ngroups, &cap, sizeof(*r->groups));
+			r->groups =
+			        sql_pool_grow(r->base.pool, r->groups, r->ngroups, &cap, sizeof(*r->groups));
 			struct srg_group *g = &r->groups[r->ngroups++];
 			memset(g, 0, sizeof(*g));
 			g->name = name;
@@ -132,10 +128,10 @@ static enum storage_result op_srg_get(void *conn, struct srg_get_job *r)
 		return sql_q_abort(t, &r->base);
 	if (r->ngroups > 1)
 		qsort(r->groups, r->ngroups, sizeof(*r->groups), cmp_group);
-	if (srg_read_lists(t, r, r->name != NULL ? sql_srg_displayed_one : sql_srg_displayed_all, p,
-	                   np, false) < 0 ||
-	    srg_read_lists(t, r, r->name != NULL ? sql_srg_members_one : sql_srg_members_all, p, np,
-	                   true) < 0)
+	if (srg_read_lists(t, r, r->name != NULL ? sql_srg_displayed_one : sql_srg_displayed_all, p, np,
+	                   false) < 0 ||
+	    srg_read_lists(t, r, r->name != NULL ? sql_srg_members_one : sql_srg_members_all, p, np, true) <
+	            0)
 		return sql_q_abort(t, &r->base);
 	if (sql_q_commit(t) < 0)
 		return sql_q_abort(t, &r->base);
@@ -166,7 +162,7 @@ static enum storage_result op_srg_create(void *conn, struct srg_create_job *r)
 	struct sql_thread *t = conn;
 	struct sql_param pk[] = { PTEXT(r->base.host), PTEXT(r->grp.name) };
 	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->grp.name), PTEXT(r->grp.label),
-	                         PTEXT(r->grp.description) };
+		                 PTEXT(r->grp.description) };
 	int64_t v = 0;
 	if (sql_q_begin(t, true) < 0)
 		return sql_q_fail(t, &r->base);

@@ -86,8 +86,8 @@ static _Thread_local const char *failed_sql;
 
 /* Prepare, bind and take the first step.  NULL on error (the connection
  * holds the error). */
-struct sql_stmt *sql_q_start(struct sql_thread *t, const char *sql, const struct sql_param *p,
-                             size_t n, enum sql_step *step_r)
+struct sql_stmt *sql_q_start(struct sql_thread *t, const char *sql, const struct sql_param *p, size_t n,
+                             enum sql_step *step_r)
 {
 	const struct sql_driver_vfuncs *d = t->ss->drv;
 	failed_sql = sql;
@@ -155,8 +155,7 @@ enum storage_result sql_q_fail(struct sql_thread *t, const struct storage_req *r
 	const struct sql_driver_vfuncs *d = t->ss->drv;
 	const char *who = r->user != NULL ? r->user : "";
 	switch (d->error_class(t->conn)) {
-	case SQL_ERR_CONSTRAINT:
-		return STORAGE_EXISTS;
+	case SQL_ERR_CONSTRAINT: return STORAGE_EXISTS;
 	case SQL_ERR_TEMPORARY:
 	case SQL_ERR_NONE:
 		log_warning("storage %s: %s %s@%s: temporary failure: %s [%s]", t->ss->base.description,
@@ -165,9 +164,8 @@ enum storage_result sql_q_fail(struct sql_thread *t, const struct storage_req *r
 		return STORAGE_TEMPFAIL;
 	case SQL_ERR_PERMANENT:
 	default:
-		log_error("storage %s: %s %s@%s: %s [%s]", t->ss->base.description,
-		          r->op->name, who, r->host, d->error_message(t->conn),
-		          failed_sql != NULL ? failed_sql : "");
+		log_error("storage %s: %s %s@%s: %s [%s]", t->ss->base.description, r->op->name, who, r->host,
+		          d->error_message(t->conn), failed_sql != NULL ? failed_sql : "");
 		return STORAGE_ERROR;
 	}
 }
@@ -209,9 +207,8 @@ int sql_cmp_str(const void *a, const void *b)
 
 /* Run sql and collect its first column (text, NULLs skipped) into *out,
  * sorted here, byte-wise: the database's collation may differ. */
-enum storage_result sql_q_names(struct sql_thread *t, const struct storage_req *req,
-                                const char *sql, const struct sql_param *p, size_t np,
-                                struct strlist *out)
+enum storage_result sql_q_names(struct sql_thread *t, const struct storage_req *req, const char *sql,
+                                const struct sql_param *p, size_t np, struct strlist *out)
 {
 	const struct sql_driver_vfuncs *d = t->ss->drv;
 	enum sql_step st;
@@ -242,8 +239,7 @@ enum storage_result sql_q_names(struct sql_thread *t, const struct storage_req *
 
 /* Run a one-row, one-integer query: 1 and *v_r when there is a row, 0 when
  * there is none, -1 on error. */
-int sql_q_int(struct sql_thread *t, const char *sql, const struct sql_param *p, size_t n,
-              int64_t *v_r)
+int sql_q_int(struct sql_thread *t, const char *sql, const struct sql_param *p, size_t n, int64_t *v_r)
 {
 	const struct sql_driver_vfuncs *d = t->ss->drv;
 	enum sql_step st;
@@ -258,14 +254,12 @@ int sql_q_int(struct sql_thread *t, const char *sql, const struct sql_param *p, 
 }
 
 /* Insert or replace: p holds the insert's parameters, the key's nkey first. */
-int sql_q_upsert(struct sql_thread *t, const struct upsert_sql *u, const struct sql_param *p,
-                 size_t n, size_t nkey)
+int sql_q_upsert(struct sql_thread *t, const struct upsert_sql *u, const struct sql_param *p, size_t n,
+                 size_t nkey)
 {
 	switch (t->ss->upsert) {
-	case SQL_UPSERT_ON_CONFLICT:
-		return sql_q_exec(t, u->on_conflict, p, n, NULL);
-	case SQL_UPSERT_ON_DUPLICATE_KEY:
-		return sql_q_exec(t, u->on_duplicate, p, n, NULL);
+	case SQL_UPSERT_ON_CONFLICT: return sql_q_exec(t, u->on_conflict, p, n, NULL);
+	case SQL_UPSERT_ON_DUPLICATE_KEY: return sql_q_exec(t, u->on_duplicate, p, n, NULL);
 	case SQL_UPSERT_NONE:
 	default: {
 		/* UPDATE takes the values first, then the key. */
@@ -286,8 +280,8 @@ int sql_q_upsert(struct sql_thread *t, const struct upsert_sql *u, const struct 
 
 /* Run a one-row, one-text-column query into *out_r (pool copy): 1 when
  * there is a row, 0 when there is none, -1 on error. */
-int sql_q_text(struct sql_thread *t, struct pool *pool, const char *sql,
-               const struct sql_param *p, size_t n, char **out_r)
+int sql_q_text(struct sql_thread *t, struct pool *pool, const char *sql, const struct sql_param *p, size_t n,
+               char **out_r)
 {
 	const struct sql_driver_vfuncs *d = t->ss->drv;
 	enum sql_step st;
@@ -364,8 +358,8 @@ static void sql_run(struct storage *st, struct storage_req *req, void *thread_st
 		t->last_used = mono_now();
 		if (req->res != STORAGE_TEMPFAIL || d->is_broken == NULL || !d->is_broken(t->conn))
 			return;
-		log_warning("storage %s: worker %u lost its connection (%s); reconnecting",
-		            st->description, t->index, d->error_message(t->conn));
+		log_warning("storage %s: worker %u lost its connection (%s); reconnecting", st->description,
+		            t->index, d->error_message(t->conn));
 		d->disconnect(t->conn);
 		t->conn = NULL;
 		storage_outage_disconnected(&t->ss->outage);
@@ -378,8 +372,7 @@ static void sql_run(struct storage *st, struct storage_req *req, void *thread_st
  * operation's batch does them in one transaction; when it cannot (a
  * statement failed, the connection broke: nothing was committed), each job
  * runs alone and gets the result it would have got without the batch. */
-static void sql_run_batch(struct storage *st, struct storage_req **reqs, size_t n,
-                          void *thread_state)
+static void sql_run_batch(struct storage *st, struct storage_req **reqs, size_t n, void *thread_state)
 {
 	struct sql_thread *t = thread_state;
 	if (!thread_connect(t, reqs[0])) {
@@ -403,7 +396,7 @@ static void *sql_thread_init(void *group_ctx, unsigned index)
 	struct sql_thread *t = xcalloc(1, sizeof(*t));
 	t->ss = group_ctx;
 	t->index = index;
-	thread_connect(t, NULL);     /* failures are retried at each job */
+	thread_connect(t, NULL); /* failures are retried at each job */
 	return t;
 }
 

@@ -17,13 +17,13 @@
 struct sql_storage {
 	struct storage base;
 	const struct sql_driver_vfuncs *drv;
-	struct storage_config cfg;      /* copy; immutable after open */
-	enum sql_upsert upsert;         /* the dialect's, or a test's choice */
+	struct storage_config cfg; /* copy; immutable after open */
+	enum sql_upsert upsert;    /* the dialect's, or a test's choice */
 
-	struct storage_outage outage;   /* the database's, as the workers see it */
-	_Atomic unsigned long batched;  /* jobs done in batches of two or more */
+	struct storage_outage outage;  /* the database's, as the workers see it */
+	_Atomic unsigned long batched; /* jobs done in batches of two or more */
 
-	bool test_fail_batches;         /* tests: every batch fails before its commit */
+	bool test_fail_batches; /* tests: every batch fails before its commit */
 };
 
 /* One per worker thread: the conn the areas' operations get. */
@@ -31,7 +31,7 @@ struct sql_thread {
 	struct sql_storage *ss;
 	unsigned index;
 	struct sql_conn *conn;
-	double last_used;               /* monotonic seconds */
+	double last_used; /* monotonic seconds */
 };
 
 /* ---- statements (worker thread) ---------------------------------------------- */
@@ -42,13 +42,19 @@ struct sql_param {
 	const char *text;
 	int64_t num;
 };
-#define PTEXT(s) { (s) != NULL ? PT_TEXT : PT_NULL, (s), 0 }
-#define PINT(n) { PT_INT, NULL, (int64_t)(n) }
+#define PTEXT(s)                                        \
+	{                                               \
+		(s) != NULL ? PT_TEXT : PT_NULL, (s), 0 \
+	}
+#define PINT(n)                            \
+	{                                  \
+		PT_INT, NULL, (int64_t)(n) \
+	}
 
 /* Prepare, bind and take the first step.  NULL on error (the connection
  * holds the error). */
-struct sql_stmt *sql_q_start(struct sql_thread *t, const char *sql, const struct sql_param *p,
-                             size_t n, enum sql_step *step_r);
+struct sql_stmt *sql_q_start(struct sql_thread *t, const char *sql, const struct sql_param *p, size_t n,
+                             enum sql_step *step_r);
 /* Run a statement that returns no rows.  0 or -1; *changes_r (optional)
  * gets the number of rows changed. */
 int sql_q_exec(struct sql_thread *t, const char *sql, const struct sql_param *p, size_t n,
@@ -68,34 +74,31 @@ int sql_cmp_str(const void *a, const void *b);
 /* Run sql and collect its first column (text, NULLs skipped) into *out
  * (pool), sorted here, byte-wise: the database's collation may differ.
  * req is for the log line. */
-enum storage_result sql_q_names(struct sql_thread *t, const struct storage_req *req,
-                                const char *sql, const struct sql_param *p, size_t np,
-                                struct strlist *out);
+enum storage_result sql_q_names(struct sql_thread *t, const struct storage_req *req, const char *sql,
+                                const struct sql_param *p, size_t np, struct strlist *out);
 /* Run a one-row, one-integer query: 1 and *v_r when there is a row, 0 when
  * there is none, -1 on error. */
-int sql_q_int(struct sql_thread *t, const char *sql, const struct sql_param *p, size_t n,
-              int64_t *v_r);
+int sql_q_int(struct sql_thread *t, const char *sql, const struct sql_param *p, size_t n, int64_t *v_r);
 /* Run a one-row, one-text-column query into *out_r (pool copy): 1 when
  * there is a row, 0 when there is none, -1 on error. */
-int sql_q_text(struct sql_thread *t, struct pool *pool, const char *sql,
-               const struct sql_param *p, size_t n, char **out_r);
+int sql_q_text(struct sql_thread *t, struct pool *pool, const char *sql, const struct sql_param *p, size_t n,
+               char **out_r);
 
 /* The three ways of writing "insert or replace one row" for a table whose
  * key is the first nkey columns of the insert. */
 struct upsert_sql {
-	const char *on_conflict;      /* INSERT ... ON CONFLICT (key) DO UPDATE */
-	const char *on_duplicate;     /* INSERT ... ON DUPLICATE KEY UPDATE */
-	const char *insert;           /* plain INSERT (same parameters) */
-	const char *update;           /* UPDATE: value columns, then the key columns */
+	const char *on_conflict;  /* INSERT ... ON CONFLICT (key) DO UPDATE */
+	const char *on_duplicate; /* INSERT ... ON DUPLICATE KEY UPDATE */
+	const char *insert;       /* plain INSERT (same parameters) */
+	const char *update;       /* UPDATE: value columns, then the key columns */
 };
 /* Insert or replace: p holds the insert's parameters, the key's nkey first. */
-int sql_q_upsert(struct sql_thread *t, const struct upsert_sql *u, const struct sql_param *p,
-                 size_t n, size_t nkey);
+int sql_q_upsert(struct sql_thread *t, const struct upsert_sql *u, const struct sql_param *p, size_t n,
+                 size_t nkey);
 
 /* Replace user's row of the directory index from the vCard text (inside
  * the caller's write transaction; sql-vcard.c). */
-int sql_vcard_index_write(struct sql_thread *t, const char *host, const char *user,
-                          const char *vcard);
+int sql_vcard_index_write(struct sql_thread *t, const char *host, const char *user, const char *vcard);
 
 /* ---- schema (sql-schema.c; any thread, no loop objects) ------------------------- */
 
@@ -106,8 +109,7 @@ int sql_schema_create(const struct sql_driver_vfuncs *d, struct sql_conn *c, con
                       const char *script, const char *schema_path, char **error_r);
 /* The connection's schema version is ours; else -1 and a malloc'd error
  * that says what to do. */
-int sql_schema_check(const struct sql_driver_vfuncs *d, struct sql_conn *c, const char *desc,
-                     char **error_r);
+int sql_schema_check(const struct sql_driver_vfuncs *d, struct sql_conn *c, const char *desc, char **error_r);
 
 /* ---- the areas (sql-<area>.c) ----------------------------------------------------- */
 

@@ -26,8 +26,8 @@ static void add_item(struct sql_conninfo *ci, struct buf *key, struct buf *val)
 
 int sql_conninfo_parse(const char *dsn, struct sql_conninfo *ci_r, char **error_r)
 {
-	struct sql_conninfo ci = {0};
-	struct buf key = {0}, val = {0};
+	struct sql_conninfo ci = { 0 };
+	struct buf key = { 0 }, val = { 0 };
 	const char *p = dsn != NULL ? dsn : "";
 	for (;;) {
 		while (isspace((unsigned char)*p))
@@ -39,7 +39,8 @@ int sql_conninfo_parse(const char *dsn, struct sql_conninfo *ci_r, char **error_
 			p++;
 		if (p == start) {
 			*error_r = xasprintf("connection string: a '=' with no keyword before it "
-			                     "(at offset %zu)", (size_t)(start - dsn));
+			                     "(at offset %zu)",
+			                     (size_t)(start - dsn));
 			goto fail;
 		}
 		buf_append(&key, start, (size_t)(p - start));
@@ -57,7 +58,8 @@ int sql_conninfo_parse(const char *dsn, struct sql_conninfo *ci_r, char **error_
 			for (;;) {
 				if (*p == '\0') {
 					*error_r = xasprintf("connection string: the quoted value of '%s' is "
-					                     "not closed", key.data);
+					                     "not closed",
+					                     key.data);
 					goto fail;
 				}
 				if (*p == '\\' && p[1] != '\0') {

@@ -23,8 +23,7 @@ static const struct upsert_sql sql_vcard_upsert = {
 	VCARD_INSERT,
 	"UPDATE vcards SET vcard = ? WHERE server_host = ? AND username = ?",
 };
-static const char sql_vcard_get[] =
-	"SELECT vcard FROM vcards WHERE server_host = ? AND username = ?";
+static const char sql_vcard_get[] = "SELECT vcard FROM vcards WHERE server_host = ? AND username = ?";
 static enum storage_result op_vcard_get(void *conn, struct vcard_get_job *r)
 {
 	struct sql_thread *t = conn;
@@ -37,25 +36,23 @@ static enum storage_result op_vcard_get(void *conn, struct vcard_get_job *r)
 
 /* The directory's index of a vCard: one row per user, the fields as
  * stored and folded (vcard-index.h). */
-static const char sql_vsearch_delete[] =
-	"DELETE FROM vcard_search WHERE server_host = ? AND username = ?";
+static const char sql_vsearch_delete[] = "DELETE FROM vcard_search WHERE server_host = ? AND username = ?";
 static const char sql_vsearch_insert[] =
-	"INSERT INTO vcard_search (server_host, username, fn, lfn, given, lgiven, family, lfamily, "
-	"nickname, lnickname, email, lemail, locality, llocality, orgname, lorgname, listed) "
-	"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        "INSERT INTO vcard_search (server_host, username, fn, lfn, given, lgiven, family, lfamily, "
+        "nickname, lnickname, email, lemail, locality, llocality, orgname, lorgname, listed) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /* Replace user's index row from the vCard text (inside the caller's write
  * transaction).  A text that is not a vCard is indexed as empty. */
-int sql_vcard_index_write(struct sql_thread *t, const char *host, const char *user,
-                          const char *vcard)
+int sql_vcard_index_write(struct sql_thread *t, const char *host, const char *user, const char *vcard)
 {
 	struct vcard_index vi;
 	if (vcard_index_extract(vcard, &vi) < 0) {
 		for (size_t i = 1; i < VF_COUNT; i++)
 			vi.fields[i] = xstrdup("");
 	}
-	static const enum vcard_field order[] = { VF_FN, VF_FIRST, VF_LAST, VF_NICK, VF_EMAIL,
-		                                      VF_LOCALITY, VF_ORG };
+	static const enum vcard_field order[] = { VF_FN,    VF_FIRST,    VF_LAST, VF_NICK,
+		                                  VF_EMAIL, VF_LOCALITY, VF_ORG };
 	char *folded[ARRAY_SIZE(order)];
 	struct sql_param p[17] = { PTEXT(host), PTEXT(user) };
 	for (size_t i = 0; i < ARRAY_SIZE(order); i++) {

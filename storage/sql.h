@@ -27,28 +27,28 @@
 /* Class of the last error on a connection: what sql-store.c may do next. */
 enum sql_error {
 	SQL_ERR_NONE,
-	SQL_ERR_TEMPORARY,   /* connection lost, busy/locked, timeout, disk full: try later */
-	SQL_ERR_PERMANENT,   /* syntax, missing table, type mismatch: a bug or a bad schema */
-	SQL_ERR_CONSTRAINT,  /* unique / primary key violation (the row exists) */
+	SQL_ERR_TEMPORARY,  /* connection lost, busy/locked, timeout, disk full: try later */
+	SQL_ERR_PERMANENT,  /* syntax, missing table, type mismatch: a bug or a bad schema */
+	SQL_ERR_CONSTRAINT, /* unique / primary key violation (the row exists) */
 };
 
 enum sql_step {
-	SQL_STEP_ROW,        /* a row is available through the column functions */
-	SQL_STEP_DONE,       /* no (more) rows; changes() is valid */
-	SQL_STEP_ERROR,      /* see error_class / error_message of the connection */
+	SQL_STEP_ROW,   /* a row is available through the column functions */
+	SQL_STEP_DONE,  /* no (more) rows; changes() is valid */
+	SQL_STEP_ERROR, /* see error_class / error_message of the connection */
 };
 
 /* How to write "insert or update this row". */
 enum sql_upsert {
-	SQL_UPSERT_NONE,                 /* none: UPDATE, then INSERT when no row changed */
-	SQL_UPSERT_ON_CONFLICT,          /* INSERT ... ON CONFLICT (keys) DO UPDATE SET c = excluded.c
+	SQL_UPSERT_NONE,             /* none: UPDATE, then INSERT when no row changed */
+	SQL_UPSERT_ON_CONFLICT,      /* INSERT ... ON CONFLICT (keys) DO UPDATE SET c = excluded.c
 	                                  * (SQLite >= 3.24, PostgreSQL >= 9.5) */
-	SQL_UPSERT_ON_DUPLICATE_KEY,     /* INSERT ... ON DUPLICATE KEY UPDATE c = VALUES(c) (MySQL) */
+	SQL_UPSERT_ON_DUPLICATE_KEY, /* INSERT ... ON DUPLICATE KEY UPDATE c = VALUES(c) (MySQL) */
 };
 
 struct sql_dialect {
-	const char *name;                /* "sqlite", "pgsql", "mysql", "mssql" */
-	const char *schema_file;         /* "sqlite.sql": in the SQL directory */
+	const char *name;        /* "sqlite", "pgsql", "mysql", "mssql" */
+	const char *schema_file; /* "sqlite.sql": in the SQL directory */
 	enum sql_upsert upsert;
 	/* The migration scripts, relative to the SQL directory: migrations[i]
 	 * takes a database from version i + 1 to i + 2 (and sets the version);
@@ -56,11 +56,11 @@ struct sql_dialect {
 	const char *const *migrations;
 };
 
-struct sql_conn;     /* a driver's connection (its own struct) */
-struct sql_stmt;     /* a driver's prepared statement, owned by its connection */
+struct sql_conn; /* a driver's connection (its own struct) */
+struct sql_stmt; /* a driver's prepared statement, owned by its connection */
 
 struct sql_driver_vfuncs {
-	const char *name;                /* the storage_config.driver value: "sqlite" */
+	const char *name; /* the storage_config.driver value: "sqlite" */
 	const struct sql_dialect *dialect;
 
 	/* "sqlite:/path", "pgsql:host=db dbname=xmpp" (never a password): malloc'd. */
@@ -105,7 +105,7 @@ struct sql_driver_vfuncs {
 	/* Columns of the current row, numbered from 0.  Text and blobs stay
 	 * valid until the next step or reset. */
 	bool (*column_is_null)(struct sql_stmt *s, unsigned col);
-	const char *(*column_text)(struct sql_stmt *s, unsigned col);   /* NULL for NULL */
+	const char *(*column_text)(struct sql_stmt *s, unsigned col); /* NULL for NULL */
 	int64_t (*column_int64)(struct sql_stmt *s, unsigned col);
 	const void *(*column_blob)(struct sql_stmt *s, unsigned col, size_t *len_r);
 	/* Rows changed by the statement that just returned SQL_STEP_DONE. */

@@ -46,15 +46,16 @@ static int fsync_path(const char *path)
 	return r;
 }
 
-int sqlite_copy(const char *src, const char *dst, bool atomic, bool check_schema,
-                int64_t *pages_r, char **error_r)
+int sqlite_copy(const char *src, const char *dst, bool atomic, bool check_schema, int64_t *pages_r,
+                char **error_r)
 {
 	sqlite3 *sdb = NULL, *ddb = NULL;
 	char *tmp = NULL;
 	int ret = -1;
 	*pages_r = 0;
 	if (sqlite3_open_v2(src, &sdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		*error_r = xasprintf("cannot open %s: %s", src, sdb != NULL ? sqlite3_errmsg(sdb) : "out of memory");
+		*error_r = xasprintf("cannot open %s: %s", src,
+		                     sdb != NULL ? sqlite3_errmsg(sdb) : "out of memory");
 		goto out;
 	}
 	sqlite3_busy_timeout(sdb, 10000);
@@ -68,7 +69,8 @@ int sqlite_copy(const char *src, const char *dst, bool atomic, bool check_schema
 	}
 	if (sqlite3_open_v2(target, &ddb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 	                    NULL) != SQLITE_OK) {
-		*error_r = xasprintf("cannot write %s: %s", dst, ddb != NULL ? sqlite3_errmsg(ddb) : "out of memory");
+		*error_r = xasprintf("cannot write %s: %s", dst,
+		                     ddb != NULL ? sqlite3_errmsg(ddb) : "out of memory");
 		goto out;
 	}
 	sqlite3_busy_timeout(ddb, 10000);

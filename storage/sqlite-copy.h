@@ -18,7 +18,7 @@
  * Parley's schema_version table with a version this build can use (at
  * most SQL_SCHEMA_VERSION).  pages_r: pages copied.  Returns 0, or -1 with
  * a malloc'd *error_r. */
-int sqlite_copy(const char *src, const char *dst, bool atomic, bool check_schema,
-                int64_t *pages_r, char **error_r);
+int sqlite_copy(const char *src, const char *dst, bool atomic, bool check_schema, int64_t *pages_r,
+                char **error_r);
 
 #endif

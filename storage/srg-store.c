@@ -41,8 +41,7 @@ static const struct storage_op srg_list_op = {
 	.reply = srg_list_reply,
 };
 
-struct storage_req *storage_srg_list(struct storage *st, const char *host, storage_list_cb *cb,
-                                     void *ctx)
+struct storage_req *storage_srg_list(struct storage *st, const char *host, storage_list_cb *cb, void *ctx)
 {
 	assert(host != NULL && cb != NULL);
 	struct srg_list_job *r = storage_req_new(st, &srg_list_op, sizeof(*r), host, NULL, ctx);
@@ -101,8 +100,8 @@ static const struct storage_op srg_create_op = {
 	.reply = srg_create_reply,
 };
 
-struct storage_req *storage_srg_create(struct storage *st, const char *host,
-                                       const struct srg_group *g, storage_done_cb *cb, void *ctx)
+struct storage_req *storage_srg_create(struct storage *st, const char *host, const struct srg_group *g,
+                                       storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && g != NULL && g->name != NULL && cb != NULL);
 	struct srg_create_job *r = storage_req_new(st, &srg_create_op, sizeof(*r), host, NULL, ctx);
@@ -119,7 +118,7 @@ struct storage_req *storage_srg_create(struct storage *st, const char *host,
 
 static void srg_delete_work(struct storage_req *req, void *conn)
 {
-	req->res = req->st->srg->delete(conn, (struct srg_delete_job *)req);
+	req->res = req->st->srg->delete (conn, (struct srg_delete_job *)req);
 }
 
 static void srg_delete_reply(struct storage_req *req)
@@ -165,9 +164,8 @@ static const struct storage_op srg_member_add_op = {
 	.reply = srg_member_add_reply,
 };
 
-struct storage_req *storage_srg_member_add(struct storage *st, const char *host,
-                                           const char *group, const char *member,
-                                           storage_done_cb *cb, void *ctx)
+struct storage_req *storage_srg_member_add(struct storage *st, const char *host, const char *group,
+                                           const char *member, storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && group != NULL && member != NULL && cb != NULL);
 	struct srg_member_add_job *r;
@@ -198,9 +196,8 @@ static const struct storage_op srg_member_remove_op = {
 	.reply = srg_member_remove_reply,
 };
 
-struct storage_req *storage_srg_member_remove(struct storage *st, const char *host,
-                                              const char *group, const char *member,
-                                              storage_done_cb *cb, void *ctx)
+struct storage_req *storage_srg_member_remove(struct storage *st, const char *host, const char *group,
+                                              const char *member, storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && group != NULL && member != NULL && cb != NULL);
 	struct srg_member_remove_job *r;
@@ -233,8 +230,8 @@ static const struct storage_op srg_user_groups_op = {
 	.reply = srg_user_groups_reply,
 };
 
-struct storage_req *storage_srg_user_groups(struct storage *st, const char *host,
-                                            const char *bare_jid, storage_list_cb *cb, void *ctx)
+struct storage_req *storage_srg_user_groups(struct storage *st, const char *host, const char *bare_jid,
+                                            storage_list_cb *cb, void *ctx)
 {
 	assert(host != NULL && bare_jid != NULL && cb != NULL);
 	struct srg_user_groups_job *r;
@@ -249,7 +246,7 @@ struct storage_req *storage_srg_user_groups(struct storage *st, const char *host
 static void srg_names_work(struct storage_req *req, void *conn)
 {
 	if (req->st->srg->names == NULL)
-		req->res = STORAGE_ERROR;   /* the store keeps no names */
+		req->res = STORAGE_ERROR; /* the store keeps no names */
 	else
 		req->res = req->st->srg->names(conn, (struct srg_names_job *)req);
 }
@@ -268,8 +265,8 @@ static const struct storage_op srg_names_op = {
 	.reply = srg_names_reply,
 };
 
-struct storage_req *storage_srg_names(struct storage *st, const char *host,
-                                      storage_srg_names_cb *cb, void *ctx)
+struct storage_req *storage_srg_names(struct storage *st, const char *host, storage_srg_names_cb *cb,
+                                      void *ctx)
 {
 	assert(host != NULL && cb != NULL);
 	struct srg_names_job *r = storage_req_new(st, &srg_names_op, sizeof(*r), host, NULL, ctx);

@@ -20,22 +20,22 @@ struct srg_list_job {
 	struct storage_req base;
 	storage_list_cb *cb;
 	/* results */
-	struct strlist names;              /* in pool */
+	struct strlist names; /* in pool */
 };
 
 struct srg_get_job {
 	struct storage_req base;
 	storage_srg_cb *cb;
-	const char *name;                  /* NULL: every group */
+	const char *name; /* NULL: every group */
 	/* results */
-	struct srg_group *groups;          /* in pool */
+	struct srg_group *groups; /* in pool */
 	size_t ngroups;
 };
 
 struct srg_create_job {
 	struct storage_req base;
 	storage_done_cb *cb;
-	struct srg_group grp;              /* strings in pool */
+	struct srg_group grp; /* strings in pool */
 };
 
 struct srg_delete_job {
@@ -47,30 +47,30 @@ struct srg_delete_job {
 struct srg_member_add_job {
 	struct storage_req base;
 	storage_done_cb *cb;
-	const char *name;                  /* the group */
+	const char *name; /* the group */
 	const char *member;
 };
 
 struct srg_member_remove_job {
 	struct storage_req base;
 	storage_done_cb *cb;
-	const char *name;                  /* the group */
+	const char *name; /* the group */
 	const char *member;
 };
 
 struct srg_user_groups_job {
 	struct storage_req base;
 	storage_list_cb *cb;
-	const char *member;                /* the bare JID */
+	const char *member; /* the bare JID */
 	/* results */
-	struct strlist names;              /* in pool */
+	struct strlist names; /* in pool */
 };
 
 struct srg_names_job {
 	struct storage_req base;
 	storage_srg_names_cb *cb;
 	/* results */
-	struct srg_name *names;            /* in pool */
+	struct srg_name *names; /* in pool */
 	size_t nnames;
 };
 

@@ -44,11 +44,11 @@ static int check_storage(const struct storage_config *st, const struct cfg_node 
 {
 	bool built = false;
 	if (strcmp(st->driver, "memory") == 0)
-		return 0;                       /* the memory store, for tests */
+		return 0; /* the memory store, for tests */
 	if (!sql_driver_known(st->driver, &built)) {
-		*error_r = cfg_error_for_key(map, fallback, section, "driver",
-		                             "unknown storage driver '%s' (known: sqlite, pgsql, mysql, odbc)",
-		                             st->driver);
+		*error_r = cfg_error_for_key(
+		        map, fallback, section, "driver",
+		        "unknown storage driver '%s' (known: sqlite, pgsql, mysql, odbc)", st->driver);
 		return -1;
 	}
 	if (!built) {
@@ -70,13 +70,13 @@ static int check_storage(const struct storage_config *st, const struct cfg_node 
 		return -1;
 	}
 	if (st->dialect != NULL && strcmp(st->driver, "odbc") != 0) {
-		*error_r = cfg_error_for_key(map, fallback, section, "dialect",
-		                             "only the odbc driver takes a dialect (the %s driver knows its own)",
-		                             st->driver);
+		*error_r = cfg_error_for_key(
+		        map, fallback, section, "dialect",
+		        "only the odbc driver takes a dialect (the %s driver knows its own)", st->driver);
 		return -1;
 	}
-	if (st->dialect != NULL && strcmp(st->dialect, "pgsql") != 0 &&
-	    strcmp(st->dialect, "mysql") != 0 && strcmp(st->dialect, "mssql") != 0) {
+	if (st->dialect != NULL && strcmp(st->dialect, "pgsql") != 0 && strcmp(st->dialect, "mysql") != 0 &&
+	    strcmp(st->dialect, "mssql") != 0) {
 		*error_r = cfg_error_for_key(map, fallback, section, "dialect",
 		                             "expected pgsql, mysql or mssql, got '%s'", st->dialect);
 		return -1;
@@ -94,14 +94,12 @@ void storage_config_defaults(struct storage_config *st)
 }
 
 int storage_config_load(struct storage_config *st, const struct cfg_node *map,
-                        const struct cfg_node *fallback, const char *section, const char *dir,
-                        char **error_r)
+                        const struct cfg_node *fallback, const char *section, const char *dir, char **error_r)
 {
 	if (opt_apply_over(storage_defs, map, section, st, error_r) < 0 ||
 	    check_storage(st, map, fallback, section, error_r) < 0 ||
 	    cfg_resolve_path(&st->path, dir, map, fallback, section, "path", error_r) < 0 ||
-	    cfg_resolve_path(&st->password_file, dir, map, fallback, section, "password_file",
-	                     error_r) < 0)
+	    cfg_resolve_path(&st->password_file, dir, map, fallback, section, "password_file", error_r) < 0)
 		return -1;
 	return 0;
 }

@@ -10,15 +10,15 @@
 #include "lib/options.h"
 
 struct storage_config {
-	char *driver;          /* "sqlite" (default), "pgsql", "mysql", "odbc" */
-	char *path;            /* sqlite: database file */
-	char *dsn;             /* other drivers: connection string */
-	char *password;        /* other drivers: password (never logged nor dumped) */
-	char *password_file;   /* other drivers: file whose first line is the password */
-	char *dialect;         /* odbc: pgsql, mysql or mssql; NULL: asked from the data source */
-	unsigned pool_size;    /* worker threads / connections (default 2) */
-	unsigned queue_max;    /* jobs queued before failing fast (default 10000) */
-	double timeout;        /* per-job deadline in seconds (default 10) */
+	char *driver;        /* "sqlite" (default), "pgsql", "mysql", "odbc" */
+	char *path;          /* sqlite: database file */
+	char *dsn;           /* other drivers: connection string */
+	char *password;      /* other drivers: password (never logged nor dumped) */
+	char *password_file; /* other drivers: file whose first line is the password */
+	char *dialect;       /* odbc: pgsql, mysql or mssql; NULL: asked from the data source */
+	unsigned pool_size;  /* worker threads / connections (default 2) */
+	unsigned queue_max;  /* jobs queued before failing fast (default 10000) */
+	double timeout;      /* per-job deadline in seconds (default 10) */
 };
 
 /* The built-in defaults. */

@@ -41,7 +41,7 @@ void storage_outage_start_down(struct storage_outage *o, char *error)
 	pthread_mutex_lock(&o->lock);
 	o->down = true;
 	o->down_since = mono_now();
-	o->retry_at = o->down_since;        /* the first worker tries at once */
+	o->retry_at = o->down_since; /* the first worker tries at once */
 	o->backoff = 1.0;
 	free(o->last_error);
 	o->last_error = error;
@@ -77,9 +77,9 @@ static void log_outage(struct storage_outage *o, const struct storage_req *r, do
 	if (more > 0)
 		snprintf(extra, sizeof(extra), " (and %u more since the last line)", more);
 	log_warning("storage %s: %s %s@%s failed at once: the %s is unreachable (down for %.0f s, "
-	            "next connection attempt in %.1f s)%s", o->description, r->op->name,
-	            r->user != NULL ? r->user : "", r->host, o->server, since, next > 0 ? next : 0,
-	            extra);
+	            "next connection attempt in %.1f s)%s",
+	            o->description, r->op->name, r->user != NULL ? r->user : "", r->host, o->server, since,
+	            next > 0 ? next : 0, extra);
 }
 
 bool storage_outage_may_connect(struct storage_outage *o, const struct storage_req *req)
@@ -120,10 +120,12 @@ void storage_outage_failed(struct storage_outage *o, const char *error)
 	if (first)
 		log_error("storage %s: cannot connect: %s; the hosts on this store are degraded "
 		          "(their storage requests fail with a temporary error) until it comes back; "
-		          "next attempt in %.0f s", o->description, why, wait);
+		          "next attempt in %.0f s",
+		          o->description, why, wait);
 	else
 		log_warning("storage %s: still cannot connect (down for %.0f s): %s; next attempt "
-		            "in %.0f s", o->description, since, why, wait);
+		            "in %.0f s",
+		            o->description, since, why, wait);
 }
 
 void storage_outage_connected(struct storage_outage *o, unsigned worker)
@@ -139,7 +141,8 @@ void storage_outage_connected(struct storage_outage *o, unsigned worker)
 	pthread_mutex_unlock(&o->lock);
 	if (was_down)
 		log_notice("storage %s: connected again (worker %u) after %.0f s; the hosts on this "
-		           "store work again", o->description, worker, since);
+		           "store work again",
+		           o->description, worker, since);
 }
 
 void storage_outage_disconnected(struct storage_outage *o)
@@ -154,9 +157,10 @@ void storage_outage_status(struct storage_outage *o, unsigned pool_size, struct 
 	pthread_mutex_lock(&o->lock);
 	double now = mono_now();
 	if (o->down)
-		buf_printf(out, "DOWN for %.0f s (%s); next connection attempt in %.1f s; %u of %u "
-		                "connections open", now - o->down_since,
-		           o->last_error != NULL ? o->last_error : "?",
+		buf_printf(out,
+		           "DOWN for %.0f s (%s); next connection attempt in %.1f s; %u of %u "
+		           "connections open",
+		           now - o->down_since, o->last_error != NULL ? o->last_error : "?",
 		           o->retry_at > now ? o->retry_at - now : 0.0, o->nconns, pool_size);
 	else
 		buf_printf(out, "up: %u of %u connections open", o->nconns, pool_size);

@@ -66,12 +66,12 @@ typedef void storage_clear_fn(struct storage_req *req);
 
 /* One operation: its name (for logs) and what the front does with its jobs. */
 struct storage_op {
-	const char *name;                   /* "roster_get" */
-	enum storage_area area;             /* whose vfuncs work calls */
+	const char *name;       /* "roster_get" */
+	enum storage_area area; /* whose vfuncs work calls */
 	storage_work_fn *work;
-	storage_batch_fn *batch;            /* NULL: never batched */
+	storage_batch_fn *batch; /* NULL: never batched */
 	storage_reply_fn *reply;
-	storage_clear_fn *clear;            /* optional */
+	storage_clear_fn *clear; /* optional */
 };
 
 /* The base of every job struct (first member).  Also the handle the public
@@ -80,20 +80,20 @@ struct storage_req {
 	struct storage *st;
 	const struct storage_op *op;
 	void *ctx;
-	struct pool *pool;                  /* copies of inputs, results */
-	const char *host;                   /* copy in pool */
-	const char *user;                   /* copy in pool; NULL for host-wide ops */
-	enum storage_result res;            /* set by work */
-	bool cancelled;                     /* storage_cancel was called */
-	bool deferred;                      /* on the fail-later or loop-run list */
-	bool to_run;                        /* on that list to run (no workers) */
-	bool held;                          /* storage_req_hold: work finishes later */
+	struct pool *pool;       /* copies of inputs, results */
+	const char *host;        /* copy in pool */
+	const char *user;        /* copy in pool; NULL for host-wide ops */
+	enum storage_result res; /* set by work */
+	bool cancelled;          /* storage_cancel was called */
+	bool deferred;           /* on the fail-later or loop-run list */
+	bool to_run;             /* on that list to run (no workers) */
+	bool held;               /* storage_req_hold: work finishes later */
 	struct storage_req *defer_next;
-	struct worker_job *wj;              /* while on the store's worker group */
+	struct worker_job *wj; /* while on the store's worker group */
 };
 
 struct storage_vfuncs {
-	const char *name;                   /* "sql" */
+	const char *name; /* "sql" */
 	/* accepts and open: for the families storage_open chooses from (NULL
 	 * for a store a module opens itself, like the LDAP stores). */
 	/* Whether this backend family serves storage_config.driver. */
@@ -116,22 +116,21 @@ struct storage_vfuncs {
 	/* The same for n jobs of one batchable operation: runs
 	 * reqs[0]->op->batch, or each job alone when it returns false.
 	 * Optional: without it jobs are never batched. */
-	void (*run_batch)(struct storage *st, struct storage_req **reqs, size_t n,
-	                  void *thread_state);
+	void (*run_batch)(struct storage *st, struct storage_req **reqs, size_t n, void *thread_state);
 };
 
 /* The part of every backend object that storage.c owns. */
 struct storage {
 	const struct storage_vfuncs *v;
 	struct ev_loop *loop;
-	char *description;                  /* "sqlite:/var/lib/parley/parley.db" */
-	bool closing;                       /* storage_close has started */
-	double timeout;                     /* a job's deadline, seconds (0: none) */
+	char *description; /* "sqlite:/var/lib/parley/parley.db" */
+	bool closing;      /* storage_close has started */
+	double timeout;    /* a job's deadline, seconds (0: none) */
 	/* Where jobs run: the backend's worker group (created by its open,
 	 * freed by storage_base_deinit), or NULL: on the loop, later. */
 	struct worker_group *workers;
-	double last_full_log;               /* rate limit of "queue full" */
-	ev_timer defer_timer;               /* runs the fail-later and loop-run lists */
+	double last_full_log; /* rate limit of "queue full" */
+	ev_timer defer_timer; /* runs the fail-later and loop-run lists */
 	struct storage_req *defer_head, *defer_tail;
 
 	/* The areas, set by the backend's open (NULL: not implemented). */
@@ -156,8 +155,8 @@ void storage_base_deinit(struct storage *st);
 /* A new job of size bytes (a job struct with struct storage_req first) for
  * op, with host and user (may be NULL) copied.  The front then sets the
  * job's callback and copies its inputs into the job (in req->pool). */
-void *storage_req_new(struct storage *st, const struct storage_op *op, size_t size,
-                      const char *host, const char *user, void *ctx);
+void *storage_req_new(struct storage *st, const struct storage_op *op, size_t size, const char *host,
+                      const char *user, void *ctx);
 /* Queue the job on its store (never runs anything inside the call).  A job
  * of an area the store does not implement fails with STORAGE_ERROR, later. */
 struct storage_req *storage_req_submit(struct storage_req *req);
@@ -180,17 +179,17 @@ void storage_req_release(struct storage_req *req, enum storage_result res);
  * once with STORAGE_TEMPFAIL.  Any thread; the fields are under lock. */
 struct storage_outage {
 	pthread_mutex_t lock;
-	const char *description;            /* the store's, for log lines */
-	const char *server;                 /* "database", for log lines */
-	bool down;                          /* the last connection attempt failed */
-	bool connecting;                    /* a worker is trying to connect now */
-	double down_since;                  /* monotonic seconds */
+	const char *description; /* the store's, for log lines */
+	const char *server;      /* "database", for log lines */
+	bool down;               /* the last connection attempt failed */
+	bool connecting;         /* a worker is trying to connect now */
+	double down_since;       /* monotonic seconds */
 	double retry_at;
-	double backoff;                     /* wait after the next failure */
-	double last_log;                    /* rate limit of "failing fast" lines */
-	unsigned suppressed;                /* lines not written since */
-	unsigned nconns;                    /* connections open now */
-	char *last_error;                   /* of the last failed attempt (malloc'd) */
+	double backoff;      /* wait after the next failure */
+	double last_log;     /* rate limit of "failing fast" lines */
+	unsigned suppressed; /* lines not written since */
+	unsigned nconns;     /* connections open now */
+	char *last_error;    /* of the last failed attempt (malloc'd) */
 };
 void storage_outage_init(struct storage_outage *o, const char *description, const char *server);
 /* Start degraded: the server could not be reached at open (takes error). */
@@ -209,7 +208,7 @@ void storage_outage_status(struct storage_outage *o, unsigned pool_size, struct 
 
 /* Backend families storage_open can choose from. */
 extern const struct storage_vfuncs storage_sql_vfuncs;
-extern const struct storage_vfuncs storage_memory_vfuncs;   /* "memory", for tests */
+extern const struct storage_vfuncs storage_memory_vfuncs; /* "memory", for tests */
 
 /* Tests only: make the SQL store write upserts in another style (an enum
  * sql_upsert of sql.h) so every dialect's statements run against sqlite. */

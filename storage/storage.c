@@ -127,8 +127,8 @@ void storage_base_init(struct storage *st, const struct storage_vfuncs *v, struc
 	st->defer_timer.data = st;
 }
 
-void *storage_req_new(struct storage *st, const struct storage_op *op, size_t size,
-                      const char *host, const char *user, void *ctx)
+void *storage_req_new(struct storage *st, const struct storage_op *op, size_t size, const char *host,
+                      const char *user, void *ctx)
 {
 	assert(size >= sizeof(struct storage_req));
 	struct storage_req *req = xcalloc(1, size);
@@ -191,7 +191,7 @@ static void defer_drain(struct storage *st)
 		if (req->to_run && !req->cancelled) {
 			req->op->work(req, st);
 			if (req->held)
-				continue;          /* storage_req_release finishes it */
+				continue; /* storage_req_release finishes it */
 		}
 		req_finish(req);
 	}
@@ -253,9 +253,8 @@ struct storage_req *storage_req_submit(struct storage_req *req)
 {
 	struct storage *st = req->st;
 	if (!storage_has_area(st, req->op->area)) {
-		log_error("storage %s: %s %s@%s: this store holds no %s", st->description,
-		          req->op->name, req->user != NULL ? req->user : "", req->host,
-		          storage_area_str(req->op->area));
+		log_error("storage %s: %s %s@%s: this store holds no %s", st->description, req->op->name,
+		          req->user != NULL ? req->user : "", req->host, storage_area_str(req->op->area));
 		fail_later(req, STORAGE_ERROR);
 		return req;
 	}
@@ -278,8 +277,9 @@ struct storage_req *storage_req_submit(struct storage_req *req)
 	if (req->wj == NULL) {
 		double now = ev_now(st->loop);
 		if (now - st->last_full_log >= 1.0) {
-			log_warning("storage %s: queue full (%u jobs): failing requests with a temporary error",
-			            st->description, worker_group_pending(st->workers));
+			log_warning(
+			        "storage %s: queue full (%u jobs): failing requests with a temporary error",
+			        st->description, worker_group_pending(st->workers));
 			st->last_full_log = now;
 		}
 		fail_later(req, STORAGE_TEMPFAIL);
@@ -364,4 +364,3 @@ void storage_status(struct storage *st, struct buf *out)
 	if (st->v->status != NULL)
 		st->v->status(st, out);
 }
-

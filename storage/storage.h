@@ -24,11 +24,11 @@
 
 enum storage_result {
 	STORAGE_OK,
-	STORAGE_NOT_FOUND,      /* no such user / item */
-	STORAGE_EXISTS,         /* create of something that exists */
-	STORAGE_TEMPFAIL,       /* backend down, busy, queue full, timeout: try later */
-	STORAGE_ERROR,          /* permanent failure (bad schema, constraint) */
-	STORAGE_FULL,           /* a per-user quota is reached (offline messages) */
+	STORAGE_NOT_FOUND, /* no such user / item */
+	STORAGE_EXISTS,    /* create of something that exists */
+	STORAGE_TEMPFAIL,  /* backend down, busy, queue full, timeout: try later */
+	STORAGE_ERROR,     /* permanent failure (bad schema, constraint) */
+	STORAGE_FULL,      /* a per-user quota is reached (offline messages) */
 };
 const char *storage_result_str(enum storage_result r);
 
@@ -42,10 +42,10 @@ enum storage_area {
 	STORAGE_AREA_OFFLINE,
 	STORAGE_AREA_VCARD,
 	STORAGE_AREA_PRIVATE,
-	STORAGE_AREA_PRIVACY,              /* privacy lists and blocking */
+	STORAGE_AREA_PRIVACY, /* privacy lists and blocking */
 	STORAGE_AREA_LAST,
-	STORAGE_AREA_SRG,                  /* shared roster groups */
-	STORAGE_AREA_SEARCH,               /* the user directory */
+	STORAGE_AREA_SRG,    /* shared roster groups */
+	STORAGE_AREA_SEARCH, /* the user directory */
 	STORAGE_AREA_COUNT
 };
 /* "vcard", "srg", ... */
@@ -62,7 +62,7 @@ int storage_open(struct ev_loop *loop, const struct storage_config *cfg, struct 
  * made meanwhile get STORAGE_TEMPFAIL) and close. */
 void storage_close(struct storage **st);
 void storage_cancel(struct storage_req *req);
-const char *storage_describe(const struct storage *st);   /* "sqlite:/path" */
+const char *storage_describe(const struct storage *st); /* "sqlite:/path" */
 /* Whether st implements area a. */
 bool storage_has_area(const struct storage *st, enum storage_area a);
 /* Append the store's live state to out, one line ("up: 2 of 2 connections
@@ -74,10 +74,10 @@ void storage_status(struct storage *st, struct buf *out);
 struct storage_account {
 	bool has_sha1, has_sha256;
 	struct scram_credentials sha1, sha256;
-	char *plain;            /* clear password, only where the operator kept them; else NULL */
-	int64_t created;        /* unix time */
+	char *plain;     /* clear password, only where the operator kept them; else NULL */
+	int64_t created; /* unix time */
 };
-void storage_account_clear(struct storage_account *a);   /* wipes secrets */
+void storage_account_clear(struct storage_account *a); /* wipes secrets */
 
 typedef void storage_done_cb(enum storage_result res, void *ctx);
 typedef void storage_account_cb(enum storage_result res, const struct storage_account *acc, void *ctx);
@@ -88,44 +88,41 @@ struct storage_req *storage_account_get(struct storage *st, const char *host, co
                                         storage_account_cb *cb, void *ctx);
 /* STORAGE_EXISTS if the account exists. */
 struct storage_req *storage_account_create(struct storage *st, const char *host, const char *user,
-                                           const struct storage_account *acc, storage_done_cb *cb,
-                                           void *ctx);
+                                           const struct storage_account *acc, storage_done_cb *cb, void *ctx);
 /* Replace credentials; STORAGE_NOT_FOUND if there is no such account. */
 struct storage_req *storage_account_update(struct storage *st, const char *host, const char *user,
-                                           const struct storage_account *acc, storage_done_cb *cb,
-                                           void *ctx);
+                                           const struct storage_account *acc, storage_done_cb *cb, void *ctx);
 /* Remove the account and every piece of the user's data, in one transaction. */
 struct storage_req *storage_account_remove(struct storage *st, const char *host, const char *user,
                                            storage_done_cb *cb, void *ctx);
-struct storage_req *storage_account_list(struct storage *st, const char *host,
-                                         storage_list_cb *cb, void *ctx);
-struct storage_req *storage_account_count(struct storage *st, const char *host,
-                                          storage_count_cb *cb, void *ctx);
+struct storage_req *storage_account_list(struct storage *st, const char *host, storage_list_cb *cb,
+                                         void *ctx);
+struct storage_req *storage_account_count(struct storage *st, const char *host, storage_count_cb *cb,
+                                          void *ctx);
 
 /* ---- roster --------------------------------------------------------------- */
 enum roster_subscription { SUB_NONE, SUB_TO, SUB_FROM, SUB_BOTH, SUB_REMOVE };
 const char *roster_subscription_str(enum roster_subscription s);
 
 struct roster_item {
-	char *jid;               /* bare contact JID (prepared) */
-	char *name;              /* NULL when none */
+	char *jid;  /* bare contact JID (prepared) */
+	char *name; /* NULL when none */
 	enum roster_subscription subscription;
-	bool ask_out;            /* we asked for their presence (ask='subscribe') */
-	bool ask_in;             /* they asked for ours and we have not answered */
-	bool approved;           /* pre-approved (RFC 6121 §3.4) */
+	bool ask_out;  /* we asked for their presence (ask='subscribe') */
+	bool ask_in;   /* they asked for ours and we have not answered */
+	bool approved; /* pre-approved (RFC 6121 §3.4) */
 	struct strlist groups;
 };
 void roster_item_clear(struct roster_item *it);
 
-typedef void storage_roster_cb(enum storage_result res, const struct roster_item *items,
-                               size_t count, uint64_t version, void *ctx);
+typedef void storage_roster_cb(enum storage_result res, const struct roster_item *items, size_t count,
+                               uint64_t version, void *ctx);
 /* All items and the roster version (0 for an empty, never changed roster). */
 struct storage_req *storage_roster_get(struct storage *st, const char *host, const char *user,
                                        storage_roster_cb *cb, void *ctx);
 /* Insert or replace one item; the roster version is incremented. */
 struct storage_req *storage_roster_set(struct storage *st, const char *host, const char *user,
-                                       const struct roster_item *item, storage_done_cb *cb,
-                                       void *ctx);
+                                       const struct roster_item *item, storage_done_cb *cb, void *ctx);
 /* Remove one item (STORAGE_NOT_FOUND if absent); the version is incremented. */
 struct storage_req *storage_roster_remove(struct storage *st, const char *host, const char *user,
                                           const char *jid, storage_done_cb *cb, void *ctx);
@@ -137,29 +134,28 @@ struct storage_req *storage_roster_remove(struct storage *st, const char *host, 
  * user's queue. */
 struct offline_message {
 	int64_t seq;
-	const char *stanza;      /* the serialized <message/>, default namespace jabber:client */
-	int64_t created;         /* unix time it was stored */
+	const char *stanza; /* the serialized <message/>, default namespace jabber:client */
+	int64_t created;    /* unix time it was stored */
 };
 
-typedef void storage_offline_cb(enum storage_result res, const struct offline_message *msgs,
-                                size_t count, void *ctx);
+typedef void storage_offline_cb(enum storage_result res, const struct offline_message *msgs, size_t count,
+                                void *ctx);
 /* Append a message to user's queue, in one transaction, durably (the
  * message survives a crash once cb reports STORAGE_OK).  from_jid is the
  * sender (kept for administration).  STORAGE_NOT_FOUND: the host has no
  * such account (users table); STORAGE_FULL: the queue already holds
  * max_per_user messages (0: no limit); nothing is stored then. */
 struct storage_req *storage_offline_store(struct storage *st, const char *host, const char *user,
-                                          const char *from_jid, const char *stanza_xml,
-                                          unsigned max_per_user, storage_done_cb *cb, void *ctx);
+                                          const char *from_jid, const char *stanza_xml, unsigned max_per_user,
+                                          storage_done_cb *cb, void *ctx);
 /* Every message of user's queue, oldest first (an empty list when there is
  * none, with STORAGE_OK).  The array and its strings are valid during cb. */
 struct storage_req *storage_offline_get(struct storage *st, const char *host, const char *user,
                                         storage_offline_cb *cb, void *ctx);
 /* Remove the messages of user's queue with seq <= last_seq (STORAGE_OK
  * whether or not there were any). */
-struct storage_req *storage_offline_delete_upto(struct storage *st, const char *host,
-                                                const char *user, int64_t last_seq,
-                                                storage_done_cb *cb, void *ctx);
+struct storage_req *storage_offline_delete_upto(struct storage *st, const char *host, const char *user,
+                                                int64_t last_seq, storage_done_cb *cb, void *ctx);
 /* How many messages user's queue holds. */
 struct storage_req *storage_offline_count(struct storage *st, const char *host, const char *user,
                                           storage_count_cb *cb, void *ctx);
@@ -179,8 +175,8 @@ struct storage_req *storage_vcard_set(struct storage *st, const char *host, cons
 /* ---- private XML storage (XEP-0049) ------------------------------------------- */
 /* One element a user stored, keyed by its namespace (one per namespace). */
 struct private_item {
-	const char *ns;          /* the namespace of the element */
-	const char *data;        /* the serialized element */
+	const char *ns;   /* the namespace of the element */
+	const char *data; /* the serialized element */
 };
 /* The element stored under ns; STORAGE_NOT_FOUND when there is none. */
 struct storage_req *storage_private_get(struct storage *st, const char *host, const char *user,
@@ -188,11 +184,11 @@ struct storage_req *storage_private_get(struct storage *st, const char *host, co
 /* Insert or replace every item (count >= 1, namespaces distinct) in one
  * transaction: all are stored or none. */
 struct storage_req *storage_private_set(struct storage *st, const char *host, const char *user,
-                                        const struct private_item *items, size_t count,
-                                        storage_done_cb *cb, void *ctx);
+                                        const struct private_item *items, size_t count, storage_done_cb *cb,
+                                        void *ctx);
 
-typedef void storage_private_list_cb(enum storage_result res, const struct private_item *items,
-                                     size_t count, void *ctx);
+typedef void storage_private_list_cb(enum storage_result res, const struct private_item *items, size_t count,
+                                     void *ctx);
 /* Every element the user stored, sorted by namespace (byte-wise; an empty
  * list with STORAGE_OK when there is none); valid during cb.  For
  * administration (XEP-0227 export). */
@@ -203,19 +199,17 @@ struct storage_req *storage_private_list(struct storage *st, const char *host, c
 /* When the user's last session closed and the status of the last
  * unavailable presence it sent. */
 struct last_activity {
-	int64_t seconds;         /* unix time of the logout */
-	const char *status;      /* "" when none */
+	int64_t seconds;    /* unix time of the logout */
+	const char *status; /* "" when none */
 };
-typedef void storage_last_cb(enum storage_result res, const struct last_activity *last,
-                             void *ctx);
+typedef void storage_last_cb(enum storage_result res, const struct last_activity *last, void *ctx);
 /* STORAGE_NOT_FOUND when nothing was recorded for the user.  last is valid
  * during cb (NULL unless STORAGE_OK). */
 struct storage_req *storage_last_get(struct storage *st, const char *host, const char *user,
                                      storage_last_cb *cb, void *ctx);
 /* Insert or replace the user's record (status NULL: none). */
-struct storage_req *storage_last_set(struct storage *st, const char *host, const char *user,
-                                     int64_t seconds, const char *status, storage_done_cb *cb,
-                                     void *ctx);
+struct storage_req *storage_last_set(struct storage *st, const char *host, const char *user, int64_t seconds,
+                                     const char *status, storage_done_cb *cb, void *ctx);
 
 /* ---- blocking command (XEP-0191) ------------------------------------------------ */
 /* The JIDs a user blocks: each a prepared full JID, bare JID, domain or
@@ -227,13 +221,12 @@ struct storage_req *storage_blocklist_get(struct storage *st, const char *host, 
 /* Add every JID of jids (n >= 1) in one transaction; JIDs already blocked
  * stay as they are. */
 struct storage_req *storage_blocklist_add(struct storage *st, const char *host, const char *user,
-                                          const char *const *jids, size_t n,
-                                          storage_done_cb *cb, void *ctx);
+                                          const char *const *jids, size_t n, storage_done_cb *cb, void *ctx);
 /* Remove every JID of jids in one transaction (absent ones are ignored);
  * n == 0 removes the whole list.  STORAGE_OK either way. */
-struct storage_req *storage_blocklist_remove(struct storage *st, const char *host,
-                                             const char *user, const char *const *jids,
-                                             size_t n, storage_done_cb *cb, void *ctx);
+struct storage_req *storage_blocklist_remove(struct storage *st, const char *host, const char *user,
+                                             const char *const *jids, size_t n, storage_done_cb *cb,
+                                             void *ctx);
 
 /* ---- privacy lists (XEP-0016) ------------------------------------------------------ */
 /* A user's named lists of ordered allow/deny rules and the name of the
@@ -241,47 +234,44 @@ struct storage_req *storage_blocklist_remove(struct storage *st, const char *hos
  * state, not stored. */
 enum privacy_type { PRIVACY_ALL, PRIVACY_JID, PRIVACY_GROUP, PRIVACY_SUBSCRIPTION };
 /* What an item applies to (a bit set; 0: every stanza). */
-#define PRIVACY_MESSAGE       1u
-#define PRIVACY_IQ            2u
-#define PRIVACY_PRESENCE_IN   4u
-#define PRIVACY_PRESENCE_OUT  8u
+#define PRIVACY_MESSAGE 1u
+#define PRIVACY_IQ 2u
+#define PRIVACY_PRESENCE_IN 4u
+#define PRIVACY_PRESENCE_OUT 8u
 struct privacy_item {
 	enum privacy_type type;
-	const char *value;       /* JID, group or subscription; NULL for PRIVACY_ALL */
-	bool allow;              /* else deny */
-	uint32_t order;          /* unique within a list */
-	unsigned stanzas;        /* PRIVACY_* bits, 0: all */
+	const char *value; /* JID, group or subscription; NULL for PRIVACY_ALL */
+	bool allow;        /* else deny */
+	uint32_t order;    /* unique within a list */
+	unsigned stanzas;  /* PRIVACY_* bits, 0: all */
 };
 struct privacy_list {
 	const char *name;
-	const struct privacy_item *items;   /* ascending order */
+	const struct privacy_item *items; /* ascending order */
 	size_t nitems;
 };
-const char *privacy_type_str(enum privacy_type t);        /* "jid", ...; "" for ALL */
+const char *privacy_type_str(enum privacy_type t); /* "jid", ...; "" for ALL */
 
 /* lists sorted by name (byte-wise), default_name NULL when there is no
  * default list; everything valid during cb (empty with STORAGE_OK when the
  * user has no list). */
-typedef void storage_privacy_cb(enum storage_result res, const struct privacy_list *lists,
-                                size_t nlists, const char *default_name, void *ctx);
+typedef void storage_privacy_cb(enum storage_result res, const struct privacy_list *lists, size_t nlists,
+                                const char *default_name, void *ctx);
 struct storage_req *storage_privacy_get(struct storage *st, const char *host, const char *user,
                                         storage_privacy_cb *cb, void *ctx);
 /* Create or replace the list name with items (n >= 1) in one transaction
  * (whether it is the default stays as it was). */
-struct storage_req *storage_privacy_set_list(struct storage *st, const char *host,
-                                             const char *user, const char *name,
-                                             const struct privacy_item *items, size_t n,
+struct storage_req *storage_privacy_set_list(struct storage *st, const char *host, const char *user,
+                                             const char *name, const struct privacy_item *items, size_t n,
                                              storage_done_cb *cb, void *ctx);
 /* Remove the list name (if it was the default, there is no default any
  * more); STORAGE_NOT_FOUND when there is no such list. */
-struct storage_req *storage_privacy_remove_list(struct storage *st, const char *host,
-                                                const char *user, const char *name,
-                                                storage_done_cb *cb, void *ctx);
+struct storage_req *storage_privacy_remove_list(struct storage *st, const char *host, const char *user,
+                                                const char *name, storage_done_cb *cb, void *ctx);
 /* Make the list name the default (NULL: no default list);
  * STORAGE_NOT_FOUND when there is no such list (nothing changes). */
-struct storage_req *storage_privacy_set_default(struct storage *st, const char *host,
-                                                const char *user, const char *name,
-                                                storage_done_cb *cb, void *ctx);
+struct storage_req *storage_privacy_set_default(struct storage *st, const char *host, const char *user,
+                                                const char *name, storage_done_cb *cb, void *ctx);
 /* ---- shared roster groups ----------------------------------------------------- */
 /* Groups an administrator defines per host; their members see each other
  * in their rosters (mod_shared_roster).  A member is a prepared bare JID of
@@ -290,21 +280,19 @@ struct storage_req *storage_privacy_set_default(struct storage *st, const char *
 #define SRG_MEMBER_ALL "@all@"
 #define SRG_MEMBER_ONLINE "@online@"
 struct srg_group {
-	char *name;              /* the group's key on its host */
-	char *label;             /* the name shown as roster group ("" : name) */
-	char *description;       /* "" when none */
-	struct strlist displayed;   /* groups whose members this group's members
+	char *name;               /* the group's key on its host */
+	char *label;              /* the name shown as roster group ("" : name) */
+	char *description;        /* "" when none */
+	struct strlist displayed; /* groups whose members this group's members
 	                             * see; empty: the group itself */
-	struct strlist members;     /* byte-wise sorted */
+	struct strlist members;   /* byte-wise sorted */
 };
 void srg_group_clear(struct srg_group *g);
 
-typedef void storage_srg_cb(enum storage_result res, const struct srg_group *groups, size_t count,
-                            void *ctx);
+typedef void storage_srg_cb(enum storage_result res, const struct srg_group *groups, size_t count, void *ctx);
 /* The names of the host's groups, byte-wise sorted (empty list, STORAGE_OK,
  * when there is none). */
-struct storage_req *storage_srg_list(struct storage *st, const char *host, storage_list_cb *cb,
-                                     void *ctx);
+struct storage_req *storage_srg_list(struct storage *st, const char *host, storage_list_cb *cb, void *ctx);
 /* One group (name) with its displayed groups and members, or every group
  * of the host when name is NULL (sorted by name; count 0 with STORAGE_OK
  * when there is none).  STORAGE_NOT_FOUND: no group name. */
@@ -312,8 +300,8 @@ struct storage_req *storage_srg_get(struct storage *st, const char *host, const 
                                     storage_srg_cb *cb, void *ctx);
 /* Create g (its displayed groups and members too) in one transaction;
  * STORAGE_EXISTS when the host has a group of that name. */
-struct storage_req *storage_srg_create(struct storage *st, const char *host,
-                                       const struct srg_group *g, storage_done_cb *cb, void *ctx);
+struct storage_req *storage_srg_create(struct storage *st, const char *host, const struct srg_group *g,
+                                       storage_done_cb *cb, void *ctx);
 /* Delete a group with its members and displayed list; STORAGE_NOT_FOUND
  * when there is none.  Other groups that display it keep the name (it
  * shows nothing until a group of that name exists again). */
@@ -321,31 +309,29 @@ struct storage_req *storage_srg_delete(struct storage *st, const char *host, con
                                        storage_done_cb *cb, void *ctx);
 /* Add member to group: STORAGE_NOT_FOUND when there is no such group,
  * STORAGE_EXISTS when it is a member already. */
-struct storage_req *storage_srg_member_add(struct storage *st, const char *host,
-                                           const char *group, const char *member,
-                                           storage_done_cb *cb, void *ctx);
+struct storage_req *storage_srg_member_add(struct storage *st, const char *host, const char *group,
+                                           const char *member, storage_done_cb *cb, void *ctx);
 /* Remove member from group: STORAGE_NOT_FOUND when it is not a member (or
  * there is no such group). */
-struct storage_req *storage_srg_member_remove(struct storage *st, const char *host,
-                                              const char *group, const char *member,
-                                              storage_done_cb *cb, void *ctx);
+struct storage_req *storage_srg_member_remove(struct storage *st, const char *host, const char *group,
+                                              const char *member, storage_done_cb *cb, void *ctx);
 /* A user of the host and the name a directory gives it. */
 struct srg_name {
-	const char *jid;              /* user@host */
+	const char *jid; /* user@host */
 	const char *name;
 };
-typedef void storage_srg_names_cb(enum storage_result res, const struct srg_name *names,
-                                  size_t count, void *ctx);
+typedef void storage_srg_names_cb(enum storage_result res, const struct srg_name *names, size_t count,
+                                  void *ctx);
 /* The names of the host's users as the group store knows them (the LDAP
  * store: ldap_user_name_attr), sorted by jid.  STORAGE_ERROR from a store
  * that keeps none (the SQL store: shared contacts are named by their
  * vCards). */
-struct storage_req *storage_srg_names(struct storage *st, const char *host,
-                                      storage_srg_names_cb *cb, void *ctx);
+struct storage_req *storage_srg_names(struct storage *st, const char *host, storage_srg_names_cb *cb,
+                                      void *ctx);
 /* The groups whose stored members name bare_jid or SRG_MEMBER_ALL (not
  * SRG_MEMBER_ONLINE: that depends on sessions), byte-wise sorted. */
-struct storage_req *storage_srg_user_groups(struct storage *st, const char *host,
-                                            const char *bare_jid, storage_list_cb *cb, void *ctx);
+struct storage_req *storage_srg_user_groups(struct storage *st, const char *host, const char *bare_jid,
+                                            storage_list_cb *cb, void *ctx);
 
 /* ---- user directory (XEP-0055) ------------------------------------------------ */
 /* Every vCard a store keeps is also indexed by the fields of
@@ -355,7 +341,7 @@ struct storage_req *storage_srg_user_groups(struct storage *st, const char *host
  * text.  Terms are ANDed. */
 struct vcard_term {
 	enum vcard_field field;
-	const char *value;       /* as the user typed it (folded by the store) */
+	const char *value; /* as the user typed it (folded by the store) */
 	bool prefix;
 };
 /* One user found: fields[VF_USER] is the account name, the others as
@@ -363,19 +349,18 @@ struct vcard_term {
 struct vcard_entry {
 	const char *fields[VF_COUNT];
 };
-typedef void storage_vcard_search_cb(enum storage_result res, const struct vcard_entry *entries,
-                                     size_t count, bool more, void *ctx);
+typedef void storage_vcard_search_cb(enum storage_result res, const struct vcard_entry *entries, size_t count,
+                                     bool more, void *ctx);
 /* The users of host whose indexed vCard matches every term (n may be 0:
  * everyone), sorted by account name, at most limit of them (0: no limit);
  * more tells that there were more.  listed_only: only vCards with
  * <CLASS><PUBLIC/></CLASS>.  Entries are valid during cb. */
-struct storage_req *storage_vcard_search(struct storage *st, const char *host,
-                                         const struct vcard_term *terms, size_t n,
-                                         bool listed_only, unsigned limit,
+struct storage_req *storage_vcard_search(struct storage *st, const char *host, const struct vcard_term *terms,
+                                         size_t n, bool listed_only, unsigned limit,
                                          storage_vcard_search_cb *cb, void *ctx);
 /* Index the host's stored vCards that have no index yet (kept before the
  * index existed); cb's count says how many were indexed. */
-struct storage_req *storage_vcard_reindex(struct storage *st, const char *host,
-                                          storage_count_cb *cb, void *ctx);
+struct storage_req *storage_vcard_reindex(struct storage *st, const char *host, storage_count_cb *cb,
+                                          void *ctx);
 
 #endif

@@ -128,12 +128,15 @@ static void put_cp(struct buf *b, unsigned c)
 char *vcard_fold(const char *s)
 {
 	char *trimmed = field_copy(s);
-	struct buf b = {0};
+	struct buf b = { 0 };
 	const unsigned char *p = (const unsigned char *)trimmed;
 	while (*p != '\0') {
 		unsigned c = *p;
-		size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 :
-		           (c & 0xF8) == 0xF0 ? 4 : 1;
+		size_t n = c < 0x80             ? 1
+		           : (c & 0xE0) == 0xC0 ? 2
+		           : (c & 0xF0) == 0xE0 ? 3
+		           : (c & 0xF8) == 0xF0 ? 4
+		                                : 1;
 		size_t have = 1;
 		while (have < n && (p[have] & 0xC0) == 0x80)
 			have++;

@@ -11,17 +11,15 @@
 
 /* The fields a directory search may name.  VF_USER is the account name
  * (the local part of the JID). */
-enum vcard_field {
-	VF_USER, VF_FN, VF_FIRST, VF_LAST, VF_NICK, VF_EMAIL, VF_LOCALITY, VF_ORG, VF_COUNT
-};
+enum vcard_field { VF_USER, VF_FN, VF_FIRST, VF_LAST, VF_NICK, VF_EMAIL, VF_LOCALITY, VF_ORG, VF_COUNT };
 
 /* The bytes kept of each field (longer values are cut at a character
  * boundary). */
 #define VCARD_FIELD_MAX 255
 
 struct vcard_index {
-	char *fields[VF_COUNT];   /* malloc'd, "" when absent; fields[VF_USER] unused (NULL) */
-	bool listed;              /* <CLASS><PUBLIC/></CLASS>: the user opts in to the directory */
+	char *fields[VF_COUNT]; /* malloc'd, "" when absent; fields[VF_USER] unused (NULL) */
+	bool listed;            /* <CLASS><PUBLIC/></CLASS>: the user opts in to the directory */
 };
 
 /* Extract the fields of a serialized <vCard xmlns='vcard-temp'/>: FN,

@@ -19,13 +19,13 @@ struct vcard_get_job {
 	struct storage_req base;
 	storage_text_cb *cb;
 	/* results */
-	char *out_text;                    /* in pool */
+	char *out_text; /* in pool */
 };
 
 struct vcard_set_job {
 	struct storage_req base;
 	storage_done_cb *cb;
-	const char *text;                  /* the vCard */
+	const char *text; /* the vCard */
 };
 
 struct vcard_store_vfuncs {

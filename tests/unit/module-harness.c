@@ -225,7 +225,7 @@ static void send_stanza(struct fake_session *fs, struct xml_node *el)
 
 	const char *type = xml_attr(el, "type");
 	const char *to_s = xml_attr(el, "to");
-	struct jid to = {0};
+	struct jid to = { 0 };
 	if (to_s != NULL) {
 		const char *err;
 		if (jid_parse(to_s, &to, &err) != 0)
@@ -394,7 +394,7 @@ static void answered_ok(struct answer *a, const char *what)
 uint64_t harness_offline_count(const char *user)
 {
 	struct host *h = harness_host();
-	struct answer a = {0};
+	struct answer a = { 0 };
 	storage_offline_count(h->storage, h->name, user, count_cb, &a);
 	answered_ok(&a, "offline count");
 	return a.count;
@@ -419,8 +419,8 @@ static void roster_cb(enum storage_result res, const struct roster_item *items, 
 		a->item.ask_in = it->ask_in;
 		a->item.approved = it->approved;
 		for (size_t g = 0; g < it->groups.count; g++) {
-			a->item.groups.items = xrealloc(a->item.groups.items,
-			                                (g + 1) * sizeof(*a->item.groups.items));
+			a->item.groups.items =
+			        xrealloc(a->item.groups.items, (g + 1) * sizeof(*a->item.groups.items));
 			a->item.groups.items[g] = xstrdup(it->groups.items[g]);
 			a->item.groups.count = g + 1;
 		}
@@ -437,15 +437,15 @@ bool harness_roster_item(const char *user, const char *jid, struct roster_item *
 	return a.found;
 }
 
-void harness_privacy_list(const char *user, const char *name, const struct privacy_item *items,
-                          size_t n, bool is_default)
+void harness_privacy_list(const char *user, const char *name, const struct privacy_item *items, size_t n,
+                          bool is_default)
 {
 	struct host *h = harness_host();
-	struct answer a = {0};
+	struct answer a = { 0 };
 	storage_privacy_set_list(h->storage, h->name, user, name, items, n, done_cb, &a);
 	answered_ok(&a, "privacy set list");
 	if (is_default) {
-		struct answer d = {0};
+		struct answer d = { 0 };
 		storage_privacy_set_default(h->storage, h->name, user, name, done_cb, &d);
 		answered_ok(&d, "privacy set default");
 	}
@@ -455,7 +455,7 @@ void harness_account(const char *user)
 {
 	struct host *h = harness_host();
 	struct storage_account acc = { .created = 1 };
-	struct answer a = {0};
+	struct answer a = { 0 };
 	storage_account_create(h->storage, h->name, user, &acc, done_cb, &a);
 	answered_ok(&a, "account create");
 }
@@ -463,7 +463,7 @@ void harness_account(const char *user)
 void harness_block(const char *user, const char *jid)
 {
 	struct host *h = harness_host();
-	struct answer a = {0};
+	struct answer a = { 0 };
 	const char *jids[] = { jid };
 	storage_blocklist_add(h->storage, h->name, user, jids, 1, done_cb, &a);
 	answered_ok(&a, "block list add");

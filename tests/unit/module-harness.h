@@ -22,18 +22,18 @@
 
 /* A client session as c2s would keep it, minus the stream. */
 struct fake_session {
-	struct session s;            /* registered with the session manager while open */
-	struct xml_node **got;       /* stanzas delivered, oldest first (references) */
+	struct session s;      /* registered with the session manager while open */
+	struct xml_node **got; /* stanzas delivered, oldest first (references) */
 	size_t ngot, cap;
-	uint64_t queued;             /* what out_queued reports: one per stanza */
-	uint64_t written;            /* what out_written reports while hold_writes */
-	bool hold_writes;            /* false: everything queued counts as written */
-	bool kicked;                 /* the session manager kicked it */
+	uint64_t queued;  /* what out_queued reports: one per stanza */
+	uint64_t written; /* what out_written reports while hold_writes */
+	bool hold_writes; /* false: everything queued counts as written */
+	bool kicked;      /* the session manager kicked it */
 	enum stream_error kick_error;
-	struct barrier *barrier;     /* current while it sends, as a c2s stream's;
+	struct barrier *barrier;   /* current while it sends, as a c2s stream's;
 	                              * unlike c2s, output is not held behind it
 	                              * (a test reads barrier_busy instead) */
-	struct fake_session *next;   /* private */
+	struct fake_session *next; /* private */
 };
 
 /* Start the host.  modules_yaml is put under the top-level "modules:" key
@@ -100,8 +100,8 @@ uint64_t harness_offline_count(const char *user);
  * false when there is none. */
 bool harness_roster_item(const char *user, const char *jid, struct roster_item *it);
 /* Store a privacy list for user (and make it the default when is_default). */
-void harness_privacy_list(const char *user, const char *name, const struct privacy_item *items,
-                          size_t n, bool is_default);
+void harness_privacy_list(const char *user, const char *name, const struct privacy_item *items, size_t n,
+                          bool is_default);
 /* Add jid to user's block list. */
 void harness_block(const char *user, const char *jid);
 

@@ -38,7 +38,7 @@ static void test_mark_waits_for_earlier_holds_only(void **state)
 	struct barrier *b = barrier_new(count_advance, NULL);
 	struct barrier_hold *h1 = barrier_hold(b);
 	struct barrier_hold *h2 = barrier_hold(b);
-	uint64_t m2 = barrier_mark(b);          /* an answer after two holds */
+	uint64_t m2 = barrier_mark(b); /* an answer after two holds */
 	struct barrier_hold *h3 = barrier_hold(b);
 	uint64_t m3 = barrier_mark(b);
 	assert_true(barrier_busy(b));
@@ -64,7 +64,7 @@ static void test_current_nests(void **state)
 	struct barrier *a = barrier_new(count_advance, NULL);
 	struct barrier *b = barrier_new(count_advance, NULL);
 	assert_null(barrier_current());
-	assert_null(barrier_hold_current());    /* no input: nothing to order */
+	assert_null(barrier_hold_current()); /* no input: nothing to order */
 	struct barrier *outer = barrier_enter(a);
 	assert_null(outer);
 	struct barrier *inner = barrier_enter(b);
@@ -91,11 +91,11 @@ static void test_outlives_its_owner(void **state)
 	advances = 0;
 	struct barrier *b = barrier_new(count_advance, NULL);
 	struct barrier_hold *h = barrier_hold(b);
-	barrier_free(&b);                       /* the stream closed */
-	barrier_release(&h);                    /* the store finished later */
+	barrier_free(&b);    /* the stream closed */
+	barrier_release(&h); /* the store finished later */
 	assert_null(h);
-	assert_int_equal(advances, 0);          /* the owner is not called back */
-	barrier_release(&h);                    /* NULL is fine */
+	assert_int_equal(advances, 0); /* the owner is not called back */
+	barrier_release(&h);           /* NULL is fine */
 }
 
 static void test_answering_names_the_hold_of_its_barrier(void **state)
@@ -109,7 +109,7 @@ static void test_answering_names_the_hold_of_its_barrier(void **state)
 	struct barrier_hold *outer = barrier_answer_enter(h2);
 	assert_null(outer);
 	assert_int_equal(barrier_answering(a), 2);
-	assert_int_equal(barrier_answering(b), 0);   /* another stream's answer */
+	assert_int_equal(barrier_answering(b), 0); /* another stream's answer */
 	struct barrier_hold *inner = barrier_answer_enter(NULL);
 	assert_int_equal(barrier_answering(a), 0);
 	barrier_answer_leave(inner);

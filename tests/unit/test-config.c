@@ -21,7 +21,7 @@
 #include "server/config.h"
 
 static char tmpdir[64];
-static char *tmpdir_real;      /* realpath of tmpdir: what relative paths resolve to */
+static char *tmpdir_real; /* realpath of tmpdir: what relative paths resolve to */
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -115,13 +115,12 @@ static char *find_srcdir_file(const char *rel)
 static void test_tree_positions(void **state)
 {
 	(void)state;
-	const char *text =
-		"a: 1\n"
-		"b:\n"
-		"  - x\n"
-		"  - 'y'\n"
-		"c: { d: ~, e: \"\" , f: null }\n"
-		"g:\n";
+	const char *text = "a: 1\n"
+	                   "b:\n"
+	                   "  - x\n"
+	                   "  - 'y'\n"
+	                   "c: { d: ~, e: \"\" , f: null }\n"
+	                   "g:\n";
 	struct cfg_node *root;
 	char *error = NULL;
 	assert_int_equal(cfg_load_string(text, "mem.yml", &root, &error), 0);
@@ -170,7 +169,7 @@ static void test_tree_positions(void **state)
 	assert_null(cfg_get(NULL, "x"));
 	cfg_free(&root);
 	assert_null(root);
-	cfg_free(&root);   /* twice is harmless */
+	cfg_free(&root); /* twice is harmless */
 
 	/* Only comments: an empty map. */
 	assert_int_equal(cfg_load_string("# nothing\n", "e.yml", &root, &error), 0);
@@ -211,7 +210,8 @@ static void test_tree_errors(void **state)
 	/* Known tags are fine; !!str keeps a null word a string. */
 	struct cfg_node *root;
 	char *error;
-	assert_int_equal(cfg_load_string("a: !!str null\nb: !!int 5\nc: !!null x\n", "t.yml", &root, &error), 0);
+	assert_int_equal(cfg_load_string("a: !!str null\nb: !!int 5\nc: !!null x\n", "t.yml", &root, &error),
+	                 0);
 	assert_string_equal(cfg_get(root, "a")->value, "null");
 	assert_true(cfg_get(root, "a")->quoted);
 	assert_string_equal(cfg_get(root, "b")->value, "5");
@@ -278,7 +278,8 @@ static const struct opt_def test_defs[] = {
 	{ "list", OPT_STRLIST, offsetof(struct test_settings, list), "one", NULL, 0, 0, "a list" },
 	{ "node", OPT_NODE, offsetof(struct test_settings, node), NULL, NULL, 0, 0, "a node" },
 	{ "ranged", OPT_UINT, offsetof(struct test_settings, ranged), "10", NULL, 5, 20, "5..20" },
-	{ "ranged_size", OPT_SIZE, offsetof(struct test_settings, ranged_size), "1K", NULL, 1024, 4096, "1K..4K" },
+	{ "ranged_size", OPT_SIZE, offsetof(struct test_settings, ranged_size), "1K", NULL, 1024, 4096,
+	  "1K..4K" },
 	OPT_END
 };
 
@@ -289,9 +290,9 @@ static int apply_text(const char *text, struct test_settings *ts, char **error_r
 	char *error = NULL;
 	if (cfg_load_string(text, "o.yml", &root, &error) < 0)
 		fail_msg("YAML error: %s", error);
-	memset(ts, 0x5a, sizeof(*ts));   /* opt_apply must not trust the old contents */
+	memset(ts, 0x5a, sizeof(*ts)); /* opt_apply must not trust the old contents */
 	int ret = opt_apply(test_defs, root, "sec", ts, error_r);
-	ts->node = NULL;                 /* points into root */
+	ts->node = NULL; /* points into root */
 	cfg_free(&root);
 	return ret;
 }
@@ -372,7 +373,8 @@ static void test_opt_values(void **state)
 	char *error = NULL;
 	assert_int_equal(apply_text("s: hello\nb: off\ni: -42\nu: 4000000000\ne: blue\nmode: 755\n"
 	                            "list: [a, 'b c']\nnode: {x: 1}\nranged: 20\n",
-	                            &ts, &error), 0);
+	                            &ts, &error),
+	                 0);
 	assert_string_equal(ts.s, "hello");
 	assert_false(ts.b);
 	assert_int_equal(ts.i, -42);
@@ -382,7 +384,7 @@ static void test_opt_values(void **state)
 	assert_int_equal(ts.list.count, 2);
 	assert_string_equal(ts.list.items[1], "b c");
 	assert_int_equal(ts.ranged, 20);
-	assert_int_equal(ts.size, 2048);      /* not given: default */
+	assert_int_equal(ts.size, 2048); /* not given: default */
 	opt_free(test_defs, &ts);
 
 	/* Booleans, both cases; a string list from one scalar; an empty string
@@ -422,8 +424,9 @@ static void test_sizes(void **state)
 	assert_int_equal(apply_size("3 M"), 3 << 20);
 	assert_int_equal(apply_size("1G"), 1 << 30);
 	assert_int_equal(apply_size("100b"), 100);
-	expect_apply_error("size: 1.5M\n",
-	                   "o.yml:1:7: key 'sec.size': expected a size (e.g. 1024, 256K, 1M, 1G), got '1.5M'");
+	expect_apply_error(
+	        "size: 1.5M\n",
+	        "o.yml:1:7: key 'sec.size': expected a size (e.g. 1024, 256K, 1M, 1G), got '1.5M'");
 	expect_apply_error("size: 10X\n",
 	                   "o.yml:1:7: key 'sec.size': expected a size (e.g. 1024, 256K, 1M, 1G), got '10X'");
 	expect_apply_error("size: -1\n",
@@ -431,12 +434,17 @@ static void test_sizes(void **state)
 	expect_apply_error("size: 99999999999999999999999G\n",
 	                   "o.yml:1:7: key 'sec.size': expected a size (e.g. 1024, 256K, 1M, 1G), "
 	                   "got '99999999999999999999999G'");
-	expect_apply_error("ranged_size: 512\n", "o.yml:1:14: key 'sec.ranged_size': '512' is out of range (1K..4K)");
-	expect_apply_error("ranged_size: 5K\n", "o.yml:1:14: key 'sec.ranged_size': '5K' is out of range (1K..4K)");
+	expect_apply_error("ranged_size: 512\n",
+	                   "o.yml:1:14: key 'sec.ranged_size': '512' is out of range (1K..4K)");
+	expect_apply_error("ranged_size: 5K\n",
+	                   "o.yml:1:14: key 'sec.ranged_size': '5K' is out of range (1K..4K)");
 }
 
 /* Renamed and removed keys: accepted with a warning naming file:line:key. */
-struct alias_settings { unsigned timeout; char *name; };
+struct alias_settings {
+	unsigned timeout;
+	char *name;
+};
 static const struct opt_def alias_defs[] = {
 	{ "timeout", OPT_UINT, offsetof(struct alias_settings, timeout), "5", NULL, 1, 100, "seconds" },
 	{ "name", OPT_STRING, offsetof(struct alias_settings, name), NULL, NULL, 0, 0, "a name" },
@@ -453,16 +461,19 @@ static void test_opt_aliases(void **state)
 	struct alias_settings as;
 	char *error = NULL;
 	struct cfg_node *root = NULL;
-	assert_int_equal(cfg_load_string("sec:\n  old_timeout: 7\n  gone: [1, 2]\n  name: x\n", "a.yml", &root,
-	                                 &error), 0);
+	assert_int_equal(cfg_load_string("sec:\n  old_timeout: 7\n  gone: [1, 2]\n  name: x\n", "a.yml",
+	                                 &root, &error),
+	                 0);
 	assert_int_equal(opt_apply(alias_defs, cfg_get(root, "sec"), "sec", &as, &error), 0);
 	assert_int_equal(as.timeout, 7);
 	assert_string_equal(as.name, "x");
 	assert_int_equal(warnings.count, 2);
-	assert_string_equal(warnings.items[0],
-	                    "a.yml:2:3: key 'sec.old_timeout': renamed to 'timeout'; accepted, please rename it");
-	assert_string_equal(warnings.items[1],
-	                    "a.yml:3:3: key 'sec.gone': no longer used (the server decides this itself now); ignored");
+	assert_string_equal(
+	        warnings.items[0],
+	        "a.yml:2:3: key 'sec.old_timeout': renamed to 'timeout'; accepted, please rename it");
+	assert_string_equal(
+	        warnings.items[1],
+	        "a.yml:3:3: key 'sec.gone': no longer used (the server decides this itself now); ignored");
 	/* aliases and removed keys have no field: dumps skip them */
 	struct buf out = { 0 };
 	opt_dump(alias_defs, &as, &out, 0);
@@ -477,9 +488,11 @@ static void test_opt_aliases(void **state)
 	free(error);
 	cfg_free(&root);
 	/* both names at once: an error */
-	assert_int_equal(cfg_load_string("sec:\n  timeout: 3\n  old_timeout: 4\n", "a.yml", &root, &error), 0);
+	assert_int_equal(cfg_load_string("sec:\n  timeout: 3\n  old_timeout: 4\n", "a.yml", &root, &error),
+	                 0);
 	assert_int_equal(opt_apply(alias_defs, cfg_get(root, "sec"), "sec", &as, &error), -1);
-	assert_string_equal(error, "a.yml:3:3: key 'sec.old_timeout': is the old name of 'timeout', which is set too");
+	assert_string_equal(
+	        error, "a.yml:3:3: key 'sec.old_timeout': is the old name of 'timeout', which is set too");
 	free(error);
 	cfg_free(&root);
 	opt_set_warning_sink(old);
@@ -502,8 +515,10 @@ static void test_durations(void **state)
 	const char *bad[] = { "-1", "abc", "1e3", "5x", "inf", "nan", "1.2.3", "s", "10 minutes" };
 	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
 		char *text = xasprintf("dur: %s\n", bad[k]);
-		char *expected = xasprintf("o.yml:1:6: key 'sec.dur': expected a duration (e.g. 30, 30s, 500ms, "
-		                           "5m, 1h, 1d), got '%s'", bad[k]);
+		char *expected =
+		        xasprintf("o.yml:1:6: key 'sec.dur': expected a duration (e.g. 30, 30s, 500ms, "
+		                  "5m, 1h, 1d), got '%s'",
+		                  bad[k]);
 		expect_apply_error(text, expected);
 		free(text);
 		free(expected);
@@ -515,24 +530,33 @@ static void test_opt_errors(void **state)
 	(void)state;
 	expect_apply_error("u: abc\n", "o.yml:1:4: key 'sec.u': expected an unsigned integer, got 'abc'");
 	expect_apply_error("u: -1\n", "o.yml:1:4: key 'sec.u': expected an unsigned integer, got '-1'");
-	expect_apply_error("u: 4294967296\n", "o.yml:1:4: key 'sec.u': expected an unsigned integer, got '4294967296'");
-	expect_apply_error("u:\n", "o.yml:1:3: key 'sec.u': expected an unsigned integer, got an empty value");
+	expect_apply_error("u: 4294967296\n",
+	                   "o.yml:1:4: key 'sec.u': expected an unsigned integer, got '4294967296'");
+	expect_apply_error("u:\n",
+	                   "o.yml:1:3: key 'sec.u': expected an unsigned integer, got an empty value");
 	expect_apply_error("u: [1]\n", "o.yml:1:4: key 'sec.u': expected an unsigned integer, got a list");
 	expect_apply_error("i: 1.5\n", "o.yml:1:4: key 'sec.i': expected an integer, got '1.5'");
 	expect_apply_error("ranged: 4\n", "o.yml:1:9: key 'sec.ranged': '4' is out of range (5..20)");
 	expect_apply_error("ranged: 21\n", "o.yml:1:9: key 'sec.ranged': '21' is out of range (5..20)");
-	expect_apply_error("b: maybe\n",
-	                   "o.yml:1:4: key 'sec.b': expected a boolean (true/false, yes/no, on/off), got 'maybe'");
-	expect_apply_error("e: purple\n", "o.yml:1:4: key 'sec.e': expected one of red|green|blue, got 'purple'");
+	expect_apply_error(
+	        "b: maybe\n",
+	        "o.yml:1:4: key 'sec.b': expected a boolean (true/false, yes/no, on/off), got 'maybe'");
+	expect_apply_error("e: purple\n",
+	                   "o.yml:1:4: key 'sec.e': expected one of red|green|blue, got 'purple'");
 	expect_apply_error("e: Red\n", "o.yml:1:4: key 'sec.e': expected one of red|green|blue, got 'Red'");
-	expect_apply_error("mode: 0800\n",
-	                   "o.yml:1:7: key 'sec.mode': expected an octal file mode (e.g. \"0600\"), got '0800'");
-	expect_apply_error("mode: 17777\n",
-	                   "o.yml:1:7: key 'sec.mode': expected an octal file mode (e.g. \"0600\"), got '17777'");
+	expect_apply_error(
+	        "mode: 0800\n",
+	        "o.yml:1:7: key 'sec.mode': expected an octal file mode (e.g. \"0600\"), got '0800'");
+	expect_apply_error(
+	        "mode: 17777\n",
+	        "o.yml:1:7: key 'sec.mode': expected an octal file mode (e.g. \"0600\"), got '17777'");
 	expect_apply_error("s: {a: 1}\n", "o.yml:1:4: key 'sec.s': expected a string, got a map");
-	expect_apply_error("list: [a, [b]]\n", "o.yml:1:11: key 'sec.list': list items must be strings, got a list");
-	expect_apply_error("list: {a: b}\n", "o.yml:1:7: key 'sec.list': expected a string or a list of strings, got a map");
-	expect_apply_error("s: x\nsize_: 1\n", "o.yml:2:1: key 'sec.size_': unknown key (did you mean 'size'?)");
+	expect_apply_error("list: [a, [b]]\n",
+	                   "o.yml:1:11: key 'sec.list': list items must be strings, got a list");
+	expect_apply_error("list: {a: b}\n",
+	                   "o.yml:1:7: key 'sec.list': expected a string or a list of strings, got a map");
+	expect_apply_error("s: x\nsize_: 1\n",
+	                   "o.yml:2:1: key 'sec.size_': unknown key (did you mean 'size'?)");
 	expect_apply_error("s: x\nzzzzzz: 1\n", "o.yml:2:1: key 'sec.zzzzzz': unknown key");
 
 	/* A section that is not a map. */
@@ -551,23 +575,25 @@ static void test_opt_dump(void **state)
 	(void)state;
 	struct test_settings ts, back;
 	char *error = NULL;
-	assert_int_equal(apply_text("s: \"a: b\"\nb: no\nsize: 3M\ndur: 90s\ne: blue\nlist: [x, 'yes', \"\"]\n"
-	                            "mode: 0750\nranged_size: 1500\n", &ts, &error), 0);
+	assert_int_equal(
+	        apply_text("s: \"a: b\"\nb: no\nsize: 3M\ndur: 90s\ne: blue\nlist: [x, 'yes', \"\"]\n"
+	                   "mode: 0750\nranged_size: 1500\n",
+	                   &ts, &error),
+	        0);
 	struct buf out = { 0 };
 	opt_dump(test_defs, &ts, &out, 2);
-	assert_string_equal(out.data,
-	                    "  s: \"a: b\"\n"
-	                    "  b: false\n"
-	                    "  i: -3\n"
-	                    "  u: 7\n"
-	                    "  size: 3M\n"
-	                    "  dur: 90s\n"
-	                    "  e: blue\n"
-	                    "  mode: \"0750\"\n"
-	                    "  list: [x, \"yes\", \"\"]\n"
-	                    "  node: ~\n"
-	                    "  ranged: 10\n"
-	                    "  ranged_size: 1500\n");
+	assert_string_equal(out.data, "  s: \"a: b\"\n"
+	                              "  b: false\n"
+	                              "  i: -3\n"
+	                              "  u: 7\n"
+	                              "  size: 3M\n"
+	                              "  dur: 90s\n"
+	                              "  e: blue\n"
+	                              "  mode: \"0750\"\n"
+	                              "  list: [x, \"yes\", \"\"]\n"
+	                              "  node: ~\n"
+	                              "  ranged: 10\n"
+	                              "  ranged_size: 1500\n");
 
 	/* What opt_dump prints reads back to the same values. */
 	struct buf doc = { 0 };
@@ -591,8 +617,9 @@ static void test_opt_dump(void **state)
 	buf_free(&out);
 
 	/* Durations print in the largest exact unit. */
-	const char *durs[][2] = { { "1.5", "1500ms" }, { "0", "0" }, { "2h", "2h" }, { "120m", "2h" },
-		                  { "36h", "36h" }, { "48h", "2d" }, { "0.0001", "0.0001s" } };
+	const char *durs[][2] = { { "1.5", "1500ms" },    { "0", "0" },     { "2h", "2h" },
+		                  { "120m", "2h" },       { "36h", "36h" }, { "48h", "2d" },
+		                  { "0.0001", "0.0001s" } };
 	for (size_t k = 0; k < sizeof(durs) / sizeof(durs[0]); k++) {
 		char *t = xasprintf("dur: %s\n", durs[k][0]);
 		assert_int_equal(apply_text(t, &ts, &error), 0);
@@ -658,10 +685,13 @@ static void test_error_classes(void **state)
 {
 	(void)state;
 	/* unknown keys, at every level, with the dotted key */
-	expect_error("loglevl: info\n" LISTEN HOSTS, "1:1", "key 'loglevl': unknown key (did you mean 'loglevel'?)", NULL);
-	expect_error("limits:\n  max_dept: 3\n" LISTEN HOSTS, "2:3", "key 'limits.max_dept': unknown key", NULL);
+	expect_error("loglevl: info\n" LISTEN HOSTS, "1:1",
+	             "key 'loglevl': unknown key (did you mean 'loglevel'?)", NULL);
+	expect_error("limits:\n  max_dept: 3\n" LISTEN HOSTS, "2:3", "key 'limits.max_dept': unknown key",
+	             NULL);
 	expect_error("control:\n  sock: x\n" LISTEN HOSTS, "2:3", "key 'control.sock': unknown key", NULL);
-	expect_error("listen:\n  - port: 5222\n    prot: 1\n" HOSTS, "3:5", "key 'listen[0].prot': unknown key", NULL);
+	expect_error("listen:\n  - port: 5222\n    prot: 1\n" HOSTS, "3:5",
+	             "key 'listen[0].prot': unknown key", NULL);
 	expect_error(LISTEN "hosts:\n  example.com:\n    storage:\n      drvier: sqlite\n", "6:7",
 	             "key 'hosts.example.com.storage.drvier': unknown key (did you mean 'driver'?)", NULL);
 	expect_error(LISTEN "hosts:\n  example.com:\n    colour: red\n", "5:5",
@@ -669,77 +699,100 @@ static void test_error_classes(void **state)
 	/* bad types */
 	expect_error("limits:\n  max_depth: abc\n" LISTEN HOSTS, "2:14",
 	             "key 'limits.max_depth': expected an unsigned integer, got 'abc'", NULL);
-	expect_error("limits:\n  idle_timeout: soon\n" LISTEN HOSTS, "2:17", "key 'limits.idle_timeout': expected a duration", NULL);
+	expect_error("limits:\n  idle_timeout: soon\n" LISTEN HOSTS, "2:17",
+	             "key 'limits.idle_timeout': expected a duration", NULL);
 	expect_error("limits: 5\n" LISTEN HOSTS, "1:9", "key 'limits': expected a map, got a scalar", NULL);
 	expect_error("listen:\n  - port: 5222\n    direct_tls: maybe\n" HOSTS, "3:17",
 	             "key 'listen[0].direct_tls': expected a boolean", NULL);
-	expect_error("control:\n  mode: rw\n" LISTEN HOSTS, "2:9", "key 'control.mode': expected an octal file mode", NULL);
+	expect_error("control:\n  mode: rw\n" LISTEN HOSTS, "2:9",
+	             "key 'control.mode': expected an octal file mode", NULL);
 	expect_error(LISTEN "hosts:\n  example.com:\n    admins: {a: b}\n", "5:13",
-	             "key 'hosts.example.com.admins': expected a string or a list of strings, got a map", NULL);
-	expect_error(LISTEN "hosts:\n  example.com: 5\n", "4:16", "key 'hosts.example.com': expected a map of host options, got '5'", NULL);
+	             "key 'hosts.example.com.admins': expected a string or a list of strings, got a map",
+	             NULL);
+	expect_error(LISTEN "hosts:\n  example.com: 5\n", "4:16",
+	             "key 'hosts.example.com': expected a map of host options, got '5'", NULL);
 	/* out of range */
-	expect_error("listen:\n  - port: 70000\n" HOSTS, "2:11", "key 'listen[0].port': '70000' is out of range (1..65535)", NULL);
-	expect_error("listen:\n  - port: 0\n" HOSTS, "2:11", "key 'listen[0].port': '0' is out of range", NULL);
+	expect_error("listen:\n  - port: 70000\n" HOSTS, "2:11",
+	             "key 'listen[0].port': '70000' is out of range (1..65535)", NULL);
+	expect_error("listen:\n  - port: 0\n" HOSTS, "2:11", "key 'listen[0].port': '0' is out of range",
+	             NULL);
 	expect_error("limits:\n  max_stanza_size: 512\n" LISTEN HOSTS, "2:20",
 	             "key 'limits.max_stanza_size': '512' is out of range (1K..64M)", NULL);
 	expect_error("auth:\n  scram_iterations: 1000\n" LISTEN HOSTS, "2:21",
 	             "key 'auth.scram_iterations': '1000' is out of range (4096..10000000)", NULL);
 	expect_error("limits:\n  max_stanza_size: 2M\n  max_output: 1M\n" LISTEN HOSTS, "3:15",
 	             "key 'limits.max_output': must be at least max_stanza_size", NULL);
-	expect_error("limits:\n  keepalive: 0\n" LISTEN HOSTS, "2:14", "key 'limits.keepalive': must be more than 0", NULL);
+	expect_error("limits:\n  keepalive: 0\n" LISTEN HOSTS, "2:14",
+	             "key 'limits.keepalive': must be more than 0", NULL);
 	/* bad enum */
 	expect_error("loglevel: loud\n" LISTEN HOSTS, "1:11",
 	             "key 'loglevel': expected one of debug|info|notice|warning|error, got 'loud'", NULL);
 	expect_error("listen:\n  - port: 5222\n    starttls: maybe\n" HOSTS, "3:15",
 	             "key 'listen[0].starttls': expected one of required|optional|off, got 'maybe'", NULL);
-	expect_error("listen:\n  - port: 5222\n    module: s2s\n" HOSTS, "3:13", "key 'listen[0].module': expected one of c2s", NULL);
-	expect_error("tls:\n  min_version: 1.1\n" LISTEN HOSTS, "2:16", "key 'tls.min_version': expected \"1.2\" or \"1.3\", got '1.1'", NULL);
+	expect_error("listen:\n  - port: 5222\n    module: s2s\n" HOSTS, "3:13",
+	             "key 'listen[0].module': expected one of c2s", NULL);
+	expect_error("tls:\n  min_version: 1.1\n" LISTEN HOSTS, "2:16",
+	             "key 'tls.min_version': expected \"1.2\" or \"1.3\", got '1.1'", NULL);
 	/* duplicate keys (YAML level) and duplicate hosts (after lower-casing) */
-	expect_error("loglevel: info\nloglevel: debug\n" LISTEN HOSTS, "2:1", "duplicate key 'loglevel' (first at line 1)", NULL);
+	expect_error("loglevel: info\nloglevel: debug\n" LISTEN HOSTS, "2:1",
+	             "duplicate key 'loglevel' (first at line 1)", NULL);
 	expect_error(LISTEN "hosts:\n  example.com: {}\n  Example.COM: {}\n", "5:3",
 	             "key 'hosts': duplicate host 'example.com' (first at line 4)", NULL);
-	expect_error(LISTEN "hosts: [a.example, b.example, A.example.]\n", "3:31", "duplicate host 'a.example'", NULL);
+	expect_error(LISTEN "hosts: [a.example, b.example, A.example.]\n", "3:31",
+	             "duplicate host 'a.example'", NULL);
 	/* missing and empty required sections */
 	expect_error(LISTEN, "1:1", "key 'hosts': required", NULL);
 	expect_error(LISTEN "hosts:\n", "1:1", "key 'hosts': required", NULL);
-	expect_error(LISTEN "hosts: {}\n", "3:8", "key 'hosts': at least one virtual host is required, got an empty map", NULL);
-	expect_error(LISTEN "hosts: []\n", "3:8", "key 'hosts': at least one virtual host is required, got an empty list", NULL);
+	expect_error(LISTEN "hosts: {}\n", "3:8",
+	             "key 'hosts': at least one virtual host is required, got an empty map", NULL);
+	expect_error(LISTEN "hosts: []\n", "3:8",
+	             "key 'hosts': at least one virtual host is required, got an empty list", NULL);
 	expect_error(LISTEN "hosts: example.com\n", "3:8", "key 'hosts': expected a map of host names", NULL);
 	expect_error(HOSTS, "1:1", "key 'listen': required", NULL);
-	expect_error("listen: []\n" HOSTS, "1:9", "key 'listen': expected a list of at least one listener, got an empty list", NULL);
+	expect_error("listen: []\n" HOSTS, "1:9",
+	             "key 'listen': expected a list of at least one listener, got an empty list", NULL);
 	expect_error("listen:\n  port: 5222\n" HOSTS, "2:3", "key 'listen': expected a list", NULL);
 	expect_error("listen:\n  - address: \"::\"\n" HOSTS, "2:5", "key 'listen[0].port': required", NULL);
-	expect_error("listen:\n  - 5222\n" HOSTS, "2:5", "key 'listen[0]': expected a map, got a scalar", NULL);
-	expect_error("listen:\n  - port: 5222\n  - port: 5222\n" HOSTS, "3:11", "key 'listen[1].port': listener [::]:5222 is also defined at line 2", NULL);
+	expect_error("listen:\n  - 5222\n" HOSTS, "2:5", "key 'listen[0]': expected a map, got a scalar",
+	             NULL);
+	expect_error("listen:\n  - port: 5222\n  - port: 5222\n" HOSTS, "3:11",
+	             "key 'listen[1].port': listener [::]:5222 is also defined at line 2", NULL);
 	expect_error("", "1:1", "key 'listen': required", NULL);
 	expect_error("---\n", "1:1", "key 'listen': required", NULL);
 	expect_error("- a\n- b\n", "1:1", "the top level must be a map, got a list", NULL);
 	/* YAML syntax */
-	expect_error("loglevel: info\nlimits:\n  max_depth: [1, 2\n" LISTEN HOSTS, "4:7", "did not find expected ',' or ']' (while parsing a flow sequence at line 3)", NULL);
-	expect_error("loglevel: info\n\tlimits: {}\n", "2:1", "found a tab character that violates indentation", NULL);
-	expect_error("loglevel: &x info\n" LISTEN HOSTS, "1:11", "anchors and aliases are not supported", NULL);
+	expect_error("loglevel: info\nlimits:\n  max_depth: [1, 2\n" LISTEN HOSTS, "4:7",
+	             "did not find expected ',' or ']' (while parsing a flow sequence at line 3)", NULL);
+	expect_error("loglevel: info\n\tlimits: {}\n", "2:1",
+	             "found a tab character that violates indentation", NULL);
+	expect_error("loglevel: &x info\n" LISTEN HOSTS, "1:11", "anchors and aliases are not supported",
+	             NULL);
 	/* host names */
-	expect_error(LISTEN "hosts:\n  exa_mple.com: {}\n", "4:3", "key 'hosts': 'exa_mple.com': host names are made of", NULL);
+	expect_error(LISTEN "hosts:\n  exa_mple.com: {}\n", "4:3",
+	             "key 'hosts': 'exa_mple.com': host names are made of", NULL);
 	expect_error(LISTEN "hosts:\n  a..b: {}\n", "4:3", "empty label", NULL);
-	expect_error(LISTEN "hosts: [ok.example, [x]]\n", "3:21", "key 'hosts': expected a host name, got a list", NULL);
+	expect_error(LISTEN "hosts: [ok.example, [x]]\n", "3:21",
+	             "key 'hosts': expected a host name, got a list", NULL);
 	/* storage drivers and auth methods not available */
 #ifdef HAVE_BACKEND_PGSQL
 	expect_error("storage:\n  driver: pgsql\n" LISTEN HOSTS, "2:3",
 	             "key 'storage.dsn': storage driver 'pgsql' needs a dsn", NULL);
-	expect_error("storage:\n  driver: pgsql\n  dsn: \"dbname=x\"\n  password: a\n  password_file: b\n"
-	             LISTEN HOSTS, "5:18", "key 'storage.password_file': give password or password_file, not both",
-	             NULL);
+	expect_error(
+	        "storage:\n  driver: pgsql\n  dsn: \"dbname=x\"\n  password: a\n  password_file: b\n" LISTEN
+	                HOSTS,
+	        "5:18", "key 'storage.password_file': give password or password_file, not both", NULL);
 #else
 	expect_error("storage:\n  driver: pgsql\n" LISTEN HOSTS, "2:11",
 	             "key 'storage.driver': storage driver 'pgsql' is not built into this parleyd", NULL);
 #endif
-	expect_error("storage:\n  driver: oracle\n" LISTEN HOSTS, "2:11", "unknown storage driver 'oracle'", NULL);
+	expect_error("storage:\n  driver: oracle\n" LISTEN HOSTS, "2:11", "unknown storage driver 'oracle'",
+	             NULL);
 #ifdef HAVE_BACKEND_MYSQL
 	/* only odbc takes a dialect */
 	expect_error(LISTEN "hosts:\n  example.com:\n    storage: {driver: mysql}\n", "5:14",
 	             "key 'hosts.example.com.storage.dsn': storage driver 'mysql' needs a dsn", NULL);
-	expect_error("storage:\n  driver: mysql\n  dsn: \"host=db\"\n  dialect: mssql\n" LISTEN HOSTS,
-	             "4:12", "key 'storage.dialect': only the odbc driver takes a dialect", NULL);
+	expect_error("storage:\n  driver: mysql\n  dsn: \"host=db\"\n  dialect: mssql\n" LISTEN HOSTS, "4:12",
+	             "key 'storage.dialect': only the odbc driver takes a dialect", NULL);
 #else
 	expect_error(LISTEN "hosts:\n  example.com:\n    storage: {driver: mysql}\n", "5:23",
 	             "key 'hosts.example.com.storage.driver': storage driver 'mysql' is not built", NULL);
@@ -776,7 +829,8 @@ static void test_error_classes(void **state)
 	             "key 'auth.methods': auth method 'pam' is not built / not supported yet", NULL);
 #endif
 	expect_error(LISTEN "hosts:\n  example.com:\n    auth: {methods: external}\n", "5:11",
-	             "key 'hosts.example.com.auth.external.program': required with the external method", NULL);
+	             "key 'hosts.example.com.auth.external.program': required with the external method",
+	             NULL);
 	expect_error(LISTEN "hosts:\n  example.com:\n    auth: {methods: [internal, internal]}\n", "5:21",
 	             "key 'hosts.example.com.auth.methods': auth method 'internal' is listed twice", NULL);
 	expect_error("auth:\n  external: {instances: 0}\n" LISTEN HOSTS, "2:25",
@@ -785,16 +839,22 @@ static void test_error_classes(void **state)
 	             "key 'auth.failure_window': must be more than 0", NULL);
 	expect_error(LISTEN "hosts:\n  example.com:\n    auth: {methods: magic}\n", "5:21",
 	             "key 'hosts.example.com.auth.methods': unknown auth method 'magic'", NULL);
-	expect_error("auth:\n  methods: []\n" LISTEN HOSTS, "2:12", "key 'auth.methods': at least one method is required", NULL);
-	expect_error("storage:\n  timeout: 0\n" LISTEN HOSTS, "2:12", "key 'storage.timeout': must be more than 0", NULL);
+	expect_error("auth:\n  methods: []\n" LISTEN HOSTS, "2:12",
+	             "key 'auth.methods': at least one method is required", NULL);
+	expect_error("storage:\n  timeout: 0\n" LISTEN HOSTS, "2:12",
+	             "key 'storage.timeout': must be more than 0", NULL);
 	/* paths */
 	expect_error("log_file: \"\"\n" LISTEN HOSTS, "1:11", "key 'log_file': empty path", NULL);
 	/* module entries */
 	expect_error("modules:\n  disco: 5\n" LISTEN HOSTS, "2:10",
-	             "key 'modules.disco': expected a map of module options, nothing, or false; got '5'", NULL);
+	             "key 'modules.disco': expected a map of module options, nothing, or false; got '5'",
+	             NULL);
 	expect_error(LISTEN "hosts:\n  example.com:\n    modules:\n      ping: [a]\n", "6:13",
-	             "key 'hosts.example.com.modules.ping': expected a map of module options, nothing, or false; got a list", NULL);
-	expect_error("modules: [disco]\n" LISTEN HOSTS, "1:10", "key 'modules': expected a map of module name to options, got a list", NULL);
+	             "key 'hosts.example.com.modules.ping': expected a map of module options, nothing, or "
+	             "false; got a list",
+	             NULL);
+	expect_error("modules: [disco]\n" LISTEN HOSTS, "1:10",
+	             "key 'modules': expected a map of module name to options, got a list", NULL);
 	expect_error("modules:\n  disco: \"false\"\n" LISTEN HOSTS, "2:10", "key 'modules.disco'", NULL);
 }
 
@@ -848,7 +908,7 @@ static void test_minimal_defaults(void **state)
 	assert_string_equal(cfg->loglevel, "debug");
 	assert_int_equal(cfg->hosts[0].auth.methods.count, 1);
 	config_free(&cfg);
-	config_free(&cfg);   /* NULL: harmless */
+	config_free(&cfg); /* NULL: harmless */
 }
 
 #ifdef HAVE_BACKEND_LDAP
@@ -857,21 +917,19 @@ static void test_minimal_defaults(void **state)
 static void test_ldap_override(void **state)
 {
 	(void)state;
-	struct parley_config *cfg = load_ok(
-		"auth:\n"
-		"  ldap:\n"
-		"    servers: [ldap://one, ldaps://two]\n"
-		"    base: \"ou=people,dc=example,dc=com\"\n"
-		"    bind_dn: cn=svc\n"
-		"    password: very-secret\n"
-		"    uids: [uid, mail]\n"
-		LISTEN
-		"hosts:\n"
-		"  a.example:\n"
-		"    auth:\n"
-		"      methods: [ldap, internal]\n"
-		"      ldap: {base: \"ou=a,dc=example,dc=com\", method: compare, pool_size: 5}\n"
-		"  b.example:\n");
+	struct parley_config *cfg =
+	        load_ok("auth:\n"
+	                "  ldap:\n"
+	                "    servers: [ldap://one, ldaps://two]\n"
+	                "    base: \"ou=people,dc=example,dc=com\"\n"
+	                "    bind_dn: cn=svc\n"
+	                "    password: very-secret\n"
+	                "    uids: [uid, mail]\n" LISTEN "hosts:\n"
+	                "  a.example:\n"
+	                "    auth:\n"
+	                "      methods: [ldap, internal]\n"
+	                "      ldap: {base: \"ou=a,dc=example,dc=com\", method: compare, pool_size: 5}\n"
+	                "  b.example:\n");
 	const struct host_config *a = config_host(cfg, "a.example");
 	const struct host_config *b = config_host(cfg, "b.example");
 	assert_string_equal(a->auth.ldap.base, "ou=a,dc=example,dc=com");
@@ -900,33 +958,30 @@ static void test_ldap_override(void **state)
 static void test_host_override(void **state)
 {
 	(void)state;
-	struct parley_config *cfg = load_ok(
-		"storage:\n"
-		"  path: /var/lib/parley/all.db\n"
-		"  pool_size: 4\n"
-		"  timeout: 30s\n"
-		"auth:\n"
-		"  scram_iterations: 5000\n"
-		"tls:\n"
-		"  certificate: /etc/ssl/all.pem\n"
-		"  key: /etc/ssl/all.key\n"
-		"  ciphers: HIGH\n"
-		LISTEN
-		"hosts:\n"
-		"  a.example:\n"
-		"    storage:\n"
-		"      path: /srv/a.db\n"
-		"      queue_max: 7\n"
-		"    auth: {scram_iterations: 10000}\n"
-		"    tls:\n"
-		"      certificate: /etc/ssl/a.pem\n"
-		"      key: /etc/ssl/a.key\n"
-		"      min_version: \"1.3\"\n"
-		"    admins: [boss@a.example, other@a.example]\n"
-		"  b.example:\n"
-		"  c.example:\n"
-		"    storage: {}\n"
-		"    admins: root@c.example\n");
+	struct parley_config *cfg = load_ok("storage:\n"
+	                                    "  path: /var/lib/parley/all.db\n"
+	                                    "  pool_size: 4\n"
+	                                    "  timeout: 30s\n"
+	                                    "auth:\n"
+	                                    "  scram_iterations: 5000\n"
+	                                    "tls:\n"
+	                                    "  certificate: /etc/ssl/all.pem\n"
+	                                    "  key: /etc/ssl/all.key\n"
+	                                    "  ciphers: HIGH\n" LISTEN "hosts:\n"
+	                                    "  a.example:\n"
+	                                    "    storage:\n"
+	                                    "      path: /srv/a.db\n"
+	                                    "      queue_max: 7\n"
+	                                    "    auth: {scram_iterations: 10000}\n"
+	                                    "    tls:\n"
+	                                    "      certificate: /etc/ssl/a.pem\n"
+	                                    "      key: /etc/ssl/a.key\n"
+	                                    "      min_version: \"1.3\"\n"
+	                                    "    admins: [boss@a.example, other@a.example]\n"
+	                                    "  b.example:\n"
+	                                    "  c.example:\n"
+	                                    "    storage: {}\n"
+	                                    "    admins: root@c.example\n");
 	const struct host_config *a = config_host(cfg, "a.example");
 	const struct host_config *b = config_host(cfg, "b.example");
 	const struct host_config *c = config_host(cfg, "c.example");
@@ -976,24 +1031,21 @@ static void test_host_override(void **state)
 static void test_module_merge(void **state)
 {
 	(void)state;
-	struct parley_config *cfg = load_ok(
-		"modules:\n"
-		"  disco: {}\n"
-		"  register: { open: false, captcha: x }\n"
-		"  ping:\n"
-		"  time: true\n"
-		"  vcard: { size: 8K }\n"
-		"  version: false\n"
-		LISTEN
-		"hosts:\n"
-		"  a.example:\n"
-		"    modules:\n"
-		"      register: { open: true }\n"
-		"      ping: false\n"
-		"      roster: {}\n"
-		"      vcard: off\n"
-		"      version: { show_os: no }\n"
-		"  b.example: {}\n");
+	struct parley_config *cfg = load_ok("modules:\n"
+	                                    "  disco: {}\n"
+	                                    "  register: { open: false, captcha: x }\n"
+	                                    "  ping:\n"
+	                                    "  time: true\n"
+	                                    "  vcard: { size: 8K }\n"
+	                                    "  version: false\n" LISTEN "hosts:\n"
+	                                    "  a.example:\n"
+	                                    "    modules:\n"
+	                                    "      register: { open: true }\n"
+	                                    "      ping: false\n"
+	                                    "      roster: {}\n"
+	                                    "      vcard: off\n"
+	                                    "      version: { show_os: no }\n"
+	                                    "  b.example: {}\n");
 	const struct host_config *a = config_host(cfg, "a.example");
 	const struct host_config *b = config_host(cfg, "b.example");
 	bool on;
@@ -1013,7 +1065,7 @@ static void test_module_merge(void **state)
 	assert_true(on);
 	assert_null(config_module(b, "version", &on));
 	assert_false(on);
-	assert_non_null(cfg_get(b->modules, "version"));   /* disabled, not absent */
+	assert_non_null(cfg_get(b->modules, "version")); /* disabled, not absent */
 	assert_null(config_module(b, "roster", &on));
 	assert_false(on);
 	assert_null(cfg_get(b->modules, "roster"));
@@ -1050,18 +1102,15 @@ static void test_module_merge(void **state)
 static void test_relative_paths(void **state)
 {
 	(void)state;
-	struct parley_config *cfg = load_ok(
-		"log_file: logs/parley.log\n"
-		"pidfile: /run/parley.pid\n"
-		"control: { socket: ./ctl.sock }\n"
-		"tls: { certificate: cert.pem, key: /abs/key.pem }\n"
-		"storage: { path: data/parley.db }\n"
-		LISTEN
-		"hosts:\n"
-		"  a.example:\n"
-		"    tls: { key: a.key }\n"
-		"    storage: { path: a.db }\n"
-		"  b.example:\n");
+	struct parley_config *cfg = load_ok("log_file: logs/parley.log\n"
+	                                    "pidfile: /run/parley.pid\n"
+	                                    "control: { socket: ./ctl.sock }\n"
+	                                    "tls: { certificate: cert.pem, key: /abs/key.pem }\n"
+	                                    "storage: { path: data/parley.db }\n" LISTEN "hosts:\n"
+	                                    "  a.example:\n"
+	                                    "    tls: { key: a.key }\n"
+	                                    "    storage: { path: a.db }\n"
+	                                    "  b.example:\n");
 	char *want = xasprintf("%s/logs/parley.log", tmpdir_real);
 	assert_string_equal(cfg->log_file, want);
 	free(want);
@@ -1121,38 +1170,48 @@ static void test_relative_paths(void **state)
 static void test_dump(void **state)
 {
 	(void)state;
-	struct parley_config *cfg = load_ok(
-		"loglevel: notice\n"
-		"limits: { max_stanza_size: 512K, idle_timeout: 0 }\n"
-		"control: { mode: \"0660\", group: xmpp }\n"
-		"tls: { certificate: /c.pem, key: /k.pem }\n"
-		"modules: { disco: {}, register: {open: false}, ping: false }\n"
-		"listen:\n"
-		"  - port: 5222\n"
-		"  - port: 5223\n"
-		"    address: 127.0.0.1\n"
-		"    direct_tls: yes\n"
-		"hosts:\n"
-		"  a.example:\n"
-		"    storage: {path: /a.db, pool_size: 3}\n"
-		"    admins: [x@a.example]\n"
-		"    modules: { register: {open: true, \"quoted key\": \"yes\"} }\n"
-		"  b.example:\n");
+	struct parley_config *cfg =
+	        load_ok("loglevel: notice\n"
+	                "limits: { max_stanza_size: 512K, idle_timeout: 0 }\n"
+	                "control: { mode: \"0660\", group: xmpp }\n"
+	                "tls: { certificate: /c.pem, key: /k.pem }\n"
+	                "modules: { disco: {}, register: {open: false}, ping: false }\n"
+	                "listen:\n"
+	                "  - port: 5222\n"
+	                "  - port: 5223\n"
+	                "    address: 127.0.0.1\n"
+	                "    direct_tls: yes\n"
+	                "hosts:\n"
+	                "  a.example:\n"
+	                "    storage: {path: /a.db, pool_size: 3}\n"
+	                "    admins: [x@a.example]\n"
+	                "    modules: { register: {open: true, \"quoted key\": \"yes\"} }\n"
+	                "  b.example:\n");
 	struct buf out = { 0 };
 	config_dump(cfg, NULL, &out);
 	const char *expected_lines[] = {
-		"\nloglevel: notice\n", "\nlog_file: ~\n", "\ncontrol:\n  socket: /", "\n  mode: \"0660\"\n",
-		"\n  group: xmpp\n", "\n  max_stanza_size: 512K\n", "\n  idle_timeout: 0\n",
-		"\n  keepalive: 1m\n", "\nlisten:\n  - port: 5222\n    address: \"::\"\n",
+		"\nloglevel: notice\n",
+		"\nlog_file: ~\n",
+		"\ncontrol:\n  socket: /",
+		"\n  mode: \"0660\"\n",
+		"\n  group: xmpp\n",
+		"\n  max_stanza_size: 512K\n",
+		"\n  idle_timeout: 0\n",
+		"\n  keepalive: 1m\n",
+		"\nlisten:\n  - port: 5222\n    address: \"::\"\n",
 		"\n  - port: 5223\n    address: 127.0.0.1\n    module: c2s\n    starttls: required\n"
 		"    direct_tls: true\n    backlog: 1024\n",
-		"\nhosts:\n  a.example:\n    storage:\n      driver: sqlite\n      path: /a.db\n      dsn: ~\n"
+		"\nhosts:\n  a.example:\n    storage:\n      driver: sqlite\n      path: /a.db\n      dsn: "
+		"~\n"
 		"      password: ~\n      password_file: ~\n      dialect: ~\n      pool_size: 3\n",
 		"\n    auth:\n      methods: [internal]\n      scram_iterations: 4096\n",
-		"\n    tls:\n      certificate: /c.pem\n      key: /k.pem\n      ciphers: ~\n      min_version: \"1.2\"\n",
+		"\n    tls:\n      certificate: /c.pem\n      key: /k.pem\n      ciphers: ~\n      "
+		"min_version: \"1.2\"\n",
 		"\n    admins: [x@a.example]\n",
-		"\n    modules:\n      disco: {}\n      register: {open: true, quoted key: \"yes\"}\n      ping: false\n",
-		"\n  b.example:\n", "\n    admins: []\n",
+		"\n    modules:\n      disco: {}\n      register: {open: true, quoted key: \"yes\"}\n      "
+		"ping: false\n",
+		"\n  b.example:\n",
+		"\n    admins: []\n",
 	};
 	for (size_t k = 0; k < sizeof(expected_lines) / sizeof(expected_lines[0]); k++)
 		if (strstr(out.data, expected_lines[k]) == NULL)
@@ -1275,24 +1334,15 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_tree_positions),
-		cmocka_unit_test(test_tree_errors),
-		cmocka_unit_test(test_load_file_errors),
-		cmocka_unit_test(test_opt_defaults),
-		cmocka_unit_test(test_opt_values),
-		cmocka_unit_test(test_sizes),
-		cmocka_unit_test(test_durations),
-		cmocka_unit_test(test_opt_errors),
-		cmocka_unit_test(test_opt_dump),
-		cmocka_unit_test(test_example),
-		cmocka_unit_test(test_error_classes),
-		cmocka_unit_test(test_minimal_defaults),
-		cmocka_unit_test(test_host_override),
-		cmocka_unit_test(test_module_merge),
-		cmocka_unit_test(test_relative_paths),
-		cmocka_unit_test(test_dump),
-		cmocka_unit_test(test_opt_aliases),
-		cmocka_unit_test(test_docs_cover_options),
+		cmocka_unit_test(test_tree_positions),   cmocka_unit_test(test_tree_errors),
+		cmocka_unit_test(test_load_file_errors), cmocka_unit_test(test_opt_defaults),
+		cmocka_unit_test(test_opt_values),       cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_durations),        cmocka_unit_test(test_opt_errors),
+		cmocka_unit_test(test_opt_dump),         cmocka_unit_test(test_example),
+		cmocka_unit_test(test_error_classes),    cmocka_unit_test(test_minimal_defaults),
+		cmocka_unit_test(test_host_override),    cmocka_unit_test(test_module_merge),
+		cmocka_unit_test(test_relative_paths),   cmocka_unit_test(test_dump),
+		cmocka_unit_test(test_opt_aliases),      cmocka_unit_test(test_docs_cover_options),
 #ifdef HAVE_BACKEND_LDAP
 		cmocka_unit_test(test_ldap_override),
 #endif

@@ -53,7 +53,7 @@ static void test_never_negative(void **state)
 {
 	(void)state;
 	const enum stanza_error negative[] = { SE_ITEM_NOT_FOUND, SE_NOT_AUTHORIZED, SE_FORBIDDEN,
-	                                       SE_SERVICE_UNAVAILABLE, SE_REGISTRATION_REQUIRED };
+		                               SE_SERVICE_UNAVAILABLE, SE_REGISTRATION_REQUIRED };
 	for (size_t i = 0; i < sizeof(negative) / sizeof(negative[0]); i++) {
 		assert_int_not_equal(errmap_storage(STORAGE_TEMPFAIL), negative[i]);
 		assert_int_not_equal(errmap_auth(AUTH_TEMPFAIL), negative[i]);

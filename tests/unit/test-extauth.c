@@ -19,7 +19,7 @@
 static void test_encode(void **state)
 {
 	(void)state;
-	struct buf b = {0};
+	struct buf b = { 0 };
 	assert_int_equal(extproto_encode(&b, "auth", "alice", "example.com", "pa:ss"), 0);
 	const char want[] = "auth:alice:example.com:pa:ss";
 	assert_int_equal(b.len, 2 + strlen(want));
@@ -123,7 +123,7 @@ static void test_split(void **state)
 	}
 	assert_int_equal(extproto_split("auth:a\0b:c:d", 12, &copy, f), -1);
 	/* what encode writes, split gives back */
-	struct buf b = {0};
+	struct buf b = { 0 };
 	assert_int_equal(extproto_encode(&b, "setpass", "carol", "example.org", ":lead:trail:"), 0);
 	assert_int_equal(extproto_split(b.data + 2, b.len - 2, &copy, f), 4);
 	assert_string_equal(f[0], "setpass");
@@ -194,10 +194,8 @@ static void test_probe(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_encode),
-		cmocka_unit_test(test_op_names),
-		cmocka_unit_test(test_decode_reply),
-		cmocka_unit_test(test_split),
+		cmocka_unit_test(test_encode),       cmocka_unit_test(test_op_names),
+		cmocka_unit_test(test_decode_reply), cmocka_unit_test(test_split),
 		cmocka_unit_test(test_probe),
 	};
 	return cmocka_run_group_tests_name("extauth", tests, NULL, NULL);

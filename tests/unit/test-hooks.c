@@ -87,10 +87,10 @@ static void host_done(struct host *h)
 static void test_empty(void **state)
 {
 	struct host *h = host_new("example.com");
-	struct trace t = {0};
+	struct trace t = { 0 };
 	assert_int_equal(hook_run(h, HOOK_T, &t), HOOK_CONTINUE);
 	assert_int_equal(hook_run(NULL, HOOK_T, &t), HOOK_CONTINUE);
-	hook_remove(h, HOOK_T, cb_letter, L('a'));   /* nothing to remove: harmless */
+	hook_remove(h, HOOK_T, cb_letter, L('a')); /* nothing to remove: harmless */
 	assert_string_equal(t.s, "");
 	host_done(h);
 }
@@ -98,10 +98,10 @@ static void test_empty(void **state)
 static void test_priority_order(void **state)
 {
 	struct host *h = host_new("example.com");
-	struct trace t = {0};
+	struct trace t = { 0 };
 	hook_add(h, HOOK_T, 50, cb_letter, L('c'));
 	hook_add(h, HOOK_T, 10, cb_letter, L('a'));
-	hook_add(h, HOOK_T, 50, cb_letter, L('d'));   /* same priority: after c */
+	hook_add(h, HOOK_T, 50, cb_letter, L('d')); /* same priority: after c */
 	hook_add(h, HOOK_T, 20, cb_letter, L('b'));
 	hook_add(h, HOOK_T, -5, cb_letter, L('0'));
 	hook_add(h, HOOK_T, 90, cb_letter, L('e'));
@@ -114,7 +114,7 @@ static void test_priority_order(void **state)
 static void test_stop(void **state)
 {
 	struct host *h = host_new("example.com");
-	struct trace t = {0};
+	struct trace t = { 0 };
 	hook_add(h, HOOK_T, 10, cb_letter, L('a'));
 	hook_add(h, HOOK_T, 20, cb_stop, L('S'));
 	hook_add(h, HOOK_T, 30, cb_letter, L('c'));
@@ -130,7 +130,7 @@ static void test_stop(void **state)
 static void test_remove(void **state)
 {
 	struct host *h = host_new("example.com");
-	struct trace t = {0};
+	struct trace t = { 0 };
 	hook_add(h, HOOK_T, 10, cb_letter, L('a'));
 	hook_add(h, HOOK_T, 10, cb_letter, L('b'));
 	hook_add(h, HOOK_T, 10, cb_letter, L('c'));
@@ -145,24 +145,24 @@ static void test_remove(void **state)
 static void test_remove_during_run(void **state)
 {
 	struct host *h = host_new("example.com");
-	struct trace t = {0};
+	struct trace t = { 0 };
 	hook_add(h, HOOK_T, 10, cb_letter, L('a'));
 	hook_add(h, HOOK_T, 20, cb_remove_self, L('s'));
 	hook_add(h, HOOK_T, 30, cb_remove_other, L('o'));
 	hook_add(h, HOOK_T, 40, cb_letter, L('z'));
 	hook_add(h, HOOK_T, 50, cb_letter, L('e'));
 	hook_run(h, HOOK_T, &t);
-	assert_string_equal(t.s, "asoe");   /* z removed before its turn */
+	assert_string_equal(t.s, "asoe"); /* z removed before its turn */
 	t.s[0] = '\0';
 	hook_run(h, HOOK_T, &t);
-	assert_string_equal(t.s, "aoe");    /* s removed itself */
+	assert_string_equal(t.s, "aoe"); /* s removed itself */
 	host_done(h);
 }
 
 static void test_nested_run(void **state)
 {
 	struct host *h = host_new("example.com");
-	struct trace t = {0};
+	struct trace t = { 0 };
 	nested_depth = 0;
 	hook_add(h, HOOK_T, 10, cb_nested, L('n'));
 	hook_add(h, HOOK_T, 20, cb_remove_self, L('s'));
@@ -176,7 +176,7 @@ static void test_nested_run(void **state)
 static void test_add_during_run(void **state)
 {
 	struct host *h = host_new("example.com");
-	struct trace t = {0};
+	struct trace t = { 0 };
 	hook_add(h, HOOK_T, 10, cb_letter, L('a'));
 	hook_run(h, HOOK_T, &t);
 	hook_add(h, HOOK_T, 5, cb_letter, L('0'));
@@ -190,7 +190,7 @@ static void test_names_and_hosts(void **state)
 {
 	struct host *h1 = host_new("one.example");
 	struct host *h2 = host_new("two.example");
-	struct trace t = {0};
+	struct trace t = { 0 };
 	hook_add(h1, HOOK_T, 10, cb_letter, L('1'));
 	hook_add(h2, HOOK_T, 10, cb_letter, L('2'));
 	hook_add(h1, HOOK_USER_SEND_PACKET, 10, cb_letter, L('u'));

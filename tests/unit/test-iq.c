@@ -57,25 +57,25 @@ static struct xml_node *make_iq(const char *type, const char *id, const char *ns
 static bool dispatch(struct host *h, const char *id, struct capture *c)
 {
 	struct xml_node *iq = make_iq("get", id, NS_TEST);
-	struct iq_request tmpl = {0};
+	struct iq_request tmpl = { 0 };
 	tmpl.preauth_reply = capture_reply;
 	tmpl.preauth_stream = c;
 	tmpl.remote_ip = "192.0.2.1";
 	struct jid to = { .domain = h->name };
 	bool r = iq_dispatch(h, IQ_SCOPE_PREAUTH, iq, NULL, &to, &tmpl);
-	xml_unref(&iq);   /* the request holds its own reference */
+	xml_unref(&iq); /* the request holds its own reference */
 	return r;
 }
 
 /* Dispatch a pre-auth iq of type with a copy of payload. */
-static bool dispatch_payload(struct host *h, const char *type, const char *id,
-                             const struct xml_node *payload, struct capture *c)
+static bool dispatch_payload(struct host *h, const char *type, const char *id, const struct xml_node *payload,
+                             struct capture *c)
 {
 	struct xml_node *iq = xml_new("iq", NS_CLIENT);
 	xml_set_attr(iq, "type", type);
 	xml_set_attr(iq, "id", id);
 	xml_append_copy(iq, payload);
-	struct iq_request tmpl = {0};
+	struct iq_request tmpl = { 0 };
 	tmpl.preauth_reply = capture_reply;
 	tmpl.preauth_stream = c;
 	tmpl.remote_ip = "192.0.2.1";
@@ -143,7 +143,7 @@ static void test_register(void **state)
 {
 	struct host *h = host_new();
 	int calls = 0;
-	struct capture c = {0};
+	struct capture c = { 0 };
 	assert_false(iq_has_handler(h, IQ_SCOPE_PREAUTH, NS_TEST));
 	assert_false(dispatch(h, "a", &c));
 	assert_int_equal(iq_register(h, IQ_SCOPE_PREAUTH, NS_TEST, IQ_NO_QUEUE, echo_handler, &calls), 0);
@@ -166,7 +166,7 @@ static void test_no_queue(void **state)
 {
 	struct host *h = host_new();
 	int calls = 0;
-	struct capture c = {0};
+	struct capture c = { 0 };
 	iq_register(h, IQ_SCOPE_PREAUTH, NS_TEST, IQ_NO_QUEUE, echo_handler, &calls);
 	assert_true(dispatch(h, "q1", &c));
 	assert_int_equal(calls, 1);
@@ -186,8 +186,8 @@ static void test_no_queue(void **state)
 static void test_one_queue_order(void **state)
 {
 	struct host *h = host_new();
-	struct held hd = {0};
-	struct capture c = {0};
+	struct held hd = { 0 };
+	struct capture c = { 0 };
 	iq_register(h, IQ_SCOPE_PREAUTH, NS_TEST, IQ_ONE_QUEUE, hold_handler, &hd);
 	assert_true(dispatch(h, "1", &c));
 	assert_true(dispatch(h, "2", &c));
@@ -221,8 +221,8 @@ static void test_one_queue_order(void **state)
 static void test_one_queue_sync_drain(void **state)
 {
 	struct host *h = host_new();
-	struct held hd = {0};
-	struct capture c = {0};
+	struct held hd = { 0 };
+	struct capture c = { 0 };
 	iq_register(h, IQ_SCOPE_PREAUTH, NS_TEST, IQ_ONE_QUEUE, hold_handler, &hd);
 	assert_true(dispatch(h, "first", &c));
 	char id[16];
@@ -247,8 +247,8 @@ static void test_one_queue_sync_drain(void **state)
 static void test_parallel(void **state)
 {
 	struct host *h = host_new();
-	struct held hd = {0};
-	struct capture c = {0};
+	struct held hd = { 0 };
+	struct capture c = { 0 };
 	iq_register(h, IQ_SCOPE_PREAUTH, NS_TEST, IQ_PARALLEL, hold_handler, &hd);
 	assert_true(dispatch(h, "1", &c));
 	assert_true(dispatch(h, "2", &c));
@@ -271,8 +271,8 @@ static void test_parallel(void **state)
 static void test_error_answer(void **state)
 {
 	struct host *h = host_new();
-	struct held hd = {0};
-	struct capture c = {0};
+	struct held hd = { 0 };
+	struct capture c = { 0 };
 	iq_register(h, IQ_SCOPE_PREAUTH, NS_TEST, IQ_PARALLEL, hold_handler, &hd);
 	assert_true(dispatch(h, "e1", &c));
 	iq_error(hd.reqs[0], SE_RESOURCE_CONSTRAINT, "slow down");
@@ -280,7 +280,7 @@ static void test_error_answer(void **state)
 	struct xml_node *r = c.replies[0];
 	assert_string_equal(xml_attr(r, "type"), "error");
 	assert_string_equal(xml_attr(r, "id"), "e1");
-	assert_non_null(xml_child(r, "query", NS_TEST));   /* the original payload */
+	assert_non_null(xml_child(r, "query", NS_TEST)); /* the original payload */
 	struct xml_node *err = xml_child(r, "error", NS_CLIENT);
 	assert_non_null(err);
 	assert_string_equal(xml_attr(err, "type"), "wait");
@@ -293,8 +293,8 @@ static void test_error_answer(void **state)
 static void test_result_tree(void **state)
 {
 	struct host *h = host_new();
-	struct held hd = {0};
-	struct capture c = {0};
+	struct held hd = { 0 };
+	struct capture c = { 0 };
 	iq_register(h, IQ_SCOPE_PREAUTH, NS_TEST, IQ_PARALLEL, hold_handler, &hd);
 	assert_true(dispatch(h, "t1", &c));
 	struct xml_node *res = stanza_iq_result(hd.reqs[0]->iq);
@@ -313,12 +313,12 @@ static void test_result_tree(void **state)
 static void test_preauth_detach(void **state)
 {
 	struct host *h = host_new();
-	struct held hd = {0};
-	struct capture gone = {0}, alive = {0};
+	struct held hd = { 0 };
+	struct capture gone = { 0 }, alive = { 0 };
 	iq_register(h, IQ_SCOPE_PREAUTH, NS_TEST, IQ_ONE_QUEUE, hold_handler, &hd);
-	assert_true(dispatch(h, "g1", &gone));    /* in flight */
-	assert_true(dispatch(h, "g2", &gone));    /* queued */
-	assert_true(dispatch(h, "a1", &alive));   /* queued */
+	assert_true(dispatch(h, "g1", &gone));  /* in flight */
+	assert_true(dispatch(h, "g2", &gone));  /* queued */
+	assert_true(dispatch(h, "a1", &alive)); /* queued */
 	iq_preauth_detach(&gone);
 	assert_int_equal(hd.calls, 1);
 	/* The in-flight answer is dropped; g2 never reaches the handler. */
@@ -336,8 +336,8 @@ static void test_preauth_detach(void **state)
 static void test_unregister_pending(void **state)
 {
 	struct host *h = host_new();
-	struct held hd = {0};
-	struct capture c = {0};
+	struct held hd = { 0 };
+	struct capture c = { 0 };
 	iq_register(h, IQ_SCOPE_PREAUTH, NS_TEST, IQ_ONE_QUEUE, hold_handler, &hd);
 	assert_true(dispatch(h, "1", &c));
 	assert_true(dispatch(h, "2", &c));
@@ -365,13 +365,13 @@ static void test_unregister_pending(void **state)
 static void test_free_host_pending(void **state)
 {
 	struct host *h = host_new();
-	struct held hd = {0};
-	struct capture c = {0};
+	struct held hd = { 0 };
+	struct capture c = { 0 };
 	iq_register(h, IQ_SCOPE_PREAUTH, NS_TEST, IQ_ONE_QUEUE, hold_handler, &hd);
 	assert_true(dispatch(h, "1", &c));
 	assert_true(dispatch(h, "2", &c));
 	iq_free_host(h);
-	assert_int_equal(c.n, 0);   /* queued ones are dropped unanswered */
+	assert_int_equal(c.n, 0); /* queued ones are dropped unanswered */
 	iq_result(hd.reqs[0], NULL);
 	assert_int_equal(c.n, 1);
 	capture_clear(&c);
@@ -424,7 +424,7 @@ static void test_stanza_iq_result(void **state)
 	assert_string_equal(xml_attr(r, "type"), "result");
 	assert_string_equal(xml_attr(r, "id"), "x1");
 	assert_string_equal(xml_attr(r, "to"), "a@example.com/r");
-	assert_null(xml_attr(r, "from"));   /* the request had no 'to' */
+	assert_null(xml_attr(r, "from")); /* the request had no 'to' */
 	assert_null(xml_first_element(r));
 	xml_unref(&r);
 	xml_set_attr(iq, "to", "example.com");
@@ -477,8 +477,7 @@ static const char *error_condition(const struct xml_node *reply)
 	return cond != NULL ? cond->name : NULL;
 }
 
-static struct host *host_with_modules(const char *yaml, struct host_config *hc,
-                                      struct cfg_node **root_r)
+static struct host *host_with_modules(const char *yaml, struct host_config *hc, struct cfg_node **root_r)
 {
 	char *err = NULL;
 	if (cfg_load_string(yaml, "test.yml", root_r, &err) < 0)
@@ -497,7 +496,8 @@ static void test_builtin_register_open(void **state)
 	struct host_config hc;
 	struct cfg_node *root;
 	struct host *h = host_with_modules("register:\n  open: true\n  min_password_length: 6\n"
-	                                   "roster: false\n", &hc, &root);
+	                                   "roster: false\n",
+	                                   &hc, &root);
 	char *err = NULL;
 	if (modules_start_host(h, &err) < 0)
 		fail_msg("%s", err);
@@ -517,7 +517,7 @@ static void test_builtin_register_open(void **state)
 	assert_non_null(xml_child(f, "register", NS_FEATURE_REGISTER));
 	xml_unref(&f);
 
-	struct capture c = {0};
+	struct capture c = { 0 };
 	struct xml_node *q = xml_new("query", NS_REGISTER);
 	assert_true(dispatch_payload(h, "get", "r1", q, &c));
 	xml_unref(&q);
@@ -530,7 +530,11 @@ static void test_builtin_register_open(void **state)
 	assert_non_null(xml_child(q, "instructions", NS_REGISTER));
 	capture_clear(&c);
 
-	static const struct { const char *user, *password; bool remove; const char *condition; } cases[] = {
+	static const struct {
+		const char *user, *password;
+		bool remove;
+		const char *condition;
+	} cases[] = {
 		{ NULL, "secret-enough", false, "not-acceptable" },
 		{ "", "secret-enough", false, "not-acceptable" },
 		{ "bad@name", "secret-enough", false, "not-acceptable" },
@@ -566,7 +570,7 @@ static void test_builtin_register_closed(void **state)
 	char *err = NULL;
 	if (modules_start_host(h, &err) < 0)
 		fail_msg("%s", err);
-	assert_true(module_running(h, "roster"));   /* default */
+	assert_true(module_running(h, "roster")); /* default */
 
 	struct xml_node *f = xml_new("features", NS_STREAM);
 	struct hook_features hf = { .features = f, .authenticated = false, .secure = true };
@@ -578,7 +582,7 @@ static void test_builtin_register_closed(void **state)
 	assert_non_null(xml_child(f, "ver", "urn:xmpp:features:rosterver"));
 	xml_unref(&f);
 
-	struct capture c = {0};
+	struct capture c = { 0 };
 	struct xml_node *q = xml_new("query", NS_REGISTER);
 	assert_true(dispatch_payload(h, "get", "r1", q, &c));
 	xml_unref(&q);
@@ -604,7 +608,7 @@ static void test_module_config_errors(void **state)
 	assert_non_null(strstr(err, "test.yml:4"));
 	assert_non_null(strstr(err, "bogus"));
 	free(err);
-	assert_false(module_running(h, "disco"));   /* what had started is stopped */
+	assert_false(module_running(h, "disco")); /* what had started is stopped */
 	host_done(h);
 	cfg_free(&root);
 
@@ -640,8 +644,14 @@ static int mod_start(struct host *h, const void *settings, void **state_r, char 
 	return 0;
 }
 
-static int start_a(struct host *h, const void *s, void **st, char **e) { return mod_start(h, s, st, e, 'a'); }
-static int start_b(struct host *h, const void *s, void **st, char **e) { return mod_start(h, s, st, e, 'b'); }
+static int start_a(struct host *h, const void *s, void **st, char **e)
+{
+	return mod_start(h, s, st, e, 'a');
+}
+static int start_b(struct host *h, const void *s, void **st, char **e)
+{
+	return mod_start(h, s, st, e, 'b');
+}
 static int start_fail(struct host *h, const void *s, void **st, char **e)
 {
 	*e = strdup("no way");
@@ -655,14 +665,18 @@ static void stop_any(struct host *h, void *state)
 	order[n + 1] = '\0';
 }
 
-static const struct module_def test_mod_a = { .name = "test_a", .default_enabled = true,
-	.start = start_a, .stop = stop_any };
-static const struct module_def test_mod_off = { .name = "test_off", .default_enabled = false,
-	.start = start_fail, .stop = stop_any };
-static const struct module_def test_mod_b = { .name = "test_b", .default_enabled = true,
-	.start = start_b, .stop = stop_any };
-static const struct module_def test_mod_fail = { .name = "test_fail", .default_enabled = true,
-	.start = start_fail, .stop = stop_any };
+static const struct module_def test_mod_a = {
+	.name = "test_a", .default_enabled = true, .start = start_a, .stop = stop_any
+};
+static const struct module_def test_mod_off = {
+	.name = "test_off", .default_enabled = false, .start = start_fail, .stop = stop_any
+};
+static const struct module_def test_mod_b = {
+	.name = "test_b", .default_enabled = true, .start = start_b, .stop = stop_any
+};
+static const struct module_def test_mod_fail = {
+	.name = "test_fail", .default_enabled = true, .start = start_fail, .stop = stop_any
+};
 
 static void test_modules(void **state)
 {
@@ -671,7 +685,7 @@ static void test_modules(void **state)
 	module_register(&test_mod_a);
 	module_register(&test_mod_off);
 	module_register(&test_mod_b);
-	module_register(&test_mod_b);   /* twice: ignored */
+	module_register(&test_mod_b); /* twice: ignored */
 	assert_ptr_equal(module_find("test_b"), &test_mod_b);
 	assert_null(module_find("nope"));
 	size_t count;
@@ -682,7 +696,7 @@ static void test_modules(void **state)
 	struct host *h = host_new();
 	char *err = NULL;
 	order[0] = '\0';
-	h->cfg = NULL;   /* nothing configured: default_enabled ones run */
+	h->cfg = NULL; /* nothing configured: default_enabled ones run */
 	assert_int_equal(modules_start_host(h, &err), 0);
 	/* Registration order (after the built-in ones); test_off not enabled. */
 	assert_string_equal(order, "ab");
@@ -690,7 +704,7 @@ static void test_modules(void **state)
 	assert_false(module_running(h, "test_off"));
 	assert_ptr_equal(module_state(h, "test_b"), (void *)(uintptr_t)'b');
 	modules_stop_host(h);
-	assert_string_equal(order, "abBA");  /* stopped in reverse */
+	assert_string_equal(order, "abBA"); /* stopped in reverse */
 	assert_false(module_running(h, "test_a"));
 
 	/* A module refusing to start: an error naming it; the others are
@@ -726,7 +740,7 @@ int main(void)
 		cmocka_unit_test(test_builtin_register_open),
 		cmocka_unit_test(test_builtin_register_closed),
 		cmocka_unit_test(test_module_config_errors),
-		cmocka_unit_test(test_modules),   /* last: it registers a module that fails */
+		cmocka_unit_test(test_modules), /* last: it registers a module that fails */
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,8 +22,8 @@ static char *rep(char c, size_t n)
 
 struct jid_case {
 	const char *in;
-	const char *want;   /* full string after preparation, or NULL when invalid */
-	const char *error;  /* the error when invalid */
+	const char *want;  /* full string after preparation, or NULL when invalid */
+	const char *error; /* the error when invalid */
 };
 
 static const struct jid_case cases[] = {
@@ -39,16 +39,30 @@ static const struct jid_case cases[] = {
 	{ "example.com.", "example.com", NULL },
 	{ "juliet@example.com./r", "juliet@example.com/r", NULL },
 	{ "localhost", "localhost", NULL },
-	{ "\xc3\x89L\xc3\x88VE@example.com", "\xc3\xa9l\xc3\xa8ve@example.com", NULL },      /* ÉLÈVE -> élève */
-	{ "stra\xc3\x9f" "e@example.com", "strasse@example.com", NULL },                      /* ß -> ss */
-	{ "\xce\xa3\xce\x91\xce\xa3@example.com", "\xcf\x83\xce\xb1\xcf\x83@example.com", NULL }, /* ΣΑΣ -> σασ */
-	{ "user@B\xc3\x9c" "CHER.example", "user@b\xc3\xbc" "cher.example", NULL },          /* BÜCHER -> bücher */
-	{ "user@example\xe3\x80\x82" "com", "user@example.com", NULL },                       /* ideographic full stop */
-	{ "user@example\xef\xbc\x8e" "com", "user@example.com", NULL },                       /* fullwidth full stop */
-	{ "user@\xef\xbd\x85xample.com", "user@example.com", NULL },                          /* fullwidth e */
-	{ "user@example.com/\xe2\x99\x9e", "user@example.com/\xe2\x99\x9e", NULL },           /* resource ♞ */
-	{ "user@example.com/\xf0\x9f\x98\x80", "user@example.com/\xf0\x9f\x98\x80", NULL },   /* unassigned in 3.2 */
-	{ "\xc2\xad" "a@example.com", "a@example.com", NULL },                                /* soft hyphen dropped */
+	{ "\xc3\x89L\xc3\x88VE@example.com", "\xc3\xa9l\xc3\xa8ve@example.com", NULL }, /* ÉLÈVE -> élève */
+	{ "stra\xc3\x9f"
+	  "e@example.com",
+	  "strasse@example.com", NULL }, /* ß -> ss */
+	{ "\xce\xa3\xce\x91\xce\xa3@example.com", "\xcf\x83\xce\xb1\xcf\x83@example.com",
+	  NULL }, /* ΣΑΣ -> σασ */
+	{ "user@B\xc3\x9c"
+	  "CHER.example",
+	  "user@b\xc3\xbc"
+	  "cher.example",
+	  NULL }, /* BÜCHER -> bücher */
+	{ "user@example\xe3\x80\x82"
+	  "com",
+	  "user@example.com", NULL }, /* ideographic full stop */
+	{ "user@example\xef\xbc\x8e"
+	  "com",
+	  "user@example.com", NULL },                                               /* fullwidth full stop */
+	{ "user@\xef\xbd\x85xample.com", "user@example.com", NULL },                /* fullwidth e */
+	{ "user@example.com/\xe2\x99\x9e", "user@example.com/\xe2\x99\x9e", NULL }, /* resource ♞ */
+	{ "user@example.com/\xf0\x9f\x98\x80", "user@example.com/\xf0\x9f\x98\x80",
+	  NULL }, /* unassigned in 3.2 */
+	{ "\xc2\xad"
+	  "a@example.com",
+	  "a@example.com", NULL }, /* soft hyphen dropped */
 	{ "[::1]", "[::1]", NULL },
 	{ "user@[2001:db8::1]/r", "user@[2001:db8::1]/r", NULL },
 	{ "user@[::ffff:192.0.2.1]", "user@[::ffff:192.0.2.1]", NULL },
@@ -79,30 +93,40 @@ static const struct jid_case cases[] = {
 	{ "a:b@example.com", NULL, "node fails nodeprep" },
 	{ "a<b@example.com", NULL, "node fails nodeprep" },
 	{ "a>b@example.com", NULL, "node fails nodeprep" },
-	{ "a\xef\xbc\xa0" "b@example.com", NULL, "node fails nodeprep" },   /* fullwidth @ folds to '@' */
-	{ "a\xef\xbc\x8f" "b@example.com", NULL, "node fails nodeprep" },   /* fullwidth / folds to '/' */
-	{ "a\x01" "b@example.com", NULL, "node fails nodeprep" },
-	{ "\xd7\x90" "a@example.com", NULL, "node fails nodeprep" },        /* bidi: RAL and L mixed */
-	{ "user@example.com/a\x07" "b", NULL, "resource fails resourceprep" },
+	{ "a\xef\xbc\xa0"
+	  "b@example.com",
+	  NULL, "node fails nodeprep" }, /* fullwidth @ folds to '@' */
+	{ "a\xef\xbc\x8f"
+	  "b@example.com",
+	  NULL, "node fails nodeprep" }, /* fullwidth / folds to '/' */
+	{ "a\x01"
+	  "b@example.com",
+	  NULL, "node fails nodeprep" },
+	{ "\xd7\x90"
+	  "a@example.com",
+	  NULL, "node fails nodeprep" }, /* bidi: RAL and L mixed */
+	{ "user@example.com/a\x07"
+	  "b",
+	  NULL, "resource fails resourceprep" },
 	{ "user@example.com/a\xe2\x80\x8e", NULL, "resource fails resourceprep" }, /* LRM */
 	{ "user@exa mple.com", NULL, "domain label has a character other than letter, digit or hyphen" },
 	{ "user@exa_mple.com", NULL, "domain label has a character other than letter, digit or hyphen" },
 	{ "a@b@example.com", NULL, "domain label has a character other than letter, digit or hyphen" },
 	{ "user@-example.com", NULL, "domain label starts or ends with a hyphen" },
 	{ "user@example-.com", NULL, "domain label starts or ends with a hyphen" },
-	{ "user@\xc3\xa9_x.com", NULL, "domain fails IDNA ToASCII" },     /* STD3 rules apply to IDN labels */
+	{ "user@\xc3\xa9_x.com", NULL, "domain fails IDNA ToASCII" }, /* STD3 rules apply to IDN labels */
 	{ "user@\xc3\xa9 x.com", NULL, "domain fails IDNA ToASCII" },
 	{ "user@\xc3\xa9-.com", NULL, "domain fails IDNA ToASCII" },
-	{ "user@xn--\xc3\xa9.com", NULL, "domain fails IDNA ToASCII" },    /* ACE prefix on a non-ASCII label */
+	{ "user@xn--\xc3\xa9.com", NULL, "domain fails IDNA ToASCII" }, /* ACE prefix on a non-ASCII label */
 	{ "user@[::g]", NULL, "domain is not a valid IPv6 literal" },
 	{ "user@[::1", NULL, "domain is not a valid IPv6 literal" },
 	{ "user@[]", NULL, "domain is not a valid IPv6 literal" },
 	{ "user@[1.2.3.4]", NULL, "domain is not a valid IPv6 literal" },
 	{ "\xff@example.com", NULL, "node is not valid UTF-8" },
-	{ "\xc0\xaf@example.com", NULL, "node is not valid UTF-8" },          /* overlong '/' */
+	{ "\xc0\xaf@example.com", NULL, "node is not valid UTF-8" }, /* overlong '/' */
 	{ "user@exam\xc3ple.com", NULL, "domain is not valid UTF-8" },
 	{ "user@example.com/\xed\xa0\x80", NULL, "resource is not valid UTF-8" }, /* surrogate */
-	{ "user@example.com/abc\xe2\x82", NULL, "resource is not valid UTF-8" },   /* truncated */
+	{ "user@example.com/abc\xe2\x82", NULL, "resource is not valid UTF-8" },  /* truncated */
 };
 
 static void test_table(void **state)
@@ -172,7 +196,7 @@ static void test_lengths(void **state)
 	expect_parse(in, NULL, "node too long");
 	free(in);
 	/* soft hyphens map to nothing: a long input can prepare short */
-	struct buf b = {0};
+	struct buf b = { 0 };
 	for (int i = 0; i < 600; i++)
 		buf_append_str(&b, "\xc2\xad");
 	buf_append_str(&b, "x@example.com");
@@ -212,28 +236,28 @@ static void test_lengths(void **state)
 	free(in);
 	/* 61 bytes of UTF-8 whose ACE form has 70 characters */
 	char *a56 = rep('a', 56);
-	in = xasprintf("%s\xc3\xbc\xe4\xb8\x80.example", a56);   /* "aaa...ü一" */
+	in = xasprintf("%s\xc3\xbc\xe4\xb8\x80.example", a56); /* "aaa...ü一" */
 	expect_parse(in, NULL, "domain label too long");
 	free(in);
 	free(a56);
 
 	/* the domain: 253 characters in ASCII form */
 	char *y61 = rep('y', 61);
-	in = xasprintf("%s.%s.%s.%s", l63, l63, l63, y61);            /* 253 */
+	in = xasprintf("%s.%s.%s.%s", l63, l63, l63, y61); /* 253 */
 	expect_parse(in, in, NULL);
 	free(in);
 	free(y61);
 	char *y62 = rep('y', 62);
-	in = xasprintf("%s.%s.%s.%s", l63, l63, l63, y62);            /* 254 */
+	in = xasprintf("%s.%s.%s.%s", l63, l63, l63, y62); /* 254 */
 	expect_parse(in, NULL, "domain too long");
 	free(in);
 	free(y62);
-	b = (struct buf){0};
+	b = (struct buf){ 0 };
 	for (int i = 0; i < 17; i++) {
 		buf_append_str(&b, l63);
 		buf_append_str(&b, ".");
 	}
-	buf_append_str(&b, "com");   /* 1091 bytes */
+	buf_append_str(&b, "com"); /* 1091 bytes */
 	expect_parse(b.data, NULL, "domain too long");
 	buf_free(&b);
 
@@ -259,7 +283,7 @@ static void test_parts(void **state)
 	free(s);
 	jid_clear(&j);
 	assert_null(j.domain);
-	jid_clear(&j);   /* twice is harmless */
+	jid_clear(&j); /* twice is harmless */
 
 	assert_int_equal(jid_parse("example.net", &j, &error), 0);
 	assert_null(j.node);
@@ -308,7 +332,7 @@ static void test_prep_functions(void **state)
 
 static void test_compare_copy(void **state)
 {
-	struct jid a, b, c = {0};
+	struct jid a, b, c = { 0 };
 	const char *error;
 
 	assert_int_equal(jid_parse("JULIET@example.com/Balcony", &a, &error), 0);
@@ -318,7 +342,7 @@ static void test_compare_copy(void **state)
 	jid_clear(&b);
 
 	assert_int_equal(jid_parse("juliet@example.com/balcony", &b, &error), 0);
-	assert_false(jid_equal(&a, &b));   /* resources keep their case */
+	assert_false(jid_equal(&a, &b)); /* resources keep their case */
 	assert_true(jid_bare_equal(&a, &b));
 	jid_clear(&b);
 
@@ -363,10 +387,8 @@ static void test_compare_copy(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_table),
-		cmocka_unit_test(test_lengths),
-		cmocka_unit_test(test_parts),
-		cmocka_unit_test(test_prep_functions),
+		cmocka_unit_test(test_table),        cmocka_unit_test(test_lengths),
+		cmocka_unit_test(test_parts),        cmocka_unit_test(test_prep_functions),
 		cmocka_unit_test(test_compare_copy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

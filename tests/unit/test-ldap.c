@@ -102,7 +102,8 @@ static void test_user_filter(void **state)
 	check_user_filter(one, 1, "(description=100%%)", "ann", "(&(uid=ann)(description=100%))");
 	check_user_filter(one, 1, "(cn=%x)", "ann", "(&(uid=ann)(cn=%x))");
 	/* an injection attempt stays one assertion value */
-	check_user_filter(one, 1, NULL, "*)(uid=*))(|(uid=*", "(uid=\\2a\\29\\28uid=\\2a\\29\\29\\28|\\28uid=\\2a)");
+	check_user_filter(one, 1, NULL, "*)(uid=*))(|(uid=*",
+	                  "(uid=\\2a\\29\\28uid=\\2a\\29\\29\\28|\\28uid=\\2a)");
 	check_user_filter(one, 1, NULL, "\\2a", "(uid=\\5c2a)");
 }
 
@@ -153,8 +154,7 @@ static void test_listing_filter(void **state)
 	check_listing(one, NULL, "(uid=*)");
 	check_listing(one, "", "(uid=*)");
 	check_listing(two, NULL, "(&(uid=*)(departmentNumber=*))");
-	check_listing(two, "(objectClass=person)",
-	              "(&(uid=*)(departmentNumber=*)(objectClass=person))");
+	check_listing(two, "(objectClass=person)", "(&(uid=*)(departmentNumber=*)(objectClass=person))");
 	check_listing(one, "objectClass=person", "(&(uid=*)(objectClass=person))");
 	check_listing(one, "(&(objectClass=person)(!(employeeType=disabled)))",
 	              "(&(uid=*)(&(objectClass=person)(!(employeeType=disabled))))");
@@ -174,8 +174,8 @@ static void test_listing_filter(void **state)
 
 /* The attributes of the vcard module's defaults. */
 static const char *const vj_attrs[VF_COUNT] = {
-	[VF_USER] = "uid", [VF_FN] = "cn", [VF_FIRST] = "givenName", [VF_LAST] = "sn",
-	[VF_NICK] = "displayName", [VF_EMAIL] = "mail", [VF_LOCALITY] = "l", [VF_ORG] = "o",
+	[VF_USER] = "uid",         [VF_FN] = "cn",      [VF_FIRST] = "givenName", [VF_LAST] = "sn",
+	[VF_NICK] = "displayName", [VF_EMAIL] = "mail", [VF_LOCALITY] = "l",      [VF_ORG] = "o",
 };
 
 static void check_vjud_filter(const char *const *attrs, const char *auth_filter,
@@ -205,9 +205,10 @@ static void test_vjud_filter_terms(void **state)
 	                  "(&(uid=*)(description=100%)(sn=Smith))");
 	/* a prefix keeps its one '*'; several terms are ANDed */
 	const struct vcard_term several[] = {
-		{ VF_FN, "ann sm", true }, { VF_EMAIL, "ann@example.org", false },
-		{ VF_USER, "ann", false }, { VF_FIRST, "Ann", false }, { VF_NICK, "annie", true },
-		{ VF_LOCALITY, "Lyon", false }, { VF_ORG, "Acme", false },
+		{ VF_FN, "ann sm", true },  { VF_EMAIL, "ann@example.org", false },
+		{ VF_USER, "ann", false },  { VF_FIRST, "Ann", false },
+		{ VF_NICK, "annie", true }, { VF_LOCALITY, "Lyon", false },
+		{ VF_ORG, "Acme", false },
 	};
 	check_vjud_filter(vj_attrs, NULL, several, 7,
 	                  "(&(uid=*)(cn=ann sm*)(mail=ann@example.org)(uid=ann)(givenName=Ann)"

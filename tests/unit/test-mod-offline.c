@@ -57,8 +57,10 @@ static int teardown(void **state)
 
 static void send_chat(struct fake_session *from, const char *id, const char *body)
 {
-	harness_send(from, "<message to='alice@example.com' type='chat' id='%s'><body>%s</body>"
-	                   "</message>", id, body);
+	harness_send(from,
+	             "<message to='alice@example.com' type='chat' id='%s'><body>%s</body>"
+	             "</message>",
+	             id, body);
 }
 
 /* The i-th stanza fs got is a message from bob with this body and a
@@ -75,7 +77,7 @@ static void assert_delayed(const struct fake_session *fs, size_t i, const char *
 	assert_string_equal(xml_attr(d, "from"), HARNESS_HOST);
 	const char *stamp = xml_attr(d, "stamp");
 	assert_non_null(stamp);
-	assert_int_equal(strlen(stamp), 20);   /* 2026-01-02T03:04:05Z */
+	assert_int_equal(strlen(stamp), 20); /* 2026-01-02T03:04:05Z */
 	assert_int_equal(stamp[19], 'Z');
 }
 
@@ -100,12 +102,12 @@ static void test_stored_then_delivered_in_order(void **state)
 	send_chat(bob, "m2", "two");
 	send_chat(bob, "m3", "three");
 	harness_run();
-	assert_int_equal(fake_count(bob), 0);   /* no bounce */
+	assert_int_equal(fake_count(bob), 0); /* no bounce */
 	assert_int_equal(harness_offline_count("alice"), 3);
 
 	struct fake_session *alice = harness_login("alice", "desk");
 	harness_run();
-	assert_int_equal(fake_count(alice), 0);   /* bound, but not available yet */
+	assert_int_equal(fake_count(alice), 0); /* bound, but not available yet */
 	harness_available(alice, 0);
 	assert_int_equal(fake_count_named(alice, "message"), 3);
 	size_t first = 0;
@@ -218,8 +220,8 @@ static void test_fetch_waits_for_store(void **state)
 	(void)state;
 	struct fake_session *bob = harness_login("bob", "home");
 	struct fake_session *alice = harness_login("alice", "desk");
-	send_chat(bob, "m1", "one");           /* alice is not available: stored */
-	harness_send(alice, "<presence/>");    /* before the store has answered */
+	send_chat(bob, "m1", "one");        /* alice is not available: stored */
+	harness_send(alice, "<presence/>"); /* before the store has answered */
 	harness_run();
 	assert_int_equal(fake_count_named(alice, "message"), 1);
 	assert_delayed(alice, 0, "one");
@@ -305,7 +307,7 @@ static void test_chat_states_dropped(void **state)
 	                  "<paused xmlns='http://jabber.org/protocol/chatstates'/></message>");
 	harness_run();
 	assert_int_equal(harness_offline_count("alice"), 0);
-	assert_int_equal(fake_count(bob), 0);   /* dropped without a bounce */
+	assert_int_equal(fake_count(bob), 0); /* dropped without a bounce */
 	/* A chat state with a body is a message like any other. */
 	harness_send(bob, "<message to='alice@example.com' type='chat' id='cs3'><body>hi</body>"
 	                  "<active xmlns='http://jabber.org/protocol/chatstates'/></message>");

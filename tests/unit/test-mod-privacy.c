@@ -44,13 +44,11 @@ static const struct privacy_item allow_all[] = {
 
 static void send_chat(struct fake_session *from, const char *to, const char *id)
 {
-	harness_send(from, "<message to='%s' type='chat' id='%s'><body>hello</body></message>", to,
-	             id);
+	harness_send(from, "<message to='%s' type='chat' id='%s'><body>hello</body></message>", to, id);
 }
 
 /* fs got exactly one stanza: an error answer to id with this condition. */
-static struct xml_node *assert_bounced(const struct fake_session *fs, const char *id,
-                                       const char *condition)
+static struct xml_node *assert_bounced(const struct fake_session *fs, const char *id, const char *condition)
 {
 	if (fake_count(fs) != 1)
 		fail_msg("%s: %zu stanzas instead of one error", fs->s.jid.node, fake_count(fs));
@@ -79,7 +77,7 @@ static void test_default_list_live(void **state)
 	(void)state;
 	harness_privacy_list("alice", "strict", deny_bob, 1, true);
 	struct fake_session *alice = harness_login("alice", "desk");
-	harness_run();   /* the lists are read at the first session's open */
+	harness_run(); /* the lists are read at the first session's open */
 	harness_available(alice, 0);
 	struct fake_session *bob = harness_login("bob", "home");
 	struct fake_session *carol = harness_login("carol", "home");

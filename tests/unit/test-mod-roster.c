@@ -94,7 +94,7 @@ static void test_set_pushed_to_interested(void **state)
 	(void)state;
 	struct fake_session *desk = harness_login("alice", "desk");
 	struct fake_session *phone = harness_login("alice", "phone");
-	struct fake_session *tv = harness_login("alice", "tv");   /* never asks for the roster */
+	struct fake_session *tv = harness_login("alice", "tv"); /* never asks for the roster */
 	struct fake_session *bob = harness_login("bob", "home");
 	harness_roster_get(desk);
 	harness_roster_get(phone);
@@ -158,16 +158,14 @@ static void test_push_versions(void **state)
 
 	/* With the last push's version: nothing to send (RFC 6121 §2.6.3). */
 	fake_clear(desk);
-	harness_send(desk, "<iq type='get' id='g2'><query xmlns='jabber:iq:roster' ver='%s'/></iq>",
-	             v2);
+	harness_send(desk, "<iq type='get' id='g2'><query xmlns='jabber:iq:roster' ver='%s'/></iq>", v2);
 	harness_run();
 	struct xml_node *r = fake_find(desk, "iq", "id", "g2");
 	assert_non_null(r);
 	assert_string_equal(xml_attr(r, "type"), "result");
 	assert_null(xml_first_element(r));
 	/* With the one before: the roster, with the last version. */
-	harness_send(desk, "<iq type='get' id='g1'><query xmlns='jabber:iq:roster' ver='%s'/></iq>",
-	             v1);
+	harness_send(desk, "<iq type='get' id='g1'><query xmlns='jabber:iq:roster' ver='%s'/></iq>", v1);
 	harness_run();
 	r = fake_find(desk, "iq", "id", "g1");
 	assert_non_null(r);

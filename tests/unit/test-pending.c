@@ -47,7 +47,7 @@ static struct fake_op *fake_new(struct pending_ops *l, int *freed)
 static void test_order(void **state)
 {
 	(void)state;
-	struct pending_ops l = {0};
+	struct pending_ops l = { 0 };
 	int freed = 0;
 	struct fake_op *a = fake_new(&l, &freed), *b = fake_new(&l, &freed), *c = fake_new(&l, &freed);
 	assert_int_equal(l.count, 3);
@@ -57,10 +57,10 @@ static void test_order(void **state)
 	assert_false(pending_listed(&b->p));
 	assert_ptr_equal(a->p.next, &c->p);
 	assert_ptr_equal(c->p.prev, &a->p);
-	pending_untrack(&b->p);   /* twice: nothing happens */
+	pending_untrack(&b->p); /* twice: nothing happens */
 	assert_int_equal(l.count, 2);
 	fake_free(&b->p);
-	pending_stop(&l);         /* neither waits for anything: idle, freed */
+	pending_stop(&l); /* neither waits for anything: idle, freed */
 	assert_int_equal(l.count, 0);
 	assert_null(l.head);
 	assert_null(l.tail);
@@ -70,14 +70,14 @@ static void test_order(void **state)
 static void test_resume_and_cancel(void **state)
 {
 	(void)state;
-	struct pending_ops l = {0};
+	struct pending_ops l = { 0 };
 	int freed = 0, call;
 	cancelled = 0;
 	struct fake_op *a = fake_new(&l, &freed);
 	pending_wait(&a->p, &call, fake_cancel);
-	assert_true(pending_resume(&a->p));          /* listed: the callback goes on */
+	assert_true(pending_resume(&a->p)); /* listed: the callback goes on */
 	assert_null(a->p.call);
-	assert_false(pending_cancel(&a->p));         /* no call: nothing to cancel */
+	assert_false(pending_cancel(&a->p)); /* no call: nothing to cancel */
 	pending_wait(&a->p, &call, fake_cancel);
 	assert_true(pending_cancel(&a->p));
 	assert_int_equal(cancelled, 1);
@@ -94,7 +94,7 @@ static void test_resume_and_cancel(void **state)
 static void test_stop(void **state)
 {
 	(void)state;
-	struct pending_ops l = {0};
+	struct pending_ops l = { 0 };
 	int freed = 0, call1, call2;
 	cancelled = 0;
 	struct fake_op *waiting = fake_new(&l, &freed);
@@ -102,13 +102,13 @@ static void test_stop(void **state)
 	struct fake_op *writer = fake_new(&l, &freed);
 	writer->p.outlives_stop = true;
 	pending_wait(&writer->p, &call2, fake_cancel);
-	struct fake_op *inside = fake_new(&l, &freed);   /* in its callback */
+	struct fake_op *inside = fake_new(&l, &freed); /* in its callback */
 	pending_wait(&inside->p, &call1, fake_cancel);
 	assert_true(pending_resume(&inside->p));
-	fake_new(&l, &freed);                            /* idle: queued behind another */
+	fake_new(&l, &freed); /* idle: queued behind another */
 	pending_stop(&l);
-	assert_int_equal(cancelled, 1);                 /* the waiting op only */
-	assert_int_equal(freed, 2);                     /* and the idle one */
+	assert_int_equal(cancelled, 1); /* the waiting op only */
+	assert_int_equal(freed, 2);     /* and the idle one */
 	assert_int_equal(l.count, 0);
 	/* the write's callback runs later and goes on without its module */
 	assert_true(pending_resume(&writer->p));

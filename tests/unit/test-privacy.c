@@ -107,9 +107,9 @@ static void test_blocklist(void **state)
 	char *items[] = { "a.example/bot", "b.example", "romeo@a.example", "tybalt@a.example/x" };
 	struct strlist l = { items, 4 };
 	const char *yes[] = { "romeo@a.example", "romeo@a.example/any", "a.example/bot",
-	                      "b.example", "anyone@b.example/r", "tybalt@a.example/x" };
-	const char *no[] = { "juliet@a.example", "tybalt@a.example/y", "tybalt@a.example",
-	                     "a.example", "c.example" };
+		              "b.example",       "anyone@b.example/r",  "tybalt@a.example/x" };
+	const char *no[] = { "juliet@a.example", "tybalt@a.example/y", "tybalt@a.example", "a.example",
+		             "c.example" };
 	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
 		struct jid j;
 		const char *err;

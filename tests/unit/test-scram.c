@@ -16,8 +16,8 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static void derive_b64salt(enum scram_hash h, const char *password, const char *salt_b64,
-                           unsigned iterations, struct scram_credentials *cred)
+static void derive_b64salt(enum scram_hash h, const char *password, const char *salt_b64, unsigned iterations,
+                           struct scram_credentials *cred)
 {
 	unsigned char *salt;
 	size_t salt_len;
@@ -56,7 +56,8 @@ static char *client_final(enum scram_hash h, const char *password, const char *c
 	size_t salt_len;
 	assert_int_equal(base64_decode(salt_b64, strlen(salt_b64), &salt, &salt_len), 0);
 	assert_int_equal(PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, (int)salt_len,
-	                                   (int)iterations, md, hlen, salted), 1);
+	                                   (int)iterations, md, hlen, salted),
+	                 1);
 	free(salt);
 	HMAC(md, salted, hlen, (const unsigned char *)"Client Key", 10, ck, &l);
 	EVP_Digest(ck, (size_t)hlen, sk, &l, md, NULL);
@@ -118,15 +119,19 @@ static void test_rfc5802_sha1(void **state)
 
 	out = NULL;
 	error = NULL;
-	assert_int_equal(final(s, "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
-	                       &out, &error), SCRAM_SUCCESS);
+	assert_int_equal(
+	        final(s, "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
+	              &out, &error),
+	        SCRAM_SUCCESS);
 	assert_string_equal(out, "v=rmF9pqV8S7suAoZWja4dJRkFsKQ=");
 	free(out);
 
 	/* nothing more after success */
 	out = NULL;
-	assert_int_equal(final(s, "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
-	                       &out, &error), SCRAM_FAIL);
+	assert_int_equal(
+	        final(s, "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
+	              &out, &error),
+	        SCRAM_FAIL);
 	assert_null(out);
 	assert_string_equal(error, "malformed-request");
 	scram_server_free(&s);
@@ -152,8 +157,10 @@ static void test_rfc7677_sha256(void **state)
 	                         "s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096");
 	free(out);
 	out = NULL;
-	assert_int_equal(final(s, "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-	                          "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=", &out, &error),
+	assert_int_equal(final(s,
+	                       "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+	                       "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+	                       &out, &error),
 	                 SCRAM_SUCCESS);
 	assert_string_equal(out, "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
 	free(out);
@@ -171,8 +178,10 @@ static void test_wrong_proof(void **state)
 	char *out = NULL;
 	const char *error = NULL;
 	/* one bit of the RFC proof changed (v0X8 -> w0X8) */
-	assert_int_equal(final(s, "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=w0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
-	                       &out, &error), SCRAM_FAIL);
+	assert_int_equal(
+	        final(s, "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=w0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
+	              &out, &error),
+	        SCRAM_FAIL);
 	assert_null(out);
 	assert_string_equal(error, "not-authorized");
 	scram_server_free(&s);
@@ -182,7 +191,8 @@ static void test_wrong_proof(void **state)
 		s = scram_server_new(SCRAM_SHA1, false, NULL, NULL, 0, false);
 		char *sf = start(s, "n,,n=user,r=abcdefgh", &cred);
 		char *v;
-		char *cf = client_final(SCRAM_SHA1, good ? "pencil" : "pencil2", "n=user,r=abcdefgh", sf, "biws", &v);
+		char *cf = client_final(SCRAM_SHA1, good ? "pencil" : "pencil2", "n=user,r=abcdefgh", sf,
+		                        "biws", &v);
 		out = NULL;
 		error = NULL;
 		enum scram_step st = final(s, cf, &out, &error);
@@ -295,7 +305,7 @@ static void test_username_escapes(void **state)
 {
 	static const struct {
 		const char *msg;
-		const char *user;      /* NULL: must fail */
+		const char *user; /* NULL: must fail */
 		const char *authzid;
 		const char *error;
 	} t[] = {
@@ -303,8 +313,10 @@ static void test_username_escapes(void **state)
 		{ "n,,n==3D,r=abc", "=", NULL, NULL },
 		{ "n,a=juliet@example.com,n=juliet,r=abc", "juliet", "juliet@example.com", NULL },
 		{ "n,a=x=2Cy=3D,n=juliet,r=abc", "juliet", "x,y=", NULL },
-		{ "n,,n=I\xc2\xadX,r=abc", "IX", NULL, NULL },           /* RFC 4013: soft hyphen mapped out */
-		{ "n,,n=a\xc2\xa0" "b,r=abc", "a b", NULL, NULL },       /* non-ASCII space to space */
+		{ "n,,n=I\xc2\xadX,r=abc", "IX", NULL, NULL }, /* RFC 4013: soft hyphen mapped out */
+		{ "n,,n=a\xc2\xa0"
+		  "b,r=abc",
+		  "a b", NULL, NULL },                                   /* non-ASCII space to space */
 		{ "n,,n=\xe2\x85\xa8,r=abc", "IX", NULL, NULL },         /* U+2168 ROMAN NUMERAL NINE, NFKC */
 		{ "n,,n=a=2cb,r=abc", NULL, NULL, "malformed-request" }, /* lower case escape */
 		{ "n,,n=a=41,r=abc", NULL, NULL, "malformed-request" },
@@ -313,8 +325,10 @@ static void test_username_escapes(void **state)
 		{ "n,,n=,r=abc", NULL, NULL, "malformed-request" },
 		{ "n,a=,n=u,r=abc", NULL, NULL, "malformed-request" },
 		{ "n,a=x=20,n=u,r=abc", NULL, NULL, "malformed-request" },
-		{ "n,,n=a\x07" "b,r=abc", NULL, NULL, "not-authorized" }, /* SASLprep: control character */
-		{ "n,,n=\xc2\xad,r=abc", NULL, NULL, "not-authorized" },   /* SASLprep: empty */
+		{ "n,,n=a\x07"
+		  "b,r=abc",
+		  NULL, NULL, "not-authorized" },                        /* SASLprep: control character */
+		{ "n,,n=\xc2\xad,r=abc", NULL, NULL, "not-authorized" }, /* SASLprep: empty */
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
 		struct scram_server *s = scram_server_new(SCRAM_SHA256, false, NULL, NULL, 0, false);
@@ -350,7 +364,7 @@ static const unsigned char cbdata[32] = {
 /* c= value: base64(gs2-header + data). */
 static char *cbind_attr(const char *gs2, const unsigned char *data, size_t len)
 {
-	struct buf b = {0};
+	struct buf b = { 0 };
 	buf_append_str(&b, gs2);
 	if (data != NULL)
 		buf_append(&b, data, len);
@@ -364,7 +378,8 @@ static enum scram_step plus_exchange(const unsigned char *client_data, const cha
 {
 	struct scram_credentials cred;
 	assert_int_equal(scram_derive(SCRAM_SHA256, "secret", NULL, 0, 0, &cred), 0);
-	struct scram_server *s = scram_server_new(SCRAM_SHA256, true, "tls-exporter", cbdata, sizeof(cbdata), true);
+	struct scram_server *s =
+	        scram_server_new(SCRAM_SHA256, true, "tls-exporter", cbdata, sizeof(cbdata), true);
 	char *sf = start(s, "p=tls-exporter,,n=juliet,r=nonce", &cred);
 	char *c = cbind_attr("p=tls-exporter,,", client_data, sizeof(cbdata));
 	char *v;
@@ -407,8 +422,8 @@ static void test_channel_binding(void **state)
 	c_values[0] = hdr_only;
 	c_values[1] = wrong_hdr;
 	for (int i = 0; i < 2; i++) {
-		struct scram_server *s = scram_server_new(SCRAM_SHA256, true, "tls-exporter", cbdata,
-		                                          sizeof(cbdata), true);
+		struct scram_server *s =
+		        scram_server_new(SCRAM_SHA256, true, "tls-exporter", cbdata, sizeof(cbdata), true);
 		char *sf = start(s, "p=tls-exporter,,n=juliet,r=nonce", &cred);
 		char *v;
 		char *cf = client_final(SCRAM_SHA256, "secret", "n=juliet,r=nonce", sf, c_values[i], &v);
@@ -428,7 +443,7 @@ static void test_channel_binding(void **state)
 		bool plus;
 		bool offered;
 		const char *msg;
-		const char *error;   /* NULL: accepted */
+		const char *error; /* NULL: accepted */
 	} t[] = {
 		{ true, true, "p=tls-exporter,,n=u,r=x", NULL },
 		{ true, true, "p=tls-unique,,n=u,r=x", "unsupported-channel-binding-type" },
@@ -443,9 +458,9 @@ static void test_channel_binding(void **state)
 		{ false, false, "p=tls-unique,,n=u,r=x", "channel-binding-not-supported" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
-		struct scram_server *s = scram_server_new(SCRAM_SHA1, t[i].plus, t[i].plus ? "tls-exporter" : NULL,
-		                                          t[i].plus ? cbdata : NULL, t[i].plus ? sizeof(cbdata) : 0,
-		                                          t[i].offered);
+		struct scram_server *s = scram_server_new(
+		        SCRAM_SHA1, t[i].plus, t[i].plus ? "tls-exporter" : NULL, t[i].plus ? cbdata : NULL,
+		        t[i].plus ? sizeof(cbdata) : 0, t[i].offered);
 		const char *username = NULL;
 		error = NULL;
 		enum scram_step st = first(s, t[i].msg, &username, &error);
@@ -504,23 +519,23 @@ static void test_malformed_first(void **state)
 	static const char *bad[] = {
 		"",
 		"n,,",
-		"n,,r=abc",                      /* no username */
-		"n,,n=user",                     /* no nonce */
-		"n,,n=user,r=",                  /* empty nonce */
-		"n,,n=user,r=a b",               /* nonce not printable */
+		"n,,r=abc",        /* no username */
+		"n,,n=user",       /* no nonce */
+		"n,,n=user,r=",    /* empty nonce */
+		"n,,n=user,r=a b", /* nonce not printable */
 		"n,,n=user,r=ab\x7f",
-		"n,,r=abc,n=user",               /* order */
+		"n,,r=abc,n=user", /* order */
 		"m=ext,n=user,r=abc",
-		"n,,m=ext,n=user,r=abc",         /* mandatory extension */
-		"x,,n=user,r=abc",               /* unknown gs2 flag */
-		"n,n=user,r=abc",                /* gs2 header cut short */
-		"n,b=x,n=user,r=abc",            /* not an authzid */
+		"n,,m=ext,n=user,r=abc", /* mandatory extension */
+		"x,,n=user,r=abc",       /* unknown gs2 flag */
+		"n,n=user,r=abc",        /* gs2 header cut short */
+		"n,b=x,n=user,r=abc",    /* not an authzid */
 		"nn,,n=user,r=abc",
-		"n,,n=user,r=abc,",              /* empty extension */
-		"n,,n=user,r=abc,1=x",           /* extension name not ALPHA */
-		"n,,n=user,r=abc,x",             /* extension without value */
+		"n,,n=user,r=abc,",    /* empty extension */
+		"n,,n=user,r=abc,1=x", /* extension name not ALPHA */
+		"n,,n=user,r=abc,x",   /* extension without value */
 		"n,,n=user,r=abc,x=",
-		"n,,n=us\xffr,r=abc",            /* not UTF-8 */
+		"n,,n=us\xffr,r=abc", /* not UTF-8 */
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		struct scram_server *s = scram_server_new(SCRAM_SHA256, false, NULL, NULL, 0, false);
@@ -564,23 +579,23 @@ static void test_malformed_final(void **state)
 		const char *error;
 	} t[] = {
 		{ "", "malformed-request" },
-		{ "c=biws,r=" NONCE, "malformed-request" },                     /* no proof */
-		{ "r=" NONCE ",p=" PROOF, "malformed-request" },                /* no c= */
-		{ "c=biws,p=" PROOF, "malformed-request" },                     /* no r= */
+		{ "c=biws,r=" NONCE, "malformed-request" },      /* no proof */
+		{ "r=" NONCE ",p=" PROOF, "malformed-request" }, /* no c= */
+		{ "c=biws,p=" PROOF, "malformed-request" },      /* no r= */
 		{ "c=biws,r=" NONCE ",p=", "malformed-request" },
-		{ "c=biws,r=" NONCE ",p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts", "malformed-request" },  /* padding */
+		{ "c=biws,r=" NONCE ",p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts", "malformed-request" }, /* padding */
 		{ "c=biws,r=" NONCE ",p=v0X8v3Bz2T0CJGbJQy!0X+HI4Ts=", "malformed-request" },
-		{ "c=biws,r=" NONCE ",p=" PROOF ",x=y", "malformed-request" },  /* proof not last */
-		{ "c=bi!s,r=" NONCE ",p=" PROOF, "malformed-request" },         /* bad base64 */
+		{ "c=biws,r=" NONCE ",p=" PROOF ",x=y", "malformed-request" }, /* proof not last */
+		{ "c=bi!s,r=" NONCE ",p=" PROOF, "malformed-request" },        /* bad base64 */
 		{ "c=biws,r=" NONCE ",1=2,p=" PROOF, "malformed-request" },
 		{ "c=biws,r=" NONCE ",p=" PROOF "\xff", "malformed-request" },
 		{ "c=eSws,r=" NONCE ",p=" PROOF, "channel-bindings-dont-match" },
 		{ "c=,r=" NONCE ",p=" PROOF, "malformed-request" },
-		{ "c=biws,r=fyko+d2lbbFgONRv9qkxdawL,p=" PROOF, "not-authorized" },      /* nonce cut */
+		{ "c=biws,r=fyko+d2lbbFgONRv9qkxdawL,p=" PROOF, "not-authorized" }, /* nonce cut */
 		{ "c=biws,r=" NONCE "x,p=" PROOF, "not-authorized" },
 		{ "c=biws,r=,p=" PROOF, "not-authorized" },
-		{ "c=biws,r=" NONCE ",p=dGVzdA==", "not-authorized" },          /* proof of the wrong size */
-		{ "c=biws,r=" NONCE ",x=y,p=" PROOF, "not-authorized" },        /* extension is in AuthMessage */
+		{ "c=biws,r=" NONCE ",p=dGVzdA==", "not-authorized" },   /* proof of the wrong size */
+		{ "c=biws,r=" NONCE ",x=y,p=" PROOF, "not-authorized" }, /* extension is in AuthMessage */
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
 		struct scram_server *s = scram_server_new(SCRAM_SHA1, false, NULL, NULL, 0, false);
@@ -636,7 +651,11 @@ static void test_order(void **state)
 	/* client-final before the challenge */
 	s = scram_server_new(SCRAM_SHA1, false, NULL, NULL, 0, false);
 	assert_int_equal(first(s, "n,,n=user,r=abc", &username, &error), SCRAM_CONTINUE);
-	assert_int_equal(final(s, "c=biws,r=abc,p=" "v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=", &out, &error), SCRAM_FAIL);
+	assert_int_equal(final(s,
+	                       "c=biws,r=abc,p="
+	                       "v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
+	                       &out, &error),
+	                 SCRAM_FAIL);
 	assert_string_equal(error, "malformed-request");
 	scram_server_free(&s);
 
@@ -659,11 +678,13 @@ static void test_order(void **state)
 	scram_server_set_nonce(s, "3rfcNHYJY1ZVvWVs7j");
 	free(start(s, "n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL", &cred));
 	assert_int_equal(final(s, "c=biws,r=x,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=", &out, &error), SCRAM_FAIL);
-	assert_int_equal(final(s, "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
-	                       &out, &error), SCRAM_FAIL);
+	assert_int_equal(
+	        final(s, "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
+	              &out, &error),
+	        SCRAM_FAIL);
 	assert_null(out);
 	scram_server_free(&s);
-	scram_server_free(&s);   /* NULL is fine */
+	scram_server_free(&s); /* NULL is fine */
 	scram_credentials_clear(&cred);
 }
 
@@ -701,10 +722,18 @@ static void test_derive(void **state)
 	scram_credentials_clear(&b);
 
 	/* prohibited or broken passwords */
-	assert_int_equal(scram_derive(SCRAM_SHA1, "a\x07" "b", salt, 16, 100, &a), -1);
+	assert_int_equal(scram_derive(SCRAM_SHA1,
+	                              "a\x07"
+	                              "b",
+	                              salt, 16, 100, &a),
+	                 -1);
 	assert_null(a.salt_b64);
 	assert_int_equal(scram_derive(SCRAM_SHA1, "a\xff", salt, 16, 100, &a), -1);
-	assert_int_equal(scram_derive(SCRAM_SHA1, "\xd8\xa7" "a", salt, 16, 100, &a), -1);  /* bidi */
+	assert_int_equal(scram_derive(SCRAM_SHA1,
+	                              "\xd8\xa7"
+	                              "a",
+	                              salt, 16, 100, &a),
+	                 -1); /* bidi */
 
 	char *p = scram_saslprep("I\xc2\xadX");
 	assert_string_equal(p, "IX");
@@ -730,18 +759,12 @@ static void test_derive(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rfc5802_sha1),
-		cmocka_unit_test(test_rfc7677_sha256),
-		cmocka_unit_test(test_wrong_proof),
-		cmocka_unit_test(test_unknown_user),
-		cmocka_unit_test(test_random_nonce),
-		cmocka_unit_test(test_username_escapes),
-		cmocka_unit_test(test_channel_binding),
-		cmocka_unit_test(test_y_flag_exchange),
-		cmocka_unit_test(test_malformed_first),
-		cmocka_unit_test(test_malformed_final),
-		cmocka_unit_test(test_order),
-		cmocka_unit_test(test_derive),
+		cmocka_unit_test(test_rfc5802_sha1),    cmocka_unit_test(test_rfc7677_sha256),
+		cmocka_unit_test(test_wrong_proof),     cmocka_unit_test(test_unknown_user),
+		cmocka_unit_test(test_random_nonce),    cmocka_unit_test(test_username_escapes),
+		cmocka_unit_test(test_channel_binding), cmocka_unit_test(test_y_flag_exchange),
+		cmocka_unit_test(test_malformed_first), cmocka_unit_test(test_malformed_final),
+		cmocka_unit_test(test_order),           cmocka_unit_test(test_derive),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

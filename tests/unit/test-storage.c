@@ -69,12 +69,12 @@ struct backend {
 	void (*opened)(struct fixture *f);
 	/* Optional hooks; tests that need them are skipped without. */
 	void (*set_schema_version)(struct fixture *f, int version);
-	void (*lock)(struct fixture *f);        /* hold the write lock from outside */
+	void (*lock)(struct fixture *f); /* hold the write lock from outside */
 	void (*unlock)(struct fixture *f);
 	/* Run an SQL script on the store from outside (a DBA's client). */
 	void (*exec_sql)(struct fixture *f, const char *script);
-	bool embedded;                          /* created from sql/ on first open */
-	const char *dialect;                    /* the directory of its migrations */
+	bool embedded;       /* created from sql/ on first open */
+	const char *dialect; /* the directory of its migrations */
 };
 
 struct fixture {
@@ -85,8 +85,8 @@ struct fixture {
 	char dir[64];
 	char path[128];
 	sqlite3 *locker;
-	void *pg_locker;                        /* PGconn holding the lock */
-	void *my_locker;                        /* MYSQL holding row locks */
+	void *pg_locker; /* PGconn holding the lock */
+	void *my_locker; /* MYSQL holding row locks */
 };
 
 static void sqlite_make(struct fixture *f)
@@ -164,9 +164,9 @@ static void sqlite_exec_sql(struct fixture *f, const char *script)
  * owner of the tables).  Each test starts from an empty schema: the owner
  * drops every table and applies sql/pgsql.sql again. */
 static const char pg_drop_all[] =
-	"DROP TABLE IF EXISTS schema_version, users, roster_groups, roster_items, roster_version, "
-	"offline_messages, vcards, private_storage, last_activity, blocklist, privacy_items, "
-	"privacy_lists, sr_groups, sr_displayed, sr_members, vcard_search CASCADE";
+        "DROP TABLE IF EXISTS schema_version, users, roster_groups, roster_items, roster_version, "
+        "offline_messages, vcards, private_storage, last_activity, blocklist, privacy_items, "
+        "privacy_lists, sr_groups, sr_displayed, sr_members, vcard_search CASCADE";
 
 static void pg_owner_exec(const char *script)
 {
@@ -191,7 +191,7 @@ static void pgsql_make(struct fixture *f)
 	FILE *fp = fopen(path, "r");
 	if (fp == NULL)
 		fail_msg("cannot read %s", path);
-	struct buf b = {0};
+	struct buf b = { 0 };
 	buf_append_str(&b, pg_drop_all);
 	buf_append_str(&b, ";\n");
 	char chunk[4096];
@@ -255,8 +255,8 @@ static MYSQL *my_admin(const char *db)
 {
 	MYSQL *m = mysql_init(NULL);
 	assert_non_null(m);
-	if (mysql_real_connect(m, "localhost", "root", getenv("PARLEY_TEST_MYSQL_ADMIN_PASSWORD"), db,
-	                       0, getenv("PARLEY_TEST_MYSQL_SOCKET"), CLIENT_MULTI_STATEMENTS) == NULL)
+	if (mysql_real_connect(m, "localhost", "root", getenv("PARLEY_TEST_MYSQL_ADMIN_PASSWORD"), db, 0,
+	                       getenv("PARLEY_TEST_MYSQL_SOCKET"), CLIENT_MULTI_STATEMENTS) == NULL)
 		fail_msg("mysql admin connection: %s", mysql_error(m));
 	return m;
 }
@@ -305,7 +305,7 @@ static void mysql_make(struct fixture *f)
 	FILE *fp = fopen(path, "r");
 	if (fp == NULL)
 		fail_msg("cannot read %s", path);
-	struct buf b = {0};
+	struct buf b = { 0 };
 	char chunk[4096];
 	size_t n;
 	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
@@ -383,19 +383,19 @@ static void memory_destroy(struct fixture *f)
 static const struct backend backends[] = {
 	/* No hooks: the tests that reach into a database skip it. */
 	{ "memory", memory_make, memory_destroy, NULL, NULL, NULL, NULL, NULL, false, "memory" },
-	{ "sqlite", sqlite_make, sqlite_destroy, NULL, sqlite_set_schema_version, sqlite_lock,
-	  sqlite_unlock, sqlite_exec_sql, true, "sqlite" },
+	{ "sqlite", sqlite_make, sqlite_destroy, NULL, sqlite_set_schema_version, sqlite_lock, sqlite_unlock,
+	  sqlite_exec_sql, true, "sqlite" },
 	{ "sqlite/portable-upsert", sqlite_make, sqlite_destroy, sqlite_portable_opened,
 	  sqlite_set_schema_version, sqlite_lock, sqlite_unlock, sqlite_exec_sql, true, "sqlite" },
 #ifdef HAVE_BACKEND_PGSQL
-	{ "pgsql", pgsql_make, pgsql_destroy, NULL, pgsql_set_schema_version, pgsql_lock,
-	  pgsql_unlock, pgsql_exec_sql, false, "pgsql" },
+	{ "pgsql", pgsql_make, pgsql_destroy, NULL, pgsql_set_schema_version, pgsql_lock, pgsql_unlock,
+	  pgsql_exec_sql, false, "pgsql" },
 	{ "pgsql/portable-upsert", pgsql_make, pgsql_destroy, sqlite_portable_opened,
 	  pgsql_set_schema_version, pgsql_lock, pgsql_unlock, pgsql_exec_sql, false, "pgsql" },
 #endif
 #ifdef HAVE_BACKEND_MYSQL
-	{ "mysql", mysql_make, mysql_destroy, NULL, mysql_set_schema_version, mysql_lock,
-	  mysql_unlock, mysql_exec_sql, false, "mysql" },
+	{ "mysql", mysql_make, mysql_destroy, NULL, mysql_set_schema_version, mysql_lock, mysql_unlock,
+	  mysql_exec_sql, false, "mysql" },
 	{ "mysql/portable-upsert", mysql_make, mysql_destroy, sqlite_portable_opened,
 	  mysql_set_schema_version, mysql_lock, mysql_unlock, mysql_exec_sql, false, "mysql" },
 #endif
@@ -439,7 +439,7 @@ static bool in_memory(const struct fixture *f)
 /* ---- loop helpers --------------------------------------------------------------- */
 
 static pthread_t loop_thread;
-static bool in_call;            /* inside a storage_* / auth_* call */
+static bool in_call; /* inside a storage_* / auth_* call */
 
 static void watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -464,7 +464,13 @@ static void check_context(void)
 	assert_false(in_call);
 }
 
-#define CALL(expr) ({ in_call = true; __auto_type r_ = (expr); in_call = false; r_; })
+#define CALL(expr)                       \
+	({                               \
+		in_call = true;          \
+		__auto_type r_ = (expr); \
+		in_call = false;         \
+		r_;                      \
+	})
 
 static int open_store(struct fixture *f, char **error_r)
 {
@@ -512,24 +518,24 @@ static int teardown(void **state)
 struct res {
 	int calls;
 	enum storage_result r;
-	struct storage_account acc;          /* deep copy */
+	struct storage_account acc; /* deep copy */
 	bool acc_null;
 	struct strlist names;
 	uint64_t count;
 	struct roster_item *items;
 	size_t nitems;
 	uint64_t version;
-	struct offline_message *msgs;        /* deep copy */
+	struct offline_message *msgs; /* deep copy */
 	size_t nmsgs;
 	bool msgs_null;
-	char *text;                          /* vcard_get, private_get; last status */
+	char *text; /* vcard_get, private_get; last status */
 	bool text_null;
-	int64_t seconds;                     /* last_get */
-	struct srg_group *groups;            /* srg_get, deep copy */
+	int64_t seconds;          /* last_get */
+	struct srg_group *groups; /* srg_get, deep copy */
 	size_t ngroups;
-	struct strlist found;                /* vcard_search: "user|fn|given|...", in order */
+	struct strlist found; /* vcard_search: "user|fn|given|...", in order */
 	bool more;
-	int *order;                          /* completion order log */
+	int *order; /* completion order log */
 	int *order_len;
 	int tag;
 };
@@ -629,8 +635,7 @@ static void roster_cb(enum storage_result res, const struct roster_item *items, 
 	}
 }
 
-static void offline_cb(enum storage_result res, const struct offline_message *msgs, size_t count,
-                       void *ctx)
+static void offline_cb(enum storage_result res, const struct offline_message *msgs, size_t count, void *ctx)
 {
 	struct res *r = ctx;
 	note(r, res);
@@ -667,8 +672,7 @@ static void last_cb(enum storage_result res, const struct last_activity *last, v
 
 /* ---- synchronous wrappers for the tests ------------------------------------------- */
 
-static enum storage_result acc_get(struct fixture *f, const char *host, const char *user,
-                                   struct res *r)
+static enum storage_result acc_get(struct fixture *f, const char *host, const char *user, struct res *r)
 {
 	int before = r->calls;
 	assert_non_null(CALL(storage_account_get(f->st, host, user, account_cb, r)));
@@ -681,7 +685,7 @@ static enum storage_result acc_get(struct fixture *f, const char *host, const ch
 static enum storage_result acc_create(struct fixture *f, const char *host, const char *user,
                                       const struct storage_account *acc)
 {
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_non_null(CALL(storage_account_create(f->st, host, user, acc, done_cb, &r)));
 	assert_int_equal(r.calls, 0);
 	run(f);
@@ -692,7 +696,7 @@ static enum storage_result acc_create(struct fixture *f, const char *host, const
 static enum storage_result acc_update(struct fixture *f, const char *host, const char *user,
                                       const struct storage_account *acc)
 {
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_non_null(CALL(storage_account_update(f->st, host, user, acc, done_cb, &r)));
 	assert_int_equal(r.calls, 0);
 	run(f);
@@ -702,7 +706,7 @@ static enum storage_result acc_update(struct fixture *f, const char *host, const
 
 static enum storage_result acc_remove(struct fixture *f, const char *host, const char *user)
 {
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_non_null(CALL(storage_account_remove(f->st, host, user, done_cb, &r)));
 	assert_int_equal(r.calls, 0);
 	run(f);
@@ -721,7 +725,7 @@ static enum storage_result acc_list(struct fixture *f, const char *host, struct 
 
 static uint64_t acc_count(struct fixture *f, const char *host)
 {
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_non_null(CALL(storage_account_count(f->st, host, count_cb, &r)));
 	assert_int_equal(r.calls, 0);
 	run(f);
@@ -730,8 +734,7 @@ static uint64_t acc_count(struct fixture *f, const char *host)
 	return r.count;
 }
 
-static enum storage_result roster_get(struct fixture *f, const char *host, const char *user,
-                                      struct res *r)
+static enum storage_result roster_get(struct fixture *f, const char *host, const char *user, struct res *r)
 {
 	int before = r->calls;
 	assert_non_null(CALL(storage_roster_get(f->st, host, user, roster_cb, r)));
@@ -744,7 +747,7 @@ static enum storage_result roster_get(struct fixture *f, const char *host, const
 static enum storage_result roster_set(struct fixture *f, const char *host, const char *user,
                                       const struct roster_item *it)
 {
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_non_null(CALL(storage_roster_set(f->st, host, user, it, done_cb, &r)));
 	assert_int_equal(r.calls, 0);
 	run(f);
@@ -755,7 +758,7 @@ static enum storage_result roster_set(struct fixture *f, const char *host, const
 static enum storage_result roster_remove(struct fixture *f, const char *host, const char *user,
                                          const char *jid)
 {
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_non_null(CALL(storage_roster_remove(f->st, host, user, jid, done_cb, &r)));
 	assert_int_equal(r.calls, 0);
 	run(f);
@@ -766,7 +769,7 @@ static enum storage_result roster_remove(struct fixture *f, const char *host, co
 static enum storage_result off_store(struct fixture *f, const char *host, const char *user,
                                      const char *stanza, unsigned max)
 {
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_non_null(CALL(storage_offline_store(f->st, host, user, "romeo@montague.example/orchard",
 	                                           stanza, max, done_cb, &r)));
 	assert_int_equal(r.calls, 0);
@@ -775,8 +778,7 @@ static enum storage_result off_store(struct fixture *f, const char *host, const 
 	return r.r;
 }
 
-static enum storage_result off_get(struct fixture *f, const char *host, const char *user,
-                                   struct res *r)
+static enum storage_result off_get(struct fixture *f, const char *host, const char *user, struct res *r)
 {
 	int before = r->calls;
 	assert_non_null(CALL(storage_offline_get(f->st, host, user, offline_cb, r)));
@@ -786,10 +788,9 @@ static enum storage_result off_get(struct fixture *f, const char *host, const ch
 	return r->r;
 }
 
-static enum storage_result off_delete(struct fixture *f, const char *host, const char *user,
-                                      int64_t last)
+static enum storage_result off_delete(struct fixture *f, const char *host, const char *user, int64_t last)
 {
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_non_null(CALL(storage_offline_delete_upto(f->st, host, user, last, done_cb, &r)));
 	assert_int_equal(r.calls, 0);
 	run(f);
@@ -799,7 +800,7 @@ static enum storage_result off_delete(struct fixture *f, const char *host, const
 
 static uint64_t off_count(struct fixture *f, const char *host, const char *user)
 {
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_non_null(CALL(storage_offline_count(f->st, host, user, count_cb, &r)));
 	assert_int_equal(r.calls, 0);
 	run(f);
@@ -808,8 +809,7 @@ static uint64_t off_count(struct fixture *f, const char *host, const char *user)
 	return r.count;
 }
 
-static enum storage_result vcard_get(struct fixture *f, const char *host, const char *user,
-                                     struct res *r)
+static enum storage_result vcard_get(struct fixture *f, const char *host, const char *user, struct res *r)
 {
 	int before = r->calls;
 	assert_non_null(CALL(storage_vcard_get(f->st, host, user, text_cb, r)));
@@ -819,10 +819,9 @@ static enum storage_result vcard_get(struct fixture *f, const char *host, const 
 	return r->r;
 }
 
-static enum storage_result vcard_set(struct fixture *f, const char *host, const char *user,
-                                     const char *xml)
+static enum storage_result vcard_set(struct fixture *f, const char *host, const char *user, const char *xml)
 {
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_non_null(CALL(storage_vcard_set(f->st, host, user, xml, done_cb, &r)));
 	assert_int_equal(r.calls, 0);
 	run(f);
@@ -830,8 +829,8 @@ static enum storage_result vcard_set(struct fixture *f, const char *host, const 
 	return r.r;
 }
 
-static enum storage_result priv_get(struct fixture *f, const char *host, const char *user,
-                                    const char *ns, struct res *r)
+static enum storage_result priv_get(struct fixture *f, const char *host, const char *user, const char *ns,
+                                    struct res *r)
 {
 	int before = r->calls;
 	assert_non_null(CALL(storage_private_get(f->st, host, user, ns, text_cb, r)));
@@ -844,7 +843,7 @@ static enum storage_result priv_get(struct fixture *f, const char *host, const c
 static enum storage_result priv_set(struct fixture *f, const char *host, const char *user,
                                     const struct private_item *items, size_t n)
 {
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_non_null(CALL(storage_private_set(f->st, host, user, items, n, done_cb, &r)));
 	assert_int_equal(r.calls, 0);
 	run(f);
@@ -853,21 +852,19 @@ static enum storage_result priv_set(struct fixture *f, const char *host, const c
 }
 
 /* private_list's answer as "ns=data|ns=data". */
-static void private_list_cb(enum storage_result res, const struct private_item *items, size_t n,
-                            void *ctx)
+static void private_list_cb(enum storage_result res, const struct private_item *items, size_t n, void *ctx)
 {
 	struct res *r = ctx;
 	note(r, res);
 	free(r->text);
-	struct buf b = {0};
+	struct buf b = { 0 };
 	buf_append_str(&b, "");
 	for (size_t i = 0; i < n; i++)
 		buf_printf(&b, "%s%s=%s", i > 0 ? "|" : "", items[i].ns, items[i].data);
 	r->text = buf_steal(&b);
 }
 
-static enum storage_result priv_list(struct fixture *f, const char *host, const char *user,
-                                     struct res *r)
+static enum storage_result priv_list(struct fixture *f, const char *host, const char *user, struct res *r)
 {
 	int before = r->calls;
 	assert_non_null(CALL(storage_private_list(f->st, host, user, private_list_cb, r)));
@@ -877,8 +874,7 @@ static enum storage_result priv_list(struct fixture *f, const char *host, const 
 	return r->r;
 }
 
-static enum storage_result blk_get(struct fixture *f, const char *host, const char *user,
-                                   struct res *r)
+static enum storage_result blk_get(struct fixture *f, const char *host, const char *user, struct res *r)
 {
 	int before = r->calls;
 	strlist_free(&r->names);
@@ -889,10 +885,10 @@ static enum storage_result blk_get(struct fixture *f, const char *host, const ch
 	return r->r;
 }
 
-static enum storage_result blk_change(struct fixture *f, bool add, const char *host,
-                                      const char *user, const char *const *jids, size_t n)
+static enum storage_result blk_change(struct fixture *f, bool add, const char *host, const char *user,
+                                      const char *const *jids, size_t n)
 {
-	struct res r = {0};
+	struct res r = { 0 };
 	if (add)
 		assert_non_null(CALL(storage_blocklist_add(f->st, host, user, jids, n, done_cb, &r)));
 	else
@@ -903,8 +899,7 @@ static enum storage_result blk_change(struct fixture *f, bool add, const char *h
 	return r.r;
 }
 
-static void srg_cb(enum storage_result res, const struct srg_group *groups, size_t count,
-                   void *ctx)
+static void srg_cb(enum storage_result res, const struct srg_group *groups, size_t count, void *ctx)
 {
 	struct res *r = ctx;
 	note(r, res);
@@ -922,8 +917,7 @@ static void srg_cb(enum storage_result res, const struct srg_group *groups, size
 	}
 }
 
-static enum storage_result srg_get(struct fixture *f, const char *host, const char *name,
-                                   struct res *r)
+static enum storage_result srg_get(struct fixture *f, const char *host, const char *name, struct res *r)
 {
 	int before = r->calls;
 	assert_non_null(CALL(storage_srg_get(f->st, host, name, srg_cb, r)));
@@ -956,10 +950,9 @@ static enum storage_result srg_user_groups(struct fixture *f, const char *host, 
 	return r->r;
 }
 
-static enum storage_result srg_create(struct fixture *f, const char *host,
-                                      const struct srg_group *g)
+static enum storage_result srg_create(struct fixture *f, const char *host, const struct srg_group *g)
 {
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_non_null(CALL(storage_srg_create(f->st, host, g, done_cb, &r)));
 	assert_int_equal(r.calls, 0);
 	run(f);
@@ -969,7 +962,7 @@ static enum storage_result srg_create(struct fixture *f, const char *host,
 
 static enum storage_result srg_delete(struct fixture *f, const char *host, const char *name)
 {
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_non_null(CALL(storage_srg_delete(f->st, host, name, done_cb, &r)));
 	assert_int_equal(r.calls, 0);
 	run(f);
@@ -977,23 +970,22 @@ static enum storage_result srg_delete(struct fixture *f, const char *host, const
 	return r.r;
 }
 
-static enum storage_result srg_member(struct fixture *f, bool add, const char *host,
-                                      const char *group, const char *member)
+static enum storage_result srg_member(struct fixture *f, bool add, const char *host, const char *group,
+                                      const char *member)
 {
-	struct res r = {0};
+	struct res r = { 0 };
 	if (add)
 		assert_non_null(CALL(storage_srg_member_add(f->st, host, group, member, done_cb, &r)));
 	else
-		assert_non_null(CALL(storage_srg_member_remove(f->st, host, group, member, done_cb,
-		                                               &r)));
+		assert_non_null(CALL(storage_srg_member_remove(f->st, host, group, member, done_cb, &r)));
 	assert_int_equal(r.calls, 0);
 	run(f);
 	assert_int_equal(r.calls, 1);
 	return r.r;
 }
 
-static void search_cb(enum storage_result res, const struct vcard_entry *entries, size_t count,
-                      bool more, void *ctx)
+static void search_cb(enum storage_result res, const struct vcard_entry *entries, size_t count, bool more,
+                      void *ctx)
 {
 	struct res *r = ctx;
 	note(r, res);
@@ -1002,7 +994,7 @@ static void search_cb(enum storage_result res, const struct vcard_entry *entries
 	r->found.items = count > 0 ? calloc(count, sizeof(char *)) : NULL;
 	r->found.count = count;
 	for (size_t i = 0; i < count; i++) {
-		struct buf b = {0};
+		struct buf b = { 0 };
 		for (size_t k = 0; k < VF_COUNT; k++)
 			buf_printf(&b, "%s%s", k > 0 ? "|" : "", entries[i].fields[k]);
 		r->found.items[i] = buf_steal(&b);
@@ -1010,12 +1002,11 @@ static void search_cb(enum storage_result res, const struct vcard_entry *entries
 }
 
 /* Search with terms given as "field=value" ("*" suffix: prefix). */
-static enum storage_result vsearch(struct fixture *f, const char *host, bool listed_only,
-                                   unsigned limit, struct res *r, const char *const *spec,
-                                   size_t n)
+static enum storage_result vsearch(struct fixture *f, const char *host, bool listed_only, unsigned limit,
+                                   struct res *r, const char *const *spec, size_t n)
 {
-	static const char *const names[VF_COUNT] = { "user", "fn", "first", "last", "nick", "email",
-		                                         "locality", "org" };
+	static const char *const names[VF_COUNT] = { "user", "fn",    "first",    "last",
+		                                     "nick", "email", "locality", "org" };
 	struct vcard_term t[8];
 	assert_true(n <= 8);
 	for (size_t i = 0; i < n; i++) {
@@ -1044,15 +1035,19 @@ static enum storage_result vsearch(struct fixture *f, const char *host, bool lis
 /* The account names r found, joined with ','. */
 static char *found_users(const struct res *r)
 {
-	struct buf b = {0};
+	struct buf b = { 0 };
 	for (size_t i = 0; i < r->found.count; i++)
 		buf_printf(&b, "%s%.*s", i > 0 ? "," : "", (int)strcspn(r->found.items[i], "|"),
 		           r->found.items[i]);
 	return b.data != NULL ? buf_steal(&b) : strdup("");
 }
 
-#define ASSERT_FOUND(r, want) do { char *got_ = found_users(r); \
-	assert_string_equal(got_, want); free(got_); } while (0)
+#define ASSERT_FOUND(r, want)                    \
+	do {                                     \
+		char *got_ = found_users(r);     \
+		assert_string_equal(got_, want); \
+		free(got_);                      \
+	} while (0)
 
 /* The list r holds is exactly want (sorted). */
 static void assert_names(const struct res *r, const char *const *want, size_t n)
@@ -1062,8 +1057,7 @@ static void assert_names(const struct res *r, const char *const *want, size_t n)
 		assert_string_equal(r->names.items[i], want[i]);
 }
 
-static enum storage_result last_get(struct fixture *f, const char *host, const char *user,
-                                    struct res *r)
+static enum storage_result last_get(struct fixture *f, const char *host, const char *user, struct res *r)
 {
 	int before = r->calls;
 	assert_non_null(CALL(storage_last_get(f->st, host, user, last_cb, r)));
@@ -1073,10 +1067,10 @@ static enum storage_result last_get(struct fixture *f, const char *host, const c
 	return r->r;
 }
 
-static enum storage_result last_set(struct fixture *f, const char *host, const char *user,
-                                    int64_t seconds, const char *status)
+static enum storage_result last_set(struct fixture *f, const char *host, const char *user, int64_t seconds,
+                                    const char *status)
 {
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_non_null(CALL(storage_last_set(f->st, host, user, seconds, status, done_cb, &r)));
 	assert_int_equal(r.calls, 0);
 	run(f);
@@ -1097,7 +1091,7 @@ static void privacy_cb(enum storage_result res, const struct privacy_list *lists
 		assert_null(default_name);
 		return;
 	}
-	struct buf b = {0};
+	struct buf b = { 0 };
 	buf_printf(&b, "default=%s", default_name != NULL ? default_name : "");
 	for (size_t i = 0; i < n; i++) {
 		buf_printf(&b, "|%s:", lists[i].name);
@@ -1112,8 +1106,7 @@ static void privacy_cb(enum storage_result res, const struct privacy_list *lists
 	r->text = buf_steal(&b);
 }
 
-static enum storage_result prv_get(struct fixture *f, const char *host, const char *user,
-                                   struct res *r)
+static enum storage_result prv_get(struct fixture *f, const char *host, const char *user, struct res *r)
 {
 	int before = r->calls;
 	assert_non_null(CALL(storage_privacy_get(f->st, host, user, privacy_cb, r)));
@@ -1126,13 +1119,13 @@ static enum storage_result prv_get(struct fixture *f, const char *host, const ch
 enum prv_change { PRV_SET, PRV_REMOVE, PRV_DEFAULT };
 
 static enum storage_result prv_change(struct fixture *f, enum prv_change what, const char *host,
-                                      const char *user, const char *name,
-                                      const struct privacy_item *items, size_t n)
+                                      const char *user, const char *name, const struct privacy_item *items,
+                                      size_t n)
 {
-	struct res r = {0};
+	struct res r = { 0 };
 	if (what == PRV_SET)
-		assert_non_null(CALL(storage_privacy_set_list(f->st, host, user, name, items, n,
-		                                              done_cb, &r)));
+		assert_non_null(
+		        CALL(storage_privacy_set_list(f->st, host, user, name, items, n, done_cb, &r)));
 	else if (what == PRV_REMOVE)
 		assert_non_null(CALL(storage_privacy_remove_list(f->st, host, user, name, done_cb, &r)));
 	else
@@ -1144,8 +1137,7 @@ static enum storage_result prv_change(struct fixture *f, enum prv_change what, c
 }
 
 /* Made-up credentials (storage does not care whether they are real). */
-static void make_account(struct storage_account *a, unsigned seed, bool sha1, bool sha256,
-                         const char *plain)
+static void make_account(struct storage_account *a, unsigned seed, bool sha1, bool sha256, const char *plain)
 {
 	memset(a, 0, sizeof(*a));
 	if (sha1) {
@@ -1216,7 +1208,7 @@ static void test_accounts(void **state)
 		snprintf(want, sizeof(want), "sqlite:%s", f->path);
 		assert_string_equal(storage_describe(f->st), want);
 	}
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
 	assert_account_equal(&r.acc, &a1);
 	assert_int_equal(r.acc.created, a1.created);
@@ -1241,7 +1233,7 @@ static void test_accounts(void **state)
 	assert_int_equal(acc_get(f, "b.example", "alice", &r), STORAGE_OK);
 	assert_account_equal(&r.acc, &b1);
 
-	struct res l = {0};
+	struct res l = { 0 };
 	assert_int_equal(acc_list(f, "a.example", &l), STORAGE_OK);
 	assert_int_equal(l.names.count, 2);
 	assert_string_equal(l.names.items[0], "alice");
@@ -1283,8 +1275,8 @@ static void test_accounts(void **state)
 
 /* ---- tests: roster ---------------------------------------------------------------------- */
 
-static void item_init(struct roster_item *it, const char *jid, const char *name,
-                      enum roster_subscription sub, const char *const *groups)
+static void item_init(struct roster_item *it, const char *jid, const char *name, enum roster_subscription sub,
+                      const char *const *groups)
 {
 	memset(it, 0, sizeof(*it));
 	it->jid = strdup(jid);
@@ -1308,7 +1300,7 @@ static const struct roster_item *find(const struct res *r, const char *jid)
 static void test_roster(void **state)
 {
 	struct fixture *f = *state;
-	struct res r = {0};
+	struct res r = { 0 };
 	/* A user who never had a roster: empty, version 0. */
 	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
 	assert_int_equal(r.nitems, 0);
@@ -1328,7 +1320,7 @@ static void test_roster(void **state)
 	assert_false(r.items[0].ask_out);
 	assert_true(r.items[0].ask_in);
 	assert_false(r.items[0].approved);
-	assert_int_equal(r.items[0].groups.count, 2);     /* the duplicate is stored once */
+	assert_int_equal(r.items[0].groups.count, 2); /* the duplicate is stored once */
 	assert_string_equal(r.items[0].groups.items[0], "Friends");
 	assert_string_equal(r.items[0].groups.items[1], "Work");
 
@@ -1346,7 +1338,7 @@ static void test_roster(void **state)
 	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
 	assert_int_equal(r.version, 3);
 	assert_int_equal(r.nitems, 2);
-	assert_string_equal(r.items[0].jid, "juliet@capulet.example");   /* sorted by jid */
+	assert_string_equal(r.items[0].jid, "juliet@capulet.example"); /* sorted by jid */
 	const struct roster_item *romeo = find(&r, "romeo@montague.example");
 	assert_non_null(romeo);
 	assert_null(romeo->name);
@@ -1361,7 +1353,7 @@ static void test_roster(void **state)
 	assert_int_equal(juliet->groups.count, 0);
 
 	/* Other users and other hosts are separate rosters. */
-	struct res o = {0};
+	struct res o = { 0 };
 	assert_int_equal(roster_get(f, "b.example", "alice", &o), STORAGE_OK);
 	assert_int_equal(o.nitems, 0);
 	assert_int_equal(o.version, 0);
@@ -1376,8 +1368,7 @@ static void test_roster(void **state)
 
 	/* Remove: version goes up; a missing item is NOT_FOUND and changes nothing. */
 	assert_int_equal(roster_remove(f, "a.example", "alice", "romeo@montague.example"), STORAGE_OK);
-	assert_int_equal(roster_remove(f, "a.example", "alice", "romeo@montague.example"),
-	                 STORAGE_NOT_FOUND);
+	assert_int_equal(roster_remove(f, "a.example", "alice", "romeo@montague.example"), STORAGE_NOT_FOUND);
 	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
 	assert_int_equal(r.version, 4);
 	assert_int_equal(r.nitems, 1);
@@ -1415,7 +1406,7 @@ static void test_remove_user_removes_roster(void **state)
 	roster_item_clear(&it);
 
 	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
 	assert_int_equal(r.nitems, 0);
 	assert_int_equal(r.version, 0);
@@ -1447,9 +1438,11 @@ static void test_remove_user_removes_roster(void **state)
 
 static void msg_text(char *out, size_t len, int i)
 {
-	snprintf(out, len, "<message to='alice@a.example' type='chat'><body>m%d &amp; \xc3\xa9</body>"
+	snprintf(out, len,
+	         "<message to='alice@a.example' type='chat'><body>m%d &amp; \xc3\xa9</body>"
 	         "<delay xmlns='urn:xmpp:delay' from='a.example' stamp='2026-01-01T00:00:00Z'/>"
-	         "</message>", i);
+	         "</message>",
+	         i);
 }
 
 static void test_offline(void **state)
@@ -1467,7 +1460,7 @@ static void test_offline(void **state)
 
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(acc_create(f, "b.example", "alice", &a), STORAGE_OK);
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_int_equal(off_get(f, "a.example", "alice", &r), STORAGE_OK);
 	assert_int_equal(r.nmsgs, 0);
 
@@ -1549,7 +1542,7 @@ static void test_offline_order_and_cancel(void **state)
 	make_account(&a, 12, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	char m[10][256];
-	struct res w[10], g = {0}, c = {0};
+	struct res w[10], g = { 0 }, c = { 0 };
 	memset(w, 0, sizeof(w));
 	/* Stores queued back to back, then a read: the read sees them all, in
 	 * the order they were asked for; a cancelled read never answers. */
@@ -1581,12 +1574,11 @@ static void test_offline_order_and_cancel(void **state)
  * account is NOT_FOUND, and every stored message is there once, in order.
  * Then the same with every batch failing before its commit: the store
  * runs each job alone and the answers and rows are the same. */
-static void run_offline_batch(struct fixture *f, const char *alice, const char *bob,
-                              bool fail_batches)
+static void run_offline_batch(struct fixture *f, const char *alice, const char *bob, bool fail_batches)
 {
 	enum { N = 60, QUOTA = 7 };
 	char m[N][256];
-	struct res w[N], warm = {0};
+	struct res w[N], warm = { 0 };
 	int order[N], len = 0;
 	memset(w, 0, sizeof(w));
 	storage_sql_test_fail_batches(f->st, fail_batches);
@@ -1608,7 +1600,7 @@ static void run_offline_batch(struct fixture *f, const char *alice, const char *
 		assert_non_null(CALL(storage_offline_store(f->st, "b.example", user, "x@y.example", m[i],
 		                                           i % 3 == 0 ? QUOTA : 0, done_cb, &w[i])));
 		if (i == 0 && locked)
-			usleep(200000);        /* the worker waits on the lock with job 0 */
+			usleep(200000); /* the worker waits on the lock with job 0 */
 	}
 	if (locked)
 		f->be->unlock(f);
@@ -1616,14 +1608,15 @@ static void run_offline_batch(struct fixture *f, const char *alice, const char *
 	assert_int_equal(len, N);
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(w[i].calls, 1);
-		assert_int_equal(order[i], i);     /* one worker: answered in order */
-		enum storage_result want = i % 3 == 2 ? STORAGE_NOT_FOUND :
-		                           i % 3 == 1 || i / 3 < QUOTA ? STORAGE_OK : STORAGE_FULL;
+		assert_int_equal(order[i], i); /* one worker: answered in order */
+		enum storage_result want = i % 3 == 2                    ? STORAGE_NOT_FOUND
+		                           : i % 3 == 1 || i / 3 < QUOTA ? STORAGE_OK
+		                                                         : STORAGE_FULL;
 		if (w[i].r != want)
 			fail_msg("job %d: %s, expected %s", i, storage_result_str(w[i].r),
 			         storage_result_str(want));
 	}
-	struct res a = {0}, b = {0};
+	struct res a = { 0 }, b = { 0 };
 	assert_int_equal(off_get(f, "b.example", alice, &a), STORAGE_OK);
 	assert_int_equal(off_get(f, "b.example", bob, &b), STORAGE_OK);
 	assert_int_equal(a.nmsgs, QUOTA);
@@ -1635,9 +1628,8 @@ static void run_offline_batch(struct fixture *f, const char *alice, const char *
 	unsigned long batched = storage_sql_test_batched(f->st) - batched0;
 	if (fail_batches)
 		assert_int_equal(batched, 0);
-	else if (locked && (strncmp(f->be->name, "sqlite", 6) == 0 ||
-	                    strncmp(f->be->name, "pgsql", 5) == 0))
-		assert_true(batched >= N / 2);     /* the queue was stored in batches */
+	else if (locked && (strncmp(f->be->name, "sqlite", 6) == 0 || strncmp(f->be->name, "pgsql", 5) == 0))
+		assert_true(batched >= N / 2); /* the queue was stored in batches */
 	storage_sql_test_fail_batches(f->st, false);
 	res_clear(&a);
 	res_clear(&b);
@@ -1647,7 +1639,7 @@ static void test_offline_batch(void **state)
 {
 	struct fixture *f = *state;
 	if (in_memory(f))
-		skip();                 /* no transactions to group */
+		skip(); /* no transactions to group */
 	storage_close(&f->st);
 	f->cfg.pool_size = 1;
 	char *err = NULL;
@@ -1672,8 +1664,8 @@ static void test_offline_lengths(void **state)
 	struct storage_account a;
 	make_account(&a, 13, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "carol", &a), STORAGE_OK);
-	static const size_t lens[] = { 255, 256, 257, 1000, 1001, 1002, 999, 4096, 4097, 60000,
-	                               60001, 60002, 1 };
+	static const size_t lens[] = { 255,  256,  257,   1000,  1001,  1002, 999,
+		                       4096, 4097, 60000, 60001, 60002, 1 };
 	enum { N = sizeof(lens) / sizeof(lens[0]) };
 	char *m[N];
 	for (size_t i = 0; i < N; i++) {
@@ -1683,7 +1675,7 @@ static void test_offline_lengths(void **state)
 		m[i][lens[i]] = '\0';
 		assert_int_equal(off_store(f, "a.example", "carol", m[i], 0), STORAGE_OK);
 	}
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_int_equal(off_get(f, "a.example", "carol", &r), STORAGE_OK);
 	assert_int_equal(r.nmsgs, N);
 	for (size_t i = 0; i < N; i++) {
@@ -1698,13 +1690,12 @@ static void test_offline_lengths(void **state)
 /* ---- tests: vCards, private storage, last activity --------------------------------- */
 
 static const char vcard1[] = "<vCard xmlns='vcard-temp'><FN>Juliet Capulet</FN></vCard>";
-static const char vcard2[] =
-	"<vCard xmlns='vcard-temp'><FN>J. \xc3\xa9</FN><NICKNAME>jc</NICKNAME></vCard>";
+static const char vcard2[] = "<vCard xmlns='vcard-temp'><FN>J. \xc3\xa9</FN><NICKNAME>jc</NICKNAME></vCard>";
 
 static void test_vcard(void **state)
 {
 	struct fixture *f = *state;
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_int_equal(vcard_get(f, "a.example", "juliet", &r), STORAGE_NOT_FOUND);
 	assert_true(r.text_null);
 	assert_int_equal(vcard_set(f, "a.example", "juliet", vcard1), STORAGE_OK);
@@ -1744,7 +1735,7 @@ static void test_missing_area(void **state)
 	f->st->vcard = NULL;
 	assert_false(storage_has_area(f->st, STORAGE_AREA_VCARD));
 	assert_true(storage_has_area(f->st, STORAGE_AREA_ROSTER));
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_int_equal(vcard_get(f, "a.example", "juliet", &r), STORAGE_ERROR);
 	assert_true(r.text_null);
 	f->st->vcard = vcard;
@@ -1798,7 +1789,7 @@ static void test_held_jobs(void **state)
 	assert_false(storage_has_area(st, STORAGE_AREA_ROSTER));
 
 	/* Held after its work; answered when released, with what it left. */
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_non_null(CALL(storage_vcard_get(st, "a.example", "juliet", text_cb, &r)));
 	run(f);
 	assert_non_null(held_job);
@@ -1809,7 +1800,7 @@ static void test_held_jobs(void **state)
 	assert_string_equal(r.text, "<vCard xmlns='vcard-temp'/>");
 
 	/* Cancelled while held: the release frees it without an answer. */
-	struct res c = {0};
+	struct res c = { 0 };
 	struct storage_req *q = CALL(storage_vcard_get(st, "a.example", "romeo", text_cb, &c));
 	run(f);
 	assert_non_null(held_job);
@@ -1818,7 +1809,7 @@ static void test_held_jobs(void **state)
 	assert_int_equal(c.calls, 0);
 
 	/* An area the store does not hold: a permanent error, later. */
-	struct res e = {0};
+	struct res e = { 0 };
 	assert_non_null(CALL(storage_roster_get(st, "a.example", "juliet", roster_cb, &e)));
 	assert_int_equal(e.calls, 0);
 	run(f);
@@ -1826,7 +1817,7 @@ static void test_held_jobs(void **state)
 	assert_int_equal(e.r, STORAGE_ERROR);
 
 	/* Held when the store closes: the close releases it. */
-	struct res z = {0};
+	struct res z = { 0 };
 	assert_non_null(CALL(storage_vcard_get(st, "a.example", "juliet", text_cb, &z)));
 	run(f);
 	storage_close(&st);
@@ -1842,9 +1833,8 @@ static void test_held_jobs(void **state)
 static void test_private(void **state)
 {
 	struct fixture *f = *state;
-	struct res r = {0};
-	assert_int_equal(priv_get(f, "a.example", "juliet", "storage:bookmarks", &r),
-	                 STORAGE_NOT_FOUND);
+	struct res r = { 0 };
+	assert_int_equal(priv_get(f, "a.example", "juliet", "storage:bookmarks", &r), STORAGE_NOT_FOUND);
 	assert_true(r.text_null);
 	const struct private_item two[] = {
 		{ "storage:bookmarks",
@@ -1866,12 +1856,9 @@ static void test_private(void **state)
 	assert_int_equal(priv_get(f, "a.example", "juliet", "storage:bookmarks", &r), STORAGE_OK);
 	assert_string_equal(r.text, two[0].data);
 	/* Per host, per user, per namespace. */
-	assert_int_equal(priv_get(f, "b.example", "juliet", "urn:example:prefs", &r),
-	                 STORAGE_NOT_FOUND);
-	assert_int_equal(priv_get(f, "a.example", "romeo", "urn:example:prefs", &r),
-	                 STORAGE_NOT_FOUND);
-	assert_int_equal(priv_get(f, "a.example", "juliet", "urn:example:other", &r),
-	                 STORAGE_NOT_FOUND);
+	assert_int_equal(priv_get(f, "b.example", "juliet", "urn:example:prefs", &r), STORAGE_NOT_FOUND);
+	assert_int_equal(priv_get(f, "a.example", "romeo", "urn:example:prefs", &r), STORAGE_NOT_FOUND);
+	assert_int_equal(priv_get(f, "a.example", "juliet", "urn:example:other", &r), STORAGE_NOT_FOUND);
 	/* All of a user's elements, by namespace. */
 	assert_int_equal(priv_list(f, "a.example", "juliet", &r), STORAGE_OK);
 	char *want = xasprintf("storage:bookmarks=%s|urn:example:prefs=%s", two[0].data, one[0].data);
@@ -1903,9 +1890,10 @@ static void refuse_rows(struct fixture *f, const char *name, const char *event, 
 		         "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused'; END IF",
 		         name, event, table, cond);
 	else
-		snprintf(sql, sizeof(sql),
-		         "CREATE TRIGGER %s BEFORE %s ON %s WHEN %s BEGIN SELECT RAISE(ABORT, 'refused'); END",
-		         name, event, table, cond);
+		snprintf(
+		        sql, sizeof(sql),
+		        "CREATE TRIGGER %s BEFORE %s ON %s WHEN %s BEGIN SELECT RAISE(ABORT, 'refused'); END",
+		        name, event, table, cond);
 	f->be->exec_sql(f, sql);
 }
 
@@ -1913,8 +1901,7 @@ static void allow_rows(struct fixture *f, const char *name, const char *table)
 {
 	char sql[256];
 	if (strcmp(f->be->dialect, "pgsql") == 0)
-		snprintf(sql, sizeof(sql), "DROP TRIGGER %s ON %s; DROP FUNCTION %s_fn()", name, table,
-		         name);
+		snprintf(sql, sizeof(sql), "DROP TRIGGER %s ON %s; DROP FUNCTION %s_fn()", name, table, name);
 	else
 		snprintf(sql, sizeof(sql), "DROP TRIGGER %s", name);
 	f->be->exec_sql(f, sql);
@@ -1925,7 +1912,7 @@ static void test_private_all_or_nothing(void **state)
 	struct fixture *f = *state;
 	if (f->be->exec_sql == NULL)
 		skip();
-	struct res r = {0};
+	struct res r = { 0 };
 	const struct private_item two[] = {
 		{ "urn:example:a", "<a xmlns='urn:example:a'/>" },
 		{ "urn:example:bad", "<bad xmlns='urn:example:bad'/>" },
@@ -1944,7 +1931,7 @@ static void test_private_all_or_nothing(void **state)
 static void test_last(void **state)
 {
 	struct fixture *f = *state;
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_int_equal(last_get(f, "a.example", "juliet", &r), STORAGE_NOT_FOUND);
 	assert_true(r.text_null);
 	assert_int_equal(last_set(f, "a.example", "juliet", 1700000000, "Heading home"), STORAGE_OK);
@@ -1977,7 +1964,7 @@ static void test_remove_user_removes_user_data(void **state)
 		assert_int_equal(last_set(f, hosts[i], "alice", 1700000000, "away"), STORAGE_OK);
 	}
 	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_int_equal(vcard_get(f, "a.example", "alice", &r), STORAGE_NOT_FOUND);
 	assert_int_equal(priv_get(f, "a.example", "alice", "urn:example:a", &r), STORAGE_NOT_FOUND);
 	assert_int_equal(last_get(f, "a.example", "alice", &r), STORAGE_NOT_FOUND);
@@ -1993,7 +1980,7 @@ static void test_remove_user_removes_user_data(void **state)
 static void test_blocklist(void **state)
 {
 	struct fixture *f = *state;
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_int_equal(blk_get(f, "a.example", "juliet", &r), STORAGE_OK);
 	assert_int_equal(r.names.count, 0);
 	const char *const three[] = { "romeo@b.example", "spam.example", "nurse@a.example/balcony" };
@@ -2006,7 +1993,7 @@ static void test_blocklist(void **state)
 	assert_int_equal(blk_change(f, true, "a.example", "juliet", again, 2), STORAGE_OK);
 	assert_int_equal(blk_get(f, "a.example", "juliet", &r), STORAGE_OK);
 	const char *const four[] = { "nurse@a.example/balcony", "romeo@b.example", "spam.example",
-	                             "tybalt@a.example" };
+		                     "tybalt@a.example" };
 	assert_names(&r, four, 4);
 	/* Per host and per user. */
 	assert_int_equal(blk_get(f, "b.example", "juliet", &r), STORAGE_OK);
@@ -2036,7 +2023,7 @@ static void test_blocklist_all_or_nothing(void **state)
 	struct fixture *f = *state;
 	if (f->be->exec_sql == NULL)
 		skip();
-	struct res r = {0};
+	struct res r = { 0 };
 	const char *const two[] = { "good@b.example", "bad@b.example" };
 	refuse_rows(f, "refuse_bad", "INSERT", "blocklist", "NEW.jid = 'bad@b.example'");
 	assert_int_not_equal(blk_change(f, true, "a.example", "juliet", two, 2), STORAGE_OK);
@@ -2066,7 +2053,7 @@ static void test_remove_user_removes_blocklist(void **state)
 		assert_int_equal(blk_change(f, true, hosts[i], "alice", one, 1), STORAGE_OK);
 	}
 	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_int_equal(blk_get(f, "a.example", "alice", &r), STORAGE_OK);
 	assert_int_equal(r.names.count, 0);
 	assert_int_equal(blk_get(f, "b.example", "alice", &r), STORAGE_OK);
@@ -2087,11 +2074,10 @@ static const struct privacy_item prv_public[] = {
 static void test_privacy(void **state)
 {
 	struct fixture *f = *state;
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_int_equal(prv_get(f, "a.example", "juliet", &r), STORAGE_OK);
 	assert_string_equal(r.text, "default=");
-	assert_int_equal(prv_change(f, PRV_SET, "a.example", "juliet", "public", prv_public, 4),
-	                 STORAGE_OK);
+	assert_int_equal(prv_change(f, PRV_SET, "a.example", "juliet", "public", prv_public, 4), STORAGE_OK);
 	const struct privacy_item block_all[] = { { PRIVACY_ALL, NULL, false, 1, 0 } };
 	assert_int_equal(prv_change(f, PRV_SET, "a.example", "juliet", "invisible", block_all, 1),
 	                 STORAGE_OK);
@@ -2103,35 +2089,28 @@ static void test_privacy(void **state)
 	/* Default: only a list that exists. */
 	assert_int_equal(prv_change(f, PRV_DEFAULT, "a.example", "juliet", "nosuch", NULL, 0),
 	                 STORAGE_NOT_FOUND);
-	assert_int_equal(prv_change(f, PRV_DEFAULT, "a.example", "juliet", "public", NULL, 0),
-	                 STORAGE_OK);
-	assert_int_equal(prv_change(f, PRV_DEFAULT, "a.example", "juliet", "invisible", NULL, 0),
-	                 STORAGE_OK);
+	assert_int_equal(prv_change(f, PRV_DEFAULT, "a.example", "juliet", "public", NULL, 0), STORAGE_OK);
+	assert_int_equal(prv_change(f, PRV_DEFAULT, "a.example", "juliet", "invisible", NULL, 0), STORAGE_OK);
 	assert_int_equal(prv_get(f, "a.example", "juliet", &r), STORAGE_OK);
 	assert_true(strncmp(r.text, "default=invisible|", 18) == 0);
 	/* Replacing a list keeps it the default and drops its old items. */
 	const struct privacy_item one[] = { { PRIVACY_JID, "nurse@a.example", true, 2, 0 } };
-	assert_int_equal(prv_change(f, PRV_SET, "a.example", "juliet", "invisible", one, 1),
-	                 STORAGE_OK);
+	assert_int_equal(prv_change(f, PRV_SET, "a.example", "juliet", "invisible", one, 1), STORAGE_OK);
 	assert_int_equal(prv_get(f, "a.example", "juliet", &r), STORAGE_OK);
-	assert_true(strncmp(r.text, "default=invisible|invisible:2 jid nurse@a.example allow 0|",
-	                    57) == 0);
+	assert_true(strncmp(r.text, "default=invisible|invisible:2 jid nurse@a.example allow 0|", 57) == 0);
 	/* Per host and user. */
 	assert_int_equal(prv_get(f, "b.example", "juliet", &r), STORAGE_OK);
 	assert_string_equal(r.text, "default=");
 	assert_int_equal(prv_get(f, "a.example", "romeo", &r), STORAGE_OK);
 	assert_string_equal(r.text, "default=");
 	/* Removing the default list leaves no default. */
-	assert_int_equal(prv_change(f, PRV_REMOVE, "a.example", "juliet", "invisible", NULL, 0),
-	                 STORAGE_OK);
+	assert_int_equal(prv_change(f, PRV_REMOVE, "a.example", "juliet", "invisible", NULL, 0), STORAGE_OK);
 	assert_int_equal(prv_change(f, PRV_REMOVE, "a.example", "juliet", "invisible", NULL, 0),
 	                 STORAGE_NOT_FOUND);
 	assert_int_equal(prv_get(f, "a.example", "juliet", &r), STORAGE_OK);
 	assert_true(strncmp(r.text, "default=|public:", 16) == 0);
-	assert_int_equal(prv_change(f, PRV_DEFAULT, "a.example", "juliet", "public", NULL, 0),
-	                 STORAGE_OK);
-	assert_int_equal(prv_change(f, PRV_DEFAULT, "a.example", "juliet", NULL, NULL, 0),
-	                 STORAGE_OK);
+	assert_int_equal(prv_change(f, PRV_DEFAULT, "a.example", "juliet", "public", NULL, 0), STORAGE_OK);
+	assert_int_equal(prv_change(f, PRV_DEFAULT, "a.example", "juliet", NULL, NULL, 0), STORAGE_OK);
 	assert_int_equal(prv_get(f, "a.example", "juliet", &r), STORAGE_OK);
 	assert_true(strncmp(r.text, "default=|public:", 16) == 0);
 	res_clear(&r);
@@ -2144,12 +2123,12 @@ static void test_privacy_all_or_nothing(void **state)
 	struct fixture *f = *state;
 	if (f->be->exec_sql == NULL)
 		skip();
-	struct res r = {0};
+	struct res r = { 0 };
 	const struct privacy_item one[] = { { PRIVACY_JID, "nurse@a.example", true, 2, 0 } };
 	assert_int_equal(prv_change(f, PRV_SET, "a.example", "juliet", "l", one, 1), STORAGE_OK);
 	refuse_rows(f, "refuse_bad", "INSERT", "privacy_items", "NEW.item_value = 'bad@b.example'");
 	const struct privacy_item two[] = { { PRIVACY_JID, "good@b.example", true, 1, 0 },
-	                                    { PRIVACY_JID, "bad@b.example", false, 2, 0 } };
+		                            { PRIVACY_JID, "bad@b.example", false, 2, 0 } };
 	assert_int_not_equal(prv_change(f, PRV_SET, "a.example", "juliet", "l", two, 2), STORAGE_OK);
 	assert_int_not_equal(prv_change(f, PRV_SET, "a.example", "juliet", "m", two, 2), STORAGE_OK);
 	assert_int_equal(prv_get(f, "a.example", "juliet", &r), STORAGE_OK);
@@ -2167,13 +2146,11 @@ static void test_remove_user_removes_privacy(void **state)
 	const char *hosts[] = { "a.example", "b.example" };
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(acc_create(f, hosts[i], "alice", &a), STORAGE_OK);
-		assert_int_equal(prv_change(f, PRV_SET, hosts[i], "alice", "p", prv_public, 1),
-		                 STORAGE_OK);
-		assert_int_equal(prv_change(f, PRV_DEFAULT, hosts[i], "alice", "p", NULL, 0),
-		                 STORAGE_OK);
+		assert_int_equal(prv_change(f, PRV_SET, hosts[i], "alice", "p", prv_public, 1), STORAGE_OK);
+		assert_int_equal(prv_change(f, PRV_DEFAULT, hosts[i], "alice", "p", NULL, 0), STORAGE_OK);
 	}
 	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_int_equal(prv_get(f, "a.example", "alice", &r), STORAGE_OK);
 	assert_string_equal(r.text, "default=");
 	assert_int_equal(prv_get(f, "b.example", "alice", &r), STORAGE_OK);
@@ -2200,7 +2177,7 @@ static void assert_list(const struct strlist *l, const char *const *want, size_t
 static void test_shared_roster_groups(void **state)
 {
 	struct fixture *f = *state;
-	struct res r = {0};
+	struct res r = { 0 };
 	/* Nothing yet: empty lists, not errors. */
 	assert_int_equal(srg_list(f, "a.example", &r), STORAGE_OK);
 	assert_int_equal(r.names.count, 0);
@@ -2233,8 +2210,7 @@ static void test_shared_roster_groups(void **state)
 
 	assert_int_equal(srg_member(f, true, "a.example", "all", SRG_MEMBER_ALL), STORAGE_OK);
 	assert_int_equal(srg_member(f, true, "a.example", "all", SRG_MEMBER_ALL), STORAGE_EXISTS);
-	assert_int_equal(srg_member(f, true, "a.example", "nosuch", "carol@a.example"),
-	                 STORAGE_NOT_FOUND);
+	assert_int_equal(srg_member(f, true, "a.example", "nosuch", "carol@a.example"), STORAGE_NOT_FOUND);
 	assert_int_equal(srg_member(f, true, "a.example", "staff", "carol@a.example"), STORAGE_OK);
 
 	assert_int_equal(srg_get(f, "a.example", NULL, &r), STORAGE_OK);
@@ -2260,8 +2236,7 @@ static void test_shared_roster_groups(void **state)
 	assert_int_equal(r.names.count, 0);
 
 	assert_int_equal(srg_member(f, false, "a.example", "staff", "bob@a.example"), STORAGE_OK);
-	assert_int_equal(srg_member(f, false, "a.example", "staff", "bob@a.example"),
-	                 STORAGE_NOT_FOUND);
+	assert_int_equal(srg_member(f, false, "a.example", "staff", "bob@a.example"), STORAGE_NOT_FOUND);
 	assert_int_equal(srg_get(f, "a.example", "staff", &r), STORAGE_OK);
 	const char *const m4[] = { "alice@a.example", "carol@a.example" };
 	assert_list(&r.groups[0].members, m4, 2);
@@ -2293,7 +2268,7 @@ static void test_remove_user_removes_memberships(void **state)
 	strlist_set(&g.members, m, 3);
 	assert_int_equal(srg_create(f, "a.example", &g), STORAGE_OK);
 	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_int_equal(srg_get(f, "a.example", "g", &r), STORAGE_OK);
 	const char *const left[] = { SRG_MEMBER_ALL, "bob@a.example" };
 	assert_list(&r.groups[0].members, left, 2);
@@ -2304,22 +2279,22 @@ static void test_remove_user_removes_memberships(void **state)
 /* ---- tests: the user directory's vCard index ------------------------------------------- */
 
 static const char vc_romeo[] =
-	"<vCard xmlns='vcard-temp'><FN>Romeo Montague</FN><N><FAMILY>Montague</FAMILY>"
-	"<GIVEN>Romeo</GIVEN></N><NICKNAME>Rom</NICKNAME><EMAIL><INTERNET/><USERID>"
-	"romeo@Verona.example</USERID></EMAIL><ADR><HOME/><LOCALITY>Verona</LOCALITY></ADR>"
-	"<ORG><ORGNAME>House Montague</ORGNAME></ORG></vCard>";
+        "<vCard xmlns='vcard-temp'><FN>Romeo Montague</FN><N><FAMILY>Montague</FAMILY>"
+        "<GIVEN>Romeo</GIVEN></N><NICKNAME>Rom</NICKNAME><EMAIL><INTERNET/><USERID>"
+        "romeo@Verona.example</USERID></EMAIL><ADR><HOME/><LOCALITY>Verona</LOCALITY></ADR>"
+        "<ORG><ORGNAME>House Montague</ORGNAME></ORG></vCard>";
 static const char vc_juliet[] =
-	"<vCard xmlns='vcard-temp'><FN>Juliet Capulet</FN><N><FAMILY>Capulet</FAMILY>"
-	"<GIVEN>Juliet</GIVEN></N><EMAIL>juliet@verona.example</EMAIL><ADR><LOCALITY>Verona"
-	"</LOCALITY></ADR><CLASS><PUBLIC/></CLASS></vCard>";
+        "<vCard xmlns='vcard-temp'><FN>Juliet Capulet</FN><N><FAMILY>Capulet</FAMILY>"
+        "<GIVEN>Juliet</GIVEN></N><EMAIL>juliet@verona.example</EMAIL><ADR><LOCALITY>Verona"
+        "</LOCALITY></ADR><CLASS><PUBLIC/></CLASS></vCard>";
 static const char vc_emile[] =
-	"<vCard xmlns='vcard-temp'><FN>\xc3\x89mile Zola</FN><N><FAMILY>Zola</FAMILY><GIVEN>"
-	"\xc3\x89mile</GIVEN></N><ADR><LOCALITY>Paris</LOCALITY></ADR></vCard>";
+        "<vCard xmlns='vcard-temp'><FN>\xc3\x89mile Zola</FN><N><FAMILY>Zola</FAMILY><GIVEN>"
+        "\xc3\x89mile</GIVEN></N><ADR><LOCALITY>Paris</LOCALITY></ADR></vCard>";
 
 static void test_vcard_search(void **state)
 {
 	struct fixture *f = *state;
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "juliet", vc_juliet), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "emile", vc_emile), STORAGE_OK);
@@ -2396,7 +2371,7 @@ static void test_vcard_reindex(void **state)
 	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "juliet", vc_juliet), STORAGE_OK);
 	f->be->exec_sql(f, "DELETE FROM vcard_search");
-	struct res r = {0};
+	struct res r = { 0 };
 	const char *const all[] = { "fn=*" };
 	assert_int_equal(vsearch(f, "a.example", false, 0, &r, all, 1), STORAGE_OK);
 	ASSERT_FOUND(&r, "");
@@ -2483,7 +2458,7 @@ static void migrate_from(struct fixture *f, int from, const char *const *expect,
 /* Everything of the current schema version works on a migrated store. */
 static void check_migrated(struct fixture *f)
 {
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
 	assert_int_equal(off_store(f, "a.example", "alice", "<message/>", 1), STORAGE_OK);
 	assert_int_equal(off_store(f, "a.example", "alice", "<message/>", 1), STORAGE_FULL);
@@ -2528,9 +2503,9 @@ static void test_schema_migration(void **state)
 	struct storage_account a;
 	make_account(&a, 13, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
-	static const char *const scripts[] = { "002-offline.sql", "003-user-data.sql", "004-blocklist.sql", "005-privacy.sql",
-	                                       "006-shared-roster.sql",
-	                                       "007-vcard-search.sql" };
+	static const char *const scripts[] = { "002-offline.sql",       "003-user-data.sql",
+		                               "004-blocklist.sql",     "005-privacy.sql",
+		                               "006-shared-roster.sql", "007-vcard-search.sql" };
 	migrate_from(f, 1, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -2547,8 +2522,7 @@ static void test_schema_migration_2_to_3(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(off_store(f, "a.example", "bob", "<message/>", 0), STORAGE_NOT_FOUND);
 	static const char *const scripts[] = { "003-user-data.sql", "004-blocklist.sql", "005-privacy.sql",
-	                                       "006-shared-roster.sql",
-	                                       "007-vcard-search.sql" };
+		                               "006-shared-roster.sql", "007-vcard-search.sql" };
 	migrate_from(f, 2, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -2565,10 +2539,9 @@ static void test_schema_migration_3_to_4(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "bob", vcard2), STORAGE_OK);
 	static const char *const scripts[] = { "004-blocklist.sql", "005-privacy.sql",
-	                                       "006-shared-roster.sql",
-	                                       "007-vcard-search.sql" };
+		                               "006-shared-roster.sql", "007-vcard-search.sql" };
 	migrate_from(f, 3, scripts, ARRAY_SIZE(scripts));
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_int_equal(vcard_get(f, "a.example", "bob", &r), STORAGE_OK);
 	assert_string_equal(r.text, vcard2);
 	res_clear(&r);
@@ -2587,11 +2560,10 @@ static void test_schema_migration_4_to_5(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	const char *const blk[] = { "tybalt@b.example" };
 	assert_int_equal(blk_change(f, true, "a.example", "bob", blk, 1), STORAGE_OK);
-	static const char *const scripts[] = { "005-privacy.sql",
-	                                       "006-shared-roster.sql",
-	                                       "007-vcard-search.sql" };
+	static const char *const scripts[] = { "005-privacy.sql", "006-shared-roster.sql",
+		                               "007-vcard-search.sql" };
 	migrate_from(f, 4, scripts, ARRAY_SIZE(scripts));
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_int_equal(blk_get(f, "a.example", "bob", &r), STORAGE_OK);
 	assert_names(&r, blk, 1);
 	res_clear(&r);
@@ -2609,10 +2581,9 @@ static void test_schema_migration_5_to_6(void **state)
 	make_account(&a, 17, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(prv_change(f, PRV_SET, "a.example", "bob", "p", prv_public, 1), STORAGE_OK);
-	static const char *const scripts[] = { "006-shared-roster.sql",
-	                                       "007-vcard-search.sql" };
+	static const char *const scripts[] = { "006-shared-roster.sql", "007-vcard-search.sql" };
 	migrate_from(f, 5, scripts, ARRAY_SIZE(scripts));
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_int_equal(prv_get(f, "a.example", "bob", &r), STORAGE_OK);
 	assert_string_equal(r.text, "default=|p:30 all - allow 0");
 	res_clear(&r);
@@ -2635,7 +2606,7 @@ static void test_schema_migration_6_to_7(void **state)
 	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
 	static const char *const scripts[] = { "007-vcard-search.sql" };
 	migrate_from(f, 6, scripts, ARRAY_SIZE(scripts));
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_int_equal(srg_get(f, "a.example", "kept", &r), STORAGE_OK);
 	const char *const s[] = { "nick=rom" };
 	assert_int_equal(vsearch(f, "a.example", false, 0, &r, s, 1), STORAGE_OK);
@@ -2705,7 +2676,7 @@ static void test_order_per_user(void **state)
 		assert_non_null(CALL(storage_roster_set(f->st, "a.example", "alice", &it, done_cb, &w[i])));
 		roster_item_clear(&it);
 	}
-	struct res g = {0};
+	struct res g = { 0 };
 	assert_int_equal(roster_get(f, "a.example", "alice", &g), STORAGE_OK);
 	for (int i = 0; i < 20; i++)
 		assert_int_equal(w[i].r, STORAGE_OK);
@@ -2724,7 +2695,7 @@ static void test_cancel(void **state)
 	struct fixture *f = *state;
 	struct storage_account a;
 	make_account(&a, 7, true, true, NULL);
-	struct res r1 = {0}, r2 = {0}, r3 = {0};
+	struct res r1 = { 0 }, r2 = { 0 }, r3 = { 0 };
 	struct storage_req *q1 = CALL(storage_account_create(f->st, "a.example", "alice", &a, done_cb, &r1));
 	struct storage_req *q2 = CALL(storage_account_get(f->st, "a.example", "alice", account_cb, &r2));
 	struct storage_req *q3 = CALL(storage_roster_get(f->st, "a.example", "alice", roster_cb, &r3));
@@ -2739,7 +2710,7 @@ static void test_cancel(void **state)
 	assert_int_equal(r2.calls, 0);
 	assert_int_equal(r3.calls, 0);
 	/* A write that was cancelled may have happened; it just never answers. */
-	struct res r4 = {0};
+	struct res r4 = { 0 };
 	struct storage_req *q4 = CALL(storage_account_remove(f->st, "a.example", "alice", done_cb, &r4));
 	storage_cancel(q4);
 	run(f);
@@ -2795,7 +2766,7 @@ static void test_close_finishes_pending(void **state)
 		return;
 	char *err = NULL;
 	assert_int_equal(open_store(f, &err), 0);
-	struct res g = {0};
+	struct res g = { 0 };
 	assert_int_equal(roster_get(f, "a.example", "alice", &g), STORAGE_OK);
 	assert_int_equal(g.nitems, 5);
 	assert_int_equal(g.version, 5);
@@ -2827,8 +2798,8 @@ static void test_schema_version_refused(void **state)
 
 	f->be->set_schema_version(f, SQL_SCHEMA_VERSION + 1);
 	assert_int_equal(open_store(f, &err), -1);
-	snprintf(want, sizeof(want), "has schema version %d, this parleyd needs %d",
-	         SQL_SCHEMA_VERSION + 1, SQL_SCHEMA_VERSION);
+	snprintf(want, sizeof(want), "has schema version %d, this parleyd needs %d", SQL_SCHEMA_VERSION + 1,
+	         SQL_SCHEMA_VERSION);
 	if (strstr(err, want) == NULL)
 		fail_msg("unexpected message: %s", err);
 	free(err);
@@ -2862,7 +2833,7 @@ static void test_new_store_without_schema_file(void **state)
 		fail_msg("unexpected message: %s", err);
 	free(err);
 	struct stat sb;
-	assert_int_equal(stat(path, &sb), -1);     /* nothing half-made left behind */
+	assert_int_equal(stat(path, &sb), -1); /* nothing half-made left behind */
 
 	/* An existing file that is not a Parley database is refused, not altered. */
 	FILE *fp = fopen(path, "w");
@@ -2901,14 +2872,14 @@ static void test_tempfail_busy_full_expired(void **state)
 	assert_int_equal(open_store(f, &err), 0);
 	/* The thread has its connection (a server login may take a while on a
 	 * loaded machine) before the timing below starts. */
-	struct res warm = {0};
+	struct res warm = { 0 };
 	assert_int_equal(roster_get(f, "a.example", "alice", &warm), STORAGE_OK);
 	res_clear(&warm);
 
 	f->be->lock(f);
 	struct roster_item it;
 	item_init(&it, "romeo@montague.example", NULL, SUB_NONE, NULL);
-	struct res busy1 = {0}, busy2 = {0}, expired = {0}, full = {0};
+	struct res busy1 = { 0 }, busy2 = { 0 }, expired = { 0 }, full = { 0 };
 	/* One thread, a queue of two, the database locked from outside:
 	 * 1: the thread waits for the lock (busy timeout = 1 s) and gives up;
 	 * 2: queued at 0.4 s, taken at 1 s (before its deadline, 1.4 s), busy
@@ -2918,11 +2889,11 @@ static void test_tempfail_busy_full_expired(void **state)
 	 * The margins are 0.4 s or more, for a loaded machine. */
 	double t0 = ev_time();
 	assert_non_null(CALL(storage_roster_set(f->st, "a.example", "alice", &it, done_cb, &busy1)));
-	usleep(400000);                /* the thread has taken job 1 */
+	usleep(400000); /* the thread has taken job 1 */
 	assert_non_null(CALL(storage_roster_set(f->st, "a.example", "alice", &it, done_cb, &busy2)));
 	assert_non_null(CALL(storage_roster_set(f->st, "a.example", "alice", &it, done_cb, &expired)));
 	assert_non_null(CALL(storage_roster_set(f->st, "a.example", "alice", &it, done_cb, &full)));
-	assert_int_equal(full.calls, 0);    /* even an immediate failure comes later */
+	assert_int_equal(full.calls, 0); /* even an immediate failure comes later */
 	int order[4], len = 0;
 	struct res *all[] = { &busy1, &busy2, &expired, &full };
 	for (int i = 0; i < 4; i++) {
@@ -2945,7 +2916,7 @@ static void test_tempfail_busy_full_expired(void **state)
 	assert_true(ev_time() - t0 >= 1.85);
 
 	/* Reads still work under a writer in WAL mode; writes again once free. */
-	struct res g = {0};
+	struct res g = { 0 };
 	assert_int_equal(roster_get(f, "a.example", "alice", &g), STORAGE_OK);
 	f->be->unlock(f);
 	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
@@ -2986,7 +2957,7 @@ static void auth_scram_done(enum auth_result res, const struct scram_credentials
 
 static struct auth *auth_for(struct fixture *f, const char *host)
 {
-	struct auth_config cfg = {0};
+	struct auth_config cfg = { 0 };
 	char *methods[] = { "internal" };
 	cfg.methods.items = methods;
 	cfg.methods.count = 1;
@@ -2998,18 +2969,18 @@ static struct auth *auth_for(struct fixture *f, const char *host)
 	return a;
 }
 
-#define AUTH_WAIT(f, r, expr)                          \
-	do {                                               \
-		int before_ = (r).calls;                       \
-		assert_non_null(CALL(expr));                   \
-		assert_int_equal((r).calls, before_);          \
-		run(f);                                        \
-		assert_int_equal((r).calls, before_ + 1);      \
+#define AUTH_WAIT(f, r, expr)                             \
+	do {                                              \
+		int before_ = (r).calls;                  \
+		assert_non_null(CALL(expr));              \
+		assert_int_equal((r).calls, before_);     \
+		run(f);                                   \
+		assert_int_equal((r).calls, before_ + 1); \
 	} while (0)
 
 static enum auth_result check_pw(struct fixture *f, struct auth *a, const char *user, const char *pw)
 {
-	struct ares r = {0};
+	struct ares r = { 0 };
 	AUTH_WAIT(f, r, auth_check_password(a, user, pw, auth_done, &r));
 	return r.r;
 }
@@ -3023,7 +2994,7 @@ static void assert_scram_verifies(const struct scram_credentials *c, enum scram_
 	assert_int_equal(c->iterations, 4096);
 	assert_int_equal(base64_decode(c->salt_b64, strlen(c->salt_b64), &salt, &salt_len), 0);
 	assert_true(salt_len >= 16);
-	struct scram_credentials d = {0};
+	struct scram_credentials d = { 0 };
 	assert_int_equal(scram_derive(h, pw, salt, salt_len, c->iterations, &d), 0);
 	assert_memory_equal(d.stored_key, c->stored_key, scram_hash_len(h));
 	assert_memory_equal(d.server_key, c->server_key, scram_hash_len(h));
@@ -3039,7 +3010,7 @@ static void test_auth_internal(void **state)
 	assert_true(auth_can_scram(a));
 	assert_true(auth_can_plain(a));
 
-	struct ares r = {0};
+	struct ares r = { 0 };
 	AUTH_WAIT(f, r, auth_create_user(a, "alice", "s3cret", auth_done, &r));
 	assert_int_equal(r.r, AUTH_OK);
 	AUTH_WAIT(f, r, auth_create_user(a, "alice", "other", auth_done, &r));
@@ -3049,7 +3020,7 @@ static void test_auth_internal(void **state)
 	assert_int_equal(check_pw(f, a, "alice", "wrong"), AUTH_BAD_PASSWORD);
 	assert_int_equal(check_pw(f, a, "alice", ""), AUTH_BAD_PASSWORD);
 	assert_int_equal(check_pw(f, a, "nobody", "s3cret"), AUTH_NO_USER);
-	assert_int_equal(check_pw(f, b, "alice", "s3cret"), AUTH_NO_USER);   /* other host */
+	assert_int_equal(check_pw(f, b, "alice", "s3cret"), AUTH_NO_USER); /* other host */
 
 	AUTH_WAIT(f, r, auth_user_exists(a, "alice", auth_done, &r));
 	assert_int_equal(r.r, AUTH_OK);
@@ -3068,7 +3039,7 @@ static void test_auth_internal(void **state)
 	assert_false(r.has_cred);
 
 	/* The password is not stored in clear. */
-	struct res g = {0};
+	struct res g = { 0 };
 	assert_int_equal(acc_get(f, "a.example", "alice", &g), STORAGE_OK);
 	assert_null(g.acc.plain);
 	res_clear(&g);
@@ -3100,13 +3071,13 @@ static void test_auth_stored_variants(void **state)
 	struct auth *a = auth_for(f, "a.example");
 	/* SHA-1 keys only (an old import): SCRAM-SHA-256 is not offered to this
 	 * user, PLAIN checks against SHA-1. */
-	struct scram_credentials c1 = {0};
+	struct scram_credentials c1 = { 0 };
 	assert_int_equal(scram_derive(SCRAM_SHA1, "pencil", NULL, 0, 4096, &c1), 0);
-	struct storage_account acc = {0};
+	struct storage_account acc = { 0 };
 	acc.has_sha1 = true;
 	acc.sha1 = c1;
 	assert_int_equal(acc_create(f, "a.example", "old", &acc), STORAGE_OK);
-	struct ares r = {0};
+	struct ares r = { 0 };
 	AUTH_WAIT(f, r, auth_get_scram(a, "old", SCRAM_SHA256, auth_scram_done, &r));
 	assert_int_equal(r.r, AUTH_NOT_SUPPORTED);
 	assert_false(r.has_cred);
@@ -3117,7 +3088,7 @@ static void test_auth_stored_variants(void **state)
 	assert_int_equal(check_pw(f, a, "old", "pen"), AUTH_BAD_PASSWORD);
 
 	/* A clear password kept by the operator: PLAIN compares it. */
-	struct storage_account p = {0};
+	struct storage_account p = { 0 };
 	p.plain = "hunter2";
 	assert_int_equal(acc_create(f, "a.example", "plain", &p), STORAGE_OK);
 	assert_int_equal(check_pw(f, a, "plain", "hunter2"), AUTH_OK);
@@ -3130,7 +3101,7 @@ static void test_auth_stored_variants(void **state)
 	assert_int_equal(r.r, AUTH_OK);
 	assert_int_equal(check_pw(f, a, "plain", "hunter2"), AUTH_BAD_PASSWORD);
 	assert_int_equal(check_pw(f, a, "plain", "better"), AUTH_OK);
-	struct res g = {0};
+	struct res g = { 0 };
 	assert_int_equal(acc_get(f, "a.example", "plain", &g), STORAGE_OK);
 	assert_null(g.acc.plain);
 	res_clear(&g);
@@ -3160,12 +3131,12 @@ static void test_auth_cancel_and_free(void **state)
 {
 	struct fixture *f = *state;
 	struct auth *a = auth_for(f, "a.example");
-	struct ares r = {0};
+	struct ares r = { 0 };
 	AUTH_WAIT(f, r, auth_create_user(a, "alice", "pw", auth_done, &r));
 	assert_int_equal(r.r, AUTH_OK);
 
 	/* Cancelled at each stage: in storage, in the compute queue. */
-	struct ares c1 = {0}, c2 = {0}, c3 = {0};
+	struct ares c1 = { 0 }, c2 = { 0 }, c3 = { 0 };
 	struct auth_req *q1 = CALL(auth_check_password(a, "alice", "pw", auth_done, &c1));
 	struct auth_req *q2 = CALL(auth_create_user(a, "bob", "pw", auth_done, &c2));
 	struct auth_req *q3 = CALL(auth_get_scram(a, "alice", SCRAM_SHA1, auth_scram_done, &c3));
@@ -3177,10 +3148,10 @@ static void test_auth_cancel_and_free(void **state)
 	assert_int_equal(c2.calls, 0);
 	assert_int_equal(c3.calls, 0);
 	AUTH_WAIT(f, r, auth_user_exists(a, "bob", auth_done, &r));
-	assert_int_equal(r.r, AUTH_NO_USER);       /* the create never reached storage */
+	assert_int_equal(r.r, AUTH_NO_USER); /* the create never reached storage */
 
 	/* Let a check reach the compute stage, then cancel. */
-	struct ares c4 = {0};
+	struct ares c4 = { 0 };
 	struct auth_req *q4 = CALL(auth_check_password(a, "alice", "pw", auth_done, &c4));
 	for (int i = 0; i < 200 && worker_group_pending(auth_compute_group(f->loop)) == 0; i++)
 		ev_run(f->loop, EVRUN_ONCE | EVRUN_NOWAIT), usleep(1000);
@@ -3215,7 +3186,7 @@ static void test_auth_tempfail(void **state)
 	assert_int_equal(open_store(f, &err), 0);
 	struct auth *a = auth_for(f, "a.example");
 	f->be->lock(f);
-	struct ares r = {0};
+	struct ares r = { 0 };
 	/* The store is busy: a temporary failure, not "exists" or "no user". */
 	AUTH_WAIT(f, r, auth_create_user(a, "alice", "pw", auth_done, &r));
 	assert_int_equal(r.r, AUTH_TEMPFAIL);
@@ -3230,7 +3201,7 @@ static void test_auth_tempfail(void **state)
 static void test_auth_bad_config(void **state)
 {
 	struct fixture *f = *state;
-	struct auth_config cfg = {0};
+	struct auth_config cfg = { 0 };
 	char *methods[] = { "internal", "carrier-pigeon" };
 	cfg.methods.items = methods;
 	cfg.methods.count = 2;
@@ -3281,9 +3252,9 @@ static void test_pgsql_reconnect(void **state)
 	struct storage_account a;
 	make_account(&a, 21, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
-	struct res r = {0};
+	struct res r = { 0 };
 	char user[16];
-	for (int i = 0; i < 8; i++) {       /* every worker has a connection */
+	for (int i = 0; i < 8; i++) { /* every worker has a connection */
 		snprintf(user, sizeof(user), "u%d", i);
 		assert_int_equal(acc_get(f, "a.example", user, &r), STORAGE_NOT_FOUND);
 	}
@@ -3319,7 +3290,7 @@ static void test_pgsql_start_degraded(void **state)
 	const char *desc = storage_describe(f->st);
 	if (strstr(desc, "hunter2") != NULL || strstr(desc, "port=1") == NULL)
 		fail_msg("unexpected description: %s", desc);
-	struct res r = {0};
+	struct res r = { 0 };
 	double t0 = ev_time();
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_TEMPFAIL);
@@ -3345,13 +3316,13 @@ static void test_pgsql_password_file(void **state)
 	f->cfg.password_file = path;
 	char *err = NULL;
 	assert_int_equal(open_store(f, &err), 0);
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_NOT_FOUND);
 	storage_close(&f->st);
 	fp = fopen(path, "w");
 	fprintf(fp, "not-the-password\n");
 	fclose(fp);
-	assert_int_equal(open_store(f, &err), 0);     /* degraded */
+	assert_int_equal(open_store(f, &err), 0); /* degraded */
 	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_TEMPFAIL);
 	storage_close(&f->st);
 	unlink(path);
@@ -3375,7 +3346,8 @@ static void test_mysql_reconnect(void **state)
 		/* KILL every connection of parleyd's user. */
 		MYSQL *m = my_admin(NULL);
 		assert_int_equal(mysql_query(m, "SELECT id FROM information_schema.processlist "
-		                                "WHERE user = 'parley'"), 0);
+		                                "WHERE user = 'parley'"),
+		                 0);
 		MYSQL_RES *res = mysql_store_result(m);
 		assert_non_null(res);
 		MYSQL_ROW row;
@@ -3390,7 +3362,7 @@ static void test_mysql_reconnect(void **state)
 		mysql_close(m);
 		assert_true(killed >= 1);
 		/* Reads and writes, for two users (two workers). */
-		struct res r = {0};
+		struct res r = { 0 };
 		assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
 		assert_account_equal(&r.acc, &a);
 		char msg[64];
@@ -3422,7 +3394,7 @@ static void test_mysql_strict_and_password(void **state)
 	item_init(&it, jid, NULL, SUB_NONE, NULL);
 	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_ERROR);
 	roster_item_clear(&it);
-	struct res r = {0};
+	struct res r = { 0 };
 	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
 	assert_int_equal(r.nitems, 0);
 	res_clear(&r);
@@ -3437,7 +3409,7 @@ static void test_mysql_strict_and_password(void **state)
 	char *good = f->cfg.password_file;
 	f->cfg.password_file = path;
 	char *err = NULL;
-	assert_int_equal(open_store(f, &err), 0);     /* degraded */
+	assert_int_equal(open_store(f, &err), 0); /* degraded */
 	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_TEMPFAIL);
 	storage_close(&f->st);
 	unlink(path);
@@ -3453,7 +3425,10 @@ struct test_def {
 	CMUnitTestFunction fn;
 };
 
-#define T(f) { #f, f }
+#define T(f)          \
+	{             \
+#f, f \
+	}
 static const struct test_def tests[] = {
 	T(test_accounts),
 	T(test_roster),
@@ -3532,8 +3507,10 @@ int main(void)
 		}
 	}
 	if (k == 0) {
-		fprintf(stderr, "test-storage: no backend selected by PARLEY_TEST_BACKENDS=%s (built: "
-		        "sqlite%s%s)\n", getenv("PARLEY_TEST_BACKENDS"),
+		fprintf(stderr,
+		        "test-storage: no backend selected by PARLEY_TEST_BACKENDS=%s (built: "
+		        "sqlite%s%s)\n",
+		        getenv("PARLEY_TEST_BACKENDS"),
 #ifdef HAVE_BACKEND_PGSQL
 		        ", pgsql",
 #else
@@ -3544,7 +3521,7 @@ int main(void)
 #else
 		        ""
 #endif
-		        );
+		);
 		free(all);
 		return 77;
 	}

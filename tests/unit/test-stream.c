@@ -19,15 +19,27 @@
 #include "lib/log.h"
 
 struct peer {
-	int fd;                 /* our end */
-	struct stream *st;      /* the server's end */
-	bool closed;            /* ops->closed ran */
+	int fd;            /* our end */
+	struct stream *st; /* the server's end */
+	bool closed;       /* ops->closed ran */
 };
 
-static void on_start(struct stream *s, struct xml_node *h, const char *ns) { xml_unref(&h); }
-static bool on_stanza(struct stream *s, struct xml_node *el) { xml_unref(&el); return false; }
-static void on_end(struct stream *s) { }
-static void on_error(struct stream *s, enum stream_error e, const char *t) { stream_abort(s); }
+static void on_start(struct stream *s, struct xml_node *h, const char *ns)
+{
+	xml_unref(&h);
+}
+static bool on_stanza(struct stream *s, struct xml_node *el)
+{
+	xml_unref(&el);
+	return false;
+}
+static void on_end(struct stream *s)
+{
+}
+static void on_error(struct stream *s, enum stream_error e, const char *t)
+{
+	stream_abort(s);
+}
 static void on_closed(struct stream *s)
 {
 	struct peer *p = s->owner;
@@ -36,8 +48,11 @@ static void on_closed(struct stream *s)
 }
 
 static const struct stream_ops ops = {
-	.stream_start = on_start, .stanza = on_stanza, .stream_end = on_end,
-	.error = on_error, .closed = on_closed,
+	.stream_start = on_start,
+	.stanza = on_stanza,
+	.stream_end = on_end,
+	.error = on_error,
+	.closed = on_closed,
 };
 
 static struct ev_loop *loop;
@@ -130,9 +145,18 @@ static void check_abort_keeps_others(size_t victim)
 	}
 }
 
-static void test_abort_head_of_flush_list(void **state) { check_abort_keeps_others(2); }
-static void test_abort_middle_of_flush_list(void **state) { check_abort_keeps_others(1); }
-static void test_abort_tail_of_flush_list(void **state) { check_abort_keeps_others(0); }
+static void test_abort_head_of_flush_list(void **state)
+{
+	check_abort_keeps_others(2);
+}
+static void test_abort_middle_of_flush_list(void **state)
+{
+	check_abort_keeps_others(1);
+}
+static void test_abort_tail_of_flush_list(void **state)
+{
+	check_abort_keeps_others(0);
+}
 
 static void test_close_sends_end_then_closes(void **state)
 {
@@ -163,9 +187,9 @@ static void test_output_cap_disconnects(void **state)
 	memset(big, 'x', sizeof(big));
 	stream_write(p.st, big, sizeof(big));
 	assert_false(p.st->dead);
-	stream_write(p.st, big, sizeof(big));   /* 1200 > 1024 queued */
+	stream_write(p.st, big, sizeof(big)); /* 1200 > 1024 queued */
 	assert_true(p.st->dead);
-	assert_false(p.closed);                 /* closed from the loop, not inside the call */
+	assert_false(p.closed); /* closed from the loop, not inside the call */
 	run_once();
 	assert_true(p.closed);
 	close(p.fd);

@@ -62,10 +62,13 @@ static void test_lifetime(void **state)
 	(void)state;
 	struct host *h = calloc(1, sizeof(*h));
 	h->name = strdup("example.com");
-	struct counts n = {0};
+	struct counts n = { 0 };
 	struct user_cache c = {
-		.entry_size = sizeof(struct entry), .opened = on_opened, .closed = on_closed,
-		.clear = on_clear, .ctx = &n,
+		.entry_size = sizeof(struct entry),
+		.opened = on_opened,
+		.closed = on_closed,
+		.clear = on_clear,
+		.ctx = &n,
 	};
 	user_cache_start(&c, h);
 	assert_null(user_cache_get(&c, "romeo"));
@@ -103,10 +106,10 @@ static void test_lifetime(void **state)
 	assert_int_equal(n.closed, 2);
 
 	user_cache_stop(&c);
-	assert_int_equal(n.cleared, 2);   /* juliet's */
+	assert_int_equal(n.cleared, 2); /* juliet's */
 	announce(h, HOOK_SESSION_OPENED, &a);
-	assert_int_equal(n.opened, 3);    /* no longer followed */
-	user_cache_stop(&c);              /* twice: nothing happens */
+	assert_int_equal(n.opened, 3); /* no longer followed */
+	user_cache_stop(&c);           /* twice: nothing happens */
 	hooks_free_host(h);
 	free(h->name);
 	free(h);

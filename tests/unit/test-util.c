@@ -103,7 +103,7 @@ static void test_pool_alignment_and_zero(void **state)
 		assert_int_equal((uintptr_t)m % 16, 0);
 		for (size_t i = 0; i < size; i++)
 			assert_int_equal(m[i], 0);
-		memset(m, 0xa5, size); /* dirty it: later allocations must still be zero */
+		memset(m, 0xa5, size);         /* dirty it: later allocations must still be zero */
 		char *s = pool_strdup(p, "x"); /* misalign the cursor */
 		assert_string_equal(s, "x");
 	}
@@ -231,22 +231,15 @@ static void test_base64_binary_round_trip(void **state)
 static void test_base64_decode_rejects(void **state)
 {
 	static const char *const bad[] = {
-		"Zg",        /* missing padding */
-		"Zg=",       /* short padding */
-		"Z===",      /* too much padding */
-		"====",
-		"Zg==Zg==",  /* padding in the middle */
-		"Zm=v",
-		"=Zm9",
-		"Zh==",      /* non-zero pad bits */
-		"Zm9=",      /* non-zero pad bits */
-		"Zm9v\n",    /* whitespace */
-		"Zm 9v",
-		"Zm9v YmFy",
-		"Zm9-",      /* base64url alphabet */
-		"Zm9_",
-		"Zm9\x80",
-		"Zm9v\0\0\0\0",
+		"Zg",                          /* missing padding */
+		"Zg=",                         /* short padding */
+		"Z===",                        /* too much padding */
+		"====",   "Zg==Zg==",          /* padding in the middle */
+		"Zm=v",   "=Zm9",      "Zh==", /* non-zero pad bits */
+		"Zm9=",                        /* non-zero pad bits */
+		"Zm9v\n",                      /* whitespace */
+		"Zm 9v",  "Zm9v YmFy", "Zm9-", /* base64url alphabet */
+		"Zm9_",   "Zm9\x80",   "Zm9v\0\0\0\0",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		unsigned char *out = NULL;
@@ -261,7 +254,9 @@ static void test_base64_decode_rejects(void **state)
 
 static void test_hex_encode(void **state)
 {
-	char *h = hex_encode("\x00\x01\xab\xff" "A", 5);
+	char *h = hex_encode("\x00\x01\xab\xff"
+	                     "A",
+	                     5);
 	assert_string_equal(h, "0001abff41");
 	free(h);
 	h = hex_encode("", 0);
@@ -328,17 +323,17 @@ static void test_utf8_valid_good(void **state)
 	static const char *const good[] = {
 		"",
 		"plain ascii",
-		"\xc3\xa9",             /* U+00E9 */
-		"\xc2\x80",             /* U+0080, the smallest 2-byte */
-		"\xdf\xbf",             /* U+07FF */
-		"\xe0\xa0\x80",         /* U+0800 */
-		"\xe2\x82\xac",         /* U+20AC */
-		"\xed\x9f\xbf",         /* U+D7FF, just below the surrogates */
-		"\xee\x80\x80",         /* U+E000, just above */
-		"\xef\xbf\xbd",         /* U+FFFD */
-		"\xf0\x90\x80\x80",     /* U+10000 */
-		"\xf0\x9f\x98\x80",     /* U+1F600 */
-		"\xf4\x8f\xbf\xbf",     /* U+10FFFF */
+		"\xc3\xa9",         /* U+00E9 */
+		"\xc2\x80",         /* U+0080, the smallest 2-byte */
+		"\xdf\xbf",         /* U+07FF */
+		"\xe0\xa0\x80",     /* U+0800 */
+		"\xe2\x82\xac",     /* U+20AC */
+		"\xed\x9f\xbf",     /* U+D7FF, just below the surrogates */
+		"\xee\x80\x80",     /* U+E000, just above */
+		"\xef\xbf\xbd",     /* U+FFFD */
+		"\xf0\x90\x80\x80", /* U+10000 */
+		"\xf0\x9f\x98\x80", /* U+1F600 */
+		"\xf4\x8f\xbf\xbf", /* U+10FFFF */
 		"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80!",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(good); i++)
@@ -350,24 +345,25 @@ static void test_utf8_valid_good(void **state)
 static void test_utf8_valid_bad(void **state)
 {
 	static const char *const bad[] = {
-		"\x80",                 /* lone continuation */
+		"\x80", /* lone continuation */
 		"a\xbf",
-		"\xc0\x80",             /* overlong NUL */
-		"\xc1\xbf",             /* overlong */
-		"\xe0\x80\x80",         /* overlong 3-byte */
-		"\xe0\x9f\xbf",         /* overlong U+07FF */
-		"\xf0\x80\x80\x80",     /* overlong 4-byte */
-		"\xf0\x8f\xbf\xbf",     /* overlong U+FFFF */
-		"\xed\xa0\x80",         /* U+D800 */
-		"\xed\xbf\xbf",         /* U+DFFF */
-		"\xf4\x90\x80\x80",     /* U+110000 */
+		"\xc0\x80",         /* overlong NUL */
+		"\xc1\xbf",         /* overlong */
+		"\xe0\x80\x80",     /* overlong 3-byte */
+		"\xe0\x9f\xbf",     /* overlong U+07FF */
+		"\xf0\x80\x80\x80", /* overlong 4-byte */
+		"\xf0\x8f\xbf\xbf", /* overlong U+FFFF */
+		"\xed\xa0\x80",     /* U+D800 */
+		"\xed\xbf\xbf",     /* U+DFFF */
+		"\xf4\x90\x80\x80", /* U+110000 */
 		"\xf5\x80\x80\x80",
 		"\xf8\x88\x80\x80\x80", /* 5-byte form */
-		"\xfe", "\xff",
-		"\xc3",                 /* truncated */
+		"\xfe",
+		"\xff",
+		"\xc3", /* truncated */
 		"\xe2\x82",
 		"\xf0\x9f\x98",
-		"\xc3\x28",             /* bad continuation */
+		"\xc3\x28", /* bad continuation */
 		"\xe2\x28\xa1",
 		"\xf0\x9f\x28\x80",
 	};

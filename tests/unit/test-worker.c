@@ -18,7 +18,7 @@
 /* ---- helpers ------------------------------------------------------------------ */
 
 static pthread_t loop_thread;
-static bool in_call;          /* inside worker_submit / worker_cancel */
+static bool in_call; /* inside worker_submit / worker_cancel */
 
 static void watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -75,14 +75,14 @@ static void gate_destroy(struct gate *g)
 
 struct job {
 	unsigned shard, seq;
-	struct gate *gate;          /* block on it when set */
+	struct gate *gate; /* block on it when set */
 	bool ran;
 	pthread_t ran_on;
 	int done_calls;
 	enum worker_status status;
 	unsigned *done_counter;
 	/* ordering records */
-	unsigned *work_log;         /* per shard */
+	unsigned *work_log; /* per shard */
 	unsigned *work_log_len;
 	unsigned *done_log;
 	unsigned *done_log_len;
@@ -160,8 +160,8 @@ static void test_order_per_shard(void **state)
 	struct ev_loop *loop = *state;
 	struct worker_group *g = worker_group_new(loop, "order", 3, 0, NULL, NULL, NULL);
 	static struct job jobs[NSHARDS][PER_SHARD];
-	unsigned work_log[NSHARDS][PER_SHARD], work_len[NSHARDS] = {0};
-	unsigned done_log[NSHARDS][PER_SHARD], done_len[NSHARDS] = {0};
+	unsigned work_log[NSHARDS][PER_SHARD], work_len[NSHARDS] = { 0 };
+	unsigned done_log[NSHARDS][PER_SHARD], done_len[NSHARDS] = { 0 };
 	unsigned done = 0;
 	memset(jobs, 0, sizeof(jobs));
 	/* Interleave the shards so each thread has several queues' jobs mixed. */
@@ -229,9 +229,9 @@ static void test_queue_full(void **state)
 	struct worker_group *g = worker_group_new(loop, "full", 1, 2, NULL, NULL, NULL);
 	struct gate gate;
 	gate_init(&gate);
-	struct job blocker = { .gate = &gate }, a = {0}, b = {0}, c = {0};
+	struct job blocker = { .gate = &gate }, a = { 0 }, b = { 0 }, c = { 0 };
 	assert_non_null(submit(g, 0, &blocker, 0));
-	gate_wait_started(&gate);          /* the thread holds it: the queue is empty */
+	gate_wait_started(&gate); /* the thread holds it: the queue is empty */
 	assert_non_null(submit(g, 0, &a, 0));
 	assert_non_null(submit(g, 1, &b, 0));
 	assert_null(submit(g, 2, &c, 0)); /* two queued: full */
@@ -265,7 +265,7 @@ static void test_deadline(void **state)
 	/* x expires while the only thread is stuck: the loop must notice on its
 	 * own (x's done opens the gate; without the loop's timer this hangs). */
 	struct job x = { .on_done = open_gate_on_done, .ptr = &gate };
-	struct job y = {0};          /* no deadline: waits and runs */
+	struct job y = { 0 }; /* no deadline: waits and runs */
 	assert_non_null(submit(g, 0, &blocker, 0));
 	gate_wait_started(&gate);
 	double t0 = ev_time();
@@ -289,11 +289,11 @@ static void test_deadline_checked_by_thread(void **state)
 	struct worker_group *g = worker_group_new(loop, "deadline2", 1, 0, NULL, NULL, NULL);
 	struct gate gate;
 	gate_init(&gate);
-	struct job blocker = { .gate = &gate }, x = {0};
+	struct job blocker = { .gate = &gate }, x = { 0 };
 	assert_non_null(submit(g, 0, &blocker, 0));
 	gate_wait_started(&gate);
 	assert_non_null(submit(g, 0, &x, 0.02));
-	usleep(50000);               /* expired, and the loop has not looked yet */
+	usleep(50000); /* expired, and the loop has not looked yet */
 	gate_open(&gate);
 	run(loop);
 	assert_int_equal(x.status, WORKER_EXPIRED);
@@ -308,15 +308,15 @@ static void test_cancel(void **state)
 	struct worker_group *g = worker_group_new(loop, "cancel", 1, 0, NULL, NULL, NULL);
 	struct gate gate;
 	gate_init(&gate);
-	struct job blocker = { .gate = &gate }, x = {0}, y = {0};
+	struct job blocker = { .gate = &gate }, x = { 0 }, y = { 0 };
 	struct worker_job *wb = submit(g, 0, &blocker, 0);
 	assert_non_null(wb);
 	gate_wait_started(&gate);
 	struct worker_job *wx = submit(g, 0, &x, 0);
 	assert_non_null(wx);
 	assert_non_null(submit(g, 0, &y, 0));
-	cancel(wx);                  /* queued: will not run */
-	cancel(wb);                  /* running: runs to its end, reported cancelled */
+	cancel(wx); /* queued: will not run */
+	cancel(wb); /* running: runs to its end, reported cancelled */
 	assert_int_equal(x.done_calls, 0);
 	assert_int_equal(blocker.done_calls, 0);
 	gate_open(&gate);
@@ -336,7 +336,7 @@ static void test_cancel_finished_not_delivered(void **state)
 {
 	struct ev_loop *loop = *state;
 	struct worker_group *g = worker_group_new(loop, "cancel2", 1, 0, NULL, NULL, NULL);
-	struct job x = {0};
+	struct job x = { 0 };
 	struct worker_job *wx = submit(g, 0, &x, 0);
 	/* Wait until it has run: its done is waiting for the loop. */
 	for (int i = 0; i < 5000 && !__atomic_load_n(&x.ran, __ATOMIC_SEQ_CST); i++)
@@ -358,7 +358,7 @@ struct tstate {
 
 static unsigned deinit_calls;
 static unsigned deinit_jobs;
-static bool init_wrong;       /* set by a worker thread; checked on the main one */
+static bool init_wrong; /* set by a worker thread; checked on the main one */
 
 static void *tinit(void *ctx, unsigned index)
 {
@@ -456,7 +456,7 @@ static void test_free_finishes_jobs(void **state)
 	jobs[99].on_done = resubmit_on_done;
 	freeing_group = g;
 	resubmit_failed = false;
-	worker_group_free(&g);      /* waits for all of them; their done functions run */
+	worker_group_free(&g); /* waits for all of them; their done functions run */
 	assert_int_equal(done, 100);
 	for (unsigned i = 0; i < 100; i++) {
 		assert_int_equal(jobs[i].done_calls, 1);

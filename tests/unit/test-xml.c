@@ -16,8 +16,9 @@
 
 #include "lib/xml.h"
 
-#define HEADER_CLIENT "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' " \
-                      "to='example.com' version='1.0'>"
+#define HEADER_CLIENT                                                                           \
+	"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' " \
+	"to='example.com' version='1.0'>"
 #define HEADER HEADER_CLIENT
 #define XMLDECL "<?xml version='1.0'?>"
 
@@ -267,7 +268,7 @@ struct sink {
 	char default_ns[128];
 	unsigned stanzas;
 	bool suspend_all;
-	const char *suspend_on;   /* suspend after stanzas with this name */
+	const char *suspend_on; /* suspend after stanzas with this name */
 };
 
 static void on_stream_start(void *ctx, struct xml_node *header, const char *default_ns)
@@ -351,8 +352,8 @@ static void assert_parse_error(const char *input, const struct xml_parser_limits
 	for (size_t i = 0; i < len && r == XML_FEED_OK; i++)
 		r = xml_parser_feed(p, input + i, 1);
 	if (r != XML_FEED_ERROR || xml_parser_error(p) != want)
-		fail_msg("input %s byte by byte: result %d, error %d, want %d", input, r,
-		         xml_parser_error(p), want);
+		fail_msg("input %s byte by byte: result %d, error %d, want %d", input, r, xml_parser_error(p),
+		         want);
 	assert_string_not_equal(xml_parser_error_text(p), "no error");
 	/* Errors are final. */
 	assert_int_equal(xml_parser_feed(p, " ", 1), XML_FEED_ERROR);
@@ -390,7 +391,8 @@ static void test_parse_round_trip(void **state)
 		"<body>Hi &amp; &lt;bye&gt; 'q' \"dq\"</body>"
 		"<active xmlns='http://jabber.org/protocol/chatstates'/></message>",
 		"<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>",
-		"<iq type='set' id='r2'><query xmlns='jabber:iq:roster'><item jid='a@b' name='&lt;A&apos;s&gt;'>"
+		"<iq type='set' id='r2'><query xmlns='jabber:iq:roster'><item jid='a@b' "
+		"name='&lt;A&apos;s&gt;'>"
 		"<group>Friends</group></item></query></iq>",
 		"<presence/>",
 		"<presence><show>away</show><status>caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80</status>"
@@ -413,28 +415,28 @@ static void test_parse_normalises(void **state)
 	/* Prefixes are resolved, character references and CDATA become text,
 	 * quotes and empty-element forms are normalised, whitespace between
 	 * stanzas is dropped. */
-	assert_parses_to(HEADER "\n <message to=\"a@b\"><body>&#x41;&#66;<![CDATA[<x>&]]></body></message>\n\t "
+	assert_parses_to(HEADER
+	                 "\n <message to=\"a@b\"><body>&#x41;&#66;<![CDATA[<x>&]]></body></message>\n\t "
 	                 "<iq><p:query xmlns:p='jabber:iq:roster'><p:item/></p:query></iq>"
 	                 "<iq><jabber:client-child xmlns:jabber='urn:j'/></iq>"
 	                 "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'></bind>"
 	                 "</stream:features>\r\n</stream:stream>\n",
-	                 START_CLIENT
-	                 "<message to='a@b'><body>AB&lt;x&gt;&amp;</body></message>\n"
-	                 "<iq><query xmlns='jabber:iq:roster'><item/></query></iq>\n"
-	                 "<iq><client-child xmlns='urn:j'/></iq>\n"
-	                 "<features xmlns='http://etherx.jabber.org/streams'>"
-	                 "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></features>\n"
-	                 "END\n");
+	                 START_CLIENT "<message to='a@b'><body>AB&lt;x&gt;&amp;</body></message>\n"
+	                              "<iq><query xmlns='jabber:iq:roster'><item/></query></iq>\n"
+	                              "<iq><client-child xmlns='urn:j'/></iq>\n"
+	                              "<features xmlns='http://etherx.jabber.org/streams'>"
+	                              "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></features>\n"
+	                              "END\n");
 }
 
 static void test_parse_attr_namespaces(void **state)
 {
 	/* Namespaced attributes get generated prefixes, declared once each. */
 	const char *out = START_CLIENT
-		"<message to='a@b' xml:lang='fr'><x xmlns='jabber:x:data' xmlns:ns0='urn:q' ns0:a='1' b='2' "
-		"xmlns:ns1='urn:r' ns1:c='3' ns0:d='4'/></message>\n";
+	        "<message to='a@b' xml:lang='fr'><x xmlns='jabber:x:data' xmlns:ns0='urn:q' ns0:a='1' b='2' "
+	        "xmlns:ns1='urn:r' ns1:c='3' ns0:d='4'/></message>\n";
 	assert_parses_to(HEADER "<message to='a@b' xml:lang='fr'><x xmlns='jabber:x:data' xmlns:q='urn:q' "
-	                 "xmlns:r='urn:r' q:a='1' b='2' r:c='3' q:d='4'/></message>",
+	                        "xmlns:r='urn:r' q:a='1' b='2' r:c='3' q:d='4'/></message>",
 	                 out);
 	/* Our own output parses back to the same tree. */
 	const char *again = strchr(out, '\n') + 1;
@@ -598,7 +600,8 @@ static void test_limit_attrs(void **state)
 	assert_int_equal(r, XML_FEED_OK);
 	assert_parse_error(HEADER "<message a='1' b='2' c='3' d='4'/>", &lim, XML_PARSE_POLICY);
 	/* Namespace declarations are attributes too. */
-	assert_parse_error(HEADER "<message a='1' b='2' xmlns:p='urn:p' xmlns='urn:q'/>", &lim, XML_PARSE_POLICY);
+	assert_parse_error(HEADER "<message a='1' b='2' xmlns:p='urn:p' xmlns='urn:q'/>", &lim,
+	                   XML_PARSE_POLICY);
 	assert_parse_error(HEADER "<message><x a='1' b='2' c='3' d='4'/></message>", &lim, XML_PARSE_POLICY);
 #undef HEADER
 #define HEADER HEADER_CLIENT
@@ -665,10 +668,10 @@ static void test_not_well_formed(void **state)
 		HEADER "<message>&#xD800;</message>",
 		HEADER "<message>\x01</message>",
 		HEADER "<message>&amp</message>",
-		HEADER "<p:message/>",                        /* undeclared prefix */
+		HEADER "<p:message/>", /* undeclared prefix */
 		HEADER "<message p:a='1'/>",
 		HEADER "<message xmlns:p='urn:p' p:a='1' xmlns:q='urn:p' q:a='2'/>",
-		HEADER "hello",                               /* text between stanzas */
+		HEADER "hello", /* text between stanzas */
 		HEADER "<presence/>x<presence/>",
 		HEADER "</stream:stream><presence/>",
 		HEADER "<message><?xml version='1.0'?></message>",
@@ -684,15 +687,16 @@ static void test_not_well_formed(void **state)
 static void test_bad_utf8(void **state)
 {
 	static const char *const bad[] = {
-		"\xc0\x80",             /* overlong NUL */
+		"\xc0\x80", /* overlong NUL */
 		"\xc1\xbf",
-		"\xe0\x80\xaf",         /* overlong '/' */
-		"\xed\xa0\x80",         /* surrogate */
-		"\xf4\x90\x80\x80",     /* > U+10FFFF */
-		"\x80",                 /* lone continuation */
-		"\xfe", "\xff",
+		"\xe0\x80\xaf",     /* overlong '/' */
+		"\xed\xa0\x80",     /* surrogate */
+		"\xf4\x90\x80\x80", /* > U+10FFFF */
+		"\x80",             /* lone continuation */
+		"\xfe",
+		"\xff",
 		"\xc3\x28",
-		"\xef\xbf\xbe",         /* U+FFFE: not an XML character */
+		"\xef\xbf\xbe", /* U+FFFE: not an XML character */
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		struct buf in = { 0 };
@@ -708,7 +712,8 @@ static void test_bad_utf8(void **state)
 	}
 	/* A declared foreign encoding does not turn bytes into something else,
 	 * and UTF-16 is not UTF-8. */
-	static const char *const utf16[] = { "\xff\xfe<\0s\0t\0", "\xfe\xff\0<\0s\0t", "<\0s\0t\0", "\0<\0s\0t" };
+	static const char *const utf16[] = { "\xff\xfe<\0s\0t\0", "\xfe\xff\0<\0s\0t", "<\0s\0t\0",
+		                             "\0<\0s\0t" };
 	for (size_t i = 0; i < ARRAY_SIZE(utf16); i++) {
 		enum xml_feed_result r;
 		enum xml_parse_error e;
@@ -720,8 +725,9 @@ static void test_bad_utf8(void **state)
 	                   "<stream:stream xmlns:stream='http://etherx.jabber.org/streams'><a>\xe9</a>",
 	                   NULL, XML_PARSE_NOT_WELL_FORMED);
 	/* A UTF-8 byte order mark is fine. */
-	assert_parses_to("\xef\xbb\xbf<stream:stream xmlns:stream='http://etherx.jabber.org/streams'><a>\xc3\xa9</a>",
-	                 "START()\n<a>\xc3\xa9</a>\n");
+	assert_parses_to(
+	        "\xef\xbb\xbf<stream:stream xmlns:stream='http://etherx.jabber.org/streams'><a>\xc3\xa9</a>",
+	        "START()\n<a>\xc3\xa9</a>\n");
 }
 
 static void test_bad_stream_namespace(void **state)
@@ -736,24 +742,23 @@ static void test_bad_stream_namespace(void **state)
 
 /* ---- input split anywhere -------------------------------------------------- */
 
-static const char session[] =
-	XMLDECL "\n" HEADER "\n"
-	"<message to='juliet@example.com' type='chat' id='a1'><body>caf\xc3\xa9 &amp; \xf0\x9f\x98\x80 "
-	"&lt;3</body><thread>t1</thread></message>"
-	"  \n"
-	"<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>"
-	"<presence><status><![CDATA[x<y]]></status></presence>\r\n"
-	"<message xml:lang='en'><body>a\r\nb</body></message>"
-	"</stream:stream>";
+static const char session[] = XMLDECL
+        "\n" HEADER "\n"
+        "<message to='juliet@example.com' type='chat' id='a1'><body>caf\xc3\xa9 &amp; \xf0\x9f\x98\x80 "
+        "&lt;3</body><thread>t1</thread></message>"
+        "  \n"
+        "<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>"
+        "<presence><status><![CDATA[x<y]]></status></presence>\r\n"
+        "<message xml:lang='en'><body>a\r\nb</body></message>"
+        "</stream:stream>";
 
-static const char session_transcript[] =
-	START_CLIENT
-	"<message to='juliet@example.com' type='chat' id='a1'><body>caf\xc3\xa9 &amp; \xf0\x9f\x98\x80 "
-	"&lt;3</body><thread>t1</thread></message>\n"
-	"<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>\n"
-	"<presence><status>x&lt;y</status></presence>\n"
-	"<message xml:lang='en'><body>a\nb</body></message>\n"
-	"END\n";
+static const char session_transcript[] = START_CLIENT
+        "<message to='juliet@example.com' type='chat' id='a1'><body>caf\xc3\xa9 &amp; \xf0\x9f\x98\x80 "
+        "&lt;3</body><thread>t1</thread></message>\n"
+        "<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>\n"
+        "<presence><status>x&lt;y</status></presence>\n"
+        "<message xml:lang='en'><body>a\nb</body></message>\n"
+        "END\n";
 
 /* Whether s[0..i] ends with tag.  (Not inlined: GCC's bounds warning
  * cannot follow the length check.) */
@@ -892,17 +897,19 @@ static void test_restart_keep_rest(void **state)
 	struct sink s;
 	struct xml_parser *p = sink_parser(&s, NULL);
 	s.suspend_on = "auth";
-	const char *in = HEADER "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>AGp1bGlldAByMG0zMA==</auth>"
-	                 "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
-	                 "to='example.com' version='1.0'><iq type='set' id='b'/>";
+	const char *in =
+	        HEADER "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>AGp1bGlldAByMG0zMA==</auth>"
+	               "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
+	               "to='example.com' version='1.0'><iq type='set' id='b'/>";
 	assert_int_equal(xml_parser_feed(p, in, strlen(in)), XML_FEED_SUSPENDED);
 	assert_string_equal(transcript(&s), START_CLIENT
 	                    "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>AGp1bGlldAByMG0zMA==</auth>\n");
 	assert_int_equal(xml_parser_restart(p, true), XML_FEED_OK);
 	assert_false(xml_parser_suspended(p));
-	assert_string_equal(transcript(&s), START_CLIENT
-	                    "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>AGp1bGlldAByMG0zMA==</auth>\n"
-	                    START_CLIENT "<iq type='set' id='b'/>\n");
+	assert_string_equal(
+	        transcript(&s), START_CLIENT
+	        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>AGp1bGlldAByMG0zMA==</auth>\n" START_CLIENT
+	        "<iq type='set' id='b'/>\n");
 	/* The new stream goes on. */
 	assert_int_equal(xml_parser_feed(p, "<presence/>", 11), XML_FEED_OK);
 	assert_int_equal(s.stanzas, 3);
@@ -939,8 +946,8 @@ static void test_restart_discard_rest(void **state)
 	assert_int_equal(xml_parser_restart(p, false), XML_FEED_OK);
 	assert_false(xml_parser_suspended(p));
 	assert_int_equal(xml_parser_feed(p, HEADER "<iq/>", strlen(HEADER) + 5), XML_FEED_OK);
-	assert_string_equal(transcript(&s), START_CLIENT "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\n"
-	                    START_CLIENT "<iq/>\n");
+	assert_string_equal(transcript(&s), START_CLIENT
+	                    "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\n" START_CLIENT "<iq/>\n");
 	xml_parser_free(&p);
 	buf_free(&s.log);
 }
@@ -1007,7 +1014,8 @@ static void test_compact_refused_mid_stanza(void **state)
 	assert_false(xml_parser_compact(p));
 	assert_int_equal(xml_parser_feed(p, "<stream:str", 11), XML_FEED_OK);
 	assert_false(xml_parser_compact(p)); /* header incomplete */
-	assert_int_equal(xml_parser_feed(p, "eam xmlns:stream='http://etherx.jabber.org/streams'>", 52), XML_FEED_OK);
+	assert_int_equal(xml_parser_feed(p, "eam xmlns:stream='http://etherx.jabber.org/streams'>", 52),
+	                 XML_FEED_OK);
 	assert_int_equal(xml_parser_feed(p, "<message><body>", 15), XML_FEED_OK);
 	assert_false(xml_parser_compact(p)); /* inside a stanza */
 	assert_int_equal(xml_parser_feed(p, "</body></message><pres", 22), XML_FEED_OK);
@@ -1031,7 +1039,8 @@ static void test_compact_keeps_prefixes(void **state)
 	assert_true(xml_parser_compact(p));
 	const char *rest = "<db:result from='a' to='b'>key</db:result><q:x/><s:features/></s:stream>";
 	assert_int_equal(xml_parser_feed(p, rest, strlen(rest)), XML_FEED_OK);
-	assert_string_equal(transcript(&s), "START(jabber:server)[to=x]\n"
+	assert_string_equal(transcript(&s),
+	                    "START(jabber:server)[to=x]\n"
 	                    "<result xmlns='jabber:server:dialback' from='a' to='b'>key</result>\n"
 	                    "<x xmlns='a&apos;b&amp;c'/>\n"
 	                    "<features xmlns='http://etherx.jabber.org/streams'/>\n"
@@ -1239,10 +1248,24 @@ static void test_parse_string(void **state)
 
 	/* Exactly one well-formed element, through the same wall as a stream. */
 	static const char *const bad[] = {
-		"", "  ", "<a/><b/>", "<a>", "<a></b>", "text", "<a/>text", "<a/></stream:stream>",
-		"<a/></stream:stream><stream:stream><b/>", "</stream:stream>", "<a><!-- c --></a>",
-		"<a>&ent;</a>", "<?pi x?><a/>", "<!DOCTYPE a><a/>", "<a x='1' x='2'/>", "<a>\xff</a>",
-		"<?xml version='1.0'?><a/>", "<a:b/>",
+		"",
+		"  ",
+		"<a/><b/>",
+		"<a>",
+		"<a></b>",
+		"text",
+		"<a/>text",
+		"<a/></stream:stream>",
+		"<a/></stream:stream><stream:stream><b/>",
+		"</stream:stream>",
+		"<a><!-- c --></a>",
+		"<a>&ent;</a>",
+		"<?pi x?><a/>",
+		"<!DOCTYPE a><a/>",
+		"<a x='1' x='2'/>",
+		"<a>\xff</a>",
+		"<?xml version='1.0'?><a/>",
+		"<a:b/>",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		el = parse_str(bad[i], NS_CLIENT, &err);
