@@ -9,33 +9,7 @@
 #define PARLEY_AUTH_CONFIG_H
 
 #include "lib/options.h"
-
-/* auth: { ldap: {...} }: the directory (auth method "ldap", and the LDAP
- * vCard source).  Global, overridden key by key per host. */
-struct ldap_config {
-	struct strlist servers;      /* ldap:// or ldaps:// URIs, tried in order */
-	int starttls;                /* LDAPCFG_STARTTLS_OFF (default) / _REQUIRED */
-	char *tls_ca_file;           /* PEM CA bundle; NULL: the system's */
-	bool tls_verify;             /* check the server certificate (default true) */
-	char *base;                  /* search base (required for method ldap) */
-	struct strlist uids;         /* attributes that hold the user name ([uid]) */
-	char *filter;                /* ANDed with the uid match; %u = the user (escaped) */
-	char *bind_dn;               /* service account; NULL: anonymous searches */
-	char *password;              /* of bind_dn */
-	char *password_file;         /* or read from here (first line) */
-	int method;                  /* LDAPCFG_METHOD_BIND (default) / _COMPARE */
-	double network_timeout;      /* connect (5 s) */
-	double timeout;              /* one operation (10 s) */
-	bool referrals;              /* follow referrals (default false) */
-	int deref;                   /* 0 never (default), 1 searching, 2 finding, 3 always */
-	unsigned pool_size;          /* connections = worker threads (2) */
-	unsigned queue_max;          /* jobs waiting before failing fast (1000) */
-	double retry_interval;       /* a failed server is skipped this long (30 s) */
-	bool allow_password_change;  /* RFC 3062 Password Modify (default false) */
-	const struct cfg_node *node; /* the map that set the options last (messages) */
-};
-enum { LDAPCFG_STARTTLS_OFF, LDAPCFG_STARTTLS_REQUIRED };
-enum { LDAPCFG_METHOD_BIND, LDAPCFG_METHOD_COMPARE };
+#include "lib/ldap-client.h" /* struct ldap_config: auth.ldap */
 
 /* auth.external: an operator's program speaking the port protocol. */
 struct auth_external_config {

@@ -7,7 +7,7 @@
  * for these hosts (and SASL offers PLAIN only on encrypted streams).
  *
  * Loop thread; the directory work runs on the LDAP client's worker group
- * (auth/ldap-client.c).
+ * (lib/ldap-client.c).
  *
  * Invariants:
  * - results map one to one: no entry -> AUTH_NO_USER, refused bind or false
@@ -19,7 +19,7 @@
  * - a cancelled operation never replies (its client request is cancelled).
  */
 #include "auth/auth-private.h"
-#include "auth/ldap-client.h"
+#include "lib/ldap-client.h"
 #include "lib/log.h"
 
 struct ldap_auth {

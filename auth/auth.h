@@ -90,4 +90,9 @@ bool auth_can_anonymous(const struct auth *a);
 struct worker_group *auth_compute_group(struct ev_loop *loop);
 void auth_global_shutdown(void);
 
+/* The LDAP client of the first ldap backend of auth chain a, or NULL when
+ * the chain has none (auth/auth-ldap.c). */
+struct ldap_client;
+struct ldap_client *auth_ldap_client(const struct auth *a);
+
 #endif

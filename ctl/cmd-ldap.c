@@ -16,7 +16,7 @@
 #include "modules/shared_roster.h"
 #include "modules/vcard.h"
 #ifdef HAVE_BACKEND_LDAP
-#include "auth/ldap-client.h"
+#include "lib/ldap-client.h"
 #endif
 
 #include <stdarg.h>

@@ -16,7 +16,7 @@
 #include "server/c2s.h"
 #include "server/router.h"
 #ifdef HAVE_BACKEND_LDAP
-#include "auth/ldap-client.h"
+#include "lib/ldap-client.h"
 #endif
 
 #include <malloc.h>

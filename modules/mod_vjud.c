@@ -33,7 +33,7 @@
 #include "errmap.h"
 #include "pending.h"
 #include "vcard.h"
-#include "auth/ldap-client.h"
+#include "lib/ldap-client.h"
 #include "server/host.h"
 #include "server/hooks.h"
 #include "lib/log.h"

@@ -25,7 +25,7 @@
  */
 #include "storage/ldap-store-private.h"
 #include "storage/search-store.h"
-#include "auth/ldap-client.h"
+#include "lib/ldap-client.h"
 #include "lib/jid.h"
 #include "lib/log.h"
 

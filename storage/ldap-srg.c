@@ -22,7 +22,7 @@
  * So a load (storage_srg_get of every group; a get of one group and a list
  * are loads too) costs at most three searches, never one per member or
  * group.  They run on the worker group of this store's own LDAP client
- * (auth/ldap-client.c): the job's work starts the first and holds the job;
+ * (lib/ldap-client.c): the job's work starts the first and holds the job;
  * the last callback copies the groups into the job and releases it.
  * mod_shared_roster keeps the result in memory and loads again on its
  * refresh schedule.  storage_srg_names reads the users' names
@@ -50,7 +50,7 @@
  */
 #include "storage/ldap-store.h"
 #include "storage/srg-store.h"
-#include "auth/ldap-client.h"
+#include "lib/ldap-client.h"
 #include "lib/jid.h"
 #include "lib/log.h"
 

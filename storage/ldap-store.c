@@ -23,7 +23,7 @@
 #include "storage/ldap-store-private.h"
 #include "storage/search-store.h"
 #include "storage/vcard-store.h"
-#include "auth/ldap-client.h"
+#include "lib/ldap-client.h"
 #include "lib/log.h"
 #include "lib/xml.h"
 

@@ -1,7 +1,7 @@
 /*
  * The LDAP store: the read-only areas Parley can take from a directory
  * instead of the host's SQL store, on the host's auth.ldap settings and an
- * LDAP client of its own (auth/ldap-client.h, whose worker group does the
+ * LDAP client of its own (lib/ldap-client.h, whose worker group does the
  * blocking work).  It implements:
  * - vcard: a get looks the user's entry up (the search of a login) and maps
  *   its attributes to a vCard (struct ldap_vcard_map); a user the directory
@@ -122,7 +122,7 @@ int ldap_store_srg_search(struct storage *st, char **base_r, char **filter_r);
 char *ldap_srg_unique_member_dn(const char *value);
 
 /* The filter of a directory search (pure; any thread): the listing
- * filter of ldap_listing_filter (auth/ldap-client.h)
+ * filter of ldap_listing_filter (lib/ldap-client.h)
  *   (&(USER=*)(AUTH_FILTER)(TERM)...)
  * where USER is attrs[VF_USER], AUTH_FILTER the auth.ldap filter and each
  * TERM (ATTR=VALUE) for an exact term, (ATTR=VALUE*) for a prefix, VALUE

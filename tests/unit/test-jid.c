@@ -1,5 +1,5 @@
 /*
- * Unit tests for server/jid.c: a table of JIDs that must prepare to an
+ * Unit tests for lib/jid.c: a table of JIDs that must prepare to an
  * exact string or fail with an exact error, then the helpers (prep
  * functions, string forms, comparisons, copies).
  */

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "auth/ldap-client.h"
+#include "lib/ldap-client.h"
 #include "storage/ldap-store.h"
 
 static void check_filter_escape(const char *in, size_t len, const char *want)

@@ -1,5 +1,5 @@
 /*
- * Unit tests for server/scram.c: the RFC 5802 and RFC 7677 test vectors, a
+ * Unit tests for lib/scram.c: the RFC 5802 and RFC 7677 test vectors, a
  * small independent SCRAM client (OpenSSL directly) to drive full
  * exchanges, unknown users, channel binding and malformed messages.
  */

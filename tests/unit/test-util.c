@@ -1,5 +1,5 @@
 /*
- * Unit tests for server/util.c and server/log.c: buffers, pools, base64
+ * Unit tests for lib/util.c and lib/log.c: buffers, pools, base64
  * (RFC 4648 vectors), hex, UTF-8 validation, the small helpers, and log
  * lines (format, level filter, sanitising, reopen after rotation).
  */

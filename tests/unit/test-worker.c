@@ -1,5 +1,5 @@
 /*
- * Unit tests for server/worker.c: order per shard, callbacks on the loop
+ * Unit tests for lib/worker.c: order per shard, callbacks on the loop
  * thread and never inside submit/cancel, queue full, deadline expiry while
  * the thread is stuck, cancel (queued and running), per-thread state, and a
  * group free that finishes its jobs.  Each test runs its own libev loop.

@@ -1,5 +1,5 @@
 /*
- * Unit tests for server/xml.c (trees, serialisation) and server/xmlparser.c
+ * Unit tests for lib/xml.c (trees, serialisation) and lib/xmlparser.c
  * (the stream parser): building and escaping, namespaces, parse/serialise
  * round trips, every limit, the refused XML features, broken input, input
  * split at every byte, suspension/resume/restart, compaction and memory

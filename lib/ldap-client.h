@@ -2,7 +2,7 @@
  * The LDAP client shared by the ldap auth method (auth/auth-ldap.c), the
  * LDAP store (storage/ldap-store.c: vCards, and the user directory through
  * ldap_client_search_limit), the LDAP shared roster groups
- * (modules/srg-ldap.c, through ldap_client_search): a pool of
+ * (storage/ldap-srg.c, through ldap_client_search): a pool of
  * connections to a list of servers (failover in order), each connection
  * owned by one thread of a worker group, and the few directory operations
  * Parley needs, all keyed by a user name (find the user's entry, check a
@@ -17,7 +17,34 @@
 #define PARLEY_LDAP_CLIENT_H
 
 #include <ev.h>
-#include "auth/auth-config.h"
+#include "options.h"
+
+/* What a client connects with: the auth.ldap options of the configuration
+ * (auth/auth-config.c fills it; global, overridden key by key per host). */
+struct ldap_config {
+	struct strlist servers;      /* ldap:// or ldaps:// URIs, tried in order */
+	int starttls;                /* LDAPCFG_STARTTLS_OFF (default) / _REQUIRED */
+	char *tls_ca_file;           /* PEM CA bundle; NULL: the system's */
+	bool tls_verify;             /* check the server certificate (default true) */
+	char *base;                  /* search base (required for method ldap) */
+	struct strlist uids;         /* attributes that hold the user name ([uid]) */
+	char *filter;                /* ANDed with the uid match; %u = the user (escaped) */
+	char *bind_dn;               /* service account; NULL: anonymous searches */
+	char *password;              /* of bind_dn */
+	char *password_file;         /* or read from here (first line) */
+	int method;                  /* LDAPCFG_METHOD_BIND (default) / _COMPARE */
+	double network_timeout;      /* connect (5 s) */
+	double timeout;              /* one operation (10 s) */
+	bool referrals;              /* follow referrals (default false) */
+	int deref;                   /* 0 never (default), 1 searching, 2 finding, 3 always */
+	unsigned pool_size;          /* connections = worker threads (2) */
+	unsigned queue_max;          /* jobs waiting before failing fast (1000) */
+	double retry_interval;       /* a failed server is skipped this long (30 s) */
+	bool allow_password_change;  /* RFC 3062 Password Modify (default false) */
+	const struct cfg_node *node; /* the map that set the options last (messages) */
+};
+enum { LDAPCFG_STARTTLS_OFF, LDAPCFG_STARTTLS_REQUIRED };
+enum { LDAPCFG_METHOD_BIND, LDAPCFG_METHOD_COMPARE };
 
 /* RFC 4515 section 3: value (len bytes, may hold NUL) as an assertion value:
  * '*', '(', ')', '\' and NUL become \2a \28 \29 \5c \00; every other byte,
@@ -154,11 +181,6 @@ const struct strlist *ldap_client_uids(const struct ldap_client *c);
 
 /* The callback of r will not run; r is invalid afterwards. */
 void ldap_client_cancel(struct ldap_client_req *r);
-
-/* The client of the first ldap backend of host auth chain a, or NULL when
- * the chain has none (auth/auth-ldap.c). */
-struct auth;
-struct ldap_client *auth_ldap_client(const struct auth *a);
 
 /* One line per server of every client: state, since when, last error. */
 void ldap_client_status_all(struct buf *out);

@@ -27,9 +27,9 @@
  *   the very search of a login; the trace it keeps (servers tried, the
  *   filter, the entries) lives in the job like every other result.
  */
-#include "auth/ldap-client.h"
-#include "lib/log.h"
-#include "lib/worker.h"
+#include "ldap-client.h"
+#include "log.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <limits.h>
