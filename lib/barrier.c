@@ -31,6 +31,7 @@ struct barrier {
 
 static struct barrier *current;
 static struct barrier_hold *answering;
+static struct barrier_hold **handing; /* barrier_hand_on's hold, or NULL */
 
 struct barrier *barrier_new(barrier_advance_cb *advance, void *ctx)
 {
@@ -139,6 +140,28 @@ void barrier_answer_leave(struct barrier_hold *previous)
 uint64_t barrier_answering(const struct barrier *b)
 {
 	return answering != NULL && answering->b == b ? answering->seq : 0;
+}
+
+struct barrier_hold **barrier_hand_on(struct barrier_hold **hold)
+{
+	struct barrier_hold **previous = handing;
+	handing = hold;
+	return previous;
+}
+
+void barrier_hand_on_end(struct barrier_hold **previous)
+{
+	handing = previous;
+}
+
+struct barrier_hold *barrier_take(void)
+{
+	if (handing != NULL && *handing != NULL) {
+		struct barrier_hold *h = *handing;
+		*handing = NULL;
+		return h;
+	}
+	return barrier_hold_current();
 }
 
 uint64_t barrier_mark(const struct barrier *b)

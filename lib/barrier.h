@@ -61,6 +61,20 @@ void barrier_answer_leave(struct barrier_hold *previous);
 /* The number of the hold of b being answered now, or 0. */
 uint64_t barrier_answering(const struct barrier *b);
 
+/* Work that holds a barrier and hands on a stanza that starts more
+ * durable work (a subscription stanza to a local contact, whose roster is
+ * written next) hands its hold on: a hold taken then would come after
+ * answers already waiting, and would not hold them back.  Between
+ * barrier_hand_on(hold) and barrier_hand_on_end(previous), the first
+ * barrier_take() takes *hold over (and NULLs it); the caller releases
+ * *hold when nobody took it. */
+struct barrier_hold **barrier_hand_on(struct barrier_hold **hold);
+void barrier_hand_on_end(struct barrier_hold **previous);
+/* For work accepted now that must be durable before its input is answered
+ * again: the hold handed on, or else a hold on the current barrier (NULL
+ * when there is none). */
+struct barrier_hold *barrier_take(void);
+
 /* What an answer written now must wait for. */
 uint64_t barrier_mark(const struct barrier *b);
 /* Whether every hold taken up to mark has been released. */

@@ -7,7 +7,6 @@
  * ad-hoc commands (announce, shared_roster).
  */
 #include "builtin.h"
-#include "lib/barrier.h"
 #include "server/host.h"
 #include "server/router.h"
 #include "server/sm.h"
@@ -110,31 +109,6 @@ void builtin_refuse_sent(struct session *s, const struct xml_node *stanza, enum 
 		xml_add_child(err, app, app_ns);
 	s->ops->deliver(s->owner, reply);
 	xml_unref(&reply);
-}
-
-/* The hold being handed on (builtin_hand_on), or NULL. */
-static struct barrier_hold **handing;
-
-struct barrier_hold **builtin_hand_on(struct barrier_hold **hold)
-{
-	struct barrier_hold **previous = handing;
-	handing = hold;
-	return previous;
-}
-
-void builtin_hand_on_end(struct barrier_hold **previous)
-{
-	handing = previous;
-}
-
-struct barrier_hold *builtin_hold_take(void)
-{
-	if (handing != NULL && *handing != NULL) {
-		struct barrier_hold *h = *handing;
-		*handing = NULL;
-		return h;
-	}
-	return barrier_hold_current();
 }
 
 size_t builtin_sessions(struct host *h, const char *user, bool (*want)(const struct session *s, void *ctx),

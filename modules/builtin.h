@@ -87,23 +87,6 @@ bool builtin_filter_exempt(const struct host *h, const char *user, const struct 
 void builtin_refuse_sent(struct session *s, const struct xml_node *stanza, enum stanza_error cond,
                          const char *text, const char *app, const char *app_ns);
 
-/* ---- handing a barrier hold on (lib/barrier.h) --------------------------------- */
-
-/* Work that holds a stream's barrier and routes a stanza that starts more
- * durable work (a subscription stanza to a local contact, whose roster is
- * written next) hands its hold on: a hold taken then would come after
- * answers already waiting, and would not hold them back.  Between
- * builtin_hand_on(hold) and builtin_hand_on_end(previous), the first
- * builtin_hold_take() takes *hold over (and NULLs it); the caller releases
- * *hold when nobody took it. */
-struct barrier_hold;
-struct barrier_hold **builtin_hand_on(struct barrier_hold **hold);
-void builtin_hand_on_end(struct barrier_hold **previous);
-/* For work accepted now that must be durable before its stream answers
- * again: the hold handed on, or else a hold on the current barrier (NULL
- * when there is none). */
-struct barrier_hold *builtin_hold_take(void);
-
 /* ---- pushes to a user's sessions ---------------------------------------------- */
 
 struct session;

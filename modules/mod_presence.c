@@ -319,12 +319,12 @@ static void op_free(struct pending_op *p)
 
 /* A subscription stanza from a stream (the stream's barrier is current),
  * or routed by another op's op_act (a local contact's side of the change,
- * which takes that op's hold over: builtin_hold_take): the stream answers
+ * which takes that op's hold over: barrier_take): the stream answers
  * nothing it sent later before op's roster write is done and what follows
  * from it has been routed. */
 static void op_hold(struct pres_op *op)
 {
-	op->hold = builtin_hold_take();
+	op->hold = barrier_take();
 }
 
 
@@ -374,9 +374,9 @@ static void op_account_read(enum storage_result res, const struct storage_accoun
 		/* No such user: the requester's pending request is refused. */
 		struct jid to = { 0 };
 		jid_set(&to, op->user, h->name, NULL);
-		struct barrier_hold **outer = builtin_hand_on(&op->hold);
+		struct barrier_hold **outer = barrier_hand_on(&op->hold);
 		route_new("unsubscribed", &to, &op->peer, true);
-		builtin_hand_on_end(outer);
+		barrier_hand_on_end(outer);
 		jid_clear(&to);
 		op_done(op);
 		return;
@@ -410,7 +410,7 @@ static void op_act(struct pres_op *op, bool changed)
 {
 	struct host *h = op->ps->host;
 	/* What is routed now continues the stanza's work (op_hold). */
-	struct barrier_hold **outer = builtin_hand_on(&op->hold);
+	struct barrier_hold **outer = barrier_hand_on(&op->hold);
 	struct jid self = { 0 };
 	jid_set(&self, op->user, h->name, NULL);
 	const struct roster_item *it = &op->item;
@@ -467,7 +467,7 @@ static void op_act(struct pres_op *op, bool changed)
 		}
 	}
 	jid_clear(&self);
-	builtin_hand_on_end(outer);
+	barrier_hand_on_end(outer);
 	op_done(op);
 }
 

@@ -212,7 +212,7 @@ void roster_push(struct host *h, const char *user, const struct roster_item *it,
 
 /* RFC 6121 §2.5.2: removing an item ends the subscriptions both ways; the
  * contact's side is updated by the presence module where it receives them.
- * hold, when not NULL, is handed on to that update (builtin_hand_on). */
+ * hold, when not NULL, is handed on to that update (barrier_hand_on). */
 static void send_cancel(struct host *h, const char *user, const char *contact, const char *type,
                         struct barrier_hold **hold)
 {
@@ -226,9 +226,9 @@ static void send_cancel(struct host *h, const char *user, const char *contact, c
 	xml_set_attr(p, "type", type);
 	xml_set_attr(p, "from", jid_bare_to_pool(p->pool, &from));
 	xml_set_attr(p, "to", contact);
-	struct barrier_hold **outer = builtin_hand_on(hold);
+	struct barrier_hold **outer = barrier_hand_on(hold);
 	router_route(p, &from, &to);
-	builtin_hand_on_end(outer);
+	barrier_hand_on_end(outer);
 	xml_unref(&p);
 	if (strcmp(type, "unsubscribed") == 0) {
 		/* The contact no longer sees us: unavailable from each resource. */

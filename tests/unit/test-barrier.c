@@ -122,6 +122,32 @@ static void test_answering_names_the_hold_of_its_barrier(void **state)
 	barrier_free(&b);
 }
 
+static void test_hand_on_gives_the_hold_to_the_first_taker(void **state)
+{
+	(void)state;
+	struct barrier *b = barrier_new(count_advance, NULL);
+	struct barrier *other = barrier_new(count_advance, NULL);
+	struct barrier_hold *mine = barrier_hold(b);
+	struct barrier *outer = barrier_enter(other);
+	struct barrier_hold **previous = barrier_hand_on(&mine);
+	struct barrier_hold *first = barrier_take();
+	struct barrier_hold *second = barrier_take(); /* a hold on the current barrier */
+	barrier_hand_on_end(previous);
+	barrier_leave(outer);
+	assert_null(mine); /* taken over */
+	assert_non_null(first);
+	assert_non_null(second);
+	assert_true(barrier_busy(b));
+	assert_true(barrier_busy(other));
+	barrier_release(&first);
+	assert_false(barrier_busy(b)); /* the taker releases it */
+	barrier_release(&second);
+	assert_false(barrier_busy(other));
+	assert_null(barrier_take()); /* nothing handed on, no current */
+	barrier_free(&b);
+	barrier_free(&other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -130,6 +156,7 @@ int main(void)
 		cmocka_unit_test(test_current_nests),
 		cmocka_unit_test(test_outlives_its_owner),
 		cmocka_unit_test(test_answering_names_the_hold_of_its_barrier),
+		cmocka_unit_test(test_hand_on_gives_the_hold_to_the_first_taker),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
