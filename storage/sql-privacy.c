@@ -239,16 +239,10 @@ static enum storage_result op_privacy_remove_list(void *conn, struct privacy_rem
 {
 	struct sql_thread *t = conn;
 	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user), PTEXT(r->lname) };
-	uint64_t changes = 0;
-	if (sql_q_begin(t, true) < 0)
-		return sql_q_fail(t, &r->base);
-	if (sql_q_exec(t, sql_privacy_delete_items, p, ARRAY_SIZE(p), NULL) < 0 ||
-	    sql_q_exec(t, sql_privacy_delete_list, p, ARRAY_SIZE(p), &changes) < 0)
-		return sql_q_abort(t, &r->base);
-	if (changes == 0) {
-		t->ss->drv->rollback(t->conn);
-		return STORAGE_NOT_FOUND;
-	}
+	static const char *const sql[] = { sql_privacy_delete_items, sql_privacy_delete_list };
+	enum storage_result res = sql_q_delete_open(t, &r->base, sql, ARRAY_SIZE(sql), p, ARRAY_SIZE(p));
+	if (res != STORAGE_OK)
+		return res;
 	if (sql_q_commit(t) < 0)
 		return sql_q_abort(t, &r->base);
 	return STORAGE_OK;

@@ -245,18 +245,11 @@ static enum storage_result op_roster_set(void *conn, struct roster_set_job *r)
 static enum storage_result op_roster_remove(void *conn, struct roster_remove_job *r)
 {
 	struct sql_thread *t = conn;
-	const struct sql_driver_vfuncs *d = t->ss->drv;
 	struct sql_param pj[] = { PTEXT(r->base.host), PTEXT(r->base.user), PTEXT(r->jid) };
-	uint64_t changes = 0;
-	if (sql_q_begin(t, true) < 0)
-		return sql_q_fail(t, &r->base);
-	if (sql_q_exec(t, sql_item_groups_delete, pj, ARRAY_SIZE(pj), NULL) < 0 ||
-	    sql_q_exec(t, sql_item_delete, pj, ARRAY_SIZE(pj), &changes) < 0)
-		return sql_q_abort(t, &r->base);
-	if (changes == 0) {
-		d->rollback(t->conn);
-		return STORAGE_NOT_FOUND;
-	}
+	static const char *const sql[] = { sql_item_groups_delete, sql_item_delete };
+	enum storage_result res = sql_q_delete_open(t, &r->base, sql, ARRAY_SIZE(sql), pj, ARRAY_SIZE(pj));
+	if (res != STORAGE_OK)
+		return res;
 	if (version_bump(t, &r->base) < 0 || sql_q_commit(t) < 0)
 		return sql_q_abort(t, &r->base);
 	return STORAGE_OK;

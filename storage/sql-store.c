@@ -178,6 +178,23 @@ enum storage_result sql_q_abort(struct sql_thread *t, const struct storage_req *
 	return res;
 }
 
+enum storage_result sql_q_delete_open(struct sql_thread *t, const struct storage_req *req,
+                                      const char *const *sql, size_t nsql, const struct sql_param *p,
+                                      size_t n)
+{
+	uint64_t changes = 0;
+	if (sql_q_begin(t, true) < 0)
+		return sql_q_fail(t, req);
+	for (size_t i = 0; i < nsql; i++)
+		if (sql_q_exec(t, sql[i], p, n, i + 1 == nsql ? &changes : NULL) < 0)
+			return sql_q_abort(t, req);
+	if (changes == 0) {
+		t->ss->drv->rollback(t->conn);
+		return STORAGE_NOT_FOUND;
+	}
+	return STORAGE_OK;
+}
+
 char *sql_col_str(struct sql_thread *t, struct pool *pool, struct sql_stmt *s, unsigned col)
 {
 	const struct sql_driver_vfuncs *d = t->ss->drv;

@@ -65,6 +65,14 @@ int sql_q_commit(struct sql_thread *t);
 enum storage_result sql_q_fail(struct sql_thread *t, const struct storage_req *req);
 /* Roll back after a failure; the failure's class decides the result. */
 enum storage_result sql_q_abort(struct sql_thread *t, const struct storage_req *req);
+/* Begin a write transaction and run the n statements of sql with the same
+ * parameters, in order.  STORAGE_OK leaves the transaction open for the
+ * caller to finish (more writes, then sql_q_commit); when the last
+ * statement changed no row, the transaction is rolled back and the result
+ * is STORAGE_NOT_FOUND; on a failure, rolled back with its result. */
+enum storage_result sql_q_delete_open(struct sql_thread *t, const struct storage_req *req,
+                                      const char *const *sql, size_t nsql, const struct sql_param *p,
+                                      size_t n);
 /* Column col as a copy in pool; NULL for SQL NULL. */
 char *sql_col_str(struct sql_thread *t, struct pool *pool, struct sql_stmt *s, unsigned col);
 /* Grow a pool array of n elements of size sz to hold n + 1. */
