@@ -50,6 +50,7 @@ const char *storage_area_str(enum storage_area a)
 	case STORAGE_AREA_LAST: return "last";
 	case STORAGE_AREA_SRG: return "srg";
 	case STORAGE_AREA_SEARCH: return "search";
+	case STORAGE_AREA_MUC: return "muc";
 	case STORAGE_AREA_COUNT: break;
 	}
 	return "unknown";
@@ -354,6 +355,7 @@ bool storage_has_area(const struct storage *st, enum storage_area a)
 	case STORAGE_AREA_LAST: return st->last != NULL;
 	case STORAGE_AREA_SRG: return st->srg != NULL;
 	case STORAGE_AREA_SEARCH: return st->search != NULL;
+	case STORAGE_AREA_MUC: return false; /* no store holds rooms yet */
 	case STORAGE_AREA_COUNT: break;
 	}
 	return false;

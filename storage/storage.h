@@ -46,6 +46,7 @@ enum storage_area {
 	STORAGE_AREA_LAST,
 	STORAGE_AREA_SRG,    /* shared roster groups */
 	STORAGE_AREA_SEARCH, /* the user directory */
+	STORAGE_AREA_MUC,    /* persistent multi-user chat rooms */
 	STORAGE_AREA_COUNT
 };
 /* "vcard", "srg", ... */
@@ -362,5 +363,50 @@ struct storage_req *storage_vcard_search(struct storage *st, const char *host, c
  * index existed); cb's count says how many were indexed. */
 struct storage_req *storage_vcard_reindex(struct storage *st, const char *host, storage_count_cb *cb,
                                           void *ctx);
+
+/* ---- multi-user chat rooms (XEP-0045) ---------------------------------------- */
+/* A persistent room of a MUC service (service is the service's domain,
+ * "conference.example.com"; host the virtual host it belongs to).  Its
+ * configuration is kept as text the module writes and reads (an XML
+ * element of its own); the store does not look inside. */
+struct muc_affiliation_item {
+	const char *jid;         /* bare JID or domain, as prepared by the module */
+	const char *affiliation; /* "owner", "admin", "member" or "outcast" */
+	const char *reason;      /* "" when none */
+};
+struct muc_room_item {
+	const char *name;         /* the room's node (localpart) */
+	const char *config;       /* the module's serialized configuration */
+	const char *subject;      /* "" when none */
+	const char *subject_nick; /* who set it, "" when none */
+	double created;           /* seconds since the epoch */
+	const struct muc_affiliation_item *affs;
+	size_t naffs;
+};
+/* A nick registered with a service (XEP-0045 §7.10): one per bare JID,
+ * unique within the service. */
+struct muc_nick_item {
+	const char *jid; /* bare JID */
+	const char *nick;
+};
+typedef void storage_muc_load_cb(enum storage_result res, const struct muc_room_item *rooms, size_t nrooms,
+                                 const struct muc_nick_item *nicks, size_t nnicks, void *ctx);
+/* Every stored room of service with its affiliations, and every nick
+ * registered with it (empty lists with STORAGE_OK when none), rooms sorted
+ * by name; valid during cb.  Called when the service starts. */
+struct storage_req *storage_muc_load(struct storage *st, const char *host, const char *service,
+                                     storage_muc_load_cb *cb, void *ctx);
+/* Insert or replace room (its row and its whole affiliation list) in one
+ * transaction. */
+struct storage_req *storage_muc_room_store(struct storage *st, const char *host, const char *service,
+                                           const struct muc_room_item *room, storage_done_cb *cb, void *ctx);
+/* Remove the room and its affiliations; STORAGE_OK when it was not stored. */
+struct storage_req *storage_muc_room_delete(struct storage *st, const char *host, const char *service,
+                                            const char *name, storage_done_cb *cb, void *ctx);
+/* Register nick for bare jid with service, replacing jid's earlier one;
+ * nick NULL removes jid's registration.  STORAGE_EXISTS when another jid
+ * holds nick. */
+struct storage_req *storage_muc_nick_set(struct storage *st, const char *host, const char *service,
+                                         const char *jid, const char *nick, storage_done_cb *cb, void *ctx);
 
 #endif
