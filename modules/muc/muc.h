@@ -158,7 +158,8 @@ struct muc_room {
 	struct muc_affiliation *affs;
 	struct muc_history_entry *history; /* ring of svc->set->history_size */
 	unsigned hist_start, hist_count;
-	unsigned saving; /* stores in flight */
+	unsigned saving;   /* stores in flight */
+	unsigned hist_size; /* of history (the service's history_size when made) */
 	struct muc_room *next; /* hash chain */
 };
 
@@ -180,6 +181,8 @@ struct muc_service {
 	struct xml_node **waiting; /* stanzas that came before the rooms were loaded */
 	size_t nwaiting;
 	unsigned char id_secret[32]; /* occupant ids */
+	unsigned busy;               /* store calls in flight */
+	bool stopping;               /* stopped: freed when busy reaches 0 */
 	struct muc_service *next;
 };
 
@@ -210,6 +213,16 @@ bool muc_is_service_admin(const struct muc_service *svc, const struct jid *j);
 /* The nick registered for bare (NULL: none), and the bare JID holding nick. */
 const char *muc_registered_nick(const struct muc_service *svc, const char *bare);
 const char *muc_nick_holder(const struct muc_service *svc, const char *nick);
+/* Remember (nick NULL: forget) bare's registered nick, in memory only. */
+void muc_nick_put(struct muc_service *svc, const char *bare, const char *nick);
+/* Store bare's registration (nick NULL removes it), then remember it;
+ * done runs with the store's result (STORAGE_EXISTS: another holds nick). */
+void muc_nick_register(struct muc_service *svc, const char *bare, const char *nick, muc_saved_fn *done,
+                       void *ctx);
+/* Whether j may create a room on svc (access_create), and how many rooms
+ * bare owns there. */
+bool muc_may_create(const struct muc_service *svc, const struct jid *j);
+unsigned muc_rooms_owned(const struct muc_service *svc, const char *bare);
 /* Send stanza (consumed reference) from from to to through the router. */
 void muc_send(struct xml_node *stanza, const char *from, const char *to);
 
@@ -231,6 +244,9 @@ void muc_room_set_affiliation(struct muc_room *r, const char *jid, enum muc_aff 
 /* Tell every occupant the room is destroyed (reason, alternate venue may
  * be NULL), remove them, forget the stored room, free it. */
 void muc_room_destroy(struct muc_room *r, const char *reason, const char *alt);
+/* The service stops: occupants get unavailable presence (332 when the
+ * server shuts down), the room is freed (once its store calls are done). */
+void muc_room_shutdown(struct muc_room *r, bool shutdown);
 /* Occupant lookups. */
 struct muc_occupant *muc_occupant_by_nick(const struct muc_room *r, const char *nick);
 struct muc_occupant *muc_occupant_by_real(const struct muc_room *r, const struct jid *real);
