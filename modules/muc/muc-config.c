@@ -184,7 +184,7 @@ enum field_kind {
 	F_BOOL,      /* bool */
 	F_WHO,       /* enum muc_who, list-single of choices */
 	F_ROLES,     /* unsigned MUC_ROLE_BIT mask, list-multi of role_choices */
-	F_UINT,      /* unsigned, text-single; max from limit() */
+	F_UINT,      /* unsigned, text-single; its largest value from uint_limit() */
 	F_MAX_USERS, /* unsigned, list-single of sizes or "none" */
 	F_OWNERS,    /* jid-multi, into muc_config_lists */
 	F_ADMINS,
@@ -888,9 +888,11 @@ void muc_config_parse(struct muc_config *c, const char *text, const struct muc_s
 		}
 	}
 	xml_unref(&x);
-	/* Whatever was stored, the room stays within the service's limit. */
+	/* Whatever was stored, the room stays within the service's limits. */
 	if (s != NULL && s->max_occupants != 0 && c->max_users > s->max_occupants)
 		c->max_users = s->max_occupants;
+	if (s != NULL && c->max_history > s->history_size)
+		c->max_history = s->history_size;
 	if (c->whois != MUC_WHO_ANYONE)
 		c->whois = MUC_WHO_MODERATORS;
 }

@@ -587,9 +587,11 @@ static void test_parse_garbage(void **state)
 	assert_int_equal(c.presence_broadcast, d.presence_broadcast);
 	assert_false(c.moderated);
 	muc_config_clear(&c);
-	/* A stored size above a lowered ceiling is held to it. */
-	muc_config_parse(&c, "<muc-config xmlns='urn:parley:muc-config' max-users='5000'/>", &s);
+	/* Stored sizes above lowered limits are held to them. */
+	muc_config_parse(&c, "<muc-config xmlns='urn:parley:muc-config' max-users='5000' max-history='99'/>",
+	                 &s);
 	assert_int_equal(c.max_users, 200);
+	assert_int_equal(c.max_history, 25);
 	muc_config_clear(&c);
 	muc_config_clear(&d);
 }
