@@ -188,6 +188,54 @@ static void route_to(struct xml_node *tree, const char *from, const struct jid *
 	free(t);
 }
 
+/* One stanza to many recipients: its sender parsed once, the tree
+ * serialised once (on the first local recipient) and only its 'to'
+ * changed per recipient. */
+struct fanout {
+	struct xml_node *tree;
+	struct jid from;
+	bool from_ok;
+	struct xml_wire wire;
+	bool wired;
+};
+
+static void fanout_init(struct fanout *f, struct xml_node *tree, const char *from)
+{
+	memset(f, 0, sizeof(*f));
+	f->tree = tree;
+	const char *err;
+	f->from_ok = jid_parse(from, &f->from, &err) == 0;
+	xml_set_attr(tree, "from", from);
+}
+
+static void fanout_to(struct fanout *f, const struct jid *to)
+{
+	if (!f->from_ok)
+		return;
+	char *t = jid_to_string(to);
+	xml_set_attr(f->tree, "to", t);
+	free(t);
+	struct host *h = to->node != NULL ? host_find(to->domain) : NULL;
+	if (h == NULL) {
+		router_route(f->tree, &f->from, to);
+		return;
+	}
+	if (!f->wired)
+		f->wired = xml_wire_build(&f->wire, f->tree, NS_CLIENT) == 0;
+	if (f->wired)
+		sm_route_wire(h, f->tree, &f->from, to, &f->wire);
+	else
+		sm_route(h, f->tree, &f->from, to);
+}
+
+static void fanout_done(struct fanout *f)
+{
+	if (f->wired)
+		xml_wire_free(&f->wire);
+	jid_clear(&f->from);
+	xml_set_attr(f->tree, "to", NULL);
+}
+
 static void send_error(const struct xml_node *stanza, enum stanza_error e, const char *text)
 {
 	router_bounce(stanza, e, text);
@@ -266,6 +314,7 @@ static void broadcast_presence(struct muc_occupant *o, const struct muc_session 
 	struct muc_room *r = o->room;
 	char *from = occupant_jid(o);
 	struct xml_node *anon = NULL, *full = NULL;
+	struct fanout fa, ff;
 	bool visible = unavailable || broadcast_role(r, o->role);
 	struct muc_occupant *slow[64];
 	unsigned nslow = 0;
@@ -276,18 +325,25 @@ static void broadcast_presence(struct muc_occupant *o, const struct muc_session 
 			continue;
 		bool with = sees_jids(r, to);
 		struct xml_node **t = with ? &full : &anon;
-		if (*t == NULL)
+		struct fanout *f = with ? &ff : &fa;
+		if (*t == NULL) {
 			*t = occupant_presence(o, sess, unavailable, with, others_codes, new_nick, reason,
 			                       actor);
+			fanout_init(f, *t, from);
+		}
 		for (struct muc_session *s = to->sessions; s != NULL; s = s->next) {
 			if (is_slow(r, &s->jid)) {
 				if (nslow < ARRAY_SIZE(slow))
 					slow[nslow++] = to;
 				break;
 			}
-			route_to(*t, from, &s->jid);
+			fanout_to(f, &s->jid);
 		}
 	}
+	if (anon != NULL)
+		fanout_done(&fa);
+	if (full != NULL)
+		fanout_done(&ff);
 	struct status_codes mine = { 0 };
 	if (self_codes != NULL)
 		mine = *self_codes;
@@ -719,7 +775,8 @@ static bool take_token(struct muc_occupant *o)
 /* Broadcast msg (from = the occupant's room JID, no to) to every occupant. */
 static void broadcast_message(struct muc_room *r, struct xml_node *msg)
 {
-	const char *from = xml_attr(msg, "from");
+	struct fanout f;
+	fanout_init(&f, msg, xml_attr(msg, "from"));
 	struct muc_occupant *slow[64];
 	unsigned nslow = 0;
 	for (struct muc_occupant *to = r->occupants; to != NULL; to = to->next) {
@@ -729,10 +786,10 @@ static void broadcast_message(struct muc_room *r, struct xml_node *msg)
 					slow[nslow++] = to;
 				break;
 			}
-			route_to(msg, from, &s->jid);
+			fanout_to(&f, &s->jid);
 		}
 	}
-	xml_set_attr(msg, "to", NULL);
+	fanout_done(&f);
 	for (unsigned i = 0; i < nslow; i++) {
 		struct muc_occupant *so = slow[i];
 		log_info("muc %s: removing %s: its client does not read", r->jid, so->nick);
