@@ -386,6 +386,17 @@ static void send_occupants_to(struct muc_occupant *o, const struct jid *real)
 	}
 }
 
+/* What a session's presence keeps: a copy in a pool of its own size (the
+ * parsed stanza's pool is much larger) without the join's <x/>. */
+static struct xml_node *presence_keep(const struct xml_node *stanza)
+{
+	struct xml_node *p = xml_copy(stanza);
+	struct xml_node *x = xml_child(p, "x", NS_MUC);
+	if (x != NULL)
+		xml_remove(x);
+	return p;
+}
+
 static void session_free(struct muc_session *s)
 {
 	jid_clear(&s->jid);
@@ -583,8 +594,7 @@ static void join(struct muc_service *svc, struct muc_room *r, bool created, stru
 	}
 	struct muc_session *sess = xcalloc(1, sizeof(*sess));
 	jid_copy(&sess->jid, from);
-	xml_ref(stanza);
-	sess->presence = stanza;
+	sess->presence = presence_keep(stanza);
 	struct muc_occupant *o = same;
 	if (o == NULL) {
 		o = xcalloc(1, sizeof(*o));
@@ -652,8 +662,7 @@ static void change_nick(struct muc_room *r, struct muc_occupant *o, struct xml_n
 	struct muc_session *s = session_of(o, from);
 	if (s != NULL) {
 		xml_unref(&s->presence);
-		xml_ref(stanza);
-		s->presence = stanza;
+		s->presence = presence_keep(stanza);
 	}
 	broadcast_presence(o, s, false, NULL, NULL, NULL, NULL, NULL);
 }
@@ -719,8 +728,7 @@ void muc_room_presence(struct muc_service *svc, struct muc_room *r, struct xml_n
 		/* A presence update. */
 		struct muc_session *s = session_of(o, from);
 		xml_unref(&s->presence);
-		xml_ref(stanza);
-		s->presence = stanza;
+		s->presence = presence_keep(stanza);
 		broadcast_presence(o, s, false, NULL, NULL, NULL, NULL, NULL);
 		return;
 	}
