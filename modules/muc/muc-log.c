@@ -1081,7 +1081,7 @@ static char *dup_or_null(const char *s)
 void muc_log_event(struct muc_log *l, const char *room_jid, const char *title, double when,
                    enum muc_log_kind kind, const char *nick, const char *text)
 {
-	if (room_jid == NULL)
+	if (l == NULL || room_jid == NULL)
 		return;
 	struct log_job *j = xcalloc(1, sizeof(*j));
 	j->l = l;

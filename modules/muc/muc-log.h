@@ -48,7 +48,8 @@ enum muc_log_kind {
  * (MESSAGE; "/me " makes it an action), new nick (NICK), subject (SUBJECT),
  * reason or NULL (LEAVE/KICK/BAN/ROOM_DESTROYED), unused for JOIN.
  * Everything is copied; never blocks.  When the writer is too far behind the
- * event is dropped (with a rate-limited warning). */
+ * event is dropped (with a rate-limited warning).  l NULL (logging off):
+ * nothing happens. */
 void muc_log_event(struct muc_log *l, const char *room_jid, const char *title, double when,
                    enum muc_log_kind kind, const char *nick, const char *text);
 
