@@ -827,8 +827,8 @@ static int muc_start(struct host *h, const void *settings, void **state_r, char 
 			return -1;
 		}
 		if (set->log_dir != NULL && *set->log_dir != '\0') {
-			char *dir = xasprintf("%s/%s", set->log_dir, domain);
-			struct muc_log_settings ls = { .dir = dir,
+			/* One folder for all services: a room's pages are under its JID. */
+			struct muc_log_settings ls = { .dir = set->log_dir,
 				                       .css_url = set->log_css,
 				                       .timezone = set->log_timezone };
 			char *err = NULL;
@@ -837,14 +837,12 @@ static int muc_start(struct host *h, const void *settings, void **state_r, char 
 				*error_r = xasprintf("modules.muc.log_dir: %s",
 				                     err != NULL ? err : "cannot log");
 				free(err);
-				free(dir);
 				router_remove_route(domain);
 				free(svc->domain);
 				free(svc);
 				muc_stop(h, st);
 				return -1;
 			}
-			free(dir);
 		}
 		*tail = svc;
 		tail = &svc->next;
