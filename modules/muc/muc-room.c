@@ -440,7 +440,9 @@ static void maybe_vanish(struct muc_room *r)
 
 /* ---- history ------------------------------------------------------------- */
 
-static void history_add(struct muc_room *r, struct xml_node *msg)
+/* Keep msg (a broadcast message, no 'to') for joiners; chars is the size
+ * of its serialised form (0: measure it here). */
+static void history_add(struct muc_room *r, struct xml_node *msg, size_t chars)
 {
 	unsigned size = r->hist_size;
 	if (size == 0)
@@ -457,9 +459,12 @@ static void history_add(struct muc_room *r, struct xml_node *msg)
 	xml_ref(msg);
 	r->history[k].msg = msg;
 	r->history[k].at = (double)time(NULL);
-	char *s = xml_to_string(msg, NS_CLIENT);
-	r->history[k].chars = strlen(s);
-	free(s);
+	if (chars == 0) {
+		char *s = xml_to_string(msg, NS_CLIENT);
+		chars = strlen(s);
+		free(s);
+	}
+	r->history[k].chars = chars;
 }
 
 static bool parse_stamp(const char *s, double *t_r)
@@ -781,7 +786,7 @@ static bool take_token(struct muc_occupant *o)
 }
 
 /* Broadcast msg (from = the occupant's room JID, no to) to every occupant. */
-static void broadcast_message(struct muc_room *r, struct xml_node *msg)
+static size_t broadcast_message(struct muc_room *r, struct xml_node *msg)
 {
 	struct fanout f;
 	fanout_init(&f, msg, xml_attr(msg, "from"));
@@ -797,6 +802,7 @@ static void broadcast_message(struct muc_room *r, struct xml_node *msg)
 			fanout_to(&f, &s->jid);
 		}
 	}
+	size_t size = f.wired ? f.wire.head.len + f.wire.tail.len : 0;
 	fanout_done(&f);
 	for (unsigned i = 0; i < nslow; i++) {
 		struct muc_occupant *so = slow[i];
@@ -805,6 +811,7 @@ static void broadcast_message(struct muc_room *r, struct xml_node *msg)
 		broadcast_presence(so, so->sessions, true, &c, &c, NULL, NULL, NULL);
 		remove_occupant(so);
 	}
+	return size;
 }
 
 static void groupchat(struct muc_room *r, struct muc_occupant *o, struct xml_node *stanza)
@@ -849,11 +856,11 @@ static void groupchat(struct muc_room *r, struct muc_occupant *o, struct xml_nod
 	char *from = occupant_jid(o);
 	xml_set_attr(msg, "from", from);
 	free(from);
-	if (body != NULL) {
-		history_add(r, msg);
+	if (body != NULL)
 		log_event(r, MUC_LOG_MESSAGE, o->nick, body);
-	}
-	broadcast_message(r, msg);
+	size_t size = broadcast_message(r, msg);
+	if (body != NULL)
+		history_add(r, msg, size);
 	xml_unref(&msg);
 }
 
