@@ -111,10 +111,12 @@ void cmd_muc_list(struct ctl_call *call)
 	for (size_t i = 0; i < nsvc; i++) {
 		size_t n;
 		struct muc_room **rooms = muc_rooms_sorted(svcs[i], &n);
-		if (first && n > 0 && !call->json)
-			buf_printf(&call->body, "%-40s %9s %-10s %-7s %s\n", "room", "occupants", "type",
-			           "listing", "name");
 		for (size_t k = 0; k < n; k++) {
+			if (rooms[k]->destroyed) /* going away */
+				continue;
+			if (first && !call->json)
+				buf_printf(&call->body, "%-40s %9s %-10s %-7s %s\n", "room", "occupants",
+				           "type", "listing", "name");
 			list_room(call, rooms[k], first);
 			first = false;
 		}

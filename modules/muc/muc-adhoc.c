@@ -256,6 +256,9 @@ static void cmd_list(struct adhoc_request *req, void *ctx)
 		struct muc_room **rooms = muc_rooms_sorted(svcs[i], &n);
 		for (size_t k = 0; k < n; k++) {
 			const struct muc_room *r = rooms[k];
+			if (r->destroyed) /* going away */
+				continue;
+			total++;
 			struct xml_node *it = xml_add_child(f, "item", NS_DATA_FORMS);
 			char count[16];
 			snprintf(count, sizeof(count), "%u", r->noccupants);
@@ -265,7 +268,6 @@ static void cmd_list(struct adhoc_request *req, void *ctx)
 			add_cell(it, "public", r->cfg.public_room ? "1" : "0");
 			add_cell(it, "name", r->cfg.name != NULL ? r->cfg.name : "");
 		}
-		total += n;
 		free(rooms);
 	}
 	free(svcs);

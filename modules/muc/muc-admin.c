@@ -131,7 +131,7 @@ static char *undo_create(struct muc_admin_op *op, enum storage_result res)
 {
 	struct muc_service *svc = muc_service_find(op->service);
 	struct muc_room *r = svc != NULL ? muc_room_find(svc, op->name) : NULL;
-	if (r != NULL && !r->destroyed && r->noccupants == 0 && r->saving == 0) {
+	if (r != NULL && !r->destroyed && r->occupants == NULL && r->saving == 0) {
 		log_warning("muc: room %s not created: the store failed (%s)", r->jid,
 		            storage_result_str(res));
 		muc_room_free(r);
@@ -177,7 +177,13 @@ struct muc_admin_op *muc_admin_create(struct muc_service *svc, const char *name,
                                       muc_admin_done_fn *done, void *ctx, enum muc_admin_result *r_r,
                                       char **message_r)
 {
-	if (muc_room_find(svc, name) != NULL) {
+	const struct muc_room *old = muc_room_find(svc, name);
+	if (old != NULL && old->destroyed) {
+		*r_r = MUC_ADMIN_TEMPFAIL;
+		*message_r = xasprintf("room %s@%s is being destroyed; try again", name, svc->domain);
+		return NULL;
+	}
+	if (old != NULL) {
 		*r_r = MUC_ADMIN_EXISTS;
 		*message_r = xasprintf("room %s@%s exists", name, svc->domain);
 		return NULL;
