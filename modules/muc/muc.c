@@ -608,6 +608,15 @@ static void service_iq(struct muc_service *svc, struct xml_node *iq, const struc
 
 /* ---- routing ----------------------------------------------------------- */
 
+/* Remove the occupants the room's broadcasts found slow or gone (the room
+ * may be gone by now: it is looked up again). */
+static void reap(struct muc_service *svc, const char *name)
+{
+	struct muc_room *r = muc_room_find(svc, name);
+	if (r != NULL && !r->destroyed)
+		muc_room_reap(r);
+}
+
 static void dispatch(struct muc_service *svc, struct xml_node *stanza, const struct jid *from,
                      const struct jid *to)
 {
@@ -626,6 +635,7 @@ static void dispatch(struct muc_service *svc, struct xml_node *stanza, const str
 	struct muc_room *r = muc_room_find(svc, to->node);
 	if (kind == STANZA_PRESENCE) {
 		muc_room_presence(svc, r, stanza, from, to);
+		reap(svc, to->node);
 		return;
 	}
 	if (r == NULL || r->destroyed) {
@@ -636,6 +646,7 @@ static void dispatch(struct muc_service *svc, struct xml_node *stanza, const str
 		muc_room_message(r, stanza, from, to);
 	else if (kind == STANZA_IQ)
 		muc_room_iq(r, stanza, from, to);
+	reap(svc, to->node);
 }
 
 static void service_route(void *ctx, struct xml_node *stanza, const struct jid *from, const struct jid *to)
