@@ -748,6 +748,41 @@ static enum hook_result disco_items_hook(struct host *h, void *args, void *ctx)
 	return HOOK_CONTINUE;
 }
 
+/* ---- removed accounts ------------------------------------------------------ */
+
+/* An account of h was removed: its registered nicks and its affiliations
+ * go, in every service of this server (a user of one host may be a member
+ * of rooms of another's services). */
+static enum hook_result remove_user_hook(struct host *h, void *args, void *ctx)
+{
+	(void)ctx;
+	const struct hook_user *hu = args;
+	char *bare = xasprintf("%s@%s", hu->user, h->name);
+	for (struct muc_service *svc = all_services; svc != NULL; svc = svc->next) {
+		if (svc->stopping)
+			continue;
+		if (muc_registered_nick(svc, bare) != NULL)
+			muc_nick_register(svc, bare, NULL, NULL, NULL);
+		size_t n;
+		struct muc_room **rooms = muc_rooms_sorted(svc, &n);
+		for (size_t i = 0; i < n; i++) {
+			struct muc_room *r = rooms[i];
+			bool had = false;
+			for (struct muc_affiliation *a = r->affs; a != NULL; a = a->next)
+				if (strcmp(a->jid, bare) == 0)
+					had = true;
+			if (!had || r->destroyed)
+				continue;
+			muc_room_set_affiliation(r, bare, MUC_AFF_NONE, NULL, NULL);
+			if (r->cfg.persistent)
+				muc_room_save(r, NULL, NULL);
+		}
+		free(rooms);
+	}
+	free(bare);
+	return HOOK_CONTINUE;
+}
+
 /* ---- start and stop ---------------------------------------------------- */
 
 static char *service_domain(const char *pattern, const char *host)
@@ -865,6 +900,7 @@ static int muc_start(struct host *h, const void *settings, void **state_r, char 
 		all_services = st->services;
 	}
 	hook_add(h, HOOK_DISCO_ITEMS, 50, disco_items_hook, st);
+	hook_add(h, HOOK_REMOVE_USER, 50, remove_user_hook, st);
 	for (struct muc_service *svc = st->services; svc != NULL && svc->host == h; svc = svc->next) {
 		struct storage *store = muc_store(svc);
 		if (store == NULL) {
@@ -896,6 +932,7 @@ static void muc_stop(struct host *h, void *state)
 	if (st->adhoc)
 		muc_adhoc_stop(h);
 	hook_remove(h, HOOK_DISCO_ITEMS, disco_items_hook, st);
+	hook_remove(h, HOOK_REMOVE_USER, remove_user_hook, st);
 	struct muc_service *svc = st->services;
 	while (svc != NULL && svc->host == h) {
 		struct muc_service *next = svc->next;

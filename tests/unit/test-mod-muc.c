@@ -6,7 +6,8 @@
  * whose session ended unseen leaves at the next broadcast; the message
  * rate answers a flooder with resource-constraint and nobody else; history
  * honours maxstanzas; a persistent room's affiliations reach the store and
- * come back when the service starts again.
+ * come back when the service starts again; a removed account loses its
+ * affiliations.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -268,6 +269,26 @@ static void test_persistent_affiliations_stored(void **state)
 	jid_clear(&bob);
 }
 
+static void test_removed_account_loses_affiliation(void **state)
+{
+	(void)state;
+	struct fake_session *a = harness_login("alice", "a");
+	join(a, "Alice", true);
+	harness_send(a, "<iq type='set' id='aff' to='" ROOM
+	                "'><query xmlns='http://jabber.org/protocol/muc#admin'>"
+	                "<item jid='bob@example.com' affiliation='member'/></query></iq>");
+	harness_run();
+	struct jid bob = { 0 };
+	jid_set(&bob, "bob", "example.com", NULL);
+	assert_int_equal(muc_room_affiliation(the_room(), &bob), MUC_AFF_MEMBER);
+	struct hook_user hu = { .user = "bob" };
+	hook_run(harness_host(), HOOK_REMOVE_USER, &hu);
+	harness_run();
+	assert_int_equal(muc_room_affiliation(the_room(), &bob), MUC_AFF_NONE);
+	jid_clear(&bob);
+	harness_logout(&a);
+}
+
 #define CASE(test, setup) cmocka_unit_test_setup_teardown(test, setup, teardown)
 
 int main(void)
@@ -279,6 +300,7 @@ int main(void)
 		CASE(test_flood_limited, setup_rate),
 		CASE(test_history_maxstanzas, setup),
 		CASE(test_persistent_affiliations_stored, setup),
+		CASE(test_removed_account_loses_affiliation, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
