@@ -390,21 +390,111 @@ static void send_occupants_to(struct muc_occupant *o, const struct jid *real)
 	}
 }
 
-/* What a session's presence keeps: a copy in a pool of its own size (the
- * parsed stanza's pool is much larger) without the join's <x/>. */
-static struct xml_node *presence_keep(const struct xml_node *stanza)
+/* What an occupant session's presence keeps: its payload (show, status,
+ * caps, ...; not the join's <x/>, not the addresses).  Payloads are
+ * shared: most occupants send one of a few (one client's caps, one show),
+ * so the same payload is kept once, in a pool of its own size, with a
+ * count of the sessions holding it.  Loop thread. */
+struct shared_presence {
+	char *key;             /* the payload serialised */
+	struct xml_node *tree; /* <presence/> holding the payload */
+	unsigned refs;
+	struct shared_presence *next;
+};
+static struct shared_presence **sp_table;
+static unsigned sp_size, sp_count;
+
+static bool payload_child(const struct xml_node *c)
 {
-	struct xml_node *p = xml_copy(stanza);
-	struct xml_node *x = xml_child(p, "x", NS_MUC);
-	if (x != NULL)
-		xml_remove(x);
-	return p;
+	return c->type == XML_ELEMENT && !xml_is(c, "x", NS_MUC) && !xml_is(c, "x", NS_MUC_USER) &&
+	       !xml_is(c, "occupant-id", NS_OCCUPANT_ID);
+}
+
+static void sp_grow(void)
+{
+	unsigned n = sp_size == 0 ? 64 : sp_size * 2;
+	struct shared_presence **t = xcalloc(n, sizeof(*t));
+	for (unsigned i = 0; i < sp_size; i++) {
+		struct shared_presence *e = sp_table[i];
+		while (e != NULL) {
+			struct shared_presence *next = e->next;
+			unsigned k = hash_str(e->key) % n;
+			e->next = t[k];
+			t[k] = e;
+			e = next;
+		}
+	}
+	free(sp_table);
+	sp_table = t;
+	sp_size = n;
+}
+
+static struct shared_presence *presence_keep(const struct xml_node *stanza)
+{
+	struct xml_node *tmp = xml_new("presence", NS_CLIENT);
+	for (const struct xml_node *c = stanza->children; c != NULL; c = c->next)
+		if (payload_child(c))
+			xml_append_copy(tmp, c);
+	struct buf key = { 0 };
+	for (const struct xml_node *c = tmp->children; c != NULL; c = c->next)
+		xml_serialize(&key, c, NS_CLIENT);
+	buf_append(&key, "", 1);
+	if (sp_count + 1 > sp_size)
+		sp_grow();
+	unsigned k = hash_str(key.data) % sp_size;
+	for (struct shared_presence *e = sp_table[k]; e != NULL; e = e->next) {
+		if (strcmp(e->key, key.data) == 0) {
+			e->refs++;
+			buf_free(&key);
+			xml_unref(&tmp);
+			return e;
+		}
+	}
+	struct shared_presence *e = xcalloc(1, sizeof(*e));
+	e->key = buf_steal(&key);
+	e->tree = xml_copy(tmp); /* sized to fit */
+	xml_unref(&tmp);
+	e->refs = 1;
+	e->next = sp_table[k];
+	sp_table[k] = e;
+	sp_count++;
+	return e;
+}
+
+static void presence_release(struct shared_presence *e)
+{
+	if (e == NULL || --e->refs > 0)
+		return;
+	for (struct shared_presence **p = &sp_table[hash_str(e->key) % sp_size]; *p != NULL;
+	     p = &(*p)->next) {
+		if (*p == e) {
+			*p = e->next;
+			break;
+		}
+	}
+	sp_count--;
+	free(e->key);
+	xml_unref(&e->tree);
+	free(e);
+	if (sp_count == 0) {
+		free(sp_table);
+		sp_table = NULL;
+		sp_size = 0;
+	}
+}
+
+static void session_set_presence(struct muc_session *s, const struct xml_node *stanza)
+{
+	struct shared_presence *e = presence_keep(stanza);
+	presence_release(s->shared);
+	s->shared = e;
+	s->presence = e->tree;
 }
 
 static void session_free(struct muc_session *s)
 {
 	jid_clear(&s->jid);
-	xml_unref(&s->presence);
+	presence_release(s->shared);
 	free(s);
 }
 
@@ -603,7 +693,7 @@ static void join(struct muc_service *svc, struct muc_room *r, bool created, stru
 	}
 	struct muc_session *sess = xcalloc(1, sizeof(*sess));
 	jid_copy(&sess->jid, from);
-	sess->presence = presence_keep(stanza);
+	session_set_presence(sess, stanza);
 	struct muc_occupant *o = same;
 	if (o == NULL) {
 		o = xcalloc(1, sizeof(*o));
@@ -675,8 +765,7 @@ static void change_nick(struct muc_room *r, struct muc_occupant *o, struct xml_n
 	o->nick = xstrdup(nick);
 	struct muc_session *s = session_of(o, from);
 	if (s != NULL) {
-		xml_unref(&s->presence);
-		s->presence = presence_keep(stanza);
+		session_set_presence(s, stanza);
 	}
 	broadcast_presence(o, s, false, NULL, NULL, NULL, NULL, NULL);
 }
@@ -741,8 +830,7 @@ void muc_room_presence(struct muc_service *svc, struct muc_room *r, struct xml_n
 		}
 		/* A presence update. */
 		struct muc_session *s = session_of(o, from);
-		xml_unref(&s->presence);
-		s->presence = presence_keep(stanza);
+		session_set_presence(s, stanza);
 		broadcast_presence(o, s, false, NULL, NULL, NULL, NULL, NULL);
 		return;
 	}

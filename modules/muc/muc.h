@@ -116,8 +116,9 @@ struct muc_config {
 
 /* One resource of an occupant. */
 struct muc_session {
-	struct jid jid;            /* the real full JID */
-	struct xml_node *presence; /* its last presence to the room (a reference) */
+	struct jid jid;                 /* the real full JID */
+	struct xml_node *presence;      /* the payload of its last presence to the room (shared, read only) */
+	struct shared_presence *shared; /* muc-room.c: what holds presence */
 	struct muc_session *next;
 };
 
