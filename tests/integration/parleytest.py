@@ -198,11 +198,12 @@ class Parleyd:
 
     def __init__(self, workdir, register_open=True, loglevel='debug', host_auth=None,
                  other_auth=None, global_auth='', users=None, other_modules=None,
-                 extra_hosts=''):
+                 extra_hosts='', muc='{}'):
         """host_auth / other_auth: YAML flow maps for the auth section of
         HOST / OTHER; global_auth: extra lines (two-space indent) of the
         global auth section; users: the accounts create_users() makes
-        (default USERS)."""
+        (default USERS); muc: the options of HOST's multi-user chat
+        service (a YAML flow map; None: no muc module)."""
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.parleyd = str(builddir() / 'parleyd')
@@ -220,6 +221,7 @@ class Parleyd:
         self.host_auth = host_auth
         self.other_auth = other_auth
         self.other_modules = other_modules
+        self.muc = muc
         self.global_auth = global_auth
         self.users = dict(USERS) if users is None else dict(users)
         self.proc = None
@@ -357,7 +359,13 @@ hosts:
 {self.host_storage_yaml()}    admins: [alice@{HOST}]
     modules:
       register: {{ open: {'true' if self.register_open else 'false'}, throttle: 0, min_password_length: 4 }}
-{self._host_extra()}{self.extra_hosts}""")
+{self._host_muc()}{self._host_extra()}{self.extra_hosts}""")
+
+    def _host_muc(self):
+        """HOST's muc module line (its service is conference.HOST)."""
+        if self.muc is None:
+            return ''
+        return '      muc: %s\n' % self.muc
 
     def _host_extra(self):
         """HOST's auth (if any) and OTHER's entry, as YAML lines."""
