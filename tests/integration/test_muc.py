@@ -656,15 +656,50 @@ def test_cancelled_configuration_destroys_the_new_room(server):
         carol.close()
 
 
-def test_remote_user_cannot_create_but_can_join(server, rooms):
-    """access_create defaults to local: dave of other.local may enter an
-    existing room but not create one (§10.1.1: not-allowed)."""
+def test_user_of_another_local_host_may_create(server, rooms):
+    """access_create defaults to local, which takes in the accounts of
+    every host of this server: dave of other.local creates a room on
+    conference.test.local, and enters another."""
     r = rooms()
     dave = connect(server, 'dave', host=OTHER)
     r.clients.append(dave)
-    assert join_error(dave, new_room('notmine'), 'dave') == 'not-allowed'
+    room = create_room(dave, 'dave', prefix='dave')
+    assert destroy(dave, room).get('type') == 'result'
     j = joined(dave, r.jid, 'dave')
     assert j.item.get('role') == 'participant'
+
+
+def test_creation_restricted_by_access_create(special):
+    """access_create: list (only bob on this server): anybody else gets
+    not-allowed on creating (§10.1.1) but may enter bob's rooms."""
+    bob = connect(special, 'bob')
+    erin = connect(special, 'erin')
+    try:
+        assert join_error(erin, new_room('not-hers'), 'erin') == 'not-allowed'
+        room = create_room(bob, 'bob')
+        joined(erin, room, 'erin')
+        destroy(bob, room)
+    finally:
+        bob.close()
+        erin.close()
+
+
+def test_max_rooms_per_user(server):
+    """max_rooms_per_user (10): the eleventh room a user would own is
+    refused with resource-constraint; destroying one makes room again."""
+    user = fresh_user(server, 'owner')
+    c = connect(server, user, password='fresh-secret')
+    made = []
+    try:
+        for i in range(10):
+            made.append(create_room(c, 'me', prefix='own%d-' % i))
+        assert join_error(c, new_room('eleventh'), 'me') == 'resource-constraint'
+        assert destroy(c, made.pop()).get('type') == 'result'
+        made.append(create_room(c, 'me', prefix='again'))
+    finally:
+        for room in made:
+            destroy(c, room)
+        c.close()
 
 
 def test_room_disco_info_follows_the_configuration(server, rooms):
@@ -1018,7 +1053,8 @@ def test_password_protected_room(server, rooms):
 
 def test_room_full_service_unavailable(special):
     """§7.2.10: a full room (default_max_users 3 on this server) refuses
-    a newcomer with service-unavailable."""
+    a newcomer with service-unavailable; an admin of the room still gets
+    in (a room MUST always allow entry by an admin or owner)."""
     users = []
     try:
         bob = connect(special, 'bob')
@@ -1032,6 +1068,12 @@ def test_room_full_service_unavailable(special):
         x = connect(special, extra, password='fresh-secret')
         users.append(x)
         assert join_error(x, room, 'extra') == 'service-unavailable'
+        boss = fresh_user(special)
+        assert set_affiliation(bob, room, boss + '@' + HOST, 'admin').get('type') == 'result'
+        y = connect(special, boss, password='fresh-secret')
+        users.append(y)
+        j = joined(y, room, 'boss')
+        assert j.item.get('affiliation') == 'admin', tostr(j.self_presence)
         destroy(bob, room)
     finally:
         for c in users:
@@ -1471,21 +1513,19 @@ def test_message_flood_resource_constraint(server, rooms):
 @pytest.fixture(scope='module')
 def special(tmp_path_factory):
     """A server with logging, no message rate, default_max_users 3,
-    history_size 5, and a 64K output cap (for the slow reader)."""
+    history_size 5, and only bob allowed to create rooms."""
     srv = parleytest.Parleyd(tmp_path_factory.mktemp('muc-special'),
-                             muc='{ log_dir: muclogs, message_rate: 0, default_max_users: 3, history_size: 5 }')
-    text = srv.config.read_text()
-    assert '  max_stanza_size: 64K\n' in text
-    srv.config.write_text(text.replace('  max_stanza_size: 64K\n', '  max_stanza_size: 64K\n  max_output: 64K\n'))
+                             muc='{ log_dir: muclogs, message_rate: 0, default_max_users: 3, history_size: 5, '
+                                 'access_create: list, create_list: ["bob@%s"] }' % HOST)
     srv.start_with_users()
     yield srv
     srv.finish()
 
 
 def test_slow_reader_removed_with_333(special):
-    """An occupant that stops reading is disconnected by the output cap and
-    removed from the room; the others get its unavailable presence with
-    status 333, and keep talking."""
+    """An occupant that stops reading is removed from the room before its
+    output piles up without end; the others get its unavailable presence
+    with status 333, and keep talking."""
     bob = connect(special, 'bob')
     carol = connect(special, 'carol')
     slow = connect(special, 'erin', rcvbuf=4096)

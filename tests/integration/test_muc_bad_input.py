@@ -139,6 +139,22 @@ def test_ten_megabyte_subject(server, room_witness, witness):
         late.close()
 
 
+def test_subject_over_max_subject(server, room_witness):
+    """A subject longer than max_subject (1K by default) but well within
+    the stanza limit: not-acceptable, and the subject stays."""
+    owner, room = room_witness.owner, room_witness.room
+    topic = unique('Short ')
+    owner.send("<message to='%s' type='groupchat'><subject>%s</subject></message>" % (room, topic))
+    take(room_witness.member, lambda e: is_subject_message(e, room) and
+         e.findtext(q(NS_CLIENT, 'subject')) == topic, 5, 'the short subject')
+    owner.send("<message to='%s' type='groupchat' id='longsubj'><subject>%s</subject></message>"
+               % (room, 'L' * 2000))
+    err = take(owner, lambda e: is_message(e, typ='error') and e.get('id') == 'longsubj', 5, 'error')
+    assert stanza_error(err) == 'not-acceptable', tostr(err)
+    assert take_all(room_witness.member, lambda e: is_subject_message(e, room), 0.5) == []
+    room_witness.check()
+
+
 # ---- floods ----------------------------------------------------------------------------------
 
 def test_join_flood_many_rooms(server, room_witness, witness):
@@ -289,6 +305,8 @@ BAD_FORMS = [
     ('bad jid', {'muc#roomconfig_roomowners': ['bob@%s' % HOST, 'not a jid@@']}),
     ('two values for one', {'muc#roomconfig_roomname': ['one', 'two']}),
     ('bad allowpm', {'muc#roomconfig_allowpm': 'everybody'}),
+    ('above max_occupants', {'muc#roomconfig_maxusers': '100000'}),
+    ('no owner left', {'muc#roomconfig_roomowners': []}),
 ]
 
 

@@ -165,3 +165,28 @@ def test_unused_room_name_after_restart_creates_a_new_room(fresh_server):
         assert 201 in j.codes, tostr(j.self_presence)
     finally:
         carol.close()
+
+
+def test_occupant_id_stable_across_restart(fresh_server):
+    """XEP-0421 §4.1: the occupant id of a user in a room MUST be the same
+    when the user joins it a second time; a restart of the server in
+    between does not make it another join."""
+    from test_muc import occupant_id
+    srv = fresh_server
+    bob = connect(srv, 'bob')
+    carol = connect(srv, 'carol')
+    try:
+        room = create_room(bob, 'bob', config={'muc#roomconfig_persistentroom': True}, prefix='oid')
+        before = occupant_id(joined(carol, room, 'carol').self_presence)
+        assert before, 'no occupant-id'
+        time.sleep(GRACE)
+    finally:
+        bob.close()
+        carol.close()
+    crash_and_restart(srv)
+    carol = connect(srv, 'carol')
+    try:
+        after = occupant_id(joined(carol, room, 'carol').self_presence)
+        assert after == before, 'occupant-id %s before the restart, %s after' % (before, after)
+    finally:
+        carol.close()
