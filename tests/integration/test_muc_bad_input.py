@@ -65,7 +65,8 @@ def _bad_user(server):
     'bad\ue000nick',        # private use (RFC 3920 resourceprep, C.3)
     'a\u05d0b',             # mixes right-to-left and left-to-right (bidi rule)
     'x\ufdd0y',             # a noncharacter (C.4)
-    'tab\there',            # an ASCII control (C.2.1)
+    'tab&#9;here',          # an ASCII control (C.2.1), as a character reference: a
+                            # literal tab in an attribute would be normalised to a space
     'n' * 1100,             # longer than a resourcepart may be (1023 bytes)
 ])
 def test_malformed_nick_jid_malformed(server, room_witness, witness, nick):
