@@ -126,4 +126,11 @@ void cmd_srg(struct ctl_call *call);
 /* cmd-ldap.c */
 void cmd_ldap_test(struct ctl_call *call);
 
+/* cmd-muc.c */
+void cmd_muc_list(struct ctl_call *call);
+void cmd_muc_info(struct ctl_call *call);
+void cmd_muc_create(struct ctl_call *call);
+void cmd_muc_destroy(struct ctl_call *call);
+void cmd_muc_set_affiliation(struct ctl_call *call);
+
 #endif

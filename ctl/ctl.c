@@ -222,6 +222,20 @@ static const struct ctl_command commands[] = {
 	  "add a member (or @all@, @online@) to a shared roster group" },
 	{ "srg-user-del", "USER@HOST HOST GROUP", 3, 3, CTL_F_OFFLINE, cmd_srg,
 	  "remove a member from a shared roster group" },
+	{ "muc-list", "HOST", 1, 1, CTL_F_JSON, cmd_muc_list,
+	  "list the rooms of the MUC services of a host: JID, occupants, persistent or temporary, "
+	  "public or hidden, name" },
+	{ "muc-info", "ROOMJID", 1, 1, CTL_F_JSON, cmd_muc_info,
+	  "show a room: its configuration, subject, creation time, affiliations and occupants" },
+	{ "muc-create", "ROOMJID [OWNERJID]", 1, 2, 0, cmd_muc_create,
+	  "create a persistent room with the service's defaults (without an owner only the service's "
+	  "admins manage it); answers once stored" },
+	{ "muc-destroy", "ROOMJID [REASON]", 1, 2, 0, cmd_muc_destroy,
+	  "destroy a room: its occupants are told (with the reason) and it is removed from the store" },
+	{ "muc-set-affiliation", "ROOMJID JID owner|admin|member|outcast|none [REASON]", 3, 4, 0,
+	  cmd_muc_set_affiliation,
+	  "set the affiliation of a bare JID or domain with a room (none removes it); occupants get "
+	  "their new roles; answers once stored" },
 	{ "auth-test", "USER@HOST", 2, 2, CTL_F_STDIN, cmd_auth_test,
 	  "check a password read from stdin through the host's auth chain, backend by backend" },
 	{ "ldap-test", "USER@HOST", 1, 1, CTL_F_JSON, cmd_ldap_test,

@@ -454,3 +454,37 @@ char *xml_to_string(const struct xml_node *el, const char *parent_ns)
 	xml_serialize(&b, el, parent_ns);
 	return buf_steal(&b);
 }
+
+int xml_wire_build(struct xml_wire *w, const struct xml_node *el, const char *parent_ns)
+{
+	memset(w, 0, sizeof(*w));
+	const char *to = xml_attr(el, "to");
+	if (to == NULL)
+		return -1;
+	struct buf all = { 0 };
+	xml_serialize(&all, el, parent_ns);
+	/* The start tag ends at the first '>': attribute values escape it. */
+	const char *end = memchr(all.data, '>', all.len);
+	const char *at = NULL;
+	for (const char *p = all.data; end != NULL && p + 5 <= end; p++) {
+		if (memcmp(p, " to='", 5) == 0) {
+			at = p + 5;
+			break;
+		}
+	}
+	const char *close = at != NULL ? memchr(at, '\'', (size_t)(end - at)) : NULL;
+	if (close == NULL) {
+		buf_free(&all);
+		return -1;
+	}
+	buf_append(&w->head, all.data, (size_t)(at - all.data));
+	buf_append(&w->tail, close, all.len - (size_t)(close - all.data));
+	buf_free(&all);
+	return 0;
+}
+
+void xml_wire_free(struct xml_wire *w)
+{
+	buf_free(&w->head);
+	buf_free(&w->tail);
+}

@@ -107,6 +107,17 @@ void xml_serialize(struct buf *out, const struct xml_node *el, const char *paren
 /* Malloc'd serialisation with the given default namespace in scope (NULL: none). */
 char *xml_to_string(const struct xml_node *el, const char *parent_ns);
 
+/* A stanza serialised once for many recipients (MUC and presence
+ * fan-out): the bytes before the value of its 'to' attribute and the
+ * bytes after it.  A recipient's copy is head, its escaped address, tail. */
+struct xml_wire {
+	struct buf head, tail;
+};
+/* Serialise el, which has a 'to' attribute, split at that attribute's
+ * value.  -1 (w left empty) when el has no 'to'. */
+int xml_wire_build(struct xml_wire *w, const struct xml_node *el, const char *parent_ns);
+void xml_wire_free(struct xml_wire *w);
+
 /* ---- stream parser ----------------------------------------------------- */
 /*
  * An expat push parser for one XML stream.  It reports the stream header,

@@ -33,7 +33,8 @@ typedef void adhoc_run_fn(struct adhoc_request *req, void *ctx);
 struct adhoc_command {
 	const char *node; /* e.g. "http://jabber.org/protocol/admin#add-user" */
 	const char *name; /* human-readable, shown in the command list */
-	bool admin_only;  /* only the host's admins see and run it (else <forbidden/>) */
+	bool admin_only;  /* only the host's admins (and whom its registration's access
+	                   * function lets in) see and run it (else <forbidden/>) */
 	adhoc_run_fn *run;
 };
 
@@ -67,6 +68,16 @@ void adhoc_unregister(struct host *h, const char *node);
  * registered so far are unregistered. */
 int adhoc_register_all(struct host *h, const struct adhoc_command *table, size_t n, void *ctx,
                        char **error_r);
+/* Whether from (a full JID, not a host admin) may see and run an
+ * admin_only command registered with ctx: the admins of a service the
+ * host runs besides its own admins.  Called for every listing and every
+ * step, so it is cheap; the command itself still checks what from may
+ * touch. */
+typedef bool adhoc_access_fn(struct host *h, const struct jid *from, void *ctx);
+/* adhoc_register_all for admin_only commands that access opens to more
+ * than the host's admins. */
+int adhoc_register_all_access(struct host *h, const struct adhoc_command *table, size_t n,
+                              adhoc_access_fn *access, void *ctx, char **error_r);
 void adhoc_unregister_all(struct host *h, const struct adhoc_command *table, size_t n);
 
 /* Answers (exactly one per call of run). */

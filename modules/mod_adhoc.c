@@ -16,7 +16,9 @@
  * requests in flight are on the state's list, and a stop cancels their
  * storage/auth work and frees them without an answer (the host is going
  * away).  Non-admins get <forbidden/> for admin commands, and do not see
- * them listed.
+ * them listed; admins are the host's, and for commands registered with an
+ * access function (adhoc_register_all_access) whom it admits too (the
+ * admins of a MUC service).
  *
  * XEP-0133 commands here: add-user, delete-user, change-user-password,
  * end-user-session, get-registered-users-num, get-online-users-num,
@@ -44,6 +46,7 @@
 
 struct adhoc_reg {
 	const struct adhoc_command *cmd;
+	adhoc_access_fn *access; /* who else may run an admin_only command, or NULL */
 	void *ctx;
 	struct adhoc_reg *next;
 };
@@ -265,7 +268,8 @@ static struct adhoc_reg *reg_find(struct adhoc_state *ad, const char *node)
 	return NULL;
 }
 
-int adhoc_register(struct host *h, const struct adhoc_command *cmd, void *ctx, char **error_r)
+static int reg_add(struct host *h, const struct adhoc_command *cmd, adhoc_access_fn *access, void *ctx,
+                   char **error_r)
 {
 	struct adhoc_state *ad = module_state(h, "adhoc");
 	if (ad == NULL) {
@@ -278,12 +282,18 @@ int adhoc_register(struct host *h, const struct adhoc_command *cmd, void *ctx, c
 	}
 	struct adhoc_reg *r = xcalloc(1, sizeof(*r));
 	r->cmd = cmd;
+	r->access = access;
 	r->ctx = ctx;
 	struct adhoc_reg **tail = &ad->regs;
 	while (*tail != NULL)
 		tail = &(*tail)->next;
 	*tail = r;
 	return 0;
+}
+
+int adhoc_register(struct host *h, const struct adhoc_command *cmd, void *ctx, char **error_r)
+{
+	return reg_add(h, cmd, NULL, ctx, error_r);
 }
 
 void adhoc_unregister(struct host *h, const char *node)
@@ -321,8 +331,14 @@ void adhoc_unregister(struct host *h, const char *node)
 
 int adhoc_register_all(struct host *h, const struct adhoc_command *table, size_t n, void *ctx, char **error_r)
 {
+	return adhoc_register_all_access(h, table, n, NULL, ctx, error_r);
+}
+
+int adhoc_register_all_access(struct host *h, const struct adhoc_command *table, size_t n,
+                              adhoc_access_fn *access, void *ctx, char **error_r)
+{
 	for (size_t i = 0; i < n; i++) {
-		if (adhoc_register(h, &table[i], ctx, error_r) < 0) {
+		if (reg_add(h, &table[i], access, ctx, error_r) < 0) {
 			adhoc_unregister_all(h, table, i);
 			return -1;
 		}
@@ -336,9 +352,13 @@ void adhoc_unregister_all(struct host *h, const struct adhoc_command *table, siz
 		adhoc_unregister(h, table[i].node);
 }
 
-static bool may_run(struct adhoc_state *ad, const struct adhoc_command *cmd, const struct jid *from)
+static bool may_run(struct adhoc_state *ad, const struct adhoc_reg *r, const struct jid *from)
 {
-	return !cmd->admin_only || (from->domain != NULL && host_is_admin(ad->host, from));
+	if (!r->cmd->admin_only)
+		return true;
+	if (from->domain == NULL)
+		return false;
+	return host_is_admin(ad->host, from) || (r->access != NULL && r->access(ad->host, from, r->ctx));
 }
 
 /* ---- the protocol --------------------------------------------------------------------- */
@@ -360,7 +380,7 @@ static void commands_iq(struct iq_request *iq, void *ctx)
 		iq_error(iq, SE_ITEM_NOT_FOUND, "no such command");
 		return;
 	}
-	if (!may_run(ad, reg->cmd, &iq->from)) {
+	if (!may_run(ad, reg, &iq->from)) {
 		log_notice("adhoc: %s@%s/%s may not run %s", iq->from.node != NULL ? iq->from.node : "",
 		           iq->from.domain, iq->from.resource != NULL ? iq->from.resource : "", node);
 		iq_error(iq, SE_FORBIDDEN, "only the administrators of this host may run this command");
@@ -446,7 +466,7 @@ static enum hook_result adhoc_disco_items(struct host *h, void *args, void *ctx)
 		return HOOK_CONTINUE;
 	hd->handled = true;
 	for (struct adhoc_reg *r = ad->regs; r != NULL; r = r->next) {
-		if (!may_run(ad, r->cmd, hd->from))
+		if (!may_run(ad, r, hd->from))
 			continue;
 		struct xml_node *it = xml_add_child(hd->query, "item", NULL);
 		xml_set_attr(it, "jid", h->name);
@@ -470,7 +490,7 @@ static enum hook_result adhoc_disco_info(struct host *h, void *args, void *ctx)
 		return HOOK_STOP;
 	}
 	struct adhoc_reg *r = reg_find(ad, hd->node);
-	if (r == NULL || !may_run(ad, r->cmd, hd->from))
+	if (r == NULL || !may_run(ad, r, hd->from))
 		return HOOK_CONTINUE;
 	struct xml_node *id = xml_add_child(hd->query, "identity", NULL);
 	xml_set_attr(id, "category", "automation");

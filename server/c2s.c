@@ -542,6 +542,19 @@ static void c2s_session_deliver(void *owner, struct xml_node *stanza)
 	c2s_send(c, stanza);
 }
 
+/* A fan-out copy: the bytes serialised once, with this client's address
+ * (the stanza's 'to') in between; the tree when output is being held. */
+static void c2s_session_deliver_wire(void *owner, struct xml_node *stanza, const struct xml_wire *w)
+{
+	struct c2s *c = owner;
+	if (c->nsegs != 0 || (c->barrier != NULL && barrier_busy(c->barrier))) {
+		c2s_session_deliver(owner, stanza);
+		return;
+	}
+	stats.out[stanza_kind(stanza)]++;
+	stream_send_wire(c->st, w, xml_attr(stanza, "to"));
+}
+
 static void c2s_session_kick(void *owner, enum stream_error e, const char *text)
 {
 	c2s_fail(owner, e, text);
@@ -561,6 +574,7 @@ static uint64_t c2s_session_out_written(void *owner)
 
 static const struct session_ops c2s_session_ops = {
 	.deliver = c2s_session_deliver,
+	.deliver_wire = c2s_session_deliver_wire,
 	.kick = c2s_session_kick,
 	.out_queued = c2s_session_out_queued,
 	.out_written = c2s_session_out_written,

@@ -3,7 +3,8 @@
  *
  * router_route looks the destination domain up among the local virtual
  * hosts: a user JID goes to the session manager; the host's own JID goes to
- * the iq handler registry (IQ_SCOPE_SERVER).  Other domains would go to the
+ * the iq handler registry (IQ_SCOPE_SERVER).  Then among the local routes
+ * (services with domains of their own: MUC).  Other domains would go to the
  * s2s manager, which does not exist yet: they are answered with
  * <remote-server-not-found/>.
  */
@@ -12,9 +13,60 @@
 #include "sm.h"
 #include "lib/log.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static struct router_stats stats;
+
+struct route {
+	char *domain;
+	router_route_fn *fn;
+	void *ctx;
+	struct route *next;
+};
+/* Few entries (a service or two per host): a list. */
+static struct route *routes;
+
+static struct route *route_find(const char *domain)
+{
+	for (struct route *r = routes; r != NULL; r = r->next)
+		if (strcmp(r->domain, domain) == 0)
+			return r;
+	return NULL;
+}
+
+int router_add_route(const char *domain, router_route_fn *fn, void *ctx, char **error_r)
+{
+	if (host_find(domain) != NULL || route_find(domain) != NULL) {
+		*error_r = xasprintf("the domain %s is already served here", domain);
+		return -1;
+	}
+	struct route *r = xcalloc(1, sizeof(*r));
+	r->domain = xstrdup(domain);
+	r->fn = fn;
+	r->ctx = ctx;
+	r->next = routes;
+	routes = r;
+	return 0;
+}
+
+void router_remove_route(const char *domain)
+{
+	for (struct route **p = &routes; *p != NULL; p = &(*p)->next) {
+		if (strcmp((*p)->domain, domain) == 0) {
+			struct route *r = *p;
+			*p = r->next;
+			free(r->domain);
+			free(r);
+			return;
+		}
+	}
+}
+
+bool router_is_local(const char *domain)
+{
+	return host_find(domain) != NULL || route_find(domain) != NULL;
+}
 
 const struct router_stats *router_stats(void)
 {
@@ -68,6 +120,12 @@ void router_route(struct xml_node *stanza, const struct jid *from, const struct 
 	stats.routed++;
 	struct host *h = host_find(to->domain);
 	if (h == NULL) {
+		struct route *r = route_find(to->domain);
+		if (r != NULL) {
+			stats.to_route++;
+			r->fn(r->ctx, stanza, from, to);
+			return;
+		}
 		stats.undeliverable++;
 		log_debug("router: no route to %s", to->domain);
 		router_bounce(stanza, SE_REMOTE_SERVER_NOT_FOUND, "server-to-server is not enabled");

@@ -16,9 +16,22 @@ void router_route(struct xml_node *stanza, const struct jid *from, const struct 
 /* Route an error reply to stanza's sender (nothing for an error stanza). */
 void router_bounce(const struct xml_node *stanza, enum stanza_error e, const char *text);
 
+/* Local routes besides the virtual hosts: a service on this node with a
+ * domain of its own (a MUC or pubsub service, later components) gets every
+ * stanza addressed to that domain or a JID in it.  fn takes its own
+ * references where it keeps the tree. */
+typedef void router_route_fn(void *ctx, struct xml_node *stanza, const struct jid *from,
+                             const struct jid *to);
+/* Add a route for domain (prepared).  -1 with a malloc'd *error_r when a
+ * virtual host or another route has that domain. */
+int router_add_route(const char *domain, router_route_fn *fn, void *ctx, char **error_r);
+void router_remove_route(const char *domain);
+/* Whether domain is served here (a virtual host or a local route). */
+bool router_is_local(const char *domain);
+
 /* Counters for status and stats. */
 struct router_stats {
-	uint64_t routed, local_iq, to_sm, undeliverable;
+	uint64_t routed, local_iq, to_sm, to_route, undeliverable;
 };
 const struct router_stats *router_stats(void);
 

@@ -157,13 +157,30 @@ void sm_session_open(struct session *s)
 
 /* Write stanza to session s unless a user_receive_packet hook refuses it
  * for s (privacy lists); false when refused. */
+/* The serialised form of the stanza sm_route_wire is routing, or NULL. */
+static const struct xml_wire *current_wire;
+static const struct xml_node *current_wire_stanza;
+
 static bool deliver(struct session *s, struct xml_node *stanza, const struct jid *from, const struct jid *to)
 {
 	struct hook_packet hp = { .from = from, .to = to, .stanza = stanza, .session = s };
 	if (hook_run(s->host, HOOK_USER_RECEIVE_PACKET, &hp) == HOOK_STOP)
 		return false;
-	s->ops->deliver(s->owner, stanza);
+	if (current_wire != NULL && stanza == current_wire_stanza && s->ops->deliver_wire != NULL)
+		s->ops->deliver_wire(s->owner, stanza, current_wire);
+	else
+		s->ops->deliver(s->owner, stanza);
 	return true;
+}
+
+void sm_route_wire(struct host *h, struct xml_node *stanza, const struct jid *from, const struct jid *to,
+                   const struct xml_wire *w)
+{
+	current_wire = w;
+	current_wire_stanza = stanza;
+	sm_route(h, stanza, from, to);
+	current_wire = NULL;
+	current_wire_stanza = NULL;
 }
 
 /* Deliver to the available sessions with the highest non-negative priority;

@@ -23,6 +23,10 @@ struct session_ops {
 	 * Everything deliver queued so far is written once
 	 * out_written >= the out_queued read right after it. */
 	uint64_t (*out_queued)(void *owner);
+	/* Optional: deliver stanza as w's bytes with stanza's 'to' attribute
+	 * in between (sm_route_wire); stanza is the same tree, for owners that
+	 * cannot write the bytes now. */
+	void (*deliver_wire)(void *owner, struct xml_node *stanza, const struct xml_wire *w);
 	uint64_t (*out_written)(void *owner);
 };
 
@@ -53,6 +57,12 @@ void sm_session_close(struct session *s);
 
 /* Deliver a stanza to a local user JID on host (RFC 6121 §8.5 rules). */
 void sm_route(struct host *h, struct xml_node *stanza, const struct jid *from, const struct jid *to);
+
+/* sm_route for one copy of a fan-out: w is stanza serialised once
+ * (xml_wire_build), stanza's 'to' attribute is to.  The rules and hooks are
+ * those of sm_route; sessions that take bytes get w's. */
+void sm_route_wire(struct host *h, struct xml_node *stanza, const struct jid *from, const struct jid *to,
+                   const struct xml_wire *w);
 
 /* Lookups. */
 struct session *sm_find(struct host *h, const struct jid *full);

@@ -217,6 +217,25 @@ void stream_send(struct stream *s, const struct xml_node *el, const char *defaul
 	stream_link_flush(s);
 }
 
+void stream_send_wire(struct stream *s, const struct xml_wire *w, const char *to)
+{
+	if (s->dead)
+		return;
+	size_t before = s->out.len;
+	buf_append(&s->out, w->head.data, w->head.len);
+	xml_escape(&s->out, to, strlen(to), true);
+	buf_append(&s->out, w->tail.data, w->tail.len);
+	if (s->out.len > s->max_output) {
+		s->out.len = before;
+		log_warning(
+		        "stream %llu from %s: output queue over %zu bytes (peer not reading): disconnecting",
+		        (unsigned long long)s->id, s->ip, s->max_output);
+		stream_abort(s);
+		return;
+	}
+	stream_link_flush(s);
+}
+
 /* Output is written: shut the write side and read what the peer still
  * sends until it closes (or CLOSE_GRACE passes).  Closing with unread input
  * would make the kernel send a reset, which can destroy the stream error

@@ -83,6 +83,8 @@ struct stream *stream_new(struct ev_loop *loop, int fd, const char *ip, unsigned
 void stream_write(struct stream *s, const char *data, size_t len);
 void stream_write_str(struct stream *s, const char *str);
 void stream_send(struct stream *s, const struct xml_node *el, const char *default_ns);
+/* stream_send of a fan-out copy: w's head, to escaped, w's tail. */
+void stream_send_wire(struct stream *s, const struct xml_wire *w, const char *to);
 
 /* Start TLS after <proceed/> was queued: the queued plaintext is written
  * first, the parser restarts and bytes after <starttls/> are discarded. */

@@ -1,5 +1,5 @@
 -- Parley schema for Microsoft SQL Server (2016 and later), through the
--- odbc driver, schema version 7.
+-- odbc driver, schema version 8.
 --
 -- A DBA creates the database and applies this file once, with a login that
 -- may create tables:
@@ -42,7 +42,7 @@
 CREATE TABLE schema_version (
     version INT NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (7);
+INSERT INTO schema_version (version) VALUES (8);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -292,3 +292,53 @@ CREATE INDEX vcard_search_nickname ON vcard_search (server_host, lnickname);
 CREATE INDEX vcard_search_email ON vcard_search (server_host, lemail);
 CREATE INDEX vcard_search_locality ON vcard_search (server_host, llocality);
 CREATE INDEX vcard_search_orgname ON vcard_search (server_host, lorgname);
+
+-- Multi-user chat (XEP-0045): the persistent rooms of a MUC service.
+--   service: the service's domain ("conference.example.com"); it belongs
+--   to one virtual host, server_host, so the rows are keyed by service.
+--   name: the room's node.  config: the room's configuration as the muc
+--   module writes it (text SQL does not look into).  subject,
+--   subject_nick: the room's subject and the nick that set it ('' when
+--   none).  created_at: when the room was made.
+-- Queries: every room of a service (primary key prefix) when the service
+-- starts; one room (primary key) when it is stored or destroyed.  A room
+-- is stored with its affiliations in one transaction (its rows replaced).
+CREATE TABLE muc_room (
+    server_host   NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    service       NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    name          NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    config        NVARCHAR(MAX) NOT NULL,
+    subject       NVARCHAR(MAX) NOT NULL,
+    subject_nick  NVARCHAR(255) NOT NULL,
+    created_at    BIGINT NOT NULL,
+    CONSTRAINT muc_room_pk PRIMARY KEY NONCLUSTERED (service, name)
+);
+
+-- Affiliations with the persistent rooms: one row per room and JID.
+--   jid: a bare JID or a domain; affiliation: 'owner', 'admin', 'member'
+--   or 'outcast'; reason: '' when none.
+-- Queries: every row of a service (primary key prefix) when it starts; a
+-- room's rows (primary key prefix) are replaced when the room is stored
+-- and deleted with it.
+CREATE TABLE muc_affiliation (
+    server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    service      NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    room         NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    jid          NVARCHAR(384) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    affiliation  NVARCHAR(16) NOT NULL,
+    reason       NVARCHAR(MAX) NOT NULL,
+    CONSTRAINT muc_affiliation_pk PRIMARY KEY NONCLUSTERED (service, room, jid)
+);
+
+-- Nicks registered with a MUC service (XEP-0045 section 7.10): one per
+-- bare JID, unique within the service.
+-- Queries: every row of a service (primary key prefix) when it starts; by
+-- jid (primary key) and by nick (muc_registered_nick) on registration.
+CREATE TABLE muc_registered (
+    server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    service      NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    jid          NVARCHAR(384) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    nick         NVARCHAR(255) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    CONSTRAINT muc_registered_pk PRIMARY KEY NONCLUSTERED (service, jid),
+    CONSTRAINT muc_registered_nick UNIQUE NONCLUSTERED (service, nick)
+);

@@ -1,5 +1,5 @@
 -- Parley schema for MySQL (8.0 and later) and MariaDB (10.3 and later),
--- schema version 7.
+-- schema version 8.
 --
 -- A DBA creates the database and applies this file once, with the
 -- database's own client and a user that may create tables:
@@ -41,7 +41,7 @@
 CREATE TABLE schema_version (
     version INT NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
-INSERT INTO schema_version (version) VALUES (7);
+INSERT INTO schema_version (version) VALUES (8);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -292,4 +292,54 @@ CREATE TABLE vcard_search (
     KEY vcard_search_email (server_host, lemail),
     KEY vcard_search_locality (server_host, llocality),
     KEY vcard_search_orgname (server_host, lorgname)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- Multi-user chat (XEP-0045): the persistent rooms of a MUC service.
+--   service: the service's domain ("conference.example.com"); it belongs
+--   to one virtual host, server_host, so the rows are keyed by service.
+--   name: the room's node.  config: the room's configuration as the muc
+--   module writes it (text SQL does not look into).  subject,
+--   subject_nick: the room's subject and the nick that set it ('' when
+--   none).  created_at: when the room was made.
+-- Queries: every room of a service (primary key prefix) when the service
+-- starts; one room (primary key) when it is stored or destroyed.  A room
+-- is stored with its affiliations in one transaction (its rows replaced).
+CREATE TABLE muc_room (
+    server_host   VARCHAR(191)  NOT NULL,
+    service       VARCHAR(191)  NOT NULL,
+    name          VARCHAR(191)  NOT NULL,
+    config        MEDIUMTEXT    NOT NULL,
+    subject       TEXT          NOT NULL,
+    subject_nick  VARCHAR(255)  NOT NULL,
+    created_at    BIGINT        NOT NULL,
+    PRIMARY KEY (service, name)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- Affiliations with the persistent rooms: one row per room and JID.
+--   jid: a bare JID or a domain; affiliation: 'owner', 'admin', 'member'
+--   or 'outcast'; reason: '' when none.
+-- Queries: every row of a service (primary key prefix) when it starts; a
+-- room's rows (primary key prefix) are replaced when the room is stored
+-- and deleted with it.
+CREATE TABLE muc_affiliation (
+    server_host  VARCHAR(191)  NOT NULL,
+    service      VARCHAR(191)  NOT NULL,
+    room         VARCHAR(191)  NOT NULL,
+    jid          VARCHAR(384)  NOT NULL,
+    affiliation  VARCHAR(16)   NOT NULL,
+    reason       TEXT          NOT NULL,
+    PRIMARY KEY (service, room, jid)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- Nicks registered with a MUC service (XEP-0045 section 7.10): one per
+-- bare JID, unique within the service.
+-- Queries: every row of a service (primary key prefix) when it starts; by
+-- jid (primary key) and by nick (muc_registered_nick) on registration.
+CREATE TABLE muc_registered (
+    server_host  VARCHAR(191)  NOT NULL,
+    service      VARCHAR(191)  NOT NULL,
+    jid          VARCHAR(384)  NOT NULL,
+    nick         VARCHAR(255)  NOT NULL,
+    PRIMARY KEY (service, jid),
+    UNIQUE KEY muc_registered_nick (service, nick)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;

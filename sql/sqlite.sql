@@ -1,4 +1,4 @@
--- Parley schema for SQLite, schema version 7.
+-- Parley schema for SQLite, schema version 8.
 --
 -- parleyd creates a new database from this file when its storage path does
 -- not exist yet; for an existing file it checks schema_version and refuses
@@ -24,7 +24,7 @@
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (7);
+INSERT INTO schema_version (version) VALUES (8);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -268,3 +268,53 @@ CREATE INDEX vcard_search_nickname ON vcard_search (server_host, lnickname);
 CREATE INDEX vcard_search_email ON vcard_search (server_host, lemail);
 CREATE INDEX vcard_search_locality ON vcard_search (server_host, llocality);
 CREATE INDEX vcard_search_orgname ON vcard_search (server_host, lorgname);
+
+-- Multi-user chat (XEP-0045): the persistent rooms of a MUC service.
+--   service: the service's domain ("conference.example.com"); it belongs
+--   to one virtual host, server_host, so the rows are keyed by service.
+--   name: the room's node.  config: the room's configuration as the muc
+--   module writes it (text SQL does not look into).  subject,
+--   subject_nick: the room's subject and the nick that set it ('' when
+--   none).  created_at: when the room was made.
+-- Queries: every room of a service (primary key prefix) when the service
+-- starts; one room (primary key) when it is stored or destroyed.  A room
+-- is stored with its affiliations in one transaction (its rows replaced).
+CREATE TABLE muc_room (
+    server_host   TEXT    NOT NULL,
+    service       TEXT    NOT NULL,
+    name          TEXT    NOT NULL,
+    config        TEXT    NOT NULL,
+    subject       TEXT    NOT NULL,
+    subject_nick  TEXT    NOT NULL,
+    created_at    INTEGER NOT NULL,
+    PRIMARY KEY (service, name)
+) WITHOUT ROWID;
+
+-- Affiliations with the persistent rooms: one row per room and JID.
+--   jid: a bare JID or a domain; affiliation: 'owner', 'admin', 'member'
+--   or 'outcast'; reason: '' when none.
+-- Queries: every row of a service (primary key prefix) when it starts; a
+-- room's rows (primary key prefix) are replaced when the room is stored
+-- and deleted with it.
+CREATE TABLE muc_affiliation (
+    server_host  TEXT NOT NULL,
+    service      TEXT NOT NULL,
+    room         TEXT NOT NULL,
+    jid          TEXT NOT NULL,
+    affiliation  TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    PRIMARY KEY (service, room, jid)
+) WITHOUT ROWID;
+
+-- Nicks registered with a MUC service (XEP-0045 section 7.10): one per
+-- bare JID, unique within the service.
+-- Queries: every row of a service (primary key prefix) when it starts; by
+-- jid (primary key) and by nick (muc_registered_nick) on registration.
+CREATE TABLE muc_registered (
+    server_host  TEXT NOT NULL,
+    service      TEXT NOT NULL,
+    jid          TEXT NOT NULL,
+    nick         TEXT NOT NULL,
+    PRIMARY KEY (service, jid),
+    CONSTRAINT muc_registered_nick UNIQUE (service, nick)
+) WITHOUT ROWID;

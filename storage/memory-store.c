@@ -23,6 +23,7 @@
 #include "storage/last-store.h"
 #include "storage/srg-store.h"
 #include "storage/search-store.h"
+#include "storage/muc-store.h"
 #include "storage/vcard-index.h"
 #include "lib/log.h"
 
@@ -68,6 +69,17 @@ struct mem_group {
 	struct srg_group g; /* displayed and members: sets */
 };
 
+/* A stored MUC room; affs sorted by jid, one per jid (as the front
+ * hands them over). */
+struct mem_room {
+	char *host, *service;
+	struct muc_room_item r; /* strings and affs malloc'd (const cast away) */
+};
+
+struct mem_nick {
+	char *host, *service, *jid, *nick;
+};
+
 struct mem_store {
 	struct storage base;
 	struct mem_user **users;
@@ -75,6 +87,10 @@ struct mem_store {
 	struct mem_group *groups;
 	size_t ngroups;
 	int64_t next_seq;
+	struct mem_room *rooms;
+	size_t nrooms;
+	struct mem_nick *nicks;
+	size_t nnicks;
 };
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -910,6 +926,151 @@ static const struct srg_store_vfuncs mem_srg_vfuncs = {
 	.user_groups = mem_srg_user_groups,
 };
 
+/* ---- multi-user chat rooms ------------------------------------------------------- */
+
+static struct mem_room *room_find(struct mem_store *ms, const char *service, const char *name)
+{
+	for (size_t i = 0; i < ms->nrooms; i++)
+		if (strcmp(ms->rooms[i].service, service) == 0 && strcmp(ms->rooms[i].r.name, name) == 0)
+			return &ms->rooms[i];
+	return NULL;
+}
+
+static void room_clear(struct mem_room *m)
+{
+	for (size_t i = 0; i < m->r.naffs; i++) {
+		free((char *)m->r.affs[i].jid);
+		free((char *)m->r.affs[i].affiliation);
+		free((char *)m->r.affs[i].reason);
+	}
+	free((void *)m->r.affs);
+	free((char *)m->r.name);
+	free((char *)m->r.config);
+	free((char *)m->r.subject);
+	free((char *)m->r.subject_nick);
+	free(m->host);
+	free(m->service);
+	memset(m, 0, sizeof(*m));
+}
+
+static void nick_clear(struct mem_nick *n)
+{
+	free(n->host);
+	free(n->service);
+	free(n->jid);
+	free(n->nick);
+}
+
+static enum storage_result mem_muc_load(void *conn, struct muc_load_job *r)
+{
+	struct mem_store *ms = conn;
+	struct pool *p = r->base.pool;
+	r->rooms = ms->nrooms > 0 ? pool_alloc(p, ms->nrooms * sizeof(*r->rooms)) : NULL;
+	r->nrooms = 0;
+	for (size_t i = 0; i < ms->nrooms; i++) {
+		const struct mem_room *m = &ms->rooms[i];
+		if (strcmp(m->service, r->service) != 0)
+			continue;
+		struct muc_room_item *out = &r->rooms[r->nrooms++];
+		*out = m->r;
+		out->name = pool_strdup(p, m->r.name);
+		out->config = pool_strdup(p, m->r.config);
+		out->subject = pool_strdup(p, m->r.subject);
+		out->subject_nick = pool_strdup(p, m->r.subject_nick);
+		struct muc_affiliation_item *affs =
+		        m->r.naffs > 0 ? pool_alloc(p, m->r.naffs * sizeof(*affs)) : NULL;
+		for (size_t k = 0; k < m->r.naffs; k++) {
+			affs[k].jid = pool_strdup(p, m->r.affs[k].jid);
+			affs[k].affiliation = pool_strdup(p, m->r.affs[k].affiliation);
+			affs[k].reason = pool_strdup(p, m->r.affs[k].reason);
+		}
+		out->affs = affs;
+	}
+	if (r->nrooms > 1)
+		qsort(r->rooms, r->nrooms, sizeof(*r->rooms), muc_cmp_room);
+	r->nicks = ms->nnicks > 0 ? pool_alloc(p, ms->nnicks * sizeof(*r->nicks)) : NULL;
+	r->nnicks = 0;
+	for (size_t i = 0; i < ms->nnicks; i++)
+		if (strcmp(ms->nicks[i].service, r->service) == 0)
+			r->nicks[r->nnicks++] = (struct muc_nick_item){ pool_strdup(p, ms->nicks[i].jid),
+				                                        pool_strdup(p, ms->nicks[i].nick) };
+	if (r->nnicks > 1)
+		qsort(r->nicks, r->nnicks, sizeof(*r->nicks), muc_cmp_nick);
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_muc_room_store(void *conn, struct muc_room_store_job *r)
+{
+	struct mem_store *ms = conn;
+	const struct muc_room_item *in = &r->room;
+	struct mem_room *m = room_find(ms, r->service, in->name);
+	if (m != NULL) {
+		room_clear(m);
+	} else {
+		ms->rooms = xrealloc(ms->rooms, (ms->nrooms + 1) * sizeof(*ms->rooms));
+		m = &ms->rooms[ms->nrooms++];
+	}
+	m->host = xstrdup(r->base.host);
+	m->service = xstrdup(r->service);
+	m->r.name = xstrdup(in->name);
+	m->r.config = xstrdup(in->config);
+	m->r.subject = xstrdup(in->subject);
+	m->r.subject_nick = xstrdup(in->subject_nick);
+	m->r.created = (double)(int64_t)in->created; /* whole seconds, as SQL keeps it */
+	struct muc_affiliation_item *affs = in->naffs > 0 ? xmalloc(in->naffs * sizeof(*affs)) : NULL;
+	for (size_t i = 0; i < in->naffs; i++) {
+		affs[i].jid = xstrdup(in->affs[i].jid);
+		affs[i].affiliation = xstrdup(in->affs[i].affiliation);
+		affs[i].reason = xstrdup(in->affs[i].reason);
+	}
+	m->r.affs = affs;
+	m->r.naffs = in->naffs;
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_muc_room_delete(void *conn, struct muc_room_delete_job *r)
+{
+	struct mem_store *ms = conn;
+	struct mem_room *m = room_find(ms, r->service, r->name);
+	if (m != NULL) {
+		room_clear(m);
+		*m = ms->rooms[--ms->nrooms];
+	}
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_muc_nick_set(void *conn, struct muc_nick_set_job *r)
+{
+	struct mem_store *ms = conn;
+	ssize_t mine = -1;
+	for (size_t i = 0; i < ms->nnicks; i++) {
+		const struct mem_nick *n = &ms->nicks[i];
+		if (strcmp(n->service, r->service) != 0)
+			continue;
+		if (strcmp(n->jid, r->jid) == 0)
+			mine = (ssize_t)i;
+		else if (r->nick != NULL && strcmp(n->nick, r->nick) == 0)
+			return STORAGE_EXISTS;
+	}
+	if (mine >= 0) {
+		nick_clear(&ms->nicks[mine]);
+		ms->nicks[mine] = ms->nicks[--ms->nnicks];
+	}
+	if (r->nick == NULL)
+		return STORAGE_OK;
+	ms->nicks = xrealloc(ms->nicks, (ms->nnicks + 1) * sizeof(*ms->nicks));
+	ms->nicks[ms->nnicks++] = (struct mem_nick){ xstrdup(r->base.host), xstrdup(r->service),
+		                                     xstrdup(r->jid), xstrdup(r->nick) };
+	return STORAGE_OK;
+}
+
+static const struct muc_store_vfuncs mem_muc_vfuncs = {
+	.load = mem_muc_load,
+	.room_store = mem_muc_room_store,
+	.room_delete = mem_muc_room_delete,
+	.nick_set = mem_muc_nick_set,
+};
+
 /* ---- the store ---------------------------------------------------------------------- */
 
 static bool mem_accepts(const char *driver)
@@ -931,6 +1092,7 @@ static int mem_open(struct ev_loop *loop, const struct storage_config *cfg, stru
 	ms->base.last = &mem_last_vfuncs;
 	ms->base.srg = &mem_srg_vfuncs;
 	ms->base.search = &mem_search_vfuncs;
+	ms->base.muc = &mem_muc_vfuncs;
 	*st_r = &ms->base;
 	return 0;
 }
@@ -945,13 +1107,20 @@ static void mem_close(struct storage *st)
 	for (size_t i = 0; i < ms->ngroups; i++)
 		group_free(&ms->groups[i]);
 	free(ms->groups);
+	for (size_t i = 0; i < ms->nrooms; i++)
+		room_clear(&ms->rooms[i]);
+	free(ms->rooms);
+	for (size_t i = 0; i < ms->nnicks; i++)
+		nick_clear(&ms->nicks[i]);
+	free(ms->nicks);
 	free(ms);
 }
 
 static void mem_status(struct storage *st, struct buf *out)
 {
 	struct mem_store *ms = (struct mem_store *)st;
-	buf_printf(out, "in memory: %zu users, %zu shared groups", ms->nusers, ms->ngroups);
+	buf_printf(out, "in memory: %zu users, %zu shared groups, %zu rooms", ms->nusers, ms->ngroups,
+	           ms->nrooms);
 }
 
 const struct storage_vfuncs storage_memory_vfuncs = {

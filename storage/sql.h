@@ -21,8 +21,9 @@
  * it into schema_version; migrations bump it).  2: offline_messages;
  * 3: vcards, private_storage, last_activity; 4: blocklist; 5: privacy_lists,
  * privacy_items; 6: shared roster groups (sr_groups, sr_displayed,
- * sr_members); 7: vcard_search. */
-#define SQL_SCHEMA_VERSION 7
+ * sr_members); 7: vcard_search; 8: muc_room, muc_affiliation,
+ * muc_registered. */
+#define SQL_SCHEMA_VERSION 8
 
 /* Class of the last error on a connection: what sql-store.c may do next. */
 enum sql_error {

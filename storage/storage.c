@@ -355,7 +355,7 @@ bool storage_has_area(const struct storage *st, enum storage_area a)
 	case STORAGE_AREA_LAST: return st->last != NULL;
 	case STORAGE_AREA_SRG: return st->srg != NULL;
 	case STORAGE_AREA_SEARCH: return st->search != NULL;
-	case STORAGE_AREA_MUC: return false; /* no store holds rooms yet */
+	case STORAGE_AREA_MUC: return st->muc != NULL;
 	case STORAGE_AREA_COUNT: break;
 	}
 	return false;

@@ -368,7 +368,10 @@ struct storage_req *storage_vcard_reindex(struct storage *st, const char *host, 
 /* A persistent room of a MUC service (service is the service's domain,
  * "conference.example.com"; host the virtual host it belongs to).  Its
  * configuration is kept as text the module writes and reads (an XML
- * element of its own); the store does not look inside. */
+ * element of its own); the store does not look inside.
+ * Order: the operations on one room keep their order, and so do a
+ * service's load and nick registrations; a load is not ordered after room
+ * writes submitted before it (load when the service starts). */
 struct muc_affiliation_item {
 	const char *jid;         /* bare JID or domain, as prepared by the module */
 	const char *affiliation; /* "owner", "admin", "member" or "outcast" */
@@ -379,7 +382,7 @@ struct muc_room_item {
 	const char *config;       /* the module's serialized configuration */
 	const char *subject;      /* "" when none */
 	const char *subject_nick; /* who set it, "" when none */
-	double created;           /* seconds since the epoch */
+	double created;           /* seconds since the epoch (stores keep whole seconds) */
 	const struct muc_affiliation_item *affs;
 	size_t naffs;
 };

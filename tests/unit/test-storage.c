@@ -45,6 +45,7 @@
 #include "storage/storage-private.h"
 #include "storage/sql.h"
 #include "storage/vcard-store.h"
+#include "storage/muc-store.h"
 #include "auth/auth.h"
 #include "lib/worker.h"
 #include "lib/log.h"
@@ -166,7 +167,8 @@ static void sqlite_exec_sql(struct fixture *f, const char *script)
 static const char pg_drop_all[] =
         "DROP TABLE IF EXISTS schema_version, users, roster_groups, roster_items, roster_version, "
         "offline_messages, vcards, private_storage, last_activity, blocklist, privacy_items, "
-        "privacy_lists, sr_groups, sr_displayed, sr_members, vcard_search CASCADE";
+        "privacy_lists, sr_groups, sr_displayed, sr_members, vcard_search, muc_room, "
+        "muc_affiliation, muc_registered CASCADE";
 
 static void pg_owner_exec(const char *script)
 {
@@ -2388,6 +2390,288 @@ static void test_vcard_reindex(void **state)
 	res_clear(&r);
 }
 
+/* ---- tests: multi-user chat rooms -------------------------------------------------- */
+
+/* The load's answer as text: r->text holds the rooms, "name{config}
+ * [subject/nick]@created: jid=aff(reason) ...", joined by " | "; r->names
+ * the nicks, "jid=nick"; r->count the number of rooms. */
+static void muc_load_cb(enum storage_result res, const struct muc_room_item *rooms, size_t nrooms,
+                        const struct muc_nick_item *nicks, size_t nnicks, void *ctx)
+{
+	struct res *r = ctx;
+	note(r, res);
+	free(r->text);
+	strlist_free(&r->names);
+	r->text_null = rooms == NULL && nrooms > 0;
+	r->count = nrooms;
+	struct buf b = { 0 };
+	buf_append_str(&b, "");
+	for (size_t i = 0; i < nrooms; i++) {
+		const struct muc_room_item *m = &rooms[i];
+		buf_printf(&b, "%s%s{%s}[%s/%s]@%.0f:", i > 0 ? " | " : "", m->name, m->config, m->subject,
+		           m->subject_nick, m->created);
+		for (size_t k = 0; k < m->naffs; k++)
+			buf_printf(&b, " %s=%s(%s)", m->affs[k].jid, m->affs[k].affiliation,
+			           m->affs[k].reason);
+	}
+	r->text = strdup(b.data != NULL ? b.data : "");
+	buf_free(&b);
+	r->names.count = nnicks;
+	r->names.items = nnicks > 0 ? calloc(nnicks, sizeof(char *)) : NULL;
+	for (size_t i = 0; i < nnicks; i++)
+		r->names.items[i] = xasprintf("%s=%s", nicks[i].jid, nicks[i].nick);
+}
+
+static enum storage_result muc_load(struct fixture *f, const char *host, const char *service, struct res *r)
+{
+	int before = r->calls;
+	assert_non_null(CALL(storage_muc_load(f->st, host, service, muc_load_cb, r)));
+	assert_int_equal(r->calls, before);
+	run(f);
+	assert_int_equal(r->calls, before + 1);
+	return r->r;
+}
+
+static enum storage_result muc_store(struct fixture *f, const char *host, const char *service,
+                                     const struct muc_room_item *room)
+{
+	struct res r = { 0 };
+	assert_non_null(CALL(storage_muc_room_store(f->st, host, service, room, done_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	return r.r;
+}
+
+static enum storage_result muc_delete(struct fixture *f, const char *host, const char *service,
+                                      const char *name)
+{
+	struct res r = { 0 };
+	assert_non_null(CALL(storage_muc_room_delete(f->st, host, service, name, done_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	return r.r;
+}
+
+static enum storage_result muc_nick(struct fixture *f, const char *host, const char *service, const char *jid,
+                                    const char *nick)
+{
+	struct res r = { 0 };
+	assert_non_null(CALL(storage_muc_nick_set(f->st, host, service, jid, nick, done_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	return r.r;
+}
+
+static const char muc_conf[] = "<x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_"
+                               "persistentroom'><value>1</value></field></x>";
+
+static const struct muc_affiliation_item muc_affs1[] = {
+	{ "romeo@a.example", "owner", "" },
+	{ "tybalt@b.example", "outcast", "draws on \xc3\xa9veryone" },
+	{ "b.example", "member", "" },
+	{ "juliet@a.example", "admin", "" },
+};
+
+static void test_muc_rooms(void **state)
+{
+	struct fixture *f = *state;
+	struct res r = { 0 };
+	const char *svc = "conference.a.example";
+	assert_true(storage_has_area(f->st, STORAGE_AREA_MUC));
+	assert_string_equal(storage_area_str(STORAGE_AREA_MUC), "muc");
+	/* Nothing stored: empty lists. */
+	assert_int_equal(muc_load(f, "a.example", svc, &r), STORAGE_OK);
+	assert_string_equal(r.text, "");
+	assert_int_equal(r.count, 0);
+	assert_int_equal(r.names.count, 0);
+
+	/* Rooms come back sorted by name, each with its affiliations by jid. */
+	struct muc_room_item balcony = { "balcony",     muc_conf,  "Wherefore art thou", "juliet",
+		                         1700000000.75, muc_affs1, ARRAY_SIZE(muc_affs1) };
+	struct muc_room_item ball = { "arbour", "<x/>", "", "", 1600000000, NULL, 0 };
+	assert_int_equal(muc_store(f, "a.example", svc, &balcony), STORAGE_OK);
+	assert_int_equal(muc_store(f, "a.example", svc, &ball), STORAGE_OK);
+	/* Another service, and the same room name there. */
+	struct muc_room_item other = { "balcony", "<y/>", "s", "n", 1, muc_affs1, 1 };
+	assert_int_equal(muc_store(f, "b.example", "rooms.b.example", &other), STORAGE_OK);
+	assert_int_equal(muc_load(f, "a.example", svc, &r), STORAGE_OK);
+	assert_int_equal(r.count, 2);
+	char *want = xasprintf("arbour{<x/>}[/]@1600000000: | balcony{%s}[Wherefore art thou/juliet]"
+	                       "@1700000000: b.example=member() juliet@a.example=admin() "
+	                       "romeo@a.example=owner() tybalt@b.example=outcast(draws on \xc3\xa9veryone)",
+	                       muc_conf);
+	assert_string_equal(r.text, want);
+	free(want);
+	assert_int_equal(muc_load(f, "b.example", "rooms.b.example", &r), STORAGE_OK);
+	assert_string_equal(r.text, "balcony{<y/>}[s/n]@1: romeo@a.example=owner()");
+
+	/* Storing again replaces the row and the whole affiliation list:
+	 * affiliations left out are gone, changed ones changed. */
+	const struct muc_affiliation_item affs2[] = {
+		{ "juliet@a.example", "owner", "" },
+		{ "tybalt@b.example", "member", "forgiven" },
+	};
+	struct muc_room_item balcony2 = { "balcony", "<x/>", "", "", 1700000001, affs2, ARRAY_SIZE(affs2) };
+	assert_int_equal(muc_store(f, "a.example", svc, &balcony2), STORAGE_OK);
+	assert_int_equal(muc_load(f, "a.example", svc, &r), STORAGE_OK);
+	assert_string_equal(r.text, "arbour{<x/>}[/]@1600000000: | balcony{<x/>}[/]@1700000001: "
+	                            "juliet@a.example=owner() tybalt@b.example=member(forgiven)");
+	/* An empty list empties it; a jid given twice keeps the last. */
+	const struct muc_affiliation_item twice[] = {
+		{ "romeo@a.example", "member", "first" },
+		{ "nurse@a.example", "member", "" },
+		{ "romeo@a.example", "admin", "second" },
+	};
+	struct muc_room_item ball2 = { "arbour", "<x/>", "", "", 1600000000, twice, ARRAY_SIZE(twice) };
+	balcony2.naffs = 0;
+	assert_int_equal(muc_store(f, "a.example", svc, &balcony2), STORAGE_OK);
+	assert_int_equal(muc_store(f, "a.example", svc, &ball2), STORAGE_OK);
+	assert_int_equal(muc_load(f, "a.example", svc, &r), STORAGE_OK);
+	assert_string_equal(r.text, "arbour{<x/>}[/]@1600000000: nurse@a.example=member() "
+	                            "romeo@a.example=admin(second) | balcony{<x/>}[/]@1700000001:");
+
+	/* Delete removes the room and its affiliations, only that room; a
+	 * room that is not stored is fine. */
+	assert_int_equal(muc_delete(f, "a.example", svc, "arbour"), STORAGE_OK);
+	assert_int_equal(muc_delete(f, "a.example", svc, "arbour"), STORAGE_OK);
+	assert_int_equal(muc_delete(f, "a.example", svc, "nosuch"), STORAGE_OK);
+	assert_int_equal(muc_load(f, "a.example", svc, &r), STORAGE_OK);
+	assert_string_equal(r.text, "balcony{<x/>}[/]@1700000001:");
+	/* A room stored again after its delete starts from its new list. */
+	assert_int_equal(muc_store(f, "a.example", svc, &ball), STORAGE_OK);
+	assert_int_equal(muc_load(f, "a.example", svc, &r), STORAGE_OK);
+	assert_string_equal(r.text, "arbour{<x/>}[/]@1600000000: | balcony{<x/>}[/]@1700000001:");
+	assert_int_equal(muc_load(f, "b.example", "rooms.b.example", &r), STORAGE_OK);
+	assert_int_equal(r.count, 1);
+	res_clear(&r);
+}
+
+static void test_muc_nicks(void **state)
+{
+	struct fixture *f = *state;
+	struct res r = { 0 };
+	const char *svc = "conference.a.example";
+	assert_int_equal(muc_nick(f, "a.example", svc, "romeo@a.example", "Romeo"), STORAGE_OK);
+	assert_int_equal(muc_nick(f, "a.example", svc, "juliet@a.example", "Juliet"), STORAGE_OK);
+	assert_int_equal(muc_load(f, "a.example", svc, &r), STORAGE_OK);
+	const char *const two[] = { "juliet@a.example=Juliet", "romeo@a.example=Romeo" };
+	assert_names(&r, two, 2);
+	/* Another jid's nick is refused and changes nothing. */
+	assert_int_equal(muc_nick(f, "a.example", svc, "tybalt@b.example", "Romeo"), STORAGE_EXISTS);
+	assert_int_equal(muc_nick(f, "a.example", svc, "juliet@a.example", "Romeo"), STORAGE_EXISTS);
+	assert_int_equal(muc_load(f, "a.example", svc, &r), STORAGE_OK);
+	assert_names(&r, two, 2);
+	/* Registering one's own nick again is fine; a new nick replaces the
+	 * old one, which is free for others then. */
+	assert_int_equal(muc_nick(f, "a.example", svc, "romeo@a.example", "Romeo"), STORAGE_OK);
+	assert_int_equal(muc_nick(f, "a.example", svc, "romeo@a.example", "Montague"), STORAGE_OK);
+	assert_int_equal(muc_nick(f, "a.example", svc, "tybalt@b.example", "Romeo"), STORAGE_OK);
+	assert_int_equal(muc_load(f, "a.example", svc, &r), STORAGE_OK);
+	const char *const three[] = { "juliet@a.example=Juliet", "romeo@a.example=Montague",
+		                      "tybalt@b.example=Romeo" };
+	assert_names(&r, three, 3);
+	/* Nicks are per service. */
+	assert_int_equal(muc_nick(f, "b.example", "rooms.b.example", "juliet@a.example", "Romeo"),
+	                 STORAGE_OK);
+	assert_int_equal(muc_load(f, "b.example", "rooms.b.example", &r), STORAGE_OK);
+	const char *const b[] = { "juliet@a.example=Romeo" };
+	assert_names(&r, b, 1);
+	/* NULL removes (also when there is none). */
+	assert_int_equal(muc_nick(f, "a.example", svc, "tybalt@b.example", NULL), STORAGE_OK);
+	assert_int_equal(muc_nick(f, "a.example", svc, "nobody@a.example", NULL), STORAGE_OK);
+	assert_int_equal(muc_load(f, "a.example", svc, &r), STORAGE_OK);
+	assert_names(&r, three, 2);
+	assert_int_equal(muc_nick(f, "a.example", svc, "juliet@a.example", "Romeo"), STORAGE_OK);
+	/* Rooms and nicks do not touch each other. */
+	assert_string_equal(r.text, "");
+	res_clear(&r);
+}
+
+/* One room's writes keep their order (they share a worker), also when
+ * all are queued before any runs; different rooms do not wait for each
+ * other's results. */
+static void test_muc_order(void **state)
+{
+	struct fixture *f = *state;
+	const char *svc = "conference.a.example";
+	struct res w[30];
+	memset(w, 0, sizeof(w));
+	char subj[30][16];
+	for (int i = 0; i < 30; i++) {
+		snprintf(subj[i], sizeof(subj[i]), "s%02d", i);
+		struct muc_room_item room = { i % 3 == 0 ? "a" : "b", "<x/>", subj[i], "", i, muc_affs1,
+			                      (size_t)(i % 4) };
+		if (i == 28)
+			assert_non_null(
+			        CALL(storage_muc_room_delete(f->st, "a.example", svc, "b", done_cb, &w[i])));
+		else
+			assert_non_null(
+			        CALL(storage_muc_room_store(f->st, "a.example", svc, &room, done_cb, &w[i])));
+	}
+	struct res n[3];
+	memset(n, 0, sizeof(n));
+	assert_non_null(
+	        CALL(storage_muc_nick_set(f->st, "a.example", svc, "x@a.example", "X", done_cb, &n[0])));
+	assert_non_null(
+	        CALL(storage_muc_nick_set(f->st, "a.example", svc, "x@a.example", NULL, done_cb, &n[1])));
+	assert_non_null(
+	        CALL(storage_muc_nick_set(f->st, "a.example", svc, "y@a.example", "X", done_cb, &n[2])));
+	run(f);
+	for (int i = 0; i < 30; i++)
+		assert_int_equal(w[i].r, STORAGE_OK);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(n[i].r, STORAGE_OK);
+	struct res r = { 0 };
+	assert_int_equal(muc_load(f, "a.example", svc, &r), STORAGE_OK);
+	/* a: last store i = 27 (3 affiliations); b: deleted at 28, stored at 29 (1). */
+	assert_string_equal(r.text, "a{<x/>}[s27/]@27: b.example=member() romeo@a.example=owner() "
+	                            "tybalt@b.example=outcast(draws on \xc3\xa9veryone) | "
+	                            "b{<x/>}[s29/]@29: romeo@a.example=owner()");
+	const char *const nick[] = { "y@a.example=X" };
+	assert_names(&r, nick, 1);
+	res_clear(&r);
+}
+
+/* A room is stored all or nothing: when an affiliation cannot be written
+ * (a trigger refuses it), the room keeps its old row and list. */
+static void test_muc_all_or_nothing(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->exec_sql == NULL)
+		skip();
+	const char *svc = "conference.a.example";
+	struct muc_room_item room = { "balcony", "<old/>", "old", "", 5, muc_affs1, 2 };
+	assert_int_equal(muc_store(f, "a.example", svc, &room), STORAGE_OK);
+	refuse_rows(f, "refuse_bad_aff", "INSERT", "muc_affiliation", "NEW.jid = 'bad@a.example'");
+	const struct muc_affiliation_item bad[] = {
+		{ "bad@a.example", "member", "" },
+		{ "good@a.example", "member", "" },
+	};
+	struct muc_room_item changed = { "balcony", "<new/>", "new", "", 6, bad, 2 };
+	assert_int_not_equal(muc_store(f, "a.example", svc, &changed), STORAGE_OK);
+	struct res r = { 0 };
+	assert_int_equal(muc_load(f, "a.example", svc, &r), STORAGE_OK);
+	assert_string_equal(r.text, "balcony{<old/>}[old/]@5: romeo@a.example=owner() "
+	                            "tybalt@b.example=outcast(draws on \xc3\xa9veryone)");
+	/* A delete that fails half-way leaves the room too. */
+	refuse_rows(f, "refuse_del", "DELETE", "muc_room", "OLD.name = 'balcony'");
+	assert_int_not_equal(muc_delete(f, "a.example", svc, "balcony"), STORAGE_OK);
+	assert_int_equal(muc_load(f, "a.example", svc, &r), STORAGE_OK);
+	assert_int_equal(r.count, 1);
+	assert_string_equal(r.text, "balcony{<old/>}[old/]@5: romeo@a.example=owner() "
+	                            "tybalt@b.example=outcast(draws on \xc3\xa9veryone)");
+	allow_rows(f, "refuse_del", "muc_room");
+	allow_rows(f, "refuse_bad_aff", "muc_affiliation");
+	assert_int_equal(muc_store(f, "a.example", svc, &changed), STORAGE_OK);
+	assert_int_equal(muc_delete(f, "a.example", svc, "balcony"), STORAGE_OK);
+	assert_int_equal(muc_load(f, "a.example", svc, &r), STORAGE_OK);
+	assert_int_equal(r.count, 0);
+	res_clear(&r);
+}
+
 /* Read a migration script named in a message. */
 static char *read_script(const char *path)
 {
@@ -2407,7 +2691,9 @@ static char *read_script(const char *path)
 static void migrate_from(struct fixture *f, int from, const char *const *expect, size_t nexpect)
 {
 	storage_close(&f->st);
-	f->be->exec_sql(f, "DROP TABLE vcard_search");
+	f->be->exec_sql(f, "DROP TABLE muc_registered; DROP TABLE muc_affiliation; DROP TABLE muc_room");
+	if (from < 7)
+		f->be->exec_sql(f, "DROP TABLE vcard_search");
 	if (from < 6)
 		f->be->exec_sql(f, "DROP TABLE sr_members; DROP TABLE sr_displayed; DROP TABLE sr_groups");
 	if (from < 5)
@@ -2489,6 +2775,14 @@ static void check_migrated(struct fixture *f)
 	assert_int_equal(vcard_get(f, "a.example", "alice", &r), STORAGE_NOT_FOUND);
 	assert_int_equal(blk_get(f, "a.example", "alice", &r), STORAGE_OK);
 	assert_int_equal(r.names.count, 0);
+	const struct muc_affiliation_item aff[] = { { "alice@a.example", "owner", "" } };
+	struct muc_room_item room = { "lobby", "<x/>", "hi", "alice", 1700000000, aff, 1 };
+	assert_int_equal(muc_store(f, "a.example", "muc.a.example", &room), STORAGE_OK);
+	assert_int_equal(muc_nick(f, "a.example", "muc.a.example", "alice@a.example", "Alice"), STORAGE_OK);
+	assert_int_equal(muc_load(f, "a.example", "muc.a.example", &r), STORAGE_OK);
+	assert_string_equal(r.text, "lobby{<x/>}[hi/alice]@1700000000: alice@a.example=owner()");
+	const char *const nick[] = { "alice@a.example=Alice" };
+	assert_names(&r, nick, 1);
 	res_clear(&r);
 }
 
@@ -2503,9 +2797,10 @@ static void test_schema_migration(void **state)
 	struct storage_account a;
 	make_account(&a, 13, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
-	static const char *const scripts[] = { "002-offline.sql",       "003-user-data.sql",
-		                               "004-blocklist.sql",     "005-privacy.sql",
-		                               "006-shared-roster.sql", "007-vcard-search.sql" };
+	static const char *const scripts[] = {
+		"002-offline.sql",       "003-user-data.sql",    "004-blocklist.sql", "005-privacy.sql",
+		"006-shared-roster.sql", "007-vcard-search.sql", "008-muc.sql"
+	};
 	migrate_from(f, 1, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -2521,8 +2816,9 @@ static void test_schema_migration_2_to_3(void **state)
 	make_account(&a, 14, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(off_store(f, "a.example", "bob", "<message/>", 0), STORAGE_NOT_FOUND);
-	static const char *const scripts[] = { "003-user-data.sql", "004-blocklist.sql", "005-privacy.sql",
-		                               "006-shared-roster.sql", "007-vcard-search.sql" };
+	static const char *const scripts[] = { "003-user-data.sql",    "004-blocklist.sql",
+		                               "005-privacy.sql",      "006-shared-roster.sql",
+		                               "007-vcard-search.sql", "008-muc.sql" };
 	migrate_from(f, 2, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -2539,7 +2835,8 @@ static void test_schema_migration_3_to_4(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "bob", vcard2), STORAGE_OK);
 	static const char *const scripts[] = { "004-blocklist.sql", "005-privacy.sql",
-		                               "006-shared-roster.sql", "007-vcard-search.sql" };
+		                               "006-shared-roster.sql", "007-vcard-search.sql",
+		                               "008-muc.sql" };
 	migrate_from(f, 3, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(vcard_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -2561,7 +2858,7 @@ static void test_schema_migration_4_to_5(void **state)
 	const char *const blk[] = { "tybalt@b.example" };
 	assert_int_equal(blk_change(f, true, "a.example", "bob", blk, 1), STORAGE_OK);
 	static const char *const scripts[] = { "005-privacy.sql", "006-shared-roster.sql",
-		                               "007-vcard-search.sql" };
+		                               "007-vcard-search.sql", "008-muc.sql" };
 	migrate_from(f, 4, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(blk_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -2581,7 +2878,8 @@ static void test_schema_migration_5_to_6(void **state)
 	make_account(&a, 17, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(prv_change(f, PRV_SET, "a.example", "bob", "p", prv_public, 1), STORAGE_OK);
-	static const char *const scripts[] = { "006-shared-roster.sql", "007-vcard-search.sql" };
+	static const char *const scripts[] = { "006-shared-roster.sql", "007-vcard-search.sql",
+		                               "008-muc.sql" };
 	migrate_from(f, 5, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(prv_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -2604,7 +2902,7 @@ static void test_schema_migration_6_to_7(void **state)
 	struct srg_group g = { .name = "kept", .label = "", .description = "" };
 	assert_int_equal(srg_create(f, "a.example", &g), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
-	static const char *const scripts[] = { "007-vcard-search.sql" };
+	static const char *const scripts[] = { "007-vcard-search.sql", "008-muc.sql" };
 	migrate_from(f, 6, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(srg_get(f, "a.example", "kept", &r), STORAGE_OK);
@@ -2614,6 +2912,27 @@ static void test_schema_migration_6_to_7(void **state)
 	assert_non_null(CALL(storage_vcard_reindex(f->st, "a.example", count_cb, &r)));
 	run(f);
 	assert_int_equal(r.count, 1);
+	assert_int_equal(vsearch(f, "a.example", false, 0, &r, s, 1), STORAGE_OK);
+	ASSERT_FOUND(&r, "romeo");
+	res_clear(&r);
+	check_migrated(f);
+	storage_account_clear(&a);
+}
+
+/* The same from version 7 (the directory's index kept). */
+static void test_schema_migration_7_to_8(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->exec_sql == NULL || f->be->set_schema_version == NULL)
+		skip();
+	struct storage_account a;
+	make_account(&a, 19, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
+	static const char *const scripts[] = { "008-muc.sql" };
+	migrate_from(f, 7, scripts, ARRAY_SIZE(scripts));
+	struct res r = { 0 };
+	const char *const s[] = { "nick=rom" };
 	assert_int_equal(vsearch(f, "a.example", false, 0, &r, s, 1), STORAGE_OK);
 	ASSERT_FOUND(&r, "romeo");
 	res_clear(&r);
@@ -3460,6 +3779,11 @@ static const struct test_def tests[] = {
 	T(test_schema_migration_6_to_7),
 	T(test_vcard_search),
 	T(test_vcard_reindex),
+	T(test_muc_rooms),
+	T(test_muc_nicks),
+	T(test_muc_order),
+	T(test_muc_all_or_nothing),
+	T(test_schema_migration_7_to_8),
 	T(test_order_per_user),
 	T(test_cancel),
 	T(test_close_finishes_pending),

@@ -31,6 +31,40 @@ static void assert_serializes(const struct xml_node *el, const char *parent_ns, 
 	free(s);
 }
 
+/* A fan-out copy written from the wire equals the tree serialised with
+ * that recipient's address, including addresses that need escaping and a
+ * 'to' that is not the first attribute. */
+static void test_wire_split_at_to(void **state)
+{
+	(void)state;
+	struct xml_node *m = xml_new("message", "jabber:client");
+	xml_set_attr(m, "from", "room@conference.example.com/a'b");
+	xml_set_attr(m, "to", "x@example.com/1");
+	xml_set_attr(m, "type", "groupchat");
+	struct xml_node *body = xml_add_child(m, "body", NULL);
+	xml_add_text(body, " to='not this' >", 16);
+	struct xml_wire w;
+	assert_int_equal(xml_wire_build(&w, m, "jabber:client"), 0);
+	const char *rcpts[] = { "x@example.com/1", "y@example.com/<&'\"", "z@example.com" };
+	for (size_t i = 0; i < 3; i++) {
+		xml_set_attr(m, "to", rcpts[i]);
+		char *want = xml_to_string(m, "jabber:client");
+		struct buf got = { 0 };
+		buf_append(&got, w.head.data, w.head.len);
+		xml_escape(&got, rcpts[i], strlen(rcpts[i]), true);
+		buf_append(&got, w.tail.data, w.tail.len);
+		buf_append(&got, "", 1);
+		assert_string_equal(got.data, want);
+		buf_free(&got);
+		free(want);
+	}
+	xml_wire_free(&w);
+	xml_set_attr(m, "to", NULL);
+	assert_int_equal(xml_wire_build(&w, m, "jabber:client"), -1);
+	xml_wire_free(&w);
+	xml_unref(&m);
+}
+
 static void test_build_and_serialize(void **state)
 {
 	struct xml_node *m = xml_new("message", NS_CLIENT);
@@ -1340,6 +1374,7 @@ int main(void)
 		cmocka_unit_test(test_memory_capped_for_unique_names),
 		cmocka_unit_test(test_many_parsers_are_independent),
 		cmocka_unit_test(test_parse_string),
+		cmocka_unit_test(test_wire_split_at_to),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
