@@ -339,18 +339,24 @@ def test_config_form_of_the_wrong_kind(server, room_witness):
     room_witness.check()
 
 
-def test_admin_items_malformed(server, room_witness):
-    """muc#admin sets with both role and affiliation, neither, a bad JID or
-    an unknown affiliation: bad-request; nothing changes."""
+BAD_ITEMS = [
+    ('role and affiliation', "<item nick='carol' role='visitor' affiliation='outcast' jid='carol@%s'/>" % HOST),
+    ('neither', "<item nick='carol'/>"),
+    ('bad jid', "<item affiliation='member' jid='not a jid@@'/>"),
+    ('unknown affiliation', "<item affiliation='emperor' jid='carol@%s'/>" % HOST),
+    ('unknown role', "<item role='god' nick='carol'/>"),
+]
+
+
+@pytest.mark.parametrize('what,items', BAD_ITEMS, ids=[w for w, _ in BAD_ITEMS])
+def test_admin_items_malformed(server, room_witness, what, items):
+    """muc#admin sets with both role and affiliation (§9, a client MUST
+    send only one of them), neither, a bad JID or an unknown affiliation
+    or role: refused (bad-request); nothing changes."""
     owner, room = room_witness.owner, room_witness.room
-    for items in ("<item nick='carol' role='visitor' affiliation='outcast' jid='carol@%s'/>" % HOST,
-                  "<item nick='carol'/>",
-                  "<item affiliation='member' jid='not a jid@@'/>",
-                  "<item affiliation='emperor' jid='carol@%s'/>" % HOST,
-                  "<item role='god' nick='carol'/>"):
-        r = iq(owner, 'set', room, "<query xmlns='http://jabber.org/protocol/muc#admin'>%s</query>" % items)
-        assert r.get('type') == 'error', 'accepted: %s -> %s' % (items, tostr(r))
-        assert stanza_error(r) in ('bad-request', 'jid-malformed', 'not-acceptable'), tostr(r)
+    r = iq(owner, 'set', room, "<query xmlns='http://jabber.org/protocol/muc#admin'>%s</query>" % items)
+    assert r.get('type') == 'error', 'accepted: %s -> %s' % (items, tostr(r))
+    assert stanza_error(r) in ('bad-request', 'jid-malformed', 'not-acceptable'), tostr(r)
     room_witness.check()
 
 

@@ -126,14 +126,14 @@ def test_profanity_in_a_room(server, run, profanity):
 
             joined = asyncio.get_running_loop().create_future()
             bob.add_event_handler('muc::%s::got_online' % room,
-                                  lambda p: joined.done() or p['muc']['nick'] != 'alice' or joined.set_result(p))
+                                  lambda p: joined.done() or p['muc']['nick'] != 'carol' or joined.set_result(p))
             heard = asyncio.Queue()
             bob.add_event_handler('muc::%s::message' % room, heard.put_nowait)
 
-            await profanity.login(server, 'alice')
-            profanity.type('/join %s nick alice' % room)
+            await profanity.login(server, 'carol')
+            profanity.type('/join %s nick carol' % room)
             await asyncio.wait_for(joined, 20)
-            await profanity.shows(room)
+            await profanity.shows('You have joined the room as carol')
 
             line = unique('hello room from a terminal ')
             profanity.type(line)
@@ -142,7 +142,7 @@ def test_profanity_in_a_room(server, run, profanity):
                 m = await asyncio.wait_for(heard.get(), max(0.1, deadline - time.monotonic()))
                 if m['body'] == line:
                     break
-            assert m['from'] == room + '/alice', m
+            assert m['from'] == room + '/carol', m
             assert m['type'] == 'groupchat'
             reply = unique('the room answers ')
             bob.send_message(mto=room, mbody=reply, mtype='groupchat')
