@@ -202,8 +202,8 @@ class Parleyd:
         """host_auth / other_auth: YAML flow maps for the auth section of
         HOST / OTHER; global_auth: extra lines (two-space indent) of the
         global auth section; users: the accounts create_users() makes
-        (default USERS); muc: the options of HOST's multi-user chat
-        service (a YAML flow map; None: no muc module)."""
+        (default USERS); muc: the options of the multi-user chat module
+        of every host (a YAML flow map; None: no muc module)."""
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.parleyd = str(builddir() / 'parleyd')
@@ -354,18 +354,20 @@ modules:
   time: {{}}
   roster: {{}}
   register: {{ open: false }}
-hosts:
+{self._muc()}hosts:
   {HOST}:
 {self.host_storage_yaml()}    admins: [alice@{HOST}]
     modules:
       register: {{ open: {'true' if self.register_open else 'false'}, throttle: 0, min_password_length: 4 }}
-{self._host_muc()}{self._host_extra()}{self.extra_hosts}""")
+{self._host_extra()}{self.extra_hosts}""")
 
-    def _host_muc(self):
-        """HOST's muc module line (its service is conference.HOST)."""
+    def _muc(self):
+        """The muc module line, among the global modules: every host gets
+        its service (conference.HOST); a test can still give one host's
+        muc options of its own in that host's modules."""
         if self.muc is None:
             return ''
-        return '      muc: %s\n' % self.muc
+        return '  muc: %s\n' % self.muc
 
     def _host_extra(self):
         """HOST's auth (if any) and OTHER's entry, as YAML lines."""
