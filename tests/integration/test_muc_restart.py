@@ -5,7 +5,7 @@ has a parleyd of its own (fresh_server)."""
 import signal
 import time
 
-from parleytest import HOST, NS_CLIENT, NS_REGISTER, q, stanza_error, tostr, unique
+from parleytest import HOST, NS_CLIENT, NS_REGISTER, OTHER, q, stanza_error, tostr, unique
 from test_muc import (NS_MUC_REGISTER, NS_XDATA, admin_list, connect, create_room, destroy, disco_info,
                       features, field_xml, fresh_user, get_form, identities, info_form, iq, join_error,
                       joined, set_affiliation, take, is_subject_message, values, NS_ROOMINFO, new_room,
@@ -190,3 +190,33 @@ def test_occupant_id_stable_across_restart(fresh_server):
         assert after == before, 'occupant-id %s before the restart, %s after' % (before, after)
     finally:
         carol.close()
+
+
+def test_service_of_a_host_removed_and_added_by_reload(fresh_server):
+    """A host whose muc service is added by a reload serves
+    conference.<host>; removed by a reload, the service goes with it; added
+    back, the service is there again (the domain must not stay taken by
+    the removed host)."""
+    srv = fresh_server
+    base = srv.config.read_text()
+    line = '  %s: {}\n' % OTHER
+    assert line in base
+    with_chat = base.replace(line, line + '  chat.local:\n    modules:\n      muc: {}\n')
+    service = 'conference.chat.local'
+    bob = connect(srv, 'bob')
+    try:
+        for round_ in ('first', 'again'):
+            srv.config.write_text(with_chat)
+            r = srv.ctl('reload')
+            assert r.returncode == 0 and 'host chat.local: added' in r.stdout, (round_, r.returncode, r.stdout,
+                                                                                r.stderr)
+            info = disco_info(bob, service)
+            assert info.get('type') == 'result', (round_, tostr(info))
+            assert ('conference', 'text') in [(c, t) for c, t, _ in identities(info)], tostr(info)
+            srv.config.write_text(base)
+            r = srv.ctl('reload')
+            assert r.returncode == 0 and 'host chat.local: removed' in r.stdout, (round_, r.stdout, r.stderr)
+            info = disco_info(bob, service)
+            assert info.get('type') == 'error', 'the service outlived its host: %s' % tostr(info)
+    finally:
+        bob.close()
