@@ -104,8 +104,10 @@ struct muc_service *muc_services(void)
 
 struct muc_service *muc_service_find(const char *domain)
 {
+	/* A service of a host a reload removed stays until the host is freed;
+	 * it is no longer the one serving its domain. */
 	for (struct muc_service *s = all_services; s != NULL; s = s->next)
-		if (strcmp(s->domain, domain) == 0)
+		if (strcmp(s->domain, domain) == 0 && !s->stopping && host_find(s->host->name) == s->host)
 			return s;
 	return NULL;
 }
@@ -150,6 +152,7 @@ struct muc_room *muc_room_new(struct muc_service *svc, const char *name, const c
 	r->name = xstrdup(name);
 	r->jid = xasprintf("%s@%s", name, svc->domain);
 	muc_config_defaults(&r->cfg, svc->set);
+	muc_room_salt(r);
 	r->locked = locked;
 	r->created = (double)time(NULL);
 	r->hist_size = svc->set->history_size;
@@ -169,10 +172,21 @@ struct muc_room *muc_room_new(struct muc_service *svc, const char *name, const c
 	return r;
 }
 
-void muc_room_free(struct muc_room *r)
+void muc_room_salt(struct muc_room *r)
+{
+	if (r->cfg.id_salt != NULL && *r->cfg.id_salt != '\0')
+		return;
+	unsigned char raw[24];
+	random_bytes(raw, sizeof(raw));
+	free(r->cfg.id_salt);
+	r->cfg.id_salt = hex_encode(raw, sizeof(raw));
+}
+
+void muc_room_unlink(struct muc_room *r)
 {
 	struct muc_service *svc = r->svc;
-	assert(r->occupants == NULL);
+	if (r->unlinked)
+		return;
 	for (struct muc_room **p = &svc->buckets[hash_str(r->name) % svc->nbuckets]; *p != NULL;
 	     p = &(*p)->next) {
 		if (*p == r) {
@@ -181,6 +195,14 @@ void muc_room_free(struct muc_room *r)
 			break;
 		}
 	}
+	r->unlinked = true;
+	r->next = NULL;
+}
+
+void muc_room_free(struct muc_room *r)
+{
+	assert(r->occupants == NULL);
+	muc_room_unlink(r);
 	while (r->affs != NULL) {
 		struct muc_affiliation *a = r->affs;
 		r->affs = a->next;
@@ -608,6 +630,15 @@ static void service_iq(struct muc_service *svc, struct xml_node *iq, const struc
 
 /* ---- routing ----------------------------------------------------------- */
 
+/* Remove the occupants the room's broadcasts found slow or gone (the room
+ * may be gone by now: it is looked up again). */
+static void reap(struct muc_service *svc, const char *name)
+{
+	struct muc_room *r = muc_room_find(svc, name);
+	if (r != NULL && !r->destroyed)
+		muc_room_reap(r);
+}
+
 static void dispatch(struct muc_service *svc, struct xml_node *stanza, const struct jid *from,
                      const struct jid *to)
 {
@@ -626,6 +657,7 @@ static void dispatch(struct muc_service *svc, struct xml_node *stanza, const str
 	struct muc_room *r = muc_room_find(svc, to->node);
 	if (kind == STANZA_PRESENCE) {
 		muc_room_presence(svc, r, stanza, from, to);
+		reap(svc, to->node);
 		return;
 	}
 	if (r == NULL || r->destroyed) {
@@ -636,6 +668,7 @@ static void dispatch(struct muc_service *svc, struct xml_node *stanza, const str
 		muc_room_message(r, stanza, from, to);
 	else if (kind == STANZA_IQ)
 		muc_room_iq(r, stanza, from, to);
+	reap(svc, to->node);
 }
 
 static void service_route(void *ctx, struct xml_node *stanza, const struct jid *from, const struct jid *to)
@@ -692,6 +725,7 @@ static void loaded(enum storage_result res, const struct muc_room_item *rooms, s
 				continue;
 			struct muc_room *r = muc_room_new(svc, it->name, NULL, false);
 			muc_config_parse(&r->cfg, it->config, svc->set);
+			muc_room_salt(r); /* a room stored before it had one gets one now */
 			r->cfg.persistent = true;
 			r->created = it->created;
 			if (it->subject != NULL && *it->subject != '\0') {
@@ -737,6 +771,41 @@ static enum hook_result disco_items_hook(struct host *h, void *args, void *ctx)
 	return HOOK_CONTINUE;
 }
 
+/* ---- removed accounts ------------------------------------------------------ */
+
+/* An account of h was removed: its registered nicks and its affiliations
+ * go, in every service of this server (a user of one host may be a member
+ * of rooms of another's services). */
+static enum hook_result remove_user_hook(struct host *h, void *args, void *ctx)
+{
+	(void)ctx;
+	const struct hook_user *hu = args;
+	char *bare = xasprintf("%s@%s", hu->user, h->name);
+	for (struct muc_service *svc = all_services; svc != NULL; svc = svc->next) {
+		if (svc->stopping)
+			continue;
+		if (muc_registered_nick(svc, bare) != NULL)
+			muc_nick_register(svc, bare, NULL, NULL, NULL);
+		size_t n;
+		struct muc_room **rooms = muc_rooms_sorted(svc, &n);
+		for (size_t i = 0; i < n; i++) {
+			struct muc_room *r = rooms[i];
+			bool had = false;
+			for (struct muc_affiliation *a = r->affs; a != NULL; a = a->next)
+				if (strcmp(a->jid, bare) == 0)
+					had = true;
+			if (!had || r->destroyed)
+				continue;
+			muc_room_set_affiliation(r, bare, MUC_AFF_NONE, NULL, NULL);
+			if (r->cfg.persistent)
+				muc_room_save(r, NULL, NULL);
+		}
+		free(rooms);
+	}
+	free(bare);
+	return HOOK_CONTINUE;
+}
+
 /* ---- start and stop ---------------------------------------------------- */
 
 static char *service_domain(const char *pattern, const char *host)
@@ -758,7 +827,7 @@ static char *service_domain(const char *pattern, const char *host)
 
 static void service_free(struct muc_service *svc, bool shutdown)
 {
-	router_remove_route(svc->domain);
+	router_remove_route(svc->domain, svc);
 	for (struct muc_service **p = &all_services; *p != NULL; p = &(*p)->next) {
 		if (*p == svc) {
 			*p = svc->next;
@@ -819,8 +888,7 @@ static int muc_start(struct host *h, const void *settings, void **state_r, char 
 		svc->host = h;
 		svc->set = set;
 		svc->domain = domain;
-		random_bytes(svc->id_secret, sizeof(svc->id_secret));
-		if (router_add_route(domain, service_route, svc, error_r) < 0) {
+		if (router_add_route(domain, h, service_route, svc, error_r) < 0) {
 			free(svc->domain);
 			free(svc);
 			muc_stop(h, st);
@@ -837,7 +905,7 @@ static int muc_start(struct host *h, const void *settings, void **state_r, char 
 				*error_r = xasprintf("modules.muc.log_dir: %s",
 				                     err != NULL ? err : "cannot log");
 				free(err);
-				router_remove_route(domain);
+				router_remove_route(domain, svc);
 				free(svc->domain);
 				free(svc);
 				muc_stop(h, st);
@@ -854,6 +922,7 @@ static int muc_start(struct host *h, const void *settings, void **state_r, char 
 		all_services = st->services;
 	}
 	hook_add(h, HOOK_DISCO_ITEMS, 50, disco_items_hook, st);
+	hook_add(h, HOOK_REMOVE_USER, 50, remove_user_hook, st);
 	for (struct muc_service *svc = st->services; svc != NULL && svc->host == h; svc = svc->next) {
 		struct storage *store = muc_store(svc);
 		if (store == NULL) {
@@ -885,6 +954,7 @@ static void muc_stop(struct host *h, void *state)
 	if (st->adhoc)
 		muc_adhoc_stop(h);
 	hook_remove(h, HOOK_DISCO_ITEMS, disco_items_hook, st);
+	hook_remove(h, HOOK_REMOVE_USER, remove_user_hook, st);
 	struct muc_service *svc = st->services;
 	while (svc != NULL && svc->host == h) {
 		struct muc_service *next = svc->next;
