@@ -15,7 +15,8 @@ BUILD_PKGS=(autoconf automake libtool pkg-config make gcc libc6-dev
     libsqlite3-dev libpq-dev libmariadb-dev unixodbc-dev libldap-dev libpam0g-dev
     libcmocka-dev openssl)
 TEST_PKGS=(python3 python3-slixmpp python3-pytest sqlite3 procps iproute2
-    postgresql mariadb-server unixodbc odbc-postgresql odbc-mariadb slapd ldap-utils libpam-wrapper util-linux groff-base)
+    postgresql mariadb-server unixodbc odbc-postgresql odbc-mariadb slapd ldap-utils libpam-wrapper util-linux groff-base
+    profanity tmux)
 
 usage() {
     echo "usage: $0 build|test [build|test ...]" >&2

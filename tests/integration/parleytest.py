@@ -198,11 +198,12 @@ class Parleyd:
 
     def __init__(self, workdir, register_open=True, loglevel='debug', host_auth=None,
                  other_auth=None, global_auth='', users=None, other_modules=None,
-                 extra_hosts=''):
+                 extra_hosts='', muc='{}'):
         """host_auth / other_auth: YAML flow maps for the auth section of
         HOST / OTHER; global_auth: extra lines (two-space indent) of the
         global auth section; users: the accounts create_users() makes
-        (default USERS)."""
+        (default USERS); muc: the options of HOST's multi-user chat
+        service, conference.HOST (a YAML flow map; None: no muc module)."""
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.parleyd = str(builddir() / 'parleyd')
@@ -220,6 +221,7 @@ class Parleyd:
         self.host_auth = host_auth
         self.other_auth = other_auth
         self.other_modules = other_modules
+        self.muc = muc
         self.global_auth = global_auth
         self.users = dict(USERS) if users is None else dict(users)
         self.proc = None
@@ -357,7 +359,27 @@ hosts:
 {self.host_storage_yaml()}    admins: [alice@{HOST}]
     modules:
       register: {{ open: {'true' if self.register_open else 'false'}, throttle: 0, min_password_length: 4 }}
-{self._host_extra()}{self.extra_hosts}""")
+{self._host_muc()}{self._host_extra()}{self.extra_hosts}""")
+
+    MUC_MARK = '  # parleytest default'
+
+    def _host_muc(self):
+        """HOST's muc module line (its service is conference.HOST).  A
+        test that writes a muc entry of its own into HOST's modules gets
+        it instead of this one (see _own_muc_wins)."""
+        if self.muc is None:
+            return ''
+        return '      muc: %s%s\n' % (self.muc, self.MUC_MARK)
+
+    def _own_muc_wins(self):
+        """Drop the default muc line when the config file holds another
+        one for HOST (two would be a duplicate key)."""
+        text = self.config.read_text()
+        lines = text.splitlines(keepends=True)
+        mine = [ln for ln in lines if ln.startswith('      muc:') and ln.rstrip().endswith(self.MUC_MARK)]
+        theirs = [ln for ln in lines if ln.startswith('      muc:') and not ln.rstrip().endswith(self.MUC_MARK)]
+        if mine and theirs:
+            self.config.write_text(''.join(ln for ln in lines if ln not in mine))
 
     def _host_extra(self):
         """HOST's auth (if any) and OTHER's entry, as YAML lines."""
@@ -387,6 +409,7 @@ hosts:
         """Start parleyd; return when it said 'parleyd ready' and the port accepts."""
         if not os.access(self.parleyd, os.X_OK):
             raise ServerError('no parleyd binary at %s' % self.parleyd)
+        self._own_muc_wins()
         self._logf = open(self.logfile, 'ab')
         self.proc = subprocess.Popen([self.parleyd, '-c', str(self.config)], cwd=str(self.dir),
                                      stdin=subprocess.DEVNULL, stdout=self._logf,
