@@ -160,17 +160,37 @@ static void strip_forged(struct xml_node *el)
 
 /* ---- sending ------------------------------------------------------------- */
 
-/* Whether the session behind real (a local user) has more than SLOW_BYTES
- * it could not write yet. */
-static bool is_slow(const struct muc_room *r, const struct jid *real)
+/* A recipient of a broadcast: a local user's session that is gone (its
+ * stream ended without the unavailable presence reaching the room), one
+ * with more than SLOW_BYTES it could not write yet, or one to send to. */
+enum rcpt_state { RCPT_OK, RCPT_SLOW, RCPT_GONE };
+
+static enum rcpt_state recipient_state(const struct jid *real)
 {
 	struct host *h = host_find(real->domain);
 	if (h == NULL || real->node == NULL || real->resource == NULL)
-		return false;
+		return RCPT_OK;
 	struct session *s = sm_find(h, real);
-	if (s == NULL || s->ops->out_queued == NULL)
-		return false;
-	return s->ops->out_queued(s->owner) - s->ops->out_written(s->owner) > SLOW_BYTES;
+	if (s == NULL)
+		return RCPT_GONE;
+	if (s->ops->out_queued == NULL)
+		return RCPT_OK;
+	return s->ops->out_queued(s->owner) - s->ops->out_written(s->owner) > SLOW_BYTES ? RCPT_SLOW
+	                                                                                 : RCPT_OK;
+}
+
+/* Whether a broadcast should skip session s of occupant o: o is marked
+ * for muc_room_reap when its session is slow or gone. */
+static bool skip_recipient(struct muc_occupant *o, const struct muc_session *s)
+{
+	if (o->doomed != 0)
+		return true;
+	switch (recipient_state(&s->jid)) {
+	case RCPT_OK: return false;
+	case RCPT_SLOW: o->doomed = MUC_DOOMED_SLOW; return true;
+	case RCPT_GONE: o->doomed = MUC_DOOMED_GONE; return true;
+	}
+	return false;
 }
 
 /* Route tree (kept by the caller) to one real JID, from from. */
@@ -304,6 +324,10 @@ static char *occupant_jid(const struct muc_occupant *o)
 
 static void remove_occupant(struct muc_occupant *o);
 
+static void broadcast_presence(struct muc_occupant *o, const struct muc_session *sess, bool unavailable,
+                               const struct status_codes *self_codes, const struct status_codes *others_codes,
+                               const char *new_nick, const char *reason, const char *actor);
+
 /* Send o's presence to every occupant (and to o itself with 110 and
  * self_codes).  others_codes go to the others.  Slow readers met on the
  * way are removed afterwards. */
@@ -316,8 +340,6 @@ static void broadcast_presence(struct muc_occupant *o, const struct muc_session 
 	struct xml_node *anon = NULL, *full = NULL;
 	struct fanout fa, ff;
 	bool visible = unavailable || broadcast_role(r, o->role);
-	struct muc_occupant *slow[64];
-	unsigned nslow = 0;
 	for (struct muc_occupant *to = r->occupants; to != NULL; to = to->next) {
 		if (to == o)
 			continue;
@@ -331,14 +353,9 @@ static void broadcast_presence(struct muc_occupant *o, const struct muc_session 
 			                       actor);
 			fanout_init(f, *t, from);
 		}
-		for (struct muc_session *s = to->sessions; s != NULL; s = s->next) {
-			if (is_slow(r, &s->jid)) {
-				if (nslow < ARRAY_SIZE(slow))
-					slow[nslow++] = to;
-				break;
-			}
-			fanout_to(f, &s->jid);
-		}
+		for (struct muc_session *s = to->sessions; s != NULL; s = s->next)
+			if (!skip_recipient(to, s))
+				fanout_to(f, &s->jid);
 	}
 	if (anon != NULL)
 		fanout_done(&fa);
@@ -355,19 +372,6 @@ static void broadcast_presence(struct muc_occupant *o, const struct muc_session 
 	xml_unref(&anon);
 	xml_unref(&full);
 	free(from);
-	for (unsigned i = 0; i < nslow; i++) {
-		struct muc_occupant *so = slow[i];
-		bool still = false;
-		for (struct muc_occupant *x = r->occupants; x != NULL; x = x->next)
-			if (x == so)
-				still = true;
-		if (still && so != o) {
-			log_info("muc %s: removing %s: its client does not read", r->jid, so->nick);
-			struct status_codes c = { .c = { 333 }, .n = 1 };
-			broadcast_presence(so, so->sessions, true, &c, &c, NULL, NULL, NULL);
-			remove_occupant(so);
-		}
-	}
 }
 
 /* The presence of every other visible occupant, to the session real. */
@@ -790,27 +794,12 @@ static size_t broadcast_message(struct muc_room *r, struct xml_node *msg)
 {
 	struct fanout f;
 	fanout_init(&f, msg, xml_attr(msg, "from"));
-	struct muc_occupant *slow[64];
-	unsigned nslow = 0;
-	for (struct muc_occupant *to = r->occupants; to != NULL; to = to->next) {
-		for (struct muc_session *s = to->sessions; s != NULL; s = s->next) {
-			if (is_slow(r, &s->jid)) {
-				if (nslow < ARRAY_SIZE(slow))
-					slow[nslow++] = to;
-				break;
-			}
-			fanout_to(&f, &s->jid);
-		}
-	}
+	for (struct muc_occupant *to = r->occupants; to != NULL; to = to->next)
+		for (struct muc_session *s = to->sessions; s != NULL; s = s->next)
+			if (!skip_recipient(to, s))
+				fanout_to(&f, &s->jid);
 	size_t size = f.wired ? f.wire.head.len + f.wire.tail.len : 0;
 	fanout_done(&f);
-	for (unsigned i = 0; i < nslow; i++) {
-		struct muc_occupant *so = slow[i];
-		log_info("muc %s: removing %s: its client does not read", r->jid, so->nick);
-		struct status_codes c = { .c = { 333 }, .n = 1 };
-		broadcast_presence(so, so->sessions, true, &c, &c, NULL, NULL, NULL);
-		remove_occupant(so);
-	}
 	return size;
 }
 
@@ -1858,4 +1847,43 @@ void muc_room_shutdown(struct muc_room *r, bool shutdown)
 		muc_room_free(r);
 	else
 		r->destroyed = true;
+}
+
+void muc_room_reap(struct muc_room *r)
+{
+	bool found = true;
+	while (found) {
+		found = false;
+		for (struct muc_occupant *o = r->occupants; o != NULL; o = o->next) {
+			if (o->doomed == 0)
+				continue;
+			found = true;
+			if (o->doomed == MUC_DOOMED_SLOW) {
+				log_info("muc %s: removing %s: its client does not read", r->jid, o->nick);
+				struct status_codes c = { .c = { 333 }, .n = 1 };
+				broadcast_presence(o, o->sessions, true, &c, &c, NULL, NULL, NULL);
+				remove_occupant(o);
+				break;
+			}
+			/* Gone: drop the sessions that ended; leave when none is left. */
+			for (struct muc_session **p = &o->sessions; *p != NULL;) {
+				if (recipient_state(&(*p)->jid) == RCPT_GONE) {
+					struct muc_session *dead = *p;
+					*p = dead->next;
+					session_free(dead);
+				} else {
+					p = &(*p)->next;
+				}
+			}
+			o->doomed = 0;
+			if (o->sessions == NULL) {
+				log_debug("muc %s: %s left with its session", r->jid, o->nick);
+				broadcast_presence(o, NULL, true, NULL, NULL, NULL, NULL, NULL);
+				log_event(r, MUC_LOG_LEAVE, o->nick, NULL);
+				remove_occupant(o);
+			}
+			break;
+		}
+	}
+	maybe_vanish(r);
 }

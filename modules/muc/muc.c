@@ -608,6 +608,15 @@ static void service_iq(struct muc_service *svc, struct xml_node *iq, const struc
 
 /* ---- routing ----------------------------------------------------------- */
 
+/* Remove the occupants the room's broadcasts found slow or gone (the room
+ * may be gone by now: it is looked up again). */
+static void reap(struct muc_service *svc, const char *name)
+{
+	struct muc_room *r = muc_room_find(svc, name);
+	if (r != NULL && !r->destroyed)
+		muc_room_reap(r);
+}
+
 static void dispatch(struct muc_service *svc, struct xml_node *stanza, const struct jid *from,
                      const struct jid *to)
 {
@@ -626,6 +635,7 @@ static void dispatch(struct muc_service *svc, struct xml_node *stanza, const str
 	struct muc_room *r = muc_room_find(svc, to->node);
 	if (kind == STANZA_PRESENCE) {
 		muc_room_presence(svc, r, stanza, from, to);
+		reap(svc, to->node);
 		return;
 	}
 	if (r == NULL || r->destroyed) {
@@ -636,6 +646,7 @@ static void dispatch(struct muc_service *svc, struct xml_node *stanza, const str
 		muc_room_message(r, stanza, from, to);
 	else if (kind == STANZA_IQ)
 		muc_room_iq(r, stanza, from, to);
+	reap(svc, to->node);
 }
 
 static void service_route(void *ctx, struct xml_node *stanza, const struct jid *from, const struct jid *to)
@@ -734,6 +745,41 @@ static enum hook_result disco_items_hook(struct host *h, void *args, void *ctx)
 		xml_set_attr(it, "jid", s->domain);
 		xml_set_attr(it, "name", "Chatrooms");
 	}
+	return HOOK_CONTINUE;
+}
+
+/* ---- removed accounts ------------------------------------------------------ */
+
+/* An account of h was removed: its registered nicks and its affiliations
+ * go, in every service of this server (a user of one host may be a member
+ * of rooms of another's services). */
+static enum hook_result remove_user_hook(struct host *h, void *args, void *ctx)
+{
+	(void)ctx;
+	const struct hook_user *hu = args;
+	char *bare = xasprintf("%s@%s", hu->user, h->name);
+	for (struct muc_service *svc = all_services; svc != NULL; svc = svc->next) {
+		if (svc->stopping)
+			continue;
+		if (muc_registered_nick(svc, bare) != NULL)
+			muc_nick_register(svc, bare, NULL, NULL, NULL);
+		size_t n;
+		struct muc_room **rooms = muc_rooms_sorted(svc, &n);
+		for (size_t i = 0; i < n; i++) {
+			struct muc_room *r = rooms[i];
+			bool had = false;
+			for (struct muc_affiliation *a = r->affs; a != NULL; a = a->next)
+				if (strcmp(a->jid, bare) == 0)
+					had = true;
+			if (!had || r->destroyed)
+				continue;
+			muc_room_set_affiliation(r, bare, MUC_AFF_NONE, NULL, NULL);
+			if (r->cfg.persistent)
+				muc_room_save(r, NULL, NULL);
+		}
+		free(rooms);
+	}
+	free(bare);
 	return HOOK_CONTINUE;
 }
 
@@ -854,6 +900,7 @@ static int muc_start(struct host *h, const void *settings, void **state_r, char 
 		all_services = st->services;
 	}
 	hook_add(h, HOOK_DISCO_ITEMS, 50, disco_items_hook, st);
+	hook_add(h, HOOK_REMOVE_USER, 50, remove_user_hook, st);
 	for (struct muc_service *svc = st->services; svc != NULL && svc->host == h; svc = svc->next) {
 		struct storage *store = muc_store(svc);
 		if (store == NULL) {
@@ -885,6 +932,7 @@ static void muc_stop(struct host *h, void *state)
 	if (st->adhoc)
 		muc_adhoc_stop(h);
 	hook_remove(h, HOOK_DISCO_ITEMS, disco_items_hook, st);
+	hook_remove(h, HOOK_REMOVE_USER, remove_user_hook, st);
 	struct muc_service *svc = st->services;
 	while (svc != NULL && svc->host == h) {
 		struct muc_service *next = svc->next;

@@ -53,7 +53,9 @@ int muc_aff_parse(const char *s);
 enum muc_who { MUC_WHO_NONE, MUC_WHO_MODERATORS, MUC_WHO_PARTICIPANTS, MUC_WHO_ANYONE };
 /* Role masks (presence broadcast, who may get the member list). */
 #define MUC_ROLE_BIT(r) (1u << (r))
-#define MUC_ROLES_ALL (MUC_ROLE_BIT(MUC_ROLE_VISITOR) | MUC_ROLE_BIT(MUC_ROLE_PARTICIPANT) | MUC_ROLE_BIT(MUC_ROLE_MODERATOR))
+#define MUC_ROLES_ALL                                                          \
+	(MUC_ROLE_BIT(MUC_ROLE_VISITOR) | MUC_ROLE_BIT(MUC_ROLE_PARTICIPANT) | \
+	 MUC_ROLE_BIT(MUC_ROLE_MODERATOR))
 
 /* Who may create rooms on a service. */
 enum muc_access { MUC_ACCESS_ANYONE, MUC_ACCESS_LOCAL, MUC_ACCESS_ADMINS, MUC_ACCESS_LIST };
@@ -101,13 +103,13 @@ struct muc_config {
 	bool allow_invites;  /* participants may invite (else admins/owners) */
 	bool allow_voice_requests;
 	bool enable_logging;
-	bool public_list;         /* the member list may be fetched (getmemberlist decides who) */
-	enum muc_who allow_pm;    /* who may send private messages */
-	enum muc_who whois;       /* MODERATORS: semi-anonymous; ANYONE: non-anonymous */
-	unsigned max_users;       /* 0: the service's ceiling */
-	unsigned max_history;     /* maxhistoryfetch */
-	unsigned presence_broadcast; /* MUC_ROLE_BIT mask */
-	unsigned get_member_list;    /* MUC_ROLE_BIT mask */
+	bool public_list;                /* the member list may be fetched (getmemberlist decides who) */
+	enum muc_who allow_pm;           /* who may send private messages */
+	enum muc_who whois;              /* MODERATORS: semi-anonymous; ANYONE: non-anonymous */
+	unsigned max_users;              /* 0: the service's ceiling */
+	unsigned max_history;            /* maxhistoryfetch */
+	unsigned presence_broadcast;     /* MUC_ROLE_BIT mask */
+	unsigned get_member_list;        /* MUC_ROLE_BIT mask */
 	unsigned voice_request_interval; /* seconds between one occupant's voice requests */
 };
 
@@ -121,12 +123,13 @@ struct muc_session {
 struct muc_occupant {
 	struct muc_room *room;
 	char *nick;
-	struct jid bare; /* the real bare JID */
+	struct jid bare;      /* the real bare JID */
 	char occupant_id[48]; /* XEP-0421, stable per room and bare JID */
 	enum muc_role role;
 	struct muc_session *sessions; /* at least one while in the room */
 	double tokens, tokens_at;     /* message rate bucket */
 	double voice_requested;       /* when the last voice request came */
+	unsigned char doomed;         /* MUC_DOOMED_*: removed by muc_room_reap */
 	struct muc_occupant *next;
 };
 
@@ -158,8 +161,8 @@ struct muc_room {
 	struct muc_affiliation *affs;
 	struct muc_history_entry *history; /* ring of svc->set->history_size */
 	unsigned hist_start, hist_count;
-	unsigned saving;   /* stores in flight */
-	unsigned hist_size; /* of history (the service's history_size when made) */
+	unsigned saving;       /* stores in flight */
+	unsigned hist_size;    /* of history (the service's history_size when made) */
 	struct muc_room *next; /* hash chain */
 };
 
@@ -175,9 +178,9 @@ struct muc_service {
 	char *domain;
 	struct muc_room **buckets;
 	unsigned nbuckets, nrooms;
-	struct muc_nick *nicks; /* registered with the service */
-	struct muc_log *log;    /* NULL: logging off */
-	bool loaded;            /* stored rooms restored */
+	struct muc_nick *nicks;    /* registered with the service */
+	struct muc_log *log;       /* NULL: logging off */
+	bool loaded;               /* stored rooms restored */
 	struct xml_node **waiting; /* stanzas that came before the rooms were loaded */
 	size_t nwaiting;
 	unsigned char id_secret[32]; /* occupant ids */
@@ -229,9 +232,10 @@ void muc_send(struct xml_node *stanza, const char *from, const char *to);
 /* ---- muc-room.c ------------------------------------------------------ */
 
 /* A stanza addressed to the room (to->resource NULL) or an occupant. */
-void muc_room_presence(struct muc_service *svc, struct muc_room *r, struct xml_node *stanza, const struct jid *from,
-                       const struct jid *to);
-void muc_room_message(struct muc_room *r, struct xml_node *stanza, const struct jid *from, const struct jid *to);
+void muc_room_presence(struct muc_service *svc, struct muc_room *r, struct xml_node *stanza,
+                       const struct jid *from, const struct jid *to);
+void muc_room_message(struct muc_room *r, struct xml_node *stanza, const struct jid *from,
+                      const struct jid *to);
 void muc_room_iq(struct muc_room *r, struct xml_node *stanza, const struct jid *from, const struct jid *to);
 /* The affiliation of a real JID (bare match first, then its domain). */
 enum muc_aff muc_room_affiliation(const struct muc_room *r, const struct jid *real);
@@ -247,6 +251,14 @@ void muc_room_destroy(struct muc_room *r, const char *reason, const char *alt);
 /* The service stops: occupants get unavailable presence (332 when the
  * server shuts down), the room is freed (once its store calls are done). */
 void muc_room_shutdown(struct muc_room *r, bool shutdown);
+/* Occupants a broadcast found unable to receive: their client does not
+ * read (removed with status 333), or their session ended without the room
+ * hearing of it (they leave).  Broadcasts only mark them; muc_room_reap,
+ * run after each stanza the room handled, removes them (and a temporary
+ * room left empty). */
+#define MUC_DOOMED_SLOW 1
+#define MUC_DOOMED_GONE 2
+void muc_room_reap(struct muc_room *r);
 /* Occupant lookups. */
 struct muc_occupant *muc_occupant_by_nick(const struct muc_room *r, const char *nick);
 struct muc_occupant *muc_occupant_by_real(const struct muc_room *r, const struct jid *real);
