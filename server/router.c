@@ -20,6 +20,7 @@ static struct router_stats stats;
 
 struct route {
 	char *domain;
+	const struct host *owner;
 	router_route_fn *fn;
 	void *ctx;
 	struct route *next;
@@ -27,15 +28,17 @@ struct route {
 /* Few entries (a service or two per host): a list. */
 static struct route *routes;
 
+/* The live route of domain: its owner is still the host of that name. */
 static struct route *route_find(const char *domain)
 {
 	for (struct route *r = routes; r != NULL; r = r->next)
-		if (strcmp(r->domain, domain) == 0)
+		if (strcmp(r->domain, domain) == 0 && host_find(r->owner->name) == r->owner)
 			return r;
 	return NULL;
 }
 
-int router_add_route(const char *domain, router_route_fn *fn, void *ctx, char **error_r)
+int router_add_route(const char *domain, const struct host *owner, router_route_fn *fn, void *ctx,
+                     char **error_r)
 {
 	if (host_find(domain) != NULL || route_find(domain) != NULL) {
 		*error_r = xasprintf("the domain %s is already served here", domain);
@@ -43,6 +46,7 @@ int router_add_route(const char *domain, router_route_fn *fn, void *ctx, char **
 	}
 	struct route *r = xcalloc(1, sizeof(*r));
 	r->domain = xstrdup(domain);
+	r->owner = owner;
 	r->fn = fn;
 	r->ctx = ctx;
 	r->next = routes;
@@ -50,10 +54,10 @@ int router_add_route(const char *domain, router_route_fn *fn, void *ctx, char **
 	return 0;
 }
 
-void router_remove_route(const char *domain)
+void router_remove_route(const char *domain, void *ctx)
 {
 	for (struct route **p = &routes; *p != NULL; p = &(*p)->next) {
-		if (strcmp((*p)->domain, domain) == 0) {
+		if (strcmp((*p)->domain, domain) == 0 && (*p)->ctx == ctx) {
 			struct route *r = *p;
 			*p = r->next;
 			free(r->domain);

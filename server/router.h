@@ -9,6 +9,8 @@
 
 #include "stanza.h"
 
+struct host;
+
 /* Route stanza (from and to attributes already stamped and valid).  The
  * router takes its own references where it keeps the tree; the caller keeps
  * its reference. */
@@ -22,10 +24,14 @@ void router_bounce(const struct xml_node *stanza, enum stanza_error e, const cha
  * references where it keeps the tree. */
 typedef void router_route_fn(void *ctx, struct xml_node *stanza, const struct jid *from,
                              const struct jid *to);
-/* Add a route for domain (prepared).  -1 with a malloc'd *error_r when a
- * virtual host or another route has that domain. */
-int router_add_route(const char *domain, router_route_fn *fn, void *ctx, char **error_r);
-void router_remove_route(const char *domain);
+/* Add a route for domain (prepared) on behalf of host owner: the route
+ * lasts while owner is in service (a host a reload removed no longer
+ * routes, and its domain may be taken again at once).  -1 with a malloc'd
+ * *error_r when a virtual host or another live route has that domain. */
+int router_add_route(const char *domain, const struct host *owner, router_route_fn *fn, void *ctx,
+                     char **error_r);
+/* Remove the route of domain that ctx added. */
+void router_remove_route(const char *domain, void *ctx);
 /* Whether domain is served here (a virtual host or a local route). */
 bool router_is_local(const char *domain);
 

@@ -157,6 +157,7 @@ void muc_config_clear(struct muc_config *c)
 	xfree(&c->lang);
 	wipe_free(&c->password);
 	xfree(&c->pubsub);
+	wipe_free(&c->id_salt);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -173,6 +174,7 @@ void muc_config_copy(struct muc_config *dst, const struct muc_config *src)
 	dst->lang = dup_or_null(src->lang);
 	dst->password = dup_or_null(src->password);
 	dst->pubsub = dup_or_null(src->pubsub);
+	dst->id_salt = dup_or_null(src->id_salt);
 }
 
 /* ---- the form's fields ----------------------------------------------------- */
@@ -769,6 +771,7 @@ static const struct store_key store_keys[] = {
 	{ "presence-broadcast", S_ROLES, CFG(presence_broadcast) },
 	{ "get-member-list", S_ROLES, CFG(get_member_list) },
 	{ "voice-request-interval", S_UINT, CFG(voice_request_interval) },
+	{ "id-salt", S_STR, CFG(id_salt) },
 };
 
 static const char *const who_names[] = {

@@ -133,8 +133,8 @@ static void make_occupant_id(struct muc_occupant *o)
 	buf_append_str(&in, bare);
 	unsigned char mac[32];
 	unsigned len = sizeof(mac);
-	HMAC(EVP_sha256(), o->room->svc->id_secret, sizeof(o->room->svc->id_secret), (unsigned char *)in.data,
-	     in.len, mac, &len);
+	const char *salt = o->room->cfg.id_salt != NULL ? o->room->cfg.id_salt : "";
+	HMAC(EVP_sha256(), salt, (int)strlen(salt), (unsigned char *)in.data, in.len, mac, &len);
 	char *b64 = base64_encode(mac, 24);
 	snprintf(o->occupant_id, sizeof(o->occupant_id), "%s", b64);
 	free(b64);
@@ -633,6 +633,11 @@ static void join(struct muc_service *svc, struct muc_room *r, bool created, stru
 		codes_add(&self, 170);
 	if (created)
 		codes_add(&self, 201);
+	/* The nick asked for, before preparation: 210 when it changed. */
+	const char *asked = xml_attr(stanza, "to");
+	asked = asked != NULL ? strchr(asked, '/') : NULL;
+	if (asked != NULL && strcmp(asked + 1, nick) != 0)
+		codes_add(&self, 210);
 	if (same == NULL) {
 		broadcast_presence(o, sess, false, &self, NULL, NULL, NULL, NULL);
 		log_event(r, MUC_LOG_JOIN, o->nick, NULL);
@@ -855,12 +860,9 @@ static void groupchat(struct muc_room *r, struct muc_occupant *o, struct xml_nod
 
 static bool may_invite(const struct muc_room *r, const struct muc_occupant *o)
 {
-	enum muc_aff a = occ_aff(o);
-	if (a >= MUC_AFF_ADMIN)
-		return true;
-	if (r->cfg.members_only && !r->cfg.allow_invites)
-		return false;
-	return r->cfg.allow_invites || !r->cfg.members_only;
+	/* muc#roomconfig_allowinvites lets occupants invite; admins and
+	 * owners always may. */
+	return r->cfg.allow_invites || occ_aff(o) >= MUC_AFF_ADMIN;
 }
 
 /* Mediated invitations and declines (XEP-0045 §7.8.2, §7.8.2 decline). */
@@ -1340,6 +1342,10 @@ static int admin_check(struct muc_room *r, struct muc_occupant *o, enum muc_aff 
                        enum stanza_error *e_r, const char **text_r)
 {
 	const char *role_s = xml_attr(item, "role"), *aff_s = xml_attr(item, "affiliation");
+	if (role_s != NULL && aff_s != NULL) {
+		*e_r = SE_BAD_REQUEST, *text_r = "an item changes a role or an affiliation, not both";
+		return -1;
+	}
 	if (role_s != NULL) {
 		int role = muc_role_parse(role_s);
 		const char *nick = xml_attr(item, "nick");
@@ -1757,7 +1763,25 @@ void muc_room_iq(struct muc_room *r, struct xml_node *stanza, const struct jid *
 		return;
 	}
 	if (get && xml_is(q, "query", NS_DISCO_INFO)) {
-		if (xml_attr(q, "node") != NULL) {
+		const char *node = xml_attr(q, "node");
+		if (node != NULL && strcmp(node, "x-roomuser-item") == 0) {
+			/* §7.12: the nick the user registered, if any. */
+			struct xml_node *res = xml_new("query", NS_DISCO_INFO);
+			xml_set_attr(res, "node", node);
+			char *bare = jid_bare_string(from);
+			const char *nick = muc_registered_nick(r->svc, bare);
+			free(bare);
+			if (nick != NULL) {
+				struct xml_node *id = xml_add_child(res, "identity", NULL);
+				xml_set_attr(id, "category", "conference");
+				xml_set_attr(id, "type", "text");
+				xml_set_attr(id, "name", nick);
+			}
+			answer(stanza, res);
+			xml_unref(&res);
+			return;
+		}
+		if (node != NULL) {
 			send_error(stanza, SE_ITEM_NOT_FOUND, NULL);
 			return;
 		}
@@ -1834,6 +1858,7 @@ void muc_room_destroy(struct muc_room *r, const char *reason, const char *alt)
 	log_event(r, MUC_LOG_ROOM_DESTROYED, NULL, reason);
 	log_info("muc %s: room destroyed", r->jid);
 	remove_all(r, reason, alt, 0);
+	muc_room_unlink(r);
 	r->saving++;
 	muc_room_forget(r, destroyed_forgotten, r);
 }

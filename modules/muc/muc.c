@@ -104,8 +104,10 @@ struct muc_service *muc_services(void)
 
 struct muc_service *muc_service_find(const char *domain)
 {
+	/* A service of a host a reload removed stays until the host is freed;
+	 * it is no longer the one serving its domain. */
 	for (struct muc_service *s = all_services; s != NULL; s = s->next)
-		if (strcmp(s->domain, domain) == 0)
+		if (strcmp(s->domain, domain) == 0 && !s->stopping && host_find(s->host->name) == s->host)
 			return s;
 	return NULL;
 }
@@ -150,6 +152,7 @@ struct muc_room *muc_room_new(struct muc_service *svc, const char *name, const c
 	r->name = xstrdup(name);
 	r->jid = xasprintf("%s@%s", name, svc->domain);
 	muc_config_defaults(&r->cfg, svc->set);
+	muc_room_salt(r);
 	r->locked = locked;
 	r->created = (double)time(NULL);
 	r->hist_size = svc->set->history_size;
@@ -169,10 +172,21 @@ struct muc_room *muc_room_new(struct muc_service *svc, const char *name, const c
 	return r;
 }
 
-void muc_room_free(struct muc_room *r)
+void muc_room_salt(struct muc_room *r)
+{
+	if (r->cfg.id_salt != NULL && *r->cfg.id_salt != '\0')
+		return;
+	unsigned char raw[24];
+	random_bytes(raw, sizeof(raw));
+	free(r->cfg.id_salt);
+	r->cfg.id_salt = hex_encode(raw, sizeof(raw));
+}
+
+void muc_room_unlink(struct muc_room *r)
 {
 	struct muc_service *svc = r->svc;
-	assert(r->occupants == NULL);
+	if (r->unlinked)
+		return;
 	for (struct muc_room **p = &svc->buckets[hash_str(r->name) % svc->nbuckets]; *p != NULL;
 	     p = &(*p)->next) {
 		if (*p == r) {
@@ -181,6 +195,14 @@ void muc_room_free(struct muc_room *r)
 			break;
 		}
 	}
+	r->unlinked = true;
+	r->next = NULL;
+}
+
+void muc_room_free(struct muc_room *r)
+{
+	assert(r->occupants == NULL);
+	muc_room_unlink(r);
 	while (r->affs != NULL) {
 		struct muc_affiliation *a = r->affs;
 		r->affs = a->next;
@@ -703,6 +725,7 @@ static void loaded(enum storage_result res, const struct muc_room_item *rooms, s
 				continue;
 			struct muc_room *r = muc_room_new(svc, it->name, NULL, false);
 			muc_config_parse(&r->cfg, it->config, svc->set);
+			muc_room_salt(r); /* a room stored before it had one gets one now */
 			r->cfg.persistent = true;
 			r->created = it->created;
 			if (it->subject != NULL && *it->subject != '\0') {
@@ -804,7 +827,7 @@ static char *service_domain(const char *pattern, const char *host)
 
 static void service_free(struct muc_service *svc, bool shutdown)
 {
-	router_remove_route(svc->domain);
+	router_remove_route(svc->domain, svc);
 	for (struct muc_service **p = &all_services; *p != NULL; p = &(*p)->next) {
 		if (*p == svc) {
 			*p = svc->next;
@@ -865,8 +888,7 @@ static int muc_start(struct host *h, const void *settings, void **state_r, char 
 		svc->host = h;
 		svc->set = set;
 		svc->domain = domain;
-		random_bytes(svc->id_secret, sizeof(svc->id_secret));
-		if (router_add_route(domain, service_route, svc, error_r) < 0) {
+		if (router_add_route(domain, h, service_route, svc, error_r) < 0) {
 			free(svc->domain);
 			free(svc);
 			muc_stop(h, st);
@@ -883,7 +905,7 @@ static int muc_start(struct host *h, const void *settings, void **state_r, char 
 				*error_r = xasprintf("modules.muc.log_dir: %s",
 				                     err != NULL ? err : "cannot log");
 				free(err);
-				router_remove_route(domain);
+				router_remove_route(domain, svc);
 				free(svc->domain);
 				free(svc);
 				muc_stop(h, st);

@@ -111,6 +111,7 @@ struct muc_config {
 	unsigned presence_broadcast;     /* MUC_ROLE_BIT mask */
 	unsigned get_member_list;        /* MUC_ROLE_BIT mask */
 	unsigned voice_request_interval; /* seconds between one occupant's voice requests */
+	char *id_salt; /* the room's secret for occupant ids (XEP-0421), kept with the room; not in any form */
 };
 
 /* One resource of an occupant. */
@@ -153,6 +154,7 @@ struct muc_room {
 	struct muc_config cfg;
 	bool locked;    /* created, waiting for the owner's first configuration */
 	bool destroyed; /* being taken down: no new work */
+	bool unlinked;  /* destroyed and out of its service's table (the name is free) */
 	char *subject;  /* NULL: none set */
 	char *subject_nick;
 	double created;
@@ -183,9 +185,8 @@ struct muc_service {
 	bool loaded;               /* stored rooms restored */
 	struct xml_node **waiting; /* stanzas that came before the rooms were loaded */
 	size_t nwaiting;
-	unsigned char id_secret[32]; /* occupant ids */
-	unsigned busy;               /* store calls in flight */
-	bool stopping;               /* stopped: freed when busy reaches 0 */
+	unsigned busy; /* store calls in flight */
+	bool stopping; /* stopped: freed when busy reaches 0 */
 	struct muc_service *next;
 };
 
@@ -204,6 +205,12 @@ struct muc_room **muc_rooms_sorted(struct muc_service *svc, size_t *count_r);
 struct muc_room *muc_room_new(struct muc_service *svc, const char *name, const char *owner, bool locked);
 /* Free a room (no occupants left); removes it from svc. */
 void muc_room_free(struct muc_room *r);
+/* Give r a secret for its occupant ids unless it has one (kept with its
+ * configuration, so ids stay the same across restarts). */
+void muc_room_salt(struct muc_room *r);
+/* Take a destroyed room out of svc's table at once (a new room may take
+ * its name); it is freed later, when its store calls are done. */
+void muc_room_unlink(struct muc_room *r);
 /* Store a persistent room (configuration and affiliations), or remove a
  * room that is no longer persistent from the store.  done (may be NULL)
  * runs with the result, later, from the loop. */
