@@ -6,6 +6,7 @@ is persistent and shown by parleyctl; affiliations reach the occupants
 (an outcast is removed); a destroyed room tells its occupants and is gone;
 bad input is answered with an error and changes nothing."""
 import asyncio
+import inspect
 import json
 import xml.etree.ElementTree as ET
 
@@ -28,12 +29,15 @@ NS_MUC_USER = 'http://jabber.org/protocol/muc#user'
 def server(tmp_path_factory):
     """The usual test server, with carol as an admin of HOST's MUC service
     (she is no admin of the host)."""
-    srv = parleytest.Parleyd(tmp_path_factory.mktemp('muc-adhoc'))
-    text = srv.config.read_text()
-    host_modules = '    modules:\n'
-    assert host_modules in text
-    text = text.replace(host_modules, host_modules + '      muc: { admins: [carol@%s] }\n' % HOST, 1)
-    srv.config.write_text(text)
+    options = '{ admins: [carol@%s] }' % HOST
+    if 'muc' in inspect.signature(parleytest.Parleyd).parameters:
+        srv = parleytest.Parleyd(tmp_path_factory.mktemp('muc-adhoc'), muc=options)
+    else:   # a Parleyd that does not write the muc module's line itself
+        srv = parleytest.Parleyd(tmp_path_factory.mktemp('muc-adhoc'))
+        text = srv.config.read_text()
+        host_modules = '    modules:\n'
+        assert host_modules in text
+        srv.config.write_text(text.replace(host_modules, host_modules + '      muc: %s\n' % options, 1))
     srv.start_with_users()
     yield srv
     srv.finish()
