@@ -6,7 +6,7 @@
 # a fresh start, a closed-loop run (full speed; RSS per occupant is read in
 # it), a fixed-rate run (latency), stop.  Then the hold test on each server
 # of HOLD: 1 room x 1000 occupants, 10 messages/s in all for HOLD_SECS.
-# env: CASES       ("1x100 50x10")
+# env: CASES       ("1x100 50x10"; empty: none, for the hold test alone)
 #      HOLD        servers for the hold test ("parley ejabberd"; empty: none)
 #      HOLD_SECS   (60)
 #      MUC_WINDOW_<R>x<M>, MUC_RATE_<R>x<M>   override a case's closed-loop
@@ -23,7 +23,7 @@ W=${BENCH_WORK:-/tmp/xmppbench}
 REPS=${1:-3}
 shift || true
 SERVERS=${*:-parley ejabberd}
-CASES=${CASES:-1x100 50x10}
+CASES=${CASES-1x100 50x10}
 HOLD=${HOLD-parley ejabberd}
 HOLD_SECS=${HOLD_SECS:-60}
 USERS=1000
@@ -97,7 +97,7 @@ for rep in $(seq "$REPS"); do
         port=$(port_of "$s")
         for c in $CASES; do
             R=${c%x*} M=${c#*x}
-            echo "## rep $rep $s $c $(date +%T)" | tee -a "$LOG"
+            echo "## rep $rep $s $c $(date +%T) load $(cut -d" " -f1-3 /proc/loadavg)" | tee -a "$LOG"
             start "$s"
             pids=$("$(driver "$s")" pids)
             LG -s muc -p "$port" -R "$R" -M "$M" -c 50 -w "$(window_of "$c")" -W 2 -d 8 -K "full" \
@@ -111,7 +111,7 @@ for rep in $(seq "$REPS"); do
 done
 for s in $HOLD; do
     port=$(port_of "$s")
-    echo "## hold $s $(date +%T)" | tee -a "$LOG"
+    echo "## hold $s $(date +%T) load $(cut -d" " -f1-3 /proc/loadavg)" | tee -a "$LOG"
     start "$s"
     pids=$("$(driver "$s")" pids)
     # joining 1000 occupants is quadratic in presence stanzas: allow minutes
