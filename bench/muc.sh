@@ -28,6 +28,9 @@ HOLD=${HOLD-parley ejabberd}
 HOLD_SECS=${HOLD_SECS:-60}
 USERS=1000
 export PARLEY_TOP=${PARLEY_TOP:-$TOP}
+# Parley's own folder, made afresh each time: its database then has the
+# schema of the build under test (an older one would stop parleyd)
+export PARLEY_NAME=${PARLEY_NAME:-parley-muc}
 
 [ -d "$SRC" ] || { echo "muc.sh: no benchmark harness at $SRC (set BENCH_SRC)" >&2; exit 1; }
 case " $SERVERS $HOLD " in
@@ -78,7 +81,7 @@ window_of() { case $1 in 1x100) knob WINDOW "$1" 20 ;; 50x10) knob WINDOW "$1" 4
 rate_of() { case $1 in 1x100) knob RATE "$1" 25 ;; 50x10) knob RATE "$1" 250 ;; *) knob RATE "$1" 100 ;; esac; }
 server_log() {   # the server's own log after a run (warnings and worse only)
     case $1 in
-    parley) f=$PEER_ROOT_DIR/parley/parleyd.log ;;
+    parley) f=$PEER_ROOT_DIR/$PARLEY_NAME/parleyd.log ;;
     ejabberd) f=$PEER_ROOT_DIR/ejabberd-muc/log/error.log ;;
     esac
     if [ -s "$f" ]; then echo "--- $f (last 20 lines)" >>"$LOG"; tail -20 "$f" >>"$LOG"; fi
@@ -89,6 +92,9 @@ echo "# muc suite $(date -Is) reps=$REPS servers=$SERVERS cases=$CASES hold=$HOL
 if [ -d "$PARLEY_TOP/.git" ] || git -C "$PARLEY_TOP" rev-parse HEAD >/dev/null 2>&1; then
     echo "# parley commit $(git -C "$PARLEY_TOP" rev-parse --short HEAD)" | tee -a "$LOG"
 fi
+case " $SERVERS $HOLD " in
+*" parley "*) rm -rf "${PEER_ROOT_DIR:?}/$PARLEY_NAME" ;;
+esac
 for s in $(echo "$SERVERS $HOLD" | tr ' ' '\n' | sort -u); do   # provision once (idempotent)
     start "$s"; "$(driver "$s")" adduser $USERS >>"$LOG" 2>&1; stop "$s"
 done
