@@ -17,7 +17,8 @@ METRICS = [
     ("full", "kib_per_occupant", "server RSS KiB per occupant", "%.1f"),
     ("full", "server_cpu_pct", "server CPU %, full speed", "%.0f"),
     ("full", "loadgen_cpu_pct", "load generator CPU %, full speed", "%.0f"),
-    ("full", "others_cpu0_pct", "other work on the server's CPU %, full speed", "%.0f"),
+    ("full", "cpu0_irq_pct", "interrupts on the server's CPU % (loopback delivery), full speed", "%.0f"),
+    ("full", "others_cpu0_pct", "other processes on the server's CPU %, full speed", "%.0f"),
     ("rate", "lat_p50_ms", "latency p50 ms, fixed rate", "%.2f"),
     ("rate", "lat_p99_ms", "latency p99 ms, fixed rate", "%.2f"),
     ("rate", "cpu_us_per_delivery", "server CPU us per delivered msg, fixed rate", "%.1f"),
@@ -26,7 +27,7 @@ PROBLEMS = ["join_errors", "lost", "msg_errors", "disconnects", "kicked", "login
 HOLD = [
     ("joined", "%d"), ("join_phase_s", "%.1f"), ("posted_per_s", "%.1f"), ("msgs_per_s", "%.0f"),
     ("lat_p50_ms", "%.2f"), ("lat_p99_ms", "%.2f"), ("lat_max_ms", "%.1f"),
-    ("server_cpu_pct", "%.0f"), ("others_cpu0_pct", "%.0f"), ("cpu_us_per_delivery", "%.1f"), ("kib_per_occupant", "%.1f"),
+    ("server_cpu_pct", "%.0f"), ("cpu0_irq_pct", "%.0f"), ("others_cpu0_pct", "%.0f"), ("cpu_us_per_delivery", "%.1f"), ("kib_per_occupant", "%.1f"),
     ("disconnects", "%d"), ("lost", "%d"), ("msg_errors", "%d"), ("kicked", "%d"), ("join_errors", "%d"),
 ]
 
@@ -51,8 +52,9 @@ def main(paths):
             if line.startswith("{"):
                 j = json.loads(line)
                 if j.get("scenario") == "muc":
-                    if "cpu0_busy_pct" in j:   # the core's busy time not the server's: other work
-                        j["others_cpu0_pct"] = max(0.0, j["cpu0_busy_pct"] - j["server_cpu_pct"])
+                    if "cpu0_busy_pct" in j:   # the core's busy time neither the server's nor interrupts'
+                        j["others_cpu0_pct"] = max(0.0, j["cpu0_busy_pct"] - j.get("cpu0_irq_pct", 0)
+                                                   - j["server_cpu_pct"])
                     runs.append((label(j), j))
     servers = []
     for lab, _ in runs:

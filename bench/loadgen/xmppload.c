@@ -127,12 +127,14 @@ static long srv_rss_kib(void) {
     }
     return t;
 }
-/* busy and total jiffies of CPUs 0 and 1 (/proc/stat): how busy each core was over
-   the window, whoever used it; minus the server's (or the load generator's) own
-   share, that is other work on the machine */
-static void host_cpu(unsigned long long busy[2], unsigned long long total[2]) {
+/* busy, interrupt (irq+softirq) and total jiffies of CPUs 0 and 1 (/proc/stat): how
+   busy each core was over the window, whoever used it. Interrupt time includes the
+   kernel's loopback delivery of what a process sends, not charged to the process;
+   the rest, minus the server's (or the load generator's) own share, is other work */
+static unsigned long long hi0[2], hi1[2];
+static void host_cpu(unsigned long long busy[2], unsigned long long total[2], unsigned long long intr[2]) {
     char line[512]; FILE *f = fopen("/proc/stat", "r");
-    busy[0] = busy[1] = total[0] = total[1] = 0;
+    busy[0] = busy[1] = total[0] = total[1] = intr[0] = intr[1] = 0;
     if (!f) return;
     while (fgets(line, sizeof line, f)) {
         int cpu; unsigned long long v[8] = { 0 };
@@ -140,6 +142,7 @@ static void host_cpu(unsigned long long busy[2], unsigned long long total[2]) {
             && cpu >= 0 && cpu < 2) {
             total[cpu] = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
             busy[cpu] = total[cpu] - v[3] - v[4];
+            intr[cpu] = v[5] + v[6];
         }
     }
     fclose(f);
@@ -148,6 +151,10 @@ static unsigned long long hb0[2], ht0[2], hb1[2], ht1[2];
 static double host_busy_pct(int cpu) {
     unsigned long long t = ht1[cpu] - ht0[cpu];
     return t ? 100.0 * (hb1[cpu] - hb0[cpu]) / t : -1;
+}
+static double host_intr_pct(int cpu) {
+    unsigned long long t = ht1[cpu] - ht0[cpu];
+    return t ? 100.0 * (hi1[cpu] - hi0[cpu]) / t : -1;
 }
 static double self_cpu(void) {
     struct rusage ru; getrusage(RUSAGE_SELF, &ru);
@@ -698,8 +705,8 @@ static void hard_cb(struct ev_loop *l, ev_timer *w, int r) { (void)l; (void)w; (
 
 static int count_online(void) { int n = 0; for (int i = 0; i < nconns; i++) if (conns[i].state == S_ONLINE) n++; return n; }
 
-static void measure_begin(void) { t_measure_start = now_ns(); measuring = 1; cpu0 = srv_cpu(); scpu0 = self_cpu(); host_cpu(hb0, ht0); }
-static void measure_end(void) { t_measure_end = now_ns(); measuring = 0; cpu1 = srv_cpu(); scpu1 = self_cpu(); host_cpu(hb1, ht1); }
+static void measure_begin(void) { t_measure_start = now_ns(); measuring = 1; cpu0 = srv_cpu(); scpu0 = self_cpu(); host_cpu(hb0, ht0, hi0); }
+static void measure_end(void) { t_measure_end = now_ns(); measuring = 0; cpu1 = srv_cpu(); scpu1 = self_cpu(); host_cpu(hb1, ht1, hi1); }
 
 static void phase_cb(struct ev_loop *l, ev_timer *w, int r);
 static void after(double s) { ev_timer_stop(loop, &phase_timer); ev_timer_set(&phase_timer, s, 0); ev_timer_start(loop, &phase_timer); }
@@ -1055,7 +1062,7 @@ int main(int argc, char **argv) {
                "\"server_cpu_s\":%.3f,\"server_cpu_pct\":%.1f,\"cpu_us_per_delivery\":%.3f,\"cpu_s_per_100k\":%.3f,"
                "\"rss_logged_in_kib\":%ld,\"rss_joined_kib\":%ld,\"kib_per_occupant\":%.2f,"
                "\"disconnects\":%llu,\"kicked\":%llu,\"msg_errors\":%llu,\"other_groupchat\":%llu,"
-               "\"loadgen_cpu_pct\":%.1f,\"cpu0_busy_pct\":%.1f,\"cpu1_busy_pct\":%.1f,\"login_p50_ms\":%.2f}\n",
+               "\"loadgen_cpu_pct\":%.1f,\"cpu0_busy_pct\":%.1f,\"cpu0_irq_pct\":%.1f,\"cpu1_busy_pct\":%.1f,\"login_p50_ms\":%.2f}\n",
                o_rooms, o_per_room, nconns, online, joined, (unsigned long long)c_join_err, (unsigned long long)c_rooms_201,
                jt, o_window, o_rate, o_size, win, (unsigned long long)c_sent, (unsigned long long)c_sent_win,
                win > 0 ? c_sent_win / win : 0, (unsigned long long)c_expected, (unsigned long long)c_recv, lost,
@@ -1063,7 +1070,7 @@ int main(int argc, char **argv) {
                cpu, win > 0 ? cpu / win * 100 : 0, c_recv_win ? cpu / c_recv_win * 1e6 : -1, c_recv_win ? cpu / c_recv_win * 1e5 : -1,
                rss0, rss_joined, kib_occ,
                (unsigned long long)c_disconnects, (unsigned long long)c_kicked, (unsigned long long)c_msg_err, (unsigned long long)c_other_gc,
-               lg_cpu, host_busy_pct(0), host_busy_pct(1), lat_pct(&lat_login, .5));
+               lg_cpu, host_busy_pct(0), host_intr_pct(0), host_busy_pct(1), lat_pct(&lat_login, .5));
         fprintf(stderr, "[muc] %d rooms x %d: %d/%d joined in %.1fs, %s: %.0f deliveries/s (%.0f posts/s), latency p50 %.3f ms p99 %.3f ms, "
                 "server cpu %.0f%% = %.2f us/delivery, %.1f KiB/occupant, lost %ld, msg errors %llu, disconnects %llu, loadgen cpu %.0f%%, "
                 "cpu0/cpu1 busy %.0f%%/%.0f%%\n",
