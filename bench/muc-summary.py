@@ -80,6 +80,8 @@ def main(paths):
         print("|---|" + "---|" * len(servers) + ("---|" if ratio else ""))
         for suffix, key, what, fmt in METRICS:
             cells = [cell(values(s, case + "-" + suffix, key), fmt) for s in servers]
+            if all(c == "-" for c in cells):   # not measured by this load generator
+                continue
             row = "| %s | %s |" % (what, " | ".join(cells))
             if ratio:
                 a, b = values("parley", case + "-" + suffix, key), values("ejabberd", case + "-" + suffix, key)
@@ -103,6 +105,8 @@ def main(paths):
         print("| | " + " | ".join(hs) + " |")
         print("|---|" + "---|" * len(hs))
         for key, fmt in HOLD:
+            if all(key not in j for _, j in holds):
+                continue
             print("| %s | %s |" % (key, " | ".join(fmt % j.get(key, -1) for _, j in holds)))
         print("| last_error | %s |" % " | ".join(j.get("last_error", "") or "-" for _, j in holds))
 
