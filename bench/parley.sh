@@ -10,6 +10,9 @@
 #                          sql/pgsql.sql (e.g. from tests/db/pgsql.sh start DIR)
 #        PARLEY_BENCH_DB_PASSWORD_FILE  the database password, for PARLEY_BENCH_DSN
 #        PARLEY_NAME    (parley) name of the run folder under PEER_ROOT
+#        PARLEY_BENCH_MUC  1: load the MUC module (conference.bench.local, set up
+#                          for bench/muc.sh), 0: do not; default: 1 when the
+#                          build has modules/muc
 set -e
 # shellcheck source=/dev/null
 . "$(dirname "$0")/common.sh"
@@ -70,6 +73,17 @@ storage_config() {
     fi
 }
 
+muc_config() {
+    local want=${PARLEY_BENCH_MUC:-}
+    if [ -z "$want" ]; then
+        if [ -d "$TOP/modules/muc" ]; then want=1; else want=0; fi
+    fi
+    [ "$want" = 1 ] || return 0
+    # anyone may create rooms, up to 2000 occupants (new rooms too), no flood
+    # limit, 20 messages of history kept: as bench/peers/ejabberd-muc.sh has it
+    printf '  muc: { hosts: ["conference.@HOST@"], access_create: anyone, max_occupants: 2000, default_max_users: 2000, message_rate: 0, history_size: 20 }\n'
+}
+
 write_config() {
     local cert key
     read -r cert key < <(cert_files)
@@ -103,6 +117,7 @@ modules:
   time: {}
   roster: {}
   register: { open: false }
+$(muc_config)
 hosts:
   $BENCH_DOMAIN: {}
 EOC
