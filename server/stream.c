@@ -200,12 +200,10 @@ void stream_write_str(struct stream *s, const char *str)
 	stream_write(s, str, strlen(str));
 }
 
-void stream_send(struct stream *s, const struct xml_node *el, const char *default_ns)
+/* What was appended to s->out since before is queued unless it takes the
+ * queue over its cap: then it is taken back and the stream aborted. */
+static void queued_or_abort(struct stream *s, size_t before)
 {
-	if (s->dead)
-		return;
-	size_t before = s->out.len;
-	xml_serialize(&s->out, el, default_ns);
 	if (s->out.len > s->max_output) {
 		s->out.len = before;
 		log_warning(
@@ -217,6 +215,15 @@ void stream_send(struct stream *s, const struct xml_node *el, const char *defaul
 	stream_link_flush(s);
 }
 
+void stream_send(struct stream *s, const struct xml_node *el, const char *default_ns)
+{
+	if (s->dead)
+		return;
+	size_t before = s->out.len;
+	xml_serialize(&s->out, el, default_ns);
+	queued_or_abort(s, before);
+}
+
 void stream_send_wire(struct stream *s, const struct xml_wire *w, const char *to)
 {
 	if (s->dead)
@@ -225,15 +232,7 @@ void stream_send_wire(struct stream *s, const struct xml_wire *w, const char *to
 	buf_append(&s->out, w->head.data, w->head.len);
 	xml_escape(&s->out, to, strlen(to), true);
 	buf_append(&s->out, w->tail.data, w->tail.len);
-	if (s->out.len > s->max_output) {
-		s->out.len = before;
-		log_warning(
-		        "stream %llu from %s: output queue over %zu bytes (peer not reading): disconnecting",
-		        (unsigned long long)s->id, s->ip, s->max_output);
-		stream_abort(s);
-		return;
-	}
-	stream_link_flush(s);
+	queued_or_abort(s, before);
 }
 
 /* Output is written: shut the write side and read what the peer still

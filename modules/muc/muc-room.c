@@ -1316,15 +1316,7 @@ struct iq_wait {
 
 static void answer(struct xml_node *iq, const struct xml_node *payload)
 {
-	struct xml_node *res = stanza_iq_result(iq);
-	if (payload != NULL)
-		xml_append_copy(res, payload);
-	const char *from = xml_attr(res, "from"), *to = xml_attr(res, "to");
-	if (from != NULL && to != NULL) {
-		xml_ref(res);
-		muc_send(res, from, to);
-	}
-	xml_unref(&res);
+	muc_iq_answer(iq, payload);
 }
 
 static void answer_after_save(enum storage_result res, void *ctx)

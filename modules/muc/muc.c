@@ -478,7 +478,7 @@ void muc_send(struct xml_node *stanza, const char *from, const char *to)
 
 /* ---- the service's own iqs --------------------------------------------- */
 
-static void iq_answer(struct xml_node *iq, struct xml_node *payload)
+void muc_iq_answer(struct xml_node *iq, const struct xml_node *payload)
 {
 	struct xml_node *res = stanza_iq_result(iq);
 	if (payload != NULL)
@@ -517,7 +517,7 @@ static void service_disco_info(struct muc_service *svc, struct xml_node *iq, con
 	add_feature(res, "http://jabber.org/protocol/muc#stable_id");
 	add_feature(res, "http://jabber.org/protocol/muc#self-ping-optimization");
 	add_feature(res, NS_CONFERENCE);
-	iq_answer(iq, res);
+	muc_iq_answer(iq, res);
 	xml_unref(&res);
 }
 
@@ -603,7 +603,7 @@ static void service_disco_items(struct muc_service *svc, struct xml_node *iq, co
 		xml_add_text(xml_add_child(rs, "count", NULL), buf, strlen(buf));
 	}
 	free(all);
-	iq_answer(iq, res);
+	muc_iq_answer(iq, res);
 	xml_unref(&res);
 }
 
@@ -623,7 +623,7 @@ static void service_iq(struct muc_service *svc, struct xml_node *iq, const struc
 	else if (get && xml_is(q, "query", NS_DISCO_ITEMS))
 		service_disco_items(svc, iq, q);
 	else if (get && xml_is(q, "ping", NS_PING))
-		iq_answer(iq, NULL);
+		muc_iq_answer(iq, NULL);
 	else
 		router_bounce(iq, SE_SERVICE_UNAVAILABLE, NULL);
 }

@@ -234,6 +234,9 @@ void muc_nick_register(struct muc_service *svc, const char *bare, const char *ni
  * bare owns there. */
 bool muc_may_create(const struct muc_service *svc, const struct jid *j);
 unsigned muc_rooms_owned(const struct muc_service *svc, const char *bare);
+/* Answer iq (a get or set addressed to the service or a room) with a
+ * result holding a copy of payload (NULL: empty). */
+void muc_iq_answer(struct xml_node *iq, const struct xml_node *payload);
 /* Send stanza (consumed reference) from from to to through the router. */
 void muc_send(struct xml_node *stanza, const char *from, const char *to);
 
