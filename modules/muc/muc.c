@@ -724,6 +724,7 @@ static void loaded(enum storage_result res, const struct muc_room_item *rooms, s
 			if (muc_room_find(svc, it->name) != NULL)
 				continue;
 			struct muc_room *r = muc_room_new(svc, it->name, NULL, false);
+			muc_config_clear(&r->cfg); /* the stored one replaces the defaults */
 			muc_config_parse(&r->cfg, it->config, svc->set);
 			muc_room_salt(r); /* a room stored before it had one gets one now */
 			r->cfg.persistent = true;
