@@ -283,12 +283,22 @@ static struct xml_node *occupant_presence(const struct muc_occupant *o, const st
 	struct xml_node *p = xml_new("presence", NS_CLIENT);
 	if (unavailable)
 		xml_set_attr(p, "type", "unavailable");
-	else if (sess != NULL && sess->presence != NULL) {
+	/* A plain exit (no kick, ban, nick change or other removal) carries the
+	 * status text; removals carry their codes and reason instead. */
+	bool plain_exit = unavailable && new_nick == NULL && reason == NULL && actor == NULL;
+	for (unsigned i = 0; plain_exit && codes != NULL && i < codes->n; i++)
+		if (codes->c[i] != 110)
+			plain_exit = false;
+	if (sess != NULL && sess->presence != NULL && (!unavailable || plain_exit)) {
+		/* Available: the whole payload; unavailable: only its status
+		 * text (the exit presence's, XEP-0045 §7.14). */
 		for (struct xml_node *c = sess->presence->children; c != NULL; c = c->next) {
 			if (c->type != XML_ELEMENT)
 				continue;
 			if (xml_is(c, "x", NS_MUC) || xml_is(c, "x", NS_MUC_USER) ||
 			    xml_is(c, "occupant-id", NS_OCCUPANT_ID))
+				continue;
+			if (unavailable && !xml_is(c, "status", NULL))
 				continue;
 			xml_append_copy(p, c);
 		}
@@ -771,15 +781,18 @@ static void change_nick(struct muc_room *r, struct muc_occupant *o, struct xml_n
 }
 
 /* One session leaves (unavailable, an error presence, its stream ended). */
-static void leave(struct muc_room *r, struct muc_occupant *o, const struct jid *from, const char *status)
+static void leave(struct muc_room *r, struct muc_occupant *o, const struct jid *from,
+                  const struct xml_node *exit)
 {
 	struct muc_session *s = session_of(o, from);
 	if (s == NULL)
 		return;
+	const char *status = exit != NULL ? xml_child_text(exit, "status", NULL) : NULL;
 	if (o->sessions == s && s->next == NULL) {
-		struct xml_node *p = NULL;
-		(void)p;
-		broadcast_presence(o, s, true, NULL, NULL, NULL, status, NULL);
+		/* The others see the exit presence's status text, not an older one. */
+		if (exit != NULL)
+			session_set_presence(s, exit);
+		broadcast_presence(o, s, true, NULL, NULL, NULL, NULL, NULL);
 		log_event(r, MUC_LOG_LEAVE, o->nick, status);
 		remove_occupant(o);
 		maybe_vanish(r);
@@ -808,9 +821,7 @@ void muc_room_presence(struct muc_service *svc, struct muc_room *r, struct xml_n
 	struct muc_occupant *o = r != NULL ? muc_occupant_by_real(r, from) : NULL;
 	if (type != NULL && (strcmp(type, "unavailable") == 0 || strcmp(type, "error") == 0)) {
 		if (o != NULL)
-			leave(r, o, from,
-			      strcmp(type, "unavailable") == 0 ? xml_child_text(stanza, "status", NULL)
-			                                       : NULL);
+			leave(r, o, from, strcmp(type, "unavailable") == 0 ? stanza : NULL);
 		return;
 	}
 	if (type != NULL)

@@ -26,7 +26,6 @@
 #include "lib/log.h"
 #include "lib/options.h"
 
-#include <openssl/hmac.h>
 #include <assert.h>
 #include <stddef.h>
 #include <stdlib.h>

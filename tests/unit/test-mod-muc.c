@@ -7,7 +7,7 @@
  * rate answers a flooder with resource-constraint and nobody else; history
  * honours maxstanzas; a persistent room's affiliations reach the store and
  * come back when the service starts again; a removed account loses its
- * affiliations.
+ * affiliations; an exit presence's status text reaches the others.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -269,6 +269,39 @@ static void test_persistent_affiliations_stored(void **state)
 	jid_clear(&bob);
 }
 
+static void test_exit_status_passed_on(void **state)
+{
+	(void)state;
+	struct fake_session *a = harness_login("alice", "a");
+	struct fake_session *b = harness_login("bob", "b");
+	join(a, "Alice", true);
+	harness_send(b, "<presence to='" ROOM "/Bob'><x xmlns='http://jabber.org/protocol/muc'/>"
+	                "<status>here</status></presence>");
+	harness_run();
+	fake_clear(a);
+	harness_send(b,
+	             "<presence to='" ROOM "/Bob' type='unavailable'><status>gone home</status></presence>");
+	harness_run();
+	struct xml_node *p = fake_find(a, "presence", "from", ROOM "/Bob");
+	assert_non_null(p);
+	assert_string_equal(xml_attr(p, "type"), "unavailable");
+	assert_string_equal(xml_child_text(p, "status", NULL), "gone home");
+	/* A kicked occupant's removal carries the reason, not its status. */
+	harness_send(b, "<presence to='" ROOM "/Bob'><x xmlns='http://jabber.org/protocol/muc'/>"
+	                "<status>back</status></presence>");
+	harness_run();
+	fake_clear(a);
+	harness_send(a, "<iq type='set' id='k' to='" ROOM
+	                "'><query xmlns='http://jabber.org/protocol/muc#admin'>"
+	                "<item nick='Bob' role='none'><reason>out</reason></item></query></iq>");
+	harness_run();
+	p = fake_find(a, "presence", "from", ROOM "/Bob");
+	assert_non_null(p);
+	assert_null(xml_child(p, "status", NULL));
+	harness_logout(&a);
+	harness_logout(&b);
+}
+
 static void test_removed_account_loses_affiliation(void **state)
 {
 	(void)state;
@@ -300,6 +333,7 @@ int main(void)
 		CASE(test_flood_limited, setup_rate),
 		CASE(test_history_maxstanzas, setup),
 		CASE(test_persistent_affiliations_stored, setup),
+		CASE(test_exit_status_passed_on, setup),
 		CASE(test_removed_account_loses_affiliation, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
