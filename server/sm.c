@@ -155,12 +155,13 @@ void sm_session_open(struct session *s)
 	hook_run(s->host, HOOK_SESSION_OPENED, &hs);
 }
 
-/* Write stanza to session s unless a user_receive_packet hook refuses it
- * for s (privacy lists); false when refused. */
 /* The serialised form of the stanza sm_route_wire is routing, or NULL. */
 static const struct xml_wire *current_wire;
 static const struct xml_node *current_wire_stanza;
 
+/* Write stanza to session s unless a user_receive_packet hook refuses it
+ * for s (privacy lists); false when refused.  The stanza sm_route_wire
+ * routes is written from its serialised form where the session can. */
 static bool deliver(struct session *s, struct xml_node *stanza, const struct jid *from, const struct jid *to)
 {
 	struct hook_packet hp = { .from = from, .to = to, .stanza = stanza, .session = s };
@@ -176,11 +177,14 @@ static bool deliver(struct session *s, struct xml_node *stanza, const struct jid
 void sm_route_wire(struct host *h, struct xml_node *stanza, const struct jid *from, const struct jid *to,
                    const struct xml_wire *w)
 {
+	/* A hook may route another fan-out meanwhile: restore, not clear. */
+	const struct xml_wire *outer = current_wire;
+	const struct xml_node *outer_stanza = current_wire_stanza;
 	current_wire = w;
 	current_wire_stanza = stanza;
 	sm_route(h, stanza, from, to);
-	current_wire = NULL;
-	current_wire_stanza = NULL;
+	current_wire = outer;
+	current_wire_stanza = outer_stanza;
 }
 
 /* Deliver to the available sessions with the highest non-negative priority;
