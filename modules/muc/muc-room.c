@@ -194,18 +194,23 @@ static bool skip_recipient(struct muc_occupant *o, const struct muc_session *s)
 }
 
 /* Route tree (kept by the caller) to one real JID, from from. */
-static void route_to(struct xml_node *tree, const char *from, const struct jid *to)
+/* route_to with the sender already parsed (fj is from's parts). */
+static void route_from(struct xml_node *tree, const char *from, const struct jid *fj, const struct jid *to)
 {
 	char *t = jid_to_string(to);
+	xml_set_attr(tree, "from", from);
+	xml_set_attr(tree, "to", t);
+	router_route(tree, fj, to);
+	free(t);
+}
+
+static void route_to(struct xml_node *tree, const char *from, const struct jid *to)
+{
 	struct jid fj = { 0 };
 	const char *err;
-	if (jid_parse(from, &fj, &err) == 0) {
-		xml_set_attr(tree, "from", from);
-		xml_set_attr(tree, "to", t);
-		router_route(tree, &fj, to);
-	}
+	if (jid_parse(from, &fj, &err) == 0)
+		route_from(tree, from, &fj, to);
 	jid_clear(&fj);
-	free(t);
 }
 
 /* One stanza to many recipients: its sender parsed once, the tree
@@ -393,9 +398,15 @@ static void send_occupants_to(struct muc_occupant *o, const struct jid *real)
 		if (x == o || !broadcast_role(r, x->role))
 			continue;
 		struct xml_node *p = occupant_presence(x, x->sessions, false, with, NULL, NULL, NULL, NULL);
+		/* The room's name, its service and the nick are prepared already:
+		 * the sender's JID is put together, not parsed (stringprep costs
+		 * about 5 us, and a join into a room of N does this N times). */
+		struct jid fj = { 0 };
+		jid_set(&fj, r->name, r->svc->domain, x->nick);
 		char *from = occupant_jid(x);
-		route_to(p, from, real);
+		route_from(p, from, &fj, real);
 		free(from);
+		jid_clear(&fj);
 		xml_unref(&p);
 	}
 }
