@@ -86,6 +86,24 @@ struct xml_node *iq_payload_new(const char *name, const char *ns);
  * The c2s calls this before freeing the stream. */
 void iq_preauth_detach(void *stream);
 
+/* ---- iqs the server sends ----------------------------------------------- */
+/* Send iq (a get or set with one child; its id is replaced by a unique
+ * one) from from (the host's JID, or a service of it) to to, and call cb
+ * once with the answer: the result or error iq (valid during cb), or NULL
+ * when none came within timeout seconds or the host stops.  Returns a
+ * handle for iq_send_cancel (valid until cb runs).  The answer is taken
+ * from stanzas of type result/error addressed to from: the router hands
+ * those to iq_response (host JIDs) and services hand them on with it. */
+typedef void iq_response_fn(struct xml_node *answer, void *ctx);
+struct iq_out;
+struct iq_out *iq_send(struct host *h, struct xml_node *iq, const struct jid *from, const struct jid *to,
+                       double timeout, iq_response_fn *cb, void *ctx);
+/* Forget a sent iq: cb will not run. */
+void iq_send_cancel(struct iq_out *o);
+/* A result or error iq addressed to a JID of h: true when it answered an
+ * iq_send (its callback ran). */
+bool iq_response(struct host *h, struct xml_node *stanza, const struct jid *from);
+
 void iq_free_host(struct host *h);
 
 #endif

@@ -47,6 +47,7 @@ enum storage_area {
 	STORAGE_AREA_SRG,    /* shared roster groups */
 	STORAGE_AREA_SEARCH, /* the user directory */
 	STORAGE_AREA_MUC,    /* persistent multi-user chat rooms */
+	STORAGE_AREA_PUBSUB, /* publish-subscribe nodes and items, PEP */
 	STORAGE_AREA_COUNT
 };
 /* "vcard", "srg", ... */
@@ -411,5 +412,74 @@ struct storage_req *storage_muc_room_delete(struct storage *st, const char *host
  * holds nick. */
 struct storage_req *storage_muc_nick_set(struct storage *st, const char *host, const char *service,
                                          const char *jid, const char *nick, storage_done_cb *cb, void *ctx);
+
+/* ---- publish-subscribe nodes and items (XEP-0060, XEP-0163) --------------- */
+/* The nodes of one pubsub owner: a pubsub service's domain
+ * ("pubsub.example.com") or, for PEP, a user's bare JID
+ * ("alice@example.com"); host is the virtual host the owner belongs to.  A
+ * node's configuration and a subscription's options are text the module
+ * writes and reads; the store does not look inside.  An item's payload is
+ * its serialized XML, kept byte for byte.
+ * Order: the operations on one owner keep their order (the owner is the
+ * job's ordering key); different owners are written in parallel. */
+struct pubsub_affiliation_item {
+	const char *jid;         /* bare JID, as prepared by the module */
+	const char *affiliation; /* "owner", "publisher", "publish-only", "member", "outcast" */
+};
+struct pubsub_subscription_item {
+	const char *jid;     /* full or bare JID, as prepared by the module */
+	const char *subid;   /* unique within the node */
+	const char *state;   /* "subscribed", "pending" or "unconfigured" */
+	const char *options; /* the module's serialized options, "" when none */
+};
+struct pubsub_node_item {
+	const char *name;   /* the node's name (NodeID) */
+	const char *config; /* the module's serialized configuration */
+	double created;     /* seconds since the epoch (stores keep whole seconds) */
+	const struct pubsub_affiliation_item *affs;
+	size_t naffs;
+	const struct pubsub_subscription_item *subs;
+	size_t nsubs;
+};
+struct pubsub_item {
+	const char *node;      /* the node it belongs to */
+	const char *id;        /* ItemID, unique within the node */
+	const char *publisher; /* full JID of the publisher, "" when unknown */
+	double published;      /* seconds since the epoch (stores keep whole seconds) */
+	uint64_t seq;          /* the module's publication order within the node (higher: newer) */
+	const char *payload;   /* serialized XML, "" for an item without payload */
+};
+typedef void storage_pubsub_load_cb(enum storage_result res, const struct pubsub_node_item *nodes, size_t nnodes,
+                                    const struct pubsub_item *items, size_t nitems, void *ctx);
+/* Every node of owner with its affiliations and subscriptions, and every
+ * item of those nodes (empty lists with STORAGE_OK when none): nodes sorted
+ * by name (byte-wise), affiliations by jid, subscriptions by jid then
+ * subid; items by node name, then seq from oldest to newest.  Valid during
+ * cb. */
+struct storage_req *storage_pubsub_load(struct storage *st, const char *host, const char *owner,
+                                        storage_pubsub_load_cb *cb, void *ctx);
+/* Insert or replace node (its row, its whole affiliation list and its
+ * whole subscription list; not its items) in one transaction. */
+struct storage_req *storage_pubsub_node_store(struct storage *st, const char *host, const char *owner,
+                                              const struct pubsub_node_item *node, storage_done_cb *cb,
+                                              void *ctx);
+/* Remove the node with its affiliations, subscriptions and items;
+ * STORAGE_OK when it was not stored. */
+struct storage_req *storage_pubsub_node_delete(struct storage *st, const char *host, const char *owner,
+                                               const char *node, storage_done_cb *cb, void *ctx);
+/* Insert or replace item (by node and id) and remove the items of the
+ * same node named in evict (n of them; ids not stored are ignored), in
+ * one transaction. */
+struct storage_req *storage_pubsub_item_store(struct storage *st, const char *host, const char *owner,
+                                              const struct pubsub_item *item, const char *const *evict,
+                                              size_t nevict, storage_done_cb *cb, void *ctx);
+/* Remove the items of node named in ids (n of them), or every item of the
+ * node when n is 0 (purge); STORAGE_OK also when none was stored. */
+struct storage_req *storage_pubsub_item_delete(struct storage *st, const char *host, const char *owner,
+                                               const char *node, const char *const *ids, size_t n,
+                                               storage_done_cb *cb, void *ctx);
+/* Remove every node and item of owner (a PEP owner whose account goes). */
+struct storage_req *storage_pubsub_owner_delete(struct storage *st, const char *host, const char *owner,
+                                                storage_done_cb *cb, void *ctx);
 
 #endif
