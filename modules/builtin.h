@@ -29,6 +29,7 @@ extern const struct module_def mod_vjud;
 extern const struct module_def mod_adhoc;
 extern const struct module_def mod_announce;
 extern const struct module_def mod_muc;
+extern const struct module_def mod_pubsub;
 
 /* Register every built-in module with module_register (once; later calls
  * do nothing).  Registration order is start order on each host. */
