@@ -236,8 +236,8 @@ static bool access_allows(struct ps_owner *o, struct ps_node *n, const char *bar
 static bool may_read(struct ps_owner *o, struct ps_node *n, const struct jid *from, const char *bare)
 {
 	enum ps_aff a = aff_of(o, n, from, bare);
-	if (a == PS_AFF_OUTCAST)
-		return false;
+	if (a == PS_AFF_OUTCAST || a == PS_AFF_PUBLISH_ONLY)
+		return false; /* XEP-0060 §4.1: publish-only neither reads nor subscribes */
 	if (a == PS_AFF_OWNER || a == PS_AFF_PUBLISHER || a == PS_AFF_MEMBER)
 		return true;
 	if (n->cfg.access == PS_ACCESS_AUTHORIZE) {
@@ -1215,7 +1215,8 @@ static void do_items(struct ps_req *r, const struct xml_node *ps, const struct x
 {
 	if (!may_read(r->o, n, &r->from, bare)) {
 		enum ps_access acc = n->cfg.access;
-		if (aff_of(r->o, n, &r->from, bare) == PS_AFF_OUTCAST)
+		enum ps_aff a = aff_of(r->o, n, &r->from, bare);
+		if (a == PS_AFF_OUTCAST || a == PS_AFF_PUBLISH_ONLY)
 			ps_reply_error(r, SE_FORBIDDEN, NULL, NULL, NULL);
 		else if (acc == PS_ACCESS_PRESENCE)
 			error_app(r, SE_NOT_AUTHORIZED, "presence-subscription-required", NULL);
@@ -1390,7 +1391,7 @@ static void do_subscribe(struct ps_req *r, const struct xml_node *sub, struct ps
 	}
 	struct ps_owner *o = r->o;
 	enum ps_aff a = aff_of(o, n, &r->from, bare);
-	if (a == PS_AFF_OUTCAST) {
+	if (a == PS_AFF_OUTCAST || a == PS_AFF_PUBLISH_ONLY) {
 		jid_clear(&sj);
 		ps_reply_error(r, SE_FORBIDDEN, NULL, NULL, NULL);
 		return;
