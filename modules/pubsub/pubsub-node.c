@@ -444,8 +444,9 @@ static void notify(struct ps_owner *o, struct ps_node *n, struct xml_node *msg)
 				continue;
 			struct jid cj = { 0 };
 			const char *err;
+			/* a contact the account blocks hears nothing from it (XEP-0191) */
 			if (jid_parse(it->jid, &cj, &err) == 0 && cj.node != NULL &&
-			    strcmp(cj.domain, h->name) == 0)
+			    strcmp(cj.domain, h->name) == 0 && !blocking_blocks(h, o->user, &cj))
 				notify_local_sessions(&f, &sent, cj.node, n->name);
 			jid_clear(&cj);
 		}
