@@ -396,15 +396,29 @@ static void notify_local_sessions(struct fanout *f, struct sent_set *sent, const
 	for (struct session *s = sm_user_sessions(f->o->st->h, user); s != NULL; s = s->next_of_user) {
 		if (!s->available || !wants_notify(s, node))
 			continue;
-		if (sent_add(sent, &s->jid))
+		/* the set holds the subscriptions' targets only (PEP contacts
+		 * and the account's resources are distinct sessions) */
+		if (sent->n == 0 || sent_add(sent, &s->jid))
 			fanout_send(f, &s->jid);
 	}
 }
 
+/* The local part of bare (a prepared bare JID) when its domain is
+ * domain, copied into buf; NULL otherwise (no parse: roster JIDs are
+ * prepared already). */
+static const char *local_part(const char *bare, const char *domain, char *buf, size_t size)
+{
+	const char *at = strchr(bare, '@');
+	if (at == NULL || strcmp(at + 1, domain) != 0 || (size_t)(at - bare) >= size)
+		return NULL;
+	memcpy(buf, bare, (size_t)(at - bare));
+	buf[at - bare] = '\0';
+	return buf;
+}
+
 /* Send msg to everyone who gets n's notifications: subscribers, and for
  * PEP the account's own resources and its contacts with presence
- * access, when they +notify.  for_items: an item notification
- * (subscriptions with deliver false skip it).  Consumes msg. */
+ * access, when they +notify.  Consumes msg. */
 static void notify(struct ps_owner *o, struct ps_node *n, struct xml_node *msg)
 {
 	struct fanout f;
@@ -434,21 +448,29 @@ static void notify(struct ps_owner *o, struct ps_node *n, struct xml_node *msg)
 		notify_local_sessions(&f, &sent, o->user, n->name);
 		for (size_t i = 0; i < o->nroster; i++) {
 			const struct roster_item *it = &o->roster[i];
-			if (!has_from(it))
+			if (!has_from(it) || strcmp(it->jid, o->key) == 0)
 				continue;
 			if (n->cfg.access == PS_ACCESS_ROSTER && !in_groups(it, &n->cfg.roster_groups))
 				continue;
-			if (n->cfg.access == PS_ACCESS_WHITELIST && node_aff(n, it->jid) < PS_AFF_MEMBER)
+			if (n->naffs > 0) {
+				enum ps_aff a = node_aff(n, it->jid);
+				if (a == PS_AFF_OUTCAST ||
+				    (n->cfg.access == PS_ACCESS_WHITELIST && a < PS_AFF_MEMBER))
+					continue;
+			} else if (n->cfg.access == PS_ACCESS_WHITELIST) {
 				continue;
-			if (node_aff(n, it->jid) == PS_AFF_OUTCAST)
+			}
+			char buf[1024];
+			const char *user = local_part(it->jid, h->name, buf, sizeof(buf));
+			if (user == NULL || sm_user_sessions(h, user) == NULL)
 				continue;
-			struct jid cj = { 0 };
-			const char *err;
 			/* a contact the account blocks hears nothing from it (XEP-0191) */
-			if (jid_parse(it->jid, &cj, &err) == 0 && cj.node != NULL &&
-			    strcmp(cj.domain, h->name) == 0 && !blocking_blocks(h, o->user, &cj))
-				notify_local_sessions(&f, &sent, cj.node, n->name);
+			struct jid cj = { 0 };
+			jid_set(&cj, user, h->name, NULL);
+			bool blocked = blocking_blocks(h, o->user, &cj);
 			jid_clear(&cj);
+			if (!blocked)
+				notify_local_sessions(&f, &sent, user, n->name);
 		}
 	}
 	sent_clear(&sent);
