@@ -41,6 +41,7 @@
 #include "server/host.h"
 #include "server/hooks.h"
 #include "server/sm.h"
+#include "lib/htab.h"
 #include "lib/log.h"
 
 #include <stddef.h>
@@ -62,61 +63,10 @@ static const struct opt_def caps_options[] = {
 	OPT_END
 };
 
-/* ---- a small table with chains ----------------------------------------------------- */
-
-/* An entry's first member; its owner compares the keys. */
-struct ctab_link {
-	struct ctab_link *next;
-	uint32_t hash;
-};
-
-struct ctab {
-	struct ctab_link **buckets;
-	unsigned nbuckets, count;
-};
-
-static struct ctab_link *ctab_chain(const struct ctab *t, uint32_t hash)
-{
-	return t->nbuckets == 0 ? NULL : t->buckets[hash % t->nbuckets];
-}
-
-static void ctab_add(struct ctab *t, struct ctab_link *l, uint32_t hash)
-{
-	if (t->count >= t->nbuckets) {
-		unsigned n = t->nbuckets == 0 ? 64 : t->nbuckets * 2;
-		struct ctab_link **b = xcalloc(n, sizeof(*b));
-		for (unsigned i = 0; i < t->nbuckets; i++) {
-			while (t->buckets[i] != NULL) {
-				struct ctab_link *e = t->buckets[i];
-				t->buckets[i] = e->next;
-				e->next = b[e->hash % n];
-				b[e->hash % n] = e;
-			}
-		}
-		free(t->buckets);
-		t->buckets = b;
-		t->nbuckets = n;
-	}
-	l->hash = hash;
-	l->next = t->buckets[hash % t->nbuckets];
-	t->buckets[hash % t->nbuckets] = l;
-	t->count++;
-}
-
-static void ctab_remove(struct ctab *t, struct ctab_link *l)
-{
-	struct ctab_link **pp = &t->buckets[l->hash % t->nbuckets];
-	while (*pp != l)
-		pp = &(*pp)->next;
-	*pp = l->next;
-	l->next = NULL;
-	t->count--;
-}
-
 /* ---- state ------------------------------------------------------------------------ */
 
 struct caps_info {
-	struct ctab_link link; /* first: the cache, by key */
+	struct htab_link link; /* first: the cache, by key */
 	unsigned refs;
 	char *key; /* "hash ver" of a cached entry; NULL for a session's own */
 	char **features;
@@ -127,7 +77,7 @@ struct caps_info {
 struct caps_query;
 
 struct caps_sess {
-	struct ctab_link link; /* first: the state's sessions, by session pointer */
+	struct htab_link link; /* first: the state's sessions, by session pointer */
 	struct session *s;
 	char *announced;          /* "hash node ver" of its last <c/> */
 	struct caps_info *caps;   /* known caps, or NULL */
@@ -150,9 +100,9 @@ struct caps_query {
 struct caps_state {
 	struct host *host;
 	const struct caps_settings *set;
-	struct ctab cache; /* struct caps_info */
+	struct htab cache; /* struct caps_info */
 	struct caps_info *lru_head, *lru_tail;
-	struct ctab sessions; /* struct caps_sess */
+	struct htab sessions; /* struct caps_sess */
 	struct caps_query *queries;
 	struct caps_stats stats;
 };
@@ -241,7 +191,7 @@ static void lru_push_front(struct caps_state *cs, struct caps_info *c)
 static void cache_drop(struct caps_state *cs, struct caps_info *c)
 {
 	lru_unlink(cs, c);
-	ctab_remove(&cs->cache, &c->link);
+	htab_remove(&cs->cache, &c->link);
 	info_unref(&c);
 }
 
@@ -249,7 +199,7 @@ static void cache_drop(struct caps_state *cs, struct caps_info *c)
 static struct caps_info *cache_get(struct caps_state *cs, const char *key)
 {
 	uint32_t h = hash_str(key);
-	for (struct ctab_link *l = ctab_chain(&cs->cache, h); l != NULL; l = l->next) {
+	for (struct htab_link *l = htab_chain(&cs->cache, h); l != NULL; l = l->next) {
 		struct caps_info *c = (struct caps_info *)l;
 		if (l->hash == h && strcmp(c->key, key) == 0) {
 			lru_unlink(cs, c);
@@ -267,7 +217,7 @@ static void cache_put(struct caps_state *cs, struct caps_info *c)
 	struct caps_info *old = cache_get(cs, c->key);
 	if (old != NULL)
 		cache_drop(cs, old);
-	ctab_add(&cs->cache, &info_ref(c)->link, hash_str(c->key));
+	htab_add(&cs->cache, &info_ref(c)->link, hash_str(c->key));
 	lru_push_front(cs, c);
 	while (cs->cache.count > cs->set->max_entries)
 		cache_drop(cs, cs->lru_tail);
@@ -278,7 +228,7 @@ static void cache_put(struct caps_state *cs, struct caps_info *c)
 static struct caps_sess *sess_find(const struct caps_state *cs, const struct session *s)
 {
 	uint32_t h = ptr_hash(s);
-	for (struct ctab_link *l = ctab_chain(&cs->sessions, h); l != NULL; l = l->next)
+	for (struct htab_link *l = htab_chain(&cs->sessions, h); l != NULL; l = l->next)
 		if (l->hash == h && ((struct caps_sess *)l)->s == s)
 			return (struct caps_sess *)l;
 	return NULL;
@@ -339,7 +289,7 @@ static void sess_forget(struct caps_state *cs, struct caps_sess *e)
 {
 	sess_leave_query(e);
 	info_unref(&e->caps);
-	ctab_remove(&cs->sessions, &e->link);
+	htab_remove(&cs->sessions, &e->link);
 	free(e->announced);
 	free(e);
 }
@@ -515,7 +465,7 @@ static void caps_announced(struct caps_state *cs, struct session *s, const struc
 	if (e == NULL) {
 		e = xcalloc(1, sizeof(*e));
 		e->s = s;
-		ctab_add(&cs->sessions, &e->link, ptr_hash(s));
+		htab_add(&cs->sessions, &e->link, ptr_hash(s));
 	} else {
 		sess_leave_query(e);
 		info_unref(&e->caps);
@@ -646,13 +596,13 @@ static void caps_stop(struct host *h, void *state)
 	builtin_parts_remove(h, &caps_parts, cs);
 	while (cs->queries != NULL)
 		query_free(cs->queries);
-	for (unsigned i = 0; i < cs->sessions.nbuckets; i++)
-		while (cs->sessions.buckets[i] != NULL)
-			sess_forget(cs, (struct caps_sess *)cs->sessions.buckets[i]);
+	struct htab_link *l;
+	while ((l = htab_any(&cs->sessions)) != NULL)
+		sess_forget(cs, (struct caps_sess *)l);
 	while (cs->lru_head != NULL)
 		cache_drop(cs, cs->lru_head);
-	free(cs->sessions.buckets);
-	free(cs->cache.buckets);
+	htab_free(&cs->sessions);
+	htab_free(&cs->cache);
 	free(cs);
 }
 

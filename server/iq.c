@@ -36,6 +36,7 @@
 #include "server.h"
 #include "lib/log.h"
 #include "lib/barrier.h"
+#include "lib/htab.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -383,6 +384,7 @@ void iq_preauth_detach(void *stream)
 #define IQ_OUT_ID_LEN 16
 
 struct iq_out {
+	struct htab_link link; /* first: the host's table, by id */
 	struct host *host;
 	char id[IQ_OUT_ID_LEN + 1];
 	struct jid from, to;
@@ -391,28 +393,21 @@ struct iq_out {
 	ev_timer timer;         /* the timeout; 0 once an early answer is kept */
 	bool sending;           /* inside iq_send's router_route */
 	struct xml_node *early; /* the answer that came while sending */
-	struct iq_out *next;    /* hash chain */
 };
 
 /* The outstanding iqs of a host, by id. */
 struct iq_out_table {
-	struct iq_out **buckets;
-	unsigned nbuckets, count;
+	struct htab ids;
 };
-
-static struct iq_out **out_bucket(struct iq_out_table *t, const char *id)
-{
-	return &t->buckets[hash_str(id) % t->nbuckets];
-}
 
 static struct iq_out *out_find(struct host *h, const char *id)
 {
-	struct iq_out_table *t = h->iq_out;
-	if (t == NULL || t->count == 0)
+	if (h->iq_out == NULL)
 		return NULL;
-	for (struct iq_out *o = *out_bucket(t, id); o != NULL; o = o->next)
-		if (strcmp(o->id, id) == 0)
-			return o;
+	uint32_t hash = hash_str(id);
+	for (struct htab_link *l = htab_chain(&h->iq_out->ids, hash); l != NULL; l = l->next)
+		if (l->hash == hash && strcmp(((struct iq_out *)l)->id, id) == 0)
+			return (struct iq_out *)l;
 	return NULL;
 }
 
@@ -420,39 +415,14 @@ static void out_link(struct host *h, struct iq_out *o)
 {
 	if (h->iq_out == NULL)
 		h->iq_out = xcalloc(1, sizeof(*h->iq_out));
-	struct iq_out_table *t = h->iq_out;
-	if (t->count >= t->nbuckets) {
-		/* Grow: at most one entry a bucket on average. */
-		unsigned n = t->nbuckets == 0 ? 16 : t->nbuckets * 2;
-		struct iq_out **b = xcalloc(n, sizeof(*b));
-		for (unsigned i = 0; i < t->nbuckets; i++) {
-			while (t->buckets[i] != NULL) {
-				struct iq_out *e = t->buckets[i];
-				t->buckets[i] = e->next;
-				e->next = b[hash_str(e->id) % n];
-				b[hash_str(e->id) % n] = e;
-			}
-		}
-		free(t->buckets);
-		t->buckets = b;
-		t->nbuckets = n;
-	}
-	struct iq_out **bucket = out_bucket(t, o->id);
-	o->next = *bucket;
-	*bucket = o;
-	t->count++;
+	htab_add(&h->iq_out->ids, &o->link, hash_str(o->id));
 }
 
 /* Take o out of its host's table and free it; its early answer, if any,
  * is returned (a reference for the caller). */
 static struct xml_node *out_free(struct iq_out *o)
 {
-	struct iq_out_table *t = o->host->iq_out;
-	struct iq_out **pp = out_bucket(t, o->id);
-	while (*pp != o)
-		pp = &(*pp)->next;
-	*pp = o->next;
-	t->count--;
+	htab_remove(&o->host->iq_out->ids, &o->link);
 	ev_timer_stop(server.loop, &o->timer);
 	struct xml_node *early = o->early;
 	jid_clear(&o->from);
@@ -554,10 +524,9 @@ bool iq_response(struct host *h, struct xml_node *stanza, const struct jid *from
 void iq_free_host(struct host *h)
 {
 	/* The host stops: the iqs it sent get no answer. */
-	while (h->iq_out != NULL && h->iq_out->count > 0) {
-		struct iq_out *o = NULL;
-		for (unsigned i = 0; o == NULL; i++)
-			o = h->iq_out->buckets[i];
+	struct htab_link *l;
+	while (h->iq_out != NULL && (l = htab_any(&h->iq_out->ids)) != NULL) {
+		struct iq_out *o = (struct iq_out *)l;
 		iq_response_fn *cb = o->cb;
 		void *ctx = o->ctx;
 		struct xml_node *early = out_free(o);
@@ -565,7 +534,7 @@ void iq_free_host(struct host *h)
 		cb(NULL, ctx);
 	}
 	if (h->iq_out != NULL) {
-		free(h->iq_out->buckets);
+		htab_free(&h->iq_out->ids);
 		xfree(&h->iq_out);
 	}
 	for (int scope = 0; scope < IQ_SCOPE_COUNT; scope++) {
