@@ -92,6 +92,7 @@ struct caps_query {
 	char *key; /* as caps_info's: NULL for a session's own question */
 	char *hash, *node, *ver;
 	struct iq_out *out;
+	bool sending; /* inside iq_send */
 	struct caps_sess *asked;
 	struct caps_sess *waiters; /* asked among them */
 	struct caps_query *next;
@@ -259,26 +260,28 @@ static void query_free(struct caps_query *q)
 	free(q);
 }
 
-/* Take cs_ off its query's waiters; when it was the one asked, ask the next
+/* Take e off its query's waiters; when it was the one asked, ask the next
  * one (or end the query when none is left). */
-static void sess_leave_query(struct caps_sess *cs_)
+static void sess_leave_query(struct caps_sess *e)
 {
-	struct caps_query *q = cs_->query;
+	struct caps_query *q = e->query;
 	if (q == NULL)
 		return;
 	for (struct caps_sess **pp = &q->waiters; *pp != NULL; pp = &(*pp)->next_waiter) {
-		if (*pp == cs_) {
-			*pp = cs_->next_waiter;
+		if (*pp == e) {
+			*pp = e->next_waiter;
 			break;
 		}
 	}
-	cs_->next_waiter = NULL;
-	cs_->query = NULL;
-	if (q->asked != cs_)
+	e->next_waiter = NULL;
+	e->query = NULL;
+	if (q->asked != e)
 		return;
 	iq_send_cancel(q->out);
 	q->out = NULL;
 	q->asked = NULL;
+	if (q->sending)
+		return; /* query_ask goes on */
 	if (q->waiters == NULL)
 		query_free(q);
 	else
@@ -328,9 +331,22 @@ static void query_ask(struct caps_query *q)
 	struct jid from = { 0 };
 	jid_set(&from, NULL, cs->host->name, NULL);
 	cs->stats.queries++;
-	q->out = iq_send(cs->host, iq, &from, &q->asked->s->jid, cs->set->query_timeout, query_answered, q);
+	q->sending = true;
+	struct iq_out *out =
+	        iq_send(cs->host, iq, &from, &q->asked->s->jid, cs->set->query_timeout, query_answered, q);
+	q->sending = false;
 	jid_clear(&from);
 	xml_unref(&iq);
+	if (q->asked != NULL) {
+		q->out = out;
+		return;
+	}
+	/* The asked session left while the request was routed. */
+	iq_send_cancel(out);
+	if (q->waiters == NULL)
+		query_free(q);
+	else
+		query_ask(q);
 }
 
 /* Why answer does not give the caps of q (NULL: it does); a verified
