@@ -6,7 +6,7 @@
  * it is not asked, an answer that does not verify is not cached (the next
  * session is asked again, and a session waiting on the same ver is asked
  * in its place), timeouts, legacy caps, unavailable presence and the
- * cache's bound.
+ * cache's bound; and an iq_send the router answers at once.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -484,16 +484,54 @@ static void test_legacy_and_bound(void **state)
 	harness_logout(&b);
 }
 
+/* ---- iq_send through the router ------------------------------------------------------ */
+
+struct sent {
+	int calls;
+	char type[16];
+};
+
+static void sent_answered(struct xml_node *answer, void *ctx)
+{
+	struct sent *st = ctx;
+	st->calls++;
+	snprintf(st->type, sizeof(st->type), "%s", answer != NULL ? xml_attr(answer, "type") : "none");
+}
+
+/* An iq to a resource nobody has is answered by the session manager at
+ * once, inside iq_send: the callback still runs later, from the loop. */
+static void test_send_bounced_at_once(void **state)
+{
+	struct host *h = harness_host();
+	struct jid from = { 0 }, to = { 0 };
+	jid_set(&from, NULL, HARNESS_HOST, NULL);
+	jid_set(&to, "alice", HARNESS_HOST, "nowhere");
+	struct xml_node *iq = xml_new("iq", NS_CLIENT);
+	xml_set_attr(iq, "type", "get");
+	xml_add_child(iq, "query", NS_DISCO_INFO);
+	struct sent st = { 0 };
+	assert_non_null(iq_send(h, iq, &from, &to, 30, sent_answered, &st));
+	assert_int_equal(st.calls, 0);
+	pump();
+	assert_int_equal(st.calls, 1);
+	assert_string_equal(st.type, "error");
+	xml_unref(&iq);
+	jid_clear(&from);
+	jid_clear(&to);
+}
+
 #define CASE(fn, setup_fn) cmocka_unit_test_setup_teardown(fn, setup_fn, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_simple_example),  cmocka_unit_test(test_complex_example),
-		cmocka_unit_test(test_refused_answers), CASE(test_asked_once_and_cached, setup),
-		CASE(test_mismatch_not_cached, setup),  CASE(test_waiter_asked_after_mismatch, setup),
-		CASE(test_waiters_share_answer, setup), CASE(test_timeout_and_error, setup_short),
-		CASE(test_answer_from_another, setup),  CASE(test_legacy_and_bound, setup_short),
+		cmocka_unit_test(test_simple_example), /* the verification string */
+		cmocka_unit_test(test_complex_example),  cmocka_unit_test(test_refused_answers),
+		CASE(test_asked_once_and_cached, setup), /* the module */
+		CASE(test_mismatch_not_cached, setup),   CASE(test_waiter_asked_after_mismatch, setup),
+		CASE(test_waiters_share_answer, setup),  CASE(test_timeout_and_error, setup_short),
+		CASE(test_answer_from_another, setup),   CASE(test_legacy_and_bound, setup_short),
+		CASE(test_send_bounced_at_once, setup), /* iq_send through the router */
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
