@@ -28,6 +28,7 @@ extern const struct module_def mod_shared_roster;
 extern const struct module_def mod_vjud;
 extern const struct module_def mod_adhoc;
 extern const struct module_def mod_announce;
+extern const struct module_def mod_caps;
 extern const struct module_def mod_muc;
 extern const struct module_def mod_pubsub;
 
