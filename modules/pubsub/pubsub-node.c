@@ -845,15 +845,17 @@ static void do_default(struct ps_req *r)
 	xml_unref(&ps);
 }
 
-static void do_delete(struct ps_req *r, struct ps_node *n)
+static void do_delete(struct ps_req *r, struct ps_node *n, ps_done_fn *done, void *ctx)
 {
-	struct ps_owner *o = r->o;
+	struct ps_owner *o = n->owner;
 	if (n->cfg.notify_delete)
 		notify_simple(o, n, "delete");
 	node_unlink(o, n);
 	struct storage *st = ps_store(o->st);
 	struct write_op *w = write_new(o, r, NULL);
 	w->node = xstrdup(n->name);
+	w->done = done;
+	w->done_ctx = ctx;
 	if (st != NULL)
 		storage_pubsub_node_delete(st, o->st->h->name, o->key, n->name, write_done, w);
 	ps_node_free(n);
@@ -872,14 +874,16 @@ static void drop_items(struct ps_node *n)
 	n->nitems = 0;
 }
 
-static void do_purge(struct ps_req *r, struct ps_node *n)
+static void do_purge(struct ps_req *r, struct ps_node *n, ps_done_fn *done, void *ctx)
 {
-	struct ps_owner *o = r->o;
+	struct ps_owner *o = n->owner;
 	drop_items(n);
 	if (n->cfg.notify_retract || n->cfg.notify_delete)
 		notify_simple(o, n, "purge");
 	struct storage *st = ps_store(o->st);
 	struct write_op *w = write_new(o, r, NULL);
+	w->done = done;
+	w->done_ctx = ctx;
 	if (st != NULL)
 		storage_pubsub_item_delete(st, o->st->h->name, o->key, n->name, NULL, 0, write_done, w);
 	else
@@ -1819,9 +1823,9 @@ void ps_handle(struct ps_req *r)
 		if (strcmp(name, "configure") == 0)
 			set ? do_configure_set(r, n, act) : do_configure_get(r, n);
 		else if (set && strcmp(name, "delete") == 0)
-			do_delete(r, n);
+			do_delete(r, n, NULL, NULL);
 		else if (set && strcmp(name, "purge") == 0)
-			do_purge(r, n);
+			do_purge(r, n, NULL, NULL);
 		else if (strcmp(name, "subscriptions") == 0)
 			do_owner_subs(r, act, n, set);
 		else if (strcmp(name, "affiliations") == 0)
@@ -1935,4 +1939,16 @@ bool ps_node_visible(struct ps_owner *o, struct ps_node *n, const struct jid *fr
 	bool ok = owns(o, n, from, bare) || may_read(o, n, from, bare);
 	free(bare);
 	return ok;
+}
+
+/* ---- administration (pubsub-admin.c) ------------------------------------------ */
+
+void ps_node_delete(struct ps_node *n, ps_done_fn *done, void *ctx)
+{
+	do_delete(NULL, n, done, ctx);
+}
+
+void ps_node_purge(struct ps_node *n, ps_done_fn *done, void *ctx)
+{
+	do_purge(NULL, n, done, ctx);
 }

@@ -248,6 +248,12 @@ void ps_publish(struct ps_owner *o, const struct jid *publisher, const char *nod
 /* Node storage (pubsub.c): write the node's row (affs, subs, config). */
 void ps_node_save(struct ps_node *n);
 void ps_node_free(struct ps_node *n);
+/* Delete n, or remove its items, as its owner's request would
+ * (notifications, store); done runs once the store answered, from the
+ * loop, or inside the call when the host has no pubsub store.  For the
+ * administration commands (pubsub-admin.c). */
+void ps_node_delete(struct ps_node *n, ps_done_fn *done, void *ctx);
+void ps_node_purge(struct ps_node *n, ps_done_fn *done, void *ctx);
 void ps_item_free(struct ps_item *it);
 
 #endif
