@@ -138,7 +138,7 @@ void cmd_pubsub_list(struct ctl_call *call)
 static void info_field(const struct ps_admin_field *f, void *ctx)
 {
 	struct ctl_call *call = ctx;
-	bool list = strcmp(f->name, "roster_groups_allowed") == 0;
+	bool list = f->multi;
 	if (!call->json) {
 		buf_printf(&call->body, "%s: ", f->name);
 		for (size_t i = 0; i < f->nvalues; i++)
@@ -146,7 +146,8 @@ static void info_field(const struct ps_admin_field *f, void *ctx)
 		buf_append_str(&call->body, "\n");
 		return;
 	}
-	buf_printf(&call->body, ",\n  \"%s\": ", f->name);
+	bool first = call->body.data[call->body.len - 1] == '{';
+	buf_printf(&call->body, "%s\n  \"%s\": ", first ? "" : ",", f->name);
 	if (f->boolean)
 		buf_append_str(&call->body, f->nvalues > 0 ? f->values[0] : "false");
 	else if (!list)
@@ -255,8 +256,7 @@ static void show_info(struct ctl_call *call, struct ps_owner *o)
 		ctl_json_str(&call->body, n->name);
 		buf_append_str(&call->body, ", \"created\": ");
 		ctl_json_str(&call->body, created);
-		buf_append_str(&call->body, ",\n \"config\": {\"node\": ");
-		ctl_json_str(&call->body, n->name);
+		buf_append_str(&call->body, ",\n \"config\": {");
 	} else {
 		buf_printf(&call->body, "owner: %s\nnode: %s\ncreated: %s\n", o->key, n->name, created);
 	}

@@ -325,7 +325,8 @@ void ps_admin_config_fields(const struct ps_node *n, void (*fn)(const struct ps_
 			continue;
 		const char *type = xml_attr(f, "type");
 		struct ps_admin_field field = { .name = var + 7,
-			                        .boolean = type != NULL && strcmp(type, "boolean") == 0 };
+			                        .boolean = type != NULL && strcmp(type, "boolean") == 0,
+			                        .multi = type != NULL && strcmp(type, "list-multi") == 0 };
 		const char **values = xcalloc(xml_element_count(f) + 1, sizeof(*values));
 		for (struct xml_node *v = xml_child(f, "value", NULL); v != NULL;
 		     v = xml_next(v, "value", NULL)) {

@@ -73,13 +73,13 @@ void ps_admin_owners(const struct ps_node *n, struct strlist *out);
 size_t ps_admin_payload_size(const struct ps_item *it);
 
 /* One configuration field of a node: its name without "pubsub#", its
- * values (one for most fields, any number for a list of roster groups),
+ * values (one, or any number for a multiple one: the roster groups),
  * whether it is a boolean ("true"/"false" in values). */
 struct ps_admin_field {
 	const char *name;
 	const char *const *values;
 	size_t nvalues;
-	bool boolean;
+	bool boolean, multi;
 };
 /* Call fn for each field of n's configuration, in the form's order. */
 void ps_admin_config_fields(const struct ps_node *n, void (*fn)(const struct ps_admin_field *f, void *ctx),
