@@ -995,13 +995,13 @@ static int publish(struct ps_owner *o, const struct publish_args *a, enum stanza
 		return -1;
 	}
 	if (n == NULL) {
-		bool pep_owner = is_pep(o) && strcmp(a->bare, o->key) == 0;
-		if (!pep_owner) {
+		/* auto-create (XEP-0060 §7.1.4): by whoever may create nodes */
+		if (!may_create(o, a->publisher, a->bare)) {
 			free(text);
 			*e_r = SE_ITEM_NOT_FOUND;
 			return -1;
 		}
-		if (o->nnodes >= st->set->max_nodes_per_user) {
+		if (nodes_of_creator(o, a->bare) >= st->set->max_nodes_per_user) {
 			free(text);
 			*e_r = SE_NOT_ALLOWED;
 			*text_r = "too many nodes (max_nodes_per_user)";
@@ -1011,7 +1011,7 @@ static int publish(struct ps_owner *o, const struct publish_args *a, enum stanza
 		if (a->create_cfg != NULL)
 			ps_config_copy(&cfg, a->create_cfg);
 		else
-			ps_config_defaults(&cfg, st->set, true);
+			ps_config_defaults(&cfg, st->set, is_pep(o));
 		if (a->options != NULL) {
 			enum stanza_error e;
 			const char *t;
@@ -1024,7 +1024,7 @@ static int publish(struct ps_owner *o, const struct publish_args *a, enum stanza
 				return -1;
 			}
 		}
-		n = node_add(o, a->node, &cfg, NULL);
+		n = node_add(o, a->node, &cfg, is_pep(o) ? NULL : a->bare);
 		ps_config_clear(&cfg);
 		ps_node_save(n);
 	} else {
