@@ -75,6 +75,9 @@ enum storage_result sql_q_delete_open(struct sql_thread *t, const struct storage
                                       size_t n);
 /* Column col as a copy in pool; NULL for SQL NULL. */
 char *sql_col_str(struct sql_thread *t, struct pool *pool, struct sql_stmt *s, unsigned col);
+/* The same for a NOT NULL text column: '' for SQL NULL (a driver may hand
+ * back '' as NULL). */
+char *sql_col_text(struct sql_thread *t, struct pool *pool, struct sql_stmt *s, unsigned col);
 /* Grow a pool array of n elements of size sz to hold n + 1. */
 void *sql_pool_grow(struct pool *p, void *arr, size_t n, size_t *cap, size_t sz);
 /* qsort comparison of char * elements, byte-wise. */
