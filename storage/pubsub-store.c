@@ -15,6 +15,7 @@
 #include "storage/pubsub-store.h"
 
 #include <assert.h>
+#include <stddef.h>
 
 int pubsub_cmp_node(const void *a, const void *b)
 {
@@ -107,12 +108,18 @@ static void pubsub_node_store_work(struct storage_req *req, void *conn)
 	req->res = req->st->pubsub->node_store(conn, (struct pubsub_node_store_job *)req);
 }
 
-/* The replies of the operations that answer only a result. */
+/* The replies of the operations that answer only a result: every job
+ * struct of this area but the load's starts with base, then cb. */
+#define DONE_CB_AT(type) (offsetof(struct type, cb) == offsetof(struct pubsub_node_delete_job, cb))
+_Static_assert(DONE_CB_AT(pubsub_node_store_job) && DONE_CB_AT(pubsub_item_store_job) &&
+                       DONE_CB_AT(pubsub_item_delete_job) && DONE_CB_AT(pubsub_owner_delete_job),
+               "the done callback at one place in every job");
+
 static void pubsub_done_reply(struct storage_req *req)
 {
-	/* Every job struct of this area but the load's starts with base, cb. */
-	struct pubsub_node_delete_job *r = (struct pubsub_node_delete_job *)req;
-	r->cb(req->res, req->ctx);
+	storage_done_cb *cb;
+	memcpy(&cb, (const char *)req + offsetof(struct pubsub_node_delete_job, cb), sizeof(cb));
+	cb(req->res, req->ctx);
 }
 
 static const struct storage_op pubsub_node_store_op = {
