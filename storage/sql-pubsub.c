@@ -225,8 +225,8 @@ static enum storage_result op_pubsub_node_store(void *conn, struct pubsub_node_s
 	if (sql_q_begin(t, true) < 0)
 		return sql_q_fail(t, &r->base);
 	/* The node's deletes but the first (its items). */
-	if (exec_all(t, sql_ps_node_deletes + 1, ARRAY_SIZE(sql_ps_node_deletes) - 1, pk, ARRAY_SIZE(pk)) <
-	            0 ||
+	const char *const *lists = sql_ps_node_deletes + 1;
+	if (exec_all(t, lists, ARRAY_SIZE(sql_ps_node_deletes) - 1, pk, ARRAY_SIZE(pk)) < 0 ||
 	    sql_q_exec(t, sql_ps_node_insert, p, ARRAY_SIZE(p), NULL) < 0)
 		return sql_q_abort(t, &r->base);
 	for (size_t i = 0; i < node->naffs; i++) {
