@@ -103,7 +103,8 @@ void ps_config_defaults(struct ps_config *c, const struct pubsub_settings *s, bo
 	*c = (struct ps_config){
 		.access = pep ? PS_ACCESS_PRESENCE : PS_ACCESS_OPEN,
 		.publish_model = PS_PUBLISH_PUBLISHERS,
-		.send_last = pep ? PS_SEND_LAST_ON_SUB_AND_PRESENCE : PS_SEND_LAST_ON_SUB,
+		/* XEP-0060 §6.1.7: with #last-published, on_sub_and_presence */
+		.send_last = PS_SEND_LAST_ON_SUB_AND_PRESENCE,
 		.max_items = pep ? 1 : (s != NULL ? s->default_max_items : 10),
 		.deliver_notifications = true,
 		.deliver_payloads = true,

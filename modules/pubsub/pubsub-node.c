@@ -539,6 +539,7 @@ struct write_op {
 	char *node, *id, *origin;
 	struct xml_node *payload;
 	bool retract;
+	char *last_node, *last_to; /* after a subscribe: the last item to send */
 	ps_done_fn *done;
 	void *done_ctx;
 };
@@ -570,6 +571,14 @@ static void write_done(enum storage_result res, void *ctx)
 	if (w->r != NULL) {
 		if (res == STORAGE_OK) {
 			ps_reply(w->r, w->answer);
+			w->r = NULL;
+			struct ps_node *n =
+			        w->last_node != NULL && !o->stopping ? ps_node_find(o, w->last_node) : NULL;
+			struct jid to = { 0 };
+			const char *err;
+			if (n != NULL && jid_parse(w->last_to, &to, &err) == 0)
+				send_last(o, n, &to); /* after the subscription's result (§6.1.7) */
+			jid_clear(&to);
 		} else {
 			log_error("pubsub %s: a change could not be stored: %s", o->key,
 			          storage_result_str(res));
@@ -579,6 +588,8 @@ static void write_done(enum storage_result res, void *ctx)
 	}
 	xml_unref(&w->answer);
 	xml_unref(&w->payload);
+	free(w->last_node);
+	free(w->last_to);
 	free(w->node);
 	free(w->id);
 	free(w->origin);
@@ -619,14 +630,14 @@ void ps_owner_abort_writes(struct ps_owner *o)
 }
 
 /* Store n's row (config, affiliations, subscriptions); answer r after. */
-static void save_node(struct ps_node *n, struct ps_req *r, const struct xml_node *answer)
+static struct write_op *save_node(struct ps_node *n, struct ps_req *r, const struct xml_node *answer)
 {
 	struct ps_owner *o = n->owner;
 	struct write_op *w = write_new(o, r, answer);
 	struct storage *st = ps_store(o->st);
 	if (st == NULL) {
 		write_done(STORAGE_OK, w);
-		return;
+		return NULL;
 	}
 	struct pubsub_affiliation_item *affs = xcalloc(n->naffs + 1, sizeof(*affs));
 	for (size_t i = 0; i < n->naffs; i++)
@@ -649,11 +660,12 @@ static void save_node(struct ps_node *n, struct ps_req *r, const struct xml_node
 	free(cfg);
 	free(affs);
 	free(subs);
+	return w;
 }
 
 void ps_node_save(struct ps_node *n)
 {
-	save_node(n, NULL, NULL);
+	(void)save_node(n, NULL, NULL);
 }
 
 /* ---- answering ------------------------------------------------------------ */
@@ -987,13 +999,13 @@ static int publish(struct ps_owner *o, const struct publish_args *a, enum stanza
 		return -1;
 	}
 	if (n == NULL) {
-		bool pep_owner = is_pep(o) && strcmp(a->bare, o->key) == 0;
-		if (!pep_owner) {
+		/* auto-create (XEP-0060 §7.1.4): by whoever may create nodes */
+		if (!may_create(o, a->publisher, a->bare)) {
 			free(text);
 			*e_r = SE_ITEM_NOT_FOUND;
 			return -1;
 		}
-		if (o->nnodes >= st->set->max_nodes_per_user) {
+		if (nodes_of_creator(o, a->bare) >= st->set->max_nodes_per_user) {
 			free(text);
 			*e_r = SE_NOT_ALLOWED;
 			*text_r = "too many nodes (max_nodes_per_user)";
@@ -1003,7 +1015,7 @@ static int publish(struct ps_owner *o, const struct publish_args *a, enum stanza
 		if (a->create_cfg != NULL)
 			ps_config_copy(&cfg, a->create_cfg);
 		else
-			ps_config_defaults(&cfg, st->set, true);
+			ps_config_defaults(&cfg, st->set, is_pep(o));
 		if (a->options != NULL) {
 			enum stanza_error e;
 			const char *t;
@@ -1016,7 +1028,7 @@ static int publish(struct ps_owner *o, const struct publish_args *a, enum stanza
 				return -1;
 			}
 		}
-		n = node_add(o, a->node, &cfg, NULL);
+		n = node_add(o, a->node, &cfg, is_pep(o) ? NULL : a->bare);
 		ps_config_clear(&cfg);
 		ps_node_save(n);
 	} else {
@@ -1461,13 +1473,16 @@ static void do_subscribe(struct ps_req *r, const struct xml_node *sub, struct ps
 	struct xml_node *ans = xml_new("pubsub", NS_PUBSUB);
 	subscription_el(ans, n, s);
 	bool send = s->state == PS_SUB_SUBSCRIBED && n->cfg.send_last != PS_SEND_LAST_NEVER;
-	struct jid to = { 0 };
-	if (send)
-		jid_parse(s->jid, &to, &err);
-	save_node(n, r, ans);
+	struct write_op *w = save_node(n, r, ans);
 	xml_unref(&ans);
-	if (send) {
-		send_last(o, n, &to);
+	if (send && w != NULL) {
+		w->last_node = xstrdup(n->name);
+		w->last_to = xstrdup(s->jid);
+	} else if (send) {
+		/* no store: answered already */
+		struct jid to = { 0 };
+		if (jid_parse(s->jid, &to, &err) == 0)
+			send_last(o, n, &to);
 		jid_clear(&to);
 	}
 }
