@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum op_kind { OP_LOAD, OP_DELETE, OP_PURGE };
 
@@ -303,6 +304,14 @@ void ps_admin_owners(const struct ps_node *n, struct strlist *out)
 	for (size_t i = 0; i < n->naffs; i++)
 		if (n->affs[i].aff == PS_AFF_OWNER)
 			out->items[out->count++] = xstrdup(n->affs[i].jid);
+}
+
+void ps_admin_iso_time(double t, char *out, size_t size)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 size_t ps_admin_payload_size(const struct ps_item *it)

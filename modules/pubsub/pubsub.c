@@ -19,6 +19,7 @@
  *   answered, and it is freed when its last store call returns.
  */
 #include "pubsub.h"
+#include "pubsub-adhoc.h"
 
 #include "modules/builtin.h"
 #include "modules/caps.h"
@@ -1199,6 +1200,10 @@ static int pubsub_start(struct host *h, const void *settings, void **state_r, ch
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(pubsub_hooks); i++)
 		hook_add(h, pubsub_hooks[i].name, pubsub_hooks[i].priority, pubsub_hooks[i].fn, st);
+	if (ps_adhoc_start(h, error_r) < 0) {
+		pubsub_stop(h, st);
+		return -1;
+	}
 	if (set->pep) {
 		host_add_user_feature(h, NS_PUBSUB);
 		for (size_t i = 0; i < ARRAY_SIZE(features); i++) {
@@ -1219,6 +1224,7 @@ static void pubsub_stop(struct host *h, void *state)
 {
 	struct ps_state *st = state;
 	st->stopping = true;
+	ps_adhoc_stop(h);
 	if (st->evict_timer != NULL) {
 		ev_timer_stop(server.loop, st->evict_timer);
 		free(st->evict_timer);
