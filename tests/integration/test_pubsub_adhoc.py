@@ -6,37 +6,13 @@ subscribers; an owner of another host is not found; bad input is answered
 with an error and changes nothing.  Nodes are made by raw clients."""
 import asyncio
 
-import pytest
-from slixmpp.exceptions import IqError
-
 from parleytest import HOST, OTHER, login, logout, unique
 from test_adhoc import admin_client, plain_client_plugins, run_command, submit_form
-from test_pubsub_ctl import SERVICE, connect, create, event, ok, publish, subscribe
+from test_muc_adhoc import fields, refused, table
+from test_pubsub_ctl import SERVICE, connect, create, event, ok, publish, watched_node
 
 CMD = 'urn:parley:admin#pubsub-'
 NODES = ('list', 'info', 'delete', 'purge')
-NS_DATA = 'jabber:x:data'
-
-
-async def refused(coro, condition):
-    with pytest.raises(IqError) as e:
-        await coro
-    assert e.value.condition == condition, (e.value.condition, e.value.text)
-    return e.value.text
-
-
-def fields(answer):
-    return {k: v.get_value() for k, v in answer['command']['form'].get_fields().items()}
-
-
-def table(answer):
-    """The <item/> rows of a result form as dicts var -> values."""
-    x = answer['command'].xml.find('{%s}x' % NS_DATA)
-    rows = []
-    for it in x.findall('{%s}item' % NS_DATA):
-        rows.append({f.get('var'): [v.text for v in f.findall('{%s}value' % NS_DATA)]
-                     for f in it.findall('{%s}field' % NS_DATA)})
-    return rows
 
 
 def lines(v):
@@ -72,31 +48,24 @@ def test_commands_are_for_admins_only(server, run):
 
 
 def test_list_and_info(server, run):
-    bob = connect(server, 'bob')
-    carol = connect(server, 'carol')
-    node = unique('adhoc-')
-    try:
-        create(bob, node)
-        publish(bob, node, 'one', 'first')
-        subid = subscribe(carol, node)
-    finally:
-        bob.close()
+    bob, carol, node, subid = watched_node(server, 'adhoc-', 1)
+    bob.close()
 
     async def go():
         a = await admin_client(server)
         try:
             for owner in (SERVICE, ''):     # none: the host's first service
                 rows = [r for r in table(await run_command(a, CMD + 'list', {'owner': owner}))
-                        if r['node'] == [node]]
-                assert rows == [{'node': [node], 'access_model': ['open'], 'items': ['1'],
-                                 'subscriptions': ['1'], 'owners': ['bob@' + HOST]}], rows
+                        if r['node'] == node]
+                assert rows == [{'node': node, 'access_model': 'open', 'items': '1',
+                                 'subscriptions': '1', 'owners': 'bob@' + HOST}], rows
             f = fields(await run_command(a, CMD + 'info', {'owner': SERVICE, 'node': node}))
             assert f['owner'] == SERVICE and f['node'] == node, f
             assert f['access_model'] == 'open' and f['deliver_payloads'] is True, f
             assert lines(f['affiliations']) == ['bob@%s: owner' % HOST], f
             assert lines(f['subscriptions']) == ['%s %s subscribed' % (carol.jid, subid)], f
             items = lines(f['items'])
-            assert len(items) == 1 and items[0].startswith('one bob@%s/' % HOST), items
+            assert len(items) == 1 and items[0].startswith('i0 bob@%s/' % HOST), items
         finally:
             await logout(a)
     try:
@@ -106,16 +75,8 @@ def test_list_and_info(server, run):
 
 
 def test_purge_and_delete(server, run):
-    bob = connect(server, 'bob')
-    carol = connect(server, 'carol')
-    node = unique('adhoc-gone-')
-    try:
-        create(bob, node)
-        publish(bob, node, 'one', 'first')
-        publish(bob, node, 'two', 'second')
-        subscribe(carol, node)
-    finally:
-        bob.close()
+    bob, carol, node, _ = watched_node(server, 'adhoc-gone-', 2)
+    bob.close()
     answers = {}
 
     async def go():

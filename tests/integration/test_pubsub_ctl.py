@@ -70,6 +70,19 @@ def event(c, what, node, frm=SERVICE):
     return c.wait_for(match, timeout=5, what='%s notification of %s' % (what, node))
 
 
+def watched_node(server, prefix, nitems):
+    """A node of bob's on the service with nitems items and carol
+    subscribed: (bob, carol, node, carol's subid); the caller closes the
+    clients."""
+    bob = connect(server, 'bob')
+    carol = connect(server, 'carol')
+    node = unique(prefix)
+    create(bob, node)
+    for i in range(nitems):
+        publish(bob, node, 'i%d' % i, 'text %d' % i)
+    return bob, carol, node, subscribe(carol, node)
+
+
 def test_help_lists_the_pubsub_commands(server):
     out = ok(server.ctl('help'))
     for cmd in ('pubsub-list', 'pubsub-info', 'pubsub-delete', 'pubsub-purge'):
@@ -77,14 +90,8 @@ def test_help_lists_the_pubsub_commands(server):
 
 
 def test_list_a_service(server):
-    bob = connect(server, 'bob')
-    carol = connect(server, 'carol')
+    bob, carol, node, _ = watched_node(server, 'news-', 2)
     try:
-        node = unique('news-')
-        create(bob, node)
-        publish(bob, node, 'one', 'first')
-        publish(bob, node, 'two', 'second')
-        subscribe(carol, node)
         for owner in (SERVICE, HOST):  # a host stands for its first service
             out = ok(server.ctl('pubsub-list', owner))
             line = [ln for ln in out.splitlines() if ln.split()[:1] == [node]]
@@ -153,14 +160,8 @@ def test_info(server):
 
 
 def test_purge(server):
-    bob = connect(server, 'bob')
-    carol = connect(server, 'carol')
+    bob, carol, node, _ = watched_node(server, 'purge-', 3)
     try:
-        node = unique('purge-')
-        create(bob, node)
-        for i in range(3):
-            publish(bob, node, 'i%d' % i, 'text %d' % i)
-        subscribe(carol, node)
         out = ok(server.ctl('pubsub-purge', SERVICE, node))
         assert '3 items removed' in out, out
         event(carol, 'purge', node)
@@ -176,13 +177,8 @@ def test_purge(server):
 
 
 def test_delete_notifies_the_subscribers(server):
-    bob = connect(server, 'bob')
-    carol = connect(server, 'carol')
+    bob, carol, node, _ = watched_node(server, 'delete-', 1)
     try:
-        node = unique('delete-')
-        create(bob, node)
-        publish(bob, node, 'a', 'text')
-        subscribe(carol, node)
         out = ok(server.ctl('pubsub-delete', SERVICE, node))
         assert node in out, out
         event(carol, 'delete', node)
