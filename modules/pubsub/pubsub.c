@@ -1211,6 +1211,7 @@ static int pubsub_start(struct host *h, const void *settings, void **state_r, ch
 	ev_timer_init(t, evict, EVICT_INTERVAL, EVICT_INTERVAL);
 	t->data = st;
 	ev_timer_start(server.loop, t);
+	ev_unref(server.loop); /* the eviction alone does not keep the loop running */
 	st->evict_timer = t;
 	return 0;
 }
@@ -1220,6 +1221,7 @@ static void pubsub_stop(struct host *h, void *state)
 	struct ps_state *st = state;
 	st->stopping = true;
 	if (st->evict_timer != NULL) {
+		ev_ref(server.loop);
 		ev_timer_stop(server.loop, st->evict_timer);
 		free(st->evict_timer);
 	}
