@@ -391,9 +391,10 @@ static void sent_clear(struct sent_set *s)
 
 /* Send to the available sessions of local user (bare) that +notify for
  * n (interested: PEP's implicit subscription). */
-static void notify_local_sessions(struct fanout *f, struct sent_set *sent, const char *user, const char *node)
+static void notify_local_sessions(struct fanout *f, struct sent_set *sent, struct host *h, const char *user,
+                                  const char *node)
 {
-	for (struct session *s = sm_user_sessions(f->o->st->h, user); s != NULL; s = s->next_of_user) {
+	for (struct session *s = sm_user_sessions(h, user); s != NULL; s = s->next_of_user) {
 		if (!s->available || !wants_notify(s, node))
 			continue;
 		/* the set holds the subscriptions' targets only (PEP contacts
@@ -403,14 +404,18 @@ static void notify_local_sessions(struct fanout *f, struct sent_set *sent, const
 	}
 }
 
-/* The local part of bare (a prepared bare JID) when its domain is
- * domain, copied into buf; NULL otherwise (no parse: roster JIDs are
- * prepared already). */
-static const char *local_part(const char *bare, const char *domain, char *buf, size_t size)
+/* The local part of bare (a prepared bare JID) when its domain is a
+ * virtual host of this server (h itself, checked first, or another),
+ * copied into buf, with that host in *host_r; NULL otherwise.  No parse:
+ * roster JIDs are prepared already. */
+static const char *local_part(const char *bare, struct host *h, struct host **host_r, char *buf, size_t size)
 {
 	const char *at = strchr(bare, '@');
-	if (at == NULL || strcmp(at + 1, domain) != 0 || (size_t)(at - bare) >= size)
+	if (at == NULL || strchr(at, '/') != NULL || (size_t)(at - bare) >= size)
 		return NULL;
+	*host_r = strcmp(at + 1, h->name) == 0 ? h : host_find(at + 1);
+	if (*host_r == NULL)
+		return NULL; /* another server's user: not without federation */
 	memcpy(buf, bare, (size_t)(at - bare));
 	buf[at - bare] = '\0';
 	return buf;
@@ -445,7 +450,7 @@ static void notify(struct ps_owner *o, struct ps_node *n, struct xml_node *msg)
 		jid_clear(&j);
 	}
 	if (is_pep(o)) {
-		notify_local_sessions(&f, &sent, o->user, n->name);
+		notify_local_sessions(&f, &sent, h, o->user, n->name);
 		for (size_t i = 0; i < o->nroster; i++) {
 			const struct roster_item *it = &o->roster[i];
 			if (!has_from(it) || strcmp(it->jid, o->key) == 0)
@@ -461,16 +466,17 @@ static void notify(struct ps_owner *o, struct ps_node *n, struct xml_node *msg)
 				continue;
 			}
 			char buf[1024];
-			const char *user = local_part(it->jid, h->name, buf, sizeof(buf));
-			if (user == NULL || sm_user_sessions(h, user) == NULL)
+			struct host *ch;
+			const char *user = local_part(it->jid, h, &ch, buf, sizeof(buf));
+			if (user == NULL || sm_user_sessions(ch, user) == NULL)
 				continue;
 			/* a contact the account blocks hears nothing from it (XEP-0191) */
 			struct jid cj = { 0 };
-			jid_set(&cj, user, h->name, NULL);
+			jid_set(&cj, user, ch->name, NULL);
 			bool blocked = blocking_blocks(h, o->user, &cj);
 			jid_clear(&cj);
 			if (!blocked)
-				notify_local_sessions(&f, &sent, user, n->name);
+				notify_local_sessions(&f, &sent, ch, user, n->name);
 		}
 	}
 	sent_clear(&sent);
