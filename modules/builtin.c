@@ -32,6 +32,7 @@ void modules_register_builtin(void)
 	module_register(&mod_presence);
 	module_register(&mod_vcard);
 	module_register(&mod_private);
+	module_register(&mod_bookmarks);
 	module_register(&mod_last);
 	module_register(&mod_blocking);
 	module_register(&mod_privacy);
@@ -157,6 +158,18 @@ void builtin_push(struct host *h, const char *user, struct jid *targets, size_t 
 	}
 	jid_clear(&bare);
 	free(targets);
+}
+
+const char *builtin_pep_result_str(enum pep_result r)
+{
+	switch (r) {
+	case PEP_OK: return "ok";
+	case PEP_NOT_FOUND: return "no such node or item";
+	case PEP_UNAVAILABLE: return "PEP does not run on the host";
+	case PEP_REFUSED: return "refused by the node's configuration or a limit";
+	case PEP_FAILED: return "storage failed";
+	}
+	return "unknown PEP result";
 }
 
 /* Run the roster_view hook on hv; v is what it added, or else stored. */

@@ -5,6 +5,7 @@
 #ifndef PARLEY_MODULES_BUILTIN_H
 #define PARLEY_MODULES_BUILTIN_H
 
+#include "pep.h"
 #include "server/module.h"
 #include "server/hooks.h"
 #include "server/iq.h"
@@ -20,6 +21,7 @@ extern const struct module_def mod_offline;
 extern const struct module_def mod_presence;
 extern const struct module_def mod_vcard;
 extern const struct module_def mod_private;
+extern const struct module_def mod_bookmarks;
 extern const struct module_def mod_last;
 extern const struct module_def mod_blocking;
 extern const struct module_def mod_privacy;
@@ -103,6 +105,11 @@ bool builtin_session_available(const struct session *s, void *ctx);
  * a copy of payload; the targets are cleared and freed. */
 void builtin_push(struct host *h, const char *user, struct jid *targets, size_t n,
                   const struct xml_node *payload);
+
+/* ---- shared by the modules that follow PEP (mod_bookmarks, mod_avatar) ---- */
+
+/* What r means, for a log line. */
+const char *builtin_pep_result_str(enum pep_result r);
 
 /* ---- shared by mod_roster and mod_presence ------------------------------- */
 
