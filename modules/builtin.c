@@ -10,6 +10,7 @@
 #include "server/host.h"
 #include "server/router.h"
 #include "server/sm.h"
+#include "lib/log.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -160,7 +161,7 @@ void builtin_push(struct host *h, const char *user, struct jid *targets, size_t 
 	free(targets);
 }
 
-const char *builtin_pep_result_str(enum pep_result r)
+static const char *pep_result_str(enum pep_result r)
 {
 	switch (r) {
 	case PEP_OK: return "ok";
@@ -170,6 +171,29 @@ const char *builtin_pep_result_str(enum pep_result r)
 	case PEP_FAILED: return "storage failed";
 	}
 	return "unknown PEP result";
+}
+
+struct xml_node *builtin_parse_stored(const char *text, const char *name, const char *ns)
+{
+	size_t len = strlen(text);
+	const struct xml_parser_limits lim = {
+		.max_stanza = len + 1,
+		.max_depth = 64,
+		.max_attrs = 64,
+	};
+	struct xml_node *el = xml_parse_string(text, len, NULL, &lim, NULL);
+	if (el != NULL && !xml_is(el, name, ns))
+		xml_unref(&el);
+	return el;
+}
+
+void builtin_log_pep(const struct host *h, const char *module, const char *user, const char *what,
+                     enum pep_result r)
+{
+	if (r == PEP_UNAVAILABLE)
+		log_debug("%s %s: %s of %s: %s", module, h->name, what, user, pep_result_str(r));
+	else
+		log_warning("%s %s: %s of %s: %s", module, h->name, what, user, pep_result_str(r));
 }
 
 /* Run the roster_view hook on hv; v is what it added, or else stored. */

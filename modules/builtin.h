@@ -108,8 +108,14 @@ void builtin_push(struct host *h, const char *user, struct jid *targets, size_t 
 
 /* ---- shared by the modules that follow PEP (mod_bookmarks, mod_avatar) ---- */
 
-/* What r means, for a log line. */
-const char *builtin_pep_result_str(enum pep_result r);
+/* An element as a store keeps it (serialized text), parsed with the
+ * limits of stored data; NULL when it does not parse or is not name in
+ * ns. */
+struct xml_node *builtin_parse_stored(const char *text, const char *name, const char *ns);
+/* Log that what (a PEP call of module, about user of h) came to r: a
+ * warning, or a debug line when PEP does not run on h. */
+void builtin_log_pep(const struct host *h, const char *module, const char *user, const char *what,
+                     enum pep_result r);
 
 /* ---- shared by mod_roster and mod_presence ------------------------------- */
 

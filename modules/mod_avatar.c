@@ -308,10 +308,7 @@ static struct av_op *av_op_new(struct av_state *as, const char *user)
 
 static void log_pep(const struct av_state *as, const char *user, const char *what, enum pep_result r)
 {
-	if (r == PEP_UNAVAILABLE)
-		log_debug("avatar %s: %s of %s: %s", as->host->name, what, user, builtin_pep_result_str(r));
-	else
-		log_warning("avatar %s: %s of %s: %s", as->host->name, what, user, builtin_pep_result_str(r));
+	builtin_log_pep(as->host, "avatar", user, what, r);
 }
 
 /* The <info/> of a metadata payload that names no URL (XEP-0398 §3.1), or
@@ -466,18 +463,7 @@ static void vcard_read_for_pep(enum storage_result res, const char *text, void *
 		op_free(&op->p);
 		return;
 	}
-	struct xml_node *vcard = NULL;
-	if (res == STORAGE_OK) {
-		size_t len = strlen(text);
-		const struct xml_parser_limits lim = {
-			.max_stanza = len + 1,
-			.max_depth = 64,
-			.max_attrs = 64,
-		};
-		vcard = xml_parse_string(text, len, NULL, &lim, NULL);
-		if (vcard != NULL && !xml_is(vcard, "vCard", NS_VCARD))
-			xml_unref(&vcard);
-	}
+	struct xml_node *vcard = res == STORAGE_OK ? builtin_parse_stored(text, "vCard", NS_VCARD) : NULL;
 	if (vcard == NULL)
 		vcard = xml_new("vCard", NS_VCARD);
 	char *old = avatar_photo_hash(vcard);
@@ -592,15 +578,8 @@ static void vcard_loaded(enum storage_result res, const char *text, void *ctx)
 	if (u != NULL && !u->known && (res == STORAGE_OK || res == STORAGE_NOT_FOUND)) {
 		char *hash = NULL;
 		if (res == STORAGE_OK) {
-			const char *err = NULL;
-			size_t len = strlen(text);
-			const struct xml_parser_limits lim = {
-				.max_stanza = len + 1,
-				.max_depth = 64,
-				.max_attrs = 64,
-			};
-			struct xml_node *vcard = xml_parse_string(text, len, NULL, &lim, &err);
-			if (vcard != NULL && xml_is(vcard, "vCard", NS_VCARD)) {
+			struct xml_node *vcard = builtin_parse_stored(text, "vCard", NS_VCARD);
+			if (vcard != NULL) {
 				hash = avatar_photo_hash(vcard);
 				/* an account from before the conversion: the photo
 				 * becomes the PEP avatar when there is none */

@@ -89,6 +89,7 @@ struct bm_op {
 	/* the legacy document to spread to the native node; or the one
 	 * rebuilt from the native items, before the stored one's URLs */
 	struct xml_node *doc;
+	bool rebuild; /* the native items rebuild the legacy document */
 };
 
 static void op_free(struct pending_op *p)
@@ -112,12 +113,7 @@ static struct bm_op *op_new(struct bm_state *bs, const char *user)
 /* A PEP call of the module did not start (or its read failed). */
 static void log_pep(const struct bm_state *bs, const char *user, const char *what, enum pep_result r)
 {
-	if (r == PEP_UNAVAILABLE)
-		log_debug("bookmarks %s: %s of %s: %s", bs->host->name, what, user,
-		          builtin_pep_result_str(r));
-	else
-		log_warning("bookmarks %s: %s of %s: %s", bs->host->name, what, user,
-		            builtin_pep_result_str(r));
+	builtin_log_pep(bs->host, "bookmarks", user, what, r);
 }
 
 /* ---- the two formats ------------------------------------------------------------ */
@@ -211,22 +207,13 @@ static const struct xml_node *legacy_find(const struct xml_node *doc, const char
 	return NULL;
 }
 
-/* The native items as they are: publish what the legacy document has new
- * or different, retract what it no longer names. */
-static void native_read_for_sync(enum pep_result r, const struct pep_item *items, size_t n, void *ctx)
+/* The native items as they are (n of them): publish what the legacy
+ * document op->doc has new or different, retract what it no longer names.
+ * Frees op. */
+static void native_sync(struct bm_op *op, const struct pep_item *items, size_t n)
 {
-	struct bm_op *op = ctx;
-	if (!pending_resume_answer(&op->p))
-		return;
 	struct bm_state *bs = op->bs;
 	struct host *h = bs->host;
-	if (r != PEP_OK && r != PEP_NOT_FOUND) {
-		log_pep(bs, op->user, "reading the native bookmarks", r);
-		op_free(&op->p);
-		return;
-	}
-	if (r == PEP_NOT_FOUND)
-		n = 0;
 	for (const struct xml_node *c = xml_child(op->doc, "conference", NS_LEGACY); c != NULL;
 	     c = xml_next(c, "conference", NS_LEGACY)) {
 		char *room = room_jid(xml_attr(c, "jid"));
@@ -292,27 +279,6 @@ static void legacy_publish(struct bm_state *bs, const char *user, const struct x
 		log_pep(bs, user, "publishing the legacy bookmarks", r);
 }
 
-/* A client stored the legacy document doc in one legacy place (private
- * XML when from_private, else PEP): the other gets it, and the native node
- * follows. */
-static void legacy_changed(struct bm_state *bs, const char *user, const struct xml_node *doc,
-                           bool from_private)
-{
-	if (from_private)
-		legacy_publish(bs, user, doc);
-	else
-		private_write(bs, user, doc);
-	struct bm_op *op = op_new(bs, user);
-	op->doc = xml_copy(doc);
-	pending_wait_answer(&op->p);
-	enum pep_result r = pep_items(bs->host, op->user, NS_BOOKMARKS2, native_read_for_sync, op);
-	if (r != PEP_OK) {
-		/* the callback does not run */
-		log_pep(bs, user, "reading the native bookmarks", r);
-		op_free(&op->p);
-	}
-}
-
 /* ---- native items to the legacy places ----------------------------------------------- */
 
 /* The stored legacy document: its URLs join the rebuilt one, which is
@@ -330,18 +296,7 @@ static void legacy_read(enum storage_result res, const char *text, void *ctx)
 		op_free(&op->p);
 		return;
 	}
-	struct xml_node *old = NULL;
-	if (res == STORAGE_OK) {
-		size_t len = strlen(text);
-		const struct xml_parser_limits lim = {
-			.max_stanza = len + 1,
-			.max_depth = 64,
-			.max_attrs = 64,
-		};
-		old = xml_parse_string(text, len, NULL, &lim, NULL);
-		if (old != NULL && !xml_is(old, "storage", NS_LEGACY))
-			xml_unref(&old);
-	}
+	struct xml_node *old = res == STORAGE_OK ? builtin_parse_stored(text, "storage", NS_LEGACY) : NULL;
 	for (const struct xml_node *u = old != NULL ? xml_child(old, "url", NS_LEGACY) : NULL; u != NULL;
 	     u = xml_next(u, "url", NS_LEGACY))
 		xml_append_copy(op->doc, u);
@@ -354,21 +309,13 @@ static void legacy_read(enum storage_result res, const char *text, void *ctx)
 	op_free(&op->p);
 }
 
-/* Every native item: the legacy document's conferences, oldest first. */
-static void native_read_for_legacy(enum pep_result r, const struct pep_item *items, size_t n, void *ctx)
+/* Every native item (n of them): the legacy document's conferences,
+ * oldest first; then the stored document is read. */
+static void legacy_rebuild(struct bm_op *op, const struct pep_item *items, size_t n)
 {
-	struct bm_op *op = ctx;
-	if (!pending_resume_answer(&op->p))
-		return;
-	struct bm_state *bs = op->bs;
-	struct host *h = bs->host;
-	if (r != PEP_OK && r != PEP_NOT_FOUND) {
-		log_pep(bs, op->user, "reading the native bookmarks", r);
-		op_free(&op->p);
-		return;
-	}
+	struct host *h = op->bs->host;
 	op->doc = xml_new("storage", NS_LEGACY);
-	for (size_t i = r == PEP_OK ? n : 0; i > 0; i--) {
+	for (size_t i = n; i > 0; i--) {
 		const struct pep_item *it = &items[i - 1];
 		char *room = room_jid(it->id);
 		if (room != NULL && it->payload != NULL && xml_is(it->payload, "conference", NS_BOOKMARKS2))
@@ -379,16 +326,60 @@ static void native_read_for_legacy(enum pep_result r, const struct pep_item *ite
 	                     storage_private_get(h->storage, h->name, op->user, NS_LEGACY, legacy_read, op));
 }
 
+/* ---- reading the native node ------------------------------------------------------ */
+
+static void native_read(enum pep_result r, const struct pep_item *items, size_t n, void *ctx)
+{
+	struct bm_op *op = ctx;
+	if (!pending_resume_answer(&op->p))
+		return;
+	if (r != PEP_OK && r != PEP_NOT_FOUND) {
+		log_pep(op->bs, op->user, "reading the native bookmarks", r);
+		op_free(&op->p);
+		return;
+	}
+	if (r == PEP_NOT_FOUND)
+		n = 0;
+	if (op->rebuild)
+		legacy_rebuild(op, items, n);
+	else
+		native_sync(op, items, n);
+}
+
+/* Read the native items for op: native_sync, or legacy_rebuild when
+ * op->rebuild. */
+static void native_read_start(struct bm_op *op)
+{
+	pending_wait_answer(&op->p);
+	enum pep_result r = pep_items(op->bs->host, op->user, NS_BOOKMARKS2, native_read, op);
+	if (r != PEP_OK) {
+		/* the callback does not run */
+		log_pep(op->bs, op->user, "reading the native bookmarks", r);
+		op_free(&op->p);
+	}
+}
+
+/* A client stored the legacy document doc in one legacy place (private
+ * XML when from_private, else PEP): the other gets it, and the native node
+ * follows. */
+static void legacy_changed(struct bm_state *bs, const char *user, const struct xml_node *doc,
+                           bool from_private)
+{
+	if (from_private)
+		legacy_publish(bs, user, doc);
+	else
+		private_write(bs, user, doc);
+	struct bm_op *op = op_new(bs, user);
+	op->doc = xml_copy(doc);
+	native_read_start(op);
+}
+
 /* A client changed the native node: the legacy places follow. */
 static void native_changed(struct bm_state *bs, const char *user)
 {
 	struct bm_op *op = op_new(bs, user);
-	pending_wait_answer(&op->p);
-	enum pep_result r = pep_items(bs->host, op->user, NS_BOOKMARKS2, native_read_for_legacy, op);
-	if (r != PEP_OK) {
-		log_pep(bs, user, "reading the native bookmarks", r);
-		op_free(&op->p);
-	}
+	op->rebuild = true;
+	native_read_start(op);
 }
 
 /* ---- hooks ------------------------------------------------------------------------------ */
