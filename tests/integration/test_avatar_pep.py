@@ -11,14 +11,13 @@ import time
 
 from parleytest import HOST, q, tostr
 from test_avatar import IMAGE, photo_of, presence_with_photo, set_vcard
-from test_bookmarks import eventually, items, publish
+from test_bookmarks import account_features, eventually, items, publish
 from test_presence import expect, make_mutual, new_user, online
 
 NS_VCARD = 'vcard-temp'
 NS_DATA = 'urn:xmpp:avatar:data'
 NS_METADATA = 'urn:xmpp:avatar:metadata'
 NS_CONVERSION = 'urn:xmpp:pep-vcard-conversion:0'
-NS_DISCO_INFO = 'http://jabber.org/protocol/disco#info'
 
 # a PNG signature, so that the type is known from the bytes too
 IMAGE2 = b'\x89PNG\r\n\x1a\n' + bytes(range(255, -1, -1)) * 2
@@ -66,10 +65,7 @@ def test_conversion_feature(server):
     u = new_user(server, 'ap')
     c = own(online(server, u), u)
     try:
-        r = c.iq('get', "<query xmlns='%s'/>" % NS_DISCO_INFO, to=c.bare)
-        assert r.get('type') == 'result', tostr(r)
-        feats = {f.get('var') for f in r.iter(q(NS_DISCO_INFO, 'feature'))}
-        assert NS_CONVERSION in feats, tostr(r)
+        assert NS_CONVERSION in account_features(c)
     finally:
         c.close()
 

@@ -43,6 +43,13 @@ def eventually(fn, what, timeout=5.0):
         time.sleep(0.1)
 
 
+def account_features(c):
+    """The disco#info features of c's own account."""
+    r = c.iq('get', "<query xmlns='%s'/>" % NS_DISCO_INFO, to=c.bare)
+    assert r.get('type') == 'result', tostr(r)
+    return {f.get('var') for f in r.iter(q(NS_DISCO_INFO, 'feature'))}
+
+
 def legacy_doc(conferences=(), urls=()):
     """A legacy <storage/>: conferences (jid, name, autojoin, nick, password)
     and urls (name, url)."""
@@ -151,10 +158,7 @@ ROOM3 = 'garden@conference.example.org'
 def test_compat_feature(server):
     c = login(server)
     try:
-        r = c.iq('get', "<query xmlns='%s'/>" % NS_DISCO_INFO, to=c.bare)
-        assert r.get('type') == 'result', tostr(r)
-        feats = {f.get('var') for f in r.iter(q(NS_DISCO_INFO, 'feature'))}
-        assert NS_COMPAT in feats, tostr(r)
+        assert NS_COMPAT in account_features(c)
     finally:
         c.close()
 
