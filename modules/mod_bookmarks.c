@@ -71,7 +71,7 @@ static const struct opt_def bookmarks_options[] = { OPT_END };
 static const struct pep_node_options native_opts = {
 	.access_model = "whitelist",
 	.max_items = UINT_MAX,
-	.send_last = false,
+	.send_last_never = true,
 };
 static const struct pep_node_options legacy_opts = {
 	.access_model = "whitelist",
