@@ -6,6 +6,8 @@ urn:xmpp:bookmarks:1), both ways, keeping the legacy URL bookmarks.  The
 conversion runs after the client's request was answered: the tests wait
 for its result.  Every test registers fresh users.  Needs the pubsub module
 with PEP."""
+import base64
+import hashlib
 import time
 
 from parleytest import HOST, NS_CLIENT, RawClient, q, tostr, unique
@@ -17,6 +19,8 @@ NS_COMPAT = 'urn:xmpp:bookmarks:1#compat'
 NS_PUBSUB = 'http://jabber.org/protocol/pubsub'
 NS_DISCO_INFO = 'http://jabber.org/protocol/disco#info'
 NS_DATA = 'jabber:x:data'
+NS_CAPS = 'http://jabber.org/protocol/caps'
+NS_PUBSUB_EVENT = 'http://jabber.org/protocol/pubsub#event'
 
 
 # ---- helpers ----------------------------------------------------------------
@@ -32,11 +36,12 @@ def login(server, prefix='bm'):
 
 
 def eventually(fn, what, timeout=5.0):
-    """fn's value once it is true (polled), else fail with what."""
+    """fn's value once it is neither None nor False (polled), else fail
+    with what.  (An element without children is false: not a test here.)"""
     deadline = time.monotonic() + timeout
     while True:
         v = fn()
-        if v:
+        if v is not None and v is not False:
             return v
         if time.monotonic() > deadline:
             raise AssertionError('timed out waiting for ' + what)
@@ -245,25 +250,50 @@ def test_legacy_pep_to_private_xml_and_native(server):
         c.close()
 
 
-def test_native_publish_notifies_owner(server):
-    """The items the server publishes are notified like a client's: a
-    resource that asked for native bookmark notifications (+notify in its
-    caps) gets them (XEP-0402 §4).  Here the owner's own second resource
-    is told without caps: PEP notifies all of the owner's resources."""
+def notify_client(server, user, node):
+    """Another resource of user, available with verified caps (XEP-0115)
+    that hold node+notify: it answers the server's disco#info of its ver."""
+    features = sorted([NS_DISCO_INFO, node + '+notify'])
+    identity = 'client/pc//bookmarks test'
+    ver = base64.b64encode(hashlib.sha1(
+        (identity + '<' + ''.join(f + '<' for f in features)).encode()).digest()).decode()
+    caps_node = 'https://parley.example/tests'
+    c = RawClient(server.port)
+    c.login(user, 'pw-' + user, resource=unique('r'), presence=False)
+    c.send("<presence><c xmlns='%s' hash='sha-1' node='%s' ver='%s'/></presence>"
+           % (NS_CAPS, caps_node, ver))
+
+    def caps_query(e):
+        qe = e.find(q(NS_DISCO_INFO, 'query'))
+        return (e.tag == q(NS_CLIENT, 'iq') and e.get('type') == 'get' and qe is not None
+                and qe.get('node') == '%s#%s' % (caps_node, ver))
+    iq = c.wait_for(caps_query, timeout=5, what='the disco#info of the caps ver')
+    c.send("<iq type='result' id='%s' to='%s'><query xmlns='%s' node='%s#%s'>"
+           "<identity category='client' type='pc' name='bookmarks test'/>%s</query></iq>"
+           % (iq.get('id'), iq.get('from'), NS_DISCO_INFO, caps_node, ver,
+              ''.join("<feature var='%s'/>" % f for f in features)))
+    return c
+
+
+def test_native_publish_notifies(server):
+    """The items the server publishes are notified like a client's
+    (XEP-0402 §4): the owner's resource with urn:xmpp:bookmarks:1+notify
+    in its caps gets them."""
     c = login(server)
-    c2 = RawClient(server.port)
-    c2.login(c.user, 'pw-' + c.user, resource=unique('r'))
+    c2 = notify_client(server, c.user, NS_NATIVE)
     try:
+        time.sleep(0.3)  # the caps answer is verified
         private_set(c, legacy_doc([(ROOM1, 'Council', 'true', None, None)]))
 
         def event(e):
             if e.tag != q(NS_CLIENT, 'message'):
                 return False
-            its = e.find('{http://jabber.org/protocol/pubsub#event}event/'
-                         '{http://jabber.org/protocol/pubsub#event}items')
+            its = e.find('%s/%s' % (q(NS_PUBSUB_EVENT, 'event'), q(NS_PUBSUB_EVENT, 'items')))
             return its is not None and its.get('node') == NS_NATIVE
         m = c2.wait_for(event, timeout=5, what='a native bookmarks notification')
-        assert ROOM1 in tostr(m), tostr(m)
+        item = m.find('%s/%s/%s' % (q(NS_PUBSUB_EVENT, 'event'), q(NS_PUBSUB_EVENT, 'items'),
+                                    q(NS_PUBSUB_EVENT, 'item')))
+        assert item is not None and item.get('id') == ROOM1, tostr(m)
     finally:
         c2.close()
         c.close()
