@@ -9,6 +9,9 @@ import base64
 import hashlib
 import time
 
+import pytest
+
+import test_ldap_directory
 from parleytest import HOST, q, tostr
 from test_avatar import IMAGE, photo_of, presence_with_photo, set_vcard
 from test_bookmarks import account_features, eventually, items, publish
@@ -133,5 +136,47 @@ def test_metadata_without_matching_data_is_ignored(server):
                 % (NS_METADATA, 'f' * 40))
         time.sleep(0.5)
         assert vcard_photo(c) == ('image/png', IMAGE)
+    finally:
+        c.close()
+
+
+# ---- a host whose vCards come from LDAP --------------------------------------------
+
+@pytest.fixture(scope='module')
+def ldap_env(tmp_path_factory):
+    """test_ldap_directory's directory and server (host dir.local)."""
+    d = test_ldap_directory
+    s = d.start_slapd(tmp_path_factory, 'slapd-avatar-pep')
+    try:
+        d.ldap_admin(s, 'ldapadd', d.company_ldif())
+    except Exception:
+        s.stop()
+        raise
+    yield from d.serve_with_slapd(tmp_path_factory, 'parley-avatar-pep', d.hosts_yaml(s.uri), (s,),
+                                  lambda srv: srv.create_users())
+
+
+@pytest.mark.skipif(not test_ldap_directory.ldap_built(), reason='parleyd built --without-ldap')
+def test_directory_photo_is_the_pep_avatar(ldap_env):
+    """The directory's photo is the user's PEP avatar: published at login,
+    and published again over a client's own avatar (the vCard is
+    read-only)."""
+    c = test_ldap_directory.connect(ldap_env, 'grace', presence=True)
+    c.bare = 'grace@' + test_ldap_directory.DIR
+    try:
+        digest = hashlib.sha1(test_ldap_directory.GRACE_PNG).hexdigest()
+        info = eventually(lambda: metadata_names(c, digest), 'the directory photo in PEP',
+                          timeout=10)
+        assert info.get('type') == 'image/png', tostr(info)
+        assert info.get('bytes') == str(len(test_ldap_directory.GRACE_PNG)), tostr(info)
+
+        mine = hashlib.sha1(IMAGE2).hexdigest()
+        publish(c, NS_DATA, mine,
+                "<data xmlns='%s'>%s</data>" % (NS_DATA, base64.b64encode(IMAGE2).decode()))
+        publish(c, NS_METADATA, mine,
+                "<metadata xmlns='%s'><info id='%s' bytes='%d' type='image/png'/></metadata>"
+                % (NS_METADATA, mine, len(IMAGE2)))
+        eventually(lambda: metadata_names(c, digest), 'the directory photo published again',
+                   timeout=10)
     finally:
         c.close()
