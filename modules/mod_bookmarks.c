@@ -23,6 +23,9 @@
  *   rebuilt from every native item, keeping the <url/> bookmarks of the
  *   stored legacy document (XEP-0402 has none), and written to both legacy
  *   places when it differs from the stored one.
+ * - A user's first session opens and the user has no native node yet
+ *   (an account from before the conversion): a stored legacy document
+ *   with conferences fills it, as if the client had just stored it.
  * Conference children that XEP-0402 does not name travel in
  * <extensions/> and come back out of it.
  *
@@ -34,6 +37,10 @@
  * - The nodes the module creates are whitelist (the owner only): the
  *   native node with max_items "max" and no last item sent, the legacy
  *   one with PEP's default of one item.
+ * - One rebuild of the legacy document per user at a time (a client often
+ *   publishes several native items in a row): a native change while one
+ *   is under way has it read the native items again once its write is
+ *   done, so the last write is of the newest items.
  * - Every storage call or PEP read is a struct bm_op on the module's
  *   pending list (pending.h).  A storage call is cancelled at stop; a PEP
  *   read is answered by the pubsub module, which stops before this module
@@ -46,6 +53,7 @@
 #include "pep.h"
 #include "server/host.h"
 #include "server/hooks.h"
+#include "server/sm.h"
 #include "lib/jid.h"
 #include "lib/log.h"
 #include "storage/storage.h"
@@ -82,6 +90,14 @@ struct bm_state {
 	struct pending_ops ops;
 };
 
+/* What an op does with the native items it reads. */
+enum bm_job {
+	BM_SYNC,    /* follow the legacy document op->doc */
+	BM_REBUILD, /* rebuild the legacy document from them */
+	BM_MIGRATE, /* a first login: no native node yet, the stored legacy
+	               document (if any) fills it */
+};
+
 struct bm_op {
 	struct pending_op p; /* first: the state's list */
 	struct bm_state *bs; /* valid while p is listed */
@@ -89,7 +105,8 @@ struct bm_op {
 	/* the legacy document to spread to the native node; or the one
 	 * rebuilt from the native items, before the stored one's URLs */
 	struct xml_node *doc;
-	bool rebuild; /* the native items rebuild the legacy document */
+	enum bm_job job;
+	bool again; /* BM_REBUILD: the native node changed again meanwhile */
 };
 
 static void op_free(struct pending_op *p)
@@ -281,6 +298,32 @@ static void legacy_publish(struct bm_state *bs, const char *user, const struct x
 
 /* ---- native items to the legacy places ----------------------------------------------- */
 
+static void native_read_start(struct bm_op *op);
+
+/* A rebuild is done: again when the native node changed meanwhile. */
+static void rebuild_done(struct bm_op *op)
+{
+	if (!op->again) {
+		op_free(&op->p);
+		return;
+	}
+	op->again = false;
+	xml_unref(&op->doc);
+	native_read_start(op);
+}
+
+static void rebuild_written(enum storage_result res, void *ctx)
+{
+	struct bm_op *op = ctx;
+	if (!pending_resume(&op->p))
+		return;
+	if (res != STORAGE_OK)
+		log_warning("bookmarks %s: the legacy bookmarks of %s cannot be written to private "
+		            "storage (storage %s)",
+		            op->bs->host->name, op->user, storage_result_str(res));
+	rebuild_done(op);
+}
+
 /* The stored legacy document: its URLs join the rebuilt one, which is
  * written when it differs. */
 static void legacy_read(enum storage_result res, const char *text, void *ctx)
@@ -293,20 +336,27 @@ static void legacy_read(enum storage_result res, const char *text, void *ctx)
 		log_warning("bookmarks %s: the legacy bookmarks of %s cannot be read (storage %s); "
 		            "they do not follow the native ones this time",
 		            bs->host->name, op->user, storage_result_str(res));
-		op_free(&op->p);
+		rebuild_done(op);
 		return;
 	}
 	struct xml_node *old = res == STORAGE_OK ? builtin_parse_stored(text, "storage", NS_LEGACY) : NULL;
 	for (const struct xml_node *u = old != NULL ? xml_child(old, "url", NS_LEGACY) : NULL; u != NULL;
 	     u = xml_next(u, "url", NS_LEGACY))
 		xml_append_copy(op->doc, u);
-	if (!same_xml(old, op->doc)) {
-		/* op's storage call is done: the write is an op of its own */
-		private_write(bs, op->user, op->doc);
-		legacy_publish(bs, op->user, op->doc);
-	}
+	bool same = same_xml(old, op->doc);
 	xml_unref(&old);
-	op_free(&op->p);
+	if (same) {
+		rebuild_done(op);
+		return;
+	}
+	legacy_publish(bs, op->user, op->doc);
+	/* the write is op's own: the next rebuild of the user waits for it */
+	struct host *h = bs->host;
+	char *out = xml_to_string(op->doc, NULL);
+	struct private_item item = { .ns = NS_LEGACY, .data = out };
+	pending_wait_storage(
+	        &op->p, storage_private_set(h->storage, h->name, op->user, &item, 1, rebuild_written, op));
+	free(out);
 }
 
 /* Every native item (n of them): the legacy document's conferences,
@@ -326,6 +376,25 @@ static void legacy_rebuild(struct bm_op *op, const struct pep_item *items, size_
 	                     storage_private_get(h->storage, h->name, op->user, NS_LEGACY, legacy_read, op));
 }
 
+/* ---- a first login --------------------------------------------------------------------- */
+
+static void legacy_changed(struct bm_state *bs, const char *user, const struct xml_node *doc,
+                           bool from_private);
+
+/* The stored legacy document of a user without native bookmarks: it
+ * fills them (and the legacy PEP node). */
+static void migrate_read(enum storage_result res, const char *text, void *ctx)
+{
+	struct bm_op *op = ctx;
+	if (!pending_resume(&op->p))
+		return;
+	struct xml_node *doc = res == STORAGE_OK ? builtin_parse_stored(text, "storage", NS_LEGACY) : NULL;
+	if (doc != NULL && xml_child(doc, "conference", NS_LEGACY) != NULL)
+		legacy_changed(op->bs, op->user, doc, true);
+	xml_unref(&doc);
+	op_free(&op->p);
+}
+
 /* ---- reading the native node ------------------------------------------------------ */
 
 static void native_read(enum pep_result r, const struct pep_item *items, size_t n, void *ctx)
@@ -333,21 +402,26 @@ static void native_read(enum pep_result r, const struct pep_item *items, size_t 
 	struct bm_op *op = ctx;
 	if (!pending_resume_answer(&op->p))
 		return;
+	struct host *h = op->bs->host;
 	if (r != PEP_OK && r != PEP_NOT_FOUND) {
 		log_pep(op->bs, op->user, "reading the native bookmarks", r);
 		op_free(&op->p);
 		return;
 	}
-	if (r == PEP_NOT_FOUND)
-		n = 0;
-	if (op->rebuild)
-		legacy_rebuild(op, items, n);
-	else
-		native_sync(op, items, n);
+	switch (op->job) {
+	case BM_SYNC: native_sync(op, r == PEP_OK ? items : NULL, r == PEP_OK ? n : 0); break;
+	case BM_REBUILD: legacy_rebuild(op, r == PEP_OK ? items : NULL, r == PEP_OK ? n : 0); break;
+	case BM_MIGRATE:
+		if (r == PEP_NOT_FOUND)
+			pending_wait_storage(&op->p, storage_private_get(h->storage, h->name, op->user,
+			                                                 NS_LEGACY, migrate_read, op));
+		else
+			op_free(&op->p);
+		break;
+	}
 }
 
-/* Read the native items for op: native_sync, or legacy_rebuild when
- * op->rebuild. */
+/* Read the native items for op's job. */
 static void native_read_start(struct bm_op *op)
 {
 	pending_wait_answer(&op->p);
@@ -377,8 +451,26 @@ static void legacy_changed(struct bm_state *bs, const char *user, const struct x
 /* A client changed the native node: the legacy places follow. */
 static void native_changed(struct bm_state *bs, const char *user)
 {
+	/* one rebuild at a time per user: one under way reads again after */
+	for (struct pending_op *p = bs->ops.head; p != NULL; p = p->next) {
+		struct bm_op *other = (struct bm_op *)p;
+		if (other->job == BM_REBUILD && strcmp(other->user, user) == 0) {
+			other->again = true;
+			return;
+		}
+	}
 	struct bm_op *op = op_new(bs, user);
-	op->rebuild = true;
+	op->job = BM_REBUILD;
+	native_read_start(op);
+}
+
+/* The first session of a user opened: native bookmarks from the stored
+ * legacy ones when the user has none yet (accounts from before the
+ * conversion). */
+static void first_login(struct bm_state *bs, const char *user)
+{
+	struct bm_op *op = op_new(bs, user);
+	op->job = BM_MIGRATE;
 	native_read_start(op);
 }
 
@@ -399,6 +491,20 @@ static enum hook_result bookmarks_pep(struct host *h, void *args, void *ctx)
 	return HOOK_CONTINUE;
 }
 
+static enum hook_result bookmarks_session(struct host *h, void *args, void *ctx)
+{
+	struct hook_session *hs = args;
+	const char *user = hs->session->jid.node;
+	if (user == NULL)
+		return HOOK_CONTINUE;
+	unsigned n = 0;
+	for (struct session *s = sm_user_sessions(h, user); s != NULL; s = s->next_of_user)
+		n++;
+	if (n == 1)
+		first_login(ctx, user);
+	return HOOK_CONTINUE;
+}
+
 static enum hook_result bookmarks_private(struct host *h, void *args, void *ctx)
 {
 	(void)h;
@@ -413,6 +519,7 @@ static enum hook_result bookmarks_private(struct host *h, void *args, void *ctx)
 static const struct builtin_hook bookmarks_hooks[] = {
 	{ HOOK_PEP_PUBLISHED, 50, bookmarks_pep },
 	{ HOOK_PRIVATE_SET, 50, bookmarks_private },
+	{ HOOK_SESSION_OPENED, 50, bookmarks_session },
 };
 
 static const struct builtin_parts bookmarks_parts = {
