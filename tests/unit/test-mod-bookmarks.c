@@ -4,13 +4,16 @@
  * module provides it, driven through modules/pep.h as a client's publish
  * would be).  mod_bookmarks: legacy bookmarks stored in private XML become
  * native XEP-0402 items and the legacy PEP item; native items become the
- * legacy document again, URL bookmarks kept.  mod_avatar (XEP-0398): a
- * vCard photo becomes the XEP-0084 avatar, a published avatar becomes the
- * vCard photo, empty metadata removes it.
+ * legacy document again, URL bookmarks kept; a first login fills the
+ * native node of an account that had only legacy bookmarks; native items
+ * published in a row all reach the legacy document.  mod_avatar
+ * (XEP-0398): a vCard photo becomes the XEP-0084 avatar, a published
+ * avatar becomes the vCard photo, empty metadata removes it.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +23,7 @@
 
 #include "module-harness.h"
 #include "modules/pep.h"
+#include "server/host.h"
 #include "lib/xml.h"
 
 #define NS_PRIVATE "jabber:iq:private"
@@ -228,6 +232,77 @@ static void test_native_to_private(void **state)
 	harness_logout(&bob);
 }
 
+static void stored(enum storage_result res, void *ctx)
+{
+	assert_int_equal(res, STORAGE_OK);
+	*(bool *)ctx = true;
+}
+
+static bool is_true(void *ctx)
+{
+	return *(bool *)ctx;
+}
+
+/* An account from before the conversion: legacy bookmarks in private XML,
+ * no native node.  The first login fills the native node. */
+static void test_first_login_migrates(void **state)
+{
+	(void)state;
+	harness_account("erin");
+	struct private_item item = {
+		.ns = NS_LEGACY,
+		.data = "<storage xmlns='" NS_LEGACY "'><conference jid='" ROOM2 "' name='Orchard' "
+		        "autojoin='true'/></storage>",
+	};
+	bool done = false;
+	struct host *h = harness_host();
+	storage_private_set(h->storage, HARNESS_HOST, "erin", &item, 1, stored, &done);
+	harness_run_until(is_true, &done);
+	struct fake_session *erin = harness_login("erin", "desk");
+	struct got g;
+	read_items("erin", NS_NATIVE, &g);
+	assert_int_equal(g.r, PEP_OK);
+	assert_int_equal(g.n, 1);
+	assert_string_equal(g.ids[0], ROOM2);
+	got_clear(&g);
+	read_items("erin", NS_LEGACY, &g);
+	assert_int_equal(g.n, 1);
+	got_clear(&g);
+	harness_logout(&erin);
+}
+
+/* Native items published in a row: the legacy document ends with all. */
+static void test_native_burst(void **state)
+{
+	(void)state;
+	harness_account("frank");
+	struct fake_session *frank = harness_login("frank", "desk");
+	harness_run();
+	static const char *const rooms[] = { ROOM1, ROOM2, ROOM3 };
+	for (size_t i = 0; i < 3; i++) {
+		struct xml_node *c = xml_new("conference", NS_NATIVE);
+		xml_set_attr(c, "name", rooms[i]);
+		/* XEP-0402 §3's node configuration */
+		const struct pep_node_options opts = {
+			.access_model = "whitelist",
+			.max_items = UINT_MAX,
+			.send_last_never = true,
+		};
+		assert_int_equal(
+		        pep_publish(harness_host(), "frank", NS_NATIVE, rooms[i], c, &opts, NULL, NULL, NULL),
+		        PEP_OK);
+		xml_unref(&c);
+	}
+	harness_run();
+	harness_send(frank, "<iq type='get' id='g1'><query xmlns='" NS_PRIVATE "'><storage xmlns='" NS_LEGACY
+	                    "'/></query></iq>");
+	harness_run();
+	struct xml_node *st = xml_first_element(result_payload(frank, "g1"));
+	for (size_t i = 0; i < 3; i++)
+		assert_non_null(legacy_conference(st, rooms[i]));
+	harness_logout(&frank);
+}
+
 /* ---- avatars -------------------------------------------------------------------------- */
 
 static char *sha1_hex(const unsigned char *data, size_t len)
@@ -331,6 +406,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_private_to_native, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_native_to_private, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_first_login_migrates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_native_burst, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vcard_to_pep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pep_to_vcard, setup, teardown),
 	};
