@@ -133,6 +133,44 @@ static void log_pep(const struct bm_state *bs, const char *user, const char *wha
 	builtin_log_pep(bs->host, "bookmarks", user, what, r);
 }
 
+static void native_read_start(struct bm_op *op);
+
+/* op is done: a rebuild whose native node changed meanwhile reads it
+ * again; anything else is freed. */
+static void op_done(struct bm_op *op)
+{
+	if (!op->again) {
+		op_free(&op->p);
+		return;
+	}
+	op->again = false;
+	xml_unref(&op->doc);
+	native_read_start(op);
+}
+
+static void private_written(enum storage_result res, void *ctx)
+{
+	struct bm_op *op = ctx;
+	if (!pending_resume(&op->p))
+		return;
+	if (res != STORAGE_OK)
+		log_warning("bookmarks %s: the legacy bookmarks of %s cannot be written to private "
+		            "storage (storage %s)",
+		            op->bs->host->name, op->user, storage_result_str(res));
+	op_done(op);
+}
+
+/* op writes doc as its user's legacy bookmarks in private XML storage. */
+static void private_write(struct bm_op *op, const struct xml_node *doc)
+{
+	struct host *h = op->bs->host;
+	char *text = xml_to_string(doc, NULL);
+	struct private_item item = { .ns = NS_LEGACY, .data = text };
+	pending_wait_storage(
+	        &op->p, storage_private_set(h->storage, h->name, op->user, &item, 1, private_written, op));
+	free(text);
+}
+
 /* ---- the two formats ------------------------------------------------------------ */
 
 /* Whether an autojoin attribute says yes (xs:boolean). */
@@ -263,30 +301,6 @@ static void native_sync(struct bm_op *op, const struct pep_item *items, size_t n
 	op_free(&op->p);
 }
 
-static void private_written(enum storage_result res, void *ctx)
-{
-	struct bm_op *op = ctx;
-	if (!pending_resume(&op->p))
-		return;
-	if (res != STORAGE_OK)
-		log_warning("bookmarks %s: the legacy bookmarks of %s cannot be written to private "
-		            "storage (storage %s)",
-		            op->bs->host->name, op->user, storage_result_str(res));
-	op_free(&op->p);
-}
-
-/* Write doc as the user's legacy bookmarks in private XML storage. */
-static void private_write(struct bm_state *bs, const char *user, const struct xml_node *doc)
-{
-	struct host *h = bs->host;
-	char *text = xml_to_string(doc, NULL);
-	struct private_item item = { .ns = NS_LEGACY, .data = text };
-	struct bm_op *op = op_new(bs, user);
-	pending_wait_storage(
-	        &op->p, storage_private_set(h->storage, h->name, op->user, &item, 1, private_written, op));
-	free(text);
-}
-
 /* Publish doc as the user's legacy bookmarks in PEP. */
 static void legacy_publish(struct bm_state *bs, const char *user, const struct xml_node *doc)
 {
@@ -297,32 +311,6 @@ static void legacy_publish(struct bm_state *bs, const char *user, const struct x
 }
 
 /* ---- native items to the legacy places ----------------------------------------------- */
-
-static void native_read_start(struct bm_op *op);
-
-/* A rebuild is done: again when the native node changed meanwhile. */
-static void rebuild_done(struct bm_op *op)
-{
-	if (!op->again) {
-		op_free(&op->p);
-		return;
-	}
-	op->again = false;
-	xml_unref(&op->doc);
-	native_read_start(op);
-}
-
-static void rebuild_written(enum storage_result res, void *ctx)
-{
-	struct bm_op *op = ctx;
-	if (!pending_resume(&op->p))
-		return;
-	if (res != STORAGE_OK)
-		log_warning("bookmarks %s: the legacy bookmarks of %s cannot be written to private "
-		            "storage (storage %s)",
-		            op->bs->host->name, op->user, storage_result_str(res));
-	rebuild_done(op);
-}
 
 /* The stored legacy document: its URLs join the rebuilt one, which is
  * written when it differs. */
@@ -336,7 +324,7 @@ static void legacy_read(enum storage_result res, const char *text, void *ctx)
 		log_warning("bookmarks %s: the legacy bookmarks of %s cannot be read (storage %s); "
 		            "they do not follow the native ones this time",
 		            bs->host->name, op->user, storage_result_str(res));
-		rebuild_done(op);
+		op_done(op);
 		return;
 	}
 	struct xml_node *old = res == STORAGE_OK ? builtin_parse_stored(text, "storage", NS_LEGACY) : NULL;
@@ -346,17 +334,12 @@ static void legacy_read(enum storage_result res, const char *text, void *ctx)
 	bool same = same_xml(old, op->doc);
 	xml_unref(&old);
 	if (same) {
-		rebuild_done(op);
+		op_done(op);
 		return;
 	}
 	legacy_publish(bs, op->user, op->doc);
 	/* the write is op's own: the next rebuild of the user waits for it */
-	struct host *h = bs->host;
-	char *out = xml_to_string(op->doc, NULL);
-	struct private_item item = { .ns = NS_LEGACY, .data = out };
-	pending_wait_storage(
-	        &op->p, storage_private_set(h->storage, h->name, op->user, &item, 1, rebuild_written, op));
-	free(out);
+	private_write(op, op->doc);
 }
 
 /* Every native item (n of them): the legacy document's conferences,
@@ -442,7 +425,7 @@ static void legacy_changed(struct bm_state *bs, const char *user, const struct x
 	if (from_private)
 		legacy_publish(bs, user, doc);
 	else
-		private_write(bs, user, doc);
+		private_write(op_new(bs, user), doc);
 	struct bm_op *op = op_new(bs, user);
 	op->doc = xml_copy(doc);
 	native_read_start(op);
