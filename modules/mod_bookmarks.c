@@ -10,8 +10,10 @@
  *   (XEP-0048 §3, XEP-0411);
  * - PEP native bookmarks (XEP-0402), node urn:xmpp:bookmarks:1, one item
  *   per room, with the room's JID as item id.
- * The module announces urn:xmpp:bookmarks:1#compat on every account
- * (XEP-0402 §5.3: the server converts).
+ * The module announces on every account that the server converts:
+ * urn:xmpp:bookmarks:1#compat (private XML and native) and #compat-pep
+ * (legacy PEP and native) of XEP-0402, urn:xmpp:bookmarks-conversion:0
+ * (legacy PEP and private XML) of XEP-0411.
  *
  * What follows what:
  * - A client stores the legacy document in private XML (private_set hook)
@@ -65,6 +67,8 @@
 #define NS_LEGACY "storage:bookmarks"
 #define NS_BOOKMARKS2 "urn:xmpp:bookmarks:1"
 #define NS_BOOKMARKS2_COMPAT "urn:xmpp:bookmarks:1#compat"
+#define NS_BOOKMARKS2_COMPAT_PEP "urn:xmpp:bookmarks:1#compat-pep"
+#define NS_BOOKMARKS_CONVERSION "urn:xmpp:bookmarks-conversion:0"
 #define BM_ORIGIN "bookmarks"
 #define LEGACY_ITEM "current"
 
@@ -511,6 +515,9 @@ static const struct builtin_parts bookmarks_parts = {
 	.user_feature = NS_BOOKMARKS2_COMPAT,
 };
 
+/* The account features besides the parts' one. */
+static const char *const more_features[] = { NS_BOOKMARKS2_COMPAT_PEP, NS_BOOKMARKS_CONVERSION };
+
 static int bookmarks_start(struct host *h, const void *settings, void **state_r, char **error_r)
 {
 	(void)settings;
@@ -520,6 +527,8 @@ static int bookmarks_start(struct host *h, const void *settings, void **state_r,
 		free(bs);
 		return -1;
 	}
+	for (size_t i = 0; i < ARRAY_SIZE(more_features); i++)
+		host_add_user_feature(h, more_features[i]);
 	*state_r = bs;
 	return 0;
 }
@@ -528,6 +537,8 @@ static void bookmarks_stop(struct host *h, void *state)
 {
 	struct bm_state *bs = state;
 	builtin_parts_remove(h, &bookmarks_parts, bs);
+	for (size_t i = 0; i < ARRAY_SIZE(more_features); i++)
+		host_remove_user_feature(h, more_features[i]);
 	pending_stop(&bs->ops);
 	free(bs);
 }
