@@ -49,7 +49,7 @@
  *   (<info id= bytes= type=/>) to urn:xmpp:avatar:metadata; a vCard
  *   without a photo publishes an empty <metadata/> when the node names an
  *   image.  Nodes the module creates keep PEP's defaults (access model
- *   presence, XEP-0084 §7; one item).  At the first session's open, a
+ *   presence, XEP-0084; one item).  At the first session's open, a
  *   vCard photo is published the same way when the user has no metadata
  *   node yet (accounts from before the conversion).
  * - What the module publishes carries origin "avatar", which its
@@ -311,7 +311,7 @@ static void log_pep(const struct av_state *as, const char *user, const char *wha
 	builtin_log_pep(as->host, "avatar", user, what, r);
 }
 
-/* The <info/> of a metadata payload that names no URL (XEP-0398 §3.1), or
+/* The <info/> of a metadata payload that names no URL (XEP-0398), or
  * NULL: no avatar. */
 static const struct xml_node *metadata_info(const struct xml_node *metadata)
 {
@@ -388,7 +388,7 @@ static void metadata_read(enum pep_result r, const struct pep_item *items, size_
 	op->image = photo_image(op->vcard, &op->image_len);
 	if (op->image == NULL) {
 		if (current != NULL)
-			publish_metadata(as, op->user, NULL, NULL, 0); /* XEP-0084 §4.5: no avatar */
+			publish_metadata(as, op->user, NULL, NULL, 0); /* XEP-0084: no avatar */
 		op_free(&op->p);
 		return;
 	}

@@ -7,7 +7,7 @@
  * - legacy bookmarks (XEP-0048) in private XML storage (XEP-0049, mod_private):
  *   <storage xmlns='storage:bookmarks'/> with <conference/> and <url/>;
  * - the same document in PEP, node storage:bookmarks, item "current"
- *   (XEP-0048 §3, XEP-0411);
+ *   (XEP-0048, XEP-0411);
  * - PEP native bookmarks (XEP-0402), node urn:xmpp:bookmarks:1, one item
  *   per room, with the room's JID as item id.
  * The module announces on every account that the server converts:
@@ -78,8 +78,8 @@ struct bookmarks_settings {
 
 static const struct opt_def bookmarks_options[] = { OPT_END };
 
-/* The native node (XEP-0402 §3: whitelist, max_items max, never the last
- * item) and the legacy one (XEP-0048 §3.1: whitelist). */
+/* The native node (XEP-0402: whitelist, max_items max, never the last
+ * item) and the legacy one (XEP-0048: whitelist). */
 static const struct pep_node_options native_opts = {
 	.access_model = "whitelist",
 	.max_items = UINT_MAX,

@@ -113,7 +113,7 @@ def test_pep_avatar_to_vcard_and_presence(server):
         info = metadata_info(a)
         assert info is not False and info.get('id') == digest, tostr(info)
 
-        # empty metadata (XEP-0084 §4.5): the vCard loses its photo
+        # empty metadata (XEP-0084): the vCard loses its photo
         publish(a, NS_METADATA, 'none', "<metadata xmlns='%s'/>" % NS_METADATA)
         eventually(lambda: vcard_photo(a) is None, 'the vCard photo removed')
         e = expect(b, presence_with_photo(a.jid, ''), 'presence without a photo')

@@ -1,4 +1,4 @@
-"""Bookmarks conversion (module bookmarks; XEP-0402 §5.3 compatibility and
+"""Bookmarks conversion (module bookmarks; XEP-0402 compatibility and
 XEP-0411): the server keeps a user's legacy bookmarks (XEP-0048) in private
 XML storage (XEP-0049) and in the PEP node storage:bookmarks in step with
 the PEP native bookmarks (XEP-0402, one item per room in
@@ -164,7 +164,7 @@ def test_compat_feature(server):
     c = login(server)
     try:
         feats = account_features(c)
-        # XEP-0402 §5.3 (private XML, legacy PEP) and XEP-0411 §2
+        # XEP-0402 (private XML, legacy PEP) and XEP-0411
         for f in (NS_COMPAT, NS_COMPAT + '-pep', 'urn:xmpp:bookmarks-conversion:0'):
             assert f in feats, f
     finally:
@@ -280,7 +280,7 @@ def notify_client(server, user, node):
 
 def test_native_publish_notifies(server):
     """The items the server publishes are notified like a client's
-    (XEP-0402 §4): the owner's resource with urn:xmpp:bookmarks:1+notify
+    (XEP-0402): the owner's resource with urn:xmpp:bookmarks:1+notify
     in its caps gets them."""
     c = login(server)
     c2 = notify_client(server, c.user, NS_NATIVE)

@@ -282,7 +282,7 @@ static void test_native_burst(void **state)
 	for (size_t i = 0; i < 3; i++) {
 		struct xml_node *c = xml_new("conference", NS_NATIVE);
 		xml_set_attr(c, "name", rooms[i]);
-		/* XEP-0402 §3's node configuration */
+		/* XEP-0402's node configuration */
 		const struct pep_node_options opts = {
 			.access_model = "whitelist",
 			.max_items = UINT_MAX,
