@@ -1058,6 +1058,8 @@ static void pep_call_ready(struct ps_owner *o, bool ok, void *ctx)
 		cfg.max_items = c->opts.max_items == UINT_MAX ? PS_MAX_ITEMS_MAX : c->opts.max_items;
 	if (c->opts.send_last)
 		cfg.send_last = PS_SEND_LAST_ON_SUB_AND_PRESENCE;
+	if (c->opts.send_last_never)
+		cfg.send_last = PS_SEND_LAST_NEVER;
 	if (n != NULL && acc >= 0 && n->cfg.access != (enum ps_access)acc) {
 		ps_config_clear(&cfg);
 		pep_published(SE_CONFLICT, false, c);
