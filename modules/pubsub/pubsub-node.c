@@ -536,6 +536,50 @@ static void send_last(struct ps_owner *o, struct ps_node *n, const struct jid *t
 /* ---- storage of changes ------------------------------------------------ */
 
 /* A write in flight: answers r (when not NULL) when the store is done. */
+static struct ps_item *item_find(struct ps_node *n, const char *id)
+{
+	for (struct ps_item *it = n->newest; it != NULL; it = it->older)
+		if (strcmp(it->id, id) == 0)
+			return it;
+	return NULL;
+}
+
+static void item_unlink(struct ps_node *n, struct ps_item *it)
+{
+	if (it->newer != NULL)
+		it->newer->older = it->older;
+	else
+		n->newest = it->older;
+	if (it->older != NULL)
+		it->older->newer = it->newer;
+	else
+		n->oldest = it->newer;
+	it->newer = it->older = NULL;
+	n->nitems--;
+}
+
+static void item_push(struct ps_node *n, struct ps_item *it)
+{
+	it->older = n->newest;
+	it->newer = NULL;
+	if (n->newest != NULL)
+		n->newest->newer = it;
+	else
+		n->oldest = it;
+	n->newest = it;
+	n->nitems++;
+}
+
+/* How many items n keeps (one without persistence). */
+static unsigned node_keep(const struct ps_node *n)
+{
+	const struct pubsub_settings *set = n->owner->st->set;
+	unsigned keep = n->cfg.persist_items ? n->cfg.max_items : 1;
+	if (keep == PS_MAX_ITEMS_MAX || keep > set->max_items_per_node)
+		keep = set->max_items_per_node;
+	return keep == 0 ? 1 : keep;
+}
+
 struct write_op {
 	struct write_op *next, **prevp; /* the owner's writes */
 	struct ps_req *r;
@@ -546,6 +590,12 @@ struct write_op {
 	struct xml_node *payload;
 	bool retract;
 	char *last_node, *last_to; /* after a subscribe: the last item to send */
+	/* a publish: the item, put into the node once stored, and the ids
+	 * the store call removed; a retract: notify the retraction */
+	struct ps_item *item;
+	char **stored_evict;
+	size_t nstored_evict;
+	bool notify_retract;
 	ps_done_fn *done;
 	void *done_ctx;
 };
@@ -562,6 +612,56 @@ static void hook_published(struct write_op *w)
 	hook_run(w->o->st->h, HOOK_PEP_PUBLISHED, &hp);
 }
 
+static void write_done(enum storage_result res, void *ctx);
+static struct write_op *write_new(struct ps_owner *o, struct ps_req *r, const struct xml_node *answer);
+
+/* A stored publish or retract reaches the node in memory (when the node
+ * is still there) and its subscribers.  Items pushed out here that the
+ * store call did not remove (publishes in flight together) are removed
+ * from the store now. */
+static void apply_stored(struct write_op *w)
+{
+	struct ps_owner *o = w->o;
+	struct ps_node *n = w->node != NULL ? ps_node_find(o, w->node) : NULL;
+	if (n == NULL || (w->item == NULL && !w->retract))
+		return;
+	if (w->retract) {
+		struct ps_item *it = item_find(n, w->id);
+		if (it == NULL)
+			return;
+		item_unlink(n, it);
+		ps_item_free(it);
+		if (w->notify_retract || n->cfg.notify_retract)
+			notify_retract(o, n, w->id);
+		return;
+	}
+	struct ps_item *it = w->item;
+	w->item = NULL;
+	struct ps_item *old = item_find(n, it->id);
+	if (old != NULL) {
+		item_unlink(n, old);
+		ps_item_free(old);
+	}
+	item_push(n, it);
+	unsigned keep = node_keep(n);
+	struct storage *st = ps_store(o->st);
+	while (n->nitems > keep) {
+		struct ps_item *gone = n->oldest;
+		item_unlink(n, gone);
+		bool removed = false;
+		for (size_t i = 0; i < w->nstored_evict && !removed; i++)
+			removed = strcmp(w->stored_evict[i], gone->id) == 0;
+		if (!removed && st != NULL) {
+			const char *ids[1] = { gone->id };
+			struct write_op *d = write_new(o, NULL, NULL);
+			storage_pubsub_item_delete(st, o->st->h->name, o->key, n->name, ids, 1, write_done,
+			                           d);
+		}
+		ps_item_free(gone);
+	}
+	notify_item(o, n, it);
+}
+
 static void write_done(enum storage_result res, void *ctx)
 {
 	struct write_op *w = ctx;
@@ -570,6 +670,8 @@ static void write_done(enum storage_result res, void *ctx)
 	*w->prevp = w->next;
 	if (w->next != NULL)
 		w->next->prevp = w->prevp;
+	if (res == STORAGE_OK && !o->stopping)
+		apply_stored(w);
 	if (res == STORAGE_OK)
 		hook_published(w);
 	if (w->done != NULL)
@@ -592,6 +694,11 @@ static void write_done(enum storage_result res, void *ctx)
 			ps_reply_error(w->r, e, NULL, NULL, "the change could not be stored");
 		}
 	}
+	if (w->item != NULL)
+		ps_item_free(w->item);
+	for (size_t i = 0; i < w->nstored_evict; i++)
+		free(w->stored_evict[i]);
+	free(w->stored_evict);
 	xml_unref(&w->answer);
 	xml_unref(&w->payload);
 	free(w->last_node);
@@ -828,7 +935,7 @@ static void do_configure_set(struct ps_req *r, struct ps_node *n, const struct x
 	/* fewer items allowed now: the oldest go */
 	struct ps_owner *o = r->o;
 	struct storage *st = ps_store(o->st);
-	while (n->nitems > n->cfg.max_items || (!n->cfg.persist_items && n->nitems > 1)) {
+	while (n->nitems > node_keep(n)) {
 		struct ps_item *old = n->oldest;
 		n->oldest = old->newer;
 		if (n->oldest != NULL)
@@ -933,39 +1040,6 @@ static bool may_publish(struct ps_owner *o, struct ps_node *n, const struct jid 
 	return false;
 }
 
-static struct ps_item *item_find(struct ps_node *n, const char *id)
-{
-	for (struct ps_item *it = n->newest; it != NULL; it = it->older)
-		if (strcmp(it->id, id) == 0)
-			return it;
-	return NULL;
-}
-
-static void item_unlink(struct ps_node *n, struct ps_item *it)
-{
-	if (it->newer != NULL)
-		it->newer->older = it->older;
-	else
-		n->newest = it->older;
-	if (it->older != NULL)
-		it->older->newer = it->newer;
-	else
-		n->oldest = it->newer;
-	it->newer = it->older = NULL;
-	n->nitems--;
-}
-
-static void item_push(struct ps_node *n, struct ps_item *it)
-{
-	it->older = n->newest;
-	it->newer = NULL;
-	if (n->newest != NULL)
-		n->newest->newer = it;
-	else
-		n->oldest = it;
-	n->newest = it;
-	n->nitems++;
-}
 
 /* The publish shared by clients and pep_publish: 0 when stored (done or r
  * answered after the write), -1 with the error in *e_r, *app_r and
@@ -1058,38 +1132,26 @@ static int publish(struct ps_owner *o, const struct publish_args *a, enum stanza
 		*app_r = "payload-required";
 		return -1;
 	}
-	struct ps_item *it = a->id != NULL ? item_find(n, a->id) : NULL;
-	if (it != NULL) {
-		item_unlink(n, it);
-		free(it->publisher);
-		xml_unref(&it->payload);
-	} else {
-		it = xcalloc(1, sizeof(*it));
-		it->id = a->id != NULL ? xstrdup(a->id) : new_id();
-	}
+	/* The item goes into the node once the store has it (write_done):
+	 * a failed write changes nothing and notifies nobody.  The store
+	 * drops the items this one pushes out, as the node is now. */
+	struct ps_item *it = xcalloc(1, sizeof(*it));
+	it->id = a->id != NULL ? xstrdup(a->id) : new_id();
 	it->publisher = jid_to_string(a->publisher);
 	it->published = ev_now(server.loop);
 	it->seq = ++n->seq;
-	if (a->payload != NULL) {
+	if (a->payload != NULL)
 		it->payload = xml_copy(a->payload);
-	}
-	item_push(n, it);
-	/* the oldest beyond max_items go (one is kept without persistence) */
-	unsigned keep = n->cfg.persist_items ? n->cfg.max_items : 1;
-	if (keep == PS_MAX_ITEMS_MAX || keep > st->set->max_items_per_node)
-		keep = st->set->max_items_per_node;
-	if (keep == 0)
-		keep = 1;
+	unsigned keep = node_keep(n);
+	size_t count = n->nitems + (item_find(n, it->id) == NULL ? 1 : 0);
 	const char **evict = NULL;
 	size_t nevict = 0;
-	struct ps_item *gone = NULL;
-	while (n->nitems > keep) {
-		struct ps_item *old = n->oldest;
-		item_unlink(n, old);
+	for (struct ps_item *old = n->oldest; old != NULL && count > keep; old = old->newer) {
+		if (strcmp(old->id, it->id) == 0)
+			continue;
 		evict = xrealloc(evict, (nevict + 1) * sizeof(*evict));
 		evict[nevict++] = old->id;
-		old->older = gone;
-		gone = old;
+		count--;
 	}
 	struct xml_node *answer = NULL;
 	if (a->r != NULL) {
@@ -1107,6 +1169,11 @@ static int publish(struct ps_owner *o, const struct publish_args *a, enum stanza
 		w->payload = it->payload;
 		xml_ref(w->payload);
 	}
+	w->item = it;
+	w->stored_evict = xcalloc(nevict + 1, sizeof(char *));
+	for (size_t i = 0; i < nevict; i++)
+		w->stored_evict[i] = xstrdup(evict[i]);
+	w->nstored_evict = nevict;
 	w->done = a->done;
 	w->done_ctx = a->done_ctx;
 	struct storage *store = ps_store(st);
@@ -1121,12 +1188,6 @@ static int publish(struct ps_owner *o, const struct publish_args *a, enum stanza
 	}
 	free(text);
 	free(evict);
-	while (gone != NULL) {
-		struct ps_item *next = gone->older;
-		ps_item_free(gone);
-		gone = next;
-	}
-	notify_item(o, n, it);
 	if (store == NULL)
 		write_done(STORAGE_OK, w);
 	return 0;
@@ -1201,27 +1262,24 @@ static void do_publish(struct ps_req *r, const struct xml_node *ps, const struct
 int ps_retract_item(struct ps_owner *o, struct ps_node *n, const char *id, bool notify_it, const char *origin,
                     struct ps_req *r, ps_done_fn *done, void *ctx)
 {
-	struct ps_item *it = item_find(n, id);
-	if (it == NULL)
+	if (item_find(n, id) == NULL)
 		return -1;
-	item_unlink(n, it);
-	if (notify_it || n->cfg.notify_retract)
-		notify_retract(o, n, id);
+	/* the item leaves the node once the store removed it (apply_stored) */
 	struct storage *st = ps_store(o->st);
 	struct write_op *w = write_new(o, r, NULL);
 	w->node = xstrdup(n->name);
 	w->id = xstrdup(id);
 	w->origin = origin != NULL ? xstrdup(origin) : NULL;
 	w->retract = true;
+	w->notify_retract = notify_it;
 	w->done = done;
 	w->done_ctx = ctx;
 	if (st != NULL) {
 		const char *ids[1] = { id };
 		storage_pubsub_item_delete(st, o->st->h->name, o->key, n->name, ids, 1, write_done, w);
-	}
-	ps_item_free(it);
-	if (st == NULL)
+	} else {
 		write_done(STORAGE_OK, w);
+	}
 	return 0;
 }
 
