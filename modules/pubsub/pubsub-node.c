@@ -593,6 +593,7 @@ struct write_op {
 	/* a publish: the item, put into the node once stored, and the ids
 	 * the store call removed; a retract: notify the retraction */
 	struct ps_item *item;
+	char *created; /* a new node's name: gone again when its row was not stored */
 	char **stored_evict;
 	size_t nstored_evict;
 	bool notify_retract;
@@ -613,6 +614,7 @@ static void hook_published(struct write_op *w)
 }
 
 static void write_done(enum storage_result res, void *ctx);
+static void node_unlink(struct ps_owner *o, struct ps_node *n);
 static struct write_op *write_new(struct ps_owner *o, struct ps_req *r, const struct xml_node *answer);
 
 /* A stored publish or retract reaches the node in memory (when the node
@@ -672,6 +674,13 @@ static void write_done(enum storage_result res, void *ctx)
 		w->next->prevp = w->prevp;
 	if (res == STORAGE_OK && !o->stopping)
 		apply_stored(w);
+	if (res != STORAGE_OK && w->created != NULL && !o->stopping) {
+		struct ps_node *n = ps_node_find(o, w->created);
+		if (n != NULL && n->nitems == 0) {
+			node_unlink(o, n);
+			ps_node_free(n);
+		}
+	}
 	if (res == STORAGE_OK)
 		hook_published(w);
 	if (w->done != NULL)
@@ -703,6 +712,7 @@ static void write_done(enum storage_result res, void *ctx)
 	xml_unref(&w->payload);
 	free(w->last_node);
 	free(w->last_to);
+	free(w->created);
 	free(w->node);
 	free(w->id);
 	free(w->origin);
@@ -898,7 +908,9 @@ static void do_create(struct ps_req *r, const struct xml_node *create, const str
 		xml_set_attr(xml_add_child(answer, "create", NULL), "node", made);
 		free(made);
 	}
-	save_node(n, r, answer);
+	struct write_op *w = save_node(n, r, answer);
+	if (w != NULL)
+		w->created = xstrdup(n->name);
 	xml_unref(&answer);
 }
 
@@ -1110,7 +1122,9 @@ static int publish(struct ps_owner *o, const struct publish_args *a, enum stanza
 		}
 		n = node_add(o, a->node, &cfg, is_pep(o) ? NULL : a->bare);
 		ps_config_clear(&cfg);
-		ps_node_save(n);
+		struct write_op *w = save_node(n, NULL, NULL);
+		if (w != NULL)
+			w->created = xstrdup(n->name);
 	} else {
 		if (!may_publish(o, n, a->publisher, a->bare)) {
 			free(text);

@@ -677,6 +677,8 @@ static void service_route(void *ctx, struct xml_node *stanza, const struct jid *
 			return;
 		}
 	}
+	if (o->state == PS_LOAD_FAILED && o->busy == 0)
+		owner_load(o); /* the store failed at start: try again */
 	if (owner_ready(o)) {
 		service_dispatch(o, stanza, from, to);
 		return;
