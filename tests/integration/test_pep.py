@@ -16,11 +16,10 @@ with it."""
 import asyncio
 import base64
 import hashlib
-import time
 
 import parleytest
 from parleytest import HOST, NS_CLIENT, NS_DISCO_INFO, NS_PING, OTHER, RawClient, q, tostr, unique
-from test_muc import fresh_user, take
+from test_muc import fresh_user, take, take_all
 from test_pubsub import (NS_EVENT, NS_PUBSUB, NS_PUBLISH_OPTIONS, assert_error, event_items, form, ids_of,
                          roster_friends)
 
@@ -143,6 +142,15 @@ async def no_pep_event(c, owner, node, wait=1.0):
         assert not pred(e), '%s got a notification it must not: %s' % (c.boundjid, tostr(e))
 
 
+def contacts(server, owner, *others):
+    """Presence subscriptions both ways between owner and each of others
+    (XEP-0163 "Use Presence": the contact's caps reach the owner with its
+    presence, which needs the subscription 'both')."""
+    for o in others:
+        roster_friends(server, owner, o)
+        roster_friends(server, o, owner)
+
+
 def people(server, *prefixes):
     """Fresh accounts, one per prefix."""
     return [fresh_user(server, p) for p in prefixes]
@@ -152,8 +160,8 @@ def people(server, *prefixes):
 
 def test_auto_create_on_publish(server, run):
     """XEP-0163 §3 (auto-create): the first publish creates the node; its
-    defaults are access model presence and one item (§4.2 / XEP-0060
-    §12.x: PEP nodes keep the last item)."""
+    access model is presence (§5) and it keeps one item (Parley's default
+    for PEP nodes)."""
     owner, = people(server, 'pa')
 
     async def go():
@@ -182,8 +190,7 @@ def test_presence_access_and_notify_filter(server, run):
     tune+notify gets nothing and is refused the items with <not-authorized/>
     and <presence-subscription-required/> (XEP-0060 §6.5.9)."""
     owner, fan, other, stranger = people(server, 'po', 'pf', 'px', 'ps')
-    roster_friends(server, owner, fan)
-    roster_friends(server, owner, other)
+    contacts(server, owner, fan, other)
 
     async def go():
         o = await parleytest.login(server, owner, resource=unique('pep-'))
@@ -206,10 +213,10 @@ def test_presence_access_and_notify_filter(server, run):
 
 
 def test_last_item_when_contact_comes_online(server, run):
-    """XEP-0163 §4.3.? / XEP-0060 §12.x: a contact whose available presence
-    (with tune+notify caps) arrives after the publish gets the last item."""
+    """XEP-0163 §4.3.3 and §4.3.4: a contact whose available presence (with
+    tune+notify caps) arrives after the publish gets the last item."""
     owner, fan = people(server, 'lo', 'lf')
-    roster_friends(server, owner, fan)
+    contacts(server, owner, fan)
 
     async def go():
         o = await parleytest.login(server, owner, resource=unique('pep-'))
@@ -227,7 +234,7 @@ def test_last_item_when_contact_comes_online(server, run):
 
 
 def test_owner_resources_notified(server, run):
-    """XEP-0163 §4.3: a publish from one resource is notified to every
+    """XEP-0163 §3 and §4 (3.): a publish from one resource is notified to every
     resource of the owner (each with tune+notify caps), the publishing one
     included."""
     owner, = people(server, 'ro')
@@ -252,7 +259,7 @@ def test_private_data_whitelist(server, run):
     items; a later publish that asks for another access model is refused
     with <precondition-not-met/> (XEP-0060 §7.1.5)."""
     owner, fan = people(server, 'wo', 'wf')
-    roster_friends(server, owner, fan)
+    contacts(server, owner, fan)
     private = {'pubsub#persist_items': 'true', 'pubsub#access_model': 'whitelist'}
     bookmark = "<conference xmlns='%s' name='The room' autojoin='true'><nick>me</nick></conference>" % NS_BOOKMARKS
 
@@ -308,10 +315,11 @@ def test_omemo_nodes_open(server, run):
 
 
 def test_blocked_publisher_not_notified(server, run):
-    """A contact who blocked the publisher (XEP-0191) gets no notification;
-    after unblocking, notifications come again."""
+    """A contact who blocked the publisher (XEP-0191: nothing from a blocked
+    JID is delivered) gets no notification; after unblocking, notifications
+    come again; a contact the owner blocked gets none (XEP-0163 §4.3.3)."""
     owner, fan = people(server, 'bo', 'bf')
-    roster_friends(server, owner, fan)
+    contacts(server, owner, fan)
 
     async def go():
         o = await parleytest.login(server, owner, resource=unique('pep-'))
@@ -329,6 +337,12 @@ def test_blocked_publisher_not_notified(server, run):
             assert r.get('type') == 'result', tostr(r)
             await pep_published(o, NS_TUNE, tune('after'), 'b3')
             await pep_event(f, ob, NS_TUNE, 'b3')
+            # the owner blocks the contact (XEP-0163 §4.3.3): nothing either
+            fb = bare_of(f)
+            r = await parleytest.iq(o, 'set', None, "<block xmlns='%s'><item jid='%s'/></block>" % (NS_BLOCKING, fb))
+            assert r.get('type') == 'result', tostr(r)
+            await pep_published(o, NS_TUNE, tune('owner blocks'), 'b4')
+            await no_pep_event(f, ob, NS_TUNE, 1.0)
         finally:
             await parleytest.logout(o, f)
     run(go(), timeout=60)
@@ -371,7 +385,7 @@ def test_caps_mismatch_does_not_poison(server):
     ver is asked again, answers truthfully, and so gets the notifications
     its tune+notify asks for; the liar gets none."""
     owner, fan = people(server, 'co', 'cf')
-    roster_friends(server, owner, fan)
+    contacts(server, owner, fan)
     idents = [('client', 'pc', '', 'Parley test')]
     honest = [NS_CAPS, NS_DISCO_INFO, NS_TUNE + '+notify', 'urn:example:parley-test:' + unique('f')]
     ver = caps_ver(idents, honest)
@@ -402,27 +416,9 @@ def test_caps_mismatch_does_not_poison(server):
         assert r.get('type') == 'result', tostr(r)
         take(good, lambda e: e.tag == q(NS_CLIENT, 'message') and is_pep_event(ob, NS_TUNE, 'v1')(e), 5,
              'notification to the client with verified caps')
-        got = [e for e in _read_for(liar, 1.0)
-               if e.tag == q(NS_CLIENT, 'message') and is_pep_event(ob, NS_TUNE)(e)]
+        got = take_all(liar, lambda e: e.tag == q(NS_CLIENT, 'message') and is_pep_event(ob, NS_TUNE)(e), 1.0)
         assert not got, 'the client whose caps did not verify got %s' % [tostr(e) for e in got]
     finally:
         for c in (o, liar, good):
             c.close()
-
-
-def _read_for(c, wait):
-    out = list(getattr(c, 'backlog', []))
-    c.backlog = []
-    deadline = time.monotonic() + wait
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return out
-        try:
-            e = c.next(left)
-        except TimeoutError:
-            return out
-        if e is None:
-            return out
-        out.append(e)
 

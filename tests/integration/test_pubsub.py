@@ -19,8 +19,8 @@ import pytest
 
 import parleytest
 from parleytest import HOST, NS_CLIENT, OTHER, q, stanza_error, tostr, unique
-from test_muc import (connect, delay_of, disco_info, disco_items, drain, features, field_xml, fresh_user,
-                      identities, iq, item_jids, nothing, sync, take, values)
+from test_muc import (NS_RSM, NS_XDATA, connect, delay_of, disco_info, disco_items, drain, features, field_xml,
+                      fresh_user, identities, iq, item_jids, nothing, sync, take, values)
 
 SERVICE = 'pubsub.' + HOST
 
@@ -32,8 +32,6 @@ NS_NODE_CONFIG = NS_PUBSUB + '#node_config'
 NS_SUB_OPTIONS = NS_PUBSUB + '#subscribe_options'
 NS_SUB_AUTH = NS_PUBSUB + '#subscribe_authorization'
 NS_PUBLISH_OPTIONS = NS_PUBSUB + '#publish-options'
-NS_XDATA = 'jabber:x:data'
-NS_RSM = 'http://jabber.org/protocol/rsm'
 NS_ROSTER = 'jabber:iq:roster'
 NS_TEST = 'urn:example:parley-test'
 
@@ -795,7 +793,7 @@ def test_publish_options_precondition(server, clients):
 
 
 def test_max_items(server, clients):
-    """§12.x pubsub#max_items: the oldest items go past the limit; "max"
+    """pubsub#max_items (§16.4.3, node_config): the oldest items go past the limit; "max"
     is accepted (the service's largest); a number over the service's
     per-node cap (1000 by default) is refused."""
     alice = clients('alice')
