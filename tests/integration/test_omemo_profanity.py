@@ -156,5 +156,8 @@ def test_omemo_message_between_two_profanities(server, run, two_profanities):
         await connect(recipient_p, server, recipient)
         await asyncio.sleep(2)
         recipient_p.type('/msg %s@%s' % (sender, HOST))
-        await recipient_p.shows(secret, timeout=20)
+        screen = await recipient_p.shows(secret, timeout=20)
+        # profanity marks a message it decrypted with OMEMO by omemo.char ('~')
+        lines = [ln for ln in screen.splitlines() if secret in ln]
+        assert any(' ~ ' in ln for ln in lines), 'not shown as an OMEMO message: %s' % lines
     run(go(), timeout=240)

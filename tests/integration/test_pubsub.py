@@ -401,6 +401,21 @@ def test_create_with_config_and_configure(server, clients):
     assert configure_get(c, node).get('pubsub#title') == ['second title']
 
 
+def test_default_configuration(server, clients):
+    """§8.3: the default configuration of new nodes, as a form; the service
+    advertises last-published, so pubsub#send_last_published_item defaults
+    to on_sub_and_presence (§4.3)."""
+    c = clients('bob')
+    r = ok(ps(c, 'get', '<default/>', owner=True), 'default configuration')
+    x = r.find('%s/%s/%s' % (q(NS_OWNER, 'pubsub'), q(NS_OWNER, 'default'), q(NS_XDATA, 'x')))
+    assert x is not None, tostr(r)
+    fields = {f.get('var'): values(f) for f in x.findall(q(NS_XDATA, 'field'))}
+    assert fields.get('FORM_TYPE') == [NS_NODE_CONFIG], fields
+    assert fields.get('pubsub#max_items') == ['10'], 'default_max_items is 10: %s' % fields
+    if NS_PUBSUB + '#last-published' in features(disco_info(c, SERVICE)):
+        assert fields.get('pubsub#send_last_published_item') == ['on_sub_and_presence'], fields
+
+
 def test_delete_notifies_subscribers(server, clients):
     """§8.4: the owner deletes a node; its subscribers get <delete/>; the
     node is gone.  A non-owner may not delete (<forbidden/>)."""
@@ -743,7 +758,9 @@ def test_affiliations(server, clients):
     published(carol, node, payload('by a publish-only'), 'c1')
     assert_error(publish(erin, node, payload('by a member'), 'e1'), 'forbidden')
     assert sorted(ids_of(ok(get_items(erin, node)))) == ['b1', 'c1']
-    assert_error(get_items(carol, node), ('forbidden', 'not-authorized', 'not-allowed'))
+    # §4.1: publish-only may not subscribe (unlike an entity without
+    # affiliation on an open node)
+    assert_error(subscribe(carol, node), ('forbidden', 'not-authorized', 'not-allowed'))
     assert_error(subscribe(dave, node), 'forbidden')
     assert_error(get_items(dave, node), 'forbidden')
     assert_error(ps(bob, 'get', "<affiliations node='%s'/>" % node, owner=True), 'forbidden')
@@ -866,17 +883,20 @@ def test_huge_item_refused(limited):
 
 
 def test_too_many_nodes(limited):
-    """max_nodes_per_user 5: the sixth node of a user is refused
-    (<not-allowed/> or <policy-violation/> with <max-nodes-exceeded/> where
+    """max_nodes_per_user 5: a node beyond the fifth a user owns is refused
+    (<not-allowed/> or <policy-violation/>, with <max-nodes-exceeded/> where
     given); deleting one makes room again."""
     bob = connect(limited, 'bob')
     try:
-        made = [create(bob, unique('n')) for _ in range(5)]
+        r = ok(ps(bob, 'get', '<affiliations/>'), 'own affiliations')
+        owned = [a.get('node') for a in r.iter(q(NS_PUBSUB, 'affiliation')) if a.get('affiliation') == 'owner']
+        assert len(owned) <= 5, tostr(r)
+        made = [create(bob, unique('n')) for _ in range(5 - len(owned))]
         r = create(bob, unique('n'), expect_ok=False)
         cond, app = ps_error(r)
         assert cond in ('not-allowed', 'policy-violation', 'resource-constraint'), tostr(r)
         assert app in (None, 'max-nodes-exceeded'), tostr(r)
-        ok(ps(bob, 'set', "<delete node='%s'/>" % made[0], owner=True), 'delete')
+        ok(ps(bob, 'set', "<delete node='%s'/>" % (made + owned)[0], owner=True), 'delete')
         create(bob, unique('n'))
     finally:
         bob.close()
@@ -913,6 +933,10 @@ def test_nonexistent_node(server, clients):
     assert_error(subscribe(alice, node), 'item-not-found')
     if NS_PUBSUB + '#auto-create' not in features(disco_info(alice, SERVICE)):
         assert_error(publish(alice, node, payload('into the void'), 'v'), 'item-not-found')
+    else:
+        # §7.1.4 auto-create, advertised: the publish creates the node
+        published(alice, node, payload('creates the node'), 'v')
+        ok(ps(alice, 'set', "<delete node='%s'/>" % node, owner=True), 'delete')
     assert_error(ps(alice, 'get', "<configure node='%s'/>" % node, owner=True), 'item-not-found')
     assert_error(ps(alice, 'set', "<delete node='%s'/>" % node, owner=True), 'item-not-found')
     assert_error(ps(alice, 'set', "<purge node='%s'/>" % node, owner=True), 'item-not-found')
