@@ -178,6 +178,10 @@ def test_auto_create_on_publish(server, run):
             fields = {f.get('var'): [v.text for v in f.findall('{jabber:x:data}value')]
                       for f in r.iter('{jabber:x:data}field')}
             assert fields.get('pubsub#access_model') == ['presence'], fields
+            # §6.1: the account answers disco#info with the pubsub/pep identity
+            r = await parleytest.iq(c, 'get', bare_of(c), "<query xmlns='%s'/>" % NS_DISCO_INFO)
+            idents = [(i.get('category'), i.get('type')) for i in r.iter(q(NS_DISCO_INFO, 'identity'))]
+            assert ('pubsub', 'pep') in idents, tostr(r)
         finally:
             await parleytest.logout(c)
     run(go(), timeout=60)

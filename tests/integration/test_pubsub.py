@@ -941,3 +941,39 @@ def test_nonexistent_node(server, clients):
     assert_error(ps(alice, 'set', "<delete node='%s'/>" % node, owner=True), 'item-not-found')
     assert_error(ps(alice, 'set', "<purge node='%s'/>" % node, owner=True), 'item-not-found')
     assert_error(ps(alice, 'set', "<retract node='%s'><item id='x'/></retract>" % node), 'item-not-found')
+
+
+# ---- persistence ------------------------------------------------------------------
+
+def test_nodes_items_and_subscriptions_survive_restart(fresh_server):
+    """Nodes with their configuration, affiliations, subscriptions and items,
+    and PEP items, are kept in the host's store: after a restart they are
+    all there, and the subscription still brings notifications."""
+    srv = fresh_server
+    alice, bob = connect(srv, 'alice'), connect(srv, 'bob')
+    try:
+        node = new_node(alice, {'pubsub#title': 'kept', 'pubsub#max_items': '10'})
+        published(alice, node, payload('first'), 'k1')
+        published(alice, node, payload('second'), 'k2')
+        subscribed(bob, node)
+        ok(owner_set(alice, node, 'affiliations', [('carol@' + HOST, 'publisher')]), 'affiliation')
+        ok(publish(alice, NS_TEST, payload('pep item'), 'p1', to='alice@' + HOST), 'PEP publish')
+    finally:
+        alice.close()
+        bob.close()
+    assert srv.stop() == 0
+    srv.start()
+    alice, bob = connect(srv, 'alice'), connect(srv, 'bob')
+    try:
+        assert sorted(ids_of(ok(get_items(bob, node)))) == ['k1', 'k2']
+        assert titles(ok(get_items(bob, node, ids=['k2']))) == ['second']
+        assert configure_get(alice, node).get('pubsub#title') == ['kept']
+        assert owner_list(alice, node, 'affiliations').get('carol@' + HOST) == 'publisher'
+        subs = owner_list(alice, node, 'subscriptions')
+        assert [v for j, v in subs.items() if j.split('/')[0] == 'bob@' + HOST] == ['subscribed'], subs
+        assert ids_of(ok(get_items(alice, NS_TEST, to='alice@' + HOST))) == ['p1']
+        published(alice, node, payload('after the restart'), 'k3')
+        notified(bob, node, 'k3')
+    finally:
+        alice.close()
+        bob.close()
