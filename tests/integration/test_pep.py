@@ -290,7 +290,8 @@ def test_private_data_whitelist(server, run):
 def test_omemo_nodes_open(server, run):
     """XEP-0384 (0.3, eu.siacs.conversations.axolotl): the device list and a
     bundle published with access_model open are read by a stranger of the
-    same host and by a user of another host."""
+    same host and by a user of another host; the stranger subscribes to the
+    device list and is told of the next one."""
     owner, stranger = people(server, 'oo', 'os')
     device = '1234567'
     devicelist = "<list xmlns='%s'><device id='%s'/></list>" % (NS_AXOLOTL, device)
@@ -301,7 +302,7 @@ def test_omemo_nodes_open(server, run):
 
     async def go():
         o = await parleytest.login(server, owner, resource=unique('pep-'))
-        s = await parleytest.login(server, stranger, resource=unique('pep-'))
+        s = await pep_client(server, stranger)
         d = await parleytest.login(server, 'dave', host=OTHER, resource=unique('pep-'))
         try:
             ob = bare_of(o)
@@ -313,6 +314,17 @@ def test_omemo_nodes_open(server, run):
                 assert ids_of(r) == ['current'] and "id=\"%s\"" % device in tostr(r), tostr(r)
                 r = await pep_items(reader, ob, bundles)
                 assert ids_of(r) == ['current'] and 'signedPreKeyPublic' in tostr(r), tostr(r)
+            # XEP-0163 §4 (1.): an explicit subscription to an open node
+            # brings the notifications without a presence subscription
+            r = await pep(s, 'set', "<subscribe node='%s' jid='%s'/>" % (NODE_DEVICES, bare_of(s)), to=ob)
+            assert r.get('type') == 'result', tostr(r)
+            # §4.3.4: the last published item goes to a new subscriber
+            e = await pep_event(s, ob, NODE_DEVICES, 'current')
+            assert '1234567' in tostr(e) and e.find('{urn:xmpp:delay}delay') is not None, tostr(e)
+            newer = devicelist.replace("</list>", "<device id='7654321'/></list>")
+            await pep_published(o, NODE_DEVICES, newer, 'current', options=open_)
+            e = await pep_event(s, ob, NODE_DEVICES, 'current')
+            assert '7654321' in tostr(e), tostr(e)
         finally:
             await parleytest.logout(o, s, d)
     run(go(), timeout=60)

@@ -903,9 +903,11 @@ def test_too_many_nodes(limited):
 
 
 def test_malformed_forms(server, clients):
-    """Forms that are not forms of the right kind are <bad-request/>
-    (XEP-0004 §3.4: a submitted form with a wrong FORM_TYPE; a value that
-    is not a boolean); nothing changes."""
+    """Forms that are not forms of the right kind are <bad-request/> (or
+    <not-acceptable/>: a submitted form with a wrong FORM_TYPE, a value
+    that is not a boolean, a number or an access model); a publish without
+    node or with two payloads, or an empty <pubsub/>, is <bad-request/>;
+    nothing changes."""
     alice = clients('alice')
     node = new_node(alice, {'pubsub#title': 'unchanged'})
     r = ps(alice, 'set', "<configure node='%s'>%s</configure>"
@@ -921,6 +923,12 @@ def test_malformed_forms(server, clients):
     r = create(alice, unique('bad'), {'pubsub#access_model': 'everybody'}, expect_ok=False)
     assert_error(r, ('bad-request', 'not-acceptable'))
     assert configure_get(alice, node).get('pubsub#title') == ['unchanged']
+    # §7.1.3.5: a publish without a NodeID; §7.1.3.6: an item with two payloads
+    assert_error(ps(alice, 'set', '<publish><item>%s</item></publish>' % payload('x')), 'bad-request',
+                 'nodeid-required')
+    assert_error(publish(alice, node, payload('one') + payload('two'), 'two'), 'bad-request', 'invalid-payload')
+    assert ids_of(ok(get_items(alice, node))) == []
+    assert_error(ps(alice, 'set', ''), ('bad-request', 'feature-not-implemented'))
     sync(alice)
 
 
