@@ -923,7 +923,8 @@ def test_malformed_forms(server, clients):
     r = create(alice, unique('bad'), {'pubsub#access_model': 'everybody'}, expect_ok=False)
     assert_error(r, ('bad-request', 'not-acceptable'))
     assert configure_get(alice, node).get('pubsub#title') == ['unchanged']
-    # §7.1.3.5: a publish without a NodeID; §7.1.3.6: an item with two payloads
+    # a publish without a NodeID (<nodeid-required/>, the pubsub#errors
+    # condition for requests without a node); §7.1.3.5: an item with two payloads
     assert_error(ps(alice, 'set', '<publish><item>%s</item></publish>' % payload('x')), 'bad-request',
                  'nodeid-required')
     assert_error(publish(alice, node, payload('one') + payload('two'), 'two'), 'bad-request', 'invalid-payload')
