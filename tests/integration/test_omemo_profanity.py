@@ -50,7 +50,8 @@ def _omemo_missing():
     return None
 
 
-pytestmark = pytest.mark.skipif(_omemo_missing() is not None, reason=_omemo_missing() or '')
+MISSING = _omemo_missing()
+pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or '')
 
 
 @pytest.fixture

@@ -258,13 +258,16 @@ def test_owner_resources_notified(server, run):
 
 def test_private_data_whitelist(server, run):
     """XEP-0223: a node published with publish-options access_model
-    whitelist and persist_items true (as bookmarks are) is the owner's
-    only: a contact with +notify gets no notification and is refused the
+    whitelist and persist_items true (bookmarks, with the publish-options
+    of XEP-0402, max_items max among them: every bookmark is kept) is the
+    owner's only: a contact with +notify gets no notification and is refused the
     items; a later publish that asks for another access model is refused
     with <precondition-not-met/> (XEP-0060 §7.1.5)."""
     owner, fan = people(server, 'wo', 'wf')
     contacts(server, owner, fan)
-    private = {'pubsub#persist_items': 'true', 'pubsub#access_model': 'whitelist'}
+    # what XEP-0402 §3.4 clients send with each bookmark
+    private = {'pubsub#persist_items': 'true', 'pubsub#max_items': 'max',
+               'pubsub#send_last_published_item': 'never', 'pubsub#access_model': 'whitelist'}
     bookmark = "<conference xmlns='%s' name='The room' autojoin='true'><nick>me</nick></conference>" % NS_BOOKMARKS
 
     async def go():
@@ -279,6 +282,10 @@ def test_private_data_whitelist(server, run):
             assert r.get('type') == 'error' and 'secret-room' not in tostr(r), tostr(r)
             assert_error(r, ('not-allowed', 'forbidden', 'not-authorized'))
             assert ids_of(await pep_items(o, ob, NS_BOOKMARKS)) == [room]
+            second = 'second-room@conference.' + HOST
+            await pep_published(o, NS_BOOKMARKS, bookmark, second, options=private)
+            assert sorted(ids_of(await pep_items(o, ob, NS_BOOKMARKS))) == sorted([room, second]), \
+                'max_items max keeps every bookmark'
             r = await pep_publish(o, NS_BOOKMARKS, bookmark, 'other@conference.' + HOST,
                                   options={'pubsub#access_model': 'presence'})
             assert_error(r, 'conflict', 'precondition-not-met')

@@ -588,8 +588,15 @@ def test_subscribe_unsubscribe(server, clients):
     published(alice, node, payload('after unsubscribe'), 'late')
     nothing(bob, is_event('items', node), 1.0, 'notification after unsubscribing')
     assert_error(unsubscribe(bob, node), 'unexpected-request', 'not-subscribed')
-    # another's subscription cannot be made (§6.1.3.1: <bad-request/> with <invalid-jid/>)
+    # another's subscription cannot be made (§6.1.3.1: <bad-request/> with
+    # <invalid-jid/>) nor ended (§6.2.3.3: <forbidden/>)
     assert_error(subscribe(bob, node, jid='carol@' + HOST), 'bad-request', 'invalid-jid')
+    carol = connect(server, 'carol')
+    try:
+        subscribed(carol, node)
+        assert_error(unsubscribe(bob, node, jid='carol@' + HOST), 'forbidden')
+    finally:
+        carol.close()
 
 
 def test_subscription_options(server, clients):
