@@ -240,7 +240,7 @@ def test_last_item_when_contact_comes_online(server, run):
 def test_owner_resources_notified(server, run):
     """XEP-0163 §3 and §4 (3.): a publish from one resource is notified to every
     resource of the owner (each with tune+notify caps), the publishing one
-    included."""
+    included; a resource that comes online later gets the last item."""
     owner, = people(server, 'ro')
 
     async def go():
@@ -251,6 +251,13 @@ def test_owner_resources_notified(server, run):
             await pep_published(r1, NS_TUNE, tune('mine'), 'own1')
             await pep_event(r2, ob, NS_TUNE, 'own1')
             await pep_event(r1, ob, NS_TUNE, 'own1')
+            # §4.3.4: a newly available resource of the owner gets the last item
+            r3 = await pep_client(server, owner, notify=[NS_TUNE], resource='three')
+            try:
+                e = await pep_event(r3, ob, NS_TUNE, 'own1')
+                assert 'mine' in tostr(e), tostr(e)
+            finally:
+                await parleytest.logout(r3)
         finally:
             await parleytest.logout(r1, r2)
     run(go(), timeout=60)
