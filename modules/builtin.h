@@ -5,6 +5,7 @@
 #ifndef PARLEY_MODULES_BUILTIN_H
 #define PARLEY_MODULES_BUILTIN_H
 
+#include "pep.h"
 #include "server/module.h"
 #include "server/hooks.h"
 #include "server/iq.h"
@@ -20,6 +21,7 @@ extern const struct module_def mod_offline;
 extern const struct module_def mod_presence;
 extern const struct module_def mod_vcard;
 extern const struct module_def mod_private;
+extern const struct module_def mod_bookmarks;
 extern const struct module_def mod_last;
 extern const struct module_def mod_blocking;
 extern const struct module_def mod_privacy;
@@ -28,7 +30,9 @@ extern const struct module_def mod_shared_roster;
 extern const struct module_def mod_vjud;
 extern const struct module_def mod_adhoc;
 extern const struct module_def mod_announce;
+extern const struct module_def mod_caps;
 extern const struct module_def mod_muc;
+extern const struct module_def mod_pubsub;
 
 /* Register every built-in module with module_register (once; later calls
  * do nothing).  Registration order is start order on each host. */
@@ -104,6 +108,17 @@ bool builtin_session_available(const struct session *s, void *ctx);
 void builtin_push(struct host *h, const char *user, struct jid *targets, size_t n,
                   const struct xml_node *payload);
 
+/* ---- shared by the modules that follow PEP (mod_bookmarks, mod_avatar) ---- */
+
+/* An element as a store keeps it (serialized text), parsed with the
+ * limits of stored data; NULL when it does not parse or is not name in
+ * ns. */
+struct xml_node *builtin_parse_stored(const char *text, const char *name, const char *ns);
+/* Log that what (a PEP call of module, about user of h) came to r: a
+ * warning, or a debug line when PEP does not run on h. */
+void builtin_log_pep(const struct host *h, const char *module, const char *user, const char *what,
+                     enum pep_result r);
+
 /* ---- shared by mod_roster and mod_presence ------------------------------- */
 
 struct roster_item;
@@ -127,6 +142,11 @@ struct privacy_list;
  * it) blocks peer: its full JID, bare JID, domain/resource or domain is
  * on it (XEP-0191 §3.5). */
 bool blocking_list_matches(const struct strlist *sorted, const struct jid *peer);
+/* Whether local user of h blocks peer, as far as mod_blocking knows now:
+ * it keeps the block lists of users with sessions (false for a user
+ * without one, or when mod_blocking does not run on h). */
+struct host;
+bool blocking_blocks(struct host *h, const char *user, const struct jid *peer);
 /* Whether list (items in ascending order, as storage gives them) denies a
  * stanza of kind bit (a PRIVACY_* bit; 0 for what only items covering
  * every stanza apply to) from peer, with the user's roster (for group and
