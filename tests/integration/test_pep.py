@@ -452,3 +452,42 @@ def test_caps_mismatch_does_not_poison(server):
         for c in (o, liar, good):
             c.close()
 
+
+
+def test_contact_on_another_host(server, run):
+    """A contact on another virtual host of this server is as local as one
+    of the owner's host: its resource with tune+notify caps gets the last
+    item when it comes online and the notifications after."""
+    from test_muc import connect
+    owner, = people(server, 'ho')
+    fan = unique('hf')
+    server.register(fan, OTHER, 'fresh-secret')
+    o = connect(server, owner)
+    k = connect(server, fan, host=OTHER)
+    try:
+        for a, a_jid, b, b_jid in ((o, '%s@%s' % (owner, HOST), k, '%s@%s' % (fan, OTHER)),
+                                   (k, '%s@%s' % (fan, OTHER), o, '%s@%s' % (owner, HOST))):
+            b.send("<presence to='%s' type='subscribe'/>" % a_jid)
+            take(a, lambda e: e.tag == q(NS_CLIENT, 'presence') and e.get('type') == 'subscribe', 5,
+                 'subscription request')
+            a.send("<presence to='%s' type='subscribed'/>" % b_jid)
+            take(b, lambda e: e.tag == q(NS_CLIENT, 'presence') and e.get('type') == 'subscribed', 5,
+                 'subscription approval')
+    finally:
+        o.close()
+        k.close()
+
+    async def go():
+        c = await parleytest.login(server, owner, resource=unique('pep-'))
+        try:
+            await pep_published(c, NS_TUNE, tune('before'), 'h1')
+            f = await pep_client(server, fan, notify=[NS_TUNE], host=OTHER)
+            try:
+                await pep_event(f, bare_of(c), NS_TUNE, 'h1')
+                await pep_published(c, NS_TUNE, tune('after'), 'h2')
+                await pep_event(f, bare_of(c), NS_TUNE, 'h2')
+            finally:
+                await parleytest.logout(f)
+        finally:
+            await parleytest.logout(c)
+    run(go(), timeout=60)
