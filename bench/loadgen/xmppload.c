@@ -185,7 +185,7 @@ typedef struct conn {
     ev_timer tmo;
     XML_Parser xp; int depth, need_reset, close_after;
     /* current top-level element */
-    char name[32], attr_id[32], attr_type[16], attr_from[128];
+    char name[32], attr_id[160], attr_type[16], attr_from[256];
     int f_starttls, f_scram, f_plain, f_bind, f_session, f_session_opt, in_session, in_mechs;
     int capture; buf_t text; buf_t body; int has_body;
     buf_t out;
