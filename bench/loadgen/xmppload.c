@@ -118,18 +118,20 @@ static double lat_pct(lat_t *l, double p) {
 /* server process stats */
 #define MAXPIDS 16
 static int npids; static int pids[MAXPIDS];
+static double srv_sys;   /* of the last srv_cpu: the stime part (in the kernel) */
 static double srv_cpu(void) {   /* utime+stime seconds summed over pids */
-    double t = 0; long hz = sysconf(_SC_CLK_TCK);
+    double t = 0, sys = 0; long hz = sysconf(_SC_CLK_TCK);
     for (int i = 0; i < npids; i++) {
         char path[64], line[4096]; snprintf(path, sizeof path, "/proc/%d/stat", pids[i]);
         FILE *f = fopen(path, "r"); if (!f) continue;
         if (fgets(line, sizeof line, f)) {
             char *p = strrchr(line, ')'); unsigned long ut = 0, st = 0;
             if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
-                t += (double)(ut + st) / hz;
+                { t += (double)(ut + st) / hz; sys += (double)st / hz; }
         }
         fclose(f);
     }
+    srv_sys = sys;
     return t;
 }
 static long srv_rss_kib(void) {
@@ -734,7 +736,7 @@ static void rate_cb(struct ev_loop *l, ev_timer *w, int revents) {
 /* ---------- phases ---------- */
 static ev_timer phase_timer, hard_timer, rate_timer, login_pump;
 static int phase;
-static double cpu0, cpu1, scpu0, scpu1; static long rss0, rss1;
+static double cpu0, cpu1, scpu0, scpu1, sys0, sys1; static long rss0, rss1;
 static int next_login;   /* idle/msg: next conn to start */
 static uint64_t t_all_online;
 
@@ -742,8 +744,8 @@ static void hard_cb(struct ev_loop *l, ev_timer *w, int r) { (void)l; (void)w; (
 
 static int count_online(void) { int n = 0; for (int i = 0; i < nconns; i++) if (conns[i].state == S_ONLINE) n++; return n; }
 
-static void measure_begin(void) { t_measure_start = now_ns(); measuring = 1; cpu0 = srv_cpu(); scpu0 = self_cpu(); host_cpu(hb0, ht0, hi0); }
-static void measure_end(void) { t_measure_end = now_ns(); measuring = 0; cpu1 = srv_cpu(); scpu1 = self_cpu(); host_cpu(hb1, ht1, hi1); }
+static void measure_begin(void) { t_measure_start = now_ns(); measuring = 1; cpu0 = srv_cpu(); sys0 = srv_sys; scpu0 = self_cpu(); host_cpu(hb0, ht0, hi0); }
+static void measure_end(void) { t_measure_end = now_ns(); measuring = 0; cpu1 = srv_cpu(); sys1 = srv_sys; scpu1 = self_cpu(); host_cpu(hb1, ht1, hi1); }
 
 static void phase_cb(struct ev_loop *l, ev_timer *w, int r);
 static void after(double s) { ev_timer_stop(loop, &phase_timer); ev_timer_set(&phase_timer, s, 0); ev_timer_start(loop, &phase_timer); }
@@ -1311,7 +1313,7 @@ int main(int argc, char **argv) {
                "\"expected\":%llu,\"received\":%llu,\"lost\":%ld,\"own_copies\":%llu,\"last_items\":%llu,"
                "\"delivered_in_window\":%llu,\"delivered_in_window_with_self\":%llu,\"notifs_per_s\":%.1f,"
                "\"lat_p50_ms\":%.3f,\"lat_p99_ms\":%.3f,\"lat_max_ms\":%.3f,"
-               "\"server_cpu_s\":%.3f,\"server_cpu_pct\":%.1f,\"cpu_us_per_delivery\":%.3f,\"rss_kib\":%ld,"
+               "\"server_cpu_s\":%.3f,\"server_cpu_pct\":%.1f,\"server_sys_share_pct\":%.1f,\"cpu_us_per_delivery\":%.3f,\"rss_kib\":%ld,"
                "\"disconnects\":%llu,\"msg_errors\":%llu,"
                "\"loadgen_cpu_pct\":%.1f,\"cpu0_busy_pct\":%.1f,\"cpu0_irq_pct\":%.1f,\"cpu1_busy_pct\":%.1f,\"login_p50_ms\":%.2f}\n",
                nconns, online, cmin, nconns ? (double)csum / nconns : 0, cmax, o_pep_node, caps_ver,
@@ -1324,7 +1326,7 @@ int main(int argc, char **argv) {
                (unsigned long long)c_last_items,
                (unsigned long long)dw, (unsigned long long)c_recv_win, rate,
                lat_pct(&lat_msg, .5), lat_pct(&lat_msg, .99), lat_pct(&lat_msg, 1.0),
-               cpu, win > 0 ? cpu / win * 100 : 0, dw ? cpu / dw * 1e6 : -1, srv_rss_kib(),
+               cpu, win > 0 ? cpu / win * 100 : 0, cpu > 0 ? (sys1 - sys0) / cpu * 100 : -1, dw ? cpu / dw * 1e6 : -1, srv_rss_kib(),
                (unsigned long long)c_disconnects, (unsigned long long)c_msg_err,
                lg_cpu, host_busy_pct(0), host_intr_pct(0), host_busy_pct(1), lat_pct(&lat_login, .5));
         fprintf(stderr, "[pep] %d/%d online, contacts %d..%d, caps: %llu presences, %llu queries (hit %.1f%%), %s: %.0f notifications/s "
