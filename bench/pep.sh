@@ -49,19 +49,12 @@ case " $SERVERS " in
     ;;
 esac
 
+# shellcheck source=suite-lib.sh
+. "$HERE/suite-lib.sh"
 # the harness copy, with the project's drivers and its own load generator
-mkdir -p "$W"
-cp -r "$SRC/." "$W/"
-chmod -R u+w "$W"
-cp "$HERE/parley.sh" "$HERE/peers/ejabberd-pep.sh" "$W/peers/"
-chmod +x "$W/peers/"*.sh
-mkdir -p "$W/loadgen-pep"
-cp "$HERE/loadgen/xmppload.c" "$HERE/loadgen/Makefile" "$W/loadgen-pep/"
-make -s -C "$W/loadgen-pep"
-LGBIN=$W/loadgen-pep/xmppload
+suite_copy pep parley.sh peers/ejabberd-pep.sh
 
 cd "$W"
-mkdir -p results
 OUT=${OUT:-results/pep-raw-$(date +%Y%m%d-%H%M%S).jsonl}
 LOG=${OUT%.jsonl}.log
 ulimit -n 20000 2>/dev/null || true
@@ -69,21 +62,12 @@ PEER_ROOT_DIR=${PEER_ROOT:-/tmp/bench-peers}
 
 driver() { case $1 in parley) echo peers/parley.sh ;; ejabberd) echo peers/ejabberd-pep.sh ;; *) echo "pep.sh: unknown server $1" >&2; exit 2 ;; esac; }
 folder() { case $1 in parley) echo "$PEER_ROOT_DIR/$PARLEY_NAME" ;; ejabberd) echo "$PEER_ROOT_DIR/ejabberd-pep" ;; esac; }
-port_of() { "$(driver "$1")" info | sed 's/.*port=\([0-9]*\).*/\1/'; }
-start() { "$(driver "$1")" start >>"$LOG" 2>&1; sleep 2; }
-stop() { "$(driver "$1")" stop >>"$LOG" 2>&1; sleep 1; }
-LG() {
-    timeout 600 taskset -c 1 "$LGBIN" "$@" 2>>"$LOG" >>"$OUT" ||
-        echo "pep.sh: load generator exit status $? for: $*" | tee -a "$LOG" >&2
-    grep '^\[pep\]' "$LOG" | tail -1
-}
+LG() { suite_lg pep 600 "$@"; }
 server_log() {   # the server's own log after a run (warnings and worse only)
-    local f
     case $1 in
-    parley) f=$(folder parley)/parleyd.log ;;
-    ejabberd) f=$(folder ejabberd)/log/error.log ;;
+    parley) suite_server_log "$(folder parley)/parleyd.log" ;;
+    ejabberd) suite_server_log "$(folder ejabberd)/log/error.log" ;;
     esac
-    if [ -s "$f" ]; then echo "--- $f (last 20 lines)" >>"$LOG"; tail -20 "$f" >>"$LOG"; fi
 }
 caps_status() {   # Parley's own caps counters (parleyctl status), as a pep-caps JSON line
     local line

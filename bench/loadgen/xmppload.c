@@ -720,18 +720,20 @@ static void on_message(conn_t *c, uint64_t ts) {
     if (sending && o_rate <= 0 && s->state == S_ONLINE && s->inflight < o_window) send_msg(s);
 }
 
-/* rate mode: ticks every ms, sends round robin up to the target count */
+/* rate mode: ticks every ms, sends (send) round robin over the connections
+   ready to (ready) up to the target count */
 static uint64_t rate_t0, rate_sent;
-static void rate_cb(struct ev_loop *l, ev_timer *w, int revents) {
-    (void)l; (void)w; (void)revents;
+static void rate_pace(int (*ready)(conn_t *), void (*send)(conn_t *)) {
     if (!sending) return;
     uint64_t target = (uint64_t)((now_ns() - rate_t0) / 1e9 * o_rate);
     int guard = 0;
     while (rate_sent < target && guard < nconns) {
         conn_t *c = &conns[rr_next]; rr_next = (rr_next + 1) % nconns;
-        if (c->state == S_ONLINE && conns[c->partner].state == S_ONLINE && c->inflight < 1000) { send_msg(c); rate_sent++; guard = 0; } else guard++;
+        if (ready(c)) { send(c); rate_sent++; guard = 0; } else guard++;
     }
 }
+static int msg_ready(conn_t *c) { return c->state == S_ONLINE && conns[c->partner].state == S_ONLINE && c->inflight < 1000; }
+static void rate_cb(struct ev_loop *l, ev_timer *w, int revents) { (void)l; (void)w; (void)revents; rate_pace(msg_ready, send_msg); }
 
 /* ---------- phases ---------- */
 static ev_timer phase_timer, hard_timer, rate_timer, login_pump;
@@ -890,16 +892,8 @@ static void muc_start_joins(void) {
 }
 
 /* fixed rate: ticks every ms, sends round robin over the joined occupants up to the target count */
-static void muc_rate_cb(struct ev_loop *l, ev_timer *w, int revents) {
-    (void)l; (void)w; (void)revents;
-    if (!sending) return;
-    uint64_t target = (uint64_t)((now_ns() - rate_t0) / 1e9 * o_rate);
-    int guard = 0;
-    while (rate_sent < target && guard < nconns) {
-        conn_t *c = &conns[rr_next]; rr_next = (rr_next + 1) % nconns;
-        if (c->state == S_ONLINE && c->muc == M_JOINED && c->inflight < 1000) { send_gc(c); rate_sent++; guard = 0; } else guard++;
-    }
-}
+static int muc_ready(conn_t *c) { return c->state == S_ONLINE && c->muc == M_JOINED && c->inflight < 1000; }
+static void muc_rate_cb(struct ev_loop *l, ev_timer *w, int revents) { (void)l; (void)w; (void)revents; rate_pace(muc_ready, send_gc); }
 
 static void muc_phase(void) {
     if (phase == 1) after(o_settle);                                  /* let the logins settle */
@@ -1053,16 +1047,8 @@ static void pep_stanza(conn_t *c) {
 }
 
 /* fixed rate: ticks every ms, publishes round robin over the online users up to the target count */
-static void pep_rate_cb(struct ev_loop *l, ev_timer *w, int revents) {
-    (void)l; (void)w; (void)revents;
-    if (!sending) return;
-    uint64_t target = (uint64_t)((now_ns() - rate_t0) / 1e9 * o_rate);
-    int guard = 0;
-    while (rate_sent < target && guard < nconns) {
-        conn_t *c = &conns[rr_next]; rr_next = (rr_next + 1) % nconns;
-        if (c->state == S_ONLINE && c->pub_pending < 1000) { pep_publish(c); rate_sent++; guard = 0; } else guard++;
-    }
-}
+static int pep_ready(conn_t *c) { return c->state == S_ONLINE && c->pub_pending < 1000; }
+static void pep_rate_cb(struct ev_loop *l, ev_timer *w, int revents) { (void)l; (void)w; (void)revents; rate_pace(pep_ready, pep_publish); }
 
 static void pep_phase(void) {
     if (phase == 1) {   /* until every user has its contacts' presence (at most o_login_timeout s) */
