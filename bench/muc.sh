@@ -32,29 +32,12 @@ export PARLEY_TOP=${PARLEY_TOP:-$TOP}
 # schema of the build under test (an older one would stop parleyd)
 export PARLEY_NAME=${PARLEY_NAME:-parley-muc}
 
-[ -d "$SRC" ] || { echo "muc.sh: no benchmark harness at $SRC (set BENCH_SRC)" >&2; exit 1; }
-case " $SERVERS $HOLD " in
-*" ejabberd "*) command -v ejabberdctl >/dev/null || { echo "muc.sh: apt-get install ejabberd" >&2; exit 1; } ;;
-esac
-case " $SERVERS $HOLD " in
-*" parley "*)
-    if [ ! -x "$PARLEY_TOP/parleyd" ] || [ ! -d "$PARLEY_TOP/modules/muc" ]; then
-        echo "muc.sh: $PARLEY_TOP has no parleyd built with modules/muc (set PARLEY_TOP)" >&2
-        exit 1
-    fi
-    ;;
-esac
-
 # shellcheck source=suite-lib.sh
 . "$HERE/suite-lib.sh"
+suite_check muc "$SERVERS" "$HOLD"
 # the harness copy, with the project's drivers and its own load generator
 # (a superset of the harness's, built beside it so the harness's stays as it is)
-suite_copy muc parley.sh peers/ejabberd-muc.sh
-
-cd "$W"
-OUT=${OUT:-results/muc-raw-$(date +%Y%m%d-%H%M%S).jsonl}
-LOG=${OUT%.jsonl}.log
-ulimit -n 20000 2>/dev/null || true
+suite_copy muc parley.sh peers/ejabberd-muc.sh   # and cd there
 
 driver() { case $1 in parley) echo peers/parley.sh ;; ejabberd) echo peers/ejabberd-muc.sh ;; *) echo "muc.sh: unknown server $1" >&2; exit 2 ;; esac; }
 LG() { suite_lg muc 900 "$@"; }

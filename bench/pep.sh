@@ -36,28 +36,11 @@ export PARLEY_TOP=${PARLEY_TOP:-$TOP}
 export PARLEY_NAME=${PARLEY_NAME:-parley-pep} PARLEY_PORT=${PARLEY_PEP_PORT:-15532}
 export PARLEY_BENCH_MUC=0   # ejabberd-pep has no MUC either
 
-[ -d "$SRC" ] || { echo "pep.sh: no benchmark harness at $SRC (set BENCH_SRC)" >&2; exit 1; }
-case " $SERVERS " in
-*" ejabberd "*) command -v ejabberdctl >/dev/null || { echo "pep.sh: apt-get install ejabberd" >&2; exit 1; } ;;
-esac
-case " $SERVERS " in
-*" parley "*)
-    if [ ! -x "$PARLEY_TOP/parleyd" ] || [ ! -d "$PARLEY_TOP/modules/pubsub" ]; then
-        echo "pep.sh: $PARLEY_TOP has no parleyd built with modules/pubsub (set PARLEY_TOP)" >&2
-        exit 1
-    fi
-    ;;
-esac
-
 # shellcheck source=suite-lib.sh
 . "$HERE/suite-lib.sh"
+suite_check pubsub "$SERVERS"
 # the harness copy, with the project's drivers and its own load generator
-suite_copy pep parley.sh peers/ejabberd-pep.sh
-
-cd "$W"
-OUT=${OUT:-results/pep-raw-$(date +%Y%m%d-%H%M%S).jsonl}
-LOG=${OUT%.jsonl}.log
-ulimit -n 20000 2>/dev/null || true
+suite_copy pep parley.sh peers/ejabberd-pep.sh   # and cd there
 PEER_ROOT_DIR=${PEER_ROOT:-/tmp/bench-peers}
 
 driver() { case $1 in parley) echo peers/parley.sh ;; ejabberd) echo peers/ejabberd-pep.sh ;; *) echo "pep.sh: unknown server $1" >&2; exit 2 ;; esac; }

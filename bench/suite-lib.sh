@@ -2,13 +2,34 @@
 # The parts bench/muc.sh and bench/pep.sh share: the harness copy with the
 # project's drivers and load generator, and the helpers of an interleaved
 # run.  Sourced, not executed.  The caller sets HERE (bench/), SRC (the
-# harness), W (its copy), LOG and OUT (paths below W), and defines
-# driver SERVER (prints the driver script of a server, relative to W).
+# harness), W (its copy) and PARLEY_TOP, and defines driver SERVER (prints
+# the driver script of a server, relative to W).
+
+# suite_check MODULE SERVER...: exit unless the harness is there, ejabberd
+# is installed if among the servers, and PARLEY_TOP has parleyd built with
+# modules/MODULE if parley is
+suite_check() {
+    local module=$1 me=${0##*/}
+    shift
+    [ -d "$SRC" ] || { echo "$me: no benchmark harness at $SRC (set BENCH_SRC)" >&2; exit 1; }
+    case " $* " in
+    *" ejabberd "*) command -v ejabberdctl >/dev/null || { echo "$me: apt-get install ejabberd" >&2; exit 1; } ;;
+    esac
+    case " $* " in
+    *" parley "*)
+        if [ ! -x "$PARLEY_TOP/parleyd" ] || [ ! -d "$PARLEY_TOP/modules/$module" ]; then
+            echo "$me: $PARLEY_TOP has no parleyd built with modules/$module (set PARLEY_TOP)" >&2
+            exit 1
+        fi
+        ;;
+    esac
+}
 
 # suite_copy NAME SCRIPT...: copy the harness to W and the given scripts
 # (paths below bench/) into its peers/; build bench/loadgen as
 # W/loadgen-NAME/xmppload (LGBIN), beside the harness's own, which stays as
-# it is; make W/results
+# it is; then cd to W, where OUT (default results/NAME-raw-DATE.jsonl) and
+# LOG (beside it) take the results
 suite_copy() {
     local name=$1 f
     shift
@@ -21,6 +42,10 @@ suite_copy() {
     cp "$HERE/loadgen/xmppload.c" "$HERE/loadgen/Makefile" "$W/loadgen-$name/"
     make -s -C "$W/loadgen-$name"
     LGBIN=$W/loadgen-$name/xmppload
+    cd "$W" || exit 1
+    OUT=${OUT:-results/$name-raw-$(date +%Y%m%d-%H%M%S).jsonl}
+    LOG=${OUT%.jsonl}.log
+    ulimit -n 20000 2>/dev/null || true
 }
 
 port_of() { "$(driver "$1")" info | sed 's/.*port=\([0-9]*\).*/\1/'; }
