@@ -15,6 +15,7 @@
 #include "server/sm.h"
 #include "server/c2s.h"
 #include "server/router.h"
+#include "modules/caps.h"
 #ifdef HAVE_BACKEND_LDAP
 #include "lib/ldap-client.h"
 #endif
@@ -62,6 +63,15 @@ void cmd_status(struct ctl_call *call)
 			buf_printf(&call->body, " %s", auth_backend_name(h->auth, i));
 		buf_append_str(&call->body, "\n");
 		auth_status(h->auth, &call->body);
+		if (module_running(h, "caps")) {
+			struct caps_stats cs = caps_stats(h);
+			buf_printf(&call->body,
+			           "  caps: %u vers cached, %llu lookups, %llu hits, %llu queries, %llu "
+			           "verified, "
+			           "%llu mismatches, %llu failures\n",
+			           cs.entries, cs.lookups, cs.hits, cs.queries, cs.verified, cs.mismatches,
+			           cs.failures);
+		}
 	}
 #ifdef HAVE_BACKEND_LDAP
 	ldap_client_status_all(&call->body);

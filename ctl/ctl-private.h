@@ -133,4 +133,10 @@ void cmd_muc_create(struct ctl_call *call);
 void cmd_muc_destroy(struct ctl_call *call);
 void cmd_muc_set_affiliation(struct ctl_call *call);
 
+/* cmd-pubsub.c */
+void cmd_pubsub_list(struct ctl_call *call);
+void cmd_pubsub_info(struct ctl_call *call);
+void cmd_pubsub_delete(struct ctl_call *call);
+void cmd_pubsub_purge(struct ctl_call *call);
+
 #endif

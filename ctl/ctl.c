@@ -236,6 +236,16 @@ static const struct ctl_command commands[] = {
 	  cmd_muc_set_affiliation,
 	  "set the affiliation of a bare JID or domain with a room (none removes it); occupants get "
 	  "their new roles; answers once stored" },
+	{ "pubsub-list", "HOST|SERVICE|USER@HOST", 1, 1, CTL_F_JSON, cmd_pubsub_list,
+	  "list the nodes of a pubsub service (of a host: its first service) or of an account's PEP: "
+	  "name, access model, items, subscriptions, owners" },
+	{ "pubsub-info", "SERVICE|USER@HOST NODE", 2, 2, CTL_F_JSON, cmd_pubsub_info,
+	  "show a node: its configuration, affiliations, subscriptions (JID, subid, state) and items "
+	  "(id, publisher, time, payload size)" },
+	{ "pubsub-delete", "SERVICE|USER@HOST NODE", 2, 2, 0, cmd_pubsub_delete,
+	  "delete a node: its subscribers are notified as for its owner's delete; answers once stored" },
+	{ "pubsub-purge", "SERVICE|USER@HOST NODE", 2, 2, 0, cmd_pubsub_purge,
+	  "remove every item of a node (subscribers get a purge notification); answers once stored" },
 	{ "auth-test", "USER@HOST", 2, 2, CTL_F_STDIN, cmd_auth_test,
 	  "check a password read from stdin through the host's auth chain, backend by backend" },
 	{ "ldap-test", "USER@HOST", 1, 1, CTL_F_JSON, cmd_ldap_test,

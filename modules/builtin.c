@@ -40,7 +40,9 @@ void modules_register_builtin(void)
 	module_register(&mod_adhoc);
 	module_register(&mod_announce);
 	module_register(&mod_shared_roster);
+	module_register(&mod_caps);
 	module_register(&mod_muc);
+	module_register(&mod_pubsub);
 }
 
 static const char *const scope_names[IQ_SCOPE_COUNT] = {

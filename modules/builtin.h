@@ -28,7 +28,9 @@ extern const struct module_def mod_shared_roster;
 extern const struct module_def mod_vjud;
 extern const struct module_def mod_adhoc;
 extern const struct module_def mod_announce;
+extern const struct module_def mod_caps;
 extern const struct module_def mod_muc;
+extern const struct module_def mod_pubsub;
 
 /* Register every built-in module with module_register (once; later calls
  * do nothing).  Registration order is start order on each host. */
@@ -127,6 +129,11 @@ struct privacy_list;
  * it) blocks peer: its full JID, bare JID, domain/resource or domain is
  * on it (XEP-0191 §3.5). */
 bool blocking_list_matches(const struct strlist *sorted, const struct jid *peer);
+/* Whether local user of h blocks peer, as far as mod_blocking knows now:
+ * it keeps the block lists of users with sessions (false for a user
+ * without one, or when mod_blocking does not run on h). */
+struct host;
+bool blocking_blocks(struct host *h, const char *user, const struct jid *peer);
 /* Whether list (items in ascending order, as storage gives them) denies a
  * stanza of kind bit (a PRIVACY_* bit; 0 for what only items covering
  * every stanza apply to) from peer, with the user's roster (for group and

@@ -189,6 +189,14 @@ static bool blocks(struct blk_state *ps, const char *user, const struct jid *pee
 	return !builtin_filter_exempt(ps->host, user, peer) && user_blocks(user_get(ps, user), peer);
 }
 
+bool blocking_blocks(struct host *h, const char *user, const struct jid *peer)
+{
+	if (!module_running(h, "blocking"))
+		return false;
+	struct blk_state *ps = module_state(h, "blocking");
+	return ps != NULL && blocks(ps, user, peer);
+}
+
 /* ---- operations ------------------------------------------------------------------ */
 
 static void op_free(struct pending_op *p)

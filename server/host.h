@@ -15,6 +15,7 @@
 struct hook_list;
 struct module_instance;
 struct iq_handler;
+struct iq_out_table;
 
 struct host {
 	char *name;
@@ -25,6 +26,7 @@ struct host {
 	struct tls_ctx *tls;                   /* this host's certificate (SNI) */
 	struct hook_list *hooks;               /* hooks.c */
 	struct iq_handler *iq[IQ_SCOPE_COUNT]; /* iq.c */
+	struct iq_out_table *iq_out;           /* iq.c: iqs sent (iq_send), by id */
 	struct module_instance *modules;       /* module.c */
 	struct strlist features;               /* disco#info features of the server JID */
 	struct strlist user_features;          /* disco#info features of user JIDs */

@@ -21,12 +21,22 @@
  * - Pre-auth requests are also linked in a list of their own so that
  *   iq_preauth_detach can find them when their stream closes: the answer is
  *   then dropped (in flight) or the request is dropped unseen (queued).
+ * - An iq the server sends (iq_send) waits in its host's table under a
+ *   random id until its answer, its timeout, iq_send_cancel or the host's
+ *   end, whichever comes first; its callback runs at most once and the
+ *   entry is gone before it runs.  An answer counts only when it comes
+ *   from the JID the iq was sent to and is addressed to the JID it came
+ *   from; an answer that arrives inside iq_send itself (the router
+ *   bounced the iq at once) is delivered from the loop, never inside the
+ *   call that sent it.
  */
 #include "iq.h"
 #include "host.h"
 #include "router.h"
+#include "server.h"
 #include "lib/log.h"
 #include "lib/barrier.h"
+#include "lib/htab.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -369,8 +379,164 @@ void iq_preauth_detach(void *stream)
 	}
 }
 
+/* ---- iqs the server sends -------------------------------------------------------- */
+
+#define IQ_OUT_ID_LEN 16
+
+struct iq_out {
+	struct htab_link link; /* first: the host's table, by id */
+	struct host *host;
+	char id[IQ_OUT_ID_LEN + 1];
+	struct jid from, to;
+	iq_response_fn *cb;
+	void *ctx;
+	ev_timer timer;         /* the timeout; 0 once an early answer is kept */
+	bool sending;           /* inside iq_send's router_route */
+	struct xml_node *early; /* the answer that came while sending */
+};
+
+/* The outstanding iqs of a host, by id. */
+struct iq_out_table {
+	struct htab ids;
+};
+
+static struct iq_out *out_find(struct host *h, const char *id)
+{
+	if (h->iq_out == NULL)
+		return NULL;
+	uint32_t hash = hash_str(id);
+	for (struct htab_link *l = htab_chain(&h->iq_out->ids, hash); l != NULL; l = l->next)
+		if (l->hash == hash && strcmp(((struct iq_out *)l)->id, id) == 0)
+			return (struct iq_out *)l;
+	return NULL;
+}
+
+static void out_link(struct host *h, struct iq_out *o)
+{
+	if (h->iq_out == NULL)
+		h->iq_out = xcalloc(1, sizeof(*h->iq_out));
+	htab_add(&h->iq_out->ids, &o->link, hash_str(o->id));
+}
+
+/* Take o out of its host's table and free it; its early answer, if any,
+ * is returned (a reference for the caller). */
+static struct xml_node *out_free(struct iq_out *o)
+{
+	htab_remove(&o->host->iq_out->ids, &o->link);
+	ev_timer_stop(server.loop, &o->timer);
+	struct xml_node *early = o->early;
+	jid_clear(&o->from);
+	jid_clear(&o->to);
+	free(o);
+	return early;
+}
+
+/* The timeout, or the delivery of an answer that came inside iq_send. */
+static void out_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct iq_out *o = w->data;
+	iq_response_fn *cb = o->cb;
+	void *ctx = o->ctx;
+	if (o->early == NULL && log_get_level() <= LOG_LEVEL_DEBUG) {
+		char *to = jid_to_string(&o->to);
+		log_debug("host %s: no answer from %s to iq %s in time", o->host->name, to, o->id);
+		free(to);
+	}
+	struct xml_node *answer = out_free(o);
+	cb(answer, ctx);
+	xml_unref(&answer);
+}
+
+struct iq_out *iq_send(struct host *h, struct xml_node *iq, const struct jid *from, const struct jid *to,
+                       double timeout, iq_response_fn *cb, void *ctx)
+{
+	assert(server.loop != NULL && cb != NULL && from->domain != NULL && to->domain != NULL);
+	struct iq_out *o = xcalloc(1, sizeof(*o));
+	o->host = h;
+	do
+		random_id(o->id, IQ_OUT_ID_LEN);
+	while (out_find(h, o->id) != NULL);
+	jid_copy(&o->from, from);
+	jid_copy(&o->to, to);
+	o->cb = cb;
+	o->ctx = ctx;
+	ev_timer_init(&o->timer, out_timer_cb, timeout > 0 ? timeout : 0, 0);
+	o->timer.data = o;
+	out_link(h, o);
+
+	xml_set_attr(iq, "id", o->id);
+	xml_set_attr(iq, "from", jid_to_pool(iq->pool, from));
+	xml_set_attr(iq, "to", jid_to_pool(iq->pool, to));
+	o->sending = true;
+	router_route(iq, from, to);
+	o->sending = false;
+	if (o->early != NULL)
+		ev_timer_set(&o->timer, 0, 0); /* answered already: deliver from the loop */
+	ev_timer_start(server.loop, &o->timer);
+	return o;
+}
+
+void iq_send_cancel(struct iq_out *o)
+{
+	if (o == NULL)
+		return;
+	struct xml_node *early = out_free(o);
+	xml_unref(&early);
+}
+
+bool iq_response(struct host *h, struct xml_node *stanza, const struct jid *from)
+{
+	const char *id = xml_attr(stanza, "id");
+	const char *type = xml_attr(stanza, "type");
+	if (id == NULL || type == NULL || (strcmp(type, "result") != 0 && strcmp(type, "error") != 0))
+		return false;
+	struct iq_out *o = out_find(h, id);
+	if (o == NULL || o->early != NULL)
+		return false;
+	/* Only the addressee answers, and only to the sender. */
+	const char *to_s = xml_attr(stanza, "to");
+	struct jid to = { 0 };
+	const char *err;
+	bool ours = from != NULL && from->domain != NULL && jid_equal(from, &o->to) && to_s != NULL &&
+	            jid_parse(to_s, &to, &err) == 0 && jid_equal(&to, &o->from);
+	jid_clear(&to);
+	if (!ours) {
+		log_debug("host %s: an answer to iq %s from %s ignored: it was sent to %s", h->name, id,
+		          from != NULL && from->domain != NULL ? jid_to_pool(stanza->pool, from) : "nobody",
+		          jid_to_pool(stanza->pool, &o->to));
+		return false;
+	}
+	if (o->sending) {
+		xml_ref(stanza);
+		o->early = stanza;
+		return true;
+	}
+	iq_response_fn *cb = o->cb;
+	void *ctx = o->ctx;
+	struct xml_node *early = out_free(o);
+	assert(early == NULL);
+	cb(stanza, ctx);
+	return true;
+}
+
 void iq_free_host(struct host *h)
 {
+	/* The host stops: the iqs it sent get no answer. */
+	struct htab_link *l;
+	while (h->iq_out != NULL && (l = htab_any(&h->iq_out->ids)) != NULL) {
+		struct iq_out *o = (struct iq_out *)l;
+		iq_response_fn *cb = o->cb;
+		void *ctx = o->ctx;
+		struct xml_node *early = out_free(o);
+		xml_unref(&early);
+		cb(NULL, ctx);
+	}
+	if (h->iq_out != NULL) {
+		htab_free(&h->iq_out->ids);
+		xfree(&h->iq_out);
+	}
 	for (int scope = 0; scope < IQ_SCOPE_COUNT; scope++) {
 		while (h->iq[scope] != NULL) {
 			struct iq_handler *ih = h->iq[scope];

@@ -93,7 +93,10 @@ void iq_preauth_detach(void *stream);
  * when none came within timeout seconds or the host stops.  Returns a
  * handle for iq_send_cancel (valid until cb runs).  The answer is taken
  * from stanzas of type result/error addressed to from: the router hands
- * those to iq_response (host JIDs) and services hand them on with it. */
+ * those to iq_response (host JIDs) and services hand them on with it.
+ * iq is not consumed (its id, from and to are set on it before it is
+ * routed; the caller keeps its reference).  cb never runs inside iq_send,
+ * even when the router answers at once. */
 typedef void iq_response_fn(struct xml_node *answer, void *ctx);
 struct iq_out;
 struct iq_out *iq_send(struct host *h, struct xml_node *iq, const struct jid *from, const struct jid *to,

@@ -3,7 +3,8 @@
  *
  * router_route looks the destination domain up among the local virtual
  * hosts: a user JID goes to the session manager; the host's own JID goes to
- * the iq handler registry (IQ_SCOPE_SERVER).  Then among the local routes
+ * the iq handler registry (IQ_SCOPE_SERVER), and answers to the iqs the
+ * server sent to iq_response.  Then among the local routes
  * (services with domains of their own: MUC).  Other domains would go to the
  * s2s manager, which does not exist yet: they are answered with
  * <remote-server-not-found/>.
@@ -103,8 +104,16 @@ static void local_route(struct host *h, struct xml_node *stanza, const struct ji
 	if (stanza_kind(stanza) != STANZA_IQ)
 		return; /* messages and presence to the server itself: nothing handles them yet */
 	const char *type = xml_attr(stanza, "type");
-	if (type == NULL || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0))
-		return; /* results and errors addressed to the server */
+	if (type == NULL)
+		return;
+	if (strcmp(type, "result") == 0 || strcmp(type, "error") == 0) {
+		/* An answer to an iq the server sent (iq_send), or nothing. */
+		if (!iq_response(h, stanza, from))
+			log_debug("router: an unexpected iq %s to %s dropped", type, h->name);
+		return;
+	}
+	if (strcmp(type, "get") != 0 && strcmp(type, "set") != 0)
+		return;
 	stats.local_iq++;
 	if (to->resource != NULL) {
 		router_bounce(stanza, SE_SERVICE_UNAVAILABLE, NULL);

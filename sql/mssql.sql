@@ -1,5 +1,5 @@
 -- Parley schema for Microsoft SQL Server (2016 and later), through the
--- odbc driver, schema version 8.
+-- odbc driver, schema version 9.
 --
 -- A DBA creates the database and applies this file once, with a login that
 -- may create tables:
@@ -29,7 +29,9 @@
 -- Key lengths: a nonclustered index key holds at most 1700 bytes, and an
 -- NVARCHAR character takes 2, so the primary keys are NONCLUSTERED and the
 -- indexed columns bounded as in the MySQL schema: server_host 191
--- characters, username 191, jid and namespace 384, privacy list names 255.
+-- characters, username 191, jid and namespace 384, privacy list names 255,
+-- publish-subscribe owners 384, node names, item ids and subscription ids
+-- 191.
 --
 -- parleyd sets per connection: LOCK_TIMEOUT (the storage timeout) and the
 -- ODBC query timeout.
@@ -42,7 +44,7 @@
 CREATE TABLE schema_version (
     version INT NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (8);
+INSERT INTO schema_version (version) VALUES (9);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -341,4 +343,85 @@ CREATE TABLE muc_registered (
     nick         NVARCHAR(255) COLLATE Latin1_General_100_BIN2 NOT NULL,
     CONSTRAINT muc_registered_pk PRIMARY KEY NONCLUSTERED (service, jid),
     CONSTRAINT muc_registered_nick UNIQUE NONCLUSTERED (service, nick)
+);
+
+-- Publish-subscribe (XEP-0060) and PEP (XEP-0163): the nodes of an owner.
+--   owner: a pubsub service's domain ("pubsub.example.com") or, for PEP, a
+--   user's bare JID; it belongs to one virtual host, server_host, so the
+--   rows are keyed by owner.  node: the node's name (NodeID).  config: the
+--   node's configuration as the pubsub module writes it (text SQL does not
+--   look into).  created_at: when the node was made.
+-- Queries: every node of an owner (primary key prefix) when the owner's
+-- nodes are loaded; one node (primary key) when it is stored or deleted.
+-- A node is stored with its affiliations and subscriptions in one
+-- transaction (their rows replaced; its items stay).  Deleting a node
+-- deletes its rows in the four pubsub tables.
+CREATE TABLE pubsub_node (
+    server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    owner        NVARCHAR(384) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    node         NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    config       NVARCHAR(MAX) NOT NULL,
+    created_at   BIGINT NOT NULL,
+    CONSTRAINT pubsub_node_pk PRIMARY KEY NONCLUSTERED (owner, node)
+);
+
+-- Affiliations with those nodes: one row per node and JID.
+--   pos: the row's place in the node's list (0, 1, ...: the list is
+--   replaced as a whole, and holds one row per jid); jid: a bare JID;
+--   affiliation: 'owner', 'publisher', 'publish-only', 'member' or
+--   'outcast'.
+-- Queries: every row of an owner (primary key prefix) when it is loaded; a
+-- node's rows (primary key prefix) are replaced when the node is stored and
+-- deleted with it.
+-- The key is (owner, node, pos), not jid: owner, node and a 384-character
+-- jid would not fit in an index (see Key lengths above).
+CREATE TABLE pubsub_affiliation (
+    server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    owner        NVARCHAR(384) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    node         NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    pos          INT NOT NULL,
+    jid          NVARCHAR(384) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    affiliation  NVARCHAR(16) NOT NULL,
+    CONSTRAINT pubsub_affiliation_pk PRIMARY KEY NONCLUSTERED (owner, node, pos)
+);
+
+-- Subscriptions to those nodes: one row per subscription.
+--   subid: the subscription's id, unique within the node; jid: the
+--   subscriber, a full or bare JID; state: 'subscribed', 'pending' or
+--   'unconfigured'; options: the subscription's options as the pubsub
+--   module writes them ('' when none).
+-- Queries: every row of an owner (primary key prefix) when it is loaded; a
+-- node's rows (primary key prefix) are replaced when the node is stored and
+-- deleted with it.
+CREATE TABLE pubsub_subscription (
+    server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    owner        NVARCHAR(384) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    node         NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    subid        NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    jid          NVARCHAR(3072) NOT NULL,
+    state        NVARCHAR(16) NOT NULL,
+    options      NVARCHAR(MAX) NOT NULL,
+    CONSTRAINT pubsub_subscription_pk PRIMARY KEY NONCLUSTERED (owner, node, subid)
+);
+
+-- Items published to those nodes: one row per node and ItemID.
+--   item_id: the ItemID; publisher: the publisher's full JID ('' when
+--   unknown); published_at: when it was published; seq: the pubsub
+--   module's publication order within the node (higher: newer); payload:
+--   the item's serialized XML, kept byte for byte ('' for an item without
+--   payload; its size is bounded by the pubsub module's max_item_size).
+-- Queries: every item of an owner (primary key prefix) when its nodes are
+-- loaded; one item (primary key) when it is published (replaced by delete
+-- and insert), retracted or evicted; a node's items (primary key prefix)
+-- when it is purged or deleted.
+CREATE TABLE pubsub_item (
+    server_host   NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    owner         NVARCHAR(384) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    node          NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    item_id       NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    publisher     NVARCHAR(3072) NOT NULL,
+    published_at  BIGINT NOT NULL,
+    seq           BIGINT NOT NULL,
+    payload       NVARCHAR(MAX) NOT NULL,
+    CONSTRAINT pubsub_item_pk PRIMARY KEY NONCLUSTERED (owner, node, item_id)
 );

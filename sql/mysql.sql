@@ -1,5 +1,5 @@
 -- Parley schema for MySQL (8.0 and later) and MariaDB (10.3 and later),
--- schema version 8.
+-- schema version 9.
 --
 -- A DBA creates the database and applies this file once, with the
 -- database's own client and a user that may create tables:
@@ -32,6 +32,8 @@
 -- sql_mode STRICT_ALL_TABLES, so nothing is cut silently).  Domain names
 -- are at most 253 bytes in DNS; a longer JID in a roster or block list is
 -- rare enough that refusing it is the right trade for a full index.
+-- Publish-subscribe keys: owner 384 (a bare JID), node names, item ids and
+-- subscription ids 191 (384 + 191 + 191 = 766).
 --
 -- parleyd sets per connection: character set utf8mb4, sql_mode
 -- STRICT_ALL_TABLES, the statement time limit and innodb_lock_wait_timeout
@@ -41,7 +43,7 @@
 CREATE TABLE schema_version (
     version INT NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
-INSERT INTO schema_version (version) VALUES (8);
+INSERT INTO schema_version (version) VALUES (9);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -342,4 +344,87 @@ CREATE TABLE muc_registered (
     nick         VARCHAR(255)  NOT NULL,
     PRIMARY KEY (service, jid),
     UNIQUE KEY muc_registered_nick (service, nick)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- Publish-subscribe (XEP-0060) and PEP (XEP-0163): the nodes of an owner.
+--   owner: a pubsub service's domain ("pubsub.example.com") or, for PEP, a
+--   user's bare JID; it belongs to one virtual host, server_host, so the
+--   rows are keyed by owner.  node: the node's name (NodeID).  config: the
+--   node's configuration as the pubsub module writes it (text SQL does not
+--   look into).  created_at: when the node was made.
+-- Queries: every node of an owner (primary key prefix) when the owner's
+-- nodes are loaded; one node (primary key) when it is stored or deleted.
+-- A node is stored with its affiliations and subscriptions in one
+-- transaction (their rows replaced; its items stay).  Deleting a node
+-- deletes its rows in the four pubsub tables.
+CREATE TABLE pubsub_node (
+    server_host  VARCHAR(191)  NOT NULL,
+    owner        VARCHAR(384)  NOT NULL,
+    node         VARCHAR(191)  NOT NULL,
+    config       MEDIUMTEXT    NOT NULL,
+    created_at   BIGINT        NOT NULL,
+    PRIMARY KEY (owner, node)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- Affiliations with those nodes: one row per node and JID.
+--   pos: the row's place in the node's list (0, 1, ...: the list is
+--   replaced as a whole, and holds one row per jid); jid: a bare JID;
+--   affiliation: 'owner', 'publisher', 'publish-only', 'member' or
+--   'outcast'.
+-- Queries: every row of an owner (primary key prefix) when it is loaded; a
+-- node's rows (primary key prefix) are replaced when the node is stored and
+-- deleted with it.
+-- The key is (owner, node, pos), not jid: owner, node and a 384-character
+-- jid would not fit in an index (see Key lengths above).
+CREATE TABLE pubsub_affiliation (
+    server_host  VARCHAR(191)  NOT NULL,
+    owner        VARCHAR(384)  NOT NULL,
+    node         VARCHAR(191)  NOT NULL,
+    pos          INT           NOT NULL,
+    jid          VARCHAR(384)  NOT NULL,
+    affiliation  VARCHAR(16)   NOT NULL,
+    PRIMARY KEY (owner, node, pos)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- Subscriptions to those nodes: one row per subscription.
+--   subid: the subscription's id, unique within the node; jid: the
+--   subscriber, a full or bare JID; state: 'subscribed', 'pending' or
+--   'unconfigured'; options: the subscription's options as the pubsub
+--   module writes them ('' when none).
+-- Queries: every row of an owner (primary key prefix) when it is loaded; a
+-- node's rows (primary key prefix) are replaced when the node is stored and
+-- deleted with it.
+CREATE TABLE pubsub_subscription (
+    server_host  VARCHAR(191)   NOT NULL,
+    owner        VARCHAR(384)   NOT NULL,
+    node         VARCHAR(191)   NOT NULL,
+    subid        VARCHAR(191)   NOT NULL,
+    jid          VARCHAR(3072)  NOT NULL,
+    state        VARCHAR(16)    NOT NULL,
+    options      MEDIUMTEXT     NOT NULL,
+    PRIMARY KEY (owner, node, subid)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- Items published to those nodes: one row per node and ItemID.
+--   item_id: the ItemID; publisher: the publisher's full JID ('' when
+--   unknown); published_at: when it was published; seq: the pubsub
+--   module's publication order within the node (higher: newer); payload:
+--   the item's serialized XML, kept byte for byte ('' for an item without
+--   payload; its size is bounded by the pubsub module's max_item_size).
+-- Queries: every item of an owner (primary key prefix) when its nodes are
+-- loaded; one item (primary key) when it is published (replaced by delete
+-- and insert), retracted or evicted; a node's items (primary key prefix)
+-- when it is purged or deleted.
+-- MEDIUMTEXT holds up to 16 MiB; the server's max_allowed_packet must be
+-- larger than the largest item (MariaDB's default is 16 MiB).
+CREATE TABLE pubsub_item (
+    server_host   VARCHAR(191)   NOT NULL,
+    owner         VARCHAR(384)   NOT NULL,
+    node          VARCHAR(191)   NOT NULL,
+    item_id       VARCHAR(191)   NOT NULL,
+    publisher     VARCHAR(3072)  NOT NULL,
+    published_at  BIGINT         NOT NULL,
+    seq           BIGINT         NOT NULL,
+    payload       MEDIUMTEXT     NOT NULL,
+    PRIMARY KEY (owner, node, item_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;

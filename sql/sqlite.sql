@@ -1,4 +1,4 @@
--- Parley schema for SQLite, schema version 8.
+-- Parley schema for SQLite, schema version 9.
 --
 -- parleyd creates a new database from this file when its storage path does
 -- not exist yet; for an existing file it checks schema_version and refuses
@@ -24,7 +24,7 @@
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (8);
+INSERT INTO schema_version (version) VALUES (9);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -318,3 +318,85 @@ CREATE TABLE muc_registered (
     PRIMARY KEY (service, jid),
     CONSTRAINT muc_registered_nick UNIQUE (service, nick)
 ) WITHOUT ROWID;
+
+-- Publish-subscribe (XEP-0060) and PEP (XEP-0163): the nodes of an owner.
+--   owner: a pubsub service's domain ("pubsub.example.com") or, for PEP, a
+--   user's bare JID; it belongs to one virtual host, server_host, so the
+--   rows are keyed by owner.  node: the node's name (NodeID).  config: the
+--   node's configuration as the pubsub module writes it (text SQL does not
+--   look into).  created_at: when the node was made.
+-- Queries: every node of an owner (primary key prefix) when the owner's
+-- nodes are loaded; one node (primary key) when it is stored or deleted.
+-- A node is stored with its affiliations and subscriptions in one
+-- transaction (their rows replaced; its items stay).  Deleting a node
+-- deletes its rows in the four pubsub tables.
+CREATE TABLE pubsub_node (
+    server_host  TEXT     NOT NULL,
+    owner        TEXT     NOT NULL,
+    node         TEXT     NOT NULL,
+    config       TEXT     NOT NULL,
+    created_at   INTEGER  NOT NULL,
+    PRIMARY KEY (owner, node)
+) WITHOUT ROWID;
+
+-- Affiliations with those nodes: one row per node and JID.
+--   pos: the row's place in the node's list (0, 1, ...: the list is
+--   replaced as a whole, and holds one row per jid); jid: a bare JID;
+--   affiliation: 'owner', 'publisher', 'publish-only', 'member' or
+--   'outcast'.
+-- Queries: every row of an owner (primary key prefix) when it is loaded; a
+-- node's rows (primary key prefix) are replaced when the node is stored and
+-- deleted with it.
+-- The key is (owner, node, pos), as in the MySQL and SQL Server schemas
+-- (where owner, node and jid would not fit in an index).
+CREATE TABLE pubsub_affiliation (
+    server_host  TEXT     NOT NULL,
+    owner        TEXT     NOT NULL,
+    node         TEXT     NOT NULL,
+    pos          INTEGER  NOT NULL,
+    jid          TEXT     NOT NULL,
+    affiliation  TEXT     NOT NULL,
+    PRIMARY KEY (owner, node, pos)
+) WITHOUT ROWID;
+
+-- Subscriptions to those nodes: one row per subscription.
+--   subid: the subscription's id, unique within the node; jid: the
+--   subscriber, a full or bare JID; state: 'subscribed', 'pending' or
+--   'unconfigured'; options: the subscription's options as the pubsub
+--   module writes them ('' when none).
+-- Queries: every row of an owner (primary key prefix) when it is loaded; a
+-- node's rows (primary key prefix) are replaced when the node is stored and
+-- deleted with it.
+CREATE TABLE pubsub_subscription (
+    server_host  TEXT  NOT NULL,
+    owner        TEXT  NOT NULL,
+    node         TEXT  NOT NULL,
+    subid        TEXT  NOT NULL,
+    jid          TEXT  NOT NULL,
+    state        TEXT  NOT NULL,
+    options      TEXT  NOT NULL,
+    PRIMARY KEY (owner, node, subid)
+) WITHOUT ROWID;
+
+-- Items published to those nodes: one row per node and ItemID.
+--   item_id: the ItemID; publisher: the publisher's full JID ('' when
+--   unknown); published_at: when it was published; seq: the pubsub
+--   module's publication order within the node (higher: newer); payload:
+--   the item's serialized XML, kept byte for byte ('' for an item without
+--   payload; its size is bounded by the pubsub module's max_item_size).
+-- Queries: every item of an owner (primary key prefix) when its nodes are
+-- loaded; one item (primary key) when it is published (replaced by delete
+-- and insert), retracted or evicted; a node's items (primary key prefix)
+-- when it is purged or deleted.
+-- A rowid table, unlike the others: its rows can be large.
+CREATE TABLE pubsub_item (
+    server_host   TEXT     NOT NULL,
+    owner         TEXT     NOT NULL,
+    node          TEXT     NOT NULL,
+    item_id       TEXT     NOT NULL,
+    publisher     TEXT     NOT NULL,
+    published_at  INTEGER  NOT NULL,
+    seq           INTEGER  NOT NULL,
+    payload       TEXT     NOT NULL,
+    PRIMARY KEY (owner, node, item_id)
+);

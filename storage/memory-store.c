@@ -24,6 +24,7 @@
 #include "storage/srg-store.h"
 #include "storage/search-store.h"
 #include "storage/muc-store.h"
+#include "storage/pubsub-store.h"
 #include "storage/vcard-index.h"
 #include "lib/log.h"
 
@@ -80,6 +81,19 @@ struct mem_nick {
 	char *host, *service, *jid, *nick;
 };
 
+/* A stored pubsub node of host's owner; affs and subs in the order the
+ * front hands them over. */
+struct mem_ps_node {
+	char *host, *owner;
+	struct pubsub_node_item n; /* strings and lists malloc'd (const cast away) */
+};
+
+/* A stored pubsub item of host's owner. */
+struct mem_ps_item {
+	char *host, *owner;
+	struct pubsub_item it; /* strings malloc'd (const cast away) */
+};
+
 struct mem_store {
 	struct storage base;
 	struct mem_user **users;
@@ -91,6 +105,10 @@ struct mem_store {
 	size_t nrooms;
 	struct mem_nick *nicks;
 	size_t nnicks;
+	struct mem_ps_node *ps_nodes;
+	size_t nps_nodes;
+	struct mem_ps_item *ps_items;
+	size_t nps_items;
 };
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -1071,6 +1089,203 @@ static const struct muc_store_vfuncs mem_muc_vfuncs = {
 	.nick_set = mem_muc_nick_set,
 };
 
+/* ---- publish-subscribe nodes and items ---------------------------------------------- */
+
+static bool ps_owned(const char *host, const char *owner, const struct storage_req *req, const char *want)
+{
+	return strcmp(host, req->host) == 0 && strcmp(owner, want) == 0;
+}
+
+static void ps_node_clear(struct mem_ps_node *m)
+{
+	for (size_t i = 0; i < m->n.naffs; i++) {
+		free((char *)m->n.affs[i].jid);
+		free((char *)m->n.affs[i].affiliation);
+	}
+	free((void *)m->n.affs);
+	for (size_t i = 0; i < m->n.nsubs; i++) {
+		free((char *)m->n.subs[i].jid);
+		free((char *)m->n.subs[i].subid);
+		free((char *)m->n.subs[i].state);
+		free((char *)m->n.subs[i].options);
+	}
+	free((void *)m->n.subs);
+	free((char *)m->n.name);
+	free((char *)m->n.config);
+	free(m->host);
+	free(m->owner);
+	memset(m, 0, sizeof(*m));
+}
+
+static void ps_item_clear(struct mem_ps_item *m)
+{
+	free((char *)m->it.node);
+	free((char *)m->it.id);
+	free((char *)m->it.publisher);
+	free((char *)m->it.payload);
+	free(m->host);
+	free(m->owner);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Remove the items of the job's owner in node (NULL: any node) whose id
+ * is one of the n ids (n == 0: any id). */
+static void ps_items_remove(struct mem_store *ms, const struct storage_req *req, const char *owner,
+                            const char *node, const char *const *ids, size_t n)
+{
+	for (size_t i = ms->nps_items; i-- > 0;) {
+		struct mem_ps_item *m = &ms->ps_items[i];
+		if (!ps_owned(m->host, m->owner, req, owner) ||
+		    (node != NULL && strcmp(m->it.node, node) != 0))
+			continue;
+		bool named = n == 0;
+		for (size_t k = 0; k < n && !named; k++)
+			named = strcmp(m->it.id, ids[k]) == 0;
+		if (!named)
+			continue;
+		ps_item_clear(m);
+		*m = ms->ps_items[--ms->nps_items];
+	}
+}
+
+/* Remove the nodes of the job's owner named name (NULL: all). */
+static void ps_nodes_remove(struct mem_store *ms, const struct storage_req *req, const char *owner,
+                            const char *name)
+{
+	for (size_t i = ms->nps_nodes; i-- > 0;) {
+		struct mem_ps_node *m = &ms->ps_nodes[i];
+		if (!ps_owned(m->host, m->owner, req, owner) ||
+		    (name != NULL && strcmp(m->n.name, name) != 0))
+			continue;
+		ps_node_clear(m);
+		*m = ms->ps_nodes[--ms->nps_nodes];
+	}
+}
+
+static enum storage_result mem_pubsub_load(void *conn, struct pubsub_load_job *r)
+{
+	struct mem_store *ms = conn;
+	struct pool *p = r->base.pool;
+	r->nodes = ms->nps_nodes > 0 ? pool_alloc(p, ms->nps_nodes * sizeof(*r->nodes)) : NULL;
+	r->nnodes = 0;
+	for (size_t i = 0; i < ms->nps_nodes; i++) {
+		const struct mem_ps_node *m = &ms->ps_nodes[i];
+		if (!ps_owned(m->host, m->owner, &r->base, r->owner))
+			continue;
+		struct pubsub_node_item *out = &r->nodes[r->nnodes++];
+		*out = m->n;
+		out->name = pool_strdup(p, m->n.name);
+		out->config = pool_strdup(p, m->n.config);
+		struct pubsub_affiliation_item *affs =
+		        m->n.naffs > 0 ? pool_alloc(p, m->n.naffs * sizeof(*affs)) : NULL;
+		for (size_t k = 0; k < m->n.naffs; k++)
+			affs[k] =
+			        (struct pubsub_affiliation_item){ pool_strdup(p, m->n.affs[k].jid),
+				                                  pool_strdup(p, m->n.affs[k].affiliation) };
+		out->affs = affs;
+		struct pubsub_subscription_item *subs =
+		        m->n.nsubs > 0 ? pool_alloc(p, m->n.nsubs * sizeof(*subs)) : NULL;
+		for (size_t k = 0; k < m->n.nsubs; k++) {
+			const struct pubsub_subscription_item *s = &m->n.subs[k];
+			subs[k] = (struct pubsub_subscription_item){ pool_strdup(p, s->jid),
+				                                     pool_strdup(p, s->subid),
+				                                     pool_strdup(p, s->state),
+				                                     pool_strdup(p, s->options) };
+		}
+		out->subs = subs;
+	}
+	r->items = ms->nps_items > 0 ? pool_alloc(p, ms->nps_items * sizeof(*r->items)) : NULL;
+	r->nitems = 0;
+	for (size_t i = 0; i < ms->nps_items; i++) {
+		const struct mem_ps_item *m = &ms->ps_items[i];
+		if (ps_owned(m->host, m->owner, &r->base, r->owner))
+			r->items[r->nitems++] = (struct pubsub_item){ pool_strdup(p, m->it.node),
+				                                      pool_strdup(p, m->it.id),
+				                                      pool_strdup(p, m->it.publisher),
+				                                      m->it.published,
+				                                      m->it.seq,
+				                                      pool_strdup(p, m->it.payload) };
+	}
+	pubsub_load_sort(r);
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_pubsub_node_store(void *conn, struct pubsub_node_store_job *r)
+{
+	struct mem_store *ms = conn;
+	const struct pubsub_node_item *in = &r->node;
+	ps_nodes_remove(ms, &r->base, r->owner, in->name);
+	ms->ps_nodes = xrealloc(ms->ps_nodes, (ms->nps_nodes + 1) * sizeof(*ms->ps_nodes));
+	struct mem_ps_node *m = &ms->ps_nodes[ms->nps_nodes++];
+	m->host = xstrdup(r->base.host);
+	m->owner = xstrdup(r->owner);
+	m->n.name = xstrdup(in->name);
+	m->n.config = xstrdup(in->config);
+	m->n.created = (double)(int64_t)in->created; /* whole seconds, as SQL keeps it */
+	struct pubsub_affiliation_item *affs = in->naffs > 0 ? xmalloc(in->naffs * sizeof(*affs)) : NULL;
+	for (size_t i = 0; i < in->naffs; i++)
+		affs[i] = (struct pubsub_affiliation_item){ xstrdup(in->affs[i].jid),
+			                                    xstrdup(in->affs[i].affiliation) };
+	m->n.affs = affs;
+	m->n.naffs = in->naffs;
+	struct pubsub_subscription_item *subs = in->nsubs > 0 ? xmalloc(in->nsubs * sizeof(*subs)) : NULL;
+	for (size_t i = 0; i < in->nsubs; i++) {
+		const struct pubsub_subscription_item *s = &in->subs[i];
+		subs[i] = (struct pubsub_subscription_item){ xstrdup(s->jid), xstrdup(s->subid),
+			                                     xstrdup(s->state), xstrdup(s->options) };
+	}
+	m->n.subs = subs;
+	m->n.nsubs = in->nsubs;
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_pubsub_node_delete(void *conn, struct pubsub_node_delete_job *r)
+{
+	struct mem_store *ms = conn;
+	ps_items_remove(ms, &r->base, r->owner, r->node, NULL, 0);
+	ps_nodes_remove(ms, &r->base, r->owner, r->node);
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_pubsub_item_store(void *conn, struct pubsub_item_store_job *r)
+{
+	struct mem_store *ms = conn;
+	const struct pubsub_item *in = &r->item;
+	ps_items_remove(ms, &r->base, r->owner, in->node, &in->id, 1);
+	if (r->nevict > 0)
+		ps_items_remove(ms, &r->base, r->owner, in->node, r->evict, r->nevict);
+	ms->ps_items = xrealloc(ms->ps_items, (ms->nps_items + 1) * sizeof(*ms->ps_items));
+	ms->ps_items[ms->nps_items++] = (struct mem_ps_item){
+		xstrdup(r->base.host),
+		xstrdup(r->owner),
+		{ xstrdup(in->node), xstrdup(in->id), xstrdup(in->publisher), (double)(int64_t)in->published,
+		  in->seq, xstrdup(in->payload) },
+	};
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_pubsub_item_delete(void *conn, struct pubsub_item_delete_job *r)
+{
+	ps_items_remove(conn, &r->base, r->owner, r->node, r->ids, r->n);
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_pubsub_owner_delete(void *conn, struct pubsub_owner_delete_job *r)
+{
+	ps_items_remove(conn, &r->base, r->owner, NULL, NULL, 0);
+	ps_nodes_remove(conn, &r->base, r->owner, NULL);
+	return STORAGE_OK;
+}
+
+static const struct pubsub_store_vfuncs mem_pubsub_vfuncs = {
+	.load = mem_pubsub_load,
+	.node_store = mem_pubsub_node_store,
+	.node_delete = mem_pubsub_node_delete,
+	.item_store = mem_pubsub_item_store,
+	.item_delete = mem_pubsub_item_delete,
+	.owner_delete = mem_pubsub_owner_delete,
+};
+
 /* ---- the store ---------------------------------------------------------------------- */
 
 static bool mem_accepts(const char *driver)
@@ -1093,6 +1308,7 @@ static int mem_open(struct ev_loop *loop, const struct storage_config *cfg, stru
 	ms->base.srg = &mem_srg_vfuncs;
 	ms->base.search = &mem_search_vfuncs;
 	ms->base.muc = &mem_muc_vfuncs;
+	ms->base.pubsub = &mem_pubsub_vfuncs;
 	*st_r = &ms->base;
 	return 0;
 }
@@ -1113,14 +1329,20 @@ static void mem_close(struct storage *st)
 	for (size_t i = 0; i < ms->nnicks; i++)
 		nick_clear(&ms->nicks[i]);
 	free(ms->nicks);
+	for (size_t i = 0; i < ms->nps_nodes; i++)
+		ps_node_clear(&ms->ps_nodes[i]);
+	free(ms->ps_nodes);
+	for (size_t i = 0; i < ms->nps_items; i++)
+		ps_item_clear(&ms->ps_items[i]);
+	free(ms->ps_items);
 	free(ms);
 }
 
 static void mem_status(struct storage *st, struct buf *out)
 {
 	struct mem_store *ms = (struct mem_store *)st;
-	buf_printf(out, "in memory: %zu users, %zu shared groups, %zu rooms", ms->nusers, ms->ngroups,
-	           ms->nrooms);
+	buf_printf(out, "in memory: %zu users, %zu shared groups, %zu rooms, %zu pubsub nodes", ms->nusers,
+	           ms->ngroups, ms->nrooms, ms->nps_nodes);
 }
 
 const struct storage_vfuncs storage_memory_vfuncs = {

@@ -37,13 +37,6 @@ static const char sql_muc_nick_delete[] = "DELETE FROM muc_registered WHERE serv
 static const char sql_muc_nick_insert[] =
         "INSERT INTO muc_registered (server_host, service, jid, nick) VALUES (?, ?, ?, ?)";
 
-/* A text column; '' for SQL NULL (a driver may hand back '' as NULL). */
-static char *col_text(struct sql_thread *t, struct pool *pool, struct sql_stmt *s, unsigned col)
-{
-	char *v = sql_col_str(t, pool, s, col);
-	return v != NULL ? v : pool_strdup(pool, "");
-}
-
 static int load_rooms(struct sql_thread *t, struct muc_load_job *r, const struct sql_param *p, size_t np)
 {
 	const struct sql_driver_vfuncs *d = t->ss->drv;
@@ -59,9 +52,9 @@ static int load_rooms(struct sql_thread *t, struct muc_load_job *r, const struct
 			struct muc_room_item *room = &r->rooms[r->nrooms++];
 			memset(room, 0, sizeof(*room));
 			room->name = name;
-			room->config = col_text(t, r->base.pool, s, 1);
-			room->subject = col_text(t, r->base.pool, s, 2);
-			room->subject_nick = col_text(t, r->base.pool, s, 3);
+			room->config = sql_col_text(t, r->base.pool, s, 1);
+			room->subject = sql_col_text(t, r->base.pool, s, 2);
+			room->subject_nick = sql_col_text(t, r->base.pool, s, 3);
 			room->created = (double)d->column_int64(s, 4);
 		}
 		st = d->step(s);
@@ -100,8 +93,8 @@ static int load_affiliations(struct sql_thread *t, struct muc_load_job *r, const
 			struct muc_affiliation_item *affs = (struct muc_affiliation_item *)room->affs;
 			affs = sql_pool_grow(r->base.pool, affs, room->naffs, &caps[k], sizeof(*affs));
 			affs[room->naffs].jid = jid;
-			affs[room->naffs].affiliation = col_text(t, r->base.pool, s, 2);
-			affs[room->naffs].reason = col_text(t, r->base.pool, s, 3);
+			affs[room->naffs].affiliation = sql_col_text(t, r->base.pool, s, 2);
+			affs[room->naffs].reason = sql_col_text(t, r->base.pool, s, 3);
 			room->affs = affs;
 			room->naffs++;
 		}

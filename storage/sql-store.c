@@ -204,6 +204,12 @@ char *sql_col_str(struct sql_thread *t, struct pool *pool, struct sql_stmt *s, u
 	return v != NULL ? pool_strdup(pool, v) : NULL;
 }
 
+char *sql_col_text(struct sql_thread *t, struct pool *pool, struct sql_stmt *s, unsigned col)
+{
+	char *v = sql_col_str(t, pool, s, col);
+	return v != NULL ? v : pool_strdup(pool, "");
+}
+
 /* Grow a pool array of n elements of size sz to hold n + 1. */
 void *sql_pool_grow(struct pool *p, void *arr, size_t n, size_t *cap, size_t sz)
 {
@@ -506,6 +512,7 @@ static int sql_open(struct ev_loop *loop, const struct storage_config *cfg, stru
 	ss->base.srg = &sql_srg_vfuncs;
 	ss->base.search = &sql_search_vfuncs;
 	ss->base.muc = &sql_muc_vfuncs;
+	ss->base.pubsub = &sql_pubsub_vfuncs;
 	ss->base.workers = worker_group_new(loop, d->name, ss->cfg.pool_size, ss->cfg.queue_max,
 	                                    sql_thread_init, sql_thread_deinit, ss);
 	*st_r = &ss->base;

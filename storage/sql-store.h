@@ -75,6 +75,9 @@ enum storage_result sql_q_delete_open(struct sql_thread *t, const struct storage
                                       size_t n);
 /* Column col as a copy in pool; NULL for SQL NULL. */
 char *sql_col_str(struct sql_thread *t, struct pool *pool, struct sql_stmt *s, unsigned col);
+/* The same for a NOT NULL text column: '' for SQL NULL (a driver may hand
+ * back '' as NULL). */
+char *sql_col_text(struct sql_thread *t, struct pool *pool, struct sql_stmt *s, unsigned col);
 /* Grow a pool array of n elements of size sz to hold n + 1. */
 void *sql_pool_grow(struct pool *p, void *arr, size_t n, size_t *cap, size_t sz);
 /* qsort comparison of char * elements, byte-wise. */
@@ -131,5 +134,6 @@ extern const struct last_store_vfuncs sql_last_vfuncs;
 extern const struct srg_store_vfuncs sql_srg_vfuncs;
 extern const struct search_store_vfuncs sql_search_vfuncs;
 extern const struct muc_store_vfuncs sql_muc_vfuncs;
+extern const struct pubsub_store_vfuncs sql_pubsub_vfuncs;
 
 #endif

@@ -22,8 +22,9 @@
  * 3: vcards, private_storage, last_activity; 4: blocklist; 5: privacy_lists,
  * privacy_items; 6: shared roster groups (sr_groups, sr_displayed,
  * sr_members); 7: vcard_search; 8: muc_room, muc_affiliation,
- * muc_registered. */
-#define SQL_SCHEMA_VERSION 8
+ * muc_registered; 9: pubsub_node, pubsub_affiliation, pubsub_subscription,
+ * pubsub_item. */
+#define SQL_SCHEMA_VERSION 9
 
 /* Class of the last error on a connection: what sql-store.c may do next. */
 enum sql_error {

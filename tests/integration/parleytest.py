@@ -871,13 +871,18 @@ def make_client(jid, password, mech=None, claim_cb_support=False):
 
 
 async def login(server, user, host=HOST, password=None, mech='SCRAM-SHA-1', resource=None,
-                direct_tls=False, timeout=15, claim_cb_support=False):
+                direct_tls=False, timeout=15, claim_cb_support=False, plugins=(), prepare=None):
     """A logged-in slixmpp client (session started) or LoginFailed.
-    mech=None lets slixmpp choose (it prefers SCRAM-SHA-256-PLUS)."""
+    mech=None lets slixmpp choose (it prefers SCRAM-SHA-256-PLUS).
+    plugins: slixmpp plugins to register first ('xep_0115', ...);
+    prepare: a coroutine function of the client awaited after the session
+    started, before the available presence goes out."""
     jid = '%s@%s' % (user, host) + ('/' + resource if resource else '')
     if password is None:
         password = server.password(user, host)
     c = make_client(jid, password, mech, claim_cb_support)
+    for name in plugins:
+        c.register_plugin(name)
     done = asyncio.get_running_loop().create_future()
 
     def finish(result=None, exc=None):
@@ -897,6 +902,8 @@ async def login(server, user, host=HOST, password=None, mech='SCRAM-SHA-1', reso
     c.connect(address=('127.0.0.1', port), use_ssl=direct_tls, force_starttls=not direct_tls)
     try:
         await asyncio.wait_for(done, timeout)
+        if prepare is not None:
+            await prepare(c)
         # available, like a real client; the ping round trip makes sure the
         # server has processed the presence before the test goes on
         c.send_presence()

@@ -3,7 +3,9 @@
  * pre-auth detach, unregistering with requests pending), stanza replies
  * (errors, results), the module registry and the built-in modules' answers
  * that need no backend.  Answers are captured through
- * IQ_SCOPE_PREAUTH's preauth_reply, so no router is involved.
+ * IQ_SCOPE_PREAUTH's preauth_reply, so no router is involved.  The iqs the
+ * server sends (iq_send) go to a domain nobody serves here, and their
+ * answers are handed to iq_response as the router would.
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -18,6 +20,7 @@
 #include "server/host.h"
 #include "server/iq.h"
 #include "server/module.h"
+#include "server/server.h"
 #include "server/stanza.h"
 #include "modules/builtin.h"
 
@@ -378,6 +381,175 @@ static void test_free_host_pending(void **state)
 	host_done(h);
 }
 
+/* ---- iqs the server sends ------------------------------------------------------------ */
+
+#define PEER "peer@remote.example/res"
+
+struct answers {
+	int calls;
+	bool got_null;
+	char type[16];
+	char id[32];
+};
+
+static void answer_cb(struct xml_node *answer, void *ctx)
+{
+	struct answers *a = ctx;
+	a->calls++;
+	a->got_null = answer == NULL;
+	if (answer != NULL) {
+		snprintf(a->type, sizeof(a->type), "%s", xml_attr(answer, "type"));
+		snprintf(a->id, sizeof(a->id), "%s", xml_attr(answer, "id"));
+	}
+}
+
+/* Send a disco#info get from h to PEER; the id it got into id_r. */
+static struct iq_out *send_one(struct host *h, double timeout, struct answers *a, char *id_r, size_t id_len)
+{
+	struct jid from = { 0 }, to = { 0 };
+	const char *err;
+	jid_set(&from, NULL, h->name, NULL);
+	assert_int_equal(jid_parse(PEER, &to, &err), 0);
+	struct xml_node *iq = make_iq("get", "caller-id", NS_DISCO_INFO);
+	struct iq_out *o = iq_send(h, iq, &from, &to, timeout, answer_cb, a);
+	assert_non_null(o);
+	const char *id = xml_attr(iq, "id");
+	assert_string_not_equal(id, "caller-id");
+	assert_string_equal(xml_attr(iq, "from"), h->name);
+	assert_string_equal(xml_attr(iq, "to"), PEER);
+	snprintf(id_r, id_len, "%s", id);
+	xml_unref(&iq);
+	jid_clear(&from);
+	jid_clear(&to);
+	return o;
+}
+
+/* Hand h an answer of type with id, from sender to addressee. */
+static bool respond(struct host *h, const char *type, const char *id, const char *sender,
+                    const char *addressee)
+{
+	struct jid from = { 0 };
+	const char *err;
+	assert_int_equal(jid_parse(sender, &from, &err), 0);
+	struct xml_node *answer = xml_new("iq", NS_CLIENT);
+	xml_set_attr(answer, "type", type);
+	xml_set_attr(answer, "id", id);
+	xml_set_attr(answer, "from", sender);
+	xml_set_attr(answer, "to", addressee);
+	bool r = iq_response(h, answer, &from);
+	xml_unref(&answer);
+	jid_clear(&from);
+	return r;
+}
+
+static void test_send_answered(void **state)
+{
+	server.loop = EV_DEFAULT;
+	struct host *h = host_new();
+	struct answers a = { 0 }, b = { 0 };
+	char id_a[32], id_b[32];
+	send_one(h, 30, &a, id_a, sizeof(id_a));
+	send_one(h, 30, &b, id_b, sizeof(id_b));
+	assert_string_not_equal(id_a, id_b); /* unique ids */
+	assert_int_equal(a.calls + b.calls, 0);
+	/* An id nobody sent, a get with a known id: not answers. */
+	assert_false(respond(h, "result", "nope", PEER, "example.com"));
+	assert_false(respond(h, "get", id_a, PEER, "example.com"));
+	assert_true(respond(h, "result", id_b, PEER, "example.com"));
+	assert_int_equal(b.calls, 1);
+	assert_string_equal(b.type, "result");
+	assert_string_equal(b.id, id_b);
+	assert_true(respond(h, "error", id_a, PEER, "example.com"));
+	assert_int_equal(a.calls, 1);
+	assert_string_equal(a.type, "error");
+	/* Answered once: the second answer is nobody's. */
+	assert_false(respond(h, "result", id_a, PEER, "example.com"));
+	assert_int_equal(a.calls, 1);
+	host_done(h);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(b.calls, 1);
+}
+
+static void test_send_wrong_sender(void **state)
+{
+	server.loop = EV_DEFAULT;
+	struct host *h = host_new();
+	struct answers a = { 0 };
+	char id[32];
+	send_one(h, 30, &a, id, sizeof(id));
+	/* Another resource, the bare JID, another user: not the addressee. */
+	assert_false(respond(h, "result", id, "peer@remote.example/other", "example.com"));
+	assert_false(respond(h, "result", id, "peer@remote.example", "example.com"));
+	assert_false(respond(h, "result", id, "mallory@remote.example/res", "example.com"));
+	/* Addressed to someone else than the sender. */
+	assert_false(respond(h, "result", id, PEER, "other.example"));
+	assert_int_equal(a.calls, 0);
+	assert_true(respond(h, "result", id, PEER, "example.com"));
+	assert_int_equal(a.calls, 1);
+	assert_false(a.got_null);
+	host_done(h);
+}
+
+static void test_send_timeout(void **state)
+{
+	server.loop = EV_DEFAULT;
+	struct host *h = host_new();
+	struct answers a = { 0 }, b = { 0 };
+	char id_a[32], id_b[32];
+	send_one(h, 0.01, &a, id_a, sizeof(id_a));
+	send_one(h, 30, &b, id_b, sizeof(id_b));
+	while (a.calls == 0)
+		ev_run(server.loop, EVRUN_ONCE);
+	assert_int_equal(a.calls, 1);
+	assert_true(a.got_null);
+	assert_int_equal(b.calls, 0);
+	/* Too late: timed out already. */
+	assert_false(respond(h, "result", id_a, PEER, "example.com"));
+	assert_int_equal(a.calls, 1);
+	host_done(h);
+	assert_int_equal(b.calls, 1); /* the host stopped */
+	assert_true(b.got_null);
+}
+
+static void test_send_cancel(void **state)
+{
+	server.loop = EV_DEFAULT;
+	struct host *h = host_new();
+	struct answers a = { 0 }, b = { 0 };
+	char id_a[32], id_b[32];
+	struct iq_out *o = send_one(h, 0.01, &a, id_a, sizeof(id_a));
+	send_one(h, 0.02, &b, id_b, sizeof(id_b));
+	iq_send_cancel(o);
+	iq_send_cancel(NULL);
+	assert_false(respond(h, "result", id_a, PEER, "example.com"));
+	while (b.calls == 0)
+		ev_run(server.loop, EVRUN_ONCE); /* b times out; a's timer is gone */
+	assert_int_equal(a.calls, 0);
+	assert_true(b.got_null);
+	host_done(h);
+	assert_int_equal(a.calls, 0);
+}
+
+static void test_send_host_stop(void **state)
+{
+	server.loop = EV_DEFAULT;
+	struct host *h = host_new();
+	struct answers a[40] = { 0 };
+	char id[32];
+	/* Enough to grow the table a few times. */
+	for (size_t i = 0; i < ARRAY_SIZE(a); i++)
+		send_one(h, 30, &a[i], id, sizeof(id));
+	assert_true(respond(h, "result", id, PEER, "example.com"));
+	assert_int_equal(a[ARRAY_SIZE(a) - 1].calls, 1);
+	iq_free_host(h);
+	for (size_t i = 0; i + 1 < ARRAY_SIZE(a); i++) {
+		assert_int_equal(a[i].calls, 1);
+		assert_true(a[i].got_null);
+	}
+	assert_false(ev_run(server.loop, EVRUN_NOWAIT)); /* no timer left */
+	host_done(h);
+}
+
 /* ---- stanza replies ---------------------------------------------------------------- */
 
 static void test_stanza_error_reply(void **state)
@@ -734,6 +906,11 @@ int main(void)
 		cmocka_unit_test(test_preauth_detach),
 		cmocka_unit_test(test_unregister_pending),
 		cmocka_unit_test(test_free_host_pending),
+		cmocka_unit_test(test_send_answered),
+		cmocka_unit_test(test_send_wrong_sender),
+		cmocka_unit_test(test_send_timeout),
+		cmocka_unit_test(test_send_cancel),
+		cmocka_unit_test(test_send_host_stop),
 		cmocka_unit_test(test_stanza_error_reply),
 		cmocka_unit_test(test_stanza_iq_result),
 		cmocka_unit_test(test_condition_names),

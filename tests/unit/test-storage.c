@@ -46,6 +46,7 @@
 #include "storage/sql.h"
 #include "storage/vcard-store.h"
 #include "storage/muc-store.h"
+#include "storage/pubsub-store.h"
 #include "auth/auth.h"
 #include "lib/worker.h"
 #include "lib/log.h"
@@ -168,7 +169,8 @@ static const char pg_drop_all[] =
         "DROP TABLE IF EXISTS schema_version, users, roster_groups, roster_items, roster_version, "
         "offline_messages, vcards, private_storage, last_activity, blocklist, privacy_items, "
         "privacy_lists, sr_groups, sr_displayed, sr_members, vcard_search, muc_room, "
-        "muc_affiliation, muc_registered CASCADE";
+        "muc_affiliation, muc_registered, pubsub_node, pubsub_affiliation, pubsub_subscription, "
+        "pubsub_item CASCADE";
 
 static void pg_owner_exec(const char *script)
 {
@@ -2672,6 +2674,405 @@ static void test_muc_all_or_nothing(void **state)
 	res_clear(&r);
 }
 
+/* ---- tests: publish-subscribe nodes and items ------------------------------------------ */
+
+/* The load's answer as text: r->text holds the nodes, "name{config}@created:
+ * jid=aff ... ; jid/subid=state(options) ...", joined by " | "; r->names
+ * the items in order, "node/id<publisher>@published#seq:payload"; r->count
+ * the number of nodes. */
+static void ps_load_cb(enum storage_result res, const struct pubsub_node_item *nodes, size_t nnodes,
+                       const struct pubsub_item *items, size_t nitems, void *ctx)
+{
+	struct res *r = ctx;
+	note(r, res);
+	free(r->text);
+	strlist_free(&r->names);
+	r->text_null = (nodes == NULL && nnodes > 0) || (items == NULL && nitems > 0);
+	r->count = nnodes;
+	struct buf b = { 0 };
+	buf_append_str(&b, "");
+	for (size_t i = 0; i < nnodes; i++) {
+		const struct pubsub_node_item *n = &nodes[i];
+		buf_printf(&b, "%s%s{%s}@%.0f:", i > 0 ? " | " : "", n->name, n->config, n->created);
+		for (size_t k = 0; k < n->naffs; k++)
+			buf_printf(&b, " %s=%s", n->affs[k].jid, n->affs[k].affiliation);
+		buf_append_str(&b, " ;");
+		for (size_t k = 0; k < n->nsubs; k++)
+			buf_printf(&b, " %s/%s=%s(%s)", n->subs[k].jid, n->subs[k].subid, n->subs[k].state,
+			           n->subs[k].options);
+	}
+	r->text = strdup(b.data != NULL ? b.data : "");
+	buf_free(&b);
+	r->names.count = nitems;
+	r->names.items = nitems > 0 ? calloc(nitems, sizeof(char *)) : NULL;
+	for (size_t i = 0; i < nitems; i++) {
+		const struct pubsub_item *it = &items[i];
+		r->names.items[i] = xasprintf("%s/%s<%s>@%.0f#%llu:%s", it->node, it->id, it->publisher,
+		                              it->published, (unsigned long long)it->seq, it->payload);
+	}
+}
+
+static enum storage_result ps_load(struct fixture *f, const char *host, const char *owner, struct res *r)
+{
+	int before = r->calls;
+	assert_non_null(CALL(storage_pubsub_load(f->st, host, owner, ps_load_cb, r)));
+	assert_int_equal(r->calls, before);
+	run(f);
+	assert_int_equal(r->calls, before + 1);
+	return r->r;
+}
+
+/* Run a submitted write to its end: its result. */
+static enum storage_result ps_wait(struct fixture *f, struct storage_req *req, struct res *r)
+{
+	assert_non_null(req);
+	assert_int_equal(r->calls, 0);
+	run(f);
+	assert_int_equal(r->calls, 1);
+	return r->r;
+}
+
+static enum storage_result ps_node_store(struct fixture *f, const char *host, const char *owner,
+                                         const struct pubsub_node_item *node)
+{
+	struct res r = { 0 };
+	return ps_wait(f, CALL(storage_pubsub_node_store(f->st, host, owner, node, done_cb, &r)), &r);
+}
+
+static enum storage_result ps_node_delete(struct fixture *f, const char *host, const char *owner,
+                                          const char *node)
+{
+	struct res r = { 0 };
+	return ps_wait(f, CALL(storage_pubsub_node_delete(f->st, host, owner, node, done_cb, &r)), &r);
+}
+
+static enum storage_result ps_item_store(struct fixture *f, const char *host, const char *owner,
+                                         const struct pubsub_item *item, const char *const *evict, size_t n)
+{
+	struct res r = { 0 };
+	return ps_wait(f, CALL(storage_pubsub_item_store(f->st, host, owner, item, evict, n, done_cb, &r)),
+	               &r);
+}
+
+static enum storage_result ps_item_delete(struct fixture *f, const char *host, const char *owner,
+                                          const char *node, const char *const *ids, size_t n)
+{
+	struct res r = { 0 };
+	return ps_wait(f, CALL(storage_pubsub_item_delete(f->st, host, owner, node, ids, n, done_cb, &r)),
+	               &r);
+}
+
+static enum storage_result ps_owner_delete(struct fixture *f, const char *host, const char *owner)
+{
+	struct res r = { 0 };
+	return ps_wait(f, CALL(storage_pubsub_owner_delete(f->st, host, owner, done_cb, &r)), &r);
+}
+
+/* An item of node with id, seq and payload (published by romeo). */
+static struct pubsub_item ps_item(const char *node, const char *id, uint64_t seq, const char *payload)
+{
+	return (struct pubsub_item){ node, id,     "romeo@a.example/balcony", 1700000000.5 + (double)seq,
+		                     seq,  payload };
+}
+
+static const char ps_conf[] = "<x xmlns='jabber:x:data' type='submit'><field var='pubsub#max_items'>"
+                              "<value>10</value></field></x>";
+
+static const struct pubsub_affiliation_item ps_affs1[] = {
+	{ "romeo@a.example", "owner" },
+	{ "tybalt@b.example", "outcast" },
+	{ "juliet@a.example", "publisher" },
+	{ "romeo@a.example", "member" }, /* given twice: the last one counts */
+};
+
+static const struct pubsub_subscription_item ps_subs1[] = {
+	{ "juliet@a.example/balcony", "s2", "subscribed", "<options/>" },
+	{ "juliet@a.example", "s1", "pending", "" },
+	{ "b.example", "s3", "unconfigured", "" },
+	{ "nurse@a.example", "s2", "subscribed", "" }, /* s2 again: replaces the first */
+};
+
+static void test_pubsub_nodes(void **state)
+{
+	struct fixture *f = *state;
+	struct res r = { 0 };
+	const char *svc = "pubsub.a.example";
+	assert_true(storage_has_area(f->st, STORAGE_AREA_PUBSUB));
+	assert_string_equal(storage_area_str(STORAGE_AREA_PUBSUB), "pubsub");
+	/* Nothing stored: empty lists. */
+	assert_int_equal(ps_load(f, "a.example", svc, &r), STORAGE_OK);
+	assert_string_equal(r.text, "");
+	assert_int_equal(r.count, 0);
+	assert_int_equal(r.names.count, 0);
+
+	/* Nodes come back sorted by name, each with its affiliations by jid
+	 * (one per jid) and its subscriptions by jid then subid (one per
+	 * subid). */
+	struct pubsub_node_item news = { "princes/news",       ps_conf,  1700000000.75,       ps_affs1,
+		                         ARRAY_SIZE(ps_affs1), ps_subs1, ARRAY_SIZE(ps_subs1) };
+	struct pubsub_node_item blog = { "blog", "<x/>", 1600000000, NULL, 0, NULL, 0 };
+	assert_int_equal(ps_node_store(f, "a.example", svc, &news), STORAGE_OK);
+	assert_int_equal(ps_node_store(f, "a.example", svc, &blog), STORAGE_OK);
+	char *want = xasprintf("blog{<x/>}@1600000000: ; | princes/news{%s}@1700000000: "
+	                       "juliet@a.example=publisher romeo@a.example=member tybalt@b.example=outcast ; "
+	                       "b.example/s3=unconfigured() juliet@a.example/s1=pending() "
+	                       "nurse@a.example/s2=subscribed()",
+	                       ps_conf);
+	assert_int_equal(ps_load(f, "a.example", svc, &r), STORAGE_OK);
+	assert_int_equal(r.count, 2);
+	assert_string_equal(r.text, want);
+	free(want);
+
+	/* Another owner (a user's PEP), with the same node name, and the same
+	 * owner name on another host: neither sees the other's nodes. */
+	struct pubsub_node_item pep = { "princes/news", "<pep/>", 5, ps_affs1, 1, NULL, 0 };
+	assert_int_equal(ps_node_store(f, "a.example", "juliet@a.example", &pep), STORAGE_OK);
+	struct pubsub_item it = ps_item("princes/news", "i1", 1, "<entry/>");
+	assert_int_equal(ps_item_store(f, "a.example", "juliet@a.example", &it, NULL, 0), STORAGE_OK);
+	assert_int_equal(ps_load(f, "a.example", "juliet@a.example", &r), STORAGE_OK);
+	assert_string_equal(r.text, "princes/news{<pep/>}@5: romeo@a.example=owner ;");
+	const char *const pep_items[] = { "princes/news/i1<romeo@a.example/balcony>@1700000001#1:<entry/>" };
+	assert_names(&r, pep_items, 1);
+	assert_int_equal(ps_load(f, "a.example", svc, &r), STORAGE_OK);
+	assert_int_equal(r.count, 2);
+	assert_int_equal(r.names.count, 0);
+	assert_int_equal(ps_load(f, "b.example", "juliet@a.example", &r), STORAGE_OK);
+	assert_int_equal(r.count, 0);
+	assert_int_equal(r.names.count, 0);
+
+	/* Storing again replaces the row and both lists as a whole (entries
+	 * left out are gone); the node's items stay. */
+	it = ps_item("blog", "first", 7, "<p>hello</p>");
+	assert_int_equal(ps_item_store(f, "a.example", svc, &it, NULL, 0), STORAGE_OK);
+	const struct pubsub_affiliation_item affs2[] = { { "tybalt@b.example", "member" } };
+	const struct pubsub_subscription_item subs2[] = { { "nurse@a.example", "s9", "subscribed", "<o/>" } };
+	struct pubsub_node_item news2 = { "princes/news", "<x/>", 1700000001, affs2, 1, subs2, 1 };
+	struct pubsub_node_item blog2 = { "blog", "<y/>", 1600000000, affs2, 1, NULL, 0 };
+	assert_int_equal(ps_node_store(f, "a.example", svc, &news2), STORAGE_OK);
+	assert_int_equal(ps_node_store(f, "a.example", svc, &blog2), STORAGE_OK);
+	assert_int_equal(ps_load(f, "a.example", svc, &r), STORAGE_OK);
+	assert_string_equal(r.text, "blog{<y/>}@1600000000: tybalt@b.example=member ; | "
+	                            "princes/news{<x/>}@1700000001: tybalt@b.example=member ; "
+	                            "nurse@a.example/s9=subscribed(<o/>)");
+	const char *const blog_items[] = { "blog/first<romeo@a.example/balcony>@1700000007#7:<p>hello</p>" };
+	assert_names(&r, blog_items, 1);
+
+	/* Delete removes the node with its lists and items, only that node;
+	 * a node that is not stored is fine. */
+	assert_int_equal(ps_node_delete(f, "a.example", svc, "blog"), STORAGE_OK);
+	assert_int_equal(ps_node_delete(f, "a.example", svc, "blog"), STORAGE_OK);
+	assert_int_equal(ps_node_delete(f, "a.example", svc, "nosuch"), STORAGE_OK);
+	assert_int_equal(ps_load(f, "a.example", svc, &r), STORAGE_OK);
+	assert_string_equal(r.text, "princes/news{<x/>}@1700000001: tybalt@b.example=member ; "
+	                            "nurse@a.example/s9=subscribed(<o/>)");
+	assert_int_equal(r.names.count, 0);
+	/* Made again, it starts empty. */
+	assert_int_equal(ps_node_store(f, "a.example", svc, &blog), STORAGE_OK);
+	assert_int_equal(ps_load(f, "a.example", svc, &r), STORAGE_OK);
+	assert_int_equal(r.count, 2);
+	assert_int_equal(r.names.count, 0);
+	assert_true(strncmp(r.text, "blog{<x/>}@1600000000: ; | ", 27) == 0);
+	/* The other owner's node of the same name was not touched. */
+	assert_int_equal(ps_load(f, "a.example", "juliet@a.example", &r), STORAGE_OK);
+	assert_string_equal(r.text, "princes/news{<pep/>}@5: romeo@a.example=owner ;");
+	assert_names(&r, pep_items, 1);
+	res_clear(&r);
+}
+
+static void test_pubsub_items(void **state)
+{
+	struct fixture *f = *state;
+	struct res r = { 0 };
+	const char *o = "romeo@a.example";
+	struct pubsub_node_item a = { "a", "<x/>", 1, NULL, 0, NULL, 0 };
+	struct pubsub_node_item b = { "b", "<x/>", 2, NULL, 0, NULL, 0 };
+	assert_int_equal(ps_node_store(f, "a.example", o, &b), STORAGE_OK);
+	assert_int_equal(ps_node_store(f, "a.example", o, &a), STORAGE_OK);
+	/* Items come back by node, then seq (not by id, not by arrival). */
+	const struct {
+		const char *node, *id;
+		uint64_t seq;
+	} in[] = { { "b", "z", 3 }, { "a", "y", 5 }, { "a", "x", 2 }, { "b", "a", 1 }, { "a", "w", 9 } };
+	for (size_t i = 0; i < ARRAY_SIZE(in); i++) {
+		struct pubsub_item it = ps_item(in[i].node, in[i].id, in[i].seq, in[i].id);
+		assert_int_equal(ps_item_store(f, "a.example", o, &it, NULL, 0), STORAGE_OK);
+	}
+	assert_int_equal(ps_load(f, "a.example", o, &r), STORAGE_OK);
+	const char *const five[] = {
+		"a/x<romeo@a.example/balcony>@1700000002#2:x", "a/y<romeo@a.example/balcony>@1700000005#5:y",
+		"a/w<romeo@a.example/balcony>@1700000009#9:w", "b/a<romeo@a.example/balcony>@1700000001#1:a",
+		"b/z<romeo@a.example/balcony>@1700000003#3:z",
+	};
+	assert_names(&r, five, 5);
+
+	/* Publishing an id again replaces it (one row, its new seq, publisher
+	 * and payload); eviction happens in the same call, and ids not stored
+	 * (or the item's own id) are ignored. */
+	struct pubsub_item again = { "a", "x", "", 1800000000, 10, "" };
+	const char *const evict[] = { "y", "nosuch", "x", "z" };
+	assert_int_equal(ps_item_store(f, "a.example", o, &again, evict, ARRAY_SIZE(evict)), STORAGE_OK);
+	assert_int_equal(ps_load(f, "a.example", o, &r), STORAGE_OK);
+	const char *const four[] = {
+		"a/w<romeo@a.example/balcony>@1700000009#9:w",
+		"a/x<>@1800000000#10:",
+		"b/a<romeo@a.example/balcony>@1700000001#1:a",
+		"b/z<romeo@a.example/balcony>@1700000003#3:z",
+	};
+	assert_names(&r, four, 4);
+
+	/* Delete by ids (unknown ones ignored, other nodes untouched). */
+	const char *const del[] = { "w", "nosuch", "z" };
+	assert_int_equal(ps_item_delete(f, "a.example", o, "a", del, ARRAY_SIZE(del)), STORAGE_OK);
+	assert_int_equal(ps_load(f, "a.example", o, &r), STORAGE_OK);
+	const char *const after_del[] = { "a/x<>@1800000000#10:",
+		                          "b/a<romeo@a.example/balcony>@1700000001#1:a",
+		                          "b/z<romeo@a.example/balcony>@1700000003#3:z" };
+	assert_names(&r, after_del, 3);
+	/* Purge (no ids): every item of the node, only that node; also when
+	 * there is none. */
+	assert_int_equal(ps_item_delete(f, "a.example", o, "b", NULL, 0), STORAGE_OK);
+	assert_int_equal(ps_item_delete(f, "a.example", o, "b", NULL, 0), STORAGE_OK);
+	assert_int_equal(ps_item_delete(f, "a.example", o, "nosuch", del, 1), STORAGE_OK);
+	assert_int_equal(ps_load(f, "a.example", o, &r), STORAGE_OK);
+	assert_names(&r, after_del, 1);
+	assert_int_equal(r.count, 2);
+
+	/* Owner delete: every node and item of the owner, no other's. */
+	struct pubsub_item keep = ps_item("a", "k", 1, "<k/>");
+	assert_int_equal(ps_node_store(f, "a.example", "juliet@a.example", &a), STORAGE_OK);
+	assert_int_equal(ps_item_store(f, "a.example", "juliet@a.example", &keep, NULL, 0), STORAGE_OK);
+	assert_int_equal(ps_owner_delete(f, "a.example", o), STORAGE_OK);
+	assert_int_equal(ps_owner_delete(f, "a.example", o), STORAGE_OK);
+	assert_int_equal(ps_load(f, "a.example", o, &r), STORAGE_OK);
+	assert_int_equal(r.count, 0);
+	assert_int_equal(r.names.count, 0);
+	assert_int_equal(ps_load(f, "a.example", "juliet@a.example", &r), STORAGE_OK);
+	assert_int_equal(r.count, 1);
+	assert_int_equal(r.names.count, 1);
+	/* Items of a node that is not stored are not loaded. */
+	struct pubsub_item stray = ps_item("gone", "s", 1, "<s/>");
+	assert_int_equal(ps_item_store(f, "a.example", "juliet@a.example", &stray, NULL, 0), STORAGE_OK);
+	assert_int_equal(ps_load(f, "a.example", "juliet@a.example", &r), STORAGE_OK);
+	assert_int_equal(r.names.count, 1);
+	res_clear(&r);
+}
+
+/* A payload of 1 MiB with non-ASCII UTF-8 and XML's special characters
+ * comes back byte for byte. */
+static void test_pubsub_big_payload(void **state)
+{
+	struct fixture *f = *state;
+	const char *o = "juliet@a.example";
+	static const char piece[] = "<p a=\"&amp;&lt;'\">\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8c\xb9 "
+	                            "&#x1F339; ]]&gt; \\ %s %% ' \"</p>\n";
+	size_t len = 1024 * 1024, plen = strlen(piece);
+	struct buf b = { 0 };
+	buf_append_str(&b, "<item-body xmlns='urn:example:big'>");
+	while (b.len + plen + 32 < len)
+		buf_append(&b, piece, plen);
+	buf_append_str(&b, "</item-body>");
+	struct pubsub_node_item node = { "urn:xmpp:avatar:data", "<x/>", 1, NULL, 0, NULL, 0 };
+	assert_int_equal(ps_node_store(f, "a.example", o, &node), STORAGE_OK);
+	struct pubsub_item it = {
+		"urn:xmpp:avatar:data", "0123abcd", "juliet@a.example/phone", 1700000000, 1, b.data
+	};
+	assert_int_equal(ps_item_store(f, "a.example", o, &it, NULL, 0), STORAGE_OK);
+	struct res r = { 0 };
+	assert_int_equal(ps_load(f, "a.example", o, &r), STORAGE_OK);
+	assert_int_equal(r.names.count, 1);
+	const char *got = strchr(strchr(r.names.items[0], '#'), ':') + 1;
+	assert_int_equal(strlen(got), b.len);
+	assert_memory_equal(got, b.data, b.len);
+	buf_free(&b);
+	res_clear(&r);
+}
+
+/* One owner's operations keep their order (they share a worker), also
+ * when all are queued before any runs. */
+static void test_pubsub_order(void **state)
+{
+	struct fixture *f = *state;
+	const char *o = "pubsub.a.example";
+	struct res w[40];
+	memset(w, 0, sizeof(w));
+	char cfg[40][16];
+	for (int i = 0; i < 40; i++) {
+		snprintf(cfg[i], sizeof(cfg[i]), "c%02d", i);
+		struct pubsub_node_item node = {
+			i % 2 == 0 ? "a" : "b", cfg[i], i, ps_affs1, (size_t)(i % 3), ps_subs1,
+			(size_t)(i % 2)
+		};
+		struct pubsub_item it = ps_item(node.name, cfg[i], (uint64_t)i, cfg[i]);
+		const char *const ev[] = { cfg[i - 2 >= 0 ? i - 2 : 0] };
+		if (i % 10 == 9)
+			assert_non_null(
+			        CALL(storage_pubsub_node_delete(f->st, "a.example", o, "b", done_cb, &w[i])));
+		else if (i % 4 == 1)
+			assert_non_null(CALL(storage_pubsub_item_store(f->st, "a.example", o, &it, ev,
+			                                               i >= 2 ? 1 : 0, done_cb, &w[i])));
+		else
+			assert_non_null(CALL(
+			        storage_pubsub_node_store(f->st, "a.example", o, &node, done_cb, &w[i])));
+	}
+	run(f);
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(w[i].r, STORAGE_OK);
+	struct res r = { 0 };
+	assert_int_equal(ps_load(f, "a.example", o, &r), STORAGE_OK);
+	/* a: last stored at 38 (2 affiliations); b: deleted at 39; the items
+	 * of b were deleted with it. */
+	assert_string_equal(r.text, "a{c38}@38: romeo@a.example=owner tybalt@b.example=outcast ;");
+	assert_int_equal(r.names.count, 0);
+	res_clear(&r);
+}
+
+/* A node and an item are stored all or nothing: when a row cannot be
+ * written (a trigger refuses it), the old rows stay. */
+static void test_pubsub_all_or_nothing(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->exec_sql == NULL)
+		skip();
+	const char *o = "pubsub.a.example";
+	struct pubsub_node_item node = { "n", "<old/>", 5, ps_affs1, 1, ps_subs1, 1 };
+	assert_int_equal(ps_node_store(f, "a.example", o, &node), STORAGE_OK);
+	struct pubsub_item one = ps_item("n", "one", 1, "<one/>");
+	assert_int_equal(ps_item_store(f, "a.example", o, &one, NULL, 0), STORAGE_OK);
+	refuse_rows(f, "refuse_bad_sub", "INSERT", "pubsub_subscription", "NEW.subid = 'bad'");
+	const struct pubsub_subscription_item bad[] = {
+		{ "a@a.example", "good", "subscribed", "" },
+		{ "b@a.example", "bad", "subscribed", "" },
+	};
+	struct pubsub_node_item changed = { "n", "<new/>", 6, NULL, 0, bad, 2 };
+	assert_int_not_equal(ps_node_store(f, "a.example", o, &changed), STORAGE_OK);
+	const char *old = "n{<old/>}@5: romeo@a.example=owner ; "
+	                  "juliet@a.example/balcony/s2=subscribed(<options/>)";
+	struct res r = { 0 };
+	assert_int_equal(ps_load(f, "a.example", o, &r), STORAGE_OK);
+	assert_string_equal(r.text, old);
+	/* An item whose insert fails evicts nothing. */
+	refuse_rows(f, "refuse_bad_item", "INSERT", "pubsub_item", "NEW.item_id = 'bad'");
+	struct pubsub_item bad_item = ps_item("n", "bad", 2, "<bad/>");
+	const char *const evict[] = { "one" };
+	assert_int_not_equal(ps_item_store(f, "a.example", o, &bad_item, evict, 1), STORAGE_OK);
+	/* A node delete that fails half-way leaves the node and its items. */
+	refuse_rows(f, "refuse_del", "DELETE", "pubsub_node", "OLD.node = 'n'");
+	assert_int_not_equal(ps_node_delete(f, "a.example", o, "n"), STORAGE_OK);
+	assert_int_equal(ps_load(f, "a.example", o, &r), STORAGE_OK);
+	assert_string_equal(r.text, old);
+	const char *const items[] = { "n/one<romeo@a.example/balcony>@1700000001#1:<one/>" };
+	assert_names(&r, items, 1);
+	allow_rows(f, "refuse_del", "pubsub_node");
+	allow_rows(f, "refuse_bad_item", "pubsub_item");
+	allow_rows(f, "refuse_bad_sub", "pubsub_subscription");
+	assert_int_equal(ps_node_store(f, "a.example", o, &changed), STORAGE_OK);
+	assert_int_equal(ps_node_delete(f, "a.example", o, "n"), STORAGE_OK);
+	assert_int_equal(ps_load(f, "a.example", o, &r), STORAGE_OK);
+	assert_int_equal(r.count, 0);
+	assert_int_equal(r.names.count, 0);
+	res_clear(&r);
+}
+
 /* Read a migration script named in a message. */
 static char *read_script(const char *path)
 {
@@ -2691,7 +3092,11 @@ static char *read_script(const char *path)
 static void migrate_from(struct fixture *f, int from, const char *const *expect, size_t nexpect)
 {
 	storage_close(&f->st);
-	f->be->exec_sql(f, "DROP TABLE muc_registered; DROP TABLE muc_affiliation; DROP TABLE muc_room");
+	f->be->exec_sql(f, "DROP TABLE pubsub_item; DROP TABLE pubsub_subscription; "
+	                   "DROP TABLE pubsub_affiliation; DROP TABLE pubsub_node");
+	if (from < 8)
+		f->be->exec_sql(f,
+		                "DROP TABLE muc_registered; DROP TABLE muc_affiliation; DROP TABLE muc_room");
 	if (from < 7)
 		f->be->exec_sql(f, "DROP TABLE vcard_search");
 	if (from < 6)
@@ -2783,6 +3188,16 @@ static void check_migrated(struct fixture *f)
 	assert_string_equal(r.text, "lobby{<x/>}[hi/alice]@1700000000: alice@a.example=owner()");
 	const char *const nick[] = { "alice@a.example=Alice" };
 	assert_names(&r, nick, 1);
+	struct pubsub_node_item node = { "urn:xmpp:bookmarks:1", "<x/>", 1700000000, NULL, 0, NULL, 0 };
+	struct pubsub_item item = {
+		"urn:xmpp:bookmarks:1", "lobby@muc.a.example", "", 1700000001, 1, "<c/>"
+	};
+	assert_int_equal(ps_node_store(f, "a.example", "alice@a.example", &node), STORAGE_OK);
+	assert_int_equal(ps_item_store(f, "a.example", "alice@a.example", &item, NULL, 0), STORAGE_OK);
+	assert_int_equal(ps_load(f, "a.example", "alice@a.example", &r), STORAGE_OK);
+	assert_string_equal(r.text, "urn:xmpp:bookmarks:1{<x/>}@1700000000: ;");
+	const char *const items[] = { "urn:xmpp:bookmarks:1/lobby@muc.a.example<>@1700000001#1:<c/>" };
+	assert_names(&r, items, 1);
 	res_clear(&r);
 }
 
@@ -2797,10 +3212,10 @@ static void test_schema_migration(void **state)
 	struct storage_account a;
 	make_account(&a, 13, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
-	static const char *const scripts[] = {
-		"002-offline.sql",       "003-user-data.sql",    "004-blocklist.sql", "005-privacy.sql",
-		"006-shared-roster.sql", "007-vcard-search.sql", "008-muc.sql"
-	};
+	static const char *const scripts[] = { "002-offline.sql",       "003-user-data.sql",
+		                               "004-blocklist.sql",     "005-privacy.sql",
+		                               "006-shared-roster.sql", "007-vcard-search.sql",
+		                               "008-muc.sql",           "009-pubsub.sql" };
 	migrate_from(f, 1, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -2818,7 +3233,8 @@ static void test_schema_migration_2_to_3(void **state)
 	assert_int_equal(off_store(f, "a.example", "bob", "<message/>", 0), STORAGE_NOT_FOUND);
 	static const char *const scripts[] = { "003-user-data.sql",    "004-blocklist.sql",
 		                               "005-privacy.sql",      "006-shared-roster.sql",
-		                               "007-vcard-search.sql", "008-muc.sql" };
+		                               "007-vcard-search.sql", "008-muc.sql",
+		                               "009-pubsub.sql" };
 	migrate_from(f, 2, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -2834,9 +3250,9 @@ static void test_schema_migration_3_to_4(void **state)
 	make_account(&a, 15, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "bob", vcard2), STORAGE_OK);
-	static const char *const scripts[] = { "004-blocklist.sql", "005-privacy.sql",
+	static const char *const scripts[] = { "004-blocklist.sql",     "005-privacy.sql",
 		                               "006-shared-roster.sql", "007-vcard-search.sql",
-		                               "008-muc.sql" };
+		                               "008-muc.sql",           "009-pubsub.sql" };
 	migrate_from(f, 3, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(vcard_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -2858,7 +3274,7 @@ static void test_schema_migration_4_to_5(void **state)
 	const char *const blk[] = { "tybalt@b.example" };
 	assert_int_equal(blk_change(f, true, "a.example", "bob", blk, 1), STORAGE_OK);
 	static const char *const scripts[] = { "005-privacy.sql", "006-shared-roster.sql",
-		                               "007-vcard-search.sql", "008-muc.sql" };
+		                               "007-vcard-search.sql", "008-muc.sql", "009-pubsub.sql" };
 	migrate_from(f, 4, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(blk_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -2878,8 +3294,8 @@ static void test_schema_migration_5_to_6(void **state)
 	make_account(&a, 17, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(prv_change(f, PRV_SET, "a.example", "bob", "p", prv_public, 1), STORAGE_OK);
-	static const char *const scripts[] = { "006-shared-roster.sql", "007-vcard-search.sql",
-		                               "008-muc.sql" };
+	static const char *const scripts[] = { "006-shared-roster.sql", "007-vcard-search.sql", "008-muc.sql",
+		                               "009-pubsub.sql" };
 	migrate_from(f, 5, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(prv_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -2902,7 +3318,7 @@ static void test_schema_migration_6_to_7(void **state)
 	struct srg_group g = { .name = "kept", .label = "", .description = "" };
 	assert_int_equal(srg_create(f, "a.example", &g), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
-	static const char *const scripts[] = { "007-vcard-search.sql", "008-muc.sql" };
+	static const char *const scripts[] = { "007-vcard-search.sql", "008-muc.sql", "009-pubsub.sql" };
 	migrate_from(f, 6, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(srg_get(f, "a.example", "kept", &r), STORAGE_OK);
@@ -2929,12 +3345,33 @@ static void test_schema_migration_7_to_8(void **state)
 	make_account(&a, 19, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
-	static const char *const scripts[] = { "008-muc.sql" };
+	static const char *const scripts[] = { "008-muc.sql", "009-pubsub.sql" };
 	migrate_from(f, 7, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	const char *const s[] = { "nick=rom" };
 	assert_int_equal(vsearch(f, "a.example", false, 0, &r, s, 1), STORAGE_OK);
 	ASSERT_FOUND(&r, "romeo");
+	res_clear(&r);
+	check_migrated(f);
+	storage_account_clear(&a);
+}
+
+/* The same from version 8 (the MUC rooms kept). */
+static void test_schema_migration_8_to_9(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->exec_sql == NULL || f->be->set_schema_version == NULL)
+		skip();
+	struct storage_account a;
+	make_account(&a, 20, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	struct muc_room_item room = { "kept", "<x/>", "", "", 1, NULL, 0 };
+	assert_int_equal(muc_store(f, "a.example", "rooms.a.example", &room), STORAGE_OK);
+	static const char *const scripts[] = { "009-pubsub.sql" };
+	migrate_from(f, 8, scripts, ARRAY_SIZE(scripts));
+	struct res r = { 0 };
+	assert_int_equal(muc_load(f, "a.example", "rooms.a.example", &r), STORAGE_OK);
+	assert_string_equal(r.text, "kept{<x/>}[/]@1:");
 	res_clear(&r);
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -3784,6 +4221,12 @@ static const struct test_def tests[] = {
 	T(test_muc_order),
 	T(test_muc_all_or_nothing),
 	T(test_schema_migration_7_to_8),
+	T(test_pubsub_nodes),
+	T(test_pubsub_items),
+	T(test_pubsub_big_payload),
+	T(test_pubsub_order),
+	T(test_pubsub_all_or_nothing),
+	T(test_schema_migration_8_to_9),
 	T(test_order_per_user),
 	T(test_cancel),
 	T(test_close_finishes_pending),

@@ -1,7 +1,8 @@
 /*
  * Unit tests for lib/util.c and lib/log.c: buffers, pools, base64
  * (RFC 4648 vectors), hex, UTF-8 validation, the small helpers, and log
- * lines (format, level filter, sanitising, reopen after rotation).
+ * lines (format, level filter, sanitising, reopen after rotation), and
+ * the intrusive hash table of lib/htab.c.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 
 #include "lib/util.h"
 #include "lib/log.h"
+#include "lib/htab.h"
 
 /* ---- buf ---------------------------------------------------------------- */
 
@@ -497,6 +499,55 @@ static void test_log_long_line_truncated(void **state)
 	unlink(path);
 }
 
+/* ---- htab ----------------------------------------------------------------- */
+
+struct htab_entry {
+	struct htab_link link;
+	int key;
+};
+
+static struct htab_entry *htab_find_int(const struct htab *t, int key)
+{
+	uint32_t h = hash_bytes(&key, sizeof(key));
+	for (struct htab_link *l = htab_chain(t, h); l != NULL; l = l->next)
+		if (l->hash == h && ((struct htab_entry *)l)->key == key)
+			return (struct htab_entry *)l;
+	return NULL;
+}
+
+static void test_htab(void **state)
+{
+	struct htab t = { 0 };
+	assert_null(htab_any(&t));
+	assert_null(htab_chain(&t, 1));
+	struct htab_entry e[300];
+	for (int i = 0; i < 300; i++) {
+		e[i].key = i;
+		htab_add(&t, &e[i].link, hash_bytes(&i, sizeof(i)));
+	}
+	assert_int_equal(t.count, 300);
+	assert_true(t.nbuckets >= 300);
+	for (int i = 0; i < 300; i++)
+		assert_ptr_equal(htab_find_int(&t, i), &e[i]);
+	assert_null(htab_find_int(&t, 300));
+	/* Remove the even ones, then empty it through htab_any. */
+	for (int i = 0; i < 300; i += 2)
+		htab_remove(&t, &e[i].link);
+	assert_int_equal(t.count, 150);
+	assert_null(htab_find_int(&t, 42));
+	assert_ptr_equal(htab_find_int(&t, 43), &e[43]);
+	struct htab_link *l;
+	int n = 0;
+	while ((l = htab_any(&t)) != NULL) {
+		assert_int_equal(((struct htab_entry *)l)->key % 2, 1);
+		htab_remove(&t, l);
+		n++;
+	}
+	assert_int_equal(n, 150);
+	htab_free(&t);
+	assert_int_equal(t.nbuckets, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -525,6 +576,7 @@ int main(void)
 		cmocka_unit_test(test_log_open_failure),
 		cmocka_unit_test(test_log_reopen_after_rotation),
 		cmocka_unit_test(test_log_long_line_truncated),
+		cmocka_unit_test(test_htab),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
