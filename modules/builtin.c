@@ -10,6 +10,7 @@
 #include "server/host.h"
 #include "server/router.h"
 #include "server/sm.h"
+#include "lib/log.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@ void modules_register_builtin(void)
 	module_register(&mod_presence);
 	module_register(&mod_vcard);
 	module_register(&mod_private);
+	module_register(&mod_bookmarks);
 	module_register(&mod_last);
 	module_register(&mod_blocking);
 	module_register(&mod_privacy);
@@ -159,6 +161,41 @@ void builtin_push(struct host *h, const char *user, struct jid *targets, size_t 
 	}
 	jid_clear(&bare);
 	free(targets);
+}
+
+static const char *pep_result_str(enum pep_result r)
+{
+	switch (r) {
+	case PEP_OK: return "ok";
+	case PEP_NOT_FOUND: return "no such node or item";
+	case PEP_UNAVAILABLE: return "PEP does not run on the host";
+	case PEP_REFUSED: return "refused by the node's configuration or a limit";
+	case PEP_FAILED: return "storage failed";
+	}
+	return "unknown PEP result";
+}
+
+struct xml_node *builtin_parse_stored(const char *text, const char *name, const char *ns)
+{
+	size_t len = strlen(text);
+	const struct xml_parser_limits lim = {
+		.max_stanza = len + 1,
+		.max_depth = 64,
+		.max_attrs = 64,
+	};
+	struct xml_node *el = xml_parse_string(text, len, NULL, &lim, NULL);
+	if (el != NULL && !xml_is(el, name, ns))
+		xml_unref(&el);
+	return el;
+}
+
+void builtin_log_pep(const struct host *h, const char *module, const char *user, const char *what,
+                     enum pep_result r)
+{
+	if (r == PEP_UNAVAILABLE)
+		log_debug("%s %s: %s of %s: %s", module, h->name, what, user, pep_result_str(r));
+	else
+		log_warning("%s %s: %s of %s: %s", module, h->name, what, user, pep_result_str(r));
 }
 
 /* Run the roster_view hook on hv; v is what it added, or else stored. */

@@ -5,6 +5,7 @@
 #ifndef PARLEY_MODULES_BUILTIN_H
 #define PARLEY_MODULES_BUILTIN_H
 
+#include "pep.h"
 #include "server/module.h"
 #include "server/hooks.h"
 #include "server/iq.h"
@@ -20,6 +21,7 @@ extern const struct module_def mod_offline;
 extern const struct module_def mod_presence;
 extern const struct module_def mod_vcard;
 extern const struct module_def mod_private;
+extern const struct module_def mod_bookmarks;
 extern const struct module_def mod_last;
 extern const struct module_def mod_blocking;
 extern const struct module_def mod_privacy;
@@ -105,6 +107,17 @@ bool builtin_session_available(const struct session *s, void *ctx);
  * a copy of payload; the targets are cleared and freed. */
 void builtin_push(struct host *h, const char *user, struct jid *targets, size_t n,
                   const struct xml_node *payload);
+
+/* ---- shared by the modules that follow PEP (mod_bookmarks, mod_avatar) ---- */
+
+/* An element as a store keeps it (serialized text), parsed with the
+ * limits of stored data; NULL when it does not parse or is not name in
+ * ns. */
+struct xml_node *builtin_parse_stored(const char *text, const char *name, const char *ns);
+/* Log that what (a PEP call of module, about user of h) came to r: a
+ * warning, or a debug line when PEP does not run on h. */
+void builtin_log_pep(const struct host *h, const char *module, const char *user, const char *what,
+                     enum pep_result r);
 
 /* ---- shared by mod_roster and mod_presence ------------------------------- */
 

@@ -20,6 +20,9 @@
  *   their storage calls.  A
  *   failure is answered through errmap.h (a temporary one is
  *   <resource-constraint/>, type wait), never as "nothing stored".
+ * - After a set was stored, the private_set hook runs once for each stored
+ *   element, before the result goes out (mod_bookmarks follows the legacy
+ *   bookmarks).
  */
 #include "builtin.h"
 #include "errmap.h"
@@ -125,9 +128,15 @@ static void private_written(enum storage_result res, void *ctx)
 	struct private_op *op = ctx;
 	if (!pending_resume(&op->p))
 		return;
-	if (res == STORAGE_OK)
-		iq_result(op->p.req, NULL);
-	else
+	if (res == STORAGE_OK) {
+		struct iq_request *req = op->p.req;
+		for (struct xml_node *el = xml_first_element(req->payload); el != NULL;
+		     el = xml_next(el, NULL, NULL)) {
+			struct hook_private hp = { .user = op->user, .element = el };
+			hook_run(op->ps->host, HOOK_PRIVATE_SET, &hp);
+		}
+		iq_result(req, NULL);
+	} else
 		errmap_iq_storage(op->p.req, res, "the private store");
 	op_free(&op->p);
 }

@@ -74,6 +74,23 @@ void pending_wait_auth(struct pending_op *op, struct auth_req *call)
 	pending_wait(op, call, cancel_auth);
 }
 
+void pending_wait_answer(struct pending_op *op)
+{
+	op->outlives_stop = true;
+	pending_wait(op, NULL, NULL);
+}
+
+bool pending_resume_answer(struct pending_op *op)
+{
+	pending_resume(op);
+	op->outlives_stop = false;
+	if (op->list == NULL) {
+		op->free(op);
+		return false;
+	}
+	return true;
+}
+
 bool pending_resume(struct pending_op *op)
 {
 	op->call = NULL;

@@ -81,6 +81,13 @@ static inline void pending_idle(struct pending_op *op)
 	pending_wait(op, NULL, NULL);
 }
 void pending_wait_storage(struct pending_op *op, struct storage_req *call);
+/* op waits for a callback the module cannot cancel and that runs even
+ * when the module stops meanwhile (another module's answer: PEP's,
+ * modules/pep.h): a stop leaves op to it, as an outlives_stop op. */
+void pending_wait_answer(struct pending_op *op);
+/* In such a callback: true when the module still runs (op goes on as an
+ * ordinary op); false when it stopped meanwhile (op has been freed). */
+bool pending_resume_answer(struct pending_op *op);
 void pending_wait_auth(struct pending_op *op, struct auth_req *call);
 
 /* In the callback of op's call: the call has answered.  Returns true when

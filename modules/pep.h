@@ -37,6 +37,7 @@ struct pep_node_options {
 	const char *access_model; /* "presence" (NULL), "open", "whitelist", "roster" */
 	unsigned max_items;       /* 0: the module's default; UINT_MAX: "max" */
 	bool send_last;           /* send_last_published_item on_sub_and_presence */
+	bool send_last_never;     /* send_last_published_item never (XEP-0402, native bookmarks) */
 };
 
 typedef void pep_done_fn(enum pep_result r, void *ctx);

@@ -45,6 +45,10 @@ struct host;
  * roster groups): run by roster_view_make (modules/builtin.h) after every
  * roster read that decides what a client sees or where presence goes. */
 #define HOOK_ROSTER_VIEW "roster_view" /* struct hook_roster_view */
+/* A user stored elements in private XML storage (mod_private, after
+ * storage said OK): run once per stored element (mod_bookmarks keeps the
+ * legacy bookmarks of XEP-0048 in step with PEP). */
+#define HOOK_PRIVATE_SET "private_set" /* struct hook_private */
 
 enum hook_result { HOOK_CONTINUE, HOOK_STOP };
 typedef enum hook_result hook_fn(struct host *h, void *args, void *ctx);
@@ -71,6 +75,10 @@ struct hook_roster {
 struct hook_vcard {
 	const char *user;
 	const struct xml_node *vcard;
+};
+struct hook_private {
+	const char *user;
+	const struct xml_node *element; /* the stored element (valid during the hook) */
 };
 /* disco#info for node (NULL: no node) of to: add <identity/>/<feature/> children to query */
 struct hook_disco {

@@ -391,9 +391,10 @@ static void sent_clear(struct sent_set *s)
 
 /* Send to the available sessions of local user (bare) that +notify for
  * n (interested: PEP's implicit subscription). */
-static void notify_local_sessions(struct fanout *f, struct sent_set *sent, const char *user, const char *node)
+static void notify_local_sessions(struct fanout *f, struct sent_set *sent, struct host *h, const char *user,
+                                  const char *node)
 {
-	for (struct session *s = sm_user_sessions(f->o->st->h, user); s != NULL; s = s->next_of_user) {
+	for (struct session *s = sm_user_sessions(h, user); s != NULL; s = s->next_of_user) {
 		if (!s->available || !wants_notify(s, node))
 			continue;
 		/* the set holds the subscriptions' targets only (PEP contacts
@@ -403,14 +404,18 @@ static void notify_local_sessions(struct fanout *f, struct sent_set *sent, const
 	}
 }
 
-/* The local part of bare (a prepared bare JID) when its domain is
- * domain, copied into buf; NULL otherwise (no parse: roster JIDs are
- * prepared already). */
-static const char *local_part(const char *bare, const char *domain, char *buf, size_t size)
+/* The local part of bare (a prepared bare JID) when its domain is a
+ * virtual host of this server (h itself, checked first, or another),
+ * copied into buf, with that host in *host_r; NULL otherwise.  No parse:
+ * roster JIDs are prepared already. */
+static const char *local_part(const char *bare, struct host *h, struct host **host_r, char *buf, size_t size)
 {
 	const char *at = strchr(bare, '@');
-	if (at == NULL || strcmp(at + 1, domain) != 0 || (size_t)(at - bare) >= size)
+	if (at == NULL || strchr(at, '/') != NULL || (size_t)(at - bare) >= size)
 		return NULL;
+	*host_r = strcmp(at + 1, h->name) == 0 ? h : host_find(at + 1);
+	if (*host_r == NULL)
+		return NULL; /* another server's user: not without federation */
 	memcpy(buf, bare, (size_t)(at - bare));
 	buf[at - bare] = '\0';
 	return buf;
@@ -445,7 +450,7 @@ static void notify(struct ps_owner *o, struct ps_node *n, struct xml_node *msg)
 		jid_clear(&j);
 	}
 	if (is_pep(o)) {
-		notify_local_sessions(&f, &sent, o->user, n->name);
+		notify_local_sessions(&f, &sent, h, o->user, n->name);
 		for (size_t i = 0; i < o->nroster; i++) {
 			const struct roster_item *it = &o->roster[i];
 			if (!has_from(it) || strcmp(it->jid, o->key) == 0)
@@ -461,16 +466,17 @@ static void notify(struct ps_owner *o, struct ps_node *n, struct xml_node *msg)
 				continue;
 			}
 			char buf[1024];
-			const char *user = local_part(it->jid, h->name, buf, sizeof(buf));
-			if (user == NULL || sm_user_sessions(h, user) == NULL)
+			struct host *ch;
+			const char *user = local_part(it->jid, h, &ch, buf, sizeof(buf));
+			if (user == NULL || sm_user_sessions(ch, user) == NULL)
 				continue;
 			/* a contact the account blocks hears nothing from it (XEP-0191) */
 			struct jid cj = { 0 };
-			jid_set(&cj, user, h->name, NULL);
+			jid_set(&cj, user, ch->name, NULL);
 			bool blocked = blocking_blocks(h, o->user, &cj);
 			jid_clear(&cj);
 			if (!blocked)
-				notify_local_sessions(&f, &sent, user, n->name);
+				notify_local_sessions(&f, &sent, ch, user, n->name);
 		}
 	}
 	sent_clear(&sent);
@@ -530,6 +536,50 @@ static void send_last(struct ps_owner *o, struct ps_node *n, const struct jid *t
 /* ---- storage of changes ------------------------------------------------ */
 
 /* A write in flight: answers r (when not NULL) when the store is done. */
+static struct ps_item *item_find(struct ps_node *n, const char *id)
+{
+	for (struct ps_item *it = n->newest; it != NULL; it = it->older)
+		if (strcmp(it->id, id) == 0)
+			return it;
+	return NULL;
+}
+
+static void item_unlink(struct ps_node *n, struct ps_item *it)
+{
+	if (it->newer != NULL)
+		it->newer->older = it->older;
+	else
+		n->newest = it->older;
+	if (it->older != NULL)
+		it->older->newer = it->newer;
+	else
+		n->oldest = it->newer;
+	it->newer = it->older = NULL;
+	n->nitems--;
+}
+
+static void item_push(struct ps_node *n, struct ps_item *it)
+{
+	it->older = n->newest;
+	it->newer = NULL;
+	if (n->newest != NULL)
+		n->newest->newer = it;
+	else
+		n->oldest = it;
+	n->newest = it;
+	n->nitems++;
+}
+
+/* How many items n keeps (one without persistence). */
+static unsigned node_keep(const struct ps_node *n)
+{
+	const struct pubsub_settings *set = n->owner->st->set;
+	unsigned keep = n->cfg.persist_items ? n->cfg.max_items : 1;
+	if (keep == PS_MAX_ITEMS_MAX || keep > set->max_items_per_node)
+		keep = set->max_items_per_node;
+	return keep == 0 ? 1 : keep;
+}
+
 struct write_op {
 	struct write_op *next, **prevp; /* the owner's writes */
 	struct ps_req *r;
@@ -540,6 +590,13 @@ struct write_op {
 	struct xml_node *payload;
 	bool retract;
 	char *last_node, *last_to; /* after a subscribe: the last item to send */
+	/* a publish: the item, put into the node once stored, and the ids
+	 * the store call removed; a retract: notify the retraction */
+	struct ps_item *item;
+	char *created; /* a new node's name: gone again when its row was not stored */
+	char **stored_evict;
+	size_t nstored_evict;
+	bool notify_retract;
 	ps_done_fn *done;
 	void *done_ctx;
 };
@@ -556,6 +613,57 @@ static void hook_published(struct write_op *w)
 	hook_run(w->o->st->h, HOOK_PEP_PUBLISHED, &hp);
 }
 
+static void write_done(enum storage_result res, void *ctx);
+static void node_unlink(struct ps_owner *o, struct ps_node *n);
+static struct write_op *write_new(struct ps_owner *o, struct ps_req *r, const struct xml_node *answer);
+
+/* A stored publish or retract reaches the node in memory (when the node
+ * is still there) and its subscribers.  Items pushed out here that the
+ * store call did not remove (publishes in flight together) are removed
+ * from the store now. */
+static void apply_stored(struct write_op *w)
+{
+	struct ps_owner *o = w->o;
+	struct ps_node *n = w->node != NULL ? ps_node_find(o, w->node) : NULL;
+	if (n == NULL || (w->item == NULL && !w->retract))
+		return;
+	if (w->retract) {
+		struct ps_item *it = item_find(n, w->id);
+		if (it == NULL)
+			return;
+		item_unlink(n, it);
+		ps_item_free(it);
+		if (w->notify_retract || n->cfg.notify_retract)
+			notify_retract(o, n, w->id);
+		return;
+	}
+	struct ps_item *it = w->item;
+	w->item = NULL;
+	struct ps_item *old = item_find(n, it->id);
+	if (old != NULL) {
+		item_unlink(n, old);
+		ps_item_free(old);
+	}
+	item_push(n, it);
+	unsigned keep = node_keep(n);
+	struct storage *st = ps_store(o->st);
+	while (n->nitems > keep) {
+		struct ps_item *gone = n->oldest;
+		item_unlink(n, gone);
+		bool removed = false;
+		for (size_t i = 0; i < w->nstored_evict && !removed; i++)
+			removed = strcmp(w->stored_evict[i], gone->id) == 0;
+		if (!removed && st != NULL) {
+			const char *ids[1] = { gone->id };
+			struct write_op *d = write_new(o, NULL, NULL);
+			storage_pubsub_item_delete(st, o->st->h->name, o->key, n->name, ids, 1, write_done,
+			                           d);
+		}
+		ps_item_free(gone);
+	}
+	notify_item(o, n, it);
+}
+
 static void write_done(enum storage_result res, void *ctx)
 {
 	struct write_op *w = ctx;
@@ -564,6 +672,15 @@ static void write_done(enum storage_result res, void *ctx)
 	*w->prevp = w->next;
 	if (w->next != NULL)
 		w->next->prevp = w->prevp;
+	if (res == STORAGE_OK && !o->stopping)
+		apply_stored(w);
+	if (res != STORAGE_OK && w->created != NULL && !o->stopping) {
+		struct ps_node *n = ps_node_find(o, w->created);
+		if (n != NULL && n->nitems == 0) {
+			node_unlink(o, n);
+			ps_node_free(n);
+		}
+	}
 	if (res == STORAGE_OK)
 		hook_published(w);
 	if (w->done != NULL)
@@ -586,10 +703,16 @@ static void write_done(enum storage_result res, void *ctx)
 			ps_reply_error(w->r, e, NULL, NULL, "the change could not be stored");
 		}
 	}
+	if (w->item != NULL)
+		ps_item_free(w->item);
+	for (size_t i = 0; i < w->nstored_evict; i++)
+		free(w->stored_evict[i]);
+	free(w->stored_evict);
 	xml_unref(&w->answer);
 	xml_unref(&w->payload);
 	free(w->last_node);
 	free(w->last_to);
+	free(w->created);
 	free(w->node);
 	free(w->id);
 	free(w->origin);
@@ -785,7 +908,9 @@ static void do_create(struct ps_req *r, const struct xml_node *create, const str
 		xml_set_attr(xml_add_child(answer, "create", NULL), "node", made);
 		free(made);
 	}
-	save_node(n, r, answer);
+	struct write_op *w = save_node(n, r, answer);
+	if (w != NULL)
+		w->created = xstrdup(n->name);
 	xml_unref(&answer);
 }
 
@@ -822,7 +947,7 @@ static void do_configure_set(struct ps_req *r, struct ps_node *n, const struct x
 	/* fewer items allowed now: the oldest go */
 	struct ps_owner *o = r->o;
 	struct storage *st = ps_store(o->st);
-	while (n->nitems > n->cfg.max_items || (!n->cfg.persist_items && n->nitems > 1)) {
+	while (n->nitems > node_keep(n)) {
 		struct ps_item *old = n->oldest;
 		n->oldest = old->newer;
 		if (n->oldest != NULL)
@@ -927,39 +1052,6 @@ static bool may_publish(struct ps_owner *o, struct ps_node *n, const struct jid 
 	return false;
 }
 
-static struct ps_item *item_find(struct ps_node *n, const char *id)
-{
-	for (struct ps_item *it = n->newest; it != NULL; it = it->older)
-		if (strcmp(it->id, id) == 0)
-			return it;
-	return NULL;
-}
-
-static void item_unlink(struct ps_node *n, struct ps_item *it)
-{
-	if (it->newer != NULL)
-		it->newer->older = it->older;
-	else
-		n->newest = it->older;
-	if (it->older != NULL)
-		it->older->newer = it->newer;
-	else
-		n->oldest = it->newer;
-	it->newer = it->older = NULL;
-	n->nitems--;
-}
-
-static void item_push(struct ps_node *n, struct ps_item *it)
-{
-	it->older = n->newest;
-	it->newer = NULL;
-	if (n->newest != NULL)
-		n->newest->newer = it;
-	else
-		n->oldest = it;
-	n->newest = it;
-	n->nitems++;
-}
 
 /* The publish shared by clients and pep_publish: 0 when stored (done or r
  * answered after the write), -1 with the error in *e_r, *app_r and
@@ -1030,7 +1122,9 @@ static int publish(struct ps_owner *o, const struct publish_args *a, enum stanza
 		}
 		n = node_add(o, a->node, &cfg, is_pep(o) ? NULL : a->bare);
 		ps_config_clear(&cfg);
-		ps_node_save(n);
+		struct write_op *w = save_node(n, NULL, NULL);
+		if (w != NULL)
+			w->created = xstrdup(n->name);
 	} else {
 		if (!may_publish(o, n, a->publisher, a->bare)) {
 			free(text);
@@ -1052,38 +1146,26 @@ static int publish(struct ps_owner *o, const struct publish_args *a, enum stanza
 		*app_r = "payload-required";
 		return -1;
 	}
-	struct ps_item *it = a->id != NULL ? item_find(n, a->id) : NULL;
-	if (it != NULL) {
-		item_unlink(n, it);
-		free(it->publisher);
-		xml_unref(&it->payload);
-	} else {
-		it = xcalloc(1, sizeof(*it));
-		it->id = a->id != NULL ? xstrdup(a->id) : new_id();
-	}
+	/* The item goes into the node once the store has it (write_done):
+	 * a failed write changes nothing and notifies nobody.  The store
+	 * drops the items this one pushes out, as the node is now. */
+	struct ps_item *it = xcalloc(1, sizeof(*it));
+	it->id = a->id != NULL ? xstrdup(a->id) : new_id();
 	it->publisher = jid_to_string(a->publisher);
 	it->published = ev_now(server.loop);
 	it->seq = ++n->seq;
-	if (a->payload != NULL) {
+	if (a->payload != NULL)
 		it->payload = xml_copy(a->payload);
-	}
-	item_push(n, it);
-	/* the oldest beyond max_items go (one is kept without persistence) */
-	unsigned keep = n->cfg.persist_items ? n->cfg.max_items : 1;
-	if (keep == PS_MAX_ITEMS_MAX || keep > st->set->max_items_per_node)
-		keep = st->set->max_items_per_node;
-	if (keep == 0)
-		keep = 1;
+	unsigned keep = node_keep(n);
+	size_t count = n->nitems + (item_find(n, it->id) == NULL ? 1 : 0);
 	const char **evict = NULL;
 	size_t nevict = 0;
-	struct ps_item *gone = NULL;
-	while (n->nitems > keep) {
-		struct ps_item *old = n->oldest;
-		item_unlink(n, old);
+	for (struct ps_item *old = n->oldest; old != NULL && count > keep; old = old->newer) {
+		if (strcmp(old->id, it->id) == 0)
+			continue;
 		evict = xrealloc(evict, (nevict + 1) * sizeof(*evict));
 		evict[nevict++] = old->id;
-		old->older = gone;
-		gone = old;
+		count--;
 	}
 	struct xml_node *answer = NULL;
 	if (a->r != NULL) {
@@ -1101,6 +1183,11 @@ static int publish(struct ps_owner *o, const struct publish_args *a, enum stanza
 		w->payload = it->payload;
 		xml_ref(w->payload);
 	}
+	w->item = it;
+	w->stored_evict = xcalloc(nevict + 1, sizeof(char *));
+	for (size_t i = 0; i < nevict; i++)
+		w->stored_evict[i] = xstrdup(evict[i]);
+	w->nstored_evict = nevict;
 	w->done = a->done;
 	w->done_ctx = a->done_ctx;
 	struct storage *store = ps_store(st);
@@ -1115,12 +1202,6 @@ static int publish(struct ps_owner *o, const struct publish_args *a, enum stanza
 	}
 	free(text);
 	free(evict);
-	while (gone != NULL) {
-		struct ps_item *next = gone->older;
-		ps_item_free(gone);
-		gone = next;
-	}
-	notify_item(o, n, it);
 	if (store == NULL)
 		write_done(STORAGE_OK, w);
 	return 0;
@@ -1195,27 +1276,24 @@ static void do_publish(struct ps_req *r, const struct xml_node *ps, const struct
 int ps_retract_item(struct ps_owner *o, struct ps_node *n, const char *id, bool notify_it, const char *origin,
                     struct ps_req *r, ps_done_fn *done, void *ctx)
 {
-	struct ps_item *it = item_find(n, id);
-	if (it == NULL)
+	if (item_find(n, id) == NULL)
 		return -1;
-	item_unlink(n, it);
-	if (notify_it || n->cfg.notify_retract)
-		notify_retract(o, n, id);
+	/* the item leaves the node once the store removed it (apply_stored) */
 	struct storage *st = ps_store(o->st);
 	struct write_op *w = write_new(o, r, NULL);
 	w->node = xstrdup(n->name);
 	w->id = xstrdup(id);
 	w->origin = origin != NULL ? xstrdup(origin) : NULL;
 	w->retract = true;
+	w->notify_retract = notify_it;
 	w->done = done;
 	w->done_ctx = ctx;
 	if (st != NULL) {
 		const char *ids[1] = { id };
 		storage_pubsub_item_delete(st, o->st->h->name, o->key, n->name, ids, 1, write_done, w);
-	}
-	ps_item_free(it);
-	if (st == NULL)
+	} else {
 		write_done(STORAGE_OK, w);
+	}
 	return 0;
 }
 

@@ -677,6 +677,8 @@ static void service_route(void *ctx, struct xml_node *stanza, const struct jid *
 			return;
 		}
 	}
+	if (o->state == PS_LOAD_FAILED && o->busy == 0)
+		owner_load(o); /* the store failed at start: try again */
 	if (owner_ready(o)) {
 		service_dispatch(o, stanza, from, to);
 		return;
@@ -835,7 +837,10 @@ static void last_for_free(struct last_for *l)
 static void contact_ready(struct ps_owner *o, bool ok, void *ctx)
 {
 	struct last_for *l = ctx;
-	struct session *s = ok ? sm_find(l->st->h, &l->jid) : NULL;
+	/* the session's host, looked up again: the contact may be another
+	 * host's, whose load may outlast this one */
+	struct host *sh = ok ? host_find(l->jid.domain) : NULL;
+	struct session *s = sh != NULL ? sm_find(sh, &l->jid) : NULL;
 	if (s != NULL && s->available)
 		ps_send_last_items(o, s);
 	last_for_free(l);
@@ -857,9 +862,15 @@ static void own_ready(struct ps_owner *o, bool ok, void *ctx)
 			continue;
 		struct jid cj = { 0 };
 		const char *err;
-		if (jid_parse(it->jid, &cj, &err) == 0 && cj.node != NULL &&
-		    strcmp(cj.domain, st->h->name) == 0) {
-			struct ps_owner *co = ps_pep_owner(st, cj.node);
+		struct host *ch = NULL;
+		if (jid_parse(it->jid, &cj, &err) == 0 && cj.node != NULL && cj.resource == NULL)
+			ch = strcmp(cj.domain, st->h->name) == 0 ? st->h : host_find(cj.domain);
+		struct ps_state *cst = ch == st->h ? st
+		                       : ch != NULL && module_running(ch, "pubsub")
+		                               ? module_state(ch, "pubsub")
+		                               : NULL;
+		if (cst != NULL) {
+			struct ps_owner *co = ps_pep_owner(cst, cj.node);
 			if (co != NULL) {
 				struct last_for *c = xcalloc(1, sizeof(*c));
 				c->st = st;
@@ -1049,6 +1060,8 @@ static void pep_call_ready(struct ps_owner *o, bool ok, void *ctx)
 		cfg.max_items = c->opts.max_items == UINT_MAX ? PS_MAX_ITEMS_MAX : c->opts.max_items;
 	if (c->opts.send_last)
 		cfg.send_last = PS_SEND_LAST_ON_SUB_AND_PRESENCE;
+	if (c->opts.send_last_never)
+		cfg.send_last = PS_SEND_LAST_NEVER;
 	if (n != NULL && acc >= 0 && n->cfg.access != (enum ps_access)acc) {
 		ps_config_clear(&cfg);
 		pep_published(SE_CONFLICT, false, c);
