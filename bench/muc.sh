@@ -32,46 +32,15 @@ export PARLEY_TOP=${PARLEY_TOP:-$TOP}
 # schema of the build under test (an older one would stop parleyd)
 export PARLEY_NAME=${PARLEY_NAME:-parley-muc}
 
-[ -d "$SRC" ] || { echo "muc.sh: no benchmark harness at $SRC (set BENCH_SRC)" >&2; exit 1; }
-case " $SERVERS $HOLD " in
-*" ejabberd "*) command -v ejabberdctl >/dev/null || { echo "muc.sh: apt-get install ejabberd" >&2; exit 1; } ;;
-esac
-case " $SERVERS $HOLD " in
-*" parley "*)
-    if [ ! -x "$PARLEY_TOP/parleyd" ] || [ ! -d "$PARLEY_TOP/modules/muc" ]; then
-        echo "muc.sh: $PARLEY_TOP has no parleyd built with modules/muc (set PARLEY_TOP)" >&2
-        exit 1
-    fi
-    ;;
-esac
-
+# shellcheck source=suite-lib.sh
+. "$HERE/suite-lib.sh"
+suite_check muc "$SERVERS" "$HOLD"
 # the harness copy, with the project's drivers and its own load generator
 # (a superset of the harness's, built beside it so the harness's stays as it is)
-mkdir -p "$W"
-cp -r "$SRC/." "$W/"
-chmod -R u+w "$W"
-cp "$HERE/parley.sh" "$HERE/peers/ejabberd-muc.sh" "$W/peers/"
-chmod +x "$W/peers/"*.sh
-mkdir -p "$W/loadgen-muc"
-cp "$HERE/loadgen/xmppload.c" "$HERE/loadgen/Makefile" "$W/loadgen-muc/"
-make -s -C "$W/loadgen-muc"
-LGBIN=$W/loadgen-muc/xmppload
-
-cd "$W"
-mkdir -p results
-OUT=${OUT:-results/muc-raw-$(date +%Y%m%d-%H%M%S).jsonl}
-LOG=${OUT%.jsonl}.log
-ulimit -n 20000 2>/dev/null || true
+suite_copy muc parley.sh peers/ejabberd-muc.sh   # and cd there
 
 driver() { case $1 in parley) echo peers/parley.sh ;; ejabberd) echo peers/ejabberd-muc.sh ;; *) echo "muc.sh: unknown server $1" >&2; exit 2 ;; esac; }
-port_of() { "$(driver "$1")" info | sed 's/.*port=\([0-9]*\).*/\1/'; }
-start() { "$(driver "$1")" start >>"$LOG" 2>&1; sleep 2; }
-stop() { "$(driver "$1")" stop >>"$LOG" 2>&1; sleep 1; }
-LG() {
-    timeout 900 taskset -c 1 "$LGBIN" "$@" 2>>"$LOG" >>"$OUT" ||
-        echo "muc.sh: load generator exit status $? for: $*" | tee -a "$LOG" >&2
-    grep '^\[muc\]' "$LOG" | tail -1
-}
+LG() { suite_lg muc 900 "$@"; }
 knob() { local v="MUC_$1_$2"; echo "${!v:-$3}"; }
 
 # closed-loop window (messages posted and not yet reflected, per room) and fixed
@@ -81,10 +50,9 @@ window_of() { case $1 in 1x100) knob WINDOW "$1" 20 ;; 50x10) knob WINDOW "$1" 4
 rate_of() { case $1 in 1x100) knob RATE "$1" 25 ;; 50x10) knob RATE "$1" 250 ;; *) knob RATE "$1" 100 ;; esac; }
 server_log() {   # the server's own log after a run (warnings and worse only)
     case $1 in
-    parley) f=$PEER_ROOT_DIR/$PARLEY_NAME/parleyd.log ;;
-    ejabberd) f=$PEER_ROOT_DIR/ejabberd-muc/log/error.log ;;
+    parley) suite_server_log "$PEER_ROOT_DIR/$PARLEY_NAME/parleyd.log" ;;
+    ejabberd) suite_server_log "$PEER_ROOT_DIR/ejabberd-muc/log/error.log" ;;
     esac
-    if [ -s "$f" ]; then echo "--- $f (last 20 lines)" >>"$LOG"; tail -20 "$f" >>"$LOG"; fi
 }
 PEER_ROOT_DIR=${PEER_ROOT:-/tmp/bench-peers}
 

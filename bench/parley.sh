@@ -1,7 +1,10 @@
 #!/bin/bash
 # Parley (this checkout's build) on 127.0.0.1:15522, for the shared XMPP benchmark harness.
 # Same interface as the harness's peers/*.sh, and copied next to them by bench/run.sh.
-# usage: parley.sh start|stop|adduser N|pids|info
+# usage: parley.sh start|stop|adduser N|pids|info|import-xep0227 FILE
+#   import-xep0227 FILE  accounts and their data (rosters) from a XEP-0227 file,
+#                        with parleyd stopped (parleyctl import-xep0227; existing
+#                        accounts are skipped); bench/pep.sh provisions with it
 # env:   PARLEY_TOP     the built checkout (has ./parleyd and ./parleyctl); default: found from here
 #        BENCH_CERT_KIND=ecdsa  use a P-256 certificate instead of the shared RSA-2048 one
 #        PARLEY_PORT    (15522)
@@ -163,7 +166,14 @@ adduser)
     echo "$N" > "$MARK"
     echo "accounts: $N"
     ;;
+import-xep0227)
+    F=${2:?FILE}
+    need_binaries
+    [ -f "$CFG" ] || write_config
+    if [ -n "$(pids)" ]; then echo "parley.sh: import-xep0227 needs parleyd stopped" >&2; exit 1; fi
+    "$PARLEYCTL" -c "$CFG" import-xep0227 "$F"
+    ;;
 pids) pids; echo ;;
 info) echo "host=127.0.0.1 port=$PORT domain=$BENCH_DOMAIN" ;;
-*) echo "usage: $0 start|stop|adduser N|pids|info" >&2; exit 2 ;;
+*) echo "usage: $0 start|stop|adduser N|pids|info|import-xep0227 FILE" >&2; exit 2 ;;
 esac

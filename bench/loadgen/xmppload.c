@@ -26,6 +26,19 @@
  *          delivered messages/s (one per occupant reached), latency p50/p99,
  *          server CPU per delivered message, KiB per occupant, lost messages,
  *          message errors and connections lost after login.
+ *   pep    N users (-n) log in, each announcing the same entity capabilities
+ *          (XEP-0115) in its initial presence, with "NODE+notify" among the
+ *          features (NODE: -g, urn:xmpp:bench:0), and answering the server's
+ *          disco#info query so that the caps verify. Their rosters (mutual
+ *          contacts, prepared in advance) are read at login. Then every user
+ *          publishes items to its PEP node NODE (XEP-0163), at a fixed total
+ *          rate (-r publishes/s, round robin) or closed loop (at most -w
+ *          notifications expected and not yet received, in all). Reports
+ *          delivered notifications/s, latency p50/p99 (publish to each
+ *          notification), server CPU per delivered notification, lost
+ *          notifications (expected from the contacts online at publish time
+ *          and the publisher itself), and the caps queries the clients got
+ *          (each one a miss of the server's caps cache) per presence sent.
  *
  * Server-side numbers come from /proc/<pid>/{stat,status} of the pids given
  * with -P "pid pid ...", summed. Output: one JSON line on stdout, a human
@@ -66,6 +79,8 @@ static double o_rate = 0, o_dur = 10, o_warm = 3, o_settle = 5, o_timeout = 0, o
 static int o_rooms = 1, o_per_room = 10, o_settle_set = 0;
 static const char *o_muc_service = NULL, *o_room_prefix = "bench";
 static double o_drain = 10;
+/* pep */
+static const char *o_pep_node = "urn:xmpp:bench:0";
 
 /* ---------- small helpers ---------- */
 static inline uint64_t now_ns(void) {
@@ -103,18 +118,20 @@ static double lat_pct(lat_t *l, double p) {
 /* server process stats */
 #define MAXPIDS 16
 static int npids; static int pids[MAXPIDS];
+static double srv_sys;   /* of the last srv_cpu: the stime part (in the kernel) */
 static double srv_cpu(void) {   /* utime+stime seconds summed over pids */
-    double t = 0; long hz = sysconf(_SC_CLK_TCK);
+    double t = 0, sys = 0; long hz = sysconf(_SC_CLK_TCK);
     for (int i = 0; i < npids; i++) {
         char path[64], line[4096]; snprintf(path, sizeof path, "/proc/%d/stat", pids[i]);
         FILE *f = fopen(path, "r"); if (!f) continue;
         if (fgets(line, sizeof line, f)) {
             char *p = strrchr(line, ')'); unsigned long ut = 0, st = 0;
             if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
-                t += (double)(ut + st) / hz;
+                { t += (double)(ut + st) / hz; sys += (double)st / hz; }
         }
         fclose(f);
     }
+    srv_sys = sys;
     return t;
 }
 static long srv_rss_kib(void) {
@@ -185,7 +202,7 @@ typedef struct conn {
     ev_timer tmo;
     XML_Parser xp; int depth, need_reset, close_after;
     /* current top-level element */
-    char name[32], attr_id[32], attr_type[16], attr_from[128];
+    char name[32], attr_id[160], attr_type[16], attr_from[256];
     int f_starttls, f_scram, f_plain, f_bind, f_session, f_session_opt, in_session, in_mechs;
     int capture; buf_t text; buf_t body; int has_body;
     buf_t out;
@@ -200,6 +217,11 @@ typedef struct conn {
     ev_timer retry;
     /* muc: room index, join state (M_*), status codes of the current presence */
     int room, muc, st110, st201;
+    /* pep: the <query/> of an iq (namespace, node), a pubsub event, a delayed
+       notification; the contacts (conn indexes) read from the roster */
+    char q_ns[64], q_node[192]; int pep_event, pep_delay;
+    int *contacts, ncontacts, roster_items, pub_pending;
+    unsigned char *seen; int nseen;   /* contacts whose available presence came */
 } conn_t;
 enum { M_OUT, M_JOINING, M_CONFIGURING, M_JOINED, M_FAILED };
 
@@ -233,7 +255,10 @@ static void on_message(conn_t *c, uint64_t ts);
 static void on_closed(conn_t *c, int err);
 static void muc_stanza(conn_t *c);
 static void muc_join_failed(conn_t *c, const char *why);
-static int is_muc;
+static int is_muc, is_pep;
+static void pep_stanza(conn_t *c);
+static void pep_roster_item(conn_t *c, const char **a);
+static void send_caps_presence(conn_t *c);
 
 static void set_events(conn_t *c, int ev) {
     if (ev == c->io_events) return;
@@ -293,6 +318,7 @@ static void xml_start(void *ud, const char *n, const char **a) {
         v = attr(a, "from"); snprintf(c->attr_from, sizeof c->attr_from, "%s", v ? v : "");
         c->f_starttls = c->f_scram = c->f_plain = c->f_bind = c->f_session = c->f_session_opt = 0;
         c->in_session = c->in_mechs = 0; c->has_body = 0; c->st110 = c->st201 = 0;
+        c->q_ns[0] = c->q_node[0] = 0; c->pep_event = c->pep_delay = 0;
         buf_reset(&c->text); buf_reset(&c->body);
         c->capture = (!strcmp(ln, "challenge") || !strcmp(ln, "success")) ? 1 : 0;
     } else if (c->depth == 2) {
@@ -305,6 +331,12 @@ static void xml_start(void *ud, const char *n, const char **a) {
         else if ((!strcmp(c->name, "error") || !strcmp(c->name, "failure")) && !c->text.len) buf_add(&c->text, ln, strlen(ln));
         else if (!strcmp(ln, "error") && !strcmp(c->attr_type, "error")) c->capture = 3;
         else if (!strcmp(c->name, "iq") && !strcmp(ln, "bind")) { /* <jid> inside */ }
+        else if (is_pep && !strcmp(c->name, "iq") && !strcmp(ln, "query")) {
+            const char *v = attr(a, "xmlns"); snprintf(c->q_ns, sizeof c->q_ns, "%s", v ? v : "");
+            v = attr(a, "node"); snprintf(c->q_node, sizeof c->q_node, "%s", v ? v : "");
+        } else if (is_pep && !strcmp(c->name, "message")) {
+            if (!strcmp(ln, "event")) c->pep_event = 1; else if (!strcmp(ln, "delay")) c->pep_delay = 1;
+        }
     } else if (c->depth == 3) {
         if (c->capture == 3 && !c->text.len && strcmp(ln, "text")) buf_add(&c->text, ln, strlen(ln));
         if (c->in_mechs && !strcmp(ln, "mechanism")) { buf_reset(&c->text); c->capture = 1; }
@@ -315,6 +347,9 @@ static void xml_start(void *ud, const char *n, const char **a) {
             if (code && !strcmp(code, "110")) c->st110 = 1;
             if (code && !strcmp(code, "201")) c->st201 = 1;
         }
+        else if (is_pep && c->state == S_ROSTER && !strcmp(c->name, "iq") && !strcmp(ln, "item")) pep_roster_item(c, a);
+    } else if (c->depth == 5 && c->pep_event && !strcmp(c->name, "message")) {
+        c->capture = 2; c->has_body = 1;   /* <message><event><items><item><PAYLOAD> */
     }
     c->depth++;
 }
@@ -324,6 +359,7 @@ static void xml_end(void *ud, const char *n) {
     if (c->depth == 0) {                                     /* </stream:stream> from server */
         c->close_after = 1; XML_StopParser(c->xp, XML_FALSE); return;
     }
+    if (c->depth == 5 && c->capture == 2) c->capture = 0;   /* end of a PEP payload */
     if (c->depth == 3 && c->in_mechs && !strcmp(ln, "mechanism")) {
         if (!strcmp(c->text.p ? c->text.p : "", "SCRAM-SHA-1")) c->f_scram = 1;
         if (!strcmp(c->text.p ? c->text.p : "", "PLAIN")) c->f_plain = 1;
@@ -474,13 +510,14 @@ static void handle_stanza(conn_t *c) {
         if (!strcmp(n, "iq") && !strcmp(c->attr_id, "r1")) {
             if (strcmp(c->attr_type, "result")) { conn_close(c, 1, "roster get failed"); return; }
             c->state = S_ONLINE;
-            conn_sendf(c, "<presence/>");
+            if (is_pep) send_caps_presence(c); else conn_sendf(c, "<presence/>");
             ev_timer_stop(loop, &c->tmo);
             on_online(c);
         }
         return;
     case S_ONLINE: case S_CLOSING:
         if (is_muc) { muc_stanza(c); return; }
+        if (is_pep) { pep_stanza(c); return; }
         if (!strcmp(n, "message") && c->has_body) {
             const char *b = c->body.p ? c->body.p : "";
             if (b[0] == 't') on_message(c, strtoull(b + 1, NULL, 10));
@@ -574,6 +611,7 @@ static void conn_start(conn_t *c) {
     n_pending++;
     c->t_start = now_ns(); c->state = S_CONNECTING; c->close_after = 0; c->inflight = 0;
     c->ssl = NULL; c->jid[0] = 0; buf_reset(&c->out);
+    c->ncontacts = c->roster_items = c->pub_pending = c->nseen = 0;   /* pep: read again from the roster */
     ev_io_init(&c->io, conn_io_cb, c->fd, EV_WRITE); c->io.data = c; c->io_events = EV_WRITE; ev_io_start(loop, &c->io);
     ev_timer_init(&c->tmo, conn_tmo_cb, o_login_timeout, 0); c->tmo.data = c; ev_timer_start(loop, &c->tmo);
     if (connect(c->fd, (struct sockaddr *)&srv_addr, srv_addrlen) < 0 && errno != EINPROGRESS) {
@@ -636,6 +674,7 @@ static void on_online(conn_t *c) {
 /* called when the connection is gone (or torn down); code: 0 clean, 1 error (still open), <0 already torn down */
 static void on_closed(conn_t *c, int code) {
     int was = c->state;
+    if (is_pep && was == S_ONLINE && running) c_disconnects++;
     if (is_muc && was == S_ONLINE && running) {   /* lost after login: the hold test counts these */
         c_disconnects++;
         if (c->muc == M_JOINED) rooms[c->room].joined--;
@@ -681,23 +720,25 @@ static void on_message(conn_t *c, uint64_t ts) {
     if (sending && o_rate <= 0 && s->state == S_ONLINE && s->inflight < o_window) send_msg(s);
 }
 
-/* rate mode: ticks every ms, sends round robin up to the target count */
+/* rate mode: ticks every ms, sends (send) round robin over the connections
+   ready to (ready) up to the target count */
 static uint64_t rate_t0, rate_sent;
-static void rate_cb(struct ev_loop *l, ev_timer *w, int revents) {
-    (void)l; (void)w; (void)revents;
+static void rate_pace(int (*ready)(conn_t *), void (*send)(conn_t *)) {
     if (!sending) return;
     uint64_t target = (uint64_t)((now_ns() - rate_t0) / 1e9 * o_rate);
     int guard = 0;
     while (rate_sent < target && guard < nconns) {
         conn_t *c = &conns[rr_next]; rr_next = (rr_next + 1) % nconns;
-        if (c->state == S_ONLINE && conns[c->partner].state == S_ONLINE && c->inflight < 1000) { send_msg(c); rate_sent++; guard = 0; } else guard++;
+        if (ready(c)) { send(c); rate_sent++; guard = 0; } else guard++;
     }
 }
+static int msg_ready(conn_t *c) { return c->state == S_ONLINE && conns[c->partner].state == S_ONLINE && c->inflight < 1000; }
+static void rate_cb(struct ev_loop *l, ev_timer *w, int revents) { (void)l; (void)w; (void)revents; rate_pace(msg_ready, send_msg); }
 
 /* ---------- phases ---------- */
 static ev_timer phase_timer, hard_timer, rate_timer, login_pump;
 static int phase;
-static double cpu0, cpu1, scpu0, scpu1; static long rss0, rss1;
+static double cpu0, cpu1, scpu0, scpu1, sys0, sys1; static long rss0, rss1;
 static int next_login;   /* idle/msg: next conn to start */
 static uint64_t t_all_online;
 
@@ -705,8 +746,8 @@ static void hard_cb(struct ev_loop *l, ev_timer *w, int r) { (void)l; (void)w; (
 
 static int count_online(void) { int n = 0; for (int i = 0; i < nconns; i++) if (conns[i].state == S_ONLINE) n++; return n; }
 
-static void measure_begin(void) { t_measure_start = now_ns(); measuring = 1; cpu0 = srv_cpu(); scpu0 = self_cpu(); host_cpu(hb0, ht0, hi0); }
-static void measure_end(void) { t_measure_end = now_ns(); measuring = 0; cpu1 = srv_cpu(); scpu1 = self_cpu(); host_cpu(hb1, ht1, hi1); }
+static void measure_begin(void) { t_measure_start = now_ns(); measuring = 1; cpu0 = srv_cpu(); sys0 = srv_sys; scpu0 = self_cpu(); host_cpu(hb0, ht0, hi0); }
+static void measure_end(void) { t_measure_end = now_ns(); measuring = 0; cpu1 = srv_cpu(); sys1 = srv_sys; scpu1 = self_cpu(); host_cpu(hb1, ht1, hi1); }
 
 static void phase_cb(struct ev_loop *l, ev_timer *w, int r);
 static void after(double s) { ev_timer_stop(loop, &phase_timer); ev_timer_set(&phase_timer, s, 0); ev_timer_start(loop, &phase_timer); }
@@ -851,16 +892,8 @@ static void muc_start_joins(void) {
 }
 
 /* fixed rate: ticks every ms, sends round robin over the joined occupants up to the target count */
-static void muc_rate_cb(struct ev_loop *l, ev_timer *w, int revents) {
-    (void)l; (void)w; (void)revents;
-    if (!sending) return;
-    uint64_t target = (uint64_t)((now_ns() - rate_t0) / 1e9 * o_rate);
-    int guard = 0;
-    while (rate_sent < target && guard < nconns) {
-        conn_t *c = &conns[rr_next]; rr_next = (rr_next + 1) % nconns;
-        if (c->state == S_ONLINE && c->muc == M_JOINED && c->inflight < 1000) { send_gc(c); rate_sent++; guard = 0; } else guard++;
-    }
-}
+static int muc_ready(conn_t *c) { return c->state == S_ONLINE && c->muc == M_JOINED && c->inflight < 1000; }
+static void muc_rate_cb(struct ev_loop *l, ev_timer *w, int revents) { (void)l; (void)w; (void)revents; rate_pace(muc_ready, send_gc); }
 
 static void muc_phase(void) {
     if (phase == 1) after(o_settle);                                  /* let the logins settle */
@@ -876,6 +909,165 @@ static void muc_phase(void) {
     else if (phase == 6) { measure_end(); sending = 0; t_drain_start = now_ns(); after(0.05); }
     else {                                                            /* drain: until all arrived or o_drain */
         if (c_recv >= c_expected || (now_ns() - t_drain_start) / 1e9 >= o_drain) stop_loop();
+        else { phase--; after(0.05); }
+    }
+}
+
+/* ---------- pep scenario ---------- */
+#define CAPS_NODE "http://bench.local/xmppload"
+#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+static char caps_ver[64], caps_query[1024];   /* XEP-0115 ver; our disco#info <query/> children */
+static uint64_t c_caps_pres, c_caps_queries, c_other_queries, c_pub_err, c_notif_self, c_last_items, c_pres_in;
+static uint64_t c_pub_acked, c_recv_contacts, c_recv_win_contacts, t_send_start, t_pres_done;
+static int pep_pres_polls;
+static ev_timer pep_rate_timer;
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char **)a, *(const char **)b); }
+/* the ver of our identity and features (XEP-0115 section 5.1), and the disco#info answer */
+static void pep_caps_init(void) {
+    char notify[200]; snprintf(notify, sizeof notify, "%s+notify", o_pep_node);
+    const char *f[] = { "http://jabber.org/protocol/caps", NS_DISCO_INFO, o_pep_node, notify };
+    qsort(f, 4, sizeof *f, cmp_str);
+    char s[1024]; int n = snprintf(s, sizeof s, "client/bot//xmppload<");
+    int q = snprintf(caps_query, sizeof caps_query, "<identity category='client' type='bot' name='xmppload'/>");
+    for (int i = 0; i < 4; i++) {
+        n += snprintf(s + n, sizeof s - n, "%s<", f[i]);
+        q += snprintf(caps_query + q, sizeof caps_query - q, "<feature var='%s'/>", f[i]);
+    }
+    unsigned char md[SHA_DIGEST_LENGTH]; SHA1((unsigned char *)s, n, md);
+    b64enc(md, sizeof md, caps_ver);
+}
+static void send_caps_presence(conn_t *c) {
+    c_caps_pres++;
+    conn_sendf(c, "<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='" CAPS_NODE "' ver='%s'/></presence>", caps_ver);
+}
+/* a roster item at login: a contact among our users if its JID is PREFIX<n>@DOMAIN */
+static void pep_roster_item(conn_t *c, const char **a) {
+    const char *jid = attr(a, "jid"), *sub = attr(a, "subscription");
+    size_t pl = strlen(o_prefix);
+    c->roster_items++;
+    if (!jid || !sub || strcmp(sub, "both") || strncmp(jid, o_prefix, pl)) return;
+    char *e; long u = strtol(jid + pl, &e, 10);
+    if (e == jid + pl || *e != '@' || strcmp(e + 1, o_domain)) return;
+    long idx = u - o_first;
+    if (idx < 0 || idx >= nconns || idx == c->id) return;
+    c->contacts = realloc(c->contacts, (c->ncontacts + 1) * sizeof *c->contacts);
+    c->seen = realloc(c->seen, c->ncontacts + 1);
+    c->seen[c->ncontacts] = 0;
+    c->contacts[c->ncontacts++] = (int)idx;
+}
+/* an available presence from one of our users: mark that contact as seen */
+static void pep_presence_from(conn_t *c, const char *from) {
+    size_t pl = strlen(o_prefix);
+    if (strncmp(from, o_prefix, pl)) return;
+    char *e; long idx = strtol(from + pl, &e, 10) - o_first;
+    if (e == from + pl || *e != '@') return;
+    for (int i = 0; i < c->ncontacts; i++)
+        if (c->contacts[i] == idx) { if (!c->seen[i]) { c->seen[i] = 1; c->nseen++; } return; }
+}
+
+static int contacts_online(conn_t *c) {
+    int n = 0;
+    for (int i = 0; i < c->ncontacts; i++) if (conns[c->contacts[i]].state == S_ONLINE) n++;
+    return n;
+}
+/* publish one item; the server should notify every contact online and the publisher itself */
+static void pep_publish(conn_t *c) {
+    if (c->state != S_ONLINE) return;
+    char payload[4096]; int n = snprintf(payload, sizeof payload, "t%llu s%d ", (unsigned long long)now_ns(), c->id);
+    while (n < o_size && n < (int)sizeof payload - 1) payload[n++] = 'x';
+    payload[n] = 0;
+    int online = contacts_online(c);
+    c->seq++; c->pub_pending++; c_sent++; if (measuring) c_sent_win++;
+    c_expected += online;
+    conn_sendf(c, "<iq type='set' id='p%llu'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='%s'>"
+                  "<item><entry xmlns='%s'>%s</entry></item></publish></pubsub></iq>",
+               (unsigned long long)c->seq, o_pep_node, o_pep_node, payload);
+}
+
+/* closed loop: publish (round robin over users with no publish unanswered) while
+   fewer than o_window notifications are expected and not yet received */
+static void pep_fill(void) {
+    int guard = 0;
+    while (sending && o_rate <= 0 && (int64_t)(c_expected - c_recv_contacts) < o_window && guard < nconns) {
+        conn_t *c = &conns[rr_next]; rr_next = (rr_next + 1) % nconns;
+        if (c->state == S_ONLINE && c->pub_pending == 0) { pep_publish(c); guard = 0; } else guard++;
+    }
+}
+
+static void pep_notification(conn_t *c) {
+    const char *b = c->body.p ? c->body.p : "";
+    char *e; int from = -1; uint64_t ts;
+    if (b[0] != 't') { c_last_items++; return; }
+    ts = strtoull(b + 1, &e, 10);
+    if (e[0] == ' ' && e[1] == 's') from = atoi(e + 2);
+    if (c->pep_delay || ts < t0) { c_last_items++; return; }   /* a last item, from an earlier run */
+    uint64_t t = now_ns();
+    c_recv++;
+    if (measuring) c_recv_win++;
+    if (from == c->id) { c_notif_self++; return; }   /* the publisher's own copy (or copies) */
+    c_recv_contacts++;
+    if (measuring) {   /* rate: every delivery in the window; latency: items published in it */
+        c_recv_win_contacts++;
+        if (ts >= t_measure_start) lat_add(&lat_msg, t - ts);
+    }
+    pep_fill();
+}
+
+static void pep_stanza(conn_t *c) {
+    const char *n = c->name, *err = c->text.p && c->text.len ? c->text.p : "?";
+    if (!strcmp(n, "message")) {
+        if (!strcmp(c->attr_type, "error")) {
+            c_msg_err++;
+            snprintf(last_err, sizeof last_err, "conn %d (%s%d): message error <%s/>", c->id, o_prefix, c->user, err);
+        } else if (c->pep_event && c->has_body) pep_notification(c);
+    } else if (!strcmp(n, "iq")) {
+        if (c->attr_id[0] == 'p' && (!strcmp(c->attr_type, "result") || !strcmp(c->attr_type, "error"))) {
+            if (c->pub_pending > 0) c->pub_pending--;
+            if (!strcmp(c->attr_type, "result")) c_pub_acked++;
+            else {   /* no notifications to expect (the contacts online now, as good as at publishing) */
+                c_pub_err++; c_expected -= contacts_online(c); 
+                snprintf(last_err, sizeof last_err, "conn %d (%s%d): publish refused <%s/>", c->id, o_prefix, c->user, err);
+            }
+            pep_fill();
+        } else if (!strcmp(c->attr_type, "get") && !strcmp(c->q_ns, NS_DISCO_INFO) && c->state == S_ONLINE) {
+            char want[160]; snprintf(want, sizeof want, CAPS_NODE "#%s", caps_ver);
+            if (!strcmp(c->q_node, want)) c_caps_queries++; else c_other_queries++;
+            char node[220] = ""; if (c->q_node[0]) snprintf(node, sizeof node, " node='%s'", c->q_node);
+            conn_sendf(c, "<iq type='result' id='%s'%s%s%s><query xmlns='" NS_DISCO_INFO "'%s>%s</query></iq>", c->attr_id,
+                       c->attr_from[0] ? " to='" : "", c->attr_from, c->attr_from[0] ? "'" : "", node, caps_query);
+        } else if ((!strcmp(c->attr_type, "get") || !strcmp(c->attr_type, "set")) && c->state == S_ONLINE) {
+            conn_sendf(c, "<iq type='error' id='%s'%s%s%s><error type='cancel'><service-unavailable "
+                          "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>", c->attr_id,
+                       c->attr_from[0] ? " to='" : "", c->attr_from, c->attr_from[0] ? "'" : "");
+        }
+    } else if (!strcmp(n, "presence")) {
+        if (!c->attr_type[0]) { c_pres_in++; pep_presence_from(c, c->attr_from); }
+    }
+}
+
+/* fixed rate: ticks every ms, publishes round robin over the online users up to the target count */
+static int pep_ready(conn_t *c) { return c->state == S_ONLINE && c->pub_pending < 1000; }
+static void pep_rate_cb(struct ev_loop *l, ev_timer *w, int revents) { (void)l; (void)w; (void)revents; rate_pace(pep_ready, pep_publish); }
+
+static void pep_phase(void) {
+    if (phase == 1) {   /* until every user has its contacts' presence (at most o_login_timeout s) */
+        int done = 1;
+        for (int i = 0; i < nconns && done; i++) if (conns[i].state == S_ONLINE && conns[i].nseen < conns[i].ncontacts) done = 0;
+        if (!done && ++pep_pres_polls * 0.05 < o_login_timeout) { phase--; after(0.05); return; }
+        t_pres_done = now_ns();
+        fprintf(stderr, "presence %s after %.2fs\n", done ? "complete" : "still incomplete", (t_pres_done - t0) / 1e9);
+        after(o_settle);   /* then what is left: caps queries, last items */
+    } else if (phase == 2) {
+        sending = 1; t_send_start = now_ns();
+        if (o_rate > 0) { rate_t0 = now_ns(); ev_timer_init(&pep_rate_timer, pep_rate_cb, 0.001, 0.001); ev_timer_start(loop, &pep_rate_timer); }
+        else pep_fill();
+        after(o_warm);
+    } else if (phase == 3) { measure_begin(); after(o_dur); }
+    else if (phase == 4) { measure_end(); sending = 0; t_drain_start = now_ns(); after(0.05); }
+    else {                                                            /* drain: until all arrived or o_drain */
+        int acked = 1; for (int i = 0; i < nconns && acked; i++) if (conns[i].state == S_ONLINE && conns[i].pub_pending) acked = 0;
+        if ((c_recv_contacts >= c_expected && acked) || (now_ns() - t_drain_start) / 1e9 >= o_drain) stop_loop();
         else { phase--; after(0.05); }
     }
 }
@@ -899,6 +1091,7 @@ static void phase_cb(struct ev_loop *l, ev_timer *w, int r) {
     (void)l; (void)w; (void)r;
     phase++;
     if (is_muc) { muc_phase(); return; }
+    if (is_pep) { pep_phase(); return; }
     if (is_login) {
         if (phase == 1) { measure_begin(); after(o_dur); }            /* warmup done */
         else { measure_end(); stop_loop(); }
@@ -920,7 +1113,7 @@ static void phase_cb(struct ev_loop *l, ev_timer *w, int r) {
 
 static void usage(void) {
     fprintf(stderr,
-"usage: xmppload -s login|msg|idle|muc [options]\n"
+"usage: xmppload -s login|msg|idle|muc|pep [options]\n"
 "  -h host (127.0.0.1)  -p port (5222)  -D domain (bench.local)  -u user prefix (u)  -k password (pass)\n"
 "  -f first user number (1)  -n users (msg/idle: that many connections; login: pool the workers take users from round robin, default c)\n"
 "  -c concurrency: login workers / parallel logins while connecting (16)\n"
@@ -932,13 +1125,17 @@ static void usage(void) {
 "  muc: -R rooms (1)  -M occupants per room (10)  -C MUC service (conference.DOMAIN)  -K room name prefix (bench)\n"
 "       -w closed loop: messages a room keeps posted but not yet reflected to their senders (10)\n"
 "       -r total offered msgs/s instead  -e drain seconds (10)\n"
-"       -S settle seconds before each RSS reading (2)\n");
+"       -S settle seconds before each RSS reading (2)\n"
+"  pep: -n users (rosters of mutual contacts prepared in advance)  -g PEP node (urn:xmpp:bench:0)\n"
+"       -r total offered publishes/s (round robin over the users), or closed loop:\n"
+"       -w notifications expected and not yet received, in all (10)\n"
+"       -S settle seconds after the logins (2)  -e drain seconds (10)\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
     int opt;
-    while ((opt = getopt(argc, argv, "s:h:p:D:u:k:f:n:c:d:W:S:w:r:b:Bm:NP:T:L:l:R:M:C:K:e:")) != -1) {
+    while ((opt = getopt(argc, argv, "s:h:p:D:u:k:f:n:c:d:W:S:w:r:b:Bm:NP:T:L:l:R:M:C:K:e:g:")) != -1) {
         switch (opt) {
         case 's': o_scen = optarg; break; case 'h': o_host = optarg; break; case 'p': o_port = atoi(optarg); break;
         case 'D': o_domain = optarg; break; case 'u': o_prefix = optarg; break; case 'k': o_pass = optarg; break;
@@ -950,13 +1147,17 @@ int main(int argc, char **argv) {
         case 'l': o_login_timeout = atof(optarg); break;
         case 'R': o_rooms = atoi(optarg); break; case 'M': o_per_room = atoi(optarg); break;
         case 'C': o_muc_service = optarg; break; case 'K': o_room_prefix = optarg; break;
-        case 'e': o_drain = atof(optarg); break;
+        case 'e': o_drain = atof(optarg); break; case 'g': o_pep_node = optarg; break;
         default: usage();
         }
     }
     is_login = !strcmp(o_scen, "login"); is_msg = !strcmp(o_scen, "msg"); is_idle = !strcmp(o_scen, "idle");
-    is_muc = !strcmp(o_scen, "muc");
-    if (!is_login && !is_msg && !is_idle && !is_muc) usage();
+    is_muc = !strcmp(o_scen, "muc"); is_pep = !strcmp(o_scen, "pep");
+    if (!is_login && !is_msg && !is_idle && !is_muc && !is_pep) usage();
+    if (is_pep) {
+        if (!o_settle_set) o_settle = 2;
+        pep_caps_init();
+    }
     if (is_muc) {
         if (o_rooms < 1 || o_per_room < 1) die("muc needs -R >= 1 and -M >= 1");
         o_users = o_rooms * o_per_room;
@@ -1001,6 +1202,7 @@ int main(int argc, char **argv) {
     }
     loop = EV_DEFAULT;
     if (o_timeout <= 0) o_timeout = (is_login ? o_warm + o_dur : is_msg ? o_warm + o_dur + 60 : is_muc ? 2 * o_settle + o_warm + o_dur + o_drain + nconns / 10.0 + o_login_timeout
+                                     : is_pep ? o_settle + o_warm + o_dur + o_drain + nconns / 10.0
                                      : o_settle + nconns / 20.0) + o_login_timeout + 30;
     ev_timer_init(&hard_timer, hard_cb, o_timeout, 0); ev_timer_start(loop, &hard_timer);
     ev_timer_init(&phase_timer, phase_cb, 1, 0);
@@ -1077,6 +1279,50 @@ int main(int argc, char **argv) {
                 o_rooms, o_per_room, joined, nconns, jt, o_rate > 0 ? "fixed rate" : "closed loop", rate, win > 0 ? c_sent_win / win : 0,
                 lat_pct(&lat_msg, .5), lat_pct(&lat_msg, .99), win > 0 ? cpu / win * 100 : 0, c_recv_win ? cpu / c_recv_win * 1e6 : -1,
                 kib_occ, lost, (unsigned long long)c_msg_err, (unsigned long long)c_disconnects, lg_cpu, host_busy_pct(0), host_busy_pct(1));
+    } else if (is_pep) {
+        /* deliveries: notifications reaching contacts (the publisher's own copies apart) */
+        uint64_t dw = c_recv_win_contacts;
+        double rate = win > 0 ? dw / win : 0, cpu = cpu1 - cpu0;
+        long lost = (long)c_expected - (long)c_recv_contacts;
+        int cmin = -1, cmax = 0; long csum = 0;
+        for (int i = 0; i < nconns; i++) {
+            csum += conns[i].ncontacts;
+            if (cmin < 0 || conns[i].ncontacts < cmin) cmin = conns[i].ncontacts;
+            if (conns[i].ncontacts > cmax) cmax = conns[i].ncontacts;
+        }
+        double hit = c_caps_pres ? 100.0 * (1.0 - (double)c_caps_queries / c_caps_pres) : -1;
+        printf("\"users\":%d,\"online\":%d,\"contacts_min\":%d,\"contacts_avg\":%.1f,\"contacts_max\":%d,\"node\":\"%s\",\"caps_ver\":\"%s\","
+               "\"caps_presences\":%llu,\"caps_queries\":%llu,\"other_disco_queries\":%llu,\"caps_hit_pct\":%.2f,\"presences_in\":%llu,"
+               "\"login_phase_s\":%.2f,\"presence_phase_s\":%.2f,"
+               "\"window\":%d,\"offered_rate\":%.0f,\"payload_bytes\":%d,\"window_s\":%.3f,"
+               "\"published\":%llu,\"published_in_window\":%llu,\"published_per_s\":%.1f,\"publish_acked\":%llu,\"publish_errors\":%llu,"
+               "\"expected\":%llu,\"received\":%llu,\"lost\":%ld,\"own_copies\":%llu,\"last_items\":%llu,"
+               "\"delivered_in_window\":%llu,\"delivered_in_window_with_self\":%llu,\"notifs_per_s\":%.1f,"
+               "\"lat_p50_ms\":%.3f,\"lat_p99_ms\":%.3f,\"lat_max_ms\":%.3f,"
+               "\"server_cpu_s\":%.3f,\"server_cpu_pct\":%.1f,\"server_sys_share_pct\":%.1f,\"cpu_us_per_delivery\":%.3f,\"rss_kib\":%ld,"
+               "\"disconnects\":%llu,\"msg_errors\":%llu,"
+               "\"loadgen_cpu_pct\":%.1f,\"cpu0_busy_pct\":%.1f,\"cpu0_irq_pct\":%.1f,\"cpu1_busy_pct\":%.1f,\"login_p50_ms\":%.2f}\n",
+               nconns, online, cmin, nconns ? (double)csum / nconns : 0, cmax, o_pep_node, caps_ver,
+               (unsigned long long)c_caps_pres, (unsigned long long)c_caps_queries, (unsigned long long)c_other_queries, hit,
+               (unsigned long long)c_pres_in, t_all_online > t0 ? (t_all_online - t0) / 1e9 : -1,
+               t_pres_done > t_all_online && t_all_online ? (t_pres_done - t_all_online) / 1e9 : -1, o_window, o_rate, o_size, win,
+               (unsigned long long)c_sent, (unsigned long long)c_sent_win, win > 0 ? c_sent_win / win : 0,
+               (unsigned long long)c_pub_acked, (unsigned long long)c_pub_err,
+               (unsigned long long)c_expected, (unsigned long long)c_recv_contacts, lost, (unsigned long long)c_notif_self,
+               (unsigned long long)c_last_items,
+               (unsigned long long)dw, (unsigned long long)c_recv_win, rate,
+               lat_pct(&lat_msg, .5), lat_pct(&lat_msg, .99), lat_pct(&lat_msg, 1.0),
+               cpu, win > 0 ? cpu / win * 100 : 0, cpu > 0 ? (sys1 - sys0) / cpu * 100 : -1, dw ? cpu / dw * 1e6 : -1, srv_rss_kib(),
+               (unsigned long long)c_disconnects, (unsigned long long)c_msg_err,
+               lg_cpu, host_busy_pct(0), host_intr_pct(0), host_busy_pct(1), lat_pct(&lat_login, .5));
+        fprintf(stderr, "[pep] %d/%d online, contacts %d..%d, caps: %llu presences, %llu queries (hit %.1f%%), %s: %.0f notifications/s "
+                "(%.1f publishes/s), latency p50 %.3f ms p99 %.3f ms, server cpu %.0f%% = %.2f us/notification, lost %ld, "
+                "own copies %llu for %llu publishes, publish errors %llu, disconnects %llu, loadgen cpu %.0f%%, cpu0/cpu1 busy %.0f%%/%.0f%%\n",
+                online, nconns, cmin, cmax, (unsigned long long)c_caps_pres, (unsigned long long)c_caps_queries, hit,
+                o_rate > 0 ? "fixed rate" : "closed loop", rate, win > 0 ? c_sent_win / win : 0,
+                lat_pct(&lat_msg, .5), lat_pct(&lat_msg, .99), win > 0 ? cpu / win * 100 : 0, dw ? cpu / dw * 1e6 : -1,
+                lost, (unsigned long long)c_notif_self, (unsigned long long)c_pub_acked, (unsigned long long)c_pub_err,
+                (unsigned long long)c_disconnects, lg_cpu, host_busy_pct(0), host_busy_pct(1));
     } else {
         double lt = t_all_online > t0 ? (t_all_online - t0) / 1e9 : (t_end - t0) / 1e9;
         printf("\"users\":%d,\"online\":%d,\"login_phase_s\":%.2f,\"logins_per_s\":%.1f,\"rss_before_kib\":%ld,\"rss_after_kib\":%ld,"
