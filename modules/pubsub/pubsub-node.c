@@ -1468,11 +1468,6 @@ static void ask_approval(struct ps_owner *o, struct ps_node *n, const struct ps_
 		xml_set_attr(fl, "type", f[i].type);
 		xml_add_text(xml_add_child(fl, "value", NULL), f[i].value, strlen(f[i].value));
 	}
-	struct ps_owner *holders[8];
-	size_t k = 0;
-	if (is_pep(o)) {
-		holders[k++] = o;
-	}
 	struct fanout fo;
 	fanout_init(&fo, o, m);
 	if (is_pep(o)) {
@@ -1488,7 +1483,6 @@ static void ask_approval(struct ps_owner *o, struct ps_node *n, const struct ps_
 			jid_clear(&j);
 		}
 	}
-	(void)holders;
 	fanout_done(&fo);
 }
 

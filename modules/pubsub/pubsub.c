@@ -713,10 +713,6 @@ static void pep_iq(struct iq_request *req, void *ctx)
 	ps_owner_when_ready(o, req_go, r);
 }
 
-struct pep_disco {
-	struct iq_request *req;
-};
-
 static void pep_items_ready(struct ps_owner *o, bool ok, void *ctx)
 {
 	struct iq_request *req = ctx;
