@@ -257,3 +257,20 @@ void roster_version_string(char out[32], uint64_t version, uint32_t tag)
 	else
 		snprintf(out, 32, "%" PRIu64, version);
 }
+
+char *builtin_service_domain(const char *pattern, const char *host)
+{
+	struct buf b = { 0 };
+	const char *p = pattern;
+	const char *at;
+	while ((at = strstr(p, "@HOST@")) != NULL) {
+		buf_append(&b, p, (size_t)(at - p));
+		buf_append_str(&b, host);
+		p = at + 6;
+	}
+	buf_append_str(&b, p);
+	char *raw = buf_steal(&b);
+	char *prepped = jid_nameprep(raw);
+	free(raw);
+	return prepped;
+}

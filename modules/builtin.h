@@ -119,6 +119,11 @@ struct xml_node *builtin_parse_stored(const char *text, const char *name, const 
 void builtin_log_pep(const struct host *h, const char *module, const char *user, const char *what,
                      enum pep_result r);
 
+/* The domain of a service (MUC, pubsub) from its configured pattern:
+ * "@HOST@" replaced by host, nameprepped; NULL when that is no valid
+ * domain.  malloc'd. */
+char *builtin_service_domain(const char *pattern, const char *host);
+
 /* ---- shared by mod_roster and mod_presence ------------------------------- */
 
 struct roster_item;

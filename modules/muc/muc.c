@@ -808,23 +808,6 @@ static enum hook_result remove_user_hook(struct host *h, void *args, void *ctx)
 
 /* ---- start and stop ---------------------------------------------------- */
 
-static char *service_domain(const char *pattern, const char *host)
-{
-	struct buf b = { 0 };
-	const char *p = pattern;
-	const char *at;
-	while ((at = strstr(p, "@HOST@")) != NULL) {
-		buf_append(&b, p, (size_t)(at - p));
-		buf_append_str(&b, host);
-		p = at + 6;
-	}
-	buf_append_str(&b, p);
-	char *raw = buf_steal(&b);
-	char *prepped = jid_nameprep(raw);
-	free(raw);
-	return prepped;
-}
-
 static void service_free(struct muc_service *svc, bool shutdown)
 {
 	router_remove_route(svc->domain, svc);
@@ -877,7 +860,7 @@ static int muc_start(struct host *h, const void *settings, void **state_r, char 
 	*state_r = st;
 	struct muc_service **tail = &st->services;
 	for (size_t i = 0; i < set->hosts.count; i++) {
-		char *domain = service_domain(set->hosts.items[i], h->name);
+		char *domain = builtin_service_domain(set->hosts.items[i], h->name);
 		if (domain == NULL) {
 			*error_r = xasprintf("modules.muc.hosts: '%s' is not a valid domain",
 			                     set->hosts.items[i]);

@@ -1151,23 +1151,6 @@ enum pep_result pep_items(struct host *h, const char *user, const char *node, pe
 
 /* ---- start and stop ------------------------------------------------------------------ */
 
-static char *service_domain(const char *pattern, const char *host)
-{
-	struct buf b = { 0 };
-	const char *p = pattern;
-	const char *at;
-	while ((at = strstr(p, "@HOST@")) != NULL) {
-		buf_append(&b, p, (size_t)(at - p));
-		buf_append_str(&b, host);
-		p = at + 6;
-	}
-	buf_append_str(&b, p);
-	char *raw = buf_steal(&b);
-	char *prepped = jid_nameprep(raw);
-	free(raw);
-	return prepped;
-}
-
 static void pubsub_stop(struct host *h, void *state);
 
 static const struct builtin_hook pubsub_hooks[] = {
@@ -1184,7 +1167,7 @@ static int pubsub_start(struct host *h, const void *settings, void **state_r, ch
 	st->set = set;
 	*state_r = st;
 	for (size_t i = 0; i < set->hosts.count; i++) {
-		char *domain = service_domain(set->hosts.items[i], h->name);
+		char *domain = builtin_service_domain(set->hosts.items[i], h->name);
 		if (domain == NULL) {
 			*error_r = xasprintf("modules.pubsub.hosts: '%s' is not a valid domain",
 			                     set->hosts.items[i]);
