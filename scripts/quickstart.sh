@@ -1,7 +1,7 @@
 #!/bin/bash
 # Build Parley and run it in the foreground with a ready-made configuration.
 #
-#   sudo ./scripts/quickstart.sh
+#   ./scripts/quickstart.sh
 #
 # Installs the build dependencies (Debian 12), builds in the checkout, and
 # keeps everything the server needs in ./run/ under the checkout:

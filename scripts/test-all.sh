@@ -6,7 +6,7 @@
 # run in both.  A test that fails, errors or is skipped is a failure here: a
 # skip means something the suite needs is missing.
 #
-#   sudo ./scripts/test-all.sh
+#   ./scripts/test-all.sh          (as root: it installs and starts servers)
 #
 # Ends with one line "N passed, N failed" (test programs over both builds) and
 # exits non-zero on any failure.  Runs unattended (CI=true, no stdin).
