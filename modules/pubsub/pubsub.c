@@ -552,6 +552,37 @@ static void answer_iq(struct ps_owner *o, struct xml_node *iq, const struct jid 
 	ps_send(o, res, from);
 }
 
+/* disco#items of o as from sees it: its nodes (node NULL; with their
+ * titles as names when titles), or the ids of node's items.  false when
+ * o has no such node. */
+static bool disco_items(struct ps_owner *o, const char *node, const struct jid *from, bool titles,
+                        struct xml_node *ans)
+{
+	if (node == NULL) {
+		for (struct ps_node *n = o->nodes; n != NULL; n = n->next) {
+			if (!ps_node_visible(o, n, from))
+				continue;
+			struct xml_node *it = xml_add_child(ans, "item", NULL);
+			xml_set_attr(it, "jid", o->key);
+			xml_set_attr(it, "node", n->name);
+			if (titles && n->cfg.title != NULL)
+				xml_set_attr(it, "name", n->cfg.title);
+		}
+		return true;
+	}
+	struct ps_node *n = ps_node_find(o, node);
+	if (n == NULL)
+		return false;
+	if (ps_node_visible(o, n, from)) {
+		for (struct ps_item *it = n->newest; it != NULL; it = it->older) {
+			struct xml_node *e = xml_add_child(ans, "item", NULL);
+			xml_set_attr(e, "jid", o->key);
+			xml_set_attr(e, "name", it->id);
+		}
+	}
+	return true;
+}
+
 static void service_disco(struct ps_owner *o, struct xml_node *iq, const struct jid *from,
                           const struct xml_node *q, bool info)
 {
@@ -572,30 +603,10 @@ static void service_disco(struct ps_owner *o, struct xml_node *iq, const struct 
 			router_bounce(iq, SE_ITEM_NOT_FOUND, NULL);
 			return;
 		}
-	} else if (node == NULL) {
-		for (struct ps_node *n = o->nodes; n != NULL; n = n->next) {
-			if (!ps_node_visible(o, n, from))
-				continue;
-			struct xml_node *it = xml_add_child(ans, "item", NULL);
-			xml_set_attr(it, "jid", o->key);
-			xml_set_attr(it, "node", n->name);
-			if (n->cfg.title != NULL)
-				xml_set_attr(it, "name", n->cfg.title);
-		}
-	} else {
-		struct ps_node *n = ps_node_find(o, node);
-		if (n == NULL) {
-			xml_unref(&ans);
-			router_bounce(iq, SE_ITEM_NOT_FOUND, NULL);
-			return;
-		}
-		if (ps_node_visible(o, n, from)) {
-			for (struct ps_item *it = n->newest; it != NULL; it = it->older) {
-				struct xml_node *e = xml_add_child(ans, "item", NULL);
-				xml_set_attr(e, "jid", o->key);
-				xml_set_attr(e, "name", it->id);
-			}
-		}
+	} else if (!disco_items(o, node, from, true, ans)) {
+		xml_unref(&ans);
+		router_bounce(iq, SE_ITEM_NOT_FOUND, NULL);
+		return;
 	}
 	answer_iq(o, iq, from, ans);
 	xml_unref(&ans);
@@ -721,30 +732,15 @@ static void pep_items_ready(struct ps_owner *o, bool ok, void *ctx)
 		return;
 	}
 	const char *node = xml_attr(req->payload, "node");
+	if (node != NULL && *node == '\0')
+		node = NULL;
 	struct xml_node *ans = iq_payload_new("query", NS_DISCO_ITEMS);
-	if (node != NULL && *node != '\0') {
-		struct ps_node *n = ps_node_find(o, node);
+	if (node != NULL)
 		xml_set_attr(ans, "node", node);
-		if (n == NULL) {
-			xml_unref(&ans);
-			iq_error(req, SE_ITEM_NOT_FOUND, NULL);
-			return;
-		}
-		if (ps_node_visible(o, n, &req->from)) {
-			for (struct ps_item *it = n->newest; it != NULL; it = it->older) {
-				struct xml_node *e = xml_add_child(ans, "item", NULL);
-				xml_set_attr(e, "jid", o->key);
-				xml_set_attr(e, "name", it->id);
-			}
-		}
-	} else {
-		for (struct ps_node *n = o->nodes; n != NULL; n = n->next) {
-			if (!ps_node_visible(o, n, &req->from))
-				continue;
-			struct xml_node *e = xml_add_child(ans, "item", NULL);
-			xml_set_attr(e, "jid", o->key);
-			xml_set_attr(e, "node", n->name);
-		}
+	if (!disco_items(o, node, &req->from, false, ans)) {
+		xml_unref(&ans);
+		iq_error(req, SE_ITEM_NOT_FOUND, NULL);
+		return;
 	}
 	iq_result(req, ans);
 	xml_unref(&ans);
