@@ -219,8 +219,14 @@ static void stored(enum storage_result res, void *ctx)
 	pending_resume(&op->p); /* a store: goes on after a stop too */
 	if (res == STORAGE_OK) {
 		log_debug("offline: message for %s@%s stored", op->user, op->host->name);
-		if (op->done != NULL)
+		if (op->done != NULL) {
 			op->done(OFFLINE_STORED, op->done_ctx);
+		} else if (pending_listed(&op->p)) {
+			/* The module still runs on its host: push may wake the user. */
+			struct jid to = { .node = op->user, .domain = op->host->name };
+			struct hook_packet hp = { .from = &op->from, .to = &to, .stanza = op->stanza };
+			hook_run(op->host, HOOK_MESSAGE_UNSEEN, &hp);
+		}
 	} else {
 		store_failed(op, res, "store a message");
 	}

@@ -49,6 +49,13 @@ struct host;
  * storage said OK): run once per stored element (mod_bookmarks keeps the
  * legacy bookmarks of XEP-0048 in step with PEP). */
 #define HOOK_PRIVATE_SET "private_set" /* struct hook_private */
+/* A message for a local user was accepted where the user does not see it
+ * now: stored offline (mod_offline, after the commit; session NULL),
+ * queued for a session that waits to be resumed (stream management:
+ * session->detached), or written to a session whose client said it is
+ * inactive (client state indication: session->inactive).  mod_push wakes
+ * the user's devices from here.  Never stops the chain. */
+#define HOOK_MESSAGE_UNSEEN "message_unseen" /* struct hook_packet */
 
 enum hook_result { HOOK_CONTINUE, HOOK_STOP };
 typedef enum hook_result hook_fn(struct host *h, void *args, void *ctx);
@@ -60,6 +67,15 @@ struct hook_packet {
 	const struct jid *from, *to;
 	struct xml_node *stanza;
 	struct session *session;
+	/* user_receive_packet: a callback that stops the chain and sets queued
+	 * took the stanza for later delivery to this session (client state
+	 * indication): it counts as delivered, not refused. */
+	bool queued;
+	/* stanza_in, for a message: a callback may set replace to a new tree
+	 * (its own reference, handed over) that the session manager delivers,
+	 * stores and hands on instead of stanza from then on (mod_mam adds its
+	 * <stanza-id/>; trees are immutable once routed, so it copies). */
+	struct xml_node *replace;
 };
 struct hook_session {
 	struct session *session;

@@ -166,7 +166,7 @@ static bool deliver(struct session *s, struct xml_node *stanza, const struct jid
 {
 	struct hook_packet hp = { .from = from, .to = to, .stanza = stanza, .session = s };
 	if (hook_run(s->host, HOOK_USER_RECEIVE_PACKET, &hp) == HOOK_STOP)
-		return false;
+		return hp.queued;
 	if (current_wire != NULL && stanza == current_wire_stanza && s->ops->deliver_wire != NULL)
 		s->ops->deliver_wire(s->owner, stanza, current_wire);
 	else
@@ -265,12 +265,32 @@ static bool iq_is_request(const struct xml_node *stanza)
 	return type != NULL && (strcmp(type, "get") == 0 || strcmp(type, "set") == 0);
 }
 
+static void sm_route_stanza(struct host *h, struct xml_node *stanza, const struct jid *from,
+                            const struct jid *to);
+
 void sm_route(struct host *h, struct xml_node *stanza, const struct jid *from, const struct jid *to)
 {
-	enum stanza_kind kind = stanza_kind(stanza);
 	struct hook_packet in = { .from = from, .to = to, .stanza = stanza };
-	if (hook_run(h, HOOK_STANZA_IN, &in) == HOOK_STOP)
+	enum hook_result r = hook_run(h, HOOK_STANZA_IN, &in);
+	if (in.replace == NULL) {
+		if (r != HOOK_STOP)
+			sm_route_stanza(h, stanza, from, to);
 		return;
+	}
+	/* A module gave a new tree (its reference is ours): the serialised
+	 * form of a fan-out no longer matches it. */
+	const struct xml_wire *outer = current_wire;
+	current_wire = NULL;
+	if (r != HOOK_STOP)
+		sm_route_stanza(h, in.replace, from, to);
+	current_wire = outer;
+	xml_unref(&in.replace);
+}
+
+static void sm_route_stanza(struct host *h, struct xml_node *stanza, const struct jid *from,
+                            const struct jid *to)
+{
+	enum stanza_kind kind = stanza_kind(stanza);
 	if (kind == STANZA_PRESENCE) {
 		/* Subscriptions and probes are the presence module's. */
 		struct hook_packet hp = { .from = from, .to = to, .stanza = stanza };

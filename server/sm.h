@@ -44,6 +44,10 @@ struct session {
 	bool available;               /* sent available presence */
 	bool interested;              /* requested the roster (RFC 6121 interested resource) */
 	bool offline_flushed;         /* mod_offline: stored messages fetched for it (not read here) */
+	bool detached;                /* stream management: the connection is gone, the session waits
+	                               * to be resumed (deliver queues) */
+	bool inactive;                /* client state indication: the client said it is inactive */
+	bool carbons;                 /* message carbons (XEP-0280) enabled */
 	struct xml_node *presence;    /* last available presence broadcast, or NULL */
 	struct session *next_of_user; /* private */
 	struct sm_user *user;         /* private */

@@ -51,6 +51,7 @@ struct srg_store_vfuncs;
 struct search_store_vfuncs;
 struct muc_store_vfuncs;
 struct pubsub_store_vfuncs;
+struct mam_store_vfuncs;
 
 /* Work of one job: calls the area vfunc with the backend's per-thread state
  * (conn) and sets req->res.  Worker thread (or loop, for a store without
@@ -147,6 +148,7 @@ struct storage {
 	const struct search_store_vfuncs *search;
 	const struct muc_store_vfuncs *muc;
 	const struct pubsub_store_vfuncs *pubsub;
+	const struct mam_store_vfuncs *mam;
 };
 
 void storage_base_init(struct storage *st, const struct storage_vfuncs *v, struct ev_loop *loop,

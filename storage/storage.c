@@ -52,6 +52,7 @@ const char *storage_area_str(enum storage_area a)
 	case STORAGE_AREA_SEARCH: return "search";
 	case STORAGE_AREA_MUC: return "muc";
 	case STORAGE_AREA_PUBSUB: return "pubsub";
+	case STORAGE_AREA_MAM: return "mam";
 	case STORAGE_AREA_COUNT: break;
 	}
 	return "unknown";
@@ -358,6 +359,7 @@ bool storage_has_area(const struct storage *st, enum storage_area a)
 	case STORAGE_AREA_SEARCH: return st->search != NULL;
 	case STORAGE_AREA_MUC: return st->muc != NULL;
 	case STORAGE_AREA_PUBSUB: return st->pubsub != NULL;
+	case STORAGE_AREA_MAM: return st->mam != NULL;
 	case STORAGE_AREA_COUNT: break;
 	}
 	return false;

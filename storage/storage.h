@@ -48,6 +48,7 @@ enum storage_area {
 	STORAGE_AREA_SEARCH, /* the user directory */
 	STORAGE_AREA_MUC,    /* persistent multi-user chat rooms */
 	STORAGE_AREA_PUBSUB, /* publish-subscribe nodes and items, PEP */
+	STORAGE_AREA_MAM,    /* message archives (users and rooms) */
 	STORAGE_AREA_COUNT
 };
 /* "vcard", "srg", ... */
@@ -449,8 +450,8 @@ struct pubsub_item {
 	uint64_t seq;          /* the module's publication order within the node (higher: newer) */
 	const char *payload;   /* serialized XML, "" for an item without payload */
 };
-typedef void storage_pubsub_load_cb(enum storage_result res, const struct pubsub_node_item *nodes, size_t nnodes,
-                                    const struct pubsub_item *items, size_t nitems, void *ctx);
+typedef void storage_pubsub_load_cb(enum storage_result res, const struct pubsub_node_item *nodes,
+                                    size_t nnodes, const struct pubsub_item *items, size_t nitems, void *ctx);
 /* Every node of owner with its affiliations and subscriptions, and every
  * item of those nodes (empty lists with STORAGE_OK when none): nodes sorted
  * by name (byte-wise), affiliations by jid, subscriptions by jid then
@@ -481,5 +482,79 @@ struct storage_req *storage_pubsub_item_delete(struct storage *st, const char *h
 /* Remove every node and item of owner (a PEP owner whose account goes). */
 struct storage_req *storage_pubsub_owner_delete(struct storage *st, const char *host, const char *owner,
                                                 storage_done_cb *cb, void *ctx);
+
+/* ---- message archive (XEP-0313) ---------------------------------------------- */
+/* The archive of one owner: a user's bare JID ("alice@example.com") or a
+ * room's ("room@conference.example.com"); host is the virtual host the
+ * owner belongs to.  Every message has an id the module chooses: unique in
+ * the owner's archive, growing with time (microseconds since the epoch,
+ * made unique by the module), so the id is also the message's time and the
+ * order of the archive.  The module derives the XEP-0359 stanza-id from it.
+ * Order: the operations on one owner keep their order (the owner is the
+ * job's ordering key); different owners are written in parallel. */
+struct mam_message {
+	int64_t id;           /* see above; > 0 */
+	const char *peer;     /* bare JID of the other party (a room archive: the sender's room JID, bare) */
+	const char *resource; /* the other party's resource ("" when none; a room archive: the nick) */
+	bool outgoing;        /* sent by the owner (user archives) */
+	const char *body;     /* the <body/> text for full-text search, NULL when none */
+	const char *stanza;   /* the serialized <message/>, default namespace jabber:client */
+};
+/* A query: every filter is optional.  Results are always in ascending id
+ * order.  The page is the first max matching messages after after_id, or,
+ * with backwards, the last max matching messages before before_id (the
+ * newest page when before_id is 0: RSM <before/> with no id). */
+struct mam_query {
+	const char *with;          /* bare JID of the other party, NULL: any */
+	const char *with_resource; /* with a full 'with': the resource too, NULL: any */
+	int64_t start, end;        /* inclusive bounds on id; 0: none */
+	int64_t after_id;          /* exclusive; 0: none */
+	int64_t before_id;         /* exclusive; 0: none */
+	const int64_t *ids;        /* XEP-0313 'ids': only these (n of them); NULL: any */
+	size_t nids;
+	const char *text; /* full-text search in body, NULL: none (stores without
+	                   * an index match a case-insensitive substring) */
+	unsigned max;     /* page size (>= 1; the module caps it) */
+	bool backwards;
+};
+typedef void storage_mam_query_cb(enum storage_result res, const struct mam_message *msgs, size_t count,
+                                  bool complete, void *ctx);
+/* Append msg to owner's archive, durably (it survives a crash once cb says
+ * STORAGE_OK).  STORAGE_EXISTS when owner already has a message with that
+ * id (nothing stored: the module picks another id). */
+struct storage_req *storage_mam_store(struct storage *st, const char *host, const char *owner,
+                                      const struct mam_message *msg, storage_done_cb *cb, void *ctx);
+/* One page of owner's archive (see struct mam_query); complete: no more
+ * matching messages exist beyond the page in the paging direction (after
+ * the last one forwards, before the first one backwards).  Valid during cb. */
+struct storage_req *storage_mam_query(struct storage *st, const char *host, const char *owner,
+                                      const struct mam_query *q, storage_mam_query_cb *cb, void *ctx);
+/* Remove every message of owner (a room destroyed, an archive purged;
+ * removing an account removes its archive and preferences too). */
+struct storage_req *storage_mam_owner_delete(struct storage *st, const char *host, const char *owner,
+                                             storage_done_cb *cb, void *ctx);
+/* Remove every message of host (all owners) with id < before (retention),
+ * at most limit of them in one call (0: no limit); count_r in cb: how many
+ * went (call again while it is limit). */
+struct storage_req *storage_mam_expire(struct storage *st, const char *host, int64_t before, unsigned limit,
+                                       storage_count_cb *cb, void *ctx);
+
+/* Archiving preferences (XEP-0313 §6). */
+enum mam_default { MAM_DEFAULT_ALWAYS, MAM_DEFAULT_NEVER, MAM_DEFAULT_ROSTER };
+struct mam_prefs {
+	enum mam_default def;
+	const char *const *always; /* bare JIDs, n_always of them */
+	size_t n_always;
+	const char *const *never;
+	size_t n_never;
+};
+typedef void storage_mam_prefs_cb(enum storage_result res, const struct mam_prefs *prefs, void *ctx);
+/* owner's preferences; STORAGE_NOT_FOUND when none were stored (the module
+ * applies its default).  Lists sorted byte-wise; valid during cb. */
+struct storage_req *storage_mam_prefs_get(struct storage *st, const char *host, const char *owner,
+                                          storage_mam_prefs_cb *cb, void *ctx);
+/* Insert or replace owner's preferences, in one transaction. */
+struct storage_req *storage_mam_prefs_set(struct storage *st, const char *host, const char *owner,
+                                          const struct mam_prefs *prefs, storage_done_cb *cb, void *ctx);
 
 #endif
