@@ -650,7 +650,9 @@ static void c2s_handle_session_stanza(struct c2s *c, struct xml_node *el)
 	enum stanza_kind kind = stanza_kind(el);
 	stats.in[kind]++;
 	if (kind == STANZA_OTHER) {
-		c2s_fail(c, STE_UNSUPPORTED_STANZA_TYPE, NULL);
+		struct hook_packet hp = { .stanza = el, .session = &c->session };
+		if (hook_run(c->host, HOOK_C2S_NONZA, &hp) != HOOK_STOP)
+			c2s_fail(c, STE_UNSUPPORTED_STANZA_TYPE, NULL);
 		return;
 	}
 	/* 'from': absent, or the session's full or bare JID (RFC 6120 §8.1.2.1). */

@@ -56,6 +56,11 @@ struct host;
  * inactive (client state indication: session->inactive).  mod_push wakes
  * the user's devices from here.  Never stops the chain. */
 #define HOOK_MESSAGE_UNSEEN "message_unseen" /* struct hook_packet */
+/* A top-level element of a bound client stream that is no stanza (a
+ * "nonza": client state indication's <active/>, ...), with session set and
+ * from/to NULL; a callback that handles it stops the chain.  Unhandled,
+ * the stream closes with <unsupported-stanza-type/>. */
+#define HOOK_C2S_NONZA "c2s_nonza" /* struct hook_packet */
 
 enum hook_result { HOOK_CONTINUE, HOOK_STOP };
 typedef enum hook_result hook_fn(struct host *h, void *args, void *ctx);
