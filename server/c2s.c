@@ -35,6 +35,14 @@
 #include "lib/log.h"
 #include "tls.h"
 #include "lib/barrier.h"
+#include "c2s-sm.h"
+#include "server.h"
+#include "hooks.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 
 #include <string.h>
 #include <unistd.h>
@@ -76,6 +84,15 @@ struct c2s {
 	struct buf held;
 	struct held_seg *segs;
 	size_t nsegs, segs_cap;
+	/* Stream management (XEP-0198): NULL until the client enables it.
+	 * A resumable session whose connection dropped keeps this struct with
+	 * st NULL and session.detached set until it is resumed or expires. */
+	struct c2s_sm *sm;
+	bool sm_ended;      /* closed on purpose: no resumption */
+	bool resume_wait;   /* resumed; <resumed/> waits for the barrier */
+	ev_timer sm_timer;  /* resume timeout while detached */
+	uint64_t out_base;  /* bytes of earlier connections (out_queued) */
+	struct ev_loop *loop;
 };
 
 /* ---- connections per IP ----------------------------------------------------- */
@@ -158,16 +175,28 @@ static void c2s_send_header(struct c2s *c)
 }
 
 /* Close the stream with a stream error (a header first if none was sent). */
+static void c2s_sm_expire_soon(struct c2s *c);
+
 static void c2s_fail(struct c2s *c, enum stream_error e, const char *text)
 {
+	if (c->st == NULL) {
+		c2s_sm_expire_soon(c); /* a detached session: it ends now */
+		return;
+	}
 	if (c->st->dead || c->st->closing)
 		return;
+	/* A timeout may be a dead network: the session can still be resumed. */
+	if (e != STE_CONNECTION_TIMEOUT)
+		c->sm_ended = true;
 	c2s_send_header(c);
 	log_info("c2s %llu from %s%s%s: closing with <%s/>%s%s", (unsigned long long)c->st->id, c->st->ip,
 	         c->full_jid != NULL ? " " : "", c->full_jid != NULL ? c->full_jid : "", stream_error_name(e),
 	         text != NULL ? ": " : "", text != NULL ? text : "");
 	stream_close(c->st, (int)e, text);
 }
+
+static void c2s_sm_resume_ready(struct c2s *c);
+static void c2s_sm_queued(struct c2s *c, const struct xml_node *el);
 
 /* Write the held output whose holds were all released, in order. */
 static void c2s_release_held(void *ctx)
@@ -176,28 +205,49 @@ static void c2s_release_held(void *ctx)
 	size_t n = 0;
 	while (n < c->nsegs && barrier_passed(c->barrier, c->segs[n].mark))
 		n++;
-	if (n == 0)
+	if (n == 0) {
+		c2s_sm_resume_ready(c);
 		return;
+	}
 	size_t bytes = c->segs[n - 1].end;
-	stream_write(c->st, c->held.data, bytes);
+	/* Detached, or resumed and waiting: the stanzas go to the queue
+	 * (resent from there), the rest is for a connection that is gone. */
+	if (c->st != NULL && !c->resume_wait)
+		stream_write(c->st, c->held.data, bytes);
+	if (c->sm != NULL)
+		c2s_sm_held_written(c->sm, bytes);
 	buf_consume(&c->held, bytes);
 	c->nsegs -= n;
 	memmove(c->segs, c->segs + n, c->nsegs * sizeof(*c->segs));
 	for (size_t i = 0; i < c->nsegs; i++)
 		c->segs[i].end -= bytes;
+	c2s_sm_resume_ready(c);
 }
 
 static void c2s_send(struct c2s *c, struct xml_node *el)
 {
+	/* With stream management every stanza is counted and queued until the
+	 * client acknowledges it, in the order it goes to the wire. */
+	bool counted = c->sm != NULL && c->state == C2S_SESSION && c2s_sm_is_stanza(el);
 	if (c->nsegs == 0 && (c->barrier == NULL || !barrier_busy(c->barrier))) {
-		stream_send(c->st, el, NS_CLIENT);
+		if (c->st != NULL)
+			stream_send(c->st, el, NS_CLIENT);
+		if (counted) {
+			c2s_sm_sent(c->sm, el, (double)time(NULL));
+			c2s_sm_queued(c, el);
+		}
 		return;
 	}
-	if (c->st->dead)
+	if (c->st != NULL && c->st->dead) {
+		if (counted) {
+			c2s_sm_sent(c->sm, el, (double)time(NULL));
+			c2s_sm_queued(c, el);
+		}
 		return;
+	}
 	size_t held_before = c->held.len;
 	xml_serialize(&c->held, el, NS_CLIENT);
-	if (c->held.len + c->st->out.len > c->st->max_output) {
+	if (c->st != NULL && c->held.len + c->st->out.len > c->st->max_output) {
 		log_warning("c2s %llu from %s: output held for earlier stores over %zu bytes: "
 		            "disconnecting",
 		            (unsigned long long)c->st->id, c->st->ip, c->st->max_output);
@@ -215,6 +265,10 @@ static void c2s_send(struct c2s *c, struct xml_node *el)
 	}
 	size_t start = at > 0 ? c->segs[at - 1].end : 0;
 	size_t len = c->held.len - held_before;
+	if (counted) {
+		c2s_sm_held_insert(c->sm, start, len, el, (double)time(NULL));
+		c2s_sm_queued(c, el);
+	}
 	if (at < c->nsegs) {
 		/* Move the serialised bytes from the end to start. */
 		char *tmp = xmalloc(len);
@@ -263,6 +317,8 @@ static void c2s_send_features(struct c2s *c)
 		xml_add_child(f, "bind", NS_BIND);
 		struct xml_node *sess = xml_add_child(f, "session", NS_SESSION);
 		xml_add_child(sess, "optional", NS_SESSION);
+		if (server_config()->stream_management.enabled)
+			xml_add_child(f, "sm", NS_SM);
 	} else {
 		if (!secure && c->lc->starttls != STARTTLS_OFF && tls_available()) {
 			struct xml_node *tls = xml_add_child(f, "starttls", NS_TLS);
@@ -336,6 +392,7 @@ static void c2s_stream_start(struct stream *st, struct xml_node *header, const c
 static void c2s_stream_end(struct stream *st)
 {
 	struct c2s *c = st->owner;
+	c->sm_ended = true; /* XEP-0198 §5: a closed stream ends the session */
 	log_debug("c2s %llu: client closed the stream", (unsigned long long)st->id);
 	c2s_send_header(c);
 	stream_close(st, -1, NULL);
@@ -547,7 +604,7 @@ static void c2s_session_deliver(void *owner, struct xml_node *stanza)
 static void c2s_session_deliver_wire(void *owner, struct xml_node *stanza, const struct xml_wire *w)
 {
 	struct c2s *c = owner;
-	if (c->nsegs != 0 || (c->barrier != NULL && barrier_busy(c->barrier))) {
+	if (c->sm != NULL || c->nsegs != 0 || (c->barrier != NULL && barrier_busy(c->barrier))) {
 		c2s_session_deliver(owner, stanza);
 		return;
 	}
@@ -560,16 +617,19 @@ static void c2s_session_kick(void *owner, enum stream_error e, const char *text)
 	c2s_fail(owner, e, text);
 }
 
+/* Counted over every connection of the session (resumption).  Detached,
+ * what was queued is in the stream management queue, which resends it or
+ * stores the messages offline: it counts as written. */
 static uint64_t c2s_session_out_queued(void *owner)
 {
 	struct c2s *c = owner;
-	return c->st != NULL ? c->st->bytes_out + c->st->out.len + c->held.len : 0;
+	return c->out_base + (c->st != NULL ? c->st->bytes_out + c->st->out.len + c->held.len : 0);
 }
 
 static uint64_t c2s_session_out_written(void *owner)
 {
 	struct c2s *c = owner;
-	return c->st != NULL ? c->st->bytes_out : 0;
+	return c->out_base + (c->st != NULL ? c->st->bytes_out : 0);
 }
 
 static const struct session_ops c2s_session_ops = {
@@ -633,6 +693,345 @@ static void c2s_handle_bind(struct c2s *c, struct xml_node *iq)
 	xml_set_attr(res, "from", NULL);
 	c2s_send(c, res);
 	xml_unref(&res);
+}
+
+/* ---- stream management (XEP-0198) ------------------------------------------------------- */
+
+static void c2s_sm_write(struct c2s *c, const char *name, const char *child, const char *child_ns,
+                         const char *attr, const char *value)
+{
+	struct xml_node *el = xml_new(name, NS_SM);
+	if (child != NULL)
+		xml_add_child(el, child, child_ns);
+	if (attr != NULL)
+		xml_set_attr(el, attr, value);
+	c2s_send(c, el);
+	xml_unref(&el);
+}
+
+static void c2s_sm_failed(struct c2s *c, const char *condition)
+{
+	c2s_sm_write(c, "failed", condition, NS_STANZAS, NULL, NULL);
+}
+
+static void c2s_sm_request(struct c2s *c)
+{
+	c->sm->since_request = 0;
+	c->sm->request_out = true;
+	c2s_sm_write(c, "r", NULL, NULL, NULL, NULL);
+}
+
+static void c2s_sm_answer(struct c2s *c)
+{
+	char h[16];
+	snprintf(h, sizeof(h), "%u", c->sm->in);
+	c2s_sm_write(c, "a", NULL, NULL, "h", h);
+}
+
+static size_t c2s_sm_queued_count(const struct c2s *c)
+{
+	return c->sm != NULL ? c2s_sm_count(c->sm) : 0;
+}
+
+/* A stanza was put in the queue (c2s_send). */
+static void c2s_sm_queued(struct c2s *c, const struct xml_node *el)
+{
+	const struct stream_mgmt_config *conf = &server_config()->stream_management;
+	if (c->st == NULL && xml_is(el, "message", NS_CLIENT) && xml_child(el, "body", NULL) != NULL) {
+		/* Nobody sees it now: push may wake the device. */
+		struct jid from = { 0 };
+		const char *err;
+		const char *f = xml_attr(el, "from");
+		bool parsed = f != NULL && jid_parse(f, &from, &err) == 0;
+		struct hook_packet hp = { .from = parsed ? &from : NULL,
+			                  .to = &c->session.jid,
+			                  .stanza = (struct xml_node *)el,
+			                  .session = &c->session };
+		hook_run(c->host, HOOK_MESSAGE_UNSEEN, &hp);
+		if (parsed)
+			jid_clear(&from);
+	}
+	if (c2s_sm_queued_count(c) > conf->max_unacked) {
+		c2s_fail(c, STE_POLICY_VIOLATION, "too many unacknowledged stanzas");
+		return;
+	}
+	if (c->st != NULL && !c->sm->request_out && c->sm->since_request >= conf->ack_interval &&
+	    c->nsegs == 0)
+		c2s_sm_request(c);
+}
+
+static bool c2s_sm_parse_h(const char *s, uint32_t *h_r)
+{
+	if (s == NULL || *s < '0' || *s > '9')
+		return false;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (*end != '\0' || errno != 0 || v > UINT32_MAX)
+		return false;
+	*h_r = (uint32_t)v;
+	return true;
+}
+
+/* The client's h: drop what it acknowledged; false (and the stream
+ * closes) when it acknowledges more than was sent. */
+static bool c2s_sm_acked(struct c2s *c, const char *hs)
+{
+	uint32_t h;
+	if (!c2s_sm_parse_h(hs, &h)) {
+		c2s_fail(c, STE_INVALID_XML, "h must be a number from 0 to 4294967295");
+		return false;
+	}
+	if (c2s_sm_ack(c->sm, h) == 0)
+		return true;
+	if (c->st == NULL || c->st->dead || c->st->closing)
+		return false;
+	log_info("c2s %llu from %s %s: closing: the client acknowledged %u stanzas, %u were sent",
+	         (unsigned long long)c->st->id, c->st->ip, c->full_jid != NULL ? c->full_jid : "", h,
+	         c->sm->out);
+	char buf[320];
+	snprintf(buf, sizeof(buf),
+	         "<stream:error><undefined-condition xmlns='" NS_STREAMS "'/>"
+	         "<handled-count-too-high xmlns='" NS_SM "' h='%u' send-count='%u'/></stream:error>",
+	         h, c->sm->out);
+	c->sm_ended = true;
+	stream_write_str(c->st, buf);
+	stream_close(c->st, -1, NULL);
+	return false;
+}
+
+static void c2s_sm_enable(struct c2s *c, struct xml_node *el)
+{
+	const struct stream_mgmt_config *conf = &server_config()->stream_management;
+	if (c->sm != NULL) {
+		c2s_sm_failed(c, "unexpected-request");
+		return;
+	}
+	c->sm = c2s_sm_new(c);
+	const char *resume = xml_attr(el, "resume");
+	bool want = resume != NULL && (strcmp(resume, "true") == 0 || strcmp(resume, "1") == 0);
+	struct xml_node *ok = xml_new("enabled", NS_SM);
+	if (want && conf->resume_timeout > 0 && !c->anonymous) {
+		double timeout = conf->resume_timeout;
+		uint32_t max;
+		if (c2s_sm_parse_h(xml_attr(el, "max"), &max) && max > 0)
+			timeout = max < conf->max_resume_timeout ? max : conf->max_resume_timeout;
+		c2s_sm_make_resumable(c->sm, timeout);
+		char maxs[24];
+		snprintf(maxs, sizeof(maxs), "%.0f", timeout);
+		xml_set_attr(ok, "id", c->sm->id);
+		xml_set_attr(ok, "resume", "true");
+		xml_set_attr(ok, "max", maxs);
+	}
+	log_info("c2s %llu from %s: stream management enabled for %s%s", (unsigned long long)c->st->id,
+	         c->st->ip, c->full_jid, c->sm->id[0] != '\0' ? " (resumable)" : "");
+	c2s_send(c, ok);
+	xml_unref(&ok);
+}
+
+/* A stream management element of a bound session (<enable/>, <r/>, <a/>,
+ * <resume/>); false when the stream closed. */
+static void c2s_sm_element(struct c2s *c, struct xml_node *el)
+{
+	if (xml_is(el, "enable", NS_SM)) {
+		c2s_sm_enable(c, el);
+	} else if (c->sm == NULL || xml_is(el, "resume", NS_SM)) {
+		c2s_sm_failed(c, "unexpected-request");
+	} else if (xml_is(el, "r", NS_SM)) {
+		c2s_sm_answer(c);
+	} else if (xml_is(el, "a", NS_SM)) {
+		if (c2s_sm_acked(c, xml_attr(el, "h")))
+			c->sm->request_out = false;
+	} else {
+		c2s_fail(c, STE_UNSUPPORTED_STANZA_TYPE, NULL);
+	}
+}
+
+/* The session ends for good: what the client never acknowledged is not
+ * lost.  Messages go to offline storage with a <delay/> saying when they
+ * first came; iq requests are answered with an error as for a resource
+ * that is gone; the rest (presence, iq results, errors) is dropped. */
+static void c2s_sm_settle(struct c2s *c)
+{
+	if (c->sm == NULL)
+		return;
+	c2s_sm_held_written(c->sm, (size_t)-1);
+	struct c2s_sm_entry e;
+	unsigned stored = 0, bounced = 0, dropped = 0;
+	struct jid bare = { 0 };
+	jid_set(&bare, c->session.jid.node, c->session.jid.domain, NULL);
+	while (c2s_sm_pop(c->sm, &e)) {
+		struct xml_node *el = e.el;
+		const char *type = xml_attr(el, "type");
+		if (xml_is(el, "iq", NS_CLIENT)) {
+			if (type != NULL && (strcmp(type, "get") == 0 || strcmp(type, "set") == 0)) {
+				router_bounce(el, SE_SERVICE_UNAVAILABLE, NULL);
+				bounced++;
+			} else {
+				dropped++;
+			}
+		} else if (xml_is(el, "message", NS_CLIENT) &&
+		           (type == NULL || strcmp(type, "chat") == 0 || strcmp(type, "normal") == 0)) {
+			if (xml_child(el, "delay", NS_DELAY) == NULL) {
+				char stamp[32];
+				time_t t = (time_t)e.stamp;
+				struct tm utc;
+				gmtime_r(&t, &utc);
+				strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &utc);
+				struct xml_node *d = xml_add_child(el, "delay", NS_DELAY);
+				xml_set_attr(d, "from", c->host->name);
+				xml_set_attr(d, "stamp", stamp);
+			}
+			struct jid from = { 0 };
+			const char *err;
+			const char *f = xml_attr(el, "from");
+			bool parsed = f != NULL && jid_parse(f, &from, &err) == 0;
+			struct hook_packet hp = { .from = parsed ? &from : NULL, .to = &bare, .stanza = el };
+			if (hook_run(c->host, HOOK_OFFLINE_MESSAGE, &hp) == HOOK_STOP) {
+				stored++;
+			} else {
+				router_bounce(el, SE_SERVICE_UNAVAILABLE, NULL);
+				bounced++;
+			}
+			if (parsed)
+				jid_clear(&from);
+		} else {
+			dropped++;
+		}
+		xml_unref(&el);
+	}
+	jid_clear(&bare);
+	if (stored + bounced + dropped > 0)
+		log_info("c2s: session %s ended with %u unacknowledged stanzas: %u messages to offline "
+		         "storage, %u bounced, %u dropped (presence, results)",
+		         c->full_jid, stored + bounced + dropped, stored, bounced, dropped);
+}
+
+static void c2s_free(struct c2s *c);
+
+static void c2s_sm_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct c2s *c = w->data;
+	if (c->st != NULL)
+		return;
+	log_info("c2s: detached session %s %s: %zu stanzas unacknowledged", c->full_jid,
+	         c->session.user != NULL ? "expired" : "replaced", c2s_sm_queued_count(c));
+	c2s_free(c);
+}
+
+static void c2s_sm_expire_soon(struct c2s *c)
+{
+	ev_timer_stop(c->loop, &c->sm_timer);
+	ev_timer_set(&c->sm_timer, 0, 0);
+	ev_timer_start(c->loop, &c->sm_timer);
+}
+
+/* The connection of a resumable session is gone: keep the session. */
+static void c2s_sm_detach(struct c2s *c)
+{
+	struct stream *st = c->st;
+	c->out_base += st->bytes_out + st->out.len + c->held.len;
+	log_info("c2s %llu from %s: connection of %s lost: session kept for resumption for %.0f s "
+	         "(%zu stanzas unacknowledged)",
+	         (unsigned long long)st->id, st->ip, c->full_jid, c->sm->resume_timeout,
+	         c2s_sm_queued_count(c));
+	c->st = NULL;
+	c->session.detached = true;
+	ip_release(c->ipc);
+	c->ipc = NULL;
+	c2s_total--;
+	ev_timer_stop(c->loop, &c->fail_timer);
+	ev_timer_set(&c->sm_timer, c->sm->resume_timeout, 0);
+	ev_timer_start(c->loop, &c->sm_timer);
+	/* Held output that passes now goes to the queue only. */
+	c2s_release_held(c);
+}
+
+/* After a resumption, once nothing is held for earlier input: <resumed/>
+ * and the unacknowledged stanzas, in order. */
+static void c2s_sm_resume_ready(struct c2s *c)
+{
+	if (!c->resume_wait || c->st == NULL || barrier_busy(c->barrier))
+		return;
+	c->resume_wait = false;
+	/* Everything held passed: it is in the queue now. */
+	c2s_sm_held_written(c->sm, (size_t)-1);
+	buf_consume(&c->held, c->held.len);
+	c->nsegs = 0;
+	char h[16];
+	snprintf(h, sizeof(h), "%u", c->sm->in);
+	struct xml_node *ok = xml_new("resumed", NS_SM);
+	xml_set_attr(ok, "previd", c->sm->id);
+	xml_set_attr(ok, "h", h);
+	stream_send(c->st, ok, NS_CLIENT);
+	xml_unref(&ok);
+	size_t n = c2s_sm_queued_count(c);
+	for (size_t i = 0; i < n; i++)
+		stream_send(c->st, c2s_sm_entry(c->sm, i)->el, NS_CLIENT);
+	log_info("c2s %llu from %s: session %s resumed: %zu stanzas sent again",
+	         (unsigned long long)c->st->id, c->st->ip, c->full_jid, n);
+	if (n > 0)
+		c2s_sm_request(c);
+	if (c->st->paused)
+		stream_resume(c->st);
+}
+
+/* <resume/> on an authenticated stream n before bind: the session of
+ * previd takes this connection over.  True when input must pause. */
+static bool c2s_sm_resume(struct c2s *n, struct xml_node *el)
+{
+	struct c2s_sm *sm = c2s_sm_find(xml_attr(el, "previd"));
+	struct c2s *o = sm != NULL ? sm->owner : NULL;
+	if (o == NULL || o->host != n->host || o->session.user == NULL || o->sm_ended ||
+	    strcmp(o->user, n->user) != 0) {
+		log_info("c2s %llu from %s: %s@%s asked to resume an unknown session",
+		         (unsigned long long)n->st->id, n->st->ip, n->user, n->host->name);
+		c2s_sm_failed(n, "item-not-found");
+		return false;
+	}
+	uint32_t h;
+	if (!c2s_sm_parse_h(xml_attr(el, "h"), &h)) {
+		c2s_fail(n, STE_INVALID_XML, "h must be a number from 0 to 4294967295");
+		return true;
+	}
+	/* Swap the connections: o (the session) takes n's stream; n keeps
+	 * o's old one, if any, and closes it. */
+	struct stream *old = o->st;
+	if (old != NULL)
+		o->out_base += old->bytes_out + old->out.len;
+	o->st = n->st;
+	o->st->owner = o;
+	o->lc = n->lc;
+	o->limits = n->limits;
+	memcpy(o->stream_id, n->stream_id, sizeof(o->stream_id));
+	o->header_sent = true;
+	struct ip_count *ipc = o->ipc;
+	o->ipc = n->ipc;
+	n->ipc = ipc;
+	n->st = old;
+	if (old != NULL) {
+		old->owner = n;
+		log_info("c2s %llu from %s: session %s resumed from another connection: closing this one",
+		         (unsigned long long)old->id, old->ip, o->full_jid);
+		c2s_fail(n, STE_CONFLICT, "the session was resumed from another connection");
+	} else {
+		c2s_free(n); /* without a stream: its connection count is o's now */
+	}
+	ev_timer_stop(o->loop, &o->sm_timer);
+	o->session.detached = false;
+	o->sm_ended = false;
+	snprintf(o->session.ip, sizeof(o->session.ip), "%s", o->st->ip);
+	o->session.port = o->st->port;
+	snprintf(o->session.tls, sizeof(o->session.tls), "%s",
+	         o->st->ssl != NULL && o->st->tls_done ? SSL_get_version(o->st->ssl) : "");
+	o->sm->request_out = false;
+	if (!c2s_sm_acked(o, xml_attr(el, "h")))
+		return true;
+	o->resume_wait = true;
+	c2s_sm_resume_ready(o);
+	return o->resume_wait;
 }
 
 /* ---- stanzas of a bound session --------------------------------------------------------- */
@@ -782,6 +1181,8 @@ static bool c2s_stanza(struct stream *st, struct xml_node *el)
 		} else if (xml_is(el, "abort", NS_SASL)) {
 			sasl_free(&c->sasl);
 			c2s_send_sasl(c, "failure", "aborted", NULL, 0);
+		} else if (xml_is(el, "enable", NS_SM) || xml_is(el, "resume", NS_SM)) {
+			c2s_sm_failed(c, "unexpected-request");
 		} else if (xml_is(el, "iq", NS_CLIENT)) {
 			pause = c2s_handle_preauth_iq(c, el);
 		} else {
@@ -794,6 +1195,10 @@ static bool c2s_stanza(struct stream *st, struct xml_node *el)
 			c2s_handle_bind(c, el);
 		} else if (xml_is(el, "iq", NS_CLIENT) && xml_child(el, "session", NS_SESSION) != NULL) {
 			c2s_iq_error(c, el, SE_NOT_ALLOWED, "bind a resource first");
+		} else if (xml_is(el, "resume", NS_SM) && server_config()->stream_management.enabled) {
+			pause = c2s_sm_resume(c, el);
+		} else if (xml_is(el, "enable", NS_SM)) {
+			c2s_sm_failed(c, "unexpected-request");
 		} else {
 			c2s_fail(c, STE_NOT_AUTHORIZED, "bind a resource first");
 			pause = true;
@@ -801,7 +1206,16 @@ static bool c2s_stanza(struct stream *st, struct xml_node *el)
 		break;
 	case C2S_SESSION: {
 		struct barrier *outer = barrier_enter(c->barrier);
-		c2s_handle_session_stanza(c, el);
+		if (el->ns != NULL && strcmp(el->ns, NS_SM) == 0 &&
+		    server_config()->stream_management.enabled) {
+			c2s_sm_element(c, el);
+		} else {
+			/* Counted when handed on: an <a/> written later waits, behind
+			 * the barrier, for what it hands on to be durable. */
+			if (c->sm != NULL && c2s_sm_is_stanza(el))
+				c->sm->in++;
+			c2s_handle_session_stanza(c, el);
+		}
 		barrier_leave(outer);
 		break;
 	}
@@ -830,6 +1244,8 @@ static void c2s_tick(struct stream *st, double now)
 		c2s_fail(c, STE_CONNECTION_TIMEOUT, "idle for too long");
 		return;
 	}
+	if (c->sm != NULL && !c->sm->request_out && !c->resume_wait && c2s_sm_queued_count(c) > 0)
+		c2s_sm_request(c);
 	if (l->keepalive > 0 && now - st->last_out > l->keepalive && st->out.len == 0)
 		stream_write(st, " ", 1);
 }
@@ -844,8 +1260,20 @@ static void c2s_anonymous_removed(enum storage_result res, void *ctx)
 static void c2s_closed(struct stream *st)
 {
 	struct c2s *c = st->owner;
+	if (c->sm != NULL && c->sm->id[0] != '\0' && !c->sm_ended && c->session.user != NULL &&
+	    c->state == C2S_SESSION) {
+		c2s_sm_detach(c);
+		return;
+	}
+	c2s_free(c);
+}
+
+/* End the session (if any) and free c; c->st may be NULL (detached). */
+static void c2s_free(struct c2s *c)
+{
 	if (c->session.user != NULL)
 		sm_session_close(&c->session);
+	c2s_sm_settle(c);
 	if (c->anonymous && c->user != NULL) {
 		/* Nothing of an anonymous user outlives its stream: what modules
 		 * stored for it goes (the stream does not wait for the answer). */
@@ -857,15 +1285,17 @@ static void c2s_closed(struct stream *st)
 		xml_unref(&c->session.presence);
 	if (c->preauth_pending > 0)
 		iq_preauth_detach(c);
-	ev_timer_stop(st->loop, &c->fail_timer);
+	ev_timer_stop(c->loop, &c->fail_timer);
+	ev_timer_stop(c->loop, &c->sm_timer);
 	/* Work still holding the barrier goes on (a store commits); only the
 	 * answers to a client that left are dropped. */
 	barrier_free(&c->barrier);
 	buf_free(&c->held);
 	free(c->segs);
 	sasl_free(&c->sasl);
+	c2s_sm_free(&c->sm);
 	if (c->full_jid != NULL)
-		log_info("c2s %llu from %s: session %s closed", (unsigned long long)st->id, st->ip,
+		log_info("c2s %llu from %s: session %s closed", (unsigned long long)c->session.id, c->session.ip,
 		         c->full_jid);
 	jid_clear(&c->session.jid);
 	jid_clear(&c->to_cache);
@@ -873,7 +1303,8 @@ static void c2s_closed(struct stream *st)
 	free(c->full_jid);
 	free(c->user);
 	ip_release(c->ipc);
-	c2s_total--;
+	if (c->st != NULL)
+		c2s_total--;
 	free(c);
 }
 
@@ -907,8 +1338,11 @@ void c2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port, con
 	c->ipc = ipc;
 	c->opened = ev_now(loop);
 	c->barrier = barrier_new(c2s_release_held, c);
+	c->loop = loop;
 	ev_timer_init(&c->fail_timer, c2s_fail_timer_cb, 0, 0);
 	c->fail_timer.data = c;
+	ev_timer_init(&c->sm_timer, c2s_sm_timer_cb, 0, 0);
+	c->sm_timer.data = c;
 	struct xml_parser_limits pl = {
 		.max_stanza = limits->max_stanza_size,
 		.max_depth = limits->max_depth,
