@@ -88,10 +88,10 @@ struct c2s {
 	 * A resumable session whose connection dropped keeps this struct with
 	 * st NULL and session.detached set until it is resumed or expires. */
 	struct c2s_sm *sm;
-	bool sm_ended;      /* closed on purpose: no resumption */
-	bool resume_wait;   /* resumed; <resumed/> waits for the barrier */
-	ev_timer sm_timer;  /* resume timeout while detached */
-	uint64_t out_base;  /* bytes of earlier connections (out_queued) */
+	bool sm_ended;     /* closed on purpose: no resumption */
+	bool resume_wait;  /* resumed; <resumed/> waits for the barrier */
+	ev_timer sm_timer; /* resume timeout while detached */
+	uint64_t out_base; /* bytes of earlier connections (out_queued) */
 	struct ev_loop *loop;
 };
 
@@ -212,7 +212,7 @@ static void c2s_release_held(void *ctx)
 	size_t bytes = c->segs[n - 1].end;
 	/* Detached, or resumed and waiting: the stanzas go to the queue
 	 * (resent from there), the rest is for a connection that is gone. */
-	if (c->st != NULL && !c->resume_wait)
+	if (c->st != NULL && !c->resume_wait && !c->st->closing)
 		stream_write(c->st, c->held.data, bytes);
 	if (c->sm != NULL)
 		c2s_sm_held_written(c->sm, bytes);
@@ -230,7 +230,7 @@ static void c2s_send(struct c2s *c, struct xml_node *el)
 	 * client acknowledges it, in the order it goes to the wire. */
 	bool counted = c->sm != NULL && c->state == C2S_SESSION && c2s_sm_is_stanza(el);
 	if (c->nsegs == 0 && (c->barrier == NULL || !barrier_busy(c->barrier))) {
-		if (c->st != NULL)
+		if (c->st != NULL && !c->st->closing)
 			stream_send(c->st, el, NS_CLIENT);
 		if (counted) {
 			c2s_sm_sent(c->sm, el, (double)time(NULL));
@@ -238,7 +238,7 @@ static void c2s_send(struct c2s *c, struct xml_node *el)
 		}
 		return;
 	}
-	if (c->st != NULL && c->st->dead) {
+	if (c->st != NULL && (c->st->dead || c->st->closing)) {
 		if (counted) {
 			c2s_sm_sent(c->sm, el, (double)time(NULL));
 			c2s_sm_queued(c, el);
@@ -1295,8 +1295,8 @@ static void c2s_free(struct c2s *c)
 	sasl_free(&c->sasl);
 	c2s_sm_free(&c->sm);
 	if (c->full_jid != NULL)
-		log_info("c2s %llu from %s: session %s closed", (unsigned long long)c->session.id, c->session.ip,
-		         c->full_jid);
+		log_info("c2s %llu from %s: session %s closed", (unsigned long long)c->session.id,
+		         c->session.ip, c->full_jid);
 	jid_clear(&c->session.jid);
 	jid_clear(&c->to_cache);
 	free(c->to_cache_str);

@@ -43,7 +43,8 @@ _Static_assert(LOG_LEVEL_DEBUG == 0 && LOG_LEVEL_ERROR == 4, "loglevel_names fol
 struct top_settings {
 	int loglevel;
 	char *log_file, *pidfile, *user, *group;
-	const struct cfg_node *control, *limits, *stream_management, *tls, *storage, *auth, *listen, *modules, *hosts;
+	const struct cfg_node *control, *limits, *stream_management, *tls, *storage, *auth, *listen, *modules,
+	        *hosts;
 };
 
 static const struct opt_def top_defs[] = {
