@@ -72,6 +72,14 @@ struct c2s_sm *c2s_sm_find(const char *id)
 	return NULL;
 }
 
+void c2s_sm_foreach(void (*fn)(struct c2s_sm *sm, void *ctx), void *ctx)
+{
+	for (struct c2s_sm *sm = resumable, *next; sm != NULL; sm = next) {
+		next = sm->next;
+		fn(sm, ctx);
+	}
+}
+
 bool c2s_sm_is_stanza(const struct xml_node *el)
 {
 	return xml_is(el, "message", NS_CLIENT) || xml_is(el, "presence", NS_CLIENT) ||

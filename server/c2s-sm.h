@@ -60,6 +60,8 @@ void c2s_sm_free(struct c2s_sm **sm);
 /* Give it a fresh random id and make it findable. */
 void c2s_sm_make_resumable(struct c2s_sm *sm, double timeout);
 struct c2s_sm *c2s_sm_find(const char *id);
+/* Call fn for every resumable state; fn may free the one it is given. */
+void c2s_sm_foreach(void (*fn)(struct c2s_sm *sm, void *ctx), void *ctx);
 
 /* A stanza went to the wire (or, detached, to the queue only): queue a
  * copy of el. */

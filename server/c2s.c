@@ -1359,8 +1359,26 @@ static void c2s_shutdown_one(struct stream *st, void *ctx)
 		c2s_fail(st->owner, STE_SYSTEM_SHUTDOWN, "the server is shutting down");
 }
 
+/* Detached sessions (of host, or all when NULL) end now; *ctx counts. */
+struct c2s_detached_sweep {
+	const struct host *host;
+	unsigned count;
+};
+
+static void c2s_end_detached(struct c2s_sm *sm, void *ctx)
+{
+	struct c2s_detached_sweep *ds = ctx;
+	struct c2s *c = sm->owner;
+	if (c->st != NULL || (ds->host != NULL && c->host != ds->host))
+		return;
+	ds->count++;
+	c2s_free(c);
+}
+
 void c2s_shutdown_all(void)
 {
+	struct c2s_detached_sweep ds = { 0 };
+	c2s_sm_foreach(c2s_end_detached, &ds);
 	streams_foreach(c2s_shutdown_one, NULL);
 }
 
@@ -1390,12 +1408,16 @@ static void c2s_host_one(struct stream *st, void *ctx)
 void c2s_close_host(const struct host *h, enum stream_error e, const char *text)
 {
 	struct host_sweep hs = { .host = h, .e = e, .text = text };
+	struct c2s_detached_sweep ds = { .host = h };
+	c2s_sm_foreach(c2s_end_detached, &ds);
 	streams_foreach(c2s_host_one, &hs);
 }
 
 unsigned c2s_count_host(const struct host *h, bool abort)
 {
 	struct host_sweep hs = { .host = h, .abort = abort };
+	struct c2s_detached_sweep ds = { .host = h };
+	c2s_sm_foreach(c2s_end_detached, &ds);
 	streams_foreach(c2s_host_one, &hs);
-	return hs.count;
+	return hs.count + ds.count;
 }
