@@ -1,6 +1,7 @@
 """Stream management (XEP-0198): enable, acks both ways, resumption,
 expiry and what happens to unacknowledged messages, bounds, bad input,
 and a crash after the server acknowledged messages."""
+import json
 import signal
 import socket
 import struct
@@ -186,6 +187,10 @@ def test_resume_after_killed_connection(server):
             send_chat(b, a.jid, 'while-away-%d' % i)
         b.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=HOST)
         sent_by_alice = 3   # presence, ping, message
+        # the operator sees the session, detached
+        info = json.loads(server.ctl('--json', 'connected-users-info').stdout)
+        mine = [s for s in info if s['jid'] == a.jid]
+        assert len(mine) == 1 and mine[0]['detached'] is True, info
 
         c = SMClient(server)
         try:
