@@ -6,6 +6,7 @@
 #include "lib/util.h"
 #include "lib/xml.h"
 
+#include <assert.h>
 #include <string.h>
 
 static struct c2s_sm *resumable;
@@ -144,7 +145,7 @@ bool c2s_sm_pop(struct c2s_sm *sm, struct c2s_sm_entry *e_r)
 	return true;
 }
 
-void c2s_sm_held_insert(struct c2s_sm *sm, size_t start, size_t len, const struct xml_node *el, double stamp)
+static void held_put(struct c2s_sm *sm, size_t start, size_t len, struct xml_node *el, double stamp)
 {
 	size_t at = sm->nheld;
 	while (at > 0 && sm->held[at - 1].end > start)
@@ -156,8 +157,20 @@ void c2s_sm_held_insert(struct c2s_sm *sm, size_t start, size_t len, const struc
 		sm->held = xrealloc(sm->held, sm->held_cap * sizeof(*sm->held));
 	}
 	memmove(sm->held + at + 1, sm->held + at, (sm->nheld - at) * sizeof(*sm->held));
-	sm->held[at] = (struct c2s_sm_held){ .end = start + len, .el = xml_copy(el), .stamp = stamp };
+	sm->held[at] = (struct c2s_sm_held){ .end = start + len, .el = el, .stamp = stamp };
 	sm->nheld++;
+}
+
+void c2s_sm_held_insert(struct c2s_sm *sm, size_t start, size_t len, const struct xml_node *el, double stamp)
+{
+	held_put(sm, start, len, xml_copy(el), stamp);
+}
+
+void c2s_sm_held_move_last(struct c2s_sm *sm, size_t start, size_t len)
+{
+	assert(sm->nheld > 0);
+	struct c2s_sm_held last = sm->held[--sm->nheld];
+	held_put(sm, start, len, last.el, last.stamp);
 }
 
 void c2s_sm_held_written(struct c2s_sm *sm, size_t bytes)

@@ -79,6 +79,9 @@ bool c2s_sm_pop(struct c2s_sm *sm, struct c2s_sm_entry *e_r);
 /* Held stanzas: one of len bytes was put at offset start of the held
  * bytes (what was at start or later moves up by len). */
 void c2s_sm_held_insert(struct c2s_sm *sm, size_t start, size_t len, const struct xml_node *el, double stamp);
+/* The last held stanza (just inserted at the end) moves to start, where
+ * its len bytes were moved; what was at start or later moves up by len. */
+void c2s_sm_held_move_last(struct c2s_sm *sm, size_t start, size_t len);
 /* The first bytes of the held bytes went out (or were dropped): the
  * stanzas among them go to the queue. */
 void c2s_sm_held_written(struct c2s_sm *sm, size_t bytes);

@@ -224,29 +224,27 @@ static void c2s_release_held(void *ctx)
 	c2s_sm_resume_ready(c);
 }
 
-static void c2s_send(struct c2s *c, struct xml_node *el)
+/* Write el now, or keep it in held (see the top).  With stream management
+ * (counted), the stanza is also queued until the client acknowledges it,
+ * in the order it goes to the wire. */
+static void c2s_write_out(struct c2s *c, struct xml_node *el, bool counted)
 {
-	/* With stream management every stanza is counted and queued until the
-	 * client acknowledges it, in the order it goes to the wire. */
-	bool counted = c->sm != NULL && c->state == C2S_SESSION && c2s_sm_is_stanza(el);
 	if (c->nsegs == 0 && (c->barrier == NULL || !barrier_busy(c->barrier))) {
 		if (c->st != NULL && !c->st->closing)
 			stream_send(c->st, el, NS_CLIENT);
-		if (counted) {
+		if (counted)
 			c2s_sm_sent(c->sm, el, (double)time(NULL));
-			c2s_sm_queued(c, el);
-		}
 		return;
 	}
 	if (c->st != NULL && (c->st->dead || c->st->closing)) {
-		if (counted) {
+		if (counted)
 			c2s_sm_sent(c->sm, el, (double)time(NULL));
-			c2s_sm_queued(c, el);
-		}
 		return;
 	}
 	size_t held_before = c->held.len;
 	xml_serialize(&c->held, el, NS_CLIENT);
+	if (counted)
+		c2s_sm_held_insert(c->sm, held_before, c->held.len - held_before, el, (double)time(NULL));
 	if (c->st != NULL && c->held.len + c->st->out.len > c->st->max_output) {
 		log_warning("c2s %llu from %s: output held for earlier stores over %zu bytes: "
 		            "disconnecting",
@@ -265,11 +263,9 @@ static void c2s_send(struct c2s *c, struct xml_node *el)
 	}
 	size_t start = at > 0 ? c->segs[at - 1].end : 0;
 	size_t len = c->held.len - held_before;
-	if (counted) {
-		c2s_sm_held_insert(c->sm, start, len, el, (double)time(NULL));
-		c2s_sm_queued(c, el);
-	}
 	if (at < c->nsegs) {
+		if (counted)
+			c2s_sm_held_move_last(c->sm, start, len);
 		/* Move the serialised bytes from the end to start. */
 		char *tmp = xmalloc(len);
 		memcpy(tmp, c->held.data + held_before, len);
@@ -289,6 +285,14 @@ static void c2s_send(struct c2s *c, struct xml_node *el)
 	memmove(c->segs + at + 1, c->segs + at, (c->nsegs - at) * sizeof(*c->segs));
 	c->segs[at] = (struct held_seg){ .end = start + len, .mark = mark };
 	c->nsegs++;
+}
+
+static void c2s_send(struct c2s *c, struct xml_node *el)
+{
+	bool counted = c->sm != NULL && c->state == C2S_SESSION && c2s_sm_is_stanza(el);
+	c2s_write_out(c, el, counted);
+	if (counted)
+		c2s_sm_queued(c, el);
 }
 
 static void c2s_send_sasl(struct c2s *c, const char *name, const char *child, const char *data, size_t len)
@@ -1355,8 +1359,13 @@ void c2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port, con
 
 static void c2s_shutdown_one(struct stream *st, void *ctx)
 {
-	if (st->ops == &c2s_stream_ops)
-		c2s_fail(st->owner, STE_SYSTEM_SHUTDOWN, "the server is shutting down");
+	if (st->ops != &c2s_stream_ops)
+		return;
+	c2s_fail(st->owner, STE_SYSTEM_SHUTDOWN, "the server is shutting down");
+	/* No acknowledgement comes any more, and the stream may not finish
+	 * closing before the modules stop: the unacknowledged messages go to
+	 * offline storage now. */
+	c2s_sm_settle(st->owner);
 }
 
 /* Detached sessions (of host, or all when NULL) end now; *ctx counts. */

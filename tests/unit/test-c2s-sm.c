@@ -2,8 +2,8 @@
  * Unit tests: stream management counters and queue (server/c2s-sm.h):
  * h compares across the 2^32 wrap, an ack drops exactly the acknowledged
  * stanzas (also across the wrap) and refuses one that acks more than was
- * sent, held stanzas reach the queue in wire order, resumption ids are
- * found only whole.
+ * sent, held stanzas (also an answer moved before later output) reach the
+ * queue in wire order, resumption ids are found only whole.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -112,6 +112,30 @@ static void test_held_reach_the_queue_in_wire_order(void **state)
 	c2s_sm_free(&sm);
 }
 
+static void test_held_moved_answer(void **state)
+{
+	(void)state;
+	struct c2s_sm *sm = c2s_sm_new(NULL);
+	struct xml_node *a = msg("a"), *b = msg("b"), *c = msg("c");
+	/* a [0,10), b [10,14), then c serialised at the end [14,20) and
+	 * moved to 10 (before b) */
+	c2s_sm_held_insert(sm, 0, 10, a, 0);
+	c2s_sm_held_insert(sm, 10, 4, b, 0);
+	c2s_sm_held_insert(sm, 14, 6, c, 0);
+	c2s_sm_held_move_last(sm, 10, 6);
+	assert_int_equal(sm->nheld, 3);
+	assert_int_equal(sm->held[1].end, 16);
+	assert_int_equal(sm->held[2].end, 20);
+	c2s_sm_held_written(sm, 20);
+	assert_string_equal(entry_id(sm, 0), "a");
+	assert_string_equal(entry_id(sm, 1), "c");
+	assert_string_equal(entry_id(sm, 2), "b");
+	xml_unref(&a);
+	xml_unref(&b);
+	xml_unref(&c);
+	c2s_sm_free(&sm);
+}
+
 static void test_resumption_ids(void **state)
 {
 	(void)state;
@@ -142,6 +166,7 @@ int main(void)
 		cmocka_unit_test(test_ack_drops_the_acknowledged),
 		cmocka_unit_test(test_ack_across_the_wrap),
 		cmocka_unit_test(test_held_reach_the_queue_in_wire_order),
+		cmocka_unit_test(test_held_moved_answer),
 		cmocka_unit_test(test_resumption_ids),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
