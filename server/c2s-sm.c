@@ -180,6 +180,8 @@ void c2s_sm_held_written(struct c2s_sm *sm, size_t bytes)
 		push(sm, sm->held[n].el, sm->held[n].stamp);
 		n++;
 	}
+	if (n == 0 && sm->nheld == 0)
+		return;
 	sm->nheld -= n;
 	memmove(sm->held, sm->held + n, sm->nheld * sizeof(*sm->held));
 	for (size_t i = 0; i < sm->nheld; i++)
