@@ -165,6 +165,35 @@ def test_ack_too_high(server):
         assert c.wait_closed()
 
 
+@pytest.mark.parametrize('h', ['-1', 'abc', '4294967296', ''])
+def test_bad_h(server, witness, h):
+    with SMClient(server) as c:
+        c.sm_login('alice', resume=False, presence=False)
+        c.send("<a xmlns='%s' h='%s'/>" % (NS_SM, h))
+        assert c.stream_error() == 'invalid-xml'
+    witness.check()
+
+
+def test_detached_session_replaced_by_a_new_bind(server):
+    """Binding the resource of a detached session ends it: its
+    unacknowledged messages are stored, and come at the next login."""
+    res = unique('same')
+    with SMClient(server) as b:
+        b.login('bob', server.password('bob'))
+        a = SMClient(server)
+        a.sm_login('erin', resource=res)
+        send_chat(b, a.jid, 'replaced-0')
+        a.wait_message('replaced-0')
+        a.kill()
+        time.sleep(0.5)
+        with RawClient(server.port) as again:
+            again.login('erin', server.password('erin'), resource=res, presence=False)
+            time.sleep(0.5)
+        got = offline_bodies(server, 'erin', ['replaced-0'])
+        assert bodies(got) == ['replaced-0'], [tostr(e) for e in got]
+    assert find_lines('detached session erin@%s/%s replaced' % (HOST, res), server.log())
+
+
 def test_resume_after_killed_connection(server):
     res = unique('phone')
     with SMClient(server) as b:
