@@ -737,23 +737,29 @@ static size_t c2s_sm_queued_count(const struct c2s *c)
 	return c->sm != NULL ? c2s_sm_count(c->sm) : 0;
 }
 
+/* Run hook for a message of the queue, from its 'from'. */
+static enum hook_result c2s_sm_hook_message(struct c2s *c, const char *hook, struct xml_node *el,
+                                            const struct jid *to, struct session *s)
+{
+	struct jid from = { 0 };
+	const char *err;
+	const char *f = xml_attr(el, "from");
+	bool parsed = f != NULL && jid_parse(f, &from, &err) == 0;
+	struct hook_packet hp = { .from = parsed ? &from : NULL, .to = to, .stanza = el, .session = s };
+	enum hook_result r = hook_run(c->host, hook, &hp);
+	if (parsed)
+		jid_clear(&from);
+	return r;
+}
+
 /* A stanza was put in the queue (c2s_send). */
 static void c2s_sm_queued(struct c2s *c, const struct xml_node *el)
 {
 	const struct stream_mgmt_config *conf = &server_config()->stream_management;
 	if (c->st == NULL && xml_is(el, "message", NS_CLIENT) && xml_child(el, "body", NULL) != NULL) {
 		/* Nobody sees it now: push may wake the device. */
-		struct jid from = { 0 };
-		const char *err;
-		const char *f = xml_attr(el, "from");
-		bool parsed = f != NULL && jid_parse(f, &from, &err) == 0;
-		struct hook_packet hp = { .from = parsed ? &from : NULL,
-			                  .to = &c->session.jid,
-			                  .stanza = (struct xml_node *)el,
-			                  .session = &c->session };
-		hook_run(c->host, HOOK_MESSAGE_UNSEEN, &hp);
-		if (parsed)
-			jid_clear(&from);
+		c2s_sm_hook_message(c, HOOK_MESSAGE_UNSEEN, (struct xml_node *)el, &c->session.jid,
+		                    &c->session);
 	}
 	if (c2s_sm_queued_count(c) > conf->max_unacked) {
 		c2s_fail(c, STE_POLICY_VIOLATION, "too many unacknowledged stanzas");
@@ -886,19 +892,12 @@ static void c2s_sm_settle(struct c2s *c)
 				xml_set_attr(d, "from", c->host->name);
 				xml_set_attr(d, "stamp", stamp);
 			}
-			struct jid from = { 0 };
-			const char *err;
-			const char *f = xml_attr(el, "from");
-			bool parsed = f != NULL && jid_parse(f, &from, &err) == 0;
-			struct hook_packet hp = { .from = parsed ? &from : NULL, .to = &bare, .stanza = el };
-			if (hook_run(c->host, HOOK_OFFLINE_MESSAGE, &hp) == HOOK_STOP) {
+			if (c2s_sm_hook_message(c, HOOK_OFFLINE_MESSAGE, el, &bare, NULL) == HOOK_STOP) {
 				stored++;
 			} else {
 				router_bounce(el, SE_SERVICE_UNAVAILABLE, NULL);
 				bounced++;
 			}
-			if (parsed)
-				jid_clear(&from);
 		} else {
 			dropped++;
 		}
