@@ -381,8 +381,11 @@ static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 		c->anonymous = sasl_is_anonymous(c->sasl);
 		if (!c->anonymous)
 			auth_note_success(c->host->auth, c->user);
-		log_info("c2s %llu from %s: %s@%s authenticated%s", (unsigned long long)c->st->id, c->st->ip,
-		         c->user, c->host->name, c->anonymous ? " (anonymous)" : "");
+		const char *cbt = sasl_cbind_type(c->sasl);
+		log_info("c2s %llu from %s: %s@%s authenticated with %s%s%s%s%s",
+		         (unsigned long long)c->st->id, c->st->ip, c->user, c->host->name,
+		         sasl_mechanism(c->sasl), cbt != NULL ? " (" : "", cbt != NULL ? cbt : "",
+		         cbt != NULL ? ")" : "", c->anonymous ? " (anonymous)" : "");
 		/* <success/> with no additional data has no text at all (PLAIN). */
 		c2s_send_sasl(c, "success", NULL, res->data, res->len);
 		sasl_free(&c->sasl);
@@ -402,6 +405,15 @@ static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 			            c->host->name);
 			sasl_free(&c->sasl);
 			c2s_send_sasl(c, "failure", "temporary-auth-failure", NULL, 0);
+			break;
+		}
+		if (res->detail != NULL) {
+			/* No password was tried (a channel binding mismatch):
+			 * answered at once and not counted. */
+			log_notice("c2s %llu from %s: %s refused: %s", (unsigned long long)c->st->id,
+			           c->st->ip, sasl_mechanism(c->sasl), res->detail);
+			sasl_free(&c->sasl);
+			c2s_send_sasl(c, "failure", res->condition, NULL, 0);
 			break;
 		}
 		if (strcmp(res->condition, "not-authorized") != 0) {
@@ -464,7 +476,7 @@ static bool c2s_handle_auth(struct c2s *c, struct xml_node *el)
 	size_t len;
 	if (!c2s_decode_sasl(c, el, &data, &len))
 		return false;
-	c->sasl = sasl_new(mech, c->host->auth, c->st->ssl, c->st->ip, c2s_sasl_async, c);
+	c->sasl = sasl_new(mech, c->host->auth, c->st->ssl, secure, c->st->ip, c2s_sasl_async, c);
 	struct sasl_result res;
 	sasl_step(c->sasl, (const char *)(data != NULL ? (char *)data : ""), len, &res);
 	if (data != NULL) {
