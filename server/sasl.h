@@ -11,6 +11,10 @@
 #include "lib/xml.h"
 #include "auth/auth.h"
 
+#define NS_SASL2 "urn:xmpp:sasl:2" /* XEP-0388 */
+#define NS_BIND2 "urn:xmpp:bind:0" /* XEP-0386 */
+#define NS_CARBONS "urn:xmpp:carbons:2"
+
 enum sasl_status {
 	SASL_CHALLENGE, /* send out as <challenge/>, wait for <response/> */
 	SASL_SUCCESS,   /* send out (may be empty) in <success/> */
