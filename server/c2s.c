@@ -61,15 +61,15 @@ struct c2s {
 	unsigned auth_failures;
 	ev_timer fail_timer;
 	bool fail_close; /* close after the delayed failure is sent */
+	char *user;      /* authenticated local part */
+	bool anonymous;  /* SASL ANONYMOUS: the account lives as long as the stream */
+
 	/* SASL2 (XEP-0388): the exchange in progress uses it, and what its
 	 * <authenticate/> asked for beyond authentication. */
 	bool sasl2;
-	bool bind2;         /* an inline Bind 2 request (XEP-0386) */
-	bool bind2_carbons; /* ... enabling carbons */
-	char *bind2_tag;    /* ... its <tag/>, or NULL */
-	char *user_agent;   /* the <user-agent/> id, or NULL */
-	char *user;         /* authenticated local part */
-	bool anonymous;     /* SASL ANONYMOUS: the account lives as long as the stream */
+	struct xml_node *bind2; /* a copy of its Bind 2 request (XEP-0386), or NULL */
+	char *user_agent;       /* the <user-agent/> id, or NULL */
+
 	struct session session;
 	char *full_jid; /* session JID as a string, for stamping */
 	double opened;
@@ -432,10 +432,10 @@ static char *c2s_bind2_resource(const char *tag)
 /* What the Bind 2 request enabled, after the session is open.  Features
  * negotiated inline go here, each answering into bound when it must:
  * carbons need no answer (XEP-0386 §3.2). */
-static void c2s_bind2_enable(struct c2s *c, struct xml_node *bound)
+static void c2s_bind2_enable(struct c2s *c, const struct xml_node *request, struct xml_node *bound)
 {
 	(void)bound;
-	if (c->bind2_carbons)
+	if (xml_child(request, "enable", NS_CARBONS) != NULL && c2s_bind2_carbons_offered(c))
 		c->session.carbons = true;
 }
 
@@ -453,12 +453,15 @@ static void c2s_sasl2_success(struct c2s *c, const struct sasl_result *res)
 	}
 	struct xml_node *id = xml_add_child(el, "authorization-identifier", NS_SASL2);
 	c->state = C2S_BIND;
-	if (c->bind2) {
-		char *resource = c2s_bind2_resource(c->bind2_tag);
+	if (c->bind2 != NULL) {
+		const char *tag = xml_child_text(c->bind2, "tag", NS_BIND2);
+		char *resource =
+		        c2s_bind2_resource(tag != NULL && *tag != '\0' && strlen(tag) <= 128 ? tag : NULL);
 		c2s_bind_session(c, resource);
 		free(resource);
 		xml_add_text(id, c->full_jid, strlen(c->full_jid));
-		c2s_bind2_enable(c, xml_add_child(el, "bound", NS_BIND2));
+		c2s_bind2_enable(c, c->bind2, xml_add_child(el, "bound", NS_BIND2));
+		xml_unref(&c->bind2);
 	} else {
 		char *bare = xasprintf("%s@%s", c->user, c->host->name);
 		xml_add_text(id, bare, strlen(bare));
@@ -614,18 +617,10 @@ static char *c2s_log_token(const char *s)
 static bool c2s_handle_authenticate(struct c2s *c, struct xml_node *el)
 {
 	c->sasl2 = true;
-	c->bind2 = false;
-	c->bind2_carbons = false;
-	xfree(&c->bind2_tag);
+	xml_unref(&c->bind2);
 	struct xml_node *bind = xml_child(el, "bind", NS_BIND2);
-	if (bind != NULL) {
-		c->bind2 = true;
-		const char *tag = xml_child_text(bind, "tag", NS_BIND2);
-		if (tag != NULL && *tag != '\0' && strlen(tag) <= 128)
-			c->bind2_tag = xstrdup(tag);
-		c->bind2_carbons =
-		        xml_child(bind, "enable", NS_CARBONS) != NULL && c2s_bind2_carbons_offered(c);
-	}
+	if (bind != NULL)
+		c->bind2 = xml_copy(bind);
 	struct xml_node *ua = xml_child(el, "user-agent", NS_SASL2);
 	if (ua != NULL) {
 		xfree(&c->user_agent);
@@ -1044,7 +1039,7 @@ static void c2s_closed(struct stream *st)
 	buf_free(&c->held);
 	free(c->segs);
 	sasl_free(&c->sasl);
-	free(c->bind2_tag);
+	xml_unref(&c->bind2);
 	free(c->user_agent);
 	if (c->full_jid != NULL)
 		log_info("c2s %llu from %s: session %s closed", (unsigned long long)st->id, st->ip,
