@@ -351,6 +351,10 @@ static void c2s_add_sasl2_feature(struct c2s *c, struct xml_node *f, bool secure
 		struct xml_node *feat = xml_add_child(bind_in, "feature", NS_BIND2);
 		xml_set_attr(feat, "var", NS_CARBONS);
 	}
+	if (server_config()->stream_management.enabled) {
+		struct xml_node *feat = xml_add_child(bind_in, "feature", NS_BIND2);
+		xml_set_attr(feat, "var", NS_SM);
+	}
 }
 
 static void c2s_send_features(struct c2s *c)
@@ -455,6 +459,7 @@ static void c2s_parse_error(struct stream *st, enum stream_error e, const char *
 /* ---- SASL ----------------------------------------------------------------------------- */
 
 static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res);
+static void c2s_sm_start(struct c2s *c, const struct xml_node *el, struct xml_node *ok);
 static void c2s_bind_session(struct c2s *c, const char *resource);
 
 static void c2s_fail_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -498,9 +503,11 @@ static char *c2s_bind2_resource(const char *tag)
  * carbons need no answer (XEP-0386 §3.2). */
 static void c2s_bind2_enable(struct c2s *c, const struct xml_node *request, struct xml_node *bound)
 {
-	(void)bound;
 	if (xml_child(request, "enable", NS_CARBONS) != NULL && c2s_bind2_carbons_offered(c))
 		c->session.carbons = true;
+	const struct xml_node *sm = xml_child(request, "enable", NS_SM);
+	if (sm != NULL && server_config()->stream_management.enabled)
+		c2s_sm_start(c, sm, xml_add_child(bound, "enabled", NS_SM));
 }
 
 /* SASL2 success: no stream restart.  An inline bind opens the session
@@ -979,17 +986,14 @@ static bool c2s_sm_acked(struct c2s *c, const char *hs)
 	return false;
 }
 
-static void c2s_sm_enable(struct c2s *c, struct xml_node *el)
+/* <enable/> el: start stream management and fill in ok, the
+ * <enabled/> answer. */
+static void c2s_sm_start(struct c2s *c, const struct xml_node *el, struct xml_node *ok)
 {
 	const struct stream_mgmt_config *conf = &server_config()->stream_management;
-	if (c->sm != NULL) {
-		c2s_sm_failed(c, "unexpected-request");
-		return;
-	}
 	c->sm = c2s_sm_new(c);
 	const char *resume = xml_attr(el, "resume");
 	bool want = resume != NULL && (strcmp(resume, "true") == 0 || strcmp(resume, "1") == 0);
-	struct xml_node *ok = xml_new("enabled", NS_SM);
 	if (want && conf->resume_timeout > 0 && !c->anonymous) {
 		double timeout = conf->resume_timeout;
 		uint32_t max;
@@ -1004,6 +1008,16 @@ static void c2s_sm_enable(struct c2s *c, struct xml_node *el)
 	}
 	log_info("c2s %llu from %s: stream management enabled for %s%s", (unsigned long long)c->st->id,
 	         c->st->ip, c->full_jid, c->sm->id[0] != '\0' ? " (resumable)" : "");
+}
+
+static void c2s_sm_enable(struct c2s *c, struct xml_node *el)
+{
+	if (c->sm != NULL) {
+		c2s_sm_failed(c, "unexpected-request");
+		return;
+	}
+	struct xml_node *ok = xml_new("enabled", NS_SM);
+	c2s_sm_start(c, el, ok);
 	c2s_send(c, ok);
 	xml_unref(&ok);
 }

@@ -132,6 +132,52 @@ def test_enable_with_resume_and_server_requests(server):
         a.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=HOST)
 
 
+def test_enable_inline_with_bind2_and_resume(server):
+    """Bind 2 (XEP-0386) offers stream management inline; enabled there,
+    the session resumes on a plain SASL stream later."""
+    import base64
+    from scramclient import NS_SASL2, Client
+    NS_BIND2 = 'urn:xmpp:bind:0'
+    c = Client(server.port)
+    try:
+        c.open()
+        c.starttls()
+        inline = c.features.find('%s/%s/%s/%s' % (q(NS_SASL2, 'authentication'), q(NS_SASL2, 'inline'),
+                                                   q(NS_BIND2, 'bind'), q(NS_BIND2, 'inline')))
+        assert inline is not None, tostr(c.features)
+        assert NS_SM in [f.get('var') for f in inline.findall(q(NS_BIND2, 'feature'))], tostr(inline)
+        token = base64.b64encode(('\0alice\0%s' % server.password('alice')).encode()).decode()
+        c.send("<authenticate xmlns='%s' mechanism='PLAIN'><initial-response>%s</initial-response>"
+               "<bind xmlns='%s'><tag>SM</tag><enable xmlns='%s' resume='true'/></bind></authenticate>"
+               % (NS_SASL2, token, NS_BIND2, NS_SM))
+        el = c.wait_for(lambda e: e.tag in (q(NS_SASL2, 'success'), q(NS_SASL2, 'failure')),
+                        what='SASL2 result')
+        assert el.tag == q(NS_SASL2, 'success'), tostr(el)
+        jid = el.findtext(q(NS_SASL2, 'authorization-identifier'))
+        enabled = el.find('%s/%s' % (q(NS_BIND2, 'bound'), sm_tag('enabled')))
+        assert enabled is not None and enabled.get('resume') == 'true', tostr(el)
+        f = c.wait_for(lambda e: e.tag == q(NS_STREAM, 'features'), what='stream features')
+        assert f.find(sm_tag('sm')) is None, tostr(f)     # enabled already
+        c.send("<iq type='get' id='p1' to='%s'><ping xmlns='%s'/></iq>" % (HOST, NS_PING))
+        c.wait_iq('p1')
+        c.send("<r xmlns='%s'/>" % NS_SM)
+        assert c.wait_for(lambda e: e.tag == sm_tag('a'), what='<a/>').get('h') == '1'
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+        c.sock.close()
+        c.closed = True
+        with SMClient(server) as again:
+            again.auth('alice')
+            again.send("<resume xmlns='%s' previd='%s' h='1'/>" % (NS_SM, enabled.get('id')))
+            el = again.wait_for(lambda e: e.tag in (sm_tag('resumed'), sm_tag('failed')),
+                                what='<resumed/>')
+            assert el.tag == sm_tag('resumed') and el.get('h') == '1', tostr(el)
+            again.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=HOST)
+            info = json.loads(server.ctl('--json', 'connected-users-info').stdout)
+            assert [s['detached'] for s in info if s['jid'] == jid] == [False], info
+    finally:
+        c.close()
+
+
 def test_enable_before_bind_and_twice(server):
     with SMClient(server) as c:
         c.auth('alice')
