@@ -1390,7 +1390,9 @@ static bool c2s_stanza(struct stream *st, struct xml_node *el)
 			c2s_handle_bind(c, el);
 		} else if (xml_is(el, "iq", NS_CLIENT) && xml_child(el, "session", NS_SESSION) != NULL) {
 			c2s_iq_error(c, el, SE_NOT_ALLOWED, "bind a resource first");
-		} else if (xml_is(el, "resume", NS_SM) && server_config()->stream_management.enabled) {
+		} else if (xml_is(el, "resume", NS_SM)) {
+			/* Even when no longer offered (a reload): a session that
+			 * waits may still be resumed. */
 			pause = c2s_sm_resume(c, el);
 		} else if (xml_is(el, "enable", NS_SM)) {
 			c2s_sm_failed(c, "unexpected-request");
@@ -1401,8 +1403,10 @@ static bool c2s_stanza(struct stream *st, struct xml_node *el)
 		break;
 	case C2S_SESSION: {
 		struct barrier *outer = barrier_enter(c->barrier);
+		/* Once enabled, stream management stays for the session (also
+		 * when a reload turns it off for new ones). */
 		if (el->ns != NULL && strcmp(el->ns, NS_SM) == 0 &&
-		    server_config()->stream_management.enabled) {
+		    (c->sm != NULL || server_config()->stream_management.enabled)) {
 			c2s_sm_element(c, el);
 		} else {
 			/* Counted when handed on: an <a/> written later waits, behind

@@ -478,6 +478,27 @@ def test_unacked_messages_kept_over_a_restart(fresh_server):
         ['stop-gone', 'stop-gone-2']
 
 
+def test_reload_turns_it_off_for_new_sessions_only(fresh_server):
+    srv = fresh_server
+    with SMClient(srv) as a:
+        enabled = a.sm_login('alice', resource=unique('r'))
+        srv.global_auth = 'stream_management:\n  enabled: false\n'
+        srv.write_config()
+        r = srv.ctl('reload')
+        assert r.returncode == 0 and 'stream_management: applied' in r.stdout, (r.stdout, r.stderr)
+        assert a.request() == 2      # the session keeps it
+        with SMClient(srv) as b:
+            b.login('bob', srv.password('bob'), presence=False)
+            assert b.features.find(sm_tag('sm')) is None, tostr(b.features)
+        a.kill()
+        time.sleep(0.5)
+        with SMClient(srv) as c:     # and the dropped one may still resume
+            c.auth('alice')
+            c.send("<resume xmlns='%s' previd='%s' h='%d'/>" % (NS_SM, enabled.get('id'), a.h))
+            el = c.wait_for(lambda e: e.tag in (sm_tag('resumed'), sm_tag('failed')), what='<resumed/>')
+            assert el.tag == sm_tag('resumed'), tostr(el)
+
+
 def test_slixmpp_interop(server, run):
     import asyncio
     from parleytest import login, logout, next_message
