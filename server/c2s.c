@@ -22,6 +22,14 @@
  *   before the held output that came for later input, so answers keep the
  *   order of the input.  Held bytes count against limits.max_output and in
  *   the session's out_queued.
+ * - Stream management (XEP-0198, c2s-sm.h): once enabled, a client stanza
+ *   counts when it is handed on and <a/> goes through the held output,
+ *   so an acknowledgement covers only durable work; every stanza written
+ *   to the client is queued until acknowledged, in wire order.  A
+ *   resumable session whose connection drops keeps its struct c2s with
+ *   st NULL (session->detached) until <resume/> on another stream swaps
+ *   the connections or the timeout ends it; a session that ends for good
+ *   hands its unacknowledged messages to offline storage.
  * - A failed authentication is answered after auth_failure_delay; after
  *   auth_attempts failures the stream is closed.  A backend that could not
  *   answer is <temporary-auth-failure/> and does not count.
