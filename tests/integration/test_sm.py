@@ -434,6 +434,39 @@ def test_ack_counts_only_committed_messages(server):
         assert server.db_rows('offline_messages', user) == n
 
 
+def test_max_unacked_while_detached(small):
+    with SMClient(small) as b:
+        b.login('bob', small.password('bob'))
+        a = SMClient(small)
+        a.sm_login('carol', resource=unique('r'))
+        a.ack()
+        a.kill()
+        time.sleep(0.5)
+        want = ['away-%d' % i for i in range(12)]
+        for body in want:
+            send_chat(b, a.jid, body)
+        b.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=HOST)
+        time.sleep(0.5)
+    got = offline_bodies(small, 'carol', want)
+    assert bodies(got) == want, [tostr(e) for e in got]
+    assert find_lines('detached session carol@%s/.* expired' % HOST, small.log())
+
+
+def test_resume_with_h_too_high(server):
+    a = SMClient(server)
+    enabled = a.sm_login('alice', resource=unique('r'))
+    a.kill()
+    time.sleep(0.3)
+    with SMClient(server) as c:
+        c.auth('alice')
+        c.send("<resume xmlns='%s' previd='%s' h='%d'/>" % (NS_SM, enabled.get('id'), a.h + 5))
+        err = c.wait_for(lambda e: e.tag == q(NS_STREAM, 'error'), what='stream error')
+        too_high = err.find(sm_tag('handled-count-too-high'))
+        assert too_high is not None, tostr(err)
+        assert too_high.get('send-count') == str(a.h), tostr(err)
+        assert c.wait_closed()
+
+
 def test_acked_messages_survive_sigkill(fresh_server):
     srv = fresh_server
     with SMClient(srv) as a:
