@@ -104,11 +104,14 @@ static int services_parse(const struct cfg_node *list, const char *section, stru
 	*sv_r = NULL;
 	*n_r = 0;
 	if (list == NULL || cfg_is_null(list) || list->type != CFG_LIST || list->children == NULL) {
-		*error_r =
-		        list == NULL || cfg_is_null(list)
-		                ? xasprintf("%s: key 'services': extdisco needs at least one service",
-		                            section)
-		                : cfg_error_at(list, section, "services", "a list of services is expected");
+		if (list == NULL || cfg_is_null(list))
+			*error_r =
+			        xasprintf("%s: key 'services': extdisco needs at least one service", section);
+		else if (list->type != CFG_LIST)
+			*error_r = cfg_error_at(list, section, "services", "a list of services is expected");
+		else
+			*error_r = cfg_error_at(list, section, "services",
+			                        "extdisco needs at least one service");
 		return -1;
 	}
 	size_t n = 0;
