@@ -190,3 +190,10 @@ def test_coturn_accepts_the_credentials(server, tmp_path):
     finally:
         turn.terminate()
         turn.wait(10)
+
+
+def test_config_dump_hides_the_secret(server):
+    r = server.ctl('config-dump')
+    assert r.returncode == 0, r.stderr
+    assert 'extdisco' in r.stdout and 'stun.test.local' in r.stdout, r.stdout
+    assert SECRET not in r.stdout, 'config-dump shows the TURN secret'
