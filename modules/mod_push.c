@@ -739,7 +739,11 @@ static enum hook_result push_unseen(struct host *h, void *args, void *ctx)
 	if (hp->to == NULL || hp->to->node == NULL || hp->stanza == NULL)
 		return HOOK_CONTINUE;
 	const char *type = xml_attr(hp->stanza, "type");
-	if (type != NULL && (strcmp(type, "error") == 0 || strcmp(type, "groupchat") == 0))
+	/* Errors, and what is no conversation (headlines: pubsub events, among
+	 * them the notifications of a local app server, which must not wake
+	 * anyone in turn). */
+	if (type != NULL &&
+	    (strcmp(type, "error") == 0 || strcmp(type, "groupchat") == 0 || strcmp(type, "headline") == 0))
 		return HOOK_CONTINUE;
 	struct push_op *op = op_new(ps, PK_UNSEEN, NULL);
 	if (hp->from != NULL && hp->from->domain != NULL)
