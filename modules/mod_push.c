@@ -13,7 +13,9 @@
  * - message_unseen (mod_offline after a commit, stream management for a
  *   detached session, client state indication for an inactive one): one
  *   publish per registered device, at most one per device every
- *   min_interval; messages in between are counted in the next one.
+ *   min_interval; messages in between are counted in the next one, which
+ *   the flush timer sends when the interval is over (so the last message
+ *   always wakes the device), unless the user is back first.
  * - stanza_in: the app server's answers to those publishes (iq result or
  *   error to the user's bare JID) are handed to iq_response, which runs
  *   the callback of the iq_send that sent them.  A device whose app server
@@ -38,8 +40,10 @@
  * - Every op is on the module's pending list; a stop answers the queued
  *   requests, cancels storage calls and the iqs in flight
  *   (struct push_send, listed in the state), then frees the users.
- * - Rate and counter state (last push, unseen count, warned) lives in
- *   memory only: a restart may send one push early, nothing worse.
+ * - Rate and counter state (last push, unseen count, due, warned) lives
+ *   in memory only: a restart may send one push early, or lose one that
+ *   was due, nothing worse.  The flush timer runs while some device is
+ *   due, set for the earliest.
  */
 #include "builtin.h"
 #include "errmap.h"
@@ -82,7 +86,7 @@ static const struct opt_def push_options[] = {
 	  "whether a push names the sender of the last message (last-message-sender)" },
 	{ "min_interval", OPT_DURATION, offsetof(struct push_settings, min_interval), "10s", NULL, 0, 0,
 	  "at most one push per device in this time; messages in between are counted in the next "
-	  "one (0: a push for every message)" },
+	  "one, sent when the time is over (0: a push for every message)" },
 	{ "max_devices", OPT_UINT, offsetof(struct push_settings, max_devices), "20", NULL, 1, 1000,
 	  "most devices one account may register; a new one beyond replaces the oldest" },
 	{ "timeout", OPT_DURATION, offsetof(struct push_settings, timeout), "30s", NULL, 0, 0,
@@ -94,13 +98,16 @@ struct push_state;
 
 /* One registration, as stored, plus what is kept in memory about it. */
 struct push_device {
-	char *jid;                /* the app server (normalised) */
-	char *node;               /* the node on it */
-	struct xml_node *options; /* the publish-options <x/>, or NULL */
-	int64_t since;            /* unix time of the enable */
-	double last_push;         /* ev_now of the last push sent (0: none yet) */
-	unsigned unseen;          /* messages unseen since the user was last back */
-	bool warned;              /* an error of the app server was logged */
+	char *jid;                     /* the app server (normalised) */
+	char *node;                    /* the node on it */
+	struct xml_node *options;      /* the publish-options <x/>, or NULL */
+	int64_t since;                 /* unix time of the enable */
+	double last_push;              /* ev_now of the last push sent (0: none yet) */
+	unsigned unseen;               /* messages unseen since the user was last back */
+	bool warned;                   /* an error of the app server was logged */
+	bool due;                      /* messages came since the last push: one is owed at
+	                           * last_push + min_interval */
+	char *last_sender, *last_body; /* of the last message, for the owed push */
 };
 
 struct push_list {
@@ -146,6 +153,7 @@ struct push_state {
 	struct pending_ops ops;
 	struct htab users; /* struct push_user by name */
 	struct push_send *sends;
+	ev_timer flush; /* sends the pushes that are due */
 };
 
 /* ---- device lists ------------------------------------------------------------ */
@@ -154,6 +162,8 @@ static void device_clear(struct push_device *d)
 {
 	free(d->jid);
 	free(d->node);
+	free(d->last_sender);
+	free(d->last_body);
 	xml_unref(&d->options);
 	memset(d, 0, sizeof(*d));
 }
@@ -196,6 +206,7 @@ static void list_copy(struct push_list *dst, const struct push_list *src)
 		d->jid = xstrdup(d->jid);
 		d->node = xstrdup(d->node);
 		d->options = d->options != NULL ? xml_copy(d->options) : NULL;
+		d->last_sender = d->last_body = NULL; /* keep_runtime moves them */
 	}
 }
 
@@ -453,17 +464,22 @@ static void store_read(enum storage_result res, const char *text, void *ctx)
 	user_pump(ps, u);
 }
 
-/* The in-memory state of the devices that stay (matched by jid and node). */
-static void keep_runtime(struct push_list *next, const struct push_list *old)
+/* The in-memory state of the devices that stay (matched by jid and node),
+ * moved from old. */
+static void keep_runtime(struct push_list *next, struct push_list *old)
 {
 	for (size_t i = 0; i < next->count; i++) {
 		struct push_device *d = &next->items[i];
 		for (size_t j = 0; j < old->count; j++) {
-			const struct push_device *o = &old->items[j];
+			struct push_device *o = &old->items[j];
 			if (strcmp(o->jid, d->jid) == 0 && strcmp(o->node, d->node) == 0) {
 				d->last_push = o->last_push;
 				d->unseen = o->unseen;
 				d->warned = o->warned;
+				d->due = o->due;
+				d->last_sender = o->last_sender;
+				d->last_body = o->last_body;
+				o->last_sender = o->last_body = NULL;
 				break;
 			}
 		}
@@ -488,6 +504,7 @@ static void store_written(enum storage_result res, void *ctx)
 			d->last_push = 0;
 			d->unseen = 0;
 			d->warned = false;
+			d->due = false;
 		}
 		if (op->p.req != NULL)
 			iq_result(op->p.req, NULL);
@@ -596,8 +613,10 @@ static void push_answered(struct xml_node *answer, void *ctx)
 	send_free(s);
 }
 
-static void push_send(struct push_state *ps, struct push_user *u, struct push_device *d,
-                      const struct push_op *op)
+/* Publish the summary to d now (sender and body of the last message, or
+ * NULL). */
+static void push_send(struct push_state *ps, struct push_user *u, struct push_device *d, const char *sender,
+                      const char *body)
 {
 	struct jid to, from = { 0 };
 	const char *err;
@@ -617,10 +636,10 @@ static void push_send(struct push_state *ps, struct push_user *u, struct push_de
 	char count[16];
 	snprintf(count, sizeof(count), "%u", d->unseen);
 	add_field(x, "message-count", NULL, count);
-	if (ps->set->include_sender && op->sender != NULL)
-		add_field(x, "last-message-sender", NULL, op->sender);
-	if (ps->set->include_body && op->body != NULL)
-		add_field(x, "last-message-body", NULL, op->body);
+	if (ps->set->include_sender && sender != NULL)
+		add_field(x, "last-message-sender", NULL, sender);
+	if (ps->set->include_body && body != NULL)
+		add_field(x, "last-message-body", NULL, body);
 	if (d->options != NULL) {
 		struct xml_node *po = xml_add_child(pubsub, "publish-options", NS_PUSH_PUBSUB);
 		xml_append_copy(po, d->options);
@@ -640,8 +659,32 @@ static void push_send(struct push_state *ps, struct push_user *u, struct push_de
 	jid_clear(&from);
 }
 
+/* Run the flush timer at when (ev_now time) unless it runs earlier. */
+static void flush_at(struct push_state *ps, double when)
+{
+	double now = ev_now(server.loop);
+	double after = when > now ? when - now : 0;
+	if (ev_is_active(&ps->flush) && ev_timer_remaining(server.loop, &ps->flush) <= after)
+		return;
+	ev_timer_stop(server.loop, &ps->flush);
+	ev_timer_set(&ps->flush, after, 0);
+	ev_timer_start(server.loop, &ps->flush);
+}
+
+static void send_now(struct push_state *ps, struct push_user *u, struct push_device *d, const char *sender,
+                     const char *body)
+{
+	d->last_push = ev_now(server.loop);
+	d->due = false;
+	push_send(ps, u, d, sender, body);
+	free(d->last_sender);
+	free(d->last_body);
+	d->last_sender = d->last_body = NULL;
+}
+
 /* An unseen message (op) for u: every device's counter goes up; a device
- * whose last push is older than min_interval gets one now. */
+ * whose last push is older than min_interval gets one now, the others one
+ * when their interval is over. */
 static void notify(struct push_state *ps, struct push_user *u, const struct push_op *op)
 {
 	double now = ev_now(server.loop);
@@ -649,14 +692,68 @@ static void notify(struct push_state *ps, struct push_user *u, const struct push
 		struct push_device *d = &u->devs.items[i];
 		d->unseen++;
 		if (d->last_push > 0 && now - d->last_push < ps->set->min_interval) {
-			log_debug("push %s: %s@%s: device %s (node %s) pushed %.1f s ago; not again yet",
+			log_debug("push %s: %s@%s: device %s (node %s) pushed %.1f s ago; the next push "
+			          "waits",
 			          ps->host->name, u->name, ps->host->name, d->jid, d->node,
 			          now - d->last_push);
+			d->due = true;
+			free(d->last_sender);
+			free(d->last_body);
+			d->last_sender = op->sender != NULL ? xstrdup(op->sender) : NULL;
+			d->last_body = op->body != NULL ? xstrdup(op->body) : NULL;
+			flush_at(ps, d->last_push + ps->set->min_interval);
 			continue;
 		}
-		d->last_push = now;
-		push_send(ps, u, d, op);
+		send_now(ps, u, d, op->sender, op->body);
 	}
+}
+
+/* The flush timer: the owed pushes whose interval is over go out; the
+ * timer is set again for the earliest one still owed. */
+static void flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct push_state *ps = w->data;
+	/* The users first: a push is routed at once, and what routing runs
+	 * may add users to the table (a rehash) while it is walked. */
+	struct push_user **due = NULL;
+	size_t n = 0;
+	for (unsigned b = 0; b < ps->users.nbuckets; b++) {
+		for (struct htab_link *l = ps->users.buckets[b]; l != NULL; l = l->next) {
+			struct push_user *u = (struct push_user *)l;
+			for (size_t i = 0; u->loaded && i < u->devs.count; i++) {
+				if (u->devs.items[i].due) {
+					due = xrealloc(due, (n + 1) * sizeof(*due));
+					due[n++] = u;
+					break;
+				}
+			}
+		}
+	}
+	double now = ev_now(server.loop);
+	double next = -1;
+	for (size_t k = 0; k < n; k++) {
+		struct push_user *u = due[k];
+		for (size_t i = 0; i < u->devs.count; i++) {
+			struct push_device *d = &u->devs.items[i];
+			if (!d->due)
+				continue;
+			double when = d->last_push + ps->set->min_interval;
+			if (when <= now + 0.001) {
+				char *sender = d->last_sender, *body = d->last_body;
+				d->last_sender = d->last_body = NULL;
+				send_now(ps, u, d, sender, body);
+				free(sender);
+				free(body);
+			} else if (next < 0 || when < next) {
+				next = when;
+			}
+		}
+	}
+	free(due);
+	if (next >= 0)
+		flush_at(ps, next);
 }
 
 /* ---- the iq handler -------------------------------------------------------------------- */
@@ -773,9 +870,12 @@ static enum hook_result push_session_opened(struct host *h, void *args, void *ct
 	struct push_state *ps = ctx;
 	struct hook_session *hs = args;
 	struct push_user *u = user_find(ps, hs->session->jid.node, false);
-	if (u != NULL)
-		for (size_t i = 0; i < u->devs.count; i++)
+	if (u != NULL) {
+		for (size_t i = 0; i < u->devs.count; i++) {
 			u->devs.items[i].unseen = 0;
+			u->devs.items[i].due = false; /* the user sees them now */
+		}
+	}
 	return HOOK_CONTINUE;
 }
 
@@ -835,6 +935,8 @@ static int push_start(struct host *h, const void *settings, void **state_r, char
 		free(ps);
 		return -1;
 	}
+	ev_timer_init(&ps->flush, flush_cb, 0, 0);
+	ps->flush.data = ps;
 	*state_r = ps;
 	return 0;
 }
@@ -843,6 +945,7 @@ static void push_stop(struct host *h, void *state)
 {
 	struct push_state *ps = state;
 	builtin_parts_remove(h, &push_parts, ps);
+	ev_timer_stop(server.loop, &ps->flush);
 	while (ps->sends != NULL) {
 		iq_send_cancel(ps->sends->out);
 		send_free(ps->sends);

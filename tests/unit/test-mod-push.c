@@ -49,7 +49,7 @@ static int setup(void **state)
 static int setup_rate(void **state)
 {
 	(void)state;
-	harness_start("  push: { min_interval: 60s, include_body: true, timeout: 1s }\n");
+	harness_start("  push: { min_interval: 1s, include_body: true, timeout: 1s }\n");
 	harness_account("juliet");
 	harness_account("app");
 	return 0;
@@ -214,6 +214,18 @@ static void test_answer_from_someone_else_ignored(void **state)
 	assert_int_equal(fake_count_named(app, "iq"), 1); /* still registered */
 }
 
+struct want_iqs {
+	const struct fake_session *fs;
+	size_t n;
+	double until; /* ev_now deadline, or 0 */
+};
+
+static bool iqs_or_time(void *ctx)
+{
+	struct want_iqs *w = ctx;
+	return fake_count_named(w->fs, "iq") >= w->n || (w->until > 0 && ev_now(server.loop) >= w->until);
+}
+
 static void test_rate_limit_and_body(void **state)
 {
 	(void)state;
@@ -224,6 +236,40 @@ static void test_rate_limit_and_body(void **state)
 	unseen(NULL, "third");
 	assert_int_equal(fake_count_named(app, "iq"), 1);
 	assert_string_equal(field(fake_get(app, 0), "last-message-body"), "first");
+	assert_string_equal(field(fake_get(app, 0), "message-count"), "1");
+	/* the owed push, when min_interval is over: the count and the last one */
+	struct want_iqs w = { app, 2, 0 };
+	harness_run_until(iqs_or_time, &w);
+	assert_string_equal(field(fake_get(app, 1), "message-count"), "3");
+	assert_string_equal(field(fake_get(app, 1), "last-message-body"), "third");
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+}
+
+static void test_owed_push_dropped_when_back(void **state)
+{
+	(void)state;
+	struct fake_session *app = harness_login("app", "srv");
+	enabled_phone();
+	unseen(NULL, "first");
+	unseen(NULL, "second");
+	assert_int_equal(fake_count_named(app, "iq"), 1);
+	struct fake_session *desk = harness_login("juliet", "desk");
+	settle();
+	/* a tick keeps the loop turning while nothing else is due */
+	ev_timer tick;
+	ev_timer_init(&tick, tick_cb, 0.1, 0.1);
+	ev_timer_start(server.loop, &tick);
+	struct want_iqs w = { app, 2, ev_now(server.loop) + 1.5 };
+	harness_run_until(iqs_or_time, &w);
+	ev_timer_stop(server.loop, &tick);
+	assert_int_equal(fake_count_named(app, "iq"), 1);
+	harness_logout(&desk);
 }
 
 #define CASE(test, setup) cmocka_unit_test_setup_teardown(test, setup, teardown)
@@ -236,6 +282,7 @@ int main(void)
 		CASE(test_errors, setup),
 		CASE(test_answer_from_someone_else_ignored, setup),
 		CASE(test_rate_limit_and_body, setup_rate),
+		CASE(test_owed_push_dropped_when_back, setup_rate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
