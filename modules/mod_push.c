@@ -20,8 +20,10 @@
  *   error to the user's bare JID) are handed to iq_response, which runs
  *   the callback of the iq_send that sent them.  A device whose app server
  *   answers item-not-found, or an error of type auth, is removed
- *   (XEP-0357 §6); other errors are logged once per device.
- * - session_opened: the user is back; the unseen counters start again.
+ *   (the app server no longer knows it); other errors are logged once per
+ *   device.
+ * - session_opened: the user is back; the unseen counters start again and
+ *   no owed push is sent.
  * - private_set / remove_user: the stored list changed behind the cache.
  *
  * Where registrations live: there is no storage area of their own; they
@@ -924,13 +926,6 @@ static int push_start(struct host *h, const void *settings, void **state_r, char
 	struct push_state *ps = xcalloc(1, sizeof(*ps));
 	ps->host = h;
 	ps->set = settings;
-	if (!storage_has_area(h->storage, STORAGE_AREA_PRIVATE)) {
-		*error_r = xasprintf("the store of %s keeps no private XML storage, where push "
-		                     "registrations live",
-		                     h->name);
-		free(ps);
-		return -1;
-	}
 	if (builtin_parts_add(h, &push_parts, ps, error_r) < 0) {
 		free(ps);
 		return -1;
