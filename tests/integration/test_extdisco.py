@@ -197,3 +197,24 @@ def test_config_dump_hides_the_secret(server):
     assert r.returncode == 0, r.stderr
     assert 'extdisco' in r.stdout and 'stun.test.local' in r.stdout, r.stdout
     assert SECRET not in r.stdout, 'config-dump shows the TURN secret'
+
+
+def test_unauthenticated_gets_nothing(server, raw):
+    c = raw()
+    c.open()
+    c.starttls()
+    c.send("<iq type='get' id='ext1' to='%s'><services xmlns='%s'/></iq>" % (HOST, NS_EXTDISCO))
+    got = []
+    try:
+        while True:
+            e = c.next(2.0)
+            if e is None:
+                break
+            got.append(e)
+    except (TimeoutError, parleytest.StreamClosed):
+        pass
+    text = ''.join(tostr(e) for e in got)
+    assert 'password' not in text and 'stun.test.local' not in text, text
+    answers = [e for e in got if e.get('id') == 'ext1']
+    assert got, "the server said nothing to an iq before authentication"
+    assert not answers or answers[0].get("type") == "error", text
