@@ -603,9 +603,8 @@ static void push_answered(struct xml_node *answer, void *ctx)
 		} else {
 			struct push_device *d = device_find(ps, s->user, s->jid, s->node);
 			if (d == NULL || !d->warned)
-				log_info("push %s: the app server %s (node %s) of %s@%s answered a push with "
-				         "%s; "
-				         "the device stays registered",
+				log_info("push %s: the app server %s (node %s) of %s@%s answered a push "
+				         "with %s; the device stays registered",
 				         ps->host->name, s->jid, s->node, s->user, ps->host->name,
 				         cond != NULL ? cond : "an error");
 			if (d != NULL)
@@ -694,8 +693,8 @@ static void notify(struct push_state *ps, struct push_user *u, const struct push
 		struct push_device *d = &u->devs.items[i];
 		d->unseen++;
 		if (d->last_push > 0 && now - d->last_push < ps->set->min_interval) {
-			log_debug("push %s: %s@%s: device %s (node %s) pushed %.1f s ago; the next push "
-			          "waits",
+			log_debug("push %s: %s@%s: device %s (node %s) pushed %.1f s ago; the next "
+			          "push waits",
 			          ps->host->name, u->name, ps->host->name, d->jid, d->node,
 			          now - d->last_push);
 			d->due = true;
