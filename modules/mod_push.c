@@ -920,6 +920,22 @@ static const struct builtin_parts push_parts = {
 	.user_feature = NS_PUSH,
 };
 
+static int push_check(const struct host_config *hc, const void *settings, const struct cfg_node *opts,
+                      const char *section, char **error_r)
+{
+	(void)hc;
+	const struct push_settings *set = settings;
+	if (set->timeout <= 0) {
+		*error_r = cfg_key_error(opts, "timeout", section, "an app server needs some time to answer");
+		return -1;
+	}
+	if (set->min_interval < 0) {
+		*error_r = cfg_key_error(opts, "min_interval", section, "a negative interval");
+		return -1;
+	}
+	return 0;
+}
+
 static int push_start(struct host *h, const void *settings, void **state_r, char **error_r)
 {
 	struct push_state *ps = xcalloc(1, sizeof(*ps));
@@ -958,6 +974,7 @@ const struct module_def mod_push = {
 	.options = push_options,
 	.settings_size = sizeof(struct push_settings),
 	.default_enabled = true,
+	.check = push_check,
 	.start = push_start,
 	.stop = push_stop,
 };

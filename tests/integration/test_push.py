@@ -9,6 +9,7 @@ others keep it).
 The app server is the local pubsub service (pubsub.test.local): the test
 makes a node there whose publish_model is open, a watcher account
 subscribes to it and receives the published notifications as events."""
+import subprocess
 import time
 
 import pytest
@@ -345,3 +346,14 @@ def test_registrations_survive_a_restart(tmp_path_factory):
             bob.close()
     finally:
         srv.finish()
+
+
+def test_bad_configuration(tmp_path_factory):
+    srv = parleytest.Parleyd(tmp_path_factory.mktemp('push-bad'))
+    text = srv.config.read_text()
+    for bad in ('timeout: 0', 'include_body: maybe', 'max_devices: 0', 'colour: red'):
+        srv.config.write_text(text.replace('      register: {', '      push: { %s }\n      register: {' % bad, 1))
+        r = subprocess.run([srv.parleyd, '-t', '-c', str(srv.config)], capture_output=True, text=True,
+                           cwd=str(srv.dir), env=srv.env, timeout=30)
+        assert r.returncode != 0, 'push { %s } accepted' % bad
+        assert 'modules.push.' in r.stdout + r.stderr, r.stdout + r.stderr
