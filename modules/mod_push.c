@@ -23,7 +23,8 @@
  *   (the app server no longer knows it); other errors are logged once per
  *   device.
  * - session_opened: the user is back; the unseen counters start again and
- *   no owed push is sent.
+ *   no owed push is sent.  session_closed: the last one forgets a user
+ *   without devices.
  * - private_set / remove_user: the stored list changed behind the cache.
  *
  * Where registrations live: there is no storage area of their own; they
@@ -37,8 +38,9 @@
  *   every operation on a user (struct push_op) waits in the user's queue
  *   (idle) and runs when the one before has finished (u->busy false), so a
  *   write never loses a change made meanwhile.  The list is read at the
- *   first operation and cached while the user has devices; a user with
- *   none and nothing queued is forgotten.
+ *   first operation and cached while the user has devices or a session
+ *   (messages to an inactive or detached session need no read each); a
+ *   user with neither and nothing queued is forgotten (user_keep).
  * - Every op is on the module's pending list; a stop answers the queued
  *   requests, cancels storage calls and the iqs in flight
  *   (struct push_send, listed in the state), then frees the users.
@@ -384,8 +386,16 @@ static bool user_change(struct push_state *ps, struct push_user *u, struct push_
 	return true;
 }
 
-/* Run u's queued ops until one waits for storage; forget u when it has no
- * device and nothing to do. */
+/* Whether u is kept: it has work, or its list is loaded and it has
+ * devices or a session. */
+static bool user_keep(struct push_state *ps, const struct push_user *u)
+{
+	return u->busy || u->head != NULL ||
+	       (u->loaded && (u->devs.count > 0 || sm_user_sessions(ps->host, u->name) != NULL));
+}
+
+/* Run u's queued ops until one waits for storage; forget u when it is not
+ * kept. */
 static void user_pump(struct push_state *ps, struct push_user *u)
 {
 	while (!u->busy && u->head != NULL) {
@@ -406,7 +416,7 @@ static void user_pump(struct push_state *ps, struct push_user *u)
 		}
 		op_free(&op->p);
 	}
-	if (!u->busy && u->head == NULL && (u->devs.count == 0 || !u->loaded))
+	if (!user_keep(ps, u))
 		user_free(ps, u);
 }
 
@@ -880,6 +890,18 @@ static enum hook_result push_session_opened(struct host *h, void *args, void *ct
 	return HOOK_CONTINUE;
 }
 
+/* The user's last session closed: a user without devices is forgotten. */
+static enum hook_result push_session_closed(struct host *h, void *args, void *ctx)
+{
+	(void)h;
+	struct push_state *ps = ctx;
+	struct hook_session *hs = args;
+	struct push_user *u = user_find(ps, hs->session->jid.node, false);
+	if (u != NULL && !user_keep(ps, u))
+		user_free(ps, u);
+	return HOOK_CONTINUE;
+}
+
 static enum hook_result push_private_set(struct host *h, void *args, void *ctx)
 {
 	(void)h;
@@ -908,6 +930,7 @@ static const struct builtin_hook push_hooks[] = {
 	/* Before mod_blocking (10): an answer to a push is ours whoever sent it. */
 	{ HOOK_STANZA_IN, 5, push_stanza_in },
 	{ HOOK_SESSION_OPENED, 50, push_session_opened },
+	{ HOOK_SESSION_CLOSED, 50, push_session_closed },
 	{ HOOK_PRIVATE_SET, 50, push_private_set },
 	{ HOOK_REMOVE_USER, 50, push_remove_user },
 };

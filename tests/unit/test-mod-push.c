@@ -272,6 +272,49 @@ static void test_owed_push_dropped_when_back(void **state)
 	harness_logout(&desk);
 }
 
+static void written_cb(enum storage_result res, void *ctx)
+{
+	assert_int_equal(res, STORAGE_OK);
+	*(bool *)ctx = true;
+}
+
+static bool flag_set(void *ctx)
+{
+	return *(bool *)ctx;
+}
+
+/* A registration written to the store behind the module's back (no
+ * private_set hook). */
+static void store_device_directly(const char *node)
+{
+	struct host *h = harness_host();
+	char *data = xasprintf("<devices xmlns='urn:parley:push:0'><device jid='" APP "' node='%s' "
+	                       "since='1'/></devices>",
+	                       node);
+	struct private_item item = { .ns = "urn:parley:push:0", .data = data };
+	bool done = false;
+	storage_private_set(h->storage, h->name, "juliet", &item, 1, written_cb, &done);
+	harness_run_until(flag_set, &done);
+	free(data);
+}
+
+static void test_cached_while_session(void **state)
+{
+	(void)state;
+	struct fake_session *app = harness_login("app", "srv");
+	struct fake_session *phone = harness_login("juliet", "phone");
+	phone->s.inactive = true;
+	unseen(&phone->s, "a"); /* read: no device, kept while the session is */
+	store_device_directly("n9");
+	unseen(&phone->s, "b");
+	assert_int_equal(fake_count_named(app, "iq"), 0); /* not read again */
+	harness_logout(&phone);
+	settle();
+	unseen(NULL, "c"); /* forgotten with the last session: read again */
+	assert_int_equal(fake_count_named(app, "iq"), 1);
+	assert_string_equal(xml_attr(xml_path(fake_get(app, 0), "pubsub/publish"), "node"), "n9");
+}
+
 #define CASE(test, setup) cmocka_unit_test_setup_teardown(test, setup, teardown)
 
 int main(void)
@@ -281,6 +324,7 @@ int main(void)
 		CASE(test_count_and_detached, setup),
 		CASE(test_errors, setup),
 		CASE(test_answer_from_someone_else_ignored, setup),
+		CASE(test_cached_while_session, setup),
 		CASE(test_rate_limit_and_body, setup_rate),
 		CASE(test_owed_push_dropped_when_back, setup_rate),
 	};
