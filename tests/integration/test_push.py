@@ -150,9 +150,13 @@ def test_feature_on_the_account(server):
         c.close()
 
 
+def own_session(srv):
+    """A session of a new account (nothing registered yet)."""
+    return connect(srv, fresh_user(srv, 'push'), password='fresh-secret')
+
+
 def test_enable_disable_stored(server):
-    user = fresh_user(server, 'push')
-    c = connect(server, user, password='fresh-secret')
+    c = own_session(server)
     try:
         assert stored_devices(c) == []
         ok(enable(c, 'push.example.net', 'node-a'))
@@ -174,8 +178,7 @@ def test_enable_disable_stored(server):
 
 
 def test_bad_input(server):
-    user = fresh_user(server, 'push')
-    c = connect(server, user, password='fresh-secret')
+    c = own_session(server)
     try:
         assert stanza_error(enable(c, jid=None, node='n')) == 'bad-request'
         assert stanza_error(enable(c, node=None)) == 'bad-request'

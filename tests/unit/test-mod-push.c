@@ -37,21 +37,26 @@ static void settle(void)
 		ev_run(server.loop, EVRUN_NOWAIT);
 }
 
+static void start(const char *push_options)
+{
+	char *yaml = xasprintf("  push: { %s, timeout: 1s }\n", push_options);
+	harness_start(yaml);
+	free(yaml);
+	harness_account("juliet");
+	harness_account("app");
+}
+
 static int setup(void **state)
 {
 	(void)state;
-	harness_start("  push: { min_interval: 0, timeout: 1s }\n");
-	harness_account("juliet");
-	harness_account("app");
+	start("min_interval: 0");
 	return 0;
 }
 
 static int setup_rate(void **state)
 {
 	(void)state;
-	harness_start("  push: { min_interval: 1s, include_body: true, timeout: 1s }\n");
-	harness_account("juliet");
-	harness_account("app");
+	start("min_interval: 1s, include_body: true");
 	return 0;
 }
 
