@@ -60,10 +60,12 @@
 
 struct carbons_state {
 	struct host *host;
-	/* The message being delivered (a reference), the JID it came from,
-	 * the user it is for and the sessions that got it. */
+	/* The message being delivered (a reference), the JID it came from, its
+	 * 'to' (a fan-out changes the tree's per recipient), the user it is
+	 * for and the sessions that got it. */
 	struct xml_node *msg;
 	struct jid from;
+	char *to;
 	char *user;
 	uint64_t *got;
 	size_t ngot, got_cap;
@@ -105,9 +107,9 @@ static bool own_account(const struct jid *from, const struct jid *to)
 
 /* Write a copy of msg wrapped in <dir/> to session s, unless a
  * user_receive_packet hook refuses or queues it for s; orig_from is the
- * JID msg came from. */
+ * JID msg came from, orig_to (NULL: msg's own) the 'to' it had. */
 static void send_copy(struct carbons_state *cs, struct session *s, const char *dir,
-                      const struct xml_node *msg, const struct jid *orig_from)
+                      const struct xml_node *msg, const struct jid *orig_from, const char *orig_to)
 {
 	struct xml_node *w = xml_new("message", NS_CLIENT);
 	xml_set_attr(w, "from", jid_bare_to_pool(w->pool, &s->jid));
@@ -117,7 +119,9 @@ static void send_copy(struct carbons_state *cs, struct session *s, const char *d
 		xml_set_attr(w, "type", type);
 	struct xml_node *d = xml_add_child(w, dir, NS_CARBONS);
 	struct xml_node *fw = xml_add_child(d, "forwarded", NS_FORWARD);
-	xml_append_copy(fw, msg);
+	struct xml_node *m = xml_append_copy(fw, msg);
+	if (orig_to != NULL)
+		xml_set_attr(m, "to", orig_to);
 	struct hook_packet hp = { .from = orig_from, .to = &s->jid, .stanza = w, .session = s };
 	cs->in_copy = true;
 	enum hook_result r = hook_run(cs->host, HOOK_USER_RECEIVE_PACKET, &hp);
@@ -146,12 +150,14 @@ static void flush_pending(struct carbons_state *cs)
 	for (struct session *s = sm_user_sessions(cs->host, cs->user), *next; s != NULL; s = next) {
 		next = s->next_of_user;
 		if (s->carbons && !got_it(cs, s->id))
-			send_copy(cs, s, "received", msg, &cs->from);
+			send_copy(cs, s, "received", msg, &cs->from, cs->to);
 	}
 	if (cs->done != NULL)
 		xml_unref(&cs->done);
 	cs->done = msg; /* the reference moves */
 	jid_clear(&cs->from);
+	free(cs->to);
+	cs->to = NULL;
 	free(cs->user);
 	cs->user = NULL;
 	cs->ngot = 0;
@@ -162,6 +168,15 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	(void)loop;
 	(void)revents;
 	flush_pending(w->data);
+}
+
+/* Whether another session of s's user has carbons enabled. */
+static bool any_other(const struct session *s)
+{
+	for (const struct session *o = sm_user_sessions(s->host, s->jid.node); o != NULL; o = o->next_of_user)
+		if (o != s && o->carbons)
+			return true;
+	return false;
 }
 
 /* ---- hooks --------------------------------------------------------------------- */
@@ -188,11 +203,13 @@ static enum hook_result carbons_receive(struct host *h, void *args, void *ctx)
 	if (hp->stanza != cs->msg) {
 		flush_pending(cs);
 		if (!qualifies(hp->stanza) || xml_child(hp->stanza, "x", NS_MUC_USER) != NULL ||
-		    hp->from == NULL || own_account(hp->from, &hp->session->jid))
+		    hp->from == NULL || own_account(hp->from, &hp->session->jid) || !any_other(hp->session))
 			return HOOK_CONTINUE;
 		xml_ref(hp->stanza);
 		cs->msg = hp->stanza;
 		jid_copy(&cs->from, hp->from);
+		const char *to = xml_attr(hp->stanza, "to");
+		cs->to = to != NULL ? xstrdup(to) : NULL;
 		cs->user = xstrdup(hp->session->jid.node);
 		ev_prepare_start(server.loop, &cs->flush_w);
 	}
@@ -215,7 +232,7 @@ static enum hook_result carbons_send(struct host *h, void *args, void *ctx)
 	for (struct session *s = sm_user_sessions(h, self->jid.node), *next; s != NULL; s = next) {
 		next = s->next_of_user;
 		if (s != self && s->carbons)
-			send_copy(cs, s, "sent", hp->stanza, &self->jid);
+			send_copy(cs, s, "sent", hp->stanza, &self->jid, NULL);
 	}
 	return HOOK_CONTINUE;
 }
@@ -293,6 +310,7 @@ static void carbons_stop(struct host *h, void *state)
 	xml_unref(&cs->msg);
 	xml_unref(&cs->done);
 	jid_clear(&cs->from);
+	free(cs->to);
 	free(cs->user);
 	free(cs->got);
 	free(cs);

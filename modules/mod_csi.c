@@ -28,8 +28,9 @@
  * - Dropping a queue loses presence and chat states only, which a client
  *   learns again (probes at its next login, the next chat state).
  * - Queues are per session (struct csi_queue, in a table by session id);
- *   an entry holds a reference to the routed tree (trees are immutable once
- *   routed) and was already through the privacy filter.
+ *   an entry holds a copy of the routed tree (a fan-out changes the tree's
+ *   'to' from one recipient to the next) and was already through the
+ *   privacy filter.
  */
 #include "builtin.h"
 #include "server/host.h"
@@ -153,8 +154,10 @@ static void queue_add(struct csi_state *st, struct session *s, struct xml_node *
 		q->cap = q->cap ? q->cap * 2 : 8;
 		q->e = xrealloc(q->e, q->cap * sizeof(*q->e));
 	}
-	xml_ref(stanza);
-	q->e[q->n++] = (struct csi_entry){ .stanza = stanza, .from = from != NULL ? xstrdup(from) : NULL };
+	/* A copy: a fan-out (MUC, pubsub) changes the routed tree's 'to' for
+	 * each recipient. */
+	q->e[q->n++] =
+	        (struct csi_entry){ .stanza = xml_copy(stanza), .from = from != NULL ? xstrdup(from) : NULL };
 	st->queued++;
 	if (q->n >= st->set->queue_size)
 		queue_flush(st, s);

@@ -65,11 +65,31 @@ def state(c, to, name='composing'):
 
 
 def pair(server):
-    """u and a contact k, subscribed both ways, both online."""
+    """u and a contact k, subscribed both ways, both online; u.twin is a
+    second session of u's user that stays active."""
     uu, ku = new_user(server, 'cs'), new_user(server, 'ck')
     u, k = online(server, uu), online(server, ku)
     make_mutual(u, uu, k, ku)
+    u.twin = online(server, uu)
+    expect(u.twin, presence_from(k.jid), 'presence of the contact on the twin')
     return u, uu, k, ku
+
+
+def broadcast_done(u, jid, show=None, typ=None):
+    """The broadcast of jid's presence (show, type) has been through the
+    session manager: u's twin got it (presence broadcasts run after a
+    roster read, so a round trip of the sender does not tell)."""
+    def match(e):
+        return (presence_from(jid)(e) and e.get('type') == typ
+                and e.findtext(q(NS_CLIENT, 'show')) == show)
+    expect(u.twin, match, 'presence %s/%s of %s on the twin' % (show, typ, jid))
+
+
+def close(*cs):
+    for c in cs:
+        if getattr(c, 'twin', None) is not None:
+            c.twin.close()
+        c.close()
 
 
 # ---- tests ------------------------------------------------------------------
@@ -103,6 +123,7 @@ def test_inactive_holds_presence_and_chat_states(server):
         state(k, u.jid, 'paused')
         show(k, 'xa')
         ping(k)
+        broadcast_done(u, k.jid, 'xa')
         sync(u)
         assert not since(u, n, presence_from(k.jid)), u.received[n:]
         assert not since(u, n, chatstate), u.received[n:]
@@ -118,8 +139,7 @@ def test_inactive_holds_presence_and_chat_states(server):
         iq_at = next(i for i, e in enumerate(got) if e.tag == q(NS_CLIENT, 'iq') and e.get('id') == 'v1')
         assert got.index(pres[0]) < iq_at and got.index(states[-1]) < iq_at
     finally:
-        u.close()
-        k.close()
+        close(u, k)
 
 
 def test_body_and_subscription_come_at_once(server):
@@ -130,7 +150,7 @@ def test_body_and_subscription_come_at_once(server):
         sync(u)
         n = mark(u)
         show(k, 'away')
-        ping(k)
+        broadcast_done(u, k.jid, 'away')
         k.send("<message to='%s' type='chat'><body>wake up</body>"
                "<active xmlns='%s'/></message>" % (u.jid, NS_CHATSTATES))
         expect(u, body('wake up'), 'a message with a body, while inactive')
@@ -142,9 +162,7 @@ def test_body_and_subscription_come_at_once(server):
         expect(u, lambda e: e.tag == q(NS_CLIENT, 'presence') and e.get('type') == 'subscribe',
                'subscription request while inactive')
     finally:
-        u.close()
-        k.close()
-        stranger.close()
+        close(u, k, stranger)
 
 
 def test_active_writes_latest_presence_per_contact(server):
@@ -152,6 +170,7 @@ def test_active_writes_latest_presence_per_contact(server):
     k2u = new_user(server, 'ck')
     k2 = online(server, k2u)
     make_mutual(u, uu, k2, k2u)
+    expect(u.twin, presence_from(k2.jid), 'presence of k2 on the twin')
     try:
         u.send("<inactive xmlns='%s'/>" % NS_CSI)
         sync(u)
@@ -160,8 +179,8 @@ def test_active_writes_latest_presence_per_contact(server):
         show(k2, 'dnd')
         show(k, 'chat')
         k2.send("<presence type='unavailable'/>")
-        ping(k)
-        ping(k2)
+        broadcast_done(u, k.jid, 'chat')
+        broadcast_done(u, k2.jid, typ='unavailable')
         sync(u)
         assert not since(u, n, lambda e: e.tag == q(NS_CLIENT, 'presence')), u.received[n:]
         u.send("<active xmlns='%s'/>" % NS_CSI)
@@ -175,9 +194,7 @@ def test_active_writes_latest_presence_per_contact(server):
         show(k, 'away')
         expect(u, presence_from(k.jid), 'presence once active')
     finally:
-        u.close()
-        k.close()
-        k2.close()
+        close(u, k, k2)
 
 
 def test_full_queue_is_written(server):
@@ -204,21 +221,20 @@ def test_full_queue_is_written(server):
         sync(u)
         assert not since(u, n, chatstate)
     finally:
-        u.close()
-        k.close()
+        close(u, k)
 
 
 def test_others_not_affected(server):
     """The user's other session and other users get presence at once; the
     inactive session's queue dies with its connection."""
     u, uu, k, ku = pair(server)
-    u2 = online(server, uu)
+    u2 = u.twin
     try:
         u.send("<inactive xmlns='%s'/>" % NS_CSI)
         sync(u)
         n = mark(u)
         show(k, 'away')
-        expect(u2, presence_from(k.jid), 'the active session of the same user')
+        broadcast_done(u, k.jid, 'away')
         show(u2, 'dnd')
         expect(k, presence_from(u2.jid), 'the contact gets presence at once')
         ping(k)
@@ -227,9 +243,7 @@ def test_others_not_affected(server):
         state(k, u.jid)
         ping(k)
     finally:
-        u.close()  # with a queue: dropped
-        k.close()
-        u2.close()
+        close(u, k)  # u with a queue: dropped
     # The server is still fine.
     c = online(server, new_user(server, 'cs'))
     c.close()
