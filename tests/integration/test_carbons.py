@@ -299,3 +299,40 @@ def test_privacy_applies_to_copies(server):
     finally:
         a.close()
         k.close()
+
+
+# ---- a real client library ----------------------------------------------------
+
+def test_slixmpp_carbons(server, run):
+    """slixmpp's XEP-0280 plugin enables carbons and reads both kinds of
+    copies."""
+    import asyncio
+    from parleytest import login as slix_login, logout
+
+    user = new_user(server, 'cb')
+    k = login(server, new_user(server, 'ct'), 'phone')
+
+    async def go():
+        phone = await slix_login(server, user, resource='phone', plugins=('xep_0280',))
+        laptop = await slix_login(server, user, resource='laptop', plugins=('xep_0280',))
+        got = {'received': asyncio.Queue(), 'sent': asyncio.Queue()}
+        laptop.add_event_handler('carbon_received', lambda m: got['received'].put_nowait(m))
+        laptop.add_event_handler('carbon_sent', lambda m: got['sent'].put_nowait(m))
+        try:
+            await phone['xep_0280'].enable(timeout=10)
+            await laptop['xep_0280'].enable(timeout=10)
+            k.send("<message to='%s/phone' type='chat'><body>hi phone</body></message>" % bare(user))
+            m = await asyncio.wait_for(got['received'].get(), 10)
+            assert m['carbon_received']['body'] == 'hi phone', m
+            assert str(m['carbon_received']['from']) == k.jid, m
+            phone.send_message(mto=k.jid, mbody='hi contact', mtype='chat')
+            m = await asyncio.wait_for(got['sent'].get(), 10)
+            assert m['carbon_sent']['body'] == 'hi contact', m
+            assert str(m['carbon_sent']['to']) == k.jid, m
+        finally:
+            await logout(phone, laptop)
+    try:
+        run(go())
+        expect(k, direct('hi contact'), 'the contact gets the original')
+    finally:
+        k.close()

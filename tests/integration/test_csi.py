@@ -247,3 +247,51 @@ def test_others_not_affected(server):
     # The server is still fine.
     c = online(server, new_user(server, 'cs'))
     c.close()
+
+
+# ---- a real client library ----------------------------------------------------
+
+def test_slixmpp_csi(server, run):
+    """slixmpp's XEP-0352 plugin finds the feature; chat states wait while
+    it is inactive and come, in order, before a message with a body."""
+    import asyncio
+    from parleytest import iq, login as slix_login, logout
+
+    user = new_user(server, 'cs')
+    k = online(server, new_user(server, 'ck'))
+
+    async def go():
+        c = await slix_login(server, user, resource='app', plugins=('xep_0352',))
+        seen = []  # every message read (the 'message' event is for bodies only)
+
+        def inbound(stanza):
+            if stanza.xml.tag == q(NS_CLIENT, 'message'):
+                seen.append(stanza.xml)
+            return stanza
+        c.add_filter('in', inbound)
+        try:
+            assert c['xep_0352'].enabled, 'slixmpp found no <csi/> feature'
+            c['xep_0352'].send_inactive()
+            r = await iq(c, 'set', None, "<session xmlns='%s'/>" % NS_SESSION)
+            assert r.get('type') == 'result'
+            to = '%s/app' % bare(user)
+            state(k, to, 'composing')
+            state(k, to, 'paused')
+            ping(k)
+            r = await iq(c, 'set', None, "<session xmlns='%s'/>" % NS_SESSION)
+            assert r.get('type') == 'result'
+            await asyncio.sleep(0.2)
+            assert seen == [], [tostr(m) for m in seen]
+            k.send("<message to='%s' type='chat'><body>now</body></message>" % to)
+            for _ in range(100):
+                if len(seen) >= 3:
+                    break
+                await asyncio.sleep(0.05)
+            what = [m.findtext(q(NS_CLIENT, 'body')) or list(m)[0].tag.split('}')[1] for m in seen]
+            assert what == ['composing', 'paused', 'now'], [tostr(m) for m in seen]
+        finally:
+            await logout(c)
+    try:
+        run(go())
+    finally:
+        k.close()
