@@ -45,7 +45,6 @@
 
 #define NS_CSI "urn:xmpp:csi:0"
 #define NS_CARBONS "urn:xmpp:carbons:2"
-#define NS_FORWARD "urn:xmpp:forward:0"
 
 struct csi_settings {
 	unsigned queue_size;
@@ -196,7 +195,7 @@ static bool quiet_message(const struct xml_node *msg, int depth)
 	for (const struct xml_node *c = xml_first_element(msg); c != NULL; c = xml_next(c, NULL, NULL)) {
 		if (depth == 0 && (xml_is(c, "received", NS_CARBONS) || xml_is(c, "sent", NS_CARBONS))) {
 			const struct xml_node *inner = xml_path(c, "forwarded/message");
-			if (inner == NULL || !xml_is(c, NULL, NS_CARBONS) || !quiet_message(inner, 1))
+			if (inner == NULL || !quiet_message(inner, 1))
 				return false;
 			continue;
 		}

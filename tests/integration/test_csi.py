@@ -249,6 +249,30 @@ def test_others_not_affected(server):
     c.close()
 
 
+def test_carbon_copies_of_chat_states_wait(server):
+    """u enabled carbons and is inactive: the copy of a chat state its twin
+    received waits, the copy of a message with a body comes at once, after
+    it."""
+    u, uu, k, ku = pair(server)
+    try:
+        r = u.iq('set', "<enable xmlns='urn:xmpp:carbons:2'/>")
+        assert r.get('type') == 'result', tostr(r)
+        u.send("<inactive xmlns='%s'/>" % NS_CSI)
+        sync(u)
+        n = mark(u)
+        state(k, u.twin.jid, 'composing')
+        ping(k)
+        sync(u)
+        assert not since(u, n, lambda e: e.tag == q(NS_CLIENT, 'message')), u.received[n:]
+        k.send("<message to='%s' type='chat'><body>copied</body></message>" % u.twin.jid)
+        expect(u, lambda e: e.tag == q(NS_CLIENT, 'message') and 'copied' in tostr(e), 'copy with a body')
+        got = since(u, n, lambda e: e.tag == q(NS_CLIENT, 'message'))
+        assert len(got) == 2 and 'composing' in tostr(got[0]) and 'copied' in tostr(got[1]), \
+            [tostr(e) for e in got]
+    finally:
+        close(u, k)
+
+
 # ---- a real client library ----------------------------------------------------
 
 def test_slixmpp_csi(server, run):
