@@ -39,6 +39,13 @@ def since(c, n, pred):
     return [e for e in c.received[n:] if pred(e)]
 
 
+def go_inactive(u):
+    """u says it is inactive; returns mark(u) once the server knows."""
+    u.send("<inactive xmlns='%s'/>" % NS_CSI)
+    sync(u)
+    return mark(u)
+
+
 def presence_from(jid):
     def match(e):
         return e.tag == q(NS_CLIENT, 'presence') and e.get('from') == jid
@@ -114,9 +121,7 @@ def test_stream_feature(server):
 def test_inactive_holds_presence_and_chat_states(server):
     u, uu, k, ku = pair(server)
     try:
-        u.send("<inactive xmlns='%s'/>" % NS_CSI)
-        sync(u)
-        n = mark(u)
+        n = go_inactive(u)
         show(k, 'away')
         state(k, u.jid, 'composing')
         show(k, 'dnd')
@@ -146,9 +151,7 @@ def test_body_and_subscription_come_at_once(server):
     u, uu, k, ku = pair(server)
     stranger = online(server, new_user(server, 'cx'))
     try:
-        u.send("<inactive xmlns='%s'/>" % NS_CSI)
-        sync(u)
-        n = mark(u)
+        n = go_inactive(u)
         show(k, 'away')
         broadcast_done(u, k.jid, 'away')
         k.send("<message to='%s' type='chat'><body>wake up</body>"
@@ -172,9 +175,7 @@ def test_active_writes_latest_presence_per_contact(server):
     make_mutual(u, uu, k2, k2u)
     expect(u.twin, presence_from(k2.jid), 'presence of k2 on the twin')
     try:
-        u.send("<inactive xmlns='%s'/>" % NS_CSI)
-        sync(u)
-        n = mark(u)
+        n = go_inactive(u)
         show(k, 'away')
         show(k2, 'dnd')
         show(k, 'chat')
@@ -200,9 +201,7 @@ def test_active_writes_latest_presence_per_contact(server):
 def test_full_queue_is_written(server):
     u, uu, k, ku = pair(server)
     try:
-        u.send("<inactive xmlns='%s'/>" % NS_CSI)
-        sync(u)
-        n = mark(u)
+        n = go_inactive(u)
         for i in range(99):
             state(k, u.jid, 'composing' if i % 2 else 'paused')
         ping(k)
@@ -230,9 +229,7 @@ def test_others_not_affected(server):
     u, uu, k, ku = pair(server)
     u2 = u.twin
     try:
-        u.send("<inactive xmlns='%s'/>" % NS_CSI)
-        sync(u)
-        n = mark(u)
+        n = go_inactive(u)
         show(k, 'away')
         broadcast_done(u, k.jid, 'away')
         show(u2, 'dnd')
@@ -257,9 +254,7 @@ def test_carbon_copies_of_chat_states_wait(server):
     try:
         r = u.iq('set', "<enable xmlns='urn:xmpp:carbons:2'/>")
         assert r.get('type') == 'result', tostr(r)
-        u.send("<inactive xmlns='%s'/>" % NS_CSI)
-        sync(u)
-        n = mark(u)
+        n = go_inactive(u)
         state(k, u.twin.jid, 'composing')
         ping(k)
         sync(u)
