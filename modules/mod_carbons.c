@@ -34,9 +34,11 @@
  * <no-copy/> hint (XEP-0334); never a carbon itself (<received/>, <sent/>).
  * Received messages from a MUC service (<x xmlns='...muc#user'/>: groupchat
  * is not of the types above anyway, private messages through a room) do
- * not qualify: the user's other resources are not in the room.  Errors do
- * not qualify (their original message is not tracked), and messages
- * between resources of the same account make no copies.
+ * not qualify: the user's other resources are not in the room.  Nor do
+ * received messages from a server or service JID (no local part: the
+ * announcements and message of the day mod_announce sends to each session
+ * itself).  Errors do not qualify (their original message is not tracked),
+ * and messages between resources of the same account make no copies.
  *
  * Privacy: a copy goes through user_receive_packet for the session that
  * gets it, with the original sender as 'from' (a privacy list that denies
@@ -203,7 +205,8 @@ static enum hook_result carbons_receive(struct host *h, void *args, void *ctx)
 	if (hp->stanza != cs->msg) {
 		flush_pending(cs);
 		if (!qualifies(hp->stanza) || xml_child(hp->stanza, "x", NS_MUC_USER) != NULL ||
-		    hp->from == NULL || own_account(hp->from, &hp->session->jid) || !any_other(hp->session))
+		    hp->from == NULL || hp->from->node == NULL || own_account(hp->from, &hp->session->jid) ||
+		    !any_other(hp->session))
 			return HOOK_CONTINUE;
 		xml_ref(hp->stanza);
 		cs->msg = hp->stanza;
