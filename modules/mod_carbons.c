@@ -29,6 +29,10 @@
  * themselves and relative to what the user's sessions send and get later.
  * A message nobody took (stored offline, bounced) makes no copy.
  *
+ * stanza_in (priority 1000, the last): a message to a local user with
+ * <private/> is handed on without it (a copy, hp->replace), and that copy
+ * is marked so that it makes no carbons.
+ *
  * Which messages qualify (XEP-0280 §6): type chat, or type normal (or no
  * type) with a <body/>; not one with <private/> (XEP-0280 §7) or the
  * <no-copy/> hint (XEP-0334); never a carbon itself (<received/>, <sent/>).
@@ -193,6 +197,29 @@ static enum hook_result carbons_stanza_in(struct host *h, void *args, void *ctx)
 	return HOOK_CONTINUE;
 }
 
+/* XEP-0280 §7: the recipient gets a private message without <private/>.
+ * The last stanza_in callback, so that it starts from a replacement an
+ * earlier one made (the archive's <stanza-id/>); the message it hands on
+ * is marked done: it makes no copies. */
+static enum hook_result carbons_strip_private(struct host *h, void *args, void *ctx)
+{
+	(void)h;
+	struct carbons_state *cs = ctx;
+	struct hook_packet *hp = args;
+	struct xml_node *base = hp->replace != NULL ? hp->replace : hp->stanza;
+	if (stanza_kind(base) != STANZA_MESSAGE || xml_child(base, "private", NS_CARBONS) == NULL)
+		return HOOK_CONTINUE;
+	struct xml_node *copy = xml_copy(base);
+	for (struct xml_node *p; (p = xml_child(copy, "private", NS_CARBONS)) != NULL;)
+		xml_remove(p);
+	xml_unref(&hp->replace);
+	hp->replace = copy;
+	xml_unref(&cs->done);
+	xml_ref(copy);
+	cs->done = copy;
+	return HOOK_CONTINUE;
+}
+
 static enum hook_result carbons_receive(struct host *h, void *args, void *ctx)
 {
 	(void)h;
@@ -276,6 +303,7 @@ static const struct builtin_iq carbons_iqs[] = {
 static const struct builtin_hook carbons_hooks[] = {
 	/* Before any other stanza_in callback: copies keep their order. */
 	{ HOOK_STANZA_IN, -100, carbons_stanza_in },
+	{ HOOK_STANZA_IN, 1000, carbons_strip_private },
 	{ HOOK_USER_RECEIVE_PACKET, 80, carbons_receive },
 	{ HOOK_USER_SEND_PACKET, 95, carbons_send },
 };
