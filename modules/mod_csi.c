@@ -306,8 +306,9 @@ static int csi_start(struct host *h, const void *settings, void **state_r, char 
 	return 0;
 }
 
-/* The module stops while sessions stay (a reload): they get what was held
- * for them, and are active again as far as anyone can tell. */
+/* The module stops (its host goes, the server stops) while sessions may
+ * still be there: they get what was held for them, and are active again
+ * as far as anyone can tell. */
 static void stop_session(struct session *s, void *ctx)
 {
 	queue_flush(ctx, s);
