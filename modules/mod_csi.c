@@ -25,8 +25,9 @@
  *   (available or unavailable) removes the older, and goes at the end.
  * - A queue that reaches queue_size entries is written at once, whole; the
  *   session stays inactive and queuing goes on.
- * - Dropping a queue loses presence and chat states only, which a client
- *   learns again (probes at its next login, the next chat state).
+ * - Dropping a queue loses presence, chat states, receipts and markers
+ *   only, never a body: a client learns presence again (probes at its
+ *   next login), and the next chat state replaces the last.
  * - Queues are per session (struct csi_queue, in a table by session id);
  *   an entry holds a copy of the routed tree (a fan-out changes the tree's
  *   'to' from one recipient to the next) and was already through the
