@@ -10,11 +10,11 @@
  *   writes what was held back, in order.
  * - user_receive_packet (priority 90, after mod_privacy and mod_carbons):
  *   for an inactive session, presence updates (available and unavailable)
- *   and messages that carry nothing a user must see now (chat states,
- *   receipts, chat markers, hints, ids; also such a message wrapped as a
- *   carbon copy) are queued: the hook stops the chain with hp->queued set.
- *   Anything else (a message with a body or subject, presence
- *   subscriptions, errors, iqs, anything unknown) is written at once, after
+ *   and messages that carry only chat states (with hints, ids, a delay or
+ *   a thread; also such a message wrapped as a carbon copy) are queued: the hook stops the chain with hp->queued set.
+ *   Anything else (a message with a body or subject, receipts and chat
+ *   markers, presence subscriptions, errors, iqs, anything unknown) is
+ *   written at once, after
  *   the queue: the queue is written first so the session sees stanzas in
  *   the order they came.  A message with a body written to an inactive
  *   session runs message_unseen (push may wake the device).
@@ -25,9 +25,10 @@
  *   (available or unavailable) removes the older, and goes at the end.
  * - A queue that reaches queue_size entries is written at once, whole; the
  *   session stays inactive and queuing goes on.
- * - Dropping a queue loses presence, chat states, receipts and markers
- *   only, never a body: a client learns presence again (probes at its
- *   next login), and the next chat state replaces the last.
+ * - Dropping a queue loses presence and chat states only, which are
+ *   passing states: a client learns presence again (probes at its next
+ *   login), and the next chat state replaces the last.  Receipts and chat
+ *   markers record something (delivered, read) and are not queued.
  * - Queues are per session (struct csi_queue, in a table by session id);
  *   an entry holds a copy of the routed tree (a fan-out changes the tree's
  *   'to' from one recipient to the next) and was already through the
@@ -165,11 +166,11 @@ static void queue_add(struct csi_state *st, struct session *s, struct xml_node *
 
 /* ---- what may wait ------------------------------------------------------------- */
 
-/* Namespaces of message payloads that nobody needs to see at once. */
+/* Namespaces of message payloads that nobody needs to see at once and
+ * that lose nothing when dropped (not receipts or chat markers: they
+ * record that a message was delivered or read). */
 static const char *const quiet_ns[] = {
 	"http://jabber.org/protocol/chatstates", /* XEP-0085 */
-	"urn:xmpp:receipts",                     /* XEP-0184 (a receipt; a request comes with a body) */
-	"urn:xmpp:chat-markers:0",               /* XEP-0333 */
 	"urn:xmpp:hints",                        /* XEP-0334 */
 	"urn:xmpp:sid:0",                        /* XEP-0359 stanza-id, origin-id */
 	"urn:xmpp:delay",                        /* XEP-0203 */

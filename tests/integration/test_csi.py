@@ -1,6 +1,6 @@
 """Client state indication (XEP-0352): the stream feature; while a session
 is inactive, presence updates (the latest per contact) and chat states
-wait, messages with a body, subscription requests and iqs come at once
+wait, messages with a body, receipts, subscription requests and iqs come at once
 (after what waited); <active/> writes what waited; a full queue (100 by
 default) is written at once; other users and the user's other sessions
 are not affected.  Every test registers fresh users.
@@ -160,6 +160,9 @@ def test_body_and_subscription_come_at_once(server):
         got = u.received[n:]
         p = [e for e in got if presence_from(k.jid)(e)]
         assert len(p) == 1 and got.index(p[0]) < got.index(next(e for e in got if body('wake up')(e)))
+        # A receipt records something: it comes at once too.
+        k.send("<message to='%s'><received xmlns='urn:xmpp:receipts' id='m1'/></message>" % u.jid)
+        expect(u, lambda e: e.find('{urn:xmpp:receipts}received') is not None, 'a receipt, while inactive')
         # A subscription request is something the user must see.
         stranger.send("<presence to='%s' type='subscribe'/>" % bare(uu))
         expect(u, lambda e: e.tag == q(NS_CLIENT, 'presence') and e.get('type') == 'subscribe',
