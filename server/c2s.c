@@ -35,6 +35,7 @@
 #include "lib/log.h"
 #include "tls.h"
 #include "lib/barrier.h"
+#include "module.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -62,6 +63,13 @@ struct c2s {
 	bool fail_close; /* close after the delayed failure is sent */
 	char *user;      /* authenticated local part */
 	bool anonymous;  /* SASL ANONYMOUS: the account lives as long as the stream */
+
+	/* SASL2 (XEP-0388): the exchange in progress uses it, and what its
+	 * <authenticate/> asked for beyond authentication. */
+	bool sasl2;
+	struct xml_node *bind2; /* a copy of its Bind 2 request (XEP-0386), or NULL */
+	char *user_agent;       /* the <user-agent/> id, or NULL */
+
 	struct session session;
 	char *full_jid; /* session JID as a string, for stamping */
 	double opened;
@@ -237,14 +245,19 @@ static void c2s_send(struct c2s *c, struct xml_node *el)
 	c->nsegs++;
 }
 
+/* A SASL element: <challenge/> with data, <failure/> with a condition, or
+ * SASL1's <success/>, in the namespace of the exchange (SASL2 keeps the
+ * conditions in the SASL1 namespace). */
 static void c2s_send_sasl(struct c2s *c, const char *name, const char *child, const char *data, size_t len)
 {
-	struct xml_node *el = xml_new(name, NS_SASL);
+	struct xml_node *el = xml_new(name, c->sasl2 ? NS_SASL2 : NS_SASL);
 	if (child != NULL)
 		xml_add_child(el, child, NS_SASL);
 	if (data != NULL) {
 		if (len == 0) {
-			xml_add_text(el, "=", 1);
+			/* SASL1 writes empty data as "="; SASL2 as nothing. */
+			if (!c->sasl2)
+				xml_add_text(el, "=", 1);
 		} else {
 			char *b64 = base64_encode(data, len);
 			xml_add_text(el, b64, strlen(b64));
@@ -255,14 +268,44 @@ static void c2s_send_sasl(struct c2s *c, const char *name, const char *child, co
 	xml_unref(&el);
 }
 
+/* Whether carbons can be enabled inline in a Bind 2 request. */
+static bool c2s_bind2_carbons_offered(struct c2s *c)
+{
+	return module_running(c->host, "carbons");
+}
+
+/* XEP-0388 <authentication/> with the same mechanisms as SASL1, and Bind 2
+ * (XEP-0386) inline with the session features it can enable.  Inline
+ * features of other extensions (stream management) go into the outer
+ * <inline/>, beside <bind/>. */
+static void c2s_add_sasl2_feature(struct c2s *c, struct xml_node *f, bool secure)
+{
+	struct xml_node *a = xml_add_child(f, "authentication", NS_SASL2);
+	sasl_add_mechanisms(a, c->host->auth, c->st->ssl, secure);
+	if (a->children == NULL) {
+		xml_remove(a);
+		return;
+	}
+	struct xml_node *in = xml_add_child(a, "inline", NS_SASL2);
+	struct xml_node *bind = xml_add_child(in, "bind", NS_BIND2);
+	struct xml_node *bind_in = xml_add_child(bind, "inline", NS_BIND2);
+	if (c2s_bind2_carbons_offered(c)) {
+		struct xml_node *feat = xml_add_child(bind_in, "feature", NS_BIND2);
+		xml_set_attr(feat, "var", NS_CARBONS);
+	}
+}
+
 static void c2s_send_features(struct c2s *c)
 {
 	struct xml_node *f = xml_new("features", NS_STREAM);
 	bool secure = c->st->tls_done;
+	bool authenticated = c->state == C2S_BIND || c->state == C2S_SESSION;
 	if (c->state == C2S_BIND) {
 		xml_add_child(f, "bind", NS_BIND);
 		struct xml_node *sess = xml_add_child(f, "session", NS_SESSION);
 		xml_add_child(sess, "optional", NS_SESSION);
+	} else if (c->state == C2S_SESSION) {
+		/* bound inline by Bind 2: only what modules offer a session */
 	} else {
 		if (!secure && c->lc->starttls != STARTTLS_OFF && tls_available()) {
 			struct xml_node *tls = xml_add_child(f, "starttls", NS_TLS);
@@ -272,14 +315,13 @@ static void c2s_send_features(struct c2s *c)
 		if (secure || c->lc->starttls != STARTTLS_REQUIRED) {
 			struct xml_node *m = xml_add_child(f, "mechanisms", NS_SASL);
 			sasl_add_mechanisms(m, c->host->auth, c->st->ssl, secure);
+			c2s_add_sasl2_feature(c, f, secure);
 			if (c->st->ssl != NULL)
 				sasl_add_cbind_feature(f, c->st->ssl);
 		}
 	}
-	if (secure || c->lc->starttls != STARTTLS_REQUIRED || c->state == C2S_BIND) {
-		struct hook_features hf = { .features = f,
-			                    .authenticated = c->state == C2S_BIND,
-			                    .secure = secure };
+	if (secure || c->lc->starttls != STARTTLS_REQUIRED || authenticated) {
+		struct hook_features hf = { .features = f, .authenticated = authenticated, .secure = secure };
 		hook_run(c->host, HOOK_STREAM_FEATURES, &hf);
 	}
 	/* Written with the stream prefix: <stream:features>. */
@@ -349,6 +391,7 @@ static void c2s_parse_error(struct stream *st, enum stream_error e, const char *
 /* ---- SASL ----------------------------------------------------------------------------- */
 
 static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res);
+static void c2s_bind_session(struct c2s *c, const char *resource);
 
 static void c2s_fail_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -369,6 +412,67 @@ static void c2s_sasl_async(void *ctx, struct sasl_result *res)
 		stream_resume(c->st);
 }
 
+/* The resource of an inline bind: the client's tag, '/', a random part
+ * (XEP-0386 §3.2); the random part alone when the tag is not a valid
+ * resource. */
+static char *c2s_bind2_resource(const char *tag)
+{
+	char rnd[17];
+	random_id(rnd, 16);
+	if (tag != NULL) {
+		char *want = xasprintf("%s/%s", tag, rnd);
+		char *resource = jid_resourceprep(want);
+		free(want);
+		if (resource != NULL)
+			return resource;
+	}
+	return xasprintf("parley-%s", rnd);
+}
+
+/* What the Bind 2 request enabled, after the session is open.  Features
+ * negotiated inline go here, each answering into bound when it must:
+ * carbons need no answer (XEP-0386 §3.2). */
+static void c2s_bind2_enable(struct c2s *c, const struct xml_node *request, struct xml_node *bound)
+{
+	(void)bound;
+	if (xml_child(request, "enable", NS_CARBONS) != NULL && c2s_bind2_carbons_offered(c))
+		c->session.carbons = true;
+}
+
+/* SASL2 success: no stream restart.  An inline bind opens the session
+ * first, so <success/> names the full JID and carries <bound/>; the stream
+ * features of the new state follow at once. */
+static void c2s_sasl2_success(struct c2s *c, const struct sasl_result *res)
+{
+	struct xml_node *el = xml_new("success", NS_SASL2);
+	if (res->data != NULL && res->len > 0) {
+		char *b64 = base64_encode(res->data, res->len);
+		struct xml_node *ad = xml_add_child(el, "additional-data", NS_SASL2);
+		xml_add_text(ad, b64, strlen(b64));
+		free(b64);
+	}
+	struct xml_node *id = xml_add_child(el, "authorization-identifier", NS_SASL2);
+	c->state = C2S_BIND;
+	if (c->bind2 != NULL) {
+		const char *tag = xml_child_text(c->bind2, "tag", NS_BIND2);
+		char *resource =
+		        c2s_bind2_resource(tag != NULL && *tag != '\0' && strlen(tag) <= 128 ? tag : NULL);
+		c2s_bind_session(c, resource);
+		free(resource);
+		xml_add_text(id, c->full_jid, strlen(c->full_jid));
+		c2s_bind2_enable(c, c->bind2, xml_add_child(el, "bound", NS_BIND2));
+		xml_unref(&c->bind2);
+	} else {
+		char *bare = xasprintf("%s@%s", c->user, c->host->name);
+		xml_add_text(id, bare, strlen(bare));
+		free(bare);
+	}
+	c2s_send(c, el);
+	xml_unref(&el);
+	c->sasl2 = false;
+	c2s_send_features(c);
+}
+
 /* Answer one SASL step.  True when input must stay paused. */
 static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 {
@@ -381,12 +485,19 @@ static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 		c->anonymous = sasl_is_anonymous(c->sasl);
 		if (!c->anonymous)
 			auth_note_success(c->host->auth, c->user);
-		log_info("c2s %llu from %s: %s@%s authenticated%s", (unsigned long long)c->st->id, c->st->ip,
-		         c->user, c->host->name, c->anonymous ? " (anonymous)" : "");
-		/* <success/> with no additional data has no text at all (PLAIN). */
-		c2s_send_sasl(c, "success", NULL, res->data, res->len);
+		const char *cbt = sasl_cbind_type(c->sasl);
+		log_info("c2s %llu from %s: %s@%s authenticated with %s%s%s%s%s",
+		         (unsigned long long)c->st->id, c->st->ip, c->user, c->host->name,
+		         sasl_mechanism(c->sasl), cbt != NULL ? " (" : "", cbt != NULL ? cbt : "",
+		         cbt != NULL ? ")" : "", c->anonymous ? " (anonymous)" : "");
 		sasl_free(&c->sasl);
 		c->authenticated = true;
+		if (c->sasl2) {
+			c2s_sasl2_success(c, res);
+			break;
+		}
+		/* <success/> with no additional data has no text at all (PLAIN). */
+		c2s_send_sasl(c, "success", NULL, res->data, res->len);
 		c->state = C2S_HEADER;
 		c->header_sent = false;
 		stream_restart(c->st);
@@ -402,6 +513,15 @@ static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 			            c->host->name);
 			sasl_free(&c->sasl);
 			c2s_send_sasl(c, "failure", "temporary-auth-failure", NULL, 0);
+			break;
+		}
+		if (res->detail != NULL) {
+			/* No password was tried (a channel binding mismatch):
+			 * answered at once and not counted. */
+			log_notice("c2s %llu from %s: %s refused: %s", (unsigned long long)c->st->id,
+			           c->st->ip, sasl_mechanism(c->sasl), res->detail);
+			sasl_free(&c->sasl);
+			c2s_send_sasl(c, "failure", res->condition, NULL, 0);
 			break;
 		}
 		if (strcmp(res->condition, "not-authorized") != 0) {
@@ -446,7 +566,9 @@ static bool c2s_decode_sasl(struct c2s *c, struct xml_node *el, unsigned char **
 	return true;
 }
 
-static bool c2s_handle_auth(struct c2s *c, struct xml_node *el)
+/* Start an exchange: SASL1 <auth/> (data_el the element itself) or SASL2
+ * <authenticate/> (data_el its <initial-response/>, NULL without one). */
+static bool c2s_start_sasl(struct c2s *c, const char *mech, struct xml_node *data_el)
 {
 	bool secure = c->st->tls_done;
 	if (!secure && c->lc->starttls == STARTTLS_REQUIRED) {
@@ -455,16 +577,15 @@ static bool c2s_handle_auth(struct c2s *c, struct xml_node *el)
 	}
 	if (c->sasl != NULL)
 		sasl_free(&c->sasl);
-	const char *mech = xml_attr(el, "mechanism");
 	if (mech == NULL || !sasl_mechanism_offered(mech, c->host->auth, c->st->ssl, secure)) {
 		c2s_send_sasl(c, "failure", "invalid-mechanism", NULL, 0);
 		return false;
 	}
-	unsigned char *data;
-	size_t len;
-	if (!c2s_decode_sasl(c, el, &data, &len))
+	unsigned char *data = NULL;
+	size_t len = 0;
+	if (data_el != NULL && !c2s_decode_sasl(c, data_el, &data, &len))
 		return false;
-	c->sasl = sasl_new(mech, c->host->auth, c->st->ssl, c->st->ip, c2s_sasl_async, c);
+	c->sasl = sasl_new(mech, c->host->auth, c->st->ssl, secure, c->st->ip, c2s_sasl_async, c);
 	struct sasl_result res;
 	sasl_step(c->sasl, (const char *)(data != NULL ? (char *)data : ""), len, &res);
 	if (data != NULL) {
@@ -474,9 +595,48 @@ static bool c2s_handle_auth(struct c2s *c, struct xml_node *el)
 	return c2s_sasl_result(c, &res);
 }
 
+static bool c2s_handle_auth(struct c2s *c, struct xml_node *el)
+{
+	c->sasl2 = false;
+	return c2s_start_sasl(c, xml_attr(el, "mechanism"), el);
+}
+
+/* A client-chosen identifier fit for the log: printable ASCII, short. */
+static char *c2s_log_token(const char *s)
+{
+	if (s == NULL || *s == '\0' || strlen(s) > 64)
+		return NULL;
+	for (const char *p = s; *p != '\0'; p++)
+		if (*p <= 0x20 || *p >= 0x7f)
+			return NULL;
+	return xstrdup(s);
+}
+
+/* SASL2 <authenticate/> (XEP-0388), with an optional inline Bind 2
+ * request (XEP-0386) acted on only after success. */
+static bool c2s_handle_authenticate(struct c2s *c, struct xml_node *el)
+{
+	c->sasl2 = true;
+	xml_unref(&c->bind2);
+	struct xml_node *bind = xml_child(el, "bind", NS_BIND2);
+	if (bind != NULL)
+		c->bind2 = xml_copy(bind);
+	struct xml_node *ua = xml_child(el, "user-agent", NS_SASL2);
+	if (ua != NULL) {
+		xfree(&c->user_agent);
+		c->user_agent = c2s_log_token(xml_attr(ua, "id"));
+		if (c->user_agent != NULL)
+			log_info("c2s %llu from %s: SASL2 user agent %s", (unsigned long long)c->st->id,
+			         c->st->ip, c->user_agent);
+	}
+	return c2s_start_sasl(c, xml_attr(el, "mechanism"), xml_child(el, "initial-response", NS_SASL2));
+}
+
 static bool c2s_handle_response(struct c2s *c, struct xml_node *el)
 {
-	if (c->sasl == NULL) {
+	if (c->sasl == NULL || c->sasl2 != (strcmp(el->ns, NS_SASL2) == 0)) {
+		sasl_free(&c->sasl);
+		c->sasl2 = strcmp(el->ns, NS_SASL2) == 0;
 		c2s_send_sasl(c, "failure", "malformed-request", NULL, 0);
 		return false;
 	}
@@ -589,6 +749,25 @@ static void c2s_iq_error(struct c2s *c, struct xml_node *iq, enum stanza_error e
 	}
 }
 
+/* Open the session of this stream with the given (prepared) resource. */
+static void c2s_bind_session(struct c2s *c, const char *resource)
+{
+	jid_set(&c->session.jid, c->user, c->host->name, resource);
+	c->full_jid = jid_to_string(&c->session.jid);
+	c->session.host = c->host;
+	c->session.ops = &c2s_session_ops;
+	c->session.owner = c;
+	c->session.id = c->st->id;
+	c->session.started = ev_now(c->st->loop);
+	snprintf(c->session.ip, sizeof(c->session.ip), "%s", c->st->ip);
+	c->session.port = c->st->port;
+	snprintf(c->session.tls, sizeof(c->session.tls), "%s",
+	         c->st->ssl != NULL && c->st->tls_done ? SSL_get_version(c->st->ssl) : "");
+	sm_session_open(&c->session);
+	c->state = C2S_SESSION;
+	log_info("c2s %llu from %s: session %s bound", (unsigned long long)c->st->id, c->st->ip, c->full_jid);
+}
+
 static void c2s_handle_bind(struct c2s *c, struct xml_node *iq)
 {
 	struct xml_node *bind = xml_child(iq, "bind", NS_BIND);
@@ -610,21 +789,8 @@ static void c2s_handle_bind(struct c2s *c, struct xml_node *iq)
 		random_id(rnd, 16);
 		resource = xasprintf("parley-%s", rnd);
 	}
-	jid_set(&c->session.jid, c->user, c->host->name, resource);
+	c2s_bind_session(c, resource);
 	free(resource);
-	c->full_jid = jid_to_string(&c->session.jid);
-	c->session.host = c->host;
-	c->session.ops = &c2s_session_ops;
-	c->session.owner = c;
-	c->session.id = c->st->id;
-	c->session.started = ev_now(c->st->loop);
-	snprintf(c->session.ip, sizeof(c->session.ip), "%s", c->st->ip);
-	c->session.port = c->st->port;
-	snprintf(c->session.tls, sizeof(c->session.tls), "%s",
-	         c->st->ssl != NULL && c->st->tls_done ? SSL_get_version(c->st->ssl) : "");
-	sm_session_open(&c->session);
-	c->state = C2S_SESSION;
-	log_info("c2s %llu from %s: session %s bound", (unsigned long long)c->st->id, c->st->ip, c->full_jid);
 
 	struct xml_node *res = stanza_iq_result(iq);
 	struct xml_node *b = xml_add_child(res, "bind", NS_BIND);
@@ -781,6 +947,15 @@ static bool c2s_stanza(struct stream *st, struct xml_node *el)
 			pause = c2s_handle_response(c, el);
 		} else if (xml_is(el, "abort", NS_SASL)) {
 			sasl_free(&c->sasl);
+			c->sasl2 = false;
+			c2s_send_sasl(c, "failure", "aborted", NULL, 0);
+		} else if (xml_is(el, "authenticate", NS_SASL2)) {
+			pause = c2s_handle_authenticate(c, el);
+		} else if (xml_is(el, "response", NS_SASL2)) {
+			pause = c2s_handle_response(c, el);
+		} else if (xml_is(el, "abort", NS_SASL2)) {
+			sasl_free(&c->sasl);
+			c->sasl2 = true;
 			c2s_send_sasl(c, "failure", "aborted", NULL, 0);
 		} else if (xml_is(el, "iq", NS_CLIENT)) {
 			pause = c2s_handle_preauth_iq(c, el);
@@ -864,6 +1039,8 @@ static void c2s_closed(struct stream *st)
 	buf_free(&c->held);
 	free(c->segs);
 	sasl_free(&c->sasl);
+	xml_unref(&c->bind2);
+	free(c->user_agent);
 	if (c->full_jid != NULL)
 		log_info("c2s %llu from %s: session %s closed", (unsigned long long)st->id, st->ip,
 		         c->full_jid);
