@@ -338,3 +338,31 @@ def test_slixmpp_carbons(server, run):
         expect(k, direct('hi contact'), 'the contact gets the original')
     finally:
         k.close()
+
+
+def test_enabled_inline_at_bind2(server):
+    """A session that enabled carbons inline in its Bind 2 request
+    (XEP-0386) gets copies without an iq."""
+    from scramclient import NS_SASL2, Client
+    from test_sasl2 import NS_BIND2, _authenticate_plain
+
+    user = new_user(server, 'cb')
+    other = login(server, user, 'other')
+    k = login(server, new_user(server, 'ct'), 'phone')
+    c = Client(server.port)
+    try:
+        c.open()
+        c.starttls()
+        el = _authenticate_plain(c, user, server.password(user),
+                                 "<bind xmlns='%s'><tag>Inline</tag><enable xmlns='%s'/></bind>"
+                                 % (NS_BIND2, NS_CARBONS))
+        assert el.tag == q(NS_SASL2, 'success'), tostr(el)
+        c.claimed = set()
+        chat(k, other.jid, 'to the other')
+        expect(other, direct('to the other'), 'the original')
+        w = expect(c, carbon('received', 'to the other'), 'a copy on the inline session')
+        assert w.get('from') == bare(user), tostr(w)
+    finally:
+        c.close()
+        other.close()
+        k.close()
