@@ -940,8 +940,10 @@ static enum hook_result c2s_sm_hook_message(struct c2s *c, const char *hook, str
 static void c2s_sm_queued(struct c2s *c, const struct xml_node *el)
 {
 	const struct stream_mgmt_config *conf = &server_config()->stream_management;
-	if (c->st == NULL && xml_is(el, "message", NS_CLIENT) && xml_child(el, "body", NULL) != NULL) {
-		/* Nobody sees it now: push may wake the device. */
+	if (c->st == NULL && !c->session.inactive && xml_is(el, "message", NS_CLIENT) &&
+	    xml_child(el, "body", NULL) != NULL) {
+		/* Nobody sees it now: push may wake the device (for an inactive
+		 * session, client state indication said so already). */
 		c2s_sm_hook_message(c, HOOK_MESSAGE_UNSEEN, (struct xml_node *)el, &c->session.jid,
 		                    &c->session);
 	}
