@@ -45,6 +45,7 @@ void modules_register_builtin(void)
 	module_register(&mod_caps);
 	module_register(&mod_muc);
 	module_register(&mod_pubsub);
+	module_register(&mod_mam);
 }
 
 static const char *const scope_names[IQ_SCOPE_COUNT] = {

@@ -33,6 +33,7 @@ extern const struct module_def mod_announce;
 extern const struct module_def mod_caps;
 extern const struct module_def mod_muc;
 extern const struct module_def mod_pubsub;
+extern const struct module_def mod_mam;
 
 /* Register every built-in module with module_register (once; later calls
  * do nothing).  Registration order is start order on each host. */
