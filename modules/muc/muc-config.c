@@ -16,6 +16,7 @@
 #include <limits.h>
 
 #include "modules/adhoc.h"
+#include "modules/mam.h"
 #include "modules/muc/muc.h"
 
 #define NS_MUC_STABLE_ID "http://jabber.org/protocol/muc#stable_id"
@@ -121,6 +122,7 @@ void muc_config_defaults(struct muc_config *c, const struct muc_settings *s)
 	c->get_member_list = MUC_ROLE_BIT(MUC_ROLE_MODERATOR);
 	c->public_list = true;
 	c->voice_request_interval = DEFAULT_VOICE_REQUEST_INTERVAL;
+	c->archive = true; /* a new room takes mod_mam's muc option (muc_room_new) */
 	if (s == NULL) {
 		c->public_room = true;
 		c->change_subject = true;
@@ -233,6 +235,8 @@ static const struct config_field config_fields[] = {
 	  CFG(allow_invites), 0, NULL, 0 },
 	{ "muc#roomconfig_enablelogging", F_BOOL, "Whether to Enable Public Logging of Room Conversations",
 	  CFG(enable_logging), 0, NULL, 0 },
+	{ "muc#roomconfig_enablearchiving", F_BOOL, "Whether to Archive Room Messages (XEP-0313)",
+	  CFG(archive), 0, NULL, 0 },
 	{ "muc#roomconfig_maxusers", F_MAX_USERS, "Maximum Number of Room Occupants", CFG(max_users), 0, NULL,
 	  0 },
 	{ "muc#maxhistoryfetch", F_UINT, "Maximum Number of History Messages Returned by Room",
@@ -694,6 +698,12 @@ void muc_config_disco_info(struct xml_node *query, const struct muc_room *r)
 	add_feature(query, c->password_protected ? "muc_passwordprotected" : "muc_unsecured");
 	if (c->allow_voice_requests)
 		add_feature(query, NS_MUC_REQUEST);
+	bool mam_runs;
+	(void)mam_room_default(r->svc->host, &mam_runs);
+	if (c->archive && mam_runs) {
+		add_feature(query, NS_MAM);
+		add_feature(query, NS_SID);
+	}
 
 	struct xml_node *x = xml_add_child(query, "x", NS_DATA_FORMS);
 	xml_set_attr(x, "type", "result");
@@ -763,6 +773,7 @@ static const struct store_key store_keys[] = {
 	{ "allow-invites", S_BOOL, CFG(allow_invites) },
 	{ "voice-requests", S_BOOL, CFG(allow_voice_requests) },
 	{ "logging", S_BOOL, CFG(enable_logging) },
+	{ "archive", S_BOOL, CFG(archive) },
 	{ "public-list", S_BOOL, CFG(public_list) },
 	{ "allow-pm", S_WHO, CFG(allow_pm) },
 	{ "whois", S_WHO, CFG(whois) },
