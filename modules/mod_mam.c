@@ -31,7 +31,9 @@
  *   (barrier_take): the sender's stream answers nothing it sent later
  *   before the archive has it.  A failed store is logged (at most once per
  *   10 seconds, with the count of the others); the message is still
- *   delivered.  STORAGE_EXISTS (a clock set back) retries with a new id.
+ *   delivered.  STORAGE_EXISTS (a clock set back) retries with a new id;
+ *   STORAGE_TEMPFAIL (the backend's queue is full after a burst) retries
+ *   the same store later (RETRY_*), still holding the barrier.
  * - A query answers its results, then the iq result, through the
  *   requester's ordered output; every storage call runs through a struct
  *   mam_op on the module's pending list.  Stores outlive a stop.
@@ -72,6 +74,11 @@
 #define MAX_IDS 1000
 #define EXPIRE_BATCH 1000
 #define STORE_TRIES 5
+/* A store the backend cannot take now (its queue is full) is tried again
+ * after RETRY_FIRST seconds, doubling up to RETRY_MAX, RETRY_TRIES times. */
+#define RETRY_FIRST 0.05
+#define RETRY_MAX 2.0
+#define RETRY_TRIES 12
 
 struct mam_settings {
 	int def; /* enum mam_default */
@@ -256,6 +263,8 @@ struct mam_op {
 	struct xml_node *tree;  /* what is stored (a reference) */
 	enum mam_check check;
 	unsigned tries;
+	unsigned retries; /* after STORAGE_TEMPFAIL */
+	ev_timer retry;
 	struct barrier_hold *hold;
 	/* OP_LOAD */
 	unsigned gen;
@@ -311,6 +320,8 @@ static void prefs_clear(struct mam_prefs *p)
 static void op_free(struct mam_op *op)
 {
 	pending_untrack(&op->p);
+	if (ev_is_active(&op->retry))
+		ev_timer_stop(server.loop, &op->retry);
 	barrier_release(&op->hold);
 	free((char *)op->msg.peer);
 	free((char *)op->msg.resource);
@@ -400,10 +411,29 @@ static void store_failed_log(const struct mam_op *op, enum storage_result res)
 
 static void store_write(struct mam_op *op);
 
+static void store_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct mam_op *op = w->data;
+	(void)loop;
+	(void)revents;
+	store_write(op);
+}
+
 static void stored(enum storage_result res, void *ctx)
 {
 	struct mam_op *op = ctx;
 	pending_resume(&op->p); /* a store goes on after a stop too */
+	if (res == STORAGE_TEMPFAIL && op->retries < RETRY_TRIES) {
+		/* The backend is busy (a burst filled its queue): later, still
+		 * holding the sender's answers back. */
+		double delay = RETRY_FIRST * (double)(1u << op->retries);
+		op->retries++;
+		ev_timer_init(&op->retry, store_retry, delay < RETRY_MAX ? delay : RETRY_MAX, 0);
+		op->retry.data = op;
+		ev_timer_start(server.loop, &op->retry);
+		pending_idle(&op->p);
+		return;
+	}
 	if (res == STORAGE_EXISTS && ++op->tries < STORE_TRIES) {
 		/* Another message has this id (the clock went back): a new one. */
 		op->msg.id = mam_next_id();
