@@ -52,6 +52,16 @@ def chat(c, to, body, extra='', typ='chat'):
            % (to, typ, unique('m'), body, extra))
 
 
+def wait_bodies(c, *bodies):
+    """The messages with these bodies, in whatever order they come."""
+    got = {}
+    while len(got) < len(bodies):
+        el = c.wait_for(lambda e: e.tag == q(NS_CLIENT, 'message')
+                        and e.findtext(q(NS_CLIENT, 'body')) in bodies, what='messages %r' % (bodies,))
+        got[el.findtext(q(NS_CLIENT, 'body'))] = el
+    return [got[b] for b in bodies]
+
+
 def field_xml(var, value):
     values = value if isinstance(value, (list, tuple)) else [value]
     return "<field var='%s'>%s</field>" % (var, ''.join('<value>%s</value>' % v for v in values))
@@ -268,8 +278,7 @@ def test_prefs(server):
     assert [j.text for j in p.iter(q(NS_MAM, 'jid'))] == [jid(a)]
     chat(ca, jid(b), 'from a')
     chat(cc, jid(b), 'from c')
-    ma = cb.wait_message('from a')
-    mc = cb.wait_message('from c')
+    ma, mc = wait_bodies(cb, 'from a', 'from c')
     assert len(stanza_ids(ma, jid(b))) == 1
     assert stanza_ids(mc, jid(b)) == [], tostr(mc)
     time.sleep(0.3)
@@ -281,8 +290,7 @@ def test_prefs(server):
     assert el.get('type') == 'result', tostr(el)
     chat(ca, jid(b), 'a again')
     chat(cc, jid(b), 'c again')
-    cb.wait_message('a again')
-    cb.wait_message('c again')
+    wait_bodies(cb, 'a again', 'c again')
     time.sleep(0.3)
     assert [forwarded(r).findtext(q(NS_CLIENT, 'body')) for r in archive(cb)] == ['from a', 'c again']
     # preferences are read for a user without a session too
