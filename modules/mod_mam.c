@@ -26,7 +26,9 @@
  *   flight, the message gets its stanza-id at once and the store reads the
  *   preferences (and with default roster the roster) before it writes, so
  *   a message the preferences refuse may carry a stanza-id that names no
- *   archived message.  A read that fails archives the message.
+ *   archived message.  A read that fails archives the message.  A message
+ *   to a user without a session is archived only when the account exists
+ *   (auth_user_exists): nobody fills archives of accounts that are not.
  * - A store holds the barrier current when the message was accepted
  *   (barrier_take): the sender's stream answers nothing it sent later
  *   before the archive has it.  A failed store is logged (at most once per
@@ -53,6 +55,7 @@
 #include "lib/barrier.h"
 #include "lib/log.h"
 #include "storage/storage.h"
+#include "auth/auth.h"
 
 #include <ev.h>
 #include <inttypes.h>
@@ -523,6 +526,29 @@ write:
 	store_write(op);
 }
 
+static void store_prefs_start(struct mam_op *op)
+{
+	pending_wait_storage(&op->p, storage_mam_prefs_get(mam_store(op->host), op->host->name, op->owner,
+	                                                   store_prefs_read, op));
+}
+
+static void store_account_read(enum auth_result res, void *ctx)
+{
+	struct mam_op *op = ctx;
+	if (!pending_resume(&op->p))
+		return;
+	if (res == AUTH_NO_USER) {
+		log_debug("mam: no account %s: not archived", op->owner);
+		op_free(op);
+		return;
+	}
+	if (!pending_listed(&op->p)) {
+		store_write(op);
+		return;
+	}
+	store_prefs_start(op);
+}
+
 /* Archive tree (a reference is taken) for user (its local part) with
  * peer under id. */
 static void store_start(struct mam_state *ms, const char *user, const struct jid *peer, bool outgoing,
@@ -544,9 +570,11 @@ static void store_start(struct mam_state *ms, const char *user, const struct jid
 	op->msg.stanza = xml_to_string(tree, tree->ns);
 	op->check = check;
 	op->hold = barrier_take();
-	if (check == CHECK_PREFS)
-		pending_wait_storage(&op->p, storage_mam_prefs_get(mam_store(h), h->name, op->owner,
-		                                                   store_prefs_read, op));
+	if (check == CHECK_PREFS && !outgoing && user_cache_get(&ms->cache, user) == NULL)
+		/* No session: is there such an account at all? */
+		pending_wait_auth(&op->p, auth_user_exists(h->auth, op->user, store_account_read, op));
+	else if (check == CHECK_PREFS)
+		store_prefs_start(op);
 	else if (check == CHECK_ROSTER)
 		pending_wait_storage(&op->p, storage_roster_get(host_store(h, STORAGE_AREA_ROSTER), h->name,
 		                                                op->user, store_roster_read, op));

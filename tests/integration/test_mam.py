@@ -263,6 +263,21 @@ def test_offline_message_archived_with_stanza_id(server):
     cb.close()
 
 
+def test_no_archive_without_account(server):
+    a = new_user(server)
+    ghost = unique('ghost')
+    ca = login(server, a)
+    chat(ca, jid(ghost), 'to nobody')
+    ca.wait_for(lambda e: e.tag == q(NS_CLIENT, 'message') and e.get('type') == 'error', what='bounce')
+    sync(ca)
+    time.sleep(0.3)
+    assert server.db_query('SELECT count(*) FROM archive WHERE owner = ?', (jid(ghost),)) == [(0,)]
+    # the sender's own archive keeps what it sent
+    assert [forwarded(r).findtext(q(NS_CLIENT, 'body')) for r in archive(ca)] == ['to nobody']
+    assert server.db_query('SELECT count(*) FROM archive WHERE owner = ?', (jid(a),)) == [(1,)]
+    ca.close()
+
+
 def test_prefs(server):
     a, b, c_ = new_user(server), new_user(server), new_user(server)
     ca, cb, cc = login(server, a), login(server, b), login(server, c_)
