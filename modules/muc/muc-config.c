@@ -16,7 +16,6 @@
 #include <limits.h>
 
 #include "modules/adhoc.h"
-#include "modules/mam.h"
 #include "modules/muc/muc.h"
 
 #define NS_MUC_STABLE_ID "http://jabber.org/protocol/muc#stable_id"
@@ -698,12 +697,6 @@ void muc_config_disco_info(struct xml_node *query, const struct muc_room *r)
 	add_feature(query, c->password_protected ? "muc_passwordprotected" : "muc_unsecured");
 	if (c->allow_voice_requests)
 		add_feature(query, NS_MUC_REQUEST);
-	bool mam_runs;
-	(void)mam_room_default(r->svc->host, &mam_runs);
-	if (c->archive && mam_runs) {
-		add_feature(query, NS_MAM);
-		add_feature(query, NS_SID);
-	}
 
 	struct xml_node *x = xml_add_child(query, "x", NS_DATA_FORMS);
 	xml_set_attr(x, "type", "result");

@@ -1919,6 +1919,12 @@ void muc_room_iq(struct muc_room *r, struct xml_node *stanza, const struct jid *
 		}
 		struct xml_node *res = xml_new("query", NS_DISCO_INFO);
 		muc_config_disco_info(res, r);
+		bool mam_runs;
+		(void)mam_room_default(r->svc->host, &mam_runs);
+		if (r->cfg.archive && mam_runs) {
+			xml_set_attr(xml_add_child(res, "feature", NULL), "var", NS_MAM);
+			xml_set_attr(xml_add_child(res, "feature", NULL), "var", NS_SID);
+		}
 		answer(stanza, res);
 		xml_unref(&res);
 	} else if (get && xml_is(q, "query", NS_DISCO_ITEMS)) {
