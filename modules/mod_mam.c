@@ -714,14 +714,16 @@ static void answer_error(struct mam_op *op, enum stanza_error e, const char *tex
 	}
 }
 
+/* Answer a failed storage call and free op. */
 static void answer_storage(struct mam_op *op, enum storage_result res)
 {
 	if (op->p.req != NULL) {
 		errmap_iq_storage(op->p.req, res, "the message archive");
 		op->p.req = NULL;
-		return;
+	} else {
+		answer_error(op, errmap_storage(res), NULL);
 	}
-	answer_error(op, errmap_storage(res), NULL);
+	op_free(op);
 }
 
 static void answer_result(struct mam_op *op, const struct xml_node *payload)
@@ -816,7 +818,6 @@ static void query_page(enum storage_result res, const struct mam_message *msgs, 
 	}
 	if (res != STORAGE_OK) {
 		answer_storage(op, res);
-		op_free(op);
 		return;
 	}
 	if (op->stage < 2) {
@@ -1076,7 +1077,6 @@ static void meta_page(enum storage_result res, const struct mam_message *msgs, s
 		return;
 	if (res != STORAGE_OK) {
 		answer_storage(op, res);
-		op_free(op);
 		return;
 	}
 	if (op->meta == NULL)
@@ -1122,6 +1122,15 @@ static struct xml_node *prefs_element(const struct mam_prefs *p)
 	return el;
 }
 
+/* Answer with p and free op. */
+static void answer_prefs(struct mam_op *op, const struct mam_prefs *p)
+{
+	struct xml_node *el = prefs_element(p);
+	answer_result(op, el);
+	xml_unref(&el);
+	op_free(op);
+}
+
 static void prefs_read(enum storage_result res, const struct mam_prefs *prefs, void *ctx)
 {
 	struct mam_op *op = ctx;
@@ -1132,13 +1141,9 @@ static void prefs_read(enum storage_result res, const struct mam_prefs *prefs, v
 		prefs = &def;
 	} else if (res != STORAGE_OK) {
 		answer_storage(op, res);
-		op_free(op);
 		return;
 	}
-	struct xml_node *el = prefs_element(prefs);
-	answer_result(op, el);
-	xml_unref(&el);
-	op_free(op);
+	answer_prefs(op, prefs);
 }
 
 static void prefs_written(enum storage_result res, void *ctx)
@@ -1148,7 +1153,6 @@ static void prefs_written(enum storage_result res, void *ctx)
 		return;
 	if (res != STORAGE_OK) {
 		answer_storage(op, res);
-		op_free(op);
 		return;
 	}
 	struct mam_user *u = user_cache_get(&op->ms->cache, op->user);
@@ -1156,10 +1160,7 @@ static void prefs_written(enum storage_result res, void *ctx)
 		user_set_prefs(u, &op->prefs);
 		u->gen++;
 	}
-	struct xml_node *el = prefs_element(&op->prefs);
-	answer_result(op, el);
-	xml_unref(&el);
-	op_free(op);
+	answer_prefs(op, &op->prefs);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -1277,10 +1278,7 @@ static void mam_iq(struct iq_request *req, void *ctx)
 				               .n_always = u->always.count,
 				               .never = (const char *const *)u->never.items,
 				               .n_never = u->never.count };
-			struct xml_node *el = prefs_element(&p);
-			answer_result(op, el);
-			xml_unref(&el);
-			op_free(op);
+			answer_prefs(op, &p);
 			break;
 		}
 		pending_wait_storage(&op->p,
