@@ -115,10 +115,13 @@ fail:
 
 /* ---- query --------------------------------------------------------------------- */
 
-/* The search words of text, each quoted for FTS5 ("a""b"), joined by
- * spaces (every word must match); NULL when text has no word. */
-static char *fts5_query(struct pool *p, const char *text)
+/* The search words of text, each quoted and required, joined by spaces;
+ * NULL when text has no word.  FTS5 (mark ""): "word", a double quote in
+ * a word doubled; MySQL's boolean mode (mark "+"): +"word", double quotes
+ * dropped (a phrase cannot hold one). */
+static char *words_query(struct pool *p, const char *text, const char *mark)
 {
+	bool fts5 = *mark == '\0';
 	struct buf b = { 0 };
 	const char *s = text;
 	while (*s != '\0') {
@@ -126,31 +129,12 @@ static char *fts5_query(struct pool *p, const char *text)
 			s++;
 		if (*s == '\0')
 			break;
-		buf_append_str(&b, b.len > 0 ? " \"" : "\"");
-		for (; *s != '\0' && !isspace((unsigned char)*s); s++)
-			buf_append(&b, *s == '"' ? "\"\"" : s, *s == '"' ? 2 : 1);
-		buf_append_str(&b, "\"");
-	}
-	char *out = b.len > 0 ? pool_strdup(p, b.data) : NULL;
-	buf_free(&b);
-	return out;
-}
-
-/* The same for MySQL's boolean mode: +"word" for each word (double
- * quotes dropped from the words: a phrase cannot hold one). */
-static char *mysql_query(struct pool *p, const char *text)
-{
-	struct buf b = { 0 };
-	const char *s = text;
-	while (*s != '\0') {
-		while (*s != '\0' && isspace((unsigned char)*s))
-			s++;
-		if (*s == '\0')
-			break;
-		buf_append_str(&b, b.len > 0 ? " +\"" : "+\"");
+		buf_printf(&b, "%s%s\"", b.len > 0 ? " " : "", mark);
 		for (; *s != '\0' && !isspace((unsigned char)*s); s++)
 			if (*s != '"')
 				buf_append(&b, s, 1);
+			else if (fts5)
+				buf_append_str(&b, "\"\"");
 		buf_append_str(&b, "\"");
 	}
 	char *out = b.len > 0 ? pool_strdup(p, b.data) : NULL;
@@ -192,13 +176,13 @@ static const char *text_clause(enum mam_dialect dia, struct pool *p, const char 
 		return " AND body IS NOT NULL";
 	switch (dia) {
 	case MAM_SQLITE:
-		*param_r = fts5_query(p, text);
+		*param_r = words_query(p, text, "");
 		return " AND seq IN (SELECT rowid FROM archive_fts WHERE archive_fts MATCH ?)";
 	case MAM_PGSQL:
 		*param_r = text;
 		return " AND to_tsvector('simple', body) @@ plainto_tsquery('simple', ?)";
 	case MAM_MYSQL:
-		*param_r = mysql_query(p, text);
+		*param_r = words_query(p, text, "+");
 		return " AND MATCH (body) AGAINST (? IN BOOLEAN MODE)";
 	case MAM_MSSQL:
 	default: *param_r = like_pattern(p, text); return " AND LOWER(body) LIKE LOWER(?) ESCAPE '!'";
