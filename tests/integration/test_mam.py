@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+import parleytest
 from parleytest import HOST, NS_CLIENT, NS_DISCO_INFO, RawClient, q, stanza_error, tostr, unique
 
 NS_MAM = 'urn:xmpp:mam:2'
@@ -487,6 +488,51 @@ def test_paging_10000(server):
     # the sender's archive has them all as well
     ma = archive(ca, page=100)
     assert len(ma) == n
+    ca.close()
+    cb.close()
+
+
+# ---- retention --------------------------------------------------------------------
+
+@pytest.fixture
+def short_server(tmp_path_factory):
+    srv = parleytest.Parleyd(tmp_path_factory.mktemp('parley-mam-age'))
+    text = srv.config.read_text()
+    marker = 'modules:\n  disco: {}\n'
+    assert marker in text
+    srv.config.write_text(text.replace(
+        marker, marker + '  mam: { max_age: 4s, expire_interval: 0.5s, max_page: 5, fulltext: false }\n', 1))
+    srv.start_with_users()
+    yield srv
+    srv.finish()
+
+
+def test_retention_and_options(short_server):
+    srv = short_server
+    a, b = new_user(srv), new_user(srv)
+    ca, cb = login(srv, a), login(srv, b)
+    for i in range(8):
+        chat(ca, jid(b), 'old %d' % i)
+    sync(ca)
+    # max_page caps a page
+    p = query(cb, rsm=[('max', 50)])
+    assert p.ok and len(p.results) == 5 and not p.complete, tostr(p.answer)
+    # no full-text field when it is off
+    el = cb.iq('get', "<query xmlns='%s'/>" % NS_MAM)
+    vars_ = {f.get('var') for f in el.iter(q(NS_XDATA, 'field'))}
+    assert FULLTEXT not in vars_ and 'with' in vars_
+    p = query(cb, form=[(FULLTEXT, 'old')])
+    assert stanza_error(p.answer) == 'bad-request', tostr(p.answer)
+    time.sleep(3)
+    chat(ca, jid(b), 'new')
+    sync(ca)
+    deadline = time.monotonic() + 10
+    while True:
+        bodies = [forwarded(r).findtext(q(NS_CLIENT, 'body')) for r in archive(cb, page=5)]
+        if bodies == ['new'] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert bodies == ['new']
     ca.close()
     cb.close()
 
