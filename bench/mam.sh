@@ -6,6 +6,7 @@
 # on SQLite).  Prints one JSON line per run and the medians of server CPU
 # seconds per 100k delivered messages and of messages/s.
 #   bench/mam.sh [REPS]        REPS 3
+# env: MAM_OPTS   the module's options when on (default {}: its defaults)
 # Needs the harness copy bench/run.sh makes (BENCH_WORK, /tmp/xmppbench),
 # root and this checkout built.
 set -euo pipefail
@@ -25,7 +26,7 @@ run() {   # NAME PORT REP MAM(on|off)
     bash "$peers/parley.sh" adduser 1200 >/dev/null
     local dir=/tmp/bench-peers/$1 pid
     if [ "$4" = on ]; then
-        sed 's/^  roster: {}$/  roster: {}\n  mam: {}/' "$dir/parley.yml" > "$dir/mam.yml"
+        sed "s/^  roster: {}\$/  roster: {}\n  mam: ${MAM_OPTS:-{\}}/" "$dir/parley.yml" > "$dir/mam.yml"
     else
         sed 's/^  roster: {}$/  roster: {}\n  mam: false/' "$dir/parley.yml" > "$dir/mam.yml"
     fi

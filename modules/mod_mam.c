@@ -549,6 +549,14 @@ static void store_account_read(enum auth_result res, void *ctx)
 	store_prefs_start(op);
 }
 
+/* The body a store indexes for full-text search (malloc'd), or NULL: none,
+ * or full-text search is off (the store then keeps no index of it). */
+static char *search_body(const struct mam_state *ms, const struct xml_node *msg)
+{
+	const char *body = ms->set->fulltext ? xml_child_text(msg, "body", NULL) : NULL;
+	return body != NULL ? xstrdup(body) : NULL;
+}
+
 /* Archive tree (a reference is taken) for user (its local part) with
  * peer under id. */
 static void store_start(struct mam_state *ms, const char *user, const struct jid *peer, bool outgoing,
@@ -565,8 +573,7 @@ static void store_start(struct mam_state *ms, const char *user, const struct jid
 	op->msg.peer = jid_bare_string(peer);
 	op->msg.resource = xstrdup(peer->resource != NULL ? peer->resource : "");
 	op->msg.outgoing = outgoing;
-	const char *body = xml_child_text(tree, "body", NULL);
-	op->msg.body = body != NULL ? xstrdup(body) : NULL;
+	op->msg.body = search_body(ms, tree);
 	op->msg.stanza = xml_to_string(tree, tree->ns);
 	op->check = check;
 	op->hold = barrier_take();
@@ -1342,8 +1349,7 @@ void mam_room_store(struct host *h, const struct jid *room, const char *nick, co
 	op->msg.id = id;
 	op->msg.peer = owner; /* freed with the op */
 	op->msg.resource = xstrdup(nick);
-	const char *body = xml_child_text(msg, "body", NULL);
-	op->msg.body = body != NULL ? xstrdup(body) : NULL;
+	op->msg.body = search_body(ms, msg);
 	op->msg.stanza = xml_to_string(msg, msg->ns);
 	op->tree = xml_copy(msg);
 	op->hold = barrier_take();
