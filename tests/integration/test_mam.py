@@ -492,6 +492,24 @@ def test_paging_10000(server):
     cb.close()
 
 
+def test_ctl_purge(server):
+    a, b = new_user(server), new_user(server)
+    ca, cb = login(server, a), login(server, b)
+    chat(ca, jid(b), 'to be purged')
+    cb.wait_message('to be purged')
+    assert len(wait_archive(cb, 1)) == 1
+    r = server.ctl('mam-purge', jid(b))
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert archive(cb) == []
+    assert len(archive(ca)) == 1          # the other party's archive stays
+    r = server.ctl('mam-purge', 'x@nowhere.invalid')
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    r = server.ctl('mam-purge', 'not a jid@@')
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    ca.close()
+    cb.close()
+
+
 # ---- retention --------------------------------------------------------------------
 
 @pytest.fixture
