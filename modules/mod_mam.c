@@ -285,6 +285,7 @@ struct mam_op {
 	int64_t rsm_before;
 	bool empty;             /* answer an empty complete page without asking */
 	bool zero;              /* RSM max 0: an empty page, not complete */
+	bool flip;              /* <flip-page/>: the page in descending order */
 	bool hold_order;        /* the iq result holds the requester's barrier */
 	struct xml_node *meta;  /* OP_META: the answer built so far */
 	struct mam_prefs prefs; /* OP_PREFS_SET: what is written (strings owned) */
@@ -839,7 +840,7 @@ static void query_page(enum storage_result res, const struct mam_message *msgs, 
 	}
 	struct xml_node **out = count > 0 ? xcalloc(count, sizeof(*out)) : NULL;
 	for (size_t i = 0; i < count; i++)
-		out[i] = result_message(op, &msgs[i]);
+		out[i] = result_message(op, &msgs[op->flip ? count - 1 - i : i]);
 	struct xml_node *fin = xml_new("fin", NS_MAM);
 	if (complete)
 		xml_set_attr(fin, "complete", "true");
@@ -1064,6 +1065,7 @@ static void query_start(struct mam_op *op, const struct mam_settings *set, const
 		op_free(op);
 		return;
 	}
+	op->flip = xml_child(query, "flip-page", NS_MAM) != NULL;
 	const char *qid = xml_attr(query, "queryid");
 	op->queryid = qid != NULL ? xstrdup(qid) : NULL;
 	if (!query_parse(op, set, query)) {

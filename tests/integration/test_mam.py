@@ -68,7 +68,7 @@ def field_xml(var, value):
     return "<field var='%s'>%s</field>" % (var, ''.join('<value>%s</value>' % v for v in values))
 
 
-def query_xml(form=None, rsm=None, queryid=None):
+def query_xml(form=None, rsm=None, queryid=None, flip=False):
     x = ''
     if form is not None:
         x = "<x xmlns='%s' type='submit'>%s%s</x>" % (
@@ -78,7 +78,8 @@ def query_xml(form=None, rsm=None, queryid=None):
         s = "<set xmlns='%s'>%s</set>" % (NS_RSM, ''.join(
             '<%s/>' % k if v is None else '<%s>%s</%s>' % (k, v, k) for k, v in rsm))
     qid = " queryid='%s'" % queryid if queryid else ''
-    return "<query xmlns='%s'%s>%s%s</query>" % (NS_MAM, qid, x, s)
+    fp = '<flip-page/>' if flip else ''
+    return "<query xmlns='%s'%s>%s%s%s</query>" % (NS_MAM, qid, x, s, fp)
 
 
 class Page:
@@ -114,13 +115,13 @@ def forwarded(res_msg):
     return res_msg.find('%s/%s/%s' % (q(NS_MAM, 'result'), q(NS_FORWARD, 'forwarded'), q(NS_CLIENT, 'message')))
 
 
-def query(c, to=None, form=None, rsm=None, timeout=30):
+def query(c, to=None, form=None, rsm=None, timeout=30, flip=False):
     """One query: the result messages (in the order received) and the iq
     answer; nothing of the query may come after the answer."""
     iq_id = unique('mq')
     qid = unique('qid')
     to_attr = " to='%s'" % to if to else ''
-    c.send("<iq type='set' id='%s'%s>%s</iq>" % (iq_id, to_attr, query_xml(form, rsm, qid)))
+    c.send("<iq type='set' id='%s'%s>%s</iq>" % (iq_id, to_attr, query_xml(form, rsm, qid, flip)))
     results = []
     deadline = time.monotonic() + timeout
     while True:
@@ -392,6 +393,10 @@ def test_rsm_pages(filled):
     assert p.ids == ids[25:] and p.complete
     p = query(cu, rsm=[('max', 5), ('after', ids[23])])
     assert p.ids == ids[24:29] and not p.complete
+    # XEP-0313 1.1 flip-page: the newest page, newest first
+    p = query(cu, rsm=[('max', 4), ('before', None)], flip=True)
+    assert p.ids == ids[-4:][::-1] and not p.complete
+    assert p.rsm('first') == ids[-4] and p.rsm('last') == ids[-1]
 
 
 def test_metadata(filled):
