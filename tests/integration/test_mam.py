@@ -324,6 +324,31 @@ def test_prefs(server):
         c.close()
 
 
+def test_slixmpp_client(server, run):
+    """A client library's MAM (slixmpp xep_0313) pages through the archive."""
+    from slixmpp import JID
+    a, b = new_user(server), new_user(server)
+    ca = login(server, a)
+    for i in range(7):
+        chat(ca, jid(b), 'lib %d' % i)
+    sync(ca)
+
+    async def go():
+        c = await parleytest.login(server, b, password='mam-secret', plugins=('xep_0313', 'xep_0359'))
+        try:
+            bodies = []
+            # iterate yields the result messages, page by page (3 a page)
+            async for msg in c['xep_0313'].iterate(with_jid=JID(jid(a)), rsm={'max': 3}):
+                bodies.append(msg['mam_result']['forwarded']['stanza']['body'])
+            return bodies
+        finally:
+            await parleytest.logout(c)
+
+    bodies = run(go())
+    assert bodies == ['lib %d' % i for i in range(7)], bodies
+    ca.close()
+
+
 # ---- queries --------------------------------------------------------------------
 
 @pytest.fixture(scope='module')
