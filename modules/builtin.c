@@ -49,6 +49,7 @@ void modules_register_builtin(void)
 	module_register(&mod_pubsub);
 	module_register(&mod_push);
 	module_register(&mod_extdisco);
+	module_register(&mod_mam);
 }
 
 static const char *const scope_names[IQ_SCOPE_COUNT] = {

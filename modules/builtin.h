@@ -37,6 +37,7 @@ extern const struct module_def mod_muc;
 extern const struct module_def mod_pubsub;
 extern const struct module_def mod_push;
 extern const struct module_def mod_extdisco;
+extern const struct module_def mod_mam;
 
 /* Register every built-in module with module_register (once; later calls
  * do nothing).  Registration order is start order on each host. */
