@@ -1452,9 +1452,12 @@ static int mam_start(struct host *h, const void *settings, void **state_r, char 
 {
 	struct storage *st = mam_store(h);
 	if (st == NULL || !storage_has_area(st, STORAGE_AREA_MAM)) {
-		*error_r = xasprintf("the storage of %s keeps no message archives (disable the mam module)",
-		                     h->name);
-		return -1;
+		/* On by default: a host whose store keeps no archives (a
+		 * directory-only store) runs without one, and says so. */
+		log_notice("mam: the storage of %s keeps no message archives: nothing is archived there",
+		           h->name);
+		*state_r = NULL;
+		return 0;
 	}
 	struct mam_state *ms = xcalloc(1, sizeof(*ms));
 	ms->host = h;
@@ -1486,6 +1489,8 @@ static int mam_start(struct host *h, const void *settings, void **state_r, char 
 static void mam_stop(struct host *h, void *state)
 {
 	struct mam_state *ms = state;
+	if (ms == NULL)
+		return; /* no archive on this host's storage */
 	if (ev_is_active(&ms->expire)) {
 		ev_ref(server.loop);
 		ev_timer_stop(server.loop, &ms->expire);
