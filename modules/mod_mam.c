@@ -34,8 +34,11 @@
  *   before the archive has it.  A failed store is logged (at most once per
  *   10 seconds, with the count of the others); the message is still
  *   delivered.  STORAGE_EXISTS (a clock set back) retries with a new id;
- *   STORAGE_TEMPFAIL (the backend's queue is full after a burst) retries
- *   the same store later (RETRY_*), still holding the barrier.
+ *   STORAGE_TEMPFAIL (the backend's queue is full after a burst, or the
+ *   backend is down) retries the same store later (RETRY_*), holding the
+ *   barrier for the first tries only (RETRY_HOLD_TRIES): the message
+ *   itself was delivered or stored offline, and an outage must not stall
+ *   the sender's answers for the whole retry.
  * - A query answers its results, then the iq result, through the
  *   requester's ordered output; every storage call runs through a struct
  *   mam_op on the module's pending list.  Stores outlive a stop.
@@ -82,6 +85,10 @@
 #define RETRY_FIRST 0.05
 #define RETRY_MAX 2.0
 #define RETRY_TRIES 12
+/* After this many tries (about 0.75 s), the sender's answers stop waiting
+ * for the store: a burst has cleared by then; a backend that is down
+ * (an outage) must not stall the sender's stream for the whole retry. */
+#define RETRY_HOLD_TRIES 4
 
 struct mam_settings {
 	int def; /* enum mam_default */
@@ -432,6 +439,8 @@ static void stored(enum storage_result res, void *ctx)
 		 * holding the sender's answers back. */
 		double delay = RETRY_FIRST * (double)(1u << op->retries);
 		op->retries++;
+		if (op->retries > RETRY_HOLD_TRIES)
+			barrier_release(&op->hold);
 		ev_timer_init(&op->retry, store_retry, delay < RETRY_MAX ? delay : RETRY_MAX, 0);
 		op->retry.data = op;
 		ev_timer_start(server.loop, &op->retry);
