@@ -215,25 +215,6 @@ static int text_clause(struct sql_thread *t, enum mam_dialect dia, struct pool *
 	}
 }
 
-/* PostgreSQL: how many messages a search matches decides the plan (the
- * text index for a rare word, the owner's key in id order for a common
- * one), but a cached statement gets one generic plan for every search
- * after a few runs.  A read transaction where this query is planned for
- * its own parameters: true when it is open (the caller commits it);
- * false on a server without plan_cache_mode (before PostgreSQL 12), where
- * the query runs as it is. */
-static bool pg_custom_plans(struct sql_thread *t)
-{
-	static const char set[] = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)";
-	if (sql_q_begin(t, false) < 0)
-		return false;
-	if (sql_q_exec(t, set, NULL, 0, NULL) < 0) {
-		t->ss->drv->rollback(t->conn);
-		return false;
-	}
-	return true;
-}
-
 /* Room for the parameters of a query: owner's two, with, resource,
  * start, end, after, before, text, limit, and the ids. */
 #define QUERY_FIXED_PARAMS 10
@@ -307,10 +288,9 @@ static enum storage_result op_mam_query(void *conn, struct mam_query_job *r)
 	size_t cap = 0;
 	char *text = pool_strdup(pool, sql.data);
 	buf_free(&sql);
-	bool tx = dia == MAM_PGSQL && q->text != NULL && !blank(q->text) && pg_custom_plans(t);
 	struct sql_stmt *s = sql_q_start(t, text, p, np, &st);
 	if (s == NULL)
-		return tx ? sql_q_abort(t, &r->base) : sql_q_fail(t, &r->base);
+		return sql_q_fail(t, &r->base);
 	while (st == SQL_STEP_ROW) {
 		if (r->nmsgs == q->max) {
 			r->complete = false;
@@ -330,13 +310,9 @@ static enum storage_result op_mam_query(void *conn, struct mam_query_job *r)
 	if (st == SQL_STEP_ERROR) {
 		enum storage_result res = sql_q_fail(t, &r->base);
 		d->reset(s);
-		if (tx)
-			d->rollback(t->conn);
 		return res;
 	}
 	d->reset(s);
-	if (tx && sql_q_commit(t) < 0)
-		return sql_q_abort(t, &r->base);
 	if (q->backwards)
 		for (size_t i = 0, k = r->nmsgs; i + 1 < k; i++, k--) {
 			struct mam_message m = r->msgs[i];
