@@ -11,7 +11,9 @@
  * The queries: a page of 50 messages filtered by 'with' (a random peer
  * among peer0..peer<NPEERS-1>@bench.local), forwards after a random id
  * of the archive's range and backwards from the newest (RSM <before/>),
- * and the newest page of 50 with no filter.
+ * the newest page of 50 with no filter, and the newest page of a
+ * full-text search for a word in one body (a message's number) and for
+ * a word in every body (n / 100 of those).
  *
  * Loop thread only; the store's workers do the SQL.
  */
@@ -125,12 +127,16 @@ int main(int argc, char **argv)
 
 	double *t = calloc(n, sizeof(*t));
 	srandom(42);
-	for (int kind = 0; kind < 3; kind++) {
+	for (int kind = 0; kind < 5; kind++) {
 		size_t rows = 0, fails = 0;
+		/* a word in every body: fewer of those */
+		size_t nk = kind == 4 ? (n / 100 > 0 ? n / 100 : 1) : n;
 		/* warm-up: the statements prepared, the pages read once */
-		for (size_t i = 0; i < n + 50; i++) {
-			char with[64];
+		for (size_t i = 0; i < nk + 50; i++) {
+			char with[64], word[32];
 			snprintf(with, sizeof(with), "peer%u@bench.local", (unsigned)(random() % npeers));
+			snprintf(word, sizeof(word), "%lld",
+			         (long long)(random() % ((hi - lo) / 1000 + 1) + 1));
 			struct mam_query qq = { .max = 50 };
 			if (kind == 0) {
 				qq.with = with;
@@ -139,7 +145,13 @@ int main(int argc, char **argv)
 			} else if (kind == 1) {
 				qq.with = with;
 				qq.backwards = true;
+			} else if (kind == 2) {
+				qq.backwards = true;
+			} else if (kind == 3) {
+				qq.text = word; /* a message's number: one body has it */
+				qq.backwards = true;
 			} else {
+				qq.text = "garden";
 				qq.backwards = true;
 			}
 			size_t c = 0;
@@ -152,10 +164,11 @@ int main(int argc, char **argv)
 			rows += c;
 		}
 		static const char *const what[] = { "with, forwards after a random id", "with, newest page",
-			                            "no filter, newest page" };
+			                            "no filter, newest page", "text, a word in one body",
+			                            "text, a word in every body" };
 		if (fails > 0)
 			printf("%s: %zu queries failed\n", what[kind], fails);
-		report(what[kind], t, n, rows);
+		report(what[kind], t, nk, rows);
 	}
 	free(t);
 	storage_close(&st);

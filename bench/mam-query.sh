@@ -4,8 +4,9 @@
 # default) exchanged with 100 peers, straight in SQL (a recursive CTE on
 # SQLite, generate_series on PostgreSQL), then runs bench/mam-query on each
 # store: p50/p99 of storage_mam_query for pages of 50 messages filtered by
-# 'with' (forwards after a random id, and the newest page), and the newest
-# page without a filter.
+# 'with' (forwards after a random id, and the newest page), the newest
+# page without a filter, and the newest page of a full-text search for a
+# rare word and for a word in every message; the query plans of a few.
 #   bench/mam-query.sh [ROWS [QUERIES]]
 # Needs a built checkout (it builds bench/mam-query), sqlite3, and root
 # for PostgreSQL (a throw-away cluster from tests/db/pgsql.sh, in a
@@ -45,6 +46,18 @@ $1;
 EOF
 }
 
+# The SQL of storage/sql-mam.c for two pages, with values in place of
+# the parameters.
+with_page() {   # OWNER
+    echo "SELECT id, peer, resource, outgoing, body, stanza FROM archive WHERE server_host = 'bench.local'" \
+         "AND owner = '$1' AND peer = 'peer7@bench.local' AND id > 1700000500000000 ORDER BY id LIMIT 51"
+}
+text_page() {   # OWNER QUERY CONDITION-FORMAT
+    # shellcheck disable=SC2059
+    echo "SELECT id, peer, resource, outgoing, body, stanza FROM archive WHERE server_host = 'bench.local'" \
+         "AND owner = '$1' AND $(printf "$3" "$2") ORDER BY id DESC LIMIT 51"
+}
+
 echo "== SQLite ($ROWS messages, $PEERS peers)"
 db=$work/parley.db
 sqlite3 "$db" < "$TOP/sql/sqlite.sql"
@@ -56,6 +69,12 @@ t0=$(date +%s)
 } | sqlite3 "$db" >/dev/null
 echo "filled in $(( $(date +%s) - t0 )) s, $(du -m "$db" | cut -f1) MiB"
 "$TOP/bench/mam-query" sqlite "$db" "$OWNER" "$PEERS" "$QUERIES"
+echo "plans (a 'with' page forwards; full-text pages backwards, a rare word and a common one):"
+sqlite3 "$db" "EXPLAIN QUERY PLAN $(with_page "$OWNER")" \
+    "EXPLAIN QUERY PLAN $(text_page "$OWNER" "'\"12345\"'" \
+        "seq IN (SELECT rowid FROM archive_fts WHERE archive_fts MATCH %s)")" \
+    "EXPLAIN QUERY PLAN $(text_page "$OWNER" "'\"garden\"'" \
+        "+seq IN (SELECT rowid FROM archive_fts WHERE archive_fts MATCH %s)")"
 
 echo "== PostgreSQL ($ROWS messages, $PEERS peers)"
 # (the cluster's database has sql/pgsql.sql applied, and parleyd's role)
@@ -73,3 +92,7 @@ echo "filled in $(( $(date +%s) - t0 )) s, $("$psql" -X -At -d "$PARLEY_TEST_PGS
     -c "SELECT pg_size_pretty(pg_total_relation_size('archive'))")"
 PGPASSWORD=$PARLEY_TEST_PGSQL_PASSWORD "$TOP/bench/mam-query" pgsql "$PARLEY_TEST_PGSQL_DSN" "$OWNER" \
     "$PEERS" "$QUERIES"
+echo "plans (a 'with' page forwards; a full-text page backwards):"
+"$psql" -X -At -d "$PARLEY_TEST_PGSQL_OWNER_DSN" -c "EXPLAIN $(with_page "$OWNER")" \
+    -c "EXPLAIN $(text_page "$OWNER" "'weather garden'" \
+        "to_tsvector('simple', body) @@ plainto_tsquery('simple', %s)")"
