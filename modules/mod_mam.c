@@ -847,6 +847,9 @@ static void query_page(enum storage_result res, const struct mam_message *msgs, 
 		query_run(op);
 		return;
 	}
+	log_debug("mam: query of the archive of %s by %s%s%s: %zu messages%s", op->owner,
+	          op->requester.node != NULL ? op->requester.node : "", op->requester.node != NULL ? "@" : "",
+	          op->requester.domain, count, complete ? ", complete" : "");
 	struct xml_node **out = count > 0 ? xcalloc(count, sizeof(*out)) : NULL;
 	for (size_t i = 0; i < count; i++)
 		out[i] = result_message(op, &msgs[op->flip ? count - 1 - i : i]);
@@ -1477,6 +1480,9 @@ static int mam_start(struct host *h, const void *settings, void **state_r, char 
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(extra_features); i++)
 		host_add_user_feature(h, extra_features[i]);
+	/* Also on the server JID: clients that look for the archive among
+	 * the server's features (Profanity) find it there. */
+	host_add_feature(h, NS_MAM);
 	if (ms->set->fulltext)
 		host_add_user_feature(h, NS_FULLTEXT);
 	ms->cache.entry_size = sizeof(struct mam_user);
@@ -1507,6 +1513,7 @@ static void mam_stop(struct host *h, void *state)
 	builtin_parts_remove(h, &mam_parts, ms);
 	for (size_t i = 0; i < ARRAY_SIZE(extra_features); i++)
 		host_remove_user_feature(h, extra_features[i]);
+	host_remove_feature(h, NS_MAM);
 	if (ms->set->fulltext)
 		host_remove_user_feature(h, NS_FULLTEXT);
 	user_cache_stop(&ms->cache);
