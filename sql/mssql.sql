@@ -1,5 +1,5 @@
 -- Parley schema for Microsoft SQL Server (2016 and later), through the
--- odbc driver, schema version 10.
+-- odbc driver, schema version 11.
 --
 -- A DBA creates the database and applies this file once, with a login that
 -- may create tables:
@@ -44,7 +44,7 @@
 CREATE TABLE schema_version (
     version INT NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (10);
+INSERT INTO schema_version (version) VALUES (11);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -68,6 +68,10 @@ CREATE TABLE users (
     sha256_stored_key  NVARCHAR(128),
     sha256_server_key  NVARCHAR(128),
     password           NVARCHAR(MAX),
+    sha512_salt        NVARCHAR(128),
+    sha512_iterations  INT,
+    sha512_stored_key  NVARCHAR(128),
+    sha512_server_key  NVARCHAR(128),
     CONSTRAINT users_pk PRIMARY KEY NONCLUSTERED (server_host, username)
 );
 

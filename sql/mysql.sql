@@ -1,5 +1,5 @@
 -- Parley schema for MySQL (8.0 and later) and MariaDB (10.3 and later),
--- schema version 10.
+-- schema version 11.
 --
 -- A DBA creates the database and applies this file once, with the
 -- database's own client and a user that may create tables:
@@ -43,7 +43,7 @@
 CREATE TABLE schema_version (
     version INT NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
-INSERT INTO schema_version (version) VALUES (10);
+INSERT INTO schema_version (version) VALUES (11);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -67,6 +67,10 @@ CREATE TABLE users (
     sha256_stored_key  VARCHAR(128),
     sha256_server_key  VARCHAR(128),
     password           TEXT,
+    sha512_salt        VARCHAR(128),
+    sha512_iterations  INT,
+    sha512_stored_key  VARCHAR(128),
+    sha512_server_key  VARCHAR(128),
     PRIMARY KEY (server_host, username)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
 

@@ -1,4 +1,4 @@
--- Parley schema for PostgreSQL (10 or later), schema version 10.
+-- Parley schema for PostgreSQL (10 or later), schema version 11.
 --
 -- A DBA applies this file once, as the owner of the database, to an empty
 -- database (or schema):
@@ -30,7 +30,7 @@
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (10);
+INSERT INTO schema_version (version) VALUES (11);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -54,6 +54,10 @@ CREATE TABLE users (
     sha256_stored_key  TEXT,
     sha256_server_key  TEXT,
     password           TEXT,
+    sha512_salt        TEXT,
+    sha512_iterations  INTEGER,
+    sha512_stored_key  TEXT,
+    sha512_server_key  TEXT,
     PRIMARY KEY (server_host, username)
 );
 

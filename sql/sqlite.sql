@@ -1,4 +1,4 @@
--- Parley schema for SQLite, schema version 10.
+-- Parley schema for SQLite, schema version 11.
 --
 -- parleyd creates a new database from this file when its storage path does
 -- not exist yet; for an existing file it checks schema_version and refuses
@@ -24,7 +24,7 @@
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (10);
+INSERT INTO schema_version (version) VALUES (11);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -48,6 +48,10 @@ CREATE TABLE users (
     sha256_stored_key  TEXT,
     sha256_server_key  TEXT,
     password           TEXT,
+    sha512_salt        TEXT,
+    sha512_iterations  INTEGER,
+    sha512_stored_key  TEXT,
+    sha512_server_key  TEXT,
     PRIMARY KEY (server_host, username)
 ) WITHOUT ROWID;
 

@@ -20,6 +20,8 @@ static void copy_account(struct pool *p, struct storage_account *dst, const stru
 		dst->sha1.salt_b64 = pool_strdup(p, a->sha1.salt_b64);
 	if (a->sha256.salt_b64 != NULL)
 		dst->sha256.salt_b64 = pool_strdup(p, a->sha256.salt_b64);
+	if (a->sha512.salt_b64 != NULL)
+		dst->sha512.salt_b64 = pool_strdup(p, a->sha512.salt_b64);
 	if (a->plain != NULL)
 		dst->plain = pool_strdup(p, a->plain);
 	if (dst->created == 0)

@@ -253,6 +253,11 @@ static void account_copy(struct storage_account *dst, const struct storage_accou
 		dst->sha256 = a->sha256;
 		dst->sha256.salt_b64 = xstrdup(a->sha256.salt_b64);
 	}
+	if (a->has_sha512 && a->sha512.salt_b64 != NULL) {
+		dst->has_sha512 = true;
+		dst->sha512 = a->sha512;
+		dst->sha512.salt_b64 = xstrdup(a->sha512.salt_b64);
+	}
 	dst->plain = dup_or_null(a->plain);
 }
 
@@ -267,6 +272,8 @@ static enum storage_result mem_account_get(void *conn, struct account_get_job *r
 		r->acc.sha1.salt_b64 = pool_strdup(p, u->acc.sha1.salt_b64);
 	if (u->acc.sha256.salt_b64 != NULL)
 		r->acc.sha256.salt_b64 = pool_strdup(p, u->acc.sha256.salt_b64);
+	if (u->acc.sha512.salt_b64 != NULL)
+		r->acc.sha512.salt_b64 = pool_strdup(p, u->acc.sha512.salt_b64);
 	r->acc.plain = u->acc.plain != NULL ? pool_strdup(p, u->acc.plain) : NULL;
 	return STORAGE_OK;
 }

@@ -18,19 +18,21 @@
 
 /* ---- accounts (worker thread) -------------------------------------------------- */
 
-#define USER_COLS                                                        \
-	"sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key, " \
-	"sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key, password"
+#define USER_COLS                                                                          \
+	"sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key, "                   \
+	"sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key, password, " \
+	"sha512_salt, sha512_iterations, sha512_stored_key, sha512_server_key"
 
 static const char sql_account_get[] =
         "SELECT created_at, " USER_COLS " FROM users WHERE server_host = ? AND username = ?";
 static const char sql_account_create[] =
         "INSERT INTO users (server_host, username, created_at, " USER_COLS ") "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char sql_account_update[] =
         "UPDATE users SET sha1_salt = ?, sha1_iterations = ?, sha1_stored_key = ?, sha1_server_key = ?, "
         "sha256_salt = ?, sha256_iterations = ?, sha256_stored_key = ?, sha256_server_key = ?, "
-        "password = ? WHERE server_host = ? AND username = ?";
+        "password = ?, sha512_salt = ?, sha512_iterations = ?, sha512_stored_key = ?, "
+        "sha512_server_key = ? WHERE server_host = ? AND username = ?";
 static const char sql_account_list[] = "SELECT username FROM users WHERE server_host = ?";
 static const char sql_account_count[] = "SELECT COUNT(*) FROM users WHERE server_host = ?";
 
@@ -119,18 +121,21 @@ static enum storage_result op_account_get(void *conn, struct account_get_job *r)
 	r->acc.has_sha1 = read_creds(t, r, s, 1, SCRAM_SHA1, &r->acc.sha1);
 	r->acc.has_sha256 = read_creds(t, r, s, 5, SCRAM_SHA256, &r->acc.sha256);
 	r->acc.plain = sql_col_str(t, r->base.pool, s, 9);
+	r->acc.has_sha512 = read_creds(t, r, s, 10, SCRAM_SHA512, &r->acc.sha512);
 	d->reset(s);
 	return STORAGE_OK;
 }
 
-/* Parameters for the credential columns of acc (9 of them) into p; the
- * base64 keys are malloc'd into keys[4] (wiped and freed by keys_free). */
-static void creds_params(const struct storage_account *a, struct sql_param *p, char *keys[4])
+/* Parameters for the credential columns of acc (13 of them, in USER_COLS
+ * order) into p; the base64 keys are malloc'd into keys[6] (wiped and
+ * freed by keys_free). */
+static void creds_params(const struct storage_account *a, struct sql_param *p, char *keys[6])
 {
-	const struct scram_credentials *c[2] = { &a->sha1, &a->sha256 };
-	const bool has[2] = { a->has_sha1, a->has_sha256 };
-	for (unsigned i = 0; i < 2; i++) {
-		struct sql_param *q = &p[i * 4];
+	const struct scram_credentials *c[3] = { &a->sha1, &a->sha256, &a->sha512 };
+	const bool has[3] = { a->has_sha1, a->has_sha256, a->has_sha512 };
+	for (unsigned i = 0; i < 3; i++) {
+		/* sha512 comes after the password column */
+		struct sql_param *q = &p[i * 4 + (i == 2 ? 1 : 0)];
 		if (!has[i] || c[i]->salt_b64 == NULL) {
 			keys[i * 2] = keys[i * 2 + 1] = NULL;
 			for (unsigned k = 0; k < 4; k++)
@@ -148,9 +153,9 @@ static void creds_params(const struct storage_account *a, struct sql_param *p, c
 	p[8] = (struct sql_param)PTEXT(a->plain);
 }
 
-static void keys_free(char *keys[4])
+static void keys_free(char *keys[6])
 {
-	for (unsigned i = 0; i < 4; i++) {
+	for (unsigned i = 0; i < 6; i++) {
 		if (keys[i] != NULL) {
 			explicit_bzero(keys[i], strlen(keys[i]));
 			free(keys[i]);
@@ -161,8 +166,8 @@ static void keys_free(char *keys[4])
 static enum storage_result op_account_create(void *conn, struct account_create_job *r)
 {
 	struct sql_thread *t = conn;
-	struct sql_param p[12] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(r->acc.created) };
-	char *keys[4];
+	struct sql_param p[16] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(r->acc.created) };
+	char *keys[6];
 	creds_params(&r->acc, &p[3], keys);
 	int rc = sql_q_exec(t, sql_account_create, p, ARRAY_SIZE(p), NULL);
 	keys_free(keys);
@@ -172,11 +177,11 @@ static enum storage_result op_account_create(void *conn, struct account_create_j
 static enum storage_result op_account_update(void *conn, struct account_update_job *r)
 {
 	struct sql_thread *t = conn;
-	struct sql_param p[11];
-	char *keys[4];
+	struct sql_param p[15];
+	char *keys[6];
 	creds_params(&r->acc, p, keys);
-	p[9] = (struct sql_param)PTEXT(r->base.host);
-	p[10] = (struct sql_param)PTEXT(r->base.user);
+	p[13] = (struct sql_param)PTEXT(r->base.host);
+	p[14] = (struct sql_param)PTEXT(r->base.user);
 	uint64_t changes = 0;
 	int rc = sql_q_exec(t, sql_account_update, p, ARRAY_SIZE(p), &changes);
 	keys_free(keys);

@@ -75,8 +75,8 @@ void storage_status(struct storage *st, struct buf *out);
 
 /* ---- accounts ------------------------------------------------------------ */
 struct storage_account {
-	bool has_sha1, has_sha256;
-	struct scram_credentials sha1, sha256;
+	bool has_sha1, has_sha256, has_sha512;
+	struct scram_credentials sha1, sha256, sha512; /* sha512: none for accounts older than schema 11 */
 	char *plain;     /* clear password, only where the operator kept them; else NULL */
 	int64_t created; /* unix time */
 };

@@ -753,6 +753,52 @@ static void test_order(void **state)
 
 /* ---- derivation ---------------------------------------------------------- */
 
+/* The RFC 7677 inputs with SHA-512; the expected values were computed
+ * independently (Python's hashlib and hmac). */
+static void test_sha512_vector(void **state)
+{
+	struct scram_credentials cred;
+	derive_b64salt(SCRAM_SHA512, "pencil", "W22ZaJ0SNY7soEsUEjb6gQ==", 4096, &cred);
+	assert_int_equal(cred.hash, SCRAM_SHA512);
+
+	struct scram_server *s = scram_server_new(SCRAM_SHA512, false, NULL, NULL, 0, false);
+	const char *username = NULL, *error = NULL;
+	assert_int_equal(first(s, "n,,n=user,r=rOprNGfwEbeRWgbNEkqO", &username, &error), SCRAM_CONTINUE);
+	scram_server_set_nonce(s, "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");
+	char *out = NULL;
+	size_t out_len;
+	assert_int_equal(scram_server_challenge(s, &cred, &out, &out_len), SCRAM_CONTINUE);
+	free(out);
+	out = NULL;
+	assert_int_equal(final(s,
+	                       "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+	                       "p=gMGXRcevScNtxZ6/"
+	                       "8lQYpGtnsNAc3mGcmNomv+xnoOMw+3R2xNJdMNnzMlTN8PPC6wdp6dybEmDYXYTxwnYPJQ==",
+	                       &out, &error),
+	                 SCRAM_SUCCESS);
+	assert_string_equal(
+	        out,
+	        "v=ZQnYEgWQMFmmsM8aQMF0nDDCy/AgCzkwk8CmMZYcMg0vSVlKDanekLtifDSeVGT4+5ZxXnJq199RVG2rR7N7Zw==");
+	free(out);
+	scram_server_free(&s);
+
+	/* a wrong proof (the SHA-256 one of the RFC 7677 vector) fails */
+	s = scram_server_new(SCRAM_SHA512, false, NULL, NULL, 0, false);
+	assert_int_equal(first(s, "n,,n=user,r=rOprNGfwEbeRWgbNEkqO", &username, &error), SCRAM_CONTINUE);
+	scram_server_set_nonce(s, "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");
+	assert_int_equal(scram_server_challenge(s, &cred, &out, &out_len), SCRAM_CONTINUE);
+	free(out);
+	out = NULL;
+	assert_int_equal(final(s,
+	                       "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+	                       "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+	                       &out, &error),
+	                 SCRAM_FAIL);
+	assert_null(out);
+	scram_server_free(&s);
+	scram_credentials_clear(&cred);
+}
+
 static void test_derive(void **state)
 {
 	struct scram_credentials a, b;
@@ -761,6 +807,8 @@ static void test_derive(void **state)
 	assert_int_equal(scram_hash_len(SCRAM_SHA256), 32);
 	assert_string_equal(scram_hash_name(SCRAM_SHA1), "SHA-1");
 	assert_string_equal(scram_hash_name(SCRAM_SHA256), "SHA-256");
+	assert_int_equal(scram_hash_len(SCRAM_SHA512), 64);
+	assert_string_equal(scram_hash_name(SCRAM_SHA512), "SHA-512");
 
 	/* defaults: random 16-byte salt, 4096 iterations */
 	assert_int_equal(scram_derive(SCRAM_SHA256, "pw", NULL, 0, 0, &a), 0);
@@ -822,12 +870,19 @@ static void test_derive(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rfc5802_sha1),    cmocka_unit_test(test_rfc7677_sha256),
-		cmocka_unit_test(test_wrong_proof),     cmocka_unit_test(test_unknown_user),
-		cmocka_unit_test(test_random_nonce),    cmocka_unit_test(test_username_escapes),
-		cmocka_unit_test(test_channel_binding), cmocka_unit_test(test_ssdp),
-		cmocka_unit_test(test_y_flag_exchange), cmocka_unit_test(test_malformed_first),
-		cmocka_unit_test(test_malformed_final), cmocka_unit_test(test_order),
+		cmocka_unit_test(test_rfc5802_sha1),
+		cmocka_unit_test(test_rfc7677_sha256),
+		cmocka_unit_test(test_sha512_vector),
+		cmocka_unit_test(test_wrong_proof),
+		cmocka_unit_test(test_unknown_user),
+		cmocka_unit_test(test_random_nonce),
+		cmocka_unit_test(test_username_escapes),
+		cmocka_unit_test(test_channel_binding),
+		cmocka_unit_test(test_ssdp),
+		cmocka_unit_test(test_y_flag_exchange),
+		cmocka_unit_test(test_malformed_first),
+		cmocka_unit_test(test_malformed_final),
+		cmocka_unit_test(test_order),
 		cmocka_unit_test(test_derive),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

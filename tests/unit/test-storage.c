@@ -593,6 +593,7 @@ static void account_cb(enum storage_result res, const struct storage_account *ac
 		r->acc = *acc;
 		copy_creds(&r->acc.sha1, &acc->sha1);
 		copy_creds(&r->acc.sha256, &acc->sha256);
+		copy_creds(&r->acc.sha512, &acc->sha512);
 		r->acc.plain = acc->plain != NULL ? strdup(acc->plain) : NULL;
 	}
 }
@@ -1164,6 +1165,15 @@ static void make_account(struct storage_account *a, unsigned seed, bool sha1, bo
 			a->sha256.stored_key[i] = (unsigned char)(seed * 5 + i);
 			a->sha256.server_key[i] = (unsigned char)(seed * 7 + i);
 		}
+		/* SHA-512 keys come with SHA-256 ones (accounts of schema 11) */
+		a->has_sha512 = true;
+		a->sha512.hash = SCRAM_SHA512;
+		a->sha512.iterations = 16384 + seed;
+		a->sha512.salt_b64 = strdup("c2FsdDUxMg==");
+		for (size_t i = 0; i < 64; i++) {
+			a->sha512.stored_key[i] = (unsigned char)(seed * 11 + i);
+			a->sha512.server_key[i] = (unsigned char)(seed * 13 + i);
+		}
 	}
 	a->plain = plain != NULL ? strdup(plain) : NULL;
 	a->created = 1700000000 + seed;
@@ -1187,6 +1197,9 @@ static void assert_account_equal(const struct storage_account *got, const struct
 		assert_creds_equal(&got->sha1, &want->sha1, 20);
 	if (want->has_sha256)
 		assert_creds_equal(&got->sha256, &want->sha256, 32);
+	assert_int_equal(got->has_sha512, want->has_sha512);
+	if (want->has_sha512)
+		assert_creds_equal(&got->sha512, &want->sha512, 64);
 	if (want->plain == NULL)
 		assert_null(got->plain);
 	else
@@ -3093,9 +3106,11 @@ static char *read_script(const char *path)
 static void migrate_from(struct fixture *f, int from, const char *const *expect, size_t nexpect)
 {
 	storage_close(&f->st);
-	if (strcmp(f->be->dialect, "sqlite") == 0)
+	if (from < 10 && strcmp(f->be->dialect, "sqlite") == 0)
 		f->be->exec_sql(f, "DROP TABLE archive_fts");
-	f->be->exec_sql(f, "DROP TABLE archive_prefs_jid; DROP TABLE archive_prefs; DROP TABLE archive");
+	if (from < 10)
+		f->be->exec_sql(f,
+		                "DROP TABLE archive_prefs_jid; DROP TABLE archive_prefs; DROP TABLE archive");
 	if (from < 9)
 		f->be->exec_sql(f, "DROP TABLE pubsub_item; DROP TABLE pubsub_subscription; "
 		                   "DROP TABLE pubsub_affiliation; DROP TABLE pubsub_node");
@@ -3115,6 +3130,19 @@ static void migrate_from(struct fixture *f, int from, const char *const *expect,
 		                   "DROP TABLE last_activity");
 	if (from < 2)
 		f->be->exec_sql(f, "DROP TABLE offline_messages");
+	/* The columns of version 11 (no trigger may refer to a dropped table). */
+	if (strcmp(f->be->dialect, "sqlite") == 0)
+		f->be->exec_sql(f, "ALTER TABLE users DROP COLUMN sha512_salt; "
+		                   "ALTER TABLE users DROP COLUMN sha512_iterations; "
+		                   "ALTER TABLE users DROP COLUMN sha512_stored_key; "
+		                   "ALTER TABLE users DROP COLUMN sha512_server_key");
+	else if (strcmp(f->be->dialect, "mssql") == 0)
+		f->be->exec_sql(f, "ALTER TABLE users DROP COLUMN sha512_salt, sha512_iterations, "
+		                   "sha512_stored_key, sha512_server_key");
+	else
+		f->be->exec_sql(f,
+		                "ALTER TABLE users DROP COLUMN sha512_salt, DROP COLUMN sha512_iterations, "
+		                "DROP COLUMN sha512_stored_key, DROP COLUMN sha512_server_key");
 	f->be->set_schema_version(f, from);
 	char *err = NULL;
 	assert_int_equal(open_store(f, &err), -1);
@@ -3217,11 +3245,11 @@ static void test_schema_migration(void **state)
 	struct storage_account a;
 	make_account(&a, 13, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
-	static const char *const scripts[] = {
-		"002-offline.sql", "003-user-data.sql",     "004-blocklist.sql",
-		"005-privacy.sql", "006-shared-roster.sql", "007-vcard-search.sql",
-		"008-muc.sql",     "009-pubsub.sql",        "010-mam.sql"
-	};
+	static const char *const scripts[] = { "002-offline.sql",       "003-user-data.sql",
+		                               "004-blocklist.sql",     "005-privacy.sql",
+		                               "006-shared-roster.sql", "007-vcard-search.sql",
+		                               "008-muc.sql",           "009-pubsub.sql",
+		                               "010-mam.sql",           "011-scram-sha512.sql" };
 	migrate_from(f, 1, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -3240,7 +3268,8 @@ static void test_schema_migration_2_to_3(void **state)
 	static const char *const scripts[] = { "003-user-data.sql",    "004-blocklist.sql",
 		                               "005-privacy.sql",      "006-shared-roster.sql",
 		                               "007-vcard-search.sql", "008-muc.sql",
-		                               "009-pubsub.sql",       "010-mam.sql" };
+		                               "009-pubsub.sql",       "010-mam.sql",
+		                               "011-scram-sha512.sql" };
 	migrate_from(f, 2, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -3256,11 +3285,10 @@ static void test_schema_migration_3_to_4(void **state)
 	make_account(&a, 15, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "bob", vcard2), STORAGE_OK);
-	static const char *const scripts[] = {
-		"004-blocklist.sql",    "005-privacy.sql", "006-shared-roster.sql",
-		"007-vcard-search.sql", "008-muc.sql",     "009-pubsub.sql",
-		"010-mam.sql"
-	};
+	static const char *const scripts[] = { "004-blocklist.sql",     "005-privacy.sql",
+		                               "006-shared-roster.sql", "007-vcard-search.sql",
+		                               "008-muc.sql",           "009-pubsub.sql",
+		                               "010-mam.sql",           "011-scram-sha512.sql" };
 	migrate_from(f, 3, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(vcard_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -3283,7 +3311,8 @@ static void test_schema_migration_4_to_5(void **state)
 	assert_int_equal(blk_change(f, true, "a.example", "bob", blk, 1), STORAGE_OK);
 	static const char *const scripts[] = { "005-privacy.sql",      "006-shared-roster.sql",
 		                               "007-vcard-search.sql", "008-muc.sql",
-		                               "009-pubsub.sql",       "010-mam.sql" };
+		                               "009-pubsub.sql",       "010-mam.sql",
+		                               "011-scram-sha512.sql" };
 	migrate_from(f, 4, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(blk_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -3303,8 +3332,9 @@ static void test_schema_migration_5_to_6(void **state)
 	make_account(&a, 17, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(prv_change(f, PRV_SET, "a.example", "bob", "p", prv_public, 1), STORAGE_OK);
-	static const char *const scripts[] = { "006-shared-roster.sql", "007-vcard-search.sql", "008-muc.sql",
-		                               "009-pubsub.sql", "010-mam.sql" };
+	static const char *const scripts[] = { "006-shared-roster.sql", "007-vcard-search.sql",
+		                               "008-muc.sql",           "009-pubsub.sql",
+		                               "010-mam.sql",           "011-scram-sha512.sql" };
 	migrate_from(f, 5, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(prv_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -3328,7 +3358,7 @@ static void test_schema_migration_6_to_7(void **state)
 	assert_int_equal(srg_create(f, "a.example", &g), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
 	static const char *const scripts[] = { "007-vcard-search.sql", "008-muc.sql", "009-pubsub.sql",
-		                               "010-mam.sql" };
+		                               "010-mam.sql", "011-scram-sha512.sql" };
 	migrate_from(f, 6, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(srg_get(f, "a.example", "kept", &r), STORAGE_OK);
@@ -3355,7 +3385,8 @@ static void test_schema_migration_7_to_8(void **state)
 	make_account(&a, 19, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
-	static const char *const scripts[] = { "008-muc.sql", "009-pubsub.sql", "010-mam.sql" };
+	static const char *const scripts[] = { "008-muc.sql", "009-pubsub.sql", "010-mam.sql",
+		                               "011-scram-sha512.sql" };
 	migrate_from(f, 7, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	const char *const s[] = { "nick=rom" };
@@ -3377,7 +3408,7 @@ static void test_schema_migration_8_to_9(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	struct muc_room_item room = { "kept", "<x/>", "", "", 1, NULL, 0 };
 	assert_int_equal(muc_store(f, "a.example", "rooms.a.example", &room), STORAGE_OK);
-	static const char *const scripts[] = { "009-pubsub.sql", "010-mam.sql" };
+	static const char *const scripts[] = { "009-pubsub.sql", "010-mam.sql", "011-scram-sha512.sql" };
 	migrate_from(f, 8, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(muc_load(f, "a.example", "rooms.a.example", &r), STORAGE_OK);
@@ -3897,6 +3928,33 @@ static void test_mam_batch(void **state)
 	}
 }
 
+/* From version 10: an account made before has no SHA-512 keys and keeps
+ * the others; new credentials get all three. */
+static void test_schema_migration_10_to_11(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->exec_sql == NULL || f->be->set_schema_version == NULL)
+		skip();
+	struct storage_account a;
+	make_account(&a, 21, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	static const char *const scripts[] = { "011-scram-sha512.sql" };
+	migrate_from(f, 10, scripts, ARRAY_SIZE(scripts));
+	struct res r = { 0 };
+	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
+	a.has_sha512 = false;
+	assert_account_equal(&r.acc, &a);
+	res_clear(&r);
+	storage_account_clear(&a);
+	make_account(&a, 22, true, true, "pw");
+	assert_int_equal(acc_update(f, "a.example", "alice", &a), STORAGE_OK);
+	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_account_equal(&r.acc, &a);
+	res_clear(&r);
+	storage_account_clear(&a);
+	check_migrated(f);
+}
+
 static void test_schema_migration_9_to_10(void **state)
 {
 	struct fixture *f = *state;
@@ -3907,7 +3965,7 @@ static void test_schema_migration_9_to_10(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	struct pubsub_node_item node = { "kept", "<x/>", 1, NULL, 0, NULL, 0 };
 	assert_int_equal(ps_node_store(f, "a.example", "pubsub.a.example", &node), STORAGE_OK);
-	static const char *const scripts[] = { "010-mam.sql" };
+	static const char *const scripts[] = { "010-mam.sql", "011-scram-sha512.sql" };
 	migrate_from(f, 9, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(ps_load(f, "a.example", "pubsub.a.example", &r), STORAGE_OK);
@@ -4787,6 +4845,7 @@ static const struct test_def tests[] = {
 	T(test_remove_user_removes_archive),
 	T(test_mam_batch),
 	T(test_schema_migration_9_to_10),
+	T(test_schema_migration_10_to_11),
 	T(test_order_per_user),
 	T(test_cancel),
 	T(test_close_finishes_pending),

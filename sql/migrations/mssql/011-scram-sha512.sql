@@ -1,0 +1,24 @@
+-- Parley schema for Microsoft SQL Server: migration from version 10 to version 11.
+--
+-- Adds SCRAM-SHA-512 credentials to users (four nullable columns: an
+-- account made before this version has none until its password is set
+-- again, and logs in with SCRAM-SHA-256 meanwhile).  Apply it to a
+-- database at version 10 when parleyd refuses to start and names this
+-- file, with a login that may alter
+-- tables:
+--     sqlcmd -S db -d xmpp -b -i 011-scram-sha512.sql
+-- (or let `parleyctl db migrate` apply it).  It runs in one transaction.
+-- The columns are the ones mssql.sql (version 11) creates.
+
+SET XACT_ABORT ON;
+BEGIN TRANSACTION;
+
+ALTER TABLE users ADD
+    sha512_salt NVARCHAR(128),
+    sha512_iterations INT,
+    sha512_stored_key NVARCHAR(128),
+    sha512_server_key NVARCHAR(128);
+
+UPDATE schema_version SET version = 11 WHERE version = 10;
+
+COMMIT;

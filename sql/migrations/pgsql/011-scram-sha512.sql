@@ -1,0 +1,23 @@
+-- Parley schema for PostgreSQL: migration from version 10 to version 11.
+--
+-- Adds SCRAM-SHA-512 credentials to users (four nullable columns: an
+-- account made before this version has none until its password is set
+-- again, and logs in with SCRAM-SHA-256 meanwhile).  Apply it to a
+-- database at version 10 when parleyd refuses to start and names this
+-- file, as the owner of the table
+-- (or let `parleyctl db migrate` apply it):
+--     psql -v ON_ERROR_STOP=1 -d xmpp -f 011-scram-sha512.sql
+-- It runs in one transaction.
+-- The columns are the ones pgsql.sql (version 11) creates.
+
+BEGIN;
+
+ALTER TABLE users
+    ADD COLUMN sha512_salt TEXT,
+    ADD COLUMN sha512_iterations INTEGER,
+    ADD COLUMN sha512_stored_key TEXT,
+    ADD COLUMN sha512_server_key TEXT;
+
+UPDATE schema_version SET version = 11 WHERE version = 10;
+
+COMMIT;
