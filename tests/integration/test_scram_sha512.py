@@ -7,22 +7,8 @@ import time
 import pytest
 
 from parleytest import HOST, find_lines, tostr, unique
-from scramclient import Client, scram, tls_exporter, tls_server_end_point
-
-
-@pytest.fixture
-def client(server):
-    clients = []
-
-    def make(tls12=False):
-        c = Client(server.port, tls12=tls12)
-        clients.append(c)
-        c.open()
-        c.starttls()
-        return c
-    yield make
-    for c in clients:
-        c.close()
+from scramclient import scram, tls_exporter, tls_server_end_point
+from test_scram_cb import client  # noqa: F401  (the fixture: a client after STARTTLS)
 
 
 def _wait_log(server, pattern, timeout=5):

@@ -1142,38 +1142,31 @@ static enum storage_result prv_change(struct fixture *f, enum prv_change what, c
 	return r.r;
 }
 
-/* Made-up credentials (storage does not care whether they are real). */
+/* Made-up keys: byte i of the stored key is seed * m1 + i, of the server key seed * m2 + i. */
+static void fake_creds(struct scram_credentials *c, enum scram_hash h, unsigned iterations, const char *salt,
+                       unsigned seed, unsigned m1, unsigned m2)
+{
+	c->hash = h;
+	c->iterations = iterations;
+	c->salt_b64 = strdup(salt);
+	for (size_t i = 0; i < scram_hash_len(h); i++) {
+		c->stored_key[i] = (unsigned char)(seed * m1 + i);
+		c->server_key[i] = (unsigned char)(seed * m2 + i);
+	}
+}
+
+/* Made-up credentials (storage does not care whether they are real);
+ * SHA-512 keys come with SHA-256 ones (accounts of schema 11). */
 static void make_account(struct storage_account *a, unsigned seed, bool sha1, bool sha256, const char *plain)
 {
 	memset(a, 0, sizeof(*a));
-	if (sha1) {
-		a->has_sha1 = true;
-		a->sha1.hash = SCRAM_SHA1;
-		a->sha1.iterations = 4096 + seed;
-		a->sha1.salt_b64 = strdup("c2FsdDE=");
-		for (size_t i = 0; i < 20; i++) {
-			a->sha1.stored_key[i] = (unsigned char)(seed + i);
-			a->sha1.server_key[i] = (unsigned char)(seed * 3 + i);
-		}
-	}
+	a->has_sha1 = sha1;
+	if (sha1)
+		fake_creds(&a->sha1, SCRAM_SHA1, 4096 + seed, "c2FsdDE=", seed, 1, 3);
+	a->has_sha256 = a->has_sha512 = sha256;
 	if (sha256) {
-		a->has_sha256 = true;
-		a->sha256.hash = SCRAM_SHA256;
-		a->sha256.iterations = 8192 + seed;
-		a->sha256.salt_b64 = strdup("c2FsdDI1Ng==");
-		for (size_t i = 0; i < 32; i++) {
-			a->sha256.stored_key[i] = (unsigned char)(seed * 5 + i);
-			a->sha256.server_key[i] = (unsigned char)(seed * 7 + i);
-		}
-		/* SHA-512 keys come with SHA-256 ones (accounts of schema 11) */
-		a->has_sha512 = true;
-		a->sha512.hash = SCRAM_SHA512;
-		a->sha512.iterations = 16384 + seed;
-		a->sha512.salt_b64 = strdup("c2FsdDUxMg==");
-		for (size_t i = 0; i < 64; i++) {
-			a->sha512.stored_key[i] = (unsigned char)(seed * 11 + i);
-			a->sha512.server_key[i] = (unsigned char)(seed * 13 + i);
-		}
+		fake_creds(&a->sha256, SCRAM_SHA256, 8192 + seed, "c2FsdDI1Ng==", seed, 5, 7);
+		fake_creds(&a->sha512, SCRAM_SHA512, 16384 + seed, "c2FsdDUxMg==", seed, 11, 13);
 	}
 	a->plain = plain != NULL ? strdup(plain) : NULL;
 	a->created = 1700000000 + seed;
