@@ -75,6 +75,23 @@ CREATE TABLE users (
     CONSTRAINT users_pk PRIMARY KEY NONCLUSTERED (server_host, username)
 );
 
+-- FAST tokens (XEP-0484) of accounts: the SHA-256 of each token (base64),
+-- never the token; the client (ua_id) it was issued to, its SASL
+-- mechanism, creation and expiry (unix time) and the highest 'count' a
+-- login used.  Deleted with the account; looked up by the primary key,
+-- listed and revoked per user by its prefix (server_host, username).
+CREATE TABLE fast_tokens (
+    server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    username     NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    token_hash   NVARCHAR(64) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    ua_id        NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    mechanism    NVARCHAR(64) NOT NULL,
+    created_at   BIGINT NOT NULL,
+    expires_at   BIGINT NOT NULL,
+    last_count   BIGINT NOT NULL,
+    CONSTRAINT fast_tokens_pk PRIMARY KEY NONCLUSTERED (server_host, username, token_hash)
+);
+
 -- Roster (RFC 6121) items: one row per contact of a user.
 --   subscription: 'N' none, 'T' to, 'F' from, 'B' both.
 --   ask_out: we asked for the contact's presence (pending out);

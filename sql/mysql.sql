@@ -74,6 +74,23 @@ CREATE TABLE users (
     PRIMARY KEY (server_host, username)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
 
+-- FAST tokens (XEP-0484) of accounts: the SHA-256 of each token (base64),
+-- never the token; the client (ua_id) it was issued to, its SASL
+-- mechanism, creation and expiry (unix time) and the highest 'count' a
+-- login used.  Deleted with the account; looked up by the primary key,
+-- listed and revoked per user by its prefix (server_host, username).
+CREATE TABLE fast_tokens (
+    server_host  VARCHAR(191)  NOT NULL,
+    username     VARCHAR(191)  NOT NULL,
+    token_hash   VARCHAR(64)   NOT NULL,
+    ua_id        VARCHAR(191)  NOT NULL,
+    mechanism    VARCHAR(64)   NOT NULL,
+    created_at   BIGINT        NOT NULL,
+    expires_at   BIGINT        NOT NULL,
+    last_count   BIGINT        NOT NULL,
+    PRIMARY KEY (server_host, username, token_hash)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
 -- Roster (RFC 6121) items: one row per contact of a user.
 --   subscription: 'N' none, 'T' to, 'F' from, 'B' both.
 --   ask_out: we asked for the contact's presence (pending out);

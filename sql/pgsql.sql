@@ -61,6 +61,23 @@ CREATE TABLE users (
     PRIMARY KEY (server_host, username)
 );
 
+-- FAST tokens (XEP-0484) of accounts: the SHA-256 of each token (base64),
+-- never the token; the client (ua_id) it was issued to, its SASL
+-- mechanism, creation and expiry (unix time) and the highest 'count' a
+-- login used.  Deleted with the account; looked up by the primary key,
+-- listed and revoked per user by its prefix (server_host, username).
+CREATE TABLE fast_tokens (
+    server_host  TEXT    NOT NULL,
+    username     TEXT    NOT NULL,
+    token_hash   TEXT    NOT NULL,
+    ua_id        TEXT    NOT NULL,
+    mechanism    TEXT    NOT NULL,
+    created_at   BIGINT  NOT NULL,
+    expires_at   BIGINT  NOT NULL,
+    last_count   BIGINT  NOT NULL,
+    PRIMARY KEY (server_host, username, token_hash)
+);
+
 -- Roster (RFC 6121) items: one row per contact of a user.
 --   subscription: 'N' none, 'T' to, 'F' from, 'B' both.
 --   ask_out: we asked for the contact's presence (pending out);
