@@ -48,7 +48,7 @@ struct derive_job {
 	/* results */
 	int rc;
 	bool match;
-	struct scram_credentials sha1, sha256;
+	struct scram_credentials sha1, sha256, sha512;
 };
 
 struct internal_op {
@@ -101,6 +101,7 @@ static void derive_job_free(struct derive_job *job)
 	free(job->salt);
 	scram_credentials_clear(&job->sha1);
 	scram_credentials_clear(&job->sha256);
+	scram_credentials_clear(&job->sha512);
 	explicit_bzero(job, sizeof(*job));
 	free(job);
 }
@@ -113,6 +114,9 @@ static void derive_work(void *arg, void *thread_state)
 		if (job->rc == 0)
 			job->rc = scram_derive(SCRAM_SHA256, job->password, NULL, 0, job->iterations,
 			                       &job->sha256);
+		if (job->rc == 0)
+			job->rc = scram_derive(SCRAM_SHA512, job->password, NULL, 0, job->iterations,
+			                       &job->sha512);
 		return;
 	}
 	struct scram_credentials c = { 0 };
@@ -165,9 +169,10 @@ static void store_new_credentials(struct internal_op *op, struct derive_job *job
 {
 	struct auth *a = op->in->a;
 	struct storage_account acc = { 0 };
-	acc.has_sha1 = acc.has_sha256 = true;
+	acc.has_sha1 = acc.has_sha256 = acc.has_sha512 = true;
 	acc.sha1 = job->sha1;
 	acc.sha256 = job->sha256;
+	acc.sha512 = job->sha512;
 	acc.created = (int64_t)time(NULL);
 	/* A new password supersedes an imported one; the clear password is
 	 * kept only when auth.store_plain asks for it (legacy migrations). */
@@ -221,9 +226,10 @@ static void check_account(struct internal_op *op, const struct storage_account *
 		op_reply(op, ok ? AUTH_OK : AUTH_BAD_PASSWORD, NULL);
 		return;
 	}
-	const struct scram_credentials *c = acc->has_sha256 ? &acc->sha256
-	                                    : acc->has_sha1 ? &acc->sha1
-	                                                    : NULL;
+	const struct scram_credentials *c = acc->has_sha512   ? &acc->sha512
+	                                    : acc->has_sha256 ? &acc->sha256
+	                                    : acc->has_sha1   ? &acc->sha1
+	                                                      : NULL;
 	if (c == NULL || c->salt_b64 == NULL) {
 		op_reply(op, AUTH_BAD_PASSWORD, NULL); /* an account nobody can log in to */
 		return;
@@ -256,12 +262,17 @@ static void account_cb(enum storage_result res, const struct storage_account *ac
 	switch (op->req->op) {
 	case AUTH_OP_CHECK_PASSWORD: check_account(op, acc); break;
 	case AUTH_OP_GET_SCRAM: {
-		bool sha256 = op->req->hash == SCRAM_SHA256;
-		bool has = sha256 ? acc->has_sha256 : acc->has_sha1;
+		enum scram_hash h = op->req->hash;
+		bool has = h == SCRAM_SHA512   ? acc->has_sha512
+		           : h == SCRAM_SHA256 ? acc->has_sha256
+		                               : acc->has_sha1;
 		if (!has)
 			op_reply(op, AUTH_NOT_SUPPORTED, NULL);
 		else
-			op_reply(op, AUTH_OK, sha256 ? &acc->sha256 : &acc->sha1);
+			op_reply(op, AUTH_OK,
+			         h == SCRAM_SHA512   ? &acc->sha512
+			         : h == SCRAM_SHA256 ? &acc->sha256
+			                             : &acc->sha1);
 		break;
 	}
 	default:

@@ -1,6 +1,7 @@
 /*
  * parleyctl's account commands: register, unregister, passwd,
- * check-password, user-exists, registered-users, and auth-test (a password
+ * check-password, user-exists, registered-users, fast-list and fast-revoke
+ * (FAST tokens, XEP-0484), and auth-test (a password
  * through the host's auth chain, backend by backend).  They work through
  * the host's auth chain and store, inside parleyd or inside parleyctl when
  * parleyd is stopped (auth-test only inside parleyd).  Loop thread.
@@ -17,6 +18,7 @@
 #include "lib/log.h"
 
 #include <string.h>
+#include <time.h>
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -189,6 +191,72 @@ void cmd_registered_users(struct ctl_call *call)
 	call->sreq = storage_account_list(call->host->storage, call->host->name, registered_users_done, call);
 }
 
+/* ---- FAST tokens (XEP-0484) ------------------------------------------------------------- */
+
+static void fast_list_done(enum storage_result r, const struct storage_fast_token *t, size_t n, void *ctx)
+{
+	struct ctl_call *call = ctx;
+	call->sreq = NULL;
+	if (r != STORAGE_OK) {
+		ctl_call_finish(call, ctl_storage_code(r), "cannot list the tokens of %s@%s: %s", call->user,
+		                call->host->name, storage_result_str(r));
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char created[32], expires[32];
+		time_t c = (time_t)t[i].created, e = (time_t)t[i].expires;
+		struct tm tm;
+		strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&c, &tm));
+		strftime(expires, sizeof(expires), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&e, &tm));
+		buf_printf(&call->body, "%s %s created %s expires %s%s\n", t[i].ua_id, t[i].mechanism,
+		           created, expires, e <= time(NULL) ? " (expired)" : "");
+	}
+	ctl_call_finish(call, CTL_OK, NULL);
+}
+
+void cmd_fast_list(struct ctl_call *call)
+{
+	if (!ctl_call_user_at_host(call, 1))
+		return;
+	if (call->host->storage == NULL) {
+		ctl_call_finish(call, CTL_FAILED, "host %s has no storage", call->host->name);
+		return;
+	}
+	call->sreq = storage_fast_token_list(call->host->storage, call->host->name, call->user,
+	                                     fast_list_done, call);
+}
+
+static void fast_revoke_done(enum storage_result r, void *ctx)
+{
+	struct ctl_call *call = ctx;
+	call->sreq = NULL;
+	const char *ua = call->argc > 2 ? call->argv[2] : NULL;
+	if (r == STORAGE_OK) {
+		log_notice("ctl: FAST tokens of %s@%s%s%s revoked", call->user, call->host->name,
+		           ua != NULL ? " for " : "", ua != NULL ? ua : "");
+		buf_printf(&call->body, "tokens of %s@%s%s%s revoked\n", call->user, call->host->name,
+		           ua != NULL ? " for " : "", ua != NULL ? ua : "");
+		ctl_call_finish(call, CTL_OK, NULL);
+	} else if (r == STORAGE_NOT_FOUND) {
+		ctl_call_finish(call, CTL_FAILED, "no tokens of %s@%s%s%s", call->user, call->host->name,
+		                ua != NULL ? " for " : "", ua != NULL ? ua : "");
+	} else {
+		ctl_call_finish(call, ctl_storage_code(r), "cannot revoke the tokens of %s@%s: %s",
+		                call->user, call->host->name, storage_result_str(r));
+	}
+}
+
+void cmd_fast_revoke(struct ctl_call *call)
+{
+	if (!ctl_call_user_at_host(call, 1))
+		return;
+	if (call->host->storage == NULL) {
+		ctl_call_finish(call, CTL_FAILED, "host %s has no storage", call->host->name);
+		return;
+	}
+	call->sreq = storage_fast_token_delete(call->host->storage, call->host->name, call->user,
+	                                       call->argc > 2 ? call->argv[2] : NULL, fast_revoke_done, call);
+}
 
 /* ---- auth-test ---------------------------------------------------------------------- */
 

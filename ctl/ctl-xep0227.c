@@ -140,6 +140,8 @@ static void account_cb(enum storage_result res, const struct storage_account *ac
 		scram_to_xml(w->into, &acc->sha1);
 	if (acc->has_sha256)
 		scram_to_xml(w->into, &acc->sha256);
+	if (acc->has_sha512)
+		scram_to_xml(w->into, &acc->sha512);
 }
 
 /* An item kept only for a pending inbound subscription request: no roster
@@ -526,6 +528,9 @@ static bool scram_from_xml(const struct xml_node *el, struct storage_account *ac
 	} else if (mech != NULL && strcmp(mech, "SCRAM-SHA-256") == 0) {
 		h = SCRAM_SHA256;
 		c = &acc->sha256;
+	} else if (mech != NULL && strcmp(mech, "SCRAM-SHA-512") == 0) {
+		h = SCRAM_SHA512;
+		c = &acc->sha512;
 	} else {
 		return false;
 	}
@@ -547,8 +552,10 @@ static bool scram_from_xml(const struct xml_node *el, struct storage_account *ac
 		memcpy(c->stored_key, k2, len);
 		if (h == SCRAM_SHA1)
 			acc->has_sha1 = true;
-		else
+		else if (h == SCRAM_SHA256)
 			acc->has_sha256 = true;
+		else
+			acc->has_sha512 = true;
 	}
 	if (k1 != NULL) {
 		explicit_bzero(k1, l1);
@@ -573,7 +580,7 @@ static int account_from_xml(const struct xml_node *u, const struct host_config *
 			log_warning("import: user %s: unusable %s credentials ignored", xml_attr(u, "name"),
 			            xml_attr(c, "mechanism") != NULL ? xml_attr(c, "mechanism") : "?");
 	const char *pw = xml_attr(u, "password");
-	if (pw != NULL && (!acc->has_sha1 || !acc->has_sha256)) {
+	if (pw != NULL && (!acc->has_sha1 || !acc->has_sha256 || !acc->has_sha512)) {
 		char *prep = scram_saslprep(pw);
 		if (prep == NULL) {
 			*error_r = xasprintf("its password is not usable (SASLprep refuses it)");
@@ -585,10 +592,13 @@ static int account_from_xml(const struct xml_node *u, const struct host_config *
 		if (!acc->has_sha256 &&
 		    scram_derive(SCRAM_SHA256, prep, NULL, 0, hc->auth.scram_iterations, &acc->sha256) == 0)
 			acc->has_sha256 = true;
+		if (!acc->has_sha512 &&
+		    scram_derive(SCRAM_SHA512, prep, NULL, 0, hc->auth.scram_iterations, &acc->sha512) == 0)
+			acc->has_sha512 = true;
 		explicit_bzero(prep, strlen(prep));
 		free(prep);
 	}
-	if (!acc->has_sha1 && !acc->has_sha256) {
+	if (!acc->has_sha1 && !acc->has_sha256 && !acc->has_sha512) {
 		*error_r = xasprintf("it has no password and no usable SCRAM credentials");
 		return -1;
 	}

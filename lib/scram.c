@@ -54,17 +54,17 @@
 
 size_t scram_hash_len(enum scram_hash h)
 {
-	return h == SCRAM_SHA1 ? 20 : 32;
+	return h == SCRAM_SHA1 ? 20 : h == SCRAM_SHA256 ? 32 : 64;
 }
 
 const char *scram_hash_name(enum scram_hash h)
 {
-	return h == SCRAM_SHA1 ? "SHA-1" : "SHA-256";
+	return h == SCRAM_SHA1 ? "SHA-1" : h == SCRAM_SHA256 ? "SHA-256" : "SHA-512";
 }
 
 static const EVP_MD *scram_md(enum scram_hash h)
 {
-	return h == SCRAM_SHA1 ? EVP_sha1() : EVP_sha256();
+	return h == SCRAM_SHA1 ? EVP_sha1() : h == SCRAM_SHA256 ? EVP_sha256() : EVP_sha512();
 }
 
 static void scram_hmac(enum scram_hash h, const unsigned char *key, size_t key_len, const void *data,

@@ -9,12 +9,12 @@
 
 #include "util.h"
 
-enum scram_hash { SCRAM_SHA1, SCRAM_SHA256 };
-#define SCRAM_MAX_HASH 32 /* bytes of the largest digest */
+enum scram_hash { SCRAM_SHA1, SCRAM_SHA256, SCRAM_SHA512 };
+#define SCRAM_MAX_HASH 64 /* bytes of the largest digest */
 #define SCRAM_DEFAULT_ITERATIONS 4096
 
 size_t scram_hash_len(enum scram_hash h);
-const char *scram_hash_name(enum scram_hash h); /* "SHA-1", "SHA-256" */
+const char *scram_hash_name(enum scram_hash h); /* "SHA-1", "SHA-256", "SHA-512" */
 
 /* What the store keeps for one user and one hash. */
 struct scram_credentials {

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum sasl_mech { MECH_PLAIN, MECH_SCRAM_SHA1, MECH_SCRAM_SHA256, MECH_ANONYMOUS };
+enum sasl_mech { MECH_PLAIN, MECH_SCRAM_SHA1, MECH_SCRAM_SHA256, MECH_SCRAM_SHA512, MECH_ANONYMOUS };
 
 struct sasl {
 	enum sasl_mech mech;
@@ -41,13 +41,20 @@ static const struct {
 	enum sasl_mech mech;
 	bool plus;
 } mechs[] = {
+	{ "SCRAM-SHA-512-PLUS", MECH_SCRAM_SHA512, true },
 	{ "SCRAM-SHA-256-PLUS", MECH_SCRAM_SHA256, true },
 	{ "SCRAM-SHA-1-PLUS", MECH_SCRAM_SHA1, true },
+	{ "SCRAM-SHA-512", MECH_SCRAM_SHA512, false },
 	{ "SCRAM-SHA-256", MECH_SCRAM_SHA256, false },
 	{ "SCRAM-SHA-1", MECH_SCRAM_SHA1, false },
 	{ "PLAIN", MECH_PLAIN, false },
 	{ "ANONYMOUS", MECH_ANONYMOUS, false },
 };
+
+static enum scram_hash mech_hash(enum sasl_mech m)
+{
+	return m == MECH_SCRAM_SHA1 ? SCRAM_SHA1 : m == MECH_SCRAM_SHA256 ? SCRAM_SHA256 : SCRAM_SHA512;
+}
 
 static bool have_cbind(SSL *ssl)
 {
@@ -329,6 +336,16 @@ static void scram_creds(enum auth_result r, const struct scram_credentials *cred
 		s->cb(s->ctx, &res);
 		return;
 	}
+	if (r == AUTH_NOT_SUPPORTED && s->mech == MECH_SCRAM_SHA512) {
+		/* The account exists but has no SHA-512 keys yet (made before
+		 * schema 11, or imported without them): no password was tried.
+		 * <invalid-mechanism/>, answered at once and not counted, lets the
+		 * client retry with SCRAM-SHA-256 (RFC 6120 §6.4.5). */
+		fail(&res, "invalid-mechanism");
+		res.detail = "no SCRAM-SHA-512 credentials for this account";
+		s->cb(s->ctx, &res);
+		return;
+	}
 	s->no_user = r != AUTH_OK;
 	/* Unknown user or no keys for this hash: a challenge all the same, and
 	 * the exchange fails at the proof (no user enumeration). */
@@ -357,8 +374,8 @@ static void scram_create(struct sasl *s, const char *in, size_t len)
 			cb_len = tls_channel_binding_type(s->ssl, s->cbind_type, cb_data, sizeof(cb_data));
 		}
 	}
-	s->scram = scram_server_new(s->mech == MECH_SCRAM_SHA1 ? SCRAM_SHA1 : SCRAM_SHA256, s->plus,
-	                            s->cbind_type, cb_len > 0 ? cb_data : NULL, cb_len, y_is_downgrade(s));
+	s->scram = scram_server_new(mech_hash(s->mech), s->plus, s->cbind_type, cb_len > 0 ? cb_data : NULL,
+	                            cb_len, y_is_downgrade(s));
 	explicit_bzero(cb_data, sizeof(cb_data));
 	struct buf ssdp = { 0 };
 	ssdp_string(s, &ssdp);
@@ -415,8 +432,7 @@ static void scram_step(struct sasl *s, const char *in, size_t len, struct sasl_r
 		if (limited(s, user, res))
 			return;
 		res->status = SASL_PENDING;
-		s->req = auth_get_scram(s->auth, user, s->mech == MECH_SCRAM_SHA1 ? SCRAM_SHA1 : SCRAM_SHA256,
-		                        scram_creds, s);
+		s->req = auth_get_scram(s->auth, user, mech_hash(s->mech), scram_creds, s);
 		return;
 	}
 	enum scram_step st = scram_server_client_final(s->scram, in, len, &res->data, &res->len, &error);

@@ -20,6 +20,8 @@ static void copy_account(struct pool *p, struct storage_account *dst, const stru
 		dst->sha1.salt_b64 = pool_strdup(p, a->sha1.salt_b64);
 	if (a->sha256.salt_b64 != NULL)
 		dst->sha256.salt_b64 = pool_strdup(p, a->sha256.salt_b64);
+	if (a->sha512.salt_b64 != NULL)
+		dst->sha512.salt_b64 = pool_strdup(p, a->sha512.salt_b64);
 	if (a->plain != NULL)
 		dst->plain = pool_strdup(p, a->plain);
 	if (dst->created == 0)
@@ -227,6 +229,122 @@ struct storage_req *storage_account_count(struct storage *st, const char *host, 
 {
 	assert(host != NULL && cb != NULL);
 	struct account_count_job *r = storage_req_new(st, &account_count_op, sizeof(*r), host, NULL, ctx);
+	r->cb = cb;
+	return storage_req_submit(&r->base);
+}
+
+/* ---- FAST tokens */
+
+static void fast_set_work(struct storage_req *req, void *conn)
+{
+	req->res = req->st->account->fast_set(conn, (struct fast_token_set_job *)req);
+}
+
+static void fast_set_reply(struct storage_req *req)
+{
+	((struct fast_token_set_job *)req)->cb(req->res, req->ctx);
+}
+
+static const struct storage_op fast_set_op = {
+	.name = "fast_token_set",
+	.area = STORAGE_AREA_ACCOUNT,
+	.work = fast_set_work,
+	.reply = fast_set_reply,
+};
+
+struct storage_req *storage_fast_token_set(struct storage *st, const char *host, const char *user,
+                                           const struct storage_fast_token *t, storage_done_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && t != NULL && t->ua_id != NULL && t->mechanism != NULL &&
+	       cb != NULL);
+	struct fast_token_set_job *r = storage_req_new(st, &fast_set_op, sizeof(*r), host, user, ctx);
+	r->cb = cb;
+	r->t = *t;
+	r->t.ua_id = pool_strdup(r->base.pool, t->ua_id);
+	r->t.mechanism = pool_strdup(r->base.pool, t->mechanism);
+	return storage_req_submit(&r->base);
+}
+
+static void fast_get_work(struct storage_req *req, void *conn)
+{
+	req->res = req->st->account->fast_get(conn, (struct fast_token_get_job *)req);
+}
+
+static void fast_get_reply(struct storage_req *req)
+{
+	struct fast_token_get_job *r = (struct fast_token_get_job *)req;
+	r->cb(req->res, req->res == STORAGE_OK ? &r->t : NULL, req->ctx);
+}
+
+static const struct storage_op fast_get_op = {
+	.name = "fast_token_get",
+	.area = STORAGE_AREA_ACCOUNT,
+	.work = fast_get_work,
+	.reply = fast_get_reply,
+};
+
+struct storage_req *storage_fast_token_get(struct storage *st, const char *host, const char *user,
+                                           const unsigned char hash[STORAGE_FAST_HASH_LEN],
+                                           storage_fast_token_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && hash != NULL && cb != NULL);
+	struct fast_token_get_job *r = storage_req_new(st, &fast_get_op, sizeof(*r), host, user, ctx);
+	r->cb = cb;
+	memcpy(r->hash, hash, sizeof(r->hash));
+	return storage_req_submit(&r->base);
+}
+
+static void fast_delete_work(struct storage_req *req, void *conn)
+{
+	req->res = req->st->account->fast_delete(conn, (struct fast_token_delete_job *)req);
+}
+
+static void fast_delete_reply(struct storage_req *req)
+{
+	((struct fast_token_delete_job *)req)->cb(req->res, req->ctx);
+}
+
+static const struct storage_op fast_delete_op = {
+	.name = "fast_token_delete",
+	.area = STORAGE_AREA_ACCOUNT,
+	.work = fast_delete_work,
+	.reply = fast_delete_reply,
+};
+
+struct storage_req *storage_fast_token_delete(struct storage *st, const char *host, const char *user,
+                                              const char *ua_id, storage_done_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && cb != NULL);
+	struct fast_token_delete_job *r = storage_req_new(st, &fast_delete_op, sizeof(*r), host, user, ctx);
+	r->cb = cb;
+	r->ua_id = ua_id != NULL ? pool_strdup(r->base.pool, ua_id) : NULL;
+	return storage_req_submit(&r->base);
+}
+
+static void fast_list_work(struct storage_req *req, void *conn)
+{
+	req->res = req->st->account->fast_list(conn, (struct fast_token_list_job *)req);
+}
+
+static void fast_list_reply(struct storage_req *req)
+{
+	struct fast_token_list_job *r = (struct fast_token_list_job *)req;
+	bool ok = req->res == STORAGE_OK;
+	r->cb(req->res, ok ? r->tokens : NULL, ok ? r->ntokens : 0, req->ctx);
+}
+
+static const struct storage_op fast_list_op = {
+	.name = "fast_token_list",
+	.area = STORAGE_AREA_ACCOUNT,
+	.work = fast_list_work,
+	.reply = fast_list_reply,
+};
+
+struct storage_req *storage_fast_token_list(struct storage *st, const char *host, const char *user,
+                                            storage_fast_tokens_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && cb != NULL);
+	struct fast_token_list_job *r = storage_req_new(st, &fast_list_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
 	return storage_req_submit(&r->base);
 }

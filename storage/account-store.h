@@ -53,6 +53,34 @@ struct account_count_job {
 	uint64_t count;
 };
 
+struct fast_token_set_job {
+	struct storage_req base;
+	storage_done_cb *cb;
+	struct storage_fast_token t; /* strings in pool */
+};
+
+struct fast_token_get_job {
+	struct storage_req base;
+	storage_fast_token_cb *cb;
+	unsigned char hash[STORAGE_FAST_HASH_LEN];
+	/* results */
+	struct storage_fast_token t; /* strings in pool */
+};
+
+struct fast_token_delete_job {
+	struct storage_req base;
+	storage_done_cb *cb;
+	const char *ua_id; /* in pool; NULL: all */
+};
+
+struct fast_token_list_job {
+	struct storage_req base;
+	storage_fast_tokens_cb *cb;
+	/* results */
+	struct storage_fast_token *tokens; /* in pool */
+	size_t ntokens;
+};
+
 struct account_store_vfuncs {
 	enum storage_result (*get)(void *conn, struct account_get_job *j);
 	enum storage_result (*create)(void *conn, struct account_create_job *j);
@@ -60,6 +88,10 @@ struct account_store_vfuncs {
 	enum storage_result (*remove)(void *conn, struct account_remove_job *j);
 	enum storage_result (*list)(void *conn, struct account_list_job *j);
 	enum storage_result (*count)(void *conn, struct account_count_job *j);
+	enum storage_result (*fast_set)(void *conn, struct fast_token_set_job *j);
+	enum storage_result (*fast_get)(void *conn, struct fast_token_get_job *j);
+	enum storage_result (*fast_delete)(void *conn, struct fast_token_delete_job *j);
+	enum storage_result (*fast_list)(void *conn, struct fast_token_list_job *j);
 };
 
 #endif

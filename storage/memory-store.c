@@ -65,6 +65,8 @@ struct mem_user {
 	struct mem_plist *plists;
 	size_t nplists;
 	char *default_list;
+	struct storage_fast_token *fast; /* strings malloc'd */
+	size_t nfast;
 };
 
 struct mem_group {
@@ -168,9 +170,19 @@ static void user_vcard_clear(struct mem_user *u)
 	}
 }
 
+static void fast_clear(struct storage_fast_token *t)
+{
+	free(t->ua_id);
+	free(t->mechanism);
+	explicit_bzero(t, sizeof(*t));
+}
+
 static void user_free(struct mem_user *u)
 {
 	storage_account_clear(&u->acc);
+	for (size_t i = 0; i < u->nfast; i++)
+		fast_clear(&u->fast[i]);
+	free(u->fast);
 	for (size_t i = 0; i < u->nitems; i++)
 		roster_item_clear(&u->items[i]);
 	free(u->items);
@@ -253,6 +265,11 @@ static void account_copy(struct storage_account *dst, const struct storage_accou
 		dst->sha256 = a->sha256;
 		dst->sha256.salt_b64 = xstrdup(a->sha256.salt_b64);
 	}
+	if (a->has_sha512 && a->sha512.salt_b64 != NULL) {
+		dst->has_sha512 = true;
+		dst->sha512 = a->sha512;
+		dst->sha512.salt_b64 = xstrdup(a->sha512.salt_b64);
+	}
 	dst->plain = dup_or_null(a->plain);
 }
 
@@ -267,6 +284,8 @@ static enum storage_result mem_account_get(void *conn, struct account_get_job *r
 		r->acc.sha1.salt_b64 = pool_strdup(p, u->acc.sha1.salt_b64);
 	if (u->acc.sha256.salt_b64 != NULL)
 		r->acc.sha256.salt_b64 = pool_strdup(p, u->acc.sha256.salt_b64);
+	if (u->acc.sha512.salt_b64 != NULL)
+		r->acc.sha512.salt_b64 = pool_strdup(p, u->acc.sha512.salt_b64);
 	r->acc.plain = u->acc.plain != NULL ? pool_strdup(p, u->acc.plain) : NULL;
 	return STORAGE_OK;
 }
@@ -342,6 +361,83 @@ static enum storage_result mem_account_count(void *conn, struct account_count_jo
 	return STORAGE_OK;
 }
 
+/* FAST tokens: kept in the user's record, in insertion order. */
+static void fast_copy(struct pool *p, struct storage_fast_token *dst, const struct storage_fast_token *t)
+{
+	*dst = *t;
+	dst->ua_id = pool_strdup(p, t->ua_id);
+	dst->mechanism = pool_strdup(p, t->mechanism);
+}
+
+static void fast_remove_at(struct mem_user *u, size_t i)
+{
+	fast_clear(&u->fast[i]);
+	memmove(&u->fast[i], &u->fast[i + 1], (u->nfast - i - 1) * sizeof(*u->fast));
+	u->nfast--;
+}
+
+static enum storage_result mem_fast_set(void *conn, struct fast_token_set_job *r)
+{
+	struct mem_user *u = user_get(conn, r->base.host, r->base.user);
+	for (size_t i = 0; i < u->nfast; i++)
+		if (memcmp(u->fast[i].hash, r->t.hash, sizeof(r->t.hash)) == 0) {
+			fast_remove_at(u, i);
+			break;
+		}
+	u->fast = xrealloc(u->fast, (u->nfast + 1) * sizeof(*u->fast));
+	struct storage_fast_token *t = &u->fast[u->nfast++];
+	*t = r->t;
+	t->ua_id = xstrdup(r->t.ua_id);
+	t->mechanism = xstrdup(r->t.mechanism);
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_fast_get(void *conn, struct fast_token_get_job *r)
+{
+	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	for (size_t i = 0; u != NULL && i < u->nfast; i++)
+		if (memcmp(u->fast[i].hash, r->hash, sizeof(r->hash)) == 0) {
+			fast_copy(r->base.pool, &r->t, &u->fast[i]);
+			return STORAGE_OK;
+		}
+	return STORAGE_NOT_FOUND;
+}
+
+static enum storage_result mem_fast_delete(void *conn, struct fast_token_delete_job *r)
+{
+	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	bool any = false;
+	for (size_t i = 0; u != NULL && i < u->nfast;) {
+		if (r->ua_id == NULL || strcmp(u->fast[i].ua_id, r->ua_id) == 0) {
+			fast_remove_at(u, i);
+			any = true;
+		} else {
+			i++;
+		}
+	}
+	return any ? STORAGE_OK : STORAGE_NOT_FOUND;
+}
+
+static int fast_cmp(const void *a, const void *b)
+{
+	const struct storage_fast_token *x = a, *y = b;
+	int c = strcmp(x->ua_id, y->ua_id);
+	return c != 0 ? c : (x->created > y->created) - (x->created < y->created);
+}
+
+static enum storage_result mem_fast_list(void *conn, struct fast_token_list_job *r)
+{
+	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	if (u == NULL || u->nfast == 0)
+		return STORAGE_OK;
+	r->tokens = pool_alloc(r->base.pool, u->nfast * sizeof(*r->tokens));
+	for (size_t i = 0; i < u->nfast; i++)
+		fast_copy(r->base.pool, &r->tokens[i], &u->fast[i]);
+	r->ntokens = u->nfast;
+	qsort(r->tokens, r->ntokens, sizeof(*r->tokens), fast_cmp);
+	return STORAGE_OK;
+}
+
 static const struct account_store_vfuncs mem_account_vfuncs = {
 	.get = mem_account_get,
 	.create = mem_account_create,
@@ -349,6 +445,10 @@ static const struct account_store_vfuncs mem_account_vfuncs = {
 	.remove = mem_account_remove,
 	.list = mem_account_list,
 	.count = mem_account_count,
+	.fast_set = mem_fast_set,
+	.fast_get = mem_fast_get,
+	.fast_delete = mem_fast_delete,
+	.fast_list = mem_fast_list,
 };
 
 /* ---- roster ------------------------------------------------------------------------ */

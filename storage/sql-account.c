@@ -18,19 +18,21 @@
 
 /* ---- accounts (worker thread) -------------------------------------------------- */
 
-#define USER_COLS                                                        \
-	"sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key, " \
-	"sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key, password"
+#define USER_COLS                                                                          \
+	"sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key, "                   \
+	"sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key, password, " \
+	"sha512_salt, sha512_iterations, sha512_stored_key, sha512_server_key"
 
 static const char sql_account_get[] =
         "SELECT created_at, " USER_COLS " FROM users WHERE server_host = ? AND username = ?";
 static const char sql_account_create[] =
         "INSERT INTO users (server_host, username, created_at, " USER_COLS ") "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char sql_account_update[] =
         "UPDATE users SET sha1_salt = ?, sha1_iterations = ?, sha1_stored_key = ?, sha1_server_key = ?, "
         "sha256_salt = ?, sha256_iterations = ?, sha256_stored_key = ?, sha256_server_key = ?, "
-        "password = ? WHERE server_host = ? AND username = ?";
+        "password = ?, sha512_salt = ?, sha512_iterations = ?, sha512_stored_key = ?, "
+        "sha512_server_key = ? WHERE server_host = ? AND username = ?";
 static const char sql_account_list[] = "SELECT username FROM users WHERE server_host = ?";
 static const char sql_account_count[] = "SELECT COUNT(*) FROM users WHERE server_host = ?";
 
@@ -48,6 +50,7 @@ static const char *const sql_user_deletes[] = {
 	"DELETE FROM blocklist WHERE server_host = ? AND username = ?",
 	"DELETE FROM privacy_items WHERE server_host = ? AND username = ?",
 	"DELETE FROM privacy_lists WHERE server_host = ? AND username = ?",
+	"DELETE FROM fast_tokens WHERE server_host = ? AND username = ?",
 	"DELETE FROM users WHERE server_host = ? AND username = ?",
 };
 /* The user's rows keyed by the bare JID (parameters host, bare JID): its
@@ -119,18 +122,21 @@ static enum storage_result op_account_get(void *conn, struct account_get_job *r)
 	r->acc.has_sha1 = read_creds(t, r, s, 1, SCRAM_SHA1, &r->acc.sha1);
 	r->acc.has_sha256 = read_creds(t, r, s, 5, SCRAM_SHA256, &r->acc.sha256);
 	r->acc.plain = sql_col_str(t, r->base.pool, s, 9);
+	r->acc.has_sha512 = read_creds(t, r, s, 10, SCRAM_SHA512, &r->acc.sha512);
 	d->reset(s);
 	return STORAGE_OK;
 }
 
-/* Parameters for the credential columns of acc (9 of them) into p; the
- * base64 keys are malloc'd into keys[4] (wiped and freed by keys_free). */
-static void creds_params(const struct storage_account *a, struct sql_param *p, char *keys[4])
+/* Parameters for the credential columns of acc (13 of them, in USER_COLS
+ * order) into p; the base64 keys are malloc'd into keys[6] (wiped and
+ * freed by keys_free). */
+static void creds_params(const struct storage_account *a, struct sql_param *p, char *keys[6])
 {
-	const struct scram_credentials *c[2] = { &a->sha1, &a->sha256 };
-	const bool has[2] = { a->has_sha1, a->has_sha256 };
-	for (unsigned i = 0; i < 2; i++) {
-		struct sql_param *q = &p[i * 4];
+	const struct scram_credentials *c[3] = { &a->sha1, &a->sha256, &a->sha512 };
+	const bool has[3] = { a->has_sha1, a->has_sha256, a->has_sha512 };
+	for (unsigned i = 0; i < 3; i++) {
+		/* sha512 comes after the password column */
+		struct sql_param *q = &p[i * 4 + (i == 2 ? 1 : 0)];
 		if (!has[i] || c[i]->salt_b64 == NULL) {
 			keys[i * 2] = keys[i * 2 + 1] = NULL;
 			for (unsigned k = 0; k < 4; k++)
@@ -148,9 +154,9 @@ static void creds_params(const struct storage_account *a, struct sql_param *p, c
 	p[8] = (struct sql_param)PTEXT(a->plain);
 }
 
-static void keys_free(char *keys[4])
+static void keys_free(char *keys[6])
 {
-	for (unsigned i = 0; i < 4; i++) {
+	for (unsigned i = 0; i < 6; i++) {
 		if (keys[i] != NULL) {
 			explicit_bzero(keys[i], strlen(keys[i]));
 			free(keys[i]);
@@ -161,8 +167,8 @@ static void keys_free(char *keys[4])
 static enum storage_result op_account_create(void *conn, struct account_create_job *r)
 {
 	struct sql_thread *t = conn;
-	struct sql_param p[12] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(r->acc.created) };
-	char *keys[4];
+	struct sql_param p[16] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(r->acc.created) };
+	char *keys[6];
 	creds_params(&r->acc, &p[3], keys);
 	int rc = sql_q_exec(t, sql_account_create, p, ARRAY_SIZE(p), NULL);
 	keys_free(keys);
@@ -172,11 +178,11 @@ static enum storage_result op_account_create(void *conn, struct account_create_j
 static enum storage_result op_account_update(void *conn, struct account_update_job *r)
 {
 	struct sql_thread *t = conn;
-	struct sql_param p[11];
-	char *keys[4];
+	struct sql_param p[15];
+	char *keys[6];
 	creds_params(&r->acc, p, keys);
-	p[9] = (struct sql_param)PTEXT(r->base.host);
-	p[10] = (struct sql_param)PTEXT(r->base.user);
+	p[13] = (struct sql_param)PTEXT(r->base.host);
+	p[14] = (struct sql_param)PTEXT(r->base.user);
 	uint64_t changes = 0;
 	int rc = sql_q_exec(t, sql_account_update, p, ARRAY_SIZE(p), &changes);
 	keys_free(keys);
@@ -229,6 +235,109 @@ static enum storage_result op_account_count(void *conn, struct account_count_job
 	return STORAGE_OK;
 }
 
+/* ---- FAST tokens (worker thread) ---------------------------------------------- */
+
+#define FAST_COLS "ua_id, token_hash, mechanism, created_at, expires_at, last_count"
+
+static const char sql_fast_delete_hash[] =
+        "DELETE FROM fast_tokens WHERE server_host = ? AND username = ? AND token_hash = ?";
+static const char sql_fast_insert[] =
+        "INSERT INTO fast_tokens (server_host, username, " FAST_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+static const char sql_fast_get[] =
+        "SELECT " FAST_COLS " FROM fast_tokens WHERE server_host = ? AND username = ? AND token_hash = ?";
+static const char sql_fast_delete_ua[] =
+        "DELETE FROM fast_tokens WHERE server_host = ? AND username = ? AND ua_id = ?";
+static const char sql_fast_delete_all[] = "DELETE FROM fast_tokens WHERE server_host = ? AND username = ?";
+static const char sql_fast_list[] = "SELECT " FAST_COLS " FROM fast_tokens WHERE server_host = ? AND "
+                                    "username = ? ORDER BY ua_id, created_at";
+
+/* One row of FAST_COLS into t (strings in pool); false when malformed. */
+static bool read_fast(struct sql_thread *t, struct storage_req *r, struct sql_stmt *s,
+                      struct storage_fast_token *tok)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	const char *hash = d->column_text(s, 1);
+	memset(tok, 0, sizeof(*tok));
+	if (hash == NULL || !decode_key(hash, tok->hash, sizeof(tok->hash))) {
+		log_error("storage %s: %s@%s: a malformed FAST token hash in the database; ignoring it",
+		          t->ss->base.description, r->user, r->host);
+		return false;
+	}
+	tok->ua_id = sql_col_text(t, r->pool, s, 0);
+	tok->mechanism = sql_col_text(t, r->pool, s, 2);
+	tok->created = d->column_int64(s, 3);
+	tok->expires = d->column_int64(s, 4);
+	int64_t c = d->column_int64(s, 5);
+	tok->count = c > 0 ? (uint64_t)c : 0;
+	return true;
+}
+
+static enum storage_result op_fast_set(void *conn, struct fast_token_set_job *r)
+{
+	struct sql_thread *t = conn;
+	char *hash = base64_encode(r->t.hash, sizeof(r->t.hash));
+	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user),      PTEXT(r->t.ua_id),
+		                 PTEXT(hash),         PTEXT(r->t.mechanism),    PINT(r->t.created),
+		                 PINT(r->t.expires),  PINT((int64_t)r->t.count) };
+	struct sql_param pd[] = { PTEXT(r->base.host), PTEXT(r->base.user), PTEXT(hash) };
+	enum storage_result res = STORAGE_OK;
+	if (sql_q_begin(t, true) < 0)
+		res = sql_q_fail(t, &r->base);
+	else if (sql_q_exec(t, sql_fast_delete_hash, pd, ARRAY_SIZE(pd), NULL) < 0 ||
+	         sql_q_exec(t, sql_fast_insert, p, ARRAY_SIZE(p), NULL) < 0 || sql_q_commit(t) < 0)
+		res = sql_q_abort(t, &r->base);
+	free(hash);
+	return res;
+}
+
+static enum storage_result op_fast_get(void *conn, struct fast_token_get_job *r)
+{
+	struct sql_thread *t = conn;
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	char *hash = base64_encode(r->hash, sizeof(r->hash));
+	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user), PTEXT(hash) };
+	enum sql_step st;
+	struct sql_stmt *s = sql_q_start(t, sql_fast_get, p, ARRAY_SIZE(p), &st);
+	free(hash);
+	if (s == NULL)
+		return sql_q_fail(t, &r->base);
+	bool found = st == SQL_STEP_ROW && read_fast(t, &r->base, s, &r->t);
+	d->reset(s);
+	return found ? STORAGE_OK : STORAGE_NOT_FOUND;
+}
+
+static enum storage_result op_fast_delete(void *conn, struct fast_token_delete_job *r)
+{
+	struct sql_thread *t = conn;
+	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user), PTEXT(r->ua_id) };
+	uint64_t changes = 0;
+	int rc = r->ua_id != NULL ? sql_q_exec(t, sql_fast_delete_ua, p, 3, &changes)
+	                          : sql_q_exec(t, sql_fast_delete_all, p, 2, &changes);
+	if (rc < 0)
+		return sql_q_fail(t, &r->base);
+	return changes > 0 ? STORAGE_OK : STORAGE_NOT_FOUND;
+}
+
+static enum storage_result op_fast_list(void *conn, struct fast_token_list_job *r)
+{
+	struct sql_thread *t = conn;
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user) };
+	enum sql_step st;
+	size_t cap = 0;
+	struct sql_stmt *s = sql_q_start(t, sql_fast_list, p, ARRAY_SIZE(p), &st);
+	if (s == NULL)
+		return sql_q_fail(t, &r->base);
+	while (st == SQL_STEP_ROW) {
+		r->tokens = sql_pool_grow(r->base.pool, r->tokens, r->ntokens, &cap, sizeof(*r->tokens));
+		if (read_fast(t, &r->base, s, &r->tokens[r->ntokens]))
+			r->ntokens++;
+		st = d->step(s);
+	}
+	d->reset(s);
+	return st == SQL_STEP_ERROR ? sql_q_fail(t, &r->base) : STORAGE_OK;
+}
+
 const struct account_store_vfuncs sql_account_vfuncs = {
 	.get = op_account_get,
 	.create = op_account_create,
@@ -236,4 +345,8 @@ const struct account_store_vfuncs sql_account_vfuncs = {
 	.remove = op_account_remove,
 	.list = op_account_list,
 	.count = op_account_count,
+	.fast_set = op_fast_set,
+	.fast_get = op_fast_get,
+	.fast_delete = op_fast_delete,
+	.fast_list = op_fast_list,
 };

@@ -87,6 +87,7 @@ void storage_account_clear(struct storage_account *a)
 		return;
 	scram_credentials_clear(&a->sha1);
 	scram_credentials_clear(&a->sha256);
+	scram_credentials_clear(&a->sha512);
 	if (a->plain != NULL) {
 		explicit_bzero(a->plain, strlen(a->plain));
 		free(a->plain);

@@ -75,8 +75,8 @@ void storage_status(struct storage *st, struct buf *out);
 
 /* ---- accounts ------------------------------------------------------------ */
 struct storage_account {
-	bool has_sha1, has_sha256;
-	struct scram_credentials sha1, sha256;
+	bool has_sha1, has_sha256, has_sha512;
+	struct scram_credentials sha1, sha256, sha512; /* sha512: none for accounts older than schema 11 */
 	char *plain;     /* clear password, only where the operator kept them; else NULL */
 	int64_t created; /* unix time */
 };
@@ -102,6 +102,37 @@ struct storage_req *storage_account_list(struct storage *st, const char *host, s
                                          void *ctx);
 struct storage_req *storage_account_count(struct storage *st, const char *host, storage_count_cb *cb,
                                           void *ctx);
+
+/* FAST tokens (XEP-0484) of an account, kept by the SHA-256 of the token
+ * (never the token itself); a user may hold several (one per client, and
+ * a client's previous one until the new one is used).  Removing the
+ * account removes them. */
+#define STORAGE_FAST_HASH_LEN 32
+struct storage_fast_token {
+	char *ua_id;                               /* the client's user-agent id */
+	unsigned char hash[STORAGE_FAST_HASH_LEN]; /* SHA-256 of the token */
+	char *mechanism;                           /* "HT-SHA-256-NONE", ... */
+	int64_t created, expires;                  /* unix time */
+	uint64_t count;                            /* highest XEP-0484 count used; 0: none */
+};
+typedef void storage_fast_token_cb(enum storage_result res, const struct storage_fast_token *t, void *ctx);
+typedef void storage_fast_tokens_cb(enum storage_result res, const struct storage_fast_token *t, size_t n,
+                                    void *ctx);
+/* Store a token, replacing the one with the same hash. */
+struct storage_req *storage_fast_token_set(struct storage *st, const char *host, const char *user,
+                                           const struct storage_fast_token *t, storage_done_cb *cb,
+                                           void *ctx);
+/* The token with this hash; STORAGE_NOT_FOUND when there is none. */
+struct storage_req *storage_fast_token_get(struct storage *st, const char *host, const char *user,
+                                           const unsigned char hash[STORAGE_FAST_HASH_LEN],
+                                           storage_fast_token_cb *cb, void *ctx);
+/* Delete the tokens of one client (ua_id), or all of the user's (ua_id
+ * NULL); STORAGE_NOT_FOUND when there were none. */
+struct storage_req *storage_fast_token_delete(struct storage *st, const char *host, const char *user,
+                                              const char *ua_id, storage_done_cb *cb, void *ctx);
+/* The user's tokens, by ua_id then creation time. */
+struct storage_req *storage_fast_token_list(struct storage *st, const char *host, const char *user,
+                                            storage_fast_tokens_cb *cb, void *ctx);
 
 /* ---- roster --------------------------------------------------------------- */
 enum roster_subscription { SUB_NONE, SUB_TO, SUB_FROM, SUB_BOTH, SUB_REMOVE };

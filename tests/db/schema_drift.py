@@ -26,6 +26,11 @@ import sys
 import tempfile
 
 V1_TABLES = ('schema_version', 'users', 'roster_items', 'roster_groups', 'roster_version')
+# Columns that later migrations added to version-1 tables: dropped when
+# version 1 is rebuilt.
+V1_LATER_COLUMNS = {
+    'users': ('sha512_salt', 'sha512_iterations', 'sha512_stored_key', 'sha512_server_key'),  # 011
+}
 
 
 def migrations(sql_dir, dialect):
@@ -316,6 +321,9 @@ def check_dialect(cls, sql_dir):
             if t not in V1_TABLES:
                 # IF EXISTS: dropping a full-text table drops its shadow tables
                 d.exec('DROP TABLE IF EXISTS %s;' % t)
+        for t, cols in V1_LATER_COLUMNS.items():
+            for c in cols:
+                d.exec('ALTER TABLE %s DROP COLUMN %s;' % (t, c))
         d.exec('UPDATE schema_version SET version = 1;')
         for m in migs:
             with open(m) as f:
@@ -346,6 +354,16 @@ def text_tables(text):
     return out
 
 
+def text_alters(text):
+    """{table: column names} added by the ALTER TABLE ... ADD statements
+    of text (SQL Server syntax: ADD once, then the columns)."""
+    out = {}
+    for m in re.finditer(r'ALTER TABLE (\w+) ADD\n(.*?);', text, re.S):
+        out.setdefault(m.group(1), []).extend(
+            line.split()[0] for line in m.group(2).split('\n') if line.split())
+    return out
+
+
 def text_columns(sql_dir, dialect):
     with open(os.path.join(sql_dir, '%s.sql' % dialect)) as f:
         schema = f.read()
@@ -355,13 +373,17 @@ def text_columns(sql_dir, dialect):
     if len(migs) != schema_version_of(schema) - 1:
         problems.append('%s: schema version %d but %d migration scripts'
                         % (dialect, schema_version_of(schema), len(migs)))
-    migrated = {t: c for t, c in fresh.items() if t in V1_TABLES}
+    migrated = {t: [x for x in c if x not in V1_LATER_COLUMNS.get(t, ())]
+                for t, c in fresh.items() if t in V1_TABLES}
     for m in migs:
         with open(m) as f:
             text = f.read()
         made = text_tables(text)
-        if not made:
-            problems.append('%s: %s creates no table' % (dialect, os.path.basename(m)))
+        altered = text_alters(text)
+        if not made and not altered:
+            problems.append('%s: %s creates no table and adds no column' % (dialect, os.path.basename(m)))
+        for t, cols in altered.items():
+            migrated[t] = sorted(migrated.get(t, []) + cols)
         if not re.search(r'UPDATE schema_version SET version = %d' % int(os.path.basename(m)[:3]),
                          text):
             problems.append('%s: %s does not set the version' % (dialect, os.path.basename(m)))

@@ -128,7 +128,8 @@ def scram(c, user, password, mech, gs2, cbdata=b'', check_ssdp=True, sasl2=False
     h= attribute of server-first must match the features (XEP-0474).
     sasl2: over XEP-0388, extra the further children of <authenticate/>."""
     ns = NS_SASL2 if sasl2 else NS_SASL
-    hashname = 'sha1' if mech.startswith('SCRAM-SHA-1') else 'sha256'
+    hashname = {'SCRAM-SHA-1': 'sha1', 'SCRAM-SHA-256': 'sha256', 'SCRAM-SHA-512': 'sha512'}[
+        mech.replace('-PLUS', '')]
     cnonce = _b64(os.urandom(18))
     bare = 'n=%s,r=%s' % (user, cnonce)
     start = time.monotonic()

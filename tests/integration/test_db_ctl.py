@@ -56,9 +56,14 @@ def test_old_schema_refused_then_migrated(fresh_server):
     # (a full-text table of SQLite is a CREATE VIRTUAL TABLE)
     tables = [m.group(1) for m in re.finditer(
         r'^CREATE (?:VIRTUAL )?TABLE (?:IF NOT EXISTS )?(\w+)', text, re.M)]
-    assert tables, last
+    # and the columns it adds to older tables (ALTER TABLE t ADD COLUMN c)
+    added = [(m.group(1), c) for m in re.finditer(r'^ALTER TABLE (\w+)\b(.*?);', text, re.M | re.S)
+             for c in re.findall(r'ADD COLUMN (\w+)', m.group(2))]
+    assert tables or added, last
     for t in reversed(tables):
         srv.db_query('DROP TABLE %s' % t)
+    for t, c in added:
+        srv.db_query('ALTER TABLE %s DROP COLUMN %s' % (t, c))
     srv.db_query('UPDATE schema_version SET version = ?', (v - 1,))
 
     r = srv.ctl('db', 'status', HOST)

@@ -210,10 +210,10 @@ def test_ssdp_for_unknown_user(server, client):
 # ---------------------------------------------------------------------------
 
 def test_slixmpp_logs_in_with_scram_on_tls13(server, run):
-    """slixmpp 1.8.3 picks SCRAM-SHA-256-PLUS with tls-unique first; that is
-    refused on TLS 1.3 (at once, not counted), as is SCRAM-SHA-1-PLUS; it
-    then uses SCRAM-SHA-256 with the flag 'y', which is accepted: it logs in
-    with SCRAM, never with PLAIN.  (parleytest.login treats every SASL
+    """slixmpp 1.8.3 picks SCRAM-SHA-512-PLUS with tls-unique first; that is
+    refused on TLS 1.3 (at once, not counted), as are SCRAM-SHA-256-PLUS
+    and SCRAM-SHA-1-PLUS; it then uses SCRAM-SHA-512 with the flag 'y',
+    which is accepted: it logs in with SCRAM, never with PLAIN.  (parleytest.login treats every SASL
     failure as fatal; slixmpp itself goes on to its next mechanism.)"""
     import asyncio
     before = len(server.log().splitlines())
@@ -240,13 +240,13 @@ def test_slixmpp_logs_in_with_scram_on_tls13(server, run):
             c.abort()
         return mech, tried
     mech, tried = run(go())
-    assert mech == 'SCRAM-SHA-256', (mech, tried)
-    # the two -PLUS attempts with tls-unique, refused
-    assert tried == ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-1-PLUS'], tried
+    assert mech == 'SCRAM-SHA-512', (mech, tried)
+    # the three -PLUS attempts with tls-unique, refused
+    assert tried == ['SCRAM-SHA-512-PLUS', 'SCRAM-SHA-256-PLUS', 'SCRAM-SHA-1-PLUS'], tried
     lines = server.log().splitlines()[before:]
     ok = [ln for ln in lines if 'erin@%s authenticated with' % HOST in ln]
     assert len(ok) == 1, lines
-    assert ok[0].endswith('authenticated with SCRAM-SHA-256'), ok[0]
+    assert ok[0].endswith('authenticated with SCRAM-SHA-512'), ok[0]
     assert not [ln for ln in lines if 'auth failed' in ln], lines
 
 

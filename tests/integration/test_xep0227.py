@@ -114,7 +114,7 @@ def test_export_import_round_trip(srv):
     assert sorted(users_of(doc, OTHER)) == ['dave']
     alice = users['alice']
     mechs = sorted(c.get('mechanism') for c in alice.findall(q(PIE + '#scram', 'scram-credentials')))
-    assert mechs == ['SCRAM-SHA-1', 'SCRAM-SHA-256'], tostr(alice)
+    assert mechs == ['SCRAM-SHA-1', 'SCRAM-SHA-256', 'SCRAM-SHA-512'], tostr(alice)
     assert alice.get('password') is None          # only SCRAM is kept
     items = {i.get('jid'): i for i in alice.iter(q('jabber:iq:roster', 'item'))}
     assert items['bob@%s' % HOST].get('subscription') == 'to', tostr(alice)

@@ -140,12 +140,16 @@ static void test_rfc5802_sha1(void **state)
 	assert_null(cred.salt_b64);
 }
 
-static void test_rfc7677_sha256(void **state)
+#define RFC7677_NONCE "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+
+/* The exchange of the RFC 7677 vector (user "user", password "pencil",
+ * its salt and nonces) with hash h and the client proof p64; returns the
+ * result of client-final, *out_r the server-final message. */
+static enum scram_step rfc7677_exchange(enum scram_hash h, const char *p64, char **out_r)
 {
 	struct scram_credentials cred;
-	derive_b64salt(SCRAM_SHA256, "pencil", "W22ZaJ0SNY7soEsUEjb6gQ==", 4096, &cred);
-
-	struct scram_server *s = scram_server_new(SCRAM_SHA256, false, NULL, NULL, 0, false);
+	derive_b64salt(h, "pencil", "W22ZaJ0SNY7soEsUEjb6gQ==", 4096, &cred);
+	struct scram_server *s = scram_server_new(h, false, NULL, NULL, 0, false);
 	const char *username = NULL, *error = NULL;
 	assert_int_equal(first(s, "n,,n=user,r=rOprNGfwEbeRWgbNEkqO", &username, &error), SCRAM_CONTINUE);
 	assert_string_equal(username, "user");
@@ -153,19 +157,45 @@ static void test_rfc7677_sha256(void **state)
 	char *out = NULL;
 	size_t out_len;
 	assert_int_equal(scram_server_challenge(s, &cred, &out, &out_len), SCRAM_CONTINUE);
-	assert_string_equal(out, "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-	                         "s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096");
+	assert_string_equal(out, "r=" RFC7677_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096");
 	free(out);
-	out = NULL;
-	assert_int_equal(final(s,
-	                       "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-	                       "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
-	                       &out, &error),
+	char *msg = xasprintf("c=biws,r=%s,p=%s", RFC7677_NONCE, p64);
+	*out_r = NULL;
+	enum scram_step st = final(s, msg, out_r, &error);
+	free(msg);
+	scram_server_free(&s);
+	scram_credentials_clear(&cred);
+	return st;
+}
+
+static void test_rfc7677_sha256(void **state)
+{
+	char *out;
+	assert_int_equal(rfc7677_exchange(SCRAM_SHA256, "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=", &out),
 	                 SCRAM_SUCCESS);
 	assert_string_equal(out, "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
 	free(out);
-	scram_server_free(&s);
-	scram_credentials_clear(&cred);
+}
+
+/* The RFC 7677 inputs with SHA-512; the expected values were computed
+ * independently (Python's hashlib and hmac). */
+static void test_sha512_vector(void **state)
+{
+	char *out;
+	assert_int_equal(
+	        rfc7677_exchange(SCRAM_SHA512,
+	                         "gMGXRcevScNtxZ6/"
+	                         "8lQYpGtnsNAc3mGcmNomv+xnoOMw+3R2xNJdMNnzMlTN8PPC6wdp6dybEmDYXYTxwnYPJQ==",
+	                         &out),
+	        SCRAM_SUCCESS);
+	assert_string_equal(
+	        out,
+	        "v=ZQnYEgWQMFmmsM8aQMF0nDDCy/AgCzkwk8CmMZYcMg0vSVlKDanekLtifDSeVGT4+5ZxXnJq199RVG2rR7N7Zw==");
+	free(out);
+	/* the SHA-256 proof of the same inputs fails */
+	assert_int_equal(rfc7677_exchange(SCRAM_SHA512, "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=", &out),
+	                 SCRAM_FAIL);
+	assert_null(out);
 }
 
 static void test_wrong_proof(void **state)
@@ -761,6 +791,8 @@ static void test_derive(void **state)
 	assert_int_equal(scram_hash_len(SCRAM_SHA256), 32);
 	assert_string_equal(scram_hash_name(SCRAM_SHA1), "SHA-1");
 	assert_string_equal(scram_hash_name(SCRAM_SHA256), "SHA-256");
+	assert_int_equal(scram_hash_len(SCRAM_SHA512), 64);
+	assert_string_equal(scram_hash_name(SCRAM_SHA512), "SHA-512");
 
 	/* defaults: random 16-byte salt, 4096 iterations */
 	assert_int_equal(scram_derive(SCRAM_SHA256, "pw", NULL, 0, 0, &a), 0);
@@ -822,12 +854,19 @@ static void test_derive(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rfc5802_sha1),    cmocka_unit_test(test_rfc7677_sha256),
-		cmocka_unit_test(test_wrong_proof),     cmocka_unit_test(test_unknown_user),
-		cmocka_unit_test(test_random_nonce),    cmocka_unit_test(test_username_escapes),
-		cmocka_unit_test(test_channel_binding), cmocka_unit_test(test_ssdp),
-		cmocka_unit_test(test_y_flag_exchange), cmocka_unit_test(test_malformed_first),
-		cmocka_unit_test(test_malformed_final), cmocka_unit_test(test_order),
+		cmocka_unit_test(test_rfc5802_sha1),
+		cmocka_unit_test(test_rfc7677_sha256),
+		cmocka_unit_test(test_sha512_vector),
+		cmocka_unit_test(test_wrong_proof),
+		cmocka_unit_test(test_unknown_user),
+		cmocka_unit_test(test_random_nonce),
+		cmocka_unit_test(test_username_escapes),
+		cmocka_unit_test(test_channel_binding),
+		cmocka_unit_test(test_ssdp),
+		cmocka_unit_test(test_y_flag_exchange),
+		cmocka_unit_test(test_malformed_first),
+		cmocka_unit_test(test_malformed_final),
+		cmocka_unit_test(test_order),
 		cmocka_unit_test(test_derive),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -171,7 +171,7 @@ static const char pg_drop_all[] =
         "offline_messages, vcards, private_storage, last_activity, blocklist, privacy_items, "
         "privacy_lists, sr_groups, sr_displayed, sr_members, vcard_search, muc_room, "
         "muc_affiliation, muc_registered, pubsub_node, pubsub_affiliation, pubsub_subscription, "
-        "pubsub_item, archive, archive_prefs, archive_prefs_jid CASCADE";
+        "pubsub_item, archive, archive_prefs, archive_prefs_jid, fast_tokens CASCADE";
 
 static void pg_owner_exec(const char *script)
 {
@@ -593,6 +593,7 @@ static void account_cb(enum storage_result res, const struct storage_account *ac
 		r->acc = *acc;
 		copy_creds(&r->acc.sha1, &acc->sha1);
 		copy_creds(&r->acc.sha256, &acc->sha256);
+		copy_creds(&r->acc.sha512, &acc->sha512);
 		r->acc.plain = acc->plain != NULL ? strdup(acc->plain) : NULL;
 	}
 }
@@ -1141,29 +1142,31 @@ static enum storage_result prv_change(struct fixture *f, enum prv_change what, c
 	return r.r;
 }
 
-/* Made-up credentials (storage does not care whether they are real). */
+/* Made-up keys: byte i of the stored key is seed * m1 + i, of the server key seed * m2 + i. */
+static void fake_creds(struct scram_credentials *c, enum scram_hash h, unsigned iterations, const char *salt,
+                       unsigned seed, unsigned m1, unsigned m2)
+{
+	c->hash = h;
+	c->iterations = iterations;
+	c->salt_b64 = strdup(salt);
+	for (size_t i = 0; i < scram_hash_len(h); i++) {
+		c->stored_key[i] = (unsigned char)(seed * m1 + i);
+		c->server_key[i] = (unsigned char)(seed * m2 + i);
+	}
+}
+
+/* Made-up credentials (storage does not care whether they are real);
+ * SHA-512 keys come with SHA-256 ones (accounts of schema 11). */
 static void make_account(struct storage_account *a, unsigned seed, bool sha1, bool sha256, const char *plain)
 {
 	memset(a, 0, sizeof(*a));
-	if (sha1) {
-		a->has_sha1 = true;
-		a->sha1.hash = SCRAM_SHA1;
-		a->sha1.iterations = 4096 + seed;
-		a->sha1.salt_b64 = strdup("c2FsdDE=");
-		for (size_t i = 0; i < 20; i++) {
-			a->sha1.stored_key[i] = (unsigned char)(seed + i);
-			a->sha1.server_key[i] = (unsigned char)(seed * 3 + i);
-		}
-	}
+	a->has_sha1 = sha1;
+	if (sha1)
+		fake_creds(&a->sha1, SCRAM_SHA1, 4096 + seed, "c2FsdDE=", seed, 1, 3);
+	a->has_sha256 = a->has_sha512 = sha256;
 	if (sha256) {
-		a->has_sha256 = true;
-		a->sha256.hash = SCRAM_SHA256;
-		a->sha256.iterations = 8192 + seed;
-		a->sha256.salt_b64 = strdup("c2FsdDI1Ng==");
-		for (size_t i = 0; i < 32; i++) {
-			a->sha256.stored_key[i] = (unsigned char)(seed * 5 + i);
-			a->sha256.server_key[i] = (unsigned char)(seed * 7 + i);
-		}
+		fake_creds(&a->sha256, SCRAM_SHA256, 8192 + seed, "c2FsdDI1Ng==", seed, 5, 7);
+		fake_creds(&a->sha512, SCRAM_SHA512, 16384 + seed, "c2FsdDUxMg==", seed, 11, 13);
 	}
 	a->plain = plain != NULL ? strdup(plain) : NULL;
 	a->created = 1700000000 + seed;
@@ -1187,6 +1190,9 @@ static void assert_account_equal(const struct storage_account *got, const struct
 		assert_creds_equal(&got->sha1, &want->sha1, 20);
 	if (want->has_sha256)
 		assert_creds_equal(&got->sha256, &want->sha256, 32);
+	assert_int_equal(got->has_sha512, want->has_sha512);
+	if (want->has_sha512)
+		assert_creds_equal(&got->sha512, &want->sha512, 64);
 	if (want->plain == NULL)
 		assert_null(got->plain);
 	else
@@ -3093,9 +3099,11 @@ static char *read_script(const char *path)
 static void migrate_from(struct fixture *f, int from, const char *const *expect, size_t nexpect)
 {
 	storage_close(&f->st);
-	if (strcmp(f->be->dialect, "sqlite") == 0)
+	if (from < 10 && strcmp(f->be->dialect, "sqlite") == 0)
 		f->be->exec_sql(f, "DROP TABLE archive_fts");
-	f->be->exec_sql(f, "DROP TABLE archive_prefs_jid; DROP TABLE archive_prefs; DROP TABLE archive");
+	if (from < 10)
+		f->be->exec_sql(f,
+		                "DROP TABLE archive_prefs_jid; DROP TABLE archive_prefs; DROP TABLE archive");
 	if (from < 9)
 		f->be->exec_sql(f, "DROP TABLE pubsub_item; DROP TABLE pubsub_subscription; "
 		                   "DROP TABLE pubsub_affiliation; DROP TABLE pubsub_node");
@@ -3115,6 +3123,20 @@ static void migrate_from(struct fixture *f, int from, const char *const *expect,
 		                   "DROP TABLE last_activity");
 	if (from < 2)
 		f->be->exec_sql(f, "DROP TABLE offline_messages");
+	/* The table and columns of version 11 (no trigger may refer to a dropped table). */
+	f->be->exec_sql(f, "DROP TABLE fast_tokens");
+	if (strcmp(f->be->dialect, "sqlite") == 0)
+		f->be->exec_sql(f, "ALTER TABLE users DROP COLUMN sha512_salt; "
+		                   "ALTER TABLE users DROP COLUMN sha512_iterations; "
+		                   "ALTER TABLE users DROP COLUMN sha512_stored_key; "
+		                   "ALTER TABLE users DROP COLUMN sha512_server_key");
+	else if (strcmp(f->be->dialect, "mssql") == 0)
+		f->be->exec_sql(f, "ALTER TABLE users DROP COLUMN sha512_salt, sha512_iterations, "
+		                   "sha512_stored_key, sha512_server_key");
+	else
+		f->be->exec_sql(f,
+		                "ALTER TABLE users DROP COLUMN sha512_salt, DROP COLUMN sha512_iterations, "
+		                "DROP COLUMN sha512_stored_key, DROP COLUMN sha512_server_key");
 	f->be->set_schema_version(f, from);
 	char *err = NULL;
 	assert_int_equal(open_store(f, &err), -1);
@@ -3217,11 +3239,11 @@ static void test_schema_migration(void **state)
 	struct storage_account a;
 	make_account(&a, 13, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
-	static const char *const scripts[] = {
-		"002-offline.sql", "003-user-data.sql",     "004-blocklist.sql",
-		"005-privacy.sql", "006-shared-roster.sql", "007-vcard-search.sql",
-		"008-muc.sql",     "009-pubsub.sql",        "010-mam.sql"
-	};
+	static const char *const scripts[] = { "002-offline.sql",       "003-user-data.sql",
+		                               "004-blocklist.sql",     "005-privacy.sql",
+		                               "006-shared-roster.sql", "007-vcard-search.sql",
+		                               "008-muc.sql",           "009-pubsub.sql",
+		                               "010-mam.sql",           "011-sha512-fast.sql" };
 	migrate_from(f, 1, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -3240,7 +3262,8 @@ static void test_schema_migration_2_to_3(void **state)
 	static const char *const scripts[] = { "003-user-data.sql",    "004-blocklist.sql",
 		                               "005-privacy.sql",      "006-shared-roster.sql",
 		                               "007-vcard-search.sql", "008-muc.sql",
-		                               "009-pubsub.sql",       "010-mam.sql" };
+		                               "009-pubsub.sql",       "010-mam.sql",
+		                               "011-sha512-fast.sql" };
 	migrate_from(f, 2, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -3256,11 +3279,10 @@ static void test_schema_migration_3_to_4(void **state)
 	make_account(&a, 15, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "bob", vcard2), STORAGE_OK);
-	static const char *const scripts[] = {
-		"004-blocklist.sql",    "005-privacy.sql", "006-shared-roster.sql",
-		"007-vcard-search.sql", "008-muc.sql",     "009-pubsub.sql",
-		"010-mam.sql"
-	};
+	static const char *const scripts[] = { "004-blocklist.sql",     "005-privacy.sql",
+		                               "006-shared-roster.sql", "007-vcard-search.sql",
+		                               "008-muc.sql",           "009-pubsub.sql",
+		                               "010-mam.sql",           "011-sha512-fast.sql" };
 	migrate_from(f, 3, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(vcard_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -3283,7 +3305,8 @@ static void test_schema_migration_4_to_5(void **state)
 	assert_int_equal(blk_change(f, true, "a.example", "bob", blk, 1), STORAGE_OK);
 	static const char *const scripts[] = { "005-privacy.sql",      "006-shared-roster.sql",
 		                               "007-vcard-search.sql", "008-muc.sql",
-		                               "009-pubsub.sql",       "010-mam.sql" };
+		                               "009-pubsub.sql",       "010-mam.sql",
+		                               "011-sha512-fast.sql" };
 	migrate_from(f, 4, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(blk_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -3303,8 +3326,9 @@ static void test_schema_migration_5_to_6(void **state)
 	make_account(&a, 17, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(prv_change(f, PRV_SET, "a.example", "bob", "p", prv_public, 1), STORAGE_OK);
-	static const char *const scripts[] = { "006-shared-roster.sql", "007-vcard-search.sql", "008-muc.sql",
-		                               "009-pubsub.sql", "010-mam.sql" };
+	static const char *const scripts[] = { "006-shared-roster.sql", "007-vcard-search.sql",
+		                               "008-muc.sql",           "009-pubsub.sql",
+		                               "010-mam.sql",           "011-sha512-fast.sql" };
 	migrate_from(f, 5, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(prv_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -3328,7 +3352,7 @@ static void test_schema_migration_6_to_7(void **state)
 	assert_int_equal(srg_create(f, "a.example", &g), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
 	static const char *const scripts[] = { "007-vcard-search.sql", "008-muc.sql", "009-pubsub.sql",
-		                               "010-mam.sql" };
+		                               "010-mam.sql", "011-sha512-fast.sql" };
 	migrate_from(f, 6, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(srg_get(f, "a.example", "kept", &r), STORAGE_OK);
@@ -3355,7 +3379,8 @@ static void test_schema_migration_7_to_8(void **state)
 	make_account(&a, 19, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
-	static const char *const scripts[] = { "008-muc.sql", "009-pubsub.sql", "010-mam.sql" };
+	static const char *const scripts[] = { "008-muc.sql", "009-pubsub.sql", "010-mam.sql",
+		                               "011-sha512-fast.sql" };
 	migrate_from(f, 7, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	const char *const s[] = { "nick=rom" };
@@ -3377,7 +3402,7 @@ static void test_schema_migration_8_to_9(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	struct muc_room_item room = { "kept", "<x/>", "", "", 1, NULL, 0 };
 	assert_int_equal(muc_store(f, "a.example", "rooms.a.example", &room), STORAGE_OK);
-	static const char *const scripts[] = { "009-pubsub.sql", "010-mam.sql" };
+	static const char *const scripts[] = { "009-pubsub.sql", "010-mam.sql", "011-sha512-fast.sql" };
 	migrate_from(f, 8, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(muc_load(f, "a.example", "rooms.a.example", &r), STORAGE_OK);
@@ -3897,6 +3922,139 @@ static void test_mam_batch(void **state)
 	}
 }
 
+/* From version 10: an account made before has no SHA-512 keys and keeps
+ * the others; new credentials get all three. */
+/* Submit call, run the loop, expect exactly one answer into r. */
+#define FAST_WAIT(f, r, call)                   \
+	do {                                    \
+		assert_non_null(CALL(call));    \
+		assert_int_equal((r).calls, 0); \
+		run(f);                         \
+		assert_int_equal((r).calls, 1); \
+	} while (0)
+
+static void fast_token_cb(enum storage_result res, const struct storage_fast_token *t, void *ctx)
+{
+	struct res *r = ctx;
+	note(r, res);
+	free(r->text);
+	r->text = t != NULL ? xasprintf("%s %s %lld %lld %llu %02x", t->ua_id, t->mechanism,
+	                                (long long)t->created, (long long)t->expires,
+	                                (unsigned long long)t->count, t->hash[0])
+	                    : NULL;
+}
+
+static void fast_tokens_cb(enum storage_result res, const struct storage_fast_token *t, size_t n, void *ctx)
+{
+	struct res *r = ctx;
+	note(r, res);
+	struct buf b = { 0 };
+	for (size_t i = 0; i < n; i++)
+		buf_printf(&b, "%s:%02x:%lld;", t[i].ua_id, t[i].hash[0], (long long)t[i].created);
+	free(r->text);
+	r->text = b.data != NULL ? xstrndup(b.data, b.len) : xstrdup("");
+	buf_free(&b);
+}
+
+static enum storage_result fast_set(struct fixture *f, const char *user, const char *ua, unsigned char h,
+                                    int64_t created, uint64_t count)
+{
+	struct storage_fast_token t = { .ua_id = (char *)ua,
+		                        .mechanism = (char *)"HT-SHA-256-NONE",
+		                        .created = created,
+		                        .expires = created + 86400,
+		                        .count = count };
+	memset(t.hash, h, sizeof(t.hash));
+	struct res r = { 0 };
+	FAST_WAIT(f, r, storage_fast_token_set(f->st, "a.example", user, &t, done_cb, &r));
+	return r.r;
+}
+
+static enum storage_result fast_get(struct fixture *f, const char *user, unsigned char h, struct res *r)
+{
+	unsigned char hash[STORAGE_FAST_HASH_LEN];
+	memset(hash, h, sizeof(hash));
+	r->calls = 0;
+	FAST_WAIT(f, (*r), storage_fast_token_get(f->st, "a.example", user, hash, fast_token_cb, r));
+	return r->r;
+}
+
+static const char *fast_list(struct fixture *f, const char *user, struct res *r)
+{
+	r->calls = 0;
+	FAST_WAIT(f, (*r), storage_fast_token_list(f->st, "a.example", user, fast_tokens_cb, r));
+	assert_int_equal(r->r, STORAGE_OK);
+	return r->text;
+}
+
+static enum storage_result fast_delete(struct fixture *f, const char *user, const char *ua)
+{
+	struct res r = { 0 };
+	FAST_WAIT(f, r, storage_fast_token_delete(f->st, "a.example", user, ua, done_cb, &r));
+	return r.r;
+}
+
+/* FAST tokens: stored by hash, replaced by hash, listed, deleted per
+ * client or all, and removed with the account. */
+static void test_fast_tokens(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_account a;
+	struct res r = { 0 };
+	make_account(&a, 30, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	assert_int_equal(fast_get(f, "alice", 0xaa, &r), STORAGE_NOT_FOUND);
+	assert_int_equal(fast_set(f, "alice", "ua-1", 0xaa, 1000, 0), STORAGE_OK);
+	assert_int_equal(fast_set(f, "alice", "ua-1", 0xab, 2000, 0), STORAGE_OK);
+	assert_int_equal(fast_set(f, "alice", "ua-2", 0xbb, 1500, 0), STORAGE_OK);
+	assert_int_equal(fast_set(f, "bob", "ua-1", 0xcc, 1000, 0), STORAGE_OK);
+	assert_int_equal(fast_get(f, "alice", 0xaa, &r), STORAGE_OK);
+	assert_string_equal(r.text, "ua-1 HT-SHA-256-NONE 1000 87400 0 aa");
+	assert_int_equal(fast_get(f, "alice", 0xcc, &r), STORAGE_NOT_FOUND);
+	/* the same hash again replaces the row (a new count) */
+	assert_int_equal(fast_set(f, "alice", "ua-1", 0xaa, 1000, 7), STORAGE_OK);
+	assert_int_equal(fast_get(f, "alice", 0xaa, &r), STORAGE_OK);
+	assert_string_equal(r.text, "ua-1 HT-SHA-256-NONE 1000 87400 7 aa");
+	assert_string_equal(fast_list(f, "alice", &r), "ua-1:aa:1000;ua-1:ab:2000;ua-2:bb:1500;");
+	assert_int_equal(fast_delete(f, "alice", "ua-1"), STORAGE_OK);
+	assert_int_equal(fast_delete(f, "alice", "ua-1"), STORAGE_NOT_FOUND);
+	assert_string_equal(fast_list(f, "alice", &r), "ua-2:bb:1500;");
+	assert_int_equal(fast_set(f, "alice", "ua-3", 0xdd, 3000, 0), STORAGE_OK);
+	assert_int_equal(fast_delete(f, "alice", NULL), STORAGE_OK);
+	assert_string_equal(fast_list(f, "alice", &r), "");
+	assert_int_equal(fast_set(f, "alice", "ua-4", 0xee, 4000, 0), STORAGE_OK);
+	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
+	assert_string_equal(fast_list(f, "alice", &r), "");
+	assert_string_equal(fast_list(f, "bob", &r), "ua-1:cc:1000;");
+	res_clear(&r);
+	storage_account_clear(&a);
+}
+
+static void test_schema_migration_10_to_11(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->exec_sql == NULL || f->be->set_schema_version == NULL)
+		skip();
+	struct storage_account a;
+	make_account(&a, 21, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	static const char *const scripts[] = { "011-sha512-fast.sql" };
+	migrate_from(f, 10, scripts, ARRAY_SIZE(scripts));
+	struct res r = { 0 };
+	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
+	a.has_sha512 = false;
+	assert_account_equal(&r.acc, &a);
+	res_clear(&r);
+	storage_account_clear(&a);
+	make_account(&a, 22, true, true, "pw");
+	assert_int_equal(acc_update(f, "a.example", "alice", &a), STORAGE_OK);
+	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_account_equal(&r.acc, &a);
+	res_clear(&r);
+	storage_account_clear(&a);
+	check_migrated(f);
+}
+
 static void test_schema_migration_9_to_10(void **state)
 {
 	struct fixture *f = *state;
@@ -3907,7 +4065,7 @@ static void test_schema_migration_9_to_10(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	struct pubsub_node_item node = { "kept", "<x/>", 1, NULL, 0, NULL, 0 };
 	assert_int_equal(ps_node_store(f, "a.example", "pubsub.a.example", &node), STORAGE_OK);
-	static const char *const scripts[] = { "010-mam.sql" };
+	static const char *const scripts[] = { "010-mam.sql", "011-sha512-fast.sql" };
 	migrate_from(f, 9, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(ps_load(f, "a.example", "pubsub.a.example", &r), STORAGE_OK);
@@ -4787,6 +4945,8 @@ static const struct test_def tests[] = {
 	T(test_remove_user_removes_archive),
 	T(test_mam_batch),
 	T(test_schema_migration_9_to_10),
+	T(test_schema_migration_10_to_11),
+	T(test_fast_tokens),
 	T(test_order_per_user),
 	T(test_cancel),
 	T(test_close_finishes_pending),
