@@ -46,7 +46,7 @@ struct worker_job *worker_submit(struct worker_group *g, uint32_t shard, worker_
  * queued right behind it on its thread that have the same batch function
  * and key (at most WORKER_BATCH_MAX of them, none expired).  Each job still
  * gets its own done call, in submission order, after batch returned. */
-#define WORKER_BATCH_MAX 64
+#define WORKER_BATCH_MAX 256
 struct worker_job *worker_submit_batch(struct worker_group *g, uint32_t shard, worker_work_fn *work,
                                        worker_batch_fn *batch, const void *key, worker_done_fn *done,
                                        void *job, double timeout);

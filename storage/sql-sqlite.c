@@ -17,8 +17,21 @@
  *   that answer must survive a crash.  FULL costs one fsync of the WAL per
  *   write transaction, which our write rate easily affords;
  * - foreign_keys=ON: roster_groups rows follow their roster item;
+ * - cache_size 16 MiB per connection (SQLite's default is 2 MiB): the
+ *   message archive's index inserts touch a leaf per owner, and with the
+ *   small cache each group commit read them back from the file (pread and
+ *   copies were a tenth of the archive's cost); the cache fills only as
+ *   far as pages are used;
  * - busy_timeout = the storage timeout: a writer waits for another instead
  *   of failing at once; past it the error is temporary (SQLITE_BUSY).
+ * Writers of one process take turns on a mutex shared by the connections
+ * to the same file before they ask SQLite for its write lock (BEGIN
+ * IMMEDIATE, or the first step of a writing statement outside a
+ * transaction) and give it back after the commit or rollback.  SQLite's
+ * own busy handler polls with sleeps of up to 100 ms, so two workers
+ * writing at once would wait far longer than the other's transaction
+ * lasts; the mutex wakes the next writer as soon as the lock is free, and
+ * the busy timeout is left for other processes (parleyctl) using the file.
  * Prepared statements are cached per connection, keyed by their SQL text.
  */
 #include "storage/sql.h"
@@ -27,6 +40,18 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <errno.h>
+#include <pthread.h>
+
+/* The writers' mutex of one database file, shared by its connections. */
+struct sqlite_file {
+	struct sqlite_file *next;
+	char *path;
+	unsigned refs;
+	pthread_mutex_t write;
+};
+
+static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sqlite_file *files;
 
 struct sqlite_stmt {
 	struct sqlite_stmt *next;
@@ -38,8 +63,11 @@ struct sqlite_stmt {
 
 struct sqlite_conn {
 	sqlite3 *db;
-	struct sqlite_stmt *stmts; /* the statement cache */
-	int last_code;             /* extended result code of the last error */
+	struct sqlite_file *file;
+	bool writing;                   /* holds file->write */
+	struct sqlite_stmt *autocommit; /* the writing statement it holds it for */
+	struct sqlite_stmt *stmts;      /* the statement cache */
+	int last_code;                  /* extended result code of the last error */
 	char *last_msg;
 };
 
@@ -61,6 +89,67 @@ static void set_db_error(struct sqlite_conn *c)
 static void clear_error(struct sqlite_conn *c)
 {
 	c->last_code = SQLITE_OK;
+}
+
+static struct sqlite_file *file_ref(const char *path)
+{
+	pthread_mutex_lock(&files_lock);
+	struct sqlite_file *f = files;
+	while (f != NULL && strcmp(f->path, path) != 0)
+		f = f->next;
+	if (f == NULL) {
+		f = xcalloc(1, sizeof(*f));
+		f->path = xstrdup(path);
+		pthread_mutex_init(&f->write, NULL);
+		f->next = files;
+		files = f;
+	}
+	f->refs++;
+	pthread_mutex_unlock(&files_lock);
+	return f;
+}
+
+static void file_unref(struct sqlite_file *f)
+{
+	if (f == NULL)
+		return;
+	pthread_mutex_lock(&files_lock);
+	if (--f->refs == 0) {
+		struct sqlite_file **pp = &files;
+		while (*pp != f)
+			pp = &(*pp)->next;
+		*pp = f->next;
+		pthread_mutex_destroy(&f->write);
+		free(f->path);
+		free(f);
+	}
+	pthread_mutex_unlock(&files_lock);
+}
+
+static void write_lock(struct sqlite_conn *c)
+{
+	if (!c->writing) {
+		pthread_mutex_lock(&c->file->write);
+		c->writing = true;
+	}
+}
+
+static void write_unlock(struct sqlite_conn *c)
+{
+	if (c->writing) {
+		c->writing = false;
+		c->autocommit = NULL;
+		pthread_mutex_unlock(&c->file->write);
+	}
+}
+
+/* After a statement ended: a writing statement outside a transaction has
+ * committed (or failed), and the turn goes to the next writer. */
+static void statement_ended(struct sqlite_stmt *s)
+{
+	struct sqlite_conn *c = s->conn;
+	if (c->autocommit == s && sqlite3_get_autocommit(c->db))
+		write_unlock(c);
 }
 
 static char *sqlite_describe(const struct storage_config *cfg)
@@ -104,6 +193,8 @@ static void sqlite_disconnect(struct sql_conn *conn)
 		free(s);
 	}
 	sqlite3_close(c->db);
+	write_unlock(c);
+	file_unref(c->file);
 	free(c->last_msg);
 	free(c);
 }
@@ -121,12 +212,14 @@ static struct sql_conn *sqlite_connect(const struct storage_config *cfg, char **
 		return NULL;
 	}
 	struct sqlite_conn *c = xcalloc(1, sizeof(*c));
+	c->file = file_ref(cfg->path);
 	int rc = sqlite3_open_v2(cfg->path, &c->db,
 	                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		*error_r = xasprintf("sqlite: cannot open %s: %s", cfg->path,
 		                     c->db != NULL ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
 		sqlite3_close(c->db);
+		file_unref(c->file);
 		free(c);
 		return NULL;
 	}
@@ -136,7 +229,8 @@ static struct sql_conn *sqlite_connect(const struct storage_config *cfg, char **
 	if (exec_simple(c, "PRAGMA journal_mode=WAL") < 0)
 		log_warning("sqlite %s: cannot use WAL mode (%s); using the rollback journal", cfg->path,
 		            c->last_msg);
-	if (exec_simple(c, "PRAGMA synchronous=FULL") < 0 || exec_simple(c, "PRAGMA foreign_keys=ON") < 0) {
+	if (exec_simple(c, "PRAGMA synchronous=FULL") < 0 || exec_simple(c, "PRAGMA foreign_keys=ON") < 0 ||
+	    exec_simple(c, "PRAGMA cache_size=-16384") < 0) {
 		*error_r = xasprintf("sqlite: cannot set up %s: %s", cfg->path, c->last_msg);
 		sqlite_disconnect((struct sql_conn *)(void *)c);
 		return NULL;
@@ -161,6 +255,7 @@ static struct sql_stmt *sqlite_prepare(struct sql_conn *conn, const char *sql)
 	for (struct sqlite_stmt *s = c->stmts; s != NULL; s = s->next) {
 		if (s->sql == sql || strcmp(s->sql, sql) == 0) {
 			sqlite3_reset(s->stmt);
+			statement_ended(s);
 			sqlite3_clear_bindings(s->stmt);
 			s->changes = 0;
 			return (struct sql_stmt *)(void *)s;
@@ -219,16 +314,26 @@ static int sqlite_bind_null(struct sql_stmt *st, unsigned idx)
 static enum sql_step sqlite_step(struct sql_stmt *st)
 {
 	struct sqlite_stmt *s = STMT(st);
+	struct sqlite_conn *c = s->conn;
+	if (!c->writing && !sqlite3_stmt_readonly(s->stmt) && !sqlite3_stmt_busy(s->stmt)) {
+		/* A write outside BEGIN IMMEDIATE: its turn lasts until it ends,
+		 * or until the transaction it is part of ends. */
+		write_lock(c);
+		if (sqlite3_get_autocommit(c->db))
+			c->autocommit = s;
+	}
 	int rc = sqlite3_step(s->stmt);
 	if (rc == SQLITE_ROW)
 		return SQL_STEP_ROW;
 	if (rc == SQLITE_DONE) {
-		s->changes = (uint64_t)sqlite3_changes(s->conn->db);
+		s->changes = (uint64_t)sqlite3_changes(c->db);
+		statement_ended(s);
 		return SQL_STEP_DONE;
 	}
-	set_db_error(s->conn);
+	set_db_error(c);
 	/* Release the statement's locks now; the error stays on the connection. */
 	sqlite3_reset(s->stmt);
+	statement_ended(s);
 	return SQL_STEP_ERROR;
 }
 
@@ -265,6 +370,7 @@ static void sqlite_reset(struct sql_stmt *st)
 	struct sqlite_stmt *s = STMT(st);
 	sqlite3_reset(s->stmt);
 	sqlite3_clear_bindings(s->stmt);
+	statement_ended(s);
 }
 
 static int run_cached(struct sqlite_conn *c, const char *sql)
@@ -282,23 +388,39 @@ static int sqlite_begin(struct sql_conn *conn, bool write)
 	/* IMMEDIATE takes the write lock at once: a deferred transaction that
 	 * reads and then writes can hit SQLITE_BUSY at the write with no way
 	 * for busy_timeout to help. */
-	return run_cached(CONN(conn), write ? "BEGIN IMMEDIATE" : "BEGIN");
+	struct sqlite_conn *c = CONN(conn);
+	if (write)
+		write_lock(c);
+	int r = run_cached(c, write ? "BEGIN IMMEDIATE" : "BEGIN");
+	if (r < 0 && sqlite3_get_autocommit(c->db))
+		write_unlock(c);
+	return r;
 }
 
 static int sqlite_commit(struct sql_conn *conn)
 {
-	return run_cached(CONN(conn), "COMMIT");
+	struct sqlite_conn *c = CONN(conn);
+	int r = run_cached(c, "COMMIT");
+	/* A failed COMMIT may leave the transaction open: the rollback that
+	 * follows ends the turn then. */
+	if (sqlite3_get_autocommit(c->db))
+		write_unlock(c);
+	return r;
 }
 
 static void sqlite_rollback(struct sql_conn *conn)
 {
 	struct sqlite_conn *c = CONN(conn);
-	if (sqlite3_get_autocommit(c->db))
+	if (sqlite3_get_autocommit(c->db)) {
+		write_unlock(c);
 		return; /* nothing open (SQLite may have rolled back by itself) */
+	}
 	int code = c->last_code;
 	char *msg = c->last_msg != NULL ? xstrdup(c->last_msg) : NULL;
 	if (run_cached(c, "ROLLBACK") < 0)
 		log_warning("sqlite: rollback failed: %s", c->last_msg);
+	if (sqlite3_get_autocommit(c->db))
+		write_unlock(c);
 	/* Keep the error that caused the rollback. */
 	set_error(c, code, msg);
 	free(msg);

@@ -1201,6 +1201,54 @@ static void assert_account_equal(const struct storage_account *got, const struct
 
 /* ---- tests: accounts ------------------------------------------------------------------ */
 
+/* SQLite: two connections of the process to one file write in turn; the
+ * second waits for the first's commit however long it lasts, where
+ * SQLite's own busy timeout (here 0.1 s) would fail it with SQLITE_BUSY. */
+struct sqlite_writer {
+	struct sql_conn *conn;
+	enum sql_step step;
+};
+
+static void *sqlite_writer_main(void *arg)
+{
+	struct sqlite_writer *w = arg;
+	const struct sql_driver_vfuncs *d = &sql_driver_sqlite;
+	struct sql_stmt *s = d->prepare(
+	        w->conn, "INSERT INTO archive_prefs (server_host, owner, def) VALUES ('h', 'o', 'always')");
+	w->step = s != NULL ? d->step(s) : SQL_STEP_ERROR;
+	if (s != NULL)
+		d->reset(s);
+	return NULL;
+}
+
+static void test_sqlite_writers_take_turns(void **state)
+{
+	struct fixture *f = *state;
+	if (f->cfg.driver == NULL || strcmp(f->cfg.driver, "sqlite") != 0)
+		skip();
+	const struct sql_driver_vfuncs *d = &sql_driver_sqlite;
+	struct storage_config cfg = f->cfg;
+	cfg.timeout = 0.1;
+	char *err = NULL;
+	struct sql_conn *a = d->connect(&cfg, &err);
+	assert_non_null(a);
+	struct sql_conn *b = d->connect(&cfg, &err);
+	assert_non_null(b);
+	assert_int_equal(d->begin(a, true), 0);
+	struct sqlite_writer w = { .conn = b, .step = SQL_STEP_ERROR };
+	pthread_t tid;
+	assert_int_equal(pthread_create(&tid, NULL, sqlite_writer_main, &w), 0);
+	usleep(400000);
+	assert_int_equal(d->commit(a), 0);
+	assert_int_equal(pthread_join(tid, NULL), 0);
+	assert_int_equal(w.step, SQL_STEP_DONE);
+	/* The turn is given back: the first connection writes again at once. */
+	assert_int_equal(d->begin(a, true), 0);
+	assert_int_equal(d->commit(a), 0);
+	d->disconnect(b);
+	d->disconnect(a);
+}
+
 static void test_accounts(void **state)
 {
 	struct fixture *f = *state;
@@ -4953,6 +5001,7 @@ static const struct test_def tests[] = {
 	T(test_schema_version_refused),
 	T(test_new_store_without_schema_file),
 	T(test_tempfail_busy_full_expired),
+	T(test_sqlite_writers_take_turns),
 	T(test_auth_internal),
 	T(test_auth_stored_variants),
 	T(test_auth_cancel_and_free),
