@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""The tables of bench/mam.sh from its JSON lines (one or more files).
+
+Every run: messages/s, the XMPP server's CPU per delivered message, the
+PostgreSQL server's (db) and their sum, latency, the load generator's CPU
+and the archive rows per message sent.  Then per case the median [min-max]
+over the repetitions, and per server and store the ratios archive on / off
+of the medians (the target: Parley's CPU per message with the archive at
+most 1.30 times that without), and Parley / ejabberd.
+usage: mam-summary.py RAW.jsonl ...
+"""
+import json
+import statistics
+import sys
+
+ORDER = ["parley-pg-off", "parley-pg-on", "ejabberd-pg-off", "ejabberd-pg-on",
+         "parley-sqlite-off", "parley-sqlite-on"]
+TARGET = 1.30
+
+
+def label(s):
+    return dict(kv.split("=", 1) for kv in s.split() if "=" in kv)
+
+
+def load(paths):
+    runs, rows = [], {}
+    for p in paths:
+        with open(p) as f:
+            for line in f:
+                line = line.strip()
+                if not line.startswith("{"):
+                    continue
+                d = json.loads(line)
+                if d.get("scenario") == "mam-rows":
+                    rows[d["label"]] = d["archive_rows"]
+                elif d.get("scenario") == "msg":
+                    runs.append(d)
+    for d in runs:
+        lb = label(d.get("label", ""))
+        d["case"] = lb.get("case", "?")
+        d["rep"] = int(lb.get("rep", 0))
+        d["srv_us"] = d["cpu_s_per_100k"] * 10 if d["cpu_s_per_100k"] >= 0 else None
+        db = d.get("db_cpu_s_per_100k", -1)
+        d["db_us"] = db * 10 if d["case"].split("-")[1] == "pg" and db >= 0 else None
+        d["total_us"] = d["srv_us"] + (d["db_us"] or 0) if d["srv_us"] is not None else None
+        r = rows.get(d.get("label"))
+        d["rows"] = r
+        d["rows_per_msg"] = r / d["sent"] if r is not None and r >= 0 and d["sent"] else None
+    return runs
+
+
+def fmt(v, nd=1):
+    if v is None:
+        return "–"
+    return f"{v:.{nd}f}"
+
+
+def med(vals, nd=1):
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return "–", None
+    m = statistics.median(vals)
+    return f"{m:.{nd}f} [{min(vals):.{nd}f}–{max(vals):.{nd}f}]", m
+
+
+def main():
+    runs = load(sys.argv[1:])
+    cases = [c for c in ORDER if any(r["case"] == c for r in runs)]
+    cases += sorted({r["case"] for r in runs} - set(cases))
+    print("### Every run\n")
+    print("| rep | case | msgs/s | server µs/msg | db µs/msg | total µs/msg | p50 ms | p99 ms "
+          "| server sys % | loadgen CPU % | CPU0 busy % | archive rows / sent | online |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in sorted(runs, key=lambda r: (r["rep"], cases.index(r["case"]))):
+        print(f"| {r['rep']} | {r['case']} | {r['msgs_per_s']:.0f} | {fmt(r['srv_us'], 2)} | {fmt(r['db_us'], 2)} "
+              f"| {fmt(r['total_us'], 2)} | {r['lat_p50_ms']:.2f} | {r['lat_p99_ms']:.2f} "
+              f"| {fmt(r.get('server_sys_share_pct'), 0)} | {r['loadgen_cpu_pct']:.0f} | {fmt(r.get('cpu0_busy_pct'), 0)} "
+              f"| {fmt(r['rows_per_msg'], 2)} | {r['online']}/{r['users']} |")
+    print("\n### Medians [min–max] per case\n")
+    print("| case | runs | msgs/s | server µs/msg | db µs/msg | total µs/msg | p99 ms | archive rows / sent |")
+    print("|---|---|---|---|---|---|---|---|")
+    m = {}
+    for c in cases:
+        rs = [r for r in runs if r["case"] == c]
+        cells, mm = [], {}
+        for key, nd in (("msgs_per_s", 0), ("srv_us", 2), ("db_us", 2), ("total_us", 2),
+                        ("lat_p99_ms", 2), ("rows_per_msg", 2)):
+            s, v = med([r[key] for r in rs], nd)
+            cells.append(s)
+            mm[key] = v
+        m[c] = mm
+        print(f"| {c} | {len(rs)} | " + " | ".join(cells) + " |")
+    print("\n### Archive on / off (ratios of the medians)\n")
+    print("| server, store | msgs/s | server CPU per msg | total CPU per msg (server + db) | target ≤ 1.30 (server / total) |")
+    print("|---|---|---|---|---|")
+    for base in ("parley-pg", "ejabberd-pg", "parley-sqlite"):
+        on, off = m.get(base + "-on"), m.get(base + "-off")
+        if not on or not off:
+            continue
+
+        def ratio(k):
+            return on[k] / off[k] if on.get(k) and off.get(k) else None
+        rs, rt = ratio("srv_us"), ratio("total_us")
+        verdict = ""
+        if base.startswith("parley"):
+            verdict = " / ".join("–" if x is None else ("met" if x <= TARGET else "missed") for x in (rs, rt))
+        print(f"| {base} | {fmt(ratio('msgs_per_s'), 2)} | {fmt(rs, 2)} | {fmt(rt, 2)} | {verdict} |")
+    pairs = [("pg-off", "parley-pg-off", "ejabberd-pg-off"), ("pg-on", "parley-pg-on", "ejabberd-pg-on")]
+    if any(a in m and b in m for _, a, b in pairs):
+        print("\n### Parley / ejabberd (ratios of the medians)\n")
+        print("| archive | msgs/s | server CPU per msg | db CPU per msg | total CPU per msg |")
+        print("|---|---|---|---|---|")
+        for name, a, b in pairs:
+            if a in m and b in m:
+                def r2(k):
+                    return m[a][k] / m[b][k] if m[a].get(k) and m[b].get(k) else None
+                print(f"| {name} | {fmt(r2('msgs_per_s'), 2)} | {fmt(r2('srv_us'), 2)} | {fmt(r2('db_us'), 2)} "
+                      f"| {fmt(r2('total_us'), 2)} |")
+
+
+if __name__ == "__main__":
+    main()

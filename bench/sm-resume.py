@@ -1,0 +1,451 @@
+#!/usr/bin/env python3
+"""Server CPU of a stream management resume (XEP-0198) against a full login.
+
+  sm-resume.py -p PORT -P "PIDS" [-D DOMAIN] [-n USERS] [-f FIRST] [-c CONC]
+               [-R ROUNDS] [--tls-resume] [-L LABEL]
+
+Phase "login": USERS users (uFIRST..) each log in fully over a new TCP
+connection: stream, STARTTLS, TLS, SASL SCRAM-SHA-1 (the client derives its
+keys with hashlib.pbkdf2_hmac, once per salt), stream restart, resource
+bind, <enable xmlns='urn:xmpp:sm:3' resume='true'/> (answered <enabled
+id=.. resume='true'/>), roster get, initial presence (and its echo from the
+server), then <r/> answered by <a/> (so that the server has handled
+everything and the client knows how many stanzas it had: h), and the TCP connection is dropped abruptly (RST,
+no </stream:stream>, no TLS close_notify): the session stays, detached.
+
+Before them, user FIRST+USERS logs in once (not measured) to see whether
+the server echoes an initial presence to the resource that sent it (then
+every login waits for that echo before taking h) and to get a first TLS
+session for --tls-resume.
+
+Phase "resume" (ROUNDS times): each session is resumed over a new TCP
+connection: stream, STARTTLS, TLS, SASL SCRAM-SHA-1, stream restart,
+<resume xmlns='urn:xmpp:sm:3' previd=ID h=H/> (answered <resumed/>), the
+stanzas the server resends counted, <r/> and <a/>, and the connection
+dropped as above.
+
+With --no-tls there is no STARTTLS at all (the server must allow that):
+what the XMPP part of both costs.  With --tls-resume every TLS handshake after a connection's first offers
+the session (ticket) the client got on an earlier connection (Python ssl
+session=, a pool of them), in both phases; without it every handshake is a
+full one.  CONC connections run in parallel (threads).
+
+The server's CPU (utime+stime from /proc/PID/stat, summed over PIDS) is read
+before and after each phase, after the server has been quiet for a moment
+(SETTLE seconds); it prints one JSON line (scenario "sm-resume"): CPU per
+login and per resume in ms, their ratio, operations per second, TLS
+handshakes resumed, failures.  Client-side cost is not measured.
+"""
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import queue
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+
+NS_STREAM = "http://etherx.jabber.org/streams"
+NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
+NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session"
+NS_SM = "urn:xmpp:sm:3"
+NS_CLIENT = "jabber:client"
+STANZAS = {f"{{{NS_CLIENT}}}message", f"{{{NS_CLIENT}}}presence", f"{{{NS_CLIENT}}}iq"}
+
+
+DEBUG = os.environ.get("SM_DEBUG") == "1"   # every element received, to stderr
+
+
+class Fail(Exception):
+    pass
+
+
+def cpu_of(pids):
+    hz = os.sysconf("SC_CLK_TCK")
+    t = 0.0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        t += (int(rest[11]) + int(rest[12])) / hz
+    return t
+
+
+SALTED = {}
+SALTED_LOCK = threading.Lock()
+
+
+def salted_password(password, salt, iters):
+    key = (salt, iters)
+    with SALTED_LOCK:
+        if key in SALTED:
+            return SALTED[key]
+    v = hashlib.pbkdf2_hmac("sha1", password.encode(), salt, iters)
+    with SALTED_LOCK:
+        SALTED[key] = v
+    return v
+
+
+class Stream:
+    """One client connection: raw socket, then TLS; top-level elements parsed
+    with an ElementTree pull parser (restarted with each stream)."""
+
+    def __init__(self, args, tls_session):
+        self.args = args
+        self.sock = socket.create_connection((args.host, args.port), timeout=args.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.tls_session = tls_session
+        self.tls_reused = False
+        self.h_in = 0   # stanzas received since enabled/resumed
+        self.counting = False
+        self.pending = []
+        self.user = 0
+        self.features = self.open_stream()
+
+    def open_stream(self):
+        self.parser = ET.XMLPullParser(events=("start", "end"))
+        self.depth = 0
+        self.pending = []
+        self.send(f"<?xml version='1.0'?><stream:stream to='{self.args.domain}' xmlns='jabber:client' "
+                  f"xmlns:stream='{NS_STREAM}' version='1.0'>")
+        return self.next(f"{{{NS_STREAM}}}features")
+
+    def send(self, s):
+        self.sock.sendall(s.encode())
+
+    def next(self, want=None):
+        """The next top-level element (of name want, when given; stanzas in
+        between are counted and otherwise skipped; <r/> is answered)."""
+        while True:
+            while self.pending:
+                el = self.pending.pop(0)
+                if DEBUG:
+                    print(f"[{self.user}] {'h ' if self.counting else ''}{ET.tostring(el)[:300]!r}", file=sys.stderr)
+                if el.tag in STANZAS and self.counting:
+                    self.h_in = (self.h_in + 1) % 2**32
+                if el.tag == f"{{{NS_SM}}}r":
+                    self.send(f"<a xmlns='{NS_SM}' h='{self.h_in}'/>")
+                    continue
+                if el.tag == f"{{{NS_STREAM}}}error":
+                    raise Fail("stream error: " + ",".join(c.tag.split("}")[-1] for c in el))
+                if want is None or el.tag == want or (isinstance(want, tuple) and el.tag in want):
+                    return el
+            data = self.sock.recv(65536)
+            if not data:
+                raise Fail("connection closed by the server")
+            self.parser.feed(data)
+            for ev, el in self.parser.read_events():
+                if ev == "start":
+                    if self.depth == 0:
+                        self.root = el
+                    self.depth += 1
+                else:
+                    self.depth -= 1
+                    if self.depth == 1:
+                        self.pending.append(el)
+                        self.root.remove(el)   # the stream keeps none of them
+
+    def starttls(self, ctx):
+        self.send(f"<starttls xmlns='{NS_TLS}'/>")
+        self.next(f"{{{NS_TLS}}}proceed")
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=self.args.domain, session=self.tls_session)
+        self.tls_reused = self.sock.session_reused
+        return self.open_stream()
+
+    def scram(self, features):
+        mechs = [m.text for m in features.iter(f"{{{NS_SASL}}}mechanism")]
+        if "SCRAM-SHA-1" not in mechs:
+            raise Fail("no SCRAM-SHA-1 among " + ",".join(mechs))
+        user = f"{self.args.prefix}{self.user}"
+        cnonce = base64.b64encode(os.urandom(18)).decode()
+        first_bare = f"n={user},r={cnonce}"
+        self.send(f"<auth xmlns='{NS_SASL}' mechanism='SCRAM-SHA-1'>"
+                  f"{base64.b64encode(('n,,' + first_bare).encode()).decode()}</auth>")
+        ch = self.next((f"{{{NS_SASL}}}challenge", f"{{{NS_SASL}}}failure"))
+        if ch.tag.endswith("failure"):
+            raise Fail("SASL failure")
+        server_first = base64.b64decode(ch.text or "").decode()
+        attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
+        nonce, salt, iters = attrs["r"], base64.b64decode(attrs["s"]), int(attrs["i"])
+        if not nonce.startswith(cnonce):
+            raise Fail("bad server nonce")
+        sp = salted_password(self.args.password, salt, iters)
+        ckey = hmac.new(sp, b"Client Key", hashlib.sha1).digest()
+        stored = hashlib.sha1(ckey).digest()
+        final_wo = f"c=biws,r={nonce}"
+        auth_msg = f"{first_bare},{server_first},{final_wo}".encode()
+        sig = hmac.new(stored, auth_msg, hashlib.sha1).digest()
+        proof = bytes(a ^ b for a, b in zip(ckey, sig))
+        final = f"{final_wo},p={base64.b64encode(proof).decode()}"
+        self.send(f"<response xmlns='{NS_SASL}'>{base64.b64encode(final.encode()).decode()}</response>")
+        res = self.next((f"{{{NS_SASL}}}success", f"{{{NS_SASL}}}failure", f"{{{NS_SASL}}}challenge"))
+        if res.tag.endswith("challenge"):   # the server's signature as a challenge
+            self.send(f"<response xmlns='{NS_SASL}'/>")
+            res = self.next((f"{{{NS_SASL}}}success", f"{{{NS_SASL}}}failure"))
+        if res.tag.endswith("failure"):
+            raise Fail("SASL failure")
+        skey = hmac.new(sp, b"Server Key", hashlib.sha1).digest()
+        ssig = base64.b64encode(hmac.new(skey, auth_msg, hashlib.sha1).digest()).decode()
+        if res.text and base64.b64decode(res.text).decode() != f"v={ssig}":
+            raise Fail("bad server signature")
+        return self.open_stream()
+
+    def iq(self, body, id_):
+        self.send(f"<iq type='{body[0]}' id='{id_}'>{body[1]}</iq>")
+        while True:
+            el = self.next(f"{{{NS_CLIENT}}}iq")
+            if el.get("id") == id_:
+                if el.get("type") != "result":
+                    raise Fail(f"iq {id_}: {el.get('type')}")
+                return el
+
+    def sync(self):
+        """<r/>, then wait for the server's <a/>"""
+        self.send(f"<r xmlns='{NS_SM}'/>")
+        self.next(f"{{{NS_SM}}}a")
+
+    def drop(self):
+        """abruptly: RST (SO_LINGER 0), no closing tag, no TLS close_notify
+        (Python's ssl sends one only from unwrap()); returns the TLS session"""
+        s = self.sock
+        sess = s.session if isinstance(s, ssl.SSLSocket) else None
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        s.close()
+        return sess
+
+
+class Runner:
+    def __init__(self, args):
+        self.args = args
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self.ctx.check_hostname = False
+        self.ctx.verify_mode = ssl.CERT_NONE
+        self.sessions = queue.SimpleQueue()   # TLS sessions for --tls-resume
+        self.lock = threading.Lock()
+        self.sm = {}   # user -> [sm id, h]
+        self.fail = {"login": 0, "resume": 0}
+        self.errors = {}
+        self.tls_reused = {"login": 0, "resume": 0}
+        self.tls_total = {"login": 0, "resume": 0}
+        self.resent = 0
+        self.resumed_ok = 0
+        self.echo = False
+
+    def probe_echo(self, user):
+        """Whether the server echoes an initial presence to its sender: one
+        login of user (not measured, no stream management), with a wait of
+        up to 2 s for the echo.  Waiting for it in every login then makes
+        sure the client has everything before it takes h."""
+        st = Stream(self.args, None)
+        st.user = user
+        f = st.scram(self.secure(st))
+        st.iq(("set", f"<bind xmlns='{NS_BIND}'><resource>probe</resource></bind>"), "b")
+        sess_feat = f.find(f"{{{NS_SESSION}}}session")
+        if sess_feat is not None and sess_feat.find(f"{{{NS_SESSION}}}optional") is None:
+            st.iq(("set", f"<session xmlns='{NS_SESSION}'/>"), "s")
+        st.send("<presence/>")
+        st.sock.settimeout(2)
+        self.echo = False
+        try:
+            while not self.echo:
+                el = st.next(f"{{{NS_CLIENT}}}presence")
+                self.echo = el.get("from") == f"{self.args.prefix}{user}@{self.args.domain}/probe"
+        except (OSError, Fail):
+            pass
+        tls = st.sock.session if isinstance(st.sock, ssl.SSLSocket) else None
+        st.send("</stream:stream>")
+        st.drop()
+        return tls
+
+    def secure(self, st):
+        """STARTTLS (unless --no-tls); the stream features after it"""
+        return st.features if self.args.no_tls else st.starttls(self.ctx)
+
+    def tls_session(self):
+        if not self.args.tls_resume:
+            return None
+        try:
+            return self.sessions.get_nowait()
+        except queue.Empty:
+            return None
+
+    def give_back(self, sess):
+        if self.args.tls_resume and sess is not None:
+            self.sessions.put(sess)
+
+    def note_error(self, phase, e):
+        with self.lock:
+            self.fail[phase] += 1
+            k = f"{phase}: {e}"[:120]
+            self.errors[k] = self.errors.get(k, 0) + 1
+
+    def login(self, user):
+        st = Stream(self.args, self.tls_session())
+        st.user = user
+        try:
+            f = st.scram(self.secure(st))
+            if f.find(f"{{{NS_SM}}}sm") is None:
+                raise Fail("no urn:xmpp:sm:3 among the stream features")
+            st.iq(("set", f"<bind xmlns='{NS_BIND}'><resource>sm{user}</resource></bind>"), "b")
+            sess_feat = f.find(f"{{{NS_SESSION}}}session")
+            if sess_feat is not None and sess_feat.find(f"{{{NS_SESSION}}}optional") is None:
+                st.iq(("set", f"<session xmlns='{NS_SESSION}'/>"), "s")
+            st.send(f"<enable xmlns='{NS_SM}' resume='true'/>")
+            en = st.next((f"{{{NS_SM}}}enabled", f"{{{NS_SM}}}failed"))
+            if en.tag.endswith("failed") or en.get("resume") not in ("true", "1") or not en.get("id"):
+                raise Fail("enable with resume refused")
+            st.counting = True
+            st.iq(("get", "<query xmlns='jabber:iq:roster'/>"), "r")
+            st.send("<presence/>")
+            if self.echo:   # the server's echo of the initial presence (RFC 6121 4.2.2)
+                me = f"{self.args.prefix}{user}@{self.args.domain}/sm{user}"
+                while st.next(f"{{{NS_CLIENT}}}presence").get("from") != me:
+                    pass
+            st.sync()
+            with self.lock:
+                self.sm[user] = [en.get("id"), st.h_in]
+                self.tls_total["login"] += 1
+                self.tls_reused["login"] += st.tls_reused
+        except (Fail, OSError, ssl.SSLError, ET.ParseError, KeyError, ValueError) as e:
+            self.note_error("login", e)
+        finally:
+            try:
+                self.give_back(st.drop())
+            except OSError:
+                pass
+
+    def resume(self, user):
+        with self.lock:
+            sm = self.sm.get(user)
+        if not sm:
+            return
+        try:
+            st = Stream(self.args, self.tls_session())
+        except OSError as e:
+            self.note_error("resume", e)
+            return
+        st.user = user
+        try:
+            f = st.scram(self.secure(st))
+            st.send(f"<resume xmlns='{NS_SM}' previd='{sm[0]}' h='{sm[1]}'/>")
+            st.h_in = sm[1]
+            st.counting = True
+            r = st.next((f"{{{NS_SM}}}resumed", f"{{{NS_SM}}}failed"))
+            if r.tag.endswith("failed"):
+                raise Fail("resume failed: " + ",".join(c.tag.split("}")[-1] for c in r))
+            before = st.h_in
+            st.sync()
+            with self.lock:
+                self.resent += (st.h_in - before) % 2**32
+                sm[1] = st.h_in
+                self.resumed_ok += 1
+                self.tls_total["resume"] += 1
+                self.tls_reused["resume"] += st.tls_reused
+        except (Fail, OSError, ssl.SSLError, ET.ParseError, KeyError, ValueError) as e:
+            self.note_error("resume", e)
+            with self.lock:
+                self.sm.pop(user, None)
+        finally:
+            try:
+                self.give_back(st.drop())
+            except OSError:
+                pass
+
+    def run_phase(self, fn, users):
+        q = queue.SimpleQueue()
+        for u in users:
+            q.put(u)
+
+        def worker():
+            while True:
+                try:
+                    u = q.get_nowait()
+                except queue.Empty:
+                    return
+                fn(u)
+        ts = [threading.Thread(target=worker) for _ in range(self.args.conc)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("-H", "--host", default="127.0.0.1")
+    ap.add_argument("-p", "--port", type=int, required=True)
+    ap.add_argument("-D", "--domain", default="bench.local")
+    ap.add_argument("-u", "--prefix", default="u")
+    ap.add_argument("-k", "--password", default="pass")
+    ap.add_argument("-n", "--users", type=int, default=200)
+    ap.add_argument("-f", "--first", type=int, default=1)
+    ap.add_argument("-c", "--conc", type=int, default=8)
+    ap.add_argument("-R", "--rounds", type=int, default=2, help="resumes of each session")
+    ap.add_argument("-P", "--pids", required=True)
+    ap.add_argument("-S", "--settle", type=float, default=1.0)
+    ap.add_argument("-T", "--timeout", type=float, default=30.0)
+    ap.add_argument("--tls-resume", action="store_true")
+    ap.add_argument("--no-tls", action="store_true", help="no STARTTLS (the server must not require it)")
+    ap.add_argument("-L", "--label", default="")
+    args = ap.parse_args()
+    pids = [int(p) for p in args.pids.replace(",", " ").split()]
+    r = Runner(args)
+    users = list(range(args.first, args.first + args.users))
+    # user FIRST+USERS: does the server echo presence, and a first TLS session
+    try:
+        tls = r.probe_echo(args.first + args.users)
+    except (Fail, OSError, ssl.SSLError, ET.ParseError, KeyError, ValueError) as e:
+        print(json.dumps({"scenario": "sm-resume", "label": args.label, "error": f"probe login: {e}"}), flush=True)
+        print(f"[sm] {args.label}: the probe login failed: {e}", file=sys.stderr)
+        sys.exit(1)
+    if args.tls_resume:
+        for _ in range(args.conc):
+            r.sessions.put(tls)
+    time.sleep(args.settle)
+    out = {"scenario": "sm-resume", "label": args.label, "users": args.users, "conc": args.conc,
+           "rounds": args.rounds, "tls_resume": args.tls_resume, "tls": not args.no_tls, "presence_echo": r.echo}
+    c0, t0 = cpu_of(pids), time.monotonic()
+    r.run_phase(r.login, users)
+    t1 = time.monotonic()
+    time.sleep(args.settle)
+    c1 = cpu_of(pids)
+    logins = args.users - r.fail["login"]
+    c2, t2 = cpu_of(pids), time.monotonic()
+    for _ in range(args.rounds):
+        r.run_phase(r.resume, users)
+    t3 = time.monotonic()
+    time.sleep(args.settle)
+    c3 = cpu_of(pids)
+    resumes = r.resumed_ok
+    out.update(logins=logins, login_failures=r.fail["login"], resumes=resumes, resume_failures=r.fail["resume"],
+               login_cpu_s=round(c1 - c0, 3), resume_cpu_s=round(c3 - c2, 3),
+               login_ms=round((c1 - c0) / logins * 1e3, 3) if logins else -1,
+               resume_ms=round((c3 - c2) / resumes * 1e3, 3) if resumes else -1,
+               logins_per_s=round(logins / (t1 - t0), 1), resumes_per_s=round(resumes / (t3 - t2), 1),
+               tls_reused_login=r.tls_reused["login"], tls_reused_resume=r.tls_reused["resume"],
+               resent_stanzas=r.resent, errors=r.errors)
+    out["resume_over_login"] = round(out["resume_ms"] / out["login_ms"], 3) if logins and resumes else -1
+    print(json.dumps(out), flush=True)
+    print(f"[sm] {args.label}: login {out['login_ms']} ms CPU ({logins} ok, {r.fail['login']} failed, "
+          f"{out['logins_per_s']}/s), resume {out['resume_ms']} ms CPU ({resumes} ok, {r.fail['resume']} failed, "
+          f"{out['resumes_per_s']}/s), resume/login {out['resume_over_login']}, TLS resumed "
+          f"{r.tls_reused['login']}/{logins} + {r.tls_reused['resume']}/{resumes}", file=sys.stderr)
+    if r.errors:
+        print("[sm] errors: " + json.dumps(r.errors), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
