@@ -7,7 +7,11 @@ and the archive rows per message sent.  Then per case the median [min-max]
 over the repetitions, and per server and store the ratios archive on / off
 of the medians (the target: Parley's CPU per message with the archive at
 most 1.30 times that without), and Parley / ejabberd.
+With --query, the tables of bench/mam-query.sh instead: every run's
+query times (a page of 50 filtered by with), the medians [min-max] per
+store, and the target (p99 at most 20 ms).
 usage: mam-summary.py RAW.jsonl ...
+       mam-summary.py --query RAW.jsonl ...
 """
 import json
 import statistics
@@ -63,7 +67,57 @@ def med(vals, nd=1):
     return f"{m:.{nd}f} [{min(vals):.{nd}f}–{max(vals):.{nd}f}]", m
 
 
+def query_tables(paths):
+    runs, fills = [], []
+    for p in paths:
+        with open(p) as f:
+            for line in f:
+                if line.startswith("{"):
+                    d = json.loads(line)
+                    if d.get("scenario") == "mam-query":
+                        d.update(label(d.get("label", "")))
+                        runs.append(d)
+                    elif d.get("scenario") == "mamq-fill":
+                        fills.append(d)
+    if fills:
+        print("### Fill\n")
+        print("| store | rows | seconds |")
+        print("|---|---|---|")
+        for d in fills:
+            print(f"| {d['store']} | {d['rows']} | {d['seconds']:.0f} |")
+        print()
+    stores = []
+    for r in runs:
+        if r.get("store") not in stores:
+            stores.append(r.get("store"))
+    print("### Every run\n")
+    print("| rep | store | queries | p50 ms | p90 ms | p99 ms | max ms | newest page p50 / p99 | from a start p50 / p99 "
+          "| server CPU ms/query | queries/s | mean page | short pages | errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in sorted(runs, key=lambda r: (int(r.get("rep", 0)), stores.index(r.get("store")))):
+        print(f"| {r.get('rep')} | {r.get('store')} | {r['queries']} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} "
+              f"| {r['p99_ms']:.2f} | {r['max_ms']:.2f} | {r['last_p50_ms']:.2f} / {r['last_p99_ms']:.2f} "
+              f"| {r['start_p50_ms']:.2f} / {r['start_p99_ms']:.2f} | {r['server_cpu_ms_per_query']:.2f} "
+              f"| {r['queries_per_s']:.0f} | {r['mean_page']} | {r['short_pages']} | {r['errors']} |")
+    print("\n### Medians [min–max] per store\n")
+    print("| store | runs | p50 ms | p99 ms | server CPU ms/query | target p99 ≤ 20 ms |")
+    print("|---|---|---|---|---|---|")
+    for st in stores:
+        rs = [r for r in runs if r.get("store") == st]
+        p50, _ = med([r["p50_ms"] for r in rs], 2)
+        p99, m99 = med([r["p99_ms"] for r in rs], 2)
+        cpu, _ = med([r["server_cpu_ms_per_query"] for r in rs], 2)
+        ok = any(r["errors"] or r["short_pages"] for r in rs)
+        verdict = "–" if m99 is None else ("met" if m99 <= 20 else "missed")
+        if ok:
+            verdict += " (errors or short pages: see above)"
+        print(f"| {st} | {len(rs)} | {p50} | {p99} | {cpu} | {verdict} |")
+
+
 def main():
+    if sys.argv[1:2] == ["--query"]:
+        query_tables(sys.argv[2:])
+        return
     runs = load(sys.argv[1:])
     cases = [c for c in ORDER if any(r["case"] == c for r in runs)]
     cases += sorted({r["case"] for r in runs} - set(cases))

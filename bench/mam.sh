@@ -12,7 +12,8 @@
 # ejabberd's (everything: default_db sql, peers/ejabberd-mam.sh).  Parley on
 # SQLite keeps its database in its own folder.  "on": Parley's mam module with
 # default: always, ejabberd's mod_mam with default: always and db_type sql;
-# "off": neither module loaded.  Each run: the archives emptied, a fresh
+# "off": neither module loaded.  Each run: the archives emptied (PostgreSQL:
+# TRUNCATE; SQLite: the database file as provisioned put back), a fresh
 # start, MAM_USERS users log in (pairs), each keeps MAM_WINDOW chat messages
 # in flight to its partner's full JID, MAM_WARM s of warm-up, MAM_SECS s
 # measured; then the archive rows are counted (each message should make two:
@@ -125,7 +126,11 @@ for c in $CASES; do
     stop "$c"
     rm -rf "$f"
     case $c in
-    parley-*) "$(driver "$c")" adduser "$MAM_USERS" >>"$LOG" 2>&1 ;;
+    parley-pg-*) "$(driver "$c")" adduser "$MAM_USERS" >>"$LOG" 2>&1 ;;
+    parley-sqlite-*)
+        "$(driver "$c")" adduser "$MAM_USERS" >>"$LOG" 2>&1
+        sqlite3 "$f/parley.db" ".backup '$f/parley.db.clean'"
+        ;;
     ejabberd-*) start "$c"; "$(driver "$c")" adduser "$MAM_USERS" >>"$LOG" 2>&1; stop "$c" ;;
     esac
 done
@@ -141,8 +146,10 @@ for rep in $(seq "$REPS"); do
         label="server=$s db=$db mam=$mam rep=$rep case=$c"
         echo "## rep $rep $c $(date +%T) load $(cut -d" " -f1-3 /proc/loadavg)" | tee -a "$LOG"
         bash "$HERE/mam-pg.sh" reset "$PGDIR" >>"$LOG" 2>&1
-        if [ "$db" = sqlite ] && [ -s "$(folder "$c")/parley.db" ]; then
-            sqlite3 "$(folder "$c")/parley.db" 'DELETE FROM archive' 2>>"$LOG" || true
+        if [ "$db" = sqlite ]; then   # the database as provisioned, no archive
+            f=$(folder "$c")
+            rm -f "$f/parley.db-wal" "$f/parley.db-shm"
+            cp "$f/parley.db.clean" "$f/parley.db"
         fi
         start "$c"
         pids=$("$(driver "$c")" pids)
