@@ -67,9 +67,10 @@ peer_list() { seq 2 $((PEERS + 1)) | sed 's/.*/u&@bench.local/' | paste -sd, -; 
 # generate_series: owner u1, peer u(2 + i*7919 mod PEERS) (a stride, so
 # that the peers interleave), odd i sent by u1.
 row_select() {
-    local peer="'u' || (2 + (i * 7919) % $PEERS) || '@bench.local'"
+    # (i as a 64-bit integer: generate_series gives PostgreSQL 32-bit ones)
+    local peer="'u' || (2 + (CAST(i AS BIGINT) * 7919) % $PEERS) || '@bench.local'"
     cat <<EOS
-SELECT 'bench.local', 'u1@bench.local', $START_US + (i - 1) * $STEP, $peer, 'r',
+SELECT 'bench.local', 'u1@bench.local', $START_US + (CAST(i AS BIGINT) - 1) * $STEP, $peer, 'r',
        i % 2,
        'message ' || i || ' of the benchmark archive, some words to index',
        CASE WHEN i % 2 = 1
@@ -85,7 +86,7 @@ fill() {   # STORE
     t0=$(date +%s.%N)
     case $1 in
     sqlite)
-        sqlite3 "$PEER_ROOT_DIR/parley-mamq-sqlite/parley.db" <<EOS
+        sqlite3 "$PEER_ROOT_DIR/parley-mamq-sqlite/parley.db" >>"$LOG" <<EOS
 PRAGMA journal_mode = WAL;
 BEGIN;
 DELETE FROM archive;

@@ -153,7 +153,8 @@ def main():
             continue
 
         def ratio(k):
-            return on[k] / off[k] if on.get(k) and off.get(k) else None
+            x, y = on.get(k), off.get(k)
+            return x / y if x is not None and y else None
         rs, rt = ratio("srv_us"), ratio("total_us")
         verdict = ""
         if base.startswith("parley"):
@@ -167,7 +168,8 @@ def main():
         for name, a, b in pairs:
             if a in m and b in m:
                 def r2(k):
-                    return m[a][k] / m[b][k] if m[a].get(k) and m[b].get(k) else None
+                    x, y = m[a].get(k), m[b].get(k)
+                    return x / y if x is not None and y else None
                 print(f"| {name} | {fmt(r2('msgs_per_s'), 2)} | {fmt(r2('srv_us'), 2)} | {fmt(r2('db_us'), 2)} "
                       f"| {fmt(r2('total_us'), 2)} |")
 
