@@ -16,9 +16,11 @@
 #        PARLEY_BENCH_MUC  1: load the MUC module (conference.bench.local, set up
 #                          for bench/muc.sh), 0: do not; default: 1 when the
 #                          build has modules/muc
-#        PARLEY_BENCH_MAM  1: load the message archive module with every chat
-#                          message archived (mam: { default: always }), for
-#                          bench/mam.sh; default 0
+#        PARLEY_BENCH_MAM  1: the message archive module with every chat message
+#                          archived (mam: { default: always }), for bench/mam.sh;
+#                          0 (default): mam: false, when the build has the module
+#                          (it is on by default), so that the msg scenario stays
+#                          comparable with the harness's peers, which archive nothing
 #        PARLEY_BENCH_STARTTLS  the listener's starttls (required); "optional" lets
 #                          bench/sm-resume.sh measure logins without TLS
 #        PARLEY_BENCH_MODULES  more lines for the modules: section, as they are
@@ -95,8 +97,11 @@ muc_config() {
 }
 
 mam_config() {
-    [ "${PARLEY_BENCH_MAM:-0}" = 1 ] || return 0
-    printf '  mam: { default: always }\n'
+    if [ "${PARLEY_BENCH_MAM:-0}" = 1 ]; then
+        printf '  mam: { default: always }\n'
+    elif [ -f "$TOP/modules/mod_mam.c" ]; then
+        printf '  mam: false\n'
+    fi
 }
 
 write_config() {
