@@ -24,6 +24,10 @@ connection: stream, STARTTLS, TLS, SASL SCRAM-SHA-1, stream restart,
 stanzas the server resends counted, <r/> and <a/>, and the connection
 dropped as above.
 
+Phase "auth": each user once more, STARTTLS, TLS and SASL only, dropped as
+above: what a resume costs before its <resume/> (resume_own_ms is the
+difference).
+
 With --no-tls there is no STARTTLS at all (the server must allow that):
 what the XMPP part of both costs.  With --tls-resume every TLS handshake after a connection's first offers
 the session (ticket) the client got on an earlier connection (Python ssl
@@ -60,9 +64,10 @@ class Runner:
         self.sessions = queue.SimpleQueue()   # TLS sessions for --tls-resume
         self.lock = threading.Lock()
         self.sm = {}   # user -> [sm id, h]
-        self.fail = {"login": 0, "resume": 0}
+        self.fail = {"login": 0, "resume": 0, "auth": 0}
         self.errors = {}
-        self.tls_reused = {"login": 0, "resume": 0}
+        self.tls_reused = {"login": 0, "resume": 0, "auth": 0}
+        self.authed = 0
         self.tls_total = {"login": 0, "resume": 0}
         self.resent = 0
         self.resumed_ok = 0
@@ -188,6 +193,28 @@ class Runner:
             except OSError:
                 pass
 
+    def auth(self, user):
+        """STARTTLS and SASL only, then the same abrupt drop: what a resume
+        costs before its <resume/>"""
+        try:
+            st = Stream(self.args, self.tls_session())
+        except OSError as e:
+            self.note_error("auth", e)
+            return
+        st.user = user
+        try:
+            st.scram(self.secure(st))
+            with self.lock:
+                self.authed += 1
+                self.tls_reused["auth"] += st.tls_reused
+        except (Fail, OSError, ssl.SSLError, ET.ParseError, KeyError, ValueError) as e:
+            self.note_error("auth", e)
+        finally:
+            try:
+                self.give_back(st.drop())
+            except OSError:
+                pass
+
     def run_phase(self, fn, users):
         q = queue.SimpleQueue()
         for u in users:
@@ -254,18 +281,29 @@ def main():
     time.sleep(args.settle)
     c3 = cpu_of(pids)
     resumes = r.resumed_ok
+    c4, t4 = cpu_of(pids), time.monotonic()
+    r.run_phase(r.auth, users)
+    t5 = time.monotonic()
+    time.sleep(args.settle)
+    c5 = cpu_of(pids)
+    auths = r.authed
     out.update(logins=logins, login_failures=r.fail["login"], resumes=resumes, resume_failures=r.fail["resume"],
                login_cpu_s=round(c1 - c0, 3), resume_cpu_s=round(c3 - c2, 3),
                login_ms=round((c1 - c0) / logins * 1e3, 3) if logins else -1,
                resume_ms=round((c3 - c2) / resumes * 1e3, 3) if resumes else -1,
                logins_per_s=round(logins / (t1 - t0), 1), resumes_per_s=round(resumes / (t3 - t2), 1),
+               auths=auths, auth_failures=r.fail["auth"], auth_cpu_s=round(c5 - c4, 3),
+               auth_ms=round((c5 - c4) / auths * 1e3, 3) if auths else -1, auths_per_s=round(auths / (t5 - t4), 1),
                tls_reused_login=r.tls_reused["login"], tls_reused_resume=r.tls_reused["resume"],
+               tls_reused_auth=r.tls_reused["auth"],
                resent_stanzas=r.resent, errors=r.errors)
     out["resume_over_login"] = round(out["resume_ms"] / out["login_ms"], 3) if logins and resumes else -1
+    # what the <resume/> itself adds to the connection and authentication
+    out["resume_own_ms"] = round(out["resume_ms"] - out["auth_ms"], 3) if resumes and auths else -1
     print(json.dumps(out), flush=True)
     print(f"[sm] {args.label}: login {out['login_ms']} ms CPU ({logins} ok, {r.fail['login']} failed, "
           f"{out['logins_per_s']}/s), resume {out['resume_ms']} ms CPU ({resumes} ok, {r.fail['resume']} failed, "
-          f"{out['resumes_per_s']}/s), resume/login {out['resume_over_login']}, TLS resumed "
+          f"{out['resumes_per_s']}/s), resume/login {out['resume_over_login']}, auth only {out['auth_ms']} ms, TLS resumed "
           f"{r.tls_reused['login']}/{logins} + {r.tls_reused['resume']}/{resumes}", file=sys.stderr)
     if r.errors:
         print("[sm] errors: " + json.dumps(r.errors), file=sys.stderr)
