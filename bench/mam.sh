@@ -18,7 +18,9 @@
 # in flight to its partner's full JID, MAM_WARM s of warm-up, MAM_SECS s
 # measured; then the archive rows are counted (each message should make two:
 # the sender's and the recipient's), and the server is stopped.
-# env: MAM_USERS (100), MAM_WINDOW (10), MAM_WARM (3), MAM_SECS (8),
+# env: MAM_OPTS   Parley's mam options when on (default { default: always },
+#                  which is also the module's default), e.g. '{ fulltext: false }'
+#      MAM_USERS (100), MAM_WINDOW (10), MAM_WARM (3), MAM_SECS (8),
 #      MAM_PG_PORT (15543), MAM_PG_DIR (/tmp/bench-peers/mam-pg), BENCH_PG_DURABLE (0;
 #      see bench/mam-pg.sh), BENCH_SRC, BENCH_WORK, PARLEY_TOP as for bench/run.sh
 # Runs as root (ejabberd's driver and PostgreSQL switch users).  Results:
@@ -43,6 +45,7 @@ PGDIR=${MAM_PG_DIR:-$PEER_ROOT_DIR/mam-pg}
 export PARLEY_TOP=${PARLEY_TOP:-$TOP}
 export PARLEY_SQL_DIR=$PARLEY_TOP/sql
 export PARLEY_BENCH_MUC=0 EJABBERD_MAM_SQL_PORT=$MAM_PG_PORT
+export PARLEY_BENCH_MAM_OPTS=${MAM_OPTS:-{ default: always \}}
 
 for c in $CASES; do
     case $c in
@@ -104,7 +107,7 @@ server_log() {
     esac
 }
 
-echo "# mam suite $(date -Is) reps=$REPS cases=$CASES users=$MAM_USERS window=$MAM_WINDOW secs=$MAM_SECS pg_durable=${BENCH_PG_DURABLE:-0} parley=$PARLEY_TOP" | tee -a "$LOG"
+echo "# mam suite $(date -Is) reps=$REPS cases=$CASES mam_opts=$PARLEY_BENCH_MAM_OPTS users=$MAM_USERS window=$MAM_WINDOW secs=$MAM_SECS pg_durable=${BENCH_PG_DURABLE:-0} parley=$PARLEY_TOP" | tee -a "$LOG"
 if git -C "$PARLEY_TOP" rev-parse HEAD >/dev/null 2>&1; then
     echo "# parley commit $(git -C "$PARLEY_TOP" rev-parse --short HEAD)" | tee -a "$LOG"
 fi

@@ -17,7 +17,8 @@
 #                          for bench/muc.sh), 0: do not; default: 1 when the
 #                          build has modules/muc
 #        PARLEY_BENCH_MAM  1: the message archive module with every chat message
-#                          archived (mam: { default: always }), for bench/mam.sh;
+#                          archived (mam: PARLEY_BENCH_MAM_OPTS, default
+#                          { default: always }), for bench/mam.sh;
 #                          0 (default): mam: false, when the build has the module
 #                          (it is on by default), so that the msg scenario stays
 #                          comparable with the harness's peers, which archive nothing
@@ -98,7 +99,7 @@ muc_config() {
 
 mam_config() {
     if [ "${PARLEY_BENCH_MAM:-0}" = 1 ]; then
-        printf '  mam: { default: always }\n'
+        printf '  mam: %s\n' "${PARLEY_BENCH_MAM_OPTS:-{ default: always \}}"
     elif [ -f "$TOP/modules/mod_mam.c" ]; then
         printf '  mam: false\n'
     fi

@@ -106,14 +106,19 @@ void cmd_connected_users_info(struct ctl_call *call)
 			else
 				buf_append_str(&call->body, "null");
 			buf_printf(&call->body,
-			           ", \"priority\": %d, \"available\": %s, \"connected_since\": ",
-			           s->priority, s->available ? "true" : "false");
+			           ", \"priority\": %d, \"available\": %s, \"detached\": %s, "
+			           "\"connected_since\": ",
+			           s->priority, s->available ? "true" : "false",
+			           s->detached ? "true" : "false");
 			ctl_json_str(&call->body, since);
 			buf_printf(&call->body, ", \"connected_seconds\": %.0f}",
 			           ev_now(call->loop) - s->started);
 		} else {
-			buf_printf(&call->body, "%-40s %-39s %5u %-8s %4d %-20s %s\n", jid, s->ip, s->port,
-			           s->tls[0] != '\0' ? s->tls : "none", s->priority, since, s->jid.resource);
+			/* A session waiting to be resumed (stream management) shows
+			 * its last connection, marked. */
+			buf_printf(&call->body, "%-40s %-39s %5u %-8s %4d %-20s %s%s\n", jid, s->ip, s->port,
+			           s->tls[0] != '\0' ? s->tls : "none", s->priority, since, s->jid.resource,
+			           s->detached ? " (detached)" : "");
 		}
 		free(jid);
 	}

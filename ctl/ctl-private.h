@@ -138,5 +138,6 @@ void cmd_pubsub_list(struct ctl_call *call);
 void cmd_pubsub_info(struct ctl_call *call);
 void cmd_pubsub_delete(struct ctl_call *call);
 void cmd_pubsub_purge(struct ctl_call *call);
+void cmd_mam_purge(struct ctl_call *call);
 
 #endif

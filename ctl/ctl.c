@@ -246,6 +246,8 @@ static const struct ctl_command commands[] = {
 	  "delete a node: its subscribers are notified as for its owner's delete; answers once stored" },
 	{ "pubsub-purge", "SERVICE|USER@HOST NODE", 2, 2, 0, cmd_pubsub_purge,
 	  "remove every item of a node (subscribers get a purge notification); answers once stored" },
+	{ "mam-purge", "USER@HOST|ROOMJID", 1, 1, 0, cmd_mam_purge,
+	  "remove every archived message (XEP-0313) of an account or a room; answers once stored" },
 	{ "auth-test", "USER@HOST", 2, 2, CTL_F_STDIN, cmd_auth_test,
 	  "check a password read from stdin through the host's auth chain, backend by backend" },
 	{ "ldap-test", "USER@HOST", 1, 1, CTL_F_JSON, cmd_ldap_test,

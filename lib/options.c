@@ -326,7 +326,12 @@ void opt_dump_node(const struct cfg_node *n, struct buf *out)
 		for (const struct cfg_node *c = n->children; c != NULL; c = c->next) {
 			opt_dump_scalar(out, c->key);
 			buf_append_str(out, ": ");
-			opt_dump_node(c, out);
+			/* Secrets are never printed, in raw subtrees either. */
+			if (c->type == CFG_SCALAR && !cfg_is_null(c) && strstr(c->key, "file") == NULL &&
+			    (strstr(c->key, "password") != NULL || strstr(c->key, "secret") != NULL))
+				buf_append_str(out, "\"(set, not shown)\"");
+			else
+				opt_dump_node(c, out);
 			if (c->next != NULL)
 				buf_append_str(out, ", ");
 		}

@@ -24,10 +24,10 @@
  *                                         out of order
  *   "not-authorized"                      wrong proof, unknown user, wrong
  *                                         nonce, username refused by SASLprep
- *   "server-does-support-channel-binding" flag 'y' while -PLUS was offered
+ *   "server-does-support-channel-binding" flag 'y' when the caller says it
+ *                                         is a downgrade (y_is_downgrade)
  *   "channel-binding-not-supported"       flag 'p' with a non-PLUS mechanism
- *                                         (or no binding data on this link)
- *   "unsupported-channel-binding-type"    p=<type> other than this link's
+ *   "unsupported-channel-binding-type"    p=<type> the link does not support
  *   "channel-bindings-dont-match"         c= is not gs2-header + binding data
  * All but the first two are RFC 5802 §7 server-error-value names.
  */
@@ -198,9 +198,9 @@ struct scram_server {
 	enum scram_hash hash;
 	enum scram_state state;
 	bool plus;
-	bool offered_plus;
+	bool y_is_downgrade;
 	char *cbind_type;          /* NULL unless plus */
-	unsigned char *cbind_data; /* NULL unless plus */
+	unsigned char *cbind_data; /* NULL unless plus and the type is supported */
 	size_t cbind_len;
 
 	char cbind_flag;  /* 'n', 'y' or 'p' from the client */
@@ -211,6 +211,7 @@ struct scram_server {
 	char *authzid;  /* decoded, or NULL */
 	char *cnonce;
 	char *snonce_override; /* test hook */
+	char *ssdp_b64;        /* XEP-0474 hash, or NULL */
 	char *nonce;           /* cnonce + snonce */
 
 	bool known_user;
@@ -219,15 +220,16 @@ struct scram_server {
 };
 
 struct scram_server *scram_server_new(enum scram_hash h, bool plus, const char *cbind_type,
-                                      const unsigned char *cbind_data, size_t cbind_len, bool offered_plus)
+                                      const unsigned char *cbind_data, size_t cbind_len, bool y_is_downgrade)
 {
 	struct scram_server *s = xcalloc(1, sizeof(*s));
 	s->hash = h;
 	s->plus = plus;
-	s->offered_plus = offered_plus;
+	s->y_is_downgrade = y_is_downgrade;
 	s->state = SCRAM_STATE_CLIENT_FIRST;
-	if (plus && cbind_type != NULL && cbind_data != NULL && cbind_len > 0) {
+	if (plus && cbind_type != NULL)
 		s->cbind_type = xstrdup(cbind_type);
+	if (plus && cbind_type != NULL && cbind_data != NULL && cbind_len > 0) {
 		s->cbind_data = xmalloc(cbind_len);
 		memcpy(s->cbind_data, cbind_data, cbind_len);
 		s->cbind_len = cbind_len;
@@ -258,6 +260,7 @@ void scram_server_free(struct scram_server **sp)
 	free_string(&s->authzid);
 	free_string(&s->cnonce);
 	free_string(&s->snonce_override);
+	free_string(&s->ssdp_b64);
 	free_string(&s->nonce);
 	explicit_bzero(s, sizeof(*s));
 	xfree(sp);
@@ -266,6 +269,14 @@ void scram_server_free(struct scram_server **sp)
 const char *scram_server_authzid(const struct scram_server *s)
 {
 	return s->authzid;
+}
+
+void scram_server_set_ssdp(struct scram_server *s, const char *advertised, size_t len)
+{
+	unsigned char md[SCRAM_MAX_HASH];
+	scram_digest(s->hash, (const unsigned char *)advertised, len, md);
+	free(s->ssdp_b64);
+	s->ssdp_b64 = base64_encode(md, scram_hash_len(s->hash));
 }
 
 void scram_server_set_nonce(struct scram_server *s, const char *nonce)
@@ -438,14 +449,14 @@ static const char *parse_client_first(struct scram_server *s, const char *m)
 	if (s->plus) {
 		if (s->cbind_flag != 'p')
 			error = E_MALFORMED;
-		else if (s->cbind_data == NULL)
+		else if (s->cbind_type == NULL)
 			error = E_CB_NOT_SUPPORTED;
 		else if (strlen(s->cbind_type) != cb_name_len ||
-		         memcmp(s->cbind_type, cb_name, cb_name_len) != 0)
+		         memcmp(s->cbind_type, cb_name, cb_name_len) != 0 || s->cbind_data == NULL)
 			error = E_CB_TYPE;
 	} else if (s->cbind_flag == 'p') {
 		error = E_CB_NOT_SUPPORTED;
-	} else if (s->cbind_flag == 'y' && s->offered_plus) {
+	} else if (s->cbind_flag == 'y' && s->y_is_downgrade) {
 		error = E_CB_DOWNGRADE;
 	}
 	if (error != NULL) {
@@ -537,7 +548,12 @@ enum scram_step scram_server_challenge(struct scram_server *s, const struct scra
 	}
 	s->nonce = xasprintf("%s%s", s->cnonce, snonce);
 	free(snonce);
-	s->server_first = xasprintf("r=%s,s=%s,i=%u", s->nonce, salt, iterations);
+	/* server-first-message = nonce "," salt "," iteration-count
+	 *                        ["," extensions]: XEP-0474 adds h=. */
+	if (s->ssdp_b64 != NULL)
+		s->server_first = xasprintf("r=%s,s=%s,i=%u,h=%s", s->nonce, salt, iterations, s->ssdp_b64);
+	else
+		s->server_first = xasprintf("r=%s,s=%s,i=%u", s->nonce, salt, iterations);
 	free(salt);
 
 	*out_r = xstrdup(s->server_first);

@@ -1,7 +1,8 @@
 /*
  * SCRAM (RFC 5802, RFC 7677) for the server: credential derivation and the
- * server side of one exchange, with channel binding (tls-unique,
- * tls-exporter) for the -PLUS variants.  Pure computation; thread-safe.
+ * server side of one exchange, with channel binding (any type the caller
+ * supplies: tls-exporter, tls-server-end-point, tls-unique) for the -PLUS
+ * variants and the XEP-0474 downgrade protection attribute.  Pure computation; thread-safe.
  */
 #ifndef PARLEY_SCRAM_H
 #define PARLEY_SCRAM_H
@@ -43,12 +44,16 @@ enum scram_step {
 };
 
 struct scram_server;
-/* cbind_data: channel binding data of the TLS connection for the -PLUS
- * mechanism (NULL for the plain mechanism).  cbind_type: "tls-unique" or
- * "tls-exporter".  offered_plus: whether the server advertised -PLUS
- * mechanisms (a client flag 'y' is then a downgrade and fails). */
+/* plus: the -PLUS mechanism.  cbind_type: for -PLUS, the channel binding
+ * type the client names in its gs2 header ("p=<type>"), or NULL when the
+ * client names none; cbind_data: that type's data on this connection, NULL
+ * when the connection does not support the type (the exchange then fails
+ * with "unsupported-channel-binding-type").
+ * y_is_downgrade: whether a client flag 'y' ("I can bind, but I think you
+ * cannot") means the mechanism list was tampered with and must fail; the
+ * caller decides from what it offered (see server/sasl.c). */
 struct scram_server *scram_server_new(enum scram_hash h, bool plus, const char *cbind_type,
-                                      const unsigned char *cbind_data, size_t cbind_len, bool offered_plus);
+                                      const unsigned char *cbind_data, size_t cbind_len, bool y_is_downgrade);
 void scram_server_free(struct scram_server **s);
 
 /* Step 1: parse the client-first message.  On SCRAM_CONTINUE the caller must
@@ -65,6 +70,13 @@ enum scram_step scram_server_client_final(struct scram_server *s, const char *ms
                                           size_t *out_len_r, const char **error_r);
 /* The authorization identity the client asked for ("a=" field), or NULL. */
 const char *scram_server_authzid(const struct scram_server *s);
+
+/* XEP-0474 (SASL SCRAM Downgrade Protection): advertised is the string S
+ * of what the server advertised (sorted mechanisms joined by 0x1E, then
+ * 0x1F and the sorted channel binding types when XEP-0440 was used); its
+ * hash (with this exchange's hash function, base64) goes into server-first
+ * as the attribute "h".  Call before scram_server_challenge. */
+void scram_server_set_ssdp(struct scram_server *s, const char *advertised, size_t len);
 
 /* Test hook: use this server nonce instead of a random one. */
 void scram_server_set_nonce(struct scram_server *s, const char *nonce);

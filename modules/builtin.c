@@ -37,6 +37,8 @@ void modules_register_builtin(void)
 	module_register(&mod_last);
 	module_register(&mod_blocking);
 	module_register(&mod_privacy);
+	module_register(&mod_carbons);
+	module_register(&mod_csi);
 	module_register(&mod_avatar);
 	module_register(&mod_vjud);
 	module_register(&mod_adhoc);
@@ -45,6 +47,9 @@ void modules_register_builtin(void)
 	module_register(&mod_caps);
 	module_register(&mod_muc);
 	module_register(&mod_pubsub);
+	module_register(&mod_push);
+	module_register(&mod_extdisco);
+	module_register(&mod_mam);
 }
 
 static const char *const scope_names[IQ_SCOPE_COUNT] = {

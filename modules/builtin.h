@@ -25,6 +25,8 @@ extern const struct module_def mod_bookmarks;
 extern const struct module_def mod_last;
 extern const struct module_def mod_blocking;
 extern const struct module_def mod_privacy;
+extern const struct module_def mod_carbons;
+extern const struct module_def mod_csi;
 extern const struct module_def mod_avatar;
 extern const struct module_def mod_shared_roster;
 extern const struct module_def mod_vjud;
@@ -33,6 +35,9 @@ extern const struct module_def mod_announce;
 extern const struct module_def mod_caps;
 extern const struct module_def mod_muc;
 extern const struct module_def mod_pubsub;
+extern const struct module_def mod_push;
+extern const struct module_def mod_extdisco;
+extern const struct module_def mod_mam;
 
 /* Register every built-in module with module_register (once; later calls
  * do nothing).  Registration order is start order on each host. */

@@ -376,13 +376,18 @@ static void store_start(struct offline_state *os, struct xml_node *msg, const st
                         const char *user, offline_stored_fn *done, void *done_ctx)
 {
 	struct host *h = os->host;
-	/* The stored copy says when it arrived (XEP-0203). */
+	/* The stored copy says when it arrived (XEP-0203), unless this server
+	 * already said so (stream management stores the messages a client
+	 * never acknowledged with the time they first came). */
 	struct xml_node *copy = xml_copy(msg);
-	struct xml_node *delay = xml_add_child(copy, "delay", NS_DELAY);
-	char stamp[32];
-	utc_stamp(stamp);
-	xml_set_attr(delay, "from", h->name);
-	xml_set_attr(delay, "stamp", stamp);
+	struct xml_node *had = xml_child(copy, "delay", NS_DELAY);
+	if (had == NULL || !str_eq(xml_attr(had, "from"), h->name)) {
+		struct xml_node *delay = xml_add_child(copy, "delay", NS_DELAY);
+		char stamp[32];
+		utc_stamp(stamp);
+		xml_set_attr(delay, "from", h->name);
+		xml_set_attr(delay, "stamp", stamp);
+	}
 	char *text = xml_to_string(copy, NS_CLIENT);
 	xml_unref(&copy);
 

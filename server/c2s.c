@@ -22,6 +22,14 @@
  *   before the held output that came for later input, so answers keep the
  *   order of the input.  Held bytes count against limits.max_output and in
  *   the session's out_queued.
+ * - Stream management (XEP-0198, c2s-sm.h): once enabled, a client stanza
+ *   counts when it is handed on and <a/> goes through the held output,
+ *   so an acknowledgement covers only durable work; every stanza written
+ *   to the client is queued until acknowledged, in wire order.  A
+ *   resumable session whose connection drops keeps its struct c2s with
+ *   st NULL (session->detached) until <resume/> on another stream swaps
+ *   the connections or the timeout ends it; a session that ends for good
+ *   hands its unacknowledged messages to offline storage.
  * - A failed authentication is answered after auth_failure_delay; after
  *   auth_attempts failures the stream is closed.  A backend that could not
  *   answer is <temporary-auth-failure/> and does not count.
@@ -35,6 +43,15 @@
 #include "lib/log.h"
 #include "tls.h"
 #include "lib/barrier.h"
+#include "module.h"
+#include "c2s-sm.h"
+#include "server.h"
+#include "hooks.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 
 #include <string.h>
 #include <unistd.h>
@@ -62,6 +79,13 @@ struct c2s {
 	bool fail_close; /* close after the delayed failure is sent */
 	char *user;      /* authenticated local part */
 	bool anonymous;  /* SASL ANONYMOUS: the account lives as long as the stream */
+
+	/* SASL2 (XEP-0388): the exchange in progress uses it, and what its
+	 * <authenticate/> asked for beyond authentication. */
+	bool sasl2;
+	struct xml_node *bind2; /* a copy of its Bind 2 request (XEP-0386), or NULL */
+	char *user_agent;       /* the <user-agent/> id, or NULL */
+
 	struct session session;
 	char *full_jid; /* session JID as a string, for stamping */
 	double opened;
@@ -76,6 +100,15 @@ struct c2s {
 	struct buf held;
 	struct held_seg *segs;
 	size_t nsegs, segs_cap;
+	/* Stream management (XEP-0198): NULL until the client enables it.
+	 * A resumable session whose connection dropped keeps this struct with
+	 * st NULL and session.detached set until it is resumed or expires. */
+	struct c2s_sm *sm;
+	bool sm_ended;     /* closed on purpose: no resumption */
+	bool resume_wait;  /* resumed; <resumed/> waits for the barrier */
+	ev_timer sm_timer; /* resume timeout while detached */
+	uint64_t out_base; /* bytes of earlier connections (out_queued) */
+	struct ev_loop *loop;
 };
 
 /* ---- connections per IP ----------------------------------------------------- */
@@ -158,16 +191,28 @@ static void c2s_send_header(struct c2s *c)
 }
 
 /* Close the stream with a stream error (a header first if none was sent). */
+static void c2s_sm_expire_soon(struct c2s *c);
+
 static void c2s_fail(struct c2s *c, enum stream_error e, const char *text)
 {
+	if (c->st == NULL) {
+		c2s_sm_expire_soon(c); /* a detached session: it ends now */
+		return;
+	}
 	if (c->st->dead || c->st->closing)
 		return;
+	/* A timeout may be a dead network: the session can still be resumed. */
+	if (e != STE_CONNECTION_TIMEOUT)
+		c->sm_ended = true;
 	c2s_send_header(c);
 	log_info("c2s %llu from %s%s%s: closing with <%s/>%s%s", (unsigned long long)c->st->id, c->st->ip,
 	         c->full_jid != NULL ? " " : "", c->full_jid != NULL ? c->full_jid : "", stream_error_name(e),
 	         text != NULL ? ": " : "", text != NULL ? text : "");
 	stream_close(c->st, (int)e, text);
 }
+
+static void c2s_sm_resume_ready(struct c2s *c);
+static void c2s_sm_queued(struct c2s *c, const struct xml_node *el);
 
 /* Write the held output whose holds were all released, in order. */
 static void c2s_release_held(void *ctx)
@@ -176,28 +221,47 @@ static void c2s_release_held(void *ctx)
 	size_t n = 0;
 	while (n < c->nsegs && barrier_passed(c->barrier, c->segs[n].mark))
 		n++;
-	if (n == 0)
+	if (n == 0) {
+		c2s_sm_resume_ready(c);
 		return;
+	}
 	size_t bytes = c->segs[n - 1].end;
-	stream_write(c->st, c->held.data, bytes);
+	/* Detached, or resumed and waiting: the stanzas go to the queue
+	 * (resent from there), the rest is for a connection that is gone. */
+	if (c->st != NULL && !c->resume_wait && !c->st->closing)
+		stream_write(c->st, c->held.data, bytes);
+	if (c->sm != NULL)
+		c2s_sm_held_written(c->sm, bytes);
 	buf_consume(&c->held, bytes);
 	c->nsegs -= n;
 	memmove(c->segs, c->segs + n, c->nsegs * sizeof(*c->segs));
 	for (size_t i = 0; i < c->nsegs; i++)
 		c->segs[i].end -= bytes;
+	c2s_sm_resume_ready(c);
 }
 
-static void c2s_send(struct c2s *c, struct xml_node *el)
+/* Write el now, or keep it in held (see the top).  With stream management
+ * (counted), the stanza is also queued until the client acknowledges it,
+ * in the order it goes to the wire. */
+static void c2s_write_out(struct c2s *c, struct xml_node *el, bool counted)
 {
 	if (c->nsegs == 0 && (c->barrier == NULL || !barrier_busy(c->barrier))) {
-		stream_send(c->st, el, NS_CLIENT);
+		if (c->st != NULL && !c->st->closing)
+			stream_send(c->st, el, NS_CLIENT);
+		if (counted)
+			c2s_sm_sent(c->sm, el, (double)time(NULL));
 		return;
 	}
-	if (c->st->dead)
+	if (c->st != NULL && (c->st->dead || c->st->closing)) {
+		if (counted)
+			c2s_sm_sent(c->sm, el, (double)time(NULL));
 		return;
+	}
 	size_t held_before = c->held.len;
 	xml_serialize(&c->held, el, NS_CLIENT);
-	if (c->held.len + c->st->out.len > c->st->max_output) {
+	if (counted)
+		c2s_sm_held_insert(c->sm, held_before, c->held.len - held_before, el, (double)time(NULL));
+	if (c->st != NULL && c->held.len + c->st->out.len > c->st->max_output) {
 		log_warning("c2s %llu from %s: output held for earlier stores over %zu bytes: "
 		            "disconnecting",
 		            (unsigned long long)c->st->id, c->st->ip, c->st->max_output);
@@ -216,6 +280,8 @@ static void c2s_send(struct c2s *c, struct xml_node *el)
 	size_t start = at > 0 ? c->segs[at - 1].end : 0;
 	size_t len = c->held.len - held_before;
 	if (at < c->nsegs) {
+		if (counted)
+			c2s_sm_held_move_last(c->sm, start, len);
 		/* Move the serialised bytes from the end to start. */
 		char *tmp = xmalloc(len);
 		memcpy(tmp, c->held.data + held_before, len);
@@ -237,14 +303,27 @@ static void c2s_send(struct c2s *c, struct xml_node *el)
 	c->nsegs++;
 }
 
+static void c2s_send(struct c2s *c, struct xml_node *el)
+{
+	bool counted = c->sm != NULL && c->state == C2S_SESSION && c2s_sm_is_stanza(el);
+	c2s_write_out(c, el, counted);
+	if (counted)
+		c2s_sm_queued(c, el);
+}
+
+/* A SASL element: <challenge/> with data, <failure/> with a condition, or
+ * SASL1's <success/>, in the namespace of the exchange (SASL2 keeps the
+ * conditions in the SASL1 namespace). */
 static void c2s_send_sasl(struct c2s *c, const char *name, const char *child, const char *data, size_t len)
 {
-	struct xml_node *el = xml_new(name, NS_SASL);
+	struct xml_node *el = xml_new(name, c->sasl2 ? NS_SASL2 : NS_SASL);
 	if (child != NULL)
 		xml_add_child(el, child, NS_SASL);
 	if (data != NULL) {
 		if (len == 0) {
-			xml_add_text(el, "=", 1);
+			/* SASL1 writes empty data as "="; SASL2 as nothing. */
+			if (!c->sasl2)
+				xml_add_text(el, "=", 1);
 		} else {
 			char *b64 = base64_encode(data, len);
 			xml_add_text(el, b64, strlen(b64));
@@ -255,14 +334,53 @@ static void c2s_send_sasl(struct c2s *c, const char *name, const char *child, co
 	xml_unref(&el);
 }
 
+/* Whether carbons can be enabled inline in a Bind 2 request. */
+static bool c2s_bind2_carbons_offered(struct c2s *c)
+{
+	return module_running(c->host, "carbons");
+}
+
+/* XEP-0388 <authentication/> with the same mechanisms as SASL1, and Bind 2
+ * (XEP-0386) inline with the session features it can enable.  Inline
+ * features of other extensions (stream management) go into the outer
+ * <inline/>, beside <bind/>. */
+static void c2s_add_sasl2_feature(struct c2s *c, struct xml_node *f, bool secure)
+{
+	struct xml_node *a = xml_add_child(f, "authentication", NS_SASL2);
+	sasl_add_mechanisms(a, c->host->auth, c->st->ssl, secure);
+	if (a->children == NULL) {
+		xml_remove(a);
+		return;
+	}
+	struct xml_node *in = xml_add_child(a, "inline", NS_SASL2);
+	struct xml_node *bind = xml_add_child(in, "bind", NS_BIND2);
+	struct xml_node *bind_in = xml_add_child(bind, "inline", NS_BIND2);
+	if (c2s_bind2_carbons_offered(c)) {
+		struct xml_node *feat = xml_add_child(bind_in, "feature", NS_BIND2);
+		xml_set_attr(feat, "var", NS_CARBONS);
+	}
+	if (server_config()->stream_management.enabled) {
+		struct xml_node *feat = xml_add_child(bind_in, "feature", NS_BIND2);
+		xml_set_attr(feat, "var", NS_SM);
+	}
+}
+
 static void c2s_send_features(struct c2s *c)
 {
 	struct xml_node *f = xml_new("features", NS_STREAM);
 	bool secure = c->st->tls_done;
+	bool authenticated = c->state == C2S_BIND || c->state == C2S_SESSION;
 	if (c->state == C2S_BIND) {
 		xml_add_child(f, "bind", NS_BIND);
 		struct xml_node *sess = xml_add_child(f, "session", NS_SESSION);
 		xml_add_child(sess, "optional", NS_SESSION);
+		if (server_config()->stream_management.enabled)
+			xml_add_child(f, "sm", NS_SM);
+	} else if (c->state == C2S_SESSION) {
+		/* bound inline by Bind 2: only what modules offer a session, and
+		 * stream management unless it was enabled inline */
+		if (server_config()->stream_management.enabled && c->sm == NULL)
+			xml_add_child(f, "sm", NS_SM);
 	} else {
 		if (!secure && c->lc->starttls != STARTTLS_OFF && tls_available()) {
 			struct xml_node *tls = xml_add_child(f, "starttls", NS_TLS);
@@ -272,14 +390,13 @@ static void c2s_send_features(struct c2s *c)
 		if (secure || c->lc->starttls != STARTTLS_REQUIRED) {
 			struct xml_node *m = xml_add_child(f, "mechanisms", NS_SASL);
 			sasl_add_mechanisms(m, c->host->auth, c->st->ssl, secure);
+			c2s_add_sasl2_feature(c, f, secure);
 			if (c->st->ssl != NULL)
 				sasl_add_cbind_feature(f, c->st->ssl);
 		}
 	}
-	if (secure || c->lc->starttls != STARTTLS_REQUIRED || c->state == C2S_BIND) {
-		struct hook_features hf = { .features = f,
-			                    .authenticated = c->state == C2S_BIND,
-			                    .secure = secure };
+	if (secure || c->lc->starttls != STARTTLS_REQUIRED || authenticated) {
+		struct hook_features hf = { .features = f, .authenticated = authenticated, .secure = secure };
 		hook_run(c->host, HOOK_STREAM_FEATURES, &hf);
 	}
 	/* Written with the stream prefix: <stream:features>. */
@@ -336,6 +453,7 @@ static void c2s_stream_start(struct stream *st, struct xml_node *header, const c
 static void c2s_stream_end(struct stream *st)
 {
 	struct c2s *c = st->owner;
+	c->sm_ended = true; /* XEP-0198 §5: a closed stream ends the session */
 	log_debug("c2s %llu: client closed the stream", (unsigned long long)st->id);
 	c2s_send_header(c);
 	stream_close(st, -1, NULL);
@@ -349,6 +467,8 @@ static void c2s_parse_error(struct stream *st, enum stream_error e, const char *
 /* ---- SASL ----------------------------------------------------------------------------- */
 
 static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res);
+static void c2s_sm_start(struct c2s *c, const struct xml_node *el, struct xml_node *ok);
+static void c2s_bind_session(struct c2s *c, const char *resource);
 
 static void c2s_fail_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -369,6 +489,69 @@ static void c2s_sasl_async(void *ctx, struct sasl_result *res)
 		stream_resume(c->st);
 }
 
+/* The resource of an inline bind: the client's tag, '/', a random part
+ * (XEP-0386 §3.2); the random part alone when the tag is not a valid
+ * resource. */
+static char *c2s_bind2_resource(const char *tag)
+{
+	char rnd[17];
+	random_id(rnd, 16);
+	if (tag != NULL) {
+		char *want = xasprintf("%s/%s", tag, rnd);
+		char *resource = jid_resourceprep(want);
+		free(want);
+		if (resource != NULL)
+			return resource;
+	}
+	return xasprintf("parley-%s", rnd);
+}
+
+/* What the Bind 2 request enabled, after the session is open.  Features
+ * negotiated inline go here, each answering into bound when it must:
+ * carbons need no answer (XEP-0386 §3.2). */
+static void c2s_bind2_enable(struct c2s *c, const struct xml_node *request, struct xml_node *bound)
+{
+	if (xml_child(request, "enable", NS_CARBONS) != NULL && c2s_bind2_carbons_offered(c))
+		c->session.carbons = true;
+	const struct xml_node *sm = xml_child(request, "enable", NS_SM);
+	if (sm != NULL && server_config()->stream_management.enabled)
+		c2s_sm_start(c, sm, xml_add_child(bound, "enabled", NS_SM));
+}
+
+/* SASL2 success: no stream restart.  An inline bind opens the session
+ * first, so <success/> names the full JID and carries <bound/>; the stream
+ * features of the new state follow at once. */
+static void c2s_sasl2_success(struct c2s *c, const struct sasl_result *res)
+{
+	struct xml_node *el = xml_new("success", NS_SASL2);
+	if (res->data != NULL && res->len > 0) {
+		char *b64 = base64_encode(res->data, res->len);
+		struct xml_node *ad = xml_add_child(el, "additional-data", NS_SASL2);
+		xml_add_text(ad, b64, strlen(b64));
+		free(b64);
+	}
+	struct xml_node *id = xml_add_child(el, "authorization-identifier", NS_SASL2);
+	c->state = C2S_BIND;
+	if (c->bind2 != NULL) {
+		const char *tag = xml_child_text(c->bind2, "tag", NS_BIND2);
+		char *resource =
+		        c2s_bind2_resource(tag != NULL && *tag != '\0' && strlen(tag) <= 128 ? tag : NULL);
+		c2s_bind_session(c, resource);
+		free(resource);
+		xml_add_text(id, c->full_jid, strlen(c->full_jid));
+		c2s_bind2_enable(c, c->bind2, xml_add_child(el, "bound", NS_BIND2));
+		xml_unref(&c->bind2);
+	} else {
+		char *bare = xasprintf("%s@%s", c->user, c->host->name);
+		xml_add_text(id, bare, strlen(bare));
+		free(bare);
+	}
+	c2s_send(c, el);
+	xml_unref(&el);
+	c->sasl2 = false;
+	c2s_send_features(c);
+}
+
 /* Answer one SASL step.  True when input must stay paused. */
 static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 {
@@ -381,12 +564,19 @@ static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 		c->anonymous = sasl_is_anonymous(c->sasl);
 		if (!c->anonymous)
 			auth_note_success(c->host->auth, c->user);
-		log_info("c2s %llu from %s: %s@%s authenticated%s", (unsigned long long)c->st->id, c->st->ip,
-		         c->user, c->host->name, c->anonymous ? " (anonymous)" : "");
-		/* <success/> with no additional data has no text at all (PLAIN). */
-		c2s_send_sasl(c, "success", NULL, res->data, res->len);
+		const char *cbt = sasl_cbind_type(c->sasl);
+		log_info("c2s %llu from %s: %s@%s authenticated with %s%s%s%s%s",
+		         (unsigned long long)c->st->id, c->st->ip, c->user, c->host->name,
+		         sasl_mechanism(c->sasl), cbt != NULL ? " (" : "", cbt != NULL ? cbt : "",
+		         cbt != NULL ? ")" : "", c->anonymous ? " (anonymous)" : "");
 		sasl_free(&c->sasl);
 		c->authenticated = true;
+		if (c->sasl2) {
+			c2s_sasl2_success(c, res);
+			break;
+		}
+		/* <success/> with no additional data has no text at all (PLAIN). */
+		c2s_send_sasl(c, "success", NULL, res->data, res->len);
 		c->state = C2S_HEADER;
 		c->header_sent = false;
 		stream_restart(c->st);
@@ -402,6 +592,15 @@ static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 			            c->host->name);
 			sasl_free(&c->sasl);
 			c2s_send_sasl(c, "failure", "temporary-auth-failure", NULL, 0);
+			break;
+		}
+		if (res->detail != NULL) {
+			/* No password was tried (a channel binding mismatch):
+			 * answered at once and not counted. */
+			log_notice("c2s %llu from %s: %s refused: %s", (unsigned long long)c->st->id,
+			           c->st->ip, sasl_mechanism(c->sasl), res->detail);
+			sasl_free(&c->sasl);
+			c2s_send_sasl(c, "failure", res->condition, NULL, 0);
 			break;
 		}
 		if (strcmp(res->condition, "not-authorized") != 0) {
@@ -446,7 +645,9 @@ static bool c2s_decode_sasl(struct c2s *c, struct xml_node *el, unsigned char **
 	return true;
 }
 
-static bool c2s_handle_auth(struct c2s *c, struct xml_node *el)
+/* Start an exchange: SASL1 <auth/> (data_el the element itself) or SASL2
+ * <authenticate/> (data_el its <initial-response/>, NULL without one). */
+static bool c2s_start_sasl(struct c2s *c, const char *mech, struct xml_node *data_el)
 {
 	bool secure = c->st->tls_done;
 	if (!secure && c->lc->starttls == STARTTLS_REQUIRED) {
@@ -455,16 +656,15 @@ static bool c2s_handle_auth(struct c2s *c, struct xml_node *el)
 	}
 	if (c->sasl != NULL)
 		sasl_free(&c->sasl);
-	const char *mech = xml_attr(el, "mechanism");
 	if (mech == NULL || !sasl_mechanism_offered(mech, c->host->auth, c->st->ssl, secure)) {
 		c2s_send_sasl(c, "failure", "invalid-mechanism", NULL, 0);
 		return false;
 	}
-	unsigned char *data;
-	size_t len;
-	if (!c2s_decode_sasl(c, el, &data, &len))
+	unsigned char *data = NULL;
+	size_t len = 0;
+	if (data_el != NULL && !c2s_decode_sasl(c, data_el, &data, &len))
 		return false;
-	c->sasl = sasl_new(mech, c->host->auth, c->st->ssl, c->st->ip, c2s_sasl_async, c);
+	c->sasl = sasl_new(mech, c->host->auth, c->st->ssl, secure, c->st->ip, c2s_sasl_async, c);
 	struct sasl_result res;
 	sasl_step(c->sasl, (const char *)(data != NULL ? (char *)data : ""), len, &res);
 	if (data != NULL) {
@@ -474,9 +674,48 @@ static bool c2s_handle_auth(struct c2s *c, struct xml_node *el)
 	return c2s_sasl_result(c, &res);
 }
 
+static bool c2s_handle_auth(struct c2s *c, struct xml_node *el)
+{
+	c->sasl2 = false;
+	return c2s_start_sasl(c, xml_attr(el, "mechanism"), el);
+}
+
+/* A client-chosen identifier fit for the log: printable ASCII, short. */
+static char *c2s_log_token(const char *s)
+{
+	if (s == NULL || *s == '\0' || strlen(s) > 64)
+		return NULL;
+	for (const char *p = s; *p != '\0'; p++)
+		if (*p <= 0x20 || *p >= 0x7f)
+			return NULL;
+	return xstrdup(s);
+}
+
+/* SASL2 <authenticate/> (XEP-0388), with an optional inline Bind 2
+ * request (XEP-0386) acted on only after success. */
+static bool c2s_handle_authenticate(struct c2s *c, struct xml_node *el)
+{
+	c->sasl2 = true;
+	xml_unref(&c->bind2);
+	struct xml_node *bind = xml_child(el, "bind", NS_BIND2);
+	if (bind != NULL)
+		c->bind2 = xml_copy(bind);
+	struct xml_node *ua = xml_child(el, "user-agent", NS_SASL2);
+	if (ua != NULL) {
+		xfree(&c->user_agent);
+		c->user_agent = c2s_log_token(xml_attr(ua, "id"));
+		if (c->user_agent != NULL)
+			log_info("c2s %llu from %s: SASL2 user agent %s", (unsigned long long)c->st->id,
+			         c->st->ip, c->user_agent);
+	}
+	return c2s_start_sasl(c, xml_attr(el, "mechanism"), xml_child(el, "initial-response", NS_SASL2));
+}
+
 static bool c2s_handle_response(struct c2s *c, struct xml_node *el)
 {
-	if (c->sasl == NULL) {
+	if (c->sasl == NULL || c->sasl2 != (strcmp(el->ns, NS_SASL2) == 0)) {
+		sasl_free(&c->sasl);
+		c->sasl2 = strcmp(el->ns, NS_SASL2) == 0;
 		c2s_send_sasl(c, "failure", "malformed-request", NULL, 0);
 		return false;
 	}
@@ -547,7 +786,7 @@ static void c2s_session_deliver(void *owner, struct xml_node *stanza)
 static void c2s_session_deliver_wire(void *owner, struct xml_node *stanza, const struct xml_wire *w)
 {
 	struct c2s *c = owner;
-	if (c->nsegs != 0 || (c->barrier != NULL && barrier_busy(c->barrier))) {
+	if (c->sm != NULL || c->nsegs != 0 || (c->barrier != NULL && barrier_busy(c->barrier))) {
 		c2s_session_deliver(owner, stanza);
 		return;
 	}
@@ -560,16 +799,19 @@ static void c2s_session_kick(void *owner, enum stream_error e, const char *text)
 	c2s_fail(owner, e, text);
 }
 
+/* Counted over every connection of the session (resumption).  Detached,
+ * what was queued is in the stream management queue, which resends it or
+ * stores the messages offline: it counts as written. */
 static uint64_t c2s_session_out_queued(void *owner)
 {
 	struct c2s *c = owner;
-	return c->st != NULL ? c->st->bytes_out + c->st->out.len + c->held.len : 0;
+	return c->out_base + (c->st != NULL ? c->st->bytes_out + c->st->out.len + c->held.len : 0);
 }
 
 static uint64_t c2s_session_out_written(void *owner)
 {
 	struct c2s *c = owner;
-	return c->st != NULL ? c->st->bytes_out : 0;
+	return c->out_base + (c->st != NULL ? c->st->bytes_out : 0);
 }
 
 static const struct session_ops c2s_session_ops = {
@@ -587,6 +829,25 @@ static void c2s_iq_error(struct c2s *c, struct xml_node *iq, enum stanza_error e
 		c2s_send(c, err);
 		xml_unref(&err);
 	}
+}
+
+/* Open the session of this stream with the given (prepared) resource. */
+static void c2s_bind_session(struct c2s *c, const char *resource)
+{
+	jid_set(&c->session.jid, c->user, c->host->name, resource);
+	c->full_jid = jid_to_string(&c->session.jid);
+	c->session.host = c->host;
+	c->session.ops = &c2s_session_ops;
+	c->session.owner = c;
+	c->session.id = c->st->id;
+	c->session.started = ev_now(c->st->loop);
+	snprintf(c->session.ip, sizeof(c->session.ip), "%s", c->st->ip);
+	c->session.port = c->st->port;
+	snprintf(c->session.tls, sizeof(c->session.tls), "%s",
+	         c->st->ssl != NULL && c->st->tls_done ? SSL_get_version(c->st->ssl) : "");
+	sm_session_open(&c->session);
+	c->state = C2S_SESSION;
+	log_info("c2s %llu from %s: session %s bound", (unsigned long long)c->st->id, c->st->ip, c->full_jid);
 }
 
 static void c2s_handle_bind(struct c2s *c, struct xml_node *iq)
@@ -610,21 +871,8 @@ static void c2s_handle_bind(struct c2s *c, struct xml_node *iq)
 		random_id(rnd, 16);
 		resource = xasprintf("parley-%s", rnd);
 	}
-	jid_set(&c->session.jid, c->user, c->host->name, resource);
+	c2s_bind_session(c, resource);
 	free(resource);
-	c->full_jid = jid_to_string(&c->session.jid);
-	c->session.host = c->host;
-	c->session.ops = &c2s_session_ops;
-	c->session.owner = c;
-	c->session.id = c->st->id;
-	c->session.started = ev_now(c->st->loop);
-	snprintf(c->session.ip, sizeof(c->session.ip), "%s", c->st->ip);
-	c->session.port = c->st->port;
-	snprintf(c->session.tls, sizeof(c->session.tls), "%s",
-	         c->st->ssl != NULL && c->st->tls_done ? SSL_get_version(c->st->ssl) : "");
-	sm_session_open(&c->session);
-	c->state = C2S_SESSION;
-	log_info("c2s %llu from %s: session %s bound", (unsigned long long)c->st->id, c->st->ip, c->full_jid);
 
 	struct xml_node *res = stanza_iq_result(iq);
 	struct xml_node *b = xml_add_child(res, "bind", NS_BIND);
@@ -633,6 +881,353 @@ static void c2s_handle_bind(struct c2s *c, struct xml_node *iq)
 	xml_set_attr(res, "from", NULL);
 	c2s_send(c, res);
 	xml_unref(&res);
+}
+
+/* ---- stream management (XEP-0198) ------------------------------------------------------- */
+
+static void c2s_sm_write(struct c2s *c, const char *name, const char *child, const char *child_ns,
+                         const char *attr, const char *value)
+{
+	struct xml_node *el = xml_new(name, NS_SM);
+	if (child != NULL)
+		xml_add_child(el, child, child_ns);
+	if (attr != NULL)
+		xml_set_attr(el, attr, value);
+	c2s_send(c, el);
+	xml_unref(&el);
+}
+
+static void c2s_sm_failed(struct c2s *c, const char *condition)
+{
+	c2s_sm_write(c, "failed", condition, NS_STANZAS, NULL, NULL);
+}
+
+static void c2s_sm_request(struct c2s *c)
+{
+	c->sm->since_request = 0;
+	c->sm->request_out = true;
+	c2s_sm_write(c, "r", NULL, NULL, NULL, NULL);
+}
+
+static void c2s_sm_answer(struct c2s *c)
+{
+	char h[16];
+	snprintf(h, sizeof(h), "%u", c->sm->in);
+	c2s_sm_write(c, "a", NULL, NULL, "h", h);
+}
+
+static size_t c2s_sm_queued_count(const struct c2s *c)
+{
+	return c->sm != NULL ? c2s_sm_count(c->sm) : 0;
+}
+
+/* Run hook for a message of the queue, from its 'from'. */
+static enum hook_result c2s_sm_hook_message(struct c2s *c, const char *hook, struct xml_node *el,
+                                            const struct jid *to, struct session *s)
+{
+	struct jid from = { 0 };
+	const char *err;
+	const char *f = xml_attr(el, "from");
+	bool parsed = f != NULL && jid_parse(f, &from, &err) == 0;
+	struct hook_packet hp = { .from = parsed ? &from : NULL, .to = to, .stanza = el, .session = s };
+	enum hook_result r = hook_run(c->host, hook, &hp);
+	if (parsed)
+		jid_clear(&from);
+	return r;
+}
+
+/* A stanza was put in the queue (c2s_send). */
+static void c2s_sm_queued(struct c2s *c, const struct xml_node *el)
+{
+	const struct stream_mgmt_config *conf = &server_config()->stream_management;
+	if (c->st == NULL && !c->session.inactive && xml_is(el, "message", NS_CLIENT) &&
+	    xml_child(el, "body", NULL) != NULL) {
+		/* Nobody sees it now: push may wake the device (for an inactive
+		 * session, client state indication said so already). */
+		c2s_sm_hook_message(c, HOOK_MESSAGE_UNSEEN, (struct xml_node *)el, &c->session.jid,
+		                    &c->session);
+	}
+	if (c2s_sm_queued_count(c) > conf->max_unacked) {
+		c2s_fail(c, STE_POLICY_VIOLATION, "too many unacknowledged stanzas");
+		return;
+	}
+	if (c->st != NULL && !c->sm->request_out && c->sm->since_request >= conf->ack_interval &&
+	    c->nsegs == 0)
+		c2s_sm_request(c);
+}
+
+static bool c2s_sm_parse_h(const char *s, uint32_t *h_r)
+{
+	if (s == NULL || *s < '0' || *s > '9')
+		return false;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (*end != '\0' || errno != 0 || v > UINT32_MAX)
+		return false;
+	*h_r = (uint32_t)v;
+	return true;
+}
+
+/* The client's h: drop what it acknowledged; false (and the stream
+ * closes) when it acknowledges more than was sent. */
+static bool c2s_sm_acked(struct c2s *c, const char *hs)
+{
+	uint32_t h;
+	if (!c2s_sm_parse_h(hs, &h)) {
+		c2s_fail(c, STE_INVALID_XML, "h must be a number from 0 to 4294967295");
+		return false;
+	}
+	if (c2s_sm_ack(c->sm, h) == 0)
+		return true;
+	if (c->st == NULL || c->st->dead || c->st->closing)
+		return false;
+	log_info("c2s %llu from %s %s: closing: the client acknowledged %u stanzas, %u were sent",
+	         (unsigned long long)c->st->id, c->st->ip, c->full_jid != NULL ? c->full_jid : "", h,
+	         c->sm->out);
+	char buf[320];
+	snprintf(buf, sizeof(buf),
+	         "<stream:error><undefined-condition xmlns='" NS_STREAMS "'/>"
+	         "<handled-count-too-high xmlns='" NS_SM "' h='%u' send-count='%u'/></stream:error>",
+	         h, c->sm->out);
+	c->sm_ended = true;
+	stream_write_str(c->st, buf);
+	stream_close(c->st, -1, NULL);
+	return false;
+}
+
+/* <enable/> el: start stream management and fill in ok, the
+ * <enabled/> answer. */
+static void c2s_sm_start(struct c2s *c, const struct xml_node *el, struct xml_node *ok)
+{
+	const struct stream_mgmt_config *conf = &server_config()->stream_management;
+	c->sm = c2s_sm_new(c);
+	const char *resume = xml_attr(el, "resume");
+	bool want = resume != NULL && (strcmp(resume, "true") == 0 || strcmp(resume, "1") == 0);
+	if (want && conf->resume_timeout > 0 && !c->anonymous) {
+		double timeout = conf->resume_timeout;
+		uint32_t max;
+		if (c2s_sm_parse_h(xml_attr(el, "max"), &max) && max > 0)
+			timeout = max < conf->max_resume_timeout ? max : conf->max_resume_timeout;
+		c2s_sm_make_resumable(c->sm, timeout);
+		char maxs[24];
+		snprintf(maxs, sizeof(maxs), "%.0f", timeout);
+		xml_set_attr(ok, "id", c->sm->id);
+		xml_set_attr(ok, "resume", "true");
+		xml_set_attr(ok, "max", maxs);
+	}
+	log_info("c2s %llu from %s: stream management enabled for %s%s", (unsigned long long)c->st->id,
+	         c->st->ip, c->full_jid, c->sm->id[0] != '\0' ? " (resumable)" : "");
+}
+
+static void c2s_sm_enable(struct c2s *c, struct xml_node *el)
+{
+	if (c->sm != NULL) {
+		c2s_sm_failed(c, "unexpected-request");
+		return;
+	}
+	struct xml_node *ok = xml_new("enabled", NS_SM);
+	c2s_sm_start(c, el, ok);
+	c2s_send(c, ok);
+	xml_unref(&ok);
+}
+
+/* A stream management element of a bound session (<enable/>, <r/>, <a/>,
+ * <resume/>); false when the stream closed. */
+static void c2s_sm_element(struct c2s *c, struct xml_node *el)
+{
+	if (xml_is(el, "enable", NS_SM)) {
+		c2s_sm_enable(c, el);
+	} else if (c->sm == NULL || xml_is(el, "resume", NS_SM)) {
+		c2s_sm_failed(c, "unexpected-request");
+	} else if (xml_is(el, "r", NS_SM)) {
+		c2s_sm_answer(c);
+	} else if (xml_is(el, "a", NS_SM)) {
+		if (c2s_sm_acked(c, xml_attr(el, "h")))
+			c->sm->request_out = false;
+	} else {
+		c2s_fail(c, STE_UNSUPPORTED_STANZA_TYPE, NULL);
+	}
+}
+
+/* The session ends for good: what the client never acknowledged is not
+ * lost.  Messages go to offline storage with a <delay/> saying when they
+ * first came; iq requests are answered with an error as for a resource
+ * that is gone; the rest (presence, iq results, errors) is dropped. */
+static void c2s_sm_settle(struct c2s *c)
+{
+	if (c->sm == NULL)
+		return;
+	c2s_sm_held_written(c->sm, (size_t)-1);
+	struct c2s_sm_entry e;
+	unsigned stored = 0, bounced = 0, dropped = 0;
+	struct jid bare = { 0 };
+	jid_set(&bare, c->session.jid.node, c->session.jid.domain, NULL);
+	while (c2s_sm_pop(c->sm, &e)) {
+		struct xml_node *el = e.el;
+		const char *type = xml_attr(el, "type");
+		if (xml_is(el, "iq", NS_CLIENT)) {
+			if (type != NULL && (strcmp(type, "get") == 0 || strcmp(type, "set") == 0)) {
+				router_bounce(el, SE_SERVICE_UNAVAILABLE, NULL);
+				bounced++;
+			} else {
+				dropped++;
+			}
+		} else if (xml_is(el, "message", NS_CLIENT) &&
+		           (type == NULL || strcmp(type, "chat") == 0 || strcmp(type, "normal") == 0)) {
+			if (xml_child(el, "delay", NS_DELAY) == NULL) {
+				char stamp[32];
+				time_t t = (time_t)e.stamp;
+				struct tm utc;
+				gmtime_r(&t, &utc);
+				strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &utc);
+				struct xml_node *d = xml_add_child(el, "delay", NS_DELAY);
+				xml_set_attr(d, "from", c->host->name);
+				xml_set_attr(d, "stamp", stamp);
+			}
+			if (c2s_sm_hook_message(c, HOOK_OFFLINE_MESSAGE, el, &bare, NULL) == HOOK_STOP) {
+				stored++;
+			} else {
+				router_bounce(el, SE_SERVICE_UNAVAILABLE, NULL);
+				bounced++;
+			}
+		} else {
+			dropped++;
+		}
+		xml_unref(&el);
+	}
+	jid_clear(&bare);
+	if (stored + bounced + dropped > 0)
+		log_info("c2s: session %s ended with %u unacknowledged stanzas: %u messages to offline "
+		         "storage, %u bounced, %u dropped (presence, results)",
+		         c->full_jid, stored + bounced + dropped, stored, bounced, dropped);
+}
+
+static void c2s_free(struct c2s *c);
+
+static void c2s_sm_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct c2s *c = w->data;
+	if (c->st != NULL)
+		return;
+	log_info("c2s: detached session %s %s: %zu stanzas unacknowledged", c->full_jid,
+	         c->session.user != NULL ? "expired" : "replaced", c2s_sm_queued_count(c));
+	c2s_free(c);
+}
+
+static void c2s_sm_expire_soon(struct c2s *c)
+{
+	ev_timer_stop(c->loop, &c->sm_timer);
+	ev_timer_set(&c->sm_timer, 0, 0);
+	ev_timer_start(c->loop, &c->sm_timer);
+}
+
+/* The connection of a resumable session is gone: keep the session. */
+static void c2s_sm_detach(struct c2s *c)
+{
+	struct stream *st = c->st;
+	c->out_base += st->bytes_out + st->out.len + c->held.len;
+	log_info("c2s %llu from %s: connection of %s lost: session kept for resumption for %.0f s "
+	         "(%zu stanzas unacknowledged)",
+	         (unsigned long long)st->id, st->ip, c->full_jid, c->sm->resume_timeout,
+	         c2s_sm_queued_count(c));
+	c->st = NULL;
+	c->session.detached = true;
+	ip_release(c->ipc);
+	c->ipc = NULL;
+	c2s_total--;
+	ev_timer_stop(c->loop, &c->fail_timer);
+	ev_timer_set(&c->sm_timer, c->sm->resume_timeout, 0);
+	ev_timer_start(c->loop, &c->sm_timer);
+	/* Held output that passes now goes to the queue only. */
+	c2s_release_held(c);
+}
+
+/* After a resumption, once nothing is held for earlier input: <resumed/>
+ * and the unacknowledged stanzas, in order. */
+static void c2s_sm_resume_ready(struct c2s *c)
+{
+	if (!c->resume_wait || c->st == NULL || barrier_busy(c->barrier))
+		return;
+	c->resume_wait = false;
+	/* Everything held passed: it is in the queue now. */
+	c2s_sm_held_written(c->sm, (size_t)-1);
+	buf_consume(&c->held, c->held.len);
+	c->nsegs = 0;
+	char h[16];
+	snprintf(h, sizeof(h), "%u", c->sm->in);
+	struct xml_node *ok = xml_new("resumed", NS_SM);
+	xml_set_attr(ok, "previd", c->sm->id);
+	xml_set_attr(ok, "h", h);
+	stream_send(c->st, ok, NS_CLIENT);
+	xml_unref(&ok);
+	size_t n = c2s_sm_queued_count(c);
+	for (size_t i = 0; i < n; i++)
+		stream_send(c->st, c2s_sm_entry(c->sm, i)->el, NS_CLIENT);
+	log_info("c2s %llu from %s: session %s resumed: %zu stanzas sent again",
+	         (unsigned long long)c->st->id, c->st->ip, c->full_jid, n);
+	if (n > 0)
+		c2s_sm_request(c);
+	if (c->st->paused)
+		stream_resume(c->st);
+}
+
+/* <resume/> on an authenticated stream n before bind: the session of
+ * previd takes this connection over.  True when input must pause. */
+static bool c2s_sm_resume(struct c2s *n, struct xml_node *el)
+{
+	struct c2s_sm *sm = c2s_sm_find(xml_attr(el, "previd"));
+	struct c2s *o = sm != NULL ? sm->owner : NULL;
+	if (o == NULL || o->host != n->host || o->session.user == NULL || o->sm_ended ||
+	    strcmp(o->user, n->user) != 0) {
+		log_info("c2s %llu from %s: %s@%s asked to resume an unknown session",
+		         (unsigned long long)n->st->id, n->st->ip, n->user, n->host->name);
+		c2s_sm_failed(n, "item-not-found");
+		return false;
+	}
+	uint32_t h;
+	if (!c2s_sm_parse_h(xml_attr(el, "h"), &h)) {
+		c2s_fail(n, STE_INVALID_XML, "h must be a number from 0 to 4294967295");
+		return true;
+	}
+	/* Swap the connections: o (the session) takes n's stream; n keeps
+	 * o's old one, if any, and closes it. */
+	struct stream *old = o->st;
+	if (old != NULL)
+		o->out_base += old->bytes_out + old->out.len;
+	o->st = n->st;
+	o->st->owner = o;
+	o->lc = n->lc;
+	o->limits = n->limits;
+	memcpy(o->stream_id, n->stream_id, sizeof(o->stream_id));
+	o->header_sent = true;
+	struct ip_count *ipc = o->ipc;
+	o->ipc = n->ipc;
+	n->ipc = ipc;
+	n->st = old;
+	if (old != NULL) {
+		old->owner = n;
+		log_info("c2s %llu from %s: session %s resumed from another connection: closing this one",
+		         (unsigned long long)old->id, old->ip, o->full_jid);
+		c2s_fail(n, STE_CONFLICT, "the session was resumed from another connection");
+	} else {
+		c2s_free(n); /* without a stream: its connection count is o's now */
+	}
+	ev_timer_stop(o->loop, &o->sm_timer);
+	o->session.detached = false;
+	o->sm_ended = false;
+	snprintf(o->session.ip, sizeof(o->session.ip), "%s", o->st->ip);
+	o->session.port = o->st->port;
+	snprintf(o->session.tls, sizeof(o->session.tls), "%s",
+	         o->st->ssl != NULL && o->st->tls_done ? SSL_get_version(o->st->ssl) : "");
+	o->sm->request_out = false;
+	if (!c2s_sm_acked(o, xml_attr(el, "h")))
+		return true;
+	o->resume_wait = true;
+	c2s_sm_resume_ready(o);
+	return o->resume_wait;
 }
 
 /* ---- stanzas of a bound session --------------------------------------------------------- */
@@ -781,7 +1376,18 @@ static bool c2s_stanza(struct stream *st, struct xml_node *el)
 			pause = c2s_handle_response(c, el);
 		} else if (xml_is(el, "abort", NS_SASL)) {
 			sasl_free(&c->sasl);
+			c->sasl2 = false;
 			c2s_send_sasl(c, "failure", "aborted", NULL, 0);
+		} else if (xml_is(el, "authenticate", NS_SASL2)) {
+			pause = c2s_handle_authenticate(c, el);
+		} else if (xml_is(el, "response", NS_SASL2)) {
+			pause = c2s_handle_response(c, el);
+		} else if (xml_is(el, "abort", NS_SASL2)) {
+			sasl_free(&c->sasl);
+			c->sasl2 = true;
+			c2s_send_sasl(c, "failure", "aborted", NULL, 0);
+		} else if (xml_is(el, "enable", NS_SM) || xml_is(el, "resume", NS_SM)) {
+			c2s_sm_failed(c, "unexpected-request");
 		} else if (xml_is(el, "iq", NS_CLIENT)) {
 			pause = c2s_handle_preauth_iq(c, el);
 		} else {
@@ -794,6 +1400,12 @@ static bool c2s_stanza(struct stream *st, struct xml_node *el)
 			c2s_handle_bind(c, el);
 		} else if (xml_is(el, "iq", NS_CLIENT) && xml_child(el, "session", NS_SESSION) != NULL) {
 			c2s_iq_error(c, el, SE_NOT_ALLOWED, "bind a resource first");
+		} else if (xml_is(el, "resume", NS_SM)) {
+			/* Even when no longer offered (a reload): a session that
+			 * waits may still be resumed. */
+			pause = c2s_sm_resume(c, el);
+		} else if (xml_is(el, "enable", NS_SM)) {
+			c2s_sm_failed(c, "unexpected-request");
 		} else {
 			c2s_fail(c, STE_NOT_AUTHORIZED, "bind a resource first");
 			pause = true;
@@ -801,7 +1413,18 @@ static bool c2s_stanza(struct stream *st, struct xml_node *el)
 		break;
 	case C2S_SESSION: {
 		struct barrier *outer = barrier_enter(c->barrier);
-		c2s_handle_session_stanza(c, el);
+		/* Once enabled, stream management stays for the session (also
+		 * when a reload turns it off for new ones). */
+		if (el->ns != NULL && strcmp(el->ns, NS_SM) == 0 &&
+		    (c->sm != NULL || server_config()->stream_management.enabled)) {
+			c2s_sm_element(c, el);
+		} else {
+			/* Counted when handed on: an <a/> written later waits, behind
+			 * the barrier, for what it hands on to be durable. */
+			if (c->sm != NULL && c2s_sm_is_stanza(el))
+				c->sm->in++;
+			c2s_handle_session_stanza(c, el);
+		}
 		barrier_leave(outer);
 		break;
 	}
@@ -830,6 +1453,8 @@ static void c2s_tick(struct stream *st, double now)
 		c2s_fail(c, STE_CONNECTION_TIMEOUT, "idle for too long");
 		return;
 	}
+	if (c->sm != NULL && !c->sm->request_out && !c->resume_wait && c2s_sm_queued_count(c) > 0)
+		c2s_sm_request(c);
 	if (l->keepalive > 0 && now - st->last_out > l->keepalive && st->out.len == 0)
 		stream_write(st, " ", 1);
 }
@@ -844,8 +1469,20 @@ static void c2s_anonymous_removed(enum storage_result res, void *ctx)
 static void c2s_closed(struct stream *st)
 {
 	struct c2s *c = st->owner;
+	if (c->sm != NULL && c->sm->id[0] != '\0' && !c->sm_ended && c->session.user != NULL &&
+	    c->state == C2S_SESSION) {
+		c2s_sm_detach(c);
+		return;
+	}
+	c2s_free(c);
+}
+
+/* End the session (if any) and free c; c->st may be NULL (detached). */
+static void c2s_free(struct c2s *c)
+{
 	if (c->session.user != NULL)
 		sm_session_close(&c->session);
+	c2s_sm_settle(c);
 	if (c->anonymous && c->user != NULL) {
 		/* Nothing of an anonymous user outlives its stream: what modules
 		 * stored for it goes (the stream does not wait for the answer). */
@@ -857,23 +1494,28 @@ static void c2s_closed(struct stream *st)
 		xml_unref(&c->session.presence);
 	if (c->preauth_pending > 0)
 		iq_preauth_detach(c);
-	ev_timer_stop(st->loop, &c->fail_timer);
+	ev_timer_stop(c->loop, &c->fail_timer);
+	ev_timer_stop(c->loop, &c->sm_timer);
 	/* Work still holding the barrier goes on (a store commits); only the
 	 * answers to a client that left are dropped. */
 	barrier_free(&c->barrier);
 	buf_free(&c->held);
 	free(c->segs);
 	sasl_free(&c->sasl);
+	c2s_sm_free(&c->sm);
+	xml_unref(&c->bind2);
+	free(c->user_agent);
 	if (c->full_jid != NULL)
-		log_info("c2s %llu from %s: session %s closed", (unsigned long long)st->id, st->ip,
-		         c->full_jid);
+		log_info("c2s %llu from %s: session %s closed", (unsigned long long)c->session.id,
+		         c->session.ip, c->full_jid);
 	jid_clear(&c->session.jid);
 	jid_clear(&c->to_cache);
 	free(c->to_cache_str);
 	free(c->full_jid);
 	free(c->user);
 	ip_release(c->ipc);
-	c2s_total--;
+	if (c->st != NULL)
+		c2s_total--;
 	free(c);
 }
 
@@ -907,8 +1549,11 @@ void c2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port, con
 	c->ipc = ipc;
 	c->opened = ev_now(loop);
 	c->barrier = barrier_new(c2s_release_held, c);
+	c->loop = loop;
 	ev_timer_init(&c->fail_timer, c2s_fail_timer_cb, 0, 0);
 	c->fail_timer.data = c;
+	ev_timer_init(&c->sm_timer, c2s_sm_timer_cb, 0, 0);
+	c->sm_timer.data = c;
 	struct xml_parser_limits pl = {
 		.max_stanza = limits->max_stanza_size,
 		.max_depth = limits->max_depth,
@@ -921,12 +1566,35 @@ void c2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port, con
 
 static void c2s_shutdown_one(struct stream *st, void *ctx)
 {
-	if (st->ops == &c2s_stream_ops)
-		c2s_fail(st->owner, STE_SYSTEM_SHUTDOWN, "the server is shutting down");
+	if (st->ops != &c2s_stream_ops)
+		return;
+	c2s_fail(st->owner, STE_SYSTEM_SHUTDOWN, "the server is shutting down");
+	/* No acknowledgement comes any more, and the stream may not finish
+	 * closing before the modules stop: the unacknowledged messages go to
+	 * offline storage now. */
+	c2s_sm_settle(st->owner);
+}
+
+/* Detached sessions (of host, or all when NULL) end now; *ctx counts. */
+struct c2s_detached_sweep {
+	const struct host *host;
+	unsigned count;
+};
+
+static void c2s_end_detached(struct c2s_sm *sm, void *ctx)
+{
+	struct c2s_detached_sweep *ds = ctx;
+	struct c2s *c = sm->owner;
+	if (c->st != NULL || (ds->host != NULL && c->host != ds->host))
+		return;
+	ds->count++;
+	c2s_free(c);
 }
 
 void c2s_shutdown_all(void)
 {
+	struct c2s_detached_sweep ds = { 0 };
+	c2s_sm_foreach(c2s_end_detached, &ds);
 	streams_foreach(c2s_shutdown_one, NULL);
 }
 
@@ -956,12 +1624,16 @@ static void c2s_host_one(struct stream *st, void *ctx)
 void c2s_close_host(const struct host *h, enum stream_error e, const char *text)
 {
 	struct host_sweep hs = { .host = h, .e = e, .text = text };
+	struct c2s_detached_sweep ds = { .host = h };
+	c2s_sm_foreach(c2s_end_detached, &ds);
 	streams_foreach(c2s_host_one, &hs);
 }
 
 unsigned c2s_count_host(const struct host *h, bool abort)
 {
 	struct host_sweep hs = { .host = h, .abort = abort };
+	struct c2s_detached_sweep ds = { .host = h };
+	c2s_sm_foreach(c2s_end_detached, &ds);
 	streams_foreach(c2s_host_one, &hs);
-	return hs.count;
+	return hs.count + ds.count;
 }

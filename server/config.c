@@ -43,7 +43,8 @@ _Static_assert(LOG_LEVEL_DEBUG == 0 && LOG_LEVEL_ERROR == 4, "loglevel_names fol
 struct top_settings {
 	int loglevel;
 	char *log_file, *pidfile, *user, *group;
-	const struct cfg_node *control, *limits, *tls, *storage, *auth, *listen, *modules, *hosts;
+	const struct cfg_node *control, *limits, *stream_management, *tls, *storage, *auth, *listen, *modules,
+	        *hosts;
 };
 
 static const struct opt_def top_defs[] = {
@@ -61,6 +62,8 @@ static const struct opt_def top_defs[] = {
 	  "the control socket (parleyctl)" },
 	{ "limits", OPT_NODE, OFF(top_settings, limits), NULL, NULL, 0, 0,
 	  "resource limits of every stream" },
+	{ "stream_management", OPT_NODE, OFF(top_settings, stream_management), NULL, NULL, 0, 0,
+	  "stream management (XEP-0198) of client streams" },
 	{ "tls", OPT_NODE, OFF(top_settings, tls), NULL, NULL, 0, 0, "TLS defaults for every host" },
 	{ "storage", OPT_NODE, OFF(top_settings, storage), NULL, NULL, 0, 0,
 	  "storage defaults for every host" },
@@ -474,6 +477,8 @@ int config_load(const char *path, struct parley_config **cfg_r, char **error_r)
 		goto out;
 	if (limits_config_load(&cfg->limits, top.limits, cfg->root, error_r) < 0)
 		goto out;
+	if (stream_mgmt_config_load(&cfg->stream_management, top.stream_management, cfg->root, error_r) < 0)
+		goto out;
 	if (listen_config_load(&cfg->listen, &cfg->nlisten, top.listen, cfg->root, error_r) < 0)
 		goto out;
 	if (load_globals(&g, &top, cfg->root, dir, error_r) < 0)
@@ -601,6 +606,8 @@ void config_dump_ex(const struct parley_config *cfg, const char *host, struct bu
 	opt_dump(control_defs, cfg, out, 2);
 	buf_append_str(out, "limits:\n");
 	limits_config_dump(&cfg->limits, out, 2);
+	buf_append_str(out, "stream_management:\n");
+	stream_mgmt_config_dump(&cfg->stream_management, out, 2);
 	buf_append_str(out, "listen:\n");
 	for (size_t i = 0; i < cfg->nlisten; i++)
 		listen_config_dump(&cfg->listen[i], out, 2);

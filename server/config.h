@@ -41,6 +41,7 @@ struct parley_config {
 	unsigned control_mode; /* 0600 */
 	char *control_group;   /* group owner of the socket (optional) */
 	struct limits_config limits;
+	struct stream_mgmt_config stream_management;
 	struct listen_config *listen;
 	size_t nlisten;
 	struct host_config *hosts;

@@ -40,6 +40,21 @@ static const struct opt_def limits_defs[] = {
 	OPT_END
 };
 
+static const struct opt_def stream_mgmt_defs[] = {
+	{ "enabled", OPT_BOOL, OFF(stream_mgmt_config, enabled), "true", NULL, 0, 0,
+	  "offer stream management (XEP-0198) to bound client streams" },
+	{ "resume_timeout", OPT_DURATION, OFF(stream_mgmt_config, resume_timeout), "300s", NULL, 0, 0,
+	  "how long a resumable session whose connection dropped waits to be resumed; 0: no resumption" },
+	{ "max_resume_timeout", OPT_DURATION, OFF(stream_mgmt_config, max_resume_timeout), "1h", NULL, 0, 0,
+	  "the longest resume time a client may ask for with max=''" },
+	{ "max_unacked", OPT_UINT, OFF(stream_mgmt_config, max_unacked), "1000", NULL, 1, 1000000,
+	  "stanzas sent to a client and not acknowledged before its session ends (policy-violation)" },
+	{ "ack_interval", OPT_UINT, OFF(stream_mgmt_config, ack_interval), "5", NULL, 1, 1000000,
+	  "request an acknowledgement (<r/>) after this many stanzas; an idle stream with "
+	  "unacknowledged stanzas is asked every second or so" },
+	OPT_END
+};
+
 static const struct opt_def tls_defs[] = {
 	{ "certificate", OPT_STRING, OFF(tls_config, certificate), NULL, NULL, 0, 0,
 	  "PEM file: the certificate and its chain" },
@@ -173,6 +188,24 @@ int limits_config_load(struct limits_config *l, const struct cfg_node *map, cons
 void limits_config_dump(const struct limits_config *l, struct buf *out, int indent)
 {
 	opt_dump(limits_defs, l, out, indent);
+}
+
+int stream_mgmt_config_load(struct stream_mgmt_config *m, const struct cfg_node *map,
+                            const struct cfg_node *fallback, char **error_r)
+{
+	if (opt_apply(stream_mgmt_defs, map, "stream_management", m, error_r) < 0)
+		return -1;
+	if (m->max_resume_timeout < m->resume_timeout) {
+		*error_r = cfg_error_for_key(map, fallback, "stream_management", "max_resume_timeout",
+		                             "must be at least resume_timeout");
+		return -1;
+	}
+	return 0;
+}
+
+void stream_mgmt_config_dump(const struct stream_mgmt_config *m, struct buf *out, int indent)
+{
+	opt_dump(stream_mgmt_defs, m, out, indent);
 }
 
 /* ---- tls ------------------------------------------------------------------ */

@@ -42,6 +42,16 @@ struct limits_config {
 	double auth_failure_delay; /* seconds before a failure is answered (1.0) */
 };
 
+/* Stream management (XEP-0198) of client streams: the stream_management
+ * section. */
+struct stream_mgmt_config {
+	bool enabled;              /* offer <sm xmlns='urn:xmpp:sm:3'/> (true) */
+	double resume_timeout;     /* a dropped resumable session waits this long (300 s) */
+	double max_resume_timeout; /* the most a client's max='' may ask for (3600 s) */
+	unsigned max_unacked;      /* unacknowledged stanzas before the session ends (1000) */
+	unsigned ack_interval;     /* request an ack after this many stanzas (5) */
+};
+
 /* The listen list: *listen_r gets an array of *count_r entries (set before
  * any entry is read, so that listen_config_free_all frees what was filled
  * when this fails).  root is where a message points when the list is
@@ -56,6 +66,11 @@ void listen_config_dump(const struct listen_config *l, struct buf *out, int inde
 int limits_config_load(struct limits_config *l, const struct cfg_node *map, const struct cfg_node *fallback,
                        char **error_r);
 void limits_config_dump(const struct limits_config *l, struct buf *out, int indent);
+
+/* The stream_management map (defaults first) and its checks. */
+int stream_mgmt_config_load(struct stream_mgmt_config *m, const struct cfg_node *map,
+                            const struct cfg_node *fallback, char **error_r);
+void stream_mgmt_config_dump(const struct stream_mgmt_config *m, struct buf *out, int indent);
 
 /* The built-in tls defaults. */
 void tls_config_defaults(struct tls_config *t);

@@ -13,6 +13,7 @@
 #include "tls.h"
 #include "lib/log.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 enum sasl_mech { MECH_PLAIN, MECH_SCRAM_SHA1, MECH_SCRAM_SHA256, MECH_ANONYMOUS };
@@ -22,6 +23,9 @@ struct sasl {
 	bool plus;
 	struct auth *auth;
 	SSL *ssl;
+	bool secure;
+	const char *mech_name; /* static */
+	char *cbind_type;      /* -PLUS: the type the client bound to */
 	sasl_cb *cb;
 	void *ctx;
 	struct scram_server *scram;
@@ -47,12 +51,11 @@ static const struct {
 
 static bool have_cbind(SSL *ssl)
 {
-	unsigned char buf[64];
-	const char *type;
-	return ssl != NULL && tls_channel_binding(ssl, &type, buf, sizeof(buf)) > 0;
+	const char *types[TLS_CBIND_MAX_TYPES];
+	return ssl != NULL && tls_channel_binding_types(ssl, types) > 0;
 }
 
-static bool mech_allowed(size_t i, struct auth *a, SSL *ssl, bool secure, bool cbind)
+static bool mech_allowed(size_t i, struct auth *a, bool secure, bool cbind)
 {
 	if (mechs[i].mech == MECH_PLAIN)
 		return secure && auth_can_plain(a);
@@ -67,7 +70,7 @@ void sasl_add_mechanisms(struct xml_node *mechanisms, struct auth *a, SSL *ssl, 
 {
 	bool cbind = have_cbind(ssl);
 	for (size_t i = 0; i < ARRAY_SIZE(mechs); i++) {
-		if (!mech_allowed(i, a, ssl, secure, cbind))
+		if (!mech_allowed(i, a, secure, cbind))
 			continue;
 		struct xml_node *m = xml_add_child(mechanisms, "mechanism", NULL);
 		xml_add_text(m, mechs[i].name, strlen(mechs[i].name));
@@ -76,29 +79,84 @@ void sasl_add_mechanisms(struct xml_node *mechanisms, struct auth *a, SSL *ssl, 
 
 void sasl_add_cbind_feature(struct xml_node *features, SSL *ssl)
 {
-	static const char *const types[] = { "tls-exporter", "tls-unique" };
-	unsigned char buf[64];
-	struct xml_node *f = NULL;
-	for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
-		if (tls_channel_binding_type(ssl, types[i], buf, sizeof(buf)) == 0)
-			continue;
-		if (f == NULL)
-			f = xml_add_child(features, "sasl-channel-binding", "urn:xmpp:sasl-cb:0");
+	const char *types[TLS_CBIND_MAX_TYPES];
+	size_t n = ssl != NULL ? tls_channel_binding_types(ssl, types) : 0;
+	if (n == 0)
+		return;
+	struct xml_node *f = xml_add_child(features, "sasl-channel-binding", "urn:xmpp:sasl-cb:0");
+	for (size_t i = 0; i < n; i++) {
 		struct xml_node *cb = xml_add_child(f, "channel-binding", NULL);
 		xml_set_attr(cb, "type", types[i]);
 	}
-	explicit_bzero(buf, sizeof(buf));
 }
 
 bool sasl_mechanism_offered(const char *mech, struct auth *a, SSL *ssl, bool secure)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(mechs); i++)
 		if (strcmp(mechs[i].name, mech) == 0)
-			return mech_allowed(i, a, ssl, secure, have_cbind(ssl));
+			return mech_allowed(i, a, secure, have_cbind(ssl));
 	return false;
 }
 
-struct sasl *sasl_new(const char *mech, struct auth *a, SSL *ssl, const char *ip, sasl_cb *cb, void *ctx)
+static int compare_names(const void *a, const void *b)
+{
+	/* "i;octet" (RFC 4790 §9.3): strcmp compares as unsigned char. */
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Append names sorted by octet, joined by 0x1E. */
+static void append_sorted(struct buf *b, const char **names, size_t n)
+{
+	qsort(names, n, sizeof(*names), compare_names);
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			buf_append(b, "\x1e", 1);
+		buf_append_str(b, names[i]);
+	}
+}
+
+/* XEP-0474: the string S over what sasl_add_mechanisms and
+ * sasl_add_cbind_feature advertised on this connection. */
+static void ssdp_string(const struct sasl *s, struct buf *b)
+{
+	const char *names[ARRAY_SIZE(mechs)];
+	const char *types[TLS_CBIND_MAX_TYPES];
+	size_t ntypes = s->ssl != NULL ? tls_channel_binding_types(s->ssl, types) : 0;
+	size_t n = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(mechs); i++)
+		if (mech_allowed(i, s->auth, s->secure, ntypes > 0))
+			names[n++] = mechs[i].name;
+	append_sorted(b, names, n);
+	if (ntypes > 0) {
+		buf_append(b, "\x1f", 1);
+		append_sorted(b, types, ntypes);
+	}
+}
+
+/* Whether a client's gs2 flag 'y' reveals a stripped mechanism list.
+ * 'y' says "I support channel binding but think you do not".  Before
+ * XEP-0440 and RFC 9266 a SCRAM client that supports channel binding
+ * supports tls-unique (RFC 5802 §6.1: mandatory to implement), so where
+ * the server offers -PLUS with tls-unique (TLS 1.2), 'y' means someone
+ * removed the -PLUS mechanisms: fail.  On TLS 1.3 tls-unique is undefined
+ * (RFC 9266) and not offered: a client that knows only tls-unique cannot
+ * bind and rightly says 'y'; it is accepted there.  A client that knows
+ * the types offered on TLS 1.3 is protected from a stripped list by the
+ * XEP-0474 hash in server-first. */
+static bool y_is_downgrade(const struct sasl *s)
+{
+	const char *types[TLS_CBIND_MAX_TYPES];
+	size_t n = s->ssl != NULL ? tls_channel_binding_types(s->ssl, types) : 0;
+	if (!auth_can_scram(s->auth))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(types[i], "tls-unique") == 0)
+			return true;
+	return false;
+}
+
+struct sasl *sasl_new(const char *mech, struct auth *a, SSL *ssl, bool secure, const char *ip, sasl_cb *cb,
+                      void *ctx)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(mechs); i++) {
 		if (strcmp(mechs[i].name, mech) != 0)
@@ -106,8 +164,10 @@ struct sasl *sasl_new(const char *mech, struct auth *a, SSL *ssl, const char *ip
 		struct sasl *s = xcalloc(1, sizeof(*s));
 		s->mech = mechs[i].mech;
 		s->plus = mechs[i].plus;
+		s->mech_name = mechs[i].name;
 		s->auth = a;
 		s->ssl = ssl;
+		s->secure = secure;
 		s->cb = cb;
 		s->ctx = ctx;
 		s->ip = ip != NULL ? xstrdup(ip) : NULL;
@@ -126,12 +186,23 @@ void sasl_free(struct sasl **sp)
 	scram_server_free(&s->scram);
 	free(s->username);
 	free(s->ip);
+	free(s->cbind_type);
 	xfree(sp);
 }
 
 const char *sasl_username(const struct sasl *s)
 {
 	return s->username;
+}
+
+const char *sasl_mechanism(const struct sasl *s)
+{
+	return s->mech_name;
+}
+
+const char *sasl_cbind_type(const struct sasl *s)
+{
+	return s->cbind_type;
 }
 
 bool sasl_is_anonymous(const struct sasl *s)
@@ -271,29 +342,28 @@ static void scram_creds(enum auth_result r, const struct scram_credentials *cred
 }
 
 /* The SCRAM server object, made at the client-first message: for -PLUS the
- * channel binding type is the one the client names ("p=tls-exporter" or
- * "p=tls-unique"); an unknown or unavailable type makes the binding fail. */
+ * channel binding type is the one the client names in "p=<type>"; the
+ * data is computed when this connection supports that type, and a type it
+ * does not support makes the exchange fail. */
 static void scram_create(struct sasl *s, const char *in, size_t len)
 {
-	unsigned char cb_data[64];
-	const char *cb_type = NULL;
+	unsigned char cb_data[TLS_CBIND_MAX_DATA];
 	size_t cb_len = 0;
 	if (s->plus && len > 2 && in[0] == 'p' && in[1] == '=') {
 		const char *comma = memchr(in, ',', len);
 		size_t tlen = comma != NULL ? (size_t)(comma - in - 2) : len - 2;
-		if (tlen == strlen("tls-exporter") && memcmp(in + 2, "tls-exporter", tlen) == 0)
-			cb_type = "tls-exporter";
-		else if (tlen == strlen("tls-unique") && memcmp(in + 2, "tls-unique", tlen) == 0)
-			cb_type = "tls-unique";
-		if (cb_type != NULL)
-			cb_len = tls_channel_binding_type(s->ssl, cb_type, cb_data, sizeof(cb_data));
-		if (cb_len == 0)
-			cb_type = "none";
+		if (tlen > 0 && tlen <= 64 && memchr(in + 2, '\0', tlen) == NULL) {
+			s->cbind_type = xstrndup(in + 2, tlen);
+			cb_len = tls_channel_binding_type(s->ssl, s->cbind_type, cb_data, sizeof(cb_data));
+		}
 	}
-	s->scram = scram_server_new(s->mech == MECH_SCRAM_SHA1 ? SCRAM_SHA1 : SCRAM_SHA256, s->plus, cb_type,
-	                            cb_len > 0 ? cb_data : NULL, cb_len,
-	                            have_cbind(s->ssl) && auth_can_scram(s->auth));
+	s->scram = scram_server_new(s->mech == MECH_SCRAM_SHA1 ? SCRAM_SHA1 : SCRAM_SHA256, s->plus,
+	                            s->cbind_type, cb_len > 0 ? cb_data : NULL, cb_len, y_is_downgrade(s));
 	explicit_bzero(cb_data, sizeof(cb_data));
+	struct buf ssdp = { 0 };
+	ssdp_string(s, &ssdp);
+	scram_server_set_ssdp(s->scram, ssdp.data, ssdp.len);
+	buf_free(&ssdp);
 }
 
 static void scram_step(struct sasl *s, const char *in, size_t len, struct sasl_result *res)
@@ -305,9 +375,16 @@ static void scram_step(struct sasl *s, const char *in, size_t len, struct sasl_r
 		const char *username = NULL;
 		enum scram_step st = scram_server_client_first(s->scram, in, len, &username, &error);
 		if (st != SCRAM_CONTINUE) {
-			fail(res, error != NULL && strcmp(error, "malformed-request") == 0
-			                  ? "malformed-request"
-			                  : "not-authorized");
+			if (error != NULL && strcmp(error, "malformed-request") == 0) {
+				fail(res, "malformed-request");
+			} else if (error != NULL && strcmp(error, "not-authorized") == 0) {
+				fail_login(res, "bad-username");
+			} else {
+				/* A channel binding mismatch of client and server:
+				 * no password was tried, so no failed login. */
+				fail(res, "not-authorized");
+				res->detail = error;
+			}
 			return;
 		}
 		char *user = jid_nodeprep(username);

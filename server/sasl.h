@@ -11,6 +11,10 @@
 #include "lib/xml.h"
 #include "auth/auth.h"
 
+#define NS_SASL2 "urn:xmpp:sasl:2" /* XEP-0388 */
+#define NS_BIND2 "urn:xmpp:bind:0" /* XEP-0386 */
+#define NS_CARBONS "urn:xmpp:carbons:2"
+
 enum sasl_status {
 	SASL_CHALLENGE, /* send out as <challenge/>, wait for <response/> */
 	SASL_SUCCESS,   /* send out (may be empty) in <success/> */
@@ -29,6 +33,10 @@ struct sasl_result {
 	 * NULL for failures that are no login attempt (malformed, aborted). */
 	const char *reason;
 	bool limited; /* refused by the failed-login limits (not counted again) */
+	/* A refusal that is no login attempt (reason NULL) may say why here,
+	 * for the log: a SCRAM channel binding error such as
+	 * "unsupported-channel-binding-type"; NULL otherwise. */
+	const char *detail;
 };
 
 typedef void sasl_cb(void *ctx, struct sasl_result *res);
@@ -40,18 +48,25 @@ struct sasl;
  * exists), PLAIN only when secure. */
 void sasl_add_mechanisms(struct xml_node *mechanisms, struct auth *a, SSL *ssl, bool secure);
 /* XEP-0440: the channel binding types this connection supports, as a
- * stream feature (nothing without TLS). */
+ * stream feature (nothing without TLS); see tls_channel_binding_types. */
 void sasl_add_cbind_feature(struct xml_node *features, SSL *ssl);
 /* Whether mech is one sasl_add_mechanisms would offer. */
 bool sasl_mechanism_offered(const char *mech, struct auth *a, SSL *ssl, bool secure);
 
-/* ip: the client's address, for the failed-login limits (copied). */
-struct sasl *sasl_new(const char *mech, struct auth *a, SSL *ssl, const char *ip, sasl_cb *cb, void *ctx);
+/* ip: the client's address, for the failed-login limits (copied).  ssl and
+ * secure as given to sasl_add_mechanisms: SCRAM hashes what was advertised
+ * into its challenge (XEP-0474). */
+struct sasl *sasl_new(const char *mech, struct auth *a, SSL *ssl, bool secure, const char *ip, sasl_cb *cb,
+                      void *ctx);
 void sasl_free(struct sasl **s); /* cancels a pending backend request */
 /* Feed the initial response or a <response/> (decoded bytes). */
 void sasl_step(struct sasl *s, const char *in, size_t len, struct sasl_result *res);
 /* The authenticated username (prepared), valid after SASL_SUCCESS. */
 const char *sasl_username(const struct sasl *s);
+/* The mechanism's name ("SCRAM-SHA-256-PLUS"), static. */
+const char *sasl_mechanism(const struct sasl *s);
+/* -PLUS: the channel binding type the client named, or NULL. */
+const char *sasl_cbind_type(const struct sasl *s);
 /* Whether the exchange was SASL ANONYMOUS (the username is a random one). */
 bool sasl_is_anonymous(const struct sasl *s);
 void sasl_result_clear(struct sasl_result *r);

@@ -202,6 +202,10 @@ int server_reload(struct buf *report)
 		ocfg->limits = ncfg->limits; /* read at each use: applies to new and current streams */
 		buf_append_str(report, "limits: applied\n");
 	}
+	/* Read from the newest configuration at each use (new enables,
+	 * resumption timeouts, bounds of current sessions). */
+	if (memcmp(&ocfg->stream_management, &ncfg->stream_management, sizeof(ocfg->stream_management)) != 0)
+		buf_append_str(report, "stream_management: applied\n");
 	reload_hosts(ncfg, report);
 	/* Kept until exit: the hosts now point into it. */
 	server.reloaded = xrealloc(server.reloaded, (server.nreloaded + 1) * sizeof(*server.reloaded));

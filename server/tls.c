@@ -12,6 +12,9 @@
 #include "lib/log.h"
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/x509.h>
 #include <string.h>
 
 struct tls_ctx {
@@ -171,33 +174,66 @@ SSL *tls_new_server(int fd)
 	return ssl;
 }
 
+/* RFC 5929 §4.1: the hash of our certificate with the hash function of its
+ * signature, SHA-256 when that is MD5 or SHA-1.  A signature without a
+ * separate hash (Ed25519, RSA-PSS) leaves the type undefined here. */
+static size_t server_end_point(SSL *ssl, unsigned char *out, size_t out_size)
+{
+	X509 *cert = SSL_get_certificate(ssl);
+	int md_nid = NID_undef, pk_nid = NID_undef;
+	if (cert == NULL || OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, &pk_nid) != 1)
+		return 0;
+	const EVP_MD *md;
+	if (md_nid == NID_md5 || md_nid == NID_sha1)
+		md = EVP_sha256();
+	else if (md_nid == NID_undef)
+		return 0;
+	else
+		md = EVP_get_digestbynid(md_nid);
+	if (md == NULL || (size_t)EVP_MD_get_size(md) > out_size)
+		return 0;
+	unsigned int n = 0;
+	if (X509_digest(cert, md, out, &n) != 1)
+		return 0;
+	return n;
+}
+
 size_t tls_channel_binding_type(SSL *ssl, const char *type, unsigned char *out, size_t out_size)
 {
-	if (ssl == NULL || out_size < 32)
+	if (ssl == NULL || out_size < TLS_CBIND_MAX_DATA || !SSL_is_init_finished(ssl))
 		return 0;
+	bool tls13 = SSL_version(ssl) >= TLS1_3_VERSION;
 	if (strcmp(type, "tls-exporter") == 0) {
-		/* RFC 9266; defined for TLS 1.3 (and 1.2 with extended master secret). */
+		/* RFC 9266 §2: label "EXPORTER-Channel-Binding", no context,
+		 * 32 bytes. */
 		static const char label[] = "EXPORTER-Channel-Binding";
-		if (SSL_version(ssl) < TLS1_3_VERSION)
-			return 0;
-		if (SSL_export_keying_material(ssl, out, 32, label, sizeof(label) - 1, NULL, 0, 0) != 1)
+		if (!tls13 ||
+		    SSL_export_keying_material(ssl, out, 32, label, sizeof(label) - 1, NULL, 0, 0) != 1)
 			return 0;
 		return 32;
 	}
+	if (strcmp(type, "tls-server-end-point") == 0)
+		return server_end_point(ssl, out, out_size);
 	if (strcmp(type, "tls-unique") == 0) {
-		/* RFC 5929: the first Finished of the handshake, the client's in a
-		 * full handshake (no resumption is offered). */
+		/* RFC 5929 §3: the first Finished of the handshake, the
+		 * client's in a full handshake (no resumption is offered). */
+		if (tls13)
+			return 0;
 		size_t n = SSL_get_peer_finished(ssl, out, out_size);
 		return n > out_size ? 0 : n;
 	}
 	return 0;
 }
 
-size_t tls_channel_binding(SSL *ssl, const char **type_r, unsigned char *out, size_t out_size)
+size_t tls_channel_binding_types(SSL *ssl, const char **types_r)
 {
-	const char *type = ssl != NULL && SSL_version(ssl) >= TLS1_3_VERSION ? "tls-exporter" : "tls-unique";
-	size_t n = tls_channel_binding_type(ssl, type, out, out_size);
-	if (n > 0)
-		*type_r = type;
+	static const char *const known[TLS_CBIND_MAX_TYPES] = { "tls-exporter", "tls-server-end-point",
+		                                                "tls-unique" };
+	unsigned char buf[TLS_CBIND_MAX_DATA];
+	size_t n = 0;
+	for (size_t i = 0; i < TLS_CBIND_MAX_TYPES; i++)
+		if (tls_channel_binding_type(ssl, known[i], buf, sizeof(buf)) > 0)
+			types_r[n++] = known[i];
+	explicit_bzero(buf, sizeof(buf));
 	return n;
 }

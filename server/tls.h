@@ -27,13 +27,23 @@ void tls_sni_clear(void);
 SSL *tls_new_server(int fd);
 bool tls_available(void);
 
-/* Channel binding data for SCRAM-PLUS: tls-exporter on TLS 1.3, tls-unique
- * on TLS 1.2.  Writes the type name and up to 64 bytes; returns the length,
- * or 0 when none is available. */
-size_t tls_channel_binding(SSL *ssl, const char **type_r, unsigned char *out, size_t out_size);
-/* The data of one named type ("tls-exporter" or "tls-unique"); 0 when
- * unavailable.  tls-unique is the client's first Finished message, which
- * OpenSSL keeps on TLS 1.3 too: clients that use it there interoperate. */
+/* ---- channel binding (RFC 5056) for SCRAM-PLUS ----------------------------
+ * The types a connection supports, by its TLS version:
+ *   tls-exporter          TLS 1.3 only (RFC 9266; not offered on TLS 1.2,
+ *                         where it would need extended master secret)
+ *   tls-server-end-point  any version (RFC 5929 §4: hash of our certificate)
+ *   tls-unique            TLS 1.2 only (RFC 5929; undefined on TLS 1.3 by
+ *                         RFC 9266) */
+#define TLS_CBIND_MAX_TYPES 3
+#define TLS_CBIND_MAX_DATA 64 /* bytes of the largest binding (SHA-512) */
+
+/* Store in types_r (room for TLS_CBIND_MAX_TYPES) the names of the types
+ * this connection supports, strongest first; returns how many.  0 without
+ * TLS or before the handshake ended. */
+size_t tls_channel_binding_types(SSL *ssl, const char **types_r);
+/* The data of one named type on this connection into out (out_size at
+ * least TLS_CBIND_MAX_DATA); returns the length, or 0 when the type is
+ * unknown or not defined for this connection. */
 size_t tls_channel_binding_type(SSL *ssl, const char *type, unsigned char *out, size_t out_size);
 
 #endif

@@ -1,5 +1,5 @@
 -- Parley schema for Microsoft SQL Server (2016 and later), through the
--- odbc driver, schema version 9.
+-- odbc driver, schema version 10.
 --
 -- A DBA creates the database and applies this file once, with a login that
 -- may create tables:
@@ -44,7 +44,7 @@
 CREATE TABLE schema_version (
     version INT NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (9);
+INSERT INTO schema_version (version) VALUES (10);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -424,4 +424,62 @@ CREATE TABLE pubsub_item (
     seq           BIGINT NOT NULL,
     payload       NVARCHAR(MAX) NOT NULL,
     CONSTRAINT pubsub_item_pk PRIMARY KEY NONCLUSTERED (owner, node, item_id)
+);
+
+-- Message archives (XEP-0313): the messages of an owner's archive.
+--   owner: a user's bare JID, or a room's for a room archive; it belongs
+--   to one virtual host, server_host.  id: the archiving module's id of
+--   the message, unique in the owner's archive and growing with time
+--   (microseconds since the epoch), so it is also the message's time and
+--   its place in the archive; the XEP-0359 stanza-id is made from it.
+--   peer: the other party's bare JID (a room archive: the room JID of the
+--   sender, bare); resource: the other party's resource ('' when none; a
+--   room archive: the sender's nick); outgoing: 1 when the owner sent it;
+--   body: the <body/> text, for full-text search (NULL when none);
+--   stanza: the serialized <message/>.
+-- Queries: a page of an owner's archive, filtered by peer ('with', index
+-- archive_with: its rows in id order), by id range (start/end, RSM
+-- after/before: the primary key in id order, forwards or backwards, with
+-- OFFSET 0 ROWS FETCH NEXT n ROWS ONLY) or by ids (the primary key);
+-- text search is a case-insensitive substring, LOWER(body) LIKE (no
+-- index: it reads the owner's rows); deleting an owner's rows (primary
+-- key prefix); retention: DELETE TOP (n) of the rows of a host older than
+-- an id (index archive_expire).
+-- The 'with' index is (owner, peer, id), without server_host (an owner
+-- belongs to one host), as in the other schemas.
+CREATE TABLE archive (
+    server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    owner        NVARCHAR(384) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    id           BIGINT NOT NULL,
+    peer         NVARCHAR(384) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    resource     NVARCHAR(1023) NOT NULL,
+    outgoing     SMALLINT NOT NULL,
+    body         NVARCHAR(MAX) NULL,
+    stanza       NVARCHAR(MAX) NOT NULL,
+    CONSTRAINT archive_pk PRIMARY KEY NONCLUSTERED (server_host, owner, id)
+);
+CREATE INDEX archive_with ON archive (owner, peer, id);
+CREATE INDEX archive_expire ON archive (server_host, id);
+
+-- Archiving preferences (XEP-0313 section 6) of an owner.
+--   def: the default, 'always', 'never' or 'roster'.
+-- Queries: one owner's row (primary key), read, replaced (delete and
+-- insert, with its JIDs, in one transaction) and deleted with the account.
+CREATE TABLE archive_prefs (
+    server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    owner        NVARCHAR(384) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    def          NVARCHAR(16) NOT NULL,
+    CONSTRAINT archive_prefs_pk PRIMARY KEY NONCLUSTERED (server_host, owner)
+);
+
+-- The JIDs of those preferences: always 1, the JID's messages are always
+-- archived; 0, never.
+-- Queries: one owner's rows (primary key prefix), with its preferences.
+-- The key is (owner, jid), as in the MySQL schema.
+CREATE TABLE archive_prefs_jid (
+    server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    owner        NVARCHAR(384) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    jid          NVARCHAR(384) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    always       SMALLINT NOT NULL,
+    CONSTRAINT archive_prefs_jid_pk PRIMARY KEY NONCLUSTERED (owner, jid)
 );

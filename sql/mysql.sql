@@ -1,5 +1,5 @@
 -- Parley schema for MySQL (8.0 and later) and MariaDB (10.3 and later),
--- schema version 9.
+-- schema version 10.
 --
 -- A DBA creates the database and applies this file once, with the
 -- database's own client and a user that may create tables:
@@ -43,7 +43,7 @@
 CREATE TABLE schema_version (
     version INT NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
-INSERT INTO schema_version (version) VALUES (9);
+INSERT INTO schema_version (version) VALUES (10);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -427,4 +427,67 @@ CREATE TABLE pubsub_item (
     seq           BIGINT         NOT NULL,
     payload       MEDIUMTEXT     NOT NULL,
     PRIMARY KEY (owner, node, item_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- Message archives (XEP-0313): the messages of an owner's archive.
+--   owner: a user's bare JID, or a room's for a room archive; it belongs
+--   to one virtual host, server_host.  id: the archiving module's id of
+--   the message, unique in the owner's archive and growing with time
+--   (microseconds since the epoch), so it is also the message's time and
+--   its place in the archive; the XEP-0359 stanza-id is made from it.
+--   peer: the other party's bare JID (a room archive: the room JID of the
+--   sender, bare); resource: the other party's resource ('' when none; a
+--   room archive: the sender's nick); outgoing: 1 when the owner sent it;
+--   body: the <body/> text, for full-text search (NULL when none);
+--   stanza: the serialized <message/>.
+-- Queries: a page of an owner's archive, filtered by peer ('with', index
+-- archive_with: its rows in id order), by id range (start/end, RSM
+-- after/before: the primary key in id order, forwards or backwards) or by
+-- ids (the primary key); full-text search with MATCH (body) AGAINST (...
+-- IN BOOLEAN MODE), every word required (FULLTEXT index archive_fts;
+-- words shorter than innodb_ft_min_token_size, 3 by default, and InnoDB's
+-- stop words are not indexed); deleting an owner's rows (primary key
+-- prefix); retention: DELETE ... ORDER BY id LIMIT n of the rows of a
+-- host older than an id (index archive_expire).
+-- Key lengths: owner and peer are 383 characters (a bare JID of a local
+-- user: 191 + 1 + 191), so that (owner, peer, id) fits in an index
+-- (766 characters and a BIGINT: 3072 bytes); server_host is left out of
+-- that index (an owner belongs to one host).  body uses a case-insensitive
+-- collation, for the full-text search.  MEDIUMTEXT holds up to 16 MiB.
+CREATE TABLE archive (
+    server_host  VARCHAR(191)  NOT NULL,
+    owner        VARCHAR(383)  NOT NULL,
+    id           BIGINT        NOT NULL,
+    peer         VARCHAR(383)  NOT NULL,
+    resource     VARCHAR(1023) NOT NULL,
+    outgoing     TINYINT       NOT NULL,
+    body         MEDIUMTEXT    COLLATE utf8mb4_unicode_ci NULL,
+    stanza       MEDIUMTEXT    NOT NULL,
+    PRIMARY KEY (server_host, owner, id),
+    KEY archive_with (owner, peer, id),
+    KEY archive_expire (server_host, id),
+    FULLTEXT KEY archive_fts (body)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- Archiving preferences (XEP-0313 section 6) of an owner.
+--   def: the default, 'always', 'never' or 'roster'.
+-- Queries: one owner's row (primary key), read, replaced (delete and
+-- insert, with its JIDs, in one transaction) and deleted with the account.
+CREATE TABLE archive_prefs (
+    server_host  VARCHAR(191)  NOT NULL,
+    owner        VARCHAR(383)  NOT NULL,
+    def          VARCHAR(16)   NOT NULL,
+    PRIMARY KEY (server_host, owner)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- The JIDs of those preferences: always 1, the JID's messages are always
+-- archived; 0, never.
+-- Queries: one owner's rows (primary key prefix), with its preferences.
+-- The key is (owner, jid): server_host, owner and jid would not fit.
+CREATE TABLE archive_prefs_jid (
+    server_host  VARCHAR(191)  NOT NULL,
+    owner        VARCHAR(383)  NOT NULL,
+    jid          VARCHAR(383)  NOT NULL,
+    always       TINYINT       NOT NULL,
+    PRIMARY KEY (owner, jid)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;

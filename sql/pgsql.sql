@@ -1,4 +1,4 @@
--- Parley schema for PostgreSQL (10 or later), schema version 9.
+-- Parley schema for PostgreSQL (10 or later), schema version 10.
 --
 -- A DBA applies this file once, as the owner of the database, to an empty
 -- database (or schema):
@@ -30,7 +30,7 @@
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (9);
+INSERT INTO schema_version (version) VALUES (10);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -407,4 +407,67 @@ CREATE TABLE pubsub_item (
     seq           BIGINT  NOT NULL,
     payload       TEXT    NOT NULL,
     PRIMARY KEY (owner, node, item_id)
+);
+
+-- Message archives (XEP-0313): the messages of an owner's archive.
+--   owner: a user's bare JID, or a room's for a room archive; it belongs
+--   to one virtual host, server_host.  id: the archiving module's id of
+--   the message, unique in the owner's archive and growing with time
+--   (microseconds since the epoch), so it is also the message's time and
+--   its place in the archive; the XEP-0359 stanza-id is made from it.
+--   peer: the other party's bare JID (a room archive: the room JID of the
+--   sender, bare); resource: the other party's resource ('' when none; a
+--   room archive: the sender's nick); outgoing: 1 when the owner sent it;
+--   body: the <body/> text, for full-text search (NULL when none);
+--   stanza: the serialized <message/>.
+-- Queries: a page of an owner's archive, filtered by peer ('with', index
+-- archive_with: its rows in id order), by id range (start/end, RSM
+-- after/before: the primary key in id order, forwards or backwards) or by
+-- ids (the primary key); full-text search with
+-- to_tsvector('simple', body) @@ plainto_tsquery('simple', ...) (index
+-- archive_fts); deleting an owner's rows (primary key prefix); retention:
+-- the rows of a host older than an id, a limited number at a time (index
+-- archive_expire; the rows are deleted by ctid).
+-- The 'with' index is (owner, peer, id), without server_host, as in the
+-- MySQL and SQL Server schemas (where server_host, owner and peer would
+-- not fit in an index): an owner belongs to one host.
+CREATE TABLE archive (
+    server_host  TEXT      NOT NULL,
+    owner        TEXT      NOT NULL,
+    id           BIGINT    NOT NULL,
+    peer         TEXT      NOT NULL,
+    resource     TEXT      NOT NULL,
+    outgoing     SMALLINT  NOT NULL,
+    body         TEXT,
+    stanza       TEXT      NOT NULL,
+    PRIMARY KEY (server_host, owner, id)
+);
+CREATE INDEX archive_with ON archive (owner, peer, id);
+CREATE INDEX archive_expire ON archive (server_host, id);
+-- The 'simple' configuration: words lower-cased, no stemming and no stop
+-- words (messages are in any language).
+CREATE INDEX archive_fts ON archive USING GIN (to_tsvector('simple', body));
+
+-- Archiving preferences (XEP-0313 section 6) of an owner.
+--   def: the default, 'always', 'never' or 'roster'.
+-- Queries: one owner's row (primary key), read, replaced (delete and
+-- insert, with its JIDs, in one transaction) and deleted with the account.
+CREATE TABLE archive_prefs (
+    server_host  TEXT  NOT NULL,
+    owner        TEXT  NOT NULL,
+    def          TEXT  NOT NULL,
+    PRIMARY KEY (server_host, owner)
+);
+
+-- The JIDs of those preferences: always 1, the JID's messages are always
+-- archived; 0, never.
+-- Queries: one owner's rows (primary key prefix), with its preferences.
+-- The key is (owner, jid), without server_host, as in the MySQL and SQL
+-- Server schemas: an owner belongs to one host.
+CREATE TABLE archive_prefs_jid (
+    server_host  TEXT      NOT NULL,
+    owner        TEXT      NOT NULL,
+    jid          TEXT      NOT NULL,
+    always       SMALLINT  NOT NULL,
+    PRIMARY KEY (owner, jid)
 );

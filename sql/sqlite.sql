@@ -1,4 +1,4 @@
--- Parley schema for SQLite, schema version 9.
+-- Parley schema for SQLite, schema version 10.
 --
 -- parleyd creates a new database from this file when its storage path does
 -- not exist yet; for an existing file it checks schema_version and refuses
@@ -24,7 +24,7 @@
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (9);
+INSERT INTO schema_version (version) VALUES (10);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -400,3 +400,81 @@ CREATE TABLE pubsub_item (
     payload       TEXT     NOT NULL,
     PRIMARY KEY (owner, node, item_id)
 );
+
+-- Message archives (XEP-0313): the messages of an owner's archive.
+--   owner: a user's bare JID, or a room's for a room archive; it belongs
+--   to one virtual host, server_host.  id: the archiving module's id of
+--   the message, unique in the owner's archive and growing with time
+--   (microseconds since the epoch), so it is also the message's time and
+--   its place in the archive; the XEP-0359 stanza-id is made from it.
+--   peer: the other party's bare JID (a room archive: the room JID of the
+--   sender, bare); resource: the other party's resource ('' when none; a
+--   room archive: the sender's nick); outgoing: 1 when the owner sent it;
+--   body: the <body/> text, for full-text search (NULL when none);
+--   stanza: the serialized <message/>.
+-- Queries: a page of an owner's archive, filtered by peer ('with', index
+-- archive_with: its rows in id order), by id range (start/end, RSM
+-- after/before: the unique key (server_host, owner, id) in id order,
+-- forwards or backwards) or by ids (the unique key); full-text search
+-- through archive_fts; deleting an owner's rows (the unique key prefix);
+-- retention: the rows of a host older than an id, a limited number at a
+-- time (index archive_expire).
+-- A rowid table with an explicit INTEGER PRIMARY KEY seq: the full-text
+-- table refers to the rows by seq, which VACUUM keeps (it may renumber an
+-- implicit rowid).
+CREATE TABLE archive (
+    seq          INTEGER  PRIMARY KEY,
+    server_host  TEXT     NOT NULL,
+    owner        TEXT     NOT NULL,
+    id           INTEGER  NOT NULL,
+    peer         TEXT     NOT NULL,
+    resource     TEXT     NOT NULL,
+    outgoing     INTEGER  NOT NULL,
+    body         TEXT,
+    stanza       TEXT     NOT NULL,
+    UNIQUE (server_host, owner, id)
+);
+CREATE INDEX archive_with ON archive (owner, peer, id);
+CREATE INDEX archive_expire ON archive (server_host, id);
+
+-- Full-text index of the archive's bodies (FTS5, an external-content
+-- table over archive kept by the triggers below; the default unicode61
+-- tokenizer folds case and diacritics).  Searched with MATCH, each word
+-- of the search quoted; only the rows with a body are indexed.
+CREATE VIRTUAL TABLE archive_fts USING fts5(body, content='archive', content_rowid='seq');
+CREATE TRIGGER archive_fts_insert AFTER INSERT ON archive WHEN new.body IS NOT NULL BEGIN
+    INSERT INTO archive_fts (rowid, body) VALUES (new.seq, new.body);
+END;
+CREATE TRIGGER archive_fts_delete AFTER DELETE ON archive WHEN old.body IS NOT NULL BEGIN
+    INSERT INTO archive_fts (archive_fts, rowid, body) VALUES ('delete', old.seq, old.body);
+END;
+CREATE TRIGGER archive_fts_update AFTER UPDATE OF body ON archive BEGIN
+    INSERT INTO archive_fts (archive_fts, rowid, body)
+        SELECT 'delete', old.seq, old.body WHERE old.body IS NOT NULL;
+    INSERT INTO archive_fts (rowid, body) SELECT new.seq, new.body WHERE new.body IS NOT NULL;
+END;
+
+-- Archiving preferences (XEP-0313 section 6) of an owner.
+--   def: the default, 'always', 'never' or 'roster'.
+-- Queries: one owner's row (primary key), read, replaced (delete and
+-- insert, with its JIDs, in one transaction) and deleted with the account.
+CREATE TABLE archive_prefs (
+    server_host  TEXT  NOT NULL,
+    owner        TEXT  NOT NULL,
+    def          TEXT  NOT NULL,
+    PRIMARY KEY (server_host, owner)
+) WITHOUT ROWID;
+
+-- The JIDs of those preferences: always 1, the JID's messages are always
+-- archived; 0, never.
+-- Queries: one owner's rows (primary key prefix), with its preferences.
+-- The key is (owner, jid), without server_host, as in the MySQL and SQL
+-- Server schemas (where server_host, owner and jid would not fit in an
+-- index): an owner belongs to one host.
+CREATE TABLE archive_prefs_jid (
+    server_host  TEXT     NOT NULL,
+    owner        TEXT     NOT NULL,
+    jid          TEXT     NOT NULL,
+    always       INTEGER  NOT NULL,
+    PRIMARY KEY (owner, jid)
+) WITHOUT ROWID;

@@ -25,10 +25,12 @@
 #include "storage/search-store.h"
 #include "storage/muc-store.h"
 #include "storage/pubsub-store.h"
+#include "storage/mam-store.h"
 #include "storage/vcard-index.h"
 #include "lib/log.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <time.h>
 
 struct mem_msg {
@@ -94,6 +96,17 @@ struct mem_ps_item {
 	struct pubsub_item it; /* strings malloc'd (const cast away) */
 };
 
+/* The message archive of host's owner and its preferences; msgs in
+ * ascending id order. */
+struct mem_archive {
+	char *host, *owner;
+	struct mam_message *msgs; /* strings malloc'd (const cast away) */
+	size_t nmsgs, cap;
+	bool has_prefs;
+	enum mam_default def;
+	struct strlist always, never; /* sorted */
+};
+
 struct mem_store {
 	struct storage base;
 	struct mem_user **users;
@@ -109,6 +122,8 @@ struct mem_store {
 	size_t nps_nodes;
 	struct mem_ps_item *ps_items;
 	size_t nps_items;
+	struct mem_archive **archives;
+	size_t narchives;
 };
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -278,6 +293,8 @@ static enum storage_result mem_account_update(void *conn, struct account_update_
 	return STORAGE_OK;
 }
 
+static void archive_remove(struct mem_store *ms, const char *host, const char *owner);
+
 /* The account and every row of the user, and its memberships in the
  * host's shared groups. */
 static enum storage_result mem_account_remove(void *conn, struct account_remove_job *r)
@@ -290,6 +307,7 @@ static enum storage_result mem_account_remove(void *conn, struct account_remove_
 		if (strcmp(g->host, r->base.host) == 0 && (k = strlist_index(&g->g.members, bare)) >= 0)
 			strlist_remove_at(&g->g.members, (size_t)k);
 	}
+	archive_remove(ms, r->base.host, bare);
 	for (size_t i = 0; i < ms->nusers; i++) {
 		struct mem_user *u = ms->users[i];
 		if (strcmp(u->host, r->base.host) != 0 || strcmp(u->user, r->base.user) != 0)
@@ -1286,6 +1304,252 @@ static const struct pubsub_store_vfuncs mem_pubsub_vfuncs = {
 	.owner_delete = mem_pubsub_owner_delete,
 };
 
+/* ---- message archives ---------------------------------------------------------------- */
+
+static void mam_msg_clear(struct mam_message *m)
+{
+	free((char *)m->peer);
+	free((char *)m->resource);
+	free((char *)m->body);
+	free((char *)m->stanza);
+}
+
+static void archive_free(struct mem_archive *a)
+{
+	for (size_t i = 0; i < a->nmsgs; i++)
+		mam_msg_clear(&a->msgs[i]);
+	free(a->msgs);
+	strlist_free(&a->always);
+	strlist_free(&a->never);
+	free(a->host);
+	free(a->owner);
+	free(a);
+}
+
+static struct mem_archive *archive_find(struct mem_store *ms, const char *host, const char *owner)
+{
+	for (size_t i = 0; i < ms->narchives; i++)
+		if (strcmp(ms->archives[i]->host, host) == 0 && strcmp(ms->archives[i]->owner, owner) == 0)
+			return ms->archives[i];
+	return NULL;
+}
+
+static struct mem_archive *archive_get(struct mem_store *ms, const char *host, const char *owner)
+{
+	struct mem_archive *a = archive_find(ms, host, owner);
+	if (a != NULL)
+		return a;
+	a = xcalloc(1, sizeof(*a));
+	a->host = xstrdup(host);
+	a->owner = xstrdup(owner);
+	ms->archives = xrealloc(ms->archives, (ms->narchives + 1) * sizeof(*ms->archives));
+	ms->archives[ms->narchives++] = a;
+	return a;
+}
+
+/* The archive and the preferences of owner (account removal). */
+static void archive_remove(struct mem_store *ms, const char *host, const char *owner)
+{
+	for (size_t i = 0; i < ms->narchives; i++) {
+		if (strcmp(ms->archives[i]->host, host) == 0 && strcmp(ms->archives[i]->owner, owner) == 0) {
+			archive_free(ms->archives[i]);
+			ms->archives[i] = ms->archives[--ms->narchives];
+			return;
+		}
+	}
+}
+
+/* The place of the first message of a with an id >= id. */
+static size_t archive_lower_bound(const struct mem_archive *a, int64_t id)
+{
+	size_t lo = 0, hi = a->nmsgs;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (a->msgs[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static enum storage_result mem_mam_store(void *conn, struct mam_store_job *r)
+{
+	struct mem_archive *a = archive_get(conn, r->base.host, r->owner);
+	const struct mam_message *in = &r->msg;
+	size_t at = archive_lower_bound(a, in->id);
+	if (at < a->nmsgs && a->msgs[at].id == in->id)
+		return STORAGE_EXISTS;
+	if (a->nmsgs == a->cap) {
+		a->cap = a->cap == 0 ? 16 : a->cap * 2;
+		a->msgs = xrealloc(a->msgs, a->cap * sizeof(*a->msgs));
+	}
+	memmove(&a->msgs[at + 1], &a->msgs[at], (a->nmsgs - at) * sizeof(*a->msgs));
+	a->msgs[at] = (struct mam_message){ in->id,
+		                            xstrdup(in->peer),
+		                            xstrdup(in->resource),
+		                            in->outgoing,
+		                            in->body != NULL ? xstrdup(in->body) : NULL,
+		                            xstrdup(in->stanza) };
+	a->nmsgs++;
+	return STORAGE_OK;
+}
+
+static int cmp_int64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* ASCII case-insensitive substring (the memory store has no text index). */
+static bool text_contains(const char *hay, const char *needle)
+{
+	size_t n = strlen(needle);
+	for (const char *h = hay; *h != '\0'; h++) {
+		size_t i = 0;
+		while (i < n && h[i] != '\0' &&
+		       tolower((unsigned char)h[i]) == tolower((unsigned char)needle[i]))
+			i++;
+		if (i == n)
+			return true;
+	}
+	return n == 0;
+}
+
+static bool mam_matches(const struct mam_query *q, const struct mam_message *m)
+{
+	if (q->with != NULL && strcmp(m->peer, q->with) != 0)
+		return false;
+	if (q->with != NULL && q->with_resource != NULL && strcmp(m->resource, q->with_resource) != 0)
+		return false;
+	if ((q->start != 0 && m->id < q->start) || (q->end != 0 && m->id > q->end))
+		return false;
+	if ((q->after_id != 0 && m->id <= q->after_id) || (q->before_id != 0 && m->id >= q->before_id))
+		return false;
+	if (q->ids != NULL &&
+	    (q->nids == 0 || bsearch(&m->id, q->ids, q->nids, sizeof(*q->ids), cmp_int64) == NULL))
+		return false;
+	if (q->text != NULL && (m->body == NULL || !text_contains(m->body, q->text)))
+		return false;
+	return true;
+}
+
+static void mam_msg_copy(struct pool *p, struct mam_message *dst, const struct mam_message *m)
+{
+	*dst = (struct mam_message){ m->id,
+		                     pool_strdup(p, m->peer),
+		                     pool_strdup(p, m->resource),
+		                     m->outgoing,
+		                     m->body != NULL ? pool_strdup(p, m->body) : NULL,
+		                     pool_strdup(p, m->stanza) };
+}
+
+static enum storage_result mem_mam_query(void *conn, struct mam_query_job *r)
+{
+	struct mem_archive *a = archive_find(conn, r->base.host, r->owner);
+	const struct mam_query *q = &r->q;
+	size_t max = q->max, found = 0;
+	r->msgs = pool_alloc(r->base.pool, max * sizeof(*r->msgs));
+	r->nmsgs = 0;
+	r->complete = true;
+	if (a == NULL)
+		return STORAGE_OK;
+	/* Forwards: the first max after after_id; backwards: the last max
+	 * before before_id, filled from the end. */
+	for (size_t k = 0; k < a->nmsgs; k++) {
+		size_t i = q->backwards ? a->nmsgs - 1 - k : k;
+		if (!mam_matches(q, &a->msgs[i]))
+			continue;
+		if (found == max) {
+			r->complete = false;
+			break;
+		}
+		size_t at = q->backwards ? max - 1 - found : found;
+		mam_msg_copy(r->base.pool, &r->msgs[at], &a->msgs[i]);
+		found++;
+	}
+	if (q->backwards && found < max)
+		memmove(r->msgs, r->msgs + (max - found), found * sizeof(*r->msgs));
+	r->nmsgs = found;
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_mam_owner_delete(void *conn, struct mam_owner_delete_job *r)
+{
+	struct mem_archive *a = archive_find(conn, r->base.host, r->owner);
+	if (a == NULL)
+		return STORAGE_OK;
+	for (size_t i = 0; i < a->nmsgs; i++)
+		mam_msg_clear(&a->msgs[i]);
+	a->nmsgs = 0;
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_mam_expire(void *conn, struct mam_expire_job *r)
+{
+	struct mem_store *ms = conn;
+	r->count = 0;
+	for (size_t i = 0; i < ms->narchives; i++) {
+		struct mem_archive *a = ms->archives[i];
+		if (strcmp(a->host, r->base.host) != 0)
+			continue;
+		size_t n = archive_lower_bound(a, r->before);
+		if (r->limit > 0 && n > r->limit - r->count)
+			n = r->limit - r->count;
+		for (size_t k = 0; k < n; k++)
+			mam_msg_clear(&a->msgs[k]);
+		memmove(a->msgs, a->msgs + n, (a->nmsgs - n) * sizeof(*a->msgs));
+		a->nmsgs -= n;
+		r->count += n;
+		if (r->limit > 0 && r->count == r->limit)
+			break;
+	}
+	return STORAGE_OK;
+}
+
+static void names_to_list(struct pool *p, const char *const **out, size_t *n_r, const struct strlist *l)
+{
+	const char **v = pool_alloc(p, (l->count > 0 ? l->count : 1) * sizeof(*v));
+	for (size_t i = 0; i < l->count; i++)
+		v[i] = pool_strdup(p, l->items[i]);
+	*out = v;
+	*n_r = l->count;
+}
+
+static enum storage_result mem_mam_prefs_get(void *conn, struct mam_prefs_get_job *r)
+{
+	struct mem_archive *a = archive_find(conn, r->base.host, r->owner);
+	if (a == NULL || !a->has_prefs)
+		return STORAGE_NOT_FOUND;
+	r->prefs.def = a->def;
+	names_to_list(r->base.pool, &r->prefs.always, &r->prefs.n_always, &a->always);
+	names_to_list(r->base.pool, &r->prefs.never, &r->prefs.n_never, &a->never);
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_mam_prefs_set(void *conn, struct mam_prefs_set_job *r)
+{
+	struct mem_archive *a = archive_get(conn, r->base.host, r->owner);
+	strlist_free(&a->always);
+	strlist_free(&a->never);
+	a->has_prefs = true;
+	a->def = r->prefs.def;
+	for (size_t i = 0; i < r->prefs.n_always; i++)
+		strlist_push(&a->always, r->prefs.always[i]);
+	for (size_t i = 0; i < r->prefs.n_never; i++)
+		strlist_push(&a->never, r->prefs.never[i]);
+	return STORAGE_OK;
+}
+
+static const struct mam_store_vfuncs mem_mam_vfuncs = {
+	.store = mem_mam_store,
+	.query = mem_mam_query,
+	.owner_delete = mem_mam_owner_delete,
+	.expire = mem_mam_expire,
+	.prefs_get = mem_mam_prefs_get,
+	.prefs_set = mem_mam_prefs_set,
+};
+
 /* ---- the store ---------------------------------------------------------------------- */
 
 static bool mem_accepts(const char *driver)
@@ -1309,6 +1573,7 @@ static int mem_open(struct ev_loop *loop, const struct storage_config *cfg, stru
 	ms->base.search = &mem_search_vfuncs;
 	ms->base.muc = &mem_muc_vfuncs;
 	ms->base.pubsub = &mem_pubsub_vfuncs;
+	ms->base.mam = &mem_mam_vfuncs;
 	*st_r = &ms->base;
 	return 0;
 }
@@ -1335,14 +1600,17 @@ static void mem_close(struct storage *st)
 	for (size_t i = 0; i < ms->nps_items; i++)
 		ps_item_clear(&ms->ps_items[i]);
 	free(ms->ps_items);
+	for (size_t i = 0; i < ms->narchives; i++)
+		archive_free(ms->archives[i]);
+	free(ms->archives);
 	free(ms);
 }
 
 static void mem_status(struct storage *st, struct buf *out)
 {
 	struct mem_store *ms = (struct mem_store *)st;
-	buf_printf(out, "in memory: %zu users, %zu shared groups, %zu rooms, %zu pubsub nodes", ms->nusers,
-	           ms->ngroups, ms->nrooms, ms->nps_nodes);
+	buf_printf(out, "in memory: %zu users, %zu shared groups, %zu rooms, %zu pubsub nodes, %zu archives",
+	           ms->nusers, ms->ngroups, ms->nrooms, ms->nps_nodes, ms->narchives);
 }
 
 const struct storage_vfuncs storage_memory_vfuncs = {

@@ -50,8 +50,15 @@ static const char *const sql_user_deletes[] = {
 	"DELETE FROM privacy_lists WHERE server_host = ? AND username = ?",
 	"DELETE FROM users WHERE server_host = ? AND username = ?",
 };
-/* The user's memberships in shared roster groups: parameters host, bare JID. */
-static const char sql_user_srg_delete[] = "DELETE FROM sr_members WHERE server_host = ? AND member = ?";
+/* The user's rows keyed by the bare JID (parameters host, bare JID): its
+ * memberships in shared roster groups, its message archive and archiving
+ * preferences. */
+static const char *const sql_user_bare_deletes[] = {
+	"DELETE FROM sr_members WHERE server_host = ? AND member = ?",
+	"DELETE FROM archive WHERE server_host = ? AND owner = ?",
+	"DELETE FROM archive_prefs_jid WHERE server_host = ? AND owner = ?",
+	"DELETE FROM archive_prefs WHERE server_host = ? AND owner = ?",
+};
 
 /* Decode a base64 key of exactly len bytes into out. */
 static bool decode_key(const char *b64, unsigned char *out, size_t len)
@@ -187,8 +194,9 @@ static enum storage_result op_account_remove(void *conn, struct account_remove_j
 		return sql_q_fail(t, &r->base);
 	char *bare = pool_printf(r->base.pool, "%s@%s", r->base.user, r->base.host);
 	struct sql_param pm[] = { PTEXT(r->base.host), PTEXT(bare) };
-	if (sql_q_exec(t, sql_user_srg_delete, pm, ARRAY_SIZE(pm), NULL) < 0)
-		return sql_q_abort(t, &r->base);
+	for (size_t i = 0; i < ARRAY_SIZE(sql_user_bare_deletes); i++)
+		if (sql_q_exec(t, sql_user_bare_deletes[i], pm, ARRAY_SIZE(pm), NULL) < 0)
+			return sql_q_abort(t, &r->base);
 	for (size_t i = 0; i < ARRAY_SIZE(sql_user_deletes); i++)
 		if (sql_q_exec(t, sql_user_deletes[i], p, ARRAY_SIZE(p), &changes) < 0)
 			return sql_q_abort(t, &r->base);

@@ -103,18 +103,21 @@ static const char *const pgsql_migrations[] = {
 	"migrations/pgsql/004-blocklist.sql",     "migrations/pgsql/005-privacy.sql",
 	"migrations/pgsql/006-shared-roster.sql", "migrations/pgsql/007-vcard-search.sql",
 	"migrations/pgsql/008-muc.sql",           "migrations/pgsql/009-pubsub.sql",
+	"migrations/pgsql/010-mam.sql",
 };
 static const char *const mysql_migrations[] = {
 	"migrations/mysql/002-offline.sql",       "migrations/mysql/003-user-data.sql",
 	"migrations/mysql/004-blocklist.sql",     "migrations/mysql/005-privacy.sql",
 	"migrations/mysql/006-shared-roster.sql", "migrations/mysql/007-vcard-search.sql",
 	"migrations/mysql/008-muc.sql",           "migrations/mysql/009-pubsub.sql",
+	"migrations/mysql/010-mam.sql",
 };
 static const char *const mssql_migrations[] = {
 	"migrations/mssql/002-offline.sql",       "migrations/mssql/003-user-data.sql",
 	"migrations/mssql/004-blocklist.sql",     "migrations/mssql/005-privacy.sql",
 	"migrations/mssql/006-shared-roster.sql", "migrations/mssql/007-vcard-search.sql",
 	"migrations/mssql/008-muc.sql",           "migrations/mssql/009-pubsub.sql",
+	"migrations/mssql/010-mam.sql",
 };
 _Static_assert(ARRAY_SIZE(pgsql_migrations) == SQL_SCHEMA_VERSION - 1 &&
                        ARRAY_SIZE(mysql_migrations) == SQL_SCHEMA_VERSION - 1 &&

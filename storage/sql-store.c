@@ -513,6 +513,7 @@ static int sql_open(struct ev_loop *loop, const struct storage_config *cfg, stru
 	ss->base.search = &sql_search_vfuncs;
 	ss->base.muc = &sql_muc_vfuncs;
 	ss->base.pubsub = &sql_pubsub_vfuncs;
+	ss->base.mam = &sql_mam_vfuncs;
 	ss->base.workers = worker_group_new(loop, d->name, ss->cfg.pool_size, ss->cfg.queue_max,
 	                                    sql_thread_init, sql_thread_deinit, ss);
 	*st_r = &ss->base;

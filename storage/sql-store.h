@@ -135,5 +135,6 @@ extern const struct srg_store_vfuncs sql_srg_vfuncs;
 extern const struct search_store_vfuncs sql_search_vfuncs;
 extern const struct muc_store_vfuncs sql_muc_vfuncs;
 extern const struct pubsub_store_vfuncs sql_pubsub_vfuncs;
+extern const struct mam_store_vfuncs sql_mam_vfuncs;
 
 #endif

@@ -23,8 +23,9 @@
  * privacy_items; 6: shared roster groups (sr_groups, sr_displayed,
  * sr_members); 7: vcard_search; 8: muc_room, muc_affiliation,
  * muc_registered; 9: pubsub_node, pubsub_affiliation, pubsub_subscription,
- * pubsub_item. */
-#define SQL_SCHEMA_VERSION 9
+ * pubsub_item; 10: archive, archive_fts (SQLite), archive_prefs,
+ * archive_prefs_jid. */
+#define SQL_SCHEMA_VERSION 10
 
 /* Class of the last error on a connection: what sql-store.c may do next. */
 enum sql_error {

@@ -121,6 +121,7 @@ void muc_config_defaults(struct muc_config *c, const struct muc_settings *s)
 	c->get_member_list = MUC_ROLE_BIT(MUC_ROLE_MODERATOR);
 	c->public_list = true;
 	c->voice_request_interval = DEFAULT_VOICE_REQUEST_INTERVAL;
+	c->archive = true; /* a new room takes mod_mam's muc option (muc_room_new) */
 	if (s == NULL) {
 		c->public_room = true;
 		c->change_subject = true;
@@ -233,6 +234,8 @@ static const struct config_field config_fields[] = {
 	  CFG(allow_invites), 0, NULL, 0 },
 	{ "muc#roomconfig_enablelogging", F_BOOL, "Whether to Enable Public Logging of Room Conversations",
 	  CFG(enable_logging), 0, NULL, 0 },
+	{ "muc#roomconfig_enablearchiving", F_BOOL, "Whether to Archive Room Messages (XEP-0313)",
+	  CFG(archive), 0, NULL, 0 },
 	{ "muc#roomconfig_maxusers", F_MAX_USERS, "Maximum Number of Room Occupants", CFG(max_users), 0, NULL,
 	  0 },
 	{ "muc#maxhistoryfetch", F_UINT, "Maximum Number of History Messages Returned by Room",
@@ -763,6 +766,7 @@ static const struct store_key store_keys[] = {
 	{ "allow-invites", S_BOOL, CFG(allow_invites) },
 	{ "voice-requests", S_BOOL, CFG(allow_voice_requests) },
 	{ "logging", S_BOOL, CFG(enable_logging) },
+	{ "archive", S_BOOL, CFG(archive) },
 	{ "public-list", S_BOOL, CFG(public_list) },
 	{ "allow-pm", S_WHO, CFG(allow_pm) },
 	{ "whois", S_WHO, CFG(whois) },

@@ -18,6 +18,7 @@
  */
 #include "muc.h"
 #include "muc-log.h"
+#include "modules/mam.h"
 #include "server/host.h"
 #include "server/router.h"
 #include "server/server.h"
@@ -549,8 +550,12 @@ static void log_event(struct muc_room *r, enum muc_log_kind kind, const char *ni
 /* A temporary room with nobody left goes away. */
 static void maybe_vanish(struct muc_room *r)
 {
-	if (r->occupants == NULL && !r->cfg.persistent && r->saving == 0)
+	if (r->occupants == NULL && !r->cfg.persistent && r->saving == 0) {
+		/* Its archive goes with it: a later room of that name is another. */
+		struct jid room = { .node = r->name, .domain = r->svc->domain };
+		mam_room_delete(r->svc->host, &room);
 		muc_room_free(r);
+	}
 }
 
 /* ---- history ------------------------------------------------------------- */
@@ -918,6 +923,30 @@ static size_t broadcast_message(struct muc_room *r, struct xml_node *msg)
 	return size;
 }
 
+/* The room's archive (XEP-0313, mod_mam): a message with a body, unless
+ * it asks not to be stored (XEP-0334), is archived, and what the room
+ * fans out carries its <stanza-id/> (XEP-0359); a stanza-id claiming the
+ * room that the sender put there never goes out.  *msg is replaced by
+ * the stamped copy. */
+static void archive_message(struct muc_room *r, struct muc_occupant *o, struct xml_node **msg)
+{
+	bool mam_runs;
+	(void)mam_room_default(r->svc->host, &mam_runs);
+	bool store = mam_runs && r->cfg.archive && xml_child(*msg, "body", NULL) != NULL &&
+	             xml_child(*msg, "no-store", "urn:xmpp:hints") == NULL &&
+	             xml_child(*msg, "no-permanent-store", "urn:xmpp:hints") == NULL;
+	if (!store && !mam_has_stanza_id(*msg, r->jid))
+		return;
+	int64_t id = store ? mam_next_id() : 0;
+	struct xml_node *copy = mam_stamp_copy(*msg, r->jid, id);
+	xml_unref(msg);
+	*msg = copy;
+	if (store) {
+		struct jid room = { .node = r->name, .domain = r->svc->domain };
+		mam_room_store(r->svc->host, &room, o->nick, copy, id);
+	}
+}
+
 static void groupchat(struct muc_room *r, struct muc_occupant *o, struct xml_node *stanza)
 {
 	struct xml_node *subject = xml_child(stanza, "subject", NULL);
@@ -960,6 +989,7 @@ static void groupchat(struct muc_room *r, struct muc_occupant *o, struct xml_nod
 	char *from = occupant_jid(o);
 	xml_set_attr(msg, "from", from);
 	free(from);
+	archive_message(r, o, &msg);
 	if (body != NULL)
 		log_event(r, MUC_LOG_MESSAGE, o->nick, body);
 	size_t size = broadcast_message(r, msg);
@@ -1889,6 +1919,12 @@ void muc_room_iq(struct muc_room *r, struct xml_node *stanza, const struct jid *
 		}
 		struct xml_node *res = xml_new("query", NS_DISCO_INFO);
 		muc_config_disco_info(res, r);
+		bool mam_runs;
+		(void)mam_room_default(r->svc->host, &mam_runs);
+		if (r->cfg.archive && mam_runs) {
+			xml_set_attr(xml_add_child(res, "feature", NULL), "var", NS_MAM);
+			xml_set_attr(xml_add_child(res, "feature", NULL), "var", NS_SID);
+		}
 		answer(stanza, res);
 		xml_unref(&res);
 	} else if (get && xml_is(q, "query", NS_DISCO_ITEMS)) {
@@ -1897,6 +1933,18 @@ void muc_room_iq(struct muc_room *r, struct xml_node *stanza, const struct jid *
 		xml_unref(&res);
 	} else if (get && xml_is(q, "ping", NS_PING)) {
 		answer(stanza, NULL);
+	} else if (xml_is(q, "query", NS_MAM)) {
+		/* The archive is the occupants' (or, members-only, the members'). */
+		if (o == NULL && (my < MUC_AFF_MEMBER || !r->cfg.members_only)) {
+			send_error(stanza, SE_FORBIDDEN, "only occupants may read the archive");
+			return;
+		}
+		if (!r->cfg.archive) {
+			send_error(stanza, SE_SERVICE_UNAVAILABLE, "the room keeps no archive");
+			return;
+		}
+		struct jid room = { .node = r->name, .domain = r->svc->domain };
+		mam_room_query(r->svc->host, stanza, from, &room);
 	} else if (xml_is(q, "query", NS_MUC_ADMIN)) {
 		if (get)
 			admin_get(r, o, my, stanza, q);
@@ -1959,6 +2007,8 @@ void muc_room_destroy(struct muc_room *r, const char *reason, const char *alt)
 	r->destroyed = true;
 	log_event(r, MUC_LOG_ROOM_DESTROYED, NULL, reason);
 	log_info("muc %s: room destroyed", r->jid);
+	struct jid room = { .node = r->name, .domain = r->svc->domain };
+	mam_room_delete(r->svc->host, &room);
 	remove_all(r, reason, alt, 0);
 	muc_room_unlink(r);
 	r->saving++;

@@ -20,6 +20,7 @@
 #include "muc-adhoc.h"
 #include "muc-log.h"
 #include "modules/builtin.h"
+#include "modules/mam.h"
 #include "server/host.h"
 #include "server/router.h"
 #include "server/server.h"
@@ -151,6 +152,8 @@ struct muc_room *muc_room_new(struct muc_service *svc, const char *name, const c
 	r->name = xstrdup(name);
 	r->jid = xasprintf("%s@%s", name, svc->domain);
 	muc_config_defaults(&r->cfg, svc->set);
+	bool mam_runs;
+	r->cfg.archive = mam_room_default(svc->host, &mam_runs);
 	muc_room_salt(r);
 	r->locked = locked;
 	r->created = (double)time(NULL);

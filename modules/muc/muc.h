@@ -103,6 +103,7 @@ struct muc_config {
 	bool allow_invites;  /* participants may invite (else admins/owners) */
 	bool allow_voice_requests;
 	bool enable_logging;
+	bool archive;                    /* a message archive (XEP-0313, mod_mam) */
 	bool public_list;                /* the member list may be fetched (getmemberlist decides who) */
 	enum muc_who allow_pm;           /* who may send private messages */
 	enum muc_who whois;              /* MODERATORS: semi-anonymous; ANYONE: non-anonymous */

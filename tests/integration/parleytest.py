@@ -873,7 +873,9 @@ def make_client(jid, password, mech=None, claim_cb_support=False):
 async def login(server, user, host=HOST, password=None, mech='SCRAM-SHA-1', resource=None,
                 direct_tls=False, timeout=15, claim_cb_support=False, plugins=(), prepare=None):
     """A logged-in slixmpp client (session started) or LoginFailed.
-    mech=None lets slixmpp choose (it prefers SCRAM-SHA-256-PLUS).
+    mech=None lets slixmpp choose (it prefers SCRAM-SHA-256-PLUS, which it
+    binds with tls-unique: that works on TLS 1.2 only, and a refused
+    attempt fails this helper; see test_login.py's tls12 fixture).
     plugins: slixmpp plugins to register first ('xep_0115', ...);
     prepare: a coroutine function of the client awaited after the session
     started, before the available presence goes out."""

@@ -475,6 +475,14 @@ static void test_channel_binding(void **state)
 		scram_server_free(&s);
 	}
 
+	/* the client names a type this link does not support (tls-unique on
+	 * TLS 1.3): the caller passes the name without data */
+	struct scram_server *u = scram_server_new(SCRAM_SHA256, true, "tls-unique", NULL, 0, false);
+	const char *uname;
+	assert_int_equal(first(u, "p=tls-unique,,n=u,r=x", &uname, &error), SCRAM_FAIL);
+	assert_string_equal(error, "unsupported-channel-binding-type");
+	scram_server_free(&u);
+
 	/* PLUS selected but the link gave no binding data */
 	struct scram_server *s = scram_server_new(SCRAM_SHA256, true, NULL, NULL, 0, true);
 	const char *username;
@@ -509,6 +517,61 @@ static void test_y_flag_exchange(void **state)
 		free(sf);
 		scram_server_free(&s);
 	}
+	scram_credentials_clear(&cred);
+}
+
+/* ---- XEP-0474 downgrade protection ------------------------------------- */
+
+static void test_ssdp(void **state)
+{
+	/* The example of XEP-0474 §5.3: SHA-1 of the advertised lists. */
+	static const char advertised[] =
+	        "SCRAM-SHA-1\x1eSCRAM-SHA-1-PLUS\x1ftls-exporter\x1etls-server-end-point";
+	struct scram_credentials cred;
+	derive_b64salt(SCRAM_SHA1, "pencil", "QSXCR+Q6sek8bf92", 4096, &cred);
+	struct scram_server *s = scram_server_new(SCRAM_SHA1, false, NULL, NULL, 0, false);
+	scram_server_set_nonce(s, "a09117a6");
+	scram_server_set_ssdp(s, advertised, strlen(advertised));
+	char *sf = start(s, "n,,n=user,r=12C4CD5C", &cred);
+	assert_string_equal(sf,
+	                    "r=12C4CD5Ca09117a6,s=QSXCR+Q6sek8bf92,i=4096,h=G6k/rBLDqgOhRRaCuuatSDFkJ08=");
+	/* the attribute is part of AuthMessage: a client that signs it logs in */
+	char *v;
+	char *cf = client_final(SCRAM_SHA1, "pencil", "n=user,r=12C4CD5C", sf, "biws", &v);
+	char *out = NULL;
+	const char *error = NULL;
+	assert_int_equal(final(s, cf, &out, &error), SCRAM_SUCCESS);
+	assert_string_equal(out, v);
+	free(out);
+	free(v);
+	free(cf);
+	scram_server_free(&s);
+
+	/* a client that saw another list (and signs without h) fails */
+	s = scram_server_new(SCRAM_SHA1, false, NULL, NULL, 0, false);
+	scram_server_set_nonce(s, "a09117a6");
+	scram_server_set_ssdp(s, advertised, strlen(advertised));
+	free(start(s, "n,,n=user,r=12C4CD5C", &cred));
+	cf = client_final(SCRAM_SHA1, "pencil", "n=user,r=12C4CD5C",
+	                  "r=12C4CD5Ca09117a6,s=QSXCR+Q6sek8bf92,i=4096", "biws", &v);
+	assert_int_equal(final(s, cf, &out, &error), SCRAM_FAIL);
+	assert_string_equal(error, "not-authorized");
+	free(v);
+	free(cf);
+	free(sf);
+	scram_server_free(&s);
+
+	/* SHA-256 exchanges hash with SHA-256; unknown users get h= as well */
+	s = scram_server_new(SCRAM_SHA256, false, NULL, NULL, 0, false);
+	scram_server_set_ssdp(s, "PLAIN", 5);
+	const char *username;
+	assert_int_equal(first(s, "n,,n=nobody,r=abc", &username, &error), SCRAM_CONTINUE);
+	size_t out_len;
+	assert_int_equal(scram_server_challenge(s, NULL, &out, &out_len), SCRAM_CONTINUE);
+	/* base64 of SHA-256("PLAIN") */
+	assert_non_null(strstr(out, ",h=ANsJqwaeZFEHIoJ5cVa0Q0l5K4KVNGSTSqakdMrhdr8="));
+	free(out);
+	scram_server_free(&s);
 	scram_credentials_clear(&cred);
 }
 
@@ -762,9 +825,10 @@ int main(void)
 		cmocka_unit_test(test_rfc5802_sha1),    cmocka_unit_test(test_rfc7677_sha256),
 		cmocka_unit_test(test_wrong_proof),     cmocka_unit_test(test_unknown_user),
 		cmocka_unit_test(test_random_nonce),    cmocka_unit_test(test_username_escapes),
-		cmocka_unit_test(test_channel_binding), cmocka_unit_test(test_y_flag_exchange),
-		cmocka_unit_test(test_malformed_first), cmocka_unit_test(test_malformed_final),
-		cmocka_unit_test(test_order),           cmocka_unit_test(test_derive),
+		cmocka_unit_test(test_channel_binding), cmocka_unit_test(test_ssdp),
+		cmocka_unit_test(test_y_flag_exchange), cmocka_unit_test(test_malformed_first),
+		cmocka_unit_test(test_malformed_final), cmocka_unit_test(test_order),
+		cmocka_unit_test(test_derive),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

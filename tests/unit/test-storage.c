@@ -47,6 +47,7 @@
 #include "storage/vcard-store.h"
 #include "storage/muc-store.h"
 #include "storage/pubsub-store.h"
+#include "storage/mam-store.h"
 #include "auth/auth.h"
 #include "lib/worker.h"
 #include "lib/log.h"
@@ -170,7 +171,7 @@ static const char pg_drop_all[] =
         "offline_messages, vcards, private_storage, last_activity, blocklist, privacy_items, "
         "privacy_lists, sr_groups, sr_displayed, sr_members, vcard_search, muc_room, "
         "muc_affiliation, muc_registered, pubsub_node, pubsub_affiliation, pubsub_subscription, "
-        "pubsub_item CASCADE";
+        "pubsub_item, archive, archive_prefs, archive_prefs_jid CASCADE";
 
 static void pg_owner_exec(const char *script)
 {
@@ -3092,8 +3093,12 @@ static char *read_script(const char *path)
 static void migrate_from(struct fixture *f, int from, const char *const *expect, size_t nexpect)
 {
 	storage_close(&f->st);
-	f->be->exec_sql(f, "DROP TABLE pubsub_item; DROP TABLE pubsub_subscription; "
-	                   "DROP TABLE pubsub_affiliation; DROP TABLE pubsub_node");
+	if (strcmp(f->be->dialect, "sqlite") == 0)
+		f->be->exec_sql(f, "DROP TABLE archive_fts");
+	f->be->exec_sql(f, "DROP TABLE archive_prefs_jid; DROP TABLE archive_prefs; DROP TABLE archive");
+	if (from < 9)
+		f->be->exec_sql(f, "DROP TABLE pubsub_item; DROP TABLE pubsub_subscription; "
+		                   "DROP TABLE pubsub_affiliation; DROP TABLE pubsub_node");
 	if (from < 8)
 		f->be->exec_sql(f,
 		                "DROP TABLE muc_registered; DROP TABLE muc_affiliation; DROP TABLE muc_room");
@@ -3212,10 +3217,11 @@ static void test_schema_migration(void **state)
 	struct storage_account a;
 	make_account(&a, 13, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
-	static const char *const scripts[] = { "002-offline.sql",       "003-user-data.sql",
-		                               "004-blocklist.sql",     "005-privacy.sql",
-		                               "006-shared-roster.sql", "007-vcard-search.sql",
-		                               "008-muc.sql",           "009-pubsub.sql" };
+	static const char *const scripts[] = {
+		"002-offline.sql", "003-user-data.sql",     "004-blocklist.sql",
+		"005-privacy.sql", "006-shared-roster.sql", "007-vcard-search.sql",
+		"008-muc.sql",     "009-pubsub.sql",        "010-mam.sql"
+	};
 	migrate_from(f, 1, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -3234,7 +3240,7 @@ static void test_schema_migration_2_to_3(void **state)
 	static const char *const scripts[] = { "003-user-data.sql",    "004-blocklist.sql",
 		                               "005-privacy.sql",      "006-shared-roster.sql",
 		                               "007-vcard-search.sql", "008-muc.sql",
-		                               "009-pubsub.sql" };
+		                               "009-pubsub.sql",       "010-mam.sql" };
 	migrate_from(f, 2, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -3250,9 +3256,11 @@ static void test_schema_migration_3_to_4(void **state)
 	make_account(&a, 15, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "bob", vcard2), STORAGE_OK);
-	static const char *const scripts[] = { "004-blocklist.sql",     "005-privacy.sql",
-		                               "006-shared-roster.sql", "007-vcard-search.sql",
-		                               "008-muc.sql",           "009-pubsub.sql" };
+	static const char *const scripts[] = {
+		"004-blocklist.sql",    "005-privacy.sql", "006-shared-roster.sql",
+		"007-vcard-search.sql", "008-muc.sql",     "009-pubsub.sql",
+		"010-mam.sql"
+	};
 	migrate_from(f, 3, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(vcard_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -3273,8 +3281,9 @@ static void test_schema_migration_4_to_5(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	const char *const blk[] = { "tybalt@b.example" };
 	assert_int_equal(blk_change(f, true, "a.example", "bob", blk, 1), STORAGE_OK);
-	static const char *const scripts[] = { "005-privacy.sql", "006-shared-roster.sql",
-		                               "007-vcard-search.sql", "008-muc.sql", "009-pubsub.sql" };
+	static const char *const scripts[] = { "005-privacy.sql",      "006-shared-roster.sql",
+		                               "007-vcard-search.sql", "008-muc.sql",
+		                               "009-pubsub.sql",       "010-mam.sql" };
 	migrate_from(f, 4, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(blk_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -3295,7 +3304,7 @@ static void test_schema_migration_5_to_6(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(prv_change(f, PRV_SET, "a.example", "bob", "p", prv_public, 1), STORAGE_OK);
 	static const char *const scripts[] = { "006-shared-roster.sql", "007-vcard-search.sql", "008-muc.sql",
-		                               "009-pubsub.sql" };
+		                               "009-pubsub.sql", "010-mam.sql" };
 	migrate_from(f, 5, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(prv_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -3318,7 +3327,8 @@ static void test_schema_migration_6_to_7(void **state)
 	struct srg_group g = { .name = "kept", .label = "", .description = "" };
 	assert_int_equal(srg_create(f, "a.example", &g), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
-	static const char *const scripts[] = { "007-vcard-search.sql", "008-muc.sql", "009-pubsub.sql" };
+	static const char *const scripts[] = { "007-vcard-search.sql", "008-muc.sql", "009-pubsub.sql",
+		                               "010-mam.sql" };
 	migrate_from(f, 6, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(srg_get(f, "a.example", "kept", &r), STORAGE_OK);
@@ -3345,7 +3355,7 @@ static void test_schema_migration_7_to_8(void **state)
 	make_account(&a, 19, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
-	static const char *const scripts[] = { "008-muc.sql", "009-pubsub.sql" };
+	static const char *const scripts[] = { "008-muc.sql", "009-pubsub.sql", "010-mam.sql" };
 	migrate_from(f, 7, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	const char *const s[] = { "nick=rom" };
@@ -3367,13 +3377,518 @@ static void test_schema_migration_8_to_9(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	struct muc_room_item room = { "kept", "<x/>", "", "", 1, NULL, 0 };
 	assert_int_equal(muc_store(f, "a.example", "rooms.a.example", &room), STORAGE_OK);
-	static const char *const scripts[] = { "009-pubsub.sql" };
+	static const char *const scripts[] = { "009-pubsub.sql", "010-mam.sql" };
 	migrate_from(f, 8, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(muc_load(f, "a.example", "rooms.a.example", &r), STORAGE_OK);
 	assert_string_equal(r.text, "kept{<x/>}[/]@1:");
 	res_clear(&r);
 	check_migrated(f);
+	storage_account_clear(&a);
+}
+
+/* ---- tests: message archives ---------------------------------------------------------- */
+
+/* A query's answer as text: r->text "id,id,..." (ascending as answered),
+ * r->more: not complete; r->names the messages as
+ * "id peer/resource >|< body|- stanza". */
+static void mam_query_cb(enum storage_result res, const struct mam_message *msgs, size_t count, bool complete,
+                         void *ctx)
+{
+	struct res *r = ctx;
+	note(r, res);
+	free(r->text);
+	strlist_free(&r->names);
+	r->text_null = msgs == NULL && count > 0;
+	r->more = !complete;
+	r->count = count;
+	struct buf b = { 0 };
+	buf_append_str(&b, "");
+	r->names.count = count;
+	r->names.items = count > 0 ? calloc(count, sizeof(char *)) : NULL;
+	for (size_t i = 0; i < count; i++) {
+		const struct mam_message *m = &msgs[i];
+		buf_printf(&b, "%s%lld", i > 0 ? "," : "", (long long)m->id);
+		r->names.items[i] =
+		        xasprintf("%lld %s/%s %s %s %s", (long long)m->id, m->peer, m->resource,
+		                  m->outgoing ? ">" : "<", m->body != NULL ? m->body : "-", m->stanza);
+	}
+	r->text = strdup(b.data);
+	buf_free(&b);
+}
+
+static enum storage_result mam_query(struct fixture *f, const char *host, const char *owner,
+                                     const struct mam_query *q, struct res *r)
+{
+	int before = r->calls;
+	assert_non_null(CALL(storage_mam_query(f->st, host, owner, q, mam_query_cb, r)));
+	assert_int_equal(r->calls, before);
+	run(f);
+	assert_int_equal(r->calls, before + 1);
+	return r->r;
+}
+
+/* The ids of a query's page and whether it is complete: "1,2,3" or
+ * "1,2,3+" (more beyond the page). */
+static const char *mam_page(struct fixture *f, const char *owner, const struct mam_query *q)
+{
+	static char out[512];
+	struct res r = { 0 };
+	enum storage_result res = mam_query(f, "a.example", owner, q, &r);
+	if (res != STORAGE_OK)
+		fail_msg("query: %s", storage_result_str(res));
+	snprintf(out, sizeof(out), "%s%s", r.text, r.more ? "+" : "");
+	res_clear(&r);
+	return out;
+}
+
+static enum storage_result mam_store(struct fixture *f, const char *host, const char *owner, int64_t id,
+                                     const char *peer, const char *resource, bool outgoing, const char *body)
+{
+	char stanza[128];
+	snprintf(stanza, sizeof(stanza), "<message xmlns='jabber:client' id='m%lld'/>", (long long)id);
+	struct mam_message m = { id, peer, resource, outgoing, body, stanza };
+	struct res r = { 0 };
+	return ps_wait(f, CALL(storage_mam_store(f->st, host, owner, &m, done_cb, &r)), &r);
+}
+
+static enum storage_result mam_owner_delete(struct fixture *f, const char *host, const char *owner)
+{
+	struct res r = { 0 };
+	return ps_wait(f, CALL(storage_mam_owner_delete(f->st, host, owner, done_cb, &r)), &r);
+}
+
+static enum storage_result mam_expire(struct fixture *f, const char *host, int64_t before, unsigned limit,
+                                      uint64_t *count_r)
+{
+	struct res r = { 0 };
+	enum storage_result res =
+	        ps_wait(f, CALL(storage_mam_expire(f->st, host, before, limit, count_cb, &r)), &r);
+	*count_r = r.count;
+	return res;
+}
+
+/* Preferences as text: "def a: x y n: z". */
+static void mam_prefs_cb(enum storage_result res, const struct mam_prefs *prefs, void *ctx)
+{
+	struct res *r = ctx;
+	note(r, res);
+	free(r->text);
+	r->text = NULL;
+	r->text_null = prefs == NULL;
+	if (prefs == NULL)
+		return;
+	struct buf b = { 0 };
+	buf_printf(&b, "%s a:", mam_default_str(prefs->def));
+	for (size_t i = 0; i < prefs->n_always; i++)
+		buf_printf(&b, " %s", prefs->always[i]);
+	buf_append_str(&b, " n:");
+	for (size_t i = 0; i < prefs->n_never; i++)
+		buf_printf(&b, " %s", prefs->never[i]);
+	r->text = buf_steal(&b);
+}
+
+static enum storage_result mam_prefs_get(struct fixture *f, const char *host, const char *owner,
+                                         struct res *r)
+{
+	int before = r->calls;
+	assert_non_null(CALL(storage_mam_prefs_get(f->st, host, owner, mam_prefs_cb, r)));
+	run(f);
+	assert_int_equal(r->calls, before + 1);
+	return r->r;
+}
+
+static enum storage_result mam_prefs_set(struct fixture *f, const char *host, const char *owner,
+                                         const struct mam_prefs *p)
+{
+	struct res r = { 0 };
+	return ps_wait(f, CALL(storage_mam_prefs_set(f->st, host, owner, p, done_cb, &r)), &r);
+}
+
+#define ALICE "alice@a.example"
+#define ROMEO "romeo@b.example"
+#define NURSE "nurse@a.example"
+
+/* Ten messages of alice: ids 10, 20, ..., 100; romeo at the odd tens
+ * (balcony, then garden from 70 on), the nurse at the even ones. */
+static void mam_fill(struct fixture *f)
+{
+	for (int i = 1; i <= 10; i++) {
+		bool romeo = i % 2 == 1;
+		char body[32];
+		snprintf(body, sizeof(body), "line %d", i);
+		assert_int_equal(mam_store(f, "a.example", ALICE, i * 10, romeo ? ROMEO : NURSE,
+		                           romeo ? (i < 7 ? "balcony" : "garden") : "", i % 3 == 0,
+		                           i == 4 ? NULL : body),
+		                 STORAGE_OK);
+	}
+}
+
+static void test_mam_store_query(void **state)
+{
+	struct fixture *f = *state;
+	assert_string_equal(storage_area_str(STORAGE_AREA_MAM), "mam");
+	assert_true(storage_has_area(f->st, STORAGE_AREA_MAM));
+	struct mam_query q = { .max = 100 };
+	assert_string_equal(mam_page(f, ALICE, &q), "");
+	mam_fill(f);
+	/* A duplicate id stores nothing. */
+	assert_int_equal(mam_store(f, "a.example", ALICE, 30, NURSE, "", false, "again"), STORAGE_EXISTS);
+	/* The same id for another owner, or on another host, is another message. */
+	assert_int_equal(mam_store(f, "a.example", NURSE, 30, ALICE, "", true, "other owner"), STORAGE_OK);
+	assert_int_equal(mam_store(f, "b.example", ALICE, 30, NURSE, "", true, "other host"), STORAGE_OK);
+
+	struct res r = { 0 };
+	assert_int_equal(mam_query(f, "a.example", ALICE, &q, &r), STORAGE_OK);
+	assert_string_equal(r.text, "10,20,30,40,50,60,70,80,90,100");
+	assert_false(r.more);
+	assert_string_equal(r.names.items[0], "10 romeo@b.example/balcony < line 1 "
+	                                      "<message xmlns='jabber:client' id='m10'/>");
+	assert_string_equal(r.names.items[2], "30 romeo@b.example/balcony > line 3 "
+	                                      "<message xmlns='jabber:client' id='m30'/>");
+	assert_string_equal(r.names.items[3],
+	                    "40 nurse@a.example/ < - <message xmlns='jabber:client' id='m40'/>");
+	res_clear(&r);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(mam_query(f, "b.example", ALICE, &q, &r), STORAGE_OK);
+	assert_int_equal(r.names.count, 1);
+	assert_string_equal(r.names.items[0], "30 nurse@a.example/ > other host "
+	                                      "<message xmlns='jabber:client' id='m30'/>");
+	res_clear(&r);
+
+	/* with, with a resource */
+	q = (struct mam_query){ .with = ROMEO, .max = 100 };
+	assert_string_equal(mam_page(f, ALICE, &q), "10,30,50,70,90");
+	q.with_resource = "garden";
+	assert_string_equal(mam_page(f, ALICE, &q), "70,90");
+	q.with_resource = "kitchen";
+	assert_string_equal(mam_page(f, ALICE, &q), "");
+	q = (struct mam_query){ .with = "tybalt@b.example", .max = 100 };
+	assert_string_equal(mam_page(f, ALICE, &q), "");
+	/* start and end are inclusive */
+	q = (struct mam_query){ .start = 30, .end = 70, .max = 100 };
+	assert_string_equal(mam_page(f, ALICE, &q), "30,40,50,60,70");
+	q = (struct mam_query){ .start = 31, .max = 100 };
+	assert_string_equal(mam_page(f, ALICE, &q), "40,50,60,70,80,90,100");
+	q = (struct mam_query){ .end = 29, .with = NURSE, .max = 100 };
+	assert_string_equal(mam_page(f, ALICE, &q), "20");
+
+	/* Forward paging: the first max after after_id. */
+	q = (struct mam_query){ .max = 4 };
+	assert_string_equal(mam_page(f, ALICE, &q), "10,20,30,40+");
+	q.after_id = 40;
+	assert_string_equal(mam_page(f, ALICE, &q), "50,60,70,80+");
+	q.after_id = 80;
+	assert_string_equal(mam_page(f, ALICE, &q), "90,100");
+	q.after_id = 60;
+	assert_string_equal(mam_page(f, ALICE, &q), "70,80,90,100");
+	q.after_id = 100;
+	assert_string_equal(mam_page(f, ALICE, &q), "");
+	q = (struct mam_query){ .with = ROMEO, .after_id = 10, .max = 2 };
+	assert_string_equal(mam_page(f, ALICE, &q), "30,50+");
+
+	/* Backwards: the last max before before_id (0: the newest page),
+	 * ascending. */
+	q = (struct mam_query){ .backwards = true, .max = 4 };
+	assert_string_equal(mam_page(f, ALICE, &q), "70,80,90,100+");
+	q.before_id = 70;
+	assert_string_equal(mam_page(f, ALICE, &q), "30,40,50,60+");
+	q.before_id = 30;
+	assert_string_equal(mam_page(f, ALICE, &q), "10,20");
+	q.before_id = 50;
+	assert_string_equal(mam_page(f, ALICE, &q), "10,20,30,40");
+	q = (struct mam_query){ .backwards = true, .with = NURSE, .end = 80, .max = 3 };
+	assert_string_equal(mam_page(f, ALICE, &q), "40,60,80+");
+	q = (struct mam_query){ .backwards = true, .max = 1 };
+	assert_string_equal(mam_page(f, ALICE, &q), "100+");
+	/* Both bounds. */
+	q = (struct mam_query){ .after_id = 20, .before_id = 60, .max = 10 };
+	assert_string_equal(mam_page(f, ALICE, &q), "30,40,50");
+	q.backwards = true;
+	q.max = 2;
+	assert_string_equal(mam_page(f, ALICE, &q), "40,50+");
+
+	/* ids: only those (given in any order, repeated, unknown ones); none
+	 * at all matches nothing. */
+	const int64_t ids[] = { 90, 20, 55, 20, 70 };
+	q = (struct mam_query){ .ids = ids, .nids = ARRAY_SIZE(ids), .max = 100 };
+	assert_string_equal(mam_page(f, ALICE, &q), "20,70,90");
+	q.with = ROMEO;
+	assert_string_equal(mam_page(f, ALICE, &q), "70,90");
+	q = (struct mam_query){ .ids = ids, .nids = 0, .max = 100 };
+	assert_string_equal(mam_page(f, ALICE, &q), "");
+	q = (struct mam_query){ .ids = ids, .nids = ARRAY_SIZE(ids), .max = 2 };
+	assert_string_equal(mam_page(f, ALICE, &q), "20,70+");
+
+	/* Owner delete: that owner's messages only. */
+	assert_int_equal(mam_owner_delete(f, "a.example", ALICE), STORAGE_OK);
+	assert_int_equal(mam_owner_delete(f, "a.example", "nobody@a.example"), STORAGE_OK);
+	q = (struct mam_query){ .max = 100 };
+	assert_string_equal(mam_page(f, ALICE, &q), "");
+	assert_string_equal(mam_page(f, NURSE, &q), "30");
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(mam_query(f, "b.example", ALICE, &q, &r), STORAGE_OK);
+	assert_string_equal(r.text, "30");
+	res_clear(&r);
+	/* The id is free again. */
+	assert_int_equal(mam_store(f, "a.example", ALICE, 30, NURSE, "", false, NULL), STORAGE_OK);
+}
+
+static void test_mam_text(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const bodies[] = { "Hello world",
+		                              "goodbye world",
+		                              "say HELLO again",
+		                              NULL,
+		                              "nothing here",
+		                              "100% _sure_ [x] !bang \"quoted\" 'single'",
+		                              "caf\xc3\xa9 cr\xc3\xa8me" };
+	for (size_t i = 0; i < ARRAY_SIZE(bodies); i++)
+		assert_int_equal(
+		        mam_store(f, "a.example", ALICE, (int64_t)i + 1, ROMEO, "", false, bodies[i]),
+		        STORAGE_OK);
+	assert_int_equal(mam_store(f, "a.example", NURSE, 1, ROMEO, "", false, "hello nurse"), STORAGE_OK);
+	struct mam_query q = { .text = "hello", .max = 10 };
+	assert_string_equal(mam_page(f, ALICE, &q), "1,3");
+	q.text = "WORLD";
+	assert_string_equal(mam_page(f, ALICE, &q), "1,2");
+	q.text = "hello world";
+	assert_string_equal(mam_page(f, ALICE, &q), "1");
+	q.text = "caf\xc3\xa9";
+	assert_string_equal(mam_page(f, ALICE, &q), "7");
+	q.text = "absent";
+	assert_string_equal(mam_page(f, ALICE, &q), "");
+	/* The search's own syntax is not the user's: quotes, wildcards,
+	 * operators are text. */
+	static const char *const odd[] = {
+		"\"",      "'", "%", "_", "[x]", "!", "*", "-hello", "hello OR nothing", "NEAR(hello world)",
+		"\"quoted"
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(odd); i++) {
+		q.text = odd[i];
+		struct res r = { 0 };
+		assert_int_equal(mam_query(f, "a.example", ALICE, &q, &r), STORAGE_OK);
+		res_clear(&r);
+	}
+	q.text = "%";
+	const char *page = mam_page(f, ALICE, &q);
+	if (strcmp(page, "") != 0 && strcmp(page, "6") != 0)
+		fail_msg("'%%' matched %s", page);
+	/* With the other filters and paging. */
+	q = (struct mam_query){ .text = "world", .max = 1 };
+	assert_string_equal(mam_page(f, ALICE, &q), "1+");
+	q.after_id = 1;
+	assert_string_equal(mam_page(f, ALICE, &q), "2");
+	q = (struct mam_query){ .text = "hello", .backwards = true, .max = 1 };
+	assert_string_equal(mam_page(f, ALICE, &q), "3+");
+	q = (struct mam_query){ .text = "hello", .with = NURSE, .max = 10 };
+	assert_string_equal(mam_page(f, ALICE, &q), "");
+	q = (struct mam_query){ .text = "hello", .max = 10 };
+	assert_string_equal(mam_page(f, NURSE, &q), "1");
+	/* Deleted messages are no longer found. */
+	assert_int_equal(mam_owner_delete(f, "a.example", ALICE), STORAGE_OK);
+	q = (struct mam_query){ .text = "hello", .max = 10 };
+	assert_string_equal(mam_page(f, ALICE, &q), "");
+	assert_string_equal(mam_page(f, NURSE, &q), "1");
+}
+
+static void test_mam_expire(void **state)
+{
+	struct fixture *f = *state;
+	for (int i = 1; i <= 5; i++) {
+		assert_int_equal(mam_store(f, "a.example", ALICE, i * 10, ROMEO, "", false, "x"), STORAGE_OK);
+		assert_int_equal(mam_store(f, "a.example", NURSE, i * 10 + 1, ROMEO, "", false, "x"),
+		                 STORAGE_OK);
+		assert_int_equal(mam_store(f, "b.example", ROMEO, i * 10, ALICE, "", true, "x"), STORAGE_OK);
+	}
+	uint64_t n = 99;
+	/* Before 41: alice's 10..40 and the nurse's 11..31: 7 messages, 3 at a time. */
+	assert_int_equal(mam_expire(f, "a.example", 41, 3, &n), STORAGE_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(mam_expire(f, "a.example", 41, 3, &n), STORAGE_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(mam_expire(f, "a.example", 41, 3, &n), STORAGE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(mam_expire(f, "a.example", 41, 3, &n), STORAGE_OK);
+	assert_int_equal(n, 0);
+	struct mam_query q = { .max = 100 };
+	assert_string_equal(mam_page(f, ALICE, &q), "50");
+	assert_string_equal(mam_page(f, NURSE, &q), "41,51");
+	/* No limit. */
+	assert_int_equal(mam_expire(f, "a.example", 1000, 0, &n), STORAGE_OK);
+	assert_int_equal(n, 3);
+	assert_string_equal(mam_page(f, NURSE, &q), "");
+	/* The other host is untouched. */
+	struct res r = { 0 };
+	assert_int_equal(mam_query(f, "b.example", ROMEO, &q, &r), STORAGE_OK);
+	assert_string_equal(r.text, "10,20,30,40,50");
+	res_clear(&r);
+}
+
+static void test_mam_prefs(void **state)
+{
+	struct fixture *f = *state;
+	struct res r = { 0 };
+	assert_int_equal(mam_prefs_get(f, "a.example", ALICE, &r), STORAGE_NOT_FOUND);
+	assert_true(r.text_null);
+	const char *const always[] = { ROMEO, "juliet@c.example", NURSE, ROMEO };
+	const char *const never[] = { "tybalt@b.example", NURSE };
+	struct mam_prefs p = { MAM_DEFAULT_ROSTER, always, ARRAY_SIZE(always), never, ARRAY_SIZE(never) };
+	assert_int_equal(mam_prefs_set(f, "a.example", ALICE, &p), STORAGE_OK);
+	assert_int_equal(mam_prefs_get(f, "a.example", ALICE, &r), STORAGE_OK);
+	/* Sorted, once each; a JID in both lists is never archived. */
+	assert_string_equal(r.text,
+	                    "roster a: juliet@c.example romeo@b.example n: nurse@a.example tybalt@b.example");
+	p = (struct mam_prefs){ MAM_DEFAULT_NEVER, NULL, 0, never, 1 };
+	assert_int_equal(mam_prefs_set(f, "a.example", ALICE, &p), STORAGE_OK);
+	assert_int_equal(mam_prefs_get(f, "a.example", ALICE, &r), STORAGE_OK);
+	assert_string_equal(r.text, "never a: n: tybalt@b.example");
+	p = (struct mam_prefs){ MAM_DEFAULT_ALWAYS, NULL, 0, NULL, 0 };
+	assert_int_equal(mam_prefs_set(f, "a.example", ALICE, &p), STORAGE_OK);
+	assert_int_equal(mam_prefs_get(f, "a.example", ALICE, &r), STORAGE_OK);
+	assert_string_equal(r.text, "always a: n:");
+	/* Kept per owner and host. */
+	assert_int_equal(mam_prefs_get(f, "a.example", NURSE, &r), STORAGE_NOT_FOUND);
+	assert_int_equal(mam_prefs_get(f, "b.example", ALICE, &r), STORAGE_NOT_FOUND);
+	/* An archive purge keeps the preferences. */
+	assert_int_equal(mam_owner_delete(f, "a.example", ALICE), STORAGE_OK);
+	assert_int_equal(mam_prefs_get(f, "a.example", ALICE, &r), STORAGE_OK);
+	assert_string_equal(r.text, "always a: n:");
+	res_clear(&r);
+}
+
+static void test_remove_user_removes_archive(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_account a;
+	make_account(&a, 21, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	assert_int_equal(acc_create(f, "a.example", "nurse", &a), STORAGE_OK);
+	mam_fill(f);
+	assert_int_equal(mam_store(f, "a.example", NURSE, 5, ALICE, "", false, "kept"), STORAGE_OK);
+	const char *const never[] = { ROMEO };
+	struct mam_prefs p = { MAM_DEFAULT_ALWAYS, never, 1, never, 1 };
+	assert_int_equal(mam_prefs_set(f, "a.example", ALICE, &p), STORAGE_OK);
+	assert_int_equal(mam_prefs_set(f, "a.example", NURSE, &p), STORAGE_OK);
+	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
+	struct mam_query q = { .max = 100 };
+	assert_string_equal(mam_page(f, ALICE, &q), "");
+	struct res r = { 0 };
+	assert_int_equal(mam_prefs_get(f, "a.example", ALICE, &r), STORAGE_NOT_FOUND);
+	assert_string_equal(mam_page(f, NURSE, &q), "5");
+	assert_int_equal(mam_prefs_get(f, "a.example", NURSE, &r), STORAGE_OK);
+	assert_string_equal(r.text, "always a: n: romeo@b.example");
+	/* The text index forgot the removed messages. */
+	q.text = "line";
+	assert_string_equal(mam_page(f, ALICE, &q), "");
+	res_clear(&r);
+	storage_account_clear(&a);
+}
+
+/* Stores queued together are written in one transaction (group commit);
+ * a duplicate among them, or a batch that fails, still gives each job its
+ * own result. */
+static void run_mam_batch(struct fixture *f, bool fail_batches, bool dup)
+{
+	enum { N = 40 };
+	struct res w[N];
+	int order[N], len = 0;
+	memset(w, 0, sizeof(w));
+	storage_sql_test_fail_batches(f->st, fail_batches);
+	unsigned long batched0 = storage_sql_test_batched(f->st);
+	struct mam_query q0 = { .max = 1 };
+	assert_string_equal(mam_page(f, ALICE, &q0), "");
+	bool locked = f->be->lock != NULL && strcmp(f->cfg.driver, "odbc") != 0 &&
+	              strcmp(f->cfg.driver, "mysql") != 0;
+	if (locked)
+		f->be->lock(f);
+	for (int i = 0; i < N; i++) {
+		/* alice and the nurse by turns; with dup, job 21 repeats
+		 * alice's id 1. */
+		bool again = dup && i == 21;
+		const char *owner = i % 2 == 0 || again ? ALICE : NURSE;
+		struct mam_message m = { again ? 1 : i + 1, ROMEO, "", false, "b", "<message/>" };
+		w[i].order = order;
+		w[i].order_len = &len;
+		w[i].tag = i;
+		assert_non_null(CALL(storage_mam_store(f->st, "a.example", owner, &m, done_cb, &w[i])));
+		if (i == 0 && locked)
+			usleep(200000); /* the worker waits on the lock with job 0 */
+	}
+	if (locked)
+		f->be->unlock(f);
+	run(f);
+	assert_int_equal(len, N);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(w[i].calls, 1);
+		assert_int_equal(order[i], i);
+		enum storage_result want = dup && i == 21 ? STORAGE_EXISTS : STORAGE_OK;
+		if (w[i].r != want)
+			fail_msg("job %d: %s, expected %s", i, storage_result_str(w[i].r),
+			         storage_result_str(want));
+	}
+	struct mam_query q = { .max = 100 };
+	struct res r = { 0 };
+	assert_int_equal(mam_query(f, "a.example", ALICE, &q, &r), STORAGE_OK);
+	assert_int_equal(r.count, N / 2);
+	res_clear(&r);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(mam_query(f, "a.example", NURSE, &q, &r), STORAGE_OK);
+	assert_int_equal(r.count, dup ? N / 2 - 1 : N / 2);
+	res_clear(&r);
+	if (locked && !fail_batches && !dup)
+		assert_true(storage_sql_test_batched(f->st) > batched0);
+	if (fail_batches)
+		assert_int_equal(storage_sql_test_batched(f->st), batched0);
+	storage_sql_test_fail_batches(f->st, false);
+}
+
+static void test_mam_batch(void **state)
+{
+	struct fixture *f = *state;
+	if (in_memory(f))
+		skip(); /* no transactions to group */
+	storage_close(&f->st);
+	f->cfg.pool_size = 1;
+	char *err = NULL;
+	assert_int_equal(open_store(f, &err), 0);
+	for (int run = 0; run < 3; run++) {
+		run_mam_batch(f, run == 2, run == 1);
+		assert_int_equal(mam_owner_delete(f, "a.example", ALICE), STORAGE_OK);
+		assert_int_equal(mam_owner_delete(f, "a.example", NURSE), STORAGE_OK);
+	}
+}
+
+static void test_schema_migration_9_to_10(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->exec_sql == NULL || f->be->set_schema_version == NULL)
+		skip();
+	struct storage_account a;
+	make_account(&a, 20, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	struct pubsub_node_item node = { "kept", "<x/>", 1, NULL, 0, NULL, 0 };
+	assert_int_equal(ps_node_store(f, "a.example", "pubsub.a.example", &node), STORAGE_OK);
+	static const char *const scripts[] = { "010-mam.sql" };
+	migrate_from(f, 9, scripts, ARRAY_SIZE(scripts));
+	struct res r = { 0 };
+	assert_int_equal(ps_load(f, "a.example", "pubsub.a.example", &r), STORAGE_OK);
+	assert_string_equal(r.text, "kept{<x/>}@1: ;");
+	res_clear(&r);
+	check_migrated(f);
+	/* The archive, its text index and the preferences work. */
+	assert_int_equal(
+	        mam_store(f, "a.example", ALICE, 1700000000000001, ROMEO, "balcony", true, "Hello there"),
+	        STORAGE_OK);
+	struct mam_query q = { .text = "hello", .max = 10 };
+	assert_string_equal(mam_page(f, ALICE, &q), "1700000000000001");
+	const char *const never[] = { ROMEO };
+	struct mam_prefs p = { MAM_DEFAULT_ROSTER, NULL, 0, never, 1 };
+	assert_int_equal(mam_prefs_set(f, "a.example", ALICE, &p), STORAGE_OK);
+	assert_int_equal(mam_prefs_get(f, "a.example", ALICE, &r), STORAGE_OK);
+	assert_string_equal(r.text, "roster a: n: romeo@b.example");
+	res_clear(&r);
 	storage_account_clear(&a);
 }
 
@@ -4227,6 +4742,13 @@ static const struct test_def tests[] = {
 	T(test_pubsub_order),
 	T(test_pubsub_all_or_nothing),
 	T(test_schema_migration_8_to_9),
+	T(test_mam_store_query),
+	T(test_mam_text),
+	T(test_mam_expire),
+	T(test_mam_prefs),
+	T(test_remove_user_removes_archive),
+	T(test_mam_batch),
+	T(test_schema_migration_9_to_10),
 	T(test_order_per_user),
 	T(test_cancel),
 	T(test_close_finishes_pending),

@@ -1,0 +1,421 @@
+/*
+ * The SQL implementation of message archive storage (struct
+ * mam_store_vfuncs of storage/mam-store.h), over the statement helpers of
+ * sql-store.h.  Tables archive (one row per archived message, keyed by
+ * server_host, owner and the module's id), archive_prefs and
+ * archive_prefs_jid (an owner's archiving preferences).
+ *
+ * Worker thread: each operation runs on the store's worker that owns the
+ * job's key (the owner; the host for expire: see mam-store.h), with that
+ * worker's connection (conn is its struct sql_thread); it reads only its
+ * job and builds its results in the job's pool.  A temporary failure is
+ * STORAGE_TEMPFAIL, never NOT_FOUND; a duplicate id is STORAGE_EXISTS (the
+ * driver's constraint class).
+ *
+ * A query is built from the filters it has (the statement caches of the
+ * drivers keep one statement per shape).  What differs per dialect: the
+ * page limit (LIMIT, or OFFSET/FETCH on SQL Server), the full-text search
+ * (SQLite's FTS5 table archive_fts, PostgreSQL's to_tsvector over a GIN
+ * index, MySQL's FULLTEXT index; SQL Server a case-insensitive substring)
+ * and retention's limited delete.  The dialect is the connection's (the
+ * odbc driver serves several).
+ */
+#include "storage/mam-store.h"
+#include "storage/sql-store.h"
+
+#include <ctype.h>
+
+#define OWNER_WHERE "WHERE server_host = ? AND owner = ?"
+
+static const char sql_mam_insert[] =
+        "INSERT INTO archive (server_host, owner, id, peer, resource, outgoing, body, stanza) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+static const char sql_mam_owner_delete[] = "DELETE FROM archive " OWNER_WHERE;
+static const char sql_mam_prefs_get[] = "SELECT def FROM archive_prefs " OWNER_WHERE;
+static const char sql_mam_prefs_jids[] = "SELECT jid, always FROM archive_prefs_jid " OWNER_WHERE;
+static const char sql_mam_prefs_insert[] =
+        "INSERT INTO archive_prefs (server_host, owner, def) VALUES (?, ?, ?)";
+static const char sql_mam_prefs_jid_insert[] =
+        "INSERT INTO archive_prefs_jid (server_host, owner, jid, always) VALUES (?, ?, ?, ?)";
+static const char *const sql_mam_prefs_deletes[] = {
+	"DELETE FROM archive_prefs_jid " OWNER_WHERE,
+	"DELETE FROM archive_prefs " OWNER_WHERE,
+};
+
+/* Retention: the rows of a host older than an id; with a limit, per
+ * dialect (oldest first where the dialect can say so). */
+static const char sql_mam_expire_all[] = "DELETE FROM archive WHERE server_host = ? AND id < ?";
+static const char sql_mam_expire_sqlite[] =
+        "DELETE FROM archive WHERE seq IN (SELECT seq FROM archive WHERE server_host = ? AND id < ? "
+        "ORDER BY id LIMIT ?)";
+static const char sql_mam_expire_pgsql[] =
+        "DELETE FROM archive WHERE ctid = ANY (ARRAY(SELECT ctid FROM archive WHERE server_host = ? "
+        "AND id < ? ORDER BY id LIMIT ?))";
+static const char sql_mam_expire_mysql[] =
+        "DELETE FROM archive WHERE server_host = ? AND id < ? ORDER BY id LIMIT ?";
+/* SQL Server: the limit is the first parameter. */
+static const char sql_mam_expire_mssql[] = "DELETE TOP (?) FROM archive WHERE server_host = ? AND id < ?";
+
+enum mam_dialect { MAM_SQLITE, MAM_PGSQL, MAM_MYSQL, MAM_MSSQL };
+
+static enum mam_dialect dialect_of(struct sql_thread *t)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	const struct sql_dialect *dia = d->conn_dialect != NULL ? d->conn_dialect(t->conn) : d->dialect;
+	const char *name = dia != NULL && dia->name != NULL ? dia->name : "";
+	if (strcmp(name, "sqlite") == 0)
+		return MAM_SQLITE;
+	if (strcmp(name, "pgsql") == 0)
+		return MAM_PGSQL;
+	if (strcmp(name, "mysql") == 0)
+		return MAM_MYSQL;
+	return MAM_MSSQL; /* the portable forms */
+}
+
+/* ---- store --------------------------------------------------------------------- */
+
+static int insert_msg(struct sql_thread *t, const struct mam_store_job *r)
+{
+	const struct mam_message *m = &r->msg;
+	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->owner),    PINT(m->id),
+		                 PTEXT(m->peer),      PTEXT(m->resource), PINT(m->outgoing ? 1 : 0),
+		                 PTEXT(m->body),      PTEXT(m->stanza) };
+	return sql_q_exec(t, sql_mam_insert, p, ARRAY_SIZE(p), NULL);
+}
+
+static enum storage_result op_mam_store(void *conn, struct mam_store_job *r)
+{
+	struct sql_thread *t = conn;
+	if (insert_msg(t, r) < 0)
+		return sql_q_fail(t, &r->base);
+	return STORAGE_OK;
+}
+
+/* Group commit: the jobs' inserts in one write transaction.  false, with
+ * nothing stored, when one failed (a duplicate id among them too) or the
+ * commit did: the store then runs each job alone, and each gets its own
+ * result. */
+static bool op_mam_store_batch(void *conn, struct mam_store_job **jobs, size_t n)
+{
+	struct sql_thread *t = conn;
+	if (sql_q_begin(t, true) < 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (insert_msg(t, jobs[i]) < 0)
+			goto fail;
+		jobs[i]->base.res = STORAGE_OK;
+	}
+	if (t->ss->test_fail_batches || sql_q_commit(t) < 0)
+		goto fail;
+	return true;
+fail:
+	t->ss->drv->rollback(t->conn);
+	return false;
+}
+
+/* ---- query --------------------------------------------------------------------- */
+
+/* The search words of text, each quoted and required, joined by spaces;
+ * NULL when text has no word.  FTS5 (mark ""): "word", a double quote in
+ * a word doubled; MySQL's boolean mode (mark "+"): +"word", double quotes
+ * dropped (a phrase cannot hold one). */
+static char *words_query(struct pool *p, const char *text, const char *mark)
+{
+	bool fts5 = *mark == '\0';
+	struct buf b = { 0 };
+	const char *s = text;
+	while (*s != '\0') {
+		while (*s != '\0' && isspace((unsigned char)*s))
+			s++;
+		if (*s == '\0')
+			break;
+		buf_printf(&b, "%s%s\"", b.len > 0 ? " " : "", mark);
+		for (; *s != '\0' && !isspace((unsigned char)*s); s++)
+			if (*s != '"')
+				buf_append(&b, s, 1);
+			else if (fts5)
+				buf_append_str(&b, "\"\"");
+		buf_append_str(&b, "\"");
+	}
+	char *out = b.len > 0 ? pool_strdup(p, b.data) : NULL;
+	buf_free(&b);
+	return out;
+}
+
+/* A LIKE pattern matching text anywhere, with ! escaping the pattern
+ * characters (% _ [ and ! itself). */
+static char *like_pattern(struct pool *p, const char *text)
+{
+	struct buf b = { 0 };
+	buf_append_str(&b, "%");
+	for (const char *s = text; *s != '\0'; s++) {
+		if (*s == '%' || *s == '_' || *s == '[' || *s == '!')
+			buf_append_str(&b, "!");
+		buf_append(&b, s, 1);
+	}
+	buf_append_str(&b, "%");
+	char *out = pool_strdup(p, b.data);
+	buf_free(&b);
+	return out;
+}
+
+static bool blank(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (!isspace((unsigned char)*s))
+			return false;
+	return true;
+}
+
+/* The full-text condition for text and its parameter (*param_r, NULL:
+ * none); the text without a word matches every message with a body. */
+static const char *text_clause(enum mam_dialect dia, struct pool *p, const char *text, const char **param_r)
+{
+	*param_r = NULL;
+	if (blank(text))
+		return " AND body IS NOT NULL";
+	switch (dia) {
+	case MAM_SQLITE:
+		*param_r = words_query(p, text, "");
+		return " AND seq IN (SELECT rowid FROM archive_fts WHERE archive_fts MATCH ?)";
+	case MAM_PGSQL:
+		*param_r = text;
+		return " AND to_tsvector('simple', body) @@ plainto_tsquery('simple', ?)";
+	case MAM_MYSQL:
+		*param_r = words_query(p, text, "+");
+		return " AND MATCH (body) AGAINST (? IN BOOLEAN MODE)";
+	case MAM_MSSQL:
+	default: *param_r = like_pattern(p, text); return " AND LOWER(body) LIKE LOWER(?) ESCAPE '!'";
+	}
+}
+
+/* Room for the parameters of a query: owner's two, with, resource,
+ * start, end, after, before, text, limit, and the ids. */
+#define QUERY_FIXED_PARAMS 10
+
+static enum storage_result op_mam_query(void *conn, struct mam_query_job *r)
+{
+	struct sql_thread *t = conn;
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	const struct mam_query *q = &r->q;
+	struct pool *pool = r->base.pool;
+	enum mam_dialect dia = dialect_of(t);
+	r->msgs = NULL;
+	r->nmsgs = 0;
+	r->complete = true;
+	if (q->ids != NULL && q->nids == 0)
+		return STORAGE_OK;
+
+	struct sql_param *p = pool_alloc(pool, (QUERY_FIXED_PARAMS + q->nids) * sizeof(*p));
+	size_t np = 0;
+	struct buf sql = { 0 };
+	buf_append_str(&sql, "SELECT id, peer, resource, outgoing, body, stanza FROM archive " OWNER_WHERE);
+	p[np++] = (struct sql_param)PTEXT(r->base.host);
+	p[np++] = (struct sql_param)PTEXT(r->owner);
+	if (q->with != NULL) {
+		buf_append_str(&sql, " AND peer = ?");
+		p[np++] = (struct sql_param)PTEXT(q->with);
+		if (q->with_resource != NULL) {
+			buf_append_str(&sql, " AND resource = ?");
+			p[np++] = (struct sql_param)PTEXT(q->with_resource);
+		}
+	}
+	const struct {
+		int64_t v;
+		const char *cond;
+	} bounds[] = {
+		{ q->start, " AND id >= ?" },
+		{ q->end, " AND id <= ?" },
+		{ q->after_id, " AND id > ?" },
+		{ q->before_id, " AND id < ?" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bounds); i++) {
+		if (bounds[i].v == 0)
+			continue;
+		buf_append_str(&sql, bounds[i].cond);
+		p[np++] = (struct sql_param)PINT(bounds[i].v);
+	}
+	if (q->ids != NULL) {
+		buf_append_str(&sql, " AND id IN (");
+		for (size_t i = 0; i < q->nids; i++) {
+			buf_append_str(&sql, i > 0 ? ", ?" : "?");
+			p[np++] = (struct sql_param)PINT(q->ids[i]);
+		}
+		buf_append_str(&sql, ")");
+	}
+	if (q->text != NULL) {
+		const char *param;
+		buf_append_str(&sql, text_clause(dia, pool, q->text, &param));
+		if (param != NULL)
+			p[np++] = (struct sql_param)PTEXT(param);
+	}
+	buf_append_str(&sql, q->backwards ? " ORDER BY id DESC" : " ORDER BY id");
+	buf_append_str(&sql, dia == MAM_MSSQL ? " OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY" : " LIMIT ?");
+	/* One more than the page: whether there is more. */
+	p[np++] = (struct sql_param)PINT((int64_t)q->max + 1);
+
+	enum sql_step st;
+	size_t cap = 0;
+	char *text = pool_strdup(pool, sql.data);
+	buf_free(&sql);
+	struct sql_stmt *s = sql_q_start(t, text, p, np, &st);
+	if (s == NULL)
+		return sql_q_fail(t, &r->base);
+	while (st == SQL_STEP_ROW) {
+		if (r->nmsgs == q->max) {
+			r->complete = false;
+			break;
+		}
+		r->msgs = sql_pool_grow(pool, r->msgs, r->nmsgs, &cap, sizeof(*r->msgs));
+		r->msgs[r->nmsgs++] = (struct mam_message){
+			.id = d->column_int64(s, 0),
+			.peer = sql_col_text(t, pool, s, 1),
+			.resource = sql_col_text(t, pool, s, 2),
+			.outgoing = d->column_int64(s, 3) != 0,
+			.body = sql_col_str(t, pool, s, 4),
+			.stanza = sql_col_text(t, pool, s, 5),
+		};
+		st = d->step(s);
+	}
+	if (st == SQL_STEP_ERROR) {
+		enum storage_result res = sql_q_fail(t, &r->base);
+		d->reset(s);
+		return res;
+	}
+	d->reset(s);
+	if (q->backwards)
+		for (size_t i = 0, k = r->nmsgs; i + 1 < k; i++, k--) {
+			struct mam_message m = r->msgs[i];
+			r->msgs[i] = r->msgs[k - 1];
+			r->msgs[k - 1] = m;
+		}
+	return STORAGE_OK;
+}
+
+/* ---- deletes ------------------------------------------------------------------- */
+
+static enum storage_result op_mam_owner_delete(void *conn, struct mam_owner_delete_job *r)
+{
+	struct sql_thread *t = conn;
+	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->owner) };
+	if (sql_q_exec(t, sql_mam_owner_delete, p, ARRAY_SIZE(p), NULL) < 0)
+		return sql_q_fail(t, &r->base);
+	return STORAGE_OK;
+}
+
+static enum storage_result op_mam_expire(void *conn, struct mam_expire_job *r)
+{
+	struct sql_thread *t = conn;
+	uint64_t changes = 0;
+	int rc;
+	r->count = 0;
+	if (r->limit == 0) {
+		struct sql_param p[] = { PTEXT(r->base.host), PINT(r->before) };
+		rc = sql_q_exec(t, sql_mam_expire_all, p, ARRAY_SIZE(p), &changes);
+	} else if (dialect_of(t) == MAM_MSSQL) {
+		struct sql_param p[] = { PINT(r->limit), PTEXT(r->base.host), PINT(r->before) };
+		rc = sql_q_exec(t, sql_mam_expire_mssql, p, ARRAY_SIZE(p), &changes);
+	} else {
+		static const char *const by_dialect[] = {
+			[MAM_SQLITE] = sql_mam_expire_sqlite,
+			[MAM_PGSQL] = sql_mam_expire_pgsql,
+			[MAM_MYSQL] = sql_mam_expire_mysql,
+		};
+		struct sql_param p[] = { PTEXT(r->base.host), PINT(r->before), PINT(r->limit) };
+		rc = sql_q_exec(t, by_dialect[dialect_of(t)], p, ARRAY_SIZE(p), &changes);
+	}
+	if (rc < 0)
+		return sql_q_fail(t, &r->base);
+	r->count = changes;
+	return STORAGE_OK;
+}
+
+/* ---- preferences --------------------------------------------------------------- */
+
+static enum storage_result op_mam_prefs_get(void *conn, struct mam_prefs_get_job *r)
+{
+	struct sql_thread *t = conn;
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	struct pool *pool = r->base.pool;
+	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->owner) };
+	char *def = NULL;
+	/* One read transaction: the default and the lists agree. */
+	if (sql_q_begin(t, false) < 0)
+		return sql_q_fail(t, &r->base);
+	int found = sql_q_text(t, pool, sql_mam_prefs_get, p, ARRAY_SIZE(p), &def);
+	if (found < 0)
+		return sql_q_abort(t, &r->base);
+	if (found == 0) {
+		d->rollback(t->conn);
+		return STORAGE_NOT_FOUND;
+	}
+	int v = mam_default_parse(def);
+	r->prefs.def = v >= 0 ? (enum mam_default)v : MAM_DEFAULT_ROSTER;
+	const char **always = NULL, **never = NULL;
+	size_t cap_always = 0, cap_never = 0;
+	enum sql_step st;
+	struct sql_stmt *s = sql_q_start(t, sql_mam_prefs_jids, p, ARRAY_SIZE(p), &st);
+	if (s == NULL)
+		return sql_q_abort(t, &r->base);
+	while (st == SQL_STEP_ROW) {
+		char *jid = sql_col_str(t, pool, s, 0);
+		if (jid != NULL && d->column_int64(s, 1) != 0) {
+			always = sql_pool_grow(pool, always, r->prefs.n_always, &cap_always, sizeof(*always));
+			always[r->prefs.n_always++] = jid;
+		} else if (jid != NULL) {
+			never = sql_pool_grow(pool, never, r->prefs.n_never, &cap_never, sizeof(*never));
+			never[r->prefs.n_never++] = jid;
+		}
+		st = d->step(s);
+	}
+	d->reset(s);
+	if (st == SQL_STEP_ERROR || sql_q_commit(t) < 0)
+		return sql_q_abort(t, &r->base);
+	if (r->prefs.n_always > 1)
+		qsort(always, r->prefs.n_always, sizeof(*always), sql_cmp_str);
+	if (r->prefs.n_never > 1)
+		qsort(never, r->prefs.n_never, sizeof(*never), sql_cmp_str);
+	r->prefs.always = always;
+	r->prefs.never = never;
+	return STORAGE_OK;
+}
+
+static int insert_jids(struct sql_thread *t, const struct mam_prefs_set_job *r, const char *const *jids,
+                       size_t n, bool always)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->owner), PTEXT(jids[i]),
+			                 PINT(always ? 1 : 0) };
+		if (sql_q_exec(t, sql_mam_prefs_jid_insert, p, ARRAY_SIZE(p), NULL) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The row and its JIDs replaced by delete and insert, in one transaction. */
+static enum storage_result op_mam_prefs_set(void *conn, struct mam_prefs_set_job *r)
+{
+	struct sql_thread *t = conn;
+	struct sql_param pk[] = { PTEXT(r->base.host), PTEXT(r->owner) };
+	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->owner), PTEXT(mam_default_str(r->prefs.def)) };
+	if (sql_q_begin(t, true) < 0)
+		return sql_q_fail(t, &r->base);
+	for (size_t i = 0; i < ARRAY_SIZE(sql_mam_prefs_deletes); i++)
+		if (sql_q_exec(t, sql_mam_prefs_deletes[i], pk, ARRAY_SIZE(pk), NULL) < 0)
+			return sql_q_abort(t, &r->base);
+	if (sql_q_exec(t, sql_mam_prefs_insert, p, ARRAY_SIZE(p), NULL) < 0 ||
+	    insert_jids(t, r, r->prefs.always, r->prefs.n_always, true) < 0 ||
+	    insert_jids(t, r, r->prefs.never, r->prefs.n_never, false) < 0 || sql_q_commit(t) < 0)
+		return sql_q_abort(t, &r->base);
+	return STORAGE_OK;
+}
+
+const struct mam_store_vfuncs sql_mam_vfuncs = {
+	.store = op_mam_store,
+	.store_batch = op_mam_store_batch,
+	.query = op_mam_query,
+	.owner_delete = op_mam_owner_delete,
+	.expire = op_mam_expire,
+	.prefs_get = op_mam_prefs_get,
+	.prefs_set = op_mam_prefs_set,
+};

@@ -1,0 +1,627 @@
+"""Message archives (XEP-0313 urn:xmpp:mam:2) with stanza ids (XEP-0359):
+what is archived (both sides of a chat, offline messages, not what a hint
+or the preferences exclude), the stanza-id on delivered messages, queries
+with the form's filters and RSM paging over a large archive, preferences,
+metadata, bad input, and the archive of a MUC room.
+
+Each case uses fresh accounts, so every archive starts empty."""
+import time
+
+import pytest
+
+import parleytest
+from parleytest import HOST, NS_CLIENT, NS_DISCO_INFO, RawClient, q, stanza_error, tostr, unique
+
+NS_MAM = 'urn:xmpp:mam:2'
+NS_SID = 'urn:xmpp:sid:0'
+NS_RSM = 'http://jabber.org/protocol/rsm'
+NS_FORWARD = 'urn:xmpp:forward:0'
+NS_DELAY = 'urn:xmpp:delay'
+NS_XDATA = 'jabber:x:data'
+NS_HINTS = 'urn:xmpp:hints'
+NS_CHATSTATES = 'http://jabber.org/protocol/chatstates'
+NS_ROSTER = 'jabber:iq:roster'
+FULLTEXT = '{urn:xmpp:fulltext:0}fulltext'
+
+
+# ---- helpers ----------------------------------------------------------------
+
+def new_user(srv, prefix='mam'):
+    user = unique(prefix)
+    srv.register(user, HOST, 'mam-secret')
+    return user
+
+
+def login(srv, user, presence=True, resource=None):
+    c = RawClient(srv.port, timeout=20)
+    c.login(user, 'mam-secret', resource=resource or unique('r'), presence=presence)
+    c.other = []
+    return c
+
+
+def jid(user):
+    return '%s@%s' % (user, HOST)
+
+
+def sync(c):
+    el = c.iq('get', "<ping xmlns='urn:xmpp:ping'/>", to=HOST)
+    assert el.get('type') == 'result', tostr(el)
+
+
+def chat(c, to, body, extra='', typ='chat'):
+    c.send("<message to='%s' type='%s' id='%s'><body>%s</body>%s</message>"
+           % (to, typ, unique('m'), body, extra))
+
+
+def wait_bodies(c, *bodies):
+    """The messages with these bodies, in whatever order they come."""
+    got = {}
+    while len(got) < len(bodies):
+        el = c.wait_for(lambda e: e.tag == q(NS_CLIENT, 'message')
+                        and e.findtext(q(NS_CLIENT, 'body')) in bodies, what='messages %r' % (bodies,))
+        got[el.findtext(q(NS_CLIENT, 'body'))] = el
+    return [got[b] for b in bodies]
+
+
+def field_xml(var, value):
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return "<field var='%s'>%s</field>" % (var, ''.join('<value>%s</value>' % v for v in values))
+
+
+def query_xml(form=None, rsm=None, queryid=None, flip=False):
+    x = ''
+    if form is not None:
+        x = "<x xmlns='%s' type='submit'>%s%s</x>" % (
+            NS_XDATA, field_xml('FORM_TYPE', NS_MAM), ''.join(field_xml(k, v) for k, v in form))
+    s = ''
+    if rsm is not None:
+        s = "<set xmlns='%s'>%s</set>" % (NS_RSM, ''.join(
+            '<%s/>' % k if v is None else '<%s>%s</%s>' % (k, v, k) for k, v in rsm))
+    qid = " queryid='%s'" % queryid if queryid else ''
+    fp = '<flip-page/>' if flip else ''
+    return "<query xmlns='%s'%s>%s%s%s</query>" % (NS_MAM, qid, x, s, fp)
+
+
+class Page:
+    def __init__(self, results, answer):
+        self.results = results
+        self.answer = answer
+
+    @property
+    def ok(self):
+        return self.answer.get('type') == 'result'
+
+    @property
+    def fin(self):
+        return self.answer.find(q(NS_MAM, 'fin'))
+
+    @property
+    def complete(self):
+        return self.fin.get('complete') in ('true', '1')
+
+    @property
+    def ids(self):
+        return [r.find(q(NS_MAM, 'result')).get('id') for r in self.results]
+
+    @property
+    def bodies(self):
+        return [forwarded(r).findtext(q(NS_CLIENT, 'body')) for r in self.results]
+
+    def rsm(self, what):
+        return self.fin.findtext('%s/%s' % (q(NS_RSM, 'set'), q(NS_RSM, what)))
+
+
+def forwarded(res_msg):
+    return res_msg.find('%s/%s/%s' % (q(NS_MAM, 'result'), q(NS_FORWARD, 'forwarded'), q(NS_CLIENT, 'message')))
+
+
+def query(c, to=None, form=None, rsm=None, timeout=30, flip=False):
+    """One query: the result messages (in the order received) and the iq
+    answer; nothing of the query may come after the answer."""
+    iq_id = unique('mq')
+    qid = unique('qid')
+    to_attr = " to='%s'" % to if to else ''
+    c.send("<iq type='set' id='%s'%s>%s</iq>" % (iq_id, to_attr, query_xml(form, rsm, qid, flip)))
+    results = []
+    deadline = time.monotonic() + timeout
+    while True:
+        el = c.next(max(0.1, deadline - time.monotonic()))
+        assert el is not None, 'stream closed; got %d results' % len(results)
+        res = el.find(q(NS_MAM, 'result'))
+        if el.tag == q(NS_CLIENT, 'message') and res is not None and res.get('queryid') == qid:
+            results.append(el)
+        elif el.tag == q(NS_CLIENT, 'iq') and el.get('id') == iq_id:
+            return Page(results, el)
+        else:
+            c.other.append(el)
+
+
+def archive(c, to=None, form=None, page=100):
+    """Every message of the archive (with the form's filters), paging
+    forwards; checks that only the last page says complete."""
+    out = []
+    after = None
+    for _ in range(100000):
+        rsm = [('max', page)] + ([('after', after)] if after else [])
+        p = query(c, to, form, rsm)
+        assert p.ok, tostr(p.answer)
+        out.extend(p.results)
+        if p.complete:
+            return out
+        assert p.results, 'an incomplete empty page'
+        after = p.rsm('last')
+        assert after == p.ids[-1]
+    raise AssertionError('no end')
+
+
+def stanza_ids(msg, by):
+    return [e.get('id') for e in msg.findall(q(NS_SID, 'stanza-id')) if e.get('by') == by]
+
+
+def wait_archive(c, n, form=None, timeout=10):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = archive(c, form=form)
+        if len(got) >= n or time.monotonic() > deadline:
+            return got
+        time.sleep(0.1)
+
+
+# ---- discovery ----------------------------------------------------------------
+
+def test_disco_of_account(server):
+    u = new_user(server)
+    c = login(server, u)
+    el = c.iq('get', "<query xmlns='%s'/>" % NS_DISCO_INFO, to=jid(u))
+    assert el.get('type') == 'result', tostr(el)
+    feats = {f.get('var') for f in el.iter(q(NS_DISCO_INFO, 'feature'))}
+    assert NS_MAM in feats and NS_SID in feats, feats
+    c.close()
+
+
+def test_form_fields(server):
+    u = new_user(server)
+    c = login(server, u)
+    el = c.iq('get', "<query xmlns='%s'/>" % NS_MAM)
+    assert el.get('type') == 'result', tostr(el)
+    x = el.find('%s/%s' % (q(NS_MAM, 'query'), q(NS_XDATA, 'x')))
+    vars_ = {f.get('var') for f in x.findall(q(NS_XDATA, 'field'))}
+    assert {'FORM_TYPE', 'with', 'start', 'end', 'before-id', 'after-id', 'ids', FULLTEXT} <= vars_, vars_
+    c.close()
+
+
+# ---- archiving ----------------------------------------------------------------
+
+def test_both_sides_and_stanza_id(server):
+    a, b = new_user(server), new_user(server)
+    ca, cb = login(server, a), login(server, b)
+    chat(ca, jid(b), 'hello there')
+    m = cb.wait_message('hello there')
+    sids = stanza_ids(m, jid(b))
+    assert len(sids) == 1, tostr(m)
+    got = wait_archive(cb, 1)
+    assert len(got) == 1
+    res = got[0].find(q(NS_MAM, 'result'))
+    assert res.get('id') == sids[0]
+    fwd = forwarded(got[0])
+    assert fwd.findtext(q(NS_CLIENT, 'body')) == 'hello there'
+    assert fwd.get('from').startswith(jid(a) + '/')
+    assert got[0].find('%s/%s/%s' % (q(NS_MAM, 'result'), q(NS_FORWARD, 'forwarded'),
+                                      q(NS_DELAY, 'delay'))).get('stamp')
+    # the sender's own archive has it too
+    mine = wait_archive(ca, 1)
+    assert [forwarded(r).findtext(q(NS_CLIENT, 'body')) for r in mine] == ['hello there']
+    assert forwarded(mine[0]).get('to') == jid(b)
+    ca.close()
+    cb.close()
+
+
+def test_spoofed_stanza_id_removed(server):
+    a, b = new_user(server), new_user(server)
+    ca, cb = login(server, a), login(server, b)
+    spoof = "<stanza-id xmlns='%s' by='%s' id='forged'/>" % (NS_SID, jid(b))
+    chat(ca, jid(b), 'spoofed', spoof)
+    m = cb.wait_message('spoofed')
+    sids = stanza_ids(m, jid(b))
+    assert len(sids) == 1 and sids[0] != 'forged', tostr(m)
+    # not archived (a hint says so): the forged one is still removed
+    chat(ca, jid(b), 'spoofed2', spoof + "<no-store xmlns='%s'/>" % NS_HINTS)
+    m = cb.wait_message('spoofed2')
+    assert stanza_ids(m, jid(b)) == [], tostr(m)
+    ca.close()
+    cb.close()
+
+
+def test_hints_and_chat_states(server):
+    a, b = new_user(server), new_user(server)
+    ca, cb = login(server, a), login(server, b)
+    chat(ca, jid(b), 'nostore', "<no-store xmlns='%s'/>" % NS_HINTS)
+    chat(ca, jid(b), 'noperm', "<no-permanent-store xmlns='%s'/>" % NS_HINTS)
+    ca.send("<message to='%s' type='chat'><composing xmlns='%s'/></message>" % (jid(b), NS_CHATSTATES))
+    chat(ca, jid(b), 'kept')
+    chat(ca, jid(b), 'headline', typ='headline')
+    cb.wait_message('kept')
+    sync(ca)
+    time.sleep(0.3)
+    assert [forwarded(r).findtext(q(NS_CLIENT, 'body')) for r in archive(cb)] == ['kept']
+    assert [forwarded(r).findtext(q(NS_CLIENT, 'body')) for r in archive(ca)] == ['kept']
+    ca.close()
+    cb.close()
+
+
+def test_offline_message_archived_with_stanza_id(server):
+    a, b = new_user(server), new_user(server)
+    ca = login(server, a)
+    chat(ca, jid(b), 'while away')
+    sync(ca)
+    cb = login(server, b, presence=False)
+    got = wait_archive(cb, 1)
+    assert len(got) == 1
+    aid = got[0].find(q(NS_MAM, 'result')).get('id')
+    cb.send('<presence/>')
+    m = cb.wait_message('while away')
+    assert stanza_ids(m, jid(b)) == [aid], tostr(m)
+    ca.close()
+    cb.close()
+
+
+def test_no_archive_without_account(server):
+    a = new_user(server)
+    ghost = unique('ghost')
+    ca = login(server, a)
+    chat(ca, jid(ghost), 'to nobody')
+    ca.wait_for(lambda e: e.tag == q(NS_CLIENT, 'message') and e.get('type') == 'error', what='bounce')
+    sync(ca)
+    time.sleep(0.3)
+    assert server.db_query('SELECT count(*) FROM archive WHERE owner = ?', (jid(ghost),)) == [(0,)]
+    # the sender's own archive keeps what it sent
+    assert [forwarded(r).findtext(q(NS_CLIENT, 'body')) for r in archive(ca)] == ['to nobody']
+    assert server.db_query('SELECT count(*) FROM archive WHERE owner = ?', (jid(a),)) == [(1,)]
+    ca.close()
+
+
+def test_prefs(server):
+    a, b, c_ = new_user(server), new_user(server), new_user(server)
+    ca, cb, cc = login(server, a), login(server, b), login(server, c_)
+    el = cb.iq('get', "<prefs xmlns='%s'/>" % NS_MAM)
+    assert el.get('type') == 'result' and el.find(q(NS_MAM, 'prefs')).get('default') == 'always', tostr(el)
+    # never by default, but always with a
+    el = cb.iq('set', "<prefs xmlns='%s' default='never'><always><jid>%s</jid></always><never/></prefs>"
+               % (NS_MAM, jid(a)))
+    assert el.get('type') == 'result', tostr(el)
+    el = cb.iq('get', "<prefs xmlns='%s'/>" % NS_MAM)
+    p = el.find(q(NS_MAM, 'prefs'))
+    assert p.get('default') == 'never'
+    assert [j.text for j in p.iter(q(NS_MAM, 'jid'))] == [jid(a)]
+    chat(ca, jid(b), 'from a')
+    chat(cc, jid(b), 'from c')
+    ma, mc = wait_bodies(cb, 'from a', 'from c')
+    assert len(stanza_ids(ma, jid(b))) == 1
+    assert stanza_ids(mc, jid(b)) == [], tostr(mc)
+    time.sleep(0.3)
+    assert [forwarded(r).findtext(q(NS_CLIENT, 'body')) for r in archive(cb)] == ['from a']
+    # roster: only contacts
+    el = cb.iq('set', "<query xmlns='%s'><item jid='%s'/></query>" % (NS_ROSTER, jid(c_)))
+    assert el.get('type') == 'result', tostr(el)
+    el = cb.iq('set', "<prefs xmlns='%s' default='roster'/>" % NS_MAM)
+    assert el.get('type') == 'result', tostr(el)
+    chat(ca, jid(b), 'a again')
+    chat(cc, jid(b), 'c again')
+    wait_bodies(cb, 'a again', 'c again')
+    time.sleep(0.3)
+    assert [forwarded(r).findtext(q(NS_CLIENT, 'body')) for r in archive(cb)] == ['from a', 'c again']
+    # preferences are read for a user without a session too
+    cb.close()
+    chat(ca, jid(b), 'a offline')
+    chat(cc, jid(b), 'c offline')
+    sync(ca)
+    sync(cc)
+    cb = login(server, b, presence=False)
+    time.sleep(0.3)
+    assert ([forwarded(r).findtext(q(NS_CLIENT, 'body')) for r in archive(cb)]
+            == ['from a', 'c again', 'c offline'])
+    for c in (ca, cb, cc):
+        c.close()
+
+
+def test_slixmpp_client(server, run):
+    """A client library's MAM (slixmpp xep_0313) pages through the archive."""
+    from slixmpp import JID
+    a, b = new_user(server), new_user(server)
+    ca = login(server, a)
+    for i in range(7):
+        chat(ca, jid(b), 'lib %d' % i)
+    sync(ca)
+
+    async def go():
+        c = await parleytest.login(server, b, password='mam-secret', plugins=('xep_0313', 'xep_0359'))
+        try:
+            bodies = []
+            # iterate yields the result messages, page by page (3 a page)
+            async for msg in c['xep_0313'].iterate(with_jid=JID(jid(a)), rsm={'max': 3}):
+                bodies.append(msg['mam_result']['forwarded']['stanza']['body'])
+            return bodies
+        finally:
+            await parleytest.logout(c)
+
+    bodies = run(go())
+    assert bodies == ['lib %d' % i for i in range(7)], bodies
+    ca.close()
+
+
+# ---- queries --------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def filled(server):
+    """alice-like user u with 30 messages: 10 each from p1, p2 and to p3."""
+    u, p1, p2, p3 = (new_user(server) for _ in range(4))
+    cu = login(server, u)
+    c1, c2 = login(server, p1), login(server, p2)
+    for i in range(10):
+        chat(c1, jid(u), 'one %d apple' % i)
+        chat(c2, jid(u), 'two %d pear' % i)
+        chat(cu, jid(p3), 'three %d plum' % i)
+        sync(c1)
+        sync(c2)
+        sync(cu)
+    got = wait_archive(cu, 30)
+    assert len(got) == 30
+    c1.close()
+    c2.close()
+    yield u, p1, p2, p3, cu, got
+    cu.close()
+
+
+def test_with_filter(filled):
+    u, p1, p2, p3, cu, _ = filled
+    got = archive(cu, form=[('with', jid(p1))])
+    assert [forwarded(r).findtext(q(NS_CLIENT, 'body')) for r in got] == ['one %d apple' % i for i in range(10)]
+    got = archive(cu, form=[('with', jid(p3))])
+    assert [forwarded(r).findtext(q(NS_CLIENT, 'body')) for r in got] == ['three %d plum' % i for i in range(10)]
+
+
+def test_start_end_ids_filters(filled):
+    u, p1, p2, p3, cu, all_ = filled
+    stamps = [r.find('%s/%s/%s' % (q(NS_MAM, 'result'), q(NS_FORWARD, 'forwarded'), q(NS_DELAY, 'delay')))
+              .get('stamp') for r in all_]
+    ids = [r.find(q(NS_MAM, 'result')).get('id') for r in all_]
+    got = archive(cu, form=[('start', stamps[10]), ('end', stamps[19])])
+    assert [r.find(q(NS_MAM, 'result')).get('id') for r in got] == ids[10:20]
+    got = archive(cu, form=[('ids', [ids[3], ids[7], ids[25]])])
+    assert [r.find(q(NS_MAM, 'result')).get('id') for r in got] == [ids[3], ids[7], ids[25]]
+    got = archive(cu, form=[('after-id', ids[27])])
+    assert [r.find(q(NS_MAM, 'result')).get('id') for r in got] == ids[28:]
+    got = archive(cu, form=[('before-id', ids[2])])
+    assert [r.find(q(NS_MAM, 'result')).get('id') for r in got] == ids[:2]
+    # start after end: an empty, complete page
+    p = query(cu, form=[('start', stamps[19]), ('end', stamps[10])])
+    assert p.ok and p.results == [] and p.complete, tostr(p.answer)
+
+
+def test_fulltext(filled):
+    u, p1, p2, p3, cu, _ = filled
+    got = archive(cu, form=[(FULLTEXT, 'PEAR')])
+    assert [forwarded(r).findtext(q(NS_CLIENT, 'body')) for r in got] == ['two %d pear' % i for i in range(10)]
+
+
+def test_rsm_pages(filled):
+    u, p1, p2, p3, cu, all_ = filled
+    ids = [r.find(q(NS_MAM, 'result')).get('id') for r in all_]
+    p = query(cu, rsm=[('max', 7)])
+    assert p.ids == ids[:7] and not p.complete
+    assert p.rsm('first') == ids[0] and p.rsm('last') == ids[6]
+    p = query(cu, rsm=[('max', 7), ('before', None)])
+    assert p.ids == ids[-7:] and not p.complete
+    p = query(cu, rsm=[('max', 7), ('before', ids[5])])
+    assert p.ids == ids[:5] and p.complete
+    p = query(cu, rsm=[('max', 5), ('after', ids[24])])
+    assert p.ids == ids[25:] and p.complete
+    p = query(cu, rsm=[('max', 5), ('after', ids[23])])
+    assert p.ids == ids[24:29] and not p.complete
+    # XEP-0313 1.1 flip-page: the newest page, newest first
+    p = query(cu, rsm=[('max', 4), ('before', None)], flip=True)
+    assert p.ids == ids[-4:][::-1] and not p.complete
+    assert p.rsm('first') == ids[-4] and p.rsm('last') == ids[-1]
+
+
+def test_metadata(filled):
+    u, p1, p2, p3, cu, all_ = filled
+    ids = [r.find(q(NS_MAM, 'result')).get('id') for r in all_]
+    el = cu.iq('get', "<metadata xmlns='%s'/>" % NS_MAM)
+    assert el.get('type') == 'result', tostr(el)
+    md = el.find(q(NS_MAM, 'metadata'))
+    assert md.find(q(NS_MAM, 'start')).get('id') == ids[0]
+    assert md.find(q(NS_MAM, 'end')).get('id') == ids[-1]
+
+
+def test_results_before_answer_in_order(filled):
+    """The results, then the iq result, then the answer to what the client
+    sent after the query."""
+    u, p1, p2, p3, cu, all_ = filled
+    iq_id, ping_id, qid = unique('q'), unique('p'), unique('qid')
+    cu.send("<iq type='set' id='%s'>%s</iq><iq type='get' id='%s' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>"
+            % (iq_id, query_xml(rsm=[('max', 20)], queryid=qid), ping_id, HOST))
+    order = []
+    while len(order) < 22:
+        el = cu.next(10)
+        assert el is not None
+        if el.tag == q(NS_CLIENT, 'message') and el.find(q(NS_MAM, 'result')) is not None:
+            order.append('r')
+        elif el.tag == q(NS_CLIENT, 'iq') and el.get('id') == iq_id:
+            order.append('fin')
+        elif el.tag == q(NS_CLIENT, 'iq') and el.get('id') == ping_id:
+            order.append('ping')
+    assert order == ['r'] * 20 + ['fin', 'ping'], order
+
+
+def test_bad_input(filled, server):
+    u, p1, p2, p3, cu, all_ = filled
+    for m in ('-1', 'abc', '1e3', ''):
+        p = query(cu, rsm=[('max', m)])
+        assert stanza_error(p.answer) == 'bad-request', (m, tostr(p.answer))
+    p = query(cu, rsm=[('max', 100000000)])
+    assert p.ok and len(p.results) == 30 and p.complete
+    p = query(cu, rsm=[('max', 10), ('after', '123456')])
+    assert stanza_error(p.answer) == 'item-not-found', tostr(p.answer)
+    p = query(cu, rsm=[('max', 10), ('before', 'nonsense')])
+    assert stanza_error(p.answer) == 'item-not-found', tostr(p.answer)
+    p = query(cu, rsm=[('index', 3)])
+    assert stanza_error(p.answer) == 'feature-not-implemented', tostr(p.answer)
+    for form in ([('start', 'yesterday')], [('end', '2020-13-01T00:00:00Z')], [('with', '@@')],
+                 [('ids', ['x1'])], [('unknown-field', 'x')]):
+        p = query(cu, form=form)
+        assert stanza_error(p.answer) == 'bad-request', (form, tostr(p.answer))
+    # someone else's archive
+    p = query(cu, to=jid(p1))
+    assert stanza_error(p.answer) == 'forbidden', tostr(p.answer)
+    assert p.results == []
+    el = cu.iq('set', "<prefs xmlns='%s' default='sometimes'/>" % NS_MAM)
+    assert stanza_error(el) == 'bad-request', tostr(el)
+
+
+def test_paging_10000(server):
+    """10,000 messages sent pipelined; paged forwards and backwards in full
+    without gaps or duplicates, complete exactly on the last page."""
+    a, b = new_user(server), new_user(server)
+    ca, cb = login(server, a), login(server, b)
+    n, chunk = 10000, 500
+    for start in range(0, n, chunk):
+        ca.send(''.join("<message to='%s' type='chat'><body>m%05d</body></message>" % (jid(b), i)
+                        for i in range(start, start + chunk)))
+        got = 0
+        while got < chunk:
+            el = cb.next(30)
+            assert el is not None
+            if el.tag == q(NS_CLIENT, 'message'):
+                got += 1
+    sync(ca)
+    fwd = archive(cb, page=100)
+    bodies = [forwarded(r).findtext(q(NS_CLIENT, 'body')) for r in fwd]
+    assert bodies == ['m%05d' % i for i in range(n)]
+    ids = [int(r.find(q(NS_MAM, 'result')).get('id')) for r in fwd]
+    assert ids == sorted(set(ids))
+    # backwards from the end
+    back = []
+    before = ''
+    pages = 0
+    while True:
+        p = query(cb, rsm=[('max', 100), ('before', before if before else None)])
+        assert p.ok, tostr(p.answer)
+        pages += 1
+        back[:0] = p.ids
+        if p.complete:
+            break
+        assert len(p.ids) == 100
+        before = p.rsm('first')
+    assert pages == 100
+    assert [int(i) for i in back] == ids
+    # the sender's archive has them all as well
+    ma = archive(ca, page=100)
+    assert len(ma) == n
+    ca.close()
+    cb.close()
+
+
+def test_ctl_purge(server):
+    a, b = new_user(server), new_user(server)
+    ca, cb = login(server, a), login(server, b)
+    chat(ca, jid(b), 'to be purged')
+    cb.wait_message('to be purged')
+    assert len(wait_archive(cb, 1)) == 1
+    r = server.ctl('mam-purge', jid(b))
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert archive(cb) == []
+    assert len(archive(ca)) == 1          # the other party's archive stays
+    r = server.ctl('mam-purge', 'x@nowhere.invalid')
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    r = server.ctl('mam-purge', 'not a jid@@')
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    ca.close()
+    cb.close()
+
+
+# ---- retention --------------------------------------------------------------------
+
+@pytest.fixture
+def short_server(tmp_path_factory):
+    srv = parleytest.Parleyd(tmp_path_factory.mktemp('parley-mam-age'))
+    text = srv.config.read_text()
+    marker = 'modules:\n  disco: {}\n'
+    assert marker in text
+    srv.config.write_text(text.replace(
+        marker, marker + '  mam: { max_age: 4s, expire_interval: 0.5s, max_page: 5, fulltext: false }\n', 1))
+    srv.start_with_users()
+    yield srv
+    srv.finish()
+
+
+def test_retention_and_options(short_server):
+    srv = short_server
+    a, b = new_user(srv), new_user(srv)
+    ca, cb = login(srv, a), login(srv, b)
+    for i in range(8):
+        chat(ca, jid(b), 'old %d' % i)
+    sync(ca)
+    # max_page caps a page
+    p = query(cb, rsm=[('max', 50)])
+    assert p.ok and len(p.results) == 5 and not p.complete, tostr(p.answer)
+    # no full-text field when it is off
+    el = cb.iq('get', "<query xmlns='%s'/>" % NS_MAM)
+    vars_ = {f.get('var') for f in el.iter(q(NS_XDATA, 'field'))}
+    assert FULLTEXT not in vars_ and 'with' in vars_
+    p = query(cb, form=[(FULLTEXT, 'old')])
+    assert stanza_error(p.answer) == 'bad-request', tostr(p.answer)
+    time.sleep(3)
+    chat(ca, jid(b), 'new')
+    sync(ca)
+    deadline = time.monotonic() + 10
+    while True:
+        bodies = [forwarded(r).findtext(q(NS_CLIENT, 'body')) for r in archive(cb, page=5)]
+        if bodies == ['new'] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert bodies == ['new']
+    ca.close()
+    cb.close()
+
+
+# ---- MUC archives -------------------------------------------------------------------
+
+def test_muc_archive(server):
+    from test_muc import SERVICE, joined, configured, new_room, take, is_message
+    a, b, outsider = new_user(server), new_user(server), new_user(server)
+    ca, cb, co = login(server, a), login(server, b), login(server, outsider)
+    room = new_room('mam')
+    j = joined(ca, room, 'anna')
+    if 201 in j.codes:
+        configured(ca, room)
+    el = ca.iq('get', "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
+    feats = {f.get('var') for f in el.iter(q(NS_DISCO_INFO, 'feature'))}
+    assert NS_MAM in feats, feats
+    joined(cb, room, 'bert')
+    spoof = "<stanza-id xmlns='%s' by='%s' id='forged'/>" % (NS_SID, room)
+    for i in range(3):
+        ca.send("<message to='%s' type='groupchat'><body>room %d</body>%s</message>" % (room, i, spoof))
+    seen = []
+    for i in range(3):
+        m = take(cb, lambda e: is_message(e, body='room %d' % i), 10, 'room message')
+        sids = stanza_ids(m, room)
+        assert len(sids) == 1 and sids[0] != 'forged', tostr(m)
+        seen.append(sids[0])
+    time.sleep(0.3)
+    p = query(cb, to=room, rsm=[('max', 10)])
+    assert p.ok, tostr(p.answer)
+    assert p.ids == seen and p.complete
+    assert [r.get('from') for r in p.results] == [room] * 3
+    assert [forwarded(r).get('from') for r in p.results] == [room + '/anna'] * 3
+    assert p.bodies == ['room 0', 'room 1', 'room 2']
+    # not an occupant
+    p = query(co, to=room)
+    assert stanza_error(p.answer) == 'forbidden', tostr(p.answer)
+    # archiving switched off: nothing more is kept, queries are refused
+    configured(ca, room, {'muc#roomconfig_enablearchiving': '0'})
+    ca.send("<message to='%s' type='groupchat'><body>unkept</body></message>" % room)
+    m = take(cb, lambda e: is_message(e, body='unkept'), 10, 'room message')
+    assert stanza_ids(m, room) == []
+    for c in (ca, cb, co):
+        c.close()

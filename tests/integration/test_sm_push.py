@@ -1,0 +1,80 @@
+"""Stream management and push (XEP-0357): a message queued for a session
+that waits to be resumed is unseen, so the user's device gets a push;
+the message itself comes when the session is resumed.  An inactive
+session (client state indication) gets one push, not two."""
+import time
+
+import pytest
+
+from parleytest import HOST, find_lines, tostr, unique
+from test_muc import connect, fresh_user, nothing, take
+from test_push import app_node, enable, is_push, ok, push_server, send_to, summary
+from test_sm import NS_SM, SMClient, sm_tag, bodies
+
+
+@pytest.fixture(scope='module')
+def server(tmp_path_factory):
+    srv = push_server(tmp_path_factory, 'sm-push', min_interval=0)
+    yield srv
+    srv.finish()
+
+
+class Detached:
+    """A fresh user's phone with push and resumable stream management,
+    whose connection is then killed; carol watches its pushes, bob sends
+    it messages."""
+
+    def __init__(self, srv, inactive=False):
+        self.user = fresh_user(srv, 'smpush')
+        self.watcher = connect(srv, 'carol')
+        self.bob = connect(srv, 'bob')
+        self.node = app_node(self.watcher)
+        self.phone = SMClient(srv)
+        self.enabled = self.phone.sm_login(self.user, resource=unique('phone-'))
+        ok(enable(self.phone, node=self.node), 'push enable')
+        if inactive:
+            self.phone.send("<inactive xmlns='urn:xmpp:csi:0'/>")
+        self.phone.iq('get', "<ping xmlns='urn:xmpp:ping'/>", to=HOST)
+        self.phone.ack()
+        self.phone.kill()
+        deadline = time.monotonic() + 10
+        while not find_lines('connection of %s lost' % self.phone.jid, srv.log()):
+            assert time.monotonic() < deadline, 'the server did not see the drop'
+            time.sleep(0.1)
+
+    def close(self):
+        self.watcher.close()
+        self.bob.close()
+
+
+def test_push_for_a_message_queued_while_detached(server):
+    d = Detached(server)
+    try:
+        send_to(d.bob, d.user, 'while you were away')
+        f = summary(take(d.watcher, is_push(d.node), 10, 'push notification'))
+        assert f['message-count'] == '1', f
+        assert f['last-message-sender'] == d.bob.jid, f
+        # and the message itself comes with the resumed session
+        with SMClient(server) as again:
+            again.auth(d.user)
+            again.send("<resume xmlns='%s' previd='%s' h='%d'/>"
+                       % (NS_SM, d.enabled.get('id'), d.phone.h))
+            el = again.wait_for(lambda e: e.tag in (sm_tag('resumed'), sm_tag('failed')), what='<resumed/>')
+            assert el.tag == sm_tag('resumed'), tostr(el)
+            m = again.wait_message('while you were away')
+            assert bodies([m]) == ['while you were away']
+    finally:
+        d.close()
+
+
+def test_one_push_for_an_inactive_detached_session(server):
+    """Client state indication already reports a message written to an
+    inactive session: a detached one that is inactive gets one push."""
+    d = Detached(server, inactive=True)
+    try:
+        send_to(d.bob, d.user, 'one push please')
+        f = summary(take(d.watcher, is_push(d.node), 10, 'push notification'))
+        assert f['message-count'] == '1', f
+        nothing(d.watcher, is_push(d.node), 1.5, 'second push for the same message')
+    finally:
+        d.close()
