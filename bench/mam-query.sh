@@ -8,10 +8,10 @@
 # own indexes, full-text included, in place, then ANALYZE): one owner, u1,
 # with MAMQ_ROWS chat messages, 30 s apart (the last one a minute ago), each
 # with one of MAMQ_PEERS peers (u2.., about MAMQ_ROWS/MAMQ_PEERS messages
-# each), half of them sent by u1, a 60-byte body.  Then for each rep and
-# store: a fresh start of parleyd (the mam module on), MAMQ_QUERIES pages of
-# 50 filtered by with (the newest page and pages from a random start, taking
-# turns: see mam-query.py), one at a time; stop.
+# each), half of them sent by u1 (with every peer), a 60-byte body.  Then
+# for each rep and store: a fresh start of parleyd (the mam module on),
+# MAMQ_QUERIES pages of 50 filtered by with (the newest page and pages from
+# a random start, taking turns: see mam-query.py), one at a time; stop.
 # env: MAMQ_ROWS (1000000), MAMQ_PEERS (100), MAMQ_QUERIES (1000),
 #      MAMQ_PG_PORT (15544), BENCH_PG_DURABLE (0, see bench/mam-pg.sh),
 #      BENCH_SRC, BENCH_WORK, PARLEY_TOP as for bench/run.sh
@@ -65,17 +65,19 @@ START_US=$((END_US - (ROWS - 1) * STEP))
 peer_list() { seq 2 $((PEERS + 1)) | sed 's/.*/u&@bench.local/' | paste -sd, -; }
 # The rows, as one SELECT over a column i (1..ROWS) from the CTE or
 # generate_series: owner u1, peer u(2 + i*7919 mod PEERS) (a stride, so
-# that the peers interleave), odd i sent by u1.
+# that the peers interleave), sent by u1 when i/PEERS is odd.
 row_select() {
-    # (i as a 64-bit integer: generate_series gives PostgreSQL 32-bit ones)
-    local peer="'u' || (2 + (CAST(i AS BIGINT) * 7919) % $PEERS) || '@bench.local'"
+    # (i as a 64-bit integer: generate_series gives PostgreSQL 32-bit ones);
+    # the direction changes every PEERS rows, so that each peer has both
+    local i="CAST(i AS BIGINT)"
+    local peer="'u' || (2 + ($i * 7919) % $PEERS) || '@bench.local'"
+    local out="($i / $PEERS) % 2"
+    local body="'message ' || i || ' of the benchmark archive, some words to index'"
     cat <<EOS
-SELECT 'bench.local', 'u1@bench.local', $START_US + (CAST(i AS BIGINT) - 1) * $STEP, $peer, 'r',
-       i % 2,
-       'message ' || i || ' of the benchmark archive, some words to index',
-       CASE WHEN i % 2 = 1
-            THEN '<message xmlns=''jabber:client'' from=''u1@bench.local/r'' to=''' || $peer || '/r'' type=''chat'' id=''m' || i || '''><body>message ' || i || ' of the benchmark archive, some words to index</body></message>'
-            ELSE '<message xmlns=''jabber:client'' from=''' || $peer || '/r'' to=''u1@bench.local/r'' type=''chat'' id=''m' || i || '''><body>message ' || i || ' of the benchmark archive, some words to index</body></message>'
+SELECT 'bench.local', 'u1@bench.local', $START_US + ($i - 1) * $STEP, $peer, 'r', $out, $body,
+       CASE WHEN $out = 1
+            THEN '<message xmlns=''jabber:client'' from=''u1@bench.local/r'' to=''' || $peer || '/r'' type=''chat'' id=''m' || i || '''><body>' || $body || '</body></message>'
+            ELSE '<message xmlns=''jabber:client'' from=''' || $peer || '/r'' to=''u1@bench.local/r'' type=''chat'' id=''m' || i || '''><body>' || $body || '</body></message>'
        END
 EOS
 }
