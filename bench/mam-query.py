@@ -29,7 +29,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from xmppclient import NS_BIND, NS_CLIENT, Stream, cpu_of  # noqa: E402
+from xmppclient import NS_BIND, NS_CLIENT, Stream, add_server_args, cpu_of, pid_list  # noqa: E402
 
 NS_MAM = "urn:xmpp:mam:2"
 NS_RSM = "http://jabber.org/protocol/rsm"
@@ -75,23 +75,16 @@ def query(st, qid, peer, kind, start_us):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("-H", "--host", default="127.0.0.1")
-    ap.add_argument("-p", "--port", type=int, required=True)
-    ap.add_argument("-D", "--domain", default="bench.local")
-    ap.add_argument("-u", "--prefix", default="u")
-    ap.add_argument("-k", "--password", default="pass")
+    add_server_args(ap, 60.0)
     ap.add_argument("-o", "--owner", type=int, default=1, help="the owner's user number")
     ap.add_argument("-w", "--peers", required=True)
     ap.add_argument("-s", "--start-us", type=int, required=True)
     ap.add_argument("-e", "--end-us", type=int, required=True)
     ap.add_argument("-q", "--queries", type=int, default=1000)
     ap.add_argument("--warm", type=int, default=20)
-    ap.add_argument("-P", "--pids", required=True)
-    ap.add_argument("-T", "--timeout", type=float, default=60.0)
-    ap.add_argument("-L", "--label", default="")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    pids = [int(p) for p in args.pids.replace(",", " ").split()]
+    pids = pid_list(args.pids)
     peers = args.peers.split(",")
     rnd = random.Random(args.seed)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

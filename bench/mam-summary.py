@@ -14,16 +14,15 @@ usage: mam-summary.py RAW.jsonl ...
        mam-summary.py --query RAW.jsonl ...
 """
 import json
-import statistics
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchstats import label, med, read_runs  # noqa: E402
 
 ORDER = ["parley-pg-off", "parley-pg-on", "ejabberd-pg-off", "ejabberd-pg-on",
          "parley-sqlite-off", "parley-sqlite-on"]
 TARGET = 1.30
-
-
-def label(s):
-    return dict(kv.split("=", 1) for kv in s.split() if "=" in kv)
 
 
 def load(paths):
@@ -59,26 +58,8 @@ def fmt(v, nd=1):
     return f"{v:.{nd}f}"
 
 
-def med(vals, nd=1):
-    vals = [v for v in vals if v is not None]
-    if not vals:
-        return "–", None
-    m = statistics.median(vals)
-    return f"{m:.{nd}f} [{min(vals):.{nd}f}–{max(vals):.{nd}f}]", m
-
-
 def query_tables(paths):
-    runs, fills = [], []
-    for p in paths:
-        with open(p) as f:
-            for line in f:
-                if line.startswith("{"):
-                    d = json.loads(line)
-                    if d.get("scenario") == "mam-query":
-                        d.update(label(d.get("label", "")))
-                        runs.append(d)
-                    elif d.get("scenario") == "mamq-fill":
-                        fills.append(d)
+    runs, fills = read_runs(paths, "mam-query"), read_runs(paths, "mamq-fill")
     if fills:
         print("### Fill\n")
         print("| store | rows | seconds |")

@@ -52,7 +52,10 @@ import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from xmppclient import (NS_BIND, NS_CLIENT, NS_SESSION, NS_SM, Fail, Stream,  # noqa: E402
-                        cpu_of)
+                        add_server_args, cpu_of, pid_list)
+
+
+ERRORS = (Fail, OSError, ssl.SSLError, ET.ParseError, KeyError, ValueError)
 
 
 class Runner:
@@ -68,7 +71,6 @@ class Runner:
         self.errors = {}
         self.tls_reused = {"login": 0, "resume": 0, "auth": 0}
         self.authed = 0
-        self.tls_total = {"login": 0, "resume": 0}
         self.resent = 0
         self.resumed_ok = 0
         self.echo = False
@@ -121,10 +123,32 @@ class Runner:
             k = f"{phase}: {e}"[:120]
             self.errors[k] = self.errors.get(k, 0) + 1
 
-    def login(self, user):
-        st = Stream(self.args, self.tls_session())
+    def connection(self, phase, user, body):
+        """A new connection for user, body(stream) over it, and the abrupt
+        drop whatever happens; an error is counted for phase.  True when
+        body went through."""
+        try:
+            st = Stream(self.args, self.tls_session())
+        except ERRORS as e:
+            self.note_error(phase, e)
+            return False
         st.user = user
         try:
+            body(st)
+            with self.lock:
+                self.tls_reused[phase] += st.tls_reused
+            return True
+        except ERRORS as e:
+            self.note_error(phase, e)
+            return False
+        finally:
+            try:
+                self.give_back(st.drop())
+            except OSError:
+                pass
+
+    def login(self, user):
+        def body(st):
             f = st.scram(self.secure(st))
             if f.find(f"{{{NS_SM}}}sm") is None:
                 raise Fail("no urn:xmpp:sm:3 among the stream features")
@@ -146,29 +170,16 @@ class Runner:
             st.sync()
             with self.lock:
                 self.sm[user] = [en.get("id"), st.h_in]
-                self.tls_total["login"] += 1
-                self.tls_reused["login"] += st.tls_reused
-        except (Fail, OSError, ssl.SSLError, ET.ParseError, KeyError, ValueError) as e:
-            self.note_error("login", e)
-        finally:
-            try:
-                self.give_back(st.drop())
-            except OSError:
-                pass
+        self.connection("login", user, body)
 
     def resume(self, user):
         with self.lock:
             sm = self.sm.get(user)
         if not sm:
             return
-        try:
-            st = Stream(self.args, self.tls_session())
-        except OSError as e:
-            self.note_error("resume", e)
-            return
-        st.user = user
-        try:
-            f = st.scram(self.secure(st))
+
+        def body(st):
+            st.scram(self.secure(st))
             st.send(f"<resume xmlns='{NS_SM}' previd='{sm[0]}' h='{sm[1]}'/>")
             st.h_in = sm[1]
             st.counting = True
@@ -181,39 +192,18 @@ class Runner:
                 self.resent += (st.h_in - before) % 2**32
                 sm[1] = st.h_in
                 self.resumed_ok += 1
-                self.tls_total["resume"] += 1
-                self.tls_reused["resume"] += st.tls_reused
-        except (Fail, OSError, ssl.SSLError, ET.ParseError, KeyError, ValueError) as e:
-            self.note_error("resume", e)
+        if not self.connection("resume", user, body):
             with self.lock:
                 self.sm.pop(user, None)
-        finally:
-            try:
-                self.give_back(st.drop())
-            except OSError:
-                pass
 
     def auth(self, user):
         """STARTTLS and SASL only, then the same abrupt drop: what a resume
         costs before its <resume/>"""
-        try:
-            st = Stream(self.args, self.tls_session())
-        except OSError as e:
-            self.note_error("auth", e)
-            return
-        st.user = user
-        try:
+        def body(st):
             st.scram(self.secure(st))
             with self.lock:
                 self.authed += 1
-                self.tls_reused["auth"] += st.tls_reused
-        except (Fail, OSError, ssl.SSLError, ET.ParseError, KeyError, ValueError) as e:
-            self.note_error("auth", e)
-        finally:
-            try:
-                self.give_back(st.drop())
-            except OSError:
-                pass
+        self.connection("auth", user, body)
 
     def run_phase(self, fn, users):
         q = queue.SimpleQueue()
@@ -236,29 +226,22 @@ class Runner:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("-H", "--host", default="127.0.0.1")
-    ap.add_argument("-p", "--port", type=int, required=True)
-    ap.add_argument("-D", "--domain", default="bench.local")
-    ap.add_argument("-u", "--prefix", default="u")
-    ap.add_argument("-k", "--password", default="pass")
+    add_server_args(ap, 30.0)
     ap.add_argument("-n", "--users", type=int, default=200)
     ap.add_argument("-f", "--first", type=int, default=1)
     ap.add_argument("-c", "--conc", type=int, default=8)
     ap.add_argument("-R", "--rounds", type=int, default=2, help="resumes of each session")
-    ap.add_argument("-P", "--pids", required=True)
     ap.add_argument("-S", "--settle", type=float, default=1.0)
-    ap.add_argument("-T", "--timeout", type=float, default=30.0)
     ap.add_argument("--tls-resume", action="store_true")
     ap.add_argument("--no-tls", action="store_true", help="no STARTTLS (the server must not require it)")
-    ap.add_argument("-L", "--label", default="")
     args = ap.parse_args()
-    pids = [int(p) for p in args.pids.replace(",", " ").split()]
+    pids = pid_list(args.pids)
     r = Runner(args)
     users = list(range(args.first, args.first + args.users))
     # user FIRST+USERS: does the server echo presence, and a first TLS session
     try:
         tls = r.probe_echo(args.first + args.users)
-    except (Fail, OSError, ssl.SSLError, ET.ParseError, KeyError, ValueError) as e:
+    except ERRORS as e:
         print(json.dumps({"scenario": "sm-resume", "label": args.label, "error": f"probe login: {e}"}), flush=True)
         print(f"[sm] {args.label}: the probe login failed: {e}", file=sys.stderr)
         sys.exit(1)

@@ -5,35 +5,17 @@ CPU per full login and per resume, and the ratio resume / login of the
 medians (the target: at most 0.25).
 usage: sm-summary.py RAW.jsonl ...
 """
-import json
-import statistics
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchstats import med, read_runs  # noqa: E402
 
 TARGET = 0.25
 
 
-def label(s):
-    return dict(kv.split("=", 1) for kv in s.split() if "=" in kv)
-
-
-def med(vals, nd):
-    vals = [v for v in vals if v is not None and v >= 0]
-    if not vals:
-        return "–", None
-    m = statistics.median(vals)
-    return f"{m:.{nd}f} [{min(vals):.{nd}f}–{max(vals):.{nd}f}]", m
-
-
 def main():
-    runs = []
-    for p in sys.argv[1:]:
-        with open(p) as f:
-            for line in f:
-                if line.startswith("{"):
-                    d = json.loads(line)
-                    if d.get("scenario") == "sm-resume":
-                        d.update(label(d.get("label", "")))
-                        runs.append(d)
+    runs = read_runs(sys.argv[1:], "sm-resume")
     keys = []
     for r in runs:
         k = (r.get("server", "?"), r.get("variant", "?"))

@@ -30,6 +30,24 @@ STANZAS = {f"{{{NS_CLIENT}}}message", f"{{{NS_CLIENT}}}presence", f"{{{NS_CLIENT
 DEBUG = os.environ.get("XMPP_DEBUG") == "1"   # every element received, to stderr
 
 
+def add_server_args(ap, timeout):
+    """The options every benchmark client takes: where the server is, the
+    domain, the users' prefix and password, the server's pids, a socket
+    timeout and a label for the JSON line."""
+    ap.add_argument("-H", "--host", default="127.0.0.1")
+    ap.add_argument("-p", "--port", type=int, required=True)
+    ap.add_argument("-D", "--domain", default="bench.local")
+    ap.add_argument("-u", "--prefix", default="u")
+    ap.add_argument("-k", "--password", default="pass")
+    ap.add_argument("-P", "--pids", required=True, help="the server's pids, for its CPU")
+    ap.add_argument("-T", "--timeout", type=float, default=timeout)
+    ap.add_argument("-L", "--label", default="")
+
+
+def pid_list(s):
+    return [int(p) for p in s.replace(",", " ").split()]
+
+
 class Fail(Exception):
     pass
 
