@@ -1,4 +1,4 @@
-"""What the summaries of bench/mam.sh, bench/mam-query.sh and
+"""What the summaries of bench/mam.sh, bench/mam-xmpp-query.sh and
 bench/sm-resume.sh share: the run labels and the median [min-max] cells."""
 import json
 import statistics

@@ -7,7 +7,7 @@ and the archive rows per message sent.  Then per case the median [min-max]
 over the repetitions, and per server and store the ratios archive on / off
 of the medians (the target: Parley's CPU per message with the archive at
 most 1.30 times that without), and Parley / ejabberd.
-With --query, the tables of bench/mam-query.sh instead: every run's
+With --query, the tables of bench/mam-xmpp-query.sh instead: every run's
 query times (a page of 50 filtered by with), the medians [min-max] per
 store, and the target (p99 at most 20 ms).
 usage: mam-summary.py RAW.jsonl ...

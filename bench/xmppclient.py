@@ -1,5 +1,5 @@
 """A small blocking XMPP client for the benchmark scripts (bench/sm-resume.py,
-bench/mam-query.py): one stream over a raw socket, STARTTLS with an
+bench/mam-xmpp-query.py): one stream over a raw socket, STARTTLS with an
 optional TLS session to resume, SASL SCRAM-SHA-1 (the client keys derived
 once per salt with hashlib.pbkdf2_hmac), iq round trips, and XEP-0198 acks
 counted (h) and answered.  Not a general client: it does what the

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Archive query time through the server (XEP-0313 urn:xmpp:mam:2).
 
-  mam-query.py -p PORT -P "PIDS" -o OWNER_USER -w PEERS -q QUERIES [-L LABEL]
+  mam-xmpp-query.py -p PORT -P "PIDS" -o OWNER_USER -w PEERS -q QUERIES [-L LABEL]
 
 OWNER_USER (u1) logs in (STARTTLS, SCRAM-SHA-1, bind; no presence) and asks
 for QUERIES pages of 50 messages (RSM <max>50</max>), one at a time, each

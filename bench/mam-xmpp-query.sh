@@ -1,8 +1,8 @@
 #!/bin/bash
 # Archive query time (XEP-0313) through parleyd over an archive of
 # MAMQ_ROWS (1 million) messages, on SQLite and on PostgreSQL, interleaved
-# (rep 1: sqlite, pgsql; rep 2: ...), with bench/mam-query.py.
-#   bench/mam-query.sh [REPS] [STORE ...]      stores: sqlite pgsql (default both), REPS 3
+# (rep 1: sqlite, pgsql; rep 2: ...), with bench/mam-xmpp-query.py.
+#   bench/mam-xmpp-query.sh [REPS] [STORE ...]      stores: sqlite pgsql (default both), REPS 3
 # The archive is filled once per store straight into Parley's archive table
 # (a recursive CTE on SQLite, generate_series on PostgreSQL; the schema's
 # own indexes, full-text included, in place, then ANALYZE): one owner, u1,
@@ -11,7 +11,7 @@
 # each), half of them sent by u1 (with every peer), a 60-byte body.  Then
 # for each rep and store: a fresh start of parleyd (the mam module on),
 # MAMQ_QUERIES pages of 50 filtered by with (the newest page and pages from
-# a random start, taking turns: see mam-query.py), one at a time; stop.
+# a random start, taking turns: see mam-xmpp-query.py), one at a time; stop.
 # env: MAMQ_ROWS (1000000), MAMQ_PEERS (100), MAMQ_QUERIES (1000),
 #      MAMQ_PG_PORT (15544), BENCH_PG_DURABLE (0, see bench/mam-pg.sh),
 #      BENCH_SRC, BENCH_WORK, PARLEY_TOP as for bench/run.sh
@@ -36,7 +36,7 @@ export PARLEY_TOP=${PARLEY_TOP:-$TOP}
 export PARLEY_SQL_DIR=$PARLEY_TOP/sql
 export PARLEY_BENCH_MUC=0 PARLEY_BENCH_MAM=1
 if [ ! -f "$PARLEY_TOP/modules/mod_mam.c" ] || [ ! -x "$PARLEY_TOP/parleyd" ]; then
-    echo "mam-query.sh: $PARLEY_TOP has no parleyd built with the mam module" >&2
+    echo "mam-xmpp-query.sh: $PARLEY_TOP has no parleyd built with the mam module" >&2
     exit 1
 fi
 
@@ -54,7 +54,7 @@ use() {
         export PARLEY_NAME=parley-mamq-pg PARLEY_PORT=15555
         export PARLEY_BENCH_DSN=$PG_BENCH_DSN PARLEY_BENCH_DB_PASSWORD_FILE=$PG_BENCH_PASSWORD_FILE
         ;;
-    *) echo "mam-query.sh: unknown store $1 (sqlite, pgsql)" >&2; exit 2 ;;
+    *) echo "mam-xmpp-query.sh: unknown store $1 (sqlite, pgsql)" >&2; exit 2 ;;
     esac
 }
 
@@ -140,9 +140,9 @@ for rep in $(seq "$REPS"); do
         use "$s"
         echo "## rep $rep $s $(date +%T) load $(cut -d" " -f1-3 /proc/loadavg)" | tee -a "$LOG"
         start "$s"
-        timeout 900 taskset -c 1 python3 "$HERE/mam-query.py" -p "$PARLEY_PORT" -P "$("$(driver)" pids)" \
+        timeout 900 taskset -c 1 python3 "$HERE/mam-xmpp-query.py" -p "$PARLEY_PORT" -P "$("$(driver)" pids)" \
             -w "$(peer_list)" -s "$START_US" -e "$END_US" -q "$QUERIES" --seed "$rep" \
-            -L "store=$s rep=$rep" 2>>"$LOG" >>"$OUT" || echo "mam-query.sh: mam-query.py exit status $? ($s)" | tee -a "$LOG" >&2
+            -L "store=$s rep=$rep" 2>>"$LOG" >>"$OUT" || echo "mam-xmpp-query.sh: mam-xmpp-query.py exit status $? ($s)" | tee -a "$LOG" >&2
         grep '^\[mamq\]' "$LOG" | tail -1
         suite_server_log "$PEER_ROOT_DIR/$PARLEY_NAME/parleyd.log"
         stop "$s"
