@@ -34,8 +34,11 @@
  *   before the archive has it.  A failed store is logged (at most once per
  *   10 seconds, with the count of the others); the message is still
  *   delivered.  STORAGE_EXISTS (a clock set back) retries with a new id;
- *   STORAGE_TEMPFAIL (the backend's queue is full after a burst) retries
- *   the same store later (RETRY_*), still holding the barrier.
+ *   STORAGE_TEMPFAIL (the backend's queue is full after a burst, or the
+ *   backend is down) retries the same store later (RETRY_*), holding the
+ *   barrier for the first tries only (RETRY_HOLD_TRIES): the message
+ *   itself was delivered or stored offline, and an outage must not stall
+ *   the sender's answers for the whole retry.
  * - A query answers its results, then the iq result, through the
  *   requester's ordered output; every storage call runs through a struct
  *   mam_op on the module's pending list.  Stores outlive a stop.
@@ -82,6 +85,10 @@
 #define RETRY_FIRST 0.05
 #define RETRY_MAX 2.0
 #define RETRY_TRIES 12
+/* After this many tries (about 0.75 s), the sender's answers stop waiting
+ * for the store: a burst has cleared by then; a backend that is down
+ * (an outage) must not stall the sender's stream for the whole retry. */
+#define RETRY_HOLD_TRIES 4
 
 struct mam_settings {
 	int def; /* enum mam_default */
@@ -432,6 +439,8 @@ static void stored(enum storage_result res, void *ctx)
 		 * holding the sender's answers back. */
 		double delay = RETRY_FIRST * (double)(1u << op->retries);
 		op->retries++;
+		if (op->retries > RETRY_HOLD_TRIES)
+			barrier_release(&op->hold);
 		ev_timer_init(&op->retry, store_retry, delay < RETRY_MAX ? delay : RETRY_MAX, 0);
 		op->retry.data = op;
 		ev_timer_start(server.loop, &op->retry);
@@ -838,6 +847,9 @@ static void query_page(enum storage_result res, const struct mam_message *msgs, 
 		query_run(op);
 		return;
 	}
+	log_debug("mam: query of the archive of %s by %s%s%s: %zu messages%s", op->owner,
+	          op->requester.node != NULL ? op->requester.node : "", op->requester.node != NULL ? "@" : "",
+	          op->requester.domain, count, complete ? ", complete" : "");
 	struct xml_node **out = count > 0 ? xcalloc(count, sizeof(*out)) : NULL;
 	for (size_t i = 0; i < count; i++)
 		out[i] = result_message(op, &msgs[op->flip ? count - 1 - i : i]);
@@ -1452,9 +1464,12 @@ static int mam_start(struct host *h, const void *settings, void **state_r, char 
 {
 	struct storage *st = mam_store(h);
 	if (st == NULL || !storage_has_area(st, STORAGE_AREA_MAM)) {
-		*error_r = xasprintf("the storage of %s keeps no message archives (disable the mam module)",
-		                     h->name);
-		return -1;
+		/* On by default: a host whose store keeps no archives (a
+		 * directory-only store) runs without one, and says so. */
+		log_notice("mam: the storage of %s keeps no message archives: nothing is archived there",
+		           h->name);
+		*state_r = NULL;
+		return 0;
 	}
 	struct mam_state *ms = xcalloc(1, sizeof(*ms));
 	ms->host = h;
@@ -1465,6 +1480,9 @@ static int mam_start(struct host *h, const void *settings, void **state_r, char 
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(extra_features); i++)
 		host_add_user_feature(h, extra_features[i]);
+	/* Also on the server JID: clients that look for the archive among
+	 * the server's features (Profanity) find it there. */
+	host_add_feature(h, NS_MAM);
 	if (ms->set->fulltext)
 		host_add_user_feature(h, NS_FULLTEXT);
 	ms->cache.entry_size = sizeof(struct mam_user);
@@ -1486,6 +1504,8 @@ static int mam_start(struct host *h, const void *settings, void **state_r, char 
 static void mam_stop(struct host *h, void *state)
 {
 	struct mam_state *ms = state;
+	if (ms == NULL)
+		return; /* no archive on this host's storage */
 	if (ev_is_active(&ms->expire)) {
 		ev_ref(server.loop);
 		ev_timer_stop(server.loop, &ms->expire);
@@ -1493,6 +1513,7 @@ static void mam_stop(struct host *h, void *state)
 	builtin_parts_remove(h, &mam_parts, ms);
 	for (size_t i = 0; i < ARRAY_SIZE(extra_features); i++)
 		host_remove_user_feature(h, extra_features[i]);
+	host_remove_feature(h, NS_MAM);
 	if (ms->set->fulltext)
 		host_remove_user_feature(h, NS_FULLTEXT);
 	user_cache_stop(&ms->cache);

@@ -123,7 +123,9 @@ static void *module_settings(const struct host_config *hc, const struct module_d
 	}
 	const struct opt_def *defs = def->options != NULL ? def->options : no_options;
 	void *settings = xcalloc(1, def->settings_size > 0 ? def->settings_size : 1);
-	char *section = xasprintf("hosts.%s.modules.%s", hc->name, def->name);
+	/* A host started without a configuration (tests) has no section. */
+	char *section = hc != NULL ? xasprintf("hosts.%s.modules.%s", hc->name, def->name)
+	                           : xasprintf("modules.%s", def->name);
 	char *err = NULL;
 	int ret = opt_apply(defs, opts, section, settings, &err);
 	free(section);
@@ -141,7 +143,9 @@ static int module_check(const struct host_config *hc, const struct module_def *d
 {
 	if (def->check == NULL)
 		return 0;
-	char *section = xasprintf("hosts.%s.modules.%s", hc->name, def->name);
+	/* A host started without a configuration (tests) has no section. */
+	char *section = hc != NULL ? xasprintf("hosts.%s.modules.%s", hc->name, def->name)
+	                           : xasprintf("modules.%s", def->name);
 	int rc = def->check(hc, settings, opts, section, error_r);
 	free(section);
 	return rc;

@@ -3,8 +3,19 @@
  *
  * Each distinct certificate gets one SSL_CTX.  A connection starts on the
  * default context; the servername callback moves it to the context of the
- * virtual host it names.  Resumption is not implemented, so tickets and the
- * session cache are off (a ticket would only cost CPU).
+ * virtual host it names.
+ *
+ * TLS 1.3 connections may be resumed with stateless session tickets (one
+ * per handshake, encrypted with keys OpenSSL makes at start; a restart
+ * invalidates them): a client that comes back after a dropped connection
+ * (stream management resumption, a phone changing networks) skips the
+ * certificate signature.  Tickets are always encrypted and decrypted with
+ * the default context's keys (the SNI switch does not change them), and
+ * every context has the same session id context, so a ticket works
+ * whichever virtual host the connection ends up on.  TLS 1.2 sessions are
+ * never resumed (tickets are refused at decryption, the session cache is
+ * off): tls-unique, offered on TLS 1.2 only, would be unsafe on a resumed
+ * session without the extended master secret.
  * SSL_MODE_RELEASE_BUFFERS lets idle connections give their record buffers
  * back.
  */
@@ -59,6 +70,27 @@ static int tls_servername_cb(SSL *ssl, int *al, void *arg)
 	return SSL_TLSEXT_ERR_NOACK;
 }
 
+/* A ticket the client offered was decrypted: resume TLS 1.3 sessions
+ * only (see the top). */
+static SSL_TICKET_RETURN tls_ticket_decrypted(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
+                                              size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
+{
+	(void)ssl;
+	(void)keyname;
+	(void)keyname_len;
+	(void)arg;
+	switch (status) {
+	case SSL_TICKET_SUCCESS:
+	case SSL_TICKET_SUCCESS_RENEW:
+		if (SSL_SESSION_get_protocol_version(sess) < TLS1_3_VERSION)
+			return SSL_TICKET_RETURN_IGNORE;
+		return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
+	case SSL_TICKET_EMPTY:
+	case SSL_TICKET_NO_DECRYPT: return SSL_TICKET_RETURN_IGNORE_RENEW;
+	default: return SSL_TICKET_RETURN_ABORT;
+	}
+}
+
 int tls_ctx_new(const char *name, const struct tls_config *cfg, struct tls_ctx **ctx_r, char **error_r)
 {
 	if (cfg->certificate == NULL || cfg->key == NULL) {
@@ -74,10 +106,13 @@ int tls_ctx_new(const char *name, const struct tls_config *cfg, struct tls_ctx *
 	if (cfg->min_version != NULL && strcmp(cfg->min_version, "1.3") == 0)
 		minv = TLS1_3_VERSION;
 	SSL_CTX_set_min_proto_version(c, minv);
-	SSL_CTX_set_options(c, SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+	SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
 	                               SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_num_tickets(c, 0);
+	SSL_CTX_set_num_tickets(c, 1);
+	SSL_CTX_set_session_ticket_cb(c, NULL, tls_ticket_decrypted, NULL);
+	static const unsigned char sid_ctx[] = "parley";
+	SSL_CTX_set_session_id_context(c, sid_ctx, sizeof(sid_ctx) - 1);
 	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
 	                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (cfg->ciphers != NULL && SSL_CTX_set_cipher_list(c, cfg->ciphers) != 1) {
@@ -216,7 +251,7 @@ size_t tls_channel_binding_type(SSL *ssl, const char *type, unsigned char *out, 
 		return server_end_point(ssl, out, out_size);
 	if (strcmp(type, "tls-unique") == 0) {
 		/* RFC 5929 §3: the first Finished of the handshake, the
-		 * client's in a full handshake (no resumption is offered). */
+		 * client's in a full handshake (TLS 1.2 is never resumed). */
 		if (tls13)
 			return 0;
 		size_t n = SSL_get_peer_finished(ssl, out, out_size);

@@ -167,25 +167,51 @@ static bool blank(const char *s)
 	return true;
 }
 
+/* SQLite: a search whose words match at least this many messages (of
+ * every owner) is "common": the page is then read in id order along the
+ * owner's key, each row checked against the matches, rather than every
+ * match fetched and sorted (which grows with the number of matches). */
+#define FTS5_COMMON 1000
+static const char sql_mam_fts5_probe[] =
+        "SELECT COUNT(*) FROM (SELECT rowid FROM archive_fts WHERE archive_fts MATCH ? LIMIT ?)";
+
 /* The full-text condition for text and its parameter (*param_r, NULL:
- * none); the text without a word matches every message with a body. */
-static const char *text_clause(enum mam_dialect dia, struct pool *p, const char *text, const char **param_r)
+ * none); the text without a word matches every message with a body.  -1
+ * on an error (SQLite's probe). */
+static int text_clause(struct sql_thread *t, enum mam_dialect dia, struct pool *p, const char *text,
+                       const char **clause_r, const char **param_r)
 {
 	*param_r = NULL;
-	if (blank(text))
-		return " AND body IS NOT NULL";
+	if (blank(text)) {
+		*clause_r = " AND body IS NOT NULL";
+		return 0;
+	}
 	switch (dia) {
-	case MAM_SQLITE:
+	case MAM_SQLITE: {
 		*param_r = words_query(p, text, "");
-		return " AND seq IN (SELECT rowid FROM archive_fts WHERE archive_fts MATCH ?)";
+		struct sql_param pp[] = { PTEXT(*param_r), PINT(FTS5_COMMON) };
+		int64_t n = 0;
+		if (sql_q_int(t, sql_mam_fts5_probe, pp, ARRAY_SIZE(pp), &n) < 0)
+			return -1;
+		/* "+seq": the matches do not drive the query, the key does. */
+		*clause_r = n >= FTS5_COMMON
+		                    ? " AND +seq IN (SELECT rowid FROM archive_fts WHERE archive_fts MATCH ?)"
+		                    : " AND seq IN (SELECT rowid FROM archive_fts WHERE archive_fts MATCH ?)";
+		return 0;
+	}
 	case MAM_PGSQL:
 		*param_r = text;
-		return " AND to_tsvector('simple', body) @@ plainto_tsquery('simple', ?)";
+		*clause_r = " AND to_tsvector('simple', body) @@ plainto_tsquery('simple', ?)";
+		return 0;
 	case MAM_MYSQL:
 		*param_r = words_query(p, text, "+");
-		return " AND MATCH (body) AGAINST (? IN BOOLEAN MODE)";
+		*clause_r = " AND MATCH (body) AGAINST (? IN BOOLEAN MODE)";
+		return 0;
 	case MAM_MSSQL:
-	default: *param_r = like_pattern(p, text); return " AND LOWER(body) LIKE LOWER(?) ESCAPE '!'";
+	default:
+		*param_r = like_pattern(p, text);
+		*clause_r = " AND LOWER(body) LIKE LOWER(?) ESCAPE '!'";
+		return 0;
 	}
 }
 
@@ -244,8 +270,12 @@ static enum storage_result op_mam_query(void *conn, struct mam_query_job *r)
 		buf_append_str(&sql, ")");
 	}
 	if (q->text != NULL) {
-		const char *param;
-		buf_append_str(&sql, text_clause(dia, pool, q->text, &param));
+		const char *clause, *param;
+		if (text_clause(t, dia, pool, q->text, &clause, &param) < 0) {
+			buf_free(&sql);
+			return sql_q_fail(t, &r->base);
+		}
+		buf_append_str(&sql, clause);
 		if (param != NULL)
 			p[np++] = (struct sql_param)PTEXT(param);
 	}

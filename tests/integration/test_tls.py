@@ -122,3 +122,53 @@ def test_old_tls_versions_are_refused(two):
         assert 'no protocols available' not in str(err.value).lower(), str(err.value)
     finally:
         s.close()
+
+
+def _starttls_session(port, host, ctx, session=None):
+    """STARTTLS with ctx (offering session); returns the TLS socket after
+    the stream features that follow, when the TLS 1.3 ticket has come."""
+    c = RawClient(port, host=host)
+    c.open()
+    c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    c.wait_for(lambda e: e.tag.endswith('}proceed'), what='proceed')
+    c.sock = ctx.wrap_socket(c.sock, server_hostname=host, session=session)
+    c.sock.settimeout(c.timeout)
+    c.tls = True
+    c.open()
+    return c
+
+
+@pytest.mark.parametrize('host', [HOST, OTHER])
+def test_tls13_sessions_resume(two, host):
+    """A client that comes back offers its TLS 1.3 ticket and skips the full
+    handshake, on either certificate; it can still log in."""
+    ctx = parleytest.tls_context()
+    first = _starttls_session(two.port, host, ctx)
+    assert first.sock.version() == 'TLSv1.3'
+    session = first.sock.session
+    assert session is not None and session.has_ticket, 'no ticket was issued'
+    first.close()
+    again = _starttls_session(two.port, host, ctx, session=session)
+    try:
+        assert again.sock.session_reused, 'the ticket was not accepted'
+        assert 'PLAIN' in again.mechanisms()
+        user = 'alice' if host == HOST else 'dave'
+        el = again.auth_plain(user, two.password(user, host))
+        assert el.tag.endswith('}success'), parleytest.tostr(el)
+    finally:
+        again.close()
+
+
+def test_tls12_sessions_are_not_resumed(two):
+    """TLS 1.2 sessions are never resumed (tls-unique would be unsafe)."""
+    ctx = parleytest.tls_context()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    first = _starttls_session(two.port, HOST, ctx)
+    assert first.sock.version() == 'TLSv1.2'
+    session = first.sock.session
+    first.close()
+    again = _starttls_session(two.port, HOST, ctx, session=session)
+    try:
+        assert not again.sock.session_reused
+    finally:
+        again.close()

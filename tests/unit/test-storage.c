@@ -3693,6 +3693,43 @@ static void test_mam_text(void **state)
 	assert_string_equal(mam_page(f, NURSE, &q), "1");
 }
 
+/* A word in many messages (more than SQLite's store reads as a list of
+ * matches): the pages are the same. */
+static void test_mam_text_common(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 1100 };
+	static struct res w[N + 5];
+	static char body[N + 5][32];
+	memset(w, 0, sizeof(w));
+	/* Queued 500 at a time (the test stores' queue holds 1000): the SQL
+	 * stores group-commit them. */
+	for (int i = 0; i < N + 5; i++) {
+		bool nurse = i >= N;
+		snprintf(body[i], sizeof(body[i]), "a common word %d", i);
+		struct mam_message m = { nurse ? i - N + 1 : i + 1, ROMEO, "", false, body[i], "<message/>" };
+		assert_non_null(CALL(
+		        storage_mam_store(f->st, "a.example", nurse ? NURSE : ALICE, &m, done_cb, &w[i])));
+		if (i % 500 == 499)
+			run(f);
+	}
+	run(f);
+	for (int i = 0; i < N + 5; i++)
+		assert_int_equal(w[i].r, STORAGE_OK);
+	struct mam_query q = { .text = "COMMON", .backwards = true, .max = 3 };
+	assert_string_equal(mam_page(f, ALICE, &q), "1098,1099,1100+");
+	q.before_id = 1098;
+	assert_string_equal(mam_page(f, ALICE, &q), "1095,1096,1097+");
+	q = (struct mam_query){ .text = "common word", .after_id = 1097, .max = 3 };
+	assert_string_equal(mam_page(f, ALICE, &q), "1098,1099,1100");
+	q = (struct mam_query){ .text = "word 1050", .max = 3 };
+	assert_string_equal(mam_page(f, ALICE, &q), "1051");
+	q = (struct mam_query){ .text = "common", .max = 10 };
+	assert_string_equal(mam_page(f, NURSE, &q), "1,2,3,4,5");
+	q = (struct mam_query){ .text = "common", .with = NURSE, .max = 10 };
+	assert_string_equal(mam_page(f, ALICE, &q), "");
+}
+
 static void test_mam_expire(void **state)
 {
 	struct fixture *f = *state;
@@ -4744,6 +4781,7 @@ static const struct test_def tests[] = {
 	T(test_schema_migration_8_to_9),
 	T(test_mam_store_query),
 	T(test_mam_text),
+	T(test_mam_text_common),
 	T(test_mam_expire),
 	T(test_mam_prefs),
 	T(test_remove_user_removes_archive),
