@@ -16,6 +16,16 @@
 #        PARLEY_BENCH_MUC  1: load the MUC module (conference.bench.local, set up
 #                          for bench/muc.sh), 0: do not; default: 1 when the
 #                          build has modules/muc
+#        PARLEY_BENCH_MAM  1: the message archive module with every chat message
+#                          archived (mam: PARLEY_BENCH_MAM_OPTS, default
+#                          { default: always }), for bench/mam.sh;
+#                          0 (default): mam: false, when the build has the module
+#                          (it is on by default), so that the msg scenario stays
+#                          comparable with the harness's peers, which archive nothing
+#        PARLEY_BENCH_STARTTLS  the listener's starttls (required); "optional" lets
+#                          bench/sm-resume.sh measure logins without TLS
+#        PARLEY_BENCH_MODULES  more lines for the modules: section, as they are
+#                          (YAML, two spaces in), e.g. for bench/sm-resume.sh
 set -e
 # shellcheck source=/dev/null
 . "$(dirname "$0")/common.sh"
@@ -87,6 +97,14 @@ muc_config() {
     printf '  muc: { hosts: ["conference.@HOST@"], access_create: anyone, max_occupants: 2000, default_max_users: 2000, message_rate: 0, history_size: 20 }\n'
 }
 
+mam_config() {
+    if [ "${PARLEY_BENCH_MAM:-0}" = 1 ]; then
+        printf '  mam: %s\n' "${PARLEY_BENCH_MAM_OPTS:-{ default: always \}}"
+    elif [ -f "$TOP/modules/mod_mam.c" ]; then
+        printf '  mam: false\n'
+    fi
+}
+
 write_config() {
     local cert key
     read -r cert key < <(cert_files)
@@ -111,7 +129,7 @@ listen:
   - port: $PORT
     address: 127.0.0.1
     module: c2s
-    starttls: required
+    starttls: ${PARLEY_BENCH_STARTTLS:-required}
     backlog: 1024
 modules:
   disco: {}
@@ -121,6 +139,8 @@ modules:
   roster: {}
   register: { open: false }
 $(muc_config)
+$(mam_config)
+${PARLEY_BENCH_MODULES:-}
 hosts:
   $BENCH_DOMAIN: {}
 EOC

@@ -41,10 +41,14 @@
  *          (each one a miss of the server's caps cache) per presence sent.
  *
  * Server-side numbers come from /proc/<pid>/{stat,status} of the pids given
- * with -P "pid pid ...", summed. Output: one JSON line on stdout, a human
+ * with -P "pid pid ...", summed. -Q PID adds, for msg, the CPU of a database
+ * server over the same window, apart: the process PID (a PostgreSQL
+ * postmaster), its children (the backends and helpers) and the children it
+ * reaped meanwhile (cutime/cstime). Output: one JSON line on stdout, a human
  * summary on stderr. Every run is bounded: -d/-W for time, -T hard timeout.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <ev.h>
 #include <expat.h>
@@ -132,6 +136,30 @@ static double srv_cpu(void) {   /* utime+stime seconds summed over pids */
         fclose(f);
     }
     srv_sys = sys;
+    return t;
+}
+/* the database server's CPU (-Q): root's utime+stime+cutime+cstime and the
+   utime+stime of its children alive now, in seconds; 0 without -Q */
+static int db_root;
+static double db_cpu(void) {
+    if (db_root <= 0) return 0;
+    double t = 0; long hz = sysconf(_SC_CLK_TCK);
+    DIR *d = opendir("/proc"); struct dirent *e;
+    if (!d) return 0;
+    while ((e = readdir(d))) {
+        int pid = atoi(e->d_name); if (pid <= 0) continue;
+        char path[64], line[4096]; snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        FILE *f = fopen(path, "r"); if (!f) continue;
+        if (fgets(line, sizeof line, f)) {
+            char *p = strrchr(line, ')'); int ppid = 0; unsigned long ut = 0, st = 0; long cut = 0, cst = 0;
+            if (p && sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %ld %ld", &ppid, &ut, &st, &cut, &cst) == 5) {
+                if (pid == db_root) t += (double)(ut + st + cut + cst) / hz;
+                else if (ppid == db_root) t += (double)(ut + st) / hz;
+            }
+        }
+        fclose(f);
+    }
+    closedir(d);
     return t;
 }
 static long srv_rss_kib(void) {
@@ -738,7 +766,7 @@ static void rate_cb(struct ev_loop *l, ev_timer *w, int revents) { (void)l; (voi
 /* ---------- phases ---------- */
 static ev_timer phase_timer, hard_timer, rate_timer, login_pump;
 static int phase;
-static double cpu0, cpu1, scpu0, scpu1, sys0, sys1; static long rss0, rss1;
+static double cpu0, cpu1, scpu0, scpu1, sys0, sys1, dbcpu0, dbcpu1; static long rss0, rss1;
 static int next_login;   /* idle/msg: next conn to start */
 static uint64_t t_all_online;
 
@@ -746,8 +774,8 @@ static void hard_cb(struct ev_loop *l, ev_timer *w, int r) { (void)l; (void)w; (
 
 static int count_online(void) { int n = 0; for (int i = 0; i < nconns; i++) if (conns[i].state == S_ONLINE) n++; return n; }
 
-static void measure_begin(void) { t_measure_start = now_ns(); measuring = 1; cpu0 = srv_cpu(); sys0 = srv_sys; scpu0 = self_cpu(); host_cpu(hb0, ht0, hi0); }
-static void measure_end(void) { t_measure_end = now_ns(); measuring = 0; cpu1 = srv_cpu(); sys1 = srv_sys; scpu1 = self_cpu(); host_cpu(hb1, ht1, hi1); }
+static void measure_begin(void) { t_measure_start = now_ns(); measuring = 1; cpu0 = srv_cpu(); sys0 = srv_sys; dbcpu0 = db_cpu(); scpu0 = self_cpu(); host_cpu(hb0, ht0, hi0); }
+static void measure_end(void) { t_measure_end = now_ns(); measuring = 0; cpu1 = srv_cpu(); sys1 = srv_sys; dbcpu1 = db_cpu(); scpu1 = self_cpu(); host_cpu(hb1, ht1, hi1); }
 
 static void phase_cb(struct ev_loop *l, ev_timer *w, int r);
 static void after(double s) { ev_timer_stop(loop, &phase_timer); ev_timer_set(&phase_timer, s, 0); ev_timer_start(loop, &phase_timer); }
@@ -1122,6 +1150,7 @@ static void usage(void) {
 "  -b message body bytes (64)  -B send to bare JID (default: partner's full JID)\n"
 "  -m auto|scram|plain SASL choice (auto: SCRAM-SHA-1 if offered)  -N no STARTTLS\n"
 "  -P \"pid pid ..\" server pids for CPU/RSS  -T hard timeout seconds  -L label for the JSON\n"
+"  -Q pid  msg: also the CPU of this database server (a postmaster and its children), apart\n"
 "  muc: -R rooms (1)  -M occupants per room (10)  -C MUC service (conference.DOMAIN)  -K room name prefix (bench)\n"
 "       -w closed loop: messages a room keeps posted but not yet reflected to their senders (10)\n"
 "       -r total offered msgs/s instead  -e drain seconds (10)\n"
@@ -1135,7 +1164,7 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
     int opt;
-    while ((opt = getopt(argc, argv, "s:h:p:D:u:k:f:n:c:d:W:S:w:r:b:Bm:NP:T:L:l:R:M:C:K:e:g:")) != -1) {
+    while ((opt = getopt(argc, argv, "s:h:p:D:u:k:f:n:c:d:W:S:w:r:b:Bm:NP:Q:T:L:l:R:M:C:K:e:g:")) != -1) {
         switch (opt) {
         case 's': o_scen = optarg; break; case 'h': o_host = optarg; break; case 'p': o_port = atoi(optarg); break;
         case 'D': o_domain = optarg; break; case 'u': o_prefix = optarg; break; case 'k': o_pass = optarg; break;
@@ -1143,7 +1172,7 @@ int main(int argc, char **argv) {
         case 'd': o_dur = atof(optarg); break; case 'W': o_warm = atof(optarg); break; case 'S': o_settle = atof(optarg); o_settle_set = 1; break;
         case 'w': o_window = atoi(optarg); break; case 'r': o_rate = atof(optarg); break; case 'b': o_size = atoi(optarg); break;
         case 'B': o_bare = 1; break; case 'm': o_mech = optarg; break; case 'N': o_tls = 0; break;
-        case 'P': o_pids = optarg; break; case 'T': o_timeout = atof(optarg); break; case 'L': o_label = optarg; break;
+        case 'P': o_pids = optarg; break; case 'Q': db_root = atoi(optarg); break; case 'T': o_timeout = atof(optarg); break; case 'L': o_label = optarg; break;
         case 'l': o_login_timeout = atof(optarg); break;
         case 'R': o_rooms = atoi(optarg); break; case 'M': o_per_room = atoi(optarg); break;
         case 'C': o_muc_service = optarg; break; case 'K': o_room_prefix = optarg; break;
@@ -1244,10 +1273,14 @@ int main(int argc, char **argv) {
         double rate = win > 0 ? c_recv_win / win : 0, cpu = cpu1 - cpu0;
         printf("\"users\":%d,\"online\":%d,\"window\":%d,\"offered_rate\":%.0f,\"body_bytes\":%d,\"window_s\":%.3f,\"sent\":%llu,\"received\":%llu,"
                "\"delivered_in_window\":%llu,\"msgs_per_s\":%.1f,\"lat_p50_ms\":%.3f,\"lat_p99_ms\":%.3f,\"lat_max_ms\":%.3f,"
-               "\"server_cpu_s\":%.3f,\"server_cpu_pct\":%.1f,\"cpu_s_per_100k\":%.3f,\"loadgen_cpu_pct\":%.1f,\"login_p50_ms\":%.2f}\n",
+               "\"server_cpu_s\":%.3f,\"server_cpu_pct\":%.1f,\"cpu_s_per_100k\":%.3f,\"server_sys_share_pct\":%.1f,"
+               "\"db_cpu_s\":%.3f,\"db_cpu_pct\":%.1f,\"db_cpu_s_per_100k\":%.3f,"
+               "\"loadgen_cpu_pct\":%.1f,\"cpu0_busy_pct\":%.1f,\"cpu1_busy_pct\":%.1f,\"login_p50_ms\":%.2f}\n",
                nconns, online, o_window, o_rate, o_size, win, (unsigned long long)c_sent, (unsigned long long)c_recv,
                (unsigned long long)c_recv_win, rate, lat_pct(&lat_msg, .5), lat_pct(&lat_msg, .99), lat_pct(&lat_msg, 1.0),
-               cpu, win > 0 ? cpu / win * 100 : 0, c_recv_win ? cpu / c_recv_win * 1e5 : -1, lg_cpu, lat_pct(&lat_login, .5));
+               cpu, win > 0 ? cpu / win * 100 : 0, c_recv_win ? cpu / c_recv_win * 1e5 : -1, cpu > 0 ? (sys1 - sys0) / cpu * 100 : -1,
+               dbcpu1 - dbcpu0, win > 0 ? (dbcpu1 - dbcpu0) / win * 100 : 0, c_recv_win ? (dbcpu1 - dbcpu0) / c_recv_win * 1e5 : -1,
+               lg_cpu, host_busy_pct(0), host_busy_pct(1), lat_pct(&lat_login, .5));
         fprintf(stderr, "[msg] %d users online %d, %s: %.0f msgs/s delivered, latency p50 %.3f ms p99 %.3f ms, server cpu %.0f%% = %.2f s/100k msgs, loadgen cpu %.0f%%, sasl %s\n",
                 nconns, online, o_rate > 0 ? "fixed rate" : "closed loop", rate, lat_pct(&lat_msg, .5), lat_pct(&lat_msg, .99),
                 win > 0 ? cpu / win * 100 : 0, c_recv_win ? cpu / c_recv_win * 1e5 : -1, lg_cpu, mech);

@@ -1,0 +1,211 @@
+"""A small blocking XMPP client for the benchmark scripts (bench/sm-resume.py,
+bench/mam-xmpp-query.py): one stream over a raw socket, STARTTLS with an
+optional TLS session to resume, SASL SCRAM-SHA-1 (the client keys derived
+once per salt with hashlib.pbkdf2_hmac), iq round trips, and XEP-0198 acks
+counted (h) and answered.  Not a general client: it does what the
+benchmarks need and fails loudly (Fail) on anything else.
+XMPP_DEBUG=1 prints every element received to stderr.
+"""
+import base64
+import hashlib
+import hmac
+import os
+import socket
+import ssl
+import struct
+import sys
+import threading
+import xml.etree.ElementTree as ET
+
+NS_STREAM = "http://etherx.jabber.org/streams"
+NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
+NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session"
+NS_SM = "urn:xmpp:sm:3"
+NS_CLIENT = "jabber:client"
+STANZAS = {f"{{{NS_CLIENT}}}message", f"{{{NS_CLIENT}}}presence", f"{{{NS_CLIENT}}}iq"}
+
+
+DEBUG = os.environ.get("XMPP_DEBUG") == "1"   # every element received, to stderr
+
+
+def add_server_args(ap, timeout):
+    """The options every benchmark client takes: where the server is, the
+    domain, the users' prefix and password, the server's pids, a socket
+    timeout and a label for the JSON line."""
+    ap.add_argument("-H", "--host", default="127.0.0.1")
+    ap.add_argument("-p", "--port", type=int, required=True)
+    ap.add_argument("-D", "--domain", default="bench.local")
+    ap.add_argument("-u", "--prefix", default="u")
+    ap.add_argument("-k", "--password", default="pass")
+    ap.add_argument("-P", "--pids", required=True, help="the server's pids, for its CPU")
+    ap.add_argument("-T", "--timeout", type=float, default=timeout)
+    ap.add_argument("-L", "--label", default="")
+
+
+def pid_list(s):
+    return [int(p) for p in s.replace(",", " ").split()]
+
+
+class Fail(Exception):
+    pass
+
+
+def cpu_of(pids):
+    hz = os.sysconf("SC_CLK_TCK")
+    t = 0.0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        t += (int(rest[11]) + int(rest[12])) / hz
+    return t
+
+
+SALTED = {}
+SALTED_LOCK = threading.Lock()
+
+
+def salted_password(password, salt, iters):
+    key = (salt, iters)
+    with SALTED_LOCK:
+        if key in SALTED:
+            return SALTED[key]
+    v = hashlib.pbkdf2_hmac("sha1", password.encode(), salt, iters)
+    with SALTED_LOCK:
+        SALTED[key] = v
+    return v
+
+
+class Stream:
+    """One client connection: raw socket, then TLS; top-level elements parsed
+    with an ElementTree pull parser (restarted with each stream)."""
+
+    def __init__(self, args, tls_session):
+        self.args = args
+        self.sock = socket.create_connection((args.host, args.port), timeout=args.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.tls_session = tls_session
+        self.tls_reused = False
+        self.h_in = 0   # stanzas received since enabled/resumed
+        self.counting = False
+        self.pending = []
+        self.user = 0
+        self.features = self.open_stream()
+
+    def open_stream(self):
+        self.parser = ET.XMLPullParser(events=("start", "end"))
+        self.depth = 0
+        self.pending = []
+        self.send(f"<?xml version='1.0'?><stream:stream to='{self.args.domain}' xmlns='jabber:client' "
+                  f"xmlns:stream='{NS_STREAM}' version='1.0'>")
+        return self.next(f"{{{NS_STREAM}}}features")
+
+    def send(self, s):
+        self.sock.sendall(s.encode())
+
+    def next(self, want=None):
+        """The next top-level element (of name want, when given; stanzas in
+        between are counted and otherwise skipped; <r/> is answered)."""
+        while True:
+            while self.pending:
+                el = self.pending.pop(0)
+                if DEBUG:
+                    print(f"[{self.user}] {'h ' if self.counting else ''}{ET.tostring(el)[:300]!r}", file=sys.stderr)
+                if el.tag in STANZAS and self.counting:
+                    self.h_in = (self.h_in + 1) % 2**32
+                if el.tag == f"{{{NS_SM}}}r":
+                    self.send(f"<a xmlns='{NS_SM}' h='{self.h_in}'/>")
+                    continue
+                if el.tag == f"{{{NS_STREAM}}}error":
+                    raise Fail("stream error: " + ",".join(c.tag.split("}")[-1] for c in el))
+                if want is None or el.tag == want or (isinstance(want, tuple) and el.tag in want):
+                    return el
+            data = self.sock.recv(65536)
+            if not data:
+                raise Fail("connection closed by the server")
+            self.parser.feed(data)
+            for ev, el in self.parser.read_events():
+                if ev == "start":
+                    if self.depth == 0:
+                        self.root = el
+                    self.depth += 1
+                else:
+                    self.depth -= 1
+                    if self.depth == 1:
+                        self.pending.append(el)
+                        self.root.remove(el)   # the stream keeps none of them
+
+    def starttls(self, ctx):
+        self.send(f"<starttls xmlns='{NS_TLS}'/>")
+        self.next(f"{{{NS_TLS}}}proceed")
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=self.args.domain, session=self.tls_session)
+        self.tls_reused = self.sock.session_reused
+        return self.open_stream()
+
+    def scram(self, features):
+        mechs = [m.text for m in features.iter(f"{{{NS_SASL}}}mechanism")]
+        if "SCRAM-SHA-1" not in mechs:
+            raise Fail("no SCRAM-SHA-1 among " + ",".join(mechs))
+        user = f"{self.args.prefix}{self.user}"
+        cnonce = base64.b64encode(os.urandom(18)).decode()
+        first_bare = f"n={user},r={cnonce}"
+        self.send(f"<auth xmlns='{NS_SASL}' mechanism='SCRAM-SHA-1'>"
+                  f"{base64.b64encode(('n,,' + first_bare).encode()).decode()}</auth>")
+        ch = self.next((f"{{{NS_SASL}}}challenge", f"{{{NS_SASL}}}failure"))
+        if ch.tag.endswith("failure"):
+            raise Fail("SASL failure")
+        server_first = base64.b64decode(ch.text or "").decode()
+        attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
+        nonce, salt, iters = attrs["r"], base64.b64decode(attrs["s"]), int(attrs["i"])
+        if not nonce.startswith(cnonce):
+            raise Fail("bad server nonce")
+        sp = salted_password(self.args.password, salt, iters)
+        ckey = hmac.new(sp, b"Client Key", hashlib.sha1).digest()
+        stored = hashlib.sha1(ckey).digest()
+        final_wo = f"c=biws,r={nonce}"
+        auth_msg = f"{first_bare},{server_first},{final_wo}".encode()
+        sig = hmac.new(stored, auth_msg, hashlib.sha1).digest()
+        proof = bytes(a ^ b for a, b in zip(ckey, sig))
+        final = f"{final_wo},p={base64.b64encode(proof).decode()}"
+        self.send(f"<response xmlns='{NS_SASL}'>{base64.b64encode(final.encode()).decode()}</response>")
+        res = self.next((f"{{{NS_SASL}}}success", f"{{{NS_SASL}}}failure", f"{{{NS_SASL}}}challenge"))
+        if res.tag.endswith("challenge"):   # the server's signature as a challenge
+            self.send(f"<response xmlns='{NS_SASL}'/>")
+            res = self.next((f"{{{NS_SASL}}}success", f"{{{NS_SASL}}}failure"))
+        if res.tag.endswith("failure"):
+            raise Fail("SASL failure")
+        skey = hmac.new(sp, b"Server Key", hashlib.sha1).digest()
+        ssig = base64.b64encode(hmac.new(skey, auth_msg, hashlib.sha1).digest()).decode()
+        if res.text and base64.b64decode(res.text).decode() != f"v={ssig}":
+            raise Fail("bad server signature")
+        return self.open_stream()
+
+    def iq(self, body, id_):
+        self.send(f"<iq type='{body[0]}' id='{id_}'>{body[1]}</iq>")
+        while True:
+            el = self.next(f"{{{NS_CLIENT}}}iq")
+            if el.get("id") == id_:
+                if el.get("type") != "result":
+                    raise Fail(f"iq {id_}: {el.get('type')}")
+                return el
+
+    def sync(self):
+        """<r/>, then wait for the server's <a/>"""
+        self.send(f"<r xmlns='{NS_SM}'/>")
+        self.next(f"{{{NS_SM}}}a")
+
+    def drop(self):
+        """abruptly: RST (SO_LINGER 0), no closing tag, no TLS close_notify
+        (Python's ssl sends one only from unwrap()); returns the TLS session"""
+        s = self.sock
+        sess = s.session if isinstance(s, ssl.SSLSocket) else None
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        s.close()
+        return sess
