@@ -7,9 +7,11 @@
 #include "lib/xml.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <string.h>
 
 static struct c2s_sm *resumable;
+static struct htab by_id;
 
 bool c2s_sm_h_ge(uint32_t a, uint32_t b)
 {
@@ -25,13 +27,16 @@ struct c2s_sm *c2s_sm_new(void *owner)
 
 static void unregister(struct c2s_sm *sm)
 {
-	for (struct c2s_sm **pp = &resumable; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == sm) {
-			*pp = sm->next;
-			break;
-		}
-	}
-	sm->next = NULL;
+	htab_remove(&by_id, &sm->by_id);
+	if (sm->prev != NULL)
+		sm->prev->next = sm->next;
+	else
+		resumable = sm->next;
+	if (sm->next != NULL)
+		sm->next->prev = sm->prev;
+	sm->prev = sm->next = NULL;
+	if (resumable == NULL)
+		htab_free(&by_id);
 }
 
 void c2s_sm_free(struct c2s_sm **smp)
@@ -55,11 +60,17 @@ void c2s_sm_free(struct c2s_sm **smp)
 void c2s_sm_make_resumable(struct c2s_sm *sm, double timeout)
 {
 	if (sm->id[0] == '\0') {
+		sm->prev = NULL;
 		sm->next = resumable;
+		if (resumable != NULL)
+			resumable->prev = sm;
 		resumable = sm;
+	} else {
+		htab_remove(&by_id, &sm->by_id); /* a new id: filed again below */
 	}
 	random_id(sm->id, sizeof(sm->id) - 1);
 	sm->id[sizeof(sm->id) - 1] = '\0';
+	htab_add(&by_id, &sm->by_id, hash_str(sm->id));
 	sm->resume_timeout = timeout;
 }
 
@@ -67,9 +78,12 @@ struct c2s_sm *c2s_sm_find(const char *id)
 {
 	if (id == NULL || strlen(id) != sizeof(resumable->id) - 1)
 		return NULL;
-	for (struct c2s_sm *sm = resumable; sm != NULL; sm = sm->next)
-		if (secure_memeq(sm->id, id, sizeof(sm->id) - 1))
+	uint32_t hash = hash_str(id);
+	for (struct htab_link *l = htab_chain(&by_id, hash); l != NULL; l = l->next) {
+		struct c2s_sm *sm = (struct c2s_sm *)((char *)l - offsetof(struct c2s_sm, by_id));
+		if (l->hash == hash && secure_memeq(sm->id, id, sizeof(sm->id) - 1))
 			return sm;
+	}
 	return NULL;
 }
 

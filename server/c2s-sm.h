@@ -12,6 +12,7 @@
 #ifndef PARLEY_C2S_SM_H
 #define PARLEY_C2S_SM_H
 
+#include "lib/htab.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -47,7 +48,10 @@ struct c2s_sm {
 	size_t qhead, qlen, qcap;
 	struct c2s_sm_held *held;
 	size_t nheld, held_cap;
-	struct c2s_sm *next; /* the resumable ones, for c2s_sm_find */
+	/* The resumable ones: by id for c2s_sm_find, and in a list for
+	 * c2s_sm_foreach (both O(1) to leave). */
+	struct htab_link by_id;
+	struct c2s_sm *prev, *next;
 };
 
 /* a - b counted modulo 2^32 as a distance: true when a is after b (or
