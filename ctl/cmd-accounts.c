@@ -203,13 +203,11 @@ static void fast_list_done(enum storage_result r, const struct storage_fast_toke
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		char created[32], expires[32];
-		time_t c = (time_t)t[i].created, e = (time_t)t[i].expires;
-		struct tm tm;
-		strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&c, &tm));
-		strftime(expires, sizeof(expires), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&e, &tm));
+		char created[XEP82_STAMP_LEN], expires[XEP82_STAMP_LEN];
+		xep82_stamp(created, (int64_t)t[i].created);
+		xep82_stamp(expires, (int64_t)t[i].expires);
 		buf_printf(&call->body, "%s %s created %s expires %s%s\n", t[i].ua_id, t[i].mechanism,
-		           created, expires, e <= time(NULL) ? " (expired)" : "");
+		           created, expires, (time_t)t[i].expires <= time(NULL) ? " (expired)" : "");
 	}
 	ctl_call_finish(call, CTL_OK, NULL);
 }

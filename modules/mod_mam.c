@@ -228,16 +228,6 @@ static bool parse_datetime(const char *s, int64_t *us_r)
 	return *us_r >= 0;
 }
 
-static void stamp_of(char out[40], int64_t id)
-{
-	time_t t = (time_t)(id / 1000000);
-	struct tm utc;
-	gmtime_r(&t, &utc);
-	char base[24];
-	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &utc);
-	snprintf(out, 40, "%s.%06dZ", base, (int)(id % 1000000));
-}
-
 /* ---- state ------------------------------------------------------------------ */
 
 struct mam_user {
@@ -778,9 +768,9 @@ static struct xml_node *result_message(struct mam_op *op, const struct mam_messa
 		          err != NULL ? err : "?");
 		return NULL;
 	}
-	char ids[24], stamp[40];
+	char ids[24], stamp[XEP82_STAMP_LEN];
 	id_str(ids, m->id);
-	stamp_of(stamp, m->id);
+	xep82_stamp_us(stamp, m->id, 6);
 	struct xml_node *msg = xml_new("message", NS_CLIENT);
 	xml_set_attr(msg, "from", jid_to_pool(msg->pool, &op->archive));
 	xml_set_attr(msg, "to", jid_to_pool(msg->pool, &op->requester));
@@ -1103,9 +1093,9 @@ static void meta_page(enum storage_result res, const struct mam_message *msgs, s
 	if (op->meta == NULL)
 		op->meta = iq_payload_new("metadata", NS_MAM);
 	if (count > 0) {
-		char ids[24], stamp[40];
+		char ids[24], stamp[XEP82_STAMP_LEN];
 		id_str(ids, msgs[0].id);
-		stamp_of(stamp, msgs[0].id);
+		xep82_stamp_us(stamp, msgs[0].id, 6);
 		struct xml_node *e = xml_add_child(op->meta, op->stage == 0 ? "start" : "end", NS_MAM);
 		xml_set_attr(e, "id", ids);
 		xml_set_attr(e, "timestamp", stamp);

@@ -1076,11 +1076,8 @@ static void c2s_sm_settle(struct c2s *c)
 		} else if (xml_is(el, "message", NS_CLIENT) &&
 		           (type == NULL || strcmp(type, "chat") == 0 || strcmp(type, "normal") == 0)) {
 			if (xml_child(el, "delay", NS_DELAY) == NULL) {
-				char stamp[32];
-				time_t t = (time_t)e.stamp;
-				struct tm utc;
-				gmtime_r(&t, &utc);
-				strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &utc);
+				char stamp[XEP82_STAMP_LEN];
+				xep82_stamp(stamp, (int64_t)e.stamp);
 				struct xml_node *d = xml_add_child(el, "delay", NS_DELAY);
 				xml_set_attr(d, "from", c->host->name);
 				xml_set_attr(d, "stamp", stamp);

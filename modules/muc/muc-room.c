@@ -38,14 +38,6 @@ static double now(void)
 	return ev_now(server.loop);
 }
 
-static void utc_stamp(double t, char out[32])
-{
-	time_t tt = (time_t)t;
-	struct tm utc;
-	gmtime_r(&tt, &utc);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &utc);
-}
-
 static enum muc_role default_role(const struct muc_room *r, enum muc_aff a)
 {
 	switch (a) {
@@ -646,8 +638,8 @@ static void send_history(struct muc_room *r, const struct jid *real, const struc
 		struct muc_history_entry *e = &r->history[(r->hist_start + i) % size];
 		struct xml_node *m = xml_copy(e->msg);
 		struct xml_node *d = xml_add_child(m, "delay", NS_DELAY);
-		char stamp[32];
-		utc_stamp(e->at, stamp);
+		char stamp[XEP82_STAMP_LEN];
+		xep82_stamp(stamp, (int64_t)e->at);
 		xml_set_attr(d, "stamp", stamp);
 		xml_set_attr(d, "from", r->jid);
 		route_to(m, xml_attr(e->msg, "from"), real);
