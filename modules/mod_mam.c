@@ -283,7 +283,6 @@ struct mam_op {
 	bool empty;             /* answer an empty complete page without asking */
 	bool zero;              /* RSM max 0: an empty page, not complete */
 	bool flip;              /* <flip-page/>: the page in descending order */
-	bool hold_order;        /* the iq result holds the requester's barrier */
 	struct xml_node *meta;  /* OP_META: the answer built so far */
 	struct mam_prefs prefs; /* OP_PREFS_SET: what is written (strings owned) */
 };
@@ -854,25 +853,16 @@ static void query_page(enum storage_result res, const struct mam_message *msgs, 
 		id_str(ids, msgs[count - 1].id);
 		xml_add_text(xml_add_child(set, "last", NS_RSM), ids, strlen(ids));
 	}
-	if (op->p.req != NULL && op->hold_order) {
-		/* The iq result holds the requester's barrier until the results
-		 * are out: routed as the answer of that hold, each goes before
-		 * what was already placed for it (the iq result, the results
-		 * routed before), so they are routed last first. */
-		struct barrier_hold *hold = iq_result_holding(op->p.req, fin);
-		op->p.req = NULL;
-		struct barrier_hold *outer = barrier_answer_enter(hold);
-		for (size_t i = count; i-- > 0;)
-			if (out[i] != NULL)
-				router_route(out[i], &op->archive, &op->requester);
-		barrier_answer_leave(outer);
-		barrier_release(&hold);
-	} else {
-		for (size_t i = 0; i < count; i++)
-			if (out[i] != NULL)
-				router_route(out[i], &op->archive, &op->requester);
-		answer_result(op, fin);
-	}
+	/* The results, then the iq result (XEP-0313 §4.1): routed as answers
+	 * to the query's hold, they keep that order and their place before
+	 * the answers to what the requester sent later. */
+	struct barrier_hold *outer =
+	        barrier_answer_enter(op->p.req != NULL ? iq_request_hold(op->p.req) : NULL);
+	for (size_t i = 0; i < count; i++)
+		if (out[i] != NULL)
+			router_route(out[i], &op->archive, &op->requester);
+	barrier_answer_leave(outer);
+	answer_result(op, fin);
 	for (size_t i = 0; i < count; i++)
 		if (out[i] != NULL)
 			xml_unref(&out[i]);
@@ -1278,7 +1268,6 @@ static void mam_iq(struct iq_request *req, void *ctx)
 	op->user = xstrdup(req->from.node);
 	jid_copy(&op->requester, &req->from);
 	jid_set(&op->archive, req->from.node, req->from.domain, NULL);
-	op->hold_order = !get && barrier_current() != NULL;
 	switch (kind) {
 	case OP_QUERY: query_start(op, ms->set, pl, get); break;
 	case OP_PREFS_GET: {
