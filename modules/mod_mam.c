@@ -365,11 +365,6 @@ static bool archivable(const struct xml_node *msg)
 	       xml_child(msg, "openpgp", NS_OX) != NULL || xml_child(msg, "store", NS_HINTS) != NULL;
 }
 
-static bool list_has(const struct strlist *l, const char *jid)
-{
-	return strlist_contains(l, jid);
-}
-
 /* Whether user archives a message with peer (a bare JID), as far as the
  * cache knows: CHECK_NONE with *yes_r, or what must be read first. */
 static enum mam_check decide(struct mam_state *ms, const char *user, const char *peer, bool *yes_r)
@@ -378,9 +373,9 @@ static enum mam_check decide(struct mam_state *ms, const char *user, const char 
 	struct mam_user *u = user_cache_get(&ms->cache, user);
 	if (u == NULL || !u->loaded)
 		return CHECK_PREFS;
-	if (list_has(&u->always, peer))
+	if (strlist_contains(&u->always, peer))
 		return CHECK_NONE;
-	if (list_has(&u->never, peer)) {
+	if (strlist_contains(&u->never, peer)) {
 		*yes_r = false;
 		return CHECK_NONE;
 	}
