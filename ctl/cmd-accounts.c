@@ -212,14 +212,23 @@ static void fast_list_done(enum storage_result r, const struct storage_fast_toke
 	ctl_call_finish(call, CTL_OK, NULL);
 }
 
-void cmd_fast_list(struct ctl_call *call)
+/* argv[1], USER@HOST, into call->host and call->user, on a host with
+ * storage; false when the call was finished instead. */
+static bool fast_account(struct ctl_call *call)
 {
 	if (!ctl_call_user_at_host(call, 1))
-		return;
+		return false;
 	if (call->host->storage == NULL) {
 		ctl_call_finish(call, CTL_FAILED, "host %s has no storage", call->host->name);
-		return;
+		return false;
 	}
+	return true;
+}
+
+void cmd_fast_list(struct ctl_call *call)
+{
+	if (!fast_account(call))
+		return;
 	call->sreq = storage_fast_token_list(call->host->storage, call->host->name, call->user,
 	                                     fast_list_done, call);
 }
@@ -246,12 +255,8 @@ static void fast_revoke_done(enum storage_result r, void *ctx)
 
 void cmd_fast_revoke(struct ctl_call *call)
 {
-	if (!ctl_call_user_at_host(call, 1))
+	if (!fast_account(call))
 		return;
-	if (call->host->storage == NULL) {
-		ctl_call_finish(call, CTL_FAILED, "host %s has no storage", call->host->name);
-		return;
-	}
 	call->sreq = storage_fast_token_delete(call->host->storage, call->host->name, call->user,
 	                                       call->argc > 2 ? call->argv[2] : NULL, fast_revoke_done, call);
 }
