@@ -584,3 +584,48 @@ size_t xep82_stamp_us(char out[XEP82_STAMP_LEN], int64_t unix_us, unsigned digit
 	}
 	return stamp_format(out, secs, frac, digits);
 }
+
+bool xep82_parse(const char *s, int64_t *us_r)
+{
+	int y, mo, d, h, mi, sec, n = 0;
+	if (s == NULL || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
+	    n != 19)
+		return false;
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 ||
+	    sec > 60 || y < 1970)
+		return false;
+	const char *p = s + n;
+	int64_t frac = 0;
+	if (*p == '.') {
+		int digits = 0;
+		p++;
+		if (*p < '0' || *p > '9')
+			return false;
+		for (; *p >= '0' && *p <= '9'; p++, digits++)
+			if (digits < 6)
+				frac = frac * 10 + (*p - '0');
+		for (; digits < 6; digits++)
+			frac *= 10;
+	}
+	int64_t off = 0;
+	if (*p == 'Z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int oh, om, m = 0;
+		if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &m) != 2 || m != 5 || oh < 0 || oh > 23 || om < 0 ||
+		    om > 59)
+			return false;
+		off = (int64_t)(oh * 60 + om) * 60 * (*p == '+' ? 1 : -1);
+		p += 6;
+	} else {
+		return false;
+	}
+	if (*p != '\0')
+		return false;
+	struct tm tm = {
+		.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = sec
+	};
+	time_t t = timegm(&tm);
+	*us_r = ((int64_t)t - off) * 1000000 + frac;
+	return *us_r >= 0;
+}

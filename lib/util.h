@@ -104,5 +104,10 @@ size_t xep82_stamp(char out[XEP82_STAMP_LEN], int64_t unix_seconds);
  * unix_us in microseconds since the epoch, digits 3 gives
  * "2026-01-31T12:00:00.123Z".  digits 0 writes what xep82_stamp does. */
 size_t xep82_stamp_us(char out[XEP82_STAMP_LEN], int64_t unix_us, unsigned digits);
+/* An XEP-0082 date-time (seconds, an optional fraction, Z or a +hh:mm /
+ * -hh:mm offset), not before 1970, as microseconds since the epoch into
+ * *us_r (fraction digits past the sixth are dropped); false when s is not
+ * one. */
+bool xep82_parse(const char *s, int64_t *us_r);
 
 #endif

@@ -568,6 +568,56 @@ static void test_xep82_stamp_us(void **state)
 	assert_string_equal(out, "2026-01-31T12:00:00.123456Z");
 }
 
+static void test_xep82_parse(void **state)
+{
+	(void)state;
+	int64_t us;
+	assert_true(xep82_parse("2026-01-31T12:00:00Z", &us));
+	assert_int_equal(us, INT64_C(1769860800) * 1000000);
+	assert_true(xep82_parse("2026-01-31T12:00:00.123456Z", &us));
+	assert_int_equal(us, INT64_C(1769860800) * 1000000 + 123456);
+	/* Short fractions are scaled, long ones cut at microseconds. */
+	assert_true(xep82_parse("2026-01-31T12:00:00.5Z", &us));
+	assert_int_equal(us, INT64_C(1769860800) * 1000000 + 500000);
+	assert_true(xep82_parse("2026-01-31T12:00:00.123456789Z", &us));
+	assert_int_equal(us, INT64_C(1769860800) * 1000000 + 123456);
+	/* Offsets: the same instant. */
+	assert_true(xep82_parse("2026-01-31T14:30:00+02:30", &us));
+	assert_int_equal(us, INT64_C(1769860800) * 1000000);
+	assert_true(xep82_parse("2026-01-31T07:00:00-05:00", &us));
+	assert_int_equal(us, INT64_C(1769860800) * 1000000);
+	assert_true(xep82_parse("2026-01-31T12:00:00+00:00", &us));
+	assert_int_equal(us, INT64_C(1769860800) * 1000000);
+	assert_true(xep82_parse("1970-01-01T00:00:00Z", &us));
+	assert_int_equal(us, 0);
+	/* What a stamp written by xep82_stamp_us reads back as. */
+	char out[XEP82_STAMP_LEN];
+	xep82_stamp_us(out, INT64_C(1709251199) * 1000000 + 42, 6);
+	assert_true(xep82_parse(out, &us));
+	assert_int_equal(us, INT64_C(1709251199) * 1000000 + 42);
+
+	const char *bad[] = { NULL,
+		              "",
+		              "2026-01-31",
+		              "2026-01-31T12:00:00",
+		              "2026-01-31T12:00Z",
+		              "2026-01-31 12:00:00Z",
+		              "2026-13-01T00:00:00Z",
+		              "2026-01-00T00:00:00Z",
+		              "2026-01-31T24:00:00Z",
+		              "2026-01-31T12:60:00Z",
+		              "2026-01-31T12:-1:00Z",
+		              "2026-01-31T12:00:00.Z",
+		              "2026-01-31T12:00:00Zjunk",
+		              "2026-01-31T12:00:00+2:00",
+		              "2026-01-31T12:00:00+02:00x",
+		              "2026-01-31T12:00:00+24:00",
+		              "1969-12-31T23:59:59Z",
+		              "yesterday" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		assert_false(xep82_parse(bad[i], &us));
+}
+
 static void test_htab(void **state)
 {
 	struct htab t = { 0 };
@@ -626,6 +676,7 @@ int main(void)
 		cmocka_unit_test(test_utf8_valid_bad),
 		cmocka_unit_test(test_xep82_stamp),
 		cmocka_unit_test(test_xep82_stamp_us),
+		cmocka_unit_test(test_xep82_parse),
 		cmocka_unit_test(test_log_levels),
 		cmocka_unit_test(test_log_file_format_and_filter),
 		cmocka_unit_test(test_log_open_failure),
