@@ -346,6 +346,12 @@ static bool c2s_bind2_carbons_offered(struct c2s *c)
 	return module_running(c->host, "carbons");
 }
 
+/* Whether a Bind 2 request may set the client state (XEP-0352). */
+static bool c2s_bind2_csi_offered(struct c2s *c)
+{
+	return module_running(c->host, "csi");
+}
+
 /* XEP-0388 <authentication/> with the same mechanisms as SASL1, and Bind 2
  * (XEP-0386) inline with the session features it can enable.  Inline
  * features of other extensions (stream management) go into the outer
@@ -368,6 +374,10 @@ static void c2s_add_sasl2_feature(struct c2s *c, struct xml_node *f, bool secure
 	if (server_config()->stream_management.enabled) {
 		struct xml_node *feat = xml_add_child(bind_in, "feature", NS_BIND2);
 		xml_set_attr(feat, "var", NS_SM);
+	}
+	if (c2s_bind2_csi_offered(c)) {
+		struct xml_node *feat = xml_add_child(bind_in, "feature", NS_BIND2);
+		xml_set_attr(feat, "var", NS_CSI);
 	}
 
 	/* Stream management: resumption inline (XEP-0198), beside <bind/>. */
@@ -537,6 +547,18 @@ static void c2s_bind2_enable(struct c2s *c, const struct xml_node *request, stru
 	const struct xml_node *sm = xml_child(request, "enable", NS_SM);
 	if (sm != NULL && server_config()->stream_management.enabled)
 		c2s_sm_start(c, sm, xml_add_child(bound, "enabled", NS_SM));
+	/* Client state: set through the same hook as <inactive/> or
+	 * <active/> on the stream (mod_csi), so the session starts in it;
+	 * no answer. */
+	if (c2s_bind2_csi_offered(c)) {
+		for (struct xml_node *s = xml_child(request, NULL, NS_CSI); s != NULL;
+		     s = xml_next(s, NULL, NS_CSI)) {
+			if (!xml_is(s, "inactive", NS_CSI) && !xml_is(s, "active", NS_CSI))
+				continue;
+			struct hook_packet hp = { .stanza = s, .session = &c->session };
+			hook_run(c->host, HOOK_C2S_NONZA, &hp);
+		}
+	}
 }
 
 /* SASL2 success: no stream restart.  An inline bind opens the session

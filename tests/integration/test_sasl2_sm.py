@@ -1,8 +1,9 @@
-"""Stream management (XEP-0198) inline in SASL2 (XEP-0388): a session
-resumed in the <authenticate/> itself (after a connection killed with
-messages in flight, or taking over a connection still open), and a
-resumption that fails inside <success/> with the Bind 2 (XEP-0386) request
-going on."""
+"""Stream management (XEP-0198) inline in SASL2 (XEP-0388), and what Bind 2
+(XEP-0386) does beyond binding: a session resumed in the <authenticate/>
+itself (after a connection killed with messages in flight, or taking over
+a connection still open), a resumption that fails inside <success/> with
+the bind going on, and a session that starts inactive (client state
+indication)."""
 import base64
 import json
 import shutil
@@ -11,10 +12,11 @@ import struct
 import subprocess
 import time
 
-from parleytest import (HOST, NS_BIND, NS_PING, NS_STANZA_ERR, NS_STREAM, q, tostr,
+from parleytest import (HOST, NS_BIND, NS_CLIENT, NS_PING, NS_STANZA_ERR, NS_STREAM, q, tostr,
                         unique, find_lines)
 from scramclient import NS_SASL2, scram
-from test_sm import NS_SM, SMClient, bodies, send_chat, sm_tag
+from test_csi import NS_CSI, body, broadcast_done, close, pair, presence_from, show, sync
+from test_sm import NS_SM, SMClient, bodies, offline_bodies, send_chat, sm_tag
 
 NS_BIND2 = 'urn:xmpp:bind:0'
 SS = shutil.which('ss')
@@ -100,7 +102,7 @@ def sessions_of(server, jid):
     return [s for s in info if s['jid'] == jid]
 
 
-def test_features_offer_inline_sm(server):
+def test_features_offer_inline_sm_and_csi(server):
     with Sasl2Client(server) as c:
         c.start()
         inline = c.features.find('%s/%s' % (q(NS_SASL2, 'authentication'), q(NS_SASL2, 'inline')))
@@ -108,7 +110,7 @@ def test_features_offer_inline_sm(server):
         assert inline.find(sm_tag('sm')) is not None, tostr(inline)
         feats = [f.get('var') for f in inline.findall('%s/%s/%s' % (
             q(NS_BIND2, 'bind'), q(NS_BIND2, 'inline'), q(NS_BIND2, 'feature')))]
-        assert NS_SM in feats, feats
+        assert NS_CSI in feats and NS_SM in feats, feats
 
 
 def test_inline_resume_after_killed_connection(server):
@@ -241,4 +243,52 @@ def test_inline_resume_with_h_too_high(server):
         assert c.wait_closed()
 
 
+def test_bind_inline_inactive(server):
+    """<inactive/> in the bind request: the session starts inactive, so a
+    contact's presence waits, and a message with a body comes at once
+    (after the presence that waited)."""
+    u, uu, k, ku = pair(server)
+    c = Sasl2Client(server)
+    try:
+        el = c.start().authenticate(uu, "<bind xmlns='%s'><tag>csi</tag><inactive xmlns='%s'/></bind>"
+                                    % (NS_BIND2, NS_CSI))
+        assert el.tag == q(NS_SASL2, 'success'), tostr(el)
+        c.send('<presence/>')
+        sync(c)
+        n = len(c.received)
+        show(k, 'away')
+        broadcast_done(u, k.jid, 'away')
+        sync(c)
+        assert not [e for e in c.received[n:] if presence_from(k.jid)(e)], [tostr(e) for e in c.received[n:]]
+        k.send("<message to='%s' type='chat'><body>wake up</body></message>" % c.jid)
+        c.wait_for(body('wake up'), what='a message with a body, while inactive')
+        got = c.received[n:]
+        pres = [e for e in got if presence_from(k.jid)(e)]
+        assert pres and pres[-1].findtext(q(NS_CLIENT, 'show')) == 'away', [tostr(e) for e in got]
+        assert got.index(pres[-1]) < got.index(next(e for e in got if body('wake up')(e)))
+        # <active/> on the stream ends it as usual: presence comes at once
+        c.send("<active xmlns='%s'/>" % NS_CSI)
+        sync(c)
+        n = len(c.received)
+        show(k, 'dnd')
+        c.wait_for(presence_from(k.jid), what='presence once active')
+    finally:
+        c.close()
+        close(u, k)
+
+
+def test_bind_inline_active_is_not_held(server):
+    u, uu, k, ku = pair(server)
+    c = Sasl2Client(server)
+    try:
+        el = c.start().authenticate(uu, "<bind xmlns='%s'><active xmlns='%s'/></bind>" % (NS_BIND2, NS_CSI))
+        assert el.tag == q(NS_SASL2, 'success'), tostr(el)
+        c.send('<presence/>')
+        sync(c)
+        show(k, 'away')
+        c.wait_for(lambda e: presence_from(k.jid)(e) and e.findtext(q(NS_CLIENT, 'show')) == 'away',
+                   what='presence of the contact')
+    finally:
+        c.close()
+        close(u, k)
 
