@@ -49,6 +49,7 @@
 #include "hooks.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -520,13 +521,40 @@ static void c2s_sasl_async(void *ctx, struct sasl_result *res)
 		stream_resume(st);
 }
 
+/* The server's part of an inline bind's resource for a client that gave
+ * a <user-agent/> id: 16 hex digits of SHA-256 over the account and the
+ * id, the same at every bind of that client installation (XEP-0386 §3.2
+ * allows stable resources; the id itself must not show, and the account
+ * in the hash keeps one device's id from linking its accounts). */
+static void c2s_bind2_stable_part(const struct c2s *c, char out[17])
+{
+	struct buf b = { 0 };
+	buf_append_str(&b, c->user);
+	buf_append_str(&b, "@");
+	buf_append_str(&b, c->host->name);
+	buf_append(&b, "", 1);
+	buf_append_str(&b, c->user_agent);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+	if (EVP_Digest(b.data, b.len, md, &md_len, EVP_sha256(), NULL) != 1 || md_len < 8)
+		abort();
+	buf_free(&b);
+	for (int i = 0; i < 8; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
 /* The resource of an inline bind: the client's tag, '/', a random part
  * (XEP-0386 §3.2); the random part alone when the tag is not a valid
- * resource. */
-static char *c2s_bind2_resource(const char *tag)
+ * resource.  A client that gave a <user-agent/> id gets a stable part
+ * instead of a random one: binding again, it replaces its older session
+ * (resource conflict), as XEP-0386 §3.2 asks of a server. */
+static char *c2s_bind2_resource(const struct c2s *c, const char *tag)
 {
 	char rnd[17];
-	random_id(rnd, 16);
+	if (c->user_agent != NULL)
+		c2s_bind2_stable_part(c, rnd);
+	else
+		random_id(rnd, 16);
 	if (tag != NULL) {
 		char *want = xasprintf("%s/%s", tag, rnd);
 		char *resource = jid_resourceprep(want);
@@ -605,7 +633,7 @@ static bool c2s_sasl2_success(struct c2s *c, const struct sasl_result *res)
 	if (c->bind2 != NULL) {
 		const char *tag = xml_child_text(c->bind2, "tag", NS_BIND2);
 		char *resource =
-		        c2s_bind2_resource(tag != NULL && *tag != '\0' && strlen(tag) <= 128 ? tag : NULL);
+		        c2s_bind2_resource(c, tag != NULL && *tag != '\0' && strlen(tag) <= 128 ? tag : NULL);
 		c2s_bind_session(c, resource);
 		free(resource);
 		xml_add_text(id, c->full_jid, strlen(c->full_jid));

@@ -2,8 +2,9 @@
 (XEP-0386) does beyond binding: a session resumed in the <authenticate/>
 itself (after a connection killed with messages in flight, or taking over
 a connection still open), a resumption that fails inside <success/> with
-the bind going on, and a session that starts inactive (client state
-indication)."""
+the bind going on, a session that starts inactive (client state
+indication), and the stable resource of a client that gives a
+<user-agent/> id."""
 import base64
 import json
 import shutil
@@ -16,6 +17,7 @@ from parleytest import (HOST, NS_BIND, NS_CLIENT, NS_PING, NS_STANZA_ERR, NS_STR
                         unique, find_lines)
 from scramclient import NS_SASL2, scram
 from test_csi import NS_CSI, body, broadcast_done, close, pair, presence_from, show, sync
+from test_presence import new_user
 from test_sm import NS_SM, SMClient, bodies, offline_bodies, send_chat, sm_tag
 
 NS_BIND2 = 'urn:xmpp:bind:0'
@@ -292,3 +294,43 @@ def test_bind_inline_active_is_not_held(server):
         c.close()
         close(u, k)
 
+
+def test_user_agent_gives_a_stable_resource(server):
+    """The same <user-agent/> id binds the same resource (without showing
+    the id): the older session ends with <conflict/>, and what it had not
+    acknowledged is kept as offline messages.  Another id, or none, gets
+    another resource."""
+    user = new_user(server, 'ua')
+    ua = 'd5f7c1a2-3b4e-4f60-8a9b-0c1d2e3f4a5b'
+    agent = "<user-agent id='%s'><software>Test</software><device>Phone</device></user-agent>" % ua
+    with SMClient(server) as b:
+        b.login('bob', server.password('bob'))
+        one = Sasl2Client(server)
+        el = one.start().authenticate(user, agent + "<bind xmlns='%s'><tag>Phone</tag><enable xmlns='%s' "
+                                      "resume='true'/></bind>" % (NS_BIND2, NS_SM))
+        assert el.tag == q(NS_SASL2, 'success'), tostr(el)
+        jid = one.jid
+        assert jid.startswith('%s@%s/Phone/' % (user, HOST)) and ua not in jid, jid
+        one.counting = True
+        send_chat(b, jid, 'unacked')
+        one.wait_message('unacked')
+        two = Sasl2Client(server)
+        try:
+            el = two.start().authenticate(user, agent + "<bind xmlns='%s'><tag>Phone</tag></bind>" % NS_BIND2)
+            assert el.tag == q(NS_SASL2, 'success'), tostr(el)
+            assert two.jid == jid, (two.jid, jid)
+            assert one.stream_error() == 'conflict'
+            assert [s['detached'] for s in sessions_of(server, jid)] == [False]
+            # another device of the same user, and one without an id
+            for extra in ("<user-agent id='%s'/>" % unique('other-device'), ''):
+                with Sasl2Client(server) as other:
+                    el = other.start().authenticate(
+                        user, extra + "<bind xmlns='%s'><tag>Phone</tag></bind>" % NS_BIND2)
+                    assert el.tag == q(NS_SASL2, 'success'), tostr(el)
+                    assert other.jid.startswith('%s@%s/Phone/' % (user, HOST)) and other.jid != jid, other.jid
+            assert two.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=HOST).get('type') == 'result'
+        finally:
+            two.close()
+            one.close()
+    got = offline_bodies(server, user, ['unacked'])
+    assert bodies(got) == ['unacked'], [tostr(e) for e in got]
