@@ -27,9 +27,10 @@
  *   so an acknowledgement covers only durable work; every stanza written
  *   to the client is queued until acknowledged, in wire order.  A
  *   resumable session whose connection drops keeps its struct c2s with
- *   st NULL (session->detached) until <resume/> on another stream swaps
- *   the connections or the timeout ends it; a session that ends for good
- *   hands its unacknowledged messages to offline storage.
+ *   st NULL (session->detached) until <resume/> on another stream (after
+ *   SASL1, or inline in SASL2's <authenticate/>) swaps the connections or
+ *   the timeout ends it; a session that ends for good hands its
+ *   unacknowledged messages to offline storage.
  * - A failed authentication is answered after auth_failure_delay; after
  *   auth_attempts failures the stream is closed.  A backend that could not
  *   answer is <temporary-auth-failure/> and does not count.
