@@ -544,6 +544,30 @@ static void c2s_bind2_stable_part(const struct c2s *c, char out[17])
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
+/* XEP-0386 §3.2: a client that binds again ends its earlier sessions.
+ * One with the same resource is replaced by sm_session_open; one bound
+ * with another tag (or none) is found here by the stable part that ends
+ * its resource, and ends the same way, with <conflict/>. */
+static void c2s_bind2_end_older(struct c2s *c, const char *resource)
+{
+	char part[17];
+	c2s_bind2_stable_part(c, part);
+	size_t plen = strlen(part);
+	struct session *next;
+	for (struct session *s = sm_user_sessions(c->host, c->user); s != NULL; s = next) {
+		next = s->next_of_user;
+		const char *r = s->jid.resource;
+		size_t rlen = r != NULL ? strlen(r) : 0;
+		if (rlen <= plen || strcmp(r, resource) == 0 || memcmp(r + rlen - plen, part, plen) != 0 ||
+		    (r[rlen - plen - 1] != '/' && r[rlen - plen - 1] != '-'))
+			continue;
+		log_info("c2s %llu from %s: %s@%s/%s is an older session of the same client: it ends",
+		         (unsigned long long)c->st->id, c->st->ip, c->user, c->host->name, r);
+		sm_session_close(s);
+		s->ops->kick(s->owner, STE_CONFLICT, "replaced by a new session of the same client");
+	}
+}
+
 /* The resource of an inline bind: the client's tag, '/', a random part
  * (XEP-0386 §3.2); the random part alone when the tag is not a valid
  * resource.  A client that gave a <user-agent/> id gets a stable part
@@ -635,6 +659,8 @@ static bool c2s_sasl2_success(struct c2s *c, const struct sasl_result *res)
 		const char *tag = xml_child_text(c->bind2, "tag", NS_BIND2);
 		char *resource =
 		        c2s_bind2_resource(c, tag != NULL && *tag != '\0' && strlen(tag) <= 128 ? tag : NULL);
+		if (c->user_agent != NULL)
+			c2s_bind2_end_older(c, resource);
 		c2s_bind_session(c, resource);
 		free(resource);
 		xml_add_text(id, c->full_jid, strlen(c->full_jid));

@@ -299,7 +299,8 @@ def test_user_agent_gives_a_stable_resource(server):
     """The same <user-agent/> id binds the same resource (without showing
     the id): the older session ends with <conflict/>, and what it had not
     acknowledged is kept as offline messages.  Another id, or none, gets
-    another resource."""
+    another resource; the same id with another tag ends the older session
+    too."""
     user = new_user(server, 'ua')
     ua = 'd5f7c1a2-3b4e-4f60-8a9b-0c1d2e3f4a5b'
     agent = "<user-agent id='%s'><software>Test</software><device>Phone</device></user-agent>" % ua
@@ -329,6 +330,15 @@ def test_user_agent_gives_a_stable_resource(server):
                     assert el.tag == q(NS_SASL2, 'success'), tostr(el)
                     assert other.jid.startswith('%s@%s/Phone/' % (user, HOST)) and other.jid != jid, other.jid
             assert two.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=HOST).get('type') == 'result'
+            # the same client with another tag: another resource, and the
+            # older session of that client ends all the same
+            with Sasl2Client(server) as three:
+                el = three.start().authenticate(
+                    user, agent + "<bind xmlns='%s'><tag>Renamed</tag></bind>" % NS_BIND2)
+                assert el.tag == q(NS_SASL2, 'success'), tostr(el)
+                assert three.jid == '%s@%s/Renamed/%s' % (user, HOST, jid.rsplit('/', 1)[1]), three.jid
+                assert two.stream_error() == 'conflict'
+                assert sessions_of(server, jid) == []
         finally:
             two.close()
             one.close()
