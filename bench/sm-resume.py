@@ -2,7 +2,8 @@
 """Server CPU of a stream management resume (XEP-0198) against a full login.
 
   sm-resume.py -p PORT -P "PIDS" [-D DOMAIN] [-n USERS] [-f FIRST] [-c CONC]
-               [-R ROUNDS] [--tls-resume] [-L LABEL]
+               [-R ROUNDS] [--tls-resume] [--no-tls] [--resume-via sasl1|sasl2]
+               [--sasl2-mech MECH] [-L LABEL]
 
 Phase "login": USERS users (uFIRST..) each log in fully over a new TCP
 connection: stream, STARTTLS, TLS, SASL SCRAM-SHA-1 (the client derives its
@@ -24,9 +25,19 @@ connection: stream, STARTTLS, TLS, SASL SCRAM-SHA-1, stream restart,
 stanzas the server resends counted, <r/> and <a/>, and the connection
 dropped as above.
 
-Phase "auth": each user once more, STARTTLS, TLS and SASL only, dropped as
-above: what a resume costs before its <resume/> (resume_own_ms is the
-difference).
+With --resume-via sasl2 a resume is inline in SASL2 (XEP-0388, XEP-0198):
+stream, STARTTLS, TLS, one <authenticate/> (SASL2_MECHS[--sasl2-mech],
+SCRAM-SHA-1 by default) carrying the <resume/>, and <success/> carrying
+<resumed/>: no stream restart and no separate <resume/> round trip.
+
+Phase "auth": each user once more, STARTTLS, TLS and SASL only (SASL2 with
+the same mechanism with --resume-via sasl2), dropped as above: what a
+resume costs before its <resume/> (resume_own_ms is the difference).
+
+Another SASL2 mechanism for the resume (FAST tokens, XEP-0484, say) is a
+class like xmppclient.ScramSha1 (name, initial(), step(), verify()) made by
+an entry of SASL2_MECHS from the runner and the user; whatever it needs
+from the login (a token) can be kept in Runner.creds[user] by the login.
 
 With --no-tls there is no STARTTLS at all (the server must allow that):
 what the XMPP part of both costs.  With --tls-resume every TLS handshake after a connection's first offers
@@ -51,11 +62,17 @@ import time
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from xmppclient import (NS_BIND, NS_CLIENT, NS_SESSION, NS_SM, Fail, Stream,  # noqa: E402
+from xmppclient import (NS_BIND, NS_CLIENT, NS_SESSION, NS_SM, Fail, ScramSha1, Stream,  # noqa: E402
                         add_server_args, cpu_of, pid_list)
 
 
 ERRORS = (Fail, OSError, ssl.SSLError, ET.ParseError, KeyError, ValueError)
+
+# SASL2 mechanisms for --resume-via sasl2: name -> f(runner, stream) giving
+# the mechanism object of one exchange for the stream's user.
+SASL2_MECHS = {
+    "SCRAM-SHA-1": lambda r, st: ScramSha1(f"{r.args.prefix}{st.user}", r.args.password),
+}
 
 
 class Runner:
@@ -74,6 +91,7 @@ class Runner:
         self.resent = 0
         self.resumed_ok = 0
         self.echo = False
+        self.creds = {}   # user -> what a SASL2 mechanism keeps from the login
 
     def probe_echo(self, user):
         """Whether the server echoes an initial presence to its sender: one
@@ -100,6 +118,16 @@ class Runner:
         st.send("</stream:stream>")
         st.drop()
         return tls
+
+    def authenticate(self, st, extra=""):
+        """SASL over STARTTLS (unless --no-tls) as --resume-via says: SASL1
+        (then the stream restart) or SASL2 with extra in <authenticate/>.
+        The SASL2 <success/>, or None after SASL1."""
+        f = self.secure(st)
+        if self.args.resume_via == "sasl1":
+            st.scram(f)
+            return None
+        return st.sasl2(f, SASL2_MECHS[self.args.sasl2_mech](self, st), extra)
 
     def secure(self, st):
         """STARTTLS (unless --no-tls); the stream features after it"""
@@ -179,11 +207,23 @@ class Runner:
             return
 
         def body(st):
-            st.scram(self.secure(st))
-            st.send(f"<resume xmlns='{NS_SM}' previd='{sm[0]}' h='{sm[1]}'/>")
+            resume = f"<resume xmlns='{NS_SM}' previd='{sm[0]}' h='{sm[1]}'/>"
             st.h_in = sm[1]
-            st.counting = True
-            r = st.next((f"{{{NS_SM}}}resumed", f"{{{NS_SM}}}failed"))
+            if self.args.resume_via == "sasl1":
+                self.authenticate(st)
+                st.send(resume)
+                st.counting = True
+                r = st.next((f"{{{NS_SM}}}resumed", f"{{{NS_SM}}}failed"))
+            else:
+                # inline: the stanzas sent again follow <success/> and its
+                # features; none comes before them
+                st.counting = True
+                ok = self.authenticate(st, resume)
+                r = ok.find(f"{{{NS_SM}}}resumed")
+                if r is None:
+                    r = ok.find(f"{{{NS_SM}}}failed")
+                if r is None:
+                    raise Fail("SASL2 success without <resumed/> or <failed/>")
             if r.tag.endswith("failed"):
                 raise Fail("resume failed: " + ",".join(c.tag.split("}")[-1] for c in r))
             before = st.h_in
@@ -200,7 +240,7 @@ class Runner:
         """STARTTLS and SASL only, then the same abrupt drop: what a resume
         costs before its <resume/>"""
         def body(st):
-            st.scram(self.secure(st))
+            self.authenticate(st)
             with self.lock:
                 self.authed += 1
         self.connection("auth", user, body)
@@ -234,6 +274,9 @@ def main():
     ap.add_argument("-S", "--settle", type=float, default=1.0)
     ap.add_argument("--tls-resume", action="store_true")
     ap.add_argument("--no-tls", action="store_true", help="no STARTTLS (the server must not require it)")
+    ap.add_argument("--resume-via", choices=("sasl1", "sasl2"), default="sasl1",
+                    help="resume after SASL1 and a stream restart, or inline in SASL2")
+    ap.add_argument("--sasl2-mech", choices=sorted(SASL2_MECHS), default="SCRAM-SHA-1")
     args = ap.parse_args()
     pids = pid_list(args.pids)
     r = Runner(args)
@@ -250,7 +293,8 @@ def main():
             r.sessions.put(tls)
     time.sleep(args.settle)
     out = {"scenario": "sm-resume", "label": args.label, "users": args.users, "conc": args.conc,
-           "rounds": args.rounds, "tls_resume": args.tls_resume, "tls": not args.no_tls, "presence_echo": r.echo}
+           "rounds": args.rounds, "tls_resume": args.tls_resume, "tls": not args.no_tls, "presence_echo": r.echo,
+           "resume_via": args.resume_via + (f" {args.sasl2_mech}" if args.resume_via == "sasl2" else "")}
     c0, t0 = cpu_of(pids), time.monotonic()
     r.run_phase(r.login, users)
     t1 = time.monotonic()

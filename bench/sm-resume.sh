@@ -10,13 +10,19 @@
 # client offers a TLS session of an earlier connection in every handshake:
 # the JSON says how many the server accepted); and, for Parley only,
 # "notls" (no STARTTLS: the listener's starttls optional, PARLEY_BENCH_STARTTLS),
-# what the XMPP part of a login and of a resume costs without the TLS handshake.
+# what the XMPP part of a login and of a resume costs without the TLS handshake;
+# "sasl2" and "sasl2-tls-resume" (as "full" and "tls-resume", but each resume
+# is inline in SASL2: one <authenticate/> with SCRAM-SHA-1 and <resume/>, no
+# stream restart; the auth-only phase is SASL2 too): Parley only, the
+# harness's ejabberd has no SASL2.  SM_SASL2_MECH picks the SASL2 mechanism
+# of those variants (sm-resume.py --sasl2-mech; default SCRAM-SHA-1).
 # Parley: parley.sh in a folder of its own (parley-sm, port 15562, SQLite),
 # with PARLEY_SM_MODULES added to its modules (YAML lines, two spaces in;
 # default none: stream management is part of the c2s stream).  ejabberd: the
 # harness's peers/ejabberd.sh as it is (mnesia; mod_stream_mgmt is on there
 # with its defaults).  Both pinned to CPU 0, the client to CPU 1.
 # env: SM_USERS (200), SM_ROUNDS (2), SM_CONC (8), SM_VARIANTS ("full tls-resume notls"),
+#      SM_SASL2_MECH,
 #      PARLEY_SM_MODULES, BENCH_SRC, BENCH_WORK, PARLEY_TOP as for bench/run.sh
 # Runs as root.  Results: BENCH_WORK/results/sm-raw-*.jsonl (a JSON line per
 # run), the .log beside it and the .md table of bench/sm-summary.py.
@@ -80,7 +86,12 @@ for rep in $(seq "$REPS"); do
                 [ "$s" = parley ] || continue   # the harness's ejabberd requires STARTTLS
                 tls=(--no-tls) PARLEY_BENCH_STARTTLS=optional
                 ;;
-            *) echo "sm-resume.sh: unknown variant $v (full, tls-resume, notls)" >&2; exit 2 ;;
+            sasl2 | sasl2-tls-resume)
+                [ "$s" = parley ] || continue   # the harness's ejabberd has no SASL2
+                tls=(--resume-via sasl2 --sasl2-mech "${SM_SASL2_MECH:-SCRAM-SHA-1}")
+                [ "$v" = sasl2 ] || tls+=(--tls-resume)
+                ;;
+            *) echo "sm-resume.sh: unknown variant $v (full, tls-resume, notls, sasl2, sasl2-tls-resume)" >&2; exit 2 ;;
             esac
             echo "## rep $rep $s $v $(date +%T) load $(cut -d" " -f1-3 /proc/loadavg)" | tee -a "$LOG"
             start "$s"

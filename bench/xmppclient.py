@@ -1,7 +1,8 @@
 """A small blocking XMPP client for the benchmark scripts (bench/sm-resume.py,
 bench/mam-xmpp-query.py): one stream over a raw socket, STARTTLS with an
 optional TLS session to resume, SASL SCRAM-SHA-1 (the client keys derived
-once per salt with hashlib.pbkdf2_hmac), iq round trips, and XEP-0198 acks
+once per salt with hashlib.pbkdf2_hmac) over SASL1 or SASL2 (XEP-0388, with
+extra children of <authenticate/>), iq round trips, and XEP-0198 acks
 counted (h) and answered.  Not a general client: it does what the
 benchmarks need and fails loudly (Fail) on anything else.
 XMPP_DEBUG=1 prints every element received to stderr.
@@ -20,6 +21,7 @@ import xml.etree.ElementTree as ET
 NS_STREAM = "http://etherx.jabber.org/streams"
 NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_SASL2 = "urn:xmpp:sasl:2"
 NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
 NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session"
 NS_SM = "urn:xmpp:sm:3"
@@ -78,6 +80,51 @@ def salted_password(password, salt, iters):
     with SALTED_LOCK:
         SALTED[key] = v
     return v
+
+
+class ScramSha1:
+    """The client side of SCRAM-SHA-1 (RFC 5802, no channel binding), one
+    exchange: initial() is the client-first message, step() answers the
+    server-first one, verify() checks the server's signature.  A SASL2
+    mechanism for Stream.sasl2 is any object with these and a name."""
+    name = "SCRAM-SHA-1"
+
+    def __init__(self, user, password):
+        self.password = password
+        self.cnonce = base64.b64encode(os.urandom(18)).decode()
+        self.first_bare = f"n={user},r={self.cnonce}"
+        self.auth_msg = self.salted = None
+
+    def initial(self):
+        return ("n,," + self.first_bare).encode()
+
+    def step(self, challenge):
+        server_first = challenge.decode()
+        attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
+        nonce, salt, iters = attrs["r"], base64.b64decode(attrs["s"]), int(attrs["i"])
+        if not nonce.startswith(self.cnonce):
+            raise Fail("bad server nonce")
+        self.salted = salted_password(self.password, salt, iters)
+        ckey = hmac.new(self.salted, b"Client Key", hashlib.sha1).digest()
+        stored = hashlib.sha1(ckey).digest()
+        final_wo = f"c=biws,r={nonce}"
+        self.auth_msg = f"{self.first_bare},{server_first},{final_wo}".encode()
+        sig = hmac.new(stored, self.auth_msg, hashlib.sha1).digest()
+        proof = bytes(a ^ b for a, b in zip(ckey, sig))
+        return f"{final_wo},p={base64.b64encode(proof).decode()}".encode()
+
+    def verify(self, data):
+        """data: the server-final message (None when the server sent none)"""
+        if not data or self.auth_msg is None:
+            return
+        skey = hmac.new(self.salted, b"Server Key", hashlib.sha1).digest()
+        ssig = base64.b64encode(hmac.new(skey, self.auth_msg, hashlib.sha1).digest()).decode()
+        if data.decode() != f"v={ssig}":
+            raise Fail("bad server signature")
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
 
 
 class Stream:
@@ -147,42 +194,49 @@ class Stream:
         return self.open_stream()
 
     def scram(self, features):
+        """SASL1 SCRAM-SHA-1 and the stream restart; the new features"""
         mechs = [m.text for m in features.iter(f"{{{NS_SASL}}}mechanism")]
         if "SCRAM-SHA-1" not in mechs:
             raise Fail("no SCRAM-SHA-1 among " + ",".join(mechs))
-        user = f"{self.args.prefix}{self.user}"
-        cnonce = base64.b64encode(os.urandom(18)).decode()
-        first_bare = f"n={user},r={cnonce}"
-        self.send(f"<auth xmlns='{NS_SASL}' mechanism='SCRAM-SHA-1'>"
-                  f"{base64.b64encode(('n,,' + first_bare).encode()).decode()}</auth>")
+        mech = ScramSha1(f"{self.args.prefix}{self.user}", self.args.password)
+        self.send(f"<auth xmlns='{NS_SASL}' mechanism='SCRAM-SHA-1'>{b64(mech.initial())}</auth>")
         ch = self.next((f"{{{NS_SASL}}}challenge", f"{{{NS_SASL}}}failure"))
         if ch.tag.endswith("failure"):
             raise Fail("SASL failure")
-        server_first = base64.b64decode(ch.text or "").decode()
-        attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
-        nonce, salt, iters = attrs["r"], base64.b64decode(attrs["s"]), int(attrs["i"])
-        if not nonce.startswith(cnonce):
-            raise Fail("bad server nonce")
-        sp = salted_password(self.args.password, salt, iters)
-        ckey = hmac.new(sp, b"Client Key", hashlib.sha1).digest()
-        stored = hashlib.sha1(ckey).digest()
-        final_wo = f"c=biws,r={nonce}"
-        auth_msg = f"{first_bare},{server_first},{final_wo}".encode()
-        sig = hmac.new(stored, auth_msg, hashlib.sha1).digest()
-        proof = bytes(a ^ b for a, b in zip(ckey, sig))
-        final = f"{final_wo},p={base64.b64encode(proof).decode()}"
-        self.send(f"<response xmlns='{NS_SASL}'>{base64.b64encode(final.encode()).decode()}</response>")
+        self.send(f"<response xmlns='{NS_SASL}'>{b64(mech.step(base64.b64decode(ch.text or '')))}"
+                  f"</response>")
         res = self.next((f"{{{NS_SASL}}}success", f"{{{NS_SASL}}}failure", f"{{{NS_SASL}}}challenge"))
         if res.tag.endswith("challenge"):   # the server's signature as a challenge
             self.send(f"<response xmlns='{NS_SASL}'/>")
             res = self.next((f"{{{NS_SASL}}}success", f"{{{NS_SASL}}}failure"))
         if res.tag.endswith("failure"):
             raise Fail("SASL failure")
-        skey = hmac.new(sp, b"Server Key", hashlib.sha1).digest()
-        ssig = base64.b64encode(hmac.new(skey, auth_msg, hashlib.sha1).digest()).decode()
-        if res.text and base64.b64decode(res.text).decode() != f"v={ssig}":
-            raise Fail("bad server signature")
+        mech.verify(base64.b64decode(res.text) if res.text else None)
         return self.open_stream()
+
+    def sasl2(self, features, mech, extra=""):
+        """SASL2 (XEP-0388) with mech (e.g. ScramSha1) and extra children of
+        <authenticate/> (an inline <resume/>, a Bind 2 request): returns the
+        <success/>; the stream features that follow it are read into
+        self.features (no stream restart)."""
+        auth = features.find(f"{{{NS_SASL2}}}authentication")
+        mechs = [] if auth is None else [m.text for m in auth.findall(f"{{{NS_SASL2}}}mechanism")]
+        if mech.name not in mechs:
+            raise Fail(f"no SASL2 {mech.name} among " + ",".join(mechs))
+        self.send(f"<authenticate xmlns='{NS_SASL2}' mechanism='{mech.name}'>"
+                  f"<initial-response>{b64(mech.initial())}</initial-response>{extra}</authenticate>")
+        want = (f"{{{NS_SASL2}}}challenge", f"{{{NS_SASL2}}}success", f"{{{NS_SASL2}}}failure")
+        res = self.next(want)
+        while res.tag.endswith("challenge"):
+            self.send(f"<response xmlns='{NS_SASL2}'>{b64(mech.step(base64.b64decode(res.text or '')))}"
+                      f"</response>")
+            res = self.next(want)
+        if res.tag.endswith("failure"):
+            raise Fail("SASL2 failure: " + ",".join(c.tag.split("}")[-1] for c in res))
+        data = res.findtext(f"{{{NS_SASL2}}}additional-data")
+        mech.verify(base64.b64decode(data) if data else None)
+        self.features = self.next(f"{{{NS_STREAM}}}features")
+        return res
 
     def iq(self, body, id_):
         self.send(f"<iq type='{body[0]}' id='{id_}'>{body[1]}</iq>")

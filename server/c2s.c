@@ -28,9 +28,10 @@
  *   so an acknowledgement covers only durable work; every stanza written
  *   to the client is queued until acknowledged, in wire order.  A
  *   resumable session whose connection drops keeps its struct c2s with
- *   st NULL (session->detached) until <resume/> on another stream swaps
- *   the connections or the timeout ends it; a session that ends for good
- *   hands its unacknowledged messages to offline storage.
+ *   st NULL (session->detached) until <resume/> on another stream (after
+ *   SASL1, or inline in SASL2's <authenticate/>) swaps the connections or
+ *   the timeout ends it; a session that ends for good hands its
+ *   unacknowledged messages to offline storage.
  * - A failed authentication is answered after auth_failure_delay; after
  *   auth_attempts failures the stream is closed.  A backend that could not
  *   answer is <temporary-auth-failure/> and does not count.
@@ -50,6 +51,7 @@
 #include "hooks.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -88,6 +90,12 @@ struct c2s {
 	bool sasl2;
 	struct xml_node *bind2; /* a copy of its Bind 2 request (XEP-0386), or NULL */
 	char *user_agent;       /* the <user-agent/> id, or NULL */
+	/* Stream management inline in SASL2 (XEP-0198): a copy of the
+	 * <resume/> of its <authenticate/>, or NULL; and, on the session
+	 * that took the stream over, the <success/> that carries <resumed/>,
+	 * written when the resumption is ready. */
+	struct xml_node *sm_resume;
+	struct xml_node *resume_success;
 
 	struct session session;
 	char *full_jid; /* session JID as a string, for stamping */
@@ -347,6 +355,12 @@ static bool c2s_bind2_carbons_offered(struct c2s *c)
 	return module_running(c->host, "carbons");
 }
 
+/* Whether a Bind 2 request may set the client state (XEP-0352). */
+static bool c2s_bind2_csi_offered(struct c2s *c)
+{
+	return module_running(c->host, "csi");
+}
+
 /* XEP-0388 <authentication/> with the same mechanisms as SASL1, and Bind 2
  * (XEP-0386) inline with the session features it can enable.  Inline
  * features of other extensions (stream management) go into the outer
@@ -370,6 +384,14 @@ static void c2s_add_sasl2_feature(struct c2s *c, struct xml_node *f, bool secure
 		struct xml_node *feat = xml_add_child(bind_in, "feature", NS_BIND2);
 		xml_set_attr(feat, "var", NS_SM);
 	}
+	if (c2s_bind2_csi_offered(c)) {
+		struct xml_node *feat = xml_add_child(bind_in, "feature", NS_BIND2);
+		xml_set_attr(feat, "var", NS_CSI);
+	}
+
+	/* Stream management: resumption inline (XEP-0198), beside <bind/>. */
+	if (server_config()->stream_management.enabled)
+		xml_add_child(in, "sm", NS_SM);
 }
 
 static void c2s_send_features(struct c2s *c)
@@ -475,6 +497,14 @@ static void c2s_parse_error(struct stream *st, enum stream_error e, const char *
 
 static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res);
 static void c2s_sm_start(struct c2s *c, const struct xml_node *el, struct xml_node *ok);
+/* How a <resume/> went (c2s_sm_takeover). */
+enum c2s_resume_result {
+	C2S_RESUMED,       /* *o_r took the stream over */
+	C2S_RESUME_FAILED, /* nothing changed: answer <failed/> with *condition_r */
+	C2S_RESUME_CLOSED, /* the stream is closing (a bad h) */
+};
+static enum c2s_resume_result c2s_sm_takeover(struct c2s *n, const struct xml_node *el, struct c2s **o_r,
+                                              const char **condition_r);
 static void c2s_bind_session(struct c2s *c, const char *resource);
 
 static void c2s_fail_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -491,18 +521,72 @@ static void c2s_fail_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void c2s_sasl_async(void *ctx, struct sasl_result *res)
 {
 	struct c2s *c = ctx;
+	/* After a resumption inline in SASL2, c may be gone: the stream is
+	 * the resumed session's now. */
+	struct stream *st = c->st;
 	bool stay_paused = c2s_sasl_result(c, res);
-	if (!stay_paused && !c->st->dead)
-		stream_resume(c->st);
+	if (!stay_paused && !st->dead)
+		stream_resume(st);
+}
+
+/* The server's part of an inline bind's resource for a client that gave
+ * a <user-agent/> id: 16 hex digits of SHA-256 over the account and the
+ * id, the same at every bind of that client installation (XEP-0386 §3.2
+ * allows stable resources; the id itself must not show, and the account
+ * in the hash keeps one device's id from linking its accounts). */
+static void c2s_bind2_stable_part(const struct c2s *c, char out[17])
+{
+	struct buf b = { 0 };
+	buf_append_str(&b, c->user);
+	buf_append_str(&b, "@");
+	buf_append_str(&b, c->host->name);
+	buf_append(&b, "", 1);
+	buf_append_str(&b, c->user_agent);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+	if (EVP_Digest(b.data, b.len, md, &md_len, EVP_sha256(), NULL) != 1 || md_len < 8)
+		abort();
+	buf_free(&b);
+	for (int i = 0; i < 8; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* XEP-0386 §3.2: a client that binds again ends its earlier sessions.
+ * One with the same resource is replaced by sm_session_open; one bound
+ * with another tag (or none) is found here by the stable part that ends
+ * its resource, and ends the same way, with <conflict/>. */
+static void c2s_bind2_end_older(struct c2s *c, const char *resource)
+{
+	char part[17];
+	c2s_bind2_stable_part(c, part);
+	size_t plen = strlen(part);
+	struct session *next;
+	for (struct session *s = sm_user_sessions(c->host, c->user); s != NULL; s = next) {
+		next = s->next_of_user;
+		const char *r = s->jid.resource;
+		size_t rlen = r != NULL ? strlen(r) : 0;
+		if (rlen <= plen || strcmp(r, resource) == 0 || memcmp(r + rlen - plen, part, plen) != 0 ||
+		    (r[rlen - plen - 1] != '/' && r[rlen - plen - 1] != '-'))
+			continue;
+		log_info("c2s %llu from %s: %s@%s/%s is an older session of the same client: it ends",
+		         (unsigned long long)c->st->id, c->st->ip, c->user, c->host->name, r);
+		sm_session_close(s);
+		s->ops->kick(s->owner, STE_CONFLICT, "replaced by a new session of the same client");
+	}
 }
 
 /* The resource of an inline bind: the client's tag, '/', a random part
  * (XEP-0386 §3.2); the random part alone when the tag is not a valid
- * resource. */
-static char *c2s_bind2_resource(const char *tag)
+ * resource.  A client that gave a <user-agent/> id gets a stable part
+ * instead of a random one: binding again, it replaces its older session
+ * (resource conflict), as XEP-0386 §3.2 asks of a server. */
+static char *c2s_bind2_resource(const struct c2s *c, const char *tag)
 {
 	char rnd[17];
-	random_id(rnd, 16);
+	if (c->user_agent != NULL)
+		c2s_bind2_stable_part(c, rnd);
+	else
+		random_id(rnd, 16);
 	if (tag != NULL) {
 		char *want = xasprintf("%s/%s", tag, rnd);
 		char *resource = jid_resourceprep(want);
@@ -523,12 +607,25 @@ static void c2s_bind2_enable(struct c2s *c, const struct xml_node *request, stru
 	const struct xml_node *sm = xml_child(request, "enable", NS_SM);
 	if (sm != NULL && server_config()->stream_management.enabled)
 		c2s_sm_start(c, sm, xml_add_child(bound, "enabled", NS_SM));
+	/* Client state: set through the same hook as <inactive/> or
+	 * <active/> on the stream (mod_csi), so the session starts in it;
+	 * no answer. */
+	if (c2s_bind2_csi_offered(c)) {
+		for (struct xml_node *s = xml_child(request, NULL, NS_CSI); s != NULL;
+		     s = xml_next(s, NULL, NS_CSI)) {
+			if (!xml_is(s, "inactive", NS_CSI) && !xml_is(s, "active", NS_CSI))
+				continue;
+			struct hook_packet hp = { .stanza = s, .session = &c->session };
+			hook_run(c->host, HOOK_C2S_NONZA, &hp);
+		}
+	}
 }
 
 /* SASL2 success: no stream restart.  An inline bind opens the session
  * first, so <success/> names the full JID and carries <bound/>; the stream
- * features of the new state follow at once. */
-static void c2s_sasl2_success(struct c2s *c, const struct sasl_result *res)
+ * features of the new state follow at once.  True when input must pause
+ * (an inline resumption waits); c may be gone then. */
+static bool c2s_sasl2_success(struct c2s *c, const struct sasl_result *res)
 {
 	struct xml_node *el = xml_new("success", NS_SASL2);
 	if (res->data != NULL && res->len > 0) {
@@ -539,10 +636,38 @@ static void c2s_sasl2_success(struct c2s *c, const struct sasl_result *res)
 	}
 	struct xml_node *id = xml_add_child(el, "authorization-identifier", NS_SASL2);
 	c->state = C2S_BIND;
+
+	/* Resumption inline (XEP-0198), before any bind (XEP-0386 §3.2):
+	 * resumed, the session that took the stream over writes <success/>
+	 * once ready and the bind request is ignored; failed, <failed/> goes
+	 * into <success/> and the bind goes on. */
+	if (c->sm_resume != NULL) {
+		struct xml_node *resume = c->sm_resume;
+		c->sm_resume = NULL;
+		struct c2s *o;
+		const char *condition;
+		enum c2s_resume_result r = c2s_sm_takeover(c, resume, &o, &condition);
+		xml_unref(&resume);
+		if (r == C2S_RESUME_CLOSED) {
+			xml_unref(&el);
+			return true;
+		}
+		if (r == C2S_RESUMED) {
+			xml_add_text(id, o->full_jid, strlen(o->full_jid));
+			o->resume_success = el;
+			c2s_sm_resume_ready(o);
+			return o->resume_wait;
+		}
+		struct xml_node *failed = xml_add_child(el, "failed", NS_SM);
+		xml_add_child(failed, condition, NS_STANZAS);
+	}
+
 	if (c->bind2 != NULL) {
 		const char *tag = xml_child_text(c->bind2, "tag", NS_BIND2);
 		char *resource =
-		        c2s_bind2_resource(tag != NULL && *tag != '\0' && strlen(tag) <= 128 ? tag : NULL);
+		        c2s_bind2_resource(c, tag != NULL && *tag != '\0' && strlen(tag) <= 128 ? tag : NULL);
+		if (c->user_agent != NULL)
+			c2s_bind2_end_older(c, resource);
 		c2s_bind_session(c, resource);
 		free(resource);
 		xml_add_text(id, c->full_jid, strlen(c->full_jid));
@@ -557,6 +682,7 @@ static void c2s_sasl2_success(struct c2s *c, const struct sasl_result *res)
 	xml_unref(&el);
 	c->sasl2 = false;
 	c2s_send_features(c);
+	return false;
 }
 
 /* Answer one SASL step.  True when input must stay paused. */
@@ -579,7 +705,7 @@ static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 		sasl_free(&c->sasl);
 		c->authenticated = true;
 		if (c->sasl2) {
-			c2s_sasl2_success(c, res);
+			paused = c2s_sasl2_success(c, res);
 			break;
 		}
 		/* <success/> with no additional data has no text at all (PLAIN). */
@@ -715,6 +841,13 @@ static bool c2s_handle_authenticate(struct c2s *c, struct xml_node *el)
 			log_info("c2s %llu from %s: SASL2 user agent %s", (unsigned long long)c->st->id,
 			         c->st->ip, c->user_agent);
 	}
+
+	/* Stream management: a resumption asked for inline (XEP-0198), tried
+	 * after success. */
+	xml_unref(&c->sm_resume);
+	struct xml_node *resume = xml_child(el, "resume", NS_SM);
+	if (resume != NULL)
+		c->sm_resume = xml_copy(resume);
 	return c2s_start_sasl(c, xml_attr(el, "mechanism"), xml_child(el, "initial-response", NS_SASL2));
 }
 
@@ -1150,7 +1283,8 @@ static void c2s_sm_detach(struct c2s *c)
 }
 
 /* After a resumption, once nothing is held for earlier input: <resumed/>
- * and the unacknowledged stanzas, in order. */
+ * (inline in SASL2: the <success/> that carries it, and the stream
+ * features after it) and the unacknowledged stanzas, in order. */
 static void c2s_sm_resume_ready(struct c2s *c)
 {
 	if (!c->resume_wait || c->st == NULL || barrier_busy(c->barrier))
@@ -1162,11 +1296,21 @@ static void c2s_sm_resume_ready(struct c2s *c)
 	c->nsegs = 0;
 	char h[16];
 	snprintf(h, sizeof(h), "%u", c->sm->in);
-	struct xml_node *ok = xml_new("resumed", NS_SM);
+	/* SASL2: <resumed/> goes inside the waiting <success/>. */
+	struct xml_node *success = c->resume_success;
+	c->resume_success = NULL;
+	struct xml_node *ok =
+	        success != NULL ? xml_add_child(success, "resumed", NS_SM) : xml_new("resumed", NS_SM);
 	xml_set_attr(ok, "previd", c->sm->id);
 	xml_set_attr(ok, "h", h);
-	stream_send(c->st, ok, NS_CLIENT);
-	xml_unref(&ok);
+	if (success != NULL) {
+		stream_send(c->st, success, NS_CLIENT);
+		xml_unref(&success);
+		c2s_send_features(c); /* XEP-0388: the features follow <success/> */
+	} else {
+		stream_send(c->st, ok, NS_CLIENT);
+		xml_unref(&ok);
+	}
 	size_t n = c2s_sm_queued_count(c);
 	for (size_t i = 0; i < n; i++)
 		stream_send(c->st, c2s_sm_entry(c->sm, i)->el, NS_CLIENT);
@@ -1178,23 +1322,30 @@ static void c2s_sm_resume_ready(struct c2s *c)
 		stream_resume(c->st);
 }
 
-/* <resume/> on an authenticated stream n before bind: the session of
- * previd takes this connection over.  True when input must pause. */
-static bool c2s_sm_resume(struct c2s *n, struct xml_node *el)
+/* <resume/> el on the authenticated stream n, after SASL1 (before bind)
+ * or inline in SASL2's <authenticate/>: the session of previd, if it is
+ * n's user's, takes n's connection over (*o_r; its own connection, if
+ * still open, closes with <conflict/>) and acknowledges h.  Then n is
+ * gone or closing: the caller uses *o_r only.  On C2S_RESUMED, o waits
+ * (resume_wait) until c2s_sm_resume_ready can write the answer. */
+static enum c2s_resume_result c2s_sm_takeover(struct c2s *n, const struct xml_node *el, struct c2s **o_r,
+                                              const char **condition_r)
 {
 	struct c2s_sm *sm = c2s_sm_find(xml_attr(el, "previd"));
 	struct c2s *o = sm != NULL ? sm->owner : NULL;
+	*o_r = NULL;
+	*condition_r = NULL;
 	if (o == NULL || o->host != n->host || o->session.user == NULL || o->sm_ended ||
 	    strcmp(o->user, n->user) != 0) {
 		log_info("c2s %llu from %s: %s@%s asked to resume an unknown session",
 		         (unsigned long long)n->st->id, n->st->ip, n->user, n->host->name);
-		c2s_sm_failed(n, "item-not-found");
-		return false;
+		*condition_r = "item-not-found";
+		return C2S_RESUME_FAILED;
 	}
 	uint32_t h;
 	if (!c2s_sm_parse_h(xml_attr(el, "h"), &h)) {
 		c2s_fail(n, STE_INVALID_XML, "h must be a number from 0 to 4294967295");
-		return true;
+		return C2S_RESUME_CLOSED;
 	}
 	/* Swap the connections: o (the session) takes n's stream; n keeps
 	 * o's old one, if any, and closes it. */
@@ -1227,9 +1378,25 @@ static bool c2s_sm_resume(struct c2s *n, struct xml_node *el)
 	snprintf(o->session.tls, sizeof(o->session.tls), "%s",
 	         o->st->ssl != NULL && o->st->tls_done ? SSL_get_version(o->st->ssl) : "");
 	o->sm->request_out = false;
+	/* An answer still waiting was for the connection just replaced. */
+	xml_unref(&o->resume_success);
+	*o_r = o;
 	if (!c2s_sm_acked(o, xml_attr(el, "h")))
-		return true;
+		return C2S_RESUME_CLOSED;
 	o->resume_wait = true;
+	return C2S_RESUMED;
+}
+
+/* <resume/> after SASL1, before bind.  True when input must pause. */
+static bool c2s_sm_resume(struct c2s *n, struct xml_node *el)
+{
+	struct c2s *o;
+	const char *condition;
+	switch (c2s_sm_takeover(n, el, &o, &condition)) {
+	case C2S_RESUME_FAILED: c2s_sm_failed(n, condition); return false;
+	case C2S_RESUME_CLOSED: return true;
+	case C2S_RESUMED: break;
+	}
 	c2s_sm_resume_ready(o);
 	return o->resume_wait;
 }
@@ -1509,6 +1676,8 @@ static void c2s_free(struct c2s *c)
 	c2s_sm_free(&c->sm);
 	xml_unref(&c->bind2);
 	free(c->user_agent);
+	xml_unref(&c->sm_resume);
+	xml_unref(&c->resume_success);
 	if (c->full_jid != NULL)
 		log_info("c2s %llu from %s: session %s closed", (unsigned long long)c->session.id,
 		         c->session.ip, c->full_jid);

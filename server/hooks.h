@@ -59,7 +59,10 @@ struct host;
 /* A top-level element of a bound client stream that is no stanza (a
  * "nonza": client state indication's <active/>, ...), with session set and
  * from/to NULL; a callback that handles it stops the chain.  Unhandled,
- * the stream closes with <unsupported-stanza-type/>. */
+ * the stream closes with <unsupported-stanza-type/>.  Also run for the
+ * <active/> or <inactive/> of a Bind 2 request (XEP-0386) once its
+ * session is open, before <success/> is written; unhandled there, it is
+ * ignored. */
 #define HOOK_C2S_NONZA "c2s_nonza" /* struct hook_packet */
 
 enum hook_result { HOOK_CONTINUE, HOOK_STOP };

@@ -14,6 +14,7 @@
 #define NS_SASL2 "urn:xmpp:sasl:2" /* XEP-0388 */
 #define NS_BIND2 "urn:xmpp:bind:0" /* XEP-0386 */
 #define NS_CARBONS "urn:xmpp:carbons:2"
+#define NS_CSI "urn:xmpp:csi:0" /* XEP-0352 */
 
 enum sasl_status {
 	SASL_CHALLENGE, /* send out as <challenge/>, wait for <response/> */
