@@ -255,7 +255,8 @@ void cmd_fast_revoke(struct ctl_call *call)
 		return;
 	}
 	call->sreq = storage_fast_token_delete(call->host->storage, call->host->name, call->user,
-	                                       call->argc > 2 ? call->argv[2] : NULL, fast_revoke_done, call);
+	                                       call->argc > 2 ? call->argv[2] : NULL, NULL, fast_revoke_done,
+	                                       call);
 }
 
 /* ---- auth-test ---------------------------------------------------------------------- */

@@ -284,13 +284,13 @@ static const struct storage_op fast_get_op = {
 };
 
 struct storage_req *storage_fast_token_get(struct storage *st, const char *host, const char *user,
-                                           const unsigned char hash[STORAGE_FAST_HASH_LEN],
+                                           const unsigned char seed[STORAGE_FAST_SEED_LEN],
                                            storage_fast_token_cb *cb, void *ctx)
 {
-	assert(host != NULL && user != NULL && hash != NULL && cb != NULL);
+	assert(host != NULL && user != NULL && seed != NULL && cb != NULL);
 	struct fast_token_get_job *r = storage_req_new(st, &fast_get_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
-	memcpy(r->hash, hash, sizeof(r->hash));
+	memcpy(r->seed, seed, sizeof(r->seed));
 	return storage_req_submit(&r->base);
 }
 
@@ -312,12 +312,17 @@ static const struct storage_op fast_delete_op = {
 };
 
 struct storage_req *storage_fast_token_delete(struct storage *st, const char *host, const char *user,
-                                              const char *ua_id, storage_done_cb *cb, void *ctx)
+                                              const char *ua_id, const unsigned char *seed,
+                                              storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && user != NULL && cb != NULL);
 	struct fast_token_delete_job *r = storage_req_new(st, &fast_delete_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
 	r->ua_id = ua_id != NULL ? pool_strdup(r->base.pool, ua_id) : NULL;
+	if (seed != NULL) {
+		r->by_seed = true;
+		memcpy(r->seed, seed, sizeof(r->seed));
+	}
 	return storage_req_submit(&r->base);
 }
 
