@@ -83,8 +83,9 @@ struct c2s {
 	/* SASL2 (XEP-0388): the exchange in progress uses it, and what its
 	 * <authenticate/> asked for beyond authentication. */
 	bool sasl2;
-	struct xml_node *bind2; /* a copy of its Bind 2 request (XEP-0386), or NULL */
-	char *user_agent;       /* the <user-agent/> id, or NULL */
+	struct xml_node *bind2;       /* a copy of its Bind 2 request (XEP-0386), or NULL */
+	char *user_agent;             /* the <user-agent/> id, or NULL */
+	struct fast_request fast_req; /* its FAST (XEP-0484) requests */
 
 	struct session session;
 	char *full_jid; /* session JID as a string, for stamping */
@@ -340,6 +341,25 @@ static bool c2s_bind2_carbons_offered(struct c2s *c)
 	return module_running(c->host, "carbons");
 }
 
+/* Whether FAST (XEP-0484) is offered on this stream's SASL2: tokens are
+ * kept in the host's storage, for any auth backend but anonymous. */
+static bool c2s_fast_offered(struct c2s *c)
+{
+	return fast_available() && c->host->storage != NULL &&
+	       (auth_can_plain(c->host->auth) || auth_can_scram(c->host->auth));
+}
+
+/* Whether mech is an HT mechanism offered on this stream's SASL2. */
+static bool c2s_ht_offered(struct c2s *c, const char *mech)
+{
+	const char *names[FAST_MAX_MECHS];
+	size_t n = c->sasl2 && c2s_fast_offered(c) ? fast_mechanisms(c->st->ssl, names) : 0;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], mech) == 0)
+			return true;
+	return false;
+}
+
 /* XEP-0388 <authentication/> with the same mechanisms as SASL1, and Bind 2
  * (XEP-0386) inline with the session features it can enable.  Inline
  * features of other extensions (stream management) go into the outer
@@ -352,7 +372,16 @@ static void c2s_add_sasl2_feature(struct c2s *c, struct xml_node *f, bool secure
 		xml_remove(a);
 		return;
 	}
+	bool fast = c2s_fast_offered(c);
+	if (fast) {
+		const char *names[FAST_MAX_MECHS];
+		size_t n = fast_mechanisms(c->st->ssl, names);
+		for (size_t i = 0; i < n; i++)
+			xml_add_text(xml_add_child(a, "mechanism", NULL), names[i], strlen(names[i]));
+	}
 	struct xml_node *in = xml_add_child(a, "inline", NS_SASL2);
+	if (fast)
+		fast_add_inline(in, c->st->ssl);
 	struct xml_node *bind = xml_add_child(in, "bind", NS_BIND2);
 	struct xml_node *bind_in = xml_add_child(bind, "inline", NS_BIND2);
 	if (c2s_bind2_carbons_offered(c)) {
@@ -546,6 +575,10 @@ static void c2s_sasl2_success(struct c2s *c, const struct sasl_result *res)
 		xml_add_text(id, bare, strlen(bare));
 		free(bare);
 	}
+	/* FAST (XEP-0484): the token a <request-token/> asked for */
+	if (res->fast_token != NULL)
+		fast_add_token(el, res->fast_token, res->fast_expires);
+	fast_request_clear(&c->fast_req);
 	c2s_send(c, el);
 	xml_unref(&el);
 	c->sasl2 = false;
@@ -656,7 +689,8 @@ static bool c2s_start_sasl(struct c2s *c, const char *mech, struct xml_node *dat
 	}
 	if (c->sasl != NULL)
 		sasl_free(&c->sasl);
-	if (mech == NULL || !sasl_mechanism_offered(mech, c->host->auth, c->st->ssl, secure)) {
+	if (mech == NULL ||
+	    (!sasl_mechanism_offered(mech, c->host->auth, c->st->ssl, secure) && !c2s_ht_offered(c, mech))) {
 		c2s_send_sasl(c, "failure", "invalid-mechanism", NULL, 0);
 		return false;
 	}
@@ -665,6 +699,9 @@ static bool c2s_start_sasl(struct c2s *c, const char *mech, struct xml_node *dat
 	if (data_el != NULL && !c2s_decode_sasl(c, data_el, &data, &len))
 		return false;
 	c->sasl = sasl_new(mech, c->host->auth, c->st->ssl, secure, c->st->ip, c2s_sasl_async, c);
+	if (c->sasl2 && c2s_fast_offered(c))
+		sasl_set_fast(c->sasl, c->host->storage, c->host->name, &c->fast_req,
+		              server_config()->fast.token_ttl);
 	struct sasl_result res;
 	sasl_step(c->sasl, (const char *)(data != NULL ? (char *)data : ""), len, &res);
 	if (data != NULL) {
@@ -691,6 +728,46 @@ static char *c2s_log_token(const char *s)
 	return xstrdup(s);
 }
 
+/* FAST (XEP-0484) requests of an <authenticate/>, into c->fast_req; false
+ * (and a failure sent) when they are malformed. */
+static bool c2s_fast_request(struct c2s *c, struct xml_node *el)
+{
+	fast_request_clear(&c->fast_req);
+	if (!c2s_fast_offered(c))
+		return true;
+	struct fast_request *r = &c->fast_req;
+	const struct xml_node *rt = xml_child(el, "request-token", NS_FAST);
+	const struct xml_node *f = xml_child(el, "fast", NS_FAST);
+	const char *cbind, *mech = rt != NULL ? fast_mechanism(xml_attr(rt, "mechanism"), &cbind) : NULL;
+	const char *count = f != NULL ? xml_attr(f, "count") : NULL;
+	const char *inv = f != NULL ? xml_attr(f, "invalidate") : NULL;
+	char *end = NULL;
+	const char *bad = NULL;
+	if (rt != NULL && mech == NULL)
+		bad = "request-token names no HT-SHA-256 mechanism";
+	else if (rt != NULL && c->user_agent == NULL)
+		bad = "request-token without a <user-agent id=''/>";
+	if (count != NULL) {
+		errno = 0;
+		unsigned long long v = strtoull(count, &end, 10);
+		if (*count < '0' || *count > '9' || errno != 0 || *end != '\0')
+			bad = "a malformed FAST count";
+		r->has_count = true;
+		r->count = v;
+	}
+	if (bad != NULL) {
+		log_notice("c2s %llu from %s: SASL2 refused: %s", (unsigned long long)c->st->id, c->st->ip,
+		           bad);
+		fast_request_clear(r);
+		c2s_send_sasl(c, "failure", "malformed-request", NULL, 0);
+		return false;
+	}
+	r->invalidate = inv != NULL && (strcmp(inv, "true") == 0 || strcmp(inv, "1") == 0);
+	r->request_mech = mech != NULL ? xstrdup(mech) : NULL;
+	r->ua_id = c->user_agent != NULL ? xstrdup(c->user_agent) : NULL;
+	return true;
+}
+
 /* SASL2 <authenticate/> (XEP-0388), with an optional inline Bind 2
  * request (XEP-0386) acted on only after success. */
 static bool c2s_handle_authenticate(struct c2s *c, struct xml_node *el)
@@ -708,6 +785,8 @@ static bool c2s_handle_authenticate(struct c2s *c, struct xml_node *el)
 			log_info("c2s %llu from %s: SASL2 user agent %s", (unsigned long long)c->st->id,
 			         c->st->ip, c->user_agent);
 	}
+	if (!c2s_fast_request(c, el))
+		return false;
 	return c2s_start_sasl(c, xml_attr(el, "mechanism"), xml_child(el, "initial-response", NS_SASL2));
 }
 
@@ -1505,6 +1584,7 @@ static void c2s_free(struct c2s *c)
 	c2s_sm_free(&c->sm);
 	xml_unref(&c->bind2);
 	free(c->user_agent);
+	fast_request_clear(&c->fast_req);
 	if (c->full_jid != NULL)
 		log_info("c2s %llu from %s: session %s closed", (unsigned long long)c->session.id,
 		         c->session.ip, c->full_jid);
