@@ -376,9 +376,16 @@ static void plan(struct fast_job *j)
 			add_op(j, true, &j->toks[i]);
 	free(gone);
 	if (j->request_mech != NULL && j->ua_id != NULL) {
+		/* A client's tokens are ordered by creation: a new one is made
+		 * at least a second after the client's newest, so that using
+		 * either one tells which is older. */
+		int64_t created = now;
+		for (size_t i = 0; i < j->ntoks; i++)
+			if (strcmp(j->toks[i].ua_id, j->ua_id) == 0 && j->toks[i].created >= created)
+				created = j->toks[i].created + 1;
 		struct storage_fast_token t = { .ua_id = j->ua_id,
 			                        .mechanism = j->request_mech,
-			                        .created = now,
+			                        .created = created,
 			                        .expires = now + (int64_t)j->ttl };
 		random_bytes(t.seed, sizeof(t.seed));
 		ht_token_derive(fast_key, t.seed, j->user, j->host, j->token);
