@@ -341,11 +341,12 @@ static bool c2s_bind2_carbons_offered(struct c2s *c)
 	return module_running(c->host, "carbons");
 }
 
-/* Whether FAST (XEP-0484) is offered on this stream's SASL2: tokens are
- * kept in the host's storage, for any auth backend but anonymous. */
+/* Whether FAST (XEP-0484) is offered on this stream's SASL2: over TLS
+ * only; tokens are kept in the host's storage, for any auth backend but
+ * anonymous. */
 static bool c2s_fast_offered(struct c2s *c)
 {
-	return fast_available() && c->host->storage != NULL &&
+	return fast_available() && c->st->tls_done && c->host->storage != NULL &&
 	       (auth_can_plain(c->host->auth) || auth_can_scram(c->host->auth));
 }
 

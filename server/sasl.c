@@ -181,28 +181,23 @@ static bool y_is_downgrade(const struct sasl *s)
 struct sasl *sasl_new(const char *mech, struct auth *a, SSL *ssl, bool secure, const char *ip, sasl_cb *cb,
                       void *ctx)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(mechs); i++) {
-		if (strcmp(mechs[i].name, mech) != 0)
-			continue;
-		struct sasl *s = xcalloc(1, sizeof(*s));
-		s->mech = mechs[i].mech;
-		s->plus = mechs[i].plus;
-		s->mech_name = mechs[i].name;
-		s->auth = a;
-		s->ssl = ssl;
-		s->secure = secure;
-		s->cb = cb;
-		s->ctx = ctx;
-		s->ip = ip != NULL ? xstrdup(ip) : NULL;
-		return s;
-	}
-	const char *cbind = NULL;
-	const char *ht = fast_mechanism(mech, &cbind);
-	if (ht == NULL)
+	enum sasl_mech m = MECH_HT;
+	bool plus = false;
+	const char *name = NULL, *cbind = NULL;
+	for (size_t i = 0; name == NULL && i < ARRAY_SIZE(mechs); i++)
+		if (strcmp(mechs[i].name, mech) == 0) {
+			m = mechs[i].mech;
+			plus = mechs[i].plus;
+			name = mechs[i].name;
+		}
+	if (name == NULL)
+		name = fast_mechanism(mech, &cbind); /* an HT mechanism, or none */
+	if (name == NULL)
 		return NULL;
 	struct sasl *s = xcalloc(1, sizeof(*s));
-	s->mech = MECH_HT;
-	s->mech_name = ht;
+	s->mech = m;
+	s->plus = plus;
+	s->mech_name = name;
 	s->ht_cbind = cbind;
 	s->auth = a;
 	s->ssl = ssl;
