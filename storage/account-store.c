@@ -326,6 +326,34 @@ struct storage_req *storage_fast_token_delete(struct storage *st, const char *ho
 	return storage_req_submit(&r->base);
 }
 
+static void fast_expire_work(struct storage_req *req, void *conn)
+{
+	req->res = req->st->account->fast_expire(conn, (struct fast_token_expire_job *)req);
+}
+
+static void fast_expire_reply(struct storage_req *req)
+{
+	struct fast_token_expire_job *r = (struct fast_token_expire_job *)req;
+	r->cb(req->res, req->res == STORAGE_OK ? r->count : 0, req->ctx);
+}
+
+static const struct storage_op fast_expire_op = {
+	.name = "fast_token_expire",
+	.area = STORAGE_AREA_ACCOUNT,
+	.work = fast_expire_work,
+	.reply = fast_expire_reply,
+};
+
+struct storage_req *storage_fast_token_expire(struct storage *st, const char *host, int64_t before,
+                                              storage_count_cb *cb, void *ctx)
+{
+	assert(host != NULL && cb != NULL);
+	struct fast_token_expire_job *r = storage_req_new(st, &fast_expire_op, sizeof(*r), host, NULL, ctx);
+	r->cb = cb;
+	r->before = before;
+	return storage_req_submit(&r->base);
+}
+
 static void fast_list_work(struct storage_req *req, void *conn)
 {
 	req->res = req->st->account->fast_list(conn, (struct fast_token_list_job *)req);

@@ -75,6 +75,14 @@ struct fast_token_delete_job {
 	unsigned char seed[STORAGE_FAST_SEED_LEN];
 };
 
+struct fast_token_expire_job {
+	struct storage_req base;
+	storage_count_cb *cb;
+	int64_t before;
+	/* result */
+	uint64_t count;
+};
+
 struct fast_token_list_job {
 	struct storage_req base;
 	storage_fast_tokens_cb *cb;
@@ -94,6 +102,7 @@ struct account_store_vfuncs {
 	enum storage_result (*fast_get)(void *conn, struct fast_token_get_job *j);
 	enum storage_result (*fast_delete)(void *conn, struct fast_token_delete_job *j);
 	enum storage_result (*fast_list)(void *conn, struct fast_token_list_job *j);
+	enum storage_result (*fast_expire)(void *conn, struct fast_token_expire_job *j);
 };
 
 #endif

@@ -439,6 +439,26 @@ static enum storage_result mem_fast_list(void *conn, struct fast_token_list_job 
 	return STORAGE_OK;
 }
 
+static enum storage_result mem_fast_expire(void *conn, struct fast_token_expire_job *r)
+{
+	struct mem_store *ms = conn;
+	r->count = 0;
+	for (size_t i = 0; i < ms->nusers; i++) {
+		struct mem_user *u = ms->users[i];
+		if (strcmp(u->host, r->base.host) != 0)
+			continue;
+		for (size_t k = 0; k < u->nfast;) {
+			if (u->fast[k].expires <= r->before) {
+				fast_remove_at(u, k);
+				r->count++;
+			} else {
+				k++;
+			}
+		}
+	}
+	return STORAGE_OK;
+}
+
 static const struct account_store_vfuncs mem_account_vfuncs = {
 	.get = mem_account_get,
 	.create = mem_account_create,
@@ -450,6 +470,7 @@ static const struct account_store_vfuncs mem_account_vfuncs = {
 	.fast_get = mem_fast_get,
 	.fast_delete = mem_fast_delete,
 	.fast_list = mem_fast_list,
+	.fast_expire = mem_fast_expire,
 };
 
 /* ---- roster ------------------------------------------------------------------------ */

@@ -353,6 +353,17 @@ static enum storage_result op_fast_list(void *conn, struct fast_token_list_job *
 	return st == SQL_STEP_ERROR ? sql_q_fail(t, &r->base) : STORAGE_OK;
 }
 
+static const char sql_fast_expire[] = "DELETE FROM fast_tokens WHERE server_host = ? AND expires_at <= ?";
+
+static enum storage_result op_fast_expire(void *conn, struct fast_token_expire_job *r)
+{
+	struct sql_thread *t = conn;
+	struct sql_param p[] = { PTEXT(r->base.host), PINT(r->before) };
+	if (sql_q_exec(t, sql_fast_expire, p, ARRAY_SIZE(p), &r->count) < 0)
+		return sql_q_fail(t, &r->base);
+	return STORAGE_OK;
+}
+
 const struct account_store_vfuncs sql_account_vfuncs = {
 	.get = op_account_get,
 	.create = op_account_create,
@@ -364,4 +375,5 @@ const struct account_store_vfuncs sql_account_vfuncs = {
 	.fast_get = op_fast_get,
 	.fast_delete = op_fast_delete,
 	.fast_list = op_fast_list,
+	.fast_expire = op_fast_expire,
 };

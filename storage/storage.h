@@ -133,6 +133,10 @@ struct storage_req *storage_fast_token_get(struct storage *st, const char *host,
 struct storage_req *storage_fast_token_delete(struct storage *st, const char *host, const char *user,
                                               const char *ua_id, const unsigned char *seed,
                                               storage_done_cb *cb, void *ctx);
+/* Delete the tokens of every user of host that expired at or before
+ * `before` (unix time); cb gets how many. */
+struct storage_req *storage_fast_token_expire(struct storage *st, const char *host, int64_t before,
+                                              storage_count_cb *cb, void *ctx);
 /* The user's tokens, by ua_id then creation time. */
 struct storage_req *storage_fast_token_list(struct storage *st, const char *host, const char *user,
                                             storage_fast_tokens_cb *cb, void *ctx);

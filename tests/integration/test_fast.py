@@ -282,3 +282,14 @@ def test_bad_key_file_refused(tmp_path):
         srv.start()
     assert 'fast.key_file %s' % (srv.dir / 'fast.key') in str(e.value)
     assert 'must hold exactly 32 bytes' in str(e.value)
+
+
+def test_token_of_a_vanished_account_is_refused(server, connect):
+    """The auth chain is asked whether the account still exists: here its
+    row goes while its token stays (as when a directory drops a user)."""
+    user = _new_user(server)
+    token = _token_by_scram(server, connect(), user, 'ua-v').get('token')
+    server.db_query('DELETE FROM users WHERE server_host = ? AND username = ?', (HOST, user))
+    assert len(_rows(server, user)) == 1
+    _refused(_ht(connect(), user, token))
+    assert 'user=%s@%s reason=unknown-user' % (user, HOST) in server.log()

@@ -65,3 +65,20 @@ def test_bad_arguments(server):
     assert r.returncode != 0
     r = server.ctl('fast-revoke', 'a@b', 'c', 'd')
     assert r.returncode != 0
+
+
+def test_purge_expired(server):
+    u1, u2 = unique('fast'), unique('fast')
+    server.register(u1, HOST, 'pencil')
+    server.register(u2, HOST, 'pencil')
+    now = int(time.time())
+    _token(server, u1, 'ua-old', b'p1', now - 1000, ttl=10)
+    _token(server, u2, 'ua-old', b'p2', now - 1000, ttl=10)
+    _token(server, u2, 'ua-new', b'p3', now)
+    r = server.ctl('fast-purge', HOST)
+    assert r.returncode == 0, r.stderr
+    n = int(r.stdout.split()[0])
+    assert n >= 2 and r.stdout.endswith(' expired tokens deleted\n'), r.stdout
+    assert _count(server, u1) == 0
+    assert _count(server, u2) == 1
+    assert server.ctl('fast-list', '%s@%s' % (u2, HOST)).stdout.startswith('ua-new ')

@@ -4096,6 +4096,18 @@ static void test_fast_tokens(void **state)
 	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
 	assert_string_equal(fast_list(f, "alice", &r), "");
 	assert_string_equal(fast_list(f, "bob", &r), "ua-1:cc:1000;");
+	/* expired tokens of the whole host go; another host's stay */
+	assert_int_equal(fast_set(f, "bob", "ua-2", 0xc1, 200000, 0), STORAGE_OK);
+	assert_int_equal(fast_set(f, "carol", "ua-1", 0xc2, 1000, 0), STORAGE_OK);
+	r.calls = 0;
+	FAST_WAIT(f, r, storage_fast_token_expire(f->st, "b.example", 100000, count_cb, &r));
+	assert_int_equal(r.count, 0);
+	r.calls = 0;
+	FAST_WAIT(f, r, storage_fast_token_expire(f->st, "a.example", 87400, count_cb, &r));
+	assert_int_equal(r.r, STORAGE_OK);
+	assert_int_equal(r.count, 2);
+	assert_string_equal(fast_list(f, "bob", &r), "ua-2:c1:200000;");
+	assert_string_equal(fast_list(f, "carol", &r), "");
 	res_clear(&r);
 	storage_account_clear(&a);
 }
