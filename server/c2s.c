@@ -734,39 +734,12 @@ static char *c2s_log_token(const char *s)
 static bool c2s_fast_request(struct c2s *c, struct xml_node *el)
 {
 	fast_request_clear(&c->fast_req);
-	if (!c2s_fast_offered(c))
-		return true;
-	struct fast_request *r = &c->fast_req;
-	const struct xml_node *rt = xml_child(el, "request-token", NS_FAST);
-	const struct xml_node *f = xml_child(el, "fast", NS_FAST);
-	const char *cbind, *mech = rt != NULL ? fast_mechanism(xml_attr(rt, "mechanism"), &cbind) : NULL;
-	const char *count = f != NULL ? xml_attr(f, "count") : NULL;
-	const char *inv = f != NULL ? xml_attr(f, "invalidate") : NULL;
-	char *end = NULL;
 	const char *bad = NULL;
-	if (rt != NULL && mech == NULL)
-		bad = "request-token names no HT-SHA-256 mechanism";
-	else if (rt != NULL && c->user_agent == NULL)
-		bad = "request-token without a <user-agent id=''/>";
-	if (count != NULL) {
-		errno = 0;
-		unsigned long long v = strtoull(count, &end, 10);
-		if (*count < '0' || *count > '9' || errno != 0 || *end != '\0')
-			bad = "a malformed FAST count";
-		r->has_count = true;
-		r->count = v;
-	}
-	if (bad != NULL) {
-		log_notice("c2s %llu from %s: SASL2 refused: %s", (unsigned long long)c->st->id, c->st->ip,
-		           bad);
-		fast_request_clear(r);
-		c2s_send_sasl(c, "failure", "malformed-request", NULL, 0);
-		return false;
-	}
-	r->invalidate = inv != NULL && (strcmp(inv, "true") == 0 || strcmp(inv, "1") == 0);
-	r->request_mech = mech != NULL ? xstrdup(mech) : NULL;
-	r->ua_id = c->user_agent != NULL ? xstrdup(c->user_agent) : NULL;
-	return true;
+	if (!c2s_fast_offered(c) || fast_request_parse(&c->fast_req, el, c->user_agent, &bad) == 0)
+		return true;
+	log_notice("c2s %llu from %s: SASL2 refused: %s", (unsigned long long)c->st->id, c->st->ip, bad);
+	c2s_send_sasl(c, "failure", "malformed-request", NULL, 0);
+	return false;
 }
 
 /* SASL2 <authenticate/> (XEP-0388), with an optional inline Bind 2

@@ -165,6 +165,38 @@ void fast_add_token(struct xml_node *parent, const char *token, int64_t expires)
 	xml_set_attr(el, "token", token);
 }
 
+int fast_request_parse(struct fast_request *r, const struct xml_node *authenticate, const char *ua_id,
+                       const char **error_r)
+{
+	memset(r, 0, sizeof(*r));
+	const struct xml_node *rt = xml_child(authenticate, "request-token", NS_FAST);
+	const struct xml_node *f = xml_child(authenticate, "fast", NS_FAST);
+	const char *cbind, *mech = rt != NULL ? fast_mechanism(xml_attr(rt, "mechanism"), &cbind) : NULL;
+	const char *count = f != NULL ? xml_attr(f, "count") : NULL;
+	const char *inv = f != NULL ? xml_attr(f, "invalidate") : NULL;
+	*error_r = NULL;
+	if (rt != NULL && mech == NULL)
+		*error_r = "request-token names no HT-SHA-256 mechanism";
+	else if (rt != NULL && ua_id == NULL)
+		*error_r = "request-token without a <user-agent id=''/>";
+	if (count != NULL) {
+		char *end = NULL;
+		errno = 0;
+		r->count = strtoull(count, &end, 10);
+		r->has_count = true;
+		if (*count < '0' || *count > '9' || errno != 0 || *end != '\0')
+			*error_r = "a malformed FAST count";
+	}
+	if (*error_r != NULL) {
+		memset(r, 0, sizeof(*r));
+		return -1;
+	}
+	r->invalidate = inv != NULL && (strcmp(inv, "true") == 0 || strcmp(inv, "1") == 0);
+	r->request_mech = mech != NULL ? xstrdup(mech) : NULL;
+	r->ua_id = ua_id != NULL ? xstrdup(ua_id) : NULL;
+	return 0;
+}
+
 /* ---- a login's storage work ---------------------------------------------------- */
 
 struct fast_op {

@@ -49,6 +49,12 @@ struct fast_request {
 	bool invalidate; /* <fast invalidate='true'/> */
 };
 void fast_request_clear(struct fast_request *r);
+/* Fill r from the <request-token/> and <fast/> children of a SASL2
+ * <authenticate/>; ua_id is its user-agent id (NULL: none).  -1 with
+ * *error_r (static, for the log) when they are malformed or a token is
+ * asked for without a user-agent id; r is then left empty. */
+int fast_request_parse(struct fast_request *r, const struct xml_node *authenticate, const char *ua_id,
+                       const char **error_r);
 /* Add <token xmlns='urn:xmpp:fast:0' token='' expiry=''/> (expiry an
  * XEP-0082 stamp) to parent. */
 void fast_add_token(struct xml_node *parent, const char *token, int64_t expires);

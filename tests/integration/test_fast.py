@@ -166,6 +166,9 @@ def test_request_token_needs_user_agent(server, connect):
     assert not r.ok
     assert 'malformed-request' in r.condition, tostr(r.el)
     assert _rows(server, user) == []
+    r = scram(connect(), user, 'pencil-' + user, 'SCRAM-SHA-256', 'n,,', sasl2=True,
+              extra=_ua('ua-m') + "<fast xmlns='%s' count='-1'/>" % NS_FAST)
+    assert not r.ok and 'malformed-request' in r.condition, tostr(r.el)
 
 
 def test_rotation_keeps_the_previous_token_until_the_new_one_is_used(server, connect):
