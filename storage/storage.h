@@ -114,7 +114,7 @@ struct storage_fast_token {
 	unsigned char seed[STORAGE_FAST_SEED_LEN]; /* random; the token derives from it */
 	char *mechanism;                           /* "HT-SHA-256-NONE", ... */
 	int64_t created, expires;                  /* unix time */
-	uint64_t count;                            /* highest XEP-0484 count used; 0: none */
+	uint64_t count;                            /* 1 + the highest XEP-0484 count used; 0: none */
 };
 typedef void storage_fast_token_cb(enum storage_result res, const struct storage_fast_token *t, void *ctx);
 typedef void storage_fast_tokens_cb(enum storage_result res, const struct storage_fast_token *t, size_t n,
