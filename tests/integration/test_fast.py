@@ -150,6 +150,8 @@ def test_token_issued_and_used_with_each_binding(server, connect):
     _ok(_ht(c, user, token, 'HT-SHA-256-EXPR', tls_exporter(c.sock)))
     c = connect()
     _ok(_ht(c, user, token, 'HT-SHA-256-ENDP', tls_server_end_point(server, c.sock)))
+    c = connect(tls12=True)
+    _ok(_ht(c, user, token, 'HT-SHA-256-UNIQ', c.sock.get_channel_binding('tls-unique')))
     # the binding is checked: NONE's proof under EXPR fails
     c = connect()
     _refused(_ht(c, user, token, 'HT-SHA-256-EXPR', b''))
