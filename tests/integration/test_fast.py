@@ -298,3 +298,19 @@ def test_token_of_a_vanished_account_is_refused(server, connect):
     assert len(_rows(server, user)) == 1
     _refused(_ht(connect(), user, token))
     assert 'user=%s@%s reason=unknown-user' % (user, HOST) in server.log()
+
+
+def test_disabled(tmp_path_factory):
+    srv = start_server(tmp_path_factory, 'parley-fast-off', global_auth='fast:\n  enabled: false\n')
+    try:
+        c = Client(srv.port)
+        c.open()
+        c.starttls()
+        a = c.features.find(q(NS_SASL2, 'authentication'))
+        assert a.find('%s/%s' % (q(NS_SASL2, 'inline'), q(NS_FAST, 'fast'))) is None, tostr(a)
+        assert not any(m.text.startswith('HT-') for m in a.findall(q(NS_SASL2, 'mechanism')))
+        _refused(_ht(c, 'alice', 'x' * 44), 'invalid-mechanism')
+        c.close()
+        assert not (srv.dir / 'fast.key').exists()
+    finally:
+        srv.finish()
