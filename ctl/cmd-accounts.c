@@ -203,25 +203,32 @@ static void fast_list_done(enum storage_result r, const struct storage_fast_toke
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		char created[32], expires[32];
-		time_t c = (time_t)t[i].created, e = (time_t)t[i].expires;
-		struct tm tm;
-		strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&c, &tm));
-		strftime(expires, sizeof(expires), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&e, &tm));
+		char created[XEP82_STAMP_LEN], expires[XEP82_STAMP_LEN];
+		xep82_stamp(created, (int64_t)t[i].created);
+		xep82_stamp(expires, (int64_t)t[i].expires);
 		buf_printf(&call->body, "%s %s created %s expires %s%s\n", t[i].ua_id, t[i].mechanism,
-		           created, expires, e <= time(NULL) ? " (expired)" : "");
+		           created, expires, (time_t)t[i].expires <= time(NULL) ? " (expired)" : "");
 	}
 	ctl_call_finish(call, CTL_OK, NULL);
 }
 
-void cmd_fast_list(struct ctl_call *call)
+/* argv[1], USER@HOST, into call->host and call->user, on a host with
+ * storage; false when the call was finished instead. */
+static bool fast_account(struct ctl_call *call)
 {
 	if (!ctl_call_user_at_host(call, 1))
-		return;
+		return false;
 	if (call->host->storage == NULL) {
 		ctl_call_finish(call, CTL_FAILED, "host %s has no storage", call->host->name);
-		return;
+		return false;
 	}
+	return true;
+}
+
+void cmd_fast_list(struct ctl_call *call)
+{
+	if (!fast_account(call))
+		return;
 	call->sreq = storage_fast_token_list(call->host->storage, call->host->name, call->user,
 	                                     fast_list_done, call);
 }
@@ -248,12 +255,8 @@ static void fast_revoke_done(enum storage_result r, void *ctx)
 
 void cmd_fast_revoke(struct ctl_call *call)
 {
-	if (!ctl_call_user_at_host(call, 1))
+	if (!fast_account(call))
 		return;
-	if (call->host->storage == NULL) {
-		ctl_call_finish(call, CTL_FAILED, "host %s has no storage", call->host->name);
-		return;
-	}
 	call->sreq = storage_fast_token_delete(call->host->storage, call->host->name, call->user,
 	                                       call->argc > 2 ? call->argv[2] : NULL, NULL, fast_revoke_done,
 	                                       call);

@@ -295,9 +295,9 @@ static void ltest_groups(struct ctl_call *call)
 	}
 	char *base = NULL, *filter = NULL;
 	bool ldap = srg_ldap_group_search(call->host, &base, &filter) == 0;
-	char when[32] = "";
+	char when[XEP82_STAMP_LEN] = "";
 	if (g.loaded)
-		ctl_iso_time(g.loaded_at, when, sizeof(when));
+		xep82_stamp(when, (int64_t)g.loaded_at);
 	double ago = g.loaded ? ev_time() - g.loaded_at : 0;
 	if (call->json) {
 		buf_append_str(b, ", \"shared_roster\": {\"source\": ");

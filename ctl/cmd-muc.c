@@ -185,7 +185,7 @@ static void info_uint(struct ctl_call *call, const char *key, unsigned value)
 static void info_config(struct ctl_call *call, const struct muc_room *r)
 {
 	const struct muc_config *c = &r->cfg;
-	char created[32];
+	char created[XEP82_STAMP_LEN];
 	info_str(call, "name", c->name);
 	info_str(call, "description", c->description);
 	info_str(call, "language", c->lang);
@@ -210,7 +210,7 @@ static void info_config(struct ctl_call *call, const struct muc_room *r)
 	info_bool(call, "locked", r->locked);
 	info_str(call, "subject", r->subject);
 	info_str(call, "subject_by", r->subject_nick);
-	ctl_iso_time(r->created, created, sizeof(created));
+	xep82_stamp(created, (int64_t)r->created);
 	info_str(call, "created", created);
 	info_uint(call, "occupants_count", r->noccupants);
 }

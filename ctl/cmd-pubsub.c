@@ -218,8 +218,8 @@ static void info_items(struct ctl_call *call, const struct ps_node *n)
 	else
 		buf_printf(&call->body, "items: %zu\n", n->nitems);
 	for (const struct ps_item *it = n->newest; it != NULL; it = it->older) {
-		char published[32];
-		ctl_iso_time(it->published, published, sizeof(published));
+		char published[XEP82_STAMP_LEN];
+		xep82_stamp(published, (int64_t)it->published);
 		size_t size = ps_admin_payload_size(it);
 		if (!call->json) {
 			buf_printf(&call->body, "  %s\t%s\t%s\t%zu\n", it->id,
@@ -247,8 +247,8 @@ static void show_info(struct ctl_call *call, struct ps_owner *o)
 		ctl_call_finish(call, CTL_FAILED, "no node %s of %s", name, o->key);
 		return;
 	}
-	char created[32];
-	ctl_iso_time(n->created, created, sizeof(created));
+	char created[XEP82_STAMP_LEN];
+	xep82_stamp(created, (int64_t)n->created);
 	if (call->json) {
 		buf_append_str(&call->body, "{\"owner\": ");
 		ctl_json_str(&call->body, o->key);

@@ -86,8 +86,8 @@ void cmd_connected_users_info(struct ctl_call *call)
 	for (size_t i = 0; i < l.count; i++) {
 		const struct session *s = l.items[i];
 		char *jid = jid_to_string(&s->jid);
-		char since[32];
-		ctl_iso_time(s->started, since, sizeof(since));
+		char since[XEP82_STAMP_LEN];
+		xep82_stamp(since, (int64_t)s->started);
 		if (call->json) {
 			buf_append_str(&call->body, i > 0 ? ",\n " : "");
 			buf_append_str(&call->body, "{\"jid\": ");

@@ -76,8 +76,6 @@ int ctl_storage_code(enum storage_result r);
 /* JSON output: a string with its escapes, a list of strings. */
 void ctl_json_str(struct buf *b, const char *s);
 void ctl_json_strlist(struct buf *b, const struct strlist *l);
-/* t (wall-clock seconds) as 2026-01-31T12:00:00Z. */
-void ctl_iso_time(double t, char *out, size_t size);
 
 /* ---- the commands (the table is in ctl.c) -------------------------------- */
 

@@ -180,14 +180,6 @@ void ctl_json_strlist(struct buf *b, const struct strlist *l)
 	buf_append_str(b, "]");
 }
 
-void ctl_iso_time(double t, char *out, size_t size)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* ---- the command table -------------------------------------------------------------- */
 
 static void cmd_help(struct ctl_call *call);

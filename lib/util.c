@@ -1,6 +1,6 @@
 /*
  * Small helpers: aborting allocation, growable buffers, arenas (pools),
- * base64/hex, hashing, randomness, UTF-8 validation.
+ * base64/hex, hashing, randomness, UTF-8 validation, XEP-0082 stamps.
  *
  * Any thread.  Nothing here keeps global state; a pool or buffer belongs to
  * one thread at a time.
@@ -19,6 +19,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <time.h>
 
 /* ---- allocation -------------------------------------------------------------- */
 
@@ -542,4 +543,89 @@ bool utf8_valid(const char *str, size_t len)
 		i += n + 1;
 	}
 	return true;
+}
+
+/* ---- XEP-0082 time stamps ---------------------------------------------------- */
+
+/* secs and a fraction (frac_us, 0..999999) shown with digits places. */
+static size_t stamp_format(char out[XEP82_STAMP_LEN], int64_t secs, int64_t frac_us, unsigned digits)
+{
+	struct tm utc;
+	time_t t = (time_t)secs;
+	out[0] = '\0';
+	if ((int64_t)t != secs || gmtime_r(&t, &utc) == NULL || utc.tm_year < -1900 ||
+	    utc.tm_year > 9999 - 1900)
+		return 0;
+	int n = snprintf(out, XEP82_STAMP_LEN, "%04d-%02d-%02dT%02d:%02d:%02d", utc.tm_year + 1900,
+	                 utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec);
+	if (digits > 6)
+		digits = 6;
+	if (digits > 0) {
+		for (unsigned i = digits; i < 6; i++)
+			frac_us /= 10;
+		n += snprintf(out + n, XEP82_STAMP_LEN - (size_t)n, ".%0*d", (int)digits, (int)frac_us);
+	}
+	out[n++] = 'Z';
+	out[n] = '\0';
+	return (size_t)n;
+}
+
+size_t xep82_stamp(char out[XEP82_STAMP_LEN], int64_t unix_seconds)
+{
+	return stamp_format(out, unix_seconds, 0, 0);
+}
+
+size_t xep82_stamp_us(char out[XEP82_STAMP_LEN], int64_t unix_us, unsigned digits)
+{
+	int64_t secs = unix_us / 1000000, frac = unix_us % 1000000;
+	if (frac < 0) {
+		secs--;
+		frac += 1000000;
+	}
+	return stamp_format(out, secs, frac, digits);
+}
+
+bool xep82_parse(const char *s, int64_t *us_r)
+{
+	int y, mo, d, h, mi, sec, n = 0;
+	if (s == NULL || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
+	    n != 19)
+		return false;
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 ||
+	    sec > 60 || y < 1970)
+		return false;
+	const char *p = s + n;
+	int64_t frac = 0;
+	if (*p == '.') {
+		int digits = 0;
+		p++;
+		if (*p < '0' || *p > '9')
+			return false;
+		for (; *p >= '0' && *p <= '9'; p++, digits++)
+			if (digits < 6)
+				frac = frac * 10 + (*p - '0');
+		for (; digits < 6; digits++)
+			frac *= 10;
+	}
+	int64_t off = 0;
+	if (*p == 'Z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int oh, om, m = 0;
+		if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &m) != 2 || m != 5 || oh < 0 || oh > 23 || om < 0 ||
+		    om > 59)
+			return false;
+		off = (int64_t)(oh * 60 + om) * 60 * (*p == '+' ? 1 : -1);
+		p += 6;
+	} else {
+		return false;
+	}
+	if (*p != '\0')
+		return false;
+	struct tm tm = {
+		.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = sec
+	};
+	time_t t = timegm(&tm);
+	*us_r = ((int64_t)t - off) * 1000000 + frac;
+	return *us_r >= 0;
 }

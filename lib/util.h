@@ -92,4 +92,22 @@ bool secure_memeq(const void *a, const void *b, size_t len);
 /* Validate UTF-8 (no overlongs, no surrogates, no code points > 0x10FFFF). */
 bool utf8_valid(const char *s, size_t len);
 
+/* ---- XEP-0082 time stamps ---------------------------------------------- */
+/* Room for the longest stamp written below and its NUL
+ * ("2026-01-31T12:00:00.123456Z"). */
+#define XEP82_STAMP_LEN 28
+/* unix_seconds as an XEP-0082 UTC date-time, "2026-01-31T12:00:00Z", into
+ * out; returns its length.  A time outside the years 0000..9999 has no such
+ * stamp: out is then "" and 0 is returned. */
+size_t xep82_stamp(char out[XEP82_STAMP_LEN], int64_t unix_seconds);
+/* The same with a fraction of digits (1..6) decimal places, truncated:
+ * unix_us in microseconds since the epoch, digits 3 gives
+ * "2026-01-31T12:00:00.123Z".  digits 0 writes what xep82_stamp does. */
+size_t xep82_stamp_us(char out[XEP82_STAMP_LEN], int64_t unix_us, unsigned digits);
+/* An XEP-0082 date-time (seconds, an optional fraction, Z or a +hh:mm /
+ * -hh:mm offset), not before 1970, as microseconds since the epoch into
+ * *us_r (fraction digits past the sixth are dropped); false when s is not
+ * one. */
+bool xep82_parse(const char *s, int64_t *us_r);
+
 #endif

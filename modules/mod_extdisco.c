@@ -174,11 +174,8 @@ static void add_service(struct xml_node *parent, const struct ext_service *sv, c
 	     strlen(username), mac, &maclen);
 	char *password = base64_encode(mac, maclen);
 	explicit_bzero(mac, sizeof(mac));
-	time_t t = (time_t)expiry;
-	struct tm tm;
-	char expires[32];
-	gmtime_r(&t, &tm);
-	strftime(expires, sizeof(expires), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	char expires[XEP82_STAMP_LEN];
+	xep82_stamp(expires, expiry);
 	xml_set_attr(el, "username", username);
 	xml_set_attr(el, "password", password);
 	xml_set_attr(el, "expires", expires);

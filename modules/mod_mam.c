@@ -183,61 +183,6 @@ struct xml_node *mam_stamp_copy(const struct xml_node *msg, const char *by, int6
 	return copy;
 }
 
-/* XEP-0082 date and time (with seconds, optional fraction and zone): the
- * microseconds since the epoch; false when s is not one. */
-static bool parse_datetime(const char *s, int64_t *us_r)
-{
-	int y, mo, d, h, mi, sec, n = 0;
-	if (s == NULL || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
-	    n != 19)
-		return false;
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || y < 1970)
-		return false;
-	const char *p = s + n;
-	int64_t frac = 0;
-	if (*p == '.') {
-		int digits = 0;
-		p++;
-		if (*p < '0' || *p > '9')
-			return false;
-		for (; *p >= '0' && *p <= '9'; p++, digits++)
-			if (digits < 6)
-				frac = frac * 10 + (*p - '0');
-		for (; digits < 6; digits++)
-			frac *= 10;
-	}
-	int64_t off = 0;
-	if (*p == 'Z') {
-		p++;
-	} else if (*p == '+' || *p == '-') {
-		int oh, om, m = 0;
-		if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &m) != 2 || m != 5 || oh > 23 || om > 59)
-			return false;
-		off = (int64_t)(oh * 60 + om) * 60 * (*p == '+' ? 1 : -1);
-		p += 6;
-	} else {
-		return false;
-	}
-	if (*p != '\0')
-		return false;
-	struct tm tm = {
-		.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = sec
-	};
-	time_t t = timegm(&tm);
-	*us_r = ((int64_t)t - off) * 1000000 + frac;
-	return *us_r >= 0;
-}
-
-static void stamp_of(char out[40], int64_t id)
-{
-	time_t t = (time_t)(id / 1000000);
-	struct tm utc;
-	gmtime_r(&t, &utc);
-	char base[24];
-	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &utc);
-	snprintf(out, 40, "%s.%06dZ", base, (int)(id % 1000000));
-}
-
 /* ---- state ------------------------------------------------------------------ */
 
 struct mam_user {
@@ -293,7 +238,6 @@ struct mam_op {
 	bool empty;             /* answer an empty complete page without asking */
 	bool zero;              /* RSM max 0: an empty page, not complete */
 	bool flip;              /* <flip-page/>: the page in descending order */
-	bool hold_order;        /* the iq result holds the requester's barrier */
 	struct xml_node *meta;  /* OP_META: the answer built so far */
 	struct mam_prefs prefs; /* OP_PREFS_SET: what is written (strings owned) */
 };
@@ -376,11 +320,6 @@ static bool archivable(const struct xml_node *msg)
 	       xml_child(msg, "openpgp", NS_OX) != NULL || xml_child(msg, "store", NS_HINTS) != NULL;
 }
 
-static bool list_has(const struct strlist *l, const char *jid)
-{
-	return strlist_contains(l, jid);
-}
-
 /* Whether user archives a message with peer (a bare JID), as far as the
  * cache knows: CHECK_NONE with *yes_r, or what must be read first. */
 static enum mam_check decide(struct mam_state *ms, const char *user, const char *peer, bool *yes_r)
@@ -389,9 +328,9 @@ static enum mam_check decide(struct mam_state *ms, const char *user, const char 
 	struct mam_user *u = user_cache_get(&ms->cache, user);
 	if (u == NULL || !u->loaded)
 		return CHECK_PREFS;
-	if (list_has(&u->always, peer))
+	if (strlist_contains(&u->always, peer))
 		return CHECK_NONE;
-	if (list_has(&u->never, peer)) {
+	if (strlist_contains(&u->never, peer)) {
 		*yes_r = false;
 		return CHECK_NONE;
 	}
@@ -778,9 +717,9 @@ static struct xml_node *result_message(struct mam_op *op, const struct mam_messa
 		          err != NULL ? err : "?");
 		return NULL;
 	}
-	char ids[24], stamp[40];
+	char ids[24], stamp[XEP82_STAMP_LEN];
 	id_str(ids, m->id);
-	stamp_of(stamp, m->id);
+	xep82_stamp_us(stamp, m->id, 6);
 	struct xml_node *msg = xml_new("message", NS_CLIENT);
 	xml_set_attr(msg, "from", jid_to_pool(msg->pool, &op->archive));
 	xml_set_attr(msg, "to", jid_to_pool(msg->pool, &op->requester));
@@ -864,25 +803,16 @@ static void query_page(enum storage_result res, const struct mam_message *msgs, 
 		id_str(ids, msgs[count - 1].id);
 		xml_add_text(xml_add_child(set, "last", NS_RSM), ids, strlen(ids));
 	}
-	if (op->p.req != NULL && op->hold_order) {
-		/* The iq result holds the requester's barrier until the results
-		 * are out: routed as the answer of that hold, each goes before
-		 * what was already placed for it (the iq result, the results
-		 * routed before), so they are routed last first. */
-		struct barrier_hold *hold = iq_result_holding(op->p.req, fin);
-		op->p.req = NULL;
-		struct barrier_hold *outer = barrier_answer_enter(hold);
-		for (size_t i = count; i-- > 0;)
-			if (out[i] != NULL)
-				router_route(out[i], &op->archive, &op->requester);
-		barrier_answer_leave(outer);
-		barrier_release(&hold);
-	} else {
-		for (size_t i = 0; i < count; i++)
-			if (out[i] != NULL)
-				router_route(out[i], &op->archive, &op->requester);
-		answer_result(op, fin);
-	}
+	/* The results, then the iq result (XEP-0313 §4.1): routed as answers
+	 * to the query's hold, they keep that order and their place before
+	 * the answers to what the requester sent later. */
+	struct barrier_hold *outer =
+	        barrier_answer_enter(op->p.req != NULL ? iq_request_hold(op->p.req) : NULL);
+	for (size_t i = 0; i < count; i++)
+		if (out[i] != NULL)
+			router_route(out[i], &op->archive, &op->requester);
+	barrier_answer_leave(outer);
+	answer_result(op, fin);
 	for (size_t i = 0; i < count; i++)
 		if (out[i] != NULL)
 			xml_unref(&out[i]);
@@ -974,7 +904,7 @@ static bool query_parse(struct mam_op *op, const struct mam_settings *set, const
 			jid_clear(&w);
 		} else if (strcmp(var, "start") == 0 || strcmp(var, "end") == 0) {
 			int64_t t;
-			if (!parse_datetime(value, &t)) {
+			if (!xep82_parse(value, &t)) {
 				answer_error(op, SE_BAD_REQUEST, "start and end are XEP-0082 date-times");
 				return false;
 			}
@@ -1103,9 +1033,9 @@ static void meta_page(enum storage_result res, const struct mam_message *msgs, s
 	if (op->meta == NULL)
 		op->meta = iq_payload_new("metadata", NS_MAM);
 	if (count > 0) {
-		char ids[24], stamp[40];
+		char ids[24], stamp[XEP82_STAMP_LEN];
 		id_str(ids, msgs[0].id);
-		stamp_of(stamp, msgs[0].id);
+		xep82_stamp_us(stamp, msgs[0].id, 6);
 		struct xml_node *e = xml_add_child(op->meta, op->stage == 0 ? "start" : "end", NS_MAM);
 		xml_set_attr(e, "id", ids);
 		xml_set_attr(e, "timestamp", stamp);
@@ -1288,7 +1218,6 @@ static void mam_iq(struct iq_request *req, void *ctx)
 	op->user = xstrdup(req->from.node);
 	jid_copy(&op->requester, &req->from);
 	jid_set(&op->archive, req->from.node, req->from.domain, NULL);
-	op->hold_order = !get && barrier_current() != NULL;
 	switch (kind) {
 	case OP_QUERY: query_start(op, ms->set, pl, get); break;
 	case OP_PREFS_GET: {

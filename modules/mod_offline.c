@@ -247,14 +247,6 @@ static bool worth_storing(const struct xml_node *msg)
 	return false;
 }
 
-static void utc_stamp(char out[32])
-{
-	time_t now = time(NULL);
-	struct tm utc;
-	gmtime_r(&now, &utc);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &utc);
-}
-
 /* ---- checks before storing (the recipient has no session) ------------------------ */
 
 static void store(struct offline_op *op)
@@ -383,8 +375,8 @@ static void store_start(struct offline_state *os, struct xml_node *msg, const st
 	struct xml_node *had = xml_child(copy, "delay", NS_DELAY);
 	if (had == NULL || !str_eq(xml_attr(had, "from"), h->name)) {
 		struct xml_node *delay = xml_add_child(copy, "delay", NS_DELAY);
-		char stamp[32];
-		utc_stamp(stamp);
+		char stamp[XEP82_STAMP_LEN];
+		xep82_stamp(stamp, (int64_t)time(NULL));
 		xml_set_attr(delay, "from", h->name);
 		xml_set_attr(delay, "stamp", stamp);
 	}

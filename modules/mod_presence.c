@@ -680,11 +680,8 @@ static void op_last_read(enum storage_result res, const struct last_activity *la
 				struct xml_node *st = xml_add_child(p, "status", NS_CLIENT);
 				xml_add_text(st, last->status, strlen(last->status));
 			}
-			time_t when = (time_t)last->seconds;
-			struct tm utc;
-			char stamp[32];
-			if (gmtime_r(&when, &utc) != NULL &&
-			    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &utc) > 0) {
+			char stamp[XEP82_STAMP_LEN];
+			if (xep82_stamp(stamp, (int64_t)last->seconds) > 0) {
 				struct xml_node *d = xml_add_child(p, "delay", NS_DELAY);
 				xml_set_attr(d, "from", jid_bare_to_pool(p->pool, &self));
 				xml_set_attr(d, "stamp", stamp);

@@ -24,8 +24,7 @@ static void time_get(struct iq_request *req, void *ctx)
 	}
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm utc, local;
-	gmtime_r(&ts.tv_sec, &utc);
+	struct tm local;
 	localtime_r(&ts.tv_sec, &local);
 
 	char tzo[16];
@@ -36,9 +35,8 @@ static void time_get(struct iq_request *req, void *ctx)
 	/* Offsets are within ±26 hours; the casts keep the sizes obvious. */
 	snprintf(tzo, sizeof(tzo), "%c%02d:%02d", sign, (int)(off / 3600 % 100), (int)(off % 3600 / 60));
 
-	char date[32], stamp[48];
-	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &utc);
-	snprintf(stamp, sizeof(stamp), "%s.%03ldZ", date, (long)(ts.tv_nsec / 1000000));
+	char stamp[XEP82_STAMP_LEN];
+	xep82_stamp_us(stamp, (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, 3);
 
 	struct xml_node *t = iq_payload_new("time", NS_TIME);
 	add_text_child(t, "tzo", tzo);

@@ -16,7 +16,7 @@ BUILD_PKGS=(autoconf automake libtool pkg-config make gcc libc6-dev
     libcmocka-dev openssl)
 TEST_PKGS=(python3 python3-slixmpp python3-pytest sqlite3 procps iproute2
     postgresql mariadb-server unixodbc odbc-postgresql odbc-mariadb slapd ldap-utils libpam-wrapper util-linux groff-base
-    profanity tmux coturn)
+    profanity tmux coturn python3-pytest-xdist)
 
 usage() {
     echo "usage: $0 build|test [build|test ...]" >&2

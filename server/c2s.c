@@ -20,8 +20,9 @@
  *   taken before it are released: an answer never overtakes the commit of
  *   an earlier stanza.  The answer to held input k (barrier_answering) goes
  *   before the held output that came for later input, so answers keep the
- *   order of the input.  Held bytes count against limits.max_output and in
- *   the session's out_queued.
+ *   order of the input, and after the answers to k given before it, so
+ *   several answers to one input keep the order they were sent in.  Held
+ *   bytes count against limits.max_output and in the session's out_queued.
  * - Stream management (XEP-0198, c2s-sm.h): once enabled, a client stanza
  *   counts when it is handed on and <a/> goes through the held output,
  *   so an acknowledgement covers only durable work; every stanza written
@@ -58,10 +59,12 @@
 
 enum c2s_state { C2S_HEADER, C2S_OPEN, C2S_BIND, C2S_SESSION };
 
-/* A run of held output and what it waits for. */
+/* A run of held output and what it waits for.  The runs are ordered by
+ * mark; of two runs with one mark, the answers to that hold come first. */
 struct held_seg {
 	size_t end;    /* held bytes up to here ... */
 	uint64_t mark; /* ... wait for the barrier to pass this */
+	bool answer;   /* the answers to hold mark (barrier_answering) */
 };
 
 struct c2s {
@@ -272,10 +275,13 @@ static void c2s_write_out(struct c2s *c, struct xml_node *el, bool counted)
 	uint64_t mark = barrier_mark(c->barrier);
 	size_t at = c->nsegs; /* where the new run goes */
 	uint64_t k = barrier_answering(c->barrier);
-	if (k != 0) {
-		/* The answer to input k: before what came for later input. */
+	bool answer = k != 0;
+	if (answer) {
+		/* The answer to input k: before what came for later input,
+		 * after the answers to k already placed. */
 		mark = k;
-		while (at > 0 && c->segs[at - 1].mark >= k)
+		while (at > 0 &&
+		       (c->segs[at - 1].mark > k || (c->segs[at - 1].mark == k && !c->segs[at - 1].answer)))
 			at--;
 	}
 	size_t start = at > 0 ? c->segs[at - 1].end : 0;
@@ -291,7 +297,8 @@ static void c2s_write_out(struct c2s *c, struct xml_node *el, bool counted)
 		free(tmp);
 		for (size_t i = at; i < c->nsegs; i++)
 			c->segs[i].end += len;
-	} else if (at > 0 && c->segs[at - 1].mark == mark) {
+	}
+	if (at > 0 && c->segs[at - 1].mark == mark && c->segs[at - 1].answer == answer) {
 		c->segs[at - 1].end += len;
 		return;
 	}
@@ -300,7 +307,7 @@ static void c2s_write_out(struct c2s *c, struct xml_node *el, bool counted)
 		c->segs = xrealloc(c->segs, c->segs_cap * sizeof(*c->segs));
 	}
 	memmove(c->segs + at + 1, c->segs + at, (c->nsegs - at) * sizeof(*c->segs));
-	c->segs[at] = (struct held_seg){ .end = start + len, .mark = mark };
+	c->segs[at] = (struct held_seg){ .end = start + len, .mark = mark, .answer = answer };
 	c->nsegs++;
 }
 
@@ -1129,11 +1136,8 @@ static void c2s_sm_settle(struct c2s *c)
 		} else if (xml_is(el, "message", NS_CLIENT) &&
 		           (type == NULL || strcmp(type, "chat") == 0 || strcmp(type, "normal") == 0)) {
 			if (xml_child(el, "delay", NS_DELAY) == NULL) {
-				char stamp[32];
-				time_t t = (time_t)e.stamp;
-				struct tm utc;
-				gmtime_r(&t, &utc);
-				strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &utc);
+				char stamp[XEP82_STAMP_LEN];
+				xep82_stamp(stamp, (int64_t)e.stamp);
 				struct xml_node *d = xml_add_child(el, "delay", NS_DELAY);
 				xml_set_attr(d, "from", c->host->name);
 				xml_set_attr(d, "stamp", stamp);

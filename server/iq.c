@@ -336,6 +336,11 @@ struct barrier_hold *iq_result_holding(struct iq_request *req, const struct xml_
 	return h;
 }
 
+struct barrier_hold *iq_request_hold(const struct iq_request *req)
+{
+	return ((const struct iq_request_priv *)req)->hold;
+}
+
 void iq_result_tree(struct iq_request *req, struct xml_node *result)
 {
 	/* The id always matches the request; the rest is the handler's. */

@@ -77,6 +77,13 @@ void iq_error(struct iq_request *req, enum stanza_error e, const char *text);
  * this one on; this one keeps its place before those to later input. */
 struct barrier_hold;
 struct barrier_hold *iq_result_holding(struct iq_request *req, const struct xml_node *payload);
+/* The hold a set keeps on its sender's barrier until it is answered (NULL
+ * for a get, or with no barrier; the request keeps it).  A handler that
+ * sends the sender stanzas before the answer routes them inside
+ * barrier_answer_enter of this hold: they then keep their place before the
+ * answers to later input, in the order sent, and the answer comes after
+ * them. */
+struct barrier_hold *iq_request_hold(const struct iq_request *req);
 
 /* For an iq_result payload: a new tree <name xmlns=ns/>; the caller unrefs. */
 struct xml_node *iq_payload_new(const char *name, const char *ns);

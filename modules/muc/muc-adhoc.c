@@ -287,15 +287,6 @@ static void add_text(struct xml_node *f, const char *var, const char *label, con
 	form_add_field(f, var, "text-single", label, value != NULL ? value : "", false);
 }
 
-/* t (wall-clock seconds) as 2026-01-31T12:00:00Z (XEP-0082). */
-static void iso_time(double t, char *out, size_t size)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static void add_number(struct xml_node *f, const char *var, const char *label, unsigned value)
 {
 	char n[16];
@@ -365,7 +356,7 @@ static void cmd_info(struct adhoc_request *req, void *ctx)
 	if (r == NULL)
 		return;
 	const struct muc_config *c = &r->cfg;
-	char created[32], roles[64];
+	char created[XEP82_STAMP_LEN], roles[64];
 	struct xml_node *f = form_new("result", "Chat Room", NULL, NS_PARLEY_ADMIN);
 	form_add_field(f, "room", "jid-single", "Room", r->jid, false);
 	add_text(f, "name", "Name", c->name);
@@ -373,7 +364,7 @@ static void cmd_info(struct adhoc_request *req, void *ctx)
 	add_text(f, "language", "Language", c->lang);
 	add_text(f, "subject", "Subject", r->subject);
 	add_text(f, "subject_by", "Subject set by", r->subject_nick);
-	iso_time(r->created, created, sizeof(created));
+	xep82_stamp(created, (int64_t)r->created);
 	add_text(f, "created", "Created", created);
 	add_bool(f, "public", "Public (listed)", c->public_room);
 	add_bool(f, "persistent", "Persistent", c->persistent);

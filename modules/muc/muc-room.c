@@ -38,14 +38,6 @@ static double now(void)
 	return ev_now(server.loop);
 }
 
-static void utc_stamp(double t, char out[32])
-{
-	time_t tt = (time_t)t;
-	struct tm utc;
-	gmtime_r(&tt, &utc);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &utc);
-}
-
 static enum muc_role default_role(const struct muc_room *r, enum muc_aff a)
 {
 	switch (a) {
@@ -587,21 +579,6 @@ static void history_add(struct muc_room *r, struct xml_node *msg, size_t chars)
 	r->history[k].chars = chars;
 }
 
-static bool parse_stamp(const char *s, double *t_r)
-{
-	struct tm tm = { 0 };
-	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (end == NULL)
-		return false;
-	if (*end == '.')
-		while (*++end >= '0' && *end <= '9')
-			;
-	if (*end != 'Z' && strcmp(end, "+00:00") != 0)
-		return false;
-	*t_r = (double)timegm(&tm);
-	return true;
-}
-
 /* Discussion history to a joining session, as <history/> in the join
  * asks (XEP-0045 §7.2.14). */
 static void send_history(struct muc_room *r, const struct jid *real, const struct xml_node *hist)
@@ -619,8 +596,10 @@ static void send_history(struct muc_room *r, const struct jid *real, const struc
 			maxchars = strtol(v, NULL, 10);
 		if ((v = xml_attr(hist, "seconds")) != NULL)
 			seconds = strtol(v, NULL, 10);
-		if ((v = xml_attr(hist, "since")) != NULL && !parse_stamp(v, &since))
-			since = -1;
+		int64_t since_us;
+		/* In whole seconds, as the history keeps its times. */
+		if ((v = xml_attr(hist, "since")) != NULL && xep82_parse(v, &since_us))
+			since = (double)(since_us / 1000000);
 	}
 	if (r->cfg.max_history > 0 && (maxstanzas < 0 || maxstanzas > (long)r->cfg.max_history))
 		maxstanzas = r->cfg.max_history;
@@ -646,8 +625,8 @@ static void send_history(struct muc_room *r, const struct jid *real, const struc
 		struct muc_history_entry *e = &r->history[(r->hist_start + i) % size];
 		struct xml_node *m = xml_copy(e->msg);
 		struct xml_node *d = xml_add_child(m, "delay", NS_DELAY);
-		char stamp[32];
-		utc_stamp(e->at, stamp);
+		char stamp[XEP82_STAMP_LEN];
+		xep82_stamp(stamp, (int64_t)e->at);
 		xml_set_attr(d, "stamp", stamp);
 		xml_set_attr(d, "from", r->jid);
 		route_to(m, xml_attr(e->msg, "from"), real);

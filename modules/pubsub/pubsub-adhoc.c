@@ -213,8 +213,8 @@ static void show_info(struct adhoc_request *req, struct ps_owner *o)
 	struct xml_node *f = form_new("result", "Publish-Subscribe Node", NULL, NS_PARLEY_ADMIN);
 	form_add_field(f, "owner", "jid-single", "Owner", o->key, false);
 	form_add_field(f, "node", "text-single", "Node", n->name, false);
-	char stamp[32];
-	ps_admin_iso_time(n->created, stamp, sizeof(stamp));
+	char stamp[XEP82_STAMP_LEN];
+	xep82_stamp(stamp, (int64_t)n->created);
 	form_add_field(f, "created", "text-single", "Created", stamp, false);
 	ps_admin_config_fields(n, info_field, f);
 	struct xml_node *affs = form_add_field(f, "affiliations", "text-multi",
@@ -236,7 +236,7 @@ static void show_info(struct adhoc_request *req, struct ps_owner *o)
 	        form_add_field(f, "items", "text-multi",
 	                       "Items, newest first (id, publisher, time, payload bytes)", NULL, false);
 	for (const struct ps_item *it = n->newest; it != NULL; it = it->older) {
-		ps_admin_iso_time(it->published, stamp, sizeof(stamp));
+		xep82_stamp(stamp, (int64_t)it->published);
 		char *line = xasprintf("%s %s %s %zu", it->id, it->publisher[0] != '\0' ? it->publisher : "-",
 		                       stamp, ps_admin_payload_size(it));
 		form_field_add_value(items, line);

@@ -306,14 +306,6 @@ void ps_admin_owners(const struct ps_node *n, struct strlist *out)
 			out->items[out->count++] = xstrdup(n->affs[i].jid);
 }
 
-void ps_admin_iso_time(double t, char *out, size_t size)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 size_t ps_admin_payload_size(const struct ps_item *it)
 {
 	if (it->payload == NULL)

@@ -69,8 +69,6 @@ void ps_admin_cancel(struct ps_admin_op *op);
 const char *ps_admin_sub_state_str(enum ps_sub_state s);
 /* The bare JIDs that own n (PEP: the account) into *out (strlist_free). */
 void ps_admin_owners(const struct ps_node *n, struct strlist *out);
-/* t (wall-clock seconds) as 2026-01-31T12:00:00Z (XEP-0082). */
-void ps_admin_iso_time(double t, char *out, size_t size);
 /* Bytes of the item's payload as XML (0 without one). */
 size_t ps_admin_payload_size(const struct ps_item *it);
 

@@ -520,11 +520,8 @@ static void send_last(struct ps_owner *o, struct ps_node *n, const struct jid *t
 	struct xml_node *m = event_message(n, &items);
 	add_item_el(items, n->newest, n->cfg.deliver_payloads, true);
 	struct xml_node *d = xml_add_child(m, "delay", NS_DELAY);
-	char stamp[32];
-	time_t t = (time_t)n->newest->published;
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	char stamp[XEP82_STAMP_LEN];
+	xep82_stamp(stamp, (int64_t)n->newest->published);
 	xml_set_attr(d, "stamp", stamp);
 	xml_set_attr(d, "from", o->key);
 	struct fanout f;

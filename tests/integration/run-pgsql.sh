@@ -13,5 +13,8 @@ PARLEY_TEST_FILES=
 for t in login register roster presence offline in_order vcard private last blocking privacy offline_rules shared_roster vjud muc muc_restart db_ctl db_outage pubsub pep pubsub_outage pubsub_ctl bookmarks avatar_pep push mam sm scram_sha512 fast_ctl fast; do
     PARLEY_TEST_FILES="$PARLEY_TEST_FILES $here/test_$t.py"
 done
-export PARLEY_TEST_STORAGE PARLEY_TEST_FILES
+# one file at a time: test_db_outage and test_pubsub_outage halt the
+# PostgreSQL server that every file of this run shares
+PARLEY_TEST_WORKERS=1
+export PARLEY_TEST_STORAGE PARLEY_TEST_FILES PARLEY_TEST_WORKERS
 exec sh "$here/run.sh" "$@"

@@ -54,10 +54,26 @@ if [ "${PARLEY_TEST_STORAGE:-sqlite}" = mysql ] && [ -z "${PARLEY_TEST_MYSQL_DSN
     . "$mydir/env"
 fi
 
+# PARLEY_TEST_WORKERS=N (make check sets 2): N test files at a time, each
+# with its own parleyd, through pytest-xdist (python3-pytest-xdist); the
+# tests mostly wait on the network, so this shortens the run even on a
+# machine with few cores.  The database runs (run-pgsql.sh...) keep 1: their
+# outage tests halt the database server every file of the run shares.
+workers=${PARLEY_TEST_WORKERS:-1}
+par=
+if [ "$workers" -gt 1 ] 2>/dev/null; then
+    if "$PY" -c 'import xdist' >/dev/null 2>&1; then
+        par="-n $workers --dist loadfile"
+    else
+        echo "NOTE: $PY has no pytest-xdist (python3-pytest-xdist): one file at a time"
+    fi
+fi
+
 # no .pytest_cache or __pycache__ in the source tree (it may be read-only)
 export PYTHONDONTWRITEBYTECODE=1
 # PARLEY_TEST_FILES: the test files to run (default: all of them)
-"$PY" -m pytest -q -p no:cacheprovider -o console_output_style=classic \
+# shellcheck disable=SC2086
+"$PY" -m pytest -q -p no:cacheprovider -o console_output_style=classic $par \
     --rootdir "$here" ${PARLEY_TEST_FILES:-"$here"} "$@" </dev/null
 rc=$?
 if [ $rc -eq 5 ]; then

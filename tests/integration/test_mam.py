@@ -441,17 +441,53 @@ def test_results_before_answer_in_order(filled):
     iq_id, ping_id, qid = unique('q'), unique('p'), unique('qid')
     cu.send("<iq type='set' id='%s'>%s</iq><iq type='get' id='%s' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>"
             % (iq_id, query_xml(rsm=[('max', 20)], queryid=qid), ping_id, HOST))
-    order = []
-    while len(order) < 22:
-        el = cu.next(10)
-        assert el is not None
-        if el.tag == q(NS_CLIENT, 'message') and el.find(q(NS_MAM, 'result')) is not None:
+    order, ids = read_in_order(cu, 22, iq_id, ping_id)
+    assert order == ['r'] * 20 + ['fin', 'ping'], order
+    assert ids == [r.find(q(NS_MAM, 'result')).get('id') for r in all_[:20]], ids
+
+
+def read_in_order(c, n, iq_id, ping_id):
+    """The next n stanzas of a query and a ping as 'r' (a result), 'fin'
+    (the query's iq result) and 'ping', and the ids of the results."""
+    order, ids = [], []
+    while len(order) < n:
+        el = c.next(10)
+        assert el is not None, order
+        res = el.find(q(NS_MAM, 'result'))
+        if el.tag == q(NS_CLIENT, 'message') and res is not None:
             order.append('r')
+            ids.append(res.get('id'))
         elif el.tag == q(NS_CLIENT, 'iq') and el.get('id') == iq_id:
             order.append('fin')
+            assert el.get('type') == 'result', tostr(el)
+            fin = el.find(q(NS_MAM, 'fin'))
+            rsm = '%s/%s' % (q(NS_RSM, 'set'), q(NS_RSM, '%s'))
+            assert [fin.findtext(rsm % 'first'), fin.findtext(rsm % 'last')] == [ids[0], ids[-1]], tostr(el)
         elif el.tag == q(NS_CLIENT, 'iq') and el.get('id') == ping_id:
             order.append('ping')
-    assert order == ['r'] * 20 + ['fin', 'ping'], order
+    return order, ids
+
+
+def test_held_query_in_order(server):
+    """A query that waits behind a message being stored offline: its
+    results come in archive order, then its iq result, then the answer to
+    the ping sent after it."""
+    u, off = new_user(server), new_user(server)
+    cu = login(server, u)
+    for i in range(6):
+        chat(cu, jid(off), 'held %d' % i)
+    sync(cu)
+    want = [r.find(q(NS_MAM, 'result')).get('id') for r in wait_archive(cu, 6)]
+    assert len(want) == 6
+    for _ in range(3):
+        iq_id, ping_id = unique('q'), unique('p')
+        cu.send("<message to='%s' type='chat' id='%s'><body>later</body></message>"
+                "<iq type='set' id='%s'>%s</iq><iq type='get' id='%s' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>"
+                % (jid(off), unique('m'), iq_id, query_xml(rsm=[('max', 5)], queryid=unique('qid')), ping_id, HOST))
+        order, ids = read_in_order(cu, 7, iq_id, ping_id)
+        assert order == ['r'] * 5 + ['fin', 'ping'], order
+        assert ids == want[:5], (ids, want)
+    cu.close()
 
 
 def test_bad_input(filled, server):

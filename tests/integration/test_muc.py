@@ -1221,6 +1221,11 @@ def test_history_on_join(server, rooms):
             history(since=cut.strftime('%Y-%m-%dT%H:%M:%S.%fZ')).history] == [late]
     future = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime('%Y-%m-%dT%H:%M:%SZ')
     assert history(since=future).history == []
+    # The same instants with a zone offset (XEP-0082): 02:30 east.
+    east = timezone(timedelta(hours=2, minutes=30))
+    assert [m.findtext(q(NS_CLIENT, 'body')) for m in
+            history(since=cut.astimezone(east).strftime('%Y-%m-%dT%H:%M:%S.%f+02:30')).history] == [late]
+    assert history(since=(datetime.now(east) + timedelta(hours=1)).strftime('%Y-%m-%dT%H:%M:%S+02:30')).history == []
 
 
 def test_history_size_limit(special):

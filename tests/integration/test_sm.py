@@ -295,6 +295,68 @@ def test_resume_after_killed_connection(server):
     assert find_lines('session .*%s resumed: 4 stanzas sent again' % res, server.log())
 
 
+NS_MAM = 'urn:xmpp:mam:2'
+NS_RSM = 'http://jabber.org/protocol/rsm'
+
+
+def held_answers(els, iq_id, ping_id):
+    """The stanzas of a MAM query and a ping as ('r', archive id),
+    ('fin', first, last) and ('ping',), in the order given."""
+    out = []
+    for e in els:
+        res = e.find(q(NS_MAM, 'result'))
+        if e.tag == q(NS_CLIENT, 'message') and res is not None:
+            out.append(('r', res.get('id')))
+        elif e.tag == q(NS_CLIENT, 'iq') and e.get('id') == iq_id:
+            rsm = e.find('%s/%s' % (q(NS_MAM, 'fin'), q(NS_RSM, 'set')))
+            out.append(('fin', rsm.findtext(q(NS_RSM, 'first')), rsm.findtext(q(NS_RSM, 'last'))))
+        elif e.tag == q(NS_CLIENT, 'iq') and e.get('id') == ping_id:
+            out.append(('ping',))
+    return out
+
+
+def test_held_answers_resent_in_order(server):
+    """The answers to one held query (MAM results, then the iq result) and
+    the answer to a ping sent after it: written in that order, queued for
+    resumption in it, and sent again in it."""
+    user, off = unique('smq'), unique('smoff')
+    server.register(user, HOST, 'sm-secret')
+    server.register(off, HOST, 'sm-secret')
+    a = SMClient(server)
+    previd = a.sm_login(user, resource=unique('phone')).get('id')
+    for i in range(3):
+        send_chat(a, '%s@%s' % (off, HOST), 'archived-%d' % i)
+    a.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=HOST)
+    h_before = a.h
+    iq_id, ping_id = unique('q'), unique('p')
+    a.send("<message to='%s@%s' type='chat'><body>stored</body></message>"
+           "<iq type='set' id='%s'><query xmlns='%s'><set xmlns='%s'><max>3</max></set></query></iq>"
+           "<iq type='get' id='%s' to='%s'><ping xmlns='%s'/></iq>"
+           % (off, HOST, iq_id, NS_MAM, NS_RSM, ping_id, HOST, NS_PING))
+    deadline = time.monotonic() + 10
+    while len(held_answers(a.got[h_before:], iq_id, ping_id)) < 5 and time.monotonic() < deadline:
+        a.next(deadline - time.monotonic())
+    first = held_answers(a.got[h_before:], iq_id, ping_id)
+    ids = [x[1] for x in first[:3]]
+    assert first == [('r', ids[0]), ('r', ids[1]), ('r', ids[2]), ('fin', ids[0], ids[2]), ('ping',)], first
+    assert sorted(ids, key=int) == ids and len(set(ids)) == 3, ids
+    a.kill()
+
+    c = SMClient(server)
+    try:
+        c.auth(user)
+        c.send("<resume xmlns='%s' previd='%s' h='%d'/>" % (NS_SM, previd, h_before))
+        el = c.wait_for(lambda e: e.tag in (sm_tag('resumed'), sm_tag('failed')), what='<resumed/>')
+        assert el.tag == sm_tag('resumed'), tostr(el)
+        c.counting = True
+        deadline = time.monotonic() + 5
+        while len(held_answers(c.got, iq_id, ping_id)) < 5 and time.monotonic() < deadline:
+            c.next(deadline - time.monotonic())
+        assert held_answers(c.got, iq_id, ping_id) == first, [tostr(e) for e in c.got]
+    finally:
+        c.close()
+
+
 def test_resume_replaces_open_connection(server):
     a = SMClient(server)
     enabled = a.sm_login('alice', resource=unique('r'))

@@ -1,8 +1,8 @@
 /*
  * Unit tests for lib/util.c and lib/log.c: buffers, pools, base64
  * (RFC 4648 vectors), hex, UTF-8 validation, the small helpers, and log
- * lines (format, level filter, sanitising, reopen after rotation), and
- * the intrusive hash table of lib/htab.c.
+ * lines (format, level filter, sanitising, reopen after rotation), the
+ * intrusive hash table of lib/htab.c, and XEP-0082 time stamps.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -515,6 +515,109 @@ static struct htab_entry *htab_find_int(const struct htab *t, int key)
 	return NULL;
 }
 
+/* ---- XEP-0082 stamps ----------------------------------------------------- */
+
+static void test_xep82_stamp(void **state)
+{
+	(void)state;
+	char out[XEP82_STAMP_LEN];
+	assert_int_equal(xep82_stamp(out, 0), 20);
+	assert_string_equal(out, "1970-01-01T00:00:00Z");
+	assert_int_equal(xep82_stamp(out, 1769860800), 20);
+	assert_string_equal(out, "2026-01-31T12:00:00Z");
+	/* 2024-02-29 (leap day), last second of the day. */
+	xep82_stamp(out, 1709251199);
+	assert_string_equal(out, "2024-02-29T23:59:59Z");
+	xep82_stamp(out, -1);
+	assert_string_equal(out, "1969-12-31T23:59:59Z");
+	xep82_stamp(out, 253402300799);
+	assert_string_equal(out, "9999-12-31T23:59:59Z");
+	/* Five-digit years are not XEP-0082 date-times. */
+	assert_int_equal(xep82_stamp(out, 253402300800), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(xep82_stamp(out, INT64_MAX), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(xep82_stamp(out, INT64_MIN), 0);
+}
+
+static void test_xep82_stamp_us(void **state)
+{
+	(void)state;
+	char out[XEP82_STAMP_LEN];
+	int64_t t = INT64_C(1769860800) * 1000000 + 123456;
+	assert_int_equal(xep82_stamp_us(out, t, 6), 27);
+	assert_string_equal(out, "2026-01-31T12:00:00.123456Z");
+	assert_int_equal(xep82_stamp_us(out, t, 3), 24);
+	assert_string_equal(out, "2026-01-31T12:00:00.123Z");
+	xep82_stamp_us(out, t, 1);
+	assert_string_equal(out, "2026-01-31T12:00:00.1Z");
+	assert_int_equal(xep82_stamp_us(out, t, 0), 20);
+	assert_string_equal(out, "2026-01-31T12:00:00Z");
+	/* Leading zeros of the fraction are kept, the rest truncated. */
+	xep82_stamp_us(out, INT64_C(1769860800) * 1000000 + 999, 3);
+	assert_string_equal(out, "2026-01-31T12:00:00.000Z");
+	xep82_stamp_us(out, INT64_C(1769860800) * 1000000 + 5999, 6);
+	assert_string_equal(out, "2026-01-31T12:00:00.005999Z");
+	xep82_stamp_us(out, INT64_C(1769860800) * 1000000 + 999999, 3);
+	assert_string_equal(out, "2026-01-31T12:00:00.999Z");
+	/* Before the epoch the fraction still counts forward from the second. */
+	xep82_stamp_us(out, -1, 6);
+	assert_string_equal(out, "1969-12-31T23:59:59.999999Z");
+	/* More than six places is six. */
+	xep82_stamp_us(out, t, 9);
+	assert_string_equal(out, "2026-01-31T12:00:00.123456Z");
+}
+
+static void test_xep82_parse(void **state)
+{
+	(void)state;
+	int64_t us;
+	assert_true(xep82_parse("2026-01-31T12:00:00Z", &us));
+	assert_int_equal(us, INT64_C(1769860800) * 1000000);
+	assert_true(xep82_parse("2026-01-31T12:00:00.123456Z", &us));
+	assert_int_equal(us, INT64_C(1769860800) * 1000000 + 123456);
+	/* Short fractions are scaled, long ones cut at microseconds. */
+	assert_true(xep82_parse("2026-01-31T12:00:00.5Z", &us));
+	assert_int_equal(us, INT64_C(1769860800) * 1000000 + 500000);
+	assert_true(xep82_parse("2026-01-31T12:00:00.123456789Z", &us));
+	assert_int_equal(us, INT64_C(1769860800) * 1000000 + 123456);
+	/* Offsets: the same instant. */
+	assert_true(xep82_parse("2026-01-31T14:30:00+02:30", &us));
+	assert_int_equal(us, INT64_C(1769860800) * 1000000);
+	assert_true(xep82_parse("2026-01-31T07:00:00-05:00", &us));
+	assert_int_equal(us, INT64_C(1769860800) * 1000000);
+	assert_true(xep82_parse("2026-01-31T12:00:00+00:00", &us));
+	assert_int_equal(us, INT64_C(1769860800) * 1000000);
+	assert_true(xep82_parse("1970-01-01T00:00:00Z", &us));
+	assert_int_equal(us, 0);
+	/* What a stamp written by xep82_stamp_us reads back as. */
+	char out[XEP82_STAMP_LEN];
+	xep82_stamp_us(out, INT64_C(1709251199) * 1000000 + 42, 6);
+	assert_true(xep82_parse(out, &us));
+	assert_int_equal(us, INT64_C(1709251199) * 1000000 + 42);
+
+	const char *bad[] = { NULL,
+		              "",
+		              "2026-01-31",
+		              "2026-01-31T12:00:00",
+		              "2026-01-31T12:00Z",
+		              "2026-01-31 12:00:00Z",
+		              "2026-13-01T00:00:00Z",
+		              "2026-01-00T00:00:00Z",
+		              "2026-01-31T24:00:00Z",
+		              "2026-01-31T12:60:00Z",
+		              "2026-01-31T12:-1:00Z",
+		              "2026-01-31T12:00:00.Z",
+		              "2026-01-31T12:00:00Zjunk",
+		              "2026-01-31T12:00:00+2:00",
+		              "2026-01-31T12:00:00+02:00x",
+		              "2026-01-31T12:00:00+24:00",
+		              "1969-12-31T23:59:59Z",
+		              "yesterday" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		assert_false(xep82_parse(bad[i], &us));
+}
+
 static void test_htab(void **state)
 {
 	struct htab t = { 0 };
@@ -571,6 +674,9 @@ int main(void)
 		cmocka_unit_test(test_secure_memeq),
 		cmocka_unit_test(test_utf8_valid_good),
 		cmocka_unit_test(test_utf8_valid_bad),
+		cmocka_unit_test(test_xep82_stamp),
+		cmocka_unit_test(test_xep82_stamp_us),
+		cmocka_unit_test(test_xep82_parse),
 		cmocka_unit_test(test_log_levels),
 		cmocka_unit_test(test_log_file_format_and_filter),
 		cmocka_unit_test(test_log_open_failure),
