@@ -212,17 +212,22 @@ static void fast_list_done(enum storage_result r, const struct storage_fast_toke
 	ctl_call_finish(call, CTL_OK, NULL);
 }
 
-/* argv[1], USER@HOST, into call->host and call->user, on a host with
- * storage; false when the call was finished instead. */
-static bool fast_account(struct ctl_call *call)
+/* Whether call->host has storage; false when the call was finished
+ * instead. */
+static bool fast_has_storage(struct ctl_call *call)
 {
-	if (!ctl_call_user_at_host(call, 1))
-		return false;
 	if (call->host->storage == NULL) {
 		ctl_call_finish(call, CTL_FAILED, "host %s has no storage", call->host->name);
 		return false;
 	}
 	return true;
+}
+
+/* argv[1], USER@HOST, into call->host and call->user, on a host with
+ * storage; false when the call was finished instead. */
+static bool fast_account(struct ctl_call *call)
+{
+	return ctl_call_user_at_host(call, 1) && fast_has_storage(call);
 }
 
 void cmd_fast_list(struct ctl_call *call)
@@ -278,12 +283,8 @@ static void fast_purge_done(enum storage_result r, uint64_t n, void *ctx)
 void cmd_fast_purge(struct ctl_call *call)
 {
 	call->host = ctl_call_host(call, 1);
-	if (call->host == NULL)
+	if (call->host == NULL || !fast_has_storage(call))
 		return;
-	if (call->host->storage == NULL) {
-		ctl_call_finish(call, CTL_FAILED, "host %s has no storage", call->host->name);
-		return;
-	}
 	call->sreq = storage_fast_token_expire(call->host->storage, call->host->name, (int64_t)time(NULL),
 	                                       fast_purge_done, call);
 }

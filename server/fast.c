@@ -155,11 +155,8 @@ void fast_request_clear(struct fast_request *r)
 
 void fast_add_token(struct xml_node *parent, const char *token, int64_t expires)
 {
-	/* XEP-0082 date-time in UTC */
-	char stamp[32];
-	time_t t = (time_t)expires;
-	struct tm tm;
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+	char stamp[XEP82_STAMP_LEN];
+	xep82_stamp(stamp, expires);
 	struct xml_node *el = xml_add_child(parent, "token", NS_FAST);
 	xml_set_attr(el, "expiry", stamp);
 	xml_set_attr(el, "token", token);
