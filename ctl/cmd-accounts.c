@@ -1,7 +1,7 @@
 /*
  * parleyctl's account commands: register, unregister, passwd,
- * check-password, user-exists, registered-users, fast-list and fast-revoke
- * (FAST tokens, XEP-0484), and auth-test (a password
+ * check-password, user-exists, registered-users, fast-list, fast-revoke and
+ * fast-purge (FAST tokens, XEP-0484), and auth-test (a password
  * through the host's auth chain, backend by backend).  They work through
  * the host's auth chain and store, inside parleyd or inside parleyctl when
  * parleyd is stopped (auth-test only inside parleyd).  Loop thread.
@@ -212,17 +212,22 @@ static void fast_list_done(enum storage_result r, const struct storage_fast_toke
 	ctl_call_finish(call, CTL_OK, NULL);
 }
 
-/* argv[1], USER@HOST, into call->host and call->user, on a host with
- * storage; false when the call was finished instead. */
-static bool fast_account(struct ctl_call *call)
+/* Whether call->host has storage; false when the call was finished
+ * instead. */
+static bool fast_has_storage(struct ctl_call *call)
 {
-	if (!ctl_call_user_at_host(call, 1))
-		return false;
 	if (call->host->storage == NULL) {
 		ctl_call_finish(call, CTL_FAILED, "host %s has no storage", call->host->name);
 		return false;
 	}
 	return true;
+}
+
+/* argv[1], USER@HOST, into call->host and call->user, on a host with
+ * storage; false when the call was finished instead. */
+static bool fast_account(struct ctl_call *call)
+{
+	return ctl_call_user_at_host(call, 1) && fast_has_storage(call);
 }
 
 void cmd_fast_list(struct ctl_call *call)
@@ -258,7 +263,30 @@ void cmd_fast_revoke(struct ctl_call *call)
 	if (!fast_account(call))
 		return;
 	call->sreq = storage_fast_token_delete(call->host->storage, call->host->name, call->user,
-	                                       call->argc > 2 ? call->argv[2] : NULL, fast_revoke_done, call);
+	                                       call->argc > 2 ? call->argv[2] : NULL, NULL, fast_revoke_done,
+	                                       call);
+}
+
+static void fast_purge_done(enum storage_result r, uint64_t n, void *ctx)
+{
+	struct ctl_call *call = ctx;
+	call->sreq = NULL;
+	if (r != STORAGE_OK) {
+		ctl_call_finish(call, ctl_storage_code(r), "cannot purge the tokens of %s: %s",
+		                call->host->name, storage_result_str(r));
+		return;
+	}
+	buf_printf(&call->body, "%llu expired tokens deleted\n", (unsigned long long)n);
+	ctl_call_finish(call, CTL_OK, NULL);
+}
+
+void cmd_fast_purge(struct ctl_call *call)
+{
+	call->host = ctl_call_host(call, 1);
+	if (call->host == NULL || !fast_has_storage(call))
+		return;
+	call->sreq = storage_fast_token_expire(call->host->storage, call->host->name, (int64_t)time(NULL),
+	                                       fast_purge_done, call);
 }
 
 /* ---- auth-test ---------------------------------------------------------------------- */

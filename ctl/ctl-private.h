@@ -88,6 +88,7 @@ void cmd_user_exists(struct ctl_call *call);
 void cmd_registered_users(struct ctl_call *call);
 void cmd_fast_list(struct ctl_call *call);
 void cmd_fast_revoke(struct ctl_call *call);
+void cmd_fast_purge(struct ctl_call *call);
 void cmd_auth_test(struct ctl_call *call);
 
 /* cmd-sessions.c */

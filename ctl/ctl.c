@@ -205,6 +205,8 @@ static const struct ctl_command commands[] = {
 	  "list the FAST tokens (XEP-0484) of an account" },
 	{ "fast-revoke", "USER@HOST [UA-ID]", 1, 2, CTL_F_OFFLINE, cmd_fast_revoke,
 	  "revoke an account's FAST tokens (those of one client with UA-ID)" },
+	{ "fast-purge", "HOST", 1, 1, CTL_F_OFFLINE, cmd_fast_purge,
+	  "delete the expired FAST tokens of every account of a host" },
 	{ "connected-users", "", 0, 0, CTL_F_JSON, cmd_connected_users,
 	  "list the full JIDs of connected sessions" },
 	{ "srg-create", "HOST GROUP [--name N] [--description D] [--display G1,G2]", 2, 8, CTL_F_OFFLINE,

@@ -96,6 +96,7 @@ struct c2s {
 	 * written when the resumption is ready. */
 	struct xml_node *sm_resume;
 	struct xml_node *resume_success;
+	struct fast_request fast_req; /* its FAST (XEP-0484) requests */
 
 	struct session session;
 	char *full_jid; /* session JID as a string, for stamping */
@@ -361,6 +362,26 @@ static bool c2s_bind2_csi_offered(struct c2s *c)
 	return module_running(c->host, "csi");
 }
 
+/* Whether FAST (XEP-0484) is offered on this stream's SASL2: over TLS
+ * only; tokens are kept in the host's storage, for any auth backend but
+ * anonymous. */
+static bool c2s_fast_offered(struct c2s *c)
+{
+	return fast_available() && c->st->tls_done && c->host->storage != NULL &&
+	       (auth_can_plain(c->host->auth) || auth_can_scram(c->host->auth));
+}
+
+/* Whether mech is an HT mechanism offered on this stream's SASL2. */
+static bool c2s_ht_offered(struct c2s *c, const char *mech)
+{
+	const char *names[FAST_MAX_MECHS];
+	size_t n = c->sasl2 && c2s_fast_offered(c) ? fast_mechanisms(c->st->ssl, names) : 0;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], mech) == 0)
+			return true;
+	return false;
+}
+
 /* XEP-0388 <authentication/> with the same mechanisms as SASL1, and Bind 2
  * (XEP-0386) inline with the session features it can enable.  Inline
  * features of other extensions (stream management) go into the outer
@@ -373,7 +394,16 @@ static void c2s_add_sasl2_feature(struct c2s *c, struct xml_node *f, bool secure
 		xml_remove(a);
 		return;
 	}
+	bool fast = c2s_fast_offered(c);
+	if (fast) {
+		const char *names[FAST_MAX_MECHS];
+		size_t n = fast_mechanisms(c->st->ssl, names);
+		for (size_t i = 0; i < n; i++)
+			xml_add_text(xml_add_child(a, "mechanism", NULL), names[i], strlen(names[i]));
+	}
 	struct xml_node *in = xml_add_child(a, "inline", NS_SASL2);
+	if (fast)
+		fast_add_inline(in, c->st->ssl);
 	struct xml_node *bind = xml_add_child(in, "bind", NS_BIND2);
 	struct xml_node *bind_in = xml_add_child(bind, "inline", NS_BIND2);
 	if (c2s_bind2_carbons_offered(c)) {
@@ -636,6 +666,10 @@ static bool c2s_sasl2_success(struct c2s *c, const struct sasl_result *res)
 	}
 	struct xml_node *id = xml_add_child(el, "authorization-identifier", NS_SASL2);
 	c->state = C2S_BIND;
+	/* FAST (XEP-0484): the token a <request-token/> asked for */
+	if (res->fast_token != NULL)
+		fast_add_token(el, res->fast_token, res->fast_expires);
+	fast_request_clear(&c->fast_req);
 
 	/* Resumption inline (XEP-0198), before any bind (XEP-0386 §3.2):
 	 * resumed, the session that took the stream over writes <success/>
@@ -789,7 +823,8 @@ static bool c2s_start_sasl(struct c2s *c, const char *mech, struct xml_node *dat
 	}
 	if (c->sasl != NULL)
 		sasl_free(&c->sasl);
-	if (mech == NULL || !sasl_mechanism_offered(mech, c->host->auth, c->st->ssl, secure)) {
+	if (mech == NULL ||
+	    (!sasl_mechanism_offered(mech, c->host->auth, c->st->ssl, secure) && !c2s_ht_offered(c, mech))) {
 		c2s_send_sasl(c, "failure", "invalid-mechanism", NULL, 0);
 		return false;
 	}
@@ -798,6 +833,9 @@ static bool c2s_start_sasl(struct c2s *c, const char *mech, struct xml_node *dat
 	if (data_el != NULL && !c2s_decode_sasl(c, data_el, &data, &len))
 		return false;
 	c->sasl = sasl_new(mech, c->host->auth, c->st->ssl, secure, c->st->ip, c2s_sasl_async, c);
+	if (c->sasl2 && c2s_fast_offered(c))
+		sasl_set_fast(c->sasl, c->host->storage, c->host->name, &c->fast_req,
+		              server_config()->fast.token_ttl);
 	struct sasl_result res;
 	sasl_step(c->sasl, (const char *)(data != NULL ? (char *)data : ""), len, &res);
 	if (data != NULL) {
@@ -824,6 +862,19 @@ static char *c2s_log_token(const char *s)
 	return xstrdup(s);
 }
 
+/* FAST (XEP-0484) requests of an <authenticate/>, into c->fast_req; false
+ * (and a failure sent) when they are malformed. */
+static bool c2s_fast_request(struct c2s *c, struct xml_node *el)
+{
+	fast_request_clear(&c->fast_req);
+	const char *bad = NULL;
+	if (!c2s_fast_offered(c) || fast_request_parse(&c->fast_req, el, c->user_agent, &bad) == 0)
+		return true;
+	log_notice("c2s %llu from %s: SASL2 refused: %s", (unsigned long long)c->st->id, c->st->ip, bad);
+	c2s_send_sasl(c, "failure", "malformed-request", NULL, 0);
+	return false;
+}
+
 /* SASL2 <authenticate/> (XEP-0388), with an optional inline Bind 2
  * request (XEP-0386) acted on only after success. */
 static bool c2s_handle_authenticate(struct c2s *c, struct xml_node *el)
@@ -848,6 +899,8 @@ static bool c2s_handle_authenticate(struct c2s *c, struct xml_node *el)
 	struct xml_node *resume = xml_child(el, "resume", NS_SM);
 	if (resume != NULL)
 		c->sm_resume = xml_copy(resume);
+	if (!c2s_fast_request(c, el))
+		return false;
 	return c2s_start_sasl(c, xml_attr(el, "mechanism"), xml_child(el, "initial-response", NS_SASL2));
 }
 
@@ -1678,6 +1731,7 @@ static void c2s_free(struct c2s *c)
 	free(c->user_agent);
 	xml_unref(&c->sm_resume);
 	xml_unref(&c->resume_success);
+	fast_request_clear(&c->fast_req);
 	if (c->full_jid != NULL)
 		log_info("c2s %llu from %s: session %s closed", (unsigned long long)c->session.id,
 		         c->session.ip, c->full_jid);

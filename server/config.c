@@ -43,8 +43,8 @@ _Static_assert(LOG_LEVEL_DEBUG == 0 && LOG_LEVEL_ERROR == 4, "loglevel_names fol
 struct top_settings {
 	int loglevel;
 	char *log_file, *pidfile, *user, *group;
-	const struct cfg_node *control, *limits, *stream_management, *tls, *storage, *auth, *listen, *modules,
-	        *hosts;
+	const struct cfg_node *control, *limits, *stream_management, *fast, *tls, *storage, *auth, *listen,
+	        *modules, *hosts;
 };
 
 static const struct opt_def top_defs[] = {
@@ -64,6 +64,8 @@ static const struct opt_def top_defs[] = {
 	  "resource limits of every stream" },
 	{ "stream_management", OPT_NODE, OFF(top_settings, stream_management), NULL, NULL, 0, 0,
 	  "stream management (XEP-0198) of client streams" },
+	{ "fast", OPT_NODE, OFF(top_settings, fast), NULL, NULL, 0, 0,
+	  "FAST tokens (XEP-0484) of SASL2 logins" },
 	{ "tls", OPT_NODE, OFF(top_settings, tls), NULL, NULL, 0, 0, "TLS defaults for every host" },
 	{ "storage", OPT_NODE, OFF(top_settings, storage), NULL, NULL, 0, 0,
 	  "storage defaults for every host" },
@@ -479,6 +481,8 @@ int config_load(const char *path, struct parley_config **cfg_r, char **error_r)
 		goto out;
 	if (stream_mgmt_config_load(&cfg->stream_management, top.stream_management, cfg->root, error_r) < 0)
 		goto out;
+	if (fast_config_load(&cfg->fast, top.fast, cfg->root, dir, error_r) < 0)
+		goto out;
 	if (listen_config_load(&cfg->listen, &cfg->nlisten, top.listen, cfg->root, error_r) < 0)
 		goto out;
 	if (load_globals(&g, &top, cfg->root, dir, error_r) < 0)
@@ -510,6 +514,7 @@ void config_free(struct parley_config **cfgp)
 	free(cfg->group);
 	opt_free(control_defs, cfg);
 	listen_config_free_all(&cfg->listen, cfg->nlisten);
+	fast_config_free(&cfg->fast);
 	for (size_t i = 0; i < cfg->nhosts; i++) {
 		struct host_config *h = &cfg->hosts[i];
 		free(h->name);
@@ -608,6 +613,8 @@ void config_dump_ex(const struct parley_config *cfg, const char *host, struct bu
 	limits_config_dump(&cfg->limits, out, 2);
 	buf_append_str(out, "stream_management:\n");
 	stream_mgmt_config_dump(&cfg->stream_management, out, 2);
+	buf_append_str(out, "fast:\n");
+	fast_config_dump(&cfg->fast, out, 2);
 	buf_append_str(out, "listen:\n");
 	for (size_t i = 0; i < cfg->nlisten; i++)
 		listen_config_dump(&cfg->listen[i], out, 2);

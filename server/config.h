@@ -42,6 +42,7 @@ struct parley_config {
 	char *control_group;   /* group owner of the socket (optional) */
 	struct limits_config limits;
 	struct stream_mgmt_config stream_management;
+	struct fast_config fast;
 	struct listen_config *listen;
 	size_t nlisten;
 	struct host_config *hosts;

@@ -13,6 +13,7 @@
 #include "listener.h"
 #include "stream.h"
 #include "host.h"
+#include "fast.h"
 #include "lib/log.h"
 
 #include <errno.h>
@@ -199,6 +200,11 @@ int server_main(int argc, char **argv, const struct server_control *control)
 	if (drop_privileges(cfg) < 0)
 		goto out;
 
+	if (cfg->fast.enabled && fast_key_load(cfg->fast.key_file, &err) < 0) {
+		log_error("%s", err);
+		free(err);
+		goto out;
+	}
 	streams_init(server.loop);
 	if (hosts_start(server.loop, cfg, true, &err) < 0) {
 		log_error("%s", err);
@@ -237,6 +243,7 @@ out:
 		unlink(cfg->pidfile);
 	config_free(&cfg);
 	server_free_configs();
+	fast_key_clear();
 	if (rc == 0 && server.restart) {
 		log_notice("parleyd restarting");
 		setenv("PARLEY_RESTARTED", "1", 1);

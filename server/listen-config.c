@@ -55,6 +55,16 @@ static const struct opt_def stream_mgmt_defs[] = {
 	OPT_END
 };
 
+static const struct opt_def fast_defs[] = {
+	{ "enabled", OPT_BOOL, OFF(fast_config, enabled), "true", NULL, 0, 0,
+	  "offer FAST tokens (XEP-0484) and the HT-SHA-256 mechanisms in SASL2" },
+	{ "token_ttl", OPT_DURATION, OFF(fast_config, token_ttl), "14d", NULL, 0, 0,
+	  "how long a token stays valid after it is issued" },
+	{ "key_file", OPT_STRING, OFF(fast_config, key_file), "fast.key", NULL, 0, 0,
+	  "file of the 32-byte key tokens are derived from (made, mode 0600, when missing)" },
+	OPT_END
+};
+
 static const struct opt_def tls_defs[] = {
 	{ "certificate", OPT_STRING, OFF(tls_config, certificate), NULL, NULL, 0, 0,
 	  "PEM file: the certificate and its chain" },
@@ -206,6 +216,29 @@ int stream_mgmt_config_load(struct stream_mgmt_config *m, const struct cfg_node 
 void stream_mgmt_config_dump(const struct stream_mgmt_config *m, struct buf *out, int indent)
 {
 	opt_dump(stream_mgmt_defs, m, out, indent);
+}
+
+int fast_config_load(struct fast_config *f, const struct cfg_node *map, const struct cfg_node *fallback,
+                     const char *dir, char **error_r)
+{
+	if (opt_apply(fast_defs, map, "fast", f, error_r) < 0 ||
+	    cfg_resolve_path(&f->key_file, dir, map, fallback, "fast", "key_file", error_r) < 0)
+		return -1;
+	if (f->token_ttl < 1) {
+		*error_r = cfg_error_for_key(map, fallback, "fast", "token_ttl", "must be at least 1s");
+		return -1;
+	}
+	return 0;
+}
+
+void fast_config_free(struct fast_config *f)
+{
+	opt_free(fast_defs, f);
+}
+
+void fast_config_dump(const struct fast_config *f, struct buf *out, int indent)
+{
+	opt_dump(fast_defs, f, out, indent);
 }
 
 /* ---- tls ------------------------------------------------------------------ */

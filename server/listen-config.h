@@ -52,6 +52,13 @@ struct stream_mgmt_config {
 	unsigned ack_interval;     /* request an ack after this many stanzas (5) */
 };
 
+/* FAST tokens (XEP-0484) for SASL2 logins: the fast section. */
+struct fast_config {
+	bool enabled;     /* offer tokens and the HT mechanisms (true) */
+	double token_ttl; /* a token is valid this long after it is issued (14 days) */
+	char *key_file;   /* the 32-byte key tokens derive from ("fast.key" beside the file) */
+};
+
 /* The listen list: *listen_r gets an array of *count_r entries (set before
  * any entry is read, so that listen_config_free_all frees what was filled
  * when this fails).  root is where a message points when the list is
@@ -71,6 +78,12 @@ void limits_config_dump(const struct limits_config *l, struct buf *out, int inde
 int stream_mgmt_config_load(struct stream_mgmt_config *m, const struct cfg_node *map,
                             const struct cfg_node *fallback, char **error_r);
 void stream_mgmt_config_dump(const struct stream_mgmt_config *m, struct buf *out, int indent);
+
+/* The fast map (defaults first), key_file made absolute relative to dir. */
+int fast_config_load(struct fast_config *f, const struct cfg_node *map, const struct cfg_node *fallback,
+                     const char *dir, char **error_r);
+void fast_config_free(struct fast_config *f);
+void fast_config_dump(const struct fast_config *f, struct buf *out, int indent);
 
 /* The built-in tls defaults. */
 void tls_config_defaults(struct tls_config *t);

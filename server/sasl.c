@@ -3,7 +3,10 @@
  *
  * PLAIN checks the password through the auth chain (asynchronous); SCRAM
  * fetches the stored keys (asynchronous) and does the proof arithmetic here,
- * which costs a few HMACs.  A backend that cannot answer yields a failure
+ * which costs a few HMACs.  The HT-SHA-256 mechanisms of FAST (SASL2 only)
+ * check a token through server/fast.c, then that the account still exists
+ * in the auth chain; FAST's writes (count, logout, a new token) are done
+ * before success is reported.  A backend that cannot answer yields a failure
  * marked tempfail, which the stream reports as <temporary-auth-failure/>,
  * never as a wrong password.
  */
@@ -16,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum sasl_mech { MECH_PLAIN, MECH_SCRAM_SHA1, MECH_SCRAM_SHA256, MECH_SCRAM_SHA512, MECH_ANONYMOUS };
+enum sasl_mech { MECH_PLAIN, MECH_SCRAM_SHA1, MECH_SCRAM_SHA256, MECH_SCRAM_SHA512, MECH_ANONYMOUS, MECH_HT };
 
 struct sasl {
 	enum sasl_mech mech;
@@ -34,6 +37,16 @@ struct sasl {
 	char *ip;
 	bool no_user; /* SCRAM: the backends do not know the user */
 	bool done;
+	/* SASL2 with FAST (sasl_set_fast) */
+	struct storage *fast_st; /* NULL: no FAST on this exchange */
+	char *fast_host;
+	struct fast_request freq;
+	double fast_ttl;
+	struct fast_job *fast;
+	const char *ht_cbind; /* HT: the channel binding type, NULL for -NONE */
+	unsigned char ht_responder[HT_HMAC_LEN];
+	char *held; /* success data waiting for the FAST writes */
+	size_t held_len;
 };
 
 static const struct {
@@ -126,13 +139,16 @@ static void append_sorted(struct buf *b, const char **names, size_t n)
  * sasl_add_cbind_feature advertised on this connection. */
 static void ssdp_string(const struct sasl *s, struct buf *b)
 {
-	const char *names[ARRAY_SIZE(mechs)];
+	const char *names[ARRAY_SIZE(mechs) + FAST_MAX_MECHS];
 	const char *types[TLS_CBIND_MAX_TYPES];
 	size_t ntypes = s->ssl != NULL ? tls_channel_binding_types(s->ssl, types) : 0;
 	size_t n = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(mechs); i++)
 		if (mech_allowed(i, s->auth, s->secure, ntypes > 0))
 			names[n++] = mechs[i].name;
+	/* SASL2 with FAST lists the HT mechanisms too */
+	if (s->fast_st != NULL)
+		n += fast_mechanisms(s->ssl, names + n);
 	append_sorted(b, names, n);
 	if (ntypes > 0) {
 		buf_append(b, "\x1f", 1);
@@ -165,22 +181,44 @@ static bool y_is_downgrade(const struct sasl *s)
 struct sasl *sasl_new(const char *mech, struct auth *a, SSL *ssl, bool secure, const char *ip, sasl_cb *cb,
                       void *ctx)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(mechs); i++) {
-		if (strcmp(mechs[i].name, mech) != 0)
-			continue;
-		struct sasl *s = xcalloc(1, sizeof(*s));
-		s->mech = mechs[i].mech;
-		s->plus = mechs[i].plus;
-		s->mech_name = mechs[i].name;
-		s->auth = a;
-		s->ssl = ssl;
-		s->secure = secure;
-		s->cb = cb;
-		s->ctx = ctx;
-		s->ip = ip != NULL ? xstrdup(ip) : NULL;
-		return s;
-	}
-	return NULL;
+	enum sasl_mech m = MECH_HT;
+	bool plus = false;
+	const char *name = NULL, *cbind = NULL;
+	for (size_t i = 0; name == NULL && i < ARRAY_SIZE(mechs); i++)
+		if (strcmp(mechs[i].name, mech) == 0) {
+			m = mechs[i].mech;
+			plus = mechs[i].plus;
+			name = mechs[i].name;
+		}
+	if (name == NULL)
+		name = fast_mechanism(mech, &cbind); /* an HT mechanism, or none */
+	if (name == NULL)
+		return NULL;
+	struct sasl *s = xcalloc(1, sizeof(*s));
+	s->mech = m;
+	s->plus = plus;
+	s->mech_name = name;
+	s->ht_cbind = cbind;
+	s->auth = a;
+	s->ssl = ssl;
+	s->secure = secure;
+	s->cb = cb;
+	s->ctx = ctx;
+	s->ip = ip != NULL ? xstrdup(ip) : NULL;
+	return s;
+}
+
+void sasl_set_fast(struct sasl *s, struct storage *st, const char *host, const struct fast_request *req,
+                   double ttl)
+{
+	s->fast_st = st;
+	s->fast_host = xstrdup(host);
+	s->freq.ua_id = req->ua_id != NULL ? xstrdup(req->ua_id) : NULL;
+	s->freq.request_mech = req->request_mech != NULL ? xstrdup(req->request_mech) : NULL;
+	s->freq.has_count = req->has_count;
+	s->freq.count = req->count;
+	s->freq.invalidate = req->invalidate;
+	s->fast_ttl = ttl;
 }
 
 void sasl_free(struct sasl **sp)
@@ -194,6 +232,14 @@ void sasl_free(struct sasl **sp)
 	free(s->username);
 	free(s->ip);
 	free(s->cbind_type);
+	fast_job_free(&s->fast);
+	free(s->fast_host);
+	fast_request_clear(&s->freq);
+	explicit_bzero(s->ht_responder, sizeof(s->ht_responder));
+	if (s->held != NULL) {
+		explicit_bzero(s->held, s->held_len);
+		free(s->held);
+	}
 	xfree(sp);
 }
 
@@ -223,6 +269,10 @@ void sasl_result_clear(struct sasl_result *r)
 		explicit_bzero(r->data, r->len);
 		free(r->data);
 	}
+	if (r->fast_token != NULL) {
+		explicit_bzero(r->fast_token, strlen(r->fast_token));
+		free(r->fast_token);
+	}
 	memset(r, 0, sizeof(*r));
 }
 
@@ -249,6 +299,55 @@ static bool limited(struct sasl *s, const char *user, struct sasl_result *res)
 	return true;
 }
 
+/* ---- FAST's writes after success ------------------------------------------------ */
+
+static void fast_committed(enum fast_result r, const char *token, int64_t expires, void *ctx)
+{
+	struct sasl *s = ctx;
+	struct sasl_result res = { 0 };
+	if (r != FAST_OK) {
+		fail(&res, "temporary-auth-failure");
+		res.tempfail = true;
+	} else {
+		res.status = SASL_SUCCESS;
+		res.data = s->held;
+		res.len = s->held_len;
+		s->held = NULL;
+		s->held_len = 0;
+		if (token != NULL) {
+			res.fast_token = xstrdup(token);
+			res.fast_expires = expires;
+		}
+	}
+	s->cb(s->ctx, &res); /* may free s */
+}
+
+/* A success that FAST has work for becomes SASL_PENDING until that work is
+ * stored (fast_committed reports it).  True when res was taken. */
+static bool divert_success(struct sasl *s, struct sasl_result *res)
+{
+	if (res->status != SASL_SUCCESS || s->fast_st == NULL || s->mech == MECH_ANONYMOUS)
+		return false;
+	if (s->fast == NULL)
+		s->fast = fast_job_new(s->fast_st, s->fast_host, s->username);
+	if (!fast_job_needed(s->fast, &s->freq))
+		return false;
+	s->held = res->data;
+	s->held_len = res->len;
+	res->data = NULL;
+	res->len = 0;
+	res->status = SASL_PENDING;
+	fast_job_commit(s->fast, &s->freq, s->fast_ttl, fast_committed, s);
+	return true;
+}
+
+/* Report an asynchronous result. */
+static void deliver(struct sasl *s, struct sasl_result *res)
+{
+	if (!divert_success(s, res))
+		s->cb(s->ctx, res);
+}
+
 /* ---- PLAIN ------------------------------------------------------------------ */
 
 static void plain_done(enum auth_result r, void *ctx)
@@ -269,7 +368,7 @@ static void plain_done(enum auth_result r, void *ctx)
 		res.tempfail = true;
 		break;
 	}
-	s->cb(s->ctx, &res);
+	deliver(s, &res);
 }
 
 static void plain_step(struct sasl *s, const char *in, size_t len, struct sasl_result *res)
@@ -451,6 +550,88 @@ static void scram_step(struct sasl *s, const char *in, size_t len, struct sasl_r
 		fail_login(res, s->no_user ? "unknown-user" : "bad-password");
 }
 
+/* ---- HT-SHA-256 (FAST tokens) ------------------------------------------------------ */
+
+static void ht_exists(enum auth_result r, void *ctx)
+{
+	struct sasl *s = ctx;
+	struct sasl_result res = { 0 };
+	s->req = NULL;
+	if (r == AUTH_OK) {
+		res.status = SASL_SUCCESS;
+		res.data = xmalloc(HT_HMAC_LEN);
+		memcpy(res.data, s->ht_responder, HT_HMAC_LEN);
+		res.len = HT_HMAC_LEN;
+	} else if (r == AUTH_NO_USER) {
+		/* a token outlived its account (deleted, or disabled in the
+		 * directory) */
+		fail_login(&res, "unknown-user");
+	} else {
+		fail(&res, "temporary-auth-failure");
+		res.tempfail = true;
+	}
+	deliver(s, &res);
+}
+
+static void ht_verified(enum fast_result r, const char *reason, const unsigned char *responder, void *ctx)
+{
+	struct sasl *s = ctx;
+	struct sasl_result res = { 0 };
+	if (r == FAST_OK) {
+		memcpy(s->ht_responder, responder, HT_HMAC_LEN);
+		s->req = auth_user_exists(s->auth, s->username, ht_exists, s);
+		return;
+	}
+	if (r == FAST_REFUSED) {
+		fail_login(&res, reason);
+	} else {
+		fail(&res, "temporary-auth-failure");
+		res.tempfail = true;
+	}
+	s->cb(s->ctx, &res);
+}
+
+/* The message is authcid NUL HMAC(token, "Initiator" || cb-data). */
+static void ht_step(struct sasl *s, const char *in, size_t len, struct sasl_result *res)
+{
+	if (s->fast_st == NULL || s->fast != NULL) {
+		fail(res, "malformed-request");
+		return;
+	}
+	const char *nul = memchr(in, '\0', len);
+	if (nul == NULL || (size_t)(in + len - nul - 1) != HT_HMAC_LEN ||
+	    !utf8_valid(in, (size_t)(nul - in))) {
+		fail(res, "malformed-request");
+		return;
+	}
+	char *authcid = xstrndup(in, (size_t)(nul - in));
+	char *user = jid_nodeprep(authcid);
+	free(authcid);
+	if (user == NULL) {
+		fail_login(res, "bad-username");
+		return;
+	}
+	s->username = user;
+	if (limited(s, user, res))
+		return;
+	unsigned char cb_data[TLS_CBIND_MAX_DATA];
+	size_t cb_len = 0;
+	if (s->ht_cbind != NULL) {
+		cb_len = s->ssl != NULL
+		                 ? tls_channel_binding_type(s->ssl, s->ht_cbind, cb_data, sizeof(cb_data))
+		                 : 0;
+		if (cb_len == 0) {
+			fail(res, "not-authorized");
+			res->detail = "the channel binding type of the mechanism is not available";
+			return;
+		}
+	}
+	s->fast = fast_job_new(s->fast_st, s->fast_host, user);
+	res->status = SASL_PENDING;
+	fast_job_verify(s->fast, (const unsigned char *)nul + 1, cb_data, cb_len, &s->freq, ht_verified, s);
+	explicit_bzero(cb_data, sizeof(cb_data));
+}
+
 /* ---- ANONYMOUS (RFC 4505) -------------------------------------------------------- */
 
 static void anonymous_step(struct sasl *s, const char *in, size_t len, struct sasl_result *res)
@@ -480,6 +661,9 @@ void sasl_step(struct sasl *s, const char *in, size_t len, struct sasl_result *r
 		anonymous_step(s, in, len, res);
 	else if (s->mech == MECH_PLAIN)
 		plain_step(s, in, len, res);
+	else if (s->mech == MECH_HT)
+		ht_step(s, in, len, res);
 	else
 		scram_step(s, in, len, res);
+	divert_success(s, res);
 }

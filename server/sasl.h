@@ -10,6 +10,7 @@
 #include <openssl/ssl.h>
 #include "lib/xml.h"
 #include "auth/auth.h"
+#include "server/fast.h"
 
 #define NS_SASL2 "urn:xmpp:sasl:2" /* XEP-0388 */
 #define NS_BIND2 "urn:xmpp:bind:0" /* XEP-0386 */
@@ -38,6 +39,10 @@ struct sasl_result {
 	 * for the log: a SCRAM channel binding error such as
 	 * "unsupported-channel-binding-type"; NULL otherwise. */
 	const char *detail;
+	/* SASL2 with FAST: the token issued on success (malloc'd, wiped by
+	 * sasl_result_clear) and its expiry (unix time); NULL when none. */
+	char *fast_token;
+	int64_t fast_expires;
 };
 
 typedef void sasl_cb(void *ctx, struct sasl_result *res);
@@ -60,6 +65,13 @@ bool sasl_mechanism_offered(const char *mech, struct auth *a, SSL *ssl, bool sec
 struct sasl *sasl_new(const char *mech, struct auth *a, SSL *ssl, bool secure, const char *ip, sasl_cb *cb,
                       void *ctx);
 void sasl_free(struct sasl **s); /* cancels a pending backend request */
+/* A SASL2 exchange on a connection where FAST is offered (call before the
+ * first step): the HT-SHA-256 mechanisms verify tokens of st (the host's
+ * storage, host its name); after any successful mechanism req is acted on
+ * (count, invalidate, request-token with tokens valid for ttl seconds)
+ * before SASL_SUCCESS is reported.  req is copied. */
+void sasl_set_fast(struct sasl *s, struct storage *st, const char *host, const struct fast_request *req,
+                   double ttl);
 /* Feed the initial response or a <response/> (decoded bytes). */
 void sasl_step(struct sasl *s, const char *in, size_t len, struct sasl_result *res);
 /* The authenticated username (prepared), valid after SASL_SUCCESS. */

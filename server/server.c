@@ -206,6 +206,10 @@ int server_reload(struct buf *report)
 	 * resumption timeouts, bounds of current sessions). */
 	if (memcmp(&ocfg->stream_management, &ncfg->stream_management, sizeof(ocfg->stream_management)) != 0)
 		buf_append_str(report, "stream_management: applied\n");
+	if (str_changed(ocfg->fast.key_file, ncfg->fast.key_file))
+		buf_append_str(report, "fast: key_file changed; restart parleyd to apply\n");
+	else if (ocfg->fast.enabled != ncfg->fast.enabled || ocfg->fast.token_ttl != ncfg->fast.token_ttl)
+		buf_append_str(report, "fast: applied\n"); /* read at each login */
 	reload_hosts(ncfg, report);
 	/* Kept until exit: the hosts now point into it. */
 	server.reloaded = xrealloc(server.reloaded, (server.nreloaded + 1) * sizeof(*server.reloaded));

@@ -1,5 +1,5 @@
 -- Parley schema for Microsoft SQL Server (2016 and later), through the
--- odbc driver, schema version 11.
+-- odbc driver, schema version 12.
 --
 -- A DBA creates the database and applies this file once, with a login that
 -- may create tables:
@@ -44,7 +44,7 @@
 CREATE TABLE schema_version (
     version INT NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (11);
+INSERT INTO schema_version (version) VALUES (12);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -75,21 +75,22 @@ CREATE TABLE users (
     CONSTRAINT users_pk PRIMARY KEY NONCLUSTERED (server_host, username)
 );
 
--- FAST tokens (XEP-0484) of accounts: the SHA-256 of each token (base64),
--- never the token; the client (ua_id) it was issued to, its SASL
+-- FAST tokens (XEP-0484) of accounts: the random seed each token is
+-- derived from (base64; the derivation key lives outside the database,
+-- see the admin guide), never the token; the client (ua_id) it was issued to, its SASL
 -- mechanism, creation and expiry (unix time) and the highest 'count' a
 -- login used.  Deleted with the account; looked up by the primary key,
 -- listed and revoked per user by its prefix (server_host, username).
 CREATE TABLE fast_tokens (
     server_host  NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
     username     NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
-    token_hash   NVARCHAR(64) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    token_seed   NVARCHAR(64) COLLATE Latin1_General_100_BIN2 NOT NULL,
     ua_id        NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
     mechanism    NVARCHAR(64) NOT NULL,
     created_at   BIGINT NOT NULL,
     expires_at   BIGINT NOT NULL,
     last_count   BIGINT NOT NULL,
-    CONSTRAINT fast_tokens_pk PRIMARY KEY NONCLUSTERED (server_host, username, token_hash)
+    CONSTRAINT fast_tokens_pk PRIMARY KEY NONCLUSTERED (server_host, username, token_seed)
 );
 
 -- Roster (RFC 6121) items: one row per contact of a user.

@@ -1,5 +1,5 @@
 -- Parley schema for MySQL (8.0 and later) and MariaDB (10.3 and later),
--- schema version 11.
+-- schema version 12.
 --
 -- A DBA creates the database and applies this file once, with the
 -- database's own client and a user that may create tables:
@@ -43,7 +43,7 @@
 CREATE TABLE schema_version (
     version INT NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
-INSERT INTO schema_version (version) VALUES (11);
+INSERT INTO schema_version (version) VALUES (12);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -74,21 +74,22 @@ CREATE TABLE users (
     PRIMARY KEY (server_host, username)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
 
--- FAST tokens (XEP-0484) of accounts: the SHA-256 of each token (base64),
--- never the token; the client (ua_id) it was issued to, its SASL
+-- FAST tokens (XEP-0484) of accounts: the random seed each token is
+-- derived from (base64; the derivation key lives outside the database,
+-- see the admin guide), never the token; the client (ua_id) it was issued to, its SASL
 -- mechanism, creation and expiry (unix time) and the highest 'count' a
 -- login used.  Deleted with the account; looked up by the primary key,
 -- listed and revoked per user by its prefix (server_host, username).
 CREATE TABLE fast_tokens (
     server_host  VARCHAR(191)  NOT NULL,
     username     VARCHAR(191)  NOT NULL,
-    token_hash   VARCHAR(64)   NOT NULL,
+    token_seed   VARCHAR(64)   NOT NULL,
     ua_id        VARCHAR(191)  NOT NULL,
     mechanism    VARCHAR(64)   NOT NULL,
     created_at   BIGINT        NOT NULL,
     expires_at   BIGINT        NOT NULL,
     last_count   BIGINT        NOT NULL,
-    PRIMARY KEY (server_host, username, token_hash)
+    PRIMARY KEY (server_host, username, token_seed)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
 
 -- Roster (RFC 6121) items: one row per contact of a user.

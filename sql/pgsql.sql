@@ -1,4 +1,4 @@
--- Parley schema for PostgreSQL (10 or later), schema version 11.
+-- Parley schema for PostgreSQL (10 or later), schema version 12.
 --
 -- A DBA applies this file once, as the owner of the database, to an empty
 -- database (or schema):
@@ -30,7 +30,7 @@
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (11);
+INSERT INTO schema_version (version) VALUES (12);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -61,21 +61,22 @@ CREATE TABLE users (
     PRIMARY KEY (server_host, username)
 );
 
--- FAST tokens (XEP-0484) of accounts: the SHA-256 of each token (base64),
--- never the token; the client (ua_id) it was issued to, its SASL
+-- FAST tokens (XEP-0484) of accounts: the random seed each token is
+-- derived from (base64; the derivation key lives outside the database,
+-- see the admin guide), never the token; the client (ua_id) it was issued to, its SASL
 -- mechanism, creation and expiry (unix time) and the highest 'count' a
 -- login used.  Deleted with the account; looked up by the primary key,
 -- listed and revoked per user by its prefix (server_host, username).
 CREATE TABLE fast_tokens (
     server_host  TEXT    NOT NULL,
     username     TEXT    NOT NULL,
-    token_hash   TEXT    NOT NULL,
+    token_seed   TEXT    NOT NULL,
     ua_id        TEXT    NOT NULL,
     mechanism    TEXT    NOT NULL,
     created_at   BIGINT  NOT NULL,
     expires_at   BIGINT  NOT NULL,
     last_count   BIGINT  NOT NULL,
-    PRIMARY KEY (server_host, username, token_hash)
+    PRIMARY KEY (server_host, username, token_seed)
 );
 
 -- Roster (RFC 6121) items: one row per contact of a user.

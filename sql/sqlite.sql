@@ -1,4 +1,4 @@
--- Parley schema for SQLite, schema version 11.
+-- Parley schema for SQLite, schema version 12.
 --
 -- parleyd creates a new database from this file when its storage path does
 -- not exist yet; for an existing file it checks schema_version and refuses
@@ -24,7 +24,7 @@
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (11);
+INSERT INTO schema_version (version) VALUES (12);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -55,21 +55,22 @@ CREATE TABLE users (
     PRIMARY KEY (server_host, username)
 ) WITHOUT ROWID;
 
--- FAST tokens (XEP-0484) of accounts: the SHA-256 of each token (base64),
--- never the token; the client (ua_id) it was issued to, its SASL
+-- FAST tokens (XEP-0484) of accounts: the random seed each token is
+-- derived from (base64; the derivation key lives outside the database,
+-- see the admin guide), never the token; the client (ua_id) it was issued to, its SASL
 -- mechanism, creation and expiry (unix time) and the highest 'count' a
 -- login used.  Deleted with the account; looked up by the primary key,
 -- listed and revoked per user by its prefix (server_host, username).
 CREATE TABLE fast_tokens (
     server_host  TEXT    NOT NULL,
     username     TEXT    NOT NULL,
-    token_hash   TEXT    NOT NULL,
+    token_seed   TEXT    NOT NULL,
     ua_id        TEXT    NOT NULL,
     mechanism    TEXT    NOT NULL,
     created_at   INTEGER NOT NULL,
     expires_at   INTEGER NOT NULL,
     last_count   INTEGER NOT NULL,
-    PRIMARY KEY (server_host, username, token_hash)
+    PRIMARY KEY (server_host, username, token_seed)
 ) WITHOUT ROWID;
 
 -- Roster (RFC 6121) items: one row per contact of a user.

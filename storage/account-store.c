@@ -284,13 +284,13 @@ static const struct storage_op fast_get_op = {
 };
 
 struct storage_req *storage_fast_token_get(struct storage *st, const char *host, const char *user,
-                                           const unsigned char hash[STORAGE_FAST_HASH_LEN],
+                                           const unsigned char seed[STORAGE_FAST_SEED_LEN],
                                            storage_fast_token_cb *cb, void *ctx)
 {
-	assert(host != NULL && user != NULL && hash != NULL && cb != NULL);
+	assert(host != NULL && user != NULL && seed != NULL && cb != NULL);
 	struct fast_token_get_job *r = storage_req_new(st, &fast_get_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
-	memcpy(r->hash, hash, sizeof(r->hash));
+	memcpy(r->seed, seed, sizeof(r->seed));
 	return storage_req_submit(&r->base);
 }
 
@@ -312,12 +312,45 @@ static const struct storage_op fast_delete_op = {
 };
 
 struct storage_req *storage_fast_token_delete(struct storage *st, const char *host, const char *user,
-                                              const char *ua_id, storage_done_cb *cb, void *ctx)
+                                              const char *ua_id, const unsigned char *seed,
+                                              storage_done_cb *cb, void *ctx)
 {
 	assert(host != NULL && user != NULL && cb != NULL);
 	struct fast_token_delete_job *r = storage_req_new(st, &fast_delete_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
 	r->ua_id = ua_id != NULL ? pool_strdup(r->base.pool, ua_id) : NULL;
+	if (seed != NULL) {
+		r->by_seed = true;
+		memcpy(r->seed, seed, sizeof(r->seed));
+	}
+	return storage_req_submit(&r->base);
+}
+
+static void fast_expire_work(struct storage_req *req, void *conn)
+{
+	req->res = req->st->account->fast_expire(conn, (struct fast_token_expire_job *)req);
+}
+
+static void fast_expire_reply(struct storage_req *req)
+{
+	struct fast_token_expire_job *r = (struct fast_token_expire_job *)req;
+	r->cb(req->res, req->res == STORAGE_OK ? r->count : 0, req->ctx);
+}
+
+static const struct storage_op fast_expire_op = {
+	.name = "fast_token_expire",
+	.area = STORAGE_AREA_ACCOUNT,
+	.work = fast_expire_work,
+	.reply = fast_expire_reply,
+};
+
+struct storage_req *storage_fast_token_expire(struct storage *st, const char *host, int64_t before,
+                                              storage_count_cb *cb, void *ctx)
+{
+	assert(host != NULL && cb != NULL);
+	struct fast_token_expire_job *r = storage_req_new(st, &fast_expire_op, sizeof(*r), host, NULL, ctx);
+	r->cb = cb;
+	r->before = before;
 	return storage_req_submit(&r->base);
 }
 

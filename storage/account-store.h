@@ -62,7 +62,7 @@ struct fast_token_set_job {
 struct fast_token_get_job {
 	struct storage_req base;
 	storage_fast_token_cb *cb;
-	unsigned char hash[STORAGE_FAST_HASH_LEN];
+	unsigned char seed[STORAGE_FAST_SEED_LEN];
 	/* results */
 	struct storage_fast_token t; /* strings in pool */
 };
@@ -71,6 +71,16 @@ struct fast_token_delete_job {
 	struct storage_req base;
 	storage_done_cb *cb;
 	const char *ua_id; /* in pool; NULL: all */
+	bool by_seed;      /* only the token with this seed */
+	unsigned char seed[STORAGE_FAST_SEED_LEN];
+};
+
+struct fast_token_expire_job {
+	struct storage_req base;
+	storage_count_cb *cb;
+	int64_t before;
+	/* result */
+	uint64_t count;
 };
 
 struct fast_token_list_job {
@@ -92,6 +102,7 @@ struct account_store_vfuncs {
 	enum storage_result (*fast_get)(void *conn, struct fast_token_get_job *j);
 	enum storage_result (*fast_delete)(void *conn, struct fast_token_delete_job *j);
 	enum storage_result (*fast_list)(void *conn, struct fast_token_list_job *j);
+	enum storage_result (*fast_expire)(void *conn, struct fast_token_expire_job *j);
 };
 
 #endif

@@ -380,7 +380,7 @@ static enum storage_result mem_fast_set(void *conn, struct fast_token_set_job *r
 {
 	struct mem_user *u = user_get(conn, r->base.host, r->base.user);
 	for (size_t i = 0; i < u->nfast; i++)
-		if (memcmp(u->fast[i].hash, r->t.hash, sizeof(r->t.hash)) == 0) {
+		if (memcmp(u->fast[i].seed, r->t.seed, sizeof(r->t.seed)) == 0) {
 			fast_remove_at(u, i);
 			break;
 		}
@@ -396,7 +396,7 @@ static enum storage_result mem_fast_get(void *conn, struct fast_token_get_job *r
 {
 	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
 	for (size_t i = 0; u != NULL && i < u->nfast; i++)
-		if (memcmp(u->fast[i].hash, r->hash, sizeof(r->hash)) == 0) {
+		if (memcmp(u->fast[i].seed, r->seed, sizeof(r->seed)) == 0) {
 			fast_copy(r->base.pool, &r->t, &u->fast[i]);
 			return STORAGE_OK;
 		}
@@ -408,7 +408,8 @@ static enum storage_result mem_fast_delete(void *conn, struct fast_token_delete_
 	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
 	bool any = false;
 	for (size_t i = 0; u != NULL && i < u->nfast;) {
-		if (r->ua_id == NULL || strcmp(u->fast[i].ua_id, r->ua_id) == 0) {
+		if ((r->ua_id == NULL || strcmp(u->fast[i].ua_id, r->ua_id) == 0) &&
+		    (!r->by_seed || memcmp(u->fast[i].seed, r->seed, sizeof(r->seed)) == 0)) {
 			fast_remove_at(u, i);
 			any = true;
 		} else {
@@ -438,6 +439,26 @@ static enum storage_result mem_fast_list(void *conn, struct fast_token_list_job 
 	return STORAGE_OK;
 }
 
+static enum storage_result mem_fast_expire(void *conn, struct fast_token_expire_job *r)
+{
+	struct mem_store *ms = conn;
+	r->count = 0;
+	for (size_t i = 0; i < ms->nusers; i++) {
+		struct mem_user *u = ms->users[i];
+		if (strcmp(u->host, r->base.host) != 0)
+			continue;
+		for (size_t k = 0; k < u->nfast;) {
+			if (u->fast[k].expires <= r->before) {
+				fast_remove_at(u, k);
+				r->count++;
+			} else {
+				k++;
+			}
+		}
+	}
+	return STORAGE_OK;
+}
+
 static const struct account_store_vfuncs mem_account_vfuncs = {
 	.get = mem_account_get,
 	.create = mem_account_create,
@@ -449,6 +470,7 @@ static const struct account_store_vfuncs mem_account_vfuncs = {
 	.fast_get = mem_fast_get,
 	.fast_delete = mem_fast_delete,
 	.fast_list = mem_fast_list,
+	.fast_expire = mem_fast_expire,
 };
 
 /* ---- roster ------------------------------------------------------------------------ */

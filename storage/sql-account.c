@@ -237,14 +237,17 @@ static enum storage_result op_account_count(void *conn, struct account_count_job
 
 /* ---- FAST tokens (worker thread) ---------------------------------------------- */
 
-#define FAST_COLS "ua_id, token_hash, mechanism, created_at, expires_at, last_count"
+#define FAST_COLS "ua_id, token_seed, mechanism, created_at, expires_at, last_count"
 
-static const char sql_fast_delete_hash[] =
-        "DELETE FROM fast_tokens WHERE server_host = ? AND username = ? AND token_hash = ?";
+static const char sql_fast_delete_seed[] =
+        "DELETE FROM fast_tokens WHERE server_host = ? AND username = ? AND token_seed = ?";
+static const char sql_fast_delete_seed_ua[] =
+        "DELETE FROM fast_tokens WHERE server_host = ? AND username = ? "
+        "AND token_seed = ? AND ua_id = ?";
 static const char sql_fast_insert[] =
         "INSERT INTO fast_tokens (server_host, username, " FAST_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 static const char sql_fast_get[] =
-        "SELECT " FAST_COLS " FROM fast_tokens WHERE server_host = ? AND username = ? AND token_hash = ?";
+        "SELECT " FAST_COLS " FROM fast_tokens WHERE server_host = ? AND username = ? AND token_seed = ?";
 static const char sql_fast_delete_ua[] =
         "DELETE FROM fast_tokens WHERE server_host = ? AND username = ? AND ua_id = ?";
 static const char sql_fast_delete_all[] = "DELETE FROM fast_tokens WHERE server_host = ? AND username = ?";
@@ -256,10 +259,10 @@ static bool read_fast(struct sql_thread *t, struct storage_req *r, struct sql_st
                       struct storage_fast_token *tok)
 {
 	const struct sql_driver_vfuncs *d = t->ss->drv;
-	const char *hash = d->column_text(s, 1);
+	const char *seed = d->column_text(s, 1);
 	memset(tok, 0, sizeof(*tok));
-	if (hash == NULL || !decode_key(hash, tok->hash, sizeof(tok->hash))) {
-		log_error("storage %s: %s@%s: a malformed FAST token hash in the database; ignoring it",
+	if (seed == NULL || !decode_key(seed, tok->seed, sizeof(tok->seed))) {
+		log_error("storage %s: %s@%s: a malformed FAST token seed in the database; ignoring it",
 		          t->ss->base.description, r->user, r->host);
 		return false;
 	}
@@ -275,18 +278,18 @@ static bool read_fast(struct sql_thread *t, struct storage_req *r, struct sql_st
 static enum storage_result op_fast_set(void *conn, struct fast_token_set_job *r)
 {
 	struct sql_thread *t = conn;
-	char *hash = base64_encode(r->t.hash, sizeof(r->t.hash));
+	char *seed = base64_encode(r->t.seed, sizeof(r->t.seed));
 	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user),      PTEXT(r->t.ua_id),
-		                 PTEXT(hash),         PTEXT(r->t.mechanism),    PINT(r->t.created),
+		                 PTEXT(seed),         PTEXT(r->t.mechanism),    PINT(r->t.created),
 		                 PINT(r->t.expires),  PINT((int64_t)r->t.count) };
-	struct sql_param pd[] = { PTEXT(r->base.host), PTEXT(r->base.user), PTEXT(hash) };
+	struct sql_param pd[] = { PTEXT(r->base.host), PTEXT(r->base.user), PTEXT(seed) };
 	enum storage_result res = STORAGE_OK;
 	if (sql_q_begin(t, true) < 0)
 		res = sql_q_fail(t, &r->base);
-	else if (sql_q_exec(t, sql_fast_delete_hash, pd, ARRAY_SIZE(pd), NULL) < 0 ||
+	else if (sql_q_exec(t, sql_fast_delete_seed, pd, ARRAY_SIZE(pd), NULL) < 0 ||
 	         sql_q_exec(t, sql_fast_insert, p, ARRAY_SIZE(p), NULL) < 0 || sql_q_commit(t) < 0)
 		res = sql_q_abort(t, &r->base);
-	free(hash);
+	free(seed);
 	return res;
 }
 
@@ -294,11 +297,11 @@ static enum storage_result op_fast_get(void *conn, struct fast_token_get_job *r)
 {
 	struct sql_thread *t = conn;
 	const struct sql_driver_vfuncs *d = t->ss->drv;
-	char *hash = base64_encode(r->hash, sizeof(r->hash));
-	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user), PTEXT(hash) };
+	char *seed = base64_encode(r->seed, sizeof(r->seed));
+	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user), PTEXT(seed) };
 	enum sql_step st;
 	struct sql_stmt *s = sql_q_start(t, sql_fast_get, p, ARRAY_SIZE(p), &st);
-	free(hash);
+	free(seed);
 	if (s == NULL)
 		return sql_q_fail(t, &r->base);
 	bool found = st == SQL_STEP_ROW && read_fast(t, &r->base, s, &r->t);
@@ -309,10 +312,22 @@ static enum storage_result op_fast_get(void *conn, struct fast_token_get_job *r)
 static enum storage_result op_fast_delete(void *conn, struct fast_token_delete_job *r)
 {
 	struct sql_thread *t = conn;
-	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user), PTEXT(r->ua_id) };
+	char *seed = r->by_seed ? base64_encode(r->seed, sizeof(r->seed)) : NULL;
 	uint64_t changes = 0;
-	int rc = r->ua_id != NULL ? sql_q_exec(t, sql_fast_delete_ua, p, 3, &changes)
-	                          : sql_q_exec(t, sql_fast_delete_all, p, 2, &changes);
+	int rc;
+	if (r->by_seed && r->ua_id != NULL) {
+		struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user), PTEXT(seed),
+			                 PTEXT(r->ua_id) };
+		rc = sql_q_exec(t, sql_fast_delete_seed_ua, p, ARRAY_SIZE(p), &changes);
+	} else if (r->by_seed) {
+		struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user), PTEXT(seed) };
+		rc = sql_q_exec(t, sql_fast_delete_seed, p, ARRAY_SIZE(p), &changes);
+	} else {
+		struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user), PTEXT(r->ua_id) };
+		rc = r->ua_id != NULL ? sql_q_exec(t, sql_fast_delete_ua, p, 3, &changes)
+		                      : sql_q_exec(t, sql_fast_delete_all, p, 2, &changes);
+	}
+	free(seed);
 	if (rc < 0)
 		return sql_q_fail(t, &r->base);
 	return changes > 0 ? STORAGE_OK : STORAGE_NOT_FOUND;
@@ -338,6 +353,17 @@ static enum storage_result op_fast_list(void *conn, struct fast_token_list_job *
 	return st == SQL_STEP_ERROR ? sql_q_fail(t, &r->base) : STORAGE_OK;
 }
 
+static const char sql_fast_expire[] = "DELETE FROM fast_tokens WHERE server_host = ? AND expires_at <= ?";
+
+static enum storage_result op_fast_expire(void *conn, struct fast_token_expire_job *r)
+{
+	struct sql_thread *t = conn;
+	struct sql_param p[] = { PTEXT(r->base.host), PINT(r->before) };
+	if (sql_q_exec(t, sql_fast_expire, p, ARRAY_SIZE(p), &r->count) < 0)
+		return sql_q_fail(t, &r->base);
+	return STORAGE_OK;
+}
+
 const struct account_store_vfuncs sql_account_vfuncs = {
 	.get = op_account_get,
 	.create = op_account_create,
@@ -349,4 +375,5 @@ const struct account_store_vfuncs sql_account_vfuncs = {
 	.fast_get = op_fast_get,
 	.fast_delete = op_fast_delete,
 	.fast_list = op_fast_list,
+	.fast_expire = op_fast_expire,
 };

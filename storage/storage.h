@@ -103,33 +103,40 @@ struct storage_req *storage_account_list(struct storage *st, const char *host, s
 struct storage_req *storage_account_count(struct storage *st, const char *host, storage_count_cb *cb,
                                           void *ctx);
 
-/* FAST tokens (XEP-0484) of an account, kept by the SHA-256 of the token
- * (never the token itself); a user may hold several (one per client, and
- * a client's previous one until the new one is used).  Removing the
- * account removes them. */
-#define STORAGE_FAST_HASH_LEN 32
+/* FAST tokens (XEP-0484) of an account, kept by their seed: the token is
+ * derived from the seed with a key the server keeps outside the store
+ * (server/fast.c), so the store never holds a token; a user may hold
+ * several (one per client, and a client's previous one until the new one
+ * is used).  Removing the account removes them. */
+#define STORAGE_FAST_SEED_LEN 32
 struct storage_fast_token {
 	char *ua_id;                               /* the client's user-agent id */
-	unsigned char hash[STORAGE_FAST_HASH_LEN]; /* SHA-256 of the token */
+	unsigned char seed[STORAGE_FAST_SEED_LEN]; /* random; the token derives from it */
 	char *mechanism;                           /* "HT-SHA-256-NONE", ... */
 	int64_t created, expires;                  /* unix time */
-	uint64_t count;                            /* highest XEP-0484 count used; 0: none */
+	uint64_t count;                            /* 1 + the highest XEP-0484 count used; 0: none */
 };
 typedef void storage_fast_token_cb(enum storage_result res, const struct storage_fast_token *t, void *ctx);
 typedef void storage_fast_tokens_cb(enum storage_result res, const struct storage_fast_token *t, size_t n,
                                     void *ctx);
-/* Store a token, replacing the one with the same hash. */
+/* Store a token, replacing the one with the same seed. */
 struct storage_req *storage_fast_token_set(struct storage *st, const char *host, const char *user,
                                            const struct storage_fast_token *t, storage_done_cb *cb,
                                            void *ctx);
-/* The token with this hash; STORAGE_NOT_FOUND when there is none. */
+/* The token with this seed; STORAGE_NOT_FOUND when there is none. */
 struct storage_req *storage_fast_token_get(struct storage *st, const char *host, const char *user,
-                                           const unsigned char hash[STORAGE_FAST_HASH_LEN],
+                                           const unsigned char seed[STORAGE_FAST_SEED_LEN],
                                            storage_fast_token_cb *cb, void *ctx);
 /* Delete the tokens of one client (ua_id), or all of the user's (ua_id
- * NULL); STORAGE_NOT_FOUND when there were none. */
+ * NULL); with seed (STORAGE_FAST_SEED_LEN bytes) only the token with that
+ * seed among them.  STORAGE_NOT_FOUND when there were none. */
 struct storage_req *storage_fast_token_delete(struct storage *st, const char *host, const char *user,
-                                              const char *ua_id, storage_done_cb *cb, void *ctx);
+                                              const char *ua_id, const unsigned char *seed,
+                                              storage_done_cb *cb, void *ctx);
+/* Delete the tokens of every user of host that expired at or before
+ * `before` (unix time); cb gets how many. */
+struct storage_req *storage_fast_token_expire(struct storage *st, const char *host, int64_t before,
+                                              storage_count_cb *cb, void *ctx);
 /* The user's tokens, by ua_id then creation time. */
 struct storage_req *storage_fast_token_list(struct storage *st, const char *host, const char *user,
                                             storage_fast_tokens_cb *cb, void *ctx);

@@ -95,10 +95,15 @@ def _b64(data):
     return base64.b64encode(data).decode()
 
 
-def ssdp_hash(c, hashname):
+def ssdp_hash(c, hashname, sasl2=False):
     """XEP-0474: the hash of what the server advertised, as a client
-    computes it from the stream features."""
-    s = '\x1e'.join(sorted(c.mechanisms()))
+    computes it from the stream features (over SASL2 the mechanisms of
+    its <authentication/>, which add FAST's HT mechanisms)."""
+    mechs = c.mechanisms()
+    if sasl2:
+        mechs = [m.text for m in c.features.find(q(NS_SASL2, 'authentication')).findall(
+            q(NS_SASL2, 'mechanism'))]
+    s = '\x1e'.join(sorted(mechs))
     types = c.cb_types()
     if types:
         s += '\x1f' + '\x1e'.join(sorted(types))
@@ -147,7 +152,7 @@ def scram(c, user, password, mech, gs2, cbdata=b'', check_ssdp=True, sasl2=False
     attrs = dict(kv.split('=', 1) for kv in sf.split(','))
     assert attrs['r'].startswith(cnonce), sf
     if check_ssdp:
-        assert attrs.get('h') == ssdp_hash(c, hashname), (sf, c.mechanisms(), c.cb_types())
+        assert attrs.get('h') == ssdp_hash(c, hashname, sasl2), (sf, c.mechanisms(), c.cb_types())
     salted = hashlib.pbkdf2_hmac(hashname, password.encode(), base64.b64decode(attrs['s']),
                                  int(attrs['i']))
     client_key = hmac.new(salted, b'Client Key', hashname).digest()

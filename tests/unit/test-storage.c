@@ -3171,20 +3171,23 @@ static void migrate_from(struct fixture *f, int from, const char *const *expect,
 		                   "DROP TABLE last_activity");
 	if (from < 2)
 		f->be->exec_sql(f, "DROP TABLE offline_messages");
-	/* The table and columns of version 11 (no trigger may refer to a dropped table). */
-	f->be->exec_sql(f, "DROP TABLE fast_tokens");
-	if (strcmp(f->be->dialect, "sqlite") == 0)
-		f->be->exec_sql(f, "ALTER TABLE users DROP COLUMN sha512_salt; "
-		                   "ALTER TABLE users DROP COLUMN sha512_iterations; "
-		                   "ALTER TABLE users DROP COLUMN sha512_stored_key; "
-		                   "ALTER TABLE users DROP COLUMN sha512_server_key");
-	else if (strcmp(f->be->dialect, "mssql") == 0)
-		f->be->exec_sql(f, "ALTER TABLE users DROP COLUMN sha512_salt, sha512_iterations, "
-		                   "sha512_stored_key, sha512_server_key");
-	else
-		f->be->exec_sql(f,
-		                "ALTER TABLE users DROP COLUMN sha512_salt, DROP COLUMN sha512_iterations, "
-		                "DROP COLUMN sha512_stored_key, DROP COLUMN sha512_server_key");
+	/* The table of version 12 (no trigger may refer to a dropped table);
+	 * 012 recreates it whether or not 011 made it. */
+	if (from < 12)
+		f->be->exec_sql(f, "DROP TABLE fast_tokens");
+	/* The columns of version 11. */
+	const char *drop_sha512 =
+	        strcmp(f->be->dialect, "sqlite") == 0 ? "ALTER TABLE users DROP COLUMN sha512_salt; "
+	                                                "ALTER TABLE users DROP COLUMN sha512_iterations; "
+	                                                "ALTER TABLE users DROP COLUMN sha512_stored_key; "
+	                                                "ALTER TABLE users DROP COLUMN sha512_server_key"
+	        : strcmp(f->be->dialect, "mssql") == 0
+	                ? "ALTER TABLE users DROP COLUMN sha512_salt, sha512_iterations, "
+	                  "sha512_stored_key, sha512_server_key"
+	                : "ALTER TABLE users DROP COLUMN sha512_salt, DROP COLUMN sha512_iterations, "
+	                  "DROP COLUMN sha512_stored_key, DROP COLUMN sha512_server_key";
+	if (from < 11)
+		f->be->exec_sql(f, drop_sha512);
 	f->be->set_schema_version(f, from);
 	char *err = NULL;
 	assert_int_equal(open_store(f, &err), -1);
@@ -3287,11 +3290,11 @@ static void test_schema_migration(void **state)
 	struct storage_account a;
 	make_account(&a, 13, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
-	static const char *const scripts[] = { "002-offline.sql",       "003-user-data.sql",
-		                               "004-blocklist.sql",     "005-privacy.sql",
-		                               "006-shared-roster.sql", "007-vcard-search.sql",
-		                               "008-muc.sql",           "009-pubsub.sql",
-		                               "010-mam.sql",           "011-sha512-fast.sql" };
+	static const char *const scripts[] = {
+		"002-offline.sql",       "003-user-data.sql",    "004-blocklist.sql", "005-privacy.sql",
+		"006-shared-roster.sql", "007-vcard-search.sql", "008-muc.sql",       "009-pubsub.sql",
+		"010-mam.sql",           "011-sha512-fast.sql",  "012-fast-seed.sql"
+	};
 	migrate_from(f, 1, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -3311,7 +3314,7 @@ static void test_schema_migration_2_to_3(void **state)
 		                               "005-privacy.sql",      "006-shared-roster.sql",
 		                               "007-vcard-search.sql", "008-muc.sql",
 		                               "009-pubsub.sql",       "010-mam.sql",
-		                               "011-sha512-fast.sql" };
+		                               "011-sha512-fast.sql",  "012-fast-seed.sql" };
 	migrate_from(f, 2, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -3330,7 +3333,8 @@ static void test_schema_migration_3_to_4(void **state)
 	static const char *const scripts[] = { "004-blocklist.sql",     "005-privacy.sql",
 		                               "006-shared-roster.sql", "007-vcard-search.sql",
 		                               "008-muc.sql",           "009-pubsub.sql",
-		                               "010-mam.sql",           "011-sha512-fast.sql" };
+		                               "010-mam.sql",           "011-sha512-fast.sql",
+		                               "012-fast-seed.sql" };
 	migrate_from(f, 3, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(vcard_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -3354,7 +3358,7 @@ static void test_schema_migration_4_to_5(void **state)
 	static const char *const scripts[] = { "005-privacy.sql",      "006-shared-roster.sql",
 		                               "007-vcard-search.sql", "008-muc.sql",
 		                               "009-pubsub.sql",       "010-mam.sql",
-		                               "011-sha512-fast.sql" };
+		                               "011-sha512-fast.sql",  "012-fast-seed.sql" };
 	migrate_from(f, 4, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(blk_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -3376,7 +3380,8 @@ static void test_schema_migration_5_to_6(void **state)
 	assert_int_equal(prv_change(f, PRV_SET, "a.example", "bob", "p", prv_public, 1), STORAGE_OK);
 	static const char *const scripts[] = { "006-shared-roster.sql", "007-vcard-search.sql",
 		                               "008-muc.sql",           "009-pubsub.sql",
-		                               "010-mam.sql",           "011-sha512-fast.sql" };
+		                               "010-mam.sql",           "011-sha512-fast.sql",
+		                               "012-fast-seed.sql" };
 	migrate_from(f, 5, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(prv_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -3399,8 +3404,9 @@ static void test_schema_migration_6_to_7(void **state)
 	struct srg_group g = { .name = "kept", .label = "", .description = "" };
 	assert_int_equal(srg_create(f, "a.example", &g), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
-	static const char *const scripts[] = { "007-vcard-search.sql", "008-muc.sql", "009-pubsub.sql",
-		                               "010-mam.sql", "011-sha512-fast.sql" };
+	static const char *const scripts[] = { "007-vcard-search.sql", "008-muc.sql",
+		                               "009-pubsub.sql",       "010-mam.sql",
+		                               "011-sha512-fast.sql",  "012-fast-seed.sql" };
 	migrate_from(f, 6, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(srg_get(f, "a.example", "kept", &r), STORAGE_OK);
@@ -3428,7 +3434,7 @@ static void test_schema_migration_7_to_8(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
 	static const char *const scripts[] = { "008-muc.sql", "009-pubsub.sql", "010-mam.sql",
-		                               "011-sha512-fast.sql" };
+		                               "011-sha512-fast.sql", "012-fast-seed.sql" };
 	migrate_from(f, 7, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	const char *const s[] = { "nick=rom" };
@@ -3450,7 +3456,8 @@ static void test_schema_migration_8_to_9(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	struct muc_room_item room = { "kept", "<x/>", "", "", 1, NULL, 0 };
 	assert_int_equal(muc_store(f, "a.example", "rooms.a.example", &room), STORAGE_OK);
-	static const char *const scripts[] = { "009-pubsub.sql", "010-mam.sql", "011-sha512-fast.sql" };
+	static const char *const scripts[] = { "009-pubsub.sql", "010-mam.sql", "011-sha512-fast.sql",
+		                               "012-fast-seed.sql" };
 	migrate_from(f, 8, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(muc_load(f, "a.example", "rooms.a.example", &r), STORAGE_OK);
@@ -3988,7 +3995,7 @@ static void fast_token_cb(enum storage_result res, const struct storage_fast_tok
 	free(r->text);
 	r->text = t != NULL ? xasprintf("%s %s %lld %lld %llu %02x", t->ua_id, t->mechanism,
 	                                (long long)t->created, (long long)t->expires,
-	                                (unsigned long long)t->count, t->hash[0])
+	                                (unsigned long long)t->count, t->seed[0])
 	                    : NULL;
 }
 
@@ -3998,7 +4005,7 @@ static void fast_tokens_cb(enum storage_result res, const struct storage_fast_to
 	note(r, res);
 	struct buf b = { 0 };
 	for (size_t i = 0; i < n; i++)
-		buf_printf(&b, "%s:%02x:%lld;", t[i].ua_id, t[i].hash[0], (long long)t[i].created);
+		buf_printf(&b, "%s:%02x:%lld;", t[i].ua_id, t[i].seed[0], (long long)t[i].created);
 	free(r->text);
 	r->text = b.data != NULL ? xstrndup(b.data, b.len) : xstrdup("");
 	buf_free(&b);
@@ -4012,7 +4019,7 @@ static enum storage_result fast_set(struct fixture *f, const char *user, const c
 		                        .created = created,
 		                        .expires = created + 86400,
 		                        .count = count };
-	memset(t.hash, h, sizeof(t.hash));
+	memset(t.seed, h, sizeof(t.seed));
 	struct res r = { 0 };
 	FAST_WAIT(f, r, storage_fast_token_set(f->st, "a.example", user, &t, done_cb, &r));
 	return r.r;
@@ -4020,10 +4027,10 @@ static enum storage_result fast_set(struct fixture *f, const char *user, const c
 
 static enum storage_result fast_get(struct fixture *f, const char *user, unsigned char h, struct res *r)
 {
-	unsigned char hash[STORAGE_FAST_HASH_LEN];
-	memset(hash, h, sizeof(hash));
+	unsigned char seed[STORAGE_FAST_SEED_LEN];
+	memset(seed, h, sizeof(seed));
 	r->calls = 0;
-	FAST_WAIT(f, (*r), storage_fast_token_get(f->st, "a.example", user, hash, fast_token_cb, r));
+	FAST_WAIT(f, (*r), storage_fast_token_get(f->st, "a.example", user, seed, fast_token_cb, r));
 	return r->r;
 }
 
@@ -4038,12 +4045,22 @@ static const char *fast_list(struct fixture *f, const char *user, struct res *r)
 static enum storage_result fast_delete(struct fixture *f, const char *user, const char *ua)
 {
 	struct res r = { 0 };
-	FAST_WAIT(f, r, storage_fast_token_delete(f->st, "a.example", user, ua, done_cb, &r));
+	FAST_WAIT(f, r, storage_fast_token_delete(f->st, "a.example", user, ua, NULL, done_cb, &r));
 	return r.r;
 }
 
-/* FAST tokens: stored by hash, replaced by hash, listed, deleted per
- * client or all, and removed with the account. */
+static enum storage_result fast_delete_seed(struct fixture *f, const char *user, const char *ua,
+                                            unsigned char h)
+{
+	unsigned char seed[STORAGE_FAST_SEED_LEN];
+	memset(seed, h, sizeof(seed));
+	struct res r = { 0 };
+	FAST_WAIT(f, r, storage_fast_token_delete(f->st, "a.example", user, ua, seed, done_cb, &r));
+	return r.r;
+}
+
+/* FAST tokens: stored by seed, replaced by seed, listed, deleted one by
+ * seed, per client or all, and removed with the account. */
 static void test_fast_tokens(void **state)
 {
 	struct fixture *f = *state;
@@ -4064,6 +4081,11 @@ static void test_fast_tokens(void **state)
 	assert_int_equal(fast_get(f, "alice", 0xaa, &r), STORAGE_OK);
 	assert_string_equal(r.text, "ua-1 HT-SHA-256-NONE 1000 87400 7 aa");
 	assert_string_equal(fast_list(f, "alice", &r), "ua-1:aa:1000;ua-1:ab:2000;ua-2:bb:1500;");
+	assert_int_equal(fast_delete_seed(f, "alice", "ua-2", 0xab), STORAGE_NOT_FOUND);
+	assert_int_equal(fast_delete_seed(f, "alice", NULL, 0xab), STORAGE_OK);
+	assert_int_equal(fast_delete_seed(f, "alice", "ua-1", 0xab), STORAGE_NOT_FOUND);
+	assert_string_equal(fast_list(f, "alice", &r), "ua-1:aa:1000;ua-2:bb:1500;");
+	assert_int_equal(fast_set(f, "alice", "ua-1", 0xab, 2000, 0), STORAGE_OK);
 	assert_int_equal(fast_delete(f, "alice", "ua-1"), STORAGE_OK);
 	assert_int_equal(fast_delete(f, "alice", "ua-1"), STORAGE_NOT_FOUND);
 	assert_string_equal(fast_list(f, "alice", &r), "ua-2:bb:1500;");
@@ -4074,6 +4096,18 @@ static void test_fast_tokens(void **state)
 	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
 	assert_string_equal(fast_list(f, "alice", &r), "");
 	assert_string_equal(fast_list(f, "bob", &r), "ua-1:cc:1000;");
+	/* expired tokens of the whole host go; another host's stay */
+	assert_int_equal(fast_set(f, "bob", "ua-2", 0xc1, 200000, 0), STORAGE_OK);
+	assert_int_equal(fast_set(f, "carol", "ua-1", 0xc2, 1000, 0), STORAGE_OK);
+	r.calls = 0;
+	FAST_WAIT(f, r, storage_fast_token_expire(f->st, "b.example", 100000, count_cb, &r));
+	assert_int_equal(r.count, 0);
+	r.calls = 0;
+	FAST_WAIT(f, r, storage_fast_token_expire(f->st, "a.example", 87400, count_cb, &r));
+	assert_int_equal(r.r, STORAGE_OK);
+	assert_int_equal(r.count, 2);
+	assert_string_equal(fast_list(f, "bob", &r), "ua-2:c1:200000;");
+	assert_string_equal(fast_list(f, "carol", &r), "");
 	res_clear(&r);
 	storage_account_clear(&a);
 }
@@ -4086,7 +4120,7 @@ static void test_schema_migration_10_to_11(void **state)
 	struct storage_account a;
 	make_account(&a, 21, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
-	static const char *const scripts[] = { "011-sha512-fast.sql" };
+	static const char *const scripts[] = { "011-sha512-fast.sql", "012-fast-seed.sql" };
 	migrate_from(f, 10, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
@@ -4096,6 +4130,25 @@ static void test_schema_migration_10_to_11(void **state)
 	storage_account_clear(&a);
 	make_account(&a, 22, true, true, "pw");
 	assert_int_equal(acc_update(f, "a.example", "alice", &a), STORAGE_OK);
+	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_account_equal(&r.acc, &a);
+	res_clear(&r);
+	storage_account_clear(&a);
+	check_migrated(f);
+}
+
+/* 012 replaces the table of FAST tokens (seeds instead of hashes). */
+static void test_schema_migration_11_to_12(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->exec_sql == NULL || f->be->set_schema_version == NULL)
+		skip();
+	struct storage_account a;
+	make_account(&a, 23, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	static const char *const scripts[] = { "012-fast-seed.sql" };
+	migrate_from(f, 11, scripts, ARRAY_SIZE(scripts));
+	struct res r = { 0 };
 	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
 	assert_account_equal(&r.acc, &a);
 	res_clear(&r);
@@ -4113,7 +4166,7 @@ static void test_schema_migration_9_to_10(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	struct pubsub_node_item node = { "kept", "<x/>", 1, NULL, 0, NULL, 0 };
 	assert_int_equal(ps_node_store(f, "a.example", "pubsub.a.example", &node), STORAGE_OK);
-	static const char *const scripts[] = { "010-mam.sql", "011-sha512-fast.sql" };
+	static const char *const scripts[] = { "010-mam.sql", "011-sha512-fast.sql", "012-fast-seed.sql" };
 	migrate_from(f, 9, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(ps_load(f, "a.example", "pubsub.a.example", &r), STORAGE_OK);
@@ -4994,6 +5047,7 @@ static const struct test_def tests[] = {
 	T(test_mam_batch),
 	T(test_schema_migration_9_to_10),
 	T(test_schema_migration_10_to_11),
+	T(test_schema_migration_11_to_12),
 	T(test_fast_tokens),
 	T(test_order_per_user),
 	T(test_cancel),
