@@ -6,6 +6,8 @@ the bind going on, a session that starts inactive (client state
 indication), and the stable resource of a client that gives a
 <user-agent/> id."""
 import base64
+import hashlib
+import hmac
 import json
 import shutil
 import socket
@@ -344,3 +346,56 @@ def test_user_agent_gives_a_stable_resource(server):
             one.close()
     got = offline_bodies(server, user, ['unacked'])
     assert bodies(got) == ['unacked'], [tostr(e) for e in got]
+
+
+def test_fast_token_login_resumes_inline(server):
+    """A phone's reconnect in one round trip: a FAST token asked for at
+    the first login (SCRAM), then, after the connection died, an
+    HT-SHA-256-NONE login with that token that resumes the session in the
+    same <authenticate/>; what was not acknowledged follows <success/>."""
+    ns_fast = 'urn:xmpp:fast:0'
+    user = new_user(server, 'fastsm')
+    agent = "<user-agent id='%s'><software>Test</software></user-agent>" % unique('phone-ua')
+    with SMClient(server) as b:
+        b.login('bob', server.password('bob'))
+        a = Sasl2Client(server)
+        el = a.start().authenticate(
+            user, agent + "<request-token xmlns='%s' mechanism='HT-SHA-256-NONE'/>"
+            "<bind xmlns='%s'><tag>Phone</tag><enable xmlns='%s' resume='true'/></bind>"
+            % (ns_fast, NS_BIND2, NS_SM), mech='SCRAM-SHA-256')
+        assert el.tag == q(NS_SASL2, 'success'), tostr(el)
+        token = el.find(q(ns_fast, 'token')).get('token')
+        enabled = el.find('%s/%s' % (q(NS_BIND2, 'bound'), sm_tag('enabled')))
+        previd, jid = enabled.get('id'), a.jid
+        a.counting = True
+        send_chat(b, jid, 'seen')
+        a.wait_message('seen')
+        kill(server, a)
+        wait_log(server, 'connection of %s lost' % jid, 'the server did not see the drop')
+        send_chat(b, jid, 'while-away')
+        b.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=HOST)
+
+        c = Sasl2Client(server)
+        try:
+            c.start()
+            proof = hmac.new(token.encode(), b'Initiator', hashlib.sha256).digest()
+            ir = base64.b64encode(user.encode() + b'\0' + proof).decode()
+            c.send("<authenticate xmlns='%s' mechanism='HT-SHA-256-NONE'><initial-response>%s"
+                   "</initial-response>%s%s</authenticate>" % (NS_SASL2, ir, agent, resume_el(previd, 0)))
+            el = c.wait_for(lambda e: e.tag in (q(NS_SASL2, 'success'), q(NS_SASL2, 'failure')),
+                            what='SASL2 result')
+            assert el.tag == q(NS_SASL2, 'success'), tostr(el)
+            ad = base64.b64decode(el.findtext(q(NS_SASL2, 'additional-data')))
+            assert ad == hmac.new(token.encode(), b'Responder', hashlib.sha256).digest()
+            resumed = el.find(sm_tag('resumed'))
+            assert resumed is not None and resumed.get('previd') == previd, tostr(el)
+            assert el.findtext(q(NS_SASL2, 'authorization-identifier')) == jid, tostr(el)
+            c.features = c.next()
+            c.counting = True
+            deadline = time.monotonic() + 5
+            while bodies(c.got) != ['seen', 'while-away'] and time.monotonic() < deadline:
+                c.next(deadline - time.monotonic())
+            assert bodies(c.got) == ['seen', 'while-away'], [tostr(e) for e in c.got]
+            assert c.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=HOST).get('type') == 'result'
+        finally:
+            c.close()
