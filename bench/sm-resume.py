@@ -62,8 +62,8 @@ import time
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from xmppclient import (NS_BIND, NS_CLIENT, NS_SESSION, NS_SM, Fail, ScramSha1, Stream,  # noqa: E402
-                        add_server_args, cpu_of, pid_list)
+from xmppclient import (NS_BIND, NS_CLIENT, NS_SASL2, NS_SESSION, NS_SM, Fail, HtSha256None,  # noqa: E402
+                        ScramSha1, Stream, add_server_args, cpu_of, pid_list)
 
 
 ERRORS = (Fail, OSError, ssl.SSLError, ET.ParseError, KeyError, ValueError)
@@ -72,7 +72,10 @@ ERRORS = (Fail, OSError, ssl.SSLError, ET.ParseError, KeyError, ValueError)
 # the mechanism object of one exchange for the stream's user.
 SASL2_MECHS = {
     "SCRAM-SHA-1": lambda r, st: ScramSha1(f"{r.args.prefix}{st.user}", r.args.password),
+    # FAST (XEP-0484): the token Runner.fetch_token got for the user
+    "HT-SHA-256-NONE": lambda r, st: HtSha256None(f"{r.args.prefix}{st.user}", r.creds[st.user]),
 }
+NS_FAST = "urn:xmpp:fast:0"
 
 
 class Runner:
@@ -236,6 +239,21 @@ class Runner:
             with self.lock:
                 self.sm.pop(user, None)
 
+    def fetch_token(self, user):
+        """FAST: a SASL2 SCRAM-SHA-1 login with <request-token/> (and the
+        user-agent id a token is bound to); the token kept in creds.  Not
+        measured: a client does this once, at its first login."""
+        def body(st):
+            extra = (f"<user-agent xmlns='{NS_SASL2}' id='bench-{user}'/>"
+                     f"<request-token xmlns='{NS_FAST}' mechanism='HT-SHA-256-NONE'/>")
+            ok = st.sasl2(self.secure(st), ScramSha1(f"{self.args.prefix}{user}", self.args.password), extra)
+            tok = ok.find(f"{{{NS_FAST}}}token")
+            if tok is None or not tok.get("token"):
+                raise Fail("no FAST token in SASL2 <success/>")
+            with self.lock:
+                self.creds[user] = tok.get("token")
+        self.connection("login", user, body)
+
     def auth(self, user):
         """STARTTLS and SASL only, then the same abrupt drop: what a resume
         costs before its <resume/>"""
@@ -291,6 +309,11 @@ def main():
     if args.tls_resume:
         for _ in range(args.conc):
             r.sessions.put(tls)
+    if args.resume_via == "sasl2" and args.sasl2_mech.startswith("HT-"):
+        r.run_phase(r.fetch_token, users)
+        if r.fail["login"]:
+            print(f"[sm] {args.label}: FAST tokens: {r.fail['login']} failed: {r.errors}", file=sys.stderr)
+            sys.exit(1)
     time.sleep(args.settle)
     out = {"scenario": "sm-resume", "label": args.label, "users": args.users, "conc": args.conc,
            "rounds": args.rounds, "tls_resume": args.tls_resume, "tls": not args.no_tls, "presence_echo": r.echo,

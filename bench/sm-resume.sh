@@ -16,6 +16,9 @@
 # stream restart; the auth-only phase is SASL2 too): Parley only, the
 # harness's ejabberd has no SASL2.  SM_SASL2_MECH picks the SASL2 mechanism
 # of those variants (sm-resume.py --sasl2-mech; default SCRAM-SHA-1).
+# "fast" and "fast-tls-resume": as the sasl2 ones, but the resume logs in
+# with a FAST token (XEP-0484, HT-SHA-256-NONE) each user got, unmeasured,
+# in a SASL2 login with <request-token/> before the login phase.
 # Parley: parley.sh in a folder of its own (parley-sm, port 15562, SQLite),
 # with PARLEY_SM_MODULES added to its modules (YAML lines, two spaces in;
 # default none: stream management is part of the c2s stream).  ejabberd: the
@@ -91,7 +94,12 @@ for rep in $(seq "$REPS"); do
                 tls=(--resume-via sasl2 --sasl2-mech "${SM_SASL2_MECH:-SCRAM-SHA-1}")
                 [ "$v" = sasl2 ] || tls+=(--tls-resume)
                 ;;
-            *) echo "sm-resume.sh: unknown variant $v (full, tls-resume, notls, sasl2, sasl2-tls-resume)" >&2; exit 2 ;;
+            fast | fast-tls-resume)
+                [ "$s" = parley ] || continue   # the harness's ejabberd has no SASL2
+                tls=(--resume-via sasl2 --sasl2-mech HT-SHA-256-NONE)
+                [ "$v" = fast ] || tls+=(--tls-resume)
+                ;;
+            *) echo "sm-resume.sh: unknown variant $v (full, tls-resume, notls, sasl2, sasl2-tls-resume, fast, fast-tls-resume)" >&2; exit 2 ;;
             esac
             echo "## rep $rep $s $v $(date +%T) load $(cut -d" " -f1-3 /proc/loadavg)" | tee -a "$LOG"
             start "$s"

@@ -123,6 +123,28 @@ class ScramSha1:
             raise Fail("bad server signature")
 
 
+class HtSha256None:
+    """FAST (XEP-0484): HT-SHA-256-NONE with a token the server issued:
+    the initial response is the user, NUL and HMAC-SHA-256(token,
+    "Initiator"); the server's additional data must be HMAC(token,
+    "Responder")."""
+    name = "HT-SHA-256-NONE"
+
+    def __init__(self, user, token):
+        self.user = user
+        self.token = token.encode()
+
+    def initial(self):
+        return self.user.encode() + b"\0" + hmac.new(self.token, b"Initiator", hashlib.sha256).digest()
+
+    def step(self, challenge):
+        raise Fail("HT-SHA-256-NONE: unexpected challenge")
+
+    def verify(self, data):
+        if data != hmac.new(self.token, b"Responder", hashlib.sha256).digest():
+            raise Fail("HT-SHA-256-NONE: wrong Responder data")
+
+
 def b64(data):
     return base64.b64encode(data).decode()
 
