@@ -16,9 +16,11 @@
  * drivers keep one statement per shape).  What differs per dialect: the
  * page limit (LIMIT, or OFFSET/FETCH on SQL Server), the full-text search
  * (SQLite's FTS5 table archive_fts, PostgreSQL's to_tsvector over a GIN
- * index, MySQL's FULLTEXT index; SQL Server a case-insensitive substring)
- * and retention's limited delete.  The dialect is the connection's (the
- * odbc driver serves several).
+ * index, MySQL's FULLTEXT index; SQL Server a case-insensitive substring),
+ * retention's limited delete, and how a group commit writes its rows
+ * (multi-row inserts; one row per statement on SQL Server and unknown ODBC
+ * dialects).  The dialect is the connection's (the odbc driver serves
+ * several).
  */
 #include "storage/mam-store.h"
 #include "storage/sql-store.h"
