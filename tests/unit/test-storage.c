@@ -3896,6 +3896,34 @@ static void test_remove_user_removes_archive(void **state)
 	storage_account_clear(&a);
 }
 
+/* Stores queued while the store's lock is held wait behind the first, on
+ * the one worker, and are then written as one batch: lock where the
+ * backend can (not through odbc or mysql), queue (the first job then
+ * waits for the worker to take it), unlock and run. */
+static bool mam_batch_lock(struct fixture *f)
+{
+	bool locked = f->be->lock != NULL && strcmp(f->cfg.driver, "odbc") != 0 &&
+	              strcmp(f->cfg.driver, "mysql") != 0;
+	if (locked)
+		f->be->lock(f);
+	return locked;
+}
+
+static void mam_batch_queue(struct fixture *f, const char *owner, const struct mam_message *m, struct res *w,
+                            bool first)
+{
+	assert_non_null(CALL(storage_mam_store(f->st, "a.example", owner, m, done_cb, w)));
+	if (first)
+		usleep(200000); /* the worker waits on the lock with job 0 */
+}
+
+static void mam_batch_run(struct fixture *f, bool locked)
+{
+	if (locked)
+		f->be->unlock(f);
+	run(f);
+}
+
 /* Stores queued together are written in one transaction (group commit);
  * a duplicate among them, or a batch that fails, still gives each job its
  * own result. */
@@ -3909,10 +3937,7 @@ static void run_mam_batch(struct fixture *f, bool fail_batches, bool dup)
 	unsigned long batched0 = storage_sql_test_batched(f->st);
 	struct mam_query q0 = { .max = 1 };
 	assert_string_equal(mam_page(f, ALICE, &q0), "");
-	bool locked = f->be->lock != NULL && strcmp(f->cfg.driver, "odbc") != 0 &&
-	              strcmp(f->cfg.driver, "mysql") != 0;
-	if (locked)
-		f->be->lock(f);
+	bool locked = mam_batch_lock(f);
 	for (int i = 0; i < N; i++) {
 		/* alice and the nurse by turns; with dup, job 21 repeats
 		 * alice's id 1. */
@@ -3922,13 +3947,9 @@ static void run_mam_batch(struct fixture *f, bool fail_batches, bool dup)
 		w[i].order = order;
 		w[i].order_len = &len;
 		w[i].tag = i;
-		assert_non_null(CALL(storage_mam_store(f->st, "a.example", owner, &m, done_cb, &w[i])));
-		if (i == 0 && locked)
-			usleep(200000); /* the worker waits on the lock with job 0 */
+		mam_batch_queue(f, owner, &m, &w[i], i == 0 && locked);
 	}
-	if (locked)
-		f->be->unlock(f);
-	run(f);
+	mam_batch_run(f, locked);
 	assert_int_equal(len, N);
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(w[i].calls, 1);
@@ -3987,10 +4008,7 @@ static void test_mam_batch_rows(void **state)
 	static char peer[N][32], resource[N][16], body[N][16], stanza[N][64];
 	memset(w, 0, sizeof(w));
 	unsigned long batched0 = storage_sql_test_batched(f->st);
-	bool locked = f->be->lock != NULL && strcmp(f->cfg.driver, "odbc") != 0 &&
-	              strcmp(f->cfg.driver, "mysql") != 0;
-	if (locked)
-		f->be->lock(f);
+	bool locked = mam_batch_lock(f);
 	for (int i = 0; i < N; i++) {
 		snprintf(peer[i], sizeof(peer[i]), "peer%d@b.example", i % 7);
 		snprintf(resource[i], sizeof(resource[i]), i % 5 == 0 ? "" : "r%d", i);
@@ -3999,13 +4017,9 @@ static void test_mam_batch_rows(void **state)
 		struct mam_message m = {
 			1000 + i, peer[i], resource[i], i % 3 == 0, i % 4 == 1 ? NULL : body[i], stanza[i]
 		};
-		assert_non_null(CALL(storage_mam_store(f->st, "a.example", ALICE, &m, done_cb, &w[i])));
-		if (i == 0 && locked)
-			usleep(200000); /* the worker waits on the lock with job 0 */
+		mam_batch_queue(f, ALICE, &m, &w[i], i == 0 && locked);
 	}
-	if (locked)
-		f->be->unlock(f);
-	run(f);
+	mam_batch_run(f, locked);
 	for (int i = 0; i < N; i++)
 		assert_int_equal(w[i].r, STORAGE_OK);
 	if (locked)
