@@ -16,9 +16,11 @@
  * drivers keep one statement per shape).  What differs per dialect: the
  * page limit (LIMIT, or OFFSET/FETCH on SQL Server), the full-text search
  * (SQLite's FTS5 table archive_fts, PostgreSQL's to_tsvector over a GIN
- * index, MySQL's FULLTEXT index; SQL Server a case-insensitive substring)
- * and retention's limited delete.  The dialect is the connection's (the
- * odbc driver serves several).
+ * index, MySQL's FULLTEXT index; SQL Server a case-insensitive substring),
+ * retention's limited delete, and how a group commit writes its rows
+ * (multi-row inserts; one row per statement on SQL Server and unknown ODBC
+ * dialects).  The dialect is the connection's (the odbc driver serves
+ * several).
  */
 #include "storage/mam-store.h"
 #include "storage/sql-store.h"
@@ -27,9 +29,27 @@
 
 #define OWNER_WHERE "WHERE server_host = ? AND owner = ?"
 
-static const char sql_mam_insert[] =
-        "INSERT INTO archive (server_host, owner, id, peer, resource, outgoing, body, stanza) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+/* The insert of one message, and of 4, 16 or 64 in one statement (a batch
+ * is written in chunks of these sizes: one round trip and one statement
+ * run per chunk, and at most four statements in each connection's cache). */
+#define MAM_INSERT \
+	"INSERT INTO archive (server_host, owner, id, peer, resource, outgoing, body, stanza) VALUES "
+#define MAM_ROW "(?, ?, ?, ?, ?, ?, ?, ?)"
+#define MAM_ROW_PARAMS 8
+#define MAM_ROWS4 MAM_ROW ", " MAM_ROW ", " MAM_ROW ", " MAM_ROW
+#define MAM_ROWS16 MAM_ROWS4 ", " MAM_ROWS4 ", " MAM_ROWS4 ", " MAM_ROWS4
+#define MAM_ROWS64 MAM_ROWS16 ", " MAM_ROWS16 ", " MAM_ROWS16 ", " MAM_ROWS16
+static const char sql_mam_insert[] = MAM_INSERT MAM_ROW;
+static const struct {
+	size_t rows;
+	const char *sql;
+} sql_mam_insert_chunks[] = {
+	{ 64, MAM_INSERT MAM_ROWS64 },
+	{ 16, MAM_INSERT MAM_ROWS16 },
+	{ 4, MAM_INSERT MAM_ROWS4 },
+	{ 1, sql_mam_insert },
+};
+#define MAM_CHUNK_MAX 64
 static const char sql_mam_owner_delete[] = "DELETE FROM archive " OWNER_WHERE;
 static const char sql_mam_prefs_get[] = "SELECT def FROM archive_prefs " OWNER_WHERE;
 static const char sql_mam_prefs_jids[] = "SELECT jid, always FROM archive_prefs_jid " OWNER_WHERE;
@@ -74,12 +94,21 @@ static enum mam_dialect dialect_of(struct sql_thread *t)
 
 /* ---- store --------------------------------------------------------------------- */
 
-static int insert_msg(struct sql_thread *t, const struct mam_store_job *r)
+/* The parameters of job r's row (MAM_ROW_PARAMS of them) into p. */
+static void msg_params(struct sql_param *p, const struct mam_store_job *r)
 {
 	const struct mam_message *m = &r->msg;
-	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->owner),    PINT(m->id),
-		                 PTEXT(m->peer),      PTEXT(m->resource), PINT(m->outgoing ? 1 : 0),
-		                 PTEXT(m->body),      PTEXT(m->stanza) };
+	const struct sql_param row[MAM_ROW_PARAMS] = {
+		PTEXT(r->base.host), PTEXT(r->owner),           PINT(m->id),    PTEXT(m->peer),
+		PTEXT(m->resource),  PINT(m->outgoing ? 1 : 0), PTEXT(m->body), PTEXT(m->stanza),
+	};
+	memcpy(p, row, sizeof(row));
+}
+
+static int insert_msg(struct sql_thread *t, const struct mam_store_job *r)
+{
+	struct sql_param p[MAM_ROW_PARAMS];
+	msg_params(p, r);
 	return sql_q_exec(t, sql_mam_insert, p, ARRAY_SIZE(p), NULL);
 }
 
@@ -91,6 +120,28 @@ static enum storage_result op_mam_store(void *conn, struct mam_store_job *r)
 	return STORAGE_OK;
 }
 
+/* The n jobs' rows: with multi-row inserts in chunks of 64, 16, 4 and 1
+ * rows (SQL Server and unknown ODBC dialects: one row per statement). */
+static int insert_msgs(struct sql_thread *t, struct mam_store_job **jobs, size_t n)
+{
+	struct sql_param p[MAM_CHUNK_MAX * MAM_ROW_PARAMS];
+	bool multi = dialect_of(t) != MAM_MSSQL;
+	size_t done = 0;
+	for (size_t c = multi ? 0 : ARRAY_SIZE(sql_mam_insert_chunks) - 1; done < n;) {
+		size_t rows = sql_mam_insert_chunks[c].rows;
+		if (n - done < rows) {
+			c++;
+			continue;
+		}
+		for (size_t i = 0; i < rows; i++)
+			msg_params(p + i * MAM_ROW_PARAMS, jobs[done + i]);
+		if (sql_q_exec(t, sql_mam_insert_chunks[c].sql, p, rows * MAM_ROW_PARAMS, NULL) < 0)
+			return -1;
+		done += rows;
+	}
+	return 0;
+}
+
 /* Group commit: the jobs' inserts in one write transaction.  false, with
  * nothing stored, when one failed (a duplicate id among them too) or the
  * commit did: the store then runs each job alone, and each gets its own
@@ -100,17 +151,13 @@ static bool op_mam_store_batch(void *conn, struct mam_store_job **jobs, size_t n
 	struct sql_thread *t = conn;
 	if (sql_q_begin(t, true) < 0)
 		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (insert_msg(t, jobs[i]) < 0)
-			goto fail;
-		jobs[i]->base.res = STORAGE_OK;
+	if (insert_msgs(t, jobs, n) < 0 || t->ss->test_fail_batches || sql_q_commit(t) < 0) {
+		t->ss->drv->rollback(t->conn);
+		return false;
 	}
-	if (t->ss->test_fail_batches || sql_q_commit(t) < 0)
-		goto fail;
+	for (size_t i = 0; i < n; i++)
+		jobs[i]->base.res = STORAGE_OK;
 	return true;
-fail:
-	t->ss->drv->rollback(t->conn);
-	return false;
 }
 
 /* ---- query --------------------------------------------------------------------- */

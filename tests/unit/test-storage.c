@@ -3903,6 +3903,34 @@ static void test_remove_user_removes_archive(void **state)
 	storage_account_clear(&a);
 }
 
+/* Stores queued while the store's lock is held wait behind the first, on
+ * the one worker, and are then written as one batch: lock where the
+ * backend can (not through odbc or mysql), queue (the first job then
+ * waits for the worker to take it), unlock and run. */
+static bool mam_batch_lock(struct fixture *f)
+{
+	bool locked = f->be->lock != NULL && strcmp(f->cfg.driver, "odbc") != 0 &&
+	              strcmp(f->cfg.driver, "mysql") != 0;
+	if (locked)
+		f->be->lock(f);
+	return locked;
+}
+
+static void mam_batch_queue(struct fixture *f, const char *owner, const struct mam_message *m, struct res *w,
+                            bool first)
+{
+	assert_non_null(CALL(storage_mam_store(f->st, "a.example", owner, m, done_cb, w)));
+	if (first)
+		usleep(200000); /* the worker waits on the lock with job 0 */
+}
+
+static void mam_batch_run(struct fixture *f, bool locked)
+{
+	if (locked)
+		f->be->unlock(f);
+	run(f);
+}
+
 /* Stores queued together are written in one transaction (group commit);
  * a duplicate among them, or a batch that fails, still gives each job its
  * own result. */
@@ -3916,10 +3944,7 @@ static void run_mam_batch(struct fixture *f, bool fail_batches, bool dup)
 	unsigned long batched0 = storage_sql_test_batched(f->st);
 	struct mam_query q0 = { .max = 1 };
 	assert_string_equal(mam_page(f, ALICE, &q0), "");
-	bool locked = f->be->lock != NULL && strcmp(f->cfg.driver, "odbc") != 0 &&
-	              strcmp(f->cfg.driver, "mysql") != 0;
-	if (locked)
-		f->be->lock(f);
+	bool locked = mam_batch_lock(f);
 	for (int i = 0; i < N; i++) {
 		/* alice and the nurse by turns; with dup, job 21 repeats
 		 * alice's id 1. */
@@ -3929,13 +3954,9 @@ static void run_mam_batch(struct fixture *f, bool fail_batches, bool dup)
 		w[i].order = order;
 		w[i].order_len = &len;
 		w[i].tag = i;
-		assert_non_null(CALL(storage_mam_store(f->st, "a.example", owner, &m, done_cb, &w[i])));
-		if (i == 0 && locked)
-			usleep(200000); /* the worker waits on the lock with job 0 */
+		mam_batch_queue(f, owner, &m, &w[i], i == 0 && locked);
 	}
-	if (locked)
-		f->be->unlock(f);
-	run(f);
+	mam_batch_run(f, locked);
 	assert_int_equal(len, N);
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(w[i].calls, 1);
@@ -3975,6 +3996,52 @@ static void test_mam_batch(void **state)
 		assert_int_equal(mam_owner_delete(f, "a.example", ALICE), STORAGE_OK);
 		assert_int_equal(mam_owner_delete(f, "a.example", NURSE), STORAGE_OK);
 	}
+}
+
+/* A batch written with multi-row inserts (85 jobs: chunks of 64, 16, 4
+ * and 1 rows) keeps every row's own values: peer, resource, direction,
+ * body (or none) and stanza. */
+static void test_mam_batch_rows(void **state)
+{
+	struct fixture *f = *state;
+	if (in_memory(f))
+		skip(); /* no transactions to group */
+	enum { N = 85 };
+	storage_close(&f->st);
+	f->cfg.pool_size = 1;
+	char *err = NULL;
+	assert_int_equal(open_store(f, &err), 0);
+	static struct res w[N];
+	static char peer[N][32], resource[N][16], body[N][16], stanza[N][64];
+	memset(w, 0, sizeof(w));
+	unsigned long batched0 = storage_sql_test_batched(f->st);
+	bool locked = mam_batch_lock(f);
+	for (int i = 0; i < N; i++) {
+		snprintf(peer[i], sizeof(peer[i]), "peer%d@b.example", i % 7);
+		snprintf(resource[i], sizeof(resource[i]), i % 5 == 0 ? "" : "r%d", i);
+		snprintf(body[i], sizeof(body[i]), "body %d", i);
+		snprintf(stanza[i], sizeof(stanza[i]), "<message xmlns='jabber:client' id='s%d'/>", i);
+		struct mam_message m = {
+			1000 + i, peer[i], resource[i], i % 3 == 0, i % 4 == 1 ? NULL : body[i], stanza[i]
+		};
+		mam_batch_queue(f, ALICE, &m, &w[i], i == 0 && locked);
+	}
+	mam_batch_run(f, locked);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(w[i].r, STORAGE_OK);
+	if (locked)
+		assert_true(storage_sql_test_batched(f->st) >= batched0 + N - 1);
+	struct mam_query q = { .max = 100 };
+	struct res r = { 0 };
+	assert_int_equal(mam_query(f, "a.example", ALICE, &q, &r), STORAGE_OK);
+	assert_int_equal(r.count, N);
+	for (int i = 0; i < N; i++) {
+		char want[160];
+		snprintf(want, sizeof(want), "%d %s/%s %s %s %s", 1000 + i, peer[i], resource[i],
+		         i % 3 == 0 ? ">" : "<", i % 4 == 1 ? "-" : body[i], stanza[i]);
+		assert_string_equal(r.names.items[i], want);
+	}
+	res_clear(&r);
 }
 
 /* From version 10: an account made before has no SHA-512 keys and keeps
@@ -5045,6 +5112,7 @@ static const struct test_def tests[] = {
 	T(test_mam_prefs),
 	T(test_remove_user_removes_archive),
 	T(test_mam_batch),
+	T(test_mam_batch_rows),
 	T(test_schema_migration_9_to_10),
 	T(test_schema_migration_10_to_11),
 	T(test_schema_migration_11_to_12),
