@@ -43,8 +43,8 @@ def jid(user):
     return '%s@%s' % (user, HOST)
 
 
-def sync(c):
-    el = c.iq('get', "<ping xmlns='urn:xmpp:ping'/>", to=HOST)
+def sync(c, timeout=None):
+    el = c.iq('get', "<ping xmlns='urn:xmpp:ping'/>", to=HOST, timeout=timeout)
     assert el.get('type') == 'result', tostr(el)
 
 
@@ -530,7 +530,9 @@ def test_paging_10000(server):
             assert el is not None
             if el.tag == q(NS_CLIENT, 'message'):
                 got += 1
-    sync(ca)
+    # the answer waits for the last archive write: 20,000 rows, which take
+    # a while in the sanitizer build on a busy machine
+    sync(ca, timeout=180)
     fwd = archive(cb, page=100)
     bodies = [forwarded(r).findtext(q(NS_CLIENT, 'body')) for r in fwd]
     assert bodies == ['m%05d' % i for i in range(n)]
