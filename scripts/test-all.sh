@@ -19,7 +19,7 @@ JOBS=${JOBS:-2}
 # per store) mostly wait on sockets and databases, not on the CPU, so more
 # of them than cores finish sooner; run.sh splits its own files over two
 # pytest workers as well (PARLEY_TEST_WORKERS, see Makefile.am).
-CHECK_JOBS=${CHECK_JOBS:-4}
+CHECK_JOBS=${CHECK_JOBS:-3}
 ASAN_DIR=$TOP/build-asan
 
 passed=0
