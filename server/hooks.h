@@ -84,6 +84,11 @@ struct hook_packet {
 	 * stores and hands on instead of stanza from then on (mod_mam adds its
 	 * <stanza-id/>; trees are immutable once routed, so it copies). */
 	struct xml_node *replace;
+	/* user_send_packet, for a message: the id under which the sender's
+	 * archive keeps it (mod_mam sets it at priority 55; 0: not archived).
+	 * Later callbacks may name it: mod_carbons puts the archive's
+	 * <stanza-id/> into the <sent/> copies. */
+	int64_t archive_id;
 };
 struct hook_session {
 	struct session *session;
