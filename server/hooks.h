@@ -54,7 +54,8 @@ struct host;
  * queued for a session that waits to be resumed (stream management:
  * session->detached), or written to a session whose client said it is
  * inactive (client state indication: session->inactive).  mod_push wakes
- * the user's devices from here.  Never stops the chain. */
+ * the devices that do not see it from here (session: that one's device
+ * only).  Never stops the chain. */
 #define HOOK_MESSAGE_UNSEEN "message_unseen" /* struct hook_packet */
 /* A top-level element of a bound client stream that is no stanza (a
  * "nonza": client state indication's <active/>, ...), with session set and
