@@ -69,21 +69,28 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* A session of juliet (resource) that registered a device at APP with the
+ * <enable/> payload (its answer, iq id 'en', was a result). */
+static struct fake_session *enabled_session(const char *resource, const char *enable)
+{
+	struct fake_session *fs = harness_login("juliet", resource);
+	harness_send(fs, "<iq type='set' id='en'>%s</iq>", enable);
+	settle();
+	struct xml_node *r = fake_find(fs, "iq", "id", "en");
+	assert_non_null(r);
+	assert_string_equal(xml_attr(r, "type"), "result");
+	fake_clear(fs);
+	return fs;
+}
+
 /* juliet's phone, with a device registered at APP (node n1). */
 static struct fake_session *enabled_phone(void)
 {
-	struct fake_session *phone = harness_login("juliet", "phone");
-	harness_send(phone,
-	             "<iq type='set' id='en1'><enable xmlns='" NS_PUSH "' jid='" APP "' node='n1'>"
-	             "<x xmlns='jabber:x:data' type='submit'>"
-	             "<field var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#publish-options</value>"
-	             "</field><field var='secret'><value>tok</value></field></x></enable></iq>");
-	settle();
-	struct xml_node *r = fake_find(phone, "iq", "id", "en1");
-	assert_non_null(r);
-	assert_string_equal(xml_attr(r, "type"), "result");
-	fake_clear(phone);
-	return phone;
+	return enabled_session(
+	        "phone", "<enable xmlns='" NS_PUSH "' jid='" APP "' node='n1'>"
+	                 "<x xmlns='jabber:x:data' type='submit'>"
+	                 "<field var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#publish-options"
+	                 "</value></field><field var='secret'><value>tok</value></field></x></enable>");
 }
 
 /* Run message_unseen for a message from romeo to juliet, seen by no one
@@ -175,15 +182,7 @@ static void test_count_and_detached(void **state)
 /* A second device registered at APP (node n2) from juliet's desk. */
 static struct fake_session *enabled_desk(void)
 {
-	struct fake_session *desk = harness_login("juliet", "desk");
-	harness_send(desk,
-	             "<iq type='set' id='en3'><enable xmlns='" NS_PUSH "' jid='" APP "' node='n2'/></iq>");
-	settle();
-	struct xml_node *r = fake_find(desk, "iq", "id", "en3");
-	assert_non_null(r);
-	assert_string_equal(xml_attr(r, "type"), "result");
-	fake_clear(desk);
-	return desk;
+	return enabled_session("desk", "<enable xmlns='" NS_PUSH "' jid='" APP "' node='n2'/>");
 }
 
 static const char *pushed_node(struct fake_session *app, size_t i)
