@@ -149,11 +149,18 @@ static void recent_note(struct carbons_state *cs, const char *user, const struct
 	const char *id = xml_attr(msg, "id");
 	if (id == NULL || *id == '\0')
 		return; /* nothing could name it in an answer */
+	char *bare = jid_bare_string(peer);
+	const struct carbons_sent_msg *last = &cs->recent[(cs->recent_next + REPLY_SLOTS - 1) % REPLY_SLOTS];
+	if (last->id != NULL && last->outgoing == outgoing && strcmp(last->id, id) == 0 &&
+	    strcmp(last->user, user) == 0 && strcmp(last->peer, bare) == 0) {
+		free(bare); /* the same message written to another session */
+		return;
+	}
 	struct carbons_sent_msg *r = &cs->recent[cs->recent_next];
 	cs->recent_next = (cs->recent_next + 1) % REPLY_SLOTS;
 	recent_clear(r);
 	r->user = xstrdup(user);
-	r->peer = jid_bare_string(peer);
+	r->peer = bare;
 	r->id = xstrdup(id);
 	r->outgoing = outgoing;
 	r->at = ev_now(server.loop);
