@@ -122,7 +122,7 @@ static bool copy_allowed(const struct xml_node *msg)
 	       xml_child(msg, "received", NS_CARBONS) == NULL && xml_child(msg, "sent", NS_CARBONS) == NULL;
 }
 
-/* XEP-0280 §6 and §7, for both directions, but for errors (answers). */
+/* XEP-0280 §6 and §7, for both directions; errors: answers_recent. */
 static bool qualifies(const struct xml_node *msg)
 {
 	if (stanza_kind(msg) != STANZA_MESSAGE)
@@ -358,8 +358,8 @@ static enum hook_result carbons_send(struct host *h, void *args, void *ctx)
 	if (!any_other(self))
 		return HOOK_CONTINUE;
 	/* The sender's archive kept it: the copies name its <stanza-id/>, so
-	 * the other devices know their place in the archive (XEP-0359 §5;
-	 * the message itself goes out without it). */
+	 * the other devices know their place in the archive (XEP-0359,
+	 * XEP-0313; the message itself goes out without it). */
 	struct xml_node *msg = hp->stanza;
 	if (hp->archive_id != 0) {
 		char *by = jid_bare_string(&self->jid);
