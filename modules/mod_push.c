@@ -43,8 +43,9 @@
  * Where registrations live: there is no storage area of their own; they
  * are one element of the user's private XML storage (storage_private_*),
  * <devices xmlns='urn:parley:push:0'><device jid= node= since=
- * [resource=]>[<x/>]</device>...</devices>, so every store that keeps private data keeps
- * them, across restarts, and the account's removal removes them.
+ * [resource=]>[<x/>]</device>...</devices>, so every store that keeps
+ * private data keeps them, across restarts, and the account's removal
+ * removes them.
  *
  * Invariants:
  * - A user's list is read, changed and written by one operation at a time:
@@ -732,16 +733,13 @@ static bool device_active(struct push_state *ps, const struct push_user *u, cons
 	return false;
 }
 
-/* Whether an unseen message (op) is pushed to d: never while d's device
- * is active; a message one session did not see (op->resource: detached or
- * inactive) wakes that session's device only (another session of the user
- * took it), and the registrations that name no resource; a message stored
- * offline wakes every device that is not active. */
-static bool device_wanted(struct push_state *ps, const struct push_user *u, const struct push_device *d,
-                          const struct push_op *op)
+/* Whether an unseen message (op) is for d, a device that is not active: a
+ * message one session did not see (op->resource: detached or inactive)
+ * wakes that session's device only (another session of the user took it),
+ * and the registrations that name no resource; a message stored offline
+ * wakes every one. */
+static bool device_wanted(const struct push_device *d, const struct push_op *op)
 {
-	if (device_active(ps, u, d))
-		return false;
 	return op->resource == NULL || d->resource == NULL || strcmp(d->resource, op->resource) == 0;
 }
 
@@ -755,17 +753,19 @@ static void device_seen(struct push_device *d)
 	d->last_sender = d->last_body = NULL;
 }
 
-/* An unseen message (op) for u: the counter of every device it wakes
- * (device_wanted) goes up; such a device whose last push is older than
+/* An unseen message (op) for u: the counter of every device it wakes (not
+ * active, device_wanted) goes up; such a device whose last push is older than
  * min_interval gets one now, the others one when their interval is over. */
 static void notify(struct push_state *ps, struct push_user *u, const struct push_op *op)
 {
 	double now = ev_now(server.loop);
 	for (size_t i = 0; i < u->devs.count; i++) {
 		struct push_device *d = &u->devs.items[i];
-		if (device_active(ps, u, d))
+		if (device_active(ps, u, d)) {
 			device_seen(d); /* resumed or active again since its last push */
-		if (!device_wanted(ps, u, d, op))
+			continue;
+		}
+		if (!device_wanted(d, op))
 			continue;
 		d->unseen++;
 		if (d->last_push > 0 && now - d->last_push < ps->set->min_interval) {
