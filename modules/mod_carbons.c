@@ -8,8 +8,11 @@
  * - the iq handler (IQ_SCOPE_USER): set <enable/> / <disable/> from one of
  *   the user's own bound sessions.
  * - user_send_packet (priority 95, after the filters that may refuse the
- *   message): a qualifying message a session sends is copied, wrapped in
- *   <sent/>, to every other carbons-enabled session of the user.
+ *   message, and after mod_mam, 55, gave it an archive id): a qualifying
+ *   message a session sends is copied, wrapped in <sent/>, to every other
+ *   carbons-enabled session of the user; when the sender's archive kept
+ *   it, the forwarded message carries the archive's
+ *   <stanza-id by='sender's bare JID'/>.
  * - user_receive_packet (priority 80: after mod_privacy refused what it
  *   refuses, before mod_csi queues): each write of a qualifying message to
  *   a session is noted.  Once the message has gone to every session the
@@ -34,15 +37,20 @@
  * is marked so that it makes no carbons.
  *
  * Which messages qualify (XEP-0280 §6): type chat, or type normal (or no
- * type) with a <body/>; not one with <private/> (XEP-0280 §7) or the
- * <no-copy/> hint (XEP-0334); never a carbon itself (<received/>, <sent/>).
+ * type) with a <body/>, or type error when it answers one of those (below);
+ * not one with <private/> (XEP-0280 §7) or the <no-copy/> hint (XEP-0334);
+ * never a carbon itself (<received/>, <sent/>).
  * Received messages from a MUC service (<x xmlns='...muc#user'/>: groupchat
  * is not of the types above anyway, private messages through a room) do
  * not qualify: the user's other resources are not in the room.  Nor do
  * received messages from a server or service JID (no local part: the
  * announcements and message of the day mod_announce sends to each session
- * itself).  Errors do not qualify (their original message is not tracked),
- * and messages between resources of the same account make no copies.
+ * itself).  Messages between resources of the same account make no
+ * copies.  An error answers a message when it carries that message's id
+ * and goes the other way between the same user and peer (bare JIDs): the
+ * module remembers the last REPLY_SLOTS qualifying messages with an id,
+ * for REPLY_AGE seconds (an answer later than that, or after that many
+ * others, makes no copy).
  *
  * Privacy: a copy goes through user_receive_packet for the session that
  * gets it, with the original sender as 'from' (a privacy list that denies
@@ -50,6 +58,7 @@
  * chat state).
  */
 #include "builtin.h"
+#include "mam.h"
 #include "server/host.h"
 #include "server/hooks.h"
 #include "server/server.h"
@@ -63,6 +72,19 @@
 #define NS_FORWARD "urn:xmpp:forward:0"
 #define NS_HINTS "urn:xmpp:hints"
 #define NS_MUC_USER "http://jabber.org/protocol/muc#user"
+/* The qualifying messages whose error replies qualify too: the last
+ * REPLY_SLOTS of them (with an id), for REPLY_AGE seconds. */
+#define REPLY_SLOTS 512
+#define REPLY_AGE 300.0
+
+/* A qualifying message that went between a user and a peer. */
+struct carbons_sent_msg {
+	char *user; /* local part */
+	char *peer; /* bare JID */
+	char *id;
+	bool outgoing; /* the user sent it */
+	double at;     /* ev_now */
+};
 
 struct carbons_state {
 	struct host *host;
@@ -80,6 +102,9 @@ struct carbons_state {
 	struct xml_node *done;
 	ev_prepare flush_w;
 	bool in_copy; /* running user_receive_packet for a copy of ours */
+	/* The qualifying messages an error may answer: a ring, oldest at next. */
+	struct carbons_sent_msg recent[REPLY_SLOTS];
+	size_t recent_next;
 };
 
 /* ---- which messages qualify ---------------------------------------------------- */
@@ -89,7 +114,15 @@ static bool is_type(const char *type, const char *want)
 	return type != NULL && strcmp(type, want) == 0;
 }
 
-/* XEP-0280 §6 and §7, for both directions. */
+/* No hint keeps msg from being copied (XEP-0280 §7, XEP-0334), and it is
+ * no carbon itself. */
+static bool copy_allowed(const struct xml_node *msg)
+{
+	return xml_child(msg, "private", NS_CARBONS) == NULL && xml_child(msg, "no-copy", NS_HINTS) == NULL &&
+	       xml_child(msg, "received", NS_CARBONS) == NULL && xml_child(msg, "sent", NS_CARBONS) == NULL;
+}
+
+/* XEP-0280 §6 and §7, for both directions; errors: answers_recent. */
 static bool qualifies(const struct xml_node *msg)
 {
 	if (stanza_kind(msg) != STANZA_MESSAGE)
@@ -97,10 +130,62 @@ static bool qualifies(const struct xml_node *msg)
 	const char *type = xml_attr(msg, "type");
 	bool im = is_type(type, "chat") ||
 	          ((type == NULL || is_type(type, "normal")) && xml_child(msg, "body", NS_CLIENT) != NULL);
-	if (!im)
+	return im && copy_allowed(msg);
+}
+
+static void recent_clear(struct carbons_sent_msg *r)
+{
+	free(r->user);
+	free(r->peer);
+	free(r->id);
+	memset(r, 0, sizeof(*r));
+}
+
+/* msg qualified, between user and peer (outgoing: the user sent it):
+ * remembered, so that an error answering it qualifies too. */
+static void recent_note(struct carbons_state *cs, const char *user, const struct jid *peer,
+                        const struct xml_node *msg, bool outgoing)
+{
+	const char *id = xml_attr(msg, "id");
+	if (id == NULL || *id == '\0')
+		return; /* nothing could name it in an answer */
+	char *bare = jid_bare_string(peer);
+	const struct carbons_sent_msg *last = &cs->recent[(cs->recent_next + REPLY_SLOTS - 1) % REPLY_SLOTS];
+	if (last->id != NULL && last->outgoing == outgoing && strcmp(last->id, id) == 0 &&
+	    strcmp(last->user, user) == 0 && strcmp(last->peer, bare) == 0) {
+		free(bare); /* the same message written to another session */
+		return;
+	}
+	struct carbons_sent_msg *r = &cs->recent[cs->recent_next];
+	cs->recent_next = (cs->recent_next + 1) % REPLY_SLOTS;
+	recent_clear(r);
+	r->user = xstrdup(user);
+	r->peer = bare;
+	r->id = xstrdup(id);
+	r->outgoing = outgoing;
+	r->at = ev_now(server.loop);
+}
+
+/* XEP-0280 §6: a message of type error qualifies when it answers a message
+ * that qualified: one with its id that went the other way between user
+ * and peer (outgoing: the user sends the error) not long ago.  The hints
+ * apply to it as to any message. */
+static bool answers_recent(const struct carbons_state *cs, const struct xml_node *msg, const char *user,
+                           const struct jid *peer, bool outgoing)
+{
+	const char *id = xml_attr(msg, "id");
+	if (!is_type(xml_attr(msg, "type"), "error") || id == NULL || *id == '\0' || !copy_allowed(msg))
 		return false;
-	return xml_child(msg, "private", NS_CARBONS) == NULL && xml_child(msg, "no-copy", NS_HINTS) == NULL &&
-	       xml_child(msg, "received", NS_CARBONS) == NULL && xml_child(msg, "sent", NS_CARBONS) == NULL;
+	char *bare = jid_bare_string(peer);
+	double now = ev_now(server.loop);
+	bool found = false;
+	for (size_t i = 0; i < REPLY_SLOTS && !found; i++) {
+		const struct carbons_sent_msg *r = &cs->recent[i];
+		found = r->id != NULL && r->outgoing != outgoing && now - r->at <= REPLY_AGE &&
+		        strcmp(r->id, id) == 0 && strcmp(r->user, user) == 0 && strcmp(r->peer, bare) == 0;
+	}
+	free(bare);
+	return found;
 }
 
 /* from and to are accounts of the same user (any resource). */
@@ -231,9 +316,15 @@ static enum hook_result carbons_receive(struct host *h, void *args, void *ctx)
 		return HOOK_CONTINUE;
 	if (hp->stanza != cs->msg) {
 		flush_pending(cs);
-		if (!qualifies(hp->stanza) || xml_child(hp->stanza, "x", NS_MUC_USER) != NULL ||
-		    hp->from == NULL || hp->from->node == NULL || own_account(hp->from, &hp->session->jid) ||
-		    !any_other(hp->session))
+		if (xml_child(hp->stanza, "x", NS_MUC_USER) != NULL || hp->from == NULL ||
+		    hp->from->node == NULL || own_account(hp->from, &hp->session->jid))
+			return HOOK_CONTINUE;
+		const char *user = hp->session->jid.node;
+		if (qualifies(hp->stanza))
+			recent_note(cs, user, hp->from, hp->stanza, false);
+		else if (!answers_recent(cs, hp->stanza, user, hp->from, false))
+			return HOOK_CONTINUE;
+		if (!any_other(hp->session))
 			return HOOK_CONTINUE;
 		xml_ref(hp->stanza);
 		cs->msg = hp->stanza;
@@ -257,13 +348,32 @@ static enum hook_result carbons_send(struct host *h, void *args, void *ctx)
 	struct hook_packet *hp = args;
 	flush_pending(cs);
 	struct session *self = hp->session;
-	if (self == NULL || !qualifies(hp->stanza) || hp->to == NULL || own_account(&self->jid, hp->to))
+	if (self == NULL || stanza_kind(hp->stanza) != STANZA_MESSAGE || hp->to == NULL ||
+	    own_account(&self->jid, hp->to))
 		return HOOK_CONTINUE;
+	if (qualifies(hp->stanza))
+		recent_note(cs, self->jid.node, hp->to, hp->stanza, true);
+	else if (!answers_recent(cs, hp->stanza, self->jid.node, hp->to, true))
+		return HOOK_CONTINUE;
+	if (!any_other(self))
+		return HOOK_CONTINUE;
+	/* The sender's archive kept it: the copies name its <stanza-id/>, so
+	 * the other devices know their place in the archive (XEP-0359,
+	 * XEP-0313; the message itself goes out without it). */
+	struct xml_node *msg = hp->stanza;
+	if (hp->archive_id != 0) {
+		char *by = jid_bare_string(&self->jid);
+		msg = mam_stamp_copy(hp->stanza, by, hp->archive_id);
+		free(by);
+	} else {
+		xml_ref(msg);
+	}
 	for (struct session *s = sm_user_sessions(h, self->jid.node), *next; s != NULL; s = next) {
 		next = s->next_of_user;
 		if (s != self && s->carbons)
-			send_copy(cs, s, "sent", hp->stanza, &self->jid, NULL);
+			send_copy(cs, s, "sent", msg, &self->jid, NULL);
 	}
+	xml_unref(&msg);
 	return HOOK_CONTINUE;
 }
 
@@ -344,6 +454,8 @@ static void carbons_stop(struct host *h, void *state)
 	free(cs->to);
 	free(cs->user);
 	free(cs->got);
+	for (size_t i = 0; i < REPLY_SLOTS; i++)
+		recent_clear(&cs->recent[i]);
 	free(cs);
 }
 

@@ -569,7 +569,8 @@ static enum hook_result mam_stanza_in(struct host *h, void *args, void *ctx)
 	return HOOK_CONTINUE;
 }
 
-/* A message a local user sends: archived in the sender's archive. */
+/* A message a local user sends: archived in the sender's archive; its id
+ * is hp->archive_id for the callbacks after this one. */
 static enum hook_result mam_send(struct host *h, void *args, void *ctx)
 {
 	struct mam_state *ms = ctx;
@@ -583,8 +584,10 @@ static enum hook_result mam_send(struct host *h, void *args, void *ctx)
 	bool yes;
 	enum mam_check check = decide(ms, user, peer, &yes);
 	free(peer);
-	if (yes)
-		store_start(ms, user, hp->to, true, hp->stanza, mam_next_id(), check);
+	if (yes) {
+		hp->archive_id = mam_next_id();
+		store_start(ms, user, hp->to, true, hp->stanza, hp->archive_id, check);
+	}
 	return HOOK_CONTINUE;
 }
 

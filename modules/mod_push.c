@@ -1,9 +1,21 @@
 /*
  * mod_push: push notifications (XEP-0357, urn:xmpp:push:0).  A client
  * registers its device with an app server (a JID and a node, with an
- * optional publish-options form); when a message waits where the user does
- * not see it, the server publishes a summary to every registered node and
+ * optional publish-options form); when a message waits where the device
+ * does not see it, the server publishes a summary to the device's node and
  * the app server wakes the device.  Loop thread.
+ *
+ * Which registrations a message wakes: a registration belongs to the
+ * device that enabled it, known by the resource of its session (stream
+ * management resumes a session with its resource; Bind 2 gives a client
+ * that names itself the same resource again).  A device that has a
+ * session which is neither detached nor inactive gets nothing pushed: it
+ * sees its messages.  A message queued for a detached or inactive session
+ * wakes that session's device only: another session of the user may have
+ * taken it, and a device without any session catches up from the archive
+ * when it comes back.  A message stored offline (no session took it)
+ * wakes every device that is not active.  A registration stored without
+ * a resource belongs to every device.
  *
  * Where stanzas come from:
  * - the iq handler (IQ_SCOPE_USER, the account's own bare JID): set
@@ -12,26 +24,28 @@
  *   storage said OK.
  * - message_unseen (mod_offline after a commit, stream management for a
  *   detached session, client state indication for an inactive one): one
- *   publish per registered device, at most one per device every
- *   min_interval; messages in between are counted in the next one, which
- *   the flush timer sends when the interval is over (so the last message
- *   always wakes the device), unless the user is back first.
+ *   publish per device the message wakes (above), at most one per device
+ *   every min_interval; messages in between are counted in the next one,
+ *   which the flush timer sends when the interval is over (so the last
+ *   message always wakes the device), unless the device is back first.
  * - stanza_in: the app server's answers to those publishes (iq result or
  *   error to the user's bare JID) are handed to iq_response, which runs
  *   the callback of the iq_send that sent them.  A device whose app server
  *   answers item-not-found, or an error of type auth, is removed
  *   (the app server no longer knows it); other errors are logged once per
  *   device.
- * - session_opened: the user is back; the unseen counters start again and
- *   no owed push is sent.  session_closed: the last one forgets a user
+ * - session_opened: that device is back (the registrations of its
+ *   resource, and those without one); their unseen counters start again
+ *   and no owed push is sent.  session_closed: the last one forgets a user
  *   without devices.
  * - private_set / remove_user: the stored list changed behind the cache.
  *
  * Where registrations live: there is no storage area of their own; they
  * are one element of the user's private XML storage (storage_private_*),
- * <devices xmlns='urn:parley:push:0'><device jid= node= since=>[<x/>]
- * </device>...</devices>, so every store that keeps private data keeps
- * them, across restarts, and the account's removal removes them.
+ * <devices xmlns='urn:parley:push:0'><device jid= node= since=
+ * [resource=]>[<x/>]</device>...</devices>, so every store that keeps
+ * private data keeps them, across restarts, and the account's removal
+ * removes them.
  *
  * Invariants:
  * - A user's list is read, changed and written by one operation at a time:
@@ -104,6 +118,7 @@ struct push_state;
 struct push_device {
 	char *jid;                     /* the app server (normalised) */
 	char *node;                    /* the node on it */
+	char *resource;                /* of the session that enabled it (NULL: none known) */
 	struct xml_node *options;      /* the publish-options <x/>, or NULL */
 	int64_t since;                 /* unix time of the enable */
 	double last_push;              /* ev_now of the last push sent (0: none yet) */
@@ -137,6 +152,8 @@ struct push_op {
 	struct push_user *u; /* valid while p is listed */
 	enum push_kind kind;
 	char *jid, *node;         /* enable/disable/remove (node NULL: every node of jid) */
+	char *resource;           /* enable: of the session; unseen: of the session that did not
+	                           * see the message (NULL: stored offline) */
 	struct xml_node *options; /* enable */
 	char *sender, *body;      /* unseen (either may be NULL) */
 	struct push_list next;    /* a write: the list it stores */
@@ -166,6 +183,7 @@ static void device_clear(struct push_device *d)
 {
 	free(d->jid);
 	free(d->node);
+	free(d->resource);
 	free(d->last_sender);
 	free(d->last_body);
 	xml_unref(&d->options);
@@ -209,6 +227,7 @@ static void list_copy(struct push_list *dst, const struct push_list *src)
 		*d = src->items[i];
 		d->jid = xstrdup(d->jid);
 		d->node = xstrdup(d->node);
+		d->resource = d->resource != NULL ? xstrdup(d->resource) : NULL;
 		d->options = d->options != NULL ? xml_copy(d->options) : NULL;
 		d->last_sender = d->last_body = NULL; /* keep_runtime moves them */
 	}
@@ -226,6 +245,8 @@ static char *list_serialize(const struct push_list *l)
 		xml_set_attr(el, "jid", d->jid);
 		xml_set_attr(el, "node", d->node);
 		xml_set_attr(el, "since", since);
+		if (d->resource != NULL)
+			xml_set_attr(el, "resource", d->resource);
 		if (d->options != NULL)
 			xml_append_copy(el, d->options);
 	}
@@ -253,6 +274,8 @@ static void list_parse(struct push_list *l, const char *text)
 		d->jid = jid_to_string(&j);
 		jid_clear(&j);
 		d->node = xstrdup(node);
+		const char *resource = xml_attr(el, "resource");
+		d->resource = resource != NULL && *resource != '\0' ? xstrdup(resource) : NULL;
 		const char *since = xml_attr(el, "since");
 		d->since = since != NULL ? strtoll(since, NULL, 10) : 0;
 		struct xml_node *x = xml_child(el, "x", NS_PUSH_XDATA);
@@ -291,6 +314,7 @@ static void op_free(struct pending_op *p)
 	pending_untrack(p);
 	free(op->jid);
 	free(op->node);
+	free(op->resource);
 	free(op->sender);
 	free(op->body);
 	xml_unref(&op->options);
@@ -372,6 +396,7 @@ static bool user_change(struct push_state *ps, struct push_user *u, struct push_
 		struct push_device *d = list_add(&op->next);
 		d->jid = xstrdup(op->jid);
 		d->node = xstrdup(op->node);
+		d->resource = op->resource != NULL ? xstrdup(op->resource) : NULL;
 		d->options = op->options != NULL ? xml_copy(op->options) : NULL;
 		d->since = (int64_t)ev_now(server.loop);
 		changed = true;
@@ -693,14 +718,55 @@ static void send_now(struct push_state *ps, struct push_user *u, struct push_dev
 	d->last_sender = d->last_body = NULL;
 }
 
-/* An unseen message (op) for u: every device's counter goes up; a device
- * whose last push is older than min_interval gets one now, the others one
- * when their interval is over. */
+/* Whether the device that registered d is online and sees what comes: a
+ * session of u with d's resource that is neither detached (stream
+ * management) nor inactive (client state indication).  A registration
+ * without a resource (stored before registrations named one) belongs to
+ * no session. */
+static bool device_active(struct push_state *ps, const struct push_user *u, const struct push_device *d)
+{
+	if (d->resource == NULL)
+		return false;
+	for (const struct session *s = sm_user_sessions(ps->host, u->name); s != NULL; s = s->next_of_user)
+		if (s->jid.resource != NULL && strcmp(s->jid.resource, d->resource) == 0)
+			return !s->detached && !s->inactive;
+	return false;
+}
+
+/* Whether an unseen message (op) is for d, a device that is not active: a
+ * message one session did not see (op->resource: detached or inactive)
+ * wakes that session's device only (another session of the user took it),
+ * and the registrations that name no resource; a message stored offline
+ * wakes every one. */
+static bool device_wanted(const struct push_device *d, const struct push_op *op)
+{
+	return op->resource == NULL || d->resource == NULL || strcmp(d->resource, op->resource) == 0;
+}
+
+/* The device is back: what it owed is seen. */
+static void device_seen(struct push_device *d)
+{
+	d->unseen = 0;
+	d->due = false;
+	free(d->last_sender);
+	free(d->last_body);
+	d->last_sender = d->last_body = NULL;
+}
+
+/* An unseen message (op) for u: the counter of every device it wakes (not
+ * active, device_wanted) goes up; such a device whose last push is older than
+ * min_interval gets one now, the others one when their interval is over. */
 static void notify(struct push_state *ps, struct push_user *u, const struct push_op *op)
 {
 	double now = ev_now(server.loop);
 	for (size_t i = 0; i < u->devs.count; i++) {
 		struct push_device *d = &u->devs.items[i];
+		if (device_active(ps, u, d)) {
+			device_seen(d); /* resumed or active again since its last push */
+			continue;
+		}
+		if (!device_wanted(d, op))
+			continue;
 		d->unseen++;
 		if (d->last_push > 0 && now - d->last_push < ps->set->min_interval) {
 			log_debug("push %s: %s@%s: device %s (node %s) pushed %.1f s ago; the next "
@@ -750,6 +816,10 @@ static void flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			struct push_device *d = &u->devs.items[i];
 			if (!d->due)
 				continue;
+			if (device_active(ps, u, d)) {
+				device_seen(d); /* the device came back first */
+				continue;
+			}
 			double when = d->last_push + ps->set->min_interval;
 			if (when <= now + 0.001) {
 				char *sender = d->last_sender, *body = d->last_body;
@@ -833,6 +903,7 @@ static void push_iq(struct iq_request *req, void *ctx)
 	op->jid = jid_to_string(&j);
 	jid_clear(&j);
 	op->node = node != NULL ? xstrdup(node) : NULL;
+	op->resource = req->from.resource != NULL ? xstrdup(req->from.resource) : NULL;
 	op->options = options != NULL ? xml_copy(options) : NULL;
 	user_enqueue(ps, req->from.node, op);
 }
@@ -859,6 +930,8 @@ static enum hook_result push_unseen(struct host *h, void *args, void *ctx)
 	const char *body = xml_child_text(hp->stanza, "body", NULL);
 	if (ps->set->include_body && body != NULL)
 		op->body = xstrdup(body);
+	if (hp->session != NULL && hp->session->jid.resource != NULL)
+		op->resource = xstrdup(hp->session->jid.resource);
 	user_enqueue(ps, hp->to->node, op);
 	return HOOK_CONTINUE;
 }
@@ -881,11 +954,12 @@ static enum hook_result push_session_opened(struct host *h, void *args, void *ct
 	struct push_state *ps = ctx;
 	struct hook_session *hs = args;
 	struct push_user *u = user_find(ps, hs->session->jid.node, false);
-	if (u != NULL) {
-		for (size_t i = 0; i < u->devs.count; i++) {
-			u->devs.items[i].unseen = 0;
-			u->devs.items[i].due = false; /* the user sees them now */
-		}
+	const char *resource = hs->session->jid.resource;
+	for (size_t i = 0; u != NULL && i < u->devs.count; i++) {
+		struct push_device *d = &u->devs.items[i];
+		/* That device sees them now (one without a resource: any). */
+		if (d->resource == NULL || (resource != NULL && strcmp(d->resource, resource) == 0))
+			device_seen(d);
 	}
 	return HOOK_CONTINUE;
 }

@@ -54,7 +54,8 @@ struct host;
  * queued for a session that waits to be resumed (stream management:
  * session->detached), or written to a session whose client said it is
  * inactive (client state indication: session->inactive).  mod_push wakes
- * the user's devices from here.  Never stops the chain. */
+ * the devices that do not see it from here (session: that one's device
+ * only).  Never stops the chain. */
 #define HOOK_MESSAGE_UNSEEN "message_unseen" /* struct hook_packet */
 /* A top-level element of a bound client stream that is no stanza (a
  * "nonza": client state indication's <active/>, ...), with session set and
@@ -84,6 +85,11 @@ struct hook_packet {
 	 * stores and hands on instead of stanza from then on (mod_mam adds its
 	 * <stanza-id/>; trees are immutable once routed, so it copies). */
 	struct xml_node *replace;
+	/* user_send_packet, for a message: the id under which the sender's
+	 * archive keeps it (mod_mam sets it at priority 55; 0: not archived).
+	 * Later callbacks may name it: mod_carbons puts the archive's
+	 * <stanza-id/> into the <sent/> copies. */
+	int64_t archive_id;
 };
 struct hook_session {
 	struct session *session;

@@ -366,3 +366,95 @@ def test_enabled_inline_at_bind2(server):
         c.close()
         other.close()
         k.close()
+
+
+# ---- error replies, archive ids ------------------------------------------------
+
+def error_reply(c, to, msg_id):
+    c.send("<message to='%s' type='error' id='%s'><error type='cancel'>"
+           "<service-unavailable xmlns='%s'/></error></message>" % (to, msg_id, NS_STANZAS))
+
+
+def carbon_of_error(direction, msg_id):
+    def match(e):
+        if e.tag != q(NS_CLIENT, 'message'):
+            return False
+        m = inner(e, direction)
+        return m is not None and m.get('type') == 'error' and m.get('id') == msg_id
+    return match
+
+
+def test_error_replies_copied(server):
+    """XEP-0280 §6: an error that answers a message that qualified is
+    copied too, both ways; an error that answers nothing known, or a
+    message that did not qualify (<private/>), is not."""
+    a = Account(server, carbons=('r2',))
+    k, ku = contact(server)
+    try:
+        out, nope, priv, inc = (unique('m') for _ in range(4))
+        # An error from the contact answering what r1 sent.
+        a.r['r1'].send("<message to='%s' type='chat' id='%s'><body>answer me</body></message>" % (k.jid, out))
+        expect(k, direct('answer me'), 'the contact gets it')
+        error_reply(k, a.full('r1'), out)
+        expect(a.r['r1'], lambda e: e.get('type') == 'error' and e.get('id') == out, 'the error itself')
+        w = expect(a.r['r2'], carbon_of_error('received', out), 'received copy of the error')
+        assert w.get('type') == 'error' and w.get('from') == bare(a.user), tostr(w)
+        assert inner(w, 'received').get('from') == k.jid, tostr(w)
+        # An error r1 sends answering what the contact sent.
+        k.send("<message to='%s' type='chat' id='%s'><body>please bounce</body></message>" % (a.full('r1'), inc))
+        expect(a.r['r1'], direct('please bounce'), 'r1 gets it')
+        expect(a.r['r2'], carbon('received', 'please bounce'), 'copy on r2')
+        error_reply(a.r['r1'], k.jid, inc)
+        expect(k, lambda e: e.get('type') == 'error' and e.get('id') == inc, 'the contact gets the error')
+        w = expect(a.r['r2'], carbon_of_error('sent', inc), 'sent copy of the error')
+        assert inner(w, 'sent').get('to') == k.jid, tostr(w)
+        # An error with an id nothing had, and one answering a private
+        # message: no copies.
+        error_reply(k, a.full('r1'), nope)
+        a.r['r1'].send("<message to='%s' type='chat' id='%s'><body>secret</body><private xmlns='%s'/></message>"
+                       % (k.jid, priv, NS_CARBONS))
+        expect(k, direct('secret'), 'the private message')
+        error_reply(k, a.full('r1'), priv)
+        expect(a.r['r1'], lambda e: e.get('type') == 'error' and e.get('id') == priv, 'the private error')
+        chat(k, a.full('r1'), 'marker')
+        expect(a.r['r2'], carbon('received', 'marker'), 'marker copy')
+        for e in a.r['r2'].received:
+            if carbon_of_error('received', nope)(e) or carbon_of_error('received', priv)(e):
+                raise AssertionError('an error answering nothing that qualified was copied: %s' % tostr(e))
+    finally:
+        a.close()
+        k.close()
+
+
+def test_sent_copy_names_the_archive_stanza_id(server):
+    """The sender's archive keeps a sent message: the <sent/> copies carry
+    its <stanza-id by='sender's bare JID'/> (the id the archive lists), and
+    the message the contact gets does not."""
+    from test_mam import NS_SID, archive, forwarded
+    a = Account(server, carbons=('r2',))
+    k, ku = contact(server)
+    try:
+        chat(a.r['r1'], k.jid, 'archived and copied')
+        got = expect(k, direct('archived and copied'), 'the contact gets it')
+        assert [s for s in got.findall(q(NS_SID, 'stanza-id')) if s.get('by') == bare(a.user)] == [], \
+            'the sender archive id leaked to the contact: %s' % tostr(got)
+        w = expect(a.r['r2'], carbon('sent', 'archived and copied'), 'sent copy')
+        sids = [s.get('id') for s in inner(w, 'sent').findall(q(NS_SID, 'stanza-id'))
+                if s.get('by') == bare(a.user)]
+        assert len(sids) == 1 and sids[0], tostr(w)
+        r3 = a.r['r3']
+        r3.other = []
+        mine = archive(r3)
+        ids = {r.find('{urn:xmpp:mam:2}result').get('id'): forwarded(r).findtext(q(NS_CLIENT, 'body'))
+               for r in mine}
+        assert ids.get(sids[0]) == 'archived and copied', (sids, ids)
+        # A message the archive does not keep (no body: a chat state) has none.
+        a.r['r1'].send("<message to='%s' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/>"
+                       "</message>" % k.jid)
+        w = expect(a.r['r2'], lambda e: any_carbon(e) and inner(e, 'sent') is not None
+                   and inner(e, 'sent').find('{http://jabber.org/protocol/chatstates}composing') is not None,
+                   'sent copy of a chat state')
+        assert inner(w, 'sent').find(q(NS_SID, 'stanza-id')) is None, tostr(w)
+    finally:
+        a.close()
+        k.close()

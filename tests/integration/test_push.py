@@ -101,11 +101,11 @@ def stored_devices(c):
     return [(d.get('jid'), d.get('node')) for d in devs.findall(q(NS_PUSH_STORE, 'device'))] if devs is not None else []
 
 
-def quiet(srv, user):
+def quiet(srv, user, resource=None):
     """A session of user that sends no presence: messages to the bare JID
     are still stored offline."""
     c = parleytest.RawClient(srv.port)
-    c.login(user, 'fresh-secret', resource=unique('quiet-'), presence=False)
+    c.login(user, 'fresh-secret', resource=resource or unique('quiet-'), presence=False)
     return c
 
 
@@ -124,7 +124,8 @@ class Device:
         self.user = fresh_user(srv, 'push')
         self.watcher = connect(srv, 'carol')
         self.node = app_node(self.watcher, publish_model)
-        self.phone = connect(srv, self.user, password='fresh-secret')
+        self.resource = unique('phone-')
+        self.phone = connect(srv, self.user, resource=self.resource, password='fresh-secret')
         ok(enable(self.phone, node=self.node, options=options), 'enable')
         self.bob = connect(srv, 'bob')
 
@@ -320,10 +321,17 @@ def test_include_body_and_rate_limit(tmp_path_factory):
             assert time.monotonic() - t0 >= 1.5, 'the owed push came before min_interval was over'
             assert f['message-count'] == '3', f
             assert f['last-message-body'] == 'third', f
-            # the user comes back before an owed push: it is not sent
+            # another device of the user comes back before an owed push: the
+            # phone has not seen the message, the push is still sent
             send_to(d.bob, d.user, 'fourth')
-            back = quiet(srv, d.user)
-            nothing(d.watcher, is_push(d.node), 4.0, 'owed push after the user came back')
+            other = quiet(srv, d.user)
+            f = summary(take(d.watcher, is_push(d.node), 10, 'owed push while another device is back'))
+            assert f['last-message-body'] == 'fourth', f
+            other.close()
+            # the phone itself comes back before an owed push: it is not sent
+            send_to(d.bob, d.user, 'fifth')
+            back = quiet(srv, d.user, resource=d.resource)
+            nothing(d.watcher, is_push(d.node), 4.0, 'owed push after the device came back')
             back.close()
         finally:
             d.close()

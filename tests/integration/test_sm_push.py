@@ -78,3 +78,39 @@ def test_one_push_for_an_inactive_detached_session(server):
         nothing(d.watcher, is_push(d.node), 1.5, 'second push for the same message')
     finally:
         d.close()
+
+
+def test_only_the_device_that_does_not_see_it_is_pushed(server):
+    """Two devices of one user registered with their own nodes: a desktop
+    that is online and active, and a phone whose session waits to be
+    resumed.  A message to the bare JID reaches both sessions; the phone's
+    app server gets a push, the desktop's does not.  Each registration
+    names the resource of the session that enabled it."""
+    d = Detached(server)
+    desktop = connect(server, d.user, resource=unique('desktop-'), password='fresh-secret')
+    desk_node = app_node(d.watcher)
+    try:
+        ok(enable(desktop, node=desk_node), 'desktop push enable')
+        stored = ok(desktop.iq('get', "<query xmlns='jabber:iq:private'><devices xmlns='urn:parley:push:0'/>"
+                               "</query>"))
+        by_node = {e.get('node'): e.get('resource')
+                   for e in stored.iter('{urn:parley:push:0}device')}
+        assert by_node == {d.node: d.phone.jid.split('/', 1)[1], desk_node: desktop.jid.split('/', 1)[1]}, \
+            tostr(stored)
+        send_to(d.bob, d.user, 'to every device')
+        desktop.wait_message('to every device', timeout=10)
+        f = summary(take(d.watcher, is_push(d.node), 10, 'push for the detached phone'))
+        assert f['message-count'] == '1', f
+        nothing(d.watcher, is_push(desk_node), 1.5, 'push for the active desktop')
+        # The desktop goes inactive (client state indication): it does not
+        # see what comes now, and is pushed too.
+        desktop.send("<inactive xmlns='urn:xmpp:csi:0'/>")
+        desktop.iq('get', "<ping xmlns='urn:xmpp:ping'/>", to=HOST)
+        send_to(d.bob, d.user, 'nobody looks')
+        f = summary(take(d.watcher, is_push(desk_node), 10, 'push for the inactive desktop'))
+        assert f['message-count'] == '1', f
+        f = summary(take(d.watcher, is_push(d.node), 10, 'second push for the phone'))
+        assert f['message-count'] == '2', f
+    finally:
+        desktop.close()
+        d.close()

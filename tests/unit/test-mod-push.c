@@ -4,7 +4,9 @@
  * that receives the publishes and answers them.  Covered: the push for a
  * message unseen by an inactive or a detached session (the hook's session
  * cases, which the integration tests cannot reach without stream
- * management and client state indication), the summary form and the
+ * management and client state indication), which registrations a message
+ * wakes (the device that enabled one, while it does not see its
+ * messages), the summary form and the
  * registered publish-options, the count across pushes, the rate limit, an
  * answer taken from the user's bare JID, and a permanent error removing
  * the device while a temporary one keeps it.
@@ -67,21 +69,28 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* A session of juliet (resource) that registered a device at APP with the
+ * <enable/> payload (its answer, iq id 'en', was a result). */
+static struct fake_session *enabled_session(const char *resource, const char *enable)
+{
+	struct fake_session *fs = harness_login("juliet", resource);
+	harness_send(fs, "<iq type='set' id='en'>%s</iq>", enable);
+	settle();
+	struct xml_node *r = fake_find(fs, "iq", "id", "en");
+	assert_non_null(r);
+	assert_string_equal(xml_attr(r, "type"), "result");
+	fake_clear(fs);
+	return fs;
+}
+
 /* juliet's phone, with a device registered at APP (node n1). */
 static struct fake_session *enabled_phone(void)
 {
-	struct fake_session *phone = harness_login("juliet", "phone");
-	harness_send(phone,
-	             "<iq type='set' id='en1'><enable xmlns='" NS_PUSH "' jid='" APP "' node='n1'>"
-	             "<x xmlns='jabber:x:data' type='submit'>"
-	             "<field var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#publish-options</value>"
-	             "</field><field var='secret'><value>tok</value></field></x></enable></iq>");
-	settle();
-	struct xml_node *r = fake_find(phone, "iq", "id", "en1");
-	assert_non_null(r);
-	assert_string_equal(xml_attr(r, "type"), "result");
-	fake_clear(phone);
-	return phone;
+	return enabled_session(
+	        "phone", "<enable xmlns='" NS_PUSH "' jid='" APP "' node='n1'>"
+	                 "<x xmlns='jabber:x:data' type='submit'>"
+	                 "<field var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#publish-options"
+	                 "</value></field><field var='secret'><value>tok</value></field></x></enable>");
 }
 
 /* Run message_unseen for a message from romeo to juliet, seen by no one
@@ -153,12 +162,66 @@ static void test_count_and_detached(void **state)
 	unseen(NULL, "three");
 	assert_int_equal(fake_count_named(app, "iq"), 3);
 	assert_string_equal(field(fake_get(app, 2), "message-count"), "3");
-	/* a new session of the user: counting starts again */
+	/* a session of another device: the phone has still seen nothing */
 	struct fake_session *desk = harness_login("juliet", "desk");
 	settle();
 	fake_clear(app);
 	unseen(&phone->s, "four");
+	assert_string_equal(field(fake_get(app, 0), "message-count"), "4");
+	/* the phone is back (resumed): no push, and counting starts again */
+	phone->s.detached = false;
+	fake_clear(app);
+	unseen(NULL, "five");
+	assert_int_equal(fake_count_named(app, "iq"), 0);
+	phone->s.detached = true;
+	unseen(&phone->s, "six");
 	assert_string_equal(field(fake_get(app, 0), "message-count"), "1");
+	harness_logout(&desk);
+}
+
+/* A second device registered at APP (node n2) from juliet's desk. */
+static struct fake_session *enabled_desk(void)
+{
+	return enabled_session("desk", "<enable xmlns='" NS_PUSH "' jid='" APP "' node='n2'/>");
+}
+
+static const char *pushed_node(struct fake_session *app, size_t i)
+{
+	return xml_attr(xml_path(fake_get(app, i), "pubsub/publish"), "node");
+}
+
+/* Each registration wakes the device that enabled it, and only while that
+ * device does not see its messages. */
+static void test_push_per_device(void **state)
+{
+	(void)state;
+	struct fake_session *app = harness_login("app", "srv");
+	struct fake_session *phone = enabled_phone();
+	struct fake_session *desk = enabled_desk();
+	/* both online and active: nobody is pushed, even for a message stored
+	 * offline */
+	unseen(NULL, "zero");
+	assert_int_equal(fake_count_named(app, "iq"), 0);
+	/* the phone is detached, the desk active: the phone only */
+	phone->s.detached = true;
+	unseen(&phone->s, "one");
+	assert_int_equal(fake_count_named(app, "iq"), 1);
+	assert_string_equal(pushed_node(app, 0), "n1");
+	unseen(NULL, "two");
+	assert_int_equal(fake_count_named(app, "iq"), 2);
+	assert_string_equal(pushed_node(app, 1), "n1");
+	/* the desk goes inactive: a message it does not see wakes the desk
+	 * only (the phone's session did not get it) */
+	desk->s.inactive = true;
+	fake_clear(app);
+	unseen(&desk->s, "three");
+	assert_int_equal(fake_count_named(app, "iq"), 1);
+	assert_string_equal(pushed_node(app, 0), "n2");
+	assert_string_equal(field(fake_get(app, 0), "message-count"), "1");
+	/* stored offline: every device that does not see it */
+	fake_clear(app);
+	unseen(NULL, "four");
+	assert_int_equal(fake_count_named(app, "iq"), 2);
 	harness_logout(&desk);
 }
 
@@ -179,6 +242,7 @@ static void test_errors(void **state)
 	(void)state;
 	struct fake_session *app = harness_login("app", "srv");
 	struct fake_session *phone = enabled_phone();
+	phone->s.detached = true;
 	unseen(NULL, "a");
 	assert_int_equal(fake_count_named(app, "iq"), 1);
 	/* temporary: the device stays */
@@ -206,7 +270,7 @@ static void test_answer_from_someone_else_ignored(void **state)
 	(void)state;
 	struct fake_session *app = harness_login("app", "srv");
 	struct fake_session *mallory = harness_login("app", "other");
-	enabled_phone();
+	enabled_phone()->s.detached = true;
 	unseen(NULL, "a");
 	const char *id = xml_attr(fake_get(app, 0), "id");
 	harness_send(mallory,
@@ -235,7 +299,7 @@ static void test_rate_limit_and_body(void **state)
 {
 	(void)state;
 	struct fake_session *app = harness_login("app", "srv");
-	enabled_phone();
+	enabled_phone()->s.detached = true;
 	unseen(NULL, "first");
 	unseen(NULL, "second");
 	unseen(NULL, "third");
@@ -256,24 +320,38 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 }
 
-static void test_owed_push_dropped_when_back(void **state)
+/* Run the loop for up to 1.5 s or until app got n iqs. */
+static void run_for_iqs(struct fake_session *app, size_t n)
 {
-	(void)state;
-	struct fake_session *app = harness_login("app", "srv");
-	enabled_phone();
-	unseen(NULL, "first");
-	unseen(NULL, "second");
-	assert_int_equal(fake_count_named(app, "iq"), 1);
-	struct fake_session *desk = harness_login("juliet", "desk");
-	settle();
 	/* a tick keeps the loop turning while nothing else is due */
 	ev_timer tick;
 	ev_timer_init(&tick, tick_cb, 0.1, 0.1);
 	ev_timer_start(server.loop, &tick);
-	struct want_iqs w = { app, 2, ev_now(server.loop) + 1.5 };
+	struct want_iqs w = { app, n, ev_now(server.loop) + 1.5 };
 	harness_run_until(iqs_or_time, &w);
 	ev_timer_stop(server.loop, &tick);
+}
+
+static void test_owed_push_dropped_when_back(void **state)
+{
+	(void)state;
+	struct fake_session *app = harness_login("app", "srv");
+	struct fake_session *phone = enabled_phone();
+	phone->s.detached = true;
+	unseen(NULL, "first");
+	unseen(NULL, "second");
 	assert_int_equal(fake_count_named(app, "iq"), 1);
+	/* another device comes: the phone still owes its push */
+	struct fake_session *desk = harness_login("juliet", "desk");
+	settle();
+	run_for_iqs(app, 2);
+	assert_int_equal(fake_count_named(app, "iq"), 2);
+	assert_string_equal(field(fake_get(app, 1), "last-message-body"), "second");
+	/* the phone itself is back (resumed) before the owed push: dropped */
+	unseen(NULL, "third");
+	phone->s.detached = false;
+	run_for_iqs(app, 3);
+	assert_int_equal(fake_count_named(app, "iq"), 2);
 	harness_logout(&desk);
 }
 
@@ -327,6 +405,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		CASE(test_push_for_inactive_session, setup),
 		CASE(test_count_and_detached, setup),
+		CASE(test_push_per_device, setup),
 		CASE(test_errors, setup),
 		CASE(test_answer_from_someone_else_ignored, setup),
 		CASE(test_cached_while_session, setup),
