@@ -16,7 +16,8 @@
  * drivers keep one statement per shape).  What differs per dialect: the
  * page limit (LIMIT, or OFFSET/FETCH on SQL Server), the full-text search
  * (SQLite's FTS5 table archive_fts, PostgreSQL's to_tsvector over a GIN
- * index, MySQL's FULLTEXT index; SQL Server a case-insensitive substring),
+ * index read in two bounded steps, MySQL's FULLTEXT index; SQL Server a
+ * case-insensitive substring),
  * retention's limited delete, and how a group commit writes its rows
  * (multi-row inserts; one row per statement on SQL Server and unknown ODBC
  * dialects).  The dialect is the connection's (the odbc driver serves
@@ -264,7 +265,7 @@ static int text_clause(struct sql_thread *t, enum mam_dialect dia, struct pool *
 
 /* PostgreSQL: the newest (or oldest) rows of the page's range read along
  * the owner's key before the search falls back to the text index; see
- * op_mam_query. */
+ * pgsql_text_page. */
 #define PG_KEY_WINDOW 1000
 
 /* Room for the parameters of a query: owner's two, with, resource,
@@ -316,8 +317,8 @@ static enum storage_result fetch_page(struct sql_thread *t, struct mam_query_job
 }
 
 /* PostgreSQL's full-text page, where the planner cannot tell a rare word
- * from a common one (a word it has no statistics for, or a prepared
- * statement's generic plan): first the PG_KEY_WINDOW rows of the range
+ * from a common one (a word it has no statistics for, a prepared
+ * statement's generic plan, a word frequent only in old messages): first the PG_KEY_WINDOW rows of the range
  * nearest the page's start, read along the owner's key and filtered by
  * the text, which fills the page of a common word; when that does not,
  * every match of the range through the text index (the subquery with
