@@ -13,7 +13,10 @@
  * of the archive's range and backwards from the newest (RSM <before/>),
  * the newest page of 50 with no filter, and the newest page of a
  * full-text search for a word in one body (a message's number) and for
- * a word in every body (n / 100 of those).
+ * a word in every body (n / 100 of those).  With WORD arguments after N,
+ * only the newest page of a full-text search for each word, n times:
+ *
+ *   bench/mam-query pgsql DSN OWNER NPEERS N WORD...
  *
  * Loop thread only; the store's workers do the SQL.
  */
@@ -126,6 +129,26 @@ int main(int argc, char **argv)
 	printf("archive of %s: ids %lld..%lld\n", owner, (long long)lo, (long long)hi);
 
 	double *t = calloc(n, sizeof(*t));
+	if (argc > 6) {
+		for (int a = 6; a < argc; a++) {
+			struct mam_query qq = { .max = 50, .text = argv[a], .backwards = true };
+			size_t rows = 0, c = 0, fails = 0;
+			for (size_t i = 0; i < n + 1; i++) {
+				double ms = timed_query(loop, st, owner, &qq, &c);
+				if (i == 0)
+					continue; /* warm-up: the statements prepared */
+				fails += ms < 0;
+				t[i - 1] = ms;
+				rows += c;
+			}
+			char what[64];
+			snprintf(what, sizeof(what), "text \"%.40s\"%s", argv[a], fails > 0 ? " FAILED" : "");
+			report(what, t, n, rows);
+		}
+		free(t);
+		storage_close(&st);
+		return 0;
+	}
 	srandom(42);
 	for (int kind = 0; kind < 5; kind++) {
 		size_t rows = 0, fails = 0;

@@ -16,7 +16,8 @@
  * drivers keep one statement per shape).  What differs per dialect: the
  * page limit (LIMIT, or OFFSET/FETCH on SQL Server), the full-text search
  * (SQLite's FTS5 table archive_fts, PostgreSQL's to_tsvector over a GIN
- * index, MySQL's FULLTEXT index; SQL Server a case-insensitive substring),
+ * index read in two bounded steps, MySQL's FULLTEXT index; SQL Server a
+ * case-insensitive substring),
  * retention's limited delete, and how a group commit writes its rows
  * (multi-row inserts; one row per statement on SQL Server and unknown ODBC
  * dialects).  The dialect is the connection's (the odbc driver serves
@@ -262,14 +263,99 @@ static int text_clause(struct sql_thread *t, enum mam_dialect dia, struct pool *
 	}
 }
 
+/* PostgreSQL: the newest (or oldest) rows of the page's range read along
+ * the owner's key before the search falls back to the text index; see
+ * pgsql_text_page. */
+#define PG_KEY_WINDOW 1000
+
 /* Room for the parameters of a query: owner's two, with, resource,
- * start, end, after, before, text, limit, and the ids. */
-#define QUERY_FIXED_PARAMS 10
+ * start, end, after, before, text, the key window, limit, and the ids. */
+#define QUERY_FIXED_PARAMS 11
+
+#define QUERY_COLUMNS "id, peer, resource, outgoing, body, stanza"
+
+/* Runs sql with its n parameters p and fills r's page from its rows (at
+ * most one more than the page: r->complete says whether there was one);
+ * the rows in the statement's order. */
+static enum storage_result fetch_page(struct sql_thread *t, struct mam_query_job *r, const char *sql,
+                                      const struct sql_param *p, size_t n)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	struct pool *pool = r->base.pool;
+	size_t max = r->q.max;
+	enum sql_step st;
+	size_t cap = 0;
+	r->msgs = NULL;
+	r->nmsgs = 0;
+	r->complete = true;
+	struct sql_stmt *s = sql_q_start(t, sql, p, n, &st);
+	if (s == NULL)
+		return sql_q_fail(t, &r->base);
+	while (st == SQL_STEP_ROW) {
+		if (r->nmsgs == max) {
+			r->complete = false;
+			break;
+		}
+		r->msgs = sql_pool_grow(pool, r->msgs, r->nmsgs, &cap, sizeof(*r->msgs));
+		r->msgs[r->nmsgs++] = (struct mam_message){
+			.id = d->column_int64(s, 0),
+			.peer = sql_col_text(t, pool, s, 1),
+			.resource = sql_col_text(t, pool, s, 2),
+			.outgoing = d->column_int64(s, 3) != 0,
+			.body = sql_col_str(t, pool, s, 4),
+			.stanza = sql_col_text(t, pool, s, 5),
+		};
+		st = d->step(s);
+	}
+	if (st == SQL_STEP_ERROR) {
+		enum storage_result res = sql_q_fail(t, &r->base);
+		d->reset(s);
+		return res;
+	}
+	d->reset(s);
+	return STORAGE_OK;
+}
+
+/* PostgreSQL's full-text page, where the planner cannot tell a rare word
+ * from a common one (a word it has no statistics for, a prepared
+ * statement's generic plan, a word frequent only in old messages): first the PG_KEY_WINDOW rows of the range
+ * nearest the page's start, read along the owner's key and filtered by
+ * the text, which fills the page of a common word; when that does not,
+ * every match of the range through the text index (the subquery with
+ * OFFSET 0 is planned alone, so not along the key), sorted.  The second
+ * costs the number of matches, which is small when the first did not
+ * fill the page unless the word is frequent only further back. */
+static enum storage_result pgsql_text_page(struct sql_thread *t, struct mam_query_job *r, const char *where,
+                                           struct sql_param *p, size_t np, const char *clause,
+                                           const char *param)
+{
+	struct pool *pool = r->base.pool;
+	const char *order = r->q.backwards ? " ORDER BY id DESC" : " ORDER BY id";
+	struct sql_param limit = PINT((int64_t)r->q.max + 1);
+	size_t n = np;
+	p[n++] = (struct sql_param)PINT(PG_KEY_WINDOW);
+	p[n++] = (struct sql_param)PTEXT(param);
+	p[n++] = limit;
+	char *sql = pool_printf(pool,
+	                        "SELECT " QUERY_COLUMNS " FROM (SELECT " QUERY_COLUMNS
+	                        " FROM archive %s%s LIMIT ?) s WHERE true%s%s LIMIT ?",
+	                        where, order, clause, order);
+	enum storage_result res = fetch_page(t, r, sql, p, n);
+	if (res != STORAGE_OK || !r->complete)
+		return res;
+	n = np;
+	p[n++] = (struct sql_param)PTEXT(param);
+	p[n++] = limit;
+	sql = pool_printf(pool,
+	                  "SELECT " QUERY_COLUMNS " FROM (SELECT " QUERY_COLUMNS
+	                  " FROM archive %s%s OFFSET 0) s%s LIMIT ?",
+	                  where, clause, order);
+	return fetch_page(t, r, sql, p, n);
+}
 
 static enum storage_result op_mam_query(void *conn, struct mam_query_job *r)
 {
 	struct sql_thread *t = conn;
-	const struct sql_driver_vfuncs *d = t->ss->drv;
 	const struct mam_query *q = &r->q;
 	struct pool *pool = r->base.pool;
 	enum mam_dialect dia = dialect_of(t);
@@ -282,7 +368,7 @@ static enum storage_result op_mam_query(void *conn, struct mam_query_job *r)
 	struct sql_param *p = pool_alloc(pool, (QUERY_FIXED_PARAMS + q->nids) * sizeof(*p));
 	size_t np = 0;
 	struct buf sql = { 0 };
-	buf_append_str(&sql, "SELECT id, peer, resource, outgoing, body, stanza FROM archive " OWNER_WHERE);
+	buf_append_str(&sql, OWNER_WHERE);
 	p[np++] = (struct sql_param)PTEXT(r->base.host);
 	p[np++] = (struct sql_param)PTEXT(r->owner);
 	if (q->with != NULL) {
@@ -316,50 +402,27 @@ static enum storage_result op_mam_query(void *conn, struct mam_query_job *r)
 		}
 		buf_append_str(&sql, ")");
 	}
-	if (q->text != NULL) {
-		const char *clause, *param;
-		if (text_clause(t, dia, pool, q->text, &clause, &param) < 0) {
-			buf_free(&sql);
-			return sql_q_fail(t, &r->base);
-		}
-		buf_append_str(&sql, clause);
+	char *where = pool_strdup(pool, sql.data);
+	buf_free(&sql);
+	const char *clause = "", *param = NULL;
+	if (q->text != NULL && text_clause(t, dia, pool, q->text, &clause, &param) < 0)
+		return sql_q_fail(t, &r->base);
+	enum storage_result res;
+	if (dia == MAM_PGSQL && param != NULL && q->ids == NULL) {
+		res = pgsql_text_page(t, r, where, p, np, clause, param);
+	} else {
 		if (param != NULL)
 			p[np++] = (struct sql_param)PTEXT(param);
+		/* One more than the page: whether there is more. */
+		p[np++] = (struct sql_param)PINT((int64_t)q->max + 1);
+		char *text =
+		        pool_printf(pool, "SELECT " QUERY_COLUMNS " FROM archive %s%s%s%s", where, clause,
+		                    q->backwards ? " ORDER BY id DESC" : " ORDER BY id",
+		                    dia == MAM_MSSQL ? " OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY" : " LIMIT ?");
+		res = fetch_page(t, r, text, p, np);
 	}
-	buf_append_str(&sql, q->backwards ? " ORDER BY id DESC" : " ORDER BY id");
-	buf_append_str(&sql, dia == MAM_MSSQL ? " OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY" : " LIMIT ?");
-	/* One more than the page: whether there is more. */
-	p[np++] = (struct sql_param)PINT((int64_t)q->max + 1);
-
-	enum sql_step st;
-	size_t cap = 0;
-	char *text = pool_strdup(pool, sql.data);
-	buf_free(&sql);
-	struct sql_stmt *s = sql_q_start(t, text, p, np, &st);
-	if (s == NULL)
-		return sql_q_fail(t, &r->base);
-	while (st == SQL_STEP_ROW) {
-		if (r->nmsgs == q->max) {
-			r->complete = false;
-			break;
-		}
-		r->msgs = sql_pool_grow(pool, r->msgs, r->nmsgs, &cap, sizeof(*r->msgs));
-		r->msgs[r->nmsgs++] = (struct mam_message){
-			.id = d->column_int64(s, 0),
-			.peer = sql_col_text(t, pool, s, 1),
-			.resource = sql_col_text(t, pool, s, 2),
-			.outgoing = d->column_int64(s, 3) != 0,
-			.body = sql_col_str(t, pool, s, 4),
-			.stanza = sql_col_text(t, pool, s, 5),
-		};
-		st = d->step(s);
-	}
-	if (st == SQL_STEP_ERROR) {
-		enum storage_result res = sql_q_fail(t, &r->base);
-		d->reset(s);
+	if (res != STORAGE_OK)
 		return res;
-	}
-	d->reset(s);
 	if (q->backwards)
 		for (size_t i = 0, k = r->nmsgs; i + 1 < k; i++, k--) {
 			struct mam_message m = r->msgs[i];

@@ -404,6 +404,106 @@ def test_fulltext(filled):
     assert [forwarded(r).findtext(q(NS_CLIENT, 'body')) for r in got] == ['two %d pear' % i for i in range(10)]
 
 
+FT_ROWS = 20000
+FT_BASE = 1700000000000000
+
+
+def fill_for_fulltext(server, owner, peer):
+    """FT_ROWS messages of owner with peer, straight in SQL: message x
+    (1..FT_ROWS) has id FT_BASE + x * 1000 and the body 'note x filler',
+    with 'everyday' in every body, 'oldtopic' in the first 3000, 'rareword'
+    in two old ones (7 and 12345) and 'evenword' in the even ones."""
+    cat = (lambda *a: 'CONCAT(%s)' % ', '.join(a)) if server.storage == 'mysql' else \
+        (lambda *a: ' || '.join(a))
+    digits = '(SELECT 0 AS d UNION ALL %s)' % ' UNION ALL '.join('SELECT %d' % i for i in range(1, 10))
+    x = 'a.d + 10 * b.d + 100 * c.d + 1000 * e.d + 10000 * f.d + 1'
+    body = cat("'note '", 'CAST(x AS CHAR(8))' if server.storage == 'mysql' else 'CAST(x AS TEXT)',
+               "' filler everyday'",
+               "CASE WHEN x <= 3000 THEN ' oldtopic' ELSE '' END",
+               "CASE WHEN x IN (7, 12345) THEN ' rareword' ELSE '' END",
+               "CASE WHEN x % 2 = 0 THEN ' evenword' ELSE '' END")
+    stanza = cat("'<message xmlns=''jabber:client'' type=''chat'' from=''%s/r'' to=''%s''><body>'" % (peer, owner),
+                 body, "'</body></message>'")
+    server.db_query(
+        "INSERT INTO archive (server_host, owner, id, peer, resource, outgoing, body, stanza) "
+        "SELECT '%s', '%s', %d + x * 1000, '%s', 'r', 0, %s, %s "
+        "FROM (SELECT %s AS x FROM %s a, %s b, %s c, %s e, %s f) n WHERE x <= %d"
+        % (HOST, owner, FT_BASE, peer, body, stanza, x, digits, digits, digits, digits, digits, FT_ROWS))
+    if server.storage == 'pgsql':
+        server.db_query('ANALYZE archive')
+
+
+def ft_ids(*xs):
+    return [str(FT_BASE + x * 1000) for x in xs]
+
+
+def fts_index_scans(server):
+    """How many times PostgreSQL read the text index archive_fts.  A
+    backend sends its counts when it goes idle, or up to 10 s later when it
+    sent some less than a second before."""
+    return server.db_query("SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'archive_fts'")[0][0]
+
+
+def test_fulltext_large_archive(server):
+    """Full-text pages of a 20,000-message archive: a rare word, a word
+    only in old messages, a word in every message and one in every other,
+    backwards and forwards, with RSM paging; the rows are the right ones
+    whichever way the store reads them.  On PostgreSQL a word only in old
+    messages is read through the text index (not along the whole archive
+    in id order)."""
+    u, p = new_user(server), new_user(server)
+    fill_for_fulltext(server, jid(u), jid(p))
+    cu = login(server, u)
+    # a word only in the oldest 3000, newest first, and its pages back
+    if server.storage == 'pgsql':
+        time.sleep(11)  # the counts of earlier queries sent
+        before = fts_index_scans(server)
+    pg = query(cu, form=[(FULLTEXT, 'oldtopic')], rsm=[('max', 50), ('before', None)])
+    deadline = time.monotonic() + 10
+    while server.storage == 'mysql' and not pg.ids and time.monotonic() < deadline:
+        # InnoDB may take a moment before its full-text index has the rows
+        # another connection inserted
+        time.sleep(0.5)
+        pg = query(cu, form=[(FULLTEXT, 'oldtopic')], rsm=[('max', 50), ('before', None)])
+    assert pg.ids == ft_ids(*range(2951, 3001)) and not pg.complete
+    if server.storage == 'pgsql':
+        deadline = time.monotonic() + 15
+        while fts_index_scans(server) == before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert fts_index_scans(server) > before, 'the text index was not read'
+    first = pg.rsm('first')
+    # a rare word: its two messages, complete
+    pg = query(cu, form=[(FULLTEXT, 'rareword')], rsm=[('max', 50), ('before', None)])
+    assert pg.ok and pg.ids == ft_ids(7, 12345) and pg.complete, tostr(pg.answer)
+    assert pg.bodies == ['note 7 filler everyday oldtopic rareword', 'note 12345 filler everyday rareword']
+    pg = query(cu, form=[(FULLTEXT, 'RAREWORD'), ('with', jid(p))], rsm=[('max', 1)])
+    assert pg.ids == ft_ids(7) and not pg.complete
+    pg = query(cu, form=[(FULLTEXT, 'nosuchword')], rsm=[('max', 50), ('before', None)])
+    assert pg.ok and pg.ids == [] and pg.complete
+    pg = query(cu, form=[(FULLTEXT, 'oldtopic')], rsm=[('max', 50), ('before', first)])
+    assert pg.ids == ft_ids(*range(2901, 2951)) and not pg.complete
+    pg = query(cu, form=[(FULLTEXT, 'oldtopic')], rsm=[('max', 50), ('after', ft_ids(2980)[0])])
+    assert pg.ids == ft_ids(*range(2981, 3001)) and pg.complete
+    pg = query(cu, form=[(FULLTEXT, 'oldtopic'), ('end', stamp_of(FT_BASE + 100 * 1000))],
+               rsm=[('max', 10), ('before', None)])
+    assert pg.ids == ft_ids(*range(91, 101)) and not pg.complete
+    # a word in every message and one in every other: newest and oldest pages
+    pg = query(cu, form=[(FULLTEXT, 'everyday')], rsm=[('max', 50), ('before', None)])
+    assert pg.ids == ft_ids(*range(FT_ROWS - 49, FT_ROWS + 1)) and not pg.complete
+    pg = query(cu, form=[(FULLTEXT, 'everyday evenword')], rsm=[('max', 5), ('before', ft_ids(FT_ROWS)[0])])
+    assert pg.ids == ft_ids(*range(FT_ROWS - 10, FT_ROWS, 2)) and not pg.complete
+    pg = query(cu, form=[(FULLTEXT, 'evenword')], rsm=[('max', 5)])
+    assert pg.ids == ft_ids(2, 4, 6, 8, 10) and not pg.complete
+    pg = query(cu, form=[(FULLTEXT, 'rareword evenword')], rsm=[('max', 5)])
+    assert pg.ids == [] and pg.complete
+    cu.close()
+
+
+def stamp_of(mam_id):
+    """The XEP-0082 time of an archive id (microseconds since the epoch)."""
+    return time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(mam_id // 1000000)) + '.%06dZ' % (mam_id % 1000000)
+
+
 def test_rsm_pages(filled):
     u, p1, p2, p3, cu, all_ = filled
     ids = [r.find(q(NS_MAM, 'result')).get('id') for r in all_]

@@ -3774,19 +3774,22 @@ static void test_mam_text(void **state)
 }
 
 /* A word in many messages (more than SQLite's store reads as a list of
- * matches): the pages are the same. */
+ * matches, and than PostgreSQL's reads along the key before it takes the
+ * text index): the pages are the same; so are those of words found only
+ * in the oldest messages or too rarely to fill a page from the newest. */
 static void test_mam_text_common(void **state)
 {
 	struct fixture *f = *state;
 	enum { N = 1100 };
 	static struct res w[N + 5];
-	static char body[N + 5][32];
+	static char body[N + 5][48];
 	memset(w, 0, sizeof(w));
 	/* Queued 500 at a time (the test stores' queue holds 1000): the SQL
 	 * stores group-commit them. */
 	for (int i = 0; i < N + 5; i++) {
 		bool nurse = i >= N;
-		snprintf(body[i], sizeof(body[i]), "a common word %d", i);
+		snprintf(body[i], sizeof(body[i]), "a common word %d%s%s", i, i % 400 == 0 ? " sparse" : "",
+		         i < 3 ? " oldest" : "");
 		struct mam_message m = { nurse ? i - N + 1 : i + 1, ROMEO, "", false, body[i], "<message/>" };
 		assert_non_null(CALL(
 		        storage_mam_store(f->st, "a.example", nurse ? NURSE : ALICE, &m, done_cb, &w[i])));
@@ -3808,6 +3811,16 @@ static void test_mam_text_common(void **state)
 	assert_string_equal(mam_page(f, NURSE, &q), "1,2,3,4,5");
 	q = (struct mam_query){ .text = "common", .with = NURSE, .max = 10 };
 	assert_string_equal(mam_page(f, ALICE, &q), "");
+	q = (struct mam_query){ .text = "oldest", .backwards = true, .max = 2 };
+	assert_string_equal(mam_page(f, ALICE, &q), "2,3+");
+	q.before_id = 2;
+	assert_string_equal(mam_page(f, ALICE, &q), "1");
+	q = (struct mam_query){ .text = "sparse", .backwards = true, .max = 2 };
+	assert_string_equal(mam_page(f, ALICE, &q), "401,801+");
+	q = (struct mam_query){ .text = "sparse", .after_id = 1, .max = 5 };
+	assert_string_equal(mam_page(f, ALICE, &q), "401,801");
+	q = (struct mam_query){ .text = "sparse", .backwards = true, .end = 800, .max = 5 };
+	assert_string_equal(mam_page(f, ALICE, &q), "1,401");
 }
 
 static void test_mam_expire(void **state)
