@@ -1693,8 +1693,10 @@ static void c2s_anonymous_removed(enum storage_result res, void *ctx)
 static void c2s_closed(struct stream *st)
 {
 	struct c2s *c = st->owner;
+	/* While the server stops, a lost connection ends its session: the
+	 * sweep of detached sessions has run, and nothing could resume it. */
 	if (c->sm != NULL && c->sm->id[0] != '\0' && !c->sm_ended && c->session.user != NULL &&
-	    c->state == C2S_SESSION) {
+	    c->state == C2S_SESSION && !server.stopping) {
 		c2s_sm_detach(c);
 		return;
 	}
@@ -1795,11 +1797,13 @@ static void c2s_shutdown_one(struct stream *st, void *ctx)
 {
 	if (st->ops != &c2s_stream_ops)
 		return;
-	c2s_fail(st->owner, STE_SYSTEM_SHUTDOWN, "the server is shutting down");
+	struct c2s *c = st->owner;
+	c->sm_ended = true; /* also when the stream was closing already */
+	c2s_fail(c, STE_SYSTEM_SHUTDOWN, "the server is shutting down");
 	/* No acknowledgement comes any more, and the stream may not finish
 	 * closing before the modules stop: the unacknowledged messages go to
 	 * offline storage now. */
-	c2s_sm_settle(st->owner);
+	c2s_sm_settle(c);
 }
 
 /* Detached sessions (of host, or all when NULL) end now; *ctx counts. */
