@@ -577,8 +577,9 @@ static void c2s_bind2_stable_part(const struct c2s *c, char out[17])
 	if (EVP_Digest(b.data, b.len, md, &md_len, EVP_sha256(), NULL) != 1 || md_len < 8)
 		abort();
 	buf_free(&b);
-	for (int i = 0; i < 8; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	char *hex = hex_encode(md, 8);
+	memcpy(out, hex, 17);
+	free(hex);
 }
 
 /* XEP-0386 §3.2: a client that binds again ends its earlier sessions.
