@@ -108,13 +108,18 @@ def wait_offline(srv, user, timeout=10):
     raise AssertionError('%s is still connected' % user)
 
 
-def own_server(tmp_path_factory, name, offline_options=None):
+def own_server(tmp_path_factory, name, offline_options=None, storage_timeout=None):
+    """storage_timeout: a database store's job deadline instead of the
+    tests' 5 s (a burst on a loaded machine must not expire and bounce)."""
     srv = parleytest.Parleyd(tmp_path_factory.mktemp(name))
+    text = srv.config.read_text()
     if offline_options is not None:
-        text = srv.config.read_text()
         marker = 'modules:\n  disco: {}\n'
         assert marker in text
-        srv.config.write_text(text.replace(marker, marker + '  offline: %s\n' % offline_options, 1))
+        text = text.replace(marker, marker + '  offline: %s\n' % offline_options, 1)
+    if storage_timeout is not None:
+        text = text.replace('timeout: 5s }', 'timeout: %s }' % storage_timeout)
+    srv.config.write_text(text)
     srv.start_with_users()
     return srv
 
@@ -135,7 +140,7 @@ def crash_server(tmp_path_factory):
 
 @pytest.fixture
 def burst_server(tmp_path_factory):
-    srv = own_server(tmp_path_factory, 'parley-offline-burst', '{ max_per_user: 2000 }')
+    srv = own_server(tmp_path_factory, 'parley-offline-burst', '{ max_per_user: 2000 }', '120s')
     yield srv
     srv.finish()
 

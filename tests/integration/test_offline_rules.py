@@ -95,7 +95,9 @@ def test_not_deleted_until_written(big_output_server):
     server = big_output_server
     user = new_user(server, 'ow')
     pw = server.password(user)
-    s = RawClient(server.port)
+    # 7 MB to store first: on a loaded machine that takes longer than the
+    # client's usual 5 s
+    s = RawClient(server.port, timeout=60)
     s.login('alice', server.password('alice'), resource=unique('s-'))
     body = 'x' * 60000
     n = 120
