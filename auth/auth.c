@@ -647,6 +647,14 @@ void auth_note_failure(struct auth *a, const char *ip, const char *user, const c
 		limit_count(&a->limit_user, user, now, w);
 }
 
+void auth_note_no_credentials(struct auth *a, const char *ip, const char *user, const char *mechanism)
+{
+	bool named = user != NULL && *user != '\0';
+	log_notice("auth declined: ip=%s user=%s%s%s mechanism=%s reason=no-credentials-for-mechanism",
+	           ip != NULL ? ip : "-", named ? user : "-", named ? "@" : "", named ? a->host : "",
+	           mechanism);
+}
+
 void auth_note_success(struct auth *a, const char *user)
 {
 	if (a->limit_user == NULL || user == NULL)

@@ -34,7 +34,9 @@
  *   unacknowledged messages to offline storage.
  * - A failed authentication is answered after auth_failure_delay; after
  *   auth_attempts failures the stream is closed.  A backend that could not
- *   answer is <temporary-auth-failure/> and does not count.
+ *   answer is <temporary-auth-failure/> and does not count; nor does a
+ *   SCRAM login for an account without keys for that hash (answered like
+ *   a failure, so that the client moves on to another mechanism).
  */
 #include "c2s.h"
 #include "stream.h"
@@ -769,6 +771,19 @@ static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 			           c->st->ip, sasl_mechanism(c->sasl), res->detail);
 			sasl_free(&c->sasl);
 			c2s_send_sasl(c, "failure", res->condition, NULL, 0);
+			break;
+		}
+		if (res->no_credentials) {
+			/* No password was tried (no keys for this hash): not a
+			 * failed login, so neither the limits nor this stream's
+			 * attempts count it and the client may go on to another
+			 * mechanism.  Answered after the same delay as a failed
+			 * login, like an unknown user. */
+			auth_note_no_credentials(c->host->auth, c->st->ip, who, sasl_mechanism(c->sasl));
+			sasl_free(&c->sasl);
+			ev_timer_set(&c->fail_timer, c->limits->auth_failure_delay, 0);
+			ev_timer_start(c->st->loop, &c->fail_timer);
+			paused = true;
 			break;
 		}
 		if (strcmp(res->condition, "not-authorized") != 0) {
