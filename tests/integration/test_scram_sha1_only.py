@@ -1,0 +1,180 @@
+"""Accounts that have SCRAM-SHA-1 credentials only (every account imported
+from ejabberd's SCRAM store or from Prosody): a SCRAM-SHA-256 or -512
+login for them is <not-authorized/> after a challenge, like an unknown
+user, but logged as reason=no-credentials-for-mechanism and never counted
+as a failed login (not by the per-IP and per-account limits, not by the
+stream's own attempts); SCRAM-SHA-1 and PLAIN work on the same stream, and
+a PLAIN login adds the missing SHA-256 and SHA-512 credentials."""
+import time
+
+import pytest
+
+import parleytest
+from parleytest import HOST, NS_SASL, find_lines, q, tostr, unique
+from scramclient import Client, scram, tls_exporter
+
+
+@pytest.fixture(scope='module')
+def server(tmp_path_factory):
+    """The example configuration's limits: 20 failures per address and 10
+    per account in 10 minutes."""
+    srv = parleytest.Parleyd(
+        tmp_path_factory.mktemp('sha1only'),
+        global_auth='  max_failures_per_ip: 20\n  max_failures_per_user: 10\n  failure_window: 10m\n')
+    srv.start_with_users()
+    yield srv
+    srv.finish()
+
+
+@pytest.fixture
+def client(server):
+    clients = []
+
+    def make():
+        c = Client(server.port, timeout=10)
+        clients.append(c)
+        c.open()
+        c.starttls()
+        return c
+    yield make
+    for c in clients:
+        c.close()
+
+
+def _sha1_only(server):
+    """A fresh account left with its SCRAM-SHA-1 credentials only, as an
+    import from ejabberd or Prosody stores it."""
+    user = unique('imp')
+    server.register(user, HOST, 'pencil-' + user)
+    server.db_query('UPDATE users SET sha256_salt = NULL, sha256_iterations = NULL, '
+                    'sha256_stored_key = NULL, sha256_server_key = NULL, sha512_salt = NULL, '
+                    'sha512_iterations = NULL, sha512_stored_key = NULL, sha512_server_key = NULL '
+                    'WHERE server_host = ? AND username = ?', (HOST, user))
+    return user
+
+
+def _creds(server, user):
+    return server.db_query('SELECT sha1_stored_key, sha256_stored_key, sha512_stored_key, '
+                           'sha256_iterations, sha512_iterations FROM users '
+                           'WHERE server_host = ? AND username = ?', (HOST, user))[0]
+
+
+def _wait_log(server, pattern, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if find_lines(pattern, server.log()):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _declined(user, mech):
+    return (r'auth declined: ip=127\.0\.0\.1 user=%s@%s mechanism=%s '
+            r'reason=no-credentials-for-mechanism$' % (user, HOST.replace('.', r'\.'), mech))
+
+
+@pytest.mark.parametrize('sasl2', [False, True])
+@pytest.mark.parametrize('mech', ['SCRAM-SHA-256', 'SCRAM-SHA-512'])
+def test_missing_hash_is_not_authorized_then_sha1_works(server, client, mech, sasl2):
+    user = _sha1_only(server)
+    pw = server.password(user)
+    c = client()
+    r = scram(c, user, pw, mech, 'n,,', sasl2=sasl2)
+    # answered like an unknown user: a challenge, then <not-authorized/>
+    assert r.server_first, 'no challenge: the answer tells the account apart from an unknown user'
+    assert not r.ok and r.condition == ['not-authorized'], tostr(r.el)
+    assert _wait_log(server, _declined(user, mech)), server.log()[-3000:]
+    log = server.log()
+    assert not find_lines(r'auth failed: .*user=%s@' % user, log), log[-3000:]
+    assert not find_lines(r'reason=unknown-user', log), log[-3000:]
+    # the same stream goes on with SCRAM-SHA-1
+    r = scram(c, user, pw, 'SCRAM-SHA-1', 'n,,', sasl2=sasl2)
+    assert r.ok, tostr(r.el)
+
+
+def test_plus_variant_and_plain_on_the_same_stream(server, client):
+    user = _sha1_only(server)
+    pw = server.password(user)
+    c = client()
+    r = scram(c, user, pw, 'SCRAM-SHA-256-PLUS', 'p=tls-exporter,,', tls_exporter(c.sock))
+    assert not r.ok and r.condition == ['not-authorized'], tostr(r.el)
+    assert _wait_log(server, _declined(user, 'SCRAM-SHA-256-PLUS'))
+    el = c.auth_plain(user, pw)
+    assert el.tag == q(NS_SASL, 'success'), tostr(el)
+
+
+def test_unknown_user_still_counts(server, client):
+    """The same exchange for a user that does not exist is a failed login
+    as before (the distinction is the server's alone)."""
+    ghost = unique('ghost')
+    c = client()
+    r = scram(c, ghost, 'whatever', 'SCRAM-SHA-256', 'n,,')
+    assert r.server_first and not r.ok and r.condition == ['not-authorized'], tostr(r.el)
+    assert _wait_log(server, r'auth failed: ip=127\.0\.0\.1 user=%s@\S+ reason=unknown-user$' % ghost)
+
+
+def test_25_declined_logins_do_not_lock_out(server, client):
+    """25 SCRAM-SHA-256 attempts for SHA-1-only accounts from one address
+    (more than the 20 failures per address and the 10 per account the
+    limits allow, and more than the stream's 3 attempts) leave a correct
+    login possible, on the same stream and on a new one."""
+    users = [_sha1_only(server) for _ in range(2)]
+    c = client()
+    for i in range(25):
+        user = users[i % 2]
+        r = scram(c, user, server.password(user), 'SCRAM-SHA-256', 'n,,')
+        assert not r.ok and r.condition == ['not-authorized'], (i, tostr(r.el))
+    assert len(find_lines(_declined(users[0], 'SCRAM-SHA-256'), server.log())) >= 13
+    r = scram(c, users[0], server.password(users[0]), 'SCRAM-SHA-1', 'n,,')
+    assert r.ok, tostr(r.el)
+    log = server.log()
+    assert not find_lines(r'reason=rate-limited', log), log[-3000:]
+    # another account from the same address, PLAIN on a new stream
+    c2 = client()
+    el = c2.auth_plain('alice', server.password('alice'))
+    assert el.tag == q(NS_SASL, 'success'), tostr(el)
+    c3 = client()
+    r = scram(c3, users[1], server.password(users[1]), 'SCRAM-SHA-1', 'n,,', sasl2=True)
+    assert r.ok, tostr(r.el)
+
+
+def test_plain_login_adds_the_missing_credentials(server, client):
+    user = _sha1_only(server)
+    pw = server.password(user)
+    before = _creds(server, user)
+    assert before[1] is None and before[2] is None, before
+    c = client()
+    el = c.auth_plain(user, pw)
+    assert el.tag == q(NS_SASL, 'success'), tostr(el)
+    after = _creds(server, user)
+    assert after[0] == before[0], 'the SHA-1 credentials changed'
+    assert after[1] is not None and len(after[1]) == 44, after       # base64 of 32 bytes
+    assert after[2] is not None and len(after[2]) == 88, after       # base64 of 64 bytes
+    assert after[3] == 4096 and after[4] == 4096, after              # auth.scram_iterations
+    assert _wait_log(server, r'%s: the SCRAM credentials the account lacked were added' % user)
+    for mech, sasl2 in (('SCRAM-SHA-256', False), ('SCRAM-SHA-512', True)):
+        c = client()
+        r = scram(c, user, pw, mech, 'n,,', sasl2=sasl2)
+        assert r.ok, (mech, tostr(r.el))
+
+
+def test_wrong_plain_password_adds_nothing(server, client):
+    user = _sha1_only(server)
+    c = client()
+    el = c.auth_plain(user, 'not-' + server.password(user))
+    assert el.tag == q(NS_SASL, 'failure'), tostr(el)
+    after = _creds(server, user)
+    assert after[1] is None and after[2] is None, after
+
+
+def test_a_password_set_meanwhile_is_kept(server, client):
+    """Credentials are added only where the account has none: an account
+    whose password was set again keeps the new keys."""
+    user = _sha1_only(server)
+    r = server.ctl('passwd', user, HOST, 'pencil-new')
+    assert r.returncode == 0, r.stderr
+    keys = _creds(server, user)
+    c = client()
+    el = c.auth_plain(user, 'pencil-new')
+    assert el.tag == q(NS_SASL, 'success'), tostr(el)
+    assert _creds(server, user) == keys
