@@ -54,9 +54,11 @@ def _sha1_only(server):
 
 
 def _creds(server, user):
-    return server.db_query('SELECT sha1_stored_key, sha256_stored_key, sha512_stored_key, '
-                           'sha256_iterations, sha512_iterations FROM users '
-                           'WHERE server_host = ? AND username = ?', (HOST, user))[0]
+    row = server.db_query('SELECT sha1_stored_key, sha256_stored_key, sha512_stored_key, '
+                          'sha256_iterations, sha512_iterations FROM users '
+                          'WHERE server_host = ? AND username = ?', (HOST, user))[0]
+    # psql prints NULL as an empty field
+    return tuple(None if v == '' else v for v in row)
 
 
 def _wait_log(server, pattern, timeout=10):
