@@ -424,6 +424,11 @@ bool auth_can_plain(const struct auth *a)
 	return false;
 }
 
+unsigned auth_scram_iterations(const struct auth *a)
+{
+	return a->scram_iterations;
+}
+
 struct auth_req *auth_check_password(struct auth *a, const char *user, const char *password, auth_cb *cb,
                                      void *ctx)
 {

@@ -41,6 +41,8 @@ void auth_cancel(struct auth_req *req);
  * backend that checks passwords. */
 bool auth_can_scram(const struct auth *a);
 bool auth_can_plain(const struct auth *a);
+/* The iteration count for new SCRAM credentials (auth.scram_iterations). */
+unsigned auth_scram_iterations(const struct auth *a);
 
 typedef void auth_cb(enum auth_result res, void *ctx);
 /* An answer with the backend's explanation (detail may be NULL). */

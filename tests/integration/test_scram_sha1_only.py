@@ -5,6 +5,8 @@ user, but logged as reason=no-credentials-for-mechanism and never counted
 as a failed login (not by the per-IP and per-account limits, not by the
 stream's own attempts); SCRAM-SHA-1 and PLAIN work on the same stream, and
 a PLAIN login adds the missing SHA-256 and SHA-512 credentials."""
+import base64
+import hashlib
 import time
 
 import pytest
@@ -180,3 +182,99 @@ def test_a_password_set_meanwhile_is_kept(server, client):
     el = c.auth_plain(user, 'pencil-new')
     assert el.tag == q(NS_SASL, 'success'), tostr(el)
     assert _creds(server, user) == keys
+
+
+# ---------------------------------------------------------------------------
+# SASL upgrade tasks (XEP-0480) in SASL2
+# ---------------------------------------------------------------------------
+
+NS_SASL2 = 'urn:xmpp:sasl:2'
+NS_UPGRADE = 'urn:xmpp:sasl:upgrade:0'
+NS_SCRAM_UPGRADE = 'urn:xmpp:scram-upgrade:0'
+ASK_BOTH = ("<upgrade xmlns='%s'>UPGR-SCRAM-SHA-256</upgrade>"
+            "<upgrade xmlns='%s'>UPGR-SCRAM-SHA-512</upgrade>" % (NS_UPGRADE, NS_UPGRADE))
+
+
+def _task(el):
+    assert el.tag == q(NS_SASL2, 'continue'), tostr(el)
+    return [t.text for t in el.find(q(NS_SASL2, 'tasks')).findall(q(NS_SASL2, 'task'))]
+
+
+def _do_task(c, task, password, hashname):
+    """<next/>, the salt, SaltedPassword back; returns the server's next
+    element (<continue/> or <success/>)."""
+    c.send("<next xmlns='%s' task='%s'/>" % (NS_SASL2, task))
+    td = c.wait_for(lambda e: e.tag in (q(NS_SASL2, 'task-data'), q(NS_SASL2, 'failure')),
+                    what='task data')
+    salt = td.find(q(NS_SCRAM_UPGRADE, 'salt'))
+    assert salt is not None, tostr(td)
+    salted = hashlib.pbkdf2_hmac(hashname, password.encode(), base64.b64decode(salt.text),
+                                 int(salt.get('iterations')))
+    c.send("<task-data xmlns='%s'><hash xmlns='%s'>%s</hash></task-data>"
+           % (NS_SASL2, NS_SCRAM_UPGRADE, base64.b64encode(salted).decode()))
+    return c.wait_for(lambda e: e.tag in (q(NS_SASL2, 'continue'), q(NS_SASL2, 'success'),
+                                          q(NS_SASL2, 'failure')), what='after the task')
+
+
+def test_upgrade_tasks_are_offered(client):
+    c = client()
+    a = c.features.find(q(NS_SASL2, 'authentication'))
+    assert sorted(u.text for u in a.findall(q(NS_UPGRADE, 'upgrade'))) == \
+        ['UPGR-SCRAM-SHA-256', 'UPGR-SCRAM-SHA-512'], tostr(a)
+
+
+def test_upgrade_tasks_add_sha256_and_sha512(server, client):
+    user = _sha1_only(server)
+    pw = server.password(user)
+    c = client()
+    r = scram(c, user, pw, 'SCRAM-SHA-1', 'n,,', sasl2=True, extra=ASK_BOTH)
+    assert _task(r.el) == ['UPGR-SCRAM-SHA-256']
+    el = _do_task(c, 'UPGR-SCRAM-SHA-256', pw, 'sha256')
+    assert _task(el) == ['UPGR-SCRAM-SHA-512']
+    el = _do_task(c, 'UPGR-SCRAM-SHA-512', pw, 'sha512')
+    assert el.tag == q(NS_SASL2, 'success'), tostr(el)
+    assert el.findtext(q(NS_SASL2, 'authorization-identifier')) == '%s@%s' % (user, HOST)
+    assert _wait_log(server, r'%s: SCRAM-SHA-512 credentials added by the client' % user)
+    after = _creds(server, user)
+    assert after[1] is not None and after[2] is not None, after
+    for mech in ('SCRAM-SHA-256', 'SCRAM-SHA-512'):
+        r = scram(client(), user, pw, mech, 'n,,', sasl2=True)
+        assert r.ok, (mech, tostr(r.el))
+
+
+def test_no_task_for_an_account_that_has_the_keys(server, client):
+    c = client()
+    r = scram(c, 'bob', server.password('bob'), 'SCRAM-SHA-256', 'n,,', sasl2=True, extra=ASK_BOTH)
+    assert r.ok, tostr(r.el)
+
+
+def test_only_missing_hashes_become_tasks(server, client):
+    user = _sha1_only(server)
+    pw = server.password(user)
+    c = client()
+    r = scram(c, user, pw, 'SCRAM-SHA-1', 'n,,', sasl2=True,
+              extra="<upgrade xmlns='%s'>UPGR-SCRAM-SHA-512</upgrade>" % NS_UPGRADE)
+    assert _task(r.el) == ['UPGR-SCRAM-SHA-512']
+    el = _do_task(c, 'UPGR-SCRAM-SHA-512', pw, 'sha512')
+    assert el.tag == q(NS_SASL2, 'success'), tostr(el)
+    after = _creds(server, user)
+    assert after[1] is None and after[2] is not None, after
+
+
+def test_malformed_task_data_fails_the_login(server, client):
+    user = _sha1_only(server)
+    pw = server.password(user)
+    c = client()
+    r = scram(c, user, pw, 'SCRAM-SHA-1', 'n,,', sasl2=True, extra=ASK_BOTH)
+    assert _task(r.el) == ['UPGR-SCRAM-SHA-256']
+    c.send("<next xmlns='%s' task='UPGR-SCRAM-SHA-256'/>" % NS_SASL2)
+    c.wait_for(lambda e: e.tag == q(NS_SASL2, 'task-data'), what='task data')
+    c.send("<task-data xmlns='%s'><hash xmlns='%s'>%s</hash></task-data>"
+           % (NS_SASL2, NS_SCRAM_UPGRADE, base64.b64encode(b'short').decode()))
+    el = c.wait_for(lambda e: e.tag in (q(NS_SASL2, 'failure'), q(NS_SASL2, 'success')))
+    assert el.tag == q(NS_SASL2, 'failure') and el.find(q(NS_SASL, 'malformed-request')) is not None, \
+        tostr(el)
+    assert _creds(server, user)[1] is None
+    # the stream may log in again, without tasks
+    r = scram(c, user, pw, 'SCRAM-SHA-1', 'n,,', sasl2=True)
+    assert r.ok, tostr(r.el)
