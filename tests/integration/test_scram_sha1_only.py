@@ -278,3 +278,19 @@ def test_malformed_task_data_fails_the_login(server, client):
     # the stream may log in again, without tasks
     r = scram(c, user, pw, 'SCRAM-SHA-1', 'n,,', sasl2=True)
     assert r.ok, tostr(r.el)
+
+
+def test_no_tasks_after_a_fast_token_login(server, client):
+    """A FAST token (XEP-0484) proves no password: a token login that asks
+    for upgrade tasks gets none, and no credentials are added."""
+    from test_fast import NS_FAST, _ht, _request, _ua
+    user = _sha1_only(server)
+    pw = server.password(user)
+    c = client()
+    r = scram(c, user, pw, 'SCRAM-SHA-1', 'n,,', sasl2=True, extra=_ua('ua-' + user) + _request())
+    assert r.ok, tostr(r.el)
+    token = r.el.find(q(NS_FAST, 'token')).get('token')
+    el = _ht(client(), user, token, extra=_ua('ua-' + user) + ASK_BOTH)
+    assert el.tag == q(NS_SASL2, 'success'), tostr(el)
+    after = _creds(server, user)
+    assert after[1] is None and after[2] is None, after
