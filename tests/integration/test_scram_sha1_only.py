@@ -7,13 +7,14 @@ stream's own attempts); SCRAM-SHA-1 and PLAIN work on the same stream, and
 a PLAIN login adds the missing SHA-256 and SHA-512 credentials."""
 import base64
 import hashlib
-import time
 
 import pytest
 
 import parleytest
 from parleytest import HOST, NS_SASL, find_lines, q, tostr, unique
-from scramclient import Client, scram, tls_exporter
+from scramclient import scram, tls_exporter
+from test_scram_cb import client  # noqa: F401  (the fixture: a client after STARTTLS)
+from test_scram_sha512 import _wait_log
 
 
 @pytest.fixture(scope='module')
@@ -26,21 +27,6 @@ def server(tmp_path_factory):
     srv.start_with_users()
     yield srv
     srv.finish()
-
-
-@pytest.fixture
-def client(server):
-    clients = []
-
-    def make():
-        c = Client(server.port, timeout=10)
-        clients.append(c)
-        c.open()
-        c.starttls()
-        return c
-    yield make
-    for c in clients:
-        c.close()
 
 
 def _sha1_only(server):
@@ -61,15 +47,6 @@ def _creds(server, user):
                           'WHERE server_host = ? AND username = ?', (HOST, user))[0]
     # psql prints NULL as an empty field
     return tuple(None if v == '' else v for v in row)
-
-
-def _wait_log(server, pattern, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if find_lines(pattern, server.log()):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _declined(user, mech):
@@ -216,6 +193,16 @@ def _do_task(c, task, password, hashname):
                                           q(NS_SASL2, 'failure')), what='after the task')
 
 
+def _login_asking(server, client, extra=ASK_BOTH):
+    """A SASL2 SCRAM-SHA-1 login of a new SHA-1-only account that asks for
+    upgrade tasks: (user, password, client, the tasks of <continue/>)."""
+    user = _sha1_only(server)
+    pw = server.password(user)
+    c = client()
+    r = scram(c, user, pw, 'SCRAM-SHA-1', 'n,,', sasl2=True, extra=extra)
+    return user, pw, c, _task(r.el)
+
+
 def test_upgrade_tasks_are_offered(client):
     c = client()
     a = c.features.find(q(NS_SASL2, 'authentication'))
@@ -224,11 +211,8 @@ def test_upgrade_tasks_are_offered(client):
 
 
 def test_upgrade_tasks_add_sha256_and_sha512(server, client):
-    user = _sha1_only(server)
-    pw = server.password(user)
-    c = client()
-    r = scram(c, user, pw, 'SCRAM-SHA-1', 'n,,', sasl2=True, extra=ASK_BOTH)
-    assert _task(r.el) == ['UPGR-SCRAM-SHA-256']
+    user, pw, c, tasks = _login_asking(server, client)
+    assert tasks == ['UPGR-SCRAM-SHA-256']
     el = _do_task(c, 'UPGR-SCRAM-SHA-256', pw, 'sha256')
     assert _task(el) == ['UPGR-SCRAM-SHA-512']
     el = _do_task(c, 'UPGR-SCRAM-SHA-512', pw, 'sha512')
@@ -249,12 +233,9 @@ def test_no_task_for_an_account_that_has_the_keys(server, client):
 
 
 def test_only_missing_hashes_become_tasks(server, client):
-    user = _sha1_only(server)
-    pw = server.password(user)
-    c = client()
-    r = scram(c, user, pw, 'SCRAM-SHA-1', 'n,,', sasl2=True,
-              extra="<upgrade xmlns='%s'>UPGR-SCRAM-SHA-512</upgrade>" % NS_UPGRADE)
-    assert _task(r.el) == ['UPGR-SCRAM-SHA-512']
+    user, pw, c, tasks = _login_asking(
+        server, client, "<upgrade xmlns='%s'>UPGR-SCRAM-SHA-512</upgrade>" % NS_UPGRADE)
+    assert tasks == ['UPGR-SCRAM-SHA-512']
     el = _do_task(c, 'UPGR-SCRAM-SHA-512', pw, 'sha512')
     assert el.tag == q(NS_SASL2, 'success'), tostr(el)
     after = _creds(server, user)
@@ -262,11 +243,8 @@ def test_only_missing_hashes_become_tasks(server, client):
 
 
 def test_malformed_task_data_fails_the_login(server, client):
-    user = _sha1_only(server)
-    pw = server.password(user)
-    c = client()
-    r = scram(c, user, pw, 'SCRAM-SHA-1', 'n,,', sasl2=True, extra=ASK_BOTH)
-    assert _task(r.el) == ['UPGR-SCRAM-SHA-256']
+    user, pw, c, tasks = _login_asking(server, client)
+    assert tasks == ['UPGR-SCRAM-SHA-256']
     c.send("<next xmlns='%s' task='UPGR-SCRAM-SHA-256'/>" % NS_SASL2)
     c.wait_for(lambda e: e.tag == q(NS_SASL2, 'task-data'), what='task data')
     c.send("<task-data xmlns='%s'><hash xmlns='%s'>%s</hash></task-data>"

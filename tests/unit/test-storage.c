@@ -4752,6 +4752,18 @@ static void test_auth_internal(void **state)
 	assert_null(a);
 }
 
+/* The account's credentials for h verify pw (pw NULL: it has none). */
+static void assert_scram_of(struct fixture *f, struct auth *a, const char *user, enum scram_hash h,
+                            const char *pw)
+{
+	struct ares r = { 0 };
+	AUTH_WAIT(f, r, auth_get_scram(a, user, h, auth_scram_done, &r));
+	assert_int_equal(r.r, pw != NULL ? AUTH_OK : AUTH_NOT_SUPPORTED);
+	if (pw != NULL)
+		assert_scram_verifies(&r.cred, h, pw);
+	scram_credentials_clear(&r.cred);
+}
+
 static void test_auth_stored_variants(void **state)
 {
 	struct fixture *f = *state;
@@ -4769,24 +4781,16 @@ static void test_auth_stored_variants(void **state)
 	AUTH_WAIT(f, r, auth_get_scram(a, "old", SCRAM_SHA256, auth_scram_done, &r));
 	assert_int_equal(r.r, AUTH_NOT_SUPPORTED);
 	assert_false(r.has_cred);
-	AUTH_WAIT(f, r, auth_get_scram(a, "old", SCRAM_SHA512, auth_scram_done, &r));
-	assert_int_equal(r.r, AUTH_NOT_SUPPORTED);
-	AUTH_WAIT(f, r, auth_get_scram(a, "old", SCRAM_SHA1, auth_scram_done, &r));
-	assert_int_equal(r.r, AUTH_OK);
-	assert_scram_verifies(&r.cred, SCRAM_SHA1, "pencil");
+	assert_scram_of(f, a, "old", SCRAM_SHA512, NULL);
+	assert_scram_of(f, a, "old", SCRAM_SHA1, "pencil");
 	/* A wrong password adds nothing. */
 	assert_int_equal(check_pw(f, a, "old", "pen"), AUTH_BAD_PASSWORD);
-	AUTH_WAIT(f, r, auth_get_scram(a, "old", SCRAM_SHA256, auth_scram_done, &r));
-	assert_int_equal(r.r, AUTH_NOT_SUPPORTED);
+	assert_scram_of(f, a, "old", SCRAM_SHA256, NULL);
 	/* The right one adds the keys the account lacked, from that password;
 	 * the SHA-1 keys stay as they were. */
 	assert_int_equal(check_pw(f, a, "old", "pencil"), AUTH_OK);
-	AUTH_WAIT(f, r, auth_get_scram(a, "old", SCRAM_SHA256, auth_scram_done, &r));
-	assert_int_equal(r.r, AUTH_OK);
-	assert_scram_verifies(&r.cred, SCRAM_SHA256, "pencil");
-	AUTH_WAIT(f, r, auth_get_scram(a, "old", SCRAM_SHA512, auth_scram_done, &r));
-	assert_int_equal(r.r, AUTH_OK);
-	assert_scram_verifies(&r.cred, SCRAM_SHA512, "pencil");
+	assert_scram_of(f, a, "old", SCRAM_SHA256, "pencil");
+	assert_scram_of(f, a, "old", SCRAM_SHA512, "pencil");
 	AUTH_WAIT(f, r, auth_get_scram(a, "old", SCRAM_SHA1, auth_scram_done, &r));
 	assert_int_equal(r.r, AUTH_OK);
 	assert_creds_equal(&r.cred, &c1, 20);
@@ -4803,12 +4807,8 @@ static void test_auth_stored_variants(void **state)
 	assert_int_equal(r.r, AUTH_NOT_SUPPORTED);
 	/* A successful check adds SCRAM keys for every hash. */
 	assert_int_equal(check_pw(f, a, "plain", "hunter2"), AUTH_OK);
-	AUTH_WAIT(f, r, auth_get_scram(a, "plain", SCRAM_SHA1, auth_scram_done, &r));
-	assert_int_equal(r.r, AUTH_OK);
-	assert_scram_verifies(&r.cred, SCRAM_SHA1, "hunter2");
-	AUTH_WAIT(f, r, auth_get_scram(a, "plain", SCRAM_SHA256, auth_scram_done, &r));
-	assert_int_equal(r.r, AUTH_OK);
-	assert_scram_verifies(&r.cred, SCRAM_SHA256, "hunter2");
+	assert_scram_of(f, a, "plain", SCRAM_SHA1, "hunter2");
+	assert_scram_of(f, a, "plain", SCRAM_SHA256, "hunter2");
 	assert_int_equal(check_pw(f, a, "plain", "hunter2"), AUTH_OK);
 	/* Setting a password replaces the clear one with SCRAM keys. */
 	AUTH_WAIT(f, r, auth_set_password(a, "plain", "better", auth_done, &r));
