@@ -767,8 +767,11 @@ static void c2s_upgrade_step(void *ctx)
 		return;
 	}
 	upgrade_free(&c->upgrade);
-	bool stay_paused = c2s_sasl2_success(c, &c->upgrade_res);
-	sasl_result_clear(&c->upgrade_res);
+	/* c may be gone after an inline resumption: the result is ours */
+	struct sasl_result res = c->upgrade_res;
+	memset(&c->upgrade_res, 0, sizeof(c->upgrade_res));
+	bool stay_paused = c2s_sasl2_success(c, &res);
+	sasl_result_clear(&res);
 	if (!stay_paused && !st->dead)
 		stream_resume(st);
 }

@@ -8,7 +8,9 @@
  * in the auth chain; FAST's writes (count, logout, a new token) are done
  * before success is reported.  A backend that cannot answer yields a failure
  * marked tempfail, which the stream reports as <temporary-auth-failure/>,
- * never as a wrong password.
+ * never as a wrong password.  A SCRAM hash the account has no keys for
+ * (an account imported with SCRAM-SHA-1 keys only) runs like an unknown
+ * user's exchange and fails marked no_credentials: no failed login.
  */
 #include "sasl.h"
 #include "lib/scram.h"

@@ -274,3 +274,36 @@ def test_no_tasks_after_a_fast_token_login(server, client):
     assert el.tag == q(NS_SASL2, 'success'), tostr(el)
     after = _creds(server, user)
     assert after[1:] == (0, 0, 0, 0), after
+
+
+def test_tasks_then_inline_resumption(server):
+    """Upgrade tasks before a resumption inline in the same <authenticate/>
+    (XEP-0198 in SASL2): <success/> after the last task carries <resumed/>,
+    and the resumed session works."""
+    from parleytest import NS_PING
+    from test_sasl2_sm import NS_BIND2, Sasl2Client, resume_el
+    from test_sm import NS_SM, sm_tag
+    user = _sha1_only(server)
+    pw = server.password(user)
+    a = Sasl2Client(server)
+    try:
+        el = a.start().authenticate(
+            user, "<bind xmlns='%s'><tag>phone</tag><enable xmlns='%s' resume='true'/></bind>"
+            % (NS_BIND2, NS_SM), password=pw, mech='SCRAM-SHA-1')
+        enabled = el.find('%s/%s' % (q(NS_BIND2, 'bound'), sm_tag('enabled')))
+        assert enabled is not None, tostr(el)
+        with Sasl2Client(server) as c:
+            c.start()
+            r = scram(c, user, pw, 'SCRAM-SHA-1', 'n,,', check_ssdp=False, sasl2=True,
+                      extra=resume_el(enabled.get('id'), 0) + ASK_BOTH)
+            assert _task(r.el) == ['UPGR-SCRAM-SHA-256']
+            assert _task(_do_task(c, 'UPGR-SCRAM-SHA-256', pw, 'sha256')) == ['UPGR-SCRAM-SHA-512']
+            el = _do_task(c, 'UPGR-SCRAM-SHA-512', pw, 'sha512')
+            assert el.tag == q(NS_SASL2, 'success'), tostr(el)
+            assert el.find(sm_tag('resumed')) is not None, tostr(el)
+            assert el.findtext(q(NS_SASL2, 'authorization-identifier')) == a.jid
+            assert a.stream_error() == 'conflict'
+            assert c.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=HOST).get('type') == 'result'
+    finally:
+        a.close()
+    assert _creds(server, user)[1:3] == (44, 88)
