@@ -446,8 +446,8 @@ static void scram_creds(enum auth_result r, const struct scram_credentials *cred
 	 * user or a wrong password, so it reveals nothing about accounts.
 	 * <not-authorized/> is also the condition RFC 6120 §6.5.10 gives for
 	 * a generic failure, after which §6.4.5 lets the client try another
-	 * mechanism on the same stream (every client that falls back does so
-	 * after it).  <invalid-mechanism/> would be untrue, as the mechanism
+	 * mechanism on the same stream (slixmpp, for one, goes on to
+	 * SCRAM-SHA-1).  <invalid-mechanism/> would be untrue, as the mechanism
 	 * is supported and offered, and <mechanism-too-weak/> means the
 	 * opposite (a stronger one is required).  XEP-0388 keeps the RFC 6120
 	 * conditions for SASL2.  Only the log and the limits tell it apart:
