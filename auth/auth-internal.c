@@ -1,6 +1,6 @@
 /*
- * The "internal" auth backend: accounts with SCRAM-SHA-1 and SCRAM-SHA-256
- * credentials in the host's storage (users table).
+ * The "internal" auth backend: accounts with SCRAM-SHA-1, SCRAM-SHA-256 and
+ * SCRAM-SHA-512 credentials in the host's storage (users table).
  *
  * Threads: everything here runs on the loop thread except derive_work,
  * which runs on the compute worker group (auth_compute_group): PBKDF2 with
@@ -13,8 +13,13 @@
  *   writes them; the clear password is stored only with auth.store_plain
  *   (legacy migrations, off by default, a warning at start);
  * - a PLAIN check derives with the stored salt and iterations and compares
- *   StoredKey in constant time (SHA-256 when present, else SHA-1); an
+ *   StoredKey in constant time (SHA-512, else SHA-256, else SHA-1); an
  *   account that has a clear password (imported) is checked against it;
+ * - a PLAIN check that succeeds for an account lacking the keys of some
+ *   hash (imported with SCRAM-SHA-1 keys only, made before schema 11)
+ *   derives them from the password and adds them (only where still
+ *   missing: storage_account_add_credentials) before AUTH_OK, so that
+ *   every SCRAM mechanism works for it from then on;
  * - storage's STORAGE_TEMPFAIL is always AUTH_TEMPFAIL;
  * - passwords and keys are wiped when their objects are freed;
  * - a cancelled operation never replies: its storage request is cancelled
@@ -45,6 +50,11 @@ struct derive_job {
 	unsigned char *salt;
 	size_t salt_len;
 	unsigned char expected[SCRAM_MAX_HASH];
+	bool checked; /* the password was checked already (a clear one) */
+	/* the hashes the account has no credentials for: derived (fresh salt,
+	 * new_iterations) once the password matched */
+	bool add_sha1, add_sha256, add_sha512;
+	unsigned new_iterations;
 	/* results */
 	int rc;
 	bool match;
@@ -119,10 +129,28 @@ static void derive_work(void *arg, void *thread_state)
 			                       &job->sha512);
 		return;
 	}
-	struct scram_credentials c = { 0 };
-	job->rc = scram_derive(job->hash, job->password, job->salt, job->salt_len, job->iterations, &c);
-	job->match = job->rc == 0 && secure_memeq(c.stored_key, job->expected, scram_hash_len(job->hash));
-	scram_credentials_clear(&c);
+	if (job->checked) {
+		job->match = true;
+	} else {
+		struct scram_credentials c = { 0 };
+		job->rc =
+		        scram_derive(job->hash, job->password, job->salt, job->salt_len, job->iterations, &c);
+		job->match =
+		        job->rc == 0 && secure_memeq(c.stored_key, job->expected, scram_hash_len(job->hash));
+		scram_credentials_clear(&c);
+	}
+	if (!job->match)
+		return;
+	/* The password is known to be right: the keys the account lacks.  A
+	 * failure (SASLprep refuses the password) only leaves them out. */
+	const char *pw = job->password;
+	unsigned it = job->new_iterations;
+	if (job->add_sha1 && scram_derive(SCRAM_SHA1, pw, NULL, 0, it, &job->sha1) < 0)
+		job->add_sha1 = false;
+	if (job->add_sha256 && scram_derive(SCRAM_SHA256, pw, NULL, 0, it, &job->sha256) < 0)
+		job->add_sha256 = false;
+	if (job->add_sha512 && scram_derive(SCRAM_SHA512, pw, NULL, 0, it, &job->sha512) < 0)
+		job->add_sha512 = false;
 }
 
 static void derive_done(void *arg, enum worker_status status);
@@ -185,6 +213,40 @@ static void store_new_credentials(struct internal_op *op, struct derive_job *job
 	explicit_bzero(&acc, sizeof(acc));
 }
 
+static void added_cb(enum storage_result res, void *ctx)
+{
+	struct internal_op *op = ctx;
+	op->sreq = NULL;
+	if (res == STORAGE_OK)
+		log_info("host %s: %s: the SCRAM credentials the account lacked were added from the "
+		         "password of its login",
+		         op->in->a->host, op->req->user);
+	else
+		log_warning("host %s: %s: the SCRAM credentials the account lacks could not be added (%s); "
+		            "the next password login tries again",
+		            op->in->a->host, op->req->user, storage_result_str(res));
+	/* The password was right whatever the write did. */
+	op_reply(op, AUTH_OK, NULL);
+}
+
+/* A password login succeeded for an account without credentials for some
+ * hash (imported with SCRAM-SHA-1 keys only, or made before schema 11):
+ * store what the derivation added, then answer AUTH_OK. */
+static void store_missing_credentials(struct internal_op *op, struct derive_job *job)
+{
+	struct auth *a = op->in->a;
+	struct storage_account acc = { 0 };
+	acc.has_sha1 = job->add_sha1;
+	acc.has_sha256 = job->add_sha256;
+	acc.has_sha512 = job->add_sha512;
+	acc.sha1 = job->sha1;
+	acc.sha256 = job->sha256;
+	acc.sha512 = job->sha512;
+	/* storage copies the account: job keeps ownership of the strings. */
+	op->sreq = storage_account_add_credentials(a->storage, a->host, op->req->user, &acc, added_cb, op);
+	explicit_bzero(&acc, sizeof(acc));
+}
+
 static void derive_done(void *arg, enum worker_status status)
 {
 	struct derive_job *job = arg;
@@ -202,8 +264,11 @@ static void derive_done(void *arg, enum worker_status status)
 	}
 	if (job->kind == DERIVE_CHECK) {
 		enum auth_result res = job->match ? AUTH_OK : AUTH_BAD_PASSWORD;
+		if (res == AUTH_OK && (job->add_sha1 || job->add_sha256 || job->add_sha512))
+			store_missing_credentials(op, job);
+		else
+			op_reply(op, res, NULL);
 		derive_job_free(job);
-		op_reply(op, res, NULL);
 		return;
 	}
 	if (job->rc < 0) {
@@ -220,22 +285,40 @@ static void derive_done(void *arg, enum worker_status status)
 static void check_account(struct internal_op *op, const struct storage_account *acc)
 {
 	const char *pw = op->req->password;
+	bool add_sha1 = !acc->has_sha1 || acc->sha1.salt_b64 == NULL;
+	bool add_sha256 = !acc->has_sha256 || acc->sha256.salt_b64 == NULL;
+	bool add_sha512 = !acc->has_sha512 || acc->sha512.salt_b64 == NULL;
+	bool add = add_sha1 || add_sha256 || add_sha512;
 	if (acc->plain != NULL) {
 		size_t a = strlen(acc->plain), b = strlen(pw);
 		bool ok = a == b && secure_memeq(acc->plain, pw, a);
-		op_reply(op, ok ? AUTH_OK : AUTH_BAD_PASSWORD, NULL);
-		return;
+		if (!ok || !add) {
+			op_reply(op, ok ? AUTH_OK : AUTH_BAD_PASSWORD, NULL);
+			return;
+		}
 	}
 	const struct scram_credentials *c = acc->has_sha512   ? &acc->sha512
 	                                    : acc->has_sha256 ? &acc->sha256
 	                                    : acc->has_sha1   ? &acc->sha1
 	                                                      : NULL;
-	if (c == NULL || c->salt_b64 == NULL) {
+	if (acc->plain == NULL && (c == NULL || c->salt_b64 == NULL)) {
 		op_reply(op, AUTH_BAD_PASSWORD, NULL); /* an account nobody can log in to */
 		return;
 	}
 	struct derive_job *job = xcalloc(1, sizeof(*job));
 	job->kind = DERIVE_CHECK;
+	job->add_sha1 = add_sha1;
+	job->add_sha256 = add_sha256;
+	job->add_sha512 = add_sha512;
+	job->new_iterations = op->in->a->scram_iterations;
+	if (acc->plain != NULL) {
+		/* checked above; only the missing keys are derived */
+		job->checked = true;
+		job->password = xstrdup(pw);
+		if (!derive_submit(op, job))
+			op_reply(op, AUTH_OK, NULL);
+		return;
+	}
 	job->hash = c->hash;
 	job->iterations = c->iterations;
 	memcpy(job->expected, c->stored_key, sizeof(job->expected));

@@ -424,6 +424,11 @@ bool auth_can_plain(const struct auth *a)
 	return false;
 }
 
+unsigned auth_scram_iterations(const struct auth *a)
+{
+	return a->scram_iterations;
+}
+
 struct auth_req *auth_check_password(struct auth *a, const char *user, const char *password, auth_cb *cb,
                                      void *ctx)
 {
@@ -645,6 +650,14 @@ void auth_note_failure(struct auth *a, const char *ip, const char *user, const c
 		limit_count(&a->limit_ip, ip, now, w);
 	if (user != NULL && *user != '\0' && a->max_failures_user > 0)
 		limit_count(&a->limit_user, user, now, w);
+}
+
+void auth_note_no_credentials(struct auth *a, const char *ip, const char *user, const char *mechanism)
+{
+	bool named = user != NULL && *user != '\0';
+	log_notice("auth declined: ip=%s user=%s%s%s mechanism=%s reason=no-credentials-for-mechanism",
+	           ip != NULL ? ip : "-", named ? user : "-", named ? "@" : "", named ? a->host : "",
+	           mechanism);
 }
 
 void auth_note_success(struct auth *a, const char *user)

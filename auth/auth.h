@@ -41,6 +41,8 @@ void auth_cancel(struct auth_req *req);
  * backend that checks passwords. */
 bool auth_can_scram(const struct auth *a);
 bool auth_can_plain(const struct auth *a);
+/* The iteration count for new SCRAM credentials (auth.scram_iterations). */
+unsigned auth_scram_iterations(const struct auth *a);
 
 typedef void auth_cb(enum auth_result res, void *ctx);
 /* An answer with the backend's explanation (detail may be NULL). */
@@ -79,6 +81,13 @@ bool auth_limited(struct auth *a, const char *ip, const char *user);
 /* Count one failed login and log the stable line
  * "auth failed: ip=IP user=USER@HOST reason=REASON" (fail2ban). */
 void auth_note_failure(struct auth *a, const char *ip, const char *user, const char *reason);
+/* A login that could not be tried because the account has no credentials
+ * for the mechanism (SCRAM-SHA-256 for an account with SCRAM-SHA-1 keys
+ * only): not a failed login, not counted; logged as the stable line
+ * "auth declined: ip=IP user=USER@HOST mechanism=MECH
+ * reason=no-credentials-for-mechanism", which a fail2ban filter for
+ * "auth failed:" does not match. */
+void auth_note_no_credentials(struct auth *a, const char *ip, const char *user, const char *mechanism);
 /* A successful login clears the account's counter. */
 void auth_note_success(struct auth *a, const char *user);
 

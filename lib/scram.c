@@ -108,7 +108,7 @@ int scram_derive(enum scram_hash h, const char *password, const unsigned char *s
                  unsigned iterations, struct scram_credentials *out)
 {
 	unsigned char random_salt[SCRAM_SALT_LEN];
-	unsigned char salted[SCRAM_MAX_HASH], client_key[SCRAM_MAX_HASH];
+	unsigned char salted[SCRAM_MAX_HASH];
 	size_t hlen = scram_hash_len(h);
 	int ret = -1;
 
@@ -133,19 +133,28 @@ int scram_derive(enum scram_hash h, const char *password, const unsigned char *s
 	if (PKCS5_PBKDF2_HMAC(prepped, (int)plen, salt, (int)salt_len, (int)iterations, scram_md(h),
 	                      (int)hlen, salted) != 1)
 		goto out;
+	scram_from_salted(h, salted, salt, salt_len, iterations, out);
+	ret = 0;
+out:
+	explicit_bzero(salted, sizeof(salted));
+	explicit_bzero(prepped, plen);
+	free(prepped);
+	return ret;
+}
+
+void scram_from_salted(enum scram_hash h, const unsigned char *salted, const unsigned char *salt,
+                       size_t salt_len, unsigned iterations, struct scram_credentials *out)
+{
+	unsigned char client_key[SCRAM_MAX_HASH];
+	size_t hlen = scram_hash_len(h);
+	memset(out, 0, sizeof(*out));
 	scram_hmac(h, salted, hlen, "Client Key", strlen("Client Key"), client_key);
 	scram_digest(h, client_key, hlen, out->stored_key);
 	scram_hmac(h, salted, hlen, "Server Key", strlen("Server Key"), out->server_key);
 	out->hash = h;
 	out->iterations = iterations;
 	out->salt_b64 = base64_encode(salt, salt_len);
-	ret = 0;
-out:
-	explicit_bzero(salted, sizeof(salted));
 	explicit_bzero(client_key, sizeof(client_key));
-	explicit_bzero(prepped, plen);
-	free(prepped);
-	return ret;
 }
 
 void scram_credentials_clear(struct scram_credentials *c)

@@ -30,6 +30,10 @@ struct scram_credentials {
  * default.  Returns 0, or -1 if the password cannot be prepared. */
 int scram_derive(enum scram_hash h, const char *password, const unsigned char *salt, size_t salt_len,
                  unsigned iterations, struct scram_credentials *out);
+/* Credentials from SaltedPassword (scram_hash_len(h) bytes), as a client
+ * computed it with this salt and iteration count (XEP-0480 upgrades). */
+void scram_from_salted(enum scram_hash h, const unsigned char *salted, const unsigned char *salt,
+                       size_t salt_len, unsigned iterations, struct scram_credentials *out);
 void scram_credentials_clear(struct scram_credentials *c); /* wipes keys */
 
 /* SASLprep (RFC 4013, libidn's stringprep profile) of a password into a

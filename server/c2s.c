@@ -34,11 +34,14 @@
  *   unacknowledged messages to offline storage.
  * - A failed authentication is answered after auth_failure_delay; after
  *   auth_attempts failures the stream is closed.  A backend that could not
- *   answer is <temporary-auth-failure/> and does not count.
+ *   answer is <temporary-auth-failure/> and does not count; nor does a
+ *   SCRAM login for an account without keys for that hash (answered like
+ *   a failure, so that the client moves on to another mechanism).
  */
 #include "c2s.h"
 #include "stream.h"
 #include "sasl.h"
+#include "upgrade.h"
 #include "host.h"
 #include "router.h"
 #include "sm.h"
@@ -97,6 +100,12 @@ struct c2s {
 	struct xml_node *sm_resume;
 	struct xml_node *resume_success;
 	struct fast_request fast_req; /* its FAST (XEP-0484) requests */
+	/* SASL upgrade tasks (XEP-0480): those it asked for (upgrade.h bits);
+	 * after success, the tasks in progress and the success held back
+	 * until they are done (its data and FAST token). */
+	unsigned upgrade_req;
+	struct upgrade *upgrade;
+	struct sasl_result upgrade_res;
 
 	struct session session;
 	char *full_jid; /* session JID as a string, for stamping */
@@ -371,6 +380,13 @@ static bool c2s_fast_offered(struct c2s *c)
 	       (auth_can_plain(c->host->auth) || auth_can_scram(c->host->auth));
 }
 
+/* Whether SASL upgrade tasks (XEP-0480) are offered: where SCRAM keys are
+ * kept in the host's storage (the internal method). */
+static bool c2s_upgrade_offered(struct c2s *c)
+{
+	return c->host->storage != NULL && auth_can_scram(c->host->auth);
+}
+
 /* Whether mech is an HT mechanism offered on this stream's SASL2. */
 static bool c2s_ht_offered(struct c2s *c, const char *mech)
 {
@@ -404,6 +420,8 @@ static void c2s_add_sasl2_feature(struct c2s *c, struct xml_node *f, bool secure
 	struct xml_node *in = xml_add_child(a, "inline", NS_SASL2);
 	if (fast)
 		fast_add_inline(in, c->st->ssl);
+	if (c2s_upgrade_offered(c))
+		upgrade_add_features(a);
 	struct xml_node *bind = xml_add_child(in, "bind", NS_BIND2);
 	struct xml_node *bind_in = xml_add_child(bind, "inline", NS_BIND2);
 	if (c2s_bind2_carbons_offered(c)) {
@@ -720,6 +738,84 @@ static bool c2s_sasl2_success(struct c2s *c, const struct sasl_result *res)
 	return false;
 }
 
+/* ---- SASL upgrade tasks (XEP-0480) ---- */
+
+/* The upgrade is ready for its next step: <continue/> with the next task,
+ * or the <success/> held back when no task is left.  Input was paused. */
+static void c2s_upgrade_step(void *ctx)
+{
+	struct c2s *c = ctx;
+	struct stream *st = c->st;
+	const char *task = upgrade_task(c->upgrade);
+	if (task != NULL) {
+		struct xml_node *el = xml_new("continue", NS_SASL2);
+		struct sasl_result *res = &c->upgrade_res;
+		if (res->data != NULL && res->len > 0) {
+			/* the mechanism's final data goes with the first <continue/> */
+			char *b64 = base64_encode(res->data, res->len);
+			xml_add_text(xml_add_child(el, "additional-data", NS_SASL2), b64, strlen(b64));
+			free(b64);
+			explicit_bzero(res->data, res->len);
+			xfree(&res->data);
+			res->len = 0;
+		}
+		struct xml_node *tasks = xml_add_child(el, "tasks", NS_SASL2);
+		xml_add_text(xml_add_child(tasks, "task", NS_SASL2), task, strlen(task));
+		c2s_send(c, el);
+		xml_unref(&el);
+		stream_resume(st);
+		return;
+	}
+	upgrade_free(&c->upgrade);
+	/* c may be gone after an inline resumption: the result is ours */
+	struct sasl_result res = c->upgrade_res;
+	memset(&c->upgrade_res, 0, sizeof(c->upgrade_res));
+	bool stay_paused = c2s_sasl2_success(c, &res);
+	sasl_result_clear(&res);
+	if (!stay_paused && !st->dead)
+		stream_resume(st);
+}
+
+/* The login is undone: an upgrade task was aborted or malformed. */
+static void c2s_upgrade_fail(struct c2s *c, const char *condition)
+{
+	log_notice("c2s %llu from %s: SASL upgrade task of %s@%s refused: %s", (unsigned long long)c->st->id,
+	           c->st->ip, c->user, c->host->name, condition);
+	upgrade_free(&c->upgrade);
+	sasl_result_clear(&c->upgrade_res);
+	xfree(&c->user);
+	c->authenticated = false;
+	c->sasl2 = true;
+	c2s_send_sasl(c, "failure", condition, NULL, 0);
+}
+
+/* An element of the client while upgrade tasks run.  True when input must
+ * pause. */
+static bool c2s_upgrade_input(struct c2s *c, struct xml_node *el)
+{
+	if (xml_is(el, "next", NS_SASL2)) {
+		struct xml_node *data = xml_new("task-data", NS_SASL2);
+		if (upgrade_next(c->upgrade, xml_attr(el, "task"), data) == 0)
+			c2s_send(c, data);
+		else
+			c2s_upgrade_fail(c, "malformed-request");
+		xml_unref(&data);
+		return false;
+	}
+	if (xml_is(el, "task-data", NS_SASL2)) {
+		if (upgrade_data(c->upgrade, el, c2s_upgrade_step, c) == 0)
+			return true;
+		c2s_upgrade_fail(c, "malformed-request");
+		return false;
+	}
+	if (xml_is(el, "abort", NS_SASL2) || xml_is(el, "abort", NS_SASL)) {
+		c2s_upgrade_fail(c, "aborted");
+		return false;
+	}
+	c2s_fail(c, STE_POLICY_VIOLATION, "a SASL upgrade task is in progress");
+	return true;
+}
+
 /* Answer one SASL step.  True when input must stay paused. */
 static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 {
@@ -737,8 +833,21 @@ static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 		         (unsigned long long)c->st->id, c->st->ip, c->user, c->host->name,
 		         sasl_mechanism(c->sasl), cbt != NULL ? " (" : "", cbt != NULL ? cbt : "",
 		         cbt != NULL ? ")" : "", c->anonymous ? " (anonymous)" : "");
+		bool token = strncmp(sasl_mechanism(c->sasl), "HT-", 3) == 0;
 		sasl_free(&c->sasl);
 		c->authenticated = true;
+		if (c->sasl2 && c->upgrade_req != 0 && !c->anonymous && !token && c2s_upgrade_offered(c)) {
+			/* A password login (never a FAST token: it must not
+			 * lead to new password credentials) that asked for
+			 * upgrade tasks: <success/> waits for them. */
+			c->upgrade_res = *res;
+			memset(res, 0, sizeof(*res));
+			c->upgrade = upgrade_new(c->host->storage, c->host->name, c->user, c->upgrade_req,
+			                         auth_scram_iterations(c->host->auth));
+			upgrade_start(c->upgrade, c2s_upgrade_step, c);
+			paused = true;
+			break;
+		}
 		if (c->sasl2) {
 			paused = c2s_sasl2_success(c, res);
 			break;
@@ -769,6 +878,19 @@ static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 			           c->st->ip, sasl_mechanism(c->sasl), res->detail);
 			sasl_free(&c->sasl);
 			c2s_send_sasl(c, "failure", res->condition, NULL, 0);
+			break;
+		}
+		if (res->no_credentials) {
+			/* No password was tried (no keys for this hash): not a
+			 * failed login, so neither the limits nor this stream's
+			 * attempts count it and the client may go on to another
+			 * mechanism.  Answered after the same delay as a failed
+			 * login, like an unknown user. */
+			auth_note_no_credentials(c->host->auth, c->st->ip, who, sasl_mechanism(c->sasl));
+			sasl_free(&c->sasl);
+			ev_timer_set(&c->fail_timer, c->limits->auth_failure_delay, 0);
+			ev_timer_start(c->st->loop, &c->fail_timer);
+			paused = true;
 			break;
 		}
 		if (strcmp(res->condition, "not-authorized") != 0) {
@@ -902,6 +1024,7 @@ static bool c2s_handle_authenticate(struct c2s *c, struct xml_node *el)
 		c->sm_resume = xml_copy(resume);
 	if (!c2s_fast_request(c, el))
 		return false;
+	c->upgrade_req = upgrade_requested(el);
 	return c2s_start_sasl(c, xml_attr(el, "mechanism"), xml_child(el, "initial-response", NS_SASL2));
 }
 
@@ -1586,7 +1709,9 @@ static bool c2s_stanza(struct stream *st, struct xml_node *el)
 		pause = true;
 		break;
 	case C2S_OPEN:
-		if (xml_is(el, "starttls", NS_TLS)) {
+		if (c->upgrade != NULL) {
+			pause = c2s_upgrade_input(c, el);
+		} else if (xml_is(el, "starttls", NS_TLS)) {
 			if (st->ssl != NULL || c->lc->starttls == STARTTLS_OFF || !tls_available()) {
 				stream_write_str(st, "<failure xmlns='" NS_TLS "'/>");
 				stream_close(st, -1, NULL);
@@ -1731,6 +1856,8 @@ static void c2s_free(struct c2s *c)
 	buf_free(&c->held);
 	free(c->segs);
 	sasl_free(&c->sasl);
+	upgrade_free(&c->upgrade);
+	sasl_result_clear(&c->upgrade_res);
 	c2s_sm_free(&c->sm);
 	xml_unref(&c->bind2);
 	free(c->user_agent);

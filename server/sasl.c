@@ -8,7 +8,9 @@
  * in the auth chain; FAST's writes (count, logout, a new token) are done
  * before success is reported.  A backend that cannot answer yields a failure
  * marked tempfail, which the stream reports as <temporary-auth-failure/>,
- * never as a wrong password.
+ * never as a wrong password.  A SCRAM hash the account has no keys for
+ * (an account imported with SCRAM-SHA-1 keys only) runs like an unknown
+ * user's exchange and fails marked no_credentials: no failed login.
  */
 #include "sasl.h"
 #include "lib/scram.h"
@@ -35,7 +37,8 @@ struct sasl {
 	struct auth_req *req;
 	char *username;
 	char *ip;
-	bool no_user; /* SCRAM: the backends do not know the user */
+	bool no_user;  /* SCRAM: the backends do not know the user */
+	bool no_creds; /* SCRAM: the user exists without keys for this hash */
 	bool done;
 	/* SASL2 with FAST (sasl_set_fast) */
 	struct storage *fast_st; /* NULL: no FAST on this exchange */
@@ -435,16 +438,21 @@ static void scram_creds(enum auth_result r, const struct scram_credentials *cred
 		s->cb(s->ctx, &res);
 		return;
 	}
-	if (r == AUTH_NOT_SUPPORTED && s->mech == MECH_SCRAM_SHA512) {
-		/* The account exists but has no SHA-512 keys yet (made before
-		 * schema 11, or imported without them): no password was tried.
-		 * <invalid-mechanism/>, answered at once and not counted, lets the
-		 * client retry with SCRAM-SHA-256 (RFC 6120 §6.4.5). */
-		fail(&res, "invalid-mechanism");
-		res.detail = "no SCRAM-SHA-512 credentials for this account";
-		s->cb(s->ctx, &res);
-		return;
-	}
+	/* AUTH_NOT_SUPPORTED: the account exists but has no keys for this
+	 * hash (imported with SCRAM-SHA-1 values only, or made before schema
+	 * 11 for SHA-512).  The exchange goes on exactly as for an unknown
+	 * user, a challenge with a fake salt, and fails at the proof with
+	 * <not-authorized/>: on the wire it cannot be told from an unknown
+	 * user or a wrong password, so it reveals nothing about accounts.
+	 * <not-authorized/> is also the condition RFC 6120 §6.5.10 gives for
+	 * a generic failure, after which §6.4.5 lets the client try another
+	 * mechanism on the same stream (slixmpp, for one, goes on to
+	 * SCRAM-SHA-1).  <invalid-mechanism/> would be untrue, as the mechanism
+	 * is supported and offered, and <mechanism-too-weak/> means the
+	 * opposite (a stronger one is required).  XEP-0388 keeps the RFC 6120
+	 * conditions for SASL2.  Only the log and the limits tell it apart:
+	 * no password was tried, so it is no failed login. */
+	s->no_creds = r == AUTH_NOT_SUPPORTED;
 	s->no_user = r != AUTH_OK;
 	/* Unknown user or no keys for this hash: a challenge all the same, and
 	 * the exchange fails at the proof (no user enumeration). */
@@ -544,10 +552,14 @@ static void scram_step(struct sasl *s, const char *in, size_t len, struct sasl_r
 		res->data = NULL;
 		res->len = 0;
 	}
-	if (error != NULL && strcmp(error, "malformed-request") == 0)
+	if (error != NULL && strcmp(error, "malformed-request") == 0) {
 		fail(res, "malformed-request");
-	else
+	} else if (s->no_creds) {
+		fail_login(res, "no-credentials-for-mechanism");
+		res->no_credentials = true;
+	} else {
 		fail_login(res, s->no_user ? "unknown-user" : "bad-password");
+	}
 }
 
 /* ---- HT-SHA-256 (FAST tokens) ------------------------------------------------------ */

@@ -39,6 +39,13 @@ struct sasl_result {
 	 * for the log: a SCRAM channel binding error such as
 	 * "unsupported-channel-binding-type"; NULL otherwise. */
 	const char *detail;
+	/* The account exists but has no credentials for this SCRAM hash (an
+	 * account imported with SCRAM-SHA-1 values only, tried with
+	 * SCRAM-SHA-256): no password could be tried.  reason is
+	 * "no-credentials-for-mechanism"; the failure is answered like any
+	 * <not-authorized/> but is not a failed login (not counted, not on
+	 * the fail2ban line), so the client can go on to another mechanism. */
+	bool no_credentials;
 	/* SASL2 with FAST: the token issued on success (malloc'd, wiped by
 	 * sasl_result_clear) and its expiry (unix time); NULL when none. */
 	char *fast_token;

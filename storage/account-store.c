@@ -144,6 +144,36 @@ struct storage_req *storage_account_update(struct storage *st, const char *host,
 	return storage_req_submit(&r->base);
 }
 
+/* ---- account_add_credentials */
+
+static void account_add_credentials_work(struct storage_req *req, void *conn)
+{
+	const struct account_store_vfuncs *v = req->st->account;
+	req->res = v->add_credentials != NULL ? v->add_credentials(conn, (struct account_update_job *)req)
+	                                      : STORAGE_ERROR;
+}
+
+static const struct storage_op account_add_credentials_op = {
+	.name = "account_add_credentials",
+	.area = STORAGE_AREA_ACCOUNT,
+	.work = account_add_credentials_work,
+	.reply = account_update_reply,
+	.clear = account_update_clear,
+};
+
+struct storage_req *storage_account_add_credentials(struct storage *st, const char *host, const char *user,
+                                                    const struct storage_account *acc, storage_done_cb *cb,
+                                                    void *ctx)
+{
+	assert(host != NULL && user != NULL && acc != NULL && cb != NULL);
+	struct account_update_job *r =
+	        storage_req_new(st, &account_add_credentials_op, sizeof(*r), host, user, ctx);
+	r->cb = cb;
+	copy_account(r->base.pool, &r->acc, acc);
+	r->acc.plain = NULL;
+	return storage_req_submit(&r->base);
+}
+
 /* ---- account_remove */
 
 static void account_remove_work(struct storage_req *req, void *conn)

@@ -28,6 +28,7 @@ struct account_create_job {
 	struct storage_account acc; /* strings in pool; wiped on free */
 };
 
+/* account_update, and account_add_credentials (the same inputs) */
 struct account_update_job {
 	struct storage_req base;
 	storage_done_cb *cb;
@@ -95,6 +96,9 @@ struct account_store_vfuncs {
 	enum storage_result (*get)(void *conn, struct account_get_job *j);
 	enum storage_result (*create)(void *conn, struct account_create_job *j);
 	enum storage_result (*update)(void *conn, struct account_update_job *j);
+	/* Set the credentials of each hash j->acc has (has_*) where the
+	 * account has none for that hash; the rest of the account stays. */
+	enum storage_result (*add_credentials)(void *conn, struct account_update_job *j);
 	enum storage_result (*remove)(void *conn, struct account_remove_job *j);
 	enum storage_result (*list)(void *conn, struct account_list_job *j);
 	enum storage_result (*count)(void *conn, struct account_count_job *j);

@@ -312,6 +312,32 @@ static enum storage_result mem_account_update(void *conn, struct account_update_
 	return STORAGE_OK;
 }
 
+static enum storage_result mem_account_add_credentials(void *conn, struct account_update_job *r)
+{
+	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	if (u == NULL || !u->has_account)
+		return STORAGE_NOT_FOUND;
+	struct storage_account add;
+	account_copy(&add, &r->acc);
+	if (add.has_sha1 && !u->acc.has_sha1) {
+		u->acc.has_sha1 = true;
+		u->acc.sha1 = add.sha1;
+		add.sha1.salt_b64 = NULL;
+	}
+	if (add.has_sha256 && !u->acc.has_sha256) {
+		u->acc.has_sha256 = true;
+		u->acc.sha256 = add.sha256;
+		add.sha256.salt_b64 = NULL;
+	}
+	if (add.has_sha512 && !u->acc.has_sha512) {
+		u->acc.has_sha512 = true;
+		u->acc.sha512 = add.sha512;
+		add.sha512.salt_b64 = NULL;
+	}
+	storage_account_clear(&add);
+	return STORAGE_OK;
+}
+
 static void archive_remove(struct mem_store *ms, const char *host, const char *owner);
 
 /* The account and every row of the user, and its memberships in the
@@ -463,6 +489,7 @@ static const struct account_store_vfuncs mem_account_vfuncs = {
 	.get = mem_account_get,
 	.create = mem_account_create,
 	.update = mem_account_update,
+	.add_credentials = mem_account_add_credentials,
 	.remove = mem_account_remove,
 	.list = mem_account_list,
 	.count = mem_account_count,

@@ -191,6 +191,64 @@ static enum storage_result op_account_update(void *conn, struct account_update_j
 	return changes > 0 ? STORAGE_OK : STORAGE_NOT_FOUND;
 }
 
+/* One hash's credentials, set only where the account has none complete
+ * (a column NULL): a password set meanwhile keeps its keys. */
+static const char *const sql_account_add[3] = {
+	"UPDATE users SET sha1_salt = ?, sha1_iterations = ?, sha1_stored_key = ?, sha1_server_key = ? "
+	"WHERE server_host = ? AND username = ? AND (sha1_salt IS NULL OR sha1_iterations IS NULL OR "
+	"sha1_stored_key IS NULL OR sha1_server_key IS NULL)",
+	"UPDATE users SET sha256_salt = ?, sha256_iterations = ?, sha256_stored_key = ?, "
+	"sha256_server_key = ? WHERE server_host = ? AND username = ? AND (sha256_salt IS NULL OR "
+	"sha256_iterations IS NULL OR sha256_stored_key IS NULL OR sha256_server_key IS NULL)",
+	"UPDATE users SET sha512_salt = ?, sha512_iterations = ?, sha512_stored_key = ?, "
+	"sha512_server_key = ? WHERE server_host = ? AND username = ? AND (sha512_salt IS NULL OR "
+	"sha512_iterations IS NULL OR sha512_stored_key IS NULL OR sha512_server_key IS NULL)",
+};
+static const char sql_account_exists[] = "SELECT 1 FROM users WHERE server_host = ? AND username = ?";
+
+static enum storage_result op_account_add_credentials(void *conn, struct account_update_job *r)
+{
+	struct sql_thread *t = conn;
+	struct sql_param p[15];
+	char *keys[6];
+	creds_params(&r->acc, p, keys);
+	/* the four parameters of each hash, as creds_params laid them out */
+	const struct sql_param *hp[3] = { &p[0], &p[4], &p[9] };
+	const bool has[3] = { r->acc.has_sha1, r->acc.has_sha256, r->acc.has_sha512 };
+	enum storage_result res = STORAGE_OK;
+	if (sql_q_begin(t, true) < 0) {
+		res = sql_q_fail(t, &r->base);
+		goto out;
+	}
+	struct sql_param key[] = { PTEXT(r->base.host), PTEXT(r->base.user) };
+	enum sql_step st;
+	struct sql_stmt *s = sql_q_start(t, sql_account_exists, key, ARRAY_SIZE(key), &st);
+	if (s == NULL) {
+		res = sql_q_abort(t, &r->base);
+		goto out;
+	}
+	t->ss->drv->reset(s);
+	if (st != SQL_STEP_ROW) {
+		sql_q_commit(t);
+		res = STORAGE_NOT_FOUND;
+		goto out;
+	}
+	for (unsigned i = 0; i < 3; i++) {
+		if (!has[i] || hp[i][0].text == NULL)
+			continue;
+		struct sql_param q[6] = { hp[i][0], hp[i][1], hp[i][2], hp[i][3], key[0], key[1] };
+		if (sql_q_exec(t, sql_account_add[i], q, ARRAY_SIZE(q), NULL) < 0) {
+			res = sql_q_abort(t, &r->base);
+			goto out;
+		}
+	}
+	if (sql_q_commit(t) < 0)
+		res = sql_q_abort(t, &r->base);
+out:
+	keys_free(keys);
+	return res;
+}
+
 static enum storage_result op_account_remove(void *conn, struct account_remove_job *r)
 {
 	struct sql_thread *t = conn;
@@ -368,6 +426,7 @@ const struct account_store_vfuncs sql_account_vfuncs = {
 	.get = op_account_get,
 	.create = op_account_create,
 	.update = op_account_update,
+	.add_credentials = op_account_add_credentials,
 	.remove = op_account_remove,
 	.list = op_account_list,
 	.count = op_account_count,

@@ -98,6 +98,14 @@ struct storage_req *storage_account_create(struct storage *st, const char *host,
 /* Replace credentials; STORAGE_NOT_FOUND if there is no such account. */
 struct storage_req *storage_account_update(struct storage *st, const char *host, const char *user,
                                            const struct storage_account *acc, storage_done_cb *cb, void *ctx);
+/* Add the credentials of acc (each hash with has_* set) that the account
+ * lacks: a hash the account already has keys for keeps them, so a password
+ * set meanwhile is never overwritten by credentials derived from the old
+ * one; acc's plain password and created time are ignored.
+ * STORAGE_NOT_FOUND if there is no such account. */
+struct storage_req *storage_account_add_credentials(struct storage *st, const char *host, const char *user,
+                                                    const struct storage_account *acc, storage_done_cb *cb,
+                                                    void *ctx);
 /* Remove the account and every piece of the user's data, in one transaction. */
 struct storage_req *storage_account_remove(struct storage *st, const char *host, const char *user,
                                            storage_done_cb *cb, void *ctx);

@@ -163,8 +163,10 @@ def scram(c, user, password, mech, gs2, cbdata=b'', check_ssdp=True, sasl2=False
     proof = bytes(a ^ b for a, b in zip(client_key, sig))
     c.send("<response xmlns='%s'>%s</response>" % (ns, _b64(
         ('%s,p=%s' % (without_proof, _b64(proof))).encode())))
-    el = c.wait_for(lambda e: e.tag in (q(ns, 'failure'), q(ns, 'success')), what='SASL result')
-    if el.tag == q(ns, 'success'):
+    # SASL2: <continue/> when tasks follow (XEP-0480), with the final data
+    el = c.wait_for(lambda e: e.tag in (q(ns, 'failure'), q(ns, 'success'), q(ns, 'continue')),
+                    what='SASL result')
+    if el.tag in (q(ns, 'success'), q(ns, 'continue')):
         server_key = hmac.new(salted, b'Server Key', hashname).digest()
         v = _b64(hmac.new(server_key, auth_message, hashname).digest())
         data = el.findtext(q(NS_SASL2, 'additional-data')) if sasl2 else el.text

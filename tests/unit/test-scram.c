@@ -851,22 +851,40 @@ static void test_derive(void **state)
 	assert_null(a.salt_b64);
 }
 
+/* XEP-0480: the keys from a client's SaltedPassword are those the server
+ * would derive from the password, with the same salt and iterations. */
+static void test_from_salted(void **state)
+{
+	static const unsigned char salt[] = "0123456789abcdef";
+	const enum scram_hash hashes[] = { SCRAM_SHA1, SCRAM_SHA256, SCRAM_SHA512 };
+	const EVP_MD *mds[] = { EVP_sha1(), EVP_sha256(), EVP_sha512() };
+	for (size_t i = 0; i < 3; i++) {
+		size_t len = scram_hash_len(hashes[i]);
+		unsigned char salted[SCRAM_MAX_HASH];
+		assert_int_equal(PKCS5_PBKDF2_HMAC("pencil", 6, salt, 16, 1000, mds[i], (int)len, salted), 1);
+		struct scram_credentials a, b;
+		scram_from_salted(hashes[i], salted, salt, 16, 1000, &a);
+		assert_int_equal(scram_derive(hashes[i], "pencil", salt, 16, 1000, &b), 0);
+		assert_int_equal(a.hash, hashes[i]);
+		assert_int_equal(a.iterations, 1000);
+		assert_string_equal(a.salt_b64, b.salt_b64);
+		assert_memory_equal(a.stored_key, b.stored_key, len);
+		assert_memory_equal(a.server_key, b.server_key, len);
+		scram_credentials_clear(&a);
+		scram_credentials_clear(&b);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rfc5802_sha1),
-		cmocka_unit_test(test_rfc7677_sha256),
-		cmocka_unit_test(test_sha512_vector),
-		cmocka_unit_test(test_wrong_proof),
-		cmocka_unit_test(test_unknown_user),
-		cmocka_unit_test(test_random_nonce),
-		cmocka_unit_test(test_username_escapes),
-		cmocka_unit_test(test_channel_binding),
-		cmocka_unit_test(test_ssdp),
-		cmocka_unit_test(test_y_flag_exchange),
-		cmocka_unit_test(test_malformed_first),
-		cmocka_unit_test(test_malformed_final),
-		cmocka_unit_test(test_order),
+		cmocka_unit_test(test_from_salted),     cmocka_unit_test(test_rfc5802_sha1),
+		cmocka_unit_test(test_rfc7677_sha256),  cmocka_unit_test(test_sha512_vector),
+		cmocka_unit_test(test_wrong_proof),     cmocka_unit_test(test_unknown_user),
+		cmocka_unit_test(test_random_nonce),    cmocka_unit_test(test_username_escapes),
+		cmocka_unit_test(test_channel_binding), cmocka_unit_test(test_ssdp),
+		cmocka_unit_test(test_y_flag_exchange), cmocka_unit_test(test_malformed_first),
+		cmocka_unit_test(test_malformed_final), cmocka_unit_test(test_order),
 		cmocka_unit_test(test_derive),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -699,6 +699,17 @@ static enum storage_result acc_create(struct fixture *f, const char *host, const
 	return r.r;
 }
 
+static enum storage_result acc_add_credentials(struct fixture *f, const char *host, const char *user,
+                                               const struct storage_account *acc)
+{
+	struct res r = { 0 };
+	assert_non_null(CALL(storage_account_add_credentials(f->st, host, user, acc, done_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	return r.r;
+}
+
 static enum storage_result acc_update(struct fixture *f, const char *host, const char *user,
                                       const struct storage_account *acc)
 {
@@ -1291,6 +1302,35 @@ static void test_accounts(void **state)
 	assert_int_equal(acc_update(f, "a.example", "nobody", &n), STORAGE_NOT_FOUND);
 	assert_int_equal(acc_get(f, "b.example", "alice", &r), STORAGE_OK);
 	assert_account_equal(&r.acc, &b1);
+
+	/* Adding credentials sets only the hashes the account lacks. */
+	struct storage_account add;
+	make_account(&add, 7, true, true, "ignored");
+	assert_int_equal(acc_add_credentials(f, "a.example", "alice", &add), STORAGE_OK);
+	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_true(r.acc.has_sha1 && r.acc.has_sha256 && r.acc.has_sha512);
+	assert_creds_equal(&r.acc.sha1, &n.sha1, 20); /* kept */
+	assert_creds_equal(&r.acc.sha256, &add.sha256, 32);
+	assert_creds_equal(&r.acc.sha512, &add.sha512, 64);
+	assert_null(r.acc.plain);
+	assert_int_equal(r.acc.created, a1.created);
+	struct storage_account again;
+	make_account(&again, 8, true, true, NULL);
+	assert_int_equal(acc_add_credentials(f, "a.example", "alice", &again), STORAGE_OK);
+	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_creds_equal(&r.acc.sha256, &add.sha256, 32); /* already there: kept */
+	assert_int_equal(acc_add_credentials(f, "a.example", "nobody", &again), STORAGE_NOT_FOUND);
+	/* an account with a clear password keeps it */
+	assert_int_equal(acc_create(f, "a.example", "dave", &a2), STORAGE_OK);
+	assert_int_equal(acc_add_credentials(f, "a.example", "dave", &again), STORAGE_OK);
+	assert_int_equal(acc_get(f, "a.example", "dave", &r), STORAGE_OK);
+	assert_string_equal(r.acc.plain, "secret");
+	assert_creds_equal(&r.acc.sha1, &a2.sha1, 20);
+	assert_creds_equal(&r.acc.sha256, &again.sha256, 32);
+	assert_creds_equal(&r.acc.sha512, &again.sha512, 64);
+	assert_int_equal(acc_remove(f, "a.example", "dave"), STORAGE_OK);
+	storage_account_clear(&add);
+	storage_account_clear(&again);
 
 	struct res l = { 0 };
 	assert_int_equal(acc_list(f, "a.example", &l), STORAGE_OK);
@@ -4712,12 +4752,25 @@ static void test_auth_internal(void **state)
 	assert_null(a);
 }
 
+/* The account's credentials for h verify pw (pw NULL: it has none). */
+static void assert_scram_of(struct fixture *f, struct auth *a, const char *user, enum scram_hash h,
+                            const char *pw)
+{
+	struct ares r = { 0 };
+	AUTH_WAIT(f, r, auth_get_scram(a, user, h, auth_scram_done, &r));
+	assert_int_equal(r.r, pw != NULL ? AUTH_OK : AUTH_NOT_SUPPORTED);
+	if (pw != NULL)
+		assert_scram_verifies(&r.cred, h, pw);
+	scram_credentials_clear(&r.cred);
+}
+
 static void test_auth_stored_variants(void **state)
 {
 	struct fixture *f = *state;
 	struct auth *a = auth_for(f, "a.example");
-	/* SHA-1 keys only (an old import): SCRAM-SHA-256 is not offered to this
-	 * user, PLAIN checks against SHA-1. */
+	/* SHA-1 keys only (an import from ejabberd or Prosody): the other
+	 * hashes are AUTH_NOT_SUPPORTED (not AUTH_NO_USER), PLAIN checks
+	 * against SHA-1. */
 	struct scram_credentials c1 = { 0 };
 	assert_int_equal(scram_derive(SCRAM_SHA1, "pencil", NULL, 0, 4096, &c1), 0);
 	struct storage_account acc = { 0 };
@@ -4728,9 +4781,19 @@ static void test_auth_stored_variants(void **state)
 	AUTH_WAIT(f, r, auth_get_scram(a, "old", SCRAM_SHA256, auth_scram_done, &r));
 	assert_int_equal(r.r, AUTH_NOT_SUPPORTED);
 	assert_false(r.has_cred);
+	assert_scram_of(f, a, "old", SCRAM_SHA512, NULL);
+	assert_scram_of(f, a, "old", SCRAM_SHA1, "pencil");
+	/* A wrong password adds nothing. */
+	assert_int_equal(check_pw(f, a, "old", "pen"), AUTH_BAD_PASSWORD);
+	assert_scram_of(f, a, "old", SCRAM_SHA256, NULL);
+	/* The right one adds the keys the account lacked, from that password;
+	 * the SHA-1 keys stay as they were. */
+	assert_int_equal(check_pw(f, a, "old", "pencil"), AUTH_OK);
+	assert_scram_of(f, a, "old", SCRAM_SHA256, "pencil");
+	assert_scram_of(f, a, "old", SCRAM_SHA512, "pencil");
 	AUTH_WAIT(f, r, auth_get_scram(a, "old", SCRAM_SHA1, auth_scram_done, &r));
 	assert_int_equal(r.r, AUTH_OK);
-	assert_scram_verifies(&r.cred, SCRAM_SHA1, "pencil");
+	assert_creds_equal(&r.cred, &c1, 20);
 	assert_int_equal(check_pw(f, a, "old", "pencil"), AUTH_OK);
 	assert_int_equal(check_pw(f, a, "old", "pen"), AUTH_BAD_PASSWORD);
 
@@ -4738,11 +4801,15 @@ static void test_auth_stored_variants(void **state)
 	struct storage_account p = { 0 };
 	p.plain = "hunter2";
 	assert_int_equal(acc_create(f, "a.example", "plain", &p), STORAGE_OK);
-	assert_int_equal(check_pw(f, a, "plain", "hunter2"), AUTH_OK);
 	assert_int_equal(check_pw(f, a, "plain", "hunter3"), AUTH_BAD_PASSWORD);
 	assert_int_equal(check_pw(f, a, "plain", "hunter"), AUTH_BAD_PASSWORD);
 	AUTH_WAIT(f, r, auth_get_scram(a, "plain", SCRAM_SHA256, auth_scram_done, &r));
 	assert_int_equal(r.r, AUTH_NOT_SUPPORTED);
+	/* A successful check adds SCRAM keys for every hash. */
+	assert_int_equal(check_pw(f, a, "plain", "hunter2"), AUTH_OK);
+	assert_scram_of(f, a, "plain", SCRAM_SHA1, "hunter2");
+	assert_scram_of(f, a, "plain", SCRAM_SHA256, "hunter2");
+	assert_int_equal(check_pw(f, a, "plain", "hunter2"), AUTH_OK);
 	/* Setting a password replaces the clear one with SCRAM keys. */
 	AUTH_WAIT(f, r, auth_set_password(a, "plain", "better", auth_done, &r));
 	assert_int_equal(r.r, AUTH_OK);
