@@ -13,12 +13,21 @@
  * lists (a jabber:iq:privacy <query/> with <default/> and <list/>s) and the
  * block list (<blocklist xmlns='urn:xmpp:blocking'/>).
  *
+ * The import also reads what ejabberd and Prosody write: ejabberd's
+ * <server-data/> file of XIncludes and its <host/> files, SCRAM values
+ * encoded base64 twice (or hex), pending subscription requests as
+ * <presence type='subscribe'/> children of <user/>, and ejabberd's block
+ * list kept in the default privacy list.
+ *
  * Invariants:
  * - Export is deterministic: users, roster items, groups, namespaces,
  *   lists and blocked JIDs come sorted, offline messages in their order,
  *   so export -> import -> export gives the same bytes.
  * - A file is written to PATH.tmp and renamed when complete; an import
- *   parses a whole file before storing anything of it.
+ *   parses a whole file (and checks its includes and hosts) before
+ *   storing anything of it.
+ * - An import never reads a file outside the folder of the file that
+ *   includes it, and reads each file once.
  * - Secrets (SCRAM keys, passwords) live only in the document and the
  *   account structs, which are wiped; they are never logged.
  */
