@@ -1437,10 +1437,10 @@ int xep0227_import(struct ev_loop *loop, const struct parley_config *cfg, const 
 	buf_append_str(report, "\n");
 	int rc = 0;
 	if (r.nfailures > 0) {
-		*error_r = xasprintf("%s%s\n%u failure%s%s: imported %u of %u user%s", r.failures.data,
-		                     r.nfailures > FAILURES_SHOWN ? "\n..." : "", r.nfailures,
-		                     r.nfailures == 1 ? "" : "s", r.stop ? ", the import stopped" : "",
-		                     r.created, r.users, r.users == 1 ? "" : "s");
+		*error_r = xasprintf(
+		        "%s%s\n%u failure%s%s; %u of the %u user%s read imported", r.failures.data,
+		        r.nfailures > FAILURES_SHOWN ? "\n..." : "", r.nfailures, r.nfailures == 1 ? "" : "s",
+		        r.stop ? ", the import stopped" : "", r.created, r.users, r.users == 1 ? "" : "s");
 		rc = -1;
 	}
 	buf_free(&r.failures);
