@@ -712,6 +712,57 @@ static int scram_from_xml(const struct xml_node *el, struct storage_account *acc
 	return rc;
 }
 
+/* Attributes Prosody's older xep0227 store wrote for hashed passwords,
+ * in a namespace of its own, with the salt as it is and the keys in hex. */
+#define NS_PROSODY_EXT "http://prosody.im/protocol/extended-xep0227"
+
+static const char *prosody_attr(const struct xml_node *u, const char *name)
+{
+	for (const struct xml_attr *a = u->attrs; a != NULL; a = a->next)
+		if (a->ns != NULL && strcmp(a->ns, NS_PROSODY_EXT) == 0 && strcmp(a->name, name) == 0)
+			return a->value;
+	return NULL;
+}
+
+/* SCRAM-SHA-1 from those attributes into acc.  0; 1 when there are none;
+ * -1 with *error_r. */
+static int prosody_scram_from_xml(const struct xml_node *u, struct storage_account *acc, char **error_r)
+{
+	const char *iter = prosody_attr(u, "iteration_count"), *salt = prosody_attr(u, "salt");
+	const char *sk = prosody_attr(u, "server_key"), *tk = prosody_attr(u, "stored_key");
+	if (iter == NULL && salt == NULL && sk == NULL && tk == NULL)
+		return 1;
+	size_t len = scram_hash_len(SCRAM_SHA1), got = 0;
+	unsigned char server_key[20], stored_key[20];
+	enum scram_enc enc;
+	char *end = NULL;
+	long it = iter != NULL ? strtol(iter, &end, 10) : 0;
+	int rc = -1;
+	if (iter == NULL || salt == NULL || sk == NULL || tk == NULL || *salt == '\0')
+		*error_r = xasprintf("Prosody's iteration_count, salt, server_key and stored_key are not all "
+		                     "there");
+	else if (*iter == '\0' || *end != '\0' || it <= 0 || it > 100000000)
+		*error_r = xasprintf("Prosody's iteration_count '%s' is not a positive number", iter);
+	else if (scram_key_decode(sk, len, server_key, &enc, &got) < 0)
+		*error_r = key_error("SCRAM-SHA-1", "server_key", got, len);
+	else if (scram_key_decode(tk, len, stored_key, &enc, &got) < 0)
+		*error_r = key_error("SCRAM-SHA-1", "stored_key", got, len);
+	else
+		rc = 0;
+	if (rc == 0) {
+		acc->sha1.hash = SCRAM_SHA1;
+		acc->sha1.iterations = (unsigned)it;
+		free(acc->sha1.salt_b64);
+		acc->sha1.salt_b64 = base64_encode(salt, strlen(salt));
+		memcpy(acc->sha1.server_key, server_key, len);
+		memcpy(acc->sha1.stored_key, stored_key, len);
+		acc->has_sha1 = true;
+	}
+	explicit_bzero(server_key, sizeof(server_key));
+	explicit_bzero(stored_key, sizeof(stored_key));
+	return rc;
+}
+
 /* The account of a <user/>: its SCRAM credentials, the ones missing
  * derived from a password attribute.  -1 with *error_r when a
  * <scram-credentials/> is not usable, or when it has neither. */
@@ -729,6 +780,8 @@ static int account_from_xml(const struct xml_node *u, const struct host_config *
 			buf_printf(report, "note: %s: %s credentials are not kept (unknown mechanism)\n", jid,
 			           xml_attr(c, "mechanism") != NULL ? xml_attr(c, "mechanism") : "unnamed");
 	}
+	if (!acc->has_sha1 && prosody_scram_from_xml(u, acc, error_r) < 0)
+		return -1;
 	const char *pw = xml_attr(u, "password");
 	if (pw != NULL && (!acc->has_sha1 || !acc->has_sha256 || !acc->has_sha512)) {
 		char *prep = scram_saslprep(pw);

@@ -450,14 +450,26 @@ def scram_el(mech, salt, stored, server, iterations=4096, encode=None):
 
 def test_import_prosody_files(empty_srv, run, tmp_path):
     """prosody-migrator's xep0227 store: one file per user, SCRAM-SHA-1
-    values in base64, pending requests as <presence/> in no namespace of
-    their own, the block list as <blocklist/>."""
+    values in base64 (or hex; or, from older versions, as attributes of
+    <user/> in a namespace of Prosody's), pending requests as <presence/>
+    in no namespace of their own, the block list as <blocklist/>."""
     s = empty_srv
     d = tmp_path / 'prosody'
     d.mkdir()
-    pw = {'romeo': 'wherefore art thou', 'juliet': 'a rose by any other name'}
+    pw = {'romeo': 'wherefore art thou', 'juliet': 'a rose by any other name',
+          'mercutio': 'a plague o both your houses', 'tybalt': 'prince of cats'}
     for user in pw:
         salt, stored, server = scram_values(pw[user], ('salt-of-%s' % user).encode())
+        creds = scram_el('SCRAM-SHA-1', salt, stored, server)
+        attrs = ''
+        if user == 'tybalt':
+            creds = scram_el('SCRAM-SHA-1', salt, stored, server,
+                             encode=lambda v: v.hex() if len(v) == 20 else base64.b64encode(v).decode())
+        if user == 'mercutio':
+            creds = ''
+            attrs = (" xmlns:ns1='http://prosody.im/protocol/extended-xep0227' "
+                     "ns1:iteration_count='4096' ns1:salt='%s' ns1:stored_key='%s' "
+                     "ns1:server_key='%s'" % (salt.decode(), stored.hex(), server.hex()))
         extra = ''
         if user == 'juliet':
             extra = ("<query xmlns='jabber:iq:roster'><item jid='romeo@%s' subscription='to'/>"
@@ -470,10 +482,10 @@ def test_import_prosody_files(empty_srv, run, tmp_path):
                      % (HOST, HOST, HOST, HOST, HOST))
         (d / ('%s@%s.xml' % (user, HOST))).write_text(
             "<?xml version='1.0' encoding='utf-8'?><server-data xmlns='urn:xmpp:pie:0'>"
-            "<host jid='%s'><user name='%s'>%s%s</user></host></server-data>"
-            % (HOST, user, scram_el('SCRAM-SHA-1', salt, stored, server), extra))
+            "<host jid='%s'><user name='%s'%s>%s%s</user></host></server-data>"
+            % (HOST, user, attrs, creds, extra))
     r = s.ctl('import-xep0227', d)
-    assert r.returncode == 0 and 'imported 2 users, skipped 0\n' in r.stdout, (r.stdout, r.stderr)
+    assert r.returncode == 0 and 'imported 4 users, skipped 0\n' in r.stdout, (r.stdout, r.stderr)
     s.passwords = {(u, HOST): p for u, p in pw.items()}
     s.start()
     j = login(s, 'juliet')   # PLAIN against the imported SCRAM-SHA-1 credentials
