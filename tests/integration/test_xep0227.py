@@ -559,6 +559,15 @@ def test_import_bad_input(empty_srv, tmp_path):
         assert r.returncode == 1 and 'points outside the folder' in r.stderr, (href, r.stderr)
         assert href in r.stderr, r.stderr
         assert user_count(s, HOST) == 0
+    # an included file that includes again: not followed
+    (sub / 'again.xml').write_text(
+        "<server-data xmlns='urn:xmpp:pie:0' xmlns:xi='http://www.w3.org/2001/XInclude'>"
+        "<xi:include href='inside.xml'/></server-data>")
+    f.write_text("<server-data xmlns='urn:xmpp:pie:0' xmlns:xi='http://www.w3.org/2001/XInclude'>"
+                 "<xi:include href='again.xml'/></server-data>")
+    r = imp(f)
+    assert r.returncode == 1 and 'includes others (not followed)' in r.stderr, r.stderr
+    assert user_count(s, HOST) == 0
     # a billion laughs: the DTD is refused, quickly
     lol = tmp_path / 'lol.xml'
     ents = ''.join("<!ENTITY l%d '%s'>" % (i, ('&l%d;' % (i - 1)) * 10) for i in range(1, 10))
