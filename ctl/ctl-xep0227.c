@@ -1222,6 +1222,16 @@ static struct xml_node *read_document(const char *path, char **error_r)
 		const char *end = memmem(b.data + off, b.len - off, "?>", 2);
 		off = end != NULL ? (size_t)(end - b.data) + 2 : b.len;
 	}
+	while (off < b.len && strchr(" \t\r\n", b.data[off]) != NULL)
+		off++;
+	if (b.len - off >= 9 && memcmp(b.data + off, "<!DOCTYPE", 9) == 0) {
+		*error_r = xasprintf("%s: not accepted: it has a DTD (<!DOCTYPE ...>), whose entities could "
+		                     "expand without bound; remove it",
+		                     path);
+		explicit_bzero(b.data, b.len);
+		buf_free(&b);
+		return NULL;
+	}
 	const struct xml_parser_limits lim = { .max_stanza = b.len + 1,
 		                               .max_depth = 1024,
 		                               .max_attrs = 1024 };
@@ -1490,10 +1500,14 @@ int xep0227_import(struct ev_loop *loop, const struct parley_config *cfg, const 
 	buf_append_str(report, "\n");
 	int rc = 0;
 	if (r.nfailures > 0) {
-		*error_r = xasprintf(
-		        "%s%s\n%u failure%s%s; %u of the %u user%s read imported", r.failures.data,
-		        r.nfailures > FAILURES_SHOWN ? "\n..." : "", r.nfailures, r.nfailures == 1 ? "" : "s",
-		        r.stop ? ", the import stopped" : "", r.created, r.users, r.users == 1 ? "" : "s");
+		char *counts = r.users > 0 ? xasprintf("%u of the %u user%s read imported", r.created,
+		                                       r.users, r.users == 1 ? "" : "s")
+		                           : xstrdup("no user read");
+		*error_r =
+		        xasprintf("%s%s\n%u failure%s%s; %s", r.failures.data,
+		                  r.nfailures > FAILURES_SHOWN ? "\n..." : "", r.nfailures,
+		                  r.nfailures == 1 ? "" : "s", r.stop ? ", the import stopped" : "", counts);
+		free(counts);
 		rc = -1;
 	}
 	buf_free(&r.failures);
