@@ -1167,8 +1167,16 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 	strlist_free(&pending);
 	int rc = 0;
 	if (res != STORAGE_OK) {
-		*error_r = xasprintf("%s: cannot store the %s: storage %s", jid, what != NULL ? what : "data",
-		                     storage_result_str(res));
+		/* Not half a user: without its account, a second run imports it
+		 * whole instead of skipping it. */
+		struct wait rw = { 0 };
+		enum storage_result rres =
+		        wait_done(loop, storage_account_remove(st, host, user, done_cb, &rw), &rw);
+		*error_r = xasprintf("%s: cannot store the %s: storage %s (%s)", jid,
+		                     what != NULL ? what : "data", storage_result_str(res),
+		                     rres == STORAGE_OK ? "the account is removed again"
+		                                        : "and the account cannot be removed: remove it with "
+		                                          "parleyctl unregister before importing it again");
 		rc = res == STORAGE_TEMPFAIL ? -2 : -1;
 	}
 	free(jid);
