@@ -294,7 +294,10 @@ static void blocklist_cb(enum storage_result res, const struct strlist *jids, vo
 	struct wait *w = ctx;
 	w->res = res;
 	w->done = true;
-	if (res != STORAGE_OK || jids->count == 0)
+	/* An empty one too when there are privacy lists (read before): the
+	 * import then keeps them as they are, rather than taking their items
+	 * that deny a JID everything for an ejabberd block list. */
+	if (res != STORAGE_OK || (jids->count == 0 && xml_child(w->into, "query", NS_PRIVACY) == NULL))
 		return;
 	struct xml_node *bl = xml_add_child(w->into, "blocklist", NS_BLOCKING);
 	for (size_t i = 0; i < jids->count; i++)

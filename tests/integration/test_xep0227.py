@@ -105,6 +105,15 @@ def users_of(doc, host):
 def test_export_import_round_trip(srv):
     s = srv
     populate(s)
+    # a default privacy list that denies a JID everything, and no block
+    # list: it comes back as a privacy list (not as an ejabberd block list)
+    c = login(s, 'carol')
+    try:
+        iq_ok(c, 'set', "<query xmlns='jabber:iq:privacy'><list name='quiet'>"
+              "<item type='jid' value='dave@%s' action='deny' order='1'/></list></query>" % OTHER)
+        iq_ok(c, 'set', "<query xmlns='jabber:iq:privacy'><default name='quiet'/></query>")
+    finally:
+        c.close()
     s.stop()
     out = s.dir / 'export.xml'
     r = ctl_ok(s, 'export-xep0227', out)
@@ -129,6 +138,7 @@ def test_export_import_round_trip(srv):
     assert pq.find(q('jabber:iq:privacy', 'default')).get('name') == 'work'
     assert len(pq.findall('.//' + q('jabber:iq:privacy', 'item'))) == 2
     assert [i.get('jid') for i in alice.iter(q('urn:xmpp:blocking', 'item'))] == ['spam.example']
+    assert users['carol'].find(q('urn:xmpp:blocking', 'blocklist')) is not None, tostr(users['carol'])
     msgs = users['carol'].findall('%s/%s' % (q(PIE, 'offline-messages'), q(NS_CLIENT, 'message')))
     assert [m.findtext(q(NS_CLIENT, 'body')) for m in msgs] == ['first <b>offline</b> & one',
                                                                 'second']
