@@ -489,6 +489,8 @@ def test_import_prosody_files(empty_srv, run, tmp_path):
                      "<query xmlns='jabber:iq:privacy'><list name='Blocked contacts'>"
                      "<item type='jid' value='paris@%s' action='deny' order='0'/></list>"
                      "<default name='Blocked contacts'/></query>"
+                     "<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+                     "<items node='urn:xmpp:bookmarks:1'/></pubsub>"
                      % (HOST, HOST, HOST, HOST, HOST))
         (d / ('%s@%s.xml' % (user, HOST))).write_text(
             "<?xml version='1.0' encoding='utf-8'?><server-data xmlns='urn:xmpp:pie:0'>"
@@ -496,6 +498,9 @@ def test_import_prosody_files(empty_srv, run, tmp_path):
             % (HOST, user, attrs, creds, extra))
     r = s.ctl('import-xep0227', d)
     assert r.returncode == 0 and 'imported 4 users, skipped 0\n' in r.stdout, (r.stdout, r.stderr)
+    # what Parley does not keep is named, and the user imported all the same
+    assert "note: juliet@%s: <pubsub xmlns='http://jabber.org/protocol/pubsub'/> is not imported" \
+        % HOST in r.stdout, r.stdout
     s.passwords = {(u, HOST): p for u, p in pw.items()}
     s.start()
     j = login(s, 'juliet')   # PLAIN against the imported SCRAM-SHA-1 credentials
