@@ -625,6 +625,15 @@ static char *key_error(const char *mech, const char *what, size_t got, size_t wa
 	                 got, want);
 }
 
+/* An iteration count as written (a positive decimal number, at most 10^8);
+ * 0 when it is not one. */
+static unsigned parse_iterations(const char *s)
+{
+	char *end = NULL;
+	long it = strtol(s, &end, 10);
+	return *s != '\0' && *end == '\0' && it > 0 && it <= 100000000 ? (unsigned)it : 0;
+}
+
 /* One <scram-credentials/> into acc.  0; 1 when its mechanism is not one
  * Parley keeps (ignored); -1 with *error_r naming the value that is not
  * usable and what was expected. */
@@ -655,8 +664,7 @@ static int scram_from_xml(const struct xml_node *el, struct storage_account *acc
 	unsigned char server_key[64], stored_key[64], *salt_once = NULL;
 	size_t salt_len = 0;
 	enum scram_enc enc_s, enc_t;
-	char *end = NULL;
-	long it = iter != NULL ? strtol(iter, &end, 10) : 0;
+	unsigned it = iter != NULL ? parse_iterations(iter) : 0;
 	int rc = -1;
 	if (iter == NULL || salt == NULL || sk == NULL || tk == NULL) {
 		*error_r = xasprintf("%s: <%s/> is missing", mech,
@@ -664,7 +672,7 @@ static int scram_from_xml(const struct xml_node *el, struct storage_account *acc
 		                     : salt == NULL ? "salt"
 		                     : sk == NULL   ? "server-key"
 		                                    : "stored-key");
-	} else if (*iter == '\0' || *end != '\0' || it <= 0 || it > 100000000) {
+	} else if (it == 0) {
 		*error_r = xasprintf("%s iter-count: '%s' is not a positive number", mech, iter);
 	} else if (scram_key_decode(sk, len, server_key, &enc_s, &got) < 0) {
 		*error_r = key_error(mech, "server-key", got, len);
@@ -694,7 +702,7 @@ static int scram_from_xml(const struct xml_node *el, struct storage_account *acc
 	}
 	if (rc == 0) {
 		c->hash = h;
-		c->iterations = (unsigned)it;
+		c->iterations = it;
 		memcpy(c->server_key, server_key, len);
 		memcpy(c->stored_key, stored_key, len);
 		*has = true;
@@ -738,13 +746,12 @@ static int prosody_scram_from_xml(const struct xml_node *u, struct storage_accou
 	size_t len = scram_hash_len(SCRAM_SHA1), got = 0;
 	unsigned char server_key[20], stored_key[20];
 	enum scram_enc enc;
-	char *end = NULL;
-	long it = iter != NULL ? strtol(iter, &end, 10) : 0;
+	unsigned it = iter != NULL ? parse_iterations(iter) : 0;
 	int rc = -1;
 	if (iter == NULL || salt == NULL || sk == NULL || tk == NULL || *salt == '\0')
 		*error_r = xasprintf("Prosody's iteration_count, salt, server_key and stored_key are not all "
 		                     "there");
-	else if (*iter == '\0' || *end != '\0' || it <= 0 || it > 100000000)
+	else if (it == 0)
 		*error_r = xasprintf("Prosody's iteration_count '%s' is not a positive number", iter);
 	else if (scram_key_decode(sk, len, server_key, &enc, &got) < 0)
 		*error_r = key_error("SCRAM-SHA-1", "server_key", got, len);
@@ -754,7 +761,7 @@ static int prosody_scram_from_xml(const struct xml_node *u, struct storage_accou
 		rc = 0;
 	if (rc == 0) {
 		acc->sha1.hash = SCRAM_SHA1;
-		acc->sha1.iterations = (unsigned)it;
+		acc->sha1.iterations = it;
 		free(acc->sha1.salt_b64);
 		acc->sha1.salt_b64 = base64_encode(salt, strlen(salt));
 		memcpy(acc->sha1.server_key, server_key, len);
