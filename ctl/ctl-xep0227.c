@@ -13,16 +13,26 @@
  * lists (a jabber:iq:privacy <query/> with <default/> and <list/>s) and the
  * block list (<blocklist xmlns='urn:xmpp:blocking'/>).
  *
+ * The import also reads what ejabberd and Prosody write: ejabberd's
+ * <server-data/> file of XIncludes and its <host/> files, SCRAM values
+ * encoded base64 twice (or hex), pending subscription requests as
+ * <presence type='subscribe'/> children of <user/>, and ejabberd's block
+ * list kept in the default privacy list.
+ *
  * Invariants:
  * - Export is deterministic: users, roster items, groups, namespaces,
  *   lists and blocked JIDs come sorted, offline messages in their order,
  *   so export -> import -> export gives the same bytes.
  * - A file is written to PATH.tmp and renamed when complete; an import
- *   parses a whole file before storing anything of it.
+ *   parses a whole file (and checks its includes and hosts) before
+ *   storing anything of it.
+ * - An import never reads a file outside the folder of the file that
+ *   includes it, and reads each file once.
  * - Secrets (SCRAM keys, passwords) live only in the document and the
  *   account structs, which are wiped; they are never logged.
  */
 #include "ctl-xep0227.h"
+#include "lib/htab.h"
 #include "lib/jid.h"
 #include "lib/log.h"
 #include "lib/scram.h"
@@ -284,7 +294,10 @@ static void blocklist_cb(enum storage_result res, const struct strlist *jids, vo
 	struct wait *w = ctx;
 	w->res = res;
 	w->done = true;
-	if (res != STORAGE_OK || jids->count == 0)
+	/* An empty one too when there are privacy lists (read before): the
+	 * import then keeps them as they are, rather than taking their items
+	 * that deny a JID everything for an ejabberd block list. */
+	if (res != STORAGE_OK || (jids->count == 0 && xml_child(w->into, "query", NS_PRIVACY) == NULL))
 		return;
 	struct xml_node *bl = xml_add_child(w->into, "blocklist", NS_BLOCKING);
 	for (size_t i = 0; i < jids->count; i++)
@@ -510,75 +523,275 @@ int xep0227_export(struct ev_loop *loop, const struct parley_config *cfg, const 
 
 /* ---- import ------------------------------------------------------------------------------- */
 
-static const char *child_text(const struct xml_node *el, const char *name)
+#define NS_XINCLUDE "http://www.w3.org/2001/XInclude"
+/* The list ejabberd keeps a XEP-0191 block list in when the user has no
+ * default privacy list of its own. */
+#define EJABBERD_BLOCK_LIST "Blocked contacts"
+
+/* el's text without the white space a pretty-printer may have put in it
+ * (malloc'd), or NULL when el is missing. */
+static char *child_text_packed(const struct xml_node *el, const char *name)
 {
 	const char *t = xml_child_text(el, name, NULL);
-	return t;
+	if (t == NULL)
+		return NULL;
+	char *out = xstrdup(t), *o = out;
+	for (const char *p = t; *p != '\0'; p++)
+		if (strchr(" \t\r\n", *p) == NULL)
+			*o++ = *p;
+	*o = '\0';
+	return out;
 }
 
-/* One <scram-credentials/> into acc; false when it is not usable. */
-static bool scram_from_xml(const struct xml_node *el, struct storage_account *acc)
+static void free_secret(unsigned char *p, size_t len)
+{
+	if (p != NULL) {
+		explicit_bzero(p, len);
+		free(p);
+	}
+}
+
+/* How a SCRAM value is written: base64 (XEP-0227), base64 of the base64
+ * (ejabberd, whose store keeps the values in base64 and whose exporter
+ * encodes them once more) or hex (Prosody's own representation). */
+enum scram_enc { ENC_BASE64, ENC_BASE64_TWICE, ENC_HEX };
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The want bytes of a SCRAM key written as text into out, recognising the
+ * encoding by the length that decoding gives.  0 with *enc_r, or -1 with
+ * the length it decodes to in *got_r (of the second decoding when the
+ * first gave base64 again; 0: neither base64 nor hex). */
+static int scram_key_decode(const char *text, size_t want, unsigned char *out, enum scram_enc *enc_r,
+                            size_t *got_r)
+{
+	size_t len = strlen(text), l1 = 0, l2 = 0;
+	unsigned char *once = NULL, *twice = NULL;
+	int rc = -1;
+	*got_r = 0;
+	/* Once decoded, a key written twice is base64 text again; a key
+	 * written once is not (SHA-1's 20 bytes never are, not being a
+	 * multiple of 4; 32 random bytes all in the base64 alphabet have a
+	 * chance of 2^-64). */
+	if (base64_decode(text, len, &once, &l1) == 0) {
+		if (l1 > 0 && base64_decode((const char *)once, l1, &twice, &l2) == 0) {
+			*got_r = l2;
+			if (l2 == want) {
+				memcpy(out, twice, want);
+				*enc_r = ENC_BASE64_TWICE;
+				rc = 0;
+			}
+		} else {
+			*got_r = l1;
+			if (l1 == want) {
+				memcpy(out, once, want);
+				*enc_r = ENC_BASE64;
+				rc = 0;
+			}
+		}
+	}
+	if (rc < 0 && len == 2 * want) {
+		size_t i;
+		for (i = 0; i < want; i++) {
+			int hi = hex_digit(text[2 * i]), lo = hex_digit(text[2 * i + 1]);
+			if (hi < 0 || lo < 0)
+				break;
+			out[i] = (unsigned char)(hi << 4 | lo);
+		}
+		if (i == want) {
+			*enc_r = ENC_HEX;
+			rc = 0;
+		}
+	}
+	free_secret(once, l1);
+	free_secret(twice, l2);
+	return rc;
+}
+
+static char *key_error(const char *mech, const char *what, size_t got, size_t want)
+{
+	if (got == 0)
+		return xasprintf("%s %s: neither base64 nor %zu hex digits", mech, what, 2 * want);
+	return xasprintf("%s %s: %zu bytes after decoding, expected %zu (base64, once or twice)", mech, what,
+	                 got, want);
+}
+
+/* An iteration count as written (a positive decimal number, at most 10^8);
+ * 0 when it is not one. */
+static unsigned parse_iterations(const char *s)
+{
+	char *end = NULL;
+	long it = strtol(s, &end, 10);
+	return *s != '\0' && *end == '\0' && it > 0 && it <= 100000000 ? (unsigned)it : 0;
+}
+
+/* One <scram-credentials/> into acc.  0; 1 when its mechanism is not one
+ * Parley keeps (ignored); -1 with *error_r naming the value that is not
+ * usable and what was expected. */
+static int scram_from_xml(const struct xml_node *el, struct storage_account *acc, char **error_r)
 {
 	const char *mech = xml_attr(el, "mechanism");
 	enum scram_hash h;
 	struct scram_credentials *c;
+	bool *has;
 	if (mech != NULL && strcmp(mech, "SCRAM-SHA-1") == 0) {
 		h = SCRAM_SHA1;
 		c = &acc->sha1;
+		has = &acc->has_sha1;
 	} else if (mech != NULL && strcmp(mech, "SCRAM-SHA-256") == 0) {
 		h = SCRAM_SHA256;
 		c = &acc->sha256;
+		has = &acc->has_sha256;
 	} else if (mech != NULL && strcmp(mech, "SCRAM-SHA-512") == 0) {
 		h = SCRAM_SHA512;
 		c = &acc->sha512;
+		has = &acc->has_sha512;
 	} else {
-		return false;
+		return 1;
 	}
-	const char *iter = child_text(el, "iter-count"), *salt = child_text(el, "salt");
-	const char *sk = child_text(el, "server-key"), *tk = child_text(el, "stored-key");
-	if (iter == NULL || salt == NULL || sk == NULL || tk == NULL)
-		return false;
-	long it = strtol(iter, NULL, 10);
-	unsigned char *k1 = NULL, *k2 = NULL;
-	size_t l1 = 0, l2 = 0, len = scram_hash_len(h);
-	bool ok = it > 0 && *salt != '\0' && base64_decode(sk, strlen(sk), &k1, &l1) == 0 &&
-	          base64_decode(tk, strlen(tk), &k2, &l2) == 0 && l1 == len && l2 == len;
-	if (ok) {
-		c->hash = h;
-		c->iterations = (unsigned)it;
+	char *iter = child_text_packed(el, "iter-count"), *salt = child_text_packed(el, "salt");
+	char *sk = child_text_packed(el, "server-key"), *tk = child_text_packed(el, "stored-key");
+	size_t len = scram_hash_len(h), got = 0;
+	unsigned char server_key[64], stored_key[64], *salt_once = NULL;
+	size_t salt_len = 0;
+	enum scram_enc enc_s, enc_t;
+	unsigned it = iter != NULL ? parse_iterations(iter) : 0;
+	int rc = -1;
+	if (iter == NULL || salt == NULL || sk == NULL || tk == NULL) {
+		*error_r = xasprintf("%s: <%s/> is missing", mech,
+		                     iter == NULL   ? "iter-count"
+		                     : salt == NULL ? "salt"
+		                     : sk == NULL   ? "server-key"
+		                                    : "stored-key");
+	} else if (it == 0) {
+		*error_r = xasprintf("%s iter-count: '%s' is not a positive number", mech, iter);
+	} else if (scram_key_decode(sk, len, server_key, &enc_s, &got) < 0) {
+		*error_r = key_error(mech, "server-key", got, len);
+	} else if (scram_key_decode(tk, len, stored_key, &enc_t, &got) < 0) {
+		*error_r = key_error(mech, "stored-key", got, len);
+	} else if (enc_s != enc_t) {
+		*error_r = xasprintf("%s: server-key and stored-key are not encoded alike", mech);
+	} else if (base64_decode(salt, strlen(salt), &salt_once, &salt_len) < 0 || salt_len == 0) {
+		*error_r = xasprintf("%s salt: not base64", mech);
+	} else if (enc_s == ENC_BASE64_TWICE) {
+		/* The salt was encoded twice like the keys: once decoded, it is
+		 * the base64 Parley keeps. */
+		unsigned char *raw = NULL;
+		size_t raw_len = 0;
+		if (base64_decode((const char *)salt_once, salt_len, &raw, &raw_len) < 0 || raw_len == 0) {
+			*error_r = xasprintf("%s salt: the keys are base64 twice but the salt is not", mech);
+		} else {
+			free(c->salt_b64);
+			c->salt_b64 = xstrdup((const char *)salt_once);
+			rc = 0;
+		}
+		free_secret(raw, raw_len);
+	} else {
 		free(c->salt_b64);
 		c->salt_b64 = xstrdup(salt);
-		memcpy(c->server_key, k1, len);
-		memcpy(c->stored_key, k2, len);
-		if (h == SCRAM_SHA1)
-			acc->has_sha1 = true;
-		else if (h == SCRAM_SHA256)
-			acc->has_sha256 = true;
-		else
-			acc->has_sha512 = true;
+		rc = 0;
 	}
-	if (k1 != NULL) {
-		explicit_bzero(k1, l1);
-		free(k1);
+	if (rc == 0) {
+		c->hash = h;
+		c->iterations = it;
+		memcpy(c->server_key, server_key, len);
+		memcpy(c->stored_key, stored_key, len);
+		*has = true;
 	}
-	if (k2 != NULL) {
-		explicit_bzero(k2, l2);
-		free(k2);
+	explicit_bzero(server_key, sizeof(server_key));
+	explicit_bzero(stored_key, sizeof(stored_key));
+	free_secret(salt_once, salt_len);
+	free(iter);
+	free(salt);
+	if (sk != NULL) {
+		explicit_bzero(sk, strlen(sk));
+		free(sk);
 	}
-	return ok;
+	if (tk != NULL) {
+		explicit_bzero(tk, strlen(tk));
+		free(tk);
+	}
+	return rc;
+}
+
+/* Attributes Prosody's older xep0227 store wrote for hashed passwords,
+ * in a namespace of its own, with the salt as it is and the keys in hex. */
+#define NS_PROSODY_EXT "http://prosody.im/protocol/extended-xep0227"
+
+static const char *prosody_attr(const struct xml_node *u, const char *name)
+{
+	for (const struct xml_attr *a = u->attrs; a != NULL; a = a->next)
+		if (a->ns != NULL && strcmp(a->ns, NS_PROSODY_EXT) == 0 && strcmp(a->name, name) == 0)
+			return a->value;
+	return NULL;
+}
+
+/* SCRAM-SHA-1 from those attributes into acc.  0; 1 when there are none;
+ * -1 with *error_r. */
+static int prosody_scram_from_xml(const struct xml_node *u, struct storage_account *acc, char **error_r)
+{
+	const char *iter = prosody_attr(u, "iteration_count"), *salt = prosody_attr(u, "salt");
+	const char *sk = prosody_attr(u, "server_key"), *tk = prosody_attr(u, "stored_key");
+	if (iter == NULL && salt == NULL && sk == NULL && tk == NULL)
+		return 1;
+	size_t len = scram_hash_len(SCRAM_SHA1), got = 0;
+	unsigned char server_key[20], stored_key[20];
+	enum scram_enc enc;
+	unsigned it = iter != NULL ? parse_iterations(iter) : 0;
+	int rc = -1;
+	if (iter == NULL || salt == NULL || sk == NULL || tk == NULL || *salt == '\0')
+		*error_r = xasprintf("Prosody's iteration_count, salt, server_key and stored_key are not all "
+		                     "there");
+	else if (it == 0)
+		*error_r = xasprintf("Prosody's iteration_count '%s' is not a positive number", iter);
+	else if (scram_key_decode(sk, len, server_key, &enc, &got) < 0)
+		*error_r = key_error("SCRAM-SHA-1", "server_key", got, len);
+	else if (scram_key_decode(tk, len, stored_key, &enc, &got) < 0)
+		*error_r = key_error("SCRAM-SHA-1", "stored_key", got, len);
+	else
+		rc = 0;
+	if (rc == 0) {
+		acc->sha1.hash = SCRAM_SHA1;
+		acc->sha1.iterations = it;
+		free(acc->sha1.salt_b64);
+		acc->sha1.salt_b64 = base64_encode(salt, strlen(salt));
+		memcpy(acc->sha1.server_key, server_key, len);
+		memcpy(acc->sha1.stored_key, stored_key, len);
+		acc->has_sha1 = true;
+	}
+	explicit_bzero(server_key, sizeof(server_key));
+	explicit_bzero(stored_key, sizeof(stored_key));
+	return rc;
 }
 
 /* The account of a <user/>: its SCRAM credentials, the ones missing
- * derived from a password attribute.  -1 with *error_r when it has
- * neither. */
+ * derived from a password attribute.  -1 with *error_r when a
+ * <scram-credentials/> is not usable, or when it has neither. */
 static int account_from_xml(const struct xml_node *u, const struct host_config *hc,
-                            struct storage_account *acc, char **error_r)
+                            struct storage_account *acc, struct buf *report, const char *jid, char **error_r)
 {
 	memset(acc, 0, sizeof(*acc));
-	for (struct xml_node *c = xml_first_element(u); c != NULL; c = xml_next(c, NULL, NULL))
-		if (xml_is(c, "scram-credentials", NS_PIE_SCRAM) && !scram_from_xml(c, acc))
-			log_warning("import: user %s: unusable %s credentials ignored", xml_attr(u, "name"),
-			            xml_attr(c, "mechanism") != NULL ? xml_attr(c, "mechanism") : "?");
+	for (struct xml_node *c = xml_first_element(u); c != NULL; c = xml_next(c, NULL, NULL)) {
+		if (!xml_is(c, "scram-credentials", NS_PIE_SCRAM))
+			continue;
+		int r = scram_from_xml(c, acc, error_r);
+		if (r < 0)
+			return -1;
+		if (r > 0)
+			buf_printf(report, "note: %s: %s credentials are not kept (unknown mechanism)\n", jid,
+			           xml_attr(c, "mechanism") != NULL ? xml_attr(c, "mechanism") : "unnamed");
+	}
+	if (!acc->has_sha1 && prosody_scram_from_xml(u, acc, error_r) < 0)
+		return -1;
 	const char *pw = xml_attr(u, "password");
 	if (pw != NULL && (!acc->has_sha1 || !acc->has_sha256 || !acc->has_sha512)) {
 		char *prep = scram_saslprep(pw);
@@ -605,7 +818,6 @@ static int account_from_xml(const struct xml_node *u, const struct host_config *
 	acc->created = (int64_t)time(NULL);
 	return 0;
 }
-
 static bool roster_item_from_xml(const struct xml_node *x, struct roster_item *it)
 {
 	memset(it, 0, sizeof(*it));
@@ -682,16 +894,160 @@ bad:
 	return false;
 }
 
-/* Store everything of <user/> u (whose account does not exist yet) at host. */
+
+/* Append s (taken over) to l. */
+static void list_take(struct strlist *l, char *s)
+{
+	l->items = xrealloc(l->items, (l->count + 1) * sizeof(char *));
+	l->items[l->count++] = s;
+}
+
+/* Remove (and free) s from l, when it is there. */
+static void list_remove(struct strlist *l, const char *s)
+{
+	for (size_t i = 0; i < l->count; i++)
+		if (strcmp(l->items[i], s) == 0) {
+			free(l->items[i]);
+			l->items[i] = l->items[--l->count];
+			return;
+		}
+}
+
+/* A privacy item that is a XEP-0191 block: deny everything from a JID. */
+static bool is_block_item(const struct privacy_item *it)
+{
+	return it->type == PRIVACY_JID && !it->allow && it->stanzas == 0;
+}
+
+/* The bare JIDs of the subscription requests waiting in a <user/>: the
+ * <presence type='subscribe'/> children ejabberd and Prosody write (in
+ * jabber:client, or in no namespace of their own). */
+static void pending_from_xml(const struct xml_node *u, struct strlist *out)
+{
+	for (struct xml_node *p = xml_child(u, "presence", NULL); p != NULL;
+	     p = xml_next(p, "presence", NULL)) {
+		const char *type = xml_attr(p, "type"), *from = xml_attr(p, "from");
+		if (type == NULL || strcmp(type, "subscribe") != 0 || from == NULL)
+			continue;
+		if (strcmp(p->ns, NS_CLIENT) != 0 && strcmp(p->ns, NS_PIE) != 0 && *p->ns != '\0')
+			continue;
+		struct jid j;
+		const char *err;
+		if (jid_parse(from, &j, &err) != 0)
+			continue;
+		char *bare = jid_bare_string(&j);
+		jid_clear(&j);
+		if (strlist_contains(out, bare))
+			free(bare);
+		else
+			list_take(out, bare);
+	}
+}
+
+static enum storage_result store_blocklist(struct ev_loop *loop, struct storage *st, const char *host,
+                                           const char *user, const struct strlist *jids)
+{
+	if (jids->count == 0)
+		return STORAGE_OK;
+	struct wait bw = { 0 };
+	return wait_done(loop,
+	                 storage_blocklist_add(st, host, user, (const char *const *)jids->items, jids->count,
+	                                       done_cb, &bw),
+	                 &bw);
+}
+
+/* A privacy <query/>: its lists, its default list; without a <blocklist/>
+ * in the file (ejabberd keeps the XEP-0191 block list as the items that
+ * deny a JID everything in the default list), those items of the default
+ * list go to the block list instead, and the list itself only when
+ * something else is left in it. */
+static enum storage_result import_privacy(struct ev_loop *loop, struct storage *st, const char *host,
+                                          const char *user, const struct xml_node *q, bool has_blocklist,
+                                          struct buf *report)
+{
+	enum storage_result res = STORAGE_OK;
+	const struct xml_node *def = xml_child(q, "default", NULL);
+	const char *def_name = def != NULL ? xml_attr(def, "name") : NULL;
+	bool def_dropped = false;
+	struct strlist blocked = { 0 };
+	for (struct xml_node *l = xml_child(q, "list", NULL); l != NULL && res == STORAGE_OK;
+	     l = xml_next(l, "list", NULL)) {
+		const char *name = xml_attr(l, "name");
+		struct privacy_item *items = NULL;
+		size_t n = 0;
+		if (name == NULL || !privacy_items_from_xml(l, &items, &n)) {
+			buf_printf(report, "note: %s@%s: a privacy list that is not valid is left out\n",
+			           user, host);
+			continue;
+		}
+		if (!has_blocklist && def_name != NULL && strcmp(name, def_name) == 0) {
+			size_t k = 0;
+			for (size_t i = 0; i < n; i++) {
+				if (!is_block_item(&items[i])) {
+					items[k++] = items[i];
+					continue;
+				}
+				char *norm = NULL;
+				struct jid j;
+				const char *err;
+				if (jid_parse(items[i].value, &j, &err) == 0) {
+					norm = jid_to_string(&j);
+					jid_clear(&j);
+				}
+				if (norm != NULL && !strlist_contains(&blocked, norm))
+					list_take(&blocked, norm);
+				else
+					free(norm);
+			}
+			n = k;
+			if (n == 0)
+				def_dropped = true;
+		}
+		if (n > 0) {
+			struct wait lw = { 0 };
+			res = wait_done(
+			        loop, storage_privacy_set_list(st, host, user, name, items, n, done_cb, &lw),
+			        &lw);
+		}
+		free(items);
+	}
+	if (res == STORAGE_OK && def_name != NULL && !def_dropped) {
+		struct wait dw = { 0 };
+		res = wait_done(loop, storage_privacy_set_default(st, host, user, def_name, done_cb, &dw),
+		                &dw);
+		if (res == STORAGE_NOT_FOUND) {
+			buf_printf(report, "note: %s@%s: the default privacy list does not exist\n", user,
+			           host);
+			res = STORAGE_OK;
+		}
+	}
+	if (res == STORAGE_OK && blocked.count > 0) {
+		res = store_blocklist(loop, st, host, user, &blocked);
+		if (strcmp(def_name, EJABBERD_BLOCK_LIST) != 0 || !def_dropped)
+			buf_printf(report,
+			           "note: %s@%s: %zu JID%s of privacy list '%s' moved to the block list\n",
+			           user, host, blocked.count, blocked.count == 1 ? "" : "s", def_name);
+	}
+	strlist_free(&blocked);
+	return res;
+}
+
+/* Store everything of <user/> u (whose account does not exist yet) at
+ * host.  0; -1 with *error_r when the user is not usable (nothing of it is
+ * stored) or a storage call for it fails; -2 with *error_r when the store
+ * fails for a reason that will not go away for the next user
+ * (STORAGE_TEMPFAIL). */
 static int import_user(struct ev_loop *loop, struct storage *st, const struct host_config *hc,
-                       const char *user, const struct xml_node *u, char **error_r)
+                       const char *user, const struct xml_node *u, struct buf *report, char **error_r)
 {
 	const char *host = hc->name;
 	struct storage_account acc;
 	char *why = NULL;
-	if (account_from_xml(u, hc, &acc, &why) < 0) {
-		*error_r = xasprintf("%s@%s: %s", user, host, why);
+	char *jid = xasprintf("%s@%s", user, host);
+	if (account_from_xml(u, hc, &acc, report, jid, &why) < 0) {
+		*error_r = xasprintf("%s: %s", jid, why);
 		free(why);
+		free(jid);
 		storage_account_clear(&acc);
 		return -1;
 	}
@@ -700,23 +1056,33 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 	        wait_done(loop, storage_account_create(st, host, user, &acc, done_cb, &w), &w);
 	storage_account_clear(&acc);
 	if (res != STORAGE_OK) {
-		*error_r = xasprintf("%s@%s: cannot create the account: storage %s", user, host,
-		                     storage_result_str(res));
-		return -1;
+		*error_r =
+		        xasprintf("%s: cannot create the account: storage %s", jid, storage_result_str(res));
+		free(jid);
+		return res == STORAGE_TEMPFAIL ? -2 : -1;
 	}
-	for (struct xml_node *c = xml_first_element(u); c != NULL; c = xml_next(c, NULL, NULL)) {
-		const char *what = NULL;
+	struct strlist pending = { 0 };
+	pending_from_xml(u, &pending);
+	bool has_blocklist = xml_child(u, "blocklist", NS_BLOCKING) != NULL;
+	const char *what = NULL;
+	for (struct xml_node *c = xml_first_element(u); c != NULL && res == STORAGE_OK;
+	     c = xml_next(c, NULL, NULL)) {
 		if (xml_is(c, "query", NS_ROSTER)) {
 			what = "roster";
 			for (struct xml_node *x = xml_child(c, "item", NULL); x != NULL && res == STORAGE_OK;
 			     x = xml_next(x, "item", NULL)) {
 				struct roster_item it;
 				if (!roster_item_from_xml(x, &it)) {
-					log_warning("import: %s@%s: a roster item without a valid JID is "
-					            "left out",
-					            user, host);
+					buf_printf(
+					        report,
+					        "note: %s: a roster item without a valid JID is left out\n",
+					        jid);
 					roster_item_clear(&it);
 					continue;
+				}
+				if (strlist_contains(&pending, it.jid)) {
+					it.ask_in = true;
+					list_remove(&pending, it.jid);
 				}
 				struct wait rw = { 0 };
 				res = wait_done(loop, storage_roster_set(st, host, user, &it, done_cb, &rw),
@@ -773,37 +1139,7 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 			free(items);
 		} else if (xml_is(c, "query", NS_PRIVACY)) {
 			what = "privacy lists";
-			for (struct xml_node *l = xml_child(c, "list", NULL); l != NULL && res == STORAGE_OK;
-			     l = xml_next(l, "list", NULL)) {
-				const char *name = xml_attr(l, "name");
-				struct privacy_item *items = NULL;
-				size_t n = 0;
-				if (name == NULL || !privacy_items_from_xml(l, &items, &n)) {
-					log_warning(
-					        "import: %s@%s: a privacy list that is not valid is left out",
-					        user, host);
-					continue;
-				}
-				struct wait lw = { 0 };
-				res = wait_done(loop,
-				                storage_privacy_set_list(st, host, user, name, items, n,
-				                                         done_cb, &lw),
-				                &lw);
-				free(items);
-			}
-			const struct xml_node *def = xml_child(c, "default", NULL);
-			if (res == STORAGE_OK && def != NULL && xml_attr(def, "name") != NULL) {
-				struct wait dw = { 0 };
-				res = wait_done(loop,
-				                storage_privacy_set_default(
-				                        st, host, user, xml_attr(def, "name"), done_cb, &dw),
-				                &dw);
-				if (res == STORAGE_NOT_FOUND) {
-					log_warning("import: %s@%s: the default privacy list does not exist",
-					            user, host);
-					res = STORAGE_OK;
-				}
-			}
+			res = import_privacy(loop, st, host, user, c, has_blocklist, report);
 		} else if (xml_is(c, "blocklist", NS_BLOCKING)) {
 			what = "block list";
 			struct strlist jids = { 0 };
@@ -816,30 +1152,45 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 					continue;
 				char *norm = jid_to_string(&j);
 				jid_clear(&j);
-				if (strlist_contains(&jids, norm)) {
+				if (strlist_contains(&jids, norm))
 					free(norm);
-					continue;
-				}
-				jids.items = xrealloc(jids.items, (jids.count + 1) * sizeof(char *));
-				jids.items[jids.count++] = norm;
+				else
+					list_take(&jids, norm);
 			}
-			if (jids.count > 0) {
-				struct wait bw = { 0 };
-				res = wait_done(loop,
-				                storage_blocklist_add(st, host, user,
-				                                      (const char *const *)jids.items,
-				                                      jids.count, done_cb, &bw),
-				                &bw);
-			}
+			res = store_blocklist(loop, st, host, user, &jids);
 			strlist_free(&jids);
-		}
-		if (res != STORAGE_OK) {
-			*error_r = xasprintf("%s@%s: cannot store the %s: storage %s", user, host,
-			                     what != NULL ? what : "data", storage_result_str(res));
-			return -1;
+		} else if (!xml_is(c, "scram-credentials", NS_PIE_SCRAM) &&
+		           strcmp(c->name, "presence") != 0) {
+			buf_printf(report,
+			           "note: %s: <%s xmlns='%s'/> is not imported (Parley does not keep it)\n",
+			           jid, c->name, c->ns);
 		}
 	}
-	return 0;
+	/* The requests from contacts not in the roster: an item of their own,
+	 * which the user's next initial presence delivers (RFC 6121 3.1.3). */
+	for (size_t i = 0; i < pending.count && res == STORAGE_OK; i++) {
+		what = "pending subscription requests";
+		struct roster_item it = { .jid = pending.items[i], .subscription = SUB_NONE, .ask_in = true };
+		struct wait rw = { 0 };
+		res = wait_done(loop, storage_roster_set(st, host, user, &it, done_cb, &rw), &rw);
+	}
+	strlist_free(&pending);
+	int rc = 0;
+	if (res != STORAGE_OK) {
+		/* Not half a user: without its account, a second run imports it
+		 * whole instead of skipping it. */
+		struct wait rw = { 0 };
+		enum storage_result rres =
+		        wait_done(loop, storage_account_remove(st, host, user, done_cb, &rw), &rw);
+		*error_r = xasprintf("%s: cannot store the %s: storage %s (%s)", jid,
+		                     what != NULL ? what : "data", storage_result_str(res),
+		                     rres == STORAGE_OK ? "the account is removed again"
+		                                        : "and the account cannot be removed: remove it with "
+		                                          "parleyctl unregister before importing it again");
+		rc = res == STORAGE_TEMPFAIL ? -2 : -1;
+	}
+	free(jid);
+	return rc;
 }
 
 static bool account_exists(struct ev_loop *loop, struct storage *st, const char *host, const char *user,
@@ -853,6 +1204,11 @@ static bool account_exists(struct ev_loop *loop, struct storage *st, const char 
 	return w.res == STORAGE_OK;
 }
 
+/* ---- reading the files ------------------------------------------------------------------- */
+
+/* The root of the XEP-0227 file at path: a <server-data/>, or a <host/>
+ * alone (ejabberd's export_piefxis writes one per host, which its
+ * <server-data/> file includes).  NULL with *error_r. */
 static struct xml_node *read_document(const char *path, char **error_r)
 {
 	FILE *f = fopen(path, "r");
@@ -873,7 +1229,8 @@ static struct xml_node *read_document(const char *path, char **error_r)
 		return NULL;
 	}
 	/* The parser takes elements only: skip a byte order mark, the XML
-	 * declaration and white space before the root. */
+	 * declaration and white space before the root.  A DTD is refused by
+	 * the parser (so are entity expansions). */
 	size_t off = 0;
 	if (b.len >= 3 && memcmp(b.data, "\xEF\xBB\xBF", 3) == 0)
 		off = 3;
@@ -883,6 +1240,16 @@ static struct xml_node *read_document(const char *path, char **error_r)
 		const char *end = memmem(b.data + off, b.len - off, "?>", 2);
 		off = end != NULL ? (size_t)(end - b.data) + 2 : b.len;
 	}
+	while (off < b.len && strchr(" \t\r\n", b.data[off]) != NULL)
+		off++;
+	if (b.len - off >= 9 && memcmp(b.data + off, "<!DOCTYPE", 9) == 0) {
+		*error_r = xasprintf("%s: not accepted: it has a DTD (<!DOCTYPE ...>), whose entities could "
+		                     "expand without bound; remove it",
+		                     path);
+		explicit_bzero(b.data, b.len);
+		buf_free(&b);
+		return NULL;
+	}
 	const struct xml_parser_limits lim = { .max_stanza = b.len + 1,
 		                               .max_depth = 1024,
 		                               .max_attrs = 1024 };
@@ -890,75 +1257,218 @@ static struct xml_node *read_document(const char *path, char **error_r)
 	struct xml_node *doc = xml_parse_string(b.data + off, b.len - off, NULL, &lim, &perr);
 	explicit_bzero(b.data, b.len);
 	buf_free(&b);
-	if (doc == NULL || !xml_is(doc, "server-data", NS_PIE)) {
+	if (doc == NULL) {
 		*error_r = xasprintf("%s: not a XEP-0227 document (%s)", path,
-		                     doc == NULL ? (perr != NULL ? perr : "does not parse")
-		                                 : "the root is not <server-data xmlns='" NS_PIE "'/>");
+		                     perr != NULL ? perr : "does not parse");
+		return NULL;
+	}
+	if (!xml_is(doc, "server-data", NS_PIE) && !xml_is(doc, "host", NS_PIE)) {
+		*error_r = xasprintf("%s: not a XEP-0227 document (the root is <%s xmlns='%s'/>, not "
+		                     "<server-data/> or <host/> in " NS_PIE ")",
+		                     path, doc->name, doc->ns);
 		xml_unref(&doc);
 		return NULL;
 	}
 	return doc;
 }
 
-static int import_file(struct ev_loop *loop, const struct parley_config *cfg, const char *path,
-                       unsigned *created_r, unsigned *skipped_r, struct buf *report, char **error_r)
+/* The real paths of the files the <xi:include/>s of doc (read from the
+ * file at real, a real path) name, in document order.  Every include must
+ * name a file in the folder of that file or below it (ejabberd names the
+ * host files next to it); else -1 with *error_r and nothing in out. */
+static int resolve_includes(const char *real, const struct xml_node *doc, struct strlist *out, char **error_r)
 {
-	struct xml_node *doc = read_document(path, error_r);
-	if (doc == NULL)
-		return -1;
-	/* Every host first: nothing is stored from a file naming one we lack. */
-	for (struct xml_node *h = xml_child(doc, "host", NULL); h != NULL; h = xml_next(h, "host", NULL)) {
-		const char *jid = xml_attr(h, "jid");
-		char *domain = jid != NULL ? jid_nameprep(jid) : NULL;
-		bool known = domain != NULL && config_host(cfg, domain) != NULL;
-		free(domain);
-		if (!known) {
-			*error_r = xasprintf("%s: host %s is not in %s (add it, or edit the file)", path,
-			                     jid != NULL ? jid : "(no jid)", cfg->file);
-			xml_unref(&doc);
+	size_t dirlen = (size_t)(strrchr(real, '/') - real);
+	for (struct xml_node *c = xml_child(doc, "include", NS_XINCLUDE); c != NULL;
+	     c = xml_next(c, "include", NS_XINCLUDE)) {
+		const char *href = xml_attr(c, "href"), *parse = xml_attr(c, "parse");
+		const char *why = NULL;
+		char *target = NULL;
+		if (href == NULL || *href == '\0')
+			why = "has no href";
+		else if (xml_attr(c, "xpointer") != NULL || (parse != NULL && strcmp(parse, "xml") != 0))
+			why = "asks for a part of a file or for text (not followed)";
+		else if (*href == '/' || strstr(href, "://") != NULL)
+			why = "points outside the folder of the file (only relative names are followed)";
+		if (why == NULL) {
+			char *joined = xasprintf("%.*s/%s", (int)dirlen, real, href);
+			target = realpath(joined, NULL);
+			free(joined);
+			if (target == NULL)
+				why = strerror(errno);
+			else if (strncmp(target, real, dirlen) != 0 || target[dirlen] != '/')
+				why = "points outside the folder of the file";
+		}
+		if (why != NULL) {
+			*error_r = xasprintf("%s: <xi:include href='%s'/> %s%s; nothing of the file is "
+			                     "imported",
+			                     real, href != NULL ? href : "",
+			                     why[0] >= 'A' && why[0] <= 'Z' ? ": " : "", why);
+			free(target);
+			strlist_free(out);
 			return -1;
 		}
+		list_take(out, target);
 	}
-	int rc = 0;
-	for (struct xml_node *h = xml_child(doc, "host", NULL); h != NULL && rc == 0;
-	     h = xml_next(h, "host", NULL)) {
-		char *domain = jid_nameprep(xml_attr(h, "jid"));
-		const struct host_config *hc = config_host(cfg, domain);
-		free(domain);
-		struct storage *st = open_store(loop, hc, error_r);
-		if (st == NULL) {
-			rc = -1;
-			break;
-		}
-		for (struct xml_node *u = xml_child(h, "user", NULL); u != NULL && rc == 0;
-		     u = xml_next(u, "user", NULL)) {
-			const char *name = xml_attr(u, "name");
-			char *user = name != NULL ? jid_nodeprep(name) : NULL;
-			if (user == NULL || *user == '\0') {
-				buf_printf(report, "skipped: a user with no valid name on %s\n", hc->name);
-				(*skipped_r)++;
-				free(user);
-				continue;
-			}
-			enum storage_result res;
-			if (account_exists(loop, st, hc->name, user, &res)) {
-				buf_printf(report, "skipped: %s@%s exists\n", user, hc->name);
-				(*skipped_r)++;
-			} else if (res != STORAGE_NOT_FOUND) {
-				*error_r = xasprintf("%s@%s: cannot read the account: storage %s", user,
-				                     hc->name, storage_result_str(res));
-				rc = -1;
-			} else {
-				rc = import_user(loop, st, hc, user, u, error_r);
-				if (rc == 0)
-					(*created_r)++;
-			}
+	return 0;
+}
+
+/* ---- the import run ---------------------------------------------------------------------- */
+
+struct seen_user {
+	struct htab_link link;
+	char jid[];
+};
+
+struct import_run {
+	struct ev_loop *loop;
+	const struct parley_config *cfg;
+	struct buf *report;
+	struct buf failures;       /* the first failures, for the error message */
+	unsigned nfailures;        /* failures of users and of files */
+	unsigned users;            /* <user/>s met */
+	unsigned created, skipped; /* created; skipped as they existed */
+	bool stop;                 /* a store failed: nothing more is tried */
+	struct strlist files;      /* real paths of the files read */
+	struct htab seen;          /* struct seen_user: user@host met */
+};
+
+#define FAILURES_SHOWN 10
+
+/* A failure (msg is taken over): listed in the report, and among the
+ * first ones in the error message. */
+static void run_fail(struct import_run *r, char *msg)
+{
+	buf_printf(r->report, "failed: %s\n", msg);
+	if (r->nfailures < FAILURES_SHOWN)
+		buf_printf(&r->failures, "%s%s", r->failures.len > 0 ? "\n" : "", msg);
+	r->nfailures++;
+	free(msg);
+}
+
+/* Records user@host as met; false when it was met before. */
+static bool run_first_sight(struct import_run *r, const char *jid)
+{
+	uint32_t h = hash_str(jid);
+	for (struct htab_link *l = htab_chain(&r->seen, h); l != NULL; l = l->next) {
+		struct seen_user *s = (struct seen_user *)l;
+		if (l->hash == h && strcmp(s->jid, jid) == 0)
+			return false;
+	}
+	size_t len = strlen(jid);
+	struct seen_user *s = xmalloc(sizeof(*s) + len + 1);
+	memcpy(s->jid, jid, len + 1);
+	htab_add(&r->seen, &s->link, h);
+	return true;
+}
+
+static void import_host(struct import_run *r, const char *path, const struct host_config *hc,
+                        const struct xml_node *h)
+{
+	char *err = NULL;
+	struct storage *st = open_store(r->loop, hc, &err);
+	if (st == NULL) {
+		run_fail(r, err);
+		r->stop = true;
+		return;
+	}
+	for (struct xml_node *u = xml_child(h, "user", NULL); u != NULL && !r->stop;
+	     u = xml_next(u, "user", NULL)) {
+		r->users++;
+		const char *name = xml_attr(u, "name");
+		char *user = name != NULL ? jid_nodeprep(name) : NULL;
+		if (user == NULL || *user == '\0') {
+			run_fail(r, xasprintf("%s: a user of host %s has no valid name ('%s')", path,
+			                      hc->name, name != NULL ? name : ""));
 			free(user);
+			continue;
 		}
-		storage_close(&st);
+		char *jid = xasprintf("%s@%s", user, hc->name);
+		enum storage_result res;
+		if (!run_first_sight(r, jid)) {
+			run_fail(r, xasprintf("%s: appears more than once (again in %s); only the first is "
+			                      "imported",
+			                      jid, path));
+		} else if (account_exists(r->loop, st, hc->name, user, &res)) {
+			buf_printf(r->report, "skipped: %s exists\n", jid);
+			r->skipped++;
+		} else if (res != STORAGE_NOT_FOUND) {
+			run_fail(r, xasprintf("%s: cannot read the account: storage %s", jid,
+			                      storage_result_str(res)));
+			r->stop = res == STORAGE_TEMPFAIL;
+		} else {
+			int rc = import_user(r->loop, st, hc, user, u, r->report, &err);
+			if (rc == 0) {
+				r->created++;
+			} else {
+				run_fail(r, err);
+				r->stop = rc == -2;
+			}
+		}
+		free(jid);
+		free(user);
+	}
+	storage_close(&st);
+}
+
+/* Import the file at path; its includes too when follow is set. */
+static void import_path(struct import_run *r, const char *path, bool follow)
+{
+	char *real = realpath(path, NULL);
+	if (real == NULL) {
+		run_fail(r, xasprintf("%s: %s", path, strerror(errno)));
+		return;
+	}
+	if (strlist_contains(&r->files, real)) {
+		free(real); /* read already, as an include or by name */
+		return;
+	}
+	list_take(&r->files, real);
+	char *err = NULL;
+	struct xml_node *doc = read_document(path, &err);
+	if (doc == NULL) {
+		run_fail(r, err);
+		return;
+	}
+	struct strlist includes = { 0 };
+	bool has_includes = xml_child(doc, "include", NS_XINCLUDE) != NULL;
+	if (has_includes && !follow) {
+		run_fail(r, xasprintf("%s: an included file includes others (not followed); nothing of it "
+		                      "is imported",
+		                      path));
+		xml_unref(&doc);
+		return;
+	}
+	if (has_includes && resolve_includes(real, doc, &includes, &err) < 0) {
+		run_fail(r, err);
+		xml_unref(&doc);
+		return;
+	}
+	/* Every host first: nothing is stored from a file naming one we lack. */
+	bool alone = xml_is(doc, "host", NS_PIE);
+	bool known = true;
+	for (struct xml_node *h = alone ? doc : xml_child(doc, "host", NULL); h != NULL && known;
+	     h = alone ? NULL : xml_next(h, "host", NULL)) {
+		const char *jid = xml_attr(h, "jid");
+		char *domain = jid != NULL ? jid_nameprep(jid) : NULL;
+		known = domain != NULL && config_host(r->cfg, domain) != NULL;
+		free(domain);
+		if (!known)
+			run_fail(r,
+			         xasprintf("%s: host %s is not in %s (add it, or edit the file); nothing of "
+			                   "the file is imported",
+			                   path, jid != NULL ? jid : "(no jid)", r->cfg->file));
+	}
+	for (struct xml_node *h = alone ? doc : xml_child(doc, "host", NULL); h != NULL && known && !r->stop;
+	     h = alone ? NULL : xml_next(h, "host", NULL)) {
+		char *domain = jid_nameprep(xml_attr(h, "jid"));
+		import_host(r, path, config_host(r->cfg, domain), h);
+		free(domain);
 	}
 	xml_unref(&doc);
-	return rc;
+	for (size_t i = 0; i < includes.count && !r->stop; i++)
+		import_path(r, includes.items[i], false);
+	strlist_free(&includes);
 }
 
 static int cmp_name(const void *a, const void *b)
@@ -970,9 +1480,8 @@ int xep0227_import(struct ev_loop *loop, const struct parley_config *cfg, const 
                    struct buf *report, char **error_r)
 {
 	*error_r = NULL;
-	unsigned created = 0, skipped = 0;
+	struct import_run r = { .loop = loop, .cfg = cfg, .report = report };
 	struct stat sb;
-	int rc = 0;
 	if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
 		DIR *d = opendir(path);
 		if (d == NULL) {
@@ -985,23 +1494,47 @@ int xep0227_import(struct ev_loop *loop, const struct parley_config *cfg, const 
 			size_t len = strlen(e->d_name);
 			if (e->d_name[0] == '.' || len < 5 || strcmp(e->d_name + len - 4, ".xml") != 0)
 				continue;
-			files.items = xrealloc(files.items, (files.count + 1) * sizeof(char *));
-			files.items[files.count++] = xasprintf("%s/%s", path, e->d_name);
+			list_take(&files, xasprintf("%s/%s", path, e->d_name));
 		}
 		closedir(d);
-		if (files.count > 1)
-			qsort(files.items, files.count, sizeof(char *), cmp_name);
-		for (size_t i = 0; i < files.count && rc == 0; i++)
-			rc = import_file(loop, cfg, files.items[i], &created, &skipped, report, error_r);
 		if (files.count == 0) {
 			*error_r = xasprintf("%s: no .xml file in it", path);
-			rc = -1;
+			return -1;
 		}
+		/* In name order: ejabberd's <server-data/> file sorts before the
+		 * host files it includes, which are then not read again. */
+		qsort(files.items, files.count, sizeof(char *), cmp_name);
+		for (size_t i = 0; i < files.count && !r.stop; i++)
+			import_path(&r, files.items[i], true);
 		strlist_free(&files);
 	} else {
-		rc = import_file(loop, cfg, path, &created, &skipped, report, error_r);
+		import_path(&r, path, true);
 	}
-	buf_printf(report, "imported %u user%s, skipped %u\n", created, created == 1 ? "" : "s", skipped);
+	if (r.users == 0 && r.nfailures == 0)
+		run_fail(&r, xasprintf("%s: no <user/> in it: nothing to import", path));
+	buf_printf(report, "imported %u user%s, skipped %u", r.created, r.created == 1 ? "" : "s", r.skipped);
+	if (r.nfailures > 0)
+		buf_printf(report, ", %u failure%s", r.nfailures, r.nfailures == 1 ? "" : "s");
+	buf_append_str(report, "\n");
+	int rc = 0;
+	if (r.nfailures > 0) {
+		char *counts = r.users > 0 ? xasprintf("%u of the %u user%s read imported", r.created,
+		                                       r.users, r.users == 1 ? "" : "s")
+		                           : xstrdup("no user read");
+		*error_r =
+		        xasprintf("%s%s\n%u failure%s%s; %s", r.failures.data,
+		                  r.nfailures > FAILURES_SHOWN ? "\n..." : "", r.nfailures,
+		                  r.nfailures == 1 ? "" : "s", r.stop ? ", the import stopped" : "", counts);
+		free(counts);
+		rc = -1;
+	}
+	buf_free(&r.failures);
+	strlist_free(&r.files);
+	for (struct htab_link *l; (l = htab_any(&r.seen)) != NULL;) {
+		htab_remove(&r.seen, l);
+		free(l);
+	}
+	htab_free(&r.seen);
 	return rc;
 }
 
@@ -1222,7 +1755,7 @@ int xep0227_rename_domain(struct ev_loop *loop, const struct parley_config *cfg,
 		if (u == NULL)
 			goto out;
 		rewrite_tree(u, old, new);
-		int r = import_user(loop, nst, nhc, user, u, error_r);
+		int r = import_user(loop, nst, nhc, user, u, report, error_r);
 		xml_unref(&u);
 		if (r < 0)
 			goto out;

@@ -21,12 +21,18 @@
 int xep0227_export(struct ev_loop *loop, const struct parley_config *cfg, const char *host, const char *path,
                    struct buf *report, char **error_r);
 
-/* Import path (a XEP-0227 file, or a directory: every *.xml file in it, in
- * name order).  Every <host/> must be a configured host.  A user whose
+/* Import path: a XEP-0227 file, whose root is <server-data/> (its
+ * <xi:include/>s followed, one level, each naming a file in the folder of
+ * the including file) or <host/>; or a directory: every *.xml file in it,
+ * in name order, each file read once.  Every <host/> of a file must be a
+ * configured host, else nothing of that file is stored.  A user whose
  * account already exists is skipped (reported), nothing of it is changed.
- * 0 with a summary in report, or -1 with a malloc'd *error_r (a file that
- * does not parse is refused before anything of it is stored; a storage
- * failure stops the import, reporting what was done). */
+ * Failures (a file that does not parse or names an unknown host, a user
+ * that is not usable or appears twice) are reported and the rest is
+ * imported; a STORAGE_TEMPFAIL stops the import.  Every outcome is a line
+ * in report, the last one counting them.  0 when nothing failed, or -1
+ * with a malloc'd *error_r listing the first failures (also when no
+ * <user/> was found at all). */
 int xep0227_import(struct ev_loop *loop, const struct parley_config *cfg, const char *path,
                    struct buf *report, char **error_r);
 

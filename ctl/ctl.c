@@ -277,7 +277,8 @@ static const struct ctl_command commands[] = {
 	{ "export-xep0227", "[--host HOST] FILE|DIR", 1, 3, CTL_F_STOPPED, cmd_export_xep0227,
 	  "write users and their data as XEP-0227 (one file, or DIR/HOST.xml per host)" },
 	{ "import-xep0227", "FILE|DIR", 1, 1, CTL_F_STOPPED, cmd_import_xep0227,
-	  "read users and their data from XEP-0227 files (existing accounts are skipped)" },
+	  "read users and their data from XEP-0227 files, ejabberd's and Prosody's too "
+	  "(existing accounts are skipped; exit 1 if any user or file failed)" },
 	{ "rename-domain", "OLD NEW", 2, 2, CTL_F_STOPPED, cmd_rename_domain,
 	  "move every user of host OLD to host NEW and rewrite JIDs at OLD everywhere" },
 	{ "db", "status [HOST] | migrate [--dsn CONNINFO] [HOST] | print-schema [DRIVER|HOST]", 1, 4,

@@ -6,6 +6,9 @@ imported users log in with their passwords and get their offline messages;
 files from other servers (plain passwords) import; bad files and unknown
 hosts are refused with nothing stored; rename-domain moves a host's users
 and rewrites the JIDs pointing at them."""
+import base64
+import hashlib
+import hmac
 import shutil
 import sqlite3
 import xml.etree.ElementTree as ET
@@ -102,6 +105,15 @@ def users_of(doc, host):
 def test_export_import_round_trip(srv):
     s = srv
     populate(s)
+    # a default privacy list that denies a JID everything, and no block
+    # list: it comes back as a privacy list (not as an ejabberd block list)
+    c = login(s, 'carol')
+    try:
+        iq_ok(c, 'set', "<query xmlns='jabber:iq:privacy'><list name='quiet'>"
+              "<item type='jid' value='dave@%s' action='deny' order='1'/></list></query>" % OTHER)
+        iq_ok(c, 'set', "<query xmlns='jabber:iq:privacy'><default name='quiet'/></query>")
+    finally:
+        c.close()
     s.stop()
     out = s.dir / 'export.xml'
     r = ctl_ok(s, 'export-xep0227', out)
@@ -126,6 +138,7 @@ def test_export_import_round_trip(srv):
     assert pq.find(q('jabber:iq:privacy', 'default')).get('name') == 'work'
     assert len(pq.findall('.//' + q('jabber:iq:privacy', 'item'))) == 2
     assert [i.get('jid') for i in alice.iter(q('urn:xmpp:blocking', 'item'))] == ['spam.example']
+    assert users['carol'].find(q('urn:xmpp:blocking', 'blocklist')) is not None, tostr(users['carol'])
     msgs = users['carol'].findall('%s/%s' % (q(PIE, 'offline-messages'), q(NS_CLIENT, 'message')))
     assert [m.findtext(q(NS_CLIENT, 'body')) for m in msgs] == ['first <b>offline</b> & one',
                                                                 'second']
@@ -302,3 +315,323 @@ def test_rename_domain(srv):
             ['alice@%s' % HOST], tostr(r)
     finally:
         c.close()
+
+
+# ---- files as ejabberd and Prosody write them --------------------------------------------
+
+# What tests/fixtures/ejabberd/make-fixtures.sh put in ejabberd 23.01 before
+# its export_piefxis: test.local keeps SCRAM-SHA-1 (written base64 twice),
+# other.local plain passwords.
+EJ_PASSWORDS = {('alice', HOST): 'Juliet is the sun', ('bob', HOST): 'b0b secret',
+                ('carol', HOST): 'carol pass', ('dave', OTHER): 'dave plain pw',
+                ('erin', OTHER): 'erin plain pw'}
+NS_ROSTER = 'jabber:iq:roster'
+NS_PRIVACY = 'jabber:iq:privacy'
+NS_BLOCKING = 'urn:xmpp:blocking'
+
+
+def ejabberd_export(dest):
+    """A copy of the committed ejabberd export in dest; returns (the
+    <server-data/> file, {host: host file})."""
+    src = parleytest.srcdir() / 'tests' / 'fixtures' / 'ejabberd' / 'export'
+    shutil.copytree(src, dest)
+    main = [p for p in dest.iterdir() if '_' not in p.name]
+    assert len(main) == 1, list(dest.iterdir())
+    hosts = {h: [p for p in dest.iterdir() if p.name.endswith('_%s.xml' % h.replace('.', '_'))][0]
+             for h in (HOST, OTHER)}
+    return main[0], hosts
+
+
+@pytest.fixture
+def empty_srv(tmp_path_factory):
+    """A server with no account, not started."""
+    s = parleytest.Parleyd(tmp_path_factory.mktemp('parley-pie-in'), users={})
+    yield s
+    if s.running():
+        s.finish()
+
+
+def user_count(s, host=HOST):
+    return s.db_query('SELECT COUNT(*) FROM users WHERE server_host = ?', (host,), host=host)[0][0]
+
+
+def items_of(r, ns, name='item'):
+    return r.findall('.//' + q(ns, name))
+
+
+def test_import_ejabberd_export(empty_srv, run, tmp_path):
+    s = empty_srv
+    main, hosts = ejabberd_export(tmp_path / 'ej')
+    # a host file alone
+    r = s.ctl('import-xep0227', hosts[OTHER])
+    assert r.returncode == 0 and 'imported 2 users, skipped 0\n' in r.stdout, (r.stdout, r.stderr)
+    # the <server-data/> file with its includes: the other host is there already
+    r = s.ctl('import-xep0227', main)
+    assert r.returncode == 0 and 'imported 3 users, skipped 2\n' in r.stdout, (r.stdout, r.stderr)
+    # the folder: every file read once (the includes are not read twice)
+    r = s.ctl('import-xep0227', tmp_path / 'ej')
+    assert r.returncode == 0 and 'imported 0 users, skipped 5\n' in r.stdout, (r.stdout, r.stderr)
+    assert r.stdout.count('skipped:') == 5, r.stdout
+    assert user_count(s, HOST) == 3 and user_count(s, OTHER) == 2
+    s.passwords = dict(EJ_PASSWORDS)
+    s.start()
+
+    a = login(s, 'alice')
+    try:
+        # the pending request from erin comes with the initial presence
+        a.send('<presence/>')
+        p = a.wait_for(lambda e: e.tag == q(NS_CLIENT, 'presence') and e.get('type') == 'subscribe',
+                       timeout=10, what='the pending subscription request')
+        assert p.get('from') == 'erin@%s' % OTHER, tostr(p)
+        r = iq_ok(a, 'get', "<query xmlns='jabber:iq:roster'/>")
+        roster = {i.get('jid'): i for i in items_of(r, NS_ROSTER)}
+        assert sorted(roster) == ['bob@%s' % HOST, 'dave@%s' % OTHER], tostr(r)
+        assert roster['bob@%s' % HOST].get('subscription') == 'both'
+        assert [g.text for g in roster['bob@%s' % HOST]] == ['Friends']
+        assert roster['dave@%s' % OTHER].get('subscription') == 'to'
+        r = iq_ok(a, 'get', "<vCard xmlns='vcard-temp'/>")
+        assert r.findtext('.//' + q('vcard-temp', 'FN')) == 'Alice A.'
+        assert r.findtext('.//' + q('vcard-temp', 'BINVAL')).startswith('iVBORw0KGgo'), tostr(r)
+        r = iq_ok(a, 'get', "<query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'/>"
+                  "</query>")
+        assert r.findtext('.//{urn:example:prefs}colour') == 'green', tostr(r)
+        # the block ejabberd kept in the default privacy list is a block
+        # again; the rest of the list stays a privacy list
+        r = iq_ok(a, 'get', "<blocklist xmlns='urn:xmpp:blocking'/>")
+        assert [i.get('jid') for i in items_of(r, NS_BLOCKING)] == ['spam.example'], tostr(r)
+        r = iq_ok(a, 'get', "<query xmlns='jabber:iq:privacy'/>")
+        assert [l.get('name') for l in items_of(r, NS_PRIVACY, 'list')] == ['work'], tostr(r)
+        assert r.find('.//' + q(NS_PRIVACY, 'default')).get('name') == 'work'
+        r = iq_ok(a, 'get', "<query xmlns='jabber:iq:privacy'><list name='work'/></query>")
+        assert sorted((i.get('type'), i.get('value'), i.get('action'))
+                      for i in items_of(r, NS_PRIVACY)) == \
+            [('jid', 'dave@%s' % OTHER, 'allow'), ('subscription', 'none', 'deny')], tostr(r)
+    finally:
+        a.close()
+    b = login(s, 'bob')
+    try:
+        r = iq_ok(b, 'get', "<blocklist xmlns='urn:xmpp:blocking'/>")
+        assert [i.get('jid') for i in items_of(r, NS_BLOCKING)] == ['dave@%s' % OTHER], tostr(r)
+        # ejabberd's "Blocked contacts" list was only the block list
+        r = iq_ok(b, 'get', "<query xmlns='jabber:iq:privacy'/>")
+        assert items_of(r, NS_PRIVACY, 'list') == [], tostr(r)
+    finally:
+        b.close()
+    c = login(s, 'carol')
+    try:
+        c.send('<presence/>')
+        got = [c.wait_message(timeout=10) for _ in range(2)]
+        assert [m.findtext(q(NS_CLIENT, 'body')) for m in got] == ['first offline message', 'second']
+    finally:
+        c.close()
+    # PLAIN logins above; dave with the password ejabberd kept in clear
+    d = login(s, 'dave', host=OTHER)
+    try:
+        d.send('<presence/>')
+        d.wait_message('hello dave', timeout=10)
+    finally:
+        d.close()
+
+    # every user logs in with the original password with SCRAM-SHA-1 too
+    # (the credentials ejabberd kept; last: slixmpp accepts the pending
+    # subscription request)
+    async def scram_logins():
+        for (user, host) in EJ_PASSWORDS:
+            c = await parleytest.login(s, user, host=host, mech='SCRAM-SHA-1')
+            await parleytest.logout(c)
+    run(scram_logins(), timeout=90)
+
+
+def scram_values(password, salt, iterations=4096, hash_name='sha1'):
+    """(salt, stored key, server key) of RFC 5802, as bytes."""
+    salted = hashlib.pbkdf2_hmac(hash_name, password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b'Client Key', hash_name).digest()
+    server_key = hmac.new(salted, b'Server Key', hash_name).digest()
+    return salt, hashlib.new(hash_name, client_key).digest(), server_key
+
+
+def scram_el(mech, salt, stored, server, iterations=4096, encode=None):
+    b64 = encode or (lambda v: base64.b64encode(v).decode())
+    return ("<scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='%s'>"
+            "<iter-count>%d</iter-count><salt>%s</salt><server-key>%s</server-key>"
+            "<stored-key>%s</stored-key></scram-credentials>"
+            % (mech, iterations, b64(salt), b64(server), b64(stored)))
+
+
+def test_import_prosody_files(empty_srv, run, tmp_path):
+    """prosody-migrator's xep0227 store: one file per user, SCRAM-SHA-1
+    values in base64 (or hex; or, from older versions, as attributes of
+    <user/> in a namespace of Prosody's), pending requests as <presence/>
+    in no namespace of their own, the block list as <blocklist/>."""
+    s = empty_srv
+    d = tmp_path / 'prosody'
+    d.mkdir()
+    pw = {'romeo': 'wherefore art thou', 'juliet': 'a rose by any other name',
+          'mercutio': 'a plague o both your houses', 'tybalt': 'prince of cats'}
+    for user in pw:
+        salt, stored, server = scram_values(pw[user], ('salt-of-%s' % user).encode())
+        creds = scram_el('SCRAM-SHA-1', salt, stored, server)
+        attrs = ''
+        if user == 'tybalt':
+            creds = scram_el('SCRAM-SHA-1', salt, stored, server,
+                             encode=lambda v: v.hex() if len(v) == 20 else base64.b64encode(v).decode())
+        if user == 'mercutio':
+            creds = ''
+            attrs = (" xmlns:ns1='http://prosody.im/protocol/extended-xep0227' "
+                     "ns1:iteration_count='4096' ns1:salt='%s' ns1:stored_key='%s' "
+                     "ns1:server_key='%s'" % (salt.decode(), stored.hex(), server.hex()))
+        extra = ''
+        if user == 'juliet':
+            extra = ("<query xmlns='jabber:iq:roster'><item jid='romeo@%s' subscription='to'/>"
+                     "</query><presence type='subscribe' from='romeo@%s'/>"
+                     "<presence type='subscribe' from='nurse@%s/kitchen'/>"
+                     "<blocklist xmlns='urn:xmpp:blocking'><item jid='tybalt@%s'/></blocklist>"
+                     "<query xmlns='jabber:iq:privacy'><list name='Blocked contacts'>"
+                     "<item type='jid' value='paris@%s' action='deny' order='0'/></list>"
+                     "<default name='Blocked contacts'/></query>"
+                     "<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+                     "<items node='urn:xmpp:bookmarks:1'/></pubsub>"
+                     % (HOST, HOST, HOST, HOST, HOST))
+        (d / ('%s@%s.xml' % (user, HOST))).write_text(
+            "<?xml version='1.0' encoding='utf-8'?><server-data xmlns='urn:xmpp:pie:0'>"
+            "<host jid='%s'><user name='%s'%s>%s%s</user></host></server-data>"
+            % (HOST, user, attrs, creds, extra))
+    r = s.ctl('import-xep0227', d)
+    assert r.returncode == 0 and 'imported 4 users, skipped 0\n' in r.stdout, (r.stdout, r.stderr)
+    # what Parley does not keep is named, and the user imported all the same
+    assert "note: juliet@%s: <pubsub xmlns='http://jabber.org/protocol/pubsub'/> is not imported" \
+        % HOST in r.stdout, r.stdout
+    s.passwords = {(u, HOST): p for u, p in pw.items()}
+    s.start()
+    j = login(s, 'juliet')   # PLAIN against the imported SCRAM-SHA-1 credentials
+    try:
+        j.send('<presence/>')
+        froms = set()
+        for _ in range(2):
+            p = j.wait_for(lambda e: e.tag == q(NS_CLIENT, 'presence') and e.get('type') == 'subscribe',
+                           timeout=10, what='a pending subscription request')
+            froms.add(p.get('from'))
+        assert froms == {'romeo@%s' % HOST, 'nurse@%s' % HOST}, froms
+        r = iq_ok(j, 'get', "<query xmlns='jabber:iq:roster'/>")
+        # the request from a contact in the roster stays on that item; the
+        # other one is not shown as a roster item
+        assert [(i.get('jid'), i.get('subscription')) for i in items_of(r, NS_ROSTER)] == \
+            [('romeo@%s' % HOST, 'to')], tostr(r)
+        # with a <blocklist/> in the file, the privacy lists stay privacy lists
+        r = iq_ok(j, 'get', "<blocklist xmlns='urn:xmpp:blocking'/>")
+        assert [i.get('jid') for i in items_of(r, NS_BLOCKING)] == ['tybalt@%s' % HOST], tostr(r)
+        r = iq_ok(j, 'get', "<query xmlns='jabber:iq:privacy'/>")
+        assert [l.get('name') for l in items_of(r, NS_PRIVACY, 'list')] == ['Blocked contacts']
+    finally:
+        j.close()
+
+    async def scram_logins():
+        for user in pw:
+            c = await parleytest.login(s, user, mech='SCRAM-SHA-1')
+            await parleytest.logout(c)
+    run(scram_logins(), timeout=60)
+
+
+def pie(*users, host=HOST):
+    return ("<?xml version='1.0'?><server-data xmlns='urn:xmpp:pie:0'><host jid='%s'>%s</host>"
+            "</server-data>" % (host, ''.join(users)))
+
+
+def test_import_bad_input(empty_srv, tmp_path):
+    s = empty_srv
+
+    def imp(path):
+        return s.ctl('import-xep0227', path)
+
+    main, hosts = ejabberd_export(tmp_path / 'ej')
+    # a truncated file: refused, named, nothing of it stored
+    whole = hosts[HOST].read_text()
+    cut = tmp_path / 'cut.xml'
+    cut.write_text(whole[:len(whole) // 2])
+    r = imp(cut)
+    assert r.returncode == 1 and 'cut.xml: not a XEP-0227 document' in r.stderr, r.stderr
+    assert 'imported 0 users' in r.stdout, r.stdout
+    # a truncated host file behind an include: the other host still comes in
+    hosts[HOST].write_text(whole[:len(whole) // 2])
+    r = imp(main)
+    assert r.returncode == 1 and 'not a XEP-0227 document' in r.stderr, r.stderr
+    assert 'imported 2 users' in r.stdout, r.stdout
+    assert user_count(s, HOST) == 0 and user_count(s, OTHER) == 2
+    # includes outside the folder of the file: the file is refused whole
+    sub = tmp_path / 'sub'
+    sub.mkdir()
+    (tmp_path / 'outside.xml').write_text(
+        "<host xmlns='urn:xmpp:pie:0' jid='%s'><user name='mallory' password='pw'/></host>" % HOST)
+    (sub / 'inside.xml').write_text(
+        "<host xmlns='urn:xmpp:pie:0' jid='%s'><user name='oscar' password='pw'/></host>" % HOST)
+    for href in ('../outside.xml', str(tmp_path / 'outside.xml'), 'link.xml'):
+        if href == 'link.xml':
+            (sub / 'link.xml').symlink_to(tmp_path / 'outside.xml')
+        f = sub / 'server.xml'
+        f.write_text("<server-data xmlns='urn:xmpp:pie:0' xmlns:xi='http://www.w3.org/2001/XInclude'>"
+                     "<xi:include href='inside.xml'/><xi:include href='%s'/></server-data>" % href)
+        r = imp(f)
+        assert r.returncode == 1 and 'points outside the folder' in r.stderr, (href, r.stderr)
+        assert href in r.stderr, r.stderr
+        assert user_count(s, HOST) == 0
+    # an included file that includes again: not followed
+    (sub / 'again.xml').write_text(
+        "<server-data xmlns='urn:xmpp:pie:0' xmlns:xi='http://www.w3.org/2001/XInclude'>"
+        "<xi:include href='inside.xml'/></server-data>")
+    f.write_text("<server-data xmlns='urn:xmpp:pie:0' xmlns:xi='http://www.w3.org/2001/XInclude'>"
+                 "<xi:include href='again.xml'/></server-data>")
+    r = imp(f)
+    assert r.returncode == 1 and 'includes others (not followed)' in r.stderr, r.stderr
+    assert user_count(s, HOST) == 0
+    # a billion laughs: the DTD is refused, quickly
+    lol = tmp_path / 'lol.xml'
+    ents = ''.join("<!ENTITY l%d '%s'>" % (i, ('&l%d;' % (i - 1)) * 10) for i in range(1, 10))
+    lol.write_text("<?xml version='1.0'?><!DOCTYPE server-data [<!ENTITY l0 'lol'>%s]>"
+                   "<server-data xmlns='urn:xmpp:pie:0'><host jid='%s'><user name='lol' "
+                   "password='&l9;'/></host></server-data>" % (ents, HOST))
+    r = imp(lol)
+    assert r.returncode == 1 and 'lol.xml: not accepted: it has a DTD' in r.stderr, r.stderr
+    # (and one the parser meets first, after a comment: refused by the parser)
+    lol.write_text(lol.read_text().replace('<!DOCTYPE', '<!-- x --><!DOCTYPE'))
+    r = imp(lol)
+    assert r.returncode == 1 and 'lol.xml: not a XEP-0227 document' in r.stderr, r.stderr
+    # a user twice: the first comes in, the second is reported
+    dup = tmp_path / 'dup.xml'
+    dup.write_text(pie("<user name='zed' password='pw1'/>", "<user name='yan' password='pw'/>",
+                       "<user name='Zed' password='pw2'/>"))
+    r = imp(dup)
+    assert r.returncode == 1 and 'zed@%s: appears more than once' % HOST in r.stderr, r.stderr
+    assert 'imported 2 users, skipped 0, 1 failure' in r.stdout, r.stdout
+    # SCRAM values of the wrong length: that user is reported (JID, value,
+    # lengths), the others are imported
+    salt, stored, server = scram_values('pw', b'0123456789abcdef')
+    _, stored256, server256 = scram_values('pw', salt, hash_name='sha256')
+    twice = lambda v: base64.b64encode(base64.b64encode(v)).decode()
+    bad = tmp_path / 'scram.xml'
+    bad.write_text(pie(
+        "<user name='short'>%s</user>" % scram_el('SCRAM-SHA-1', salt, stored[:15], server),
+        "<user name='short2'>%s</user>" % scram_el('SCRAM-SHA-256', salt, stored256,
+                                                  server256[:22], encode=twice),
+        "<user name='fine'>%s</user>" % scram_el('SCRAM-SHA-1', salt, stored, server, encode=twice),
+        "<user name='plain' password='pw'/>"))
+    r = imp(bad)
+    assert r.returncode == 1, r.stderr
+    assert 'short@%s: SCRAM-SHA-1 stored-key: 15 bytes after decoding, expected 20' % HOST \
+        in r.stderr, r.stderr
+    assert 'short2@%s: SCRAM-SHA-256 server-key: 22 bytes after decoding, expected 32' % HOST \
+        in r.stderr, r.stderr
+    assert 'imported 2 users, skipped 0, 2 failures' in r.stdout, r.stdout
+    assert sorted(u for (u,) in s.db_query('SELECT username FROM users WHERE server_host = ?',
+                                           (HOST,))) == ['fine', 'plain', 'yan', 'zed']
+    # nothing imported from a file that has users is a failure; a file
+    # without any user too
+    r = imp(bad)
+    assert r.returncode == 1 and 'imported 0 users, skipped 2, 2 failures' in r.stdout, r.stdout
+    none = tmp_path / 'none.xml'
+    none.write_text(pie(''))
+    r = imp(none)
+    assert r.returncode == 1 and 'no <user/> in it' in r.stderr, r.stderr
+    # the users imported above log in
+    s.start()
+    login(s, 'fine', password='pw').close()
+    login(s, 'zed', password='pw1').close()
