@@ -9,6 +9,7 @@
 #include "listener.h"
 #include "c2s.h"
 #include "stream.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 #include "host.h"
 #include "module.h"
@@ -27,10 +28,12 @@ static double stop_started;
 
 static void stop_check_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	latency_begin(LATENCY_TIMER, "stop");
 	if (streams_count() == 0 || ev_now(loop) - stop_started > STOP_GRACE) {
 		ev_timer_stop(loop, w);
 		ev_break(loop, EVBREAK_ALL);
 	}
+	latency_end();
 }
 
 void server_stop(void)
@@ -187,6 +190,11 @@ int server_reload(struct buf *report)
 		buf_printf(report, "loglevel: now %s\n", ncfg->loglevel);
 		free(ocfg->loglevel);
 		ocfg->loglevel = xstrdup(ncfg->loglevel);
+	}
+	if (ocfg->latency_threshold != ncfg->latency_threshold) {
+		ocfg->latency_threshold = ncfg->latency_threshold;
+		latency_set_threshold(ncfg->latency_threshold);
+		buf_printf(report, "latency_threshold: now %g ms\n", ncfg->latency_threshold * 1000);
 	}
 	log_reopen();
 	buf_append_str(report, "log file reopened\n");
