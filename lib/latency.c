@@ -57,7 +57,7 @@ static uint64_t threshold_ns;
 
 /* The current iteration. */
 static bool in_iteration;
-static uint64_t iter_start, idle_start;
+static uint64_t iter_start, iter_cpu_start, idle_start;
 static uint64_t last; /* the last clock read of a section boundary */
 static struct open_section stack[LATENCY_MAX_DEPTH];
 static unsigned depth; /* may exceed LATENCY_MAX_DEPTH: those levels are not tracked */
@@ -77,6 +77,13 @@ static uint64_t mono_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
@@ -238,9 +245,10 @@ static void warn(const struct latency_event *e, uint64_t now)
 	if (warnings_left_out > 0)
 		snprintf(more, sizeof(more), " (and %u more over it since the last warning)",
 		         warnings_left_out);
-	log_warning("loop stalled: one iteration busy %.1f ms, over the %.1f ms threshold; most of it "
-	            "in %s: %.1f ms%s%s",
-	            e->busy_ns / 1e6, threshold_ns / 1e6, label, e->cause_ns / 1e6, calls_text(e), more);
+	log_warning("loop stalled: one iteration busy %.1f ms (%.1f ms on the CPU), over the %.1f ms "
+	            "threshold; most of it in %s: %.1f ms%s%s",
+	            e->busy_ns / 1e6, e->cpu_ns / 1e6, threshold_ns / 1e6, label, e->cause_ns / 1e6,
+	            calls_text(e), more);
 	last_warning = now;
 	warnings_left_out = 0;
 }
@@ -266,6 +274,7 @@ void latency_iteration_start_at(uint64_t now)
 		stats.idle_ns += now - idle_start;
 	in_iteration = true;
 	iter_start = now;
+	iter_cpu_start = thread_cpu_ns();
 	last = now; /* a section left open across a nested loop's poll */
 	touched = 0;
 }
@@ -322,6 +331,7 @@ void latency_iteration_end_at(uint64_t now)
 		struct latency_event e = {
 			.when_ms = (int64_t)(wall_now() * 1000),
 			.busy_ns = busy,
+			.cpu_ns = thread_cpu_ns() - iter_cpu_start,
 			.cause_ns = iter[cause].ns,
 			.cause_calls = iter[cause].calls,
 			.cause = cause,
@@ -499,7 +509,8 @@ void latency_format_report(const struct latency_stats *st, struct buf *out)
 			buf_printf(out, " (%s)", cs->max_name);
 		buf_append_str(out, "\n");
 	}
-	buf_append_str(out, "\nworst iterations (busy time, then the class that used most of it):\n");
+	buf_append_str(out, "\nworst iterations (busy time, CPU time in it, the class that used most of "
+	                    "it):\n");
 	if (st->nworst == 0)
 		buf_append_str(out, "  none\n");
 	for (unsigned i = 0; i < st->nworst; i++) {
@@ -510,6 +521,8 @@ void latency_format_report(const struct latency_stats *st, struct buf *out)
 		format_time(out, e->when_ms / 1000.0);
 		buf_append_str(out, "  ");
 		format_us(out, e->busy_ns / 1000);
+		buf_append_str(out, "  cpu ");
+		format_us(out, e->cpu_ns / 1000);
 		buf_printf(out, "  %s ", label);
 		format_us(out, e->cause_ns / 1000);
 		buf_printf(out, "%s\n", calls_text(e));

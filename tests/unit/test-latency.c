@@ -201,7 +201,7 @@ static void test_threshold_counts_and_warns(void **state)
 	text[n] = '\0';
 	fclose(f);
 	unlink(path);
-	assert_non_null(strstr(text, "busy 25.0 ms"));
+	assert_non_null(strstr(text, "busy 25.0 ms ("));
 	assert_non_null(strstr(text, "module/pubsub: 24.0 ms in 1 call"));
 	assert_null(strstr(text, "mam"));
 	assert_null(strstr(text, "worker/sql"));
