@@ -666,7 +666,9 @@ static void streams_sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	 * more when the wave is over. */
 	untrimmed += compacted;
 	if (untrimmed >= 64 || (compacted == 0 && untrimmed > 0)) {
+		latency_begin(LATENCY_TIMER, "malloc-trim");
 		malloc_trim(0);
+		latency_end();
 		untrimmed = 0;
 	}
 	latency_end();
