@@ -118,7 +118,8 @@ int latency_class_parse(const char *name, size_t len)
 
 /* ---- sections ------------------------------------------------------------------ */
 
-static void account(enum latency_class c, const char *name, uint64_t ns)
+/* The figures of class c in this iteration (cleared when first used). */
+static struct iter_class *iter_class(enum latency_class c)
 {
 	struct iter_class *ic = &iter[c];
 	if ((touched & (1u << c)) == 0) {
@@ -127,6 +128,12 @@ static void account(enum latency_class c, const char *name, uint64_t ns)
 		ic->calls = 0;
 		ic->name[0] = '\0';
 	}
+	return ic;
+}
+
+static void account(enum latency_class c, const char *name, uint64_t ns)
+{
+	struct iter_class *ic = iter_class(c);
 	ic->ns += ns;
 	ic->calls++;
 	if (ns > ic->max_ns || ic->calls == 1) {
@@ -294,14 +301,7 @@ void latency_iteration_end_at(uint64_t now)
 	/* Sections still open (a nested loop) end here for this iteration. */
 	if (depth > 0)
 		marked += now - last;
-	struct iter_class *other = &iter[LATENCY_OTHER];
-	if ((touched & (1u << LATENCY_OTHER)) == 0) {
-		touched |= 1u << LATENCY_OTHER;
-		other->ns = other->max_ns = 0;
-		other->calls = 0;
-		other->name[0] = '\0';
-	}
-	other->ns += busy > marked ? busy - marked : 0;
+	iter_class(LATENCY_OTHER)->ns += busy > marked ? busy - marked : 0;
 
 	enum latency_class cause = LATENCY_OTHER;
 	for (unsigned c = 0; c < LATENCY_CLASS_COUNT; c++) {
