@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #define WARN_EVERY_NS 1000000000ull /* at most one warning line a second */
@@ -57,7 +58,11 @@ static uint64_t threshold_ns;
 
 /* The current iteration. */
 static bool in_iteration;
-static uint64_t iter_start, iter_cpu_start, idle_start;
+static uint64_t iter_start, idle_start;
+static struct thread_usage {
+	uint64_t cpu_ns;
+	long blocked, preempted;
+} iter_usage;
 static uint64_t last; /* the last clock read of a section boundary */
 static struct open_section stack[LATENCY_MAX_DEPTH];
 static unsigned depth; /* may exceed LATENCY_MAX_DEPTH: those levels are not tracked */
@@ -80,11 +85,17 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t thread_cpu_ns(void)
+static struct thread_usage thread_usage(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	struct rusage ru;
+	struct thread_usage u = { 0 };
+	if (getrusage(RUSAGE_THREAD, &ru) == 0) {
+		u.cpu_ns = ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000ull +
+		           ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000ull;
+		u.blocked = ru.ru_nvcsw;
+		u.preempted = ru.ru_nivcsw;
+	}
+	return u;
 }
 
 static double wall_now(void)
@@ -252,10 +263,10 @@ static void warn(const struct latency_event *e, uint64_t now)
 	if (warnings_left_out > 0)
 		snprintf(more, sizeof(more), " (and %u more over it since the last warning)",
 		         warnings_left_out);
-	log_warning("loop stalled: one iteration busy %.1f ms (%.1f ms on the CPU), over the %.1f ms "
-	            "threshold; most of it in %s: %.1f ms%s%s",
-	            e->busy_ns / 1e6, e->cpu_ns / 1e6, threshold_ns / 1e6, label, e->cause_ns / 1e6,
-	            calls_text(e), more);
+	log_warning("loop stalled: one iteration busy %.1f ms (%.1f ms on the CPU, blocked %u, "
+	            "preempted %u), over the %.1f ms threshold; most of it in %s: %.1f ms%s%s",
+	            e->busy_ns / 1e6, e->cpu_ns / 1e6, e->blocked, e->preempted, threshold_ns / 1e6, label,
+	            e->cause_ns / 1e6, calls_text(e), more);
 	last_warning = now;
 	warnings_left_out = 0;
 }
@@ -281,7 +292,7 @@ void latency_iteration_start_at(uint64_t now)
 		stats.idle_ns += now - idle_start;
 	in_iteration = true;
 	iter_start = now;
-	iter_cpu_start = thread_cpu_ns();
+	iter_usage = thread_usage();
 	last = now; /* a section left open across a nested loop's poll */
 	touched = 0;
 }
@@ -328,10 +339,13 @@ void latency_iteration_end_at(uint64_t now)
 	if (over)
 		stats.over++;
 	if (over || stats.nworst < LATENCY_WORST || busy > stats.worst[LATENCY_WORST - 1].busy_ns) {
+		struct thread_usage u = thread_usage();
 		struct latency_event e = {
 			.when_ms = (int64_t)(wall_now() * 1000),
 			.busy_ns = busy,
-			.cpu_ns = thread_cpu_ns() - iter_cpu_start,
+			.cpu_ns = u.cpu_ns - iter_usage.cpu_ns,
+			.blocked = (uint32_t)(u.blocked - iter_usage.blocked),
+			.preempted = (uint32_t)(u.preempted - iter_usage.preempted),
 			.cause_ns = iter[cause].ns,
 			.cause_calls = iter[cause].calls,
 			.cause = cause,
@@ -509,8 +523,8 @@ void latency_format_report(const struct latency_stats *st, struct buf *out)
 			buf_printf(out, " (%s)", cs->max_name);
 		buf_append_str(out, "\n");
 	}
-	buf_append_str(out, "\nworst iterations (busy time, CPU time in it, the class that used most of "
-	                    "it):\n");
+	buf_append_str(out, "\nworst iterations (busy time; the loop thread's CPU time and how often it "
+	                    "blocked or was preempted; the class that used most of it):\n");
 	if (st->nworst == 0)
 		buf_append_str(out, "  none\n");
 	for (unsigned i = 0; i < st->nworst; i++) {
@@ -523,6 +537,7 @@ void latency_format_report(const struct latency_stats *st, struct buf *out)
 		format_us(out, e->busy_ns / 1000);
 		buf_append_str(out, "  cpu ");
 		format_us(out, e->cpu_ns / 1000);
+		buf_printf(out, " blocked %u preempted %u", e->blocked, e->preempted);
 		buf_printf(out, "  %s ", label);
 		format_us(out, e->cause_ns / 1000);
 		buf_printf(out, "%s\n", calls_text(e));

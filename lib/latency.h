@@ -11,8 +11,9 @@
  * acquire callbacks around the poll.
  *
  * Kept: a histogram of iteration busy times, per-class totals, the worst
- * LATENCY_WORST iterations with their CPU time (one more clock read at
- * each end of an iteration) and their cause (the class that used most of
+ * LATENCY_WORST iterations with the loop thread's CPU time and context
+ * switches in them (getrusage at each end of an iteration: a stall inside
+ * Parley computes or blocks, one around it is preempted) and their cause (the class that used most of
  * the iteration, with the name of its longest section: the module of a
  * module timer, the worker group of a completion), and a warning in the
  * log when one iteration is busy longer than the threshold (at most one
@@ -58,8 +59,10 @@ struct latency_event {
 	int64_t when_ms;             /* wall clock, ms since the epoch */
 	uint64_t busy_ns;            /* the iteration's busy time */
 	uint64_t cpu_ns;             /* the loop thread's CPU time in it: much less than
-	                              * busy_ns means waiting (preempted, page faults, a
-	                              * blocking call), not computing */
+	                              * busy_ns means waiting, not computing */
+	uint32_t blocked;            /* times the thread waited in the kernel (a blocking
+	                              * call, a lock, a page read from disk) */
+	uint32_t preempted;          /* times the system gave its CPU to another thread */
 	uint64_t cause_ns;           /* the time of the cause's class in it */
 	uint32_t cause_calls;        /* sections of that class in it */
 	enum latency_class cause;    /* the class with the most time */

@@ -32,14 +32,15 @@ def _latency(srv, *args):
 
 
 def _worst(report):
-    """The worst iterations of a report: (busy ms, cpu ms, cause, cause ms)."""
+    """The worst iterations of a report: (busy ms, cpu ms, blocked, cause,
+    cause ms)."""
     scale = {'us': 0.001, 'ms': 1.0, 's': 1000.0}
     out = []
     part = report.split('worst iterations', 1)[1]
-    for m in re.finditer(r'UTC  ([\d.]+) (us|ms|s)  cpu ([\d.]+) (us|ms|s)  (\S+) ([\d.]+) (us|ms|s)',
-                         part):
+    for m in re.finditer(r'UTC  ([\d.]+) (us|ms|s)  cpu ([\d.]+) (us|ms|s) blocked (\d+) preempted \d+  '
+                         r'(\S+) ([\d.]+) (us|ms|s)', part):
         out.append((float(m.group(1)) * scale[m.group(2)], float(m.group(3)) * scale[m.group(4)],
-                    m.group(5), float(m.group(6)) * scale[m.group(7)]))
+                    int(m.group(5)), m.group(6), float(m.group(7)) * scale[m.group(8)]))
     return out
 
 
@@ -59,14 +60,14 @@ def test_stall_is_reported_with_its_cause(tmp_path_factory, stall, cause):
         deadline = time.monotonic() + 20
         while True:
             report = _latency(srv)
-            stalls = [w for w in _worst(report) if w[2] == cause]
+            stalls = [w for w in _worst(report) if w[3] == cause]
             if stalls or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         assert stalls, report
-        assert all(busy >= STALL_MS and in_cause >= STALL_MS for busy, _, _, in_cause in stalls), report
-        # the hook sleeps: the loop thread was not on the CPU for it
-        assert all(cpu < busy / 2 for busy, cpu, _, _ in stalls), report
+        assert all(busy >= STALL_MS and in_cause >= STALL_MS for busy, _, _, _, in_cause in stalls), report
+        # the hook sleeps: the loop thread blocked, and was not on the CPU
+        assert all(cpu < busy / 2 and blocked >= 1 for busy, cpu, blocked, _, _ in stalls), report
         m = re.search(r'threshold: 20\.0 ms \((\d+) iterations over it\)', report)
         assert m and int(m.group(1)) >= 1, report
 
@@ -119,7 +120,7 @@ def test_normal_traffic_stays_under_the_threshold(tmp_path_factory, run):
         assert int(re.search(r'^iterations: (\d+)$', report, re.M).group(1)) > 20, report
         # ...and no iteration went over the threshold
         assert 'threshold: 100.0 ms (0 iterations over it)' in report, report
-        assert all(busy < 100 for busy, _, _, _ in _worst(report)), report
+        assert all(busy < 100 for busy, _, _, _, _ in _worst(report)), report
         assert len(find_lines(r'loop stalled', srv.log())) == before, srv.log()[-3000:]
 
         # the threshold follows a reload
