@@ -14,9 +14,9 @@
  *   after latency_attach.
  * - The histogram, the class totals and the worst list are updated once per
  *   iteration, at its end (the release callback, just before the poll).
- * - An iteration costs two monotonic clock reads and one getrusage at its
- *   start, and a second getrusage at its end only when it joins the worst
- *   list or passes the threshold.
+ * - An iteration costs two monotonic clock reads and (unless turned off)
+ *   one getrusage at its start, and a second getrusage at its end only
+ *   when it joins the worst list or passes the threshold.
  */
 #include "latency.h"
 #include "log.h"
@@ -58,6 +58,7 @@ struct iter_class {
 
 static struct latency_stats stats;
 static uint64_t threshold_ns;
+static bool usage_on = true;
 
 /* The current iteration. */
 static bool in_iteration;
@@ -66,7 +67,8 @@ static struct thread_usage {
 	uint64_t cpu_ns;
 	long blocked, preempted;
 } iter_usage;
-static uint64_t last; /* the last clock read of a section boundary */
+static bool iter_usage_read; /* iter_usage is this iteration's */
+static uint64_t last;        /* the last clock read of a section boundary */
 static struct open_section stack[LATENCY_MAX_DEPTH];
 static unsigned depth; /* may exceed LATENCY_MAX_DEPTH: those levels are not tracked */
 static struct iter_class iter[LATENCY_CLASS_COUNT];
@@ -261,15 +263,18 @@ static void warn(const struct latency_event *e, uint64_t now)
 		warnings_left_out++;
 		return;
 	}
-	char label[64], more[64] = "";
+	char label[64], more[64] = "", usage[80] = "";
 	cause_label(e, label, sizeof(label));
 	if (warnings_left_out > 0)
 		snprintf(more, sizeof(more), " (and %u more over it since the last warning)",
 		         warnings_left_out);
-	log_warning("loop stalled: one iteration busy %.1f ms (%.1f ms on the CPU, blocked %u, "
-	            "preempted %u), over the %.1f ms threshold; most of it in %s: %.1f ms%s%s",
-	            e->busy_ns / 1e6, e->cpu_ns / 1e6, e->blocked, e->preempted, threshold_ns / 1e6, label,
-	            e->cause_ns / 1e6, calls_text(e), more);
+	if (e->usage)
+		snprintf(usage, sizeof(usage), " (%.1f ms on the CPU, blocked %u, preempted %u)",
+		         e->cpu_ns / 1e6, e->blocked, e->preempted);
+	log_warning("loop stalled: one iteration busy %.1f ms%s, over the %.1f ms threshold; most of it "
+	            "in %s: %.1f ms%s%s",
+	            e->busy_ns / 1e6, usage, threshold_ns / 1e6, label, e->cause_ns / 1e6, calls_text(e),
+	            more);
 	last_warning = now;
 	warnings_left_out = 0;
 }
@@ -295,7 +300,9 @@ void latency_iteration_start_at(uint64_t now)
 		stats.idle_ns += now - idle_start;
 	in_iteration = true;
 	iter_start = now;
-	iter_usage = thread_usage();
+	if (usage_on)
+		iter_usage = thread_usage();
+	iter_usage_read = usage_on;
 	last = now; /* a section left open across a nested loop's poll */
 	touched = 0;
 }
@@ -342,18 +349,21 @@ void latency_iteration_end_at(uint64_t now)
 	if (over)
 		stats.over++;
 	if (over || stats.nworst < LATENCY_WORST || busy > stats.worst[LATENCY_WORST - 1].busy_ns) {
-		struct thread_usage u = thread_usage();
 		struct latency_event e = {
 			.when_ms = (int64_t)(wall_now() * 1000),
 			.busy_ns = busy,
-			.cpu_ns = u.cpu_ns - iter_usage.cpu_ns,
-			.blocked = (uint32_t)(u.blocked - iter_usage.blocked),
-			.preempted = (uint32_t)(u.preempted - iter_usage.preempted),
 			.cause_ns = iter[cause].ns,
 			.cause_calls = iter[cause].calls,
 			.cause = cause,
 		};
 		memcpy(e.name, iter[cause].name, sizeof(e.name));
+		if (iter_usage_read) {
+			struct thread_usage u = thread_usage();
+			e.usage = true;
+			e.cpu_ns = u.cpu_ns - iter_usage.cpu_ns;
+			e.blocked = (uint32_t)(u.blocked - iter_usage.blocked);
+			e.preempted = (uint32_t)(u.preempted - iter_usage.preempted);
+		}
 		keep_worst(&e);
 		if (over)
 			warn(&e, now);
@@ -416,6 +426,11 @@ void latency_attach(struct ev_loop *loop, double threshold)
 void latency_set_threshold(double threshold)
 {
 	threshold_ns = threshold > 0 ? (uint64_t)(threshold * 1e9) : 0;
+}
+
+void latency_set_usage(bool on)
+{
+	usage_on = on;
 }
 
 double latency_threshold(void)
@@ -538,9 +553,11 @@ void latency_format_report(const struct latency_stats *st, struct buf *out)
 		format_time(out, e->when_ms / 1000.0);
 		buf_append_str(out, "  ");
 		format_us(out, e->busy_ns / 1000);
-		buf_append_str(out, "  cpu ");
-		format_us(out, e->cpu_ns / 1000);
-		buf_printf(out, " blocked %u preempted %u", e->blocked, e->preempted);
+		if (e->usage) {
+			buf_append_str(out, "  cpu ");
+			format_us(out, e->cpu_ns / 1000);
+			buf_printf(out, " blocked %u preempted %u", e->blocked, e->preempted);
+		}
 		buf_printf(out, "  %s ", label);
 		format_us(out, e->cause_ns / 1000);
 		buf_printf(out, "%s\n", calls_text(e));

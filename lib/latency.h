@@ -63,6 +63,7 @@ struct latency_event {
 	uint32_t blocked;            /* times the thread waited in the kernel (a blocking
 	                              * call, a lock, a page read from disk) */
 	uint32_t preempted;          /* times the system gave its CPU to another thread */
+	bool usage;                  /* cpu_ns, blocked and preempted were measured */
 	uint64_t cause_ns;           /* the time of the cause's class in it */
 	uint32_t cause_calls;        /* sections of that class in it */
 	enum latency_class cause;    /* the class with the most time */
@@ -96,6 +97,10 @@ int latency_class_parse(const char *name, size_t len);
 void latency_attach(struct ev_loop *loop, double threshold);
 void latency_set_threshold(double threshold);
 double latency_threshold(void);
+/* Whether each iteration reads the loop thread's resource usage (CPU time,
+ * blocked, preempted: one getrusage at its start); on by default.  Off, the
+ * worst iterations and the warning leave those figures out. */
+void latency_set_usage(bool on);
 
 /* Mark a callback's work: every latency_begin is matched by one
  * latency_end on the same call path.  name may be NULL; it is copied (cut

@@ -38,6 +38,7 @@ struct parley_config {
 	char *pidfile;
 	char *user, *group;       /* drop privileges to these after binding */
 	double latency_threshold; /* seconds; a loop iteration busy longer is logged; 0: never */
+	bool latency_usage;       /* read the loop thread's CPU time and context switches */
 	char *control_socket;     /* UNIX socket path for parleyctl */
 	unsigned control_mode;    /* 0600 */
 	char *control_group;      /* group owner of the socket (optional) */

@@ -211,6 +211,7 @@ int server_main(int argc, char **argv, const struct server_control *control)
 		goto out;
 	}
 	latency_attach(server.loop, cfg->latency_threshold);
+	latency_set_usage(cfg->latency_usage);
 	streams_init(server.loop);
 	if (hosts_start(server.loop, cfg, true, &err) < 0) {
 		log_error("%s", err);

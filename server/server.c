@@ -196,6 +196,11 @@ int server_reload(struct buf *report)
 		latency_set_threshold(ncfg->latency_threshold);
 		buf_printf(report, "latency_threshold: now %g ms\n", ncfg->latency_threshold * 1000);
 	}
+	if (ocfg->latency_usage != ncfg->latency_usage) {
+		ocfg->latency_usage = ncfg->latency_usage;
+		latency_set_usage(ncfg->latency_usage);
+		buf_printf(report, "latency_usage: now %s\n", ncfg->latency_usage ? "true" : "false");
+	}
 	log_reopen();
 	buf_append_str(report, "log file reopened\n");
 	bool listen_differ = ocfg->nlisten != ncfg->nlisten;

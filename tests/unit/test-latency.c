@@ -278,7 +278,19 @@ static void test_report_text(void **state)
 	assert_non_null(strstr(b.data, "< 4.1 ms"));
 	assert_non_null(strstr(b.data, "module/a-very-long-module-name 2.0 ms in 1 call\n"));
 	assert_non_null(strstr(b.data, "stream-read"));
+	assert_non_null(strstr(b.data, "  cpu "));
 	buf_free(&b);
+
+	/* without the thread's usage, the worst iterations leave it out */
+	latency_reset();
+	latency_set_usage(false);
+	iteration(3 * MS, LATENCY_MODULE, "mam", 2 * MS);
+	assert_false(latency_stats()->worst[0].usage);
+	latency_format_report(latency_stats(), &b);
+	assert_null(strstr(b.data, "  cpu "));
+	assert_non_null(strstr(b.data, "  module/mam 2.0 ms in 1 call\n"));
+	buf_free(&b);
+	latency_set_usage(true);
 	latency_set_threshold(0);
 }
 
@@ -373,6 +385,10 @@ static void test_real_loop(void **state)
 	assert_true(st->idle_ns > 0);
 	assert_int_equal(st->worst[0].cause, LATENCY_TIMER);
 	assert_string_equal(st->worst[0].name, "slow");
+	/* the timer slept: the thread blocked and was hardly on the CPU */
+	assert_true(st->worst[0].usage);
+	assert_true(st->worst[0].blocked >= 1);
+	assert_true(st->worst[0].cpu_ns < 20 * MS);
 	ev_loop_destroy(loop);
 }
 
