@@ -89,12 +89,10 @@ def test_stall_is_reported_with_its_cause(tmp_path_factory, stall, cause):
 
 
 def test_normal_traffic_stays_under_the_threshold(tmp_path_factory, run):
-    # 100 ms rather than the default 20 ms: the test machine is shared and
-    # a process preempted in the middle of an iteration looks stalled.
-    srv = _server(tmp_path_factory, 'parley-traffic', threshold='100ms')
+    srv = _server(tmp_path_factory, 'parley-traffic')
     try:
         _latency(srv, '--reset')
-        before = len(find_lines(r'loop stalled', srv.log()))
+        before = len(srv.log())
 
         async def traffic():
             a = await login(srv, 'alice')
@@ -118,14 +116,19 @@ def test_normal_traffic_stays_under_the_threshold(tmp_path_factory, run):
             m = re.search(r'^  %s +[\d.]+ s +(\d+) ' % cls, report, re.M)
             assert m and int(m.group(1)) > 0, (cls, report)
         assert int(re.search(r'^iterations: (\d+)$', report, re.M).group(1)) > 20, report
-        # ...and no iteration went over the threshold
-        assert 'threshold: 100.0 ms (0 iterations over it)' in report, report
-        assert all(busy < 100 for busy, _, _, _, _ in _worst(report)), report
-        assert len(find_lines(r'loop stalled', srv.log())) == before, srv.log()[-3000:]
+        # ...and Parley's own work in every iteration stayed under the 20 ms
+        # threshold.  Its CPU time, not its wall time: the test machine is
+        # shared, and an iteration preempted in the middle looks stalled
+        # (the warning says so with its "preempted" count).
+        worst = _worst(report)
+        assert worst, report
+        assert all(cpu < 20 for _, cpu, _, _, _ in worst), report
+        for line in find_lines(r'loop stalled', srv.log()[before:]):
+            cpu = float(re.search(r'\(([\d.]+) ms on the CPU', line).group(1))
+            assert cpu < 20, line
 
         # the threshold follows a reload
-        text = srv.config.read_text().replace('latency_threshold: 100ms', 'latency_threshold: 5s')
-        srv.config.write_text(text)
+        srv.config.write_text('latency_threshold: 5s\n' + srv.config.read_text())
         r = srv.ctl('reload')
         assert r.returncode == 0, (r.returncode, r.stderr)
         assert 'latency_threshold: now 5000 ms' in r.stdout, r.stdout
@@ -134,9 +137,10 @@ def test_normal_traffic_stays_under_the_threshold(tmp_path_factory, run):
         # --reset prints the figures, then starts from zero
         out = _latency(srv, '--reset')
         assert 'reset: the figures start again from zero' in out, out
+        pre = int(re.search(r'^iterations: (\d+)$', out, re.M).group(1))
         after = _latency(srv)
         n = int(re.search(r'^iterations: (\d+)$', after, re.M).group(1))
-        assert n < 20, after
+        assert n < pre / 2, (pre, after)
         r = srv.ctl('latency', '--bogus')
         assert r.returncode == 2, (r.returncode, r.stderr)
     finally:
