@@ -58,8 +58,9 @@ enum latency_class {
 struct latency_event {
 	int64_t when_ms;             /* wall clock, ms since the epoch */
 	uint64_t busy_ns;            /* the iteration's busy time */
-	uint64_t cpu_ns;             /* the loop thread's CPU time in it: much less than
-	                              * busy_ns means waiting, not computing */
+	uint64_t cpu_ns;             /* the loop thread's CPU time in it, as the kernel
+	                              * accounts it (to about a scheduler tick): much
+	                              * less than busy_ns means waiting, not computing */
 	uint32_t blocked;            /* times the thread waited in the kernel (a blocking
 	                              * call, a lock, a page read from disk) */
 	uint32_t preempted;          /* times the system gave its CPU to another thread */
