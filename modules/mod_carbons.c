@@ -78,11 +78,10 @@
 #define REPLY_SLOTS 512
 #define REPLY_AGE 300.0
 
-/* A qualifying message that went between a user and a peer. */
+/* A qualifying message that went between a user and a peer: the key of
+ * its user, peer (bare) and id (recent_key; 0: a free slot). */
 struct carbons_sent_msg {
-	char *user; /* local part */
-	char *peer; /* bare JID */
-	char *id;
+	uint64_t key;
 	bool outgoing; /* the user sent it */
 	double at;     /* ev_now */
 };
@@ -134,37 +133,45 @@ static bool qualifies(const struct xml_node *msg)
 	return im && copy_allowed(msg);
 }
 
-static void recent_clear(struct carbons_sent_msg *r)
+/* 64-bit FNV-1a of s and its terminating NUL, continuing from h. */
+static uint64_t fnv64_str(uint64_t h, const char *s)
 {
-	free(r->user);
-	free(r->peer);
-	free(r->id);
-	memset(r, 0, sizeof(*r));
+	do {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ULL;
+	} while (*s++ != '\0');
+	return h;
+}
+
+/* The key of a message with this id between user and peer's bare JID,
+ * never 0.  Two messages share a key by chance once in 2^64: an error
+ * answering the one would then be copied as if it answered the other. */
+static uint64_t recent_key(const char *user, const struct jid *peer, const char *id)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	h = fnv64_str(h, user);
+	h = fnv64_str(h, peer->node != NULL ? peer->node : "");
+	h = fnv64_str(h, peer->domain);
+	h = fnv64_str(h, id);
+	return h != 0 ? h : 1;
 }
 
 /* msg qualified, between user and peer (outgoing: the user sent it):
- * remembered, so that an error answering it qualifies too. */
+ * remembered, so that an error answering it qualifies too.  No
+ * allocation: this runs for every qualifying message. */
 static void recent_note(struct carbons_state *cs, const char *user, const struct jid *peer,
                         const struct xml_node *msg, bool outgoing)
 {
 	const char *id = xml_attr(msg, "id");
 	if (id == NULL || *id == '\0')
 		return; /* nothing could name it in an answer */
-	char *bare = jid_bare_string(peer);
+	uint64_t key = recent_key(user, peer, id);
 	const struct carbons_sent_msg *last = &cs->recent[(cs->recent_next + REPLY_SLOTS - 1) % REPLY_SLOTS];
-	if (last->id != NULL && last->outgoing == outgoing && strcmp(last->id, id) == 0 &&
-	    strcmp(last->user, user) == 0 && strcmp(last->peer, bare) == 0) {
-		free(bare); /* the same message written to another session */
-		return;
-	}
+	if (last->key == key && last->outgoing == outgoing)
+		return; /* the same message written to another session */
 	struct carbons_sent_msg *r = &cs->recent[cs->recent_next];
 	cs->recent_next = (cs->recent_next + 1) % REPLY_SLOTS;
-	recent_clear(r);
-	r->user = xstrdup(user);
-	r->peer = bare;
-	r->id = xstrdup(id);
-	r->outgoing = outgoing;
-	r->at = ev_now(server.loop);
+	*r = (struct carbons_sent_msg){ .key = key, .outgoing = outgoing, .at = ev_now(server.loop) };
 }
 
 /* XEP-0280 §6: a message of type error qualifies when it answers a message
@@ -177,16 +184,14 @@ static bool answers_recent(const struct carbons_state *cs, const struct xml_node
 	const char *id = xml_attr(msg, "id");
 	if (!is_type(xml_attr(msg, "type"), "error") || id == NULL || *id == '\0' || !copy_allowed(msg))
 		return false;
-	char *bare = jid_bare_string(peer);
+	uint64_t key = recent_key(user, peer, id);
 	double now = ev_now(server.loop);
-	bool found = false;
-	for (size_t i = 0; i < REPLY_SLOTS && !found; i++) {
+	for (size_t i = 0; i < REPLY_SLOTS; i++) {
 		const struct carbons_sent_msg *r = &cs->recent[i];
-		found = r->id != NULL && r->outgoing != outgoing && now - r->at <= REPLY_AGE &&
-		        strcmp(r->id, id) == 0 && strcmp(r->user, user) == 0 && strcmp(r->peer, bare) == 0;
+		if (r->key == key && r->outgoing != outgoing && now - r->at <= REPLY_AGE)
+			return true;
 	}
-	free(bare);
-	return found;
+	return false;
 }
 
 /* from and to are accounts of the same user (any resource). */
@@ -457,8 +462,6 @@ static void carbons_stop(struct host *h, void *state)
 	free(cs->to);
 	free(cs->user);
 	free(cs->got);
-	for (size_t i = 0; i < REPLY_SLOTS; i++)
-		recent_clear(&cs->recent[i]);
 	free(cs);
 }
 

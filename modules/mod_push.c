@@ -34,9 +34,9 @@
  *   answers item-not-found, or an error of type auth, is removed
  *   (the app server no longer knows it); other errors are logged once per
  *   device.
- * - session_opened: that device is back (the registrations of its
- *   resource, and those without one); their unseen counters start again
- *   and no owed push is sent.  session_closed: the last one forgets a user
+ * - session_opened, session_resumed: that device is back (the
+ *   registrations of its resource, and those without one); their unseen
+ *   counters start again and no owed push is sent.  session_closed: the last one forgets a user
  *   without devices.
  * - private_set / remove_user: the stored list changed behind the cache.
  *
@@ -1007,6 +1007,7 @@ static const struct builtin_hook push_hooks[] = {
 	/* Before mod_blocking (10): an answer to a push is ours whoever sent it. */
 	{ HOOK_STANZA_IN, 5, push_stanza_in },
 	{ HOOK_SESSION_OPENED, 50, push_session_opened },
+	{ HOOK_SESSION_RESUMED, 50, push_session_opened },
 	{ HOOK_SESSION_CLOSED, 50, push_session_closed },
 	{ HOOK_PRIVATE_SET, 50, push_private_set },
 	{ HOOK_REMOVE_USER, 50, push_remove_user },

@@ -1370,6 +1370,8 @@ static void c2s_sm_resume_ready(struct c2s *c)
 		stream_send(c->st, c2s_sm_entry(c->sm, i)->el, NS_CLIENT);
 	log_info("c2s %llu from %s: session %s resumed: %zu stanzas sent again",
 	         (unsigned long long)c->st->id, c->st->ip, c->full_jid, n);
+	struct hook_session hs = { .session = &c->session };
+	hook_run(c->session.host, HOOK_SESSION_RESUMED, &hs);
 	if (n > 0)
 		c2s_sm_request(c);
 	if (c->st->paused)

@@ -19,10 +19,15 @@ struct host;
 #define HOOK_USER_RECEIVE_PACKET "user_receive_packet" /* struct hook_packet */
 #define HOOK_SESSION_OPENED "session_opened"           /* struct hook_session */
 #define HOOK_SESSION_CLOSED "session_closed"           /* struct hook_session */
-#define HOOK_OFFLINE_MESSAGE "offline_message"         /* struct hook_packet */
-#define HOOK_REMOVE_USER "remove_user"                 /* struct hook_user */
-#define HOOK_REGISTER_USER "register_user"             /* struct hook_user */
-#define HOOK_DISCO_INFO "disco_info"                   /* struct hook_disco */
+/* A session that waited to be resumed (stream management) has a
+ * connection again and was sent what it had not acknowledged: the device
+ * behind it sees its messages again (mod_push).  Not session_opened: the
+ * session never closed. */
+#define HOOK_SESSION_RESUMED "session_resumed" /* struct hook_session */
+#define HOOK_OFFLINE_MESSAGE "offline_message" /* struct hook_packet */
+#define HOOK_REMOVE_USER "remove_user"         /* struct hook_user */
+#define HOOK_REGISTER_USER "register_user"     /* struct hook_user */
+#define HOOK_DISCO_INFO "disco_info"           /* struct hook_disco */
 /* disco#items of the server JID: add <item/> children to query; a module
  * that knows node sets handled (an empty list is then a valid answer). */
 #define HOOK_DISCO_ITEMS "disco_items"         /* struct hook_disco */

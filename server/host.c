@@ -69,6 +69,14 @@ unsigned hosts_count(void)
 	return nhosts;
 }
 
+unsigned hosts_storage_pending(void)
+{
+	unsigned n = 0;
+	for (const struct shared_storage *s = storages; s != NULL; s = s->next)
+		n += storage_pending(s->st);
+	return n;
+}
+
 static void strlist_add(struct strlist *l, const char *s)
 {
 	if (strlist_contains(l, s))
@@ -371,12 +379,9 @@ void hosts_stop(void)
 		modules_stop_host(h);
 	for (struct host *h = hosts_head; h != NULL; h = h->next)
 		auth_free(&h->auth);
-	while (hosts_head != NULL) {
-		struct host *h = hosts_head;
-		hosts_head = h->next;
-		h->storage = NULL;
-		host_free(h);
-	}
+	/* The storages close while their hosts exist: the callbacks of work
+	 * that outlives its module's stop (a message being stored offline)
+	 * run now and may name the host. */
 	while (storages != NULL) {
 		struct shared_storage *s = storages;
 		storages = s->next;
@@ -387,6 +392,12 @@ void hosts_stop(void)
 		free(s->password_file);
 		free(s->key);
 		free(s);
+	}
+	while (hosts_head != NULL) {
+		struct host *h = hosts_head;
+		hosts_head = h->next;
+		h->storage = NULL;
+		host_free(h);
 	}
 	tls_sni_clear();
 	while (tls_ctxs != NULL) {

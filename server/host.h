@@ -69,6 +69,8 @@ int host_add(struct ev_loop *loop, const struct host_config *hc, bool with_tls, 
 void host_remove(struct host *h, enum stream_error e, const char *text);
 /* Stop modules, close auth and storage (pending work finishes first). */
 void hosts_stop(void);
+/* Storage requests of every host not answered yet (storage_pending). */
+unsigned hosts_storage_pending(void);
 unsigned hosts_count(void);
 
 #endif

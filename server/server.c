@@ -2,8 +2,11 @@
  * Server-wide actions: graceful stop and configuration reload.  Loop thread.
  *
  * Stopping closes every client stream with <system-shutdown/>, then waits
- * (at most a few seconds) for their output to drain before leaving the loop;
- * main() then stops the hosts, which lets pending storage work finish.
+ * (at most a few seconds) for their output to drain and for the storage
+ * work they started (the unacknowledged messages of stream management
+ * going to offline storage, with the checks before it) to be answered,
+ * before leaving the loop; main() then stops the hosts, which lets what
+ * is still pending finish.
  */
 #include "server.h"
 #include "listener.h"
@@ -29,7 +32,8 @@ static double stop_started;
 static void stop_check_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	latency_begin(LATENCY_TIMER, "stop");
-	if (streams_count() == 0 || ev_now(loop) - stop_started > STOP_GRACE) {
+	if ((streams_count() == 0 && hosts_storage_pending() == 0) ||
+	    ev_now(loop) - stop_started > STOP_GRACE) {
 		ev_timer_stop(loop, w);
 		ev_break(loop, EVBREAK_ALL);
 	}

@@ -318,13 +318,15 @@ static enum storage_result fetch_page(struct sql_thread *t, struct mam_query_job
 
 /* PostgreSQL's full-text page, where the planner cannot tell a rare word
  * from a common one (a word it has no statistics for, a prepared
- * statement's generic plan, a word frequent only in old messages): first the PG_KEY_WINDOW rows of the range
- * nearest the page's start, read along the owner's key and filtered by
- * the text, which fills the page of a common word; when that does not,
+ * statement's generic plan, a word frequent only in old messages): first
+ * the PG_KEY_WINDOW rows of the range nearest the page's start, read
+ * along the owner's key and filtered by the text, which fills the page of
+ * a common word; when that does not,
  * every match of the range through the text index (the subquery with
- * OFFSET 0 is planned alone, so not along the key), sorted.  The second
- * costs the number of matches, which is small when the first did not
- * fill the page unless the word is frequent only further back. */
+ * OFFSET 0 is planned alone, so not along the key), sorted, unless the
+ * window already held the whole range.  The second costs the number of
+ * matches, which is small when the first did not fill the page unless
+ * the word is frequent only further back. */
 static enum storage_result pgsql_text_page(struct sql_thread *t, struct mam_query_job *r, const char *where,
                                            struct sql_param *p, size_t np, const char *clause,
                                            const char *param)
@@ -343,6 +345,16 @@ static enum storage_result pgsql_text_page(struct sql_thread *t, struct mam_quer
 	enum storage_result res = fetch_page(t, r, sql, p, n);
 	if (res != STORAGE_OK || !r->complete)
 		return res;
+	/* The window held the whole range (a small archive, a narrow range):
+	 * the page is complete, and the text index, whose matches are every
+	 * owner's, is not read. */
+	int64_t in_range = 0;
+	p[np] = (struct sql_param)PINT(PG_KEY_WINDOW + 1);
+	sql = pool_printf(pool, "SELECT COUNT(*) FROM (SELECT 1 FROM archive %s LIMIT ?) s", where);
+	if (sql_q_int(t, sql, p, np + 1, &in_range) < 0)
+		return sql_q_fail(t, &r->base);
+	if (in_range <= PG_KEY_WINDOW)
+		return STORAGE_OK;
 	n = np;
 	p[n++] = (struct sql_param)PTEXT(param);
 	p[n++] = limit;

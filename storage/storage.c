@@ -349,6 +349,14 @@ const char *storage_describe(const struct storage *st)
 	return st->description;
 }
 
+unsigned storage_pending(const struct storage *st)
+{
+	unsigned n = st->workers != NULL ? worker_group_pending(st->workers) : 0;
+	for (const struct storage_req *r = st->defer_head; r != NULL; r = r->defer_next)
+		n++;
+	return n;
+}
+
 bool storage_has_area(const struct storage *st, enum storage_area a)
 {
 	switch (a) {

@@ -66,6 +66,9 @@ int storage_open(struct ev_loop *loop, const struct storage_config *cfg, struct 
 void storage_close(struct storage **st);
 void storage_cancel(struct storage_req *req);
 const char *storage_describe(const struct storage *st); /* "sqlite:/path" */
+/* Requests whose callback has not run yet (queued, running, or waiting
+ * on the loop): a stop waits for them while it can. */
+unsigned storage_pending(const struct storage *st);
 /* Whether st implements area a. */
 bool storage_has_area(const struct storage *st, enum storage_area a);
 /* Append the store's live state to out, one line ("up: 2 of 2 connections

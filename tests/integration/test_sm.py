@@ -11,7 +11,7 @@ import pytest
 
 from conftest import start_server
 from parleytest import (HOST, NS_CLIENT, NS_PING, NS_STREAM, NS_STANZA_ERR, NS_SASL, RawClient,
-                        q, local, tostr, unique, find_lines)
+                        q, local, tostr, unique, find_lines, sanitizer_lines)
 
 NS_SM = 'urn:xmpp:sm:3'
 NS_DELAY = 'urn:xmpp:delay'
@@ -571,6 +571,43 @@ def test_unacked_messages_kept_over_a_restart(fresh_server):
     assert bodies(offline_bodies(srv, 'alice', ['stop-live'])) == ['stop-live']
     assert bodies(offline_bodies(srv, 'carol', ['stop-gone', 'stop-gone-2'])) == \
         ['stop-gone', 'stop-gone-2']
+
+
+def test_stop_waits_for_offline_stores_of_detached_sessions(fresh_server):
+    """A stop with no connection left but a detached session whose
+    unacknowledged message is still being written to offline storage (the
+    database is locked for a second): the stop waits for that write while
+    the hosts and modules exist, and the message is there after the
+    restart."""
+    import sqlite3
+    import threading
+    srv = fresh_server
+    if srv.storage != 'sqlite':
+        pytest.skip('locks the SQLite file from outside')
+    with SMClient(srv) as b:
+        b.login('bob', srv.password('bob'))
+        gone = SMClient(srv)
+        gone.sm_login('carol', resource=unique('r'))
+        send_chat(b, gone.jid, 'locked-stop')
+        gone.wait_message('locked-stop')
+    gone.kill()
+    deadline = time.monotonic() + 10
+    while not find_lines('connection of %s lost' % gone.jid, srv.log()):
+        assert time.monotonic() < deadline, 'the server did not see the drop'
+        time.sleep(0.1)
+    db = sqlite3.connect(str(srv.dir / 'parley.db'), timeout=10, check_same_thread=False)
+    db.execute('BEGIN EXCLUSIVE')
+    unlock = threading.Timer(1.0, db.rollback)
+    unlock.start()
+    try:
+        rc = srv.stop()
+    finally:
+        unlock.join()
+        db.close()
+    assert rc == 0, srv.log()[-3000:]
+    assert sanitizer_lines(srv.log()) == [], srv.log()[-6000:]
+    srv.start()
+    assert bodies(offline_bodies(srv, 'carol', ['locked-stop'])) == ['locked-stop']
 
 
 def test_reload_turns_it_off_for_new_sessions_only(fresh_server):

@@ -114,3 +114,35 @@ def test_only_the_device_that_does_not_see_it_is_pushed(server):
     finally:
         desktop.close()
         d.close()
+
+
+def test_a_resumed_session_starts_its_count_again(server):
+    """A device that resumed its session has seen what it was pushed
+    about: when it drops again, the next push counts from one, even though
+    no message came while it was back."""
+    d = Detached(server)
+    try:
+        send_to(d.bob, d.user, 'before the resume')
+        f = summary(take(d.watcher, is_push(d.node), 10, 'first push'))
+        assert f['message-count'] == '1', f
+        again = SMClient(server)
+        again.auth(d.user)
+        again.send("<resume xmlns='%s' previd='%s' h='%d'/>" % (NS_SM, d.enabled.get('id'), d.phone.h))
+        el = again.wait_for(lambda e: e.tag in (sm_tag('resumed'), sm_tag('failed')), what='<resumed/>')
+        assert el.tag == sm_tag('resumed'), tostr(el)
+        again.counting = True
+        again.h = d.phone.h
+        again.wait_message('before the resume')
+        again.iq('get', "<ping xmlns='urn:xmpp:ping'/>", to=HOST)
+        again.ack()
+        again.kill()
+        deadline = time.monotonic() + 10
+        while len(find_lines('connection of %s lost' % d.phone.jid, server.log())) < 2:
+            assert time.monotonic() < deadline, 'the server did not see the second drop'
+            time.sleep(0.1)
+        send_to(d.bob, d.user, 'after the resume')
+        f = summary(take(d.watcher, is_push(d.node), 10, 'push after the second drop'))
+        assert f['message-count'] == '1', f
+        assert f['last-message-sender'] == d.bob.jid, f
+    finally:
+        d.close()

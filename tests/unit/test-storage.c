@@ -230,7 +230,7 @@ static void pgsql_lock(struct fixture *f)
 	/* Writers wait (until their statement_timeout), readers do not. */
 	PGresult *res = PQexec(c, "BEGIN; LOCK TABLE users, roster_items, roster_groups, "
 	                          "roster_version, offline_messages, vcards, private_storage, "
-	                          "last_activity, blocklist, privacy_lists, privacy_items "
+	                          "last_activity, blocklist, privacy_lists, privacy_items, archive "
 	                          "IN SHARE ROW EXCLUSIVE MODE");
 	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
 	PQclear(res);
