@@ -24,6 +24,7 @@
  *   remove_user     the first backend that has the user answers.
  */
 #include "auth/auth-private.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 #include "lib/worker.h"
 
@@ -276,6 +277,7 @@ void auth_backend_reply_later(struct auth_req *req, enum auth_result res)
 
 static void defer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	latency_begin(LATENCY_AUTH, NULL);
 	struct auth *a = w->data;
 	while (a->defer_head != NULL) {
 		struct auth_req *req = a->defer_head;
@@ -285,6 +287,7 @@ static void defer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		else
 			auth_backend_reply(req, req->deferred_res, NULL);
 	}
+	latency_end();
 }
 
 /* Start a request: the chain's first step, with callbacks held back. */

@@ -37,6 +37,7 @@
  */
 #include "auth/procpool.h"
 #include "auth/auth-external.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 
 #include <errno.h>
@@ -422,7 +423,7 @@ static enum auth_result map_answer(enum auth_op op, bool yes, const char **detai
 	return AUTH_ERROR;
 }
 
-static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void deadline_event(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct extjob *job = w->data;
 	struct procpool *pool = job->pool;
@@ -440,6 +441,13 @@ static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	struct extproc *p = job->proc;
 	proc_fail(p, "no answer within %.1f s (timeout); killed", pool->timeout);
+}
+
+static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	latency_begin(LATENCY_AUTH, "helper");
+	deadline_event(loop, w, revents);
+	latency_end();
 }
 
 /* ---- processes ----------------------------------------------------------------------------- */
@@ -660,7 +668,7 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ev_io_stop(loop, &p->w_in);
 }
 
-static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void read_event(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct extproc *p = w->data;
 	struct procpool *pool = p->pool;
@@ -721,6 +729,13 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		proc_kill(p, SIGTERM);
 	}
 	pool_dispatch(pool);
+}
+
+static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	latency_begin(LATENCY_AUTH, "helper");
+	read_event(loop, w, revents);
+	latency_end();
 }
 
 static void child_exec(struct procpool *pool, int in_r, int out_w, int err_w, int exec_w)

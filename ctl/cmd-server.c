@@ -1,6 +1,6 @@
 /*
- * parleyctl's server commands: status, stats, stop, restart, reload, and
- * the configuration (config-check, config-dump).  Loop thread.
+ * parleyctl's server commands: status, stats, latency, stop, restart,
+ * reload, and the configuration (config-check, config-dump).  Loop thread.
  *
  * status and stats read the running server's counters; stats also counts
  * the accounts of every host (one storage call per host, in parallel; a
@@ -16,6 +16,7 @@
 #include "server/c2s.h"
 #include "server/router.h"
 #include "modules/caps.h"
+#include "lib/latency.h"
 #ifdef HAVE_BACKEND_LDAP
 #include "lib/ldap-client.h"
 #endif
@@ -41,6 +42,23 @@ static void memory_figures(long *rss_kib_r, size_t *heap_kib_r, size_t *free_kib
 	*free_kib_r = mi.fordblks / 1024;
 }
 
+/* latency [--reset]: the loop latency monitor's figures (lib/latency.h);
+ * --reset shows them and starts again from zero. */
+void cmd_latency(struct ctl_call *call)
+{
+	const char *opt = call->argc > 1 ? call->argv[1] : NULL;
+	if (opt != NULL && strcmp(opt, "--reset") != 0) {
+		ctl_call_finish(call, CTL_USAGE, "unknown option '%s' (usage: latency [--reset])", opt);
+		return;
+	}
+	latency_format_report(latency_stats(), &call->body);
+	if (opt != NULL) {
+		latency_reset();
+		buf_append_str(&call->body, "\nreset: the figures start again from zero\n");
+	}
+	ctl_call_finish(call, CTL_OK, NULL);
+}
+
 void cmd_status(struct ctl_call *call)
 {
 	const struct router_stats *rs = router_stats();
@@ -56,6 +74,7 @@ void cmd_status(struct ctl_call *call)
 	memory_figures(&rss, &heap, &hfree);
 	buf_printf(&call->body, "memory: rss %ld KiB, heap in use %zu KiB, heap free %zu KiB\n", rss, heap,
 	           hfree);
+	latency_format_summary(latency_stats(), &call->body);
 	for (struct host *h = host_first(); h != NULL; h = h->next) {
 		buf_printf(&call->body, "host %s: %u sessions, storage %s, auth", h->name, sm_count(h),
 		           storage_describe(h->storage));

@@ -104,6 +104,7 @@ void cmd_motd(struct ctl_call *call);
 
 /* cmd-server.c */
 void cmd_status(struct ctl_call *call);
+void cmd_latency(struct ctl_call *call);
 void cmd_stats(struct ctl_call *call);
 void cmd_stop(struct ctl_call *call);
 void cmd_restart(struct ctl_call *call);

@@ -11,6 +11,7 @@
  * life; nothing below ctl/ names them.
  */
 #include "ctl.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 
 #include <errno.h>
@@ -59,7 +60,7 @@ static void conn_free(struct ctl_conn *c)
 
 static void conn_process(struct ctl_conn *c);
 
-static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void conn_write_event(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct ctl_conn *c = w->data;
 	while (c->out.len > 0) {
@@ -78,6 +79,13 @@ static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	conn_process(c);
+}
+
+static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	latency_begin(LATENCY_CONTROL, NULL);
+	conn_write_event(loop, w, revents);
+	latency_end();
 }
 
 static void conn_done(void *ctx, int code, const char *message, const char *body)
@@ -113,7 +121,7 @@ static void conn_process(struct ctl_conn *c)
 	ctl_free_argv(argv, argc);
 }
 
-static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void conn_read_event(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct ctl_conn *c = w->data;
 	char buf[4096];
@@ -133,7 +141,14 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	conn_process(c);
 }
 
-static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	latency_begin(LATENCY_CONTROL, NULL);
+	conn_read_event(loop, w, revents);
+	latency_end();
+}
+
+static void ctl_accept_event(struct ev_loop *loop, ev_io *w, int revents)
 {
 	int fd = accept4(ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0)
@@ -149,6 +164,13 @@ static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		conns->prev = c;
 	conns = c;
 	ev_io_start(loop, &c->rio);
+}
+
+static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	latency_begin(LATENCY_CONTROL, NULL);
+	ctl_accept_event(loop, w, revents);
+	latency_end();
 }
 
 int ctl_listen(struct ev_loop *loop, const struct parley_config *cfg, char **error_r)

@@ -22,6 +22,7 @@
  * freed call.
  */
 #include "ctl-private.h"
+#include "lib/latency.h"
 #include "server/server.h"
 #include "server/host.h"
 #include "lib/jid.h"
@@ -55,9 +56,11 @@ static void call_free(struct ctl_call *call)
 
 static void call_defer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	latency_begin(LATENCY_CONTROL, NULL);
 	struct ctl_call *call = w->data;
 	call->done(call->ctx, call->code, call->message, call->body.data != NULL ? call->body.data : "");
 	call_free(call);
+	latency_end();
 }
 
 /* Answer from the loop once finished and nothing holds the barrier. */
@@ -187,6 +190,9 @@ static void cmd_list_commands(struct ctl_call *call);
 
 static const struct ctl_command commands[] = {
 	{ "status", "", 0, 0, 0, cmd_status, "show whether parleyd runs, its uptime, hosts and sessions" },
+	{ "latency", "[--reset]", 0, 1, 0, cmd_latency,
+	  "the event loop's busy time per iteration: histogram, time per callback class, worst "
+	  "iterations and their cause (--reset: then start again from zero)" },
 	{ "stop", "", 0, 0, 0, cmd_stop, "stop parleyd gracefully" },
 	{ "restart", "", 0, 0, 0, cmd_restart,
 	  "stop gracefully and start again in the same process (re-reads the configuration)" },

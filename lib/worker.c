@@ -26,6 +26,7 @@
  *   run (ev_ref/ev_unref around the async watcher).
  */
 #include "worker.h"
+#include "latency.h"
 #include "log.h"
 
 #include <assert.h>
@@ -238,12 +239,16 @@ static void deliver(struct worker_group *g)
 
 static void async_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
-	deliver(w->data);
+	struct worker_group *g = w->data;
+	latency_begin(LATENCY_WORKER, g->name);
+	deliver(g);
+	latency_end();
 }
 
 static void expire_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct worker_group *g = w->data;
+	latency_begin(LATENCY_WORKER, g->name);
 	double now = mono_now();
 	double next = 0;
 	bool moved = false;
@@ -274,6 +279,7 @@ static void expire_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	expire_timer_arm(g, next);
 	if (moved)
 		deliver(g);
+	latency_end();
 }
 
 /* ---- public interface ------------------------------------------------------------ */

@@ -63,6 +63,7 @@
 #include "server/hooks.h"
 #include "server/server.h"
 #include "server/sm.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 
 #include <stdlib.h>
@@ -261,9 +262,11 @@ static void flush_pending(struct carbons_state *cs)
 
 static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
+	latency_begin(LATENCY_MODULE, "carbons");
 	(void)loop;
 	(void)revents;
 	flush_pending(w->data);
+	latency_end();
 }
 
 /* Whether another session of s's user has carbons enabled. */

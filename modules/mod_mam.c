@@ -56,6 +56,7 @@
 #include "server/server.h"
 #include "server/sm.h"
 #include "lib/barrier.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 #include "storage/storage.h"
 #include "auth/auth.h"
@@ -363,10 +364,12 @@ static void store_write(struct mam_op *op);
 
 static void store_retry(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	latency_begin(LATENCY_MODULE, "mam");
 	struct mam_op *op = w->data;
 	(void)loop;
 	(void)revents;
 	store_write(op);
+	latency_end();
 }
 
 static void stored(enum storage_result res, void *ctx)
@@ -1364,11 +1367,13 @@ static void expire_run(struct mam_state *ms)
 
 static void expire_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	latency_begin(LATENCY_MODULE, "mam");
 	struct mam_state *ms = w->data;
 	(void)loop;
 	(void)revents;
 	if (!ms->expiring)
 		expire_run(ms);
+	latency_end();
 }
 
 /* ---- module ---------------------------------------------------------------------------- */

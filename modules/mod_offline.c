@@ -60,6 +60,7 @@
 #include "server/host.h"
 #include "server/router.h"
 #include "server/sm.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 #include "lib/barrier.h"
 #include "server/server.h"
@@ -448,7 +449,7 @@ static void deleted(enum storage_result res, void *ctx)
 
 /* Whether the session has written what was queued up to op->mark; then
  * the messages are deleted. */
-static void write_poll(struct ev_loop *loop, ev_timer *w, int revents)
+static void write_poll_event(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	(void)loop;
 	(void)revents;
@@ -462,6 +463,13 @@ static void write_poll(struct ev_loop *loop, ev_timer *w, int revents)
 	op->session = NULL;
 	pending_wait_storage(&op->p, storage_offline_delete_upto(op->host->storage, op->host->name, op->user,
 	                                                         op->last_seq, deleted, op));
+}
+
+static void write_poll(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	latency_begin(LATENCY_MODULE, "offline");
+	write_poll_event(loop, w, revents);
+	latency_end();
 }
 
 static void fetched(enum storage_result res, const struct offline_message *msgs, size_t count, void *ctx)

@@ -72,6 +72,7 @@
 #include "server/server.h"
 #include "server/sm.h"
 #include "lib/htab.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 #include "storage/storage.h"
 
@@ -789,6 +790,7 @@ static void notify(struct push_state *ps, struct push_user *u, const struct push
  * timer is set again for the earliest one still owed. */
 static void flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	latency_begin(LATENCY_MODULE, "push");
 	(void)loop;
 	(void)revents;
 	struct push_state *ps = w->data;
@@ -835,6 +837,7 @@ static void flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	free(due);
 	if (next >= 0)
 		flush_at(ps, next);
+	latency_end();
 }
 
 /* ---- the iq handler -------------------------------------------------------------------- */

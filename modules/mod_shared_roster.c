@@ -52,6 +52,7 @@
 #include "server/hooks.h"
 #include "server/router.h"
 #include "server/sm.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 #include "server/server.h"
 
@@ -975,11 +976,13 @@ static void load_start(struct srg_state *st)
 /* source ldap: read the directory again, unless a read is under way. */
 static void refresh_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	latency_begin(LATENCY_MODULE, "shared_roster");
 	(void)loop;
 	(void)revents;
 	struct srg_state *st = w->data;
 	if (st->load_handle == NULL && st->names_handle == NULL)
 		load_start(st);
+	latency_end();
 }
 #endif
 

@@ -38,6 +38,7 @@
 #include "vcard.h"
 #include "server/host.h"
 #include "server/hooks.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 #include "server/server.h"
 
@@ -423,9 +424,11 @@ static void fetch_deliver(struct vcard_fetch *f)
 
 static void fetch_later(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	latency_begin(LATENCY_MODULE, "vcard");
 	(void)loop;
 	(void)revents;
 	fetch_deliver((struct vcard_fetch *)((char *)w - offsetof(struct vcard_fetch, later)));
+	latency_end();
 }
 
 static void fetch_read(enum storage_result res, const char *text, void *ctx)

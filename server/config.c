@@ -43,6 +43,8 @@ _Static_assert(LOG_LEVEL_DEBUG == 0 && LOG_LEVEL_ERROR == 4, "loglevel_names fol
 struct top_settings {
 	int loglevel;
 	char *log_file, *pidfile, *user, *group;
+	double latency_threshold;
+	bool latency_usage;
 	const struct cfg_node *control, *limits, *stream_management, *fast, *tls, *storage, *auth, *listen,
 	        *modules, *hosts;
 };
@@ -58,6 +60,12 @@ static const struct opt_def top_defs[] = {
 	  "when started as root, switch to this user after binding the listeners" },
 	{ "group", OPT_STRING, OFF(top_settings, group), NULL, NULL, 0, 0,
 	  "when started as root, switch to this group (default: the user's primary group)" },
+	{ "latency_threshold", OPT_DURATION, OFF(top_settings, latency_threshold), "20ms", NULL, 0, 0,
+	  "log a warning when one event loop iteration is busy longer than this (naming the "
+	  "callback class that used the time); 0: never" },
+	{ "latency_usage", OPT_BOOL, OFF(top_settings, latency_usage), "true", NULL, 0, 0,
+	  "give the loop thread's CPU time, blocking and preemption in the slowest iterations "
+	  "(one getrusage call per iteration)" },
 	{ "control", OPT_NODE, OFF(top_settings, control), NULL, NULL, 0, 0,
 	  "the control socket (parleyctl)" },
 	{ "limits", OPT_NODE, OFF(top_settings, limits), NULL, NULL, 0, 0,
@@ -470,6 +478,8 @@ int config_load(const char *path, struct parley_config **cfg_r, char **error_r)
 	cfg->pidfile = top.pidfile;
 	cfg->user = top.user;
 	cfg->group = top.group;
+	cfg->latency_threshold = top.latency_threshold;
+	cfg->latency_usage = top.latency_usage;
 	if (cfg_resolve_path(&cfg->log_file, dir, cfg->root, cfg->root, NULL, "log_file", error_r) < 0 ||
 	    cfg_resolve_path(&cfg->pidfile, dir, cfg->root, cfg->root, NULL, "pidfile", error_r) < 0)
 		goto out;
@@ -597,6 +607,8 @@ void config_dump_ex(const struct parley_config *cfg, const char *host, struct bu
 		.pidfile = cfg->pidfile,
 		.user = cfg->user,
 		.group = cfg->group,
+		.latency_threshold = cfg->latency_threshold,
+		.latency_usage = cfg->latency_usage,
 	};
 	for (int i = 0; loglevel_names[i] != NULL; i++)
 		if (cfg->loglevel != NULL && strcmp(cfg->loglevel, loglevel_names[i]) == 0)

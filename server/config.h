@@ -36,10 +36,12 @@ struct parley_config {
 	char *loglevel; /* "info" */
 	char *log_file; /* NULL: stderr */
 	char *pidfile;
-	char *user, *group;    /* drop privileges to these after binding */
-	char *control_socket;  /* UNIX socket path for parleyctl */
-	unsigned control_mode; /* 0600 */
-	char *control_group;   /* group owner of the socket (optional) */
+	char *user, *group;       /* drop privileges to these after binding */
+	double latency_threshold; /* seconds; a loop iteration busy longer is logged; 0: never */
+	bool latency_usage;       /* read the loop thread's CPU time and context switches */
+	char *control_socket;     /* UNIX socket path for parleyctl */
+	unsigned control_mode;    /* 0600 */
+	char *control_group;      /* group owner of the socket (optional) */
 	struct limits_config limits;
 	struct stream_mgmt_config stream_management;
 	struct fast_config fast;

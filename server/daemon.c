@@ -14,6 +14,7 @@
 #include "stream.h"
 #include "host.h"
 #include "fast.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 
 #include <errno.h>
@@ -43,16 +44,20 @@ static void usage(FILE *f)
 
 static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
+	latency_begin(LATENCY_CONTROL, "signal");
 	log_notice("signal %d received", w->signum);
 	server_stop();
+	latency_end();
 }
 
 static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 {
+	latency_begin(LATENCY_CONTROL, "SIGHUP");
 	struct buf report = { 0 };
 	log_notice("SIGHUP: reloading the configuration");
 	server_reload(&report);
 	buf_free(&report);
+	latency_end();
 }
 
 static int write_pidfile(const char *path)
@@ -205,6 +210,8 @@ int server_main(int argc, char **argv, const struct server_control *control)
 		free(err);
 		goto out;
 	}
+	latency_attach(server.loop, cfg->latency_threshold);
+	latency_set_usage(cfg->latency_usage);
 	streams_init(server.loop);
 	if (hosts_start(server.loop, cfg, true, &err) < 0) {
 		log_error("%s", err);

@@ -18,6 +18,7 @@
 #include "module.h"
 #include "tls.h"
 #include "lib/jid.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 #include "c2s.h"
 #include "sm.h"
@@ -325,6 +326,7 @@ static void host_finish_removal(struct host *h)
  * close (which uses the host) before the loop sleeps. */
 static void remove_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	latency_begin(LATENCY_TIMER, "host-removal");
 	for (struct host **pp = &removing; *pp != NULL;) {
 		struct host *h = *pp;
 		bool late = ev_now(loop) - h->removed_at > 10.0;
@@ -339,6 +341,7 @@ static void remove_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	if (removing == NULL)
 		ev_timer_stop(loop, w);
+	latency_end();
 }
 
 void host_remove(struct host *h, enum stream_error e, const char *text)

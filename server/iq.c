@@ -34,6 +34,7 @@
 #include "host.h"
 #include "router.h"
 #include "server.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 #include "lib/barrier.h"
 #include "lib/htab.h"
@@ -439,6 +440,7 @@ static struct xml_node *out_free(struct iq_out *o)
 /* The timeout, or the delivery of an answer that came inside iq_send. */
 static void out_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	latency_begin(LATENCY_TIMER, "iq-timeout");
 	(void)loop;
 	(void)revents;
 	struct iq_out *o = w->data;
@@ -452,6 +454,7 @@ static void out_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct xml_node *answer = out_free(o);
 	cb(answer, ctx);
 	xml_unref(&answer);
+	latency_end();
 }
 
 struct iq_out *iq_send(struct host *h, struct xml_node *iq, const struct jid *from, const struct jid *to,

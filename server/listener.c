@@ -6,6 +6,7 @@
  */
 #include "listener.h"
 #include "c2s.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 
 #include <arpa/inet.h>
@@ -75,11 +76,13 @@ int listeners_open(const struct parley_config *cfg, char **error_r)
 
 static void listener_pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	latency_begin(LATENCY_ACCEPT, NULL);
 	struct listener *l = w->data;
 	ev_io_start(loop, &l->io);
+	latency_end();
 }
 
-static void listener_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void listener_accept_event(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct listener *l = w->data;
 	for (int i = 0; i < 64; i++) {
@@ -119,6 +122,13 @@ static void listener_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c2s_accept(loop, fd, ip, port, l->lc, l->limits);
 	}
+}
+
+static void listener_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	latency_begin(LATENCY_ACCEPT, NULL);
+	listener_accept_event(loop, w, revents);
+	latency_end();
 }
 
 void listeners_start(struct ev_loop *loop)

@@ -12,6 +12,7 @@
 #include "listener.h"
 #include "c2s.h"
 #include "stream.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 #include "host.h"
 #include "module.h"
@@ -30,11 +31,13 @@ static double stop_started;
 
 static void stop_check_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	latency_begin(LATENCY_TIMER, "stop");
 	if ((streams_count() == 0 && hosts_storage_pending() == 0) ||
 	    ev_now(loop) - stop_started > STOP_GRACE) {
 		ev_timer_stop(loop, w);
 		ev_break(loop, EVBREAK_ALL);
 	}
+	latency_end();
 }
 
 void server_stop(void)
@@ -191,6 +194,16 @@ int server_reload(struct buf *report)
 		buf_printf(report, "loglevel: now %s\n", ncfg->loglevel);
 		free(ocfg->loglevel);
 		ocfg->loglevel = xstrdup(ncfg->loglevel);
+	}
+	if (ocfg->latency_threshold != ncfg->latency_threshold) {
+		ocfg->latency_threshold = ncfg->latency_threshold;
+		latency_set_threshold(ncfg->latency_threshold);
+		buf_printf(report, "latency_threshold: now %g ms\n", ncfg->latency_threshold * 1000);
+	}
+	if (ocfg->latency_usage != ncfg->latency_usage) {
+		ocfg->latency_usage = ncfg->latency_usage;
+		latency_set_usage(ncfg->latency_usage);
+		buf_printf(report, "latency_usage: now %s\n", ncfg->latency_usage ? "true" : "false");
 	}
 	log_reopen();
 	buf_append_str(report, "log file reopened\n");

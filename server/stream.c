@@ -17,6 +17,7 @@
  */
 #include "stream.h"
 #include "tls.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 
 #include <errno.h>
@@ -557,13 +558,15 @@ static void stream_read(struct stream *s)
 static void stream_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct stream *s = w->data;
+	latency_begin(LATENCY_STREAM_READ, s->tls_handshake ? "tls-handshake" : NULL);
 	if (s->lingering)
 		stream_drain(s);
 	else
 		stream_read(s);
+	latency_end();
 }
 
-static void stream_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void stream_write_event(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct stream *s = w->data;
 	if (s->tls_handshake) {
@@ -576,6 +579,14 @@ static void stream_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 	/* An SSL_read that wanted to write may be waiting. */
 	if (!s->dead && !s->paused && !s->closing && s->ssl != NULL)
 		ev_feed_event(s->loop, &s->rio, EV_READ);
+}
+
+static void stream_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct stream *s = w->data;
+	latency_begin(LATENCY_STREAM_WRITE, s->tls_handshake ? "tls-handshake" : NULL);
+	stream_write_event(loop, w, revents);
+	latency_end();
 }
 
 void stream_pause(struct stream *s)
@@ -610,6 +621,7 @@ static void streams_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	/* Closing a stream can queue output on others (unavailable presence),
 	 * so go on until both lists are empty. */
+	latency_begin(LATENCY_STREAM_FLUSH, NULL);
 	while (flush_head != NULL || dead_head != NULL) {
 		while (flush_head != NULL) {
 			struct stream *s = flush_head;
@@ -621,14 +633,18 @@ static void streams_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		while (dead_head != NULL) {
 			struct stream *s = dead_head;
 			dead_head = s->flush_next;
+			latency_begin(LATENCY_STREAM_CLOSE, NULL);
 			s->ops->closed(s);
 			stream_free(s);
+			latency_end();
 		}
 	}
+	latency_end();
 }
 
 static void streams_sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	latency_begin(LATENCY_TIMER, "stream-sweep");
 	double now = ev_now(loop);
 	unsigned compacted = 0;
 	for (struct stream *s = streams_head, *next; s != NULL; s = next) {
@@ -650,9 +666,12 @@ static void streams_sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	 * more when the wave is over. */
 	untrimmed += compacted;
 	if (untrimmed >= 64 || (compacted == 0 && untrimmed > 0)) {
+		latency_begin(LATENCY_TIMER, "malloc-trim");
 		malloc_trim(0);
+		latency_end();
 		untrimmed = 0;
 	}
+	latency_end();
 }
 
 void streams_init(struct ev_loop *loop)

@@ -16,6 +16,7 @@
  * is left.
  */
 #include "storage/storage-private.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 
 #include <assert.h>
@@ -203,8 +204,10 @@ static void defer_drain(struct storage *st)
 
 static void defer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	latency_begin(LATENCY_WORKER, "storage");
 	struct storage *st = w->data;
 	defer_drain(st);
+	latency_end();
 }
 
 /* Worker thread. */

@@ -37,6 +37,7 @@
  */
 #include "muc-log.h"
 
+#include "lib/latency.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/worker.h"
@@ -968,12 +969,14 @@ static void job_done(void *arg, enum worker_status status)
 
 static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	latency_begin(LATENCY_MODULE, "muc");
 	struct muc_log *l = w->data;
 	struct log_job *j = xcalloc(1, sizeof(*j));
 	j->l = l;
 	j->sweep = true;
 	if (worker_submit(l->writer, 0, job_work, job_done, j, 0) == NULL)
 		job_free(j); /* busy: the next sweep does it */
+	latency_end();
 }
 
 /* ---- public interface ------------------------------------------------------------ */

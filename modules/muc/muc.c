@@ -24,6 +24,7 @@
 #include "server/host.h"
 #include "server/router.h"
 #include "server/server.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 #include "lib/options.h"
 
@@ -300,11 +301,13 @@ struct no_store {
 
 static void no_store_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	latency_begin(LATENCY_MODULE, "muc");
 	(void)loop;
 	(void)revents;
 	struct no_store *ns = (struct no_store *)w;
 	saved(STORAGE_OK, ns->op);
 	free(ns);
+	latency_end();
 }
 
 static void answer_later(struct save_op *op)

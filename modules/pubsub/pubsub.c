@@ -29,6 +29,7 @@
 #include "server/router.h"
 #include "server/server.h"
 #include "server/sm.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 #include "lib/options.h"
 
@@ -385,6 +386,7 @@ struct ps_owner *ps_pep_owner(struct ps_state *st, const char *user)
 /* PEP owners of users without sessions that nobody asked for a while. */
 static void evict(struct ev_loop *loop, ev_timer *t, int revents)
 {
+	latency_begin(LATENCY_MODULE, "pubsub");
 	(void)revents;
 	struct ps_state *st = t->data;
 	double now = ev_now(loop);
@@ -396,6 +398,7 @@ static void evict(struct ev_loop *loop, ev_timer *t, int revents)
 			owner_stop(o);
 		o = next;
 	}
+	latency_end();
 }
 
 /* ---- answering ------------------------------------------------------------- */
