@@ -99,8 +99,10 @@ void latency_attach(struct ev_loop *loop, double threshold);
 void latency_set_threshold(double threshold);
 double latency_threshold(void);
 /* Whether each iteration reads the loop thread's resource usage (CPU time,
- * blocked, preempted: one getrusage at its start); on by default.  Off, the
- * worst iterations and the warning leave those figures out. */
+ * blocked, preempted: one getrusage at its start); on until this is
+ * called (parleyd calls it with the option latency_usage, off by
+ * default).  Off, the worst iterations and the warning leave those figures
+ * out. */
 void latency_set_usage(bool on);
 
 /* Mark a callback's work: every latency_begin is matched by one

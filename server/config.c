@@ -63,7 +63,7 @@ static const struct opt_def top_defs[] = {
 	{ "latency_threshold", OPT_DURATION, OFF(top_settings, latency_threshold), "20ms", NULL, 0, 0,
 	  "log a warning when one event loop iteration is busy longer than this (naming the "
 	  "callback class that used the time); 0: never" },
-	{ "latency_usage", OPT_BOOL, OFF(top_settings, latency_usage), "true", NULL, 0, 0,
+	{ "latency_usage", OPT_BOOL, OFF(top_settings, latency_usage), "false", NULL, 0, 0,
 	  "give the loop thread's CPU time, blocking and preemption in the slowest iterations "
 	  "(one getrusage call per iteration)" },
 	{ "control", OPT_NODE, OFF(top_settings, control), NULL, NULL, 0, 0,

@@ -17,6 +17,9 @@ STALL_MS = 300
 
 def _server(tmp_path_factory, name, stall=None, threshold=None):
     srv = Parleyd(tmp_path_factory.mktemp(name), loglevel='info')
+    # the CPU time and context switches of the worst iterations (off by
+    # default) tell a stall inside parleyd from a busy machine
+    srv.config.write_text('latency_usage: true\n' + srv.config.read_text())
     if stall is not None:
         srv.env['PARLEY_TEST_LATENCY_STALL'] = stall
     if threshold is not None:
