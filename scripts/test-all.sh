@@ -2,6 +2,8 @@
 # Every test, in the two builds that matter:
 #   1. the checkout itself, built with --enable-werror:  make check
 #   2. build-asan/: AddressSanitizer + UndefinedBehaviorSanitizer:  make check
+# and, beside the first, each libFuzzer target of fuzz/ for FUZZ_SECONDS
+# (default 12; 0 leaves fuzzing out) through scripts/fuzz.sh, in build-fuzz/.
 # Unit tests (cmocka) and the integration tests (tests/integration, slixmpp)
 # run in both.  A test that fails, errors or is skipped is a failure here: a
 # skip means something the suite needs is missing.
@@ -76,6 +78,34 @@ build_failed() {
     failures+=("$1")
 }
 
+# ---- fuzzing, in the background -----------------------------------------------
+# Each libFuzzer target of fuzz/ runs FUZZ_SECONDS (default 12) from its
+# seed corpus (scripts/fuzz.sh, in build-fuzz/), niced, beside the werror
+# build's make check, which mostly waits on sockets.  A crash fails the
+# suite; its reproducer's path is printed with the summary.
+FUZZ_SECONDS=${FUZZ_SECONDS:-12}
+FUZZ_LOG=$TOP/build-fuzz.log
+fuzz_pid=
+start_fuzz() {
+    [ "$FUZZ_SECONDS" -gt 0 ] || return 0
+    say "fuzz targets, ${FUZZ_SECONDS}s each, in the background (log: $FUZZ_LOG)"
+    nice -n 10 bash scripts/fuzz.sh "$FUZZ_SECONDS" >"$FUZZ_LOG" 2>&1 </dev/null &
+    fuzz_pid=$!
+}
+finish_fuzz() {
+    [ -n "$fuzz_pid" ] || return 0
+    say "fuzz targets"
+    wait "$fuzz_pid"
+    local rc=$?
+    cat "$FUZZ_LOG"
+    if [ $rc -eq 0 ]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failures+=("fuzz: scripts/fuzz.sh exit $rc (reproducers above, log $FUZZ_LOG)")
+    fi
+}
+
 say "dependencies"
 bash scripts/deps.sh build test || build_failed "installing dependencies"
 
@@ -93,6 +123,7 @@ if [ $werror_ok = 1 ]; then
     fi
 fi
 if [ $werror_ok = 1 ] && make -j"$JOBS" </dev/null; then
+    start_fuzz
     run_check "$TOP" "werror"
 else
     build_failed "werror: build failed"
@@ -108,20 +139,8 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 asan_ok=1
 SRC=$ASAN_DIR/src
 OBJ=$ASAN_DIR/obj
-rm -rf "$SRC"
-mkdir -p "$SRC" "$OBJ"
-excl=()
-for d in build-*/; do     # other build directories, but not build-aux/ (autotools' scripts)
-    [ -d "$d" ] && [ "$d" != build-aux/ ] && excl+=("--exclude=./${d%/}")
-done
-tar -C "$TOP" -cf - --exclude=./.git --exclude=./build-asan "${excl[@]}" --exclude=./run \
-    --exclude=./autom4te.cache --exclude='*.o' --exclude='*.a' --exclude=.deps --exclude=.dirstamp \
-    --exclude='*.trs' --exclude='*.log' --exclude=__pycache__ --exclude=./Makefile \
-    --exclude=./config.status --exclude=./parleyd --exclude=./parleyctl --exclude=./parley-pam-helper \
-    --exclude=./stamp-h1 . |
-    tar -C "$SRC" -xf - || asan_ok=0
-# unit test binaries sit next to their sources
-find "$SRC/tests" -type f -name 'test-*' ! -name '*.[ch]' ! -name '*.py' ! -name '*.sh' -perm -u+x -delete 2>/dev/null
+mkdir -p "$OBJ"
+bash scripts/copy-source.sh "$SRC" || asan_ok=0
 if [ $asan_ok = 1 ]; then
     if [ ! -f "$OBJ/Makefile" ] || [ "$SRC/configure" -nt "$OBJ/Makefile" ]; then
         (cd "$OBJ" && ../src/configure -q --enable-sanitizers) || asan_ok=0
@@ -132,6 +151,8 @@ if [ $asan_ok = 1 ] && (cd "$OBJ" && make -j"$JOBS" </dev/null); then
 else
     build_failed "asan: build failed"
 fi
+
+finish_fuzz
 
 # ---- summary ----------------------------------------------------------------------
 if [ $failed -ne 0 ]; then
