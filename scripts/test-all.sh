@@ -8,7 +8,9 @@
 # run in both.  A test that fails, errors or is skipped is a failure here: a
 # skip means something the suite needs is missing.
 #
-#   ./scripts/test-all.sh          (as root: it installs and starts servers)
+#   ./scripts/test-all.sh          (as root: it installs and starts servers,
+#                                   and some tests run programs as other users;
+#                                   another user's run goes through sudo)
 #
 # Ends with one line "N passed, N failed" (test programs over both builds) and
 # exits non-zero on any failure.  Runs unattended (CI=true, no stdin).
@@ -16,6 +18,17 @@ set -uo pipefail
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 cd "$TOP" || exit 1
+# Not root: the tests that need root would be skipped, and a skip is a
+# failure here.  Through sudo when there is one; otherwise say what to do.
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        echo "test-all: some tests need root; re-running through sudo"
+        exec sudo -- "$TOP/scripts/test-all.sh" "$@"
+    fi
+    echo "test-all: run this as root (some tests need root, and there is no sudo here):" \
+        "log in as root (su -) and run ./scripts/test-all.sh again" >&2
+    exit 1
+fi
 JOBS=${JOBS:-2}
 # make check runs this many test programs at once: the protocol runs (one
 # per store) mostly wait on sockets and databases, not on the CPU, so more
