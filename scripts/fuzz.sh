@@ -84,7 +84,7 @@ for t in "${targets[@]}"; do
     [ -d "$seeds" ] && dirs+=("$seeds")
     # known leaks not fixed yet (each entry says which bug, in fuzz/crashes/)
     lsan=${LSAN_OPTIONS:-}
-    [ -f "$TOP/fuzz/$t.supp" ] && lsan="suppressions=$TOP/fuzz/$t.supp${lsan:+:$lsan}"
+    [ -f "$TOP/fuzz/$t.supp" ] && lsan="suppressions=$TOP/fuzz/$t.supp:print_suppressions=0${lsan:+:$lsan}"
     LSAN_OPTIONS=$lsan "$bin" "${args[@]}" "${dirs[@]}" >"$log" 2>&1 </dev/null
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
