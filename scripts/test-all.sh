@@ -115,7 +115,11 @@ finish_fuzz() {
         passed=$((passed + 1))
     else
         failed=$((failed + 1))
-        failures+=("fuzz: scripts/fuzz.sh exit $rc (reproducers above, log $FUZZ_LOG)")
+        failures+=("fuzz: scripts/fuzz.sh exit $rc (log $FUZZ_LOG)")
+        local line
+        while IFS= read -r line; do
+            failures+=("$line")
+        done < <(grep -E '^fuzz: [^ ]+: (reproducer|replay):' "$FUZZ_LOG")
     fi
 }
 
