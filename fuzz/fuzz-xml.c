@@ -10,8 +10,9 @@
  *
  * Checks beyond the sanitizers: every stanza serialises to text that
  * parses again (xml_parse_string) to a tree that serialises to the same
- * text; a dead parser stays dead; the memory expat holds stays under the
- * cap the parser sets itself.
+ * text, as does its copy (xml_copy); its fan-out form (xml_wire_build)
+ * with the escaped 'to' put back is that text; a failed parser names its
+ * error; the memory expat holds stays bounded.
  */
 #include "fuzz/fuzz.h"
 #include "lib/xml.h"
@@ -50,6 +51,36 @@ static void check_roundtrip(const struct xml_node *stanza)
 	}
 	free(text2);
 	xml_unref(&again);
+
+	/* a copy serialises the same */
+	struct xml_node *copy = xml_copy(stanza);
+	char *text3 = xml_to_string(copy, NS_CLIENT);
+	if (strcmp(text, text3) != 0) {
+		fprintf(stderr, "fuzz-xml: a copy serialises differently:\n%s\n%s\n", text, text3);
+		abort();
+	}
+	free(text3);
+	xml_unref(&copy);
+
+	/* fan-out: head, the escaped 'to', tail is the stanza */
+	struct xml_wire w;
+	const char *to = xml_attr(stanza, "to");
+	if (xml_wire_build(&w, stanza, NS_CLIENT) == 0) {
+		assert(to != NULL);
+		struct buf b = { 0 };
+		buf_append(&b, w.head.data, w.head.len);
+		xml_escape(&b, to, strlen(to), true);
+		buf_append(&b, w.tail.data, w.tail.len);
+		if (b.len != len || memcmp(b.data, text, len) != 0) {
+			fprintf(stderr, "fuzz-xml: the wire form differs:\n%s\n%.*s\n", text, (int)b.len,
+			        b.data);
+			abort();
+		}
+		buf_free(&b);
+		xml_wire_free(&w);
+	} else {
+		assert(to == NULL);
+	}
 	free(text);
 }
 
