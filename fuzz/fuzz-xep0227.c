@@ -1,9 +1,11 @@
 /*
  * XEP-0227 import (ctl/ctl-xep0227.c, parleyctl import): a document of
- * any content imported through xep0227_import into two hosts on the
- * memory store, so the whole path runs: reading and parsing the file, the
- * host check, accounts (SCRAM credentials and passwords), rosters,
- * vCards, private XML, offline messages, privacy and block lists.  Each
+ * any content imported through xep0227_import into the hosts of the
+ * protocol tests (test.local, other.local, renamed.local: the seeds are
+ * their exports) on the memory store, so the whole path runs: reading
+ * and parsing the file, the host check, accounts (SCRAM credentials and
+ * passwords), rosters, vCards, private XML, offline messages, privacy
+ * and block lists.  Each
  * import opens fresh stores (the memory store keeps nothing after
  * storage_close), so inputs do not depend on each other.
  *
@@ -34,7 +36,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		abort();
 	fputs("listen:\n  - port: 5222\n"
 	      "storage: { driver: memory }\n"
-	      "hosts:\n  fuzz.example: {}\n  other.example: {}\n",
+	      "hosts:\n  test.local: {}\n  other.local: {}\n  renamed.local: {}\n",
 	      f);
 	if (fclose(f) != 0)
 		abort();
