@@ -30,8 +30,8 @@ tar -C "$TOP" -cf - --exclude=./.git "${excl[@]}" --exclude=./run \
 { find "$DEST/tests" "$DEST/fuzz" -type f \( -name 'test-*' -o -name 'fuzz-*' \) 2>/dev/null || true; } |
     while IFS= read -r f; do
         case "$f" in
-        *.[ch] | *.py | *.sh | *.md) ;;
-        *) [ -x "$f" ] && rm -f "$f" ;;
+        *.[ch] | *.py | *.sh | *.md | *.dict | *.supp) ;;
+        *) if [ -x "$f" ]; then rm -f "$f"; fi ;;
         esac
     done
 exit 0
