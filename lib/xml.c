@@ -431,9 +431,17 @@ void xml_serialize(struct buf *out, const struct xml_node *el, const char *paren
 		return;
 	}
 	const char *ns = el->ns != NULL ? el->ns : "";
+	/* An element in the XML namespace (<xml:foo/> is namespace-well-formed:
+	 * the prefix is bound by definition) keeps the prefix: that namespace
+	 * may not be declared as the default one, so its children stay in the
+	 * default namespace of el's parent. */
+	bool xml_prefix = strcmp(ns, NS_XML) == 0;
+	const char *scope = xml_prefix ? parent_ns : ns;
 	buf_append(out, "<", 1);
+	if (xml_prefix)
+		buf_append(out, "xml:", 4);
 	buf_append_str(out, el->name);
-	if (ns != parent_ns && strcmp(ns, parent_ns != NULL ? parent_ns : "") != 0)
+	if (!xml_prefix && ns != parent_ns && strcmp(ns, parent_ns != NULL ? parent_ns : "") != 0)
 		put_attr(out, NULL, "xmlns", ns);
 	serialize_attrs(out, el);
 	if (el->children == NULL) {
@@ -442,8 +450,10 @@ void xml_serialize(struct buf *out, const struct xml_node *el, const char *paren
 	}
 	buf_append(out, ">", 1);
 	for (const struct xml_node *c = el->children; c != NULL; c = c->next)
-		xml_serialize(out, c, ns);
+		xml_serialize(out, c, scope);
 	buf_append(out, "</", 2);
+	if (xml_prefix)
+		buf_append(out, "xml:", 4);
 	buf_append_str(out, el->name);
 	buf_append(out, ">", 1);
 }

@@ -6,8 +6,10 @@
 #   scripts/deps.sh build test   both
 #
 # Idempotent: packages already installed are not touched, and `apt-get update`
-# runs (once) only when something has to be installed.  Needs root; re-runs
-# itself through sudo when started as another user.
+# runs (once) only when something has to be installed.  Installing needs
+# root: started as another user, it re-runs itself through sudo when sudo
+# exists, and otherwise stops saying to run the command as root (a fresh
+# Debian container has no sudo).
 set -euo pipefail
 
 BUILD_PKGS=(autoconf automake libtool pkg-config make gcc libc6-dev
@@ -16,7 +18,11 @@ BUILD_PKGS=(autoconf automake libtool pkg-config make gcc libc6-dev
     libcmocka-dev openssl)
 TEST_PKGS=(python3 python3-slixmpp python3-pytest sqlite3 procps iproute2
     postgresql mariadb-server unixodbc odbc-postgresql odbc-mariadb slapd ldap-utils libpam-wrapper util-linux groff-base
-    profanity tmux coturn python3-pytest-xdist)
+    profanity tmux coturn python3-pytest-xdist
+    clang-14 libclang-rt-14-dev)
+# clang-14 builds the libFuzzer targets (scripts/fuzz.sh); libclang-rt-14-dev,
+# which holds libFuzzer and the sanitizer runtimes, is only a Recommends of
+# it, so it is named here (apt-get --no-install-recommends leaves it out).
 
 usage() {
     echo "usage: $0 build|test [build|test ...]" >&2
@@ -52,7 +58,8 @@ if [ "$(id -u)" -ne 0 ]; then
         exec sudo -- "$0" "$@"
     fi
     echo "deps: missing packages: ${missing[*]}" >&2
-    echo "deps: run this script as root (no sudo found)" >&2
+    echo "deps: installing them needs root, and there is no sudo here: run the same command again" \
+        "as root (for example after 'su -'), or install them as root with: apt-get install ${missing[*]}" >&2
     exit 1
 fi
 

@@ -3,6 +3,10 @@
 #
 #   ./scripts/quickstart.sh
 #
+# Run it as root, or as any user: only installing missing packages needs
+# root, and scripts/deps.sh asks for it through sudo when there is sudo and
+# otherwise says to run the command as root (a fresh Debian container has
+# no sudo).
 # Installs the build dependencies (Debian 12), builds in the checkout, and
 # keeps everything the server needs in ./run/ under the checkout:
 #   run/cert.pem, run/key.pem   self-signed ECDSA P-256 certificate for the domain

@@ -2,11 +2,15 @@
 # Every test, in the two builds that matter:
 #   1. the checkout itself, built with --enable-werror:  make check
 #   2. build-asan/: AddressSanitizer + UndefinedBehaviorSanitizer:  make check
+# and, beside the first, each libFuzzer target of fuzz/ for FUZZ_SECONDS
+# (default 12; 0 leaves fuzzing out) through scripts/fuzz.sh, in build-fuzz/.
 # Unit tests (cmocka) and the integration tests (tests/integration, slixmpp)
 # run in both.  A test that fails, errors or is skipped is a failure here: a
 # skip means something the suite needs is missing.
 #
-#   ./scripts/test-all.sh          (as root: it installs and starts servers)
+#   ./scripts/test-all.sh          (as root: it installs and starts servers,
+#                                   and some tests run programs as other users;
+#                                   another user's run goes through sudo)
 #
 # Ends with one line "N passed, N failed" (test programs over both builds) and
 # exits non-zero on any failure.  Runs unattended (CI=true, no stdin).
@@ -14,6 +18,17 @@ set -uo pipefail
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 cd "$TOP" || exit 1
+# Not root: the tests that need root would be skipped, and a skip is a
+# failure here.  Through sudo when there is one; otherwise say what to do.
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        echo "test-all: some tests need root; re-running through sudo"
+        exec sudo -- "$TOP/scripts/test-all.sh" "$@"
+    fi
+    echo "test-all: run this as root (some tests need root, and there is no sudo here):" \
+        "log in as root (su -) and run ./scripts/test-all.sh again" >&2
+    exit 1
+fi
 JOBS=${JOBS:-2}
 # make check runs this many test programs at once: the protocol runs (one
 # per store) mostly wait on sockets and databases, not on the CPU, so more
@@ -76,6 +91,38 @@ build_failed() {
     failures+=("$1")
 }
 
+# ---- fuzzing, in the background -----------------------------------------------
+# Each libFuzzer target of fuzz/ runs FUZZ_SECONDS (default 12) from its
+# seed corpus (scripts/fuzz.sh, in build-fuzz/), niced, beside the werror
+# build's make check, which mostly waits on sockets.  A crash fails the
+# suite; its reproducer's path is printed with the summary.
+FUZZ_SECONDS=${FUZZ_SECONDS:-12}
+FUZZ_LOG=$TOP/build-fuzz.log
+fuzz_pid=
+start_fuzz() {
+    [ "$FUZZ_SECONDS" -gt 0 ] || return 0
+    say "fuzz targets, ${FUZZ_SECONDS}s each, in the background (log: $FUZZ_LOG)"
+    nice -n 10 bash scripts/fuzz.sh "$FUZZ_SECONDS" >"$FUZZ_LOG" 2>&1 </dev/null &
+    fuzz_pid=$!
+}
+finish_fuzz() {
+    [ -n "$fuzz_pid" ] || return 0
+    say "fuzz targets"
+    wait "$fuzz_pid"
+    local rc=$?
+    cat "$FUZZ_LOG"
+    if [ $rc -eq 0 ]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failures+=("fuzz: scripts/fuzz.sh exit $rc (log $FUZZ_LOG)")
+        local line
+        while IFS= read -r line; do
+            failures+=("$line")
+        done < <(grep -E '^fuzz: [^ ]+: (reproducer|replay):' "$FUZZ_LOG")
+    fi
+}
+
 say "dependencies"
 bash scripts/deps.sh build test || build_failed "installing dependencies"
 
@@ -93,6 +140,7 @@ if [ $werror_ok = 1 ]; then
     fi
 fi
 if [ $werror_ok = 1 ] && make -j"$JOBS" </dev/null; then
+    start_fuzz
     run_check "$TOP" "werror"
 else
     build_failed "werror: build failed"
@@ -108,20 +156,8 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 asan_ok=1
 SRC=$ASAN_DIR/src
 OBJ=$ASAN_DIR/obj
-rm -rf "$SRC"
-mkdir -p "$SRC" "$OBJ"
-excl=()
-for d in build-*/; do     # other build directories, but not build-aux/ (autotools' scripts)
-    [ -d "$d" ] && [ "$d" != build-aux/ ] && excl+=("--exclude=./${d%/}")
-done
-tar -C "$TOP" -cf - --exclude=./.git --exclude=./build-asan "${excl[@]}" --exclude=./run \
-    --exclude=./autom4te.cache --exclude='*.o' --exclude='*.a' --exclude=.deps --exclude=.dirstamp \
-    --exclude='*.trs' --exclude='*.log' --exclude=__pycache__ --exclude=./Makefile \
-    --exclude=./config.status --exclude=./parleyd --exclude=./parleyctl --exclude=./parley-pam-helper \
-    --exclude=./stamp-h1 . |
-    tar -C "$SRC" -xf - || asan_ok=0
-# unit test binaries sit next to their sources
-find "$SRC/tests" -type f -name 'test-*' ! -name '*.[ch]' ! -name '*.py' ! -name '*.sh' -perm -u+x -delete 2>/dev/null
+mkdir -p "$OBJ"
+bash scripts/copy-source.sh "$SRC" || asan_ok=0
 if [ $asan_ok = 1 ]; then
     if [ ! -f "$OBJ/Makefile" ] || [ "$SRC/configure" -nt "$OBJ/Makefile" ]; then
         (cd "$OBJ" && ../src/configure -q --enable-sanitizers) || asan_ok=0
@@ -132,6 +168,8 @@ if [ $asan_ok = 1 ] && (cd "$OBJ" && make -j"$JOBS" </dev/null); then
 else
     build_failed "asan: build failed"
 fi
+
+finish_fuzz
 
 # ---- summary ----------------------------------------------------------------------
 if [ $failed -ne 0 ]; then

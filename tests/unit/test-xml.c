@@ -1241,6 +1241,38 @@ static struct xml_node *parse_str(const char *s, const char *ns, const char **er
 	return el;
 }
 
+/* An element in the XML namespace (the xml prefix needs no declaration)
+ * is written with that prefix: that namespace may not be made the default
+ * one, and text with xmlns='http://www.w3.org/XML/1998/namespace' does not
+ * parse (a client's parser would end the stream; a stored stanza would not
+ * read back).  Its children stay in the default namespace around it. */
+static void test_serialize_xml_namespace_element(void **state)
+{
+	const char *err;
+	struct xml_node *m =
+	        parse_str("<message to='a@b'><xml:x><body>hi</body><y xmlns='urn:y'/></xml:x></message>",
+	                  NS_CLIENT, &err);
+	assert_non_null(m);
+	struct xml_node *x = xml_first_element(m);
+	assert_true(xml_is(x, "x", NS_XML));
+	assert_non_null(xml_child(x, "body", NS_CLIENT));
+	static const char want[] =
+	        "<message to='a@b'><xml:x><body>hi</body><y xmlns='urn:y'/></xml:x></message>";
+	assert_serializes(m, NS_CLIENT, want);
+	char *text = xml_to_string(m, NS_CLIENT);
+	struct xml_node *again = parse_str(text, NS_CLIENT, &err);
+	assert_non_null(again);
+	assert_serializes(again, NS_CLIENT, want);
+	xml_unref(&again);
+	free(text);
+	/* empty, and with a different default namespace in scope */
+	assert_serializes(x->children->next, NS_CLIENT, "<y xmlns='urn:y'/>");
+	struct xml_node *e = xml_new("z", NS_XML);
+	assert_serializes(e, NS_CLIENT, "<xml:z/>");
+	xml_unref(&e);
+	xml_unref(&m);
+}
+
 static void test_parse_string(void **state)
 {
 	const char *err;
@@ -1329,6 +1361,7 @@ int main(void)
 		cmocka_unit_test(test_serialize_empty_elements),
 		cmocka_unit_test(test_serialize_namespaces),
 		cmocka_unit_test(test_serialize_attr_namespaces),
+		cmocka_unit_test(test_serialize_xml_namespace_element),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_attrs_set_replace_remove),
 		cmocka_unit_test(test_text_merge_and_read),
