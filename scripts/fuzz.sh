@@ -82,6 +82,8 @@ for t in "${targets[@]}"; do
     [ -f "$TOP/fuzz/$t.dict" ] && args+=(-dict="$TOP/fuzz/$t.dict")
     dirs=("$work")
     [ -d "$seeds" ] && dirs+=("$seeds")
+    # the reproducers of bugs found and fixed run first, as regression tests
+    [ -d "$TOP/fuzz/crashes/$t" ] && dirs+=("$TOP/fuzz/crashes/$t")
     # known leaks not fixed yet (each entry says which bug, in fuzz/crashes/)
     lsan=${LSAN_OPTIONS:-}
     [ -f "$TOP/fuzz/$t.supp" ] && lsan="suppressions=$TOP/fuzz/$t.supp:print_suppressions=0${lsan:+:$lsan}"

@@ -405,10 +405,10 @@ static void plain_step(struct sasl *s, const char *in, size_t len, struct sasl_r
 		/* Only the identity itself may be asked for (no proxy authorization). */
 		struct jid z;
 		const char *err;
-		bool ok = jid_parse(authzid, &z, &err) == 0 && z.node != NULL && strcmp(z.node, user) == 0 &&
-		          z.resource == NULL;
-		if (ok)
-			jid_clear(&z);
+		bool parsed = jid_parse(authzid, &z, &err) == 0;
+		bool ok = parsed && z.node != NULL && strcmp(z.node, user) == 0 && z.resource == NULL;
+		if (parsed)
+			jid_clear(&z); /* also when refused: it was allocated */
 		if (!ok) {
 			free(user);
 			fail(res, "invalid-authzid");
@@ -525,10 +525,10 @@ static void scram_step(struct sasl *s, const char *in, size_t len, struct sasl_r
 		if (authzid != NULL) {
 			struct jid z;
 			const char *err;
-			bool ok = jid_parse(authzid, &z, &err) == 0 && z.node != NULL &&
-			          strcmp(z.node, user) == 0 && z.resource == NULL;
-			if (ok)
-				jid_clear(&z);
+			bool parsed = jid_parse(authzid, &z, &err) == 0;
+			bool ok = parsed && z.node != NULL && strcmp(z.node, user) == 0 && z.resource == NULL;
+			if (parsed)
+				jid_clear(&z); /* also when refused: it was allocated */
 			if (!ok) {
 				free(user);
 				fail(res, "invalid-authzid");
