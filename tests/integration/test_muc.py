@@ -1549,12 +1549,14 @@ def test_slow_reader_removed_with_333(special):
         joined(carol, room, 'carol')
         joined(slow, room, 'erin')
         big = 'w' * 30000
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         gone = None
         while gone is None and time.monotonic() < deadline:
             say(bob, room, big)
             drain(bob, 0.02)
-            for e in take_all(carol, lambda e: is_presence(e, frm=room + '/erin', typ='unavailable'), 0.02):
+            # carol reads for longer than a message takes to come, so that
+            # on a slow machine she is not the one who falls behind
+            for e in take_all(carol, lambda e: is_presence(e, frm=room + '/erin', typ='unavailable'), 0.1):
                 gone = e
             carol.backlog = []
         assert gone is not None, 'the slow reader was never removed'
