@@ -427,6 +427,11 @@ bool auth_can_plain(const struct auth *a)
 	return false;
 }
 
+const char *auth_host(const struct auth *a)
+{
+	return a->host;
+}
+
 unsigned auth_scram_iterations(const struct auth *a)
 {
 	return a->scram_iterations;

@@ -64,6 +64,8 @@ struct auth_req *auth_set_password(struct auth *a, const char *user, const char 
 struct auth_req *auth_remove_user(struct auth *a, const char *user, auth_cb *cb, void *ctx);
 
 /* ---- diagnostics ---- */
+/* The virtual host whose accounts a checks. */
+const char *auth_host(const struct auth *a);
 /* The number of backends in the chain and the method name of one. */
 size_t auth_backend_count(const struct auth *a);
 const char *auth_backend_name(const struct auth *a, size_t i);

@@ -353,6 +353,21 @@ static void deliver(struct sasl *s, struct sasl_result *res)
 
 /* ---- PLAIN ------------------------------------------------------------------ */
 
+/* Whether authzid, the authorization identity a client asked for, is
+ * user's own bare JID on this host: only the identity itself may be asked
+ * for (no proxy authorization); anything else is <invalid-authzid/>. */
+static bool authzid_own(const struct sasl *s, const char *authzid, const char *user)
+{
+	struct jid z;
+	const char *err;
+	if (jid_parse(authzid, &z, &err) < 0)
+		return false;
+	bool own = z.node != NULL && strcmp(z.node, user) == 0 && strcmp(z.domain, auth_host(s->auth)) == 0 &&
+	           z.resource == NULL;
+	jid_clear(&z);
+	return own;
+}
+
 static void plain_done(enum auth_result r, void *ctx)
 {
 	struct sasl *s = ctx;
@@ -403,13 +418,7 @@ static void plain_step(struct sasl *s, const char *in, size_t len, struct sasl_r
 	}
 	if (*authzid != '\0') {
 		/* Only the identity itself may be asked for (no proxy authorization). */
-		struct jid z;
-		const char *err;
-		bool parsed = jid_parse(authzid, &z, &err) == 0;
-		bool ok = parsed && z.node != NULL && strcmp(z.node, user) == 0 && z.resource == NULL;
-		if (parsed)
-			jid_clear(&z); /* also when refused: it was allocated */
-		if (!ok) {
+		if (!authzid_own(s, authzid, user)) {
 			free(user);
 			fail(res, "invalid-authzid");
 			goto out;
@@ -523,13 +532,7 @@ static void scram_step(struct sasl *s, const char *in, size_t len, struct sasl_r
 			return;
 		}
 		if (authzid != NULL) {
-			struct jid z;
-			const char *err;
-			bool parsed = jid_parse(authzid, &z, &err) == 0;
-			bool ok = parsed && z.node != NULL && strcmp(z.node, user) == 0 && z.resource == NULL;
-			if (parsed)
-				jid_clear(&z); /* also when refused: it was allocated */
-			if (!ok) {
+			if (!authzid_own(s, authzid, user)) {
 				free(user);
 				fail(res, "invalid-authzid");
 				return;

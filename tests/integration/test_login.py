@@ -129,6 +129,21 @@ def test_unknown_user_not_authorized(server, raw):
     assert _sasl_condition(el) == ['not-authorized']
 
 
+def test_foreign_authzid_refused(server, raw):
+    """PLAIN naming another account (or a full JID) as the authorization
+    identity gets <invalid-authzid/>; the same stream may then log in.
+    (Under the sanitizer build, the server's exit also shows that the
+    refused identity's parsed JID was freed.)"""
+    c = raw()
+    c.open()
+    c.starttls()
+    pw = server.password('alice')
+    for authzid in ('bob@%s' % HOST, 'alice@%s/res' % HOST, 'alice@elsewhere.example'):
+        el = c.auth_plain('alice', pw, authzid=authzid)
+        assert _sasl_condition(el) == ['invalid-authzid'], (authzid, tostr(el))
+    assert c.auth_plain('alice', pw, authzid='alice@%s' % HOST).tag == q(NS_SASL, 'success')
+
+
 def test_retry_after_failure_succeeds(server, raw):
     c = raw()
     c.open()
