@@ -1,20 +1,20 @@
 #!/bin/bash
-# Build the libFuzzer targets of fuzz/ and run each for a bounded time.
+# Build the libFuzzer targets of tests/fuzz/ and run each for a bounded time.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #
 # SECONDS per target (default 60); TARGET names such as fuzz-xml (default:
-# every fuzz/fuzz-*.c).  Builds with ./configure --enable-fuzz CC=clang-14
+# every tests/fuzz/fuzz-*.c).  Builds with ./configure --enable-fuzz CC=clang-14
 # in its own directory, build-fuzz/ (from a clean copy of the sources, so
 # the checkout's own build is not touched), then runs the targets one after
-# the other, each starting from its seed corpus fuzz/corpus/TARGET/.  New
+# the other, each starting from its seed corpus tests/fuzz/corpus/TARGET/.  New
 # inputs it finds go to build-fuzz/corpus/TARGET/ (the repository's corpus
 # is never written).
 #
 # Prints one line per target (executions, coverage, corpus size) and exits
 # non-zero when a target crashed, leaked, hung or broke one of its checks,
 # printing the reproducer (build-fuzz/crashes/TARGET/crash-...) and the top
-# of the report; replay one with build-fuzz/obj/fuzz/TARGET FILE.
+# of the report; replay one with build-fuzz/obj/tests/fuzz/TARGET FILE.
 #
 # Environment: FUZZ_DIR (default build-fuzz), JOBS (make -j, default 2),
 # CC (default clang-14).  Needs clang-14 and libclang-rt-14-dev (installed
@@ -40,7 +40,7 @@ fi
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    for f in fuzz/fuzz-*.c; do
+    for f in tests/fuzz/fuzz-*.c; do
         t=$(basename "$f" .c)
         [ "$t" = fuzz-util ] || targets+=("$t")
     done
@@ -61,7 +61,7 @@ build_log=$DIR/build.log
     if [ ! -f Makefile ] || [ ../src/configure -nt Makefile ]; then
         ../src/configure -q --enable-fuzz CC="$CC"
     fi
-    make -j"$JOBS" "${targets[@]/#/fuzz/}"
+    make -j"$JOBS" "${targets[@]/#/tests/fuzz/}"
 ) >"$build_log" 2>&1 </dev/null
 if [ $? -ne 0 ]; then
     tail -n 40 "$build_log" >&2
@@ -71,22 +71,22 @@ fi
 
 failed=0
 for t in "${targets[@]}"; do
-    bin=$DIR/obj/fuzz/$t
-    seeds=$TOP/fuzz/corpus/$t
+    bin=$DIR/obj/tests/fuzz/$t
+    seeds=$TOP/tests/fuzz/corpus/$t
     work=$DIR/corpus/$t
     crashes=$DIR/crashes/$t
     log=$DIR/logs/$t.log
     mkdir -p "$work" "$crashes" "$DIR/logs"
     args=(-max_total_time="$SECS" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1
         -artifact_prefix="$crashes/")
-    [ -f "$TOP/fuzz/$t.dict" ] && args+=(-dict="$TOP/fuzz/$t.dict")
+    [ -f "$TOP/tests/fuzz/$t.dict" ] && args+=(-dict="$TOP/tests/fuzz/$t.dict")
     dirs=("$work")
     [ -d "$seeds" ] && dirs+=("$seeds")
     # the reproducers of bugs found and fixed run first, as regression tests
-    [ -d "$TOP/fuzz/crashes/$t" ] && dirs+=("$TOP/fuzz/crashes/$t")
-    # known leaks not fixed yet (each entry says which bug, in fuzz/crashes/)
+    [ -d "$TOP/tests/fuzz/crashes/$t" ] && dirs+=("$TOP/tests/fuzz/crashes/$t")
+    # known leaks not fixed yet (each entry says which bug, in tests/fuzz/crashes/)
     lsan=${LSAN_OPTIONS:-}
-    [ -f "$TOP/fuzz/$t.supp" ] && lsan="suppressions=$TOP/fuzz/$t.supp:print_suppressions=0${lsan:+:$lsan}"
+    [ -f "$TOP/tests/fuzz/$t.supp" ] && lsan="suppressions=$TOP/tests/fuzz/$t.supp:print_suppressions=0${lsan:+:$lsan}"
     LSAN_OPTIONS=$lsan "$bin" "${args[@]}" "${dirs[@]}" >"$log" 2>&1 </dev/null
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)

@@ -2,7 +2,7 @@
 # Every test, in the two builds that matter:
 #   1. the checkout itself, built with --enable-werror:  make check
 #   2. build-asan/: AddressSanitizer + UndefinedBehaviorSanitizer:  make check
-# and, beside the first, each libFuzzer target of fuzz/ for FUZZ_SECONDS
+# and, beside the first, each libFuzzer target of tests/fuzz/ for FUZZ_SECONDS
 # (default 12; 0 leaves fuzzing out) through scripts/fuzz.sh, in build-fuzz/.
 # Unit tests (cmocka) and the integration tests (tests/integration, slixmpp)
 # run in both.  A test that fails, errors or is skipped is a failure here: a
@@ -92,7 +92,7 @@ build_failed() {
 }
 
 # ---- fuzzing, in the background -----------------------------------------------
-# Each libFuzzer target of fuzz/ runs FUZZ_SECONDS (default 12) from its
+# Each libFuzzer target of tests/fuzz/ runs FUZZ_SECONDS (default 12) from its
 # seed corpus (scripts/fuzz.sh, in build-fuzz/), niced, beside the werror
 # build's make check, which mostly waits on sockets.  A crash fails the
 # suite; its reproducer's path is printed with the summary.

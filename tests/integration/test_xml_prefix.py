@@ -3,7 +3,7 @@ declaration) inside a stanza reaches the recipient as well-formed XML, live
 and from the offline store.  It used to be written with
 xmlns='http://www.w3.org/XML/1998/namespace', which no XML parser accepts:
 the recipient's stream broke, and the stored copy did not read back (found
-by fuzz/fuzz-xml)."""
+by tests/fuzz/fuzz-xml)."""
 from parleytest import HOST, RawClient, tostr
 
 NS_XML = 'http://www.w3.org/XML/1998/namespace'

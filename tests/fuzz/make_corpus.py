@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""Write the seed corpus of the fuzz targets (fuzz/corpus/TARGET/).
+"""Write the seed corpus of the fuzz targets (tests/fuzz/corpus/TARGET/).
 
-    /usr/bin/python3 fuzz/make_corpus.py [TEST_FILE...]
+    /usr/bin/python3 tests/fuzz/make_corpus.py [TEST_FILE...]
 
 Runs protocol tests of tests/integration (default: a handful that cover
 logins, SASL, stanzas and XEP-0227) with a recorder loaded as a pytest
@@ -39,7 +39,7 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TOP = os.path.dirname(HERE)
+TOP = os.path.dirname(os.path.dirname(HERE))  # tests/fuzz/ -> the checkout
 CORPUS = os.path.join(HERE, 'corpus')
 MAX_INPUT = 32 * 1024
 DEFAULT_TESTS = ['test_login.py', 'test_messages.py', 'test_roster.py', 'test_sasl2.py',

@@ -15,7 +15,7 @@
  * reported by libFuzzer's timeout); a failure names a condition; success
  * names a user.
  */
-#include "fuzz/fuzz.h"
+#include "tests/fuzz/fuzz.h"
 #include "server/sasl.h"
 #include "storage/storage.h"
 

@@ -14,7 +14,7 @@
  * Checks beyond the sanitizers: a failed import says why; every import
  * reports what it did.
  */
-#include "fuzz/fuzz.h"
+#include "tests/fuzz/fuzz.h"
 #include "ctl/ctl-xep0227.h"
 #include "lib/log.h"
 

@@ -9,7 +9,7 @@
  * Checks beyond the sanitizers: an error always comes with a message
  * naming the file; a loaded configuration has a host and a listener.
  */
-#include "fuzz/fuzz.h"
+#include "tests/fuzz/fuzz.h"
 #include "lib/cfg.h"
 #include "server/config.h"
 #include "server/module.h"

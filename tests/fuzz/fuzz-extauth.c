@@ -13,7 +13,7 @@
  * 00 02 00 01 and nothing is read past it; a split request re-encodes to
  * the same payload.
  */
-#include "fuzz/fuzz.h"
+#include "tests/fuzz/fuzz.h"
 #include "auth/auth-external.h"
 
 #include <assert.h>

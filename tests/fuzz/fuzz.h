@@ -1,5 +1,5 @@
 /*
- * What every libFuzzer target in fuzz/ shares: the entry point's
+ * What every libFuzzer target in tests/fuzz/ shares: the entry point's
  * prototype, quiet logging, and a reader that takes control values from
  * the front of the input (so one input file holds both the choices a
  * target makes, such as limits or chunk sizes, and the bytes it parses).

@@ -14,7 +14,7 @@
  * with the escaped 'to' put back is that text; a failed parser names its
  * error; the memory expat holds stays bounded.
  */
-#include "fuzz/fuzz.h"
+#include "tests/fuzz/fuzz.h"
 #include "lib/xml.h"
 
 #include <assert.h>

@@ -2,7 +2,7 @@
  * Helpers of the fuzz targets (fuzz.h).  Single-threaded, like libFuzzer's
  * runs.
  */
-#include "fuzz/fuzz.h"
+#include "tests/fuzz/fuzz.h"
 #include "lib/log.h"
 
 #include <unistd.h>

@@ -8,12 +8,12 @@
  * then client-first, a NUL, then client-final.  The server nonce is
  * "fuzzsnonce", the user's password "pencil" with the salt "QSXCR+Q6sek8bf92"
  * and 16 iterations, and the tls-exporter data 32 bytes of 0x5a, so inputs
- * with valid proofs (fuzz/make_corpus.py writes some) reach success.
+ * with valid proofs (tests/fuzz/make_corpus.py writes some) reach success.
  *
  * Checks beyond the sanitizers: success only for a known user; the
  * failure reasons are the documented set.
  */
-#include "fuzz/fuzz.h"
+#include "tests/fuzz/fuzz.h"
 #include "lib/scram.h"
 
 #include <assert.h>

@@ -10,7 +10,7 @@
  * itself); every part of a parsed JID is at most JID_PART_MAX bytes and
  * non-empty; the bare string is the full one without the resource.
  */
-#include "fuzz/fuzz.h"
+#include "tests/fuzz/fuzz.h"
 #include "lib/jid.h"
 
 #include <assert.h>
