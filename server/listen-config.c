@@ -77,9 +77,10 @@ static const struct opt_def tls_defs[] = {
 	OPT_END
 };
 
-static const char *const listen_module_names[] = { "c2s", NULL };
+static const char *const listen_module_names[] = { "c2s", "s2s", "component", "http", NULL };
 static const char *const starttls_names[] = { "required", "optional", "off", NULL };
-_Static_assert(LISTEN_C2S == 0, "listen_module_names follows the LISTEN_ enum");
+_Static_assert(LISTEN_C2S == 0 && LISTEN_S2S == 1 && LISTEN_COMPONENT == 2 && LISTEN_HTTP == 3,
+               "listen_module_names follows the LISTEN_ enum");
 _Static_assert(STARTTLS_REQUIRED == 0 && STARTTLS_OPTIONAL == 1 && STARTTLS_OFF == 2,
                "starttls_names follows the STARTTLS_ enum");
 
@@ -88,7 +89,8 @@ static const struct opt_def listen_defs[] = {
 	{ "address", OPT_STRING, OFF(listen_config, address), "::", NULL, 0, 0,
 	  "address to bind; \"::\" is every IPv6 and IPv4 address" },
 	{ "module", OPT_ENUM, OFF(listen_config, module), "c2s", listen_module_names, 0, 0,
-	  "what the port serves: c2s (clients)" },
+	  "what the port serves: c2s (clients), s2s (other servers), component (XEP-0114 "
+	  "external components) or http (BOSH, WebSocket, administration)" },
 	{ "starttls", OPT_ENUM, OFF(listen_config, starttls), "required", starttls_names, 0, 0,
 	  "STARTTLS: required, optional or off" },
 	{ "direct_tls", OPT_BOOL, OFF(listen_config, direct_tls), "false", NULL, 0, 0,

@@ -13,13 +13,13 @@
 struct listen_config {
 	char *address; /* "::" (default: all IPv4 and IPv6), "127.0.0.1", ... */
 	unsigned port;
-	int module;       /* LISTEN_C2S (only one for now) */
+	int module;       /* LISTEN_C2S, LISTEN_S2S, LISTEN_COMPONENT, LISTEN_HTTP */
 	bool direct_tls;  /* XEP-0368: TLS from the first byte */
 	int starttls;     /* STARTTLS_REQUIRED (default), STARTTLS_OPTIONAL, STARTTLS_OFF */
 	unsigned backlog; /* default 1024 */
 	const struct cfg_node *node;
 };
-enum { LISTEN_C2S };
+enum { LISTEN_C2S, LISTEN_S2S, LISTEN_COMPONENT, LISTEN_HTTP, LISTEN_KINDS };
 enum { STARTTLS_REQUIRED, STARTTLS_OPTIONAL, STARTTLS_OFF };
 
 struct tls_config {

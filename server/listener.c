@@ -29,11 +29,23 @@ struct listener {
 };
 
 static struct listener *listeners;
+static listener_accept_fn *accept_fns[LISTEN_KINDS] = { [LISTEN_C2S] = c2s_accept };
+static const char *const module_names[LISTEN_KINDS] = { "c2s", "s2s", "component", "http" };
+
+void listener_register(int module, listener_accept_fn *fn)
+{
+	accept_fns[module] = fn;
+}
 
 int listeners_open(const struct parley_config *cfg, char **error_r)
 {
 	for (size_t i = 0; i < cfg->nlisten; i++) {
 		const struct listen_config *lc = &cfg->listen[i];
+		if (accept_fns[lc->module] == NULL) {
+			*error_r = xasprintf("listen %s port %u: module %s is not available in this build",
+			                     lc->address, lc->port, module_names[lc->module]);
+			return -1;
+		}
 		struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV,
 			                  .ai_socktype = SOCK_STREAM };
 		struct addrinfo *ai;
@@ -65,7 +77,7 @@ int listeners_open(const struct parley_config *cfg, char **error_r)
 		l->limits = &cfg->limits;
 		l->next = listeners;
 		listeners = l;
-		log_info("listening on [%s]:%u (c2s%s)", lc->address, lc->port,
+		log_info("listening on [%s]:%u (%s%s)", lc->address, lc->port, module_names[lc->module],
 		         lc->direct_tls                      ? ", direct TLS"
 		         : lc->starttls == STARTTLS_REQUIRED ? ", STARTTLS required"
 		         : lc->starttls == STARTTLS_OPTIONAL ? ", STARTTLS optional"
@@ -120,7 +132,7 @@ static void listener_accept_event(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c2s_accept(loop, fd, ip, port, l->lc, l->limits);
+		accept_fns[l->lc->module](loop, fd, ip, port, l->lc, l->limits);
 	}
 }
 

@@ -5,9 +5,9 @@
  * hosts: a user JID goes to the session manager; the host's own JID goes to
  * the iq handler registry (IQ_SCOPE_SERVER), and answers to the iqs the
  * server sent to iq_response.  Then among the local routes
- * (services with domains of their own: MUC).  Other domains would go to the
- * s2s manager, which does not exist yet: they are answered with
- * <remote-server-not-found/>.
+ * (services with domains of their own: MUC, pubsub, external components).
+ * Other domains go to the remote route (the s2s manager) when one is set,
+ * else they are answered with <remote-server-not-found/>.
  */
 #include "router.h"
 #include "host.h"
@@ -28,12 +28,22 @@ struct route {
 };
 /* Few entries (a service or two per host): a list. */
 static struct route *routes;
+static router_route_fn *remote_fn;
+static void *remote_ctx;
 
-/* The live route of domain: its owner is still the host of that name. */
+void router_set_remote(router_route_fn *fn, void *ctx)
+{
+	remote_fn = fn;
+	remote_ctx = ctx;
+}
+
+/* The live route of domain: its owner (if any) is still the host of that
+ * name. */
 static struct route *route_find(const char *domain)
 {
 	for (struct route *r = routes; r != NULL; r = r->next)
-		if (strcmp(r->domain, domain) == 0 && host_find(r->owner->name) == r->owner)
+		if (strcmp(r->domain, domain) == 0 &&
+		    (r->owner == NULL || host_find(r->owner->name) == r->owner))
 			return r;
 	return NULL;
 }
@@ -137,6 +147,11 @@ void router_route(struct xml_node *stanza, const struct jid *from, const struct 
 		if (r != NULL) {
 			stats.to_route++;
 			r->fn(r->ctx, stanza, from, to);
+			return;
+		}
+		if (remote_fn != NULL) {
+			stats.to_remote++;
+			remote_fn(remote_ctx, stanza, from, to);
 			return;
 		}
 		stats.undeliverable++;

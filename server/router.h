@@ -26,18 +26,23 @@ typedef void router_route_fn(void *ctx, struct xml_node *stanza, const struct ji
                              const struct jid *to);
 /* Add a route for domain (prepared) on behalf of host owner: the route
  * lasts while owner is in service (a host a reload removed no longer
- * routes, and its domain may be taken again at once).  -1 with a malloc'd
+ * routes, and its domain may be taken again at once).  With owner NULL (an
+ * external component) it lasts until it is removed.  -1 with a malloc'd
  * *error_r when a virtual host or another live route has that domain. */
 int router_add_route(const char *domain, const struct host *owner, router_route_fn *fn, void *ctx,
                      char **error_r);
 /* Remove the route of domain that ctx added. */
 void router_remove_route(const char *domain, void *ctx);
+/* Where stanzas for domains that are not served here go (the s2s
+ * manager); NULL: they bounce with remote-server-not-found. */
+void router_set_remote(router_route_fn *fn, void *ctx);
+
 /* Whether domain is served here (a virtual host or a local route). */
 bool router_is_local(const char *domain);
 
 /* Counters for status and stats. */
 struct router_stats {
-	uint64_t routed, local_iq, to_sm, to_route, undeliverable;
+	uint64_t routed, local_iq, to_sm, to_route, to_remote, undeliverable;
 };
 const struct router_stats *router_stats(void);
 
