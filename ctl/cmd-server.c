@@ -15,6 +15,7 @@
 #include "server/sm.h"
 #include "server/c2s.h"
 #include "server/router.h"
+#include "server/component.h"
 #include "modules/caps.h"
 #include "lib/latency.h"
 #ifdef HAVE_BACKEND_LDAP
@@ -69,6 +70,17 @@ void cmd_status(struct ctl_call *call)
 		buf_printf(&call->body, " %s", h->name);
 	buf_printf(&call->body, "\nconnections: %u\nsessions: %u\nstanzas routed: %llu\n", c2s_count(),
 	           sm_count(NULL), (unsigned long long)rs->routed);
+	const struct component_stats *comp = component_stats();
+	if (comp->configured > 0)
+		buf_printf(&call->body,
+		           "components: %u connected of %u configured, %llu stanzas in, %llu out, %llu "
+		           "bounced while offline; handshakes %llu ok, %llu bad secret, %llu unknown domain, "
+		           "%llu refused, %llu replaced; %llu invalid-from\n",
+		           comp->connected, comp->configured, (unsigned long long)comp->stanzas_in,
+		           (unsigned long long)comp->stanzas_out, (unsigned long long)comp->bounced_offline,
+		           (unsigned long long)comp->handshakes, (unsigned long long)comp->bad_secret,
+		           (unsigned long long)comp->unknown_domain, (unsigned long long)comp->refused,
+		           (unsigned long long)comp->replaced, (unsigned long long)comp->invalid_from);
 	long rss;
 	size_t heap, hfree;
 	memory_figures(&rss, &heap, &hfree);
