@@ -283,8 +283,9 @@ static void comp_reply_error(struct comp *c, const struct xml_node *el, enum sta
 	struct xml_node *reply = stanza_error_reply(el, e, text);
 	if (reply == NULL)
 		return;
-	if (xml_attr(reply, "from") == NULL)
-		xml_set_attr(reply, "from", c->domain);
+	/* From the server: the stanza's 'to' (now 'from') may be what was
+	 * wrong with it. */
+	xml_set_attr(reply, "from", NULL);
 	c->out++;
 	stats.stanzas_out++;
 	stream_send(c->st, reply, NS_CLIENT);

@@ -247,6 +247,7 @@ def test_addressing_errors(comps, witness):
     err = comp.wait_stanza('message', lambda e: e.get('type') == 'error')
     assert err.find('{%s}error/{urn:ietf:params:xml:ns:xmpp-stanzas}jid-malformed' % NS_COMPONENT) \
         is not None, tostr(err)
+    assert err.get('from') is None and err.get('to') == ECHO, tostr(err)
     comp.send("<iq from='%s' to='%s' id='noop'><ping xmlns='%s'/></iq>" % (ECHO, HOST, NS_PING))
     err = comp.wait_stanza('iq', lambda e: e.get('id') == 'noop')
     assert err.get('type') == 'error', tostr(err)
@@ -322,3 +323,36 @@ def test_config_errors(server, tmp_path, entry, needle):
     assert r.returncode != 0, r.stdout
     msg = r.stdout + r.stderr
     assert needle in msg and 'bad.yml:' in msg, msg
+
+
+def test_reload_adds_and_removes(server, comps, user):
+    solo = comps(SOLO)
+    extra = 'extra.' + HOST
+    SECRETS[extra] = 'extra-secret'
+    old = server.components
+    try:
+        comps(extra, expect='host-unknown')
+        server.components = (old.replace('  %s: { secret: "%s", on_conflict: refuse }\n'
+                                          % (SOLO, SECRETS[SOLO]), '')
+                             + '  %s: { secret: "%s" }\n' % (extra, SECRETS[extra]))
+        server.write_config()
+        r = server.ctl('reload')
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert 'component %s: removed (disconnected)' % SOLO in r.stdout, r.stdout
+        assert 'component %s: added' % extra in r.stdout, r.stdout
+        assert solo.stream_error() == 'host-gone'
+        comp = comps(extra)
+        alice = user()
+        alice.send("<message to='%s'><body>new</body></message>" % extra)
+        comp.wait_stanza('message', lambda e: e.findtext(q(NS_COMPONENT, 'body')) == 'new')
+        # the removed domain is not served any more (no s2s here: remote-server-not-found)
+        alice.send("<message to='%s' id='gone1'><body>x</body></message>" % SOLO)
+        err = alice.wait_for(lambda e: e.tag == q(NS_CLIENT, 'message') and e.get('id') == 'gone1')
+        assert stanza_error(err) == 'remote-server-not-found', tostr(err)
+        comps(SOLO, expect='host-unknown')
+    finally:
+        server.components = old
+        server.write_config()
+        r = server.ctl('reload')
+        assert r.returncode == 0, r.stdout + r.stderr
+    comps(SOLO)
