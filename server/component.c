@@ -453,6 +453,25 @@ static int route_add(const char *domain, char **error_r)
 int components_start(const struct parley_config *cfg, char **error_r)
 {
 	listener_register(LISTEN_COMPONENT, component_accept);
+	bool listening = false;
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		const struct listen_config *lc = &cfg->listen[i];
+		if (lc->module != LISTEN_COMPONENT)
+			continue;
+		listening = true;
+		if (!lc->direct_tls && lc->starttls != STARTTLS_OFF)
+			log_warning(
+			        "listen %s port %u: component streams (XEP-0114) have no STARTTLS and are "
+			        "not encrypted; keep the listener on loopback or use direct_tls, and set "
+			        "starttls: off to say so",
+			        lc->address, lc->port);
+	}
+	if (listening && cfg->ncomponents == 0)
+		log_warning("a listener has module: component but no components are configured: every "
+		            "component will get <host-unknown/>");
+	if (!listening && cfg->ncomponents > 0)
+		log_warning("%zu components are configured but no listener has module: component",
+		            cfg->ncomponents);
 	for (size_t i = 0; i < cfg->ncomponents; i++) {
 		char *err = NULL;
 		if (route_add(cfg->components[i].domain, &err) < 0) {
