@@ -177,6 +177,12 @@ static void stats_write(struct ctl_call *call)
 			           (unsigned long long)cs->out[k]);
 		buf_printf(b, "}, \"stanzas_routed\": %llu, \"stanzas_undeliverable\": %llu, ",
 		           (unsigned long long)rs->routed, (unsigned long long)rs->undeliverable);
+		const struct component_stats *comp = component_stats();
+		buf_printf(b,
+		           "\"components\": {\"configured\": %u, \"connected\": %u, \"stanzas_in\": %llu, "
+		           "\"stanzas_out\": %llu, \"bounced_offline\": %llu}, ",
+		           comp->configured, comp->connected, (unsigned long long)comp->stanzas_in,
+		           (unsigned long long)comp->stanzas_out, (unsigned long long)comp->bounced_offline);
 		buf_printf(
 		        b,
 		        "\"memory\": {\"rss_kib\": %ld, \"heap_used_kib\": %zu, \"heap_free_kib\": %zu}}\n",
@@ -203,6 +209,11 @@ static void stats_write(struct ctl_call *call)
 		buf_printf(b, " %s %llu", kind_names[k], (unsigned long long)cs->out[k]);
 	buf_printf(b, "\nstanzas routed: %llu (undeliverable %llu)\n", (unsigned long long)rs->routed,
 	           (unsigned long long)rs->undeliverable);
+	const struct component_stats *comp = component_stats();
+	if (comp->configured > 0)
+		buf_printf(b, "components: %u connected of %u configured, stanzas in %llu, out %llu\n",
+		           comp->connected, comp->configured, (unsigned long long)comp->stanzas_in,
+		           (unsigned long long)comp->stanzas_out);
 	buf_printf(b, "memory: rss %ld KiB, heap in use %zu KiB, heap free %zu KiB\n", rss, heap, hfree);
 }
 

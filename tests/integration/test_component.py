@@ -296,6 +296,9 @@ def test_parleyctl_components_and_status(comps, user, server):
     assert not data[QUIET]['connected']
     st = server.ctl('status').stdout
     assert 'components: ' in st and 'of 4 configured' in st, st
+    stats = json.loads(server.ctl('stats', '--json').stdout)['components']
+    assert stats['configured'] == 4 and stats['connected'] >= 1 and stats['stanzas_out'] >= 3, stats
+    assert 'components: ' in server.ctl('stats').stdout
 
 
 def test_oversized_stanza(server, comps, witness):
