@@ -359,3 +359,36 @@ def test_reload_adds_and_removes(server, comps, user):
         r = server.ctl('reload')
         assert r.returncode == 0, r.stdout + r.stderr
     comps(SOLO)
+
+
+def test_slixmpp_component(server, run):
+    """A component written with slixmpp's ComponentXMPP (another
+    implementation of the handshake) talks with a slixmpp client."""
+    import asyncio
+    import slixmpp
+
+    async def scenario():
+        comp = slixmpp.ComponentXMPP(FILED, SECRETS[FILED], '127.0.0.1', server.component_port)
+        comp.auto_reconnect = False
+        comp.whitespace_keepalive = False
+        started = asyncio.get_running_loop().create_future()
+        comp.add_event_handler('session_start', lambda e: started.done() or started.set_result(True))
+
+        def echo(msg):
+            if msg['type'] in ('chat', 'normal') and msg['body']:
+                msg.reply('echo: %s' % msg['body']).send()
+        comp.add_event_handler('message', echo)
+        comp.connect()
+        await asyncio.wait_for(started, 15)
+        alice = await parleytest.login(server, 'alice', resource=unique('slix'))
+        try:
+            alice.send_message(mto='bot@' + FILED, mbody='ping', mtype='chat')
+            while True:
+                m = await asyncio.wait_for(alice.messages.get(), 15)
+                if m['from'].bare == 'bot@' + FILED:
+                    break
+            assert m['body'] == 'echo: ping', m
+        finally:
+            await parleytest.logout(alice)
+            comp.disconnect()
+    run(scenario(), timeout=60)
