@@ -392,3 +392,77 @@ def test_slixmpp_component(server, run):
             await parleytest.logout(alice)
             comp.disconnect()
     run(scenario(), timeout=60)
+
+
+class TightParleyd(parleytest.Parleyd):
+    """Components with a short handshake deadline and a small output queue."""
+
+    def write_config(self):
+        super().write_config()
+        text = self.config.read_text()
+        assert 'handshake_timeout: 30s' in text, 'the harness configuration changed'
+        text = text.replace('handshake_timeout: 30s', 'handshake_timeout: 2s')
+        text = text.replace('  max_stanza_size: 64K\n', '  max_stanza_size: 64K\n  max_output: 64K\n')
+        self.config.write_text(text)
+
+
+@pytest.fixture(scope='module')
+def tight(tmp_path_factory):
+    d = tmp_path_factory.mktemp('parley-comp-tight')
+    (d / 'filed.secret').write_text(SECRETS[FILED] + '\n')
+    srv = TightParleyd(d, components=COMPONENTS)
+    srv.start_with_users()
+    yield srv
+    srv.finish()
+
+
+def test_handshake_deadline(tight):
+    alice = RawClient(tight.port, timeout=10)
+    c = RawComponent(tight.component_port, ECHO, timeout=10)
+    try:
+        alice.login('alice', tight.password('alice'))
+        assert c.open_component() is not None     # header answered, then no handshake
+        assert c.stream_error(timeout=20) == 'connection-timeout'
+        assert alice.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=HOST).get('type') == 'result'
+    finally:
+        c.close()
+        alice.close()
+
+
+def _drain(client, wait=0.01):
+    """Read what has arrived (kept for wait_for) without waiting long."""
+    import socket
+    try:
+        while not client.closed:
+            client._read_some(wait)
+    except (socket.timeout, TimeoutError):
+        pass
+
+
+def test_component_that_stops_reading_is_disconnected(tight):
+    alice = RawClient(tight.port, timeout=10)
+    slow = RawComponent(tight.component_port, ECHO, timeout=10, rcvbuf=4096)
+    try:
+        alice.login('alice', tight.password('alice'))
+        assert slow.handshake(SECRETS[ECHO]) == 'ok'
+        flood = ("<message to='bot@%s' type='chat'><body>%s</body></message>" % (ECHO, 'z' * 1000)) * 50
+        deadline = time.monotonic() + 30
+        while 'peer not reading' not in tight.log() and time.monotonic() < deadline:
+            alice.send(flood)
+            _drain(alice)
+        assert 'peer not reading' in tight.log(), 'the server kept buffering for a component that does not read'
+        _drain(alice)   # the bounces of the last floods: alice reads them, she is not the slow one
+        _wait_gone(tight, ECHO)
+        # alice is fine, and what she sends now bounces
+        alice.send("<message to='bot@%s' id='after' type='chat'><body>x</body></message>" % ECHO)
+        err = alice.wait_for(lambda e: e.tag == q(NS_CLIENT, 'message') and e.get('id') == 'after',
+                             timeout=20)
+        assert stanza_error(err) == 'service-unavailable', tostr(err)
+    finally:
+        slow.close()
+        alice.close()
+    again = RawComponent(tight.component_port, ECHO, timeout=10)
+    try:
+        assert again.handshake(SECRETS[ECHO]) == 'ok'
+    finally:
+        again.close()
