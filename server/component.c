@@ -359,6 +359,19 @@ static void comp_stanza_open(struct comp *c, struct xml_node *el)
 static bool comp_stanza(struct stream *st, struct xml_node *el)
 {
 	struct comp *c = st->owner;
+	if (xml_is(el, "error", NS_STREAM)) {
+		/* The component gives up (a stream error of its own): no error
+		 * back, just the end of the stream. */
+		const struct xml_node *cond = xml_first_element(el);
+		log_notice("component %s from %s: the component sent the stream error <%s/>",
+		           c->domain != NULL ? c->domain : "(no domain)", st->ip,
+		           cond != NULL ? cond->name : "?");
+		comp_unroute(c);
+		comp_send_header(c);
+		stream_close(st, -1, NULL);
+		xml_unref(&el);
+		return true;
+	}
 	switch (c->state) {
 	case COMP_HEADER: comp_fail(c, STE_NOT_WELL_FORMED, "stanza before the stream header"); break;
 	case COMP_HANDSHAKE: comp_handshake(c, el); break;

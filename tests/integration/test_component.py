@@ -127,6 +127,15 @@ def test_stanza_before_handshake(server):
         c.close()
 
 
+def test_stream_error_from_the_component(server, comps):
+    c = comps()
+    c.send("<stream:error><undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+           "</stream:error></stream:stream>")
+    assert c.stream_error() == 'closed'      # no error answers an error
+    _wait_gone(server, ECHO)
+    assert 'the component sent the stream error <undefined-condition/>' in server.log()
+
+
 def test_secret_file(comps):
     comps(FILED)
 
