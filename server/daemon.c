@@ -13,6 +13,7 @@
 #include "listener.h"
 #include "stream.h"
 #include "host.h"
+#include "component.h"
 #include "fast.h"
 #include "lib/latency.h"
 #include "lib/log.h"
@@ -184,7 +185,7 @@ int server_main(int argc, char **argv, const struct server_control *control)
 	server.control = control;
 	int rc = 1;
 
-	if (listeners_open(cfg, &err) < 0 ||
+	if (components_start(cfg, &err) < 0 || listeners_open(cfg, &err) < 0 ||
 	    (control != NULL && control->listen != NULL && control->listen(server.loop, cfg, &err) < 0)) {
 		log_error("%s", err);
 		free(err);
@@ -238,6 +239,7 @@ int server_main(int argc, char **argv, const struct server_control *control)
 	ev_signal_stop(server.loop, &sighup);
 	streams_shutdown();
 	hosts_stop();
+	components_stop();
 	if (control != NULL && control->shutdown != NULL)
 		control->shutdown();
 	log_notice("parleyd stopped");
