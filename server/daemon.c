@@ -14,6 +14,7 @@
 #include "stream.h"
 #include "host.h"
 #include "fast.h"
+#include "s2s.h"
 #include "lib/latency.h"
 #include "lib/log.h"
 
@@ -184,7 +185,7 @@ int server_main(int argc, char **argv, const struct server_control *control)
 	server.control = control;
 	int rc = 1;
 
-	if (listeners_open(cfg, &err) < 0 ||
+	if (s2s_start(server.loop, &err) < 0 || listeners_open(cfg, &err) < 0 ||
 	    (control != NULL && control->listen != NULL && control->listen(server.loop, cfg, &err) < 0)) {
 		log_error("%s", err);
 		free(err);
@@ -236,6 +237,7 @@ int server_main(int argc, char **argv, const struct server_control *control)
 	ev_signal_stop(server.loop, &sigterm);
 	ev_signal_stop(server.loop, &sigint);
 	ev_signal_stop(server.loop, &sighup);
+	s2s_stop();
 	streams_shutdown();
 	hosts_stop();
 	if (control != NULL && control->shutdown != NULL)
