@@ -75,6 +75,7 @@ void cmd_status(struct ctl_call *call)
 	buf_printf(&call->body, "memory: rss %ld KiB, heap in use %zu KiB, heap free %zu KiB\n", rss, heap,
 	           hfree);
 	latency_format_summary(latency_stats(), &call->body);
+	cmd_s2s_status(&call->body, false);
 	for (struct host *h = host_first(); h != NULL; h = h->next) {
 		buf_printf(&call->body, "host %s: %u sessions, storage %s, auth", h->name, sm_count(h),
 		           storage_describe(h->storage));
@@ -165,6 +166,8 @@ static void stats_write(struct ctl_call *call)
 			           (unsigned long long)cs->out[k]);
 		buf_printf(b, "}, \"stanzas_routed\": %llu, \"stanzas_undeliverable\": %llu, ",
 		           (unsigned long long)rs->routed, (unsigned long long)rs->undeliverable);
+		cmd_s2s_status(b, true);
+		buf_append_str(b, ", ");
 		buf_printf(
 		        b,
 		        "\"memory\": {\"rss_kib\": %ld, \"heap_used_kib\": %zu, \"heap_free_kib\": %zu}}\n",
@@ -191,6 +194,7 @@ static void stats_write(struct ctl_call *call)
 		buf_printf(b, " %s %llu", kind_names[k], (unsigned long long)cs->out[k]);
 	buf_printf(b, "\nstanzas routed: %llu (undeliverable %llu)\n", (unsigned long long)rs->routed,
 	           (unsigned long long)rs->undeliverable);
+	cmd_s2s_status(b, false);
 	buf_printf(b, "memory: rss %ld KiB, heap in use %zu KiB, heap free %zu KiB\n", rss, heap, hfree);
 }
 
