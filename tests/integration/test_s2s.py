@@ -305,3 +305,50 @@ def test_s2s_close_and_reconnect(fed, run):
     assert 's2s: enabled' in st.stdout, st.stdout
     r = a.ctl('s2s-close', 'nowhere.test')
     assert r.returncode != 0
+
+
+def test_peer_killed_queued_stanzas_bounce(tmp_path, run):
+    """b.test's server dies (SIGKILL): a.test sees the connection end; the
+    next stanza queues while a new connection is tried and bounces with
+    remote-server-not-found; a.test's own users are not affected."""
+    pa, pb = free_port(), free_port()
+    a = FedParleyd(tmp_path / 'a', A, {('alice', A): 'alice-secret', ('anna', A): 'anna-secret'},
+                   peers={B: pb}, s2s_port=pa)
+    b = FedParleyd(tmp_path / 'b', B, {('bob', B): 'bob-secret'}, peers={A: pa}, s2s_port=pb)
+    a.start_with_users()
+    try:
+        b.start_with_users()
+
+        async def go():
+            alice = await login(a, 'alice', host=A, resource='k')
+            anna = await login(a, 'anna', host=A, resource='k')
+            bob = await login(b, 'bob', host=B, resource='k')
+            body = unique('before ')
+            alice.send_message(mto='bob@' + B, mbody=body, mtype='chat')
+            await next_message(bob, pred=lambda m: m['body'] == body, timeout=15)
+            bob.abort()
+            os.kill(b.proc.pid, signal.SIGKILL)
+            b.proc.wait(10)
+            deadline = time.monotonic() + 10
+            while 'out\t%s' % B in a.ctl('s2s-list').stdout:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            errors = asyncio.Queue()
+            alice.add_event_handler('message_error', errors.put_nowait)
+            lost = unique('after ')
+            alice.send_message(mto='bob@' + B, mbody=lost, mtype='chat')
+            m = await asyncio.wait_for(errors.get(), 15)
+            assert m['body'] == lost and error_of(m) == 'remote-server-not-found', m
+            el = await iq(alice, 'get', 'bob@' + B, "<ping xmlns='urn:xmpp:ping'/>")
+            assert stanza_error(el) == 'remote-server-not-found', tostr(el)
+            hello = unique('local ')
+            anna.send_message(mto='alice@' + A, mbody=hello, mtype='chat')
+            await next_message(alice, pred=lambda m: m['body'] == hello)
+            await logout(alice, anna)
+        run(go(), timeout=60)
+    finally:
+        if b.running():
+            b.stop()
+        else:
+            b._logf.close()
+        a.finish()
