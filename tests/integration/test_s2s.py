@@ -138,11 +138,12 @@ def test_presence_subscription_across_servers(fed, run):
                 await asyncio.sleep(0.1)
         await logout(alice, bea)
         # a new session of alice gets bea's presence again (a probe crosses)
-        alice2 = await login(a, 'alice', host=A, resource='p2', prepare=None)
         bea2 = await login(b, 'bea', host=B, resource='p2')
         got = asyncio.Queue()
-        alice2.add_event_handler('presence_available', lambda p: got.put_nowait(p['from'].bare))
-        alice2.send_presence()
+
+        async def listen(c):
+            c.add_event_handler('presence_available', lambda p: got.put_nowait(p['from'].bare))
+        alice2 = await login(a, 'alice', host=A, resource='p2', prepare=listen)
         while await asyncio.wait_for(got.get(), 20) != 'bea@' + B:
             pass
         await logout(alice2, bea2)
