@@ -729,8 +729,8 @@ static void test_error_classes(void **state)
 	             "key 'loglevel': expected one of debug|info|notice|warning|error, got 'loud'", NULL);
 	expect_error("listen:\n  - port: 5222\n    starttls: maybe\n" HOSTS, "3:15",
 	             "key 'listen[0].starttls': expected one of required|optional|off, got 'maybe'", NULL);
-	expect_error("listen:\n  - port: 5222\n    module: s2s\n" HOSTS, "3:13",
-	             "key 'listen[0].module': expected one of c2s", NULL);
+	expect_error("listen:\n  - port: 5222\n    module: irc\n" HOSTS, "3:13",
+	             "key 'listen[0].module': expected one of c2s|s2s|component|http", NULL);
 	expect_error("tls:\n  min_version: 1.1\n" LISTEN HOSTS, "2:16",
 	             "key 'tls.min_version': expected \"1.2\" or \"1.3\", got '1.1'", NULL);
 	/* duplicate keys (YAML level) and duplicate hosts (after lower-casing) */
