@@ -641,7 +641,16 @@ static bool out_stanza(struct stream *st, struct xml_node *el)
 		char why[160];
 		snprintf(why, sizeof(why), "stream error <%s/> from the peer",
 		         cond != NULL ? cond->name : "?");
-		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, why);
+		if (o->state == OUT_READY && o->nqueue == 0 && o->verifies == NULL) {
+			/* A working connection ended: the next stanza opens another. */
+			log_info("s2s %s -> %s: %s", o->local, o->remote, why);
+			o->st = NULL;
+			st->owner = NULL;
+			stream_close(st, -1, NULL);
+			out_free(o);
+		} else {
+			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, why);
+		}
 	} else if (xml_is(el, "features", NS_STREAM) && o->state == OUT_FEATURES) {
 		out_features(o, el);
 	} else if (xml_is(el, "proceed", NS_TLS) && o->state == OUT_TLS) {
@@ -1359,7 +1368,9 @@ unsigned s2s_close_domain(const char *domain)
 		if (!match || in->st->closing || in->st->dead)
 			continue;
 		n++;
-		in_fail(in, STE_POLICY_VIOLATION, "closed by the administrator");
+		log_info("s2s in %llu from %s: closed by the administrator", (unsigned long long)in->st->id,
+		         in->ip);
+		stream_close(in->st, -1, NULL);
 	}
 	return n;
 }
