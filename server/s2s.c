@@ -1122,6 +1122,11 @@ static void in_route(struct s2s_in *in, struct xml_node *el)
 		in_fail(in, STE_INVALID_FROM, "'from' is not a domain this stream authenticated");
 		goto out;
 	}
+	if (!s2s_config_allowed(cfg(), from.domain)) {
+		/* A reload denied a domain that authenticated before. */
+		in_fail(in, STE_POLICY_VIOLATION, "federation with your domain is not allowed here");
+		goto out;
+	}
 	if (jid_parse(to_s, &to, &err) != 0) {
 		struct xml_node *reply = stanza_error_reply(el, SE_JID_MALFORMED, err);
 		if (reply != NULL) {
@@ -1373,6 +1378,33 @@ unsigned s2s_close_domain(const char *domain)
 		stream_close(in->st, -1, NULL);
 	}
 	return n;
+}
+
+void s2s_reload(struct buf *report)
+{
+	if (!started)
+		return;
+	const struct s2s_config *c = cfg();
+	unsigned closed = 0;
+	for (struct s2s_out *o = outs, *next; o != NULL; o = next) {
+		next = o->next;
+		if (s2s_config_allowed(c, o->remote))
+			continue;
+		closed++;
+		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "federation with that domain is no longer allowed");
+	}
+	for (struct s2s_in *in = ins; in != NULL; in = in->next) {
+		bool denied = in->remote != NULL && !s2s_config_allowed(c, in->remote);
+		for (unsigned i = 0; !denied && i < in->nauthed; i++)
+			denied = !s2s_config_allowed(c, in->authed_remote[i]);
+		if (!denied || in->st->closing || in->st->dead)
+			continue;
+		closed++;
+		in_fail(in, STE_POLICY_VIOLATION, "federation with your domain is not allowed here");
+	}
+	buf_printf(report, "s2s: applied to new connections%s", closed > 0 ? "; " : "\n");
+	if (closed > 0)
+		buf_printf(report, "%u streams with domains now denied closed\n", closed);
 }
 
 /* ---- start and stop ------------------------------------------------------------ */

@@ -16,6 +16,10 @@
  * secret, start the resolver and the client TLS context.  Before
  * listeners_open.  -1 with a malloc'd message. */
 int s2s_start(struct ev_loop *loop, char **error_r);
+/* After a reload: close the streams with domains the new allow/deny
+ * lists refuse, and say so in report.  Other options apply to new
+ * connections as they are read at each use. */
+void s2s_reload(struct buf *report);
 /* Close every s2s stream (server stop): queued stanzas bounce. */
 void s2s_shutdown_all(void);
 void s2s_stop(void);

@@ -233,6 +233,7 @@ int server_reload(struct buf *report)
 	/* Kept until exit: the hosts now point into it. */
 	server.reloaded = xrealloc(server.reloaded, (server.nreloaded + 1) * sizeof(*server.reloaded));
 	server.reloaded[server.nreloaded++] = ncfg;
+	s2s_reload(report);
 	log_notice("configuration reloaded from %s", ocfg->file);
 	return 0;
 }
