@@ -806,8 +806,9 @@ static void s2s_route(void *ctx, struct xml_node *stanza, const struct jid *from
 		              "federation with that domain is not allowed");
 		return;
 	}
-	if (from == NULL || from->domain == NULL || host_find(from->domain) == NULL) {
-		log_debug("s2s: a stanza for %s from a domain that is not a local host: dropped", to->domain);
+	if (from == NULL || from->domain == NULL || !router_is_local(from->domain)) {
+		log_info("s2s: a stanza for %s from a domain not served here (%s): dropped", to->domain,
+		         from != NULL && from->domain != NULL ? from->domain : "none");
 		return;
 	}
 	struct s2s_out *o = out_find(from->domain, to->domain);
@@ -923,7 +924,7 @@ static void in_stream_start(struct stream *st, struct xml_node *header, const ch
 	char *remote = from != NULL ? jid_nameprep(from) : NULL;
 	xml_unref(&header);
 	random_id(in->id, 16);
-	if (local != NULL && host_find(local) != NULL) {
+	if (local != NULL && router_is_local(local)) {
 		free(in->local);
 		in->local = local;
 	} else {
@@ -992,7 +993,7 @@ static void in_db_result(struct s2s_in *in, struct xml_node *el)
 		in_fail(in, STE_IMPROPER_ADDRESSING, "<db:result/> needs a valid 'from'");
 		goto out;
 	}
-	if (local == NULL || host_find(local) == NULL) {
+	if (local == NULL || !router_is_local(local)) {
 		in_fail(in, STE_HOST_UNKNOWN, "this server does not serve that domain");
 		goto out;
 	}
@@ -1058,7 +1059,7 @@ static void in_db_verify(struct s2s_in *in, struct xml_node *el)
 	}
 	char *receiving = jid_nameprep(from), *originating = jid_nameprep(to);
 	const char *type = "invalid";
-	if (receiving != NULL && originating != NULL && host_find(originating) != NULL) {
+	if (receiving != NULL && originating != NULL && router_is_local(originating)) {
 		char key[65];
 		s2s_dialback_key(receiving, originating, id, key);
 		const char *got = xml_text(el);

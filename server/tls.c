@@ -379,7 +379,8 @@ bool tls_peer_verified(SSL *ssl, const char *domain, const char **why_r)
 	bool ok = ctx != NULL && X509_STORE_CTX_init(ctx, peer_store, cert, chain) == 1;
 	if (ok) {
 		X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
-		X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+		                                               X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
 		X509_VERIFY_PARAM_set1_host(param, domain, 0);
 		ok = X509_verify_cert(ctx) == 1;
 		if (!ok) {
