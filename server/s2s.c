@@ -187,10 +187,15 @@ static int load_secret(const char *file, char **error_r)
 			return -1;
 		}
 	}
-	unsigned int len = sizeof(secret_hash);
-	EVP_Digest(raw, n, secret_hash, &len, EVP_sha256(), NULL);
+	s2s_dialback_set_secret(raw, n);
 	explicit_bzero(raw, sizeof(raw));
 	return 0;
+}
+
+void s2s_dialback_set_secret(const void *secret, size_t len)
+{
+	unsigned int hlen = sizeof(secret_hash);
+	EVP_Digest(secret, len, secret_hash, &hlen, EVP_sha256(), NULL);
 }
 
 /* ---- helpers ------------------------------------------------------------------ */

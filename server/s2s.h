@@ -44,5 +44,8 @@ unsigned s2s_close_domain(const char *domain);
 /* The dialback key (XEP-0185) for receiving, originating and stream id:
  * hex HMAC-SHA256 keyed with SHA-256 of the secret, into out (65 bytes). */
 void s2s_dialback_key(const char *receiving, const char *originating, const char *id, char out[65]);
+/* Set the secret keys derive from (s2s_start does, from the file or
+ * random bytes). */
+void s2s_dialback_set_secret(const void *secret, size_t len);
 
 #endif
