@@ -1164,7 +1164,13 @@ static bool in_stanza(struct stream *st, struct xml_node *el)
 		xml_unref(&el);
 		return true;
 	}
-	if (xml_is(el, "starttls", NS_TLS)) {
+	if (xml_is(el, "error", NS_STREAM)) {
+		struct xml_node *cond = xml_first_element(el);
+		log_info("s2s in %llu from %s%s%s: stream error <%s/> from the peer",
+		         (unsigned long long)st->id, in->ip, in->remote != NULL ? " " : "",
+		         in->remote != NULL ? in->remote : "", cond != NULL ? cond->name : "?");
+		stream_close(st, -1, NULL);
+	} else if (xml_is(el, "starttls", NS_TLS)) {
 		if (st->ssl != NULL || in->lc->starttls == STARTTLS_OFF || !tls_available()) {
 			stream_write_str(st, "<failure xmlns='" NS_TLS "'/>");
 			stream_close(st, -1, NULL);
