@@ -18,6 +18,7 @@ from parleytest import (NS_DIALBACK, NS_STANZA_ERR, NS_STREAM, NS_TLS, FedParley
 A, B = 'a.test', 'b.test'
 DOWN = 'down.test'      # the map points at a closed port
 SILENT = 'silent.test'  # the map points at a port that accepts and never answers
+SILENT2 = 'silent2.test'  # the same port, for the queue limit
 SECRET_B = b'the dialback secret of b.test, for the raw tests'
 
 
@@ -59,8 +60,8 @@ def fed(tmp_path_factory):
     pa, pb = free_port(), free_port()
     (base / 'b-secret').write_bytes(SECRET_B)
     a = FedParleyd(base / 'a', A, {('alice', A): 'alice-secret', ('anna', A): 'anna-secret'},
-                   peers={B: pb, DOWN: closed_port, SILENT: silent.port}, s2s_port=pa,
-                   s2s={'connect_timeout': '3s'})
+                   peers={B: pb, DOWN: closed_port, SILENT: silent.port, SILENT2: silent.port},
+                   s2s_port=pa, s2s={'connect_timeout': '3s', 'max_queue': '5'})
     b = FedParleyd(base / 'b', B, {('bob', B): 'bob-secret', ('bea', B): 'bea-secret'},
                    peers={A: pa}, s2s_port=pb,
                    s2s={'dialback_secret_file': str(base / 'b-secret')})
@@ -374,3 +375,25 @@ def test_dns_resolution_through_c_ares(tmp_path, run):
         assert 'localhost: connecting to 127.0.0.1 port 5269' in a.log(), a.log()[-3000:]
     finally:
         a.finish()
+
+
+def test_queue_is_bounded(fed, run):
+    """While a connection opens, at most s2s.max_queue (5) stanzas wait;
+    more bounce at once with resource-constraint, the queued ones later
+    with remote-server-timeout."""
+    a, b = fed
+
+    async def go():
+        alice = await login(a, 'alice', host=A, resource='q')
+        errors = asyncio.Queue()
+        alice.add_event_handler('message_error', errors.put_nowait)
+        for i in range(8):
+            alice.send_message(mto='x@' + SILENT2, mbody='queued %d' % i, mtype='chat')
+        got = {}
+        for _ in range(8):
+            m = await asyncio.wait_for(errors.get(), 20)
+            got[m['body']] = error_of(m)
+        assert [got['queued %d' % i] for i in range(8)] == \
+            ['remote-server-timeout'] * 5 + ['resource-constraint'] * 3, got
+        await logout(alice)
+    run(go(), timeout=60)
