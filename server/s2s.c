@@ -634,6 +634,19 @@ static void out_features(struct s2s_out *o, struct xml_node *f)
 	o->state = OUT_DIALBACK;
 }
 
+/* Whether a dialback answer is from `from` to `to` (prepared domains). */
+static bool db_addressed(const struct xml_node *el, const char *from, const char *to)
+{
+	const char *f = xml_attr(el, "from"), *t = xml_attr(el, "to");
+	if (f == NULL || t == NULL)
+		return false;
+	char *pf = jid_nameprep(f), *pt = jid_nameprep(t);
+	bool ok = pf != NULL && pt != NULL && strcmp(pf, from) == 0 && strcmp(pt, to) == 0;
+	free(pf);
+	free(pt);
+	return ok;
+}
+
 static bool out_stanza(struct stream *st, struct xml_node *el)
 {
 	struct s2s_out *o = st->owner;
@@ -685,7 +698,10 @@ static bool out_stanza(struct stream *st, struct xml_node *el)
 		}
 	} else if (xml_is(el, "result", NS_DIALBACK) && o->state == OUT_DIALBACK) {
 		const char *type = xml_attr(el, "type");
-		if (type != NULL && strcmp(type, "valid") == 0) {
+		if (!db_addressed(el, o->remote, o->local)) {
+			log_info("s2s %s -> %s: ignoring a <db:result/> for other domains", o->local,
+			         o->remote);
+		} else if (type != NULL && strcmp(type, "valid") == 0) {
 			stats.dialback_valid++;
 			out_ready(o, "dialback");
 		} else {
@@ -697,7 +713,8 @@ static bool out_stanza(struct stream *st, struct xml_node *el)
 		const char *type = xml_attr(el, "type");
 		for (struct verify_req **pp = &o->verifies; *pp != NULL; pp = &(*pp)->next) {
 			struct verify_req *v = *pp;
-			if (!v->sent || id == NULL || strcmp(v->stream_id, id) != 0)
+			if (!v->sent || id == NULL || strcmp(v->stream_id, id) != 0 ||
+			    !db_addressed(el, o->remote, o->local))
 				continue;
 			*pp = v->next;
 			in_verified(v->in_id, o->local, o->remote,
