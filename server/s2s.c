@@ -944,7 +944,8 @@ static void in_stream_start(struct stream *st, struct xml_node *header, const ch
 	bool v1 = version != NULL && atoi(version) >= 1;
 	char *local = to != NULL ? jid_nameprep(to) : NULL;
 	char *remote = from != NULL ? jid_nameprep(from) : NULL;
-	xml_unref(&header);
+	bool ns_ok = strcmp(default_ns, NS_SERVER) == 0;
+	xml_unref(&header); /* default_ns and the attributes live in its pool */
 	random_id(in->id, 16);
 	if (local != NULL && router_is_local(local)) {
 		free(in->local);
@@ -957,7 +958,7 @@ static void in_stream_start(struct stream *st, struct xml_node *header, const ch
 		free(in->remote);
 		in->remote = remote;
 	}
-	if (strcmp(default_ns, NS_SERVER) != 0) {
+	if (!ns_ok) {
 		in_fail(in, STE_INVALID_NAMESPACE, "the default namespace must be jabber:server");
 		return;
 	}
