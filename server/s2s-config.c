@@ -50,7 +50,8 @@ static const struct opt_def s2s_defs[] = {
 	  "when set, federate with these domains only" },
 	{ "deny", OPT_STRLIST, OFF(s2s_config, deny), NULL, NULL, 0, 0, "never federate with these domains" },
 	{ "hosts", OPT_NODE, OFF(s2s_config, hosts), NULL, NULL, 0, 0,
-	  "static map of remote domain to \"address:port\" (\"[::1]:5269\"), used before DNS" },
+	  "static map of remote domain to \"address:port\" (\"[::1]:5269\"; \"tls://...\" for direct "
+	  "TLS), used before DNS" },
 	OPT_END
 };
 
@@ -144,12 +145,20 @@ int s2s_config_load(struct s2s_config *c, const struct cfg_node *map, const stru
 	c->static_hosts = xcalloc(n > 0 ? n : 1, sizeof(*c->static_hosts));
 	for (const struct cfg_node *e = c->hosts->children; e != NULL; e = e->next) {
 		struct s2s_static_host *h = &c->static_hosts[c->nstatic_hosts];
+		const char *hp = e->type == CFG_SCALAR ? e->value : "";
+		if (str_has_prefix(hp, "tls://")) {
+			h->direct_tls = true;
+			hp += 6;
+		} else if (str_has_prefix(hp, "tcp://")) {
+			hp += 6;
+		}
 		if (e->type != CFG_SCALAR || cfg_is_null(e) ||
-		    parse_hostport(e->value, &h->address, &h->port) < 0) {
+		    parse_hostport(hp, &h->address, &h->port) < 0) {
 			char *v = e->type == CFG_SCALAR ? cfg_value_for_msg(e->value) : NULL;
 			*error_r = cfg_error_at(e, "s2s.hosts", e->key,
 			                        "expected \"address:port\" with a numeric address "
-			                        "(\"192.0.2.1:5269\", \"[2001:db8::1]:5269\"), got '%s'",
+			                        "(\"192.0.2.1:5269\", \"[2001:db8::1]:5269\", "
+			                        "\"tls://192.0.2.1:5270\" for direct TLS), got '%s'",
 			                        v != NULL ? v : cfg_kind(e));
 			free(v);
 			return -1;

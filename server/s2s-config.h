@@ -13,6 +13,7 @@ struct s2s_static_host {
 	char *domain;  /* prepared (lower case) */
 	char *address; /* numeric IPv4 or IPv6 address */
 	unsigned port;
+	bool direct_tls; /* "tls://": TLS from the first byte (XEP-0368) */
 };
 
 struct s2s_config {

@@ -518,7 +518,7 @@ static void out_kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		o->res = resolve_s2s(o->remote, out_resolved, o);
 		return;
 	}
-	struct resolve_addr a = { 0 };
+	struct resolve_addr a = { .direct_tls = sh->direct_tls };
 	struct sockaddr_in *s4 = (struct sockaddr_in *)&a.sa;
 	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a.sa;
 	if (inet_pton(AF_INET, sh->address, &s4->sin_addr) == 1) {

@@ -990,14 +990,18 @@ def make_test_ca(directory, domains):
 
 class FedParleyd(Parleyd):
     """A parleyd serving one domain, with an s2s listener, federating
-    through the static host map.  peers: {domain: port} of the map;
+    through the static host map.  peers: {domain: port, or the map's
+    value as a string ("tls://127.0.0.1:PORT")};
     s2s: options of the s2s section over the test defaults ({key: YAML
     value}); cert: (certificate, key) paths to use instead of a
     self-signed one."""
 
-    def __init__(self, workdir, domain, users, peers=None, s2s=None, cert=None, s2s_port=None):
+    def __init__(self, workdir, domain, users, peers=None, s2s=None, cert=None, s2s_port=None,
+                 s2s_tls_port=None):
+        """s2s_tls_port: also a direct-TLS (XEP-0368) s2s listener there."""
         self.domain = domain
         self.s2s_port = s2s_port or free_port()
+        self.s2s_tls_port = s2s_tls_port
         self.peers = dict(peers or {})
         self.s2s_opts = {'enabled': 'true', 'connect_timeout': '5s', 'backoff': '1s',
                          'max_backoff': '2s'}
@@ -1021,7 +1025,10 @@ class FedParleyd(Parleyd):
             stderr=subprocess.PIPE, timeout=30)
 
     def write_config(self):
-        hosts = ', '.join('"%s": "127.0.0.1:%d"' % (d, p) for d, p in sorted(self.peers.items()))
+        hosts = ', '.join('"%s": "%s"' % (d, p if isinstance(p, str) else '127.0.0.1:%d' % p)
+                          for d, p in sorted(self.peers.items()))
+        direct = ('  - port: %d\n    address: 127.0.0.1\n    module: s2s\n    direct_tls: true\n'
+                  % self.s2s_tls_port if self.s2s_tls_port else '')
         opts = ''.join('  %s: %s\n' % kv for kv in self.s2s_opts.items())
         self.config.write_text(f"""\
 # written by tests/integration/parleytest.py (FedParleyd)
@@ -1057,7 +1064,7 @@ listen:
   - port: {self.s2s_port}
     address: 127.0.0.1
     module: s2s
-modules:
+{direct}modules:
   disco: {{}}
   version: {{}}
   ping: {{}}

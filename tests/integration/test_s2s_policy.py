@@ -113,3 +113,24 @@ def test_connections_per_ip_limit(pair, run):
             c.close()
     wait_no_stream(a, 'in', 'x0.test')
     chat(a, b, run)
+
+
+def test_direct_tls_s2s(tmp_path, run):
+    """XEP-0368: the static map says tls:// and the peer's listener is
+    direct TLS; the stream starts with the TLS handshake."""
+    pa, pb, pbt = free_port(), free_port(), free_port()
+    a = FedParleyd(tmp_path / 'a', A, {('alice', A): 'alice-secret'},
+                   peers={B: 'tls://127.0.0.1:%d' % pbt}, s2s_port=pa)
+    b = FedParleyd(tmp_path / 'b', B, {('bob', B): 'bob-secret'}, peers={A: pa}, s2s_port=pb,
+                   s2s_tls_port=pbt)
+    a.start_with_users()
+    try:
+        b.start_with_users()
+        chat(a, b, run)
+        assert 'connected to 127.0.0.1 port %d (direct TLS)' % pbt in a.log(), a.log()[-3000:]
+        out = [ln.split('\t') for ln in a.ctl('s2s-list').stdout.splitlines()]
+        assert any(ln[0] == 'out' and ln[1] == B and ln[3].startswith('TLSv1') for ln in out), out
+    finally:
+        if b.running():
+            b.finish()
+        a.finish()

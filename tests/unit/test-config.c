@@ -1271,9 +1271,18 @@ static void test_s2s_section(void **state)
 	h = s2s_config_static(&cfg->s2s, "c.test");
 	assert_non_null(h);
 	assert_string_equal(h->address, "::1");
+	assert_false(h->direct_tls);
 	assert_null(s2s_config_static(&cfg->s2s, "d.test"));
 	assert_false(s2s_config_allowed(&cfg->s2s, "evil.test"));
 	assert_true(s2s_config_allowed(&cfg->s2s, "b.test"));
+	config_free(&cfg);
+
+	cfg = load_ok("s2s:\n  hosts: { d.test: \"tls://192.0.2.1:5270\" }\n" LISTEN HOSTS);
+	h = s2s_config_static(&cfg->s2s, "d.test");
+	assert_non_null(h);
+	assert_true(h->direct_tls);
+	assert_string_equal(h->address, "192.0.2.1");
+	assert_int_equal(h->port, 5270);
 	config_free(&cfg);
 
 	cfg = load_ok("s2s:\n  allow: [b.test]\n  dialback: false\n" LISTEN HOSTS);
