@@ -26,6 +26,8 @@ static const struct opt_def s2s_defs[] = {
 	  "authenticate servers by dialback (XEP-0220) when their certificate does not do it" },
 	{ "require_valid_certificate", OPT_BOOL, OFF(s2s_config, require_valid_certificate), "false", NULL, 0,
 	  0, "refuse peers whose certificate does not verify for their domain (no dialback)" },
+	{ "bidi", OPT_BOOL, OFF(s2s_config, bidi), "true", NULL, 0, 0,
+	  "one stream carries both directions (XEP-0288) when both certificates verify" },
 	{ "ca_file", OPT_STRING, OFF(s2s_config, ca_file), NULL, NULL, 0, 0,
 	  "PEM bundle of the CAs peer certificates are checked against; unset: the system's" },
 	{ "dialback_secret_file", OPT_STRING, OFF(s2s_config, dialback_secret_file), NULL, NULL, 0, 0,

@@ -17,17 +17,18 @@ struct s2s_static_host {
 };
 
 struct s2s_config {
-	bool enabled;                    /* route remote domains to other servers (false) */
-	bool require_tls;                /* STARTTLS on every s2s stream, both ways (true) */
-	bool dialback;                   /* XEP-0220 dialback allowed (true) */
-	bool require_valid_certificate;  /* peers must present a certificate that verifies (false) */
-	char *ca_file;                   /* CA bundle for peer certificates (NULL: the system's) */
-	char *dialback_secret_file;      /* secret of the dialback keys (NULL: random at start) */
-	unsigned max_queue;              /* stanzas queued per connection while it opens (100) */
-	double connect_timeout;          /* from resolution to an authenticated stream (15 s) */
-	double idle_timeout;             /* an unused connection closes after this (10 min) */
-	double backoff;                  /* first wait after a failed connection (5 s) */
-	double max_backoff;              /* longest wait (10 min) */
+	bool enabled;                   /* route remote domains to other servers (false) */
+	bool require_tls;               /* STARTTLS on every s2s stream, both ways (true) */
+	bool dialback;                  /* XEP-0220 dialback allowed (true) */
+	bool require_valid_certificate; /* peers must present a certificate that verifies (false) */
+	bool bidi;                  /* XEP-0288 bidirectional streams when both certificates verify (true) */
+	char *ca_file;              /* CA bundle for peer certificates (NULL: the system's) */
+	char *dialback_secret_file; /* secret of the dialback keys (NULL: random at start) */
+	unsigned max_queue;         /* stanzas queued per connection while it opens (100) */
+	double connect_timeout;     /* from resolution to an authenticated stream (15 s) */
+	double idle_timeout;        /* an unused connection closes after this (10 min) */
+	double backoff;             /* first wait after a failed connection (5 s) */
+	double max_backoff;         /* longest wait (10 min) */
 	unsigned max_pending_dialback;   /* dialback requests in flight per incoming stream (8) */
 	unsigned max_connections_per_ip; /* incoming s2s connections from one address (16; 0: no limit) */
 	struct strlist allow;            /* if not empty: only these remote domains */

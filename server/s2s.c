@@ -56,6 +56,8 @@
 
 #define NS_DIALBACK "jabber:server:dialback"
 #define NS_DIALBACK_FEATURE "urn:xmpp:features:dialback"
+#define NS_BIDI "urn:xmpp:bidi"
+#define NS_BIDI_FEATURE "urn:xmpp:features:bidi"
 #define MAX_AUTHED 64 /* domain pairs one incoming stream may authenticate */
 
 enum out_state {
@@ -97,6 +99,8 @@ struct s2s_out {
 	char *remote_id;
 	const char *auth; /* "dialback", "external" */
 	bool sasl_done;
+	bool bidi;          /* XEP-0288: the peer may send its stanzas on this stream */
+	struct s2s_in *via; /* bidirectional: the incoming stream that carries ours */
 	double since;
 	struct s2s_out *next;
 };
@@ -112,7 +116,9 @@ struct s2s_in {
 	unsigned nauthed;
 	unsigned pending; /* dialback verifications in flight */
 	bool header_sent;
-	bool external_ok; /* SASL EXTERNAL succeeded for remote */
+	bool external_ok;         /* SASL EXTERNAL succeeded for remote */
+	bool bidi;                /* the peer asked for XEP-0288 */
+	struct s2s_out *bidi_out; /* our route to remote over this stream */
 	const char *auth;
 	double opened, since;
 	char ip[64];
@@ -298,6 +304,8 @@ static void backoff_clear(const char *domain)
 /* ---- outgoing ------------------------------------------------------------------ */
 
 static const struct stream_ops out_ops;
+typedef bool peer_authed_fn(void *ctx, const char *domain);
+static int peer_route(struct xml_node *el, peer_authed_fn *authed, void *ctx, const char **why_r);
 static void in_verified(uint64_t in_id, const char *local, const char *remote, const char *type);
 
 static struct s2s_out *out_find(const char *local, const char *remote)
@@ -328,7 +336,9 @@ static void out_free(struct s2s_out *o)
 	if (o->fd >= 0)
 		close(o->fd);
 	resolve_cancel(&o->res);
-	if (o->st != NULL)
+	if (o->via != NULL)
+		o->via->bidi_out = NULL; /* the stream is the incoming one's */
+	else if (o->st != NULL)
 		o->st->owner = NULL;
 	for (size_t i = 0; i < o->nqueue; i++)
 		xml_unref(&o->queue[i]);
@@ -366,13 +376,36 @@ static void out_fail(struct s2s_out *o, enum stanza_error e, const char *why)
 	o->nqueue = 0;
 	if (o->st != NULL) {
 		struct stream *st = o->st;
-		st->owner = NULL;
 		o->st = NULL;
+		if (o->via != NULL) {
+			o->via->bidi_out = NULL;
+			o->via = NULL;
+		} else {
+			st->owner = NULL;
+		}
 		if (o->state >= OUT_FEATURES)
 			stream_close(st, -1, NULL);
 		else
 			stream_abort(st);
 	}
+	out_free(o);
+}
+
+/* Close a working stream on purpose (idle, administrator, stop, the
+ * peer's stream error) with stream error e (-1: none) and free o; a
+ * bidirectional route closes the incoming stream that carries it. */
+static void out_close(struct s2s_out *o, int e)
+{
+	struct stream *st = o->st;
+	o->st = NULL;
+	if (o->via != NULL) {
+		o->via->bidi_out = NULL;
+		o->via = NULL;
+	} else if (st != NULL) {
+		st->owner = NULL;
+	}
+	if (st != NULL)
+		stream_close(st, e, NULL);
 	out_free(o);
 }
 
@@ -614,6 +647,12 @@ static void out_features(struct s2s_out *o, struct xml_node *f)
 		if (strcmp(xml_text(m), "EXTERNAL") == 0)
 			external = true;
 	if (valid && external) {
+		/* XEP-0288: both ends are proven by certificates, so the peer's
+		 * stanzas may come back on this stream. */
+		if (cfg()->bidi && xml_child(f, "bidi", NS_BIDI_FEATURE) != NULL) {
+			stream_write_str(st, "<bidi xmlns='" NS_BIDI "'/>");
+			o->bidi = true;
+		}
 		char *b64 = base64_encode(o->local, strlen(o->local));
 		struct buf b = { 0 };
 		buf_printf(&b, "<auth xmlns='" NS_SASL "' mechanism='EXTERNAL'>%s</auth>", b64);
@@ -647,6 +686,12 @@ static bool db_addressed(const struct xml_node *el, const char *from, const char
 	return ok;
 }
 
+static bool out_bidi_authed(void *ctx, const char *domain)
+{
+	const struct s2s_out *o = ctx;
+	return strcmp(domain, o->remote) == 0;
+}
+
 static bool out_stanza(struct stream *st, struct xml_node *el)
 {
 	struct s2s_out *o = st->owner;
@@ -662,10 +707,7 @@ static bool out_stanza(struct stream *st, struct xml_node *el)
 		if (o->state == OUT_READY && o->nqueue == 0 && o->verifies == NULL) {
 			/* A working connection ended: the next stanza opens another. */
 			log_info("s2s %s -> %s: %s", o->local, o->remote, why);
-			o->st = NULL;
-			st->owner = NULL;
-			stream_close(st, -1, NULL);
-			out_free(o);
+			out_close(o, -1);
 		} else {
 			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, why);
 		}
@@ -724,6 +766,18 @@ static bool out_stanza(struct stream *st, struct xml_node *el)
 			free(v);
 			break;
 		}
+	} else if (o->bidi && o->state == OUT_READY && stanza_kind(el) != STANZA_OTHER &&
+	           strcmp(el->ns, NS_SERVER) == 0) {
+		/* XEP-0288: the peer's stanzas, from the domain we connected to
+		 * (its certificate proved it). */
+		const char *why = NULL;
+		int e = peer_route(el, out_bidi_authed, o, &why);
+		if (e >= 0) {
+			log_info("s2s %s -> %s: closing with <%s/>: %s", o->local, o->remote,
+			         stream_error_name((enum stream_error)e), why);
+			stats.refused++;
+			out_close(o, e);
+		}
 	} else {
 		log_debug("s2s %s -> %s: ignoring <%s/> in state %s", o->local, o->remote, el->name,
 		          out_state_names[o->state]);
@@ -777,10 +831,7 @@ static void out_tick(struct stream *st, double now)
 	double last = st->last_in > st->last_out ? st->last_in : st->last_out;
 	if (idle > 0 && now - last > idle && o->verifies == NULL) {
 		log_info("s2s %s -> %s: idle for %g s: closing", o->local, o->remote, idle);
-		o->st = NULL;
-		st->owner = NULL;
-		stream_close(st, -1, NULL);
-		out_free(o);
+		out_close(o, -1);
 		return;
 	}
 	const struct limits_config *l = &server_config()->limits;
@@ -929,6 +980,8 @@ static void in_send_features(struct s2s_in *in)
 			                   "</mechanisms>");
 		if (c->dialback)
 			buf_append_str(&b, "<dialback xmlns='" NS_DIALBACK_FEATURE "'><errors/></dialback>");
+		if (c->bidi && secure && !in->external_ok)
+			buf_append_str(&b, "<bidi xmlns='" NS_BIDI_FEATURE "'/>");
 	}
 	buf_append_str(&b, "</stream:features>");
 	stream_write(st, b.data, b.len);
@@ -1096,6 +1149,34 @@ static void in_db_verify(struct s2s_in *in, struct xml_node *el)
 	free(originating);
 }
 
+/* XEP-0288 on a stream authenticated by certificate: our stanzas for the
+ * peer's domain go back on it, unless a stream of ours already works. */
+static void in_bidi_route(struct s2s_in *in)
+{
+	struct s2s_out *o = out_find(in->local, in->remote);
+	if (o != NULL && (o->state == OUT_READY || o->verifies != NULL))
+		return; /* ours works, or carries dialback verifications */
+	if (o == NULL)
+		o = out_new(in->local, in->remote);
+	/* An opening one stops opening: this stream carries what it queued. */
+	ev_timer_stop(loop_, &o->timer);
+	ev_timer_stop(loop_, &o->kick);
+	ev_io_stop(loop_, &o->conn_w);
+	if (o->fd >= 0) {
+		close(o->fd);
+		o->fd = -1;
+	}
+	resolve_cancel(&o->res);
+	if (o->st != NULL) {
+		o->st->owner = NULL;
+		stream_close(o->st, -1, NULL);
+	}
+	o->st = in->st;
+	o->via = in;
+	in->bidi_out = o;
+	out_ready(o, "external-bidi");
+}
+
 static void in_sasl(struct s2s_in *in, struct xml_node *el)
 {
 	const char *mech = xml_attr(el, "mechanism");
@@ -1124,52 +1205,65 @@ static void in_sasl(struct s2s_in *in, struct xml_node *el)
 	stats.external++;
 	in->external_ok = true;
 	in_add_authed(in, in->remote, in->local, "external");
+	if (in->bidi)
+		in_bidi_route(in);
 	stream_write_str(in->st, "<success xmlns='" NS_SASL "'/>");
 	in->header_sent = false;
 	stream_restart(in->st);
 }
 
-static void in_route(struct s2s_in *in, struct xml_node *el)
+/* A stanza a peer sent, on an incoming stream or on a bidirectional
+ * outgoing one (XEP-0288): its 'from' domain must have authenticated on
+ * that stream (authed), its 'to' must be served here.  Returns -1 when it
+ * was routed (or answered with an error), else the stream error to close
+ * the stream with, *why_r saying why. */
+static int peer_route(struct xml_node *el, peer_authed_fn *authed, void *ctx, const char **why_r)
 {
 	const char *from_s = xml_attr(el, "from"), *to_s = xml_attr(el, "to");
+	if (from_s == NULL || to_s == NULL) {
+		*why_r = "a stanza between servers needs 'from' and 'to'";
+		return STE_IMPROPER_ADDRESSING;
+	}
+	struct jid from = { 0 }, to = { 0 };
+	const char *err;
+	int ret = -1;
+	if (jid_parse(from_s, &from, &err) != 0 || !authed(ctx, from.domain)) {
+		*why_r = "'from' is not a domain this stream authenticated";
+		ret = STE_INVALID_FROM;
+	} else if (!s2s_config_allowed(cfg(), from.domain)) {
+		/* A reload denied a domain that authenticated before. */
+		*why_r = "federation with your domain is not allowed here";
+		ret = STE_POLICY_VIOLATION;
+	} else if (jid_parse(to_s, &to, &err) != 0) {
+		router_bounce(el, SE_JID_MALFORMED, err);
+	} else if (!router_is_local(to.domain)) {
+		*why_r = "'to' is not a domain served here";
+		ret = STE_HOST_UNKNOWN;
+	} else {
+		stats.stanzas_in++;
+		to_client_ns(el);
+		router_route(el, &from, &to);
+	}
+	jid_clear(&from);
+	jid_clear(&to);
+	return ret;
+}
+
+static bool in_authed(void *ctx, const char *domain)
+{
+	return in_is_authed(ctx, domain, NULL);
+}
+
+static void in_route(struct s2s_in *in, struct xml_node *el)
+{
 	if (in->nauthed == 0) {
 		in_fail(in, STE_NOT_AUTHORIZED, "stanzas before authentication");
 		return;
 	}
-	if (from_s == NULL || to_s == NULL) {
-		in_fail(in, STE_IMPROPER_ADDRESSING, "a stanza between servers needs 'from' and 'to'");
-		return;
-	}
-	struct jid from = { 0 }, to = { 0 };
-	const char *err;
-	if (jid_parse(from_s, &from, &err) != 0 || !in_is_authed(in, from.domain, NULL)) {
-		in_fail(in, STE_INVALID_FROM, "'from' is not a domain this stream authenticated");
-		goto out;
-	}
-	if (!s2s_config_allowed(cfg(), from.domain)) {
-		/* A reload denied a domain that authenticated before. */
-		in_fail(in, STE_POLICY_VIOLATION, "federation with your domain is not allowed here");
-		goto out;
-	}
-	if (jid_parse(to_s, &to, &err) != 0) {
-		struct xml_node *reply = stanza_error_reply(el, SE_JID_MALFORMED, err);
-		if (reply != NULL) {
-			xml_set_attr(reply, "from", NULL);
-			stream_send(in->st, reply, NS_CLIENT);
-			xml_unref(&reply);
-		}
-		goto out;
-	}
-	if (!router_is_local(to.domain)) {
-		in_fail(in, STE_HOST_UNKNOWN, "'to' is not a domain served here");
-		goto out;
-	}
-	stats.stanzas_in++;
-	to_client_ns(el);
-	router_route(el, &from, &to);
-out:
-	jid_clear(&from);
-	jid_clear(&to);
+	const char *why = NULL;
+	int e = peer_route(el, in_authed, in, &why);
+	if (e >= 0)
+		in_fail(in, (enum stream_error)e, why);
 }
 
 static bool in_stanza(struct stream *st, struct xml_node *el)
@@ -1206,6 +1300,8 @@ static bool in_stanza(struct stream *st, struct xml_node *el)
 		in_db_verify(in, el);
 	} else if (xml_is(el, "auth", NS_SASL)) {
 		in_sasl(in, el);
+	} else if (xml_is(el, "bidi", NS_BIDI)) {
+		in->bidi = c->bidi && st->ssl != NULL;
 	} else if (stanza_kind(el) != STANZA_OTHER && strcmp(el->ns, NS_SERVER) == 0) {
 		in_route(in, el);
 	} else {
@@ -1249,7 +1345,8 @@ static void in_tick(struct stream *st, double now)
 		return;
 	}
 	double idle = cfg()->idle_timeout;
-	if (idle > 0 && now - st->last_in > idle && in->pending == 0) {
+	double last = in->bidi_out != NULL && st->last_out > st->last_in ? st->last_out : st->last_in;
+	if (idle > 0 && now - last > idle && in->pending == 0) {
 		in_fail(in, STE_CONNECTION_TIMEOUT, "idle for too long");
 		return;
 	}
@@ -1262,6 +1359,14 @@ static void in_free(struct s2s_in *in)
 			*pp = in->next;
 			break;
 		}
+	}
+	if (in->bidi_out != NULL) {
+		struct s2s_out *o = in->bidi_out;
+		o->via = NULL;
+		o->st = NULL;
+		in->bidi_out = NULL;
+		log_info("s2s %s -> %s: the bidirectional stream closed", o->local, o->remote);
+		out_free(o);
 	}
 	for (unsigned i = 0; i < in->nauthed; i++) {
 		free(in->authed_remote[i]);
@@ -1390,11 +1495,7 @@ unsigned s2s_close_domain(const char *domain)
 			continue;
 		}
 		log_info("s2s %s -> %s: closed by the administrator", o->local, o->remote);
-		struct stream *st = o->st;
-		o->st = NULL;
-		st->owner = NULL;
-		stream_close(st, -1, NULL);
-		out_free(o);
+		out_close(o, -1);
 	}
 	for (struct s2s_in *in = ins; in != NULL; in = in->next) {
 		bool match = in->remote != NULL && strcasecmp(in->remote, domain) == 0;
@@ -1472,11 +1573,7 @@ void s2s_shutdown_all(void)
 			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "the server is stopping");
 			continue;
 		}
-		struct stream *st = o->st;
-		o->st = NULL;
-		st->owner = NULL;
-		stream_close(st, STE_SYSTEM_SHUTDOWN, NULL);
-		out_free(o);
+		out_close(o, STE_SYSTEM_SHUTDOWN);
 	}
 	for (struct s2s_in *in = ins; in != NULL; in = in->next)
 		in_fail(in, STE_SYSTEM_SHUTDOWN, NULL);
