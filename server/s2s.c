@@ -23,8 +23,16 @@
  * authenticated on this stream (else <invalid-from/>) and its 'to' is
  * served here (else <host-unknown/>).
  *
+ * Bidirectional streams (XEP-0288): when both certificates verify, the
+ * connecting side asks for one with <bidi/> before SASL EXTERNAL; the
+ * accepting side then routes our stanzas for the peer over that incoming
+ * stream (a struct s2s_out whose 'via' is the struct s2s_in), and the
+ * connecting side accepts the peer's stanzas on its outgoing stream.
+ *
  * Invariants: a stream's owner pointer is cleared before the s2s object
- * that owned it is freed, so a late ops callback finds nothing; stanzas
+ * that owned it is freed, so a late ops callback finds nothing (a
+ * bidirectional route never owns its stream: the incoming side does, and
+ * frees the route with it); stanzas
  * from a jabber:server stream are moved into jabber:client before they
  * are routed (the rest of the server knows one stanza namespace), and
  * written back without a namespace, which the peer reads as
