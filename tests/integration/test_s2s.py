@@ -397,3 +397,14 @@ def test_queue_is_bounded(fed, run):
             ['remote-server-timeout'] * 5 + ['resource-constraint'] * 3, got
         await logout(alice)
     run(go(), timeout=60)
+
+
+def test_stanza_size_limit_on_s2s(fed, run):
+    """limits.max_stanza_size (64K in the tests) holds on s2s streams."""
+    a, b = fed
+    r = s2s_open_tls(a, B)
+    r.send_slowly("<message from='bob@%s' to='alice@%s'><body>%s</body></message>"
+                  % (B, A, 'x' * (80 * 1024)))
+    assert r.stream_error(timeout=10) == 'policy-violation'
+    r.close()
+    test_messages_both_ways(fed, run)
