@@ -87,6 +87,7 @@ void cmd_status(struct ctl_call *call)
 	buf_printf(&call->body, "memory: rss %ld KiB, heap in use %zu KiB, heap free %zu KiB\n", rss, heap,
 	           hfree);
 	latency_format_summary(latency_stats(), &call->body);
+	cmd_s2s_status(&call->body, false);
 	for (struct host *h = host_first(); h != NULL; h = h->next) {
 		buf_printf(&call->body, "host %s: %u sessions, storage %s, auth", h->name, sm_count(h),
 		           storage_describe(h->storage));
@@ -183,6 +184,8 @@ static void stats_write(struct ctl_call *call)
 		           "\"stanzas_out\": %llu, \"bounced_offline\": %llu}, ",
 		           comp->configured, comp->connected, (unsigned long long)comp->stanzas_in,
 		           (unsigned long long)comp->stanzas_out, (unsigned long long)comp->bounced_offline);
+		cmd_s2s_status(b, true);
+		buf_append_str(b, ", ");
 		buf_printf(
 		        b,
 		        "\"memory\": {\"rss_kib\": %ld, \"heap_used_kib\": %zu, \"heap_free_kib\": %zu}}\n",
@@ -214,6 +217,7 @@ static void stats_write(struct ctl_call *call)
 		buf_printf(b, "components: %u connected of %u configured, stanzas in %llu, out %llu\n",
 		           comp->connected, comp->configured, (unsigned long long)comp->stanzas_in,
 		           (unsigned long long)comp->stanzas_out);
+	cmd_s2s_status(b, false);
 	buf_printf(b, "memory: rss %ld KiB, heap in use %zu KiB, heap free %zu KiB\n", rss, heap, hfree);
 }
 

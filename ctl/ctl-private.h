@@ -102,6 +102,12 @@ void cmd_send_stanza(struct ctl_call *call);
 void cmd_announce(struct ctl_call *call);
 void cmd_motd(struct ctl_call *call);
 
+/* cmd-s2s.c: federation */
+void cmd_s2s_list(struct ctl_call *call);
+void cmd_s2s_close(struct ctl_call *call);
+/* The s2s counters, as a status/stats line or a JSON member. */
+void cmd_s2s_status(struct buf *b, bool json);
+
 /* cmd-server.c */
 void cmd_status(struct ctl_call *call);
 void cmd_latency(struct ctl_call *call);

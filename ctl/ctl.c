@@ -193,6 +193,12 @@ static const struct ctl_command commands[] = {
 	{ "latency", "[--reset]", 0, 1, 0, cmd_latency,
 	  "the event loop's busy time per iteration: histogram, time per callback class, worst "
 	  "iterations and their cause (--reset: then start again from zero)" },
+	{ "s2s-list", "", 0, 0, 0, cmd_s2s_list,
+	  "the s2s streams, one a line, tab-separated: direction (in/out), remote domain, local "
+	  "domain, TLS version, authentication (or the step an opening stream is at), since, queued "
+	  "stanzas" },
+	{ "s2s-close", "DOMAIN", 1, 1, 0, cmd_s2s_close,
+	  "close the s2s streams with a remote domain (what they queued bounces)" },
 	{ "stop", "", 0, 0, 0, cmd_stop, "stop parleyd gracefully" },
 	{ "restart", "", 0, 0, 0, cmd_restart,
 	  "stop gracefully and start again in the same process (re-reads the configuration)" },

@@ -47,7 +47,7 @@ struct top_settings {
 	double latency_threshold;
 	bool latency_usage;
 	const struct cfg_node *control, *limits, *stream_management, *fast, *tls, *storage, *auth, *listen,
-	        *modules, *hosts, *components;
+	        *modules, *hosts, *components, *s2s;
 };
 
 static const struct opt_def top_defs[] = {
@@ -87,6 +87,8 @@ static const struct opt_def top_defs[] = {
 	{ "hosts", OPT_NODE, OFF(top_settings, hosts), NULL, NULL, 0, 0, "the virtual hosts (required)" },
 	{ "components", OPT_NODE, OFF(top_settings, components), NULL, NULL, 0, 0,
 	  "external components (XEP-0114): domain -> secret and policy" },
+	{ "s2s", OPT_NODE, OFF(top_settings, s2s), NULL, NULL, 0, 0,
+	  "federation with other servers (server-to-server)" },
 	OPT_END
 };
 
@@ -496,6 +498,8 @@ int config_load(const char *path, struct parley_config **cfg_r, char **error_r)
 		goto out;
 	if (fast_config_load(&cfg->fast, top.fast, cfg->root, dir, error_r) < 0)
 		goto out;
+	if (s2s_config_load(&cfg->s2s, top.s2s, cfg->root, dir, error_r) < 0)
+		goto out;
 	if (listen_config_load(&cfg->listen, &cfg->nlisten, top.listen, cfg->root, error_r) < 0)
 		goto out;
 	if (load_globals(&g, &top, cfg->root, dir, error_r) < 0)
@@ -539,6 +543,7 @@ void config_free(struct parley_config **cfgp)
 	opt_free(control_defs, cfg);
 	listen_config_free_all(&cfg->listen, cfg->nlisten);
 	fast_config_free(&cfg->fast);
+	s2s_config_free(&cfg->s2s);
 	for (size_t i = 0; i < cfg->nhosts; i++) {
 		struct host_config *h = &cfg->hosts[i];
 		free(h->name);
@@ -642,6 +647,8 @@ void config_dump_ex(const struct parley_config *cfg, const char *host, struct bu
 	stream_mgmt_config_dump(&cfg->stream_management, out, 2);
 	buf_append_str(out, "fast:\n");
 	fast_config_dump(&cfg->fast, out, 2);
+	buf_append_str(out, "s2s:\n");
+	s2s_config_dump(&cfg->s2s, out, 2);
 	buf_append_str(out, "listen:\n");
 	for (size_t i = 0; i < cfg->nlisten; i++)
 		listen_config_dump(&cfg->listen[i], out, 2);

@@ -15,6 +15,7 @@
 #include "lib/options.h"
 #include "server/listen-config.h"
 #include "server/component-config.h"
+#include "server/s2s-config.h"
 #include "storage/storage-config.h"
 #include "auth/auth-config.h"
 
@@ -46,6 +47,7 @@ struct parley_config {
 	struct limits_config limits;
 	struct stream_mgmt_config stream_management;
 	struct fast_config fast;
+	struct s2s_config s2s;
 	struct listen_config *listen;
 	size_t nlisten;
 	struct host_config *hosts;

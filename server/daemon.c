@@ -15,6 +15,7 @@
 #include "host.h"
 #include "component.h"
 #include "fast.h"
+#include "s2s.h"
 #include "lib/latency.h"
 #include "lib/log.h"
 
@@ -185,7 +186,8 @@ int server_main(int argc, char **argv, const struct server_control *control)
 	server.control = control;
 	int rc = 1;
 
-	if (components_start(cfg, &err) < 0 || listeners_open(cfg, &err) < 0 ||
+	if (components_start(cfg, &err) < 0 || s2s_start(server.loop, &err) < 0 ||
+	    listeners_open(cfg, &err) < 0 ||
 	    (control != NULL && control->listen != NULL && control->listen(server.loop, cfg, &err) < 0)) {
 		log_error("%s", err);
 		free(err);
@@ -237,6 +239,7 @@ int server_main(int argc, char **argv, const struct server_control *control)
 	ev_signal_stop(server.loop, &sigterm);
 	ev_signal_stop(server.loop, &sigint);
 	ev_signal_stop(server.loop, &sighup);
+	s2s_stop();
 	streams_shutdown();
 	hosts_stop();
 	components_stop();

@@ -1,8 +1,9 @@
 /*
  * The router: delivers a stanza to its destination domain.  Local virtual
  * hosts go to the local router (user JIDs to the session manager, the server
- * JID to the iq handler registry); other domains would go to the s2s manager
- * (not built yet: remote-server-not-found).  Loop thread.
+ * JID to the iq handler registry); other domains go to the remote route
+ * (the s2s manager, server/s2s.h, when federation is enabled; else
+ * remote-server-not-found).  Loop thread.
  */
 #ifndef PARLEY_ROUTER_H
 #define PARLEY_ROUTER_H

@@ -12,6 +12,7 @@
 #include "listener.h"
 #include "c2s.h"
 #include "component.h"
+#include "s2s.h"
 #include "stream.h"
 #include "lib/latency.h"
 #include "lib/log.h"
@@ -52,6 +53,7 @@ void server_stop(void)
 		server.control->stop_accepting();
 	c2s_shutdown_all();
 	components_shutdown_all();
+	s2s_shutdown_all();
 	stop_started = ev_now(server.loop);
 	ev_timer_init(&stop_timer, stop_check_cb, 0.05, 0.05);
 	ev_timer_start(server.loop, &stop_timer);
@@ -234,6 +236,7 @@ int server_reload(struct buf *report)
 	/* Kept until exit: the hosts now point into it. */
 	server.reloaded = xrealloc(server.reloaded, (server.nreloaded + 1) * sizeof(*server.reloaded));
 	server.reloaded[server.nreloaded++] = ncfg;
+	s2s_reload(report);
 	log_notice("configuration reloaded from %s", ocfg->file);
 	return 0;
 }

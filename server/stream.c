@@ -150,6 +150,7 @@ static void stream_free(struct stream *s)
 		SSL_free(s->ssl);
 		ERR_clear_error();
 	}
+	SSL_free(s->client_ssl);
 	if (s->fd >= 0)
 		close(s->fd);
 	xml_parser_free(&s->parser);
@@ -375,7 +376,15 @@ static void stream_handshake(struct stream *s)
 
 static void stream_do_start_tls(struct stream *s)
 {
-	s->ssl = tls_new_server(s->fd);
+	bool client = s->client_ssl != NULL;
+	if (client) {
+		s->ssl = s->client_ssl;
+		s->client_ssl = NULL;
+	} else {
+		s->ssl = tls_new_server(s->fd);
+		if (s->ssl != NULL && s->request_peer_cert)
+			tls_request_peer_certificate(s->ssl);
+	}
 	if (s->ssl == NULL) {
 		stream_abort(s);
 		return;
@@ -384,6 +393,9 @@ static void stream_do_start_tls(struct stream *s)
 	/* Bytes after <starttls/> were sent in plaintext: never honour them. */
 	xml_parser_restart(s->parser, false);
 	s->paused = false;
+	/* The client speaks first: start the handshake from the loop. */
+	if (client)
+		ev_feed_event(s->loop, &s->rio, EV_READ);
 }
 
 void stream_start_tls(struct stream *s)
@@ -415,6 +427,17 @@ void stream_start_tls(struct stream *s)
 		ev_io_start(s->loop, &s->rio);
 		ev_feed_event(s->loop, &s->rio, EV_READ);
 	}
+}
+
+void stream_start_tls_client(struct stream *s, SSL *ssl)
+{
+	if (s->dead || s->ssl != NULL) {
+		SSL_free(ssl);
+		return;
+	}
+	SSL_free(s->client_ssl);
+	s->client_ssl = ssl;
+	stream_start_tls(s);
 }
 
 static bool stream_after_feed(struct stream *s, enum xml_feed_result r);

@@ -65,6 +65,8 @@ struct stream {
 	struct stream *flush_next;
 	struct stream *prev, *next; /* all streams, for sweeps and shutdown */
 	uint64_t bytes_in, bytes_out;
+	SSL *client_ssl;        /* stream_start_tls_client: the SSL object to start */
+	bool request_peer_cert; /* server side: ask the peer for a certificate (s2s) */
 };
 
 /* Global set-up (the prepare watcher that flushes output, the sweep timer). */
@@ -89,6 +91,11 @@ void stream_send_wire(struct stream *s, const struct xml_wire *w, const char *to
 /* Start TLS after <proceed/> was queued: the queued plaintext is written
  * first, the parser restarts and bytes after <starttls/> are discarded. */
 void stream_start_tls(struct stream *s);
+/* The client side of STARTTLS (an outgoing s2s stream, after <proceed/>
+ * was read): start ssl (from tls_new_client; the stream owns it now) on
+ * the socket as stream_start_tls does; ops->tls_ready runs when the
+ * handshake is done. */
+void stream_start_tls_client(struct stream *s, SSL *ssl);
 /* Restart the XML stream (after SASL success); pipelined bytes are kept. */
 void stream_restart(struct stream *s);
 

@@ -26,7 +26,11 @@
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 struct tls_ctx {
 	char *name;
@@ -271,4 +275,123 @@ size_t tls_channel_binding_types(SSL *ssl, const char **types_r)
 			types_r[n++] = known[i];
 	explicit_bzero(buf, sizeof(buf));
 	return n;
+}
+
+/* ---- server-to-server --------------------------------------------------------- */
+
+static SSL_CTX *client_ctx;
+static X509_STORE *peer_store;
+
+int tls_s2s_init(const char *ca_file, char **error_r)
+{
+	if (client_ctx != NULL)
+		return 0;
+	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+	if (c == NULL) {
+		*error_r = xasprintf("s2s: SSL_CTX_new: %s", tls_last_error());
+		return -1;
+	}
+	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+	SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
+	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+	                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_verify(c, SSL_VERIFY_NONE, NULL); /* checked after the handshake */
+	X509_STORE *st = X509_STORE_new();
+	if (X509_STORE_set_default_paths(st) != 1)
+		ERR_clear_error(); /* no system CAs: ca_file may still do */
+	if (ca_file != NULL && X509_STORE_load_file(st, ca_file) != 1) {
+		*error_r = xasprintf("s2s.ca_file %s: %s", ca_file, tls_last_error());
+		X509_STORE_free(st);
+		SSL_CTX_free(c);
+		return -1;
+	}
+	client_ctx = c;
+	peer_store = st;
+	return 0;
+}
+
+void tls_s2s_shutdown(void)
+{
+	SSL_CTX_free(client_ctx);
+	client_ctx = NULL;
+	X509_STORE_free(peer_store);
+	peer_store = NULL;
+}
+
+SSL *tls_new_client(int fd, const char *server_name, const char *local_name)
+{
+	if (client_ctx == NULL)
+		return NULL;
+	SSL *ssl = SSL_new(client_ctx);
+	if (ssl == NULL) {
+		log_error("SSL_new: %s", tls_last_error());
+		return NULL;
+	}
+	SSL_set_tlsext_host_name(ssl, server_name);
+	for (struct sni_entry *e = sni_list; e != NULL; e = e->next) {
+		if (strcasecmp(e->name, local_name) != 0)
+			continue;
+		X509 *cert = SSL_CTX_get0_certificate(e->ctx->ctx);
+		EVP_PKEY *key = SSL_CTX_get0_privatekey(e->ctx->ctx);
+		STACK_OF(X509) *chain = NULL;
+		SSL_CTX_get0_chain_certs(e->ctx->ctx, &chain);
+		if (cert != NULL && key != NULL) {
+			if (SSL_use_certificate(ssl, cert) != 1 || SSL_use_PrivateKey(ssl, key) != 1 ||
+			    (chain != NULL && SSL_set1_chain(ssl, chain) != 1))
+				log_warning("s2s to %s: cannot present the certificate of %s: %s",
+				            server_name, local_name, tls_last_error());
+		}
+		break;
+	}
+	SSL_set_fd(ssl, fd);
+	SSL_set_connect_state(ssl);
+	return ssl;
+}
+
+static int accept_any_cert(int ok, X509_STORE_CTX *ctx)
+{
+	(void)ok;
+	(void)ctx;
+	return 1; /* checked after the handshake (tls_peer_verified) */
+}
+
+void tls_request_peer_certificate(SSL *ssl)
+{
+	SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, accept_any_cert);
+}
+
+bool tls_peer_verified(SSL *ssl, const char *domain, const char **why_r)
+{
+	static char why[256];
+	const char *dummy;
+	if (why_r == NULL)
+		why_r = &dummy;
+	*why_r = "no TLS";
+	if (ssl == NULL || peer_store == NULL || !SSL_is_init_finished(ssl))
+		return false;
+	X509 *cert = SSL_get0_peer_certificate(ssl);
+	if (cert == NULL) {
+		*why_r = "no certificate";
+		return false;
+	}
+	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	bool ok = ctx != NULL && X509_STORE_CTX_init(ctx, peer_store, cert, chain) == 1;
+	if (ok) {
+		X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
+		X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+		                                               X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
+		X509_VERIFY_PARAM_set1_host(param, domain, 0);
+		ok = X509_verify_cert(ctx) == 1;
+		if (!ok) {
+			snprintf(why, sizeof(why), "certificate: %s",
+			         X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+			*why_r = why;
+		}
+	} else {
+		*why_r = "cannot check the certificate";
+	}
+	X509_STORE_CTX_free(ctx);
+	ERR_clear_error();
+	return ok;
 }

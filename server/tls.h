@@ -27,6 +27,30 @@ void tls_sni_clear(void);
 SSL *tls_new_server(int fd);
 bool tls_available(void);
 
+/* ---- server-to-server ------------------------------------------------------
+ * Outgoing s2s streams are TLS clients; both directions check the peer's
+ * certificate themselves after the handshake (tls_peer_verified), so a
+ * certificate that does not verify still lets the stream fall back to
+ * dialback when policy allows it. */
+
+/* The trust store peer certificates are checked against: the system's
+ * default CAs, plus ca_file when not NULL.  Called at start (s2s enabled or
+ * an s2s listener); -1 with a malloc'd message. */
+int tls_s2s_init(const char *ca_file, char **error_r);
+void tls_s2s_shutdown(void);
+/* A client-side SSL object for an outgoing stream: SNI server_name, and
+ * the certificate of the virtual host local_name (for the peer to check;
+ * none when that host has no certificate).  NULL when TLS cannot start. */
+SSL *tls_new_client(int fd, const char *server_name, const char *local_name);
+/* Ask the peer of a server-side SSL object for its certificate (an
+ * incoming s2s stream), without requiring one. */
+void tls_request_peer_certificate(SSL *ssl);
+/* Whether the peer presented a certificate that verifies against the
+ * trust store and names domain (RFC 6125: a subjectAltName dNSName, a
+ * wildcard only as the whole left-most label).  *why_r (optional) says
+ * why not. */
+bool tls_peer_verified(SSL *ssl, const char *domain, const char **why_r);
+
 /* ---- channel binding (RFC 5056) for SCRAM-PLUS ----------------------------
  * The types a connection supports, by its TLS version:
  *   tls-exporter          TLS 1.3 only (RFC 9266; not offered on TLS 1.2,

@@ -1023,3 +1023,154 @@ async def next_message(client, timeout=10, pred=None):
 
 def find_lines(pattern, text):
     return [line for line in text.splitlines() if re.search(pattern, line)]
+
+
+# ---------------------------------------------------------------------------
+# Federation (s2s): parleyd instances for one domain each
+# ---------------------------------------------------------------------------
+
+NS_SERVER = 'jabber:server'
+NS_DIALBACK = 'jabber:server:dialback'
+
+
+def make_test_ca(directory, domains):
+    """A CA and, for each domain, a certificate it signs (SAN dNSName):
+    returns {'ca': ca.pem, domain: (cert, key), ...} as paths."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    run = lambda *a: subprocess.run(list(a), check=True, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30)
+    out = {'ca': d / 'ca.pem'}
+    run('openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+        '-nodes', '-days', '30', '-subj', '/CN=Parley test CA', '-keyout', str(d / 'ca-key.pem'),
+        '-out', str(out['ca']), '-addext', 'basicConstraints=critical,CA:TRUE',
+        '-addext', 'keyUsage=critical,keyCertSign,cRLSign')
+    for dom in domains:
+        key, csr, cert = d / ('%s-key.pem' % dom), d / ('%s.csr' % dom), d / ('%s.pem' % dom)
+        ext = d / ('%s.ext' % dom)
+        ext.write_text('subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\n' % dom)
+        run('openssl', 'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+            '-nodes', '-subj', '/CN=' + dom, '-keyout', str(key), '-out', str(csr))
+        run('openssl', 'x509', '-req', '-in', str(csr), '-CA', str(out['ca']), '-CAkey',
+            str(d / 'ca-key.pem'), '-CAcreateserial', '-days', '30', '-out', str(cert),
+            '-extfile', str(ext))
+        out[dom] = (cert, key)
+    return out
+
+
+class FedParleyd(Parleyd):
+    """A parleyd serving one domain, with an s2s listener, federating
+    through the static host map.  peers: {domain: port, or the map's
+    value as a string ("tls://127.0.0.1:PORT")};
+    s2s: options of the s2s section over the test defaults ({key: YAML
+    value}); cert: (certificate, key) paths to use instead of a
+    self-signed one."""
+
+    def __init__(self, workdir, domain, users, peers=None, s2s=None, cert=None, s2s_port=None,
+                 s2s_tls_port=None):
+        """s2s_tls_port: also a direct-TLS (XEP-0368) s2s listener there."""
+        self.domain = domain
+        self.s2s_port = s2s_port or free_port()
+        self.s2s_tls_port = s2s_tls_port
+        self.peers = dict(peers or {})
+        self.s2s_opts = {'enabled': 'true', 'connect_timeout': '5s', 'backoff': '1s',
+                         'max_backoff': '2s'}
+        self.s2s_opts.update(s2s or {})
+        self.cert_files = cert
+        super().__init__(workdir, users=users, muc=None)
+
+    def write_cert(self):
+        if self.cert_files is not None:
+            shutil.copy(str(self.cert_files[0]), str(self.dir / 'cert.pem'))
+            shutil.copy(str(self.cert_files[1]), str(self.dir / 'key.pem'))
+            return
+        if (self.dir / 'cert.pem').exists():
+            return
+        subprocess.run(
+            ['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+             '-nodes', '-days', '30', '-subj', '/CN=' + self.domain,
+             '-addext', 'subjectAltName=DNS:%s' % self.domain,
+             '-keyout', str(self.dir / 'key.pem'), '-out', str(self.dir / 'cert.pem')],
+            check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, timeout=30)
+
+    def write_config(self):
+        hosts = ', '.join('"%s": "%s"' % (d, p if isinstance(p, str) else '127.0.0.1:%d' % p)
+                          for d, p in sorted(self.peers.items()))
+        direct = ('  - port: %d\n    address: 127.0.0.1\n    module: s2s\n    direct_tls: true\n'
+                  % self.s2s_tls_port if self.s2s_tls_port else '')
+        opts = ''.join('  %s: %s\n' % kv for kv in self.s2s_opts.items())
+        self.config.write_text(f"""\
+# written by tests/integration/parleytest.py (FedParleyd)
+loglevel: {self.loglevel}
+pidfile: parleyd.pid
+control:
+  socket: parley.sock
+limits:
+  max_stanza_size: 64K
+  max_connections_per_ip: 0
+  handshake_timeout: 30s
+  auth_failure_delay: 0.2s
+tls:
+  certificate: cert.pem
+  key: key.pem
+storage:
+  driver: sqlite
+  path: parley.db
+auth:
+  methods: [internal]
+  scram_iterations: 4096
+s2s:
+{opts}  hosts: {{ {hosts} }}
+listen:
+  - port: {self.port}
+    address: 127.0.0.1
+    module: c2s
+    starttls: required
+  - port: {self.tls_port}
+    address: 127.0.0.1
+    module: c2s
+    direct_tls: true
+  - port: {self.s2s_port}
+    address: 127.0.0.1
+    module: s2s
+{direct}modules:
+  disco: {{}}
+  version: {{}}
+  ping: {{}}
+  time: {{}}
+  roster: {{}}
+  register: {{ open: false }}
+hosts:
+  {self.domain}: {{}}
+""")
+
+    def set_peers(self, peers):
+        """Rewrite the static map (before start)."""
+        self.peers = dict(peers)
+        self.write_config()
+
+
+class RawServer(RawClient):
+    """A raw s2s peer: jabber:server stream headers with a 'from'."""
+
+    def __init__(self, port, origin, target, **kw):
+        self.origin = origin
+        super().__init__(port, host=target, **kw)
+
+    def open(self, to=None, **kw):
+        self._reset_parser()
+        self.send("<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='%s' xmlns:db='%s' "
+                  "from='%s' to='%s' version='1.0'>"
+                  % (NS_SERVER, NS_STREAM, NS_DIALBACK, self.origin, to or self.host))
+        self.features = self.wait_for(lambda e: e.tag == q(NS_STREAM, 'features'),
+                                      what='stream features')
+        return self.features
+
+    def dialback_key(self, secret, receiving, stream_id):
+        """The XEP-0185 key of origin for receiving, with secret (bytes)."""
+        import hashlib
+        import hmac
+        k = hashlib.sha256(secret).digest()
+        return hmac.new(k, ('%s %s %s' % (receiving, self.origin, stream_id)).encode(),
+                        hashlib.sha256).hexdigest()

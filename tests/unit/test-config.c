@@ -730,7 +730,7 @@ static void test_error_classes(void **state)
 	expect_error("listen:\n  - port: 5222\n    starttls: maybe\n" HOSTS, "3:15",
 	             "key 'listen[0].starttls': expected one of required|optional|off, got 'maybe'", NULL);
 	expect_error("listen:\n  - port: 5222\n    module: irc\n" HOSTS, "3:13",
-	             "key 'listen[0].module': expected one of c2s", NULL);
+	             "key 'listen[0].module': expected one of c2s|s2s|component|http", NULL);
 	expect_error("tls:\n  min_version: 1.1\n" LISTEN HOSTS, "2:16",
 	             "key 'tls.min_version': expected \"1.2\" or \"1.3\", got '1.1'", NULL);
 	/* duplicate keys (YAML level) and duplicate hosts (after lower-casing) */
@@ -1248,6 +1248,62 @@ static void test_dump(void **state)
 	config_free(&cfg);
 }
 
+/* The s2s section: the static map, lists and the checks beyond the table. */
+static void test_s2s_section(void **state)
+{
+	(void)state;
+	struct parley_config *cfg = load_ok(LISTEN HOSTS);
+	assert_false(cfg->s2s.enabled);
+	assert_true(cfg->s2s.require_tls);
+	assert_true(cfg->s2s.dialback);
+	assert_int_equal(cfg->s2s.max_queue, 100);
+	assert_int_equal(cfg->s2s.nstatic_hosts, 0);
+	config_free(&cfg);
+
+	cfg = load_ok("s2s:\n  enabled: true\n  hosts: { B.Test: \"127.0.0.1:5270\", \"c.test\": "
+	              "\"[::1]:5269\" }\n  deny: [Evil.Test]\n" LISTEN HOSTS);
+	assert_true(cfg->s2s.enabled);
+	assert_int_equal(cfg->s2s.nstatic_hosts, 2);
+	const struct s2s_static_host *h = s2s_config_static(&cfg->s2s, "b.test");
+	assert_non_null(h);
+	assert_string_equal(h->address, "127.0.0.1");
+	assert_int_equal(h->port, 5270);
+	h = s2s_config_static(&cfg->s2s, "c.test");
+	assert_non_null(h);
+	assert_string_equal(h->address, "::1");
+	assert_false(h->direct_tls);
+	assert_null(s2s_config_static(&cfg->s2s, "d.test"));
+	assert_false(s2s_config_allowed(&cfg->s2s, "evil.test"));
+	assert_true(s2s_config_allowed(&cfg->s2s, "b.test"));
+	config_free(&cfg);
+
+	cfg = load_ok("s2s:\n  hosts: { d.test: \"tls://192.0.2.1:5270\" }\n" LISTEN HOSTS);
+	h = s2s_config_static(&cfg->s2s, "d.test");
+	assert_non_null(h);
+	assert_true(h->direct_tls);
+	assert_string_equal(h->address, "192.0.2.1");
+	assert_int_equal(h->port, 5270);
+	config_free(&cfg);
+
+	cfg = load_ok("s2s:\n  allow: [b.test]\n  dialback: false\n" LISTEN HOSTS);
+	assert_true(s2s_config_allowed(&cfg->s2s, "b.test"));
+	assert_false(s2s_config_allowed(&cfg->s2s, "c.test"));
+	assert_true(cfg->s2s.require_valid_certificate); /* nothing else could authenticate */
+	config_free(&cfg);
+
+	expect_error("s2s:\n  hosts: { b.test: \"b.example:5269\" }\n" LISTEN HOSTS, "2:20",
+	             "key 's2s.hosts.b.test'", "numeric address", NULL);
+	expect_error("s2s:\n  hosts: { b.test: \"127.0.0.1:70000\" }\n" LISTEN HOSTS, "2:20",
+	             "key 's2s.hosts.b.test'", NULL);
+	expect_error("s2s:\n  hosts: [a, b]\n" LISTEN HOSTS, "2:10", "key 's2s.hosts'", "expected a map",
+	             NULL);
+	expect_error("s2s:\n  max_queue: 0\n" LISTEN HOSTS, "2:14", "key 's2s.max_queue'", NULL);
+	expect_error("s2s:\n  backoff: 20m\n" LISTEN HOSTS, "2:12", "key 's2s.backoff'",
+	             "at most max_backoff", NULL);
+	expect_error("s2s:\n  requiretls: false\n" LISTEN HOSTS, "2:3", "key 's2s.requiretls': unknown key",
+	             NULL);
+}
+
 /* Every option key config-dump prints (every option there is) appears in
  * doc/configuration.md as `key` and in etc/parley.yml as "key:". */
 static void test_docs_cover_options(void **state)
@@ -1409,7 +1465,7 @@ int main(void)
 		cmocka_unit_test(test_host_override),    cmocka_unit_test(test_module_merge),
 		cmocka_unit_test(test_relative_paths),   cmocka_unit_test(test_dump),
 		cmocka_unit_test(test_opt_aliases),      cmocka_unit_test(test_docs_cover_options),
-		cmocka_unit_test(test_components),
+		cmocka_unit_test(test_components),       cmocka_unit_test(test_s2s_section),
 #ifdef HAVE_BACKEND_LDAP
 		cmocka_unit_test(test_ldap_override),
 #endif

@@ -1,0 +1,38 @@
+/*
+ * Asynchronous name resolution for s2s (c-ares, driven from the loop
+ * through its socket-state callback): the addresses of a remote XMPP
+ * domain from SRV _xmpps-server._tcp (XEP-0368 direct TLS) and
+ * _xmpp-server._tcp, in priority order, each target's AAAA and A
+ * addresses; without SRV records, the domain's own addresses on port
+ * 5269.  Loop thread only; nothing here blocks.
+ */
+#ifndef PARLEY_RESOLVE_H
+#define PARLEY_RESOLVE_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct resolve_addr {
+	struct sockaddr_storage sa;
+	socklen_t len;
+	bool direct_tls; /* from an _xmpps-server record */
+};
+
+/* addrs (n of them, in the order to try) or, when n is 0, error says why.
+ * Runs from the loop, never inside resolve_s2s. */
+typedef void resolve_fn(void *ctx, const struct resolve_addr *addrs, size_t n, const char *error);
+
+struct resolve_req;
+
+int resolve_init(struct ev_loop *loop, char **error_r);
+void resolve_shutdown(void);
+/* Start resolving domain; cb runs once (unless cancelled). */
+struct resolve_req *resolve_s2s(const char *domain, resolve_fn *cb, void *ctx);
+/* cb will not run; *r is set to NULL. */
+void resolve_cancel(struct resolve_req **r);
+/* "192.0.2.1 port 5269" for logs, into out. */
+void resolve_addr_str(const struct resolve_addr *a, char *out, size_t size);
+
+#endif

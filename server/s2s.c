@@ -1,0 +1,1606 @@
+/*
+ * The s2s manager.  Loop thread only.
+ *
+ * Outgoing: one struct s2s_out per (local domain, remote domain) pair,
+ * reused while it lives.  It resolves the remote domain (the static map of
+ * the config, else DNS through server/resolve.c), connects to each address
+ * in turn, opens a jabber:server stream, takes STARTTLS (required unless
+ * s2s.require_tls is off), then authenticates with SASL EXTERNAL when the
+ * peer's certificate verifies and the peer offers it, else with dialback.
+ * Stanzas queue (bounded by s2s.max_queue) until it is ready; when it
+ * fails they bounce with <remote-server-not-found/> or, on a timeout,
+ * <remote-server-timeout/>, and the remote domain backs off (stanzas for
+ * it bounce at once, the wait doubling at each failure).  An outgoing
+ * stream also carries the <db:verify/> requests of the receiving role.
+ *
+ * Incoming: a struct s2s_in per accepted stream.  It offers STARTTLS,
+ * then EXTERNAL (when the peer's certificate verifies for the domain in
+ * the header's 'from') and dialback.  <db:result/> is checked by asking
+ * the originating domain's authoritative server over our outgoing stream
+ * to it (<db:verify/>), or at once when the stream's certificate verifies
+ * for that domain; <db:verify/> is answered with our own key (the
+ * authoritative role).  A stanza is routed only when its 'from' domain
+ * authenticated on this stream (else <invalid-from/>) and its 'to' is
+ * served here (else <host-unknown/>).
+ *
+ * Bidirectional streams (XEP-0288): when both certificates verify, the
+ * connecting side asks for one with <bidi/> before SASL EXTERNAL; the
+ * accepting side then routes our stanzas for the peer over that incoming
+ * stream (a struct s2s_out whose 'via' is the struct s2s_in), and the
+ * connecting side accepts the peer's stanzas on its outgoing stream.
+ *
+ * Invariants: a stream's owner pointer is cleared before the s2s object
+ * that owned it is freed, so a late ops callback finds nothing (a
+ * bidirectional route never owns its stream: the incoming side does, and
+ * frees the route with it); stanzas
+ * from a jabber:server stream are moved into jabber:client before they
+ * are routed (the rest of the server knows one stanza namespace), and
+ * written back without a namespace, which the peer reads as
+ * jabber:server; every queued stanza is either sent or bounced.
+ */
+#include "s2s.h"
+#include "host.h"
+#include "listener.h"
+#include "resolve.h"
+#include "router.h"
+#include "server.h"
+#include "stream.h"
+#include "tls.h"
+#include "lib/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define NS_DIALBACK "jabber:server:dialback"
+#define NS_DIALBACK_FEATURE "urn:xmpp:features:dialback"
+#define NS_BIDI "urn:xmpp:bidi"
+#define NS_BIDI_FEATURE "urn:xmpp:features:bidi"
+#define MAX_AUTHED 64 /* domain pairs one incoming stream may authenticate */
+
+enum out_state {
+	OUT_RESOLVING,
+	OUT_CONNECTING,
+	OUT_HEADER,   /* header sent, waiting for the peer's */
+	OUT_FEATURES, /* waiting for features */
+	OUT_TLS,      /* <starttls/> sent, or the handshake runs */
+	OUT_SASL,     /* <auth mechanism='EXTERNAL'/> sent */
+	OUT_DIALBACK, /* <db:result/> sent */
+	OUT_READY,
+};
+static const char *const out_state_names[] = { "resolving", "connecting",    "header",   "features",
+	                                       "tls",       "sasl-external", "dialback", "ready" };
+
+struct verify_req {
+	uint64_t in_id; /* the incoming stream that asked */
+	char *stream_id;
+	char *key;
+	bool sent;
+	struct verify_req *next;
+};
+
+struct s2s_out {
+	char *local, *remote;
+	enum out_state state;
+	struct stream *st;
+	struct resolve_req *res;
+	struct resolve_addr *addrs;
+	size_t naddrs, next_addr;
+	int fd; /* while connecting */
+	bool direct_tls;
+	ev_io conn_w;
+	ev_timer timer; /* connect timeout */
+	ev_timer kick;  /* starts the connection from the loop */
+	struct xml_node **queue;
+	size_t nqueue;
+	struct verify_req *verifies;
+	char *remote_id;
+	const char *auth; /* "dialback", "external" */
+	bool sasl_done;
+	bool bidi;          /* XEP-0288: the peer may send its stanzas on this stream */
+	struct s2s_in *via; /* bidirectional: the incoming stream that carries ours */
+	double since;
+	struct s2s_out *next;
+};
+
+struct s2s_in {
+	struct stream *st;
+	const struct listen_config *lc;
+	char id[17];
+	char *local;  /* the header's 'to' */
+	char *remote; /* the header's 'from', when given */
+	char *authed_remote[MAX_AUTHED];
+	char *authed_local[MAX_AUTHED];
+	unsigned nauthed;
+	unsigned pending; /* dialback verifications in flight */
+	bool header_sent;
+	bool external_ok;         /* SASL EXTERNAL succeeded for remote */
+	bool bidi;                /* the peer asked for XEP-0288 */
+	struct s2s_out *bidi_out; /* our route to remote over this stream */
+	const char *auth;
+	double opened, since;
+	char ip[64];
+	struct s2s_in *next;
+};
+
+struct backoff {
+	char *domain;
+	double until, delay;
+	enum stanza_error error;
+	struct backoff *next;
+};
+
+static struct ev_loop *loop_;
+static struct s2s_out *outs;
+static struct s2s_in *ins;
+static struct backoff *backoffs;
+static struct s2s_stats stats;
+static unsigned char secret_hash[32];
+static bool started;
+
+static const struct s2s_config *cfg(void)
+{
+	return &server_config()->s2s;
+}
+
+const struct s2s_stats *s2s_stats(void)
+{
+	return &stats;
+}
+
+/* ---- dialback keys (XEP-0185) ------------------------------------------------ */
+
+void s2s_dialback_key(const char *receiving, const char *originating, const char *id, char out[65])
+{
+	struct buf b = { 0 };
+	buf_printf(&b, "%s %s %s", receiving, originating, id);
+	unsigned char mac[32];
+	unsigned int len = sizeof(mac);
+	HMAC(EVP_sha256(), secret_hash, sizeof(secret_hash), (const unsigned char *)b.data, b.len, mac, &len);
+	buf_free(&b);
+	static const char hex[] = "0123456789abcdef";
+	for (unsigned i = 0; i < 32; i++) {
+		out[2 * i] = hex[mac[i] >> 4];
+		out[2 * i + 1] = hex[mac[i] & 15];
+	}
+	out[64] = '\0';
+	explicit_bzero(mac, sizeof(mac));
+}
+
+static int load_secret(const char *file, char **error_r)
+{
+	unsigned char raw[4096];
+	size_t n = 0;
+	if (file == NULL) {
+		random_bytes(raw, 32);
+		n = 32;
+	} else {
+		FILE *f = fopen(file, "r");
+		if (f == NULL) {
+			*error_r = xasprintf("s2s.dialback_secret_file %s: %s", file, strerror(errno));
+			return -1;
+		}
+		n = fread(raw, 1, sizeof(raw), f);
+		fclose(f);
+		while (n > 0 && (raw[n - 1] == '\n' || raw[n - 1] == '\r'))
+			n--;
+		if (n < 16) {
+			*error_r = xasprintf(
+			        "s2s.dialback_secret_file %s: the secret must be at least 16 bytes", file);
+			explicit_bzero(raw, sizeof(raw));
+			return -1;
+		}
+	}
+	s2s_dialback_set_secret(raw, n);
+	explicit_bzero(raw, sizeof(raw));
+	return 0;
+}
+
+void s2s_dialback_set_secret(const void *secret, size_t len)
+{
+	unsigned int hlen = sizeof(secret_hash);
+	EVP_Digest(secret, len, secret_hash, &hlen, EVP_sha256(), NULL);
+}
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+/* Stanzas of a jabber:server stream move into jabber:client. */
+static void to_client_ns(struct xml_node *el)
+{
+	if (el->type != XML_ELEMENT)
+		return;
+	if (strcmp(el->ns, NS_SERVER) == 0)
+		el->ns = NS_CLIENT;
+	for (struct xml_node *c = el->children; c != NULL; c = c->next)
+		to_client_ns(c);
+}
+
+static void write_header(struct stream *st, const char *from, const char *to, const char *id)
+{
+	struct buf b = { 0 };
+	buf_append_str(&b, "<?xml version='1.0'?><stream:stream xmlns='" NS_SERVER
+	                   "' xmlns:stream='" NS_STREAM "' xmlns:db='" NS_DIALBACK "' from='");
+	xml_escape(&b, from, strlen(from), true);
+	if (to != NULL) {
+		buf_append_str(&b, "' to='");
+		xml_escape(&b, to, strlen(to), true);
+	}
+	if (id != NULL)
+		buf_printf(&b, "' id='%s", id);
+	buf_append_str(&b, "' version='1.0'>");
+	stream_write(st, b.data, b.len);
+	buf_free(&b);
+}
+
+/* <db:NAME from to [id] [type]>text</db:NAME> */
+static void write_db(struct stream *st, const char *name, const char *from, const char *to, const char *id,
+                     const char *type, const char *text)
+{
+	struct buf b = { 0 };
+	buf_printf(&b, "<db:%s from='", name);
+	xml_escape(&b, from, strlen(from), true);
+	buf_append_str(&b, "' to='");
+	xml_escape(&b, to, strlen(to), true);
+	if (id != NULL) {
+		buf_append_str(&b, "' id='");
+		xml_escape(&b, id, strlen(id), true);
+	}
+	if (type != NULL)
+		buf_printf(&b, "' type='%s", type);
+	if (text != NULL) {
+		buf_append_str(&b, "'>");
+		xml_escape(&b, text, strlen(text), false);
+		buf_printf(&b, "</db:%s>", name);
+	} else if (type != NULL && strcmp(type, "error") == 0) {
+		buf_printf(&b,
+		           "'><error type='cancel'><remote-server-not-found xmlns='" NS_STANZAS
+		           "'/></error></db:%s>",
+		           name);
+	} else {
+		buf_append_str(&b, "'/>");
+	}
+	stream_write(st, b.data, b.len);
+	buf_free(&b);
+}
+
+static struct backoff *backoff_find(const char *domain)
+{
+	for (struct backoff *b = backoffs; b != NULL; b = b->next)
+		if (strcmp(b->domain, domain) == 0)
+			return b;
+	return NULL;
+}
+
+static void backoff_fail(const char *domain, enum stanza_error e)
+{
+	struct backoff *b = backoff_find(domain);
+	if (b == NULL) {
+		b = xcalloc(1, sizeof(*b));
+		b->domain = xstrdup(domain);
+		b->next = backoffs;
+		backoffs = b;
+	}
+	double base = cfg()->backoff, max = cfg()->max_backoff;
+	b->delay = b->delay <= 0 ? base : b->delay * 2 > max ? max : b->delay * 2;
+	b->until = ev_now(loop_) + b->delay;
+	b->error = e;
+}
+
+static void backoff_clear(const char *domain)
+{
+	for (struct backoff **pp = &backoffs; *pp != NULL; pp = &(*pp)->next) {
+		if (strcmp((*pp)->domain, domain) == 0) {
+			struct backoff *b = *pp;
+			*pp = b->next;
+			free(b->domain);
+			free(b);
+			return;
+		}
+	}
+}
+
+/* ---- outgoing ------------------------------------------------------------------ */
+
+static const struct stream_ops out_ops;
+typedef bool peer_authed_fn(void *ctx, const char *domain);
+static int peer_route(struct xml_node *el, peer_authed_fn *authed, void *ctx, const char **why_r);
+static void in_verified(uint64_t in_id, const char *local, const char *remote, const char *type);
+
+static struct s2s_out *out_find(const char *local, const char *remote)
+{
+	for (struct s2s_out *o = outs; o != NULL; o = o->next)
+		if (strcmp(o->local, local) == 0 && strcmp(o->remote, remote) == 0)
+			return o;
+	return NULL;
+}
+
+static void out_unlink(struct s2s_out *o)
+{
+	for (struct s2s_out **pp = &outs; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == o) {
+			*pp = o->next;
+			return;
+		}
+	}
+}
+
+/* Free o; its stream (if any) was told to close or is gone. */
+static void out_free(struct s2s_out *o)
+{
+	out_unlink(o);
+	ev_timer_stop(loop_, &o->timer);
+	ev_timer_stop(loop_, &o->kick);
+	ev_io_stop(loop_, &o->conn_w);
+	if (o->fd >= 0)
+		close(o->fd);
+	resolve_cancel(&o->res);
+	if (o->via != NULL)
+		o->via->bidi_out = NULL; /* the stream is the incoming one's */
+	else if (o->st != NULL)
+		o->st->owner = NULL;
+	for (size_t i = 0; i < o->nqueue; i++)
+		xml_unref(&o->queue[i]);
+	free(o->queue);
+	while (o->verifies != NULL) {
+		struct verify_req *v = o->verifies;
+		o->verifies = v->next;
+		free(v->stream_id);
+		free(v->key);
+		free(v);
+	}
+	free(o->addrs);
+	free(o->remote_id);
+	free(o->local);
+	free(o->remote);
+	free(o);
+}
+
+/* The connection failed: bounce the queue with e, answer the pending
+ * verifications with an error, back off, close and free. */
+static void out_fail(struct s2s_out *o, enum stanza_error e, const char *why)
+{
+	log_info("s2s %s -> %s: %s (%zu queued stanzas bounce with <%s/>)", o->local, o->remote, why,
+	         o->nqueue, stanza_error_name(e));
+	stats.out_failures++;
+	out_unlink(o);
+	backoff_fail(o->remote, e);
+	for (struct verify_req *v = o->verifies; v != NULL; v = v->next)
+		in_verified(v->in_id, o->local, o->remote, "error");
+	for (size_t i = 0; i < o->nqueue; i++) {
+		stats.bounced++;
+		router_bounce(o->queue[i], e, why);
+		xml_unref(&o->queue[i]);
+	}
+	o->nqueue = 0;
+	if (o->st != NULL) {
+		struct stream *st = o->st;
+		o->st = NULL;
+		if (o->via != NULL) {
+			o->via->bidi_out = NULL;
+			o->via = NULL;
+		} else {
+			st->owner = NULL;
+		}
+		if (o->state >= OUT_FEATURES)
+			stream_close(st, -1, NULL);
+		else
+			stream_abort(st);
+	}
+	out_free(o);
+}
+
+/* Close a working stream on purpose (idle, administrator, stop, the
+ * peer's stream error) with stream error e (-1: none) and free o; a
+ * bidirectional route closes the incoming stream that carries it. */
+static void out_close(struct s2s_out *o, int e)
+{
+	struct stream *st = o->st;
+	o->st = NULL;
+	if (o->via != NULL) {
+		o->via->bidi_out = NULL;
+		o->via = NULL;
+	} else if (st != NULL) {
+		st->owner = NULL;
+	}
+	if (st != NULL)
+		stream_close(st, e, NULL);
+	out_free(o);
+}
+
+static void out_send_verifies(struct s2s_out *o)
+{
+	for (struct verify_req *v = o->verifies; v != NULL; v = v->next) {
+		if (v->sent)
+			continue;
+		v->sent = true;
+		write_db(o->st, "verify", o->local, o->remote, v->stream_id, NULL, v->key);
+	}
+}
+
+static void out_ready(struct s2s_out *o, const char *auth)
+{
+	o->state = OUT_READY;
+	o->auth = auth;
+	o->since = ev_now(loop_);
+	ev_timer_stop(loop_, &o->timer);
+	backoff_clear(o->remote);
+	stats.out_connections++;
+	log_info("s2s %s -> %s: ready (%s, %s), %zu queued stanzas sent", o->local, o->remote,
+	         o->st->ssl != NULL ? SSL_get_version(o->st->ssl) : "no TLS", auth, o->nqueue);
+	for (size_t i = 0; i < o->nqueue; i++) {
+		stats.stanzas_out++;
+		stream_send(o->st, o->queue[i], NS_CLIENT);
+		xml_unref(&o->queue[i]);
+	}
+	o->nqueue = 0;
+}
+
+static void out_connect_next(struct s2s_out *o);
+
+static void out_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct s2s_out *o = w->data;
+	char why[128];
+	snprintf(why, sizeof(why), "no authenticated stream within %g s (state %s)", cfg()->connect_timeout,
+	         out_state_names[o->state]);
+	out_fail(o, SE_REMOTE_SERVER_TIMEOUT, why);
+}
+
+static void out_start_stream(struct s2s_out *o, int fd, const char *ip, unsigned port)
+{
+	const struct limits_config *l = &server.cfg->limits;
+	struct xml_parser_limits pl = {
+		.max_stanza = l->max_stanza_size,
+		.max_depth = l->max_depth,
+		.max_attrs = l->max_attrs,
+	};
+	o->st = stream_new(loop_, fd, ip, port, &pl, l->max_output, false, &out_ops, o);
+	if (o->direct_tls) {
+		o->state = OUT_TLS;
+		stream_start_tls_client(o->st, tls_new_client(fd, o->remote, o->local));
+		return;
+	}
+	o->state = OUT_HEADER;
+	write_header(o->st, o->local, o->remote, NULL);
+}
+
+static void out_conn_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct s2s_out *o = w->data;
+	ev_io_stop(loop, &o->conn_w);
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (getsockopt(o->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	const struct resolve_addr *a = &o->addrs[o->next_addr - 1];
+	char where[96];
+	resolve_addr_str(a, where, sizeof(where));
+	if (err != 0) {
+		log_info("s2s %s -> %s: connecting to %s: %s", o->local, o->remote, where, strerror(err));
+		close(o->fd);
+		o->fd = -1;
+		out_connect_next(o);
+		return;
+	}
+	int fd = o->fd;
+	o->fd = -1;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	char ip[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+	if (a->sa.ss_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)&a->sa)->sin_addr, ip, sizeof(ip));
+		port = ntohs(((const struct sockaddr_in *)&a->sa)->sin_port);
+	} else {
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&a->sa)->sin6_addr, ip, sizeof(ip));
+		port = ntohs(((const struct sockaddr_in6 *)&a->sa)->sin6_port);
+	}
+	log_debug("s2s %s -> %s: connected to %s", o->local, o->remote, where);
+	o->direct_tls = a->direct_tls;
+	out_start_stream(o, fd, ip, port);
+}
+
+static void out_connect_next(struct s2s_out *o)
+{
+	while (o->next_addr < o->naddrs) {
+		const struct resolve_addr *a = &o->addrs[o->next_addr++];
+		int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		if (connect(fd, (const struct sockaddr *)&a->sa, a->len) < 0 && errno != EINPROGRESS) {
+			char where[96];
+			resolve_addr_str(a, where, sizeof(where));
+			log_info("s2s %s -> %s: connecting to %s: %s", o->local, o->remote, where,
+			         strerror(errno));
+			close(fd);
+			continue;
+		}
+		o->fd = fd;
+		o->state = OUT_CONNECTING;
+		ev_io_init(&o->conn_w, out_conn_cb, fd, EV_WRITE);
+		o->conn_w.data = o;
+		ev_io_start(loop_, &o->conn_w);
+		return;
+	}
+	out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "no address of the domain accepted a connection");
+}
+
+static void out_resolved(void *ctx, const struct resolve_addr *addrs, size_t n, const char *error)
+{
+	struct s2s_out *o = ctx;
+	o->res = NULL;
+	if (n == 0) {
+		char why[160];
+		snprintf(why, sizeof(why), "cannot resolve %s: %s", o->remote, error);
+		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, why);
+		return;
+	}
+	o->addrs = xcalloc(n, sizeof(*o->addrs));
+	memcpy(o->addrs, addrs, n * sizeof(*addrs));
+	o->naddrs = n;
+	out_connect_next(o);
+}
+
+static void out_kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct s2s_out *o = w->data;
+	const struct s2s_static_host *sh = s2s_config_static(cfg(), o->remote);
+	if (sh == NULL) {
+		o->res = resolve_s2s(o->remote, out_resolved, o);
+		return;
+	}
+	struct resolve_addr a = { .direct_tls = sh->direct_tls };
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&a.sa;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a.sa;
+	if (inet_pton(AF_INET, sh->address, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)sh->port);
+		a.len = sizeof(*s4);
+	} else {
+		inet_pton(AF_INET6, sh->address, &s6->sin6_addr);
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)sh->port);
+		a.len = sizeof(*s6);
+	}
+	out_resolved(o, &a, 1, NULL);
+}
+
+static struct s2s_out *out_new(const char *local, const char *remote)
+{
+	struct s2s_out *o = xcalloc(1, sizeof(*o));
+	o->local = xstrdup(local);
+	o->remote = xstrdup(remote);
+	o->fd = -1;
+	o->state = OUT_RESOLVING;
+	o->since = ev_now(loop_);
+	ev_timer_init(&o->timer, out_timeout_cb, cfg()->connect_timeout, 0);
+	o->timer.data = o;
+	ev_timer_start(loop_, &o->timer);
+	ev_timer_init(&o->kick, out_kick_cb, 0, 0);
+	o->kick.data = o;
+	ev_timer_start(loop_, &o->kick);
+	ev_io_init(&o->conn_w, out_conn_cb, 0, EV_WRITE);
+	o->next = outs;
+	outs = o;
+	log_debug("s2s %s -> %s: opening a connection", local, remote);
+	return o;
+}
+
+/* The stream's header. */
+static void out_stream_start(struct stream *st, struct xml_node *header, const char *default_ns)
+{
+	struct s2s_out *o = st->owner;
+	if (o == NULL) {
+		xml_unref(&header);
+		return;
+	}
+	const char *id = xml_attr(header, "id");
+	const char *version = xml_attr(header, "version");
+	bool ok = strcmp(default_ns, NS_SERVER) == 0 && id != NULL && version != NULL && atoi(version) >= 1;
+	free(o->remote_id);
+	o->remote_id = id != NULL ? xstrdup(id) : NULL;
+	xml_unref(&header);
+	if (!ok) {
+		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND,
+		         "the peer's stream header is not a jabber:server 1.0 header with an id");
+		return;
+	}
+	o->state = OUT_FEATURES;
+}
+
+static void out_features(struct s2s_out *o, struct xml_node *f)
+{
+	struct stream *st = o->st;
+	const struct s2s_config *c = cfg();
+	if (st->ssl == NULL) {
+		if (xml_child(f, "starttls", NS_TLS) != NULL) {
+			o->state = OUT_TLS;
+			stream_write_str(st, "<starttls xmlns='" NS_TLS "'/>");
+			return;
+		}
+		if (c->require_tls) {
+			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND,
+			         "the peer does not offer STARTTLS (s2s.require_tls is on)");
+			return;
+		}
+	}
+	if (o->sasl_done) {
+		out_send_verifies(o);
+		out_ready(o, "external");
+		return;
+	}
+	const char *why = "no TLS";
+	bool valid = st->ssl != NULL && tls_peer_verified(st->ssl, o->remote, &why);
+	if (!valid && c->require_valid_certificate) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "the peer's certificate is not valid for %s (%s)", o->remote, why);
+		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, msg);
+		return;
+	}
+	out_send_verifies(o);
+	struct xml_node *mechs = xml_child(f, "mechanisms", NS_SASL);
+	bool external = false;
+	for (struct xml_node *m = mechs != NULL ? xml_child(mechs, "mechanism", NS_SASL) : NULL; m != NULL;
+	     m = xml_next(m, "mechanism", NS_SASL))
+		if (strcmp(xml_text(m), "EXTERNAL") == 0)
+			external = true;
+	if (valid && external) {
+		/* XEP-0288: both ends are proven by certificates, so the peer's
+		 * stanzas may come back on this stream. */
+		if (cfg()->bidi && xml_child(f, "bidi", NS_BIDI_FEATURE) != NULL) {
+			stream_write_str(st, "<bidi xmlns='" NS_BIDI "'/>");
+			o->bidi = true;
+		}
+		char *b64 = base64_encode(o->local, strlen(o->local));
+		struct buf b = { 0 };
+		buf_printf(&b, "<auth xmlns='" NS_SASL "' mechanism='EXTERNAL'>%s</auth>", b64);
+		stream_write(st, b.data, b.len);
+		buf_free(&b);
+		free(b64);
+		o->state = OUT_SASL;
+		return;
+	}
+	if (!c->dialback) {
+		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND,
+		         "the peer does not accept SASL EXTERNAL and s2s.dialback is off");
+		return;
+	}
+	char key[65];
+	s2s_dialback_key(o->remote, o->local, o->remote_id, key);
+	write_db(st, "result", o->local, o->remote, NULL, NULL, key);
+	o->state = OUT_DIALBACK;
+}
+
+/* Whether a dialback answer is from `from` to `to` (prepared domains). */
+static bool db_addressed(const struct xml_node *el, const char *from, const char *to)
+{
+	const char *f = xml_attr(el, "from"), *t = xml_attr(el, "to");
+	if (f == NULL || t == NULL)
+		return false;
+	char *pf = jid_nameprep(f), *pt = jid_nameprep(t);
+	bool ok = pf != NULL && pt != NULL && strcmp(pf, from) == 0 && strcmp(pt, to) == 0;
+	free(pf);
+	free(pt);
+	return ok;
+}
+
+static bool out_bidi_authed(void *ctx, const char *domain)
+{
+	const struct s2s_out *o = ctx;
+	return strcmp(domain, o->remote) == 0;
+}
+
+static bool out_stanza(struct stream *st, struct xml_node *el)
+{
+	struct s2s_out *o = st->owner;
+	if (o == NULL) {
+		xml_unref(&el);
+		return true;
+	}
+	if (xml_is(el, "error", NS_STREAM)) {
+		struct xml_node *cond = xml_first_element(el);
+		char why[160];
+		snprintf(why, sizeof(why), "stream error <%s/> from the peer",
+		         cond != NULL ? cond->name : "?");
+		if (o->state == OUT_READY && o->nqueue == 0 && o->verifies == NULL) {
+			/* A working connection ended: the next stanza opens another. */
+			log_info("s2s %s -> %s: %s", o->local, o->remote, why);
+			out_close(o, -1);
+		} else {
+			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, why);
+		}
+	} else if (xml_is(el, "features", NS_STREAM) && o->state == OUT_FEATURES) {
+		out_features(o, el);
+	} else if (xml_is(el, "proceed", NS_TLS) && o->state == OUT_TLS) {
+		SSL *ssl = tls_new_client(st->fd, o->remote, o->local);
+		if (ssl == NULL)
+			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "cannot start TLS");
+		else
+			stream_start_tls_client(st, ssl);
+	} else if (xml_is(el, "failure", NS_TLS)) {
+		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "the peer refused STARTTLS");
+	} else if (xml_is(el, "success", NS_SASL) && o->state == OUT_SASL) {
+		o->sasl_done = true;
+		o->state = OUT_HEADER;
+		stats.external++;
+		stream_restart(st);
+		write_header(st, o->local, o->remote, NULL);
+	} else if (xml_is(el, "failure", NS_SASL) && o->state == OUT_SASL) {
+		/* EXTERNAL refused: dialback, when allowed. */
+		if (!cfg()->dialback) {
+			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND,
+			         "SASL EXTERNAL refused and s2s.dialback is off");
+		} else {
+			char key[65];
+			s2s_dialback_key(o->remote, o->local, o->remote_id, key);
+			write_db(st, "result", o->local, o->remote, NULL, NULL, key);
+			o->state = OUT_DIALBACK;
+		}
+	} else if (xml_is(el, "result", NS_DIALBACK) && o->state == OUT_DIALBACK) {
+		const char *type = xml_attr(el, "type");
+		if (!db_addressed(el, o->remote, o->local)) {
+			log_info("s2s %s -> %s: ignoring a <db:result/> for other domains", o->local,
+			         o->remote);
+		} else if (type != NULL && strcmp(type, "valid") == 0) {
+			stats.dialback_valid++;
+			out_ready(o, "dialback");
+		} else {
+			stats.dialback_invalid++;
+			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "the peer did not accept our dialback key");
+		}
+	} else if (xml_is(el, "verify", NS_DIALBACK)) {
+		const char *id = xml_attr(el, "id");
+		const char *type = xml_attr(el, "type");
+		for (struct verify_req **pp = &o->verifies; *pp != NULL; pp = &(*pp)->next) {
+			struct verify_req *v = *pp;
+			if (!v->sent || id == NULL || strcmp(v->stream_id, id) != 0 ||
+			    !db_addressed(el, o->remote, o->local))
+				continue;
+			*pp = v->next;
+			in_verified(v->in_id, o->local, o->remote,
+			            type != NULL && strcmp(type, "valid") == 0 ? "valid" : "invalid");
+			free(v->stream_id);
+			free(v->key);
+			free(v);
+			break;
+		}
+	} else if (o->bidi && o->state == OUT_READY && stanza_kind(el) != STANZA_OTHER &&
+	           strcmp(el->ns, NS_SERVER) == 0) {
+		/* XEP-0288: the peer's stanzas, from the domain we connected to
+		 * (its certificate proved it). */
+		const char *why = NULL;
+		int e = peer_route(el, out_bidi_authed, o, &why);
+		if (e >= 0) {
+			log_info("s2s %s -> %s: closing with <%s/>: %s", o->local, o->remote,
+			         stream_error_name((enum stream_error)e), why);
+			stats.refused++;
+			out_close(o, e);
+		}
+	} else {
+		log_debug("s2s %s -> %s: ignoring <%s/> in state %s", o->local, o->remote, el->name,
+		          out_state_names[o->state]);
+	}
+	xml_unref(&el);
+	return false;
+}
+
+static void out_stream_end(struct stream *st)
+{
+	struct s2s_out *o = st->owner;
+	stream_close(st, -1, NULL);
+	if (o == NULL)
+		return;
+	if (o->state != OUT_READY || o->nqueue > 0 || o->verifies != NULL) {
+		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "the peer closed the stream");
+		return;
+	}
+	log_info("s2s %s -> %s: the peer closed the stream", o->local, o->remote);
+	o->st = NULL;
+	st->owner = NULL;
+	out_free(o);
+}
+
+static void out_error(struct stream *st, enum stream_error e, const char *text)
+{
+	struct s2s_out *o = st->owner;
+	if (o != NULL) {
+		char why[200];
+		snprintf(why, sizeof(why), "bad input from the peer: %s", text != NULL ? text : "");
+		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, why);
+	}
+	stream_close(st, (int)e, text);
+}
+
+static void out_tls_ready(struct stream *st)
+{
+	struct s2s_out *o = st->owner;
+	if (o == NULL)
+		return;
+	o->state = OUT_HEADER;
+	write_header(st, o->local, o->remote, NULL);
+}
+
+static void out_tick(struct stream *st, double now)
+{
+	struct s2s_out *o = st->owner;
+	if (o == NULL || o->state != OUT_READY)
+		return;
+	double idle = cfg()->idle_timeout;
+	double last = st->last_in > st->last_out ? st->last_in : st->last_out;
+	if (idle > 0 && now - last > idle && o->verifies == NULL) {
+		log_info("s2s %s -> %s: idle for %g s: closing", o->local, o->remote, idle);
+		out_close(o, -1);
+		return;
+	}
+	const struct limits_config *l = &server_config()->limits;
+	if (l->keepalive > 0 && now - st->last_out > l->keepalive && st->out.len == 0)
+		stream_write(st, " ", 1);
+}
+
+static void out_closed(struct stream *st)
+{
+	struct s2s_out *o = st->owner;
+	if (o == NULL)
+		return;
+	o->st = NULL;
+	if (o->state == OUT_READY && o->nqueue == 0 && o->verifies == NULL) {
+		log_info("s2s %s -> %s: connection closed", o->local, o->remote);
+		out_free(o);
+		return;
+	}
+	out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "the connection closed");
+}
+
+static const struct stream_ops out_ops = {
+	.stream_start = out_stream_start,
+	.stanza = out_stanza,
+	.stream_end = out_stream_end,
+	.tls_ready = out_tls_ready,
+	.error = out_error,
+	.tick = out_tick,
+	.closed = out_closed,
+};
+
+/* The remote route: a stanza for a domain not served here. */
+static void s2s_route(void *ctx, struct xml_node *stanza, const struct jid *from, const struct jid *to)
+{
+	(void)ctx;
+	const struct s2s_config *c = cfg();
+	if (!c->enabled) {
+		stats.bounced++;
+		router_bounce(stanza, SE_REMOTE_SERVER_NOT_FOUND, "federation is not enabled here");
+		return;
+	}
+	if (!s2s_config_allowed(c, to->domain)) {
+		stats.bounced++;
+		router_bounce(stanza, SE_REMOTE_SERVER_NOT_FOUND,
+		              "federation with that domain is not allowed");
+		return;
+	}
+	if (from == NULL || from->domain == NULL || !router_is_local(from->domain)) {
+		log_info("s2s: a stanza for %s from a domain not served here (%s): dropped", to->domain,
+		         from != NULL && from->domain != NULL ? from->domain : "none");
+		return;
+	}
+	struct s2s_out *o = out_find(from->domain, to->domain);
+	if (o == NULL) {
+		struct backoff *b = backoff_find(to->domain);
+		if (b != NULL && ev_now(loop_) < b->until) {
+			stats.bounced++;
+			router_bounce(stanza, b->error, "the remote server could not be reached lately");
+			return;
+		}
+		o = out_new(from->domain, to->domain);
+	}
+	if (o->state == OUT_READY && o->st != NULL) {
+		stats.stanzas_out++;
+		stream_send(o->st, stanza, NS_CLIENT);
+		return;
+	}
+	if (o->nqueue >= c->max_queue) {
+		stats.bounced++;
+		router_bounce(stanza, SE_RESOURCE_CONSTRAINT, "too many stanzas wait for that server");
+		return;
+	}
+	o->queue = xrealloc(o->queue, (o->nqueue + 1) * sizeof(*o->queue));
+	xml_ref(stanza);
+	o->queue[o->nqueue++] = stanza;
+}
+
+/* ---- incoming ------------------------------------------------------------------ */
+
+static const struct stream_ops in_ops;
+
+static unsigned in_count_ip(const char *ip)
+{
+	unsigned n = 0;
+	for (struct s2s_in *i = ins; i != NULL; i = i->next)
+		if (strcmp(i->ip, ip) == 0)
+			n++;
+	return n;
+}
+
+static void in_fail(struct s2s_in *in, enum stream_error e, const char *text)
+{
+	if (in->st == NULL || in->st->dead || in->st->closing)
+		return;
+	if (!in->header_sent) {
+		write_header(in->st, in->local != NULL ? in->local : "localhost", NULL, in->id);
+		in->header_sent = true;
+	}
+	log_info("s2s in %llu from %s%s%s: closing with <%s/>%s%s", (unsigned long long)in->st->id, in->ip,
+	         in->remote != NULL ? " " : "", in->remote != NULL ? in->remote : "", stream_error_name(e),
+	         text != NULL ? ": " : "", text != NULL ? text : "");
+	stats.refused++;
+	stream_close(in->st, (int)e, text);
+}
+
+static bool in_is_authed(const struct s2s_in *in, const char *remote, const char *local)
+{
+	for (unsigned i = 0; i < in->nauthed; i++)
+		if (strcmp(in->authed_remote[i], remote) == 0 &&
+		    (local == NULL || strcmp(in->authed_local[i], local) == 0))
+			return true;
+	return false;
+}
+
+static void in_add_authed(struct s2s_in *in, const char *remote, const char *local, const char *how)
+{
+	if (in_is_authed(in, remote, local) || in->nauthed >= MAX_AUTHED)
+		return;
+	in->authed_remote[in->nauthed] = xstrdup(remote);
+	in->authed_local[in->nauthed] = xstrdup(local);
+	in->nauthed++;
+	in->auth = how;
+	if (in->since == 0)
+		in->since = ev_now(loop_);
+	stats.in_connections++;
+	log_info("s2s in %llu from %s: %s authenticated for %s (%s)", (unsigned long long)in->st->id, in->ip,
+	         remote, local, how);
+}
+
+static void in_send_features(struct s2s_in *in)
+{
+	struct stream *st = in->st;
+	const struct s2s_config *c = cfg();
+	struct buf b = { 0 };
+	buf_append_str(&b, "<stream:features>");
+	bool secure = st->tls_done;
+	if (!secure && in->lc->starttls != STARTTLS_OFF && tls_available()) {
+		buf_append_str(&b, "<starttls xmlns='" NS_TLS "'>");
+		if (c->require_tls)
+			buf_append_str(&b, "<required/>");
+		buf_append_str(&b, "</starttls>");
+	}
+	if (secure || !c->require_tls) {
+		if (!in->external_ok && in->remote != NULL && tls_peer_verified(st->ssl, in->remote, NULL))
+			buf_append_str(&b, "<mechanisms xmlns='" NS_SASL "'><mechanism>EXTERNAL</mechanism>"
+			                   "</mechanisms>");
+		if (c->dialback)
+			buf_append_str(&b, "<dialback xmlns='" NS_DIALBACK_FEATURE "'><errors/></dialback>");
+		if (c->bidi && secure && !in->external_ok)
+			buf_append_str(&b, "<bidi xmlns='" NS_BIDI_FEATURE "'/>");
+	}
+	buf_append_str(&b, "</stream:features>");
+	stream_write(st, b.data, b.len);
+	buf_free(&b);
+}
+
+static void in_stream_start(struct stream *st, struct xml_node *header, const char *default_ns)
+{
+	struct s2s_in *in = st->owner;
+	const char *to = xml_attr(header, "to");
+	const char *from = xml_attr(header, "from");
+	const char *version = xml_attr(header, "version");
+	bool v1 = version != NULL && atoi(version) >= 1;
+	char *local = to != NULL ? jid_nameprep(to) : NULL;
+	char *remote = from != NULL ? jid_nameprep(from) : NULL;
+	bool ns_ok = strcmp(default_ns, NS_SERVER) == 0;
+	xml_unref(&header); /* default_ns and the attributes live in its pool */
+	random_id(in->id, 16);
+	if (local != NULL && router_is_local(local)) {
+		free(in->local);
+		in->local = local;
+	} else {
+		free(local);
+		local = NULL;
+	}
+	if (remote != NULL) {
+		free(in->remote);
+		in->remote = remote;
+	}
+	if (!ns_ok) {
+		in_fail(in, STE_INVALID_NAMESPACE, "the default namespace must be jabber:server");
+		return;
+	}
+	if (local == NULL) {
+		in_fail(in, STE_HOST_UNKNOWN, "this server does not serve that domain");
+		return;
+	}
+	if (in->remote != NULL && !s2s_config_allowed(cfg(), in->remote)) {
+		in_fail(in, STE_POLICY_VIOLATION, "federation with your domain is not allowed here");
+		return;
+	}
+	write_header(st, in->local, in->remote, in->id);
+	in->header_sent = true;
+	if (!v1) {
+		in_fail(in, STE_UNSUPPORTED_VERSION, "XMPP 1.0 streams only");
+		return;
+	}
+	in_send_features(in);
+}
+
+static struct s2s_in *in_find_id(uint64_t id)
+{
+	for (struct s2s_in *i = ins; i != NULL; i = i->next)
+		if (i->st != NULL && i->st->id == id)
+			return i;
+	return NULL;
+}
+
+/* A verification we asked the authoritative server for came back. */
+static void in_verified(uint64_t in_id, const char *local, const char *remote, const char *type)
+{
+	struct s2s_in *in = in_find_id(in_id);
+	if (in == NULL || in->st->dead || in->st->closing)
+		return;
+	if (in->pending > 0)
+		in->pending--;
+	if (strcmp(type, "valid") == 0) {
+		stats.dialback_valid++;
+		in_add_authed(in, remote, local, "dialback");
+	} else {
+		stats.dialback_invalid++;
+		log_info("s2s in %llu from %s: dialback for %s -> %s: %s", (unsigned long long)in->st->id,
+		         in->ip, remote, local, type);
+	}
+	write_db(in->st, "result", local, remote, NULL, type, NULL);
+}
+
+static void in_db_result(struct s2s_in *in, struct xml_node *el)
+{
+	const struct s2s_config *c = cfg();
+	char *local = xml_attr(el, "to") != NULL ? jid_nameprep(xml_attr(el, "to")) : NULL;
+	char *remote = xml_attr(el, "from") != NULL ? jid_nameprep(xml_attr(el, "from")) : NULL;
+	const char *key = xml_text(el);
+	if (remote == NULL) {
+		in_fail(in, STE_IMPROPER_ADDRESSING, "<db:result/> needs a valid 'from'");
+		goto out;
+	}
+	if (local == NULL || !router_is_local(local)) {
+		in_fail(in, STE_HOST_UNKNOWN, "this server does not serve that domain");
+		goto out;
+	}
+	if (!c->dialback) {
+		in_fail(in, STE_POLICY_VIOLATION, "dialback is not accepted here");
+		goto out;
+	}
+	if (!s2s_config_allowed(c, remote)) {
+		write_db(in->st, "result", local, remote, NULL, "invalid", NULL);
+		goto out;
+	}
+	bool cert_ok = tls_peer_verified(in->st->ssl, remote, NULL);
+	if (cert_ok) {
+		/* The certificate already proves the domain (XEP-0344). */
+		stats.dialback_valid++;
+		in_add_authed(in, remote, local, "dialback+certificate");
+		write_db(in->st, "result", local, remote, NULL, "valid", NULL);
+		goto out;
+	}
+	if (c->require_valid_certificate) {
+		in_fail(in, STE_NOT_AUTHORIZED, "a valid certificate is required here");
+		goto out;
+	}
+	if (in->pending >= c->max_pending_dialback) {
+		in_fail(in, STE_POLICY_VIOLATION, "too many dialback requests in flight");
+		goto out;
+	}
+	if (key == NULL || *key == '\0' || strlen(key) > 1024) {
+		in_fail(in, STE_NOT_AUTHORIZED, "<db:result/> needs a key");
+		goto out;
+	}
+	/* Ask the authoritative server over our stream to it. */
+	struct s2s_out *o = out_find(local, remote);
+	if (o == NULL) {
+		struct backoff *b = backoff_find(remote);
+		if (b != NULL && ev_now(loop_) < b->until) {
+			write_db(in->st, "result", local, remote, NULL, "error", NULL);
+			goto out;
+		}
+		o = out_new(local, remote);
+	}
+	struct verify_req *v = xcalloc(1, sizeof(*v));
+	v->in_id = in->st->id;
+	v->stream_id = xstrdup(in->id);
+	v->key = xstrdup(key);
+	v->next = o->verifies;
+	o->verifies = v;
+	in->pending++;
+	if (o->st != NULL && o->state >= OUT_SASL)
+		out_send_verifies(o);
+out:
+	free(local);
+	free(remote);
+}
+
+/* The authoritative role: is this key ours? */
+static void in_db_verify(struct s2s_in *in, struct xml_node *el)
+{
+	const char *from = xml_attr(el, "from"), *to = xml_attr(el, "to"), *id = xml_attr(el, "id");
+	if (from == NULL || to == NULL || id == NULL) {
+		in_fail(in, STE_IMPROPER_ADDRESSING, "<db:verify/> needs from, to and id");
+		return;
+	}
+	char *receiving = jid_nameprep(from), *originating = jid_nameprep(to);
+	const char *type = "invalid";
+	if (receiving != NULL && originating != NULL && router_is_local(originating)) {
+		char key[65];
+		s2s_dialback_key(receiving, originating, id, key);
+		const char *got = xml_text(el);
+		if (strlen(got) == 64 && secure_memeq(got, key, 64))
+			type = "valid";
+	}
+	log_debug("s2s in %llu from %s: db:verify %s -> %s: %s", (unsigned long long)in->st->id, in->ip, to,
+	          from, type);
+	write_db(in->st, "verify", to, from, id, type, NULL);
+	free(receiving);
+	free(originating);
+}
+
+/* XEP-0288 on a stream authenticated by certificate: our stanzas for the
+ * peer's domain go back on it, unless a stream of ours already works. */
+static void in_bidi_route(struct s2s_in *in)
+{
+	struct s2s_out *o = out_find(in->local, in->remote);
+	if (o != NULL && (o->state == OUT_READY || o->verifies != NULL))
+		return; /* ours works, or carries dialback verifications */
+	if (o == NULL)
+		o = out_new(in->local, in->remote);
+	/* An opening one stops opening: this stream carries what it queued. */
+	ev_timer_stop(loop_, &o->timer);
+	ev_timer_stop(loop_, &o->kick);
+	ev_io_stop(loop_, &o->conn_w);
+	if (o->fd >= 0) {
+		close(o->fd);
+		o->fd = -1;
+	}
+	resolve_cancel(&o->res);
+	if (o->st != NULL) {
+		o->st->owner = NULL;
+		stream_close(o->st, -1, NULL);
+	}
+	o->st = in->st;
+	o->via = in;
+	in->bidi_out = o;
+	out_ready(o, "external-bidi");
+}
+
+static void in_sasl(struct s2s_in *in, struct xml_node *el)
+{
+	const char *mech = xml_attr(el, "mechanism");
+	const char *why = "no certificate";
+	bool ok = mech != NULL && strcmp(mech, "EXTERNAL") == 0 && in->remote != NULL && in->local != NULL &&
+	          tls_peer_verified(in->st->ssl, in->remote, &why);
+	if (ok) {
+		/* The authorization identity, when given, is the peer's domain. */
+		const char *data = xml_text(el);
+		if (data[0] != '\0' && strcmp(data, "=") != 0) {
+			unsigned char *dec = NULL;
+			size_t len = 0;
+			ok = base64_decode(data, strlen(data), &dec, &len) == 0 &&
+			     len == strlen(in->remote) &&
+			     strncasecmp((const char *)dec, in->remote, len) == 0;
+			free(dec);
+			why = "the authorization identity is not the stream's 'from'";
+		}
+	}
+	if (!ok) {
+		log_info("s2s in %llu from %s: SASL EXTERNAL for %s refused: %s",
+		         (unsigned long long)in->st->id, in->ip, in->remote != NULL ? in->remote : "?", why);
+		stream_write_str(in->st, "<failure xmlns='" NS_SASL "'><not-authorized/></failure>");
+		return;
+	}
+	stats.external++;
+	in->external_ok = true;
+	in_add_authed(in, in->remote, in->local, "external");
+	if (in->bidi)
+		in_bidi_route(in);
+	stream_write_str(in->st, "<success xmlns='" NS_SASL "'/>");
+	in->header_sent = false;
+	stream_restart(in->st);
+}
+
+/* A stanza a peer sent, on an incoming stream or on a bidirectional
+ * outgoing one (XEP-0288): its 'from' domain must have authenticated on
+ * that stream (authed), its 'to' must be served here.  Returns -1 when it
+ * was routed (or answered with an error), else the stream error to close
+ * the stream with, *why_r saying why. */
+static int peer_route(struct xml_node *el, peer_authed_fn *authed, void *ctx, const char **why_r)
+{
+	const char *from_s = xml_attr(el, "from"), *to_s = xml_attr(el, "to");
+	if (from_s == NULL || to_s == NULL) {
+		*why_r = "a stanza between servers needs 'from' and 'to'";
+		return STE_IMPROPER_ADDRESSING;
+	}
+	struct jid from = { 0 }, to = { 0 };
+	const char *err;
+	int ret = -1;
+	if (jid_parse(from_s, &from, &err) != 0 || !authed(ctx, from.domain)) {
+		*why_r = "'from' is not a domain this stream authenticated";
+		ret = STE_INVALID_FROM;
+	} else if (!s2s_config_allowed(cfg(), from.domain)) {
+		/* A reload denied a domain that authenticated before. */
+		*why_r = "federation with your domain is not allowed here";
+		ret = STE_POLICY_VIOLATION;
+	} else if (jid_parse(to_s, &to, &err) != 0) {
+		router_bounce(el, SE_JID_MALFORMED, err);
+	} else if (!router_is_local(to.domain)) {
+		*why_r = "'to' is not a domain served here";
+		ret = STE_HOST_UNKNOWN;
+	} else {
+		stats.stanzas_in++;
+		to_client_ns(el);
+		router_route(el, &from, &to);
+	}
+	jid_clear(&from);
+	jid_clear(&to);
+	return ret;
+}
+
+static bool in_authed(void *ctx, const char *domain)
+{
+	return in_is_authed(ctx, domain, NULL);
+}
+
+static void in_route(struct s2s_in *in, struct xml_node *el)
+{
+	if (in->nauthed == 0) {
+		in_fail(in, STE_NOT_AUTHORIZED, "stanzas before authentication");
+		return;
+	}
+	const char *why = NULL;
+	int e = peer_route(el, in_authed, in, &why);
+	if (e >= 0)
+		in_fail(in, (enum stream_error)e, why);
+}
+
+static bool in_stanza(struct stream *st, struct xml_node *el)
+{
+	struct s2s_in *in = st->owner;
+	const struct s2s_config *c = cfg();
+	if (in == NULL || !in->header_sent) {
+		if (in != NULL)
+			in_fail(in, STE_NOT_WELL_FORMED, "stanza before the stream header");
+		xml_unref(&el);
+		return true;
+	}
+	if (xml_is(el, "error", NS_STREAM)) {
+		struct xml_node *cond = xml_first_element(el);
+		log_info("s2s in %llu from %s%s%s: stream error <%s/> from the peer",
+		         (unsigned long long)st->id, in->ip, in->remote != NULL ? " " : "",
+		         in->remote != NULL ? in->remote : "", cond != NULL ? cond->name : "?");
+		stream_close(st, -1, NULL);
+	} else if (xml_is(el, "starttls", NS_TLS)) {
+		if (st->ssl != NULL || in->lc->starttls == STARTTLS_OFF || !tls_available()) {
+			stream_write_str(st, "<failure xmlns='" NS_TLS "'/>");
+			stream_close(st, -1, NULL);
+		} else {
+			stream_write_str(st, "<proceed xmlns='" NS_TLS "'/>");
+			in->header_sent = false;
+			st->request_peer_cert = true;
+			stream_start_tls(st);
+		}
+	} else if (c->require_tls && st->ssl == NULL) {
+		in_fail(in, STE_POLICY_VIOLATION, "STARTTLS is required on this server");
+	} else if (xml_is(el, "result", NS_DIALBACK)) {
+		in_db_result(in, el);
+	} else if (xml_is(el, "verify", NS_DIALBACK)) {
+		in_db_verify(in, el);
+	} else if (xml_is(el, "auth", NS_SASL)) {
+		in_sasl(in, el);
+	} else if (xml_is(el, "bidi", NS_BIDI)) {
+		in->bidi = c->bidi && st->ssl != NULL;
+	} else if (stanza_kind(el) != STANZA_OTHER && strcmp(el->ns, NS_SERVER) == 0) {
+		in_route(in, el);
+	} else {
+		in_fail(in, STE_UNSUPPORTED_STANZA_TYPE, NULL);
+	}
+	xml_unref(&el);
+	return false;
+}
+
+static void in_stream_end(struct stream *st)
+{
+	struct s2s_in *in = st->owner;
+	if (in != NULL && !in->header_sent) {
+		write_header(st, in->local != NULL ? in->local : "localhost", NULL, in->id);
+		in->header_sent = true;
+	}
+	stream_close(st, -1, NULL);
+}
+
+static void in_error(struct stream *st, enum stream_error e, const char *text)
+{
+	struct s2s_in *in = st->owner;
+	if (in != NULL)
+		in_fail(in, e, text);
+	else
+		stream_close(st, (int)e, text);
+}
+
+static void in_tls_ready(struct stream *st)
+{
+}
+
+static void in_tick(struct stream *st, double now)
+{
+	struct s2s_in *in = st->owner;
+	if (in == NULL)
+		return;
+	const struct limits_config *l = &server_config()->limits;
+	if (in->nauthed == 0 && l->handshake_timeout > 0 && now - in->opened > l->handshake_timeout) {
+		in_fail(in, STE_CONNECTION_TIMEOUT, "authentication took too long");
+		return;
+	}
+	double idle = cfg()->idle_timeout;
+	double last = in->bidi_out != NULL && st->last_out > st->last_in ? st->last_out : st->last_in;
+	if (idle > 0 && now - last > idle && in->pending == 0) {
+		in_fail(in, STE_CONNECTION_TIMEOUT, "idle for too long");
+		return;
+	}
+}
+
+static void in_free(struct s2s_in *in)
+{
+	for (struct s2s_in **pp = &ins; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == in) {
+			*pp = in->next;
+			break;
+		}
+	}
+	if (in->bidi_out != NULL) {
+		struct s2s_out *o = in->bidi_out;
+		o->via = NULL;
+		o->st = NULL;
+		in->bidi_out = NULL;
+		log_info("s2s %s -> %s: the bidirectional stream closed", o->local, o->remote);
+		out_free(o);
+	}
+	for (unsigned i = 0; i < in->nauthed; i++) {
+		free(in->authed_remote[i]);
+		free(in->authed_local[i]);
+	}
+	free(in->local);
+	free(in->remote);
+	free(in);
+}
+
+static void in_closed(struct stream *st)
+{
+	struct s2s_in *in = st->owner;
+	if (in == NULL)
+		return;
+	if (in->nauthed > 0)
+		log_info("s2s in %llu from %s: %s: stream closed", (unsigned long long)st->id, in->ip,
+		         in->authed_remote[0]);
+	in_free(in);
+}
+
+static const struct stream_ops in_ops = {
+	.stream_start = in_stream_start,
+	.stanza = in_stanza,
+	.stream_end = in_stream_end,
+	.tls_ready = in_tls_ready,
+	.error = in_error,
+	.tick = in_tick,
+	.closed = in_closed,
+};
+
+static void s2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port,
+                       const struct listen_config *lc, const struct limits_config *limits)
+{
+	const struct s2s_config *c = cfg();
+	if (c->max_connections_per_ip > 0 && in_count_ip(ip) >= c->max_connections_per_ip) {
+		log_notice("s2s: refusing a connection from %s: already %u s2s connections from that address "
+		           "(s2s.max_connections_per_ip)",
+		           ip, c->max_connections_per_ip);
+		stats.refused++;
+		close(fd);
+		return;
+	}
+	struct s2s_in *in = xcalloc(1, sizeof(*in));
+	in->lc = lc;
+	in->opened = ev_now(loop);
+	snprintf(in->ip, sizeof(in->ip), "%s", ip);
+	random_id(in->id, 16);
+	struct xml_parser_limits pl = {
+		.max_stanza = limits->max_stanza_size,
+		.max_depth = limits->max_depth,
+		.max_attrs = limits->max_attrs,
+	};
+	in->next = ins;
+	ins = in;
+	in->st = stream_new(loop, fd, ip, port, &pl, limits->max_output, lc->direct_tls, &in_ops, in);
+	in->st->request_peer_cert = true;
+	if (in->st->ssl != NULL)
+		tls_request_peer_certificate(in->st->ssl);
+	log_debug("s2s in %llu: connection from %s port %u", (unsigned long long)in->st->id, ip, port);
+}
+
+/* ---- administration ------------------------------------------------------------ */
+
+void s2s_counts(unsigned *out_r, unsigned *opening_r, unsigned *in_r)
+{
+	unsigned o = 0, op = 0, i = 0;
+	for (struct s2s_out *x = outs; x != NULL; x = x->next)
+		x->state == OUT_READY ? o++ : op++;
+	for (struct s2s_in *x = ins; x != NULL; x = x->next)
+		i++;
+	*out_r = o;
+	*opening_r = op;
+	*in_r = i;
+}
+
+static void fmt_since(struct buf *out, double t)
+{
+	char stamp[XEP82_STAMP_LEN];
+	time_t secs = (time_t)(ev_time() - ev_now(loop_) + t);
+	xep82_stamp(stamp, (int64_t)secs);
+	buf_append_str(out, stamp);
+}
+
+void s2s_list(struct buf *out)
+{
+	for (struct s2s_out *o = outs; o != NULL; o = o->next) {
+		buf_printf(out, "out\t%s\t%s\t%s\t%s\t", o->remote, o->local,
+		           o->st != NULL && o->st->ssl != NULL && o->st->tls_done
+		                   ? SSL_get_version(o->st->ssl)
+		                   : "no-tls",
+		           o->state == OUT_READY ? o->auth : out_state_names[o->state]);
+		fmt_since(out, o->since);
+		buf_printf(out, "\t%zu\n", o->nqueue);
+	}
+	for (struct s2s_in *in = ins; in != NULL; in = in->next) {
+		const char *tls = in->st != NULL && in->st->ssl != NULL && in->st->tls_done
+		                          ? SSL_get_version(in->st->ssl)
+		                          : "no-tls";
+		if (in->nauthed == 0) {
+			buf_printf(out, "in\t%s\t%s\t%s\t%s\t", in->remote != NULL ? in->remote : "?",
+			           in->local != NULL ? in->local : "?", tls, "opening");
+			fmt_since(out, in->opened);
+			buf_append_str(out, "\t0\n");
+			continue;
+		}
+		for (unsigned i = 0; i < in->nauthed; i++) {
+			buf_printf(out, "in\t%s\t%s\t%s\t%s\t", in->authed_remote[i], in->authed_local[i],
+			           tls, in->auth);
+			fmt_since(out, in->since);
+			buf_append_str(out, "\t0\n");
+		}
+	}
+}
+
+unsigned s2s_close_domain(const char *domain)
+{
+	unsigned n = 0;
+	for (struct s2s_out *o = outs, *next; o != NULL; o = next) {
+		next = o->next;
+		if (strcasecmp(o->remote, domain) != 0)
+			continue;
+		n++;
+		if (o->state != OUT_READY || o->nqueue > 0) {
+			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "closed by the administrator");
+			continue;
+		}
+		log_info("s2s %s -> %s: closed by the administrator", o->local, o->remote);
+		out_close(o, -1);
+	}
+	for (struct s2s_in *in = ins; in != NULL; in = in->next) {
+		bool match = in->remote != NULL && strcasecmp(in->remote, domain) == 0;
+		for (unsigned i = 0; !match && i < in->nauthed; i++)
+			match = strcasecmp(in->authed_remote[i], domain) == 0;
+		if (!match || in->st->closing || in->st->dead)
+			continue;
+		n++;
+		log_info("s2s in %llu from %s: closed by the administrator", (unsigned long long)in->st->id,
+		         in->ip);
+		stream_close(in->st, -1, NULL);
+	}
+	return n;
+}
+
+void s2s_reload(struct buf *report)
+{
+	if (!started)
+		return;
+	const struct s2s_config *c = cfg();
+	unsigned closed = 0;
+	for (struct s2s_out *o = outs, *next; o != NULL; o = next) {
+		next = o->next;
+		if (s2s_config_allowed(c, o->remote))
+			continue;
+		closed++;
+		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "federation with that domain is no longer allowed");
+	}
+	for (struct s2s_in *in = ins; in != NULL; in = in->next) {
+		bool denied = in->remote != NULL && !s2s_config_allowed(c, in->remote);
+		for (unsigned i = 0; !denied && i < in->nauthed; i++)
+			denied = !s2s_config_allowed(c, in->authed_remote[i]);
+		if (!denied || in->st->closing || in->st->dead)
+			continue;
+		closed++;
+		in_fail(in, STE_POLICY_VIOLATION, "federation with your domain is not allowed here");
+	}
+	buf_printf(report, "s2s: applied to new connections%s", closed > 0 ? "; " : "\n");
+	if (closed > 0)
+		buf_printf(report, "%u streams with domains now denied closed\n", closed);
+}
+
+/* ---- start and stop ------------------------------------------------------------ */
+
+int s2s_start(struct ev_loop *loop, char **error_r)
+{
+	const struct parley_config *pc = server_config();
+	bool listener = false;
+	for (size_t i = 0; i < pc->nlisten; i++)
+		listener |= pc->listen[i].module == LISTEN_S2S;
+	loop_ = loop;
+	if (!pc->s2s.enabled && !listener)
+		return 0; /* the router bounces remote domains itself */
+	if (load_secret(pc->s2s.dialback_secret_file, error_r) < 0)
+		return -1;
+	if (tls_s2s_init(pc->s2s.ca_file, error_r) < 0)
+		return -1;
+	if (resolve_init(loop, error_r) < 0)
+		return -1;
+	listener_register(LISTEN_S2S, s2s_accept);
+	router_set_remote(s2s_route, NULL);
+	started = true;
+	log_info("s2s: federation %s; STARTTLS %s, dialback %s, certificates %s",
+	         pc->s2s.enabled ? "enabled" : "incoming only", pc->s2s.require_tls ? "required" : "optional",
+	         pc->s2s.dialback ? "allowed" : "off",
+	         pc->s2s.require_valid_certificate ? "must verify" : "checked when presented");
+	return 0;
+}
+
+void s2s_shutdown_all(void)
+{
+	while (outs != NULL) {
+		struct s2s_out *o = outs;
+		if (o->state != OUT_READY || o->nqueue > 0 || o->verifies != NULL) {
+			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "the server is stopping");
+			continue;
+		}
+		out_close(o, STE_SYSTEM_SHUTDOWN);
+	}
+	for (struct s2s_in *in = ins; in != NULL; in = in->next)
+		in_fail(in, STE_SYSTEM_SHUTDOWN, NULL);
+}
+
+void s2s_stop(void)
+{
+	if (!started)
+		return;
+	s2s_shutdown_all();
+	while (backoffs != NULL) {
+		struct backoff *b = backoffs;
+		backoffs = b->next;
+		free(b->domain);
+		free(b);
+	}
+	resolve_shutdown();
+	tls_s2s_shutdown();
+	router_set_remote(NULL, NULL);
+	explicit_bzero(secret_hash, sizeof(secret_hash));
+	started = false;
+}
