@@ -14,6 +14,7 @@
 #include "lib/cfg.h"
 #include "lib/options.h"
 #include "server/listen-config.h"
+#include "server/http-config.h"
 #include "storage/storage-config.h"
 #include "auth/auth-config.h"
 
@@ -45,6 +46,7 @@ struct parley_config {
 	struct limits_config limits;
 	struct stream_mgmt_config stream_management;
 	struct fast_config fast;
+	struct http_config http;
 	struct listen_config *listen;
 	size_t nlisten;
 	struct host_config *hosts;

@@ -11,6 +11,7 @@
 #include "server.h"
 #include "listener.h"
 #include "c2s.h"
+#include "http.h"
 #include "stream.h"
 #include "lib/latency.h"
 #include "lib/log.h"
@@ -50,6 +51,7 @@ void server_stop(void)
 	if (server.control != NULL && server.control->stop_accepting != NULL)
 		server.control->stop_accepting();
 	c2s_shutdown_all();
+	http_close_all();
 	stop_started = ev_now(server.loop);
 	ev_timer_init(&stop_timer, stop_check_cb, 0.05, 0.05);
 	ev_timer_start(server.loop, &stop_timer);
