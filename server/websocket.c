@@ -51,6 +51,7 @@ struct ws {
 	size_t held_off;
 	bool in_recv;
 	bool close_pending; /* a close frame (1000) goes after the queued messages */
+	bool failed;        /* ws_fail logged why */
 };
 
 /* ---- the handshake ------------------------------------------------------------ */
@@ -167,6 +168,7 @@ static void ws_fail(struct ws *ws, uint16_t code, const char *reason)
 	         code, reason);
 	wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, strlen(reason));
 	wslay_event_shutdown_read(ws->ctx);
+	ws->failed = true;
 }
 
 /* The stream header an <open/> stands for, to the XML parser. */
@@ -315,7 +317,7 @@ static bool ws_input(struct stream *st, const char *data, size_t len)
 			log_debug("websocket %llu from %s: the client closed (%u)",
 			          (unsigned long long)st->id, st->ip,
 			          wslay_event_get_status_code_received(ws->ctx));
-		else if (!st->closing)
+		else if (!st->closing && !ws->failed)
 			log_info("websocket %llu from %s: closing with %u", (unsigned long long)st->id,
 			         st->ip, wslay_event_get_status_code_sent(ws->ctx));
 		stream_finish(st);
