@@ -11,8 +11,9 @@
  *
  * Invariants:
  * - One request at a time: after a complete request the parser is paused
- *   and the rest of the input kept in c->in until the reply is sent; a
- *   deferred reply also pauses reading the socket.
+ *   and the rest of the input kept in c->in until the reply is sent.  The
+ *   socket is still read meanwhile (so that a client that goes cancels a
+ *   deferred reply), up to one request's worth; then reading pauses.
  * - Every limit is checked while the bytes arrive: the request line and
  *   headers (max_header_size, max_headers: 431), the body (max_body_size:
  *   413, told by Content-Length before any of it is read), the time to
@@ -379,10 +380,10 @@ static void http_continue(struct http_conn *c)
 	struct stream *st = c->st;
 	if (st->dead || st->closing)
 		return;
-	if (!http_process(c))
-		return;
-	if (st->ops == &http_stream_ops && st->transport == &http_transport)
-		stream_resume(st);
+	if (st->paused)
+		stream_resume(st); /* runs http_resume, then reads again */
+	else
+		http_process(c);
 }
 
 void http_reply_send(struct http_reply *r, int status, const char *content_type, const char *body, size_t len)
@@ -702,10 +703,8 @@ static bool http_process(struct http_conn *c)
 			buf_free(&rest);
 			return false;
 		}
-		if (c->pending != NULL) {
-			stream_pause(st); /* deferred: nothing more until it is sent */
-			return false;
-		}
+		if (c->pending != NULL)
+			return false; /* deferred: the next request waits for it */
 	}
 	if (c->in.len == 0)
 		buf_free(&c->in);
@@ -717,23 +716,26 @@ static bool http_process(struct http_conn *c)
 static bool http_input(struct stream *st, const char *data, size_t len)
 {
 	struct http_conn *c = st->transport_ctx;
-	if (c->in.len + len > http_cfg()->max_header_size + http_cfg()->max_body_size + 65536 &&
-	    c->pending != NULL) {
-		http_fail(c, 431, "too much pipelined input");
+	buf_append(&c->in, data, len);
+	if (c->pending != NULL) {
+		/* A deferred reply: the socket is still read (a client that
+		 * goes cancels it), but what it sends only waits, up to the
+		 * size of a request. */
+		if (c->in.len > http_cfg()->max_header_size + http_cfg()->max_body_size)
+			stream_pause(st);
 		return false;
 	}
-	buf_append(&c->in, data, len);
-	bool go = http_process(c);
+	http_process(c);
 	/* after an upgrade st has another transport: go on reading with it */
-	if (st->transport != &http_transport)
-		return !st->dead && !st->closing && !st->paused;
-	return go;
+	return !st->dead && !st->closing && !st->paused &&
+	       (st->transport != &http_transport || c->pending == NULL);
 }
 
 static bool http_resume(struct stream *st)
 {
 	struct http_conn *c = st->transport_ctx;
-	return http_process(c);
+	http_process(c); /* c may be gone: an upgrade */
+	return !st->dead && !st->closing && !st->paused;
 }
 
 static const struct stream_transport http_transport = {
@@ -819,8 +821,8 @@ static const struct stream_ops http_stream_ops = {
 	.closed = http_closed,
 };
 
-static void http_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port,
-                        const struct listen_config *lc, const struct limits_config *limits)
+void http_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port, const struct listen_config *lc,
+                 const struct limits_config *limits)
 {
 	const struct http_config *hc = http_cfg();
 	struct http_ip *ipc = http_ip_get(ip);

@@ -65,6 +65,11 @@ void http_reply_error(struct http_reply *r, int status, const char *detail);
 /* Register the http listener kind and mount the built-in handlers
  * (host-meta); before listeners_open. */
 void http_start(void);
+/* Take over an accepted, non-blocking socket of an http listener (what
+ * the listener calls; tests call it with a socketpair).  lc and limits
+ * must outlive the connection. */
+void http_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port, const struct listen_config *lc,
+                 const struct limits_config *limits);
 /* Close every HTTP connection that is not a WebSocket stream (server stop):
  * outstanding replies are cancelled. */
 void http_close_all(void);
