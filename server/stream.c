@@ -63,6 +63,7 @@ static void parser_stream_start(void *ctx, struct xml_node *header, const char *
 static bool parser_stanza(void *ctx, struct xml_node *stanza)
 {
 	struct stream *s = ctx;
+	s->stanzas_in++;
 	if (s->dead || s->closing) {
 		xml_unref(&stanza);
 		return true;

@@ -88,6 +88,7 @@ struct stream {
 	struct stream *flush_next;
 	struct stream *prev, *next; /* all streams, for sweeps and shutdown */
 	uint64_t bytes_in, bytes_out;
+	uint64_t stanzas_in; /* depth-1 elements the parser completed */
 };
 
 /* Global set-up (the prepare watcher that flushes output, the sweep timer). */

@@ -9,7 +9,7 @@
  * limits.max_stanza_size (close 1009).
  *
  * Input: each text message must be valid UTF-8 (else close 1007) and one
- * element.  <open/> is fed to the stream's XML parser as the stream header
+ * complete element (else <not-well-formed/>).  <open/> is fed to the stream's XML parser as the stream header
  * it stands for, <close/> as </stream:stream>, anything else as it is.
  * Binary messages are refused (close 1003), frame errors close with 1002.
  *
@@ -226,10 +226,20 @@ static void ws_message(struct ws *ws, const char *msg, size_t len)
 		p++;
 	if (p == end)
 		return; /* whitespace: nothing */
-	if (starts_with_tag(p, end, "<open") || starts_with_tag(p, end, "<close"))
+	if (starts_with_tag(p, end, "<open") || starts_with_tag(p, end, "<close")) {
 		ws_open(ws, msg, len);
-	else
-		stream_feed_xml(ws->st, msg, len);
+		return;
+	}
+	struct stream *st = ws->st;
+	uint64_t before = st->stanzas_in;
+	stream_feed_xml(st, msg, len);
+	/* One complete element per message (RFC 7395 §3.3.3).  A message that
+	 * paused input after its element may still hold more: that is fed
+	 * on resume, not checked. */
+	if (!st->dead && !st->closing && !st->paused && st->stanzas_in - before != 1)
+		st->ops->error(st, STE_NOT_WELL_FORMED,
+		               st->stanzas_in == before ? "a WebSocket message must hold a complete element"
+		                                        : "a WebSocket message must hold one element");
 }
 
 static bool ws_held_pending(const struct ws *ws)

@@ -297,6 +297,20 @@ def test_bad_xml_stream_error_then_close(srv, witness):
     witness.check_all()
 
 
+@pytest.mark.parametrize('message', [
+    "<message to='%s'><body>half" % HOST,                      # a part of an element
+    "<presence/><presence/>",                                  # two elements
+])
+def test_one_element_per_message(srv, witness, message):
+    c = logged_in(srv)
+    c.send(message)
+    assert c.stream_error() == 'not-well-formed'
+    el = c.next()
+    assert el is not None and el.tag == q(NS_FRAMING, 'close'), tostr(el)
+    c.close()
+    witness.check_all()
+
+
 def test_stanza_before_open(srv):
     c = WsClient(srv.http_port)
     c.send("<message to='%s'><body>hi</body></message>" % HOST)
