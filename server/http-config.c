@@ -14,7 +14,7 @@
 #define OFF(st, field) offsetof(struct st, field)
 
 const struct opt_def http_config_defs[] = {
-	{ "max_header_size", OPT_SIZE, OFF(http_config, max_header_size), "16K", NULL, 1024, 1L << 20,
+	{ "max_header_size", OPT_SIZE, OFF(http_config, max_header_size), "16K", NULL, 1024, 64L << 10,
 	  "largest request line plus headers accepted, in bytes (431 beyond)" },
 	{ "max_headers", OPT_UINT, OFF(http_config, max_headers), "64", NULL, 4, 1000,
 	  "most header lines accepted in one request (431 beyond)" },

@@ -393,6 +393,11 @@ void http_reply_send(struct http_reply *r, int status, const char *content_type,
 	struct stream *st = c->st;
 	struct buf b = { 0 };
 	buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	if (gmtime_r(&now, &tm) != NULL && strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm) > 0)
+		buf_printf(&b, "Date: %s\r\n", date);
 	if (content_type != NULL && header_text_ok(content_type))
 		buf_printf(&b, "Content-Type: %s\r\n", content_type);
 	buf_printf(&b, "Content-Length: %zu\r\n", len);
@@ -492,6 +497,24 @@ static const struct http_mount_entry *http_find_mount(const char *path)
 			best = m;
 	}
 	return best;
+}
+
+/* Free c (its stream is gone, or belongs to another owner now). */
+static void http_conn_free(struct http_conn *c)
+{
+	http_request_reset(c);
+	free(c->headers);
+	buf_free(&c->url);
+	buf_free(&c->in);
+	http_ip_release(&c->ipc);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		conns_head = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	nconns--;
+	free(c);
 }
 
 /* ---- dispatch ----------------------------------------------------------------------- */
@@ -683,22 +706,9 @@ static bool http_process(struct http_conn *c)
 			const struct listen_config *lc = c->lc;
 			const struct limits_config *limits = c->limits;
 			/* The stream now belongs to the client state machine. */
-			http_ip_release(&c->ipc);
 			stream_set_transport(st, NULL, NULL);
 			st->owner = NULL;
-			http_request_reset(c);
-			c->st = NULL;
-			/* c is freed by http_conn_free below, not by ops->closed */
-			free(c->headers);
-			buf_free(&c->url);
-			if (c->prev != NULL)
-				c->prev->next = c->next;
-			else
-				conns_head = c->next;
-			if (c->next != NULL)
-				c->next->prev = c->prev;
-			nconns--;
-			free(c);
+			http_conn_free(c);
 			websocket_start(st, lc, limits, rest.data, rest.len);
 			buf_free(&rest);
 			return false;
@@ -789,7 +799,7 @@ static void http_closed(struct stream *st)
 {
 	struct http_conn *c = st->owner;
 	if (c == NULL)
-		return;
+		return; /* upgraded, or never set up */
 	if (c->pending != NULL) {
 		struct http_reply *r = c->pending;
 		c->pending = NULL;
@@ -797,19 +807,7 @@ static void http_closed(struct stream *st)
 			r->cancel(r->cancel_ctx);
 		http_reply_free(r);
 	}
-	http_request_reset(c);
-	free(c->headers);
-	buf_free(&c->url);
-	buf_free(&c->in);
-	http_ip_release(&c->ipc);
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		conns_head = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
-	nconns--;
-	free(c);
+	http_conn_free(c);
 }
 
 static const struct stream_ops http_stream_ops = {
