@@ -179,6 +179,38 @@ def test_stream_management(srv):
     c.close()
 
 
+def test_resume_after_dropped_connection(srv):
+    """A WebSocket connection that drops (no <close/>) leaves a resumable
+    session; a new WebSocket connection resumes it and gets what was not
+    acknowledged."""
+    bob = parleytest.RawClient(srv.port)
+    bob.login('bob', srv.password('bob'), resource=unique('tcp-'))
+    a = wss(srv)
+    jid = a.login('alice', srv.password('alice'), resource=unique('ws-resume-'), presence=False)
+    a.send("<enable xmlns='%s' resume='true'/>" % NS_SM)
+    enabled = a.wait_for(lambda e: e.tag == q(NS_SM, 'enabled'))
+    for i in range(2):
+        bob.send("<message to='%s' type='chat'><body>before-%d</body></message>" % (jid, i))
+    a.wait_message('before-1')
+    a.sock.close()  # dropped, no close frame
+    bob.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=HOST)
+    bob.send("<message to='%s' type='chat'><body>while-away</body></message>" % jid)
+    bob.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=HOST)
+    c = wss(srv)
+    c.open()
+    assert c.auth_plain('alice', srv.password('alice')).tag == q(NS_SASL, 'success')
+    c.open()
+    c.send("<resume xmlns='%s' previd='%s' h='0'/>" % (NS_SM, enabled.get('id')))
+    el = c.wait_for(lambda e: e.tag in (q(NS_SM, 'resumed'), q(NS_SM, 'failed')))
+    assert el.tag == q(NS_SM, 'resumed'), tostr(el)
+    for body in ('before-0', 'before-1', 'while-away'):
+        c.wait_message(body)
+    c.send("<message to='%s' type='chat'><body>back</body></message>" % bob.jid)
+    assert bob.wait_message('back').get('from') == jid
+    c.close()
+    bob.close()
+
+
 # ---- with slixmpp on TCP --------------------------------------------------------
 
 def test_messages_and_presence_with_slixmpp(srv):
