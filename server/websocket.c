@@ -451,8 +451,9 @@ static void ws_queue_open(struct ws *ws, const char *p, const char *end)
 	buf_free(&b);
 }
 
-/* One element as a standalone message: declare the namespaces it relies on. */
-static void ws_queue_element(struct ws *ws, const char *p, const char *e)
+/* One element made standalone: the namespace declarations it relies on
+ * added to its start tag; fn gets it. */
+static void split_element(const char *p, const char *e, websocket_out_fn *fn, void *ctx)
 {
 	const char *name = p + 1, *ne = name;
 	while (ne < e && *ne != ' ' && *ne != '/' && *ne != '>' && *ne != '\t')
@@ -466,20 +467,19 @@ static void ws_queue_element(struct ws *ws, const char *p, const char *e)
 		decl = " xmlns='" NS_CLIENT "'";
 	}
 	if (decl == NULL) {
-		ws_queue_text(ws, p, (size_t)(e - p));
+		fn(ctx, WS_OUT_ELEMENT, p, (size_t)(e - p));
 		return;
 	}
 	struct buf b = { 0 };
 	buf_append(&b, p, (size_t)(ne - p));
 	buf_append_str(&b, decl);
 	buf_append(&b, ne, (size_t)(e - ne));
-	ws_queue_text(ws, b.data, b.len);
+	fn(ctx, WS_OUT_ELEMENT, b.data, b.len);
 	buf_free(&b);
 }
 
-static void ws_output(struct stream *st, const char *data, size_t len)
+void websocket_split_output(const char *data, size_t len, websocket_out_fn *fn, void *ctx)
 {
-	struct ws *ws = st->transport_ctx;
 	const char *p = data, *end = data + len;
 	bool only_space = true;
 	while (p < end) {
@@ -500,25 +500,46 @@ static void ws_output(struct stream *st, const char *data, size_t len)
 		}
 		if (starts_with_tag(p, end, "<stream:stream")) {
 			const char *q = tag_end(p, end);
-			ws_queue_open(ws, p, end);
+			fn(ctx, WS_OUT_HEADER, p, (size_t)((q < end ? q + 1 : end) - p));
 			p = q < end ? q + 1 : end;
 			continue;
 		}
 		if (end - p >= 16 && memcmp(p, "</stream:stream>", 16) == 0) {
-			ws_queue_text(ws, "<close xmlns='" NS_FRAMING "'/>",
-			              strlen("<close xmlns='" NS_FRAMING "'/>"));
-			ws->close_pending = true;
+			fn(ctx, WS_OUT_END, p, 16);
 			p += 16;
 			continue;
 		}
 		const char *e = element_end(p, end);
-		ws_queue_element(ws, p, e);
+		split_element(p, e, fn, ctx);
 		p = e;
 	}
-	if (only_space && len > 0) {
+	if (only_space && len > 0)
+		fn(ctx, WS_OUT_SPACE, data, len);
+}
+
+static void ws_out_part(void *ctx, enum websocket_out_kind kind, const char *p, size_t len)
+{
+	struct ws *ws = ctx;
+	switch (kind) {
+	case WS_OUT_HEADER: ws_queue_open(ws, p, p + len); break;
+	case WS_OUT_END:
+		ws_queue_text(ws, "<close xmlns='" NS_FRAMING "'/>",
+		              strlen("<close xmlns='" NS_FRAMING "'/>"));
+		ws->close_pending = true;
+		break;
+	case WS_OUT_ELEMENT: ws_queue_text(ws, p, len); break;
+	case WS_OUT_SPACE: {
 		struct wslay_event_msg m = { WSLAY_PING, NULL, 0 };
 		wslay_event_queue_msg(ws->ctx, &m);
+		break;
 	}
+	}
+}
+
+static void ws_output(struct stream *st, const char *data, size_t len)
+{
+	struct ws *ws = st->transport_ctx;
+	websocket_split_output(data, len, ws_out_part, ws);
 	ws_flush(ws);
 }
 
@@ -549,7 +570,7 @@ struct ws_lc {
 static struct ws_lc *ws_lcs;
 static size_t nws_lcs;
 
-static const struct listen_config *ws_listen_config(const struct listen_config *http)
+const struct listen_config *websocket_listen_config(const struct listen_config *http)
 {
 	for (size_t i = 0; i < nws_lcs; i++)
 		if (ws_lcs[i].http == http)
@@ -576,7 +597,7 @@ void websocket_start(struct stream *st, const struct listen_config *lc, const st
 	wslay_event_config_set_max_recv_msg_length(ws->ctx, limits->max_stanza_size);
 	st->max_output = limits->max_output;
 	stream_set_transport(st, &ws_transport, ws);
-	c2s_attach(st, ws_listen_config(lc), limits);
+	c2s_attach(st, websocket_listen_config(lc), limits);
 	if (rest_len > 0)
 		ws_input(st, rest, rest_len);
 }

@@ -24,4 +24,17 @@ int websocket_check_upgrade(const struct http_request *rq, struct buf *headers, 
 void websocket_start(struct stream *st, const struct listen_config *lc, const struct limits_config *limits,
                      const char *rest, size_t rest_len);
 
+/* What a client stream writes (stream headers, complete elements, its
+ * end, whitespace), split for transports that frame each element: fn gets
+ * the header's start tag, each top-level element with the namespace
+ * declarations it needs on its own (xmlns='jabber:client', xmlns:stream),
+ * </stream:stream>, or a chunk that is only whitespace (a keepalive). */
+enum websocket_out_kind { WS_OUT_HEADER, WS_OUT_END, WS_OUT_ELEMENT, WS_OUT_SPACE };
+typedef void websocket_out_fn(void *ctx, enum websocket_out_kind kind, const char *p, size_t len);
+void websocket_split_output(const char *data, size_t len, websocket_out_fn *fn, void *ctx);
+
+/* The client listener settings of streams of an HTTP listener: lc's, with
+ * module c2s and no STARTTLS (TLS is the HTTP connection's). */
+const struct listen_config *websocket_listen_config(const struct listen_config *lc);
+
 #endif
