@@ -34,6 +34,13 @@ const struct opt_def http_config_defs[] = {
 	{ "websocket_url", OPT_STRING, OFF(http_config, websocket_url), NULL, NULL, 0, 0,
 	  "the WebSocket URL host-meta advertises (behind a reverse proxy); unset: "
 	  "ws:// or wss:// with the request's Host and websocket_path" },
+	{ "bosh", OPT_BOOL, OFF(http_config, bosh), "true", NULL, 0, 0,
+	  "serve XMPP over BOSH (XEP-0124, XEP-0206) at bosh_path" },
+	{ "bosh_path", OPT_STRING, OFF(http_config, bosh_path), "/http-bind", NULL, 0, 0,
+	  "the path BOSH clients post to" },
+	{ "bosh_url", OPT_STRING, OFF(http_config, bosh_url), NULL, NULL, 0, 0,
+	  "the BOSH URL host-meta advertises (behind a reverse proxy); unset: http:// or https:// "
+	  "with the request's Host and bosh_path" },
 	{ "host_meta", OPT_BOOL, OFF(http_config, host_meta), "true", NULL, 0, 0,
 	  "serve /.well-known/host-meta and host-meta.json (XEP-0156)" },
 	{ "cors_origins", OPT_STRLIST, OFF(http_config, cors_origins), NULL, NULL, 0, 0,
@@ -51,6 +58,13 @@ int http_config_load(struct http_config *h, const struct cfg_node *map, const st
 	    strchr(h->websocket_path, '?') != NULL || strchr(h->websocket_path, '#') != NULL) {
 		*error_r = cfg_error_for_key(map, fallback, "http", "websocket_path",
 		                             "must be a path starting with '/' (no query)");
+		return -1;
+	}
+	if (h->bosh_path == NULL || h->bosh_path[0] != '/' || strcmp(h->bosh_path, h->websocket_path) == 0 ||
+	    str_has_prefix(h->bosh_path, "/.well-known/")) {
+		*error_r = cfg_error_for_key(map, fallback, "http", "bosh_path",
+		                             "must be a path starting with '/', not websocket_path, not "
+		                             "under /.well-known/");
 		return -1;
 	}
 	if (str_has_prefix(h->websocket_path, "/.well-known/")) {

@@ -22,6 +22,9 @@ struct http_config {
 	bool websocket;              /* serve XMPP over WebSocket (true) */
 	char *websocket_path;        /* "/xmpp-websocket" */
 	char *websocket_url;         /* advertised in host-meta; NULL: from the request */
+	bool bosh;                   /* serve BOSH (XEP-0124/0206) at bosh_path (true) */
+	char *bosh_path;             /* "/http-bind" */
+	char *bosh_url;              /* advertised in host-meta; NULL: from the request */
 	bool host_meta;              /* serve /.well-known/host-meta[.json] (true) */
 	struct strlist cors_origins; /* Access-Control-Allow-Origin values; "*" for any */
 };

@@ -1,7 +1,7 @@
 /*
  * Host metadata (XEP-0156): /.well-known/host-meta (XRD, RFC 6415) and
- * /.well-known/host-meta.json advertise the XMPP over WebSocket endpoint
- * to web clients, with the CORS headers of http.cors_origins so that
+ * /.well-known/host-meta.json advertise the XMPP over WebSocket and BOSH
+ * endpoints to web clients, with the CORS headers of http.cors_origins so that
  * browser code from those origins may read them.  Loop thread.
  */
 #include "http.h"
@@ -13,6 +13,7 @@
 
 #define NS_XRD "http://docs.oasis-open.org/ns/xri/xrd-1.0"
 #define REL_WEBSOCKET "urn:xmpp:alt-connections:websocket"
+#define REL_BOSH "urn:xmpp:alt-connections:xbosh"
 
 bool http_cors_headers(const struct http_request *rq, struct http_reply *r)
 {
@@ -31,16 +32,38 @@ bool http_cors_headers(const struct http_request *rq, struct http_reply *r)
 	return true;
 }
 
-/* The WebSocket URL: configured, or from the request's Host and scheme. */
-static char *hostmeta_websocket_url(const struct http_request *rq)
+/* An endpoint's URL: configured, or from the request's scheme, Host and
+ * the path; NULL when there is none to give (or it holds characters the
+ * documents would have to escape in JSON). */
+static char *hostmeta_url(const struct http_request *rq, const char *configured, const char *scheme_tls,
+                          const char *scheme_plain, const char *path)
 {
-	const struct http_config *hc = &server_config()->http;
-	if (hc->websocket_url != NULL)
-		return xstrdup(hc->websocket_url);
-	const char *host = http_request_header(rq, "Host");
-	if (host == NULL || host[0] == '\0' || strpbrk(host, " \t\"'<>\\/") != NULL)
-		return NULL;
-	return xasprintf("%s://%s%s", rq->tls ? "wss" : "ws", host, hc->websocket_path);
+	char *url;
+	if (configured != NULL) {
+		url = xstrdup(configured);
+	} else {
+		const char *host = http_request_header(rq, "Host");
+		if (host == NULL || host[0] == '\0' || strpbrk(host, " \t\"'<>\\/") != NULL)
+			return NULL;
+		url = xasprintf("%s://%s%s", rq->tls ? scheme_tls : scheme_plain, host, path);
+	}
+	if (strpbrk(url, "\"\\") != NULL)
+		xfree(&url);
+	return url;
+}
+
+static void hostmeta_link(struct buf *b, bool json, bool *first, const char *rel, const char *url)
+{
+	if (url == NULL)
+		return;
+	if (json) {
+		buf_printf(b, "%s{\"rel\":\"%s\",\"href\":\"%s\"}", *first ? "" : ",", rel, url);
+	} else {
+		buf_printf(b, "  <Link rel='%s' href='", rel);
+		xml_escape(b, url, strlen(url), true);
+		buf_append_str(b, "'/>\n");
+	}
+	*first = false;
 }
 
 static void hostmeta_handler(void *ctx, const struct http_request *rq, struct http_reply *r)
@@ -69,32 +92,24 @@ static void hostmeta_handler(void *ctx, const struct http_request *rq, struct ht
 		http_reply_error(r, 404, NULL);
 		return;
 	}
-	char *url = hc->websocket ? hostmeta_websocket_url(rq) : NULL;
-	if (url != NULL && strpbrk(url, "\"\\") != NULL)
-		xfree(&url);
+	char *ws =
+	        hc->websocket ? hostmeta_url(rq, hc->websocket_url, "wss", "ws", hc->websocket_path) : NULL;
+	char *bosh = hc->bosh ? hostmeta_url(rq, hc->bosh_url, "https", "http", hc->bosh_path) : NULL;
 	struct buf b = { 0 };
-	if (json) {
+	bool first = true;
+	if (json)
 		buf_append_str(&b, "{\"links\":[");
-		if (url != NULL) {
-			/* the URL holds no '"' or '\\' (checked above, or the
-			 * operator's own) */
-			buf_printf(&b, "{\"rel\":\"" REL_WEBSOCKET "\",\"href\":\"%s\"}", url);
-		}
-		buf_append_str(&b, "]}\n");
-	} else {
+	else
 		buf_append_str(&b, "<?xml version='1.0' encoding='utf-8'?>\n<XRD xmlns='" NS_XRD "'>\n");
-		if (url != NULL) {
-			buf_append_str(&b, "  <Link rel='" REL_WEBSOCKET "' href='");
-			xml_escape(&b, url, strlen(url), true);
-			buf_append_str(&b, "'/>\n");
-		}
-		buf_append_str(&b, "</XRD>\n");
-	}
+	hostmeta_link(&b, json, &first, REL_WEBSOCKET, ws);
+	hostmeta_link(&b, json, &first, REL_BOSH, bosh);
+	buf_append_str(&b, json ? "]}\n" : "</XRD>\n");
+	free(ws);
+	free(bosh);
 	http_cors_headers(rq, r);
 	http_reply_send(r, 200, json ? "application/json" : "application/xrd+xml; charset=utf-8", b.data,
 	                b.len);
 	buf_free(&b);
-	free(url);
 }
 
 void http_hostmeta_start(void)

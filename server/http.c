@@ -27,6 +27,7 @@
  *   on_cancel callback, then freed here.
  */
 #include "http.h"
+#include "bosh.h"
 #include "c2s.h"
 #include "listener.h"
 #include "server.h"
@@ -860,6 +861,7 @@ void http_start(void)
 {
 	listener_register(LISTEN_HTTP, http_accept);
 	http_hostmeta_start();
+	http_bosh_start();
 }
 
 void http_close_all(void)

@@ -131,10 +131,17 @@ struct stream *stream_new(struct ev_loop *loop, int fd, const char *ip, unsigned
 	if (s->dead) {
 		s->flush_next = dead_head;
 		dead_head = s;
-	} else {
+	} else if (fd >= 0) {
 		ev_io_start(loop, &s->rio);
 	}
 	return s;
+}
+
+struct stream *stream_new_virtual(struct ev_loop *loop, const char *ip, unsigned port,
+                                  const struct xml_parser_limits *limits, size_t max_output,
+                                  const struct stream_ops *ops, void *owner)
+{
+	return stream_new(loop, -1, ip, port, limits, max_output, false, ops, owner);
 }
 
 static void stream_free(struct stream *s)
@@ -284,6 +291,10 @@ static void stream_finish_close(struct stream *s)
 {
 	if (s->lingering)
 		return;
+	if (s->fd < 0) { /* no socket: nothing to linger on */
+		stream_abort(s);
+		return;
+	}
 	if (s->ssl != NULL && s->tls_done && !s->tls_handshake)
 		SSL_shutdown(s->ssl);
 	shutdown(s->fd, SHUT_WR);
@@ -672,7 +683,7 @@ void stream_resume(struct stream *s)
 	}
 	if (s->transport != NULL && s->transport->resume != NULL && !s->transport->resume(s))
 		return;
-	if (s->in_read)
+	if (s->in_read || s->fd < 0)
 		return;
 	ev_io_start(s->loop, &s->rio);
 	/* TLS may hold decrypted bytes the socket will not signal again. */

@@ -103,6 +103,13 @@ struct stream *stream_new(struct ev_loop *loop, int fd, const char *ip, unsigned
                           const struct xml_parser_limits *limits, size_t max_output, bool direct_tls,
                           const struct stream_ops *ops, void *owner);
 
+/* A stream without a socket (a BOSH session): input comes only through
+ * stream_feed_xml, output only through its transport's output hook (set
+ * it before writing); closing it completes at once. */
+struct stream *stream_new_virtual(struct ev_loop *loop, const char *ip, unsigned port,
+                                  const struct xml_parser_limits *limits, size_t max_output,
+                                  const struct stream_ops *ops, void *owner);
+
 /* Queue bytes / a stanza (serialised with default_ns in scope). */
 void stream_write(struct stream *s, const char *data, size_t len);
 void stream_write_str(struct stream *s, const char *str);

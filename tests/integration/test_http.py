@@ -138,7 +138,9 @@ def test_keepalive_two_requests(srv):
     assert status == 200 and headers['content-type'] == 'application/json'
     links = json.loads(body)['links']
     assert links == [{'rel': 'urn:xmpp:alt-connections:websocket',
-                      'href': 'ws://test.local/xmpp-websocket'}]
+                      'href': 'ws://test.local/xmpp-websocket'},
+                     {'rel': 'urn:xmpp:alt-connections:xbosh',
+                      'href': 'http://test.local/http-bind'}]
     # HEAD: the length of GET, no body
     status, headers, body = r.response(head_request=True)
     assert status == 200 and int(headers['content-length']) > 0 and body == b''
@@ -333,5 +335,7 @@ def test_https_sni(srv):
         s.sendall(('GET /.well-known/host-meta.json HTTP/1.1\r\nHost: %s\r\n\r\n' % name).encode())
         status, _, body = Reader(s).response()
         assert status == 200
-        assert json.loads(body)['links'][0]['href'] == 'wss://%s/xmpp-websocket' % name
+        links = json.loads(body)['links']
+        assert links[0]['href'] == 'wss://%s/xmpp-websocket' % name
+        assert links[1]['href'] == 'https://%s/http-bind' % name
         s.close()
