@@ -38,8 +38,6 @@
 #define NS_HTTPBIND "http://jabber.org/protocol/httpbind"
 #define NS_XBOSH "urn:xmpp:xbosh"
 #define BOSH_MAX_HOLD 2
-#define BOSH_MAX_WAIT 60
-#define BOSH_INACTIVITY 60
 #define BOSH_WINDOW (BOSH_MAX_HOLD + 1)
 
 /* A request held for output, or one that came before its turn (early,
@@ -69,6 +67,7 @@ struct bosh_session {
 	bool ended;          /* the stream ended: answer with terminate */
 	char *last_response; /* the answer to rid, for a replay */
 	ev_timer timer;      /* wait deadlines and inactivity */
+	double inactivity;   /* http.bosh_inactivity when the session began */
 	double idle_since;   /* no request held since; 0: one is held */
 	struct bosh_session *next;
 };
@@ -194,9 +193,9 @@ static void bosh_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct bosh_session *s = w->data;
 	bosh_flush(s);
-	if (s->nheld == 0 && !s->st->dead && ev_now(loop) - s->idle_since > BOSH_INACTIVITY) {
-		log_info("bosh %llu from %s: no request for %d s: session ended",
-		         (unsigned long long)s->st->id, s->st->ip, BOSH_INACTIVITY);
+	if (s->nheld == 0 && !s->st->dead && ev_now(loop) - s->idle_since > s->inactivity) {
+		log_info("bosh %llu from %s: no request for %g s: session ended",
+		         (unsigned long long)s->st->id, s->st->ip, s->inactivity);
 		s->ended = true;
 		stream_abort(s->st);
 		return;
@@ -215,7 +214,7 @@ static void bosh_schedule(struct bosh_session *s)
 	else if (s->nheld > 0)
 		at = s->held[0]->deadline;
 	else
-		at = s->idle_since + BOSH_INACTIVITY + 0.1;
+		at = s->idle_since + s->inactivity + 0.01;
 	ev_timer_stop(s->loop, &s->timer);
 	ev_timer_set(&s->timer, at > now ? at - now : 0, 0);
 	ev_timer_start(s->loop, &s->timer);
@@ -372,8 +371,9 @@ static void bosh_create(const struct http_request *rq, struct http_reply *r, str
 	}
 	parse_u64(xml_attr(body, "wait"), &wait);
 	parse_u64(xml_attr(body, "hold"), &hold);
-	if (wait > BOSH_MAX_WAIT)
-		wait = BOSH_MAX_WAIT;
+	const struct http_config *hc = &server_config()->http;
+	if (wait > (uint64_t)hc->bosh_max_wait)
+		wait = (uint64_t)hc->bosh_max_wait;
 	if (hold < 1)
 		hold = 1;
 	if (hold > BOSH_MAX_HOLD)
@@ -389,6 +389,7 @@ static void bosh_create(const struct http_request *rq, struct http_reply *r, str
 	s->wait = (double)wait;
 	s->hold = (unsigned)hold;
 	s->idle_since = ev_now(s->loop);
+	s->inactivity = hc->bosh_inactivity;
 	ev_timer_init(&s->timer, bosh_timer_cb, 0, 0);
 	s->timer.data = s;
 	struct xml_parser_limits pl = {
@@ -412,10 +413,10 @@ static void bosh_create(const struct http_request *rq, struct http_reply *r, str
 	struct buf b = { 0 };
 	buf_printf(&b,
 	           "<body xmlns='" NS_HTTPBIND "' xmlns:xmpp='" NS_XBOSH "' xmlns:stream='" NS_STREAM
-	           "' sid='%s' wait='%llu' hold='%llu' requests='%llu' inactivity='%d' polling='1' "
+	           "' sid='%s' wait='%llu' hold='%llu' requests='%llu' inactivity='%.0f' polling='1' "
 	           "ver='1.11' xmpp:version='1.0' from='",
 	           s->sid, (unsigned long long)wait, (unsigned long long)hold, (unsigned long long)hold + 1,
-	           BOSH_INACTIVITY);
+	           s->inactivity);
 	xml_escape(&b, to, strlen(to), true);
 	buf_append_str(&b, "'");
 	if (s->ended)

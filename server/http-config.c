@@ -38,6 +38,10 @@ const struct opt_def http_config_defs[] = {
 	  "serve XMPP over BOSH (XEP-0124, XEP-0206) at bosh_path" },
 	{ "bosh_path", OPT_STRING, OFF(http_config, bosh_path), "/http-bind", NULL, 0, 0,
 	  "the path BOSH clients post to" },
+	{ "bosh_max_wait", OPT_DURATION, OFF(http_config, bosh_max_wait), "60s", NULL, 0, 0,
+	  "the longest time a BOSH request is held (a client's 'wait' is cut to this)" },
+	{ "bosh_inactivity", OPT_DURATION, OFF(http_config, bosh_inactivity), "60s", NULL, 0, 0,
+	  "a BOSH session with no request for this long ends" },
 	{ "bosh_url", OPT_STRING, OFF(http_config, bosh_url), NULL, NULL, 0, 0,
 	  "the BOSH URL host-meta advertises (behind a reverse proxy); unset: http:// or https:// "
 	  "with the request's Host and bosh_path" },
@@ -70,6 +74,12 @@ int http_config_load(struct http_config *h, const struct cfg_node *map, const st
 	if (str_has_prefix(h->websocket_path, "/.well-known/")) {
 		*error_r = cfg_error_for_key(map, fallback, "http", "websocket_path",
 		                             "must not be under /.well-known/");
+		return -1;
+	}
+	if (h->bosh_max_wait < 1 || h->bosh_inactivity < 1) {
+		*error_r = cfg_error_for_key(map, fallback, "http",
+		                             h->bosh_max_wait < 1 ? "bosh_max_wait" : "bosh_inactivity",
+		                             "must be at least 1s");
 		return -1;
 	}
 	if (h->request_timeout < 0.1) {

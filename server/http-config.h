@@ -24,6 +24,8 @@ struct http_config {
 	char *websocket_url;         /* advertised in host-meta; NULL: from the request */
 	bool bosh;                   /* serve BOSH (XEP-0124/0206) at bosh_path (true) */
 	char *bosh_path;             /* "/http-bind" */
+	double bosh_max_wait;        /* the longest 'wait' a client may ask for (60 s) */
+	double bosh_inactivity;      /* a session with no request for this long ends (60 s) */
 	char *bosh_url;              /* advertised in host-meta; NULL: from the request */
 	bool host_meta;              /* serve /.well-known/host-meta[.json] (true) */
 	struct strlist cors_origins; /* Access-Control-Allow-Origin values; "*" for any */

@@ -23,8 +23,9 @@ class BoshParleyd(parleytest.Parleyd):
         super().write_config()
         self.https_port = parleytest.free_port()
         text = self.config.read_text()
-        text = text.replace('listen:\n', 'listen:\n  - port: %d\n    address: 127.0.0.1\n    module: http\n'
-                            '    direct_tls: true\n' % self.https_port, 1)
+        text = text.replace('listen:\n', 'http:\n  bosh_inactivity: 2s\nlisten:\n  - port: %d\n'
+                            '    address: 127.0.0.1\n    module: http\n    direct_tls: true\n'
+                            % self.https_port, 1)
         self.config.write_text(text)
 
 
@@ -40,23 +41,37 @@ def srv(tmp_path_factory):
 class Bosh:
     """A BOSH client, one request at a time (hold='1')."""
 
-    def __init__(self, srv, wait=1):
-        self.conn = http.client.HTTPSConnection('127.0.0.1', srv.https_port, timeout=15,
-                                                context=parleytest.tls_context())
+    def __init__(self, srv, wait=1, hold=1, fresh=False):
+        """fresh: every request on a new HTTPS connection."""
+        self.srv = srv
+        self.fresh = fresh
+        self.hold = hold
+        self.conn = self.connect()
         self.rid = random.randint(1000, 1 << 40)
         self.sid = None
         self.wait = wait
         self.got = []
         self.last_raw = None
 
-    def post(self, inner='', attrs='', rid=None):
-        rid = self.rid if rid is None else rid
+    def connect(self):
+        return http.client.HTTPSConnection('127.0.0.1', self.srv.https_port, timeout=15,
+                                           context=parleytest.tls_context())
+
+    def request(self, rid, inner='', attrs='', conn=None):
         sid = " sid='%s'" % self.sid if self.sid else ''
         data = ("<body xmlns='%s' xmlns:xmpp='%s' rid='%d'%s%s>%s</body>"
                 % (NS_HTTPBIND, NS_XBOSH, rid, sid, attrs, inner))
-        self.conn.request('POST', '/http-bind', body=data.encode(),
-                          headers={'Content-Type': 'text/xml; charset=utf-8'})
-        resp = self.conn.getresponse()
+        conn = conn or self.conn
+        conn.request('POST', '/http-bind', body=data.encode(),
+                     headers={'Content-Type': 'text/xml; charset=utf-8'})
+        return conn
+
+    def post(self, inner='', attrs='', rid=None):
+        rid = self.rid if rid is None else rid
+        if self.fresh:
+            self.conn.close()
+            self.conn = self.connect()
+        resp = self.request(rid, inner, attrs).getresponse()
         raw = resp.read()
         assert resp.status == 200, (resp.status, raw)
         self.last_raw = raw
@@ -70,7 +85,8 @@ class Bosh:
         return self.post(inner, attrs)
 
     def create(self):
-        body = self.post(attrs=" to='%s' wait='%d' hold='1' ver='1.11' xmpp:version='1.0'" % (HOST, self.wait))
+        body = self.post(attrs=" to='%s' wait='%d' hold='%d' ver='1.11' xmpp:version='1.0'"
+                         % (HOST, self.wait, self.hold))
         self.sid = body.get('sid')
         assert self.sid and body.get('type') is None, ET.tostring(body)
         return body
@@ -157,3 +173,72 @@ def test_bad_rids_and_sid(srv):
         w.check()
     finally:
         w.close()
+
+
+def test_session_survives_connections(srv):
+    """Every request on a new HTTPS connection: one session all along."""
+    bob = RawClient(srv.port)
+    bob.login('bob', srv.password('bob'), resource=unique('tcp-'))
+    b = Bosh(srv, fresh=True)
+    jid = b.login('alice', srv.password('alice'), unique('fresh-'))
+    bob.send("<message to='%s' type='chat'><body>over-new-connections</body></message>" % jid)
+    b.wait_for(lambda e: e.findtext(q(NS_CLIENT, 'body')) == 'over-new-connections')
+    bob.close()
+
+
+def test_early_rid_waits_for_its_turn(srv):
+    """hold='2': a request that arrives before the one with the rid
+    before it is handled after it, in rid order."""
+    bob = RawClient(srv.port)
+    bob.login('bob', srv.password('bob'), resource=unique('tcp-'))
+    b = Bosh(srv, wait=2, hold=2)
+    jid = b.login('erin', srv.password('erin'), unique('early-'))
+    second = b.connect()
+    msg = "<message xmlns='jabber:client' to='%s' type='chat'><body>%s</body></message>"
+    b.request(b.rid + 2, msg % (bob.jid, 'second'), conn=second)
+    time.sleep(0.3)
+    first = b.request(b.rid + 1, msg % (bob.jid, 'first'))
+    b.rid += 2
+    assert bob.wait_message('first') is not None
+    assert bob.wait_message('second') is not None
+    assert [m.findtext(q(NS_CLIENT, 'body')) for m in bob.received
+            if m.tag == q(NS_CLIENT, 'message')][-2:] == ['first', 'second']
+    for c in (first, second):
+        r = c.getresponse()
+        assert r.status == 200
+        r.read()
+    second.close()
+    bob.close()
+
+
+def test_inactive_session_ends(srv):
+    b = Bosh(srv)
+    b.login('carol', srv.password('carol'), unique('idle-'))
+    time.sleep(3.5)   # http.bosh_inactivity is 2s here, checked about then
+    assert b.send().get('condition') == 'item-not-found'
+
+
+def test_stream_error_ends_the_session(srv):
+    b = Bosh(srv)
+    b.create()
+    body = b.send("<message xmlns='jabber:client' to='%s'><body>too early</body></message>" % HOST)
+    while body.get('type') != 'terminate':
+        body = b.send()
+    err = body.find(q(NS_STREAM, 'error'))
+    assert err is not None, ET.tostring(body)
+    assert err.find(q('urn:ietf:params:xml:ns:xmpp-streams', 'not-authorized')) is not None
+
+
+def test_client_gone_while_held(srv):
+    """A held request whose connection closes is dropped; the session
+    goes on with the next rid."""
+    b = Bosh(srv, wait=5)
+    b.login('alice', srv.password('alice'), unique('gone-'))
+    b.rid += 1
+    c = b.request(b.rid)
+    time.sleep(0.3)
+    c.close()
+    b.conn = b.connect()
+    time.sleep(0.3)
+    b.send("<iq xmlns='jabber:client' type='get' id='p1' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>" % HOST)
+    b.wait_for(lambda e: e.tag == q(NS_CLIENT, 'iq') and e.get('id') == 'p1')
