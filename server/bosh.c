@@ -13,9 +13,10 @@
  *
  * Invariants:
  * - Requests are handled in rid order: one that arrives early (within the
- *   window of 'hold' + 1) waits for the missing ones; a rid already
- *   answered gets the same answer again (the last one only); anything
- *   else ends the session (item-not-found).
+ *   window of 'hold' + 1) waits for the missing ones; the rid answered last
+ *   gets the same answer again; the last rid, sent again after its
+ *   connection broke before an answer, waits again (its input is not
+ *   taken twice); any other rid ends the session (item-not-found).
  * - A session with no request held is ended after 'inactivity' seconds.
  * - Input that arrives while the stream is paused (c2s waits on a
  *   backend) is kept, in order, until it resumes.
@@ -65,10 +66,11 @@ struct bosh_session {
 	struct buf input; /* serialised input while paused: size_t length, bytes */
 	size_t input_off;
 	bool ended;          /* the stream ended: answer with terminate */
-	char *last_response; /* the answer to rid, for a replay */
-	ev_timer timer;      /* wait deadlines and inactivity */
-	double inactivity;   /* http.bosh_inactivity when the session began */
-	double idle_since;   /* no request held since; 0: one is held */
+	char *last_response; /* the latest answer, for a replay */
+	uint64_t last_response_rid;
+	ev_timer timer;    /* wait deadlines and inactivity */
+	double inactivity; /* http.bosh_inactivity when the session began */
+	double idle_since; /* no request held since; 0: one is held */
 	struct bosh_session *next;
 };
 
@@ -156,9 +158,10 @@ static void bosh_answer(struct bosh_session *s, struct bosh_req *q)
 	buf_append(&b, s->out.data, s->out.len);
 	buf_append_str(&b, "</body>");
 	buf_free(&s->out);
-	if (q->rid == s->rid) {
+	if (q->rid >= s->last_response_rid) {
 		free(s->last_response);
 		s->last_response = xstrdup(b.data);
+		s->last_response_rid = q->rid;
 	}
 	http_reply_send(q->r, 200, "text/xml; charset=utf-8", b.data, b.len);
 	buf_free(&b);
@@ -284,6 +287,30 @@ static void bosh_req_cancel(void *ctx)
 	bosh_schedule(s);
 }
 
+/* Keep r until there is output for it, its wait ends, or a newer request
+ * takes its place (hold exceeded). */
+static void bosh_hold(struct bosh_session *s, uint64_t rid, struct http_reply *r)
+{
+	struct bosh_req *q = xcalloc(1, sizeof(*q));
+	q->r = r;
+	q->rid = rid;
+	q->deadline = ev_now(s->loop) + s->wait;
+	q->s = s;
+	http_reply_on_cancel(r, bosh_req_cancel, q);
+	s->held[s->nheld++] = q;
+	s->idle_since = 0;
+	bosh_flush(s);
+	bosh_schedule(s);
+}
+
+static bool bosh_rid_held(const struct bosh_session *s, uint64_t rid)
+{
+	for (size_t i = 0; i < s->nheld; i++)
+		if (s->held[i]->rid == rid)
+			return true;
+	return false;
+}
+
 /* One request in rid order: its input, then it waits for output. */
 static void bosh_handle(struct bosh_session *s, uint64_t rid, struct xml_node *body, struct http_reply *r)
 {
@@ -305,17 +332,7 @@ static void bosh_handle(struct bosh_session *s, uint64_t rid, struct xml_node *b
 	const char *type = xml_attr(body, "type");
 	if (type != NULL && strcmp(type, "terminate") == 0)
 		bosh_feed(s, "</stream:stream>", 16);
-	/* hold the request; the oldest may now be due (hold exceeded) */
-	struct bosh_req *q = xcalloc(1, sizeof(*q));
-	q->r = r;
-	q->rid = rid;
-	q->deadline = ev_now(s->loop) + s->wait;
-	q->s = s;
-	http_reply_on_cancel(r, bosh_req_cancel, q);
-	s->held[s->nheld++] = q;
-	s->idle_since = 0;
-	bosh_flush(s);
-	bosh_schedule(s);
+	bosh_hold(s, rid, r);
 }
 
 static void bosh_free(struct stream *st)
@@ -426,6 +443,7 @@ static void bosh_create(const struct http_request *rq, struct http_reply *r, str
 	buf_free(&s->out);
 	buf_append_str(&b, "</body>");
 	s->last_response = xstrdup(b.data);
+	s->last_response_rid = rid;
 	http_reply_send(r, 200, "text/xml; charset=utf-8", b.data, b.len);
 	buf_free(&b);
 	bosh_schedule(s);
@@ -475,10 +493,17 @@ static void bosh_handler(void *ctx, const struct http_request *rq, struct http_r
 		bosh_reply_body(rq, r, " type='terminate' condition='item-not-found'");
 		return;
 	}
-	if (rid == s->rid && s->last_response != NULL) { /* a replay: the same answer */
+	if (rid == s->last_response_rid && s->last_response != NULL) { /* a replay: the same answer */
 		xml_unref(&body);
 		http_reply_send(r, 200, "text/xml; charset=utf-8", s->last_response,
 		                strlen(s->last_response));
+		return;
+	}
+	if (rid == s->rid && !bosh_rid_held(s, rid)) {
+		/* sent again after its connection broke, before it was answered:
+		 * its input was taken; it waits for output again */
+		xml_unref(&body);
+		bosh_hold(s, rid, r);
 		return;
 	}
 	if (rid <= s->rid || rid > s->rid + BOSH_WINDOW || s->nearly >= BOSH_WINDOW) {

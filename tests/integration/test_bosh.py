@@ -232,7 +232,7 @@ def test_stream_error_ends_the_session(srv):
 def test_client_gone_while_held(srv):
     """A held request whose connection closes is dropped; the session
     goes on with the next rid."""
-    b = Bosh(srv, wait=5)
+    b = Bosh(srv, wait=2)
     b.login('alice', srv.password('alice'), unique('gone-'))
     b.rid += 1
     c = b.request(b.rid)
@@ -240,5 +240,7 @@ def test_client_gone_while_held(srv):
     c.close()
     b.conn = b.connect()
     time.sleep(0.3)
+    # the same rid again (XEP-0124 §14.3): it waits again, then the session goes on
+    b.post()
     b.send("<iq xmlns='jabber:client' type='get' id='p1' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>" % HOST)
     b.wait_for(lambda e: e.tag == q(NS_CLIENT, 'iq') and e.get('id') == 'p1')
