@@ -30,7 +30,8 @@ struct http_request {
 	size_t body_len;
 };
 /* A request header by name (case-insensitive); NULL when absent.  Repeated
- * headers are joined with ", " (RFC 9110 §5.3). */
+ * headers are joined with ", " (RFC 9110 §5.3).  rq must be one given to a
+ * handler (it is found in its connection). */
 const char *http_request_header(const struct http_request *rq, const char *name);
 
 struct http_reply; /* one per request; answer it exactly once, now or later */

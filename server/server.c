@@ -225,6 +225,13 @@ int server_reload(struct buf *report)
 	 * resumption timeouts, bounds of current sessions). */
 	if (memcmp(&ocfg->stream_management, &ncfg->stream_management, sizeof(ocfg->stream_management)) != 0)
 		buf_append_str(report, "stream_management: applied\n");
+	struct buf oh = { 0 }, nh = { 0 };
+	http_config_dump(&ocfg->http, &oh, 0);
+	http_config_dump(&ncfg->http, &nh, 0);
+	if (!str_eq(oh.data, nh.data)) /* read from the newest configuration at each use */
+		buf_append_str(report, "http: applied (a new bosh_path needs a restart)\n");
+	buf_free(&oh);
+	buf_free(&nh);
 	if (str_changed(ocfg->fast.key_file, ncfg->fast.key_file))
 		buf_append_str(report, "fast: key_file changed; restart parleyd to apply\n");
 	else if (ocfg->fast.enabled != ncfg->fast.enabled || ocfg->fast.token_ttl != ncfg->fast.token_ttl)

@@ -339,3 +339,25 @@ def test_https_sni(srv):
         assert links[0]['href'] == 'wss://%s/xmpp-websocket' % name
         assert links[1]['href'] == 'https://%s/http-bind' % name
         s.close()
+
+
+def test_reload_applies_limits(srv):
+    """The http section is read at each use: a reload applies it."""
+    text = srv.config.read_text()
+    assert '  max_headers: 20\n' in text
+    srv.config.write_text(text.replace('  max_headers: 20\n', '  max_headers: 10\n'))
+    try:
+        out = srv.ctl('reload')
+        assert 'http: applied' in out.stdout, out.stdout + out.stderr
+        s = connect(srv.http_port)
+        hdrs = ''.join('X-H%d: v\r\n' % i for i in range(14))
+        s.sendall(('GET /.well-known/host-meta HTTP/1.1\r\nHost: test.local\r\n%s\r\n' % hdrs).encode())
+        assert Reader(s).response()[0] == 431
+        s.close()
+    finally:
+        srv.config.write_text(text)
+        srv.ctl('reload')
+    s = connect(srv.http_port)
+    s.sendall(('GET /.well-known/host-meta HTTP/1.1\r\nHost: test.local\r\n%s\r\n' % hdrs).encode())
+    assert Reader(s).response()[0] == 200
+    s.close()
