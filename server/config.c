@@ -75,7 +75,7 @@ static const struct opt_def top_defs[] = {
 	{ "fast", OPT_NODE, OFF(top_settings, fast), NULL, NULL, 0, 0,
 	  "FAST tokens (XEP-0484) of SASL2 logins" },
 	{ "http", OPT_NODE, OFF(top_settings, http), NULL, NULL, 0, 0,
-	  "HTTP listeners: limits, WebSocket, host metadata" },
+	  "HTTP listeners: limits, WebSocket, BOSH, host metadata" },
 	{ "tls", OPT_NODE, OFF(top_settings, tls), NULL, NULL, 0, 0, "TLS defaults for every host" },
 	{ "storage", OPT_NODE, OFF(top_settings, storage), NULL, NULL, 0, 0,
 	  "storage defaults for every host" },
