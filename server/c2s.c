@@ -1888,6 +1888,24 @@ static const struct stream_ops c2s_stream_ops = {
 	.closed = c2s_closed,
 };
 
+static struct c2s *c2s_new(struct ev_loop *loop, const struct listen_config *lc,
+                           const struct limits_config *limits, struct ip_count *ipc)
+{
+	struct c2s *c = xcalloc(1, sizeof(*c));
+	c->lc = lc;
+	c->limits = limits;
+	c->ipc = ipc;
+	c->opened = ev_now(loop);
+	c->barrier = barrier_new(c2s_release_held, c);
+	c->loop = loop;
+	ev_timer_init(&c->fail_timer, c2s_fail_timer_cb, 0, 0);
+	c->fail_timer.data = c;
+	ev_timer_init(&c->sm_timer, c2s_sm_timer_cb, 0, 0);
+	c->sm_timer.data = c;
+	c2s_total++;
+	return c;
+}
+
 void c2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port, const struct listen_config *lc,
                 const struct limits_config *limits)
 {
@@ -1902,25 +1920,25 @@ void c2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port, con
 		return;
 	}
 	ipc->count++;
-	struct c2s *c = xcalloc(1, sizeof(*c));
-	c->lc = lc;
-	c->limits = limits;
-	c->ipc = ipc;
-	c->opened = ev_now(loop);
-	c->barrier = barrier_new(c2s_release_held, c);
-	c->loop = loop;
-	ev_timer_init(&c->fail_timer, c2s_fail_timer_cb, 0, 0);
-	c->fail_timer.data = c;
-	ev_timer_init(&c->sm_timer, c2s_sm_timer_cb, 0, 0);
-	c->sm_timer.data = c;
+	struct c2s *c = c2s_new(loop, lc, limits, ipc);
 	struct xml_parser_limits pl = {
 		.max_stanza = limits->max_stanza_size,
 		.max_depth = limits->max_depth,
 		.max_attrs = limits->max_attrs,
 	};
-	c2s_total++;
 	c->st = stream_new(loop, fd, ip, port, &pl, limits->max_output, lc->direct_tls, &c2s_stream_ops, c);
 	log_debug("c2s %llu: connection from %s port %u", (unsigned long long)c->st->id, ip, port);
+}
+
+void c2s_attach(struct stream *st, const struct listen_config *lc, const struct limits_config *limits)
+{
+	struct ip_count *ipc = ip_get(st->ip, true);
+	ipc->count++;
+	struct c2s *c = c2s_new(st->loop, lc, limits, ipc);
+	c->st = st;
+	st->ops = &c2s_stream_ops;
+	st->owner = c;
+	log_debug("c2s %llu: client stream from %s port %u", (unsigned long long)st->id, st->ip, st->port);
 }
 
 static void c2s_shutdown_one(struct stream *st, void *ctx)

@@ -13,6 +13,12 @@
 /* Take over an accepted, non-blocking client socket. */
 void c2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port, const struct listen_config *lc,
                 const struct limits_config *limits);
+struct stream;
+/* Run the client state machine on a stream that is already open (XMPP over
+ * WebSocket: the HTTP connection after its upgrade, with its transport set);
+ * it counts against the per-address limit like an accepted socket (the
+ * caller checks the limit first with c2s_count_ip). */
+void c2s_attach(struct stream *st, const struct listen_config *lc, const struct limits_config *limits);
 /* Close every client stream with <system-shutdown/>. */
 void c2s_shutdown_all(void);
 struct host;

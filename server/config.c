@@ -46,8 +46,8 @@ struct top_settings {
 	char *log_file, *pidfile, *user, *group;
 	double latency_threshold;
 	bool latency_usage;
-	const struct cfg_node *control, *limits, *stream_management, *fast, *tls, *storage, *auth, *listen,
-	        *modules, *hosts, *components, *s2s;
+	const struct cfg_node *control, *limits, *stream_management, *fast, *http, *tls, *storage, *auth,
+	        *listen, *modules, *hosts, *components, *s2s;
 };
 
 static const struct opt_def top_defs[] = {
@@ -75,6 +75,8 @@ static const struct opt_def top_defs[] = {
 	  "stream management (XEP-0198) of client streams" },
 	{ "fast", OPT_NODE, OFF(top_settings, fast), NULL, NULL, 0, 0,
 	  "FAST tokens (XEP-0484) of SASL2 logins" },
+	{ "http", OPT_NODE, OFF(top_settings, http), NULL, NULL, 0, 0,
+	  "HTTP listeners: limits, WebSocket, BOSH, host metadata" },
 	{ "tls", OPT_NODE, OFF(top_settings, tls), NULL, NULL, 0, 0, "TLS defaults for every host" },
 	{ "storage", OPT_NODE, OFF(top_settings, storage), NULL, NULL, 0, 0,
 	  "storage defaults for every host" },
@@ -500,6 +502,8 @@ int config_load(const char *path, struct parley_config **cfg_r, char **error_r)
 		goto out;
 	if (s2s_config_load(&cfg->s2s, top.s2s, cfg->root, dir, error_r) < 0)
 		goto out;
+	if (http_config_load(&cfg->http, top.http, cfg->root, error_r) < 0)
+		goto out;
 	if (listen_config_load(&cfg->listen, &cfg->nlisten, top.listen, cfg->root, error_r) < 0)
 		goto out;
 	if (load_globals(&g, &top, cfg->root, dir, error_r) < 0)
@@ -544,6 +548,7 @@ void config_free(struct parley_config **cfgp)
 	listen_config_free_all(&cfg->listen, cfg->nlisten);
 	fast_config_free(&cfg->fast);
 	s2s_config_free(&cfg->s2s);
+	http_config_free(&cfg->http);
 	for (size_t i = 0; i < cfg->nhosts; i++) {
 		struct host_config *h = &cfg->hosts[i];
 		free(h->name);
@@ -649,6 +654,8 @@ void config_dump_ex(const struct parley_config *cfg, const char *host, struct bu
 	fast_config_dump(&cfg->fast, out, 2);
 	buf_append_str(out, "s2s:\n");
 	s2s_config_dump(&cfg->s2s, out, 2);
+	buf_append_str(out, "http:\n");
+	http_config_dump(&cfg->http, out, 2);
 	buf_append_str(out, "listen:\n");
 	for (size_t i = 0; i < cfg->nlisten; i++)
 		listen_config_dump(&cfg->listen[i], out, 2);

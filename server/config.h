@@ -16,6 +16,7 @@
 #include "server/listen-config.h"
 #include "server/component-config.h"
 #include "server/s2s-config.h"
+#include "server/http-config.h"
 #include "storage/storage-config.h"
 #include "auth/auth-config.h"
 
@@ -48,6 +49,7 @@ struct parley_config {
 	struct stream_mgmt_config stream_management;
 	struct fast_config fast;
 	struct s2s_config s2s;
+	struct http_config http;
 	struct listen_config *listen;
 	size_t nlisten;
 	struct host_config *hosts;

@@ -11,6 +11,7 @@
  */
 #include "server.h"
 #include "listener.h"
+#include "http.h"
 #include "stream.h"
 #include "host.h"
 #include "component.h"
@@ -186,6 +187,7 @@ int server_main(int argc, char **argv, const struct server_control *control)
 	server.control = control;
 	int rc = 1;
 
+	http_start();
 	if (components_start(cfg, &err) < 0 || s2s_start(server.loop, &err) < 0 ||
 	    listeners_open(cfg, &err) < 0 ||
 	    (control != NULL && control->listen != NULL && control->listen(server.loop, cfg, &err) < 0)) {

@@ -78,7 +78,8 @@ int listeners_open(const struct parley_config *cfg, char **error_r)
 		l->next = listeners;
 		listeners = l;
 		log_info("listening on [%s]:%u (%s%s)", lc->address, lc->port, module_names[lc->module],
-		         lc->direct_tls                      ? ", direct TLS"
+		         lc->module == LISTEN_HTTP           ? (lc->direct_tls ? ", HTTPS" : ", plain HTTP")
+		         : lc->direct_tls                    ? ", direct TLS"
 		         : lc->starttls == STARTTLS_REQUIRED ? ", STARTTLS required"
 		         : lc->starttls == STARTTLS_OPTIONAL ? ", STARTTLS optional"
 		                                             : ", no TLS");

@@ -13,6 +13,7 @@
 #include "c2s.h"
 #include "component.h"
 #include "s2s.h"
+#include "http.h"
 #include "stream.h"
 #include "lib/latency.h"
 #include "lib/log.h"
@@ -54,6 +55,7 @@ void server_stop(void)
 	c2s_shutdown_all();
 	components_shutdown_all();
 	s2s_shutdown_all();
+	http_close_all();
 	stop_started = ev_now(server.loop);
 	ev_timer_init(&stop_timer, stop_check_cb, 0.05, 0.05);
 	ev_timer_start(server.loop, &stop_timer);
@@ -227,6 +229,13 @@ int server_reload(struct buf *report)
 	 * resumption timeouts, bounds of current sessions). */
 	if (memcmp(&ocfg->stream_management, &ncfg->stream_management, sizeof(ocfg->stream_management)) != 0)
 		buf_append_str(report, "stream_management: applied\n");
+	struct buf oh = { 0 }, nh = { 0 };
+	http_config_dump(&ocfg->http, &oh, 0);
+	http_config_dump(&ncfg->http, &nh, 0);
+	if (!str_eq(oh.data, nh.data)) /* read from the newest configuration at each use */
+		buf_append_str(report, "http: applied (a new bosh_path needs a restart)\n");
+	buf_free(&oh);
+	buf_free(&nh);
 	if (str_changed(ocfg->fast.key_file, ncfg->fast.key_file))
 		buf_append_str(report, "fast: key_file changed; restart parleyd to apply\n");
 	else if (ocfg->fast.enabled != ncfg->fast.enabled || ocfg->fast.token_ttl != ncfg->fast.token_ttl)

@@ -14,6 +14,9 @@
  *   callback chain may therefore keep using it (checking s->dead).
  * - Expat is never freed or restarted from inside one of its callbacks:
  *   restarts requested there are done when the feed returns.
+ * - With a transport (WebSocket, HTTP), input goes through transport->input
+ *   and what the owner writes through transport->output, which frames it
+ *   with stream_write_raw; the owner's code is the same as over TCP.
  */
 #include "stream.h"
 #include "tls.h"
@@ -60,6 +63,7 @@ static void parser_stream_start(void *ctx, struct xml_node *header, const char *
 static bool parser_stanza(void *ctx, struct xml_node *stanza)
 {
 	struct stream *s = ctx;
+	s->stanzas_in++;
 	if (s->dead || s->closing) {
 		xml_unref(&stanza);
 		return true;
@@ -127,10 +131,17 @@ struct stream *stream_new(struct ev_loop *loop, int fd, const char *ip, unsigned
 	if (s->dead) {
 		s->flush_next = dead_head;
 		dead_head = s;
-	} else {
+	} else if (fd >= 0) {
 		ev_io_start(loop, &s->rio);
 	}
 	return s;
+}
+
+struct stream *stream_new_virtual(struct ev_loop *loop, const char *ip, unsigned port,
+                                  const struct xml_parser_limits *limits, size_t max_output,
+                                  const struct stream_ops *ops, void *owner)
+{
+	return stream_new(loop, -1, ip, port, limits, max_output, false, ops, owner);
 }
 
 static void stream_free(struct stream *s)
@@ -153,6 +164,8 @@ static void stream_free(struct stream *s)
 	SSL_free(s->client_ssl);
 	if (s->fd >= 0)
 		close(s->fd);
+	if (s->transport != NULL && s->transport->free != NULL)
+		s->transport->free(s);
 	xml_parser_free(&s->parser);
 	buf_free(&s->out);
 	free(s);
@@ -182,7 +195,7 @@ void stream_abort(struct stream *s)
 
 /* ---- output -------------------------------------------------------------------- */
 
-void stream_write(struct stream *s, const char *data, size_t len)
+void stream_write_raw(struct stream *s, const char *data, size_t len)
 {
 	if (s->dead)
 		return;
@@ -195,6 +208,16 @@ void stream_write(struct stream *s, const char *data, size_t len)
 	}
 	buf_append(&s->out, data, len);
 	stream_link_flush(s);
+}
+
+void stream_write(struct stream *s, const char *data, size_t len)
+{
+	if (s->transport != NULL && s->transport->output != NULL) {
+		if (!s->dead)
+			s->transport->output(s, data, len);
+		return;
+	}
+	stream_write_raw(s, data, len);
 }
 
 void stream_write_str(struct stream *s, const char *str)
@@ -217,10 +240,27 @@ static void queued_or_abort(struct stream *s, size_t before)
 	stream_link_flush(s);
 }
 
+/* Serialised output of a stream with an output transport: built here,
+ * then framed by the transport. */
+static struct buf transport_scratch;
+
+static void transport_out(struct stream *s)
+{
+	s->transport->output(s, transport_scratch.data, transport_scratch.len);
+	buf_reset(&transport_scratch);
+	if (transport_scratch.cap > 65536)
+		buf_free(&transport_scratch);
+}
+
 void stream_send(struct stream *s, const struct xml_node *el, const char *default_ns)
 {
 	if (s->dead)
 		return;
+	if (s->transport != NULL && s->transport->output != NULL) {
+		xml_serialize(&transport_scratch, el, default_ns);
+		transport_out(s);
+		return;
+	}
 	size_t before = s->out.len;
 	xml_serialize(&s->out, el, default_ns);
 	queued_or_abort(s, before);
@@ -230,6 +270,13 @@ void stream_send_wire(struct stream *s, const struct xml_wire *w, const char *to
 {
 	if (s->dead)
 		return;
+	if (s->transport != NULL && s->transport->output != NULL) {
+		buf_append(&transport_scratch, w->head.data, w->head.len);
+		xml_escape(&transport_scratch, to, strlen(to), true);
+		buf_append(&transport_scratch, w->tail.data, w->tail.len);
+		transport_out(s);
+		return;
+	}
 	size_t before = s->out.len;
 	buf_append(&s->out, w->head.data, w->head.len);
 	xml_escape(&s->out, to, strlen(to), true);
@@ -245,6 +292,10 @@ static void stream_finish_close(struct stream *s)
 {
 	if (s->lingering)
 		return;
+	if (s->fd < 0) { /* no socket: nothing to linger on */
+		stream_abort(s);
+		return;
+	}
 	if (s->ssl != NULL && s->tls_done && !s->tls_handshake)
 		SSL_shutdown(s->ssl);
 	shutdown(s->fd, SHUT_WR);
@@ -330,7 +381,12 @@ void stream_close(struct stream *s, int e, const char *text)
 		buf_free(&b);
 	}
 	stream_write_str(s, "</stream:stream>");
-	if (s->dead)
+	stream_finish(s);
+}
+
+void stream_finish(struct stream *s)
+{
+	if (s->dead || s->closing)
 		return;
 	s->closing = true;
 	s->last_in = ev_now(s->loop); /* the close grace counts from now */
@@ -514,6 +570,19 @@ static enum xml_feed_result stream_feed(struct stream *s, const char *data, size
 	return r;
 }
 
+bool stream_feed_xml(struct stream *s, const char *data, size_t len)
+{
+	if (s->dead || s->closing || s->paused)
+		return false;
+	return stream_after_feed(s, stream_feed(s, data, len));
+}
+
+void stream_set_transport(struct stream *s, const struct stream_transport *t, void *ctx)
+{
+	s->transport = t;
+	s->transport_ctx = ctx;
+}
+
 static void stream_read(struct stream *s)
 {
 	char buf[READ_CHUNK];
@@ -565,8 +634,12 @@ static void stream_read(struct stream *s)
 		}
 		s->bytes_in += (uint64_t)n;
 		s->last_in = ev_now(s->loop);
-		if (!stream_after_feed(s, stream_feed(s, buf, (size_t)n)))
+		if (s->transport != NULL) {
+			if (!s->transport->input(s, buf, (size_t)n))
+				break;
+		} else if (!stream_after_feed(s, stream_feed(s, buf, (size_t)n))) {
 			break;
+		}
 		/* A short read drained the socket (and TLS holds nothing more):
 		 * the level-triggered watcher calls again when more arrives, so
 		 * skip the read that would only say EAGAIN. */
@@ -631,7 +704,9 @@ void stream_resume(struct stream *s)
 		if (!stream_after_feed(s, r))
 			return;
 	}
-	if (s->in_read)
+	if (s->transport != NULL && s->transport->resume != NULL && !s->transport->resume(s))
+		return;
+	if (s->in_read || s->fd < 0)
 		return;
 	ev_io_start(s->loop, &s->rio);
 	/* TLS may hold decrypted bytes the socket will not signal again. */

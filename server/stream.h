@@ -36,6 +36,27 @@ struct stream_ops {
 	void (*closed)(struct stream *s);
 };
 
+/* A transport between the socket and the XML parser, for streams that are
+ * not plain XML over TCP: XMPP over WebSocket (RFC 7395), and the HTTP
+ * connection that may become one.  Without one, bytes go straight to the
+ * parser and output straight to the socket. */
+struct stream_transport {
+	/* Bytes read from the socket (after TLS).  XML goes to the parser
+	 * through stream_feed_xml.  Return false when reading must stop
+	 * (paused, closing or dead). */
+	bool (*input)(struct stream *s, const char *data, size_t len);
+	/* What the owner wrote (stream headers, complete elements, whitespace);
+	 * the transport queues its framing with stream_write_raw.  NULL: the
+	 * bytes go out as they are. */
+	void (*output)(struct stream *s, const char *data, size_t len);
+	/* Input resumes after stream_pause (the parser's own suspension is
+	 * resumed first): hand on what was held back.  False when reading
+	 * must stop again.  Optional. */
+	bool (*resume)(struct stream *s);
+	/* The stream is freed: release the transport's state.  Optional. */
+	void (*free)(struct stream *s);
+};
+
 struct stream {
 	uint64_t id;
 	int fd;
@@ -49,6 +70,8 @@ struct stream {
 	bool tls_done;      /* established */
 	struct xml_parser *parser;
 	struct xml_parser_limits limits;
+	const struct stream_transport *transport; /* NULL: plain XML stream */
+	void *transport_ctx;
 	struct buf out; /* queued output (plaintext) */
 	size_t max_output;
 	bool paused;    /* owner asked to pause input */
@@ -67,6 +90,7 @@ struct stream {
 	uint64_t bytes_in, bytes_out;
 	SSL *client_ssl;        /* stream_start_tls_client: the SSL object to start */
 	bool request_peer_cert; /* server side: ask the peer for a certificate (s2s) */
+	uint64_t stanzas_in;    /* depth-1 elements the parser completed */
 };
 
 /* Global set-up (the prepare watcher that flushes output, the sweep timer). */
@@ -80,6 +104,13 @@ unsigned streams_count(void);
 struct stream *stream_new(struct ev_loop *loop, int fd, const char *ip, unsigned port,
                           const struct xml_parser_limits *limits, size_t max_output, bool direct_tls,
                           const struct stream_ops *ops, void *owner);
+
+/* A stream without a socket (a BOSH session): input comes only through
+ * stream_feed_xml, output only through its transport's output hook (set
+ * it before writing); closing it completes at once. */
+struct stream *stream_new_virtual(struct ev_loop *loop, const char *ip, unsigned port,
+                                  const struct xml_parser_limits *limits, size_t max_output,
+                                  const struct stream_ops *ops, void *owner);
 
 /* Queue bytes / a stanza (serialised with default_ns in scope). */
 void stream_write(struct stream *s, const char *data, size_t len);
@@ -98,6 +129,19 @@ void stream_start_tls(struct stream *s);
 void stream_start_tls_client(struct stream *s, SSL *ssl);
 /* Restart the XML stream (after SASL success); pipelined bytes are kept. */
 void stream_restart(struct stream *s);
+
+/* Put a transport between the socket and the parser (see above), or take
+ * it away (NULL); the transport's free is not called for the old one. */
+void stream_set_transport(struct stream *s, const struct stream_transport *t, void *ctx);
+/* For transports: feed XML to the parser, as if it had been read; false
+ * when reading must stop (paused, closing or dead).  Not while paused. */
+bool stream_feed_xml(struct stream *s, const char *data, size_t len);
+/* For transports: queue bytes as they are (no output translation). */
+void stream_write_raw(struct stream *s, const char *data, size_t len);
+/* Close once the queued output is written, writing nothing more (no
+ * stream error, no </stream:stream>); the same lingering close as
+ * stream_close. */
+void stream_finish(struct stream *s);
 
 void stream_pause(struct stream *s);
 void stream_resume(struct stream *s);

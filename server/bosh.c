@@ -1,0 +1,563 @@
+/*
+ * BOSH (XEP-0124, XMPP over it: XEP-0206) at http.bosh_path.  Loop thread.
+ *
+ * A session is a stream without a socket (stream_new_virtual) run by the
+ * client state machine (c2s_attach), as for TCP and WebSocket: the same
+ * SASL, binding, stream management and limits.  Each POSTed <body/> is
+ * checked (rid, sid) and its children fed to the stream's parser in rid
+ * order; xmpp:restart='true' feeds a new stream header, type='terminate'
+ * the stream's end.  What c2s writes is split into elements (the stream
+ * header dropped) and queued; a request is answered as soon as something
+ * is queued, or empty after 'wait' seconds; at most 'hold' requests are
+ * kept (an older one is answered empty when one more comes).
+ *
+ * Invariants:
+ * - Requests are handled in rid order: one that arrives early (within the
+ *   window of 'hold' + 1) waits for the missing ones; the rid answered last
+ *   gets the same answer again; the last rid, sent again after its
+ *   connection broke before an answer, waits again (its input is not
+ *   taken twice); any other rid ends the session (item-not-found).
+ * - A session with no request held is ended after 'inactivity' seconds.
+ * - Input that arrives while the stream is paused (c2s waits on a
+ *   backend) is kept, in order, until it resumes.
+ * - The session is freed with its stream (the transport's free hook);
+ *   the requests still held are answered then (terminate).
+ */
+#include "bosh.h"
+#include "c2s.h"
+#include "http.h"
+#include "server.h"
+#include "stream.h"
+#include "websocket.h"
+#include "lib/log.h"
+#include "lib/xml.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NS_HTTPBIND "http://jabber.org/protocol/httpbind"
+#define NS_XBOSH "urn:xmpp:xbosh"
+#define BOSH_MAX_HOLD 2
+#define BOSH_WINDOW (BOSH_MAX_HOLD + 1)
+
+/* A request held for output, or one that came before its turn (early,
+ * with its body).  malloc'd: the cancel callback points at it. */
+struct bosh_req {
+	struct http_reply *r;
+	uint64_t rid;
+	double deadline;
+	struct xml_node *body; /* early ones */
+	struct bosh_session *s;
+};
+
+struct bosh_session {
+	char sid[33];
+	struct stream *st;
+	struct ev_loop *loop;
+	uint64_t rid; /* the last rid handled */
+	double wait;
+	unsigned hold;
+	struct bosh_req *held[BOSH_MAX_HOLD + 1];
+	size_t nheld;
+	struct bosh_req *early[BOSH_WINDOW];
+	size_t nearly;
+	struct buf out;   /* elements queued for the client */
+	struct buf input; /* serialised input while paused: size_t length, bytes */
+	size_t input_off;
+	bool ended;          /* the stream ended: answer with terminate */
+	char *last_response; /* the latest answer, for a replay */
+	uint64_t last_response_rid;
+	ev_timer timer;    /* wait deadlines and inactivity */
+	double inactivity; /* http.bosh_inactivity when the session began */
+	double idle_since; /* no request held since; 0: one is held */
+	struct bosh_session *next;
+};
+
+static struct bosh_session *sessions;
+static unsigned nsessions;
+/* The client listener settings of BOSH sessions: TLS is the HTTP
+ * connection's, so no STARTTLS. */
+static const struct listen_config bosh_lc = { .module = LISTEN_C2S, .starttls = STARTTLS_OFF };
+
+static void bosh_answer(struct bosh_session *s, struct bosh_req *q);
+static void bosh_req_cancel(void *ctx);
+static void bosh_schedule(struct bosh_session *s);
+
+static struct bosh_session *bosh_find(const char *sid)
+{
+	for (struct bosh_session *s = sessions; s != NULL; s = s->next)
+		if (strcmp(s->sid, sid) == 0)
+			return s;
+	return NULL;
+}
+
+static const char *attr_ns(const struct xml_node *el, const char *name, const char *ns)
+{
+	for (const struct xml_attr *a = el->attrs; a != NULL; a = a->next)
+		if (strcmp(a->name, name) == 0 && str_eq(a->ns, ns))
+			return a->value;
+	return NULL;
+}
+
+static bool parse_u64(const char *v, uint64_t *out)
+{
+	if (v == NULL || *v < '0' || *v > '9')
+		return false;
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(v, &end, 10);
+	if (*end != '\0' || errno != 0 || x > (1ULL << 53))
+		return false;
+	*out = x;
+	return true;
+}
+
+/* An answer that is only a <body/> (errors, terminate). */
+static void bosh_reply_body(const struct http_request *rq, struct http_reply *r, const char *attrs)
+{
+	char *b = xasprintf("<body xmlns='" NS_HTTPBIND "'%s/>", attrs);
+	http_reply_send(r, 200, "text/xml; charset=utf-8", b, strlen(b));
+	free(b);
+}
+
+/* ---- output ------------------------------------------------------------------ */
+
+static void bosh_out_part(void *ctx, enum websocket_out_kind kind, const char *p, size_t len)
+{
+	struct bosh_session *s = ctx;
+	if (kind == WS_OUT_ELEMENT)
+		buf_append(&s->out, p, len);
+	else if (kind == WS_OUT_END)
+		s->ended = true;
+}
+
+static void bosh_output(struct stream *st, const char *data, size_t len)
+{
+	struct bosh_session *s = st->transport_ctx;
+	size_t before = s->out.len;
+	websocket_split_output(data, len, bosh_out_part, s);
+	if (s->out.len > st->max_output) {
+		log_warning("bosh %llu from %s: output queue over %zu bytes (client not polling): ending",
+		            (unsigned long long)st->id, st->ip, st->max_output);
+		s->out.len = before;
+		s->ended = true;
+		stream_abort(st);
+	}
+	bosh_schedule(s);
+}
+
+/* Answer the oldest held request with what is queued. */
+static void bosh_answer(struct bosh_session *s, struct bosh_req *q)
+{
+	struct buf b = { 0 };
+	buf_append_str(&b, "<body xmlns='" NS_HTTPBIND "' xmlns:stream='" NS_STREAM "'");
+	if (s->ended)
+		buf_append_str(&b, " type='terminate'");
+	buf_append_str(&b, ">");
+	buf_append(&b, s->out.data, s->out.len);
+	buf_append_str(&b, "</body>");
+	buf_free(&s->out);
+	if (q->rid >= s->last_response_rid) {
+		free(s->last_response);
+		s->last_response = xstrdup(b.data);
+		s->last_response_rid = q->rid;
+	}
+	http_reply_send(q->r, 200, "text/xml; charset=utf-8", b.data, b.len);
+	buf_free(&b);
+	free(q);
+}
+
+/* Take held[i] off the list (the caller answers or drops it). */
+static void bosh_pop(struct bosh_session *s, size_t i)
+{
+	memmove(&s->held[i], &s->held[i + 1], (s->nheld - i - 1) * sizeof(s->held[0]));
+	s->nheld--;
+	if (s->nheld == 0)
+		s->idle_since = ev_now(s->loop);
+}
+
+/* Answer what can be answered now: queued output (or the end) to the
+ * oldest request, requests over 'hold' or past 'wait' empty. */
+static void bosh_flush(struct bosh_session *s)
+{
+	double now = ev_now(s->loop);
+	while (s->nheld > 0) {
+		bool due = s->out.len > 0 || s->ended || s->nheld > s->hold || now >= s->held[0]->deadline;
+		if (!due)
+			break;
+		struct bosh_req *q = s->held[0];
+		bosh_pop(s, 0);
+		bosh_answer(s, q);
+	}
+}
+
+static void bosh_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct bosh_session *s = w->data;
+	bosh_flush(s);
+	if (s->nheld == 0 && !s->st->dead && ev_now(loop) - s->idle_since > s->inactivity) {
+		log_info("bosh %llu from %s: no request for %g s: session ended",
+		         (unsigned long long)s->st->id, s->st->ip, s->inactivity);
+		s->ended = true;
+		stream_abort(s->st);
+		return;
+	}
+	bosh_schedule(s);
+}
+
+/* Run the timer for the next thing due (at once when output is queued). */
+static void bosh_schedule(struct bosh_session *s)
+{
+	if (s->st == NULL)
+		return;
+	double now = ev_now(s->loop), at;
+	if (s->nheld > 0 && (s->out.len > 0 || s->ended))
+		at = now;
+	else if (s->nheld > 0)
+		at = s->held[0]->deadline;
+	else
+		at = s->idle_since + s->inactivity + 0.01;
+	ev_timer_stop(s->loop, &s->timer);
+	ev_timer_set(&s->timer, at > now ? at - now : 0, 0);
+	ev_timer_start(s->loop, &s->timer);
+}
+
+/* ---- input --------------------------------------------------------------------- */
+
+static void bosh_feed(struct bosh_session *s, const char *xml, size_t len)
+{
+	struct stream *st = s->st;
+	if (st->dead || st->closing)
+		return;
+	if (st->paused || s->input.len > s->input_off) {
+		buf_append(&s->input, &len, sizeof(len));
+		buf_append(&s->input, xml, len);
+		return;
+	}
+	stream_feed_xml(st, xml, len);
+}
+
+static bool bosh_resume(struct stream *st)
+{
+	struct bosh_session *s = st->transport_ctx;
+	while (s->input.len > s->input_off && !st->paused && !st->closing && !st->dead) {
+		size_t len;
+		memcpy(&len, s->input.data + s->input_off, sizeof(len));
+		const char *xml = s->input.data + s->input_off + sizeof(len);
+		s->input_off += sizeof(len) + len;
+		stream_feed_xml(st, xml, len);
+	}
+	if (s->input.len <= s->input_off) {
+		buf_free(&s->input);
+		s->input_off = 0;
+	}
+	return false; /* no socket to read */
+}
+
+static void bosh_stream_header(struct bosh_session *s, const char *to)
+{
+	struct buf h = { 0 };
+	buf_append_str(&h, "<stream:stream xmlns='" NS_CLIENT "' xmlns:stream='" NS_STREAM
+	                   "' version='1.0' to='");
+	xml_escape(&h, to, strlen(to), true);
+	buf_append_str(&h, "'>");
+	bosh_feed(s, h.data, h.len);
+	buf_free(&h);
+}
+
+static void bosh_req_cancel(void *ctx)
+{
+	struct bosh_req *q = ctx;
+	struct bosh_session *s = q->s;
+	for (size_t i = 0; i < s->nheld; i++) {
+		if (s->held[i] == q) {
+			bosh_pop(s, i);
+			break;
+		}
+	}
+	for (size_t i = 0; i < s->nearly; i++) {
+		if (s->early[i] == q) {
+			s->early[i] = s->early[--s->nearly];
+			break;
+		}
+	}
+	xml_unref(&q->body);
+	free(q);
+	bosh_schedule(s);
+}
+
+/* Keep r until there is output for it, its wait ends, or a newer request
+ * takes its place (hold exceeded). */
+static void bosh_hold(struct bosh_session *s, uint64_t rid, struct http_reply *r)
+{
+	struct bosh_req *q = xcalloc(1, sizeof(*q));
+	q->r = r;
+	q->rid = rid;
+	q->deadline = ev_now(s->loop) + s->wait;
+	q->s = s;
+	http_reply_on_cancel(r, bosh_req_cancel, q);
+	s->held[s->nheld++] = q;
+	s->idle_since = 0;
+	bosh_flush(s);
+	bosh_schedule(s);
+}
+
+static bool bosh_rid_held(const struct bosh_session *s, uint64_t rid)
+{
+	for (size_t i = 0; i < s->nheld; i++)
+		if (s->held[i]->rid == rid)
+			return true;
+	return false;
+}
+
+/* One request in rid order: its input, then it waits for output. */
+static void bosh_handle(struct bosh_session *s, uint64_t rid, struct xml_node *body, struct http_reply *r)
+{
+	s->rid = rid;
+	s->st->last_in = ev_now(s->loop);
+	const char *restart = attr_ns(body, "restart", NS_XBOSH);
+	if (restart != NULL && strcmp(restart, "true") == 0) {
+		const char *to = xml_attr(body, "to");
+		bosh_stream_header(s, to != NULL ? to : "");
+	}
+	for (struct xml_node *ch = body->children; ch != NULL; ch = ch->next) {
+		if (ch->type != XML_ELEMENT)
+			continue;
+		struct buf b = { 0 };
+		xml_serialize(&b, ch, NULL);
+		bosh_feed(s, b.data, b.len);
+		buf_free(&b);
+	}
+	const char *type = xml_attr(body, "type");
+	if (type != NULL && strcmp(type, "terminate") == 0)
+		bosh_feed(s, "</stream:stream>", 16);
+	bosh_hold(s, rid, r);
+}
+
+static void bosh_free(struct stream *st)
+{
+	struct bosh_session *s = st->transport_ctx;
+	if (s == NULL)
+		return;
+	s->ended = true;
+	while (s->nheld > 0) {
+		struct bosh_req *q = s->held[0];
+		bosh_pop(s, 0);
+		bosh_answer(s, q);
+	}
+	for (size_t i = 0; i < s->nearly; i++) {
+		struct bosh_req *q = s->early[i];
+		xml_unref(&q->body);
+		bosh_reply_body(NULL, q->r, " type='terminate' condition='item-not-found'");
+		free(q);
+	}
+	s->nearly = 0;
+	ev_timer_stop(s->loop, &s->timer);
+	for (struct bosh_session **pp = &sessions; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	}
+	nsessions--;
+	buf_free(&s->out);
+	buf_free(&s->input);
+	free(s->last_response);
+	free(s);
+	st->transport_ctx = NULL;
+}
+
+static const struct stream_transport bosh_transport = {
+	.input = NULL,
+	.output = bosh_output,
+	.resume = bosh_resume,
+	.free = bosh_free,
+};
+
+/* ---- the handler ------------------------------------------------------------------ */
+
+static void bosh_create(const struct http_request *rq, struct http_reply *r, struct xml_node *body,
+                        uint64_t rid)
+{
+	const char *to = xml_attr(body, "to");
+	uint64_t wait = 30, hold = 1;
+	if (to == NULL || to[0] == '\0') {
+		bosh_reply_body(rq, r, " type='terminate' condition='improper-addressing'");
+		return;
+	}
+	parse_u64(xml_attr(body, "wait"), &wait);
+	parse_u64(xml_attr(body, "hold"), &hold);
+	const struct http_config *hc = &server_config()->http;
+	if (wait > (uint64_t)hc->bosh_max_wait)
+		wait = (uint64_t)hc->bosh_max_wait;
+	if (hold < 1)
+		hold = 1;
+	if (hold > BOSH_MAX_HOLD)
+		hold = BOSH_MAX_HOLD;
+	const struct limits_config *limits = &server.cfg->limits;
+	if (limits->max_conn_per_ip > 0 && c2s_count_ip(rq->remote_ip) >= limits->max_conn_per_ip) {
+		bosh_reply_body(rq, r, " type='terminate' condition='policy-violation'");
+		return;
+	}
+	struct bosh_session *s = xcalloc(1, sizeof(*s));
+	random_id(s->sid, sizeof(s->sid));
+	s->loop = server.loop;
+	s->wait = (double)wait;
+	s->hold = (unsigned)hold;
+	s->idle_since = ev_now(s->loop);
+	s->inactivity = hc->bosh_inactivity;
+	ev_timer_init(&s->timer, bosh_timer_cb, 0, 0);
+	s->timer.data = s;
+	struct xml_parser_limits pl = {
+		.max_stanza = limits->max_stanza_size,
+		.max_depth = limits->max_depth,
+		.max_attrs = limits->max_attrs,
+	};
+	s->st = stream_new_virtual(s->loop, rq->remote_ip, 0, &pl, limits->max_output, NULL, NULL);
+	s->st->tls_done = rq->tls; /* the HTTP connection's TLS makes it secure */
+	stream_set_transport(s->st, &bosh_transport, s);
+	s->next = sessions;
+	sessions = s;
+	nsessions++;
+	c2s_attach(s->st, &bosh_lc, limits);
+	log_info("bosh %llu from %s: session for %s (wait %llu, hold %llu)%s", (unsigned long long)s->st->id,
+	         rq->remote_ip, to, (unsigned long long)wait, (unsigned long long)hold,
+	         rq->tls ? " over TLS" : "");
+	s->rid = rid;
+	bosh_stream_header(s, to);
+	/* the creation answer: the session's attributes and the features */
+	struct buf b = { 0 };
+	buf_printf(&b,
+	           "<body xmlns='" NS_HTTPBIND "' xmlns:xmpp='" NS_XBOSH "' xmlns:stream='" NS_STREAM
+	           "' sid='%s' wait='%llu' hold='%llu' requests='%llu' inactivity='%.0f' polling='1' "
+	           "ver='1.11' xmpp:version='1.0' from='",
+	           s->sid, (unsigned long long)wait, (unsigned long long)hold, (unsigned long long)hold + 1,
+	           s->inactivity);
+	xml_escape(&b, to, strlen(to), true);
+	buf_append_str(&b, "'");
+	if (s->ended)
+		buf_append_str(&b, " type='terminate' condition='remote-stream-error'");
+	buf_append_str(&b, ">");
+	buf_append(&b, s->out.data, s->out.len);
+	buf_free(&s->out);
+	buf_append_str(&b, "</body>");
+	s->last_response = xstrdup(b.data);
+	s->last_response_rid = rid;
+	http_reply_send(r, 200, "text/xml; charset=utf-8", b.data, b.len);
+	buf_free(&b);
+	bosh_schedule(s);
+}
+
+static void bosh_handler(void *ctx, const struct http_request *rq, struct http_reply *r)
+{
+	if (strcmp(rq->method, "OPTIONS") == 0) {
+		if (http_cors_headers(rq, r)) {
+			http_reply_header(r, "Access-Control-Allow-Methods", "POST, OPTIONS");
+			http_reply_header(r, "Access-Control-Allow-Headers", "Content-Type");
+			http_reply_header(r, "Access-Control-Max-Age", "86400");
+		}
+		http_reply_header(r, "Allow", "POST, OPTIONS");
+		http_reply_send(r, 204, NULL, NULL, 0);
+		return;
+	}
+	if (strcmp(rq->method, "POST") != 0) {
+		http_reply_header(r, "Allow", "POST, OPTIONS");
+		http_reply_error(r, 405, "BOSH requests are POSTs of <body/>");
+		return;
+	}
+	http_cors_headers(rq, r);
+	const struct limits_config *limits = &server.cfg->limits;
+	struct xml_parser_limits pl = {
+		.max_stanza = limits->max_stanza_size,
+		.max_depth = limits->max_depth,
+		.max_attrs = limits->max_attrs,
+	};
+	const char *err = NULL;
+	struct xml_node *body = xml_parse_string(rq->body, rq->body_len, NULL, &pl, &err);
+	uint64_t rid;
+	if (body == NULL || !xml_is(body, "body", NS_HTTPBIND) || !parse_u64(xml_attr(body, "rid"), &rid)) {
+		xml_unref(&body);
+		http_reply_error(r, 400, "a BOSH request is a <body/> with a rid");
+		return;
+	}
+	const char *sid = xml_attr(body, "sid");
+	if (sid == NULL) {
+		bosh_create(rq, r, body, rid);
+		xml_unref(&body);
+		return;
+	}
+	struct bosh_session *s = bosh_find(sid);
+	if (s == NULL || s->st == NULL || s->st->dead) {
+		xml_unref(&body);
+		bosh_reply_body(rq, r, " type='terminate' condition='item-not-found'");
+		return;
+	}
+	if (rid == s->last_response_rid && s->last_response != NULL) { /* a replay: the same answer */
+		xml_unref(&body);
+		http_reply_send(r, 200, "text/xml; charset=utf-8", s->last_response,
+		                strlen(s->last_response));
+		return;
+	}
+	if (rid == s->rid && !bosh_rid_held(s, rid)) {
+		/* sent again after its connection broke, before it was answered:
+		 * its input was taken; it waits for output again */
+		xml_unref(&body);
+		bosh_hold(s, rid, r);
+		return;
+	}
+	if (rid <= s->rid || rid > s->rid + BOSH_WINDOW || s->nearly >= BOSH_WINDOW) {
+		log_info("bosh %llu from %s: rid %llu outside the window after %llu: session ended",
+		         (unsigned long long)s->st->id, s->st->ip, (unsigned long long)rid,
+		         (unsigned long long)s->rid);
+		xml_unref(&body);
+		bosh_reply_body(rq, r, " type='terminate' condition='item-not-found'");
+		s->ended = true;
+		stream_abort(s->st);
+		return;
+	}
+	if (rid != s->rid + 1) { /* early: wait for the ones before it */
+		struct bosh_req *q = xcalloc(1, sizeof(*q));
+		q->r = r;
+		q->rid = rid;
+		q->body = body;
+		q->s = s;
+		http_reply_on_cancel(r, bosh_req_cancel, q);
+		s->early[s->nearly++] = q;
+		return;
+	}
+	bosh_handle(s, rid, body, r);
+	xml_unref(&body);
+	/* the requests that came early, in order */
+	for (bool found = true; found && !s->st->dead;) {
+		found = false;
+		for (size_t i = 0; i < s->nearly; i++) {
+			if (s->early[i]->rid != s->rid + 1)
+				continue;
+			struct bosh_req *q = s->early[i];
+			s->early[i] = s->early[--s->nearly];
+			bosh_handle(s, q->rid, q->body, q->r);
+			xml_unref(&q->body);
+			free(q);
+			found = true;
+			break;
+		}
+	}
+}
+
+void http_bosh_start(void)
+{
+	const struct http_config *hc = &server_config()->http;
+	char *err = NULL;
+	if (!hc->bosh)
+		return;
+	if (http_mount(hc->bosh_path, bosh_handler, NULL, &err) < 0) {
+		log_warning("%s", err);
+		free(err);
+	}
+}
+
+unsigned bosh_count(void)
+{
+	return nsessions;
+}
