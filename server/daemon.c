@@ -14,6 +14,7 @@
 #include "stream.h"
 #include "host.h"
 #include "fast.h"
+#include "metrics.h"
 #include "lib/latency.h"
 #include "lib/log.h"
 
@@ -212,6 +213,11 @@ int server_main(int argc, char **argv, const struct server_control *control)
 	}
 	latency_attach(server.loop, cfg->latency_threshold);
 	latency_set_usage(cfg->latency_usage);
+	if (metrics_start(cfg, &err) < 0) {
+		log_error("%s", err);
+		free(err);
+		goto out;
+	}
 	streams_init(server.loop);
 	if (hosts_start(server.loop, cfg, true, &err) < 0) {
 		log_error("%s", err);
@@ -236,6 +242,7 @@ int server_main(int argc, char **argv, const struct server_control *control)
 	ev_signal_stop(server.loop, &sigterm);
 	ev_signal_stop(server.loop, &sigint);
 	ev_signal_stop(server.loop, &sighup);
+	metrics_stop();
 	streams_shutdown();
 	hosts_stop();
 	if (control != NULL && control->shutdown != NULL)
