@@ -29,7 +29,9 @@ struct api_request {
 	struct http_reply *reply;
 	struct ctl_call *call;
 	char *command, *token_name, *remote_ip;
-	bool json; /* the command answers in JSON */
+	bool json;     /* the command answers in JSON */
+	bool starting; /* inside ctl_run */
+	bool gone;     /* the connection went away while starting */
 	struct api_request *prev, *next;
 };
 
@@ -111,6 +113,13 @@ static void request_cancelled(void *ctx)
 {
 	struct api_request *ar = ctx;
 	log_info("http api: %s went away while %s ran; cancelled", ar->remote_ip, ar->command);
+	ar->reply = NULL;
+	if (ar->starting) {
+		/* the command itself closed the connection (stop, restart):
+		 * cancelled once ctl_run has returned */
+		ar->gone = true;
+		return;
+	}
 	ctl_call_cancel(ar->call);
 	request_unlink_free(ar);
 }
@@ -264,9 +273,17 @@ void http_api_handler(void *ctx, const struct http_request *rq, struct http_repl
 	if (running != NULL)
 		running->prev = ar;
 	running = ar;
-	/* done runs from the loop later, never inside ctl_run */
-	ar->call = ctl_run(api_loop, argc, argv, command_done, ar);
+	/* Set first: the command may close the connection while it runs
+	 * (stop and restart close every HTTP connection).  done runs from the
+	 * loop later, never inside ctl_run. */
+	ar->starting = true;
 	http_reply_on_cancel(r, request_cancelled, ar);
+	ar->call = ctl_run(api_loop, argc, argv, command_done, ar);
+	ar->starting = false;
+	if (ar->gone) {
+		ctl_call_cancel(ar->call);
+		request_unlink_free(ar);
+	}
 	free(argv);
 	json_decref(args);
 out:

@@ -36,9 +36,12 @@ def start_http_server(tmp_path_factory, name, metrics_allow='[127.0.0.0/8, "::1/
 
 
 def request(srv, method, path, body=None, token=None, headers=None):
-    """(status, headers dict with lower-case names, body bytes)."""
+    """(status, headers dict with lower-case names, body bytes).  One
+    connection per request, closed by the server after its answer
+    (Connection: close), so the test never holds many open."""
     conn = http.client.HTTPConnection('127.0.0.1', srv.http_port, timeout=30)
-    h = dict(headers or {})
+    h = {'Connection': 'close'}
+    h.update(headers or {})
     if token is not None:
         h['Authorization'] = 'Bearer ' + token
     if body is not None and not isinstance(body, (bytes, str)):

@@ -45,6 +45,7 @@ struct http_reply {
 };
 
 static const char *fake_auth; /* the Authorization header of the next request */
+static bool cancel_at_once;   /* the connection goes away as soon as on_cancel is set */
 static int mounts;
 
 const char *__wrap_http_request_header(const struct http_request *rq, const char *name);
@@ -82,6 +83,8 @@ void __wrap_http_reply_on_cancel(struct http_reply *r, void (*fn)(void *ctx), vo
 {
 	r->cancel = fn;
 	r->cancel_ctx = ctx;
+	if (cancel_at_once) /* as when the command closes every connection (stop) */
+		fn(ctx);
 }
 
 int __wrap_http_mount(const char *prefix, http_handler_fn *fn, void *ctx, char **error_r)
@@ -461,6 +464,16 @@ static void test_api(void **state)
 	assert_false(r.sent);
 	assert_non_null(r.cancel);
 	r.cancel(r.cancel_ctx);
+	for (int i = 0; i < 5; i++)
+		ev_run(loop, EVRUN_NOWAIT);
+	assert_false(r.sent);
+	reply_free(&r);
+
+	/* the connection goes away while the command starts: no reply */
+	memset(&r, 0, sizeof(r));
+	cancel_at_once = true;
+	http_api_handler(NULL, &rq, &r);
+	cancel_at_once = false;
 	for (int i = 0; i < 5; i++)
 		ev_run(loop, EVRUN_NOWAIT);
 	assert_false(r.sent);
