@@ -345,7 +345,8 @@ static json_t *openapi_document(void)
 	        "Parley HTTP admin API", "version", "1", "description",
 	        "parleyctl's commands over HTTP, made from its command table (parleyctl api-openapi). "
 	        "POST /api/COMMAND with {\"args\": [...]} runs a command as parleyctl COMMAND ARGS "
-	        "would; the answer's code is parleyctl's exit code. Each command needs a token "
+	        "would (commands whose arguments have names also take {\"args\": {\"name\": "
+	        "\"value\"}}); the answer's code is parleyctl's exit code. Each command needs a token "
 	        "whose scope allows it (x-parley-scope): read-only commands run with any token, "
 	        "users and hosts commands with a token of that scope or all, the rest with all.",
 	        "servers", "url", "/api", "security", "bearer");
@@ -384,6 +385,21 @@ static json_t *openapi_document(void)
 		json_t *args =
 		        json_pack("{s:s, s:{s:s}, s:i, s:i, s:s}", "type", "array", "items", "type", "string",
 		                  "minItems", c.min_args, "maxItems", c.max_args, "description", usage);
+		char names[16][API_ARG_NAME_MAX];
+		int n = api_arg_names(&c, names, 16);
+		if (n >= 0) {
+			/* the same arguments by name */
+			json_t *props = json_object(), *required = json_array();
+			for (int k = 0; k < n; k++) {
+				json_object_set_new(props, names[k], json_pack("{s:s}", "type", "string"));
+				if (k < c.min_args)
+					json_array_append_new(required, json_string(names[k]));
+			}
+			json_t *named =
+			        json_pack("{s:s, s:b, s:o, s:o}", "type", "object", "additionalProperties", 0,
+			                  "properties", props, "required", required);
+			args = json_pack("{s:[o, o]}", "oneOf", args, named);
+		}
 		json_t *body = json_pack("{s:b, s:{s:{s:{s:s, s:b, s:{s:o}}}}}", "required", c.min_args > 0,
 		                         "content", "application/json", "schema", "type", "object",
 		                         "additionalProperties", 0, "properties", "args", args);

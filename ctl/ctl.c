@@ -345,6 +345,12 @@ bool ctl_command_get(size_t i, struct ctl_command_info *info_r)
 	return true;
 }
 
+bool ctl_command_find(const char *name, struct ctl_command_info *info_r)
+{
+	const struct ctl_command *c = command_find(name);
+	return c != NULL && ctl_command_get((size_t)(c - commands), info_r);
+}
+
 bool ctl_command_in_api(unsigned flags)
 {
 	return (flags & (CTL_F_LOCAL | CTL_F_STOPPED)) == 0;

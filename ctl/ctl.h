@@ -56,6 +56,8 @@ struct ctl_command_info {
 };
 /* The i-th command of the table (in table order); false past the end. */
 bool ctl_command_get(size_t i, struct ctl_command_info *info_r);
+/* The command named name; false when there is none. */
+bool ctl_command_find(const char *name, struct ctl_command_info *info_r);
 /* Whether the HTTP API serves the command: it runs inside parleyd (not
  * CTL_F_LOCAL, not CTL_F_STOPPED). */
 bool ctl_command_in_api(unsigned flags);

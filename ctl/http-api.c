@@ -25,6 +25,8 @@
 #include <string.h>
 #include <strings.h>
 
+#define MAX_NAMED 16 /* named arguments a command may have */
+
 struct api_request {
 	struct http_reply *reply;
 	struct ctl_call *call;
@@ -143,17 +145,104 @@ static void list_commands(struct http_reply *r, enum ctl_scope scope)
 	for (size_t i = 0; ctl_command_get(i, &c); i++) {
 		if (!ctl_command_in_api(c.flags) || !ctl_scope_allows(scope, c.flags))
 			continue;
-		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:b}", "name", c.name, "args",
-		                                      c.args, "help", c.help, "scope",
-		                                      ctl_scope_name(ctl_flags_scope(c.flags)), "json",
-		                                      (c.flags & CTL_F_JSON) != 0));
+		json_t *entry = json_pack("{s:s, s:s, s:s, s:s, s:b}", "name", c.name, "args", c.args, "help",
+		                          c.help, "scope", ctl_scope_name(ctl_flags_scope(c.flags)), "json",
+		                          (c.flags & CTL_F_JSON) != 0);
+		char names[MAX_NAMED][API_ARG_NAME_MAX];
+		int n = api_arg_names(&c, names, MAX_NAMED);
+		json_t *jnames = n >= 0 ? json_array() : json_null();
+		for (int k = 0; k < n; k++)
+			json_array_append_new(jnames, json_string(names[k]));
+		json_object_set_new(entry, "names", jnames);
+		json_array_append_new(list, entry);
 	}
 	send_json(r, 200, json_pack("{s:i, s:n, s:o}", "code", CTL_OK, "message", "result", list));
 }
 
-/* The arguments of the body: {"args": [strings]} or nothing.  NULL with
- * *error_r (static text) when the body says something else. */
-static json_t *body_args(const struct http_request *rq, const char **error_r)
+int api_arg_names(const struct ctl_command_info *c, char (*names_r)[API_ARG_NAME_MAX], size_t max)
+{
+	size_t n = 0;
+	const char *p = c->args;
+	while (*p != '\0') {
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			break;
+		size_t len = strcspn(p, " ");
+		const char *w = p;
+		size_t wlen = len;
+		p += len;
+		if (wlen >= 2 && w[0] == '[' && w[wlen - 1] == ']') {
+			w++;
+			wlen -= 2;
+		}
+		if (wlen == 0 || wlen >= API_ARG_NAME_MAX || n == max || !(w[0] >= 'A' && w[0] <= 'Z'))
+			return -1;
+		for (size_t i = 0; i < wlen; i++) {
+			char ch = w[i];
+			if (!((ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_'))
+				return -1;
+			names_r[n][i] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+		}
+		names_r[n][wlen] = '\0';
+		n++;
+	}
+	if (c->flags & CTL_F_STDIN) {
+		if (n == max)
+			return -1;
+		strcpy(names_r[n++], "password");
+	}
+	return (int)n;
+}
+
+
+/* {"name": "value"} as the command's list: every key a name of its
+ * arguments, the first min_args present, no gap before the last given.
+ * NULL with *error_r (static text). */
+static json_t *named_args(const struct ctl_command_info *c, json_t *obj, const char **error_r)
+{
+	char names[MAX_NAMED][API_ARG_NAME_MAX];
+	int n = api_arg_names(c, names, MAX_NAMED);
+	if (n < 0) {
+		*error_r = "this command takes its arguments as a list (\"args\": [...])";
+		return NULL;
+	}
+	size_t known = 0;
+	for (int i = 0; i < n; i++)
+		if (json_object_get(obj, names[i]) != NULL)
+			known++;
+	if (known != json_object_size(obj)) {
+		*error_r = "\"args\" names an argument this command does not have (GET /api/ lists "
+		           "them)";
+		return NULL;
+	}
+	json_t *list = json_array();
+	int last = -1;
+	for (int i = 0; i < n; i++)
+		if (json_object_get(obj, names[i]) != NULL)
+			last = i;
+	for (int i = 0; i <= last; i++) {
+		json_t *v = json_object_get(obj, names[i]);
+		if (v == NULL) {
+			*error_r = "an argument is missing before the last one given";
+			json_decref(list);
+			return NULL;
+		}
+		json_array_append(list, v);
+	}
+	if ((int)json_array_size(list) < c->min_args) {
+		*error_r = "a required argument is missing";
+		json_decref(list);
+		return NULL;
+	}
+	return list;
+}
+
+/* The arguments of the body: {"args": [strings]}, {"args": {"name":
+ * "string"}} or nothing.  NULL with *error_r (static text) when the body
+ * says something else. */
+static json_t *body_args(const struct ctl_command_info *c, const struct http_request *rq,
+                         const char **error_r)
 {
 	if (rq->body == NULL || rq->body_len == 0)
 		return json_array();
@@ -173,8 +262,15 @@ static json_t *body_args(const struct http_request *rq, const char **error_r)
 		json_decref(doc);
 		return json_array();
 	}
-	if (!json_is_array(args)) {
-		*error_r = "\"args\" must be a list of strings";
+	if (json_is_object(args)) {
+		json_t *list = named_args(c, args, error_r);
+		json_decref(doc);
+		if (list == NULL)
+			return NULL;
+		args = list;
+		doc = list; /* checked below like a list, and freed with it */
+	} else if (!json_is_array(args)) {
+		*error_r = "\"args\" must be a list of strings, or an object of named strings";
 		json_decref(doc);
 		return NULL;
 	}
@@ -183,7 +279,7 @@ static json_t *body_args(const struct http_request *rq, const char **error_r)
 	json_array_foreach(args, i, v)
 	{
 		if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v)) {
-			*error_r = "\"args\" must be a list of strings (without NUL characters)";
+			*error_r = "the arguments must be strings (without NUL characters)";
 			json_decref(doc);
 			return NULL;
 		}
@@ -227,11 +323,12 @@ void http_api_handler(void *ctx, const struct http_request *rq, struct http_repl
 		}
 		goto out;
 	}
-	unsigned flags;
-	if (!ctl_command_flags(name, &flags) || !ctl_command_in_api(flags)) {
+	struct ctl_command_info info;
+	if (!ctl_command_find(name, &info) || !ctl_command_in_api(info.flags)) {
 		send_error(r, 404, "no such command in the API (GET /api/ lists them)");
 		goto out;
 	}
+	unsigned flags = info.flags;
 	if (strcmp(rq->method, "POST") != 0) {
 		http_reply_header(r, "Allow", "POST");
 		send_error(r, 405, "use POST to run a command");
@@ -249,7 +346,7 @@ void http_api_handler(void *ctx, const struct http_request *rq, struct http_repl
 		goto out;
 	}
 	const char *bad = NULL;
-	json_t *args = body_args(rq, &bad);
+	json_t *args = body_args(&info, rq, &bad);
 	if (args == NULL) {
 		send_error(r, 400, bad);
 		goto out;

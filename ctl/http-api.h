@@ -29,6 +29,15 @@ void http_api_stop(void);
 /* The handler mounted at /api/ (exposed for the unit tests). */
 void http_api_handler(void *ctx, const struct http_request *rq, struct http_reply *r);
 
+/* The names of a command's arguments, for {"args": {"name": "value"}}:
+ * its usage words in lower case ("USER HOST [REASON]": user, host,
+ * reason), and "password" last for a command that reads one from stdin in
+ * parleyctl.  At most max names into names_r (each < API_ARG_NAME_MAX);
+ * -1 when the usage has words that are not names (USER@HOST, a|b,
+ * --options): such commands take a list only. */
+#define API_ARG_NAME_MAX 32
+int api_arg_names(const struct ctl_command_info *c, char (*names_r)[API_ARG_NAME_MAX], size_t max);
+
 /* ---- tokens (cmd-api.c) ---- */
 
 /* Read path (a missing file is an empty list) into the tokens parleyd

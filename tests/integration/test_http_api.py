@@ -149,6 +149,26 @@ def test_answers_match_parleyctl(api):
     assert (status, answer['code']) == (422, 1), answer
 
 
+def test_named_arguments(api):
+    table = {c['name']: c for c in json.loads(request(api, 'GET', '/api/', None,
+                                                       api.tokens['all'])[2])['result']}
+    assert table['register']['names'] == ['user', 'host', 'password']
+    assert table['kick-session']['names'] == ['jid', 'reason']
+    assert table['fast-list']['names'] is None
+    status, _, answer = _post(api, 'register', {'host': HOST, 'user': 'nora', 'password': 'pw-nora'})
+    assert status == 200, answer
+    status, _, answer = _post(api, 'check-password', {'user': 'nora', 'host': HOST,
+                                                      'password': 'pw-nora'})
+    assert status == 200, answer
+    status, _, answer = _post(api, 'unregister', {'user': 'nora'})
+    assert status == 400, answer
+    status, _, answer = _post(api, 'unregister', {'user': 'nora', 'host': HOST, 'extra': 'x'})
+    assert status == 400, answer
+    status, _, answer = _post(api, 'unregister', {'user': 'nora', 'host': HOST})
+    assert status == 200, answer
+    assert api.ctl('user-exists', 'nora', HOST).returncode == 1
+
+
 def test_read_only_cannot_write(api):
     status, headers, answer = _post(api, 'register', ['erik', HOST, 'pw-erik'], scope='read-only')
     assert status == 403, answer

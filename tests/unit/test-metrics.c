@@ -442,6 +442,45 @@ static void test_api(void **state)
 	assert_int_equal(r.status, 400); /* usage: code 2 */
 	assert_non_null(strstr(r.body.data, "\"code\":2"));
 	reply_free(&r);
+	/* named arguments, from the usage words */
+	request(&r, "POST", "/api/register", "127.0.0.1", users_auth,
+	        "{\"args\": {\"host\": \"nohost.example\", \"user\": \"a\", \"password\": \"pw\"}}");
+	assert_int_equal(r.status, 422);
+	assert_non_null(strstr(r.body.data, "host nohost.example is not served here"));
+	reply_free(&r);
+	request(&r, "POST", "/api/check-password", "127.0.0.1", users_auth,
+	        "{\"args\": {\"host\": \"nohost.example\", \"user\": \"a\", \"password\": \"pw\"}}");
+	assert_int_equal(r.status, 422); /* the password is the last argument */
+	reply_free(&r);
+	request(&r, "POST", "/api/register", "127.0.0.1", users_auth,
+	        "{\"args\": {\"user\": \"a\", \"host\": \"h\", \"pass\": \"pw\"}}");
+	assert_int_equal(r.status, 400); /* unknown name */
+	reply_free(&r);
+	request(&r, "POST", "/api/register", "127.0.0.1", users_auth,
+	        "{\"args\": {\"user\": \"a\", \"host\": \"h\"}}");
+	assert_int_equal(r.status, 400); /* password missing */
+	reply_free(&r);
+	request(&r, "POST", "/api/register", "127.0.0.1", users_auth,
+	        "{\"args\": {\"user\": \"a\", \"password\": \"pw\"}}");
+	assert_int_equal(r.status, 400); /* a gap */
+	reply_free(&r);
+	request(&r, "POST", "/api/register", "127.0.0.1", users_auth,
+	        "{\"args\": {\"user\": \"a\", \"host\": 5, \"password\": \"pw\"}}");
+	assert_int_equal(r.status, 400);
+	reply_free(&r);
+	request(&r, "POST", "/api/fast-list", "127.0.0.1", users_auth, "{\"args\": {\"jid\": \"a@b\"}}");
+	assert_int_equal(r.status, 400); /* USER@HOST has no name */
+	assert_non_null(strstr(r.body.data, "takes its arguments as a list"));
+	reply_free(&r);
+	request(&r, "POST", "/api/status", "127.0.0.1", ro_auth, "{\"args\": {}}");
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+	request(&r, "GET", "/api/", "127.0.0.1", all_auth, NULL);
+	assert_non_null(strstr(r.body.data, "\"name\":\"kick-session\",\"args\":\"JID [REASON]\""));
+	assert_non_null(strstr(r.body.data, "\"names\":[\"jid\",\"reason\"]"));
+	assert_non_null(strstr(r.body.data, "\"names\":[\"user\",\"host\",\"password\"]"));
+	reply_free(&r);
+
 	request(&r, "POST", "/api/no-such-command", "127.0.0.1", all_auth, NULL);
 	assert_int_equal(r.status, 404);
 	reply_free(&r);
@@ -505,6 +544,30 @@ static void test_api(void **state)
 	free(users_auth);
 }
 
+static void test_arg_names(void **state)
+{
+	char names[4][API_ARG_NAME_MAX];
+	struct ctl_command_info c = { .args = "JID [REASON]" };
+	assert_int_equal(api_arg_names(&c, names, 4), 2);
+	assert_string_equal(names[0], "jid");
+	assert_string_equal(names[1], "reason");
+	c.args = "USER HOST";
+	c.flags = CTL_F_STDIN;
+	assert_int_equal(api_arg_names(&c, names, 4), 3);
+	assert_string_equal(names[2], "password");
+	c.flags = 0;
+	c.args = "";
+	assert_int_equal(api_arg_names(&c, names, 4), 0);
+	c.args = "USER@HOST";
+	assert_int_equal(api_arg_names(&c, names, 4), -1);
+	c.args = "HOST --online|--all TEXT";
+	assert_int_equal(api_arg_names(&c, names, 4), -1);
+	c.args = "[--reset]";
+	assert_int_equal(api_arg_names(&c, names, 4), -1);
+	c.args = "A B C D E";
+	assert_int_equal(api_arg_names(&c, names, 4), -1);
+}
+
 static void test_openapi(void **state)
 {
 	char *doc = run(0, 1, (char *[]){ "api-openapi", NULL });
@@ -522,6 +585,7 @@ int main(void)
 		cmocka_unit_test(test_exposition),
 		cmocka_unit_test(test_builtin),
 		cmocka_unit_test(test_cidr),
+		cmocka_unit_test(test_arg_names),
 		cmocka_unit_test_setup_teardown(test_api, setup_api, teardown_api),
 		cmocka_unit_test_setup_teardown(test_openapi, setup_api, teardown_api),
 	};
