@@ -128,3 +128,16 @@ def test_openapi_matches_the_command_table():
             op = doc['paths']['/' + c['name']]['post']
             assert op['x-parley-scope'] == c['api_scope'], c['name']
             assert op['x-parley-json'] == c['json'], c['name']
+
+
+def test_reload_says_restart(fresh_server):
+    srv = fresh_server
+    text = srv.config.read_text()
+    srv.config.write_text(text + 'metrics:\n  allow: [10.0.0.0/8]\nhttp_api:\n  tokens_file: t.txt\n')
+    r = srv.ctl('reload')
+    assert r.returncode == 0, r.stderr
+    assert 'metrics: changed; restart parleyd to apply' in r.stdout, r.stdout
+    assert 'http_api: changed; restart parleyd to apply' in r.stdout, r.stdout
+    srv.config.write_text(text)
+    r = srv.ctl('reload')
+    assert r.returncode == 0 and 'metrics:' not in r.stdout and 'http_api:' not in r.stdout, r.stdout
