@@ -468,6 +468,11 @@ unsigned worker_group_pending(const struct worker_group *g)
 	return g->outstanding;
 }
 
+unsigned worker_group_threads(const struct worker_group *g)
+{
+	return g->nthreads;
+}
+
 const char *worker_group_name(const struct worker_group *g)
 {
 	return g->name;

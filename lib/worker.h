@@ -58,6 +58,8 @@ void worker_cancel(struct worker_job *j);
 /* Jobs waiting and running, for status output. */
 unsigned worker_group_pending(const struct worker_group *g);
 const char *worker_group_name(const struct worker_group *g);
+/* Its threads (the pool size). */
+unsigned worker_group_threads(const struct worker_group *g);
 
 /* Each group's job times (submission to done, queueing included), for
  * /metrics: counts[i] jobs took at most worker_stats_bound(i) seconds

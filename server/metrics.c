@@ -374,6 +374,7 @@ static void collect_worker_group(const struct worker_group *g, void *ctx)
 	metrics_histogram(wc->out, "parley_worker_job_seconds", bounds, ws->counts, WORKER_STATS_BUCKETS,
 	                  ws->sum, "group", label, NULL);
 	metrics_sample(wc->out, "parley_worker_jobs_pending", worker_group_pending(g), "group", label, NULL);
+	metrics_sample(wc->out, "parley_worker_threads", worker_group_threads(g), "group", label, NULL);
 	metrics_sample(wc->out, "parley_worker_jobs_expired_total", (double)ws->expired, "group", label,
 	               NULL);
 }
@@ -385,6 +386,8 @@ static void collect_workers(void *ctx, struct metrics_out *out)
 	               "(storage drivers, LDAP pools, auth-compute), queueing included");
 	metrics_family(out, "parley_worker_jobs_pending", METRICS_GAUGE,
 	               "jobs of each worker group waiting or running");
+	metrics_family(out, "parley_worker_threads", METRICS_GAUGE,
+	               "threads of each worker group (its pool size: jobs pending above it wait)");
 	metrics_family(out, "parley_worker_jobs_expired_total", METRICS_COUNTER,
 	               "jobs of each worker group whose deadline passed in the queue");
 	struct worker_collect wc = { .out = out };

@@ -188,6 +188,7 @@ static void test_builtin(void **state)
 	assert_non_null(
 	        strstr(b.data, "parley_worker_job_seconds_bucket{group=\"unit-group\",le=\"+Inf\"} 2\n"));
 	assert_non_null(strstr(b.data, "parley_worker_jobs_pending{group=\"unit-group\"} 0\n"));
+	assert_non_null(strstr(b.data, "parley_worker_threads{group=\"unit-group\"} 1\n"));
 	assert_non_null(strstr(b.data, "# TYPE parley_loop_iteration_seconds histogram\n"));
 	assert_non_null(strstr(b.data, "parley_stanzas_in_total{kind=\"message\"} 0\n"));
 	assert_non_null(strstr(b.data, "parley_memory_rss_bytes "));
