@@ -224,6 +224,27 @@ def test_token_revoked_while_running(api):
     assert token not in api.log()
 
 
+def test_keep_alive(api):
+    """Several commands on one keep-alive connection: each answer comes
+    from the loop after the command ran, and the next request is read
+    after it."""
+    import http.client
+    conn = http.client.HTTPConnection('127.0.0.1', api.http_port, timeout=10)
+    try:
+        for command in ('status', 'stats', 'connected-users'):
+            conn.request('POST', '/api/' + command, body='',
+                         headers={'Authorization': 'Bearer ' + api.tokens['read-only']})
+            resp = conn.getresponse()
+            answer = json.loads(resp.read())
+            assert resp.status == 200 and answer['code'] == 0, (command, answer)
+        conn.request('GET', '/metrics')
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 200
+    finally:
+        conn.close()
+
+
 def _wait_http(srv, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
