@@ -16,6 +16,7 @@
 #include "server/c2s.h"
 #include "server/router.h"
 #include "server/metrics.h"
+#include "server/component.h"
 #include "modules/caps.h"
 #include "lib/latency.h"
 #ifdef HAVE_BACKEND_LDAP
@@ -62,6 +63,17 @@ void cmd_status(struct ctl_call *call)
 		buf_printf(&call->body, " %s", h->name);
 	buf_printf(&call->body, "\nconnections: %u\nsessions: %u\nstanzas routed: %llu\n", c2s_count(),
 	           sm_count(NULL), (unsigned long long)rs->routed);
+	const struct component_stats *comp = component_stats();
+	if (comp->configured > 0)
+		buf_printf(&call->body,
+		           "components: %u connected of %u configured, %llu stanzas in, %llu out, %llu "
+		           "bounced while offline; handshakes %llu ok, %llu bad secret, %llu unknown domain, "
+		           "%llu refused, %llu replaced; %llu invalid-from\n",
+		           comp->connected, comp->configured, (unsigned long long)comp->stanzas_in,
+		           (unsigned long long)comp->stanzas_out, (unsigned long long)comp->bounced_offline,
+		           (unsigned long long)comp->handshakes, (unsigned long long)comp->bad_secret,
+		           (unsigned long long)comp->unknown_domain, (unsigned long long)comp->refused,
+		           (unsigned long long)comp->replaced, (unsigned long long)comp->invalid_from);
 	long rss;
 	size_t heap, hfree;
 	memory_figures(&rss, &heap, &hfree);
@@ -158,6 +170,12 @@ static void stats_write(struct ctl_call *call)
 			           (unsigned long long)cs->out[k]);
 		buf_printf(b, "}, \"stanzas_routed\": %llu, \"stanzas_undeliverable\": %llu, ",
 		           (unsigned long long)rs->routed, (unsigned long long)rs->undeliverable);
+		const struct component_stats *comp = component_stats();
+		buf_printf(b,
+		           "\"components\": {\"configured\": %u, \"connected\": %u, \"stanzas_in\": %llu, "
+		           "\"stanzas_out\": %llu, \"bounced_offline\": %llu}, ",
+		           comp->configured, comp->connected, (unsigned long long)comp->stanzas_in,
+		           (unsigned long long)comp->stanzas_out, (unsigned long long)comp->bounced_offline);
 		buf_printf(
 		        b,
 		        "\"memory\": {\"rss_kib\": %ld, \"heap_used_kib\": %zu, \"heap_free_kib\": %zu}}\n",
@@ -184,6 +202,11 @@ static void stats_write(struct ctl_call *call)
 		buf_printf(b, " %s %llu", kind_names[k], (unsigned long long)cs->out[k]);
 	buf_printf(b, "\nstanzas routed: %llu (undeliverable %llu)\n", (unsigned long long)rs->routed,
 	           (unsigned long long)rs->undeliverable);
+	const struct component_stats *comp = component_stats();
+	if (comp->configured > 0)
+		buf_printf(b, "components: %u connected of %u configured, stanzas in %llu, out %llu\n",
+		           comp->connected, comp->configured, (unsigned long long)comp->stanzas_in,
+		           (unsigned long long)comp->stanzas_out);
 	buf_printf(b, "memory: rss %ld KiB, heap in use %zu KiB, heap free %zu KiB\n", rss, heap, hfree);
 }
 

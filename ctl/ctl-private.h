@@ -122,6 +122,9 @@ void cmd_rename_domain(struct ctl_call *call);
 /* Stop the worker groups of backup, restore and db (at exit). */
 void cmd_data_shutdown(void);
 
+/* cmd-components.c */
+void cmd_components(struct ctl_call *call);
+
 /* cmd-srg.c */
 void cmd_srg(struct ctl_call *call);
 

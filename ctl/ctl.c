@@ -265,6 +265,9 @@ static const struct ctl_command commands[] = {
 	  "user's shared roster groups; no password" },
 	{ "connected-users-info", "", 0, 0, CTL_F_JSON | CTL_F_READ, cmd_connected_users_info,
 	  "list sessions: JID, IP, port, TLS, priority, connected since, resource" },
+	{ "components", "", 0, 0, CTL_F_JSON | CTL_F_READ, cmd_components,
+	  "list the external components (XEP-0114): domain, peer address and port, connected since, "
+	  "stanzas in and out; those configured but not connected too" },
 	{ "kick-session", "JID [REASON]", 1, 2, CTL_F_USERS, cmd_kick_session,
 	  "close a session (full JID) or every session of a user (bare JID) with a stream error" },
 	{ "send-message", "FROM TO BODY", 3, 3, CTL_F_HOSTS, cmd_send_message, "send a normal message" },

@@ -4,7 +4,8 @@
  * disco#info of the server JID: identity server/im plus host->features and
  * whatever HOOK_DISCO_INFO callbacks add; with a node, only what the hooks
  * add (nothing added: <item-not-found/>).  disco#items of the server: what
- * HOOK_DISCO_ITEMS callbacks add (ad-hoc commands under their node); a node
+ * HOOK_DISCO_ITEMS callbacks add (ad-hoc commands under their node) and,
+ * without a node, the connected external components; a node
  * no callback knows is <item-not-found/>.  disco#info of a user's bare
  * JID, answered by the server for the account: identity account/registered
  * plus host->user_features and the hooks' additions.
@@ -14,6 +15,7 @@
 #include "builtin.h"
 #include "server/host.h"
 #include "server/iq.h"
+#include "server/component.h"
 
 #include <string.h>
 
@@ -91,6 +93,8 @@ static void disco_server_items(struct iq_request *req, void *ctx)
 		xml_set_attr(query, "node", node);
 	struct hook_disco hd = { .from = &req->from, .to = &req->to, .node = node, .query = query };
 	hook_run(req->host, HOOK_DISCO_ITEMS, &hd);
+	if (node == NULL)
+		components_disco_items(req->host, query);
 	if (node != NULL && !hd.handled && xml_first_element(query) == NULL)
 		iq_error(req, SE_ITEM_NOT_FOUND, NULL);
 	else

@@ -19,10 +19,13 @@ BUILD_PKGS=(autoconf automake libtool pkg-config make gcc libc6-dev
 TEST_PKGS=(python3 python3-slixmpp python3-pytest sqlite3 procps iproute2
     postgresql mariadb-server unixodbc odbc-postgresql odbc-mariadb slapd ldap-utils libpam-wrapper util-linux groff-base
     profanity tmux coturn python3-pytest-xdist python3-prometheus-client
-    clang-14 libclang-rt-14-dev)
+    clang-14 libclang-rt-14-dev
+    biboumi ngircd)
 # clang-14 builds the libFuzzer targets (scripts/fuzz.sh); libclang-rt-14-dev,
 # which holds libFuzzer and the sanitizer runtimes, is only a Recommends of
 # it, so it is named here (apt-get --no-install-recommends leaves it out).
+# biboumi (an XMPP-IRC gateway run as an external component) and ngircd
+# (the IRC server) serve tests/integration/test_irc.py.
 
 usage() {
     echo "usage: $0 build|test [build|test ...]" >&2

@@ -2,7 +2,8 @@
  * The server's configuration, assembled: the top-level options (log,
  * pidfile, user, control socket), the sections read by their own tables
  * beside their subsystems (limits, listen and tls in server/listen-config.c,
- * storage in storage/storage-config.c, auth in auth/auth-config.c), the
+ * storage in storage/storage-config.c, auth in auth/auth-config.c, the
+ * components in server/component-config.c), the
  * hosts with their per-host overrides of storage, auth and tls, the module
  * maps merged per host, and config-dump.  The YAML reader and the option
  * engine are lib/cfg.c and lib/options.c.
@@ -47,7 +48,7 @@ struct top_settings {
 	double latency_threshold;
 	bool latency_usage;
 	const struct cfg_node *control, *limits, *stream_management, *fast, *metrics, *http_api, *tls,
-	        *storage, *auth, *listen, *modules, *hosts;
+	        *storage, *auth, *listen, *modules, *hosts, *components;
 };
 
 static const struct opt_def top_defs[] = {
@@ -89,6 +90,8 @@ static const struct opt_def top_defs[] = {
 	{ "modules", OPT_NODE, OFF(top_settings, modules), NULL, NULL, 0, 0,
 	  "modules enabled on every host" },
 	{ "hosts", OPT_NODE, OFF(top_settings, hosts), NULL, NULL, 0, 0, "the virtual hosts (required)" },
+	{ "components", OPT_NODE, OFF(top_settings, components), NULL, NULL, 0, 0,
+	  "external components (XEP-0114): domain -> secret and policy" },
 	OPT_END
 };
 
@@ -547,6 +550,17 @@ int config_load(const char *path, struct parley_config **cfg_r, char **error_r)
 		goto out;
 	if (load_hosts(cfg, &top, &g, dir, error_r) < 0)
 		goto out;
+	if (component_config_load(&cfg->components, &cfg->ncomponents, top.components, dir, error_r) < 0)
+		goto out;
+	for (size_t i = 0; i < cfg->ncomponents; i++) {
+		const struct component_config *c = &cfg->components[i];
+		if (config_host(cfg, c->domain) != NULL) {
+			*error_r = cfg_error_at_key(
+			        c->node, NULL, "components",
+			        "'%s' is a virtual host; a component needs a domain of its own", c->domain);
+			goto out;
+		}
+	}
 	ret = 0;
 out:
 	free(dir);
@@ -585,6 +599,7 @@ void config_free(struct parley_config **cfgp)
 		cfg_free(&h->modules);
 	}
 	free(cfg->hosts);
+	component_config_free_all(&cfg->components, cfg->ncomponents);
 	cfg_free(&cfg->root);
 	strlist_free(&cfg->warnings);
 	xfree(cfgp);
@@ -687,4 +702,8 @@ void config_dump_ex(const struct parley_config *cfg, const char *host, struct bu
 	buf_append_str(out, "hosts:\n");
 	for (size_t i = 0; i < cfg->nhosts; i++)
 		dump_host(&cfg->hosts[i], out, modules);
+	if (cfg->ncomponents > 0)
+		buf_append_str(out, "components:\n");
+	for (size_t i = 0; i < cfg->ncomponents; i++)
+		component_config_dump(&cfg->components[i], out, 2);
 }

@@ -14,6 +14,7 @@
 #include "lib/cfg.h"
 #include "lib/options.h"
 #include "server/listen-config.h"
+#include "server/component-config.h"
 #include "storage/storage-config.h"
 #include "auth/auth-config.h"
 
@@ -64,6 +65,8 @@ struct parley_config {
 	size_t nlisten;
 	struct host_config *hosts;
 	size_t nhosts;
+	struct component_config *components; /* external components (XEP-0114) */
+	size_t ncomponents;
 	struct cfg_node *root;
 	struct strlist warnings; /* renamed or removed keys that were accepted */
 };

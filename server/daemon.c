@@ -13,6 +13,7 @@
 #include "listener.h"
 #include "stream.h"
 #include "host.h"
+#include "component.h"
 #include "fast.h"
 #include "metrics.h"
 #include "lib/latency.h"
@@ -185,7 +186,7 @@ int server_main(int argc, char **argv, const struct server_control *control)
 	server.control = control;
 	int rc = 1;
 
-	if (listeners_open(cfg, &err) < 0 ||
+	if (components_start(cfg, &err) < 0 || listeners_open(cfg, &err) < 0 ||
 	    (control != NULL && control->listen != NULL && control->listen(server.loop, cfg, &err) < 0)) {
 		log_error("%s", err);
 		free(err);
@@ -245,6 +246,7 @@ int server_main(int argc, char **argv, const struct server_control *control)
 	metrics_stop();
 	streams_shutdown();
 	hosts_stop();
+	components_stop();
 	if (control != NULL && control->shutdown != NULL)
 		control->shutdown();
 	log_notice("parleyd stopped");

@@ -11,6 +11,7 @@
 #include "server.h"
 #include "listener.h"
 #include "c2s.h"
+#include "component.h"
 #include "stream.h"
 #include "lib/latency.h"
 #include "lib/log.h"
@@ -50,6 +51,7 @@ void server_stop(void)
 	if (server.control != NULL && server.control->stop_accepting != NULL)
 		server.control->stop_accepting();
 	c2s_shutdown_all();
+	components_shutdown_all();
 	stop_started = ev_now(server.loop);
 	ev_timer_init(&stop_timer, stop_check_cb, 0.05, 0.05);
 	ev_timer_start(server.loop, &stop_timer);
@@ -245,6 +247,7 @@ int server_reload(struct buf *report)
 	else if (ocfg->fast.enabled != ncfg->fast.enabled || ocfg->fast.token_ttl != ncfg->fast.token_ttl)
 		buf_append_str(report, "fast: applied\n"); /* read at each login */
 	reload_hosts(ncfg, report);
+	components_reload(ncfg, report);
 	/* Kept until exit: the hosts now point into it. */
 	server.reloaded = xrealloc(server.reloaded, (server.nreloaded + 1) * sizeof(*server.reloaded));
 	server.reloaded[server.nreloaded++] = ncfg;

@@ -198,12 +198,15 @@ class Parleyd:
 
     def __init__(self, workdir, register_open=True, loglevel='debug', host_auth=None,
                  other_auth=None, global_auth='', users=None, other_modules=None,
-                 extra_hosts='', muc='{}'):
+                 extra_hosts='', muc='{}', components=None):
         """host_auth / other_auth: YAML flow maps for the auth section of
         HOST / OTHER; global_auth: extra lines (two-space indent) of the
         global auth section; users: the accounts create_users() makes
         (default USERS); muc: the options of HOST's multi-user chat
-        service, conference.HOST (a YAML flow map; None: no muc module)."""
+        service, conference.HOST (a YAML flow map; None: no muc module);
+        components: the entries of the components section (YAML lines
+        indented by two spaces) with a component listener on
+        component_port, or None (neither)."""
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.parleyd = str(builddir() / 'parleyd')
@@ -214,6 +217,12 @@ class Parleyd:
         self.tls_port = free_port()
         while self.tls_port == self.port:
             self.tls_port = free_port()
+        self.components = components
+        self.component_port = None
+        if components is not None:
+            self.component_port = free_port()
+            while self.component_port in (self.port, self.tls_port):
+                self.component_port = free_port()
         self.register_open = register_open
         self.loglevel = loglevel
         # more entries under hosts: (YAML, indented by two spaces)
@@ -347,7 +356,7 @@ auth:
     address: 127.0.0.1
     module: c2s
     direct_tls: true
-modules:
+{self._component_listen()}modules:
   disco: {{}}
   version: {{}}
   ping: {{}}
@@ -359,7 +368,18 @@ hosts:
 {self.host_storage_yaml()}    admins: [alice@{HOST}]
     modules:
       register: {{ open: {'true' if self.register_open else 'false'}, throttle: 0, min_password_length: 4 }}
-{self._host_muc()}{self._host_extra()}{self.extra_hosts}""")
+{self._host_muc()}{self._host_extra()}{self.extra_hosts}{self._components()}""")
+
+    def _component_listen(self):
+        if self.component_port is None:
+            return ''
+        return ('  - port: %d\n    address: 127.0.0.1\n    module: component\n'
+                '    starttls: off\n' % self.component_port)
+
+    def _components(self):
+        if self.components is None:
+            return ''
+        return 'components:\n' + self.components
 
     MUC_MARK = '  # parleytest default'
 
@@ -791,6 +811,56 @@ class RawClient:
                 return False
             return body is None or e.findtext(q(NS_CLIENT, 'body')) == body
         return self.wait_for(match, timeout=timeout, what='message %r' % body)
+
+
+NS_COMPONENT = 'jabber:component:accept'
+
+
+def component_digest(stream_id, secret):
+    """The XEP-0114 handshake: hex SHA-1 of stream id + secret."""
+    import hashlib
+    return hashlib.sha1((stream_id + secret).encode('utf-8')).hexdigest()
+
+
+class RawComponent(RawClient):
+    """An external component (XEP-0114) speaking by hand on a component
+    listener."""
+
+    def __init__(self, port, domain, **kw):
+        super().__init__(port, host=domain, **kw)
+        self.domain = domain
+
+    def open_component(self, to=None):
+        """Send the header; return the server's header attributes (or
+        None when the server closed the stream at once)."""
+        self._reset_parser()
+        self.send("<stream:stream xmlns='%s' xmlns:stream='%s' to='%s'>"
+                  % (NS_COMPONENT, NS_STREAM, to or self.domain))
+        deadline = time.monotonic() + self.timeout
+        while self.header is None and not self.closed and time.monotonic() < deadline:
+            try:
+                self._read_some(deadline - time.monotonic())
+            except (socket.timeout, TimeoutError):
+                break
+        return self.header
+
+    def handshake(self, secret, to=None):
+        """Header and handshake; returns 'ok' or the stream error's
+        condition."""
+        header = self.open_component(to)
+        if header is None or 'id' not in header:
+            return self.stream_error()
+        self.send('<handshake>%s</handshake>' % component_digest(header['id'], secret))
+        el = self.next()
+        if el is not None and el.tag == q(NS_COMPONENT, 'handshake'):
+            return 'ok'
+        if el is not None:
+            self.pending.appendleft(el)
+        return self.stream_error()
+
+    def wait_stanza(self, name, pred=lambda e: True, timeout=None):
+        return self.wait_for(lambda e: e.tag == q(NS_COMPONENT, name) and pred(e),
+                             timeout=timeout, what='component %s' % name)
 
 
 def tostr(el):

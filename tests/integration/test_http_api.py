@@ -39,6 +39,7 @@ CASES = [
     ('fast-purge', [HOST], 0),
     ('connected-users', [], 0),
     ('connected-users-info', [], 0),
+    ('components', [], 0),
     ('srg-create', [HOST, 'staff'], 1),
     ('srg-list', [HOST], 1),
     ('srg-info', [HOST, 'staff'], 1),

@@ -729,7 +729,7 @@ static void test_error_classes(void **state)
 	             "key 'loglevel': expected one of debug|info|notice|warning|error, got 'loud'", NULL);
 	expect_error("listen:\n  - port: 5222\n    starttls: maybe\n" HOSTS, "3:15",
 	             "key 'listen[0].starttls': expected one of required|optional|off, got 'maybe'", NULL);
-	expect_error("listen:\n  - port: 5222\n    module: s2s\n" HOSTS, "3:13",
+	expect_error("listen:\n  - port: 5222\n    module: irc\n" HOSTS, "3:13",
 	             "key 'listen[0].module': expected one of c2s", NULL);
 	expect_error("tls:\n  min_version: 1.1\n" LISTEN HOSTS, "2:16",
 	             "key 'tls.min_version': expected \"1.2\" or \"1.3\", got '1.1'", NULL);
@@ -1305,6 +1305,72 @@ static void test_docs_cover_options(void **state)
 	free(example);
 }
 
+/* The components section: secrets inline and from a file (relative to
+ * the file's directory), policies, the checks and the dump (no secret). */
+static void test_components(void **state)
+{
+	(void)state;
+	char *secret_path = write_file("comp.secret", "from-the-file\nsecond line ignored\n");
+	struct parley_config *cfg;
+	char *error = NULL;
+	if (load_text(LISTEN HOSTS "components:\n"
+	                           "  IRC.Example.com: { secret: s3cret, name: IRC }\n"
+	                           "  bot.example.com: { secret_file: comp.secret, on_conflict: refuse, "
+	                           "disco: false }\n",
+	              &cfg, &error) < 0)
+		fail_msg("%s", error);
+	assert_int_equal(cfg->ncomponents, 2);
+	const struct component_config *irc = component_config_find(cfg->components, 2, "irc.example.com");
+	assert_non_null(irc);
+	assert_string_equal(irc->secret, "s3cret");
+	assert_string_equal(irc->name, "IRC");
+	assert_int_equal(irc->on_conflict, COMPONENT_CONFLICT_REPLACE);
+	assert_true(irc->disco);
+	const struct component_config *bot = component_config_find(cfg->components, 2, "bot.example.com");
+	assert_non_null(bot);
+	assert_string_equal(bot->secret, "from-the-file");
+	char *abs = xasprintf("%s/comp.secret", tmpdir_real);
+	assert_string_equal(bot->secret_file, abs);
+	free(abs);
+	assert_int_equal(bot->on_conflict, COMPONENT_CONFLICT_REFUSE);
+	assert_false(bot->disco);
+	assert_null(component_config_find(cfg->components, 2, "example.com"));
+	struct buf out = { 0 };
+	config_dump(cfg, NULL, &out);
+	assert_non_null(strstr(out.data, "components:\n  irc.example.com:\n"));
+	assert_null(strstr(out.data, "s3cret"));
+	assert_null(strstr(out.data, "from-the-file"));
+	buf_free(&out);
+	config_free(&cfg);
+
+	expect_error(LISTEN HOSTS "components:\n  irc.example.com: { name: x }\n", "6:20",
+	             "key 'components.irc.example.com': secret or secret_file is required", NULL);
+	expect_error(LISTEN HOSTS "components:\n  irc.example.com: { secret: a, secret_file: b }\n", "6:46",
+	             "key 'components.irc.example.com.secret_file': give secret or secret_file, not both",
+	             NULL);
+	expect_error(LISTEN HOSTS "components:\n  irc.example.com: { secret_file: nothing.here }\n", "6:35",
+	             "key 'components.irc.example.com.secret_file':", "nothing.here: No such file", NULL);
+	expect_error(LISTEN HOSTS "components:\n  irc.example.com: { secret: \"\" }\n", "6:30",
+	             "key 'components.irc.example.com.secret': the secret is empty", NULL);
+	expect_error(LISTEN HOSTS "components:\n  irc.example.com: { secret: a, on_conflict: later }\n",
+	             "6:46", "key 'components.irc.example.com.on_conflict'", NULL);
+	expect_error(LISTEN HOSTS "components:\n  irc.example.com: { secret: a, colour: red }\n", "6:33",
+	             "key 'components.irc.example.com.colour': unknown key", NULL);
+	expect_error(LISTEN HOSTS "components:\n  example.com: { secret: a }\n", "6:3",
+	             "key 'components': 'example.com' is a virtual host", NULL);
+	expect_error(LISTEN HOSTS "components:\n  localhost: { secret: a }\n", "6:3",
+	             "key 'components': 'localhost' is not a domain name", NULL);
+	expect_error(LISTEN HOSTS
+	             "components:\n  a.example.com: { secret: a }\n  A.example.com: { secret: b }\n",
+	             "7:3", "duplicate component 'a.example.com' (first at line 6)", NULL);
+	expect_error(LISTEN HOSTS "components: [a.example.com]\n", "5:13",
+	             "key 'components': expected a map of component domain to options, got a list", NULL);
+	expect_error(LISTEN HOSTS "components:\n  a.example.com: secret\n", "6:18",
+	             "key 'components.a.example.com': expected a map of component options", NULL);
+	unlink(secret_path);
+	free(secret_path);
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 static int setup(void **state)
@@ -1343,6 +1409,7 @@ int main(void)
 		cmocka_unit_test(test_host_override),    cmocka_unit_test(test_module_merge),
 		cmocka_unit_test(test_relative_paths),   cmocka_unit_test(test_dump),
 		cmocka_unit_test(test_opt_aliases),      cmocka_unit_test(test_docs_cover_options),
+		cmocka_unit_test(test_components),
 #ifdef HAVE_BACKEND_LDAP
 		cmocka_unit_test(test_ldap_override),
 #endif
