@@ -18,6 +18,7 @@
  */
 #include "metrics.h"
 #include "c2s.h"
+#include "component.h"
 #include "host.h"
 #include "http.h"
 #include "router.h"
@@ -263,6 +264,36 @@ static void collect_server(void *ctx, struct metrics_out *out)
 	metrics_family(out, "parley_connections", METRICS_GAUGE,
 	               "open connections by kind (c2s: client streams, authenticated or not)");
 	metrics_sample(out, "parley_connections", c2s_count(), "kind", "c2s", NULL);
+
+	const struct component_stats *comp = component_stats();
+	metrics_sample(out, "parley_connections", comp->connected, "kind", "component", NULL);
+	metrics_family(out, "parley_components_configured", METRICS_GAUGE,
+	               "external components (XEP-0114) in the configuration");
+	metrics_sample(out, "parley_components_configured", comp->configured, NULL);
+	metrics_family(out, "parley_component_stanzas_total", METRICS_COUNTER,
+	               "stanzas from (in) and to (out) external components, and those bounced "
+	               "because their component was not connected (bounced)");
+	metrics_sample(out, "parley_component_stanzas_total", (double)comp->stanzas_in, "direction", "in",
+	               NULL);
+	metrics_sample(out, "parley_component_stanzas_total", (double)comp->stanzas_out, "direction", "out",
+	               NULL);
+	metrics_sample(out, "parley_component_stanzas_total", (double)comp->bounced_offline, "direction",
+	               "bounced", NULL);
+	metrics_family(out, "parley_component_handshakes_total", METRICS_COUNTER,
+	               "component handshakes by result: ok, replaced (accepted, and the connected one "
+	               "closed), refused (the domain was connected already and on_conflict kept it), "
+	               "bad_secret, unknown_domain");
+	/* disjoint results: a connection that replaced another is not "ok" too */
+	metrics_sample(out, "parley_component_handshakes_total", (double)(comp->handshakes - comp->replaced),
+	               "result", "ok", NULL);
+	metrics_sample(out, "parley_component_handshakes_total", (double)comp->bad_secret, "result",
+	               "bad_secret", NULL);
+	metrics_sample(out, "parley_component_handshakes_total", (double)comp->unknown_domain, "result",
+	               "unknown_domain", NULL);
+	metrics_sample(out, "parley_component_handshakes_total", (double)comp->refused, "result", "refused",
+	               NULL);
+	metrics_sample(out, "parley_component_handshakes_total", (double)comp->replaced, "result", "replaced",
+	               NULL);
 
 	metrics_family(out, "parley_sessions", METRICS_GAUGE, "bound client sessions by virtual host");
 	for (struct host *h = host_first(); h != NULL; h = h->next)
