@@ -88,6 +88,9 @@ struct auth_vfuncs {
 struct auth_backend {
 	const struct auth_vfuncs *v;
 	void *state;
+	/* Its answers to login questions, by result: [0] check_password,
+	 * [1] get_scram (for /metrics). */
+	uint64_t login_answers[2][AUTH_ERROR + 1];
 };
 
 struct auth_limit;

@@ -257,6 +257,9 @@ void auth_backend_reply(struct auth_req *req, enum auth_result res, const struct
 	assert(!req->starting);
 	req->cur = NULL;
 	req->breq = NULL;
+	if ((req->op == AUTH_OP_CHECK_PASSWORD || req->op == AUTH_OP_GET_SCRAM) && req->next_backend > 0 &&
+	    (unsigned)res <= AUTH_ERROR)
+		req->a->backends[req->next_backend - 1].login_answers[req->op == AUTH_OP_GET_SCRAM][res]++;
 	if (answer_is_final(req->op, res)) {
 		finish(req, res, cred);
 		return;
@@ -512,6 +515,13 @@ struct auth_req *auth_probe(struct auth *a, size_t i, const char *user, const ch
 	req->next_backend = i;
 	req->end_backend = i + 1;
 	return req_start(req);
+}
+
+uint64_t auth_backend_login_answers(const struct auth *a, size_t i, bool scram, enum auth_result r)
+{
+	if (i >= a->nbackends || (unsigned)r > AUTH_ERROR)
+		return 0;
+	return a->backends[i].login_answers[scram ? 1 : 0][r];
 }
 
 void auth_status(const struct auth *a, struct buf *out)

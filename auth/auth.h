@@ -69,6 +69,10 @@ const char *auth_host(const struct auth *a);
 /* The number of backends in the chain and the method name of one. */
 size_t auth_backend_count(const struct auth *a);
 const char *auth_backend_name(const struct auth *a, size_t i);
+/* How often backend i answered r to a login question since the host
+ * started: a password check (PLAIN) or, with scram, a SCRAM credentials
+ * lookup. */
+uint64_t auth_backend_login_answers(const struct auth *a, size_t i, bool scram, enum auth_result r);
 /* Ask backend i alone: op is AUTH_OP_CHECK_PASSWORD-like "check" (password
  * non-NULL) or "exists" (password NULL).  cb as for the other calls. */
 struct auth_req *auth_probe(struct auth *a, size_t i, const char *user, const char *password,

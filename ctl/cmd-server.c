@@ -15,6 +15,7 @@
 #include "server/sm.h"
 #include "server/c2s.h"
 #include "server/router.h"
+#include "server/metrics.h"
 #include "server/component.h"
 #include "modules/caps.h"
 #include "lib/latency.h"
@@ -22,25 +23,17 @@
 #include "lib/ldap-client.h"
 #endif
 
-#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 static void memory_figures(long *rss_kib_r, size_t *heap_kib_r, size_t *free_kib_r)
 {
-	struct mallinfo2 mi = mallinfo2();
-	long rss_kib = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-	if (f != NULL) {
-		long size, rss;
-		if (fscanf(f, "%ld %ld", &size, &rss) == 2)
-			rss_kib = rss * (sysconf(_SC_PAGESIZE) / 1024);
-		fclose(f);
-	}
-	*rss_kib_r = rss_kib;
-	*heap_kib_r = (mi.uordblks + mi.hblkhd) / 1024;
-	*free_kib_r = mi.fordblks / 1024;
+	struct metrics_memory m;
+	metrics_memory(&m); /* the figures /metrics shows */
+	*rss_kib_r = m.rss_kib;
+	*heap_kib_r = m.heap_kib;
+	*free_kib_r = m.heap_free_kib;
 }
 
 /* latency [--reset]: the loop latency monitor's figures (lib/latency.h);

@@ -151,4 +151,10 @@ void cmd_pubsub_delete(struct ctl_call *call);
 void cmd_pubsub_purge(struct ctl_call *call);
 void cmd_mam_purge(struct ctl_call *call);
 
+/* cmd-api.c */
+void cmd_api_token_create(struct ctl_call *call);
+void cmd_api_token_list(struct ctl_call *call);
+void cmd_api_token_revoke(struct ctl_call *call);
+void cmd_api_openapi(struct ctl_call *call);
+
 #endif

@@ -189,96 +189,102 @@ static void cmd_help(struct ctl_call *call);
 static void cmd_list_commands(struct ctl_call *call);
 
 static const struct ctl_command commands[] = {
-	{ "status", "", 0, 0, 0, cmd_status, "show whether parleyd runs, its uptime, hosts and sessions" },
-	{ "latency", "[--reset]", 0, 1, 0, cmd_latency,
+	{ "status", "", 0, 0, CTL_F_READ, cmd_status,
+	  "show whether parleyd runs, its uptime, hosts and sessions" },
+	{ "latency", "[--reset]", 0, 1, CTL_F_HOSTS, cmd_latency,
 	  "the event loop's busy time per iteration: histogram, time per callback class, worst "
 	  "iterations and their cause (--reset: then start again from zero)" },
-	{ "s2s-list", "", 0, 0, 0, cmd_s2s_list,
+	{ "s2s-list", "", 0, 0, CTL_F_READ, cmd_s2s_list,
 	  "the s2s streams, one a line, tab-separated: direction (in/out), remote domain, local "
 	  "domain, TLS version, authentication (or the step an opening stream is at), since, queued "
 	  "stanzas" },
-	{ "s2s-close", "DOMAIN", 1, 1, 0, cmd_s2s_close,
+	{ "s2s-close", "DOMAIN", 1, 1, CTL_F_HOSTS, cmd_s2s_close,
 	  "close the s2s streams with a remote domain (what they queued bounces)" },
 	{ "stop", "", 0, 0, 0, cmd_stop, "stop parleyd gracefully" },
 	{ "restart", "", 0, 0, 0, cmd_restart,
 	  "stop gracefully and start again in the same process (re-reads the configuration)" },
-	{ "reload", "", 0, 0, 0, cmd_reload, "re-read the configuration file (adds and removes hosts)" },
-	{ "register", "USER HOST PASSWORD", 3, 3, CTL_F_OFFLINE, cmd_register, "create an account" },
-	{ "unregister", "USER HOST", 2, 2, CTL_F_OFFLINE, cmd_unregister,
+	{ "reload", "", 0, 0, CTL_F_HOSTS, cmd_reload,
+	  "re-read the configuration file (adds and removes hosts)" },
+	{ "register", "USER HOST PASSWORD", 3, 3, CTL_F_OFFLINE | CTL_F_USERS, cmd_register,
+	  "create an account" },
+	{ "unregister", "USER HOST", 2, 2, CTL_F_OFFLINE | CTL_F_USERS, cmd_unregister,
 	  "remove an account and all its data" },
-	{ "passwd", "USER HOST PASSWORD", 3, 3, CTL_F_OFFLINE, cmd_passwd, "set an account's password" },
-	{ "check-password", "USER HOST", 3, 3, CTL_F_OFFLINE | CTL_F_STDIN, cmd_check_password,
+	{ "passwd", "USER HOST PASSWORD", 3, 3, CTL_F_OFFLINE | CTL_F_USERS, cmd_passwd,
+	  "set an account's password" },
+	{ "check-password", "USER HOST", 3, 3, CTL_F_OFFLINE | CTL_F_STDIN | CTL_F_USERS, cmd_check_password,
 	  "check a password read from stdin: exit 0 right, 1 wrong or no such user" },
-	{ "user-exists", "USER HOST", 2, 2, CTL_F_OFFLINE, cmd_user_exists,
+	{ "user-exists", "USER HOST", 2, 2, CTL_F_OFFLINE | CTL_F_READ, cmd_user_exists,
 	  "exit 0 when the account exists, 1 when not" },
-	{ "registered-users", "HOST", 1, 1, CTL_F_OFFLINE | CTL_F_JSON, cmd_registered_users,
+	{ "registered-users", "HOST", 1, 1, CTL_F_OFFLINE | CTL_F_JSON | CTL_F_READ, cmd_registered_users,
 	  "list the accounts of a host" },
-	{ "fast-list", "USER@HOST", 1, 1, CTL_F_OFFLINE, cmd_fast_list,
+	{ "fast-list", "USER@HOST", 1, 1, CTL_F_OFFLINE | CTL_F_USERS, cmd_fast_list,
 	  "list the FAST tokens (XEP-0484) of an account" },
-	{ "fast-revoke", "USER@HOST [UA-ID]", 1, 2, CTL_F_OFFLINE, cmd_fast_revoke,
+	{ "fast-revoke", "USER@HOST [UA-ID]", 1, 2, CTL_F_OFFLINE | CTL_F_USERS, cmd_fast_revoke,
 	  "revoke an account's FAST tokens (those of one client with UA-ID)" },
-	{ "fast-purge", "HOST", 1, 1, CTL_F_OFFLINE, cmd_fast_purge,
+	{ "fast-purge", "HOST", 1, 1, CTL_F_OFFLINE | CTL_F_USERS, cmd_fast_purge,
 	  "delete the expired FAST tokens of every account of a host" },
-	{ "connected-users", "", 0, 0, CTL_F_JSON, cmd_connected_users,
+	{ "connected-users", "", 0, 0, CTL_F_JSON | CTL_F_READ, cmd_connected_users,
 	  "list the full JIDs of connected sessions" },
-	{ "srg-create", "HOST GROUP [--name N] [--description D] [--display G1,G2]", 2, 8, CTL_F_OFFLINE,
-	  cmd_srg,
+	{ "srg-create", "HOST GROUP [--name N] [--description D] [--display G1,G2]", 2, 8,
+	  CTL_F_OFFLINE | CTL_F_HOSTS, cmd_srg,
 	  "create a shared roster group (displayed: whose members its members see; default itself)" },
-	{ "srg-delete", "HOST GROUP", 2, 2, CTL_F_OFFLINE, cmd_srg, "delete a shared roster group" },
-	{ "srg-list", "HOST", 1, 1, CTL_F_OFFLINE, cmd_srg, "list the shared roster groups of a host" },
-	{ "srg-info", "HOST GROUP", 2, 2, CTL_F_OFFLINE, cmd_srg,
+	{ "srg-delete", "HOST GROUP", 2, 2, CTL_F_OFFLINE | CTL_F_HOSTS, cmd_srg,
+	  "delete a shared roster group" },
+	{ "srg-list", "HOST", 1, 1, CTL_F_OFFLINE | CTL_F_READ, cmd_srg,
+	  "list the shared roster groups of a host" },
+	{ "srg-info", "HOST GROUP", 2, 2, CTL_F_OFFLINE | CTL_F_READ, cmd_srg,
 	  "show a shared roster group and its members" },
-	{ "srg-user-add", "USER@HOST HOST GROUP", 3, 3, CTL_F_OFFLINE, cmd_srg,
+	{ "srg-user-add", "USER@HOST HOST GROUP", 3, 3, CTL_F_OFFLINE | CTL_F_HOSTS, cmd_srg,
 	  "add a member (or @all@, @online@) to a shared roster group" },
-	{ "srg-user-del", "USER@HOST HOST GROUP", 3, 3, CTL_F_OFFLINE, cmd_srg,
+	{ "srg-user-del", "USER@HOST HOST GROUP", 3, 3, CTL_F_OFFLINE | CTL_F_HOSTS, cmd_srg,
 	  "remove a member from a shared roster group" },
-	{ "muc-list", "HOST", 1, 1, CTL_F_JSON, cmd_muc_list,
+	{ "muc-list", "HOST", 1, 1, CTL_F_JSON | CTL_F_READ, cmd_muc_list,
 	  "list the rooms of the MUC services of a host: JID, occupants, persistent or temporary, "
 	  "public or hidden, name" },
-	{ "muc-info", "ROOMJID", 1, 1, CTL_F_JSON, cmd_muc_info,
+	{ "muc-info", "ROOMJID", 1, 1, CTL_F_JSON | CTL_F_READ, cmd_muc_info,
 	  "show a room: its configuration, subject, creation time, affiliations and occupants" },
-	{ "muc-create", "ROOMJID [OWNERJID]", 1, 2, 0, cmd_muc_create,
+	{ "muc-create", "ROOMJID [OWNERJID]", 1, 2, CTL_F_HOSTS, cmd_muc_create,
 	  "create a persistent room with the service's defaults (without an owner only the service's "
 	  "admins manage it); answers once stored" },
-	{ "muc-destroy", "ROOMJID [REASON]", 1, 2, 0, cmd_muc_destroy,
+	{ "muc-destroy", "ROOMJID [REASON]", 1, 2, CTL_F_HOSTS, cmd_muc_destroy,
 	  "destroy a room: its occupants are told (with the reason) and it is removed from the store" },
-	{ "muc-set-affiliation", "ROOMJID JID owner|admin|member|outcast|none [REASON]", 3, 4, 0,
+	{ "muc-set-affiliation", "ROOMJID JID owner|admin|member|outcast|none [REASON]", 3, 4, CTL_F_HOSTS,
 	  cmd_muc_set_affiliation,
 	  "set the affiliation of a bare JID or domain with a room (none removes it); occupants get "
 	  "their new roles; answers once stored" },
-	{ "pubsub-list", "HOST|SERVICE|USER@HOST", 1, 1, CTL_F_JSON, cmd_pubsub_list,
+	{ "pubsub-list", "HOST|SERVICE|USER@HOST", 1, 1, CTL_F_JSON | CTL_F_READ, cmd_pubsub_list,
 	  "list the nodes of a pubsub service (of a host: its first service) or of an account's PEP: "
 	  "name, access model, items, subscriptions, owners" },
-	{ "pubsub-info", "SERVICE|USER@HOST NODE", 2, 2, CTL_F_JSON, cmd_pubsub_info,
+	{ "pubsub-info", "SERVICE|USER@HOST NODE", 2, 2, CTL_F_JSON | CTL_F_READ, cmd_pubsub_info,
 	  "show a node: its configuration, affiliations, subscriptions (JID, subid, state) and items "
 	  "(id, publisher, time, payload size)" },
-	{ "pubsub-delete", "SERVICE|USER@HOST NODE", 2, 2, 0, cmd_pubsub_delete,
+	{ "pubsub-delete", "SERVICE|USER@HOST NODE", 2, 2, CTL_F_HOSTS, cmd_pubsub_delete,
 	  "delete a node: its subscribers are notified as for its owner's delete; answers once stored" },
-	{ "pubsub-purge", "SERVICE|USER@HOST NODE", 2, 2, 0, cmd_pubsub_purge,
+	{ "pubsub-purge", "SERVICE|USER@HOST NODE", 2, 2, CTL_F_HOSTS, cmd_pubsub_purge,
 	  "remove every item of a node (subscribers get a purge notification); answers once stored" },
-	{ "mam-purge", "USER@HOST|ROOMJID", 1, 1, 0, cmd_mam_purge,
+	{ "mam-purge", "USER@HOST|ROOMJID", 1, 1, CTL_F_USERS, cmd_mam_purge,
 	  "remove every archived message (XEP-0313) of an account or a room; answers once stored" },
-	{ "auth-test", "USER@HOST", 2, 2, CTL_F_STDIN, cmd_auth_test,
+	{ "auth-test", "USER@HOST", 2, 2, CTL_F_STDIN | CTL_F_USERS, cmd_auth_test,
 	  "check a password read from stdin through the host's auth chain, backend by backend" },
-	{ "ldap-test", "USER@HOST", 1, 1, CTL_F_JSON, cmd_ldap_test,
+	{ "ldap-test", "USER@HOST", 1, 1, CTL_F_JSON | CTL_F_READ, cmd_ldap_test,
 	  "show the directory searches of a user (login, vCard) and what they find, and the "
 	  "user's shared roster groups; no password" },
-	{ "connected-users-info", "", 0, 0, CTL_F_JSON, cmd_connected_users_info,
+	{ "connected-users-info", "", 0, 0, CTL_F_JSON | CTL_F_READ, cmd_connected_users_info,
 	  "list sessions: JID, IP, port, TLS, priority, connected since, resource" },
-	{ "components", "", 0, 0, CTL_F_JSON, cmd_components,
+	{ "components", "", 0, 0, CTL_F_JSON | CTL_F_READ, cmd_components,
 	  "list the external components (XEP-0114): domain, peer address and port, connected since, "
 	  "stanzas in and out; those configured but not connected too" },
-	{ "kick-session", "JID [REASON]", 1, 2, 0, cmd_kick_session,
+	{ "kick-session", "JID [REASON]", 1, 2, CTL_F_USERS, cmd_kick_session,
 	  "close a session (full JID) or every session of a user (bare JID) with a stream error" },
-	{ "send-message", "FROM TO BODY", 3, 3, 0, cmd_send_message, "send a normal message" },
-	{ "send-stanza", "FROM TO XML", 3, 3, 0, cmd_send_stanza,
+	{ "send-message", "FROM TO BODY", 3, 3, CTL_F_HOSTS, cmd_send_message, "send a normal message" },
+	{ "send-stanza", "FROM TO XML", 3, 3, CTL_F_HOSTS, cmd_send_stanza,
 	  "send a message, presence or iq given as XML (from and to are set from FROM and TO)" },
-	{ "announce", "HOST --online|--all TEXT", 3, 3, 0, cmd_announce,
+	{ "announce", "HOST --online|--all TEXT", 3, 3, CTL_F_HOSTS, cmd_announce,
 	  "send a headline message from HOST to its online users, or to all its users (stored "
 	  "for those offline; answers once stored)" },
-	{ "motd", "HOST [TEXT|--delete]", 1, 2, 0, cmd_motd,
+	{ "motd", "HOST [TEXT|--delete]", 1, 2, CTL_F_HOSTS, cmd_motd,
 	  "show, set or delete the message of the day (sent to users when they log in)" },
-	{ "stats", "", 0, 0, CTL_F_JSON, cmd_stats,
+	{ "stats", "", 0, 0, CTL_F_JSON | CTL_F_READ, cmd_stats,
 	  "users online and registered per host, uptime, stanza counters, memory" },
 	{ "backup", "FILE [HOST]", 1, 2, CTL_F_OFFLINE | CTL_F_PATH, cmd_backup,
 	  "copy the SQLite store to FILE (online, consistent)" },
@@ -300,6 +306,17 @@ static const struct ctl_command commands[] = {
 	  CTL_F_OFFLINE | CTL_F_NOHOSTS, cmd_db,
 	  "database schema of the stores: status (driver, connection, version found and expected, "
 	  "live state), migrate (apply the missing migrations), print-schema (the dialect's schema file)" },
+	{ "api-token-create", "NAME read-only|users|hosts|all", 2, 2, CTL_F_OFFLINE | CTL_F_NOHOSTS,
+	  cmd_api_token_create,
+	  "create a bearer token of the HTTP admin API with a scope; prints it (only this once: the "
+	  "server keeps its SHA-256 hash)" },
+	{ "api-token-list", "", 0, 0, CTL_F_OFFLINE | CTL_F_NOHOSTS | CTL_F_JSON | CTL_F_READ,
+	  cmd_api_token_list, "list the HTTP admin API's tokens: name, scope, creation time" },
+	{ "api-token-revoke", "NAME", 1, 1, CTL_F_OFFLINE | CTL_F_NOHOSTS, cmd_api_token_revoke,
+	  "revoke an HTTP admin API token (at once when parleyd runs the command)" },
+	{ "api-openapi", "", 0, 0, CTL_F_LOCAL | CTL_F_OFFLINE | CTL_F_NOHOSTS, cmd_api_openapi,
+	  "print the OpenAPI 3 description of the HTTP admin API, made from this command table "
+	  "(doc/openapi.json)" },
 	{ "list-commands", "", 0, 0, CTL_F_LOCAL | CTL_F_OFFLINE | CTL_F_JSON | CTL_F_NOHOSTS,
 	  cmd_list_commands, "list the commands" },
 	{ "help", "[COMMAND]", 0, 1, CTL_F_LOCAL | CTL_F_OFFLINE | CTL_F_NOHOSTS, cmd_help,
@@ -321,6 +338,63 @@ bool ctl_command_flags(const char *name, unsigned *flags_r)
 		return false;
 	*flags_r = c->flags;
 	return true;
+}
+
+bool ctl_command_get(size_t i, struct ctl_command_info *info_r)
+{
+	if (i >= ARRAY_SIZE(commands))
+		return false;
+	const struct ctl_command *c = &commands[i];
+	*info_r = (struct ctl_command_info){ .name = c->name,
+		                             .args = c->args,
+		                             .help = c->help,
+		                             .min_args = c->min_args,
+		                             .max_args = c->max_args,
+		                             .flags = c->flags };
+	return true;
+}
+
+bool ctl_command_find(const char *name, struct ctl_command_info *info_r)
+{
+	const struct ctl_command *c = command_find(name);
+	return c != NULL && ctl_command_get((size_t)(c - commands), info_r);
+}
+
+bool ctl_command_in_api(unsigned flags)
+{
+	return (flags & (CTL_F_LOCAL | CTL_F_STOPPED)) == 0;
+}
+
+static const char *const scope_names[] = { "read-only", "users", "hosts", "all" };
+
+const char *ctl_scope_name(enum ctl_scope sc)
+{
+	return (unsigned)sc < ARRAY_SIZE(scope_names) ? scope_names[sc] : "?";
+}
+
+int ctl_scope_parse(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(scope_names); i++)
+		if (strcmp(scope_names[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+enum ctl_scope ctl_flags_scope(unsigned flags)
+{
+	if (flags & CTL_F_READ)
+		return CTL_SCOPE_READ;
+	if (flags & CTL_F_USERS)
+		return CTL_SCOPE_USERS;
+	if (flags & CTL_F_HOSTS)
+		return CTL_SCOPE_HOSTS;
+	return CTL_SCOPE_ALL;
+}
+
+bool ctl_scope_allows(enum ctl_scope sc, unsigned flags)
+{
+	enum ctl_scope need = ctl_flags_scope(flags);
+	return sc == CTL_SCOPE_ALL || need == CTL_SCOPE_READ || need == sc;
 }
 
 bool ctl_command_offline(const char *name)
@@ -383,9 +457,14 @@ static void cmd_list_commands(struct ctl_call *call)
 		ctl_json_str(&call->body, c->args);
 		buf_append_str(&call->body, ", \"help\": ");
 		ctl_json_str(&call->body, c->help);
-		buf_printf(&call->body, ", \"offline\": %s, \"json\": %s}",
+		buf_printf(&call->body, ", \"offline\": %s, \"json\": %s, \"api_scope\": ",
 		           (c->flags & (CTL_F_OFFLINE | CTL_F_STOPPED)) ? "true" : "false",
 		           (c->flags & CTL_F_JSON) ? "true" : "false");
+		if (ctl_command_in_api(c->flags))
+			ctl_json_str(&call->body, ctl_scope_name(ctl_flags_scope(c->flags)));
+		else
+			buf_append_str(&call->body, "null");
+		buf_append_str(&call->body, "}");
 	}
 	if (call->json)
 		buf_append_str(&call->body, "]\n");

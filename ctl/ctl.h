@@ -32,6 +32,35 @@ void ctl_call_cancel(struct ctl_call *call);
 #define CTL_F_STOPPED 0x10 /* runs only while parleyd is stopped (inside parleyctl) */
 #define CTL_F_NOHOSTS 0x20 /* offline, it needs no started hosts */
 #define CTL_F_LOCAL 0x40   /* always run inside parleyctl, without reading its -c file */
+/* The scope an HTTP API token needs to run a command (ctl/http-api.c): a
+ * command with none of these marks needs the "all" scope. */
+#define CTL_F_READ 0x80   /* reads only: any token (read-only, users, hosts, all) */
+#define CTL_F_USERS 0x100 /* accounts and sessions: tokens of scope users or all */
+#define CTL_F_HOSTS 0x200 /* a host's services and settings: tokens of scope hosts or all */
+
+/* The API scopes, from least to most. */
+enum ctl_scope { CTL_SCOPE_READ, CTL_SCOPE_USERS, CTL_SCOPE_HOSTS, CTL_SCOPE_ALL };
+/* "read-only", "users", "hosts", "all"; ctl_scope_parse: -1 when unknown. */
+const char *ctl_scope_name(enum ctl_scope s);
+int ctl_scope_parse(const char *name);
+/* The scope a command with these flags needs. */
+enum ctl_scope ctl_flags_scope(unsigned flags);
+/* Whether a token of scope s may run a command with these flags. */
+bool ctl_scope_allows(enum ctl_scope s, unsigned flags);
+
+/* A command of the table, for the HTTP API and its OpenAPI document. */
+struct ctl_command_info {
+	const char *name, *args, *help;
+	int min_args, max_args;
+	unsigned flags;
+};
+/* The i-th command of the table (in table order); false past the end. */
+bool ctl_command_get(size_t i, struct ctl_command_info *info_r);
+/* The command named name; false when there is none. */
+bool ctl_command_find(const char *name, struct ctl_command_info *info_r);
+/* Whether the HTTP API serves the command: it runs inside parleyd (not
+ * CTL_F_LOCAL, not CTL_F_STOPPED). */
+bool ctl_command_in_api(unsigned flags);
 
 /* Whether a command works without a running parleyd. */
 bool ctl_command_offline(const char *name);

@@ -23,7 +23,10 @@
  *   them can be cancelled or expire while it works) and hands them to the
  *   done list together, in order;
  * - the group keeps the loop alive only while it has jobs whose done has not
- *   run (ev_ref/ev_unref around the async watcher).
+ *   run (ev_ref/ev_unref around the async watcher);
+ * - a job's time, from its submission to its done call, goes into its
+ *   group's histogram on the loop thread (for /metrics); the live groups
+ *   are on one list, kept by the loop thread.
  */
 #include "worker.h"
 #include "latency.h"
@@ -45,7 +48,8 @@ struct worker_job {
 	const void *batch_key;
 	worker_done_fn *done;
 	void *arg;
-	double deadline; /* monotonic seconds; 0: none */
+	double deadline;  /* monotonic seconds; 0: none */
+	double submitted; /* monotonic seconds */
 	unsigned thread;
 	enum job_state state;      /* under the group mutex */
 	enum worker_status status; /* DONE or EXPIRED, set before FINISHED */
@@ -82,10 +86,14 @@ struct worker_group {
 
 	ev_async async;
 	ev_timer expire;
-	double expire_at;     /* deadline the timer is set for (loop) */
-	unsigned outstanding; /* submitted, done not yet run (loop) */
-	bool freeing;         /* loop */
+	double expire_at;                /* deadline the timer is set for (loop) */
+	unsigned outstanding;            /* submitted, done not yet run (loop) */
+	bool freeing;                    /* loop */
+	struct worker_group_stats stats; /* loop */
+	struct worker_group *next_group; /* the list of live groups (loop) */
 };
+
+static struct worker_group *groups;
 
 static double mono_now(void)
 {
@@ -213,6 +221,25 @@ static void expire_timer_arm(struct worker_group *g, double deadline)
 	g->expire_at = deadline;
 }
 
+double worker_stats_bound(unsigned i)
+{
+	return 0.0005 * (double)(1u << i);
+}
+
+/* Count a finished job in its group's figures.  Loop thread. */
+static void stats_add(struct worker_group *g, const struct worker_job *j, enum worker_status st)
+{
+	if (st == WORKER_EXPIRED)
+		g->stats.expired++;
+	double t = mono_now() - j->submitted;
+	unsigned i = 0;
+	while (i < WORKER_STATS_BUCKETS && t > worker_stats_bound(i))
+		i++;
+	g->stats.counts[i]++;
+	g->stats.sum += t;
+	g->stats.jobs++;
+}
+
 /* Run the done functions of every finished job.  Loop thread. */
 static void deliver(struct worker_group *g)
 {
@@ -231,6 +258,7 @@ static void deliver(struct worker_group *g)
 				ev_unref(g->loop);
 				expire_timer_stop(g);
 			}
+			stats_add(g, j, st);
 			j->done(j->arg, st);
 			free(j);
 		}
@@ -304,6 +332,10 @@ struct worker_group *worker_group_new(struct ev_loop *loop, const char *name, un
 	ev_unref(loop); /* only outstanding jobs keep the loop alive */
 	ev_timer_init(&g->expire, expire_cb, 0, 0);
 	g->expire.data = g;
+	struct worker_group **tail = &groups; /* oldest first: stable labels in /metrics */
+	while (*tail != NULL)
+		tail = &(*tail)->next_group;
+	*tail = g;
 
 	g->threads = xcalloc(g->nthreads, sizeof(*g->threads));
 	/* Threads block every signal: signals belong to the loop thread. */
@@ -335,6 +367,12 @@ void worker_group_free(struct worker_group **gp)
 		return;
 	*gp = NULL;
 	g->freeing = true;
+	for (struct worker_group **pp = &groups; *pp != NULL; pp = &(*pp)->next_group) {
+		if (*pp == g) {
+			*pp = g->next_group;
+			break;
+		}
+	}
 
 	pthread_mutex_lock(&g->mutex);
 	g->stopping = true;
@@ -377,7 +415,8 @@ struct worker_job *worker_submit_batch(struct worker_group *g, uint32_t shard, w
 	j->done = done;
 	j->arg = arg;
 	j->thread = shard % g->nthreads;
-	j->deadline = timeout > 0 ? mono_now() + timeout : 0;
+	j->submitted = mono_now();
+	j->deadline = timeout > 0 ? j->submitted + timeout : 0;
 	j->state = JOB_QUEUED;
 
 	pthread_mutex_lock(&g->mutex);
@@ -429,7 +468,23 @@ unsigned worker_group_pending(const struct worker_group *g)
 	return g->outstanding;
 }
 
+unsigned worker_group_threads(const struct worker_group *g)
+{
+	return g->nthreads;
+}
+
 const char *worker_group_name(const struct worker_group *g)
 {
 	return g->name;
+}
+
+const struct worker_group_stats *worker_group_stats(const struct worker_group *g)
+{
+	return &g->stats;
+}
+
+void worker_groups_foreach(void (*fn)(const struct worker_group *g, void *ctx), void *ctx)
+{
+	for (const struct worker_group *g = groups; g != NULL; g = g->next_group)
+		fn(g, ctx);
 }

@@ -58,5 +58,22 @@ void worker_cancel(struct worker_job *j);
 /* Jobs waiting and running, for status output. */
 unsigned worker_group_pending(const struct worker_group *g);
 const char *worker_group_name(const struct worker_group *g);
+/* Its threads (the pool size). */
+unsigned worker_group_threads(const struct worker_group *g);
+
+/* Each group's job times (submission to done, queueing included), for
+ * /metrics: counts[i] jobs took at most worker_stats_bound(i) seconds
+ * (0.5 ms doubling), counts[WORKER_STATS_BUCKETS] longer.  Loop thread. */
+#define WORKER_STATS_BUCKETS 14
+struct worker_group_stats {
+	uint64_t counts[WORKER_STATS_BUCKETS + 1];
+	double sum;       /* seconds */
+	uint64_t jobs;    /* done calls */
+	uint64_t expired; /* of them, jobs whose deadline passed in the queue */
+};
+const struct worker_group_stats *worker_group_stats(const struct worker_group *g);
+double worker_stats_bound(unsigned i);
+/* Call fn for every live group (loop thread). */
+void worker_groups_foreach(void (*fn)(const struct worker_group *g, void *ctx), void *ctx);
 
 #endif

@@ -24,6 +24,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "metrics.h"
 #include "lib/log.h"
 
 static char ascii_lower(char c)
@@ -46,8 +47,8 @@ struct top_settings {
 	char *log_file, *pidfile, *user, *group;
 	double latency_threshold;
 	bool latency_usage;
-	const struct cfg_node *control, *limits, *stream_management, *fast, *http, *tls, *storage, *auth,
-	        *listen, *modules, *hosts, *components, *s2s;
+	const struct cfg_node *control, *limits, *stream_management, *fast, *http, *metrics, *http_api, *tls,
+	        *storage, *auth, *listen, *modules, *hosts, *components, *s2s;
 };
 
 static const struct opt_def top_defs[] = {
@@ -77,6 +78,10 @@ static const struct opt_def top_defs[] = {
 	  "FAST tokens (XEP-0484) of SASL2 logins" },
 	{ "http", OPT_NODE, OFF(top_settings, http), NULL, NULL, 0, 0,
 	  "HTTP listeners: limits, WebSocket, BOSH, host metadata" },
+	{ "metrics", OPT_NODE, OFF(top_settings, metrics), NULL, NULL, 0, 0,
+	  "Prometheus metrics at /metrics of the http listeners" },
+	{ "http_api", OPT_NODE, OFF(top_settings, http_api), NULL, NULL, 0, 0,
+	  "the HTTP admin API at /api/ of the http listeners" },
 	{ "tls", OPT_NODE, OFF(top_settings, tls), NULL, NULL, 0, 0, "TLS defaults for every host" },
 	{ "storage", OPT_NODE, OFF(top_settings, storage), NULL, NULL, 0, 0,
 	  "storage defaults for every host" },
@@ -103,6 +108,41 @@ static const struct opt_def control_defs[] = {
 	  "group owner of the socket; unset: the daemon's group" },
 	OPT_END
 };
+
+static const struct opt_def metrics_defs[] = {
+	{ "enabled", OPT_BOOL, OFF(metrics_config, enabled), "false", NULL, 0, 0,
+	  "serve /metrics (Prometheus text format) on every http listener" },
+	{ "allow", OPT_STRLIST, OFF(metrics_config, allow), "127.0.0.0/8, ::1/128", NULL, 0, 0,
+	  "addresses or CIDR blocks that may read /metrics (others get 403)" },
+	OPT_END
+};
+
+static const struct opt_def http_api_defs[] = {
+	{ "enabled", OPT_BOOL, OFF(http_api_config, enabled), "false", NULL, 0, 0,
+	  "serve the admin API (parleyctl's commands, JSON) at /api/ on every http listener" },
+	{ "allow", OPT_STRLIST, OFF(http_api_config, allow), "127.0.0.0/8, ::1/128", NULL, 0, 0,
+	  "addresses or CIDR blocks that may call the API (others get 403)" },
+	{ "tokens_file", OPT_STRING, OFF(http_api_config, tokens_file), "api-tokens", NULL, 0, 0,
+	  "the API's bearer tokens, SHA-256 hashed (parleyctl api-token-create writes it); "
+	  "relative to the configuration file's folder" },
+	OPT_END
+};
+
+/* Every entry of an allow list is an address or a CIDR block. */
+static int check_allow(const struct strlist *allow, const struct cfg_node *map, const struct cfg_node *root,
+                       const char *section, char **error_r)
+{
+	for (size_t i = 0; i < allow->count; i++) {
+		if (!metrics_cidr_check(allow->items[i])) {
+			*error_r = cfg_error_for_key(map, root, section, "allow",
+			                             "'%s' is not an address or a CIDR block (192.0.2.0/24, "
+			                             "2001:db8::/32)",
+			                             allow->items[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
 
 /* What a host may say; storage, auth and tls go over the global values. */
 struct host_settings {
@@ -504,6 +544,14 @@ int config_load(const char *path, struct parley_config **cfg_r, char **error_r)
 		goto out;
 	if (http_config_load(&cfg->http, top.http, cfg->root, error_r) < 0)
 		goto out;
+	if (opt_apply(metrics_defs, top.metrics, "metrics", &cfg->metrics, error_r) < 0 ||
+	    check_allow(&cfg->metrics.allow, top.metrics, cfg->root, "metrics", error_r) < 0)
+		goto out;
+	if (opt_apply(http_api_defs, top.http_api, "http_api", &cfg->http_api, error_r) < 0 ||
+	    check_allow(&cfg->http_api.allow, top.http_api, cfg->root, "http_api", error_r) < 0 ||
+	    cfg_resolve_path(&cfg->http_api.tokens_file, dir, top.http_api, cfg->root, "http_api",
+	                     "tokens_file", error_r) < 0)
+		goto out;
 	if (listen_config_load(&cfg->listen, &cfg->nlisten, top.listen, cfg->root, error_r) < 0)
 		goto out;
 	if (load_globals(&g, &top, cfg->root, dir, error_r) < 0)
@@ -549,6 +597,8 @@ void config_free(struct parley_config **cfgp)
 	fast_config_free(&cfg->fast);
 	s2s_config_free(&cfg->s2s);
 	http_config_free(&cfg->http);
+	opt_free(metrics_defs, &cfg->metrics);
+	opt_free(http_api_defs, &cfg->http_api);
 	for (size_t i = 0; i < cfg->nhosts; i++) {
 		struct host_config *h = &cfg->hosts[i];
 		free(h->name);
@@ -656,6 +706,10 @@ void config_dump_ex(const struct parley_config *cfg, const char *host, struct bu
 	s2s_config_dump(&cfg->s2s, out, 2);
 	buf_append_str(out, "http:\n");
 	http_config_dump(&cfg->http, out, 2);
+	buf_append_str(out, "metrics:\n");
+	opt_dump(metrics_defs, &cfg->metrics, out, 2);
+	buf_append_str(out, "http_api:\n");
+	opt_dump(http_api_defs, &cfg->http_api, out, 2);
 	buf_append_str(out, "listen:\n");
 	for (size_t i = 0; i < cfg->nlisten; i++)
 		listen_config_dump(&cfg->listen[i], out, 2);

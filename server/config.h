@@ -22,6 +22,19 @@
 
 /* ---- the server's configuration -------------------------------------- */
 
+/* metrics: /metrics on the http listeners (server/metrics.c). */
+struct metrics_config {
+	bool enabled;
+	struct strlist allow; /* addresses or CIDR blocks that may scrape */
+};
+
+/* http_api: the admin API at /api/ on the http listeners (ctl/http-api.c). */
+struct http_api_config {
+	bool enabled;
+	struct strlist allow; /* addresses or CIDR blocks that may call it */
+	char *tokens_file;    /* the bearer tokens, hashed ("api-tokens" beside the file) */
+};
+
 struct host_config {
 	char *name;                    /* prepared domain */
 	struct storage_config storage; /* global storage, overridden per host */
@@ -50,6 +63,8 @@ struct parley_config {
 	struct fast_config fast;
 	struct s2s_config s2s;
 	struct http_config http;
+	struct metrics_config metrics;
+	struct http_api_config http_api;
 	struct listen_config *listen;
 	size_t nlisten;
 	struct host_config *hosts;

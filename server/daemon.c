@@ -17,6 +17,7 @@
 #include "component.h"
 #include "fast.h"
 #include "s2s.h"
+#include "metrics.h"
 #include "lib/latency.h"
 #include "lib/log.h"
 
@@ -217,6 +218,11 @@ int server_main(int argc, char **argv, const struct server_control *control)
 	}
 	latency_attach(server.loop, cfg->latency_threshold);
 	latency_set_usage(cfg->latency_usage);
+	if (metrics_start(cfg, &err) < 0) {
+		log_error("%s", err);
+		free(err);
+		goto out;
+	}
 	streams_init(server.loop);
 	if (hosts_start(server.loop, cfg, true, &err) < 0) {
 		log_error("%s", err);
@@ -242,6 +248,7 @@ int server_main(int argc, char **argv, const struct server_control *control)
 	ev_signal_stop(server.loop, &sigint);
 	ev_signal_stop(server.loop, &sighup);
 	s2s_stop();
+	metrics_stop();
 	streams_shutdown();
 	hosts_stop();
 	components_stop();

@@ -102,6 +102,16 @@ static bool str_changed(const char *a, const char *b)
 	return !str_eq(a, b);
 }
 
+static bool strlist_equal(const struct strlist *a, const struct strlist *b)
+{
+	if (a->count != b->count)
+		return false;
+	for (size_t i = 0; i < a->count; i++)
+		if (strcmp(a->items[i], b->items[i]) != 0)
+			return false;
+	return true;
+}
+
 const struct parley_config *server_config(void)
 {
 	return server.nreloaded > 0 ? server.reloaded[server.nreloaded - 1] : server.cfg;
@@ -236,6 +246,13 @@ int server_reload(struct buf *report)
 		buf_append_str(report, "http: applied (a new bosh_path needs a restart)\n");
 	buf_free(&oh);
 	buf_free(&nh);
+	if (ocfg->metrics.enabled != ncfg->metrics.enabled ||
+	    !strlist_equal(&ocfg->metrics.allow, &ncfg->metrics.allow))
+		buf_append_str(report, "metrics: changed; restart parleyd to apply\n");
+	if (ocfg->http_api.enabled != ncfg->http_api.enabled ||
+	    !strlist_equal(&ocfg->http_api.allow, &ncfg->http_api.allow) ||
+	    str_changed(ocfg->http_api.tokens_file, ncfg->http_api.tokens_file))
+		buf_append_str(report, "http_api: changed; restart parleyd to apply\n");
 	if (str_changed(ocfg->fast.key_file, ncfg->fast.key_file))
 		buf_append_str(report, "fast: key_file changed; restart parleyd to apply\n");
 	else if (ocfg->fast.enabled != ncfg->fast.enabled || ocfg->fast.token_ttl != ncfg->fast.token_ttl)
