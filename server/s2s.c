@@ -548,6 +548,14 @@ static void out_resolved(void *ctx, const struct resolve_addr *addrs, size_t n, 
 	o->addrs = xcalloc(n, sizeof(*o->addrs));
 	memcpy(o->addrs, addrs, n * sizeof(*addrs));
 	o->naddrs = n;
+	struct buf list = { 0 };
+	for (size_t i = 0; i < n; i++) {
+		char where[96];
+		resolve_addr_str(&addrs[i], where, sizeof(where));
+		buf_printf(&list, "%s%s", i > 0 ? ", " : "", where);
+	}
+	log_debug("s2s %s -> %s: resolved to %s", o->local, o->remote, list.data);
+	buf_free(&list);
 	out_connect_next(o);
 }
 
@@ -1525,6 +1533,12 @@ void s2s_reload(struct buf *report)
 		return;
 	const struct s2s_config *c = cfg();
 	unsigned closed = 0;
+	char *err = NULL;
+	if (resolve_set_servers(&c->dns_servers, &err) < 0) {
+		log_warning("s2s: %s; the DNS servers stay as they were", err);
+		buf_printf(report, "s2s: %s; the DNS servers stay as they were\n", err);
+		free(err);
+	}
 	for (struct s2s_out *o = outs, *next; o != NULL; o = next) {
 		next = o->next;
 		if (s2s_config_allowed(c, o->remote))
@@ -1561,7 +1575,7 @@ int s2s_start(struct ev_loop *loop, char **error_r)
 		return -1;
 	if (tls_s2s_init(pc->s2s.ca_file, error_r) < 0)
 		return -1;
-	if (resolve_init(loop, error_r) < 0)
+	if (resolve_init(loop, error_r) < 0 || resolve_set_servers(&pc->s2s.dns_servers, error_r) < 0)
 		return -1;
 	listener_register(LISTEN_S2S, s2s_accept);
 	router_set_remote(s2s_route, NULL);

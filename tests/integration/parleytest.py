@@ -1174,3 +1174,68 @@ class RawServer(RawClient):
         k = hashlib.sha256(secret).digest()
         return hmac.new(k, ('%s %s %s' % (receiving, self.origin, stream_id)).encode(),
                         hashlib.sha256).hexdigest()
+
+
+class TestDNS:
+    """A tiny authoritative DNS server on a free loopback UDP and TCP port
+    (python3-dnslib), for resolution tests: records is {(name, type):
+    [rdata, ...]} with type 'SRV' (rdata (priority, weight, port,
+    target)), 'A' or 'AAAA' (rdata an address string).  Names not in it
+    answer NXDOMAIN; names with other types only, an empty answer.
+    queries lists (name, type) as asked.  Use as a context manager or
+    call stop()."""
+
+    def __init__(self, records):
+        from dnslib import QTYPE, RCODE, RR, SRV, A, AAAA
+        from dnslib.server import BaseResolver, DNSLogger, DNSServer
+        self.records = {(n.rstrip('.').lower(), t): v for (n, t), v in records.items()}
+        self.queries = []
+        outer = self
+
+        class Resolver(BaseResolver):
+            def resolve(self, request, handler):
+                reply = request.reply()
+                name = str(request.q.qname).rstrip('.').lower()
+                qtype = QTYPE[request.q.qtype]
+                outer.queries.append((name, qtype))
+                if not any(n == name for n, _ in outer.records):
+                    reply.header.rcode = RCODE.NXDOMAIN
+                    return reply
+                for rd in outer.records.get((name, qtype), []):
+                    if qtype == 'SRV':
+                        data = SRV(priority=rd[0], weight=rd[1], port=rd[2], target=rd[3])
+                    elif qtype == 'A':
+                        data = A(rd)
+                    elif qtype == 'AAAA':
+                        data = AAAA(rd)
+                    else:
+                        continue
+                    reply.add_answer(RR(request.q.qname, request.q.qtype, rdata=data, ttl=5))
+                return reply
+
+        quiet = DNSLogger('-recv,-send,-request,-reply,-truncated,-error,-data', prefix=False)
+        last = None
+        for _ in range(20):
+            port = free_port()
+            try:
+                self.udp = DNSServer(Resolver(), port=port, address='127.0.0.1', logger=quiet)
+                self.tcp = DNSServer(Resolver(), port=port, address='127.0.0.1', logger=quiet, tcp=True)
+                break
+            except OSError as e:
+                last = e
+        else:
+            raise last
+        self.port = port
+        self.udp.start_thread()
+        self.tcp.start_thread()
+
+    def stop(self):
+        for s in (self.udp, self.tcp):
+            s.stop()
+            s.server.server_close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
