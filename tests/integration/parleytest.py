@@ -1033,8 +1033,10 @@ NS_SERVER = 'jabber:server'
 NS_DIALBACK = 'jabber:server:dialback'
 
 
-def make_test_ca(directory, domains):
-    """A CA and, for each domain, a certificate it signs (SAN dNSName):
+def make_test_ca(directory, domains, sans=None):
+    """A CA and, for each domain, a certificate it signs (SAN dNSName, or
+    sans[domain]: a subjectAltName in openssl's syntax, e.g.
+    'otherName:1.3.6.1.5.5.7.8.7;IA5STRING:_xmpp-server.example.org'):
     returns {'ca': ca.pem, domain: (cert, key), ...} as paths."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
@@ -1048,7 +1050,8 @@ def make_test_ca(directory, domains):
     for dom in domains:
         key, csr, cert = d / ('%s-key.pem' % dom), d / ('%s.csr' % dom), d / ('%s.pem' % dom)
         ext = d / ('%s.ext' % dom)
-        ext.write_text('subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\n' % dom)
+        san = (sans or {}).get(dom, 'DNS:%s' % dom)
+        ext.write_text('subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' % san)
         run('openssl', 'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
             '-nodes', '-subj', '/CN=' + dom, '-keyout', str(key), '-out', str(csr))
         run('openssl', 'x509', '-req', '-in', str(csr), '-CA', str(out['ca']), '-CAkey',
