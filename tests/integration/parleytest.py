@@ -1262,14 +1262,15 @@ class Ejabberd:
     test_s2s_ejabberd.py); ip: the address its listeners bind; users:
     {user: password}, registered at start.  start(), then always stop()."""
 
-    def __init__(self, domain, peer_port, users, ip='127.0.0.1', loglevel='info'):
+    def __init__(self, domain, peer_port, users, ip='127.0.0.1', loglevel='info', s2s_port=None,
+                 erl_options=''):
         # The ejabberd user must reach the directory: not under pytest's
         # private (0700) temporary root.
         self.domain = domain
         self.ip = ip
         self.dir = Path(tempfile.mkdtemp(prefix='parley-ejabberd-'))
         self.port = free_port()
-        self.s2s_port = free_port()
+        self.s2s_port = s2s_port or free_port()
         self.dist_port = free_port()
         self.node = 'parleytest%s@localhost' % uuid.uuid4().hex[:8]
         self.cookie = uuid.uuid4().hex
@@ -1288,8 +1289,8 @@ class Ejabberd:
         (etc / 'ejabberd.pem').write_bytes((etc / 'cert.pem').read_bytes() + (etc / 'key.pem').read_bytes())
         (etc / 'inetrc').write_text('')
         (etc / 'ejabberdctl.cfg').write_text(
-            'ERL_DIST_PORT=%d\nINET_DIST_INTERFACE=127.0.0.1\nERL_OPTIONS="-setcookie %s"\n'
-            % (self.dist_port, self.cookie))
+            'ERL_DIST_PORT=%d\nINET_DIST_INTERFACE=127.0.0.1\nERL_OPTIONS="-setcookie %s %s"\n'
+            % (self.dist_port, self.cookie, erl_options))
         (etc / 'ejabberd.yml').write_text(f'''# written by tests/integration/parleytest.py (Ejabberd)
 loglevel: {loglevel}
 log_rotate_count: 0
