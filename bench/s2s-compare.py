@@ -13,6 +13,9 @@ which counts them.  Reported: messages/s and server CPU seconds per 100k
 messages (utime+stime from /proc; both servers summed for s2s, every
 process of ejabberd's group).  The pairs idle while the other measures.
 
+Then, per round, the latency across each pair at 1000 messages/s for
+10 s (the send time travels in the body): p50, p99 and max.
+
 Then the memory of idle s2s links for Parley: b.test also serves
 IDLE hosts hN.b.test (certificate *.b.test from a test CA, so SASL
 EXTERNAL and XEP-0288 bidi: one TCP+TLS stream per pair), a.test sends
@@ -81,6 +84,44 @@ def push(sender, receiver, to, n):
         sender.send(chunk)
     done.wait(300)
     return count[0], time.monotonic() - t0
+
+
+def latency(sender, receiver, to, rate=1000, secs=10):
+    """Send rate messages/s for secs seconds (batches every 10 ms), each
+    carrying its send time; the receiver notes arrival: (p50, p99, max)
+    in ms, and how many arrived."""
+    n = rate * secs
+    lat = []
+    done = threading.Event()
+
+    def reader():
+        while len(lat) < n:
+            el = receiver.next(timeout=30)
+            if el is None:
+                break
+            if el.tag == q(NS_CLIENT, 'message') and el.get('type') == 'chat':
+                b = el.find(q(NS_CLIENT, 'body'))
+                if b is not None and b.text and b.text.startswith('t'):
+                    lat.append(time.monotonic() - float(b.text[1:]))
+        done.set()
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    per = rate // 100
+    t0 = time.monotonic()
+    for k in range(n // per):
+        due = t0 + k * 0.01
+        wait = due - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        now = time.monotonic()
+        sender.send(''.join("<message to='%s' type='chat'><body>t%.6f</body></message>" % (to, now)
+                            for _ in range(per)))
+    done.wait(60)
+    lat.sort()
+    if not lat:
+        return 0, 0, 0, 0
+    pick = lambda f: lat[min(len(lat) - 1, int(f * len(lat)))] * 1000
+    return pick(0.5), pick(0.99), lat[-1] * 1000, len(lat)
 
 
 def client(port, host, user, password, address='127.0.0.1'):
@@ -181,6 +222,12 @@ def main():
                 print('%-14s %5d %9d %9.0f %12.2f' % (case, r + 1, got, got / dt,
                                                       (c1 - c0) * 100000 / max(got, 1)), flush=True)
                 time.sleep(1)
+        print('%-14s %9s %8s %8s %8s' % ('latency', 'received', 'p50 ms', 'p99 ms', 'max ms'))
+        for r in range(rounds):
+            for case, snd, rcv, to in (('parley s2s', palice, pbob, 'bob@' + B),
+                                       ('ejabberd s2s', ealice, ebob, 'bob@' + EB)):
+                p50, p99, mx, got = latency(snd, rcv, to)
+                print('%-14s %9d %8.2f %8.2f %8.2f' % (case, got, p50, p99, mx), flush=True)
     finally:
         for s in started:
             s.stop()
