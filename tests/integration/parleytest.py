@@ -1258,12 +1258,14 @@ class Ejabberd:
     config, spool and log directory, node name, Erlang cookie and
     distribution port (no epmd), run as the ejabberd user in its own
     process group.  peer_port: where it dials every remote domain
-    (outgoing_s2s_port; give remote domains as IP literals, see
-    test_s2s_ejabberd.py); ip: the address its listeners bind; users:
+    (outgoing_s2s_port; give remote domains as IP literals) or None;
+    dns_port: a DNS server on 127.0.0.1 for its SRV lookups (inetrc; the
+    address lookups go through the system's getaddrinfo, so SRV targets
+    must be IP literals or names the system knows); ip: the address its listeners bind; users:
     {user: password}, registered at start.  start(), then always stop()."""
 
     def __init__(self, domain, peer_port, users, ip='127.0.0.1', loglevel='info', s2s_port=None,
-                 erl_options=''):
+                 erl_options='', dns_port=None):
         # The ejabberd user must reach the directory: not under pytest's
         # private (0700) temporary root.
         self.domain = domain
@@ -1287,7 +1289,9 @@ class Ejabberd:
             check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, timeout=30)
         (etc / 'ejabberd.pem').write_bytes((etc / 'cert.pem').read_bytes() + (etc / 'key.pem').read_bytes())
-        (etc / 'inetrc').write_text('')
+        # resolv_conf first: read later, it would replace the nameserver
+        (etc / 'inetrc').write_text('{resolv_conf, ""}.\n{nameserver, {127,0,0,1}, %d}.\n' % dns_port
+                                    if dns_port else '')
         (etc / 'ejabberdctl.cfg').write_text(
             'ERL_DIST_PORT=%d\nINET_DIST_INTERFACE=127.0.0.1\nERL_OPTIONS="-setcookie %s %s"\n'
             % (self.dist_port, self.cookie, erl_options))
@@ -1311,7 +1315,7 @@ listen:
     ip: "{ip}"
     module: ejabberd_s2s_in
 s2s_use_starttls: required
-outgoing_s2s_port: {peer_port}
+{'outgoing_s2s_port: %d' % peer_port if peer_port else ''}
 outgoing_s2s_families: [ipv4]
 s2s_access: all
 auth_method: internal

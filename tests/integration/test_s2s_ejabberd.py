@@ -5,13 +5,13 @@ spool and log directory, node name, Erlang cookie and distribution port
 (so no epmd), as the ejabberd user, in its own process group that the
 fixture always kills.
 
-Name resolution: as in test_s2s_prosody.py, the Parley domain is the
-IP literal 127.0.0.1, which ejabberd dials on its outgoing_s2s_port
-(set to Parley's s2s port); Parley reaches ejabberd.test through its
-s2s.hosts map.  (ejabberd 23.01 fails a name like parley.test with
-"DNS lookup failed: enoname" even when its Erlang resolver, pointed at
-a test DNS server through inetrc, resolves it: the SRV queries arrive,
-the address lookup never does.)
+Name resolution: Parley reaches ejabberd.test through its s2s.hosts
+map; ejabberd finds parley.test through a test DNS server
+(parleytest.TestDNS, python3-dnslib) named in its inetrc, which serves
+_xmpp-server._tcp.parley.test with Parley's s2s port.  ejabberd 23.01
+resolves SRV targets with the system's getaddrinfo (net:getaddrinfo),
+not its Erlang resolver, so the record's target is the IP literal
+127.0.0.1 rather than a name only the test DNS knows.
 """
 import os
 import sys
@@ -21,38 +21,51 @@ import pytest
 from parleytest import (Ejabberd, FedParleyd, ejabberdctl, free_port, iq, login, logout, next_message,
                         stanza_error, tostr, unique)
 
-PARLEY = '127.0.0.1'
+PARLEY = 'parley.test'
 EJABBERD = 'ejabberd.test'
 
-pytestmark = pytest.mark.skipif(ejabberdctl() is None,
-                                reason='ejabberd is not installed (apt-get install ejabberd)')
+try:
+    import dnslib  # noqa: F401  (python3-dnslib, for parleytest.TestDNS)
+    HAVE_DNSLIB = True
+except ImportError:
+    HAVE_DNSLIB = False
+
+pytestmark = [
+    pytest.mark.skipif(ejabberdctl() is None, reason='ejabberd is not installed (apt-get install ejabberd)'),
+    pytest.mark.skipif(not HAVE_DNSLIB, reason='python3-dnslib is not installed (apt-get install python3-dnslib)'),
+]
 
 
 @pytest.fixture(scope='module')
 def peers(tmp_path_factory):
+    from parleytest import TestDNS
     base = tmp_path_factory.mktemp('s2s-ejabberd')
     parley_s2s = free_port()
-    ej = Ejabberd(EJABBERD, parley_s2s, {'carl': 'carl-secret'})
-    parley = FedParleyd(base / 'parley', PARLEY, {('alice', PARLEY): 'alice-secret'},
-                        peers={EJABBERD: ej.s2s_port}, s2s_port=parley_s2s,
-                        s2s={'connect_timeout': '20s'})
+    dns = TestDNS({('_xmpp-server._tcp.' + PARLEY, 'SRV'): [(0, 0, parley_s2s, '127.0.0.1')]})
+    ej = None
     try:
+        ej = Ejabberd(EJABBERD, None, {'carl': 'carl-secret'}, dns_port=dns.port)
+        parley = FedParleyd(base / 'parley', PARLEY, {('alice', PARLEY): 'alice-secret'},
+                            peers={EJABBERD: ej.s2s_port}, s2s_port=parley_s2s,
+                            s2s={'connect_timeout': '20s'})
         parley.start_with_users()
         try:
             ej.start()
         except Exception:
             parley.stop()
             raise
-        yield parley, ej
+        yield parley, ej, dns
         if os.environ.get('PARLEY_KEEP_LOGS'):
             sys.stderr.write(ej.log()[-5000:])
         parley.finish()
     finally:
-        ej.stop()
+        if ej is not None:
+            ej.stop()
+        dns.stop()
 
 
 def test_messages_with_ejabberd_both_ways(peers, run):
-    parley, ej = peers
+    parley, ej, dns = peers
 
     async def go():
         alice = await login(parley, 'alice', host=PARLEY, resource='x')
@@ -70,10 +83,12 @@ def test_messages_with_ejabberd_both_ways(peers, run):
     listing = parley.ctl('s2s-list').stdout
     assert 'out\t%s\t%s' % (EJABBERD, PARLEY) in listing, listing
     assert 'in\t%s\t%s' % (EJABBERD, PARLEY) in listing, listing
+    # ejabberd found parley.test through the test DNS server's SRV record
+    assert ('_xmpp-server._tcp.' + PARLEY, 'SRV') in dns.queries, dns.queries
 
 
 def test_iq_errors_across(peers, run):
-    parley, ej = peers
+    parley, ej, dns = peers
 
     async def go():
         alice = await login(parley, 'alice', host=PARLEY, resource='y')
