@@ -26,7 +26,8 @@ TEST_PKGS=(python3 python3-slixmpp python3-pytest sqlite3 procps iproute2
 # package's own service is not used); ejabberd likewise for
 # tests/integration/test_s2s_ejabberd.py (own node, cookie and
 # distribution port, so no epmd).  python3-dnslib serves SRV and address
-# records to parleyd from the resolution test (test_s2s_dns.py).
+# records from the tests (parleytest.TestDNS: test_s2s_dns.py for parleyd,
+# test_s2s_ejabberd.py for ejabberd).
 # clang-14 builds the libFuzzer targets (scripts/fuzz.sh); libclang-rt-14-dev,
 # which holds libFuzzer and the sanitizer runtimes, is only a Recommends of
 # it, so it is named here (apt-get --no-install-recommends leaves it out).
