@@ -13,6 +13,8 @@ serves SRV and address records for made-up domains:
 
 The servers of b.test and c.test reach a.test back through their static
 maps (dialback needs that)."""
+import time
+
 import pytest
 
 from parleytest import (FedParleyd, free_port, iq, login, logout, next_message, stanza_error, tostr,
@@ -128,3 +130,39 @@ def test_domain_without_records_bounces_not_found(net, run):
     assert (E, 'A') in dns.queries or (E, 'AAAA') in dns.queries, dns.queries
     assert 'cannot resolve e.test' in a.log(), a.log()[-3000:]
 
+
+
+def test_dns_servers_apply_on_reload(net, run):
+    """A reload switches c-ares to the new list: g.test, unknown to the
+    first server, resolves through the second (its SRV target an IP
+    literal, its port closed: the iq still bounces, the log shows where
+    it went)."""
+    from parleytest import TestDNS
+    a, b, c, dns = net
+    closed = free_port()
+    dns2 = TestDNS({('_xmpp-server._tcp.g.test', 'SRV'): [(0, 0, closed, '127.0.0.1')]})
+    old = a.s2s_opts['dns_servers']
+    try:
+        async def ping(resource):
+            alice = await login(a, 'alice', host=A, resource=resource)
+            el = await iq(alice, 'get', 'x@g.test', "<ping xmlns='urn:xmpp:ping'/>", timeout=30)
+            assert stanza_error(el) == 'remote-server-not-found', tostr(el)
+            await logout(alice)
+        run(ping('g1'), timeout=60)
+        assert 'cannot resolve g.test' in a.log()
+        assert not dns2.queries
+        a.s2s_opts['dns_servers'] = '["127.0.0.1:%d"]' % dns2.port
+        a.write_config()
+        r = a.ctl('reload')
+        assert r.returncode == 0, r.stderr
+        deadline = time.monotonic() + 30
+        while 'g.test: resolved to 127.0.0.1 port %d' % closed not in a.log():
+            assert time.monotonic() < deadline, a.log()[-3000:]
+            time.sleep(1)   # past g.test's backoff (1 s, at most 2 s)
+            run(ping('g2'), timeout=60)
+        assert ('_xmpp-server._tcp.g.test', 'SRV') in dns2.queries, dns2.queries
+    finally:
+        a.s2s_opts['dns_servers'] = old
+        a.write_config()
+        a.ctl('reload')
+        dns2.stop()
