@@ -20,10 +20,14 @@ TEST_PKGS=(python3 python3-slixmpp python3-pytest sqlite3 procps iproute2
     postgresql mariadb-server unixodbc odbc-postgresql odbc-mariadb slapd ldap-utils libpam-wrapper util-linux groff-base
     profanity tmux coturn python3-pytest-xdist prosody python3-websockets python3-prometheus-client
     clang-14 libclang-rt-14-dev
-    biboumi ngircd)
+    biboumi ngircd ejabberd python3-dnslib)
 # prosody is the remote side of the federation interop test
 # (tests/integration/test_s2s_prosody.py, run privately on loopback; the
-# package's own service is not used).
+# package's own service is not used); ejabberd likewise for
+# tests/integration/test_s2s_ejabberd.py (own node, cookie and
+# distribution port, so no epmd).  python3-dnslib serves SRV and address
+# records from the tests (parleytest.TestDNS: test_s2s_dns.py for parleyd,
+# test_s2s_ejabberd.py for ejabberd).
 # clang-14 builds the libFuzzer targets (scripts/fuzz.sh); libclang-rt-14-dev,
 # which holds libFuzzer and the sanitizer runtimes, is only a Recommends of
 # it, so it is named here (apt-get --no-install-recommends leaves it out).

@@ -14,6 +14,7 @@
  */
 #include "resolve.h"
 #include "lib/log.h"
+#include "lib/options.h"
 #include "lib/util.h"
 
 #include <ares.h>
@@ -57,6 +58,7 @@ static bool ready;
 static bool destroying; /* inside ares_destroy: every request is cancelled */
 static struct sock_watch *watches;
 static ev_timer timeout_w;
+static struct ares_addr_port_node *default_servers; /* resolv.conf's, for an empty list */
 
 static void arm_timeout(void)
 {
@@ -127,6 +129,8 @@ int resolve_init(struct ev_loop *loop, char **error_r)
 		ares_library_cleanup();
 		return -1;
 	}
+	if (ares_get_servers_ports(channel, &default_servers) != ARES_SUCCESS)
+		default_servers = NULL;
 	ev_timer_init(&timeout_w, timeout_cb, 1, 0);
 	ready = true;
 	return 0;
@@ -146,8 +150,37 @@ void resolve_shutdown(void)
 		ev_io_stop(loop_, &w->io);
 		free(w);
 	}
+	if (default_servers != NULL)
+		ares_free_data(default_servers);
+	default_servers = NULL;
 	ares_library_cleanup();
 	ready = false;
+}
+
+int resolve_set_servers(const struct strlist *servers, char **error_r)
+{
+	if (!ready)
+		return 0;
+	int r;
+	if (servers->count == 0) {
+		r = ares_set_servers_ports(channel, default_servers);
+	} else {
+		struct buf csv = { 0 };
+		for (size_t i = 0; i < servers->count; i++) {
+			const char *v = servers->items[i];
+			unsigned char sa[16];
+			/* a bare IPv6 address: brackets, so its colons are not a port */
+			bool bare6 = inet_pton(AF_INET6, v, sa) == 1;
+			buf_printf(&csv, "%s%s%s%s", i > 0 ? "," : "", bare6 ? "[" : "", v, bare6 ? "]" : "");
+		}
+		r = ares_set_servers_ports_csv(channel, csv.data);
+		buf_free(&csv);
+	}
+	if (r != ARES_SUCCESS) {
+		*error_r = xasprintf("c-ares: cannot use these DNS servers: %s", ares_strerror(r));
+		return -1;
+	}
+	return 0;
 }
 
 static void req_free(struct resolve_req *r)

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+struct strlist;
+
 struct resolve_addr {
 	struct sockaddr_storage sa;
 	socklen_t len;
@@ -28,6 +30,10 @@ struct resolve_req;
 
 int resolve_init(struct ev_loop *loop, char **error_r);
 void resolve_shutdown(void);
+/* Ask these DNS servers ("address" or "address:port", numeric, "[v6]:port")
+ * from now on, in order; an empty list: those of /etc/resolv.conf, as
+ * read at resolve_init.  -1 and a malloc'd *error_r (nothing changed). */
+int resolve_set_servers(const struct strlist *servers, char **error_r);
 /* Start resolving domain; cb runs once (unless cancelled). */
 struct resolve_req *resolve_s2s(const char *domain, resolve_fn *cb, void *ctx);
 /* cb will not run; *r is set to NULL. */

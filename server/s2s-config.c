@@ -51,6 +51,9 @@ static const struct opt_def s2s_defs[] = {
 	{ "allow", OPT_STRLIST, OFF(s2s_config, allow), NULL, NULL, 0, 0,
 	  "when set, federate with these domains only" },
 	{ "deny", OPT_STRLIST, OFF(s2s_config, deny), NULL, NULL, 0, 0, "never federate with these domains" },
+	{ "dns_servers", OPT_STRLIST, OFF(s2s_config, dns_servers), NULL, NULL, 0, 0,
+	  "DNS servers for SRV and address lookups, \"address\" or \"address:port\" (\"[v6]:port\"), "
+	  "tried in order; unset: those of /etc/resolv.conf" },
 	{ "hosts", OPT_NODE, OFF(s2s_config, hosts), NULL, NULL, 0, 0,
 	  "static map of remote domain to \"address:port\" (\"[::1]:5269\"; \"tls://...\" for direct "
 	  "TLS), used before DNS" },
@@ -122,6 +125,23 @@ int s2s_config_load(struct s2s_config *c, const struct cfg_node *map, const stru
 		/* Nothing else could authenticate a peer without a valid
 		 * certificate: say so rather than fail every connection. */
 		c->require_valid_certificate = true;
+	}
+	for (size_t i = 0; i < c->dns_servers.count; i++) {
+		const char *v = c->dns_servers.items[i];
+		unsigned char sa[16];
+		char *addr = NULL;
+		unsigned port;
+		if (inet_pton(AF_INET, v, sa) != 1 && inet_pton(AF_INET6, v, sa) != 1 &&
+		    parse_hostport(v, &addr, &port) < 0) {
+			char *m = cfg_value_for_msg(v);
+			*error_r = cfg_error_for_key(map, fallback, "s2s", "dns_servers",
+			                             "expected numeric \"address\" or \"address:port\" "
+			                             "(\"127.0.0.1:5353\", \"[::1]:53\"), got '%s'",
+			                             m);
+			free(m);
+			return -1;
+		}
+		free(addr);
 	}
 	for (size_t i = 0; i < c->allow.count; i++) {
 		char *l = lower_dup(c->allow.items[i]);

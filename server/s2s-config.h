@@ -33,6 +33,7 @@ struct s2s_config {
 	unsigned max_connections_per_ip; /* incoming s2s connections from one address (16; 0: no limit) */
 	struct strlist allow;            /* if not empty: only these remote domains */
 	struct strlist deny;             /* never these remote domains */
+	struct strlist dns_servers;      /* "address[:port]" for c-ares (empty: resolv.conf's) */
 	const struct cfg_node *hosts;    /* the static map as written */
 	struct s2s_static_host *static_hosts;
 	size_t nstatic_hosts;

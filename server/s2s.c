@@ -39,6 +39,7 @@
  * jabber:server; every queued stanza is either sent or bounced.
  */
 #include "s2s.h"
+#include "s2s-cert.h"
 #include "host.h"
 #include "listener.h"
 #include "resolve.h"
@@ -175,6 +176,23 @@ void s2s_dialback_key(const char *receiving, const char *originating, const char
 	}
 	out[64] = '\0';
 	explicit_bzero(mac, sizeof(mac));
+}
+
+/* The peer's certificate chains to a trusted CA (tls_peer_verified) and
+ * names domain as an s2s certificate may (dNSName, SRVName or xmppAddr;
+ * server/s2s-cert.h).  *why_r (optional) says why not. */
+static bool peer_cert_ok(SSL *ssl, const char *domain, const char **why_r)
+{
+	const char *dummy;
+	if (why_r == NULL)
+		why_r = &dummy;
+	if (!tls_peer_verified(ssl, NULL, why_r))
+		return false;
+	if (!s2s_cert_names_domain(SSL_get0_peer_certificate(ssl), domain)) {
+		*why_r = "the certificate does not name the domain (dNSName, SRVName or xmppAddr)";
+		return false;
+	}
+	return true;
 }
 
 static int load_secret(const char *file, char **error_r)
@@ -548,6 +566,14 @@ static void out_resolved(void *ctx, const struct resolve_addr *addrs, size_t n, 
 	o->addrs = xcalloc(n, sizeof(*o->addrs));
 	memcpy(o->addrs, addrs, n * sizeof(*addrs));
 	o->naddrs = n;
+	struct buf list = { 0 };
+	for (size_t i = 0; i < n; i++) {
+		char where[96];
+		resolve_addr_str(&addrs[i], where, sizeof(where));
+		buf_printf(&list, "%s%s", i > 0 ? ", " : "", where);
+	}
+	log_debug("s2s %s -> %s: resolved to %s", o->local, o->remote, list.data);
+	buf_free(&list);
 	out_connect_next(o);
 }
 
@@ -640,7 +666,7 @@ static void out_features(struct s2s_out *o, struct xml_node *f)
 		return;
 	}
 	const char *why = "no TLS";
-	bool valid = st->ssl != NULL && tls_peer_verified(st->ssl, o->remote, &why);
+	bool valid = st->ssl != NULL && peer_cert_ok(st->ssl, o->remote, &why);
 	if (!valid && c->require_valid_certificate) {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "the peer's certificate is not valid for %s (%s)", o->remote, why);
@@ -983,7 +1009,7 @@ static void in_send_features(struct s2s_in *in)
 		buf_append_str(&b, "</starttls>");
 	}
 	if (secure || !c->require_tls) {
-		if (!in->external_ok && in->remote != NULL && tls_peer_verified(st->ssl, in->remote, NULL))
+		if (!in->external_ok && in->remote != NULL && peer_cert_ok(st->ssl, in->remote, NULL))
 			buf_append_str(&b, "<mechanisms xmlns='" NS_SASL "'><mechanism>EXTERNAL</mechanism>"
 			                   "</mechanisms>");
 		if (c->dialback)
@@ -1089,7 +1115,7 @@ static void in_db_result(struct s2s_in *in, struct xml_node *el)
 		write_db(in->st, "result", local, remote, NULL, "invalid", NULL);
 		goto out;
 	}
-	bool cert_ok = tls_peer_verified(in->st->ssl, remote, NULL);
+	bool cert_ok = peer_cert_ok(in->st->ssl, remote, NULL);
 	if (cert_ok) {
 		/* The certificate already proves the domain (XEP-0344). */
 		stats.dialback_valid++;
@@ -1190,7 +1216,7 @@ static void in_sasl(struct s2s_in *in, struct xml_node *el)
 	const char *mech = xml_attr(el, "mechanism");
 	const char *why = "no certificate";
 	bool ok = mech != NULL && strcmp(mech, "EXTERNAL") == 0 && in->remote != NULL && in->local != NULL &&
-	          tls_peer_verified(in->st->ssl, in->remote, &why);
+	          peer_cert_ok(in->st->ssl, in->remote, &why);
 	if (ok) {
 		/* The authorization identity, when given, is the peer's domain. */
 		const char *data = xml_text(el);
@@ -1525,6 +1551,12 @@ void s2s_reload(struct buf *report)
 		return;
 	const struct s2s_config *c = cfg();
 	unsigned closed = 0;
+	char *err = NULL;
+	if (resolve_set_servers(&c->dns_servers, &err) < 0) {
+		log_warning("s2s: %s; the DNS servers stay as they were", err);
+		buf_printf(report, "s2s: %s; the DNS servers stay as they were\n", err);
+		free(err);
+	}
 	for (struct s2s_out *o = outs, *next; o != NULL; o = next) {
 		next = o->next;
 		if (s2s_config_allowed(c, o->remote))
@@ -1561,7 +1593,7 @@ int s2s_start(struct ev_loop *loop, char **error_r)
 		return -1;
 	if (tls_s2s_init(pc->s2s.ca_file, error_r) < 0)
 		return -1;
-	if (resolve_init(loop, error_r) < 0)
+	if (resolve_init(loop, error_r) < 0 || resolve_set_servers(&pc->s2s.dns_servers, error_r) < 0)
 		return -1;
 	listener_register(LISTEN_S2S, s2s_accept);
 	router_set_remote(s2s_route, NULL);

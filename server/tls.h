@@ -47,8 +47,9 @@ SSL *tls_new_client(int fd, const char *server_name, const char *local_name);
 void tls_request_peer_certificate(SSL *ssl);
 /* Whether the peer presented a certificate that verifies against the
  * trust store and names domain (RFC 6125: a subjectAltName dNSName, a
- * wildcard only as the whole left-most label).  *why_r (optional) says
- * why not. */
+ * wildcard only as the whole left-most label).  domain NULL: the chain
+ * only (s2s checks the names itself, server/s2s-cert.h).  *why_r
+ * (optional) says why not. */
 bool tls_peer_verified(SSL *ssl, const char *domain, const char **why_r);
 
 /* ---- channel binding (RFC 5056) for SCRAM-PLUS ----------------------------

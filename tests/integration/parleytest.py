@@ -23,6 +23,7 @@ import sqlite3
 import ssl
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -1033,8 +1034,10 @@ NS_SERVER = 'jabber:server'
 NS_DIALBACK = 'jabber:server:dialback'
 
 
-def make_test_ca(directory, domains):
-    """A CA and, for each domain, a certificate it signs (SAN dNSName):
+def make_test_ca(directory, domains, sans=None):
+    """A CA and, for each domain, a certificate it signs (SAN dNSName, or
+    sans[domain]: a subjectAltName in openssl's syntax, e.g.
+    'otherName:1.3.6.1.5.5.7.8.7;IA5STRING:_xmpp-server.example.org'):
     returns {'ca': ca.pem, domain: (cert, key), ...} as paths."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
@@ -1048,7 +1051,8 @@ def make_test_ca(directory, domains):
     for dom in domains:
         key, csr, cert = d / ('%s-key.pem' % dom), d / ('%s.csr' % dom), d / ('%s.pem' % dom)
         ext = d / ('%s.ext' % dom)
-        ext.write_text('subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\n' % dom)
+        san = (sans or {}).get(dom, 'DNS:%s' % dom)
+        ext.write_text('subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' % san)
         run('openssl', 'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
             '-nodes', '-subj', '/CN=' + dom, '-keyout', str(key), '-out', str(csr))
         run('openssl', 'x509', '-req', '-in', str(csr), '-CA', str(out['ca']), '-CAkey',
@@ -1174,3 +1178,250 @@ class RawServer(RawClient):
         k = hashlib.sha256(secret).digest()
         return hmac.new(k, ('%s %s %s' % (receiving, self.origin, stream_id)).encode(),
                         hashlib.sha256).hexdigest()
+
+
+class TestDNS:
+    """A tiny authoritative DNS server on a free loopback UDP and TCP port
+    (python3-dnslib), for resolution tests: records is {(name, type):
+    [rdata, ...]} with type 'SRV' (rdata (priority, weight, port,
+    target)), 'A' or 'AAAA' (rdata an address string).  Names not in it
+    answer NXDOMAIN; names with other types only, an empty answer.
+    queries lists (name, type) as asked.  Use as a context manager or
+    call stop()."""
+
+    def __init__(self, records):
+        from dnslib import QTYPE, RCODE, RR, SRV, A, AAAA
+        from dnslib.server import BaseResolver, DNSLogger, DNSServer
+        self.records = {(n.rstrip('.').lower(), t): v for (n, t), v in records.items()}
+        self.queries = []
+        outer = self
+
+        class Resolver(BaseResolver):
+            def resolve(self, request, handler):
+                reply = request.reply()
+                name = str(request.q.qname).rstrip('.').lower()
+                qtype = QTYPE[request.q.qtype]
+                outer.queries.append((name, qtype))
+                if not any(n == name for n, _ in outer.records):
+                    reply.header.rcode = RCODE.NXDOMAIN
+                    return reply
+                for rd in outer.records.get((name, qtype), []):
+                    if qtype == 'SRV':
+                        data = SRV(priority=rd[0], weight=rd[1], port=rd[2], target=rd[3])
+                    elif qtype == 'A':
+                        data = A(rd)
+                    elif qtype == 'AAAA':
+                        data = AAAA(rd)
+                    else:
+                        continue
+                    reply.add_answer(RR(request.q.qname, request.q.qtype, rdata=data, ttl=5))
+                return reply
+
+        quiet = DNSLogger('-recv,-send,-request,-reply,-truncated,-error,-data', prefix=False)
+        last = None
+        for _ in range(20):
+            port = free_port()
+            try:
+                self.udp = DNSServer(Resolver(), port=port, address='127.0.0.1', logger=quiet)
+                self.tcp = DNSServer(Resolver(), port=port, address='127.0.0.1', logger=quiet, tcp=True)
+                break
+            except OSError as e:
+                last = e
+        else:
+            raise last
+        self.port = port
+        self.udp.start_thread()
+        self.tcp.start_thread()
+
+    def stop(self):
+        for s in (self.udp, self.tcp):
+            s.stop()
+            s.server.server_close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# ---------------------------------------------------------------------------
+# ejabberd (Debian's, 23.01) as a private federation peer
+# ---------------------------------------------------------------------------
+
+def ejabberdctl():
+    return shutil.which('ejabberdctl', path=os.environ.get('PATH', '') + ':/usr/sbin')
+
+
+class Ejabberd:
+    """A private ejabberd 23.01 serving one domain on loopback: its own
+    config, spool and log directory, node name, Erlang cookie and
+    distribution port (no epmd), run as the ejabberd user in its own
+    process group.  peer_port: where it dials every remote domain
+    (outgoing_s2s_port; give remote domains as IP literals) or None;
+    dns_port: a DNS server on 127.0.0.1 for its SRV lookups (inetrc; the
+    address lookups go through the system's getaddrinfo, so SRV targets
+    must be IP literals or names the system knows); ip: the address its listeners bind; users:
+    {user: password}, registered at start.  start(), then always stop()."""
+
+    def __init__(self, domain, peer_port, users, ip='127.0.0.1', loglevel='info', s2s_port=None,
+                 erl_options='', dns_port=None):
+        # The ejabberd user must reach the directory: not under pytest's
+        # private (0700) temporary root.
+        self.domain = domain
+        self.ip = ip
+        self.dir = Path(tempfile.mkdtemp(prefix='parley-ejabberd-'))
+        self.port = free_port()
+        self.s2s_port = s2s_port or free_port()
+        self.dist_port = free_port()
+        self.node = 'parleytest%s@localhost' % uuid.uuid4().hex[:8]
+        self.cookie = uuid.uuid4().hex
+        self.users = users
+        self.proc = None
+        etc, spool, logs = self.dir / 'etc', self.dir / 'spool', self.dir / 'log'
+        for d in (etc, spool, logs):
+            d.mkdir()
+        subprocess.run(
+            ['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+             '-nodes', '-days', '30', '-subj', '/CN=' + self.domain, '-addext',
+             'subjectAltName=DNS:' + self.domain, '-keyout', str(etc / 'key.pem'),
+             '-out', str(etc / 'cert.pem')],
+            check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, timeout=30)
+        (etc / 'ejabberd.pem').write_bytes((etc / 'cert.pem').read_bytes() + (etc / 'key.pem').read_bytes())
+        # resolv_conf first: read later, it would replace the nameserver
+        (etc / 'inetrc').write_text('{resolv_conf, ""}.\n{nameserver, {127,0,0,1}, %d}.\n' % dns_port
+                                    if dns_port else '')
+        (etc / 'ejabberdctl.cfg').write_text(
+            'ERL_DIST_PORT=%d\nINET_DIST_INTERFACE=127.0.0.1\nERL_OPTIONS="-setcookie %s %s"\n'
+            % (self.dist_port, self.cookie, erl_options))
+        (etc / 'ejabberd.yml').write_text(f'''# written by tests/integration/parleytest.py (Ejabberd)
+loglevel: {loglevel}
+log_rotate_count: 0
+hosts:
+  - {self.domain}
+certfiles:
+  - "{etc}/ejabberd.pem"
+listen:
+  -
+    port: {self.port}
+    ip: "{ip}"
+    module: ejabberd_c2s
+    starttls: true
+    starttls_required: true
+    shaper: none
+  -
+    port: {self.s2s_port}
+    ip: "{ip}"
+    module: ejabberd_s2s_in
+s2s_use_starttls: required
+{'outgoing_s2s_port: %d' % peer_port if peer_port else ''}
+outgoing_s2s_families: [ipv4]
+s2s_access: all
+auth_method: internal
+auth_password_format: scram
+default_db: mnesia
+acme:
+  auto: false
+acl:
+  local:
+    user_regexp: ""
+access_rules:
+  local:
+    allow: local
+  c2s:
+    allow: all
+shaper_rules:
+  c2s_shaper: none
+  s2s_shaper: none
+modules:
+  mod_disco: {{}}
+  mod_ping: {{}}
+  mod_roster: {{}}
+  mod_s2s_dialback: {{}}
+  mod_version: {{}}
+''')
+        shutil.chown(str(self.dir), 'ejabberd', 'ejabberd')
+        for p in self.dir.rglob('*'):
+            shutil.chown(str(p), 'ejabberd', 'ejabberd')
+
+    def _ctl_argv(self, *args):
+        return ['setpriv', '--reuid=ejabberd', '--regid=ejabberd', '--init-groups',
+                'env', 'HOME=%s' % self.dir, ejabberdctl(), '--config-dir', str(self.dir / 'etc'),
+                '--node', self.node, '--spool', str(self.dir / 'spool'), '--logs', str(self.dir / 'log')
+                ] + list(args)
+
+    def start(self, timeout=90):
+        self._out = open(self.dir / 'stdout.log', 'ab')
+        self.proc = subprocess.Popen(self._ctl_argv('foreground'), cwd=str(self.dir),
+                                     stdin=subprocess.DEVNULL, stdout=self._out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError('ejabberd exited: %s' % self.log()[-3000:])
+            try:
+                socket.create_connection((self.ip, self.port), timeout=1).close()
+                socket.create_connection((self.ip, self.s2s_port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError('ejabberd did not start in %ds: %s' % (timeout, self.log()[-3000:]))
+        for user, pw in self.users.items():
+            self.ctl('register', user, self.domain, pw)
+
+    def ctl(self, *args, timeout=60):
+        r = subprocess.run(self._ctl_argv(*args), cwd=str(self.dir), stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError('ejabberdctl %s: %s %s' % (' '.join(args), r.stdout, r.stderr))
+        return r.stdout
+
+    def pids(self):
+        """Every process of its group (the shell, the Erlang VM and helpers)."""
+        out = []
+        for d in os.listdir('/proc'):
+            if d.isdigit():
+                try:
+                    if os.getpgid(int(d)) == self.proc.pid:
+                        out.append(int(d))
+                except OSError:
+                    pass
+        return out
+
+    def password(self, user, host):
+        return self.users[user]
+
+    def log(self):
+        text = ''
+        for f in ('log/ejabberd.log', 'log/error.log', 'stdout.log'):
+            try:
+                text += (self.dir / f).read_text(errors='replace')
+            except FileNotFoundError:
+                pass
+        return text
+
+    def stop(self):
+        if self.proc is not None:
+            # The whole process group: ejabberdctl's shell and the Erlang VM.
+            for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
+                try:
+                    os.killpg(self.proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    self.proc.wait(wait)
+                    # the VM may outlive the shell: probe the group
+                    os.killpg(self.proc.pid, 0)
+                    time.sleep(0.5)
+                except (subprocess.TimeoutExpired, ProcessLookupError):
+                    pass
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(5)
+            self._out.close()
+            self.proc = None
+        shutil.rmtree(str(self.dir), ignore_errors=True)

@@ -1300,6 +1300,14 @@ static void test_s2s_section(void **state)
 	expect_error("s2s:\n  max_queue: 0\n" LISTEN HOSTS, "2:14", "key 's2s.max_queue'", NULL);
 	expect_error("s2s:\n  backoff: 20m\n" LISTEN HOSTS, "2:12", "key 's2s.backoff'",
 	             "at most max_backoff", NULL);
+	cfg = load_ok(
+	        "s2s:\n  dns_servers: [\"127.0.0.1:5353\", \"::1\", \"[::1]:53\", 192.0.2.1]\n" LISTEN HOSTS);
+	assert_int_equal(cfg->s2s.dns_servers.count, 4);
+	config_free(&cfg);
+	expect_error("s2s:\n  dns_servers: [\"dns.example:53\"]\n" LISTEN HOSTS, "2:16",
+	             "key 's2s.dns_servers'", "dns.example:53", "numeric", NULL);
+	expect_error("s2s:\n  dns_servers: [\"127.0.0.1:0\"]\n" LISTEN HOSTS, "2:16", "key 's2s.dns_servers'",
+	             NULL);
 	expect_error("s2s:\n  requiretls: false\n" LISTEN HOSTS, "2:3", "key 's2s.requiretls': unknown key",
 	             NULL);
 }
