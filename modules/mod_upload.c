@@ -1186,6 +1186,12 @@ static int upload_start(struct host *h, const void *settings, void **state_r, ch
 		                           : "modules.upload.folder is required (where files are kept)");
 		return -1;
 	}
+	if (set->folder[0] != '/' || (set->secret_file != NULL && set->secret_file[0] != '/')) {
+		*error_r = xstrdup(set->folder[0] != '/'
+		                           ? "modules.upload.folder must be an absolute path"
+		                           : "modules.upload.secret_file must be an absolute path");
+		return -1;
+	}
 	size_t plen = strlen(set->path);
 	if (plen < 2 || set->path[0] != '/' || set->path[plen - 1] != '/' ||
 	    strstr(set->path, "//") != NULL) {
