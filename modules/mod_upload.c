@@ -1171,6 +1171,38 @@ static int load_secret(struct upload *up, char **error_r)
 
 static void upload_stop(struct host *h, void *state);
 
+static int upload_check(const struct host_config *hc, const void *settings, const struct cfg_node *opts,
+                        const char *section, char **error_r)
+{
+	(void)hc;
+	const struct upload_settings *set = settings;
+	if (set->url == NULL) {
+		*error_r =
+		        cfg_key_error(opts, "url", section,
+		                      "is required: the base URL of slots, e.g. https://@HOST@:5443/upload/");
+		return -1;
+	}
+	if (set->folder == NULL || set->folder[0] != '/') {
+		*error_r = cfg_key_error(opts, "folder", section, "%s",
+		                         set->folder == NULL ? "is required: the folder that holds the files"
+		                                             : "must be an absolute path");
+		return -1;
+	}
+	if (set->secret_file != NULL && set->secret_file[0] != '/') {
+		*error_r = cfg_key_error(opts, "secret_file", section, "must be an absolute path");
+		return -1;
+	}
+	size_t plen = strlen(set->path);
+	if (plen < 2 || set->path[0] != '/' || set->path[plen - 1] != '/' ||
+	    strstr(set->path, "//") != NULL || strstr(set->path, "/../") != NULL ||
+	    strpbrk(set->path, "?#%") != NULL) {
+		*error_r = cfg_key_error(opts, "path", section,
+		                         "'%s' must start and end with / (like /upload/)", set->path);
+		return -1;
+	}
+	return 0;
+}
+
 static void forget_slot(struct slot *s, void *ctx)
 {
 	if (s->up == ctx)
@@ -1180,24 +1212,6 @@ static void forget_slot(struct slot *s, void *ctx)
 static int upload_start(struct host *h, const void *settings, void **state_r, char **error_r)
 {
 	const struct upload_settings *set = settings;
-	if (set->url == NULL || set->folder == NULL) {
-		*error_r = xstrdup(set->url == NULL
-		                           ? "modules.upload.url is required (the base URL of slots)"
-		                           : "modules.upload.folder is required (where files are kept)");
-		return -1;
-	}
-	if (set->folder[0] != '/' || (set->secret_file != NULL && set->secret_file[0] != '/')) {
-		*error_r = xstrdup(set->folder[0] != '/'
-		                           ? "modules.upload.folder must be an absolute path"
-		                           : "modules.upload.secret_file must be an absolute path");
-		return -1;
-	}
-	size_t plen = strlen(set->path);
-	if (plen < 2 || set->path[0] != '/' || set->path[plen - 1] != '/' ||
-	    strstr(set->path, "//") != NULL) {
-		*error_r = xasprintf("modules.upload.path: '%s' must start and end with /", set->path);
-		return -1;
-	}
 	size_t max_body = server_config()->http.max_body_size;
 	if (set->max_file_size > max_body) {
 		*error_r = xasprintf(
@@ -1306,4 +1320,5 @@ const struct module_def mod_upload = {
 	.default_enabled = false,
 	.start = upload_start,
 	.stop = upload_stop,
+	.check = upload_check,
 };

@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import http.client
 import os
+import subprocess
 import time
 import urllib.parse
 
@@ -379,3 +380,68 @@ def test_files_expire(srv, run):
         time.sleep(0.2)
     assert request(srv, 'GET', path_of(get_url))[0] == 404
     assert 'expired' in srv.log()
+
+
+def test_restart_keeps_files_and_quota(srv, run):
+    """It restarts the shared server: the tests after it start their own."""
+    data = os.urandom(150 * 1024)
+
+    async def before():
+        c = await new_user(srv)
+        a = await slot(c, 'kept.bin', len(data))
+        unused = await slot(c, 'unused.bin', 10)
+        await logout(c)
+        return str(c.boundjid.user), urls(a), urls(unused)
+    user, (put_url, get_url), (unused_put, _) = run(before())
+    assert put(srv, put_url, data)[0] == 201
+    srv.stop()
+    srv.start()
+    # the scan at start finds the file again: served, and counted in the quota
+    deadline = time.monotonic() + 20
+    while request(srv, 'GET', path_of(get_url))[0] != 200:
+        assert time.monotonic() < deadline, 'the stored file is not served after a restart'
+        time.sleep(0.2)
+    assert request(srv, 'GET', path_of(get_url))[2] == data
+    # a slot handed out before the restart is gone
+    assert put(srv, unused_put, b'x' * 10)[0] == 404
+
+    async def after():
+        c = await login(srv, user, password='upload-secret')
+        over = await slot(c, 'more.bin', 200 * 1024)
+        ok = await slot(c, 'less.bin', 100 * 1024)
+        await logout(c)
+        return over, ok
+    over, ok = run(after())
+    assert stanza_error(over) == 'resource-constraint', tostr(over)
+    assert ok.get('type') == 'result', tostr(ok)
+
+
+def bad_server(tmp_path_factory, upload, http='256K'):
+    s = UploadParleyd(tmp_path_factory.mktemp('upload-bad'))
+    text = s.config.read_text()
+    start = text.index('      upload: {')
+    end = text.index('\n', start)
+    text = text[:start] + '      upload: %s' % upload + text[end:]
+    s.config.write_text(text.replace('  max_body_size: 256K\n', '  max_body_size: %s\n' % http))
+    return s
+
+
+def test_bad_configuration(tmp_path_factory):
+    for bad, key in (('{ folder: /tmp/x }', 'url'),
+                     ('{ url: "http://h/upload/", folder: relative/dir }', 'folder'),
+                     ('{ url: "http://h/upload/" }', 'folder'),
+                     ('{ url: "http://h/upload/", folder: /tmp/x, path: upload }', 'path'),
+                     ('{ url: "http://h/upload/", folder: /tmp/x, secret_file: s.txt }', 'secret_file'),
+                     ('{ url: "http://h/upload/", folder: /tmp/x, max_file_size: 0 }', 'max_file_size')):
+        s = bad_server(tmp_path_factory, bad)
+        r = subprocess.run([s.parleyd, '-t', '-c', str(s.config)], capture_output=True, text=True,
+                           cwd=str(s.dir), env=s.env, timeout=30)
+        out = r.stdout + r.stderr
+        assert r.returncode != 0, 'upload %s accepted: %s' % (bad, out)
+        assert 'parley.yml:' in out and 'upload' in out and key in out, out
+    # uploads larger than the http body limit: refused at start, naming both
+    s = bad_server(tmp_path_factory, '{ url: "http://h/upload/", folder: %s, max_file_size: 2M }'
+                   % (tmp_path_factory.mktemp('f') / 'up'), http='1M')
+    with pytest.raises(parleytest.ServerError) as e:
+        s.start()
+    assert 'http.max_body_size' in str(e.value)
