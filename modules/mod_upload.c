@@ -61,6 +61,7 @@
 #define MAX_CTYPE 128
 #define SECRET_LEN 32
 #define QUEUE_MAX 256
+#define MAX_PENDING 64 /* slots of one user handed out and not used yet */
 
 struct upload_settings {
 	char *host;
@@ -289,19 +290,24 @@ struct usage_ctx {
 	const char *owner;
 	double now;
 	size_t total;
+	unsigned pending;
 };
 
 static void usage_one(struct slot *s, void *ctx)
 {
 	struct usage_ctx *uc = ctx;
-	if (s->up == uc->up && strcmp(s->owner, uc->owner) == 0 && !slot_expired(s, uc->now))
+	if (s->up == uc->up && strcmp(s->owner, uc->owner) == 0 && !slot_expired(s, uc->now)) {
 		uc->total += s->size;
+		if (s->state == SLOT_PENDING)
+			uc->pending++;
+	}
 }
 
-static size_t user_usage(const struct upload *up, const char *owner)
+static size_t user_usage(const struct upload *up, const char *owner, unsigned *pending_r)
 {
 	struct usage_ctx uc = { .up = up, .owner = owner, .now = wall_now() };
 	slots_foreach(usage_one, &uc);
+	*pending_r = uc.pending;
 	return uc.total;
 }
 
@@ -411,7 +417,16 @@ static void request_slot(struct upload *up, struct xml_node *iq, const struct xm
 		return;
 	}
 	slots_foreach(sweep_one, up);
-	if (up->set->quota > 0 && user_usage(up, from->node) + size > up->set->quota) {
+	unsigned pending;
+	size_t used = user_usage(up, from->node, &pending);
+	if (pending >= MAX_PENDING) {
+		iq_error_app(
+		        iq, to, from, SE_RESOURCE_CONSTRAINT,
+		        "too many slots are waiting for their upload: use them or wait for them to expire",
+		        NULL);
+		return;
+	}
+	if (up->set->quota > 0 && used + size > up->set->quota) {
 		log_info("upload %s: %s@%s is over the quota of %zu bytes", up->domain, from->node,
 		         up->h->name, up->set->quota);
 		iq_error_app(iq, to, from, SE_RESOURCE_CONSTRAINT,
@@ -1283,6 +1298,13 @@ static int upload_start(struct host *h, const void *settings, void **state_r, ch
 	ev_timer_init(&up->timer, timer_cb, 0, every);
 	up->timer.data = up;
 	ev_timer_start(server.loop, &up->timer);
+	bool http = false;
+	for (size_t i = 0; i < server_config()->nlisten; i++)
+		http = http || server_config()->listen[i].module == LISTEN_HTTP;
+	if (!http)
+		log_warning("upload %s: no http listener (listen: with module: http): the slots' URLs lead "
+		            "nowhere",
+		            domain);
 	log_info("upload %s: service of %s started (%s, files in %s)", domain, h->name, up->url, set->folder);
 	*state_r = up;
 	return 0;

@@ -228,6 +228,11 @@ def test_quota(srv, run):
         # another user has a quota of their own
         d = await new_user(srv)
         urls(await slot(d, 'mine.bin', 150 * 1024))
+        # and may hold 64 unused slots at most (63 more here)
+        for i in range(63):
+            urls(await slot(d, 'small%d.bin' % i, 1))
+        over = await slot(d, 'one-too-many.bin', 1)
+        assert stanza_error(over) == 'resource-constraint', tostr(over)
         await logout(c, d)
     run(go())
 
