@@ -32,6 +32,7 @@
  *   exist on disk (so that the table and the quotas survive a restart).
  */
 #include "builtin.h"
+#include "upload.h"
 #include "server/host.h"
 #include "server/http.h"
 #include "server/router.h"
@@ -115,7 +116,6 @@ struct slot {
 	double put_expires; /* wall clock */
 	double stored_at;   /* wall clock (mtime for a scanned file) */
 	enum slot_state state;
-	unsigned scan_gen;
 };
 
 struct upload {
@@ -129,7 +129,7 @@ struct upload {
 	size_t secret_len;
 	ev_timer timer;
 	bool scanning;
-	unsigned scan_gen;
+	unsigned purge_seq; /* purges so far: a scan older than one adds nothing */
 };
 
 struct mount {
@@ -506,7 +506,7 @@ static enum hook_result disco_items_hook(struct host *h, void *args, void *ctx)
 
 /* ---- file jobs (worker thread) -------------------------------------------- */
 
-enum job_kind { JOB_WRITE, JOB_READ, JOB_SCAN };
+enum job_kind { JOB_WRITE, JOB_READ, JOB_SCAN, JOB_PURGE };
 
 struct found {
 	char id[SLOT_ID_LEN + 1];
@@ -535,6 +535,10 @@ struct job {
 	size_t ndeleted;
 	struct found *found;
 	size_t nfound;
+	unsigned purge_seq; /* scan: the instance's purge_seq at submission */
+	/* purge: ids to delete (in deleted), whom to tell */
+	upload_purge_done_fn *purge_done;
+	void *purge_ctx;
 };
 
 static void job_free(struct job *j)
@@ -742,6 +746,18 @@ static void job_work(void *job, void *thread_state)
 	case JOB_WRITE: job_write(j); break;
 	case JOB_READ: job_read(j); break;
 	case JOB_SCAN: job_scan(j); break;
+	case JOB_PURGE:
+		for (size_t i = 0; i < j->ndeleted; i++) {
+			char *data = xasprintf("%s/%s", j->folder, j->deleted[i]);
+			char *meta = xasprintf("%s/%s.meta", j->folder, j->deleted[i]);
+			if ((unlink(meta) < 0 && errno != ENOENT) || (unlink(data) < 0 && errno != ENOENT)) {
+				if (j->err == 0)
+					j->err = errno;
+			}
+			free(data);
+			free(meta);
+		}
+		break;
 	}
 }
 
@@ -1113,7 +1129,7 @@ static void scan_done(void *job, enum worker_status status)
 			slot_free(s);
 		}
 	}
-	for (size_t i = 0; i < j->nfound; i++) {
+	for (size_t i = 0; i < j->nfound && j->purge_seq == up->purge_seq; i++) {
 		struct found *f = &j->found[i];
 		struct slot *s = slot_find(f->id);
 		if (s == NULL) {
@@ -1136,6 +1152,7 @@ static void scan_start(struct upload *up)
 	j->folder = xstrdup(up->set->folder);
 	j->expire_after = up->set->expire_after;
 	j->now = wall_now();
+	j->purge_seq = up->purge_seq;
 	if (worker_submit(group, 0, job_work, scan_done, j, 0) == NULL) {
 		job_free(j);
 		return;
@@ -1344,3 +1361,109 @@ const struct module_def mod_upload = {
 	.stop = upload_stop,
 	.check = upload_check,
 };
+
+/* ---- parleyctl ------------------------------------------------------------- */
+
+struct list_ctx {
+	const struct upload *up;
+	const char *user;
+	void (*fn)(const struct upload_file_info *f, void *ctx);
+	void *ctx;
+	double now;
+};
+
+static void list_one(struct slot *s, void *ctx)
+{
+	struct list_ctx *lc = ctx;
+	if (s->up != lc->up || s->state != SLOT_STORED || strcmp(s->owner, lc->user) != 0 ||
+	    slot_expired(s, lc->now))
+		return;
+	struct buf url = { 0 };
+	buf_printf(&url, "%s%s/", lc->up->url, s->id);
+	pct_encode(&url, s->filename);
+	struct upload_file_info f = { .id = s->id,
+		                      .filename = s->filename,
+		                      .content_type = s->ctype,
+		                      .url = url.data,
+		                      .size = s->size,
+		                      .stored_at = s->stored_at };
+	lc->fn(&f, lc->ctx);
+	buf_free(&url);
+}
+
+int upload_list(struct host *h, const char *user, void (*fn)(const struct upload_file_info *f, void *ctx),
+                void *ctx)
+{
+	struct upload *up = module_state(h, "upload");
+	if (up == NULL)
+		return -1;
+	struct list_ctx lc = { .up = up, .user = user, .fn = fn, .ctx = ctx, .now = wall_now() };
+	slots_foreach(list_one, &lc);
+	return 0;
+}
+
+struct purge_ctx {
+	const struct upload *up;
+	const char *user;
+	struct job *j;
+	size_t cap;
+};
+
+static void purge_one(struct slot *s, void *ctx)
+{
+	struct purge_ctx *pc = ctx;
+	if (s->up != pc->up || s->state != SLOT_STORED || strcmp(s->owner, pc->user) != 0)
+		return;
+	struct job *j = pc->j;
+	if (j->ndeleted == pc->cap) {
+		pc->cap = pc->cap ? 2 * pc->cap : 16;
+		j->deleted = xrealloc(j->deleted, pc->cap * sizeof(*j->deleted));
+	}
+	j->deleted[j->ndeleted++] = xstrdup(s->id);
+}
+
+static void purge_done(void *job, enum worker_status status)
+{
+	struct job *j = job;
+	if (j->purge_done != NULL)
+		j->purge_done(j->purge_ctx, (unsigned)j->ndeleted,
+		              status == WORKER_DONE ? j->err : (j->err != 0 ? j->err : EIO));
+	job_free(j);
+}
+
+int upload_purge(struct host *h, const char *user, upload_purge_done_fn *done, void *ctx,
+                 struct upload_purge **handle_r)
+{
+	struct upload *up = module_state(h, "upload");
+	if (up == NULL)
+		return -1;
+	struct job *j = xcalloc(1, sizeof(*j));
+	j->kind = JOB_PURGE;
+	j->serial = up->serial;
+	j->folder = xstrdup(up->set->folder);
+	j->purge_done = done;
+	j->purge_ctx = ctx;
+	struct purge_ctx pc = { .up = up, .user = user, .j = j };
+	slots_foreach(purge_one, &pc);
+	if (worker_submit(group, 0, job_work, purge_done, j, 0) == NULL) {
+		job_free(j);
+		return -2;
+	}
+	/* gone for GET and the quota at once; a scan already queued must not
+	 * bring them back (scan_done compares purge_seq) */
+	for (size_t i = 0; i < j->ndeleted; i++) {
+		struct slot *sl = slot_find(j->deleted[i]);
+		if (sl != NULL)
+			slot_free(sl);
+	}
+	up->purge_seq++;
+	log_info("upload %s: purging the %zu files of %s@%s", up->domain, j->ndeleted, user, h->name);
+	*handle_r = (struct upload_purge *)j;
+	return 0;
+}
+
+void upload_purge_cancel(struct upload_purge *p)
+{
+	struct job *j = (struct job *)p;
+	j->purge_done = NULL;
+}

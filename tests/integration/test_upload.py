@@ -7,6 +7,7 @@ PUT, path traversal and Range requests; files expire (deleted off the
 loop, then 404).  Other users keep chatting meanwhile."""
 import asyncio
 import hashlib
+import json
 import http.client
 import os
 import subprocess
@@ -385,6 +386,38 @@ def test_files_expire(srv, run):
         time.sleep(0.2)
     assert request(srv, 'GET', path_of(get_url))[0] == 404
     assert 'expired' in srv.log()
+
+
+def test_ctl_list_and_purge(srv, run):
+    async def go():
+        c = await new_user(srv)
+        a = await slot(c, 'one.txt', 3, ctype='text/plain')
+        b = await slot(c, 'two.bin', 4)
+        await logout(c)
+        return str(c.boundjid.user), urls(a), urls(b)
+    user, (put_a, get_a), (put_b, get_b) = run(go())
+    assert put(srv, put_a, b'one', 'text/plain')[0] == 201
+    assert put(srv, put_b, b'two!')[0] == 201
+    r = srv.ctl('upload-list', user, HOST)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2, r.stdout
+    assert any(ln.split('\t')[1:5] == ['3', 'text/plain', 'one.txt', get_a] for ln in lines), r.stdout
+    r = srv.ctl('upload-list', '--json', user, HOST)
+    assert r.returncode == 0, r.stderr
+    files = json.loads(r.stdout)
+    assert sorted(f['filename'] for f in files) == ['one.txt', 'two.bin']
+    assert {f['url'] for f in files} == {get_a, get_b}
+    # nothing for another account
+    r = srv.ctl('upload-list', 'carol', HOST)
+    assert r.returncode == 0 and r.stdout == '', r.stdout
+    r = srv.ctl('upload-purge', user, HOST)
+    assert r.returncode == 0 and '2 files deleted' in r.stdout, r.stdout + r.stderr
+    assert request(srv, 'GET', path_of(get_a))[0] == 404
+    assert request(srv, 'GET', path_of(get_b))[0] == 404
+    slot_id = urllib.parse.urlsplit(get_a).path.split('/')[2]
+    assert not (srv.folder / slot_id).exists() and not (srv.folder / (slot_id + '.meta')).exists()
+    assert srv.ctl('upload-list', user, HOST).stdout == ''
 
 
 def test_restart_keeps_files_and_quota(srv, run):
