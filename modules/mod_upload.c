@@ -116,6 +116,7 @@ struct slot {
 	double put_expires; /* wall clock */
 	double stored_at;   /* wall clock (mtime for a scanned file) */
 	enum slot_state state;
+	unsigned seen; /* the scan that last found the file */
 };
 
 struct upload {
@@ -130,6 +131,7 @@ struct upload {
 	ev_timer timer;
 	bool scanning;
 	unsigned purge_seq; /* purges so far: a scan older than one adds nothing */
+	unsigned scans;     /* scans done */
 };
 
 struct mount {
@@ -1107,6 +1109,22 @@ static void mount_unref(const char *path)
 
 /* ---- expiry ---------------------------------------------------------------- */
 
+struct gone_ctx {
+	struct upload *up;
+	double before;
+};
+
+static void gone_one(struct slot *s, void *ctx)
+{
+	struct gone_ctx *gc = ctx;
+	if (s->up == gc->up && s->state == SLOT_STORED && s->seen != gc->up->scans &&
+	    s->stored_at < gc->before) {
+		log_info("upload %s: %s of %s@%s is no longer in the folder", gc->up->domain, s->id, s->owner,
+		         gc->up->h->name);
+		slot_free(s);
+	}
+}
+
 static void scan_done(void *job, enum worker_status status)
 {
 	struct job *j = job;
@@ -1129,14 +1147,23 @@ static void scan_done(void *job, enum worker_status status)
 			slot_free(s);
 		}
 	}
-	for (size_t i = 0; i < j->nfound && j->purge_seq == up->purge_seq; i++) {
-		struct found *f = &j->found[i];
-		struct slot *s = slot_find(f->id);
-		if (s == NULL) {
-			s = slot_add(up, f->id, f->owner, f->filename, f->ctype, f->size);
-			s->state = SLOT_STORED;
-			s->stored_at = f->mtime;
+	if (j->purge_seq == up->purge_seq) {
+		up->scans++;
+		for (size_t i = 0; i < j->nfound; i++) {
+			struct found *f = &j->found[i];
+			struct slot *s = slot_find(f->id);
+			if (s == NULL) {
+				s = slot_add(up, f->id, f->owner, f->filename, f->ctype, f->size);
+				s->state = SLOT_STORED;
+				s->stored_at = f->mtime;
+			}
+			s->seen = up->scans;
 		}
+		/* files removed by hand leave the table and the quota (a file
+		 * stored after the scan read the folder is not STORED yet: the
+		 * worker runs jobs in order) */
+		struct gone_ctx gc = { .up = up, .before = j->now };
+		slots_foreach(gone_one, &gc);
 	}
 	slots_foreach(sweep_one, up);
 	job_free(j);
@@ -1251,6 +1278,15 @@ static int upload_start(struct host *h, const void *settings, void **state_r, ch
 		        "(%zu bytes): raise http.max_body_size",
 		        set->max_file_size, max_body);
 		return -1;
+	}
+	for (struct upload *o = instances; o != NULL; o = o->next) {
+		if (strcmp(o->set->folder, set->folder) == 0) {
+			*error_r =
+			        xasprintf("modules.upload.folder: %s is the folder of %s already (each host "
+			                  "needs its own)",
+			                  set->folder, o->h->name);
+			return -1;
+		}
 	}
 	/* start-up: creating the folder here does not stall clients */
 	if (mkdir(set->folder, 0750) < 0 && errno != EEXIST) {
