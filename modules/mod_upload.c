@@ -267,10 +267,11 @@ static void pct_encode(struct buf *b, const char *s)
 
 /* Lower-case hex HMAC-SHA256 of the PUT parameters into out[65]. */
 static void put_signature(const struct upload *up, const char *id, const char *filename, size_t size,
-                          const char *ctype, long long expires, char out[65])
+                          const char *ctype, long long expires, const char *owner, char out[65])
 {
 	struct buf m = { 0 };
-	buf_printf(&m, "PUT\n%s%s/%s\n%zu\n%s\n%lld", up->set->path, id, filename, size, ctype, expires);
+	buf_printf(&m, "PUT\n%s%s/%s\n%zu\n%s\n%lld\n%s@%s", up->set->path, id, filename, size, ctype,
+	           expires, owner, up->h->name);
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int md_len = 0;
 	if (HMAC(EVP_sha256(), up->secret, (int)up->secret_len, (const unsigned char *)m.data, m.len, md,
@@ -444,14 +445,16 @@ static void request_slot(struct upload *up, struct xml_node *iq, const struct xm
 	s->put_expires = now + up->set->put_timeout;
 	long long e = (long long)s->put_expires;
 	char sig[65];
-	put_signature(up, id, filename, s->size, ctype, e, sig);
+	put_signature(up, id, filename, s->size, ctype, e, s->owner, sig);
 
 	struct buf get = { 0 };
 	buf_printf(&get, "%s%s/", up->url, id);
 	pct_encode(&get, filename);
 	struct buf put = { 0 };
 	buf_append(&put, get.data, get.len);
-	buf_printf(&put, "?e=%lld&v=%s", e, sig);
+	char *owner_hex = hex_encode(s->owner, strlen(s->owner));
+	buf_printf(&put, "?e=%lld&o=%s&v=%s", e, owner_hex, sig);
+	free(owner_hex);
 
 	struct xml_node *res = stanza_iq_result(iq);
 	struct xml_node *sl = xml_add_child(res, "slot", NS_UPLOAD);
@@ -861,9 +864,74 @@ static void write_done(void *job, enum worker_status status)
 	job_free(j);
 }
 
+/* A PUT URL whose slot this process does not know (handed out before a
+ * restart, with the same secret_file): when its signature holds for one of
+ * the instances serving prefix, the slot is made again from what the URL
+ * and the request say (all of it signed).  NULL otherwise. */
+static struct slot *slot_revive(const char *prefix, const struct http_request *rq)
+{
+	const char *rest = rq->path + strlen(prefix);
+	const char *slash = strchr(rest, '/');
+	if (rq->query == NULL || slash == NULL || !valid_id(rest, (size_t)(slash - rest)) ||
+	    !valid_filename(slash + 1))
+		return NULL;
+	char id[SLOT_ID_LEN + 1];
+	memcpy(id, rest, SLOT_ID_LEN);
+	id[SLOT_ID_LEN] = '\0';
+	if (slot_find(id) != NULL)
+		return NULL;
+	const char *cl = http_request_header(rq, "Content-Length");
+	const char *ct = http_request_header(rq, "Content-Type");
+	if (ct == NULL)
+		ct = "application/octet-stream";
+	char *e = query_value(rq->query, "e");
+	char *o = query_value(rq->query, "o");
+	char *v = query_value(rq->query, "v");
+	struct slot *found = NULL;
+	unsigned char *owner = NULL;
+	size_t owner_len = 0;
+	if (cl != NULL && e != NULL && o != NULL && v != NULL && strlen(v) == 64 && valid_ctype(ct) &&
+	    *e != '\0' && strlen(e) < 20 && strspn(e, "0123456789") == strlen(e) && strlen(o) % 2 == 0 &&
+	    strlen(o) <= 2046 && strspn(o, "0123456789abcdef") == strlen(o) &&
+	    strspn(cl, "0123456789") == strlen(cl) && *cl != '\0') {
+		owner_len = strlen(o) / 2;
+		owner = xmalloc(owner_len + 1);
+		for (size_t i = 0; i < owner_len; i++) {
+			unsigned hi = (unsigned)(o[2 * i] <= '9' ? o[2 * i] - '0' : o[2 * i] - 'a' + 10);
+			unsigned lo = (unsigned)(o[2 * i + 1] <= '9' ? o[2 * i + 1] - '0'
+			                                             : o[2 * i + 1] - 'a' + 10);
+			owner[i] = (unsigned char)(hi << 4 | lo);
+		}
+		owner[owner_len] = '\0';
+		long long expires = strtoll(e, NULL, 10);
+		size_t size = (size_t)strtoull(cl, NULL, 10);
+		for (struct upload *up = instances;
+		     up != NULL && owner_len > 0 && strlen((char *)owner) == owner_len; up = up->next) {
+			if (strcmp(up->set->path, prefix) != 0)
+				continue;
+			char want[65];
+			put_signature(up, id, slash + 1, size, ct, expires, (char *)owner, want);
+			if (secure_memeq(v, want, 64)) {
+				found = slot_add(up, id, (char *)owner, slash + 1, ct, size);
+				found->put_expires = (double)expires;
+				log_info("upload %s: slot %s of %s@%s taken up again", up->domain, id,
+				         found->owner, up->h->name);
+				break;
+			}
+		}
+	}
+	free(owner);
+	free(e);
+	free(o);
+	free(v);
+	return found;
+}
+
 static void handle_put(const struct http_request *rq, struct http_reply *r, const char *prefix)
 {
 	struct slot *s = slot_of_path(prefix, rq->path);
+	if (s == NULL)
+		s = slot_revive(prefix, rq);
 	if (s == NULL) {
 		http_reply_error(r, 404, NULL);
 		return;
@@ -875,7 +943,7 @@ static void handle_put(const struct http_request *rq, struct http_reply *r, cons
 	bool sig_ok = false;
 	if (e != NULL && v != NULL && *e != '\0' && strlen(e) < 20 && strspn(e, "0123456789") == strlen(e)) {
 		expires = strtoll(e, NULL, 10);
-		put_signature(s->up, s->id, s->filename, s->size, s->ctype, expires, want);
+		put_signature(s->up, s->id, s->filename, s->size, s->ctype, expires, s->owner, want);
 		sig_ok = strlen(v) == 64 && secure_memeq(v, want, 64);
 	}
 	free(e);

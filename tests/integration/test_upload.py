@@ -33,7 +33,8 @@ OTHER_PUT_TIMEOUT = 2  # seconds a PUT URL of OTHER stays valid
 
 class UploadParleyd(parleytest.Parleyd):
     """parleyd with an http listener and the upload module on both hosts
-    (OTHER's with short lifetimes), sharing the mount /upload/."""
+    (HOST's with a secret_file, OTHER's with short lifetimes and a random
+    key), sharing the mount /upload/."""
 
     def write_config(self):
         super().write_config()
@@ -47,8 +48,10 @@ class UploadParleyd(parleytest.Parleyd):
                   % self.http_port)
         text = text.replace('listen:\n', http + listen, 1)
         marker = '      register: {'
-        text = text.replace(marker, '      upload: { url: "%s", folder: %s, max_file_size: %d, quota: %d }\n%s'
-                            % (base, self.folder, MAX_FILE, QUOTA, marker), 1)
+        secret = self.dir / 'upload.secret'
+        secret.write_text('a-long-random-upload-key-%s\n' % os.urandom(8).hex())
+        text = text.replace(marker, '      upload: { url: "%s", folder: %s, max_file_size: %d, quota: %d, '
+                            'secret_file: %s }\n%s' % (base, self.folder, MAX_FILE, QUOTA, secret, marker), 1)
         assert '  %s: {}\n' % OTHER in text
         text = text.replace('  %s: {}\n' % OTHER,
                             '  %s:\n    modules:\n      upload: { url: "%s", folder: %s, '
@@ -428,9 +431,10 @@ def test_restart_keeps_files_and_quota(srv, run):
         c = await new_user(srv)
         a = await slot(c, 'kept.bin', len(data))
         unused = await slot(c, 'unused.bin', 10)
+        forged = await slot(c, 'forged.bin', 10)
         await logout(c)
-        return str(c.boundjid.user), urls(a), urls(unused)
-    user, (put_url, get_url), (unused_put, _) = run(before())
+        return str(c.boundjid.user), urls(a), urls(unused), urls(forged)
+    user, (put_url, get_url), (unused_put, unused_get), (forged_put, _) = run(before())
     assert put(srv, put_url, data)[0] == 201
     srv.stop()
     srv.start()
@@ -440,13 +444,21 @@ def test_restart_keeps_files_and_quota(srv, run):
         assert time.monotonic() < deadline, 'the stored file is not served after a restart'
         time.sleep(0.2)
     assert request(srv, 'GET', path_of(get_url))[2] == data
-    # a slot handed out before the restart is gone
-    assert put(srv, unused_put, b'x' * 10)[0] == 404
+    # a PUT URL handed out before the restart still works (the key is in
+    # secret_file), but only as signed: another owner or size is refused
+    parts = urllib.parse.urlsplit(forged_put)
+    query = dict(urllib.parse.parse_qsl(parts.query))
+    for o, size in ((b'alice'.hex(), 10), (query['o'], 11)):
+        bad = '%s?e=%s&o=%s&v=%s' % (parts.path, query['e'], o, query['v'])
+        assert put(srv, bad, b'x' * size)[0] == 404
+    assert put(srv, unused_put, b'x' * 10)[0] == 201
+    assert put(srv, unused_put, b'x' * 10)[0] == 409
+    assert request(srv, 'GET', path_of(unused_get))[2] == b'x' * 10
 
     async def after():
         c = await login(srv, user, password='upload-secret')
         over = await slot(c, 'more.bin', 200 * 1024)
-        ok = await slot(c, 'less.bin', 100 * 1024)
+        ok = await slot(c, 'less.bin', 100 * 1024 - 20)
         await logout(c)
         return over, ok
     over, ok = run(after())
@@ -477,6 +489,14 @@ def test_bad_configuration(tmp_path_factory):
         out = r.stdout + r.stderr
         assert r.returncode != 0, 'upload %s accepted: %s' % (bad, out)
         assert 'parley.yml:' in out and 'upload' in out and key in out, out
+    # a key file with too short a key
+    short = tmp_path_factory.mktemp('k') / 'short.secret'
+    short.write_text('short\n')
+    s = bad_server(tmp_path_factory, '{ url: "http://h/upload/", folder: %s, max_file_size: 64K, secret_file: %s }'
+                   % (tmp_path_factory.mktemp('f') / 'up', short))
+    with pytest.raises(parleytest.ServerError) as e:
+        s.start()
+    assert 'secret_file' in str(e.value)
     # uploads larger than the http body limit: refused at start, naming both
     s = bad_server(tmp_path_factory, '{ url: "http://h/upload/", folder: %s, max_file_size: 2M }'
                    % (tmp_path_factory.mktemp('f') / 'up'), http='1M')
