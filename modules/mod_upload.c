@@ -6,8 +6,10 @@
  * (upload.HOST by default, in the host's disco#items).  A local user of
  * the host asks it for a slot (<request filename size content-type/>) and
  * gets a PUT URL and a GET URL under the configured base URL: the PUT URL
- * carries an expiry and an HMAC-SHA256 over (path, size, content-type,
- * expiry) keyed by the module's secret (secret_file, or random at start).
+ * carries an expiry, the owner and an HMAC-SHA256 over (path, size,
+ * content-type, expiry, owner) keyed by the module's secret (secret_file,
+ * or random at start).  Because all of a slot is in its signed PUT URL, a
+ * URL from before a restart (same secret_file) is taken up again.
  *
  * The HTTP side is mounted at `path` on every http listener (one mount
  * per distinct path, shared by the hosts that use it).  Slot ids are 32
@@ -21,10 +23,12 @@
  * - Slots are loop-thread objects.  Jobs carry copies (id, paths, bytes)
  *   and find their slot and instance again by id and serial when they
  *   come back, so a slot or host that went meanwhile is simply skipped.
- * - Writing (PUT), reading (GET) and the folder scan run on one worker
- *   thread ("upload"); the HTTP reply is deferred until the job is done.
- *   A PUT body is whole in memory (the http layer reads it, up to
- *   http.max_body_size, which is why max_file_size may not exceed it).
+ * - Writing (PUT), reading (GET), purging and the folder scan run on one
+ *   worker thread ("upload"), in order; the HTTP reply is deferred until
+ *   the job is done.  A PUT body is whole in memory (the http layer reads
+ *   it, up to http.max_body_size, which is why max_file_size may not
+ *   exceed it) and copied into the job; a GET reads the range asked for
+ *   into memory and the reply copies it to the connection's output.
  * - A user's quota counts the sizes of the stored files and of the slots
  *   handed out and not yet expired.
  * - The scan (start-up, then periodically) deletes files older than
