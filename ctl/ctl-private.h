@@ -150,6 +150,8 @@ void cmd_pubsub_info(struct ctl_call *call);
 void cmd_pubsub_delete(struct ctl_call *call);
 void cmd_pubsub_purge(struct ctl_call *call);
 void cmd_mam_purge(struct ctl_call *call);
+void cmd_upload_list(struct ctl_call *call);
+void cmd_upload_purge(struct ctl_call *call);
 
 /* cmd-api.c */
 void cmd_api_token_create(struct ctl_call *call);

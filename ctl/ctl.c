@@ -262,6 +262,11 @@ static const struct ctl_command commands[] = {
 	  "delete a node: its subscribers are notified as for its owner's delete; answers once stored" },
 	{ "pubsub-purge", "SERVICE|USER@HOST NODE", 2, 2, CTL_F_HOSTS, cmd_pubsub_purge,
 	  "remove every item of a node (subscribers get a purge notification); answers once stored" },
+	{ "upload-list", "USER HOST", 2, 2, CTL_F_JSON | CTL_F_READ, cmd_upload_list,
+	  "list the files an account has stored with HTTP file upload (XEP-0363): time stored, size, "
+	  "content type, file name, URL" },
+	{ "upload-purge", "USER HOST", 2, 2, CTL_F_USERS, cmd_upload_purge,
+	  "delete every file an account has stored with HTTP file upload; answers once deleted" },
 	{ "mam-purge", "USER@HOST|ROOMJID", 1, 1, CTL_F_USERS, cmd_mam_purge,
 	  "remove every archived message (XEP-0313) of an account or a room; answers once stored" },
 	{ "auth-test", "USER@HOST", 2, 2, CTL_F_STDIN | CTL_F_USERS, cmd_auth_test,

@@ -50,6 +50,7 @@ void modules_register_builtin(void)
 	module_register(&mod_push);
 	module_register(&mod_extdisco);
 	module_register(&mod_mam);
+	module_register(&mod_upload);
 }
 
 static const char *const scope_names[IQ_SCOPE_COUNT] = {

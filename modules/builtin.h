@@ -38,6 +38,7 @@ extern const struct module_def mod_pubsub;
 extern const struct module_def mod_push;
 extern const struct module_def mod_extdisco;
 extern const struct module_def mod_mam;
+extern const struct module_def mod_upload;
 
 /* Register every built-in module with module_register (once; later calls
  * do nothing).  Registration order is start order on each host. */

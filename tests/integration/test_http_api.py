@@ -56,6 +56,8 @@ CASES = [
     ('pubsub-delete', ['alice@' + HOST, 'x'], 1),
     ('pubsub-purge', ['alice@' + HOST, 'x'], 1),
     ('mam-purge', ['alice@' + HOST], 0),
+    ('upload-list', ['alice', HOST], 1),
+    ('upload-purge', ['alice', HOST], 1),
     ('ldap-test', ['alice@' + HOST], 2),
     ('kick-session', ['alice@' + HOST], 1),
     ('send-message', ['bob@' + HOST, 'alice@' + HOST, 'hello from the API'], 0),
