@@ -121,6 +121,8 @@ enum web_str {
 	S_NOT_FOUND,
 	S_STOPPING,
 	S_EXPIRED,
+	S_SHOW,
+	S_BAD_FORM,
 	S_COUNT
 };
 
@@ -182,6 +184,8 @@ static const char *const strings[S_COUNT] = {
 	[S_NOT_FOUND] = "No such page.",
 	[S_STOPPING] = "The server is stopping.",
 	[S_EXPIRED] = "Your session has ended; log in again.",
+	[S_SHOW] = "Show",
+	[S_BAD_FORM] = "The form asks for something these pages do not offer.",
 };
 
 static const char *T(enum web_str s)
@@ -795,7 +799,7 @@ static void host_picker(struct buf *b, const char *path, const char *current)
 		html(b, h->name);
 		buf_append_str(b, "</option>");
 	}
-	buf_printf(b, "</select><button>%s</button></form>", T(S_HOST));
+	buf_printf(b, "</select><button>%s</button></form>", T(S_SHOW));
 }
 
 /* Users of a host: search, sessions, create, delete, password, kick. */
@@ -1034,10 +1038,13 @@ static void handle_run(const struct http_request *rq, struct http_reply *r, stru
 	for (size_t i = 0; cmd != NULL && i < sizeof(web_commands) / sizeof(web_commands[0]); i++)
 		if (strcmp(web_commands[i].name, cmd) == 0)
 			found = (int)i;
-	if (found < 0 || back == NULL || strncmp(back, "/admin/", 7) != 0 || strchr(back, '"') != NULL) {
+	if (found < 0 || back == NULL || strncmp(back, "/admin/", 7) != 0) {
+		log_warning("web admin: %s from %s posted a form for a command the pages do not offer; "
+		            "refused",
+		            s->jid, rq->remote_ip);
+		send_message_page(r, 400, S_FAILED, S_BAD_FORM, s->csrf);
 		free(cmd);
 		free(back);
-		send_message_page(r, 400, S_FAILED, S_NOT_FOUND, s->csrf);
 		return;
 	}
 	char *args[MAX_ARGS + 1] = { cmd };

@@ -272,6 +272,56 @@ def test_headers_and_cookies(srv):
     assert status == 303 and dict(headers)['Location'] == '/admin/'
 
 
+def admin_session(srv):
+    """(cookie, csrf token) of a new session of alice over plain HTTP."""
+    cookie, token = login_form(srv)
+    status, headers, _ = request(srv, 'POST', '/admin/login',
+                                 {'csrf': token, 'jid': 'alice@' + HOST, 'password': srv.password('alice')},
+                                 cookie=cookie.split(';')[0])
+    assert status == 303
+    session = [v for k, v in headers if k.lower() == 'set-cookie' and v.startswith('parley_admin=')][0]
+    session = session.split(';')[0]
+    status, _, body = request(srv, 'GET', '/admin/announce', cookie=session)
+    assert status == 200
+    return session, re.search(r'name="csrf" value="([0-9a-f]{32})"', body).group(1)
+
+
+def test_bad_forms_change_nothing(srv):
+    session, csrf = admin_session(srv)
+    # a command the pages do not offer (stop) is refused, parleyd runs on
+    status, _, body = request(srv, 'POST', '/admin/run', {'csrf': csrf, 'cmd': 'stop', 'back': '/admin/'},
+                              cookie=session)
+    assert status == 400 and 'do not offer' in body
+    assert find_lines(r'web admin: alice@%s from 127\.0\.0\.1 posted a form for a command the pages '
+                      r'do not offer; refused' % re.escape(HOST), srv.log())
+    # a page to go back to outside /admin/
+    status, _, _ = request(srv, 'POST', '/admin/run', {'csrf': csrf, 'cmd': 'unregister', 'a1': 'bob',
+                                                       'a2': HOST, 'back': 'https://evil.example/'},
+                           cookie=session)
+    assert status == 400
+    # a token with bad percent-encoding is no token
+    conn = http.client.HTTPConnection('127.0.0.1', srv.http_port, timeout=30)
+    conn.request('POST', '/admin/run', body='csrf=%s%%zz&cmd=unregister&a1=bob&a2=%s&back=/admin/'
+                 % (csrf, HOST), headers={'Cookie': session, 'Connection': 'close',
+                                          'Content-Type': 'application/x-www-form-urlencoded'})
+    assert conn.getresponse().status == 403
+    conn.close()
+    assert srv.ctl('user-exists', 'bob', HOST).returncode == 0
+    # the command's own usage check answers a missing argument
+    status, _, body = request(srv, 'POST', '/admin/run', {'csrf': csrf, 'cmd': 'passwd', 'a1': 'bob',
+                                                          'back': '/admin/'}, cookie=session)
+    assert status == 200 and 'data-code="2"' in body
+    assert srv.running()
+    # unknown pages, other methods
+    status, _, _ = request(srv, 'GET', '/admin/nothing', cookie=session)
+    assert status == 404
+    status, _, _ = request(srv, 'DELETE', '/admin/', cookie=session)
+    assert status == 405
+    request(srv, 'POST', '/admin/logout', {'csrf': csrf}, cookie=session)
+    status, _, _ = request(srv, 'GET', '/admin/users', cookie=session)
+    assert status == 303
+
+
 def plain_login(srv, user, password):
     c = RawClient(srv.port, host=HOST, timeout=10)
     try:
