@@ -7,11 +7,15 @@
 //   {"op": "submit", "sel": S}               click, wait for the next page -> {"status", "url"}
 //   {"op": "text", "sel": S}                 -> {"text": innerText of the first match, or null}
 //   {"op": "count", "sel": S}                -> {"n": matches}
+//   {"op": "wait", "sel": S, "text": T}      wait until a match (holding T) is visible
+//   {"op": "press", "sel": S, "key": K}      focus the first match and press a key
+//   {"op": "click", "sel": S}                click the first match (no navigation)
 //   {"op": "viewport", "width": W, "height": H}
 //   {"op": "layout"}                         -> {"scrollWidth", "innerWidth"}
 //   {"op": "cookies"}                        -> {"cookies": [...]}
 //   {"op": "screenshot", "name": N}          -> {"path": ARTIFACTS/N.png}
 //   {"op": "violations"}                     -> {"messages": CSP violations seen}
+//   {"op": "console"}                        -> {"messages": the page's last console lines}
 //   {"op": "quit"}
 // Errors answer {"ok": false, "error": "..."}; the rest {"ok": true, ...}.
 // Environment: CHROMIUM (the browser binary), ARTIFACTS (screenshot folder).
@@ -34,9 +38,13 @@ const context = await browser.newContext({ ignoreHTTPSErrors: true });
 context.setDefaultTimeout(15000);
 const page = await context.newPage();
 const violations = [];
+const consoleLog = [];
 page.on('console', (m) => {
     if (/Content Security Policy/i.test(m.text()))
         violations.push(m.text());
+    consoleLog.push(m.type() + ': ' + m.text());
+    if (consoleLog.length > 500)
+        consoleLog.shift();
 });
 
 function answer(obj) {
@@ -73,6 +81,21 @@ const ops = {
     async count(r) {
         return { n: await page.locator(r.sel).count() };
     },
+    async wait(r) {
+        let loc = page.locator(r.sel);
+        if (r.text !== undefined)
+            loc = loc.filter({ hasText: r.text });
+        await loc.first().waitFor({ state: 'visible', timeout: r.timeout || 20000 });
+        return { text: await loc.first().innerText() };
+    },
+    async click(r) {
+        await page.locator(r.sel).first().click();
+        return {};
+    },
+    async press(r) {
+        await page.locator(r.sel).first().press(r.key);
+        return {};
+    },
     async viewport(r) {
         await page.setViewportSize({ width: r.width, height: r.height });
         return {};
@@ -90,6 +113,9 @@ const ops = {
         const file = path.join(artifacts, r.name + '.png');
         await page.screenshot({ path: file, fullPage: true });
         return { path: file };
+    },
+    async console() {
+        return { messages: consoleLog };
     },
     async violations() {
         return { messages: violations };

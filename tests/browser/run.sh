@@ -1,6 +1,7 @@
 #!/bin/sh
-# Browser tests: the web administration in Debian's headless Chromium,
-# driven by playwright-core (npm, pinned in package-lock.json).  Run by
+# Browser tests: the web administration, and Converse.js as a web client
+# over WebSocket and BOSH, in Debian's headless Chromium driven by
+# playwright-core (both from npm, pinned in package-lock.json).  Run by
 # `make check`, or by hand from a build directory:
 #   tests/browser/run.sh [pytest args, e.g. -k csrf -x]
 # node_modules is installed with `npm ci` into the build dir
@@ -55,8 +56,8 @@ mkdir -p "$PARLEY_BROWSER_ENV" "$ARTIFACTS"
 if ! cmp -s "$here/package-lock.json" "$PARLEY_BROWSER_ENV/package-lock.json" ||
     [ ! -d "$PARLEY_BROWSER_ENV/node_modules/playwright-core" ]; then
     cp "$here/package.json" "$here/package-lock.json" "$PARLEY_BROWSER_ENV/" || exit 99
-    echo "installing playwright-core (npm ci) in $PARLEY_BROWSER_ENV"
-    if ! (cd "$PARLEY_BROWSER_ENV" && npm ci --no-audit --no-fund --loglevel=error); then
+    echo "installing playwright-core and converse.js (npm ci) in $PARLEY_BROWSER_ENV"
+    if ! (cd "$PARLEY_BROWSER_ENV" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error); then
         rm -f "$PARLEY_BROWSER_ENV/package-lock.json"
         echo "ERROR: npm ci failed (is the npm registry reachable?)"
         exit 99
