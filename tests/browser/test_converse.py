@@ -14,7 +14,7 @@ import time
 import pytest
 
 import parleytest
-from conftest import Browser, node_env
+from conftest import Browser, BrowserError, node_env
 from parleytest import HOST, login, logout
 
 
@@ -80,12 +80,22 @@ def test_converse_chats_with_slixmpp(srv, static, run, transport):
         assert online(srv, 'alice@%s/' % HOST), browser.call('console')['messages'][-30:]
         bob = run(login(srv, 'bob'))
         text = 'hello from slixmpp over %s' % transport
-        # the message is counted beside bob in the roster; opening the
-        # chat shows it
-        bob.send_message(mto='alice@' + HOST, mbody=text, mtype='chat')
-        run(asyncio.sleep(0.3))  # let slixmpp's loop write it
+        # once Converse shows alice online, a message is counted beside bob
+        # in the roster (sent again while it does not show: the first may
+        # reach the session before Converse listens); opening the chat
+        # shows it
         try:
-            browser.call('wait', sel='text=bob@%s' % HOST)
+            browser.call('wait', sel='text=I am online')
+            deadline = time.monotonic() + 40
+            while True:
+                bob.send_message(mto='alice@' + HOST, mbody=text, mtype='chat')
+                run(asyncio.sleep(0.3))  # let slixmpp's loop write it
+                try:
+                    browser.call('wait', sel='text=bob@%s' % HOST, timeout=4000)
+                    break
+                except BrowserError:
+                    if time.monotonic() > deadline:
+                        raise
             browser.call('click', sel='text=bob@%s' % HOST)
             shown = browser.call('wait', sel='.chat-msg__text', text=text)
         except Exception:
