@@ -20,7 +20,7 @@ TEST_PKGS=(python3 python3-slixmpp python3-pytest sqlite3 procps iproute2
     postgresql mariadb-server unixodbc odbc-postgresql odbc-mariadb slapd ldap-utils libpam-wrapper util-linux groff-base
     profanity tmux coturn python3-pytest-xdist prosody python3-websockets python3-prometheus-client
     clang-14 libclang-rt-14-dev
-    biboumi ngircd ejabberd python3-dnslib python3-aiohttp)
+    biboumi ngircd ejabberd python3-dnslib python3-aiohttp chromium nodejs npm)
 # prosody is the remote side of the federation interop test
 # (tests/integration/test_s2s_prosody.py, run privately on loopback; the
 # package's own service is not used); ejabberd likewise for
@@ -33,8 +33,7 @@ TEST_PKGS=(python3 python3-slixmpp python3-pytest sqlite3 procps iproute2
 # it, so it is named here (apt-get --no-install-recommends leaves it out).
 # biboumi (an XMPP-IRC gateway run as an external component) and ngircd
 # (the IRC server) serve tests/integration/test_irc.py.
-# python3-aiohttp is the HTTP client of slixmpp's xep_0363 plugin
-# (tests/integration/test_upload.py uploads through it).
+    biboumi ngircd ejabberd python3-dnslib python3-aiohttp chromium nodejs npm)
 
 usage() {
     echo "usage: $0 build|test [build|test ...]" >&2

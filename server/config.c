@@ -47,8 +47,8 @@ struct top_settings {
 	char *log_file, *pidfile, *user, *group;
 	double latency_threshold;
 	bool latency_usage;
-	const struct cfg_node *control, *limits, *stream_management, *fast, *http, *metrics, *http_api, *tls,
-	        *storage, *auth, *listen, *modules, *hosts, *components, *s2s;
+	const struct cfg_node *control, *limits, *stream_management, *fast, *http, *metrics, *http_api,
+	        *admin_web, *tls, *storage, *auth, *listen, *modules, *hosts, *components, *s2s;
 };
 
 static const struct opt_def top_defs[] = {
@@ -82,6 +82,8 @@ static const struct opt_def top_defs[] = {
 	  "Prometheus metrics at /metrics of the http listeners" },
 	{ "http_api", OPT_NODE, OFF(top_settings, http_api), NULL, NULL, 0, 0,
 	  "the HTTP admin API at /api/ of the http listeners" },
+	{ "admin_web", OPT_NODE, OFF(top_settings, admin_web), NULL, NULL, 0, 0,
+	  "web administration in the browser at /admin/ of the http listeners" },
 	{ "tls", OPT_NODE, OFF(top_settings, tls), NULL, NULL, 0, 0, "TLS defaults for every host" },
 	{ "storage", OPT_NODE, OFF(top_settings, storage), NULL, NULL, 0, 0,
 	  "storage defaults for every host" },
@@ -125,6 +127,18 @@ static const struct opt_def http_api_defs[] = {
 	{ "tokens_file", OPT_STRING, OFF(http_api_config, tokens_file), "api-tokens", NULL, 0, 0,
 	  "the API's bearer tokens, SHA-256 hashed (parleyctl api-token-create writes it); "
 	  "relative to the configuration file's folder" },
+	OPT_END
+};
+
+static const struct opt_def admin_web_defs[] = {
+	{ "enabled", OPT_BOOL, OFF(admin_web_config, enabled), "false", NULL, 0, 0,
+	  "serve the web administration at /admin/ on every http listener (use it over TLS)" },
+	{ "hosts", OPT_STRLIST, OFF(admin_web_config, hosts), NULL, NULL, 0, 0,
+	  "the hosts whose admins (hosts.HOST.admins) may log in; empty: every host's" },
+	{ "allow", OPT_STRLIST, OFF(admin_web_config, allow), "127.0.0.0/8, ::1/128", NULL, 0, 0,
+	  "addresses or CIDR blocks that may open the pages (others get 403)" },
+	{ "session_timeout", OPT_DURATION, OFF(admin_web_config, session_timeout), "30m", NULL, 0, 0,
+	  "a login session ends after this long without a request" },
 	OPT_END
 };
 
@@ -552,6 +566,9 @@ int config_load(const char *path, struct parley_config **cfg_r, char **error_r)
 	    cfg_resolve_path(&cfg->http_api.tokens_file, dir, top.http_api, cfg->root, "http_api",
 	                     "tokens_file", error_r) < 0)
 		goto out;
+	if (opt_apply(admin_web_defs, top.admin_web, "admin_web", &cfg->admin_web, error_r) < 0 ||
+	    check_allow(&cfg->admin_web.allow, top.admin_web, cfg->root, "admin_web", error_r) < 0)
+		goto out;
 	if (listen_config_load(&cfg->listen, &cfg->nlisten, top.listen, cfg->root, error_r) < 0)
 		goto out;
 	if (load_globals(&g, &top, cfg->root, dir, error_r) < 0)
@@ -599,6 +616,7 @@ void config_free(struct parley_config **cfgp)
 	http_config_free(&cfg->http);
 	opt_free(metrics_defs, &cfg->metrics);
 	opt_free(http_api_defs, &cfg->http_api);
+	opt_free(admin_web_defs, &cfg->admin_web);
 	for (size_t i = 0; i < cfg->nhosts; i++) {
 		struct host_config *h = &cfg->hosts[i];
 		free(h->name);
@@ -710,6 +728,8 @@ void config_dump_ex(const struct parley_config *cfg, const char *host, struct bu
 	opt_dump(metrics_defs, &cfg->metrics, out, 2);
 	buf_append_str(out, "http_api:\n");
 	opt_dump(http_api_defs, &cfg->http_api, out, 2);
+	buf_append_str(out, "admin_web:\n");
+	opt_dump(admin_web_defs, &cfg->admin_web, out, 2);
 	buf_append_str(out, "listen:\n");
 	for (size_t i = 0; i < cfg->nlisten; i++)
 		listen_config_dump(&cfg->listen[i], out, 2);

@@ -35,6 +35,15 @@ struct http_api_config {
 	char *tokens_file;    /* the bearer tokens, hashed ("api-tokens" beside the file) */
 };
 
+/* admin_web: web administration at /admin/ on the http listeners
+ * (ctl/web-admin.c). */
+struct admin_web_config {
+	bool enabled;
+	struct strlist hosts;   /* whose admins may log in; empty: every host's */
+	struct strlist allow;   /* addresses or CIDR blocks that may open the pages */
+	double session_timeout; /* seconds without a request before a session ends */
+};
+
 struct host_config {
 	char *name;                    /* prepared domain */
 	struct storage_config storage; /* global storage, overridden per host */
@@ -65,6 +74,7 @@ struct parley_config {
 	struct http_config http;
 	struct metrics_config metrics;
 	struct http_api_config http_api;
+	struct admin_web_config admin_web;
 	struct listen_config *listen;
 	size_t nlisten;
 	struct host_config *hosts;

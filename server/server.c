@@ -253,6 +253,11 @@ int server_reload(struct buf *report)
 	    !strlist_equal(&ocfg->http_api.allow, &ncfg->http_api.allow) ||
 	    str_changed(ocfg->http_api.tokens_file, ncfg->http_api.tokens_file))
 		buf_append_str(report, "http_api: changed; restart parleyd to apply\n");
+	if (ocfg->admin_web.enabled != ncfg->admin_web.enabled ||
+	    !strlist_equal(&ocfg->admin_web.hosts, &ncfg->admin_web.hosts) ||
+	    !strlist_equal(&ocfg->admin_web.allow, &ncfg->admin_web.allow) ||
+	    ocfg->admin_web.session_timeout != ncfg->admin_web.session_timeout)
+		buf_append_str(report, "admin_web: changed; restart parleyd to apply\n");
 	if (str_changed(ocfg->fast.key_file, ncfg->fast.key_file))
 		buf_append_str(report, "fast: key_file changed; restart parleyd to apply\n");
 	else if (ocfg->fast.enabled != ncfg->fast.enabled || ocfg->fast.token_ttl != ncfg->fast.token_ttl)
