@@ -20,7 +20,8 @@ TEST_PKGS=(python3 python3-slixmpp python3-pytest sqlite3 procps iproute2
     postgresql mariadb-server unixodbc odbc-postgresql odbc-mariadb slapd ldap-utils libpam-wrapper util-linux groff-base
     profanity tmux coturn python3-pytest-xdist prosody
     clang-14 libclang-rt-14-dev
-    biboumi ngircd)
+    biboumi ngircd
+    mmdebstrap debhelper dpkg-dev)
 # prosody is the remote side of the federation interop test
 # (tests/integration/test_s2s_prosody.py, run privately on loopback; the
 # package's own service is not used).
@@ -29,6 +30,8 @@ TEST_PKGS=(python3 python3-slixmpp python3-pytest sqlite3 procps iproute2
 # it, so it is named here (apt-get --no-install-recommends leaves it out).
 # biboumi (an XMPP-IRC gateway run as an external component) and ngircd
 # (the IRC server) serve tests/integration/test_irc.py.
+# mmdebstrap, debhelper and dpkg-dev build the Debian package and the clean
+# Debian 12 chroot it is installed into (tests/package/run.sh).
 
 usage() {
     echo "usage: $0 build|test [build|test ...]" >&2
