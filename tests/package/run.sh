@@ -132,10 +132,11 @@ grep -q "port: $TLS_PORT" "$R/etc/parley/parley.yml" || fail "could not set the 
 unit=$R/lib/systemd/system/parley.service
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
 exec_check=$(sed -n 's/^ExecStartPre=//p' "$unit")
-[ -n "$exec_start" ] && [ -n "$exec_check" ] || fail "no ExecStart/ExecStartPre in the unit"
+if [ -z "$exec_start" ] || [ -z "$exec_check" ]; then fail "no ExecStart/ExecStartPre in the unit"; fi
 # What systemd makes for the unit (RuntimeDirectory=, StateDirectory=,
 # LogsDirectory=; mode 0750, owned by User=/Group=).
 install -d -o "$(in_chroot id -u parley)" -g "$(in_chroot id -g parley)" -m 0750 "$R/run/parley"
+# shellcheck disable=SC2054 # the commas belong to setpriv's options
 AS_PARLEY=(setpriv --reuid=parley --regid=parley --init-groups --no-new-privs
     --inh-caps=-all --bounding-set=-all,+net_bind_service)
 # shellcheck disable=SC2086 # the unit's command lines, split as systemd does
