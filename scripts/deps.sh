@@ -20,7 +20,8 @@ TEST_PKGS=(python3 python3-slixmpp python3-pytest sqlite3 procps iproute2
     postgresql mariadb-server unixodbc odbc-postgresql odbc-mariadb slapd ldap-utils libpam-wrapper util-linux groff-base
     profanity tmux coturn python3-pytest-xdist prosody python3-websockets python3-prometheus-client
     clang-14 libclang-rt-14-dev
-    biboumi ngircd ejabberd python3-dnslib python3-aiohttp chromium nodejs npm)
+    biboumi ngircd ejabberd python3-dnslib python3-aiohttp chromium nodejs npm
+    mmdebstrap debhelper dpkg-dev)
 # prosody is the remote side of the federation interop test
 # (tests/integration/test_s2s_prosody.py, run privately on loopback; the
 # package's own service is not used); ejabberd likewise for
@@ -33,7 +34,8 @@ TEST_PKGS=(python3 python3-slixmpp python3-pytest sqlite3 procps iproute2
 # it, so it is named here (apt-get --no-install-recommends leaves it out).
 # biboumi (an XMPP-IRC gateway run as an external component) and ngircd
 # (the IRC server) serve tests/integration/test_irc.py.
-    biboumi ngircd ejabberd python3-dnslib python3-aiohttp chromium nodejs npm)
+# mmdebstrap, debhelper and dpkg-dev build the Debian package and the clean
+# Debian 12 chroot it is installed into (tests/package/run.sh).
 
 usage() {
     echo "usage: $0 build|test [build|test ...]" >&2
@@ -56,6 +58,11 @@ installed() {
 
 missing=()
 for p in "${wanted[@]}"; do
+    # A nodejs from another source (NodeSource's packages) brings its own
+    # npm and conflicts with Debian's: an npm on the PATH is enough.
+    if [ "$p" = npm ] && command -v npm >/dev/null 2>&1; then
+        continue
+    fi
     installed "$p" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then

@@ -3,7 +3,8 @@
 #   1. the checkout itself, built with --enable-werror:  make check
 #   2. build-asan/: AddressSanitizer + UndefinedBehaviorSanitizer:  make check
 # and, beside the first, each libFuzzer target of tests/fuzz/ for FUZZ_SECONDS
-# (default 12; 0 leaves fuzzing out) through scripts/fuzz.sh, in build-fuzz/.
+# (default 12; 0 leaves fuzzing out) through scripts/fuzz.sh, in build-fuzz/,
+# and the Debian package test (tests/package/run.sh, in build-pkg/).
 # Unit tests (cmocka) and the integration tests (tests/integration, slixmpp)
 # run in both.  A test that fails, errors or is skipped is a failure here: a
 # skip means something the suite needs is missing.
@@ -123,6 +124,35 @@ finish_fuzz() {
     fi
 }
 
+# ---- the Debian package, in the background --------------------------------------
+# tests/package/run.sh (build the .deb, install it in a clean Debian 12
+# chroot, start parleyd there, log in from here), niced, beside the werror
+# build's make check, from when that build is done.  PACKAGE_TEST=0 leaves
+# it out.  It needs the Debian mirror.
+PACKAGE_TEST=${PACKAGE_TEST:-1}
+PKG_LOG=$TOP/build-pkg.log
+pkg_pid=
+start_pkg() {
+    [ "$PACKAGE_TEST" != 0 ] || return 0
+    say "Debian package test, in the background (log: $PKG_LOG)"
+    nice -n 10 bash tests/package/run.sh >"$PKG_LOG" 2>&1 </dev/null &
+    pkg_pid=$!
+}
+finish_pkg() {
+    [ -n "$pkg_pid" ] || return 0
+    say "Debian package test"
+    wait "$pkg_pid"
+    local rc=$?
+    grep -E '^(==> package test|package test: FAILED)' "$PKG_LOG"
+    if [ $rc -eq 0 ]; then
+        passed=$((passed + 1))
+    else
+        tail -n 40 "$PKG_LOG"
+        failed=$((failed + 1))
+        failures+=("package: tests/package/run.sh exit $rc (log $PKG_LOG)")
+    fi
+}
+
 say "dependencies"
 bash scripts/deps.sh build test || build_failed "installing dependencies"
 
@@ -141,6 +171,7 @@ if [ $werror_ok = 1 ]; then
 fi
 if [ $werror_ok = 1 ] && make -j"$JOBS" </dev/null; then
     start_fuzz
+    start_pkg
     run_check "$TOP" "werror"
 else
     build_failed "werror: build failed"
@@ -170,6 +201,7 @@ else
 fi
 
 finish_fuzz
+finish_pkg
 
 # ---- summary ----------------------------------------------------------------------
 if [ $failed -ne 0 ]; then
