@@ -69,7 +69,7 @@ def test_fast_sender_is_slowed_not_disconnected(shaped):
 
 
 def test_unshaped_by_default_up_to_the_default_rate(server):
-    """The default c2s rate (1M/s) lets the same flood through quickly."""
+    """The default c2s rate (10M/s) lets the same flood through quickly."""
     fast = RawClient(server.port, timeout=30)
     fast.login('alice', server.password('alice'), resource='fast-default')
     start = time.monotonic()
