@@ -2,11 +2,15 @@
  * mod_limits: per-account abuse limits on what a user's clients send,
  * counted over all the account's sessions.  Loop thread.
  *
- * - stanza_rate / stanza_burst: stanzas per second, a token bucket.  Past
- *   it a stanza is dropped and answered with <policy-violation/>: the
- *   client learns at once, nothing is silently lost, and the account's
- *   other traffic resumes as the bucket refills.
- * - subscriptions_per_hour: presence type='subscribe' to others.
+ * - stanza_rate / stanza_burst: stanzas per second, a token bucket that
+ *   may go into debt.  Past it the stanza still goes, but the session's
+ *   connection is not read until the debt is paid back (the session's
+ *   throttle: the stream's shaper): a fast client or bot is slowed down,
+ *   nothing is lost, and no error replies pile up in the output of a
+ *   client that is busy sending.  What was read already is still
+ *   handled, so the rate holds to within one read.
+ * - subscriptions_per_hour: presence type='subscribe' to others; past it
+ *   the request is dropped and answered with <policy-violation/>.
  * - non_contacts_per_minute: people not in the sender's roster (the roster
  *   the user sees, shared groups included) whom the account starts to
  *   message: a new such recipient takes a token, more messages to one
@@ -59,8 +63,8 @@ struct recent {
 
 static const struct opt_def limits_options[] = {
 	{ "stanza_rate", OPT_UINT, offsetof(struct limits_settings, stanza_rate), "100", NULL, 0, 1000000,
-	  "stanzas per second one account may send (all its sessions together); past it a stanza "
-	  "is refused with policy-violation; 0: unlimited" },
+	  "stanzas per second one account may send (all its sessions together); past it the "
+	  "account's connections are read more slowly, nothing is refused; 0: unlimited" },
 	{ "stanza_burst", OPT_UINT, offsetof(struct limits_settings, stanza_burst), "5000", NULL, 1, 10000000,
 	  "stanzas an account may send at once above stanza_rate (the bucket's size)" },
 	{ "subscriptions_per_hour", OPT_UINT, offsetof(struct limits_settings, subscriptions_per_hour), "100",
@@ -121,6 +125,15 @@ static void bucket_refill(struct bucket *b, double size, double per_second, doub
 	if (b->tokens > size)
 		b->tokens = size;
 	b->at = now;
+}
+
+/* Take one token, into debt if need be; the seconds until the bucket is
+ * out of debt (0: it was not in debt). */
+static double bucket_take_debt(struct bucket *b, double size, double per_second, double now)
+{
+	bucket_refill(b, size, per_second, now);
+	b->tokens -= 1.0;
+	return b->tokens < 0 ? -b->tokens / per_second : 0;
 }
 
 /* Take one token; false when the bucket is empty. */
@@ -427,9 +440,18 @@ static enum hook_result limits_send(struct host *h, void *args, void *ctx)
 		return HOOK_CONTINUE;
 	double now = ev_now(server.loop);
 	struct lim_account *a = account_get(ls, hp->from->node, now);
-	if (s->stanza_rate > 0 && !bucket_take(&a->stanzas, stanza_size(s), stanza_per_second(s), now))
-		return refuse(ls, a, hp, "over modules.limits.stanza_rate",
-		              "you are sending too fast; wait a moment (stanza rate limit)", now);
+	if (s->stanza_rate > 0) {
+		double wait = bucket_take_debt(&a->stanzas, stanza_size(s), stanza_per_second(s), now);
+		if (wait > 0 && hp->session->ops->throttle != NULL) {
+			hp->session->ops->throttle(hp->session->owner, wait);
+			if (a->logged_at == 0 || now - a->logged_at >= 60.0) {
+				log_notice("limits %s: %s@%s: over modules.limits.stanza_rate: reading its "
+				           "connections more slowly",
+				           ls->host->name, hp->from->node, hp->from->domain);
+				a->logged_at = now;
+			}
+		}
+	}
 	const char *type = xml_attr(hp->stanza, "type");
 	if (kind == STANZA_PRESENCE && type != NULL && strcmp(type, "subscribe") == 0 && hp->to != NULL &&
 	    !jid_bare_equal(hp->to, hp->from) && s->subscriptions_per_hour > 0 &&

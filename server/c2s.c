@@ -1178,7 +1178,14 @@ static uint64_t c2s_session_out_written(void *owner)
 	return c->out_base + (c->st != NULL ? c->st->bytes_out : 0);
 }
 
+static void c2s_session_throttle(void *owner, double seconds)
+{
+	struct c2s *c = owner;
+	stream_delay_input(c->st, seconds);
+}
+
 static const struct session_ops c2s_session_ops = {
+	.throttle = c2s_session_throttle,
 	.deliver = c2s_session_deliver,
 	.deliver_wire = c2s_session_deliver_wire,
 	.kick = c2s_session_kick,

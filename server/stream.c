@@ -791,6 +791,19 @@ static void stream_shape_wait(struct stream *s)
 	ev_timer_start(s->loop, &s->shape_w);
 }
 
+void stream_delay_input(struct stream *s, double seconds)
+{
+	if (s->dead || s->closing || s->fd < 0 || seconds <= 0)
+		return;
+	if (s->shaped && ev_timer_remaining(s->loop, &s->shape_w) >= seconds)
+		return;
+	s->shaped = true;
+	ev_io_stop(s->loop, &s->rio);
+	ev_timer_stop(s->loop, &s->shape_w);
+	ev_timer_set(&s->shape_w, seconds, 0);
+	ev_timer_start(s->loop, &s->shape_w);
+}
+
 static void stream_shape_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct stream *s = w->data;

@@ -149,6 +149,10 @@ int stream_start_compression(struct stream *s);
  * fast sender is slowed down, never disconnected for it.  Set by the owner,
  * usually right after stream_new. */
 void stream_set_rate(struct stream *s, size_t bytes_per_sec);
+/* Read nothing more from the socket for seconds (longer if the shaper
+ * already waits longer); what was read is still parsed.  For per-account
+ * rate limits.  No effect on a stream without a socket. */
+void stream_delay_input(struct stream *s, double seconds);
 /* Restart the XML stream (after SASL success); pipelined bytes are kept. */
 void stream_restart(struct stream *s);
 

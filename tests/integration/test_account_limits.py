@@ -10,7 +10,7 @@ import parleytest
 from parleytest import HOST, NS_CLIENT, RawClient, q, stanza_error, tostr, unique
 
 NS_ROSTER = 'jabber:iq:roster'
-LIMITS = ('  limits: { stanza_rate: 5, stanza_burst: 40, subscriptions_per_hour: 3, '
+LIMITS = ('  limits: { stanza_rate: 10, stanza_burst: 40, subscriptions_per_hour: 3, '
           'non_contacts_per_minute: 3 }\n')
 EXTRA_USERS = ['frank', 'grace', 'heidi', 'ivan', 'judy', 'mallory', 'trent', 'peggy']
 
@@ -41,35 +41,29 @@ def client(srv, user):
     return c
 
 
-def test_stanza_rate(limited):
+def test_stanza_rate_slows_the_account_down(limited):
+    """Past the rate nothing is refused or lost: the account's connection
+    is read more slowly until its debt is paid back."""
     w = parleytest.Witness(limited)
     c = client(limited, 'alice')
     ids = ['p%d' % i for i in range(80)]
     c.send(''.join("<iq type='get' id='%s' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>" % (i, HOST)
                    for i in ids))
-    answers = {}
+    start = time.monotonic()
     for i in ids:
-        el = c.wait_iq(i)
-        answers[i] = el
-    ok = [i for i in ids if answers[i].get('type') == 'result']
-    refused = [i for i in ids if stanza_error(answers[i]) == 'policy-violation']
-    assert len(ok) + len(refused) == len(ids), [tostr(e) for e in answers.values()]
-    # the bucket held at most 40, and refills 5 a second
-    assert 30 <= len(ok) <= 60, len(ok)
-    assert len(refused) >= 15, len(refused)
-    # answered in order: what was refused came after what went through
-    assert ids.index(refused[0]) > ids.index(ok[0])
-    # other accounts are not held up
-    w.check()
-    # and the account recovers as the bucket refills
-    deadline = time.monotonic() + 15
-    while True:
-        r = c.iq('get', "<ping xmlns='urn:xmpp:ping'/>", to=HOST)
-        if r.get('type') == 'result':
-            break
-        assert time.monotonic() < deadline, tostr(r)
-        time.sleep(0.3)
+        r = c.wait_iq(i, timeout=30)
+        assert r.get('type') == 'result', tostr(r)
+    # 83 stanzas (with the login's) from a bucket of 40 refilled 10 a
+    # second: 4.3 s of debt, during which the connection is not read
+    r = c.iq('get', "<ping xmlns='urn:xmpp:ping'/>", to=HOST, timeout=60)
+    waited = time.monotonic() - start
+    assert r.get('type') == 'result', tostr(r)
+    assert waited >= 3.0, waited
+    assert waited < 40, waited
     assert not c.closed
+    # other accounts were not held up meanwhile (checked after: their
+    # messages went through while alice waited)
+    w.check()
     c.close()
     w.close()
 
