@@ -62,11 +62,11 @@ struct recent {
 };
 
 static const struct opt_def limits_options[] = {
-	{ "stanza_rate", OPT_UINT, offsetof(struct limits_settings, stanza_rate), "100", NULL, 0, 1000000,
+	{ "stanza_rate", OPT_UINT, offsetof(struct limits_settings, stanza_rate), "200", NULL, 0, 1000000,
 	  "stanzas per second one account may send (all its sessions together); past it the "
 	  "account's connections are read more slowly, nothing is refused; 0: unlimited" },
-	{ "stanza_burst", OPT_UINT, offsetof(struct limits_settings, stanza_burst), "5000", NULL, 1, 10000000,
-	  "stanzas an account may send at once above stanza_rate (the bucket's size)" },
+	{ "stanza_burst", OPT_UINT, offsetof(struct limits_settings, stanza_burst), "20000", NULL, 1,
+	  10000000, "stanzas an account may send at once above stanza_rate (the bucket's size)" },
 	{ "subscriptions_per_hour", OPT_UINT, offsetof(struct limits_settings, subscriptions_per_hour), "100",
 	  NULL, 0, 1000000,
 	  "presence subscription requests one account may send per hour; past it policy-violation; "

@@ -48,7 +48,7 @@ static const struct opt_def compression_defs[] = {
 };
 
 static const struct opt_def shaper_defs[] = {
-	{ "c2s", OPT_SIZE, OFF(shaper_config, c2s), "10M", NULL, 0, 1L << 40,
+	{ "c2s", OPT_SIZE, OFF(shaper_config, c2s), "0", NULL, 0, 1L << 40,
 	  "input rate of one client connection, bytes per second (K, M suffixes); a faster sender "
 	  "is read more slowly, never disconnected; 0: unlimited" },
 	{ "s2s", OPT_SIZE, OFF(shaper_config, s2s), "0", NULL, 0, 1L << 40,

@@ -51,7 +51,7 @@ struct compression_config {
 /* Input rate limits per connection, bytes per second (0: unlimited): the
  * shaper section. */
 struct shaper_config {
-	size_t c2s;       /* client streams (10M) */
+	size_t c2s;       /* client streams (0) */
 	size_t s2s;       /* server-to-server streams (0) */
 	size_t component; /* external components (0) */
 };

@@ -68,8 +68,8 @@ def test_fast_sender_is_slowed_not_disconnected(shaped):
     w.close()
 
 
-def test_unshaped_by_default_up_to_the_default_rate(server):
-    """The default c2s rate (10M/s) lets the same flood through quickly."""
+def test_unshaped_by_default(server):
+    """Unshaped by default: the same flood goes through quickly."""
     fast = RawClient(server.port, timeout=30)
     fast.login('alice', server.password('alice'), resource='fast-default')
     start = time.monotonic()
