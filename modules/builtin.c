@@ -37,6 +37,7 @@ void modules_register_builtin(void)
 	module_register(&mod_last);
 	module_register(&mod_blocking);
 	module_register(&mod_privacy);
+	module_register(&mod_limits);
 	module_register(&mod_carbons);
 	module_register(&mod_csi);
 	module_register(&mod_avatar);

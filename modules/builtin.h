@@ -25,6 +25,7 @@ extern const struct module_def mod_bookmarks;
 extern const struct module_def mod_last;
 extern const struct module_def mod_blocking;
 extern const struct module_def mod_privacy;
+extern const struct module_def mod_limits;
 extern const struct module_def mod_carbons;
 extern const struct module_def mod_csi;
 extern const struct module_def mod_avatar;

@@ -442,12 +442,59 @@ static void c2s_add_sasl2_feature(struct c2s *c, struct xml_node *f, bool secure
 		xml_add_child(in, "sm", NS_SM);
 }
 
+#define NS_COMPRESS "http://jabber.org/protocol/compress"
+#define NS_COMPRESS_FEATURE "http://jabber.org/features/compress"
+
+/* XEP-0138 compression: after authentication, on a socket stream (not
+ * WebSocket or BOSH) that is not compressed yet, when configured. */
+static bool c2s_compression_offered(struct c2s *c)
+{
+	return server_config()->compression.enabled && c->st->z == NULL && c->st->fd >= 0 &&
+	       c->st->transport == NULL;
+}
+
+/* <compress/>: <compressed/> and a stream restart, or a <failure/>. */
+static void c2s_handle_compress(struct c2s *c, struct xml_node *el)
+{
+	struct xml_node *m = xml_child(el, "method", NS_COMPRESS);
+	const char *method = m != NULL ? xml_text(m) : NULL;
+	const char *failure = NULL;
+	if (!c2s_compression_offered(c))
+		failure = "setup-failed";
+	else if (method == NULL || strcmp(method, "zlib") != 0)
+		failure = "unsupported-method";
+	if (failure != NULL) {
+		log_info("c2s %llu: compression refused: %s", (unsigned long long)c->st->id, failure);
+		struct buf b = { 0 };
+		buf_printf(&b, "<failure xmlns='" NS_COMPRESS "'><%s/></failure>", failure);
+		stream_write(c->st, b.data, b.len);
+		buf_free(&b);
+		return;
+	}
+	size_t before = c->st->out.len;
+	stream_write_str(c->st, "<compressed xmlns='" NS_COMPRESS "'/>");
+	if (stream_start_compression(c->st) < 0) {
+		/* Nothing changed: take <compressed/> back, go on uncompressed. */
+		if (c->st->out.len > before)
+			c->st->out.len = before;
+		stream_write_str(c->st, "<failure xmlns='" NS_COMPRESS "'><setup-failed/></failure>");
+		return;
+	}
+	log_debug("c2s %llu: zlib compression started", (unsigned long long)c->st->id);
+	c->state = C2S_HEADER;
+	c->header_sent = false;
+}
+
 static void c2s_send_features(struct c2s *c)
 {
 	struct xml_node *f = xml_new("features", NS_STREAM);
 	bool secure = c->st->tls_done;
 	bool authenticated = c->state == C2S_BIND || c->state == C2S_SESSION;
 	if (c->state == C2S_BIND) {
+		if (c2s_compression_offered(c)) {
+			struct xml_node *z = xml_add_child(f, "compression", NS_COMPRESS_FEATURE);
+			xml_add_text(xml_add_child(z, "method", NS_COMPRESS_FEATURE), "zlib", 4);
+		}
 		xml_add_child(f, "bind", NS_BIND);
 		struct xml_node *sess = xml_add_child(f, "session", NS_SESSION);
 		xml_add_child(sess, "optional", NS_SESSION);
@@ -1131,7 +1178,14 @@ static uint64_t c2s_session_out_written(void *owner)
 	return c->out_base + (c->st != NULL ? c->st->bytes_out : 0);
 }
 
+static void c2s_session_throttle(void *owner, double seconds)
+{
+	struct c2s *c = owner;
+	stream_delay_input(c->st, seconds);
+}
+
 static const struct session_ops c2s_session_ops = {
+	.throttle = c2s_session_throttle,
 	.deliver = c2s_session_deliver,
 	.deliver_wire = c2s_session_deliver_wire,
 	.kick = c2s_session_kick,
@@ -1758,6 +1812,9 @@ static bool c2s_stanza(struct stream *st, struct xml_node *el)
 			pause = c2s_sm_resume(c, el);
 		} else if (xml_is(el, "enable", NS_SM)) {
 			c2s_sm_failed(c, "unexpected-request");
+		} else if (xml_is(el, "compress", NS_COMPRESS)) {
+			c2s_handle_compress(c, el);
+			pause = c->state == C2S_HEADER;
 		} else {
 			c2s_fail(c, STE_NOT_AUTHORIZED, "bind a resource first");
 			pause = true;
@@ -1927,6 +1984,7 @@ void c2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port, con
 		.max_attrs = limits->max_attrs,
 	};
 	c->st = stream_new(loop, fd, ip, port, &pl, limits->max_output, lc->direct_tls, &c2s_stream_ops, c);
+	stream_set_rate(c->st, server_config()->shaper.c2s);
 	log_debug("c2s %llu: connection from %s port %u", (unsigned long long)c->st->id, ip, port);
 }
 

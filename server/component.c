@@ -442,6 +442,7 @@ static void component_accept(struct ev_loop *loop, int fd, const char *ip, unsig
 		.max_attrs = limits->max_attrs,
 	};
 	c->st = stream_new(loop, fd, ip, port, &pl, limits->max_output, lc->direct_tls, &comp_stream_ops, c);
+	stream_set_rate(c->st, server_config()->shaper.component);
 	log_debug("component %llu: connection from %s port %u", (unsigned long long)c->st->id, ip, port);
 }
 

@@ -47,8 +47,9 @@ struct top_settings {
 	char *log_file, *pidfile, *user, *group;
 	double latency_threshold;
 	bool latency_usage;
-	const struct cfg_node *control, *limits, *stream_management, *fast, *http, *metrics, *http_api,
-	        *admin_web, *tls, *storage, *auth, *listen, *modules, *hosts, *components, *s2s;
+	const struct cfg_node *control, *limits, *compression, *shaper, *stream_management, *fast, *http,
+	        *metrics, *http_api, *admin_web, *tls, *storage, *auth, *listen, *modules, *hosts,
+	        *components, *s2s;
 };
 
 static const struct opt_def top_defs[] = {
@@ -72,6 +73,10 @@ static const struct opt_def top_defs[] = {
 	  "the control socket (parleyctl)" },
 	{ "limits", OPT_NODE, OFF(top_settings, limits), NULL, NULL, 0, 0,
 	  "resource limits of every stream" },
+	{ "compression", OPT_NODE, OFF(top_settings, compression), NULL, NULL, 0, 0,
+	  "stream compression (XEP-0138) of client streams" },
+	{ "shaper", OPT_NODE, OFF(top_settings, shaper), NULL, NULL, 0, 0,
+	  "input rate limits per connection (traffic shaping)" },
 	{ "stream_management", OPT_NODE, OFF(top_settings, stream_management), NULL, NULL, 0, 0,
 	  "stream management (XEP-0198) of client streams" },
 	{ "fast", OPT_NODE, OFF(top_settings, fast), NULL, NULL, 0, 0,
@@ -550,6 +555,9 @@ int config_load(const char *path, struct parley_config **cfg_r, char **error_r)
 		goto out;
 	if (limits_config_load(&cfg->limits, top.limits, cfg->root, error_r) < 0)
 		goto out;
+	if (compression_config_load(&cfg->compression, top.compression, error_r) < 0 ||
+	    shaper_config_load(&cfg->shaper, top.shaper, error_r) < 0)
+		goto out;
 	if (stream_mgmt_config_load(&cfg->stream_management, top.stream_management, cfg->root, error_r) < 0)
 		goto out;
 	if (fast_config_load(&cfg->fast, top.fast, cfg->root, dir, error_r) < 0)
@@ -716,6 +724,10 @@ void config_dump_ex(const struct parley_config *cfg, const char *host, struct bu
 	opt_dump(control_defs, cfg, out, 2);
 	buf_append_str(out, "limits:\n");
 	limits_config_dump(&cfg->limits, out, 2);
+	buf_append_str(out, "compression:\n");
+	compression_config_dump(&cfg->compression, out, 2);
+	buf_append_str(out, "shaper:\n");
+	shaper_config_dump(&cfg->shaper, out, 2);
 	buf_append_str(out, "stream_management:\n");
 	stream_mgmt_config_dump(&cfg->stream_management, out, 2);
 	buf_append_str(out, "fast:\n");

@@ -68,6 +68,8 @@ struct parley_config {
 	unsigned control_mode;    /* 0600 */
 	char *control_group;      /* group owner of the socket (optional) */
 	struct limits_config limits;
+	struct compression_config compression;
+	struct shaper_config shaper;
 	struct stream_mgmt_config stream_management;
 	struct fast_config fast;
 	struct s2s_config s2s;

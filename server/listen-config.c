@@ -40,6 +40,24 @@ static const struct opt_def limits_defs[] = {
 	OPT_END
 };
 
+static const struct opt_def compression_defs[] = {
+	{ "enabled", OPT_BOOL, OFF(compression_config, enabled), "false", NULL, 0, 0,
+	  "offer XEP-0138 zlib stream compression to authenticated client TCP streams (not "
+	  "WebSocket or BOSH); off because compression under TLS leaks secrets (CRIME-class attacks)" },
+	OPT_END
+};
+
+static const struct opt_def shaper_defs[] = {
+	{ "c2s", OPT_SIZE, OFF(shaper_config, c2s), "0", NULL, 0, 1L << 40,
+	  "input rate of one client connection, bytes per second (K, M suffixes); a faster sender "
+	  "is read more slowly, never disconnected; 0: unlimited" },
+	{ "s2s", OPT_SIZE, OFF(shaper_config, s2s), "0", NULL, 0, 1L << 40,
+	  "input rate of one server-to-server connection, bytes per second; 0: unlimited" },
+	{ "component", OPT_SIZE, OFF(shaper_config, component), "0", NULL, 0, 1L << 40,
+	  "input rate of one external component connection, bytes per second; 0: unlimited" },
+	OPT_END
+};
+
 static const struct opt_def stream_mgmt_defs[] = {
 	{ "enabled", OPT_BOOL, OFF(stream_mgmt_config, enabled), "true", NULL, 0, 0,
 	  "offer stream management (XEP-0198) to bound client streams" },
@@ -200,6 +218,26 @@ int limits_config_load(struct limits_config *l, const struct cfg_node *map, cons
 void limits_config_dump(const struct limits_config *l, struct buf *out, int indent)
 {
 	opt_dump(limits_defs, l, out, indent);
+}
+
+int compression_config_load(struct compression_config *c, const struct cfg_node *map, char **error_r)
+{
+	return opt_apply(compression_defs, map, "compression", c, error_r);
+}
+
+void compression_config_dump(const struct compression_config *c, struct buf *out, int indent)
+{
+	opt_dump(compression_defs, c, out, indent);
+}
+
+int shaper_config_load(struct shaper_config *sh, const struct cfg_node *map, char **error_r)
+{
+	return opt_apply(shaper_defs, map, "shaper", sh, error_r);
+}
+
+void shaper_config_dump(const struct shaper_config *sh, struct buf *out, int indent)
+{
+	opt_dump(shaper_defs, sh, out, indent);
 }
 
 int stream_mgmt_config_load(struct stream_mgmt_config *m, const struct cfg_node *map,

@@ -42,6 +42,20 @@ struct limits_config {
 	double auth_failure_delay; /* seconds before a failure is answered (1.0) */
 };
 
+/* Stream compression (XEP-0138) of client streams: the compression
+ * section.  Off by default: compression under TLS leaks secrets. */
+struct compression_config {
+	bool enabled; /* offer zlib to authenticated client TCP streams (false) */
+};
+
+/* Input rate limits per connection, bytes per second (0: unlimited): the
+ * shaper section. */
+struct shaper_config {
+	size_t c2s;       /* client streams (0) */
+	size_t s2s;       /* server-to-server streams (0) */
+	size_t component; /* external components (0) */
+};
+
 /* Stream management (XEP-0198) of client streams: the stream_management
  * section. */
 struct stream_mgmt_config {
@@ -73,6 +87,11 @@ void listen_config_dump(const struct listen_config *l, struct buf *out, int inde
 int limits_config_load(struct limits_config *l, const struct cfg_node *map, const struct cfg_node *fallback,
                        char **error_r);
 void limits_config_dump(const struct limits_config *l, struct buf *out, int indent);
+/* The compression and shaper maps; as limits_config_load. */
+int compression_config_load(struct compression_config *c, const struct cfg_node *map, char **error_r);
+void compression_config_dump(const struct compression_config *c, struct buf *out, int indent);
+int shaper_config_load(struct shaper_config *sh, const struct cfg_node *map, char **error_r);
+void shaper_config_dump(const struct shaper_config *sh, struct buf *out, int indent);
 
 /* The stream_management map (defaults first) and its checks. */
 int stream_mgmt_config_load(struct stream_mgmt_config *m, const struct cfg_node *map,

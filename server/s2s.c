@@ -1457,6 +1457,7 @@ static void s2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned po
 	in->next = ins;
 	ins = in;
 	in->st = stream_new(loop, fd, ip, port, &pl, limits->max_output, lc->direct_tls, &in_ops, in);
+	stream_set_rate(in->st, server_config()->shaper.s2s);
 	in->st->request_peer_cert = true;
 	if (in->st->ssl != NULL)
 		tls_request_peer_certificate(in->st->ssl);

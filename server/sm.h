@@ -28,6 +28,9 @@ struct session_ops {
 	 * cannot write the bytes now. */
 	void (*deliver_wire)(void *owner, struct xml_node *stanza, const struct xml_wire *w);
 	uint64_t (*out_written)(void *owner);
+	/* Optional: read no more input from the client for this long (a
+	 * per-account rate limit); what was read already is still handled. */
+	void (*throttle)(void *owner, double seconds);
 };
 
 struct session {

@@ -17,6 +17,13 @@
  * - With a transport (WebSocket, HTTP), input goes through transport->input
  *   and what the owner writes through transport->output, which frames it
  *   with stream_write_raw; the owner's code is the same as over TCP.
+ * - With compression (XEP-0138), s->out holds plaintext and z->wire the
+ *   deflated bytes: a flush deflates all of s->out with one Z_SYNC_FLUSH
+ *   and writes z->wire.  Compressed input waits in z->pending and is
+ *   inflated a chunk at a time into the parser, so a paused stream never
+ *   inflates more than one chunk ahead.
+ * - A shaped stream (s->rate) reads while its bucket holds tokens; in debt
+ *   its read watcher is stopped and shape_w starts it again.
  */
 #include "stream.h"
 #include "tls.h"
@@ -25,6 +32,7 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <zlib.h>
 #include <openssl/err.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -44,9 +52,26 @@ static ev_prepare prepare_w;
 static ev_timer sweep_w;
 static unsigned untrimmed; /* parsers compacted since the last malloc_trim */
 
+struct stream_zlib {
+	z_stream in, out;
+	struct buf wire;       /* deflated output not yet written */
+	struct buf pending;    /* compressed input not yet inflated */
+	size_t inflated;       /* bytes inflated since a stanza last completed */
+	uint64_t stanzas_seen; /* s->stanzas_in when inflated was reset */
+	bool in_ended;         /* the peer's zlib stream ended */
+};
+
 static void stream_read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void stream_write_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void stream_flush(struct stream *s);
+static void stream_shape_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void stream_zlib_free(struct stream *s);
+
+/* Output queued and not yet written (plaintext and deflated). */
+static size_t stream_queued(const struct stream *s)
+{
+	return s->out.len + (s->z != NULL ? s->z->wire.len : 0);
+}
 
 /* ---- parser callbacks ---------------------------------------------------- */
 
@@ -114,6 +139,8 @@ struct stream *stream_new(struct ev_loop *loop, int fd, const char *ip, unsigned
 	ev_io_init(&s->rio, stream_read_cb, fd, EV_READ);
 	ev_io_init(&s->wio, stream_write_cb, fd, EV_WRITE);
 	s->rio.data = s->wio.data = s;
+	ev_timer_init(&s->shape_w, stream_shape_cb, 0, 0);
+	s->shape_w.data = s;
 	if (direct_tls) {
 		s->ssl = tls_new_server(fd);
 		if (s->ssl == NULL) {
@@ -155,6 +182,8 @@ static void stream_free(struct stream *s)
 	nstreams--;
 	ev_io_stop(s->loop, &s->rio);
 	ev_io_stop(s->loop, &s->wio);
+	ev_timer_stop(s->loop, &s->shape_w);
+	stream_zlib_free(s);
 	if (s->ssl != NULL) {
 		if (s->tls_done && !s->tls_handshake)
 			SSL_shutdown(s->ssl); /* best effort close_notify; non-blocking */
@@ -178,6 +207,7 @@ void stream_abort(struct stream *s)
 	s->dead = true;
 	ev_io_stop(s->loop, &s->rio);
 	ev_io_stop(s->loop, &s->wio);
+	ev_timer_stop(s->loop, &s->shape_w);
 	/* Take it off the flush list (keeping the streams queued after it);
 	 * flush_next then links the dead list. */
 	if (s->in_flush_list) {
@@ -199,7 +229,7 @@ void stream_write_raw(struct stream *s, const char *data, size_t len)
 {
 	if (s->dead)
 		return;
-	if (s->out.len + len > s->max_output) {
+	if (stream_queued(s) + len > s->max_output) {
 		log_warning(
 		        "stream %llu from %s: output queue over %zu bytes (peer not reading): disconnecting",
 		        (unsigned long long)s->id, s->ip, s->max_output);
@@ -229,7 +259,7 @@ void stream_write_str(struct stream *s, const char *str)
  * queue over its cap: then it is taken back and the stream aborted. */
 static void queued_or_abort(struct stream *s, size_t before)
 {
-	if (s->out.len > s->max_output) {
+	if (stream_queued(s) > s->max_output) {
 		s->out.len = before;
 		log_warning(
 		        "stream %llu from %s: output queue over %zu bytes (peer not reading): disconnecting",
@@ -318,16 +348,43 @@ static void stream_drain(struct stream *s)
 	}
 }
 
+/* Deflate all of s->out onto z->wire, ending with a sync flush so that the
+ * peer can parse everything queued so far. */
+static int stream_deflate(struct stream *s)
+{
+	struct stream_zlib *z = s->z;
+	char chunk[READ_CHUNK];
+	z->out.next_in = (Bytef *)s->out.data;
+	z->out.avail_in = (uInt)s->out.len;
+	do {
+		z->out.next_out = (Bytef *)chunk;
+		z->out.avail_out = sizeof(chunk);
+		int r = deflate(&z->out, Z_SYNC_FLUSH);
+		if (r != Z_OK && r != Z_BUF_ERROR) {
+			log_warning("stream %llu from %s: deflate failed (%d): disconnecting",
+			            (unsigned long long)s->id, s->ip, r);
+			stream_abort(s);
+			return -1;
+		}
+		buf_append(&z->wire, chunk, sizeof(chunk) - z->out.avail_out);
+	} while (z->out.avail_out == 0);
+	buf_reset(&s->out);
+	return 0;
+}
+
 /* Write as much queued output as the socket takes. */
 static void stream_flush(struct stream *s)
 {
 	if (s->dead || s->tls_handshake)
 		return;
-	while (s->out.len > 0) {
+	if (s->z != NULL && s->out.len > 0 && stream_deflate(s) < 0)
+		return;
+	struct buf *wire = s->z != NULL ? &s->z->wire : &s->out;
+	while (wire->len > 0) {
 		ssize_t n;
 		if (s->ssl != NULL) {
-			int len = s->out.len > (1u << 30) ? (1 << 30) : (int)s->out.len;
-			int r = SSL_write(s->ssl, s->out.data, len);
+			int len = wire->len > (1u << 30) ? (1 << 30) : (int)wire->len;
+			int r = SSL_write(s->ssl, wire->data, len);
 			if (r <= 0) {
 				int err = SSL_get_error(s->ssl, r);
 				if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
@@ -342,7 +399,7 @@ static void stream_flush(struct stream *s)
 			}
 			n = r;
 		} else {
-			n = write(s->fd, s->out.data, s->out.len);
+			n = write(s->fd, wire->data, wire->len);
 			if (n < 0) {
 				if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
 					ev_io_start(s->loop, &s->wio);
@@ -356,10 +413,11 @@ static void stream_flush(struct stream *s)
 		}
 		s->bytes_out += (uint64_t)n;
 		s->last_out = ev_now(s->loop);
-		buf_consume(&s->out, (size_t)n);
+		buf_consume(wire, (size_t)n);
 	}
 	ev_io_stop(s->loop, &s->wio);
-	buf_free(&s->out); /* idle streams keep no output memory */
+	buf_free(wire); /* idle streams keep no output memory */
+	buf_free(&s->out);
 	if (s->closing)
 		stream_finish_close(s);
 }
@@ -546,6 +604,16 @@ static bool stream_after_feed(struct stream *s, enum xml_feed_result r)
 			stream_do_start_tls(s);
 			return !s->dead;
 		}
+		if (s->pending_compress) {
+			/* Bytes after <compress/> were not compressed: drop them. */
+			s->pending_compress = false;
+			s->pending_restart = false;
+			s->paused = false;
+			s->in_parser = true;
+			r = xml_parser_restart(s->parser, false);
+			s->in_parser = false;
+			continue;
+		}
 		if (s->pending_restart) {
 			s->pending_restart = false;
 			s->paused = false;
@@ -577,6 +645,176 @@ bool stream_feed_xml(struct stream *s, const char *data, size_t len)
 	return stream_after_feed(s, stream_feed(s, data, len));
 }
 
+/* ---- compression (XEP-0138) ------------------------------------------------------ */
+
+static void stream_zlib_free(struct stream *s)
+{
+	struct stream_zlib *z = s->z;
+	if (z == NULL)
+		return;
+	inflateEnd(&z->in);
+	deflateEnd(&z->out);
+	buf_free(&z->wire);
+	buf_free(&z->pending);
+	free(z);
+	s->z = NULL;
+}
+
+int stream_start_compression(struct stream *s)
+{
+	if (s->dead || s->z != NULL || s->fd < 0 || s->transport != NULL)
+		return -1;
+	struct stream_zlib *z = xcalloc(1, sizeof(*z));
+	if (inflateInit(&z->in) != Z_OK) {
+		free(z);
+		return -1;
+	}
+	if (deflateInit(&z->out, Z_DEFAULT_COMPRESSION) != Z_OK) {
+		inflateEnd(&z->in);
+		free(z);
+		return -1;
+	}
+	/* What is queued (<compressed/>) goes out uncompressed. */
+	buf_append(&z->wire, s->out.data, s->out.len);
+	buf_free(&s->out);
+	z->stanzas_seen = s->stanzas_in;
+	s->z = z;
+	if (z->wire.len > 0)
+		stream_link_flush(s);
+	if (s->in_parser) {
+		s->pending_compress = true;
+		return 0;
+	}
+	s->paused = false;
+	s->in_parser = true;
+	enum xml_feed_result r = xml_parser_restart(s->parser, false);
+	s->in_parser = false;
+	stream_after_feed(s, r);
+	return 0;
+}
+
+/* Inflate z->pending into the parser a chunk at a time, until it is all
+ * used or input must stop (paused, closing, dead: the rest waits). */
+static bool stream_inflate_pending(struct stream *s)
+{
+	struct stream_zlib *z = s->z;
+	char chunk[READ_CHUNK];
+	size_t off = 0;
+	bool go = true;
+	while (go && !s->dead && !s->closing && !s->paused) {
+		size_t avail = z->pending.len - off;
+		z->in.next_in = (Bytef *)z->pending.data + off;
+		z->in.avail_in = (uInt)avail;
+		z->in.next_out = (Bytef *)chunk;
+		z->in.avail_out = sizeof(chunk);
+		int r = Z_BUF_ERROR;
+		if (!z->in_ended)
+			r = inflate(&z->in, Z_SYNC_FLUSH);
+		off += avail - z->in.avail_in;
+		size_t got = sizeof(chunk) - z->in.avail_out;
+		if (r == Z_STREAM_END)
+			z->in_ended = true;
+		if ((r != Z_OK && r != Z_BUF_ERROR && r != Z_STREAM_END) ||
+		    (z->in_ended && off < z->pending.len)) {
+			log_info("stream %llu from %s: bad-format: compressed input cannot be inflated (%s)",
+			         (unsigned long long)s->id, s->ip,
+			         z->in.msg != NULL ? z->in.msg : "data after the end of the zlib stream");
+			s->ops->error(s, STE_BAD_FORMAT, "the compressed input cannot be inflated");
+			go = false;
+			break;
+		}
+		if (got == 0)
+			break; /* all used, or zlib waits for more input */
+		if (s->stanzas_in != z->stanzas_seen) {
+			z->stanzas_seen = s->stanzas_in;
+			z->inflated = 0;
+		}
+		z->inflated += got;
+		/* A chunk may end a stanza and begin the next: allow one chunk
+		 * over the limit before calling it a bomb. */
+		if (z->inflated > s->limits.max_stanza + sizeof(chunk)) {
+			log_info("stream %llu from %s: policy-violation: compressed input inflates past "
+			         "the stanza size limit (%zu bytes)",
+			         (unsigned long long)s->id, s->ip, s->limits.max_stanza);
+			s->ops->error(s, STE_POLICY_VIOLATION,
+			              "compressed input inflates past the stanza size limit");
+			go = false;
+			break;
+		}
+		go = stream_after_feed(s, stream_feed(s, chunk, got));
+	}
+	if (off >= z->pending.len)
+		buf_reset(&z->pending);
+	else if (off > 0)
+		buf_consume(&z->pending, off);
+	if (z->pending.len == 0 && z->pending.cap > 65536)
+		buf_free(&z->pending);
+	return go && !s->dead && !s->closing && !s->paused;
+}
+
+static bool stream_inflate(struct stream *s, const char *data, size_t len)
+{
+	buf_append(&s->z->pending, data, len);
+	return stream_inflate_pending(s);
+}
+
+/* ---- shaping ---------------------------------------------------------------------- */
+
+void stream_set_rate(struct stream *s, size_t bytes_per_sec)
+{
+	s->rate = bytes_per_sec;
+	s->tokens = READ_CHUNK;
+	s->tokens_at = ev_now(s->loop);
+}
+
+/* Take n bytes read from the bucket; false when it is in debt (reading
+ * stops until it is paid back). */
+static bool stream_shape_take(struct stream *s, size_t n)
+{
+	double now = ev_now(s->loop);
+	double burst = READ_CHUNK;
+	s->tokens += (now - s->tokens_at) * (double)s->rate;
+	if (s->tokens > burst)
+		s->tokens = burst;
+	s->tokens_at = now;
+	s->tokens -= (double)n;
+	return s->tokens > 0;
+}
+
+static void stream_shape_wait(struct stream *s)
+{
+	if (s->dead || s->shaped)
+		return;
+	s->shaped = true;
+	ev_io_stop(s->loop, &s->rio);
+	ev_timer_set(&s->shape_w, -s->tokens / (double)s->rate + 0.001, 0);
+	ev_timer_start(s->loop, &s->shape_w);
+}
+
+void stream_delay_input(struct stream *s, double seconds)
+{
+	if (s->dead || s->closing || s->fd < 0 || seconds <= 0)
+		return;
+	if (s->shaped && ev_timer_remaining(s->loop, &s->shape_w) >= seconds)
+		return;
+	s->shaped = true;
+	ev_io_stop(s->loop, &s->rio);
+	ev_timer_stop(s->loop, &s->shape_w);
+	ev_timer_set(&s->shape_w, seconds, 0);
+	ev_timer_start(s->loop, &s->shape_w);
+}
+
+static void stream_shape_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct stream *s = w->data;
+	s->shaped = false;
+	if (s->dead || s->closing || s->paused || s->fd < 0)
+		return;
+	ev_io_start(loop, &s->rio);
+	/* TLS may hold decrypted bytes the socket will not signal again. */
+	ev_feed_event(loop, &s->rio, EV_READ);
+}
+
 void stream_set_transport(struct stream *s, const struct stream_transport *t, void *ctx)
 {
 	s->transport = t;
@@ -588,7 +826,7 @@ static void stream_read(struct stream *s)
 	char buf[READ_CHUNK];
 	s->in_read = true;
 	for (;;) {
-		if (s->dead || s->closing || s->paused)
+		if (s->dead || s->closing || s->paused || s->shaped)
 			break;
 		if (s->tls_handshake) {
 			stream_handshake(s);
@@ -634,12 +872,18 @@ static void stream_read(struct stream *s)
 		}
 		s->bytes_in += (uint64_t)n;
 		s->last_in = ev_now(s->loop);
-		if (s->transport != NULL) {
-			if (!s->transport->input(s, buf, (size_t)n))
-				break;
-		} else if (!stream_after_feed(s, stream_feed(s, buf, (size_t)n))) {
+		bool in_debt = s->rate > 0 && !stream_shape_take(s, (size_t)n);
+		bool more;
+		if (s->transport != NULL)
+			more = s->transport->input(s, buf, (size_t)n);
+		else if (s->z != NULL)
+			more = stream_inflate(s, buf, (size_t)n);
+		else
+			more = stream_after_feed(s, stream_feed(s, buf, (size_t)n));
+		if (in_debt)
+			stream_shape_wait(s);
+		if (!more || in_debt)
 			break;
-		}
 		/* A short read drained the socket (and TLS holds nothing more):
 		 * the level-triggered watcher calls again when more arrives, so
 		 * skip the read that would only say EAGAIN. */
@@ -673,7 +917,7 @@ static void stream_write_event(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	stream_flush(s);
 	/* An SSL_read that wanted to write may be waiting. */
-	if (!s->dead && !s->paused && !s->closing && s->ssl != NULL)
+	if (!s->dead && !s->paused && !s->closing && !s->shaped && s->ssl != NULL)
 		ev_feed_event(s->loop, &s->rio, EV_READ);
 }
 
@@ -706,7 +950,9 @@ void stream_resume(struct stream *s)
 	}
 	if (s->transport != NULL && s->transport->resume != NULL && !s->transport->resume(s))
 		return;
-	if (s->in_read || s->fd < 0)
+	if (s->z != NULL && !stream_inflate_pending(s))
+		return;
+	if (s->in_read || s->fd < 0 || s->shaped)
 		return;
 	ev_io_start(s->loop, &s->rio);
 	/* TLS may hold decrypted bytes the socket will not signal again. */

@@ -91,6 +91,14 @@ struct stream {
 	SSL *client_ssl;        /* stream_start_tls_client: the SSL object to start */
 	bool request_peer_cert; /* server side: ask the peer for a certificate (s2s) */
 	uint64_t stanzas_in;    /* depth-1 elements the parser completed */
+	struct stream_zlib *z;  /* XEP-0138 compression, once started */
+	bool pending_compress;  /* start compression when the parser returns */
+	/* Input shaping (stream_set_rate): a token bucket of bytes. */
+	size_t rate;      /* bytes per second; 0: unlimited */
+	double tokens;    /* bytes that may be read now (negative: debt) */
+	double tokens_at; /* ev_now when tokens was last refilled */
+	bool shaped;      /* reading stopped until shape_w fires */
+	ev_timer shape_w;
 };
 
 /* Global set-up (the prepare watcher that flushes output, the sweep timer). */
@@ -127,6 +135,24 @@ void stream_start_tls(struct stream *s);
  * the socket as stream_start_tls does; ops->tls_ready runs when the
  * handshake is done. */
 void stream_start_tls_client(struct stream *s, SSL *ssl);
+/* Start XEP-0138 zlib compression after <compressed/> was queued: what is
+ * queued goes out as it is, everything after it deflated (one
+ * Z_SYNC_FLUSH per flush); input is inflated before the parser, and the
+ * XML stream restarts with bytes after <compress/> discarded.  Inflated
+ * bytes count against the stanza size limit as they arrive (a
+ * decompression bomb gets <policy-violation/>, never inflated whole);
+ * undecodable input closes the stream.  Only for socket streams without a
+ * transport.  Returns -1 (nothing changed) when zlib cannot be set up. */
+int stream_start_compression(struct stream *s);
+/* Limit the input rate to bytes_per_sec (0: unlimited), with a burst of
+ * one read: past it the socket is not read until the bucket refills, so a
+ * fast sender is slowed down, never disconnected for it.  Set by the owner,
+ * usually right after stream_new. */
+void stream_set_rate(struct stream *s, size_t bytes_per_sec);
+/* Read nothing more from the socket for seconds (longer if the shaper
+ * already waits longer); what was read is still parsed.  For per-account
+ * rate limits.  No effect on a stream without a socket. */
+void stream_delay_input(struct stream *s, double seconds);
 /* Restart the XML stream (after SASL success); pipelined bytes are kept. */
 void stream_restart(struct stream *s);
 
