@@ -282,6 +282,8 @@ static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_m
 	}
 	if (arg->opcode != WSLAY_TEXT_FRAME)
 		return; /* ping answered and close handled by wslay */
+	if (arg->msg_length == 0)
+		return; /* empty (wslay gives no buffer): nothing, as whitespace */
 	const char *msg = (const char *)arg->msg;
 	if (!utf8_valid(msg, arg->msg_length)) {
 		ws_fail(ws, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, "text message is not UTF-8");

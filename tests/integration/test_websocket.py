@@ -166,6 +166,18 @@ def test_fragmented_message_and_ping(srv):
     c.close()
 
 
+def test_empty_and_whitespace_messages_ignored(srv):
+    # an empty text message (wslay hands it on with no buffer) is nothing,
+    # as a whitespace one is: the stream goes on
+    c = wss(srv)
+    c.login('alice', srv.password('alice'), resource='empty', presence=False)
+    stanza = "<iq type='get' id='e1' to='%s'><ping xmlns='%s'/></iq>" % (HOST, NS_PING)
+    c.send_frame(frame(OP_TEXT, b'') + frame(OP_TEXT, ' \n') + frame(OP_TEXT, stanza))
+    el = c.wait_iq('e1')
+    assert el.get('type') == 'result', tostr(el)
+    c.close()
+
+
 def test_stream_management(srv):
     c = wss(srv)
     c.login('alice', srv.password('alice'), resource='sm', presence=False)
