@@ -1181,7 +1181,8 @@ static uint64_t c2s_session_out_written(void *owner)
 static void c2s_session_throttle(void *owner, double seconds)
 {
 	struct c2s *c = owner;
-	stream_delay_input(c->st, seconds);
+	if (c->st != NULL) /* a detached stream-management session has no connection */
+		stream_delay_input(c->st, seconds);
 }
 
 static const struct session_ops c2s_session_ops = {
