@@ -2,6 +2,7 @@
 requests per hour and messages to non-contacts per minute.  Past a limit a
 stanza gets <policy-violation/> and is dropped; other accounts go on
 working, and the limited account recovers as its bucket refills."""
+import base64
 import time
 
 import pytest
@@ -152,3 +153,32 @@ def test_non_contacts_per_minute(limited):
                    for e in m.received)
     m.close()
     t.close()
+
+
+def test_over_the_rate_with_a_detached_session(limited):
+    """An avatar change sends the presence of each of the user's available
+    sessions again, a detached stream-management session's too, through
+    the same hook as what the user sends.  Over the stanza rate, the
+    slowing down must pass over that session, which has no connection."""
+    from test_sm import SMClient
+    w = parleytest.Witness(limited)
+    gone = SMClient(limited, timeout=10)
+    gone.sm_login('heidi')   # resumable, with presence
+    gone.kill()
+    time.sleep(0.5)          # the server notices the reset and detaches the session
+    c = client(limited, 'heidi')
+    c.send('<presence/>')
+    ids = ['d%d' % i for i in range(60)]
+    c.send(''.join("<iq type='get' id='%s' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>" % (i, HOST)
+                   for i in ids))
+    photo = base64.b64encode(bytes(range(256))).decode()
+    c.send("<iq type='set' id='vc'><vCard xmlns='vcard-temp'><FN>Heidi</FN><PHOTO><TYPE>image/png"
+           "</TYPE><BINVAL>%s</BINVAL></PHOTO></vCard></iq>" % photo)
+    for i in ids:
+        assert c.wait_iq(i, timeout=60).get('type') == 'result'
+    r = c.wait_iq('vc', timeout=60)
+    assert r.get('type') == 'result', tostr(r)
+    assert limited.proc.poll() is None, 'parleyd exited'
+    w.check()
+    c.close()
+    w.close()
