@@ -485,7 +485,11 @@ static void out_start_stream(struct s2s_out *o, int fd, const char *ip, unsigned
 	o->st = stream_new(loop_, fd, ip, port, &pl, l->max_output, false, &out_ops, o);
 	if (o->direct_tls) {
 		o->state = OUT_TLS;
-		stream_start_tls_client(o->st, tls_new_client(fd, o->remote, o->local));
+		SSL *ssl = tls_new_client(fd, o->remote, o->local);
+		if (ssl == NULL)
+			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "cannot start TLS");
+		else
+			stream_start_tls_client(o->st, ssl);
 		return;
 	}
 	o->state = OUT_HEADER;
@@ -1022,6 +1026,8 @@ static void in_send_features(struct s2s_in *in)
 	buf_free(&b);
 }
 
+static void in_bidi_route(struct s2s_in *in);
+
 static void in_stream_start(struct stream *st, struct xml_node *header, const char *default_ns)
 {
 	struct s2s_in *in = st->owner;
@@ -1064,6 +1070,10 @@ static void in_stream_start(struct stream *st, struct xml_node *header, const ch
 		return;
 	}
 	in_send_features(in);
+	/* The stream restarted after SASL EXTERNAL: with XEP-0288 our
+	 * stanzas for the peer may go on it from now on. */
+	if (in->external_ok && in->bidi && in->bidi_out == NULL)
+		in_bidi_route(in);
 }
 
 static struct s2s_in *in_find_id(uint64_t id)
@@ -1239,8 +1249,8 @@ static void in_sasl(struct s2s_in *in, struct xml_node *el)
 	stats.external++;
 	in->external_ok = true;
 	in_add_authed(in, in->remote, in->local, "external");
-	if (in->bidi)
-		in_bidi_route(in);
+	/* With XEP-0288, our stanzas take this stream once it has restarted
+	 * (in_stream_start), not before <success/> and the new header. */
 	stream_write_str(in->st, "<success xmlns='" NS_SASL "'/>");
 	in->header_sent = false;
 	stream_restart(in->st);
