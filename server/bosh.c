@@ -401,7 +401,7 @@ static void bosh_create(const struct http_request *rq, struct http_reply *r, str
 		return;
 	}
 	struct bosh_session *s = xcalloc(1, sizeof(*s));
-	random_id(s->sid, sizeof(s->sid));
+	random_id(s->sid, sizeof(s->sid) - 1); /* and its NUL */
 	s->loop = server.loop;
 	s->wait = (double)wait;
 	s->hold = (unsigned)hold;
