@@ -1997,6 +1997,7 @@ void c2s_attach(struct stream *st, const struct listen_config *lc, const struct 
 	c->st = st;
 	st->ops = &c2s_stream_ops;
 	st->owner = c;
+	stream_set_rate(st, server_config()->shaper.c2s);
 	log_debug("c2s %llu: client stream from %s port %u", (unsigned long long)st->id, st->ip, st->port);
 }
 
