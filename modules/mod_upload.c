@@ -91,8 +91,9 @@ static const struct opt_def upload_options[] = {
 	  "where the http listeners serve uploads (starts and ends with /)" },
 	{ "folder", OPT_STRING, OFF(folder), NULL, NULL, 0, 0,
 	  "the folder that holds the files (required; created if missing)" },
-	{ "max_file_size", OPT_SIZE, OFF(max_file_size), "1M", NULL, 1, 0x7fffffff,
-	  "the largest file a slot is given for (at most http.max_body_size)" },
+	{ "max_file_size", OPT_SIZE, OFF(max_file_size), "1M", NULL, 1, 48L << 20,
+	  "the largest file a slot is given for (at most http.max_body_size, and 48M: a "
+	  "download is one reply, held whole on its connection)" },
 	{ "quota", OPT_SIZE, OFF(quota), "100M", NULL, 0, 0,
 	  "total bytes one user may have stored and reserved (0: no quota)" },
 	{ "put_timeout", OPT_DURATION, OFF(put_timeout), "5m", NULL, 0, 0,
