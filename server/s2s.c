@@ -932,6 +932,13 @@ static void s2s_route(void *ctx, struct xml_node *stanza, const struct jid *from
 		}
 		o = out_new(from->domain, to->domain);
 	}
+	if (o->state == OUT_READY && o->st != NULL && (o->st->dead || o->st->closing)) {
+		/* Written now it would follow </stream:stream>, never read: say
+		 * so instead of losing it (the route goes when the stream does). */
+		stats.bounced++;
+		router_bounce(stanza, SE_REMOTE_SERVER_TIMEOUT, "the stream to that server is closing");
+		return;
+	}
 	if (o->state == OUT_READY && o->st != NULL) {
 		stats.stanzas_out++;
 		stream_send(o->st, stanza, NS_CLIENT);
