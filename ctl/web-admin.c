@@ -560,8 +560,11 @@ static void job_free(struct web_job *job)
 	if (job->next != NULL)
 		job->next->prev = job->prev;
 	for (int i = 0; i < job->nsteps; i++) {
-		for (int k = 0; k < job->argc[i]; k++)
+		for (int k = 0; k < job->argc[i]; k++) {
+			/* register and passwd carry a password among their arguments */
+			explicit_bzero(job->argv[i][k], strlen(job->argv[i][k]));
 			free(job->argv[i][k]);
+		}
 		free(job->argv[i]);
 		free(job->message[i]);
 		free(job->body[i]);
