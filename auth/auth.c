@@ -656,11 +656,9 @@ bool auth_limited(struct auth *a, const char *ip, const char *user)
 	       limit_over(a->limit_user, user, a->max_failures_user, now, w);
 }
 
-void auth_note_failure(struct auth *a, const char *ip, const char *user, const char *reason)
+/* One more failure for ip and for user (either may be NULL). */
+static void limits_count(struct auth *a, const char *ip, const char *user)
 {
-	log_notice("auth failed: ip=%s user=%s%s%s reason=%s", ip != NULL ? ip : "-",
-	           user != NULL && *user != '\0' ? user : "-", user != NULL && *user != '\0' ? "@" : "",
-	           user != NULL && *user != '\0' ? a->host : "", reason);
 	if (a->failure_window <= 0)
 		return;
 	double now = ev_now(a->loop), w = a->failure_window;
@@ -670,12 +668,32 @@ void auth_note_failure(struct auth *a, const char *ip, const char *user, const c
 		limit_count(&a->limit_user, user, now, w);
 }
 
+void auth_note_failure(struct auth *a, const char *ip, const char *user, const char *reason)
+{
+	log_notice("auth failed: ip=%s user=%s%s%s reason=%s", ip != NULL ? ip : "-",
+	           user != NULL && *user != '\0' ? user : "-", user != NULL && *user != '\0' ? "@" : "",
+	           user != NULL && *user != '\0' ? a->host : "", reason);
+	limits_count(a, ip, user);
+}
+
+/* Counted like a failed login: see auth.h for why. */
 void auth_note_no_credentials(struct auth *a, const char *ip, const char *user, const char *mechanism)
 {
 	bool named = user != NULL && *user != '\0';
 	log_notice("auth declined: ip=%s user=%s%s%s mechanism=%s reason=no-credentials-for-mechanism",
 	           ip != NULL ? ip : "-", named ? user : "-", named ? "@" : "", named ? a->host : "",
 	           mechanism);
+	limits_count(a, ip, user);
+}
+
+void auth_forgive_declined(struct auth *a, const char *ip, unsigned n, double since)
+{
+	if (a->limit_ip == NULL || ip == NULL || n == 0)
+		return;
+	struct limit_entry *e = limit_find(a->limit_ip, ip, ev_now(a->loop), a->failure_window);
+	if (e == NULL || e->first > since)
+		return;
+	e->count -= n < e->count ? n : e->count;
 }
 
 void auth_note_success(struct auth *a, const char *user)

@@ -89,11 +89,19 @@ bool auth_limited(struct auth *a, const char *ip, const char *user);
 void auth_note_failure(struct auth *a, const char *ip, const char *user, const char *reason);
 /* A login that could not be tried because the account has no credentials
  * for the mechanism (SCRAM-SHA-256 for an account with SCRAM-SHA-1 keys
- * only): not a failed login, not counted; logged as the stable line
+ * only).  It counts towards the limits exactly like a failed login for an
+ * unknown user, so that the limits do not tell such an account apart from
+ * a name that does not exist; auth_forgive_declined takes it back when the
+ * same client then logs in to that account.  Logged as the stable line
  * "auth declined: ip=IP user=USER@HOST mechanism=MECH
  * reason=no-credentials-for-mechanism", which a fail2ban filter for
  * "auth failed:" does not match. */
 void auth_note_no_credentials(struct auth *a, const char *ip, const char *user, const char *mechanism);
+/* Take back n declined logins (auth_note_no_credentials) from ip's count,
+ * the first of them made at since (ev_now): a client that fell back to a
+ * mechanism the account can do and logged in.  A count whose window began
+ * after since (the declined ones already expired) is left alone. */
+void auth_forgive_declined(struct auth *a, const char *ip, unsigned n, double since);
 /* A successful login clears the account's counter. */
 void auth_note_success(struct auth *a, const char *user);
 

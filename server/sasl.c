@@ -10,7 +10,8 @@
  * marked tempfail, which the stream reports as <temporary-auth-failure/>,
  * never as a wrong password.  A SCRAM hash the account has no keys for
  * (an account imported with SCRAM-SHA-1 keys only) runs like an unknown
- * user's exchange and fails marked no_credentials: no failed login.
+ * user's exchange and fails marked no_credentials; the stream counts it
+ * like a failure for an unknown user (c2s_note_declined).
  */
 #include "sasl.h"
 #include "lib/scram.h"
@@ -459,8 +460,10 @@ static void scram_creds(enum auth_result r, const struct scram_credentials *cred
 	 * SCRAM-SHA-1).  <invalid-mechanism/> would be untrue, as the mechanism
 	 * is supported and offered, and <mechanism-too-weak/> means the
 	 * opposite (a stronger one is required).  XEP-0388 keeps the RFC 6120
-	 * conditions for SASL2.  Only the log and the limits tell it apart:
-	 * no password was tried, so it is no failed login. */
+	 * conditions for SASL2.  Only the log tells it apart (reason
+	 * no-credentials-for-mechanism); the limits count it like an unknown
+	 * user's failure and forgive it when the client falls back and logs
+	 * in (server/c2s.c, c2s_note_declined). */
 	s->no_creds = r == AUTH_NOT_SUPPORTED;
 	s->no_user = r != AUTH_OK;
 	/* Unknown user or no keys for this hash: a challenge all the same, and
