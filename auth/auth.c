@@ -336,6 +336,7 @@ int auth_new(struct ev_loop *loop, const char *host, const struct auth_config *c
 	a->cfg = cfg;
 	if (cfg != NULL) {
 		a->store_plain = cfg->store_plain;
+		a->reveal_missing_keys = cfg->reveal_missing_scram_keys;
 		a->max_failures_ip = cfg->max_failures_per_ip;
 		a->max_failures_user = cfg->max_failures_per_user;
 		a->failure_window = cfg->failure_window;
@@ -433,6 +434,11 @@ bool auth_can_plain(const struct auth *a)
 const char *auth_host(const struct auth *a)
 {
 	return a->host;
+}
+
+bool auth_reveal_missing_scram_keys(const struct auth *a)
+{
+	return a->reveal_missing_keys;
 }
 
 unsigned auth_scram_iterations(const struct auth *a)
@@ -677,13 +683,15 @@ void auth_note_failure(struct auth *a, const char *ip, const char *user, const c
 }
 
 /* Counted like a failed login: see auth.h for why. */
-void auth_note_no_credentials(struct auth *a, const char *ip, const char *user, const char *mechanism)
+void auth_note_no_credentials(struct auth *a, const char *ip, const char *user, const char *mechanism,
+                              bool counted)
 {
 	bool named = user != NULL && *user != '\0';
 	log_notice("auth declined: ip=%s user=%s%s%s mechanism=%s reason=no-credentials-for-mechanism",
 	           ip != NULL ? ip : "-", named ? user : "-", named ? "@" : "", named ? a->host : "",
 	           mechanism);
-	limits_count(a, ip, user);
+	if (counted)
+		limits_count(a, ip, user);
 }
 
 void auth_forgive_declined(struct auth *a, const char *ip, unsigned n, double since)

@@ -368,6 +368,17 @@ static void c2s_send_sasl(struct c2s *c, const char *name, const char *child, co
 	xml_unref(&el);
 }
 
+/* A SASL <failure/> with its condition and a <text/> (RFC 6120 §6.4.5;
+ * XEP-0388 keeps <text/> in its own namespace). */
+static void c2s_send_sasl_text(struct c2s *c, const char *condition, const char *text)
+{
+	struct xml_node *el = xml_new("failure", c->sasl2 ? NS_SASL2 : NS_SASL);
+	xml_add_child(el, condition, NS_SASL);
+	xml_add_text(xml_add_child(el, "text", c->sasl2 ? NS_SASL2 : NS_SASL), text, strlen(text));
+	c2s_send(c, el);
+	xml_unref(&el);
+}
+
 /* Whether carbons can be enabled inline in a Bind 2 request. */
 static bool c2s_bind2_carbons_offered(struct c2s *c)
 {
@@ -884,7 +895,7 @@ static bool c2s_upgrade_input(struct c2s *c, struct xml_node *el)
  * never logs in keeps them, and cannot do so without the password. */
 static void c2s_note_declined(struct c2s *c, const char *who)
 {
-	auth_note_no_credentials(c->host->auth, c->st->ip, who, sasl_mechanism(c->sasl));
+	auth_note_no_credentials(c->host->auth, c->st->ip, who, sasl_mechanism(c->sasl), true);
 	if (who == NULL || *who == '\0')
 		return;
 	if (c->declined_user == NULL || strcmp(c->declined_user, who) != 0) {
@@ -953,6 +964,20 @@ static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 			            c->host->name);
 			sasl_free(&c->sasl);
 			c2s_send_sasl(c, "failure", "temporary-auth-failure", NULL, 0);
+			break;
+		}
+		if (res->no_credentials && strcmp(res->condition, "invalid-mechanism") == 0) {
+			/* auth.reveal_missing_scram_keys: the account has no
+			 * keys for this hash, and the client is told so at once
+			 * (sasl.c, scram_creds).  Like an unoffered mechanism, it
+			 * is no login attempt and counts nowhere. */
+			auth_note_no_credentials(c->host->auth, c->st->ip, who, sasl_mechanism(c->sasl),
+			                         false);
+			char *text = xasprintf("this account has no %s credentials; use another mechanism",
+			                       sasl_mechanism(c->sasl));
+			sasl_free(&c->sasl);
+			c2s_send_sasl_text(c, "invalid-mechanism", text);
+			free(text);
 			break;
 		}
 		if (res->detail != NULL) {

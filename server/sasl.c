@@ -464,6 +464,28 @@ static void scram_creds(enum auth_result r, const struct scram_credentials *cred
 	 * no-credentials-for-mechanism); the limits count it like an unknown
 	 * user's failure and forgive it when the client falls back and logs
 	 * in (server/c2s.c, c2s_note_declined). */
+	if (r == AUTH_NOT_SUPPORTED && auth_reveal_missing_scram_keys(s->auth)) {
+		/* auth.reveal_missing_scram_keys: where the operator does not
+		 * mind that anyone can learn which accounts lack keys for a
+		 * hash (every user name is public in the directory anyway),
+		 * the exchange stops here with <invalid-mechanism/>.  This is
+		 * the earliest point at which the user is known: in SASL and
+		 * in SASL2 alike the mechanism list goes out before it, and
+		 * the client-first message that names the user comes with
+		 * the choice of mechanism.  RFC 6120 §6.5.8 defines the
+		 * condition for a mechanism the receiving entity does not
+		 * support, which for this account is the case, and clients
+		 * take it as "try another mechanism" (RFC 6120 §6.4.5; the
+		 * conditions are the same in XEP-0388's <failure/>).  The
+		 * <text/> says why.  It reveals that such an account exists;
+		 * unknown names and accounts with keys still cannot be told
+		 * apart (the challenge, with a fake salt for unknown ones). */
+		fail(&res, "invalid-mechanism");
+		res.reason = "no-credentials-for-mechanism";
+		res.no_credentials = true;
+		s->cb(s->ctx, &res);
+		return;
+	}
 	s->no_creds = r == AUTH_NOT_SUPPORTED;
 	s->no_user = r != AUTH_OK;
 	/* Unknown user or no keys for this hash: a challenge all the same, and

@@ -306,3 +306,43 @@ def test_tasks_then_inline_resumption(server):
     finally:
         a.close()
     assert _creds(server, user)[1:3] == (44, 88)
+
+
+def slixmpp_login(server, run, user):
+    """Log in to user with slixmpp choosing its mechanisms itself; returns
+    the mechanism that worked and the ones that failed before it, in
+    order (slixmpp goes on to its next mechanism after a failure)."""
+    import asyncio
+
+    async def go():
+        c = parleytest.make_client('%s@%s' % (user, HOST), server.password(user))
+        done = asyncio.get_running_loop().create_future()
+        tried = []
+
+        def finish(result=None, exc=None):
+            if not done.done():
+                done.set_exception(exc) if exc is not None else done.set_result(result)
+        c.add_event_handler('session_start', lambda e: finish(True))
+        c.add_event_handler('failed_auth', lambda e: tried.append(c['feature_mechanisms'].mech.name))
+        c.add_event_handler('failed_all_auth', lambda e: finish(exc=AssertionError('all failed: %s' % tried)))
+        c.add_event_handler('disconnected', lambda e: finish(exc=AssertionError('disconnected: %s' % tried)))
+        c.connect(address=('127.0.0.1', server.port), force_starttls=True)
+        try:
+            await asyncio.wait_for(done, 20)
+            assert c.boundjid.bare == '%s@%s' % (user, HOST)
+            return c['feature_mechanisms'].mech.name, tried
+        finally:
+            c.abort()
+    return run(go())
+
+
+def test_slixmpp_falls_back_to_sha1(server, run):
+    """slixmpp (on TLS 1.3: the -PLUS variants are refused for want of
+    tls-exporter support) tries SCRAM-SHA-512 and SCRAM-SHA-256, which are
+    declined, and logs in with SCRAM-SHA-1; the two declined attempts are
+    not left on the address's count."""
+    user = _sha1_only(server)
+    mech, tried = slixmpp_login(server, run, user)
+    assert mech == 'SCRAM-SHA-1', (mech, tried)
+    assert [m for m in tried if not m.endswith('-PLUS')] == ['SCRAM-SHA-512', 'SCRAM-SHA-256'], tried
+    assert _wait_log(server, _declined(user, 'SCRAM-SHA-256'))
