@@ -682,7 +682,7 @@ void auth_note_failure(struct auth *a, const char *ip, const char *user, const c
 	limits_count(a, ip, user);
 }
 
-/* Counted like a failed login: see auth.h for why. */
+/* Counted like a failed login (unless told not to): see auth.h for why. */
 void auth_note_no_credentials(struct auth *a, const char *ip, const char *user, const char *mechanism,
                               bool counted)
 {

@@ -94,16 +94,16 @@ void auth_note_failure(struct auth *a, const char *ip, const char *user, const c
 /* A login that could not be tried because the account has no credentials
  * for the mechanism (SCRAM-SHA-256 for an account with SCRAM-SHA-1 keys
  * only).  With counted, it counts towards the limits exactly like a failed
- * login for an unknown user, so that the limits do not tell such an account apart from
- * a name that does not exist; auth_forgive_declined takes it back when the
- * same client then logs in to that account.  Logged as the stable line
+ * login for an unknown user, so that the limits do not tell such an
+ * account from a name that does not exist; auth_forgive_declined takes it
+ * back when the same client then logs in to that account.  Not counted:
+ * refused at once with <invalid-mechanism/> (auth.reveal_missing_scram_keys),
+ * where nothing is hidden.  Logged as the stable line
  * "auth declined: ip=IP user=USER@HOST mechanism=MECH
  * reason=no-credentials-for-mechanism", which a fail2ban filter for
  * "auth failed:" does not match. */
 void auth_note_no_credentials(struct auth *a, const char *ip, const char *user, const char *mechanism,
                               bool counted);
-/* (Not counted: refused with <invalid-mechanism/> under
- * auth.reveal_missing_scram_keys, where nothing is hidden.) */
 /* Take back n declined logins (auth_note_no_credentials) from ip's count,
  * the first of them made at since (ev_now): a client that fell back to a
  * mechanism the account can do and logged in.  A count whose window began

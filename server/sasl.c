@@ -457,8 +457,9 @@ static void scram_creds(enum auth_result r, const struct scram_credentials *cred
 	 * <not-authorized/> is also the condition RFC 6120 §6.5.10 gives for
 	 * a generic failure, after which §6.4.5 lets the client try another
 	 * mechanism on the same stream (slixmpp, for one, goes on to
-	 * SCRAM-SHA-1).  <invalid-mechanism/> would be untrue, as the mechanism
-	 * is supported and offered, and <mechanism-too-weak/> means the
+	 * SCRAM-SHA-1).  <invalid-mechanism/> at this point would tell the
+	 * account apart from an unknown user, so it is given only where the
+	 * operator allows that (below), and <mechanism-too-weak/> means the
 	 * opposite (a stronger one is required).  XEP-0388 keeps the RFC 6120
 	 * conditions for SASL2.  Only the log tells it apart (reason
 	 * no-credentials-for-mechanism); the limits count it like an unknown
