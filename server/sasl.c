@@ -473,7 +473,7 @@ static void scram_creds(enum auth_result r, const struct scram_credentials *cred
 		 * the earliest point at which the user is known: in SASL and
 		 * in SASL2 alike the mechanism list goes out before it, and
 		 * the client-first message that names the user comes with
-		 * the choice of mechanism.  RFC 6120 §6.5.8 defines the
+		 * the choice of mechanism.  RFC 6120 §6.5.7 defines the
 		 * condition for a mechanism the receiving entity does not
 		 * support, which for this account is the case, and clients
 		 * take it as "try another mechanism" (RFC 6120 §6.4.5; the
