@@ -25,6 +25,10 @@ static const struct opt_def auth_defs[] = {
 	  "PBKDF2 iterations of newly stored SCRAM credentials" },
 	{ "store_plain", OPT_BOOL, OFF(auth_config, store_plain), "false", NULL, 0, 0,
 	  "internal: also keep clear passwords (legacy migrations only; a warning at start)" },
+	{ "reveal_missing_scram_keys", OPT_BOOL, OFF(auth_config, reveal_missing_scram_keys), "false", NULL,
+	  0, 0,
+	  "answer a SCRAM hash the account has no keys for with <invalid-mechanism/> at once, which tells "
+	  "anyone that the account exists; false: an exchange like an unknown user's" },
 	{ "max_failures_per_ip", OPT_UINT, OFF(auth_config, max_failures_per_ip), "0", NULL, 0, 1000000,
 	  "failed logins from one IP address within failure_window before it is refused; 0: no limit" },
 	{ "max_failures_per_user", OPT_UINT, OFF(auth_config, max_failures_per_user), "0", NULL, 0, 1000000,

@@ -38,6 +38,7 @@ struct auth_config {
 	const struct cfg_node *ldap_node; /* the "ldap" map as written */
 	struct ldap_config ldap;
 	bool store_plain;               /* internal: keep clear passwords (legacy migrations; off) */
+	bool reveal_missing_scram_keys; /* <invalid-mechanism/> for a hash without keys (off) */
 	unsigned max_failures_per_ip;   /* failed logins per IP within failure_window (0: no limit) */
 	unsigned max_failures_per_user; /* failed logins per account within failure_window (0: no limit) */
 	double failure_window;          /* the counting window (default 10 min) */

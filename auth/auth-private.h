@@ -100,6 +100,7 @@ struct auth {
 	char *host;
 	const struct auth_config *cfg; /* the host's auth section: valid in init only */
 	bool store_plain;              /* auth.store_plain */
+	bool reveal_missing_keys;      /* auth.reveal_missing_scram_keys */
 	unsigned max_failures_ip, max_failures_user;
 	double failure_window;
 	struct storage *storage;

@@ -336,6 +336,7 @@ int auth_new(struct ev_loop *loop, const char *host, const struct auth_config *c
 	a->cfg = cfg;
 	if (cfg != NULL) {
 		a->store_plain = cfg->store_plain;
+		a->reveal_missing_keys = cfg->reveal_missing_scram_keys;
 		a->max_failures_ip = cfg->max_failures_per_ip;
 		a->max_failures_user = cfg->max_failures_per_user;
 		a->failure_window = cfg->failure_window;
@@ -433,6 +434,11 @@ bool auth_can_plain(const struct auth *a)
 const char *auth_host(const struct auth *a)
 {
 	return a->host;
+}
+
+bool auth_reveal_missing_scram_keys(const struct auth *a)
+{
+	return a->reveal_missing_keys;
 }
 
 unsigned auth_scram_iterations(const struct auth *a)
@@ -656,11 +662,9 @@ bool auth_limited(struct auth *a, const char *ip, const char *user)
 	       limit_over(a->limit_user, user, a->max_failures_user, now, w);
 }
 
-void auth_note_failure(struct auth *a, const char *ip, const char *user, const char *reason)
+/* One more failure for ip and for user (either may be NULL). */
+static void limits_count(struct auth *a, const char *ip, const char *user)
 {
-	log_notice("auth failed: ip=%s user=%s%s%s reason=%s", ip != NULL ? ip : "-",
-	           user != NULL && *user != '\0' ? user : "-", user != NULL && *user != '\0' ? "@" : "",
-	           user != NULL && *user != '\0' ? a->host : "", reason);
 	if (a->failure_window <= 0)
 		return;
 	double now = ev_now(a->loop), w = a->failure_window;
@@ -670,12 +674,34 @@ void auth_note_failure(struct auth *a, const char *ip, const char *user, const c
 		limit_count(&a->limit_user, user, now, w);
 }
 
-void auth_note_no_credentials(struct auth *a, const char *ip, const char *user, const char *mechanism)
+void auth_note_failure(struct auth *a, const char *ip, const char *user, const char *reason)
+{
+	log_notice("auth failed: ip=%s user=%s%s%s reason=%s", ip != NULL ? ip : "-",
+	           user != NULL && *user != '\0' ? user : "-", user != NULL && *user != '\0' ? "@" : "",
+	           user != NULL && *user != '\0' ? a->host : "", reason);
+	limits_count(a, ip, user);
+}
+
+/* Counted like a failed login (unless told not to): see auth.h for why. */
+void auth_note_no_credentials(struct auth *a, const char *ip, const char *user, const char *mechanism,
+                              bool counted)
 {
 	bool named = user != NULL && *user != '\0';
 	log_notice("auth declined: ip=%s user=%s%s%s mechanism=%s reason=no-credentials-for-mechanism",
 	           ip != NULL ? ip : "-", named ? user : "-", named ? "@" : "", named ? a->host : "",
 	           mechanism);
+	if (counted)
+		limits_count(a, ip, user);
+}
+
+void auth_forgive_declined(struct auth *a, const char *ip, unsigned n, double since)
+{
+	if (a->limit_ip == NULL || ip == NULL || n == 0)
+		return;
+	struct limit_entry *e = limit_find(a->limit_ip, ip, ev_now(a->loop), a->failure_window);
+	if (e == NULL || e->first > since)
+		return;
+	e->count -= n < e->count ? n : e->count;
 }
 
 void auth_note_success(struct auth *a, const char *user)

@@ -41,6 +41,10 @@ void auth_cancel(struct auth_req *req);
  * backend that checks passwords. */
 bool auth_can_scram(const struct auth *a);
 bool auth_can_plain(const struct auth *a);
+/* Whether a SCRAM hash an account has no keys for is refused at once with
+ * <invalid-mechanism/> (auth.reveal_missing_scram_keys) rather than by an
+ * exchange like an unknown user's. */
+bool auth_reveal_missing_scram_keys(const struct auth *a);
 /* The iteration count for new SCRAM credentials (auth.scram_iterations). */
 unsigned auth_scram_iterations(const struct auth *a);
 
@@ -89,11 +93,22 @@ bool auth_limited(struct auth *a, const char *ip, const char *user);
 void auth_note_failure(struct auth *a, const char *ip, const char *user, const char *reason);
 /* A login that could not be tried because the account has no credentials
  * for the mechanism (SCRAM-SHA-256 for an account with SCRAM-SHA-1 keys
- * only): not a failed login, not counted; logged as the stable line
+ * only).  With counted, it counts towards the limits exactly like a failed
+ * login for an unknown user, so that the limits do not tell such an
+ * account from a name that does not exist; auth_forgive_declined takes it
+ * back when the same client then logs in to that account.  Not counted:
+ * refused at once with <invalid-mechanism/> (auth.reveal_missing_scram_keys),
+ * where nothing is hidden.  Logged as the stable line
  * "auth declined: ip=IP user=USER@HOST mechanism=MECH
  * reason=no-credentials-for-mechanism", which a fail2ban filter for
  * "auth failed:" does not match. */
-void auth_note_no_credentials(struct auth *a, const char *ip, const char *user, const char *mechanism);
+void auth_note_no_credentials(struct auth *a, const char *ip, const char *user, const char *mechanism,
+                              bool counted);
+/* Take back n declined logins (auth_note_no_credentials) from ip's count,
+ * the first of them made at since (ev_now): a client that fell back to a
+ * mechanism the account can do and logged in.  A count whose window began
+ * after since (the declined ones already expired) is left alone. */
+void auth_forgive_declined(struct auth *a, const char *ip, unsigned n, double since);
 /* A successful login clears the account's counter. */
 void auth_note_success(struct auth *a, const char *user);
 

@@ -34,9 +34,12 @@
  *   unacknowledged messages to offline storage.
  * - A failed authentication is answered after auth_failure_delay; after
  *   auth_attempts failures the stream is closed.  A backend that could not
- *   answer is <temporary-auth-failure/> and does not count; nor does a
- *   SCRAM login for an account without keys for that hash (answered like
- *   a failure, so that the client moves on to another mechanism).
+ *   answer is <temporary-auth-failure/> and does not count.  A SCRAM login
+ *   for an account without keys for that hash counts like a failure for
+ *   an unknown user (the stream's attempts and the limits alike, so that
+ *   neither tells the two apart), and its count against the limits is
+ *   taken back when the client then logs in to that account on the stream
+ *   with a mechanism it can do: falling back costs nothing.
  */
 #include "c2s.h"
 #include "stream.h"
@@ -87,6 +90,12 @@ struct c2s {
 	bool fail_close; /* close after the delayed failure is sent */
 	char *user;      /* authenticated local part */
 	bool anonymous;  /* SASL ANONYMOUS: the account lives as long as the stream */
+	/* SCRAM logins declined on this stream for want of keys for the hash
+	 * (counted by the limits like failures): for which account, how many,
+	 * and when the first was; forgiven if that account logs in here. */
+	char *declined_user;
+	unsigned declined_n;
+	double declined_since;
 
 	/* SASL2 (XEP-0388): the exchange in progress uses it, and what its
 	 * <authenticate/> asked for beyond authentication. */
@@ -355,6 +364,17 @@ static void c2s_send_sasl(struct c2s *c, const char *name, const char *child, co
 			free(b64);
 		}
 	}
+	c2s_send(c, el);
+	xml_unref(&el);
+}
+
+/* A SASL <failure/> with its condition and a <text/> (RFC 6120 §6.4.5;
+ * XEP-0388 keeps <text/> in its own namespace). */
+static void c2s_send_sasl_text(struct c2s *c, const char *condition, const char *text)
+{
+	struct xml_node *el = xml_new("failure", c->sasl2 ? NS_SASL2 : NS_SASL);
+	xml_add_child(el, condition, NS_SASL);
+	xml_add_text(xml_add_child(el, "text", c->sasl2 ? NS_SASL2 : NS_SASL), text, strlen(text));
 	c2s_send(c, el);
 	xml_unref(&el);
 }
@@ -863,6 +883,30 @@ static bool c2s_upgrade_input(struct c2s *c, struct xml_node *el)
 	return true;
 }
 
+/* A SCRAM login declined for want of keys for its hash (no password was
+ * tried).  It counts as a failed login, in this stream's attempts and in
+ * the limits, exactly as one for a name that does not exist: otherwise
+ * repeating it would tell a client which names are such accounts (the
+ * unknown name gets rate-limited or its stream closed, the account never
+ * does).  The client that falls back to SCRAM-SHA-1 or PLAIN on this
+ * stream and logs in to the account gets the limits' counts back
+ * (c2s_sasl_result), so an office behind one NAT address, all of whose
+ * clients try SCRAM-SHA-256 first, is not locked out; only someone who
+ * never logs in keeps them, and cannot do so without the password. */
+static void c2s_note_declined(struct c2s *c, const char *who)
+{
+	auth_note_no_credentials(c->host->auth, c->st->ip, who, sasl_mechanism(c->sasl), true);
+	if (who == NULL || *who == '\0')
+		return;
+	if (c->declined_user == NULL || strcmp(c->declined_user, who) != 0) {
+		free(c->declined_user);
+		c->declined_user = xstrdup(who);
+		c->declined_n = 0;
+		c->declined_since = ev_now(c->st->loop);
+	}
+	c->declined_n++;
+}
+
 /* Answer one SASL step.  True when input must stay paused. */
 static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 {
@@ -875,6 +919,10 @@ static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 		c->anonymous = sasl_is_anonymous(c->sasl);
 		if (!c->anonymous)
 			auth_note_success(c->host->auth, c->user);
+		if (c->declined_user != NULL && strcmp(c->declined_user, c->user) == 0)
+			auth_forgive_declined(c->host->auth, c->st->ip, c->declined_n, c->declined_since);
+		free(c->declined_user);
+		c->declined_user = NULL;
 		const char *cbt = sasl_cbind_type(c->sasl);
 		log_info("c2s %llu from %s: %s@%s authenticated with %s%s%s%s%s",
 		         (unsigned long long)c->st->id, c->st->ip, c->user, c->host->name,
@@ -918,6 +966,20 @@ static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 			c2s_send_sasl(c, "failure", "temporary-auth-failure", NULL, 0);
 			break;
 		}
+		if (res->no_credentials && strcmp(res->condition, "invalid-mechanism") == 0) {
+			/* auth.reveal_missing_scram_keys: the account has no
+			 * keys for this hash, and the client is told so at once
+			 * (sasl.c, scram_creds).  Like an unoffered mechanism, it
+			 * is no login attempt and counts nowhere. */
+			auth_note_no_credentials(c->host->auth, c->st->ip, who, sasl_mechanism(c->sasl),
+			                         false);
+			char *text = xasprintf("this account has no %s credentials; use another mechanism",
+			                       sasl_mechanism(c->sasl));
+			sasl_free(&c->sasl);
+			c2s_send_sasl_text(c, "invalid-mechanism", text);
+			free(text);
+			break;
+		}
 		if (res->detail != NULL) {
 			/* No password was tried (a channel binding mismatch):
 			 * answered at once and not counted. */
@@ -925,19 +987,6 @@ static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 			           c->st->ip, sasl_mechanism(c->sasl), res->detail);
 			sasl_free(&c->sasl);
 			c2s_send_sasl(c, "failure", res->condition, NULL, 0);
-			break;
-		}
-		if (res->no_credentials) {
-			/* No password was tried (no keys for this hash): not a
-			 * failed login, so neither the limits nor this stream's
-			 * attempts count it and the client may go on to another
-			 * mechanism.  Answered after the same delay as a failed
-			 * login, like an unknown user. */
-			auth_note_no_credentials(c->host->auth, c->st->ip, who, sasl_mechanism(c->sasl));
-			sasl_free(&c->sasl);
-			ev_timer_set(&c->fail_timer, c->limits->auth_failure_delay, 0);
-			ev_timer_start(c->st->loop, &c->fail_timer);
-			paused = true;
 			break;
 		}
 		if (strcmp(res->condition, "not-authorized") != 0) {
@@ -951,6 +1000,8 @@ static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 			           who != NULL && *who != '\0' ? who : "-",
 			           who != NULL && *who != '\0' ? "@" : "",
 			           who != NULL && *who != '\0' ? c->host->name : "");
+		else if (res->no_credentials)
+			c2s_note_declined(c, who);
 		else
 			auth_note_failure(c->host->auth, c->st->ip, who,
 			                  res->reason != NULL ? res->reason : "not-authorized");
@@ -1914,6 +1965,7 @@ static void c2s_free(struct c2s *c)
 	buf_free(&c->held);
 	free(c->segs);
 	sasl_free(&c->sasl);
+	free(c->declined_user);
 	upgrade_free(&c->upgrade);
 	sasl_result_clear(&c->upgrade_res);
 	c2s_sm_free(&c->sm);

@@ -10,7 +10,8 @@
  * marked tempfail, which the stream reports as <temporary-auth-failure/>,
  * never as a wrong password.  A SCRAM hash the account has no keys for
  * (an account imported with SCRAM-SHA-1 keys only) runs like an unknown
- * user's exchange and fails marked no_credentials: no failed login.
+ * user's exchange and fails marked no_credentials; the stream counts it
+ * like a failure for an unknown user (c2s_note_declined).
  */
 #include "sasl.h"
 #include "lib/scram.h"
@@ -456,11 +457,36 @@ static void scram_creds(enum auth_result r, const struct scram_credentials *cred
 	 * <not-authorized/> is also the condition RFC 6120 §6.5.10 gives for
 	 * a generic failure, after which §6.4.5 lets the client try another
 	 * mechanism on the same stream (slixmpp, for one, goes on to
-	 * SCRAM-SHA-1).  <invalid-mechanism/> would be untrue, as the mechanism
-	 * is supported and offered, and <mechanism-too-weak/> means the
+	 * SCRAM-SHA-1).  <invalid-mechanism/> at this point would tell the
+	 * account apart from an unknown user, so it is given only where the
+	 * operator allows that (below), and <mechanism-too-weak/> means the
 	 * opposite (a stronger one is required).  XEP-0388 keeps the RFC 6120
-	 * conditions for SASL2.  Only the log and the limits tell it apart:
-	 * no password was tried, so it is no failed login. */
+	 * conditions for SASL2.  Only the log tells it apart (reason
+	 * no-credentials-for-mechanism); the limits count it like an unknown
+	 * user's failure and forgive it when the client falls back and logs
+	 * in (server/c2s.c, c2s_note_declined). */
+	if (r == AUTH_NOT_SUPPORTED && auth_reveal_missing_scram_keys(s->auth)) {
+		/* auth.reveal_missing_scram_keys: where the operator does not
+		 * mind that anyone can learn which accounts lack keys for a
+		 * hash (every user name is public in the directory anyway),
+		 * the exchange stops here with <invalid-mechanism/>.  This is
+		 * the earliest point at which the user is known: in SASL and
+		 * in SASL2 alike the mechanism list goes out before it, and
+		 * the client-first message that names the user comes with
+		 * the choice of mechanism.  RFC 6120 §6.5.7 defines the
+		 * condition for a mechanism the receiving entity does not
+		 * support, which for this account is the case, and clients
+		 * take it as "try another mechanism" (RFC 6120 §6.4.5; the
+		 * conditions are the same in XEP-0388's <failure/>).  The
+		 * <text/> says why.  It reveals that such an account exists;
+		 * unknown names and accounts with keys still cannot be told
+		 * apart (the challenge, with a fake salt for unknown ones). */
+		fail(&res, "invalid-mechanism");
+		res.reason = "no-credentials-for-mechanism";
+		res.no_credentials = true;
+		s->cb(s->ctx, &res);
+		return;
+	}
 	s->no_creds = r == AUTH_NOT_SUPPORTED;
 	s->no_user = r != AUTH_OK;
 	/* Unknown user or no keys for this hash: a challenge all the same, and

@@ -43,8 +43,9 @@ struct sasl_result {
 	 * account imported with SCRAM-SHA-1 values only, tried with
 	 * SCRAM-SHA-256): no password could be tried.  reason is
 	 * "no-credentials-for-mechanism"; the failure is answered like any
-	 * <not-authorized/> but is not a failed login (not counted, not on
-	 * the fail2ban line), so the client can go on to another mechanism. */
+	 * <not-authorized/> and counted like an unknown user's failure, but
+	 * logged apart (not on the fail2ban line), and the stream takes the
+	 * limits' count back when the client falls back and logs in. */
 	bool no_credentials;
 	/* SASL2 with FAST: the token issued on success (malloc'd, wiped by
 	 * sasl_result_clear) and its expiry (unix time); NULL when none. */
