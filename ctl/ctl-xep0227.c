@@ -24,8 +24,10 @@
  *   lists and blocked JIDs come sorted, offline messages in their order,
  *   so export -> import -> export gives the same bytes.
  * - A file is written to PATH.tmp and renamed when complete; an import
- *   parses a whole file (and checks its includes and hosts) before
- *   storing anything of it.
+ *   reads a whole file (well-formed, its includes and hosts checked)
+ *   before storing anything of it, then reads it again and stores one
+ *   <user/> at a time: memory is bounded by the largest user (at most
+ *   USER_MAX_MB of the file), not by the size of the file.
  * - An import never reads a file outside the folder of the file that
  *   includes it, and reads each file once.
  * - Secrets (SCRAM keys, passwords) live only in the document and the
@@ -38,6 +40,8 @@
 #include "lib/scram.h"
 #include "lib/xml.h"
 #include "storage/storage.h"
+
+#include <expat.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -1204,73 +1208,7 @@ static bool account_exists(struct ev_loop *loop, struct storage *st, const char 
 	return w.res == STORAGE_OK;
 }
 
-/* ---- reading the files ------------------------------------------------------------------- */
-
-/* The root of the XEP-0227 file at path: a <server-data/>, or a <host/>
- * alone (ejabberd's export_piefxis writes one per host, which its
- * <server-data/> file includes).  NULL with *error_r. */
-static struct xml_node *read_document(const char *path, char **error_r)
-{
-	FILE *f = fopen(path, "r");
-	if (f == NULL) {
-		*error_r = xasprintf("%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	struct buf b = { 0 };
-	char chunk[65536];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		buf_append(&b, chunk, n);
-	bool err = ferror(f);
-	fclose(f);
-	if (err || b.len == 0) {
-		*error_r = xasprintf("%s: %s", path, err ? strerror(errno) : "empty file");
-		buf_free(&b);
-		return NULL;
-	}
-	/* The parser takes elements only: skip a byte order mark, the XML
-	 * declaration and white space before the root.  A DTD is refused by
-	 * the parser (so are entity expansions). */
-	size_t off = 0;
-	if (b.len >= 3 && memcmp(b.data, "\xEF\xBB\xBF", 3) == 0)
-		off = 3;
-	while (off < b.len && strchr(" \t\r\n", b.data[off]) != NULL)
-		off++;
-	if (b.len - off >= 5 && memcmp(b.data + off, "<?xml", 5) == 0) {
-		const char *end = memmem(b.data + off, b.len - off, "?>", 2);
-		off = end != NULL ? (size_t)(end - b.data) + 2 : b.len;
-	}
-	while (off < b.len && strchr(" \t\r\n", b.data[off]) != NULL)
-		off++;
-	if (b.len - off >= 9 && memcmp(b.data + off, "<!DOCTYPE", 9) == 0) {
-		*error_r = xasprintf("%s: not accepted: it has a DTD (<!DOCTYPE ...>), whose entities could "
-		                     "expand without bound; remove it",
-		                     path);
-		explicit_bzero(b.data, b.len);
-		buf_free(&b);
-		return NULL;
-	}
-	const struct xml_parser_limits lim = { .max_stanza = b.len + 1,
-		                               .max_depth = 1024,
-		                               .max_attrs = 1024 };
-	const char *perr = NULL;
-	struct xml_node *doc = xml_parse_string(b.data + off, b.len - off, NULL, &lim, &perr);
-	explicit_bzero(b.data, b.len);
-	buf_free(&b);
-	if (doc == NULL) {
-		*error_r = xasprintf("%s: not a XEP-0227 document (%s)", path,
-		                     perr != NULL ? perr : "does not parse");
-		return NULL;
-	}
-	if (!xml_is(doc, "server-data", NS_PIE) && !xml_is(doc, "host", NS_PIE)) {
-		*error_r = xasprintf("%s: not a XEP-0227 document (the root is <%s xmlns='%s'/>, not "
-		                     "<server-data/> or <host/> in " NS_PIE ")",
-		                     path, doc->name, doc->ns);
-		xml_unref(&doc);
-		return NULL;
-	}
-	return doc;
-}
+/* ---- includes ------------------------------------------------------------------------------ */
 
 /* The real paths of the files the <xi:include/>s of doc (read from the
  * file at real, a real path) name, in document order.  Every include must
@@ -1362,56 +1300,332 @@ static bool run_first_sight(struct import_run *r, const char *jid)
 	return true;
 }
 
-static void import_host(struct import_run *r, const char *path, const struct host_config *hc,
-                        const struct xml_node *h)
+/* Import the <user/> u of host hc (whose store is st) read from path. */
+static void import_user_el(struct import_run *r, const char *path, const struct host_config *hc,
+                           struct storage *st, const struct xml_node *u)
 {
 	char *err = NULL;
-	struct storage *st = open_store(r->loop, hc, &err);
-	if (st == NULL) {
-		run_fail(r, err);
-		r->stop = true;
+	const char *name = xml_attr(u, "name");
+	char *user = name != NULL ? jid_nodeprep(name) : NULL;
+	if (user == NULL || *user == '\0') {
+		run_fail(r, xasprintf("%s: a user of host %s has no valid name ('%s')", path, hc->name,
+		                      name != NULL ? name : ""));
+		free(user);
 		return;
 	}
-	for (struct xml_node *u = xml_child(h, "user", NULL); u != NULL && !r->stop;
-	     u = xml_next(u, "user", NULL)) {
-		r->users++;
-		const char *name = xml_attr(u, "name");
-		char *user = name != NULL ? jid_nodeprep(name) : NULL;
-		if (user == NULL || *user == '\0') {
-			run_fail(r, xasprintf("%s: a user of host %s has no valid name ('%s')", path,
-			                      hc->name, name != NULL ? name : ""));
-			free(user);
-			continue;
-		}
-		char *jid = xasprintf("%s@%s", user, hc->name);
-		enum storage_result res;
-		if (!run_first_sight(r, jid)) {
-			run_fail(r, xasprintf("%s: appears more than once (again in %s); only the first is "
-			                      "imported",
-			                      jid, path));
-		} else if (account_exists(r->loop, st, hc->name, user, &res)) {
-			buf_printf(r->report, "skipped: %s exists\n", jid);
-			r->skipped++;
-		} else if (res != STORAGE_NOT_FOUND) {
-			run_fail(r, xasprintf("%s: cannot read the account: storage %s", jid,
-			                      storage_result_str(res)));
-			r->stop = res == STORAGE_TEMPFAIL;
+	char *jid = xasprintf("%s@%s", user, hc->name);
+	enum storage_result res;
+	if (!run_first_sight(r, jid)) {
+		run_fail(r, xasprintf("%s: appears more than once (again in %s); only the first is "
+		                      "imported",
+		                      jid, path));
+	} else if (account_exists(r->loop, st, hc->name, user, &res)) {
+		buf_printf(r->report, "skipped: %s exists\n", jid);
+		r->skipped++;
+	} else if (res != STORAGE_NOT_FOUND) {
+		run_fail(r,
+		         xasprintf("%s: cannot read the account: storage %s", jid, storage_result_str(res)));
+		r->stop = res == STORAGE_TEMPFAIL;
+	} else {
+		int rc = import_user(r->loop, st, hc, user, u, r->report, &err);
+		if (rc == 0) {
+			r->created++;
 		} else {
-			int rc = import_user(r->loop, st, hc, user, u, r->report, &err);
-			if (rc == 0) {
-				r->created++;
-			} else {
-				run_fail(r, err);
-				r->stop = rc == -2;
-			}
+			run_fail(r, err);
+			r->stop = rc == -2;
 		}
-		free(jid);
-		free(user);
 	}
-	storage_close(&st);
+	free(jid);
+	free(user);
 }
 
-/* Import the file at path; its includes too when follow is set. */
+/* ---- reading the files ------------------------------------------------------------------- */
+
+/* A file is read in chunks by expat, walled as the stream parser is (a DTD
+ * and entity declarations are refused, so nothing expands), and never held
+ * whole: the check pass builds no tree, the import pass one <user/> at a
+ * time, freed once it is stored. */
+#define READ_CHUNK 65536
+#define PIE_MAX_DEPTH 1024
+#define PIE_MAX_ATTRS 1024
+/* The most bytes of the file one <user/> may take: its tree is what the
+ * import holds in memory. */
+#define USER_MAX_MB 64
+
+struct pie_reader {
+	XML_Parser xp;
+	const char *path;
+	struct import_run *r; /* NULL in the check pass */
+	char *error;          /* what stopped the parse (not a XEP-0227 document ...) */
+	unsigned depth;       /* open elements, the root included */
+	unsigned host_depth;  /* 1 for a <host/> alone, else 2 */
+	bool in_host;         /* inside a <host/> at host_depth */
+	/* the check pass */
+	struct xml_node *includes; /* copies of the root's <xi:include/>s */
+	struct strlist hosts;      /* the jid of every <host/> ("" when none) */
+	/* the import pass */
+	const struct host_config *hc;
+	struct storage *st;
+	struct xml_node *user, *cur; /* the <user/> being read, its open element */
+	struct buf text;             /* character data not yet added to cur */
+	long long user_start;        /* byte index of the <user/> */
+	unsigned skip_depth;         /* > 0: inside a <user/> left out, at this depth */
+};
+
+static void reader_stop(struct pie_reader *p, char *error)
+{
+	if (p->error == NULL)
+		p->error = error;
+	else
+		free(error);
+	XML_StopParser(p->xp, XML_FALSE);
+}
+
+static void XMLCALL on_doctype(void *data, const XML_Char *name, const XML_Char *sysid, const XML_Char *pubid,
+                               int has_internal_subset)
+{
+	(void)name, (void)sysid, (void)pubid, (void)has_internal_subset;
+	struct pie_reader *p = data;
+	reader_stop(p, xasprintf("%s: not a XEP-0227 document (a document type declaration, whose "
+	                         "entities could expand without bound; remove it)",
+	                         p->path));
+}
+
+static void XMLCALL on_entity_decl(void *data, const XML_Char *name, int is_pe, const XML_Char *value,
+                                   int value_len, const XML_Char *base, const XML_Char *sysid,
+                                   const XML_Char *pubid, const XML_Char *notation)
+{
+	(void)name, (void)is_pe, (void)value, (void)value_len, (void)base, (void)sysid, (void)pubid,
+	        (void)notation;
+	struct pie_reader *p = data;
+	reader_stop(p, xasprintf("%s: not a XEP-0227 document (an entity declaration)", p->path));
+}
+
+static void XMLCALL on_default(void *data, const XML_Char *s, int len)
+{
+	(void)data, (void)s, (void)len; /* nothing is expanded behind our back */
+}
+
+static void flush_text(struct pie_reader *p)
+{
+	if (p->text.len > 0 && p->cur != NULL)
+		xml_add_text(p->cur, p->text.data, p->text.len);
+	if (p->text.len > 0)
+		explicit_bzero(p->text.data, p->text.len);
+	buf_reset(&p->text);
+}
+
+/* Leave out the <user/> being read when it has grown too large. */
+static bool user_too_large(struct pie_reader *p)
+{
+	if (XML_GetCurrentByteIndex(p->xp) - p->user_start <= (long long)USER_MAX_MB << 20)
+		return false;
+	const char *name = xml_attr(p->user, "name");
+	run_fail(p->r, xasprintf("%s: the user '%s' of host %s takes more than %u MB of the file; it is "
+	                         "not imported",
+	                         p->path, name != NULL ? name : "", p->hc->name, USER_MAX_MB));
+	flush_text(p);
+	xml_unref(&p->user);
+	p->cur = NULL;
+	p->skip_depth = p->host_depth + 1;
+	return true;
+}
+
+static void XMLCALL on_start(void *data, const XML_Char *name, const XML_Char **atts)
+{
+	struct pie_reader *p = data;
+	unsigned d = ++p->depth;
+	if (d > PIE_MAX_DEPTH) {
+		reader_stop(p, xasprintf("%s: not a XEP-0227 document (elements nested deeper than %u)",
+		                         p->path, PIE_MAX_DEPTH));
+		return;
+	}
+	unsigned nattrs = 0;
+	while (atts[nattrs] != NULL)
+		nattrs++;
+	if (nattrs / 2 > PIE_MAX_ATTRS) {
+		reader_stop(p, xasprintf("%s: not a XEP-0227 document (more than %u attributes on one "
+		                         "element)",
+		                         p->path, PIE_MAX_ATTRS));
+		return;
+	}
+	if (p->skip_depth > 0)
+		return;
+	if (p->user != NULL) {
+		flush_text(p);
+		p->cur = xml_element_from_expat(p->cur, name, atts);
+		user_too_large(p);
+		return;
+	}
+	if (d > 1 && (d > p->host_depth + 1 || (d == p->host_depth + 1 && !p->in_host)))
+		return; /* not something the import reads */
+	struct xml_node *el = xml_element_from_expat(NULL, name, atts);
+	if (d == 1) {
+		if (!xml_is(el, "server-data", NS_PIE) && !xml_is(el, "host", NS_PIE)) {
+			reader_stop(p, xasprintf("%s: not a XEP-0227 document (the root is <%s xmlns='%s'/>, "
+			                         "not <server-data/> or <host/> in " NS_PIE ")",
+			                         p->path, el->name, el->ns));
+			xml_unref(&el);
+			return;
+		}
+		p->host_depth = xml_is(el, "host", NS_PIE) ? 1 : 2;
+	}
+	if (d == 2 && p->host_depth == 2 && xml_is(el, "include", NS_XINCLUDE)) {
+		if (p->r == NULL) {
+			if (p->includes == NULL)
+				p->includes = xml_new("server-data", NS_PIE);
+			xml_append_copy(p->includes, el);
+		}
+	} else if (d == p->host_depth && (d == 1 || strcmp(el->name, "host") == 0)) {
+		p->in_host = true;
+		const char *jid = xml_attr(el, "jid");
+		if (p->r == NULL) {
+			list_take(&p->hosts, xstrdup(jid != NULL ? jid : ""));
+		} else {
+			/* Known: the check pass made sure. */
+			char *domain = jid_nameprep(jid);
+			p->hc = config_host(p->r->cfg, domain);
+			free(domain);
+			char *err = NULL;
+			p->st = open_store(p->r->loop, p->hc, &err);
+			if (p->st == NULL) {
+				run_fail(p->r, err);
+				p->r->stop = true;
+				reader_stop(p, NULL);
+			}
+		}
+	} else if (d == p->host_depth + 1 && strcmp(el->name, "user") == 0 && p->r != NULL) {
+		p->r->users++;
+		p->user = p->cur = el;
+		el = NULL;
+		p->user_start = XML_GetCurrentByteIndex(p->xp);
+	}
+	xml_unref(&el);
+}
+
+static void XMLCALL on_end(void *data, const XML_Char *name)
+{
+	(void)name;
+	struct pie_reader *p = data;
+	unsigned d = p->depth--;
+	if (p->skip_depth > 0) {
+		if (d == p->skip_depth)
+			p->skip_depth = 0;
+		return;
+	}
+	if (p->user != NULL) {
+		flush_text(p);
+		if (user_too_large(p))
+			return;
+		if (d > p->host_depth + 1) {
+			p->cur = p->cur->parent;
+			return;
+		}
+		import_user_el(p->r, p->path, p->hc, p->st, p->user);
+		xml_unref(&p->user);
+		p->cur = NULL;
+		if (p->r->stop)
+			reader_stop(p, NULL);
+	} else if (d == p->host_depth && p->in_host) {
+		p->in_host = false;
+		if (p->st != NULL)
+			storage_close(&p->st);
+	}
+}
+
+static void XMLCALL on_text(void *data, const XML_Char *s, int len)
+{
+	struct pie_reader *p = data;
+	if (p->user == NULL || p->skip_depth > 0)
+		return;
+	/* Added to the tree in one piece at the next tag: xml_add_text
+	 * copies what is there already on each call. */
+	buf_append(&p->text, s, (size_t)len);
+	user_too_large(p);
+}
+
+/* Read the file at path through p: the check pass (p->r NULL) or the
+ * import pass.  0; -1 with p->error (NULL when the import stopped). */
+static int reader_run(struct pie_reader *p)
+{
+	FILE *f = fopen(p->path, "r");
+	if (f == NULL) {
+		p->error = xasprintf("%s: %s", p->path, strerror(errno));
+		return -1;
+	}
+	p->xp = XML_ParserCreateNS(NULL, XML_NS_SEP);
+	if (p->xp == NULL)
+		log_fatal("cannot create an XML parser (out of memory)");
+	XML_SetUserData(p->xp, p);
+	XML_SetReturnNSTriplet(p->xp, XML_TRUE);
+	XML_SetParamEntityParsing(p->xp, XML_PARAM_ENTITY_PARSING_NEVER);
+	XML_SetElementHandler(p->xp, on_start, on_end);
+	XML_SetCharacterDataHandler(p->xp, on_text);
+	XML_SetStartDoctypeDeclHandler(p->xp, on_doctype);
+	XML_SetEntityDeclHandler(p->xp, on_entity_decl);
+	XML_SetDefaultHandler(p->xp, on_default);
+	char *chunk = xmalloc(READ_CHUNK);
+	size_t n, total = 0;
+	bool ok = true;
+	do {
+		n = fread(chunk, 1, READ_CHUNK, f);
+		if (n == 0 && ferror(f)) {
+			p->error = xasprintf("%s: %s", p->path, strerror(errno));
+			ok = false;
+			break;
+		}
+		if (n == 0 && total == 0) {
+			p->error = xasprintf("%s: empty file", p->path);
+			ok = false;
+			break;
+		}
+		if (total == 0 && p->r == NULL) {
+			/* Said before the parser meets it: a DTD right at the start. */
+			size_t off = 0;
+			if (n >= 3 && memcmp(chunk, "\xEF\xBB\xBF", 3) == 0)
+				off = 3;
+			while (off < n && strchr(" \t\r\n", chunk[off]) != NULL)
+				off++;
+			if (n - off >= 5 && memcmp(chunk + off, "<?xml", 5) == 0) {
+				const char *end = memmem(chunk + off, n - off, "?>", 2);
+				off = end != NULL ? (size_t)(end - chunk) + 2 : n;
+			}
+			while (off < n && strchr(" \t\r\n", chunk[off]) != NULL)
+				off++;
+			if (n - off >= 9 && memcmp(chunk + off, "<!DOCTYPE", 9) == 0) {
+				p->error = xasprintf("%s: not accepted: it has a DTD (<!DOCTYPE ...>), whose "
+				                     "entities could expand without bound; remove it",
+				                     p->path);
+				ok = false;
+				break;
+			}
+		}
+		total += n;
+		if (XML_Parse(p->xp, chunk, (int)n, n == 0) != XML_STATUS_OK) {
+			if (p->error == NULL && XML_GetErrorCode(p->xp) != XML_ERROR_ABORTED)
+				p->error = xasprintf("%s: not a XEP-0227 document (%s at line %lu)", p->path,
+				                     XML_ErrorString(XML_GetErrorCode(p->xp)),
+				                     (unsigned long)XML_GetCurrentLineNumber(p->xp));
+			ok = false;
+			break;
+		}
+	} while (n > 0);
+	explicit_bzero(chunk, READ_CHUNK);
+	free(chunk);
+	fclose(f);
+	flush_text(p);
+	buf_free(&p->text);
+	xml_unref(&p->user);
+	if (p->st != NULL)
+		storage_close(&p->st);
+	XML_ParserFree(p->xp);
+	p->xp = NULL;
+	return ok ? 0 : -1;
+}
+
+/* Import the file at path; its includes too when follow is set.  The file
+ * is read twice: once to check it whole (well-formed, its includes, its
+ * hosts) with nothing stored, then to import it one <user/> at a time. */
 static void import_path(struct import_run *r, const char *path, bool follow)
 {
 	char *real = realpath(path, NULL);
@@ -1424,50 +1638,49 @@ static void import_path(struct import_run *r, const char *path, bool follow)
 		return;
 	}
 	list_take(&r->files, real);
-	char *err = NULL;
-	struct xml_node *doc = read_document(path, &err);
-	if (doc == NULL) {
-		run_fail(r, err);
-		return;
-	}
+	struct pie_reader check = { .path = path };
 	struct strlist includes = { 0 };
-	bool has_includes = xml_child(doc, "include", NS_XINCLUDE) != NULL;
-	if (has_includes && !follow) {
+	char *err = NULL;
+	if (reader_run(&check) < 0) {
+		run_fail(r, check.error);
+		goto out;
+	}
+	if (check.includes != NULL && !follow) {
 		run_fail(r, xasprintf("%s: an included file includes others (not followed); nothing of it "
 		                      "is imported",
 		                      path));
-		xml_unref(&doc);
-		return;
+		goto out;
 	}
-	if (has_includes && resolve_includes(real, doc, &includes, &err) < 0) {
+	if (check.includes != NULL && resolve_includes(real, check.includes, &includes, &err) < 0) {
 		run_fail(r, err);
-		xml_unref(&doc);
-		return;
+		goto out;
 	}
 	/* Every host first: nothing is stored from a file naming one we lack. */
-	bool alone = xml_is(doc, "host", NS_PIE);
 	bool known = true;
-	for (struct xml_node *h = alone ? doc : xml_child(doc, "host", NULL); h != NULL && known;
-	     h = alone ? NULL : xml_next(h, "host", NULL)) {
-		const char *jid = xml_attr(h, "jid");
-		char *domain = jid != NULL ? jid_nameprep(jid) : NULL;
+	for (size_t i = 0; i < check.hosts.count && known; i++) {
+		const char *jid = check.hosts.items[i];
+		char *domain = *jid != '\0' ? jid_nameprep(jid) : NULL;
 		known = domain != NULL && config_host(r->cfg, domain) != NULL;
 		free(domain);
 		if (!known)
 			run_fail(r,
 			         xasprintf("%s: host %s is not in %s (add it, or edit the file); nothing of "
 			                   "the file is imported",
-			                   path, jid != NULL ? jid : "(no jid)", r->cfg->file));
+			                   path, *jid != '\0' ? jid : "(no jid)", r->cfg->file));
 	}
-	for (struct xml_node *h = alone ? doc : xml_child(doc, "host", NULL); h != NULL && known && !r->stop;
-	     h = alone ? NULL : xml_next(h, "host", NULL)) {
-		char *domain = jid_nameprep(xml_attr(h, "jid"));
-		import_host(r, path, config_host(r->cfg, domain), h);
-		free(domain);
+	if (known) {
+		struct pie_reader imp = { .path = path, .r = r };
+		if (reader_run(&imp) < 0 && imp.error != NULL) {
+			/* The file changed since it was checked. */
+			run_fail(r, imp.error);
+			r->stop = true;
+		}
 	}
-	xml_unref(&doc);
 	for (size_t i = 0; i < includes.count && !r->stop; i++)
 		import_path(r, includes.items[i], false);
+out:
+	xml_unref(&check.includes);
+	strlist_free(&check.hosts);
 	strlist_free(&includes);
 }
 
