@@ -17,7 +17,9 @@
  * <server-data/> file of XIncludes and its <host/> files, SCRAM values
  * encoded base64 twice (or hex), pending subscription requests as
  * <presence type='subscribe'/> children of <user/>, and ejabberd's block
- * list kept in the default privacy list.
+ * list kept in the default privacy list, and the PEP nodes and items of
+ * Prosody's xep0227 store (<pubsub/> in the pubsub#owner and pubsub
+ * namespaces), stored as the pubsub module stores them.
  *
  * Invariants:
  * - Export is deterministic: users, roster items, groups, namespaces,
@@ -39,12 +41,15 @@
 #include "lib/log.h"
 #include "lib/scram.h"
 #include "lib/xml.h"
+#include "modules/pubsub/pubsub.h"
+#include "server/module.h"
 #include "storage/storage.h"
 
 #include <expat.h>
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1036,6 +1041,244 @@ static enum storage_result import_privacy(struct ev_loop *loop, struct storage *
 	return res;
 }
 
+/* ---- PEP ------------------------------------------------------------------------------------ */
+
+/* One PEP node of a <user/>, gathered from the two <pubsub/> elements
+ * Prosody writes: <pubsub xmlns='...#owner'> with <configure/>,
+ * <affiliations/> and <subscriptions/> per node, and <pubsub> with the
+ * <items/> of each node, oldest first. */
+struct pep_node_in {
+	const char *name;
+	const struct xml_node *form;  /* the <x/> of <configure/>, or NULL */
+	const struct xml_node *affs;  /* <affiliations/>, or NULL */
+	const struct xml_node *subs;  /* <subscriptions/>, or NULL */
+	const struct xml_node *items; /* <items/>, or NULL */
+};
+
+static struct pep_node_in *pep_node_get(struct pep_node_in **nodes, size_t *n, const char *name)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp((*nodes)[i].name, name) == 0)
+			return &(*nodes)[i];
+	*nodes = xrealloc(*nodes, (*n + 1) * sizeof(**nodes));
+	(*nodes)[*n] = (struct pep_node_in){ .name = name };
+	return &(*nodes)[(*n)++];
+}
+
+/* The configuration of a node the file gives none for: what the clients
+ * that make these nodes ask for (XEP-0402 bookmarks private, OMEMO
+ * device lists and bundles open), and room for every item in the file. */
+static void pep_config_guess(struct ps_config *c, const char *node, size_t nitems,
+                             const struct pubsub_settings *set)
+{
+	if (strcmp(node, "urn:xmpp:bookmarks:1") == 0) {
+		c->access = PS_ACCESS_WHITELIST;
+		c->max_items = PS_MAX_ITEMS_MAX;
+		c->send_last = PS_SEND_LAST_NEVER;
+	} else if (strcmp(node, "storage:bookmarks") == 0) {
+		c->access = PS_ACCESS_WHITELIST;
+	} else if (str_has_prefix(node, "eu.siacs.conversations.axolotl.") ||
+	           str_has_prefix(node, "urn:xmpp:omemo:")) {
+		c->access = PS_ACCESS_OPEN;
+		if (strcmp(node, "urn:xmpp:omemo:2:bundles") == 0)
+			c->max_items = PS_MAX_ITEMS_MAX;
+	}
+	if (c->max_items != PS_MAX_ITEMS_MAX && nitems > c->max_items)
+		c->max_items = nitems < set->max_items_per_node ? (unsigned)nitems : set->max_items_per_node;
+}
+
+static bool has_pep(const struct xml_node *u)
+{
+	return xml_child(u, "pubsub", NS_PUBSUB) != NULL || xml_child(u, "pubsub", NS_PUBSUB_OWNER) != NULL;
+}
+
+/* Store the PEP nodes and items of <user/> u (jid: its bare JID, the
+ * owner) in st; what cannot be kept is a note: line.  The result of the
+ * first storage call that failed (STORAGE_OK when none did). */
+static enum storage_result import_pep(struct ev_loop *loop, struct storage *st,
+                                      const struct pubsub_settings *set, const char *host, const char *jid,
+                                      const struct xml_node *u, struct buf *report)
+{
+	struct pep_node_in *nodes = NULL;
+	size_t n = 0;
+	for (struct xml_node *c = xml_first_element(u); c != NULL; c = xml_next(c, NULL, NULL)) {
+		bool owner = xml_is(c, "pubsub", NS_PUBSUB_OWNER);
+		if (!owner && !xml_is(c, "pubsub", NS_PUBSUB))
+			continue;
+		for (struct xml_node *e = xml_first_element(c); e != NULL; e = xml_next(e, NULL, NULL)) {
+			const char *name = xml_attr(e, "node");
+			if (name == NULL || *name == '\0') {
+				buf_printf(report, "note: %s: a PEP <%s/> without a node name is left out\n",
+				           jid, e->name);
+				continue;
+			}
+			struct pep_node_in *pn = pep_node_get(&nodes, &n, name);
+			if (owner && strcmp(e->name, "configure") == 0)
+				pn->form = xml_child(e, "x", NS_XDATA);
+			else if (owner && strcmp(e->name, "affiliations") == 0)
+				pn->affs = e;
+			else if (owner && strcmp(e->name, "subscriptions") == 0)
+				pn->subs = e;
+			else if (!owner && strcmp(e->name, "items") == 0)
+				pn->items = e;
+			else
+				buf_printf(report, "note: %s: <%s/> of PEP node %s is not imported\n", jid,
+				           e->name, name);
+		}
+	}
+	enum storage_result res = STORAGE_OK;
+	double now = (double)time(NULL);
+	for (size_t i = 0; i < n && res == STORAGE_OK; i++) {
+		const struct pep_node_in *pn = &nodes[i];
+		if (i >= set->max_nodes_per_user) {
+			buf_printf(report,
+			           "note: %s: PEP node %s is left out: more than %u nodes (pubsub "
+			           "max_nodes_per_user)\n",
+			           jid, pn->name, set->max_nodes_per_user);
+			continue;
+		}
+		size_t nitems = pn->items != NULL ? xml_element_count(pn->items) : 0;
+		struct ps_config cfg;
+		ps_config_defaults(&cfg, set, true);
+		if (pn->form != NULL) {
+			enum stanza_error e;
+			const char *why = NULL;
+			if (ps_config_apply(&cfg, pn->form, set, &e, &why) < 0) {
+				buf_printf(report,
+				           "note: %s: the configuration of PEP node %s is not usable (%s); "
+				           "Parley's defaults are kept\n",
+				           jid, pn->name, why != NULL ? why : "?");
+				pep_config_guess(&cfg, pn->name, nitems, set);
+			}
+		} else {
+			pep_config_guess(&cfg, pn->name, nitems, set);
+		}
+		/* affiliations (bare JIDs, one each) and subscriptions */
+		size_t naffs = pn->affs != NULL ? xml_element_count(pn->affs) : 0;
+		size_t nsubs = pn->subs != NULL ? xml_element_count(pn->subs) : 0;
+		struct pubsub_affiliation_item *affs = xcalloc(naffs + 1, sizeof(*affs));
+		struct pubsub_subscription_item *subs = xcalloc(nsubs + 1, sizeof(*subs));
+		struct strlist owned = { 0 };
+		size_t ka = 0, ks = 0;
+		for (struct xml_node *a = pn->affs != NULL ? xml_child(pn->affs, "affiliation", NULL) : NULL;
+		     a != NULL; a = xml_next(a, "affiliation", NULL)) {
+			struct jid j;
+			const char *err;
+			const char *s = xml_attr(a, "jid"), *aff = xml_attr(a, "affiliation");
+			if (s == NULL || aff == NULL || ps_aff_parse(aff) < 0 ||
+			    jid_parse(s, &j, &err) != 0) {
+				buf_printf(report,
+				           "note: %s: an affiliation of PEP node %s is not valid; left out\n",
+				           jid, pn->name);
+				continue;
+			}
+			char *bare = jid_bare_string(&j);
+			jid_clear(&j);
+			if (strlist_contains(&owned, bare)) {
+				free(bare);
+				continue;
+			}
+			list_take(&owned, bare);
+			affs[ka++] = (struct pubsub_affiliation_item){ bare, aff };
+		}
+		struct strlist owned_subs = { 0 };
+		for (struct xml_node *s = pn->subs != NULL ? xml_child(pn->subs, "subscription", NULL) : NULL;
+		     s != NULL; s = xml_next(s, "subscription", NULL)) {
+			struct jid j;
+			const char *err;
+			const char *sj = xml_attr(s, "jid");
+			/* Prosody writes the state as subscribed='...', and reads it
+			 * as subscription='...' */
+			const char *state = xml_attr(s, "subscription");
+			if (state == NULL)
+				state = xml_attr(s, "subscribed");
+			if (state == NULL)
+				state = "subscribed";
+			bool state_ok = strcmp(state, "subscribed") == 0 || strcmp(state, "pending") == 0 ||
+			                strcmp(state, "unconfigured") == 0;
+			if (sj == NULL || !state_ok || jid_parse(sj, &j, &err) != 0) {
+				buf_printf(report,
+				           "note: %s: a subscription to PEP node %s is not valid; left out\n",
+				           jid, pn->name);
+				continue;
+			}
+			char *full = jid_to_string(&j);
+			jid_clear(&j);
+			const char *subid = xml_attr(s, "subid");
+			list_take(&owned_subs, full);
+			list_take(&owned_subs, subid != NULL && *subid != '\0'
+			                               ? xstrdup(subid)
+			                               : xasprintf("imported-%zu", ks + 1));
+			subs[ks++] =
+			        (struct pubsub_subscription_item){ owned_subs.items[owned_subs.count - 2],
+				                                   owned_subs.items[owned_subs.count - 1],
+				                                   state, "" };
+		}
+		char *cfgtext = ps_config_serialize(&cfg);
+		struct pubsub_node_item ni = { .name = pn->name,
+			                       .config = cfgtext,
+			                       .created = now,
+			                       .affs = affs,
+			                       .naffs = ka,
+			                       .subs = subs,
+			                       .nsubs = ks };
+		struct wait w = { 0 };
+		res = wait_done(loop, storage_pubsub_node_store(st, host, jid, &ni, done_cb, &w), &w);
+		free(cfgtext);
+		free(affs);
+		free(subs);
+		strlist_free(&owned);
+		strlist_free(&owned_subs);
+		/* the items, oldest first; as many as the node keeps */
+		size_t keep = cfg.max_items == PS_MAX_ITEMS_MAX || cfg.max_items > set->max_items_per_node
+		                      ? set->max_items_per_node
+		                      : cfg.max_items;
+		ps_config_clear(&cfg);
+		size_t skip = nitems > keep ? nitems - keep : 0, k = 0;
+		if (skip > 0)
+			buf_printf(
+			        report,
+			        "note: %s: PEP node %s keeps %zu items; the %zu oldest of the file are left "
+			        "out\n",
+			        jid, pn->name, keep, skip);
+		uint64_t seq = 0;
+		for (struct xml_node *it = pn->items != NULL ? xml_first_element(pn->items) : NULL;
+		     it != NULL && res == STORAGE_OK; it = xml_next(it, NULL, NULL)) {
+			if (k++ < skip)
+				continue;
+			const char *id = xml_attr(it, "id");
+			if (strcmp(it->name, "item") != 0 || id == NULL || *id == '\0') {
+				buf_printf(report, "note: %s: an item of PEP node %s has no id; left out\n",
+				           jid, pn->name);
+				continue;
+			}
+			struct xml_node *payload = xml_first_element(it);
+			char *text = payload != NULL ? xml_to_string(payload, NULL) : xstrdup("");
+			if (strlen(text) > set->max_item_size) {
+				buf_printf(report,
+				           "note: %s: item %s of PEP node %s is larger than pubsub "
+				           "max_item_size; left out\n",
+				           jid, id, pn->name);
+				free(text);
+				continue;
+			}
+			struct pubsub_item pi = { .node = pn->name,
+				                  .id = id,
+				                  .publisher = jid,
+				                  .published = now,
+				                  .seq = ++seq,
+				                  .payload = text };
+			struct wait iw = { 0 };
+			res = wait_done(loop,
+			                storage_pubsub_item_store(st, host, jid, &pi, NULL, 0, done_cb, &iw),
+			                &iw);
+			free(text);
+		}
+	}
+	free(nodes);
+	return res;
+}
+
 /* Store everything of <user/> u (whose account does not exist yet) at
  * host.  0; -1 with *error_r when the user is not usable (nothing of it is
  * stored) or a storage call for it fails; -2 with *error_r when the store
@@ -1068,6 +1311,22 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 	struct strlist pending = { 0 };
 	pending_from_xml(u, &pending);
 	bool has_blocklist = xml_child(u, "blocklist", NS_BLOCKING) != NULL;
+	/* PEP, when it runs on the host and the store keeps it */
+	struct pubsub_settings *pep = NULL;
+	if (has_pep(u)) {
+		char *perr = NULL;
+		pep = module_host_settings(hc, "pubsub", &perr);
+		const char *off = perr != NULL               ? perr
+		                  : pep == NULL || !pep->pep ? "PEP does not run on the host"
+		                  : !storage_has_area(st, STORAGE_AREA_PUBSUB)
+		                          ? "the store keeps no pubsub data"
+		                          : NULL;
+		if (off != NULL) {
+			buf_printf(report, "note: %s: the PEP nodes are not imported (%s)\n", jid, off);
+			module_host_settings_free("pubsub", (void **)&pep);
+		}
+		free(perr);
+	}
 	const char *what = NULL;
 	for (struct xml_node *c = xml_first_element(u); c != NULL && res == STORAGE_OK;
 	     c = xml_next(c, NULL, NULL)) {
@@ -1163,6 +1422,8 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 			}
 			res = store_blocklist(loop, st, host, user, &jids);
 			strlist_free(&jids);
+		} else if (xml_is(c, "pubsub", NS_PUBSUB) || xml_is(c, "pubsub", NS_PUBSUB_OWNER)) {
+			/* all at once, after the loop */
 		} else if (!xml_is(c, "scram-credentials", NS_PIE_SCRAM) &&
 		           strcmp(c->name, "presence") != 0) {
 			buf_printf(report,
@@ -1170,6 +1431,11 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 			           jid, c->name, c->ns);
 		}
 	}
+	if (pep != NULL && res == STORAGE_OK) {
+		what = "PEP nodes";
+		res = import_pep(loop, st, pep, host, jid, u, report);
+	}
+	module_host_settings_free("pubsub", (void **)&pep);
 	/* The requests from contacts not in the roster: an item of their own,
 	 * which the user's next initial presence delivers (RFC 6121 3.1.3). */
 	for (size_t i = 0; i < pending.count && res == STORAGE_OK; i++) {
