@@ -1431,8 +1431,10 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 			           jid, c->name, c->ns);
 		}
 	}
+	bool pep_stored = false;
 	if (pep != NULL && res == STORAGE_OK) {
 		what = "PEP nodes";
+		pep_stored = true;
 		res = import_pep(loop, st, pep, host, jid, u, report);
 	}
 	module_host_settings_free("pubsub", (void **)&pep);
@@ -1448,7 +1450,12 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 	int rc = 0;
 	if (res != STORAGE_OK) {
 		/* Not half a user: without its account, a second run imports it
-		 * whole instead of skipping it. */
+		 * whole instead of skipping it.  (PEP is not kept with the
+		 * account: its nodes go first.) */
+		if (pep_stored) {
+			struct wait pw = { 0 };
+			(void)wait_done(loop, storage_pubsub_owner_delete(st, host, jid, done_cb, &pw), &pw);
+		}
 		struct wait rw = { 0 };
 		enum storage_result rres =
 		        wait_done(loop, storage_account_remove(st, host, user, done_cb, &rw), &rw);
