@@ -17,15 +17,19 @@
  * <server-data/> file of XIncludes and its <host/> files, SCRAM values
  * encoded base64 twice (or hex), pending subscription requests as
  * <presence type='subscribe'/> children of <user/>, and ejabberd's block
- * list kept in the default privacy list.
+ * list kept in the default privacy list, and the PEP nodes and items of
+ * Prosody's xep0227 store (<pubsub/> in the pubsub#owner and pubsub
+ * namespaces), stored as the pubsub module stores them.
  *
  * Invariants:
  * - Export is deterministic: users, roster items, groups, namespaces,
  *   lists and blocked JIDs come sorted, offline messages in their order,
  *   so export -> import -> export gives the same bytes.
  * - A file is written to PATH.tmp and renamed when complete; an import
- *   parses a whole file (and checks its includes and hosts) before
- *   storing anything of it.
+ *   reads a whole file (well-formed, its includes and hosts checked)
+ *   before storing anything of it, then reads it again and stores one
+ *   <user/> at a time: memory is bounded by the largest user (at most
+ *   USER_MAX_MB of the file), not by the size of the file.
  * - An import never reads a file outside the folder of the file that
  *   includes it, and reads each file once.
  * - Secrets (SCRAM keys, passwords) live only in the document and the
@@ -37,10 +41,15 @@
 #include "lib/log.h"
 #include "lib/scram.h"
 #include "lib/xml.h"
+#include "modules/pubsub/pubsub.h"
+#include "server/module.h"
 #include "storage/storage.h"
+
+#include <expat.h>
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1032,6 +1041,244 @@ static enum storage_result import_privacy(struct ev_loop *loop, struct storage *
 	return res;
 }
 
+/* ---- PEP ------------------------------------------------------------------------------------ */
+
+/* One PEP node of a <user/>, gathered from the two <pubsub/> elements
+ * Prosody writes: <pubsub xmlns='...#owner'> with <configure/>,
+ * <affiliations/> and <subscriptions/> per node, and <pubsub> with the
+ * <items/> of each node, oldest first. */
+struct pep_node_in {
+	const char *name;
+	const struct xml_node *form;  /* the <x/> of <configure/>, or NULL */
+	const struct xml_node *affs;  /* <affiliations/>, or NULL */
+	const struct xml_node *subs;  /* <subscriptions/>, or NULL */
+	const struct xml_node *items; /* <items/>, or NULL */
+};
+
+static struct pep_node_in *pep_node_get(struct pep_node_in **nodes, size_t *n, const char *name)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp((*nodes)[i].name, name) == 0)
+			return &(*nodes)[i];
+	*nodes = xrealloc(*nodes, (*n + 1) * sizeof(**nodes));
+	(*nodes)[*n] = (struct pep_node_in){ .name = name };
+	return &(*nodes)[(*n)++];
+}
+
+/* The configuration of a node the file gives none for: what the clients
+ * that make these nodes ask for (XEP-0402 bookmarks private, OMEMO
+ * device lists and bundles open), and room for every item in the file. */
+static void pep_config_guess(struct ps_config *c, const char *node, size_t nitems,
+                             const struct pubsub_settings *set)
+{
+	if (strcmp(node, "urn:xmpp:bookmarks:1") == 0) {
+		c->access = PS_ACCESS_WHITELIST;
+		c->max_items = PS_MAX_ITEMS_MAX;
+		c->send_last = PS_SEND_LAST_NEVER;
+	} else if (strcmp(node, "storage:bookmarks") == 0) {
+		c->access = PS_ACCESS_WHITELIST;
+	} else if (str_has_prefix(node, "eu.siacs.conversations.axolotl.") ||
+	           str_has_prefix(node, "urn:xmpp:omemo:")) {
+		c->access = PS_ACCESS_OPEN;
+		if (strcmp(node, "urn:xmpp:omemo:2:bundles") == 0)
+			c->max_items = PS_MAX_ITEMS_MAX;
+	}
+	if (c->max_items != PS_MAX_ITEMS_MAX && nitems > c->max_items)
+		c->max_items = nitems < set->max_items_per_node ? (unsigned)nitems : set->max_items_per_node;
+}
+
+static bool has_pep(const struct xml_node *u)
+{
+	return xml_child(u, "pubsub", NS_PUBSUB) != NULL || xml_child(u, "pubsub", NS_PUBSUB_OWNER) != NULL;
+}
+
+/* Store the PEP nodes and items of <user/> u (jid: its bare JID, the
+ * owner) in st; what cannot be kept is a note: line.  The result of the
+ * first storage call that failed (STORAGE_OK when none did). */
+static enum storage_result import_pep(struct ev_loop *loop, struct storage *st,
+                                      const struct pubsub_settings *set, const char *host, const char *jid,
+                                      const struct xml_node *u, struct buf *report)
+{
+	struct pep_node_in *nodes = NULL;
+	size_t n = 0;
+	for (struct xml_node *c = xml_first_element(u); c != NULL; c = xml_next(c, NULL, NULL)) {
+		bool owner = xml_is(c, "pubsub", NS_PUBSUB_OWNER);
+		if (!owner && !xml_is(c, "pubsub", NS_PUBSUB))
+			continue;
+		for (struct xml_node *e = xml_first_element(c); e != NULL; e = xml_next(e, NULL, NULL)) {
+			const char *name = xml_attr(e, "node");
+			if (name == NULL || *name == '\0') {
+				buf_printf(report, "note: %s: a PEP <%s/> without a node name is left out\n",
+				           jid, e->name);
+				continue;
+			}
+			struct pep_node_in *pn = pep_node_get(&nodes, &n, name);
+			if (owner && strcmp(e->name, "configure") == 0)
+				pn->form = xml_child(e, "x", NS_XDATA);
+			else if (owner && strcmp(e->name, "affiliations") == 0)
+				pn->affs = e;
+			else if (owner && strcmp(e->name, "subscriptions") == 0)
+				pn->subs = e;
+			else if (!owner && strcmp(e->name, "items") == 0)
+				pn->items = e;
+			else
+				buf_printf(report, "note: %s: <%s/> of PEP node %s is not imported\n", jid,
+				           e->name, name);
+		}
+	}
+	enum storage_result res = STORAGE_OK;
+	double now = (double)time(NULL);
+	for (size_t i = 0; i < n && res == STORAGE_OK; i++) {
+		const struct pep_node_in *pn = &nodes[i];
+		if (i >= set->max_nodes_per_user) {
+			buf_printf(report,
+			           "note: %s: PEP node %s is left out: more than %u nodes (pubsub "
+			           "max_nodes_per_user)\n",
+			           jid, pn->name, set->max_nodes_per_user);
+			continue;
+		}
+		size_t nitems = pn->items != NULL ? xml_element_count(pn->items) : 0;
+		struct ps_config cfg;
+		ps_config_defaults(&cfg, set, true);
+		if (pn->form != NULL) {
+			enum stanza_error e;
+			const char *why = NULL;
+			if (ps_config_apply(&cfg, pn->form, set, &e, &why) < 0) {
+				buf_printf(report,
+				           "note: %s: the configuration of PEP node %s is not usable (%s); "
+				           "Parley's defaults are kept\n",
+				           jid, pn->name, why != NULL ? why : "?");
+				pep_config_guess(&cfg, pn->name, nitems, set);
+			}
+		} else {
+			pep_config_guess(&cfg, pn->name, nitems, set);
+		}
+		/* affiliations (bare JIDs, one each) and subscriptions */
+		size_t naffs = pn->affs != NULL ? xml_element_count(pn->affs) : 0;
+		size_t nsubs = pn->subs != NULL ? xml_element_count(pn->subs) : 0;
+		struct pubsub_affiliation_item *affs = xcalloc(naffs + 1, sizeof(*affs));
+		struct pubsub_subscription_item *subs = xcalloc(nsubs + 1, sizeof(*subs));
+		struct strlist owned = { 0 };
+		size_t ka = 0, ks = 0;
+		for (struct xml_node *a = pn->affs != NULL ? xml_child(pn->affs, "affiliation", NULL) : NULL;
+		     a != NULL; a = xml_next(a, "affiliation", NULL)) {
+			struct jid j;
+			const char *err;
+			const char *s = xml_attr(a, "jid"), *aff = xml_attr(a, "affiliation");
+			if (s == NULL || aff == NULL || ps_aff_parse(aff) < 0 ||
+			    jid_parse(s, &j, &err) != 0) {
+				buf_printf(report,
+				           "note: %s: an affiliation of PEP node %s is not valid; left out\n",
+				           jid, pn->name);
+				continue;
+			}
+			char *bare = jid_bare_string(&j);
+			jid_clear(&j);
+			if (strlist_contains(&owned, bare)) {
+				free(bare);
+				continue;
+			}
+			list_take(&owned, bare);
+			affs[ka++] = (struct pubsub_affiliation_item){ bare, aff };
+		}
+		struct strlist owned_subs = { 0 };
+		for (struct xml_node *s = pn->subs != NULL ? xml_child(pn->subs, "subscription", NULL) : NULL;
+		     s != NULL; s = xml_next(s, "subscription", NULL)) {
+			struct jid j;
+			const char *err;
+			const char *sj = xml_attr(s, "jid");
+			/* Prosody writes the state as subscribed='...', and reads it
+			 * as subscription='...' */
+			const char *state = xml_attr(s, "subscription");
+			if (state == NULL)
+				state = xml_attr(s, "subscribed");
+			if (state == NULL)
+				state = "subscribed";
+			bool state_ok = strcmp(state, "subscribed") == 0 || strcmp(state, "pending") == 0 ||
+			                strcmp(state, "unconfigured") == 0;
+			if (sj == NULL || !state_ok || jid_parse(sj, &j, &err) != 0) {
+				buf_printf(report,
+				           "note: %s: a subscription to PEP node %s is not valid; left out\n",
+				           jid, pn->name);
+				continue;
+			}
+			char *full = jid_to_string(&j);
+			jid_clear(&j);
+			const char *subid = xml_attr(s, "subid");
+			list_take(&owned_subs, full);
+			list_take(&owned_subs, subid != NULL && *subid != '\0'
+			                               ? xstrdup(subid)
+			                               : xasprintf("imported-%zu", ks + 1));
+			subs[ks++] =
+			        (struct pubsub_subscription_item){ owned_subs.items[owned_subs.count - 2],
+				                                   owned_subs.items[owned_subs.count - 1],
+				                                   state, "" };
+		}
+		char *cfgtext = ps_config_serialize(&cfg);
+		struct pubsub_node_item ni = { .name = pn->name,
+			                       .config = cfgtext,
+			                       .created = now,
+			                       .affs = affs,
+			                       .naffs = ka,
+			                       .subs = subs,
+			                       .nsubs = ks };
+		struct wait w = { 0 };
+		res = wait_done(loop, storage_pubsub_node_store(st, host, jid, &ni, done_cb, &w), &w);
+		free(cfgtext);
+		free(affs);
+		free(subs);
+		strlist_free(&owned);
+		strlist_free(&owned_subs);
+		/* the items, oldest first; as many as the node keeps */
+		size_t keep = cfg.max_items == PS_MAX_ITEMS_MAX || cfg.max_items > set->max_items_per_node
+		                      ? set->max_items_per_node
+		                      : cfg.max_items;
+		ps_config_clear(&cfg);
+		size_t skip = nitems > keep ? nitems - keep : 0, k = 0;
+		if (skip > 0)
+			buf_printf(
+			        report,
+			        "note: %s: PEP node %s keeps %zu items; the %zu oldest of the file are left "
+			        "out\n",
+			        jid, pn->name, keep, skip);
+		uint64_t seq = 0;
+		for (struct xml_node *it = pn->items != NULL ? xml_first_element(pn->items) : NULL;
+		     it != NULL && res == STORAGE_OK; it = xml_next(it, NULL, NULL)) {
+			if (k++ < skip)
+				continue;
+			const char *id = xml_attr(it, "id");
+			if (strcmp(it->name, "item") != 0 || id == NULL || *id == '\0') {
+				buf_printf(report, "note: %s: an item of PEP node %s has no id; left out\n",
+				           jid, pn->name);
+				continue;
+			}
+			struct xml_node *payload = xml_first_element(it);
+			char *text = payload != NULL ? xml_to_string(payload, NULL) : xstrdup("");
+			if (strlen(text) > set->max_item_size) {
+				buf_printf(report,
+				           "note: %s: item %s of PEP node %s is larger than pubsub "
+				           "max_item_size; left out\n",
+				           jid, id, pn->name);
+				free(text);
+				continue;
+			}
+			struct pubsub_item pi = { .node = pn->name,
+				                  .id = id,
+				                  .publisher = jid,
+				                  .published = now,
+				                  .seq = ++seq,
+				                  .payload = text };
+			struct wait iw = { 0 };
+			res = wait_done(loop,
+			                storage_pubsub_item_store(st, host, jid, &pi, NULL, 0, done_cb, &iw),
+			                &iw);
+			free(text);
+		}
+	}
+	free(nodes);
+	return res;
+}
+
 /* Store everything of <user/> u (whose account does not exist yet) at
  * host.  0; -1 with *error_r when the user is not usable (nothing of it is
  * stored) or a storage call for it fails; -2 with *error_r when the store
@@ -1064,6 +1311,22 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 	struct strlist pending = { 0 };
 	pending_from_xml(u, &pending);
 	bool has_blocklist = xml_child(u, "blocklist", NS_BLOCKING) != NULL;
+	/* PEP, when it runs on the host and the store keeps it */
+	struct pubsub_settings *pep = NULL;
+	if (has_pep(u)) {
+		char *perr = NULL;
+		pep = module_host_settings(hc, "pubsub", &perr);
+		const char *off = perr != NULL               ? perr
+		                  : pep == NULL || !pep->pep ? "PEP does not run on the host"
+		                  : !storage_has_area(st, STORAGE_AREA_PUBSUB)
+		                          ? "the store keeps no pubsub data"
+		                          : NULL;
+		if (off != NULL) {
+			buf_printf(report, "note: %s: the PEP nodes are not imported (%s)\n", jid, off);
+			module_host_settings_free("pubsub", (void **)&pep);
+		}
+		free(perr);
+	}
 	const char *what = NULL;
 	for (struct xml_node *c = xml_first_element(u); c != NULL && res == STORAGE_OK;
 	     c = xml_next(c, NULL, NULL)) {
@@ -1159,6 +1422,8 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 			}
 			res = store_blocklist(loop, st, host, user, &jids);
 			strlist_free(&jids);
+		} else if (xml_is(c, "pubsub", NS_PUBSUB) || xml_is(c, "pubsub", NS_PUBSUB_OWNER)) {
+			/* all at once, after the loop */
 		} else if (!xml_is(c, "scram-credentials", NS_PIE_SCRAM) &&
 		           strcmp(c->name, "presence") != 0) {
 			buf_printf(report,
@@ -1166,6 +1431,13 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 			           jid, c->name, c->ns);
 		}
 	}
+	bool pep_stored = false;
+	if (pep != NULL && res == STORAGE_OK) {
+		what = "PEP nodes";
+		pep_stored = true;
+		res = import_pep(loop, st, pep, host, jid, u, report);
+	}
+	module_host_settings_free("pubsub", (void **)&pep);
 	/* The requests from contacts not in the roster: an item of their own,
 	 * which the user's next initial presence delivers (RFC 6121 3.1.3). */
 	for (size_t i = 0; i < pending.count && res == STORAGE_OK; i++) {
@@ -1178,7 +1450,12 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 	int rc = 0;
 	if (res != STORAGE_OK) {
 		/* Not half a user: without its account, a second run imports it
-		 * whole instead of skipping it. */
+		 * whole instead of skipping it.  (PEP is not kept with the
+		 * account: its nodes go first.) */
+		if (pep_stored) {
+			struct wait pw = { 0 };
+			(void)wait_done(loop, storage_pubsub_owner_delete(st, host, jid, done_cb, &pw), &pw);
+		}
 		struct wait rw = { 0 };
 		enum storage_result rres =
 		        wait_done(loop, storage_account_remove(st, host, user, done_cb, &rw), &rw);
@@ -1204,73 +1481,7 @@ static bool account_exists(struct ev_loop *loop, struct storage *st, const char 
 	return w.res == STORAGE_OK;
 }
 
-/* ---- reading the files ------------------------------------------------------------------- */
-
-/* The root of the XEP-0227 file at path: a <server-data/>, or a <host/>
- * alone (ejabberd's export_piefxis writes one per host, which its
- * <server-data/> file includes).  NULL with *error_r. */
-static struct xml_node *read_document(const char *path, char **error_r)
-{
-	FILE *f = fopen(path, "r");
-	if (f == NULL) {
-		*error_r = xasprintf("%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	struct buf b = { 0 };
-	char chunk[65536];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		buf_append(&b, chunk, n);
-	bool err = ferror(f);
-	fclose(f);
-	if (err || b.len == 0) {
-		*error_r = xasprintf("%s: %s", path, err ? strerror(errno) : "empty file");
-		buf_free(&b);
-		return NULL;
-	}
-	/* The parser takes elements only: skip a byte order mark, the XML
-	 * declaration and white space before the root.  A DTD is refused by
-	 * the parser (so are entity expansions). */
-	size_t off = 0;
-	if (b.len >= 3 && memcmp(b.data, "\xEF\xBB\xBF", 3) == 0)
-		off = 3;
-	while (off < b.len && strchr(" \t\r\n", b.data[off]) != NULL)
-		off++;
-	if (b.len - off >= 5 && memcmp(b.data + off, "<?xml", 5) == 0) {
-		const char *end = memmem(b.data + off, b.len - off, "?>", 2);
-		off = end != NULL ? (size_t)(end - b.data) + 2 : b.len;
-	}
-	while (off < b.len && strchr(" \t\r\n", b.data[off]) != NULL)
-		off++;
-	if (b.len - off >= 9 && memcmp(b.data + off, "<!DOCTYPE", 9) == 0) {
-		*error_r = xasprintf("%s: not accepted: it has a DTD (<!DOCTYPE ...>), whose entities could "
-		                     "expand without bound; remove it",
-		                     path);
-		explicit_bzero(b.data, b.len);
-		buf_free(&b);
-		return NULL;
-	}
-	const struct xml_parser_limits lim = { .max_stanza = b.len + 1,
-		                               .max_depth = 1024,
-		                               .max_attrs = 1024 };
-	const char *perr = NULL;
-	struct xml_node *doc = xml_parse_string(b.data + off, b.len - off, NULL, &lim, &perr);
-	explicit_bzero(b.data, b.len);
-	buf_free(&b);
-	if (doc == NULL) {
-		*error_r = xasprintf("%s: not a XEP-0227 document (%s)", path,
-		                     perr != NULL ? perr : "does not parse");
-		return NULL;
-	}
-	if (!xml_is(doc, "server-data", NS_PIE) && !xml_is(doc, "host", NS_PIE)) {
-		*error_r = xasprintf("%s: not a XEP-0227 document (the root is <%s xmlns='%s'/>, not "
-		                     "<server-data/> or <host/> in " NS_PIE ")",
-		                     path, doc->name, doc->ns);
-		xml_unref(&doc);
-		return NULL;
-	}
-	return doc;
-}
+/* ---- includes ------------------------------------------------------------------------------ */
 
 /* The real paths of the files the <xi:include/>s of doc (read from the
  * file at real, a real path) name, in document order.  Every include must
@@ -1362,56 +1573,332 @@ static bool run_first_sight(struct import_run *r, const char *jid)
 	return true;
 }
 
-static void import_host(struct import_run *r, const char *path, const struct host_config *hc,
-                        const struct xml_node *h)
+/* Import the <user/> u of host hc (whose store is st) read from path. */
+static void import_user_el(struct import_run *r, const char *path, const struct host_config *hc,
+                           struct storage *st, const struct xml_node *u)
 {
 	char *err = NULL;
-	struct storage *st = open_store(r->loop, hc, &err);
-	if (st == NULL) {
-		run_fail(r, err);
-		r->stop = true;
+	const char *name = xml_attr(u, "name");
+	char *user = name != NULL ? jid_nodeprep(name) : NULL;
+	if (user == NULL || *user == '\0') {
+		run_fail(r, xasprintf("%s: a user of host %s has no valid name ('%s')", path, hc->name,
+		                      name != NULL ? name : ""));
+		free(user);
 		return;
 	}
-	for (struct xml_node *u = xml_child(h, "user", NULL); u != NULL && !r->stop;
-	     u = xml_next(u, "user", NULL)) {
-		r->users++;
-		const char *name = xml_attr(u, "name");
-		char *user = name != NULL ? jid_nodeprep(name) : NULL;
-		if (user == NULL || *user == '\0') {
-			run_fail(r, xasprintf("%s: a user of host %s has no valid name ('%s')", path,
-			                      hc->name, name != NULL ? name : ""));
-			free(user);
-			continue;
-		}
-		char *jid = xasprintf("%s@%s", user, hc->name);
-		enum storage_result res;
-		if (!run_first_sight(r, jid)) {
-			run_fail(r, xasprintf("%s: appears more than once (again in %s); only the first is "
-			                      "imported",
-			                      jid, path));
-		} else if (account_exists(r->loop, st, hc->name, user, &res)) {
-			buf_printf(r->report, "skipped: %s exists\n", jid);
-			r->skipped++;
-		} else if (res != STORAGE_NOT_FOUND) {
-			run_fail(r, xasprintf("%s: cannot read the account: storage %s", jid,
-			                      storage_result_str(res)));
-			r->stop = res == STORAGE_TEMPFAIL;
+	char *jid = xasprintf("%s@%s", user, hc->name);
+	enum storage_result res;
+	if (!run_first_sight(r, jid)) {
+		run_fail(r, xasprintf("%s: appears more than once (again in %s); only the first is "
+		                      "imported",
+		                      jid, path));
+	} else if (account_exists(r->loop, st, hc->name, user, &res)) {
+		buf_printf(r->report, "skipped: %s exists\n", jid);
+		r->skipped++;
+	} else if (res != STORAGE_NOT_FOUND) {
+		run_fail(r,
+		         xasprintf("%s: cannot read the account: storage %s", jid, storage_result_str(res)));
+		r->stop = res == STORAGE_TEMPFAIL;
+	} else {
+		int rc = import_user(r->loop, st, hc, user, u, r->report, &err);
+		if (rc == 0) {
+			r->created++;
 		} else {
-			int rc = import_user(r->loop, st, hc, user, u, r->report, &err);
-			if (rc == 0) {
-				r->created++;
-			} else {
-				run_fail(r, err);
-				r->stop = rc == -2;
-			}
+			run_fail(r, err);
+			r->stop = rc == -2;
 		}
-		free(jid);
-		free(user);
 	}
-	storage_close(&st);
+	free(jid);
+	free(user);
 }
 
-/* Import the file at path; its includes too when follow is set. */
+/* ---- reading the files ------------------------------------------------------------------- */
+
+/* A file is read in chunks by expat, walled as the stream parser is (a DTD
+ * and entity declarations are refused, so nothing expands), and never held
+ * whole: the check pass builds no tree, the import pass one <user/> at a
+ * time, freed once it is stored. */
+#define READ_CHUNK 65536
+#define PIE_MAX_DEPTH 1024
+#define PIE_MAX_ATTRS 1024
+/* The most bytes of the file one <user/> may take: its tree is what the
+ * import holds in memory. */
+#define USER_MAX_MB 64
+
+struct pie_reader {
+	XML_Parser xp;
+	const char *path;
+	struct import_run *r; /* NULL in the check pass */
+	char *error;          /* what stopped the parse (not a XEP-0227 document ...) */
+	unsigned depth;       /* open elements, the root included */
+	unsigned host_depth;  /* 1 for a <host/> alone, else 2 */
+	bool in_host;         /* inside a <host/> at host_depth */
+	/* the check pass */
+	struct xml_node *includes; /* copies of the root's <xi:include/>s */
+	struct strlist hosts;      /* the jid of every <host/> ("" when none) */
+	/* the import pass */
+	const struct host_config *hc;
+	struct storage *st;
+	struct xml_node *user, *cur; /* the <user/> being read, its open element */
+	struct buf text;             /* character data not yet added to cur */
+	long long user_start;        /* byte index of the <user/> */
+	unsigned skip_depth;         /* > 0: inside a <user/> left out, at this depth */
+};
+
+static void reader_stop(struct pie_reader *p, char *error)
+{
+	if (p->error == NULL)
+		p->error = error;
+	else
+		free(error);
+	XML_StopParser(p->xp, XML_FALSE);
+}
+
+static void XMLCALL on_doctype(void *data, const XML_Char *name, const XML_Char *sysid, const XML_Char *pubid,
+                               int has_internal_subset)
+{
+	(void)name, (void)sysid, (void)pubid, (void)has_internal_subset;
+	struct pie_reader *p = data;
+	reader_stop(p, xasprintf("%s: not a XEP-0227 document (a document type declaration, whose "
+	                         "entities could expand without bound; remove it)",
+	                         p->path));
+}
+
+static void XMLCALL on_entity_decl(void *data, const XML_Char *name, int is_pe, const XML_Char *value,
+                                   int value_len, const XML_Char *base, const XML_Char *sysid,
+                                   const XML_Char *pubid, const XML_Char *notation)
+{
+	(void)name, (void)is_pe, (void)value, (void)value_len, (void)base, (void)sysid, (void)pubid,
+	        (void)notation;
+	struct pie_reader *p = data;
+	reader_stop(p, xasprintf("%s: not a XEP-0227 document (an entity declaration)", p->path));
+}
+
+static void XMLCALL on_default(void *data, const XML_Char *s, int len)
+{
+	(void)data, (void)s, (void)len; /* nothing is expanded behind our back */
+}
+
+static void flush_text(struct pie_reader *p)
+{
+	if (p->text.len > 0 && p->cur != NULL)
+		xml_add_text(p->cur, p->text.data, p->text.len);
+	if (p->text.len > 0)
+		explicit_bzero(p->text.data, p->text.len);
+	buf_reset(&p->text);
+}
+
+/* Leave out the <user/> being read when it has grown too large. */
+static bool user_too_large(struct pie_reader *p)
+{
+	if (XML_GetCurrentByteIndex(p->xp) - p->user_start <= (long long)USER_MAX_MB << 20)
+		return false;
+	const char *name = xml_attr(p->user, "name");
+	run_fail(p->r, xasprintf("%s: the user '%s' of host %s takes more than %u MB of the file; it is "
+	                         "not imported",
+	                         p->path, name != NULL ? name : "", p->hc->name, USER_MAX_MB));
+	flush_text(p);
+	xml_unref(&p->user);
+	p->cur = NULL;
+	p->skip_depth = p->host_depth + 1;
+	return true;
+}
+
+static void XMLCALL on_start(void *data, const XML_Char *name, const XML_Char **atts)
+{
+	struct pie_reader *p = data;
+	unsigned d = ++p->depth;
+	if (d > PIE_MAX_DEPTH) {
+		reader_stop(p, xasprintf("%s: not a XEP-0227 document (elements nested deeper than %u)",
+		                         p->path, PIE_MAX_DEPTH));
+		return;
+	}
+	unsigned nattrs = 0;
+	while (atts[nattrs] != NULL)
+		nattrs++;
+	if (nattrs / 2 > PIE_MAX_ATTRS) {
+		reader_stop(p, xasprintf("%s: not a XEP-0227 document (more than %u attributes on one "
+		                         "element)",
+		                         p->path, PIE_MAX_ATTRS));
+		return;
+	}
+	if (p->skip_depth > 0)
+		return;
+	if (p->user != NULL) {
+		flush_text(p);
+		p->cur = xml_element_from_expat(p->cur, name, atts);
+		user_too_large(p);
+		return;
+	}
+	if (d > 1 && (d > p->host_depth + 1 || (d == p->host_depth + 1 && !p->in_host)))
+		return; /* not something the import reads */
+	struct xml_node *el = xml_element_from_expat(NULL, name, atts);
+	if (d == 1) {
+		if (!xml_is(el, "server-data", NS_PIE) && !xml_is(el, "host", NS_PIE)) {
+			reader_stop(p, xasprintf("%s: not a XEP-0227 document (the root is <%s xmlns='%s'/>, "
+			                         "not <server-data/> or <host/> in " NS_PIE ")",
+			                         p->path, el->name, el->ns));
+			xml_unref(&el);
+			return;
+		}
+		p->host_depth = xml_is(el, "host", NS_PIE) ? 1 : 2;
+	}
+	if (d == 2 && p->host_depth == 2 && xml_is(el, "include", NS_XINCLUDE)) {
+		if (p->r == NULL) {
+			if (p->includes == NULL)
+				p->includes = xml_new("server-data", NS_PIE);
+			xml_append_copy(p->includes, el);
+		}
+	} else if (d == p->host_depth && (d == 1 || strcmp(el->name, "host") == 0)) {
+		p->in_host = true;
+		const char *jid = xml_attr(el, "jid");
+		if (p->r == NULL) {
+			list_take(&p->hosts, xstrdup(jid != NULL ? jid : ""));
+		} else {
+			/* Known: the check pass made sure. */
+			char *domain = jid_nameprep(jid);
+			p->hc = config_host(p->r->cfg, domain);
+			free(domain);
+			char *err = NULL;
+			p->st = open_store(p->r->loop, p->hc, &err);
+			if (p->st == NULL) {
+				run_fail(p->r, err);
+				p->r->stop = true;
+				reader_stop(p, NULL);
+			}
+		}
+	} else if (d == p->host_depth + 1 && strcmp(el->name, "user") == 0 && p->r != NULL) {
+		p->r->users++;
+		p->user = p->cur = el;
+		el = NULL;
+		p->user_start = XML_GetCurrentByteIndex(p->xp);
+	}
+	xml_unref(&el);
+}
+
+static void XMLCALL on_end(void *data, const XML_Char *name)
+{
+	(void)name;
+	struct pie_reader *p = data;
+	unsigned d = p->depth--;
+	if (p->skip_depth > 0) {
+		if (d == p->skip_depth)
+			p->skip_depth = 0;
+		return;
+	}
+	if (p->user != NULL) {
+		flush_text(p);
+		if (user_too_large(p))
+			return;
+		if (d > p->host_depth + 1) {
+			p->cur = p->cur->parent;
+			return;
+		}
+		import_user_el(p->r, p->path, p->hc, p->st, p->user);
+		xml_unref(&p->user);
+		p->cur = NULL;
+		if (p->r->stop)
+			reader_stop(p, NULL);
+	} else if (d == p->host_depth && p->in_host) {
+		p->in_host = false;
+		if (p->st != NULL)
+			storage_close(&p->st);
+	}
+}
+
+static void XMLCALL on_text(void *data, const XML_Char *s, int len)
+{
+	struct pie_reader *p = data;
+	if (p->user == NULL || p->skip_depth > 0)
+		return;
+	/* Added to the tree in one piece at the next tag: xml_add_text
+	 * copies what is there already on each call. */
+	buf_append(&p->text, s, (size_t)len);
+	user_too_large(p);
+}
+
+/* Read the file at path through p: the check pass (p->r NULL) or the
+ * import pass.  0; -1 with p->error (NULL when the import stopped). */
+static int reader_run(struct pie_reader *p)
+{
+	FILE *f = fopen(p->path, "r");
+	if (f == NULL) {
+		p->error = xasprintf("%s: %s", p->path, strerror(errno));
+		return -1;
+	}
+	p->xp = XML_ParserCreateNS(NULL, XML_NS_SEP);
+	if (p->xp == NULL)
+		log_fatal("cannot create an XML parser (out of memory)");
+	XML_SetUserData(p->xp, p);
+	XML_SetReturnNSTriplet(p->xp, XML_TRUE);
+	XML_SetParamEntityParsing(p->xp, XML_PARAM_ENTITY_PARSING_NEVER);
+	XML_SetElementHandler(p->xp, on_start, on_end);
+	XML_SetCharacterDataHandler(p->xp, on_text);
+	XML_SetStartDoctypeDeclHandler(p->xp, on_doctype);
+	XML_SetEntityDeclHandler(p->xp, on_entity_decl);
+	XML_SetDefaultHandler(p->xp, on_default);
+	char *chunk = xmalloc(READ_CHUNK);
+	size_t n, total = 0;
+	bool ok = true;
+	do {
+		n = fread(chunk, 1, READ_CHUNK, f);
+		if (n == 0 && ferror(f)) {
+			p->error = xasprintf("%s: %s", p->path, strerror(errno));
+			ok = false;
+			break;
+		}
+		if (n == 0 && total == 0) {
+			p->error = xasprintf("%s: empty file", p->path);
+			ok = false;
+			break;
+		}
+		if (total == 0 && p->r == NULL) {
+			/* Said before the parser meets it: a DTD right at the start. */
+			size_t off = 0;
+			if (n >= 3 && memcmp(chunk, "\xEF\xBB\xBF", 3) == 0)
+				off = 3;
+			while (off < n && strchr(" \t\r\n", chunk[off]) != NULL)
+				off++;
+			if (n - off >= 5 && memcmp(chunk + off, "<?xml", 5) == 0) {
+				const char *end = memmem(chunk + off, n - off, "?>", 2);
+				off = end != NULL ? (size_t)(end - chunk) + 2 : n;
+			}
+			while (off < n && strchr(" \t\r\n", chunk[off]) != NULL)
+				off++;
+			if (n - off >= 9 && memcmp(chunk + off, "<!DOCTYPE", 9) == 0) {
+				p->error = xasprintf("%s: not accepted: it has a DTD (<!DOCTYPE ...>), whose "
+				                     "entities could expand without bound; remove it",
+				                     p->path);
+				ok = false;
+				break;
+			}
+		}
+		total += n;
+		if (XML_Parse(p->xp, chunk, (int)n, n == 0) != XML_STATUS_OK) {
+			if (p->error == NULL && XML_GetErrorCode(p->xp) != XML_ERROR_ABORTED)
+				p->error = xasprintf("%s: not a XEP-0227 document (%s at line %lu)", p->path,
+				                     XML_ErrorString(XML_GetErrorCode(p->xp)),
+				                     (unsigned long)XML_GetCurrentLineNumber(p->xp));
+			ok = false;
+			break;
+		}
+	} while (n > 0);
+	explicit_bzero(chunk, READ_CHUNK);
+	free(chunk);
+	fclose(f);
+	flush_text(p);
+	buf_free(&p->text);
+	xml_unref(&p->user);
+	if (p->st != NULL)
+		storage_close(&p->st);
+	XML_ParserFree(p->xp);
+	p->xp = NULL;
+	return ok ? 0 : -1;
+}
+
+/* Import the file at path; its includes too when follow is set.  The file
+ * is read twice: once to check it whole (well-formed, its includes, its
+ * hosts) with nothing stored, then to import it one <user/> at a time. */
 static void import_path(struct import_run *r, const char *path, bool follow)
 {
 	char *real = realpath(path, NULL);
@@ -1424,50 +1911,49 @@ static void import_path(struct import_run *r, const char *path, bool follow)
 		return;
 	}
 	list_take(&r->files, real);
-	char *err = NULL;
-	struct xml_node *doc = read_document(path, &err);
-	if (doc == NULL) {
-		run_fail(r, err);
-		return;
-	}
+	struct pie_reader check = { .path = path };
 	struct strlist includes = { 0 };
-	bool has_includes = xml_child(doc, "include", NS_XINCLUDE) != NULL;
-	if (has_includes && !follow) {
+	char *err = NULL;
+	if (reader_run(&check) < 0) {
+		run_fail(r, check.error);
+		goto out;
+	}
+	if (check.includes != NULL && !follow) {
 		run_fail(r, xasprintf("%s: an included file includes others (not followed); nothing of it "
 		                      "is imported",
 		                      path));
-		xml_unref(&doc);
-		return;
+		goto out;
 	}
-	if (has_includes && resolve_includes(real, doc, &includes, &err) < 0) {
+	if (check.includes != NULL && resolve_includes(real, check.includes, &includes, &err) < 0) {
 		run_fail(r, err);
-		xml_unref(&doc);
-		return;
+		goto out;
 	}
 	/* Every host first: nothing is stored from a file naming one we lack. */
-	bool alone = xml_is(doc, "host", NS_PIE);
 	bool known = true;
-	for (struct xml_node *h = alone ? doc : xml_child(doc, "host", NULL); h != NULL && known;
-	     h = alone ? NULL : xml_next(h, "host", NULL)) {
-		const char *jid = xml_attr(h, "jid");
-		char *domain = jid != NULL ? jid_nameprep(jid) : NULL;
+	for (size_t i = 0; i < check.hosts.count && known; i++) {
+		const char *jid = check.hosts.items[i];
+		char *domain = *jid != '\0' ? jid_nameprep(jid) : NULL;
 		known = domain != NULL && config_host(r->cfg, domain) != NULL;
 		free(domain);
 		if (!known)
 			run_fail(r,
 			         xasprintf("%s: host %s is not in %s (add it, or edit the file); nothing of "
 			                   "the file is imported",
-			                   path, jid != NULL ? jid : "(no jid)", r->cfg->file));
+			                   path, *jid != '\0' ? jid : "(no jid)", r->cfg->file));
 	}
-	for (struct xml_node *h = alone ? doc : xml_child(doc, "host", NULL); h != NULL && known && !r->stop;
-	     h = alone ? NULL : xml_next(h, "host", NULL)) {
-		char *domain = jid_nameprep(xml_attr(h, "jid"));
-		import_host(r, path, config_host(r->cfg, domain), h);
-		free(domain);
+	if (known) {
+		struct pie_reader imp = { .path = path, .r = r };
+		if (reader_run(&imp) < 0 && imp.error != NULL) {
+			/* The file changed since it was checked. */
+			run_fail(r, imp.error);
+			r->stop = true;
+		}
 	}
-	xml_unref(&doc);
 	for (size_t i = 0; i < includes.count && !r->stop; i++)
 		import_path(r, includes.items[i], false);
+out:
+	xml_unref(&check.includes);
+	strlist_free(&check.hosts);
 	strlist_free(&includes);
 }
 

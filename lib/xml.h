@@ -195,6 +195,15 @@ const char *xml_parser_error_text(const struct xml_parser *p);
 struct xml_node *xml_parse_string(const char *s, size_t len, const char *default_ns,
                                   const struct xml_parser_limits *limits, const char **error_r);
 
+/* For code that runs expat itself over a document too large for one tree
+ * (a file read one part at a time): expat created with
+ * XML_ParserCreateNS(NULL, XML_NS_SEP) and XML_SetReturnNSTriplet on gives
+ * names and attributes in the form this takes.  The element of one
+ * start-element event, built as the walled parser builds it: a child of
+ * parent, or with parent NULL a new root in a new pool (refcount 1). */
+#define XML_NS_SEP '\x01'
+struct xml_node *xml_element_from_expat(struct xml_node *parent, const char *name, const char **atts);
+
 /* Free expat's state if the stream is at a clean stanza boundary (nothing
  * buffered but whitespace, not suspended); the next feed rebuilds it in the
  * same stream context.  Returns true when released.  Saves most of the

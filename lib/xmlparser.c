@@ -391,6 +391,15 @@ static void drop_stanza(struct xml_parser *p)
 	buf_reset(&p->text);
 }
 
+struct xml_node *xml_element_from_expat(struct xml_node *parent, const char *name, const char **atts)
+{
+	_Static_assert(XML_NS_SEP == NS_SEP, "one namespace separator");
+	struct qname q;
+	split_name(name, &q);
+	struct pool *pool = parent != NULL ? parent->pool : pool_new(STANZA_POOL_BLOCK);
+	return element_new(pool, parent, &q, atts);
+}
+
 /* ---- expat handlers -------------------------------------------------------- */
 
 static void stream_header(struct xml_parser *p, const struct qname *q, const XML_Char **atts)

@@ -172,6 +172,27 @@ int modules_check_host(const struct host_config *hc, char **error_r)
 	return 0;
 }
 
+void *module_host_settings(const struct host_config *hc, const char *name, char **error_r)
+{
+	*error_r = NULL;
+	const struct module_def *def = module_find(name);
+	const struct cfg_node *opts, *where;
+	if (def == NULL || !module_enabled_cfg(hc, def, &opts, &where))
+		return NULL;
+	return module_settings(hc, def, opts, where, error_r);
+}
+
+void module_host_settings_free(const char *name, void **settings)
+{
+	if (*settings == NULL)
+		return;
+	const struct module_def *def = module_find(name);
+	if (def != NULL)
+		opt_free(def->options != NULL ? def->options : no_options, *settings);
+	free(*settings);
+	*settings = NULL;
+}
+
 void modules_dump_host(const struct host_config *hc, struct buf *out, int indent)
 {
 	for (size_t i = 0; i < registry_count; i++) {

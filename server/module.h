@@ -49,6 +49,13 @@ int modules_check_host(const struct host_config *hc, char **error_r);
 /* Every registered module on hc: "name: false" when it does not run there,
  * else its options with the defaults filled in (config-dump). */
 void modules_dump_host(const struct host_config *hc, struct buf *out, int indent);
+/* The settings module name would start with on hc, for offline tools that
+ * write a module's data without starting it (an import): a malloc'd
+ * settings struct (free with module_host_settings_free), or NULL when the
+ * module does not run on hc (*error_r NULL) or its options are wrong
+ * (*error_r says where). */
+void *module_host_settings(const struct host_config *hc, const char *name, char **error_r);
+void module_host_settings_free(const char *name, void **settings);
 bool module_running(const struct host *h, const char *name);
 /* The running instance's state, or NULL. */
 void *module_state(const struct host *h, const char *name);

@@ -1354,10 +1354,47 @@ static void test_parse_string(void **state)
 	xml_unref(&el);
 }
 
+/* Elements built from expat's own events (a caller running expat over a
+ * file) come out as the stream parser builds them. */
+static void test_element_from_expat(void **state)
+{
+	(void)state;
+	const char *atts[] = { "name",
+		               "romeo",
+		               "http://www.w3.org/XML/1998/namespace\x01lang\x01xml",
+		               "en",
+		               "urn:x\x01salt\x01p",
+		               "AAAA",
+		               NULL };
+	struct xml_node *u = xml_element_from_expat(NULL, "urn:xmpp:pie:0\x01user", atts);
+	const char *none[] = { NULL };
+	struct xml_node *v = xml_element_from_expat(u, "vcard-temp\x01vCard\x01v", none);
+	xml_element_from_expat(v,
+	                       "vcard-temp\x01"
+	                       "FN\x01v",
+	                       none);
+	assert_string_equal(u->name, "user");
+	assert_string_equal(u->ns, "urn:xmpp:pie:0");
+	assert_string_equal(xml_attr(u, "name"), "romeo");
+	assert_string_equal(xml_attr(u, "xml:lang"), "en");
+	assert_ptr_equal(v->parent, u);
+	assert_true(xml_is(xml_child(v, "FN", NULL), "FN", "vcard-temp"));
+	char *text = xml_to_string(u, NULL);
+	const char *err = NULL;
+	struct xml_node *back = xml_parse_string(text, strlen(text), NULL, NULL, &err);
+	assert_non_null(back);
+	assert_true(xml_is(back, "user", "urn:xmpp:pie:0"));
+	assert_non_null(xml_path(back, "vCard/FN"));
+	free(text);
+	xml_unref(&back);
+	xml_unref(&u);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_build_and_serialize),
+		cmocka_unit_test(test_element_from_expat),
 		cmocka_unit_test(test_serialize_empty_elements),
 		cmocka_unit_test(test_serialize_namespaces),
 		cmocka_unit_test(test_serialize_attr_namespaces),
