@@ -110,6 +110,16 @@ class ServerError(Exception):
     pass
 
 
+def built_with_sanitizers():
+    """True when parleyd was built with AddressSanitizer (./configure
+    --enable-sanitizers): its memory figures then include the sanitizer's
+    shadow and quarantine, so tests that bound memory scale down."""
+    try:
+        return b'__asan_init' in (builddir() / 'parleyd').read_bytes()
+    except OSError:
+        return False
+
+
 def storage_kind():
     """'sqlite' (default), 'pgsql', 'mysql' or 'odbc' (PostgreSQL through
     unixODBC and psqlODBC, registered by run-odbc.sh): where the main test

@@ -75,8 +75,13 @@ def import_measured(s, path):
 
 
 def test_import_1gb_file_with_bounded_memory(empty_srv, tmp_path):
+    """1 GB in a normal build.  Under the sanitizers the memory figure is
+    the sanitizer's (its quarantine alone holds up to 256 MB of freed
+    memory) and every write is slower, so that build imports a tenth of the
+    file and checks only that everything arrived."""
     s = empty_srv
-    users, offline = 1000, 4
+    sanitized = parleytest.built_with_sanitizers()
+    users, offline = (100 if sanitized else 1000), 4
     path = tmp_path / 'big.xml'
     body = 'y' * (128 * 1024)
     photos = {}
@@ -95,7 +100,7 @@ def test_import_1gb_file_with_bounded_memory(empty_srv, tmp_path):
                 f.write(user_xml(name, photo, offline, body))
             f.write('</host></server-data>\n')
         size = path.stat().st_size
-        assert size > 1000 * 1000 * 1000, size
+        assert size > users * 1000 * 1000, size
         t1 = time.monotonic()
         r, rss = import_measured(s, path)
         t2 = time.monotonic()
@@ -103,7 +108,8 @@ def test_import_1gb_file_with_bounded_memory(empty_srv, tmp_path):
               % (size, t1 - t0, t2 - t1, rss))
         assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-2000:])
         assert 'imported %d users, skipped 0\n' % users in r.stdout, r.stdout[-2000:]
-        assert rss < RSS_BOUND_KB, (rss, RSS_BOUND_KB)
+        if not sanitized:
+            assert rss < RSS_BOUND_KB, (rss, RSS_BOUND_KB)
     finally:
         path.unlink()
     # every user arrived, with the whole vCard and every offline message
@@ -144,8 +150,10 @@ def test_import_user_too_large(empty_srv, tmp_path):
     finally:
         path.unlink()
     print('parleyctl peak RSS %d kB' % rss)
-    # the user is dropped as soon as it is too large: memory stays near the cap
-    assert rss < (USER_MAX_MB + 64) * 1024, rss
+    # the user is dropped as soon as it is too large: memory stays near the
+    # cap (not a figure the sanitizers' build can keep)
+    if not parleytest.built_with_sanitizers():
+        assert rss < (USER_MAX_MB + 64) * 1024, rss
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert "the user 'huge' of host %s takes more than %d MB of the file" % (HOST, USER_MAX_MB) \
         in r.stderr, r.stderr
