@@ -1573,6 +1573,38 @@ static bool run_first_sight(struct import_run *r, const char *jid)
 	return true;
 }
 
+/* The summary line into the report, and the result of the run: 0 when
+ * nothing failed, or -1 with a malloc'd *error_r listing the first
+ * failures.  Frees what r holds. */
+static int run_finish(struct import_run *r, char **error_r)
+{
+	buf_printf(r->report, "imported %u user%s, skipped %u", r->created, r->created == 1 ? "" : "s",
+	           r->skipped);
+	if (r->nfailures > 0)
+		buf_printf(r->report, ", %u failure%s", r->nfailures, r->nfailures == 1 ? "" : "s");
+	buf_append_str(r->report, "\n");
+	int rc = 0;
+	if (r->nfailures > 0) {
+		char *counts = r->users > 0 ? xasprintf("%u of the %u user%s read imported", r->created,
+		                                        r->users, r->users == 1 ? "" : "s")
+		                            : xstrdup("no user read");
+		*error_r = xasprintf("%s%s\n%u failure%s%s; %s", r->failures.data,
+		                     r->nfailures > FAILURES_SHOWN ? "\n..." : "", r->nfailures,
+		                     r->nfailures == 1 ? "" : "s", r->stop ? ", the import stopped" : "",
+		                     counts);
+		free(counts);
+		rc = -1;
+	}
+	buf_free(&r->failures);
+	strlist_free(&r->files);
+	for (struct htab_link *l; (l = htab_any(&r->seen)) != NULL;) {
+		htab_remove(&r->seen, l);
+		free(l);
+	}
+	htab_free(&r->seen);
+	return rc;
+}
+
 /* Import the <user/> u of host hc (whose store is st) read from path. */
 static void import_user_el(struct import_run *r, const char *path, const struct host_config *hc,
                            struct storage *st, const struct xml_node *u)
@@ -1998,29 +2030,52 @@ int xep0227_import(struct ev_loop *loop, const struct parley_config *cfg, const 
 	}
 	if (r.users == 0 && r.nfailures == 0)
 		run_fail(&r, xasprintf("%s: no <user/> in it: nothing to import", path));
-	buf_printf(report, "imported %u user%s, skipped %u", r.created, r.created == 1 ? "" : "s", r.skipped);
-	if (r.nfailures > 0)
-		buf_printf(report, ", %u failure%s", r.nfailures, r.nfailures == 1 ? "" : "s");
-	buf_append_str(report, "\n");
-	int rc = 0;
-	if (r.nfailures > 0) {
-		char *counts = r.users > 0 ? xasprintf("%u of the %u user%s read imported", r.created,
-		                                       r.users, r.users == 1 ? "" : "s")
-		                           : xstrdup("no user read");
-		*error_r =
-		        xasprintf("%s%s\n%u failure%s%s; %s", r.failures.data,
-		                  r.nfailures > FAILURES_SHOWN ? "\n..." : "", r.nfailures,
-		                  r.nfailures == 1 ? "" : "s", r.stop ? ", the import stopped" : "", counts);
-		free(counts);
-		rc = -1;
-	}
-	buf_free(&r.failures);
-	strlist_free(&r.files);
-	for (struct htab_link *l; (l = htab_any(&r.seen)) != NULL;) {
-		htab_remove(&r.seen, l);
-		free(l);
-	}
-	htab_free(&r.seen);
+	return run_finish(&r, error_r);
+}
+
+/* ---- the import run for other sources (ctl-xep0227.h) ------------------------------------ */
+
+struct xep0227_run {
+	struct import_run r;
+};
+
+struct xep0227_run *xep0227_run_new(struct ev_loop *loop, const struct parley_config *cfg, struct buf *report)
+{
+	struct xep0227_run *run = xcalloc(1, sizeof(*run));
+	run->r = (struct import_run){ .loop = loop, .cfg = cfg, .report = report };
+	return run;
+}
+
+enum xep0227_user_result xep0227_run_user(struct xep0227_run *run, struct storage *st,
+                                          const struct host_config *hc, const char *where,
+                                          const struct xml_node *u)
+{
+	unsigned created = run->r.created, skipped = run->r.skipped;
+	run->r.users++;
+	import_user_el(&run->r, where, hc, st, u);
+	return run->r.created > created   ? XEP0227_USER_CREATED
+	       : run->r.skipped > skipped ? XEP0227_USER_SKIPPED
+	                                  : XEP0227_USER_FAILED;
+}
+
+void xep0227_run_fail(struct xep0227_run *run, char *msg, bool stop)
+{
+	run_fail(&run->r, msg);
+	run->r.stop = run->r.stop || stop;
+}
+
+bool xep0227_run_stopped(const struct xep0227_run *run)
+{
+	return run->r.stop;
+}
+
+int xep0227_run_finish(struct xep0227_run **runp, char **error_r)
+{
+	struct xep0227_run *run = *runp;
+	*runp = NULL;
+	*error_r = NULL;
+	int rc = run_finish(&run->r, error_r);
+	free(run);
 	return rc;
 }
 

@@ -36,6 +36,36 @@ int xep0227_export(struct ev_loop *loop, const struct parley_config *cfg, const 
 int xep0227_import(struct ev_loop *loop, const struct parley_config *cfg, const char *path,
                    struct buf *report, char **error_r);
 
+/* The import run of xep0227_import for other sources (another server's
+ * database, read by ctl-prosody-sql.c): each user is given as the <user/>
+ * element a XEP-0227 file would hold, and gets the same checks, report
+ * lines, summary and result. */
+struct xep0227_run;
+struct storage;
+struct xml_node;
+
+enum xep0227_user_result {
+	XEP0227_USER_CREATED,
+	XEP0227_USER_SKIPPED, /* its account exists: nothing of it is changed */
+	XEP0227_USER_FAILED,  /* reported as a failure */
+};
+
+/* A run reporting into report (which it does not own). */
+struct xep0227_run *xep0227_run_new(struct ev_loop *loop, const struct parley_config *cfg, struct buf *report);
+/* Import <user/> u (in urn:xmpp:pie:0) of host hc into st, which the
+ * caller opened for hc; where names the source in failure lines. */
+enum xep0227_user_result xep0227_run_user(struct xep0227_run *run, struct storage *st,
+                                          const struct host_config *hc, const char *where,
+                                          const struct xml_node *u);
+/* A failure of the source (msg malloc'd, taken over); stop: nothing more
+ * is to be tried. */
+void xep0227_run_fail(struct xep0227_run *run, char *msg, bool stop);
+/* A store failed or xep0227_run_fail said stop: nothing more is tried. */
+bool xep0227_run_stopped(const struct xep0227_run *run);
+/* The summary line; 0 when nothing failed, or -1 with a malloc'd *error_r
+ * listing the first failures.  Frees the run and NULLs *runp. */
+int xep0227_run_finish(struct xep0227_run **runp, char **error_r);
+
 /* Move every user of host old_domain to new_domain (both configured),
  * with all its data, and rewrite JIDs at old_domain to new_domain in the
  * rosters, privacy lists and block lists of every user of every host.  A
