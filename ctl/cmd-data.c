@@ -12,6 +12,7 @@
  */
 #include "ctl-private.h"
 #include "ctl-db.h"
+#include "ctl-prosody-sql.h"
 #include "ctl-xep0227.h"
 #include "server/server.h"
 #include "lib/jid.h"
@@ -218,6 +219,26 @@ void cmd_import_xep0227(struct ctl_call *call)
 {
 	char *err = NULL;
 	int rc = xep0227_import(call->loop, server.cfg, call->argv[1], &call->body, &err);
+	finish_tool(call, rc, err);
+}
+
+void cmd_import_prosody_sql(struct ctl_call *call)
+{
+	const char *host = NULL;
+	int i = 1;
+	if (call->argc >= 3 && strcmp(call->argv[1], "--host") == 0) {
+		host = call->argv[2];
+		i = 3;
+	}
+	if (call->argc != i + 2) {
+		ctl_call_finish(call, CTL_USAGE,
+		                "usage: import-prosody-sql [--host HOST] sqlite FILE | pgsql CONNINFO | "
+		                "mysql CONNINFO");
+		return;
+	}
+	char *err = NULL;
+	int rc = prosody_sql_import(call->loop, server.cfg, host, call->argv[i], call->argv[i + 1],
+	                            &call->body, &err);
 	finish_tool(call, rc, err);
 }
 

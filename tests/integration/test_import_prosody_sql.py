@@ -1,0 +1,286 @@
+"""parleyctl import-prosody-sql: a private Prosody 0.12 (Debian's) with
+storage = "sql" on SQLite is filled through Prosody itself (prosodyctl
+register, then slixmpp clients setting a roster with groups, a vCard with
+a photo, private XML, a block list and a PEP bookmark, a pending
+subscription request and an offline message), stopped, and imported into
+a Parley store.  The users then log in to Parley with their original
+passwords (SCRAM-SHA-1 from Prosody's internal_hashed values, and PLAIN;
+SCRAM-SHA-256 too for a user whose password Prosody kept in clear), and
+their data is there.  The source is not changed; a second run skips every
+user.  PEP data is counted and noted, not imported yet."""
+import asyncio
+import glob
+import hashlib
+import shutil
+import socket
+import sqlite3
+import subprocess
+import time
+import types
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+import parleytest
+from parleytest import HOST, OTHER, free_port, iq, login, logout, next_message, tostr
+
+pytestmark = pytest.mark.skipif(shutil.which('prosody') is None or shutil.which('prosodyctl') is None,
+                                reason='prosody is not installed (apt-get install prosody)')
+
+
+def lua_dbd(name):
+    """Whether Prosody's SQL storage can reach this database (lua-dbi-NAME)."""
+    return bool(glob.glob('/usr/lib/*/lua/5.*/dbd/%s.so' % name))
+
+PW = {('alice', HOST): 'Alice pw 1', ('bob', HOST): 'bob-pw-2', ('carol', OTHER): 'carol plain 3'}
+PHOTO = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=='
+
+
+class Prosody:
+    """A private Prosody with SQL storage: test.local keeps hashed
+    passwords (internal_hashed), other.local plain ones (internal_plain)."""
+
+    def __init__(self, workdir, sql):
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.tls_port = self.port
+        subprocess.run(
+            ['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+             '-nodes', '-days', '30', '-subj', '/CN=' + HOST, '-addext',
+             'subjectAltName=DNS:%s,DNS:%s' % (HOST, OTHER), '-keyout', str(self.dir / 'key.pem'),
+             '-out', str(self.dir / 'cert.pem')],
+            check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, timeout=30)
+        (self.dir / 'data').mkdir()
+        self.config = self.dir / 'prosody.cfg.lua'
+        self.logfile = self.dir / 'prosody.log'
+        ssl = 'ssl = { certificate = "%s/cert.pem"; key = "%s/key.pem" }' % (self.dir, self.dir)
+        self.config.write_text(f'''-- written by tests/integration/test_import_prosody_sql.py
+daemonize = false
+run_as_root = true
+pidfile = "{self.dir}/prosody.pid"
+data_path = "{self.dir}/data"
+log = {{ debug = "{self.logfile}" }}
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {self.port} }}
+s2s_ports = {{ }}
+c2s_direct_tls_ports = {{ }}
+s2s_direct_tls_ports = {{ }}
+http_ports = {{ }}
+https_ports = {{ }}
+modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "vcard"; "private"; "blocklist";
+                    "offline"; "pep"; "bookmarks" }}
+modules_disabled = {{ "s2s"; "c2s_limits" }}
+storage = "sql"
+sql = {sql}
+c2s_require_encryption = true
+allow_registration = false
+VirtualHost "{HOST}"
+  authentication = "internal_hashed"
+  {ssl}
+VirtualHost "{OTHER}"
+  authentication = "internal_plain"
+  {ssl}
+''')
+        self.proc = None
+
+    def prosodyctl(self, *args):
+        r = subprocess.run(['prosodyctl', '--config', str(self.config)] + list(args), cwd=str(self.dir),
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+
+    def start(self, timeout=20):
+        self._logf = open(self.dir / 'stdout.log', 'ab')
+        self.proc = subprocess.Popen(['prosody', '--config', str(self.config)], cwd=str(self.dir),
+                                     stdin=subprocess.DEVNULL, stdout=self._logf, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError('prosody exited: %s' % self.log()[-3000:])
+            try:
+                socket.create_connection(('127.0.0.1', self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError('prosody did not start: %s' % self.log()[-3000:])
+
+    def log(self):
+        try:
+            return self.logfile.read_text(errors='replace') + (self.dir / 'stdout.log').read_text(errors='replace')
+        except FileNotFoundError:
+            return ''
+
+    def password(self, user, host):
+        return PW[(user, host)]
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc is not None:
+            self._logf.close()
+            self.proc = None
+
+
+def fill(prosody, run):
+    """Users and their data, through Prosody itself."""
+    for (user, host), pw in PW.items():
+        prosody.prosodyctl('register', user, host, pw)
+    prosody.start()
+    try:
+        async def go():
+            a = await login(prosody, 'alice', host=HOST, resource='r')
+            for payload in (
+                    "<query xmlns='jabber:iq:roster'><item jid='carol@%s' name='Carol'>"
+                    "<group>Friends</group><group>Work</group></item></query>" % OTHER,
+                    "<vCard xmlns='vcard-temp'><FN>Alice Prosody</FN><PHOTO><TYPE>image/png</TYPE>"
+                    "<BINVAL>%s</BINVAL></PHOTO></vCard>" % PHOTO,
+                    "<query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs' a='1'>"
+                    "<colour>green &amp; blue</colour></prefs></query>",
+                    "<block xmlns='urn:xmpp:blocking'><item jid='spam@example.net'/></block>",
+                    "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:bookmarks:1'>"
+                    "<item id='room@conference.example.org'><conference xmlns='urn:xmpp:bookmarks:1' "
+                    "name='Room' autojoin='true'/></item></publish></pubsub>"):
+                el = await iq(a, 'set', None, payload)
+                assert el.get('type') == 'result', tostr(el)
+            # a request bob has not answered (bob is offline), and a message
+            # waiting for him
+            a.send_presence(pto='bob@' + HOST, ptype='subscribe')
+            a.send_message(mto='bob@' + HOST, mbody='hello from prosody', mtype='chat')
+            await iq(a, 'get', HOST, "<ping xmlns='urn:xmpp:ping'/>")
+            await logout(a)
+        run(go(), timeout=60)
+    finally:
+        prosody.stop()
+
+
+def store_digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def prosody_sqlite(tmp_path_factory, run):
+    if not lua_dbd('sqlite3'):
+        pytest.skip('Prosody cannot use SQLite (apt-get install lua-dbi-sqlite3)')
+    d = tmp_path_factory.mktemp('prosody-sql')
+    db = d / 'prosody.sqlite'
+    p = Prosody(d / 'prosody', '{ driver = "SQLite3", database = "%s" }' % db)
+    fill(p, run)
+    yield p, db
+
+
+def parley_for_import(tmp_path_factory):
+    s = parleytest.Parleyd(tmp_path_factory.mktemp('parley-from-prosody'), users={})
+    s.passwords.update(PW)
+    return s
+
+
+def test_import_prosody_sqlite(prosody_sqlite, tmp_path_factory, run):
+    prosody, db = prosody_sqlite
+    con = sqlite3.connect('file:%s?mode=ro' % db, uri=True)
+    stores = {r[0] for r in con.execute('SELECT DISTINCT store FROM prosody')}
+    con.close()
+    assert {'accounts', 'roster', 'vcard', 'private', 'blocklist', 'pep'} <= stores, stores
+    before = store_digest(db)
+    s = parley_for_import(tmp_path_factory)
+    try:
+        r = s.ctl('import-prosody-sql', 'sqlite', db)
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        out = r.stdout
+        assert 'imported 3 users, skipped 0' in out, out
+        assert ('imported: 2 roster items, 1 pending request, 1 vCard, 1 private XML element, '
+                '1 offline message, 1 blocked JID') in out, out
+        assert 'PEP node' in out and 'not imported yet' in out, out
+        # read-only: the file is the same, and no journal was left beside it
+        assert store_digest(db) == before
+        assert not Path(str(db) + '-wal').exists()
+
+        # idempotent: a second run skips every user and changes nothing
+        r = s.ctl('import-prosody-sql', 'sqlite', db)
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        assert 'imported 0 users, skipped 3' in r.stdout, r.stdout
+        assert 'skipped: alice@%s exists' % HOST in r.stdout, r.stdout
+
+        s.start()
+
+        async def go():
+            # SCRAM-SHA-1 from Prosody's hashed values, and PLAIN against them
+            for mech in ('SCRAM-SHA-1', 'PLAIN'):
+                c = await login(s, 'alice', host=HOST, mech=mech)
+                await logout(c)
+            # a plain password: every mechanism
+            for mech in ('SCRAM-SHA-1', 'SCRAM-SHA-256', 'PLAIN'):
+                c = await login(s, 'carol', host=OTHER, mech=mech)
+                await logout(c)
+            with pytest.raises(parleytest.LoginFailed):
+                await login(s, 'alice', host=HOST, password='wrong', mech='SCRAM-SHA-1')
+
+            a = await login(s, 'alice', host=HOST, resource='r')
+            el = await iq(a, 'get', None, "<query xmlns='jabber:iq:roster'/>")
+            items = {i.get('jid'): i for i in el.iter('{jabber:iq:roster}item')}
+            carol = items['carol@%s' % OTHER]
+            assert carol.get('name') == 'Carol', tostr(el)
+            assert sorted(g.text for g in carol.findall('{jabber:iq:roster}group')) == ['Friends', 'Work']
+            assert items['bob@%s' % HOST].get('ask') == 'subscribe', tostr(el)
+            el = await iq(a, 'get', None, "<vCard xmlns='vcard-temp'/>")
+            v = el.find('{vcard-temp}vCard')
+            assert v.findtext('{vcard-temp}FN') == 'Alice Prosody', tostr(el)
+            assert v.findtext('{vcard-temp}PHOTO/{vcard-temp}BINVAL') == PHOTO, tostr(el)
+            el = await iq(a, 'get', None,
+                          "<query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'/></query>")
+            prefs = el.find('{jabber:iq:private}query/{urn:example:prefs}prefs')
+            assert prefs is not None and prefs.get('a') == '1', tostr(el)
+            assert prefs.findtext('{urn:example:prefs}colour') == 'green & blue', tostr(el)
+            el = await iq(a, 'get', None, "<blocklist xmlns='urn:xmpp:blocking'/>")
+            assert [i.get('jid') for i in el.iter('{urn:xmpp:blocking}item')] == ['spam@example.net'], \
+                tostr(el)
+            await logout(a)
+
+            # bob: the pending request and the offline message on login
+            requests = asyncio.Queue()
+
+            async def prepare(c):
+                c.auto_authorize = None
+                c.add_event_handler('presence_subscribe', requests.put_nowait)
+            b = await login(s, 'bob', host=HOST, resource='r', prepare=prepare)
+            m = await next_message(b, pred=lambda m: m['body'] == 'hello from prosody')
+            assert m['from'].bare == 'alice@' + HOST
+            p = await asyncio.wait_for(requests.get(), 10)
+            assert p['from'].bare == 'alice@' + HOST
+            await logout(b)
+        run(go(), timeout=90)
+    finally:
+        s.finish()
+
+
+def test_import_prosody_refusals(prosody_sqlite, tmp_path_factory):
+    prosody, db = prosody_sqlite
+    s = parley_for_import(tmp_path_factory)
+    try:
+        # a host of the store that is not configured here is a failure;
+        # --host imports one host alone
+        text = s.config.read_text()
+        s.config.write_text(text.replace('  %s: {}\n' % OTHER, ''))
+        r = s.ctl('import-prosody-sql', 'sqlite', db)
+        assert r.returncode != 0, r.stdout
+        assert 'host %s (1 user) is not in' % OTHER in r.stdout + r.stderr, (r.stdout, r.stderr)
+        assert 'imported 2 users' in r.stdout, r.stdout
+        s.config.write_text(text)
+        r = s.ctl('import-prosody-sql', '--host', OTHER, 'sqlite', db)
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        assert 'imported 1 user, skipped 0' in r.stdout, r.stdout
+        # not a Prosody store, a file that is not there, a driver we do not read
+        r = s.ctl('import-prosody-sql', 'sqlite', s.dir / 'parley.db')
+        assert r.returncode != 0 and 'prosody' in r.stderr, (r.stdout, r.stderr)
+        r = s.ctl('import-prosody-sql', 'sqlite', s.dir / 'missing.sqlite')
+        assert r.returncode != 0 and 'cannot open' in r.stderr, (r.stdout, r.stderr)
+        r = s.ctl('import-prosody-sql', 'oracle', 'x')
+        assert r.returncode != 0 and 'oracle' in r.stderr, (r.stdout, r.stderr)
+    finally:
+        s.finish()
