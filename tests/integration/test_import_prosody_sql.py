@@ -1,5 +1,6 @@
 """parleyctl import-prosody-sql: a private Prosody 0.12 (Debian's) with
-storage = "sql" on SQLite is filled through Prosody itself (prosodyctl
+storage = "sql" on SQLite, and on PostgreSQL when a server is at hand
+(run-pgsql.sh), is filled through Prosody itself (prosodyctl
 register, then slixmpp clients setting a roster with groups, a vCard with
 a photo, private XML, a block list and a PEP bookmark, a pending
 subscription request and an offline message), stopped, and imported into
@@ -11,19 +12,20 @@ user.  PEP data is counted and noted, not imported yet."""
 import asyncio
 import glob
 import hashlib
+import os
 import shutil
 import socket
 import sqlite3
 import subprocess
 import time
-import types
+import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 import parleytest
-from parleytest import HOST, OTHER, free_port, iq, login, logout, next_message, tostr
+from parleytest import HOST, OTHER, _pg_dsn, free_port, iq, login, logout, next_message, pg_psql, tostr
 
 pytestmark = pytest.mark.skipif(shutil.which('prosody') is None or shutil.which('prosodyctl') is None,
                                 reason='prosody is not installed (apt-get install prosody)')
@@ -164,15 +166,37 @@ def store_digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-@pytest.fixture
-def prosody_sqlite(tmp_path_factory, run):
-    if not lua_dbd('sqlite3'):
-        pytest.skip('Prosody cannot use SQLite (apt-get install lua-dbi-sqlite3)')
+@pytest.fixture(params=['sqlite', 'pgsql'])
+def prosody_store(request, tmp_path_factory, run):
+    """A filled Prosody store: (driver, source, SQLite file or None)."""
     d = tmp_path_factory.mktemp('prosody-sql')
-    db = d / 'prosody.sqlite'
-    p = Prosody(d / 'prosody', '{ driver = "SQLite3", database = "%s" }' % db)
-    fill(p, run)
-    yield p, db
+    if request.param == 'sqlite':
+        if not lua_dbd('sqlite3'):
+            pytest.skip('Prosody cannot use SQLite (apt-get install lua-dbi-sqlite3)')
+        db = d / 'prosody.sqlite'
+        fill(Prosody(d / 'prosody', '{ driver = "SQLite3", database = "%s" }' % db), run)
+        yield 'sqlite', str(db), db
+        return
+    if not lua_dbd('postgresql'):
+        pytest.skip('Prosody cannot use PostgreSQL (apt-get install lua-dbi-postgresql)')
+    if 'PARLEY_TEST_PGSQL_SUPER_DSN' not in os.environ:
+        pytest.skip('no PostgreSQL server (run through tests/integration/run-pgsql.sh)')
+    super_dsn = os.environ['PARLEY_TEST_PGSQL_SUPER_DSN']
+    port = os.environ['PARLEY_TEST_PGSQL_PORT']
+    name = 'prosody_' + uuid.uuid4().hex[:12]
+    pg_psql(super_dsn, 'CREATE DATABASE %s OWNER postgres' % name)
+    fill(Prosody(d / 'prosody', '{ driver = "PostgreSQL", database = "%s", username = "postgres", '
+                 'host = "127.0.0.1", port = %s }' % (name, port)), run)
+    # Parley reads it as a role that may only read
+    ro = 'ro_' + name
+    dsn = _pg_dsn(super_dsn, name)
+    pg_psql(super_dsn, 'CREATE ROLE %s LOGIN' % ro)
+    pg_psql(dsn, 'GRANT SELECT ON prosody, prosodyarchive TO %s' % ro)
+    try:
+        yield 'pgsql', 'host=127.0.0.1 port=%s dbname=%s user=%s sslmode=disable' % (port, name, ro), None
+    finally:
+        pg_psql(super_dsn, 'DROP DATABASE %s' % name)
+        pg_psql(super_dsn, 'DROP ROLE %s' % ro)
 
 
 def parley_for_import(tmp_path_factory):
@@ -181,28 +205,30 @@ def parley_for_import(tmp_path_factory):
     return s
 
 
-def test_import_prosody_sqlite(prosody_sqlite, tmp_path_factory, run):
-    prosody, db = prosody_sqlite
-    con = sqlite3.connect('file:%s?mode=ro' % db, uri=True)
-    stores = {r[0] for r in con.execute('SELECT DISTINCT store FROM prosody')}
-    con.close()
-    assert {'accounts', 'roster', 'vcard', 'private', 'blocklist', 'pep'} <= stores, stores
-    before = store_digest(db)
+def test_import_prosody_sql(prosody_store, tmp_path_factory, run):
+    driver, source, db = prosody_store
+    if db is not None:
+        con = sqlite3.connect('file:%s?mode=ro' % db, uri=True)
+        stores = {r[0] for r in con.execute('SELECT DISTINCT store FROM prosody')}
+        con.close()
+        assert {'accounts', 'roster', 'vcard', 'private', 'blocklist', 'pep'} <= stores, stores
+        before = store_digest(db)
     s = parley_for_import(tmp_path_factory)
     try:
-        r = s.ctl('import-prosody-sql', 'sqlite', db)
+        r = s.ctl('import-prosody-sql', driver, source)
         assert r.returncode == 0, (r.stdout, r.stderr)
         out = r.stdout
         assert 'imported 3 users, skipped 0' in out, out
         assert ('imported: 2 roster items, 1 pending request, 1 vCard, 1 private XML element, '
                 '1 offline message, 1 blocked JID') in out, out
         assert 'PEP node' in out and 'not imported yet' in out, out
-        # read-only: the file is the same, and no journal was left beside it
-        assert store_digest(db) == before
-        assert not Path(str(db) + '-wal').exists()
+        if db is not None:
+            # read-only: the file is the same, and no journal was left beside it
+            assert store_digest(db) == before
+            assert not Path(str(db) + '-wal').exists()
 
         # idempotent: a second run skips every user and changes nothing
-        r = s.ctl('import-prosody-sql', 'sqlite', db)
+        r = s.ctl('import-prosody-sql', driver, source)
         assert r.returncode == 0, (r.stdout, r.stderr)
         assert 'imported 0 users, skipped 3' in r.stdout, r.stdout
         assert 'skipped: alice@%s exists' % HOST in r.stdout, r.stdout
@@ -259,8 +285,10 @@ def test_import_prosody_sqlite(prosody_sqlite, tmp_path_factory, run):
         s.finish()
 
 
-def test_import_prosody_refusals(prosody_sqlite, tmp_path_factory):
-    prosody, db = prosody_sqlite
+def test_import_prosody_refusals(prosody_store, tmp_path_factory):
+    driver, db, _ = prosody_store
+    if driver != 'sqlite':
+        pytest.skip('the refusals do not depend on the database')
     s = parley_for_import(tmp_path_factory)
     try:
         # a host of the store that is not configured here is a failure;
