@@ -201,17 +201,32 @@ static void finish_tool(struct ctl_call *call, int rc, char *err)
 void cmd_export_xep0227(struct ctl_call *call)
 {
 	const char *host = NULL, *path = NULL;
-	if (call->argc == 4 && strcmp(call->argv[1], "--host") == 0) {
-		host = call->argv[2];
-		path = call->argv[3];
-	} else if (call->argc == 2) {
-		path = call->argv[1];
-	} else {
-		ctl_call_finish(call, CTL_USAGE, "usage: export-xep0227 [--host HOST] FILE|DIR");
+	enum xep0227_target target = XEP0227_FOR_PARLEY;
+	bool bad = false;
+	int i = 1;
+	for (; i + 1 < call->argc && !bad; i += 2) {
+		const char *opt = call->argv[i], *val = call->argv[i + 1];
+		if (strcmp(opt, "--host") == 0 && host == NULL)
+			host = val;
+		else if (strcmp(opt, "--for") == 0 && strcmp(val, "parley") == 0)
+			target = XEP0227_FOR_PARLEY;
+		else if (strcmp(opt, "--for") == 0 && strcmp(val, "ejabberd") == 0)
+			target = XEP0227_FOR_EJABBERD;
+		else if (strcmp(opt, "--for") == 0 && strcmp(val, "prosody") == 0)
+			target = XEP0227_FOR_PROSODY;
+		else
+			bad = true;
+	}
+	if (!bad && i == call->argc - 1)
+		path = call->argv[i];
+	if (path == NULL) {
+		ctl_call_finish(
+		        call, CTL_USAGE,
+		        "usage: export-xep0227 [--host HOST] [--for parley|ejabberd|prosody] FILE|DIR");
 		return;
 	}
 	char *err = NULL;
-	int rc = xep0227_export(call->loop, server.cfg, host, path, &call->body, &err);
+	int rc = xep0227_export(call->loop, server.cfg, host, path, target, &call->body, &err);
 	finish_tool(call, rc, err);
 }
 

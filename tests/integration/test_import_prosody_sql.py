@@ -19,7 +19,6 @@ import sqlite3
 import subprocess
 import time
 import uuid
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
