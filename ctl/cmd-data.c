@@ -239,21 +239,26 @@ void cmd_import_xep0227(struct ctl_call *call)
 
 void cmd_import_prosody_sql(struct ctl_call *call)
 {
-	const char *host = NULL;
+	const char *host = NULL, *password_file = NULL;
 	int i = 1;
-	if (call->argc >= 3 && strcmp(call->argv[1], "--host") == 0) {
-		host = call->argv[2];
-		i = 3;
+	for (; i + 1 < call->argc && call->argv[i][0] == '-'; i += 2) {
+		if (strcmp(call->argv[i], "--host") == 0 && host == NULL)
+			host = call->argv[i + 1];
+		else if (strcmp(call->argv[i], "--password-file") == 0 && password_file == NULL)
+			password_file = call->argv[i + 1];
+		else
+			break;
 	}
-	if (call->argc != i + 2) {
-		ctl_call_finish(call, CTL_USAGE,
-		                "usage: import-prosody-sql [--host HOST] sqlite FILE | pgsql CONNINFO | "
-		                "mysql CONNINFO");
+	if (call->argc != i + 2 || call->argv[i][0] == '-') {
+		ctl_call_finish(
+		        call, CTL_USAGE,
+		        "usage: import-prosody-sql [--host HOST] [--password-file FILE] sqlite FILE | "
+		        "pgsql CONNINFO | mysql CONNINFO");
 		return;
 	}
 	char *err = NULL;
 	int rc = prosody_sql_import(call->loop, server.cfg, host, call->argv[i], call->argv[i + 1],
-	                            &call->body, &err);
+	                            password_file, &call->body, &err);
 	finish_tool(call, rc, err);
 }
 

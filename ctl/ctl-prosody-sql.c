@@ -61,7 +61,8 @@ static const char *src_error(struct src *s)
 	return s->db != NULL ? sqlite3_errmsg(s->db) : s->drv->error_message(s->conn);
 }
 
-static int src_open(struct src *s, const char *driver, const char *source, char **error_r)
+static int src_open(struct src *s, const char *driver, const char *source, const char *password_file,
+                    char **error_r)
 {
 	memset(s, 0, sizeof(*s));
 	s->quote = '"';
@@ -91,6 +92,7 @@ static int src_open(struct src *s, const char *driver, const char *source, char 
 	free(cfg.driver);
 	cfg.driver = xstrdup(driver);
 	cfg.dsn = xstrdup(source);
+	cfg.password_file = password_file != NULL ? xstrdup(password_file) : NULL;
 	s->conn = s->drv->connect(&cfg, error_r);
 	storage_config_free(&cfg);
 	return s->conn != NULL ? 0 : -1;
@@ -518,11 +520,12 @@ static bool has_archive(struct src *s)
 }
 
 int prosody_sql_import(struct ev_loop *loop, const struct parley_config *cfg, const char *only_host,
-                       const char *driver, const char *source, struct buf *report, char **error_r)
+                       const char *driver, const char *source, const char *password_file, struct buf *report,
+                       char **error_r)
 {
 	*error_r = NULL;
 	struct src s;
-	if (src_open(&s, driver, source, error_r) < 0)
+	if (src_open(&s, driver, source, password_file, error_r) < 0)
 		return -1;
 	struct strlist hosts = { 0 };
 	if (src_strings(&s, "SELECT DISTINCT host FROM prosody ORDER BY 1", NULL, 0, &hosts, error_r) < 0) {

@@ -307,7 +307,8 @@ static const struct ctl_command commands[] = {
 	{ "import-xep0227", "FILE|DIR", 1, 1, CTL_F_STOPPED, cmd_import_xep0227,
 	  "read users and their data from XEP-0227 files, ejabberd's and Prosody's too "
 	  "(existing accounts are skipped; exit 1 if any user or file failed)" },
-	{ "import-prosody-sql", "[--host HOST] sqlite FILE | pgsql CONNINFO | mysql CONNINFO", 2, 4,
+	{ "import-prosody-sql",
+	  "[--host HOST] [--password-file FILE] sqlite FILE | pgsql CONNINFO | mysql CONNINFO", 2, 6,
 	  CTL_F_STOPPED, cmd_import_prosody_sql,
 	  "read users and their data from a Prosody SQL store (read-only; existing accounts are skipped; "
 	  "exit 1 if any user failed)" },

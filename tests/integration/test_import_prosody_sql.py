@@ -1,6 +1,6 @@
 """parleyctl import-prosody-sql: a private Prosody 0.12 (Debian's) with
-storage = "sql" on SQLite, and on PostgreSQL when a server is at hand
-(run-pgsql.sh), is filled through Prosody itself (prosodyctl
+storage = "sql" on SQLite, and on PostgreSQL and MariaDB when a server is
+at hand (run-pgsql.sh, run-mysql.sh), is filled through Prosody itself (prosodyctl
 register, then slixmpp clients setting a roster with groups, a vCard with
 a photo, private XML, a block list and a PEP bookmark, a pending
 subscription request and an offline message), stopped, and imported into
@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 import parleytest
-from parleytest import HOST, OTHER, _pg_dsn, free_port, iq, login, logout, next_message, pg_psql, tostr
+from parleytest import (HOST, OTHER, _pg_dsn, free_port, iq, login, logout, my_sql, next_message, pg_psql,
+                        tostr)
 
 pytestmark = pytest.mark.skipif(shutil.which('prosody') is None or shutil.which('prosodyctl') is None,
                                 reason='prosody is not installed (apt-get install prosody)')
@@ -165,16 +166,29 @@ def store_digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-@pytest.fixture(params=['sqlite', 'pgsql'])
+@pytest.fixture(params=['sqlite', 'pgsql', 'mysql'])
 def prosody_store(request, tmp_path_factory, run):
-    """A filled Prosody store: (driver, source, SQLite file or None)."""
+    """A filled Prosody store: (driver, source, the SQLite file, or the
+    password file for MySQL, or None)."""
+    yield from make_store(request.param, tmp_path_factory, run)
+
+
+@pytest.fixture
+def prosody_sqlite(tmp_path_factory, run):
+    yield from make_store('sqlite', tmp_path_factory, run)
+
+
+def make_store(kind, tmp_path_factory, run):
     d = tmp_path_factory.mktemp('prosody-sql')
-    if request.param == 'sqlite':
+    if kind == 'sqlite':
         if not lua_dbd('sqlite3'):
             pytest.skip('Prosody cannot use SQLite (apt-get install lua-dbi-sqlite3)')
         db = d / 'prosody.sqlite'
         fill(Prosody(d / 'prosody', '{ driver = "SQLite3", database = "%s" }' % db), run)
         yield 'sqlite', str(db), db
+        return
+    if kind == 'mysql':
+        yield from prosody_mysql(d, run)
         return
     if not lua_dbd('postgresql'):
         pytest.skip('Prosody cannot use PostgreSQL (apt-get install lua-dbi-postgresql)')
@@ -198,6 +212,36 @@ def prosody_store(request, tmp_path_factory, run):
         pg_psql(super_dsn, 'DROP ROLE %s' % ro)
 
 
+def prosody_mysql(d, run):
+    """Prosody on the MariaDB of run-mysql.sh, read by a user that may only
+    SELECT, whose password is in a file."""
+    if not lua_dbd('mysql'):
+        pytest.skip('Prosody cannot use MySQL (apt-get install lua-dbi-mysql)')
+    if 'PARLEY_TEST_MYSQL_ADMIN_PASSWORD' not in os.environ:
+        pytest.skip('no MariaDB server (run through tests/integration/run-mysql.sh)')
+    port = os.environ['PARLEY_TEST_MYSQL_PORT']
+    name = 'prosody_' + uuid.uuid4().hex[:12]
+    pw, ro_pw = uuid.uuid4().hex, uuid.uuid4().hex
+    my_sql('CREATE DATABASE %s CHARACTER SET utf8mb4 COLLATE utf8mb4_bin' % name)
+    my_sql("CREATE USER '%s'@'127.0.0.1' IDENTIFIED BY '%s'" % (name, pw))
+    my_sql("GRANT ALL ON %s.* TO '%s'@'127.0.0.1'" % (name, name))
+    ro = 'ro_' + name[-12:]
+    try:
+        fill(Prosody(d / 'prosody', '{ driver = "MySQL", database = "%s", username = "%s", password = "%s", '
+                     'host = "127.0.0.1", port = %s }' % (name, name, pw, port)), run)
+        my_sql("CREATE USER '%s'@'127.0.0.1' IDENTIFIED BY '%s'" % (ro, ro_pw))
+        for table in ('prosody', 'prosodyarchive'):
+            my_sql("GRANT SELECT ON %s.%s TO '%s'@'127.0.0.1'" % (name, table, ro))
+        pwfile = d / 'ro.pw'
+        pwfile.write_text(ro_pw + '\n')
+        pwfile.chmod(0o600)
+        yield 'mysql', 'host=127.0.0.1 port=%s dbname=%s user=%s sslmode=disable' % (port, name, ro), pwfile
+    finally:
+        my_sql('DROP DATABASE %s' % name)
+        my_sql("DROP USER IF EXISTS '%s'@'127.0.0.1'" % name)
+        my_sql("DROP USER IF EXISTS '%s'@'127.0.0.1'" % ro)
+
+
 def parley_for_import(tmp_path_factory):
     s = parleytest.Parleyd(tmp_path_factory.mktemp('parley-from-prosody'), users={})
     s.passwords.update(PW)
@@ -205,7 +249,9 @@ def parley_for_import(tmp_path_factory):
 
 
 def test_import_prosody_sql(prosody_store, tmp_path_factory, run):
-    driver, source, db = prosody_store
+    driver, source, extra = prosody_store
+    db = extra if driver == 'sqlite' else None
+    args = ['--password-file', extra] if driver == 'mysql' else []
     if db is not None:
         con = sqlite3.connect('file:%s?mode=ro' % db, uri=True)
         stores = {r[0] for r in con.execute('SELECT DISTINCT store FROM prosody')}
@@ -214,7 +260,7 @@ def test_import_prosody_sql(prosody_store, tmp_path_factory, run):
         before = store_digest(db)
     s = parley_for_import(tmp_path_factory)
     try:
-        r = s.ctl('import-prosody-sql', driver, source)
+        r = s.ctl('import-prosody-sql', *args, driver, source)
         assert r.returncode == 0, (r.stdout, r.stderr)
         out = r.stdout
         assert 'imported 3 users, skipped 0' in out, out
@@ -227,7 +273,7 @@ def test_import_prosody_sql(prosody_store, tmp_path_factory, run):
             assert not Path(str(db) + '-wal').exists()
 
         # idempotent: a second run skips every user and changes nothing
-        r = s.ctl('import-prosody-sql', driver, source)
+        r = s.ctl('import-prosody-sql', *args, driver, source)
         assert r.returncode == 0, (r.stdout, r.stderr)
         assert 'imported 0 users, skipped 3' in r.stdout, r.stdout
         assert 'skipped: alice@%s exists' % HOST in r.stdout, r.stdout
@@ -284,10 +330,8 @@ def test_import_prosody_sql(prosody_store, tmp_path_factory, run):
         s.finish()
 
 
-def test_import_prosody_refusals(prosody_store, tmp_path_factory):
-    driver, db, _ = prosody_store
-    if driver != 'sqlite':
-        pytest.skip('the refusals do not depend on the database')
+def test_import_prosody_refusals(prosody_sqlite, tmp_path_factory):
+    _, db, _ = prosody_sqlite
     s = parley_for_import(tmp_path_factory)
     try:
         # a host of the store that is not configured here is a failure;
@@ -302,12 +346,15 @@ def test_import_prosody_refusals(prosody_store, tmp_path_factory):
         r = s.ctl('import-prosody-sql', '--host', OTHER, 'sqlite', db)
         assert r.returncode == 0, (r.stdout, r.stderr)
         assert 'imported 1 user, skipped 0' in r.stdout, r.stdout
-        # not a Prosody store, a file that is not there, a driver we do not read
+        # not a Prosody store, a file that is not there, a driver we do not
+        # read, a bad option
         r = s.ctl('import-prosody-sql', 'sqlite', s.dir / 'parley.db')
         assert r.returncode != 0 and 'prosody' in r.stderr, (r.stdout, r.stderr)
         r = s.ctl('import-prosody-sql', 'sqlite', s.dir / 'missing.sqlite')
         assert r.returncode != 0 and 'cannot open' in r.stderr, (r.stdout, r.stderr)
         r = s.ctl('import-prosody-sql', 'oracle', 'x')
         assert r.returncode != 0 and 'oracle' in r.stderr, (r.stdout, r.stderr)
+        r = s.ctl('import-prosody-sql', '--hots', OTHER, 'sqlite', db)
+        assert r.returncode != 0 and 'usage' in r.stderr, (r.stdout, r.stderr)
     finally:
         s.finish()
