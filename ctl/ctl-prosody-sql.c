@@ -401,15 +401,20 @@ static void row_archive(struct puser *pu, struct buf *report, const char *jid, c
 	}
 }
 
-/* The SCRAM-SHA-1 of Prosody's internal_hashed: the salt is used as it is
- * (XEP-0227 wants it in base64), the keys are hex, which the import
- * recognises. */
+/* The SCRAM credentials of Prosody's internal_hashed: SCRAM-SHA-1 unless
+ * its password_hash option named another hash, which the length of the
+ * keys (hex) tells; the salt is used as it is (XEP-0227 wants it in
+ * base64), the keys are hex, which the import recognises. */
 static void scram_element(struct puser *pu)
 {
 	if (pu->iter == NULL || pu->salt == NULL || pu->server_key == NULL || pu->stored_key == NULL)
 		return;
+	size_t hex = strlen(pu->server_key);
 	struct xml_node *sc = xml_add_child(pu->u, "scram-credentials", NS_PIE_SCRAM);
-	xml_set_attr(sc, "mechanism", "SCRAM-SHA-1");
+	xml_set_attr(sc, "mechanism",
+	             hex == 2 * 32   ? "SCRAM-SHA-256"
+	             : hex == 2 * 64 ? "SCRAM-SHA-512"
+	                             : "SCRAM-SHA-1");
 	char *salt = base64_encode(pu->salt, strlen(pu->salt));
 	const char *names[] = { "iter-count", "salt", "server-key", "stored-key" };
 	const char *values[] = { pu->iter, salt, pu->server_key, pu->stored_key };

@@ -35,13 +35,16 @@ def lua_dbd(name):
     """Whether Prosody's SQL storage can reach this database (lua-dbi-NAME)."""
     return bool(glob.glob('/usr/lib/*/lua/5.*/dbd/%s.so' % name))
 
-PW = {('alice', HOST): 'Alice pw 1', ('bob', HOST): 'bob-pw-2', ('carol', OTHER): 'carol plain 3'}
+THIRD = 'third.local'
+PW = {('alice', HOST): 'Alice pw 1', ('bob', HOST): 'bob-pw-2', ('carol', OTHER): 'carol plain 3',
+      ('dan', THIRD): 'dan sha256 4'}
 PHOTO = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=='
 
 
 class Prosody:
     """A private Prosody with SQL storage: test.local keeps hashed
-    passwords (internal_hashed), other.local plain ones (internal_plain)."""
+    passwords (internal_hashed, SCRAM-SHA-1), other.local plain ones
+    (internal_plain), third.local SCRAM-SHA-256 ones."""
 
     def __init__(self, workdir, sql):
         self.dir = Path(workdir)
@@ -51,7 +54,7 @@ class Prosody:
         subprocess.run(
             ['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
              '-nodes', '-days', '30', '-subj', '/CN=' + HOST, '-addext',
-             'subjectAltName=DNS:%s,DNS:%s' % (HOST, OTHER), '-keyout', str(self.dir / 'key.pem'),
+             'subjectAltName=DNS:%s,DNS:%s,DNS:%s' % (HOST, OTHER, THIRD), '-keyout', str(self.dir / 'key.pem'),
              '-out', str(self.dir / 'cert.pem')],
             check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, timeout=30)
@@ -84,6 +87,10 @@ VirtualHost "{HOST}"
   {ssl}
 VirtualHost "{OTHER}"
   authentication = "internal_plain"
+  {ssl}
+VirtualHost "{THIRD}"
+  authentication = "internal_hashed"
+  password_hash = "SHA-256"
   {ssl}
 ''')
         self.proc = None
@@ -243,7 +250,8 @@ def prosody_mysql(d, run):
 
 
 def parley_for_import(tmp_path_factory):
-    s = parleytest.Parleyd(tmp_path_factory.mktemp('parley-from-prosody'), users={})
+    s = parleytest.Parleyd(tmp_path_factory.mktemp('parley-from-prosody'), users={},
+                           extra_hosts='  %s: {}\n' % THIRD)
     s.passwords.update(PW)
     return s
 
@@ -263,7 +271,7 @@ def test_import_prosody_sql(prosody_store, tmp_path_factory, run):
         r = s.ctl('import-prosody-sql', *args, driver, source)
         assert r.returncode == 0, (r.stdout, r.stderr)
         out = r.stdout
-        assert 'imported 3 users, skipped 0' in out, out
+        assert 'imported 4 users, skipped 0' in out, out
         assert ('imported: 2 roster items, 1 pending request, 1 vCard, 1 private XML element, '
                 '1 offline message, 1 blocked JID') in out, out
         assert 'PEP node' in out and 'not imported yet' in out, out
@@ -275,7 +283,7 @@ def test_import_prosody_sql(prosody_store, tmp_path_factory, run):
         # idempotent: a second run skips every user and changes nothing
         r = s.ctl('import-prosody-sql', *args, driver, source)
         assert r.returncode == 0, (r.stdout, r.stderr)
-        assert 'imported 0 users, skipped 3' in r.stdout, r.stdout
+        assert 'imported 0 users, skipped 4' in r.stdout, r.stdout
         assert 'skipped: alice@%s exists' % HOST in r.stdout, r.stdout
 
         s.start()
@@ -288,6 +296,10 @@ def test_import_prosody_sql(prosody_store, tmp_path_factory, run):
             # a plain password: every mechanism
             for mech in ('SCRAM-SHA-1', 'SCRAM-SHA-256', 'PLAIN'):
                 c = await login(s, 'carol', host=OTHER, mech=mech)
+                await logout(c)
+            # SCRAM-SHA-256 from a Prosody with password_hash = "SHA-256"
+            for mech in ('SCRAM-SHA-256', 'PLAIN'):
+                c = await login(s, 'dan', host=THIRD, mech=mech)
                 await logout(c)
             with pytest.raises(parleytest.LoginFailed):
                 await login(s, 'alice', host=HOST, password='wrong', mech='SCRAM-SHA-1')
@@ -341,7 +353,7 @@ def test_import_prosody_refusals(prosody_sqlite, tmp_path_factory):
         r = s.ctl('import-prosody-sql', 'sqlite', db)
         assert r.returncode != 0, r.stdout
         assert 'host %s (1 user) is not in' % OTHER in r.stdout + r.stderr, (r.stdout, r.stderr)
-        assert 'imported 2 users' in r.stdout, r.stdout
+        assert 'imported 3 users' in r.stdout, r.stdout
         s.config.write_text(text)
         r = s.ctl('import-prosody-sql', '--host', OTHER, 'sqlite', db)
         assert r.returncode == 0, (r.stdout, r.stderr)
