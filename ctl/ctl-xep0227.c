@@ -71,7 +71,6 @@
 #define NS_PRIVATE "jabber:iq:private"
 #define NS_PRIVACY "jabber:iq:privacy"
 #define NS_BLOCKING "urn:xmpp:blocking"
-#define NS_PUBSUB "http://jabber.org/protocol/pubsub"
 
 /* ---- waiting for storage ------------------------------------------------------------ */
 
@@ -369,7 +368,7 @@ static void config_form(struct xml_node *parent, const char *config)
 	struct xml_node *f = xml_add_child(x, "field", NS_DATA_FORMS);
 	xml_set_attr(f, "var", "FORM_TYPE");
 	xml_set_attr(f, "type", "hidden");
-	add_text_child(f, "value", NS_PUBSUB "#node_config");
+	add_text_child(f, "value", NS_PUBSUB_NODE_CONFIG);
 	struct buf var = { 0 }, val = { 0 };
 	for (const char *p = config; *p != '\0';) {
 		const char *eol = strchr(p, '\n'), *eq = strchr(p, '=');
@@ -416,7 +415,7 @@ static void pep_cb(enum storage_result res, const struct pubsub_node_item *nodes
 	w->done = true;
 	if (res != STORAGE_OK || nnodes == 0)
 		return;
-	struct xml_node *owner = xml_add_child(w->into, "pubsub", NS_PUBSUB "#owner");
+	struct xml_node *owner = xml_add_child(w->into, "pubsub", NS_PUBSUB_OWNER);
 	for (size_t i = 0; i < nnodes; i++) {
 		struct xml_node *c = xml_add_child(owner, "configure", NULL);
 		xml_set_attr(c, "node", nodes[i].name);
