@@ -16,7 +16,8 @@
  * Each user with an account becomes the <user/> element a XEP-0227 file
  * would hold, and is imported by the import run of ctl-xep0227.c: the
  * same SCRAM decoding (Prosody's keys are hex, its salt is the raw
- * string), pending requests, checks, failure lines and result.
+ * string), pending requests, PEP nodes and items (given as the <pubsub/>
+ * elements of Prosody's XEP-0227 store), checks, failure lines and result.
  *
  * Invariants:
  * - The source is only read: SELECTs, and an SQLite file opened read-only.
@@ -41,6 +42,12 @@
 
 #define NS_PIE "urn:xmpp:pie:0"
 #define NS_PIE_SCRAM "urn:xmpp:pie:0#scram"
+#define NS_PUBSUB "http://jabber.org/protocol/pubsub"
+
+static void add_text(struct xml_node *el, const char *text)
+{
+	xml_add_text(el, text, strlen(text));
+}
 
 /* ---- the source: a read-only SQLite file, or a connection of a Parley SQL driver ---- */
 
@@ -196,7 +203,8 @@ static int src_strings(struct src *s, const char *sql, const char *const *params
 /* Counts per kind, of the users created. */
 struct counts {
 	unsigned roster, pending, vcards, private, offline, blocked;
-	unsigned pep_nodes, pep_items, privacy, mam; /* read, not imported */
+	unsigned pep_nodes, pep_items; /* given to the import (which notes what it cannot keep) */
+	unsigned privacy, mam;         /* read, not imported */
 	unsigned other;
 };
 
@@ -204,6 +212,7 @@ struct counts {
 struct puser {
 	struct xml_node *u;
 	struct xml_node *roster, *private, *offline, *blocklist;
+	struct xml_node *pep_owner, *pep_items;      /* the two <pubsub/> of XEP-0227 PEP */
 	char *iter, *salt, *server_key, *stored_key; /* SCRAM-SHA-1 of internal_hashed */
 	char *vc_name;                               /* the vcard store's name, attr and array */
 	json_t *vc_attr, *vc_children;
@@ -280,6 +289,90 @@ static void free_secret_str(char **p)
 	}
 }
 
+/* A PEP node of the pep store ({name, config, affiliations, subscribers})
+ * as Prosody's XEP-0227 store writes it: a <configure/> with the submitted
+ * node_config form and the <affiliations/>, in the pubsub#owner <pubsub/>. */
+static void pep_node(struct puser *pu, const char *node, json_t *j)
+{
+	if (pu->pep_owner == NULL)
+		pu->pep_owner = xml_add_child(pu->u, "pubsub", NS_PUBSUB "#owner");
+	struct xml_node *c = xml_add_child(pu->pep_owner, "configure", NULL);
+	xml_set_attr(c, "node", node);
+	struct xml_node *x = xml_add_child(c, "x", NS_DATA_FORMS);
+	xml_set_attr(x, "type", "submit");
+	struct xml_node *f = xml_add_child(x, "field", NS_DATA_FORMS);
+	xml_set_attr(f, "var", "FORM_TYPE");
+	xml_set_attr(f, "type", "hidden");
+	add_text(xml_add_child(f, "value", NS_DATA_FORMS), NS_PUBSUB "#node_config");
+	const char *k;
+	json_t *v;
+	json_object_foreach(json_object_get(j, "config"), k, v)
+	{
+		char num[32];
+		const char *text = json_is_string(v)  ? json_string_value(v)
+		                   : json_is_true(v)  ? "1"
+		                   : json_is_false(v) ? "0"
+		                   : json_is_number(v)
+		                           ? (snprintf(num, sizeof(num), "%.0f", json_number_value(v)), num)
+		                           : NULL;
+		if (text == NULL)
+			continue;
+		char *var = xasprintf("pubsub#%s", k);
+		f = xml_add_child(x, "field", NS_DATA_FORMS);
+		xml_set_attr(f, "var", var);
+		add_text(xml_add_child(f, "value", NS_DATA_FORMS), text);
+		free(var);
+	}
+	json_t *affs = json_object_get(j, "affiliations");
+	if (json_object_size(affs) > 0) {
+		struct xml_node *a = xml_add_child(pu->pep_owner, "affiliations", NULL);
+		xml_set_attr(a, "node", node);
+		json_object_foreach(affs, k, v)
+		{
+			if (!json_is_string(v))
+				continue;
+			struct xml_node *e = xml_add_child(a, "affiliation", NULL);
+			xml_set_attr(e, "jid", k);
+			xml_set_attr(e, "affiliation", json_string_value(v));
+		}
+	}
+	pu->c.pep_nodes++;
+}
+
+/* An item of PEP node (a row of its pep_NODE archive store), under
+ * <items node=.../> in the pubsub <pubsub/>, oldest first. */
+static void pep_item(struct puser *pu, struct buf *report, const char *jid, const char *node, const char *id,
+                     const char *publisher, const char *value)
+{
+	size_t len = strlen(value);
+	const struct xml_parser_limits lim = { .max_stanza = len + 1, .max_depth = 1024, .max_attrs = 1024 };
+	const char *err = NULL;
+	struct xml_node *payload = xml_parse_string(value, len, NULL, &lim, &err);
+	if (payload == NULL) {
+		buf_printf(report, "note: %s: PEP item %s of node %s does not parse; left out\n", jid, id,
+		           node);
+		return;
+	}
+	if (pu->pep_items == NULL)
+		pu->pep_items = xml_add_child(pu->u, "pubsub", NS_PUBSUB);
+	struct xml_node *box = NULL;
+	for (struct xml_node *b = xml_child(pu->pep_items, "items", NULL); b != NULL;
+	     b = xml_next(b, "items", NULL))
+		if (str_eq(xml_attr(b, "node"), node))
+			box = b;
+	if (box == NULL) {
+		box = xml_add_child(pu->pep_items, "items", NULL);
+		xml_set_attr(box, "node", node);
+	}
+	struct xml_node *it = xml_add_child(box, "item", NULL);
+	xml_set_attr(it, "id", id);
+	if (*publisher != '\0')
+		xml_set_attr(it, "publisher", publisher);
+	xml_append_copy(it, payload);
+	xml_unref(&payload);
+	pu->c.pep_items++;
+}
+
 static void row_keyval(struct puser *pu, struct buf *report, const char *jid, const char *store,
                        const char *key, const char *type, const char *value)
 {
@@ -352,8 +445,8 @@ static void row_keyval(struct puser *pu, struct buf *report, const char *jid, co
 			xml_set_attr(xml_add_child(pu->blocklist, "item", "urn:xmpp:blocking"), "jid", key);
 			pu->c.blocked++;
 		}
-	} else if (strcmp(store, "pep") == 0) {
-		pu->c.pep_nodes++;
+	} else if (strcmp(store, "pep") == 0 && *key != '\0') {
+		pep_node(pu, key, j);
 	} else if (strcmp(store, "privacy") == 0) {
 		pu->c.privacy++;
 	} else {
@@ -363,7 +456,8 @@ static void row_keyval(struct puser *pu, struct buf *report, const char *jid, co
 }
 
 static void row_archive(struct puser *pu, struct buf *report, const char *jid, const char *host,
-                        const char *store, const char *when, const char *type, const char *value)
+                        const char *store, const char *key, const char *when, const char *with,
+                        const char *type, const char *value)
 {
 	if (strcmp(store, "offline") == 0 && strcmp(type, "xml") == 0) {
 		size_t len = strlen(value);
@@ -392,8 +486,8 @@ static void row_archive(struct puser *pu, struct buf *report, const char *jid, c
 			pu->c.offline++;
 		}
 		xml_unref(&m);
-	} else if (strncmp(store, "pep_", 4) == 0) {
-		pu->c.pep_items++;
+	} else if (strncmp(store, "pep_", 4) == 0 && store[4] != '\0' && strcmp(type, "xml") == 0) {
+		pep_item(pu, report, jid, store + 4, key, with, value);
 	} else if (strcmp(store, "archive") == 0 || strcmp(store, "archive2") == 0) {
 		pu->c.mam++;
 	} else {
@@ -475,8 +569,9 @@ static const char *const sql_users = "SELECT DISTINCT @user@ FROM prosody WHERE 
                                      "'accounts' ORDER BY 1";
 static const char *const sql_rows = "SELECT store, @key@, type, value FROM prosody WHERE host = ? AND "
                                     "@user@ = ? ORDER BY 1, 2";
-static const char *const sql_archive = "SELECT store, @when@, type, value FROM prosodyarchive WHERE host "
-                                       "= ? AND @user@ = ? ORDER BY sort_id";
+static const char *const sql_archive =
+        "SELECT store, @key@, @when@, @with@, type, value FROM prosodyarchive WHERE host "
+        "= ? AND @user@ = ? ORDER BY sort_id";
 
 /* Read user of host into pu (its <user/> element).  -1 with *error_r. */
 static int read_user(struct src *s, const char *host, const char *user, bool archive, struct puser *pu,
@@ -498,7 +593,8 @@ static int read_user(struct src *s, const char *host, const char *user, bool arc
 		r = src_query(s, sql_archive, params, 2, &st, error_r);
 		while (r == 0 && (r = src_next(s, &st, error_r)) == 1) {
 			row_archive(pu, report, jid, host, src_col(s, &st, 0), src_col(s, &st, 1),
-			            src_col(s, &st, 2), src_col(s, &st, 3));
+			            src_col(s, &st, 2), src_col(s, &st, 3), src_col(s, &st, 4),
+			            src_col(s, &st, 5));
 			r = 0;
 		}
 		src_done(s, &st);
@@ -602,12 +698,9 @@ int prosody_sql_import(struct ev_loop *loop, const struct parley_config *cfg, co
 	           total.offline, total.offline == 1 ? "" : "s", total.blocked,
 	           total.blocked == 1 ? "" : "s");
 	if (total.pep_nodes + total.pep_items > 0)
-		buf_printf(
-		        report,
-		        "note: %u PEP node%s with %u item%s (vcard4, avatars, bookmarks, OMEMO, ...) are not "
-		        "imported yet\n",
-		        total.pep_nodes, total.pep_nodes == 1 ? "" : "s", total.pep_items,
-		        total.pep_items == 1 ? "" : "s");
+		buf_printf(report, "PEP: %u node%s with %u item%s (vCard4, avatars, bookmarks, OMEMO, ...)\n",
+		           total.pep_nodes, total.pep_nodes == 1 ? "" : "s", total.pep_items,
+		           total.pep_items == 1 ? "" : "s");
 	if (total.privacy > 0)
 		buf_printf(report, "note: %u privacy list row%s are not imported\n", total.privacy,
 		           total.privacy == 1 ? "" : "s");

@@ -16,9 +16,10 @@
  * host in it (a host that is not configured is a failure), or of only_host
  * alone; password_file (or NULL): a file whose first line is the database
  * password.  Accounts (plain and SCRAM-SHA-1), rosters with groups and
- * pending requests, vCards, private XML, offline messages and block lists
- * are imported as xep0227_import does (existing accounts are skipped);
- * PEP data, privacy lists and archives are counted and noted.  Counts per
+ * pending requests, vCards, private XML, offline messages, block lists and
+ * PEP nodes with their items are imported as xep0227_import does
+ * (existing accounts are skipped); privacy lists and archives are counted
+ * and noted.  Counts per
  * kind and a summary go into report.  0 when nothing failed, or -1 with a
  * malloc'd *error_r. */
 int prosody_sql_import(struct ev_loop *loop, const struct parley_config *cfg, const char *only_host,

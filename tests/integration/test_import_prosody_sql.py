@@ -8,7 +8,7 @@ a Parley store.  The users then log in to Parley with their original
 passwords (SCRAM-SHA-1 from Prosody's internal_hashed values, and PLAIN;
 SCRAM-SHA-256 too for a user whose password Prosody kept in clear), and
 their data is there.  The source is not changed; a second run skips every
-user.  PEP data is counted and noted, not imported yet."""
+user.  PEP nodes and items (a bookmark) come across too."""
 import asyncio
 import glob
 import hashlib
@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 import parleytest
+from test_pubsub import PubsubParleyd
 from parleytest import (HOST, OTHER, _pg_dsn, free_port, iq, login, logout, my_sql, next_message, pg_psql,
                         tostr)
 
@@ -250,8 +251,10 @@ def prosody_mysql(d, run):
 
 
 def parley_for_import(tmp_path_factory):
-    s = parleytest.Parleyd(tmp_path_factory.mktemp('parley-from-prosody'), users={},
-                           extra_hosts='  %s: {}\n' % THIRD)
+    """A parleyd (not started) with PEP on test.local, for the users of
+    Prosody's three hosts."""
+    s = PubsubParleyd(tmp_path_factory.mktemp('parley-from-prosody'), users={},
+                      extra_hosts='  %s: {}\n' % THIRD)
     s.passwords.update(PW)
     return s
 
@@ -274,7 +277,8 @@ def test_import_prosody_sql(prosody_store, tmp_path_factory, run):
         assert 'imported 4 users, skipped 0' in out, out
         assert ('imported: 2 roster items, 1 pending request, 1 vCard, 1 private XML element, '
                 '1 offline message, 1 blocked JID') in out, out
-        assert 'PEP node' in out and 'not imported yet' in out, out
+        assert 'PEP: 2 nodes with 1 item' in out, out
+        assert 'not imported' not in out, out
         if db is not None:
             # read-only: the file is the same, and no journal was left beside it
             assert store_digest(db) == before
@@ -320,6 +324,12 @@ def test_import_prosody_sql(prosody_store, tmp_path_factory, run):
             prefs = el.find('{jabber:iq:private}query/{urn:example:prefs}prefs')
             assert prefs is not None and prefs.get('a') == '1', tostr(el)
             assert prefs.findtext('{urn:example:prefs}colour') == 'green & blue', tostr(el)
+            # the bookmark Prosody kept in PEP
+            el = await iq(a, 'get', None, "<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+                          "<items node='urn:xmpp:bookmarks:1'/></pubsub>")
+            item = el.find('.//{http://jabber.org/protocol/pubsub}item')
+            assert item is not None and item.get('id') == 'room@conference.example.org', tostr(el)
+            assert item.find('{urn:xmpp:bookmarks:1}conference').get('name') == 'Room', tostr(el)
             el = await iq(a, 'get', None, "<blocklist xmlns='urn:xmpp:blocking'/>")
             assert [i.get('jid') for i in el.iter('{urn:xmpp:blocking}item')] == ['spam@example.net'], \
                 tostr(el)
