@@ -3,7 +3,9 @@ Parley's users (with a roster, a pending subscription request and a PEP
 bookmark, set through Parley itself) are exported, imported into a
 private ejabberd 23.01 (ejabberdctl import_piefxis) and into a private
 Prosody 0.12 (prosody-migrator from its xep0227 store to its internal
-one), and log in there with their passwords (SCRAM-SHA-1 and PLAIN)."""
+one), and log in there with their passwords (SCRAM-SHA-1 and PLAIN);
+there the roster is theirs, bob gets alice's request, and (Prosody) the
+bookmark is in PEP."""
 import asyncio
 import base64
 import os
@@ -29,6 +31,26 @@ BOOKMARKS = 'urn:xmpp:bookmarks:1'
 async def no_auto_answer(c):
     """Leave subscription requests unanswered (slixmpp accepts them)."""
     c.auto_authorize = None
+
+
+async def pending_request(server, user, requester):
+    """user logs in (once) and gets requester's subscription request.
+    Prosody sends it without a 'to', which slixmpp's roster events skip:
+    it is caught as a stanza."""
+    from slixmpp.xmlstream.handler import Callback
+    from slixmpp.xmlstream.matcher import MatchXPath
+    requests = asyncio.Queue()
+
+    async def prepare(c):
+        c.auto_authorize = None
+        c.register_handler(Callback('subscribe requests', MatchXPath('{jabber:client}presence'),
+                                    lambda p: requests.put_nowait(p) if p['type'] == 'subscribe' else None))
+    c = await login(server, user, host=HOST, password=USERS[(user, HOST)], resource='r', prepare=prepare)
+    try:
+        p = await asyncio.wait_for(requests.get(), 10)
+        assert p['from'].bare == requester, p
+    finally:
+        await logout(c)
 
 
 @pytest.fixture(scope='module')
@@ -128,6 +150,9 @@ def test_back_to_ejabberd(exported, run):
         ej.ctl('import_piefxis', str(out))
 
         async def go():
+            # bob gets alice's request when he comes online, first (a
+            # client that accepts it would end it)
+            await pending_request(ej, 'bob', 'alice@' + HOST)
             for mech in ('SCRAM-SHA-1', 'PLAIN'):
                 for user in ('alice', 'bob'):
                     c = await login(ej, user, host=HOST, password=USERS[(user, HOST)], mech=mech)
@@ -250,21 +275,8 @@ def test_back_to_prosody(exported, run):
     try:
         async def go():
             # bob gets alice's request when he comes online, first (a
-            # client that accepts it would end it); Prosody sends it without
-            # a 'to', which slixmpp's roster events skip: caught as a stanza
-            requests = asyncio.Queue()
-
-            async def prepare(c):
-                from slixmpp.xmlstream.handler import Callback
-                from slixmpp.xmlstream.matcher import MatchXPath
-                c.auto_authorize = None
-                c.register_handler(Callback('subscribe requests', MatchXPath('{jabber:client}presence'),
-                                            lambda p: requests.put_nowait(p) if p['type'] == 'subscribe'
-                                            else None))
-            b = await login(p, 'bob', host=HOST, password=USERS[('bob', HOST)], resource='r', prepare=prepare)
-            pr = await asyncio.wait_for(requests.get(), 10)
-            assert pr['from'].bare == 'alice@' + HOST
-            await logout(b)
+            # client that accepts it would end it)
+            await pending_request(p, 'bob', 'alice@' + HOST)
             for mech in ('SCRAM-SHA-1', 'PLAIN'):
                 for user in ('alice', 'bob'):
                     c = await login(p, user, host=HOST, password=USERS[(user, HOST)], mech=mech)
