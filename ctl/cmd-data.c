@@ -12,6 +12,7 @@
  */
 #include "ctl-private.h"
 #include "ctl-db.h"
+#include "ctl-prosody-sql.h"
 #include "ctl-xep0227.h"
 #include "server/server.h"
 #include "lib/jid.h"
@@ -200,17 +201,32 @@ static void finish_tool(struct ctl_call *call, int rc, char *err)
 void cmd_export_xep0227(struct ctl_call *call)
 {
 	const char *host = NULL, *path = NULL;
-	if (call->argc == 4 && strcmp(call->argv[1], "--host") == 0) {
-		host = call->argv[2];
-		path = call->argv[3];
-	} else if (call->argc == 2) {
-		path = call->argv[1];
-	} else {
-		ctl_call_finish(call, CTL_USAGE, "usage: export-xep0227 [--host HOST] FILE|DIR");
+	enum xep0227_target target = XEP0227_FOR_PARLEY;
+	bool bad = false;
+	int i = 1;
+	for (; i + 1 < call->argc && !bad; i += 2) {
+		const char *opt = call->argv[i], *val = call->argv[i + 1];
+		if (strcmp(opt, "--host") == 0 && host == NULL)
+			host = val;
+		else if (strcmp(opt, "--for") == 0 && strcmp(val, "parley") == 0)
+			target = XEP0227_FOR_PARLEY;
+		else if (strcmp(opt, "--for") == 0 && strcmp(val, "ejabberd") == 0)
+			target = XEP0227_FOR_EJABBERD;
+		else if (strcmp(opt, "--for") == 0 && strcmp(val, "prosody") == 0)
+			target = XEP0227_FOR_PROSODY;
+		else
+			bad = true;
+	}
+	if (!bad && i == call->argc - 1)
+		path = call->argv[i];
+	if (path == NULL) {
+		ctl_call_finish(
+		        call, CTL_USAGE,
+		        "usage: export-xep0227 [--host HOST] [--for parley|ejabberd|prosody] FILE|DIR");
 		return;
 	}
 	char *err = NULL;
-	int rc = xep0227_export(call->loop, server.cfg, host, path, &call->body, &err);
+	int rc = xep0227_export(call->loop, server.cfg, host, path, target, &call->body, &err);
 	finish_tool(call, rc, err);
 }
 
@@ -218,6 +234,31 @@ void cmd_import_xep0227(struct ctl_call *call)
 {
 	char *err = NULL;
 	int rc = xep0227_import(call->loop, server.cfg, call->argv[1], &call->body, &err);
+	finish_tool(call, rc, err);
+}
+
+void cmd_import_prosody_sql(struct ctl_call *call)
+{
+	const char *host = NULL, *password_file = NULL;
+	int i = 1;
+	for (; i + 1 < call->argc && call->argv[i][0] == '-'; i += 2) {
+		if (strcmp(call->argv[i], "--host") == 0 && host == NULL)
+			host = call->argv[i + 1];
+		else if (strcmp(call->argv[i], "--password-file") == 0 && password_file == NULL)
+			password_file = call->argv[i + 1];
+		else
+			break;
+	}
+	if (call->argc != i + 2 || call->argv[i][0] == '-') {
+		ctl_call_finish(
+		        call, CTL_USAGE,
+		        "usage: import-prosody-sql [--host HOST] [--password-file FILE] sqlite FILE | "
+		        "pgsql CONNINFO | mysql CONNINFO");
+		return;
+	}
+	char *err = NULL;
+	int rc = prosody_sql_import(call->loop, server.cfg, host, call->argv[i], call->argv[i + 1],
+	                            password_file, &call->body, &err);
 	finish_tool(call, rc, err);
 }
 

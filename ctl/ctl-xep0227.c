@@ -10,8 +10,16 @@
  * xmlns='urn:xmpp:pie:0#scram'/> per SCRAM hash kept, the roster (a
  * jabber:iq:roster <query/>), the vCard, <offline-messages/> with the
  * stored <message/>s, private XML (a jabber:iq:private <query/>), privacy
- * lists (a jabber:iq:privacy <query/> with <default/> and <list/>s) and the
- * block list (<blocklist xmlns='urn:xmpp:blocking'/>).
+ * lists (a jabber:iq:privacy <query/> with <default/> and <list/>s), the
+ * block list (<blocklist xmlns='urn:xmpp:blocking'/>), pending subscription
+ * requests (<presence type='subscribe'/> in jabber:client) and the PEP
+ * nodes with their items as Prosody's XEP-0227 store writes them (a
+ * pubsub#owner <pubsub/> with each node's <configure/> form and
+ * affiliations, a pubsub <pubsub/> with its <items/>).
+ *
+ * An export for ejabberd writes the SCRAM values base64 twice, as ejabberd
+ * 23.01 writes and reads them; one for Prosody writes one file per user,
+ * USER@HOST.xml, which prosody-migrator's xep0227 store reads.
  *
  * The import also reads what ejabberd and Prosody write: ejabberd's
  * <server-data/> file of XIncludes and its <host/> files, SCRAM values
@@ -125,8 +133,28 @@ static struct storage *open_store(struct ev_loop *loop, const struct host_config
 
 /* ---- reading one user into a <user/> element ------------------------------------------- */
 
-static void scram_to_xml(struct xml_node *user, const struct scram_credentials *c)
+/* A secret as text: base64, or base64 of the base64 (twice). */
+static void add_secret_child(struct xml_node *parent, const char *name, const void *data, size_t len,
+                             bool twice)
 {
+	char *k = base64_encode(data, len);
+	if (twice) {
+		char *k2 = base64_encode(k, strlen(k));
+		explicit_bzero(k, strlen(k));
+		free(k);
+		k = k2;
+	}
+	add_text_child(parent, name, k);
+	explicit_bzero(k, strlen(k));
+	free(k);
+}
+
+/* ejabberd keeps its SCRAM values in base64 and encodes them once more in
+ * XEP-0227 (its import expects that too); Parley and Prosody write them
+ * once. */
+static void scram_to_xml(struct xml_node *user, const struct scram_credentials *c, enum xep0227_target target)
+{
+	bool twice = target == XEP0227_FOR_EJABBERD;
 	struct xml_node *el = xml_add_child(user, "scram-credentials", NS_PIE_SCRAM);
 	char mech[32];
 	snprintf(mech, sizeof(mech), "SCRAM-%s", scram_hash_name(c->hash));
@@ -134,16 +162,16 @@ static void scram_to_xml(struct xml_node *user, const struct scram_credentials *
 	char num[16];
 	snprintf(num, sizeof(num), "%u", c->iterations);
 	add_text_child(el, "iter-count", num);
-	add_text_child(el, "salt", c->salt_b64);
+	if (twice) {
+		char *salt = base64_encode(c->salt_b64, strlen(c->salt_b64));
+		add_text_child(el, "salt", salt);
+		free(salt);
+	} else {
+		add_text_child(el, "salt", c->salt_b64);
+	}
 	size_t len = scram_hash_len(c->hash);
-	char *k = base64_encode(c->server_key, len);
-	add_text_child(el, "server-key", k);
-	explicit_bzero(k, strlen(k));
-	free(k);
-	k = base64_encode(c->stored_key, len);
-	add_text_child(el, "stored-key", k);
-	explicit_bzero(k, strlen(k));
-	free(k);
+	add_secret_child(el, "server-key", c->server_key, len, twice);
+	add_secret_child(el, "stored-key", c->stored_key, len, twice);
 }
 
 static void account_cb(enum storage_result res, const struct storage_account *acc, void *ctx)
@@ -153,18 +181,24 @@ static void account_cb(enum storage_result res, const struct storage_account *ac
 	w->done = true;
 	if (res != STORAGE_OK)
 		return;
+	enum xep0227_target target =
+	        w->data != NULL ? *(const enum xep0227_target *)w->data : XEP0227_FOR_PARLEY;
 	if (acc->plain != NULL)
 		xml_set_attr(w->into, "password", acc->plain);
+	/* ejabberd 23.01 and Prosody 0.12 use SCRAM-SHA-1 unless configured
+	 * otherwise, and take one <scram-credentials/>: the others only when
+	 * there is no SHA-1 to give them. */
+	bool one = target != XEP0227_FOR_PARLEY && acc->has_sha1;
 	if (acc->has_sha1)
-		scram_to_xml(w->into, &acc->sha1);
-	if (acc->has_sha256)
-		scram_to_xml(w->into, &acc->sha256);
-	if (acc->has_sha512)
-		scram_to_xml(w->into, &acc->sha512);
+		scram_to_xml(w->into, &acc->sha1, target);
+	if (acc->has_sha256 && !one)
+		scram_to_xml(w->into, &acc->sha256, target);
+	if (acc->has_sha512 && !one)
+		scram_to_xml(w->into, &acc->sha512, target);
 }
 
 /* An item kept only for a pending inbound subscription request: no roster
- * item for the user, and XEP-0227 has no place for it (not exported). */
+ * item for the user (the request is exported as a <presence/>). */
 static bool pending_only(const struct roster_item *it)
 {
 	return it->ask_in && it->subscription == SUB_NONE && !it->ask_out && !it->approved &&
@@ -184,6 +218,17 @@ static void roster_cb(enum storage_result res, const struct roster_item *items, 
 	for (size_t i = 0; i < n; i++)
 		if (!pending_only(&items[i]))
 			shown++;
+	/* Pending requests as the <presence type='subscribe'/> ejabberd and
+	 * Prosody write beside the roster (w->data: the user's bare JID). */
+	for (size_t i = 0; i < n; i++) {
+		if (!items[i].ask_in)
+			continue;
+		struct xml_node *p = xml_add_child(w->into, "presence", NS_CLIENT);
+		xml_set_attr(p, "from", items[i].jid);
+		if (w->data != NULL)
+			xml_set_attr(p, "to", w->data);
+		xml_set_attr(p, "type", "subscribe");
+	}
 	if (shown == 0)
 		return;
 	struct xml_node *q = xml_add_child(w->into, "query", NS_ROSTER);
@@ -313,24 +358,123 @@ static void blocklist_cb(enum storage_result res, const struct strlist *jids, vo
 		xml_set_attr(xml_add_child(bl, "item", NS_BLOCKING), "jid", jids->items[i]);
 }
 
+/* A stored node configuration (lines "var=value", the value escaped with
+ * backslashes, after a "v=1" line) as the submitted node_config form
+ * Prosody's XEP-0227 store writes. */
+static void config_form(struct xml_node *parent, const char *config)
+{
+	struct xml_node *x = xml_add_child(parent, "x", NS_DATA_FORMS);
+	xml_set_attr(x, "type", "submit");
+	struct xml_node *f = xml_add_child(x, "field", NS_DATA_FORMS);
+	xml_set_attr(f, "var", "FORM_TYPE");
+	xml_set_attr(f, "type", "hidden");
+	add_text_child(f, "value", NS_PUBSUB_NODE_CONFIG);
+	struct buf var = { 0 }, val = { 0 };
+	for (const char *p = config; *p != '\0';) {
+		const char *eol = strchr(p, '\n'), *eq = strchr(p, '=');
+		if (eol == NULL)
+			eol = p + strlen(p);
+		if (eq != NULL && eq < eol && strncmp(p, "v=", 2) != 0) {
+			var.len = val.len = 0;
+			buf_printf(&var, "pubsub#%.*s", (int)(eq - p), p);
+			for (const char *c = eq + 1; c < eol; c++) {
+				if (*c == '\\' && c + 1 < eol) {
+					c++;
+					buf_append(&val, *c == 'n' ? "\n" : c, 1);
+				} else {
+					buf_append(&val, c, 1);
+				}
+			}
+			buf_append(&var, "", 1);
+			buf_append(&val, "", 1);
+			struct xml_node *fe = NULL;
+			for (struct xml_node *e = xml_child(x, "field", NULL); e != NULL;
+			     e = xml_next(e, "field", NULL))
+				if (str_eq(xml_attr(e, "var"), var.data))
+					fe = e; /* a list (roster groups): one value each */
+			if (fe == NULL) {
+				fe = xml_add_child(x, "field", NS_DATA_FORMS);
+				xml_set_attr(fe, "var", var.data);
+			}
+			add_text_child(fe, "value", val.data);
+		}
+		p = *eol == '\n' ? eol + 1 : eol;
+	}
+	buf_free(&var);
+	buf_free(&val);
+}
+
+/* The user's PEP nodes and items as Prosody's XEP-0227 store writes them:
+ * <pubsub xmlns='...#owner'/> with each node's configuration and
+ * affiliations, and <pubsub/> with each node's items, oldest first. */
+static void pep_cb(enum storage_result res, const struct pubsub_node_item *nodes, size_t nnodes,
+                   const struct pubsub_item *items, size_t nitems, void *ctx)
+{
+	struct wait *w = ctx;
+	w->res = res == STORAGE_NOT_FOUND ? STORAGE_OK : res;
+	w->done = true;
+	if (res != STORAGE_OK || nnodes == 0)
+		return;
+	struct xml_node *owner = xml_add_child(w->into, "pubsub", NS_PUBSUB_OWNER);
+	for (size_t i = 0; i < nnodes; i++) {
+		struct xml_node *c = xml_add_child(owner, "configure", NULL);
+		xml_set_attr(c, "node", nodes[i].name);
+		config_form(c, nodes[i].config != NULL ? nodes[i].config : "");
+		if (nodes[i].naffs == 0)
+			continue;
+		struct xml_node *a = xml_add_child(owner, "affiliations", NULL);
+		xml_set_attr(a, "node", nodes[i].name);
+		for (size_t k = 0; k < nodes[i].naffs; k++) {
+			struct xml_node *e = xml_add_child(a, "affiliation", NULL);
+			xml_set_attr(e, "jid", nodes[i].affs[k].jid);
+			xml_set_attr(e, "affiliation", nodes[i].affs[k].affiliation);
+		}
+	}
+	if (nitems == 0)
+		return;
+	struct xml_node *ps = xml_add_child(w->into, "pubsub", NS_PUBSUB);
+	struct xml_node *box = NULL;
+	for (size_t i = 0; i < nitems; i++) {
+		if (box == NULL || !str_eq(xml_attr(box, "node"), items[i].node)) {
+			box = xml_add_child(ps, "items", NULL);
+			xml_set_attr(box, "node", items[i].node);
+		}
+		struct xml_node *it = xml_add_child(box, "item", NULL);
+		xml_set_attr(it, "id", items[i].id);
+		if (items[i].publisher != NULL && *items[i].publisher != '\0')
+			xml_set_attr(it, "publisher", items[i].publisher);
+		struct xml_node *payload =
+		        *items[i].payload != '\0' ? parse_text(items[i].payload, NULL) : NULL;
+		if (payload != NULL)
+			xml_append_copy(it, payload);
+		else if (*items[i].payload != '\0')
+			log_warning("export: PEP item %s of node %s does not parse; its payload is left out",
+			            items[i].id, items[i].node);
+		xml_unref(&payload);
+	}
+}
+
 /* Everything of user at host as a <user/> element (the caller unrefs), or
- * NULL with *error_r. */
+ * NULL with *error_r; the SCRAM values written for target. */
 static struct xml_node *read_user(struct ev_loop *loop, struct storage *st, const char *host,
-                                  const char *user, char **error_r)
+                                  const char *user, enum xep0227_target target, char **error_r)
 {
 	struct xml_node *u = xml_new("user", NS_PIE);
 	xml_set_attr(u, "name", user);
 	const char *what = NULL;
 	enum storage_result res;
-	for (int step = 0; step < 7; step++) {
+	char *bare = xasprintf("%s@%s", user, host);
+	for (int step = 0; step < 8; step++) {
 		struct wait w = { .into = u };
 		switch (step) {
 		case 0:
 			what = "account";
+			w.data = &target;
 			storage_account_get(st, host, user, account_cb, &w);
 			break;
 		case 1:
 			what = "roster";
+			w.data = bare;
 			storage_roster_get(st, host, user, roster_cb, &w);
 			break;
 		case 2:
@@ -349,9 +493,15 @@ static struct xml_node *read_user(struct ev_loop *loop, struct storage *st, cons
 			what = "privacy lists";
 			storage_privacy_get(st, host, user, privacy_cb, &w);
 			break;
-		default:
+		case 6:
 			what = "block list";
 			storage_blocklist_get(st, host, user, blocklist_cb, &w);
+			break;
+		default:
+			what = "PEP nodes";
+			if (!storage_has_area(st, STORAGE_AREA_PUBSUB))
+				continue;
+			storage_pubsub_load(st, host, bare, pep_cb, &w);
 			break;
 		}
 		wait_run(loop, &w);
@@ -360,9 +510,11 @@ static struct xml_node *read_user(struct ev_loop *loop, struct storage *st, cons
 			*error_r = xasprintf("%s@%s: cannot read the %s: storage %s", user, host, what,
 			                     storage_result_str(res));
 			xml_unref(&u);
+			free(bare);
 			return NULL;
 		}
 	}
+	free(bare);
 	return u;
 }
 
@@ -408,8 +560,8 @@ static int list_users(struct ev_loop *loop, struct storage *st, const char *host
 
 /* ---- export ------------------------------------------------------------------------------ */
 
-static int export_host(struct ev_loop *loop, const struct host_config *hc, FILE *f, unsigned *users_r,
-                       char **error_r)
+static int export_host(struct ev_loop *loop, const struct host_config *hc, enum xep0227_target target,
+                       FILE *f, unsigned *users_r, char **error_r)
 {
 	struct storage *st = open_store(loop, hc, error_r);
 	if (st == NULL)
@@ -422,7 +574,7 @@ static int export_host(struct ev_loop *loop, const struct host_config *hc, FILE 
 		xml_escape(&b, hc->name, strlen(hc->name), true);
 		buf_append_str(&b, "'>\n");
 		for (size_t i = 0; i < users.count && rc == 0; i++) {
-			struct xml_node *u = read_user(loop, st, hc->name, users.items[i], error_r);
+			struct xml_node *u = read_user(loop, st, hc->name, users.items[i], target, error_r);
 			if (u == NULL) {
 				rc = -1;
 				break;
@@ -453,8 +605,8 @@ static int export_host(struct ev_loop *loop, const struct host_config *hc, FILE 
 }
 
 /* Write the hosts (NULL-terminated array) into one file at path. */
-static int export_file(struct ev_loop *loop, const struct host_config *const *hosts, const char *path,
-                       unsigned *users_r, char **error_r)
+static int export_file(struct ev_loop *loop, const struct host_config *const *hosts,
+                       enum xep0227_target target, const char *path, unsigned *users_r, char **error_r)
 {
 	char *tmp = xasprintf("%s.tmp", path);
 	FILE *f = fopen(tmp, "w");
@@ -468,7 +620,7 @@ static int export_file(struct ev_loop *loop, const struct host_config *const *ho
 	if (fputs("<?xml version='1.0' encoding='UTF-8'?>\n<server-data xmlns='" NS_PIE "'>\n", f) < 0)
 		rc = -1;
 	for (size_t i = 0; rc == 0 && hosts[i] != NULL; i++)
-		rc = export_host(loop, hosts[i], f, users_r, error_r);
+		rc = export_host(loop, hosts[i], target, f, users_r, error_r);
 	if (rc == 0 && fputs("</server-data>\n", f) < 0)
 		rc = -1;
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0)
@@ -486,8 +638,75 @@ static int export_file(struct ev_loop *loop, const struct host_config *const *ho
 	return rc;
 }
 
+/* Write text to path through path.tmp (mode 0600: it holds credentials). */
+static int write_whole(const char *path, const struct buf *text, char **error_r)
+{
+	char *tmp = xasprintf("%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (f == NULL) {
+		*error_r = xasprintf("%s: %s", tmp, strerror(errno));
+		free(tmp);
+		return -1;
+	}
+	fchmod(fileno(f), 0600);
+	int rc = fwrite(text->data, 1, text->len, f) == text->len ? 0 : -1;
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+		rc = -1;
+	if (fclose(f) != 0)
+		rc = -1;
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = -1;
+	if (rc < 0) {
+		*error_r = xasprintf("%s: %s", path, strerror(errno));
+		unlink(tmp);
+	}
+	free(tmp);
+	return rc;
+}
+
+/* Prosody's XEP-0227 store (prosody-migrator's input type xep0227) reads
+ * one file per user, named USER@HOST.xml, in its data path: a
+ * <server-data/> with that user's <host/> and <user/> alone. */
+static int export_prosody_host(struct ev_loop *loop, const struct host_config *hc, const char *dir,
+                               unsigned *users_r, char **error_r)
+{
+	struct storage *st = open_store(loop, hc, error_r);
+	if (st == NULL)
+		return -1;
+	struct strlist users = { 0 };
+	int rc = list_users(loop, st, hc->name, &users, error_r);
+	for (size_t i = 0; rc == 0 && i < users.count; i++) {
+		struct xml_node *u =
+		        read_user(loop, st, hc->name, users.items[i], XEP0227_FOR_PROSODY, error_r);
+		if (u == NULL) {
+			rc = -1;
+			break;
+		}
+		struct xml_node *doc = xml_new("server-data", NS_PIE);
+		struct xml_node *h = xml_add_child(doc, "host", NS_PIE);
+		xml_set_attr(h, "jid", hc->name);
+		xml_append_copy(h, u);
+		xml_unref(&u);
+		struct buf b = { 0 };
+		buf_append_str(&b, "<?xml version='1.0' encoding='UTF-8'?>\n");
+		xml_serialize(&b, doc, NULL);
+		buf_append_str(&b, "\n");
+		xml_unref(&doc);
+		char *file = xasprintf("%s/%s@%s.xml", dir, users.items[i], hc->name);
+		rc = write_whole(file, &b, error_r);
+		free(file);
+		explicit_bzero(b.data, b.len);
+		buf_free(&b);
+		if (rc == 0)
+			(*users_r)++;
+	}
+	strlist_free(&users);
+	storage_close(&st);
+	return rc;
+}
+
 int xep0227_export(struct ev_loop *loop, const struct parley_config *cfg, const char *host, const char *path,
-                   struct buf *report, char **error_r)
+                   enum xep0227_target target, struct buf *report, char **error_r)
 {
 	*error_r = NULL;
 	const struct host_config **hosts = xcalloc(cfg->nhosts + 1, sizeof(*hosts));
@@ -510,17 +729,33 @@ int xep0227_export(struct ev_loop *loop, const struct parley_config *cfg, const 
 	bool dir = stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
 	unsigned users = 0;
 	int rc = 0;
-	if (dir) {
+	if (target == XEP0227_FOR_PROSODY && !dir) {
+		*error_r =
+		        xasprintf("%s: not a directory (--for prosody writes one USER@HOST.xml file per user "
+		                  "into an existing directory)",
+		                  path);
+		free(hosts);
+		return -1;
+	}
+	if (target == XEP0227_FOR_PROSODY) {
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			unsigned before = users;
+			rc = export_prosody_host(loop, hosts[i], path, &users, error_r);
+			if (rc == 0)
+				buf_printf(report, "%s: %u file%s USER@%s.xml\n", path, users - before,
+				           users - before == 1 ? "" : "s", hosts[i]->name);
+		}
+	} else if (dir) {
 		for (size_t i = 0; i < n && rc == 0; i++) {
 			const struct host_config *one[2] = { hosts[i], NULL };
 			char *file = xasprintf("%s/%s.xml", path, hosts[i]->name);
-			rc = export_file(loop, one, file, &users, error_r);
+			rc = export_file(loop, one, target, file, &users, error_r);
 			if (rc == 0)
 				buf_printf(report, "%s: host %s\n", file, hosts[i]->name);
 			free(file);
 		}
 	} else {
-		rc = export_file(loop, hosts, path, &users, error_r);
+		rc = export_file(loop, hosts, target, path, &users, error_r);
 		if (rc == 0)
 			buf_printf(report, "%s: %zu host%s\n", path, n, n == 1 ? "" : "s");
 	}
@@ -1573,6 +1808,38 @@ static bool run_first_sight(struct import_run *r, const char *jid)
 	return true;
 }
 
+/* The summary line into the report, and the result of the run: 0 when
+ * nothing failed, or -1 with a malloc'd *error_r listing the first
+ * failures.  Frees what r holds. */
+static int run_finish(struct import_run *r, char **error_r)
+{
+	buf_printf(r->report, "imported %u user%s, skipped %u", r->created, r->created == 1 ? "" : "s",
+	           r->skipped);
+	if (r->nfailures > 0)
+		buf_printf(r->report, ", %u failure%s", r->nfailures, r->nfailures == 1 ? "" : "s");
+	buf_append_str(r->report, "\n");
+	int rc = 0;
+	if (r->nfailures > 0) {
+		char *counts = r->users > 0 ? xasprintf("%u of the %u user%s read imported", r->created,
+		                                        r->users, r->users == 1 ? "" : "s")
+		                            : xstrdup("no user read");
+		*error_r = xasprintf("%s%s\n%u failure%s%s; %s", r->failures.data,
+		                     r->nfailures > FAILURES_SHOWN ? "\n..." : "", r->nfailures,
+		                     r->nfailures == 1 ? "" : "s", r->stop ? ", the import stopped" : "",
+		                     counts);
+		free(counts);
+		rc = -1;
+	}
+	buf_free(&r->failures);
+	strlist_free(&r->files);
+	for (struct htab_link *l; (l = htab_any(&r->seen)) != NULL;) {
+		htab_remove(&r->seen, l);
+		free(l);
+	}
+	htab_free(&r->seen);
+	return rc;
+}
+
 /* Import the <user/> u of host hc (whose store is st) read from path. */
 static void import_user_el(struct import_run *r, const char *path, const struct host_config *hc,
                            struct storage *st, const struct xml_node *u)
@@ -1998,29 +2265,52 @@ int xep0227_import(struct ev_loop *loop, const struct parley_config *cfg, const 
 	}
 	if (r.users == 0 && r.nfailures == 0)
 		run_fail(&r, xasprintf("%s: no <user/> in it: nothing to import", path));
-	buf_printf(report, "imported %u user%s, skipped %u", r.created, r.created == 1 ? "" : "s", r.skipped);
-	if (r.nfailures > 0)
-		buf_printf(report, ", %u failure%s", r.nfailures, r.nfailures == 1 ? "" : "s");
-	buf_append_str(report, "\n");
-	int rc = 0;
-	if (r.nfailures > 0) {
-		char *counts = r.users > 0 ? xasprintf("%u of the %u user%s read imported", r.created,
-		                                       r.users, r.users == 1 ? "" : "s")
-		                           : xstrdup("no user read");
-		*error_r =
-		        xasprintf("%s%s\n%u failure%s%s; %s", r.failures.data,
-		                  r.nfailures > FAILURES_SHOWN ? "\n..." : "", r.nfailures,
-		                  r.nfailures == 1 ? "" : "s", r.stop ? ", the import stopped" : "", counts);
-		free(counts);
-		rc = -1;
-	}
-	buf_free(&r.failures);
-	strlist_free(&r.files);
-	for (struct htab_link *l; (l = htab_any(&r.seen)) != NULL;) {
-		htab_remove(&r.seen, l);
-		free(l);
-	}
-	htab_free(&r.seen);
+	return run_finish(&r, error_r);
+}
+
+/* ---- the import run for other sources (ctl-xep0227.h) ------------------------------------ */
+
+struct xep0227_run {
+	struct import_run r;
+};
+
+struct xep0227_run *xep0227_run_new(struct ev_loop *loop, const struct parley_config *cfg, struct buf *report)
+{
+	struct xep0227_run *run = xcalloc(1, sizeof(*run));
+	run->r = (struct import_run){ .loop = loop, .cfg = cfg, .report = report };
+	return run;
+}
+
+enum xep0227_user_result xep0227_run_user(struct xep0227_run *run, struct storage *st,
+                                          const struct host_config *hc, const char *where,
+                                          const struct xml_node *u)
+{
+	unsigned created = run->r.created, skipped = run->r.skipped;
+	run->r.users++;
+	import_user_el(&run->r, where, hc, st, u);
+	return run->r.created > created   ? XEP0227_USER_CREATED
+	       : run->r.skipped > skipped ? XEP0227_USER_SKIPPED
+	                                  : XEP0227_USER_FAILED;
+}
+
+void xep0227_run_fail(struct xep0227_run *run, char *msg, bool stop)
+{
+	run_fail(&run->r, msg);
+	run->r.stop = run->r.stop || stop;
+}
+
+bool xep0227_run_stopped(const struct xep0227_run *run)
+{
+	return run->r.stop;
+}
+
+int xep0227_run_finish(struct xep0227_run **runp, char **error_r)
+{
+	struct xep0227_run *run = *runp;
+	*runp = NULL;
+	*error_r = NULL;
+	int rc = run_finish(&run->r, error_r);
+	free(run);
 	return rc;
 }
 
@@ -2237,7 +2527,7 @@ int xep0227_rename_domain(struct ev_loop *loop, const struct parley_config *cfg,
 			                     storage_result_str(res));
 			goto out;
 		}
-		struct xml_node *u = read_user(loop, ost, old, user, error_r);
+		struct xml_node *u = read_user(loop, ost, old, user, XEP0227_FOR_PARLEY, error_r);
 		if (u == NULL)
 			goto out;
 		rewrite_tree(u, old, new);

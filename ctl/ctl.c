@@ -300,11 +300,18 @@ static const struct ctl_command commands[] = {
 	{ "config-dump", "[HOST]", 0, 1, CTL_F_OFFLINE | CTL_F_NOHOSTS, cmd_config_dump,
 	  "the effective configuration (of one host) after defaults and overrides; of the running server "
 	  "when it runs" },
-	{ "export-xep0227", "[--host HOST] FILE|DIR", 1, 3, CTL_F_STOPPED, cmd_export_xep0227,
-	  "write users and their data as XEP-0227 (one file, or DIR/HOST.xml per host)" },
+	{ "export-xep0227", "[--host HOST] [--for parley|ejabberd|prosody] FILE|DIR", 1, 5, CTL_F_STOPPED,
+	  cmd_export_xep0227,
+	  "write users and their data as XEP-0227 (one file, or DIR/HOST.xml per host; for Prosody "
+	  "DIR/USER@HOST.xml per user)" },
 	{ "import-xep0227", "FILE|DIR", 1, 1, CTL_F_STOPPED, cmd_import_xep0227,
 	  "read users and their data from XEP-0227 files, ejabberd's and Prosody's too "
 	  "(existing accounts are skipped; exit 1 if any user or file failed)" },
+	{ "import-prosody-sql",
+	  "[--host HOST] [--password-file FILE] sqlite FILE | pgsql CONNINFO | mysql CONNINFO", 2, 6,
+	  CTL_F_STOPPED, cmd_import_prosody_sql,
+	  "read users and their data from a Prosody SQL store (read-only; existing accounts are skipped; "
+	  "exit 1 if any user failed)" },
 	{ "rename-domain", "OLD NEW", 2, 2, CTL_F_STOPPED, cmd_rename_domain,
 	  "move every user of host OLD to host NEW and rewrite JIDs at OLD everywhere" },
 	{ "db", "status [HOST] | migrate [--dsn CONNINFO] [HOST] | print-schema [DRIVER|HOST]", 1, 4,

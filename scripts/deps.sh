@@ -21,7 +21,8 @@ TEST_PKGS=(python3 python3-slixmpp python3-pytest sqlite3 procps iproute2
     profanity tmux coturn python3-pytest-xdist prosody python3-websockets python3-prometheus-client
     clang-14 libclang-rt-14-dev
     biboumi ngircd ejabberd python3-dnslib python3-aiohttp chromium nodejs npm
-    mmdebstrap debhelper dpkg-dev)
+    mmdebstrap debhelper dpkg-dev
+    lua-dbi-sqlite3 lua-dbi-postgresql lua-dbi-mysql)
 # prosody is the remote side of the federation interop test
 # (tests/integration/test_s2s_prosody.py, run privately on loopback; the
 # package's own service is not used); ejabberd likewise for
@@ -34,6 +35,9 @@ TEST_PKGS=(python3 python3-slixmpp python3-pytest sqlite3 procps iproute2
 # it, so it is named here (apt-get --no-install-recommends leaves it out).
 # biboumi (an XMPP-IRC gateway run as an external component) and ngircd
 # (the IRC server) serve tests/integration/test_irc.py.
+# lua-dbi-sqlite3, lua-dbi-postgresql and lua-dbi-mysql let the private Prosody of
+# tests/integration/test_import_prosody_sql.py keep its data in SQL
+# (storage = "sql"), which parleyctl import-prosody-sql then reads.
 # mmdebstrap, debhelper and dpkg-dev build the Debian package and the clean
 # Debian 12 chroot it is installed into (tests/package/run.sh).
 
