@@ -12,6 +12,8 @@
 #include <ev.h>
 #include "server/config.h"
 #include "lib/util.h"
+#include "lib/xml.h"
+#include "storage/storage.h"
 
 /* Export the users of host (NULL: of every configured host) to path: one
  * file holding every host, or, when path is an existing directory, one
@@ -35,6 +37,18 @@ int xep0227_export(struct ev_loop *loop, const struct parley_config *cfg, const 
  * <user/> was found at all). */
 int xep0227_import(struct ev_loop *loop, const struct parley_config *cfg, const char *path,
                    struct buf *report, char **error_r);
+
+/* Store the <user/> element u (XEP-0227, as the import reads it) as user
+ * at host hc, whose account does not exist yet: 0; -1 with a malloc'd
+ * *error_r ("JID: reason") when the user is not usable or a storage call
+ * fails (nothing of it is left); -2 likewise when the store fails for a
+ * reason that will not go away (STORAGE_TEMPFAIL).  Notes go to report. */
+int xep0227_import_user(struct ev_loop *loop, struct storage *st, const struct host_config *hc,
+                        const char *user, const struct xml_node *u, struct buf *report, char **error_r);
+/* Whether user exists at host; *res_r: STORAGE_OK, STORAGE_NOT_FOUND or
+ * the failure. */
+bool xep0227_account_exists(struct ev_loop *loop, struct storage *st, const char *host, const char *user,
+                            enum storage_result *res_r);
 
 /* Move every user of host old_domain to new_domain (both configured),
  * with all its data, and rewrite JIDs at old_domain to new_domain in the

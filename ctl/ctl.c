@@ -305,6 +305,10 @@ static const struct ctl_command commands[] = {
 	{ "import-xep0227", "FILE|DIR", 1, 1, CTL_F_STOPPED, cmd_import_xep0227,
 	  "read users and their data from XEP-0227 files, ejabberd's and Prosody's too "
 	  "(existing accounts are skipped; exit 1 if any user or file failed)" },
+	{ "import-ejabberd-sql", "--dsn pgsql:CONNINFO|mysql:CONNINFO [--password-file FILE] [--host HOST]",
+	  2, 6, CTL_F_STOPPED, cmd_import_ejabberd_sql,
+	  "read users and their data straight from an ejabberd SQL database, read-only "
+	  "(existing accounts are skipped; counts per kind; exit 1 if any user failed)" },
 	{ "rename-domain", "OLD NEW", 2, 2, CTL_F_STOPPED, cmd_rename_domain,
 	  "move every user of host OLD to host NEW and rewrite JIDs at OLD everywhere" },
 	{ "db", "status [HOST] | migrate [--dsn CONNINFO] [HOST] | print-schema [DRIVER|HOST]", 1, 4,
