@@ -1,18 +1,22 @@
 """parleyctl import-ejabberd-sql: an ejabberd 23.01 (Debian's) on a real
-PostgreSQL database with the multi-host schema (sql/pg.new.sql as the
-package installs it), filled through ejabberd itself, is imported; every
+PostgreSQL database and on a real MariaDB, with the multi-host schema
+(sql/pg.new.sql, sql/mysql.new.sql as the package installs them), filled
+through ejabberd itself, is imported; every
 user logs in to Parley with the original password (SCRAM-SHA-1, PLAIN,
 and SCRAM-SHA-256 for the users whose password ejabberd kept in clear) and
 finds the roster with its groups, the pending request, the vCard, private
 XML, offline messages, privacy and block lists and the archive.  The
 source is read through a role that may only SELECT, and a second run
-skips everybody.  The single-host schema (sql/pg.sql) is read from rows
-written as that schema documents them.
+skips everybody.  The single-host schema (sql/pg.sql, sql/mysql.sql) is
+read from rows written as that schema documents them.
 
-ejabberd and PostgreSQL run privately on loopback (tests/db/pgsql.sh, the
-parleytest.Ejabberd instance with its configuration replaced by one using
-SQL)."""
+ejabberd and the databases run privately on loopback (tests/db/pgsql.sh,
+tests/db/mariadb.sh, the parleytest.Ejabberd instance with its
+configuration replaced by one using SQL)."""
 import asyncio
+import base64
+import hashlib
+import hmac
 import os
 import shutil
 import subprocess
@@ -33,7 +37,12 @@ NS_ROSTER = 'jabber:iq:roster'
 NS_PRIVACY = 'jabber:iq:privacy'
 NS_BLOCKING = 'urn:xmpp:blocking'
 NS_MAM = 'urn:xmpp:mam:2'
-SCRIPT = Path(__file__).resolve().parent.parent / 'db' / 'pgsql.sh'
+DB_DIR = Path(__file__).resolve().parent.parent / 'db'
+SCRIPT = DB_DIR / 'pgsql.sh'
+
+
+def have_mariadb():
+    return shutil.which('mariadbd') or shutil.which('mysqld') or Path('/usr/sbin/mariadbd').exists()
 
 
 def have_pgsql():
@@ -50,6 +59,9 @@ pytestmark = [
 
 
 class Pg:
+    kind = 'pgsql'
+    new_schema, old_schema = 'pg.new.sql', 'pg.sql'
+
     def __init__(self):
         # The postgres user must reach it: not under pytest's private root.
         self.top = Path(tempfile.mkdtemp(prefix='parley-ejsql-pg-'))
@@ -72,22 +84,34 @@ class Pg:
         assert r.returncode == 0, (sql, file, r.stderr)
         return r.stdout
 
+    def sql(self, db, sql):
+        return self.psql(db, sql)
+
+    def make_db(self, name, schema):
+        """Database name with ejabberd's schema file, and the role
+        ejreader that may only read it."""
+        self.psql('postgres', 'CREATE DATABASE %s' % name)
+        self.psql(name, "SET client_min_messages = warning", file=EJ_SQL / schema)
+        self.psql(name, "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ejreader') "
+                  "THEN CREATE ROLE ejreader LOGIN; END IF; END $$; "
+                  "GRANT SELECT ON ALL TABLES IN SCHEMA public TO ejreader")
+
+    def dsn(self, db):
+        return 'pgsql:host=127.0.0.1 port=%d dbname=%s user=ejreader sslmode=disable' % (self.port, db)
+
+    def ejabberd_sql(self):
+        return ('sql_type: pgsql\nsql_server: "127.0.0.1"\nsql_port: %d\nsql_database: ejabberd\n'
+                'sql_username: postgres\nsql_password: "unused"\n' % self.port)
+
+    def digest(self, db):
+        return self.psql(db, "SELECT md5(string_agg(t, '|' ORDER BY t)) FROM (%s) AS x" % DIGEST_ROWS)
+
     def stop(self):
         subprocess.run(['bash', str(SCRIPT), 'stop', str(self.dir)], timeout=60)
         shutil.rmtree(str(self.top), ignore_errors=True)
 
 
-def make_db(pg, name, schema):
-    """Database name with ejabberd's schema file, and the role ejreader
-    that may only read it."""
-    pg.psql('postgres', 'CREATE DATABASE %s' % name)
-    pg.psql(name, "SET client_min_messages = warning", file=EJ_SQL / schema)
-    pg.psql(name, "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ejreader') "
-            "THEN CREATE ROLE ejreader LOGIN; END IF; END $$; "
-            "GRANT SELECT ON ALL TABLES IN SCHEMA public TO ejreader")
-
-
-def ejabberd_config(ej, pg_port):
+def ejabberd_config(ej, db):
     etc = Path(ej.dir) / 'etc'
     (etc / 'ejabberd.yml').write_text(f'''# written by test_import_ejabberd_sql.py
 loglevel: info
@@ -108,13 +132,7 @@ listen:
     port: {ej.s2s_port}
     ip: "127.0.0.1"
     module: ejabberd_s2s_in
-sql_type: pgsql
-sql_server: "127.0.0.1"
-sql_port: {pg_port}
-sql_database: ejabberd
-sql_username: postgres
-sql_password: "unused"
-sql_pool_size: 2
+{db.ejabberd_sql()}sql_pool_size: 2
 new_sql_schema: true
 default_db: sql
 auth_method: sql
@@ -196,9 +214,9 @@ def fill(ej, run):
 
 
 
-def parley_login(s, user, host=HOST):
+def parley_login(s, user, host=HOST, password=None):
     c = RawClient(s.port, host=host)
-    c.login(user, PASSWORDS[(user, host)], resource=unique('x-'), presence=False)
+    c.login(user, password or PASSWORDS[(user, host)], resource=unique('x-'), presence=False)
     return c
 
 
@@ -212,27 +230,80 @@ def items_of(r, ns, name='item'):
     return r.findall('.//' + q(ns, name))
 
 
-def table_digest(pg, db):
-    return pg.psql(db, "SELECT md5(string_agg(t, '|' ORDER BY t)) FROM ("
-                   "SELECT 'u' || username || password FROM users UNION ALL "
-                   "SELECT 'r' || username || jid || subscription || ask FROM rosterusers UNION ALL "
-                   "SELECT 's' || username || xml FROM spool UNION ALL "
-                   "SELECT 'a' || username || xml FROM archive) AS x(t)")
+DIGEST_ROWS = ("SELECT CONCAT('u', username, password) AS t FROM users UNION ALL "
+               "SELECT CONCAT('r', username, jid, subscription, ask) FROM rosterusers UNION ALL "
+               "SELECT CONCAT('s', username, xml) FROM spool UNION ALL "
+               "SELECT CONCAT('a', username, xml) FROM archive")
 
 
-@pytest.fixture(scope='module')
-def source():
+class Maria:
+    kind = 'mysql'
+    new_schema, old_schema = 'mysql.new.sql', 'mysql.sql'
+
+    def __init__(self):
+        self.top = Path(tempfile.mkdtemp(prefix='parley-ejsql-my-'))
+        self.top.chmod(0o755)
+        self.dir = self.top / 'my'
+        subprocess.run(['bash', str(DB_DIR / 'mariadb.sh'), 'start', str(self.dir)], check=True, timeout=180,
+                       stdout=subprocess.DEVNULL)
+        env = {}
+        for line in (self.dir / 'env').read_text().splitlines():
+            if '=' in line and not line.startswith('export'):
+                k, v = line.split('=', 1)
+                env[k] = v.strip("'")
+        self.port = int(env['PARLEY_TEST_MYSQL_PORT'])
+        self.socket = env['PARLEY_TEST_MYSQL_SOCKET']
+        self.rootpw = env['PARLEY_TEST_MYSQL_ADMIN_PASSWORD']
+        self.client = shutil.which('mariadb') or shutil.which('mysql')
+        self.sql('mysql', "CREATE USER IF NOT EXISTS 'ejabberd'@'127.0.0.1' IDENTIFIED BY 'ej-pw'; "
+                 "CREATE USER IF NOT EXISTS 'ejreader'@'127.0.0.1' IDENTIFIED BY 'reader-pw'")
+
+    def sql(self, db, sql=None, file=None):
+        r = subprocess.run([self.client, '--no-defaults', '--socket=' + self.socket, '-uroot',
+                            '--password=' + self.rootpw, '-N', '-B', db] + ([] if file else ['-e', sql]),
+                           input=Path(file).read_text() if file else None,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, (sql, file, r.stderr)
+        return r.stdout
+
+    def make_db(self, name, schema):
+        self.sql('mysql', 'CREATE DATABASE %s CHARACTER SET utf8mb4' % name)
+        self.sql(name, file=EJ_SQL / schema)
+        self.sql('mysql', "GRANT ALL ON %s.* TO 'ejabberd'@'127.0.0.1'; "
+                 "GRANT SELECT ON %s.* TO 'ejreader'@'127.0.0.1'" % (name, name))
+
+    def dsn(self, db):
+        return 'mysql:host=127.0.0.1 port=%d dbname=%s user=ejreader password=reader-pw' % (self.port, db)
+
+    def ejabberd_sql(self):
+        return ('sql_type: mysql\nsql_server: "127.0.0.1"\nsql_port: %d\nsql_database: ejabberd\n'
+                'sql_username: ejabberd\nsql_password: "ej-pw"\n' % self.port)
+
+    def digest(self, db):
+        return self.sql(db, "SELECT MD5(GROUP_CONCAT(t ORDER BY t SEPARATOR '|')) FROM (%s) AS x"
+                        % DIGEST_ROWS)
+
+    def stop(self):
+        subprocess.run(['bash', str(DB_DIR / 'mariadb.sh'), 'stop', str(self.dir)], timeout=60,
+                       stdout=subprocess.DEVNULL)
+        shutil.rmtree(str(self.top), ignore_errors=True)
+
+
+@pytest.fixture(scope='module', params=['pgsql', 'mysql'])
+def source(request):
+    if request.param == 'mysql' and not have_mariadb():
+        pytest.skip('MariaDB is not installed (apt-get install mariadb-server)')
     lp = asyncio.new_event_loop()
     asyncio.set_event_loop(lp)
 
     def run(coro, timeout=30):
         return lp.run_until_complete(asyncio.wait_for(coro, timeout))
-    pg = Pg()
+    pg = Pg() if request.param == 'pgsql' else Maria()
     ej = None
     try:
-        make_db(pg, 'ejabberd', 'pg.new.sql')
+        pg.make_db('ejabberd', pg.new_schema)
         ej = parleytest.Ejabberd(HOST, None, {})
-        ejabberd_config(ej, pg.port)
+        ejabberd_config(ej, pg)
         ej.start()
         fill(ej, run)
         ej.stop()
@@ -259,10 +330,10 @@ def empty_srv(tmp_path_factory):
         s.finish()
 
 
-def test_import_from_ejabberd_on_postgresql(source, empty_srv, run):
+def test_import_from_ejabberd(source, empty_srv, run):
     pg, s = source, empty_srv
-    before = table_digest(pg, 'ejabberd')
-    dsn = 'pgsql:host=127.0.0.1 port=%d dbname=ejabberd user=ejreader sslmode=disable' % pg.port
+    before = pg.digest('ejabberd')
+    dsn = pg.dsn('ejabberd')
     r = s.ctl('import-ejabberd-sql', '--dsn', dsn)
     assert r.returncode == 0, (r.stdout, r.stderr)
     assert 'multi-host' in r.stdout, r.stdout
@@ -272,7 +343,7 @@ def test_import_from_ejabberd_on_postgresql(source, empty_srv, run):
     # idempotent: everybody is skipped the second time
     r2 = s.ctl('import-ejabberd-sql', '--dsn', dsn)
     assert r2.returncode == 0 and 'imported 0 users, skipped 5, 0 failures\n' in r2.stdout, r2.stdout
-    assert table_digest(pg, 'ejabberd') == before
+    assert pg.digest('ejabberd') == before
     s.passwords = dict(PASSWORDS)
     s.start()
 
@@ -358,9 +429,17 @@ def test_single_host_schema_and_bad_rows(source, empty_srv, run):
     host is named with --host; a user with unusable SCRAM values is
     reported with its JID and the others are imported."""
     pg, s = source, empty_srv
-    make_db(pg, 'ejsingle', 'pg.sql')
-    pg.psql('ejsingle', """
+    # SCRAM-SHA-256 values as ejabberd keeps them (auth_scram_hash: sha256)
+    salt = b'salt-of-hank-256'
+    salted = hashlib.pbkdf2_hmac('sha256', b'hank pw', salt, 4096)
+    client_key = hmac.new(salted, b'Client Key', 'sha256').digest()
+    stored = base64.b64encode(hashlib.sha256(client_key).digest()).decode()
+    server = base64.b64encode(hmac.new(salted, b'Server Key', 'sha256').digest()).decode()
+    pg.make_db('ejsingle', pg.old_schema)
+    pg.sql('ejsingle', """
 INSERT INTO users (username, password) VALUES ('frank', 'frank pw');
+INSERT INTO users (username, password, serverkey, salt, iterationcount)
+  VALUES ('hank', '%s', '%s', '%s', 4096);
 INSERT INTO users (username, password, serverkey, salt, iterationcount)
   VALUES ('broken', 'c2hvcnQ=', 'c2hvcnQ=', 'c2FsdA==', 4096);
 INSERT INTO rosterusers (username, jid, nick, subscription, ask, askmessage, server, subscribe, type)
@@ -369,24 +448,23 @@ INSERT INTO rostergroups (username, jid, grp) VALUES ('frank', 'gina@example.org
 INSERT INTO spool (username, xml) VALUES ('frank',
   '<message xmlns="jabber:client" from="gina@example.org/x" to="frank@%s" type="chat"><body>hi frank</body></message>');
 INSERT INTO vcard (username, vcard) VALUES ('frank', '<vCard xmlns="vcard-temp"><FN>Frank F.</FN></vCard>');
-""" % HOST)
-    dsn = 'pgsql:host=127.0.0.1 port=%d dbname=ejsingle user=ejreader sslmode=disable' % pg.port
+""" % (stored, server, base64.b64encode(salt).decode(), HOST))
+    dsn = pg.dsn('ejsingle')
     r = s.ctl('import-ejabberd-sql', '--dsn', dsn)
     assert r.returncode != 0 and '--host' in r.stderr + r.stdout, (r.stdout, r.stderr)
     r = s.ctl('import-ejabberd-sql', '--dsn', dsn, '--host', HOST)
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert 'single-host' in r.stdout
     assert 'failed: broken@%s: SCRAM-SHA-1' % HOST in r.stdout, r.stdout
-    assert 'imported 1 user, skipped 0, 1 failure\n' in r.stdout, r.stdout
+    assert 'imported 2 users, skipped 0, 1 failure\n' in r.stdout, r.stdout
     assert '1 roster item, 0 pending requests, 1 vCard, 0 private XML elements, 1 offline message' \
         in r.stdout, r.stdout
     # a DSN of another kind is refused with the reason
     r = s.ctl('import-ejabberd-sql', '--dsn', 'host=127.0.0.1 dbname=x')
     assert r.returncode != 0 and 'pgsql:' in r.stderr, r.stderr
-    s.passwords = {('frank', HOST): 'frank pw'}
+    s.passwords = {('frank', HOST): 'frank pw', ('hank', HOST): 'hank pw'}
     s.start()
-    PASSWORDS[('frank', HOST)] = 'frank pw'
-    f = parley_login(s, 'frank')
+    f = parley_login(s, 'frank', password='frank pw')
     try:
         r = iq_ok(f, 'get', "<query xmlns='jabber:iq:roster'/>")
         items = items_of(r, NS_ROSTER)
@@ -396,3 +474,8 @@ INSERT INTO vcard (username, vcard) VALUES ('frank', '<vCard xmlns="vcard-temp">
         f.wait_message('hi frank', timeout=10)
     finally:
         f.close()
+
+    async def scram256():
+        cl = await parleytest.login(s, 'hank', mech='SCRAM-SHA-256', password='hank pw')
+        await parleytest.logout(cl)
+    run(scram256(), timeout=60)
