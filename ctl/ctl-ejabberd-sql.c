@@ -54,7 +54,7 @@ struct source {
 /* What was imported, per kind. */
 struct counts {
 	unsigned users, skipped, failed;
-	unsigned roster, pending, vcards, private_items, offline, privacy_lists, archive;
+	unsigned roster, pending, vcards, private_items, offline, privacy_lists, blocked, archive;
 };
 
 /* ---- reading the source ------------------------------------------------------------- */
@@ -289,6 +289,10 @@ static int add_privacy(struct source *s, struct xml_node *u, const char *host, c
 			*dot = '\0';
 		xml_set_attr(it, "order", order);
 		free(order);
+		/* ejabberd's block list: deny-all JID items of the default list */
+		if (t == 'j' && *col(s, st, 3) == 'd' && col_bool(s, st, 5) && def != NULL &&
+		    strcmp(name, def) == 0)
+			n->blocked++;
 		if (!col_bool(s, st, 5)) {
 			static const char *const names[] = { "iq", "message", "presence-in", "presence-out" };
 			for (unsigned i = 0; i < 4; i++)
@@ -514,6 +518,7 @@ static void add_counts(struct counts *to, const struct counts *from)
 	to->private_items += from->private_items;
 	to->offline += from->offline;
 	to->privacy_lists += from->privacy_lists;
+	to->blocked += from->blocked;
 	to->archive += from->archive;
 }
 
@@ -745,16 +750,16 @@ int ejabberd_sql_import(struct ev_loop *loop, const struct parley_config *cfg, c
 	}
 	s.drv->disconnect(s.conn);
 	free(s.error);
-	buf_printf(report,
-	           "imported %u user%s, skipped %u, %u failure%s\n"
-	           "imported %u roster item%s, %u pending request%s, %u vCard%s, %u private XML element%s, "
-	           "%u offline message%s, %u privacy list%s, %u archived message%s\n",
-	           r.n.users, r.n.users == 1 ? "" : "s", r.n.skipped, r.nfailures,
-	           r.nfailures == 1 ? "" : "s", r.n.roster, r.n.roster == 1 ? "" : "s", r.n.pending,
-	           r.n.pending == 1 ? "" : "s", r.n.vcards, r.n.vcards == 1 ? "" : "s", r.n.private_items,
-	           r.n.private_items == 1 ? "" : "s", r.n.offline, r.n.offline == 1 ? "" : "s",
-	           r.n.privacy_lists, r.n.privacy_lists == 1 ? "" : "s", r.n.archive,
-	           r.n.archive == 1 ? "" : "s");
+	buf_printf(
+	        report,
+	        "imported %u user%s, skipped %u, %u failure%s\n"
+	        "imported %u roster item%s, %u pending request%s, %u vCard%s, %u private XML element%s, "
+	        "%u offline message%s, %u privacy list%s (%u blocked JID%s in them), %u archived message%s\n",
+	        r.n.users, r.n.users == 1 ? "" : "s", r.n.skipped, r.nfailures, r.nfailures == 1 ? "" : "s",
+	        r.n.roster, r.n.roster == 1 ? "" : "s", r.n.pending, r.n.pending == 1 ? "" : "s", r.n.vcards,
+	        r.n.vcards == 1 ? "" : "s", r.n.private_items, r.n.private_items == 1 ? "" : "s", r.n.offline,
+	        r.n.offline == 1 ? "" : "s", r.n.privacy_lists, r.n.privacy_lists == 1 ? "" : "s",
+	        r.n.blocked, r.n.blocked == 1 ? "" : "s", r.n.archive, r.n.archive == 1 ? "" : "s");
 	int rc = 0;
 	if (r.nfailures > 0) {
 		*error_r = xasprintf(

@@ -339,7 +339,8 @@ def test_import_from_ejabberd(source, empty_srv, run):
     assert 'multi-host' in r.stdout, r.stdout
     assert 'imported 5 users, skipped 0, 0 failures\n' in r.stdout, r.stdout
     assert '1 pending request,' in r.stdout, r.stdout
-    assert ', 1 vCard, 1 private XML element, 3 offline messages, ' in r.stdout, r.stdout
+    assert ', 1 vCard, 1 private XML element, 3 offline messages, 2 privacy lists (2 blocked JIDs in ' \
+        'them), 10 archived messages\n' in r.stdout, r.stdout
     # idempotent: everybody is skipped the second time
     r2 = s.ctl('import-ejabberd-sql', '--dsn', dsn)
     assert r2.returncode == 0 and 'imported 0 users, skipped 5, 0 failures\n' in r2.stdout, r2.stdout
