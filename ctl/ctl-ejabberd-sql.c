@@ -359,11 +359,64 @@ static enum storage_result wait_for(struct ev_loop *loop, struct wait *w)
 	return w->res;
 }
 
+/* Archived messages are stored ARCHIVE_BATCH at a time without waiting
+ * for each (the store keeps one owner's jobs in order and commits them
+ * together), then waited for. */
+#define ARCHIVE_BATCH 256
+
+struct arch_batch {
+	struct storage *st;
+	const char *host, *owner;
+	unsigned outstanding, stored;
+	int64_t max_id; /* the largest id given so far */
+	enum storage_result res;
+};
+
+struct arch_msg {
+	struct arch_batch *b;
+	struct mam_message mm;
+	char *peer, *resource, *body, *stanza;
+	unsigned tries;
+};
+
+static void arch_msg_free(struct arch_msg *m)
+{
+	free(m->peer);
+	free(m->resource);
+	free(m->body);
+	free(m->stanza);
+	free(m);
+}
+
+static void arch_stored(enum storage_result res, void *ctx)
+{
+	struct arch_msg *m = ctx;
+	struct arch_batch *b = m->b;
+	if (res == STORAGE_EXISTS && m->tries++ < 1000) {
+		/* the id is taken: the next one after every id given */
+		m->mm.id = ++b->max_id;
+		storage_mam_store(b->st, b->host, b->owner, &m->mm, arch_stored, m);
+		return;
+	}
+	if (res == STORAGE_OK)
+		b->stored++;
+	else if (b->res == STORAGE_OK)
+		b->res = res;
+	arch_msg_free(m);
+	b->outstanding--;
+}
+
+static void arch_wait(struct ev_loop *loop, struct arch_batch *b)
+{
+	while (b->outstanding > 0)
+		ev_run(loop, EVRUN_ONCE);
+}
+
 /* archive: timestamp (microseconds, also ejabberd's stanza-id), peer (the
  * other party's full JID), xml; only one-to-one messages (kind 'chat' or
  * none: room archives belong to the rooms).  The id Parley gives a message
  * is its time, moved on by a microsecond when taken.  0, or -1 with
- * *error_r (source) or *res_r (store). */
+ * s->error (source) or *res_r (store). */
 static int import_archive(struct source *s, struct ev_loop *loop, struct storage *st, const char *host,
                           const char *user, struct buf *report, unsigned *count, enum storage_result *res_r)
 {
@@ -378,64 +431,62 @@ static int import_archive(struct source *s, struct ev_loop *loop, struct storage
 	if (q == NULL)
 		return -1;
 	char *owner = xasprintf("%s@%s", user, host);
-	int64_t last = 0;
+	struct arch_batch b = { .st = st, .host = host, .owner = owner };
 	enum sql_step r;
-	while ((r = s->drv->step(q)) == SQL_STEP_ROW) {
-		int64_t id = s->drv->column_int64(q, 0);
-		struct xml_node *m = parse_stored(col(s, q, 2), NS_CLIENT);
+	while (b.res == STORAGE_OK && (r = s->drv->step(q)) == SQL_STEP_ROW) {
 		struct jid peer;
 		const char *err;
-		if (m == NULL || !xml_is(m, "message", NS_CLIENT) ||
-		    jid_parse(col(s, q, 1), &peer, &err) != 0) {
-			buf_printf(report,
-			           "note: %s@%s: an archived message that does not parse is left out\n", user,
-			           host);
-			if (m != NULL && jid_parse(col(s, q, 1), &peer, &err) == 0)
-				jid_clear(&peer);
-			xml_unref(&m);
+		if (jid_parse(col(s, q, 1), &peer, &err) != 0) {
+			buf_printf(
+			        report,
+			        "note: %s: an archived message with a peer that is not a JID is left out\n",
+			        owner);
 			continue;
 		}
-		char *bare = jid_bare_string(&peer);
-		const char *from = xml_attr(m, "from");
+		struct xml_node *msg = parse_stored(col(s, q, 2), NS_CLIENT);
+		if (msg == NULL || !xml_is(msg, "message", NS_CLIENT)) {
+			buf_printf(report, "note: %s: an archived message that does not parse is left out\n",
+			           owner);
+			xml_unref(&msg);
+			jid_clear(&peer);
+			continue;
+		}
+		struct arch_msg *m = xcalloc(1, sizeof(*m));
+		m->b = &b;
+		m->peer = jid_bare_string(&peer);
+		m->resource = xstrdup(peer.resource != NULL ? peer.resource : "");
+		jid_clear(&peer);
+		const char *from = xml_attr(msg, "from");
 		struct jid fj;
-		bool outgoing = false;
 		if (from != NULL && jid_parse(from, &fj, &err) == 0) {
 			char *fb = jid_bare_string(&fj);
-			outgoing = strcmp(fb, owner) == 0;
+			m->mm.outgoing = strcmp(fb, owner) == 0;
 			free(fb);
 			jid_clear(&fj);
 		}
-		char *stanza = xml_to_string(m, NS_CLIENT);
-		const char *txt = s->drv->column_text(q, 3);
-		const char *body = xml_child_text(m, "body", NULL);
-		if (id <= last)
-			id = last + 1;
-		struct mam_message mm = { .peer = bare,
-			                  .resource = peer.resource != NULL ? peer.resource : "",
-			                  .outgoing = outgoing,
-			                  .body = body != NULL ? body
-			                                       : (txt != NULL && *txt != '\0' ? txt : NULL),
-			                  .stanza = stanza };
-		for (unsigned tries = 0; tries < 1000; tries++) {
-			mm.id = id;
-			struct wait w = { 0 };
-			storage_mam_store(st, host, owner, &mm, done_cb, &w);
-			*res_r = wait_for(loop, &w);
-			if (*res_r != STORAGE_EXISTS)
-				break;
-			id++;
-		}
-		last = id;
-		free(stanza);
-		free(bare);
-		jid_clear(&peer);
-		xml_unref(&m);
-		if (*res_r != STORAGE_OK)
-			break;
-		(*count)++;
+		const char *body = xml_child_text(msg, "body", NULL), *txt = s->drv->column_text(q, 3);
+		if (body == NULL && txt != NULL && *txt != '\0')
+			body = txt;
+		m->body = body != NULL ? xstrdup(body) : NULL;
+		m->stanza = xml_to_string(msg, NS_CLIENT);
+		xml_unref(&msg);
+		int64_t id = s->drv->column_int64(q, 0);
+		m->mm.id = id > b.max_id ? id : b.max_id + 1;
+		b.max_id = m->mm.id;
+		m->mm.peer = m->peer;
+		m->mm.resource = m->resource;
+		m->mm.body = m->body;
+		m->mm.stanza = m->stanza;
+		b.outstanding++;
+		storage_mam_store(st, host, owner, &m->mm, arch_stored, m);
+		if (b.outstanding >= ARCHIVE_BATCH)
+			arch_wait(loop, &b);
 	}
+	arch_wait(loop, &b);
+	*count += b.stored;
+	*res_r = b.res;
 	free(owner);
-	if (*res_r != STORAGE_OK) {
+	if (b.res != STORAGE_OK) {
 		s->drv->reset(q);
 		return -1;
 	}
