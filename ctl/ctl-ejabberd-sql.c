@@ -363,6 +363,10 @@ static enum storage_result wait_for(struct ev_loop *loop, struct wait *w)
  * for each (the store keeps one owner's jobs in order and commits them
  * together), then waited for. */
 #define ARCHIVE_BATCH 256
+/* Rows read from the source at a time (LIMIT in the query). */
+#define ARCHIVE_PAGE 1000
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 struct arch_batch {
 	struct storage *st;
@@ -421,76 +425,107 @@ static int import_archive(struct source *s, struct ev_loop *loop, struct storage
                           const char *user, struct buf *report, unsigned *count, enum storage_result *res_r)
 {
 	*res_r = STORAGE_OK;
-	struct sql_stmt *q = user_query(
-	        s,
-	        "SELECT timestamp, peer, xml, txt FROM archive WHERE username = ? AND "
-	        "(kind IS NULL OR kind <> 'groupchat') ORDER BY timestamp, id",
-	        "SELECT timestamp, peer, xml, txt FROM archive WHERE username = ? AND server_host = ? AND "
-	        "(kind IS NULL OR kind <> 'groupchat') ORDER BY timestamp, id",
-	        host, user);
-	if (q == NULL)
-		return -1;
 	char *owner = xasprintf("%s@%s", user, host);
 	struct arch_batch b = { .st = st, .host = host, .owner = owner };
-	enum sql_step r;
-	while (b.res == STORAGE_OK && (r = s->drv->step(q)) == SQL_STEP_ROW) {
-		struct jid peer;
-		const char *err;
-		if (jid_parse(col(s, q, 1), &peer, &err) != 0) {
-			buf_printf(
-			        report,
-			        "note: %s: an archived message with a peer that is not a JID is left out\n",
-			        owner);
-			continue;
-		}
-		struct xml_node *msg = parse_stored(col(s, q, 2), NS_CLIENT);
-		if (msg == NULL || !xml_is(msg, "message", NS_CLIENT)) {
-			buf_printf(report, "note: %s: an archived message that does not parse is left out\n",
-			           owner);
-			xml_unref(&msg);
-			jid_clear(&peer);
-			continue;
-		}
-		struct arch_msg *m = xcalloc(1, sizeof(*m));
-		m->b = &b;
-		m->peer = jid_bare_string(&peer);
-		m->resource = xstrdup(peer.resource != NULL ? peer.resource : "");
-		jid_clear(&peer);
-		const char *from = xml_attr(msg, "from");
-		struct jid fj;
-		if (from != NULL && jid_parse(from, &fj, &err) == 0) {
-			char *fb = jid_bare_string(&fj);
-			m->mm.outgoing = strcmp(fb, owner) == 0;
-			free(fb);
-			jid_clear(&fj);
-		}
-		const char *body = xml_child_text(msg, "body", NULL), *txt = s->drv->column_text(q, 3);
-		if (body == NULL && txt != NULL && *txt != '\0')
-			body = txt;
-		m->body = body != NULL ? xstrdup(body) : NULL;
-		m->stanza = xml_to_string(msg, NS_CLIENT);
-		xml_unref(&msg);
-		int64_t id = s->drv->column_int64(q, 0);
-		m->mm.id = id > b.max_id ? id : b.max_id + 1;
-		b.max_id = m->mm.id;
-		m->mm.peer = m->peer;
-		m->mm.resource = m->resource;
-		m->mm.body = m->body;
-		m->mm.stanza = m->stanza;
-		b.outstanding++;
-		storage_mam_store(st, host, owner, &m->mm, arch_stored, m);
-		if (b.outstanding >= ARCHIVE_BATCH)
+	/* A page at a time (the drivers buffer a whole result): after the
+	 * (timestamp, id) of the last row read. */
+	int64_t after_ts = -1, after_id = -1;
+	unsigned rows = ARCHIVE_PAGE;
+	enum sql_step r = SQL_STEP_DONE;
+	struct sql_stmt *q = NULL;
+	while (b.res == STORAGE_OK && rows == ARCHIVE_PAGE) {
+		q = user_query(
+		        s,
+		        "SELECT timestamp, peer, xml, txt, id FROM archive WHERE username = ? AND "
+		        "(kind IS NULL OR kind <> 'groupchat') AND "
+		        "(timestamp > ? OR (timestamp = ? AND id > ?)) ORDER BY timestamp, id LIMIT " STR(
+		                ARCHIVE_PAGE),
+		        "SELECT timestamp, peer, xml, txt, id FROM archive WHERE username = ? AND "
+		        "server_host = ? AND (kind IS NULL OR kind <> 'groupchat') AND "
+		        "(timestamp > ? OR (timestamp = ? AND id > ?)) ORDER BY timestamp, id LIMIT " STR(
+		                ARCHIVE_PAGE),
+		        host, user);
+		unsigned k = s->multi ? 3 : 2;
+		if (q == NULL || s->drv->bind_int64(q, k, after_ts) < 0 ||
+		    s->drv->bind_int64(q, k + 1, after_ts) < 0 ||
+		    s->drv->bind_int64(q, k + 2, after_id) < 0) {
+			if (q != NULL) {
+				free(s->error);
+				s->error = xasprintf("%s", s->drv->error_message(s->conn));
+				s->drv->reset(q);
+			}
 			arch_wait(loop, &b);
+			free(owner);
+			return -1;
+		}
+		rows = 0;
+		while (b.res == STORAGE_OK && (r = s->drv->step(q)) == SQL_STEP_ROW) {
+			rows++;
+			after_ts = s->drv->column_int64(q, 0);
+			after_id = s->drv->column_int64(q, 4);
+			struct jid peer;
+			const char *err;
+			if (jid_parse(col(s, q, 1), &peer, &err) != 0) {
+				buf_printf(report,
+				           "note: %s: an archived message with a peer that is not a JID is "
+				           "left out\n",
+				           owner);
+				continue;
+			}
+			struct xml_node *msg = parse_stored(col(s, q, 2), NS_CLIENT);
+			if (msg == NULL || !xml_is(msg, "message", NS_CLIENT)) {
+				buf_printf(report,
+				           "note: %s: an archived message that does not parse is left out\n",
+				           owner);
+				xml_unref(&msg);
+				jid_clear(&peer);
+				continue;
+			}
+			struct arch_msg *m = xcalloc(1, sizeof(*m));
+			m->b = &b;
+			m->peer = jid_bare_string(&peer);
+			m->resource = xstrdup(peer.resource != NULL ? peer.resource : "");
+			jid_clear(&peer);
+			const char *from = xml_attr(msg, "from");
+			struct jid fj;
+			if (from != NULL && jid_parse(from, &fj, &err) == 0) {
+				char *fb = jid_bare_string(&fj);
+				m->mm.outgoing = strcmp(fb, owner) == 0;
+				free(fb);
+				jid_clear(&fj);
+			}
+			const char *body = xml_child_text(msg, "body", NULL),
+			           *txt = s->drv->column_text(q, 3);
+			if (body == NULL && txt != NULL && *txt != '\0')
+				body = txt;
+			m->body = body != NULL ? xstrdup(body) : NULL;
+			m->stanza = xml_to_string(msg, NS_CLIENT);
+			xml_unref(&msg);
+			int64_t id = s->drv->column_int64(q, 0);
+			m->mm.id = id > b.max_id ? id : b.max_id + 1;
+			b.max_id = m->mm.id;
+			m->mm.peer = m->peer;
+			m->mm.resource = m->resource;
+			m->mm.body = m->body;
+			m->mm.stanza = m->stanza;
+			b.outstanding++;
+			storage_mam_store(st, host, owner, &m->mm, arch_stored, m);
+			if (b.outstanding >= ARCHIVE_BATCH)
+				arch_wait(loop, &b);
+		}
+		if (b.res != STORAGE_OK) {
+			s->drv->reset(q);
+		} else if (step_end(s, q, r) < 0) {
+			arch_wait(loop, &b);
+			free(owner);
+			return -1;
+		}
 	}
 	arch_wait(loop, &b);
 	*count += b.stored;
 	*res_r = b.res;
 	free(owner);
-	if (b.res != STORAGE_OK) {
-		s->drv->reset(q);
-		return -1;
-	}
-	return step_end(s, q, r);
+	return b.res == STORAGE_OK ? 0 : -1;
 }
 
 /* ---- the run ------------------------------------------------------------------------------ */

@@ -450,6 +450,16 @@ INSERT INTO spool (username, xml) VALUES ('frank',
   '<message xmlns="jabber:client" from="gina@example.org/x" to="frank@%s" type="chat"><body>hi frank</body></message>');
 INSERT INTO vcard (username, vcard) VALUES ('frank', '<vCard xmlns="vcard-temp"><FN>Frank F.</FN></vCard>');
 """ % (stored, server, base64.b64encode(salt).decode(), HOST))
+    # more archived messages than one page of the import, with equal
+    # timestamps across the page boundary
+    seq = ('generate_series(1, 1100) AS g(i)', 'i / 3') if pg.kind == 'pgsql' else \
+        ('seq_1_to_1100 AS g', 'seq DIV 3')
+    num = 'i' if pg.kind == 'pgsql' else 'seq'
+    pg.sql('ejsingle', "INSERT INTO archive (username, timestamp, peer, bare_peer, xml, txt, kind) "
+           "SELECT 'frank', 1700000000000000 + %s, 'gina@example.org/x', 'gina@example.org', "
+           "CONCAT('<message xmlns=\"jabber:client\" from=\"gina@example.org/x\" to=\"frank@%s\" "
+           "type=\"chat\"><body>', %s, '</body></message>'), '', 'chat' FROM %s"
+           % (seq[1], HOST, num, seq[0]))
     dsn = pg.dsn('ejsingle')
     r = s.ctl('import-ejabberd-sql', '--dsn', dsn)
     assert r.returncode != 0 and '--host' in r.stderr + r.stdout, (r.stdout, r.stderr)
@@ -458,8 +468,8 @@ INSERT INTO vcard (username, vcard) VALUES ('frank', '<vCard xmlns="vcard-temp">
     assert 'single-host' in r.stdout
     assert 'failed: broken@%s: SCRAM-SHA-1' % HOST in r.stdout, r.stdout
     assert 'imported 2 users, skipped 0, 1 failure\n' in r.stdout, r.stdout
-    assert '1 roster item, 0 pending requests, 1 vCard, 0 private XML elements, 1 offline message' \
-        in r.stdout, r.stdout
+    assert '1 roster item, 0 pending requests, 1 vCard, 0 private XML elements, 1 offline message, ' \
+        '0 privacy lists (0 blocked JIDs in them), 1100 archived messages\n' in r.stdout, r.stdout
     # a DSN of another kind is refused with the reason
     r = s.ctl('import-ejabberd-sql', '--dsn', 'host=127.0.0.1 dbname=x')
     assert r.returncode != 0 and 'pgsql:' in r.stderr, r.stderr
