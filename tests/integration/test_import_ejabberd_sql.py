@@ -334,19 +334,28 @@ def test_import_from_ejabberd(source, empty_srv, run):
     pg, s = source, empty_srv
     before = pg.digest('ejabberd')
     dsn = pg.dsn('ejabberd')
-    r = s.ctl('import-ejabberd-sql', '--dsn', dsn)
+    # one host of the database first
+    r = s.ctl('import-ejabberd-sql', '--dsn', dsn, '--host', OTHER)
     assert r.returncode == 0, (r.stdout, r.stderr)
     assert 'multi-host' in r.stdout, r.stdout
-    assert 'imported 5 users, skipped 0, 0 failures\n' in r.stdout, r.stdout
+    assert 'imported 2 users, skipped 0, 0 failures\n' in r.stdout, r.stdout
+    assert 'imported: erin@%s' % OTHER in r.stdout and HOST not in r.stdout, r.stdout
+    # then all of it: the users of that host are skipped
+    r = s.ctl('import-ejabberd-sql', '--dsn', dsn)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert 'imported 3 users, skipped 2, 0 failures\n' in r.stdout, r.stdout
     assert '1 pending request,' in r.stdout, r.stdout
-    assert ', 1 vCard, 1 private XML element, 3 offline messages, 2 privacy lists (2 blocked JIDs in ' \
-        'them), 10 archived messages\n' in r.stdout, r.stdout
+    assert ', 1 vCard, 1 private XML element, 2 offline messages, 2 privacy lists (2 blocked JIDs in ' \
+        'them), 7 archived messages\n' in r.stdout, r.stdout
     # idempotent: everybody is skipped the second time
     r2 = s.ctl('import-ejabberd-sql', '--dsn', dsn)
     assert r2.returncode == 0 and 'imported 0 users, skipped 5, 0 failures\n' in r2.stdout, r2.stdout
     assert pg.digest('ejabberd') == before
     s.passwords = dict(PASSWORDS)
     s.start()
+    # not while parleyd runs (it opens the stores itself)
+    r = s.ctl('import-ejabberd-sql', '--dsn', dsn)
+    assert r.returncode == 5, (r.returncode, r.stdout, r.stderr)
 
     a = parley_login(s, 'alice')
     try:
