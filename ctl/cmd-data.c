@@ -1,9 +1,9 @@
 /*
  * parleyctl's data commands: backup and restore of the SQLite store, the
  * database schema (db: ctl-db.c), XEP-0227 export and import and
- * rename-domain (ctl-xep0227.c).  Loop thread; the copies and the database
- * work run on one-thread worker groups, so the loop never waits for a
- * database file.
+ * rename-domain (ctl-xep0227.c), import-ejabberd-sql (ctl-ejabberd-sql.c).
+ * Loop thread; the copies and the database work run on one-thread worker
+ * groups, so the loop never waits for a database file.
  *
  * backup copies the SQLite file with SQLite's online backup API while
  * parleyd runs; restore, export, import and rename-domain run only while
@@ -13,6 +13,7 @@
 #include "ctl-private.h"
 #include "ctl-db.h"
 #include "ctl-prosody-sql.h"
+#include "ctl-ejabberd-sql.h"
 #include "ctl-xep0227.h"
 #include "server/server.h"
 #include "lib/jid.h"
@@ -259,6 +260,33 @@ void cmd_import_prosody_sql(struct ctl_call *call)
 	char *err = NULL;
 	int rc = prosody_sql_import(call->loop, server.cfg, host, call->argv[i], call->argv[i + 1],
 	                            password_file, &call->body, &err);
+	finish_tool(call, rc, err);
+}
+
+void cmd_import_ejabberd_sql(struct ctl_call *call)
+{
+	const char *dsn = NULL, *password_file = NULL, *host = NULL;
+	for (int i = 1; i < call->argc; i += 2) {
+		const char *opt = call->argv[i], *val = i + 1 < call->argc ? call->argv[i + 1] : NULL;
+		const char **slot = strcmp(opt, "--dsn") == 0             ? &dsn
+		                    : strcmp(opt, "--password-file") == 0 ? &password_file
+		                    : strcmp(opt, "--host") == 0          ? &host
+		                                                          : NULL;
+		if (slot == NULL || val == NULL || *slot != NULL) {
+			slot = NULL;
+			dsn = NULL;
+			break;
+		}
+		*slot = val;
+	}
+	if (dsn == NULL) {
+		ctl_call_finish(call, CTL_USAGE,
+		                "usage: import-ejabberd-sql --dsn pgsql:CONNINFO|mysql:CONNINFO "
+		                "[--password-file FILE] [--host HOST]");
+		return;
+	}
+	char *err = NULL;
+	int rc = ejabberd_sql_import(call->loop, server.cfg, dsn, password_file, host, &call->body, &err);
 	finish_tool(call, rc, err);
 }
 

@@ -125,6 +125,7 @@ void cmd_db(struct ctl_call *call);
 void cmd_export_xep0227(struct ctl_call *call);
 void cmd_import_xep0227(struct ctl_call *call);
 void cmd_import_prosody_sql(struct ctl_call *call);
+void cmd_import_ejabberd_sql(struct ctl_call *call);
 void cmd_rename_domain(struct ctl_call *call);
 /* Stop the worker groups of backup, restore and db (at exit). */
 void cmd_data_shutdown(void);

@@ -1716,7 +1716,22 @@ static bool account_exists(struct ev_loop *loop, struct storage *st, const char 
 	return w.res == STORAGE_OK;
 }
 
+/* For the importers of other servers' databases (ctl-ejabberd-sql.c):
+ * import_user and account_exists on a <user/> built from their rows. */
+int xep0227_import_user(struct ev_loop *loop, struct storage *st, const struct host_config *hc,
+                        const char *user, const struct xml_node *u, struct buf *report, char **error_r)
+{
+	return import_user(loop, st, hc, user, u, report, error_r);
+}
+
+bool xep0227_account_exists(struct ev_loop *loop, struct storage *st, const char *host, const char *user,
+                            enum storage_result *res_r)
+{
+	return account_exists(loop, st, host, user, res_r);
+}
+
 /* ---- includes ------------------------------------------------------------------------------ */
+
 
 /* The real paths of the files the <xi:include/>s of doc (read from the
  * file at real, a real path) name, in document order.  Every include must

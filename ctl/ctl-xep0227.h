@@ -12,6 +12,8 @@
 #include <ev.h>
 #include "server/config.h"
 #include "lib/util.h"
+#include "lib/xml.h"
+#include "storage/storage.h"
 
 /* Whom an export is for. */
 enum xep0227_target {
@@ -78,6 +80,17 @@ bool xep0227_run_stopped(const struct xep0227_run *run);
 /* The summary line; 0 when nothing failed, or -1 with a malloc'd *error_r
  * listing the first failures.  Frees the run and NULLs *runp. */
 int xep0227_run_finish(struct xep0227_run **runp, char **error_r);
+/* Store the <user/> element u (XEP-0227, as the import reads it) as user
+ * at host hc, whose account does not exist yet: 0; -1 with a malloc'd
+ * *error_r ("JID: reason") when the user is not usable or a storage call
+ * fails (nothing of it is left); -2 likewise when the store fails for a
+ * reason that will not go away (STORAGE_TEMPFAIL).  Notes go to report. */
+int xep0227_import_user(struct ev_loop *loop, struct storage *st, const struct host_config *hc,
+                        const char *user, const struct xml_node *u, struct buf *report, char **error_r);
+/* Whether user exists at host; *res_r: STORAGE_OK, STORAGE_NOT_FOUND or
+ * the failure. */
+bool xep0227_account_exists(struct ev_loop *loop, struct storage *st, const char *host, const char *user,
+                            enum storage_result *res_r);
 
 /* Move every user of host old_domain to new_domain (both configured),
  * with all its data, and rewrite JIDs at old_domain to new_domain in the

@@ -312,6 +312,10 @@ static const struct ctl_command commands[] = {
 	  CTL_F_STOPPED, cmd_import_prosody_sql,
 	  "read users and their data from a Prosody SQL store (read-only; existing accounts are skipped; "
 	  "exit 1 if any user failed)" },
+	{ "import-ejabberd-sql", "--dsn pgsql:CONNINFO|mysql:CONNINFO [--password-file FILE] [--host HOST]",
+	  2, 6, CTL_F_STOPPED, cmd_import_ejabberd_sql,
+	  "read users and their data straight from an ejabberd SQL database, read-only "
+	  "(existing accounts are skipped; counts per kind; exit 1 if any user failed)" },
 	{ "rename-domain", "OLD NEW", 2, 2, CTL_F_STOPPED, cmd_rename_domain,
 	  "move every user of host OLD to host NEW and rewrite JIDs at OLD everywhere" },
 	{ "db", "status [HOST] | migrate [--dsn CONNINFO] [HOST] | print-schema [DRIVER|HOST]", 1, 4,

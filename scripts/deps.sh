@@ -22,7 +22,11 @@ TEST_PKGS=(python3 python3-slixmpp python3-pytest sqlite3 procps iproute2
     clang-14 libclang-rt-14-dev
     biboumi ngircd ejabberd python3-dnslib python3-aiohttp chromium nodejs npm
     mmdebstrap debhelper dpkg-dev
-    lua-dbi-sqlite3 lua-dbi-postgresql lua-dbi-mysql)
+    lua-dbi-sqlite3 lua-dbi-postgresql lua-dbi-mysql
+    # ejabberd's PostgreSQL and MySQL drivers (recommended, not pulled in
+    # without recommends): test_import_ejabberd_sql.py runs ejabberd on SQL
+    erlang-p1-pgsql
+    erlang-p1-mysql)
 # prosody is the remote side of the federation interop test
 # (tests/integration/test_s2s_prosody.py, run privately on loopback; the
 # package's own service is not used); ejabberd likewise for

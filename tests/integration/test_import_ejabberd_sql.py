@@ -1,0 +1,500 @@
+"""parleyctl import-ejabberd-sql: an ejabberd 23.01 (Debian's) on a real
+PostgreSQL database and on a real MariaDB, with the multi-host schema
+(sql/pg.new.sql, sql/mysql.new.sql as the package installs them), filled
+through ejabberd itself, is imported; every
+user logs in to Parley with the original password (SCRAM-SHA-1, PLAIN,
+and SCRAM-SHA-256 for the users whose password ejabberd kept in clear) and
+finds the roster with its groups, the pending request, the vCard, private
+XML, offline messages, privacy and block lists and the archive.  The
+source is read through a role that may only SELECT, and a second run
+skips everybody.  The single-host schema (sql/pg.sql, sql/mysql.sql) is
+read from rows written as that schema documents them.
+
+ejabberd and the databases run privately on loopback (tests/db/pgsql.sh,
+tests/db/mariadb.sh, the parleytest.Ejabberd instance with its
+configuration replaced by one using SQL)."""
+import asyncio
+import base64
+import hashlib
+import hmac
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+import parleytest
+from parleytest import HOST, OTHER, NS_CLIENT, RawClient, ejabberdctl, q, tostr, unique
+
+EJ_SQL = Path('/usr/share/ejabberd/sql')
+PASSWORDS = {('alice', HOST): 'Juliet is the sun', ('bob', HOST): 'b0b secret',
+             ('carol', HOST): 'carol pass', ('dave', OTHER): 'dave plain pw',
+             ('erin', OTHER): 'erin plain pw'}
+NS_ROSTER = 'jabber:iq:roster'
+NS_PRIVACY = 'jabber:iq:privacy'
+NS_BLOCKING = 'urn:xmpp:blocking'
+NS_MAM = 'urn:xmpp:mam:2'
+DB_DIR = Path(__file__).resolve().parent.parent / 'db'
+SCRIPT = DB_DIR / 'pgsql.sh'
+
+
+def have_mariadb():
+    return shutil.which('mariadbd') or shutil.which('mysqld') or Path('/usr/sbin/mariadbd').exists()
+
+
+def have_pgsql():
+    if shutil.which('initdb'):
+        return True
+    return any(Path(d, 'bin', 'initdb').exists() for d in Path('/usr/lib/postgresql').glob('*'))
+
+
+pytestmark = [
+    pytest.mark.skipif(ejabberdctl() is None or not (EJ_SQL / 'pg.new.sql').exists(),
+                       reason='ejabberd is not installed (apt-get install ejabberd)'),
+    pytest.mark.skipif(not have_pgsql(), reason='PostgreSQL is not installed (apt-get install postgresql)'),
+]
+
+
+class Pg:
+    kind = 'pgsql'
+    new_schema, old_schema = 'pg.new.sql', 'pg.sql'
+
+    def __init__(self):
+        # The postgres user must reach it: not under pytest's private root.
+        self.top = Path(tempfile.mkdtemp(prefix='parley-ejsql-pg-'))
+        self.top.chmod(0o755)
+        self.dir = self.top / 'pg'
+        subprocess.run(['bash', str(SCRIPT), 'start', str(self.dir)], check=True, timeout=180)
+        env = {}
+        for line in (self.dir / 'env').read_text().splitlines():
+            if '=' in line and not line.startswith('export'):
+                k, v = line.split('=', 1)
+                env[k] = v.strip("'")
+        self.port = int(env['PARLEY_TEST_PGSQL_PORT'])
+        self.bindir = env['PARLEY_TEST_PGSQL_BINDIR']
+
+    def psql(self, db, sql=None, file=None):
+        argv = [os.path.join(self.bindir, 'psql'), '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
+                '-h', str(self.dir / 'sock'), '-p', str(self.port), '-U', 'postgres', '-d', db]
+        argv += ['-f', str(file)] if file else ['-c', sql]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, (sql, file, r.stderr)
+        return r.stdout
+
+    def sql(self, db, sql):
+        return self.psql(db, sql)
+
+    def make_db(self, name, schema):
+        """Database name with ejabberd's schema file, and the role
+        ejreader that may only read it."""
+        self.psql('postgres', 'CREATE DATABASE %s' % name)
+        self.psql(name, "SET client_min_messages = warning", file=EJ_SQL / schema)
+        self.psql(name, "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ejreader') "
+                  "THEN CREATE ROLE ejreader LOGIN; END IF; END $$; "
+                  "GRANT SELECT ON ALL TABLES IN SCHEMA public TO ejreader")
+
+    def dsn(self, db):
+        return 'pgsql:host=127.0.0.1 port=%d dbname=%s user=ejreader sslmode=disable' % (self.port, db)
+
+    def ejabberd_sql(self):
+        return ('sql_type: pgsql\nsql_server: "127.0.0.1"\nsql_port: %d\nsql_database: ejabberd\n'
+                'sql_username: postgres\nsql_password: "unused"\n' % self.port)
+
+    def digest(self, db):
+        return self.psql(db, "SELECT md5(string_agg(t, '|' ORDER BY t)) FROM (%s) AS x" % DIGEST_ROWS)
+
+    def stop(self):
+        subprocess.run(['bash', str(SCRIPT), 'stop', str(self.dir)], timeout=60)
+        shutil.rmtree(str(self.top), ignore_errors=True)
+
+
+def ejabberd_config(ej, db):
+    etc = Path(ej.dir) / 'etc'
+    (etc / 'ejabberd.yml').write_text(f'''# written by test_import_ejabberd_sql.py
+loglevel: info
+log_rotate_count: 0
+hosts:
+  - {HOST}
+  - {OTHER}
+certfiles:
+  - "{etc}/ejabberd.pem"
+listen:
+  -
+    port: {ej.port}
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    starttls: true
+    shaper: none
+  -
+    port: {ej.s2s_port}
+    ip: "127.0.0.1"
+    module: ejabberd_s2s_in
+{db.ejabberd_sql()}sql_pool_size: 2
+new_sql_schema: true
+default_db: sql
+auth_method: sql
+auth_password_format: scram
+host_config:
+  {OTHER}:
+    auth_password_format: plain
+acme:
+  auto: false
+acl:
+  local:
+    user_regexp: ""
+access_rules:
+  local:
+    allow: local
+  c2s:
+    allow: all
+shaper_rules:
+  max_user_offline_messages: 100
+  c2s_shaper: none
+modules:
+  mod_admin_extra: {{}}
+  mod_blocking: {{}}
+  mod_disco: {{}}
+  mod_mam:
+    default: always
+  mod_offline:
+    access_max_user_messages: max_user_offline_messages
+  mod_privacy: {{}}
+  mod_private: {{}}
+  mod_roster: {{}}
+  mod_vcard:
+    search: false
+''')
+    shutil.chown(str(etc / 'ejabberd.yml'), 'ejabberd', 'ejabberd')
+
+
+PHOTO = ('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==')
+
+
+def fill(ej, run):
+    T, O = HOST, OTHER
+    for (user, host), pw in PASSWORDS.items():
+        ej.ctl('register', user, host, pw)
+    ej.ctl('add_rosteritem', 'alice', T, 'bob', T, 'Bob', 'Friends', 'both')
+    ej.ctl('add_rosteritem', 'bob', T, 'alice', T, 'Alice', 'Friends', 'both')
+    ej.ctl('add_rosteritem', 'alice', T, 'dave', O, 'Dave', 'Work', 'to')
+    ej.ctl('add_rosteritem', 'dave', O, 'alice', T, 'Alice', '', 'from')
+    # an archived conversation through ejabberd's c2s, before anything is
+    # pending (slixmpp would accept a pending request)
+    async def talk():
+        b = await parleytest.login(ej, 'bob', host=T, resource='y', password=PASSWORDS[('bob', T)])
+        e = await parleytest.login(ej, 'erin', host=O, resource='x', password=PASSWORDS[('erin', O)])
+        e.send_message(mto='bob@' + T, mbody='archived one', mtype='chat')
+        await parleytest.next_message(b, pred=lambda m: m['body'] == 'archived one', timeout=20)
+        b.send_message(mto='erin@' + O, mbody='archived two', mtype='chat')
+        await parleytest.next_message(e, pred=lambda m: m['body'] == 'archived two', timeout=20)
+        await parleytest.logout(b, e)
+    run(talk(), timeout=90)
+    ej.ctl('send_stanza', 'erin@' + O, 'alice@' + T, "<presence xmlns='jabber:client' type='subscribe'/>")
+    stanzas = [
+        ('alice', "<vCard xmlns='vcard-temp'><FN>Alice A.</FN><NICKNAME>al</NICKNAME><PHOTO>"
+         "<TYPE>image/png</TYPE><BINVAL>%s</BINVAL></PHOTO></vCard>" % PHOTO),
+        ('alice', "<query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'>"
+         "<colour>green</colour></prefs></query>"),
+        ('alice', "<query xmlns='jabber:iq:privacy'><list name='work'><item type='jid' "
+         "value='dave@%s' action='allow' order='1'/><item type='subscription' value='none' "
+         "action='deny' order='2'><message/></item></list></query>" % O),
+        ('alice', "<query xmlns='jabber:iq:privacy'><default name='work'/></query>"),
+        ('bob', "<block xmlns='urn:xmpp:blocking'><item jid='dave@%s'/></block>" % O),
+        ('alice', "<block xmlns='urn:xmpp:blocking'><item jid='spam.example'/></block>"),
+    ]
+    for i, (user, payload) in enumerate(stanzas):
+        ej.ctl('send_stanza', '%s@%s/fix' % (user, T), '%s@%s' % (user, T),
+               "<iq xmlns='jabber:client' type='set' id='f%d'>%s</iq>" % (i, payload))
+    ej.ctl('send_message', 'chat', 'bob@%s/desk' % T, 'carol@' + T, '', 'first offline message')
+    ej.ctl('send_message', 'chat', 'alice@%s/desk' % T, 'carol@' + T, '', 'second')
+    ej.ctl('send_message', 'chat', 'alice@%s/desk' % T, 'dave@' + O, '', 'hello dave')
+
+
+
+def parley_login(s, user, host=HOST, password=None):
+    c = RawClient(s.port, host=host)
+    c.login(user, password or PASSWORDS[(user, host)], resource=unique('x-'), presence=False)
+    return c
+
+
+def iq_ok(c, typ, payload, to=None):
+    r = c.iq(typ, payload, to=to)
+    assert r.get('type') == 'result', tostr(r)
+    return r
+
+
+def items_of(r, ns, name='item'):
+    return r.findall('.//' + q(ns, name))
+
+
+DIGEST_ROWS = ("SELECT CONCAT('u', username, password) AS t FROM users UNION ALL "
+               "SELECT CONCAT('r', username, jid, subscription, ask) FROM rosterusers UNION ALL "
+               "SELECT CONCAT('s', username, xml) FROM spool UNION ALL "
+               "SELECT CONCAT('a', username, xml) FROM archive")
+
+
+class Maria:
+    kind = 'mysql'
+    new_schema, old_schema = 'mysql.new.sql', 'mysql.sql'
+
+    def __init__(self):
+        self.top = Path(tempfile.mkdtemp(prefix='parley-ejsql-my-'))
+        self.top.chmod(0o755)
+        self.dir = self.top / 'my'
+        subprocess.run(['bash', str(DB_DIR / 'mariadb.sh'), 'start', str(self.dir)], check=True, timeout=180,
+                       stdout=subprocess.DEVNULL)
+        env = {}
+        for line in (self.dir / 'env').read_text().splitlines():
+            if '=' in line and not line.startswith('export'):
+                k, v = line.split('=', 1)
+                env[k] = v.strip("'")
+        self.port = int(env['PARLEY_TEST_MYSQL_PORT'])
+        self.socket = env['PARLEY_TEST_MYSQL_SOCKET']
+        self.rootpw = env['PARLEY_TEST_MYSQL_ADMIN_PASSWORD']
+        self.client = shutil.which('mariadb') or shutil.which('mysql')
+        self.sql('mysql', "CREATE USER IF NOT EXISTS 'ejabberd'@'127.0.0.1' IDENTIFIED BY 'ej-pw'; "
+                 "CREATE USER IF NOT EXISTS 'ejreader'@'127.0.0.1' IDENTIFIED BY 'reader-pw'")
+
+    def sql(self, db, sql=None, file=None):
+        r = subprocess.run([self.client, '--no-defaults', '--socket=' + self.socket, '-uroot',
+                            '--password=' + self.rootpw, '-N', '-B', db] + ([] if file else ['-e', sql]),
+                           input=Path(file).read_text() if file else None,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, (sql, file, r.stderr)
+        return r.stdout
+
+    def make_db(self, name, schema):
+        self.sql('mysql', 'CREATE DATABASE %s CHARACTER SET utf8mb4' % name)
+        self.sql(name, file=EJ_SQL / schema)
+        self.sql('mysql', "GRANT ALL ON %s.* TO 'ejabberd'@'127.0.0.1'; "
+                 "GRANT SELECT ON %s.* TO 'ejreader'@'127.0.0.1'" % (name, name))
+
+    def dsn(self, db):
+        return 'mysql:host=127.0.0.1 port=%d dbname=%s user=ejreader password=reader-pw' % (self.port, db)
+
+    def ejabberd_sql(self):
+        return ('sql_type: mysql\nsql_server: "127.0.0.1"\nsql_port: %d\nsql_database: ejabberd\n'
+                'sql_username: ejabberd\nsql_password: "ej-pw"\n' % self.port)
+
+    def digest(self, db):
+        return self.sql(db, "SELECT MD5(GROUP_CONCAT(t ORDER BY t SEPARATOR '|')) FROM (%s) AS x"
+                        % DIGEST_ROWS)
+
+    def stop(self):
+        subprocess.run(['bash', str(DB_DIR / 'mariadb.sh'), 'stop', str(self.dir)], timeout=60,
+                       stdout=subprocess.DEVNULL)
+        shutil.rmtree(str(self.top), ignore_errors=True)
+
+
+@pytest.fixture(scope='module', params=['pgsql', 'mysql'])
+def source(request):
+    if request.param == 'mysql' and not have_mariadb():
+        pytest.skip('MariaDB is not installed (apt-get install mariadb-server)')
+    lp = asyncio.new_event_loop()
+    asyncio.set_event_loop(lp)
+
+    def run(coro, timeout=30):
+        return lp.run_until_complete(asyncio.wait_for(coro, timeout))
+    pg = Pg() if request.param == 'pgsql' else Maria()
+    ej = None
+    try:
+        pg.make_db('ejabberd', pg.new_schema)
+        ej = parleytest.Ejabberd(HOST, None, {})
+        ejabberd_config(ej, pg)
+        ej.start()
+        fill(ej, run)
+        ej.stop()
+        ej = None
+        yield pg
+    finally:
+        if ej is not None:
+            ej.stop()
+        pg.stop()
+        pending = [t for t in asyncio.all_tasks(lp) if not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            lp.run_until_complete(asyncio.wait(pending, timeout=5))
+        lp.close()
+        asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def empty_srv(tmp_path_factory):
+    s = parleytest.Parleyd(tmp_path_factory.mktemp('parley-ejsql'), users={})
+    yield s
+    if s.running():
+        s.finish()
+
+
+def test_import_from_ejabberd(source, empty_srv, run):
+    pg, s = source, empty_srv
+    before = pg.digest('ejabberd')
+    dsn = pg.dsn('ejabberd')
+    # one host of the database first
+    r = s.ctl('import-ejabberd-sql', '--dsn', dsn, '--host', OTHER)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert 'multi-host' in r.stdout, r.stdout
+    assert 'imported 2 users, skipped 0, 0 failures\n' in r.stdout, r.stdout
+    assert 'imported: erin@%s' % OTHER in r.stdout and HOST not in r.stdout, r.stdout
+    # then all of it: the users of that host are skipped
+    r = s.ctl('import-ejabberd-sql', '--dsn', dsn)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert 'imported 3 users, skipped 2, 0 failures\n' in r.stdout, r.stdout
+    assert '1 pending request,' in r.stdout, r.stdout
+    assert ', 1 vCard, 1 private XML element, 2 offline messages, 2 privacy lists (2 blocked JIDs in ' \
+        'them), 7 archived messages\n' in r.stdout, r.stdout
+    # idempotent: everybody is skipped the second time
+    r2 = s.ctl('import-ejabberd-sql', '--dsn', dsn)
+    assert r2.returncode == 0 and 'imported 0 users, skipped 5, 0 failures\n' in r2.stdout, r2.stdout
+    assert pg.digest('ejabberd') == before
+    s.passwords = dict(PASSWORDS)
+    s.start()
+    # not while parleyd runs (it opens the stores itself)
+    r = s.ctl('import-ejabberd-sql', '--dsn', dsn)
+    assert r.returncode == 5, (r.returncode, r.stdout, r.stderr)
+
+    a = parley_login(s, 'alice')
+    try:
+        a.send('<presence/>')
+        p = a.wait_for(lambda e: e.tag == q(NS_CLIENT, 'presence') and e.get('type') == 'subscribe',
+                       timeout=10, what='the pending subscription request')
+        assert p.get('from') == 'erin@%s' % OTHER, tostr(p)
+        r = iq_ok(a, 'get', "<query xmlns='jabber:iq:roster'/>")
+        roster = {i.get('jid'): i for i in items_of(r, NS_ROSTER)}
+        assert sorted(roster) == ['bob@%s' % HOST, 'dave@%s' % OTHER], tostr(r)
+        assert roster['bob@%s' % HOST].get('subscription') == 'both'
+        assert roster['bob@%s' % HOST].get('name') == 'Bob'
+        assert [g.text for g in roster['bob@%s' % HOST]] == ['Friends']
+        assert roster['dave@%s' % OTHER].get('subscription') == 'to'
+        assert [g.text for g in roster['dave@%s' % OTHER]] == ['Work']
+        r = iq_ok(a, 'get', "<vCard xmlns='vcard-temp'/>")
+        assert r.findtext('.//' + q('vcard-temp', 'FN')) == 'Alice A.'
+        assert r.findtext('.//' + q('vcard-temp', 'BINVAL')) == PHOTO, tostr(r)
+        r = iq_ok(a, 'get', "<query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'/></query>")
+        assert r.findtext('.//{urn:example:prefs}colour') == 'green', tostr(r)
+        r = iq_ok(a, 'get', "<blocklist xmlns='urn:xmpp:blocking'/>")
+        assert [i.get('jid') for i in items_of(r, NS_BLOCKING)] == ['spam.example'], tostr(r)
+        r = iq_ok(a, 'get', "<query xmlns='jabber:iq:privacy'/>")
+        assert [l.get('name') for l in items_of(r, NS_PRIVACY, 'list')] == ['work'], tostr(r)
+        assert r.find('.//' + q(NS_PRIVACY, 'default')).get('name') == 'work'
+        r = iq_ok(a, 'get', "<query xmlns='jabber:iq:privacy'><list name='work'/></query>")
+        assert [(i.get('type'), i.get('value'), i.get('action'), i.get('order'),
+                 [c.tag for c in i]) for i in items_of(r, NS_PRIVACY)] == \
+            [('jid', 'dave@%s' % OTHER, 'allow', '1', []),
+             ('subscription', 'none', 'deny', '2', [q(NS_PRIVACY, 'message')])], tostr(r)
+    finally:
+        a.close()
+    b = parley_login(s, 'bob')
+    try:
+        r = iq_ok(b, 'get', "<blocklist xmlns='urn:xmpp:blocking'/>")
+        assert [i.get('jid') for i in items_of(r, NS_BLOCKING)] == ['dave@%s' % OTHER], tostr(r)
+        r = iq_ok(b, 'get', "<query xmlns='jabber:iq:privacy'/>")
+        assert items_of(r, NS_PRIVACY, 'list') == [], tostr(r)
+        # the archive: both directions of the conversation, in order
+        b.send("<iq type='set' id='mam1'><query xmlns='%s' queryid='q1'/></iq>" % NS_MAM)
+        got = []
+        while True:
+            e = b.wait_for(lambda e: e.tag == q(NS_CLIENT, 'message') or e.get('id') == 'mam1',
+                           timeout=10, what='archive results')
+            if e.get('id') == 'mam1':
+                assert e.get('type') == 'result', tostr(e)
+                break
+            fwd = e.find('.//' + q(NS_CLIENT, 'message'))
+            got.append((fwd.get('from').split('/')[0], fwd.findtext(q(NS_CLIENT, 'body'))))
+        assert got == [('erin@%s' % OTHER, 'archived one'), ('bob@%s' % HOST, 'archived two'),
+                       ('bob@%s' % HOST, 'first offline message')], got
+    finally:
+        b.close()
+    c = parley_login(s, 'carol')
+    try:
+        c.send('<presence/>')
+        got = [c.wait_message(timeout=10) for _ in range(2)]
+        assert [m.findtext(q(NS_CLIENT, 'body')) for m in got] == ['first offline message', 'second']
+    finally:
+        c.close()
+    d = parley_login(s, 'dave', host=OTHER)
+    try:
+        d.send('<presence/>')
+        d.wait_message('hello dave', timeout=10)
+    finally:
+        d.close()
+
+    # SCRAM-SHA-1 for everybody (ejabberd's own SCRAM values on test.local);
+    # SCRAM-SHA-256 where ejabberd kept the password in clear
+    async def scram_logins():
+        for (user, host) in PASSWORDS:
+            mechs = ['SCRAM-SHA-1'] + (['SCRAM-SHA-256'] if host == OTHER else [])
+            for mech in mechs:
+                cl = await parleytest.login(s, user, host=host, mech=mech)
+                await parleytest.logout(cl)
+    run(scram_logins(), timeout=120)
+
+
+def test_single_host_schema_and_bad_rows(source, empty_srv, run):
+    """Rows written as sql/pg.sql documents them (no server_host): the
+    host is named with --host; a user with unusable SCRAM values is
+    reported with its JID and the others are imported."""
+    pg, s = source, empty_srv
+    # SCRAM-SHA-256 values as ejabberd keeps them (auth_scram_hash: sha256)
+    salt = b'salt-of-hank-256'
+    salted = hashlib.pbkdf2_hmac('sha256', b'hank pw', salt, 4096)
+    client_key = hmac.new(salted, b'Client Key', 'sha256').digest()
+    stored = base64.b64encode(hashlib.sha256(client_key).digest()).decode()
+    server = base64.b64encode(hmac.new(salted, b'Server Key', 'sha256').digest()).decode()
+    pg.make_db('ejsingle', pg.old_schema)
+    pg.sql('ejsingle', """
+INSERT INTO users (username, password) VALUES ('frank', 'frank pw');
+INSERT INTO users (username, password, serverkey, salt, iterationcount)
+  VALUES ('hank', '%s', '%s', '%s', 4096);
+INSERT INTO users (username, password, serverkey, salt, iterationcount)
+  VALUES ('broken', 'c2hvcnQ=', 'c2hvcnQ=', 'c2FsdA==', 4096);
+INSERT INTO rosterusers (username, jid, nick, subscription, ask, askmessage, server, subscribe, type)
+  VALUES ('frank', 'gina@example.org', 'Gina', 'B', 'N', '', 'N', '', 'item');
+INSERT INTO rostergroups (username, jid, grp) VALUES ('frank', 'gina@example.org', 'Pals');
+INSERT INTO spool (username, xml) VALUES ('frank',
+  '<message xmlns="jabber:client" from="gina@example.org/x" to="frank@%s" type="chat"><body>hi frank</body></message>');
+INSERT INTO vcard (username, vcard) VALUES ('frank', '<vCard xmlns="vcard-temp"><FN>Frank F.</FN></vCard>');
+""" % (stored, server, base64.b64encode(salt).decode(), HOST))
+    # more archived messages than one page of the import, with equal
+    # timestamps across the page boundary
+    seq = ('generate_series(1, 1100) AS g(i)', 'i / 3') if pg.kind == 'pgsql' else \
+        ('seq_1_to_1100 AS g', 'seq DIV 3')
+    num = 'i' if pg.kind == 'pgsql' else 'seq'
+    pg.sql('ejsingle', "INSERT INTO archive (username, timestamp, peer, bare_peer, xml, txt, kind) "
+           "SELECT 'frank', 1700000000000000 + %s, 'gina@example.org/x', 'gina@example.org', "
+           "CONCAT('<message xmlns=\"jabber:client\" from=\"gina@example.org/x\" to=\"frank@%s\" "
+           "type=\"chat\"><body>', %s, '</body></message>'), '', 'chat' FROM %s"
+           % (seq[1], HOST, num, seq[0]))
+    dsn = pg.dsn('ejsingle')
+    r = s.ctl('import-ejabberd-sql', '--dsn', dsn)
+    assert r.returncode != 0 and '--host' in r.stderr + r.stdout, (r.stdout, r.stderr)
+    r = s.ctl('import-ejabberd-sql', '--dsn', dsn, '--host', HOST)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert 'single-host' in r.stdout
+    assert 'failed: broken@%s: SCRAM-SHA-1' % HOST in r.stdout, r.stdout
+    assert 'imported 2 users, skipped 0, 1 failure\n' in r.stdout, r.stdout
+    assert '1 roster item, 0 pending requests, 1 vCard, 0 private XML elements, 1 offline message, ' \
+        '0 privacy lists (0 blocked JIDs in them), 1100 archived messages\n' in r.stdout, r.stdout
+    # a DSN of another kind is refused with the reason
+    r = s.ctl('import-ejabberd-sql', '--dsn', 'host=127.0.0.1 dbname=x')
+    assert r.returncode != 0 and 'pgsql:' in r.stderr, r.stderr
+    s.passwords = {('frank', HOST): 'frank pw', ('hank', HOST): 'hank pw'}
+    s.start()
+    f = parley_login(s, 'frank', password='frank pw')
+    try:
+        r = iq_ok(f, 'get', "<query xmlns='jabber:iq:roster'/>")
+        items = items_of(r, NS_ROSTER)
+        assert [(i.get('jid'), i.get('name'), i.get('subscription'), [g.text for g in i]) for i in items] \
+            == [('gina@example.org', 'Gina', 'both', ['Pals'])], tostr(r)
+        f.send('<presence/>')
+        f.wait_message('hi frank', timeout=10)
+    finally:
+        f.close()
+
+    async def scram256():
+        cl = await parleytest.login(s, 'hank', mech='SCRAM-SHA-256', password='hank pw')
+        await parleytest.logout(cl)
+    run(scram256(), timeout=60)
