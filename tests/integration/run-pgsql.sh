@@ -10,7 +10,7 @@ if [ "${PARLEY_HAVE_PGSQL:-}" = no ]; then
 fi
 PARLEY_TEST_STORAGE=pgsql
 PARLEY_TEST_FILES=
-for t in login register roster presence offline in_order vcard private last blocking privacy offline_rules shared_roster vjud muc muc_restart db_ctl db_outage pubsub pep pubsub_outage pubsub_ctl bookmarks avatar_pep push mam sm sasl2_sm scram_sha512 scram_sha1_only fast_ctl fast; do
+for t in login register roster presence offline in_order vcard private last blocking privacy offline_rules shared_roster vjud muc muc_restart db_ctl db_outage pubsub pep pubsub_outage pubsub_ctl bookmarks avatar_pep push mam sm sasl2_sm scram_sha512 scram_sha1_only fast_ctl fast userdata_ctl; do
     PARLEY_TEST_FILES="$PARLEY_TEST_FILES $here/test_$t.py"
 done
 # one file at a time: test_db_outage and test_pubsub_outage halt the
