@@ -203,13 +203,15 @@ static void registered_users_done(enum storage_result r, const struct strlist *n
 
 void cmd_registered_users(struct ctl_call *call)
 {
-	const char *after = NULL;
+	const char *after = NULL, *match = NULL;
 	unsigned long limit = 0;
 	for (int i = 2; i < call->argc; i += 2) {
 		const char *opt = call->argv[i], *v = i + 1 < call->argc ? call->argv[i + 1] : NULL;
 		char *end = NULL;
 		if (v != NULL && strcmp(opt, "--after") == 0) {
 			after = v;
+		} else if (v != NULL && strcmp(opt, "--match") == 0) {
+			match = v;
 		} else if (v != NULL && strcmp(opt, "--limit") == 0) {
 			limit = strtoul(v, &end, 10);
 			if (*v < '0' || *v > '9' || *end != '\0' || limit == 0 || limit > 100000) {
@@ -218,13 +220,14 @@ void cmd_registered_users(struct ctl_call *call)
 				return;
 			}
 		} else {
-			ctl_call_finish(call, CTL_USAGE,
-			                "usage: registered-users HOST [--after NAME] [--limit N]");
+			ctl_call_finish(
+			        call, CTL_USAGE,
+			        "usage: registered-users HOST [--match TEXT] [--after NAME] [--limit N]");
 			return;
 		}
 	}
-	if (after != NULL && limit == 0) {
-		ctl_call_finish(call, CTL_USAGE, "--after goes with --limit (the page size)");
+	if ((after != NULL || match != NULL) && limit == 0) {
+		ctl_call_finish(call, CTL_USAGE, "--after and --match go with --limit (the page size)");
 		return;
 	}
 	call->host = ctl_call_host(call, 1);
@@ -239,8 +242,8 @@ void cmd_registered_users(struct ctl_call *call)
 	pg->limit = (unsigned)limit;
 	call->work = pg;
 	call->work_free = free;
-	call->sreq = storage_account_list_page(call->host->storage, call->host->name, after, (unsigned)limit,
-	                                       registered_users_done, call);
+	call->sreq = storage_account_list_page(call->host->storage, call->host->name, after, match,
+	                                       (unsigned)limit, registered_users_done, call);
 }
 
 static void registered_users_count_done(enum storage_result r, uint64_t count, void *ctx)

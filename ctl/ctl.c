@@ -215,10 +215,10 @@ static const struct ctl_command commands[] = {
 	  "check a password read from stdin: exit 0 right, 1 wrong or no such user" },
 	{ "user-exists", "USER HOST", 2, 2, CTL_F_OFFLINE | CTL_F_READ, cmd_user_exists,
 	  "exit 0 when the account exists, 1 when not" },
-	{ "registered-users", "HOST [--after NAME] [--limit N]", 1, 5,
+	{ "registered-users", "HOST [--match TEXT] [--after NAME] [--limit N]", 1, 7,
 	  CTL_F_OFFLINE | CTL_F_JSON | CTL_F_READ, cmd_registered_users,
-	  "list the accounts of a host, sorted (a page of N after NAME with --limit; the JSON answer's "
-	  "next is where the following page starts)" },
+	  "list the accounts of a host, sorted (with --limit a page of N: after NAME, names containing "
+	  "TEXT; the JSON answer's next is where the following page starts)" },
 	{ "registered-users-count", "HOST", 1, 1, CTL_F_OFFLINE | CTL_F_READ, cmd_registered_users_count,
 	  "how many accounts a host has (counted by the store, none listed)" },
 	{ "get-roster", "USER@HOST", 1, 1, CTL_F_OFFLINE | CTL_F_JSON | CTL_F_READ, cmd_get_roster,

@@ -65,6 +65,7 @@
 #define OFFLINE_SHOWN 100 /* offline messages a user's page shows */
 #define MAX_STEPS 16      /* command lines a page runs */
 #define MAX_ARGS 6        /* arguments a form may give a command */
+#define MAX_WORDS 10      /* words of a command line a page runs */
 #define TOKEN_HEX 32      /* characters of a session id or a CSRF token */
 #define COOKIE "parley_admin"
 #define LOGIN_COOKIE "parley_admin_login"
@@ -646,10 +647,10 @@ static void job_add(struct web_job *job, ...)
 	if (job->nsteps == MAX_STEPS)
 		return;
 	va_list ap;
-	char *words[MAX_ARGS + 3];
+	char *words[MAX_WORDS + 1];
 	int n = 0;
 	va_start(ap, job);
-	for (const char *w; (w = va_arg(ap, const char *)) != NULL && n < MAX_ARGS + 2;)
+	for (const char *w; (w = va_arg(ap, const char *)) != NULL && n < MAX_WORDS;)
 		words[n++] = xstrdup(w);
 	va_end(ap);
 	int i = job->nsteps++;
@@ -931,10 +932,14 @@ static void render_users(struct web_job *job, struct buf *b)
 		}
 		buf_append_str(b, "</table><p class=\"pages\">");
 		json_t *next = json_object_get(reg, "next");
-		const char *after = job->argv[0][4];
+		const char *after = job->argv[0][6];
 		if (after[0] != '\0') {
 			buf_append_str(b, "<a id=\"first-page\" href=\"/admin/users?host=");
 			urlenc(b, host);
+			if (job->query != NULL && job->query[0] != '\0') {
+				buf_append_str(b, "&amp;q=");
+				urlenc(b, job->query);
+			}
 			buf_printf(b, "\">%s</a> ", T(S_FIRST_PAGE));
 		}
 		if (json_is_string(next)) {
@@ -942,6 +947,10 @@ static void render_users(struct web_job *job, struct buf *b)
 			urlenc(b, host);
 			buf_append_str(b, "&amp;after=");
 			urlenc(b, json_string_value(next));
+			if (job->query != NULL && job->query[0] != '\0') {
+				buf_append_str(b, "&amp;q=");
+				urlenc(b, job->query);
+			}
 			buf_printf(b, "\">%s</a>", T(S_NEXT_PAGE));
 		}
 		buf_append_str(b, "</p>");
@@ -1402,8 +1411,12 @@ static void web_handler(void *ctx, const struct http_request *rq, struct http_re
 		char *after = query_get(rq, "after");
 		char limit[16];
 		snprintf(limit, sizeof(limit), "%u", USERS_PAGE);
-		job_add(job, "--json", "registered-users", host, "--after", after != NULL ? after : "",
-		        "--limit", limit, NULL);
+		/* the store matches user names: a JID searched for by its local part */
+		char *match = xstrdup(job->query != NULL ? job->query : "");
+		match[strcspn(match, "@")] = '\0';
+		job_add(job, "--json", "registered-users", host, "--match", match, "--after",
+		        after != NULL ? after : "", "--limit", limit, NULL);
+		free(match);
 		free(after);
 		job_add(job, "--json", "connected-users", NULL);
 	} else if (strcmp(path, "/admin/user") == 0) {

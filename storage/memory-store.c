@@ -371,7 +371,8 @@ static enum storage_result mem_account_list(void *conn, struct account_list_job 
 	struct strlist l = { 0 };
 	for (size_t i = 0; i < ms->nusers; i++)
 		if (ms->users[i]->has_account && strcmp(ms->users[i]->host, r->base.host) == 0 &&
-		    (r->after == NULL || strcmp(ms->users[i]->user, r->after) > 0))
+		    (r->after == NULL || strcmp(ms->users[i]->user, r->after) > 0) &&
+		    (r->match == NULL || strstr(ms->users[i]->user, r->match) != NULL))
 			strlist_push(&l, ms->users[i]->user);
 	if (r->limit > 0) {
 		qsort(l.items, l.count, sizeof(*l.items), cmp_str);

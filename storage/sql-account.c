@@ -34,13 +34,32 @@ static const char sql_account_update[] =
         "password = ?, sha512_salt = ?, sha512_iterations = ?, sha512_stored_key = ?, "
         "sha512_server_key = ? WHERE server_host = ? AND username = ?";
 static const char sql_account_list[] = "SELECT username FROM users WHERE server_host = ?";
-/* Paged, after a name (the first page after ""): LIMIT, or OFFSET/FETCH on
- * SQL Server (drivers fetch a result whole, so the page is cut in SQL). */
+/* Paged, after a name (the first page after ""), names containing a text
+ * (LIKE with '!' as the escape; '%' for every name): LIMIT, or OFFSET/FETCH
+ * on SQL Server (drivers fetch a result whole, so the page is cut in SQL). */
 static const char sql_account_page[] =
-        "SELECT username FROM users WHERE server_host = ? AND username > ? ORDER BY username LIMIT ?";
+        "SELECT username FROM users WHERE server_host = ? AND username > ? AND username LIKE ? ESCAPE '!' "
+        "ORDER BY username LIMIT ?";
 static const char sql_account_page_mssql[] =
-        "SELECT username FROM users WHERE server_host = ? AND username > ? ORDER BY username "
-        "OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY";
+        "SELECT username FROM users WHERE server_host = ? AND username > ? AND username LIKE ? ESCAPE '!' "
+        "ORDER BY username OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY";
+
+/* '%' + match with its LIKE wildcards and '!' escaped + '%', in pool. */
+static const char *like_pattern(struct pool *pool, const char *match)
+{
+	if (match == NULL)
+		return "%";
+	char *out = pool_alloc(pool, 2 * strlen(match) + 3), *o = out;
+	*o++ = '%';
+	for (const char *m = match; *m != '\0'; m++) {
+		if (*m == '%' || *m == '_' || *m == '!')
+			*o++ = '!';
+		*o++ = *m;
+	}
+	*o++ = '%';
+	*o = '\0';
+	return out;
+}
 static const char sql_account_count[] = "SELECT COUNT(*) FROM users WHERE server_host = ?";
 
 /* Every table that holds a user's rows, children first; users last.  A new
@@ -282,7 +301,7 @@ static enum storage_result op_account_list(void *conn, struct account_list_job *
 {
 	struct sql_thread *t = conn;
 	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->after != NULL ? r->after : ""),
-		                 PINT(r->limit) };
+		                 PTEXT(like_pattern(r->base.pool, r->match)), PINT(r->limit) };
 	if (r->limit == 0)
 		return sql_q_names(t, &r->base, sql_account_list, p, 1, &r->names);
 	const struct sql_driver_vfuncs *d = t->ss->drv;

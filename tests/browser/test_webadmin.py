@@ -233,6 +233,12 @@ def test_users_are_listed_by_pages(srv, browser):
     total = int(srv.ctl('registered-users-count', HOST).stdout)
     assert first + rest == total and browser.call('count', sel='#next-page')['n'] == 0
     assert browser.call('count', sel='#first-page')['n'] == 1
+    # the search looks through every account, not the page shown
+    browser.call('open', url=url)
+    browser.call('fill', sel='#search', value='pg10')
+    browser.call('press', sel='#search', key='Enter')
+    rows = browser.wait_text(url + '&q=pg10', '#users', lambda t: t is not None)
+    assert browser.call('count', sel='tr[data-user]')['n'] == 1 and 'pg100@' + HOST in rows, rows
 
 
 def test_page_in_the_browsers_language(srv, browser):

@@ -101,7 +101,7 @@ def test_bad_input(srv):
         assert r.returncode == 2 and '--limit' in r.stderr, (bad, r)
     r = srv.ctl('offline-list', 'alice@' + HOST, '--max', '3')
     assert r.returncode == 2
-    for args in (['--limit', '0'], ['--after', 'a'], ['--limit'], ['--sort', 'x']):
+    for args in (['--limit', '0'], ['--after', 'a'], ['--match', 'a'], ['--limit'], ['--sort', 'x']):
         r = srv.ctl('registered-users', HOST, *args)
         assert r.returncode == 2, (args, r)
 
@@ -126,6 +126,13 @@ def test_count_and_pages(srv):
         after = page['next']
     assert pages == 4  # 15 accounts: 4 + 4 + 4 + 3
     assert len(seen) == len(set(seen)) and sorted(seen) == sorted(everyone)
+    # names containing a text, by pages too; LIKE's wildcards are plain text
+    page = ctl_json(srv, 'registered-users', HOST, '--match', 'ge0', '--limit', '100')
+    assert page['users'] == ['page%02d' % i for i in range(10)] and page['next'] is None
+    page = ctl_json(srv, 'registered-users', HOST, '--match', 'ge0', '--after', 'page04', '--limit', '3')
+    assert page['users'] == ['page05', 'page06', 'page07'] and page['next'] == 'page07'
+    for wild in ('%', '_', 'page_1', '!'):
+        assert ctl_json(srv, 'registered-users', HOST, '--match', wild, '--limit', '5')['users'] == []
     # a page that ends exactly at the last account says so on the next call
     page = ctl_json(srv, 'registered-users', HOST, '--after', sorted(everyone)[-2], '--limit', '1')
     assert page['users'] == [sorted(everyone)[-1]]
