@@ -1,6 +1,7 @@
 /*
  * parleyctl's account commands: register, unregister, passwd,
- * check-password, user-exists, registered-users, fast-list, fast-revoke and
+ * check-password, user-exists, registered-users (whole or by pages),
+ * registered-users-count, fast-list, fast-revoke and
  * fast-purge (FAST tokens, XEP-0484), and auth-test (a password
  * through the host's auth chain, backend by backend).  They work through
  * the host's auth chain and store, inside parleyd or inside parleyctl when
@@ -17,6 +18,7 @@
 #include "server/sm.h"
 #include "lib/log.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -155,6 +157,11 @@ void cmd_user_exists(struct ctl_call *call)
 	call->req = auth_user_exists(call->host->auth, call->user, user_exists_done, call);
 }
 
+/* registered-users --limit N: the page size (call->work) */
+struct users_page {
+	unsigned limit;
+};
+
 static void registered_users_done(enum storage_result r, const struct strlist *names, void *ctx)
 {
 	struct ctl_call *call = ctx;
@@ -164,16 +171,27 @@ static void registered_users_done(enum storage_result r, const struct strlist *n
 		                call->host->name, storage_result_str(r));
 		return;
 	}
+	unsigned limit = call->work != NULL ? ((struct users_page *)call->work)->limit : 0;
 	struct strlist sorted = { 0 };
 	sorted.items = xcalloc(names->count + 1, sizeof(*sorted.items));
 	for (size_t i = 0; i < names->count; i++)
 		sorted.items[sorted.count++] = xstrdup(names->items[i]);
-	qsort(sorted.items, sorted.count, sizeof(*sorted.items), cmp_str);
+	/* a page keeps the store's order: its last name starts the next one */
+	const char *next = limit > 0 && names->count == limit ? names->items[names->count - 1] : NULL;
+	if (limit == 0)
+		qsort(sorted.items, sorted.count, sizeof(*sorted.items), cmp_str);
 	if (call->json) {
 		buf_append_str(&call->body, "{\"host\": ");
 		ctl_json_str(&call->body, call->host->name);
 		buf_printf(&call->body, ", \"count\": %zu, \"users\": ", sorted.count);
 		ctl_json_strlist(&call->body, &sorted);
+		if (limit > 0) {
+			buf_append_str(&call->body, ", \"next\": ");
+			if (next != NULL)
+				ctl_json_str(&call->body, next);
+			else
+				buf_append_str(&call->body, "null");
+		}
 		buf_append_str(&call->body, "}\n");
 	} else {
 		for (size_t i = 0; i < sorted.count; i++)
@@ -185,10 +203,69 @@ static void registered_users_done(enum storage_result r, const struct strlist *n
 
 void cmd_registered_users(struct ctl_call *call)
 {
+	const char *after = NULL, *match = NULL;
+	unsigned long limit = 0;
+	for (int i = 2; i < call->argc; i += 2) {
+		const char *opt = call->argv[i], *v = i + 1 < call->argc ? call->argv[i + 1] : NULL;
+		char *end = NULL;
+		if (v != NULL && strcmp(opt, "--after") == 0) {
+			after = v;
+		} else if (v != NULL && strcmp(opt, "--match") == 0) {
+			match = v;
+		} else if (v != NULL && strcmp(opt, "--limit") == 0) {
+			limit = strtoul(v, &end, 10);
+			if (*v < '0' || *v > '9' || *end != '\0' || limit == 0 || limit > 100000) {
+				ctl_call_finish(call, CTL_USAGE,
+				                "--limit wants a number from 1 to 100000, not '%s'", v);
+				return;
+			}
+		} else {
+			ctl_call_finish(
+			        call, CTL_USAGE,
+			        "usage: registered-users HOST [--match TEXT] [--after NAME] [--limit N]");
+			return;
+		}
+	}
+	if ((after != NULL || match != NULL) && limit == 0) {
+		ctl_call_finish(call, CTL_USAGE, "--after and --match go with --limit (the page size)");
+		return;
+	}
 	call->host = ctl_call_host(call, 1);
 	if (call->host == NULL)
 		return;
-	call->sreq = storage_account_list(call->host->storage, call->host->name, registered_users_done, call);
+	if (limit == 0) {
+		call->sreq = storage_account_list(call->host->storage, call->host->name,
+		                                  registered_users_done, call);
+		return;
+	}
+	struct users_page *pg = xcalloc(1, sizeof(*pg));
+	pg->limit = (unsigned)limit;
+	call->work = pg;
+	call->work_free = free;
+	call->sreq = storage_account_list_page(call->host->storage, call->host->name, after, match,
+	                                       (unsigned)limit, registered_users_done, call);
+}
+
+static void registered_users_count_done(enum storage_result r, uint64_t count, void *ctx)
+{
+	struct ctl_call *call = ctx;
+	call->sreq = NULL;
+	if (r != STORAGE_OK) {
+		ctl_call_finish(call, ctl_storage_code(r), "cannot count the accounts of %s: %s",
+		                call->host->name, storage_result_str(r));
+		return;
+	}
+	buf_printf(&call->body, "%llu\n", (unsigned long long)count);
+	ctl_call_finish(call, CTL_OK, NULL);
+}
+
+void cmd_registered_users_count(struct ctl_call *call)
+{
+	call->host = ctl_call_host(call, 1);
+	if (call->host == NULL)
+		return;
+	call->sreq = storage_account_count(call->host->storage, call->host->name, registered_users_count_done,
+	                                   call);
 }
 
 /* ---- FAST tokens (XEP-0484) ------------------------------------------------------------- */

@@ -86,10 +86,16 @@ void cmd_passwd(struct ctl_call *call);
 void cmd_check_password(struct ctl_call *call);
 void cmd_user_exists(struct ctl_call *call);
 void cmd_registered_users(struct ctl_call *call);
+void cmd_registered_users_count(struct ctl_call *call);
 void cmd_fast_list(struct ctl_call *call);
 void cmd_fast_revoke(struct ctl_call *call);
 void cmd_fast_purge(struct ctl_call *call);
 void cmd_auth_test(struct ctl_call *call);
+
+/* cmd-userdata.c: what the store keeps for an account */
+void cmd_get_roster(struct ctl_call *call);
+void cmd_offline_list(struct ctl_call *call);
+void cmd_offline_count(struct ctl_call *call);
 
 /* cmd-sessions.c */
 void cmd_connected_users(struct ctl_call *call);

@@ -215,8 +215,21 @@ static const struct ctl_command commands[] = {
 	  "check a password read from stdin: exit 0 right, 1 wrong or no such user" },
 	{ "user-exists", "USER HOST", 2, 2, CTL_F_OFFLINE | CTL_F_READ, cmd_user_exists,
 	  "exit 0 when the account exists, 1 when not" },
-	{ "registered-users", "HOST", 1, 1, CTL_F_OFFLINE | CTL_F_JSON | CTL_F_READ, cmd_registered_users,
-	  "list the accounts of a host" },
+	{ "registered-users", "HOST [--match TEXT] [--after NAME] [--limit N]", 1, 7,
+	  CTL_F_OFFLINE | CTL_F_JSON | CTL_F_READ, cmd_registered_users,
+	  "list the accounts of a host, sorted (with --limit a page of N: after NAME, names containing "
+	  "TEXT; the JSON answer's next is where the following page starts)" },
+	{ "registered-users-count", "HOST", 1, 1, CTL_F_OFFLINE | CTL_F_READ, cmd_registered_users_count,
+	  "how many accounts a host has (counted by the store, none listed)" },
+	{ "get-roster", "USER@HOST", 1, 1, CTL_F_OFFLINE | CTL_F_JSON | CTL_F_READ, cmd_get_roster,
+	  "an account's roster, one contact a line, tab-separated: JID, name, subscription, pending "
+	  "request (out: asked them, in: they asked), groups" },
+	{ "offline-list", "USER@HOST [--limit N]", 1, 3, CTL_F_OFFLINE | CTL_F_JSON | CTL_F_READ,
+	  cmd_offline_list,
+	  "the messages an account has waiting offline, oldest first (the first N): sequence number, "
+	  "time stored, stanza (in JSON also its sender and body)" },
+	{ "offline-count", "USER@HOST", 1, 1, CTL_F_OFFLINE | CTL_F_READ, cmd_offline_count,
+	  "how many messages an account has waiting offline" },
 	{ "fast-list", "USER@HOST", 1, 1, CTL_F_OFFLINE | CTL_F_USERS, cmd_fast_list,
 	  "list the FAST tokens (XEP-0484) of an account" },
 	{ "fast-revoke", "USER@HOST [UA-ID]", 1, 2, CTL_F_OFFLINE | CTL_F_USERS, cmd_fast_revoke,

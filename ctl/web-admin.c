@@ -30,14 +30,19 @@
  * (http_reply_on_cancel) or the web admin stops.  A password is never
  * logged and is wiped from the job once checked.
  *
- * Translations: Parley has no translation mechanism yet; every string a
- * page shows is in the table strings[] below, so a catalogue can replace
- * it in one place.
+ * Translations: every string a page shows is in the table strings[] below,
+ * marked N_() for xgettext (po/parley.pot), and goes through the message
+ * catalogues of lib/i18n.h: each request picks its language from its
+ * Accept-Language (English when none of its languages has a catalogue),
+ * and T() translates into the language of the request being answered
+ * (web_cat, set before a page is rendered).  What the commands answer
+ * (their messages and output) is shown as they give it, untranslated.
  */
 #include "web-admin.h"
 #include "ctl.h"
 #include "server/host.h"
 #include "server/metrics.h"
+#include "lib/i18n.h"
 #include "lib/jid.h"
 #include "lib/latency.h"
 #include "lib/log.h"
@@ -56,9 +61,12 @@
 #endif
 
 #define MAX_SESSIONS 256
-#define MAX_STEPS 16 /* command lines a page runs */
-#define MAX_ARGS 6   /* arguments a form may give a command */
-#define TOKEN_HEX 32 /* characters of a session id or a CSRF token */
+#define USERS_PAGE 100    /* accounts on a page of the users list */
+#define OFFLINE_SHOWN 100 /* offline messages a user's page shows */
+#define MAX_STEPS 16      /* command lines a page runs */
+#define MAX_ARGS 6        /* arguments a form may give a command */
+#define MAX_WORDS 10      /* words of a command line a page runs */
+#define TOKEN_HEX 32      /* characters of a session id or a CSRF token */
 #define COOKIE "parley_admin"
 #define LOGIN_COOKIE "parley_admin_login"
 
@@ -93,7 +101,22 @@ enum web_str {
 	S_SET_PASSWORD,
 	S_NEW_PASSWORD,
 	S_CREATE,
-	S_NO_ROSTER_CMD,
+	S_ROSTER,
+	S_OFFLINE,
+	S_CONTACT,
+	S_NAME,
+	S_SUBSCRIPTION,
+	S_GROUPS,
+	S_PENDING,
+	S_NO_ROSTER,
+	S_NO_OFFLINE,
+	S_FROM,
+	S_STORED,
+	S_BODY,
+	S_MORE_OFFLINE,
+	S_NEXT_PAGE,
+	S_FIRST_PAGE,
+	S_UNKNOWN,
 	S_GROUP,
 	S_MEMBER,
 	S_ADD_MEMBER,
@@ -127,70 +150,87 @@ enum web_str {
 };
 
 static const char *const strings[S_COUNT] = {
-	[S_TITLE] = "Parley administration",
-	[S_LOGIN] = "Log in",
-	[S_JID] = "Admin JID",
-	[S_PASSWORD] = "Password",
-	[S_SIGN_IN] = "Log in",
-	[S_LOGOUT] = "Log out",
-	[S_DASHBOARD] = "Dashboard",
-	[S_USERS] = "Users",
-	[S_HOSTS] = "Virtual hosts",
-	[S_SRG] = "Shared roster groups",
-	[S_ANNOUNCE] = "Announcements",
-	[S_ROOMS] = "Rooms",
-	[S_HOST] = "Host",
-	[S_REGISTERED] = "Registered",
-	[S_ONLINE] = "Online",
-	[S_STATUS] = "Server status",
-	[S_S2S] = "Server-to-server links",
-	[S_NO_S2S] = "No server-to-server link.",
-	[S_SEARCH] = "Search",
-	[S_CREATE_USER] = "Create a user",
-	[S_USER] = "User",
-	[S_SESSIONS] = "Sessions",
-	[S_ACTIONS] = "Actions",
-	[S_KICK] = "Kick",
-	[S_DELETE] = "Delete",
-	[S_SET_PASSWORD] = "Set password",
-	[S_NEW_PASSWORD] = "New password",
-	[S_CREATE] = "Create",
-	[S_NO_ROSTER_CMD] = "Rosters and offline queues have no command in the command table yet, "
-	                    "so they cannot be shown here.",
-	[S_GROUP] = "Group",
-	[S_MEMBER] = "Member (user@host)",
-	[S_ADD_MEMBER] = "Add member",
-	[S_DEL_MEMBER] = "Remove member",
-	[S_DELETE_GROUP] = "Delete group",
-	[S_TEXT] = "Text",
-	[S_SEND_ONLINE] = "to online users",
-	[S_SEND_ALL] = "to all users",
-	[S_SEND] = "Send",
-	[S_MOTD] = "Message of the day",
-	[S_SET_MOTD] = "Set",
-	[S_DELETE_MOTD] = "Delete the message of the day",
-	[S_ROOM] = "Room (room@service)",
-	[S_OWNER] = "Owner JID (optional)",
-	[S_DESTROY] = "Destroy",
-	[S_DONE] = "Done",
-	[S_FAILED] = "Failed",
-	[S_BACK] = "Back",
-	[S_BAD_LOGIN] = "Wrong JID or password.",
-	[S_NOT_ADMIN] = "This account may not administer the server.",
-	[S_LIMITED] = "Too many failed logins; try again later.",
-	[S_TEMPFAIL] = "The authentication backend cannot answer now; try again later.",
-	[S_BAD_CSRF] = "The form's security token is missing or wrong; reload the page and try again.",
-	[S_NOT_ALLOWED_IP] = "This address may not use the web administration.",
-	[S_NOT_FOUND] = "No such page.",
-	[S_STOPPING] = "The server is stopping.",
-	[S_EXPIRED] = "Your session has ended; log in again.",
-	[S_SHOW] = "Show",
-	[S_BAD_FORM] = "The form asks for something these pages do not offer.",
+	[S_TITLE] = N_("Parley administration"),
+	[S_LOGIN] = N_("Log in"),
+	[S_JID] = N_("Admin JID"),
+	[S_PASSWORD] = N_("Password"),
+	[S_SIGN_IN] = N_("Log in"),
+	[S_LOGOUT] = N_("Log out"),
+	[S_DASHBOARD] = N_("Dashboard"),
+	[S_USERS] = N_("Users"),
+	[S_HOSTS] = N_("Virtual hosts"),
+	[S_SRG] = N_("Shared roster groups"),
+	[S_ANNOUNCE] = N_("Announcements"),
+	[S_ROOMS] = N_("Rooms"),
+	[S_HOST] = N_("Host"),
+	[S_REGISTERED] = N_("Registered"),
+	[S_ONLINE] = N_("Online"),
+	[S_STATUS] = N_("Server status"),
+	[S_S2S] = N_("Server-to-server links"),
+	[S_NO_S2S] = N_("No server-to-server link."),
+	[S_SEARCH] = N_("Search"),
+	[S_CREATE_USER] = N_("Create a user"),
+	[S_USER] = N_("User"),
+	[S_SESSIONS] = N_("Sessions"),
+	[S_ACTIONS] = N_("Actions"),
+	[S_KICK] = N_("Kick"),
+	[S_DELETE] = N_("Delete"),
+	[S_SET_PASSWORD] = N_("Set password"),
+	[S_NEW_PASSWORD] = N_("New password"),
+	[S_CREATE] = N_("Create"),
+	[S_ROSTER] = N_("Roster"),
+	[S_OFFLINE] = N_("Offline messages"),
+	[S_CONTACT] = N_("Contact"),
+	[S_NAME] = N_("Name"),
+	[S_SUBSCRIPTION] = N_("Subscription"),
+	[S_GROUPS] = N_("Groups"),
+	[S_PENDING] = N_("Pending request"),
+	[S_NO_ROSTER] = N_("The roster is empty."),
+	[S_NO_OFFLINE] = N_("No message is waiting."),
+	[S_FROM] = N_("From"),
+	[S_STORED] = N_("Stored"),
+	[S_BODY] = N_("Body"),
+	[S_MORE_OFFLINE] = N_("More messages are waiting than are shown:"),
+	[S_NEXT_PAGE] = N_("Next page"),
+	[S_FIRST_PAGE] = N_("First page"),
+	[S_UNKNOWN] = N_("unknown"),
+	[S_GROUP] = N_("Group"),
+	[S_MEMBER] = N_("Member (user@host)"),
+	[S_ADD_MEMBER] = N_("Add member"),
+	[S_DEL_MEMBER] = N_("Remove member"),
+	[S_DELETE_GROUP] = N_("Delete group"),
+	[S_TEXT] = N_("Text"),
+	[S_SEND_ONLINE] = N_("to online users"),
+	[S_SEND_ALL] = N_("to all users"),
+	[S_SEND] = N_("Send"),
+	[S_MOTD] = N_("Message of the day"),
+	[S_SET_MOTD] = N_("Set"),
+	[S_DELETE_MOTD] = N_("Delete the message of the day"),
+	[S_ROOM] = N_("Room (room@service)"),
+	[S_OWNER] = N_("Owner JID (optional)"),
+	[S_DESTROY] = N_("Destroy"),
+	[S_DONE] = N_("Done"),
+	[S_FAILED] = N_("Failed"),
+	[S_BACK] = N_("Back"),
+	[S_BAD_LOGIN] = N_("Wrong JID or password."),
+	[S_NOT_ADMIN] = N_("This account may not administer the server."),
+	[S_LIMITED] = N_("Too many failed logins; try again later."),
+	[S_TEMPFAIL] = N_("The authentication backend cannot answer now; try again later."),
+	[S_BAD_CSRF] = N_("The form's security token is missing or wrong; reload the page and try again."),
+	[S_NOT_ALLOWED_IP] = N_("This address may not use the web administration."),
+	[S_NOT_FOUND] = N_("No such page."),
+	[S_STOPPING] = N_("The server is stopping."),
+	[S_EXPIRED] = N_("Your session has ended; log in again."),
+	[S_SHOW] = N_("Show"),
+	[S_BAD_FORM] = N_("The form asks for something these pages do not offer."),
 };
+
+/* The catalogue of the request being answered (NULL: English). */
+static const struct i18n_catalog *web_cat;
 
 static const char *T(enum web_str s)
 {
-	return strings[s];
+	return i18n_tr(web_cat, strings[s]);
 }
 
 /* ---- state ------------------------------------------------------------------------ */
@@ -207,6 +247,7 @@ typedef void web_render_fn(struct web_job *job, struct buf *out);
 
 struct web_job {
 	struct http_reply *reply;
+	const struct i18n_catalog *cat; /* the request's language */
 	struct ctl_call *call;
 	struct auth_req *areq;
 	struct host *host; /* login: the admin's host */
@@ -442,13 +483,17 @@ static void security_headers(struct http_reply *r)
 	http_reply_header(r, "X-Content-Type-Options", "nosniff");
 	http_reply_header(r, "Referrer-Policy", "same-origin");
 	http_reply_header(r, "Cache-Control", "no-store");
+	http_reply_header(r, "Vary", "Accept-Language");
+	http_reply_header(r, "Content-Language", i18n_lang(web_cat));
 }
 
 static void page_start(struct buf *b, const char *title, const char *csrf)
 {
-	buf_append_str(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-	                  "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-	                  "<link rel=\"stylesheet\" href=\"/admin/static/admin.css\"><title>");
+	buf_printf(b,
+	           "<!DOCTYPE html>\n<html lang=\"%s\"><head><meta charset=\"utf-8\">"
+	           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+	           "<link rel=\"stylesheet\" href=\"/admin/static/admin.css\"><title>",
+	           i18n_lang(web_cat));
 	html(b, title);
 	buf_append_str(b, " - ");
 	html(b, T(S_TITLE));
@@ -586,6 +631,7 @@ static struct web_job *job_new(struct http_reply *r, const struct http_request *
 {
 	struct web_job *job = xcalloc(1, sizeof(*job));
 	job->reply = r;
+	job->cat = i18n_pick(http_request_header(rq, "Accept-Language"));
 	job->ip = xstrdup(rq->remote_ip);
 	job->tls = rq->tls;
 	job->next = jobs;
@@ -601,10 +647,10 @@ static void job_add(struct web_job *job, ...)
 	if (job->nsteps == MAX_STEPS)
 		return;
 	va_list ap;
-	char *words[MAX_ARGS + 3];
+	char *words[MAX_WORDS + 1];
 	int n = 0;
 	va_start(ap, job);
-	for (const char *w; (w = va_arg(ap, const char *)) != NULL && n < MAX_ARGS + 2;)
+	for (const char *w; (w = va_arg(ap, const char *)) != NULL && n < MAX_WORDS;)
 		words[n++] = xstrdup(w);
 	va_end(ap);
 	int i = job->nsteps++;
@@ -658,6 +704,7 @@ static void job_next(struct web_job *job)
 		return;
 	}
 	struct buf b = { 0 };
+	web_cat = job->cat;
 	job->render(job, &b);
 	struct http_reply *r = job->reply;
 	job_free(job);
@@ -734,37 +781,33 @@ static void form_button(struct buf *b, enum web_str label, const char *id)
 static void render_dashboard(struct web_job *job, struct buf *b)
 {
 	page_start(b, T(S_DASHBOARD), job->csrf);
-	json_t *online = step_json(job, 2);
+	/* counts from stats: the store counts the accounts (none is listed);
+	 * a store that cannot answer shows "unknown" */
+	json_t *stats = step_json(job, 2);
+	json_t *hosts = json_object_get(stats, "hosts");
 	buf_printf(b, "<table id=\"hosts\"><tr><th>%s</th><th>%s</th><th>%s</th></tr>", T(S_HOST),
 	           T(S_REGISTERED), T(S_ONLINE));
-	for (int i = 3; i < job->nsteps; i++) {
-		const char *host = job->argv[i][job->argc[i] - 1];
-		json_t *reg = step_json(job, i);
-		size_t users = 0, k;
-		json_t *v;
-		if (json_is_array(online))
-			json_array_foreach(online, k, v)
-			{
-				const char *at = json_is_string(v) ? strchr(json_string_value(v), '@') : NULL;
-				size_t hl = strlen(host);
-				if (at != NULL && strncmp(at + 1, host, hl) == 0 &&
-				    (at[1 + hl] == '/' || at[1 + hl] == '\0'))
-					users++;
-			}
+	for (struct host *h = host_first(); h != NULL; h = h->next) {
+		json_t *hs = json_object_get(hosts, h->name);
+		json_t *reg = json_object_get(hs, "registered_users");
+		json_t *online = json_object_get(hs, "online_users");
 		buf_append_str(b, "<tr><td><a href=\"/admin/users?host=");
-		urlenc(b, host);
+		urlenc(b, h->name);
 		buf_append_str(b, "\">");
-		html(b, host);
-		if (users_of(reg) != NULL)
-			buf_printf(b, "</a></td><td class=\"registered\">%zu</td>",
-			           json_array_size(users_of(reg)));
+		html(b, h->name);
+		if (json_is_integer(reg))
+			buf_printf(b, "</a></td><td class=\"registered\">%lld</td>",
+			           (long long)json_integer_value(reg));
 		else
-			buf_append_str(b, "</a></td><td>?</td>");
-		buf_printf(b, "<td class=\"online\">%zu</td></tr>", users);
-		json_decref(reg);
+			buf_printf(b, "</a></td><td class=\"registered\">%s</td>", T(S_UNKNOWN));
+		if (json_is_integer(online))
+			buf_printf(b, "<td class=\"online\">%lld</td></tr>",
+			           (long long)json_integer_value(online));
+		else
+			buf_printf(b, "<td class=\"online\">%s</td></tr>", T(S_UNKNOWN));
 	}
 	buf_append_str(b, "</table>");
-	json_decref(online);
+	json_decref(stats);
 	buf_append_str(b, "<h3>");
 	html(b, T(S_STATUS));
 	buf_append_str(b, "</h3>");
@@ -852,9 +895,11 @@ static void render_users(struct web_job *job, struct buf *b)
 			}
 			buf_append_str(b, "<tr data-user=\"");
 			html(b, bare);
-			buf_append_str(b, "\"><td>");
+			buf_append_str(b, "\"><td><a class=\"user\" href=\"/admin/user?jid=");
+			urlenc(b, bare);
+			buf_append_str(b, "\">");
 			html(b, bare);
-			buf_append_str(b, "</td><td class=\"sessions\">");
+			buf_append_str(b, "</a></td><td class=\"sessions\">");
 			size_t blen = strlen(bare);
 			if (json_is_array(online))
 				json_array_foreach(online, k, v)
@@ -885,12 +930,113 @@ static void render_users(struct web_job *job, struct buf *b)
 			free(bare);
 			free(node);
 		}
-		buf_append_str(b, "</table>");
+		buf_append_str(b, "</table><p class=\"pages\">");
+		json_t *next = json_object_get(reg, "next");
+		const char *after = job->argv[0][6];
+		if (after[0] != '\0') {
+			buf_append_str(b, "<a id=\"first-page\" href=\"/admin/users?host=");
+			urlenc(b, host);
+			if (job->query != NULL && job->query[0] != '\0') {
+				buf_append_str(b, "&amp;q=");
+				urlenc(b, job->query);
+			}
+			buf_printf(b, "\">%s</a> ", T(S_FIRST_PAGE));
+		}
+		if (json_is_string(next)) {
+			buf_append_str(b, "<a id=\"next-page\" href=\"/admin/users?host=");
+			urlenc(b, host);
+			buf_append_str(b, "&amp;after=");
+			urlenc(b, json_string_value(next));
+			if (job->query != NULL && job->query[0] != '\0') {
+				buf_append_str(b, "&amp;q=");
+				urlenc(b, job->query);
+			}
+			buf_printf(b, "\">%s</a>", T(S_NEXT_PAGE));
+		}
+		buf_append_str(b, "</p>");
 	}
 	json_decref(reg);
 	json_decref(online);
-	buf_printf(b, "<p class=\"note\">%s</p>", T(S_NO_ROSTER_CMD));
 	buf_free(&back);
+	page_end(b);
+}
+
+static void cell(struct buf *b, json_t *v)
+{
+	buf_append_str(b, "<td>");
+	html(b, json_is_string(v) ? json_string_value(v) : "");
+	buf_append_str(b, "</td>");
+}
+
+/* One account: its roster and its offline queue (get-roster, offline-list). */
+static void render_user(struct web_job *job, struct buf *b)
+{
+	page_start(b, job->arg, job->csrf);
+	json_t *roster = step_json(job, 0);
+	json_t *items = json_object_get(roster, "items");
+	buf_printf(b, "<h3>%s</h3>", T(S_ROSTER));
+	if (!json_is_array(items)) {
+		render_step(b, job, 0);
+	} else if (json_array_size(items) == 0) {
+		buf_printf(b, "<p id=\"roster-empty\">%s</p>", T(S_NO_ROSTER));
+	} else {
+		buf_printf(b,
+		           "<table id=\"roster\"><tr><th>%s</th><th>%s</th><th>%s</th><th>%s</th><th>%s</th>"
+		           "</tr>",
+		           T(S_CONTACT), T(S_NAME), T(S_SUBSCRIPTION), T(S_PENDING), T(S_GROUPS));
+		size_t i, k;
+		json_t *it, *g;
+		json_array_foreach(items, i, it)
+		{
+			buf_append_str(b, "<tr class=\"contact\">");
+			cell(b, json_object_get(it, "jid"));
+			cell(b, json_object_get(it, "name"));
+			cell(b, json_object_get(it, "subscription"));
+			cell(b, json_object_get(it, "ask"));
+			buf_append_str(b, "<td>");
+			json_array_foreach(json_object_get(it, "groups"), k, g)
+			{
+				if (k > 0)
+					buf_append_str(b, ", ");
+				html(b, json_string_value(g));
+			}
+			buf_append_str(b, "</td></tr>");
+		}
+		buf_append_str(b, "</table>");
+	}
+	json_decref(roster);
+
+	json_t *off = step_json(job, 1);
+	json_t *msgs = json_object_get(off, "messages");
+	buf_printf(b, "<h3>%s</h3>", T(S_OFFLINE));
+	if (!json_is_array(msgs)) {
+		render_step(b, job, 1);
+	} else if (json_array_size(msgs) == 0) {
+		buf_printf(b, "<p id=\"offline-empty\">%s</p>", T(S_NO_OFFLINE));
+	} else {
+		json_int_t count = json_integer_value(json_object_get(off, "count"));
+		if ((size_t)count > json_array_size(msgs))
+			buf_printf(b, "<p class=\"note\">%s %lld</p>", T(S_MORE_OFFLINE), (long long)count);
+		buf_printf(b, "<table id=\"offline\"><tr><th>%s</th><th>%s</th><th>%s</th></tr>", T(S_STORED),
+		           T(S_FROM), T(S_BODY));
+		size_t i;
+		json_t *m;
+		json_array_foreach(msgs, i, m)
+		{
+			buf_append_str(b, "<tr class=\"message\">");
+			cell(b, json_object_get(m, "stored"));
+			cell(b, json_object_get(m, "from"));
+			json_t *body = json_object_get(m, "body");
+			cell(b, json_is_string(body) ? body : json_object_get(m, "stanza"));
+			buf_append_str(b, "</tr>");
+		}
+		buf_append_str(b, "</table>");
+	}
+	json_decref(off);
+	char *at = strrchr(job->arg, '@');
+	buf_append_str(b, "<p><a id=\"back\" href=\"/admin/users?host=");
+	urlenc(b, at != NULL ? at + 1 : "");
+	buf_printf(b, "\">%s</a></p>", T(S_USERS));
 	page_end(b);
 }
 
@@ -1082,6 +1228,7 @@ static void login_done(enum auth_result res, void *ctx)
 	latency_begin(LATENCY_CONTROL, "web-admin");
 	struct web_job *job = ctx;
 	job->areq = NULL;
+	web_cat = job->cat;
 	struct http_reply *r = job->reply;
 	struct http_request fake = { .tls = job->tls };
 	struct jid j = { 0 };
@@ -1188,6 +1335,7 @@ static void web_handler(void *ctx, const struct http_request *rq, struct http_re
 	(void)ctx;
 	latency_begin(LATENCY_CONTROL, "web-admin");
 	const char *path = rq->path;
+	web_cat = i18n_pick(http_request_header(rq, "Accept-Language"));
 	bool get = strcmp(rq->method, "GET") == 0 || strcmp(rq->method, "HEAD") == 0;
 	bool post = strcmp(rq->method, "POST") == 0;
 	if (web_cfg == NULL) {
@@ -1256,14 +1404,36 @@ static void web_handler(void *ctx, const struct http_request *rq, struct http_re
 		job->render = render_dashboard;
 		job_add(job, "status", NULL);
 		job_add(job, "s2s-list", NULL);
-		job_add(job, "--json", "connected-users", NULL);
-		for (struct host *h = host_first(); h != NULL && job->nsteps < MAX_STEPS; h = h->next)
-			job_add(job, "--json", "registered-users", h->name, NULL);
+		job_add(job, "--json", "stats", NULL);
 	} else if (strcmp(path, "/admin/users") == 0) {
 		job->render = render_users;
 		job->query = query_get(rq, "q");
-		job_add(job, "--json", "registered-users", host, NULL);
+		char *after = query_get(rq, "after");
+		char limit[16];
+		snprintf(limit, sizeof(limit), "%u", USERS_PAGE);
+		/* the store matches user names: a JID searched for by its local part */
+		char *match = xstrdup(job->query != NULL ? job->query : "");
+		match[strcspn(match, "@")] = '\0';
+		job_add(job, "--json", "registered-users", host, "--match", match, "--after",
+		        after != NULL ? after : "", "--limit", limit, NULL);
+		free(match);
+		free(after);
 		job_add(job, "--json", "connected-users", NULL);
+	} else if (strcmp(path, "/admin/user") == 0) {
+		char *jid = query_get(rq, "jid");
+		if (jid == NULL || strchr(jid, '@') == NULL) {
+			free(jid);
+			job_free(job);
+			send_message_page(r, 404, S_FAILED, S_NOT_FOUND, s->csrf);
+			goto out;
+		}
+		job->render = render_user;
+		free(job->arg);
+		job->arg = jid;
+		char limit[16];
+		snprintf(limit, sizeof(limit), "%u", OFFLINE_SHOWN);
+		job_add(job, "--json", "get-roster", jid, NULL);
+		job_add(job, "--json", "offline-list", jid, "--limit", limit, NULL);
 	} else if (strcmp(path, "/admin/hosts") == 0) {
 		job->render = render_hosts;
 		job_add(job, "status", NULL);
@@ -1298,6 +1468,18 @@ const char *web_admin_static_dir(void)
 	return "./share/web";
 }
 
+/* Where the message catalogues (LANG.mo) are: $PARLEY_LOCALE_DIR, else
+ * the installed folder, else po/ of the current folder (a build tree). */
+static const char *locale_dir(void)
+{
+	const char *env = getenv("PARLEY_LOCALE_DIR");
+	if (env != NULL && *env != '\0')
+		return env;
+	if (access(PKGDATADIR "/locale", R_OK) == 0)
+		return PKGDATADIR "/locale";
+	return "./po";
+}
+
 static void load_css(void)
 {
 	char *path = xasprintf("%s/admin.css", web_admin_static_dir());
@@ -1328,6 +1510,8 @@ int web_admin_start(struct ev_loop *loop, const struct parley_config *cfg, char 
 	web_loop = loop;
 	web_cfg = &cfg->admin_web;
 	load_css();
+	int ncat = i18n_load(locale_dir());
+	log_info("web admin: %d translation(s) from %s", ncat, locale_dir());
 	if (http_mount("/admin/", web_handler, NULL, error_r) < 0)
 		return -1;
 	web_mounted = true;
@@ -1348,6 +1532,7 @@ void web_admin_stop(void)
 	web_admin_stop_accepting();
 	while (jobs != NULL) {
 		struct web_job *job = jobs;
+		web_cat = job->cat;
 		if (job->call != NULL)
 			ctl_call_cancel(job->call);
 		if (job->areq != NULL)
@@ -1365,4 +1550,6 @@ void web_admin_stop(void)
 	free(css);
 	css = NULL;
 	web_cfg = NULL;
+	web_cat = NULL;
+	i18n_unload();
 }

@@ -15,7 +15,9 @@ set -euo pipefail
 BUILD_PKGS=(autoconf automake libtool pkg-config make gcc libc6-dev
     libev-dev libexpat1-dev libssl-dev zlib1g-dev libidn-dev libyaml-dev
     libsqlite3-dev libjansson-dev libpq-dev libmariadb-dev unixodbc-dev libldap-dev libpam0g-dev
-    libcmocka-dev libc-ares-dev openssl libhttp-parser-dev libwslay-dev)
+    libcmocka-dev libc-ares-dev openssl libhttp-parser-dev libwslay-dev
+    # msgfmt builds the web admin's translations (po/*.po -> .mo)
+    gettext)
 TEST_PKGS=(python3 python3-slixmpp python3-pytest sqlite3 procps iproute2
     postgresql mariadb-server unixodbc odbc-postgresql odbc-mariadb slapd ldap-utils libpam-wrapper util-linux groff-base
     profanity tmux coturn python3-pytest-xdist prosody python3-websockets python3-prometheus-client

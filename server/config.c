@@ -121,6 +121,10 @@ static const struct opt_def metrics_defs[] = {
 	  "serve /metrics (Prometheus text format) on every http listener" },
 	{ "allow", OPT_STRLIST, OFF(metrics_config, allow), "127.0.0.0/8, ::1/128", NULL, 0, 0,
 	  "addresses or CIDR blocks that may read /metrics (others get 403)" },
+	{ "store_counts_interval", OPT_DURATION, OFF(metrics_config, store_counts_interval), "30s", NULL, 0,
+	  0,
+	  "registered users and offline messages per host are counted by the store at most this often "
+	  "(off the loop, when /metrics is read)" },
 	OPT_END
 };
 

@@ -26,6 +26,7 @@
 struct metrics_config {
 	bool enabled;
 	struct strlist allow; /* addresses or CIDR blocks that may scrape */
+	double store_counts_interval; /* seconds: how old the store's counts may get */
 };
 
 /* http_api: the admin API at /api/ on the http listeners (ctl/http-api.c). */

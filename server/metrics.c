@@ -11,6 +11,13 @@
  * groups, the loop latency monitor), which parleyctl status and stats read
  * too.
  *
+ * Two figures come from the stores, not from memory: registered users and
+ * offline messages per host.  A scrape never waits for them: it shows the
+ * last counts (COUNT(*) jobs on the stores' workers) and, when they are
+ * older than metrics.store_counts_interval and none is in flight, starts
+ * new ones; until the first answer the samples are absent, and a store
+ * that cannot answer drops its host's sample rather than show a stale one.
+ *
  * Invariants: label values are escaped (backslash, quote, newline); a
  * family's samples never appear under another family's TYPE; /metrics
  * answers only addresses in metrics.allow (403 otherwise) and only GET
@@ -27,6 +34,7 @@
 #include "sm.h"
 #include "stanza.h"
 #include "auth/auth.h"
+#include "storage/storage.h"
 #include "lib/latency.h"
 #include "lib/log.h"
 #include "lib/worker.h"
@@ -255,6 +263,121 @@ void metrics_memory(struct metrics_memory *m)
 
 static const char *const stanza_kind_names[] = { "other", "message", "presence", "iq" };
 
+static const struct metrics_config *metrics_cfg;
+
+/* ---- the store's counts ----------------------------------------------------------- */
+
+struct store_count {
+	char *host;
+	struct storage_req *req[2]; /* users, offline */
+	uint64_t value[2];
+	bool known[2];
+};
+
+static struct store_count *store_counts;
+static size_t nstore_counts;
+static double store_counts_at = -1e9;
+
+static void store_count_done(struct store_count *sc, int k, enum storage_result r, uint64_t n)
+{
+	sc->req[k] = NULL;
+	sc->known[k] = r == STORAGE_OK;
+	sc->value[k] = n;
+	if (r != STORAGE_OK)
+		log_info("metrics: cannot count the %s of %s: %s", k == 0 ? "accounts" : "offline messages",
+		         sc->host, storage_result_str(r));
+}
+
+static void users_counted(enum storage_result r, uint64_t n, void *ctx)
+{
+	store_count_done(ctx, 0, r, n);
+}
+
+static void offline_counted(enum storage_result r, uint64_t n, void *ctx)
+{
+	store_count_done(ctx, 1, r, n);
+}
+
+static bool store_counts_busy(void)
+{
+	for (size_t i = 0; i < nstore_counts; i++)
+		if (store_counts[i].req[0] != NULL || store_counts[i].req[1] != NULL)
+			return true;
+	return false;
+}
+
+static void store_counts_free(void)
+{
+	for (size_t i = 0; i < nstore_counts; i++) {
+		for (int k = 0; k < 2; k++)
+			if (store_counts[i].req[k] != NULL)
+				storage_cancel(store_counts[i].req[k]);
+		free(store_counts[i].host);
+	}
+	free(store_counts);
+	store_counts = NULL;
+	nstore_counts = 0;
+	store_counts_at = -1e9;
+}
+
+/* New counts for every host with a store (the hosts of the moment: those
+ * removed by a reload go, new ones come). */
+static void store_counts_refresh(void)
+{
+	double now = ev_time();
+	double every = metrics_cfg != NULL ? metrics_cfg->store_counts_interval : 30;
+	if (now - store_counts_at < every || store_counts_busy())
+		return;
+	store_counts_at = now;
+	size_t n = 0;
+	for (struct host *h = host_first(); h != NULL; h = h->next)
+		n++;
+	struct store_count *fresh = xcalloc(n + 1, sizeof(*fresh));
+	size_t i = 0;
+	for (struct host *h = host_first(); h != NULL; h = h->next, i++) {
+		fresh[i].host = xstrdup(h->name);
+		for (size_t j = 0; j < nstore_counts; j++) /* keep the last figures meanwhile */
+			if (strcmp(store_counts[j].host, h->name) == 0) {
+				memcpy(fresh[i].value, store_counts[j].value, sizeof(fresh[i].value));
+				memcpy(fresh[i].known, store_counts[j].known, sizeof(fresh[i].known));
+			}
+	}
+	store_counts_free();
+	store_counts = fresh;
+	nstore_counts = n;
+	store_counts_at = now;
+	i = 0;
+	for (struct host *h = host_first(); h != NULL; h = h->next, i++) {
+		if (h->storage == NULL)
+			continue;
+		store_counts[i].req[0] =
+		        storage_account_count(h->storage, h->name, users_counted, &store_counts[i]);
+		store_counts[i].req[1] =
+		        storage_offline_count_host(h->storage, h->name, offline_counted, &store_counts[i]);
+	}
+}
+
+static void collect_store_counts(void *ctx, struct metrics_out *out)
+{
+	(void)ctx;
+	store_counts_refresh();
+	metrics_family(out, "parley_registered_users", METRICS_GAUGE,
+	               "accounts per host, as the store counts them (refreshed at most every "
+	               "metrics.store_counts_interval; absent while unknown)");
+	metrics_family(out, "parley_offline_messages", METRICS_GAUGE,
+	               "messages waiting in the offline queues of a host's users, as the store counts them "
+	               "(refreshed at most every metrics.store_counts_interval; absent while unknown)");
+	for (size_t i = 0; i < nstore_counts; i++) {
+		const struct store_count *sc = &store_counts[i];
+		if (sc->known[0])
+			metrics_sample(out, "parley_registered_users", (double)sc->value[0], "host", sc->host,
+			               NULL);
+		if (sc->known[1])
+			metrics_sample(out, "parley_offline_messages", (double)sc->value[1], "host", sc->host,
+			               NULL);
+	}
+}
+
 static void collect_server(void *ctx, struct metrics_out *out)
 {
 	metrics_family(out, "parley_up", METRICS_GAUGE, "1 while parleyd runs");
@@ -460,6 +583,7 @@ void metrics_register_builtin(void)
 	metrics_register(collect_server, NULL);
 	metrics_register(collect_latency, NULL);
 	metrics_register(collect_workers, NULL);
+	metrics_register(collect_store_counts, NULL);
 }
 
 /* ---- address lists ------------------------------------------------------------------ */
@@ -556,7 +680,6 @@ bool metrics_ip_allowed(const struct strlist *allow, const char *ip)
 
 /* ---- /metrics ----------------------------------------------------------------------- */
 
-static const struct metrics_config *metrics_cfg;
 static bool mounted;
 
 static void metrics_handler(void *ctx, const struct http_request *rq, struct http_reply *r)
@@ -603,4 +726,5 @@ void metrics_stop(void)
 	if (mounted)
 		http_unmount("/metrics");
 	mounted = false;
+	store_counts_free();
 }

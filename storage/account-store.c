@@ -233,6 +233,19 @@ struct storage_req *storage_account_list(struct storage *st, const char *host, s
 	return storage_req_submit(&r->base);
 }
 
+struct storage_req *storage_account_list_page(struct storage *st, const char *host, const char *after,
+                                              const char *match, unsigned limit, storage_list_cb *cb,
+                                              void *ctx)
+{
+	assert(host != NULL && cb != NULL && limit > 0);
+	struct account_list_job *r = storage_req_new(st, &account_list_op, sizeof(*r), host, NULL, ctx);
+	r->cb = cb;
+	r->after = after != NULL && after[0] != '\0' ? pool_strdup(r->base.pool, after) : NULL;
+	r->match = match != NULL && match[0] != '\0' ? pool_strdup(r->base.pool, match) : NULL;
+	r->limit = limit;
+	return storage_req_submit(&r->base);
+}
+
 /* ---- account_count */
 
 static void account_count_work(struct storage_req *req, void *conn)

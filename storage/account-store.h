@@ -40,9 +40,13 @@ struct account_remove_job {
 	storage_done_cb *cb;
 };
 
+/* account_list, and account_list_page (paged: limit > 0) */
 struct account_list_job {
 	struct storage_req base;
 	storage_list_cb *cb;
+	const char *after; /* in pool; NULL: from the first name */
+	const char *match; /* in pool; NULL: every name, else those containing it */
+	unsigned limit;    /* 0: every name */
 	/* results */
 	struct strlist names; /* in pool */
 };
@@ -100,6 +104,9 @@ struct account_store_vfuncs {
 	 * account has none for that hash; the rest of the account stays. */
 	enum storage_result (*add_credentials)(void *conn, struct account_update_job *j);
 	enum storage_result (*remove)(void *conn, struct account_remove_job *j);
+	/* Every name of the host, or (j->limit > 0) at most limit names
+	 * after j->after (when not NULL) that contain j->match (when not
+	 * NULL), in sorted order. */
 	enum storage_result (*list)(void *conn, struct account_list_job *j);
 	enum storage_result (*count)(void *conn, struct account_count_job *j);
 	enum storage_result (*fast_set)(void *conn, struct fast_token_set_job *j);

@@ -370,8 +370,15 @@ static enum storage_result mem_account_list(void *conn, struct account_list_job 
 	struct mem_store *ms = conn;
 	struct strlist l = { 0 };
 	for (size_t i = 0; i < ms->nusers; i++)
-		if (ms->users[i]->has_account && strcmp(ms->users[i]->host, r->base.host) == 0)
+		if (ms->users[i]->has_account && strcmp(ms->users[i]->host, r->base.host) == 0 &&
+		    (r->after == NULL || strcmp(ms->users[i]->user, r->after) > 0) &&
+		    (r->match == NULL || strstr(ms->users[i]->user, r->match) != NULL))
 			strlist_push(&l, ms->users[i]->user);
+	if (r->limit > 0) {
+		qsort(l.items, l.count, sizeof(*l.items), cmp_str);
+		while (l.count > r->limit)
+			free(l.items[--l.count]);
+	}
 	names_copy(r->base.pool, &r->names, &l);
 	strlist_free(&l);
 	return STORAGE_OK;
@@ -636,6 +643,14 @@ static enum storage_result mem_offline_delete_upto(void *conn, struct offline_de
 
 static enum storage_result mem_offline_count(void *conn, struct offline_count_job *r)
 {
+	if (r->base.user == NULL) {
+		struct mem_store *ms = conn;
+		r->count = 0;
+		for (size_t i = 0; i < ms->nusers; i++)
+			if (strcmp(ms->users[i]->host, r->base.host) == 0)
+				r->count += ms->users[i]->nmsgs;
+		return STORAGE_OK;
+	}
 	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
 	r->count = u != NULL ? u->nmsgs : 0;
 	return STORAGE_OK;

@@ -147,3 +147,13 @@ struct storage_req *storage_offline_count(struct storage *st, const char *host, 
 	r->cb = cb;
 	return storage_req_submit(&r->base);
 }
+
+struct storage_req *storage_offline_count_host(struct storage *st, const char *host, storage_count_cb *cb,
+                                               void *ctx)
+{
+	assert(host != NULL && cb != NULL);
+	struct offline_count_job *r;
+	r = storage_req_new(st, &offline_count_op, sizeof(*r), host, NULL, ctx);
+	r->cb = cb;
+	return storage_req_submit(&r->base);
+}

@@ -37,6 +37,7 @@ struct offline_delete_upto_job {
 	int64_t seq;
 };
 
+/* base.user NULL: every queue of the host together */
 struct offline_count_job {
 	struct storage_req base;
 	storage_count_cb *cb;

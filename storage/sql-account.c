@@ -34,6 +34,32 @@ static const char sql_account_update[] =
         "password = ?, sha512_salt = ?, sha512_iterations = ?, sha512_stored_key = ?, "
         "sha512_server_key = ? WHERE server_host = ? AND username = ?";
 static const char sql_account_list[] = "SELECT username FROM users WHERE server_host = ?";
+/* Paged, after a name (the first page after ""), names containing a text
+ * (LIKE with '!' as the escape; '%' for every name): LIMIT, or OFFSET/FETCH
+ * on SQL Server (drivers fetch a result whole, so the page is cut in SQL). */
+static const char sql_account_page[] =
+        "SELECT username FROM users WHERE server_host = ? AND username > ? AND username LIKE ? ESCAPE '!' "
+        "ORDER BY username LIMIT ?";
+static const char sql_account_page_mssql[] =
+        "SELECT username FROM users WHERE server_host = ? AND username > ? AND username LIKE ? ESCAPE '!' "
+        "ORDER BY username OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY";
+
+/* '%' + match with its LIKE wildcards and '!' escaped + '%', in pool. */
+static const char *like_pattern(struct pool *pool, const char *match)
+{
+	if (match == NULL)
+		return "%";
+	char *out = pool_alloc(pool, 2 * strlen(match) + 3), *o = out;
+	*o++ = '%';
+	for (const char *m = match; *m != '\0'; m++) {
+		if (*m == '%' || *m == '_' || *m == '!')
+			*o++ = '!';
+		*o++ = *m;
+	}
+	*o++ = '%';
+	*o = '\0';
+	return out;
+}
 static const char sql_account_count[] = "SELECT COUNT(*) FROM users WHERE server_host = ?";
 
 /* Every table that holds a user's rows, children first; users last.  A new
@@ -274,8 +300,31 @@ static enum storage_result op_account_remove(void *conn, struct account_remove_j
 static enum storage_result op_account_list(void *conn, struct account_list_job *r)
 {
 	struct sql_thread *t = conn;
-	struct sql_param p[] = { PTEXT(r->base.host) };
-	return sql_q_names(t, &r->base, sql_account_list, p, ARRAY_SIZE(p), &r->names);
+	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->after != NULL ? r->after : ""),
+		                 PTEXT(like_pattern(r->base.pool, r->match)), PINT(r->limit) };
+	if (r->limit == 0)
+		return sql_q_names(t, &r->base, sql_account_list, p, 1, &r->names);
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	const struct sql_dialect *dia = d->conn_dialect != NULL ? d->conn_dialect(t->conn) : d->dialect;
+	bool mssql = dia != NULL && dia->name != NULL && strcmp(dia->name, "mssql") == 0;
+	enum sql_step st;
+	struct sql_stmt *s =
+	        sql_q_start(t, mssql ? sql_account_page_mssql : sql_account_page, p, ARRAY_SIZE(p), &st);
+	if (s == NULL)
+		return sql_q_fail(t, &r->base);
+	/* kept in the database's order: the last name is the next page's start
+	 * under the database's collation, which need not be strcmp's */
+	r->names.items = pool_alloc(r->base.pool, (size_t)r->limit * sizeof(char *));
+	r->names.count = 0;
+	while (st == SQL_STEP_ROW && r->names.count < r->limit) {
+		char *name = sql_col_str(t, r->base.pool, s, 0);
+		if (name != NULL)
+			r->names.items[r->names.count++] = name;
+		st = d->step(s);
+	}
+	enum storage_result res = st == SQL_STEP_ERROR ? sql_q_fail(t, &r->base) : STORAGE_OK;
+	d->reset(s);
+	return res;
 }
 
 static enum storage_result op_account_count(void *conn, struct account_count_job *r)

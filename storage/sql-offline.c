@@ -19,6 +19,7 @@
 static const char sql_user_exists[] = "SELECT 1 FROM users WHERE server_host = ? AND username = ?";
 static const char sql_offline_count[] =
         "SELECT COUNT(*) FROM offline_messages WHERE server_host = ? AND username = ?";
+static const char sql_offline_count_host[] = "SELECT COUNT(*) FROM offline_messages WHERE server_host = ?";
 static const char sql_offline_insert[] =
         "INSERT INTO offline_messages (server_host, username, created_at, from_jid, stanza) "
         "VALUES (?, ?, ?, ?, ?)";
@@ -163,7 +164,9 @@ static enum storage_result op_offline_count(void *conn, struct offline_count_job
 	struct sql_thread *t = conn;
 	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user) };
 	int64_t n = 0;
-	if (sql_q_int(t, sql_offline_count, p, ARRAY_SIZE(p), &n) < 0)
+	bool host = r->base.user == NULL;
+	if (sql_q_int(t, host ? sql_offline_count_host : sql_offline_count, p, host ? 1 : ARRAY_SIZE(p), &n) <
+	    0)
 		return sql_q_fail(t, &r->base);
 	r->count = n > 0 ? (uint64_t)n : 0;
 	return STORAGE_OK;

@@ -111,6 +111,15 @@ struct storage_req *storage_account_remove(struct storage *st, const char *host,
                                            storage_done_cb *cb, void *ctx);
 struct storage_req *storage_account_list(struct storage *st, const char *host, storage_list_cb *cb,
                                          void *ctx);
+/* One page of the accounts of host: at most limit names (limit >= 1)
+ * after the name after (NULL or "": from the first) and containing match
+ * (NULL or "": any; an SQL database compares as its collation does), in
+ * the store's order (an SQL database's collation), so the last name of a
+ * page is where the next one starts.  A page shorter than limit is the
+ * last one. */
+struct storage_req *storage_account_list_page(struct storage *st, const char *host, const char *after,
+                                              const char *match, unsigned limit, storage_list_cb *cb,
+                                              void *ctx);
 struct storage_req *storage_account_count(struct storage *st, const char *host, storage_count_cb *cb,
                                           void *ctx);
 
@@ -211,6 +220,9 @@ struct storage_req *storage_offline_delete_upto(struct storage *st, const char *
 /* How many messages user's queue holds. */
 struct storage_req *storage_offline_count(struct storage *st, const char *host, const char *user,
                                           storage_count_cb *cb, void *ctx);
+/* How many messages the queues of every user of host hold together. */
+struct storage_req *storage_offline_count_host(struct storage *st, const char *host, storage_count_cb *cb,
+                                               void *ctx);
 
 /* ---- vCard (XEP-0054) ------------------------------------------------------ */
 /* A user's vCard, kept as the serialized <vCard xmlns='vcard-temp'/>

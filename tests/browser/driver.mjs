@@ -96,6 +96,10 @@ const ops = {
         await page.locator(r.sel).first().press(r.key);
         return {};
     },
+    async headers(r) {
+        await page.setExtraHTTPHeaders(r.headers);
+        return {};
+    },
     async viewport(r) {
         await page.setViewportSize({ width: r.width, height: r.height });
         return {};

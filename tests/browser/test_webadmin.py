@@ -47,6 +47,7 @@ def srv(tmp_path_factory):
         % (HOST, OTHER, s.http_port, s.https_port), 1)
     s.config.write_text(text)
     s.env['PARLEY_WEB_DIR'] = str(srcdir() / 'share' / 'web')
+    s.env['PARLEY_LOCALE_DIR'] = str(parleytest.builddir() / 'po')
     s.start_with_users()
     yield s
     s.finish()
@@ -192,6 +193,73 @@ def test_phone_sized_screen(srv, browser):
         browser.call('viewport', width=1280, height=800)
 
 
+def test_roster_and_offline_queue_pages(srv, browser):
+    # bob's roster, set by a real client, and a message waiting for him
+    with RawClient(srv.port) as c:
+        c.login('bob', srv.password('bob'))
+        r = c.iq('set', "<query xmlns='jabber:iq:roster'><item jid='erin@%s' name='Erin E.'>"
+                        "<group>Team</group></item></query>" % HOST)
+        assert r.get('type') == 'result'
+    r = srv.ctl('send-message', 'alice@' + HOST, 'bob@' + HOST, 'waiting for <bob>')
+    assert r.returncode == 0, r.stderr
+    browser.call('open', url=base(srv) + '/admin/users?host=' + HOST)
+    r = browser.call('submit', sel='tr[data-user="bob@%s"] a.user' % HOST)
+    assert r['status'] == 200 and '/admin/user?jid=bob%40' + HOST in r['url'], r
+    roster = browser.text('#roster')
+    assert 'erin@' + HOST in roster and 'Erin E.' in roster and 'Team' in roster, roster
+    offline = browser.text('#offline')
+    assert 'waiting for <bob>' in offline and 'alice@' + HOST in offline, offline
+    browser.call('screenshot', name='09-roster-and-offline')
+    # an account with neither
+    browser.call('open', url=base(srv) + '/admin/user?jid=erin%40' + HOST)
+    assert browser.call('count', sel='#roster-empty')['n'] == 1
+    assert browser.call('count', sel='#offline-empty')['n'] == 1
+    # and one that does not exist: the command's error, nothing else
+    browser.call('open', url=base(srv) + '/admin/user?jid=nobody%40' + HOST)
+    assert 'no such user nobody@' + HOST in browser.text('main')
+    assert browser.call('violations')['messages'] == []
+
+
+def test_users_are_listed_by_pages(srv, browser):
+    for i in range(101):
+        srv.register('pg%03d' % i, HOST, 'pw')
+    url = base(srv) + '/admin/users?host=' + HOST
+    browser.call('open', url=url)
+    first = browser.call('count', sel='tr[data-user]')['n']
+    assert first == 100
+    r = browser.call('submit', sel='#next-page')
+    assert r['status'] == 200
+    rest = browser.call('count', sel='tr[data-user]')['n']
+    total = int(srv.ctl('registered-users-count', HOST).stdout)
+    assert first + rest == total and browser.call('count', sel='#next-page')['n'] == 0
+    assert browser.call('count', sel='#first-page')['n'] == 1
+    # the search looks through every account, not the page shown
+    browser.call('open', url=url)
+    browser.call('fill', sel='#search', value='pg10')
+    browser.call('press', sel='#search', key='Enter')
+    rows = browser.wait_text(url + '&q=pg10', '#users', lambda t: t is not None)
+    assert browser.call('count', sel='tr[data-user]')['n'] == 1 and 'pg100@' + HOST in rows, rows
+
+
+def test_page_in_the_browsers_language(srv, browser):
+    browser.call('headers', headers={'Accept-Language': 'de-DE,de;q=0.9,en;q=0.5'})
+    try:
+        browser.call('open', url=base(srv) + '/admin/')
+        assert browser.call('count', sel='html[lang="de"]')['n'] == 1
+        nav = browser.text('nav')
+        assert 'Übersicht' in nav and 'Benutzer' in nav and 'Abmelden' in nav, nav
+        assert 'Registriert' in browser.text('#hosts')
+        browser.call('open', url=base(srv) + '/admin/user?jid=bob%40' + HOST)
+        assert 'Kontaktliste' in browser.text('main') and 'Offline-Nachrichten' in browser.text('main')
+        browser.call('screenshot', name='10-german')
+        browser.call('headers', headers={'Accept-Language': 'fr, en;q=0.8'})
+        browser.call('open', url=base(srv) + '/admin/')
+        assert browser.call('count', sel='html[lang="en"]')['n'] == 1
+        assert 'Dashboard' in browser.text('nav')
+    finally:
+        browser.call('headers', headers={})
+
+
 def test_logout_ends_the_session(srv, browser):
     browser.call('open', url=base(srv) + '/admin/')
     r = browser.call('submit', sel='#logout')
@@ -204,7 +272,7 @@ def test_logout_ends_the_session(srv, browser):
 
 # ---- without a browser ---------------------------------------------------------------
 
-def request(srv, method, path, form=None, cookie=None, tls=False):
+def request(srv, method, path, form=None, cookie=None, tls=False, headers=None):
     if tls:
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
@@ -213,6 +281,7 @@ def request(srv, method, path, form=None, cookie=None, tls=False):
     else:
         conn = http.client.HTTPConnection('127.0.0.1', srv.http_port, timeout=30)
     h = {'Connection': 'close'}
+    h.update(headers or {})
     body = None
     if cookie:
         h['Cookie'] = cookie
@@ -344,6 +413,17 @@ def test_failed_logins_share_the_c2s_counters(srv):
     status, body = web_login(srv, 'carol@' + HOST, srv.password('carol'))
     assert status == 429 and 'Too many failed logins' in body
     assert not plain_login(srv, 'carol', srv.password('carol'))
+
+
+def test_login_page_language(srv):
+    status, headers, body = request(srv, 'GET', '/admin/', headers={'Accept-Language': 'de'})
+    h = {k.lower(): v for k, v in headers}
+    assert status == 200 and h['content-language'] == 'de' and 'Accept-Language' in h['vary']
+    assert '<html lang="de">' in body and 'Anmelden' in body and 'Passwort' in body
+    status, headers, body = request(srv, 'GET', '/admin/', headers={'Accept-Language': 'xx;q=0.9, *'})
+    assert status == 200 and '<html lang="en">' in body and 'Log in' in body
+    status, headers, body = request(srv, 'GET', '/admin/')
+    assert '<html lang="en">' in body and 'Password' in body
 
 
 def test_temporary_failure_is_not_a_wrong_password(srv):

@@ -12,7 +12,7 @@ NO_HTTP = 'module http is not available in this build'
 
 
 def start_http_server(tmp_path_factory, name, metrics_allow='[127.0.0.0/8, "::1/128"]',
-                      api_allow='[127.0.0.0/8, "::1/128"]'):
+                      api_allow='[127.0.0.0/8, "::1/128"]', metrics_extra=''):
     """A started parleyd with its accounts and an http listener on
     srv.http_port serving /metrics and /api/.  Skips the test only when
     this build has no HTTP listener at all."""
@@ -21,8 +21,8 @@ def start_http_server(tmp_path_factory, name, metrics_allow='[127.0.0.0/8, "::1/
     while srv.http_port in (srv.port, srv.tls_port):
         srv.http_port = free_port()
     text = srv.config.read_text()
-    sections = ('metrics:\n  enabled: true\n  allow: %s\n'
-                'http_api:\n  enabled: true\n  allow: %s\n' % (metrics_allow, api_allow))
+    sections = ('metrics:\n  enabled: true\n  allow: %s\n%s'
+                'http_api:\n  enabled: true\n  allow: %s\n' % (metrics_allow, metrics_extra, api_allow))
     text = text.replace('\nlisten:\n', '\n%slisten:\n  - { port: %d, address: 127.0.0.1, module: http, '
                         'starttls: off }\n' % (sections, srv.http_port), 1)
     srv.config.write_text(text)

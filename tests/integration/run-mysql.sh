@@ -13,5 +13,7 @@ PARLEY_TEST_FILES=
 for t in login register roster presence offline vcard private last blocking privacy offline_rules shared_roster vjud muc muc_restart pubsub push mam scram_sha512 scram_sha1_only fast_ctl fast import_prosody_sql; do
     PARLEY_TEST_FILES="$PARLEY_TEST_FILES $here/test_$t.py"
 done
+# the user data commands: paged and counted in SQL
+PARLEY_TEST_FILES="$PARLEY_TEST_FILES $here/test_userdata_ctl.py"
 export PARLEY_TEST_STORAGE PARLEY_TEST_FILES
 exec sh "$here/run.sh" "$@"

@@ -13,6 +13,8 @@ PARLEY_TEST_FILES=
 for t in login register roster presence offline in_order vcard private last blocking privacy offline_rules shared_roster vjud muc muc_restart db_ctl db_outage pubsub pep pubsub_outage pubsub_ctl bookmarks avatar_pep push mam sm sasl2_sm scram_sha512 scram_sha1_only fast_ctl fast import_prosody_sql; do
     PARLEY_TEST_FILES="$PARLEY_TEST_FILES $here/test_$t.py"
 done
+# the user data commands: paged and counted in SQL
+PARLEY_TEST_FILES="$PARLEY_TEST_FILES $here/test_userdata_ctl.py"
 # one file at a time: test_db_outage and test_pubsub_outage halt the
 # PostgreSQL server that every file of this run shares
 PARLEY_TEST_WORKERS=1

@@ -34,6 +34,13 @@ CASES = [
     ('auth-test', ['dave@' + HOST, 'dave-pw2'], 0),
     ('user-exists', ['dave', HOST], 0),
     ('registered-users', [HOST], 0),
+    ('registered-users', [HOST, '--after', 'bob', '--limit', '2'], 0),
+    ('registered-users-count', [HOST], 0),
+    ('get-roster', ['alice@' + HOST], 0),
+    ('get-roster', ['nobody@' + HOST], 1),
+    ('offline-list', ['alice@' + HOST, '--limit', '5'], 0),
+    ('offline-list', ['alice@' + HOST, '--limit', 'x'], 2),
+    ('offline-count', ['alice@' + HOST], 0),
     ('fast-list', ['alice@' + HOST], 0),
     ('fast-revoke', ['alice@' + HOST], 1),
     ('fast-purge', [HOST], 0),
@@ -152,6 +159,27 @@ def test_answers_match_parleyctl(api):
     assert (status, answer['code']) == (200, 0), answer
     status, _, answer = _post(api, 'user-exists', ['nobody', HOST], scope='read-only')
     assert (status, answer['code']) == (422, 1), answer
+
+
+def test_user_data_through_the_api(api):
+    # a message stored offline for carol, read by a read-only token, as parleyctl shows it
+    r = api.ctl('send-message', 'bob@' + HOST, 'carol@' + HOST, 'waiting for carol')
+    assert r.returncode == 0, r.stderr
+    for command, args in (('offline-list', ['carol@' + HOST]), ('get-roster', ['carol@' + HOST]),
+                          ('registered-users', [HOST, '--limit', '2'])):
+        status, _, answer = _post(api, command, args, scope='read-only')
+        assert (status, answer['code']) == (200, 0), (command, answer)
+        r = api.ctl(command, '--json', *args)
+        assert answer['result'] == json.loads(r.stdout), command
+    status, _, answer = _post(api, 'offline-list', ['carol@' + HOST], scope='read-only')
+    assert [m['body'] for m in answer['result']['messages']] == ['waiting for carol']
+    status, _, answer = _post(api, 'offline-count', ['carol@' + HOST], scope='read-only')
+    assert answer['result'].strip() == '1'
+    status, _, answer = _post(api, 'registered-users-count', [HOST], scope='read-only')
+    users = json.loads(api.ctl('registered-users', '--json', HOST).stdout)['users']
+    assert int(answer['result']) == len(users)
+    status, _, answer = _post(api, 'registered-users', [HOST, '--limit', '0'], scope='read-only')
+    assert (status, answer['code']) == (400, 2), answer
 
 
 def test_named_arguments(api):

@@ -125,3 +125,52 @@ def test_address_not_allowed(tmp_path_factory):
         assert 'scrape from 127.0.0.1 refused' in srv.log()
     finally:
         srv.finish()
+
+
+@pytest.fixture(scope='module')
+def counts_server(tmp_path_factory):
+    srv = start_http_server(tmp_path_factory, 'parley-metrics-counts',
+                            metrics_extra='  store_counts_interval: 1s\n')
+    yield srv
+    srv.finish()
+
+
+def test_registered_users_and_offline_queue_per_host(counts_server):
+    """parley_registered_users and parley_offline_messages per host, as the
+    store counts them: they follow registrations and messages stored
+    offline, within store_counts_interval, and a scrape never waits for
+    the store (the first one may come before any count)."""
+    srv = counts_server
+    users = {h: len([1 for (u, hh) in srv.users if hh == h]) for (_, h) in srv.users}
+    s = wait_for(srv, lambda s: all(value(s, 'parley_registered_users', host=h) == n
+                                    for h, n in users.items()), 'registered users per host')
+    assert value(s, 'parley_offline_messages', host=HOST) == 0
+    r = srv.ctl('register', 'zed', HOST, 'zed-pw')
+    assert r.returncode == 0, r.stderr
+    for i in range(3):
+        r = srv.ctl('send-message', 'alice@' + HOST, 'zed@' + HOST, 'for zed %d' % i)
+        assert r.returncode == 0, r.stderr
+    s = wait_for(srv, lambda s: value(s, 'parley_offline_messages', host=HOST) == 3 and
+                 value(s, 'parley_registered_users', host=HOST) == users[HOST] + 1,
+                 'the new account and its 3 offline messages')
+    # counted at most once a second however often it is scraped: a burst of
+    # scrapes starts at most two rounds of counts (one per host and figure)
+    def jobs(s):
+        return sum(v for (name, labels), v in s.items() if name == 'parley_worker_job_seconds_count')
+    before = jobs(scrape(srv))
+    assert before > 0
+    t0 = time.monotonic()
+    n = 0
+    while time.monotonic() - t0 < 0.5:
+        last = scrape(srv)
+        n += 1
+    assert n > 5
+    hosts = len(users)
+    assert jobs(last) - before <= 2 * 2 * hosts, (n, jobs(last) - before)
+    # the queue empties when zed logs in; the figure follows
+    with RawClient(srv.port) as c:
+        c.login('zed', 'zed-pw', presence=False)
+        c.send('<presence/>')
+        for i in range(3):
+            c.wait_message('for zed %d' % i)
+    wait_for(srv, lambda s: value(s, 'parley_offline_messages', host=HOST) == 0, 'an empty queue')

@@ -740,6 +740,27 @@ static enum storage_result acc_list(struct fixture *f, const char *host, struct 
 	return r->r;
 }
 
+static enum storage_result acc_page(struct fixture *f, const char *host, const char *after, const char *match,
+                                    unsigned limit, struct res *r)
+{
+	assert_non_null(CALL(storage_account_list_page(f->st, host, after, match, limit, list_cb, r)));
+	assert_int_equal(r->calls, 0);
+	run(f);
+	assert_int_equal(r->calls, 1);
+	return r->r;
+}
+
+static uint64_t off_count_host(struct fixture *f, const char *host)
+{
+	struct res r = { 0 };
+	assert_non_null(CALL(storage_offline_count_host(f->st, host, count_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.r, STORAGE_OK);
+	return r.count;
+}
+
 static uint64_t acc_count(struct fixture *f, const char *host)
 {
 	struct res r = { 0 };
@@ -1348,6 +1369,40 @@ static void test_accounts(void **state)
 	assert_int_equal(acc_count(f, "a.example"), 2);
 	assert_int_equal(acc_count(f, "b.example"), 1);
 	assert_int_equal(acc_count(f, "c.example"), 0);
+	/* pages: one name at a time after the last, then an empty page */
+	assert_int_equal(acc_page(f, "a.example", NULL, NULL, 1, &l), STORAGE_OK);
+	assert_int_equal(l.names.count, 1);
+	assert_string_equal(l.names.items[0], "alice");
+	res_clear(&l);
+	assert_int_equal(acc_page(f, "a.example", "alice", NULL, 1, &l), STORAGE_OK);
+	assert_int_equal(l.names.count, 1);
+	assert_string_equal(l.names.items[0], "bob");
+	res_clear(&l);
+	assert_int_equal(acc_page(f, "a.example", "bob", NULL, 5, &l), STORAGE_OK);
+	assert_int_equal(l.names.count, 0);
+	res_clear(&l);
+	assert_int_equal(acc_page(f, "a.example", "", NULL, 5, &l), STORAGE_OK);
+	assert_int_equal(l.names.count, 2);
+	res_clear(&l);
+	assert_int_equal(acc_page(f, "a.example", "b", NULL, 5, &l), STORAGE_OK); /* after a name not there */
+	assert_int_equal(l.names.count, 1);
+	assert_string_equal(l.names.items[0], "bob");
+	res_clear(&l);
+	/* names containing a text; LIKE's wildcards are plain characters */
+	assert_int_equal(acc_page(f, "a.example", NULL, "li", 5, &l), STORAGE_OK);
+	assert_int_equal(l.names.count, 1);
+	assert_string_equal(l.names.items[0], "alice");
+	res_clear(&l);
+	assert_int_equal(acc_page(f, "a.example", "alice", "b", 5, &l), STORAGE_OK);
+	assert_int_equal(l.names.count, 1);
+	assert_string_equal(l.names.items[0], "bob");
+	res_clear(&l);
+	for (size_t i = 0; i < 4; i++) {
+		static const char *const wild[] = { "%", "_", "a%", "!" };
+		assert_int_equal(acc_page(f, "a.example", NULL, wild[i], 5, &l), STORAGE_OK);
+		assert_int_equal(l.names.count, 0);
+		res_clear(&l);
+	}
 
 	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
 	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_NOT_FOUND);
@@ -1573,6 +1628,10 @@ static void test_offline(void **state)
 	/* Another host's user of the same name has a queue of its own. */
 	assert_int_equal(off_store(f, "b.example", "alice", m[7], 1), STORAGE_OK);
 	assert_int_equal(off_store(f, "b.example", "alice", m[6], 1), STORAGE_FULL);
+	/* A host's queues together. */
+	assert_int_equal(off_count_host(f, "a.example"), 4);
+	assert_int_equal(off_count_host(f, "b.example"), 1);
+	assert_int_equal(off_count_host(f, "c.example"), 0);
 
 	/* Oldest first, text kept byte for byte, seq rising, a creation time. */
 	int64_t now = (int64_t)time(NULL);
