@@ -24,6 +24,15 @@
  *   inflates more than one chunk ahead.
  * - A shaped stream (s->rate) reads while its bucket holds tokens; in debt
  *   its read watcher is stopped and shape_w starts it again.
+ * - Work that comes in waves is bounded per loop iteration, so that a
+ *   login or logout wave does not hold up the stanzas of everyone else:
+ *   at most HANDSHAKES_PER_ITERATION TLS handshake steps (each may sign
+ *   and do a key exchange, about half a millisecond with RSA-2048) and
+ *   CLOSES_PER_ITERATION session ends.  A stream over the handshake budget
+ *   waits on the handshake queue (FIFO, its read watcher stopped) and the
+ *   check watcher gives it the next iteration's budget first; dead streams
+ *   over the close budget stay on the dead list.  While either waits, the
+ *   idle watcher keeps the poll from sleeping.
  */
 #include "stream.h"
 #include "tls.h"
@@ -31,6 +40,7 @@
 #include "lib/log.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <zlib.h>
 #include <openssl/err.h>
@@ -41,6 +51,8 @@
 #define READ_CHUNK 16384
 #define CLOSE_GRACE 5.0   /* seconds a closing stream may take to flush */
 #define COMPACT_AFTER 1.0 /* seconds of input silence before compacting */
+#define HANDSHAKES_PER_ITERATION 4
+#define CLOSES_PER_ITERATION 32
 
 static struct ev_loop *loop_;
 static struct stream *streams_head;
@@ -50,7 +62,12 @@ static struct stream *dead_head;
 static uint64_t next_stream_id = 1;
 static ev_prepare prepare_w;
 static ev_timer sweep_w;
-static unsigned untrimmed; /* parsers compacted since the last malloc_trim */
+static ev_check backlog_check_w;                            /* gives waiting handshakes their turn */
+static ev_idle backlog_idle_w;                              /* no sleep while work waits */
+static struct stream *hs_head, *hs_tail;                    /* the handshake queue, oldest first */
+static unsigned handshakes_left = HANDSHAKES_PER_ITERATION; /* this iteration's budget */
+static struct stream *hs_turn; /* the queued stream whose turn it is (check watcher) */
+static unsigned untrimmed;     /* parsers compacted since the last malloc_trim */
 
 struct stream_zlib {
 	z_stream in, out;
@@ -171,8 +188,11 @@ struct stream *stream_new_virtual(struct ev_loop *loop, const char *ip, unsigned
 	return stream_new(loop, -1, ip, port, limits, max_output, false, ops, owner);
 }
 
+static void stream_handshake_unqueue(struct stream *s);
+
 static void stream_free(struct stream *s)
 {
+	stream_handshake_unqueue(s);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
@@ -454,10 +474,68 @@ void stream_finish(struct stream *s)
 
 /* ---- TLS ------------------------------------------------------------------------ */
 
+/* ---- the handshake budget --------------------------------------------------------- */
+
+static void backlog_update(void)
+{
+	if (loop_ == NULL)
+		return;
+	if (hs_head != NULL || dead_head != NULL) {
+		ev_idle_start(loop_, &backlog_idle_w);
+		if (hs_head != NULL)
+			ev_check_start(loop_, &backlog_check_w);
+	} else {
+		ev_idle_stop(loop_, &backlog_idle_w);
+		ev_check_stop(loop_, &backlog_check_w);
+	}
+}
+
+static void stream_handshake_unqueue(struct stream *s)
+{
+	if (!s->hs_waiting)
+		return;
+	if (s->hs_prev != NULL)
+		s->hs_prev->hs_next = s->hs_next;
+	else
+		hs_head = s->hs_next;
+	if (s->hs_next != NULL)
+		s->hs_next->hs_prev = s->hs_prev;
+	else
+		hs_tail = s->hs_prev;
+	s->hs_prev = s->hs_next = NULL;
+	s->hs_waiting = false;
+}
+
+/* Whether s may do a handshake step now; if not, it waits on the queue
+ * (with its read watcher stopped) and runs in a later iteration.  The
+ * queue goes before any newcomer. */
+static bool stream_handshake_admit(struct stream *s)
+{
+	if (handshakes_left > 0 && (s == hs_turn || hs_head == NULL)) {
+		handshakes_left--;
+		return true;
+	}
+	ev_io_stop(s->loop, &s->rio);
+	if (!s->hs_waiting) {
+		s->hs_waiting = true;
+		s->hs_next = NULL;
+		s->hs_prev = hs_tail;
+		if (hs_tail != NULL)
+			hs_tail->hs_next = s;
+		else
+			hs_head = s;
+		hs_tail = s;
+		backlog_update();
+	}
+	return false;
+}
+
 static void stream_handshake(struct stream *s)
 {
+	latency_begin(LATENCY_TLS_HANDSHAKE, NULL);
 	ERR_clear_error();
 	int r = SSL_do_handshake(s->ssl);
+	latency_end();
 	if (r == 1) {
 		s->tls_handshake = false;
 		s->tls_done = true;
@@ -807,12 +885,14 @@ void stream_delay_input(struct stream *s, double seconds)
 static void stream_shape_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct stream *s = w->data;
+	latency_begin(LATENCY_TIMER, "stream-shape");
 	s->shaped = false;
-	if (s->dead || s->closing || s->paused || s->fd < 0)
-		return;
-	ev_io_start(loop, &s->rio);
-	/* TLS may hold decrypted bytes the socket will not signal again. */
-	ev_feed_event(loop, &s->rio, EV_READ);
+	if (!s->dead && !s->closing && !s->paused && s->fd >= 0) {
+		ev_io_start(loop, &s->rio);
+		/* TLS may hold decrypted bytes the socket will not signal again. */
+		ev_feed_event(loop, &s->rio, EV_READ);
+	}
+	latency_end();
 }
 
 void stream_set_transport(struct stream *s, const struct stream_transport *t, void *ctx)
@@ -829,6 +909,8 @@ static void stream_read(struct stream *s)
 		if (s->dead || s->closing || s->paused || s->shaped)
 			break;
 		if (s->tls_handshake) {
+			if (!stream_handshake_admit(s))
+				break;
 			stream_handshake(s);
 			if (s->tls_handshake || s->dead)
 				break;
@@ -898,7 +980,7 @@ static void stream_read(struct stream *s)
 static void stream_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct stream *s = w->data;
-	latency_begin(LATENCY_STREAM_READ, s->tls_handshake ? "tls-handshake" : NULL);
+	latency_begin(LATENCY_STREAM_READ, NULL);
 	if (s->lingering)
 		stream_drain(s);
 	else
@@ -923,8 +1005,7 @@ static void stream_write_event(struct ev_loop *loop, ev_io *w, int revents)
 
 static void stream_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct stream *s = w->data;
-	latency_begin(LATENCY_STREAM_WRITE, s->tls_handshake ? "tls-handshake" : NULL);
+	latency_begin(LATENCY_STREAM_WRITE, NULL);
 	stream_write_event(loop, w, revents);
 	latency_end();
 }
@@ -961,12 +1042,14 @@ void stream_resume(struct stream *s)
 
 /* ---- the loop's housekeeping ---------------------------------------------------- */
 
-static void streams_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+/* Write the queued output and end up to `closes` dead streams' sessions.
+ * Closing a stream can queue output on others (unavailable presence), so
+ * go on until the flush list is empty and the dead list is empty or over
+ * budget. */
+static void streams_flush_and_close(unsigned closes)
 {
-	/* Closing a stream can queue output on others (unavailable presence),
-	 * so go on until both lists are empty. */
 	latency_begin(LATENCY_STREAM_FLUSH, NULL);
-	while (flush_head != NULL || dead_head != NULL) {
+	while (flush_head != NULL || (dead_head != NULL && closes > 0)) {
 		while (flush_head != NULL) {
 			struct stream *s = flush_head;
 			flush_head = s->flush_next;
@@ -974,9 +1057,10 @@ static void streams_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 			s->flush_next = NULL;
 			stream_flush(s);
 		}
-		while (dead_head != NULL) {
+		while (dead_head != NULL && closes > 0) {
 			struct stream *s = dead_head;
 			dead_head = s->flush_next;
+			closes--;
 			latency_begin(LATENCY_STREAM_CLOSE, NULL);
 			s->ops->closed(s);
 			stream_free(s);
@@ -984,6 +1068,40 @@ static void streams_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		}
 	}
 	latency_end();
+}
+
+static void streams_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	streams_flush_and_close(CLOSES_PER_ITERATION);
+	handshakes_left = HANDSHAKES_PER_ITERATION; /* the next iteration's */
+	backlog_update();
+}
+
+/* After the poll, before this iteration's other callbacks: the streams
+ * that waited for a handshake step get the budget first. */
+static void streams_check_cb(struct ev_loop *loop, ev_check *w, int revents)
+{
+	while (hs_head != NULL && handshakes_left > 0) {
+		struct stream *s = hs_head;
+		latency_begin(LATENCY_STREAM_READ, NULL);
+		if (s->dead || !s->tls_handshake || s->closing) {
+			stream_handshake_unqueue(s);
+		} else {
+			hs_turn = s;
+			stream_read(s); /* takes one step */
+			hs_turn = NULL;
+			stream_handshake_unqueue(s);
+			if (!s->dead && !s->paused && !s->shaped && !s->lingering && s->fd >= 0)
+				ev_io_start(loop, &s->rio);
+		}
+		latency_end();
+	}
+	backlog_update();
+}
+
+static void streams_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	/* nothing: while it is active, the loop polls without sleeping */
 }
 
 static void streams_sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -1023,6 +1141,8 @@ void streams_init(struct ev_loop *loop)
 	loop_ = loop;
 	ev_prepare_init(&prepare_w, streams_prepare_cb);
 	ev_prepare_start(loop, &prepare_w);
+	ev_check_init(&backlog_check_w, streams_check_cb);
+	ev_idle_init(&backlog_idle_w, streams_idle_cb);
 	ev_timer_init(&sweep_w, streams_sweep_cb, 1.0, 1.0);
 	ev_timer_start(loop, &sweep_w);
 	ev_unref(loop); /* the sweep alone does not keep the loop alive */
@@ -1034,8 +1154,10 @@ void streams_shutdown(void)
 		return;
 	ev_ref(loop_);
 	ev_timer_stop(loop_, &sweep_w);
-	streams_prepare_cb(loop_, &prepare_w, 0);
+	streams_flush_and_close(UINT_MAX);
 	ev_prepare_stop(loop_, &prepare_w);
+	ev_check_stop(loop_, &backlog_check_w);
+	ev_idle_stop(loop_, &backlog_idle_w);
 }
 
 void streams_foreach(void (*fn)(struct stream *s, void *ctx), void *ctx)
