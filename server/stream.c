@@ -52,6 +52,9 @@
 #define CLOSE_GRACE 5.0   /* seconds a closing stream may take to flush */
 #define COMPACT_AFTER 1.0 /* seconds of input silence before compacting */
 #define HANDSHAKES_PER_ITERATION 4
+#define SWEEP_SLICES 10     /* the sweep's ticks per round (a second) */
+#define COMPACT_PER_TICK 32 /* parsers compacted in one tick at most */
+#define TRIM_AFTER 64       /* parsers compacted in a wave before malloc_trim */
 #define CLOSES_PER_ITERATION 32
 
 static struct ev_loop *loop_;
@@ -66,8 +69,11 @@ static ev_check backlog_check_w;                            /* gives waiting han
 static ev_idle backlog_idle_w;                              /* no sleep while work waits */
 static struct stream *hs_head, *hs_tail;                    /* the handshake queue, oldest first */
 static unsigned handshakes_left = HANDSHAKES_PER_ITERATION; /* this iteration's budget */
-static struct stream *hs_turn; /* the queued stream whose turn it is (check watcher) */
-static unsigned untrimmed;     /* parsers compacted since the last malloc_trim */
+static struct stream *hs_turn;      /* the queued stream whose turn it is (check watcher) */
+static unsigned untrimmed;          /* parsers compacted since the last malloc_trim */
+static unsigned round_compacted;    /* parsers compacted in this round of the sweep */
+static struct stream *sweep_cursor; /* the next stream the sweep visits in this round */
+static bool sweep_round_started;
 
 struct stream_zlib {
 	z_stream in, out;
@@ -193,6 +199,8 @@ static void stream_handshake_unqueue(struct stream *s);
 static void stream_free(struct stream *s)
 {
 	stream_handshake_unqueue(s);
+	if (sweep_cursor == s)
+		sweep_cursor = s->next;
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
@@ -1104,12 +1112,18 @@ static void streams_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
 	/* nothing: while it is active, the loop polls without sleeping */
 }
 
+/* One slice of the sweep: the next tenth of the streams (a round visits
+ * each once a second; the cost of a tick does not grow with the number of
+ * users beyond a tenth of them), compacting the parsers of streams silent
+ * for COMPACT_AFTER, at most COMPACT_PER_TICK of them. */
 static void streams_sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	latency_begin(LATENCY_TIMER, "stream-sweep");
 	double now = ev_now(loop);
-	unsigned compacted = 0;
-	for (struct stream *s = streams_head, *next; s != NULL; s = next) {
+	unsigned visit = (nstreams + SWEEP_SLICES - 1) / SWEEP_SLICES, compacted = 0;
+	struct stream *s = sweep_round_started ? sweep_cursor : streams_head;
+	sweep_round_started = true;
+	for (struct stream *next; s != NULL && visit > 0; s = next, visit--) {
 		next = s->next;
 		if (s->dead)
 			continue;
@@ -1120,18 +1134,29 @@ static void streams_sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		}
 		if (s->ops->tick != NULL)
 			s->ops->tick(s, now);
-		if (!s->dead && now - s->last_in >= COMPACT_AFTER && xml_parser_compact(s->parser))
+		if (!s->dead && compacted < COMPACT_PER_TICK && now - s->last_in >= COMPACT_AFTER &&
+		    xml_parser_compact(s->parser))
 			compacted++;
 	}
-	/* Hand the memory that a wave of logins freed (handshake buffers,
-	 * parsers) back to the system: after every 64 compactions, and once
-	 * more when the wave is over. */
-	untrimmed += compacted;
-	if (untrimmed >= 64 || (compacted == 0 && untrimmed > 0)) {
-		latency_begin(LATENCY_TIMER, "malloc-trim");
-		malloc_trim(0);
-		latency_end();
-		untrimmed = 0;
+	sweep_cursor = s;
+	round_compacted += compacted;
+	if (s == NULL) {
+		/* The round is over.  Hand the memory a wave of logins freed
+		 * (handshake buffers, parsers) back to the system once the wave
+		 * is over: after a round that compacted nothing, when the
+		 * rounds before compacted at least TRIM_AFTER parsers.
+		 * malloc_trim walks the whole heap with the allocator locked
+		 * (1-20 ms with 1000 users), so it runs once per wave, not as
+		 * parsers trickle in. */
+		untrimmed += round_compacted;
+		if (round_compacted == 0 && untrimmed >= TRIM_AFTER) {
+			latency_begin(LATENCY_TIMER, "malloc-trim");
+			malloc_trim(0);
+			latency_end();
+			untrimmed = 0;
+		}
+		round_compacted = 0;
+		sweep_round_started = false;
 	}
 	latency_end();
 }
@@ -1143,7 +1168,7 @@ void streams_init(struct ev_loop *loop)
 	ev_prepare_start(loop, &prepare_w);
 	ev_check_init(&backlog_check_w, streams_check_cb);
 	ev_idle_init(&backlog_idle_w, streams_idle_cb);
-	ev_timer_init(&sweep_w, streams_sweep_cb, 1.0, 1.0);
+	ev_timer_init(&sweep_w, streams_sweep_cb, 1.0 / SWEEP_SLICES, 1.0 / SWEEP_SLICES);
 	ev_timer_start(loop, &sweep_w);
 	ev_unref(loop); /* the sweep alone does not keep the loop alive */
 }
