@@ -55,7 +55,7 @@
 #define SWEEP_SLICES 10     /* the sweep's ticks per round (a second) */
 #define COMPACT_PER_TICK 32 /* parsers compacted in one tick at most */
 #define TRIM_AFTER 64       /* parsers compacted in a wave before malloc_trim */
-#define CLOSES_PER_ITERATION 32
+#define CLOSES_PER_ITERATION 16
 
 static struct ev_loop *loop_;
 static struct stream *streams_head;

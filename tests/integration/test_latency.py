@@ -157,8 +157,10 @@ def test_normal_traffic_stays_under_the_threshold(tmp_path_factory, run):
         srv.finish()
 
 
-# server/stream.c: TLS handshake steps done in one loop iteration at most
+# server/stream.c: TLS handshake steps and session ends done in one loop
+# iteration at most
 HANDSHAKE_BUDGET = 4
+CLOSE_BUDGET = 16
 
 
 def _class_row(report, cls):
@@ -171,7 +173,9 @@ def _class_row(report, cls):
 def test_tls_handshake_wave_is_spread_over_iterations(tmp_path_factory):
     """50 clients send their ClientHello at once on the direct TLS port: the
     server answers all of them, but does at most the budget of handshake
-    steps per loop iteration, so that the others' traffic goes on between."""
+    steps per loop iteration, so that the others' traffic goes on between.
+    Then they all close at once: the server ends at most the budget of
+    sessions per iteration."""
     n = 50
     srv = _server(tmp_path_factory, 'parley-hswave')
     socks = []
@@ -234,6 +238,23 @@ def test_tls_handshake_wave_is_spread_over_iterations(tmp_path_factory):
         # and no iteration among the worst had more handshakes than that
         for m in re.finditer(r'  tls-handshake [\d.]+ (?:us|ms|s) in (\d+) calls?', report):
             assert int(m.group(1)) <= HANDSHAKE_BUDGET, report
+
+        # the logout wave
+        _latency(srv, '--reset')
+        for t in socks:
+            t.close()
+        socks = []
+        deadline = time.monotonic() + 30
+        while True:
+            report = _latency(srv)
+            m = re.search(r'^  stream-close +[\d.]+ s +(\d+) +(\d+)  ', report, re.M)
+            if (m and int(m.group(1)) >= n) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        _, sections, most = _class_row(report, 'stream-close')
+        assert sections >= n, report
+        assert most <= CLOSE_BUDGET, report
+        c.iq('get', "<ping xmlns='urn:xmpp:ping'/>", to=HOST)
         c.close()
     finally:
         for t in socks:
