@@ -4,8 +4,10 @@
  *
  * Invariants:
  * - Output is appended to s->out and written by the prepare watcher just
- *   before the loop sleeps, in one SSL_write per stream where possible; the
- *   write watcher runs only while the socket is full.
+ *   before the loop sleeps, in one SSL_write per stream where possible, and
+ *   also after every FLUSH_AFTER_READS stream reads in one iteration (so
+ *   that a stanza read early in a busy iteration does not wait for all the
+ *   other reads); the write watcher runs only while the socket is full.
  * - s->out never exceeds s->max_output: a peer that does not read is
  *   disconnected.
  * - A stream is never freed inside a call into it: stream_abort and the end
@@ -56,6 +58,7 @@
 #define COMPACT_PER_TICK 32 /* parsers compacted in one tick at most */
 #define TRIM_AFTER 64       /* parsers compacted in a wave before malloc_trim */
 #define CLOSES_PER_ITERATION 16
+#define FLUSH_AFTER_READS 64 /* stream reads in one iteration before a flush */
 
 static struct ev_loop *loop_;
 static struct stream *streams_head;
@@ -70,6 +73,7 @@ static ev_idle backlog_idle_w;                              /* no sleep while wo
 static struct stream *hs_head, *hs_tail;                    /* the handshake queue, oldest first */
 static unsigned handshakes_left = HANDSHAKES_PER_ITERATION; /* this iteration's budget */
 static struct stream *hs_turn;      /* the queued stream whose turn it is (check watcher) */
+static unsigned reads_unflushed;    /* stream reads since the last flush */
 static unsigned untrimmed;          /* parsers compacted since the last malloc_trim */
 static unsigned round_compacted;    /* parsers compacted in this round of the sweep */
 static struct stream *sweep_cursor; /* the next stream the sweep visits in this round */
@@ -985,6 +989,8 @@ static void stream_read(struct stream *s)
 		ev_io_stop(s->loop, &s->rio);
 }
 
+static void streams_flush_and_close(unsigned closes);
+
 static void stream_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct stream *s = w->data;
@@ -994,6 +1000,10 @@ static void stream_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	else
 		stream_read(s);
 	latency_end();
+	/* An iteration with many readable streams writes what the first ones
+	 * routed before it reads the rest. */
+	if (++reads_unflushed >= FLUSH_AFTER_READS)
+		streams_flush_and_close(0);
 }
 
 static void stream_write_event(struct ev_loop *loop, ev_io *w, int revents)
@@ -1056,6 +1066,7 @@ void stream_resume(struct stream *s)
  * budget. */
 static void streams_flush_and_close(unsigned closes)
 {
+	reads_unflushed = 0;
 	latency_begin(LATENCY_STREAM_FLUSH, NULL);
 	while (flush_head != NULL || (dead_head != NULL && closes > 0)) {
 		while (flush_head != NULL) {
