@@ -62,13 +62,9 @@ done
 python3 - "$out" <<'EOF'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{')]
-def label(r, k):
-    return dict(kv.split('=', 1) for kv in r.get('label', '').split()).get(k) if isinstance(r.get('label'), str) else r.get(k)
 by = {}
 for r in rows:
-    lab = r.get('label', {})
-    if isinstance(lab, str):
-        lab = dict(kv.split('=', 1) for kv in lab.split())
+    lab = dict(kv.split('=', 1) for kv in r['label'].split())
     by.setdefault((lab['case'], lab['server']), []).append(r)
 print('\n| scenario | server | reps | msgs/s | p50 ms (median) | p99 ms (median) | p99 per rep | server CPU % |')
 print('|---|---|---|---|---|---|---|---|')
