@@ -183,7 +183,7 @@ struct stream *stream_new(struct ev_loop *loop, int fd, const char *ip, unsigned
 	streams_head = s;
 	nstreams++;
 	if (s->dead) {
-		s->flush_next = dead_head;
+		s->dead_next = dead_head;
 		dead_head = s;
 	} else if (fd >= 0) {
 		ev_io_start(loop, &s->rio);
@@ -240,18 +240,9 @@ void stream_abort(struct stream *s)
 	ev_io_stop(s->loop, &s->rio);
 	ev_io_stop(s->loop, &s->wio);
 	ev_timer_stop(s->loop, &s->shape_w);
-	/* Take it off the flush list (keeping the streams queued after it);
-	 * flush_next then links the dead list. */
-	if (s->in_flush_list) {
-		for (struct stream **pp = &flush_head; *pp != NULL; pp = &(*pp)->flush_next) {
-			if (*pp == s) {
-				*pp = s->flush_next;
-				break;
-			}
-		}
-		s->in_flush_list = false;
-	}
-	s->flush_next = dead_head;
+	/* It may stay on the flush list (stream_flush skips dead streams):
+	 * searching that list here made a wave of closes quadratic. */
+	s->dead_next = dead_head;
 	dead_head = s;
 }
 
@@ -1078,7 +1069,9 @@ static void streams_flush_and_close(unsigned closes)
 		}
 		while (dead_head != NULL && closes > 0) {
 			struct stream *s = dead_head;
-			dead_head = s->flush_next;
+			if (s->in_flush_list)
+				break; /* never free a stream still linked there: flush first */
+			dead_head = s->dead_next;
 			closes--;
 			latency_begin(LATENCY_STREAM_CLOSE, NULL);
 			s->ops->closed(s);

@@ -86,6 +86,7 @@ struct stream {
 	ev_io rio, wio;
 	double last_in, last_out; /* ev_now of the last byte in / out */
 	struct stream *flush_next;
+	struct stream *dead_next;         /* the dead list (the flush list may still hold it) */
 	struct stream *prev, *next;       /* all streams, for sweeps and shutdown */
 	struct stream *hs_prev, *hs_next; /* waiting for a handshake step (budget spent) */
 	bool hs_waiting;                  /* on that queue */
