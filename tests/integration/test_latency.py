@@ -98,6 +98,25 @@ def test_stall_is_reported_with_its_cause(tmp_path_factory, stall, cause):
         srv.finish()
 
 
+def test_c2s_timer_is_named(tmp_path_factory):
+    """c2s's own timers are timer sections with a name, not "other": the
+    delayed answer to a failed login runs as timer/c2s-auth-delay."""
+    srv = _server(tmp_path_factory, 'parley-c2s-timer', stall='timer/c2s-auth-delay:%d' % STALL_MS)
+    try:
+        c = RawClient(srv.port, timeout=30)
+        c.open()
+        c.starttls()
+        r = c.auth_plain('alice', 'not-the-password')
+        assert r.tag.endswith('failure'), r
+        c.close()
+        report = _latency(srv)
+        stalls = [w for w in _worst(report) if w[3] == 'timer/c2s-auth-delay']
+        assert stalls, report
+        assert all(busy >= STALL_MS and in_cause >= STALL_MS for busy, _, _, _, in_cause in stalls), report
+    finally:
+        srv.finish()
+
+
 def test_normal_traffic_stays_under_the_threshold(tmp_path_factory, run):
     srv = _server(tmp_path_factory, 'parley-traffic')
     try:
