@@ -1096,16 +1096,16 @@ static void streams_check_cb(struct ev_loop *loop, ev_check *w, int revents)
 	while (hs_head != NULL && handshakes_left > 0) {
 		struct stream *s = hs_head;
 		latency_begin(LATENCY_STREAM_READ, NULL);
-		if (s->dead || !s->tls_handshake || s->closing) {
-			stream_handshake_unqueue(s);
-		} else {
+		if (!s->dead && s->tls_handshake && !s->closing) {
 			hs_turn = s;
 			stream_read(s); /* takes one step */
 			hs_turn = NULL;
-			stream_handshake_unqueue(s);
-			if (!s->dead && !s->paused && !s->shaped && !s->lingering && s->fd >= 0)
-				ev_io_start(loop, &s->rio);
 		}
+		stream_handshake_unqueue(s);
+		/* The read watcher was stopped while it waited (the handshake may
+		 * also have ended on the write side meanwhile). */
+		if (!s->dead && !s->closing && !s->paused && !s->shaped && s->fd >= 0)
+			ev_io_start(loop, &s->rio);
 		latency_end();
 	}
 	backlog_update();
