@@ -41,6 +41,7 @@ static const char *const class_names[LATENCY_CLASS_COUNT] = {
 	[LATENCY_CONTROL] = "control",
 	[LATENCY_MODULE] = "module",
 	[LATENCY_AUTH] = "auth",
+	[LATENCY_TLS_HANDSHAKE] = "tls-handshake",
 	[LATENCY_OTHER] = "other",
 };
 
@@ -332,6 +333,8 @@ void latency_iteration_end_at(uint64_t now)
 		struct latency_class_stats *cs = &stats.classes[c];
 		cs->total_ns += ic->ns;
 		cs->calls += ic->calls;
+		if (ic->calls > cs->max_calls)
+			cs->max_calls = ic->calls;
 		if (ic->max_ns > cs->max_ns) {
 			cs->max_ns = ic->max_ns;
 			memcpy(cs->max_name, ic->name, sizeof(cs->max_name));
@@ -529,13 +532,14 @@ void latency_format_report(const struct latency_stats *st, struct buf *out)
 		           "########################################");
 		buf_free(&edge);
 	}
-	buf_append_str(out, "\nper class (total, sections, longest section):\n");
+	buf_append_str(out, "\nper class (total, sections, most sections in one iteration, longest "
+	                    "section):\n");
 	for (unsigned c = 0; c < LATENCY_CLASS_COUNT; c++) {
 		const struct latency_class_stats *cs = &st->classes[c];
 		if (cs->total_ns == 0 && cs->calls == 0)
 			continue;
-		buf_printf(out, "  %-13s %10.3f s %12llu  ", class_names[c], cs->total_ns / 1e9,
-		           (unsigned long long)cs->calls);
+		buf_printf(out, "  %-13s %10.3f s %12llu %6u  ", class_names[c], cs->total_ns / 1e9,
+		           (unsigned long long)cs->calls, cs->max_calls);
 		format_us(out, cs->max_ns / 1000);
 		if (cs->max_name[0] != '\0')
 			buf_printf(out, " (%s)", cs->max_name);

@@ -35,17 +35,18 @@
 #include <stdint.h>
 
 enum latency_class {
-	LATENCY_STREAM_READ,  /* a stream's socket is readable: parse and handle stanzas */
-	LATENCY_STREAM_WRITE, /* a stream's socket, full before, takes output again */
-	LATENCY_STREAM_FLUSH, /* the prepare watcher writes the queued output */
-	LATENCY_STREAM_CLOSE, /* a closed stream's session ends (prepare watcher) */
-	LATENCY_ACCEPT,       /* a listener accepts a connection */
-	LATENCY_TIMER,        /* the server's own timers (name: which) */
-	LATENCY_WORKER,       /* completions of blocking work (name: worker group) */
-	LATENCY_CONTROL,      /* the control socket and its commands, signals */
-	LATENCY_MODULE,       /* a module's timers and watchers (name: module) */
-	LATENCY_AUTH,         /* external auth helper processes */
-	LATENCY_OTHER,        /* the rest of the iteration: libev, unmarked watchers */
+	LATENCY_STREAM_READ,   /* a stream's socket is readable: parse and handle stanzas */
+	LATENCY_STREAM_WRITE,  /* a stream's socket, full before, takes output again */
+	LATENCY_STREAM_FLUSH,  /* the prepare watcher writes the queued output */
+	LATENCY_STREAM_CLOSE,  /* a closed stream's session ends (prepare watcher) */
+	LATENCY_ACCEPT,        /* a listener accepts a connection */
+	LATENCY_TIMER,         /* the server's own timers (name: which) */
+	LATENCY_WORKER,        /* completions of blocking work (name: worker group) */
+	LATENCY_CONTROL,       /* the control socket and its commands, signals */
+	LATENCY_MODULE,        /* a module's timers and watchers (name: module) */
+	LATENCY_AUTH,          /* external auth helper processes */
+	LATENCY_TLS_HANDSHAKE, /* one step of a TLS handshake (inside a stream's read or write) */
+	LATENCY_OTHER,         /* the rest of the iteration: libev, unmarked watchers */
 	LATENCY_CLASS_COUNT
 };
 
@@ -73,6 +74,7 @@ struct latency_event {
 
 struct latency_class_stats {
 	uint64_t total_ns, calls, max_ns; /* max_ns: the longest one section */
+	uint32_t max_calls;               /* the most sections of the class in one iteration */
 	char max_name[LATENCY_NAME_MAX];
 };
 

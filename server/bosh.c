@@ -29,6 +29,7 @@
 #include "server.h"
 #include "stream.h"
 #include "websocket.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 #include "lib/xml.h"
 
@@ -192,7 +193,7 @@ static void bosh_flush(struct bosh_session *s)
 	}
 }
 
-static void bosh_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void bosh_timer_event(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct bosh_session *s = w->data;
 	bosh_flush(s);
@@ -204,6 +205,13 @@ static void bosh_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	}
 	bosh_schedule(s);
+}
+
+static void bosh_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	latency_begin(LATENCY_TIMER, "bosh");
+	bosh_timer_event(loop, w, revents);
+	latency_end();
 }
 
 /* Run the timer for the next thing due (at once when output is queued). */

@@ -48,6 +48,7 @@
 #include "host.h"
 #include "router.h"
 #include "sm.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 #include "tls.h"
 #include "lib/barrier.h"
@@ -1998,6 +1999,21 @@ static const struct stream_ops c2s_stream_ops = {
 	.closed = c2s_closed,
 };
 
+
+/* c2s's own timers, named for the latency monitor. */
+static void c2s_auth_delay_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	latency_begin(LATENCY_TIMER, "c2s-auth-delay");
+	c2s_fail_timer_cb(loop, w, revents);
+	latency_end();
+}
+
+static void c2s_sm_expiry_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	latency_begin(LATENCY_TIMER, "c2s-sm-expiry");
+	c2s_sm_timer_cb(loop, w, revents);
+	latency_end();
+}
 static struct c2s *c2s_new(struct ev_loop *loop, const struct listen_config *lc,
                            const struct limits_config *limits, struct ip_count *ipc)
 {
@@ -2008,9 +2024,9 @@ static struct c2s *c2s_new(struct ev_loop *loop, const struct listen_config *lc,
 	c->opened = ev_now(loop);
 	c->barrier = barrier_new(c2s_release_held, c);
 	c->loop = loop;
-	ev_timer_init(&c->fail_timer, c2s_fail_timer_cb, 0, 0);
+	ev_timer_init(&c->fail_timer, c2s_auth_delay_timer_cb, 0, 0);
 	c->fail_timer.data = c;
-	ev_timer_init(&c->sm_timer, c2s_sm_timer_cb, 0, 0);
+	ev_timer_init(&c->sm_timer, c2s_sm_expiry_timer_cb, 0, 0);
 	c->sm_timer.data = c;
 	c2s_total++;
 	return c;

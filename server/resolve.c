@@ -13,6 +13,7 @@
  * is gone.
  */
 #include "resolve.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 #include "lib/options.h"
 #include "lib/util.h"
@@ -77,10 +78,17 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	arm_timeout();
 }
 
-static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void timeout_event(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	ares_process_fd(channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
 	arm_timeout();
+}
+
+static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	latency_begin(LATENCY_TIMER, "resolve-timeout");
+	timeout_event(loop, w, revents);
+	latency_end();
 }
 
 static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
@@ -191,7 +199,7 @@ static void req_free(struct resolve_req *r)
 	free(r);
 }
 
-static void deliver_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void deliver_event(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct resolve_req *r = w->data;
 	struct resolve_addr addrs[MAX_ADDRS];
@@ -202,6 +210,13 @@ static void deliver_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (r->cb != NULL)
 		r->cb(r->ctx, addrs, n, n > 0 ? NULL : r->error != NULL ? r->error : "no address");
 	req_free(r);
+}
+
+static void deliver_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	latency_begin(LATENCY_TIMER, "resolve-deliver");
+	deliver_event(loop, w, revents);
+	latency_end();
 }
 
 /* Every query answered: deliver (or free a cancelled request). */

@@ -47,6 +47,7 @@
 #include "server.h"
 #include "stream.h"
 #include "tls.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 
 #include <arpa/inet.h>
@@ -465,13 +466,20 @@ static void out_ready(struct s2s_out *o, const char *auth)
 
 static void out_connect_next(struct s2s_out *o);
 
-static void out_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void out_timeout_event(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct s2s_out *o = w->data;
 	char why[128];
 	snprintf(why, sizeof(why), "no authenticated stream within %g s (state %s)", cfg()->connect_timeout,
 	         out_state_names[o->state]);
 	out_fail(o, SE_REMOTE_SERVER_TIMEOUT, why);
+}
+
+static void out_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	latency_begin(LATENCY_TIMER, "s2s-connect");
+	out_timeout_event(loop, w, revents);
+	latency_end();
 }
 
 static void out_start_stream(struct s2s_out *o, int fd, const char *ip, unsigned port)
@@ -581,7 +589,7 @@ static void out_resolved(void *ctx, const struct resolve_addr *addrs, size_t n, 
 	out_connect_next(o);
 }
 
-static void out_kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void out_kick_event(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct s2s_out *o = w->data;
 	const struct s2s_static_host *sh = s2s_config_static(cfg(), o->remote);
@@ -603,6 +611,13 @@ static void out_kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		a.len = sizeof(*s6);
 	}
 	out_resolved(o, &a, 1, NULL);
+}
+
+static void out_kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	latency_begin(LATENCY_TIMER, "s2s-kick");
+	out_kick_event(loop, w, revents);
+	latency_end();
 }
 
 static struct s2s_out *out_new(const char *local, const char *remote)

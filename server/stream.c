@@ -4,8 +4,10 @@
  *
  * Invariants:
  * - Output is appended to s->out and written by the prepare watcher just
- *   before the loop sleeps, in one SSL_write per stream where possible; the
- *   write watcher runs only while the socket is full.
+ *   before the loop sleeps, in one SSL_write per stream where possible, and
+ *   also after every FLUSH_AFTER_READS stream reads in one iteration (so
+ *   that a stanza read early in a busy iteration does not wait for all the
+ *   other reads); the write watcher runs only while the socket is full.
  * - s->out never exceeds s->max_output: a peer that does not read is
  *   disconnected.
  * - A stream is never freed inside a call into it: stream_abort and the end
@@ -24,6 +26,15 @@
  *   inflates more than one chunk ahead.
  * - A shaped stream (s->rate) reads while its bucket holds tokens; in debt
  *   its read watcher is stopped and shape_w starts it again.
+ * - Work that comes in waves is bounded per loop iteration, so that a
+ *   login or logout wave does not hold up the stanzas of everyone else:
+ *   at most HANDSHAKES_PER_ITERATION TLS handshake steps (each may sign
+ *   and do a key exchange, about half a millisecond with RSA-2048) and
+ *   CLOSES_PER_ITERATION session ends.  A stream over the handshake budget
+ *   waits on the handshake queue (FIFO, its read watcher stopped) and the
+ *   check watcher gives it the next iteration's budget first; dead streams
+ *   over the close budget stay on the dead list.  While either waits, the
+ *   idle watcher keeps the poll from sleeping.
  */
 #include "stream.h"
 #include "tls.h"
@@ -31,6 +42,7 @@
 #include "lib/log.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <zlib.h>
 #include <openssl/err.h>
@@ -41,6 +53,12 @@
 #define READ_CHUNK 16384
 #define CLOSE_GRACE 5.0   /* seconds a closing stream may take to flush */
 #define COMPACT_AFTER 1.0 /* seconds of input silence before compacting */
+#define HANDSHAKES_PER_ITERATION 4
+#define SWEEP_SLICES 10     /* the sweep's ticks per round (a second) */
+#define COMPACT_PER_TICK 32 /* parsers compacted in one tick at most */
+#define TRIM_AFTER 64       /* parsers compacted in a wave before malloc_trim */
+#define CLOSES_PER_ITERATION 16
+#define FLUSH_AFTER_READS 64 /* stream reads in one iteration before a flush */
 
 static struct ev_loop *loop_;
 static struct stream *streams_head;
@@ -50,7 +68,16 @@ static struct stream *dead_head;
 static uint64_t next_stream_id = 1;
 static ev_prepare prepare_w;
 static ev_timer sweep_w;
-static unsigned untrimmed; /* parsers compacted since the last malloc_trim */
+static ev_check backlog_check_w;                            /* gives waiting handshakes their turn */
+static ev_idle backlog_idle_w;                              /* no sleep while work waits */
+static struct stream *hs_head, *hs_tail;                    /* the handshake queue, oldest first */
+static unsigned handshakes_left = HANDSHAKES_PER_ITERATION; /* this iteration's budget */
+static struct stream *hs_turn;      /* the queued stream whose turn it is (check watcher) */
+static unsigned reads_unflushed;    /* stream reads since the last flush */
+static unsigned untrimmed;          /* parsers compacted since the last malloc_trim */
+static unsigned round_compacted;    /* parsers compacted in this round of the sweep */
+static struct stream *sweep_cursor; /* the next stream the sweep visits in this round */
+static bool sweep_round_started;
 
 struct stream_zlib {
 	z_stream in, out;
@@ -156,7 +183,7 @@ struct stream *stream_new(struct ev_loop *loop, int fd, const char *ip, unsigned
 	streams_head = s;
 	nstreams++;
 	if (s->dead) {
-		s->flush_next = dead_head;
+		s->dead_next = dead_head;
 		dead_head = s;
 	} else if (fd >= 0) {
 		ev_io_start(loop, &s->rio);
@@ -171,8 +198,13 @@ struct stream *stream_new_virtual(struct ev_loop *loop, const char *ip, unsigned
 	return stream_new(loop, -1, ip, port, limits, max_output, false, ops, owner);
 }
 
+static void stream_handshake_unqueue(struct stream *s);
+
 static void stream_free(struct stream *s)
 {
+	stream_handshake_unqueue(s);
+	if (sweep_cursor == s)
+		sweep_cursor = s->next;
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
@@ -208,18 +240,9 @@ void stream_abort(struct stream *s)
 	ev_io_stop(s->loop, &s->rio);
 	ev_io_stop(s->loop, &s->wio);
 	ev_timer_stop(s->loop, &s->shape_w);
-	/* Take it off the flush list (keeping the streams queued after it);
-	 * flush_next then links the dead list. */
-	if (s->in_flush_list) {
-		for (struct stream **pp = &flush_head; *pp != NULL; pp = &(*pp)->flush_next) {
-			if (*pp == s) {
-				*pp = s->flush_next;
-				break;
-			}
-		}
-		s->in_flush_list = false;
-	}
-	s->flush_next = dead_head;
+	/* It may stay on the flush list (stream_flush skips dead streams):
+	 * searching that list here made a wave of closes quadratic. */
+	s->dead_next = dead_head;
 	dead_head = s;
 }
 
@@ -454,10 +477,68 @@ void stream_finish(struct stream *s)
 
 /* ---- TLS ------------------------------------------------------------------------ */
 
+/* ---- the handshake budget --------------------------------------------------------- */
+
+static void backlog_update(void)
+{
+	if (loop_ == NULL)
+		return;
+	if (hs_head != NULL || dead_head != NULL) {
+		ev_idle_start(loop_, &backlog_idle_w);
+		if (hs_head != NULL)
+			ev_check_start(loop_, &backlog_check_w);
+	} else {
+		ev_idle_stop(loop_, &backlog_idle_w);
+		ev_check_stop(loop_, &backlog_check_w);
+	}
+}
+
+static void stream_handshake_unqueue(struct stream *s)
+{
+	if (!s->hs_waiting)
+		return;
+	if (s->hs_prev != NULL)
+		s->hs_prev->hs_next = s->hs_next;
+	else
+		hs_head = s->hs_next;
+	if (s->hs_next != NULL)
+		s->hs_next->hs_prev = s->hs_prev;
+	else
+		hs_tail = s->hs_prev;
+	s->hs_prev = s->hs_next = NULL;
+	s->hs_waiting = false;
+}
+
+/* Whether s may do a handshake step now; if not, it waits on the queue
+ * (with its read watcher stopped) and runs in a later iteration.  The
+ * queue goes before any newcomer. */
+static bool stream_handshake_admit(struct stream *s)
+{
+	if (handshakes_left > 0 && (s == hs_turn || hs_head == NULL)) {
+		handshakes_left--;
+		return true;
+	}
+	ev_io_stop(s->loop, &s->rio);
+	if (!s->hs_waiting) {
+		s->hs_waiting = true;
+		s->hs_next = NULL;
+		s->hs_prev = hs_tail;
+		if (hs_tail != NULL)
+			hs_tail->hs_next = s;
+		else
+			hs_head = s;
+		hs_tail = s;
+		backlog_update();
+	}
+	return false;
+}
+
 static void stream_handshake(struct stream *s)
 {
+	latency_begin(LATENCY_TLS_HANDSHAKE, NULL);
 	ERR_clear_error();
 	int r = SSL_do_handshake(s->ssl);
+	latency_end();
 	if (r == 1) {
 		s->tls_handshake = false;
 		s->tls_done = true;
@@ -807,12 +888,14 @@ void stream_delay_input(struct stream *s, double seconds)
 static void stream_shape_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct stream *s = w->data;
+	latency_begin(LATENCY_TIMER, "stream-shape");
 	s->shaped = false;
-	if (s->dead || s->closing || s->paused || s->fd < 0)
-		return;
-	ev_io_start(loop, &s->rio);
-	/* TLS may hold decrypted bytes the socket will not signal again. */
-	ev_feed_event(loop, &s->rio, EV_READ);
+	if (!s->dead && !s->closing && !s->paused && s->fd >= 0) {
+		ev_io_start(loop, &s->rio);
+		/* TLS may hold decrypted bytes the socket will not signal again. */
+		ev_feed_event(loop, &s->rio, EV_READ);
+	}
+	latency_end();
 }
 
 void stream_set_transport(struct stream *s, const struct stream_transport *t, void *ctx)
@@ -829,6 +912,8 @@ static void stream_read(struct stream *s)
 		if (s->dead || s->closing || s->paused || s->shaped)
 			break;
 		if (s->tls_handshake) {
+			if (!stream_handshake_admit(s))
+				break;
 			stream_handshake(s);
 			if (s->tls_handshake || s->dead)
 				break;
@@ -895,15 +980,21 @@ static void stream_read(struct stream *s)
 		ev_io_stop(s->loop, &s->rio);
 }
 
+static void streams_flush_and_close(unsigned closes);
+
 static void stream_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct stream *s = w->data;
-	latency_begin(LATENCY_STREAM_READ, s->tls_handshake ? "tls-handshake" : NULL);
+	latency_begin(LATENCY_STREAM_READ, NULL);
 	if (s->lingering)
 		stream_drain(s);
 	else
 		stream_read(s);
 	latency_end();
+	/* An iteration with many readable streams writes what the first ones
+	 * routed before it reads the rest. */
+	if (++reads_unflushed >= FLUSH_AFTER_READS)
+		streams_flush_and_close(0);
 }
 
 static void stream_write_event(struct ev_loop *loop, ev_io *w, int revents)
@@ -923,8 +1014,7 @@ static void stream_write_event(struct ev_loop *loop, ev_io *w, int revents)
 
 static void stream_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct stream *s = w->data;
-	latency_begin(LATENCY_STREAM_WRITE, s->tls_handshake ? "tls-handshake" : NULL);
+	latency_begin(LATENCY_STREAM_WRITE, NULL);
 	stream_write_event(loop, w, revents);
 	latency_end();
 }
@@ -961,12 +1051,15 @@ void stream_resume(struct stream *s)
 
 /* ---- the loop's housekeeping ---------------------------------------------------- */
 
-static void streams_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+/* Write the queued output and end up to `closes` dead streams' sessions.
+ * Closing a stream can queue output on others (unavailable presence), so
+ * go on until the flush list is empty and the dead list is empty or over
+ * budget. */
+static void streams_flush_and_close(unsigned closes)
 {
-	/* Closing a stream can queue output on others (unavailable presence),
-	 * so go on until both lists are empty. */
+	reads_unflushed = 0;
 	latency_begin(LATENCY_STREAM_FLUSH, NULL);
-	while (flush_head != NULL || dead_head != NULL) {
+	while (flush_head != NULL || (dead_head != NULL && closes > 0)) {
 		while (flush_head != NULL) {
 			struct stream *s = flush_head;
 			flush_head = s->flush_next;
@@ -974,9 +1067,12 @@ static void streams_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 			s->flush_next = NULL;
 			stream_flush(s);
 		}
-		while (dead_head != NULL) {
+		while (dead_head != NULL && closes > 0) {
 			struct stream *s = dead_head;
-			dead_head = s->flush_next;
+			if (s->in_flush_list)
+				break; /* never free a stream still linked there: flush first */
+			dead_head = s->dead_next;
+			closes--;
 			latency_begin(LATENCY_STREAM_CLOSE, NULL);
 			s->ops->closed(s);
 			stream_free(s);
@@ -986,12 +1082,52 @@ static void streams_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	latency_end();
 }
 
+static void streams_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	streams_flush_and_close(CLOSES_PER_ITERATION);
+	handshakes_left = HANDSHAKES_PER_ITERATION; /* the next iteration's */
+	backlog_update();
+}
+
+/* After the poll, before this iteration's other callbacks: the streams
+ * that waited for a handshake step get the budget first. */
+static void streams_check_cb(struct ev_loop *loop, ev_check *w, int revents)
+{
+	while (hs_head != NULL && handshakes_left > 0) {
+		struct stream *s = hs_head;
+		latency_begin(LATENCY_STREAM_READ, NULL);
+		if (!s->dead && s->tls_handshake && !s->closing) {
+			hs_turn = s;
+			stream_read(s); /* takes one step */
+			hs_turn = NULL;
+		}
+		stream_handshake_unqueue(s);
+		/* The read watcher was stopped while it waited (the handshake may
+		 * also have ended on the write side meanwhile). */
+		if (!s->dead && !s->closing && !s->paused && !s->shaped && s->fd >= 0)
+			ev_io_start(loop, &s->rio);
+		latency_end();
+	}
+	backlog_update();
+}
+
+static void streams_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	/* nothing: while it is active, the loop polls without sleeping */
+}
+
+/* One slice of the sweep: the next tenth of the streams (a round visits
+ * each once a second; the cost of a tick does not grow with the number of
+ * users beyond a tenth of them), compacting the parsers of streams silent
+ * for COMPACT_AFTER, at most COMPACT_PER_TICK of them. */
 static void streams_sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	latency_begin(LATENCY_TIMER, "stream-sweep");
 	double now = ev_now(loop);
-	unsigned compacted = 0;
-	for (struct stream *s = streams_head, *next; s != NULL; s = next) {
+	unsigned visit = (nstreams + SWEEP_SLICES - 1) / SWEEP_SLICES, compacted = 0;
+	struct stream *s = sweep_round_started ? sweep_cursor : streams_head;
+	sweep_round_started = true;
+	for (struct stream *next; s != NULL && visit > 0; s = next, visit--) {
 		next = s->next;
 		if (s->dead)
 			continue;
@@ -1002,18 +1138,29 @@ static void streams_sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		}
 		if (s->ops->tick != NULL)
 			s->ops->tick(s, now);
-		if (!s->dead && now - s->last_in >= COMPACT_AFTER && xml_parser_compact(s->parser))
+		if (!s->dead && compacted < COMPACT_PER_TICK && now - s->last_in >= COMPACT_AFTER &&
+		    xml_parser_compact(s->parser))
 			compacted++;
 	}
-	/* Hand the memory that a wave of logins freed (handshake buffers,
-	 * parsers) back to the system: after every 64 compactions, and once
-	 * more when the wave is over. */
-	untrimmed += compacted;
-	if (untrimmed >= 64 || (compacted == 0 && untrimmed > 0)) {
-		latency_begin(LATENCY_TIMER, "malloc-trim");
-		malloc_trim(0);
-		latency_end();
-		untrimmed = 0;
+	sweep_cursor = s;
+	round_compacted += compacted;
+	if (s == NULL) {
+		/* The round is over.  Hand the memory a wave of logins freed
+		 * (handshake buffers, parsers) back to the system once the wave
+		 * is over: after a round that compacted nothing, when the
+		 * rounds before compacted at least TRIM_AFTER parsers.
+		 * malloc_trim walks the whole heap with the allocator locked
+		 * (1-20 ms with 1000 users), so it runs once per wave, not as
+		 * parsers trickle in. */
+		untrimmed += round_compacted;
+		if (round_compacted == 0 && untrimmed >= TRIM_AFTER) {
+			latency_begin(LATENCY_TIMER, "malloc-trim");
+			malloc_trim(0);
+			latency_end();
+			untrimmed = 0;
+		}
+		round_compacted = 0;
+		sweep_round_started = false;
 	}
 	latency_end();
 }
@@ -1023,7 +1170,9 @@ void streams_init(struct ev_loop *loop)
 	loop_ = loop;
 	ev_prepare_init(&prepare_w, streams_prepare_cb);
 	ev_prepare_start(loop, &prepare_w);
-	ev_timer_init(&sweep_w, streams_sweep_cb, 1.0, 1.0);
+	ev_check_init(&backlog_check_w, streams_check_cb);
+	ev_idle_init(&backlog_idle_w, streams_idle_cb);
+	ev_timer_init(&sweep_w, streams_sweep_cb, 1.0 / SWEEP_SLICES, 1.0 / SWEEP_SLICES);
 	ev_timer_start(loop, &sweep_w);
 	ev_unref(loop); /* the sweep alone does not keep the loop alive */
 }
@@ -1034,8 +1183,10 @@ void streams_shutdown(void)
 		return;
 	ev_ref(loop_);
 	ev_timer_stop(loop_, &sweep_w);
-	streams_prepare_cb(loop_, &prepare_w, 0);
+	streams_flush_and_close(UINT_MAX);
 	ev_prepare_stop(loop_, &prepare_w);
+	ev_check_stop(loop_, &backlog_check_w);
+	ev_idle_stop(loop_, &backlog_idle_w);
 }
 
 void streams_foreach(void (*fn)(struct stream *s, void *ctx), void *ctx)

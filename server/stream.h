@@ -86,7 +86,10 @@ struct stream {
 	ev_io rio, wio;
 	double last_in, last_out; /* ev_now of the last byte in / out */
 	struct stream *flush_next;
-	struct stream *prev, *next; /* all streams, for sweeps and shutdown */
+	struct stream *dead_next;         /* the dead list (the flush list may still hold it) */
+	struct stream *prev, *next;       /* all streams, for sweeps and shutdown */
+	struct stream *hs_prev, *hs_next; /* waiting for a handshake step (budget spent) */
+	bool hs_waiting;                  /* on that queue */
 	uint64_t bytes_in, bytes_out;
 	SSL *client_ssl;        /* stream_start_tls_client: the SSL object to start */
 	bool request_peer_cert; /* server side: ask the peer for a certificate (s2s) */

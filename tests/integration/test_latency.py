@@ -2,13 +2,19 @@
 report an artificial stall (the test-only hook PARLEY_TEST_LATENCY_STALL
 makes every callback of one class sleep) with the right cause, and the log
 names it; normal traffic (logins and messages) stays under the threshold;
-the threshold follows a reload; latency --reset starts from zero."""
+the threshold follows a reload; latency --reset starts from zero; a wave
+of TLS handshakes is spread over loop iterations (at most the budget of
+HANDSHAKES_PER_ITERATION steps in one)."""
 import re
+import select
+import socket
+import ssl
 import time
 
 import pytest
 
-from parleytest import HOST, Parleyd, RawClient, find_lines, login, logout, next_message
+from parleytest import (HOST, Parleyd, RawClient, find_lines, login, logout, next_message,
+                        tls_context)
 
 # The stall the hook makes, far above anything the server does by itself
 # on a loaded test machine.
@@ -50,6 +56,7 @@ def _worst(report):
 @pytest.mark.parametrize('stall,cause', [
     ('stream-read:%d' % STALL_MS, 'stream-read'),
     ('timer/stream-sweep:%d' % STALL_MS, 'timer/stream-sweep'),
+    ('tls-handshake:%d' % STALL_MS, 'tls-handshake'),
 ])
 def test_stall_is_reported_with_its_cause(tmp_path_factory, stall, cause):
     srv = _server(tmp_path_factory, 'parley-stall', stall=stall)
@@ -87,6 +94,25 @@ def test_stall_is_reported_with_its_cause(tmp_path_factory, stall, cause):
         assert len(line) == 1, r.stdout
         assert re.search(r'over 20\.0 ms$', line[0]), line
         assert not re.search(r', 0 over 20\.0 ms$', line[0]), line
+    finally:
+        srv.finish()
+
+
+def test_c2s_timer_is_named(tmp_path_factory):
+    """c2s's own timers are timer sections with a name, not "other": the
+    delayed answer to a failed login runs as timer/c2s-auth-delay."""
+    srv = _server(tmp_path_factory, 'parley-c2s-timer', stall='timer/c2s-auth-delay:%d' % STALL_MS)
+    try:
+        c = RawClient(srv.port, timeout=30)
+        c.open()
+        c.starttls()
+        r = c.auth_plain('alice', 'not-the-password')
+        assert r.tag.endswith('failure'), r
+        c.close()
+        report = _latency(srv)
+        stalls = [w for w in _worst(report) if w[3] == 'timer/c2s-auth-delay']
+        assert stalls, report
+        assert all(busy >= STALL_MS and in_cause >= STALL_MS for busy, _, _, _, in_cause in stalls), report
     finally:
         srv.finish()
 
@@ -147,4 +173,109 @@ def test_normal_traffic_stays_under_the_threshold(tmp_path_factory, run):
         r = srv.ctl('latency', '--bogus')
         assert r.returncode == 2, (r.returncode, r.stderr)
     finally:
+        srv.finish()
+
+
+# server/stream.c: TLS handshake steps and session ends done in one loop
+# iteration at most
+HANDSHAKE_BUDGET = 4
+CLOSE_BUDGET = 16
+
+
+def _class_row(report, cls):
+    """(total s, sections, most sections in one iteration) of a class."""
+    m = re.search(r'^  %s +([\d.]+) s +(\d+) +(\d+)  ' % re.escape(cls), report, re.M)
+    assert m, (cls, report)
+    return float(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+def test_tls_handshake_wave_is_spread_over_iterations(tmp_path_factory):
+    """50 clients send their ClientHello at once on the direct TLS port: the
+    server answers all of them, but does at most the budget of handshake
+    steps per loop iteration, so that the others' traffic goes on between.
+    Then they all close at once: the server ends at most the budget of
+    sessions per iteration."""
+    n = 50
+    srv = _server(tmp_path_factory, 'parley-hswave')
+    socks = []
+    try:
+        # a client logged in before the wave, to check traffic goes on
+        c = RawClient(srv.port, timeout=30)
+        c.login('alice', srv.password('alice'))
+        _latency(srv, '--reset')
+        ctx = tls_context()
+        raw = [socket.create_connection(('127.0.0.1', srv.tls_port), timeout=30) for _ in range(n)]
+        for r in raw:
+            r.setblocking(False)
+            socks.append(ctx.wrap_socket(r, server_hostname=HOST, do_handshake_on_connect=False))
+        # every ClientHello goes out before any answer is read
+        pending = {}
+        for t in socks:
+            try:
+                t.do_handshake()
+            except ssl.SSLWantReadError:
+                pending[t] = select.POLLIN
+            except ssl.SSLWantWriteError:
+                pending[t] = select.POLLOUT
+        deadline = time.monotonic() + 60
+        while pending and time.monotonic() < deadline:
+            poll = select.poll()
+            for t, ev in pending.items():
+                poll.register(t, ev)
+            ready = {fd for fd, _ in poll.poll(1000)}
+            for t in [t for t in pending if t.fileno() in ready]:
+                try:
+                    t.do_handshake()
+                    del pending[t]
+                except ssl.SSLWantReadError:
+                    pending[t] = select.POLLIN
+                except ssl.SSLWantWriteError:
+                    pending[t] = select.POLLOUT
+        assert not pending, '%d of %d handshakes did not finish' % (len(pending), n)
+        # the server finished them too: each answers a stream header
+        for t in socks:
+            t.setblocking(True)
+            t.sendall(("<?xml version='1.0'?><stream:stream to='%s' version='1.0' "
+                       "xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+                       % HOST).encode())
+        for t in socks:
+            got = b''
+            while b'features' not in got:
+                chunk = t.recv(4096)
+                assert chunk, got
+                got += chunk
+        # the logged-in client was served throughout
+        c.iq('get', "<ping xmlns='urn:xmpp:ping'/>", to=HOST)
+
+        report = _latency(srv)
+        total, sections, most = _class_row(report, 'tls-handshake')
+        # every client's server-side steps ran (ClientHello, Finished) ...
+        assert sections >= n, report
+        # ... at most the budget in one iteration (a count, not a time: it
+        # holds on a loaded machine)
+        assert most <= HANDSHAKE_BUDGET, report
+        # and no iteration among the worst had more handshakes than that
+        for m in re.finditer(r'  tls-handshake [\d.]+ (?:us|ms|s) in (\d+) calls?', report):
+            assert int(m.group(1)) <= HANDSHAKE_BUDGET, report
+
+        # the logout wave
+        _latency(srv, '--reset')
+        for t in socks:
+            t.close()
+        socks = []
+        deadline = time.monotonic() + 30
+        while True:
+            report = _latency(srv)
+            m = re.search(r'^  stream-close +[\d.]+ s +(\d+) +(\d+)  ', report, re.M)
+            if (m and int(m.group(1)) >= n) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        _, sections, most = _class_row(report, 'stream-close')
+        assert sections >= n, report
+        assert most <= CLOSE_BUDGET, report
+        c.iq('get', "<ping xmlns='urn:xmpp:ping'/>", to=HOST)
+        c.close()
+    finally:
+        for t in socks:
+            t.close()
         srv.finish()

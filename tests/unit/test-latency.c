@@ -112,6 +112,45 @@ static void test_cause_is_the_class_with_most_time(void **state)
 	assert_string_equal(st->classes[LATENCY_MODULE].max_name, "mam");
 	assert_int_equal(st->classes[LATENCY_STREAM_READ].total_ns, 9 * MS);
 	assert_int_equal(st->classes[LATENCY_OTHER].total_ns, 0);
+	assert_int_equal(st->classes[LATENCY_MODULE].max_calls, 3);
+	assert_int_equal(st->classes[LATENCY_STREAM_READ].max_calls, 1);
+}
+
+/* A TLS handshake step nested in a stream read counts in its own class;
+ * max_calls keeps the most sections of a class in one iteration. */
+static void test_handshakes_per_iteration(void **state)
+{
+	(void)state;
+	uint64_t t = 10 * MS;
+	for (unsigned steps = 1; steps <= 3; steps += 2) {
+		latency_iteration_start_at(t);
+		for (unsigned i = 0; i < steps; i++) {
+			latency_begin_at(LATENCY_STREAM_READ, NULL, t);
+			latency_begin_at(LATENCY_TLS_HANDSHAKE, NULL, t + 10 * US);
+			latency_end_at(t + 510 * US);
+			latency_end_at(t + 520 * US);
+			t += 520 * US;
+		}
+		latency_iteration_end_at(t);
+		t += MS;
+	}
+	latency_iteration_start_at(t); /* one with none */
+	latency_iteration_end_at(t + 5 * US);
+
+	const struct latency_stats *st = latency_stats();
+	assert_int_equal(st->classes[LATENCY_TLS_HANDSHAKE].calls, 4);
+	assert_int_equal(st->classes[LATENCY_TLS_HANDSHAKE].max_calls, 3);
+	assert_int_equal(st->classes[LATENCY_TLS_HANDSHAKE].total_ns, 4 * 500 * US);
+	assert_int_equal(st->classes[LATENCY_STREAM_READ].total_ns, 4 * 20 * US);
+	assert_int_equal(st->worst[0].cause, LATENCY_TLS_HANDSHAKE);
+	assert_int_equal(st->worst[0].cause_calls, 3);
+	assert_string_equal(latency_class_name(LATENCY_TLS_HANDSHAKE), "tls-handshake");
+
+	struct buf out = { 0 };
+	latency_format_report(st, &out);
+	assert_non_null(strstr(out.data, "most sections in one iteration"));
+	assert_non_null(strstr(out.data, "  tls-handshake      0.002 s            4      3  500 us\n"));
+	buf_free(&out);
 }
 
 static void test_histogram_and_quantiles(void **state)
@@ -398,6 +437,7 @@ int main(void)
 		cmocka_unit_test_setup(test_class_names, setup),
 		cmocka_unit_test_setup(test_nested_sections_split_the_time, setup),
 		cmocka_unit_test_setup(test_cause_is_the_class_with_most_time, setup),
+		cmocka_unit_test_setup(test_handshakes_per_iteration, setup),
 		cmocka_unit_test_setup(test_histogram_and_quantiles, setup),
 		cmocka_unit_test_setup(test_worst_list_is_sorted_and_bounded, setup),
 		cmocka_unit_test_setup(test_threshold_counts_and_warns, setup),
