@@ -102,6 +102,12 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wrapper():
+    """The command parleyd runs under, from PARLEY_WRAPPER (split on
+    blanks; e.g. "valgrind --error-exitcode=99"), or nothing."""
+    return os.environ.get('PARLEY_WRAPPER', '').split()
+
+
 def sanitizer_lines(text):
     return [line for line in text.splitlines() if any(m in line for m in SANITIZER_MARKS)]
 
@@ -235,6 +241,8 @@ class Parleyd:
         self.global_auth = global_auth
         self.users = dict(USERS) if users is None else dict(users)
         self.proc = None
+        # run in the child before parleyd starts (e.g. a lower RLIMIT_NOFILE)
+        self.preexec_fn = None
         self.passwords = dict(self.users)
         self.ctl_reports = []       # sanitizer lines seen in parleyctl's stderr
         # where parleyd and parleyctl find the schema of a new database
@@ -432,9 +440,10 @@ hosts:
             raise ServerError('no parleyd binary at %s' % self.parleyd)
         self._own_muc_wins()
         self._logf = open(self.logfile, 'ab')
-        self.proc = subprocess.Popen([self.parleyd, '-c', str(self.config)], cwd=str(self.dir),
-                                     stdin=subprocess.DEVNULL, stdout=self._logf,
-                                     stderr=subprocess.STDOUT, env=self.env)
+        self.proc = subprocess.Popen(wrapper() + [self.parleyd, '-c', str(self.config)],
+                                     cwd=str(self.dir), stdin=subprocess.DEVNULL,
+                                     stdout=self._logf, stderr=subprocess.STDOUT, env=self.env,
+                                     preexec_fn=self.preexec_fn)
         deadline = time.monotonic() + timeout
         start_len = len(self.log())
         while time.monotonic() < deadline:
