@@ -240,6 +240,9 @@ class Parleyd:
         self.muc = muc
         self.global_auth = global_auth
         self.users = dict(USERS) if users is None else dict(users)
+        # the SQLite database, relative to the directory (a test may move it
+        # to a file system of its own)
+        self.sqlite_path = 'parley.db'
         self.proc = None
         # run in the child before parleyd starts (e.g. a lower RLIMIT_NOFILE)
         self.preexec_fn = None
@@ -314,7 +317,7 @@ class Parleyd:
             return pg_psql(dsn, sql, params)
         if self.storage == 'mysql' and host == HOST:
             return my_sql(sql, db=self.my_db, params=params)
-        db = sqlite3.connect(str(self.dir / 'parley.db'), timeout=10)
+        db = sqlite3.connect(str(self.dir / self.sqlite_path), timeout=10)
         try:
             rows = db.execute(sql, params).fetchall()
             db.commit()
@@ -352,7 +355,7 @@ tls:
   key: key.pem
 storage:
   driver: sqlite
-  path: parley.db
+  path: {self.sqlite_path}
 auth:
   methods: [internal]
   scram_iterations: 4096
