@@ -9,8 +9,37 @@ Afterwards: every message the server acknowledged is either in the store
 exactly once or came back to its sender as an error (never both, never
 neither); the online user got every message meant for it; the sender's
 session and fresh logins work; the recipient gets what was stored; the log
-says what happened; and parleyd was never restarted.  See
-tests/integration/README for the map of fault tests."""
+says what happened; and parleyd was never restarted.
+
+The fault tests (issue: fault injection), where each fault is tested:
+
+  database (PostgreSQL, MariaDB)
+    stopped cleanly, back later    test_db_outage.py (pgsql; also via ODBC in
+                                   run-odbc.sh), test_pubsub_outage.py
+    killed mid-traffic, restarted  test_fault_db.py [kill]  (pgsql, mysql)
+    frozen (SIGSTOP) mid-traffic   test_fault_db.py [freeze] (pgsql, mysql)
+  slapd
+    hung (SIGSTOP)                 test_ldap.py test_hung_server_times_out_...
+    both servers killed, then      test_ldap.py test_outage_is_temporary_...
+      logins; failover             test_ldap.py test_failover_to_second_server
+    killed during logins           test_fault_ldap.py
+  external auth program
+    hangs, dies after N requests,  test_extauth.py
+      writes garbage, cannot
+      start, crashes at start
+    crashes on every request       test_fault_extauth.py
+  embedded store (SQLite)
+    file system full               test_fault_disk.py (a tmpfs; needs root)
+  parleyd SIGKILL
+    after offline messages were    test_offline.py test_stored_messages_...,
+      stored / answered            test_an_answer_means_every_earlier_...
+    after SM acks, quiet           test_sm.py test_acked_messages_survive_...
+    under message load             test_fault_kill.py
+    sessions and order             test_in_order.py, test_sm.py (resumption)
+  file descriptors (RLIMIT_NOFILE) test_fault_fd.py
+  long runs (leaks, growth)        tests/soak/soak.sh (not in make check)
+  memory errors                    scripts/valgrind.sh (not in make check)
+"""
 import os
 import signal
 import subprocess

@@ -4,8 +4,8 @@ then filled.  A message to an offline user that cannot be stored comes
 back to its sender with an error (never acknowledged and lost, never
 silently dropped), online traffic goes on, the log says why, and once
 space is freed messages are stored again, without restarting parleyd.
-Every message is either bounced or delivered afterwards.  See
-tests/integration/README for the map of fault tests."""
+Every message is either bounced or delivered afterwards.  The map of
+fault tests is in test_fault_db.py."""
 import os
 import subprocess
 import time

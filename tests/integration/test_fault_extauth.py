@@ -2,8 +2,8 @@
 (SIGSEGV).  Its users get a temporary failure (never "not-authorized",
 never a hang), users of other hosts keep logging in, the log says what
 happens, the restarts back off instead of spinning, and once the program
-is fixed its users log in again without restarting parleyd.  See
-tests/integration/README for the map of fault tests."""
+is fixed its users log in again without restarting parleyd.  The map of
+fault tests is in test_fault_db.py."""
 import re
 import time
 

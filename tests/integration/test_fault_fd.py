@@ -4,8 +4,8 @@ descriptor it has.  It says so in its log (at most once a second per
 listener), pauses accepting instead of spinning on accept() (its CPU time
 stays low), the sessions it already has keep working, and it accepts again
 once the flood is gone.  (server/listener.c pauses the accept watcher for
-1 s on EMFILE/ENFILE.)  See tests/integration/README for the map of fault
-tests."""
+1 s on EMFILE/ENFILE.)  The map of fault tests is in
+test_fault_db.py."""
 import os
 import resource
 import socket

@@ -4,8 +4,8 @@ asking for acknowledgements as they go, and parleyd is killed in the
 middle of it.  Every message the server acknowledged (counted in an <a h/>)
 is in the store after the kill, none is there twice, and after a restart
 the recipients get them.  (test_offline.py and test_sm.py kill parleyd at
-a quiet moment; this one kills it mid-traffic.)  See
-tests/integration/README for the map of fault tests."""
+a quiet moment; this one kills it mid-traffic.)  The map of
+fault tests is in test_fault_db.py."""
 import signal
 import threading
 import time
