@@ -278,6 +278,8 @@ def test_database_fault_mid_traffic(db_server, fault):
     log = srv.log()
     if fault == 'kill':
         assert 'lost its connection' in log or 'cannot connect' in log, log[-4000:]
+    else:
+        assert 'no worker took the job in time' in log, log[-4000:]
     assert 'bob@%s (storage temporary failure); bouncing a message' % HOST in log, log[-4000:]
     assert srv.running()
     print('%s: %d stanzas acknowledged, %d bounced, %d stored' % (fault, h, len(bounces), len(stored)))
