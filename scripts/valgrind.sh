@@ -22,6 +22,8 @@
 # SIGKILL leaves no leak summary, which is expected.
 #
 # Environment: BUILDDIR (default: the checkout), VALGRIND_LOGDIR,
+# PARLEY_TEST_STORAGE (default sqlite; pgsql or mysql start a throw-away
+# database server as in run-pgsql.sh),
 # VALGRIND_SUPP (an extra suppressions file), PARLEY_TEST_WORKERS (default 2).
 set -uo pipefail
 
@@ -59,7 +61,7 @@ export PARLEY_WRAPPER
 
 export PARLEY_BUILDDIR=$BUILDDIR PARLEY_SRCDIR=$TOP
 export PARLEY_TEST_WORKERS=${PARLEY_TEST_WORKERS:-2}
-export PARLEY_TEST_STORAGE=sqlite
+export PARLEY_TEST_STORAGE=${PARLEY_TEST_STORAGE:-sqlite}
 files=
 while [ $# -gt 0 ] && [ "$1" != -- ]; do
     files="$files $(cd "$(dirname "$1")" && pwd)/$(basename "$1")"

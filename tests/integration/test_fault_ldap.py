@@ -56,7 +56,12 @@ def test_slapd_killed_during_logins(one_slapd):
     for t in ldap + [internal]:
         t.start()
     try:
-        time.sleep(1.5)
+        # every client logged in once before the kill (slow under valgrind)
+        deadline = time.monotonic() + 20
+        while not all(any(r == ('success', None) for _, _, r in t.results) for t in ldap):
+            assert time.monotonic() < deadline and not any(t.error for t in ldap), \
+                [t.results[-3:] for t in ldap]
+            time.sleep(0.1)
         killed = time.monotonic()
         slapd.kill()
         time.sleep(4)
