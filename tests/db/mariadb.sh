@@ -5,6 +5,7 @@
 #   tests/db/mariadb.sh start DIR    create DIR (must not exist or be empty),
 #                                    start the server, print the settings
 #   tests/db/mariadb.sh stop DIR     stop it and remove DIR
+#   tests/db/mariadb.sh resume DIR   start it again after a kill (same port, data)
 #
 # After start, DIR/env holds shell assignments (exported) the tests read:
 #   PARLEY_TEST_MYSQL_DSN            storage.dsn for parleyd's user "parley"
@@ -46,6 +47,49 @@ find_prog() {
 
 port_free() {
     ! ss -Htln "sport = :$1" 2>/dev/null | grep -q .
+}
+
+# launch MARIADBD DIR PORT [--user=mysql]: start the server in the
+# background, its pid in DIR/server.pid, the port in DIR/port
+launch() {
+    local mariadbd=$1 dir=$2 port=$3
+    shift 3
+    # Durability is worth nothing here: no fsync, small buffers.
+    "$mariadbd" --no-defaults --datadir="$dir/data" "$@" \
+        --bind-address=127.0.0.1 --port="$port" --socket="$dir/mysqld.sock" \
+        --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" --tmpdir="$dir/tmp" \
+        --skip-name-resolve --skip-log-bin --character-set-server=utf8mb4 \
+        --collation-server=utf8mb4_bin --innodb-buffer-pool-size=32M \
+        --innodb-log-file-size=16M --innodb-flush-log-at-trx-commit=0 \
+        --innodb-doublewrite=0 --innodb-flush-method=nosync --sync-frm=0 \
+        --max-connections=200 >/dev/null 2>&1 &
+    echo $! >"$dir/server.pid"
+    echo "$port" >"$dir/port"
+}
+
+# resume DIR: start a server that was killed again, on the same port and
+# with the same data (the fault tests)
+resume() {
+    local dir=$1
+    [ -f "$dir/port" ] || die "usage: $0 resume DIR (of a server started by this script)"
+    local mariadbd client run_as=()
+    mariadbd=$(find_prog mariadbd mysqld) || die "mariadbd not found"
+    client=$(find_prog mariadb mysql) || die "the mariadb client is not found"
+    [ "$(id -u)" -ne 0 ] || run_as=(--user=mysql)
+    rm -f "$dir/mysqld.sock"
+    launch "$mariadbd" "$dir" "$(cat "$dir/port")" "${run_as[@]}"
+    local pid i
+    pid=$(cat "$dir/server.pid")
+    for i in $(seq 1 300); do
+        if [ -S "$dir/mysqld.sock" ] && "$client" --no-defaults --socket="$dir/mysqld.sock" -uroot \
+            --password="$(cat "$dir/root.pw")" -e 'SELECT 1' >/dev/null 2>&1; then
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -n 20 "$dir/error.log" >&2 || true
+    die "mariadbd did not start again"
 }
 
 start() {
@@ -95,17 +139,8 @@ start() {
     for try in 1 2 3 4 5 6 7 8; do
         port=$((20000 + RANDOM % 30000))
         port_free "$port" || continue
-        # Durability is worth nothing here: no fsync, small buffers.
-        "$mariadbd" --no-defaults --datadir="$dir/data" "${run_as[@]}" \
-            --bind-address=127.0.0.1 --port="$port" --socket="$dir/mysqld.sock" \
-            --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" --tmpdir="$dir/tmp" \
-            --skip-name-resolve --skip-log-bin --character-set-server=utf8mb4 \
-            --collation-server=utf8mb4_bin --innodb-buffer-pool-size=32M \
-            --innodb-log-file-size=16M --innodb-flush-log-at-trx-commit=0 \
-            --innodb-doublewrite=0 --innodb-flush-method=nosync --sync-frm=0 \
-            --max-connections=200 >/dev/null 2>&1 &
-        pid=$!
-        echo "$pid" >"$dir/server.pid"
+        launch "$mariadbd" "$dir" "$port" "${run_as[@]}"
+        pid=$(cat "$dir/server.pid")
         local i
         for i in $(seq 1 300); do
             if [ -S "$dir/mysqld.sock" ] &&
@@ -178,8 +213,9 @@ stop() {
 case "${1:-}" in
 start) start "${2:-}" ;;
 stop) stop "${2:-}" ;;
+resume) resume "${2:-}" ;;
 *)
-    echo "usage: $0 start|stop DIR" >&2
+    echo "usage: $0 start|stop|resume DIR" >&2
     exit 2
     ;;
 esac

@@ -8,7 +8,10 @@ tests.  It answers like doc/examples/extauth.py (accounts from a
   extauth_faulty.py USERS die-after N       exits after answering N requests
   extauth_faulty.py USERS garbage-on USER   writes garbage for a request about USER
   extauth_faulty.py USERS crash-at-start    writes to stderr and exits at once
+  extauth_faulty.py USERS crash-while FILE  dies (SIGSEGV) on every request while FILE exists
 """
+import os
+import signal
 import struct
 import sys
 import time
@@ -38,6 +41,9 @@ def main():
             return 0
         (length,) = struct.unpack('>H', header)
         text = read_exact(stdin, length).decode()
+        if mode == 'crash-while' and os.path.exists(arg):
+            print('crashing on a request', file=sys.stderr, flush=True)
+            os.kill(os.getpid(), signal.SIGSEGV)
         op = text.split(':', 1)[0]
         fields = text.split(':', 3) if op in ('auth', 'setpass', 'tryregister') else text.split(':')
         user = fields[1]

@@ -102,6 +102,12 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wrapper():
+    """The command parleyd runs under, from PARLEY_WRAPPER (split on
+    blanks; e.g. "valgrind --error-exitcode=99"), or nothing."""
+    return os.environ.get('PARLEY_WRAPPER', '').split()
+
+
 def sanitizer_lines(text):
     return [line for line in text.splitlines() if any(m in line for m in SANITIZER_MARKS)]
 
@@ -244,7 +250,12 @@ class Parleyd:
         self.muc = muc
         self.global_auth = global_auth
         self.users = dict(USERS) if users is None else dict(users)
+        # the SQLite database, relative to the directory (a test may move it
+        # to a file system of its own)
+        self.sqlite_path = 'parley.db'
         self.proc = None
+        # run in the child before parleyd starts (e.g. a lower RLIMIT_NOFILE)
+        self.preexec_fn = None
         self.passwords = dict(self.users)
         self.ctl_reports = []       # sanitizer lines seen in parleyctl's stderr
         # where parleyd and parleyctl find the schema of a new database
@@ -316,7 +327,7 @@ class Parleyd:
             return pg_psql(dsn, sql, params)
         if self.storage == 'mysql' and host == HOST:
             return my_sql(sql, db=self.my_db, params=params)
-        db = sqlite3.connect(str(self.dir / 'parley.db'), timeout=10)
+        db = sqlite3.connect(str(self.dir / self.sqlite_path), timeout=10)
         try:
             rows = db.execute(sql, params).fetchall()
             db.commit()
@@ -354,7 +365,7 @@ tls:
   key: key.pem
 storage:
   driver: sqlite
-  path: parley.db
+  path: {self.sqlite_path}
 auth:
   methods: [internal]
   scram_iterations: 4096
@@ -442,9 +453,10 @@ hosts:
             raise ServerError('no parleyd binary at %s' % self.parleyd)
         self._own_muc_wins()
         self._logf = open(self.logfile, 'ab')
-        self.proc = subprocess.Popen([self.parleyd, '-c', str(self.config)], cwd=str(self.dir),
-                                     stdin=subprocess.DEVNULL, stdout=self._logf,
-                                     stderr=subprocess.STDOUT, env=self.env)
+        self.proc = subprocess.Popen(wrapper() + [self.parleyd, '-c', str(self.config)],
+                                     cwd=str(self.dir), stdin=subprocess.DEVNULL,
+                                     stdout=self._logf, stderr=subprocess.STDOUT, env=self.env,
+                                     preexec_fn=self.preexec_fn)
         deadline = time.monotonic() + timeout
         start_len = len(self.log())
         while time.monotonic() < deadline:

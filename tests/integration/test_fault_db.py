@@ -1,0 +1,285 @@
+"""The database server of a host killed (SIGKILL, then started again) or
+frozen (SIGSTOP for longer than the storage timeout, then SIGCONT) in the
+middle of message traffic, with PostgreSQL (run-pgsql.sh) or MariaDB
+(run-mysql.sh); skipped on the other storage kinds.
+
+A sender with stream management (XEP-0198) writes messages to an offline
+user and to an online one without pause, asking for acks as it goes.
+Afterwards: every message the server acknowledged is either in the store
+exactly once or came back to its sender as an error (never both, never
+neither); the online user got every message meant for it; the sender's
+session and fresh logins work; the recipient gets what was stored; the log
+says what happened; and parleyd was never restarted.
+
+The fault tests (issue: fault injection), where each fault is tested:
+
+  database (PostgreSQL, MariaDB)
+    stopped cleanly, back later    test_db_outage.py (pgsql; also via ODBC in
+                                   run-odbc.sh), test_pubsub_outage.py
+    killed mid-traffic, restarted  test_fault_db.py [kill]  (pgsql, mysql)
+    frozen (SIGSTOP) mid-traffic   test_fault_db.py [freeze] (pgsql, mysql)
+  slapd
+    hung (SIGSTOP)                 test_ldap.py test_hung_server_times_out_...
+    both servers killed, then      test_ldap.py test_outage_is_temporary_...
+      logins; failover             test_ldap.py test_failover_to_second_server
+    killed during logins           test_fault_ldap.py
+  external auth program
+    hangs, dies after N requests,  test_extauth.py
+      writes garbage, cannot
+      start, crashes at start
+    crashes on every request       test_fault_extauth.py
+  embedded store (SQLite)
+    file system full               test_fault_disk.py (a tmpfs; needs root)
+  parleyd SIGKILL
+    after offline messages were    test_offline.py test_stored_messages_...,
+      stored / answered            test_an_answer_means_every_earlier_...
+    after SM acks, quiet           test_sm.py test_acked_messages_survive_...
+    under message load             test_fault_kill.py
+    sessions and order             test_in_order.py, test_sm.py (resumption)
+  file descriptors (RLIMIT_NOFILE) test_fault_fd.py
+  long runs (leaks, growth)        tests/soak/soak.sh (not in make check)
+  memory errors                    scripts/valgrind.sh (not in make check)
+"""
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+import parleytest
+from parleytest import HOST, NS_CLIENT, RawClient, q, stanza_error, tostr
+from test_sm import SMClient
+
+KIND = parleytest.storage_kind()
+pytestmark = pytest.mark.skipif(KIND not in ('pgsql', 'mysql'),
+                                reason='needs PARLEY_TEST_STORAGE=pgsql or mysql '
+                                       '(run-pgsql.sh, run-mysql.sh)')
+ROUND = 5
+
+
+class DatabaseServer:
+    """The throw-away database server of this run (tests/db/pgsql.sh or
+    tests/db/mariadb.sh started it; run.sh put its settings in the
+    environment)."""
+
+    def __init__(self):
+        if KIND == 'pgsql':
+            self.dir = os.environ['PARLEY_TEST_PGSQL_DIR']
+            self.script = parleytest.srcdir() / 'tests' / 'db' / 'pgsql.sh'
+        else:
+            self.dir = os.environ['PARLEY_TEST_MYSQL_DIR']
+            self.script = parleytest.srcdir() / 'tests' / 'db' / 'mariadb.sh'
+
+    def pids(self):
+        """The server's processes (PostgreSQL: the postmaster and its children)."""
+        if KIND == 'pgsql':
+            with open(os.path.join(self.dir, 'data', 'postmaster.pid')) as f:
+                main = int(f.readline())
+        else:
+            with open(os.path.join(self.dir, 'server.pid')) as f:
+                main = int(f.read())
+        r = subprocess.run(['pgrep', '-P', str(main)], capture_output=True, text=True, timeout=10)
+        return [main] + [int(p) for p in r.stdout.split()]
+
+    def signal(self, sig):
+        for pid in self.pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self):
+        pids = self.pids()
+        self.signal(signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        for pid in pids:
+            while os.path.exists('/proc/%d' % pid) and _state(pid) != 'Z':
+                assert time.monotonic() < deadline, 'database process %d still there' % pid
+                time.sleep(0.05)
+        # the zombies' parent (run.sh's shell, or init) reaps them
+
+    def restart(self):
+        subprocess.run(['bash', str(self.script), 'resume', self.dir], check=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+
+
+def _state(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()[0]
+    except FileNotFoundError:
+        return 'gone'
+
+
+class Traffic(threading.Thread):
+    """Rounds of ROUND messages to an offline user plus one to an online
+    one, each round closed by <r/>; records what was sent, the server's h
+    and the bounces."""
+
+    def __init__(self, srv, online_jid):
+        super().__init__(daemon=True)
+        self.srv = srv
+        self.online_jid = online_jid
+        self.c = SMClient(srv, timeout=40)
+        self.c.sm_login('alice', resource='traffic', presence=False)
+        self.sent = []          # (to, body), in order: the stanzas h counts
+        self.h = 0
+        self.rounds = []        # (start, end, bounces so far)
+        self.stop = threading.Event()
+        self.error = None
+
+    def bounced(self):
+        return [e for e in list(self.c.received) if e.tag == q(NS_CLIENT, 'message')
+                and e.get('type') == 'error']
+
+    def run(self):
+        n = 0
+        try:
+            while not self.stop.is_set():
+                t0 = time.monotonic()
+                for _ in range(ROUND):
+                    body = 'db-fault-%05d' % n
+                    n += 1
+                    self.sent.append(('bob', body))
+                    self.c.send("<message to='bob@%s' type='chat'><body>%s</body></message>"
+                                % (HOST, body))
+                body = 'db-live-%05d' % n
+                n += 1
+                self.sent.append(('carol', body))
+                self.c.send("<message to='%s' type='chat'><body>%s</body></message>"
+                            % (self.online_jid, body))
+                self.h = self.c.request()
+                self.rounds.append((t0, time.monotonic(), len(self.bounced())))
+                time.sleep(0.02)
+        except Exception as e:
+            self.error = e
+
+    def recovered_after(self, t):
+        """Two whole rounds begun after t without a new bounce."""
+        later = [r for r in self.rounds if r[0] > t]
+        return len(later) >= 3 and later[-1][2] == later[-3][2]
+
+
+@pytest.fixture
+def db_server(tmp_path_factory):
+    # bob's offline messages are more than the default quota of 100 allows
+    srv = parleytest.Parleyd(tmp_path_factory.mktemp('parley-dbfault'), loglevel='info')
+    text = srv.config.read_text()
+    srv.config.write_text(text.replace('  register: { open: false }\n',
+                                       '  register: { open: false }\n'
+                                       '  offline: { max_per_user: 100000 }\n', 1))
+    durable(srv)
+    srv.start_with_users()
+    yield srv
+    srv.finish()
+    if KIND == 'mysql':
+        parleytest.my_sql('SET GLOBAL innodb_flush_log_at_trx_commit = 0')
+
+
+def durable(srv):
+    """A commit must survive a kill of the database server: the test
+    servers trade that away for speed (tests/db/*.sh), this test wants it
+    back (durable against a killed process, not against a power cut)."""
+    if KIND == 'pgsql':
+        parleytest.pg_psql(os.environ['PARLEY_TEST_PGSQL_SUPER_DSN'],
+                           'ALTER DATABASE %s SET synchronous_commit = on' % srv.pg_db)
+    else:
+        parleytest.my_sql('SET GLOBAL innodb_flush_log_at_trx_commit = 2')
+
+
+@pytest.mark.parametrize('fault', ['kill', 'freeze'])
+def test_database_fault_mid_traffic(db_server, fault):
+    srv = db_server
+    db = DatabaseServer()
+    carol = RawClient(srv.port, timeout=20)
+    carol.login('carol', srv.password('carol'), resource='online')
+    traffic = Traffic(srv, 'carol@%s/online' % HOST)
+    traffic.start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(traffic.rounds) < 3:
+            assert traffic.error is None and time.monotonic() < deadline, traffic.error
+            time.sleep(0.05)
+        if fault == 'kill':
+            db.kill()
+            time.sleep(3)
+            db.restart()
+            durable(srv)
+        else:
+            db.signal(signal.SIGSTOP)
+            try:
+                time.sleep(8)       # longer than the storage timeout (5 s)
+            finally:
+                db.signal(signal.SIGCONT)
+        back = time.monotonic()
+        deadline = back + 45
+        while not traffic.recovered_after(back):
+            assert traffic.error is None, traffic.error
+            assert time.monotonic() < deadline, 'no recovery:\n' + srv.log()[-4000:]
+            time.sleep(0.1)
+    finally:
+        traffic.stop.set()
+        traffic.join(60)
+    assert traffic.error is None, traffic.error
+    assert not traffic.is_alive()
+    a = traffic.c
+    h = traffic.h
+    assert h == len(traffic.sent), (h, len(traffic.sent))
+
+    bounces = {}
+    for e in traffic.bounced():
+        body = e.findtext(q(NS_CLIENT, 'body'))
+        assert stanza_error(e) == 'resource-constraint', tostr(e)
+        assert e.find(q(NS_CLIENT, 'error')).get('type') == 'wait', tostr(e)
+        bounces[body] = bounces.get(body, 0) + 1
+    stored = {}
+    for (stanza,) in srv.db_query("SELECT stanza FROM offline_messages WHERE username = 'bob'"):
+        body = stanza.split('<body>', 1)[1].split('</body>', 1)[0]
+        stored[body] = stored.get(body, 0) + 1
+    to_bob = [b for who, b in traffic.sent if who == 'bob']
+    lost = [b for b in to_bob if b not in stored and b not in bounces]
+    both = [b for b in to_bob if b in stored and b in bounces]
+    twice = [b for b, n in list(stored.items()) + list(bounces.items()) if n > 1]
+    assert not lost, '%d acknowledged messages neither stored nor bounced: %s' % (len(lost), lost[:5])
+    assert not both, '%d messages bounced and stored too: %s' % (len(both), both[:5])
+    assert not twice, twice[:5]
+    assert bounces, 'nothing bounced: the fault did not reach parleyd'
+
+    # the online user got every message meant for it, once
+    live = [b for who, b in traffic.sent if who == 'carol']
+    got = [e.findtext(q(NS_CLIENT, 'body')) for e in carol.received
+           if e.tag == q(NS_CLIENT, 'message') and e.get('type') == 'chat']
+    while len(got) < len(live) and carol.next(5) is not None:
+        got = [e.findtext(q(NS_CLIENT, 'body')) for e in carol.received
+               if e.tag == q(NS_CLIENT, 'message') and e.get('type') == 'chat']
+    assert got == live, 'online: %d of %d' % (len(got), len(live))
+
+    # no stuck session: the sender still works, a fresh login gets the
+    # stored messages in order and can send
+    el = a.iq('get', "<ping xmlns='urn:xmpp:ping'/>", to=HOST)
+    assert el.get('type') == 'result', tostr(el)
+    want = [b for b in to_bob if b in stored]
+    b = RawClient(srv.port, timeout=30)
+    b.login('bob', srv.password('bob'), resource='back', presence=False)
+    b.send('<presence/>')
+    got = []
+    while len(got) < len(want):
+        el = b.wait_for(lambda e: e.tag == q(NS_CLIENT, 'message'), timeout=30,
+                        what='offline message %d of %d' % (len(got) + 1, len(want)))
+        got.append(el.findtext(q(NS_CLIENT, 'body')))
+    assert got == want
+    b.send("<message to='carol@%s/online' type='chat'><body>bob-is-back</body></message>" % HOST)
+    carol.wait_message('bob-is-back')
+    for x in (a, b, carol):
+        x.close()
+
+    log = srv.log()
+    if fault == 'kill':
+        assert 'lost its connection' in log or 'cannot connect' in log, log[-4000:]
+    else:
+        assert 'no worker took the job in time' in log, log[-4000:]
+    assert 'bob@%s (storage temporary failure); bouncing a message' % HOST in log, log[-4000:]
+    assert srv.running()
+    print('%s: %d stanzas acknowledged, %d bounced, %d stored' % (fault, h, len(bounces), len(stored)))
