@@ -232,17 +232,18 @@ static void hp_handler(void *ctx, const struct http_request *rq, struct http_rep
 	size_t flen[3], n = 0;
 	if (comma != NULL) {
 		const char *q = p;
-		while (n < 3) {
+		for (;;) {
 			const char *semi = memchr(q, ';', (size_t)(comma - q));
-			const char *e = semi != NULL ? semi : comma;
+			if (n == 3) { /* more than three fields */
+				n = 0;
+				break;
+			}
 			f[n] = q;
-			flen[n++] = (size_t)(e - q);
+			flen[n++] = (size_t)((semi != NULL ? semi : comma) - q);
 			if (semi == NULL)
 				break;
 			q = semi + 1;
 		}
-		if (q < comma && memchr(q, ';', (size_t)(comma - q)) != NULL)
-			n = 0; /* more than three fields */
 	}
 	if (comma == NULL || n < 2 || flen[1] == 0 || flen[1] > HP_MAX_KEY ||
 	    (n == 3 && (flen[2] == 0 || flen[2] > HP_MAX_KEY))) {

@@ -160,6 +160,8 @@ def test_bad_format_and_unknown_id(srv):
     assert p.raw('no comma here')[0] == '-2:0'
     assert p.raw(',<stream:stream>')[0] == '-2:0'
     assert p.raw('nosuchsession;abc,')[0] == '-2:0'
+    assert p.raw('0;abc;def;ghi,' + STREAM)[0] == '-2:0'     # four fields
+    assert p.raw('0;,' + STREAM)[0] == '-2:0'               # no key
     # a GET is not polling
     p.conn.request('GET', '/http-poll')
     r = p.conn.getresponse()
