@@ -22,6 +22,7 @@ usage: bench/websocket.py [--rounds 5] [--logins 200] [--messages 5000] [--idle 
 (run from the build tree, or with PARLEY_BUILDDIR / PARLEY_SRCDIR set)
 """
 import argparse
+import http.client
 import os
 import shutil
 import statistics
@@ -157,6 +158,31 @@ def is_last(last):
     return lambda e: e.tag == q(NS_CLIENT, 'message') and e.findtext(q(NS_CLIENT, 'body')) == last
 
 
+def bosh_post(c, inner='', attrs='', retries=[0]):
+    """c.send, once more on a new connection when the old one was closed
+    under it (the same rid: the server answers it once)."""
+    c.rid += 1
+    try:
+        return c.post(inner, attrs)
+    except (http.client.RemoteDisconnected, ConnectionError):
+        retries[0] += 1
+        print('bosh: connection closed under a request (%d so far): same rid again' % retries[0],
+              file=sys.stderr)
+        c.conn.close()
+        c.conn = c.connect()
+        return c.post(inner, attrs)
+
+
+def bosh_wait(c, pred, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        for el in c.got:
+            if pred(el):
+                return el
+        assert time.monotonic() < deadline, 'timed out'
+        bosh_post(c)
+
+
 def bosh_messages(srv, n, batch):
     a = Bosh(srv, wait=1)
     a.login('alice', srv.password('alice'), 'bench-a')
@@ -168,9 +194,9 @@ def bosh_messages(srv, n, batch):
     for i in range(0, n, batch):
         # one request carries the batch; it is held for 'wait' (the sender
         # gets nothing back), the receiver's long poll is answered at once
-        a.send(''.join("<message xmlns='jabber:client' to='%s' type='chat'><body>message %d</body>"
-                       "</message>" % (jid_b, j) for j in range(i, min(n, i + batch))))
-        b.wait_for(is_last('message %d' % (min(n, i + batch) - 1)), timeout=60)
+        bosh_post(a, ''.join("<message xmlns='jabber:client' to='%s' type='chat'><body>message %d</body>"
+                             "</message>" % (jid_b, j) for j in range(i, min(n, i + batch))))
+        bosh_wait(b, is_last('message %d' % (min(n, i + batch) - 1)))
         b.got.clear()
     used = cpu(srv.proc.pid) - start
     for c in (a, b):
