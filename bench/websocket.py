@@ -1,21 +1,32 @@
 #!/usr/bin/env python3
-"""XMPP over WebSocket and BOSH against TCP c2s on the same parleyd: the
-server's CPU per full login (TLS, SASL PLAIN, bind, close; BOSH: create,
-PLAIN, restart, bind, terminate) and per 1000 messages (a sender to a
-receiver on the same transport; TCP and WebSocket), and the memory of an
-idle logged-in session (RSS growth over --idle sessions), in interleaved
-rounds; medians [min-max] over the rounds.  Both transports use TLS (direct TLS for
+"""XMPP over WebSocket and BOSH against TCP c2s on the same parleyd, and
+(--ejabberd) WebSocket on ejabberd: the server's CPU per full login (TLS,
+SASL PLAIN, bind, close; BOSH: create, PLAIN, restart, bind, terminate)
+and per 100k messages (a sender to a receiver on the same transport; BOSH:
+batches of --bosh-batch messages a request, the receiver long-polling), and
+the memory of an idle logged-in session (RSS growth over --idle sessions),
+in interleaved rounds; medians [min-max] over the rounds.  Both transports use TLS (direct TLS for
 TCP, wss for WebSocket) and the same accounts, so the difference is the
 framing.  The clients are Python (tests/integration/parleytest.py's
 RawClient, wsclient.py's WsClient); only parleyd's CPU is counted
-(/proc/PID/stat utime+stime).
+(/proc/PID/stat utime+stime; ejabberd: every process of its node).
+
+--ejabberd runs Debian's ejabberd through the shared harness
+(--harness, default ../shared/bench beside the source tree): its
+peers/ are copied with bench/peers/ejabberd-ws.sh, which adds an
+ejabberd_http listener with WebSocket at /ws (TLS) to the harness's
+configuration.  Run as root (ejabberd runs as its own user).
 
 usage: bench/websocket.py [--rounds 5] [--logins 200] [--messages 5000] [--idle 200]
+                          [--bosh-batch 100] [--ejabberd] [--harness DIR]
 (run from the build tree, or with PARLEY_BUILDDIR / PARLEY_SRCDIR set)
 """
 import argparse
+import http.client
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,9 +59,83 @@ def cpu(pid):
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+EJ_HTTP_PORT = 15453
+EJ_DOMAIN = 'bench.local'
+EJ_PASS = 'pass'
+
+
+class Ejabberd:
+    """ejabberd with WebSocket, from a copy of the shared harness's peers/."""
+
+    def __init__(self, harness):
+        self.dir = tempfile.mkdtemp(prefix='bench-ejws-')
+        os.chmod(self.dir, 0o755)   # ejabberd (its own user) starts in it
+        for f in os.listdir(os.path.join(harness, 'peers')):
+            if f.endswith('.sh'):
+                shutil.copy(os.path.join(harness, 'peers', f), self.dir)
+        shutil.copy(os.path.join(HERE, 'peers', 'ejabberd-ws.sh'), self.dir)
+        self.env = dict(os.environ, PEER_ROOT=os.environ.get('PEER_ROOT', '/tmp/bench-peers'),
+                        EJABBERD_WS_HTTP_PORT=str(EJ_HTTP_PORT))
+
+    def ctl(self, *args):
+        return subprocess.run(['bash', os.path.join(self.dir, 'ejabberd-ws.sh')] + list(args), cwd='/',
+                              env=self.env, check=True, capture_output=True, text=True).stdout
+
+    def start(self):
+        self.ctl('start')
+        self.ctl('adduser', '3')
+
+    def stop(self):
+        try:
+            self.ctl('stop')
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def pids(self):
+        return [int(p) for p in self.ctl('pids').split()]
+
+
+def cpu_of(srv, kind, ej):
+    if kind == 'ejws':
+        return sum(cpu(p) for p in ej.pids())
+    return cpu(srv.proc.pid)
+
+
+def rss_of(srv, kind, ej):
+    if kind == 'ejws':
+        return sum(rss(p) for p in ej.pids())
+    return rss(srv.proc.pid)
+
+
+def user(srv, kind, name):
+    """(user, password) of the bench accounts: alice, bob, carol on Parley;
+    u1, u2, u3 on ejabberd."""
+    if kind == 'ejws':
+        return {'alice': 'u1', 'bob': 'u2', 'carol': 'u3'}[name], EJ_PASS
+    return name, srv.password(name)
+
+
+def login(srv, kind, u, pw, resource=None, failures=[0]):
+    """A logged-in TCP or WebSocket client; a login refused under load
+    (seen once in a long run) is tried once more, and counted on stderr."""
+    for attempt in (1, 2):
+        c = client(srv, kind)
+        try:
+            c.login(u, pw, resource=resource, presence=False)
+            return c
+        except AssertionError as e:
+            c.close()
+            failures[0] += 1
+            print('%s login of %s failed (%d so far): %s' % (kind, u, failures[0], e), file=sys.stderr)
+            if attempt == 2:
+                raise
+
+
 def client(srv, kind):
     if kind == 'tcp':
         return RawClient(srv.tls_port, direct_tls=True, timeout=30)
+    if kind == 'ejws':
+        return WsClient(EJ_HTTP_PORT, tls=True, timeout=30, host=EJ_DOMAIN, path='/ws')
     return WsClient(srv.https_port, tls=True, timeout=30)
 
 
@@ -68,66 +153,111 @@ def bosh_login(srv, user, resource):
     return b
 
 
-def logins(srv, kind, n):
-    pid = srv.proc.pid
-    start = cpu(pid)
+def logins(srv, kind, n, ej=None):
+    start = cpu_of(srv, kind, ej)
+    u, pw = user(srv, kind, 'alice')
     for i in range(n):
         if kind == 'bosh':
             b = bosh_login(srv, 'alice', 'bench-%d' % i)
             b.send(attrs=" type='terminate'")
             b.conn.close()
             continue
-        c = client(srv, kind)
-        c.login('alice', srv.password('alice'), presence=False)
-        c.close()
+        login(srv, kind, u, pw).close()
     # the closes are handled a moment later: let them finish
     time.sleep(0.3)
-    return (cpu(pid) - start) / n
+    return (cpu_of(srv, kind, ej) - start) / n
 
 
-def messages(srv, kind, n):
-    a = client(srv, kind)
-    a.login('alice', srv.password('alice'), resource='bench-a', presence=False)
-    b = client(srv, kind)
-    jid_b = b.login('bob', srv.password('bob'), resource='bench-b', presence=False)
-    pid = srv.proc.pid
-    start = cpu(pid)
+def is_last(last):
+    return lambda e: e.tag == q(NS_CLIENT, 'message') and e.findtext(q(NS_CLIENT, 'body')) == last
+
+
+def bosh_post(c, inner='', attrs='', retries=[0]):
+    """c.send, once more on a new connection when the old one was closed
+    under it (the same rid: the server answers it once)."""
+    c.rid += 1
+    try:
+        return c.post(inner, attrs)
+    except (http.client.RemoteDisconnected, ConnectionError):
+        retries[0] += 1
+        print('bosh: connection closed under a request (%d so far): same rid again' % retries[0],
+              file=sys.stderr)
+        c.conn.close()
+        c.conn = c.connect()
+        return c.post(inner, attrs)
+
+
+def bosh_wait(c, pred, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        for el in c.got:
+            if pred(el):
+                return el
+        assert time.monotonic() < deadline, 'timed out'
+        bosh_post(c)
+
+
+def bosh_messages(srv, n, batch):
+    a = Bosh(srv, wait=1)
+    a.login('alice', srv.password('alice'), 'bench-a')
+    b = Bosh(srv, wait=1)
+    jid_b = b.login('bob', srv.password('bob'), 'bench-b')
+    a.got.clear()
+    b.got.clear()
+    start = cpu(srv.proc.pid)
+    for i in range(0, n, batch):
+        # one request carries the batch; it is held for 'wait' (the sender
+        # gets nothing back), the receiver's long poll is answered at once
+        bosh_post(a, ''.join("<message xmlns='jabber:client' to='%s' type='chat'><body>message %d</body>"
+                             "</message>" % (jid_b, j) for j in range(i, min(n, i + batch))))
+        bosh_wait(b, is_last('message %d' % (min(n, i + batch) - 1)))
+        b.got.clear()
+    used = cpu(srv.proc.pid) - start
+    for c in (a, b):
+        c.send(attrs=" type='terminate'")
+        c.conn.close()
+    return used / n * 1000
+
+
+def messages(srv, kind, n, ej=None, bosh_batch=100):
+    if kind == 'bosh':
+        return bosh_messages(srv, n, bosh_batch)
+    ua, pwa = user(srv, kind, 'alice')
+    a = login(srv, kind, ua, pwa, 'bench-a')
+    ub, pwb = user(srv, kind, 'bob')
+    b = login(srv, kind, ub, pwb, 'bench-b')
+    jid_b = b.jid
+    start = cpu_of(srv, kind, ej)
     batch = 100
     for i in range(0, n, batch):
         for j in range(i, min(n, i + batch)):
             a.send("<message to='%s' type='chat'><body>message %d</body></message>" % (jid_b, j))
-        last = 'message %d' % (min(n, i + batch) - 1)
-        b.wait_for(lambda e: e.tag == q(NS_CLIENT, 'message') and e.findtext(q(NS_CLIENT, 'body')) == last,
-                   timeout=60)
-    used = cpu(pid) - start
+        b.wait_for(is_last('message %d' % (min(n, i + batch) - 1)), timeout=60)
+    used = cpu_of(srv, kind, ej) - start
     a.close()
     b.close()
     return used / n * 1000
 
 
-def idle_memory(srv, kind, n):
+def idle_memory(srv, kind, n, ej=None):
     """RSS growth per idle logged-in session (after a warm-up set, so
     that allocator growth of the first sessions is not counted)."""
-    pid = srv.proc.pid
     held = []
+    u, pw = user(srv, kind, 'carol')
     for i in range(20):
-        c = client(srv, kind) if kind != 'bosh' else None
-        if c is None:
-            held.append(bosh_login(srv, 'bob', 'warm-%d' % i))
+        if kind == 'bosh':
+            held.append(bosh_login(srv, 'carol', 'warm-%d' % i))
         else:
-            c.login('bob', srv.password('bob'), resource='warm-%d' % i, presence=False)
-            held.append(c)
+            held.append(login(srv, kind, u, pw, 'warm-%d' % i))
     time.sleep(1.5)
-    before = rss(pid)
+    before = rss_of(srv, kind, ej)
     for i in range(n):
         if kind == 'bosh':
-            held.append(bosh_login(srv, 'bob', 'idle-%d' % i))
+            held.append(bosh_login(srv, 'carol', 'idle-%d' % i))
         else:
-            c = client(srv, kind)
-            c.login('bob', srv.password('bob'), resource='idle-%d' % i, presence=False)
-            held.append(c)
+            held.append(login(srv, kind, u, pw, 'idle-%d' % i))
     time.sleep(1.5)  # the sweep compacts idle parsers after a second
-    per = (rss(pid) - before) / n
+    per = (rss_of(srv, kind, ej) - before) / n
     for c in held:
         if kind == 'bosh':
             c.conn.close()
@@ -148,36 +278,52 @@ def main():
     ap.add_argument('--logins', type=int, default=200)
     ap.add_argument('--messages', type=int, default=5000)
     ap.add_argument('--idle', type=int, default=200)
+    ap.add_argument('--bosh-batch', type=int, default=100)
+    ap.add_argument('--ejabberd', action='store_true', help="also ejabberd's WebSocket")
+    ap.add_argument('--harness', default=os.path.join(parleytest.srcdir(), '..', 'shared', 'bench'))
     args = ap.parse_args()
+    kinds = ('tcp', 'ws', 'bosh') + (('ejws',) if args.ejabberd else ())
+    print('load average at start: %s' % ' '.join(open('/proc/loadavg').read().split()[:3]))
+    ej = None
     with tempfile.TemporaryDirectory() as d:
         srv = BenchParleyd(d)
         srv.start()
         srv.create_users()
-        res = {(k, w): [] for k in ('tcp', 'ws', 'bosh') for w in ('login', 'msg', 'idle')}
+        res = {(k, w): [] for k in kinds for w in ('login', 'msg', 'idle')}
         try:
+            if args.ejabberd:
+                ej = Ejabberd(args.harness)
+                ej.start()
             for r in range(args.rounds):
-                order = ('tcp', 'ws', 'bosh') if r % 2 == 0 else ('bosh', 'ws', 'tcp')
+                order = kinds if r % 2 == 0 else tuple(reversed(kinds))
                 for kind in order:
-                    res[(kind, 'login')].append(logins(srv, kind, args.logins))
+                    res[(kind, 'login')].append(logins(srv, kind, args.logins, ej))
                 for kind in order:
-                    if kind != 'bosh':
-                        res[(kind, 'msg')].append(messages(srv, kind, args.messages))
+                    res[(kind, 'msg')].append(messages(srv, kind, args.messages, ej, args.bosh_batch))
                 for kind in order:
-                    res[(kind, 'idle')].append(idle_memory(srv, kind, args.idle))
+                    res[(kind, 'idle')].append(idle_memory(srv, kind, args.idle, ej))
+                print('round %d done' % (r + 1), file=sys.stderr)
         finally:
             srv.stop()
-        print('parleyd, median [min-max] over %d interleaved rounds' % args.rounds)
-        print('%-24s %-26s %-26s %-26s %s' % ('', 'TCP c2s (direct TLS)', 'WebSocket (wss)', 'BOSH (https)',
-                                              'WS/TCP BOSH/TCP'))
+            if ej is not None:
+                ej.stop()
+        print('load average at end: %s' % ' '.join(open('/proc/loadavg').read().split()[:3]))
+        print('median [min-max] over %d interleaved rounds' % args.rounds)
+        names = {'tcp': 'Parley TCP c2s (TLS)', 'ws': 'Parley WebSocket (wss)', 'bosh': 'Parley BOSH (https)',
+                 'ejws': 'ejabberd WebSocket (wss)'}
+        print('| | %s | WS/TCP | BOSH/TCP |%s' % (' | '.join(names[k] for k in kinds),
+                                                 ' ejabberd WS/Parley WS |' if args.ejabberd else ''))
+        print('|---' * (len(kinds) + 3 + (1 if args.ejabberd else 0)) + '|')
         for what, label, scale, unit in (('login', 'CPU per login', 1000.0, 'ms'),
-                                         ('msg', 'CPU per 1000 messages', 1000.0, 'ms'),
+                                         ('msg', 'CPU per 100k messages', 100.0, 's'),
                                          ('idle', 'RSS per idle session', 1 / 1024, 'KiB')):
-            t, w, b = res[('tcp', what)], res[('ws', what)], res[('bosh', what)]
-            mt = statistics.median(t)
-            print('%-24s %-26s %-26s %-26s %.2f %s' % (
-                label, cell(t, scale, unit), cell(w, scale, unit), cell(b, scale, unit) if b else '-',
-                statistics.median(w) / mt if mt else float('nan'),
-                '%.2f' % (statistics.median(b) / mt) if b and mt else '-'))
+            med = {k: statistics.median(res[(k, what)]) for k in kinds}
+            row = '| %s | %s | %.2f | %.2f |' % (label, ' | '.join(cell(res[(k, what)], scale, unit) for k in kinds),
+                                                 med['ws'] / med['tcp'] if med['tcp'] else float('nan'),
+                                                 med['bosh'] / med['tcp'] if med['tcp'] else float('nan'))
+            if args.ejabberd:
+                row += ' %.2f |' % (med['ejws'] / med['ws'] if med['ws'] else float('nan'))
+            print(row)
 
 
 if __name__ == '__main__':

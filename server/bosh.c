@@ -13,11 +13,26 @@
  *
  * Invariants:
  * - Requests are handled in rid order: one that arrives early (within the
- *   window of 'hold' + 1) waits for the missing ones; the rid answered last
- *   gets the same answer again; the last rid, sent again after its
- *   connection broke before an answer, waits again (its input is not
- *   taken twice); any other rid ends the session (item-not-found).
- * - A session with no request held is ended after 'inactivity' seconds.
+ *   window of 'hold' + 1) waits for the missing ones; a rid already
+ *   answered whose answer is still kept (the last BOSH_KEEP ones, fewer
+ *   once the client acknowledges them) gets the same answer again; the
+ *   last rid, sent again after its connection broke before an answer,
+ *   waits again (its input is not taken twice); any other rid ends the
+ *   session (item-not-found).
+ * - More unanswered requests than 'requests' (hold + 1), or an empty one
+ *   sooner than 'polling' seconds after the previous one when it fills
+ *   the window (always, for hold='0'), end the session (policy-violation).
+ * - A session with no request held is ended after 'inactivity' seconds,
+ *   or after the 'pause' the client asked for (up to maxpause), which
+ *   lasts until its next request.
+ * - A client that asked for acks (ack='1' at creation) gets 'ack' on
+ *   answers to all but its latest rid, and 'report'/'time' when its own
+ *   'ack' shows that an answer sent over BOSH_REPORT_AFTER seconds ago
+ *   never arrived.
+ * - Per-account rate limits (the stream's delay hook) hold the session's
+ *   input back until the debt is paid, stanza by stanza; the requests
+ *   are answered as usual meanwhile.
+ * - Session ids are compared in constant time.
  * - Input that arrives while the stream is paused (c2s waits on a
  *   backend) is kept, in order, until it resumes.
  * - The session is freed with its stream (the transport's free hook);
@@ -34,6 +49,7 @@
 #include "lib/xml.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +57,17 @@
 #define NS_XBOSH "urn:xmpp:xbosh"
 #define BOSH_MAX_HOLD 2
 #define BOSH_WINDOW (BOSH_MAX_HOLD + 1)
+#define BOSH_KEEP (BOSH_WINDOW + 1) /* answers kept for a resend */
+#define BOSH_REPORT_AFTER 1.0       /* an unacknowledged answer older than this is reported */
+#define BOSH_SID_LEN 32
+
+/* An answer sent, kept until the client acknowledges it (or BOSH_KEEP
+ * newer ones were sent). */
+struct bosh_sent {
+	uint64_t rid;
+	double at;
+	char *text;
+};
 
 /* A request held for output, or one that came before its turn (early,
  * with its body).  malloc'd: the cancel callback points at it. */
@@ -50,6 +77,8 @@ struct bosh_req {
 	double deadline;
 	struct xml_node *body; /* early ones */
 	struct bosh_session *s;
+	uint64_t report; /* 0, or the rid of an answer the client missed */
+	double report_ms;
 };
 
 struct bosh_session {
@@ -66,12 +95,19 @@ struct bosh_session {
 	struct buf out;   /* elements queued for the client */
 	struct buf input; /* serialised input while paused: size_t length, bytes */
 	size_t input_off;
-	bool ended;          /* the stream ended: answer with terminate */
-	char *last_response; /* the latest answer, for a replay */
-	uint64_t last_response_rid;
-	ev_timer timer;    /* wait deadlines and inactivity */
-	double inactivity; /* http.bosh_inactivity when the session began */
-	double idle_since; /* no request held since; 0: one is held */
+	bool ended;                       /* the stream ended: answer with terminate */
+	const char *condition;            /* with terminate: why (NULL: a normal end) */
+	struct bosh_sent sent[BOSH_KEEP]; /* answers for a resend, oldest first */
+	size_t nsent;
+	bool acks;           /* the client acknowledges answers */
+	ev_timer timer;      /* wait deadlines, inactivity, rate limits */
+	double inactivity;   /* http.bosh_inactivity when the session began */
+	double pause;        /* the inactivity limit until the next request */
+	double maxpause;     /* 0: no pauses */
+	double polling;      /* the shortest interval between empty polls */
+	double last_request; /* when the latest request arrived */
+	double slow_until;   /* input held back until then (rate limits) */
+	double idle_since;   /* no request held since; 0: one is held */
 	struct bosh_session *next;
 };
 
@@ -87,10 +123,46 @@ static void bosh_schedule(struct bosh_session *s);
 
 static struct bosh_session *bosh_find(const char *sid)
 {
+	if (strlen(sid) != BOSH_SID_LEN)
+		return NULL;
 	for (struct bosh_session *s = sessions; s != NULL; s = s->next)
-		if (strcmp(s->sid, sid) == 0)
+		if (secure_memeq(s->sid, sid, BOSH_SID_LEN))
 			return s;
 	return NULL;
+}
+
+/* Keep an answer for a resend (the oldest goes when all are taken). */
+static void bosh_keep(struct bosh_session *s, uint64_t rid, const char *text, size_t len)
+{
+	if (s->nsent == BOSH_KEEP) {
+		free(s->sent[0].text);
+		memmove(&s->sent[0], &s->sent[1], (BOSH_KEEP - 1) * sizeof(s->sent[0]));
+		s->nsent--;
+	}
+	size_t i = s->nsent;
+	while (i > 0 && s->sent[i - 1].rid > rid) /* answers may go out of rid order */
+		i--;
+	memmove(&s->sent[i + 1], &s->sent[i], (s->nsent - i) * sizeof(s->sent[0]));
+	s->sent[i] = (struct bosh_sent){ .rid = rid, .at = ev_now(s->loop), .text = xstrndup(text, len) };
+	s->nsent++;
+}
+
+static const struct bosh_sent *bosh_kept(const struct bosh_session *s, uint64_t rid)
+{
+	for (size_t i = 0; i < s->nsent; i++)
+		if (s->sent[i].rid == rid)
+			return &s->sent[i];
+	return NULL;
+}
+
+/* The client has every answer up to rid: forget them. */
+static void bosh_acked(struct bosh_session *s, uint64_t rid)
+{
+	size_t n = 0;
+	while (n < s->nsent && s->sent[n].rid <= rid)
+		free(s->sent[n++].text);
+	memmove(&s->sent[0], &s->sent[n], (s->nsent - n) * sizeof(s->sent[0]));
+	s->nsent -= n;
 }
 
 static const char *attr_ns(const struct xml_node *el, const char *name, const char *ns)
@@ -154,16 +226,17 @@ static void bosh_answer(struct bosh_session *s, struct bosh_req *q)
 	struct buf b = { 0 };
 	buf_append_str(&b, "<body xmlns='" NS_HTTPBIND "' xmlns:stream='" NS_STREAM "'");
 	if (s->ended)
-		buf_append_str(&b, " type='terminate'");
+		buf_printf(&b, " type='terminate'%s%s%s", s->condition != NULL ? " condition='" : "",
+		           s->condition != NULL ? s->condition : "", s->condition != NULL ? "'" : "");
+	if (s->acks && q->rid < s->rid)
+		buf_printf(&b, " ack='%llu'", (unsigned long long)s->rid);
+	if (q->report != 0)
+		buf_printf(&b, " report='%llu' time='%.0f'", (unsigned long long)q->report, q->report_ms);
 	buf_append_str(&b, ">");
 	buf_append(&b, s->out.data, s->out.len);
 	buf_append_str(&b, "</body>");
 	buf_free(&s->out);
-	if (q->rid >= s->last_response_rid) {
-		free(s->last_response);
-		s->last_response = xstrdup(b.data);
-		s->last_response_rid = q->rid;
-	}
+	bosh_keep(s, q->rid, b.data, b.len);
 	http_reply_send(q->r, 200, "text/xml; charset=utf-8", b.data, b.len);
 	buf_free(&b);
 	free(q);
@@ -193,13 +266,26 @@ static void bosh_flush(struct bosh_session *s)
 	}
 }
 
+static void bosh_drain(struct bosh_session *s);
+
+/* The inactivity limit now: a pause the client asked for, else the usual. */
+static double bosh_idle_limit(const struct bosh_session *s)
+{
+	return s->pause > 0 ? s->pause : s->inactivity;
+}
+
 static void bosh_timer_event(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct bosh_session *s = w->data;
+	(void)revents;
+	if (s->input.len > s->input_off && ev_now(loop) >= s->slow_until)
+		bosh_drain(s);
+	if (s->st == NULL || s->st->dead)
+		return;
 	bosh_flush(s);
-	if (s->nheld == 0 && !s->st->dead && ev_now(loop) - s->idle_since > s->inactivity) {
+	if (s->nheld == 0 && !s->st->dead && ev_now(loop) - s->idle_since > bosh_idle_limit(s)) {
 		log_info("bosh %llu from %s: no request for %g s: session ended",
-		         (unsigned long long)s->st->id, s->st->ip, s->inactivity);
+		         (unsigned long long)s->st->id, s->st->ip, bosh_idle_limit(s));
 		s->ended = true;
 		stream_abort(s->st);
 		return;
@@ -225,7 +311,9 @@ static void bosh_schedule(struct bosh_session *s)
 	else if (s->nheld > 0)
 		at = s->held[0]->deadline;
 	else
-		at = s->idle_since + s->inactivity + 0.01;
+		at = s->idle_since + bosh_idle_limit(s) + 0.01;
+	if (s->input.len > s->input_off && s->slow_until > now && s->slow_until < at)
+		at = s->slow_until;
 	ev_timer_stop(s->loop, &s->timer);
 	ev_timer_set(&s->timer, at > now ? at - now : 0, 0);
 	ev_timer_start(s->loop, &s->timer);
@@ -238,7 +326,7 @@ static void bosh_feed(struct bosh_session *s, const char *xml, size_t len)
 	struct stream *st = s->st;
 	if (st->dead || st->closing)
 		return;
-	if (st->paused || s->input.len > s->input_off) {
+	if (st->paused || s->input.len > s->input_off || ev_now(s->loop) < s->slow_until) {
 		buf_append(&s->input, &len, sizeof(len));
 		buf_append(&s->input, xml, len);
 		return;
@@ -246,10 +334,13 @@ static void bosh_feed(struct bosh_session *s, const char *xml, size_t len)
 	stream_feed_xml(st, xml, len);
 }
 
-static bool bosh_resume(struct stream *st)
+/* Feed what was held back, in order, until the stream pauses or the rate
+ * limit holds it again. */
+static void bosh_drain(struct bosh_session *s)
 {
-	struct bosh_session *s = st->transport_ctx;
-	while (s->input.len > s->input_off && !st->paused && !st->closing && !st->dead) {
+	struct stream *st = s->st;
+	while (s->input.len > s->input_off && !st->paused && !st->closing && !st->dead &&
+	       ev_now(s->loop) >= s->slow_until) {
 		size_t len;
 		memcpy(&len, s->input.data + s->input_off, sizeof(len));
 		const char *xml = s->input.data + s->input_off + sizeof(len);
@@ -260,7 +351,25 @@ static bool bosh_resume(struct stream *st)
 		buf_free(&s->input);
 		s->input_off = 0;
 	}
+	if (!st->dead)
+		bosh_schedule(s);
+}
+
+static bool bosh_resume(struct stream *st)
+{
+	bosh_drain(st->transport_ctx);
 	return false; /* no socket to read */
+}
+
+/* Per-account rate limits: input waits (the HTTP requests are still
+ * answered); what is already fed goes on. */
+static void bosh_delay(struct stream *st, double seconds)
+{
+	struct bosh_session *s = st->transport_ctx;
+	double until = ev_now(s->loop) + seconds;
+	if (until > s->slow_until)
+		s->slow_until = until;
+	bosh_schedule(s);
 }
 
 static void bosh_stream_header(struct bosh_session *s, const char *to)
@@ -297,11 +406,14 @@ static void bosh_req_cancel(void *ctx)
 
 /* Keep r until there is output for it, its wait ends, or a newer request
  * takes its place (hold exceeded). */
-static void bosh_hold(struct bosh_session *s, uint64_t rid, struct http_reply *r)
+static void bosh_hold(struct bosh_session *s, uint64_t rid, struct http_reply *r, uint64_t report,
+                      double report_ms)
 {
 	struct bosh_req *q = xcalloc(1, sizeof(*q));
 	q->r = r;
 	q->rid = rid;
+	q->report = report;
+	q->report_ms = report_ms;
 	q->deadline = ev_now(s->loop) + s->wait;
 	q->s = s;
 	http_reply_on_cancel(r, bosh_req_cancel, q);
@@ -319,13 +431,69 @@ static bool bosh_rid_held(const struct bosh_session *s, uint64_t rid)
 	return false;
 }
 
+/* End the session for a terminal binding condition: r (if any) and the
+ * requests held get it. */
+static void bosh_end(struct bosh_session *s, struct http_reply *r, const char *condition)
+{
+	log_info("bosh %llu from %s: %s: session ended", (unsigned long long)s->st->id, s->st->ip, condition);
+	if (r != NULL) {
+		char attrs[96];
+		snprintf(attrs, sizeof(attrs), " type='terminate' condition='%s'", condition);
+		bosh_reply_body(NULL, r, attrs);
+	}
+	s->ended = true;
+	s->condition = condition;
+	stream_abort(s->st);
+}
+
+static bool bosh_has_payload(const struct xml_node *body)
+{
+	for (const struct xml_node *ch = body->children; ch != NULL; ch = ch->next)
+		if (ch->type == XML_ELEMENT)
+			return true;
+	return false;
+}
+
 /* One request in rid order: its input, then it waits for output. */
 static void bosh_handle(struct bosh_session *s, uint64_t rid, struct xml_node *body, struct http_reply *r)
 {
-	s->rid = rid;
-	s->st->last_in = ev_now(s->loop);
+	double now = ev_now(s->loop);
+	const char *type = xml_attr(body, "type");
+	bool terminate = type != NULL && strcmp(type, "terminate") == 0;
 	const char *restart = attr_ns(body, "restart", NS_XBOSH);
-	if (restart != NULL && strcmp(restart, "true") == 0) {
+	bool restarting = restart != NULL && strcmp(restart, "true") == 0;
+	const char *pause_v = xml_attr(body, "pause");
+	uint64_t pause = 0;
+	if (pause_v != NULL &&
+	    (s->maxpause <= 0 || !parse_u64(pause_v, &pause) || (double)pause > s->maxpause)) {
+		bosh_end(s, r, "policy-violation");
+		return;
+	}
+	/* XEP-0124 section 11: empty requests faster than 'polling' while the
+	 * window is full (every one, for a polling session) */
+	if (!bosh_has_payload(body) && !terminate && !restarting && pause_v == NULL &&
+	    s->nheld + s->nearly + 1 >= s->hold + 1 && now - s->last_request < s->polling) {
+		bosh_end(s, r, "policy-violation");
+		return;
+	}
+	s->last_request = now;
+	s->pause = 0;
+	uint64_t report = 0, ack;
+	double report_ms = 0;
+	if (s->acks && parse_u64(xml_attr(body, "ack"), &ack)) {
+		for (size_t i = 0; i < s->nsent; i++) {
+			if (s->sent[i].rid > ack && s->sent[i].rid < rid &&
+			    now - s->sent[i].at >= BOSH_REPORT_AFTER) {
+				report = s->sent[i].rid;
+				report_ms = (now - s->sent[i].at) * 1000.0;
+				break;
+			}
+		}
+		bosh_acked(s, ack);
+	}
+	s->rid = rid;
+	s->st->last_in = now;
+	if (restarting) {
 		const char *to = xml_attr(body, "to");
 		bosh_stream_header(s, to != NULL ? to : "");
 	}
@@ -337,10 +505,20 @@ static void bosh_handle(struct bosh_session *s, uint64_t rid, struct xml_node *b
 		bosh_feed(s, b.data, b.len);
 		buf_free(&b);
 	}
-	const char *type = xml_attr(body, "type");
-	if (type != NULL && strcmp(type, "terminate") == 0)
+	if (terminate)
 		bosh_feed(s, "</stream:stream>", 16);
-	bosh_hold(s, rid, r);
+	bosh_hold(s, rid, r, report, report_ms);
+	if (pause > 0 && !s->st->dead) { /* every request is answered now */
+		while (s->nheld > 0) {
+			struct bosh_req *q = s->held[0];
+			bosh_pop(s, 0);
+			bosh_answer(s, q);
+		}
+		s->pause = (double)pause;
+		log_info("bosh %llu from %s: paused for %llu s", (unsigned long long)s->st->id, s->st->ip,
+		         (unsigned long long)pause);
+		bosh_schedule(s);
+	}
 }
 
 static void bosh_free(struct stream *st)
@@ -371,7 +549,7 @@ static void bosh_free(struct stream *st)
 	nsessions--;
 	buf_free(&s->out);
 	buf_free(&s->input);
-	free(s->last_response);
+	bosh_acked(s, UINT64_MAX);
 	free(s);
 	st->transport_ctx = NULL;
 }
@@ -381,6 +559,7 @@ static const struct stream_transport bosh_transport = {
 	.output = bosh_output,
 	.resume = bosh_resume,
 	.free = bosh_free,
+	.delay = bosh_delay,
 };
 
 /* ---- the handler ------------------------------------------------------------------ */
@@ -399,8 +578,6 @@ static void bosh_create(const struct http_request *rq, struct http_reply *r, str
 	const struct http_config *hc = &server_config()->http;
 	if (wait > (uint64_t)hc->bosh_max_wait)
 		wait = (uint64_t)hc->bosh_max_wait;
-	if (hold < 1)
-		hold = 1;
 	if (hold > BOSH_MAX_HOLD)
 		hold = BOSH_MAX_HOLD;
 	const struct limits_config *limits = &server.cfg->limits;
@@ -409,8 +586,12 @@ static void bosh_create(const struct http_request *rq, struct http_reply *r, str
 		return;
 	}
 	struct bosh_session *s = xcalloc(1, sizeof(*s));
-	random_id(s->sid, sizeof(s->sid) - 1); /* and its NUL */
+	random_id(s->sid, BOSH_SID_LEN);
 	s->loop = server.loop;
+	s->maxpause = hc->bosh_max_pause;
+	s->polling = hc->bosh_polling;
+	s->last_request = ev_now(s->loop);
+	s->acks = xml_attr(body, "ack") != NULL;
 	s->wait = (double)wait;
 	s->hold = (unsigned)hold;
 	s->idle_since = ev_now(s->loop);
@@ -438,20 +619,23 @@ static void bosh_create(const struct http_request *rq, struct http_reply *r, str
 	struct buf b = { 0 };
 	buf_printf(&b,
 	           "<body xmlns='" NS_HTTPBIND "' xmlns:xmpp='" NS_XBOSH "' xmlns:stream='" NS_STREAM
-	           "' sid='%s' wait='%llu' hold='%llu' requests='%llu' inactivity='%.0f' polling='1' "
+	           "' sid='%s' wait='%llu' hold='%llu' requests='%llu' inactivity='%.0f' polling='%.0f' "
 	           "ver='1.11' xmpp:version='1.0' from='",
 	           s->sid, (unsigned long long)wait, (unsigned long long)hold, (unsigned long long)hold + 1,
-	           s->inactivity);
+	           s->inactivity, s->polling);
 	xml_escape(&b, to, strlen(to), true);
 	buf_append_str(&b, "'");
+	if (s->maxpause > 0)
+		buf_printf(&b, " maxpause='%.0f'", s->maxpause);
+	if (s->acks)
+		buf_printf(&b, " ack='%llu'", (unsigned long long)rid);
 	if (s->ended)
 		buf_append_str(&b, " type='terminate' condition='remote-stream-error'");
 	buf_append_str(&b, ">");
 	buf_append(&b, s->out.data, s->out.len);
 	buf_free(&s->out);
 	buf_append_str(&b, "</body>");
-	s->last_response = xstrdup(b.data);
-	s->last_response_rid = rid;
+	bosh_keep(s, rid, b.data, b.len);
 	http_reply_send(r, 200, "text/xml; charset=utf-8", b.data, b.len);
 	buf_free(&b);
 	bosh_schedule(s);
@@ -501,17 +685,17 @@ static void bosh_handler(void *ctx, const struct http_request *rq, struct http_r
 		bosh_reply_body(rq, r, " type='terminate' condition='item-not-found'");
 		return;
 	}
-	if (rid == s->last_response_rid && s->last_response != NULL) { /* a replay: the same answer */
+	const struct bosh_sent *kept = rid <= s->rid ? bosh_kept(s, rid) : NULL;
+	if (kept != NULL) { /* a resend: the same answer */
 		xml_unref(&body);
-		http_reply_send(r, 200, "text/xml; charset=utf-8", s->last_response,
-		                strlen(s->last_response));
+		http_reply_send(r, 200, "text/xml; charset=utf-8", kept->text, strlen(kept->text));
 		return;
 	}
 	if (rid == s->rid && !bosh_rid_held(s, rid)) {
 		/* sent again after its connection broke, before it was answered:
 		 * its input was taken; it waits for output again */
 		xml_unref(&body);
-		bosh_hold(s, rid, r);
+		bosh_hold(s, rid, r, 0, 0);
 		return;
 	}
 	if (rid <= s->rid || rid > s->rid + BOSH_WINDOW || s->nearly >= BOSH_WINDOW) {
@@ -522,6 +706,15 @@ static void bosh_handler(void *ctx, const struct http_request *rq, struct http_r
 		bosh_reply_body(rq, r, " type='terminate' condition='item-not-found'");
 		s->ended = true;
 		stream_abort(s->st);
+		return;
+	}
+	const char *type = xml_attr(body, "type");
+	if (s->nheld + s->nearly + 1 > s->hold + 1 && xml_attr(body, "pause") == NULL &&
+	    (type == NULL || strcmp(type, "terminate") != 0)) {
+		/* overactivity (XEP-0124 section 11): more requests at once than
+		 * 'requests' */
+		xml_unref(&body);
+		bosh_end(s, r, "policy-violation");
 		return;
 	}
 	if (rid != s->rid + 1) { /* early: wait for the ones before it */

@@ -42,6 +42,17 @@ const struct opt_def http_config_defs[] = {
 	  "the longest time a BOSH request is held (a client's 'wait' is cut to this)" },
 	{ "bosh_inactivity", OPT_DURATION, OFF(http_config, bosh_inactivity), "60s", NULL, 0, 0,
 	  "a BOSH session with no request for this long ends" },
+	{ "bosh_max_pause", OPT_DURATION, OFF(http_config, bosh_max_pause), "120s", NULL, 0, 0,
+	  "the longest 'pause' a BOSH client may ask for (advertised as maxpause; the session's "
+	  "inactivity limit is that long until its next request); 0: no pauses" },
+	{ "bosh_polling", OPT_DURATION, OFF(http_config, bosh_polling), "2s", NULL, 0, 0,
+	  "the shortest time between two empty BOSH requests when none is held (advertised as "
+	  "polling; faster ends the session with policy-violation)" },
+	{ "http_poll", OPT_BOOL, OFF(http_config, http_poll), "false", NULL, 0, 0,
+	  "serve the obsolete XEP-0025 HTTP polling at http_poll_path, for old clients only "
+	  "(sessions end after bosh_inactivity without a request)" },
+	{ "http_poll_path", OPT_STRING, OFF(http_config, http_poll_path), "/http-poll", NULL, 0, 0,
+	  "the path XEP-0025 HTTP polling clients post to" },
 	{ "bosh_url", OPT_STRING, OFF(http_config, bosh_url), NULL, NULL, 0, 0,
 	  "the BOSH URL host-meta advertises (behind a reverse proxy); unset: http:// or https:// "
 	  "with the request's Host and bosh_path" },
@@ -69,6 +80,20 @@ int http_config_load(struct http_config *h, const struct cfg_node *map, const st
 		*error_r = cfg_error_for_key(map, fallback, "http", "bosh_path",
 		                             "must be a path starting with '/', not websocket_path, not "
 		                             "under /.well-known/");
+		return -1;
+	}
+	if (h->http_poll_path == NULL || h->http_poll_path[0] != '/' ||
+	    strcmp(h->http_poll_path, h->websocket_path) == 0 ||
+	    strcmp(h->http_poll_path, h->bosh_path) == 0 ||
+	    str_has_prefix(h->http_poll_path, "/.well-known/")) {
+		*error_r = cfg_error_for_key(map, fallback, "http", "http_poll_path",
+		                             "must be a path starting with '/', not websocket_path or "
+		                             "bosh_path, not under /.well-known/");
+		return -1;
+	}
+	if (h->bosh_polling > h->bosh_inactivity) {
+		*error_r = cfg_error_for_key(map, fallback, "http", "bosh_polling",
+		                             "must not be longer than bosh_inactivity");
 		return -1;
 	}
 	if (str_has_prefix(h->websocket_path, "/.well-known/")) {

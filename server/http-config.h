@@ -26,6 +26,10 @@ struct http_config {
 	char *bosh_path;             /* "/http-bind" */
 	double bosh_max_wait;        /* the longest 'wait' a client may ask for (60 s) */
 	double bosh_inactivity;      /* a session with no request for this long ends (60 s) */
+	double bosh_max_pause;       /* the longest 'pause' a client may ask for (120 s; 0: none) */
+	double bosh_polling;         /* the shortest interval between empty polls (2 s) */
+	bool http_poll;              /* serve XEP-0025 HTTP polling at http_poll_path (false) */
+	char *http_poll_path;        /* "/http-poll" */
 	char *bosh_url;              /* advertised in host-meta; NULL: from the request */
 	bool host_meta;              /* serve /.well-known/host-meta[.json] (true) */
 	struct strlist cors_origins; /* Access-Control-Allow-Origin values; "*" for any */

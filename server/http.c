@@ -28,6 +28,7 @@
  */
 #include "http.h"
 #include "bosh.h"
+#include "httppoll.h"
 #include "c2s.h"
 #include "listener.h"
 #include "server.h"
@@ -862,6 +863,7 @@ void http_start(void)
 	listener_register(LISTEN_HTTP, http_accept);
 	http_hostmeta_start();
 	http_bosh_start();
+	http_poll_start();
 }
 
 void http_close_all(void)

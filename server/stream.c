@@ -874,6 +874,11 @@ static void stream_shape_wait(struct stream *s)
 
 void stream_delay_input(struct stream *s, double seconds)
 {
+	if (s->fd < 0 && !s->dead && !s->closing && seconds > 0 && s->transport != NULL &&
+	    s->transport->delay != NULL) {
+		s->transport->delay(s, seconds);
+		return;
+	}
 	if (s->dead || s->closing || s->fd < 0 || seconds <= 0)
 		return;
 	if (s->shaped && ev_timer_remaining(s->loop, &s->shape_w) >= seconds)

@@ -55,6 +55,9 @@ struct stream_transport {
 	bool (*resume)(struct stream *s);
 	/* The stream is freed: release the transport's state.  Optional. */
 	void (*free)(struct stream *s);
+	/* stream_delay_input on a stream without a socket: hold input back
+	 * for seconds (per-account rate limits).  Optional. */
+	void (*delay)(struct stream *s, double seconds);
 };
 
 struct stream {
@@ -154,7 +157,8 @@ int stream_start_compression(struct stream *s);
 void stream_set_rate(struct stream *s, size_t bytes_per_sec);
 /* Read nothing more from the socket for seconds (longer if the shaper
  * already waits longer); what was read is still parsed.  For per-account
- * rate limits.  No effect on a stream without a socket. */
+ * rate limits.  A stream without a socket passes it to its transport's
+ * delay hook (none: no effect). */
 void stream_delay_input(struct stream *s, double seconds);
 /* Restart the XML stream (after SASL success); pipelined bytes are kept. */
 void stream_restart(struct stream *s);

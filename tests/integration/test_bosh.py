@@ -2,7 +2,10 @@
 logs in with PLAIN, restarts, binds, exchanges messages with a TCP client
 both ways (long-polling), terminates; a replayed rid gets the same answer,
 an out-of-window rid and an unknown sid get item-not-found, and other
-sessions keep working."""
+sessions keep working.  Pauses, acks (both ways, report/time and the
+resend of a missed answer), polling sessions (hold='0') and the polling
+and overactivity policy, terminate with payload, and per-account rate
+limits that slow a BOSH session down."""
 import base64
 import http.client
 import random
@@ -23,7 +26,8 @@ class BoshParleyd(parleytest.Parleyd):
         super().write_config()
         self.https_port = parleytest.free_port()
         text = self.config.read_text()
-        text = text.replace('listen:\n', 'http:\n  bosh_inactivity: 2s\nlisten:\n  - port: %d\n'
+        text = text.replace('listen:\n', 'http:\n  bosh_inactivity: 2s\n  bosh_max_pause: 5s\n'
+                            '  bosh_polling: 1s\nlisten:\n  - port: %d\n'
                             '    address: 127.0.0.1\n    module: http\n    direct_tls: true\n'
                             % self.https_port, 1)
         self.config.write_text(text)
@@ -41,7 +45,7 @@ def srv(tmp_path_factory):
 class Bosh:
     """A BOSH client, one request at a time (hold='1')."""
 
-    def __init__(self, srv, wait=1, hold=1, fresh=False):
+    def __init__(self, srv, wait=1, hold=1, fresh=False, path='/http-bind'):
         """fresh: every request on a new HTTPS connection."""
         self.srv = srv
         self.fresh = fresh
@@ -52,6 +56,7 @@ class Bosh:
         self.wait = wait
         self.got = []
         self.last_raw = None
+        self.path = path
 
     def connect(self):
         return http.client.HTTPSConnection('127.0.0.1', self.srv.https_port, timeout=15,
@@ -62,7 +67,7 @@ class Bosh:
         data = ("<body xmlns='%s' xmlns:xmpp='%s' rid='%d'%s%s>%s</body>"
                 % (NS_HTTPBIND, NS_XBOSH, rid, sid, attrs, inner))
         conn = conn or self.conn
-        conn.request('POST', '/http-bind', body=data.encode(),
+        conn.request('POST', self.path, body=data.encode(),
                      headers={'Content-Type': 'text/xml; charset=utf-8'})
         return conn
 
@@ -84,9 +89,9 @@ class Bosh:
         self.rid += 1
         return self.post(inner, attrs)
 
-    def create(self):
-        body = self.post(attrs=" to='%s' wait='%d' hold='%d' ver='1.11' xmpp:version='1.0'"
-                         % (HOST, self.wait, self.hold))
+    def create(self, extra=''):
+        body = self.post(attrs=" to='%s' wait='%d' hold='%d' ver='1.11' xmpp:version='1.0'%s"
+                         % (HOST, self.wait, self.hold, extra))
         self.sid = body.get('sid')
         assert self.sid and body.get('type') is None, ET.tostring(body)
         return body
@@ -101,8 +106,8 @@ class Bosh:
             assert time.monotonic() < deadline, [ET.tostring(e) for e in self.got]
             self.send()
 
-    def login(self, user, password, resource):
-        body = self.create()
+    def login(self, user, password, resource, extra=''):
+        body = self.create(extra)
         mechs = [m.text for m in body.iter(q(NS_SASL, 'mechanism'))]
         assert 'PLAIN' in mechs, ET.tostring(body)
         token = base64.b64encode(('\0%s\0%s' % (user, password)).encode()).decode()
@@ -244,3 +249,174 @@ def test_client_gone_while_held(srv):
     b.post()
     b.send("<iq xmlns='jabber:client' type='get' id='p1' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>" % HOST)
     b.wait_for(lambda e: e.tag == q(NS_CLIENT, 'iq') and e.get('id') == 'p1')
+
+
+PING = "<iq xmlns='jabber:client' type='get' id='%s' to='" + HOST + "'><ping xmlns='urn:xmpp:ping'/></iq>"
+
+
+def response(conn):
+    r = conn.getresponse()
+    raw = r.read()
+    assert r.status == 200, (r.status, raw)
+    return ET.fromstring(raw)
+
+
+def test_pause_extends_inactivity(srv):
+    """pause='4' (maxpause 5 advertised): answered at once, and the session
+    outlives the usual 2 s inactivity until the next request."""
+    b = Bosh(srv, wait=3)
+    body = b.create()
+    assert body.get('maxpause') == '5', ET.tostring(body)
+    start = time.monotonic()
+    b.send(attrs=" pause='4'")
+    assert time.monotonic() - start < 1.5   # not held for 'wait'
+    time.sleep(3.2)
+    body = b.send()
+    assert body.get('type') != 'terminate', ET.tostring(body)
+    # the pause ended with that request: the usual limit again
+    time.sleep(3.5)
+    assert b.send().get('condition') == 'item-not-found'
+
+
+def test_pause_over_maxpause_is_refused(srv):
+    b = Bosh(srv)
+    b.create()
+    body = b.send(attrs=" pause='60'")
+    assert body.get('type') == 'terminate' and body.get('condition') == 'policy-violation'
+    assert b.send().get('condition') == 'item-not-found'
+
+
+def test_acks_report_and_resend(srv):
+    b0 = Bosh(srv)
+    body = b0.create(" ack='1'")
+    assert body.get('ack') == str(b0.rid), ET.tostring(body)
+    b = Bosh(srv, wait=1)
+    b.login('alice', srv.password('alice'), unique('ack-'), extra=" ack='1'")
+    # an answer the client "missed": sent, never acknowledged
+    b.send(PING % 'lost1')
+    lost_rid, lost_raw = b.rid, b.last_raw
+    time.sleep(1.3)
+    body = b.send(attrs=" ack='%d'" % (lost_rid - 1))
+    assert body.get('report') == str(lost_rid), ET.tostring(body)
+    assert int(body.get('time')) >= 1000, ET.tostring(body)
+    # the client asks for it again: the same answer
+    assert b.post(rid=lost_rid) is not None and b.last_raw == lost_raw
+    # everything acknowledged: no report
+    body = b.send(attrs=" ack='%d'" % (b.rid - 1))
+    assert body.get('report') is None, ET.tostring(body)
+    # acknowledged answers are forgotten: that rid is now refused
+    b.send(attrs=" ack='%d'" % b.rid)
+    assert b.post(rid=lost_rid).get('condition') == 'item-not-found'
+
+
+def test_server_acks_the_latest_rid(srv):
+    """An answer to a request older than the latest one says ack='latest'."""
+    b = Bosh(srv, wait=3)
+    b.create(" ack='1'")
+    first = b.request(b.rid + 1)
+    time.sleep(0.3)
+    second = b.connect()
+    b.request(b.rid + 2, PING % 'second', conn=second)
+    body = response(first)
+    assert body.get('ack') == str(b.rid + 2), ET.tostring(body)
+    response(second)
+    second.close()
+
+
+def test_polling_session(srv):
+    """hold='0': every request answered at once; empty polls faster than
+    'polling' end the session with policy-violation."""
+    b = Bosh(srv, wait=5, hold=0)
+    body = b.create()
+    assert body.get('hold') == '0' and body.get('polling') == '1' and body.get('requests') == '1'
+    token = base64.b64encode(('\0%s\0%s' % ('carol', srv.password('carol'))).encode()).decode()
+    start = time.monotonic()
+    b.send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>" % (NS_SASL, token))   # payload: not a poll
+    assert time.monotonic() - start < 2
+    deadline = time.monotonic() + 10
+    while not any(e.tag == q(NS_SASL, 'success') for e in b.got):
+        assert time.monotonic() < deadline, b.got
+        time.sleep(1.1)
+        start = time.monotonic()
+        body = b.send()
+        assert time.monotonic() - start < 2      # not held
+        assert body.get('type') != 'terminate', ET.tostring(body)
+    body = b.send()                              # at once: too frequent
+    assert body.get('type') == 'terminate' and body.get('condition') == 'policy-violation'
+
+
+def test_overactivity(srv):
+    """hold='1' allows two requests at once; a third ends the session."""
+    b = Bosh(srv, wait=3)
+    b.create()
+    c1 = b.request(b.rid + 1)
+    time.sleep(0.2)
+    c2 = b.connect()
+    b.request(b.rid + 3, conn=c2)    # early, waits for rid + 2
+    time.sleep(0.2)
+    c3 = b.connect()
+    b.request(b.rid + 2, PING % 'o', conn=c3)
+    body = response(c3)
+    assert body.get('type') == 'terminate' and body.get('condition') == 'policy-violation'
+    for c in (c1, c2):
+        assert response(c).get('type') == 'terminate'
+    c2.close()
+    c3.close()
+
+
+def test_terminate_delivers_its_payload(srv):
+    bob = RawClient(srv.port)
+    bob.login('bob', srv.password('bob'), resource=unique('tcp-'))
+    b = Bosh(srv)
+    b.login('erin', srv.password('erin'), unique('term-'))
+    body = b.send("<message xmlns='jabber:client' to='%s' type='chat'><body>last-words</body></message>"
+                  "<presence xmlns='jabber:client' type='unavailable'/>" % bob.jid,
+                  attrs=" type='terminate'")
+    assert body.get('type') == 'terminate' or b.send().get('type') == 'terminate'
+    assert bob.wait_message('last-words') is not None
+    bob.close()
+
+
+def test_bad_sid_length(srv):
+    b = Bosh(srv)
+    b.create()
+    sid = b.sid
+    b.sid = sid + 'x'
+    assert b.send().get('condition') == 'item-not-found'
+    b.sid = sid[:-1]
+    assert b.send().get('condition') == 'item-not-found'
+
+
+class LimitedBoshParleyd(BoshParleyd):
+    def write_config(self):
+        super().write_config()
+        text = self.config.read_text()
+        assert 'modules:\n  disco: {}\n' in text, 'the harness configuration changed'
+        text = text.replace('modules:\n  disco: {}\n',
+                            'modules:\n  disco: {}\n  limits: { stanza_rate: 10, stanza_burst: 20 }\n', 1)
+        self.config.write_text(text)
+
+
+@pytest.fixture(scope='module')
+def limited(tmp_path_factory):
+    s = LimitedBoshParleyd(tmp_path_factory.mktemp('bosh-limits'))
+    s.start()
+    s.create_users()
+    yield s
+    s.finish()
+
+
+def test_stanza_rate_slows_a_bosh_session(limited):
+    """Past modules.limits.stanza_rate a BOSH session's input waits (about
+    4 s of debt for 60 pings over a burst of 20 at 10/s); nothing is lost
+    and the session stays up."""
+    b = Bosh(limited, wait=1)
+    b.login('alice', limited.password('alice'), unique('rate-'))
+    ids = ['r%d' % i for i in range(60)]
+    start = time.monotonic()
+    b.send(''.join(PING % i for i in ids))
+    for i in ids:
+        b.wait_for(lambda e, i=i: e.tag == q(NS_CLIENT, 'iq') and e.get('id') == i, timeout=40)
+    waited = time.monotonic() - start
+    assert waited >= 3.0, waited
+    assert waited < 30, waited

@@ -1,0 +1,310 @@
+/*
+ * XEP-0025 HTTP polling at http.http_poll_path (off by default; the
+ * protocol is obsolete, superseded by BOSH).  Loop thread.
+ *
+ * Each POST body is "id;key[;newkey],xml": id is "0" for a new session,
+ * key the next one of the client's key sequence (K(n) = base64(SHA-1(
+ * K(n-1))), sent from the last to the first: a key is good when base64(
+ * SHA-1(key)) is the key sent before it), newkey the last of a new
+ * sequence when the client starts one.  xml is raw XML stream text, the
+ * stream header included, as over TCP.  The answer is whatever the server
+ * wrote since the last request, with the cookie ID=id; errors are
+ * ID=-1:0 (server error), ID=-2:0 (bad request: unknown session, bad
+ * format) and ID=-3:0 (key sequence error), with an empty body.
+ *
+ * As for BOSH, a session is a stream without a socket (stream_new_virtual)
+ * run by c2s_attach: the same SASL, binding and limits.
+ *
+ * Invariants:
+ * - A request with a bad key is refused whole: none of its XML is read,
+ *   and the session goes on (a guessed id cannot end someone's session).
+ * - Input that arrives while the stream is paused is kept, in order.
+ * - When the stream ends, the session stays until its last output was
+ *   fetched or 'inactivity' passed; a session with no request for
+ *   http.bosh_inactivity seconds ends.
+ * - Ids and keys are compared in constant time.
+ */
+#include "httppoll.h"
+#include "c2s.h"
+#include "http.h"
+#include "server.h"
+#include "stream.h"
+#include "lib/log.h"
+
+#include <openssl/sha.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HP_ID_LEN 32
+#define HP_MAX_KEY 128
+
+struct hp_session {
+	char id[HP_ID_LEN + 1];
+	char key[HP_MAX_KEY + 1]; /* the key the next one must hash to */
+	struct stream *st;        /* NULL once the stream is freed */
+	struct ev_loop *loop;
+	struct buf out;   /* written by the server, not fetched yet */
+	struct buf input; /* serialised input while paused: size_t length, bytes */
+	size_t input_off;
+	double last_seen;
+	double inactivity;
+	bool expired;
+	ev_timer timer;
+	struct hp_session *next;
+};
+
+static struct hp_session *sessions;
+static unsigned nsessions;
+static const struct listen_config hp_lc = { .module = LISTEN_C2S, .starttls = STARTTLS_OFF };
+
+static void hp_session_free(struct hp_session *s)
+{
+	for (struct hp_session **pp = &sessions; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	}
+	nsessions--;
+	ev_timer_stop(s->loop, &s->timer);
+	buf_free(&s->out);
+	buf_free(&s->input);
+	explicit_bzero(s->key, sizeof(s->key));
+	free(s);
+}
+
+static struct hp_session *hp_find(const char *id, size_t len)
+{
+	if (len != HP_ID_LEN)
+		return NULL;
+	for (struct hp_session *s = sessions; s != NULL; s = s->next)
+		if (secure_memeq(s->id, id, HP_ID_LEN))
+			return s;
+	return NULL;
+}
+
+/* ---- the transport ---------------------------------------------------------------- */
+
+static void hp_output(struct stream *st, const char *data, size_t len)
+{
+	struct hp_session *s = st->transport_ctx;
+	if (s->out.len + len > st->max_output) {
+		log_warning("httppoll %llu from %s: output queue over %zu bytes (client not polling): ending",
+		            (unsigned long long)st->id, st->ip, st->max_output);
+		stream_abort(st);
+		return;
+	}
+	buf_append(&s->out, data, len);
+}
+
+static void hp_feed(struct hp_session *s, const char *xml, size_t len)
+{
+	struct stream *st = s->st;
+	if (st == NULL || st->dead || st->closing || len == 0)
+		return;
+	if (st->paused || s->input.len > s->input_off) {
+		buf_append(&s->input, &len, sizeof(len));
+		buf_append(&s->input, xml, len);
+		return;
+	}
+	stream_feed_xml(st, xml, len);
+}
+
+static bool hp_resume(struct stream *st)
+{
+	struct hp_session *s = st->transport_ctx;
+	while (s->input.len > s->input_off && !st->paused && !st->closing && !st->dead) {
+		size_t len;
+		memcpy(&len, s->input.data + s->input_off, sizeof(len));
+		const char *xml = s->input.data + s->input_off + sizeof(len);
+		s->input_off += sizeof(len) + len;
+		stream_feed_xml(st, xml, len);
+	}
+	if (s->input.len <= s->input_off) {
+		buf_free(&s->input);
+		s->input_off = 0;
+	}
+	return false;
+}
+
+static void hp_free(struct stream *st)
+{
+	struct hp_session *s = st->transport_ctx;
+	if (s == NULL)
+		return;
+	st->transport_ctx = NULL;
+	s->st = NULL;
+	if (s->expired)
+		hp_session_free(s);
+}
+
+static const struct stream_transport hp_transport = {
+	.output = hp_output,
+	.resume = hp_resume,
+	.free = hp_free,
+};
+
+static void hp_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct hp_session *s = w->data;
+	(void)revents;
+	double idle = ev_now(loop) - s->last_seen;
+	if (idle < s->inactivity) {
+		ev_timer_set(w, s->inactivity - idle + 0.01, 0);
+		ev_timer_start(loop, w);
+		return;
+	}
+	s->expired = true;
+	if (s->st == NULL) {
+		hp_session_free(s);
+		return;
+	}
+	log_info("httppoll %llu from %s: no request for %g s: session ended", (unsigned long long)s->st->id,
+	         s->st->ip, s->inactivity);
+	stream_abort(s->st); /* hp_free frees the session */
+}
+
+/* ---- the handler ------------------------------------------------------------------ */
+
+static void hp_reply(struct http_reply *r, const char *cookie, const char *body, size_t len)
+{
+	char *c = xasprintf("ID=%s", cookie);
+	http_reply_header(r, "Set-Cookie", c);
+	http_reply_header(r, "Cache-Control", "no-store");
+	free(c);
+	http_reply_send(r, 200, "text/xml; charset=utf-8", body, len);
+}
+
+/* base64(SHA-1(key)) equals expected, in constant time. */
+static bool hp_key_ok(const char *key, size_t len, const char *expected)
+{
+	unsigned char md[SHA_DIGEST_LENGTH];
+	SHA1((const unsigned char *)key, len, md);
+	char *b = base64_encode(md, sizeof(md));
+	size_t blen = strlen(b);
+	bool ok = blen == strlen(expected) && secure_memeq(b, expected, blen);
+	free(b);
+	return ok;
+}
+
+static struct hp_session *hp_create(const struct http_request *rq)
+{
+	const struct limits_config *limits = &server.cfg->limits;
+	if (limits->max_conn_per_ip > 0 && c2s_count_ip(rq->remote_ip) >= limits->max_conn_per_ip)
+		return NULL;
+	struct hp_session *s = xcalloc(1, sizeof(*s));
+	random_id(s->id, HP_ID_LEN);
+	s->loop = server.loop;
+	s->inactivity = server_config()->http.bosh_inactivity;
+	s->last_seen = ev_now(s->loop);
+	ev_timer_init(&s->timer, hp_timer_cb, s->inactivity, 0);
+	s->timer.data = s;
+	ev_timer_start(s->loop, &s->timer);
+	struct xml_parser_limits pl = {
+		.max_stanza = limits->max_stanza_size,
+		.max_depth = limits->max_depth,
+		.max_attrs = limits->max_attrs,
+	};
+	s->st = stream_new_virtual(s->loop, rq->remote_ip, 0, &pl, limits->max_output, NULL, NULL);
+	s->st->tls_done = rq->tls;
+	stream_set_transport(s->st, &hp_transport, s);
+	s->next = sessions;
+	sessions = s;
+	nsessions++;
+	c2s_attach(s->st, &hp_lc, limits);
+	log_info("httppoll %llu from %s: session%s", (unsigned long long)s->st->id, rq->remote_ip,
+	         rq->tls ? " over TLS" : "");
+	return s;
+}
+
+static void hp_handler(void *ctx, const struct http_request *rq, struct http_reply *r)
+{
+	(void)ctx;
+	if (strcmp(rq->method, "POST") != 0) {
+		http_reply_header(r, "Allow", "POST");
+		http_reply_error(r, 405, "HTTP polling requests are POSTs");
+		return;
+	}
+	/* id;key[;newkey],xml */
+	const char *p = rq->body, *end = rq->body + rq->body_len;
+	const char *comma = memchr(p, ',', rq->body_len);
+	const char *f[3];
+	size_t flen[3], n = 0;
+	if (comma != NULL) {
+		const char *q = p;
+		for (;;) {
+			const char *semi = memchr(q, ';', (size_t)(comma - q));
+			if (n == 3) { /* more than three fields */
+				n = 0;
+				break;
+			}
+			f[n] = q;
+			flen[n++] = (size_t)((semi != NULL ? semi : comma) - q);
+			if (semi == NULL)
+				break;
+			q = semi + 1;
+		}
+	}
+	if (comma == NULL || n < 2 || flen[1] == 0 || flen[1] > HP_MAX_KEY ||
+	    (n == 3 && (flen[2] == 0 || flen[2] > HP_MAX_KEY))) {
+		log_info("httppoll from %s: a request not of the form id;key[;newkey],xml", rq->remote_ip);
+		hp_reply(r, "-2:0", "", 0);
+		return;
+	}
+	const char *xml = comma + 1;
+	size_t xml_len = (size_t)(end - xml);
+	struct hp_session *s;
+	if (flen[0] == 1 && f[0][0] == '0') {
+		s = hp_create(rq);
+		if (s == NULL) {
+			hp_reply(r, "-1:0", "", 0);
+			return;
+		}
+		memcpy(s->key, f[1], flen[1]);
+		s->key[flen[1]] = '\0';
+	} else {
+		s = hp_find(f[0], flen[0]);
+		if (s == NULL || s->expired) {
+			hp_reply(r, "-2:0", "", 0);
+			return;
+		}
+		if (!hp_key_ok(f[1], flen[1], s->key)) {
+			log_info("httppoll %s from %s: key sequence error: request refused",
+			         s->st != NULL ? "session" : "ended session", rq->remote_ip);
+			hp_reply(r, "-3:0", "", 0);
+			return;
+		}
+		size_t k = n == 3 ? 2 : 1;
+		memcpy(s->key, f[k], flen[k]);
+		s->key[flen[k]] = '\0';
+	}
+	s->last_seen = ev_now(s->loop);
+	if (s->st != NULL)
+		s->st->last_in = s->last_seen;
+	hp_feed(s, xml, xml_len);
+	char id[HP_ID_LEN + 1];
+	memcpy(id, s->id, sizeof(id));
+	hp_reply(r, id, s->out.data != NULL ? s->out.data : "", s->out.len);
+	buf_free(&s->out);
+	if (s->st == NULL) { /* ended, and its last output fetched */
+		s->expired = true;
+		hp_session_free(s);
+	}
+}
+
+void http_poll_start(void)
+{
+	const struct http_config *hc = &server_config()->http;
+	char *err = NULL;
+	if (!hc->http_poll)
+		return;
+	if (http_mount(hc->http_poll_path, hp_handler, NULL, &err) < 0) {
+		log_warning("%s", err);
+		free(err);
+	}
+}
+
+unsigned http_poll_count(void)
+{
+	return nsessions;
+}
