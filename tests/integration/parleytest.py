@@ -1447,3 +1447,53 @@ modules:
             self._out.close()
             self.proc = None
         shutil.rmtree(str(self.dir), ignore_errors=True)
+
+
+class ProsodyProcess:
+    """A private Prosody run from the tests (tests of federation with it,
+    of importing its data and of exporting to it).  The subclass writes its
+    configuration and sets dir (its folder), config (the file), port (its
+    c2s port) and logfile (Prosody's own log, or None); start() runs it and
+    waits until every port of wait_ports() accepts connections."""
+    proc = None
+    logfile = None
+
+    def wait_ports(self):
+        return [self.port]
+
+    def start(self, timeout=20):
+        self._logf = open(self.dir / 'stdout.log', 'ab')
+        self.proc = subprocess.Popen(['prosody', '--config', str(self.config)], cwd=str(self.dir),
+                                     stdin=subprocess.DEVNULL, stdout=self._logf, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError('prosody exited: %s' % self.log()[-3000:])
+            try:
+                for port in self.wait_ports():
+                    socket.create_connection(('127.0.0.1', port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError('prosody did not start: %s' % self.log()[-3000:])
+
+    def log(self):
+        text = ''
+        for f in ([self.logfile] if self.logfile is not None else []) + [self.dir / 'stdout.log']:
+            try:
+                text += f.read_text(errors='replace')
+            except FileNotFoundError:
+                pass
+        return text
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc is not None:
+            self._logf.close()
+            self.proc = None

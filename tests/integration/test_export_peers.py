@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+import parleytest
 from parleytest import HOST, Ejabberd, ejabberdctl, free_port, iq, login, logout, tostr
 from test_pubsub import PubsubParleyd
 
@@ -167,7 +168,7 @@ def test_back_to_ejabberd(exported, run):
         ej.stop()
 
 
-class MigratedProsody:
+class MigratedProsody(parleytest.ProsodyProcess):
     """prosody-migrator from a folder of USER@HOST.xml files (its xep0227
     store) into its internal store, and a private Prosody serving that."""
 
@@ -230,31 +231,8 @@ VirtualHost "{HOST}"
 ''')
         self.proc = None
 
-    def start(self, timeout=20):
-        self._logf = open(self.dir / 'stdout.log', 'ab')
-        self.proc = subprocess.Popen(['prosody', '--config', str(self.config)], cwd=str(self.dir),
-                                     stdin=subprocess.DEVNULL, stdout=self._logf, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, 'prosody exited'
-            try:
-                socket.create_connection(('127.0.0.1', self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError('prosody did not start')
-
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc is not None:
-            self._logf.close()
-            self.proc = None
+        super().stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

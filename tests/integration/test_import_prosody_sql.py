@@ -42,7 +42,7 @@ PW = {('alice', HOST): 'Alice pw 1', ('bob', HOST): 'bob-pw-2', ('carol', OTHER)
 PHOTO = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=='
 
 
-class Prosody:
+class Prosody(parleytest.ProsodyProcess):
     """A private Prosody with SQL storage: test.local keeps hashed
     passwords (internal_hashed, SCRAM-SHA-1), other.local plain ones
     (internal_plain), third.local SCRAM-SHA-256 ones."""
@@ -101,41 +101,8 @@ VirtualHost "{THIRD}"
                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, (args, r.stdout, r.stderr)
 
-    def start(self, timeout=20):
-        self._logf = open(self.dir / 'stdout.log', 'ab')
-        self.proc = subprocess.Popen(['prosody', '--config', str(self.config)], cwd=str(self.dir),
-                                     stdin=subprocess.DEVNULL, stdout=self._logf, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError('prosody exited: %s' % self.log()[-3000:])
-            try:
-                socket.create_connection(('127.0.0.1', self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError('prosody did not start: %s' % self.log()[-3000:])
-
-    def log(self):
-        try:
-            return self.logfile.read_text(errors='replace') + (self.dir / 'stdout.log').read_text(errors='replace')
-        except FileNotFoundError:
-            return ''
-
     def password(self, user, host):
         return PW[(user, host)]
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc is not None:
-            self._logf.close()
-            self.proc = None
 
 
 def fill(prosody, run):

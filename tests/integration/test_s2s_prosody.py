@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import parleytest
 from parleytest import FedParleyd, free_port, iq, login, logout, next_message, stanza_error, tostr, unique
 
 PARLEY = '127.0.0.1'
@@ -38,7 +39,7 @@ def port_free(port):
         s.close()
 
 
-class Prosody:
+class Prosody(parleytest.ProsodyProcess):
     def __init__(self, workdir, s2s_port, users):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -86,41 +87,11 @@ VirtualHost "{PROSODY}"
 ''')
         self.proc = None
 
-    def start(self, timeout=20):
-        self._logf = open(self.dir / 'stdout.log', 'ab')
-        self.proc = subprocess.Popen(['prosody', '--config', str(self.config)], cwd=str(self.dir),
-                                     stdin=subprocess.DEVNULL, stdout=self._logf, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError('prosody exited: %s' % self.log()[-3000:])
-            try:
-                socket.create_connection(('127.0.0.1', self.port), timeout=1).close()
-                socket.create_connection(('127.0.0.1', self.s2s_port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError('prosody did not start: %s' % self.log()[-3000:])
-
-    def log(self):
-        try:
-            return self.logfile.read_text(errors='replace') + (self.dir / 'stdout.log').read_text(errors='replace')
-        except FileNotFoundError:
-            return ''
+    def wait_ports(self):
+        return [self.port, self.s2s_port]
 
     def password(self, user, host):
         return self.users[user]
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc is not None:
-            self._logf.close()
 
 
 @pytest.fixture(scope='module')
