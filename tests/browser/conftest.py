@@ -1,7 +1,6 @@
 """pytest fixtures of the browser tests: the integration helpers
 (tests/integration/parleytest.py), an asyncio loop for slixmpp, and a
 Chromium driven by playwright-core through driver.mjs."""
-import asyncio
 import json
 import os
 import select
@@ -107,21 +106,11 @@ class Browser:
 @pytest.fixture
 def loop():
     """A new asyncio loop per test (slixmpp binds to the current loop)."""
-    lp = asyncio.new_event_loop()
-    asyncio.set_event_loop(lp)
-    yield lp
-    pending = [t for t in asyncio.all_tasks(lp) if not t.done()]
-    for t in pending:
-        t.cancel()
-    if pending:
-        lp.run_until_complete(asyncio.wait(pending, timeout=5))
-    lp.close()
-    asyncio.set_event_loop(None)
+    with parleytest.event_loop() as lp:
+        yield lp
 
 
 @pytest.fixture
 def run(loop):
     """run(coro, timeout=30): run a coroutine on the test's loop, bounded."""
-    def runner(coro, timeout=30):
-        return loop.run_until_complete(asyncio.wait_for(coro, timeout))
-    return runner
+    return parleytest.runner(loop)

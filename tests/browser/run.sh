@@ -9,19 +9,7 @@
 # screenshots go to tests/browser/artifacts there.
 # Exit 77 (skipped) when node, npm, chromium, slixmpp or pytest is missing.
 here=$(cd "$(dirname "$0")" && pwd)
-PARLEY_SRCDIR=$(cd "${top_srcdir:-$here/../..}" && pwd)
-if [ -n "$top_builddir" ]; then
-    PARLEY_BUILDDIR=$(cd "$top_builddir" && pwd)
-elif [ -x ./parleyd ]; then
-    PARLEY_BUILDDIR=$(pwd)
-else
-    PARLEY_BUILDDIR=$PARLEY_SRCDIR
-fi
-export PARLEY_SRCDIR PARLEY_BUILDDIR
-PARLEY_SQL_DIR=${PARLEY_SQL_DIR:-$PARLEY_SRCDIR/sql}
-export PARLEY_SQL_DIR
-
-PY=/usr/bin/python3
+. "$here/../integration/env.sh"
 for tool in node npm; do
     if ! command -v $tool >/dev/null 2>&1; then
         echo "SKIP: $tool is not installed (apt-get install nodejs npm)"
@@ -38,16 +26,6 @@ if [ -z "${CHROMIUM:-}" ]; then
     exit 77
 fi
 export CHROMIUM
-if ! "$PY" -c 'import slixmpp, pytest' >/dev/null 2>&1; then
-    echo "SKIP: $PY lacks slixmpp or pytest (apt-get install python3-slixmpp python3-pytest)"
-    exit 77
-fi
-for b in parleyd parleyctl; do
-    if [ ! -x "$PARLEY_BUILDDIR/$b" ]; then
-        echo "ERROR: $PARLEY_BUILDDIR/$b not built"
-        exit 99
-    fi
-done
 
 PARLEY_BROWSER_ENV=$PARLEY_BUILDDIR/tests/browser/node-env
 ARTIFACTS=$PARLEY_BUILDDIR/tests/browser/artifacts

@@ -14,6 +14,7 @@ Every wait here is bounded: sockets have timeouts and every coroutine is
 awaited through asyncio.wait_for.
 """
 import asyncio
+import contextlib
 import base64
 import os
 import re
@@ -1497,3 +1498,29 @@ class ProsodyProcess:
         if self.proc is not None:
             self._logf.close()
             self.proc = None
+
+
+@contextlib.contextmanager
+def event_loop():
+    """A new asyncio loop, made the current one (slixmpp binds to the
+    current loop when a client is made); afterwards its pending tasks are
+    cancelled and it is closed."""
+    lp = asyncio.new_event_loop()
+    asyncio.set_event_loop(lp)
+    try:
+        yield lp
+    finally:
+        pending = [t for t in asyncio.all_tasks(lp) if not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            lp.run_until_complete(asyncio.wait(pending, timeout=5))
+        lp.close()
+        asyncio.set_event_loop(None)
+
+
+def runner(lp):
+    """run(coro, timeout=30): run a coroutine on lp, bounded."""
+    def run(coro, timeout=30):
+        return lp.run_until_complete(asyncio.wait_for(coro, timeout))
+    return run

@@ -5,32 +5,7 @@
 #   tests/integration/run.sh [pytest args, e.g. -k login -x]
 # Exit 77 (skipped) when /usr/bin/python3 has no slixmpp or pytest.
 here=$(cd "$(dirname "$0")" && pwd)
-PARLEY_SRCDIR=$(cd "${top_srcdir:-$here/../..}" && pwd)
-if [ -n "$top_builddir" ]; then
-    PARLEY_BUILDDIR=$(cd "$top_builddir" && pwd)
-elif [ -x ./parleyd ]; then
-    PARLEY_BUILDDIR=$(pwd)
-else
-    PARLEY_BUILDDIR=$PARLEY_SRCDIR
-fi
-export PARLEY_SRCDIR PARLEY_BUILDDIR
-# the schema a new database is made from (make check sets it too)
-PARLEY_SQL_DIR=${PARLEY_SQL_DIR:-$PARLEY_SRCDIR/sql}
-export PARLEY_SQL_DIR
-
-# Debian's python3-slixmpp and python3-pytest live in the system python; a
-# python3 earlier in PATH (pyenv, venv) usually does not have them.
-PY=/usr/bin/python3
-if ! "$PY" -c 'import slixmpp, pytest' >/dev/null 2>&1; then
-    echo "SKIP: $PY lacks slixmpp or pytest (apt-get install python3-slixmpp python3-pytest)"
-    exit 77
-fi
-for b in parleyd parleyctl; do
-    if [ ! -x "$PARLEY_BUILDDIR/$b" ]; then
-        echo "ERROR: $PARLEY_BUILDDIR/$b not built"
-        exit 99
-    fi
-done
+. "$here/env.sh"
 
 # PARLEY_TEST_STORAGE=pgsql (or odbc: PostgreSQL through unixODBC): the main
 # test host keeps its data in PostgreSQL; without PARLEY_TEST_PGSQL_* in the environment a throw-away

@@ -82,18 +82,8 @@ def exported(tmp_path_factory):
                           "</query>")
             assert el.get('type') == 'result', tostr(el)
             await logout(b)
-        lp = asyncio.new_event_loop()  # the run fixture is per test
-        asyncio.set_event_loop(lp)
-        try:
-            lp.run_until_complete(asyncio.wait_for(go(), 60))
-        finally:
-            pending = [t for t in asyncio.all_tasks(lp) if not t.done()]
-            for t in pending:
-                t.cancel()
-            if pending:
-                lp.run_until_complete(asyncio.wait(pending, timeout=5))
-            lp.close()
-            asyncio.set_event_loop(None)
+        with parleytest.event_loop() as lp:  # the run fixture is per test
+            parleytest.runner(lp)(go(), 60)
     finally:
         s.finish()
     yield s

@@ -13,7 +13,6 @@ read from rows written as that schema documents them.
 ejabberd and the databases run privately on loopback (tests/db/pgsql.sh,
 tests/db/mariadb.sh, the parleytest.Ejabberd instance with its
 configuration replaced by one using SQL)."""
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -292,33 +291,22 @@ class Maria:
 def source(request):
     if request.param == 'mysql' and not have_mariadb():
         pytest.skip('MariaDB is not installed (apt-get install mariadb-server)')
-    lp = asyncio.new_event_loop()
-    asyncio.set_event_loop(lp)
-
-    def run(coro, timeout=30):
-        return lp.run_until_complete(asyncio.wait_for(coro, timeout))
     pg = Pg() if request.param == 'pgsql' else Maria()
     ej = None
     try:
-        pg.make_db('ejabberd', pg.new_schema)
-        ej = parleytest.Ejabberd(HOST, None, {})
-        ejabberd_config(ej, pg)
-        ej.start()
-        fill(ej, run)
-        ej.stop()
-        ej = None
+        with parleytest.event_loop() as lp:
+            pg.make_db('ejabberd', pg.new_schema)
+            ej = parleytest.Ejabberd(HOST, None, {})
+            ejabberd_config(ej, pg)
+            ej.start()
+            fill(ej, parleytest.runner(lp))
+            ej.stop()
+            ej = None
         yield pg
     finally:
         if ej is not None:
             ej.stop()
         pg.stop()
-        pending = [t for t in asyncio.all_tasks(lp) if not t.done()]
-        for t in pending:
-            t.cancel()
-        if pending:
-            lp.run_until_complete(asyncio.wait(pending, timeout=5))
-        lp.close()
-        asyncio.set_event_loop(None)
 
 
 @pytest.fixture
