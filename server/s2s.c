@@ -20,8 +20,8 @@
  * to it (<db:verify/>), or at once when the stream's certificate verifies
  * for that domain; <db:verify/> is answered with our own key (the
  * authoritative role).  A stanza is routed only when its 'from' domain
- * authenticated on this stream (else <invalid-from/>) and its 'to' is
- * served here (else <host-unknown/>).
+ * authenticated on this stream (else <invalid-from/>) and the pair of its
+ * 'from' and 'to' domains did (else <host-unknown/>; peer_route).
  *
  * Bidirectional streams (XEP-0288): when both certificates verify, the
  * connecting side asks for one with <bidi/> before SASL EXTERNAL; the
@@ -331,7 +331,9 @@ static void backoff_clear(const char *domain)
 /* ---- outgoing ------------------------------------------------------------------ */
 
 static const struct stream_ops out_ops;
-typedef bool peer_authed_fn(void *ctx, const char *domain);
+/* Has the peer authenticated, on this stream, for stanzas from the domain
+ * 'from' to the local domain 'to' (NULL: to any local domain)? */
+typedef bool peer_authed_fn(void *ctx, const char *from, const char *to);
 static int peer_route(struct xml_node *el, peer_authed_fn *authed, void *ctx, const char **why_r);
 static void in_verified(uint64_t in_id, const char *local, const char *remote, const char *type);
 
@@ -739,10 +741,10 @@ static bool db_addressed(const struct xml_node *el, const char *from, const char
 	return ok;
 }
 
-static bool out_bidi_authed(void *ctx, const char *domain)
+static bool out_bidi_authed(void *ctx, const char *from, const char *to)
 {
 	const struct s2s_out *o = ctx;
-	return strcmp(domain, o->remote) == 0;
+	return strcmp(from, o->remote) == 0 && (to == NULL || strcmp(to, o->local) == 0);
 }
 
 static bool out_stanza(struct stream *st, struct xml_node *el)
@@ -1280,9 +1282,25 @@ static void in_sasl(struct s2s_in *in, struct xml_node *el)
 
 /* A stanza a peer sent, on an incoming stream or on a bidirectional
  * outgoing one (XEP-0288): its 'from' domain must have authenticated on
- * that stream (authed), its 'to' must be served here.  Returns -1 when it
- * was routed (or answered with an error), else the stream error to close
- * the stream with, *why_r saying why. */
+ * that stream (authed), and for its 'to' domain: dialback and SASL
+ * EXTERNAL validate a pair (remote, local), so a stream authenticated for
+ * (R, A) carries stanzas from R to A, and to another local domain B only
+ * once (R, B) was validated on it too (XEP-0220 multiplexing: a further
+ * <db:result/> on the same stream).  Returns -1 when it was routed (or
+ * answered with an error), else the stream error to close the stream
+ * with, *why_r saying why.
+ *
+ * The conditions, from RFC 6120 section 4.9.3: <invalid-from/> (4.9.3.9)
+ * is for a 'from' that does not match a domain validated by SASL or
+ * dialback; <improper-addressing/> (4.9.3.7) for a stanza between servers
+ * without 'to' or 'from', or with an empty or malformed one; the 'to' of
+ * a well-formed stanza naming a domain this stream does not serve, be it
+ * served by another server or by this one for another validated pair,
+ * is <host-unknown/> (4.9.3.6: the 'to' does not correspond to a domain
+ * serviced by the receiving entity -- for this stream, whose service is
+ * the validated pairs).  Closing the stream rather than bouncing the one
+ * stanza keeps a peer that addresses unvalidated domains from probing
+ * local users through a stream it was not granted. */
 static int peer_route(struct xml_node *el, peer_authed_fn *authed, void *ctx, const char **why_r)
 {
 	const char *from_s = xml_attr(el, "from"), *to_s = xml_attr(el, "to");
@@ -1293,7 +1311,7 @@ static int peer_route(struct xml_node *el, peer_authed_fn *authed, void *ctx, co
 	struct jid from = { 0 }, to = { 0 };
 	const char *err;
 	int ret = -1;
-	if (jid_parse(from_s, &from, &err) != 0 || !authed(ctx, from.domain)) {
+	if (jid_parse(from_s, &from, &err) != 0 || !authed(ctx, from.domain, NULL)) {
 		*why_r = "'from' is not a domain this stream authenticated";
 		ret = STE_INVALID_FROM;
 	} else if (!s2s_config_allowed(cfg(), from.domain)) {
@@ -1305,6 +1323,9 @@ static int peer_route(struct xml_node *el, peer_authed_fn *authed, void *ctx, co
 	} else if (!router_is_local(to.domain)) {
 		*why_r = "'to' is not a domain served here";
 		ret = STE_HOST_UNKNOWN;
+	} else if (!authed(ctx, from.domain, to.domain)) {
+		*why_r = "'to' is not a domain this stream was authenticated for";
+		ret = STE_HOST_UNKNOWN;
 	} else {
 		stats.stanzas_in++;
 		to_client_ns(el);
@@ -1315,9 +1336,9 @@ static int peer_route(struct xml_node *el, peer_authed_fn *authed, void *ctx, co
 	return ret;
 }
 
-static bool in_authed(void *ctx, const char *domain)
+static bool in_authed(void *ctx, const char *from, const char *to)
 {
-	return in_is_authed(ctx, domain, NULL);
+	return in_is_authed(ctx, from, to);
 }
 
 static void in_route(struct s2s_in *in, struct xml_node *el)

@@ -1093,8 +1093,9 @@ class FedParleyd(Parleyd):
     self-signed one."""
 
     def __init__(self, workdir, domain, users, peers=None, s2s=None, cert=None, s2s_port=None,
-                 s2s_tls_port=None):
-        """s2s_tls_port: also a direct-TLS (XEP-0368) s2s listener there."""
+                 s2s_tls_port=None, more_domains=()):
+        """s2s_tls_port: also a direct-TLS (XEP-0368) s2s listener there;
+        more_domains: further virtual hosts served beside domain."""
         self.domain = domain
         self.s2s_port = s2s_port or free_port()
         self.s2s_tls_port = s2s_tls_port
@@ -1103,6 +1104,7 @@ class FedParleyd(Parleyd):
                          'max_backoff': '2s'}
         self.s2s_opts.update(s2s or {})
         self.cert_files = cert
+        self.more_domains = tuple(more_domains)
         super().__init__(workdir, users=users, muc=None)
 
     def write_cert(self):
@@ -1169,7 +1171,7 @@ listen:
   register: {{ open: false }}
 hosts:
   {self.domain}: {{}}
-""")
+{''.join('  %s: {}' % d + chr(10) for d in self.more_domains)}""")
 
     def set_peers(self, peers):
         """Rewrite the static map (before start)."""
