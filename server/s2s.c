@@ -355,7 +355,9 @@ static void out_unlink(struct s2s_out *o)
 	}
 }
 
-/* Free o; its stream (if any) was told to close or is gone. */
+/* Free o; its stream (if any) was told to close or is gone.  The
+ * dialback verifications still waiting on it are answered with an error
+ * on the incoming streams that asked. */
 static void out_free(struct s2s_out *o)
 {
 	out_unlink(o);
@@ -375,6 +377,11 @@ static void out_free(struct s2s_out *o)
 	while (o->verifies != NULL) {
 		struct verify_req *v = o->verifies;
 		o->verifies = v->next;
+		/* The incoming stream that waits on it must not wait forever. */
+		log_info("s2s %s -> %s: the stream closed before the authoritative server answered; "
+		         "dialback for stream %llu fails with an error",
+		         o->local, o->remote, (unsigned long long)v->in_id);
+		in_verified(v->in_id, o->local, o->remote, "error");
 		free(v->stream_id);
 		free(v->key);
 		free(v);
@@ -395,8 +402,6 @@ static void out_fail(struct s2s_out *o, enum stanza_error e, const char *why)
 	stats.out_failures++;
 	out_unlink(o);
 	backoff_fail(o->remote, e);
-	for (struct verify_req *v = o->verifies; v != NULL; v = v->next)
-		in_verified(v->in_id, o->local, o->remote, "error");
 	for (size_t i = 0; i < o->nqueue; i++) {
 		stats.bounced++;
 		router_bounce(o->queue[i], e, why);
@@ -741,6 +746,53 @@ static bool db_addressed(const struct xml_node *el, const char *from, const char
 	return ok;
 }
 
+/* The authoritative server answered one of our <db:verify/> requests. */
+static void out_verify_answer(struct s2s_out *o, struct xml_node *el)
+{
+	const char *id = xml_attr(el, "id");
+	const char *type = xml_attr(el, "type");
+	for (struct verify_req **pp = &o->verifies; *pp != NULL; pp = &(*pp)->next) {
+		struct verify_req *v = *pp;
+		if (!v->sent || id == NULL || strcmp(v->stream_id, id) != 0 ||
+		    !db_addressed(el, o->remote, o->local))
+			continue;
+		*pp = v->next;
+		in_verified(v->in_id, o->local, o->remote,
+		            type != NULL && strcmp(type, "valid") == 0 ? "valid" : "invalid");
+		free(v->stream_id);
+		free(v->key);
+		free(v);
+		return;
+	}
+	log_debug("s2s %s -> %s: a <db:verify/> answer for nothing we asked", o->local, o->remote);
+}
+
+/* The authoritative role: answer a <db:verify/> request that came on st
+ * (an incoming stream, or a bidirectional outgoing one) with whether the
+ * key is ours.  Returns -1 (*why_r saying why) when it lacks an address. */
+static int db_verify_answer(struct stream *st, struct xml_node *el, const char **why_r)
+{
+	const char *from = xml_attr(el, "from"), *to = xml_attr(el, "to"), *id = xml_attr(el, "id");
+	if (from == NULL || to == NULL || id == NULL) {
+		*why_r = "<db:verify/> needs from, to and id";
+		return -1;
+	}
+	char *receiving = jid_nameprep(from), *originating = jid_nameprep(to);
+	const char *type = "invalid";
+	if (receiving != NULL && originating != NULL && router_is_local(originating)) {
+		char key[65];
+		s2s_dialback_key(receiving, originating, id, key);
+		const char *got = xml_text(el);
+		if (strlen(got) == 64 && secure_memeq(got, key, 64))
+			type = "valid";
+	}
+	log_debug("s2s stream %llu: db:verify %s -> %s: %s", (unsigned long long)st->id, to, from, type);
+	write_db(st, "verify", to, from, id, type, NULL);
+	free(receiving);
+	free(originating);
+	return 0;
+}
+
 static bool out_bidi_authed(void *ctx, const char *from, const char *to)
 {
 	const struct s2s_out *o = ctx;
@@ -805,21 +857,17 @@ static bool out_stanza(struct stream *st, struct xml_node *el)
 			stats.dialback_invalid++;
 			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "the peer did not accept our dialback key");
 		}
-	} else if (xml_is(el, "verify", NS_DIALBACK)) {
-		const char *id = xml_attr(el, "id");
-		const char *type = xml_attr(el, "type");
-		for (struct verify_req **pp = &o->verifies; *pp != NULL; pp = &(*pp)->next) {
-			struct verify_req *v = *pp;
-			if (!v->sent || id == NULL || strcmp(v->stream_id, id) != 0 ||
-			    !db_addressed(el, o->remote, o->local))
-				continue;
-			*pp = v->next;
-			in_verified(v->in_id, o->local, o->remote,
-			            type != NULL && strcmp(type, "valid") == 0 ? "valid" : "invalid");
-			free(v->stream_id);
-			free(v->key);
-			free(v);
-			break;
+	} else if (xml_is(el, "verify", NS_DIALBACK) && xml_attr(el, "type") != NULL) {
+		out_verify_answer(o, el);
+	} else if (xml_is(el, "verify", NS_DIALBACK) && o->bidi && o->state == OUT_READY) {
+		/* XEP-0288: the peer's requests of the authoritative role come
+		 * on our stream too. */
+		const char *why = NULL;
+		if (db_verify_answer(st, el, &why) < 0) {
+			log_info("s2s %s -> %s: closing with <improper-addressing/>: %s", o->local, o->remote,
+			         why);
+			stats.refused++;
+			out_close(o, STE_IMPROPER_ADDRESSING);
 		}
 	} else if (o->bidi && o->state == OUT_READY && stanza_kind(el) != STANZA_OTHER &&
 	           strcmp(el->ns, NS_SERVER) == 0) {
@@ -1193,28 +1241,18 @@ out:
 	free(remote);
 }
 
-/* The authoritative role: is this key ours? */
+/* A <db:verify/> on an incoming stream: a request of the authoritative
+ * role, or, when this stream carries our bidirectional route (XEP-0288),
+ * the answer to a request we sent on it. */
 static void in_db_verify(struct s2s_in *in, struct xml_node *el)
 {
-	const char *from = xml_attr(el, "from"), *to = xml_attr(el, "to"), *id = xml_attr(el, "id");
-	if (from == NULL || to == NULL || id == NULL) {
-		in_fail(in, STE_IMPROPER_ADDRESSING, "<db:verify/> needs from, to and id");
+	if (xml_attr(el, "type") != NULL && in->bidi_out != NULL) {
+		out_verify_answer(in->bidi_out, el);
 		return;
 	}
-	char *receiving = jid_nameprep(from), *originating = jid_nameprep(to);
-	const char *type = "invalid";
-	if (receiving != NULL && originating != NULL && router_is_local(originating)) {
-		char key[65];
-		s2s_dialback_key(receiving, originating, id, key);
-		const char *got = xml_text(el);
-		if (strlen(got) == 64 && secure_memeq(got, key, 64))
-			type = "valid";
-	}
-	log_debug("s2s in %llu from %s: db:verify %s -> %s: %s", (unsigned long long)in->st->id, in->ip, to,
-	          from, type);
-	write_db(in->st, "verify", to, from, id, type, NULL);
-	free(receiving);
-	free(originating);
+	const char *why = NULL;
+	if (db_verify_answer(in->st, el, &why) < 0)
+		in_fail(in, STE_IMPROPER_ADDRESSING, why);
 }
 
 /* XEP-0288 on a stream authenticated by certificate: our stanzas for the

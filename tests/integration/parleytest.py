@@ -1056,11 +1056,13 @@ NS_SERVER = 'jabber:server'
 NS_DIALBACK = 'jabber:server:dialback'
 
 
-def make_test_ca(directory, domains, sans=None):
+def make_test_ca(directory, domains, sans=None, ekus=None):
     """A CA and, for each domain, a certificate it signs (SAN dNSName, or
     sans[domain]: a subjectAltName in openssl's syntax, e.g.
     'otherName:1.3.6.1.5.5.7.8.7;IA5STRING:_xmpp-server.example.org'):
-    returns {'ca': ca.pem, domain: (cert, key), ...} as paths."""
+    returns {'ca': ca.pem, domain: (cert, key), ...} as paths.
+    ekus[domain]: the extendedKeyUsage value (e.g. 'clientAuth'), or ''
+    for a certificate without the extension; serverAuth,clientAuth else."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     run = lambda *a: subprocess.run(list(a), check=True, stdin=subprocess.DEVNULL,
@@ -1074,7 +1076,9 @@ def make_test_ca(directory, domains, sans=None):
         key, csr, cert = d / ('%s-key.pem' % dom), d / ('%s.csr' % dom), d / ('%s.pem' % dom)
         ext = d / ('%s.ext' % dom)
         san = (sans or {}).get(dom, 'DNS:%s' % dom)
-        ext.write_text('subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' % san)
+        eku = (ekus or {}).get(dom, 'serverAuth,clientAuth')
+        ext.write_text('subjectAltName=%s\n' % san +
+                       ('extendedKeyUsage=%s\n' % eku if eku else ''))
         run('openssl', 'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
             '-nodes', '-subj', '/CN=' + dom, '-keyout', str(key), '-out', str(csr))
         run('openssl', 'x509', '-req', '-in', str(csr), '-CA', str(out['ca']), '-CAkey',
