@@ -179,18 +179,28 @@ void s2s_dialback_key(const char *receiving, const char *originating, const char
 	explicit_bzero(mac, sizeof(mac));
 }
 
-/* The peer's certificate chains to a trusted CA (tls_peer_verified) and
+/* The peer's certificate chains to a trusted CA (tls_peer_verified),
  * names domain as an s2s certificate may (dNSName, SRVName or xmppAddr;
- * server/s2s-cert.h).  *why_r (optional) says why not. */
-static bool peer_cert_ok(SSL *ssl, const char *domain, const char **why_r)
+ * server/s2s-cert.h), and its extended key usage, when it has one, allows
+ * the role the peer plays on this connection: serverAuth for a peer we
+ * connected to, clientAuth or serverAuth for one that connected to us
+ * (incoming).  *why_r (optional) says why not. */
+static bool peer_cert_ok(SSL *ssl, const char *domain, bool incoming, const char **why_r)
 {
 	const char *dummy;
 	if (why_r == NULL)
 		why_r = &dummy;
 	if (!tls_peer_verified(ssl, NULL, why_r))
 		return false;
-	if (!s2s_cert_names_domain(SSL_get0_peer_certificate(ssl), domain)) {
+	X509 *cert = SSL_get0_peer_certificate(ssl);
+	if (!s2s_cert_names_domain(cert, domain)) {
 		*why_r = "the certificate does not name the domain (dNSName, SRVName or xmppAddr)";
+		return false;
+	}
+	if (!s2s_cert_eku_allows(cert, incoming)) {
+		*why_r = incoming ? "the certificate's extended key usage allows neither clientAuth "
+		                    "nor serverAuth"
+		                  : "the certificate's extended key usage does not allow serverAuth";
 		return false;
 	}
 	return true;
@@ -692,7 +702,7 @@ static void out_features(struct s2s_out *o, struct xml_node *f)
 		return;
 	}
 	const char *why = "no TLS";
-	bool valid = st->ssl != NULL && peer_cert_ok(st->ssl, o->remote, &why);
+	bool valid = st->ssl != NULL && peer_cert_ok(st->ssl, o->remote, false, &why);
 	if (!valid && c->require_valid_certificate) {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "the peer's certificate is not valid for %s (%s)", o->remote, why);
@@ -1085,7 +1095,7 @@ static void in_send_features(struct s2s_in *in)
 		buf_append_str(&b, "</starttls>");
 	}
 	if (secure || !c->require_tls) {
-		if (!in->external_ok && in->remote != NULL && peer_cert_ok(st->ssl, in->remote, NULL))
+		if (!in->external_ok && in->remote != NULL && peer_cert_ok(st->ssl, in->remote, true, NULL))
 			buf_append_str(&b, "<mechanisms xmlns='" NS_SASL "'><mechanism>EXTERNAL</mechanism>"
 			                   "</mechanisms>");
 		if (c->dialback)
@@ -1197,7 +1207,7 @@ static void in_db_result(struct s2s_in *in, struct xml_node *el)
 		write_db(in->st, "result", local, remote, NULL, "invalid", NULL);
 		goto out;
 	}
-	bool cert_ok = peer_cert_ok(in->st->ssl, remote, NULL);
+	bool cert_ok = peer_cert_ok(in->st->ssl, remote, true, NULL);
 	if (cert_ok) {
 		/* The certificate already proves the domain (XEP-0344). */
 		stats.dialback_valid++;
@@ -1288,7 +1298,7 @@ static void in_sasl(struct s2s_in *in, struct xml_node *el)
 	const char *mech = xml_attr(el, "mechanism");
 	const char *why = "no certificate";
 	bool ok = mech != NULL && strcmp(mech, "EXTERNAL") == 0 && in->remote != NULL && in->local != NULL &&
-	          peer_cert_ok(in->st->ssl, in->remote, &why);
+	          peer_cert_ok(in->st->ssl, in->remote, true, &why);
 	if (ok) {
 		/* The authorization identity, when given, is the peer's domain. */
 		const char *data = xml_text(el);

@@ -1,7 +1,8 @@
 """Federation against raw peers holding certificates of a test CA:
 dialback verifications over a bidirectional (XEP-0288) route, both when
 parleyd connected and when it accepted, and what becomes of a
-verification whose stream goes away before it is answered."""
+verification whose stream goes away before it is answered; the extended
+key usage a peer's certificate needs for each direction."""
 import hashlib
 import hmac
 import socket
@@ -15,7 +16,9 @@ from parleytest import (NS_DIALBACK, NS_SASL, NS_STREAM, NS_TLS, FedParleyd, Raw
 A = 'a.test'
 B1 = 'b1.test'   # a raw peer that parleyd connects to (fake server, accepts bidi)
 B2 = 'b2.test'   # a raw peer that connects to parleyd and asks for bidi
-B3 = 'b3.test'   # a raw peer whose certificate is for clients only (EKU)
+B3 = 'b3.test'   # a raw peer whose certificate is for TLS clients only (EKU)
+B4 = 'b4.test'   # EKU emailProtection only
+B5 = 'b5.test'   # no EKU extension: any usage
 SECRET_A = b'the dialback secret of a.test, for the raw tests'
 NS_SERVER = 'jabber:server'
 NS_BIDI = 'urn:xmpp:bidi'
@@ -113,7 +116,8 @@ def dialback_client(server, origin):
 @pytest.fixture(scope='module')
 def env(tmp_path_factory):
     base = tmp_path_factory.mktemp('s2s-raw')
-    ca = make_test_ca(base / 'ca', [A, B1, B2, B3], ekus={B3: 'clientAuth'})
+    ca = make_test_ca(base / 'ca', [A, B1, B2, B3, B4, B5],
+                      ekus={B3: 'clientAuth', B4: 'emailProtection', B5: ''})
     lst = socket.socket()
     lst.bind(('127.0.0.1', 0))
     lst.listen(8)
@@ -221,3 +225,36 @@ def test_db_verify_over_bidi_route_parleyd_accepted(env):
     assert el.get('type') == 'error', tostr(el)
     r.close()
     assert 'the stream closed before the authoritative server answered' in a.log()
+
+
+def test_outgoing_peer_certificate_needs_server_auth(env):
+    """b3.test's certificate chains to the CA and names b3.test, but its
+    extended key usage is clientAuth only: as the server parleyd connects
+    to it is not accepted, so parleyd uses dialback, not SASL EXTERNAL."""
+    a, ca, lst = env
+    r = dialback_client(a, B3)
+    p, el = accept_external(a, ca, lst, B3, ca[B3])
+    assert el.tag == q(NS_DIALBACK, 'result'), tostr(el)
+    assert not any(e.tag == q(NS_BIDI, 'bidi') for e in p.received)
+    p.close()
+    r.close()
+
+
+@pytest.mark.parametrize('domain,external', [(B3, True), (B4, False), (B5, True)])
+def test_incoming_peer_certificate_key_usage(env, domain, external):
+    """A peer that connects presents its certificate as a TLS client:
+    clientAuth (b3.test) or no EKU at all (b5.test) will do, an EKU
+    without clientAuth and serverAuth (b4.test) will not: then SASL
+    EXTERNAL is not offered and refused when tried."""
+    a, ca, lst = env
+    p = CertServer(a.s2s_port, domain, A, ca[domain], timeout=15)
+    f = p.starttls()
+    mechs = f.find(q(NS_SASL, 'mechanisms'))
+    offered = mechs is not None and 'EXTERNAL' in [m.text for m in mechs]
+    assert offered == external, tostr(f)
+    p.send("<auth xmlns='%s' mechanism='EXTERNAL'>=</auth>" % NS_SASL)
+    el = p.wait_for(lambda e: e.tag.startswith('{%s}' % NS_SASL), what='SASL answer')
+    assert el.tag == q(NS_SASL, 'success' if external else 'failure'), tostr(el)
+    p.close()
+    if not external:
+        assert "extended key usage allows neither clientAuth nor serverAuth" in a.log()

@@ -2,7 +2,8 @@
  * Tests of the s2s pieces that need no network: dialback keys (XEP-0185)
  * against a value computed independently (Python's hmac and hashlib), and
  * the names s2s certificates are accepted for (certificates built here
- * with OpenSSL, subjectAltName written in OpenSSL's configuration syntax).
+ * with OpenSSL, subjectAltName written in OpenSSL's configuration syntax)
+ * and the extended key usages they are accepted with.
  * Single-threaded.
  */
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -111,6 +113,56 @@ static void test_cert_xmppaddr(void **state)
 	assert_false(names("otherName:1.2.3.4;UTF8:example.org", "example.org"));
 }
 
+/* A certificate with, when eku is not NULL, that extendedKeyUsage. */
+static X509 *make_eku_cert(const char *eku)
+{
+	X509 *x = make_cert("e.example", "DNS:e.example");
+	if (eku != NULL) {
+		X509V3_CTX ctx;
+		X509V3_set_ctx_nodb(&ctx);
+		X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+		X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_ext_key_usage, eku);
+		assert_non_null(ext);
+		assert_int_equal(X509_add_ext(x, ext, -1), 1);
+		X509_EXTENSION_free(ext);
+	}
+	/* Signed (by itself), as every certificate a peer presents is: OpenSSL
+	 * reads the extensions of a certificate it can fingerprint. */
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	assert_non_null(key);
+	assert_int_equal(X509_set_pubkey(x, key), 1);
+	assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+	EVP_PKEY_free(key);
+	return x;
+}
+
+static void test_cert_eku(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *eku;
+		bool out, in; /* allowed for a peer we connected to / that connected */
+	} cases[] = {
+		{ NULL, true, true },
+		{ "serverAuth", true, true },
+		{ "clientAuth", false, true },
+		{ "serverAuth,clientAuth", true, true },
+		{ "emailProtection", false, false },
+		{ "codeSigning,clientAuth", false, true },
+		{ "anyExtendedKeyUsage", true, true },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		X509 *x = make_eku_cert(cases[i].eku);
+		if (s2s_cert_eku_allows(x, false) != cases[i].out ||
+		    s2s_cert_eku_allows(x, true) != cases[i].in)
+			fail_msg("extendedKeyUsage %s: got out %d in %d",
+			         cases[i].eku ? cases[i].eku : "(none)", s2s_cert_eku_allows(x, false),
+			         s2s_cert_eku_allows(x, true));
+		X509_free(x);
+	}
+	assert_false(s2s_cert_eku_allows(NULL, true));
+}
+
 static void test_dialback_key(void **state)
 {
 	(void)state;
@@ -133,10 +185,9 @@ static void test_dialback_key(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_dialback_key),
-		cmocka_unit_test(test_cert_dnsname),
-		cmocka_unit_test(test_cert_srvname),
-		cmocka_unit_test(test_cert_xmppaddr),
+		cmocka_unit_test(test_dialback_key), cmocka_unit_test(test_cert_dnsname),
+		cmocka_unit_test(test_cert_srvname), cmocka_unit_test(test_cert_xmppaddr),
+		cmocka_unit_test(test_cert_eku),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
