@@ -24,7 +24,8 @@
  * - A secret is compared in constant time and never logged.
  * - No idle timeout once OPEN (a gateway may be silent for hours); the
  *   whitespace keepalive of limits.keepalive finds dead peers.  The
- *   handshake must finish within limits.handshake_timeout.
+ *   handshake must finish within limits.handshake_timeout.  At most
+ *   limits.max_connections_per_ip component streams from one address.
  */
 #include "component.h"
 #include "stream.h"
@@ -430,9 +431,37 @@ static const struct stream_ops comp_stream_ops = {
 	.closed = comp_closed,
 };
 
+struct ip_count {
+	const char *ip;
+	unsigned n;
+};
+
+static void comp_count_ip(struct stream *st, void *ctx)
+{
+	struct ip_count *ic = ctx;
+	if (st->ops == &comp_stream_ops && !st->dead && strcmp(st->ip, ic->ip) == 0)
+		ic->n++;
+}
+
 static void component_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port,
                              const struct listen_config *lc, const struct limits_config *limits)
 {
+	/* limits.max_connections_per_ip counts component streams (open or
+	 * in their handshake) apart from client and server ones, as s2s
+	 * counts its own: a flood of half-open component connections from
+	 * one address cannot hold the listener's memory. */
+	if (limits->max_conn_per_ip > 0) {
+		struct ip_count ic = { .ip = ip };
+		streams_foreach(comp_count_ip, &ic);
+		if (ic.n >= limits->max_conn_per_ip) {
+			log_notice(
+			        "component: refusing a connection from %s: already %u component connections "
+			        "from that address (limits.max_connections_per_ip)",
+			        ip, ic.n);
+			close(fd);
+			return;
+		}
+	}
 	struct comp *c = xcalloc(1, sizeof(*c));
 	c->limits = limits;
 	c->opened = ev_now(loop);

@@ -20,6 +20,7 @@
 
 #include <ares.h>
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,14 +262,70 @@ static void addr_query_cb(void *arg, int status, int timeouts, struct ares_addri
 	req_step_done(r);
 }
 
-static int target_cmp(const void *a, const void *b)
+/* By priority, direct TLS first at equal priority; then zero weights
+ * first (RFC 2782 puts them at the start of the list it draws from), then
+ * the caller's order, so the draw depends on nothing but the records. */
+static int srv_cmp(const void *a, const void *b)
 {
-	const struct target *x = a, *y = b;
+	const struct resolve_srv *x = a, *y = b;
 	if (x->priority != y->priority)
 		return x->priority < y->priority ? -1 : 1;
 	if (x->direct_tls != y->direct_tls)
-		return x->direct_tls ? -1 : 1; /* direct TLS first at equal priority */
-	return x->weight > y->weight ? -1 : x->weight < y->weight ? 1 : 0;
+		return x->direct_tls ? -1 : 1;
+	if ((x->weight == 0) != (y->weight == 0))
+		return x->weight == 0 ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index ? 1 : 0;
+}
+
+static unsigned long default_random(void *ctx, unsigned long bound)
+{
+	(void)ctx;
+	if (bound == 0)
+		return 0;
+	/* Rejection sampling: uniform in [0, bound] without modulo bias. */
+	unsigned long span = bound + 1, limit = span == 0 ? 0 : ULONG_MAX - ULONG_MAX % span;
+	for (;;) {
+		unsigned long v;
+		random_bytes(&v, sizeof(v));
+		if (span == 0)
+			return v;
+		if (v < limit)
+			return v % span;
+	}
+}
+
+void resolve_order_srv(struct resolve_srv *recs, size_t n, resolve_random_fn *rnd, void *ctx)
+{
+	if (rnd == NULL)
+		rnd = default_random;
+	qsort(recs, n, sizeof(recs[0]), srv_cmp);
+	for (size_t start = 0; start < n;) {
+		size_t end = start + 1;
+		while (end < n && recs[end].priority == recs[start].priority &&
+		       recs[end].direct_tls == recs[start].direct_tls)
+			end++;
+		/* RFC 2782: sum the weights left, draw a number in [0, sum], take
+		 * the first record whose running sum reaches it, and repeat on
+		 * the rest. */
+		for (size_t i = start; i + 1 < end; i++) {
+			unsigned long sum = 0;
+			for (size_t j = i; j < end; j++)
+				sum += recs[j].weight;
+			unsigned long draw = rnd(ctx, sum), run = 0;
+			size_t pick = end - 1;
+			for (size_t j = i; j < end; j++) {
+				run += recs[j].weight;
+				if (run >= draw) {
+					pick = j;
+					break;
+				}
+			}
+			struct resolve_srv chosen = recs[pick];
+			memmove(&recs[i + 1], &recs[i], (pick - i) * sizeof(recs[0]));
+			recs[i] = chosen;
+		}
+		start = end;
+	}
 }
 
 static void start_addrs(struct resolve_req *r)
@@ -279,7 +336,17 @@ static void start_addrs(struct resolve_req *r)
 		r->targets[0].port = 5269;
 		r->ntargets = 1;
 	}
-	qsort(r->targets, r->ntargets, sizeof(r->targets[0]), target_cmp);
+	struct resolve_srv order[MAX_TARGETS];
+	for (size_t i = 0; i < r->ntargets; i++)
+		order[i] = (struct resolve_srv){ .priority = r->targets[i].priority,
+			                         .weight = r->targets[i].weight,
+			                         .direct_tls = r->targets[i].direct_tls,
+			                         .index = i };
+	resolve_order_srv(order, r->ntargets, NULL, NULL);
+	struct target sorted[MAX_TARGETS];
+	for (size_t i = 0; i < r->ntargets; i++)
+		sorted[i] = r->targets[order[i].index];
+	memcpy(r->targets, sorted, r->ntargets * sizeof(r->targets[0]));
 	r->pending = (unsigned)r->ntargets;
 	for (size_t i = 0; i < r->ntargets; i++) {
 		struct addr_query *q = xcalloc(1, sizeof(*q));

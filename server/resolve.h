@@ -2,7 +2,8 @@
  * Asynchronous name resolution for s2s (c-ares, driven from the loop
  * through its socket-state callback): the addresses of a remote XMPP
  * domain from SRV _xmpps-server._tcp (XEP-0368 direct TLS) and
- * _xmpp-server._tcp, in priority order, each target's AAAA and A
+ * _xmpp-server._tcp, in priority order (by weight at random among equal
+ * priorities, RFC 2782), each target's AAAA and A
  * addresses; without SRV records, the domain's own addresses on port
  * 5269.  Loop thread only; nothing here blocks.
  */
@@ -38,6 +39,25 @@ int resolve_set_servers(const struct strlist *servers, char **error_r);
 struct resolve_req *resolve_s2s(const char *domain, resolve_fn *cb, void *ctx);
 /* cb will not run; *r is set to NULL. */
 void resolve_cancel(struct resolve_req **r);
+/* One SRV record, as resolve_order_srv sees it: index is the caller's. */
+struct resolve_srv {
+	unsigned short priority, weight;
+	bool direct_tls; /* from _xmpps-server: tried first at equal priority */
+	size_t index;
+};
+
+/* A uniform random number in [0, bound]. */
+typedef unsigned long resolve_random_fn(void *ctx, unsigned long bound);
+
+/* Put recs (n of them) in the order to try, as RFC 2782 says: by
+ * priority, lowest first (direct TLS before STARTTLS at equal priority),
+ * and within one priority by weight at random: each next record is drawn
+ * with a chance proportional to its weight, records of weight 0 having a
+ * very small chance (only when all left weigh 0, or the draw is 0).  rnd
+ * (NULL: a random source from lib/util.h) makes the draws; tests pass a
+ * fixed one. */
+void resolve_order_srv(struct resolve_srv *recs, size_t n, resolve_random_fn *rnd, void *ctx);
+
 /* "192.0.2.1 port 5269" for logs, into out. */
 void resolve_addr_str(const struct resolve_addr *a, char *out, size_t size);
 

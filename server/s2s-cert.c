@@ -1,13 +1,15 @@
 /*
  * The name checks of s2s certificates (server/s2s-cert.h): walk the
  * subjectAltName entries and compare dNSName (with the RFC 6125 wildcard
- * rule), SRVName and xmppAddr with the domain.  No state; any thread.
+ * rule), SRVName and xmppAddr with the domain, and read the extended
+ * key usage.  No state; any thread.
  */
 #include "server/s2s-cert.h"
 
 #include <openssl/asn1.h>
 #include <openssl/objects.h>
 #include <openssl/x509v3.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -100,4 +102,17 @@ bool s2s_cert_names_domain(X509 *cert, const char *domain)
 	}
 	GENERAL_NAMES_free(names);
 	return ok;
+}
+
+bool s2s_cert_eku_allows(X509 *cert, bool incoming)
+{
+	if (cert == NULL)
+		return false;
+	/* UINT32_MAX when the extension is absent: any usage. */
+	uint32_t xku = X509_get_extended_key_usage(cert);
+	if (xku & XKU_ANYEKU)
+		return true;
+	if (xku & XKU_SSL_SERVER)
+		return true;
+	return incoming && (xku & XKU_SSL_CLIENT) != 0;
 }

@@ -24,4 +24,13 @@
  * name holding a NUL byte never matches.  false for a NULL cert. */
 bool s2s_cert_names_domain(X509 *cert, const char *domain);
 
+/* Whether cert's extended key usage lets it serve the s2s role: a peer we
+ * connected to presents its certificate as a TLS server, so it needs
+ * serverAuth (incoming false); a peer that connected to us presents it as
+ * a TLS client, and servers commonly use one certificate for both, so
+ * clientAuth or serverAuth will do (incoming true).  A certificate
+ * without the extension, or with anyExtendedKeyUsage, may be used for
+ * anything (RFC 5280 4.2.1.12).  false for a NULL cert. */
+bool s2s_cert_eku_allows(X509 *cert, bool incoming);
+
 #endif

@@ -20,8 +20,8 @@
  * to it (<db:verify/>), or at once when the stream's certificate verifies
  * for that domain; <db:verify/> is answered with our own key (the
  * authoritative role).  A stanza is routed only when its 'from' domain
- * authenticated on this stream (else <invalid-from/>) and its 'to' is
- * served here (else <host-unknown/>).
+ * authenticated on this stream (else <invalid-from/>) and the pair of its
+ * 'from' and 'to' domains did (else <host-unknown/>; peer_route).
  *
  * Bidirectional streams (XEP-0288): when both certificates verify, the
  * connecting side asks for one with <bidi/> before SASL EXTERNAL; the
@@ -179,18 +179,28 @@ void s2s_dialback_key(const char *receiving, const char *originating, const char
 	explicit_bzero(mac, sizeof(mac));
 }
 
-/* The peer's certificate chains to a trusted CA (tls_peer_verified) and
+/* The peer's certificate chains to a trusted CA (tls_peer_verified),
  * names domain as an s2s certificate may (dNSName, SRVName or xmppAddr;
- * server/s2s-cert.h).  *why_r (optional) says why not. */
-static bool peer_cert_ok(SSL *ssl, const char *domain, const char **why_r)
+ * server/s2s-cert.h), and its extended key usage, when it has one, allows
+ * the role the peer plays on this connection: serverAuth for a peer we
+ * connected to, clientAuth or serverAuth for one that connected to us
+ * (incoming).  *why_r (optional) says why not. */
+static bool peer_cert_ok(SSL *ssl, const char *domain, bool incoming, const char **why_r)
 {
 	const char *dummy;
 	if (why_r == NULL)
 		why_r = &dummy;
 	if (!tls_peer_verified(ssl, NULL, why_r))
 		return false;
-	if (!s2s_cert_names_domain(SSL_get0_peer_certificate(ssl), domain)) {
+	X509 *cert = SSL_get0_peer_certificate(ssl);
+	if (!s2s_cert_names_domain(cert, domain)) {
 		*why_r = "the certificate does not name the domain (dNSName, SRVName or xmppAddr)";
+		return false;
+	}
+	if (!s2s_cert_eku_allows(cert, incoming)) {
+		*why_r = incoming ? "the certificate's extended key usage allows neither clientAuth "
+		                    "nor serverAuth"
+		                  : "the certificate's extended key usage does not allow serverAuth";
 		return false;
 	}
 	return true;
@@ -331,7 +341,9 @@ static void backoff_clear(const char *domain)
 /* ---- outgoing ------------------------------------------------------------------ */
 
 static const struct stream_ops out_ops;
-typedef bool peer_authed_fn(void *ctx, const char *domain);
+/* Has the peer authenticated, on this stream, for stanzas from the domain
+ * 'from' to the local domain 'to' (NULL: to any local domain)? */
+typedef bool peer_authed_fn(void *ctx, const char *from, const char *to);
 static int peer_route(struct xml_node *el, peer_authed_fn *authed, void *ctx, const char **why_r);
 static void in_verified(uint64_t in_id, const char *local, const char *remote, const char *type);
 
@@ -353,7 +365,9 @@ static void out_unlink(struct s2s_out *o)
 	}
 }
 
-/* Free o; its stream (if any) was told to close or is gone. */
+/* Free o; its stream (if any) was told to close or is gone.  The
+ * dialback verifications still waiting on it are answered with an error
+ * on the incoming streams that asked. */
 static void out_free(struct s2s_out *o)
 {
 	out_unlink(o);
@@ -373,6 +387,11 @@ static void out_free(struct s2s_out *o)
 	while (o->verifies != NULL) {
 		struct verify_req *v = o->verifies;
 		o->verifies = v->next;
+		/* The incoming stream that waits on it must not wait forever. */
+		log_info("s2s %s -> %s: the stream closed before the authoritative server answered; "
+		         "dialback for stream %llu fails with an error",
+		         o->local, o->remote, (unsigned long long)v->in_id);
+		in_verified(v->in_id, o->local, o->remote, "error");
 		free(v->stream_id);
 		free(v->key);
 		free(v);
@@ -393,8 +412,6 @@ static void out_fail(struct s2s_out *o, enum stanza_error e, const char *why)
 	stats.out_failures++;
 	out_unlink(o);
 	backoff_fail(o->remote, e);
-	for (struct verify_req *v = o->verifies; v != NULL; v = v->next)
-		in_verified(v->in_id, o->local, o->remote, "error");
 	for (size_t i = 0; i < o->nqueue; i++) {
 		stats.bounced++;
 		router_bounce(o->queue[i], e, why);
@@ -685,7 +702,7 @@ static void out_features(struct s2s_out *o, struct xml_node *f)
 		return;
 	}
 	const char *why = "no TLS";
-	bool valid = st->ssl != NULL && peer_cert_ok(st->ssl, o->remote, &why);
+	bool valid = st->ssl != NULL && peer_cert_ok(st->ssl, o->remote, false, &why);
 	if (!valid && c->require_valid_certificate) {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "the peer's certificate is not valid for %s (%s)", o->remote, why);
@@ -739,10 +756,57 @@ static bool db_addressed(const struct xml_node *el, const char *from, const char
 	return ok;
 }
 
-static bool out_bidi_authed(void *ctx, const char *domain)
+/* The authoritative server answered one of our <db:verify/> requests. */
+static void out_verify_answer(struct s2s_out *o, struct xml_node *el)
+{
+	const char *id = xml_attr(el, "id");
+	const char *type = xml_attr(el, "type");
+	for (struct verify_req **pp = &o->verifies; *pp != NULL; pp = &(*pp)->next) {
+		struct verify_req *v = *pp;
+		if (!v->sent || id == NULL || strcmp(v->stream_id, id) != 0 ||
+		    !db_addressed(el, o->remote, o->local))
+			continue;
+		*pp = v->next;
+		in_verified(v->in_id, o->local, o->remote,
+		            type != NULL && strcmp(type, "valid") == 0 ? "valid" : "invalid");
+		free(v->stream_id);
+		free(v->key);
+		free(v);
+		return;
+	}
+	log_debug("s2s %s -> %s: a <db:verify/> answer for nothing we asked", o->local, o->remote);
+}
+
+/* The authoritative role: answer a <db:verify/> request that came on st
+ * (an incoming stream, or a bidirectional outgoing one) with whether the
+ * key is ours.  Returns -1 (*why_r saying why) when it lacks an address. */
+static int db_verify_answer(struct stream *st, struct xml_node *el, const char **why_r)
+{
+	const char *from = xml_attr(el, "from"), *to = xml_attr(el, "to"), *id = xml_attr(el, "id");
+	if (from == NULL || to == NULL || id == NULL) {
+		*why_r = "<db:verify/> needs from, to and id";
+		return -1;
+	}
+	char *receiving = jid_nameprep(from), *originating = jid_nameprep(to);
+	const char *type = "invalid";
+	if (receiving != NULL && originating != NULL && router_is_local(originating)) {
+		char key[65];
+		s2s_dialback_key(receiving, originating, id, key);
+		const char *got = xml_text(el);
+		if (strlen(got) == 64 && secure_memeq(got, key, 64))
+			type = "valid";
+	}
+	log_debug("s2s stream %llu: db:verify %s -> %s: %s", (unsigned long long)st->id, to, from, type);
+	write_db(st, "verify", to, from, id, type, NULL);
+	free(receiving);
+	free(originating);
+	return 0;
+}
+
+static bool out_bidi_authed(void *ctx, const char *from, const char *to)
 {
 	const struct s2s_out *o = ctx;
-	return strcmp(domain, o->remote) == 0;
+	return strcmp(from, o->remote) == 0 && (to == NULL || strcmp(to, o->local) == 0);
 }
 
 static bool out_stanza(struct stream *st, struct xml_node *el)
@@ -803,21 +867,17 @@ static bool out_stanza(struct stream *st, struct xml_node *el)
 			stats.dialback_invalid++;
 			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "the peer did not accept our dialback key");
 		}
-	} else if (xml_is(el, "verify", NS_DIALBACK)) {
-		const char *id = xml_attr(el, "id");
-		const char *type = xml_attr(el, "type");
-		for (struct verify_req **pp = &o->verifies; *pp != NULL; pp = &(*pp)->next) {
-			struct verify_req *v = *pp;
-			if (!v->sent || id == NULL || strcmp(v->stream_id, id) != 0 ||
-			    !db_addressed(el, o->remote, o->local))
-				continue;
-			*pp = v->next;
-			in_verified(v->in_id, o->local, o->remote,
-			            type != NULL && strcmp(type, "valid") == 0 ? "valid" : "invalid");
-			free(v->stream_id);
-			free(v->key);
-			free(v);
-			break;
+	} else if (xml_is(el, "verify", NS_DIALBACK) && xml_attr(el, "type") != NULL) {
+		out_verify_answer(o, el);
+	} else if (xml_is(el, "verify", NS_DIALBACK) && o->bidi && o->state == OUT_READY) {
+		/* XEP-0288: the peer's requests of the authoritative role come
+		 * on our stream too. */
+		const char *why = NULL;
+		if (db_verify_answer(st, el, &why) < 0) {
+			log_info("s2s %s -> %s: closing with <improper-addressing/>: %s", o->local, o->remote,
+			         why);
+			stats.refused++;
+			out_close(o, STE_IMPROPER_ADDRESSING);
 		}
 	} else if (o->bidi && o->state == OUT_READY && stanza_kind(el) != STANZA_OTHER &&
 	           strcmp(el->ns, NS_SERVER) == 0) {
@@ -1035,7 +1095,7 @@ static void in_send_features(struct s2s_in *in)
 		buf_append_str(&b, "</starttls>");
 	}
 	if (secure || !c->require_tls) {
-		if (!in->external_ok && in->remote != NULL && peer_cert_ok(st->ssl, in->remote, NULL))
+		if (!in->external_ok && in->remote != NULL && peer_cert_ok(st->ssl, in->remote, true, NULL))
 			buf_append_str(&b, "<mechanisms xmlns='" NS_SASL "'><mechanism>EXTERNAL</mechanism>"
 			                   "</mechanisms>");
 		if (c->dialback)
@@ -1147,7 +1207,7 @@ static void in_db_result(struct s2s_in *in, struct xml_node *el)
 		write_db(in->st, "result", local, remote, NULL, "invalid", NULL);
 		goto out;
 	}
-	bool cert_ok = peer_cert_ok(in->st->ssl, remote, NULL);
+	bool cert_ok = peer_cert_ok(in->st->ssl, remote, true, NULL);
 	if (cert_ok) {
 		/* The certificate already proves the domain (XEP-0344). */
 		stats.dialback_valid++;
@@ -1191,28 +1251,18 @@ out:
 	free(remote);
 }
 
-/* The authoritative role: is this key ours? */
+/* A <db:verify/> on an incoming stream: a request of the authoritative
+ * role, or, when this stream carries our bidirectional route (XEP-0288),
+ * the answer to a request we sent on it. */
 static void in_db_verify(struct s2s_in *in, struct xml_node *el)
 {
-	const char *from = xml_attr(el, "from"), *to = xml_attr(el, "to"), *id = xml_attr(el, "id");
-	if (from == NULL || to == NULL || id == NULL) {
-		in_fail(in, STE_IMPROPER_ADDRESSING, "<db:verify/> needs from, to and id");
+	if (xml_attr(el, "type") != NULL && in->bidi_out != NULL) {
+		out_verify_answer(in->bidi_out, el);
 		return;
 	}
-	char *receiving = jid_nameprep(from), *originating = jid_nameprep(to);
-	const char *type = "invalid";
-	if (receiving != NULL && originating != NULL && router_is_local(originating)) {
-		char key[65];
-		s2s_dialback_key(receiving, originating, id, key);
-		const char *got = xml_text(el);
-		if (strlen(got) == 64 && secure_memeq(got, key, 64))
-			type = "valid";
-	}
-	log_debug("s2s in %llu from %s: db:verify %s -> %s: %s", (unsigned long long)in->st->id, in->ip, to,
-	          from, type);
-	write_db(in->st, "verify", to, from, id, type, NULL);
-	free(receiving);
-	free(originating);
+	const char *why = NULL;
+	if (db_verify_answer(in->st, el, &why) < 0)
+		in_fail(in, STE_IMPROPER_ADDRESSING, why);
 }
 
 /* XEP-0288 on a stream authenticated by certificate: our stanzas for the
@@ -1248,7 +1298,7 @@ static void in_sasl(struct s2s_in *in, struct xml_node *el)
 	const char *mech = xml_attr(el, "mechanism");
 	const char *why = "no certificate";
 	bool ok = mech != NULL && strcmp(mech, "EXTERNAL") == 0 && in->remote != NULL && in->local != NULL &&
-	          peer_cert_ok(in->st->ssl, in->remote, &why);
+	          peer_cert_ok(in->st->ssl, in->remote, true, &why);
 	if (ok) {
 		/* The authorization identity, when given, is the peer's domain. */
 		const char *data = xml_text(el);
@@ -1280,9 +1330,25 @@ static void in_sasl(struct s2s_in *in, struct xml_node *el)
 
 /* A stanza a peer sent, on an incoming stream or on a bidirectional
  * outgoing one (XEP-0288): its 'from' domain must have authenticated on
- * that stream (authed), its 'to' must be served here.  Returns -1 when it
- * was routed (or answered with an error), else the stream error to close
- * the stream with, *why_r saying why. */
+ * that stream (authed), and for its 'to' domain: dialback and SASL
+ * EXTERNAL validate a pair (remote, local), so a stream authenticated for
+ * (R, A) carries stanzas from R to A, and to another local domain B only
+ * once (R, B) was validated on it too (XEP-0220 multiplexing: a further
+ * <db:result/> on the same stream).  Returns -1 when it was routed (or
+ * answered with an error), else the stream error to close the stream
+ * with, *why_r saying why.
+ *
+ * The conditions, from RFC 6120 section 4.9.3: <invalid-from/> (4.9.3.9)
+ * is for a 'from' that does not match a domain validated by SASL or
+ * dialback; <improper-addressing/> (4.9.3.7) for a stanza between servers
+ * without 'to' or 'from', or with an empty or malformed one; the 'to' of
+ * a well-formed stanza naming a domain this stream does not serve, be it
+ * served by another server or by this one for another validated pair,
+ * is <host-unknown/> (4.9.3.6: the 'to' does not correspond to a domain
+ * serviced by the receiving entity -- for this stream, whose service is
+ * the validated pairs).  Closing the stream rather than bouncing the one
+ * stanza keeps a peer that addresses unvalidated domains from probing
+ * local users through a stream it was not granted. */
 static int peer_route(struct xml_node *el, peer_authed_fn *authed, void *ctx, const char **why_r)
 {
 	const char *from_s = xml_attr(el, "from"), *to_s = xml_attr(el, "to");
@@ -1293,7 +1359,7 @@ static int peer_route(struct xml_node *el, peer_authed_fn *authed, void *ctx, co
 	struct jid from = { 0 }, to = { 0 };
 	const char *err;
 	int ret = -1;
-	if (jid_parse(from_s, &from, &err) != 0 || !authed(ctx, from.domain)) {
+	if (jid_parse(from_s, &from, &err) != 0 || !authed(ctx, from.domain, NULL)) {
 		*why_r = "'from' is not a domain this stream authenticated";
 		ret = STE_INVALID_FROM;
 	} else if (!s2s_config_allowed(cfg(), from.domain)) {
@@ -1305,6 +1371,9 @@ static int peer_route(struct xml_node *el, peer_authed_fn *authed, void *ctx, co
 	} else if (!router_is_local(to.domain)) {
 		*why_r = "'to' is not a domain served here";
 		ret = STE_HOST_UNKNOWN;
+	} else if (!authed(ctx, from.domain, to.domain)) {
+		*why_r = "'to' is not a domain this stream was authenticated for";
+		ret = STE_HOST_UNKNOWN;
 	} else {
 		stats.stanzas_in++;
 		to_client_ns(el);
@@ -1315,9 +1384,9 @@ static int peer_route(struct xml_node *el, peer_authed_fn *authed, void *ctx, co
 	return ret;
 }
 
-static bool in_authed(void *ctx, const char *domain)
+static bool in_authed(void *ctx, const char *from, const char *to)
 {
-	return in_is_authed(ctx, domain, NULL);
+	return in_is_authed(ctx, from, to);
 }
 
 static void in_route(struct s2s_in *in, struct xml_node *el)

@@ -1057,11 +1057,13 @@ NS_SERVER = 'jabber:server'
 NS_DIALBACK = 'jabber:server:dialback'
 
 
-def make_test_ca(directory, domains, sans=None):
+def make_test_ca(directory, domains, sans=None, ekus=None):
     """A CA and, for each domain, a certificate it signs (SAN dNSName, or
     sans[domain]: a subjectAltName in openssl's syntax, e.g.
     'otherName:1.3.6.1.5.5.7.8.7;IA5STRING:_xmpp-server.example.org'):
-    returns {'ca': ca.pem, domain: (cert, key), ...} as paths."""
+    returns {'ca': ca.pem, domain: (cert, key), ...} as paths.
+    ekus[domain]: the extendedKeyUsage value (e.g. 'clientAuth'), or ''
+    for a certificate without the extension; serverAuth,clientAuth else."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     run = lambda *a: subprocess.run(list(a), check=True, stdin=subprocess.DEVNULL,
@@ -1075,7 +1077,9 @@ def make_test_ca(directory, domains, sans=None):
         key, csr, cert = d / ('%s-key.pem' % dom), d / ('%s.csr' % dom), d / ('%s.pem' % dom)
         ext = d / ('%s.ext' % dom)
         san = (sans or {}).get(dom, 'DNS:%s' % dom)
-        ext.write_text('subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' % san)
+        eku = (ekus or {}).get(dom, 'serverAuth,clientAuth')
+        ext.write_text('subjectAltName=%s\n' % san +
+                       ('extendedKeyUsage=%s\n' % eku if eku else ''))
         run('openssl', 'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
             '-nodes', '-subj', '/CN=' + dom, '-keyout', str(key), '-out', str(csr))
         run('openssl', 'x509', '-req', '-in', str(csr), '-CA', str(out['ca']), '-CAkey',
@@ -1094,8 +1098,9 @@ class FedParleyd(Parleyd):
     self-signed one."""
 
     def __init__(self, workdir, domain, users, peers=None, s2s=None, cert=None, s2s_port=None,
-                 s2s_tls_port=None):
-        """s2s_tls_port: also a direct-TLS (XEP-0368) s2s listener there."""
+                 s2s_tls_port=None, more_domains=()):
+        """s2s_tls_port: also a direct-TLS (XEP-0368) s2s listener there;
+        more_domains: further virtual hosts served beside domain."""
         self.domain = domain
         self.s2s_port = s2s_port or free_port()
         self.s2s_tls_port = s2s_tls_port
@@ -1104,6 +1109,7 @@ class FedParleyd(Parleyd):
                          'max_backoff': '2s'}
         self.s2s_opts.update(s2s or {})
         self.cert_files = cert
+        self.more_domains = tuple(more_domains)
         super().__init__(workdir, users=users, muc=None)
 
     def write_cert(self):
@@ -1170,7 +1176,7 @@ listen:
   register: {{ open: false }}
 hosts:
   {self.domain}: {{}}
-""")
+{''.join('  %s: {}' % d + chr(10) for d in self.more_domains)}""")
 
     def set_peers(self, peers):
         """Rewrite the static map (before start)."""

@@ -478,3 +478,55 @@ def test_component_that_stops_reading_is_disconnected(tight):
         assert again.handshake(SECRETS[ECHO]) == 'ok'
     finally:
         again.close()
+
+
+class LimitedParleyd(parleytest.Parleyd):
+    """At most 2 connections per address (limits.max_connections_per_ip)."""
+
+    def write_config(self):
+        super().write_config()
+        text = self.config.read_text()
+        assert 'max_connections_per_ip: 0' in text, 'the harness configuration changed'
+        self.config.write_text(text.replace('max_connections_per_ip: 0',
+                                            'max_connections_per_ip: 2'))
+
+
+def test_component_connections_per_address_are_limited(tmp_path):
+    """Two component connections from 127.0.0.1 are taken (one open, one
+    in its handshake), a third is closed at once; once one ends, a new
+    one is taken again.  Client connections count apart."""
+    (tmp_path / 'filed.secret').write_text(SECRETS[FILED] + '\n')
+    srv = LimitedParleyd(tmp_path, components=COMPONENTS)
+    srv.start_with_users()
+    made = []
+    try:
+        first = RawComponent(srv.component_port, ECHO, timeout=10)
+        made.append(first)
+        assert first.handshake(SECRETS[ECHO]) == 'ok'
+        second = RawComponent(srv.component_port, FILED, timeout=10)
+        made.append(second)
+        assert second.open_component() is not None
+        third = RawComponent(srv.component_port, FILED, timeout=10)
+        made.append(third)
+        assert third.open_component() is None
+        assert 'already 2 component connections from that address' in srv.log()
+        alice = RawClient(srv.port, timeout=10)
+        made.append(alice)
+        alice.login('alice', srv.password('alice'))
+        second.close()
+        deadline = time.monotonic() + 10
+        while True:
+            again = RawComponent(srv.component_port, FILED, timeout=10)
+            made.append(again)
+            if again.open_component() is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert again.header is not None, 'no new component connection taken after one ended'
+        again.send('<handshake>%s</handshake>'
+                   % parleytest.component_digest(again.header['id'], SECRETS[FILED]))
+        el = again.next()
+        assert el is not None and el.tag == parleytest.q(NS_COMPONENT, 'handshake'), el
+    finally:
+        for c in made:
+            c.close()
+        srv.finish()

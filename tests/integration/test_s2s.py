@@ -16,6 +16,7 @@ from parleytest import (NS_DIALBACK, NS_STANZA_ERR, NS_STREAM, NS_TLS, FedParley
                         free_port, iq, login, logout, next_message, q, stanza_error, tostr, unique)
 
 A, B = 'a.test', 'b.test'
+A2 = 'a2.test'          # a second domain of a.test's server
 DOWN = 'down.test'      # the map points at a closed port
 SILENT = 'silent.test'  # the map points at a port that accepts and never answers
 SILENT2 = 'silent2.test'  # the same port, for the queue limit
@@ -61,9 +62,10 @@ def fed(tmp_path_factory):
     (base / 'b-secret').write_bytes(SECRET_B)
     a = FedParleyd(base / 'a', A, {('alice', A): 'alice-secret', ('anna', A): 'anna-secret'},
                    peers={B: pb, DOWN: closed_port, SILENT: silent.port, SILENT2: silent.port},
-                   s2s_port=pa, s2s={'connect_timeout': '3s', 'max_queue': '5'})
+                   s2s_port=pa, s2s={'connect_timeout': '3s', 'max_queue': '5'},
+                   more_domains=[A2])
     b = FedParleyd(base / 'b', B, {('bob', B): 'bob-secret', ('bea', B): 'bea-secret'},
-                   peers={A: pa}, s2s_port=pb,
+                   peers={A: pa, A2: pa}, s2s_port=pb,
                    s2s={'dialback_secret_file': str(base / 'b-secret')})
     a.start_with_users()
     try:
@@ -256,6 +258,45 @@ def test_stanza_from_unauthenticated_domain(fed, run):
     r = authed()
     r.send("<message from='bob@%s' to='someone@elsewhere.test'><body>relay</body></message>" % B)
     assert r.stream_error() == 'host-unknown'
+    r.close()
+    test_messages_both_ways(fed, run)
+
+
+def test_stream_carries_only_its_validated_domain_pairs(fed, run):
+    """A stream on which b.test authenticated for a.test may not carry
+    stanzas to a2.test, another domain of the same server (<host-unknown/>),
+    until b.test also validates for a2.test on it (XEP-0220
+    multiplexing)."""
+    a, b = fed
+
+    def db_result(r, to):
+        key = r.dialback_key(SECRET_B, to, r.header['id'])
+        r.send("<db:result from='%s' to='%s'>%s</db:result>" % (B, to, key))
+        el = r.wait_for(lambda e: e.tag == q(NS_DIALBACK, 'result') and e.get('from') == to,
+                        timeout=20, what='db:result')
+        assert el.get('type') == 'valid', tostr(el)
+
+    def still_open(r):
+        # the stream still answers: a <db:verify/> comes back
+        r.send("<db:verify from='%s' to='%s' id='x1'>%064x</db:verify>" % (B, A, 1))
+        el = r.wait_for(lambda e: e.tag in (q(NS_DIALBACK, 'verify'), q(NS_STREAM, 'error')),
+                        what='db:verify answer')
+        assert el.tag == q(NS_DIALBACK, 'verify'), tostr(el)
+
+    r = s2s_open_tls(a, B)
+    db_result(r, A)
+    r.send("<message from='bob@%s' to='alice@%s'><body>fine</body></message>" % (B, A))
+    still_open(r)
+    r.send("<message from='bob@%s' to='alice@%s'><body>sideways</body></message>" % (B, A2))
+    assert r.stream_error() == 'host-unknown'
+    r.close()
+    assert "'to' is not a domain this stream was authenticated for" in a.log()
+
+    r = s2s_open_tls(a, B)
+    db_result(r, A)
+    db_result(r, A2)
+    r.send("<message from='bob@%s' to='nobody@%s'><body>multiplexed</body></message>" % (B, A2))
+    still_open(r)
     r.close()
     test_messages_both_ways(fed, run)
 

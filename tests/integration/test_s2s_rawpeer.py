@@ -1,0 +1,260 @@
+"""Federation against raw peers holding certificates of a test CA:
+dialback verifications over a bidirectional (XEP-0288) route, both when
+parleyd connected and when it accepted, and what becomes of a
+verification whose stream goes away before it is answered; the extended
+key usage a peer's certificate needs for each direction."""
+import hashlib
+import hmac
+import socket
+import ssl
+
+import pytest
+
+from parleytest import (NS_DIALBACK, NS_SASL, NS_STREAM, NS_TLS, FedParleyd, RawClient,
+                        RawServer, free_port, make_test_ca, q, tostr)
+
+A = 'a.test'
+B1 = 'b1.test'   # a raw peer that parleyd connects to (fake server, accepts bidi)
+B2 = 'b2.test'   # a raw peer that connects to parleyd and asks for bidi
+B3 = 'b3.test'   # a raw peer whose certificate is for TLS clients only (EKU)
+B4 = 'b4.test'   # EKU emailProtection only
+B5 = 'b5.test'   # no EKU extension: any usage
+SECRET_A = b'the dialback secret of a.test, for the raw tests'
+NS_SERVER = 'jabber:server'
+NS_BIDI = 'urn:xmpp:bidi'
+NS_BIDI_FEATURE = 'urn:xmpp:features:bidi'
+
+
+def key_of(secret, receiving, originating, stream_id):
+    """The XEP-0185 key of originating for receiving."""
+    k = hashlib.sha256(secret).digest()
+    return hmac.new(k, ('%s %s %s' % (receiving, originating, stream_id)).encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def header(frm, to, sid):
+    return ("<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='%s' xmlns:db='%s' "
+            "from='%s' to='%s' id='%s' version='1.0'>" % (NS_SERVER, NS_STREAM, NS_DIALBACK,
+                                                           frm, to, sid))
+
+
+class Accepted(RawClient):
+    """The server side of a connection parleyd opened to a raw peer."""
+
+    def __init__(self, sock, timeout=15.0):
+        self.timeout = timeout
+        self.host = None
+        self.sock = sock
+        self.sock.settimeout(timeout)
+        self.tls = False
+        self.header = None
+        self.features = None
+        self.closed = False
+        self.jid = None
+        self.received = []
+        self._reset_parser()
+
+    def wait_header(self):
+        self._reset_parser()
+        self.header = None
+        while self.header is None:
+            self._read_some(self.timeout)
+            assert not self.closed, 'parleyd closed before its header'
+        return self.header
+
+    def wrap_server(self, cert):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        ctx.load_verify_locations(str(cert[2]))
+        self.sock = ctx.wrap_socket(self.sock, server_side=True)
+        self.sock.settimeout(self.timeout)
+        self.tls = True
+
+
+class CertServer(RawServer):
+    """A raw peer connecting to parleyd with a client certificate."""
+
+    def __init__(self, port, origin, target, cert, **kw):
+        self.cert = cert
+        super().__init__(port, origin, target, **kw)
+
+    def _wrap(self):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.load_cert_chain(str(self.cert[0]), str(self.cert[1]))
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=self.host)
+        self.sock.settimeout(self.timeout)
+        self.tls = True
+
+    def starttls(self):
+        f = self.open()
+        assert f.find(q(NS_TLS, 'starttls')) is not None, tostr(f)
+        self.send("<starttls xmlns='%s'/>" % NS_TLS)
+        el = self.wait_for(lambda e: e.tag.startswith('{%s}' % NS_TLS), what='STARTTLS answer')
+        assert el.tag == q(NS_TLS, 'proceed'), tostr(el)
+        self._wrap()
+        return self.open()
+
+
+def dialback_client(server, origin):
+    """A raw peer claiming origin without a certificate, on TLS, that sends
+    a <db:result/> with some key; returns it (parleyd then asks origin's
+    authoritative server)."""
+    r = RawServer(server.s2s_port, origin, A, timeout=15)
+    f = r.open()
+    assert f.find(q(NS_TLS, 'starttls')) is not None, tostr(f)
+    r.send("<starttls xmlns='%s'/>" % NS_TLS)
+    r.wait_for(lambda e: e.tag == q(NS_TLS, 'proceed'), what='proceed')
+    r._wrap()
+    r.open()
+    r.send("<db:result from='%s' to='%s'>%064x</db:result>" % (origin, A, 42))
+    return r
+
+
+@pytest.fixture(scope='module')
+def env(tmp_path_factory):
+    base = tmp_path_factory.mktemp('s2s-raw')
+    ca = make_test_ca(base / 'ca', [A, B1, B2, B3, B4, B5],
+                      ekus={B3: 'clientAuth', B4: 'emailProtection', B5: ''})
+    lst = socket.socket()
+    lst.bind(('127.0.0.1', 0))
+    lst.listen(8)
+    (base / 'a-secret').write_bytes(SECRET_A)
+    a = FedParleyd(base / 'a', A, {('alice', A): 'alice-secret'},
+                   peers={B1: lst.getsockname()[1], B2: free_port(), B3: lst.getsockname()[1]},
+                   s2s={'ca_file': str(ca['ca']), 'connect_timeout': '20s',
+                        'dialback_secret_file': str(base / 'a-secret')},
+                   cert=ca[A])
+    a.start_with_users()
+    yield a, ca, lst
+    lst.close()
+    a.finish()
+
+
+def accept_external(a, ca, lst, domain, cert, bidi=True):
+    """Take the connection parleyd opens to domain as its server would:
+    STARTTLS with cert, then SASL EXTERNAL (and XEP-0288 when bidi);
+    returns the peer and the element that ended the negotiation."""
+    lst.settimeout(20)
+    conn, _ = lst.accept()
+    p = Accepted(conn)
+    h = p.wait_header()
+    assert h.get('to') == domain and h.get('from') == A, h
+    p.send(header(domain, A, 'fake1') + "<stream:features><starttls xmlns='%s'><required/>"
+           "</starttls></stream:features>" % NS_TLS)
+    p.wait_for(lambda e: e.tag == q(NS_TLS, 'starttls'), what='starttls')
+    p.send("<proceed xmlns='%s'/>" % NS_TLS)
+    p.wrap_server(cert + (ca['ca'],))
+    p.wait_header()
+    p.send(header(domain, A, 'fake2') + "<stream:features><mechanisms xmlns='%s'>"
+           "<mechanism>EXTERNAL</mechanism></mechanisms>%s<dialback xmlns='urn:xmpp:features:"
+           "dialback'/></stream:features>"
+           % (NS_SASL, "<bidi xmlns='%s'/>" % NS_BIDI_FEATURE if bidi else ''))
+    el = p.wait_for(lambda e: e.tag in (q(NS_SASL, 'auth'), q(NS_DIALBACK, 'result')),
+                    what='auth or db:result')
+    return p, el
+
+
+def test_db_verify_over_bidi_route_parleyd_connected(env):
+    """parleyd connects to b1.test (SASL EXTERNAL, XEP-0288); b1.test's
+    server then asks, on that same stream, whether a key is a.test's:
+    parleyd answers (valid for its key, invalid for another)."""
+    a, ca, lst = env
+    r = dialback_client(a, B1)          # makes parleyd connect to b1.test
+    p, el = accept_external(a, ca, lst, B1, ca[B1])
+    assert el.tag == q(NS_SASL, 'auth') and el.get('mechanism') == 'EXTERNAL', tostr(el)
+    assert any(e.tag == q(NS_BIDI, 'bidi') for e in p.received), [tostr(e) for e in p.received]
+    p.send("<success xmlns='%s'/>" % NS_SASL)
+    p.wait_header()
+    p.send(header(B1, A, 'fake3') + "<stream:features/>")
+    # parleyd's own verification request for the dialback client above
+    # (sent once TLS was up)
+    v = [e for e in p.received if e.tag == q(NS_DIALBACK, 'verify')]
+    assert len(v) == 1 and v[0].get('type') is None, [tostr(e) for e in p.received]
+    v = v[0]
+    # b1.test's requests of the authoritative role, on parleyd's stream
+    good = key_of(SECRET_A, B1, A, 'xyz')
+    p.send("<db:verify from='%s' to='%s' id='xyz'>%s</db:verify>" % (B1, A, good))
+    el = p.wait_for(lambda e: e.tag == q(NS_DIALBACK, 'verify'), what='db:verify answer')
+    assert el.get('type') == 'valid' and el.get('from') == A and el.get('to') == B1, tostr(el)
+    p.send("<db:verify from='%s' to='%s' id='xyz'>%064x</db:verify>" % (B1, A, 9))
+    el = p.wait_for(lambda e: e.tag == q(NS_DIALBACK, 'verify'), what='db:verify answer')
+    assert el.get('type') == 'invalid', tostr(el)
+    # and the answer to parleyd's request reaches the dialback client
+    p.send("<db:verify from='%s' to='%s' id='%s' type='invalid'/>" % (B1, A, v.get('id')))
+    el = r.wait_for(lambda e: e.tag == q(NS_DIALBACK, 'result'), what='db:result')
+    assert el.get('type') == 'invalid', tostr(el)
+    r.close()
+    p.close()
+
+
+def test_db_verify_over_bidi_route_parleyd_accepted(env):
+    """b2.test connects with SASL EXTERNAL and XEP-0288, so parleyd's
+    stanzas for b2.test go back on that stream, <db:verify/> requests
+    included: b2.test's answer comes back on it too and settles the
+    dialback; a request still waiting when the stream closes is answered
+    with an error, not left waiting."""
+    a, ca, lst = env
+    p = CertServer(a.s2s_port, B2, A, ca[B2], timeout=15)
+    f = p.starttls()
+    mechs = f.find(q(NS_SASL, 'mechanisms'))
+    assert mechs is not None and f.find(q(NS_BIDI_FEATURE, 'bidi')) is not None, tostr(f)
+    p.send("<bidi xmlns='%s'/>" % NS_BIDI)
+    p.send("<auth xmlns='%s' mechanism='EXTERNAL'>=</auth>" % NS_SASL)
+    el = p.wait_for(lambda e: e.tag.startswith('{%s}' % NS_SASL), what='SASL answer')
+    assert el.tag == q(NS_SASL, 'success'), tostr(el)
+    p.open()
+
+    r = dialback_client(a, B2)
+    v = p.wait_for(lambda e: e.tag == q(NS_DIALBACK, 'verify'), what='db:verify request')
+    assert v.get('to') == B2 and v.get('from') == A, tostr(v)
+    key = v.text
+    p.send("<db:verify from='%s' to='%s' id='%s' type='valid'/>" % (B2, A, v.get('id')))
+    el = r.wait_for(lambda e: e.tag == q(NS_DIALBACK, 'result'), what='db:result')
+    assert el.get('type') == 'valid', tostr(el)
+    assert key == '%064x' % 42
+    r.close()
+
+    r = dialback_client(a, B2)
+    v = p.wait_for(lambda e: e.tag == q(NS_DIALBACK, 'verify'), what='db:verify request')
+    p.send('</stream:stream>')
+    p.close()
+    el = r.wait_for(lambda e: e.tag == q(NS_DIALBACK, 'result'), what='db:result')
+    assert el.get('type') == 'error', tostr(el)
+    r.close()
+    assert 'the stream closed before the authoritative server answered' in a.log()
+
+
+def test_outgoing_peer_certificate_needs_server_auth(env):
+    """b3.test's certificate chains to the CA and names b3.test, but its
+    extended key usage is clientAuth only: as the server parleyd connects
+    to it is not accepted, so parleyd uses dialback, not SASL EXTERNAL."""
+    a, ca, lst = env
+    r = dialback_client(a, B3)
+    p, el = accept_external(a, ca, lst, B3, ca[B3])
+    assert el.tag == q(NS_DIALBACK, 'result'), tostr(el)
+    assert not any(e.tag == q(NS_BIDI, 'bidi') for e in p.received)
+    p.close()
+    r.close()
+
+
+@pytest.mark.parametrize('domain,external', [(B3, True), (B4, False), (B5, True)])
+def test_incoming_peer_certificate_key_usage(env, domain, external):
+    """A peer that connects presents its certificate as a TLS client:
+    clientAuth (b3.test) or no EKU at all (b5.test) will do, an EKU
+    without clientAuth and serverAuth (b4.test) will not: then SASL
+    EXTERNAL is not offered and refused when tried."""
+    a, ca, lst = env
+    p = CertServer(a.s2s_port, domain, A, ca[domain], timeout=15)
+    f = p.starttls()
+    mechs = f.find(q(NS_SASL, 'mechanisms'))
+    offered = mechs is not None and 'EXTERNAL' in [m.text for m in mechs]
+    assert offered == external, tostr(f)
+    p.send("<auth xmlns='%s' mechanism='EXTERNAL'>=</auth>" % NS_SASL)
+    el = p.wait_for(lambda e: e.tag.startswith('{%s}' % NS_SASL), what='SASL answer')
+    assert el.tag == q(NS_SASL, 'success' if external else 'failure'), tostr(el)
+    p.close()
+    if not external:
+        assert "extended key usage allows neither clientAuth nor serverAuth" in a.log()
