@@ -193,7 +193,7 @@ def test_list_commands_json_and_help_command(server):
     assert {c['name'] for c in cmds if c['json']} == {
         'registered-users', 'connected-users', 'connected-users-info', 'stats', 'ldap-test',
         'muc-list', 'muc-info', 'pubsub-list', 'pubsub-info', 'components', 'list-commands',
-        'api-token-list', 'upload-list'}
+        'api-token-list', 'upload-list', 'get-roster', 'offline-list'}
     r = server.ctl('help', 'kick-session')
     assert r.returncode == 0 and 'kick-session JID [REASON]' in r.stdout, (r.returncode, r.stdout)
     r = server.ctl('help', 'no-such-thing')
