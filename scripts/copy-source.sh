@@ -28,7 +28,7 @@ done
 set +o pipefail
 tar -C "$TOP" -cf - --warning=no-file-changed --exclude=./.git "${excl[@]}" --exclude=./run \
     --exclude=./autom4te.cache --exclude='*.o' --exclude='*.a' --exclude=.deps --exclude=.dirstamp \
-    --exclude='*.trs' --exclude='*.log' --exclude=__pycache__ --exclude=./Makefile \
+    --exclude='*.trs' --exclude='*.log' --exclude='*.mo' --exclude=__pycache__ --exclude=./Makefile \
     --exclude=./config.status --exclude=./parleyd --exclude=./parleyctl --exclude=./parley-pam-helper \
     --exclude=./stamp-h1 . |
     tar -C "$DEST" -xf -
