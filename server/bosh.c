@@ -122,6 +122,7 @@ static const struct listen_config bosh_lc = { .module = LISTEN_C2S, .starttls = 
 
 static void bosh_answer(struct bosh_session *s, struct bosh_req *q);
 static void bosh_req_cancel(void *ctx);
+static const char *bosh_element_end(const char *p, const char *end);
 static void bosh_schedule(struct bosh_session *s);
 
 static struct bosh_session *bosh_find(const char *sid)
@@ -505,8 +506,13 @@ static void bosh_handle(struct bosh_session *s, uint64_t rid, struct xml_node *b
 		const char *to = xml_attr(body, "to");
 		bosh_stream_header(s, to != NULL ? to : "");
 	}
-	if (inner != NULL && inner_len > 0)
-		bosh_feed(s, inner, inner_len);
+	/* element by element, so that a rate limit holds the rest back */
+	for (const char *p = inner, *end = inner + inner_len, *e; inner != NULL && p < end; p = e) {
+		e = bosh_element_end(p, end);
+		if (e == NULL || e == p)
+			break; /* not after bosh_split */
+		bosh_feed(s, p, (size_t)(e - p));
+	}
 	for (struct xml_node *ch = inner != NULL ? NULL : body->children; ch != NULL; ch = ch->next) {
 		if (ch->type != XML_ELEMENT)
 			continue;
@@ -626,56 +632,81 @@ static bool bosh_declares_default(const char *p, const char *e)
 	return false;
 }
 
-/* [p, end) is balanced elements that declare their default namespace,
- * with whitespace between them (see above). */
-static bool bosh_payload_plain(const char *p, const char *end)
+/* The end of the element that starts at p (after whitespace): balanced,
+ * declaring its default namespace, not prefixed; NULL if it is not one,
+ * or p when only whitespace is left. */
+static const char *bosh_element_end(const char *p, const char *end)
 {
+	while (p < end && bosh_space(*p))
+		p++;
+	if (p == end)
+		return p;
+	if (*p != '<')
+		return NULL;
 	unsigned depth = 0;
-	while (p < end) {
+	do {
 		if (*p != '<') {
-			if (depth > 0) {
-				const char *lt = memchr(p, '<', (size_t)(end - p));
-				p = lt != NULL ? lt : end;
-				continue;
-			}
-			if (!bosh_space(*p))
-				return false;
-			p++;
-			continue;
+			const char *lt = memchr(p, '<', (size_t)(end - p));
+			if (lt == NULL)
+				return NULL;
+			p = lt;
 		}
 		const char *t = p + 1;
 		if (t >= end || *t == '?')
-			return false;
+			return NULL;
 		if (*t == '!') {
 			if (depth == 0 || (size_t)(end - t) < 8 || memcmp(t, "![CDATA[", 8) != 0)
-				return false;
+				return NULL;
 			const char *c = memmem(t + 8, (size_t)(end - t - 8), "]]>", 3);
 			if (c == NULL)
-				return false;
+				return NULL;
 			p = c + 3;
 			continue;
 		}
 		const char *e = bosh_tag_end(t, end);
 		if (e == NULL)
-			return false;
+			return NULL;
 		if (*t == '/') {
 			if (depth == 0)
-				return false;
+				return NULL;
 			depth--;
 		} else {
 			if (depth == 0) {
 				for (const char *n = t; n < e && !bosh_space(*n) && *n != '/'; n++)
 					if (*n == ':')
-						return false;
+						return NULL;
 				if (!bosh_declares_default(t, e))
-					return false;
+					return NULL;
 			}
 			if (e[-1] != '/')
 				depth++;
 		}
 		p = e + 1;
+	} while (depth > 0 && p < end);
+	return depth == 0 ? p : NULL;
+}
+
+/* [p, end) is such elements with whitespace between them. */
+static bool bosh_payload_plain(const char *p, const char *end)
+{
+	while (p < end) {
+		const char *e = bosh_element_end(p, end);
+		if (e == NULL)
+			return false;
+		p = e;
 	}
-	return depth == 0;
+	return true;
+}
+
+/* A prefix declared on <body/> ("P:" at [x, x + n]) is used in [p, end) as
+ * a name (after '<', '/' or whitespace).  Text that only looks so sends the
+ * request down the tree path, which is right as well. */
+static bool bosh_prefix_used(const char *p, const char *end, const char *prefix, size_t n)
+{
+	for (const char *x = p; (x = memmem(x, (size_t)(end - x), prefix, n)) != NULL; x += n)
+		if (x == p || x[-1] == '<' || x[-1] == '/' || bosh_space(x[-1]))
+			return true;
+	return false;
 }
 
 /* The <body/> of a request that can take the direct path (its start tag
@@ -721,7 +752,7 @@ static struct xml_node *bosh_split(const char *data, size_t len, const struct xm
 			return NULL;
 		memcpy(prefix, x, n);
 		prefix[n] = ':';
-		if (memmem(in, (size_t)(in_end - in), prefix, n + 1) != NULL)
+		if (bosh_prefix_used(in, in_end, prefix, n + 1))
 			return NULL;
 	}
 	if (!bosh_payload_plain(in, in_end))
