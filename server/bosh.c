@@ -31,7 +31,7 @@
  *   'ack' shows that an answer sent over BOSH_REPORT_AFTER seconds ago
  *   never arrived.
  * - Per-account rate limits (the stream's delay hook) hold the session's
- *   input back until the debt is paid, request by request; the requests
+ *   input back until the debt is paid, stanza by stanza; the requests
  *   are answered as usual meanwhile.
  * - Session ids are compared in constant time.
  * - Input that arrives while the stream is paused (c2s waits on a
@@ -617,17 +617,24 @@ static const char *bosh_tag_end(const char *p, const char *end)
 	return NULL;
 }
 
-/* The start tag [p, e) (name first) declares a default namespace. */
+/* The start tag [p, e) (name first) declares a default namespace: an
+ * attribute named xmlns, outside quoted values. */
 static bool bosh_declares_default(const char *p, const char *e)
 {
-	for (const char *x = p; (x = memmem(x, (size_t)(e - x), "xmlns", 5)) != NULL; x += 5) {
-		if (x == p || !bosh_space(x[-1]))
-			continue;
-		const char *y = x + 5;
-		while (y < e && bosh_space(*y))
-			y++;
-		if (y < e && *y == '=')
-			return true;
+	char quote = 0;
+	for (const char *x = p; x < e; x++) {
+		if (quote != 0) {
+			if (*x == quote)
+				quote = 0;
+		} else if (*x == '\'' || *x == '"') {
+			quote = *x;
+		} else if (bosh_space(*x) && e - x > 6 && memcmp(x + 1, "xmlns", 5) == 0) {
+			const char *y = x + 6;
+			while (y < e && bosh_space(*y))
+				y++;
+			if (y < e && *y == '=')
+				return true;
+		}
 	}
 	return false;
 }
