@@ -4,9 +4,10 @@
  * A session is a stream without a socket (stream_new_virtual) run by the
  * client state machine (c2s_attach), as for TCP and WebSocket: the same
  * SASL, binding, stream management and limits.  Each POSTed <body/> is
- * checked (rid, sid) and its children fed to the stream's parser in rid
- * order; xmpp:restart='true' feeds a new stream header, type='terminate'
- * the stream's end.  What c2s writes is split into elements (the stream
+ * checked (rid, sid) and its payload fed to the stream's parser in rid
+ * order (the bytes between the tags, once: see "the direct path");
+ * xmpp:restart='true' feeds a new stream header, type='terminate' the
+ * stream's end.  What c2s writes is split into elements (the stream
  * header dropped) and queued; a request is answered as soon as something
  * is queued, or empty after 'wait' seconds; at most 'hold' requests are
  * kept (an older one is answered empty when one more comes).
@@ -76,6 +77,8 @@ struct bosh_req {
 	uint64_t rid;
 	double deadline;
 	struct xml_node *body; /* early ones */
+	char *inner;           /* early ones on the direct path: the payload */
+	size_t inner_len;
 	struct bosh_session *s;
 	uint64_t report; /* 0, or the rid of an answer the client missed */
 	double report_ms;
@@ -119,6 +122,7 @@ static const struct listen_config bosh_lc = { .module = LISTEN_C2S, .starttls = 
 
 static void bosh_answer(struct bosh_session *s, struct bosh_req *q);
 static void bosh_req_cancel(void *ctx);
+static const char *bosh_element_end(const char *p, const char *end);
 static void bosh_schedule(struct bosh_session *s);
 
 static struct bosh_session *bosh_find(const char *sid)
@@ -400,6 +404,7 @@ static void bosh_req_cancel(void *ctx)
 		}
 	}
 	xml_unref(&q->body);
+	free(q->inner);
 	free(q);
 	bosh_schedule(s);
 }
@@ -454,8 +459,11 @@ static bool bosh_has_payload(const struct xml_node *body)
 	return false;
 }
 
-/* One request in rid order: its input, then it waits for output. */
-static void bosh_handle(struct bosh_session *s, uint64_t rid, struct xml_node *body, struct http_reply *r)
+/* One request in rid order: its input, then it waits for output.  The
+ * input is inner (inner_len bytes, checked by bosh_split) when it is not
+ * NULL, else the element children of body. */
+static void bosh_handle(struct bosh_session *s, uint64_t rid, struct xml_node *body, const char *inner,
+                        size_t inner_len, struct http_reply *r)
 {
 	double now = ev_now(s->loop);
 	const char *type = xml_attr(body, "type");
@@ -471,7 +479,8 @@ static void bosh_handle(struct bosh_session *s, uint64_t rid, struct xml_node *b
 	}
 	/* XEP-0124 section 11: empty requests faster than 'polling' while the
 	 * window is full (every one, for a polling session) */
-	if (!bosh_has_payload(body) && !terminate && !restarting && pause_v == NULL &&
+	bool payload = inner != NULL ? inner_len > 0 : bosh_has_payload(body);
+	if (!payload && !terminate && !restarting && pause_v == NULL &&
 	    s->nheld + s->nearly + 1 >= s->hold + 1 && now - s->last_request < s->polling) {
 		bosh_end(s, r, "policy-violation");
 		return;
@@ -497,7 +506,14 @@ static void bosh_handle(struct bosh_session *s, uint64_t rid, struct xml_node *b
 		const char *to = xml_attr(body, "to");
 		bosh_stream_header(s, to != NULL ? to : "");
 	}
-	for (struct xml_node *ch = body->children; ch != NULL; ch = ch->next) {
+	/* element by element, so that a rate limit holds the rest back */
+	for (const char *p = inner, *end = inner + inner_len, *e; inner != NULL && p < end; p = e) {
+		e = bosh_element_end(p, end);
+		if (e == NULL || e == p)
+			break; /* not after bosh_split */
+		bosh_feed(s, p, (size_t)(e - p));
+	}
+	for (struct xml_node *ch = inner != NULL ? NULL : body->children; ch != NULL; ch = ch->next) {
 		if (ch->type != XML_ELEMENT)
 			continue;
 		struct buf b = { 0 };
@@ -535,6 +551,7 @@ static void bosh_free(struct stream *st)
 	for (size_t i = 0; i < s->nearly; i++) {
 		struct bosh_req *q = s->early[i];
 		xml_unref(&q->body);
+		free(q->inner);
 		bosh_reply_body(NULL, q->r, " type='terminate' condition='item-not-found'");
 		free(q);
 	}
@@ -561,6 +578,203 @@ static const struct stream_transport bosh_transport = {
 	.free = bosh_free,
 	.delay = bosh_delay,
 };
+
+/* ---- the direct path ------------------------------------------------------------- */
+
+/*
+ * Most requests are fed without building a tree of their payload: the
+ * <body> start tag is parsed alone (its namespace, attributes and the
+ * attribute limit checked as on the tree path) and the bytes between the
+ * tags go once to the stream's parser, which checks stanza size, depth and
+ * the XML wall as it does for TCP.  A request takes this path only when its
+ * payload means the same there as inside <body>: a sequence of balanced
+ * elements, each declaring its default namespace, with only whitespace
+ * between them, no comment, processing instruction or declaration, no use
+ * of a prefix that <body> declares, and the whole request within the
+ * stanza size limit (the tree path's limit on the <body> element).  Any
+ * other request takes the tree path and is answered as before.
+ */
+
+static bool bosh_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The '>' that ends the tag whose name starts at p, outside quotes. */
+static const char *bosh_tag_end(const char *p, const char *end)
+{
+	char quote = 0;
+	for (; p < end; p++) {
+		if (quote != 0) {
+			if (*p == quote)
+				quote = 0;
+		} else if (*p == '\'' || *p == '"') {
+			quote = *p;
+		} else if (*p == '>') {
+			return p;
+		}
+	}
+	return NULL;
+}
+
+/* The start tag [p, e) (name first) declares a default namespace: an
+ * attribute named xmlns, outside quoted values. */
+static bool bosh_declares_default(const char *p, const char *e)
+{
+	char quote = 0;
+	for (const char *x = p; x < e; x++) {
+		if (quote != 0) {
+			if (*x == quote)
+				quote = 0;
+		} else if (*x == '\'' || *x == '"') {
+			quote = *x;
+		} else if (bosh_space(*x) && e - x > 6 && memcmp(x + 1, "xmlns", 5) == 0) {
+			const char *y = x + 6;
+			while (y < e && bosh_space(*y))
+				y++;
+			if (y < e && *y == '=')
+				return true;
+		}
+	}
+	return false;
+}
+
+/* The end of the element that starts at p (after whitespace): balanced,
+ * declaring its default namespace, not prefixed; NULL if it is not one,
+ * or p when only whitespace is left. */
+static const char *bosh_element_end(const char *p, const char *end)
+{
+	while (p < end && bosh_space(*p))
+		p++;
+	if (p == end)
+		return p;
+	if (*p != '<')
+		return NULL;
+	unsigned depth = 0;
+	do {
+		if (*p != '<') {
+			const char *lt = memchr(p, '<', (size_t)(end - p));
+			if (lt == NULL)
+				return NULL;
+			p = lt;
+		}
+		const char *t = p + 1;
+		if (t >= end || *t == '?')
+			return NULL;
+		if (*t == '!') {
+			if (depth == 0 || (size_t)(end - t) < 8 || memcmp(t, "![CDATA[", 8) != 0)
+				return NULL;
+			const char *c = memmem(t + 8, (size_t)(end - t - 8), "]]>", 3);
+			if (c == NULL)
+				return NULL;
+			p = c + 3;
+			continue;
+		}
+		const char *e = bosh_tag_end(t, end);
+		if (e == NULL)
+			return NULL;
+		if (*t == '/') {
+			if (depth == 0)
+				return NULL;
+			depth--;
+		} else {
+			if (depth == 0) {
+				for (const char *n = t; n < e && !bosh_space(*n) && *n != '/'; n++)
+					if (*n == ':')
+						return NULL;
+				if (!bosh_declares_default(t, e))
+					return NULL;
+			}
+			if (e[-1] != '/')
+				depth++;
+		}
+		p = e + 1;
+	} while (depth > 0 && p < end);
+	return depth == 0 ? p : NULL;
+}
+
+/* [p, end) is such elements with whitespace between them. */
+static bool bosh_payload_plain(const char *p, const char *end)
+{
+	while (p < end) {
+		const char *e = bosh_element_end(p, end);
+		if (e == NULL)
+			return false;
+		p = e;
+	}
+	return true;
+}
+
+/* A prefix declared on <body/> ("P:" at [x, x + n]) is used in [p, end) as
+ * a name (after '<', '/' or whitespace).  Text that only looks so sends the
+ * request down the tree path, which is right as well. */
+static bool bosh_prefix_used(const char *p, const char *end, const char *prefix, size_t n)
+{
+	for (const char *x = p; (x = memmem(x, (size_t)(end - x), prefix, n)) != NULL; x += n)
+		if (x == p || x[-1] == '<' || x[-1] == '/' || bosh_space(x[-1]))
+			return true;
+	return false;
+}
+
+/* The <body/> of a request that can take the direct path (its start tag
+ * alone, as an element without children) and its payload in *inner; NULL
+ * for a request that takes the tree path. */
+static struct xml_node *bosh_split(const char *data, size_t len, const struct xml_parser_limits *pl,
+                                   const char **inner, size_t *inner_len)
+{
+	if (data == NULL || len > pl->max_stanza)
+		return NULL;
+	const char *p = data, *end = data + len;
+	while (p < end && bosh_space(*p))
+		p++;
+	while (end > p && bosh_space(end[-1]))
+		end--;
+	if (end - p < 7 || memcmp(p, "<body", 5) != 0 || !(bosh_space(p[5]) || p[5] == '>' || p[5] == '/'))
+		return NULL;
+	const char *e = bosh_tag_end(p + 1, end);
+	if (e == NULL)
+		return NULL;
+	const char *in = end, *in_end = end;
+	if (e[-1] != '/') {
+		if (end - (e + 1) < 7 || memcmp(end - 7, "</body>", 7) != 0)
+			return NULL;
+		in = e + 1;
+		in_end = end - 7;
+	} else if (e + 1 != end) {
+		return NULL;
+	}
+	while (in < in_end && bosh_space(*in))
+		in++;
+	while (in_end > in && bosh_space(in_end[-1]))
+		in_end--;
+	/* a prefix declared on <body> is unknown to the stream's parser */
+	for (const char *x = p; (x = memmem(x, (size_t)(e - x), "xmlns:", 6)) != NULL;) {
+		x += 6;
+		const char *y = x;
+		while (y < e && *y != '=' && !bosh_space(*y))
+			y++;
+		char prefix[64];
+		size_t n = (size_t)(y - x);
+		if (n == 0 || n + 1 > sizeof(prefix))
+			return NULL;
+		memcpy(prefix, x, n);
+		prefix[n] = ':';
+		if (bosh_prefix_used(in, in_end, prefix, n + 1))
+			return NULL;
+	}
+	if (!bosh_payload_plain(in, in_end))
+		return NULL;
+	struct buf head = { 0 };
+	buf_append(&head, p, (size_t)(e - p));
+	buf_append_str(&head, e[-1] == '/' ? ">" : "/>");
+	struct xml_node *body = xml_parse_string(head.data, head.len, NULL, pl, NULL);
+	buf_free(&head);
+	if (body != NULL) {
+		*inner = in;
+		*inner_len = (size_t)(in_end - in);
+	}
+	return body;
+}
 
 /* ---- the handler ------------------------------------------------------------------ */
 
@@ -665,8 +879,11 @@ static void bosh_handler(void *ctx, const struct http_request *rq, struct http_r
 		.max_depth = limits->max_depth,
 		.max_attrs = limits->max_attrs,
 	};
-	const char *err = NULL;
-	struct xml_node *body = xml_parse_string(rq->body, rq->body_len, NULL, &pl, &err);
+	const char *err = NULL, *inner = NULL;
+	size_t inner_len = 0;
+	struct xml_node *body = bosh_split(rq->body, rq->body_len, &pl, &inner, &inner_len);
+	if (body == NULL)
+		body = xml_parse_string(rq->body, rq->body_len, NULL, &pl, &err);
 	uint64_t rid;
 	if (body == NULL || !xml_is(body, "body", NS_HTTPBIND) || !parse_u64(xml_attr(body, "rid"), &rid)) {
 		xml_unref(&body);
@@ -722,12 +939,17 @@ static void bosh_handler(void *ctx, const struct http_request *rq, struct http_r
 		q->r = r;
 		q->rid = rid;
 		q->body = body;
+		if (inner != NULL) { /* the request's bytes go with it */
+			q->inner = xmalloc(inner_len + 1);
+			memcpy(q->inner, inner, inner_len);
+			q->inner_len = inner_len;
+		}
 		q->s = s;
 		http_reply_on_cancel(r, bosh_req_cancel, q);
 		s->early[s->nearly++] = q;
 		return;
 	}
-	bosh_handle(s, rid, body, r);
+	bosh_handle(s, rid, body, inner, inner_len, r);
 	xml_unref(&body);
 	/* the requests that came early, in order */
 	for (bool found = true; found && !s->st->dead;) {
@@ -737,8 +959,9 @@ static void bosh_handler(void *ctx, const struct http_request *rq, struct http_r
 				continue;
 			struct bosh_req *q = s->early[i];
 			s->early[i] = s->early[--s->nearly];
-			bosh_handle(s, q->rid, q->body, q->r);
+			bosh_handle(s, q->rid, q->body, q->inner, q->inner_len, q->r);
 			xml_unref(&q->body);
+			free(q->inner);
 			free(q);
 			found = true;
 			break;

@@ -3,6 +3,13 @@
  * /.well-known/host-meta.json advertise the XMPP over WebSocket and BOSH
  * endpoints to web clients, with the CORS headers of http.cors_origins so that
  * browser code from those origins may read them.  Loop thread.
+ *
+ * XEP-0025 HTTP polling (server/httppoll.c) is not advertised: the
+ * host-meta method of XEP-0156 (1.4.0) defines link relations for BOSH
+ * and WebSocket only (urn:xmpp:alt-connections:xbosh and :websocket).
+ * The alt-connections registry's _xmpp-client-httppoll is an attribute of
+ * the DNS TXT method, which XEP-0156 no longer has; polling clients are
+ * given the URL by hand.
  */
 #include "http.h"
 #include "server.h"

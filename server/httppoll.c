@@ -19,6 +19,9 @@
  * - A request with a bad key is refused whole: none of its XML is read,
  *   and the session goes on (a guessed id cannot end someone's session).
  * - Input that arrives while the stream is paused is kept, in order.
+ * - Per-account rate limits (the stream's delay hook, as for BOSH) hold
+ *   the session's input back until the debt is paid, request by request;
+ *   polls are answered as usual meanwhile, and nothing is lost.
  * - When the stream ends, the session stays until its last output was
  *   fetched or 'inactivity' passed; a session with no request for
  *   http.bosh_inactivity seconds ends.
@@ -48,8 +51,10 @@ struct hp_session {
 	size_t input_off;
 	double last_seen;
 	double inactivity;
+	double slow_until; /* input waits until then (rate limits) */
 	bool expired;
 	ev_timer timer;
+	ev_timer slow; /* feeds what waited when slow_until passes */
 	struct hp_session *next;
 };
 
@@ -67,6 +72,7 @@ static void hp_session_free(struct hp_session *s)
 	}
 	nsessions--;
 	ev_timer_stop(s->loop, &s->timer);
+	ev_timer_stop(s->loop, &s->slow);
 	buf_free(&s->out);
 	buf_free(&s->input);
 	explicit_bzero(s->key, sizeof(s->key));
@@ -102,7 +108,7 @@ static void hp_feed(struct hp_session *s, const char *xml, size_t len)
 	struct stream *st = s->st;
 	if (st == NULL || st->dead || st->closing || len == 0)
 		return;
-	if (st->paused || s->input.len > s->input_off) {
+	if (st->paused || s->input.len > s->input_off || ev_now(s->loop) < s->slow_until) {
 		buf_append(&s->input, &len, sizeof(len));
 		buf_append(&s->input, xml, len);
 		return;
@@ -110,21 +116,57 @@ static void hp_feed(struct hp_session *s, const char *xml, size_t len)
 	stream_feed_xml(st, xml, len);
 }
 
-static bool hp_resume(struct stream *st)
+/* Feed what was held back, in order, until the stream pauses or the rate
+ * limit holds it again. */
+static void hp_drain(struct hp_session *s)
 {
-	struct hp_session *s = st->transport_ctx;
-	while (s->input.len > s->input_off && !st->paused && !st->closing && !st->dead) {
+	struct stream *st = s->st;
+	while (st != NULL && s->input.len > s->input_off && !st->paused && !st->closing && !st->dead &&
+	       ev_now(s->loop) >= s->slow_until) {
 		size_t len;
 		memcpy(&len, s->input.data + s->input_off, sizeof(len));
 		const char *xml = s->input.data + s->input_off + sizeof(len);
 		s->input_off += sizeof(len) + len;
 		stream_feed_xml(st, xml, len);
+		st = s->st; /* NULL if the stream ended and was freed */
 	}
 	if (s->input.len <= s->input_off) {
 		buf_free(&s->input);
 		s->input_off = 0;
 	}
+}
+
+static bool hp_resume(struct stream *st)
+{
+	hp_drain(st->transport_ctx);
 	return false;
+}
+
+static void hp_slow_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct hp_session *s = w->data;
+	(void)loop;
+	(void)revents;
+	hp_drain(s);
+	if (s->st != NULL && s->input.len > s->input_off && !ev_is_active(&s->slow) &&
+	    s->slow_until > ev_now(s->loop)) {
+		ev_timer_set(&s->slow, s->slow_until - ev_now(s->loop), 0);
+		ev_timer_start(s->loop, &s->slow);
+	}
+}
+
+/* Per-account rate limits: input waits (the polls are still answered);
+ * what is already fed goes on. */
+static void hp_delay(struct stream *st, double seconds)
+{
+	struct hp_session *s = st->transport_ctx;
+	double until = ev_now(s->loop) + seconds;
+	if (until <= s->slow_until)
+		return;
+	s->slow_until = until;
+	ev_timer_stop(s->loop, &s->slow);
+	ev_timer_set(&s->slow, seconds, 0);
+	ev_timer_start(s->loop, &s->slow);
 }
 
 static void hp_free(struct stream *st)
@@ -142,6 +184,7 @@ static const struct stream_transport hp_transport = {
 	.output = hp_output,
 	.resume = hp_resume,
 	.free = hp_free,
+	.delay = hp_delay,
 };
 
 static void hp_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -200,6 +243,8 @@ static struct hp_session *hp_create(const struct http_request *rq)
 	ev_timer_init(&s->timer, hp_timer_cb, s->inactivity, 0);
 	s->timer.data = s;
 	ev_timer_start(s->loop, &s->timer);
+	ev_timer_init(&s->slow, hp_slow_cb, 0, 0);
+	s->slow.data = s;
 	struct xml_parser_limits pl = {
 		.max_stanza = limits->max_stanza_size,
 		.max_depth = limits->max_depth,

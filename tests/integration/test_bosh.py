@@ -420,3 +420,82 @@ def test_stanza_rate_slows_a_bosh_session(limited):
     waited = time.monotonic() - start
     assert waited >= 3.0, waited
     assert waited < 30, waited
+
+
+def raw_post(b, data):
+    """POST data as it is (not the client's own <body/>): (status, text)."""
+    b.conn.request('POST', b.path, body=data.encode(), headers={'Content-Type': 'text/xml; charset=utf-8'})
+    r = b.conn.getresponse()
+    return r.status, r.read().decode()
+
+
+def delivered_before(bob, marker):
+    """The message bodies bob gets up to the one that says marker."""
+    seen = []
+
+    def pred(e):
+        if e.tag == q(NS_CLIENT, 'message'):
+            seen.append(e.findtext(q(NS_CLIENT, 'body')))
+            return seen[-1] == marker
+        return False
+    bob.wait_for(pred, timeout=10)
+    return seen
+
+
+def msg(to, text, inside=''):
+    return "<message xmlns='jabber:client' to='%s' type='chat'><body>%s</body>%s</message>" % (to, text, inside)
+
+
+def test_payload_limits_and_framing(srv):
+    """A request's payload goes to the stream's parser without a tree of
+    it being built first: the limits still hold there.  A stanza over the
+    size limit, a <body/> in another namespace and a stanza split over two
+    requests are refused (400) and the session goes on; a stanza too deep
+    ends the session with a stream error; none of them is delivered."""
+    bob = RawClient(srv.port)
+    bob.login('bob', srv.password('bob'), resource=unique('tcp-'))
+    b = Bosh(srv)
+    b.login('alice', srv.password('alice'), unique('limits-'))
+    head = "<body xmlns='%s' rid='%%d' sid='%s'>" % (NS_HTTPBIND, b.sid)
+    # over max_stanza_size (256 KiB by default)
+    status, _ = raw_post(b, head % (b.rid + 1) + msg(bob.jid, 'big' + 'x' * 300000) + '</body>')
+    assert status == 400
+    # a <body/> that is not in the httpbind namespace
+    status, _ = raw_post(b, (head % (b.rid + 1)).replace(NS_HTTPBIND, 'urn:example:not-bosh')
+                         + msg(bob.jid, 'bad-ns') + '</body>')
+    assert status == 400
+    # half a stanza: the rest would come in the next request
+    status, _ = raw_post(b, head % (b.rid + 1) + msg(bob.jid, 'split')[:40] + '</body>')
+    assert status == 400
+    b.send(msg(bob.jid, 'after-refusals'))
+    assert delivered_before(bob, 'after-refusals') == ['after-refusals']
+    # deeper than max_depth (64): a stream error ends the session
+    body = b.send(msg(bob.jid, 'deep', '<x xmlns="urn:example:deep">' * 80 + '</x>' * 80))
+    while body.get('type') != 'terminate':
+        body = b.send()
+    err = body.find(q(NS_STREAM, 'error'))
+    assert err is not None, ET.tostring(body)
+    assert err.find(q('urn:ietf:params:xml:ns:xmpp-streams', 'policy-violation')) is not None, ET.tostring(body)
+    b2 = Bosh(srv)
+    b2.login('alice', srv.password('alice'), unique('limits-'))
+    b2.send(msg(bob.jid, 'after-deep'))
+    assert delivered_before(bob, 'after-deep') == ['after-deep']
+    bob.close()
+
+
+def test_payload_that_needs_the_body_context(srv):
+    """Stanzas that lean on <body/>'s namespace declarations (a prefix it
+    declares, several stanzas with whitespace and CDATA) mean the same as
+    before and are delivered."""
+    bob = RawClient(srv.port)
+    bob.login('bob', srv.password('bob'), resource=unique('tcp-'))
+    b = Bosh(srv)
+    b.login('alice', srv.password('alice'), unique('ctx-'))
+    b.rid += 1
+    status, text = raw_post(b, "<body xmlns='%s' xmlns:jc='jabber:client' rid='%d' sid='%s'>"
+                            "<jc:message to='%s' type='chat'><jc:body>prefixed</jc:body></jc:message>"
+                            "</body>" % (NS_HTTPBIND, b.rid, b.sid, bob.jid))
+    assert status == 200, text
+    b.send('\n ' + msg(bob.jid, '<![CDATA[one <&>]]>') + ' \n' + msg(bob.jid, 'two') + '\n')
+    assert delivered_before(bob, 'two') == ['prefixed', 'one <&>', 'two']
+    bob.close()

@@ -181,3 +181,36 @@ def test_off_by_default(tmp_path):
         assert r.status == 404
     finally:
         s.finish()
+
+
+class LimitedPollParleyd(PollParleyd):
+    def write_config(self):
+        super().write_config()
+        text = self.config.read_text()
+        assert 'modules:\n  disco: {}\n' in text, 'the harness configuration changed'
+        text = text.replace('modules:\n  disco: {}\n',
+                            'modules:\n  disco: {}\n  limits: { stanza_rate: 10, stanza_burst: 20 }\n', 1)
+        self.config.write_text(text)
+
+
+def test_stanza_rate_slows_a_polling_session(tmp_path):
+    """Past modules.limits.stanza_rate a polling session's input waits
+    (about 4 s of debt for 60 pings over a burst of 20 at 10/s, one
+    request each), as for BOSH; nothing is lost and the session stays up."""
+    s = LimitedPollParleyd(tmp_path)
+    s.start()
+    s.create_users()
+    try:
+        p = Poller(s, chain_len=50)
+        poll_login(p, 'alice', s.password('alice'), unique('rate-'))
+        ids = ['r%d' % i for i in range(60)]
+        start = time.monotonic()
+        for i in ids:
+            p.post("<iq type='get' id='%s' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>" % (i, HOST))
+        for i in ids:
+            p.wait_for(r"id=['\"]%s['\"]" % i, timeout=40)
+        waited = time.monotonic() - start
+        assert waited >= 3.0, waited
+        assert waited < 30, waited
+    finally:
+        s.finish()
