@@ -608,21 +608,6 @@ static void add_counts(struct counts *to, const struct counts *from)
 	to->archive += from->archive;
 }
 
-/* The password and SCRAM values of a <user/> built by read_user, wiped
- * before the tree is freed. */
-static void wipe_credentials(struct xml_node *u)
-{
-	const char *pw = xml_attr(u, "password");
-	if (pw != NULL)
-		explicit_bzero((char *)pw, strlen(pw));
-	for (struct xml_node *c = xml_child(u, "scram-credentials", NS_PIE_SCRAM); c != NULL;
-	     c = xml_next(c, "scram-credentials", NS_PIE_SCRAM))
-		for (struct xml_node *v = xml_first_element(c); v != NULL; v = xml_next(v, NULL, NULL))
-			for (struct xml_node *t = v->children; t != NULL; t = t->next)
-				if (t->type == XML_TEXT)
-					explicit_bzero((char *)t->text, t->text_len);
-}
-
 static void import_one(struct run *r, struct source *s, struct storage *st, const struct host_config *hc,
                        const struct row *w)
 {
@@ -653,7 +638,7 @@ static void import_one(struct run *r, struct source *s, struct storage *st, cons
 		                               w->iterations, r->report, &n);
 		int rc = u == NULL ? -3 : xep0227_import_user(r->loop, st, hc, user, u, r->report, &err);
 		if (u != NULL) {
-			wipe_credentials(u);
+			xep0227_wipe_secrets(u);
 			xml_unref(&u);
 		}
 		if (rc == 0 &&

@@ -537,6 +537,7 @@ static void vcard_element(struct puser *pu)
 
 static void puser_clear(struct puser *pu)
 {
+	xep0227_wipe_secrets(pu->u);
 	xml_unref(&pu->u);
 	free_secret_str(&pu->iter);
 	free_secret_str(&pu->salt);

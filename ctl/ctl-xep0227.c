@@ -57,6 +57,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,7 @@
 
 #define NS_PIE "urn:xmpp:pie:0"
 #define NS_PIE_SCRAM "urn:xmpp:pie:0#scram"
+#define NS_PROSODY_EXT "http://prosody.im/protocol/extended-xep0227"
 #define NS_VCARD "vcard-temp"
 #define NS_PRIVATE "jabber:iq:private"
 #define NS_PRIVACY "jabber:iq:privacy"
@@ -456,6 +458,29 @@ static void pep_cb(enum storage_result res, const struct pubsub_node_item *nodes
 
 /* Everything of user at host as a <user/> element (the caller unrefs), or
  * NULL with *error_r; the SCRAM values written for target. */
+/* Wipe the secrets a <user/> tree holds (its password attribute, Prosody's
+ * SCRAM attributes, the SCRAM values) before it is freed. */
+void xep0227_wipe_secrets(struct xml_node *u)
+{
+	if (u == NULL)
+		return;
+	for (const struct xml_attr *a = u->attrs; a != NULL; a = a->next) {
+		bool secret = a->ns == NULL ? strcmp(a->name, "password") == 0
+		                            : strcmp(a->ns, NS_PROSODY_EXT) == 0 &&
+		                                      (strcmp(a->name, "salt") == 0 ||
+		                                       strcmp(a->name, "server_key") == 0 ||
+		                                       strcmp(a->name, "stored_key") == 0);
+		if (secret)
+			explicit_bzero((char *)a->value, strlen(a->value));
+	}
+	for (struct xml_node *c = xml_child(u, "scram-credentials", NS_PIE_SCRAM); c != NULL;
+	     c = xml_next(c, "scram-credentials", NS_PIE_SCRAM))
+		for (struct xml_node *v = xml_first_element(c); v != NULL; v = xml_next(v, NULL, NULL))
+			for (struct xml_node *t = v->children; t != NULL; t = t->next)
+				if (t->type == XML_TEXT)
+					explicit_bzero((char *)t->text, t->text_len);
+}
+
 static struct xml_node *read_user(struct ev_loop *loop, struct storage *st, const char *host,
                                   const char *user, enum xep0227_target target, char **error_r)
 {
@@ -581,6 +606,7 @@ static int export_host(struct ev_loop *loop, const struct host_config *hc, enum 
 			}
 			xml_serialize(&b, u, NS_PIE);
 			buf_append_str(&b, "\n");
+			xep0227_wipe_secrets(u);
 			xml_unref(&u);
 			if (fwrite(b.data, 1, b.len, f) != b.len) {
 				*error_r = xasprintf("cannot write: %s", strerror(errno));
@@ -604,18 +630,32 @@ static int export_host(struct ev_loop *loop, const struct host_config *hc, enum 
 	return rc;
 }
 
+/* A new file at tmp, readable by its owner only from the start (it holds
+ * credentials): a file or link already there is removed first, and none
+ * is followed. */
+static FILE *open_private(const char *tmp)
+{
+	unlink(tmp);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return NULL;
+	FILE *f = fdopen(fd, "w");
+	if (f == NULL)
+		close(fd);
+	return f;
+}
+
 /* Write the hosts (NULL-terminated array) into one file at path. */
 static int export_file(struct ev_loop *loop, const struct host_config *const *hosts,
                        enum xep0227_target target, const char *path, unsigned *users_r, char **error_r)
 {
 	char *tmp = xasprintf("%s.tmp", path);
-	FILE *f = fopen(tmp, "w");
+	FILE *f = open_private(tmp);
 	if (f == NULL) {
 		*error_r = xasprintf("%s: %s", tmp, strerror(errno));
 		free(tmp);
 		return -1;
 	}
-	fchmod(fileno(f), 0600); /* it holds credentials */
 	int rc = 0;
 	if (fputs("<?xml version='1.0' encoding='UTF-8'?>\n<server-data xmlns='" NS_PIE "'>\n", f) < 0)
 		rc = -1;
@@ -642,13 +682,12 @@ static int export_file(struct ev_loop *loop, const struct host_config *const *ho
 static int write_whole(const char *path, const struct buf *text, char **error_r)
 {
 	char *tmp = xasprintf("%s.tmp", path);
-	FILE *f = fopen(tmp, "w");
+	FILE *f = open_private(tmp);
 	if (f == NULL) {
 		*error_r = xasprintf("%s: %s", tmp, strerror(errno));
 		free(tmp);
 		return -1;
 	}
-	fchmod(fileno(f), 0600);
 	int rc = fwrite(text->data, 1, text->len, f) == text->len ? 0 : -1;
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0)
 		rc = -1;
@@ -686,11 +725,13 @@ static int export_prosody_host(struct ev_loop *loop, const struct host_config *h
 		struct xml_node *h = xml_add_child(doc, "host", NS_PIE);
 		xml_set_attr(h, "jid", hc->name);
 		xml_append_copy(h, u);
+		xep0227_wipe_secrets(u);
 		xml_unref(&u);
 		struct buf b = { 0 };
 		buf_append_str(&b, "<?xml version='1.0' encoding='UTF-8'?>\n");
 		xml_serialize(&b, doc, NULL);
 		buf_append_str(&b, "\n");
+		xep0227_wipe_secrets(xml_child(xml_child(doc, "host", NS_PIE), "user", NS_PIE));
 		xml_unref(&doc);
 		char *file = xasprintf("%s/%s@%s.xml", dir, users.items[i], hc->name);
 		rc = write_whole(file, &b, error_r);
@@ -969,7 +1010,6 @@ static int scram_from_xml(const struct xml_node *el, struct storage_account *acc
 
 /* Attributes Prosody's older xep0227 store wrote for hashed passwords,
  * in a namespace of its own, with the salt as it is and the keys in hex. */
-#define NS_PROSODY_EXT "http://prosody.im/protocol/extended-xep0227"
 
 static const char *prosody_attr(const struct xml_node *u, const char *name)
 {
@@ -1980,6 +2020,7 @@ static bool user_too_large(struct pie_reader *p)
 	                         "not imported",
 	                         p->path, name != NULL ? name : "", p->hc->name, USER_MAX_MB));
 	flush_text(p);
+	xep0227_wipe_secrets(p->user);
 	xml_unref(&p->user);
 	p->cur = NULL;
 	p->skip_depth = p->host_depth + 1;
@@ -2037,11 +2078,21 @@ static void XMLCALL on_start(void *data, const XML_Char *name, const XML_Char **
 		if (p->r == NULL) {
 			list_take(&p->hosts, xstrdup(jid != NULL ? jid : ""));
 		} else {
-			/* Known: the check pass made sure. */
+			/* Known, as the check pass made sure, unless the file changed
+			 * since. */
 			char *domain = jid_nameprep(jid);
-			p->hc = config_host(p->r->cfg, domain);
+			p->hc = domain != NULL ? config_host(p->r->cfg, domain) : NULL;
 			free(domain);
 			char *err = NULL;
+			if (p->hc == NULL) {
+				run_fail(p->r, xasprintf("%s: the host '%s' is not configured (did the file "
+				                         "change during the import?)",
+				                         p->path, jid != NULL ? jid : ""));
+				p->r->stop = true;
+				reader_stop(p, NULL);
+				xml_unref(&el);
+				return;
+			}
 			p->st = open_store(p->r->loop, p->hc, &err);
 			if (p->st == NULL) {
 				run_fail(p->r, err);
@@ -2070,13 +2121,18 @@ static void XMLCALL on_end(void *data, const XML_Char *name)
 	}
 	if (p->user != NULL) {
 		flush_text(p);
-		if (user_too_large(p))
+		if (user_too_large(p)) {
+			/* at </user> itself the user has ended: nothing is left to skip */
+			if (d == p->host_depth + 1)
+				p->skip_depth = 0;
 			return;
+		}
 		if (d > p->host_depth + 1) {
 			p->cur = p->cur->parent;
 			return;
 		}
 		import_user_el(p->r, p->path, p->hc, p->st, p->user);
+		xep0227_wipe_secrets(p->user);
 		xml_unref(&p->user);
 		p->cur = NULL;
 		if (p->r->stop)
@@ -2170,6 +2226,7 @@ static int reader_run(struct pie_reader *p)
 	fclose(f);
 	flush_text(p);
 	buf_free(&p->text);
+	xep0227_wipe_secrets(p->user);
 	xml_unref(&p->user);
 	if (p->st != NULL)
 		storage_close(&p->st);

@@ -92,6 +92,10 @@ int xep0227_import_user(struct ev_loop *loop, struct storage *st, const struct h
 bool xep0227_account_exists(struct ev_loop *loop, struct storage *st, const char *host, const char *user,
                             enum storage_result *res_r);
 
+/* Wipe the secrets a <user/> element holds (password, SCRAM values),
+ * before it is freed. */
+void xep0227_wipe_secrets(struct xml_node *u);
+
 /* Move every user of host old_domain to new_domain (both configured),
  * with all its data, and rewrite JIDs at old_domain to new_domain in the
  * rosters, privacy lists and block lists of every user of every host.  A

@@ -160,3 +160,37 @@ def test_import_user_too_large(empty_srv, tmp_path):
     assert 'imported 2 users, skipped 0, 1 failure' in r.stdout, r.stdout
     assert sorted(u for (u,) in s.db_query('SELECT username FROM users WHERE server_host = ?',
                                            (HOST,))) == ['after', 'before']
+
+
+def test_user_too_large_at_its_end_tag(empty_srv, tmp_path):
+    """A <user/> that passes the limit only at its own end tag: it is
+    refused by name, and the user after it, the end of its host and the
+    next host are read as usual (the users of the second host on that
+    host)."""
+    from parleytest import OTHER
+    s = empty_srv
+    path = tmp_path / 'edge-user.xml'
+    head = "<user name='edge' password='pw'><x xmlns='urn:example:pad'>"
+    limit = USER_MAX_MB * 1024 * 1024
+    try:
+        with open(path, 'w') as f:
+            f.write("<server-data xmlns='urn:xmpp:pie:0'><host jid='%s'>" % HOST)
+            f.write(user_xml('before', 'AAAA', 0, ''))
+            # the <x/> ends below the limit, the white space after it
+            # carries </user> past it
+            f.write(head + 'a' * (limit - len(head) - 64) + '</x>' + ' ' * 128 + '</user>')
+            f.write(user_xml('after', 'AAAA', 0, ''))
+            f.write("</host><host jid='%s'>" % OTHER)
+            f.write(user_xml('first', 'AAAA', 0, ''))
+            f.write(user_xml('second', 'AAAA', 0, ''))
+            f.write('</host></server-data>')
+        r, rss = import_measured(s, path)
+    finally:
+        path.unlink()
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "the user 'edge' of host %s takes more than %d MB of the file" % (HOST, USER_MAX_MB) \
+        in r.stderr, r.stderr
+    assert 'imported 4 users, skipped 0, 1 failure' in r.stdout, r.stdout
+    rows = s.db_query('SELECT server_host, username FROM users ORDER BY server_host, username')
+    assert sorted(rows) == sorted([(HOST, 'after'), (HOST, 'before'), (OTHER, 'first'),
+                                   (OTHER, 'second')]), rows
