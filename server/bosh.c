@@ -331,6 +331,13 @@ static void bosh_feed(struct bosh_session *s, const char *xml, size_t len)
 	if (st->dead || st->closing)
 		return;
 	if (st->paused || s->input.len > s->input_off || ev_now(s->loop) < s->slow_until) {
+		/* Held back while paused or slowed, but the requests are still
+		 * answered, so nothing else stops the client: at most max_output. */
+		if (s->input.len - s->input_off + len > st->max_output) {
+			st->ops->error(st, STE_POLICY_VIOLATION,
+			               "too much input while the session is held back");
+			return;
+		}
 		buf_append(&s->input, &len, sizeof(len));
 		buf_append(&s->input, xml, len);
 		return;

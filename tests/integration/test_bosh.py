@@ -394,6 +394,9 @@ class LimitedBoshParleyd(BoshParleyd):
         assert 'modules:\n  disco: {}\n' in text, 'the harness configuration changed'
         text = text.replace('modules:\n  disco: {}\n',
                             'modules:\n  disco: {}\n  limits: { stanza_rate: 10, stanza_burst: 20 }\n', 1)
+        # a smaller output cap, which also bounds held-back input
+        assert 'limits:\n  max_stanza_size: 64K\n' in text, 'the harness configuration changed'
+        text = text.replace('limits:\n  max_stanza_size: 64K\n', 'limits:\n  max_stanza_size: 64K\n  max_output: 256K\n', 1)
         self.config.write_text(text)
 
 
@@ -420,6 +423,28 @@ def test_stanza_rate_slows_a_bosh_session(limited):
     waited = time.monotonic() - start
     assert waited >= 3.0, waited
     assert waited < 30, waited
+
+
+def test_input_held_back_is_bounded(limited):
+    """While the rate limit holds a BOSH session's input back, its requests
+    are still answered, so the held input is what is bounded: past
+    max_output (256 KiB here) the session ends with a policy-violation instead of
+    growing without end."""
+    b = Bosh(limited, wait=1)
+    b.login('alice', limited.password('alice'), unique('held-'))
+    # 200 pings: about 18 s of debt at 10/s over a burst of 20
+    b.send(''.join(PING % ('d%d' % i) for i in range(200)))
+    big = "<message xmlns='jabber:client' to='bob@%s' type='chat'><body>%s</body></message>" \
+        % (HOST, 'h' * 40000)
+    ended = None
+    for _ in range(16):   # up to 640 kB in 40 kB requests
+        body = b.send(big)
+        if body.get('type') == 'terminate':
+            ended = b.last_raw.decode()
+            break
+    assert ended is not None, 'the session took 640 kB of held-back input'
+    assert 'policy-violation' in ended, ended
+    assert 'too much input while the session is held back' in limited.log()
 
 
 def raw_post(b, data):
