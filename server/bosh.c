@@ -95,9 +95,8 @@ struct bosh_session {
 	size_t nheld;
 	struct bosh_req *early[BOSH_WINDOW];
 	size_t nearly;
-	struct buf out;   /* elements queued for the client */
-	struct buf input; /* serialised input while paused: size_t length, bytes */
-	size_t input_off;
+	struct buf out;                   /* elements queued for the client */
+	struct held_input input;          /* held back while paused or slowed */
 	bool ended;                       /* the stream ended: answer with terminate */
 	const char *condition;            /* with terminate: why (NULL: a normal end) */
 	struct bosh_sent sent[BOSH_KEEP]; /* answers for a resend, oldest first */
@@ -109,7 +108,6 @@ struct bosh_session {
 	double maxpause;     /* 0: no pauses */
 	double polling;      /* the shortest interval between empty polls */
 	double last_request; /* when the latest request arrived */
-	double slow_until;   /* input held back until then (rate limits) */
 	double idle_since;   /* no request held since; 0: one is held */
 	struct bosh_session *next;
 };
@@ -282,7 +280,7 @@ static void bosh_timer_event(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct bosh_session *s = w->data;
 	(void)revents;
-	if (s->input.len > s->input_off && ev_now(loop) >= s->slow_until)
+	if (held_input_waiting(&s->input) && ev_now(loop) >= s->input.until)
 		bosh_drain(s);
 	if (s->st == NULL || s->st->dead)
 		return;
@@ -316,8 +314,8 @@ static void bosh_schedule(struct bosh_session *s)
 		at = s->held[0]->deadline;
 	else
 		at = s->idle_since + bosh_idle_limit(s) + 0.01;
-	if (s->input.len > s->input_off && s->slow_until > now && s->slow_until < at)
-		at = s->slow_until;
+	if (held_input_waiting(&s->input) && s->input.until > now && s->input.until < at)
+		at = s->input.until;
 	ev_timer_stop(s->loop, &s->timer);
 	ev_timer_set(&s->timer, at > now ? at - now : 0, 0);
 	ev_timer_start(s->loop, &s->timer);
@@ -330,19 +328,7 @@ static void bosh_feed(struct bosh_session *s, const char *xml, size_t len)
 	struct stream *st = s->st;
 	if (st->dead || st->closing)
 		return;
-	if (st->paused || s->input.len > s->input_off || ev_now(s->loop) < s->slow_until) {
-		/* Held back while paused or slowed, but the requests are still
-		 * answered, so nothing else stops the client: at most max_output. */
-		if (s->input.len - s->input_off + len > st->max_output) {
-			st->ops->error(st, STE_POLICY_VIOLATION,
-			               "too much input while the session is held back");
-			return;
-		}
-		buf_append(&s->input, &len, sizeof(len));
-		buf_append(&s->input, xml, len);
-		return;
-	}
-	stream_feed_xml(st, xml, len);
+	held_input_feed(&s->input, st, xml, len);
 }
 
 /* Feed what was held back, in order, until the stream pauses or the rate
@@ -350,18 +336,7 @@ static void bosh_feed(struct bosh_session *s, const char *xml, size_t len)
 static void bosh_drain(struct bosh_session *s)
 {
 	struct stream *st = s->st;
-	while (s->input.len > s->input_off && !st->paused && !st->closing && !st->dead &&
-	       ev_now(s->loop) >= s->slow_until) {
-		size_t len;
-		memcpy(&len, s->input.data + s->input_off, sizeof(len));
-		const char *xml = s->input.data + s->input_off + sizeof(len);
-		s->input_off += sizeof(len) + len;
-		stream_feed_xml(st, xml, len);
-	}
-	if (s->input.len <= s->input_off) {
-		buf_free(&s->input);
-		s->input_off = 0;
-	}
+	held_input_drain(&s->input, &s->st, ev_now(s->loop));
 	if (!st->dead)
 		bosh_schedule(s);
 }
@@ -378,8 +353,8 @@ static void bosh_delay(struct stream *st, double seconds)
 {
 	struct bosh_session *s = st->transport_ctx;
 	double until = ev_now(s->loop) + seconds;
-	if (until > s->slow_until)
-		s->slow_until = until;
+	if (until > s->input.until)
+		s->input.until = until;
 	bosh_schedule(s);
 }
 
@@ -572,7 +547,7 @@ static void bosh_free(struct stream *st)
 	}
 	nsessions--;
 	buf_free(&s->out);
-	buf_free(&s->input);
+	held_input_free(&s->input);
 	bosh_acked(s, UINT64_MAX);
 	free(s);
 	st->transport_ctx = NULL;

@@ -46,15 +46,13 @@ struct hp_session {
 	char key[HP_MAX_KEY + 1]; /* the key the next one must hash to */
 	struct stream *st;        /* NULL once the stream is freed */
 	struct ev_loop *loop;
-	struct buf out;   /* written by the server, not fetched yet */
-	struct buf input; /* serialised input while paused: size_t length, bytes */
-	size_t input_off;
+	struct buf out;          /* written by the server, not fetched yet */
+	struct held_input input; /* held back while paused or slowed */
 	double last_seen;
 	double inactivity;
-	double slow_until; /* input waits until then (rate limits) */
 	bool expired;
 	ev_timer timer;
-	ev_timer slow; /* feeds what waited when slow_until passes */
+	ev_timer slow; /* feeds what waited when input.until passes */
 	struct hp_session *next;
 };
 
@@ -74,7 +72,7 @@ static void hp_session_free(struct hp_session *s)
 	ev_timer_stop(s->loop, &s->timer);
 	ev_timer_stop(s->loop, &s->slow);
 	buf_free(&s->out);
-	buf_free(&s->input);
+	held_input_free(&s->input);
 	explicit_bzero(s->key, sizeof(s->key));
 	free(s);
 }
@@ -108,39 +106,14 @@ static void hp_feed(struct hp_session *s, const char *xml, size_t len)
 	struct stream *st = s->st;
 	if (st == NULL || st->dead || st->closing || len == 0)
 		return;
-	if (st->paused || s->input.len > s->input_off || ev_now(s->loop) < s->slow_until) {
-		/* Held back while paused or slowed, but the requests are still
-		 * answered, so nothing else stops the client: at most max_output. */
-		if (s->input.len - s->input_off + len > st->max_output) {
-			st->ops->error(st, STE_POLICY_VIOLATION,
-			               "too much input while the session is held back");
-			return;
-		}
-		buf_append(&s->input, &len, sizeof(len));
-		buf_append(&s->input, xml, len);
-		return;
-	}
-	stream_feed_xml(st, xml, len);
+	held_input_feed(&s->input, st, xml, len);
 }
 
 /* Feed what was held back, in order, until the stream pauses or the rate
- * limit holds it again. */
+ * limit holds it again (s->st is NULL once the stream ended). */
 static void hp_drain(struct hp_session *s)
 {
-	struct stream *st = s->st;
-	while (st != NULL && s->input.len > s->input_off && !st->paused && !st->closing && !st->dead &&
-	       ev_now(s->loop) >= s->slow_until) {
-		size_t len;
-		memcpy(&len, s->input.data + s->input_off, sizeof(len));
-		const char *xml = s->input.data + s->input_off + sizeof(len);
-		s->input_off += sizeof(len) + len;
-		stream_feed_xml(st, xml, len);
-		st = s->st; /* NULL if the stream ended and was freed */
-	}
-	if (s->input.len <= s->input_off) {
-		buf_free(&s->input);
-		s->input_off = 0;
-	}
+	held_input_drain(&s->input, &s->st, ev_now(s->loop));
 }
 
 static bool hp_resume(struct stream *st)
@@ -155,9 +128,9 @@ static void hp_slow_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	hp_drain(s);
-	if (s->st != NULL && s->input.len > s->input_off && !ev_is_active(&s->slow) &&
-	    s->slow_until > ev_now(s->loop)) {
-		ev_timer_set(&s->slow, s->slow_until - ev_now(s->loop), 0);
+	if (s->st != NULL && held_input_waiting(&s->input) && !ev_is_active(&s->slow) &&
+	    s->input.until > ev_now(s->loop)) {
+		ev_timer_set(&s->slow, s->input.until - ev_now(s->loop), 0);
 		ev_timer_start(s->loop, &s->slow);
 	}
 }
@@ -168,9 +141,9 @@ static void hp_delay(struct stream *st, double seconds)
 {
 	struct hp_session *s = st->transport_ctx;
 	double until = ev_now(s->loop) + seconds;
-	if (until <= s->slow_until)
+	if (until <= s->input.until)
 		return;
-	s->slow_until = until;
+	s->input.until = until;
 	ev_timer_stop(s->loop, &s->slow);
 	ev_timer_set(&s->slow, seconds, 0);
 	ev_timer_start(s->loop, &s->slow);

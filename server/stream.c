@@ -719,6 +719,44 @@ static enum xml_feed_result stream_feed(struct stream *s, const char *data, size
 	return r;
 }
 
+bool held_input_feed(struct held_input *h, struct stream *s, const char *xml, size_t len)
+{
+	if (!s->paused && !held_input_waiting(h) && ev_now(s->loop) >= h->until) {
+		stream_feed_xml(s, xml, len);
+		return true;
+	}
+	/* The requests are still answered, so nothing else stops the client. */
+	if (h->buf.len - h->off + len > s->max_output) {
+		s->ops->error(s, STE_POLICY_VIOLATION, "too much input while the session is held back");
+		return false;
+	}
+	buf_append(&h->buf, &len, sizeof(len));
+	buf_append(&h->buf, xml, len);
+	return true;
+}
+
+void held_input_drain(struct held_input *h, struct stream **sp, double now)
+{
+	struct stream *s = *sp;
+	while (s != NULL && held_input_waiting(h) && !s->paused && !s->closing && !s->dead &&
+	       now >= h->until) {
+		size_t len;
+		memcpy(&len, h->buf.data + h->off, sizeof(len));
+		const char *xml = h->buf.data + h->off + sizeof(len);
+		h->off += sizeof(len) + len;
+		stream_feed_xml(s, xml, len);
+		s = *sp;
+	}
+	if (!held_input_waiting(h))
+		held_input_free(h);
+}
+
+void held_input_free(struct held_input *h)
+{
+	buf_free(&h->buf);
+	h->off = 0;
+}
+
 bool stream_feed_xml(struct stream *s, const char *data, size_t len)
 {
 	if (s->dead || s->closing || s->paused)

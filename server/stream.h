@@ -171,6 +171,28 @@ void stream_set_transport(struct stream *s, const struct stream_transport *t, vo
 bool stream_feed_xml(struct stream *s, const char *data, size_t len);
 /* For transports: queue bytes as they are (no output translation). */
 void stream_write_raw(struct stream *s, const char *data, size_t len);
+
+/* For transports without a socket (BOSH, HTTP polling), which answer
+ * their requests while the stream's input waits: the input held back
+ * while the stream is paused or slowed by the rate limits, in order. */
+struct held_input {
+	struct buf buf; /* size_t length, then the bytes, per piece */
+	size_t off;     /* where the next piece starts */
+	double until;   /* input waits until then (stream_delay_input) */
+};
+/* Feed xml to s now, or hold it back when s is paused, input already
+ * waits or it is before h->until.  Held input past s->max_output ends
+ * the stream with a policy-violation (false). */
+bool held_input_feed(struct held_input *h, struct stream *s, const char *xml, size_t len);
+/* Feed what waits, in order, until the stream pauses or is slowed again.
+ * *sp is read again after each piece: the owner may set it to NULL when
+ * the stream ends. */
+void held_input_drain(struct held_input *h, struct stream **sp, double now);
+static inline bool held_input_waiting(const struct held_input *h)
+{
+	return h->buf.len > h->off;
+}
+void held_input_free(struct held_input *h);
 /* Close once the queued output is written, writing nothing more (no
  * stream error, no </stream:stream>); the same lingering close as
  * stream_close. */
