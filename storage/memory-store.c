@@ -374,7 +374,7 @@ static enum storage_result mem_account_list(void *conn, struct account_list_job 
 		    (r->after == NULL || strcmp(ms->users[i]->user, r->after) > 0) &&
 		    (r->match == NULL || strstr(ms->users[i]->user, r->match) != NULL))
 			strlist_push(&l, ms->users[i]->user);
-	if (r->limit > 0) {
+	if (r->limit > 0 && l.count > 0) {
 		qsort(l.items, l.count, sizeof(*l.items), cmp_str);
 		while (l.count > r->limit)
 			free(l.items[--l.count]);
