@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+import parleytest
 from parleytest import (FedParleyd, free_port, iq, login, logout, next_message, stanza_error, tostr,
                         unique)
 
@@ -32,10 +33,10 @@ pytestmark = pytest.mark.skipif(not HAVE_DNSLIB,
 A, B, C, D, E = 'a.test', 'b.test', 'c.test', 'd.test', 'e.test'
 
 
-@pytest.fixture(scope='module')
-def net(tmp_path_factory):
+def start_net(base):
+    """The test DNS server and parleyd a, b and c on fresh ports: (a, b, c,
+    dns), or ServerError (nothing left running)."""
     from parleytest import TestDNS
-    base = tmp_path_factory.mktemp('s2s-dns')
     pa, pb, pc_tls = free_port(), free_port(), free_port()
     dns = TestDNS({
         ('_xmpp-server._tcp.' + B, 'SRV'): [(10, 0, pb, 'srv-b.test')],
@@ -55,9 +56,30 @@ def net(tmp_path_factory):
         for s in (a, b, c):
             s.start_with_users()
             servers.append(s)
+        return a, b, c, dns
+    except BaseException:
+        for s in servers:
+            if s.running():
+                s.finish()
+        dns.stop()
+        raise
+
+
+@pytest.fixture(scope='module')
+def net(tmp_path_factory):
+    # The ports are picked before the servers bind them, so a test running
+    # beside this one may take one first: then start again on others.
+    for attempt in range(3):
+        try:
+            a, b, c, dns = start_net(tmp_path_factory.mktemp('s2s-dns'))
+            break
+        except parleytest.ServerError as e:
+            if 'Address already in use' not in str(e) or attempt == 2:
+                raise
+    try:
         yield a, b, c, dns
     finally:
-        for s in servers:
+        for s in (a, b, c):
             if s.running():
                 s.finish()
         dns.stop()
