@@ -193,15 +193,28 @@ def test_presence_both_ways_and_subscription(comps, user):
     got = bob.wait_for(lambda e: e.tag == q(NS_CLIENT, 'presence') and e.get('from') == 'room@%s/bot' % ECHO)
     assert got.get('type') is None
 
-    # a subscription to the component's JID
+    # a subscription to the component's JID (bob asks for his roster first,
+    # so that he gets its pushes)
+    bob.iq('get', "<query xmlns='jabber:iq:roster'/>")
     bob.send("<presence to='%s' type='subscribe'/>" % ECHO)
     sub = comp.wait_stanza('presence', lambda e: e.get('type') == 'subscribe')
     assert sub.get('from') == 'bob@' + HOST, tostr(sub)
     comp.send("<presence from='%s' to='bob@%s' type='subscribed'/>" % (ECHO, HOST))
     comp.send("<presence from='%s' to='bob@%s'/>" % (ECHO, HOST))
-    avail = bob.wait_for(lambda e: e.tag == q(NS_CLIENT, 'presence') and e.get('from') == ECHO
-                         and e.get('type') is None, what='presence of the component')
-    assert avail is not None
+    # the presence of the component, and the roster push that comes once
+    # the subscription is stored, in either order: a roster get waits for
+    # the push
+    seen = set()
+
+    def both(e):
+        if e.tag == q(NS_CLIENT, 'presence') and e.get('from') == ECHO and e.get('type') is None:
+            seen.add('presence')
+        if e.tag == q(NS_CLIENT, 'iq') and e.get('type') == 'set' and any(
+                i.get('jid') == ECHO and i.get('subscription') in ('to', 'both')
+                for i in e.iter('{jabber:iq:roster}item')):
+            seen.add('push')
+        return seen == {'presence', 'push'}
+    bob.wait_for(both, what='presence of the component and the roster push')
     roster = bob.iq('get', "<query xmlns='jabber:iq:roster'/>")
     items = {i.get('jid'): i.get('subscription')
              for i in roster.iter('{jabber:iq:roster}item')}
