@@ -465,6 +465,12 @@ static int opt_set(const struct opt_def *d, const struct cfg_node *n, const char
 		*error_r = opt_type_error(d, n, section);
 		return -1;
 	}
+	/* An empty value means "not set": a string option without a default
+	 * becomes unset, one with a default keeps what it has (the default, or
+	 * the value a host section inherited), since the code behind it relies
+	 * on a value. */
+	if (cfg_is_null(n) && d->default_value != NULL)
+		return 0;
 
 	const char *s = n->value;
 	unsigned long long u;
