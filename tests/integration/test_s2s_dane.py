@@ -11,7 +11,9 @@ accepts a.test's SASL EXTERNAL, and a.test keeps dialback allowed:
 - c.test: secure SRV -> srv-c.test, secure TLSA 3 1 1 of another key:
   refused, without falling back to dialback;
 - d.test: SRV -> srv-d.test and a mismatching TLSA, none of it secure:
-  today's behaviour (dialback);
+  today's behaviour (dialback), and no TLSA query at all;
+- f.test: secure SRV -> srv-f.test, a mismatching TLSA without AD:
+  asked, and ignored (dialback);
 - e.test: secure SRV -> srv-e.test whose TLSA lookup fails (SERVFAIL):
   that host is not used;
 - with s2s.dane off (after a reload), c.test's records are ignored.
@@ -36,7 +38,7 @@ except ImportError:
 pytestmark = pytest.mark.skipif(not HAVE_DNSLIB,
                                 reason='python3-dnslib is not installed (apt-get install python3-dnslib)')
 
-A, B, C, D, E = 'a.test', 'b.test', 'c.test', 'd.test', 'e.test'
+A, B, C, D, E, F = 'a.test', 'b.test', 'c.test', 'd.test', 'e.test', 'f.test'
 
 
 def spki_sha256(cert_pem):
@@ -57,15 +59,16 @@ def start_net(base):
                               '_%d._tcp.srv-b.test' % pp,
                               '_xmpps-server._tcp.' + C, '_xmpp-server._tcp.' + C,
                               '_%d._tcp.srv-c.test' % pp,
-                              '_xmpps-server._tcp.' + E, '_xmpp-server._tcp.' + E})
+                              '_xmpps-server._tcp.' + E, '_xmpp-server._tcp.' + E,
+                              '_xmpps-server._tcp.' + F, '_xmpp-server._tcp.' + F})
     servers = []
     try:
         a = FedParleyd(base / 'a', A, {('alice', A): 'alice-secret'}, s2s_port=pa, cert=ca[A],
                        s2s={'connect_timeout': '20s', 'dane': 'true',
                             'dns_servers': '["127.0.0.1:%d"]' % dns.port})
         peer = FedParleyd(base / 'peer', B, {('bob', B): 'bob-secret', ('carl', C): 'carl-secret',
-                                             ('dora', D): 'dora-secret'},
-                          peers={A: pa}, s2s_port=pp, more_domains=(C, D),
+                                             ('dora', D): 'dora-secret', ('fred', F): 'fred-secret'},
+                          peers={A: pa}, s2s_port=pp, more_domains=(C, D, F),
                           s2s={'ca_file': str(ca['ca'])})
         for s in (a, peer):
             s.start_with_users()
@@ -85,6 +88,9 @@ def start_net(base):
             ('_xmpp-server._tcp.' + E, 'SRV'): [(10, 0, pp, 'srv-e.test')],
             ('srv-e.test', 'A'): ['127.0.0.1'],
             ('_%d._tcp.srv-e.test' % pp, 'TLSA'): 'SERVFAIL',
+            ('_xmpp-server._tcp.' + F, 'SRV'): [(10, 0, pp, 'srv-f.test')],
+            ('srv-f.test', 'A'): ['127.0.0.1'],
+            ('_%d._tcp.srv-f.test' % pp, 'TLSA'): [(3, 1, 1, wrong)],
         }
         dns.records.update({(n.lower(), t): v for (n, t), v in recs.items()})
         return a, peer, dns
@@ -162,20 +168,33 @@ def test_mismatching_tlsa_refuses_without_dialback(net, run):
     assert 'a.test -> c.test: ready' not in log, log[-3000:]
 
 
-def test_insecure_tlsa_is_ignored(net, run):
-    a, peer, dns = net
-
+def send_through(a, peer, user, domain, run):
     async def go():
-        alice = await login(a, 'alice', host=A, resource='d')
-        dora = await login(peer, 'dora', host=D, resource='d')
-        body = unique('insecure ')
-        alice.send_message(mto='dora@' + D, mbody=body, mtype='chat')
-        await next_message(dora, pred=lambda m: m['body'] == body, timeout=25)
-        await logout(alice, dora)
+        alice = await login(a, 'alice', host=A, resource=domain)
+        them = await login(peer, user, host=domain, resource='x')
+        body = unique('to %s ' % domain)
+        alice.send_message(mto='%s@%s' % (user, domain), mbody=body, mtype='chat')
+        await next_message(them, pred=lambda m: m['body'] == body, timeout=25)
+        await logout(alice, them)
     run(go(), timeout=60)
-    assert ('_%d._tcp.srv-d.test' % peer.s2s_port, 'TLSA') not in dns.queries or \
-        'does not match the TLSA records of _%d._tcp.srv-d.test' % peer.s2s_port not in a.log()
+
+
+def test_insecure_zone_is_ignored(net, run):
+    """Nothing secure: the TLSA name is not even asked (RFC 7673 4.1)."""
+    a, peer, dns = net
+    send_through(a, peer, 'dora', D, run)
+    assert ('srv-d.test', 'A') in dns.queries, dns.queries
+    assert ('_%d._tcp.srv-d.test' % peer.s2s_port, 'TLSA') not in dns.queries, dns.queries
     assert out_auth(a, D) == ['dialback'], a.ctl('s2s-list').stdout
+
+
+def test_insecure_tlsa_answer_is_ignored(net, run):
+    """A secure SRV, a TLSA answer without AD: asked, not believed."""
+    a, peer, dns = net
+    send_through(a, peer, 'fred', F, run)
+    assert ('_%d._tcp.srv-f.test' % peer.s2s_port, 'TLSA') in dns.queries, dns.queries
+    assert 'TLSA _%d._tcp.srv-f.test: not DNSSEC-secure' % peer.s2s_port in a.log(), a.log()[-3000:]
+    assert out_auth(a, F) == ['dialback'], a.ctl('s2s-list').stdout
 
 
 def test_failed_tlsa_lookup_skips_the_host(net, run):
