@@ -189,11 +189,6 @@ void resolve_set_dane(bool on)
 	free(list);
 }
 
-bool resolve_dane_active(void)
-{
-	return dane_on && ad_trusted;
-}
-
 struct resolve_tlsa *resolve_tlsa_ref(struct resolve_tlsa *t)
 {
 	if (t != NULL)
@@ -356,6 +351,12 @@ int resolve_set_servers(const struct strlist *servers, char **error_r)
 	if (r != ARES_SUCCESS) {
 		*error_r = xasprintf("c-ares: cannot use these DNS servers: %s", ares_strerror(r));
 		return -1;
+	}
+	if (dane_on) {
+		/* the AD bit of the new servers is judged afresh */
+		char *list = NULL;
+		ad_trusted = servers_loopback(&list);
+		free(list);
 	}
 	return 0;
 }

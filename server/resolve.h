@@ -65,9 +65,6 @@ int resolve_set_servers(const struct strlist *servers, char **error_r);
  * is only believed from a validating resolver the operator runs on the
  * same host.  Logs what it decided. */
 void resolve_set_dane(bool on);
-/* Whether DANE is on and the AD bit is trusted (the servers in use are
- * all on loopback). */
-bool resolve_dane_active(void);
 /* Parse a TLSA answer (a whole DNS response, abuf of alen bytes): its
  * rcode into *rcode_r, the AD bit into *ad_r, and the usable TLSA records
  * of its answer section into a new struct (NULL when there are none).
