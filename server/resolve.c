@@ -8,6 +8,18 @@
  * the list from a zero timer, so a result (even one c-ares gave at once,
  * from /etc/hosts or for a bad name) never arrives inside resolve_s2s.
  *
+ * DANE (s2s.dane): the SRV queries go out through ares_send with the AD
+ * bit set, so the answer's AD bit says whether the resolver validated
+ * it; a target from a secure SRV answer (or the domain itself, when both
+ * SRV names are securely denied) also gets a TLSA query at
+ * _PORT._tcp.HOST beside its address query.  A secure TLSA answer with
+ * usable records rides on the target's addresses; an insecure or empty
+ * one changes nothing; a failed one (SERVFAIL: bogus, or no answer)
+ * drops the target's addresses, as RFC 7672 2.2 does for mail.  The AD
+ * bit is believed only when every DNS server in use is on loopback
+ * (resolve_set_dane).  c-ares 1.18 has no TLSA parser: the answer section
+ * is walked here (resolve_parse_tlsa) with ares_expand_name for names.
+ *
  * Invariant: a cancelled request stays allocated until its last c-ares
  * query has answered (c-ares cannot cancel one query), but its callback
  * is gone.
@@ -28,6 +40,12 @@
 
 #define MAX_TARGETS 16
 #define MAX_ADDRS 32
+#define MAX_TLSA 16
+#define T_TLSA 52
+#define T_SRV 33
+#define C_IN 1
+#define RCODE_NOERROR 0
+#define RCODE_NXDOMAIN 3
 
 struct sock_watch {
 	ev_io io;
@@ -40,6 +58,9 @@ struct target {
 	bool direct_tls;
 	struct resolve_addr addrs[8];
 	size_t naddrs;
+	bool dane;        /* its name came from a secure answer: ask its TLSA records */
+	bool dane_failed; /* the TLSA lookup failed: do not use this target */
+	struct resolve_tlsa *tlsa;
 };
 
 struct resolve_req {
@@ -51,6 +72,7 @@ struct resolve_req {
 	struct target targets[MAX_TARGETS];
 	size_t ntargets;
 	const char *error;
+	unsigned srv_denied_secure; /* SRV names securely without records (0..2) */
 	ev_timer deliver;
 };
 
@@ -61,6 +83,8 @@ static bool destroying; /* inside ares_destroy: every request is cancelled */
 static struct sock_watch *watches;
 static ev_timer timeout_w;
 static struct ares_addr_port_node *default_servers; /* resolv.conf's, for an empty list */
+static bool dane_on;                                /* s2s.dane */
+static bool ad_trusted;                             /* every DNS server in use is on loopback */
 
 static void arm_timeout(void)
 {
@@ -118,6 +142,144 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
 	ev_io_start(loop_, &w->io);
 }
 
+/* Whether every server c-ares asks is on loopback; *list_r (malloc'd)
+ * names them for logs. */
+static bool servers_loopback(char **list_r)
+{
+	struct ares_addr_port_node *servers = NULL;
+	struct buf names = { 0 };
+	bool all = ares_get_servers_ports(channel, &servers) == ARES_SUCCESS && servers != NULL;
+	for (struct ares_addr_port_node *n = servers; n != NULL; n = n->next) {
+		char ip[INET6_ADDRSTRLEN] = "?";
+		bool loop;
+		if (n->family == AF_INET) {
+			loop = (ntohl(n->addr.addr4.s_addr) >> 24) == 127;
+			inet_ntop(AF_INET, &n->addr.addr4, ip, sizeof(ip));
+		} else {
+			static const unsigned char one[16] = { [15] = 1 };
+			loop = n->family == AF_INET6 && memcmp(&n->addr.addr6, one, 16) == 0;
+			inet_ntop(AF_INET6, &n->addr.addr6, ip, sizeof(ip));
+		}
+		all &= loop;
+		buf_printf(&names, "%s%s", names.len > 0 ? ", " : "", ip);
+	}
+	if (servers != NULL)
+		ares_free_data(servers);
+	*list_r = names.data != NULL ? names.data : xstrdup("none");
+	return all;
+}
+
+void resolve_set_dane(bool on)
+{
+	dane_on = on;
+	ad_trusted = false;
+	if (!on || !ready)
+		return;
+	char *list = NULL;
+	ad_trusted = servers_loopback(&list);
+	if (ad_trusted)
+		log_info("s2s: DANE on: TLSA records count when the DNS server (%s, on loopback, which "
+		         "must validate DNSSEC) marks them authentic (AD)",
+		         list);
+	else
+		log_warning("s2s: DANE is on but the DNS servers (%s) are not all on loopback: their AD "
+		            "bit is not trusted, so no answer counts as secure and DANE never applies; "
+		            "run a validating resolver on this host and list it in s2s.dns_servers",
+		            list);
+	free(list);
+}
+
+struct resolve_tlsa *resolve_tlsa_ref(struct resolve_tlsa *t)
+{
+	if (t != NULL)
+		t->refs++;
+	return t;
+}
+
+void resolve_tlsa_unref(struct resolve_tlsa **tp)
+{
+	struct resolve_tlsa *t = *tp;
+	*tp = NULL;
+	if (t == NULL || --t->refs > 0)
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		free(t->recs[i].data);
+	free(t->recs);
+	free(t->host);
+	free(t);
+}
+
+/* Skip a (maybe compressed) name at *p; -1 when it runs out of abuf. */
+static int skip_name(const unsigned char **p, const unsigned char *abuf, int alen)
+{
+	char *name = NULL;
+	long enclen = 0;
+	if (ares_expand_name(*p, abuf, alen, &name, &enclen) != ARES_SUCCESS)
+		return -1;
+	ares_free_string(name);
+	*p += enclen;
+	return 0;
+}
+
+int resolve_parse_tlsa(const unsigned char *abuf, int alen, const char *host, unsigned port, int *rcode_r,
+                       bool *ad_r, struct resolve_tlsa **tlsa_r)
+{
+	*tlsa_r = NULL;
+	if (abuf == NULL || alen < 12)
+		return -1;
+	const unsigned char *end = abuf + alen, *p = abuf + 12;
+	*rcode_r = abuf[3] & 0x0f;
+	*ad_r = (abuf[3] & 0x20) != 0;
+	unsigned qd = (unsigned)abuf[4] << 8 | abuf[5], an = (unsigned)abuf[6] << 8 | abuf[7];
+	for (unsigned i = 0; i < qd; i++) {
+		if (skip_name(&p, abuf, alen) < 0 || end - p < 4)
+			return -1;
+		p += 4;
+	}
+	struct s2s_tlsa recs[MAX_TLSA];
+	size_t n = 0;
+	int ret = 0;
+	for (unsigned i = 0; i < an; i++) {
+		if (skip_name(&p, abuf, alen) < 0 || end - p < 10) {
+			ret = -1;
+			break;
+		}
+		unsigned type = (unsigned)p[0] << 8 | p[1], cls = (unsigned)p[2] << 8 | p[3];
+		size_t rdlen = (size_t)p[8] << 8 | p[9];
+		p += 10;
+		if ((size_t)(end - p) < rdlen) {
+			ret = -1;
+			break;
+		}
+		if (type == T_TLSA && cls == C_IN && rdlen >= 3 && n < MAX_TLSA) {
+			struct s2s_tlsa r = {
+				.usage = p[0], .selector = p[1], .mtype = p[2], .len = rdlen - 3
+			};
+			r.data = (unsigned char *)p + 3;
+			if (s2s_tlsa_usable(&r)) {
+				r.data = xmalloc(r.len);
+				memcpy(r.data, p + 3, r.len);
+				recs[n++] = r;
+			}
+		}
+		p += rdlen;
+	}
+	if (ret < 0 || n == 0) {
+		for (size_t i = 0; i < n; i++)
+			free(recs[i].data);
+		return ret;
+	}
+	struct resolve_tlsa *t = xcalloc(1, sizeof(*t));
+	t->refs = 1;
+	t->host = xstrdup(host);
+	t->port = port;
+	t->n = n;
+	t->recs = xcalloc(n, sizeof(*t->recs));
+	memcpy(t->recs, recs, n * sizeof(*recs));
+	*tlsa_r = t;
+	return 0;
+}
+
 int resolve_init(struct ev_loop *loop, char **error_r)
 {
 	if (ready)
@@ -164,6 +326,7 @@ void resolve_shutdown(void)
 	default_servers = NULL;
 	ares_library_cleanup();
 	ready = false;
+	ad_trusted = false;
 }
 
 int resolve_set_servers(const struct strlist *servers, char **error_r)
@@ -189,13 +352,21 @@ int resolve_set_servers(const struct strlist *servers, char **error_r)
 		*error_r = xasprintf("c-ares: cannot use these DNS servers: %s", ares_strerror(r));
 		return -1;
 	}
+	if (dane_on) {
+		/* the AD bit of the new servers is judged afresh */
+		char *list = NULL;
+		ad_trusted = servers_loopback(&list);
+		free(list);
+	}
 	return 0;
 }
 
 static void req_free(struct resolve_req *r)
 {
-	for (size_t i = 0; i < r->ntargets; i++)
+	for (size_t i = 0; i < r->ntargets; i++) {
 		free(r->targets[i].name);
+		resolve_tlsa_unref(&r->targets[i].tlsa);
+	}
 	free(r->domain);
 	free(r);
 }
@@ -205,9 +376,20 @@ static void deliver_event(struct ev_loop *loop, ev_timer *w, int revents)
 	struct resolve_req *r = w->data;
 	struct resolve_addr addrs[MAX_ADDRS];
 	size_t n = 0;
-	for (size_t i = 0; i < r->ntargets; i++)
-		for (size_t k = 0; k < r->targets[i].naddrs && n < MAX_ADDRS; k++)
-			addrs[n++] = r->targets[i].addrs[k];
+	for (size_t i = 0; i < r->ntargets; i++) {
+		struct target *t = &r->targets[i];
+		if (t->dane_failed) {
+			log_info("s2s %s: the TLSA lookup for %s failed (bogus or no answer): not "
+			         "connecting to it",
+			         r->domain, t->name);
+			r->error = "the TLSA lookup failed";
+			continue;
+		}
+		for (size_t k = 0; k < t->naddrs && n < MAX_ADDRS; k++) {
+			addrs[n] = t->addrs[k];
+			addrs[n++].tlsa = t->tlsa;
+		}
+	}
 	if (r->cb != NULL)
 		r->cb(r->ctx, addrs, n, n > 0 ? NULL : r->error != NULL ? r->error : "no address");
 	req_free(r);
@@ -328,12 +510,76 @@ void resolve_order_srv(struct resolve_srv *recs, size_t n, resolve_random_fn *rn
 	}
 }
 
+/* Send a query for name and type with RD, and AD when DANE is on. */
+static void send_query(const char *name, int type, ares_callback cb, void *arg)
+{
+	unsigned char *qbuf = NULL;
+	int qlen = 0;
+	int rc = ares_create_query(name, C_IN, type, 0, 1, &qbuf, &qlen, 0);
+	if (rc != ARES_SUCCESS) {
+		cb(arg, rc, 0, NULL, 0);
+		return;
+	}
+	if (dane_on)
+		qbuf[3] |= 0x20; /* AD: tell us whether you validated it */
+	ares_send(channel, qbuf, qlen, cb, arg);
+	ares_free_string(qbuf);
+}
+
+struct tlsa_query {
+	struct resolve_req *r;
+	struct target *t;
+};
+
+static void tlsa_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct tlsa_query *q = arg;
+	struct resolve_req *r = q->r;
+	struct target *t = q->t;
+	(void)timeouts;
+	int rcode = -1;
+	bool ad = false;
+	struct resolve_tlsa *tlsa = NULL;
+	if (status != ARES_SUCCESS ||
+	    resolve_parse_tlsa(abuf, alen, t->name, t->port, &rcode, &ad, &tlsa) < 0 ||
+	    (rcode != RCODE_NOERROR && rcode != RCODE_NXDOMAIN)) {
+		/* SERVFAIL is what a validating resolver answers for bogus data */
+		t->dane_failed = true;
+		log_debug("s2s %s: TLSA _%u._tcp.%s: %s", r->domain, t->port, t->name,
+		          status != ARES_SUCCESS ? ares_strerror(status) : "bad answer");
+	} else if (tlsa != NULL && ad && ad_trusted) {
+		log_debug("s2s %s: TLSA _%u._tcp.%s: %zu usable records, secure", r->domain, t->port, t->name,
+		          tlsa->n);
+		t->tlsa = tlsa;
+		tlsa = NULL;
+	} else {
+		log_debug("s2s %s: TLSA _%u._tcp.%s: %s: DANE does not apply", r->domain, t->port, t->name,
+		          tlsa == NULL ? "no usable record" : "not DNSSEC-secure (no AD)");
+	}
+	resolve_tlsa_unref(&tlsa);
+	free(q);
+	r->pending--;
+	req_step_done(r);
+}
+
+static void start_tlsa(struct resolve_req *r, struct target *t)
+{
+	struct tlsa_query *q = xcalloc(1, sizeof(*q));
+	q->r = r;
+	q->t = t;
+	char *name = xasprintf("_%u._tcp.%s", t->port, t->name);
+	send_query(name, T_TLSA, tlsa_cb, q);
+	free(name);
+}
+
 static void start_addrs(struct resolve_req *r)
 {
 	r->addr_phase = true;
 	if (r->ntargets == 0) {
 		r->targets[0].name = xstrdup(r->domain);
 		r->targets[0].port = 5269;
+		/* RFC 7673 4.1: no SRV records, securely: the domain's own TLSA */
+		r->targets[0].dane = r->srv_denied_secure == 2;
 		r->ntargets = 1;
 	}
 	struct resolve_srv order[MAX_TARGETS];
@@ -347,7 +593,10 @@ static void start_addrs(struct resolve_req *r)
 	for (size_t i = 0; i < r->ntargets; i++)
 		sorted[i] = r->targets[order[i].index];
 	memcpy(r->targets, sorted, r->ntargets * sizeof(r->targets[0]));
+	/* counted before any query starts: one may answer at once */
 	r->pending = (unsigned)r->ntargets;
+	for (size_t i = 0; i < r->ntargets; i++)
+		r->pending += r->targets[i].dane;
 	for (size_t i = 0; i < r->ntargets; i++) {
 		struct addr_query *q = xcalloc(1, sizeof(*q));
 		q->r = r;
@@ -359,6 +608,9 @@ static void start_addrs(struct resolve_req *r)
 			                             .ai_flags = ARES_AI_NUMERICSERV };
 		ares_getaddrinfo(channel, r->targets[i].name, port, &hints, addr_query_cb, q);
 	}
+	for (size_t i = 0; i < r->ntargets; i++)
+		if (r->targets[i].dane)
+			start_tlsa(r, &r->targets[i]);
 }
 
 static void req_step_done(struct resolve_req *r)
@@ -391,7 +643,12 @@ static void srv_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
 	struct resolve_req *r = q->r;
 	(void)timeouts;
 	struct ares_srv_reply *srv = NULL;
-	if (status == ARES_SUCCESS && ares_parse_srv_reply(abuf, alen, &srv) == ARES_SUCCESS) {
+	bool secure = status == ARES_SUCCESS && alen >= 12 && (abuf[3] & 0x20) && dane_on && ad_trusted;
+	int rcode = status == ARES_SUCCESS && alen >= 12 ? abuf[3] & 0x0f : -1;
+	int prc = rcode == RCODE_NOERROR ? ares_parse_srv_reply(abuf, alen, &srv) : ARES_ENOTFOUND;
+	if (secure && (rcode == RCODE_NXDOMAIN || (rcode == RCODE_NOERROR && prc == ARES_ENODATA)))
+		r->srv_denied_secure++;
+	if (prc == ARES_SUCCESS) {
 		for (struct ares_srv_reply *s = srv; s != NULL; s = s->next) {
 			/* "." says the service is not offered (RFC 2782). */
 			if (s->host[0] == '\0' || strcmp(s->host, ".") == 0 || r->ntargets >= MAX_TARGETS)
@@ -402,6 +659,7 @@ static void srv_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
 			t->priority = s->priority;
 			t->weight = s->weight;
 			t->direct_tls = q->direct_tls;
+			t->dane = secure; /* RFC 7673 4.1: TLSA of the target of a secure SRV */
 		}
 		ares_free_data(srv);
 	}
@@ -427,7 +685,7 @@ struct resolve_req *resolve_s2s(const char *domain, resolve_fn *cb, void *ctx)
 		q->r = r;
 		q->direct_tls = i == 0;
 		char *name = xasprintf("%s.%s", i == 0 ? "_xmpps-server._tcp" : "_xmpp-server._tcp", domain);
-		ares_query(channel, name, 1 /* C_IN */, 33 /* T_SRV */, srv_cb, q);
+		send_query(name, T_SRV, srv_cb, q);
 		free(name);
 	}
 	arm_timeout();

@@ -7,6 +7,7 @@
  * address and a port; paths are absolute; backoff <= max_backoff.
  */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,10 @@ static const struct opt_def s2s_defs[] = {
 	  0, "refuse peers whose certificate does not verify for their domain (no dialback)" },
 	{ "bidi", OPT_BOOL, OFF(s2s_config, bidi), "true", NULL, 0, 0,
 	  "one stream carries both directions (XEP-0288) when both certificates verify" },
+	{ "dane", OPT_BOOL, OFF(s2s_config, dane), "false", NULL, 0, 0,
+	  "check the certificates of servers we connect to against their DNSSEC-secure TLSA records "
+	  "(DANE-EE, DANE-TA); the AD bit is trusted only from DNS servers on loopback, which must "
+	  "validate" },
 	{ "ca_file", OPT_STRING, OFF(s2s_config, ca_file), NULL, NULL, 0, 0,
 	  "PEM bundle of the CAs peer certificates are checked against; unset: the system's" },
 	{ "dialback_secret_file", OPT_STRING, OFF(s2s_config, dialback_secret_file), NULL, NULL, 0, 0,
@@ -102,6 +107,18 @@ static int parse_hostport(const char *v, char **addr_r, unsigned *port_r)
 	return 0;
 }
 
+/* A DNS server entry ("address", or "address:port" parsed into addr) on
+ * loopback? */
+static bool loopback_server(const char *v, const char *addr)
+{
+	const char *a = addr != NULL ? addr : v;
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, a, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, a, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
 int s2s_config_load(struct s2s_config *c, const struct cfg_node *map, const struct cfg_node *fallback,
                     const char *dir, char **error_r)
 {
@@ -139,6 +156,16 @@ int s2s_config_load(struct s2s_config *c, const struct cfg_node *map, const stru
 			                             "(\"127.0.0.1:5353\", \"[::1]:53\"), got '%s'",
 			                             m);
 			free(m);
+			return -1;
+		}
+		if (c->dane && !loopback_server(v, addr)) {
+			char *m = cfg_value_for_msg(v);
+			*error_r = cfg_error_for_key(map, fallback, "s2s", "dns_servers",
+			                             "s2s.dane trusts the AD bit only from a validating "
+			                             "resolver on loopback (127.0.0.1, ::1), got '%s'",
+			                             m);
+			free(m);
+			free(addr);
 			return -1;
 		}
 		free(addr);

@@ -23,6 +23,12 @@
  * authenticated on this stream (else <invalid-from/>) and the pair of its
  * 'from' and 'to' domains did (else <host-unknown/>; peer_route).
  *
+ * DANE (s2s.dane): the resolver hands each address the secure TLSA
+ * records of its host (server/resolve.h); a connection to such an
+ * address must present a certificate that matches them
+ * (out_dane_check), which then stands for a verified certificate, and a
+ * mismatch fails the connection without dialback.
+ *
  * Bidirectional streams (XEP-0288): when both certificates verify, the
  * connecting side asks for one with <bidi/> before SASL EXTERNAL; the
  * accepting side then routes our stanzas for the peer over that incoming
@@ -100,6 +106,8 @@ struct s2s_out {
 	size_t naddrs, next_addr;
 	int fd; /* while connecting */
 	bool direct_tls;
+	struct resolve_tlsa *dane; /* TLSA of the address connected to (owned by addrs), or NULL */
+	bool dane_ok;              /* the peer's certificate matched them */
 	ev_io conn_w;
 	ev_timer timer; /* connect timeout */
 	ev_timer kick;  /* starts the connection from the loop */
@@ -377,6 +385,8 @@ static void out_free(struct s2s_out *o)
 	if (o->fd >= 0)
 		close(o->fd);
 	resolve_cancel(&o->res);
+	for (size_t i = 0; i < o->naddrs; i++)
+		resolve_tlsa_unref(&o->addrs[i].tlsa);
 	if (o->via != NULL)
 		o->via->bidi_out = NULL; /* the stream is the incoming one's */
 	else if (o->st != NULL)
@@ -554,6 +564,7 @@ static void out_conn_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	log_debug("s2s %s -> %s: connected to %s", o->local, o->remote, where);
 	o->direct_tls = a->direct_tls;
+	o->dane = a->tlsa;
 	out_start_stream(o, fd, ip, port);
 }
 
@@ -595,6 +606,8 @@ static void out_resolved(void *ctx, const struct resolve_addr *addrs, size_t n, 
 	o->addrs = xcalloc(n, sizeof(*o->addrs));
 	memcpy(o->addrs, addrs, n * sizeof(*addrs));
 	o->naddrs = n;
+	for (size_t i = 0; i < n; i++)
+		resolve_tlsa_ref(o->addrs[i].tlsa);
 	struct buf list = { 0 };
 	for (size_t i = 0; i < n; i++) {
 		char where[96];
@@ -680,6 +693,42 @@ static void out_stream_start(struct stream *st, struct xml_node *header, const c
 	o->state = OUT_FEATURES;
 }
 
+/* DANE: with TLSA records for the address connected to, the peer's
+ * certificate must match them: *valid_r true when it does; -1 (o failed
+ * and freed) when it does not.  Without records, *valid_r false: the CA
+ * check decides as before. */
+static int out_dane_check(struct s2s_out *o, bool *valid_r)
+{
+	*valid_r = false;
+	if (o->dane == NULL)
+		return 0;
+	SSL *ssl = o->st->ssl;
+	const char *why = "no TLS, but the domain publishes TLSA records";
+	enum s2s_dane_result r = S2S_DANE_MISMATCH;
+	if (ssl != NULL) {
+		X509 *cert = SSL_get0_peer_certificate(ssl);
+		/* the SRV target is a reference identity when it is not the domain itself */
+		r = s2s_cert_dane_check(cert, SSL_get_peer_cert_chain(ssl), o->dane->recs, o->dane->n,
+		                        o->remote, o->dane->host, &why);
+	}
+	if (r == S2S_DANE_NO_USABLE)
+		return 0;
+	if (r == S2S_DANE_MISMATCH) {
+		char msg[400];
+		snprintf(msg, sizeof(msg),
+		         "DANE: the certificate of %s does not match the TLSA records of _%u._tcp.%s (%s)",
+		         o->remote, o->dane->port, o->dane->host, why);
+		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, msg);
+		return -1;
+	}
+	log_info("s2s %s -> %s: DANE: the certificate matches a %s record of _%u._tcp.%s", o->local,
+	         o->remote, r == S2S_DANE_MATCH_EE ? "DANE-EE(3)" : "DANE-TA(2)", o->dane->port,
+	         o->dane->host);
+	o->dane_ok = true;
+	*valid_r = true;
+	return 0;
+}
+
 static void out_features(struct s2s_out *o, struct xml_node *f)
 {
 	struct stream *st = o->st;
@@ -698,11 +747,15 @@ static void out_features(struct s2s_out *o, struct xml_node *f)
 	}
 	if (o->sasl_done) {
 		out_send_verifies(o);
-		out_ready(o, "external");
+		out_ready(o, o->dane_ok ? "dane" : "external");
 		return;
 	}
 	const char *why = "no TLS";
-	bool valid = st->ssl != NULL && peer_cert_ok(st->ssl, o->remote, false, &why);
+	bool valid;
+	if (out_dane_check(o, &valid) < 0)
+		return;
+	if (!valid)
+		valid = st->ssl != NULL && peer_cert_ok(st->ssl, o->remote, false, &why);
 	if (!valid && c->require_valid_certificate) {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "the peer's certificate is not valid for %s (%s)", o->remote, why);
@@ -862,7 +915,7 @@ static bool out_stanza(struct stream *st, struct xml_node *el)
 			         o->remote);
 		} else if (type != NULL && strcmp(type, "valid") == 0) {
 			stats.dialback_valid++;
-			out_ready(o, "dialback");
+			out_ready(o, o->dane_ok ? "dane+dialback" : "dialback");
 		} else {
 			stats.dialback_invalid++;
 			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "the peer did not accept our dialback key");
@@ -1659,6 +1712,7 @@ void s2s_reload(struct buf *report)
 		buf_printf(report, "s2s: %s; the DNS servers stay as they were\n", err);
 		free(err);
 	}
+	resolve_set_dane(c->dane);
 	for (struct s2s_out *o = outs, *next; o != NULL; o = next) {
 		next = o->next;
 		if (s2s_config_allowed(c, o->remote))
@@ -1697,6 +1751,7 @@ int s2s_start(struct ev_loop *loop, char **error_r)
 		return -1;
 	if (resolve_init(loop, error_r) < 0 || resolve_set_servers(&pc->s2s.dns_servers, error_r) < 0)
 		return -1;
+	resolve_set_dane(pc->s2s.dane);
 	listener_register(LISTEN_S2S, s2s_accept);
 	router_set_remote(s2s_route, NULL);
 	started = true;

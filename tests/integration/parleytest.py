@@ -1213,16 +1213,23 @@ class TestDNS:
     """A tiny authoritative DNS server on a free loopback UDP and TCP port
     (python3-dnslib), for resolution tests: records is {(name, type):
     [rdata, ...]} with type 'SRV' (rdata (priority, weight, port,
-    target)), 'A' or 'AAAA' (rdata an address string).  Names not in it
-    answer NXDOMAIN; names with other types only, an empty answer.
-    queries lists (name, type) as asked.  Use as a context manager or
-    call stop()."""
+    target)), 'A' or 'AAAA' (rdata an address string), 'TLSA' (rdata
+    (usage, selector, matching type, bytes)); the value 'SERVFAIL' instead
+    of a list answers SERVFAIL (what a validating resolver says of bogus
+    data).  Names not in it answer NXDOMAIN; names with other types only,
+    an empty answer.  secure: names whose answers (records or denials)
+    carry the AD bit, as a validating resolver sets it; True: all.
+    queries lists (name, type) as asked, ad_asked those asked with the AD
+    bit set.  records and secure may change while it runs.  Use as a
+    context manager or call stop()."""
 
-    def __init__(self, records):
-        from dnslib import QTYPE, RCODE, RR, SRV, A, AAAA
+    def __init__(self, records, secure=()):
+        from dnslib import QTYPE, RCODE, RR, SRV, TLSA, A, AAAA
         from dnslib.server import BaseResolver, DNSLogger, DNSServer
         self.records = {(n.rstrip('.').lower(), t): v for (n, t), v in records.items()}
         self.queries = []
+        self.ad_asked = []
+        self.secure = secure if secure is True else {n.rstrip('.').lower() for n in secure}
         outer = self
 
         class Resolver(BaseResolver):
@@ -1231,11 +1238,22 @@ class TestDNS:
                 name = str(request.q.qname).rstrip('.').lower()
                 qtype = QTYPE[request.q.qtype]
                 outer.queries.append((name, qtype))
+                if request.header.ad:
+                    outer.ad_asked.append((name, qtype))
+                # reply() copies the query's flags, AD among them
+                reply.header.ad = 1 if outer.secure is True or name in outer.secure else 0
                 if not any(n == name for n, _ in outer.records):
                     reply.header.rcode = RCODE.NXDOMAIN
                     return reply
-                for rd in outer.records.get((name, qtype), []):
-                    if qtype == 'SRV':
+                rds = outer.records.get((name, qtype), [])
+                if rds == 'SERVFAIL':
+                    reply.header.ad = 0
+                    reply.header.rcode = RCODE.SERVFAIL
+                    return reply
+                for rd in rds:
+                    if qtype == 'TLSA':
+                        data = TLSA(rd[0], rd[1], rd[2], rd[3])
+                    elif qtype == 'SRV':
                         data = SRV(priority=rd[0], weight=rd[1], port=rd[2], target=rd[3])
                     elif qtype == 'A':
                         data = A(rd)
