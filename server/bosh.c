@@ -582,23 +582,6 @@ static bool bosh_space(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* The '>' that ends the tag whose name starts at p, outside quotes. */
-static const char *bosh_tag_end(const char *p, const char *end)
-{
-	char quote = 0;
-	for (; p < end; p++) {
-		if (quote != 0) {
-			if (*p == quote)
-				quote = 0;
-		} else if (*p == '\'' || *p == '"') {
-			quote = *p;
-		} else if (*p == '>') {
-			return p;
-		}
-	}
-	return NULL;
-}
-
 /* The start tag [p, e) (name first) declares a default namespace: an
  * attribute named xmlns, outside quoted values. */
 static bool bosh_declares_default(const char *p, const char *e)
@@ -652,7 +635,7 @@ static const char *bosh_element_end(const char *p, const char *end)
 			p = c + 3;
 			continue;
 		}
-		const char *e = bosh_tag_end(t, end);
+		const char *e = xml_tag_end(t, end);
 		if (e == NULL)
 			return NULL;
 		if (*t == '/') {
@@ -713,7 +696,7 @@ static struct xml_node *bosh_split(const char *data, size_t len, const struct xm
 		end--;
 	if (end - p < 7 || memcmp(p, "<body", 5) != 0 || !(bosh_space(p[5]) || p[5] == '>' || p[5] == '/'))
 		return NULL;
-	const char *e = bosh_tag_end(p + 1, end);
+	const char *e = xml_tag_end(p + 1, end);
 	if (e == NULL)
 		return NULL;
 	const char *in = end, *in_end = end;
