@@ -49,6 +49,9 @@ NS_DISCO_INFO = 'http://jabber.org/protocol/disco#info'
 NS_DISCO_ITEMS = 'http://jabber.org/protocol/disco#items'
 NS_VERSION = 'jabber:iq:version'
 NS_TIME = 'urn:xmpp:time'
+NS_ROSTER = 'jabber:iq:roster'
+NS_PRIVACY = 'jabber:iq:privacy'
+NS_BLOCKING = 'urn:xmpp:blocking'
 
 # Accounts every server fixture creates: (user, host) -> password.
 USERS = {
@@ -891,6 +894,28 @@ def tostr(el):
     if el is None:
         return 'None'
     return ET.tostring(el, encoding='unicode')
+
+
+def raw_login(server, user, host=HOST, password=None):
+    """A RawClient logged in to server (a Parleyd or anything with port and
+    password()) as user@host on a fresh resource, with no presence sent;
+    the password is server.password(user, host) unless given."""
+    c = RawClient(server.port, host=host)
+    c.login(user, password if password is not None else server.password(user, host),
+            resource=unique('x-'), presence=False)
+    return c
+
+
+def iq_ok(c, typ, payload, to=None):
+    """c.iq(...) that must be answered with a result; returns the answer."""
+    r = c.iq(typ, payload, to=to)
+    assert r.get('type') == 'result', tostr(r)
+    return r
+
+
+def items_of(el, ns, name='item'):
+    """Every element name in namespace ns below el, in document order."""
+    return el.findall('.//' + q(ns, name))
 
 
 def stanza_error(el):
