@@ -7,15 +7,20 @@
  * whether the account exists (an LDAP user has no row in the store), so
  * a mistyped name is an error and not an empty roster.  Loop thread.
  *
- * offline-list shows each message's sender and body as parsed from the
- * stored stanza (through the same walled parser as a stream), and the
- * stanza itself; a stanza that does not parse is shown as stored.
+ * offline-list reads one page of the queue (OFFLINE_LIST_LIMIT messages
+ * unless --limit says otherwise, after --after SEQ) and says how many
+ * follow, so that a long queue is never read whole or formatted on the
+ * loop in one go.  In JSON it shows each message's sender and body as
+ * parsed from the stored stanza (through the same walled parser as a
+ * stream), and the stanza itself; a stanza that does not parse is shown
+ * as stored.
  */
 #include "ctl-private.h"
 #include "server/host.h"
 #include "lib/xml.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,9 +37,14 @@ static bool account_of(struct ctl_call *call)
 	return true;
 }
 
+/* offline-list's page when --limit does not say, and the most it takes */
+#define OFFLINE_LIST_LIMIT 100
+#define OFFLINE_LIST_MAX 1000
+
 struct exists_work {
 	void (*start)(struct ctl_call *call);
-	unsigned long limit; /* offline-list: 0 for every message */
+	unsigned long limit; /* offline-list: messages of the page */
+	int64_t after;       /* offline-list: the page starts after this seq */
 };
 
 static void exists_done(enum auth_result r, void *ctx)
@@ -136,26 +146,47 @@ void cmd_get_roster(struct ctl_call *call)
 
 /* ---- offline-list, offline-count -------------------------------------------------------- */
 
-/* --limit N among argv[2..]: into *limit_r; false when the call was
- * finished with a usage error instead. */
-static bool parse_limit(struct ctl_call *call, unsigned long *limit_r)
+/* A whole number from 0 to max in v, or -1. */
+static long long number_of(const char *v, long long max)
 {
-	*limit_r = 0;
+	char *end;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	if (*v < '0' || *v > '9' || *end != '\0' || errno != 0 || n > max)
+		return -1;
+	return n;
+}
+
+/* [--after SEQ] [--limit N] among argv[2..] into w; false when the call
+ * was finished with a usage error instead. */
+static bool parse_page(struct ctl_call *call, struct exists_work *w)
+{
+	w->limit = OFFLINE_LIST_LIMIT;
+	w->after = 0;
 	for (int i = 2; i < call->argc; i++) {
-		if (strcmp(call->argv[i], "--limit") != 0 || i + 1 >= call->argc) {
-			ctl_call_finish(call, CTL_USAGE, "usage: %s USER@HOST [--limit N]", call->argv[0]);
+		bool limit = strcmp(call->argv[i], "--limit") == 0;
+		if ((!limit && strcmp(call->argv[i], "--after") != 0) || i + 1 >= call->argc) {
+			ctl_call_finish(call, CTL_USAGE, "usage: %s USER@HOST [--after SEQ] [--limit N]",
+			                call->argv[0]);
 			return false;
 		}
 		const char *v = call->argv[++i];
-		char *end;
-		errno = 0;
-		unsigned long n = strtoul(v, &end, 10);
-		if (*v < '0' || *v > '9' || *end != '\0' || errno != 0 || n == 0 || n > 100000) {
-			ctl_call_finish(call, CTL_USAGE, "--limit wants a number from 1 to 100000, not '%s'",
-			                v);
+		long long n = number_of(v, limit ? OFFLINE_LIST_MAX : INT64_MAX);
+		if (limit && n < 1) {
+			ctl_call_finish(call, CTL_USAGE, "--limit wants a number from 1 to %d, not '%s'",
+			                OFFLINE_LIST_MAX, v);
 			return false;
 		}
-		*limit_r = n;
+		if (!limit && n < 0) {
+			ctl_call_finish(
+			        call, CTL_USAGE,
+			        "--after wants a sequence number (0 or more, from this list), not '%s'", v);
+			return false;
+		}
+		if (limit)
+			w->limit = (unsigned long)n;
+		else
+			w->after = n;
 	}
 	return true;
 }
@@ -174,7 +205,8 @@ static void message_summary(const char *stanza, char **from_r, char **body_r)
 	xml_unref(&m);
 }
 
-static void offline_done(enum storage_result r, const struct offline_message *msgs, size_t n, void *ctx)
+static void offline_done(enum storage_result r, const struct offline_message *msgs, size_t n, uint64_t total,
+                         uint64_t more, void *ctx)
 {
 	struct ctl_call *call = ctx;
 	call->sreq = NULL;
@@ -183,21 +215,26 @@ static void offline_done(enum storage_result r, const struct offline_message *ms
 		                call->user, call->host->name, storage_result_str(r));
 		return;
 	}
-	unsigned long limit = ((struct exists_work *)call->work)->limit;
-	size_t shown = limit > 0 && limit < n ? (size_t)limit : n;
 	struct buf *b = &call->body;
 	if (call->json) {
 		buf_append_str(b, "{\"jid\": ");
 		char *bare = xasprintf("%s@%s", call->user, call->host->name);
 		ctl_json_str(b, bare);
 		free(bare);
-		buf_printf(b, ", \"count\": %zu, \"shown\": %zu, \"messages\": [", n, shown);
+		buf_printf(b, ", \"count\": %llu, \"shown\": %zu, \"more\": %llu, \"next\": ",
+		           (unsigned long long)total, n, (unsigned long long)more);
+		if (more > 0)
+			buf_printf(b, "%lld", (long long)msgs[n - 1].seq);
+		else
+			buf_append_str(b, "null");
+		buf_append_str(b, ", \"messages\": [");
 	}
-	for (size_t i = 0; i < shown; i++) {
+	for (size_t i = 0; i < n; i++) {
 		char stamp[XEP82_STAMP_LEN];
 		xep82_stamp(stamp, msgs[i].created);
-		char *from, *body;
-		message_summary(msgs[i].stanza, &from, &body);
+		char *from = NULL, *body = NULL;
+		if (call->json)
+			message_summary(msgs[i].stanza, &from, &body);
 		if (call->json) {
 			buf_printf(b, "%s{\"seq\": %lld, \"stored\": \"%s\", \"from\": ",
 			           i > 0 ? ",\n  " : "\n  ", (long long)msgs[i].seq, stamp);
@@ -230,27 +267,25 @@ static void offline_done(enum storage_result r, const struct offline_message *ms
 	}
 	if (call->json)
 		buf_append_str(b, "]}\n");
-	else if (shown < n)
-		buf_printf(b, "(%zu more)\n", n - shown);
+	else if (more > 0)
+		buf_printf(b, "(%llu more)\n", (unsigned long long)more);
 	ctl_call_finish(call, CTL_OK, NULL);
 }
 
 static void offline_start(struct ctl_call *call)
 {
-	call->sreq =
-	        storage_offline_get(call->host->storage, call->host->name, call->user, offline_done, call);
+	struct exists_work *w = call->work;
+	call->sreq = storage_offline_page(call->host->storage, call->host->name, call->user, w->after,
+	                                  (unsigned)w->limit, offline_done, call);
 }
 
 void cmd_offline_list(struct ctl_call *call)
 {
-	unsigned long limit;
-	if (!parse_limit(call, &limit) || !account_of(call))
-		return;
 	struct exists_work *w = xcalloc(1, sizeof(*w));
-	w->limit = limit;
 	call->work = w;
 	call->work_free = free;
-	when_exists(call, offline_start);
+	if (parse_page(call, w) && account_of(call))
+		when_exists(call, offline_start);
 }
 
 static void offline_count_done(enum storage_result r, uint64_t count, void *ctx)

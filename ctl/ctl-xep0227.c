@@ -630,32 +630,59 @@ static int export_host(struct ev_loop *loop, const struct host_config *hc, enum 
 	return rc;
 }
 
-/* A new file at tmp, readable by its owner only from the start (it holds
+/* A new file at path.tmp (its name in *tmp_r, to free through
+ * commit_private), readable by its owner only from the start (it holds
  * credentials): a file or link already there is removed first, and none
- * is followed. */
-static FILE *open_private(const char *tmp)
+ * is followed.  NULL with *error_r set when it cannot be made. */
+static FILE *open_private(const char *path, char **tmp_r, char **error_r)
 {
+	char *tmp = xasprintf("%s.tmp", path);
 	unlink(tmp);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (f == NULL) {
+		*error_r = xasprintf("%s: %s", tmp, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
+		free(tmp);
 		return NULL;
-	FILE *f = fdopen(fd, "w");
-	if (f == NULL)
-		close(fd);
+	}
+	*tmp_r = tmp;
 	return f;
+}
+
+/* Finish a file from open_private: written (rc 0 so far) and synced, it
+ * replaces path; otherwise it is removed and path is left as it was.
+ * Closes f and frees *tmp in either case.  Returns 0, or -1 with *error_r
+ * set (kept if the writer set it already). */
+static int commit_private(FILE *f, char **tmp, const char *path, int rc, char **error_r)
+{
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+		rc = -1;
+	if (fclose(f) != 0)
+		rc = -1;
+	if (rc == 0 && rename(*tmp, path) != 0)
+		rc = -1;
+	if (rc < 0) {
+		if (*error_r == NULL)
+			*error_r = xasprintf("%s: %s", path, strerror(errno));
+		unlink(*tmp);
+	}
+	free(*tmp);
+	*tmp = NULL;
+	return rc;
 }
 
 /* Write the hosts (NULL-terminated array) into one file at path. */
 static int export_file(struct ev_loop *loop, const struct host_config *const *hosts,
                        enum xep0227_target target, const char *path, unsigned *users_r, char **error_r)
 {
-	char *tmp = xasprintf("%s.tmp", path);
-	FILE *f = open_private(tmp);
-	if (f == NULL) {
-		*error_r = xasprintf("%s: %s", tmp, strerror(errno));
-		free(tmp);
+	char *tmp;
+	FILE *f = open_private(path, &tmp, error_r);
+	if (f == NULL)
 		return -1;
-	}
 	int rc = 0;
 	if (fputs("<?xml version='1.0' encoding='UTF-8'?>\n<server-data xmlns='" NS_PIE "'>\n", f) < 0)
 		rc = -1;
@@ -663,44 +690,18 @@ static int export_file(struct ev_loop *loop, const struct host_config *const *ho
 		rc = export_host(loop, hosts[i], target, f, users_r, error_r);
 	if (rc == 0 && fputs("</server-data>\n", f) < 0)
 		rc = -1;
-	if (fflush(f) != 0 || fsync(fileno(f)) != 0)
-		rc = -1;
-	if (fclose(f) != 0)
-		rc = -1;
-	if (rc == 0 && rename(tmp, path) != 0)
-		rc = -1;
-	if (rc < 0) {
-		if (*error_r == NULL)
-			*error_r = xasprintf("%s: %s", path, strerror(errno));
-		unlink(tmp);
-	}
-	free(tmp);
-	return rc;
+	return commit_private(f, &tmp, path, rc, error_r);
 }
 
 /* Write text to path through path.tmp (mode 0600: it holds credentials). */
 static int write_whole(const char *path, const struct buf *text, char **error_r)
 {
-	char *tmp = xasprintf("%s.tmp", path);
-	FILE *f = open_private(tmp);
-	if (f == NULL) {
-		*error_r = xasprintf("%s: %s", tmp, strerror(errno));
-		free(tmp);
+	char *tmp;
+	FILE *f = open_private(path, &tmp, error_r);
+	if (f == NULL)
 		return -1;
-	}
 	int rc = fwrite(text->data, 1, text->len, f) == text->len ? 0 : -1;
-	if (fflush(f) != 0 || fsync(fileno(f)) != 0)
-		rc = -1;
-	if (fclose(f) != 0)
-		rc = -1;
-	if (rc == 0 && rename(tmp, path) != 0)
-		rc = -1;
-	if (rc < 0) {
-		*error_r = xasprintf("%s: %s", path, strerror(errno));
-		unlink(tmp);
-	}
-	free(tmp);
-	return rc;
+	return commit_private(f, &tmp, path, rc, error_r);
 }
 
 /* Prosody's XEP-0227 store (prosody-migrator's input type xep0227) reads

@@ -224,10 +224,11 @@ static const struct ctl_command commands[] = {
 	{ "get-roster", "USER@HOST", 1, 1, CTL_F_OFFLINE | CTL_F_JSON | CTL_F_READ, cmd_get_roster,
 	  "an account's roster, one contact a line, tab-separated: JID, name, subscription, pending "
 	  "request (out: asked them, in: they asked), groups" },
-	{ "offline-list", "USER@HOST [--limit N]", 1, 3, CTL_F_OFFLINE | CTL_F_JSON | CTL_F_READ,
-	  cmd_offline_list,
-	  "the messages an account has waiting offline, oldest first (the first N): sequence number, "
-	  "time stored, stanza (in JSON also its sender and body)" },
+	{ "offline-list", "USER@HOST [--after SEQ] [--limit N]", 1, 5,
+	  CTL_F_OFFLINE | CTL_F_JSON | CTL_F_READ, cmd_offline_list,
+	  "the messages an account has waiting offline, oldest first, a page of N (100; at most 1000) "
+	  "after sequence number SEQ: sequence number, time stored, stanza, then how many more (in "
+	  "JSON also sender and body, and next: the SEQ of the following page)" },
 	{ "offline-count", "USER@HOST", 1, 1, CTL_F_OFFLINE | CTL_F_READ, cmd_offline_count,
 	  "how many messages an account has waiting offline" },
 	{ "fast-list", "USER@HOST", 1, 1, CTL_F_OFFLINE | CTL_F_USERS, cmd_fast_list,

@@ -465,6 +465,22 @@ char *xml_to_string(const struct xml_node *el, const char *parent_ns)
 	return buf_steal(&b);
 }
 
+const char *xml_tag_end(const char *p, const char *end)
+{
+	char quote = 0;
+	for (; p < end; p++) {
+		if (quote != 0) {
+			if (*p == quote)
+				quote = 0;
+		} else if (*p == '\'' || *p == '"') {
+			quote = *p;
+		} else if (*p == '>') {
+			return p;
+		}
+	}
+	return NULL;
+}
+
 int xml_wire_build(struct xml_wire *w, const struct xml_node *el, const char *parent_ns)
 {
 	memset(w, 0, sizeof(*w));

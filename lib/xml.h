@@ -107,6 +107,13 @@ void xml_serialize(struct buf *out, const struct xml_node *el, const char *paren
 /* Malloc'd serialisation with the given default namespace in scope (NULL: none). */
 char *xml_to_string(const struct xml_node *el, const char *parent_ns);
 
+/* The '>' that ends the tag whose text starts at p (anywhere after its
+ * '<'), skipping '>' inside quoted attribute values; NULL when [p, end)
+ * holds none.  A lexical scan of serialized XML, not a check of it: for
+ * code that finds element boundaries without parsing (BOSH's direct path,
+ * WebSocket framing of our own output). */
+const char *xml_tag_end(const char *p, const char *end);
+
 /* A stanza serialised once for many recipients (MUC and presence
  * fan-out): the bytes before the value of its 'to' attribute and the
  * bytes after it.  A recipient's copy is head, its escaped address, tail. */

@@ -20,9 +20,13 @@
  *   last rid, sent again after its connection broke before an answer,
  *   waits again (its input is not taken twice); any other rid ends the
  *   session (item-not-found).
- * - More unanswered requests than 'requests' (hold + 1), or an empty one
- *   sooner than 'polling' seconds after the previous one when it fills
- *   the window (always, for hold='0'), end the session (policy-violation).
+ * - More unanswered requests than 'requests' (hold + 1) end the session
+ *   (policy-violation), and so does polling too often (XEP-0124 sections
+ *   11 and 12; see bosh_too_frequent): an empty request that arrived
+ *   sooner than 'polling' seconds after the one before it in rid order,
+ *   when it is the last of 'requests' unanswered ones, or, for hold='0',
+ *   when that one was an empty request answered empty too.  Times are
+ *   arrival times, not when a request's turn came.
  * - A session with no request held is ended after 'inactivity' seconds,
  *   or after the 'pause' the client asked for (up to maxpause), which
  *   lasts until its next request.
@@ -82,6 +86,7 @@ struct bosh_req {
 	struct bosh_session *s;
 	uint64_t report; /* 0, or the rid of an answer the client missed */
 	double report_ms;
+	double arrived; /* early ones: when the request arrived */
 };
 
 struct bosh_session {
@@ -107,7 +112,10 @@ struct bosh_session {
 	double pause;        /* the inactivity limit until the next request */
 	double maxpause;     /* 0: no pauses */
 	double polling;      /* the shortest interval between empty polls */
-	double last_request; /* when the latest request arrived */
+	double last_arrived; /* when the request with rid 'rid' arrived */
+	bool last_empty;     /* it was an empty request (no pause, no terminate) */
+	uint64_t answered;   /* the rid answered last */
+	bool answered_empty; /* and its answer carried no payload */
 	double idle_since;   /* no request held since; 0: one is held */
 	struct bosh_session *next;
 };
@@ -237,6 +245,8 @@ static void bosh_answer(struct bosh_session *s, struct bosh_req *q)
 	buf_append_str(&b, ">");
 	buf_append(&b, s->out.data, s->out.len);
 	buf_append_str(&b, "</body>");
+	s->answered = q->rid;
+	s->answered_empty = s->out.len == 0;
 	buf_free(&s->out);
 	bosh_keep(s, q->rid, b.data, b.len);
 	http_reply_send(q->r, 200, "text/xml; charset=utf-8", b.data, b.len);
@@ -441,11 +451,32 @@ static bool bosh_has_payload(const struct xml_node *body)
 	return false;
 }
 
+/* XEP-0124: is the empty request rid (no pause, no terminate), which
+ * arrived at 'arrived' and whose turn has come (it follows s->rid),
+ * polling too often?  Only when it arrived less than 'polling' seconds
+ * before or after the request before it in rid order, and
+ * - in a session that holds requests (section 11): it is the last of
+ *   'requests' (hold + 1) requests none of which is answered.  With a
+ *   later rid already waiting, that one is the last, and it is judged
+ *   when its own turn comes;
+ * - in a polling session, hold='0' (section 12): the request before it
+ *   was empty as well and was answered without a payload. */
+static bool bosh_too_frequent(const struct bosh_session *s, uint64_t rid, double arrived)
+{
+	double since = arrived - s->last_arrived;
+	if (rid != s->rid + 1 || since >= s->polling || -since >= s->polling)
+		return false;
+	if (s->hold == 0)
+		return s->last_empty && s->answered == s->rid && s->answered_empty;
+	return s->nearly == 0 && s->nheld + 1 >= s->hold + 1;
+}
+
 /* One request in rid order: its input, then it waits for output.  The
  * input is inner (inner_len bytes, checked by bosh_split) when it is not
- * NULL, else the element children of body. */
+ * NULL, else the element children of body.  arrived: when the request
+ * came (earlier than now for one that waited for its turn). */
 static void bosh_handle(struct bosh_session *s, uint64_t rid, struct xml_node *body, const char *inner,
-                        size_t inner_len, struct http_reply *r)
+                        size_t inner_len, struct http_reply *r, double arrived)
 {
 	double now = ev_now(s->loop);
 	const char *type = xml_attr(body, "type");
@@ -459,15 +490,14 @@ static void bosh_handle(struct bosh_session *s, uint64_t rid, struct xml_node *b
 		bosh_end(s, r, "policy-violation");
 		return;
 	}
-	/* XEP-0124 section 11: empty requests faster than 'polling' while the
-	 * window is full (every one, for a polling session) */
 	bool payload = inner != NULL ? inner_len > 0 : bosh_has_payload(body);
-	if (!payload && !terminate && !restarting && pause_v == NULL &&
-	    s->nheld + s->nearly + 1 >= s->hold + 1 && now - s->last_request < s->polling) {
+	bool empty = !payload && !terminate && !restarting && pause_v == NULL;
+	if (empty && bosh_too_frequent(s, rid, arrived)) {
 		bosh_end(s, r, "policy-violation");
 		return;
 	}
-	s->last_request = now;
+	s->last_arrived = arrived;
+	s->last_empty = empty;
 	s->pause = 0;
 	uint64_t report = 0, ack;
 	double report_ms = 0;
@@ -582,23 +612,6 @@ static bool bosh_space(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* The '>' that ends the tag whose name starts at p, outside quotes. */
-static const char *bosh_tag_end(const char *p, const char *end)
-{
-	char quote = 0;
-	for (; p < end; p++) {
-		if (quote != 0) {
-			if (*p == quote)
-				quote = 0;
-		} else if (*p == '\'' || *p == '"') {
-			quote = *p;
-		} else if (*p == '>') {
-			return p;
-		}
-	}
-	return NULL;
-}
-
 /* The start tag [p, e) (name first) declares a default namespace: an
  * attribute named xmlns, outside quoted values. */
 static bool bosh_declares_default(const char *p, const char *e)
@@ -652,7 +665,7 @@ static const char *bosh_element_end(const char *p, const char *end)
 			p = c + 3;
 			continue;
 		}
-		const char *e = bosh_tag_end(t, end);
+		const char *e = xml_tag_end(t, end);
 		if (e == NULL)
 			return NULL;
 		if (*t == '/') {
@@ -713,7 +726,7 @@ static struct xml_node *bosh_split(const char *data, size_t len, const struct xm
 		end--;
 	if (end - p < 7 || memcmp(p, "<body", 5) != 0 || !(bosh_space(p[5]) || p[5] == '>' || p[5] == '/'))
 		return NULL;
-	const char *e = bosh_tag_end(p + 1, end);
+	const char *e = xml_tag_end(p + 1, end);
 	if (e == NULL)
 		return NULL;
 	const char *in = end, *in_end = end;
@@ -786,7 +799,7 @@ static void bosh_create(const struct http_request *rq, struct http_reply *r, str
 	s->loop = server.loop;
 	s->maxpause = hc->bosh_max_pause;
 	s->polling = hc->bosh_polling;
-	s->last_request = ev_now(s->loop);
+	s->last_arrived = ev_now(s->loop);
 	s->acks = xml_attr(body, "ack") != NULL;
 	s->wait = (double)wait;
 	s->hold = (unsigned)hold;
@@ -927,11 +940,12 @@ static void bosh_handler(void *ctx, const struct http_request *rq, struct http_r
 			q->inner_len = inner_len;
 		}
 		q->s = s;
+		q->arrived = ev_now(s->loop);
 		http_reply_on_cancel(r, bosh_req_cancel, q);
 		s->early[s->nearly++] = q;
 		return;
 	}
-	bosh_handle(s, rid, body, inner, inner_len, r);
+	bosh_handle(s, rid, body, inner, inner_len, r, ev_now(s->loop));
 	xml_unref(&body);
 	/* the requests that came early, in order */
 	for (bool found = true; found && !s->st->dead;) {
@@ -941,7 +955,7 @@ static void bosh_handler(void *ctx, const struct http_request *rq, struct http_r
 				continue;
 			struct bosh_req *q = s->early[i];
 			s->early[i] = s->early[--s->nearly];
-			bosh_handle(s, q->rid, q->body, q->inner, q->inner_len, q->r);
+			bosh_handle(s, q->rid, q->body, q->inner, q->inner_len, q->r, q->arrived);
 			xml_unref(&q->body);
 			free(q->inner);
 			free(q);

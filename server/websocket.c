@@ -389,18 +389,8 @@ static const char *element_end(const char *p, const char *end)
 /* The end of the start tag at p (at its '>'), or end. */
 static const char *tag_end(const char *p, const char *end)
 {
-	char quote = 0;
-	for (; p < end; p++) {
-		if (quote != 0) {
-			if (*p == quote)
-				quote = 0;
-		} else if (*p == '\'' || *p == '"') {
-			quote = *p;
-		} else if (*p == '>') {
-			return p;
-		}
-	}
-	return end;
+	const char *gt = xml_tag_end(p, end);
+	return gt != NULL ? gt : end;
 }
 
 static bool tag_has(const char *p, const char *end, const char *needle)

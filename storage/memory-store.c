@@ -615,13 +615,23 @@ static enum storage_result mem_offline_get(void *conn, struct offline_get_job *r
 	r->nmsgs = 0;
 	if (u == NULL || u->nmsgs == 0)
 		return STORAGE_OK;
-	r->msgs = pool_alloc(r->base.pool, u->nmsgs * sizeof(*r->msgs));
-	for (size_t i = 0; i < u->nmsgs; i++) {
-		r->msgs[i].seq = u->msgs[i].seq;
-		r->msgs[i].created = u->msgs[i].created;
-		r->msgs[i].stanza = pool_strdup(r->base.pool, u->msgs[i].stanza);
+	r->total = u->nmsgs;
+	size_t first = 0, n = u->nmsgs;
+	if (r->limit > 0) {
+		while (first < u->nmsgs && u->msgs[first].seq <= r->after)
+			first++;
+		n = u->nmsgs - first < r->limit ? u->nmsgs - first : r->limit;
+		r->more = u->nmsgs - first - n;
 	}
-	r->nmsgs = u->nmsgs;
+	if (n == 0)
+		return STORAGE_OK;
+	r->msgs = pool_alloc(r->base.pool, n * sizeof(*r->msgs));
+	for (size_t i = 0; i < n; i++) {
+		r->msgs[i].seq = u->msgs[first + i].seq;
+		r->msgs[i].created = u->msgs[first + i].created;
+		r->msgs[i].stanza = pool_strdup(r->base.pool, u->msgs[first + i].stanza);
+	}
+	r->nmsgs = n;
 	return STORAGE_OK;
 }
 

@@ -67,7 +67,11 @@ static void offline_get_reply(struct storage_req *req)
 {
 	struct offline_get_job *r = (struct offline_get_job *)req;
 	bool ok = req->res == STORAGE_OK;
-	r->cb(req->res, ok ? r->msgs : NULL, ok ? r->nmsgs : 0, req->ctx);
+	if (r->page_cb != NULL)
+		r->page_cb(req->res, ok ? r->msgs : NULL, ok ? r->nmsgs : 0, ok ? r->total : 0,
+		           ok ? r->more : 0, req->ctx);
+	else
+		r->cb(req->res, ok ? r->msgs : NULL, ok ? r->nmsgs : 0, req->ctx);
 }
 
 static const struct storage_op offline_get_op = {
@@ -83,6 +87,18 @@ struct storage_req *storage_offline_get(struct storage *st, const char *host, co
 	assert(host != NULL && user != NULL && cb != NULL);
 	struct offline_get_job *r = storage_req_new(st, &offline_get_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
+	return storage_req_submit(&r->base);
+}
+
+struct storage_req *storage_offline_page(struct storage *st, const char *host, const char *user,
+                                         int64_t after, unsigned limit, storage_offline_page_cb *cb,
+                                         void *ctx)
+{
+	assert(host != NULL && user != NULL && limit > 0 && cb != NULL);
+	struct offline_get_job *r = storage_req_new(st, &offline_get_op, sizeof(*r), host, user, ctx);
+	r->page_cb = cb;
+	r->after = after;
+	r->limit = limit;
 	return storage_req_submit(&r->base);
 }
 

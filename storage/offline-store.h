@@ -23,12 +23,17 @@ struct offline_store_job {
 	unsigned max; /* quota (0: none) */
 };
 
+/* offline_get, and offline_page (limit > 0) */
 struct offline_get_job {
 	struct storage_req base;
 	storage_offline_cb *cb;
+	storage_offline_page_cb *page_cb;
+	int64_t after;  /* paged: only messages with a greater seq */
+	unsigned limit; /* 0: the whole queue */
 	/* results */
 	struct offline_message *msgs; /* in pool */
 	size_t nmsgs;
+	uint64_t total, more; /* paged: the queue's length, messages after msgs */
 };
 
 struct offline_delete_upto_job {
@@ -52,6 +57,8 @@ struct offline_store_vfuncs {
 	 * ones before it.  false: nothing was stored (each job is then run
 	 * alone). */
 	bool (*store_batch)(void *conn, struct offline_store_job **jobs, size_t n);
+	/* The whole queue, or (j->limit > 0) at most limit messages after
+	 * j->after with the counts total and more. */
 	enum storage_result (*get)(void *conn, struct offline_get_job *j);
 	enum storage_result (*delete_upto)(void *conn, struct offline_delete_upto_job *j);
 	enum storage_result (*count)(void *conn, struct offline_count_job *j);

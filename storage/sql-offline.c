@@ -26,6 +26,16 @@ static const char sql_offline_insert[] =
 static const char sql_offline_get[] =
         "SELECT seq, created_at, stanza FROM offline_messages WHERE server_host = ? AND username = ? "
         "ORDER BY seq";
+/* A page after a seq: LIMIT, or OFFSET/FETCH on SQL Server (drivers fetch
+ * a result whole, so the page is cut in SQL). */
+static const char sql_offline_page[] =
+        "SELECT seq, created_at, stanza FROM offline_messages WHERE server_host = ? AND username = ? "
+        "AND seq > ? ORDER BY seq LIMIT ?";
+static const char sql_offline_page_mssql[] =
+        "SELECT seq, created_at, stanza FROM offline_messages WHERE server_host = ? AND username = ? "
+        "AND seq > ? ORDER BY seq OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY";
+static const char sql_offline_count_after[] =
+        "SELECT COUNT(*) FROM offline_messages WHERE server_host = ? AND username = ? AND seq > ?";
 static const char sql_offline_delete[] =
         "DELETE FROM offline_messages WHERE server_host = ? AND username = ? AND seq <= ?";
 
@@ -118,19 +128,33 @@ fail:
 	return false;
 }
 
+/* The whole queue, or a page of it with its counts (read in one
+ * transaction, so that total and more agree with the page). */
 static enum storage_result op_offline_get(void *conn, struct offline_get_job *r)
 {
 	struct sql_thread *t = conn;
 	const struct sql_driver_vfuncs *d = t->ss->drv;
-	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user) };
+	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(r->after), PINT(r->limit) };
 	enum sql_step st;
 	size_t cap = 0;
 	r->msgs = NULL;
 	r->nmsgs = 0;
-	struct sql_stmt *s = sql_q_start(t, sql_offline_get, p, ARRAY_SIZE(p), &st);
+	r->total = r->more = 0;
+	const char *sql = sql_offline_get;
+	size_t np = 2;
+	if (r->limit > 0) {
+		const struct sql_dialect *dia =
+		        d->conn_dialect != NULL ? d->conn_dialect(t->conn) : d->dialect;
+		bool mssql = dia != NULL && dia->name != NULL && strcmp(dia->name, "mssql") == 0;
+		sql = mssql ? sql_offline_page_mssql : sql_offline_page;
+		np = ARRAY_SIZE(p);
+		if (sql_q_begin(t, false) < 0)
+			return sql_q_fail(t, &r->base);
+	}
+	struct sql_stmt *s = sql_q_start(t, sql, p, np, &st);
 	if (s == NULL)
-		return sql_q_fail(t, &r->base);
-	while (st == SQL_STEP_ROW) {
+		return r->limit > 0 ? sql_q_abort(t, &r->base) : sql_q_fail(t, &r->base);
+	while (st == SQL_STEP_ROW && (r->limit == 0 || r->nmsgs < r->limit)) {
 		char *stanza = sql_col_str(t, r->base.pool, s, 2);
 		if (stanza != NULL) {
 			r->msgs = sql_pool_grow(r->base.pool, r->msgs, r->nmsgs, &cap, sizeof(*r->msgs));
@@ -142,11 +166,26 @@ static enum storage_result op_offline_get(void *conn, struct offline_get_job *r)
 		st = d->step(s);
 	}
 	if (st == SQL_STEP_ERROR) {
-		enum storage_result res = sql_q_fail(t, &r->base);
+		enum storage_result res = r->limit > 0 ? sql_q_abort(t, &r->base) : sql_q_fail(t, &r->base);
 		d->reset(s);
 		return res;
 	}
 	d->reset(s);
+	if (r->limit == 0)
+		return STORAGE_OK;
+	int64_t total = 0, more = 0;
+	if (sql_q_int(t, sql_offline_count, p, 2, &total) < 0)
+		return sql_q_abort(t, &r->base);
+	if (r->nmsgs == r->limit) {
+		struct sql_param pm[] = { PTEXT(r->base.host), PTEXT(r->base.user),
+			                  PINT(r->msgs[r->nmsgs - 1].seq) };
+		if (sql_q_int(t, sql_offline_count_after, pm, ARRAY_SIZE(pm), &more) < 0)
+			return sql_q_abort(t, &r->base);
+	}
+	if (sql_q_commit(t) < 0)
+		return sql_q_abort(t, &r->base);
+	r->total = total > 0 ? (uint64_t)total : 0;
+	r->more = more > 0 ? (uint64_t)more : 0;
 	return STORAGE_OK;
 }
 

@@ -213,6 +213,16 @@ struct storage_req *storage_offline_store(struct storage *st, const char *host, 
  * none, with STORAGE_OK).  The array and its strings are valid during cb. */
 struct storage_req *storage_offline_get(struct storage *st, const char *host, const char *user,
                                         storage_offline_cb *cb, void *ctx);
+/* One page of user's queue, for administration: at most limit (> 0)
+ * messages with seq > after (0: from the first), oldest first; total is
+ * how many messages the queue holds, more how many follow the last one
+ * given (0 when the page reaches the end).  The array and its strings are
+ * valid during cb. */
+typedef void storage_offline_page_cb(enum storage_result res, const struct offline_message *msgs,
+                                     size_t count, uint64_t total, uint64_t more, void *ctx);
+struct storage_req *storage_offline_page(struct storage *st, const char *host, const char *user,
+                                         int64_t after, unsigned limit, storage_offline_page_cb *cb,
+                                         void *ctx);
 /* Remove the messages of user's queue with seq <= last_seq (STORAGE_OK
  * whether or not there were any). */
 struct storage_req *storage_offline_delete_upto(struct storage *st, const char *host, const char *user,

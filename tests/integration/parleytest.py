@@ -49,6 +49,9 @@ NS_DISCO_INFO = 'http://jabber.org/protocol/disco#info'
 NS_DISCO_ITEMS = 'http://jabber.org/protocol/disco#items'
 NS_VERSION = 'jabber:iq:version'
 NS_TIME = 'urn:xmpp:time'
+NS_ROSTER = 'jabber:iq:roster'
+NS_PRIVACY = 'jabber:iq:privacy'
+NS_BLOCKING = 'urn:xmpp:blocking'
 
 # Accounts every server fixture creates: (user, host) -> password.
 USERS = {
@@ -448,8 +451,38 @@ hosts:
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
+    # How many times the first start begins again on fresh ports.
+    PORT_RETRIES = 3
+    # What parleyd logs when a listener cannot bind because the port is taken.
+    PORT_TAKEN = re.compile(r'listen \S+ port (\d+): Address already in use')
+    PORT_ATTR = re.compile(r'(^|_)port[0-9]*$')
+
     def start(self, timeout=30):
-        """Start parleyd; return when it said 'parleyd ready' and the port accepts."""
+        """Start parleyd; return when it said 'parleyd ready' and the port accepts.
+
+        The ports are picked with free_port() before parleyd binds them, so
+        another process may take one in between.  Until it has started
+        once, a server whose listener says "Address already in use" for a
+        port it picked itself (own_ports()) moves that listener to a fresh
+        port and starts again, up to PORT_RETRIES times; a port given to
+        it from outside, which others may already know, is never moved."""
+        for attempt in range(self.PORT_RETRIES + 1):
+            begin = len(self.log())
+            try:
+                self._start_once(timeout)
+                self.started_once = True
+                return
+            except ServerError:
+                taken = self.PORT_TAKEN.search(self.log()[begin:])
+                port = int(taken.group(1)) if taken else None
+                if (port is None or getattr(self, 'started_once', False)
+                        or attempt == self.PORT_RETRIES or self.proc.poll() is None
+                        or port not in self.own_ports().values()):
+                    raise
+                self._logf.close()
+                self.move_port(port)
+
+    def _start_once(self, timeout):
         if not os.access(self.parleyd, os.X_OK):
             raise ServerError('no parleyd binary at %s' % self.parleyd)
         self._own_muc_wins()
@@ -468,6 +501,30 @@ hosts:
                 return
             time.sleep(0.05)
         raise ServerError('parleyd not ready within %ss:\n%s' % (timeout, self.log()[-4000:]))
+
+    def own_ports(self):
+        """The ports this server picked itself: {attribute: port} for every
+        attribute named port, ..._port or port6 and the like holding a
+        number (port, tls_port and those a subclass adds, such as
+        http_port), but not those in given_ports."""
+        given = getattr(self, 'given_ports', ())
+        return {name: value for name, value in vars(self).items()
+                if self.PORT_ATTR.search(name) and type(value) is int and value not in given}
+
+    def move_port(self, old):
+        """Move the listener on old, one of own_ports(), to a fresh port:
+        the attributes that held it and the number in the config file."""
+        mine = set(self.own_ports().values())
+        new = free_port()
+        while new in mine or new == old:
+            new = free_port()
+        for name, value in self.own_ports().items():
+            if value == old:
+                setattr(self, name, new)
+        text = re.sub(r'(?<![0-9])%d(?![0-9])' % old, str(new), self.config.read_text())
+        self.config.write_text(text)
+        with open(self.logfile, 'a') as f:
+            f.write('parleytest: port %d was taken; starting again with %d\n' % (old, new))
 
     @staticmethod
     def _port_open(port):
@@ -893,6 +950,28 @@ def tostr(el):
     return ET.tostring(el, encoding='unicode')
 
 
+def raw_login(server, user, host=HOST, password=None):
+    """A RawClient logged in to server (a Parleyd or anything with port and
+    password()) as user@host on a fresh resource, with no presence sent;
+    the password is server.password(user, host) unless given."""
+    c = RawClient(server.port, host=host)
+    c.login(user, password if password is not None else server.password(user, host),
+            resource=unique('x-'), presence=False)
+    return c
+
+
+def iq_ok(c, typ, payload, to=None):
+    """c.iq(...) that must be answered with a result; returns the answer."""
+    r = c.iq(typ, payload, to=to)
+    assert r.get('type') == 'result', tostr(r)
+    return r
+
+
+def items_of(el, ns, name='item'):
+    """Every element name in namespace ns below el, in document order."""
+    return el.findall('.//' + q(ns, name))
+
+
 def stanza_error(el):
     """The defined condition of a stanza error (local name), or None."""
     if el is None or el.get('type') != 'error':
@@ -1104,6 +1183,8 @@ class FedParleyd(Parleyd):
         self.domain = domain
         self.s2s_port = s2s_port or free_port()
         self.s2s_tls_port = s2s_tls_port
+        # the peers and the DNS records of the test know these already
+        self.given_ports = {p for p in (s2s_port, s2s_tls_port) if p}
         self.peers = dict(peers or {})
         self.s2s_opts = {'enabled': 'true', 'connect_timeout': '5s', 'backoff': '1s',
                          'max_backoff': '2s'}

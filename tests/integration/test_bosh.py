@@ -341,8 +341,70 @@ def test_polling_session(srv):
         body = b.send()
         assert time.monotonic() - start < 2      # not held
         assert body.get('type') != 'terminate', ET.tostring(body)
+    time.sleep(1.1)
+    body = b.send()                              # nothing left to say: answered empty
+    assert len(body) == 0 and body.get('type') != 'terminate', ET.tostring(body)
     body = b.send()                              # at once: too frequent
     assert body.get('type') == 'terminate' and body.get('condition') == 'policy-violation'
+
+
+def test_polling_counts_only_empty_polls(srv):
+    """hold='0' (XEP-0124 section 12): only two empty requests in a row,
+    the first answered empty, count as polling too often; a poll right
+    after a request with a payload, or right after an answer that
+    carried one, is fine."""
+    b = Bosh(srv, wait=5, hold=0)
+    b.create()
+    token = base64.b64encode(('\0%s\0%s' % ('carol', srv.password('carol'))).encode()).decode()
+    b.send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>" % (NS_SASL, token))
+    polls = 0
+    while not any(e.tag == q(NS_SASL, 'success') for e in b.got):
+        # at once after the payload, or after an answer that carried one
+        body = b.send()
+        assert body.get('type') != 'terminate', ET.tostring(body)
+        if len(body) == 0:
+            time.sleep(1.1)                      # an empty answer: wait before the next
+        polls += 1
+        assert polls < 10, b.got
+    # the answer with <success/> had a payload: an empty poll at once is fine
+    body = b.send()
+    assert body.get('type') != 'terminate', ET.tostring(body)
+    ended = None
+    for _ in range(3):                           # empty polls, one after another
+        prev_empty = len(body) == 0
+        body = b.send()
+        if body.get('type') == 'terminate':
+            ended = prev_empty
+            break
+    assert ended is True, 'not ended, or ended after an answer with a payload'
+    assert body.get('condition') == 'policy-violation'
+
+
+def test_out_of_order_requests_are_not_polling(srv):
+    """hold='1': the client's next two requests arrive out of rid order,
+    the later rid (with a payload) first, then the empty one before it.
+    The empty one is not the last of the window and the two did not come
+    too fast in rid order's sense: neither ends the session."""
+    b = Bosh(srv, wait=2)
+    b.login('erin', srv.password('erin'), unique('ooo-'))
+    second = b.connect()
+    b.request(b.rid + 2, PING % 'ooo', conn=second)   # the later rid, first
+    time.sleep(0.2)
+    first = b.request(b.rid + 1)                    # the empty one before it
+    b.rid += 2
+    got = []
+    for c in (first, second):
+        body = response(c)
+        assert body.get('type') != 'terminate', ET.tostring(body)
+        got += list(body)
+    second.close()
+    while not any(e.tag == q(NS_CLIENT, 'iq') and e.get('id') == 'ooo' for e in got):
+        body = b.send()
+        assert body.get('type') != 'terminate', ET.tostring(body)
+        got += list(body)
+    # the session goes on
+    b.send(PING % 'after')
+    b.wait_for(lambda e: e.tag == q(NS_CLIENT, 'iq') and e.get('id') == 'after')
 
 
 def test_overactivity(srv):

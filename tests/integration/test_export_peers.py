@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 import parleytest
-from parleytest import HOST, Ejabberd, ejabberdctl, free_port, iq, login, logout, tostr
-from test_pubsub import PubsubParleyd
+from parleytest import (HOST, NS_ROSTER, Ejabberd, ejabberdctl, free_port, iq, items_of, login, logout, q,
+                        tostr)
+from test_pubsub import NS_PUBSUB, PubsubParleyd
 
 PIE = 'urn:xmpp:pie:0'
 SCRAM = 'urn:xmpp:pie:0#scram'
@@ -52,6 +53,27 @@ async def pending_request(server, user, requester):
         assert p['from'].bare == requester, p
     finally:
         await logout(c)
+
+
+async def migrated(server):
+    """What every peer must show after taking the export in: bob gets
+    alice's pending request when he first comes online (a client that
+    accepts it would end it), both log in with SCRAM-SHA-1 and PLAIN, and
+    alice's roster has carol in Friends.  Returns alice, logged in."""
+    await pending_request(server, 'bob', 'alice@' + HOST)
+    for mech in ('SCRAM-SHA-1', 'PLAIN'):
+        for user in ('alice', 'bob'):
+            c = await login(server, user, host=HOST, password=USERS[(user, HOST)], mech=mech)
+            await logout(c)
+    a = await login(server, 'alice', host=HOST, password=USERS[('alice', HOST)], resource='r')
+    try:
+        el = await iq(a, 'get', None, "<query xmlns='%s'/>" % NS_ROSTER)
+        items = {i.get('jid'): i for i in items_of(el, NS_ROSTER)}
+        assert items['carol@example.org'].findtext(q(NS_ROSTER, 'group')) == 'Friends', tostr(el)
+    except BaseException:
+        await logout(a)
+        raise
+    return a
 
 
 @pytest.fixture(scope='module')
@@ -141,18 +163,7 @@ def test_back_to_ejabberd(exported, run):
         ej.ctl('import_piefxis', str(out))
 
         async def go():
-            # bob gets alice's request when he comes online, first (a
-            # client that accepts it would end it)
-            await pending_request(ej, 'bob', 'alice@' + HOST)
-            for mech in ('SCRAM-SHA-1', 'PLAIN'):
-                for user in ('alice', 'bob'):
-                    c = await login(ej, user, host=HOST, password=USERS[(user, HOST)], mech=mech)
-                    await logout(c)
-            a = await login(ej, 'alice', host=HOST, password=USERS[('alice', HOST)], resource='r')
-            el = await iq(a, 'get', None, "<query xmlns='jabber:iq:roster'/>")
-            items = {i.get('jid'): i for i in el.iter('{jabber:iq:roster}item')}
-            assert items['carol@example.org'].findtext('{jabber:iq:roster}group') == 'Friends', tostr(el)
-            await logout(a)
+            await logout(await migrated(ej))
         run(go(), timeout=90)
     finally:
         ej.stop()
@@ -242,22 +253,14 @@ def test_back_to_prosody(exported, run):
     p.start()
     try:
         async def go():
-            # bob gets alice's request when he comes online, first (a
-            # client that accepts it would end it)
-            await pending_request(p, 'bob', 'alice@' + HOST)
-            for mech in ('SCRAM-SHA-1', 'PLAIN'):
-                for user in ('alice', 'bob'):
-                    c = await login(p, user, host=HOST, password=USERS[(user, HOST)], mech=mech)
-                    await logout(c)
-            a = await login(p, 'alice', host=HOST, password=USERS[('alice', HOST)], resource='r')
-            el = await iq(a, 'get', None, "<query xmlns='jabber:iq:roster'/>")
-            items = {i.get('jid'): i for i in el.iter('{jabber:iq:roster}item')}
-            assert items['carol@example.org'].findtext('{jabber:iq:roster}group') == 'Friends', tostr(el)
-            el = await iq(a, 'get', None, "<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
-                          "<items node='%s'/></pubsub>" % BOOKMARKS)
-            ids = [i.get('id') for i in el.iter('{http://jabber.org/protocol/pubsub}item')]
-            assert ids == ['room@conference.example.org'], tostr(el)
-            await logout(a)
+            a = await migrated(p)
+            try:
+                el = await iq(a, 'get', None, "<pubsub xmlns='%s'><items node='%s'/></pubsub>"
+                              % (NS_PUBSUB, BOOKMARKS))
+                ids = [i.get('id') for i in items_of(el, NS_PUBSUB)]
+                assert ids == ['room@conference.example.org'], tostr(el)
+            finally:
+                await logout(a)
         run(go(), timeout=90)
     finally:
         p.stop()

@@ -25,15 +25,13 @@ from pathlib import Path
 import pytest
 
 import parleytest
-from parleytest import HOST, OTHER, NS_CLIENT, RawClient, ejabberdctl, q, tostr, unique
+from parleytest import (HOST, OTHER, NS_BLOCKING, NS_CLIENT, NS_PRIVACY, NS_ROSTER, ejabberdctl, iq_ok,
+                        items_of, q, raw_login, tostr)
 
 EJ_SQL = Path('/usr/share/ejabberd/sql')
 PASSWORDS = {('alice', HOST): 'Juliet is the sun', ('bob', HOST): 'b0b secret',
              ('carol', HOST): 'carol pass', ('dave', OTHER): 'dave plain pw',
              ('erin', OTHER): 'erin plain pw'}
-NS_ROSTER = 'jabber:iq:roster'
-NS_PRIVACY = 'jabber:iq:privacy'
-NS_BLOCKING = 'urn:xmpp:blocking'
 NS_MAM = 'urn:xmpp:mam:2'
 DB_DIR = Path(__file__).resolve().parent.parent / 'db'
 SCRIPT = DB_DIR / 'pgsql.sh'
@@ -212,22 +210,6 @@ def fill(ej, run):
 
 
 
-def parley_login(s, user, host=HOST, password=None):
-    c = RawClient(s.port, host=host)
-    c.login(user, password or PASSWORDS[(user, host)], resource=unique('x-'), presence=False)
-    return c
-
-
-def iq_ok(c, typ, payload, to=None):
-    r = c.iq(typ, payload, to=to)
-    assert r.get('type') == 'result', tostr(r)
-    return r
-
-
-def items_of(r, ns, name='item'):
-    return r.findall('.//' + q(ns, name))
-
-
 DIGEST_ROWS = ("SELECT CONCAT('u', username, password) AS t FROM users UNION ALL "
                "SELECT CONCAT('r', username, jid, subscription, ask) FROM rosterusers UNION ALL "
                "SELECT CONCAT('s', username, xml) FROM spool UNION ALL "
@@ -344,7 +326,7 @@ def test_import_from_ejabberd(source, empty_srv, run):
     r = s.ctl('import-ejabberd-sql', '--dsn', dsn)
     assert r.returncode == 5, (r.returncode, r.stdout, r.stderr)
 
-    a = parley_login(s, 'alice')
+    a = raw_login(s, 'alice')
     try:
         a.send('<presence/>')
         p = a.wait_for(lambda e: e.tag == q(NS_CLIENT, 'presence') and e.get('type') == 'subscribe',
@@ -375,7 +357,7 @@ def test_import_from_ejabberd(source, empty_srv, run):
              ('subscription', 'none', 'deny', '2', [q(NS_PRIVACY, 'message')])], tostr(r)
     finally:
         a.close()
-    b = parley_login(s, 'bob')
+    b = raw_login(s, 'bob')
     try:
         r = iq_ok(b, 'get', "<blocklist xmlns='urn:xmpp:blocking'/>")
         assert [i.get('jid') for i in items_of(r, NS_BLOCKING)] == ['dave@%s' % OTHER], tostr(r)
@@ -396,14 +378,14 @@ def test_import_from_ejabberd(source, empty_srv, run):
                        ('bob@%s' % HOST, 'first offline message')], got
     finally:
         b.close()
-    c = parley_login(s, 'carol')
+    c = raw_login(s, 'carol')
     try:
         c.send('<presence/>')
         got = [c.wait_message(timeout=10) for _ in range(2)]
         assert [m.findtext(q(NS_CLIENT, 'body')) for m in got] == ['first offline message', 'second']
     finally:
         c.close()
-    d = parley_login(s, 'dave', host=OTHER)
+    d = raw_login(s, 'dave', host=OTHER)
     try:
         d.send('<presence/>')
         d.wait_message('hello dave', timeout=10)
@@ -471,7 +453,7 @@ INSERT INTO vcard (username, vcard) VALUES ('frank', '<vCard xmlns="vcard-temp">
     assert r.returncode != 0 and 'pgsql:' in r.stderr, r.stderr
     s.passwords = {('frank', HOST): 'frank pw', ('hank', HOST): 'hank pw'}
     s.start()
-    f = parley_login(s, 'frank', password='frank pw')
+    f = raw_login(s, 'frank', password='frank pw')
     try:
         r = iq_ok(f, 'get', "<query xmlns='jabber:iq:roster'/>")
         items = items_of(r, NS_ROSTER)

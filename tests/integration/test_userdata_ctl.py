@@ -88,6 +88,59 @@ def test_offline_queue(srv):
     assert ctl_json(srv, 'offline-list', 'erin@' + HOST)['messages'] == []
 
 
+@pytest.fixture
+def roomy(tmp_path):
+    """A parleyd whose offline queues take 1000 messages."""
+    s = Parleyd(tmp_path / 'roomy')
+    text = s.config.read_text()
+    mark = '      register: {'
+    assert text.count(mark) == 1
+    s.config.write_text(text.replace(mark, '      offline: { max_per_user: 1000 }\n' + mark))
+    s.start_with_users()
+    s.register('pager', HOST, 'pager-pw')
+    yield s
+    s.finish()
+
+
+def test_offline_queue_by_pages(roomy):
+    """A long queue is read a page at a time: 100 messages unless --limit
+    says, then how many follow and (JSON) where the next page starts."""
+    srv = roomy
+    with RawClient(srv.port) as c:
+        c.login('bob', srv.password('bob'), presence=False)
+        for i in range(205):
+            c.send("<message to='pager@%s' type='chat'><body>page %03d</body></message>" % (HOST, i))
+        c.iq('get', "<ping xmlns='urn:xmpp:ping'/>", to=HOST)
+    r = srv.ctl('offline-count', 'pager@' + HOST)
+    assert (r.returncode, r.stdout.strip()) == (0, '205'), r.stderr
+    r = srv.ctl('offline-list', 'pager@' + HOST)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 101 and lines[-1] == '(105 more)', lines[-3:]
+    assert 'page 000' in lines[0] and 'page 099' in lines[99]
+    first = ctl_json(srv, 'offline-list', 'pager@' + HOST)
+    assert (first['count'], first['shown'], first['more']) == (205, 100, 105)
+    assert first['next'] == first['messages'][-1]['seq']
+    bodies, after, pages = [], '0', 0
+    while after is not None:
+        page = ctl_json(srv, 'offline-list', 'pager@' + HOST, '--after', str(after), '--limit', '90')
+        pages += 1
+        assert page['count'] == 205 and page['shown'] == len(page['messages']) <= 90
+        assert page['more'] == 205 - len(bodies) - page['shown']
+        bodies += [m['body'] for m in page['messages']]
+        after = page['next']
+    assert pages == 3 and bodies == ['page %03d' % i for i in range(205)]
+    # the text form of a later page: its lines and what follows it
+    r = srv.ctl('offline-list', 'pager@' + HOST, '--limit', '5', '--after', str(first['next']))
+    lines = r.stdout.splitlines()
+    assert len(lines) == 6 and 'page 100' in lines[0] and lines[-1] == '(100 more)', lines
+    # past the end: nothing, and nothing more
+    last = ctl_json(srv, 'offline-list', 'pager@' + HOST, '--after', str(2 ** 62))
+    assert (last['count'], last['shown'], last['more'], last['next']) == (205, 0, 0, None)
+    r = srv.ctl('offline-list', 'pager@' + HOST, '--after', str(2 ** 62))
+    assert (r.returncode, r.stdout) == (0, ''), r
+
+
 def test_bad_input(srv):
     for cmd in ('get-roster', 'offline-list', 'offline-count'):
         r = srv.ctl(cmd, 'nobody@' + HOST)
@@ -96,11 +149,15 @@ def test_bad_input(srv):
         assert r.returncode == 1 and 'not served here' in r.stderr, (cmd, r)
         r = srv.ctl(cmd, 'alice')
         assert r.returncode == 2 and 'USER@HOST' in r.stderr, (cmd, r)
-    for bad in ('0', 'x', '-1', '100001', '5x'):
+    for bad in ('0', 'x', '-1', '1001', '5x', ''):
         r = srv.ctl('offline-list', 'alice@' + HOST, '--limit', bad)
         assert r.returncode == 2 and '--limit' in r.stderr, (bad, r)
-    r = srv.ctl('offline-list', 'alice@' + HOST, '--max', '3')
-    assert r.returncode == 2
+    for bad in ('x', '-1', '1e3', '', '99999999999999999999'):
+        r = srv.ctl('offline-list', 'alice@' + HOST, '--after', bad)
+        assert r.returncode == 2 and '--after' in r.stderr, (bad, r)
+    for args in (['--max', '3'], ['--after'], ['--limit', '5', '--after']):
+        r = srv.ctl('offline-list', 'alice@' + HOST, *args)
+        assert r.returncode == 2 and 'usage' in r.stderr, (args, r)
     for args in (['--limit', '0'], ['--after', 'a'], ['--match', 'a'], ['--limit'], ['--sort', 'x']):
         r = srv.ctl('registered-users', HOST, *args)
         assert r.returncode == 2, (args, r)

@@ -16,24 +16,12 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import parleytest
-from parleytest import HOST, OTHER, NS_CLIENT, RawClient, q, tostr, unique
+from parleytest import (HOST, OTHER, NS_BLOCKING, NS_CLIENT, NS_PRIVACY, NS_ROSTER, iq_ok, items_of, q,
+                        raw_login, tostr)
 from test_offline import send_chat, sync, wait_rows
 
 PIE = 'urn:xmpp:pie:0'
 NEW = 'renamed.local'
-
-
-def login(srv, user, host=HOST, password=None):
-    c = RawClient(srv.port, host=host)
-    c.login(user, password if password is not None else srv.password(user, host),
-            resource=unique('x-'), presence=False)
-    return c
-
-
-def iq_ok(c, typ, payload, to=None):
-    r = c.iq(typ, payload, to=to)
-    assert r.get('type') == 'result', tostr(r)
-    return r
 
 
 def ctl_ok(srv, *args):
@@ -58,7 +46,7 @@ def populate(s):
     vCard, private XML, a privacy list (default) and a block list; carol
     gets two offline messages; dave (other.local) is in alice's roster
     and privacy list and blocked by bob."""
-    a, b = login(s, 'alice'), login(s, 'bob')
+    a, b = raw_login(s, 'alice'), raw_login(s, 'bob')
     try:
         for c in (a, b):
             c.send('<presence/>')
@@ -107,7 +95,7 @@ def test_export_import_round_trip(srv):
     populate(s)
     # a default privacy list that denies a JID everything, and no block
     # list: it comes back as a privacy list (not as an ejabberd block list)
-    c = login(s, 'carol')
+    c = raw_login(s, 'carol')
     try:
         iq_ok(c, 'set', "<query xmlns='jabber:iq:privacy'><list name='quiet'>"
               "<item type='jid' value='dave@%s' action='deny' order='1'/></list></query>" % OTHER)
@@ -163,7 +151,7 @@ def test_export_import_round_trip(srv):
         if (s.dir / ('second.db' + extra)).exists():
             shutil.copy(s.dir / ('second.db' + extra), s.dir / ('parley.db' + extra))
     s.start()
-    c = login(s, 'carol')
+    c = raw_login(s, 'carol')
     try:
         c.send('<presence/>')
         got = [c.wait_message(timeout=5) for _ in range(2)]
@@ -257,7 +245,7 @@ def test_import_foreign_file_with_plain_password(srv):
     f.write_text(FOREIGN % (HOST, HOST, HOST, HOST, HOST))
     ctl_ok(s, 'import-xep0227', f)
     s.start()
-    c = login(s, 'romeo', password='Juliet is the sun')
+    c = raw_login(s, 'romeo', password='Juliet is the sun')
     try:
         r = c.iq('get', "<query xmlns='jabber:iq:roster'/>")
         items = r.findall('.//' + q('jabber:iq:roster', 'item'))
@@ -281,7 +269,7 @@ def test_rename_domain(srv):
     s = srv
     # dave@other.local: in alice's roster, blocked by bob, allowed in a list
     populate(s)
-    d = login(s, 'dave', host=OTHER)
+    d = raw_login(s, 'dave', host=OTHER)
     try:
         iq_ok(d, 'set', "<query xmlns='jabber:iq:roster'><item jid='alice@%s'/></query>" % HOST)
         iq_ok(d, 'set', "<vCard xmlns='vcard-temp'><FN>Dave</FN></vCard>")
@@ -308,7 +296,7 @@ def test_rename_domain(srv):
     r = s.ctl('rename-domain', 'nowhere.example', NEW)
     assert r.returncode == 1 and 'nowhere.example' in r.stderr, r.stderr
     s.start()
-    c = login(s, 'dave', host=NEW, password=s.password('dave', OTHER))
+    c = raw_login(s, 'dave', host=NEW, password=s.password('dave', OTHER))
     try:
         r = c.iq('get', "<query xmlns='jabber:iq:roster'/>")
         assert [i.get('jid') for i in r.findall('.//' + q('jabber:iq:roster', 'item'))] == \
@@ -325,9 +313,6 @@ def test_rename_domain(srv):
 EJ_PASSWORDS = {('alice', HOST): 'Juliet is the sun', ('bob', HOST): 'b0b secret',
                 ('carol', HOST): 'carol pass', ('dave', OTHER): 'dave plain pw',
                 ('erin', OTHER): 'erin plain pw'}
-NS_ROSTER = 'jabber:iq:roster'
-NS_PRIVACY = 'jabber:iq:privacy'
-NS_BLOCKING = 'urn:xmpp:blocking'
 
 
 def ejabberd_export(dest):
@@ -355,10 +340,6 @@ def user_count(s, host=HOST):
     return s.db_query('SELECT COUNT(*) FROM users WHERE server_host = ?', (host,), host=host)[0][0]
 
 
-def items_of(r, ns, name='item'):
-    return r.findall('.//' + q(ns, name))
-
-
 def test_import_ejabberd_export(empty_srv, run, tmp_path):
     s = empty_srv
     main, hosts = ejabberd_export(tmp_path / 'ej')
@@ -376,7 +357,7 @@ def test_import_ejabberd_export(empty_srv, run, tmp_path):
     s.passwords = dict(EJ_PASSWORDS)
     s.start()
 
-    a = login(s, 'alice')
+    a = raw_login(s, 'alice')
     try:
         # the pending request from erin comes with the initial presence
         a.send('<presence/>')
@@ -408,7 +389,7 @@ def test_import_ejabberd_export(empty_srv, run, tmp_path):
             [('jid', 'dave@%s' % OTHER, 'allow'), ('subscription', 'none', 'deny')], tostr(r)
     finally:
         a.close()
-    b = login(s, 'bob')
+    b = raw_login(s, 'bob')
     try:
         r = iq_ok(b, 'get', "<blocklist xmlns='urn:xmpp:blocking'/>")
         assert [i.get('jid') for i in items_of(r, NS_BLOCKING)] == ['dave@%s' % OTHER], tostr(r)
@@ -417,7 +398,7 @@ def test_import_ejabberd_export(empty_srv, run, tmp_path):
         assert items_of(r, NS_PRIVACY, 'list') == [], tostr(r)
     finally:
         b.close()
-    c = login(s, 'carol')
+    c = raw_login(s, 'carol')
     try:
         c.send('<presence/>')
         got = [c.wait_message(timeout=10) for _ in range(2)]
@@ -425,7 +406,7 @@ def test_import_ejabberd_export(empty_srv, run, tmp_path):
     finally:
         c.close()
     # PLAIN logins above; dave with the password ejabberd kept in clear
-    d = login(s, 'dave', host=OTHER)
+    d = raw_login(s, 'dave', host=OTHER)
     try:
         d.send('<presence/>')
         d.wait_message('hello dave', timeout=10)
@@ -502,7 +483,7 @@ def test_import_prosody_files(empty_srv, run, tmp_path):
     assert 'pubsub' not in r.stdout, r.stdout
     s.passwords = {(u, HOST): p for u, p in pw.items()}
     s.start()
-    j = login(s, 'juliet')   # PLAIN against the imported SCRAM-SHA-1 credentials
+    j = raw_login(s, 'juliet')   # PLAIN against the imported SCRAM-SHA-1 credentials
     try:
         j.send('<presence/>')
         froms = set()
@@ -632,5 +613,5 @@ def test_import_bad_input(empty_srv, tmp_path):
     assert r.returncode == 1 and 'no <user/> in it' in r.stderr, r.stderr
     # the users imported above log in
     s.start()
-    login(s, 'fine', password='pw').close()
-    login(s, 'zed', password='pw1').close()
+    raw_login(s, 'fine', password='pw').close()
+    raw_login(s, 'zed', password='pw1').close()

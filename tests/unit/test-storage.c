@@ -533,7 +533,8 @@ struct res {
 	struct offline_message *msgs; /* deep copy */
 	size_t nmsgs;
 	bool msgs_null;
-	char *text; /* vcard_get, private_get; last status */
+	uint64_t page_total, page_more; /* offline_page */
+	char *text;                     /* vcard_get, private_get; last status */
 	bool text_null;
 	int64_t seconds;          /* last_get */
 	struct srg_group *groups; /* srg_get, deep copy */
@@ -655,6 +656,15 @@ static void offline_cb(enum storage_result res, const struct offline_message *ms
 		r->msgs[i] = msgs[i];
 		r->msgs[i].stanza = strdup(msgs[i].stanza);
 	}
+}
+
+static void offline_page_cb(enum storage_result res, const struct offline_message *msgs, size_t count,
+                            uint64_t total, uint64_t more, void *ctx)
+{
+	struct res *r = ctx;
+	offline_cb(res, msgs, count, ctx);
+	r->page_total = total;
+	r->page_more = more;
 }
 
 static void text_cb(enum storage_result res, const char *text, void *ctx)
@@ -820,6 +830,17 @@ static enum storage_result off_get(struct fixture *f, const char *host, const ch
 {
 	int before = r->calls;
 	assert_non_null(CALL(storage_offline_get(f->st, host, user, offline_cb, r)));
+	assert_int_equal(r->calls, before);
+	run(f);
+	assert_int_equal(r->calls, before + 1);
+	return r->r;
+}
+
+static enum storage_result off_page(struct fixture *f, const char *host, const char *user, int64_t after,
+                                    unsigned limit, struct res *r)
+{
+	int before = r->calls;
+	assert_non_null(CALL(storage_offline_page(f->st, host, user, after, limit, offline_page_cb, r)));
 	assert_int_equal(r->calls, before);
 	run(f);
 	assert_int_equal(r->calls, before + 1);
@@ -1689,6 +1710,67 @@ static void test_offline(void **state)
 	assert_string_equal(r.msgs[0].stanza, m[6]);
 
 	assert_string_equal(storage_result_str(STORAGE_FULL), "quota full");
+	res_clear(&r);
+	storage_account_clear(&a);
+}
+
+/* A queue read a page at a time: each page is the next messages in order,
+ * with the queue's length and how many follow; other queues never mix in. */
+static void test_offline_page(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_account a;
+	make_account(&a, 13, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	assert_int_equal(acc_create(f, "a.example", "bob", &a), STORAGE_OK);
+	assert_int_equal(acc_create(f, "b.example", "alice", &a), STORAGE_OK);
+	struct res r = { 0 };
+	assert_int_equal(off_page(f, "a.example", "alice", 0, 3, &r), STORAGE_OK);
+	assert_int_equal(r.nmsgs, 0);
+	assert_int_equal(r.page_total, 0);
+	assert_int_equal(r.page_more, 0);
+	char m[7][256];
+	for (int i = 0; i < 7; i++) {
+		msg_text(m[i], sizeof(m[i]), i);
+		assert_int_equal(off_store(f, "a.example", "alice", m[i], 0), STORAGE_OK);
+		/* other queues' messages between alice's */
+		assert_int_equal(off_store(f, "a.example", "bob", m[i], 0), STORAGE_OK);
+		assert_int_equal(off_store(f, "b.example", "alice", m[i], 0), STORAGE_OK);
+	}
+	int64_t after = 0;
+	static const size_t sizes[] = { 3, 3, 1 }, follow[] = { 4, 1, 0 };
+	for (size_t p = 0, seen = 0; p < 3; p++) {
+		assert_int_equal(off_page(f, "a.example", "alice", after, 3, &r), STORAGE_OK);
+		assert_int_equal(r.nmsgs, sizes[p]);
+		assert_int_equal(r.page_total, 7);
+		assert_int_equal(r.page_more, follow[p]);
+		for (size_t i = 0; i < r.nmsgs; i++) {
+			assert_string_equal(r.msgs[i].stanza, m[seen + i]);
+			assert_true(r.msgs[i].seq > after);
+			after = r.msgs[i].seq;
+		}
+		seen += r.nmsgs;
+	}
+	/* after the last one: nothing, and nothing follows */
+	assert_int_equal(off_page(f, "a.example", "alice", after, 3, &r), STORAGE_OK);
+	assert_int_equal(r.nmsgs, 0);
+	assert_int_equal(r.page_total, 7);
+	assert_int_equal(r.page_more, 0);
+	/* a page that ends exactly at the last message */
+	assert_int_equal(off_page(f, "a.example", "alice", 0, 7, &r), STORAGE_OK);
+	assert_int_equal(r.nmsgs, 7);
+	assert_int_equal(r.page_more, 0);
+	/* a page of one, and reading changes nothing */
+	assert_int_equal(off_page(f, "a.example", "alice", 0, 1, &r), STORAGE_OK);
+	assert_int_equal(r.nmsgs, 1);
+	assert_string_equal(r.msgs[0].stanza, m[0]);
+	assert_int_equal(r.page_more, 6);
+	assert_int_equal(off_count(f, "a.example", "alice"), 7);
+	assert_int_equal(off_count(f, "a.example", "bob"), 7);
+	/* no such account: an empty queue */
+	assert_int_equal(off_page(f, "a.example", "nobody", 0, 5, &r), STORAGE_OK);
+	assert_int_equal(r.nmsgs, 0);
+	assert_int_equal(r.page_total, 0);
 	res_clear(&r);
 	storage_account_clear(&a);
 }
@@ -5207,6 +5289,7 @@ static const struct test_def tests[] = {
 	T(test_roster),
 	T(test_remove_user_removes_roster),
 	T(test_offline),
+	T(test_offline_page),
 	T(test_offline_order_and_cancel),
 	T(test_offline_batch),
 	T(test_offline_lengths),

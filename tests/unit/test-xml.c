@@ -65,6 +65,38 @@ static void test_wire_split_at_to(void **state)
 	xml_unref(&m);
 }
 
+/* xml_tag_end finds the '>' that ends a tag, not one inside a quoted
+ * attribute value of either kind, and says NULL when there is none. */
+static void tag_end_is(const char *s, ptrdiff_t want)
+{
+	const char *end = s + strlen(s);
+	const char *got = xml_tag_end(s, end);
+	if (want < 0)
+		assert_null(got);
+	else
+		assert_ptr_equal(got, s + want);
+}
+
+static void test_tag_end(void **state)
+{
+	(void)state;
+	tag_end_is("<a>", 2);
+	tag_end_is("a b='1'>rest>", 7);
+	tag_end_is("<a b='x>y' c=\"p>q\">", 18);
+	tag_end_is("<a b=\"it's>\">", 12);
+	tag_end_is("<a b='say \"hi>\"'/>", 17);
+	tag_end_is("<br/>", 4);
+	/* none: no '>' at all, only a quoted one, an empty range */
+	tag_end_is("<a b='1'", -1);
+	tag_end_is("<a b='>'", -1);
+	tag_end_is("<a b=\">", -1);
+	tag_end_is("", -1);
+	/* the range is honoured: a '>' after end is not found */
+	const char *s = "<a b='1'>";
+	assert_null(xml_tag_end(s, s + 8));
+	assert_ptr_equal(xml_tag_end(s, s + 9), s + 8);
+}
+
 static void test_build_and_serialize(void **state)
 {
 	struct xml_node *m = xml_new("message", NS_CLIENT);
@@ -1445,6 +1477,7 @@ int main(void)
 		cmocka_unit_test(test_many_parsers_are_independent),
 		cmocka_unit_test(test_parse_string),
 		cmocka_unit_test(test_wire_split_at_to),
+		cmocka_unit_test(test_tag_end),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

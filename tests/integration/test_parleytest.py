@@ -1,0 +1,94 @@
+"""The test harness itself: Parleyd.start when a port it picked was taken.
+
+Every test picks its ports with free_port() before parleyd binds them, so
+on a loaded machine another process can take one in between.  These tests
+take the port on purpose and check that the first start moves the
+listener to a fresh port (and only a port the server picked itself), and
+that it gives up after PORT_RETRIES.
+"""
+import socket
+
+import pytest
+
+import parleytest
+from parleytest import HOST, FedParleyd, Parleyd, RawClient, ServerError
+
+TAKEN = 'Address already in use'
+
+
+def occupy(port):
+    """A listening socket on 127.0.0.1:port, as another program's would be."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(('127.0.0.1', port))
+    s.listen(1)
+    return s
+
+
+def test_taken_port_moves_to_a_fresh_one(tmp_path):
+    srv = Parleyd(tmp_path / 'moved', users={('alice', HOST): 'alice-secret'})
+    port, old_tls = srv.port, srv.tls_port
+    blocker = occupy(old_tls)
+    try:
+        srv.start_with_users()
+        try:
+            log = srv.log()
+            assert 'listen 127.0.0.1 port %d: %s' % (old_tls, TAKEN) in log, log[-2000:]
+            assert 'port %d was taken; starting again with %d' % (old_tls, srv.tls_port) in log
+            assert srv.tls_port != old_tls and srv.port == port
+            config = srv.config.read_text()
+            assert '  - port: %d\n' % srv.tls_port in config and str(old_tls) not in config
+            # the moved direct-TLS listener serves, and so does the other one
+            for c in (RawClient(srv.tls_port, direct_tls=True), RawClient(srv.port)):
+                try:
+                    assert c.login('alice', 'alice-secret')
+                finally:
+                    c.close()
+            # the port that was taken is still the other program's
+            with pytest.raises(OSError):
+                socket.create_server(('127.0.0.1', old_tls)).close()
+        finally:
+            srv.finish()
+    finally:
+        blocker.close()
+
+
+def test_given_port_is_not_moved(tmp_path):
+    """A port given from outside (peers and DNS records name it) stays."""
+    given = parleytest.free_port()
+    srv = FedParleyd(tmp_path / 'given', 'a.test', {('alice', 'a.test'): 'alice-secret'},
+                     s2s_port=given)
+    blocker = occupy(given)
+    try:
+        with pytest.raises(ServerError):
+            srv.start()
+        log = srv.log()
+        assert log.count(TAKEN) == 1 and 'starting again' not in log, log[-2000:]
+        assert srv.s2s_port == given and 'port: %d\n' % given in srv.config.read_text()
+    finally:
+        blocker.close()
+        srv.stop()
+
+
+def test_gives_up_after_the_retries(tmp_path, monkeypatch):
+    """Every fresh port is taken as well: PORT_RETRIES moves, then the error."""
+    srv = Parleyd(tmp_path / 'unlucky')
+    blockers = [occupy(srv.tls_port)]
+    try:
+        for _ in range(Parleyd.PORT_RETRIES):
+            while True:
+                p = parleytest.free_port()
+                if p not in (srv.port, srv.tls_port) and p not in [b.getsockname()[1] for b in blockers]:
+                    break
+            blockers.append(occupy(p))
+        fresh = iter([b.getsockname()[1] for b in blockers[1:]])
+        monkeypatch.setattr(parleytest, 'free_port', lambda: next(fresh))
+        with pytest.raises(ServerError):
+            srv.start()
+        log = srv.log()
+        assert log.count(TAKEN) == Parleyd.PORT_RETRIES + 1, log[-3000:]
+        assert log.count('starting again') == Parleyd.PORT_RETRIES
+        assert srv.tls_port == blockers[-1].getsockname()[1]
+    finally:
+        for b in blockers:
+            b.close()
+        srv.stop()
