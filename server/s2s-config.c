@@ -28,6 +28,9 @@ static const struct opt_def s2s_defs[] = {
 	  0, "refuse peers whose certificate does not verify for their domain (no dialback)" },
 	{ "bidi", OPT_BOOL, OFF(s2s_config, bidi), "true", NULL, 0, 0,
 	  "one stream carries both directions (XEP-0288) when both certificates verify" },
+	{ "multiplex", OPT_BOOL, OFF(s2s_config, multiplex), "true", NULL, 0, 0,
+	  "a further local domain reaches a remote one over an outgoing stream already open to it "
+	  "(XEP-0220 piggybacking) instead of a connection of its own" },
 	{ "ca_file", OPT_STRING, OFF(s2s_config, ca_file), NULL, NULL, 0, 0,
 	  "PEM bundle of the CAs peer certificates are checked against; unset: the system's" },
 	{ "dialback_secret_file", OPT_STRING, OFF(s2s_config, dialback_secret_file), NULL, NULL, 0, 0,

@@ -22,6 +22,7 @@ struct s2s_config {
 	bool dialback;                  /* XEP-0220 dialback allowed (true) */
 	bool require_valid_certificate; /* peers must present a certificate that verifies (false) */
 	bool bidi;                  /* XEP-0288 bidirectional streams when both certificates verify (true) */
+	bool multiplex;             /* further local domains piggyback on an open stream (true) */
 	char *ca_file;              /* CA bundle for peer certificates (NULL: the system's) */
 	char *dialback_secret_file; /* secret of the dialback keys (NULL: random at start) */
 	unsigned max_queue;         /* stanzas queued per connection while it opens (100) */

@@ -109,8 +109,11 @@ struct s2s_out {
 	char *remote_id;
 	const char *auth; /* "dialback", "external" */
 	bool sasl_done;
-	bool bidi;          /* XEP-0288: the peer may send its stanzas on this stream */
-	struct s2s_in *via; /* bidirectional: the incoming stream that carries ours */
+	bool bidi;               /* XEP-0288: the peer may send its stanzas on this stream */
+	struct s2s_in *via;      /* bidirectional: the incoming stream that carries ours */
+	struct s2s_out *carrier; /* piggybacking: the route whose stream this one shares */
+	bool peer_dialback;      /* the peer offered dialback in its last features */
+	bool own_connection;     /* piggybacking failed: this pair opens a connection of its own */
 	double since;
 	struct s2s_out *next;
 };
@@ -346,6 +349,7 @@ static const struct stream_ops out_ops;
 typedef bool peer_authed_fn(void *ctx, const char *from, const char *to);
 static int peer_route(struct xml_node *el, peer_authed_fn *authed, void *ctx, const char **why_r);
 static void in_verified(uint64_t in_id, const char *local, const char *remote, const char *type);
+static bool db_addressed(const struct xml_node *el, const char *from, const char *to);
 
 static struct s2s_out *out_find(const char *local, const char *remote)
 {
@@ -365,11 +369,25 @@ static void out_unlink(struct s2s_out *o)
 	}
 }
 
+static void out_release_riders(struct s2s_out *carrier);
+
+/* A route piggybacking on another's stream (XEP-0220 2.4) lets go of it:
+ * the stream stays the carrier's. */
+static void out_unride(struct s2s_out *o)
+{
+	if (o->carrier == NULL)
+		return;
+	o->carrier = NULL;
+	o->st = NULL;
+}
+
 /* Free o; its stream (if any) was told to close or is gone.  The
  * dialback verifications still waiting on it are answered with an error
  * on the incoming streams that asked. */
 static void out_free(struct s2s_out *o)
 {
+	out_unride(o);
+	out_release_riders(o);
 	out_unlink(o);
 	ev_timer_stop(loop_, &o->timer);
 	ev_timer_stop(loop_, &o->kick);
@@ -418,6 +436,7 @@ static void out_fail(struct s2s_out *o, enum stanza_error e, const char *why)
 		xml_unref(&o->queue[i]);
 	}
 	o->nqueue = 0;
+	out_unride(o); /* a rider's stream is its carrier's: it stays open */
 	if (o->st != NULL) {
 		struct stream *st = o->st;
 		o->st = NULL;
@@ -440,6 +459,7 @@ static void out_fail(struct s2s_out *o, enum stanza_error e, const char *why)
  * bidirectional route closes the incoming stream that carries it. */
 static void out_close(struct s2s_out *o, int e)
 {
+	out_unride(o); /* a rider's stream is its carrier's: it stays open */
 	struct stream *st = o->st;
 	o->st = NULL;
 	if (o->via != NULL) {
@@ -483,9 +503,15 @@ static void out_ready(struct s2s_out *o, const char *auth)
 
 static void out_connect_next(struct s2s_out *o);
 
+static void out_fallback(struct s2s_out *o, const char *why);
+
 static void out_timeout_event(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct s2s_out *o = w->data;
+	if (o->carrier != NULL) {
+		out_fallback(o, "no answer to the dialback request on the shared stream");
+		return;
+	}
 	char why[128];
 	snprintf(why, sizeof(why), "no authenticated stream within %g s (state %s)", cfg()->connect_timeout,
 	         out_state_names[o->state]);
@@ -592,9 +618,11 @@ static void out_resolved(void *ctx, const struct resolve_addr *addrs, size_t n, 
 		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, why);
 		return;
 	}
+	free(o->addrs);
 	o->addrs = xcalloc(n, sizeof(*o->addrs));
 	memcpy(o->addrs, addrs, n * sizeof(*addrs));
 	o->naddrs = n;
+	o->next_addr = 0;
 	struct buf list = { 0 };
 	for (size_t i = 0; i < n; i++) {
 		char where[96];
@@ -658,6 +686,143 @@ static struct s2s_out *out_new(const char *local, const char *remote)
 	return o;
 }
 
+/* ---- multiplexing (XEP-0220 2.4, "piggybacking") ------------------------------
+ *
+ * A local domain B that needs a route to remote R while an authenticated
+ * stream A -> R of ours works sends <db:result from='B' to='R'/> on that
+ * stream, its key made with that stream's id, and once R answers 'valid'
+ * B's stanzas go on it too.  The route of B (a "rider") keeps its own
+ * queue, timer and verifications and borrows the stream of A's route
+ * (its "carrier"): it never closes or owns it.  A refusal ('invalid' or
+ * 'error'), no answer within s2s.connect_timeout, or the carrier closing
+ * before the answer sends B to a connection of its own, its queue
+ * intact.  When the carrier closes later, B's route goes with it and the
+ * next stanza opens anew.  Only our own streams carry riders (not a
+ * bidirectional route over an incoming stream), and only when the peer
+ * offered dialback on it. */
+
+/* A working stream of ours to remote that a route from local may share. */
+static struct s2s_out *out_find_carrier(const char *local, const char *remote)
+{
+	const struct s2s_config *c = cfg();
+	if (!c->multiplex || !c->dialback)
+		return NULL;
+	for (struct s2s_out *o = outs; o != NULL; o = o->next)
+		if (o->carrier == NULL && o->via == NULL && o->state == OUT_READY && o->peer_dialback &&
+		    o->st != NULL && !o->st->dead && !o->st->closing && o->remote_id != NULL &&
+		    strcmp(o->remote, remote) == 0 && strcmp(o->local, local) != 0)
+			return o;
+	return NULL;
+}
+
+/* Ask the peer, on carrier's stream, to take o's pair too. */
+static void out_ride(struct s2s_out *o, struct s2s_out *carrier)
+{
+	ev_timer_stop(loop_, &o->kick);
+	o->carrier = carrier;
+	o->st = carrier->st;
+	free(o->remote_id);
+	o->remote_id = xstrdup(carrier->remote_id);
+	char key[65];
+	s2s_dialback_key(o->remote, o->local, o->remote_id, key);
+	write_db(o->st, "result", o->local, o->remote, NULL, NULL, key);
+	explicit_bzero(key, sizeof(key));
+	o->state = OUT_DIALBACK;
+	log_info("s2s %s -> %s: asking to share the stream of %s -> %s (dialback)", o->local, o->remote,
+	         carrier->local, carrier->remote);
+}
+
+/* o stops riding and opens a connection of its own, keeping its queue
+ * and its verifications (sent again on the new stream). */
+static void out_fallback(struct s2s_out *o, const char *why)
+{
+	log_info("s2s %s -> %s: %s: opening a connection of its own", o->local, o->remote, why);
+	out_unride(o);
+	o->own_connection = true;
+	o->state = OUT_RESOLVING;
+	free(o->remote_id);
+	o->remote_id = NULL;
+	for (struct verify_req *v = o->verifies; v != NULL; v = v->next)
+		v->sent = false;
+	ev_timer_stop(loop_, &o->timer);
+	ev_timer_set(&o->timer, cfg()->connect_timeout, 0);
+	ev_timer_start(loop_, &o->timer);
+	ev_timer_stop(loop_, &o->kick);
+	ev_timer_set(&o->kick, 0, 0);
+	ev_timer_start(loop_, &o->kick);
+}
+
+/* carrier's stream is going: a rider that works with nothing waiting
+ * goes with it (the next stanza opens anew); one still waiting for its
+ * answer, or with verifications in flight, opens its own connection. */
+static void out_release_riders(struct s2s_out *carrier)
+{
+	for (;;) {
+		struct s2s_out *r = outs;
+		while (r != NULL && r->carrier != carrier)
+			r = r->next;
+		if (r == NULL)
+			return;
+		out_unride(r);
+		if (r->state == OUT_READY && r->nqueue == 0 && r->verifies == NULL) {
+			log_info("s2s %s -> %s: the shared stream of %s -> %s closed", r->local, r->remote,
+			         carrier->local, carrier->remote);
+			out_free(r);
+		} else {
+			out_fallback(r, "the shared stream closed");
+		}
+	}
+}
+
+/* A new route from local to remote: on a stream already open to remote
+ * when one may be shared, else a connection of its own. */
+static struct s2s_out *out_open(const char *local, const char *remote)
+{
+	struct s2s_out *o = out_new(local, remote);
+	struct s2s_out *carrier = out_find_carrier(local, remote);
+	if (carrier != NULL)
+		out_ride(o, carrier);
+	return o;
+}
+
+/* The route a dialback answer on o's stream is for, by its 'to': o, or
+ * one riding on it. */
+static struct s2s_out *out_addressee(struct s2s_out *o, const struct xml_node *el)
+{
+	const char *t = xml_attr(el, "to");
+	char *pt = t != NULL ? jid_nameprep(t) : NULL;
+	struct s2s_out *found = o;
+	if (pt != NULL && strcmp(pt, o->local) != 0)
+		for (struct s2s_out *r = outs; r != NULL; r = r->next)
+			if (r->carrier == o && strcmp(r->local, pt) == 0) {
+				found = r;
+				break;
+			}
+	free(pt);
+	return found;
+}
+
+/* The peer's answer to a rider's <db:result/>. */
+static void out_rider_answer(struct s2s_out *r, struct xml_node *el)
+{
+	const char *type = xml_attr(el, "type");
+	if (r->state != OUT_DIALBACK || !db_addressed(el, r->remote, r->local)) {
+		log_debug("s2s %s -> %s: ignoring a <db:result/> on the shared stream", r->local, r->remote);
+		return;
+	}
+	if (type != NULL && strcmp(type, "valid") == 0) {
+		stats.dialback_valid++;
+		out_send_verifies(r);
+		out_ready(r, "dialback");
+		return;
+	}
+	if (type == NULL || strcmp(type, "error") != 0)
+		stats.dialback_invalid++;
+	out_fallback(r, type != NULL && strcmp(type, "error") == 0
+	                        ? "the peer refused to add the pair to the shared stream"
+	                        : "the peer did not accept our dialback key on the shared stream");
+}
+
 /* The stream's header. */
 static void out_stream_start(struct stream *st, struct xml_node *header, const char *default_ns)
 {
@@ -684,6 +849,7 @@ static void out_features(struct s2s_out *o, struct xml_node *f)
 {
 	struct stream *st = o->st;
 	const struct s2s_config *c = cfg();
+	o->peer_dialback = xml_child(f, "dialback", NS_DIALBACK_FEATURE) != NULL;
 	if (st->ssl == NULL) {
 		if (xml_child(f, "starttls", NS_TLS) != NULL) {
 			o->state = OUT_TLS;
@@ -811,7 +977,7 @@ static bool out_bidi_authed(void *ctx, const char *from, const char *to)
 
 static bool out_stanza(struct stream *st, struct xml_node *el)
 {
-	struct s2s_out *o = st->owner;
+	struct s2s_out *o = st->owner, *r;
 	if (o == NULL) {
 		xml_unref(&el);
 		return true;
@@ -855,6 +1021,8 @@ static bool out_stanza(struct stream *st, struct xml_node *el)
 			write_db(st, "result", o->local, o->remote, NULL, NULL, key);
 			o->state = OUT_DIALBACK;
 		}
+	} else if (xml_is(el, "result", NS_DIALBACK) && (r = out_addressee(o, el)) != o) {
+		out_rider_answer(r, el);
 	} else if (xml_is(el, "result", NS_DIALBACK) && o->state == OUT_DIALBACK) {
 		const char *type = xml_attr(el, "type");
 		if (!db_addressed(el, o->remote, o->local)) {
@@ -868,7 +1036,7 @@ static bool out_stanza(struct stream *st, struct xml_node *el)
 			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "the peer did not accept our dialback key");
 		}
 	} else if (xml_is(el, "verify", NS_DIALBACK) && xml_attr(el, "type") != NULL) {
-		out_verify_answer(o, el);
+		out_verify_answer(out_addressee(o, el), el);
 	} else if (xml_is(el, "verify", NS_DIALBACK) && o->bidi && o->state == OUT_READY) {
 		/* XEP-0288: the peer's requests of the authoritative role come
 		 * on our stream too. */
@@ -1005,7 +1173,7 @@ static void s2s_route(void *ctx, struct xml_node *stanza, const struct jid *from
 			router_bounce(stanza, b->error, "the remote server could not be reached lately");
 			return;
 		}
-		o = out_new(from->domain, to->domain);
+		o = out_open(from->domain, to->domain);
 	}
 	if (o->state == OUT_READY && o->st != NULL && (o->st->dead || o->st->closing)) {
 		/* Written now it would follow </stream:stream>, never read: say
@@ -1215,6 +1383,15 @@ static void in_db_result(struct s2s_in *in, struct xml_node *el)
 		write_db(in->st, "result", local, remote, NULL, "valid", NULL);
 		goto out;
 	}
+	if (c->require_valid_certificate && in->nauthed > 0) {
+		/* A further pair on a working stream (multiplexing): refuse
+		 * that pair only; the peer may open a stream of its own. */
+		log_info("s2s in %llu from %s: dialback for %s -> %s refused: a valid certificate is "
+		         "required here",
+		         (unsigned long long)in->st->id, in->ip, remote, local);
+		write_db(in->st, "result", local, remote, NULL, "error", NULL);
+		goto out;
+	}
 	if (c->require_valid_certificate) {
 		in_fail(in, STE_NOT_AUTHORIZED, "a valid certificate is required here");
 		goto out;
@@ -1235,7 +1412,7 @@ static void in_db_result(struct s2s_in *in, struct xml_node *el)
 			write_db(in->st, "result", local, remote, NULL, "error", NULL);
 			goto out;
 		}
-		o = out_new(local, remote);
+		o = out_open(local, remote);
 	}
 	struct verify_req *v = xcalloc(1, sizeof(*v));
 	v->in_id = in->st->id;
@@ -1283,7 +1460,9 @@ static void in_bidi_route(struct s2s_in *in)
 		o->fd = -1;
 	}
 	resolve_cancel(&o->res);
-	if (o->st != NULL) {
+	if (o->carrier != NULL) {
+		out_unride(o);
+	} else if (o->st != NULL) {
 		o->st->owner = NULL;
 		stream_close(o->st, -1, NULL);
 	}
@@ -1596,7 +1775,11 @@ void s2s_list(struct buf *out)
 		                   : "no-tls",
 		           o->state == OUT_READY ? o->auth : out_state_names[o->state]);
 		fmt_since(out, o->since);
-		buf_printf(out, "\t%zu\n", o->nqueue);
+		buf_printf(out, "\t%zu\t", o->nqueue);
+		if (o->st != NULL)
+			buf_printf(out, "%llu\n", (unsigned long long)o->st->id);
+		else
+			buf_append_str(out, "-\n");
 	}
 	for (struct s2s_in *in = ins; in != NULL; in = in->next) {
 		const char *tls = in->st != NULL && in->st->ssl != NULL && in->st->tls_done
@@ -1606,14 +1789,14 @@ void s2s_list(struct buf *out)
 			buf_printf(out, "in\t%s\t%s\t%s\t%s\t", in->remote != NULL ? in->remote : "?",
 			           in->local != NULL ? in->local : "?", tls, "opening");
 			fmt_since(out, in->opened);
-			buf_append_str(out, "\t0\n");
+			buf_printf(out, "\t0\t%llu\n", (unsigned long long)in->st->id);
 			continue;
 		}
 		for (unsigned i = 0; i < in->nauthed; i++) {
 			buf_printf(out, "in\t%s\t%s\t%s\t%s\t", in->authed_remote[i], in->authed_local[i],
 			           tls, in->auth);
 			fmt_since(out, in->since);
-			buf_append_str(out, "\t0\n");
+			buf_printf(out, "\t0\t%llu\n", (unsigned long long)in->st->id);
 		}
 	}
 }
@@ -1621,17 +1804,22 @@ void s2s_list(struct buf *out)
 unsigned s2s_close_domain(const char *domain)
 {
 	unsigned n = 0;
-	for (struct s2s_out *o = outs, *next; o != NULL; o = next) {
-		next = o->next;
-		if (strcasecmp(o->remote, domain) != 0)
-			continue;
-		n++;
-		if (o->state != OUT_READY || o->nqueue > 0) {
-			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "closed by the administrator");
-			continue;
+	/* Riders first (they share their carriers' streams and are not
+	 * counted as streams): freeing a carrier then frees no other route
+	 * under the loop. */
+	for (int riders = 1; riders >= 0; riders--) {
+		for (struct s2s_out *o = outs, *next; o != NULL; o = next) {
+			next = o->next;
+			if (strcasecmp(o->remote, domain) != 0 || (o->carrier != NULL) != riders)
+				continue;
+			n += !riders;
+			if (o->state != OUT_READY || o->nqueue > 0) {
+				out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "closed by the administrator");
+				continue;
+			}
+			log_info("s2s %s -> %s: closed by the administrator", o->local, o->remote);
+			out_close(o, -1);
 		}
-		log_info("s2s %s -> %s: closed by the administrator", o->local, o->remote);
-		out_close(o, -1);
 	}
 	for (struct s2s_in *in = ins; in != NULL; in = in->next) {
 		bool match = in->remote != NULL && strcasecmp(in->remote, domain) == 0;
@@ -1659,12 +1847,15 @@ void s2s_reload(struct buf *report)
 		buf_printf(report, "s2s: %s; the DNS servers stay as they were\n", err);
 		free(err);
 	}
-	for (struct s2s_out *o = outs, *next; o != NULL; o = next) {
-		next = o->next;
-		if (s2s_config_allowed(c, o->remote))
-			continue;
-		closed++;
-		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "federation with that domain is no longer allowed");
+	for (int riders = 1; riders >= 0; riders--) {
+		for (struct s2s_out *o = outs, *next; o != NULL; o = next) {
+			next = o->next;
+			if (s2s_config_allowed(c, o->remote) || (o->carrier != NULL) != riders)
+				continue;
+			closed += !riders;
+			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND,
+			         "federation with that domain is no longer allowed");
+		}
 	}
 	for (struct s2s_in *in = ins; in != NULL; in = in->next) {
 		bool denied = in->remote != NULL && !s2s_config_allowed(c, in->remote);
@@ -1709,6 +1900,15 @@ int s2s_start(struct ev_loop *loop, char **error_r)
 
 void s2s_shutdown_all(void)
 {
+	for (struct s2s_out *o = outs, *next; o != NULL; o = next) {
+		next = o->next;
+		if (o->carrier == NULL)
+			continue;
+		if (o->state != OUT_READY || o->nqueue > 0)
+			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "the server is stopping");
+		else
+			out_close(o, -1);
+	}
 	while (outs != NULL) {
 		struct s2s_out *o = outs;
 		if (o->state != OUT_READY || o->nqueue > 0 || o->verifies != NULL) {
