@@ -40,6 +40,9 @@ static const struct opt_def s2s_defs[] = {
 	{ "connect_timeout", OPT_DURATION, OFF(s2s_config, connect_timeout), "15s", NULL, 0, 0,
 	  "from the start of resolution to an authenticated stream; queued stanzas then bounce "
 	  "with remote-server-timeout" },
+	{ "connect_delay", OPT_DURATION, OFF(s2s_config, connect_delay), "250ms", NULL, 0, 0,
+	  "while a connection attempt is still unanswered, start one to the next address after this "
+	  "long and take whichever connects first (RFC 8305 Happy Eyeballs; 0: one at a time)" },
 	{ "idle_timeout", OPT_DURATION, OFF(s2s_config, idle_timeout), "10m", NULL, 0, 0,
 	  "close an s2s connection after this long without traffic (0: never)" },
 	{ "backoff", OPT_DURATION, OFF(s2s_config, backoff), "5s", NULL, 0, 0,

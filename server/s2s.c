@@ -3,8 +3,9 @@
  *
  * Outgoing: one struct s2s_out per (local domain, remote domain) pair,
  * reused while it lives.  It resolves the remote domain (the static map of
- * the config, else DNS through server/resolve.c), connects to each address
- * in turn, opens a jabber:server stream, takes STARTTLS (required unless
+ * the config, else DNS through server/resolve.c), connects to its
+ * addresses in order, the next starting beside one still unanswered after
+ * s2s.connect_delay (Happy Eyeballs), opens a jabber:server stream, takes STARTTLS (required unless
  * s2s.require_tls is off), then authenticates with SASL EXTERNAL when the
  * peer's certificate verifies and the peer offers it, else with dialback.
  * Stanzas queue (bounded by s2s.max_queue) until it is ready; when it
@@ -91,6 +92,18 @@ struct verify_req {
 	struct verify_req *next;
 };
 
+#define MAX_ATTEMPTS 4 /* connection attempts in flight at once (Happy Eyeballs) */
+
+struct s2s_out;
+
+/* One connection attempt to one resolved address. */
+struct out_attempt {
+	struct s2s_out *o;
+	int fd; /* -1: slot free */
+	size_t addr;
+	ev_io w;
+};
+
 struct s2s_out {
 	char *local, *remote;
 	enum out_state state;
@@ -98,9 +111,10 @@ struct s2s_out {
 	struct resolve_req *res;
 	struct resolve_addr *addrs;
 	size_t naddrs, next_addr;
-	int fd; /* while connecting */
+	struct out_attempt attempts[MAX_ATTEMPTS]; /* while connecting */
+	unsigned nattempts;
+	ev_timer next_attempt; /* Happy Eyeballs: start the next address (s2s.connect_delay) */
 	bool direct_tls;
-	ev_io conn_w;
 	ev_timer timer; /* connect timeout */
 	ev_timer kick;  /* starts the connection from the loop */
 	struct xml_node **queue;
@@ -371,6 +385,21 @@ static void out_unlink(struct s2s_out *o)
 
 static void out_release_riders(struct s2s_out *carrier);
 
+/* Close every connection attempt still in flight. */
+static void out_attempts_stop(struct s2s_out *o)
+{
+	ev_timer_stop(loop_, &o->next_attempt);
+	for (unsigned i = 0; i < MAX_ATTEMPTS; i++) {
+		struct out_attempt *t = &o->attempts[i];
+		if (t->fd < 0)
+			continue;
+		ev_io_stop(loop_, &t->w);
+		close(t->fd);
+		t->fd = -1;
+	}
+	o->nattempts = 0;
+}
+
 /* A route piggybacking on another's stream (XEP-0220 2.4) lets go of it:
  * the stream stays the carrier's. */
 static void out_unride(struct s2s_out *o)
@@ -391,9 +420,7 @@ static void out_free(struct s2s_out *o)
 	out_unlink(o);
 	ev_timer_stop(loop_, &o->timer);
 	ev_timer_stop(loop_, &o->kick);
-	ev_io_stop(loop_, &o->conn_w);
-	if (o->fd >= 0)
-		close(o->fd);
+	out_attempts_stop(o);
 	resolve_cancel(&o->res);
 	if (o->via != NULL)
 		o->via->bidi_out = NULL; /* the stream is the incoming one's */
@@ -547,26 +574,38 @@ static void out_start_stream(struct s2s_out *o, int fd, const char *ip, unsigned
 	write_header(o->st, o->local, o->remote, NULL);
 }
 
-static void out_conn_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* Happy Eyeballs (RFC 8305, simplified): the addresses are tried in the
+ * resolver's order (each SRV target's AAAA, then its A records), but an
+ * attempt that has not connected within s2s.connect_delay does not hold
+ * up the next one: that one starts beside it, up to MAX_ATTEMPTS at once.
+ * A failed attempt starts the next address at once.  The first attempt
+ * that connects wins and the others are closed. */
+static void out_attempt_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct s2s_out *o = w->data;
-	ev_io_stop(loop, &o->conn_w);
+	struct out_attempt *t = w->data;
+	struct s2s_out *o = t->o;
+	ev_io_stop(loop, &t->w);
 	int err = 0;
 	socklen_t len = sizeof(err);
-	if (getsockopt(o->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+	if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
-	const struct resolve_addr *a = &o->addrs[o->next_addr - 1];
+	const struct resolve_addr *a = &o->addrs[t->addr];
 	char where[96];
 	resolve_addr_str(a, where, sizeof(where));
+	int fd = t->fd;
+	t->fd = -1;
+	o->nattempts--;
 	if (err != 0) {
 		log_info("s2s %s -> %s: connecting to %s: %s", o->local, o->remote, where, strerror(err));
-		close(o->fd);
-		o->fd = -1;
+		close(fd);
+		ev_timer_stop(loop_, &o->next_attempt);
 		out_connect_next(o);
 		return;
 	}
-	int fd = o->fd;
-	o->fd = -1;
+	if (o->nattempts > 0)
+		log_debug("s2s %s -> %s: %s connected first; %u other attempts closed", o->local, o->remote,
+		          where, o->nattempts);
+	out_attempts_stop(o);
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	char ip[INET6_ADDRSTRLEN] = "?";
@@ -583,10 +622,15 @@ static void out_conn_cb(struct ev_loop *loop, ev_io *w, int revents)
 	out_start_stream(o, fd, ip, port);
 }
 
+/* Start an attempt on the next address that takes one; when it is not
+ * the last address, the next starts after s2s.connect_delay unless this
+ * one has connected or failed by then.  With no attempt left in flight
+ * and no address left, the connection fails. */
 static void out_connect_next(struct s2s_out *o)
 {
-	while (o->next_addr < o->naddrs) {
-		const struct resolve_addr *a = &o->addrs[o->next_addr++];
+	while (o->next_addr < o->naddrs && o->nattempts < MAX_ATTEMPTS) {
+		size_t i = o->next_addr++;
+		const struct resolve_addr *a = &o->addrs[i];
 		int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			continue;
@@ -598,14 +642,35 @@ static void out_connect_next(struct s2s_out *o)
 			close(fd);
 			continue;
 		}
-		o->fd = fd;
+		struct out_attempt *t = NULL;
+		for (unsigned k = 0; t == NULL && k < MAX_ATTEMPTS; k++)
+			if (o->attempts[k].fd < 0)
+				t = &o->attempts[k];
+		t->o = o;
+		t->fd = fd;
+		t->addr = i;
+		ev_io_init(&t->w, out_attempt_cb, fd, EV_WRITE);
+		t->w.data = t;
+		ev_io_start(loop_, &t->w);
+		o->nattempts++;
 		o->state = OUT_CONNECTING;
-		ev_io_init(&o->conn_w, out_conn_cb, fd, EV_WRITE);
-		o->conn_w.data = o;
-		ev_io_start(loop_, &o->conn_w);
+		double delay = cfg()->connect_delay;
+		if (o->next_addr < o->naddrs && delay > 0) {
+			ev_timer_stop(loop_, &o->next_attempt);
+			ev_timer_set(&o->next_attempt, delay, 0);
+			ev_timer_start(loop_, &o->next_attempt);
+		}
 		return;
 	}
-	out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "no address of the domain accepted a connection");
+	if (o->nattempts == 0)
+		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "no address of the domain accepted a connection");
+}
+
+static void out_next_attempt_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	latency_begin(LATENCY_TIMER, "s2s-connect-delay");
+	out_connect_next(w->data);
+	latency_end();
 }
 
 static void out_resolved(void *ctx, const struct resolve_addr *addrs, size_t n, const char *error)
@@ -670,7 +735,8 @@ static struct s2s_out *out_new(const char *local, const char *remote)
 	struct s2s_out *o = xcalloc(1, sizeof(*o));
 	o->local = xstrdup(local);
 	o->remote = xstrdup(remote);
-	o->fd = -1;
+	for (unsigned i = 0; i < MAX_ATTEMPTS; i++)
+		o->attempts[i].fd = -1;
 	o->state = OUT_RESOLVING;
 	o->since = ev_now(loop_);
 	ev_timer_init(&o->timer, out_timeout_cb, cfg()->connect_timeout, 0);
@@ -679,7 +745,8 @@ static struct s2s_out *out_new(const char *local, const char *remote)
 	ev_timer_init(&o->kick, out_kick_cb, 0, 0);
 	o->kick.data = o;
 	ev_timer_start(loop_, &o->kick);
-	ev_io_init(&o->conn_w, out_conn_cb, 0, EV_WRITE);
+	ev_timer_init(&o->next_attempt, out_next_attempt_cb, 0, 0);
+	o->next_attempt.data = o;
 	o->next = outs;
 	outs = o;
 	log_debug("s2s %s -> %s: opening a connection", local, remote);
@@ -1454,11 +1521,7 @@ static void in_bidi_route(struct s2s_in *in)
 	/* An opening one stops opening: this stream carries what it queued. */
 	ev_timer_stop(loop_, &o->timer);
 	ev_timer_stop(loop_, &o->kick);
-	ev_io_stop(loop_, &o->conn_w);
-	if (o->fd >= 0) {
-		close(o->fd);
-		o->fd = -1;
-	}
+	out_attempts_stop(o);
 	resolve_cancel(&o->res);
 	if (o->carrier != NULL) {
 		out_unride(o);
