@@ -79,10 +79,11 @@ enum out_state {
 	OUT_TLS,      /* <starttls/> sent, or the handshake runs */
 	OUT_SASL,     /* <auth mechanism='EXTERNAL'/> sent */
 	OUT_DIALBACK, /* <db:result/> sent */
+	OUT_COMPRESS, /* authenticated, <compress/> sent (XEP-0138) */
 	OUT_READY,
 };
-static const char *const out_state_names[] = { "resolving", "connecting",    "header",   "features",
-	                                       "tls",       "sasl-external", "dialback", "ready" };
+static const char *const out_state_names[] = { "resolving",     "connecting", "header",   "features", "tls",
+	                                       "sasl-external", "dialback",   "compress", "ready" };
 
 struct verify_req {
 	uint64_t in_id; /* the incoming stream that asked */
@@ -121,8 +122,10 @@ struct s2s_out {
 	size_t nqueue;
 	struct verify_req *verifies;
 	char *remote_id;
-	const char *auth; /* "dialback", "external" */
+	const char *auth;   /* "dialback", "external" */
+	const char *authed; /* how it authenticated, once it did (before compression) */
 	bool sasl_done;
+	bool peer_compress;      /* the peer offered zlib compression (XEP-0138) */
 	bool bidi;               /* XEP-0288: the peer may send its stanzas on this stream */
 	struct s2s_in *via;      /* bidirectional: the incoming stream that carries ours */
 	struct s2s_out *carrier; /* piggybacking: the route whose stream this one shares */
@@ -912,11 +915,40 @@ static void out_stream_start(struct stream *st, struct xml_node *header, const c
 	o->state = OUT_FEATURES;
 }
 
+/* XEP-0138 on our stream: compression.s2s is on, the peer offers zlib,
+ * and the stream is ours alone (not compressed yet, not a rider's). */
+static bool out_wants_compression(const struct s2s_out *o)
+{
+	return server_config()->compression.s2s && o->peer_compress && o->st != NULL && o->st->z == NULL &&
+	       o->carrier == NULL && o->via == NULL;
+}
+
+/* The stream authenticated (how): ask for compression first when both
+ * sides want it (stanzas keep queuing until the stream restarts), else
+ * it is ready.  Not on a bidirectional stream (the peer's stanzas may
+ * already flow there) nor for a rider. */
+static void out_authenticated(struct s2s_out *o, const char *how)
+{
+	o->authed = how;
+	if (out_wants_compression(o) && !o->bidi) {
+		stream_write_str(o->st, "<compress xmlns='" NS_COMPRESS "'><method>zlib</method></compress>");
+		o->state = OUT_COMPRESS;
+		return;
+	}
+	out_ready(o, how);
+}
+
 static void out_features(struct s2s_out *o, struct xml_node *f)
 {
 	struct stream *st = o->st;
 	const struct s2s_config *c = cfg();
 	o->peer_dialback = xml_child(f, "dialback", NS_DIALBACK_FEATURE) != NULL;
+	o->peer_compress = false;
+	const struct xml_node *z = xml_child(f, "compression", NS_COMPRESS_FEATURE);
+	for (const struct xml_node *m = z != NULL ? xml_child(z, "method", NS_COMPRESS_FEATURE) : NULL;
+	     m != NULL; m = xml_next(m, "method", NS_COMPRESS_FEATURE))
+		if (strcmp(xml_text(m), "zlib") == 0)
+			o->peer_compress = true;
 	if (st->ssl == NULL) {
 		if (xml_child(f, "starttls", NS_TLS) != NULL) {
 			o->state = OUT_TLS;
@@ -929,9 +961,15 @@ static void out_features(struct s2s_out *o, struct xml_node *f)
 			return;
 		}
 	}
+	if (o->authed != NULL) {
+		/* The stream restarted compressed. */
+		out_send_verifies(o);
+		out_ready(o, o->authed);
+		return;
+	}
 	if (o->sasl_done) {
 		out_send_verifies(o);
-		out_ready(o, "external");
+		out_authenticated(o, "external");
 		return;
 	}
 	const char *why = "no TLS";
@@ -952,7 +990,8 @@ static void out_features(struct s2s_out *o, struct xml_node *f)
 	if (valid && external) {
 		/* XEP-0288: both ends are proven by certificates, so the peer's
 		 * stanzas may come back on this stream. */
-		if (cfg()->bidi && xml_child(f, "bidi", NS_BIDI_FEATURE) != NULL) {
+		if (cfg()->bidi && !out_wants_compression(o) &&
+		    xml_child(f, "bidi", NS_BIDI_FEATURE) != NULL) {
 			stream_write_str(st, "<bidi xmlns='" NS_BIDI "'/>");
 			o->bidi = true;
 		}
@@ -1069,6 +1108,19 @@ static bool out_stanza(struct stream *st, struct xml_node *el)
 			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "cannot start TLS");
 		else
 			stream_start_tls_client(st, ssl);
+	} else if (xml_is(el, "compressed", NS_COMPRESS) && o->state == OUT_COMPRESS) {
+		if (stream_start_compression(st) < 0) {
+			log_info("s2s %s -> %s: cannot start compression; going on without", o->local,
+			         o->remote);
+			out_ready(o, o->authed);
+		} else {
+			log_debug("s2s %s -> %s: zlib compression started", o->local, o->remote);
+			o->state = OUT_HEADER;
+			write_header(st, o->local, o->remote, NULL);
+		}
+	} else if (xml_is(el, "failure", NS_COMPRESS) && o->state == OUT_COMPRESS) {
+		log_info("s2s %s -> %s: the peer refused compression; going on without", o->local, o->remote);
+		out_ready(o, o->authed);
 	} else if (xml_is(el, "failure", NS_TLS)) {
 		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "the peer refused STARTTLS");
 	} else if (xml_is(el, "success", NS_SASL) && o->state == OUT_SASL) {
@@ -1097,7 +1149,7 @@ static bool out_stanza(struct stream *st, struct xml_node *el)
 			         o->remote);
 		} else if (type != NULL && strcmp(type, "valid") == 0) {
 			stats.dialback_valid++;
-			out_ready(o, "dialback");
+			out_authenticated(o, "dialback");
 		} else {
 			stats.dialback_invalid++;
 			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "the peer did not accept our dialback key");
@@ -1337,6 +1389,10 @@ static void in_send_features(struct s2s_in *in)
 			buf_append_str(&b, "<dialback xmlns='" NS_DIALBACK_FEATURE "'><errors/></dialback>");
 		if (c->bidi && secure && !in->external_ok)
 			buf_append_str(&b, "<bidi xmlns='" NS_BIDI_FEATURE "'/>");
+		/* XEP-0138: taken once the peer authenticated (in_compress). */
+		if (server_config()->compression.s2s && st->z == NULL && !in->bidi)
+			buf_append_str(&b, "<compression xmlns='" NS_COMPRESS_FEATURE
+			                   "'><method>zlib</method></compression>");
 	}
 	buf_append_str(&b, "</stream:features>");
 	stream_write(st, b.data, b.len);
@@ -1488,7 +1544,7 @@ static void in_db_result(struct s2s_in *in, struct xml_node *el)
 	v->next = o->verifies;
 	o->verifies = v;
 	in->pending++;
-	if (o->st != NULL && o->state >= OUT_SASL)
+	if (o->st != NULL && o->state >= OUT_SASL && o->state != OUT_COMPRESS)
 		out_send_verifies(o);
 out:
 	free(local);
@@ -1533,6 +1589,22 @@ static void in_bidi_route(struct s2s_in *in)
 	o->via = in;
 	in->bidi_out = o;
 	out_ready(o, "external-bidi");
+}
+
+/* XEP-0138 <compress/>: once the peer authenticated a pair on this
+ * stream (after TLS when it is required, as everything), and not on a
+ * bidirectional one, whose own stanzas may already travel on it. */
+static void in_compress(struct s2s_in *in, struct xml_node *el)
+{
+	bool allowed = server_config()->compression.s2s && in->nauthed > 0 && !in->bidi;
+	const char *failure = NULL;
+	if (stream_answer_compress(in->st, el, allowed, &failure) < 0) {
+		log_info("s2s in %llu from %s: compression refused: %s", (unsigned long long)in->st->id,
+		         in->ip, failure);
+		return;
+	}
+	log_debug("s2s in %llu from %s: zlib compression started", (unsigned long long)in->st->id, in->ip);
+	in->header_sent = false;
 }
 
 static void in_sasl(struct s2s_in *in, struct xml_node *el)
@@ -1677,6 +1749,8 @@ static bool in_stanza(struct stream *st, struct xml_node *el)
 		in_db_verify(in, el);
 	} else if (xml_is(el, "auth", NS_SASL)) {
 		in_sasl(in, el);
+	} else if (xml_is(el, "compress", NS_COMPRESS)) {
+		in_compress(in, el);
 	} else if (xml_is(el, "bidi", NS_BIDI)) {
 		in->bidi = c->bidi && st->ssl != NULL;
 	} else if (stanza_kind(el) != STANZA_OTHER && strcmp(el->ns, NS_SERVER) == 0) {
@@ -1832,10 +1906,11 @@ static void fmt_since(struct buf *out, double t)
 void s2s_list(struct buf *out)
 {
 	for (struct s2s_out *o = outs; o != NULL; o = o->next) {
-		buf_printf(out, "out\t%s\t%s\t%s\t%s\t", o->remote, o->local,
+		buf_printf(out, "out\t%s\t%s\t%s%s\t%s\t", o->remote, o->local,
 		           o->st != NULL && o->st->ssl != NULL && o->st->tls_done
 		                   ? SSL_get_version(o->st->ssl)
 		                   : "no-tls",
+		           o->st != NULL && o->st->z != NULL ? "+zlib" : "",
 		           o->state == OUT_READY ? o->auth : out_state_names[o->state]);
 		fmt_since(out, o->since);
 		buf_printf(out, "\t%zu\t", o->nqueue);
@@ -1845,9 +1920,12 @@ void s2s_list(struct buf *out)
 			buf_append_str(out, "-\n");
 	}
 	for (struct s2s_in *in = ins; in != NULL; in = in->next) {
-		const char *tls = in->st != NULL && in->st->ssl != NULL && in->st->tls_done
-		                          ? SSL_get_version(in->st->ssl)
-		                          : "no-tls";
+		char tls[48];
+		snprintf(tls, sizeof(tls), "%s%s",
+		         in->st != NULL && in->st->ssl != NULL && in->st->tls_done
+		                 ? SSL_get_version(in->st->ssl)
+		                 : "no-tls",
+		         in->st != NULL && in->st->z != NULL ? "+zlib" : "");
 		if (in->nauthed == 0) {
 			buf_printf(out, "in\t%s\t%s\t%s\t%s\t", in->remote != NULL ? in->remote : "?",
 			           in->local != NULL ? in->local : "?", tls, "opening");
