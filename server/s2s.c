@@ -1887,7 +1887,8 @@ void s2s_counts(unsigned *out_r, unsigned *opening_r, unsigned *in_r)
 {
 	unsigned o = 0, op = 0, i = 0;
 	for (struct s2s_out *x = outs; x != NULL; x = x->next)
-		x->state == OUT_READY ? o++ : op++;
+		if (x->carrier == NULL) /* a rider shares its carrier's stream */
+			x->state == OUT_READY ? o++ : op++;
 	for (struct s2s_in *x = ins; x != NULL; x = x->next)
 		i++;
 	*out_r = o;

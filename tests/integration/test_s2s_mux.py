@@ -70,6 +70,8 @@ def test_second_domain_shares_the_stream(fed, run):
     # one connection carries both pairs
     assert outs[(B, A)][7] == outs[(B, A2)][7] != '-', outs
     assert 'a2.test -> b.test: asking to share the stream of a.test -> b.test' in a.log()
+    # status counts connections, not pairs
+    assert 's2s: enabled, 1 out (0 opening)' in a.ctl('status').stdout
     # b.test validated both pairs on one incoming stream
     ins = {(r[1], r[2]): r for r in rows(b, 'in')}
     assert (A, B) in ins and (A2, B) in ins, ins
