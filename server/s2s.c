@@ -5,11 +5,14 @@
  * reused while it lives.  It resolves the remote domain (the static map of
  * the config, else DNS through server/resolve.c), connects to its
  * addresses in order, the next starting beside one still unanswered after
- * s2s.connect_delay (Happy Eyeballs), opens a jabber:server stream, takes STARTTLS (required unless
- * s2s.require_tls is off), then authenticates with SASL EXTERNAL when the
- * peer's certificate verifies and the peer offers it, else with dialback.
- * Stanzas queue (bounded by s2s.max_queue) until it is ready; when it
- * fails they bounce with <remote-server-not-found/> or, on a timeout,
+ * s2s.connect_delay (Happy Eyeballs), opens a jabber:server stream, takes
+ * STARTTLS (required unless s2s.require_tls is off), then authenticates
+ * with SASL EXTERNAL when the peer's certificate verifies and the peer
+ * offers it, else with dialback; a further local domain may instead share
+ * a stream that works (multiplexing, below).  Once authenticated it may
+ * ask for compression (XEP-0138, compression.s2s).  Stanzas queue
+ * (bounded by s2s.max_queue) until it is ready; when it fails they
+ * bounce with <remote-server-not-found/> or, on a timeout,
  * <remote-server-timeout/>, and the remote domain backs off (stanzas for
  * it bounce at once, the wait doubling at each failure).  An outgoing
  * stream also carries the <db:verify/> requests of the receiving role.
@@ -130,7 +133,6 @@ struct s2s_out {
 	struct s2s_in *via;      /* bidirectional: the incoming stream that carries ours */
 	struct s2s_out *carrier; /* piggybacking: the route whose stream this one shares */
 	bool peer_dialback;      /* the peer offered dialback in its last features */
-	bool own_connection;     /* piggybacking failed: this pair opens a connection of its own */
 	double since;
 	struct s2s_out *next;
 };
@@ -808,7 +810,6 @@ static void out_fallback(struct s2s_out *o, const char *why)
 {
 	log_info("s2s %s -> %s: %s: opening a connection of its own", o->local, o->remote, why);
 	out_unride(o);
-	o->own_connection = true;
 	o->state = OUT_RESOLVING;
 	free(o->remote_id);
 	o->remote_id = NULL;
