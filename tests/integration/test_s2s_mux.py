@@ -6,7 +6,7 @@ Two parleyd instances on loopback, dialback with self-signed
 certificates, names resolved through the static map."""
 import pytest
 
-from parleytest import FedParleyd, free_port, login, logout, next_message, unique
+from parleytest import FedParleyd, free_port, login, logout, make_test_ca, next_message, unique
 
 A, A2, B, C = 'a.test', 'a2.test', 'b.test', 'c.test'
 
@@ -159,6 +159,53 @@ def test_multiplex_off_opens_a_connection_per_pair(tmp_path, run):
             outs = {(r[1], r[2]): r for r in rows(a, 'out')}
             assert outs[(B, A)][7] != outs[(B, A2)][7], outs
             assert 'asking to share the stream' not in a.log()
+        finally:
+            b.finish()
+    finally:
+        a.finish()
+
+
+@pytest.mark.parametrize('a_names_a2', [False, True], ids=['dialback-for-a2', 'certificate-names-a2'])
+def test_second_domain_on_a_sasl_external_stream(tmp_path, run, a_names_a2):
+    """a.test's stream authenticated with SASL EXTERNAL (test CA): a2.test
+    still has to authenticate on it.  When a.test's certificate names only
+    a.test, b.test checks a2.test by dialback; when it names a2.test too,
+    the certificate vouches for it at once (XEP-0344)."""
+    sans = {A: 'DNS:%s,DNS:%s' % (A, A2)} if a_names_a2 else None
+    ca = make_test_ca(tmp_path / 'ca', [A, B], sans=sans)
+    pa, pb = free_port(), free_port()
+    a = FedParleyd(tmp_path / 'a', A, {('alice', A): 'alice-secret', ('ada', A2): 'ada-secret'},
+                   peers={B: pb}, s2s_port=pa, more_domains=[A2], cert=ca[A],
+                   s2s={'ca_file': str(ca['ca'])})
+    b = FedParleyd(tmp_path / 'b', B, {('bob', B): 'bob-secret'}, peers={A: pa, A2: pa},
+                   s2s_port=pb, cert=ca[B], s2s={'ca_file': str(ca['ca'])})
+    a.start_with_users()
+    try:
+        b.start_with_users()
+        try:
+            async def go():
+                alice = await login(a, 'alice', host=A, resource='x')
+                ada = await login(a, 'ada', host=A2, resource='x')
+                bob = await login(b, 'bob', host=B, resource='x')
+                for who in (alice, ada):
+                    body = unique('external ')
+                    who.send_message(mto='bob@' + B, mbody=body, mtype='chat')
+                    m = await next_message(bob, pred=lambda m, body=body: m['body'] == body,
+                                           timeout=15)
+                    assert m['from'] == who.boundjid
+                back = unique('back to a2 ')
+                bob.send_message(mto=str(ada.boundjid), mbody=back, mtype='chat')
+                await next_message(ada, pred=lambda m: m['body'] == back, timeout=15)
+                await logout(alice, ada, bob)
+            run(go(), timeout=60)
+            outs = {(r[1], r[2]): r for r in rows(a, 'out')}
+            assert outs[(B, A)][4] == 'external', outs
+            assert outs[(B, A)][7] == outs[(B, A2)][7], outs
+            ins = {(r[1], r[2]): r for r in rows(b, 'in')}
+            assert ins[(A, B)][7] == ins[(A2, B)][7], ins
+            log = b.log()
+            how = 'dialback+certificate' if a_names_a2 else 'dialback)'
+            assert 'a2.test authenticated for b.test (%s' % how in log, log[-3000:]
         finally:
             b.finish()
     finally:
