@@ -210,3 +210,48 @@ def test_second_domain_on_a_sasl_external_stream(tmp_path, run, a_names_a2):
             b.finish()
     finally:
         a.finish()
+
+
+def test_strict_peer_refuses_the_pair_and_keeps_the_stream(tmp_path, run):
+    """b.test requires valid certificates and a.test's names only a.test:
+    b.test answers a2.test's <db:result/> with type='error' instead of
+    closing the stream a.test uses; a2.test's own connection is refused
+    too, so ada's message bounces, and alice's stream goes on."""
+    ca = make_test_ca(tmp_path / 'ca', [A, B])
+    pa, pb = free_port(), free_port()
+    strict = {'ca_file': str(ca['ca']), 'require_valid_certificate': 'true'}
+    a = FedParleyd(tmp_path / 'a', A, {('alice', A): 'alice-secret', ('ada', A2): 'ada-secret'},
+                   peers={B: pb}, s2s_port=pa, more_domains=[A2], cert=ca[A],
+                   s2s={'ca_file': str(ca['ca'])})
+    b = FedParleyd(tmp_path / 'b', B, {('bob', B): 'bob-secret'}, peers={A: pa, A2: pa},
+                   s2s_port=pb, cert=ca[B], s2s=strict)
+    a.start_with_users()
+    try:
+        b.start_with_users()
+        try:
+            async def go():
+                alice = await login(a, 'alice', host=A, resource='s')
+                ada = await login(a, 'ada', host=A2, resource='s')
+                bob = await login(b, 'bob', host=B, resource='s')
+                body = unique('first ')
+                alice.send_message(mto='bob@' + B, mbody=body, mtype='chat')
+                await next_message(bob, pred=lambda m: m['body'] == body, timeout=15)
+                lost = unique('refused ')
+                ada.send_message(mto='bob@' + B, mbody=lost, mtype='chat')
+                err = await next_message(ada, pred=lambda m: m['type'] == 'error', timeout=20)
+                assert err['error']['condition'] == 'remote-server-not-found', err
+                assert err['body'] == lost
+                body = unique('still ')
+                alice.send_message(mto='bob@' + B, mbody=body, mtype='chat')
+                await next_message(bob, pred=lambda m: m['body'] == body, timeout=15)
+                await logout(alice, ada, bob)
+            run(go(), timeout=60)
+            assert 'dialback for a2.test -> b.test refused: a valid certificate is required' \
+                in b.log()
+            assert 'the peer refused to add the pair to the shared stream' in a.log()
+            outs = {(r[1], r[2]): r for r in rows(a, 'out')}
+            assert outs[(B, A)][4] == 'external' and (B, A2) not in outs, outs
+        finally:
+            b.finish()
+    finally:
+        a.finish()
