@@ -688,11 +688,9 @@ static void out_resolved(void *ctx, const struct resolve_addr *addrs, size_t n, 
 		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, why);
 		return;
 	}
-	free(o->addrs);
 	o->addrs = xcalloc(n, sizeof(*o->addrs));
 	memcpy(o->addrs, addrs, n * sizeof(*addrs));
 	o->naddrs = n;
-	o->next_addr = 0;
 	struct buf list = { 0 };
 	for (size_t i = 0; i < n; i++) {
 		char where[96];
