@@ -74,7 +74,7 @@ static const struct opt_def top_defs[] = {
 	{ "limits", OPT_NODE, OFF(top_settings, limits), NULL, NULL, 0, 0,
 	  "resource limits of every stream" },
 	{ "compression", OPT_NODE, OFF(top_settings, compression), NULL, NULL, 0, 0,
-	  "stream compression (XEP-0138) of client streams" },
+	  "stream compression (XEP-0138) of client and s2s streams" },
 	{ "shaper", OPT_NODE, OFF(top_settings, shaper), NULL, NULL, 0, 0,
 	  "input rate limits per connection (traffic shaping)" },
 	{ "stream_management", OPT_NODE, OFF(top_settings, stream_management), NULL, NULL, 0, 0,

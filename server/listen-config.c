@@ -44,6 +44,9 @@ static const struct opt_def compression_defs[] = {
 	{ "enabled", OPT_BOOL, OFF(compression_config, enabled), "false", NULL, 0, 0,
 	  "offer XEP-0138 zlib stream compression to authenticated client TCP streams (not "
 	  "WebSocket or BOSH); off because compression under TLS leaks secrets (CRIME-class attacks)" },
+	{ "s2s", OPT_BOOL, OFF(compression_config, s2s), "false", NULL, 0, 0,
+	  "offer zlib compression on incoming s2s streams and ask for it on outgoing ones, once "
+	  "authenticated (not on XEP-0288 bidirectional streams); off for the same reason" },
 	OPT_END
 };
 

@@ -46,6 +46,7 @@ struct limits_config {
  * section.  Off by default: compression under TLS leaks secrets. */
 struct compression_config {
 	bool enabled; /* offer zlib to authenticated client TCP streams (false) */
+	bool s2s;     /* offer it on s2s streams and ask for it on ours (false) */
 };
 
 /* Input rate limits per connection, bytes per second (0: unlimited): the

@@ -33,6 +33,9 @@ static const struct opt_def s2s_defs[] = {
 	  "check the certificates of servers we connect to against their DNSSEC-secure TLSA records "
 	  "(DANE-EE, DANE-TA); the AD bit is trusted only from DNS servers on loopback, which must "
 	  "validate" },
+	{ "multiplex", OPT_BOOL, OFF(s2s_config, multiplex), "true", NULL, 0, 0,
+	  "a further local domain reaches a remote one over an outgoing stream already open to it "
+	  "(XEP-0220 piggybacking) instead of a connection of its own" },
 	{ "ca_file", OPT_STRING, OFF(s2s_config, ca_file), NULL, NULL, 0, 0,
 	  "PEM bundle of the CAs peer certificates are checked against; unset: the system's" },
 	{ "dialback_secret_file", OPT_STRING, OFF(s2s_config, dialback_secret_file), NULL, NULL, 0, 0,
@@ -42,6 +45,9 @@ static const struct opt_def s2s_defs[] = {
 	{ "connect_timeout", OPT_DURATION, OFF(s2s_config, connect_timeout), "15s", NULL, 0, 0,
 	  "from the start of resolution to an authenticated stream; queued stanzas then bounce "
 	  "with remote-server-timeout" },
+	{ "connect_delay", OPT_DURATION, OFF(s2s_config, connect_delay), "250ms", NULL, 0, 0,
+	  "while a connection attempt is still unanswered, start one to the next address after this "
+	  "long and take whichever connects first (RFC 8305 Happy Eyeballs; 0: one at a time)" },
 	{ "idle_timeout", OPT_DURATION, OFF(s2s_config, idle_timeout), "10m", NULL, 0, 0,
 	  "close an s2s connection after this long without traffic (0: never)" },
 	{ "backoff", OPT_DURATION, OFF(s2s_config, backoff), "5s", NULL, 0, 0,

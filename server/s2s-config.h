@@ -23,10 +23,12 @@ struct s2s_config {
 	bool require_valid_certificate; /* peers must present a certificate that verifies (false) */
 	bool bidi;                  /* XEP-0288 bidirectional streams when both certificates verify (true) */
 	bool dane;                  /* check outgoing peers against DNSSEC-secure TLSA records (false) */
+	bool multiplex;             /* further local domains piggyback on an open stream (true) */
 	char *ca_file;              /* CA bundle for peer certificates (NULL: the system's) */
 	char *dialback_secret_file; /* secret of the dialback keys (NULL: random at start) */
 	unsigned max_queue;         /* stanzas queued per connection while it opens (100) */
 	double connect_timeout;     /* from resolution to an authenticated stream (15 s) */
+	double connect_delay;       /* Happy Eyeballs: next address after this (250 ms) */
 	double idle_timeout;        /* an unused connection closes after this (10 min) */
 	double backoff;             /* first wait after a failed connection (5 s) */
 	double max_backoff;         /* longest wait (10 min) */

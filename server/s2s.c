@@ -3,12 +3,16 @@
  *
  * Outgoing: one struct s2s_out per (local domain, remote domain) pair,
  * reused while it lives.  It resolves the remote domain (the static map of
- * the config, else DNS through server/resolve.c), connects to each address
- * in turn, opens a jabber:server stream, takes STARTTLS (required unless
- * s2s.require_tls is off), then authenticates with SASL EXTERNAL when the
- * peer's certificate verifies and the peer offers it, else with dialback.
- * Stanzas queue (bounded by s2s.max_queue) until it is ready; when it
- * fails they bounce with <remote-server-not-found/> or, on a timeout,
+ * the config, else DNS through server/resolve.c), connects to its
+ * addresses in order, the next starting beside one still unanswered after
+ * s2s.connect_delay (Happy Eyeballs), opens a jabber:server stream, takes
+ * STARTTLS (required unless s2s.require_tls is off), then authenticates
+ * with SASL EXTERNAL when the peer's certificate verifies and the peer
+ * offers it, else with dialback; a further local domain may instead share
+ * a stream that works (multiplexing, below).  Once authenticated it may
+ * ask for compression (XEP-0138, compression.s2s).  Stanzas queue
+ * (bounded by s2s.max_queue) until it is ready; when it fails they
+ * bounce with <remote-server-not-found/> or, on a timeout,
  * <remote-server-timeout/>, and the remote domain backs off (stanzas for
  * it bounce at once, the wait doubling at each failure).  An outgoing
  * stream also carries the <db:verify/> requests of the receiving role.
@@ -84,10 +88,11 @@ enum out_state {
 	OUT_TLS,      /* <starttls/> sent, or the handshake runs */
 	OUT_SASL,     /* <auth mechanism='EXTERNAL'/> sent */
 	OUT_DIALBACK, /* <db:result/> sent */
+	OUT_COMPRESS, /* authenticated, <compress/> sent (XEP-0138) */
 	OUT_READY,
 };
-static const char *const out_state_names[] = { "resolving", "connecting",    "header",   "features",
-	                                       "tls",       "sasl-external", "dialback", "ready" };
+static const char *const out_state_names[] = { "resolving",     "connecting", "header",   "features", "tls",
+	                                       "sasl-external", "dialback",   "compress", "ready" };
 
 struct verify_req {
 	uint64_t in_id; /* the incoming stream that asked */
@@ -97,6 +102,18 @@ struct verify_req {
 	struct verify_req *next;
 };
 
+#define MAX_ATTEMPTS 4 /* connection attempts in flight at once (Happy Eyeballs) */
+
+struct s2s_out;
+
+/* One connection attempt to one resolved address. */
+struct out_attempt {
+	struct s2s_out *o;
+	int fd; /* -1: slot free */
+	size_t addr;
+	ev_io w;
+};
+
 struct s2s_out {
 	char *local, *remote;
 	enum out_state state;
@@ -104,21 +121,26 @@ struct s2s_out {
 	struct resolve_req *res;
 	struct resolve_addr *addrs;
 	size_t naddrs, next_addr;
-	int fd; /* while connecting */
+	struct out_attempt attempts[MAX_ATTEMPTS]; /* while connecting */
+	unsigned nattempts;
+	ev_timer next_attempt; /* Happy Eyeballs: start the next address (s2s.connect_delay) */
 	bool direct_tls;
 	struct resolve_tlsa *dane; /* TLSA of the address connected to (owned by addrs), or NULL */
 	bool dane_ok;              /* the peer's certificate matched them */
-	ev_io conn_w;
-	ev_timer timer; /* connect timeout */
-	ev_timer kick;  /* starts the connection from the loop */
+	ev_timer timer;            /* connect timeout */
+	ev_timer kick;             /* starts the connection from the loop */
 	struct xml_node **queue;
 	size_t nqueue;
 	struct verify_req *verifies;
 	char *remote_id;
-	const char *auth; /* "dialback", "external" */
+	const char *auth;   /* "dialback", "external" */
+	const char *authed; /* how it authenticated, once it did (before compression) */
 	bool sasl_done;
-	bool bidi;          /* XEP-0288: the peer may send its stanzas on this stream */
-	struct s2s_in *via; /* bidirectional: the incoming stream that carries ours */
+	bool peer_compress;      /* the peer offered zlib compression (XEP-0138) */
+	bool bidi;               /* XEP-0288: the peer may send its stanzas on this stream */
+	struct s2s_in *via;      /* bidirectional: the incoming stream that carries ours */
+	struct s2s_out *carrier; /* piggybacking: the route whose stream this one shares */
+	bool peer_dialback;      /* the peer offered dialback in its last features */
 	double since;
 	struct s2s_out *next;
 };
@@ -354,6 +376,7 @@ static const struct stream_ops out_ops;
 typedef bool peer_authed_fn(void *ctx, const char *from, const char *to);
 static int peer_route(struct xml_node *el, peer_authed_fn *authed, void *ctx, const char **why_r);
 static void in_verified(uint64_t in_id, const char *local, const char *remote, const char *type);
+static bool db_addressed(const struct xml_node *el, const char *from, const char *to);
 
 static struct s2s_out *out_find(const char *local, const char *remote)
 {
@@ -373,17 +396,44 @@ static void out_unlink(struct s2s_out *o)
 	}
 }
 
+static void out_release_riders(struct s2s_out *carrier);
+
+/* Close every connection attempt still in flight. */
+static void out_attempts_stop(struct s2s_out *o)
+{
+	ev_timer_stop(loop_, &o->next_attempt);
+	for (unsigned i = 0; i < MAX_ATTEMPTS; i++) {
+		struct out_attempt *t = &o->attempts[i];
+		if (t->fd < 0)
+			continue;
+		ev_io_stop(loop_, &t->w);
+		close(t->fd);
+		t->fd = -1;
+	}
+	o->nattempts = 0;
+}
+
+/* A route piggybacking on another's stream (XEP-0220 2.4) lets go of it:
+ * the stream stays the carrier's. */
+static void out_unride(struct s2s_out *o)
+{
+	if (o->carrier == NULL)
+		return;
+	o->carrier = NULL;
+	o->st = NULL;
+}
+
 /* Free o; its stream (if any) was told to close or is gone.  The
  * dialback verifications still waiting on it are answered with an error
  * on the incoming streams that asked. */
 static void out_free(struct s2s_out *o)
 {
+	out_unride(o);
+	out_release_riders(o);
 	out_unlink(o);
 	ev_timer_stop(loop_, &o->timer);
 	ev_timer_stop(loop_, &o->kick);
-	ev_io_stop(loop_, &o->conn_w);
-	if (o->fd >= 0)
-		close(o->fd);
+	out_attempts_stop(o);
 	resolve_cancel(&o->res);
 	for (size_t i = 0; i < o->naddrs; i++)
 		resolve_tlsa_unref(&o->addrs[i].tlsa);
@@ -428,6 +478,7 @@ static void out_fail(struct s2s_out *o, enum stanza_error e, const char *why)
 		xml_unref(&o->queue[i]);
 	}
 	o->nqueue = 0;
+	out_unride(o); /* a rider's stream is its carrier's: it stays open */
 	if (o->st != NULL) {
 		struct stream *st = o->st;
 		o->st = NULL;
@@ -450,6 +501,7 @@ static void out_fail(struct s2s_out *o, enum stanza_error e, const char *why)
  * bidirectional route closes the incoming stream that carries it. */
 static void out_close(struct s2s_out *o, int e)
 {
+	out_unride(o); /* a rider's stream is its carrier's: it stays open */
 	struct stream *st = o->st;
 	o->st = NULL;
 	if (o->via != NULL) {
@@ -493,9 +545,15 @@ static void out_ready(struct s2s_out *o, const char *auth)
 
 static void out_connect_next(struct s2s_out *o);
 
+static void out_fallback(struct s2s_out *o, const char *why);
+
 static void out_timeout_event(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct s2s_out *o = w->data;
+	if (o->carrier != NULL) {
+		out_fallback(o, "no answer to the dialback request on the shared stream");
+		return;
+	}
 	char why[128];
 	snprintf(why, sizeof(why), "no authenticated stream within %g s (state %s)", cfg()->connect_timeout,
 	         out_state_names[o->state]);
@@ -531,26 +589,38 @@ static void out_start_stream(struct s2s_out *o, int fd, const char *ip, unsigned
 	write_header(o->st, o->local, o->remote, NULL);
 }
 
-static void out_conn_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* Happy Eyeballs (RFC 8305, simplified): the addresses are tried in the
+ * resolver's order (each SRV target's AAAA, then its A records), but an
+ * attempt that has not connected within s2s.connect_delay does not hold
+ * up the next one: that one starts beside it, up to MAX_ATTEMPTS at once.
+ * A failed attempt starts the next address at once.  The first attempt
+ * that connects wins and the others are closed. */
+static void out_attempt_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct s2s_out *o = w->data;
-	ev_io_stop(loop, &o->conn_w);
+	struct out_attempt *t = w->data;
+	struct s2s_out *o = t->o;
+	ev_io_stop(loop, &t->w);
 	int err = 0;
 	socklen_t len = sizeof(err);
-	if (getsockopt(o->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+	if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
-	const struct resolve_addr *a = &o->addrs[o->next_addr - 1];
+	const struct resolve_addr *a = &o->addrs[t->addr];
 	char where[96];
 	resolve_addr_str(a, where, sizeof(where));
+	int fd = t->fd;
+	t->fd = -1;
+	o->nattempts--;
 	if (err != 0) {
 		log_info("s2s %s -> %s: connecting to %s: %s", o->local, o->remote, where, strerror(err));
-		close(o->fd);
-		o->fd = -1;
+		close(fd);
+		ev_timer_stop(loop_, &o->next_attempt);
 		out_connect_next(o);
 		return;
 	}
-	int fd = o->fd;
-	o->fd = -1;
+	if (o->nattempts > 0)
+		log_debug("s2s %s -> %s: %s connected first; %u other attempts closed", o->local, o->remote,
+		          where, o->nattempts);
+	out_attempts_stop(o);
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	char ip[INET6_ADDRSTRLEN] = "?";
@@ -568,10 +638,15 @@ static void out_conn_cb(struct ev_loop *loop, ev_io *w, int revents)
 	out_start_stream(o, fd, ip, port);
 }
 
+/* Start an attempt on the next address that takes one; when it is not
+ * the last address, the next starts after s2s.connect_delay unless this
+ * one has connected or failed by then.  With no attempt left in flight
+ * and no address left, the connection fails. */
 static void out_connect_next(struct s2s_out *o)
 {
-	while (o->next_addr < o->naddrs) {
-		const struct resolve_addr *a = &o->addrs[o->next_addr++];
+	while (o->next_addr < o->naddrs && o->nattempts < MAX_ATTEMPTS) {
+		size_t i = o->next_addr++;
+		const struct resolve_addr *a = &o->addrs[i];
 		int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			continue;
@@ -583,14 +658,35 @@ static void out_connect_next(struct s2s_out *o)
 			close(fd);
 			continue;
 		}
-		o->fd = fd;
+		struct out_attempt *t = NULL;
+		for (unsigned k = 0; t == NULL && k < MAX_ATTEMPTS; k++)
+			if (o->attempts[k].fd < 0)
+				t = &o->attempts[k];
+		t->o = o;
+		t->fd = fd;
+		t->addr = i;
+		ev_io_init(&t->w, out_attempt_cb, fd, EV_WRITE);
+		t->w.data = t;
+		ev_io_start(loop_, &t->w);
+		o->nattempts++;
 		o->state = OUT_CONNECTING;
-		ev_io_init(&o->conn_w, out_conn_cb, fd, EV_WRITE);
-		o->conn_w.data = o;
-		ev_io_start(loop_, &o->conn_w);
+		double delay = cfg()->connect_delay;
+		if (o->next_addr < o->naddrs && delay > 0) {
+			ev_timer_stop(loop_, &o->next_attempt);
+			ev_timer_set(&o->next_attempt, delay, 0);
+			ev_timer_start(loop_, &o->next_attempt);
+		}
 		return;
 	}
-	out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "no address of the domain accepted a connection");
+	if (o->nattempts == 0)
+		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "no address of the domain accepted a connection");
+}
+
+static void out_next_attempt_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	latency_begin(LATENCY_TIMER, "s2s-connect-delay");
+	out_connect_next(w->data);
+	latency_end();
 }
 
 static void out_resolved(void *ctx, const struct resolve_addr *addrs, size_t n, const char *error)
@@ -655,7 +751,8 @@ static struct s2s_out *out_new(const char *local, const char *remote)
 	struct s2s_out *o = xcalloc(1, sizeof(*o));
 	o->local = xstrdup(local);
 	o->remote = xstrdup(remote);
-	o->fd = -1;
+	for (unsigned i = 0; i < MAX_ATTEMPTS; i++)
+		o->attempts[i].fd = -1;
 	o->state = OUT_RESOLVING;
 	o->since = ev_now(loop_);
 	ev_timer_init(&o->timer, out_timeout_cb, cfg()->connect_timeout, 0);
@@ -664,11 +761,148 @@ static struct s2s_out *out_new(const char *local, const char *remote)
 	ev_timer_init(&o->kick, out_kick_cb, 0, 0);
 	o->kick.data = o;
 	ev_timer_start(loop_, &o->kick);
-	ev_io_init(&o->conn_w, out_conn_cb, 0, EV_WRITE);
+	ev_timer_init(&o->next_attempt, out_next_attempt_cb, 0, 0);
+	o->next_attempt.data = o;
 	o->next = outs;
 	outs = o;
 	log_debug("s2s %s -> %s: opening a connection", local, remote);
 	return o;
+}
+
+/* ---- multiplexing (XEP-0220 2.4, "piggybacking") ------------------------------
+ *
+ * A local domain B that needs a route to remote R while an authenticated
+ * stream A -> R of ours works sends <db:result from='B' to='R'/> on that
+ * stream, its key made with that stream's id, and once R answers 'valid'
+ * B's stanzas go on it too.  The route of B (a "rider") keeps its own
+ * queue, timer and verifications and borrows the stream of A's route
+ * (its "carrier"): it never closes or owns it.  A refusal ('invalid' or
+ * 'error'), no answer within s2s.connect_timeout, or the carrier closing
+ * before the answer sends B to a connection of its own, its queue
+ * intact.  When the carrier closes later, B's route goes with it and the
+ * next stanza opens anew.  Only our own streams carry riders (not a
+ * bidirectional route over an incoming stream), and only when the peer
+ * offered dialback on it. */
+
+/* A working stream of ours to remote that a route from local may share. */
+static struct s2s_out *out_find_carrier(const char *local, const char *remote)
+{
+	const struct s2s_config *c = cfg();
+	if (!c->multiplex || !c->dialback)
+		return NULL;
+	for (struct s2s_out *o = outs; o != NULL; o = o->next)
+		if (o->carrier == NULL && o->via == NULL && o->state == OUT_READY && o->peer_dialback &&
+		    o->st != NULL && !o->st->dead && !o->st->closing && o->remote_id != NULL &&
+		    strcmp(o->remote, remote) == 0 && strcmp(o->local, local) != 0)
+			return o;
+	return NULL;
+}
+
+/* Ask the peer, on carrier's stream, to take o's pair too. */
+static void out_ride(struct s2s_out *o, struct s2s_out *carrier)
+{
+	ev_timer_stop(loop_, &o->kick);
+	o->carrier = carrier;
+	o->st = carrier->st;
+	free(o->remote_id);
+	o->remote_id = xstrdup(carrier->remote_id);
+	char key[65];
+	s2s_dialback_key(o->remote, o->local, o->remote_id, key);
+	write_db(o->st, "result", o->local, o->remote, NULL, NULL, key);
+	explicit_bzero(key, sizeof(key));
+	o->state = OUT_DIALBACK;
+	log_info("s2s %s -> %s: asking to share the stream of %s -> %s (dialback)", o->local, o->remote,
+	         carrier->local, carrier->remote);
+}
+
+/* o stops riding and opens a connection of its own, keeping its queue
+ * and its verifications (sent again on the new stream). */
+static void out_fallback(struct s2s_out *o, const char *why)
+{
+	log_info("s2s %s -> %s: %s: opening a connection of its own", o->local, o->remote, why);
+	out_unride(o);
+	o->state = OUT_RESOLVING;
+	free(o->remote_id);
+	o->remote_id = NULL;
+	for (struct verify_req *v = o->verifies; v != NULL; v = v->next)
+		v->sent = false;
+	ev_timer_stop(loop_, &o->timer);
+	ev_timer_set(&o->timer, cfg()->connect_timeout, 0);
+	ev_timer_start(loop_, &o->timer);
+	ev_timer_stop(loop_, &o->kick);
+	ev_timer_set(&o->kick, 0, 0);
+	ev_timer_start(loop_, &o->kick);
+}
+
+/* carrier's stream is going: a rider that works with nothing waiting
+ * goes with it (the next stanza opens anew); one still waiting for its
+ * answer, or with verifications in flight, opens its own connection. */
+static void out_release_riders(struct s2s_out *carrier)
+{
+	for (;;) {
+		struct s2s_out *r = outs;
+		while (r != NULL && r->carrier != carrier)
+			r = r->next;
+		if (r == NULL)
+			return;
+		out_unride(r);
+		if (r->state == OUT_READY && r->nqueue == 0 && r->verifies == NULL) {
+			log_info("s2s %s -> %s: the shared stream of %s -> %s closed", r->local, r->remote,
+			         carrier->local, carrier->remote);
+			out_free(r);
+		} else {
+			out_fallback(r, "the shared stream closed");
+		}
+	}
+}
+
+/* A new route from local to remote: on a stream already open to remote
+ * when one may be shared, else a connection of its own. */
+static struct s2s_out *out_open(const char *local, const char *remote)
+{
+	struct s2s_out *o = out_new(local, remote);
+	struct s2s_out *carrier = out_find_carrier(local, remote);
+	if (carrier != NULL)
+		out_ride(o, carrier);
+	return o;
+}
+
+/* The route a dialback answer on o's stream is for, by its 'to': o, or
+ * one riding on it. */
+static struct s2s_out *out_addressee(struct s2s_out *o, const struct xml_node *el)
+{
+	const char *t = xml_attr(el, "to");
+	char *pt = t != NULL ? jid_nameprep(t) : NULL;
+	struct s2s_out *found = o;
+	if (pt != NULL && strcmp(pt, o->local) != 0)
+		for (struct s2s_out *r = outs; r != NULL; r = r->next)
+			if (r->carrier == o && strcmp(r->local, pt) == 0) {
+				found = r;
+				break;
+			}
+	free(pt);
+	return found;
+}
+
+/* The peer's answer to a rider's <db:result/>. */
+static void out_rider_answer(struct s2s_out *r, struct xml_node *el)
+{
+	const char *type = xml_attr(el, "type");
+	if (r->state != OUT_DIALBACK || !db_addressed(el, r->remote, r->local)) {
+		log_debug("s2s %s -> %s: ignoring a <db:result/> on the shared stream", r->local, r->remote);
+		return;
+	}
+	if (type != NULL && strcmp(type, "valid") == 0) {
+		stats.dialback_valid++;
+		out_send_verifies(r);
+		out_ready(r, "dialback");
+		return;
+	}
+	if (type == NULL || strcmp(type, "error") != 0)
+		stats.dialback_invalid++;
+	out_fallback(r, type != NULL && strcmp(type, "error") == 0
+	                        ? "the peer refused to add the pair to the shared stream"
+	                        : "the peer did not accept our dialback key on the shared stream");
 }
 
 /* The stream's header. */
@@ -729,10 +963,40 @@ static int out_dane_check(struct s2s_out *o, bool *valid_r)
 	return 0;
 }
 
+/* XEP-0138 on our stream: compression.s2s is on, the peer offers zlib,
+ * and the stream is ours alone (not compressed yet, not a rider's). */
+static bool out_wants_compression(const struct s2s_out *o)
+{
+	return server_config()->compression.s2s && o->peer_compress && o->st != NULL && o->st->z == NULL &&
+	       o->carrier == NULL && o->via == NULL;
+}
+
+/* The stream authenticated (how): ask for compression first when both
+ * sides want it (stanzas keep queuing until the stream restarts), else
+ * it is ready.  Not on a bidirectional stream (the peer's stanzas may
+ * already flow there) nor for a rider. */
+static void out_authenticated(struct s2s_out *o, const char *how)
+{
+	o->authed = how;
+	if (out_wants_compression(o) && !o->bidi) {
+		stream_write_str(o->st, "<compress xmlns='" NS_COMPRESS "'><method>zlib</method></compress>");
+		o->state = OUT_COMPRESS;
+		return;
+	}
+	out_ready(o, how);
+}
+
 static void out_features(struct s2s_out *o, struct xml_node *f)
 {
 	struct stream *st = o->st;
 	const struct s2s_config *c = cfg();
+	o->peer_dialback = xml_child(f, "dialback", NS_DIALBACK_FEATURE) != NULL;
+	o->peer_compress = false;
+	const struct xml_node *z = xml_child(f, "compression", NS_COMPRESS_FEATURE);
+	for (const struct xml_node *m = z != NULL ? xml_child(z, "method", NS_COMPRESS_FEATURE) : NULL;
+	     m != NULL; m = xml_next(m, "method", NS_COMPRESS_FEATURE))
+		if (strcmp(xml_text(m), "zlib") == 0)
+			o->peer_compress = true;
 	if (st->ssl == NULL) {
 		if (xml_child(f, "starttls", NS_TLS) != NULL) {
 			o->state = OUT_TLS;
@@ -745,9 +1009,15 @@ static void out_features(struct s2s_out *o, struct xml_node *f)
 			return;
 		}
 	}
+	if (o->authed != NULL) {
+		/* The stream restarted compressed. */
+		out_send_verifies(o);
+		out_ready(o, o->authed);
+		return;
+	}
 	if (o->sasl_done) {
 		out_send_verifies(o);
-		out_ready(o, o->dane_ok ? "dane" : "external");
+		out_authenticated(o, o->dane_ok ? "dane" : "external");
 		return;
 	}
 	const char *why = "no TLS";
@@ -772,7 +1042,8 @@ static void out_features(struct s2s_out *o, struct xml_node *f)
 	if (valid && external) {
 		/* XEP-0288: both ends are proven by certificates, so the peer's
 		 * stanzas may come back on this stream. */
-		if (cfg()->bidi && xml_child(f, "bidi", NS_BIDI_FEATURE) != NULL) {
+		if (cfg()->bidi && !out_wants_compression(o) &&
+		    xml_child(f, "bidi", NS_BIDI_FEATURE) != NULL) {
 			stream_write_str(st, "<bidi xmlns='" NS_BIDI "'/>");
 			o->bidi = true;
 		}
@@ -864,7 +1135,7 @@ static bool out_bidi_authed(void *ctx, const char *from, const char *to)
 
 static bool out_stanza(struct stream *st, struct xml_node *el)
 {
-	struct s2s_out *o = st->owner;
+	struct s2s_out *o = st->owner, *r;
 	if (o == NULL) {
 		xml_unref(&el);
 		return true;
@@ -889,6 +1160,19 @@ static bool out_stanza(struct stream *st, struct xml_node *el)
 			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "cannot start TLS");
 		else
 			stream_start_tls_client(st, ssl);
+	} else if (xml_is(el, "compressed", NS_COMPRESS) && o->state == OUT_COMPRESS) {
+		if (stream_start_compression(st) < 0) {
+			log_info("s2s %s -> %s: cannot start compression; going on without", o->local,
+			         o->remote);
+			out_ready(o, o->authed);
+		} else {
+			log_debug("s2s %s -> %s: zlib compression started", o->local, o->remote);
+			o->state = OUT_HEADER;
+			write_header(st, o->local, o->remote, NULL);
+		}
+	} else if (xml_is(el, "failure", NS_COMPRESS) && o->state == OUT_COMPRESS) {
+		log_info("s2s %s -> %s: the peer refused compression; going on without", o->local, o->remote);
+		out_ready(o, o->authed);
 	} else if (xml_is(el, "failure", NS_TLS)) {
 		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "the peer refused STARTTLS");
 	} else if (xml_is(el, "success", NS_SASL) && o->state == OUT_SASL) {
@@ -908,6 +1192,8 @@ static bool out_stanza(struct stream *st, struct xml_node *el)
 			write_db(st, "result", o->local, o->remote, NULL, NULL, key);
 			o->state = OUT_DIALBACK;
 		}
+	} else if (xml_is(el, "result", NS_DIALBACK) && (r = out_addressee(o, el)) != o) {
+		out_rider_answer(r, el);
 	} else if (xml_is(el, "result", NS_DIALBACK) && o->state == OUT_DIALBACK) {
 		const char *type = xml_attr(el, "type");
 		if (!db_addressed(el, o->remote, o->local)) {
@@ -915,13 +1201,13 @@ static bool out_stanza(struct stream *st, struct xml_node *el)
 			         o->remote);
 		} else if (type != NULL && strcmp(type, "valid") == 0) {
 			stats.dialback_valid++;
-			out_ready(o, o->dane_ok ? "dane+dialback" : "dialback");
+			out_authenticated(o, o->dane_ok ? "dane+dialback" : "dialback");
 		} else {
 			stats.dialback_invalid++;
 			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "the peer did not accept our dialback key");
 		}
 	} else if (xml_is(el, "verify", NS_DIALBACK) && xml_attr(el, "type") != NULL) {
-		out_verify_answer(o, el);
+		out_verify_answer(out_addressee(o, el), el);
 	} else if (xml_is(el, "verify", NS_DIALBACK) && o->bidi && o->state == OUT_READY) {
 		/* XEP-0288: the peer's requests of the authoritative role come
 		 * on our stream too. */
@@ -1058,7 +1344,7 @@ static void s2s_route(void *ctx, struct xml_node *stanza, const struct jid *from
 			router_bounce(stanza, b->error, "the remote server could not be reached lately");
 			return;
 		}
-		o = out_new(from->domain, to->domain);
+		o = out_open(from->domain, to->domain);
 	}
 	if (o->state == OUT_READY && o->st != NULL && (o->st->dead || o->st->closing)) {
 		/* Written now it would follow </stream:stream>, never read: say
@@ -1155,6 +1441,10 @@ static void in_send_features(struct s2s_in *in)
 			buf_append_str(&b, "<dialback xmlns='" NS_DIALBACK_FEATURE "'><errors/></dialback>");
 		if (c->bidi && secure && !in->external_ok)
 			buf_append_str(&b, "<bidi xmlns='" NS_BIDI_FEATURE "'/>");
+		/* XEP-0138: taken once the peer authenticated (in_compress). */
+		if (server_config()->compression.s2s && st->z == NULL && !in->bidi)
+			buf_append_str(&b, "<compression xmlns='" NS_COMPRESS_FEATURE
+			                   "'><method>zlib</method></compression>");
 	}
 	buf_append_str(&b, "</stream:features>");
 	stream_write(st, b.data, b.len);
@@ -1268,6 +1558,15 @@ static void in_db_result(struct s2s_in *in, struct xml_node *el)
 		write_db(in->st, "result", local, remote, NULL, "valid", NULL);
 		goto out;
 	}
+	if (c->require_valid_certificate && in->nauthed > 0) {
+		/* A further pair on a working stream (multiplexing): refuse
+		 * that pair only; the peer may open a stream of its own. */
+		log_info("s2s in %llu from %s: dialback for %s -> %s refused: a valid certificate is "
+		         "required here",
+		         (unsigned long long)in->st->id, in->ip, remote, local);
+		write_db(in->st, "result", local, remote, NULL, "error", NULL);
+		goto out;
+	}
 	if (c->require_valid_certificate) {
 		in_fail(in, STE_NOT_AUTHORIZED, "a valid certificate is required here");
 		goto out;
@@ -1288,7 +1587,7 @@ static void in_db_result(struct s2s_in *in, struct xml_node *el)
 			write_db(in->st, "result", local, remote, NULL, "error", NULL);
 			goto out;
 		}
-		o = out_new(local, remote);
+		o = out_open(local, remote);
 	}
 	struct verify_req *v = xcalloc(1, sizeof(*v));
 	v->in_id = in->st->id;
@@ -1297,7 +1596,7 @@ static void in_db_result(struct s2s_in *in, struct xml_node *el)
 	v->next = o->verifies;
 	o->verifies = v;
 	in->pending++;
-	if (o->st != NULL && o->state >= OUT_SASL)
+	if (o->st != NULL && o->state >= OUT_SASL && o->state != OUT_COMPRESS)
 		out_send_verifies(o);
 out:
 	free(local);
@@ -1330,13 +1629,11 @@ static void in_bidi_route(struct s2s_in *in)
 	/* An opening one stops opening: this stream carries what it queued. */
 	ev_timer_stop(loop_, &o->timer);
 	ev_timer_stop(loop_, &o->kick);
-	ev_io_stop(loop_, &o->conn_w);
-	if (o->fd >= 0) {
-		close(o->fd);
-		o->fd = -1;
-	}
+	out_attempts_stop(o);
 	resolve_cancel(&o->res);
-	if (o->st != NULL) {
+	if (o->carrier != NULL) {
+		out_unride(o);
+	} else if (o->st != NULL) {
 		o->st->owner = NULL;
 		stream_close(o->st, -1, NULL);
 	}
@@ -1344,6 +1641,22 @@ static void in_bidi_route(struct s2s_in *in)
 	o->via = in;
 	in->bidi_out = o;
 	out_ready(o, "external-bidi");
+}
+
+/* XEP-0138 <compress/>: once the peer authenticated a pair on this
+ * stream (after TLS when it is required, as everything), and not on a
+ * bidirectional one, whose own stanzas may already travel on it. */
+static void in_compress(struct s2s_in *in, struct xml_node *el)
+{
+	bool allowed = server_config()->compression.s2s && in->nauthed > 0 && !in->bidi;
+	const char *failure = NULL;
+	if (stream_answer_compress(in->st, el, allowed, &failure) < 0) {
+		log_info("s2s in %llu from %s: compression refused: %s", (unsigned long long)in->st->id,
+		         in->ip, failure);
+		return;
+	}
+	log_debug("s2s in %llu from %s: zlib compression started", (unsigned long long)in->st->id, in->ip);
+	in->header_sent = false;
 }
 
 static void in_sasl(struct s2s_in *in, struct xml_node *el)
@@ -1488,6 +1801,8 @@ static bool in_stanza(struct stream *st, struct xml_node *el)
 		in_db_verify(in, el);
 	} else if (xml_is(el, "auth", NS_SASL)) {
 		in_sasl(in, el);
+	} else if (xml_is(el, "compress", NS_COMPRESS)) {
+		in_compress(in, el);
 	} else if (xml_is(el, "bidi", NS_BIDI)) {
 		in->bidi = c->bidi && st->ssl != NULL;
 	} else if (stanza_kind(el) != STANZA_OTHER && strcmp(el->ns, NS_SERVER) == 0) {
@@ -1624,7 +1939,8 @@ void s2s_counts(unsigned *out_r, unsigned *opening_r, unsigned *in_r)
 {
 	unsigned o = 0, op = 0, i = 0;
 	for (struct s2s_out *x = outs; x != NULL; x = x->next)
-		x->state == OUT_READY ? o++ : op++;
+		if (x->carrier == NULL) /* a rider shares its carrier's stream */
+			x->state == OUT_READY ? o++ : op++;
 	for (struct s2s_in *x = ins; x != NULL; x = x->next)
 		i++;
 	*out_r = o;
@@ -1643,30 +1959,38 @@ static void fmt_since(struct buf *out, double t)
 void s2s_list(struct buf *out)
 {
 	for (struct s2s_out *o = outs; o != NULL; o = o->next) {
-		buf_printf(out, "out\t%s\t%s\t%s\t%s\t", o->remote, o->local,
+		buf_printf(out, "out\t%s\t%s\t%s%s\t%s\t", o->remote, o->local,
 		           o->st != NULL && o->st->ssl != NULL && o->st->tls_done
 		                   ? SSL_get_version(o->st->ssl)
 		                   : "no-tls",
+		           o->st != NULL && o->st->z != NULL ? "+zlib" : "",
 		           o->state == OUT_READY ? o->auth : out_state_names[o->state]);
 		fmt_since(out, o->since);
-		buf_printf(out, "\t%zu\n", o->nqueue);
+		buf_printf(out, "\t%zu\t", o->nqueue);
+		if (o->st != NULL)
+			buf_printf(out, "%llu\n", (unsigned long long)o->st->id);
+		else
+			buf_append_str(out, "-\n");
 	}
 	for (struct s2s_in *in = ins; in != NULL; in = in->next) {
-		const char *tls = in->st != NULL && in->st->ssl != NULL && in->st->tls_done
-		                          ? SSL_get_version(in->st->ssl)
-		                          : "no-tls";
+		char tls[48];
+		snprintf(tls, sizeof(tls), "%s%s",
+		         in->st != NULL && in->st->ssl != NULL && in->st->tls_done
+		                 ? SSL_get_version(in->st->ssl)
+		                 : "no-tls",
+		         in->st != NULL && in->st->z != NULL ? "+zlib" : "");
 		if (in->nauthed == 0) {
 			buf_printf(out, "in\t%s\t%s\t%s\t%s\t", in->remote != NULL ? in->remote : "?",
 			           in->local != NULL ? in->local : "?", tls, "opening");
 			fmt_since(out, in->opened);
-			buf_append_str(out, "\t0\n");
+			buf_printf(out, "\t0\t%llu\n", (unsigned long long)in->st->id);
 			continue;
 		}
 		for (unsigned i = 0; i < in->nauthed; i++) {
 			buf_printf(out, "in\t%s\t%s\t%s\t%s\t", in->authed_remote[i], in->authed_local[i],
 			           tls, in->auth);
 			fmt_since(out, in->since);
-			buf_append_str(out, "\t0\n");
+			buf_printf(out, "\t0\t%llu\n", (unsigned long long)in->st->id);
 		}
 	}
 }
@@ -1674,17 +1998,22 @@ void s2s_list(struct buf *out)
 unsigned s2s_close_domain(const char *domain)
 {
 	unsigned n = 0;
-	for (struct s2s_out *o = outs, *next; o != NULL; o = next) {
-		next = o->next;
-		if (strcasecmp(o->remote, domain) != 0)
-			continue;
-		n++;
-		if (o->state != OUT_READY || o->nqueue > 0) {
-			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "closed by the administrator");
-			continue;
+	/* Riders first (they share their carriers' streams and are not
+	 * counted as streams): freeing a carrier then frees no other route
+	 * under the loop. */
+	for (int riders = 1; riders >= 0; riders--) {
+		for (struct s2s_out *o = outs, *next; o != NULL; o = next) {
+			next = o->next;
+			if (strcasecmp(o->remote, domain) != 0 || (o->carrier != NULL) != riders)
+				continue;
+			n += !riders;
+			if (o->state != OUT_READY || o->nqueue > 0) {
+				out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "closed by the administrator");
+				continue;
+			}
+			log_info("s2s %s -> %s: closed by the administrator", o->local, o->remote);
+			out_close(o, -1);
 		}
-		log_info("s2s %s -> %s: closed by the administrator", o->local, o->remote);
-		out_close(o, -1);
 	}
 	for (struct s2s_in *in = ins; in != NULL; in = in->next) {
 		bool match = in->remote != NULL && strcasecmp(in->remote, domain) == 0;
@@ -1713,12 +2042,15 @@ void s2s_reload(struct buf *report)
 		free(err);
 	}
 	resolve_set_dane(c->dane);
-	for (struct s2s_out *o = outs, *next; o != NULL; o = next) {
-		next = o->next;
-		if (s2s_config_allowed(c, o->remote))
-			continue;
-		closed++;
-		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "federation with that domain is no longer allowed");
+	for (int riders = 1; riders >= 0; riders--) {
+		for (struct s2s_out *o = outs, *next; o != NULL; o = next) {
+			next = o->next;
+			if (s2s_config_allowed(c, o->remote) || (o->carrier != NULL) != riders)
+				continue;
+			closed += !riders;
+			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND,
+			         "federation with that domain is no longer allowed");
+		}
 	}
 	for (struct s2s_in *in = ins; in != NULL; in = in->next) {
 		bool denied = in->remote != NULL && !s2s_config_allowed(c, in->remote);
@@ -1764,6 +2096,15 @@ int s2s_start(struct ev_loop *loop, char **error_r)
 
 void s2s_shutdown_all(void)
 {
+	for (struct s2s_out *o = outs, *next; o != NULL; o = next) {
+		next = o->next;
+		if (o->carrier == NULL)
+			continue;
+		if (o->state != OUT_READY || o->nqueue > 0)
+			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "the server is stopping");
+		else
+			out_close(o, -1);
+	}
 	while (outs != NULL) {
 		struct s2s_out *o = outs;
 		if (o->state != OUT_READY || o->nqueue > 0 || o->verifies != NULL) {

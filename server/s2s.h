@@ -35,8 +35,10 @@ const struct s2s_stats *s2s_stats(void);
 /* Current streams: outgoing established/opening, incoming. */
 void s2s_counts(unsigned *out_r, unsigned *opening_r, unsigned *in_r);
 
-/* One line per stream for `parleyctl s2s-list`: direction, remote
- * domain, local domain, TLS, authentication, since, queue length. */
+/* One line per stream and domain pair for `parleyctl s2s-list`:
+ * direction, remote domain, local domain, TLS, authentication, since,
+ * queue length, and the id of the connection that carries the pair
+ * (pairs multiplexed on one connection share it; "-" while none). */
 void s2s_list(struct buf *out);
 /* Close every stream with domain (remote); returns how many. */
 unsigned s2s_close_domain(const char *domain);

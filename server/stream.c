@@ -812,6 +812,33 @@ int stream_start_compression(struct stream *s)
 	return 0;
 }
 
+int stream_answer_compress(struct stream *s, const struct xml_node *el, bool allowed, const char **failure_r)
+{
+	const struct xml_node *m = xml_child(el, "method", NS_COMPRESS);
+	const char *method = m != NULL ? xml_text(m) : NULL;
+	const char *failure = NULL;
+	if (!allowed || s->z != NULL || s->fd < 0 || s->transport != NULL)
+		failure = "setup-failed";
+	else if (method == NULL || strcmp(method, "zlib") != 0)
+		failure = "unsupported-method";
+	if (failure == NULL) {
+		size_t before = s->out.len;
+		stream_write_str(s, "<compressed xmlns='" NS_COMPRESS "'/>");
+		if (stream_start_compression(s) == 0)
+			return 0;
+		/* Nothing changed: take <compressed/> back. */
+		if (s->out.len > before)
+			s->out.len = before;
+		failure = "setup-failed";
+	}
+	*failure_r = failure;
+	struct buf b = { 0 };
+	buf_printf(&b, "<failure xmlns='" NS_COMPRESS "'><%s/></failure>", failure);
+	stream_write(s, b.data, b.len);
+	buf_free(&b);
+	return -1;
+}
+
 /* Inflate z->pending into the parser a chunk at a time, until it is all
  * used or input must stop (paused, closing, dead: the rest waits). */
 static bool stream_inflate_pending(struct stream *s)

@@ -150,6 +150,14 @@ void stream_start_tls_client(struct stream *s, SSL *ssl);
  * undecodable input closes the stream.  Only for socket streams without a
  * transport.  Returns -1 (nothing changed) when zlib cannot be set up. */
 int stream_start_compression(struct stream *s);
+#define NS_COMPRESS "http://jabber.org/protocol/compress"         /* XEP-0138 */
+#define NS_COMPRESS_FEATURE "http://jabber.org/features/compress" /* XEP-0138 */
+
+/* Answer a <compress/> request (el) on s: when allowed and its method is
+ * zlib, queue <compressed/> and start compression (the XML stream then
+ * restarts: returns 0); else queue a <failure/> and return -1, *failure_r
+ * naming its condition. */
+int stream_answer_compress(struct stream *s, const struct xml_node *el, bool allowed, const char **failure_r);
 /* Limit the input rate to bytes_per_sec (0: unlimited), with a burst of
  * one read: past it the socket is not read until the bucket refills, so a
  * fast sender is slowed down, never disconnected for it.  Set by the owner,

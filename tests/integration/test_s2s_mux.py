@@ -1,0 +1,257 @@
+"""Multiplexing of outgoing s2s streams (XEP-0220 2.4, "piggybacking"):
+a.test's server also serves a2.test; once a.test -> b.test works, a2.test
+reaches b.test over the same connection with a further <db:result/>, and
+falls back to a connection of its own when the peer refuses the pair.
+Two parleyd instances on loopback, dialback with self-signed
+certificates, names resolved through the static map."""
+import pytest
+
+from parleytest import FedParleyd, free_port, login, logout, make_test_ca, next_message, unique
+
+A, A2, B, C = 'a.test', 'a2.test', 'b.test', 'c.test'
+
+
+def rows(server, direction=None):
+    out = server.ctl('s2s-list')
+    assert out.returncode == 0, out.stderr
+    got = [ln.split('\t') for ln in out.stdout.splitlines() if ln]
+    return [r for r in got if direction is None or r[0] == direction]
+
+
+@pytest.fixture(scope='module')
+def fed(tmp_path_factory):
+    base = tmp_path_factory.mktemp('s2smux')
+    pa, pb, pc = free_port(), free_port(), free_port()
+    a = FedParleyd(base / 'a', A, {('alice', A): 'alice-secret', ('ada', A2): 'ada-secret'},
+                   peers={B: pb, C: pc}, s2s_port=pa, more_domains=[A2])
+    b = FedParleyd(base / 'b', B, {('bob', B): 'bob-secret'}, peers={A: pa, A2: pa}, s2s_port=pb)
+    # c.test federates with a.test only: a2.test's pair is refused.
+    c = FedParleyd(base / 'c', C, {('carl', C): 'carl-secret'}, peers={A: pa, A2: pa},
+                   s2s_port=pc, s2s={'allow': '[%s]' % A})
+    started = []
+    try:
+        for s in (a, b, c):
+            s.start_with_users()
+            started.append(s)
+    except Exception:
+        for s in started:
+            s.stop()
+        raise
+    yield a, b, c
+    for s in (a, b, c):
+        if s.running():
+            s.finish()
+
+
+def test_second_domain_shares_the_stream(fed, run):
+    a, b, _ = fed
+
+    async def go():
+        alice = await login(a, 'alice', host=A, resource='m')
+        ada = await login(a, 'ada', host=A2, resource='m')
+        bob = await login(b, 'bob', host=B, resource='m')
+        body = unique('from a ')
+        alice.send_message(mto='bob@' + B, mbody=body, mtype='chat')
+        m = await next_message(bob, pred=lambda m: m['body'] == body, timeout=15)
+        assert m['from'] == alice.boundjid
+        body2 = unique('from a2 ')
+        ada.send_message(mto='bob@' + B, mbody=body2, mtype='chat')
+        m = await next_message(bob, pred=lambda m: m['body'] == body2, timeout=15)
+        assert m['from'] == ada.boundjid
+        back = unique('to a2 ')
+        bob.send_message(mto=str(ada.boundjid), mbody=back, mtype='chat')
+        m = await next_message(ada, pred=lambda m: m['body'] == back, timeout=15)
+        await logout(alice, ada, bob)
+    run(go(), timeout=60)
+
+    outs = {(r[1], r[2]): r for r in rows(a, 'out')}
+    assert (B, A) in outs and (B, A2) in outs, outs
+    assert outs[(B, A)][4] == 'dialback' and outs[(B, A2)][4] == 'dialback', outs
+    # one connection carries both pairs
+    assert outs[(B, A)][7] == outs[(B, A2)][7] != '-', outs
+    assert 'a2.test -> b.test: asking to share the stream of a.test -> b.test' in a.log()
+    # status counts connections, not pairs
+    assert 's2s: enabled, 1 out (0 opening)' in a.ctl('status').stdout
+    # b.test validated both pairs on one incoming stream
+    ins = {(r[1], r[2]): r for r in rows(b, 'in')}
+    assert (A, B) in ins and (A2, B) in ins, ins
+    assert ins[(A, B)][7] == ins[(A2, B)][7], ins
+
+
+def test_shared_stream_closing_takes_both_pairs(fed, run):
+    """s2s-close on the sender's side closes the connection; the next
+    stanzas of both domains open anew and arrive."""
+    a, b, _ = fed
+    shared = [x for x in rows(a, 'out') if x[1] == B]
+    assert len(shared) == 2 and shared[0][7] == shared[1][7], shared
+    r = a.ctl('s2s-close', B)
+    # the one outgoing connection (two pairs) and b.test's incoming streams
+    assert r.returncode == 0 and 'closed' in r.stdout, (r.stdout, r.stderr)
+    assert not [x for x in rows(a, 'out') if x[1] == B], rows(a)
+
+    async def go():
+        ada = await login(a, 'ada', host=A2, resource='c')
+        alice = await login(a, 'alice', host=A, resource='c')
+        bob = await login(b, 'bob', host=B, resource='c')
+        body = unique('a2 first ')
+        ada.send_message(mto='bob@' + B, mbody=body, mtype='chat')
+        await next_message(bob, pred=lambda m: m['body'] == body, timeout=15)
+        body = unique('then a ')
+        alice.send_message(mto='bob@' + B, mbody=body, mtype='chat')
+        await next_message(bob, pred=lambda m: m['body'] == body, timeout=15)
+        await logout(alice, ada, bob)
+    run(go(), timeout=60)
+    outs = {(r[1], r[2]): r for r in rows(a, 'out')}
+    # this time a2.test opened the connection and a.test rode on it
+    assert outs[(B, A)][7] == outs[(B, A2)][7] != '-', outs
+
+
+def test_refused_pair_falls_back_and_bounces(fed, run):
+    """c.test refuses a2.test's pair on a.test's stream: a2.test opens a
+    connection of its own, which c.test refuses too, so ada's message
+    bounces with an error; a.test's stream keeps working."""
+    a, _, c = fed
+
+    async def go():
+        alice = await login(a, 'alice', host=A, resource='r')
+        ada = await login(a, 'ada', host=A2, resource='r')
+        carl = await login(c, 'carl', host=C, resource='r')
+        body = unique('to c ')
+        alice.send_message(mto='carl@' + C, mbody=body, mtype='chat')
+        await next_message(carl, pred=lambda m: m['body'] == body, timeout=15)
+        lost = unique('refused ')
+        ada.send_message(mto='carl@' + C, mbody=lost, mtype='chat')
+        err = await next_message(ada, pred=lambda m: m['type'] == 'error', timeout=20)
+        assert err['error']['condition'] == 'remote-server-not-found', err
+        assert err['body'] == lost, err
+        body = unique('still ')
+        alice.send_message(mto='carl@' + C, mbody=body, mtype='chat')
+        await next_message(carl, pred=lambda m: m['body'] == body, timeout=15)
+        await logout(alice, ada, carl)
+    run(go(), timeout=90)
+    log = a.log()
+    assert 'a2.test -> c.test: asking to share the stream of a.test -> c.test' in log
+    assert 'opening a connection of its own' in log, log[-3000:]
+    assert [x for x in rows(a, 'out') if x[1] == C and x[2] == A and x[4] == 'dialback']
+
+
+def test_multiplex_off_opens_a_connection_per_pair(tmp_path, run):
+    pa, pb = free_port(), free_port()
+    a = FedParleyd(tmp_path / 'a', A, {('alice', A): 'alice-secret', ('ada', A2): 'ada-secret'},
+                   peers={B: pb}, s2s_port=pa, more_domains=[A2], s2s={'multiplex': 'false'})
+    b = FedParleyd(tmp_path / 'b', B, {('bob', B): 'bob-secret'}, peers={A: pa, A2: pa},
+                   s2s_port=pb)
+    a.start_with_users()
+    try:
+        b.start_with_users()
+        try:
+            async def go():
+                alice = await login(a, 'alice', host=A, resource='o')
+                ada = await login(a, 'ada', host=A2, resource='o')
+                bob = await login(b, 'bob', host=B, resource='o')
+                for who in (alice, ada):
+                    body = unique('off ')
+                    who.send_message(mto='bob@' + B, mbody=body, mtype='chat')
+                    await next_message(bob, pred=lambda m, body=body: m['body'] == body,
+                                       timeout=15)
+                await logout(alice, ada, bob)
+            run(go(), timeout=60)
+            outs = {(r[1], r[2]): r for r in rows(a, 'out')}
+            assert outs[(B, A)][7] != outs[(B, A2)][7], outs
+            assert 'asking to share the stream' not in a.log()
+        finally:
+            b.finish()
+    finally:
+        a.finish()
+
+
+@pytest.mark.parametrize('a_names_a2', [False, True], ids=['dialback-for-a2', 'certificate-names-a2'])
+def test_second_domain_on_a_sasl_external_stream(tmp_path, run, a_names_a2):
+    """a.test's stream authenticated with SASL EXTERNAL (test CA): a2.test
+    still has to authenticate on it.  When a.test's certificate names only
+    a.test, b.test checks a2.test by dialback; when it names a2.test too,
+    the certificate vouches for it at once (XEP-0344)."""
+    sans = {A: 'DNS:%s,DNS:%s' % (A, A2)} if a_names_a2 else None
+    ca = make_test_ca(tmp_path / 'ca', [A, B], sans=sans)
+    pa, pb = free_port(), free_port()
+    a = FedParleyd(tmp_path / 'a', A, {('alice', A): 'alice-secret', ('ada', A2): 'ada-secret'},
+                   peers={B: pb}, s2s_port=pa, more_domains=[A2], cert=ca[A],
+                   s2s={'ca_file': str(ca['ca'])})
+    b = FedParleyd(tmp_path / 'b', B, {('bob', B): 'bob-secret'}, peers={A: pa, A2: pa},
+                   s2s_port=pb, cert=ca[B], s2s={'ca_file': str(ca['ca'])})
+    a.start_with_users()
+    try:
+        b.start_with_users()
+        try:
+            async def go():
+                alice = await login(a, 'alice', host=A, resource='x')
+                ada = await login(a, 'ada', host=A2, resource='x')
+                bob = await login(b, 'bob', host=B, resource='x')
+                for who in (alice, ada):
+                    body = unique('external ')
+                    who.send_message(mto='bob@' + B, mbody=body, mtype='chat')
+                    m = await next_message(bob, pred=lambda m, body=body: m['body'] == body,
+                                           timeout=15)
+                    assert m['from'] == who.boundjid
+                back = unique('back to a2 ')
+                bob.send_message(mto=str(ada.boundjid), mbody=back, mtype='chat')
+                await next_message(ada, pred=lambda m: m['body'] == back, timeout=15)
+                await logout(alice, ada, bob)
+            run(go(), timeout=60)
+            outs = {(r[1], r[2]): r for r in rows(a, 'out')}
+            assert outs[(B, A)][4] == 'external', outs
+            assert outs[(B, A)][7] == outs[(B, A2)][7], outs
+            ins = {(r[1], r[2]): r for r in rows(b, 'in')}
+            assert ins[(A, B)][7] == ins[(A2, B)][7], ins
+            log = b.log()
+            how = 'dialback+certificate' if a_names_a2 else 'dialback)'
+            assert 'a2.test authenticated for b.test (%s' % how in log, log[-3000:]
+        finally:
+            b.finish()
+    finally:
+        a.finish()
+
+
+def test_strict_peer_refuses_the_pair_and_keeps_the_stream(tmp_path, run):
+    """b.test requires valid certificates and a.test's names only a.test:
+    b.test answers a2.test's <db:result/> with type='error' instead of
+    closing the stream a.test uses; a2.test's own connection is refused
+    too, so ada's message bounces, and alice's stream goes on."""
+    ca = make_test_ca(tmp_path / 'ca', [A, B])
+    pa, pb = free_port(), free_port()
+    strict = {'ca_file': str(ca['ca']), 'require_valid_certificate': 'true'}
+    a = FedParleyd(tmp_path / 'a', A, {('alice', A): 'alice-secret', ('ada', A2): 'ada-secret'},
+                   peers={B: pb}, s2s_port=pa, more_domains=[A2], cert=ca[A],
+                   s2s={'ca_file': str(ca['ca'])})
+    b = FedParleyd(tmp_path / 'b', B, {('bob', B): 'bob-secret'}, peers={A: pa, A2: pa},
+                   s2s_port=pb, cert=ca[B], s2s=strict)
+    a.start_with_users()
+    try:
+        b.start_with_users()
+        try:
+            async def go():
+                alice = await login(a, 'alice', host=A, resource='s')
+                ada = await login(a, 'ada', host=A2, resource='s')
+                bob = await login(b, 'bob', host=B, resource='s')
+                body = unique('first ')
+                alice.send_message(mto='bob@' + B, mbody=body, mtype='chat')
+                await next_message(bob, pred=lambda m: m['body'] == body, timeout=15)
+                lost = unique('refused ')
+                ada.send_message(mto='bob@' + B, mbody=lost, mtype='chat')
+                err = await next_message(ada, pred=lambda m: m['type'] == 'error', timeout=20)
+                assert err['error']['condition'] == 'remote-server-not-found', err
+                assert err['body'] == lost
+                body = unique('still ')
+                alice.send_message(mto='bob@' + B, mbody=body, mtype='chat')
+                await next_message(bob, pred=lambda m: m['body'] == body, timeout=15)
+                await logout(alice, ada, bob)
+            run(go(), timeout=60)
+            assert 'dialback for a2.test -> b.test refused: a valid certificate is required' \
+                in b.log()
+            assert 'the peer refused to add the pair to the shared stream' in a.log()
+            outs = {(r[1], r[2]): r for r in rows(a, 'out')}
+            assert outs[(B, A)][4] == 'external' and (B, A2) not in outs, outs
+        finally:
+            b.finish()
+    finally:
+        a.finish()
