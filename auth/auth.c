@@ -472,6 +472,12 @@ int auth_new(struct ev_loop *loop, const char *host, const struct auth_config *c
 			                     host);
 			goto fail;
 		} else {
+			if (auth_can_scram(a))
+				log_warning("host %s: auth.scram_cache_ttl with the internal method: every "
+				            "SCRAM hash is offered, and a user of another method without "
+				            "kept keys fails each before PLAIN (limits.auth_attempts may "
+				            "close the stream first); keep such users on a host of their own",
+				            host);
 			scramcache_start(a);
 		}
 	}
