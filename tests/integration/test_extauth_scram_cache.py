@@ -281,3 +281,26 @@ def test_lifetime_longer_than_program_cache_refused(tmp_path_factory):
     out = r.stdout + r.stderr
     assert r.returncode == 1, out
     assert 'scram_cache_ttl' in out and 'longer than external.cache_ttl' in out, out
+
+
+def test_client_gone_while_keys_are_made(ext):
+    """Clients that send a good PLAIN login and close at once, while the
+    program checks it or the keys are derived and stored: the work is
+    cancelled with the stream (no answer to a freed stream, no crash), and
+    later logins work."""
+    import base64
+    users = [new_user(ext) for _ in range(3)]
+    for i in range(24):
+        user, pw = users[i % 3]
+        c = client(ext)
+        token = base64.b64encode(('\0%s\0%s' % (user, pw)).encode()).decode()
+        c.send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>" % (NS_SASL, token))
+        if i % 2:
+            time.sleep(0.01 * (i % 5))
+        c.close()
+    time.sleep(1.0)
+    assert ext.running()
+    user, pw = users[0]
+    assert plain(ext, user, pw) == 'success'
+    assert _wait_log(ext, _kept_line(user))
+    assert scram_login(ext, user, pw).ok
