@@ -153,6 +153,10 @@ void scramcache_lookup(struct auth_req *req, scramcache_cb *cb);
 void scramcache_fill(struct auth_req *req, const char *method, scramcache_cb *cb);
 /* Delete req->user's kept keys; why is for the log. */
 void scramcache_drop(struct auth_req *req, const char *why, scramcache_cb *cb);
+/* The method refused req->password: delete the kept keys if they were
+ * made from it (derived with their salt and compared on the compute
+ * group), keep them for any other password. */
+void scramcache_drop_refused(struct auth_req *req, scramcache_cb *cb);
 /* Stop req's cache operation, if any: its callback never runs. */
 void scramcache_cancel(struct auth_req *req);
 /* The periodic sweep of expired keys. */

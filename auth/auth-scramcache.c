@@ -14,8 +14,10 @@
  *   has no keys for this hash": sasl.c then runs the exchange like an
  *   unknown user's, or refuses it at once with reveal_missing_scram_keys),
  *   whether or not the name exists; a storage outage is AUTH_TEMPFAIL.
- * - The set is deleted when one of those methods refuses the user's
- *   password or does not know the user, when the password is set and when
+ * - The set is deleted when one of those methods refuses the password it
+ *   was made from (the password changed there; a wrong password, which
+ *   anyone can send, leaves it) or does not know the user, when the
+ *   password is set and when
  *   the user is removed (whatever the method answered), and when it
  *   expires (at the next lookup, and by a sweep of the host every
  *   scram_cache_ttl, at least every minute and at most every hour).
@@ -49,6 +51,11 @@ struct cache_derive {
 	unsigned iterations;
 	int rc;
 	struct scram_credentials sha1, sha256, sha512;
+	/* check: is password the one the kept SHA-256 keys were made from? */
+	bool check, match;
+	unsigned char *salt;
+	size_t salt_len;
+	unsigned char expected[SCRAM_MAX_HASH];
 };
 
 bool scramcache_enabled(const struct auth *a)
@@ -85,6 +92,8 @@ static void derive_free(struct cache_derive *job)
 	scram_credentials_clear(&job->sha1);
 	scram_credentials_clear(&job->sha256);
 	scram_credentials_clear(&job->sha512);
+	free(job->salt);
+	explicit_bzero(job->expected, sizeof(job->expected));
 	free(job);
 }
 
@@ -145,9 +154,20 @@ static void stored_cb(enum storage_result res, void *ctx)
 	op_done(op, AUTH_OK, NULL);
 }
 
+static void dropped_cb(enum storage_result res, void *ctx);
+
 static void derive_work(void *arg, void *thread_state)
 {
 	struct cache_derive *job = arg;
+	if (job->check) {
+		struct scram_credentials c = { 0 };
+		job->rc = scram_derive(SCRAM_SHA256, job->password, job->salt, job->salt_len, job->iterations,
+		                       &c);
+		job->match = job->rc == 0 &&
+		             secure_memeq(c.stored_key, job->expected, scram_hash_len(SCRAM_SHA256));
+		scram_credentials_clear(&c);
+		return;
+	}
 	job->rc = scram_derive(SCRAM_SHA1, job->password, NULL, 0, job->iterations, &job->sha1);
 	if (job->rc == 0)
 		job->rc = scram_derive(SCRAM_SHA256, job->password, NULL, 0, job->iterations, &job->sha256);
@@ -166,6 +186,18 @@ static void derive_done(void *arg, enum worker_status status)
 	op->wj = NULL;
 	op->job = NULL;
 	struct auth *a = op->req->a;
+	if (job->check) {
+		/* a wrong password leaves the kept keys; a derivation that
+		 * waited too long cannot tell: dropped, the safe side */
+		bool keep = status == WORKER_DONE && !job->match;
+		derive_free(job);
+		if (keep) {
+			op_done(op, AUTH_OK, NULL);
+			return;
+		}
+		op->sreq = storage_scram_cache_delete(a->storage, a->host, op->req->user, dropped_cb, op);
+		return;
+	}
 	if (status != WORKER_DONE || job->rc < 0) {
 		if (status != WORKER_DONE)
 			log_warning("host %s: %s: no SCRAM keys kept: the key derivation waited too long",
@@ -189,27 +221,35 @@ static void derive_done(void *arg, enum worker_status status)
 	derive_free(job);
 }
 
-void scramcache_fill(struct auth_req *req, const char *method, scramcache_cb *cb)
+/* Queue job for op on the compute group; false (job freed) when full. */
+static bool derive_submit(struct scramcache_op *op, struct cache_derive *job)
 {
-	struct auth *a = req->a;
-	struct scramcache_op *op = op_new(req, cb);
-	op->why = method;
-	struct cache_derive *job = xcalloc(1, sizeof(*job));
+	struct auth *a = op->req->a;
 	job->op = op;
-	job->password = xstrdup(req->password);
-	job->iterations = a->scram_iterations;
-	char *key = xasprintf("%s@%s", req->user, a->host);
+	job->password = xstrdup(op->req->password);
+	char *key = xasprintf("%s@%s", op->req->user, a->host);
 	uint32_t shard = hash_str(key);
 	free(key);
 	op->job = job;
 	op->wj = worker_submit(auth_compute_group(a->loop), shard, derive_work, derive_done, job,
 	                       AUTH_COMPUTE_TIMEOUT);
-	if (op->wj == NULL) {
+	if (op->wj != NULL)
+		return true;
+	op->job = NULL;
+	derive_free(job);
+	return false;
+}
+
+void scramcache_fill(struct auth_req *req, const char *method, scramcache_cb *cb)
+{
+	struct scramcache_op *op = op_new(req, cb);
+	op->why = method;
+	struct cache_derive *job = xcalloc(1, sizeof(*job));
+	job->iterations = req->a->scram_iterations;
+	if (!derive_submit(op, job)) {
 		/* The password answer stands; only the keys are not kept. */
-		log_warning("host %s: %s: no SCRAM keys kept: the key derivation queue is full", a->host,
+		log_warning("host %s: %s: no SCRAM keys kept: the key derivation queue is full", req->a->host,
 		            req->user);
-		op->job = NULL;
-		derive_free(job);
 		/* From a backend's reply (never inside a public call): the
 		 * callback may run now. */
 		op_done(op, AUTH_OK, NULL);
@@ -237,6 +277,43 @@ void scramcache_drop(struct auth_req *req, const char *why, scramcache_cb *cb)
 	struct scramcache_op *op = op_new(req, cb);
 	op->why = why;
 	op->sreq = storage_scram_cache_delete(a->storage, a->host, req->user, dropped_cb, op);
+}
+
+/* The kept set of a user whose password the method refused: drop it when
+ * that password is the one it was made from (changed in the directory). */
+static void kept_for_refused_cb(enum storage_result res, const struct storage_account *acc, void *ctx)
+{
+	struct scramcache_op *op = ctx;
+	struct auth *a = op->req->a;
+	op->sreq = NULL;
+	if (res != STORAGE_OK || !acc->has_sha256) {
+		if (res != STORAGE_OK && res != STORAGE_NOT_FOUND)
+			log_warning("host %s: %s: the kept SCRAM keys cannot be read (%s)", a->host,
+			            op->req->user, storage_result_str(res));
+		op_done(op, AUTH_OK, NULL);
+		return;
+	}
+	struct cache_derive *job = xcalloc(1, sizeof(*job));
+	job->check = true;
+	job->iterations = acc->sha256.iterations;
+	memcpy(job->expected, acc->sha256.stored_key, sizeof(job->expected));
+	bool decoded = base64_decode(acc->sha256.salt_b64, strlen(acc->sha256.salt_b64), &job->salt,
+	                             &job->salt_len) == 0;
+	if (!decoded)
+		derive_free(job);
+	if (decoded && derive_submit(op, job))
+		return;
+	/* Cannot tell (a malformed salt, a full queue): drop them, the
+	 * safe side. */
+	op->sreq = storage_scram_cache_delete(a->storage, a->host, op->req->user, dropped_cb, op);
+}
+
+void scramcache_drop_refused(struct auth_req *req, scramcache_cb *cb)
+{
+	struct auth *a = req->a;
+	struct scramcache_op *op = op_new(req, cb);
+	op->why = "the method refused the password they were made from";
+	op->sreq = storage_scram_cache_get(a->storage, a->host, req->user, kept_for_refused_cb, op);
 }
 
 void scramcache_cancel(struct auth_req *req)

@@ -26,8 +26,9 @@
  *   remove_user     the first backend that has the user answers.
  * With auth.scram_cache_ttl (auth-scramcache.c) a password check that an
  * ldap, pam or external backend accepted keeps SCRAM keys before AUTH_OK is
- * answered; their refusal or "no such user" drops them before the chain
- * goes on, and so do set_password and remove_user before their answer.
+ * answered; their "no such user", or their refusal of the password the
+ * keys were made from, drops them before the chain goes on, and so do
+ * set_password and remove_user before their answer.
  */
 #include "auth/auth-private.h"
 #include "lib/latency.h"
@@ -329,10 +330,10 @@ void auth_backend_reply(struct auth_req *req, enum auth_result res, const struct
 		} else if ((check && (res == AUTH_BAD_PASSWORD || res == AUTH_NO_USER)) ||
 		           (req->op == AUTH_OP_USER_EXISTS && res == AUTH_NO_USER)) {
 			req->cache_res = res;
-			scramcache_drop(req,
-			                res == AUTH_BAD_PASSWORD ? "the method refused the password"
-			                                         : "the method does not know the user",
-			                reply_after_drop);
+			if (res == AUTH_BAD_PASSWORD)
+				scramcache_drop_refused(req, reply_after_drop);
+			else
+				scramcache_drop(req, "the method does not know the user", reply_after_drop);
 			return;
 		}
 	}

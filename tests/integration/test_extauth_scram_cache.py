@@ -202,8 +202,15 @@ def test_program_refusal_drops_keys(ext):
     text = ext.users_file.read_text()
     ext.users_file.write_text(text.replace('%s@%s:%s\n' % (user, OTHER, pw), '%s@%s:new-%s\n' % (user, OTHER, pw)))
     assert scram_login(ext, user, pw).ok, 'kept keys outlived the change before any refusal'
+    # a wrong password, which anyone can send, leaves them
+    assert plain(ext, user, 'wrong-' + pw) == 'not-authorized'
+    time.sleep(0.3)
+    assert len(kept_rows(ext, user)) == 1
+    assert not find_lines(r'%s: kept SCRAM keys dropped' % user, ext.log())
+    # the password they were made from, refused: they go
     assert plain(ext, user, pw) == 'not-authorized'
-    assert _wait_log(ext, r'%s: kept SCRAM keys dropped \(the method refused the password\)' % user)
+    assert _wait_log(ext, r'%s: kept SCRAM keys dropped \(the method refused the password they were '
+                     r'made from\)' % user)
     assert kept_rows(ext, user) == []
     assert not scram_login(ext, user, pw).ok
     # the new password fills them again

@@ -142,9 +142,13 @@ def test_directory_refusal_drops_keys(env):
     user = add_user(env, 'a-secret')
     assert plain(env, user, 'a-secret') == 'success'
     assert _wait_log(env, _kept_line(user))
+    assert plain(env, user, 'not-a-secret') == 'not-authorized'
+    time.sleep(0.3)
+    assert kept(env, user) == 1, 'a wrong password dropped the kept keys'
     set_ldap_password(env, user, 'b-secret')
     assert plain(env, user, 'a-secret') == 'not-authorized'
-    assert _wait_log(env, r'%s: kept SCRAM keys dropped \(the method refused the password\)' % user)
+    assert _wait_log(env, r'%s: kept SCRAM keys dropped \(the method refused the password they were '
+                     r'made from\)' % user)
     assert kept(env, user) == 0
     assert not scram_ok(env, user, 'a-secret')
 

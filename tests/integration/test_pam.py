@@ -146,7 +146,8 @@ def test_self_test_warns_without_shadow_access():
 def test_scram_keys_kept_from_pam_logins(tmp_path_factory):
     """auth.scram_cache_ttl on a pam host: SCRAM-SHA-256 offered before
     PLAIN; a PLAIN login PAM accepted keeps keys, then SCRAM-SHA-256 works;
-    PAM refusing the password drops them."""
+    a wrong password leaves them, PAM refusing the password they were made
+    from drops them."""
     from scramclient import Client, scram
     from test_scram_sha512 import _wait_log
     srv = pam_server(tmp_path_factory, 'pam-scramcache', 'scram_cache_ttl: 30s, ')
@@ -166,6 +167,10 @@ def test_scram_keys_kept_from_pam_logins(tmp_path_factory):
         assert _wait_log(srv, r'pamela: SCRAM keys kept for 30 s from the password the pam method accepted')
         assert scram_ok()
         assert plain(srv, 'pamela', 'wrong', mechs=offered) == 'not-authorized'
+        assert scram_ok(), 'a wrong password dropped the kept keys'
+        # the password changed in PAM's database: its refusal drops them
+        (srv.dir / 'passdb').write_text('pamela:pam-new:parley\n')
+        assert plain(srv, 'pamela', 'pam-secret', mechs=offered) == 'not-authorized'
         assert _wait_log(srv, r'pamela: kept SCRAM keys dropped')
         assert not scram_ok()
     finally:
