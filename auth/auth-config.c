@@ -29,6 +29,9 @@ static const struct opt_def auth_defs[] = {
 	  0, 0,
 	  "answer a SCRAM hash the account has no keys for with <invalid-mechanism/> at once, which tells "
 	  "anyone that the account exists; false: an exchange like an unknown user's" },
+	{ "scram_cache_ttl", OPT_DURATION, OFF(auth_config, scram_cache_ttl), "0", NULL, 0, 0,
+	  "ldap, pam, external: keep SCRAM keys derived from a password the method accepted (PLAIN) this "
+	  "long and offer SCRAM-SHA-256; at most external.cache_ttl where that is set; 0: off, PLAIN only" },
 	{ "max_failures_per_ip", OPT_UINT, OFF(auth_config, max_failures_per_ip), "0", NULL, 0, 1000000,
 	  "failed logins from one IP address within failure_window before it is refused; 0: no limit" },
 	{ "max_failures_per_user", OPT_UINT, OFF(auth_config, max_failures_per_user), "0", NULL, 0, 1000000,
@@ -286,6 +289,16 @@ static int check_auth(const struct auth_config *a, const struct cfg_node *map,
 		*error_r = cfg_error_for_key(cfg_get(map, "pam"), map != NULL ? map : fallback, sec,
 		                             "timeout", "must be more than 0");
 		free(sec);
+		return -1;
+	}
+	if (is_host && a->scram_cache_ttl > 0 && strlist_contains(&a->methods, "external") &&
+	    a->external.cache_ttl > 0 && a->scram_cache_ttl > a->external.cache_ttl) {
+		*error_r = cfg_error_for_key(
+		        map, fallback, section, "scram_cache_ttl",
+		        "%.0f s is longer than external.cache_ttl (%.0f s): kept SCRAM keys "
+		        "must not let a password in longer than the external method's "
+		        "cache does",
+		        a->scram_cache_ttl, a->external.cache_ttl);
 		return -1;
 	}
 	if (a->failure_window <= 0 && (a->max_failures_per_ip > 0 || a->max_failures_per_user > 0)) {

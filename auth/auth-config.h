@@ -39,6 +39,7 @@ struct auth_config {
 	struct ldap_config ldap;
 	bool store_plain;               /* internal: keep clear passwords (legacy migrations; off) */
 	bool reveal_missing_scram_keys; /* <invalid-mechanism/> for a hash without keys (off) */
+	double scram_cache_ttl;         /* keep SCRAM keys of ldap/pam/external users this long (0: off) */
 	unsigned max_failures_per_ip;   /* failed logins per IP within failure_window (0: no limit) */
 	unsigned max_failures_per_user; /* failed logins per account within failure_window (0: no limit) */
 	double failure_window;          /* the counting window (default 10 min) */

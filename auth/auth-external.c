@@ -172,6 +172,7 @@ const struct auth_vfuncs auth_external_vfuncs = {
 	.deinit = external_deinit,
 	.can_scram = NULL,
 	.can_plain = external_can_plain,
+	.scram_cacheable = true,
 	.check_password = external_op,
 	.get_scram = NULL,
 	.user_exists = external_op,

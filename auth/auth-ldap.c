@@ -4,7 +4,9 @@
  * then binding as that entry with the password (method bind), or by
  * comparing it with the entry's userPassword (method compare).  The
  * directory keeps no SCRAM keys Parley could use, so only PLAIN is offered
- * for these hosts (and SASL offers PLAIN only on encrypted streams).
+ * for these hosts (and SASL offers PLAIN only on encrypted streams),
+ * unless auth.scram_cache_ttl keeps keys from accepted passwords for a
+ * while (auth-scramcache.c).
  *
  * Loop thread; the directory work runs on the LDAP client's worker group
  * (lib/ldap-client.c).
@@ -181,6 +183,7 @@ const struct auth_vfuncs auth_ldap_vfuncs = {
 	.deinit = ldap_deinit,
 	.can_scram = ldap_can_scram,
 	.can_plain = ldap_can_plain,
+	.scram_cacheable = true,
 	.check_password = ldap_check_password,
 	.get_scram = NULL,
 	.user_exists = ldap_user_exists,

@@ -99,6 +99,7 @@ const struct auth_vfuncs auth_pam_vfuncs = {
 	.init = pam_init,
 	.deinit = pam_deinit,
 	.can_plain = pam_can_plain,
+	.scram_cacheable = true,
 	.check_password = pam_check,
 	.user_exists = pam_exists,
 	.cancel = procpool_cancel,

@@ -57,6 +57,13 @@ struct auth_req {
 	size_t end_backend;      /* ask backends before this index only */
 	auth_probe_cb *probe_cb; /* auth_probe: the answer with its detail */
 	char *detail;            /* why, from the backend that answered (or NULL) */
+	/* auth.scram_cache_ttl (auth-scramcache.c) */
+	bool cached_answer;          /* the backend answered from its own cache */
+	bool fill_cache;             /* check_password: keep keys before AUTH_OK */
+	bool cache_done;             /* finish: the cache work is done */
+	const char *answered_by;     /* the method that accepted the password */
+	enum auth_result cache_res;  /* the answer waiting for the cache work */
+	struct scramcache_op *cache; /* its pending operation, or NULL */
 };
 
 /* One operation of a backend for req (see the top of this file). */
@@ -69,6 +76,9 @@ struct auth_vfuncs {
 	void (*deinit)(void *state);
 	bool (*can_scram)(void *state);
 	bool (*can_plain)(void *state);
+	/* Its users may get SCRAM keys kept from their password logins
+	 * (auth.scram_cache_ttl): ldap, pam, external. */
+	bool scram_cacheable;
 
 	auth_backend_op_fn *check_password;
 	/* Reply with the credentials for req->hash (AUTH_NOT_SUPPORTED when the
@@ -101,6 +111,9 @@ struct auth {
 	const struct auth_config *cfg; /* the host's auth section: valid in init only */
 	bool store_plain;              /* auth.store_plain */
 	bool reveal_missing_keys;      /* auth.reveal_missing_scram_keys */
+	double scram_cache_ttl;        /* auth.scram_cache_ttl; 0: off (or no method to serve) */
+	ev_timer sweep_timer;          /* deletes expired kept keys */
+	struct storage_req *sweep_req;
 	unsigned max_failures_ip, max_failures_user;
 	double failure_window;
 	struct storage *storage;
@@ -124,6 +137,31 @@ void auth_backend_reply_later(struct auth_req *req, enum auth_result res);
 /* Why the answer is what it is, for logs and parleyctl auth-test (e.g.
  * "timeout after 5 s"); call before auth_backend_reply. */
 void auth_backend_detail(struct auth_req *req, const char *fmt, ...) ATTR_PRINTF(2, 3);
+
+/* ---- SCRAM keys kept for ldap, pam and external users (auth-scramcache.c) ---- */
+struct scramcache_op;
+/* The end of a cache operation for req: lookup gives AUTH_OK with cred,
+ * AUTH_NOT_SUPPORTED or AUTH_TEMPFAIL; fill and drop always AUTH_OK (a
+ * failure is logged). */
+typedef void scramcache_cb(struct auth_req *req, enum auth_result res, const struct scram_credentials *cred);
+/* Whether the host keeps such keys (scram_cache_ttl set, storage there). */
+bool scramcache_enabled(const struct auth *a);
+/* The kept keys of req->user for req->hash. */
+void scramcache_lookup(struct auth_req *req, scramcache_cb *cb);
+/* Keep keys derived from req->password, which method accepted.  cb may run
+ * inside the call (a full compute queue): call it from a reply only. */
+void scramcache_fill(struct auth_req *req, const char *method, scramcache_cb *cb);
+/* Delete req->user's kept keys; why is for the log. */
+void scramcache_drop(struct auth_req *req, const char *why, scramcache_cb *cb);
+/* The method refused req->password: delete the kept keys if they were
+ * made from it (derived with their salt and compared on the compute
+ * group), keep them for any other password. */
+void scramcache_drop_refused(struct auth_req *req, scramcache_cb *cb);
+/* Stop req's cache operation, if any: its callback never runs. */
+void scramcache_cancel(struct auth_req *req);
+/* The periodic sweep of expired keys. */
+void scramcache_start(struct auth *a);
+void scramcache_stop(struct auth *a);
 
 /* Seconds a key derivation may wait in the compute queue. */
 #define AUTH_COMPUTE_TIMEOUT 10.0

@@ -15,13 +15,20 @@
  * How the chain answers (backends in auth.methods order):
  *   check_password  first AUTH_OK wins; else TEMPFAIL > ERROR > BAD_PASSWORD
  *                   > NO_USER, from what the backends said;
- *   get_scram       first OK, TEMPFAIL or ERROR stops; else NOT_SUPPORTED if
- *                   a backend has the user without keys for that hash, else
- *                   NO_USER;
+ *   get_scram       first OK, TEMPFAIL or ERROR stops; else, with
+ *                   auth.scram_cache_ttl, the keys kept from a password
+ *                   login (OK), or NOT_SUPPORTED; without it NOT_SUPPORTED
+ *                   if a backend has the user without keys for that hash,
+ *                   else NO_USER;
  *   user_exists     first OK wins; else TEMPFAIL > ERROR > NO_USER;
  *   create_user     the first backend that can create answers;
  *   set_password,
  *   remove_user     the first backend that has the user answers.
+ * With auth.scram_cache_ttl (auth-scramcache.c) a password check that an
+ * ldap, pam or external backend accepted keeps SCRAM keys before AUTH_OK is
+ * answered; their "no such user", or their refusal of the password the
+ * keys were made from, drops them before the chain goes on, and so do
+ * set_password and remove_user before their answer.
  */
 #include "auth/auth-private.h"
 #include "lib/latency.h"
@@ -162,6 +169,39 @@ void auth_backend_detail(struct auth_req *req, const char *fmt, ...)
 	req->detail = d;
 }
 
+static void finish(struct auth_req *req, enum auth_result res, const struct scram_credentials *cred);
+
+/* The cache work that finish() started is done: answer what it held. */
+static void finish_after_cache(struct auth_req *req, enum auth_result r, const struct scram_credentials *cred)
+{
+	finish(req, req->cache_res, NULL);
+}
+
+/* Whether finish() has cache work to do before answering res: keep keys
+ * from a password a cacheable method accepted; forget them when the
+ * password is set or the user removed. */
+static bool finish_cache_work(struct auth_req *req, enum auth_result res)
+{
+	if (req->cache_done || req->a->freeing || req->probe_cb != NULL || !scramcache_enabled(req->a))
+		return false;
+	req->cache_res = res;
+	if (req->op == AUTH_OP_CHECK_PASSWORD && res == AUTH_OK && req->fill_cache) {
+		req->cache_done = true;
+		scramcache_fill(req, req->answered_by, finish_after_cache);
+		return true;
+	}
+	if ((req->op == AUTH_OP_SET_PASSWORD && res == AUTH_OK) ||
+	    (req->op == AUTH_OP_REMOVE_USER && res != AUTH_TEMPFAIL)) {
+		req->cache_done = true;
+		scramcache_drop(req,
+		                req->op == AUTH_OP_SET_PASSWORD ? "the password was set"
+		                                                : "the user was removed",
+		                finish_after_cache);
+		return true;
+	}
+	return false;
+}
+
 /* The final answer: the caller's callback, then the request is gone. */
 static void finish(struct auth_req *req, enum auth_result res, const struct scram_credentials *cred)
 {
@@ -170,6 +210,8 @@ static void finish(struct auth_req *req, enum auth_result res, const struct scra
 		defer_push(req, res, true);
 		return;
 	}
+	if (finish_cache_work(req, res))
+		return;
 	req->answering = true;
 	if (req->probe_cb != NULL)
 		req->probe_cb(res, req->detail, req->ctx);
@@ -235,7 +277,16 @@ static void chain_next(struct auth_req *req)
 		req->breq = fn(b->state, req);
 		return;
 	}
-	finish(req, a->freeing ? AUTH_TEMPFAIL : chain_final(req), NULL);
+	enum auth_result r = a->freeing ? AUTH_TEMPFAIL : chain_final(req);
+	if (req->op == AUTH_OP_GET_SCRAM && (r == AUTH_NO_USER || r == AUTH_NOT_SUPPORTED) &&
+	    !req->cache_done && req->probe_cb == NULL && scramcache_enabled(a)) {
+		/* No backend keeps keys for the user: those kept from a
+		 * password login, if any (auth-scramcache.c). */
+		req->cache_done = true;
+		scramcache_lookup(req, finish);
+		return;
+	}
+	finish(req, r, NULL);
 }
 
 /* Whether this answer of one backend is the final one. */
@@ -252,14 +303,46 @@ static bool answer_is_final(enum auth_op op, enum auth_result res)
 	return true;
 }
 
+static void reply_go_on(struct auth_req *req, enum auth_result res, const struct scram_credentials *cred);
+
+/* The kept keys of a refused or unknown user are gone: on with the chain. */
+static void reply_after_drop(struct auth_req *req, enum auth_result r, const struct scram_credentials *cred)
+{
+	reply_go_on(req, req->cache_res, NULL);
+}
+
 void auth_backend_reply(struct auth_req *req, enum auth_result res, const struct scram_credentials *cred)
 {
 	assert(!req->starting);
 	req->cur = NULL;
 	req->breq = NULL;
-	if ((req->op == AUTH_OP_CHECK_PASSWORD || req->op == AUTH_OP_GET_SCRAM) && req->next_backend > 0 &&
+	struct auth_backend *b = req->next_backend > 0 ? &req->a->backends[req->next_backend - 1] : NULL;
+	if ((req->op == AUTH_OP_CHECK_PASSWORD || req->op == AUTH_OP_GET_SCRAM) && b != NULL &&
 	    (unsigned)res <= AUTH_ERROR)
-		req->a->backends[req->next_backend - 1].login_answers[req->op == AUTH_OP_GET_SCRAM][res]++;
+		b->login_answers[req->op == AUTH_OP_GET_SCRAM][res]++;
+	if (b != NULL && b->v->scram_cacheable && req->probe_cb == NULL && scramcache_enabled(req->a)) {
+		bool check = req->op == AUTH_OP_CHECK_PASSWORD;
+		if (check && res == AUTH_OK && !req->cached_answer) {
+			/* A password the method really checked: keys from it
+			 * are kept before the answer (finish). */
+			req->fill_cache = true;
+			req->answered_by = b->v->name;
+		} else if ((check && (res == AUTH_BAD_PASSWORD || res == AUTH_NO_USER)) ||
+		           (req->op == AUTH_OP_USER_EXISTS && res == AUTH_NO_USER)) {
+			req->cache_res = res;
+			if (res == AUTH_BAD_PASSWORD)
+				scramcache_drop_refused(req, reply_after_drop);
+			else
+				scramcache_drop(req, "the method does not know the user", reply_after_drop);
+			return;
+		}
+	}
+	reply_go_on(req, res, cred);
+}
+
+/* A backend's answer, after any cache work it asked for. */
+static void reply_go_on(struct auth_req *req, enum auth_result res, const struct scram_credentials *cred)
+{
 	if (answer_is_final(req->op, res)) {
 		finish(req, res, cred);
 		return;
@@ -309,6 +392,7 @@ static void req_detach(struct auth_req *req)
 		req->cur->v->cancel(req->breq);
 	req->breq = NULL;
 	req->cur = NULL;
+	scramcache_cancel(req);
 	if (req->deferred)
 		defer_unlink(req);
 }
@@ -340,6 +424,7 @@ int auth_new(struct ev_loop *loop, const char *host, const struct auth_config *c
 		a->max_failures_ip = cfg->max_failures_per_ip;
 		a->max_failures_user = cfg->max_failures_per_user;
 		a->failure_window = cfg->failure_window;
+		a->scram_cache_ttl = cfg->scram_cache_ttl;
 	}
 	a->storage = storage;
 	a->scram_iterations =
@@ -373,6 +458,30 @@ int auth_new(struct ev_loop *loop, const char *host, const struct auth_config *c
 		a->backends[i].v = v;
 		a->nbackends++;
 	}
+	if (a->scram_cache_ttl > 0) {
+		bool served = false;
+		for (size_t i = 0; i < a->nbackends; i++)
+			served = served || a->backends[i].v->scram_cacheable;
+		if (!served) {
+			log_info("host %s: auth.scram_cache_ttl has no effect: no ldap, pam or external "
+			         "method",
+			         host);
+			a->scram_cache_ttl = 0;
+		} else if (storage == NULL || !storage_has_area(storage, STORAGE_AREA_ACCOUNT)) {
+			*error_r = xasprintf("host %s: auth.scram_cache_ttl keeps SCRAM keys in the host's "
+			                     "storage, and the host has none that keeps accounts",
+			                     host);
+			goto fail;
+		} else {
+			if (auth_can_scram(a))
+				log_warning("host %s: auth.scram_cache_ttl with the internal method: every "
+				            "SCRAM hash is offered, and a user of another method without "
+				            "kept keys fails each before PLAIN (limits.auth_attempts may "
+				            "close the stream first); keep such users on a host of their own",
+				            host);
+			scramcache_start(a);
+		}
+	}
 	a->cfg = NULL; /* the caller's; backends copied what they need */
 	*auth_r = a;
 	return 0;
@@ -397,6 +506,7 @@ void auth_free(struct auth **ap)
 		req->starting = false;
 		finish(req, AUTH_TEMPFAIL, NULL);
 	}
+	scramcache_stop(a);
 	for (size_t i = 0; i < a->nbackends; i++)
 		if (a->backends[i].v->deinit != NULL)
 			a->backends[i].v->deinit(a->backends[i].state);
@@ -421,6 +531,13 @@ bool auth_can_scram(const struct auth *a)
 		if (a->backends[i].v->can_scram != NULL && a->backends[i].v->can_scram(a->backends[i].state))
 			return true;
 	return false;
+}
+
+bool auth_offers_scram(const struct auth *a, enum scram_hash h)
+{
+	if (auth_can_scram(a))
+		return true;
+	return h == SCRAM_SHA256 && scramcache_enabled(a);
 }
 
 bool auth_can_plain(const struct auth *a)

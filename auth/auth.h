@@ -41,6 +41,13 @@ void auth_cancel(struct auth_req *req);
  * backend that checks passwords. */
 bool auth_can_scram(const struct auth *a);
 bool auth_can_plain(const struct auth *a);
+/* Whether SASL offers SCRAM with hash h (and its -PLUS variant): every
+ * hash where a backend keeps keys (auth_can_scram); SCRAM-SHA-256 alone
+ * where only keys kept from password logins of ldap, pam or external
+ * users serve it (auth.scram_cache_ttl): each set holds all three hashes,
+ * so one mechanism serves them, and a user without a set fails one
+ * mechanism, not three, before falling back to PLAIN. */
+bool auth_offers_scram(const struct auth *a, enum scram_hash h);
 /* Whether a SCRAM hash an account has no keys for is refused at once with
  * <invalid-mechanism/> (auth.reveal_missing_scram_keys) rather than by an
  * exchange like an unknown user's. */

@@ -977,6 +977,7 @@ struct auth_breq *procpool_submit(struct procpool *pool, struct auth_req *req)
 	if (key != NULL && cache_hit(pool, key)) {
 		free(key);
 		auth_backend_detail(req, "cached answer");
+		req->cached_answer = true; /* no new kept SCRAM keys from it */
 		auth_backend_reply_later(req, AUTH_OK);
 		return NULL;
 	}

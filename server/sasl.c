@@ -85,7 +85,7 @@ static bool mech_allowed(size_t i, struct auth *a, bool secure, bool cbind)
 		return secure && auth_can_plain(a);
 	if (mechs[i].mech == MECH_ANONYMOUS)
 		return auth_can_anonymous(a);
-	if (!auth_can_scram(a))
+	if (!auth_offers_scram(a, mech_hash(mechs[i].mech)))
 		return false;
 	return !mechs[i].plus || cbind;
 }
@@ -174,7 +174,7 @@ static bool y_is_downgrade(const struct sasl *s)
 {
 	const char *types[TLS_CBIND_MAX_TYPES];
 	size_t n = s->ssl != NULL ? tls_channel_binding_types(s->ssl, types) : 0;
-	if (!auth_can_scram(s->auth))
+	if (!auth_offers_scram(s->auth, SCRAM_SHA256))
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(types[i], "tls-unique") == 0)

@@ -58,8 +58,9 @@ typedef void sasl_cb(void *ctx, struct sasl_result *res);
 struct sasl;
 
 /* Add <mechanism/> children to mechanisms for what auth and this connection
- * allow: SCRAM where the store keeps keys (-PLUS when channel binding data
- * exists), PLAIN only when secure. */
+ * allow: SCRAM where the store keeps keys, SCRAM-SHA-256 alone where only
+ * keys kept from password logins serve it (auth_offers_scram), -PLUS when
+ * channel binding data exists, PLAIN only when secure. */
 void sasl_add_mechanisms(struct xml_node *mechanisms, struct auth *a, SSL *ssl, bool secure);
 /* XEP-0440: the channel binding types this connection supports, as a
  * stream feature (nothing without TLS); see tls_channel_binding_types. */

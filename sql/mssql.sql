@@ -1,5 +1,5 @@
 -- Parley schema for Microsoft SQL Server (2016 and later), through the
--- odbc driver, schema version 12.
+-- odbc driver, schema version 13.
 --
 -- A DBA creates the database and applies this file once, with a login that
 -- may create tables:
@@ -44,7 +44,7 @@
 CREATE TABLE schema_version (
     version INT NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (12);
+INSERT INTO schema_version (version) VALUES (13);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -91,6 +91,33 @@ CREATE TABLE fast_tokens (
     expires_at   BIGINT NOT NULL,
     last_count   BIGINT NOT NULL,
     CONSTRAINT fast_tokens_pk PRIMARY KEY NONCLUSTERED (server_host, username, token_seed)
+);
+
+-- SCRAM keys kept for users of the ldap, pam and external auth methods
+-- (auth.scram_cache_ttl): derived from a password that method accepted
+-- in a PLAIN login, never the password itself, and used until expires_at
+-- (unix time), then deleted.  The same four columns per hash as users;
+-- these rows are no accounts.  Deleted when the method later refuses the
+-- password or the user, when the password is set or the account removed.
+-- Queries: by (server_host, username) (primary key); expiry by server_host
+-- (primary key prefix).
+CREATE TABLE scram_cache (
+    server_host        NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    username           NVARCHAR(191) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    expires_at         BIGINT NOT NULL,
+    sha1_salt          NVARCHAR(128) NOT NULL,
+    sha1_iterations    INT NOT NULL,
+    sha1_stored_key    NVARCHAR(128) NOT NULL,
+    sha1_server_key    NVARCHAR(128) NOT NULL,
+    sha256_salt        NVARCHAR(128) NOT NULL,
+    sha256_iterations  INT NOT NULL,
+    sha256_stored_key  NVARCHAR(128) NOT NULL,
+    sha256_server_key  NVARCHAR(128) NOT NULL,
+    sha512_salt        NVARCHAR(128) NOT NULL,
+    sha512_iterations  INT NOT NULL,
+    sha512_stored_key  NVARCHAR(128) NOT NULL,
+    sha512_server_key  NVARCHAR(128) NOT NULL,
+    CONSTRAINT scram_cache_pk PRIMARY KEY NONCLUSTERED (server_host, username)
 );
 
 -- Roster (RFC 6121) items: one row per contact of a user.

@@ -1,5 +1,5 @@
 -- Parley schema for MySQL (8.0 and later) and MariaDB (10.3 and later),
--- schema version 12.
+-- schema version 13.
 --
 -- A DBA creates the database and applies this file once, with the
 -- database's own client and a user that may create tables:
@@ -43,7 +43,7 @@
 CREATE TABLE schema_version (
     version INT NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
-INSERT INTO schema_version (version) VALUES (12);
+INSERT INTO schema_version (version) VALUES (13);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -90,6 +90,33 @@ CREATE TABLE fast_tokens (
     expires_at   BIGINT        NOT NULL,
     last_count   BIGINT        NOT NULL,
     PRIMARY KEY (server_host, username, token_seed)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
+
+-- SCRAM keys kept for users of the ldap, pam and external auth methods
+-- (auth.scram_cache_ttl): derived from a password that method accepted
+-- in a PLAIN login, never the password itself, and used until expires_at
+-- (unix time), then deleted.  The same four columns per hash as users;
+-- these rows are no accounts.  Deleted when the method later refuses the
+-- password or the user, when the password is set or the account removed.
+-- Queries: by (server_host, username) (primary key); expiry by server_host
+-- (primary key prefix).
+CREATE TABLE scram_cache (
+    server_host        VARCHAR(191) NOT NULL,
+    username           VARCHAR(191) NOT NULL,
+    expires_at         BIGINT NOT NULL,
+    sha1_salt          VARCHAR(128) NOT NULL,
+    sha1_iterations    INT NOT NULL,
+    sha1_stored_key    VARCHAR(128) NOT NULL,
+    sha1_server_key    VARCHAR(128) NOT NULL,
+    sha256_salt        VARCHAR(128) NOT NULL,
+    sha256_iterations  INT NOT NULL,
+    sha256_stored_key  VARCHAR(128) NOT NULL,
+    sha256_server_key  VARCHAR(128) NOT NULL,
+    sha512_salt        VARCHAR(128) NOT NULL,
+    sha512_iterations  INT NOT NULL,
+    sha512_stored_key  VARCHAR(128) NOT NULL,
+    sha512_server_key  VARCHAR(128) NOT NULL,
+    PRIMARY KEY (server_host, username)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
 
 -- Roster (RFC 6121) items: one row per contact of a user.

@@ -1,4 +1,4 @@
--- Parley schema for PostgreSQL (10 or later), schema version 12.
+-- Parley schema for PostgreSQL (10 or later), schema version 13.
 --
 -- A DBA applies this file once, as the owner of the database, to an empty
 -- database (or schema):
@@ -30,7 +30,7 @@
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (12);
+INSERT INTO schema_version (version) VALUES (13);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -77,6 +77,33 @@ CREATE TABLE fast_tokens (
     expires_at   BIGINT  NOT NULL,
     last_count   BIGINT  NOT NULL,
     PRIMARY KEY (server_host, username, token_seed)
+);
+
+-- SCRAM keys kept for users of the ldap, pam and external auth methods
+-- (auth.scram_cache_ttl): derived from a password that method accepted
+-- in a PLAIN login, never the password itself, and used until expires_at
+-- (unix time), then deleted.  The same four columns per hash as users;
+-- these rows are no accounts.  Deleted when the method later refuses the
+-- password or the user, when the password is set or the account removed.
+-- Queries: by (server_host, username) (primary key); expiry by server_host
+-- (primary key prefix).
+CREATE TABLE scram_cache (
+    server_host        TEXT NOT NULL,
+    username           TEXT NOT NULL,
+    expires_at         BIGINT NOT NULL,
+    sha1_salt          TEXT NOT NULL,
+    sha1_iterations    INTEGER NOT NULL,
+    sha1_stored_key    TEXT NOT NULL,
+    sha1_server_key    TEXT NOT NULL,
+    sha256_salt        TEXT NOT NULL,
+    sha256_iterations  INTEGER NOT NULL,
+    sha256_stored_key  TEXT NOT NULL,
+    sha256_server_key  TEXT NOT NULL,
+    sha512_salt        TEXT NOT NULL,
+    sha512_iterations  INTEGER NOT NULL,
+    sha512_stored_key  TEXT NOT NULL,
+    sha512_server_key  TEXT NOT NULL,
+    PRIMARY KEY (server_host, username)
 );
 
 -- Roster (RFC 6121) items: one row per contact of a user.

@@ -1,4 +1,4 @@
--- Parley schema for SQLite, schema version 12.
+-- Parley schema for SQLite, schema version 13.
 --
 -- parleyd creates a new database from this file when its storage path does
 -- not exist yet; for an existing file it checks schema_version and refuses
@@ -24,7 +24,7 @@
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (12);
+INSERT INTO schema_version (version) VALUES (13);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -71,6 +71,33 @@ CREATE TABLE fast_tokens (
     expires_at   INTEGER NOT NULL,
     last_count   INTEGER NOT NULL,
     PRIMARY KEY (server_host, username, token_seed)
+) WITHOUT ROWID;
+
+-- SCRAM keys kept for users of the ldap, pam and external auth methods
+-- (auth.scram_cache_ttl): derived from a password that method accepted
+-- in a PLAIN login, never the password itself, and used until expires_at
+-- (unix time), then deleted.  The same four columns per hash as users;
+-- these rows are no accounts.  Deleted when the method later refuses the
+-- password or the user, when the password is set or the account removed.
+-- Queries: by (server_host, username) (primary key); expiry by server_host
+-- (primary key prefix).
+CREATE TABLE scram_cache (
+    server_host        TEXT NOT NULL,
+    username           TEXT NOT NULL,
+    expires_at         INTEGER NOT NULL,
+    sha1_salt          TEXT NOT NULL,
+    sha1_iterations    INTEGER NOT NULL,
+    sha1_stored_key    TEXT NOT NULL,
+    sha1_server_key    TEXT NOT NULL,
+    sha256_salt        TEXT NOT NULL,
+    sha256_iterations  INTEGER NOT NULL,
+    sha256_stored_key  TEXT NOT NULL,
+    sha256_server_key  TEXT NOT NULL,
+    sha512_salt        TEXT NOT NULL,
+    sha512_iterations  INTEGER NOT NULL,
+    sha512_stored_key  TEXT NOT NULL,
+    sha512_server_key  TEXT NOT NULL,
+    PRIMARY KEY (server_host, username)
 ) WITHOUT ROWID;
 
 -- Roster (RFC 6121) items: one row per contact of a user.

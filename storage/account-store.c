@@ -424,3 +424,109 @@ struct storage_req *storage_fast_token_list(struct storage *st, const char *host
 	r->cb = cb;
 	return storage_req_submit(&r->base);
 }
+
+/* ---- SCRAM keys of users of other auth methods */
+
+static void scram_cache_get_work(struct storage_req *req, void *conn)
+{
+	const struct account_store_vfuncs *v = req->st->account;
+	req->res = v->scram_cache_get != NULL ? v->scram_cache_get(conn, (struct account_get_job *)req)
+	                                      : STORAGE_ERROR;
+}
+
+static const struct storage_op scram_cache_get_op = {
+	.name = "scram_cache_get",
+	.area = STORAGE_AREA_ACCOUNT,
+	.work = scram_cache_get_work,
+	.reply = account_get_reply,
+	.clear = account_get_clear,
+};
+
+struct storage_req *storage_scram_cache_get(struct storage *st, const char *host, const char *user,
+                                            storage_account_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && cb != NULL);
+	struct account_get_job *r = storage_req_new(st, &scram_cache_get_op, sizeof(*r), host, user, ctx);
+	r->cb = cb;
+	return storage_req_submit(&r->base);
+}
+
+static void scram_cache_set_work(struct storage_req *req, void *conn)
+{
+	const struct account_store_vfuncs *v = req->st->account;
+	req->res = v->scram_cache_set != NULL ? v->scram_cache_set(conn, (struct account_update_job *)req)
+	                                      : STORAGE_ERROR;
+}
+
+static const struct storage_op scram_cache_set_op = {
+	.name = "scram_cache_set",
+	.area = STORAGE_AREA_ACCOUNT,
+	.work = scram_cache_set_work,
+	.reply = account_update_reply,
+	.clear = account_update_clear,
+};
+
+struct storage_req *storage_scram_cache_set(struct storage *st, const char *host, const char *user,
+                                            const struct storage_account *acc, int64_t expires,
+                                            storage_done_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && acc != NULL && cb != NULL);
+	assert(acc->has_sha1 && acc->has_sha256 && acc->has_sha512);
+	struct account_update_job *r = storage_req_new(st, &scram_cache_set_op, sizeof(*r), host, user, ctx);
+	r->cb = cb;
+	copy_account(r->base.pool, &r->acc, acc);
+	r->acc.plain = NULL;
+	r->expires = expires;
+	return storage_req_submit(&r->base);
+}
+
+static void scram_cache_delete_work(struct storage_req *req, void *conn)
+{
+	const struct account_store_vfuncs *v = req->st->account;
+	req->res = v->scram_cache_delete != NULL
+	                   ? v->scram_cache_delete(conn, (struct account_remove_job *)req)
+	                   : STORAGE_ERROR;
+}
+
+static const struct storage_op scram_cache_delete_op = {
+	.name = "scram_cache_delete",
+	.area = STORAGE_AREA_ACCOUNT,
+	.work = scram_cache_delete_work,
+	.reply = account_remove_reply,
+};
+
+struct storage_req *storage_scram_cache_delete(struct storage *st, const char *host, const char *user,
+                                               storage_done_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && cb != NULL);
+	struct account_remove_job *r =
+	        storage_req_new(st, &scram_cache_delete_op, sizeof(*r), host, user, ctx);
+	r->cb = cb;
+	return storage_req_submit(&r->base);
+}
+
+static void scram_cache_expire_work(struct storage_req *req, void *conn)
+{
+	const struct account_store_vfuncs *v = req->st->account;
+	req->res = v->scram_cache_expire != NULL
+	                   ? v->scram_cache_expire(conn, (struct fast_token_expire_job *)req)
+	                   : STORAGE_ERROR;
+}
+
+static const struct storage_op scram_cache_expire_op = {
+	.name = "scram_cache_expire",
+	.area = STORAGE_AREA_ACCOUNT,
+	.work = scram_cache_expire_work,
+	.reply = fast_expire_reply,
+};
+
+struct storage_req *storage_scram_cache_expire(struct storage *st, const char *host, int64_t before,
+                                               storage_count_cb *cb, void *ctx)
+{
+	assert(host != NULL && cb != NULL);
+	struct fast_token_expire_job *r =
+	        storage_req_new(st, &scram_cache_expire_op, sizeof(*r), host, NULL, ctx);
+	r->cb = cb;
+	r->before = before;
+	return storage_req_submit(&r->base);
+}

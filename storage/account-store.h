@@ -28,11 +28,13 @@ struct account_create_job {
 	struct storage_account acc; /* strings in pool; wiped on free */
 };
 
-/* account_update, and account_add_credentials (the same inputs) */
+/* account_update, account_add_credentials and scram_cache_set (the same
+ * inputs) */
 struct account_update_job {
 	struct storage_req base;
 	storage_done_cb *cb;
 	struct storage_account acc; /* strings in pool; wiped on free */
+	int64_t expires;            /* scram_cache_set: unix time */
 };
 
 struct account_remove_job {
@@ -114,6 +116,15 @@ struct account_store_vfuncs {
 	enum storage_result (*fast_delete)(void *conn, struct fast_token_delete_job *j);
 	enum storage_result (*fast_list)(void *conn, struct fast_token_list_job *j);
 	enum storage_result (*fast_expire)(void *conn, struct fast_token_expire_job *j);
+	/* SCRAM keys of users of other auth methods (storage.h): get fills
+	 * j->acc when a set valid now exists (deleting an expired one); set
+	 * replaces the user's set with j->acc (all three hashes), valid until
+	 * j->expires; delete reuses the remove job; expire deletes every set
+	 * of the host that expired at or before j->before (j->count). */
+	enum storage_result (*scram_cache_get)(void *conn, struct account_get_job *j);
+	enum storage_result (*scram_cache_set)(void *conn, struct account_update_job *j);
+	enum storage_result (*scram_cache_delete)(void *conn, struct account_remove_job *j);
+	enum storage_result (*scram_cache_expire)(void *conn, struct fast_token_expire_job *j);
 };
 
 #endif

@@ -67,6 +67,9 @@ struct mem_user {
 	char *default_list;
 	struct storage_fast_token *fast; /* strings malloc'd */
 	size_t nfast;
+	bool has_scram_cache;               /* SCRAM keys of another auth method */
+	struct storage_account scram_cache; /* strings malloc'd */
+	int64_t scram_cache_expires;
 };
 
 struct mem_group {
@@ -180,6 +183,7 @@ static void fast_clear(struct storage_fast_token *t)
 static void user_free(struct mem_user *u)
 {
 	storage_account_clear(&u->acc);
+	storage_account_clear(&u->scram_cache);
 	for (size_t i = 0; i < u->nfast; i++)
 		fast_clear(&u->fast[i]);
 	free(u->fast);
@@ -492,6 +496,71 @@ static enum storage_result mem_fast_expire(void *conn, struct fast_token_expire_
 	return STORAGE_OK;
 }
 
+/* SCRAM keys of users of other auth methods: kept in the user's record,
+ * apart from its account. */
+static void scram_cache_drop(struct mem_user *u)
+{
+	storage_account_clear(&u->scram_cache);
+	u->has_scram_cache = false;
+	u->scram_cache_expires = 0;
+}
+
+static enum storage_result mem_scram_cache_get(void *conn, struct account_get_job *r)
+{
+	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	if (u == NULL || !u->has_scram_cache)
+		return STORAGE_NOT_FOUND;
+	if (u->scram_cache_expires <= (int64_t)time(NULL)) {
+		scram_cache_drop(u);
+		return STORAGE_NOT_FOUND;
+	}
+	struct pool *p = r->base.pool;
+	r->acc = u->scram_cache;
+	r->acc.sha1.salt_b64 = pool_strdup(p, u->scram_cache.sha1.salt_b64);
+	r->acc.sha256.salt_b64 = pool_strdup(p, u->scram_cache.sha256.salt_b64);
+	r->acc.sha512.salt_b64 = pool_strdup(p, u->scram_cache.sha512.salt_b64);
+	r->acc.plain = NULL;
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_scram_cache_set(void *conn, struct account_update_job *r)
+{
+	struct mem_user *u = user_get(conn, r->base.host, r->base.user);
+	scram_cache_drop(u);
+	account_copy(&u->scram_cache, &r->acc);
+	if (u->scram_cache.plain != NULL) {
+		explicit_bzero(u->scram_cache.plain, strlen(u->scram_cache.plain));
+		xfree(&u->scram_cache.plain);
+	}
+	u->has_scram_cache = true;
+	u->scram_cache_expires = r->expires;
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_scram_cache_delete(void *conn, struct account_remove_job *r)
+{
+	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	if (u == NULL || !u->has_scram_cache)
+		return STORAGE_NOT_FOUND;
+	scram_cache_drop(u);
+	return STORAGE_OK;
+}
+
+static enum storage_result mem_scram_cache_expire(void *conn, struct fast_token_expire_job *r)
+{
+	struct mem_store *ms = conn;
+	r->count = 0;
+	for (size_t i = 0; i < ms->nusers; i++) {
+		struct mem_user *u = ms->users[i];
+		if (strcmp(u->host, r->base.host) == 0 && u->has_scram_cache &&
+		    u->scram_cache_expires <= r->before) {
+			scram_cache_drop(u);
+			r->count++;
+		}
+	}
+	return STORAGE_OK;
+}
+
 static const struct account_store_vfuncs mem_account_vfuncs = {
 	.get = mem_account_get,
 	.create = mem_account_create,
@@ -505,6 +574,10 @@ static const struct account_store_vfuncs mem_account_vfuncs = {
 	.fast_delete = mem_fast_delete,
 	.fast_list = mem_fast_list,
 	.fast_expire = mem_fast_expire,
+	.scram_cache_get = mem_scram_cache_get,
+	.scram_cache_set = mem_scram_cache_set,
+	.scram_cache_delete = mem_scram_cache_delete,
+	.scram_cache_expire = mem_scram_cache_expire,
 };
 
 /* ---- roster ------------------------------------------------------------------------ */

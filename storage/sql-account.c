@@ -77,6 +77,7 @@ static const char *const sql_user_deletes[] = {
 	"DELETE FROM privacy_items WHERE server_host = ? AND username = ?",
 	"DELETE FROM privacy_lists WHERE server_host = ? AND username = ?",
 	"DELETE FROM fast_tokens WHERE server_host = ? AND username = ?",
+	"DELETE FROM scram_cache WHERE server_host = ? AND username = ?",
 	"DELETE FROM users WHERE server_host = ? AND username = ?",
 };
 /* The user's rows keyed by the bare JID (parameters host, bare JID): its
@@ -471,6 +472,99 @@ static enum storage_result op_fast_expire(void *conn, struct fast_token_expire_j
 	return STORAGE_OK;
 }
 
+/* ---- SCRAM keys of users of other auth methods (worker thread) ---------------- */
+
+#define CACHE_COLS                                                               \
+	"sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key, "         \
+	"sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key, " \
+	"sha512_salt, sha512_iterations, sha512_stored_key, sha512_server_key"
+
+static const char sql_cache_get[] =
+        "SELECT expires_at, " CACHE_COLS " FROM scram_cache WHERE server_host = ? AND username = ?";
+static const char sql_cache_insert[] =
+        "INSERT INTO scram_cache (server_host, username, expires_at, " CACHE_COLS
+        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char sql_cache_delete[] = "DELETE FROM scram_cache WHERE server_host = ? AND username = ?";
+static const char sql_cache_expire[] = "DELETE FROM scram_cache WHERE server_host = ? AND expires_at <= ?";
+static const char sql_cache_expire_user[] =
+        "DELETE FROM scram_cache WHERE server_host = ? AND username = ? AND expires_at <= ?";
+
+static enum storage_result op_scram_cache_get(void *conn, struct account_get_job *r)
+{
+	struct sql_thread *t = conn;
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user) };
+	enum sql_step st;
+	memset(&r->acc, 0, sizeof(r->acc));
+	struct sql_stmt *s = sql_q_start(t, sql_cache_get, p, ARRAY_SIZE(p), &st);
+	if (s == NULL)
+		return sql_q_fail(t, &r->base);
+	if (st != SQL_STEP_ROW) {
+		d->reset(s);
+		return STORAGE_NOT_FOUND;
+	}
+	int64_t now = (int64_t)time(NULL);
+	bool expired = d->column_int64(s, 0) <= now;
+	if (!expired) {
+		r->acc.has_sha1 = read_creds(t, r, s, 1, SCRAM_SHA1, &r->acc.sha1);
+		r->acc.has_sha256 = read_creds(t, r, s, 5, SCRAM_SHA256, &r->acc.sha256);
+		r->acc.has_sha512 = read_creds(t, r, s, 9, SCRAM_SHA512, &r->acc.sha512);
+	}
+	d->reset(s);
+	if (!expired)
+		return STORAGE_OK;
+	/* Expired: gone now rather than at the next sweep. */
+	struct sql_param pe[] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(now) };
+	if (sql_q_exec(t, sql_cache_expire_user, pe, ARRAY_SIZE(pe), NULL) < 0)
+		return sql_q_fail(t, &r->base);
+	return STORAGE_NOT_FOUND;
+}
+
+static enum storage_result op_scram_cache_set(void *conn, struct account_update_job *r)
+{
+	struct sql_thread *t = conn;
+	const struct scram_credentials *c[3] = { &r->acc.sha1, &r->acc.sha256, &r->acc.sha512 };
+	struct sql_param p[15] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(r->expires) };
+	char *keys[6] = { NULL };
+	for (unsigned i = 0; i < 3; i++) {
+		size_t len = scram_hash_len(c[i]->hash);
+		keys[i * 2] = base64_encode(c[i]->stored_key, len);
+		keys[i * 2 + 1] = base64_encode(c[i]->server_key, len);
+		p[3 + i * 4] = (struct sql_param)PTEXT(c[i]->salt_b64);
+		p[4 + i * 4] = (struct sql_param)PINT(c[i]->iterations);
+		p[5 + i * 4] = (struct sql_param)PTEXT(keys[i * 2]);
+		p[6 + i * 4] = (struct sql_param)PTEXT(keys[i * 2 + 1]);
+	}
+	struct sql_param pd[] = { PTEXT(r->base.host), PTEXT(r->base.user) };
+	enum storage_result res = STORAGE_OK;
+	if (sql_q_begin(t, true) < 0)
+		res = sql_q_fail(t, &r->base);
+	else if (sql_q_exec(t, sql_cache_delete, pd, ARRAY_SIZE(pd), NULL) < 0 ||
+	         sql_q_exec(t, sql_cache_insert, p, ARRAY_SIZE(p), NULL) < 0 || sql_q_commit(t) < 0)
+		res = sql_q_abort(t, &r->base);
+	keys_free(keys);
+	return res;
+}
+
+static enum storage_result op_scram_cache_delete(void *conn, struct account_remove_job *r)
+{
+	struct sql_thread *t = conn;
+	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user) };
+	uint64_t changes = 0;
+	if (sql_q_exec(t, sql_cache_delete, p, ARRAY_SIZE(p), &changes) < 0)
+		return sql_q_fail(t, &r->base);
+	return changes > 0 ? STORAGE_OK : STORAGE_NOT_FOUND;
+}
+
+static enum storage_result op_scram_cache_expire(void *conn, struct fast_token_expire_job *r)
+{
+	struct sql_thread *t = conn;
+	struct sql_param p[] = { PTEXT(r->base.host), PINT(r->before) };
+	if (sql_q_exec(t, sql_cache_expire, p, ARRAY_SIZE(p), &r->count) < 0)
+		return sql_q_fail(t, &r->base);
+	return STORAGE_OK;
+}
+
 const struct account_store_vfuncs sql_account_vfuncs = {
 	.get = op_account_get,
 	.create = op_account_create,
@@ -484,4 +578,8 @@ const struct account_store_vfuncs sql_account_vfuncs = {
 	.fast_delete = op_fast_delete,
 	.fast_list = op_fast_list,
 	.fast_expire = op_fast_expire,
+	.scram_cache_get = op_scram_cache_get,
+	.scram_cache_set = op_scram_cache_set,
+	.scram_cache_delete = op_scram_cache_delete,
+	.scram_cache_expire = op_scram_cache_expire,
 };

@@ -462,7 +462,7 @@ static const char *const sqlite_migrations[] = {
 	"migrations/sqlite/006-shared-roster.sql", "migrations/sqlite/007-vcard-search.sql",
 	"migrations/sqlite/008-muc.sql",           "migrations/sqlite/009-pubsub.sql",
 	"migrations/sqlite/010-mam.sql",           "migrations/sqlite/011-sha512-fast.sql",
-	"migrations/sqlite/012-fast-seed.sql",
+	"migrations/sqlite/012-fast-seed.sql",     "migrations/sqlite/013-scram-cache.sql",
 };
 _Static_assert(ARRAY_SIZE(sqlite_migrations) == SQL_SCHEMA_VERSION - 1,
                "one migration script per schema version after the first");

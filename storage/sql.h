@@ -25,7 +25,7 @@
  * muc_registered; 9: pubsub_node, pubsub_affiliation, pubsub_subscription,
  * pubsub_item; 10: archive, archive_fts (SQLite), archive_prefs,
  * archive_prefs_jid. */
-#define SQL_SCHEMA_VERSION 12
+#define SQL_SCHEMA_VERSION 13
 
 /* Class of the last error on a connection: what sql-store.c may do next. */
 enum sql_error {

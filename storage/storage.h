@@ -106,6 +106,23 @@ struct storage_req *storage_account_update(struct storage *st, const char *host,
 struct storage_req *storage_account_add_credentials(struct storage *st, const char *host, const char *user,
                                                     const struct storage_account *acc, storage_done_cb *cb,
                                                     void *ctx);
+/* SCRAM keys kept for a while for a user of another auth method (ldap,
+ * pam, external: auth.scram_cache_ttl), apart from the accounts: acc's
+ * credentials of all three hashes, valid until expires (unix time).  Get
+ * answers STORAGE_NOT_FOUND when there are none or they expired (an
+ * expired set is deleted then); set replaces what the user had; delete
+ * answers STORAGE_NOT_FOUND when there was nothing; expire deletes every
+ * set of host that expired at or before `before` and gives how many.
+ * Removing an account removes them too. */
+struct storage_req *storage_scram_cache_get(struct storage *st, const char *host, const char *user,
+                                            storage_account_cb *cb, void *ctx);
+struct storage_req *storage_scram_cache_set(struct storage *st, const char *host, const char *user,
+                                            const struct storage_account *acc, int64_t expires,
+                                            storage_done_cb *cb, void *ctx);
+struct storage_req *storage_scram_cache_delete(struct storage *st, const char *host, const char *user,
+                                               storage_done_cb *cb, void *ctx);
+struct storage_req *storage_scram_cache_expire(struct storage *st, const char *host, int64_t before,
+                                               storage_count_cb *cb, void *ctx);
 /* Remove the account and every piece of the user's data, in one transaction. */
 struct storage_req *storage_account_remove(struct storage *st, const char *host, const char *user,
                                            storage_done_cb *cb, void *ctx);

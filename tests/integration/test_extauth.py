@@ -27,20 +27,21 @@ EXT_USERS = {
 
 
 def ext_server(tmp_path_factory, name, program, args, instances=2, timeout='2s', extra='',
-               global_auth='', register_open=True):
+               global_auth='', register_open=True, auth_extra='', start=True):
     d = tmp_path_factory.mktemp(name)
     users_file = d / 'ext-users.txt'
     users_file.write_text(''.join('%s@%s:%s\n' % (u, OTHER, p) for u, p in EXT_USERS.items()))
     argv = ', '.join('"%s"' % a for a in [str(users_file)] + list(args))
-    other_auth = ('{ methods: [external], external: { program: "%s", args: [%s], instances: %d, '
-                  'timeout: %s%s } }' % (program, argv, instances, timeout, extra))
+    other_auth = ('{ methods: [external], %sexternal: { program: "%s", args: [%s], instances: %d, '
+                  'timeout: %s%s } }' % (auth_extra, program, argv, instances, timeout, extra))
     srv = parleytest.Parleyd(d, other_auth=other_auth, users=INTERNAL_USERS, global_auth=global_auth,
                              register_open=register_open,
                              other_modules='{ register: { open: true, throttle: 0 } }')
     srv.users_file = users_file
     for u, p in EXT_USERS.items():
         srv.passwords[(u, OTHER)] = p
-    srv.start_with_users()
+    if start:
+        srv.start_with_users()
     return srv
 
 

@@ -24,7 +24,15 @@ INTERNAL_USERS = {k: v for k, v in parleytest.USERS.items() if k[1] == HOST}
 
 @pytest.fixture(scope='module')
 def pam(tmp_path_factory):
-    d = tmp_path_factory.mktemp('pam')
+    srv = pam_server(tmp_path_factory, 'pam')
+    yield srv
+    srv.finish()
+
+
+def pam_server(tmp_path_factory, name, auth_extra=''):
+    """Started; OTHER's auth: pam through pam_wrapper, with auth_extra
+    (more keys of OTHER's auth map, each followed by ', ')."""
+    d = tmp_path_factory.mktemp(name)
     services = d / 'pam.d'
     services.mkdir()
     passdb = d / 'passdb'
@@ -40,19 +48,18 @@ def pam(tmp_path_factory):
                        'exec %s "$@"\n' % (PAM_WRAPPER[0], services, HELPER))
     wrapped.chmod(0o755)
     srv = parleytest.Parleyd(d, users=INTERNAL_USERS,
-                             other_auth='{ methods: [pam], pam: { helper: "%s", instances: 1, '
-                                        'max_requests: 3, timeout: 5s } }' % wrapped)
+                             other_auth='{ methods: [pam], %spam: { helper: "%s", instances: 1, '
+                                        'max_requests: 3, timeout: 5s } }' % (auth_extra, wrapped))
     srv.start_with_users()
-    yield srv
-    srv.finish()
+    return srv
 
 
-def plain(srv, user, password, host=OTHER):
+def plain(srv, user, password, host=OTHER, mechs=('PLAIN',)):
     c = RawClient(srv.port, host=host)
     try:
         c.open()
         c.starttls()
-        assert c.mechanisms() == ['PLAIN'] or host != OTHER, c.mechanisms()
+        assert c.mechanisms() == list(mechs) or host != OTHER, c.mechanisms()
         el = c.auth_plain(user, password)
     finally:
         c.close()
@@ -134,3 +141,37 @@ def test_self_test_warns_without_shadow_access():
     err = r.stderr.decode()
     assert r.returncode == 0, err
     assert 'uses pam_unix but uid 65534 cannot read /etc/shadow' in err, err
+
+
+def test_scram_keys_kept_from_pam_logins(tmp_path_factory):
+    """auth.scram_cache_ttl on a pam host: SCRAM-SHA-256 offered before
+    PLAIN; a PLAIN login PAM accepted keeps keys, then SCRAM-SHA-256 works;
+    a wrong password leaves them, PAM refusing the password they were made
+    from drops them."""
+    from scramclient import Client, scram
+    from test_scram_sha512 import _wait_log
+    srv = pam_server(tmp_path_factory, 'pam-scramcache', 'scram_cache_ttl: 30s, ')
+    try:
+        def scram_ok():
+            c = Client(srv.port, host=OTHER)
+            try:
+                c.open()
+                c.starttls()
+                assert c.mechanisms() == ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256', 'PLAIN'], c.mechanisms()
+                return scram(c, 'pamela', 'pam-secret', 'SCRAM-SHA-256', 'n,,').ok
+            finally:
+                c.close()
+        assert not scram_ok()
+        offered = ('SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256', 'PLAIN')
+        assert plain(srv, 'pamela', 'pam-secret', mechs=offered) == 'success'
+        assert _wait_log(srv, r'pamela: SCRAM keys kept for 30 s from the password the pam method accepted')
+        assert scram_ok()
+        assert plain(srv, 'pamela', 'wrong', mechs=offered) == 'not-authorized'
+        assert scram_ok(), 'a wrong password dropped the kept keys'
+        # the password changed in PAM's database: its refusal drops them
+        (srv.dir / 'passdb').write_text('pamela:pam-new:parley\n')
+        assert plain(srv, 'pamela', 'pam-secret', mechs=offered) == 'not-authorized'
+        assert _wait_log(srv, r'pamela: kept SCRAM keys dropped')
+        assert not scram_ok()
+    finally:
+        srv.finish()

@@ -40,6 +40,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "storage/storage-private.h"
@@ -171,7 +172,7 @@ static const char pg_drop_all[] =
         "offline_messages, vcards, private_storage, last_activity, blocklist, privacy_items, "
         "privacy_lists, sr_groups, sr_displayed, sr_members, vcard_search, muc_room, "
         "muc_affiliation, muc_registered, pubsub_node, pubsub_affiliation, pubsub_subscription, "
-        "pubsub_item, archive, archive_prefs, archive_prefs_jid, fast_tokens CASCADE";
+        "pubsub_item, archive, archive_prefs, archive_prefs_jid, fast_tokens, scram_cache CASCADE";
 
 static void pg_owner_exec(const char *script)
 {
@@ -739,6 +740,47 @@ static enum storage_result acc_remove(struct fixture *f, const char *host, const
 	run(f);
 	assert_int_equal(r.calls, 1);
 	return r.r;
+}
+
+/* SCRAM keys kept for users of other auth methods. */
+static enum storage_result sc_get(struct fixture *f, const char *host, const char *user, struct res *r)
+{
+	int before = r->calls;
+	assert_non_null(CALL(storage_scram_cache_get(f->st, host, user, account_cb, r)));
+	assert_int_equal(r->calls, before);
+	run(f);
+	assert_int_equal(r->calls, before + 1);
+	return r->r;
+}
+
+static enum storage_result sc_set(struct fixture *f, const char *host, const char *user,
+                                  const struct storage_account *acc, int64_t expires)
+{
+	struct res r = { 0 };
+	assert_non_null(CALL(storage_scram_cache_set(f->st, host, user, acc, expires, done_cb, &r)));
+	assert_int_equal(r.calls, 0);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	return r.r;
+}
+
+static enum storage_result sc_delete(struct fixture *f, const char *host, const char *user)
+{
+	struct res r = { 0 };
+	assert_non_null(CALL(storage_scram_cache_delete(f->st, host, user, done_cb, &r)));
+	run(f);
+	assert_int_equal(r.calls, 1);
+	return r.r;
+}
+
+static uint64_t sc_expire(struct fixture *f, const char *host, int64_t before)
+{
+	struct res r = { 0 };
+	assert_non_null(CALL(storage_scram_cache_expire(f->st, host, before, count_cb, &r)));
+	run(f);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.r, STORAGE_OK);
+	return r.count;
 }
 
 static enum storage_result acc_list(struct fixture *f, const char *host, struct res *r)
@@ -3352,6 +3394,8 @@ static void migrate_from(struct fixture *f, int from, const char *const *expect,
 		                   "DROP TABLE last_activity");
 	if (from < 2)
 		f->be->exec_sql(f, "DROP TABLE offline_messages");
+	if (from < 13)
+		f->be->exec_sql(f, "DROP TABLE scram_cache");
 	/* The table of version 12 (no trigger may refer to a dropped table);
 	 * 012 recreates it whether or not 011 made it. */
 	if (from < 12)
@@ -3433,7 +3477,14 @@ static void check_migrated(struct fixture *f)
 	struct srg_group g = { .name = "staff", .label = "Staff", .description = "" };
 	assert_int_equal(srg_create(f, "a.example", &g), STORAGE_OK);
 	assert_int_equal(srg_member(f, true, "a.example", "staff", "alice@a.example"), STORAGE_OK);
+	struct storage_account kept;
+	make_account(&kept, 31, true, true, NULL);
+	assert_int_equal(sc_set(f, "a.example", "alice", &kept, (int64_t)time(NULL) + 60), STORAGE_OK);
+	assert_int_equal(sc_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_account_equal(&r.acc, &kept);
+	storage_account_clear(&kept);
 	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
+	assert_int_equal(sc_get(f, "a.example", "alice", &r), STORAGE_NOT_FOUND);
 	assert_int_equal(srg_get(f, "a.example", "staff", &r), STORAGE_OK);
 	assert_int_equal(r.groups[0].members.count, 0);
 	assert_int_equal(vcard_get(f, "a.example", "alice", &r), STORAGE_NOT_FOUND);
@@ -3474,7 +3525,7 @@ static void test_schema_migration(void **state)
 	static const char *const scripts[] = {
 		"002-offline.sql",       "003-user-data.sql",    "004-blocklist.sql", "005-privacy.sql",
 		"006-shared-roster.sql", "007-vcard-search.sql", "008-muc.sql",       "009-pubsub.sql",
-		"010-mam.sql",           "011-sha512-fast.sql",  "012-fast-seed.sql"
+		"010-mam.sql",           "011-sha512-fast.sql",  "012-fast-seed.sql", "013-scram-cache.sql"
 	};
 	migrate_from(f, 1, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
@@ -3491,11 +3542,11 @@ static void test_schema_migration_2_to_3(void **state)
 	make_account(&a, 14, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(off_store(f, "a.example", "bob", "<message/>", 0), STORAGE_NOT_FOUND);
-	static const char *const scripts[] = { "003-user-data.sql",    "004-blocklist.sql",
-		                               "005-privacy.sql",      "006-shared-roster.sql",
-		                               "007-vcard-search.sql", "008-muc.sql",
-		                               "009-pubsub.sql",       "010-mam.sql",
-		                               "011-sha512-fast.sql",  "012-fast-seed.sql" };
+	static const char *const scripts[] = {
+		"003-user-data.sql",    "004-blocklist.sql", "005-privacy.sql",    "006-shared-roster.sql",
+		"007-vcard-search.sql", "008-muc.sql",       "009-pubsub.sql",     "010-mam.sql",
+		"011-sha512-fast.sql",  "012-fast-seed.sql", "013-scram-cache.sql"
+	};
 	migrate_from(f, 2, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -3515,7 +3566,7 @@ static void test_schema_migration_3_to_4(void **state)
 		                               "006-shared-roster.sql", "007-vcard-search.sql",
 		                               "008-muc.sql",           "009-pubsub.sql",
 		                               "010-mam.sql",           "011-sha512-fast.sql",
-		                               "012-fast-seed.sql" };
+		                               "012-fast-seed.sql",     "013-scram-cache.sql" };
 	migrate_from(f, 3, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(vcard_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -3539,7 +3590,8 @@ static void test_schema_migration_4_to_5(void **state)
 	static const char *const scripts[] = { "005-privacy.sql",      "006-shared-roster.sql",
 		                               "007-vcard-search.sql", "008-muc.sql",
 		                               "009-pubsub.sql",       "010-mam.sql",
-		                               "011-sha512-fast.sql",  "012-fast-seed.sql" };
+		                               "011-sha512-fast.sql",  "012-fast-seed.sql",
+		                               "013-scram-cache.sql" };
 	migrate_from(f, 4, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(blk_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -3562,7 +3614,7 @@ static void test_schema_migration_5_to_6(void **state)
 	static const char *const scripts[] = { "006-shared-roster.sql", "007-vcard-search.sql",
 		                               "008-muc.sql",           "009-pubsub.sql",
 		                               "010-mam.sql",           "011-sha512-fast.sql",
-		                               "012-fast-seed.sql" };
+		                               "012-fast-seed.sql",     "013-scram-cache.sql" };
 	migrate_from(f, 5, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(prv_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -3587,7 +3639,8 @@ static void test_schema_migration_6_to_7(void **state)
 	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
 	static const char *const scripts[] = { "007-vcard-search.sql", "008-muc.sql",
 		                               "009-pubsub.sql",       "010-mam.sql",
-		                               "011-sha512-fast.sql",  "012-fast-seed.sql" };
+		                               "011-sha512-fast.sql",  "012-fast-seed.sql",
+		                               "013-scram-cache.sql" };
 	migrate_from(f, 6, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(srg_get(f, "a.example", "kept", &r), STORAGE_OK);
@@ -3614,8 +3667,9 @@ static void test_schema_migration_7_to_8(void **state)
 	make_account(&a, 19, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
-	static const char *const scripts[] = { "008-muc.sql", "009-pubsub.sql", "010-mam.sql",
-		                               "011-sha512-fast.sql", "012-fast-seed.sql" };
+	static const char *const scripts[] = { "008-muc.sql",       "009-pubsub.sql",
+		                               "010-mam.sql",       "011-sha512-fast.sql",
+		                               "012-fast-seed.sql", "013-scram-cache.sql" };
 	migrate_from(f, 7, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	const char *const s[] = { "nick=rom" };
@@ -3638,7 +3692,7 @@ static void test_schema_migration_8_to_9(void **state)
 	struct muc_room_item room = { "kept", "<x/>", "", "", 1, NULL, 0 };
 	assert_int_equal(muc_store(f, "a.example", "rooms.a.example", &room), STORAGE_OK);
 	static const char *const scripts[] = { "009-pubsub.sql", "010-mam.sql", "011-sha512-fast.sql",
-		                               "012-fast-seed.sql" };
+		                               "012-fast-seed.sql", "013-scram-cache.sql" };
 	migrate_from(f, 8, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(muc_load(f, "a.example", "rooms.a.example", &r), STORAGE_OK);
@@ -4381,7 +4435,8 @@ static void test_schema_migration_10_to_11(void **state)
 	struct storage_account a;
 	make_account(&a, 21, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
-	static const char *const scripts[] = { "011-sha512-fast.sql", "012-fast-seed.sql" };
+	static const char *const scripts[] = { "011-sha512-fast.sql", "012-fast-seed.sql",
+		                               "013-scram-cache.sql" };
 	migrate_from(f, 10, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
@@ -4407,7 +4462,7 @@ static void test_schema_migration_11_to_12(void **state)
 	struct storage_account a;
 	make_account(&a, 23, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
-	static const char *const scripts[] = { "012-fast-seed.sql" };
+	static const char *const scripts[] = { "012-fast-seed.sql", "013-scram-cache.sql" };
 	migrate_from(f, 11, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
@@ -4415,6 +4470,75 @@ static void test_schema_migration_11_to_12(void **state)
 	res_clear(&r);
 	storage_account_clear(&a);
 	check_migrated(f);
+}
+
+/* 013 adds the table of kept SCRAM keys. */
+static void test_schema_migration_12_to_13(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->exec_sql == NULL || f->be->set_schema_version == NULL)
+		skip();
+	struct storage_account a;
+	make_account(&a, 24, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	static const char *const scripts[] = { "013-scram-cache.sql" };
+	migrate_from(f, 12, scripts, ARRAY_SIZE(scripts));
+	struct res r = { 0 };
+	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_account_equal(&r.acc, &a);
+	res_clear(&r);
+	storage_account_clear(&a);
+	check_migrated(f);
+}
+
+/* SCRAM keys kept for users of other auth methods: apart from the
+ * accounts, replaced by a new set, gone once expired (at a lookup or by
+ * the sweep), deleted, and removed with an account of the same name. */
+static void test_scram_cache(void **state)
+{
+	struct fixture *f = *state;
+	struct res r = { 0 };
+	int64_t now = (int64_t)time(NULL);
+	struct storage_account k1, k2;
+	make_account(&k1, 41, true, true, NULL);
+	make_account(&k2, 42, true, true, NULL);
+	assert_int_equal(sc_get(f, "a.example", "carol", &r), STORAGE_NOT_FOUND);
+	assert_true(r.acc_null);
+	assert_int_equal(sc_delete(f, "a.example", "carol"), STORAGE_NOT_FOUND);
+	assert_int_equal(sc_set(f, "a.example", "carol", &k1, now + 60), STORAGE_OK);
+	assert_int_equal(sc_get(f, "a.example", "carol", &r), STORAGE_OK);
+	assert_account_equal(&r.acc, &k1);
+	/* no account: the kept keys are none */
+	assert_int_equal(acc_get(f, "a.example", "carol", &r), STORAGE_NOT_FOUND);
+	assert_int_equal(acc_count(f, "a.example"), 0);
+	/* another host, another user: nothing */
+	assert_int_equal(sc_get(f, "b.example", "carol", &r), STORAGE_NOT_FOUND);
+	assert_int_equal(sc_get(f, "a.example", "dave", &r), STORAGE_NOT_FOUND);
+	/* a new set replaces the old one */
+	assert_int_equal(sc_set(f, "a.example", "carol", &k2, now + 60), STORAGE_OK);
+	assert_int_equal(sc_get(f, "a.example", "carol", &r), STORAGE_OK);
+	assert_account_equal(&r.acc, &k2);
+	assert_int_equal(sc_delete(f, "a.example", "carol"), STORAGE_OK);
+	assert_int_equal(sc_get(f, "a.example", "carol", &r), STORAGE_NOT_FOUND);
+	/* expired: not given, and deleted by the lookup */
+	assert_int_equal(sc_set(f, "a.example", "carol", &k1, now - 1), STORAGE_OK);
+	assert_int_equal(sc_get(f, "a.example", "carol", &r), STORAGE_NOT_FOUND);
+	assert_int_equal(sc_delete(f, "a.example", "carol"), STORAGE_NOT_FOUND);
+	/* the sweep: only what expired at or before `before`, of that host */
+	assert_int_equal(sc_set(f, "a.example", "carol", &k1, now + 10), STORAGE_OK);
+	assert_int_equal(sc_set(f, "a.example", "dave", &k1, now + 100), STORAGE_OK);
+	assert_int_equal(sc_set(f, "b.example", "erin", &k1, now + 10), STORAGE_OK);
+	assert_int_equal(sc_expire(f, "a.example", now + 10), 1);
+	assert_int_equal(sc_expire(f, "a.example", now + 10), 0);
+	assert_int_equal(sc_get(f, "a.example", "dave", &r), STORAGE_OK);
+	assert_int_equal(sc_get(f, "b.example", "erin", &r), STORAGE_OK);
+	/* an account of the same name removed: its kept keys go too */
+	assert_int_equal(acc_create(f, "a.example", "dave", &k2), STORAGE_OK);
+	assert_int_equal(acc_remove(f, "a.example", "dave"), STORAGE_OK);
+	assert_int_equal(sc_get(f, "a.example", "dave", &r), STORAGE_NOT_FOUND);
+	res_clear(&r);
+	storage_account_clear(&k1);
+	storage_account_clear(&k2);
 }
 
 static void test_schema_migration_9_to_10(void **state)
@@ -4427,7 +4551,8 @@ static void test_schema_migration_9_to_10(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	struct pubsub_node_item node = { "kept", "<x/>", 1, NULL, 0, NULL, 0 };
 	assert_int_equal(ps_node_store(f, "a.example", "pubsub.a.example", &node), STORAGE_OK);
-	static const char *const scripts[] = { "010-mam.sql", "011-sha512-fast.sql", "012-fast-seed.sql" };
+	static const char *const scripts[] = { "010-mam.sql", "011-sha512-fast.sql", "012-fast-seed.sql",
+		                               "013-scram-cache.sql" };
 	migrate_from(f, 9, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(ps_load(f, "a.example", "pubsub.a.example", &r), STORAGE_OK);
@@ -5338,7 +5463,9 @@ static const struct test_def tests[] = {
 	T(test_schema_migration_9_to_10),
 	T(test_schema_migration_10_to_11),
 	T(test_schema_migration_11_to_12),
+	T(test_schema_migration_12_to_13),
 	T(test_fast_tokens),
+	T(test_scram_cache),
 	T(test_order_per_user),
 	T(test_cancel),
 	T(test_close_finishes_pending),
