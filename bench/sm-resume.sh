@@ -31,7 +31,8 @@
 #      SERVER-VARIANT-REP: 'perf record -g -o /tmp/p-@TAG@.data -p @PIDS@' or
 #      'strace -c -f -o /tmp/s-@TAG@.txt -p @PIDS@'; the figures of such a
 #      run include the recorder's cost: keep them apart from measured runs),
-#      SM_PORT (15562), PEER_ROOT (/tmp/bench-peers),
+#      SM_PORT (15562), PEER_ROOT (/tmp/bench-peers), SM_TAG (appended to the
+#      server's name in the results: "parley-new"; bench/sm-resume-ab.sh),
 #      PARLEY_SM_MODULES, BENCH_SRC, BENCH_WORK, PARLEY_TOP as for bench/run.sh
 # Runs as root.  Results: BENCH_WORK/results/sm-raw-*.jsonl (a JSON line per
 # run), the .log beside it and the .md table of bench/sm-summary.py.
@@ -116,7 +117,7 @@ for rep in $(seq "$REPS"); do
                 rec=(--record "${r//@TAG@/$s-$v-$rep} 2>>$W/$LOG")
             fi
             timeout 600 taskset -c 1 python3 "$HERE/sm-resume.py" -p "$port" -P "$pids" -n "$SM_USERS" \
-                -R "$SM_ROUNDS" -c "$SM_CONC" "${tls[@]}" "${rec[@]}" -L "server=$s variant=$v rep=$rep" \
+                -R "$SM_ROUNDS" -c "$SM_CONC" "${tls[@]}" "${rec[@]}" -L "server=$s${SM_TAG:+-$SM_TAG} variant=$v rep=${SM_REP:-$rep}" \
                 2>>"$LOG" >>"$OUT" || echo "sm-resume.sh: sm-resume.py exit status $? ($s $v)" | tee -a "$LOG" >&2
             grep '^\[sm\]' "$LOG" | tail -1
             server_log "$s"
