@@ -362,7 +362,8 @@ def main():
                tls_reused_login=r.tls_reused["login"], tls_reused_resume=r.tls_reused["resume"],
                tls_reused_auth=r.tls_reused["auth"],
                resent_stanzas=r.resent, errors=r.errors)
-    out["resume_over_login"] = round(out["resume_ms"] / out["login_ms"], 3) if logins and resumes else -1
+    out["resume_over_login"] = (round(out["resume_ms"] / out["login_ms"], 3)
+                                if logins and resumes and out["login_ms"] > 0 else -1)
     # what the <resume/> itself adds to the connection and authentication
     out["resume_own_ms"] = round(out["resume_ms"] - out["auth_ms"], 3) if resumes and auths else -1
     print(json.dumps(out), flush=True)
