@@ -590,6 +590,12 @@ struct auth_req *auth_user_exists(struct auth *a, const char *user, auth_cb *cb,
 	return req_start(req);
 }
 
+bool auth_exists_in_storage(const struct auth *a, const struct storage *st)
+{
+	return st != NULL && a->storage == st && a->nbackends == 1 &&
+	       a->backends[0].v == &auth_internal_vfuncs;
+}
+
 struct auth_req *auth_create_user(struct auth *a, const char *user, const char *password, auth_cb *cb,
                                   void *ctx)
 {

@@ -66,6 +66,11 @@ struct auth_req *auth_check_password(struct auth *a, const char *user, const cha
 struct auth_req *auth_get_scram(struct auth *a, const char *user, enum scram_hash h, auth_scram_cb *cb,
                                 void *ctx);
 struct auth_req *auth_user_exists(struct auth *a, const char *user, auth_cb *cb, void *ctx);
+/* Whether auth_user_exists answers exactly whether st holds the account:
+ * the chain is the internal method alone, keeping its accounts in st.  A
+ * caller that reads st anyway (a FAST token login) may then ask it in the
+ * same storage job. */
+bool auth_exists_in_storage(const struct auth *a, const struct storage *st);
 /* Create (AUTH_EXISTS if taken), set password (AUTH_NO_USER if missing),
  * remove (every piece of the user's data). */
 struct auth_req *auth_create_user(struct auth *a, const char *user, const char *password, auth_cb *cb,

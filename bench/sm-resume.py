@@ -50,12 +50,18 @@ before and after each phase, after the server has been quiet for a moment
 (SETTLE seconds); it prints one JSON line (scenario "sm-resume"): CPU per
 login and per resume in ms, their ratio, operations per second, TLS
 handshakes resumed, failures.  Client-side cost is not measured.
+
+--record CMD runs CMD (a shell command, in a process group of its own)
+during the resume phase only, stopped with SIGINT: a profiler attached to
+the server sees resumes and nothing else.  Its own cost is in the figures.
 """
 import argparse
 import json
 import os
 import queue
+import signal
 import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -295,6 +301,9 @@ def main():
     ap.add_argument("--resume-via", choices=("sasl1", "sasl2"), default="sasl1",
                     help="resume after SASL1 and a stream restart, or inline in SASL2")
     ap.add_argument("--sasl2-mech", choices=sorted(SASL2_MECHS), default="SCRAM-SHA-1")
+    ap.add_argument("--record", metavar="CMD",
+                    help="a shell command started just before the resume phase and sent SIGINT when it "
+                         "ends (e.g. 'perf record -g -o FILE -p PID'): a profile of the resumes alone")
     args = ap.parse_args()
     pids = pid_list(args.pids)
     r = Runner(args)
@@ -324,10 +333,16 @@ def main():
     time.sleep(args.settle)
     c1 = cpu_of(pids)
     logins = args.users - r.fail["login"]
+    rec = subprocess.Popen(args.record, shell=True, start_new_session=True) if args.record else None
+    if rec:
+        time.sleep(args.settle)  # the recorder attaches
     c2, t2 = cpu_of(pids), time.monotonic()
     for _ in range(args.rounds):
         r.run_phase(r.resume, users)
     t3 = time.monotonic()
+    if rec:
+        os.killpg(rec.pid, signal.SIGINT)
+        rec.wait()
     time.sleep(args.settle)
     c3 = cpu_of(pids)
     resumes = r.resumed_ok
@@ -347,7 +362,8 @@ def main():
                tls_reused_login=r.tls_reused["login"], tls_reused_resume=r.tls_reused["resume"],
                tls_reused_auth=r.tls_reused["auth"],
                resent_stanzas=r.resent, errors=r.errors)
-    out["resume_over_login"] = round(out["resume_ms"] / out["login_ms"], 3) if logins and resumes else -1
+    out["resume_over_login"] = (round(out["resume_ms"] / out["login_ms"], 3)
+                                if logins and resumes and out["login_ms"] > 0 else -1)
     # what the <resume/> itself adds to the connection and authentication
     out["resume_own_ms"] = round(out["resume_ms"] - out["auth_ms"], 3) if resumes and auths else -1
     print(json.dumps(out), flush=True)

@@ -26,6 +26,13 @@
 # with its defaults).  Both pinned to CPU 0, the client to CPU 1.
 # env: SM_USERS (200), SM_ROUNDS (2), SM_CONC (8), SM_VARIANTS ("full tls-resume notls"),
 #      SM_SASL2_MECH,
+#      SM_RECORD (a command run during each resume phase only, stopped with
+#      SIGINT; @PIDS@ becomes the server's pids, comma-separated, @TAG@
+#      SERVER-VARIANT-REP: 'perf record -g -o /tmp/p-@TAG@.data -p @PIDS@' or
+#      'strace -c -f -o /tmp/s-@TAG@.txt -p @PIDS@'; the figures of such a
+#      run include the recorder's cost: keep them apart from measured runs),
+#      SM_PORT (15562), PEER_ROOT (/tmp/bench-peers), SM_TAG (appended to the
+#      server's name in the results: "parley-new"; bench/sm-resume-ab.sh),
 #      PARLEY_SM_MODULES, BENCH_SRC, BENCH_WORK, PARLEY_TOP as for bench/run.sh
 # Runs as root.  Results: BENCH_WORK/results/sm-raw-*.jsonl (a JSON line per
 # run), the .log beside it and the .md table of bench/sm-summary.py.
@@ -42,7 +49,7 @@ SM_ROUNDS=${SM_ROUNDS:-2}
 SM_CONC=${SM_CONC:-8}
 SM_VARIANTS=${SM_VARIANTS:-full tls-resume notls}
 export PARLEY_TOP=${PARLEY_TOP:-$TOP}
-export PARLEY_NAME=parley-sm PARLEY_PORT=15562 PARLEY_BENCH_MUC=0 PARLEY_BENCH_MAM=0
+export PARLEY_NAME=parley-sm PARLEY_PORT=${SM_PORT:-15562} PARLEY_BENCH_MUC=0 PARLEY_BENCH_MAM=0
 export PARLEY_BENCH_MODULES=${PARLEY_SM_MODULES:-}
 PEER_ROOT_DIR=${PEER_ROOT:-/tmp/bench-peers}
 
@@ -104,8 +111,13 @@ for rep in $(seq "$REPS"); do
             echo "## rep $rep $s $v $(date +%T) load $(cut -d" " -f1-3 /proc/loadavg)" | tee -a "$LOG"
             start "$s"
             pids=$("$(driver "$s")" pids)
+            rec=()
+            if [ -n "${SM_RECORD:-}" ]; then
+                r=${SM_RECORD//@PIDS@/${pids// /,}}
+                rec=(--record "${r//@TAG@/$s-$v-$rep} 2>>$W/$LOG")
+            fi
             timeout 600 taskset -c 1 python3 "$HERE/sm-resume.py" -p "$port" -P "$pids" -n "$SM_USERS" \
-                -R "$SM_ROUNDS" -c "$SM_CONC" "${tls[@]}" -L "server=$s variant=$v rep=$rep" \
+                -R "$SM_ROUNDS" -c "$SM_CONC" "${tls[@]}" "${rec[@]}" -L "server=$s${SM_TAG:+-$SM_TAG} variant=$v rep=${SM_REP:-$rep}" \
                 2>>"$LOG" >>"$OUT" || echo "sm-resume.sh: sm-resume.py exit status $? ($s $v)" | tee -a "$LOG" >&2
             grep '^\[sm\]' "$LOG" | tail -1
             server_log "$s"

@@ -215,6 +215,7 @@ struct fast_job {
 	size_t cb_len;
 	bool has_count;
 	uint64_t count;
+	bool account_checked, account_exists; /* check_account's answer */
 	fast_verify_cb *vcb;
 	/* commit */
 	struct fast_op *ops;
@@ -299,6 +300,17 @@ static bool keep_list(struct fast_job *j, enum storage_result res, const struct 
 	return true;
 }
 
+static void verify_listed(enum storage_result res, const struct storage_fast_token *t, size_t n, void *ctx);
+
+static void verify_listed_login(enum storage_result res, const struct storage_fast_token *t, size_t n,
+                                bool account_exists, void *ctx)
+{
+	struct fast_job *j = ctx;
+	j->account_checked = true;
+	j->account_exists = account_exists;
+	verify_listed(res, t, n, ctx);
+}
+
 static void verify_listed(enum storage_result res, const struct storage_fast_token *t, size_t n, void *ctx)
 {
 	struct fast_job *j = ctx;
@@ -336,12 +348,20 @@ static void verify_listed(enum storage_result res, const struct storage_fast_tok
 		j->vcb(FAST_REFUSED, "replayed-count", NULL, j->ctx);
 		return;
 	}
+	if (j->account_checked && !j->account_exists) {
+		/* a token that outlived its account */
+		j->used = -1;
+		explicit_bzero(responder, sizeof(responder));
+		j->vcb(FAST_NO_ACCOUNT, NULL, NULL, j->ctx);
+		return;
+	}
 	j->vcb(FAST_OK, NULL, responder, j->ctx);
 	explicit_bzero(responder, sizeof(responder));
 }
 
 void fast_job_verify(struct fast_job *j, const unsigned char proof[HT_HMAC_LEN], const unsigned char *cb_data,
-                     size_t cb_len, const struct fast_request *req, fast_verify_cb *cb, void *ctx)
+                     size_t cb_len, const struct fast_request *req, bool check_account, fast_verify_cb *cb,
+                     void *ctx)
 {
 	assert(j->req == NULL && cb_len <= sizeof(j->cb_data));
 	memcpy(j->proof, proof, sizeof(j->proof));
@@ -352,7 +372,9 @@ void fast_job_verify(struct fast_job *j, const unsigned char proof[HT_HMAC_LEN],
 	j->count = req->count;
 	j->vcb = cb;
 	j->ctx = ctx;
-	j->req = storage_fast_token_list(j->st, j->host, j->user, verify_listed, j);
+	j->req = check_account
+	                 ? storage_fast_token_list_login(j->st, j->host, j->user, verify_listed_login, j)
+	                 : storage_fast_token_list(j->st, j->host, j->user, verify_listed, j);
 }
 
 bool fast_job_needed(const struct fast_job *j, const struct fast_request *req)

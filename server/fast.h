@@ -59,7 +59,9 @@ int fast_request_parse(struct fast_request *r, const struct xml_node *authentica
  * XEP-0082 stamp) to parent. */
 void fast_add_token(struct xml_node *parent, const char *token, int64_t expires);
 
-enum fast_result { FAST_OK, FAST_REFUSED, FAST_TEMPFAIL };
+/* FAST_NO_ACCOUNT: the token is good but the store holds no account for
+ * the user (fast_job_verify with check_account only). */
+enum fast_result { FAST_OK, FAST_REFUSED, FAST_TEMPFAIL, FAST_NO_ACCOUNT };
 
 struct fast_job;
 /* One login's FAST work, for user (prepared) of host, on storage st. */
@@ -70,11 +72,16 @@ void fast_job_free(struct fast_job **j); /* cancels what is in flight */
  * HMAC(token, "Initiator" || cb_data) for one of the user's unexpired
  * tokens whose count the request does not replay; responder is then
  * HMAC(token, "Responder" || cb_data).  FAST_REFUSED with reason
- * ("bad-token", "replayed-count").  Nothing is written yet. */
+ * ("bad-token", "replayed-count").  With check_account (the host's
+ * accounts are in this store: auth_exists_in_storage) the same storage
+ * job reads whether the account exists, and a good token of a user
+ * without one gives FAST_NO_ACCOUNT; otherwise the caller asks the auth
+ * chain after FAST_OK.  Nothing is written yet. */
 typedef void fast_verify_cb(enum fast_result r, const char *reason, const unsigned char *responder,
                             void *ctx);
 void fast_job_verify(struct fast_job *j, const unsigned char proof[HT_HMAC_LEN], const unsigned char *cb_data,
-                     size_t cb_len, const struct fast_request *req, fast_verify_cb *cb, void *ctx);
+                     size_t cb_len, const struct fast_request *req, bool check_account, fast_verify_cb *cb,
+                     void *ctx);
 
 /* Whether fast_job_commit has work for this login. */
 bool fast_job_needed(const struct fast_job *j, const struct fast_request *req);

@@ -5,7 +5,8 @@
  * fetches the stored keys (asynchronous) and does the proof arithmetic here,
  * which costs a few HMACs.  The HT-SHA-256 mechanisms of FAST (SASL2 only)
  * check a token through server/fast.c, then that the account still exists
- * in the auth chain; FAST's writes (count, logout, a new token) are done
+ * in the auth chain (in the token's own storage job when the chain is the
+ * internal method on that store); FAST's writes (count, logout, a new token) are done
  * before success is reported.  A backend that cannot answer yields a failure
  * marked tempfail, which the stream reports as <temporary-auth-failure/>,
  * never as a wrong password.  A SCRAM hash the account has no keys for
@@ -48,6 +49,7 @@ struct sasl {
 	double fast_ttl;
 	struct fast_job *fast;
 	const char *ht_cbind; /* HT: the channel binding type, NULL for -NONE */
+	bool ht_account_read; /* HT: the token's storage job read the account too */
 	unsigned char ht_responder[HT_HMAC_LEN];
 	char *held; /* success data waiting for the FAST writes */
 	size_t held_len;
@@ -618,9 +620,15 @@ static void ht_verified(enum fast_result r, const char *reason, const unsigned c
 {
 	struct sasl *s = ctx;
 	struct sasl_result res = { 0 };
-	if (r == FAST_OK) {
+	if (r == FAST_OK && !s->ht_account_read) {
 		memcpy(s->ht_responder, responder, HT_HMAC_LEN);
 		s->req = auth_user_exists(s->auth, s->username, ht_exists, s);
+		return;
+	}
+	if (r == FAST_OK || r == FAST_NO_ACCOUNT) {
+		if (r == FAST_OK)
+			memcpy(s->ht_responder, responder, HT_HMAC_LEN);
+		ht_exists(r == FAST_OK ? AUTH_OK : AUTH_NO_USER, s);
 		return;
 	}
 	if (r == FAST_REFUSED) {
@@ -669,7 +677,11 @@ static void ht_step(struct sasl *s, const char *in, size_t len, struct sasl_resu
 	}
 	s->fast = fast_job_new(s->fast_st, s->fast_host, user);
 	res->status = SASL_PENDING;
-	fast_job_verify(s->fast, (const unsigned char *)nul + 1, cb_data, cb_len, &s->freq, ht_verified, s);
+	/* the account check in the token's own storage job where the auth
+	 * chain would read that store anyway */
+	s->ht_account_read = auth_exists_in_storage(s->auth, s->fast_st);
+	fast_job_verify(s->fast, (const unsigned char *)nul + 1, cb_data, cb_len, &s->freq,
+	                s->ht_account_read, ht_verified, s);
 	explicit_bzero(cb_data, sizeof(cb_data));
 }
 

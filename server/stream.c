@@ -217,7 +217,7 @@ static void stream_free(struct stream *s)
 	ev_timer_stop(s->loop, &s->shape_w);
 	stream_zlib_free(s);
 	if (s->ssl != NULL) {
-		if (s->tls_done && !s->tls_handshake)
+		if (s->tls_done && !s->tls_handshake && !s->tls_fatal)
 			SSL_shutdown(s->ssl); /* best effort close_notify; non-blocking */
 		SSL_free(s->ssl);
 		ERR_clear_error();
@@ -349,7 +349,7 @@ static void stream_finish_close(struct stream *s)
 		stream_abort(s);
 		return;
 	}
-	if (s->ssl != NULL && s->tls_done && !s->tls_handshake)
+	if (s->ssl != NULL && s->tls_done && !s->tls_handshake && !s->tls_fatal)
 		SSL_shutdown(s->ssl);
 	shutdown(s->fd, SHUT_WR);
 	s->lingering = true;
@@ -415,6 +415,7 @@ static void stream_flush(struct stream *s)
 					return;
 				}
 				ERR_clear_error();
+				s->tls_fatal = err == SSL_ERROR_SYSCALL || err == SSL_ERROR_SSL;
 				log_info("stream %llu from %s: TLS write failed", (unsigned long long)s->id,
 				         s->ip);
 				stream_abort(s);
@@ -1005,6 +1006,9 @@ static void stream_read(struct stream *s)
 				if (err != SSL_ERROR_ZERO_RETURN)
 					log_debug("stream %llu from %s: TLS read error %d",
 					          (unsigned long long)s->id, s->ip, err);
+				/* a reset connection: writing a close_notify would
+				 * only fail (EPIPE) after encrypting it */
+				s->tls_fatal = err == SSL_ERROR_SYSCALL || err == SSL_ERROR_SSL;
 				ERR_clear_error();
 				stream_abort(s);
 				break;

@@ -71,6 +71,9 @@ struct stream {
 	SSL *ssl;
 	bool tls_handshake; /* handshake in progress */
 	bool tls_done;      /* established */
+	/* OpenSSL reported a fatal error (a reset connection, a bad record):
+	 * no close_notify is attempted, as OpenSSL requires */
+	bool tls_fatal;
 	struct xml_parser *parser;
 	struct xml_parser_limits limits;
 	const struct stream_transport *transport; /* NULL: plain XML stream */

@@ -213,26 +213,35 @@ SSL *tls_new_server(int fd)
 	return ssl;
 }
 
-/* RFC 5929 §4.1: the hash of our certificate with the hash function of its
- * signature, SHA-256 when that is MD5 or SHA-1.  A signature without a
- * separate hash (Ed25519, RSA-PSS) leaves the type undefined here. */
-static size_t server_end_point(SSL *ssl, unsigned char *out, size_t out_size)
+/* RFC 5929 §4.1: the hash function of tls-server-end-point for our
+ * certificate: that of its signature, SHA-256 when that is MD5 or SHA-1.
+ * A signature without a separate hash (Ed25519, RSA-PSS) leaves the type
+ * undefined here (NULL).  A table look-up, no hashing. */
+static const EVP_MD *server_end_point_md(SSL *ssl, X509 **cert_r)
 {
 	X509 *cert = SSL_get_certificate(ssl);
 	int md_nid = NID_undef, pk_nid = NID_undef;
 	if (cert == NULL || OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, &pk_nid) != 1)
-		return 0;
+		return NULL;
 	const EVP_MD *md;
 	if (md_nid == NID_md5 || md_nid == NID_sha1)
 		md = EVP_sha256();
 	else if (md_nid == NID_undef)
-		return 0;
+		return NULL;
 	else
 		md = EVP_get_digestbynid(md_nid);
-	if (md == NULL || (size_t)EVP_MD_get_size(md) > out_size)
-		return 0;
+	if (md == NULL || EVP_MD_get_size(md) <= 0 || EVP_MD_get_size(md) > TLS_CBIND_MAX_DATA)
+		return NULL;
+	*cert_r = cert;
+	return md;
+}
+
+static size_t server_end_point(SSL *ssl, unsigned char *out, size_t out_size)
+{
+	X509 *cert = NULL;
+	const EVP_MD *md = server_end_point_md(ssl, &cert);
 	unsigned int n = 0;
-	if (X509_digest(cert, md, out, &n) != 1)
+	if (md == NULL || (size_t)EVP_MD_get_size(md) > out_size || X509_digest(cert, md, out, &n) != 1)
 		return 0;
 	return n;
 }
@@ -266,14 +275,24 @@ size_t tls_channel_binding_type(SSL *ssl, const char *type, unsigned char *out, 
 
 size_t tls_channel_binding_types(SSL *ssl, const char **types_r)
 {
-	static const char *const known[TLS_CBIND_MAX_TYPES] = { "tls-exporter", "tls-server-end-point",
-		                                                "tls-unique" };
-	unsigned char buf[TLS_CBIND_MAX_DATA];
+	/* Which types tls_channel_binding_type would answer, without
+	 * deriving or hashing anything: the features of every stream ask
+	 * this several times, and the data is needed only by a -PLUS or HT
+	 * exchange that names its type. */
+	if (ssl == NULL || !SSL_is_init_finished(ssl))
+		return 0;
+	bool tls13 = SSL_version(ssl) >= TLS1_3_VERSION;
+	X509 *cert = NULL;
 	size_t n = 0;
-	for (size_t i = 0; i < TLS_CBIND_MAX_TYPES; i++)
-		if (tls_channel_binding_type(ssl, known[i], buf, sizeof(buf)) > 0)
-			types_r[n++] = known[i];
-	explicit_bzero(buf, sizeof(buf));
+	if (tls13)
+		types_r[n++] = "tls-exporter";
+	if (server_end_point_md(ssl, &cert) != NULL)
+		types_r[n++] = "tls-server-end-point";
+	if (!tls13) {
+		size_t len = SSL_get_peer_finished(ssl, NULL, 0);
+		if (len > 0 && len <= TLS_CBIND_MAX_DATA)
+			types_r[n++] = "tls-unique";
+	}
 	return n;
 }
 

@@ -64,7 +64,8 @@ bool tls_peer_verified(SSL *ssl, const char *domain, const char **why_r);
 
 /* Store in types_r (room for TLS_CBIND_MAX_TYPES) the names of the types
  * this connection supports, strongest first; returns how many.  0 without
- * TLS or before the handshake ended. */
+ * TLS or before the handshake ended.  Cheap: nothing is derived or hashed
+ * (the stream features ask several times per connection). */
 size_t tls_channel_binding_types(SSL *ssl, const char **types_r);
 /* The data of one named type on this connection into out (out_size at
  * least TLS_CBIND_MAX_DATA); returns the length, or 0 when the type is

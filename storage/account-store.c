@@ -406,7 +406,11 @@ static void fast_list_reply(struct storage_req *req)
 {
 	struct fast_token_list_job *r = (struct fast_token_list_job *)req;
 	bool ok = req->res == STORAGE_OK;
-	r->cb(req->res, ok ? r->tokens : NULL, ok ? r->ntokens : 0, req->ctx);
+	if (r->with_account)
+		r->login_cb(req->res, ok ? r->tokens : NULL, ok ? r->ntokens : 0, ok && r->account_exists,
+		            req->ctx);
+	else
+		r->cb(req->res, ok ? r->tokens : NULL, ok ? r->ntokens : 0, req->ctx);
 }
 
 static const struct storage_op fast_list_op = {
@@ -422,6 +426,16 @@ struct storage_req *storage_fast_token_list(struct storage *st, const char *host
 	assert(host != NULL && user != NULL && cb != NULL);
 	struct fast_token_list_job *r = storage_req_new(st, &fast_list_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
+	return storage_req_submit(&r->base);
+}
+
+struct storage_req *storage_fast_token_list_login(struct storage *st, const char *host, const char *user,
+                                                  storage_fast_login_cb *cb, void *ctx)
+{
+	assert(host != NULL && user != NULL && cb != NULL);
+	struct fast_token_list_job *r = storage_req_new(st, &fast_list_op, sizeof(*r), host, user, ctx);
+	r->login_cb = cb;
+	r->with_account = true;
 	return storage_req_submit(&r->base);
 }
 

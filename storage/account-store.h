@@ -93,9 +93,12 @@ struct fast_token_expire_job {
 struct fast_token_list_job {
 	struct storage_req base;
 	storage_fast_tokens_cb *cb;
+	storage_fast_login_cb *login_cb; /* storage_fast_token_list_login */
+	bool with_account;               /* ask account_exists too */
 	/* results */
 	struct storage_fast_token *tokens; /* in pool */
 	size_t ntokens;
+	bool account_exists; /* with_account: the store holds the account */
 };
 
 struct account_store_vfuncs {

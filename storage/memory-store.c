@@ -466,6 +466,7 @@ static int fast_cmp(const void *a, const void *b)
 static enum storage_result mem_fast_list(void *conn, struct fast_token_list_job *r)
 {
 	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
+	r->account_exists = u != NULL && u->has_account;
 	if (u == NULL || u->nfast == 0)
 		return STORAGE_OK;
 	r->tokens = pool_alloc(r->base.pool, u->nfast * sizeof(*r->tokens));

@@ -458,6 +458,17 @@ static enum storage_result op_fast_list(void *conn, struct fast_token_list_job *
 		st = d->step(s);
 	}
 	d->reset(s);
+	if (st == SQL_STEP_ERROR)
+		return sql_q_fail(t, &r->base);
+	if (!r->with_account)
+		return STORAGE_OK;
+	/* the row storage_account_get reads (the token login's "does the
+	 * account still exist") */
+	s = sql_q_start(t, sql_account_exists, p, ARRAY_SIZE(p), &st);
+	if (s == NULL)
+		return sql_q_fail(t, &r->base);
+	r->account_exists = st == SQL_STEP_ROW;
+	d->reset(s);
 	return st == SQL_STEP_ERROR ? sql_q_fail(t, &r->base) : STORAGE_OK;
 }
 

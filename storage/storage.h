@@ -177,6 +177,14 @@ struct storage_req *storage_fast_token_expire(struct storage *st, const char *ho
 /* The user's tokens, by ua_id then creation time. */
 struct storage_req *storage_fast_token_list(struct storage *st, const char *host, const char *user,
                                             storage_fast_tokens_cb *cb, void *ctx);
+/* The same, and in the same job whether the store holds the user's
+ * account (as storage_account_get would find it): what a token login
+ * needs when the host's accounts live in this store, in one trip to a
+ * worker instead of two. */
+typedef void storage_fast_login_cb(enum storage_result res, const struct storage_fast_token *t, size_t n,
+                                   bool account_exists, void *ctx);
+struct storage_req *storage_fast_token_list_login(struct storage *st, const char *host, const char *user,
+                                                  storage_fast_login_cb *cb, void *ctx);
 
 /* ---- roster --------------------------------------------------------------- */
 enum roster_subscription { SUB_NONE, SUB_TO, SUB_FROM, SUB_BOTH, SUB_REMOVE };

@@ -300,6 +300,38 @@ def test_token_of_a_vanished_account_is_refused(server, connect):
     assert 'user=%s@%s reason=unknown-user' % (user, HOST) in server.log()
 
 
+def test_token_of_an_unregistered_account_is_refused_at_once(server, connect):
+    """parleyctl unregister removes the account and its tokens: the very
+    next token login fails (the token's storage job reads the account)."""
+    user = _new_user(server)
+    token = _token_by_scram(server, connect(), user, 'ua-u').get('token')
+    _ok(_ht(connect(), user, token))
+    r = server.ctl('unregister', user, HOST)
+    assert r.returncode == 0, r.stderr
+    _refused(_ht(connect(), user, token))
+
+
+@pytest.fixture(scope='module')
+def chain_server(tmp_path_factory):
+    """A parleyd whose host asks two auth methods whether an account
+    exists: a token login then asks the chain, after the token's job."""
+    srv = start_server(tmp_path_factory, 'parley-fast-chain', host_auth='{ methods: [internal, anonymous] }')
+    yield srv
+    srv.finish()
+
+
+def test_token_with_a_longer_auth_chain(chain_server, connect):
+    """Token logins where the account check is the auth chain's, not the
+    token job's: a good token works, and a token whose account row went
+    is refused as an unknown user."""
+    user = _new_user(chain_server)
+    token = _token_by_scram(chain_server, connect(chain_server), user, 'ua-c').get('token')
+    _ok(_ht(connect(chain_server), user, token))
+    chain_server.db_query('DELETE FROM users WHERE server_host = ? AND username = ?', (HOST, user))
+    _refused(_ht(connect(chain_server), user, token))
+    assert 'user=%s@%s reason=unknown-user' % (user, HOST) in chain_server.log()
+
+
 def test_disabled(tmp_path_factory):
     srv = start_server(tmp_path_factory, 'parley-fast-off', global_auth='fast:\n  enabled: false\n')
     try:

@@ -4427,6 +4427,62 @@ static void test_fast_tokens(void **state)
 	storage_account_clear(&a);
 }
 
+static void fast_login_cb(enum storage_result res, const struct storage_fast_token *t, size_t n,
+                          bool account_exists, void *ctx)
+{
+	struct res *r = ctx;
+	fast_tokens_cb(res, t, n, ctx);
+	r->more = account_exists;
+}
+
+/* The user's tokens and whether the account exists, from one job (a
+ * token login): true only while the account row is there, whatever
+ * tokens the user has. */
+static const char *fast_list_login(struct fixture *f, const char *user, bool *exists_r, struct res *r)
+{
+	r->calls = 0;
+	r->more = !*exists_r;
+	FAST_WAIT(f, (*r), storage_fast_token_list_login(f->st, "a.example", user, fast_login_cb, r));
+	assert_int_equal(r->r, STORAGE_OK);
+	*exists_r = r->more;
+	return r->text;
+}
+
+static void test_fast_token_list_login(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_account a;
+	struct res r = { 0 };
+	bool exists = false;
+	make_account(&a, 31, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	assert_string_equal(fast_list_login(f, "alice", &exists, &r), "");
+	assert_true(exists);
+	assert_int_equal(fast_set(f, "alice", "ua-1", 0xaa, 1000, 0), STORAGE_OK);
+	assert_int_equal(fast_set(f, "alice", "ua-2", 0xbb, 1500, 0), STORAGE_OK);
+	assert_string_equal(fast_list_login(f, "alice", &exists, &r), "ua-1:aa:1000;ua-2:bb:1500;");
+	assert_true(exists);
+	/* tokens without an account (rows a removal did not reach) */
+	assert_int_equal(fast_set(f, "bob", "ua-1", 0xcc, 1000, 0), STORAGE_OK);
+	exists = true;
+	assert_string_equal(fast_list_login(f, "bob", &exists, &r), "ua-1:cc:1000;");
+	assert_false(exists);
+	exists = true;
+	assert_string_equal(fast_list_login(f, "nobody", &exists, &r), "");
+	assert_false(exists);
+	/* another host's account is not this one */
+	assert_int_equal(acc_create(f, "b.example", "carol", &a), STORAGE_OK);
+	exists = true;
+	fast_list_login(f, "carol", &exists, &r);
+	assert_false(exists);
+	assert_int_equal(acc_remove(f, "a.example", "alice"), STORAGE_OK);
+	exists = true;
+	assert_string_equal(fast_list_login(f, "alice", &exists, &r), "");
+	assert_false(exists);
+	res_clear(&r);
+	storage_account_clear(&a);
+}
+
 static void test_schema_migration_10_to_11(void **state)
 {
 	struct fixture *f = *state;
@@ -5465,6 +5521,7 @@ static const struct test_def tests[] = {
 	T(test_schema_migration_11_to_12),
 	T(test_schema_migration_12_to_13),
 	T(test_fast_tokens),
+	T(test_fast_token_list_login),
 	T(test_scram_cache),
 	T(test_order_per_user),
 	T(test_cancel),
