@@ -18,9 +18,14 @@
 # in flight to its partner's full JID, MAM_WARM s of warm-up, MAM_SECS s
 # measured; then the archive rows are counted (each message should make two:
 # the sender's and the recipient's), and the server is stopped.
+# MAM_RATE (messages/s, all senders together) runs an open loop at that
+# offered rate instead (the load generator's -r): the on and off cases then
+# move the same messages per second, so the event loop batches alike in
+# both and the difference is the archive's own work; choose a rate every
+# case keeps up with (delivered msgs/s = the rate).
 # env: MAM_OPTS   Parley's mam options when on (default { default: always },
 #                  which is also the module's default), e.g. '{ fulltext: false }'
-#      MAM_USERS (100), MAM_WINDOW (10), MAM_WARM (3), MAM_SECS (8),
+#      MAM_USERS (100), MAM_WINDOW (10), MAM_WARM (3), MAM_SECS (8), MAM_RATE (unset),
 #      MAM_PG_PORT (15543), MAM_PG_DIR (/tmp/bench-peers/mam-pg), BENCH_PG_DURABLE (0;
 #      see bench/mam-pg.sh), BENCH_SRC, BENCH_WORK, PARLEY_TOP as for bench/run.sh
 # Runs as root (ejabberd's driver and PostgreSQL switch users).  Results:
@@ -39,6 +44,7 @@ MAM_USERS=${MAM_USERS:-100}
 MAM_WINDOW=${MAM_WINDOW:-10}
 MAM_WARM=${MAM_WARM:-3}
 MAM_SECS=${MAM_SECS:-8}
+MAM_RATE=${MAM_RATE:-}
 MAM_PG_PORT=${MAM_PG_PORT:-15543}
 PEER_ROOT_DIR=${PEER_ROOT:-/tmp/bench-peers}
 PGDIR=${MAM_PG_DIR:-$PEER_ROOT_DIR/mam-pg}
@@ -107,7 +113,7 @@ server_log() {
     esac
 }
 
-echo "# mam suite $(date -Is) reps=$REPS cases=$CASES mam_opts=$PARLEY_BENCH_MAM_OPTS users=$MAM_USERS window=$MAM_WINDOW secs=$MAM_SECS pg_durable=${BENCH_PG_DURABLE:-0} parley=$PARLEY_TOP" | tee -a "$LOG"
+echo "# mam suite $(date -Is) reps=$REPS cases=$CASES mam_opts=$PARLEY_BENCH_MAM_OPTS users=$MAM_USERS window=$MAM_WINDOW rate=${MAM_RATE:-closed} secs=$MAM_SECS pg_durable=${BENCH_PG_DURABLE:-0} parley=$PARLEY_TOP" | tee -a "$LOG"
 if git -C "$PARLEY_TOP" rev-parse HEAD >/dev/null 2>&1; then
     echo "# parley commit $(git -C "$PARLEY_TOP" rev-parse --short HEAD)" | tee -a "$LOG"
 fi
@@ -158,7 +164,9 @@ for rep in $(seq "$REPS"); do
         pids=$("$(driver "$c")" pids)
         q=()
         [ "$db" = pg ] && q=(-Q "$PG_BENCH_POSTMASTER_PID")
-        suite_lg msg 300 -s msg -p "$port" -n "$MAM_USERS" -c 50 -w "$MAM_WINDOW" -W "$MAM_WARM" -d "$MAM_SECS" \
+        load=(-w "$MAM_WINDOW")
+        [ -n "$MAM_RATE" ] && load=(-r "$MAM_RATE")
+        suite_lg msg 300 -s msg -p "$port" -n "$MAM_USERS" -c 50 "${load[@]}" -W "$MAM_WARM" -d "$MAM_SECS" \
             -f 1 -P "$pids" "${q[@]}" -L "$label"
         stop "$c"
         rows=$(archive_rows "$c")

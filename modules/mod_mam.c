@@ -215,8 +215,11 @@ struct mam_op {
 	char *owner; /* bare JID of the archive */
 	char *user;  /* local part (user archives), else NULL */
 	/* OP_STORE */
-	struct mam_message msg; /* strings owned */
+	struct mam_message msg; /* peer and resource owned; no body and no
+	                         * stanza: store_write takes them from tree */
 	struct xml_node *tree;  /* what is stored (a reference) */
+	bool fulltext;          /* the body is indexed (the setting at the start) */
+	bool packed;            /* owner, user, peer, resource in the op's allocation */
 	enum mam_check check;
 	unsigned tries;
 	unsigned retries; /* after STORAGE_TEMPFAIL */
@@ -250,15 +253,53 @@ static void op_free_pending(struct pending_op *p)
 	op_free((struct mam_op *)p);
 }
 
-static struct mam_op *op_new(struct mam_state *ms, enum mam_op_kind kind, const char *owner)
+static void op_init(struct mam_op *op, struct mam_state *ms, enum mam_op_kind kind)
 {
-	struct mam_op *op = xcalloc(1, sizeof(*op));
 	op->ms = ms;
 	op->kind = kind;
 	op->host = ms->host;
-	op->owner = xstrdup(owner);
 	op->p.outlives_stop = kind == OP_STORE;
 	pending_track(&ms->ops, &op->p, op_free_pending);
+}
+
+static struct mam_op *op_new(struct mam_state *ms, enum mam_op_kind kind, const char *owner)
+{
+	struct mam_op *op = xcalloc(1, sizeof(*op));
+	op->owner = xstrdup(owner);
+	op_init(op, ms, kind);
+	return op;
+}
+
+/* A store's op with its strings in the same allocation (a store runs per
+ * archived message): the owner's bare JID (node@host), the user (NULL for
+ * a room), the peer's bare JID and the resource. */
+static struct mam_op *store_op_new(struct mam_state *ms, const char *node, const char *host, const char *user,
+                                   const struct jid *peer, const char *resource)
+{
+	size_t l_node = strlen(node), l_host = strlen(host);
+	size_t l_user = user != NULL ? strlen(user) + 1 : 0;
+	size_t l_pnode = peer->node != NULL ? strlen(peer->node) + 1 : 0;
+	size_t l_pdomain = strlen(peer->domain), l_res = strlen(resource);
+	size_t total = l_node + 1 + l_host + 1 + l_user + l_pnode + l_pdomain + 1 + l_res + 1;
+	struct mam_op *op = xcalloc(1, sizeof(*op) + total);
+	char *w = (char *)(op + 1);
+	op->packed = true;
+	op->owner = w;
+	w = (char *)memcpy(w, node, l_node) + l_node;
+	*w++ = '@';
+	w = (char *)memcpy(w, host, l_host + 1) + l_host + 1;
+	if (user != NULL) {
+		op->user = w;
+		w = (char *)memcpy(w, user, l_user) + l_user;
+	}
+	op->msg.peer = w;
+	if (peer->node != NULL) {
+		w = (char *)memcpy(w, peer->node, l_pnode - 1) + l_pnode - 1;
+		*w++ = '@';
+	}
+	w = (char *)memcpy(w, peer->domain, l_pdomain + 1) + l_pdomain + 1;
+	op->msg.resource = memcpy(w, resource, l_res + 1);
+	op_init(op, ms, OP_STORE);
 	return op;
 }
 
@@ -279,10 +320,12 @@ static void op_free(struct mam_op *op)
 	if (ev_is_active(&op->retry))
 		ev_timer_stop(server.loop, &op->retry);
 	barrier_release(&op->hold);
-	free((char *)op->msg.peer);
-	free((char *)op->msg.resource);
-	free((char *)op->msg.body);
-	free((char *)op->msg.stanza);
+	if (!op->packed) {
+		free((char *)op->msg.peer);
+		free((char *)op->msg.resource);
+		free(op->owner);
+		free(op->user);
+	}
 	if (op->tree != NULL)
 		xml_unref(&op->tree);
 	if (op->iq != NULL)
@@ -297,8 +340,6 @@ static void op_free(struct mam_op *op)
 	free(op->with_resource);
 	free(op->text);
 	prefs_clear(&op->prefs);
-	free(op->owner);
-	free(op->user);
 	free(op);
 }
 
@@ -396,8 +437,6 @@ static void stored(enum storage_result res, void *ctx)
 			struct xml_node *t = mam_stamp_copy(op->tree, op->owner, op->msg.id);
 			xml_unref(&op->tree);
 			op->tree = t;
-			free((char *)op->msg.stanza);
-			op->msg.stanza = xml_to_string(t, t->ns);
 		}
 		store_write(op);
 		return;
@@ -409,10 +448,22 @@ static void stored(enum storage_result res, void *ctx)
 	op_free(op);
 }
 
+/* The stanza of the row being written: serialised into one buffer of the
+ * loop thread, which the store's job copies (an op keeps its tree, not a
+ * serialised copy of it, from the start to the commit). */
+static struct buf row_stanza;
+
 static void store_write(struct mam_op *op)
 {
-	pending_wait_storage(&op->p, storage_mam_store(mam_store(op->host), op->host->name, op->owner,
-	                                               &op->msg, stored, op));
+	struct mam_message m = op->msg;
+	buf_reset(&row_stanza);
+	xml_serialize(&row_stanza, op->tree, op->tree->ns);
+	m.stanza = row_stanza.data;
+	/* The body a store indexes for full-text search, or NULL: none, or
+	 * full-text search is off (the store then keeps no index of it). */
+	m.body = op->fulltext ? xml_child_text(op->tree, "body", NULL) : NULL;
+	pending_wait_storage(
+	        &op->p, storage_mam_store(mam_store(op->host), op->host->name, op->owner, &m, stored, op));
 }
 
 static void store_roster_read(enum storage_result res, const struct roster_item *items, size_t count,
@@ -501,32 +552,19 @@ static void store_account_read(enum auth_result res, void *ctx)
 	store_prefs_start(op);
 }
 
-/* The body a store indexes for full-text search (malloc'd), or NULL: none,
- * or full-text search is off (the store then keeps no index of it). */
-static char *search_body(const struct mam_state *ms, const struct xml_node *msg)
-{
-	const char *body = ms->set->fulltext ? xml_child_text(msg, "body", NULL) : NULL;
-	return body != NULL ? xstrdup(body) : NULL;
-}
-
 /* Archive tree (a reference is taken) for user (its local part) with
  * peer under id. */
 static void store_start(struct mam_state *ms, const char *user, const struct jid *peer, bool outgoing,
                         struct xml_node *tree, int64_t id, enum mam_check check)
 {
 	struct host *h = ms->host;
-	char *owner = xasprintf("%s@%s", user, h->name);
-	struct mam_op *op = op_new(ms, OP_STORE, owner);
-	free(owner);
-	op->user = xstrdup(user);
+	struct mam_op *op =
+	        store_op_new(ms, user, h->name, user, peer, peer->resource != NULL ? peer->resource : "");
 	xml_ref(tree);
 	op->tree = tree;
 	op->msg.id = id;
-	op->msg.peer = jid_bare_string(peer);
-	op->msg.resource = xstrdup(peer->resource != NULL ? peer->resource : "");
 	op->msg.outgoing = outgoing;
-	op->msg.body = search_body(ms, tree);
-	op->msg.stanza = xml_to_string(tree, tree->ns);
+	op->fulltext = ms->set->fulltext;
 	op->check = check;
 	op->hold = barrier_take();
 	if (check == CHECK_PREFS && !outgoing && user_cache_get(&ms->cache, user) == NULL)
@@ -1293,13 +1331,9 @@ void mam_room_store(struct host *h, const struct jid *room, const char *nick, co
 	struct mam_state *ms = state_of(h);
 	if (ms == NULL)
 		return;
-	char *owner = jid_bare_string(room);
-	struct mam_op *op = op_new(ms, OP_STORE, owner);
+	struct mam_op *op = store_op_new(ms, room->node, room->domain, NULL, room, nick);
 	op->msg.id = id;
-	op->msg.peer = owner; /* freed with the op */
-	op->msg.resource = xstrdup(nick);
-	op->msg.body = search_body(ms, msg);
-	op->msg.stanza = xml_to_string(msg, msg->ns);
+	op->fulltext = ms->set->fulltext;
 	op->tree = xml_copy(msg);
 	op->hold = barrier_take();
 	store_write(op);

@@ -19,14 +19,17 @@
  * index read in two bounded steps, MySQL's FULLTEXT index; SQL Server a
  * case-insensitive substring),
  * retention's limited delete, and how a group commit writes its rows
- * (multi-row inserts; one row per statement on SQL Server and unknown ODBC
- * dialects).  The dialect is the connection's (the odbc driver serves
+ * (multi-row inserts in one transaction; one row per statement on SQL
+ * Server and unknown ODBC dialects; with the pgsql driver one statement
+ * for the whole batch, its columns as arrays).  The dialect is the connection's (the odbc driver serves
  * several).
  */
 #include "storage/mam-store.h"
 #include "storage/sql-store.h"
 
 #include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
 
 #define OWNER_WHERE "WHERE server_host = ? AND owner = ?"
 
@@ -51,6 +54,14 @@ static const struct {
 	{ 1, sql_mam_insert },
 };
 #define MAM_CHUNK_MAX 64
+/* PostgreSQL (its own driver): a batch's rows in one statement whatever
+ * their number, each column one array parameter that the server unnests:
+ * one round trip per group commit, and no BEGIN and COMMIT around it (a
+ * statement alone is a transaction). */
+static const char sql_mam_insert_unnest[] =
+        "INSERT INTO archive (server_host, owner, id, peer, resource, outgoing, body, stanza) "
+        "SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[], ?::text[], ?::text[], "
+        "?::smallint[], ?::text[], ?::text[])";
 static const char sql_mam_owner_delete[] = "DELETE FROM archive " OWNER_WHERE;
 static const char sql_mam_prefs_get[] = "SELECT def FROM archive_prefs " OWNER_WHERE;
 static const char sql_mam_prefs_jids[] = "SELECT jid, always FROM archive_prefs_jid " OWNER_WHERE;
@@ -143,13 +154,88 @@ static int insert_msgs(struct sql_thread *t, struct mam_store_job **jobs, size_t
 	return 0;
 }
 
-/* Group commit: the jobs' inserts in one write transaction.  false, with
- * nothing stored, when one failed (a duplicate id among them too) or the
- * commit did: the store then runs each job alone, and each gets its own
- * result. */
+/* Column c of job r's row as text (id: room for an int64's digits). */
+static const char *row_text(const struct mam_store_job *r, size_t c, char id[24])
+{
+	const struct mam_message *m = &r->msg;
+	switch (c) {
+	case 0: return r->base.host;
+	case 1: return r->owner;
+	case 2: snprintf(id, 24, "%" PRId64, m->id); return id;
+	case 3: return m->peer;
+	case 4: return m->resource;
+	case 5: return m->outgoing ? "1" : "0";
+	case 6: return m->body;
+	default: return m->stanza;
+	}
+}
+
+/* Column c of the n jobs' rows as a PostgreSQL array literal: {"v",NULL,...},
+ * each value quoted, its double quotes and backslashes escaped (malloc'd). */
+static char *array_literal(struct mam_store_job **jobs, size_t n, size_t c)
+{
+	char id[24];
+	size_t need = 3; /* {} and the NUL */
+	for (size_t i = 0; i < n; i++) {
+		const char *v = row_text(jobs[i], c, id);
+		need += v != NULL ? 2 * strlen(v) + 3 : 5; /* every byte escaped, quotes, comma */
+	}
+	char *out = xmalloc(need), *w = out;
+	*w++ = '{';
+	for (size_t i = 0; i < n; i++) {
+		const char *v = row_text(jobs[i], c, id);
+		if (i > 0)
+			*w++ = ',';
+		if (v == NULL) {
+			memcpy(w, "NULL", 4);
+			w += 4;
+			continue;
+		}
+		*w++ = '"';
+		for (; *v != '\0'; v++) {
+			if (*v == '"' || *v == '\\')
+				*w++ = '\\';
+			*w++ = *v;
+		}
+		*w++ = '"';
+	}
+	*w++ = '}';
+	*w = '\0';
+	return out;
+}
+
+/* PostgreSQL: the n jobs' rows in one statement (sql_mam_insert_unnest).
+ * true when they are stored. */
+static bool insert_unnest(struct sql_thread *t, struct mam_store_job **jobs, size_t n)
+{
+	if (t->ss->test_fail_batches)
+		return false;
+	char *cols[MAM_ROW_PARAMS];
+	struct sql_param p[MAM_ROW_PARAMS];
+	for (size_t c = 0; c < MAM_ROW_PARAMS; c++) {
+		cols[c] = array_literal(jobs, n, c);
+		p[c] = (struct sql_param)PTEXT(cols[c]);
+	}
+	bool ok = sql_q_exec(t, sql_mam_insert_unnest, p, ARRAY_SIZE(p), NULL) == 0;
+	for (size_t c = 0; c < MAM_ROW_PARAMS; c++)
+		free(cols[c]);
+	return ok;
+}
+
+/* Group commit: the jobs' inserts in one write transaction (with the pgsql
+ * driver one statement).  false, with nothing stored, when one failed (a
+ * duplicate id among them too) or the commit did: the store then runs each
+ * job alone, and each gets its own result. */
 static bool op_mam_store_batch(void *conn, struct mam_store_job **jobs, size_t n)
 {
 	struct sql_thread *t = conn;
+	if (strcmp(t->ss->drv->name, "pgsql") == 0) {
+		if (!insert_unnest(t, jobs, n))
+			return false;
+		for (size_t i = 0; i < n; i++)
+			jobs[i]->base.res = STORAGE_OK;
+		return true;
+	}
 	if (sql_q_begin(t, true) < 0)
 		return false;
 	if (insert_msgs(t, jobs, n) < 0 || t->ss->test_fail_batches || sql_q_commit(t) < 0) {

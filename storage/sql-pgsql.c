@@ -13,6 +13,10 @@
  * - parameters are sent as text (the server casts them to the column's
  *   type), blobs in binary; results come back as text in one PGresult,
  *   which step() walks row by row;
+ * - binding copies nothing but blobs: a text parameter is sent from the
+ *   caller's string at the first step (sql.h: it stays valid until then),
+ *   an integer is formatted into the statement's own slot for it; a
+ *   multi-row insert binds hundreds of parameters per statement;
  * - the session is set up at connect: statement_timeout = the storage
  *   timeout, client_encoding UTF8, application_name parleyd, and the
  *   connect_timeout of the conninfo defaults to the storage timeout too;
@@ -41,8 +45,12 @@ struct pgsql_stmt {
 	char *sql;     /* the text the store gave (cache key) */
 	char name[16]; /* the server-side prepared statement */
 	unsigned nparams;
-	char **values; /* bound parameters (malloc'd), nparams of them */
+	/* Bound parameters, nparams of each: values[i] is the caller's text,
+	 * ints[i], or a malloc'd blob (owned[i]). */
+	const char **values;
 	int *lengths, *formats;
+	char (*ints)[24];
+	bool *owned;
 	PGresult *res; /* result of the current execution */
 	int row;       /* the current row (-1 before the first step) */
 	bool executed;
@@ -146,6 +154,8 @@ static int read_password(const struct storage_config *cfg, char **pw_r, char **e
 	return 0;
 }
 
+static void stmt_clear_bindings(struct pgsql_stmt *s);
+
 static void pgsql_disconnect(struct sql_conn *conn)
 {
 	struct pgsql_conn *c = CONN(conn);
@@ -155,11 +165,12 @@ static void pgsql_disconnect(struct sql_conn *conn)
 		struct pgsql_stmt *s = c->stmts;
 		c->stmts = s->next;
 		PQclear(s->res);
-		for (unsigned i = 0; i < s->nparams; i++)
-			free(s->values[i]);
+		stmt_clear_bindings(s);
 		free(s->values);
 		free(s->lengths);
 		free(s->formats);
+		free(s->ints);
+		free(s->owned);
 		PQfreemem(s->blob);
 		free(s->sql);
 		free(s);
@@ -290,9 +301,11 @@ static void stmt_clear_result(struct pgsql_stmt *s)
 static void stmt_clear_bindings(struct pgsql_stmt *s)
 {
 	for (unsigned i = 0; i < s->nparams; i++) {
-		if (s->values[i] != NULL) {
-			explicit_bzero(s->values[i], (size_t)s->lengths[i]);
-			free(s->values[i]);
+		if (s->owned[i]) {
+			char *v = (char *)s->values[i];
+			explicit_bzero(v, (size_t)s->lengths[i]);
+			free(v);
+			s->owned[i] = false;
 		}
 		s->values[i] = NULL;
 		s->lengths[i] = 0;
@@ -330,37 +343,57 @@ static struct sql_stmt *pgsql_prepare(struct sql_conn *conn, const char *sql)
 	s->values = xcalloc(n > 0 ? n : 1, sizeof(*s->values));
 	s->lengths = xcalloc(n > 0 ? n : 1, sizeof(*s->lengths));
 	s->formats = xcalloc(n > 0 ? n : 1, sizeof(*s->formats));
+	s->ints = xcalloc(n > 0 ? n : 1, sizeof(*s->ints));
+	s->owned = xcalloc(n > 0 ? n : 1, sizeof(*s->owned));
 	s->row = -1;
 	s->next = c->stmts;
 	c->stmts = s;
 	return (struct sql_stmt *)(void *)s;
 }
 
-static int bind_value(struct pgsql_stmt *s, unsigned idx, char *value, int len, int format)
+/* Parameter idx (from 1) of s: value, kept as it is (owned: a malloc'd
+ * blob, freed at the next bind or reset). */
+static int bind_value(struct pgsql_stmt *s, unsigned idx, const char *value, int len, int format, bool owned)
 {
 	if (idx < 1 || idx > s->nparams) {
-		free(value);
+		if (owned)
+			free((char *)value);
 		set_error(s->conn, NULL, "parameter index out of range");
 		return -1;
 	}
 	unsigned i = idx - 1;
-	free(s->values[i]);
+	if (s->owned[i])
+		free((char *)s->values[i]);
 	s->values[i] = value;
 	s->lengths[i] = len;
 	s->formats[i] = format;
+	s->owned[i] = owned;
 	return 0;
 }
 
+/* Text goes as a C string (libpq ignores the length of a text parameter). */
 static int pgsql_bind_text(struct sql_stmt *st, unsigned idx, const char *value)
 {
-	char *v = value != NULL ? xstrdup(value) : NULL;
-	return bind_value(STMT(st), idx, v, v != NULL ? (int)strlen(v) : 0, 0);
+	return bind_value(STMT(st), idx, value, 0, 0, false);
 }
 
 static int pgsql_bind_int64(struct sql_stmt *st, unsigned idx, int64_t value)
 {
-	char *v = xasprintf("%" PRId64, value);
-	return bind_value(STMT(st), idx, v, (int)strlen(v), 0);
+	struct pgsql_stmt *s = STMT(st);
+	if (idx < 1 || idx > s->nparams)
+		return bind_value(s, idx, NULL, 0, 0, false);
+	/* Formatted by hand: snprintf's cost shows in multi-row inserts. */
+	char tmp[24], *p = tmp + sizeof(tmp);
+	uint64_t u = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
+	*--p = '\0';
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (value < 0)
+		*--p = '-';
+	char *slot = s->ints[idx - 1];
+	memcpy(slot, p, (size_t)(tmp + sizeof(tmp) - p));
+	return bind_value(s, idx, slot, 0, 0, false);
 }
 
 static int pgsql_bind_blob(struct sql_stmt *st, unsigned idx, const void *data, size_t len)
@@ -368,12 +401,12 @@ static int pgsql_bind_blob(struct sql_stmt *st, unsigned idx, const void *data, 
 	char *v = xmalloc(len > 0 ? len : 1);
 	if (len > 0)
 		memcpy(v, data, len);
-	return bind_value(STMT(st), idx, v, (int)len, 1);
+	return bind_value(STMT(st), idx, v, (int)len, 1, true);
 }
 
 static int pgsql_bind_null(struct sql_stmt *st, unsigned idx)
 {
-	return bind_value(STMT(st), idx, NULL, 0, 0);
+	return bind_value(STMT(st), idx, NULL, 0, 0, false);
 }
 
 static enum sql_step pgsql_step(struct sql_stmt *st)
@@ -382,8 +415,8 @@ static enum sql_step pgsql_step(struct sql_stmt *st)
 	struct pgsql_conn *c = s->conn;
 	if (!s->executed) {
 		s->executed = true;
-		s->res = PQexecPrepared(c->pg, s->name, (int)s->nparams, (const char *const *)s->values,
-		                        s->lengths, s->formats, 0);
+		s->res =
+		        PQexecPrepared(c->pg, s->name, (int)s->nparams, s->values, s->lengths, s->formats, 0);
 		ExecStatusType rs = s->res != NULL ? PQresultStatus(s->res) : PGRES_FATAL_ERROR;
 		if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
 			set_result_error(c, s->res);

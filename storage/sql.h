@@ -97,8 +97,10 @@ struct sql_driver_vfuncs {
 	 * cached per connection by their text: preparing the same text again is
 	 * cheap and returns the cached one, reset.  NULL on error. */
 	struct sql_stmt *(*prepare)(struct sql_conn *c, const char *sql);
-	/* Parameters are numbered from 1; text and blob are copied by the
-	 * driver (or kept until reset).  Return 0 or -1. */
+	/* Parameters are numbered from 1.  A text value must stay valid until
+	 * the statement's first step (a driver may send it from the caller's
+	 * string then; sql_q_start binds and steps in one call); a blob is
+	 * copied by the driver.  Return 0 or -1. */
 	int (*bind_text)(struct sql_stmt *s, unsigned idx, const char *value);
 	int (*bind_int64)(struct sql_stmt *s, unsigned idx, int64_t value);
 	int (*bind_blob)(struct sql_stmt *s, unsigned idx, const void *data, size_t len);

@@ -158,9 +158,10 @@ void storage_base_init(struct storage *st, const struct storage_vfuncs *v, struc
  * base's fields.  Called by the backend's close before it frees its own. */
 void storage_base_deinit(struct storage *st);
 
-/* A new job of size bytes (a job struct with struct storage_req first) for
- * op, with host and user (may be NULL) copied.  The front then sets the
- * job's callback and copies its inputs into the job (in req->pool). */
+/* A new job of size bytes (a job struct with struct storage_req first),
+ * zeroed, for op, with host and user (may be NULL) copied.  The front then
+ * sets the job's callback and copies its inputs into the job (in
+ * req->pool).  The job itself is in req->pool: it goes with the pool. */
 void *storage_req_new(struct storage *st, const struct storage_op *op, size_t size, const char *host,
                       const char *user, void *ctx);
 /* Queue the job on its store (never runs anything inside the call).  A job

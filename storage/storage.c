@@ -132,15 +132,22 @@ void storage_base_init(struct storage *st, const struct storage_vfuncs *v, struc
 	st->defer_timer.data = st;
 }
 
+/* A job lives at the start of its own pool, with the copies of its inputs
+ * and its results: one allocation for most jobs, small enough (with the
+ * pool's header, under 1 KiB) for malloc's per-thread cache.  Some
+ * operations run a job per message (the archive's stores). */
+#define REQ_POOL_FIRST 960
+
 void *storage_req_new(struct storage *st, const struct storage_op *op, size_t size, const char *host,
                       const char *user, void *ctx)
 {
 	assert(size >= sizeof(struct storage_req));
-	struct storage_req *req = xcalloc(1, size);
+	struct pool *pool = pool_new(REQ_POOL_FIRST);
+	struct storage_req *req = pool_alloc(pool, size); /* zeroed */
 	req->st = st;
 	req->op = op;
 	req->ctx = ctx;
-	req->pool = pool_new(1024);
+	req->pool = pool;
 	req->host = pool_strdup(req->pool, host);
 	req->user = user != NULL ? pool_strdup(req->pool, user) : NULL;
 	return req;
@@ -150,8 +157,8 @@ static void req_free(struct storage_req *req)
 {
 	if (req->op->clear != NULL)
 		req->op->clear(req);
-	pool_unref(&req->pool);
-	free(req);
+	struct pool *p = req->pool; /* req is in it */
+	pool_unref(&p);
 }
 
 /* Answer and free a job whose work ran (or could not).  Loop thread. */
@@ -256,6 +263,21 @@ void storage_req_release(struct storage_req *req, enum storage_result res)
 	req_finish(req);
 }
 
+/* The worker of "user@host" (user NULL: ""): FNV-1a over it, without
+ * building the string (a job per archived message). */
+static uint32_t shard_of(const char *user, const char *host)
+{
+	uint32_t h = 2166136261u;
+	const char *parts[] = { user != NULL ? user : "", "@", host };
+	for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
+		for (const char *c = parts[i]; *c != '\0'; c++) {
+			h ^= (unsigned char)*c;
+			h *= 16777619u;
+		}
+	}
+	return h;
+}
+
 struct storage_req *storage_req_submit(struct storage_req *req)
 {
 	struct storage *st = req->st;
@@ -275,9 +297,7 @@ struct storage_req *storage_req_submit(struct storage_req *req)
 		return req;
 	}
 	/* One user's jobs go to one worker: they keep their order. */
-	char *key = xasprintf("%s@%s", req->user != NULL ? req->user : "", req->host);
-	uint32_t shard = hash_str(key);
-	free(key);
+	uint32_t shard = shard_of(req->user, req->host);
 	bool batch = req->op->batch != NULL && st->v->run_batch != NULL;
 	req->wj = worker_submit_batch(st->workers, shard, job_work, batch ? job_batch : NULL, req->op,
 	                              job_done, req, st->timeout);

@@ -4260,15 +4260,27 @@ static void test_mam_batch_rows(void **state)
 	char *err = NULL;
 	assert_int_equal(open_store(f, &err), 0);
 	static struct res w[N];
-	static char peer[N][32], resource[N][16], body[N][16], stanza[N][64];
+	static char peer[N][32], resource[N][16], body[N][16], stanza[N][80];
 	memset(w, 0, sizeof(w));
 	unsigned long batched0 = storage_sql_test_batched(f->st);
 	bool locked = mam_batch_lock(f);
 	for (int i = 0; i < N; i++) {
 		snprintf(peer[i], sizeof(peer[i]), "peer%d@b.example", i % 7);
-		snprintf(resource[i], sizeof(resource[i]), i % 5 == 0 ? "" : "r%d", i);
-		snprintf(body[i], sizeof(body[i]), "body %d", i);
-		snprintf(stanza[i], sizeof(stanza[i]), "<message xmlns='jabber:client' id='s%d'/>", i);
+		snprintf(resource[i], sizeof(resource[i]),
+		         i % 5 == 0   ? ""
+		         : i % 5 == 2 ? " r\"{%d}, "
+		                      : "r%d",
+		         i);
+		/* What a store must pass through unchanged, whatever its way of
+		 * writing a batch: quotes, backslashes, braces, commas, spaces,
+		 * the word NULL, non-ASCII. */
+		snprintf(body[i], sizeof(body[i]),
+		         i % 6 == 2   ? "NULL"
+		         : i % 6 == 4 ? " \"\\{,}\xc3\xa9 %d"
+		                      : "body %d",
+		         i);
+		snprintf(stanza[i], sizeof(stanza[i]),
+		         "<message xmlns='jabber:client' id='s%d'>\\\"</message>", i);
 		struct mam_message m = {
 			1000 + i, peer[i], resource[i], i % 3 == 0, i % 4 == 1 ? NULL : body[i], stanza[i]
 		};
@@ -4284,7 +4296,7 @@ static void test_mam_batch_rows(void **state)
 	assert_int_equal(mam_query(f, "a.example", ALICE, &q, &r), STORAGE_OK);
 	assert_int_equal(r.count, N);
 	for (int i = 0; i < N; i++) {
-		char want[160];
+		char want[200];
 		snprintf(want, sizeof(want), "%d %s/%s %s %s %s", 1000 + i, peer[i], resource[i],
 		         i % 3 == 0 ? ">" : "<", i % 4 == 1 ? "-" : body[i], stanza[i]);
 		assert_string_equal(r.names.items[i], want);
