@@ -22,6 +22,7 @@ accepts a.test's SASL EXTERNAL, and a.test keeps dialback allowed:
   parleyctl status counts DANE matches, mismatches and the TLSA lookups.
 """
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -284,6 +285,9 @@ def test_tlsa_answer_is_kept_for_its_ttl(net, run):
         assert after['queries'] == before['queries'] + 1, (before, after)
         assert after['cache'] == before['cache'] + 2, (before, after)
         assert after['cached'] >= 1, after
+        js = json.loads(a.ctl('--json', 'stats').stdout)['s2s']
+        assert (js['dane_valid'], js['tlsa_queries'], js['tlsa_cache_hits']) == \
+            (after['valid'], after['queries'], after['cache']), js
 
         # a TTL of 1 s: the answer is asked again once it ran out
         dns.ttl = 1
