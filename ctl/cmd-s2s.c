@@ -1,9 +1,10 @@
 /*
  * parleyctl's federation commands: s2s-list (the s2s streams of the
  * running parleyd) and s2s-close (close those of one remote domain), and
- * the s2s lines of status and stats.  Loop thread.
+ * the s2s lines of status and stats (with DANE's counters).  Loop thread.
  */
 #include "ctl-private.h"
+#include "server/resolve.h"
 #include "server/s2s.h"
 #include "server/server.h"
 #include "lib/jid.h"
@@ -36,6 +37,7 @@ void cmd_s2s_close(struct ctl_call *call)
 void cmd_s2s_status(struct buf *b, bool json)
 {
 	const struct s2s_stats *s = s2s_stats();
+	const struct resolve_tlsa_stats *t = resolve_tlsa_stats();
 	unsigned out, opening, in;
 	s2s_counts(&out, &opening, &in);
 	if (json) {
@@ -43,12 +45,17 @@ void cmd_s2s_status(struct buf *b, bool json)
 		           "\"s2s\": {\"enabled\": %s, \"out\": %u, \"out_opening\": %u, \"in\": %u, "
 		           "\"stanzas_out\": %llu, \"stanzas_in\": %llu, \"bounced\": %llu, "
 		           "\"out_failures\": %llu, \"dialback_valid\": %llu, \"dialback_invalid\": %llu, "
-		           "\"external\": %llu, \"refused\": %llu}",
+		           "\"external\": %llu, \"refused\": %llu, \"dane_valid\": %llu, "
+		           "\"dane_mismatch\": %llu, \"tlsa_queries\": %llu, \"tlsa_cache_hits\": %llu, "
+		           "\"tlsa_failed\": %llu, \"tlsa_cached\": %u}",
 		           server_config()->s2s.enabled ? "true" : "false", out, opening, in,
 		           (unsigned long long)s->stanzas_out, (unsigned long long)s->stanzas_in,
 		           (unsigned long long)s->bounced, (unsigned long long)s->out_failures,
 		           (unsigned long long)s->dialback_valid, (unsigned long long)s->dialback_invalid,
-		           (unsigned long long)s->external, (unsigned long long)s->refused);
+		           (unsigned long long)s->external, (unsigned long long)s->refused,
+		           (unsigned long long)s->dane_valid, (unsigned long long)s->dane_mismatch,
+		           (unsigned long long)t->queries, (unsigned long long)t->cache_hits,
+		           (unsigned long long)t->failed, t->cached);
 		return;
 	}
 	buf_printf(b,
@@ -60,4 +67,11 @@ void cmd_s2s_status(struct buf *b, bool json)
 	           (unsigned long long)s->bounced, (unsigned long long)s->out_failures,
 	           (unsigned long long)s->dialback_valid, (unsigned long long)s->dialback_invalid,
 	           (unsigned long long)s->external, (unsigned long long)s->refused);
+	if (server_config()->s2s.dane || s->dane_valid > 0 || s->dane_mismatch > 0 || t->queries > 0)
+		buf_printf(b,
+		           "s2s DANE: valid %llu, mismatch %llu; TLSA queries %llu, from cache %llu, "
+		           "failed %llu, %u names cached\n",
+		           (unsigned long long)s->dane_valid, (unsigned long long)s->dane_mismatch,
+		           (unsigned long long)t->queries, (unsigned long long)t->cache_hits,
+		           (unsigned long long)t->failed, t->cached);
 }

@@ -463,9 +463,6 @@ static void c2s_add_sasl2_feature(struct c2s *c, struct xml_node *f, bool secure
 		xml_add_child(in, "sm", NS_SM);
 }
 
-#define NS_COMPRESS "http://jabber.org/protocol/compress"
-#define NS_COMPRESS_FEATURE "http://jabber.org/features/compress"
-
 /* XEP-0138 compression: after authentication, on a socket stream (not
  * WebSocket or BOSH) that is not compressed yet, when configured. */
 static bool c2s_compression_offered(struct c2s *c)
@@ -477,28 +474,9 @@ static bool c2s_compression_offered(struct c2s *c)
 /* <compress/>: <compressed/> and a stream restart, or a <failure/>. */
 static void c2s_handle_compress(struct c2s *c, struct xml_node *el)
 {
-	struct xml_node *m = xml_child(el, "method", NS_COMPRESS);
-	const char *method = m != NULL ? xml_text(m) : NULL;
 	const char *failure = NULL;
-	if (!c2s_compression_offered(c))
-		failure = "setup-failed";
-	else if (method == NULL || strcmp(method, "zlib") != 0)
-		failure = "unsupported-method";
-	if (failure != NULL) {
+	if (stream_answer_compress(c->st, el, c2s_compression_offered(c), &failure) < 0) {
 		log_info("c2s %llu: compression refused: %s", (unsigned long long)c->st->id, failure);
-		struct buf b = { 0 };
-		buf_printf(&b, "<failure xmlns='" NS_COMPRESS "'><%s/></failure>", failure);
-		stream_write(c->st, b.data, b.len);
-		buf_free(&b);
-		return;
-	}
-	size_t before = c->st->out.len;
-	stream_write_str(c->st, "<compressed xmlns='" NS_COMPRESS "'/>");
-	if (stream_start_compression(c->st) < 0) {
-		/* Nothing changed: take <compressed/> back, go on uncompressed. */
-		if (c->st->out.len > before)
-			c->st->out.len = before;
-		stream_write_str(c->st, "<failure xmlns='" NS_COMPRESS "'><setup-failed/></failure>");
 		return;
 	}
 	log_debug("c2s %llu: zlib compression started", (unsigned long long)c->st->id);

@@ -30,6 +30,7 @@
 #include "http.h"
 #include "router.h"
 #include "s2s.h"
+#include "resolve.h"
 #include "server.h"
 #include "sm.h"
 #include "stanza.h"
@@ -412,6 +413,22 @@ static void collect_server(void *ctx, struct metrics_out *out)
 	               "dialback", "result", "ok", NULL);
 	metrics_sample(out, "parley_s2s_authentications_total", (double)s2->dialback_invalid, "method",
 	               "dialback", "result", "refused", NULL);
+	metrics_sample(out, "parley_s2s_authentications_total", (double)s2->dane_valid, "method", "dane",
+	               "result", "ok", NULL);
+	metrics_sample(out, "parley_s2s_authentications_total", (double)s2->dane_mismatch, "method", "dane",
+	               "result", "refused", NULL);
+	const struct resolve_tlsa_stats *tl = resolve_tlsa_stats();
+	metrics_family(out, "parley_s2s_tlsa_lookups_total", METRICS_COUNTER,
+	               "TLSA lookups for DANE (s2s.dane) by how they were answered: dns (a query "
+	               "was sent), cache (an answer kept for its TTL), failed (no answer, or a bogus "
+	               "one: that host is not used)");
+	metrics_sample(out, "parley_s2s_tlsa_lookups_total", (double)(tl->queries - tl->failed), "source",
+	               "dns", NULL);
+	metrics_sample(out, "parley_s2s_tlsa_lookups_total", (double)tl->cache_hits, "source", "cache", NULL);
+	metrics_sample(out, "parley_s2s_tlsa_lookups_total", (double)tl->failed, "source", "failed", NULL);
+	metrics_family(out, "parley_s2s_tlsa_cached", METRICS_GAUGE,
+	               "host names whose TLSA answer is kept now (256 at most)");
+	metrics_sample(out, "parley_s2s_tlsa_cached", tl->cached, NULL);
 
 	const struct component_stats *comp = component_stats();
 	metrics_sample(out, "parley_connections", comp->connected, "kind", "component", NULL);

@@ -43,6 +43,9 @@
 #define MAX_TLSA 16
 #define T_TLSA 52
 #define T_SRV 33
+#define T_SOA 6
+#define TLSA_CACHE_SIZE 256 /* entries */
+#define TLSA_CACHE_MAX_TTL 86400
 #define C_IN 1
 #define RCODE_NOERROR 0
 #define RCODE_NXDOMAIN 3
@@ -85,6 +88,17 @@ static ev_timer timeout_w;
 static struct ares_addr_port_node *default_servers; /* resolv.conf's, for an empty list */
 static bool dane_on;                                /* s2s.dane */
 static bool ad_trusted;                             /* every DNS server in use is on loopback */
+
+/* TLSA answers kept for their TTL: name is "_PORT._tcp.HOST"; tlsa the
+ * secure usable records, or NULL for "DANE does not apply" (insecure, no
+ * usable record, securely denied).  Failed lookups are never kept. */
+struct tlsa_cached {
+	char *name;
+	ev_tstamp expires;
+	struct resolve_tlsa *tlsa;
+};
+static struct tlsa_cached tlsa_cache[TLSA_CACHE_SIZE];
+static struct resolve_tlsa_stats tlsa_stats;
 
 static void arm_timeout(void)
 {
@@ -169,8 +183,80 @@ static bool servers_loopback(char **list_r)
 	return all;
 }
 
+static void tlsa_cache_drop(struct tlsa_cached *e)
+{
+	free(e->name);
+	resolve_tlsa_unref(&e->tlsa);
+	*e = (struct tlsa_cached){ 0 };
+}
+
+/* Forget every kept answer: the servers or what their AD bit is worth
+ * changed. */
+static void tlsa_cache_flush(void)
+{
+	for (size_t i = 0; i < TLSA_CACHE_SIZE; i++)
+		if (tlsa_cache[i].name != NULL)
+			tlsa_cache_drop(&tlsa_cache[i]);
+}
+
+/* The fresh entry for name, or NULL (an expired one is dropped). */
+static struct tlsa_cached *tlsa_cache_find(const char *name)
+{
+	ev_tstamp now = ev_now(loop_);
+	for (size_t i = 0; i < TLSA_CACHE_SIZE; i++) {
+		struct tlsa_cached *e = &tlsa_cache[i];
+		if (e->name == NULL || strcmp(e->name, name) != 0)
+			continue;
+		if (e->expires > now)
+			return e;
+		tlsa_cache_drop(e);
+		return NULL;
+	}
+	return NULL;
+}
+
+/* Keep the outcome of name's lookup (tlsa: a new reference is taken) for
+ * ttl seconds, at most TLSA_CACHE_MAX_TTL; a full cache gives up an
+ * expired entry, else the one that expires first. */
+static void tlsa_cache_put(const char *name, struct resolve_tlsa *tlsa, unsigned ttl)
+{
+	if (ttl == 0)
+		return;
+	if (ttl > TLSA_CACHE_MAX_TTL)
+		ttl = TLSA_CACHE_MAX_TTL;
+	ev_tstamp now = ev_now(loop_);
+	struct tlsa_cached *slot = NULL;
+	for (size_t i = 0; i < TLSA_CACHE_SIZE; i++) {
+		struct tlsa_cached *e = &tlsa_cache[i];
+		if (e->name != NULL && strcmp(e->name, name) == 0) {
+			slot = e; /* two lookups of one name overlapped: the later wins */
+			break;
+		}
+		if (e->name == NULL || e->expires <= now) {
+			if (slot == NULL || slot->name != NULL)
+				slot = e;
+		} else if (slot == NULL || (slot->name != NULL && e->expires < slot->expires)) {
+			slot = e;
+		}
+	}
+	if (slot->name != NULL)
+		tlsa_cache_drop(slot);
+	slot->name = xstrdup(name);
+	slot->expires = now + ttl;
+	slot->tlsa = resolve_tlsa_ref(tlsa);
+}
+
+const struct resolve_tlsa_stats *resolve_tlsa_stats(void)
+{
+	tlsa_stats.cached = 0;
+	for (size_t i = 0; i < TLSA_CACHE_SIZE; i++)
+		tlsa_stats.cached += tlsa_cache[i].name != NULL;
+	return &tlsa_stats;
+}
+
 void resolve_set_dane(bool on)
 {
+	tlsa_cache_flush();
 	dane_on = on;
 	ad_trusted = false;
 	if (!on || !ready)
@@ -221,16 +307,55 @@ static int skip_name(const unsigned char **p, const unsigned char *abuf, int ale
 	return 0;
 }
 
+/* A 32-bit TTL at p; one with the top bit set counts as 0 (RFC 2181 8). */
+static unsigned read_ttl(const unsigned char *p)
+{
+	uint32_t v = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+	return v > INT32_MAX ? 0 : (unsigned)v;
+}
+
+/* The negative TTL (RFC 2308 5) of the ns records of the authority
+ * section at p: the least of an SOA record's own TTL and its MINIMUM
+ * field; 0 when there is none or the section is malformed (the answer
+ * then is not kept, nothing else changes). */
+static unsigned negative_ttl(const unsigned char *p, unsigned ns, const unsigned char *abuf, int alen)
+{
+	const unsigned char *end = abuf + alen;
+	for (unsigned i = 0; i < ns; i++) {
+		if (skip_name(&p, abuf, alen) < 0 || end - p < 10)
+			return 0;
+		unsigned type = (unsigned)p[0] << 8 | p[1], cls = (unsigned)p[2] << 8 | p[3];
+		unsigned ttl = read_ttl(p + 4);
+		size_t rdlen = (size_t)p[8] << 8 | p[9];
+		p += 10;
+		if ((size_t)(end - p) < rdlen)
+			return 0;
+		const unsigned char *rd = p, *rdend = p + rdlen;
+		p += rdlen;
+		if (type != T_SOA || cls != C_IN)
+			continue;
+		/* MNAME, RNAME, then SERIAL REFRESH RETRY EXPIRE MINIMUM */
+		if (skip_name(&rd, abuf, alen) < 0 || rd > rdend || skip_name(&rd, abuf, alen) < 0 ||
+		    rd > rdend || rdend - rd != 20)
+			return 0;
+		unsigned minimum = read_ttl(rd + 16);
+		return ttl < minimum ? ttl : minimum;
+	}
+	return 0;
+}
+
 int resolve_parse_tlsa(const unsigned char *abuf, int alen, const char *host, unsigned port, int *rcode_r,
-                       bool *ad_r, struct resolve_tlsa **tlsa_r)
+                       bool *ad_r, unsigned *ttl_r, struct resolve_tlsa **tlsa_r)
 {
 	*tlsa_r = NULL;
+	*ttl_r = 0;
 	if (abuf == NULL || alen < 12)
 		return -1;
 	const unsigned char *end = abuf + alen, *p = abuf + 12;
 	*rcode_r = abuf[3] & 0x0f;
 	*ad_r = (abuf[3] & 0x20) != 0;
 	unsigned qd = (unsigned)abuf[4] << 8 | abuf[5], an = (unsigned)abuf[6] << 8 | abuf[7];
+	unsigned ns = (unsigned)abuf[8] << 8 | abuf[9];
 	for (unsigned i = 0; i < qd; i++) {
 		if (skip_name(&p, abuf, alen) < 0 || end - p < 4)
 			return -1;
@@ -239,18 +364,23 @@ int resolve_parse_tlsa(const unsigned char *abuf, int alen, const char *host, un
 	struct s2s_tlsa recs[MAX_TLSA];
 	size_t n = 0;
 	int ret = 0;
+	unsigned ttl = UINT_MAX;
 	for (unsigned i = 0; i < an; i++) {
 		if (skip_name(&p, abuf, alen) < 0 || end - p < 10) {
 			ret = -1;
 			break;
 		}
 		unsigned type = (unsigned)p[0] << 8 | p[1], cls = (unsigned)p[2] << 8 | p[3];
+		unsigned rrttl = read_ttl(p + 4);
 		size_t rdlen = (size_t)p[8] << 8 | p[9];
 		p += 10;
 		if ((size_t)(end - p) < rdlen) {
 			ret = -1;
 			break;
 		}
+		/* every record of the answer (a CNAME on the way too) bounds it */
+		if (rrttl < ttl)
+			ttl = rrttl;
 		if (type == T_TLSA && cls == C_IN && rdlen >= 3 && n < MAX_TLSA) {
 			struct s2s_tlsa r = {
 				.usage = p[0], .selector = p[1], .mtype = p[2], .len = rdlen - 3
@@ -264,6 +394,8 @@ int resolve_parse_tlsa(const unsigned char *abuf, int alen, const char *host, un
 		}
 		p += rdlen;
 	}
+	if (ret == 0)
+		*ttl_r = an > 0 ? ttl : negative_ttl(p, ns, abuf, alen);
 	if (ret < 0 || n == 0) {
 		for (size_t i = 0; i < n; i++)
 			free(recs[i].data);
@@ -327,6 +459,7 @@ void resolve_shutdown(void)
 	ares_library_cleanup();
 	ready = false;
 	ad_trusted = false;
+	tlsa_cache_flush();
 }
 
 int resolve_set_servers(const struct strlist *servers, char **error_r)
@@ -352,6 +485,7 @@ int resolve_set_servers(const struct strlist *servers, char **error_r)
 		*error_r = xasprintf("c-ares: cannot use these DNS servers: %s", ares_strerror(r));
 		return -1;
 	}
+	tlsa_cache_flush(); /* answers of other servers */
 	if (dane_on) {
 		/* the AD bit of the new servers is judged afresh */
 		char *list = NULL;
@@ -529,6 +663,7 @@ static void send_query(const char *name, int type, ares_callback cb, void *arg)
 struct tlsa_query {
 	struct resolve_req *r;
 	struct target *t;
+	char *name;
 };
 
 static void tlsa_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
@@ -539,37 +674,57 @@ static void tlsa_cb(void *arg, int status, int timeouts, unsigned char *abuf, in
 	(void)timeouts;
 	int rcode = -1;
 	bool ad = false;
+	unsigned ttl = 0;
 	struct resolve_tlsa *tlsa = NULL;
 	if (status != ARES_SUCCESS ||
-	    resolve_parse_tlsa(abuf, alen, t->name, t->port, &rcode, &ad, &tlsa) < 0 ||
+	    resolve_parse_tlsa(abuf, alen, t->name, t->port, &rcode, &ad, &ttl, &tlsa) < 0 ||
 	    (rcode != RCODE_NOERROR && rcode != RCODE_NXDOMAIN)) {
 		/* SERVFAIL is what a validating resolver answers for bogus data */
 		t->dane_failed = true;
-		log_debug("s2s %s: TLSA _%u._tcp.%s: %s", r->domain, t->port, t->name,
+		tlsa_stats.failed++;
+		log_debug("s2s %s: TLSA %s: %s", r->domain, q->name,
 		          status != ARES_SUCCESS ? ares_strerror(status) : "bad answer");
 	} else if (tlsa != NULL && ad && ad_trusted) {
-		log_debug("s2s %s: TLSA _%u._tcp.%s: %zu usable records, secure", r->domain, t->port, t->name,
-		          tlsa->n);
+		log_debug("s2s %s: TLSA %s: %zu usable records, secure", r->domain, q->name, tlsa->n);
 		t->tlsa = tlsa;
 		tlsa = NULL;
 	} else {
-		log_debug("s2s %s: TLSA _%u._tcp.%s: %s: DANE does not apply", r->domain, t->port, t->name,
+		log_debug("s2s %s: TLSA %s: %s: DANE does not apply", r->domain, q->name,
 		          tlsa == NULL ? "no usable record" : "not DNSSEC-secure (no AD)");
 	}
+	/* a cancelled request's answer is as good as any, unless the
+	 * resolver is going away */
+	if (!t->dane_failed && !destroying)
+		tlsa_cache_put(q->name, t->tlsa, ttl);
 	resolve_tlsa_unref(&tlsa);
+	free(q->name);
 	free(q);
 	r->pending--;
 	req_step_done(r);
 }
 
-static void start_tlsa(struct resolve_req *r, struct target *t)
+/* Ask t's TLSA records, or take them from the cache: true when a query
+ * went out (its answer is pending). */
+static bool start_tlsa(struct resolve_req *r, struct target *t)
 {
+	char *name = xasprintf("_%u._tcp.%s", t->port, t->name);
+	struct tlsa_cached *e = tlsa_cache_find(name);
+	if (e != NULL) {
+		tlsa_stats.cache_hits++;
+		log_debug("s2s %s: TLSA %s: kept for %.0f s more: %s", r->domain, name,
+		          e->expires - ev_now(loop_),
+		          e->tlsa != NULL ? "secure records" : "DANE does not apply");
+		t->tlsa = resolve_tlsa_ref(e->tlsa);
+		free(name);
+		return false;
+	}
+	tlsa_stats.queries++;
 	struct tlsa_query *q = xcalloc(1, sizeof(*q));
 	q->r = r;
 	q->t = t;
-	char *name = xasprintf("_%u._tcp.%s", t->port, t->name);
+	q->name = name;
 	send_query(name, T_TLSA, tlsa_cb, q);
-	free(name);
+	return true;
 }
 
 static void start_addrs(struct resolve_req *r)
@@ -593,10 +748,14 @@ static void start_addrs(struct resolve_req *r)
 	for (size_t i = 0; i < r->ntargets; i++)
 		sorted[i] = r->targets[order[i].index];
 	memcpy(r->targets, sorted, r->ntargets * sizeof(r->targets[0]));
-	/* counted before any query starts: one may answer at once */
+	/* counted before any query starts: one may answer at once (a
+	 * kept TLSA answer needs no query and is counted off at once) */
 	r->pending = (unsigned)r->ntargets;
 	for (size_t i = 0; i < r->ntargets; i++)
 		r->pending += r->targets[i].dane;
+	for (size_t i = 0; i < r->ntargets; i++)
+		if (r->targets[i].dane && !start_tlsa(r, &r->targets[i]))
+			r->pending--;
 	for (size_t i = 0; i < r->ntargets; i++) {
 		struct addr_query *q = xcalloc(1, sizeof(*q));
 		q->r = r;
@@ -608,9 +767,6 @@ static void start_addrs(struct resolve_req *r)
 			                             .ai_flags = ARES_AI_NUMERICSERV };
 		ares_getaddrinfo(channel, r->targets[i].name, port, &hints, addr_query_cb, q);
 	}
-	for (size_t i = 0; i < r->ntargets; i++)
-		if (r->targets[i].dane)
-			start_tlsa(r, &r->targets[i]);
 }
 
 static void req_step_done(struct resolve_req *r)

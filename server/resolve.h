@@ -16,6 +16,7 @@
 #include <ev.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "s2s-cert.h"
@@ -66,11 +67,22 @@ int resolve_set_servers(const struct strlist *servers, char **error_r);
  * same host.  Logs what it decided. */
 void resolve_set_dane(bool on);
 /* Parse a TLSA answer (a whole DNS response, abuf of alen bytes): its
- * rcode into *rcode_r, the AD bit into *ad_r, and the usable TLSA records
- * of its answer section into a new struct (NULL when there are none).
- * -1 when the message is malformed. */
+ * rcode into *rcode_r, the AD bit into *ad_r, how many seconds it may be
+ * kept into *ttl_r (the least TTL of its answer records; with none, the
+ * negative TTL of an SOA in its authority section, RFC 2308 5; else 0),
+ * and the usable TLSA records of its answer section into a new struct
+ * (NULL when there are none).  -1 when the message is malformed. */
 int resolve_parse_tlsa(const unsigned char *abuf, int alen, const char *host, unsigned port, int *rcode_r,
-                       bool *ad_r, struct resolve_tlsa **tlsa_r);
+                       bool *ad_r, unsigned *ttl_r, struct resolve_tlsa **tlsa_r);
+/* TLSA lookups since start: queries sent, lookups answered from the
+ * cache (an answer is kept for its TTL, at most a day, 256 names at
+ * most; emptied when the DNS servers or s2s.dane change), lookups that
+ * failed, and the names kept now. */
+struct resolve_tlsa_stats {
+	uint64_t queries, cache_hits, failed;
+	unsigned cached;
+};
+const struct resolve_tlsa_stats *resolve_tlsa_stats(void);
 /* Start resolving domain; cb runs once (unless cancelled). */
 struct resolve_req *resolve_s2s(const char *domain, resolve_fn *cb, void *ctx);
 /* cb will not run; *r is set to NULL. */

@@ -533,6 +533,8 @@ static void out_ready(struct s2s_out *o, const char *auth)
 	ev_timer_stop(loop_, &o->timer);
 	backoff_clear(o->remote);
 	stats.out_connections++;
+	if (o->dane_ok)
+		stats.dane_valid++;
 	log_info("s2s %s -> %s: ready (%s, %s), %zu queued stanzas sent", o->local, o->remote,
 	         o->st->ssl != NULL ? SSL_get_version(o->st->ssl) : "no TLS", auth, o->nqueue);
 	for (size_t i = 0; i < o->nqueue; i++) {
@@ -948,6 +950,7 @@ static int out_dane_check(struct s2s_out *o, bool *valid_r)
 	if (r == S2S_DANE_NO_USABLE)
 		return 0;
 	if (r == S2S_DANE_MISMATCH) {
+		stats.dane_mismatch++;
 		char msg[400];
 		snprintf(msg, sizeof(msg),
 		         "DANE: the certificate of %s does not match the TLSA records of _%u._tcp.%s (%s)",

@@ -30,6 +30,9 @@ struct s2s_stats {
 	uint64_t stanzas_out, stanzas_in, bounced;
 	uint64_t dialback_valid, dialback_invalid, external;
 	uint64_t refused; /* incoming streams refused (policy, limits, bad input) */
+	/* outgoing streams that got ready with a certificate DANE authenticated,
+	 * and those refused because it matched none of the TLSA records */
+	uint64_t dane_valid, dane_mismatch;
 };
 const struct s2s_stats *s2s_stats(void);
 /* Current streams: outgoing established/opening, incoming. */

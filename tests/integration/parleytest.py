@@ -1301,16 +1301,17 @@ class TestDNS:
     an empty answer.  secure: names whose answers (records or denials)
     carry the AD bit, as a validating resolver sets it; True: all.
     queries lists (name, type) as asked, ad_asked those asked with the AD
-    bit set.  records and secure may change while it runs.  Use as a
-    context manager or call stop()."""
+    bit set.  records, secure and ttl (of every record, in seconds) may
+    change while it runs.  Use as a context manager or call stop()."""
 
-    def __init__(self, records, secure=()):
+    def __init__(self, records, secure=(), ttl=5):
         from dnslib import QTYPE, RCODE, RR, SRV, TLSA, A, AAAA
         from dnslib.server import BaseResolver, DNSLogger, DNSServer
         self.records = {(n.rstrip('.').lower(), t): v for (n, t), v in records.items()}
         self.queries = []
         self.ad_asked = []
         self.secure = secure if secure is True else {n.rstrip('.').lower() for n in secure}
+        self.ttl = ttl
         outer = self
 
         class Resolver(BaseResolver):
@@ -1342,7 +1343,7 @@ class TestDNS:
                         data = AAAA(rd)
                     else:
                         continue
-                    reply.add_answer(RR(request.q.qname, request.q.qtype, rdata=data, ttl=5))
+                    reply.add_answer(RR(request.q.qname, request.q.qtype, rdata=data, ttl=outer.ttl))
                 return reply
 
         quiet = DNSLogger('-recv,-send,-request,-reply,-truncated,-error,-data', prefix=False)

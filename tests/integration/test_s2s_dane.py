@@ -16,10 +16,15 @@ accepts a.test's SASL EXTERNAL, and a.test keeps dialback allowed:
   asked, and ignored (dialback);
 - e.test: secure SRV -> srv-e.test whose TLSA lookup fails (SERVFAIL):
   that host is not used;
-- with s2s.dane off (after a reload), c.test's records are ignored.
+- with s2s.dane off (after a reload), c.test's records are ignored;
+- a TLSA answer is kept for its TTL: new connections to b.test within it
+  send no TLSA query (counted at the DNS server), and one after it does;
+  parleyctl status counts DANE matches, mismatches and the TLSA lookups.
 """
 import hashlib
+import json
 import os
+import re
 import subprocess
 import time
 
@@ -126,6 +131,17 @@ def out_auth(server, domain):
     return [r[4] for r in rows if r[0] == 'out' and r[1] == domain]
 
 
+def dane_counters(server):
+    """The numbers of the "s2s DANE:" line of parleyctl status, by name."""
+    line = [ln for ln in server.ctl('status').stdout.splitlines() if ln.startswith('s2s DANE: ')]
+    assert len(line) == 1, server.ctl('status').stdout
+    m = re.fullmatch(r's2s DANE: valid (\d+), mismatch (\d+); TLSA queries (\d+), from cache (\d+), '
+                     r'failed (\d+), (\d+) names cached', line[0])
+    assert m, line[0]
+    return dict(zip(('valid', 'mismatch', 'queries', 'cache', 'failed', 'cached'),
+                    (int(v) for v in m.groups())))
+
+
 def test_matching_dane_ee_authenticates_without_dialback(net, run):
     a, peer, dns = net
 
@@ -152,6 +168,7 @@ def test_matching_dane_ee_authenticates_without_dialback(net, run):
 
 def test_mismatching_tlsa_refuses_without_dialback(net, run):
     a, peer, dns = net
+    before = dane_counters(a)
 
     async def go():
         alice = await login(a, 'alice', host=A, resource='c')
@@ -166,6 +183,9 @@ def test_mismatching_tlsa_refuses_without_dialback(net, run):
     # no dialback either: peer has no stream for c.test, a.test never got ready
     assert not [ln for ln in peer.ctl('s2s-list').stdout.splitlines() if '\t' + C + '\t' in ln]
     assert 'a.test -> c.test: ready' not in log, log[-3000:]
+    after = dane_counters(a)
+    assert after['mismatch'] >= before['mismatch'] + 1, (before, after)
+    assert after['valid'] == before['valid'], (before, after)
 
 
 def send_through(a, peer, user, domain, run):
@@ -243,6 +263,44 @@ def test_option_off_ignores_tlsa(net, run):
         a.s2s_opts['dane'] = 'true'
         a.write_config()
         a.ctl('reload')
+
+
+def test_tlsa_answer_is_kept_for_its_ttl(net, run):
+    """Three new connections to b.test within the TTL: one TLSA query; the
+    counters of parleyctl status say the same."""
+    a, peer, dns = net
+    name = ('_%d._tcp.srv-b.test' % peer.s2s_port, 'TLSA')
+    try:
+        dns.ttl = 300
+        assert a.ctl('reload').returncode == 0   # a reload forgets kept answers
+        before, asked = dane_counters(a), dns.queries.count(name)
+        for i in range(3):
+            a.ctl('s2s-close', B)
+            send_through(a, peer, 'bob', B, run)
+            assert out_auth(a, B) == ['dane'], a.ctl('s2s-list').stdout
+        assert dns.queries.count(name) == asked + 1, dns.queries
+        after = dane_counters(a)
+        assert after['valid'] == before['valid'] + 3, (before, after)
+        assert after['mismatch'] == before['mismatch'], (before, after)
+        assert after['queries'] == before['queries'] + 1, (before, after)
+        assert after['cache'] == before['cache'] + 2, (before, after)
+        assert after['cached'] >= 1, after
+        js = json.loads(a.ctl('--json', 'stats').stdout)['s2s']
+        assert (js['dane_valid'], js['tlsa_queries'], js['tlsa_cache_hits']) == \
+            (after['valid'], after['queries'], after['cache']), js
+
+        # a TTL of 1 s: the answer is asked again once it ran out
+        dns.ttl = 1
+        assert a.ctl('reload').returncode == 0
+        asked = dns.queries.count(name)
+        a.ctl('s2s-close', B)
+        send_through(a, peer, 'bob', B, run)
+        time.sleep(1.5)
+        a.ctl('s2s-close', B)
+        send_through(a, peer, 'bob', B, run)
+        assert dns.queries.count(name) == asked + 2, dns.queries
+    finally:
+        dns.ttl = 5
 
 
 def test_dane_refuses_resolvers_off_loopback(tmp_path):

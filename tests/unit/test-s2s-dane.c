@@ -282,10 +282,12 @@ static void test_parse_tlsa(void **state)
 	size_t n = dns_answer(buf, true, 0, two, 3);
 	int rcode = -1;
 	bool ad = false;
+	unsigned ttl = 0;
 	struct resolve_tlsa *t = NULL;
-	assert_int_equal(resolve_parse_tlsa(buf, (int)n, "b.test", 5269, &rcode, &ad, &t), 0);
+	assert_int_equal(resolve_parse_tlsa(buf, (int)n, "b.test", 5269, &rcode, &ad, &ttl, &t), 0);
 	assert_int_equal(rcode, 0);
 	assert_true(ad);
+	assert_int_equal(ttl, 3600);
 	assert_non_null(t);
 	assert_int_equal(t->n, 2); /* PKIX-EE(1) left out */
 	assert_string_equal(t->host, "b.test");
@@ -303,34 +305,128 @@ static void test_parse_tlsa(void **state)
 
 	/* without AD, the records still parse: the caller decides */
 	n = dns_answer(buf, false, 0, two, 1);
-	assert_int_equal(resolve_parse_tlsa(buf, (int)n, "b.test", 5269, &rcode, &ad, &t), 0);
+	assert_int_equal(resolve_parse_tlsa(buf, (int)n, "b.test", 5269, &rcode, &ad, &ttl, &t), 0);
 	assert_false(ad);
 	assert_non_null(t);
 	resolve_tlsa_unref(&t);
 
 	/* NXDOMAIN, secure: no records */
 	n = dns_answer(buf, true, 3, two, 0);
-	assert_int_equal(resolve_parse_tlsa(buf, (int)n, "b.test", 5269, &rcode, &ad, &t), 0);
+	assert_int_equal(resolve_parse_tlsa(buf, (int)n, "b.test", 5269, &rcode, &ad, &ttl, &t), 0);
 	assert_int_equal(rcode, 3);
+	assert_int_equal(ttl, 0); /* no SOA: not to be kept */
 	assert_null(t);
 
 	/* only unusable records: none */
 	n = dns_answer(buf, true, 0, two + 1, 1);
-	assert_int_equal(resolve_parse_tlsa(buf, (int)n, "b.test", 5269, &rcode, &ad, &t), 0);
+	assert_int_equal(resolve_parse_tlsa(buf, (int)n, "b.test", 5269, &rcode, &ad, &ttl, &t), 0);
 	assert_null(t);
 
 	/* cut anywhere inside the answer: malformed, nothing leaks */
 	n = dns_answer(buf, true, 0, two, 3);
 	for (size_t cut = 0; cut < n; cut++) {
-		int r = resolve_parse_tlsa(buf, (int)cut, "b.test", 5269, &rcode, &ad, &t);
+		int r = resolve_parse_tlsa(buf, (int)cut, "b.test", 5269, &rcode, &ad, &ttl, &t);
 		assert_int_equal(r, -1);
 		assert_null(t);
 	}
 	/* a compression pointer that loops */
 	n = dns_answer(buf, true, 0, two, 1);
 	buf[12 + 19 + 4 + 1] = (unsigned char)(12 + 19 + 4);
-	assert_int_equal(resolve_parse_tlsa(buf, (int)n, "b.test", 5269, &rcode, &ad, &t), -1);
+	assert_int_equal(resolve_parse_tlsa(buf, (int)n, "b.test", 5269, &rcode, &ad, &ttl, &t), -1);
 	assert_null(t);
+}
+
+/* A denial (rcode) with one SOA record in the authority section: its own
+ * TTL soa_ttl, its MINIMUM field minimum; rdata cut short by `cut`
+ * bytes (its RDLENGTH still says so). */
+static size_t dns_denial(unsigned char *out, int rcode, uint32_t soa_ttl, uint32_t minimum, size_t cut)
+{
+	static const unsigned char qname[] = "\x05_5269\x04_tcp\x01"
+	                                     "b\x04test";
+	unsigned char hdr[12] = { 0x12, 0x34, 0x81, (unsigned char)(0xa0 | rcode), 0, 1, 0, 0, 0, 1, 0, 0 };
+	size_t n = 0;
+	memcpy(out, hdr, 12);
+	n = 12;
+	memcpy(out + n, qname, sizeof(qname));
+	n += sizeof(qname);
+	unsigned char qt[4] = { 0, 52, 0, 1 };
+	memcpy(out + n, qt, 4);
+	n += 4;
+	/* owner: "b.test" inside the question (a compression pointer) */
+	size_t rdlen = 4 + 4 + 20 - cut;
+	unsigned char rr[12] = { 0xc0,
+		                 (unsigned char)(12 + 11),
+		                 0,
+		                 6,
+		                 0,
+		                 1,
+		                 (unsigned char)(soa_ttl >> 24),
+		                 (unsigned char)(soa_ttl >> 16),
+		                 (unsigned char)(soa_ttl >> 8),
+		                 (unsigned char)soa_ttl,
+		                 0,
+		                 (unsigned char)rdlen };
+	memcpy(out + n, rr, 12);
+	n += 12;
+	static const unsigned char names[] = { 2, 'n', 's', 0, 2, 'h', 'm', 0 };
+	memcpy(out + n, names, 8);
+	n += 8;
+	for (int i = 0; i < 16; i++)
+		out[n++] = (unsigned char)(i + 1); /* serial, refresh, retry, expire */
+	out[n++] = (unsigned char)(minimum >> 24);
+	out[n++] = (unsigned char)(minimum >> 16);
+	out[n++] = (unsigned char)(minimum >> 8);
+	out[n++] = (unsigned char)minimum;
+	return n - cut;
+}
+
+/* How long an answer may be kept: its records' least TTL; a denial's
+ * SOA (RFC 2308 5); never a TTL with the top bit set (RFC 2181 8). */
+static void test_tlsa_ttl(void **state)
+{
+	(void)state;
+	unsigned char buf[1024];
+	int rcode = -1;
+	bool ad = false;
+	unsigned ttl = 99;
+	struct resolve_tlsa *t = NULL;
+	static const unsigned char one[][4] = { { 3, 1, 1, 32 }, { 3, 1, 2, 64 } };
+	size_t n = dns_answer(buf, true, 0, one, 2);
+	/* the second record's TTL 3600 -> 60: the least counts */
+	buf[n - 64 - 3 - 12 + 6 + 2] = 0;
+	buf[n - 64 - 3 - 12 + 6 + 3] = 60;
+	assert_int_equal(resolve_parse_tlsa(buf, (int)n, "b.test", 5269, &rcode, &ad, &ttl, &t), 0);
+	assert_non_null(t);
+	assert_int_equal(t->n, 2);
+	assert_int_equal(ttl, 60);
+	resolve_tlsa_unref(&t);
+	buf[n - 64 - 3 - 12 + 6] = 0x80; /* 2^31 + 60: taken as 0 */
+	assert_int_equal(resolve_parse_tlsa(buf, (int)n, "b.test", 5269, &rcode, &ad, &ttl, &t), 0);
+	assert_int_equal(ttl, 0);
+	resolve_tlsa_unref(&t);
+
+	/* NXDOMAIN and NODATA: the least of the SOA's TTL and MINIMUM */
+	n = dns_denial(buf, 3, 3600, 300, 0);
+	assert_int_equal(resolve_parse_tlsa(buf, (int)n, "b.test", 5269, &rcode, &ad, &ttl, &t), 0);
+	assert_int_equal(rcode, 3);
+	assert_null(t);
+	assert_int_equal(ttl, 300);
+	n = dns_denial(buf, 0, 120, 86400, 0);
+	assert_int_equal(resolve_parse_tlsa(buf, (int)n, "b.test", 5269, &rcode, &ad, &ttl, &t), 0);
+	assert_int_equal(rcode, 0);
+	assert_int_equal(ttl, 120);
+	/* an SOA whose rdata is short: the answer stands, but is not kept */
+	n = dns_denial(buf, 3, 3600, 300, 4);
+	assert_int_equal(resolve_parse_tlsa(buf, (int)n, "b.test", 5269, &rcode, &ad, &ttl, &t), 0);
+	assert_int_equal(ttl, 0);
+	/* cut inside the authority section: likewise */
+	n = dns_denial(buf, 3, 3600, 300, 0);
+	for (size_t cut = n - 30; cut < n; cut++) {
+		ttl = 99;
+		assert_int_equal(resolve_parse_tlsa(buf, (int)cut, "b.test", 5269, &rcode, &ad, &ttl, &t), 0);
+		assert_int_equal(ttl, 0);
+		assert_null(t);
+	}
 }
 
 int main(void)
@@ -341,6 +437,7 @@ int main(void)
 		cmocka_unit_test(test_unusable_records_decide_nothing),
 		cmocka_unit_test(test_dane_ta),
 		cmocka_unit_test(test_parse_tlsa),
+		cmocka_unit_test(test_tlsa_ttl),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
