@@ -8,6 +8,12 @@
 # After each Parley run it prints `parleyctl latency` (the loop monitor's
 # histogram, classes and worst iterations for that run).
 #   bench/latency.sh [REPS] [SECONDS]      (3 reps, 15 s)
+# env: SCENARIOS    the message rates to run (default "1000 10000")
+#      PARLEY_BASE  a second Parley build (a directory with parleyd,
+#                   parleyctl and sql/), run as server "parley-base" in the
+#                   same interleaving, e.g. main before a change
+#      PEER_ROOT, PARLEY_PORT, EJABBERD_PORT, EJABBERD_DIST_PORT  as the
+#                   peer scripts take them (away from another run's)
 # Needs the harness copy bench/run.sh makes (BENCH_WORK, /tmp/xmppbench),
 # ejabberd installed (the harness's peers/ejabberd.sh) and a built checkout.
 # Prints one JSON line per run, the latency reports, then per scenario and
@@ -26,37 +32,56 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 ulimit -n 20000 2>/dev/null || true
 
-port_of() { bash "$W/peers/$1.sh" info | sed 's/.*port=\([0-9]*\).*/\1/'; }
+SCENARIOS=${SCENARIOS:-1000 10000}
+PEER_ROOT_DIR=${PEER_ROOT:-/tmp/bench-peers}
+SERVERS="parley ejabberd"
+[ -z "${PARLEY_BASE:-}" ] || SERVERS="parley parley-base ejabberd"
 
-for p in parley ejabberd; do   # accounts u1..u1000, once
-    bash "$W/peers/$p.sh" start >/dev/null 2>&1
-    bash "$W/peers/$p.sh" adduser 1000 >/dev/null 2>&1
-    bash "$W/peers/$p.sh" stop >/dev/null 2>&1
+peer() {   # SERVER ARGS...: the peer script of SERVER
+    local s=$1
+    shift
+    if [ "$s" = parley-base ]; then
+        PARLEY_TOP=$PARLEY_BASE PARLEY_NAME=parley-base bash "$W/peers/parley.sh" "$@"
+    else
+        bash "$W/peers/$s.sh" "$@"
+    fi
+}
+port_of() { peer "$1" info | sed 's/.*port=\([0-9]*\).*/\1/'; }
+
+for p in $SERVERS; do   # accounts u1..u1000, once
+    peer "$p" start >/dev/null 2>&1
+    peer "$p" adduser 1000 >/dev/null 2>&1
+    peer "$p" stop >/dev/null 2>&1
 done
+
+ctl() {   # SERVER ARGS...: parleyctl of that Parley run
+    local s=$1 top=$PARLEY_TOP
+    shift
+    [ "$s" = parley ] || top=$PARLEY_BASE
+    "$top/parleyctl" -c "$PEER_ROOT_DIR/$s/parley.yml" "$@"
+}
 
 run() {   # SERVER REP USERS RATE
     local port pids
     port=$(port_of "$1")
-    bash "$W/peers/$1.sh" start >/dev/null 2>&1
+    peer "$1" start >/dev/null 2>&1
     sleep 2
-    pids=$(bash "$W/peers/$1.sh" pids)
+    pids=$(peer "$1" pids)
     echo "## $1 rep $2: $3 users, $4 msgs/s, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-    if [ "$1" = parley ]; then
-        "$PARLEY_TOP/parleyctl" -c /tmp/bench-peers/parley/parley.yml latency --reset >/dev/null
-    fi
+    case $1 in parley*) ctl "$1" latency --reset >/dev/null ;; esac
     timeout 300 taskset -c 1 "$W/loadgen/xmppload" -s msg -h 127.0.0.1 -p "$port" -D bench.local \
         -u u -k pass -n "$3" -c 50 -r "$4" -W 3 -d "$SECS" -f 1 -P "$pids" \
         -L "server=$1 rep=$2 case=msg-$4 users=$3" | grep '^{' | tee -a "$out" || true
-    if [ "$1" = parley ]; then
-        "$PARLEY_TOP/parleyctl" -c /tmp/bench-peers/parley/parley.yml latency | sed 's/^/    /'
-    fi
-    bash "$W/peers/$1.sh" stop >/dev/null 2>&1
+    case $1 in parley*) ctl "$1" latency | sed 's/^/    /' ;; esac
+    peer "$1" stop >/dev/null 2>&1
     sleep 1
 }
 
 for rep in $(seq "$REPS"); do
-    for p in parley ejabberd; do run "$p" "$rep" 100 1000; done
-    for p in parley ejabberd; do run "$p" "$rep" 1000 10000; done
+    for rate in $SCENARIOS; do
+        users=$((rate / 10))
+        for p in $SERVERS; do run "$p" "$rep" "$users" "$rate"; done
+    done
 done
 
 python3 - "$out" <<'EOF'
@@ -79,6 +104,7 @@ for (case, srv), rs in sorted(by.items()):
         statistics.median(r.get('server_cpu_pct', 0) for r in rs)))
 print()
 for case in sorted({c for c, _ in med}):
-    if (case, 'parley') in med and (case, 'ejabberd') in med and med[(case, 'parley')] > 0:
-        print('%s: p99 ejabberd / Parley = %.2f' % (case, med[(case, 'ejabberd')] / med[(case, 'parley')]))
+    for p in ('parley', 'parley-base'):
+        if (case, p) in med and (case, 'ejabberd') in med and med[(case, p)] > 0:
+            print('%s: p99 ejabberd / %s = %.2f' % (case, p, med[(case, 'ejabberd')] / med[(case, p)]))
 EOF

@@ -8,6 +8,12 @@
  *   also after every FLUSH_AFTER_READS stream reads in one iteration (so
  *   that a stanza read early in a busy iteration does not wait for all the
  *   other reads); the write watcher runs only while the socket is full.
+ *   On the message path a delivered stanza costs one read() on the
+ *   sender's socket and one write() on the recipient's (in the common case
+ *   of one stanza per TLS record): reads stop at a short read instead of
+ *   waiting for EAGAIN, writes are tried first and the write watcher is
+ *   started only when one does not go through, and a write event retries a
+ *   read only when the last SSL_read wanted to write (or SSL_write to read).
  * - s->out never exceeds s->max_output: a peer that does not read is
  *   disconnected.
  * - A stream is never freed inside a call into it: stream_abort and the end
@@ -411,6 +417,10 @@ static void stream_flush(struct stream *s)
 			if (r <= 0) {
 				int err = SSL_get_error(s->ssl, r);
 				if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+					/* A write that wants to read (a handshake message
+					 * from the peer first) gets the read retried too. */
+					if (err == SSL_ERROR_WANT_READ)
+						s->read_after_write = true;
 					ev_io_start(s->loop, &s->wio);
 					return;
 				}
@@ -995,11 +1005,13 @@ static void stream_read(struct stream *s)
 			/* The error queue is cleared after failures, not before each
 			 * call: clearing it costs more than a small record. */
 			int r = SSL_read(s->ssl, buf, sizeof(buf));
+			s->read_after_write = false;
 			if (r <= 0) {
 				int err = SSL_get_error(s->ssl, r);
 				if (err == SSL_ERROR_WANT_READ)
 					break;
 				if (err == SSL_ERROR_WANT_WRITE) {
+					s->read_after_write = true;
 					ev_io_start(s->loop, &s->wio);
 					break;
 				}
@@ -1081,8 +1093,11 @@ static void stream_write_event(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	stream_flush(s);
-	/* An SSL_read that wanted to write may be waiting. */
-	if (!s->dead && !s->paused && !s->closing && !s->shaped && s->ssl != NULL)
+	/* An SSL_read that wanted to write (or an SSL_write that wanted to
+	 * read) is followed by a read now.  Only then: a read after every
+	 * write event of a stream whose peer reads slowly would be a read()
+	 * that says EAGAIN each time (new input wakes the read watcher). */
+	if (s->read_after_write && !s->dead && !s->paused && !s->closing && !s->shaped)
 		ev_feed_event(s->loop, &s->rio, EV_READ);
 }
 

@@ -108,6 +108,10 @@ struct stream {
 	double tokens_at; /* ev_now when tokens was last refilled */
 	bool shaped;      /* reading stopped until shape_w fires */
 	ev_timer shape_w;
+
+	/* The last SSL_read wanted to write, or an SSL_write wanted to read:
+	 * the next write event is followed by a read. */
+	bool read_after_write;
 };
 
 /* Global set-up (the prepare watcher that flushes output, the sweep timer). */
