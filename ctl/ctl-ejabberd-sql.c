@@ -1489,6 +1489,9 @@ static void import_rooms(struct run *r, struct source *s, struct storage *st, co
 	}
 	module_host_settings_free("muc", (void **)&set);
 out:
+	/* the options hold the rooms' passwords */
+	for (size_t i = 2; i < rooms.count; i += 4)
+		explicit_bzero(rooms.items[i], strlen(rooms.items[i]));
 	strlist_free(&rooms);
 	strlist_free(&nicks);
 }

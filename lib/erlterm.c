@@ -569,6 +569,8 @@ void erlterm_free(struct erlterm **tp)
 	for (size_t i = 0; i < t->n; i++)
 		erlterm_free(&t->items[i]);
 	free(t->items);
+	if (t->text != NULL)
+		explicit_bzero(t->text, t->len); /* a room's password, say */
 	free(t->text);
 	free(t);
 	*tp = NULL;

@@ -51,6 +51,7 @@ struct erlterm_limits {
 /* The term text (len bytes) holds, or NULL with a malloc'd *error_r
  * ("at byte 12: ..."). lim NULL: the defaults.  Free with erlterm_free. */
 struct erlterm *erlterm_parse(const char *text, size_t len, const struct erlterm_limits *lim, char **error_r);
+/* Free t (its text wiped: it may hold a secret) and NULL *t. */
 void erlterm_free(struct erlterm **t);
 
 /* t is the atom name. */
