@@ -15,10 +15,12 @@
  * "mysql:CONNINFO", the forms of the storage dsn; its password in it or in
  * password_file) with their passwords or SCRAM credentials, rosters,
  * pending requests, vCards, private XML, offline messages, privacy and
- * block lists and archives, into the stores of the configured hosts: every
+ * block lists, archives, archiving preferences and last activity, then
+ * each host's persistent rooms (options, affiliations, archives) and
+ * registered nicks, into the stores of the configured hosts: every
  * host of a server_host database that is configured (only host when not
  * NULL), or host, which the single-host schema needs.  The session on the
- * source is read-only.  A user whose account exists is skipped (reported).
+ * source is read-only.  A user or room that exists is skipped (reported).
  * One line per user in report, then the counts per kind.  0 when nothing
  * failed, or -1 with a malloc'd *error_r listing the first failures. */
 int ejabberd_sql_import(struct ev_loop *loop, const struct parley_config *cfg, const char *dsn,

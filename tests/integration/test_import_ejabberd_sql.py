@@ -20,13 +20,14 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 import parleytest
 from parleytest import (HOST, OTHER, NS_BLOCKING, NS_CLIENT, NS_PRIVACY, NS_ROSTER, ejabberdctl, iq_ok,
-                        items_of, q, raw_login, tostr)
+                        items_of, q, raw_login, stanza_error, tostr)
 
 EJ_SQL = Path('/usr/share/ejabberd/sql')
 PASSWORDS = {('alice', HOST): 'Juliet is the sun', ('bob', HOST): 'b0b secret',
@@ -155,6 +156,12 @@ modules:
   mod_disco: {{}}
   mod_mam:
     default: always
+  mod_muc_admin: {{}}
+  mod_muc:
+    access_create: all
+    default_room_options:
+      mam: true
+  mod_last: {{}}
   mod_offline:
     access_max_user_messages: max_user_offline_messages
   mod_privacy: {{}}
@@ -207,6 +214,75 @@ def fill(ej, run):
     ej.ctl('send_message', 'chat', 'bob@%s/desk' % T, 'carol@' + T, '', 'first offline message')
     ej.ctl('send_message', 'chat', 'alice@%s/desk' % T, 'carol@' + T, '', 'second')
     ej.ctl('send_message', 'chat', 'alice@%s/desk' % T, 'dave@' + O, '', 'hello dave')
+    fill_rooms(ej)
+
+
+ROOM_SVC = 'conference.' + HOST
+NS_MUC = 'http://jabber.org/protocol/muc'
+NS_MUC_ADMIN = NS_MUC + '#admin'
+NS_MUC_USER = NS_MUC + '#user'
+ROOM_MESSAGES = [('cc', 'room one'), ('bobby', 'room two'), ('cc', 'room three')]
+LAST_SECONDS_AGO = 7200
+
+
+def join(c, room, nick, password=None):
+    """Enter room as nick; returns the self-presence (status 110) or the
+    error presence."""
+    pw = '<password>%s</password>' % password if password else ''
+    c.send("<presence to='%s/%s'><x xmlns='%s'><history maxstanzas='0'/>%s</x></presence>"
+           % (room, nick, NS_MUC, pw))
+
+    def mine(e):
+        if e.tag != q(NS_CLIENT, 'presence') or not e.get('from', '').startswith(room + '/' + nick):
+            return False
+        return e.get('type') == 'error' or any(
+            st.get('code') == '110' for st in e.iter(q(NS_MUC_USER, 'status')))
+    return c.wait_for(mine, timeout=15, what='the self-presence in %s' % room)
+
+
+def fill_rooms(ej):
+    """Two persistent rooms made and configured through ejabberdctl, a
+    registered nick, a conversation in one room (its archive), alice's
+    archive preferences set by her client and bob's last activity."""
+    S = ROOM_SVC
+    ej.ctl('create_room', 'team', S, HOST)
+    for opt, val in [('persistent', 'true'), ('title', 'Team room'), ('description', 'Daily "stand-up"'),
+                     ('members_only', 'true'), ('moderated', 'true'), ('public', 'false'),
+                     ('mam', 'true'), ('allow_change_subj', 'false')]:
+        ej.ctl('change_room_option', 'team', S, opt, val)
+    for jid, aff in [('alice@' + HOST, 'owner'), ('bob@' + HOST, 'member'), ('carol@' + HOST, 'member'),
+                     ('dave@' + OTHER, 'admin'), ('spam.example', 'outcast')]:
+        ej.ctl('set_room_affiliation', 'team', S, jid, aff)
+    ej.ctl('create_room', 'locked', S, HOST)
+    for opt, val in [('persistent', 'true'), ('password_protected', 'true'), ('password', 's3cret'),
+                     ('captcha_protected', 'true'), ('mam', 'false'), ('title', 'Caf\u00e9 \u2615')]:
+        ej.ctl('change_room_option', 'locked', S, opt, val)
+    ej.ctl('set_room_affiliation', 'locked', S, 'carol@' + HOST, 'owner')
+    ej.ctl('muc_register_nick', 'bobby', 'bob@' + HOST, S)
+    # carol and bob talk in the room (alice's default privacy list would
+    # refuse the room's messages: no subscription to it)
+    a = parleytest.RawClient(ej.port, host=HOST)
+    b = parleytest.RawClient(ej.port, host=HOST)
+    c = parleytest.RawClient(ej.port, host=HOST)
+    try:
+        a.login('alice', PASSWORDS[('alice', HOST)], resource='muc', presence=False)
+        b.login('bob', PASSWORDS[('bob', HOST)], resource='muc', presence=False)
+        c.login('carol', PASSWORDS[('carol', HOST)], resource='muc', presence=False)
+        assert join(c, 'team@' + S, 'cc').get('type') != 'error'
+        assert join(b, 'team@' + S, 'bobby').get('type') != 'error'
+        for nick, body in ROOM_MESSAGES:
+            cl = c if nick == 'cc' else b
+            cl.send("<message to='team@%s' type='groupchat'><body>%s</body></message>" % (S, body))
+            cl.wait_for(lambda e: e.tag == q(NS_CLIENT, 'message') and
+                        e.findtext(q(NS_CLIENT, 'body')) == body, timeout=15, what='the reflection')
+        # archive preferences through alice's client
+        iq_ok(a, 'set', "<prefs xmlns='%s' default='roster'><always><jid>bob@%s</jid></always>"
+              "<never><jid>spam@%s</jid></never></prefs>" % (NS_MAM, HOST, OTHER))
+    finally:
+        a.close()
+        b.close()
+        c.close()
+    ej.ctl('set_last', 'bob', HOST, str(int(time.time()) - LAST_SECONDS_AGO), 'gone fishing')
 
 
 
@@ -427,7 +503,17 @@ INSERT INTO rostergroups (username, jid, grp) VALUES ('frank', 'gina@example.org
 INSERT INTO spool (username, xml) VALUES ('frank',
   '<message xmlns="jabber:client" from="gina@example.org/x" to="frank@%s" type="chat"><body>hi frank</body></message>');
 INSERT INTO vcard (username, vcard) VALUES ('frank', '<vCard xmlns="vcard-temp"><FN>Frank F.</FN></vCard>');
-""" % (stored, server, base64.b64encode(salt).decode(), HOST))
+INSERT INTO muc_room (name, host, opts) VALUES
+  ('broken', 'conference.%s', '[{persistent,true},{title,<<"x">>}'),
+  ('fine', 'conference.%s', '[{persistent,true},{title,<<"Fine">>},{frobnicate,42},
+    {affiliations,[{{<<"frank">>,<<"%s">>,<<>>},owner},{{<<>>,<<>>,<<>>},member}]}]'),
+  ('gone', 'conference.%s', '[{persistent,false}]'),
+  ('elsewhere', 'muc.nowhere.example', '[{persistent,true}]');
+INSERT INTO archive (username, timestamp, peer, bare_peer, xml, txt, kind, nick) VALUES ('fine',
+  1700000000000000, 'frank@%s/x', 'frank@%s',
+  '<message xmlns="jabber:client" from="frank@%s/x" to="fine@conference.%s" type="groupchat"><body>in fine</body></message>',
+  '', 'groupchat', 'frankie');
+""" % ((stored, server, base64.b64encode(salt).decode(), HOST) + (HOST,) * 8))
     # more archived messages than one page of the import, with equal
     # timestamps across the page boundary
     seq = ('generate_series(1, 1100) AS g(i)', 'i / 3') if pg.kind == 'pgsql' else \
@@ -445,9 +531,21 @@ INSERT INTO vcard (username, vcard) VALUES ('frank', '<vCard xmlns="vcard-temp">
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert 'single-host' in r.stdout
     assert 'failed: broken@%s: SCRAM-SHA-1' % HOST in r.stdout, r.stdout
-    assert 'imported 2 users, skipped 0, 1 failure\n' in r.stdout, r.stdout
+    # the bad user and two bad rooms
+    assert 'imported 2 users, skipped 0, 3 failures\n' in r.stdout, r.stdout
     assert '1 roster item, 0 pending requests, 1 vCard, 0 private XML elements, 1 offline message, ' \
         '0 privacy lists (0 blocked JIDs in them), 1100 archived messages\n' in r.stdout, r.stdout
+    # rooms: a truncated option list fails that room alone, an unknown
+    # option is said, a room of a service Parley does not run is a failure
+    assert 'failed: room broken@conference.%s: its options cannot be read (at byte ' % HOST in r.stdout, \
+        r.stdout
+    assert "note: fine@conference.%s: ejabberd's room option {frobnicate,42} is not known" % HOST in r.stdout
+    assert 'note: fine@conference.%s: the affiliation {{<<>>,<<>>,<<>>},member} is not understood' % HOST \
+        in r.stdout, r.stdout
+    assert 'note: gone@conference.%s: not a persistent room in ejabberd' % HOST in r.stdout, r.stdout
+    assert 'failed: host %s: 1 room and 0 registered nicks of the MUC service muc.nowhere.example are not ' \
+        'imported' % HOST in r.stdout, r.stdout
+    assert 'imported 1 room (1 affiliation, 1 archived room message), skipped 0 rooms' in r.stdout, r.stdout
     # a DSN of another kind is refused with the reason
     r = s.ctl('import-ejabberd-sql', '--dsn', 'host=127.0.0.1 dbname=x')
     assert r.returncode != 0 and 'pgsql:' in r.stderr, r.stderr
@@ -468,3 +566,104 @@ INSERT INTO vcard (username, vcard) VALUES ('frank', '<vCard xmlns="vcard-temp">
         cl = await parleytest.login(s, 'hank', mech='SCRAM-SHA-256', password='hank pw')
         await parleytest.logout(cl)
     run(scram256(), timeout=60)
+
+
+def muc_items(c, room, affiliation):
+    r = iq_ok(c, 'get', "<query xmlns='%s'><item affiliation='%s'/></query>" % (NS_MUC_ADMIN, affiliation),
+              to=room)
+    return sorted(i.get('jid') for i in items_of(r, NS_MUC_ADMIN))
+
+
+def test_rooms_prefs_and_last_from_ejabberd(source, empty_srv):
+    """Persistent rooms with their options, affiliations, registered nicks
+    and archives, archive preferences and last activity; a second run skips
+    the rooms."""
+    pg, s = source, empty_srv
+    before = pg.digest('ejabberd')
+    dsn = pg.dsn('ejabberd')
+    r = s.ctl('import-ejabberd-sql', '--dsn', dsn)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert 'imported: room team@%s\n' % ROOM_SVC in r.stdout, r.stdout
+    assert 'imported: room locked@%s\n' % ROOM_SVC in r.stdout, r.stdout
+    assert 'imported 2 rooms (6 affiliations, 3 archived room messages), skipped 0 rooms, ' \
+        '1 registered nick\n' in r.stdout, r.stdout
+    # what Parley has no place for is said, not dropped
+    assert 'note: locked@%s: ejabberd\'s room option {captcha_protected,true} has no equivalent' \
+        % ROOM_SVC in r.stdout, r.stdout
+    assert 'imported 1 archive preference, 5 last activities\n' in r.stdout, r.stdout
+    assert 'roles' not in r.stdout, r.stdout
+    r2 = s.ctl('import-ejabberd-sql', '--dsn', dsn)
+    assert r2.returncode == 0, (r2.stdout, r2.stderr)
+    assert 'imported 0 rooms (0 affiliations, 0 archived room messages), skipped 2 rooms, ' \
+        '0 registered nicks\n' in r2.stdout, r2.stdout
+    assert 'skipped: room team@%s exists' % ROOM_SVC in r2.stdout
+    assert pg.digest('ejabberd') == before
+    s.passwords = dict(PASSWORDS)
+    s.start()
+    room = 'team@' + ROOM_SVC
+    a = raw_login(s, 'alice')
+    b = raw_login(s, 'bob')
+    c = raw_login(s, 'carol')
+    e_ = raw_login(s, 'erin', host=OTHER)
+    try:
+        # the options, as disco#info tells them
+        r = iq_ok(a, 'get', "<query xmlns='http://jabber.org/protocol/disco#info'/>", to=room)
+        feats = {f.get('var') for f in r.iter(q('http://jabber.org/protocol/disco#info', 'feature'))}
+        assert {'muc_membersonly', 'muc_moderated', 'muc_hidden', 'muc_persistent',
+                'muc_semianonymous'} <= feats, feats
+        fields = {f.get('var'): f.findtext(q('jabber:x:data', 'value'))
+                  for f in r.iter(q('jabber:x:data', 'field'))}
+        assert fields.get('muc#roomconfig_roomname') == 'Team room', fields
+        assert fields.get('muc#roominfo_description') == 'Daily "stand-up"', fields
+        assert fields.get('muc#roominfo_subjectmod') == '0', fields
+        r = iq_ok(a, 'get', "<query xmlns='http://jabber.org/protocol/disco#info'/>", to='locked@' + ROOM_SVC)
+        feats = {f.get('var') for f in r.iter(q('http://jabber.org/protocol/disco#info', 'feature'))}
+        assert {'muc_passwordprotected', 'muc_public', 'muc_persistent', 'muc_open'} <= feats, feats
+        fields = {f.get('var'): f.findtext(q('jabber:x:data', 'value'))
+                  for f in r.iter(q('jabber:x:data', 'field'))}
+        assert fields.get('muc#roomconfig_roomname') == 'Caf\u00e9 \u2615', fields
+        # a member enters; a stranger is refused by members-only
+        assert join(b, room, 'bobby').get('type') != 'error'
+        e = join(e_, room, 'erin')
+        assert e.get('type') == 'error' and stanza_error(e) == 'registration-required', tostr(e)
+        # the password room wants its password
+        e = join(e_, 'locked@' + ROOM_SVC, 'erin')
+        assert stanza_error(e) == 'not-authorized', tostr(e)
+        assert join(e_, 'locked@' + ROOM_SVC, 'erin', password='s3cret').get('type') != 'error'
+        # bob's nick registered with the service
+        r = iq_ok(b, 'get', "<query xmlns='jabber:iq:register'/>", to=room)
+        assert r.findtext('.//{jabber:iq:register}username') == 'bobby', tostr(r)
+        # the owner sees the affiliations
+        assert join(a, room, 'al').get('type') != 'error'
+        assert muc_items(a, room, 'owner') == ['alice@' + HOST]
+        assert muc_items(a, room, 'admin') == ['dave@' + OTHER]
+        assert muc_items(a, room, 'member') == ['bob@' + HOST, 'carol@' + HOST]
+        assert muc_items(a, room, 'outcast') == ['spam.example']
+        # the room's archive: the old conversation, in order, with the nicks
+        b.send("<iq type='set' id='rmam' to='%s'><query xmlns='%s' queryid='r1'/></iq>" % (room, NS_MAM))
+        got = []
+        while True:
+            e = b.wait_for(lambda e: (e.tag == q(NS_CLIENT, 'message') and e.find(q(NS_MAM, 'result'))
+                                      is not None) or e.get('id') == 'rmam', timeout=10, what='room archive')
+            if e.get('id') == 'rmam':
+                assert e.get('type') == 'result', tostr(e)
+                break
+            fwd = e.find('.//' + q(NS_CLIENT, 'message'))
+            # as the room sent it: from the sender's room JID, never the real one
+            assert fwd.get('from').startswith(room + '/') and fwd.get('to') is None, tostr(fwd)
+            got.append((fwd.get('from').split('/', 1)[1], fwd.findtext(q(NS_CLIENT, 'body'))))
+        assert got == ROOM_MESSAGES, got
+        # alice's archive preferences
+        r = iq_ok(a, 'get', "<prefs xmlns='%s'/>" % NS_MAM)
+        p = r.find(q(NS_MAM, 'prefs'))
+        assert p.get('default') == 'roster', tostr(r)
+        assert [j.text for j in p.find(q(NS_MAM, 'always'))] == ['bob@' + HOST], tostr(r)
+        assert [j.text for j in p.find(q(NS_MAM, 'never'))] == ['spam@' + OTHER], tostr(r)
+        # bob's last activity, as alice (a contact) asks for it
+        r = iq_ok(a, 'get', "<query xmlns='jabber:iq:last'/>", to='bob@' + HOST)
+        last = r.find(q('jabber:iq:last', 'query'))
+        assert LAST_SECONDS_AGO <= int(last.get('seconds')) < LAST_SECONDS_AGO + 600, tostr(r)
+        assert last.text == 'gone fishing', tostr(r)
+    finally:
+        for cl in (a, b, c, e_):
+            cl.close()
