@@ -626,6 +626,25 @@ static void format_quoted(struct buf *b, const char *s, size_t len, char quote)
 	buf_append(b, &quote, 1);
 }
 
+/* A float as Erlang writes one: digits on both sides of the point (printf's
+ * "1e-08" or "3" is no Erlang float), exactly (17 significant digits). */
+static void format_float(struct buf *b, double fp)
+{
+	char num[40];
+	snprintf(num, sizeof(num), "%.17g", fp);
+	if (strchr(num, '.') != NULL) {
+		buf_append_str(b, num);
+		return;
+	}
+	char *e = strchr(num, 'e');
+	if (e == NULL) {
+		buf_printf(b, "%s.0", num);
+		return;
+	}
+	buf_append(b, num, (size_t)(e - num));
+	buf_printf(b, ".0%s", e);
+}
+
 static void format_term(struct buf *b, const struct erlterm *t, size_t max)
 {
 	if (b->len > max)
@@ -638,7 +657,7 @@ static void format_term(struct buf *b, const struct erlterm *t, size_t max)
 			format_quoted(b, t->text, t->len, '\'');
 		break;
 	case ERLTERM_INTEGER: buf_printf(b, "%lld", (long long)t->integer); break;
-	case ERLTERM_FLOAT: buf_printf(b, "%.17g", t->fp); break;
+	case ERLTERM_FLOAT: format_float(b, t->fp); break;
 	case ERLTERM_STRING: format_quoted(b, t->text, t->len, '"'); break;
 	case ERLTERM_BINARY: {
 		bool text = true;

@@ -106,6 +106,26 @@ static void test_kinds(void **state)
 	erlterm_free(&t);
 }
 
+/* Floats are written the way the reader takes them: printf's "1e-08" or
+ * "3" is no Erlang float (found by fuzz-erlterm). */
+static void test_float_written_back(void **state)
+{
+	(void)state;
+	static const char *const in[] = { "1.0e-8", "3.0", "-2.5e300", "0.1", "1.0e22" };
+	static const char *const out[] = { "1.0e-08", "3.0", "-2.5000000000000001e+300",
+		                           "0.10000000000000001", "1.0e+22" };
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		struct erlterm *t = parse_ok(in[i]);
+		char *back = erlterm_format(t, 100);
+		assert_string_equal(back, out[i]);
+		struct erlterm *again = parse_ok(back);
+		assert_true(again->fp == t->fp);
+		erlterm_free(&again);
+		free(back);
+		erlterm_free(&t);
+	}
+}
+
 static void test_escapes_and_encodings(void **state)
 {
 	(void)state;
@@ -208,6 +228,7 @@ int main(void)
 		cmocka_unit_test(test_room_options),
 		cmocka_unit_test(test_kinds),
 		cmocka_unit_test(test_escapes_and_encodings),
+		cmocka_unit_test(test_float_written_back),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_limits),
 	};
