@@ -15,8 +15,8 @@ says what happened; and parleyd was never restarted.
 The fault tests (issue: fault injection), where each fault is tested:
 
   database (PostgreSQL, MariaDB)
-    stopped cleanly, back later    test_db_outage.py (pgsql; also via ODBC in
-                                   run-odbc.sh), test_pubsub_outage.py
+    stopped cleanly, back later    test_db_outage.py (pgsql only: it skips the
+                                   odbc run), test_pubsub_outage.py
     killed mid-traffic, restarted  test_fault_db.py [kill]  (pgsql, mysql, odbc)
     frozen (SIGSTOP) mid-traffic   test_fault_db.py [freeze] (pgsql, mysql, odbc)
   slapd
