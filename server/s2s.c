@@ -1904,8 +1904,8 @@ static const struct stream_ops in_ops = {
 	.closed = in_closed,
 };
 
-static void s2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port,
-                       const struct listen_config *lc, const struct limits_config *limits)
+void s2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port, const struct listen_config *lc,
+                const struct limits_config *limits)
 {
 	const struct s2s_config *c = cfg();
 	if (c->max_connections_per_ip > 0 && in_count_ip(ip) >= c->max_connections_per_ip) {

@@ -20,6 +20,14 @@ int s2s_start(struct ev_loop *loop, char **error_r);
  * lists refuse, and say so in report.  Other options apply to new
  * connections as they are read at each use. */
 void s2s_reload(struct buf *report);
+struct listen_config;
+struct limits_config;
+/* Take an accepted socket of a `module: s2s` listener: an incoming
+ * stream (s2s_start registers it as the listener kind's accept function;
+ * the fuzz target tests/fuzz/fuzz-dialback.c calls it on a socketpair).
+ * fd is non-blocking; the stream owns it from here on. */
+void s2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port, const struct listen_config *lc,
+                const struct limits_config *limits);
 /* Close every s2s stream (server stop): queued stanzas bounce. */
 void s2s_shutdown_all(void);
 void s2s_stop(void);

@@ -204,7 +204,10 @@ static void set_error(struct odbc_conn *c, SQLSMALLINT type, SQLHANDLE h, const 
 	c->last_state[5] = '\0';
 	c->last_native = native;
 	free(c->last_msg);
-	c->last_msg = xasprintf("%s [SQLSTATE %s, %ld]", (char *)msg, c->last_state, (long)native);
+	/* psqlODBC's messages hold libpq's line ends and tabs, and its own
+	 * ";\n" before a message it adds. */
+	c->last_msg = xasprintf("%s [SQLSTATE %s, %ld]", sql_message_one_line((char *)msg), c->last_state,
+	                        (long)native);
 	if (strncmp(c->last_state, "08", 2) == 0 || strcmp(c->last_state, "57P01") == 0 ||
 	    strcmp(c->last_state, "57P02") == 0 || strcmp(c->last_state, "57P03") == 0 ||
 	    (c->dialect == &odbc_mysql &&

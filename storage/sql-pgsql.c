@@ -78,14 +78,12 @@ static void set_error(struct pgsql_conn *c, const char *sqlstate, const char *ms
 	c->failed = true;
 	snprintf(c->sqlstate, sizeof(c->sqlstate), "%s", sqlstate != NULL ? sqlstate : "");
 	free(c->last_msg);
-	/* libpq messages end with a newline; keep the log line on one line. */
-	size_t len = msg != NULL ? strlen(msg) : 0;
-	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
-		len--;
-	c->last_msg = len > 0 ? xstrndup(msg, len) : xstrdup("unknown error");
-	for (char *p = c->last_msg; *p != '\0'; p++)
-		if (*p == '\n' || *p == '\t')
-			*p = ' ';
+	/* libpq messages have several lines; keep the log line on one. */
+	c->last_msg = sql_message_one_line(xstrdup(msg != NULL ? msg : ""));
+	if (c->last_msg[0] == '\0') {
+		free(c->last_msg);
+		c->last_msg = xstrdup("unknown error");
+	}
 }
 
 /* The error of a result (or of the connection when res is NULL). */

@@ -154,22 +154,20 @@ int sql_q_commit(struct sql_thread *t)
 enum storage_result sql_q_fail(struct sql_thread *t, const struct storage_req *r)
 {
 	const struct sql_driver_vfuncs *d = t->ss->drv;
-	const char *who = r->user != NULL ? r->user : "";
-	/* Archive jobs name their owner by bare JID, the others by local part. */
-	const char *at = strchr(who, '@') != NULL ? "" : "@";
-	const char *host = *at != '\0' ? r->host : "";
+	char who[512];
 	switch (d->error_class(t->conn)) {
 	case SQL_ERR_CONSTRAINT: return STORAGE_EXISTS;
 	case SQL_ERR_TEMPORARY:
 	case SQL_ERR_NONE:
-		log_warning("storage %s: %s %s%s%s: temporary failure: %s [%s]", t->ss->base.description,
-		            r->op->name, who, at, host, d->error_message(t->conn),
+		log_warning("storage %s: %s %s: temporary failure: %s [%s]", t->ss->base.description,
+		            r->op->name, storage_req_who(r, who, sizeof(who)), d->error_message(t->conn),
 		            failed_sql != NULL ? failed_sql : "");
 		return STORAGE_TEMPFAIL;
 	case SQL_ERR_PERMANENT:
 	default:
-		log_error("storage %s: %s %s%s%s: %s [%s]", t->ss->base.description, r->op->name, who, at,
-		          host, d->error_message(t->conn), failed_sql != NULL ? failed_sql : "");
+		log_error("storage %s: %s %s: %s [%s]", t->ss->base.description, r->op->name,
+		          storage_req_who(r, who, sizeof(who)), d->error_message(t->conn),
+		          failed_sql != NULL ? failed_sql : "");
 		return STORAGE_ERROR;
 	}
 }

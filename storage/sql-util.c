@@ -116,6 +116,27 @@ void sql_conninfo_free(struct sql_conninfo *ci)
 	ci->count = 0;
 }
 
+char *sql_message_one_line(char *msg)
+{
+	char *out = msg;
+	bool blank = true; /* drops leading blanks */
+	for (const char *p = msg; *p != '\0'; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch == ' ' || ch < 0x20 || ch == 0x7f) {
+			if (!blank)
+				*out++ = ' ';
+			blank = true;
+			continue;
+		}
+		*out++ = (char)ch;
+		blank = false;
+	}
+	if (out > msg && out[-1] == ' ')
+		out--;
+	*out = '\0';
+	return msg;
+}
+
 char *sql_read_password_file(const char *path, char **error_r)
 {
 	FILE *f = fopen(path, "r");

@@ -173,6 +173,12 @@ const char *sql_conninfo_get(const struct sql_conninfo *ci, const char *key);
 /* Wipe the values (a password may be among them) and free. */
 void sql_conninfo_free(struct sql_conninfo *ci);
 
+/* A driver's error message made fit for one log line, in place: line
+ * ends, tabs and other control characters become spaces, runs of blanks
+ * one space, and leading and trailing blanks go (libpq and psqlODBC write
+ * messages of several lines).  Returns msg. */
+char *sql_message_one_line(char *msg);
+
 /* The password kept in path: its first line, without the line end.
  * Malloc'd (wipe it with explicit_bzero after use), or NULL with a
  * malloc'd *error_r. */

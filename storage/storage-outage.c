@@ -76,9 +76,10 @@ static void log_outage(struct storage_outage *o, const struct storage_req *r, do
 	char extra[64] = "";
 	if (more > 0)
 		snprintf(extra, sizeof(extra), " (and %u more since the last line)", more);
-	log_warning("storage %s: %s %s@%s failed at once: the %s is unreachable (down for %.0f s, "
+	char who[512];
+	log_warning("storage %s: %s %s failed at once: the %s is unreachable (down for %.0f s, "
 	            "next connection attempt in %.1f s)%s",
-	            o->description, r->op->name, r->user != NULL ? r->user : "", r->host, o->server, since,
+	            o->description, r->op->name, storage_req_who(r, who, sizeof(who)), o->server, since,
 	            next > 0 ? next : 0, extra);
 }
 

@@ -164,6 +164,9 @@ void storage_base_deinit(struct storage *st);
  * req->pool).  The job itself is in req->pool: it goes with the pool. */
 void *storage_req_new(struct storage *st, const struct storage_op *op, size_t size, const char *host,
                       const char *user, void *ctx);
+/* Whose job req is, for a log line: "user@host", or the user alone when
+ * it is an address already (a MAM owner, a room); in buf or req's own. */
+const char *storage_req_who(const struct storage_req *req, char *buf, size_t size);
 /* Queue the job on its store (never runs anything inside the call).  A job
  * of an area the store does not implement fails with STORAGE_ERROR, later. */
 struct storage_req *storage_req_submit(struct storage_req *req);

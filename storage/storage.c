@@ -234,6 +234,14 @@ static void job_batch(void **args, size_t n, void *thread_state)
 	reqs[0]->st->v->run_batch(reqs[0]->st, reqs, n, thread_state);
 }
 
+const char *storage_req_who(const struct storage_req *req, char *buf, size_t size)
+{
+	if (req->user != NULL && strchr(req->user, '@') != NULL)
+		return req->user;
+	snprintf(buf, size, "%s@%s", req->user != NULL ? req->user : "", req->host);
+	return buf;
+}
+
 /* Loop thread. */
 static void job_done(void *arg, enum worker_status status)
 {
@@ -242,8 +250,9 @@ static void job_done(void *arg, enum worker_status status)
 	if (status == WORKER_CANCELLED) {
 		req->cancelled = true;
 	} else if (status == WORKER_EXPIRED) {
-		log_warning("storage %s: %s %s@%s: no worker took the job in time", req->st->description,
-		            req->op->name, req->user != NULL ? req->user : "", req->host);
+		char who[512];
+		log_warning("storage %s: %s %s: no worker took the job in time", req->st->description,
+		            req->op->name, storage_req_who(req, who, sizeof(who)));
 		req->res = STORAGE_TEMPFAIL;
 	}
 	req_finish(req);
@@ -282,8 +291,9 @@ struct storage_req *storage_req_submit(struct storage_req *req)
 {
 	struct storage *st = req->st;
 	if (!storage_has_area(st, req->op->area)) {
-		log_error("storage %s: %s %s@%s: this store holds no %s", st->description, req->op->name,
-		          req->user != NULL ? req->user : "", req->host, storage_area_str(req->op->area));
+		char who[512];
+		log_error("storage %s: %s %s: this store holds no %s", st->description, req->op->name,
+		          storage_req_who(req, who, sizeof(who)), storage_area_str(req->op->area));
 		fail_later(req, STORAGE_ERROR);
 		return req;
 	}

@@ -19,6 +19,9 @@ exports or imports is kept.  From that it writes:
   fuzz-config   the test configurations, etc/parley.yml, quickstart's
   fuzz-xep0227  the exported documents
   fuzz-extauth  replies and requests of the external auth protocol
+  fuzz-dialback s2s dialback exchanges written here, in the shapes
+                test_s2s_rawpeer.py sends (the protocol tests' federation
+                runs between two parleyd over TLS, which the target has not)
 
 A client restarts its stream after STARTTLS and after SASL success; in
 the recorded bytes a new stream header then follows.  fuzz-xml restarts
@@ -260,6 +263,99 @@ def handmade():
         save('fuzz-config', m.group(1).replace(b'$DOMAIN', b'localhost'))
 
 
+DB_NS = (b"xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' "
+         b"xmlns:db='jabber:server:dialback'")
+
+
+def db_header(frm, to, sid=None, version=b"1.0", ns=DB_NS):
+    return (b"<?xml version='1.0'?><stream:stream " + ns + b" from='" + frm + b"' to='" + to + b"'" +
+            (b" id='" + sid + b"'" if sid else b"") + (b" version='" + version + b"'" if version else b"") +
+            b">")
+
+
+def dialback_seeds():
+    """fuzz-dialback: flags byte, the peer's first part, NUL, the
+    authoritative server's part, NUL, the peer's second part."""
+    r, c, conf, o = b'remote.example', b'chat.example', b'conf.chat.example', b'other.example'
+    key = b'%064x' % 42
+    hin = db_header(r, c)
+    hout = db_header(r, c, b'auth1')
+    feat = b"<stream:features><dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>"
+    feat_tls = (b"<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"
+                b"</stream:features>")
+    feat_ext = (b"<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>EXTERNAL"
+                b"</mechanism></mechanisms><bidi xmlns='urn:xmpp:features:bidi'/>" + feat[17:])
+
+    def result(frm, to, text=key, typ=None):
+        t = b" type='" + typ + b"'" if typ else b""
+        if text is None:
+            return b"<db:result from='" + frm + b"' to='" + to + b"'" + t + b"/>"
+        return b"<db:result from='" + frm + b"' to='" + to + b"'" + t + b">" + text + b"</db:result>"
+
+    def verify(frm, to, sid=b'SID', text=None, typ=None):
+        t = b" type='" + typ + b"'" if typ else b""
+        i = b" id='" + sid + b"'" if sid else b""
+        if text is None:
+            return b"<db:verify from='" + frm + b"' to='" + to + b"'" + i + t + b"/>"
+        return b"<db:verify from='" + frm + b"' to='" + to + b"'" + i + t + b">" + text + b"</db:verify>"
+
+    msg = (b"<message from='juliet@remote.example/balcony' to='romeo@chat.example' type='chat'>"
+           b"<body>hi</body></message>")
+    pres = b"<presence from='juliet@remote.example/balcony' to='room@conf.chat.example/juliet'/>"
+    iq = (b"<iq from='remote.example' to='chat.example' id='p1' type='get'><ping xmlns='urn:xmpp:ping'/>"
+          b"</iq>")
+    answer = hout + feat + verify(r, c, typ=b'valid') + result(r, c, None, b'valid')
+    seeds = [
+        # a dialback that succeeds, stanzas, a second domain pair on the stream
+        (0, hin + result(r, c), answer + verify(r, conf, typ=b'valid') + result(r, conf, None, b'valid'),
+         msg + iq + result(r, conf) + pres + b'</stream:stream>'),
+        # the authoritative server says no; stanzas then close the stream
+        (0, hin + result(r, c), hout + feat + verify(r, c, typ=b'invalid') + result(r, c, None, b'invalid'),
+         msg),
+        # an answer for another id, an error, the stream closed under a verification
+        (0, hin + result(r, c), hout + feat + verify(r, c, b'other', typ=b'valid') + b'</stream:stream>',
+         msg),
+        # the authoritative role: a good key, a bad one, one without an id
+        (0, hin + verify(r, c, text=b'KEY') + verify(r, c, text=key) + verify(r, c, None, key), b'',
+         verify(o, c, text=b'KEY') + verify(r, b'elsewhere.example', text=b'KEY')),
+        # dialback off; STARTTLS required but not offered; one pending at most
+        (1, hin + result(r, c), b'', b''),
+        (2, hin + b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>", feat_tls, b''),
+        (4, hin + result(r, c) + result(o, c), answer, msg),
+        # the authoritative server offers STARTTLS, then EXTERNAL (no certificate here)
+        (0, hin + result(r, c), hout + feat_tls + b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>", b''),
+        (0, hin + result(r, c), hout + feat_ext + b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>" +
+         verify(r, c, typ=b'valid') + result(r, c, None, b'valid'), msg),
+        # a stream error from the authoritative server; a header without id, of version 0
+        (0, hin + result(r, c), hout + b"<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:"
+         b"xmpp-streams'/></stream:error>", b''),
+        (0, hin + result(r, c), db_header(r, c) + feat, b''),
+        (0, hin + result(r, c), db_header(r, c, b'x', b'0.9') + feat, b''),
+        # the peer: stanzas before authentication, SASL EXTERNAL without a
+        # certificate, bidi, a stream error, domains not allowed or not served
+        (0, hin + msg, b'', b''),
+        (0, hin + b"<bidi xmlns='urn:xmpp:bidi'/><auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+         b"mechanism='EXTERNAL'>=</auth>" + result(b'denied.example', c) + result(r, b'unknown.example'),
+         b'', b"<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"),
+        (0, db_header(r, b'unknown.example'), b'', b''),
+        (0, db_header(r, c, None, None), b'', b''),
+        (0, db_header(r, c, ns=DB_NS.replace(b'jabber:server', b'jabber:client', 1)), b'', b''),
+        (0, hin + result(r, c, b''), b'', b''),
+        # after success: malformed and missing addresses, unserved and unvalidated domains
+        (0, hin + result(r, c), answer,
+         b"<message from='juliet@remote.example' to='a@@chat.example'/><message to='romeo@chat.example'/>"),
+        (0, hin + result(r, c), answer, b"<message from='juliet@remote.example' to='romeo@elsewhere.example'/>"),
+        (0, hin + result(r, c), answer, b"<message from='juliet@remote.example' to='romeo@conf.chat.example'/>"),
+        (0, hin + result(r, c), answer, b"<message from='eve@other.example' to='romeo@chat.example'/>"),
+        (0, hin + result(r, c), answer, b"<foo xmlns='urn:example'/>"),
+        # an error to a stanza of ours goes back over the outgoing stream
+        (0, hin + result(r, c), answer,
+         b"<iq from='remote.example' to='chat.example' id='x' type='set'><bad xmlns='urn:example'/></iq>"),
+    ]
+    for flags, in1, out, in2 in seeds:
+        save('fuzz-dialback', bytes([flags]) + in1 + b'\0' + out + b'\0' + in2)
+
+
 def main():
     tests = sys.argv[1:] or DEFAULT_TESTS
     rec = tempfile.mkdtemp(prefix='parley-corpus-')
@@ -279,6 +375,7 @@ def main():
         shutil.rmtree(rec, ignore_errors=True)
     scram_proofs()
     handmade()
+    dialback_seeds()
     for t in sorted(os.listdir(CORPUS)):
         print('%-14s %4d inputs' % (t, len(os.listdir(os.path.join(CORPUS, t)))))
 

@@ -3,7 +3,8 @@
 # PostgreSQL through the odbc driver: unixODBC with psqlODBC (Debian's
 # odbc-postgresql), registered in an odbcinst.ini of a temporary directory
 # named by ODBCSYSINI (nothing in /etc is read or touched); run.sh starts
-# the throw-away PostgreSQL.  Skipped (77) only when the build has no
+# the throw-away PostgreSQL.  Then the database fault test, on a PostgreSQL
+# server of its own.  Skipped (77) only when the build has no
 # unixODBC or no libpq (the fixtures make the databases through psql).
 here=$(cd "$(dirname "$0")" && pwd)
 if [ "${PARLEY_HAVE_ODBC:-}" = no ] || [ "${PARLEY_HAVE_PGSQL:-}" = no ]; then
@@ -43,5 +44,12 @@ PARLEY_TEST_FILES="$PARLEY_TEST_FILES $here/test_userdata_ctl.py"
 export PARLEY_TEST_STORAGE PARLEY_TEST_FILES PARLEY_TEST_ODBC_DRIVER ODBCSYSINI ODBCINI LSAN_OPTIONS
 sh "$here/run.sh" "$@"
 rc=$?
+# test_fault_db kills and freezes the PostgreSQL server behind the driver: on
+# one of its own, while no other file runs (a run with pytest arguments
+# leaves it out)
+if [ $rc -eq 0 ] && [ $# -eq 0 ]; then
+    PARLEY_TEST_FILES=$here/test_fault_db.py PARLEY_TEST_WORKERS=1 sh "$here/run.sh"
+    rc=$?
+fi
 rm -rf "$dir"
 exit $rc

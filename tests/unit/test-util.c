@@ -2,7 +2,8 @@
  * Unit tests for lib/util.c and lib/log.c: buffers, pools, base64
  * (RFC 4648 vectors), hex, UTF-8 validation, the small helpers, and log
  * lines (format, level filter, sanitising, reopen after rotation), the
- * intrusive hash table of lib/htab.c, and XEP-0082 time stamps.
+ * intrusive hash table of lib/htab.c, and XEP-0082 time stamps; and the
+ * SQL drivers' error messages made into one log line (storage/sql-util.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 #include "lib/util.h"
 #include "lib/log.h"
 #include "lib/htab.h"
+#include "storage/sql.h"
 
 /* ---- buf ---------------------------------------------------------------- */
 
@@ -475,6 +477,38 @@ static void test_log_reopen_after_rotation(void **state)
 	unlink(rotated);
 }
 
+/* What psqlODBC said when the PostgreSQL server behind it was killed, and
+ * libpq's "cannot connect": several lines, tabs, a ";\n" of its own. */
+static void test_sql_message_one_line(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "FATAL:  terminating connection due to unexpected postmaster exit\nserver closed the "
+		  "connection unexpectedly\n\tThis probably means the server terminated abnormally\n\tbefore "
+		  "or while processing the request.\n;\nThe connection has been lost",
+		  "FATAL: terminating connection due to unexpected postmaster exit server closed the "
+		  "connection "
+		  "unexpectedly This probably means the server terminated abnormally before or while "
+		  "processing the request. ; The connection has been lost" },
+		{ "connection to server at \"127.0.0.1\", port 5 failed: Connection refused\n\tIs the server "
+		  "running?\n",
+		  "connection to server at \"127.0.0.1\", port 5 failed: Connection refused Is the server "
+		  "running?" },
+		{ "  \r\n one\x01\x7ftwo  \n", "one two" },
+		{ "plain", "plain" },
+		{ "\n\t ", "" },
+		{ "", "" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *m = xstrdup(cases[i].in);
+		assert_ptr_equal(sql_message_one_line(m), m);
+		assert_string_equal(m, cases[i].out);
+		free(m);
+	}
+}
+
 static void test_log_long_line_truncated(void **state)
 {
 	char path[] = "/tmp/parley-test-log-XXXXXX";
@@ -682,6 +716,7 @@ int main(void)
 		cmocka_unit_test(test_log_open_failure),
 		cmocka_unit_test(test_log_reopen_after_rotation),
 		cmocka_unit_test(test_log_long_line_truncated),
+		cmocka_unit_test(test_sql_message_one_line),
 		cmocka_unit_test(test_htab),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
