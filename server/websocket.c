@@ -52,6 +52,11 @@ struct ws {
 	bool in_recv;
 	bool close_pending; /* a close frame (1000) goes after the queued messages */
 	bool failed;        /* ws_fail logged why */
+	/* the data message being received (wslay does not buffer them) */
+	struct buf msg;
+	size_t max_msg;  /* limits.max_stanza_size */
+	bool frame_ctrl; /* the frame being received is a control frame */
+	bool msg_over;   /* the message went over max_msg: dropped */
 };
 
 /* ---- the handshake ------------------------------------------------------------ */
@@ -270,34 +275,71 @@ static void ws_drain_held(struct ws *ws)
 	}
 }
 
+/* Data messages are gathered here rather than by wslay, which allocates a
+ * chunk per frame and a joined copy per message: ws->msg is reused from
+ * one message to the next.  Control frames are still wslay's. */
+static void ws_on_frame_start(wslay_event_context_ptr ctx,
+                              const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
+{
+	struct ws *ws = user;
+	ws->frame_ctrl = (arg->opcode & 0x8) != 0;
+	if (!ws->frame_ctrl && arg->opcode != WSLAY_CONTINUATION_FRAME) {
+		buf_reset(&ws->msg); /* a new message */
+		ws->msg_over = false;
+	}
+}
+
+static void ws_on_frame_chunk(wslay_event_context_ptr ctx,
+                              const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user)
+{
+	struct ws *ws = user;
+	if (ws->frame_ctrl || ws->msg_over || ws->failed)
+		return;
+	if (ws->msg.len + arg->data_length > ws->max_msg) {
+		ws->msg_over = true;
+		buf_free(&ws->msg);
+		ws_fail(ws, WSLAY_CODE_MESSAGE_TOO_BIG, "message over limits.max_stanza_size");
+		return;
+	}
+	buf_append(&ws->msg, (const char *)arg->data, arg->data_length);
+}
+
 static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user)
 {
 	struct ws *ws = user;
 	struct stream *st = ws->st;
-	if (st->dead || st->closing)
+	if (st->dead || st->closing || ws->failed)
 		return;
 	if (arg->opcode == WSLAY_BINARY_FRAME) {
 		ws_fail(ws, WSLAY_CODE_UNSUPPORTED_DATA, "XMPP messages are text");
 		return;
 	}
-	if (arg->opcode != WSLAY_TEXT_FRAME)
+	if (arg->opcode != WSLAY_TEXT_FRAME || ws->msg_over)
 		return; /* ping answered and close handled by wslay */
-	if (arg->msg_length == 0)
-		return; /* empty (wslay gives no buffer): nothing, as whitespace */
-	const char *msg = (const char *)arg->msg;
-	if (!utf8_valid(msg, arg->msg_length)) {
+	size_t len = ws->msg.len;
+	if (len == 0)
+		return; /* empty: nothing, as whitespace */
+	const char *msg = ws->msg.data;
+	if (!utf8_valid(msg, len)) {
 		ws_fail(ws, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, "text message is not UTF-8");
 		return;
 	}
 	if (st->paused || ws_held_pending(ws))
-		ws_hold(ws, msg, arg->msg_length);
+		ws_hold(ws, msg, len);
 	else
-		ws_message(ws, msg, arg->msg_length);
+		ws_message(ws, msg, len);
+	/* an idle session keeps no large buffer */
+	if (ws->msg.cap > 4096)
+		buf_free(&ws->msg);
+	else
+		buf_reset(&ws->msg);
 }
 
 static const struct wslay_event_callbacks ws_callbacks = {
 	.recv_callback = ws_recv_cb,
 	.send_callback = ws_send_cb,
+	.on_frame_recv_start_callback = ws_on_frame_start,
+	.on_frame_recv_chunk_callback = ws_on_frame_chunk,
 	.on_msg_recv_callback = ws_on_msg,
 };
 
@@ -629,6 +671,7 @@ static void ws_free(struct stream *st)
 		return;
 	wslay_event_context_free(ws->ctx);
 	buf_free(&ws->held);
+	buf_free(&ws->msg);
 	free(ws);
 	st->transport_ctx = NULL;
 }
@@ -674,6 +717,8 @@ void websocket_start(struct stream *st, const struct listen_config *lc, const st
 		return;
 	}
 	wslay_event_config_set_max_recv_msg_length(ws->ctx, limits->max_stanza_size);
+	wslay_event_config_set_no_buffering(ws->ctx, 1);
+	ws->max_msg = limits->max_stanza_size;
 	st->max_output = limits->max_output;
 	stream_set_transport(st, &ws_transport, ws);
 	c2s_attach(st, websocket_listen_config(lc), limits);
