@@ -980,8 +980,11 @@ static bool http_process(struct http_conn *c)
 			const struct http_body_ops *ops = c->body_ops;
 			c->dispatched = false;
 			c->body_ops = NULL;
-			if (ops != NULL && c->pending != NULL)
+			if (ops != NULL && c->pending != NULL) {
+				c->dispatching = true; /* an answer from end: this loop goes on */
 				ops->end(c->body_ctx);
+				c->dispatching = false;
+			}
 			if (c->pending != NULL)
 				return false;
 			continue;
