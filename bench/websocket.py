@@ -9,7 +9,12 @@ in interleaved rounds; medians [min-max] over the rounds.  Both transports use T
 TCP, wss for WebSocket) and the same accounts, so the difference is the
 framing.  The clients are Python (tests/integration/parleytest.py's
 RawClient, wsclient.py's WsClient); only parleyd's CPU is counted
-(/proc/PID/stat utime+stime; ejabberd: every process of its node).
+(/proc/PID/stat utime+stime; ejabberd: every process of its node), and
+for messages also Parley's loop thread alone (the framing's cost, without
+the archive's SQLite workers).  The per-account stanza rate limit is off:
+its burst would run out during the first rounds and slow the later ones.
+--baseline runs a second parleyd (an older build) beside this one, its
+TCP and WebSocket cases interleaved with ours, for before/after figures.
 
 --ejabberd runs Debian's ejabberd through the shared harness
 (--harness, default ../shared/bench beside the source tree): its
@@ -18,6 +23,7 @@ ejabberd_http listener with WebSocket at /ws (TLS) to the harness's
 configuration.  Run as root (ejabberd runs as its own user).
 
 usage: bench/websocket.py [--rounds 5] [--logins 200] [--messages 5000] [--idle 200]
+                          [--cases login,msg,idle] [--kinds tcp,ws,bosh] [--baseline OLD-PARLEYD]
                           [--bosh-batch 100] [--ejabberd] [--harness DIR]
 (run from the build tree, or with PARLEY_BUILDDIR / PARLEY_SRCDIR set)
 """
@@ -43,6 +49,18 @@ TICK = os.sysconf('SC_CLK_TCK')
 
 
 class BenchParleyd(parleytest.Parleyd):
+    """parleyd with an https listener, and without the per-account
+    stanza rate limit: its default burst (20,000 stanzas) is used up by the
+    first rounds' messages, after which every message case runs at 200
+    stanzas a second and its figures are mostly the loop's idle CPU over
+    the longer time (that was the CPU "burnt in the background" of the
+    earlier runs)."""
+
+    def __init__(self, d, parleyd=None):
+        super().__init__(d)
+        if parleyd is not None:
+            self.parleyd = parleyd
+
     def write_config(self):
         super().write_config()
         self.https_port = parleytest.free_port()
@@ -50,11 +68,14 @@ class BenchParleyd(parleytest.Parleyd):
         text = text.replace('listen:\n', 'http:\n  max_connections_per_ip: 0\nlisten:\n  - port: %d\n'
                             '    address: 127.0.0.1\n    module: http\n    direct_tls: true\n'
                             % self.https_port, 1)
+        text = text.replace('\nmodules:\n', '\nmodules:\n  limits: { stanza_rate: 0 }\n', 1)
         self.config.write_text(text)
 
 
-def cpu(pid):
-    with open('/proc/%d/stat' % pid) as f:
+def cpu(pid, tid=None):
+    """utime+stime of a process (or of one of its threads) in seconds."""
+    path = '/proc/%d/stat' % pid if tid is None else '/proc/%d/task/%d/stat' % (pid, tid)
+    with open(path) as f:
         fields = f.read().rsplit(')', 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
 
@@ -212,6 +233,7 @@ def bosh_messages(srv, n, batch):
                              "</message>" % (jid_b, j) for j in range(i, min(n, i + batch))))
         bosh_wait(b, is_last('message %d' % (min(n, i + batch) - 1)))
         b.got.clear()
+    settle(srv, "bosh", None)
     used = cpu(srv.proc.pid) - start
     for c in (a, b):
         c.send(attrs=" type='terminate'")
@@ -219,7 +241,23 @@ def bosh_messages(srv, n, batch):
     return used / n * 1000
 
 
-def messages(srv, kind, n, ej=None, bosh_batch=100):
+def settle(srv, kind, ej, timeout=60):
+    """Wait until the server's CPU stops moving: the archive's writes of
+    the last messages finish after they were delivered, and belong to the
+    case (and a login right after would find the storage queue full)."""
+    last = cpu_of(srv, kind, ej)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = cpu_of(srv, kind, ej)
+        if now == last:
+            return
+        last = now
+
+
+def messages(srv, kind, n, ej=None, bosh_batch=100, loop_cpu=None):
+    """Server CPU per message; the loop thread's alone is appended to
+    loop_cpu (a list) when given (Parley only)."""
     if kind == 'bosh':
         return bosh_messages(srv, n, bosh_batch)
     ua, pwa = user(srv, kind, 'alice')
@@ -228,12 +266,16 @@ def messages(srv, kind, n, ej=None, bosh_batch=100):
     b = login(srv, kind, ub, pwb, 'bench-b')
     jid_b = b.jid
     start = cpu_of(srv, kind, ej)
+    loop_start = cpu(srv.proc.pid, srv.proc.pid) if kind != 'ejws' else 0
     batch = 100
     for i in range(0, n, batch):
         for j in range(i, min(n, i + batch)):
             a.send("<message to='%s' type='chat'><body>message %d</body></message>" % (jid_b, j))
         b.wait_for(is_last('message %d' % (min(n, i + batch) - 1)), timeout=60)
+    settle(srv, kind, ej)
     used = cpu_of(srv, kind, ej) - start
+    if loop_cpu is not None and kind != 'ejws':
+        loop_cpu.append((cpu(srv.proc.pid, srv.proc.pid) - loop_start) / n * 1000)
     a.close()
     b.close()
     return used / n * 1000
@@ -281,48 +323,76 @@ def main():
     ap.add_argument('--bosh-batch', type=int, default=100)
     ap.add_argument('--ejabberd', action='store_true', help="also ejabberd's WebSocket")
     ap.add_argument('--harness', default=os.path.join(parleytest.srcdir(), '..', 'shared', 'bench'))
+    ap.add_argument('--baseline', metavar='PARLEYD',
+                    help='another parleyd binary (an older build) run beside this one: its TCP and '
+                         'WebSocket cases are interleaved with ours')
+    ap.add_argument('--cases', default='login,msg,idle', help='which cases to run (comma-separated)')
+    ap.add_argument('--kinds', default='tcp,ws,bosh', help="Parley's transports to run (comma-separated)")
     args = ap.parse_args()
-    kinds = ('tcp', 'ws', 'bosh') + (('ejws',) if args.ejabberd else ())
+    cases = args.cases.split(',')
+    kinds = tuple(args.kinds.split(',')) + (('ejws',) if args.ejabberd else ())
     print('load average at start: %s' % ' '.join(open('/proc/loadavg').read().split()[:3]))
     ej = None
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory() as d, tempfile.TemporaryDirectory() as d2:
         srv = BenchParleyd(d)
         srv.start()
         srv.create_users()
-        res = {(k, w): [] for k in kinds for w in ('login', 'msg', 'idle')}
+        targets = [(k, k, srv) for k in kinds]
+        base = None
+        if args.baseline:
+            base = BenchParleyd(d2, parleyd=args.baseline)
+            base.start()
+            base.create_users()
+            targets += [('tcp@base', 'tcp', base), ('ws@base', 'ws', base)]
+        res = {(t[0], w): [] for t in targets for w in ('login', 'msg', 'loop', 'idle')}
         try:
             if args.ejabberd:
                 ej = Ejabberd(args.harness)
                 ej.start()
             for r in range(args.rounds):
-                order = kinds if r % 2 == 0 else tuple(reversed(kinds))
-                for kind in order:
-                    res[(kind, 'login')].append(logins(srv, kind, args.logins, ej))
-                for kind in order:
-                    res[(kind, 'msg')].append(messages(srv, kind, args.messages, ej, args.bosh_batch))
-                for kind in order:
-                    res[(kind, 'idle')].append(idle_memory(srv, kind, args.idle, ej))
+                order = targets if r % 2 == 0 else tuple(reversed(targets))
+                if 'login' in cases:
+                    for label, kind, s in order:
+                        res[(label, 'login')].append(logins(s, kind, args.logins, ej))
+                if 'msg' in cases:
+                    for label, kind, s in order:
+                        res[(label, 'msg')].append(messages(s, kind, args.messages, ej, args.bosh_batch,
+                                                            res[(label, 'loop')]))
+                if 'idle' in cases:
+                    for label, kind, s in order:
+                        res[(label, 'idle')].append(idle_memory(s, kind, args.idle, ej))
                 print('round %d done' % (r + 1), file=sys.stderr)
         finally:
             srv.stop()
+            if base is not None:
+                base.stop()
             if ej is not None:
                 ej.stop()
         print('load average at end: %s' % ' '.join(open('/proc/loadavg').read().split()[:3]))
         print('median [min-max] over %d interleaved rounds' % args.rounds)
         names = {'tcp': 'Parley TCP c2s (TLS)', 'ws': 'Parley WebSocket (wss)', 'bosh': 'Parley BOSH (https)',
-                 'ejws': 'ejabberd WebSocket (wss)'}
-        print('| | %s | WS/TCP | BOSH/TCP |%s' % (' | '.join(names[k] for k in kinds),
-                                                 ' ejabberd WS/Parley WS |' if args.ejabberd else ''))
-        print('|---' * (len(kinds) + 3 + (1 if args.ejabberd else 0)) + '|')
+                 'ejws': 'ejabberd WebSocket (wss)', 'tcp@base': 'baseline TCP c2s (TLS)',
+                 'ws@base': 'baseline WebSocket (wss)'}
+        labels = [t[0] for t in targets]
+        ratios = [('WS/TCP', 'ws', 'tcp')] + ([('BOSH/TCP', 'bosh', 'tcp')] if 'bosh' in kinds else [])
+        if args.ejabberd:
+            ratios.append(('ejabberd WS/Parley WS', 'ejws', 'ws'))
+        if base is not None:
+            ratios += [('baseline WS/TCP', 'ws@base', 'tcp@base'), ('WS/baseline WS', 'ws', 'ws@base')]
+        print('| | %s | %s |' % (' | '.join(names[x] for x in labels), ' | '.join(r[0] for r in ratios)))
+        print('|---' * (len(labels) + len(ratios) + 1) + '|')
         for what, label, scale, unit in (('login', 'CPU per login', 1000.0, 'ms'),
                                          ('msg', 'CPU per 100k messages', 100.0, 's'),
+                                         ('loop', 'loop thread CPU per 100k messages', 100.0, 's'),
                                          ('idle', 'RSS per idle session', 1 / 1024, 'KiB')):
-            med = {k: statistics.median(res[(k, what)]) for k in kinds}
-            row = '| %s | %s | %.2f | %.2f |' % (label, ' | '.join(cell(res[(k, what)], scale, unit) for k in kinds),
-                                                 med['ws'] / med['tcp'] if med['tcp'] else float('nan'),
-                                                 med['bosh'] / med['tcp'] if med['tcp'] else float('nan'))
-            if args.ejabberd:
-                row += ' %.2f |' % (med['ejws'] / med['ws'] if med['ws'] else float('nan'))
+            if not any(res[(x, what)] for x in labels):
+                continue
+            med = {x: statistics.median(res[(x, what)]) if res[(x, what)] else float('nan') for x in labels}
+            med.setdefault('tcp', float('nan'))
+            row = '| %s | %s |' % (label, ' | '.join(cell(res[(x, what)], scale, unit) if res[(x, what)] else '-'
+                                                     for x in labels))
+            for _, a, b in ratios:
+                row += ' %.2f |' % (med[a] / med[b] if med[b] else float('nan'))
             print(row)
 
 

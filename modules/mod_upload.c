@@ -25,14 +25,18 @@
  *   come back, so a slot or host that went meanwhile is simply skipped.
  * - Writing (PUT), reading (GET), purging and the folder scan run on one
  *   worker thread ("upload"), in order; the HTTP reply is deferred until
- *   the job is done.  A PUT body is whole in memory (the http layer reads
- *   it, up to http.max_body_size, which is why max_file_size may not
- *   exceed it) and copied into the job; a GET reads the range asked for
- *   into memory and the reply copies it to the connection's output.
+ *   the job is done.  Files never pass whole through memory: the path is
+ *   mounted with http_mount_streaming, a PUT's body comes in pieces that
+ *   are appended to a part file (ID.N.part) by one job at a time, reading
+ *   the socket paused while a job is out and the next piece is full, and
+ *   the file and its meta file are renamed into place at the end (a PUT
+ *   cut off or failed removes its part file); a GET reads one piece at a
+ *   time and asks for the next when the connection has drained it.  An
+ *   upload or download holds about two pieces (256K each).
  * - A user's quota counts the sizes of the stored files and of the slots
  *   handed out and not yet expired.
  * - The scan (start-up, then periodically) deletes files older than
- *   expire_after, and stray partial files, and tells the loop which slots
+ *   expire_after, and stray partial files (over an hour old), and tells the loop which slots
  *   exist on disk (so that the table and the quotas survive a restart).
  */
 #include "builtin.h"
@@ -91,9 +95,10 @@ static const struct opt_def upload_options[] = {
 	  "where the http listeners serve uploads (starts and ends with /)" },
 	{ "folder", OPT_STRING, OFF(folder), NULL, NULL, 0, 0,
 	  "the folder that holds the files (required; created if missing)" },
-	{ "max_file_size", OPT_SIZE, OFF(max_file_size), "1M", NULL, 1, 48L << 20,
-	  "the largest file a slot is given for (at most http.max_body_size, and 48M: a "
-	  "download is one reply, held whole on its connection)" },
+	{ "max_file_size", OPT_SIZE, OFF(max_file_size), "1M", NULL, 1, 1L << 40,
+	  "the largest file a slot is given for (advertised in disco; at most 1T).  Uploads and "
+	  "downloads go through the folder a piece at a time, so this is not bounded by memory "
+	  "or by http.max_body_size" },
 	{ "quota", OPT_SIZE, OFF(quota), "100M", NULL, 0, 0,
 	  "total bytes one user may have stored and reserved (0: no quota)" },
 	{ "put_timeout", OPT_DURATION, OFF(put_timeout), "5m", NULL, 0, 0,
@@ -516,7 +521,10 @@ static enum hook_result disco_items_hook(struct host *h, void *args, void *ctx)
 
 /* ---- file jobs (worker thread) -------------------------------------------- */
 
-enum job_kind { JOB_WRITE, JOB_READ, JOB_SCAN, JOB_PURGE };
+enum job_kind { JOB_PUT_CHUNK, JOB_PUT_FINISH, JOB_PUT_ABORT, JOB_READ, JOB_SCAN, JOB_PURGE };
+
+struct put;
+struct get;
 
 struct found {
 	char id[SLOT_ID_LEN + 1];
@@ -530,14 +538,18 @@ struct job {
 	unsigned serial; /* the instance */
 	char id[SLOT_ID_LEN + 1];
 	char *folder;
-	struct http_reply *reply; /* NULL once the connection went */
-	/* write: body and meta; read: [start, start + len) of the file */
+	/* the loop's transfer (only touched on the loop) */
+	struct put *put;
+	struct get *get;
+	/* put: bytes to append to part (opened by the first job when fd is
+	 * -1), then for the last one meta to mpart and both renamed; read:
+	 * [start, start + len) of the file, opened when fd is -1 */
+	int fd;
+	char *part, *mpart;
 	char *data;
 	size_t len;
 	char *meta;
-	size_t start;
-	int status; /* read: 200 or 206 */
-	size_t total;
+	uint64_t start;
 	int err; /* errno of a failure, 0 */
 	/* scan */
 	double expire_after, now;
@@ -554,6 +566,8 @@ struct job {
 static void job_free(struct job *j)
 {
 	free(j->folder);
+	free(j->part);
+	free(j->mpart);
 	free(j->data);
 	free(j->meta);
 	for (size_t i = 0; i < j->ndeleted; i++)
@@ -568,10 +582,18 @@ static void job_free(struct job *j)
 	free(j);
 }
 
-static void job_cancelled(void *ctx)
+static int write_all(int fd, const char *data, size_t len)
 {
-	struct job *j = ctx;
-	j->reply = NULL;
+	size_t off = 0;
+	while (off < len) {
+		ssize_t n = write(fd, data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		off += (size_t)n;
+	}
+	return 0;
 }
 
 static int write_file(const char *path, const char *data, size_t len)
@@ -579,67 +601,85 @@ static int write_file(const char *path, const char *data, size_t len)
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return -1;
-	size_t off = 0;
-	while (off < len) {
-		ssize_t n = write(fd, data + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-			close(fd);
-			errno = e;
-			return -1;
-		}
-		off += (size_t)n;
-	}
-	if (close(fd) < 0)
+	if (write_all(fd, data, len) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
 		return -1;
-	return 0;
+	}
+	return close(fd);
 }
 
-/* The bytes go to ID.part, then ID.meta.part; both are renamed into place,
- * the meta file last (a file counts once its meta file is there). */
-static void job_write(struct job *j)
+/* A piece of a PUT's body: appended to its part file (ID.N.part, N told
+ * apart the attempts at one slot); the last piece also closes it, writes
+ * the meta file and renames both into place, the meta file last (a file
+ * counts once its meta file is there). */
+static void job_put(struct job *j)
 {
-	char *part = xasprintf("%s/%s.part", j->folder, j->id);
-	char *mpart = xasprintf("%s/%s.meta.part", j->folder, j->id);
+	if (j->fd < 0) {
+		j->fd = open(j->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+		if (j->fd < 0) {
+			j->err = errno;
+			return;
+		}
+	}
+	if (write_all(j->fd, j->data, j->len) < 0) {
+		j->err = errno;
+		return;
+	}
+	free(j->data); /* the worker frees what it wrote: the loop never waits on it */
+	j->data = NULL;
+	if (j->kind != JOB_PUT_FINISH)
+		return;
+	int fd = j->fd;
+	j->fd = -1;
 	char *data = xasprintf("%s/%s", j->folder, j->id);
 	char *meta = xasprintf("%s/%s.meta", j->folder, j->id);
-	if (write_file(part, j->data, j->len) < 0 || write_file(mpart, j->meta, strlen(j->meta)) < 0 ||
-	    rename(part, data) < 0 || rename(mpart, meta) < 0) {
+	if (close(fd) < 0 || write_file(j->mpart, j->meta, strlen(j->meta)) < 0 ||
+	    rename(j->part, data) < 0 || rename(j->mpart, meta) < 0) {
 		j->err = errno != 0 ? errno : EIO;
-		unlink(part);
-		unlink(mpart);
+		unlink(j->part);
+		unlink(j->mpart);
 		unlink(data);
 	}
-	free(part);
-	free(mpart);
 	free(data);
 	free(meta);
 }
 
+/* A PUT given up: its part file goes. */
+static void job_put_abort(struct job *j)
+{
+	if (j->fd >= 0)
+		close(j->fd);
+	j->fd = -1;
+	if (unlink(j->part) < 0 && errno != ENOENT)
+		j->err = errno;
+}
+
+/* The next piece of a download (the file opened by the first). */
 static void job_read(struct job *j)
 {
-	char *path = xasprintf("%s/%s", j->folder, j->id);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	free(path);
-	if (fd < 0) {
-		j->err = errno;
-		return;
+	if (j->fd < 0) {
+		char *path = xasprintf("%s/%s", j->folder, j->id);
+		j->fd = open(path, O_RDONLY | O_CLOEXEC);
+		free(path);
+		if (j->fd < 0) {
+			j->err = errno;
+			return;
+		}
 	}
 	j->data = xmalloc(j->len + 1);
 	size_t off = 0;
 	while (off < j->len) {
-		ssize_t n = pread(fd, j->data + off, j->len - off, (off_t)(j->start + off));
+		ssize_t n = pread(j->fd, j->data + off, j->len - off, (off_t)(j->start + off));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			j->err = n < 0 ? errno : EIO;
+			j->err = n < 0 ? errno : EIO; /* 0: the file is shorter than its meta says */
 			break;
 		}
 		off += (size_t)n;
 	}
-	close(fd);
 }
 
 /* Parse a meta file: owner, file name, content type and size, a line each. */
@@ -753,7 +793,9 @@ static void job_work(void *job, void *thread_state)
 	(void)thread_state;
 	struct job *j = job;
 	switch (j->kind) {
-	case JOB_WRITE: job_write(j); break;
+	case JOB_PUT_CHUNK:
+	case JOB_PUT_FINISH: job_put(j); break;
+	case JOB_PUT_ABORT: job_put_abort(j); break;
 	case JOB_READ: job_read(j); break;
 	case JOB_SCAN: job_scan(j); break;
 	case JOB_PURGE:
@@ -842,33 +884,6 @@ static char *query_value(const char *query, const char *key)
 	return NULL;
 }
 
-static void write_done(void *job, enum worker_status status)
-{
-	struct job *j = job;
-	struct slot *s = slot_find(j->id);
-	bool ok = status == WORKER_DONE && j->err == 0;
-	if (s != NULL && s->state == SLOT_WRITING) {
-		if (ok) {
-			s->state = SLOT_STORED;
-			s->stored_at = wall_now();
-			log_info("upload %s: %s@%s stored %s (%zu bytes)", s->up->domain, s->owner,
-			         s->up->h->name, s->id, s->size);
-		} else {
-			s->state = SLOT_PENDING;
-			log_warning("upload %s: cannot store %s in %s: %s", s->up->domain, s->id, j->folder,
-			            strerror(j->err != 0 ? j->err : EIO));
-		}
-	}
-	if (j->reply != NULL) {
-		common_headers(j->reply);
-		if (ok)
-			http_reply_send(j->reply, 201, "text/plain; charset=utf-8", "201 Created\n", 12);
-		else
-			http_reply_error(j->reply, 500, "the file could not be stored");
-	}
-	job_free(j);
-}
-
 /* A PUT URL whose slot this process does not know (handed out before a
  * restart, with the same secret_file): when its signature holds for one of
  * the instances serving prefix, the slot is made again from what the URL
@@ -932,6 +947,225 @@ static struct slot *slot_revive(const char *prefix, const struct http_request *r
 	return found;
 }
 
+/* ---- PUT: the body to a part file, a piece at a time ------------------------ */
+
+/* A PUT being received (loop thread).  At most one job of it is on the
+ * worker at a time; while one is and a piece is already waiting, the http
+ * layer is told to stop reading (so an upload holds at most two pieces in
+ * memory, and a slow disk slows the client instead of filling memory).
+ * It is freed when no job of it is out and it is over (stored, failed or
+ * cancelled). */
+struct put {
+	char id[SLOT_ID_LEN + 1];
+	unsigned serial;
+	char *folder, *part, *mpart, *meta;
+	uint64_t size, queued;    /* bytes handed to the worker so far */
+	struct http_reply *reply; /* NULL once the connection went */
+	struct buf buf;           /* body bytes not yet handed over */
+	int fd;                   /* the part file once the first piece is written */
+	bool busy;                /* a job of it is on the worker */
+	bool paused;              /* the http layer was told to stop */
+	bool ended;               /* the whole body is in */
+	bool over;                /* stored, failed or cancelled */
+};
+
+#define PUT_PIECE (256u << 10)
+
+/* Queue a job of a transfer; NULL when the queue is full or the group
+ * is gone (the last instance stopped: done calls still running). */
+static struct worker_job *transfer_submit(worker_done_fn *done, struct job *j)
+{
+	if (group == NULL)
+		return NULL;
+	return worker_submit(group, 0, job_work, done, j, 0);
+}
+
+static unsigned put_attempts;
+
+static void put_free(struct put *p)
+{
+	buf_free(&p->buf);
+	free(p->folder);
+	free(p->part);
+	free(p->mpart);
+	free(p->meta);
+	free(p);
+}
+
+/* The slot goes back to waiting for its upload (a failed or cut off PUT
+ * may be tried again while the URL is valid). */
+static void put_slot_pending(struct put *p)
+{
+	struct slot *s = slot_find(p->id);
+	if (s != NULL && s->up->serial == p->serial && s->state == SLOT_WRITING)
+		s->state = SLOT_PENDING;
+}
+
+static void put_abort_done(void *job, enum worker_status status)
+{
+	(void)status;
+	job_free(job);
+}
+
+/* Remove the part file (on the worker; fd is closed there too). */
+static void put_discard(struct put *p)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+	j->kind = JOB_PUT_ABORT;
+	j->serial = p->serial;
+	memcpy(j->id, p->id, sizeof(j->id));
+	j->fd = p->fd;
+	j->part = xstrdup(p->part);
+	p->fd = -1;
+	if (transfer_submit(put_abort_done, j) == NULL) {
+		/* the queue is full, or the service is stopping: one unlink
+		 * on the loop, rather than a part file left for an hour */
+		job_put_abort(j);
+		job_free(j);
+	}
+}
+
+/* Give up: answer (if the client is still there), free the slot for
+ * another try, remove the part file. */
+static void put_fail(struct put *p, int status, const char *why)
+{
+	p->over = true;
+	put_slot_pending(p);
+	if (p->reply != NULL) {
+		struct http_reply *r = p->reply;
+		p->reply = NULL;
+		common_headers(r);
+		http_reply_error(r, status, why);
+	}
+	if (!p->busy) {
+		put_discard(p);
+		put_free(p);
+	}
+}
+
+static void put_job_done(void *job, enum worker_status status);
+
+/* Hand what is buffered to the worker (the last piece when the body is
+ * all in). */
+static void put_flush(struct put *p)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+	j->kind = p->ended ? JOB_PUT_FINISH : JOB_PUT_CHUNK;
+	j->serial = p->serial;
+	memcpy(j->id, p->id, sizeof(j->id));
+	j->folder = xstrdup(p->folder);
+	j->put = p;
+	j->fd = p->fd;
+	j->part = xstrdup(p->part);
+	j->len = p->buf.len;
+	j->data = buf_steal(&p->buf);
+	if (p->ended) {
+		j->mpart = xstrdup(p->mpart);
+		j->meta = xstrdup(p->meta);
+	}
+	if (transfer_submit(put_job_done, j) == NULL) {
+		job_free(j);
+		put_fail(p, 503, "too many uploads at once");
+		return;
+	}
+	p->queued += j->len;
+	p->busy = true;
+}
+
+static void put_job_done(void *job, enum worker_status status)
+{
+	struct job *j = job;
+	struct put *p = j->put;
+	p->busy = false;
+	p->fd = j->fd; /* opened by the first piece; -1 once closed */
+	bool ok = status == WORKER_DONE && j->err == 0;
+	bool finished = j->kind == JOB_PUT_FINISH;
+	int err = j->err != 0 ? j->err : EIO;
+	job_free(j);
+	if (p->over) { /* cancelled meanwhile */
+		put_discard(p);
+		put_free(p);
+		return;
+	}
+	if (!ok) {
+		log_warning("upload: cannot store %s in %s: %s", p->id, p->folder, strerror(err));
+		put_fail(p, 500, "the file could not be stored");
+		return;
+	}
+	if (instance_by_serial(p->serial) == NULL) {
+		put_fail(p, 503, "the upload service stopped");
+		return;
+	}
+	if (finished) {
+		struct slot *s = slot_find(p->id);
+		if (s != NULL && s->up->serial == p->serial && s->state == SLOT_WRITING) {
+			s->state = SLOT_STORED;
+			s->stored_at = wall_now();
+			log_info("upload %s: %s@%s stored %s (%zu bytes)", s->up->domain, s->owner,
+			         s->up->h->name, s->id, s->size);
+		}
+		struct http_reply *r = p->reply;
+		p->reply = NULL;
+		common_headers(r);
+		http_reply_send(r, 201, "text/plain; charset=utf-8", "201 Created\n", 12);
+		put_free(p);
+		return;
+	}
+	if (p->ended || p->buf.len >= PUT_PIECE)
+		put_flush(p);
+	if (!p->over && p->paused && !p->ended) {
+		p->paused = false;
+		http_body_resume(p->reply);
+	}
+}
+
+static bool put_body_data(void *ctx, const char *data, size_t len)
+{
+	struct put *p = ctx;
+	buf_append(&p->buf, data, len);
+	if (p->buf.len < PUT_PIECE)
+		return true;
+	if (!p->busy) {
+		put_flush(p);
+		return !p->over;
+	}
+	p->paused = true; /* the worker is behind: stop reading the socket */
+	return false;
+}
+
+static void put_body_end(void *ctx)
+{
+	struct put *p = ctx;
+	p->ended = true;
+	if (p->queued + p->buf.len != p->size) {
+		put_fail(p, 400, "the size differs from the slot's");
+		return;
+	}
+	if (!p->busy)
+		put_flush(p);
+}
+
+static const struct http_body_ops put_body_ops = {
+	.data = put_body_data,
+	.end = put_body_end,
+};
+
+/* The connection went (or its body timed out): the job out, if any,
+ * comes back to a put that is over. */
+static void put_cancelled(void *ctx)
+{
+	struct put *p = ctx;
+	p->reply = NULL;
+	log_info("upload: the PUT of %s was cut off after %" PRIu64 " of %" PRIu64 " bytes", p->id,
+	         p->queued + p->buf.len, p->size);
+	p->over = true;
+	put_slot_pending(p);
+	if (!p->busy) {
+		put_discard(p);
+		put_free(p);
+	}
+}
+
 static void handle_put(const struct http_request *rq, struct http_reply *r, const char *prefix)
 {
 	struct slot *s = slot_of_path(prefix, rq->path);
@@ -972,7 +1206,7 @@ static void handle_put(const struct http_request *rq, struct http_reply *r, cons
 		http_reply_error(r, 411, NULL);
 		return;
 	}
-	if (rq->body_len != s->size || strtoull(cl, NULL, 10) != s->size) {
+	if (strtoull(cl, NULL, 10) != s->size || (rq->body_len != 0 && rq->body_len != s->size)) {
 		http_reply_error(r, 400, "the size differs from the slot's");
 		return;
 	}
@@ -981,23 +1215,28 @@ static void handle_put(const struct http_request *rq, struct http_reply *r, cons
 		http_reply_error(r, 415, "the content type differs from the slot's");
 		return;
 	}
-	struct job *j = xcalloc(1, sizeof(*j));
-	j->kind = JOB_WRITE;
-	j->serial = s->up->serial;
-	memcpy(j->id, s->id, sizeof(j->id));
-	j->folder = xstrdup(s->up->set->folder);
-	j->data = xmalloc(rq->body_len + 1);
-	memcpy(j->data, rq->body, rq->body_len);
-	j->len = rq->body_len;
-	j->meta = xasprintf("%s\n%s\n%s\n%zu\n", s->owner, s->filename, s->ctype, s->size);
-	j->reply = r;
-	if (worker_submit(group, 0, job_work, write_done, j, 0) == NULL) {
-		job_free(j);
-		http_reply_error(r, 503, "too many uploads at once");
+	struct put *p = xcalloc(1, sizeof(*p));
+	memcpy(p->id, s->id, sizeof(p->id));
+	p->serial = s->up->serial;
+	p->folder = xstrdup(s->up->set->folder);
+	p->size = s->size;
+	p->fd = -1;
+	unsigned n = ++put_attempts;
+	p->part = xasprintf("%s/%s.%u.part", p->folder, p->id, n);
+	p->mpart = xasprintf("%s/%s.%u.meta.part", p->folder, p->id, n);
+	p->meta = xasprintf("%s\n%s\n%s\n%zu\n", s->owner, s->filename, s->ctype, s->size);
+	p->reply = r;
+	s->state = SLOT_WRITING;
+	http_reply_on_cancel(r, put_cancelled, p);
+	if (rq->body_len > 0) {
+		/* the whole body came with the request (a mount shared with
+		 * nothing streams, so this is for completeness) */
+		buf_append(&p->buf, rq->body, rq->body_len);
+		p->ended = true;
+		put_flush(p);
 		return;
 	}
-	s->state = SLOT_WRITING;
-	http_reply_on_cancel(r, job_cancelled, j);
+	http_reply_take_body(r, &put_body_ops, p, s->size);
 }
 
 /* Headers of a GET or HEAD answer. */
@@ -1009,28 +1248,128 @@ static void file_headers(struct http_reply *r, const struct slot *s)
 	http_reply_header(r, "Cache-Control", "private, max-age=86400");
 }
 
+/* ---- GET: the file in pieces, as the connection drains ------------------------ */
+
+/* A download (loop thread): one piece at a time is read on the worker and
+ * queued on the connection; the next is asked for when the connection's
+ * output has drained (http_reply_start's more).  Freed when no job of it
+ * is out and it is over. */
+struct get {
+	char id[SLOT_ID_LEN + 1];
+	char *folder;
+	char *ctype;
+	struct http_reply *reply; /* NULL once the connection went */
+	int fd;                   /* the file, opened by the first read */
+	uint64_t start, left, total;
+	int status; /* 200 or 206 */
+	bool started;
+	bool busy;
+};
+
+#define GET_PIECE (256u << 10)
+
+static void get_free(struct get *g)
+{
+	if (g->fd >= 0)
+		close(g->fd); /* a regular file opened for reading: close does not wait */
+	free(g->folder);
+	free(g->ctype);
+	free(g);
+}
+
+static void read_done(void *job, enum worker_status status);
+
+/* Read the next piece; false when that cannot be (g is then answered
+ * or cut off, and freed). */
+static bool get_next(struct get *g)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+	j->kind = JOB_READ;
+	memcpy(j->id, g->id, sizeof(j->id));
+	j->folder = xstrdup(g->folder);
+	j->get = g;
+	j->fd = g->fd;
+	j->start = g->start;
+	j->len = g->left < GET_PIECE ? (size_t)g->left : GET_PIECE;
+	if (transfer_submit(read_done, j) == NULL) {
+		job_free(j);
+		if (g->started) {
+			log_warning("upload: download of %s given up: the worker queue is full", g->id);
+			http_reply_abort(g->reply);
+		} else {
+			http_reply_error(g->reply, 503, "too busy");
+		}
+		get_free(g);
+		return false;
+	}
+	g->busy = true;
+	return true;
+}
+
+static void get_more(void *ctx)
+{
+	get_next(ctx);
+}
+
+static void get_cancelled(void *ctx)
+{
+	struct get *g = ctx;
+	g->reply = NULL;
+	if (!g->busy)
+		get_free(g);
+}
+
 static void read_done(void *job, enum worker_status status)
 {
 	struct job *j = job;
-	struct slot *s = slot_find(j->id);
-	if (j->reply != NULL) {
-		if (status != WORKER_DONE || j->err != 0 || s == NULL) {
-			if (s != NULL && j->err != ENOENT)
-				log_warning("upload %s: cannot read %s: %s", s->up->domain, j->id,
-				            strerror(j->err != 0 ? j->err : EIO));
-			http_reply_error(j->reply, j->err == ENOENT || s == NULL ? 404 : 500, NULL);
-		} else {
-			file_headers(j->reply, s);
-			if (j->status == 206) {
-				char cr[96];
-				snprintf(cr, sizeof(cr), "bytes %zu-%zu/%zu", j->start, j->start + j->len - 1,
-				         j->total);
-				http_reply_header(j->reply, "Content-Range", cr);
-			}
-			http_reply_send(j->reply, j->status, s->ctype, j->data, j->len);
-		}
+	struct get *g = j->get;
+	g->busy = false;
+	g->fd = j->fd;
+	if (g->reply == NULL) { /* the connection went */
+		job_free(j);
+		get_free(g);
+		return;
 	}
+	if (status != WORKER_DONE || j->err != 0) {
+		int err = j->err != 0 ? j->err : EIO;
+		if (err != ENOENT)
+			log_warning("upload: cannot read %s: %s", g->id, strerror(err));
+		if (g->started)
+			http_reply_abort(g->reply);
+		else
+			http_reply_error(g->reply, err == ENOENT ? 404 : 500, NULL);
+		job_free(j);
+		get_free(g);
+		return;
+	}
+	struct http_reply *r = g->reply;
+	if (!g->started) {
+		struct slot *s = slot_find(g->id);
+		if (s == NULL) { /* purged or expired meanwhile */
+			http_reply_error(r, 404, NULL);
+			job_free(j);
+			get_free(g);
+			return;
+		}
+		file_headers(r, s);
+		g->started = true;
+		if (g->status == 206) {
+			char cr[96];
+			snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, g->start,
+			         g->start + g->left - 1, g->total);
+			http_reply_header(r, "Content-Range", cr);
+		}
+		http_reply_start(r, g->status, g->ctype, g->left, get_more, g);
+	}
+	g->start += j->len;
+	g->left -= j->len;
+	bool last = http_reply_write(r, j->data, j->len);
 	job_free(j);
+	if (last) {
+		g->reply = NULL;
+		get_free(g);
+	}
+	/* otherwise get_more asks for the next piece once this one is on its way */
 }
 
 /* A single "bytes=A-B" / "bytes=A-" / "bytes=-N" range of a file of size
@@ -1109,22 +1448,18 @@ static void handle_get(const struct http_request *rq, struct http_reply *r, cons
 		http_reply_send(r, range > 0 ? 206 : 200, s->ctype, NULL, len);
 		return;
 	}
-	struct job *j = xcalloc(1, sizeof(*j));
-	j->kind = JOB_READ;
-	j->serial = s->up->serial;
-	memcpy(j->id, s->id, sizeof(j->id));
-	j->folder = xstrdup(s->up->set->folder);
-	j->start = start;
-	j->len = len;
-	j->total = s->size;
-	j->status = range > 0 ? 206 : 200;
-	j->reply = r;
-	if (worker_submit(group, 0, job_work, read_done, j, 0) == NULL) {
-		job_free(j);
-		http_reply_error(r, 503, "too busy");
-		return;
-	}
-	http_reply_on_cancel(r, job_cancelled, j);
+	struct get *g = xcalloc(1, sizeof(*g));
+	memcpy(g->id, s->id, sizeof(g->id));
+	g->folder = xstrdup(s->up->set->folder);
+	g->ctype = xstrdup(s->ctype);
+	g->fd = -1;
+	g->start = start;
+	g->left = len;
+	g->total = s->size;
+	g->status = range > 0 ? 206 : 200;
+	g->reply = r;
+	if (get_next(g))
+		http_reply_on_cancel(r, get_cancelled, g);
 }
 
 static void http_handler(void *ctx, const struct http_request *rq, struct http_reply *r)
@@ -1154,7 +1489,7 @@ static int mount_ref(const char *path, char **error_r)
 	struct mount *m = xcalloc(1, sizeof(*m));
 	m->path = xstrdup(path);
 	m->refs = 1;
-	if (http_mount(path, http_handler, m, error_r) < 0) {
+	if (http_mount_streaming(path, http_handler, m, error_r) < 0) {
 		free(m->path);
 		free(m);
 		return -1;
@@ -1344,14 +1679,6 @@ static void forget_slot(struct slot *s, void *ctx)
 static int upload_start(struct host *h, const void *settings, void **state_r, char **error_r)
 {
 	const struct upload_settings *set = settings;
-	size_t max_body = server_config()->http.max_body_size;
-	if (set->max_file_size > max_body) {
-		*error_r = xasprintf(
-		        "modules.upload.max_file_size (%zu bytes) is larger than http.max_body_size "
-		        "(%zu bytes): raise http.max_body_size",
-		        set->max_file_size, max_body);
-		return -1;
-	}
 	for (struct upload *o = instances; o != NULL; o = o->next) {
 		if (strcmp(o->set->folder, set->folder) == 0) {
 			*error_r =

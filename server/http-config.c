@@ -21,7 +21,11 @@ const struct opt_def http_config_defs[] = {
 	{ "max_body_size", OPT_SIZE, OFF(http_config, max_body_size), "1M", NULL, 0, 1L << 30,
 	  "largest request body accepted, in bytes (413 beyond, refused before it is read)" },
 	{ "request_timeout", OPT_DURATION, OFF(http_config, request_timeout), "10s", NULL, 0, 0,
-	  "time a client has from the first byte of a request to its last (408 and close beyond)" },
+	  "time a client has from the first byte of a request to the end of its headers (408 and "
+	  "close beyond)" },
+	{ "body_timeout", OPT_DURATION, OFF(http_config, body_timeout), "30s", NULL, 0, 0,
+	  "longest time without a byte of a request body being read (408 and close beyond); each "
+	  "byte that arrives starts it again, so a slow upload goes on as long as it moves" },
 	{ "keepalive_timeout", OPT_DURATION, OFF(http_config, keepalive_timeout), "60s", NULL, 0, 0,
 	  "an idle keep-alive connection is closed after this long" },
 	{ "max_connections_per_ip", OPT_UINT, OFF(http_config, max_conn_per_ip), "32", NULL, 0, 1000000,
@@ -110,6 +114,10 @@ int http_config_load(struct http_config *h, const struct cfg_node *map, const st
 	if (h->request_timeout < 0.1) {
 		*error_r =
 		        cfg_error_for_key(map, fallback, "http", "request_timeout", "must be at least 100ms");
+		return -1;
+	}
+	if (h->body_timeout < 0.1) {
+		*error_r = cfg_error_for_key(map, fallback, "http", "body_timeout", "must be at least 100ms");
 		return -1;
 	}
 	if (h->keepalive_timeout < 0.1) {

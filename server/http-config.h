@@ -1,6 +1,6 @@
 /*
  * The http section: limits of the HTTP listeners (request and body size,
- * header count, time to send a request, keep-alive idle time, connections
+ * header count, time to send a request's headers, body no-progress time, keep-alive idle time, connections
  * per address), XMPP over WebSocket (RFC 7395) and host metadata
  * (XEP-0156) with its CORS origins.  server/config.c reads it.  Runs where
  * the configuration is loaded (the loop thread, parleyctl); no state.
@@ -16,7 +16,8 @@ struct http_config {
 	size_t max_header_size;      /* request line and headers, bytes (16K) -> 431 */
 	unsigned max_headers;        /* header lines (64) -> 431 */
 	size_t max_body_size;        /* request body (1M) -> 413 */
-	double request_timeout;      /* from the first byte to the whole request (10 s) -> 408 */
+	double request_timeout;      /* from the first byte to the end of the headers (10 s) -> 408 */
+	double body_timeout;         /* longest wait for a byte of a body being read (30 s) -> 408 */
 	double keepalive_timeout;    /* idle connection between requests (60 s) */
 	unsigned max_conn_per_ip;    /* concurrent HTTP connections from one address (32; 0: unlimited) */
 	bool websocket;              /* serve XMPP over WebSocket (true) */

@@ -17,10 +17,25 @@
  * - Every limit is checked while the bytes arrive: the request line and
  *   headers (max_header_size, max_headers: 431), the body (max_body_size:
  *   413, told by Content-Length before any of it is read), the time to
- *   send a whole request (request_timeout: 408, counted from its first
- *   byte, so a client trickling bytes is cut off) and the idle time
- *   between requests (keepalive_timeout).  An error reply closes the
- *   connection.
+ *   send the request line and headers (request_timeout: 408, counted from
+ *   the first byte, so a client trickling bytes is cut off), the longest
+ *   pause in a body (body_timeout: 408; every byte starts it again, and it
+ *   stops while a handler holds the body back) and the idle time between
+ *   requests (keepalive_timeout).  An error reply closes the connection.
+ * - A streaming mount (http_mount_streaming) gets a request with a body
+ *   once its headers are in: the parser pauses at the end of the
+ *   headers, the handler runs, and the body goes to its http_body_ops as
+ *   it is parsed, its own cap replacing max_body_size.  When data says
+ *   stop, the parser pauses again and the socket is read only up to
+ *   HTTP_BODY_AHEAD more (back-pressure); http_body_resume continues from
+ *   a zero timer, never inside the call.  A reply sent before the body is
+ *   complete closes the connection (what is left of the body cannot be
+ *   told from a next request).
+ * - A streamed reply (http_reply_start) is fed by its handler's more
+ *   callback, called from drain_w, a prepare watcher of the lowest
+ *   priority (so it runs after the streams' flush) when the output queue
+ *   is below HTTP_DRAIN_LOW: a download holds a piece or two, not the
+ *   file, however slowly the client reads.
  * - struct http_request points into the connection's buffers, which are
  *   only reset when the next request starts, after the reply.
  * - A reply outstanding when the connection goes is cancelled through its
@@ -34,10 +49,12 @@
 #include "server.h"
 #include "stream.h"
 #include "websocket.h"
+#include "lib/latency.h"
 #include "lib/log.h"
 
 #include <assert.h>
 #include <http_parser.h>
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +64,8 @@
 #include <unistd.h>
 
 #define HTTP_MAX_OUTPUT (64u << 20) /* replies queued on one connection */
+#define HTTP_DRAIN_LOW (128u << 10) /* a streamed reply wants more below this */
+#define HTTP_BODY_AHEAD (64u << 10) /* input kept while a streamed body is paused */
 #define IP_BUCKETS 256
 
 struct http_header {
@@ -62,6 +81,12 @@ struct http_reply {
 	bool keep_alive;
 	void (*cancel)(void *ctx);
 	void *cancel_ctx;
+	/* a streamed reply (http_reply_start): headers sent, body follows */
+	bool streaming;
+	int status;
+	uint64_t left; /* body bytes still to come */
+	void (*more)(void *ctx);
+	void *more_ctx;
 };
 
 struct http_ip {
@@ -86,7 +111,18 @@ struct http_conn {
 	int error_status;    /* a limit broken in a callback: 413, 431, 414 */
 	bool complete;       /* on_message_complete ran */
 	bool keep_alive;
-	double started; /* ev_now of the request's first byte; 0: between requests */
+	double started;   /* ev_now of the request's first byte; 0: between requests */
+	bool in_body;     /* headers in, body not complete */
+	double body_last; /* ev_now of the last body byte (or of a resume) */
+	/* a body taken as it arrives (a streaming mount) */
+	bool early;      /* headers in for a streaming mount: dispatch before the body */
+	bool dispatched; /* handed to its handler before its body was complete */
+	const struct http_body_ops *body_ops;
+	void *body_ctx;
+	uint64_t body_max, body_got;
+	bool body_paused;   /* the handler asked to stop (http_body_resume) */
+	ev_timer resume_w;  /* runs http_body_resume's work from the loop */
+	ev_prepare drain_w; /* a streamed reply waits for its output to drain */
 	/* the request handed to a handler */
 	struct http_request rq;
 	char *path, *host;
@@ -100,10 +136,12 @@ struct http_mount_entry {
 	size_t len;
 	http_handler_fn *fn;
 	void *ctx;
+	bool stream_body; /* http_mount_streaming */
 };
 
 static struct http_mount_entry *mounts;
 static size_t nmounts;
+static size_t nstreaming; /* mounts with stream_body */
 static struct http_ip *ip_table[IP_BUCKETS];
 static struct http_conn *conns_head;
 static unsigned nconns;
@@ -111,6 +149,8 @@ static unsigned nconns;
 static const struct stream_ops http_stream_ops;
 static const struct stream_transport http_transport;
 static bool http_process(struct http_conn *c);
+static const struct http_mount_entry *http_find_mount(const char *path);
+static char *http_decode_path(const char *s, size_t len);
 
 static const struct http_config *http_cfg(void)
 {
@@ -309,19 +349,73 @@ static void http_join_headers(struct http_conn *c)
 	}
 }
 
+/* Whether the request whose headers are in goes to a streaming mount. */
+static bool http_streaming_target(struct http_conn *c)
+{
+	if (nstreaming == 0 || c->url.data == NULL)
+		return false;
+	struct http_parser_url u;
+	http_parser_url_init(&u);
+	if (http_parser_parse_url(c->url.data, c->url.len, c->parser.method == HTTP_CONNECT, &u) != 0 ||
+	    !(u.field_set & (1 << UF_PATH)))
+		return false; /* the dispatch says why */
+	char *path = http_decode_path(c->url.data + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len);
+	if (path == NULL)
+		return false;
+	const struct http_config *hc = http_cfg();
+	bool streaming = !(hc->websocket && strcmp(path, hc->websocket_path) == 0);
+	if (streaming) {
+		const struct http_mount_entry *m = http_find_mount(path);
+		streaming = m != NULL && m->stream_body;
+	}
+	free(path);
+	return streaming;
+}
+
 static int on_headers_complete(http_parser *p)
 {
 	struct http_conn *c = conn_of(p);
 	http_join_headers(c);
+	bool body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
+	if (body && !p->upgrade && http_streaming_target(c)) {
+		/* handed over now; its handler sets the cap */
+		c->early = true;
+		c->keep_alive = http_should_keep_alive(p) != 0;
+		c->in_body = true;
+		c->body_last = ev_now(c->st->loop);
+		http_parser_pause(p, 1);
+		return 0;
+	}
 	/* Content-Length beyond the cap: refused before any of it is read. */
 	if ((p->flags & F_CONTENTLENGTH) && p->content_length > http_cfg()->max_body_size)
 		return http_limit(c, 413);
+	c->in_body = body;
+	c->body_last = ev_now(c->st->loop);
 	return 0;
 }
 
 static int on_body(http_parser *p, const char *at, size_t len)
 {
 	struct http_conn *c = conn_of(p);
+	c->body_last = ev_now(c->st->loop);
+	if (c->dispatched) {
+		if (c->body_ops == NULL)
+			return http_limit(c, 500); /* not reached: no data without a reader */
+		if (c->body_got + len > c->body_max)
+			return http_limit(c, 413);
+		c->body_got += len;
+		bool more = c->body_ops->data(c->body_ctx, at, len);
+		if (c->pending == NULL || c->st->closing || c->st->dead) {
+			/* answered from data: no more of the body */
+			http_parser_pause(p, 1);
+			return 0;
+		}
+		if (!more) {
+			c->body_paused = true;
+			http_parser_pause(p, 1);
+		}
+		return 0;
+	}
 	if (c->body.len + len > http_cfg()->max_body_size)
 		return http_limit(c, 413);
 	buf_append(&c->body, at, len);
@@ -332,6 +426,7 @@ static int on_message_complete(http_parser *p)
 {
 	struct http_conn *c = conn_of(p);
 	c->complete = true;
+	c->in_body = false;
 	c->keep_alive = http_should_keep_alive(p) != 0;
 	http_parser_pause(p, 1); /* one request at a time */
 	return 0;
@@ -388,42 +483,197 @@ static void http_continue(struct http_conn *c)
 		http_process(c);
 }
 
-void http_reply_send(struct http_reply *r, int status, const char *content_type, const char *body, size_t len)
+/* The status line and headers of r into b. */
+static void http_reply_head(struct http_reply *r, struct buf *b, int status, const char *content_type,
+                            uint64_t len)
 {
 	struct http_conn *c = r->conn;
-	assert(c != NULL && c->pending == r);
-	struct stream *st = c->st;
-	struct buf b = { 0 };
-	buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
+	if (c->dispatched) {
+		/* answered before its body was read: the rest of the body cannot
+		 * be told from a next request */
+		r->keep_alive = false;
+		c->body_ops = NULL;
+	}
+	buf_printf(b, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
 	char date[64];
 	time_t now = time(NULL);
 	struct tm tm;
 	if (gmtime_r(&now, &tm) != NULL && strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm) > 0)
-		buf_printf(&b, "Date: %s\r\n", date);
+		buf_printf(b, "Date: %s\r\n", date);
 	if (content_type != NULL && header_text_ok(content_type))
-		buf_printf(&b, "Content-Type: %s\r\n", content_type);
-	buf_printf(&b, "Content-Length: %zu\r\n", len);
+		buf_printf(b, "Content-Type: %s\r\n", content_type);
+	buf_printf(b, "Content-Length: %" PRIu64 "\r\n", len);
 	if (!r->keep_alive)
-		buf_append_str(&b, "Connection: close\r\n");
+		buf_append_str(b, "Connection: close\r\n");
 	if (r->headers.len > 0)
-		buf_append(&b, r->headers.data, r->headers.len);
-	buf_append_str(&b, "\r\n");
-	if (!r->head && len > 0)
-		buf_append(&b, body, len);
-	stream_write_raw(st, b.data, b.len);
-	buf_free(&b);
+		buf_append(b, r->headers.data, r->headers.len);
+	buf_append_str(b, "\r\n");
+}
+
+/* The reply is all queued: release it, then close or go on with the
+ * next request. */
+static void http_reply_done(struct http_reply *r, int status)
+{
+	struct http_conn *c = r->conn;
+	struct stream *st = c->st;
 	log_debug("http %llu from %s: %s %s: %d", (unsigned long long)st->id, st->ip,
 	          c->rq.method != NULL ? c->rq.method : "-", c->rq.path != NULL ? c->rq.path : "-", status);
 	bool keep = r->keep_alive;
 	c->pending = NULL;
 	http_reply_free(r);
 	c->started = 0;
+	ev_prepare_stop(st->loop, &c->drain_w);
 	if (!keep) {
 		stream_finish(st);
 		return;
 	}
 	if (!c->dispatching)
 		http_continue(c);
+}
+
+void http_reply_send(struct http_reply *r, int status, const char *content_type, const char *body, size_t len)
+{
+	struct http_conn *c = r->conn;
+	assert(c != NULL && c->pending == r && !r->streaming);
+	struct buf b = { 0 };
+	http_reply_head(r, &b, status, content_type, len);
+	if (!r->head && len > 0)
+		buf_append(&b, body, len);
+	stream_write_raw(c->st, b.data, b.len);
+	buf_free(&b);
+	http_reply_done(r, status);
+}
+
+/* Wait for the output of a streamed reply to drain before asking for more:
+ * drain_w runs after the streams' own prepare watcher has flushed. */
+static void http_drain_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	(void)revents;
+	struct http_conn *c = w->data;
+	struct http_reply *r = c->pending;
+	if (c->st->dead || c->st->closing || r == NULL || !r->streaming) {
+		ev_prepare_stop(loop, w);
+		return;
+	}
+	if (c->st->out.len > HTTP_DRAIN_LOW)
+		return; /* the socket is full: its write watcher wakes us */
+	ev_prepare_stop(loop, w);
+	latency_begin(LATENCY_STREAM_WRITE, "http-drained");
+	r->more(r->more_ctx);
+	latency_end();
+}
+
+void http_reply_start(struct http_reply *r, int status, const char *content_type, uint64_t len,
+                      void (*more)(void *ctx), void *ctx)
+{
+	struct http_conn *c = r->conn;
+	assert(c != NULL && c->pending == r && !r->streaming);
+	struct buf b = { 0 };
+	http_reply_head(r, &b, status, content_type, len);
+	stream_write_raw(c->st, b.data, b.len);
+	buf_free(&b);
+	if (r->head || len == 0) {
+		http_reply_done(r, status);
+		return;
+	}
+	r->streaming = true;
+	r->status = status;
+	r->left = len;
+	r->more = more;
+	r->more_ctx = ctx;
+	log_debug("http %llu from %s: %s %s: %d, %" PRIu64 " bytes to stream", (unsigned long long)c->st->id,
+	          c->st->ip, c->rq.method, c->rq.path != NULL ? c->rq.path : "-", status, len);
+	ev_prepare_start(c->st->loop, &c->drain_w);
+}
+
+bool http_reply_write(struct http_reply *r, const char *data, size_t len)
+{
+	struct http_conn *c = r->conn;
+	assert(c != NULL && c->pending == r && r->streaming && len <= r->left);
+	stream_write_raw(c->st, data, len);
+	r->left -= len;
+	if (r->left == 0) {
+		http_reply_done(r, r->status);
+		return true;
+	}
+	ev_prepare_start(c->st->loop, &c->drain_w);
+	return false;
+}
+
+void http_reply_abort(struct http_reply *r)
+{
+	struct http_conn *c = r->conn;
+	assert(c != NULL && c->pending == r);
+	log_info("http %llu from %s: %s %s: reply given up, closing", (unsigned long long)c->st->id,
+	         c->st->ip, c->rq.method != NULL ? c->rq.method : "-", c->rq.path != NULL ? c->rq.path : "-");
+	c->pending = NULL;
+	http_reply_free(r);
+	ev_prepare_stop(c->st->loop, &c->drain_w);
+	stream_abort(c->st);
+}
+
+/* Drop the outstanding reply (its handler is told through on_cancel). */
+static void http_cancel_pending(struct http_conn *c)
+{
+	struct http_reply *r = c->pending;
+	c->body_ops = NULL;
+	c->body_paused = false;
+	c->dispatched = false;
+	ev_timer_stop(c->st->loop, &c->resume_w);
+	ev_prepare_stop(c->st->loop, &c->drain_w);
+	if (r == NULL)
+		return;
+	c->pending = NULL;
+	if (r->cancel != NULL)
+		r->cancel(r->cancel_ctx);
+	http_reply_free(r);
+}
+
+/* ---- streamed request bodies -------------------------------------------------- */
+
+void http_reply_take_body(struct http_reply *r, const struct http_body_ops *ops, void *ctx, uint64_t max)
+{
+	struct http_conn *c = r->conn;
+	assert(c != NULL && c->pending == r && c->dispatched && c->dispatching && c->body_ops == NULL);
+	c->body_ops = ops;
+	c->body_ctx = ctx;
+	c->body_max = max;
+	c->body_got = 0;
+	c->body_paused = false;
+	c->body_last = ev_now(c->st->loop);
+	const char *expect = http_request_header(&c->rq, "Expect");
+	if (expect != NULL && strcasecmp(expect, "100-continue") == 0)
+		stream_write_raw(c->st, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	/* the caller's http_process goes on reading after the handler */
+}
+
+static void http_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct http_conn *c = w->data;
+	latency_begin(LATENCY_STREAM_READ, "http-body-resume");
+	http_continue(c);
+	latency_end();
+}
+
+void http_body_resume(struct http_reply *r)
+{
+	struct http_conn *c = r->conn;
+	assert(c != NULL && c->pending == r);
+	if (!c->body_paused || c->body_ops == NULL)
+		return;
+	c->body_paused = false;
+	c->body_last = ev_now(c->st->loop); /* the wait was ours, not the client's */
+	http_parser_pause(&c->parser, 0);
+	ev_timer_set(&c->resume_w, 0, 0);
+	ev_timer_start(c->st->loop, &c->resume_w);
+}
+
+/* Reading the body of a request whose handler takes it as it comes. */
+static bool http_body_flowing(const struct http_conn *c)
+{
+	return c->dispatched && c->body_ops != NULL && !c->body_paused;
 }
 
 void http_reply_error(struct http_reply *r, int status, const char *detail)
@@ -471,7 +721,16 @@ int http_mount(const char *prefix, http_handler_fn *fn, void *ctx, char **error_
 		}
 	}
 	mounts = xrealloc(mounts, (nmounts + 1) * sizeof(*mounts));
-	mounts[nmounts++] = (struct http_mount_entry){ xstrdup(prefix), strlen(prefix), fn, ctx };
+	mounts[nmounts++] = (struct http_mount_entry){ xstrdup(prefix), strlen(prefix), fn, ctx, false };
+	return 0;
+}
+
+int http_mount_streaming(const char *prefix, http_handler_fn *fn, void *ctx, char **error_r)
+{
+	if (http_mount(prefix, fn, ctx, error_r) < 0)
+		return -1;
+	mounts[nmounts - 1].stream_body = true;
+	nstreaming++;
 	return 0;
 }
 
@@ -479,6 +738,8 @@ void http_unmount(const char *prefix)
 {
 	for (size_t i = 0; i < nmounts; i++) {
 		if (strcmp(mounts[i].prefix, prefix) == 0) {
+			if (mounts[i].stream_body)
+				nstreaming--;
 			free(mounts[i].prefix);
 			mounts[i] = mounts[--nmounts];
 			return;
@@ -504,6 +765,8 @@ static const struct http_mount_entry *http_find_mount(const char *path)
 /* Free c (its stream is gone, or belongs to another owner now). */
 static void http_conn_free(struct http_conn *c)
 {
+	ev_timer_stop(c->st->loop, &c->resume_w);
+	ev_prepare_stop(c->st->loop, &c->drain_w);
 	http_request_reset(c);
 	free(c->headers);
 	buf_free(&c->url);
@@ -681,7 +944,7 @@ static enum dispatch_result http_dispatch(struct http_conn *c)
 static bool http_process(struct http_conn *c)
 {
 	struct stream *st = c->st;
-	while (!st->dead && !st->closing && c->pending == NULL && c->in.len > 0) {
+	while (!st->dead && !st->closing && (c->pending == NULL || http_body_flowing(c)) && c->in.len > 0) {
 		if (c->started == 0)
 			c->started = ev_now(st->loop);
 		size_t n = http_parser_execute(&c->parser, &parser_settings, c->in.data, c->in.len);
@@ -690,10 +953,20 @@ static bool http_process(struct http_conn *c)
 			int status = c->error_status;
 			if (status == 0)
 				status = e == HPE_HEADER_OVERFLOW ? 431 : 400;
+			if (c->dispatched)
+				http_cancel_pending(c); /* a body gone wrong */
 			http_fail(c, status, status == 400 ? http_errno_description(e) : NULL);
 			return false;
 		}
 		buf_consume(&c->in, n);
+		if (c->early) {
+			/* Headers in, for a handler that takes the body as it comes. */
+			c->early = false;
+			http_parser_pause(&c->parser, 0);
+			c->dispatched = true;
+			http_dispatch(c); /* never an upgrade: not the WebSocket path */
+			continue;
+		}
 		if (!c->complete) {
 			if (n == 0 && e == HPE_OK)
 				break;
@@ -702,6 +975,20 @@ static bool http_process(struct http_conn *c)
 		/* A whole request: handle it, the parser paused until the reply. */
 		http_parser_pause(&c->parser, 0);
 		c->complete = false;
+		if (c->dispatched) {
+			/* its handler has it already: tell it the body is all in */
+			const struct http_body_ops *ops = c->body_ops;
+			c->dispatched = false;
+			c->body_ops = NULL;
+			if (ops != NULL && c->pending != NULL) {
+				c->dispatching = true; /* an answer from end: this loop goes on */
+				ops->end(c->body_ctx);
+				c->dispatching = false;
+			}
+			if (c->pending != NULL)
+				return false;
+			continue;
+		}
 		if (http_dispatch(c) == DISPATCH_UPGRADED) {
 			struct buf rest = c->in;
 			c->in = (struct buf){ 0 };
@@ -729,11 +1016,14 @@ static bool http_input(struct stream *st, const char *data, size_t len)
 {
 	struct http_conn *c = st->transport_ctx;
 	buf_append(&c->in, data, len);
-	if (c->pending != NULL) {
+	if (c->pending != NULL && !http_body_flowing(c)) {
 		/* A deferred reply: the socket is still read (a client that
 		 * goes cancels it), but what it sends only waits, up to the
-		 * size of a request. */
-		if (c->in.len > http_cfg()->max_header_size + http_cfg()->max_body_size)
+		 * size of a request, or a little when it is a body its
+		 * handler is not ready for (back-pressure). */
+		size_t cap = c->dispatched ? HTTP_BODY_AHEAD
+		                           : http_cfg()->max_header_size + http_cfg()->max_body_size;
+		if (c->in.len > cap)
 			stream_pause(st);
 		return false;
 	}
@@ -779,11 +1069,25 @@ static void http_tick(struct stream *st, double now)
 {
 	struct http_conn *c = st->owner;
 	const struct http_config *hc = http_cfg();
+	if (c->in_body) {
+		/* a body: it must keep moving, unless its handler holds it back */
+		if (!c->body_paused && (c->pending == NULL || c->dispatched) &&
+		    now - c->body_last > hc->body_timeout) {
+			log_info("http %llu from %s: no byte of the request body for %g s: 408 and closing",
+			         (unsigned long long)st->id, st->ip, hc->body_timeout);
+			c->in_body = false;
+			c->started = 0;
+			http_cancel_pending(c);
+			http_fail(c, 408, "the request body stopped coming");
+		}
+		return;
+	}
 	if (c->pending != NULL)
 		return; /* the handler's turn */
 	if (c->started != 0) {
 		if (now - c->started > hc->request_timeout) {
-			log_info("http %llu from %s: request not complete after %g s: 408 and closing",
+			log_info("http %llu from %s: request headers not complete after %g s: 408 and "
+			         "closing",
 			         (unsigned long long)st->id, st->ip, hc->request_timeout);
 			c->started = 0;
 			http_fail(c, 408, "the request took too long");
@@ -802,13 +1106,7 @@ static void http_closed(struct stream *st)
 	struct http_conn *c = st->owner;
 	if (c == NULL)
 		return; /* upgraded, or never set up */
-	if (c->pending != NULL) {
-		struct http_reply *r = c->pending;
-		c->pending = NULL;
-		if (r->cancel != NULL)
-			r->cancel(r->cancel_ctx);
-		http_reply_free(r);
-	}
+	http_cancel_pending(c);
 	http_conn_free(c);
 }
 
@@ -848,6 +1146,11 @@ void http_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port, co
 		.max_attrs = limits->max_attrs,
 	};
 	c->st = stream_new(loop, fd, ip, port, &pl, HTTP_MAX_OUTPUT, lc->direct_tls, &http_stream_ops, c);
+	ev_timer_init(&c->resume_w, http_resume_cb, 0, 0);
+	c->resume_w.data = c;
+	ev_prepare_init(&c->drain_w, http_drain_cb);
+	ev_set_priority(&c->drain_w, EV_MINPRI); /* after the streams' flush */
+	c->drain_w.data = c;
 	stream_set_transport(c->st, &http_transport, c);
 	c->next = conns_head;
 	if (conns_head != NULL)
@@ -869,13 +1172,7 @@ void http_start(void)
 void http_close_all(void)
 {
 	for (struct http_conn *c = conns_head; c != NULL; c = c->next) {
-		if (c->pending != NULL) {
-			struct http_reply *r = c->pending;
-			c->pending = NULL;
-			if (r->cancel != NULL)
-				r->cancel(r->cancel_ctx);
-			http_reply_free(r);
-		}
+		http_cancel_pending(c);
 		stream_finish(c->st);
 	}
 }

@@ -52,6 +52,11 @@ struct ws {
 	bool in_recv;
 	bool close_pending; /* a close frame (1000) goes after the queued messages */
 	bool failed;        /* ws_fail logged why */
+	/* the data message being received (wslay does not buffer them) */
+	struct buf msg;
+	size_t max_msg;  /* limits.max_stanza_size */
+	bool frame_ctrl; /* the frame being received is a control frame */
+	bool msg_over;   /* the message went over max_msg: dropped */
 };
 
 /* ---- the handshake ------------------------------------------------------------ */
@@ -270,34 +275,71 @@ static void ws_drain_held(struct ws *ws)
 	}
 }
 
+/* Data messages are gathered here rather than by wslay, which allocates a
+ * chunk per frame and a joined copy per message: ws->msg is reused from
+ * one message to the next.  Control frames are still wslay's. */
+static void ws_on_frame_start(wslay_event_context_ptr ctx,
+                              const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
+{
+	struct ws *ws = user;
+	ws->frame_ctrl = (arg->opcode & 0x8) != 0;
+	if (!ws->frame_ctrl && arg->opcode != WSLAY_CONTINUATION_FRAME) {
+		buf_reset(&ws->msg); /* a new message */
+		ws->msg_over = false;
+	}
+}
+
+static void ws_on_frame_chunk(wslay_event_context_ptr ctx,
+                              const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user)
+{
+	struct ws *ws = user;
+	if (ws->frame_ctrl || ws->msg_over || ws->failed)
+		return;
+	if (ws->msg.len + arg->data_length > ws->max_msg) {
+		ws->msg_over = true;
+		buf_free(&ws->msg);
+		ws_fail(ws, WSLAY_CODE_MESSAGE_TOO_BIG, "message over limits.max_stanza_size");
+		return;
+	}
+	buf_append(&ws->msg, (const char *)arg->data, arg->data_length);
+}
+
 static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user)
 {
 	struct ws *ws = user;
 	struct stream *st = ws->st;
-	if (st->dead || st->closing)
+	if (st->dead || st->closing || ws->failed)
 		return;
 	if (arg->opcode == WSLAY_BINARY_FRAME) {
 		ws_fail(ws, WSLAY_CODE_UNSUPPORTED_DATA, "XMPP messages are text");
 		return;
 	}
-	if (arg->opcode != WSLAY_TEXT_FRAME)
+	if (arg->opcode != WSLAY_TEXT_FRAME || ws->msg_over)
 		return; /* ping answered and close handled by wslay */
-	if (arg->msg_length == 0)
-		return; /* empty (wslay gives no buffer): nothing, as whitespace */
-	const char *msg = (const char *)arg->msg;
-	if (!utf8_valid(msg, arg->msg_length)) {
+	size_t len = ws->msg.len;
+	if (len == 0)
+		return; /* empty: nothing, as whitespace */
+	const char *msg = ws->msg.data;
+	if (!utf8_valid(msg, len)) {
 		ws_fail(ws, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, "text message is not UTF-8");
 		return;
 	}
 	if (st->paused || ws_held_pending(ws))
-		ws_hold(ws, msg, arg->msg_length);
+		ws_hold(ws, msg, len);
 	else
-		ws_message(ws, msg, arg->msg_length);
+		ws_message(ws, msg, len);
+	/* an idle session keeps no large buffer */
+	if (ws->msg.cap > 4096)
+		buf_free(&ws->msg);
+	else
+		buf_reset(&ws->msg);
 }
 
 static const struct wslay_event_callbacks ws_callbacks = {
 	.recv_callback = ws_recv_cb,
 	.send_callback = ws_send_cb,
+	.on_frame_recv_start_callback = ws_on_frame_start,
+	.on_frame_recv_chunk_callback = ws_on_frame_chunk,
 	.on_msg_recv_callback = ws_on_msg,
 };
 
@@ -443,9 +485,13 @@ static void ws_queue_open(struct ws *ws, const char *p, const char *end)
 	buf_free(&b);
 }
 
-/* One element made standalone: the namespace declarations it relies on
- * added to its start tag; fn gets it. */
-static void split_element(const char *p, const char *e, websocket_out_fn *fn, void *ctx)
+/* An element made standalone, as pieces: [p, ne) (its start up to the end
+ * of its name), decl (the namespace declaration it needs, or NULL) and
+ * [ne, e) (the rest). */
+typedef void element_fn(void *ctx, const char *p, const char *ne, const char *decl, const char *e);
+
+/* Find the namespace declaration the element [p, e) relies on; efn gets it. */
+static void split_element(const char *p, const char *e, element_fn *efn, void *ctx)
 {
 	const char *name = p + 1, *ne = name;
 	while (ne < e && *ne != ' ' && *ne != '/' && *ne != '>' && *ne != '\t')
@@ -458,19 +504,10 @@ static void split_element(const char *p, const char *e, websocket_out_fn *fn, vo
 	} else if (memchr(name, ':', (size_t)(ne - name)) == NULL && !tag_has(ne, te, " xmlns=")) {
 		decl = " xmlns='" NS_CLIENT "'";
 	}
-	if (decl == NULL) {
-		fn(ctx, WS_OUT_ELEMENT, p, (size_t)(e - p));
-		return;
-	}
-	struct buf b = { 0 };
-	buf_append(&b, p, (size_t)(ne - p));
-	buf_append_str(&b, decl);
-	buf_append(&b, ne, (size_t)(e - ne));
-	fn(ctx, WS_OUT_ELEMENT, b.data, b.len);
-	buf_free(&b);
+	efn(ctx, p, ne, decl, e);
 }
 
-void websocket_split_output(const char *data, size_t len, websocket_out_fn *fn, void *ctx)
+static void split_output(const char *data, size_t len, websocket_out_fn *fn, element_fn *efn, void *ctx)
 {
 	const char *p = data, *end = data + len;
 	bool only_space = true;
@@ -502,11 +539,44 @@ void websocket_split_output(const char *data, size_t len, websocket_out_fn *fn, 
 			continue;
 		}
 		const char *e = element_end(p, end);
-		split_element(p, e, fn, ctx);
+		split_element(p, e, efn, ctx);
 		p = e;
 	}
 	if (only_space && len > 0)
 		fn(ctx, WS_OUT_SPACE, data, len);
+}
+
+struct join_ctx {
+	websocket_out_fn *fn;
+	void *ctx;
+};
+
+static void join_part(void *ctx, enum websocket_out_kind kind, const char *p, size_t len)
+{
+	struct join_ctx *jc = ctx;
+	jc->fn(jc->ctx, kind, p, len);
+}
+
+/* An element in one piece for websocket_split_output's callers. */
+static void join_element(void *ctx, const char *p, const char *ne, const char *decl, const char *e)
+{
+	struct join_ctx *jc = ctx;
+	if (decl == NULL) {
+		jc->fn(jc->ctx, WS_OUT_ELEMENT, p, (size_t)(e - p));
+		return;
+	}
+	struct buf b = { 0 };
+	buf_append(&b, p, (size_t)(ne - p));
+	buf_append_str(&b, decl);
+	buf_append(&b, ne, (size_t)(e - ne));
+	jc->fn(jc->ctx, WS_OUT_ELEMENT, b.data, b.len);
+	buf_free(&b);
+}
+
+void websocket_split_output(const char *data, size_t len, websocket_out_fn *fn, void *ctx)
+{
+	struct join_ctx jc = { fn, ctx };
+	split_output(data, len, join_part, join_element, &jc);
 }
 
 static void ws_out_part(void *ctx, enum websocket_out_kind kind, const char *p, size_t len)
@@ -519,7 +589,7 @@ static void ws_out_part(void *ctx, enum websocket_out_kind kind, const char *p, 
 		              strlen("<close xmlns='" NS_FRAMING "'/>"));
 		ws->close_pending = true;
 		break;
-	case WS_OUT_ELEMENT: ws_queue_text(ws, p, len); break;
+	case WS_OUT_ELEMENT: ws_queue_text(ws, p, len); break; /* not reached: ws_out_element */
 	case WS_OUT_SPACE: {
 		struct wslay_event_msg m = { WSLAY_PING, NULL, 0 };
 		wslay_event_queue_msg(ws->ctx, &m);
@@ -528,10 +598,59 @@ static void ws_out_part(void *ctx, enum websocket_out_kind kind, const char *p, 
 	}
 }
 
+/* One element as a text message.  The common case (nothing queued in
+ * wslay, no close under way) frames it straight into the stream's output
+ * queue: a header and the pieces, one copy, no allocation.  Otherwise it
+ * goes through wslay's queue behind what waits there, in order. */
+static void ws_out_element(void *ctx, const char *p, const char *ne, const char *decl, const char *e)
+{
+	struct ws *ws = ctx;
+	size_t head_len = (size_t)(ne - p), decl_len = decl != NULL ? strlen(decl) : 0;
+	size_t len = head_len + decl_len + (size_t)(e - ne);
+	if (ws->close_pending || wslay_event_want_write(ws->ctx) || wslay_event_get_close_sent(ws->ctx) ||
+	    !wslay_event_get_write_enabled(ws->ctx)) {
+		if (decl == NULL) {
+			ws_queue_text(ws, p, len);
+			return;
+		}
+		struct buf b = { 0 };
+		buf_append(&b, p, head_len);
+		buf_append(&b, decl, decl_len);
+		buf_append(&b, ne, (size_t)(e - ne));
+		ws_queue_text(ws, b.data, b.len);
+		buf_free(&b);
+		return;
+	}
+	/* RFC 6455 §5.2: FIN and the text opcode; a server's frames are not masked */
+	unsigned char h[10];
+	size_t hl;
+	h[0] = 0x81;
+	if (len < 126) {
+		h[1] = (unsigned char)len;
+		hl = 2;
+	} else if (len <= 0xffff) {
+		h[1] = 126;
+		h[2] = (unsigned char)(len >> 8);
+		h[3] = (unsigned char)len;
+		hl = 4;
+	} else {
+		h[1] = 127;
+		for (int i = 0; i < 8; i++)
+			h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+		hl = 10;
+	}
+	struct stream *st = ws->st;
+	stream_write_raw(st, (const char *)h, hl);
+	stream_write_raw(st, p, head_len);
+	if (decl_len > 0)
+		stream_write_raw(st, decl, decl_len);
+	stream_write_raw(st, ne, (size_t)(e - ne));
+}
+
 static void ws_output(struct stream *st, const char *data, size_t len)
 {
 	struct ws *ws = st->transport_ctx;
-	websocket_split_output(data, len, ws_out_part, ws);
+	split_output(data, len, ws_out_part, ws_out_element, ws);
 	ws_flush(ws);
 }
 
@@ -542,6 +661,7 @@ static void ws_free(struct stream *st)
 		return;
 	wslay_event_context_free(ws->ctx);
 	buf_free(&ws->held);
+	buf_free(&ws->msg);
 	free(ws);
 	st->transport_ctx = NULL;
 }
@@ -587,6 +707,8 @@ void websocket_start(struct stream *st, const struct listen_config *lc, const st
 		return;
 	}
 	wslay_event_config_set_max_recv_msg_length(ws->ctx, limits->max_stanza_size);
+	wslay_event_config_set_no_buffering(ws->ctx, 1);
+	ws->max_msg = limits->max_stanza_size;
 	st->max_output = limits->max_output;
 	stream_set_transport(st, &ws_transport, ws);
 	c2s_attach(st, websocket_listen_config(lc), limits);

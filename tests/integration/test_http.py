@@ -17,6 +17,7 @@ import parleytest
 from parleytest import HOST, OTHER
 
 REQUEST_TIMEOUT = 2.0
+BODY_TIMEOUT = 1.5
 MAX_PER_IP = 6
 
 
@@ -37,12 +38,14 @@ class HttpParleyd(parleytest.Parleyd):
         text = self.config.read_text()
         http = ('http:\n'
                 '  request_timeout: %gs\n'
+                '  body_timeout: %gs\n'
                 '  keepalive_timeout: 30s\n'
                 '  max_body_size: 64K\n'
                 '  max_headers: 20\n'
                 '  max_header_size: 4K\n'
                 '  max_connections_per_ip: %d\n'
-                '  cors_origins: ["https://app.example"]\n' % (REQUEST_TIMEOUT, MAX_PER_IP))
+                '  cors_origins: ["https://app.example"]\n'
+                % (REQUEST_TIMEOUT, BODY_TIMEOUT, MAX_PER_IP))
         listen = ('listen:\n'
                   '  - port: %d\n    address: 127.0.0.1\n    module: http\n'
                   '  - port: %d\n    address: 127.0.0.1\n    module: http\n    direct_tls: true\n'
@@ -283,6 +286,33 @@ def test_slowloris_gets_408(srv):
     assert status == 408 and headers['connection'] == 'close'
     assert time.monotonic() - start < REQUEST_TIMEOUT + 2.0
     slow.close()
+
+
+def test_slow_body_that_keeps_moving_is_served(srv):
+    # request_timeout covers the headers; the body only has to keep moving
+    s = connect(srv.http_port, timeout=10)
+    body = b'x' * 2000
+    s.sendall(b'POST /nowhere HTTP/1.1\r\nHost: test.local\r\nContent-Length: 2000\r\n\r\n')
+    start = time.monotonic()
+    for i in range(10):
+        time.sleep(BODY_TIMEOUT / 3)
+        s.sendall(body[i * 200:(i + 1) * 200])
+    assert time.monotonic() - start > REQUEST_TIMEOUT + BODY_TIMEOUT
+    status, headers, _ = Reader(s).response()
+    assert status == 404, status
+    s.close()
+
+
+def test_stalled_body_gets_408(srv):
+    s = connect(srv.http_port, timeout=10)
+    s.sendall(b'POST /nowhere HTTP/1.1\r\nHost: test.local\r\nContent-Length: 2000\r\n\r\n' + b'x' * 500)
+    start = time.monotonic()
+    status, headers, _ = Reader(s).response()
+    waited = time.monotonic() - start
+    assert status == 408 and headers['connection'] == 'close'
+    assert BODY_TIMEOUT - 0.2 < waited < BODY_TIMEOUT + 2.0, waited
+    s.close()
+    assert get(srv.http_port, '/.well-known/host-meta')[0] == 200
 
 
 def test_connections_per_ip(srv):

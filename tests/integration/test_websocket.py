@@ -289,6 +289,54 @@ def test_websockets_library_client(srv):
     asyncio.run(run())
 
 
+def test_frame_lengths_to_library_client(srv):
+    """Messages whose frames need each of RFC 6455's three length forms (7
+    bits, 16 bits, 64 bits: a body of '>' grows fourfold when escaped),
+    read by python3-websockets, which checks the framing."""
+    import websockets
+    import xml.etree.ElementTree as ET
+    bodies = ['a' * 50, 'b' * 3000, '>' * 30000]
+
+    async def run():
+        ctx = parleytest.tls_context()
+        async with websockets.connect('wss://127.0.0.1:%d/xmpp-websocket' % srv.https_port,
+                                      subprotocols=['xmpp'], ssl=ctx, max_size=1 << 20) as w:
+            await w.send("<open xmlns='%s' to='%s' version='1.0'/>" % (NS_FRAMING, HOST))
+            await w.recv()
+            await w.recv()
+            token = base64.b64encode(b'\0erin\0' + srv.password('erin').encode()).decode()
+            await w.send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>" % (NS_SASL, token))
+            assert 'success' in await w.recv()
+            await w.send("<open xmlns='%s' to='%s' version='1.0'/>" % (NS_FRAMING, HOST))
+            await w.recv()
+            await w.recv()
+            await w.send("<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='%s'>"
+                         "<resource>frames</resource></bind></iq>" % NS_BIND)
+            assert 'erin@' in await w.recv()
+            await w.send("<presence xmlns='jabber:client'/>")
+            sender = parleytest.RawClient(srv.tls_port, direct_tls=True, timeout=10)
+            sender.login('alice', srv.password('alice'), resource=unique('frames-'), presence=False)
+            for b in bodies:  # '>' is fine unescaped in text
+                sender.send("<message to='erin@%s/frames' type='chat'><body>%s</body></message>"
+                            % (HOST, b))
+            got, sizes = [], []
+            while len(got) < len(bodies):
+                text = await asyncio.wait_for(w.recv(), 10)
+                el = ET.fromstring(text)
+                if el.tag == q(NS_CLIENT, 'message'):
+                    got.append(el.findtext(q(NS_CLIENT, 'body')))
+                    sizes.append(len(text.encode()))
+            sender.close()
+            assert got == bodies
+            # (<success/> above came in a 7-bit frame)
+            assert 125 < sizes[0] < sizes[1] <= 65535 < sizes[2], sizes
+            await w.send("<close xmlns='%s'/>" % NS_FRAMING)
+            await w.recv()
+            await w.wait_closed()
+            assert w.close_code == 1000
+    asyncio.run(run())
+
+
 # ---- bad input -------------------------------------------------------------------
 
 def logged_in(srv):
