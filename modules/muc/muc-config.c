@@ -333,8 +333,9 @@ struct xml_node *muc_config_form(const struct muc_room *r)
 	const struct muc_config *c = &r->cfg;
 	const struct muc_settings *s = r->svc != NULL ? r->svc->set : NULL;
 	char *title = xasprintf("Configuration of %s", r->jid != NULL ? r->jid : "the room");
-	struct xml_node *x = form_new("form", title, "Complete this form to change the room's configuration.",
-	                              NS_MUC_ROOMCONFIG);
+	struct xml_node *x =
+	        form_new("form", title, N_("Complete this form to change the room's configuration."),
+	                 NS_MUC_ROOMCONFIG);
 	free(title);
 	char num[16];
 	for (size_t i = 0; i < ARRAY_SIZE(config_fields); i++) {
