@@ -11,6 +11,8 @@ NS_CLIENT = 'jabber:client'
 NS_STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas'
 NS_COMMANDS = 'http://jabber.org/protocol/commands'
 NS_DATA = 'jabber:x:data'
+NS_REGISTER = 'jabber:iq:register'
+NS_SEARCH = 'jabber:iq:search'
 XML_LANG = '{http://www.w3.org/XML/1998/namespace}lang'
 ADMIN = 'http://jabber.org/protocol/admin#'
 
@@ -19,6 +21,8 @@ ADMIN = 'http://jabber.org/protocol/admin#'
 def server(tmp_path_factory):
     s = parleytest.Parleyd(tmp_path_factory.mktemp('i18n'))
     s.env['PARLEY_LOCALE_DIR'] = str(parleytest.builddir() / 'po')
+    text = s.config.read_text().replace('  roster: {}\n', '  roster: {}\n  vjud: {}\n', 1)
+    s.config.write_text(text)
     s.start_with_users()
     yield s
     s.finish()
@@ -140,3 +144,33 @@ def test_adhoc_form_in_english(server):
         title, _, labels = title_and_labels(cmd)
         assert title == 'Adding a user'
         assert labels['password'] == 'The password for this account'
+
+
+@pytest.mark.parametrize('lang,want', [
+    ('de', ('Wählen Sie einen Benutzernamen und ein Passwort, um sich bei diesem Server '
+            'zu registrieren.', 'de')),
+    (None, ('Choose a username and password to register with this server.', 'en')),
+])
+def test_registration_form_before_login(server, lang, want):
+    with LangClient(server.port, lang) as c:
+        c.open()
+        c.starttls()
+        el = c.iq('get', "<query xmlns='%s'/>" % NS_REGISTER)
+        assert el.get('type') == 'result', parleytest.tostr(el)
+        ins = el.find('%s/%s' % (q(NS_REGISTER, 'query'), q(NS_REGISTER, 'instructions')))
+        assert (ins.text, ins.get(XML_LANG)) == want
+
+
+def test_user_directory_form(server):
+    with connect(server, 'bob', 'de') as c:
+        el = c.iq('get', "<query xmlns='%s'/>" % NS_SEARCH, to=HOST)
+        assert el.get('type') == 'result', parleytest.tostr(el)
+        x = el.find('%s/%s' % (q(NS_SEARCH, 'query'), q(NS_DATA, 'x')))
+        assert x.get(XML_LANG) == 'de'
+        assert x.findtext(q(NS_DATA, 'title')) == 'Benutzerverzeichnis'
+        labels = {f.get('var'): f.get('label') for f in x.findall(q(NS_DATA, 'field'))}
+        assert labels['first'] == 'Vorname' and labels['email'] == 'E-Mail'
+    with connect(server, 'bob', 'en') as c:
+        el = c.iq('get', "<query xmlns='%s'/>" % NS_SEARCH, to=HOST)
+        x = el.find('%s/%s' % (q(NS_SEARCH, 'query'), q(NS_DATA, 'x')))
+        assert x.findtext(q(NS_DATA, 'title')) == 'User directory'
