@@ -174,3 +174,21 @@ def test_user_directory_form(server):
         el = c.iq('get', "<query xmlns='%s'/>" % NS_SEARCH, to=HOST)
         x = el.find('%s/%s' % (q(NS_SEARCH, 'query'), q(NS_DATA, 'x')))
         assert x.findtext(q(NS_DATA, 'title')) == 'User directory'
+
+
+def test_room_configuration_form(server):
+    """The owner of a new room asks for its configuration form."""
+    room = '%s@conference.%s' % (unique('raum'), HOST)
+    with connect(server, 'bob', 'de') as c:
+        c.send("<presence to='%s/bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>" % room)
+        c.wait_for(lambda e: e.tag == q(NS_CLIENT, 'presence') and e.get('from') == room + '/bob',
+                   what='own presence')
+        el = c.iq('get', "<query xmlns='http://jabber.org/protocol/muc#owner'/>", to=room)
+        assert el.get('type') == 'result', parleytest.tostr(el)
+        x = el.find('%s/%s' % (q('http://jabber.org/protocol/muc#owner', 'query'), q(NS_DATA, 'x')))
+        assert x.get(XML_LANG) == 'de'
+        labels = {f.get('var'): f for f in x.findall(q(NS_DATA, 'field'))}
+        assert labels['muc#roomconfig_persistentroom'].get('label') == 'Raum dauerhaft machen'
+        options = [o.get('label') for o in labels['muc#roomconfig_allowpm'].findall(q(NS_DATA, 'option'))]
+        assert 'Niemand' in options, options
+        assert x.findtext(q(NS_DATA, 'instructions')).startswith('Füllen Sie dieses Formular')
