@@ -1470,16 +1470,6 @@ const char *web_admin_static_dir(void)
 
 /* Where the message catalogues (LANG.mo) are: $PARLEY_LOCALE_DIR, else
  * the installed folder, else po/ of the current folder (a build tree). */
-static const char *locale_dir(void)
-{
-	const char *env = getenv("PARLEY_LOCALE_DIR");
-	if (env != NULL && *env != '\0')
-		return env;
-	if (access(PKGDATADIR "/locale", R_OK) == 0)
-		return PKGDATADIR "/locale";
-	return "./po";
-}
-
 static void load_css(void)
 {
 	char *path = xasprintf("%s/admin.css", web_admin_static_dir());
@@ -1510,8 +1500,7 @@ int web_admin_start(struct ev_loop *loop, const struct parley_config *cfg, char 
 	web_loop = loop;
 	web_cfg = &cfg->admin_web;
 	load_css();
-	int ncat = i18n_load(locale_dir());
-	log_info("web admin: %d translation(s) from %s", ncat, locale_dir());
+	/* The catalogues are parleyd's, loaded at start (server/daemon.c). */
 	if (http_mount("/admin/", web_handler, NULL, error_r) < 0)
 		return -1;
 	web_mounted = true;
@@ -1551,5 +1540,4 @@ void web_admin_stop(void)
 	css = NULL;
 	web_cfg = NULL;
 	web_cat = NULL;
-	i18n_unload();
 }

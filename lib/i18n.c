@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define MO_MAGIC 0x950412deU
 #define MAX_CATALOGS 64
@@ -221,4 +222,54 @@ const char *i18n_tr(const struct i18n_catalog *c, const char *msgid)
 const char *i18n_lang(const struct i18n_catalog *c)
 {
 	return c != NULL ? c->lang : "en";
+}
+
+bool i18n_valid_tag(const char *tag)
+{
+	if (tag == NULL || !((*tag >= 'a' && *tag <= 'z') || (*tag >= 'A' && *tag <= 'Z')))
+		return false;
+	size_t n = 0;
+	for (const char *p = tag; *p != '\0'; p++, n++) {
+		bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		          *p == '-';
+		if (!ok || n >= 35)
+			return false;
+	}
+	return true;
+}
+
+const struct i18n_catalog *i18n_pick_lang(const char *xml_lang)
+{
+	/* A valid tag has no ',' or ';', so i18n_pick sees one tag, q=1. */
+	if (ncatalogs == 0 || !i18n_valid_tag(xml_lang))
+		return NULL;
+	return i18n_pick(xml_lang);
+}
+
+const char *i18n_stanza_lang(const char *stanza_lang, const char *stream_lang)
+{
+	if (i18n_valid_tag(stanza_lang))
+		return stanza_lang;
+	if (i18n_valid_tag(stream_lang))
+		return stream_lang;
+	return NULL;
+}
+
+const char *i18n_locale_dir(void)
+{
+	const char *env = getenv("PARLEY_LOCALE_DIR");
+	if (env != NULL && *env != '\0')
+		return env;
+	if (access(PKGDATADIR "/locale", R_OK) == 0)
+		return PKGDATADIR "/locale";
+	return "./po";
+}
+
+const char *i18n_tr_lang(const char *xml_lang, const char *msgid, const char **lang_r)
+{
+	const struct i18n_catalog *c = i18n_pick_lang(xml_lang);
+	const char *t = i18n_tr(c, msgid);
+	if (lang_r != NULL)
+		*lang_r = t != msgid ? i18n_lang(c) : "en";
+	return t;
 }

@@ -6,6 +6,10 @@
  * are English; a string marked N_("...") in the code is what xgettext
  * collects into po/parley.pot.
  *
+ * The web admin picks the language from Accept-Language (i18n_pick); the
+ * XMPP side from xml:lang (i18n_pick_lang): the stanza's, else the
+ * stream's, else English.
+ *
  * Loop thread: the catalogues are loaded at start (i18n_load) and read
  * only afterwards; a catalogue pointer stays valid until i18n_unload.
  */
@@ -32,11 +36,36 @@ void i18n_unload(void);
  * when English ranks higher, or for NULL. */
 const struct i18n_catalog *i18n_pick(const char *accept_language);
 
+/* The catalogue for one xml:lang tag (RFC 6120 §8.1.5, RFC 5646): the
+ * same choice as i18n_pick for a single tag, so "de-AT" falls back to
+ * "de"; NULL (English) for NULL, "", English, a tag with no catalogue, or
+ * a string that is not a language tag. */
+const struct i18n_catalog *i18n_pick_lang(const char *xml_lang);
+
+/* The language a stanza is answered in: its own xml:lang, else the
+ * stream's (RFC 6120 §4.7.4: the client's default), else NULL (the host's
+ * default, English).  An empty or malformed tag counts as absent. */
+const char *i18n_stanza_lang(const char *stanza_lang, const char *stream_lang);
+
+/* Whether tag is a well-formed language tag (letters, digits and '-',
+ * 1 to 35 characters, starting with a letter). */
+bool i18n_valid_tag(const char *tag);
+
+/* The directory of the catalogues: $PARLEY_LOCALE_DIR, else
+ * PKGDATADIR/locale when readable, else ./po (a build tree). */
+const char *i18n_locale_dir(void);
+
 /* msgid's translation in c, or msgid itself (c NULL, or no translation). */
 const char *i18n_tr(const struct i18n_catalog *c, const char *msgid);
 
 /* c's language tag for an HTML lang attribute ("de", "pt-BR"); "en" for
  * NULL. */
 const char *i18n_lang(const struct i18n_catalog *c);
+
+/* msgid in the language xml_lang (i18n_pick_lang), and in *lang_r the tag
+ * of the text returned: c's tag when translated, "en" otherwise.  What
+ * builders of errors and forms call; it costs a catalogue lookup, so only
+ * when such a reply is built. */
+const char *i18n_tr_lang(const char *xml_lang, const char *msgid, const char **lang_r);
 
 #endif

@@ -19,6 +19,7 @@
 
 #include "server/config.h"
 #include "server/stanza.h"
+#include "lib/i18n.h"
 
 #define NS_COMMANDS "http://jabber.org/protocol/commands"
 #define NS_ADMIN "http://jabber.org/protocol/admin"
@@ -84,7 +85,10 @@ void adhoc_unregister_all(struct host *h, const struct adhoc_command *table, siz
 /* Show form (a <x type='form'/>; copied) and wait for the next submit;
  * last: the next submit completes the command (actions: complete only). */
 void adhoc_form(struct adhoc_request *req, const struct xml_node *form, bool last);
-/* Completed: note (may be NULL) as an info note, result (may be NULL) a
+/* The texts of the forms and notes these send are translated into the
+ * request's xml:lang (the <command/>'s, else the <iq/>'s), which the
+ * <command/> of the reply then carries.
+ * Completed: note (may be NULL) as an info note, result (may be NULL) a
  * <x type='result'/> form (copied). */
 void adhoc_done(struct adhoc_request *req, const char *note, const struct xml_node *result);
 void adhoc_fail(struct adhoc_request *req, enum stanza_error e, const char *text);
@@ -98,6 +102,13 @@ struct xml_node *form_new(const char *type, const char *title, const char *instr
 struct xml_node *form_add_field(struct xml_node *form, const char *var, const char *type, const char *label,
                                 const char *value, bool required);
 void form_field_add_value(struct xml_node *field, const char *value);
+/* Translate form's title, instructions and the labels of its fields and
+ * options (never values) into xml_lang (lib/i18n.h), in place.  Returns
+ * the tag of the language the texts are now in ("en" when no catalogue
+ * has xml_lang or none of them).  The labels are English literals given
+ * to form_new and form_add_field (make update-po collects those) or
+ * marked N_(). */
+const char *form_translate(struct xml_node *form, const char *xml_lang);
 /* The first value of field var in a submitted form, or NULL. */
 const char *form_value(const struct xml_node *form, const char *var);
 /* Every value of field var (jid-multi, text-multi), appended to out. */

@@ -35,6 +35,7 @@
 #include "server/c2s.h"
 #include "server/router.h"
 #include "server/server.h"
+#include "lib/i18n.h"
 #include "lib/log.h"
 
 #include <stdio.h>
@@ -176,6 +177,61 @@ static struct adhoc_session *session_find(struct adhoc_state *ad, const char *id
 
 /* ---- requests and answers --------------------------------------------------------- */
 
+/* text's element child (title, instructions, note) in the language of c. */
+static bool translate_text(struct xml_node *el, const struct i18n_catalog *c)
+{
+	struct xml_node *t = el->children;
+	if (t == NULL || t->type != XML_TEXT || t->next != NULL)
+		return false;
+	const char *tr = i18n_tr(c, t->text);
+	if (tr == t->text)
+		return false;
+	t->text = pool_strdup(el->pool, tr);
+	t->text_len = strlen(tr);
+	return true;
+}
+
+static bool translate_label(struct xml_node *el, const struct i18n_catalog *c)
+{
+	const char *label = xml_attr(el, "label");
+	const char *tr = i18n_tr(c, label);
+	if (label == NULL || tr == label)
+		return false;
+	xml_set_attr(el, "label", tr);
+	return true;
+}
+
+const char *form_translate(struct xml_node *form, const char *xml_lang)
+{
+	const struct i18n_catalog *c = i18n_pick_lang(xml_lang);
+	if (c == NULL || form == NULL)
+		return "en";
+	bool any = false;
+	for (struct xml_node *ch = form->children; ch != NULL; ch = ch->next) {
+		if (ch->type != XML_ELEMENT)
+			continue;
+		if (xml_is(ch, "title", NS_DATA_FORMS) || xml_is(ch, "instructions", NS_DATA_FORMS)) {
+			any = translate_text(ch, c) || any;
+		} else if (xml_is(ch, "field", NS_DATA_FORMS) || xml_is(ch, "reported", NS_DATA_FORMS)) {
+			any = translate_label(ch, c) || any;
+			for (struct xml_node *o = ch->children; o != NULL; o = o->next)
+				if (o->type == XML_ELEMENT &&
+				    (xml_is(o, "option", NS_DATA_FORMS) || xml_is(o, "field", NS_DATA_FORMS)))
+					any = translate_label(o, c) || any;
+		}
+	}
+	return any ? i18n_lang(c) : "en";
+}
+
+/* The request's language (XEP-0050 §4.5): the <command/>'s xml:lang, else
+ * the <iq/>'s (which the client's stream stamps with its default). */
+static const char *request_lang(const struct adhoc_request *req)
+{
+	const struct xml_node *cmd = req->iq->payload;
+	return i18n_stanza_lang(cmd != NULL ? xml_attr(cmd, "xml:lang") : NULL,
+	                        xml_attr(req->iq->iq, "xml:lang"));
+}
+
 static void request_free(struct adhoc_request *req)
 {
 	struct adhoc_state *ad = req->ad;
@@ -212,6 +268,7 @@ void adhoc_form(struct adhoc_request *req, const struct xml_node *form, bool las
 	xml_set_attr(actions, "execute", last ? "complete" : "next");
 	xml_add_child(actions, last ? "complete" : "next", NS_COMMANDS);
 	xml_append_copy(c, form);
+	xml_set_attr(c, "xml:lang", form_translate(c->last_child, request_lang(req)));
 	iq_result(req->iq, c);
 	xml_unref(&c);
 	request_free(req);
@@ -223,13 +280,21 @@ void adhoc_done(struct adhoc_request *req, const char *note, const struct xml_no
 	if (s != NULL)
 		session_free(req->ad, s);
 	struct xml_node *c = command_reply(req, "completed");
+	const char *want = request_lang(req);
+	const char *lang = "en";
 	if (note != NULL) {
 		struct xml_node *n = xml_add_child(c, "note", NS_COMMANDS);
 		xml_set_attr(n, "type", "info");
+		note = i18n_tr_lang(want, note, &lang);
 		xml_add_text(n, note, strlen(note));
 	}
-	if (result != NULL)
+	if (result != NULL) {
 		xml_append_copy(c, result);
+		const char *flang = form_translate(c->last_child, want);
+		if (strcmp(flang, "en") != 0)
+			lang = flang;
+	}
+	xml_set_attr(c, "xml:lang", lang);
 	iq_result(req->iq, c);
 	xml_unref(&c);
 	request_free(req);
@@ -561,7 +626,7 @@ static void add_user_done(enum auth_result r, void *ctx)
 static void cmd_add_user(struct adhoc_request *req, void *ctx)
 {
 	if (req->form == NULL) {
-		struct xml_node *f = admin_form("Adding a user", "Fill out this form to add a user.");
+		struct xml_node *f = admin_form(N_("Adding a user"), N_("Fill out this form to add a user."));
 		form_add_field(f, "accountjid", "jid-single", "The Jabber ID for the account to be added",
 		               NULL, true);
 		form_add_field(f, "password", "text-private", "The password for this account", NULL, true);
@@ -606,8 +671,8 @@ static void passwd_done(enum auth_result r, void *ctx)
 static void cmd_change_password(struct adhoc_request *req, void *ctx)
 {
 	if (req->form == NULL) {
-		struct xml_node *f = admin_form("Changing a User Password",
-		                                "Fill out this form to change a user's password.");
+		struct xml_node *f = admin_form(N_("Changing a User Password"),
+		                                N_("Fill out this form to change a user's password."));
 		form_add_field(f, "accountjid", "jid-single", "The Jabber ID for this account", NULL, true);
 		form_add_field(f, "password", "text-private", "The password for this account", NULL, true);
 		adhoc_form(req, f, true);
@@ -688,7 +753,8 @@ static void delete_next(struct adhoc_request *req)
 static void cmd_delete_user(struct adhoc_request *req, void *ctx)
 {
 	if (req->form == NULL) {
-		struct xml_node *f = admin_form("Deleting a User", "Fill out this form to delete a user.");
+		struct xml_node *f =
+		        admin_form(N_("Deleting a User"), N_("Fill out this form to delete a user."));
 		form_add_field(f, "accountjids", "jid-multi", "The Jabber ID(s) to delete", NULL, true);
 		adhoc_form(req, f, true);
 		xml_unref(&f);
@@ -724,8 +790,8 @@ static void cmd_delete_user(struct adhoc_request *req, void *ctx)
 static void cmd_end_session(struct adhoc_request *req, void *ctx)
 {
 	if (req->form == NULL) {
-		struct xml_node *f =
-		        admin_form("Ending a User Session", "Fill out this form to end a user's session.");
+		struct xml_node *f = admin_form(N_("Ending a User Session"),
+		                                N_("Fill out this form to end a user's session."));
 		form_add_field(f, "accountjids", "jid-multi", "The Jabber ID(s) for which to end sessions",
 		               NULL, true);
 		adhoc_form(req, f, true);
@@ -789,7 +855,8 @@ static void cmd_online_num(struct adhoc_request *req, void *ctx)
 	sm_foreach(req->host, count_users, n);
 	char v[32];
 	snprintf(v, sizeof(v), "%u", n[active ? 1 : 0]);
-	struct xml_node *f = result_form(active ? "Number of Active Users" : "Number of Online Users");
+	struct xml_node *f =
+	        result_form(active ? N_("Number of Active Users") : N_("Number of Online Users"));
 	form_add_field(f, active ? "activeusersnum" : "onlineusersnum", NULL,
 	               active ? "The number of active users" : "The number of online users", v, false);
 	adhoc_done(req, NULL, f);
@@ -806,7 +873,7 @@ static void registered_num_done(enum storage_result r, uint64_t count, void *ctx
 	}
 	char v[32];
 	snprintf(v, sizeof(v), "%llu", (unsigned long long)count);
-	struct xml_node *f = result_form("Number of Registered Users");
+	struct xml_node *f = result_form(N_("Number of Registered Users"));
 	form_add_field(f, "registeredusersnum", NULL, "The number of registered users", v, false);
 	adhoc_done(req, NULL, f);
 	xml_unref(&f);
@@ -834,7 +901,7 @@ static void registered_list_done(enum storage_result r, const struct strlist *na
 	for (size_t i = 0; i < names->count; i++)
 		sorted[i] = names->items[i];
 	qsort(sorted, names->count, sizeof(*sorted), cmp_str);
-	struct xml_node *f = result_form("Registered Users");
+	struct xml_node *f = result_form(N_("Registered Users"));
 	struct xml_node *field =
 	        form_add_field(f, "registereduserjids", "jid-multi", "The list of all users", NULL, false);
 	for (size_t i = 0; i < names->count; i++) {
@@ -868,7 +935,7 @@ static void cmd_online_list(struct adhoc_request *req, void *ctx)
 	sm_foreach(req->host, add_online, &l);
 	if (l.count > 0)
 		qsort(l.items, l.count, sizeof(*l.items), cmp_str);
-	struct xml_node *f = result_form("Online Users");
+	struct xml_node *f = result_form(N_("Online Users"));
 	struct xml_node *field =
 	        form_add_field(f, "onlineuserjids", "jid-multi", "The list of all online users", NULL, false);
 	for (size_t i = 0; i < l.count; i++)
@@ -886,7 +953,7 @@ static void stats_count_done(enum storage_result r, uint64_t count, void *ctx)
 	const struct c2s_stats *cs = c2s_stats();
 	unsigned n[2] = { 0, 0 };
 	sm_foreach(req->host, count_users, n);
-	struct xml_node *f = form_new("result", "Server statistics", NULL, "urn:parley:admin");
+	struct xml_node *f = form_new("result", N_("Server statistics"), NULL, "urn:parley:admin");
 	char v[64];
 	snprintf(v, sizeof(v), "%.0f", ev_now(server.loop) - server.started);
 	form_add_field(f, "uptime", NULL, "Seconds since parleyd started", v, false);

@@ -462,8 +462,8 @@ static char *announcement_text(struct adhoc_request *req, const char *title, con
 static void cmd_announce(struct adhoc_request *req, void *ctx)
 {
 	char *body = announcement_text(
-	        req, "Making an Announcement",
-	        "Fill out this form to make an announcement to all active users of this service.");
+	        req, N_("Making an Announcement"),
+	        N_("Fill out this form to make an announcement to all active users of this service."));
 	if (body == NULL)
 		return;
 	unsigned sessions = 0;
@@ -492,8 +492,8 @@ static void announce_all_done(void *ctx, const struct announce_report *r)
 static void cmd_announce_all(struct adhoc_request *req, void *ctx)
 {
 	char *body = announcement_text(
-	        req, "Announcement to all users",
-	        "Every registered user of this host gets it; those offline at their next login.");
+	        req, N_("Announcement to all users"),
+	        N_("Every registered user of this host gets it; those offline at their next login."));
 	if (body == NULL)
 		return;
 	struct cmd_work *w = cmd_work_new(req);
@@ -532,8 +532,9 @@ static void cmd_set_motd(struct adhoc_request *req, void *ctx)
 	bool edit = strstr(req->cmd->node, "#edit-motd") != NULL;
 	if (req->form == NULL) {
 		struct xml_node *f = form_new(
-		        "form", edit ? "Editing the Message of the Day" : "Setting the Message of the Day",
-		        "Fill out this form to set the message of the day.", NS_ADMIN);
+		        "form",
+		        edit ? N_("Editing the Message of the Day") : N_("Setting the Message of the Day"),
+		        N_("Fill out this form to set the message of the day."), NS_ADMIN);
 		struct xml_node *field =
 		        form_add_field(f, "motd", "text-multi", "Message of the day", NULL, true);
 		if (edit && as->motd != NULL) {

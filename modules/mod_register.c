@@ -22,6 +22,7 @@
 #include "pending.h"
 #include "server/host.h"
 #include "server/sm.h"
+#include "lib/i18n.h"
 #include "lib/log.h"
 
 #include <stddef.h>
@@ -74,7 +75,7 @@ struct register_state {
 	struct pending_ops ops;
 };
 
-static const char instructions[] = "Choose a username and password to register with this server.";
+static const char instructions[] = N_("Choose a username and password to register with this server.");
 
 /* ---- throttle ------------------------------------------------------------ */
 
@@ -280,8 +281,13 @@ static void register_preauth(struct iq_request *req, void *ctx)
 	}
 	if (strcmp(req->type, "get") == 0) {
 		struct xml_node *q = iq_payload_new("query", NS_REGISTER);
+		/* In the client's language (lib/i18n.h): the stream stamps its
+		 * xml:lang on the iq. */
+		const char *lang;
+		const char *text = i18n_tr_lang(xml_attr(req->iq, "xml:lang"), instructions, &lang);
 		struct xml_node *ins = xml_add_child(q, "instructions", NULL);
-		xml_add_text(ins, instructions, strlen(instructions));
+		xml_set_attr(ins, "xml:lang", lang);
+		xml_add_text(ins, text, strlen(text));
 		xml_add_child(q, "username", NULL);
 		xml_add_child(q, "password", NULL);
 		iq_result(req, q);

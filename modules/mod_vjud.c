@@ -29,6 +29,7 @@
  * - At start the store indexes what it must (the SQL store: the vCards
  *   stored before the index existed; one storage call, the count logged).
  */
+#include "adhoc.h"
 #include "builtin.h"
 #include "errmap.h"
 #include "pending.h"
@@ -90,10 +91,10 @@ static const struct {
 	const char *var;
 	const char *label;
 } fields[] = {
-	{ VF_USER, NULL, "user", "User name" },       { VF_FN, NULL, "fn", "Full name" },
-	{ VF_FIRST, "first", "first", "Given name" }, { VF_LAST, "last", "last", "Family name" },
-	{ VF_NICK, "nick", "nick", "Nickname" },      { VF_EMAIL, "email", "email", "Email" },
-	{ VF_LOCALITY, NULL, "locality", "City" },    { VF_ORG, NULL, "orgname", "Organisation" },
+	{ VF_USER, NULL, "user", N_("User name") },       { VF_FN, NULL, "fn", N_("Full name") },
+	{ VF_FIRST, "first", "first", N_("Given name") }, { VF_LAST, "last", "last", N_("Family name") },
+	{ VF_NICK, "nick", "nick", N_("Nickname") },      { VF_EMAIL, "email", "email", N_("Email") },
+	{ VF_LOCALITY, NULL, "locality", N_("City") },    { VF_ORG, NULL, "orgname", N_("Organisation") },
 };
 
 static void add_text(struct xml_node *parent, const char *name, const char *ns, const char *text)
@@ -114,6 +115,12 @@ static struct xml_node *add_field(struct xml_node *x, const char *type, const ch
 	return f;
 }
 
+/* The language of a request's texts: the <query/>'s, else the <iq/>'s. */
+static const char *request_lang(const struct iq_request *req)
+{
+	return i18n_stanza_lang(xml_attr(req->payload, "xml:lang"), xml_attr(req->iq, "xml:lang"));
+}
+
 static void search_form(struct iq_request *req, const struct vjud_state *vs)
 {
 	struct xml_node *q = iq_payload_new("query", NS_SEARCH);
@@ -126,13 +133,14 @@ static void search_form(struct iq_request *req, const struct vjud_state *vs)
 			add_text(q, fields[i].legacy, NS_SEARCH, NULL);
 	struct xml_node *x = xml_add_child(q, "x", NS_DATA_FORMS);
 	xml_set_attr(x, "type", "form");
-	add_text(x, "title", NS_DATA_FORMS, "User directory");
+	add_text(x, "title", NS_DATA_FORMS, N_("User directory"));
 	add_text(x, "instructions", NS_DATA_FORMS, text);
 	free(text);
 	struct xml_node *ft = add_field(x, "hidden", "FORM_TYPE", NULL);
 	add_text(ft, "value", NS_DATA_FORMS, NS_SEARCH);
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
 		add_field(x, "text-single", fields[i].var, fields[i].label);
+	xml_set_attr(x, "xml:lang", form_translate(x, request_lang(req)));
 	iq_result(req, q);
 	xml_unref(&q);
 }
@@ -195,6 +203,7 @@ static void searched(enum storage_result res, const struct vcard_entry *entries,
 				add_text(add_field(it, NULL, fields[k].var, NULL), "value", NS_DATA_FORMS,
 				         entries[i].fields[fields[k].field]);
 		}
+		xml_set_attr(x, "xml:lang", form_translate(x, request_lang(req)));
 	}
 	if (more)
 		log_debug("vjud %s: a search by %s@%s matched more than %u users", host, req->from.node,

@@ -262,7 +262,7 @@ static void list_loaded(void *ctx, enum srg_admin_result r, const char *message,
 	struct srg_cmd *c = call_done(ctx, r, message);
 	if (c == NULL)
 		return;
-	struct xml_node *f = form_new("result", "Shared Roster Groups", NULL, NS_PARLEY_ADMIN);
+	struct xml_node *f = form_new("result", N_("Shared Roster Groups"), NULL, NS_PARLEY_ADMIN);
 	struct xml_node *rep = xml_add_child(f, "reported", NS_DATA_FORMS);
 	add_column(rep, "group", "text-single", "Group");
 	add_column(rep, "name", "text-single", "Display name");
@@ -306,19 +306,19 @@ static void choice_loaded(void *ctx, enum srg_admin_result r, const char *messag
 	}
 	struct xml_node *f;
 	if (strstr(node, "#srg-info") != NULL) {
-		f = form_new("form", "Showing a Shared Roster Group", "Choose the group to show.",
+		f = form_new("form", N_("Showing a Shared Roster Group"), N_("Choose the group to show."),
 		             NS_PARLEY_ADMIN);
 	} else if (strstr(node, "#srg-delete") != NULL) {
-		f = form_new("form", "Deleting a Shared Roster Group",
-		             "Choose the group to delete.  Its members no longer see each other "
-		             "through it.",
+		f = form_new("form", N_("Deleting a Shared Roster Group"),
+		             N_("Choose the group to delete.  Its members no longer see each other "
+		                "through it."),
 		             NS_PARLEY_ADMIN);
 	} else if (strstr(node, "#srg-user-add") != NULL) {
-		f = form_new("form", "Adding Members to a Shared Roster Group",
-		             "Choose the group and the users to add.", NS_PARLEY_ADMIN);
+		f = form_new("form", N_("Adding Members to a Shared Roster Group"),
+		             N_("Choose the group and the users to add."), NS_PARLEY_ADMIN);
 	} else {
-		f = form_new("form", "Removing Members from a Shared Roster Group",
-		             "Choose the group and the users to remove.", NS_PARLEY_ADMIN);
+		f = form_new("form", N_("Removing Members from a Shared Roster Group"),
+		             N_("Choose the group and the users to remove."), NS_PARLEY_ADMIN);
 	}
 	add_group_choice(f, groups, count);
 	if (strstr(node, "#srg-user-") != NULL)
@@ -330,7 +330,7 @@ static void choice_loaded(void *ctx, enum srg_admin_result r, const char *messag
 static void info_loaded(struct srg_cmd *c, const struct srg_group *g)
 {
 	struct adhoc_request *req = c->req;
-	struct xml_node *f = form_new("result", "Shared Roster Group", NULL, NS_PARLEY_ADMIN);
+	struct xml_node *f = form_new("result", N_("Shared Roster Group"), NULL, NS_PARLEY_ADMIN);
 	form_add_field(f, "group", "text-single", "Group", g->name, false);
 	form_add_field(f, "name", "text-single", "Display name", label_of(g), false);
 	form_add_field(f, "description", "text-single", "Description",
@@ -422,9 +422,9 @@ static void cmd_create(struct adhoc_request *req, void *ctx)
 	if (refuse_read_only(req))
 		return;
 	if (req->form == NULL) {
-		struct xml_node *f = form_new("form", "Creating a Shared Roster Group",
-		                              "Fill out this form to create a group.  Its members see "
-		                              "the members of the displayed groups in their rosters.",
+		struct xml_node *f = form_new("form", N_("Creating a Shared Roster Group"),
+		                              N_("Fill out this form to create a group.  Its members see "
+		                                 "the members of the displayed groups in their rosters."),
 		                              NS_PARLEY_ADMIN);
 		form_add_field(f, "group", "text-single", "Group (its key)", NULL, true);
 		form_add_field(f, "name", "text-single", "Display name (the roster group; empty: the group)",

@@ -48,6 +48,7 @@
 #include "host.h"
 #include "router.h"
 #include "sm.h"
+#include "lib/i18n.h"
 #include "lib/latency.h"
 #include "lib/log.h"
 #include "tls.h"
@@ -64,6 +65,7 @@
 #include <time.h>
 
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 enum c2s_state { C2S_HEADER, C2S_OPEN, C2S_BIND, C2S_SESSION };
@@ -83,6 +85,11 @@ struct c2s {
 	enum c2s_state state;
 	bool header_sent;
 	bool authenticated;
+	/* The stream header's xml:lang (RFC 6120 §4.7.4), when it is a
+	 * language other than English (the language of our own header):
+	 * stamped on the client's stanzas that carry none, so that errors and
+	 * forms built for them anywhere on their way speak it. */
+	char lang[36];
 	struct host *host;
 	char stream_id[17];
 	struct sasl *sasl;
@@ -535,11 +542,29 @@ static void c2s_send_features(struct c2s *c)
 
 /* ---- stream header ---------------------------------------------------------------- */
 
+static void c2s_set_lang(struct c2s *c, const char *lang)
+{
+	bool english = lang != NULL && (strcasecmp(lang, "en") == 0 || strncasecmp(lang, "en-", 3) == 0);
+	if (english || !i18n_valid_tag(lang))
+		c->lang[0] = '\0';
+	else
+		snprintf(c->lang, sizeof(c->lang), "%s", lang);
+}
+
+/* A stanza from the client without xml:lang gets the stream's (RFC 6120
+ * §4.7.4); nothing for English streams. */
+static void c2s_stamp_lang(const struct c2s *c, struct xml_node *el)
+{
+	if (c->lang[0] != '\0' && xml_attr(el, "xml:lang") == NULL)
+		xml_set_attr(el, "xml:lang", c->lang);
+}
+
 static void c2s_stream_start(struct stream *st, struct xml_node *header, const char *default_ns)
 {
 	struct c2s *c = st->owner;
 	const char *to = xml_attr(header, "to");
 	const char *version = xml_attr(header, "version");
+	c2s_set_lang(c, xml_attr(header, "xml:lang"));
 	bool v1 = version != NULL && atoi(version) >= 1;
 	bool ns_ok = strcmp(default_ns, NS_CLIENT) == 0;
 	struct host *h = NULL;
@@ -1142,6 +1167,7 @@ static bool c2s_handle_preauth_iq(struct c2s *c, struct xml_node *el)
 	const char *type = xml_attr(el, "type");
 	struct xml_node *payload = xml_first_element(el);
 	bool secure = c->st->tls_done || c->lc->starttls != STARTTLS_REQUIRED;
+	c2s_stamp_lang(c, el);
 	if (!secure || type == NULL || payload == NULL ||
 	    !iq_has_handler(c->host, IQ_SCOPE_PREAUTH, payload->ns)) {
 		c2s_fail(c, STE_NOT_AUTHORIZED, "authenticate first");
@@ -1621,6 +1647,7 @@ static enum c2s_resume_result c2s_sm_takeover(struct c2s *n, const struct xml_no
 	o->lc = n->lc;
 	o->limits = n->limits;
 	memcpy(o->stream_id, n->stream_id, sizeof(o->stream_id));
+	memcpy(o->lang, n->lang, sizeof(o->lang));
 	o->header_sent = true;
 	struct ip_count *ipc = o->ipc;
 	o->ipc = n->ipc;
@@ -1679,6 +1706,8 @@ static void c2s_handle_session_stanza(struct c2s *c, struct xml_node *el)
 {
 	enum stanza_kind kind = stanza_kind(el);
 	stats.in[kind]++;
+	if (kind != STANZA_OTHER)
+		c2s_stamp_lang(c, el);
 	if (kind == STANZA_OTHER) {
 		struct hook_packet hp = { .stanza = el, .session = &c->session };
 		if (hook_run(c->host, HOOK_C2S_NONZA, &hp) != HOOK_STOP)

@@ -18,6 +18,7 @@
 #include "fast.h"
 #include "s2s.h"
 #include "metrics.h"
+#include "lib/i18n.h"
 #include "lib/latency.h"
 #include "lib/log.h"
 
@@ -188,6 +189,10 @@ int server_main(int argc, char **argv, const struct server_control *control)
 	server.control = control;
 	int rc = 1;
 
+	/* One load for every text Parley translates: stanza errors, forms,
+	 * the web admin. */
+	int ncat = i18n_load(i18n_locale_dir());
+	log_info("%d translation(s) from %s", ncat, i18n_locale_dir());
 	http_start();
 	if (components_start(cfg, &err) < 0 || s2s_start(server.loop, &err) < 0 ||
 	    listeners_open(cfg, &err) < 0 ||
@@ -265,6 +270,7 @@ out:
 	config_free(&cfg);
 	server_free_configs();
 	fast_key_clear();
+	i18n_unload();
 	if (rc == 0 && server.restart) {
 		log_notice("parleyd restarting");
 		setenv("PARLEY_RESTARTED", "1", 1);

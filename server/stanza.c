@@ -7,6 +7,7 @@
  * never modified, it may be shared); an error stanza is never answered.
  */
 #include "stanza.h"
+#include "lib/i18n.h"
 
 #include <string.h>
 
@@ -114,7 +115,12 @@ struct xml_node *stanza_error_reply(const struct xml_node *el, enum stanza_error
 	xml_set_attr(err, "type", c->type);
 	xml_add_child(err, c->name, NS_STANZAS);
 	if (text != NULL && *text != '\0') {
+		/* In el's language (the client's stream stamps its default on
+		 * stanzas without one); RFC 6120 §8.3.2 lets <text/> say which. */
+		const char *lang;
+		text = i18n_tr_lang(xml_attr(el, "xml:lang"), text, &lang);
 		struct xml_node *t = xml_add_child(err, "text", NS_STANZAS);
+		xml_set_attr(t, "xml:lang", lang);
 		xml_add_text(t, text, strlen(text));
 	}
 	return r;

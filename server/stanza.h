@@ -41,7 +41,10 @@ const char *stanza_error_type(enum stanza_error e); /* "modify", "cancel", "wait
 
 /* A new tree: the error reply to el (to/from swapped, type='error', the
  * original children kept for messages and presence, <error/> appended).
- * text may be NULL.  Returns NULL when el is itself an error (never answer
+ * text (English; may be NULL) is translated into el's xml:lang when a
+ * catalogue has it, and its <text/> carries the language it is in.  Mark
+ * a literal text with N_() unless it is passed here, to iq_error or to
+ * router_bounce directly (make update-po collects those too).  Returns NULL when el is itself an error (never answer
  * an error with an error). */
 struct xml_node *stanza_error_reply(const struct xml_node *el, enum stanza_error e, const char *text);
 /* A new <iq type='result'/> answering iq (to/from swapped, same id). */

@@ -243,7 +243,7 @@ static void cmd_list(struct adhoc_request *req, void *ctx)
 			return;
 		}
 	}
-	struct xml_node *f = form_new("result", "Chat Rooms", NULL, NS_PARLEY_ADMIN);
+	struct xml_node *f = form_new("result", N_("Chat Rooms"), NULL, NS_PARLEY_ADMIN);
 	struct xml_node *rep = xml_add_child(f, "reported", NS_DATA_FORMS);
 	add_column(rep, "jid", "jid-single", "Room");
 	add_column(rep, "occupants", "text-single", "Occupants");
@@ -347,7 +347,7 @@ static void cmd_info(struct adhoc_request *req, void *ctx)
 {
 	(void)ctx;
 	if (req->form == NULL) {
-		struct xml_node *f = room_form(req, "Showing a Chat Room", "Choose the room to show");
+		struct xml_node *f = room_form(req, N_("Showing a Chat Room"), "Choose the room to show");
 		adhoc_form(req, f, true);
 		xml_unref(&f);
 		return;
@@ -357,7 +357,7 @@ static void cmd_info(struct adhoc_request *req, void *ctx)
 		return;
 	const struct muc_config *c = &r->cfg;
 	char created[XEP82_STAMP_LEN], roles[64];
-	struct xml_node *f = form_new("result", "Chat Room", NULL, NS_PARLEY_ADMIN);
+	struct xml_node *f = form_new("result", N_("Chat Room"), NULL, NS_PARLEY_ADMIN);
 	form_add_field(f, "room", "jid-single", "Room", r->jid, false);
 	add_text(f, "name", "Name", c->name);
 	add_text(f, "description", "Description", c->description);
@@ -397,7 +397,7 @@ static void cmd_create(struct adhoc_request *req, void *ctx)
 {
 	(void)ctx;
 	if (req->form == NULL) {
-		struct xml_node *f = room_form(req, "Creating a Chat Room",
+		struct xml_node *f = room_form(req, N_("Creating a Chat Room"),
 		                               "A persistent room with the service's defaults.  The room");
 		form_add_field(f, "owner", "jid-single",
 		               "Owner (a bare JID; none: only the service's admins manage it)", NULL, false);
@@ -433,7 +433,7 @@ static void cmd_destroy(struct adhoc_request *req, void *ctx)
 	(void)ctx;
 	if (req->form == NULL) {
 		struct xml_node *f =
-		        room_form(req, "Destroying a Chat Room",
+		        room_form(req, N_("Destroying a Chat Room"),
 		                  "Its occupants are told and it is removed from the store.  The room");
 		form_add_field(f, "reason", "text-single", "Reason (told to the occupants)", NULL, false);
 		adhoc_form(req, f, true);
@@ -456,7 +456,7 @@ static void cmd_set_affiliation(struct adhoc_request *req, void *ctx)
 	(void)ctx;
 	if (req->form == NULL) {
 		struct xml_node *f = room_form(
-		        req, "Setting an Affiliation with a Chat Room",
+		        req, N_("Setting an Affiliation with a Chat Room"),
 		        "Occupants get their new roles; outcasts are removed from the room.  The room");
 		form_add_field(f, "jid", "jid-single", "User (a bare JID) or server (a domain)", NULL, true);
 		struct xml_node *a =

@@ -75,22 +75,22 @@ struct choice {
 };
 
 static const struct choice allow_pm_choices[] = {
-	{ "anyone", "Anyone", MUC_WHO_ANYONE },
-	{ "participants", "Anyone with Voice", MUC_WHO_PARTICIPANTS },
-	{ "moderators", "Moderators Only", MUC_WHO_MODERATORS },
-	{ "none", "Nobody", MUC_WHO_NONE },
+	{ "anyone", N_("Anyone"), MUC_WHO_ANYONE },
+	{ "participants", N_("Anyone with Voice"), MUC_WHO_PARTICIPANTS },
+	{ "moderators", N_("Moderators Only"), MUC_WHO_MODERATORS },
+	{ "none", N_("Nobody"), MUC_WHO_NONE },
 };
 
 /* Who sees real JIDs: semi-anonymous or non-anonymous. */
 static const struct choice whois_choices[] = {
-	{ "moderators", "Moderators Only", MUC_WHO_MODERATORS },
-	{ "anyone", "Anyone", MUC_WHO_ANYONE },
+	{ "moderators", N_("Moderators Only"), MUC_WHO_MODERATORS },
+	{ "anyone", N_("Anyone"), MUC_WHO_ANYONE },
 };
 
 static const struct choice role_choices[] = {
-	{ "moderator", "Moderator", MUC_ROLE_MODERATOR },
-	{ "participant", "Participant", MUC_ROLE_PARTICIPANT },
-	{ "visitor", "Visitor", MUC_ROLE_VISITOR },
+	{ "moderator", N_("Moderator"), MUC_ROLE_MODERATOR },
+	{ "participant", N_("Participant"), MUC_ROLE_PARTICIPANT },
+	{ "visitor", N_("Visitor"), MUC_ROLE_VISITOR },
 };
 
 static const char *choice_value(const struct choice *ch, size_t n, int what)
@@ -210,48 +210,50 @@ struct config_field {
  * and the voice request fields (not in the registry; the names other
  * servers use). */
 static const struct config_field config_fields[] = {
-	{ "muc#roomconfig_roomname", F_TEXT, "Natural-Language Room Name", CFG(name), 256, NULL, 0 },
-	{ "muc#roomconfig_roomdesc", F_TEXT, "Short Description of Room", CFG(description), 4096, NULL, 0 },
-	{ "muc#roomconfig_lang", F_LANG, "Natural Language for Room Discussions", CFG(lang), 35, NULL, 0 },
-	{ "muc#roomconfig_persistentroom", F_BOOL, "Whether to Make Room Persistent", CFG(persistent), 0,
-	  NULL, 0 },
-	{ "muc#roomconfig_publicroom", F_BOOL, "Whether to Allow Public Searching for Room", CFG(public_room),
-	  0, NULL, 0 },
-	{ "muc#roomconfig_membersonly", F_BOOL, "Whether to Make Room Members-Only", CFG(members_only), 0,
-	  NULL, 0 },
-	{ "muc#roomconfig_moderatedroom", F_BOOL, "Whether to Make Room Moderated", CFG(moderated), 0, NULL,
+	{ "muc#roomconfig_roomname", F_TEXT, N_("Natural-Language Room Name"), CFG(name), 256, NULL, 0 },
+	{ "muc#roomconfig_roomdesc", F_TEXT, N_("Short Description of Room"), CFG(description), 4096, NULL,
 	  0 },
-	{ "muc#roomconfig_passwordprotectedroom", F_BOOL, "Whether a Password is Required to Enter",
+	{ "muc#roomconfig_lang", F_LANG, N_("Natural Language for Room Discussions"), CFG(lang), 35, NULL,
+	  0 },
+	{ "muc#roomconfig_persistentroom", F_BOOL, N_("Whether to Make Room Persistent"), CFG(persistent), 0,
+	  NULL, 0 },
+	{ "muc#roomconfig_publicroom", F_BOOL, N_("Whether to Allow Public Searching for Room"),
+	  CFG(public_room), 0, NULL, 0 },
+	{ "muc#roomconfig_membersonly", F_BOOL, N_("Whether to Make Room Members-Only"), CFG(members_only), 0,
+	  NULL, 0 },
+	{ "muc#roomconfig_moderatedroom", F_BOOL, N_("Whether to Make Room Moderated"), CFG(moderated), 0,
+	  NULL, 0 },
+	{ "muc#roomconfig_passwordprotectedroom", F_BOOL, N_("Whether a Password is Required to Enter"),
 	  CFG(password_protected), 0, NULL, 0 },
-	{ "muc#roomconfig_roomsecret", F_SECRET, "The Room Password", CFG(password), 256, NULL, 0 },
-	{ "muc#roomconfig_whois", F_WHO, "Affiliations that May Discover Real JIDs of Occupants", CFG(whois),
-	  0, CHOICES(whois_choices) },
-	{ "muc#roomconfig_allowpm", F_WHO, "Roles that May Send Private Messages", CFG(allow_pm), 0,
+	{ "muc#roomconfig_roomsecret", F_SECRET, N_("The Room Password"), CFG(password), 256, NULL, 0 },
+	{ "muc#roomconfig_whois", F_WHO, N_("Affiliations that May Discover Real JIDs of Occupants"),
+	  CFG(whois), 0, CHOICES(whois_choices) },
+	{ "muc#roomconfig_allowpm", F_WHO, N_("Roles that May Send Private Messages"), CFG(allow_pm), 0,
 	  CHOICES(allow_pm_choices) },
-	{ "muc#roomconfig_changesubject", F_BOOL, "Whether to Allow Occupants to Change Subject",
+	{ "muc#roomconfig_changesubject", F_BOOL, N_("Whether to Allow Occupants to Change Subject"),
 	  CFG(change_subject), 0, NULL, 0 },
-	{ "muc#roomconfig_allowinvites", F_BOOL, "Whether to Allow Occupants to Invite Others",
+	{ "muc#roomconfig_allowinvites", F_BOOL, N_("Whether to Allow Occupants to Invite Others"),
 	  CFG(allow_invites), 0, NULL, 0 },
-	{ "muc#roomconfig_enablelogging", F_BOOL, "Whether to Enable Public Logging of Room Conversations",
-	  CFG(enable_logging), 0, NULL, 0 },
-	{ "muc#roomconfig_enablearchiving", F_BOOL, "Whether to Archive Room Messages (XEP-0313)",
+	{ "muc#roomconfig_enablelogging", F_BOOL,
+	  N_("Whether to Enable Public Logging of Room Conversations"), CFG(enable_logging), 0, NULL, 0 },
+	{ "muc#roomconfig_enablearchiving", F_BOOL, N_("Whether to Archive Room Messages (XEP-0313)"),
 	  CFG(archive), 0, NULL, 0 },
-	{ "muc#roomconfig_maxusers", F_MAX_USERS, "Maximum Number of Room Occupants", CFG(max_users), 0, NULL,
-	  0 },
-	{ "muc#maxhistoryfetch", F_UINT, "Maximum Number of History Messages Returned by Room",
-	  CFG(max_history), 0, NULL, 0 },
-	{ "muc#roomconfig_presencebroadcast", F_ROLES, "Roles for which Presence is Broadcast",
-	  CFG(presence_broadcast), 0, CHOICES(role_choices) },
-	{ "muc#roomconfig_getmemberlist", F_ROLES, "Roles and Affiliations that May Retrieve Member List",
-	  CFG(get_member_list), 0, CHOICES(role_choices) },
-	{ "muc#roomconfig_pubsub", F_TEXT, "XMPP URI of Associated Publish-Subscribe Node", CFG(pubsub), 1024,
+	{ "muc#roomconfig_maxusers", F_MAX_USERS, N_("Maximum Number of Room Occupants"), CFG(max_users), 0,
 	  NULL, 0 },
-	{ "muc#roomconfig_allowvoicerequests", F_BOOL, "Whether to Allow Visitors to Request Voice",
+	{ "muc#maxhistoryfetch", F_UINT, N_("Maximum Number of History Messages Returned by Room"),
+	  CFG(max_history), 0, NULL, 0 },
+	{ "muc#roomconfig_presencebroadcast", F_ROLES, N_("Roles for which Presence is Broadcast"),
+	  CFG(presence_broadcast), 0, CHOICES(role_choices) },
+	{ "muc#roomconfig_getmemberlist", F_ROLES, N_("Roles and Affiliations that May Retrieve Member List"),
+	  CFG(get_member_list), 0, CHOICES(role_choices) },
+	{ "muc#roomconfig_pubsub", F_TEXT, N_("XMPP URI of Associated Publish-Subscribe Node"), CFG(pubsub),
+	  1024, NULL, 0 },
+	{ "muc#roomconfig_allowvoicerequests", F_BOOL, N_("Whether to Allow Visitors to Request Voice"),
 	  CFG(allow_voice_requests), 0, NULL, 0 },
-	{ "muc#roomconfig_voicerequestmininterval", F_UINT, "Minimum Seconds Between Voice Requests",
+	{ "muc#roomconfig_voicerequestmininterval", F_UINT, N_("Minimum Seconds Between Voice Requests"),
 	  CFG(voice_request_interval), 0, NULL, 0 },
-	{ "muc#roomconfig_roomadmins", F_ADMINS, "Full List of Room Admins", 0, 0, NULL, 0 },
-	{ "muc#roomconfig_roomowners", F_OWNERS, "Full List of Room Owners", 0, 0, NULL, 0 },
+	{ "muc#roomconfig_roomadmins", F_ADMINS, N_("Full List of Room Admins"), 0, 0, NULL, 0 },
+	{ "muc#roomconfig_roomowners", F_OWNERS, N_("Full List of Room Owners"), 0, 0, NULL, 0 },
 };
 
 #define MEMBER(c, f, type) ((type *)((char *)(c) + (f)->offset))
@@ -333,8 +335,9 @@ struct xml_node *muc_config_form(const struct muc_room *r)
 	const struct muc_config *c = &r->cfg;
 	const struct muc_settings *s = r->svc != NULL ? r->svc->set : NULL;
 	char *title = xasprintf("Configuration of %s", r->jid != NULL ? r->jid : "the room");
-	struct xml_node *x = form_new("form", title, "Complete this form to change the room's configuration.",
-	                              NS_MUC_ROOMCONFIG);
+	struct xml_node *x =
+	        form_new("form", title, N_("Complete this form to change the room's configuration."),
+	                 NS_MUC_ROOMCONFIG);
 	free(title);
 	char num[16];
 	for (size_t i = 0; i < ARRAY_SIZE(config_fields); i++) {

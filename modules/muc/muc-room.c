@@ -18,6 +18,7 @@
  */
 #include "muc.h"
 #include "muc-log.h"
+#include "modules/adhoc.h"
 #include "modules/mam.h"
 #include "server/host.h"
 #include "server/router.h"
@@ -1674,6 +1675,9 @@ static void owner_iq(struct muc_room *r, enum muc_aff my, struct xml_node *iq, s
 		struct xml_node *form = muc_config_form(r);
 		xml_append_copy(res, form);
 		xml_unref(&form);
+		/* Labels in the owner's language (lib/i18n.h). */
+		const char *lang = i18n_stanza_lang(xml_attr(q, "xml:lang"), xml_attr(iq, "xml:lang"));
+		xml_set_attr(res->last_child, "xml:lang", form_translate(res->last_child, lang));
 		answer(iq, res);
 		xml_unref(&res);
 		return;

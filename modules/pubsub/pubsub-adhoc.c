@@ -174,8 +174,8 @@ static void cmd_list(struct adhoc_request *req, void *ctx)
 {
 	(void)ctx;
 	if (req->form == NULL) {
-		struct xml_node *f = owner_form("Listing Publish-Subscribe Nodes",
-		                                "The nodes of a service or of an account's PEP.", false);
+		struct xml_node *f = owner_form(N_("Listing Publish-Subscribe Nodes"),
+		                                N_("The nodes of a service or of an account's PEP."), false);
 		adhoc_form(req, f, true);
 		xml_unref(&f);
 		return;
@@ -210,7 +210,7 @@ static void show_info(struct adhoc_request *req, struct ps_owner *o)
 		free(text);
 		return;
 	}
-	struct xml_node *f = form_new("result", "Publish-Subscribe Node", NULL, NS_PARLEY_ADMIN);
+	struct xml_node *f = form_new("result", N_("Publish-Subscribe Node"), NULL, NS_PARLEY_ADMIN);
 	form_add_field(f, "owner", "jid-single", "Owner", o->key, false);
 	form_add_field(f, "node", "text-single", "Node", n->name, false);
 	char stamp[XEP82_STAMP_LEN];
@@ -250,9 +250,9 @@ static void cmd_info(struct adhoc_request *req, void *ctx)
 {
 	(void)ctx;
 	if (req->form == NULL) {
-		struct xml_node *f =
-		        owner_form("Showing a Publish-Subscribe Node",
-		                   "A node's configuration, affiliations, subscriptions and items.", true);
+		struct xml_node *f = owner_form(
+		        N_("Showing a Publish-Subscribe Node"),
+		        N_("A node's configuration, affiliations, subscriptions and items."), true);
 		adhoc_form(req, f, true);
 		xml_unref(&f);
 		return;

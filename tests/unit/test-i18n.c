@@ -113,12 +113,55 @@ static void test_shipped_german(void **state)
 	i18n_unload();
 }
 
+/* The XMPP side: the stanza's xml:lang, else the stream's, else English;
+ * one tag picks its catalogue as Accept-Language would. */
+static void test_xml_lang(void **state)
+{
+	(void)state;
+	const char *build = getenv("PARLEY_BUILDDIR");
+	char *po = xasprintf("%s/po", build != NULL ? build : ".");
+	if (access(po, R_OK) != 0) {
+		free(po);
+		skip();
+	}
+	assert_null(i18n_pick_lang("de")); /* nothing loaded yet */
+	assert_true(i18n_load(po) >= 1);
+	free(po);
+
+	assert_string_equal(i18n_stanza_lang("de", "en"), "de");
+	assert_string_equal(i18n_stanza_lang(NULL, "de-AT"), "de-AT");
+	assert_string_equal(i18n_stanza_lang("", "de"), "de");
+	assert_string_equal(i18n_stanza_lang("de;q=1", "fr"), "fr"); /* not a tag */
+	assert_null(i18n_stanza_lang(NULL, NULL));
+	assert_null(i18n_stanza_lang("1de", "-x"));
+
+	assert_string_equal(i18n_lang(i18n_pick_lang("de")), "de");
+	assert_string_equal(i18n_lang(i18n_pick_lang("de-AT")), "de");
+	assert_string_equal(i18n_lang(i18n_pick_lang("DE-ch")), "de");
+	assert_null(i18n_pick_lang("en"));
+	assert_null(i18n_pick_lang("en-GB"));
+	assert_null(i18n_pick_lang("fr"));
+	assert_null(i18n_pick_lang(NULL));
+	assert_null(i18n_pick_lang("de,fr"));
+	assert_null(i18n_pick_lang("de-0123456789012345678901234567890123"));
+
+	const char *lang = NULL;
+	assert_string_equal(i18n_tr_lang("de-AT", "no such command", &lang), "diesen Befehl gibt es nicht");
+	assert_string_equal(lang, "de");
+	assert_string_equal(i18n_tr_lang("de", "not in the catalogue", &lang), "not in the catalogue");
+	assert_string_equal(lang, "en");
+	assert_string_equal(i18n_tr_lang(NULL, "no such command", &lang), "no such command");
+	assert_string_equal(lang, "en");
+	i18n_unload();
+}
+
 int main(void)
 {
 	assert_non_null(mkdtemp(dir));
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pick_and_translate),
 		cmocka_unit_test(test_shipped_german),
+		cmocka_unit_test(test_xml_lang),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	char *cmd = xasprintf("rm -rf '%s'", dir);
