@@ -1009,6 +1009,12 @@ static void room_affiliations(struct room_import *ri, const struct erlterm *v, c
 		option_note(report, room, "affiliations", v, "is not a list: no affiliation is imported");
 		return;
 	}
+	if (ri->affs != NULL) {
+		/* the array is sized for the first list: a second one is left out,
+		 * as a property list's first value is the one that counts */
+		option_note(report, room, "affiliations", v, "is given twice: the first is kept");
+		return;
+	}
 	ri->affs = xcalloc(v->n + 1, sizeof(*ri->affs));
 	for (size_t i = 0; i < v->n; i++) {
 		const struct erlterm *e = v->items[i], *who = NULL, *aff = NULL, *why = NULL;
@@ -1120,7 +1126,14 @@ static void room_options(struct room_import *ri, const struct erlterm *opts, con
 			        v->kind == ERLTERM_BINARY || v->kind == ERLTERM_STRING ? v->text : NULL;
 			char **field = (char **)((char *)&ri->cfg + text_options[k].offset);
 			if (t == NULL || strlen(t) != v->len) {
-				option_note(report, room, key, v, "is not text: the default is kept");
+				/* never the value of a password in the report */
+				if (strcmp(key, "password") == 0)
+					buf_printf(report,
+					           "note: %s: ejabberd's room option password is not text: "
+					           "the default is kept\n",
+					           room);
+				else
+					option_note(report, room, key, v, "is not text: the default is kept");
 			} else {
 				if (*field != NULL)
 					explicit_bzero(*field, strlen(*field));

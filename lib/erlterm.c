@@ -183,8 +183,10 @@ static long read_escape(struct reader *r)
 	case '^':
 		if (r->p < r->end && ((*r->p >= 'a' && *r->p <= 'z') || (*r->p >= 'A' && *r->p <= 'Z') ||
 		                      *r->p == '@' || *r->p == '[' || *r->p == '\\' || *r->p == ']' ||
-		                      *r->p == '^' || *r->p == '_' || *r->p == '?'))
-			return *r->p == '?' ? 0x7f : (*r->p++ & 0x1f);
+		                      *r->p == '^' || *r->p == '_' || *r->p == '?')) {
+			char c2 = *r->p++;
+			return c2 == '?' ? 0x7f : (c2 & 0x1f);
+		}
 		fail(r, "a bad \\^ escape");
 		return -1;
 	case 'x': {
@@ -331,7 +333,10 @@ static struct erlterm *read_number(struct reader *r)
 		char *hash = strchr(num, '#');
 		bool neg = num[0] == '-';
 		long base = strtol(num + (neg || num[0] == '+'), &endp, 10);
-		if (endp != hash || base < 2 || base > 36 || hash[1] == '\0')
+		/* no sign after the '#' (strtoll would take one, and a negated
+		 * LLONG_MIN overflows) */
+		if (endp != hash || base < 2 || base > 36 || hash[1] == '\0' || hash[1] == '-' ||
+		    hash[1] == '+' || hash[1] == ' ')
 			goto bad;
 		errno = 0;
 		long long v = strtoll(hash + 1, &endp, (int)base);

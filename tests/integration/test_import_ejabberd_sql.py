@@ -506,7 +506,9 @@ INSERT INTO vcard (username, vcard) VALUES ('frank', '<vCard xmlns="vcard-temp">
 INSERT INTO muc_room (name, host, opts) VALUES
   ('broken', 'conference.%s', '[{persistent,true},{title,<<"x">>}'),
   ('fine', 'conference.%s', '[{persistent,true},{title,<<"Fine">>},{frobnicate,42},
-    {affiliations,[{{<<"frank">>,<<"%s">>,<<>>},owner},{{<<>>,<<>>,<<>>},member}]}]'),
+    {affiliations,[{{<<"frank">>,<<"%s">>,<<>>},owner},{{<<>>,<<>>,<<>>},member}]},
+    {affiliations,[{{<<"x">>,<<"y.example">>,<<>>},member},{{<<"z">>,<<"y.example">>,<<>>},member},
+                   {{<<"w">>,<<"y.example">>,<<>>},member}]}]'),
   ('gone', 'conference.%s', '[{persistent,false}]'),
   ('elsewhere', 'muc.nowhere.example', '[{persistent,true}]');
 INSERT INTO archive (username, timestamp, peer, bare_peer, xml, txt, kind, nick) VALUES ('fine',
@@ -542,6 +544,10 @@ INSERT INTO archive (username, timestamp, peer, bare_peer, xml, txt, kind, nick)
     assert "note: fine@conference.%s: ejabberd's room option {frobnicate,42} is not known" % HOST in r.stdout
     assert 'note: fine@conference.%s: the affiliation {{<<>>,<<>>,<<>>},member} is not understood' % HOST \
         in r.stdout, r.stdout
+    # a second affiliations list is said and left out (it once overran the
+    # array sized for the first)
+    assert "note: fine@conference.%s: ejabberd's room option {affiliations,[{{<<\"x\">>" % HOST in r.stdout \
+        and 'is given twice: the first is kept' in r.stdout, r.stdout
     assert 'note: gone@conference.%s: not a persistent room in ejabberd' % HOST in r.stdout, r.stdout
     assert 'failed: host %s: 1 room and 0 registered nicks of the MUC service muc.nowhere.example are not ' \
         'imported' % HOST in r.stdout, r.stdout

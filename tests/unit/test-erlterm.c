@@ -176,6 +176,14 @@ static void test_malformed(void **state)
 	parse_bad("[a,]", 4, NULL, "unexpected ']'");
 	parse_bad("{a,\0}", 5, NULL, "unexpected byte 0x00");
 	parse_bad("\"\\^1\"", 5, NULL, "\\^");
+	/* no sign after a base (a negated LLONG_MIN overflowed) */
+	parse_bad("-16#-8000000000000000", 21, NULL, "");
+	parse_bad("16#+1", 5, NULL, "");
+	/* \^? is DEL alone, the '?' taken */
+	struct erlterm *t = parse_ok("\"\\^?x\"");
+	assert_int_equal(t->len, 2);
+	assert_memory_equal(t->text, "\x7fx", 2);
+	erlterm_free(&t);
 }
 
 static void test_limits(void **state)
