@@ -1648,10 +1648,12 @@ static void in_bidi_route(struct s2s_in *in)
 
 /* XEP-0138 <compress/>: once the peer authenticated a pair on this
  * stream (after TLS when it is required, as everything), and not on a
- * bidirectional one, whose own stanzas may already travel on it. */
+ * bidirectional one, whose own stanzas may already travel on it, nor
+ * while a dialback verification is in flight: its answer would write a
+ * <db:result/> between <compressed/> and our restarted header. */
 static void in_compress(struct s2s_in *in, struct xml_node *el)
 {
-	bool allowed = server_config()->compression.s2s && in->nauthed > 0 && !in->bidi;
+	bool allowed = server_config()->compression.s2s && in->nauthed > 0 && !in->bidi && in->pending == 0;
 	const char *failure = NULL;
 	if (stream_answer_compress(in->st, el, allowed, &failure) < 0) {
 		log_info("s2s in %llu from %s: compression refused: %s", (unsigned long long)in->st->id,
