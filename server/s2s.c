@@ -1130,10 +1130,20 @@ static int db_verify_answer(struct stream *st, struct xml_node *el, const char *
 	return 0;
 }
 
+/* The peer's stanzas on our bidirectional stream: from the domain its
+ * certificate proved, to our domain of the stream or of a pair riding on
+ * it (XEP-0288 lets the peer use every pair the stream carries). */
 static bool out_bidi_authed(void *ctx, const char *from, const char *to)
 {
 	const struct s2s_out *o = ctx;
-	return strcmp(from, o->remote) == 0 && (to == NULL || strcmp(to, o->local) == 0);
+	if (strcmp(from, o->remote) != 0)
+		return false;
+	if (to == NULL || strcmp(to, o->local) == 0)
+		return true;
+	for (const struct s2s_out *r = outs; r != NULL; r = r->next)
+		if (r->carrier == o && r->state == OUT_READY && strcmp(r->local, to) == 0)
+			return true;
+	return false;
 }
 
 static bool out_stanza(struct stream *st, struct xml_node *el)
