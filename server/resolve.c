@@ -76,6 +76,7 @@ struct resolve_req {
 	size_t ntargets;
 	const char *error;
 	unsigned srv_denied_secure; /* SRV names securely without records (0..2) */
+	bool srv_failed;            /* DANE: an SRV lookup failed (not "no records") */
 	ev_timer deliver;
 };
 
@@ -775,7 +776,12 @@ static void req_step_done(struct resolve_req *r)
 		r->cb = NULL;
 	if (r->pending > 0)
 		return;
-	if (!r->addr_phase && r->cb != NULL) {
+	if (!r->addr_phase && r->cb != NULL && r->srv_failed) {
+		/* RFC 7673 3.1: a failed SRV lookup aborts; falling back to
+		 * the domain on 5269 would skip its TLSA records */
+		r->addr_phase = true;
+		r->error = "the SRV lookup failed";
+	} else if (!r->addr_phase && r->cb != NULL) {
 		start_addrs(r);
 		return;
 	}
@@ -791,6 +797,7 @@ static void req_step_done(struct resolve_req *r)
 struct srv_query {
 	struct resolve_req *r;
 	bool direct_tls;
+	char *name;
 };
 
 static void srv_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
@@ -804,6 +811,22 @@ static void srv_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
 	int prc = rcode == RCODE_NOERROR ? ares_parse_srv_reply(abuf, alen, &srv) : ARES_ENOTFOUND;
 	if (secure && (rcode == RCODE_NXDOMAIN || (rcode == RCODE_NOERROR && prc == ARES_ENODATA)))
 		r->srv_denied_secure++;
+	/* SERVFAIL (bogus), REFUSED, a timeout, a malformed answer: with
+	 * DANE, a failure that is not "no records" (RFC 7673 3.1) */
+	if (dane_on && ad_trusted && !destroying && status != ARES_ENOTFOUND && status != ARES_ENODATA &&
+	    (rcode != RCODE_NOERROR || (prc != ARES_SUCCESS && prc != ARES_ENODATA)) &&
+	    rcode != RCODE_NXDOMAIN) {
+		char why[64];
+		if (status != ARES_SUCCESS)
+			snprintf(why, sizeof(why), "%s", ares_strerror(status));
+		else if (rcode != RCODE_NOERROR)
+			snprintf(why, sizeof(why), "rcode %d", rcode);
+		else
+			snprintf(why, sizeof(why), "malformed answer");
+		log_info("s2s %s: the SRV lookup for %s failed (%s): not connecting (DANE, RFC 7673 3.1)",
+		         r->domain, q->name, why);
+		r->srv_failed = true;
+	}
 	if (prc == ARES_SUCCESS) {
 		for (struct ares_srv_reply *s = srv; s != NULL; s = s->next) {
 			/* "." says the service is not offered (RFC 2782). */
@@ -819,6 +842,7 @@ static void srv_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
 		}
 		ares_free_data(srv);
 	}
+	free(q->name);
 	free(q);
 	r->pending--;
 	req_step_done(r);
@@ -840,9 +864,8 @@ struct resolve_req *resolve_s2s(const char *domain, resolve_fn *cb, void *ctx)
 		struct srv_query *q = xcalloc(1, sizeof(*q));
 		q->r = r;
 		q->direct_tls = i == 0;
-		char *name = xasprintf("%s.%s", i == 0 ? "_xmpps-server._tcp" : "_xmpp-server._tcp", domain);
-		send_query(name, T_SRV, srv_cb, q);
-		free(name);
+		q->name = xasprintf("%s.%s", i == 0 ? "_xmpps-server._tcp" : "_xmpp-server._tcp", domain);
+		send_query(q->name, T_SRV, srv_cb, q);
 	}
 	arm_timeout();
 	return r;

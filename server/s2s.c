@@ -1130,10 +1130,20 @@ static int db_verify_answer(struct stream *st, struct xml_node *el, const char *
 	return 0;
 }
 
+/* The peer's stanzas on our bidirectional stream: from the domain its
+ * certificate proved, to our domain of the stream or of a pair riding on
+ * it (XEP-0288 lets the peer use every pair the stream carries). */
 static bool out_bidi_authed(void *ctx, const char *from, const char *to)
 {
 	const struct s2s_out *o = ctx;
-	return strcmp(from, o->remote) == 0 && (to == NULL || strcmp(to, o->local) == 0);
+	if (strcmp(from, o->remote) != 0)
+		return false;
+	if (to == NULL || strcmp(to, o->local) == 0)
+		return true;
+	for (const struct s2s_out *r = outs; r != NULL; r = r->next)
+		if (r->carrier == o && r->state == OUT_READY && strcmp(r->local, to) == 0)
+			return true;
+	return false;
 }
 
 static bool out_stanza(struct stream *st, struct xml_node *el)
@@ -1648,10 +1658,12 @@ static void in_bidi_route(struct s2s_in *in)
 
 /* XEP-0138 <compress/>: once the peer authenticated a pair on this
  * stream (after TLS when it is required, as everything), and not on a
- * bidirectional one, whose own stanzas may already travel on it. */
+ * bidirectional one, whose own stanzas may already travel on it, nor
+ * while a dialback verification is in flight: its answer would write a
+ * <db:result/> between <compressed/> and our restarted header. */
 static void in_compress(struct s2s_in *in, struct xml_node *el)
 {
-	bool allowed = server_config()->compression.s2s && in->nauthed > 0 && !in->bidi;
+	bool allowed = server_config()->compression.s2s && in->nauthed > 0 && !in->bidi && in->pending == 0;
 	const char *failure = NULL;
 	if (stream_answer_compress(in->st, el, allowed, &failure) < 0) {
 		log_info("s2s in %llu from %s: compression refused: %s", (unsigned long long)in->st->id,

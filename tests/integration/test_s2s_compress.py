@@ -117,6 +117,31 @@ def test_compress_before_authentication_is_refused(fed):
     r.close()
 
 
+def test_compress_while_a_dialback_verification_is_pending_is_refused(fed):
+    """A <compress/> right behind a <db:result/> whose verification is in
+    flight: its answer would come between <compressed/> and the restarted
+    header, so compression is refused; the answer still arrives, and
+    compression works once nothing is pending."""
+    a, _, _ = fed
+    r = raw_peer(a)
+    key = r.dialback_key(SECRET_B, A, r.header['id'])
+    r.send("<db:result from='%s' to='%s'>%s</db:result>" % (B, A, key))
+    el = r.wait_for(lambda e: e.tag == q(NS_DIALBACK, 'result'), timeout=20, what='db:result')
+    assert el.get('type') == 'valid', tostr(el)
+    # one write: parleyd reads both before b.test can answer
+    r.send("<db:result from='%s' to='%s'>%s</db:result>"
+           "<compress xmlns='%s'><method>zlib</method></compress>" % (B, A, key, NS_COMPRESS))
+    el = r.wait_for(lambda e: e.tag.startswith('{%s}' % NS_COMPRESS), what='compression answer')
+    assert el.tag == q(NS_COMPRESS, 'failure'), tostr(el)
+    assert el.find(q(NS_COMPRESS, 'setup-failed')) is not None, tostr(el)
+    el = r.wait_for(lambda e: e.tag == q(NS_DIALBACK, 'result'), timeout=20, what='db:result')
+    assert el.get('type') == 'valid', tostr(el)
+    r.send("<compress xmlns='%s'><method>zlib</method></compress>" % NS_COMPRESS)
+    el = r.wait_for(lambda e: e.tag.startswith('{%s}' % NS_COMPRESS), what='compression answer')
+    assert el.tag == q(NS_COMPRESS, 'compressed'), tostr(el)
+    r.close()
+
+
 @pytest.mark.parametrize('prefix,filler', [
     ("<message from='bob@%s' to='alice@%s'><body>" % (B, A), b'a'),   # one endless stanza
     ('', b' '),                                                         # endless whitespace

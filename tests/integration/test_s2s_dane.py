@@ -16,6 +16,8 @@ accepts a.test's SASL EXTERNAL, and a.test keeps dialback allowed:
   asked, and ignored (dialback);
 - e.test: secure SRV -> srv-e.test whose TLSA lookup fails (SERVFAIL):
   that host is not used;
+- g.test: its _xmpps-server SRV lookup fails (SERVFAIL): no fallback to
+  g.test on 5269 without DANE (RFC 7673 3.1), the stanza bounces;
 - with s2s.dane off (after a reload), c.test's records are ignored;
 - a TLSA answer is kept for its TTL: new connections to b.test within it
   send no TLSA query (counted at the DNS server), and one after it does;
@@ -43,7 +45,7 @@ except ImportError:
 pytestmark = pytest.mark.skipif(not HAVE_DNSLIB,
                                 reason='python3-dnslib is not installed (apt-get install python3-dnslib)')
 
-A, B, C, D, E, F = 'a.test', 'b.test', 'c.test', 'd.test', 'e.test', 'f.test'
+A, B, C, D, E, F, G = 'a.test', 'b.test', 'c.test', 'd.test', 'e.test', 'f.test', 'g.test'
 
 
 def spki_sha256(cert_pem):
@@ -96,6 +98,8 @@ def start_net(base):
             ('_xmpp-server._tcp.' + F, 'SRV'): [(10, 0, pp, 'srv-f.test')],
             ('srv-f.test', 'A'): ['127.0.0.1'],
             ('_%d._tcp.srv-f.test' % pp, 'TLSA'): [(3, 1, 1, wrong)],
+            ('_xmpps-server._tcp.' + G, 'SRV'): 'SERVFAIL',
+            (G, 'A'): ['127.0.0.1'],
         }
         dns.records.update({(n.lower(), t): v for (n, t), v in recs.items()})
         return a, peer, dns
@@ -230,6 +234,24 @@ def test_failed_tlsa_lookup_skips_the_host(net, run):
     log = a.log()
     assert 'the TLSA lookup for srv-e.test failed' in log, log[-3000:]
     assert 'e.test: connected to' not in log and 'e.test: resolved to' not in log, log[-3000:]
+
+
+def test_failed_srv_lookup_aborts(net, run):
+    """RFC 7673 3.1: an SRV lookup that fails (not "no records") ends the
+    attempt; no fallback to the domain's own address without TLSA."""
+    a, peer, dns = net
+
+    async def go():
+        alice = await login(a, 'alice', host=A, resource='g')
+        el = await iq(alice, 'get', 'x@' + G, "<ping xmlns='urn:xmpp:ping'/>", timeout=30)
+        assert stanza_error(el) == 'remote-server-not-found', tostr(el)
+        await logout(alice)
+    run(go(), timeout=60)
+    assert ('_xmpps-server._tcp.' + G, 'SRV') in dns.queries, dns.queries
+    assert (G, 'A') not in dns.queries and (G, 'AAAA') not in dns.queries, dns.queries
+    log = a.log()
+    assert 'the SRV lookup for _xmpps-server._tcp.g.test failed' in log, log[-3000:]
+    assert 'cannot resolve g.test: the SRV lookup failed' in log, log[-3000:]
 
 
 def test_option_off_ignores_tlsa(net, run):

@@ -255,3 +255,62 @@ def test_strict_peer_refuses_the_pair_and_keeps_the_stream(tmp_path, run):
             b.finish()
     finally:
         a.finish()
+
+
+def test_peer_stanzas_for_a_rider_on_a_bidi_stream(tmp_path, run):
+    """a.test's stream to a raw peer (r.test) is bidirectional (SASL
+    EXTERNAL, XEP-0288) and a2.test rides on it by dialback: the peer's
+    stanzas for a2.test on that stream are delivered, not refused with
+    <host-unknown/> (which would close the stream and both pairs)."""
+    import asyncio
+    import socket
+
+    from parleytest import NS_DIALBACK, q
+    from test_s2s_rawpeer import accept_external, header
+
+    R = 'r.test'
+    ca = make_test_ca(tmp_path / 'ca', [A, R])
+    lst = socket.socket()
+    lst.bind(('127.0.0.1', 0))
+    lst.listen(4)
+    a = FedParleyd(tmp_path / 'a', A, {('alice', A): 'alice-secret', ('ada', A2): 'ada-secret'},
+                   peers={R: lst.getsockname()[1]}, s2s_port=free_port(), more_domains=[A2],
+                   cert=ca[A], s2s={'ca_file': str(ca['ca']), 'connect_timeout': '20s'})
+    a.start_with_users()
+    try:
+        def negotiate():
+            p, el = accept_external(a, ca, lst, R, ca[R])
+            assert el.tag == '{urn:ietf:params:xml:ns:xmpp-sasl}auth', el
+            p.send("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+            p.wait_header()
+            p.send(header(R, A, 'fake3') +
+                   "<stream:features><dialback xmlns='urn:xmpp:features:dialback'/>"
+                   "</stream:features>")
+            p.wait_for(lambda e: e.tag == '{jabber:server}message', what='alice message')
+            return p
+
+        def rider(p):
+            el = p.wait_for(lambda e: e.tag == q(NS_DIALBACK, 'result'), what='db:result')
+            assert el.get('from') == A2 and el.get('to') == R, el
+            p.send("<db:result from='%s' to='%s' type='valid'/>" % (R, A2))
+            p.wait_for(lambda e: e.tag == '{jabber:server}message' and e.get('from', '')
+                       .endswith(A2 + '/b'), what='ada message')
+            p.send("<message from='rob@%s/x' to='ada@%s/b' type='chat'><body>back to a2</body>"
+                   "</message>" % (R, A2))
+
+        async def go():
+            alice = await login(a, 'alice', host=A, resource='b')
+            ada = await login(a, 'ada', host=A2, resource='b')
+            alice.send_message(mto='rob@' + R, mbody='from a', mtype='chat')
+            p = await asyncio.to_thread(negotiate)
+            ada.send_message(mto='rob@' + R, mbody='from a2', mtype='chat')
+            await asyncio.to_thread(rider, p)
+            m = await next_message(ada, pred=lambda m: m['body'] == 'back to a2', timeout=15)
+            assert m['from'] == 'rob@%s/x' % R
+            await logout(alice, ada)
+            p.close()
+        run(go(), timeout=60)
+        assert 'host-unknown' not in a.log(), a.log()[-3000:]
+    finally:
+        lst.close()
+        a.finish()
