@@ -328,3 +328,30 @@ def test_refused_put_is_not_read_and_closes(srv, run):
     s.close()
     assert files_of(srv, slot_id(put_url)) == []
     assert host_meta_ok(srv)
+
+
+def test_get_with_a_body_is_not_cut_off_by_the_body_timeout(srv, run):
+    # a GET that carries a body its handler never reads: the download is
+    # read slowly, for longer than body_timeout, and still comes whole
+    size = 12 << 20
+    data = generated(size)
+    put_url, get_url = new_slot(srv, run, 'getbody.bin', size)
+    assert request(srv, 'PUT', path_of(put_url), data, {'Content-Type': 'application/octet-stream'})[0] == 201
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    s.settimeout(30)
+    s.connect(('127.0.0.1', srv.http_port))
+    s.sendall(('GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nhello'
+               % path_of(get_url)).encode())
+    got = s.recv(64 * 1024)
+    assert got.startswith(b'HTTP/1.1 200 '), got[:200]
+    time.sleep(BODY_TIMEOUT + 2)
+    while True:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    head, _, body = got.partition(b'\r\n\r\n')
+    assert len(body) == size and body == data, (len(body), head)
+    assert host_meta_ok(srv)
