@@ -1046,8 +1046,9 @@ static void put_fail(struct put *p, int status, const char *why)
 static void put_job_done(void *job, enum worker_status status);
 
 /* Hand what is buffered to the worker (the last piece when the body is
- * all in). */
-static void put_flush(struct put *p)
+ * all in).  False when the job could not be queued: the put failed and p
+ * is freed, so the caller must not touch it again. */
+static bool put_flush(struct put *p)
 {
 	struct job *j = xcalloc(1, sizeof(*j));
 	j->kind = p->ended ? JOB_PUT_FINISH : JOB_PUT_CHUNK;
@@ -1065,11 +1066,12 @@ static void put_flush(struct put *p)
 	}
 	if (transfer_submit(put_job_done, j) == NULL) {
 		job_free(j);
-		put_fail(p, 503, "too many uploads at once");
-		return;
+		put_fail(p, 503, "too many uploads at once"); /* frees p: not busy */
+		return false;
 	}
 	p->queued += j->len;
 	p->busy = true;
+	return true;
 }
 
 static void put_job_done(void *job, enum worker_status status)
@@ -1111,8 +1113,8 @@ static void put_job_done(void *job, enum worker_status status)
 		put_free(p);
 		return;
 	}
-	if (p->ended || p->buf.len >= PUT_PIECE)
-		put_flush(p);
+	if ((p->ended || p->buf.len >= PUT_PIECE) && !put_flush(p))
+		return;
 	if (!p->over && p->paused && !p->ended) {
 		p->paused = false;
 		http_body_resume(p->reply);
@@ -1125,10 +1127,8 @@ static bool put_body_data(void *ctx, const char *data, size_t len)
 	buf_append(&p->buf, data, len);
 	if (p->buf.len < PUT_PIECE)
 		return true;
-	if (!p->busy) {
-		put_flush(p);
-		return !p->over;
-	}
+	if (!p->busy)
+		return put_flush(p);
 	p->paused = true; /* the worker is behind: stop reading the socket */
 	return false;
 }
