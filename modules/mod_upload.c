@@ -1074,6 +1074,21 @@ static bool put_flush(struct put *p)
 	return true;
 }
 
+/* The worker renamed the file and its metadata into place: the slot
+ * serves it.  A client that went while that job was out put the slot back
+ * to PENDING (or another PUT of it may be WRITING): the file is there all
+ * the same, so it is STORED either way. */
+static void put_stored(struct put *p)
+{
+	struct slot *s = slot_find(p->id);
+	if (s == NULL || s->up->serial != p->serial || s->state == SLOT_STORED)
+		return;
+	s->state = SLOT_STORED;
+	s->stored_at = wall_now();
+	log_info("upload %s: %s@%s stored %s (%zu bytes)", s->up->domain, s->owner, s->up->h->name, s->id,
+	         s->size);
+}
+
 static void put_job_done(void *job, enum worker_status status)
 {
 	struct job *j = job;
@@ -1085,6 +1100,8 @@ static void put_job_done(void *job, enum worker_status status)
 	int err = j->err != 0 ? j->err : EIO;
 	job_free(j);
 	if (p->over) { /* cancelled meanwhile */
+		if (finished && ok)
+			put_stored(p); /* the file is in place all the same */
 		put_discard(p);
 		put_free(p);
 		return;
@@ -1099,13 +1116,7 @@ static void put_job_done(void *job, enum worker_status status)
 		return;
 	}
 	if (finished) {
-		struct slot *s = slot_find(p->id);
-		if (s != NULL && s->up->serial == p->serial && s->state == SLOT_WRITING) {
-			s->state = SLOT_STORED;
-			s->stored_at = wall_now();
-			log_info("upload %s: %s@%s stored %s (%zu bytes)", s->up->domain, s->owner,
-			         s->up->h->name, s->id, s->size);
-		}
+		put_stored(p);
 		struct http_reply *r = p->reply;
 		p->reply = NULL;
 		common_headers(r);

@@ -405,3 +405,32 @@ def test_put_refused_by_a_full_worker_queue_gets_503(srv, run):
     finally:
         os.close(unblock)
 
+
+def test_upload_finished_while_its_client_went_is_stored(srv, run):
+    # the last piece waits on the worker (held in open() of a download
+    # whose file is a FIFO) while the client goes: the file is renamed
+    # into place all the same, and the slot serves it
+    held_put, held_get = new_slot(srv, run, 'held2.bin', 10)
+    assert request(srv, 'PUT', path_of(held_put), b'0123456789',
+                   {'Content-Type': 'application/octet-stream'})[0] == 201
+    fifo = srv.folder / slot_id(held_get)
+    os.unlink(fifo)
+    os.mkfifo(fifo)
+    g = socket.create_connection(('127.0.0.1', srv.http_port), timeout=10)
+    g.sendall(('GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' % path_of(held_get)).encode())
+    size = 100 * 1024
+    data = generated(size)
+    put_url, get_url = new_slot(srv, run, 'gone.bin', size)
+    p = socket.create_connection(('127.0.0.1', srv.http_port), timeout=10)
+    p.sendall(put_head(put_url, size) + data)
+    time.sleep(0.5)  # the whole body is in: its job waits behind the download
+    p.close()
+    time.sleep(0.5)  # the server saw the client go
+    unblock = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        assert wait_for(lambda: files_of(srv, slot_id(put_url)) == [slot_id(put_url), slot_id(put_url) + '.meta'])
+        assert wait_for(lambda: request(srv, 'GET', path_of(get_url))[0] == 200)
+        assert request(srv, 'GET', path_of(get_url))[2] == data
+    finally:
+        os.close(unblock)
+        g.close()
