@@ -1046,8 +1046,9 @@ static void put_fail(struct put *p, int status, const char *why)
 static void put_job_done(void *job, enum worker_status status);
 
 /* Hand what is buffered to the worker (the last piece when the body is
- * all in). */
-static void put_flush(struct put *p)
+ * all in).  False when the job could not be queued: the put failed and p
+ * is freed, so the caller must not touch it again. */
+static bool put_flush(struct put *p)
 {
 	struct job *j = xcalloc(1, sizeof(*j));
 	j->kind = p->ended ? JOB_PUT_FINISH : JOB_PUT_CHUNK;
@@ -1065,11 +1066,27 @@ static void put_flush(struct put *p)
 	}
 	if (transfer_submit(put_job_done, j) == NULL) {
 		job_free(j);
-		put_fail(p, 503, "too many uploads at once");
-		return;
+		put_fail(p, 503, "too many uploads at once"); /* frees p: not busy */
+		return false;
 	}
 	p->queued += j->len;
 	p->busy = true;
+	return true;
+}
+
+/* The worker renamed the file and its metadata into place: the slot
+ * serves it.  A client that went while that job was out put the slot back
+ * to PENDING (or another PUT of it may be WRITING): the file is there all
+ * the same, so it is STORED either way. */
+static void put_stored(struct put *p)
+{
+	struct slot *s = slot_find(p->id);
+	if (s == NULL || s->up->serial != p->serial || s->state == SLOT_STORED)
+		return;
+	s->state = SLOT_STORED;
+	s->stored_at = wall_now();
+	log_info("upload %s: %s@%s stored %s (%zu bytes)", s->up->domain, s->owner, s->up->h->name, s->id,
+	         s->size);
 }
 
 static void put_job_done(void *job, enum worker_status status)
@@ -1083,6 +1100,8 @@ static void put_job_done(void *job, enum worker_status status)
 	int err = j->err != 0 ? j->err : EIO;
 	job_free(j);
 	if (p->over) { /* cancelled meanwhile */
+		if (finished && ok)
+			put_stored(p); /* the file is in place all the same */
 		put_discard(p);
 		put_free(p);
 		return;
@@ -1097,13 +1116,7 @@ static void put_job_done(void *job, enum worker_status status)
 		return;
 	}
 	if (finished) {
-		struct slot *s = slot_find(p->id);
-		if (s != NULL && s->up->serial == p->serial && s->state == SLOT_WRITING) {
-			s->state = SLOT_STORED;
-			s->stored_at = wall_now();
-			log_info("upload %s: %s@%s stored %s (%zu bytes)", s->up->domain, s->owner,
-			         s->up->h->name, s->id, s->size);
-		}
+		put_stored(p);
 		struct http_reply *r = p->reply;
 		p->reply = NULL;
 		common_headers(r);
@@ -1111,8 +1124,8 @@ static void put_job_done(void *job, enum worker_status status)
 		put_free(p);
 		return;
 	}
-	if (p->ended || p->buf.len >= PUT_PIECE)
-		put_flush(p);
+	if ((p->ended || p->buf.len >= PUT_PIECE) && !put_flush(p))
+		return;
 	if (!p->over && p->paused && !p->ended) {
 		p->paused = false;
 		http_body_resume(p->reply);
@@ -1125,10 +1138,8 @@ static bool put_body_data(void *ctx, const char *data, size_t len)
 	buf_append(&p->buf, data, len);
 	if (p->buf.len < PUT_PIECE)
 		return true;
-	if (!p->busy) {
-		put_flush(p);
-		return !p->over;
-	}
+	if (!p->busy)
+		return put_flush(p);
 	p->paused = true; /* the worker is behind: stop reading the socket */
 	return false;
 }

@@ -1070,8 +1070,10 @@ static void http_tick(struct stream *st, double now)
 	struct http_conn *c = st->owner;
 	const struct http_config *hc = http_cfg();
 	if (c->in_body) {
-		/* a body: it must keep moving, unless its handler holds it back */
-		if (!c->body_paused && (c->pending == NULL || c->dispatched) &&
+		/* a body: it must keep moving, unless its handler holds it back
+		 * (or, handed over early, never took it: a GET whose answer is
+		 * still going out must not be cut off by a body nobody reads) */
+		if (!c->body_paused && (c->pending == NULL || (c->dispatched && c->body_ops != NULL)) &&
 		    now - c->body_last > hc->body_timeout) {
 			log_info("http %llu from %s: no byte of the request body for %g s: 408 and closing",
 			         (unsigned long long)st->id, st->ip, hc->body_timeout);

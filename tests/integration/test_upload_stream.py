@@ -328,3 +328,109 @@ def test_refused_put_is_not_read_and_closes(srv, run):
     s.close()
     assert files_of(srv, slot_id(put_url)) == []
     assert host_meta_ok(srv)
+
+
+def test_get_with_a_body_is_not_cut_off_by_the_body_timeout(srv, run):
+    # a GET that carries a body its handler never reads: the download is
+    # read slowly, for longer than body_timeout, and still comes whole
+    size = 12 << 20
+    data = generated(size)
+    put_url, get_url = new_slot(srv, run, 'getbody.bin', size)
+    assert request(srv, 'PUT', path_of(put_url), data, {'Content-Type': 'application/octet-stream'})[0] == 201
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    s.settimeout(30)
+    s.connect(('127.0.0.1', srv.http_port))
+    s.sendall(('GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nhello'
+               % path_of(get_url)).encode())
+    got = s.recv(64 * 1024)
+    assert got.startswith(b'HTTP/1.1 200 '), got[:200]
+    time.sleep(BODY_TIMEOUT + 2)
+    while True:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    head, _, body = got.partition(b'\r\n\r\n')
+    assert len(body) == size and body == data, (len(body), head)
+    assert host_meta_ok(srv)
+
+
+def test_put_refused_by_a_full_worker_queue_gets_503(srv, run):
+    # the upload worker is held in open() of a download whose file is a
+    # FIFO, downloads fill its queue, then a PUT's first piece cannot be
+    # queued: it gets 503 and the server goes on (a build with
+    # AddressSanitizer also shows the put is not used once freed)
+    held_put, held_get = new_slot(srv, run, 'held.bin', 10)
+    assert request(srv, 'PUT', path_of(held_put), b'0123456789',
+                   {'Content-Type': 'application/octet-stream'})[0] == 201
+    fifo = srv.folder / slot_id(held_get)
+    os.unlink(fifo)
+    os.mkfifo(fifo)
+    socks = []
+    try:
+        for i in range(300):  # more than the queue holds, from a few addresses (http.max_connections_per_ip)
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(('127.0.0.%d' % (2 + i // 30), 0))
+            s.settimeout(10)
+            s.connect(('127.0.0.1', srv.http_port))
+            s.sendall(('GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' % path_of(held_get)).encode())
+            socks.append(s)
+        # the queue is full once downloads are refused
+        assert status_of(socks[-1]) == 503
+        size = 300 * 1024
+        data = generated(size)
+        put_url, get_url = new_slot(srv, run, 'refused.bin', size)
+        p = socket.create_connection(('127.0.0.1', srv.http_port), timeout=10)
+        p.sendall(put_head(put_url, size))
+        try:
+            p.sendall(data)
+        except OSError:
+            pass
+        assert status_of(p) == 503
+        p.close()
+        assert srv.proc.poll() is None
+    finally:
+        for s in socks:
+            s.close()
+        # a writer: the held open() returns, the jobs behind it fail at once
+        unblock = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        assert wait_for(lambda: host_meta_ok(srv))
+        assert wait_for(lambda: files_of(srv, slot_id(put_url)) == []), files_of(srv, slot_id(put_url))
+        # the worker is free again: the slot takes the upload
+        assert request(srv, 'PUT', path_of(put_url), data, {'Content-Type': 'application/octet-stream'})[0] == 201
+        assert request(srv, 'GET', path_of(get_url))[2] == data
+    finally:
+        os.close(unblock)
+
+
+def test_upload_finished_while_its_client_went_is_stored(srv, run):
+    # the last piece waits on the worker (held in open() of a download
+    # whose file is a FIFO) while the client goes: the file is renamed
+    # into place all the same, and the slot serves it
+    held_put, held_get = new_slot(srv, run, 'held2.bin', 10)
+    assert request(srv, 'PUT', path_of(held_put), b'0123456789',
+                   {'Content-Type': 'application/octet-stream'})[0] == 201
+    fifo = srv.folder / slot_id(held_get)
+    os.unlink(fifo)
+    os.mkfifo(fifo)
+    g = socket.create_connection(('127.0.0.1', srv.http_port), timeout=10)
+    g.sendall(('GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' % path_of(held_get)).encode())
+    size = 100 * 1024
+    data = generated(size)
+    put_url, get_url = new_slot(srv, run, 'gone.bin', size)
+    p = socket.create_connection(('127.0.0.1', srv.http_port), timeout=10)
+    p.sendall(put_head(put_url, size) + data)
+    time.sleep(0.5)  # the whole body is in: its job waits behind the download
+    p.close()
+    time.sleep(0.5)  # the server saw the client go
+    unblock = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        assert wait_for(lambda: files_of(srv, slot_id(put_url)) == [slot_id(put_url), slot_id(put_url) + '.meta'])
+        assert wait_for(lambda: request(srv, 'GET', path_of(get_url))[0] == 200)
+        assert request(srv, 'GET', path_of(get_url))[2] == data
+    finally:
+        os.close(unblock)
+        g.close()
