@@ -162,6 +162,9 @@ void scramcache_cancel(struct auth_req *req);
 /* The periodic sweep of expired keys. */
 void scramcache_start(struct auth *a);
 void scramcache_stop(struct auth *a);
+/* A host that keeps no such keys (scram_cache_ttl 0) deletes the sets it
+ * kept before, once, at start (scramcache_stop cancels it). */
+void scramcache_purge(struct auth *a);
 
 /* Seconds a key derivation may wait in the compute queue. */
 #define AUTH_COMPUTE_TIMEOUT 10.0

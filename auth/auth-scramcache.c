@@ -20,7 +20,10 @@
  *   password is set and when
  *   the user is removed (whatever the method answered), and when it
  *   expires (at the next lookup, and by a sweep of the host every
- *   scram_cache_ttl, at least every minute and at most every hour).
+ *   scram_cache_ttl, at least every minute and at most every hour).  A
+ *   set expiring later than now + scram_cache_ttl was kept under a longer
+ *   TTL and counts as expired; a host started with scram_cache_ttl 0
+ *   deletes all of its sets.
  *
  * Loop thread; derive_work runs on the compute group and touches only its
  * job.  Invariants: one cache operation per request at a time (req->cache);
@@ -34,6 +37,7 @@
 #include "lib/worker.h"
 
 #include <assert.h>
+#include <stdint.h>
 #include <time.h>
 
 struct scramcache_op {
@@ -133,7 +137,8 @@ void scramcache_lookup(struct auth_req *req, scramcache_cb *cb)
 {
 	struct auth *a = req->a;
 	struct scramcache_op *op = op_new(req, cb);
-	op->sreq = storage_scram_cache_get(a->storage, a->host, req->user, lookup_cb, op);
+	op->sreq = storage_scram_cache_get(a->storage, a->host, req->user, (int64_t)a->scram_cache_ttl,
+	                                   lookup_cb, op);
 }
 
 /* ---- fill ------------------------------------------------------------------------ */
@@ -313,7 +318,8 @@ void scramcache_drop_refused(struct auth_req *req, scramcache_cb *cb)
 	struct auth *a = req->a;
 	struct scramcache_op *op = op_new(req, cb);
 	op->why = "the method refused the password they were made from";
-	op->sreq = storage_scram_cache_get(a->storage, a->host, req->user, kept_for_refused_cb, op);
+	op->sreq = storage_scram_cache_get(a->storage, a->host, req->user, (int64_t)a->scram_cache_ttl,
+	                                   kept_for_refused_cb, op);
 }
 
 void scramcache_cancel(struct auth_req *req)
@@ -360,6 +366,11 @@ void scramcache_start(struct auth *a)
 	a->sweep_timer.data = a;
 	ev_timer_start(a->loop, &a->sweep_timer);
 	ev_unref(a->loop); /* the sweep alone keeps no loop running */
+}
+
+void scramcache_purge(struct auth *a)
+{
+	a->sweep_req = storage_scram_cache_expire(a->storage, a->host, INT64_MAX, swept_cb, a);
 }
 
 void scramcache_stop(struct auth *a)

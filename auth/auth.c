@@ -482,6 +482,8 @@ int auth_new(struct ev_loop *loop, const char *host, const struct auth_config *c
 			scramcache_start(a);
 		}
 	}
+	if (a->scram_cache_ttl <= 0 && storage != NULL && storage_has_area(storage, STORAGE_AREA_ACCOUNT))
+		scramcache_purge(a);
 	a->cfg = NULL; /* the caller's; backends copied what they need */
 	*auth_r = a;
 	return 0;

@@ -311,3 +311,37 @@ def test_client_gone_while_keys_are_made(ext):
     assert plain(ext, user, pw) == 'success'
     assert _wait_log(ext, _kept_line(user))
     assert scram_login(ext, user, pw).ok
+
+
+def test_set_kept_under_longer_lifetime_expires(ext):
+    """A set whose expiry lies beyond now + scram_cache_ttl was kept under
+    a longer lifetime (the option was lowered since): it counts as expired
+    and is deleted at the lookup."""
+    user, pw = new_user(ext)
+    assert plain(ext, user, pw) == 'success'
+    assert _wait_log(ext, _kept_line(user))
+    ext.db_query('UPDATE scram_cache SET expires_at = ? WHERE server_host = ? AND username = ?',
+                 (int(time.time()) + 3600, OTHER, user), host=OTHER)
+    r = scram_login(ext, user, pw)
+    assert r.server_first and r.condition == ['not-authorized'], tostr(r.el)
+    assert kept_rows(ext, user) == [], 'a set from a longer lifetime left in the table'
+
+
+def test_option_off_deletes_kept_sets_at_start(tmp_path_factory):
+    """Started again with scram_cache_ttl off, a host deletes the sets it
+    kept before (else they would stay forever: no lookup, no sweep)."""
+    srv = _server(tmp_path_factory, 'ext-scramcache-lowered', ttl=3600)
+    try:
+        assert plain(srv, 'xena', 'xena-secret') == 'success'
+        assert _wait_log(srv, r'xena: SCRAM keys kept for 3600 s')
+        assert len(kept_rows(srv, 'xena')) == 1
+        assert srv.stop() == 0
+        srv.other_auth = srv.other_auth.replace('scram_cache_ttl: 3600s, ', '')
+        srv.write_config()
+        srv.start()
+        deadline = time.time() + 5
+        while kept_rows(srv, 'xena') and time.time() < deadline:
+            time.sleep(0.1)
+        assert kept_rows(srv, 'xena') == []
+    finally:
+        srv.finish()
