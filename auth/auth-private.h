@@ -157,7 +157,8 @@ void scramcache_drop(struct auth_req *req, const char *why, scramcache_cb *cb);
  * made from it (derived with their salt and compared on the compute
  * group), keep them for any other password. */
 void scramcache_drop_refused(struct auth_req *req, scramcache_cb *cb);
-/* Stop req's cache operation, if any: its callback never runs. */
+/* Stop req's cache operation, if any: its callback never runs.  A delete
+ * of kept keys already queued still runs (detached from req). */
 void scramcache_cancel(struct auth_req *req);
 /* The periodic sweep of expired keys. */
 void scramcache_start(struct auth *a);

@@ -28,7 +28,10 @@
  * Loop thread; derive_work runs on the compute group and touches only its
  * job.  Invariants: one cache operation per request at a time (req->cache);
  * a cancelled one never calls back (its storage request is cancelled, its
- * compute job told so); the password copy and keys are wiped when freed; a
+ * compute job told so), except that a delete already queued always runs
+ * (only detached from the request: a removal or password change that
+ * succeeded must not leave the keys because its client went away); the
+ * password copy and keys are wiped when freed; a
  * failed store or delete is logged and the request goes on (the password
  * answer stands).
  */
@@ -41,12 +44,14 @@
 #include <time.h>
 
 struct scramcache_op {
-	struct auth_req *req;
+	struct auth_req *req; /* NULL: a detached delete (scramcache_cancel) */
 	scramcache_cb *cb;
 	struct storage_req *sreq;
 	struct worker_job *wj;
 	struct cache_derive *job;
-	const char *why; /* drop: for the log */
+	const char *why;   /* drop: for the log */
+	bool deleting;     /* sreq is a delete of the kept keys */
+	char *host, *user; /* a detached delete's, for the log */
 };
 
 struct cache_derive {
@@ -161,6 +166,14 @@ static void stored_cb(enum storage_result res, void *ctx)
 
 static void dropped_cb(enum storage_result res, void *ctx);
 
+/* Delete the kept keys of op's user (dropped_cb ends op). */
+static void op_delete(struct scramcache_op *op)
+{
+	struct auth *a = op->req->a;
+	op->deleting = true;
+	op->sreq = storage_scram_cache_delete(a->storage, a->host, op->req->user, dropped_cb, op);
+}
+
 static void derive_work(void *arg, void *thread_state)
 {
 	struct cache_derive *job = arg;
@@ -200,7 +213,7 @@ static void derive_done(void *arg, enum worker_status status)
 			op_done(op, AUTH_OK, NULL);
 			return;
 		}
-		op->sreq = storage_scram_cache_delete(a->storage, a->host, op->req->user, dropped_cb, op);
+		op_delete(op);
 		return;
 	}
 	if (status != WORKER_DONE || job->rc < 0) {
@@ -266,22 +279,28 @@ void scramcache_fill(struct auth_req *req, const char *method, scramcache_cb *cb
 static void dropped_cb(enum storage_result res, void *ctx)
 {
 	struct scramcache_op *op = ctx;
-	struct auth *a = op->req->a;
+	const char *host = op->req != NULL ? op->req->a->host : op->host;
+	const char *user = op->req != NULL ? op->req->user : op->user;
 	op->sreq = NULL;
 	if (res == STORAGE_OK)
-		log_info("host %s: %s: kept SCRAM keys dropped (%s)", a->host, op->req->user, op->why);
+		log_info("host %s: %s: kept SCRAM keys dropped (%s)", host, user, op->why);
 	else if (res != STORAGE_NOT_FOUND)
-		log_warning("host %s: %s: kept SCRAM keys could not be dropped (%s): %s", a->host,
-		            op->req->user, op->why, storage_result_str(res));
+		log_warning("host %s: %s: kept SCRAM keys could not be dropped (%s): %s", host, user, op->why,
+		            storage_result_str(res));
+	if (op->req == NULL) {
+		free(op->host);
+		free(op->user);
+		free(op);
+		return;
+	}
 	op_done(op, AUTH_OK, NULL);
 }
 
 void scramcache_drop(struct auth_req *req, const char *why, scramcache_cb *cb)
 {
-	struct auth *a = req->a;
 	struct scramcache_op *op = op_new(req, cb);
 	op->why = why;
-	op->sreq = storage_scram_cache_delete(a->storage, a->host, req->user, dropped_cb, op);
+	op_delete(op);
 }
 
 /* The kept set of a user whose password the method refused: drop it when
@@ -310,7 +329,7 @@ static void kept_for_refused_cb(enum storage_result res, const struct storage_ac
 		return;
 	/* Cannot tell (a malformed salt, a full queue): drop them, the
 	 * safe side. */
-	op->sreq = storage_scram_cache_delete(a->storage, a->host, op->req->user, dropped_cb, op);
+	op_delete(op);
 }
 
 void scramcache_drop_refused(struct auth_req *req, scramcache_cb *cb)
@@ -328,6 +347,14 @@ void scramcache_cancel(struct auth_req *req)
 	if (op == NULL)
 		return;
 	req->cache = NULL;
+	if (op->sreq != NULL && op->deleting) {
+		/* The delete runs all the same; dropped_cb frees op. */
+		op->req = NULL;
+		op->cb = NULL;
+		op->host = xstrdup(req->a->host);
+		op->user = xstrdup(req->user);
+		return;
+	}
 	if (op->sreq != NULL)
 		storage_cancel(op->sreq);
 	if (op->wj != NULL) {
