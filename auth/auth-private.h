@@ -64,6 +64,7 @@ struct auth_req {
 	const char *answered_by;     /* the method that accepted the password */
 	enum auth_result cache_res;  /* the answer waiting for the cache work */
 	struct scramcache_op *cache; /* its pending operation, or NULL */
+	bool kept_keys;              /* get_scram: AUTH_OK from the kept keys */
 };
 
 /* One operation of a backend for req (see the top of this file). */

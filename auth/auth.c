@@ -222,6 +222,13 @@ static void finish(struct auth_req *req, enum auth_result res, const struct scra
 	req_free(req);
 }
 
+/* The answer of the kept keys (auth_scram_keys_kept). */
+static void finish_kept(struct auth_req *req, enum auth_result res, const struct scram_credentials *cred)
+{
+	req->kept_keys = res == AUTH_OK;
+	finish(req, res, cred);
+}
+
 static auth_backend_op_fn *op_fn(const struct auth_vfuncs *v, enum auth_op op)
 {
 	switch (op) {
@@ -283,7 +290,7 @@ static void chain_next(struct auth_req *req)
 		/* No backend keeps keys for the user: those kept from a
 		 * password login, if any (auth-scramcache.c). */
 		req->cache_done = true;
-		scramcache_lookup(req, finish);
+		scramcache_lookup(req, finish_kept);
 		return;
 	}
 	finish(req, r, NULL);
@@ -525,6 +532,11 @@ void auth_cancel(struct auth_req *req)
 		return;
 	req_detach(req);
 	req_free(req);
+}
+
+bool auth_scram_keys_kept(const struct auth_req *req)
+{
+	return req->kept_keys;
 }
 
 bool auth_can_scram(const struct auth *a)

@@ -345,3 +345,20 @@ def test_option_off_deletes_kept_sets_at_start(tmp_path_factory):
         assert kept_rows(srv, 'xena') == []
     finally:
         srv.finish()
+
+
+def test_user_removed_from_program_fails_scram_at_once(ext):
+    """A good proof with kept keys is followed by asking the method whether
+    the user still exists (as after a FAST token): a user removed from the
+    program's store fails at once, and the keys go."""
+    user, pw = new_user(ext)
+    assert plain(ext, user, pw) == 'success'
+    assert _wait_log(ext, _kept_line(user))
+    assert scram_login(ext, user, pw).ok
+    text = ext.users_file.read_text()
+    ext.users_file.write_text(text.replace('%s@%s:%s\n' % (user, OTHER, pw), ''))
+    r = scram_login(ext, user, pw)
+    assert r.server_first and r.condition == ['not-authorized'], tostr(r.el)
+    assert _wait_log(ext, r'%s: kept SCRAM keys dropped \(the method does not know the user\)' % user)
+    assert kept_rows(ext, user) == []
+    assert not scram_login(ext, user, pw).ok
