@@ -20,7 +20,11 @@
  *   password is set and when
  *   the user is removed (whatever the method answered), and when it
  *   expires (at the next lookup, and by a sweep of the host every
- *   scram_cache_ttl, at least every minute and at most every hour).  A
+ *   scram_cache_ttl, at least every minute and at most every hour).
+ *   A fill stores nothing when a delete of the user's keys started after
+ *   its password check did (a count per user slot, struct auth drops):
+ *   else a change or removal racing a slow derivation would leave keys
+ *   from the old password.  A
  *   set expiring later than now + scram_cache_ttl was kept under a longer
  *   TTL and counts as expired; a host started with scram_cache_ttl 0
  *   deletes all of its sets.
@@ -166,10 +170,16 @@ static void stored_cb(enum storage_result res, void *ctx)
 
 static void dropped_cb(enum storage_result res, void *ctx);
 
+uint32_t scramcache_drops(const struct auth *a, const char *user)
+{
+	return a->drops[hash_str(user) % AUTH_DROP_SLOTS];
+}
+
 /* Delete the kept keys of op's user (dropped_cb ends op). */
 static void op_delete(struct scramcache_op *op)
 {
 	struct auth *a = op->req->a;
+	a->drops[hash_str(op->req->user) % AUTH_DROP_SLOTS]++;
 	op->deleting = true;
 	op->sreq = storage_scram_cache_delete(a->storage, a->host, op->req->user, dropped_cb, op);
 }
@@ -223,6 +233,16 @@ static void derive_done(void *arg, enum worker_status status)
 		else
 			log_info("host %s: %s: no SCRAM keys kept: SASLprep refuses the password", a->host,
 			         op->req->user);
+		derive_free(job);
+		op_done(op, AUTH_OK, NULL);
+		return;
+	}
+	if (scramcache_drops(a, op->req->user) != op->req->drops_seen) {
+		/* A password change or removal dropped the keys after this
+		 * check started: the password may be the old one. */
+		log_info("host %s: %s: no SCRAM keys kept: they were dropped while the password was "
+		         "checked",
+		         a->host, op->req->user);
 		derive_free(job);
 		op_done(op, AUTH_OK, NULL);
 		return;

@@ -134,6 +134,7 @@ static struct auth_req *req_new(struct auth *a, enum auth_op op, const char *use
 	req->password = password != NULL ? xstrdup(password) : NULL;
 	req->ctx = ctx;
 	req->end_backend = a->nbackends;
+	req->drops_seen = scramcache_drops(a, user);
 	req->next = a->reqs;
 	if (a->reqs != NULL)
 		a->reqs->prev = req;

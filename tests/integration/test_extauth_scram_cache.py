@@ -362,3 +362,39 @@ def test_user_removed_from_program_fails_scram_at_once(ext):
     assert _wait_log(ext, r'%s: kept SCRAM keys dropped \(the method does not know the user\)' % user)
     assert kept_rows(ext, user) == []
     assert not scram_login(ext, user, pw).ok
+
+
+def test_password_set_while_keys_are_derived(tmp_path_factory):
+    """parleyctl passwd while the keys of a PLAIN login with the old
+    password are still being derived (many iterations make that slow):
+    the change drops the keys first, and the fill that ends afterwards
+    must not store keys from the old password."""
+    import base64
+    srv = _server(tmp_path_factory, 'ext-scramcache-race', start=False)
+    srv.other_auth = srv.other_auth.replace('scram_cache_ttl: ', 'scram_iterations: 3000000, scram_cache_ttl: ')
+    srv.write_config()
+    srv.start_with_users()
+    try:
+        user, pw = new_user(srv)
+        c = client(srv)
+        try:
+            t0 = time.monotonic()
+            token = base64.b64encode(('\0%s\0%s' % (user, pw)).encode()).decode()
+            c.send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>" % (NS_SASL, token))
+            time.sleep(0.3)
+            r = srv.ctl('passwd', user, OTHER, 'changed-' + pw)
+            assert r.returncode == 0, r.stderr
+            el = c.wait_for(lambda e: e.tag in (q(NS_SASL, 'success'), q(NS_SASL, 'failure')),
+                            what='SASL result', timeout=60)
+            took = time.monotonic() - t0
+            assert el.tag == q(NS_SASL, 'success'), tostr(el)
+        finally:
+            c.close()
+        assert not find_lines(r'%s: SCRAM keys kept' % user, srv.log()), \
+            'keys from the old password kept (or derived before the change: %.2f s)' % took
+        assert _wait_log(srv, r'%s: no SCRAM keys kept: they were dropped while the password was checked'
+                         % user)
+        assert kept_rows(srv, user) == []
+        assert not scram_login(srv, user, pw).ok
+    finally:
+        srv.finish()
