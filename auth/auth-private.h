@@ -64,6 +64,8 @@ struct auth_req {
 	const char *answered_by;     /* the method that accepted the password */
 	enum auth_result cache_res;  /* the answer waiting for the cache work */
 	struct scramcache_op *cache; /* its pending operation, or NULL */
+	bool kept_keys;              /* get_scram: AUTH_OK from the kept keys */
+	uint32_t drops_seen;         /* scramcache_drops(a, user) when it started */
 };
 
 /* One operation of a backend for req (see the top of this file). */
@@ -105,6 +107,8 @@ struct auth_backend {
 
 struct auth_limit;
 
+#define AUTH_DROP_SLOTS 256
+
 struct auth {
 	struct ev_loop *loop;
 	char *host;
@@ -113,6 +117,10 @@ struct auth {
 	bool reveal_missing_keys;      /* auth.reveal_missing_scram_keys */
 	double scram_cache_ttl;        /* auth.scram_cache_ttl; 0: off (or no method to serve) */
 	ev_timer sweep_timer;          /* deletes expired kept keys */
+	/* Deletes of kept keys started, by hash_str(user) % AUTH_DROP_SLOTS:
+	 * a fill skips its store when its user's count moved since its
+	 * password check started (scramcache_drops). */
+	uint32_t drops[AUTH_DROP_SLOTS];
 	struct storage_req *sweep_req;
 	unsigned max_failures_ip, max_failures_user;
 	double failure_window;
@@ -157,11 +165,19 @@ void scramcache_drop(struct auth_req *req, const char *why, scramcache_cb *cb);
  * made from it (derived with their salt and compared on the compute
  * group), keep them for any other password. */
 void scramcache_drop_refused(struct auth_req *req, scramcache_cb *cb);
-/* Stop req's cache operation, if any: its callback never runs. */
+/* How many deletes of user's kept keys (or of a user sharing its slot)
+ * were started on host a: a fill whose check started before one of them
+ * would store keys from a password changed or removed meanwhile. */
+uint32_t scramcache_drops(const struct auth *a, const char *user);
+/* Stop req's cache operation, if any: its callback never runs.  A delete
+ * of kept keys already queued still runs (detached from req). */
 void scramcache_cancel(struct auth_req *req);
 /* The periodic sweep of expired keys. */
 void scramcache_start(struct auth *a);
 void scramcache_stop(struct auth *a);
+/* A host that keeps no such keys (scram_cache_ttl 0) deletes the sets it
+ * kept before, once, at start (scramcache_stop cancels it). */
+void scramcache_purge(struct auth *a);
 
 /* Seconds a key derivation may wait in the compute queue. */
 #define AUTH_COMPUTE_TIMEOUT 10.0

@@ -21,11 +21,21 @@
  *   the user is removed (whatever the method answered), and when it
  *   expires (at the next lookup, and by a sweep of the host every
  *   scram_cache_ttl, at least every minute and at most every hour).
+ *   A fill stores nothing when a delete of the user's keys started after
+ *   its password check did (a count per user slot, struct auth drops):
+ *   else a change or removal racing a slow derivation would leave keys
+ *   from the old password.  A
+ *   set expiring later than now + scram_cache_ttl was kept under a longer
+ *   TTL and counts as expired; a host started with scram_cache_ttl 0
+ *   deletes all of its sets.
  *
  * Loop thread; derive_work runs on the compute group and touches only its
  * job.  Invariants: one cache operation per request at a time (req->cache);
  * a cancelled one never calls back (its storage request is cancelled, its
- * compute job told so); the password copy and keys are wiped when freed; a
+ * compute job told so), except that a delete already queued always runs
+ * (only detached from the request: a removal or password change that
+ * succeeded must not leave the keys because its client went away); the
+ * password copy and keys are wiped when freed; a
  * failed store or delete is logged and the request goes on (the password
  * answer stands).
  */
@@ -34,15 +44,18 @@
 #include "lib/worker.h"
 
 #include <assert.h>
+#include <stdint.h>
 #include <time.h>
 
 struct scramcache_op {
-	struct auth_req *req;
+	struct auth_req *req; /* NULL: a detached delete (scramcache_cancel) */
 	scramcache_cb *cb;
 	struct storage_req *sreq;
 	struct worker_job *wj;
 	struct cache_derive *job;
-	const char *why; /* drop: for the log */
+	const char *why;   /* drop: for the log */
+	bool deleting;     /* sreq is a delete of the kept keys */
+	char *host, *user; /* a detached delete's, for the log */
 };
 
 struct cache_derive {
@@ -133,7 +146,8 @@ void scramcache_lookup(struct auth_req *req, scramcache_cb *cb)
 {
 	struct auth *a = req->a;
 	struct scramcache_op *op = op_new(req, cb);
-	op->sreq = storage_scram_cache_get(a->storage, a->host, req->user, lookup_cb, op);
+	op->sreq = storage_scram_cache_get(a->storage, a->host, req->user, (int64_t)a->scram_cache_ttl,
+	                                   lookup_cb, op);
 }
 
 /* ---- fill ------------------------------------------------------------------------ */
@@ -155,6 +169,20 @@ static void stored_cb(enum storage_result res, void *ctx)
 }
 
 static void dropped_cb(enum storage_result res, void *ctx);
+
+uint32_t scramcache_drops(const struct auth *a, const char *user)
+{
+	return a->drops[hash_str(user) % AUTH_DROP_SLOTS];
+}
+
+/* Delete the kept keys of op's user (dropped_cb ends op). */
+static void op_delete(struct scramcache_op *op)
+{
+	struct auth *a = op->req->a;
+	a->drops[hash_str(op->req->user) % AUTH_DROP_SLOTS]++;
+	op->deleting = true;
+	op->sreq = storage_scram_cache_delete(a->storage, a->host, op->req->user, dropped_cb, op);
+}
 
 static void derive_work(void *arg, void *thread_state)
 {
@@ -195,7 +223,7 @@ static void derive_done(void *arg, enum worker_status status)
 			op_done(op, AUTH_OK, NULL);
 			return;
 		}
-		op->sreq = storage_scram_cache_delete(a->storage, a->host, op->req->user, dropped_cb, op);
+		op_delete(op);
 		return;
 	}
 	if (status != WORKER_DONE || job->rc < 0) {
@@ -205,6 +233,16 @@ static void derive_done(void *arg, enum worker_status status)
 		else
 			log_info("host %s: %s: no SCRAM keys kept: SASLprep refuses the password", a->host,
 			         op->req->user);
+		derive_free(job);
+		op_done(op, AUTH_OK, NULL);
+		return;
+	}
+	if (scramcache_drops(a, op->req->user) != op->req->drops_seen) {
+		/* A password change or removal dropped the keys after this
+		 * check started: the password may be the old one. */
+		log_info("host %s: %s: no SCRAM keys kept: they were dropped while the password was "
+		         "checked",
+		         a->host, op->req->user);
 		derive_free(job);
 		op_done(op, AUTH_OK, NULL);
 		return;
@@ -261,22 +299,28 @@ void scramcache_fill(struct auth_req *req, const char *method, scramcache_cb *cb
 static void dropped_cb(enum storage_result res, void *ctx)
 {
 	struct scramcache_op *op = ctx;
-	struct auth *a = op->req->a;
+	const char *host = op->req != NULL ? op->req->a->host : op->host;
+	const char *user = op->req != NULL ? op->req->user : op->user;
 	op->sreq = NULL;
 	if (res == STORAGE_OK)
-		log_info("host %s: %s: kept SCRAM keys dropped (%s)", a->host, op->req->user, op->why);
+		log_info("host %s: %s: kept SCRAM keys dropped (%s)", host, user, op->why);
 	else if (res != STORAGE_NOT_FOUND)
-		log_warning("host %s: %s: kept SCRAM keys could not be dropped (%s): %s", a->host,
-		            op->req->user, op->why, storage_result_str(res));
+		log_warning("host %s: %s: kept SCRAM keys could not be dropped (%s): %s", host, user, op->why,
+		            storage_result_str(res));
+	if (op->req == NULL) {
+		free(op->host);
+		free(op->user);
+		free(op);
+		return;
+	}
 	op_done(op, AUTH_OK, NULL);
 }
 
 void scramcache_drop(struct auth_req *req, const char *why, scramcache_cb *cb)
 {
-	struct auth *a = req->a;
 	struct scramcache_op *op = op_new(req, cb);
 	op->why = why;
-	op->sreq = storage_scram_cache_delete(a->storage, a->host, req->user, dropped_cb, op);
+	op_delete(op);
 }
 
 /* The kept set of a user whose password the method refused: drop it when
@@ -305,7 +349,7 @@ static void kept_for_refused_cb(enum storage_result res, const struct storage_ac
 		return;
 	/* Cannot tell (a malformed salt, a full queue): drop them, the
 	 * safe side. */
-	op->sreq = storage_scram_cache_delete(a->storage, a->host, op->req->user, dropped_cb, op);
+	op_delete(op);
 }
 
 void scramcache_drop_refused(struct auth_req *req, scramcache_cb *cb)
@@ -313,7 +357,8 @@ void scramcache_drop_refused(struct auth_req *req, scramcache_cb *cb)
 	struct auth *a = req->a;
 	struct scramcache_op *op = op_new(req, cb);
 	op->why = "the method refused the password they were made from";
-	op->sreq = storage_scram_cache_get(a->storage, a->host, req->user, kept_for_refused_cb, op);
+	op->sreq = storage_scram_cache_get(a->storage, a->host, req->user, (int64_t)a->scram_cache_ttl,
+	                                   kept_for_refused_cb, op);
 }
 
 void scramcache_cancel(struct auth_req *req)
@@ -322,6 +367,14 @@ void scramcache_cancel(struct auth_req *req)
 	if (op == NULL)
 		return;
 	req->cache = NULL;
+	if (op->sreq != NULL && op->deleting) {
+		/* The delete runs all the same; dropped_cb frees op. */
+		op->req = NULL;
+		op->cb = NULL;
+		op->host = xstrdup(req->a->host);
+		op->user = xstrdup(req->user);
+		return;
+	}
 	if (op->sreq != NULL)
 		storage_cancel(op->sreq);
 	if (op->wj != NULL) {
@@ -360,6 +413,11 @@ void scramcache_start(struct auth *a)
 	a->sweep_timer.data = a;
 	ev_timer_start(a->loop, &a->sweep_timer);
 	ev_unref(a->loop); /* the sweep alone keeps no loop running */
+}
+
+void scramcache_purge(struct auth *a)
+{
+	a->sweep_req = storage_scram_cache_expire(a->storage, a->host, INT64_MAX, swept_cb, a);
 }
 
 void scramcache_stop(struct auth *a)

@@ -134,6 +134,7 @@ static struct auth_req *req_new(struct auth *a, enum auth_op op, const char *use
 	req->password = password != NULL ? xstrdup(password) : NULL;
 	req->ctx = ctx;
 	req->end_backend = a->nbackends;
+	req->drops_seen = scramcache_drops(a, user);
 	req->next = a->reqs;
 	if (a->reqs != NULL)
 		a->reqs->prev = req;
@@ -222,6 +223,13 @@ static void finish(struct auth_req *req, enum auth_result res, const struct scra
 	req_free(req);
 }
 
+/* The answer of the kept keys (auth_scram_keys_kept). */
+static void finish_kept(struct auth_req *req, enum auth_result res, const struct scram_credentials *cred)
+{
+	req->kept_keys = res == AUTH_OK;
+	finish(req, res, cred);
+}
+
 static auth_backend_op_fn *op_fn(const struct auth_vfuncs *v, enum auth_op op)
 {
 	switch (op) {
@@ -283,7 +291,7 @@ static void chain_next(struct auth_req *req)
 		/* No backend keeps keys for the user: those kept from a
 		 * password login, if any (auth-scramcache.c). */
 		req->cache_done = true;
-		scramcache_lookup(req, finish);
+		scramcache_lookup(req, finish_kept);
 		return;
 	}
 	finish(req, r, NULL);
@@ -482,6 +490,8 @@ int auth_new(struct ev_loop *loop, const char *host, const struct auth_config *c
 			scramcache_start(a);
 		}
 	}
+	if (a->scram_cache_ttl <= 0 && storage != NULL && storage_has_area(storage, STORAGE_AREA_ACCOUNT))
+		scramcache_purge(a);
 	a->cfg = NULL; /* the caller's; backends copied what they need */
 	*auth_r = a;
 	return 0;
@@ -523,6 +533,11 @@ void auth_cancel(struct auth_req *req)
 		return;
 	req_detach(req);
 	req_free(req);
+}
+
+bool auth_scram_keys_kept(const struct auth_req *req)
+{
+	return req->kept_keys;
 }
 
 bool auth_can_scram(const struct auth *a)

@@ -66,6 +66,12 @@ struct auth_req *auth_check_password(struct auth *a, const char *user, const cha
 struct auth_req *auth_get_scram(struct auth *a, const char *user, enum scram_hash h, auth_scram_cb *cb,
                                 void *ctx);
 struct auth_req *auth_user_exists(struct auth *a, const char *user, auth_cb *cb, void *ctx);
+/* Inside the callback of auth_get_scram req with AUTH_OK: whether the
+ * credentials are SCRAM keys kept from an earlier password login
+ * (auth.scram_cache_ttl) rather than a backend's own, so that no backend
+ * was asked about the user now (the caller asks auth_user_exists after a
+ * good proof). */
+bool auth_scram_keys_kept(const struct auth_req *req);
 /* Whether auth_user_exists answers exactly whether st holds the account:
  * the chain is the internal method alone, keeping its accounts in st.  A
  * caller that reads st anyway (a FAST token login) may then ask it in the

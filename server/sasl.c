@@ -3,7 +3,9 @@
  *
  * PLAIN checks the password through the auth chain (asynchronous); SCRAM
  * fetches the stored keys (asynchronous) and does the proof arithmetic here,
- * which costs a few HMACs.  The HT-SHA-256 mechanisms of FAST (SASL2 only)
+ * which costs a few HMACs; with keys kept from a password login
+ * (auth.scram_cache_ttl) a good proof is followed by asking the chain
+ * whether the user still exists, as for a FAST token.  The HT-SHA-256 mechanisms of FAST (SASL2 only)
  * check a token through server/fast.c, then that the account still exists
  * in the auth chain (in the token's own storage job when the chain is the
  * internal method on that store); FAST's writes (count, logout, a new token) are done
@@ -39,8 +41,11 @@ struct sasl {
 	struct auth_req *req;
 	char *username;
 	char *ip;
-	bool no_user;  /* SCRAM: the backends do not know the user */
-	bool no_creds; /* SCRAM: the user exists without keys for this hash */
+	bool no_user;   /* SCRAM: the backends do not know the user */
+	bool no_creds;  /* SCRAM: the user exists without keys for this hash */
+	bool kept_keys; /* SCRAM: keys kept from a password login (auth.scram_cache_ttl) */
+	char *final;    /* SCRAM: the server-final message, while the user is checked */
+	size_t final_len;
 	bool done;
 	/* SASL2 with FAST (sasl_set_fast) */
 	struct storage *fast_st; /* NULL: no FAST on this exchange */
@@ -246,6 +251,10 @@ void sasl_free(struct sasl **sp)
 		explicit_bzero(s->held, s->held_len);
 		free(s->held);
 	}
+	if (s->final != NULL) {
+		explicit_bzero(s->final, s->final_len);
+		free(s->final);
+	}
 	xfree(sp);
 }
 
@@ -443,6 +452,7 @@ static void scram_creds(enum auth_result r, const struct scram_credentials *cred
 {
 	struct sasl *s = ctx;
 	struct sasl_result res = { 0 };
+	s->kept_keys = r == AUTH_OK && auth_scram_keys_kept(s->req);
 	s->req = NULL;
 	if (r == AUTH_TEMPFAIL || r == AUTH_ERROR) {
 		fail(&res, "temporary-auth-failure");
@@ -527,6 +537,31 @@ static void scram_create(struct sasl *s, const char *in, size_t len)
 	buf_free(&ssdp);
 }
 
+/* After a good proof with kept keys: the auth chain's word on the user.
+ * Unknown fails the login (and the chain drops the keys: auth.c). */
+static void scram_exists(enum auth_result r, void *ctx)
+{
+	struct sasl *s = ctx;
+	struct sasl_result res = { 0 };
+	s->req = NULL;
+	if (r == AUTH_OK) {
+		res.status = SASL_SUCCESS;
+		res.data = s->final;
+		res.len = s->final_len;
+		s->final = NULL;
+		s->final_len = 0;
+		deliver(s, &res);
+		return;
+	}
+	if (r == AUTH_NO_USER) {
+		fail_login(&res, "unknown-user");
+	} else {
+		fail(&res, "temporary-auth-failure");
+		res.tempfail = true;
+	}
+	s->cb(s->ctx, &res);
+}
+
 static void scram_step(struct sasl *s, const char *in, size_t len, struct sasl_result *res)
 {
 	const char *error = NULL;
@@ -574,6 +609,18 @@ static void scram_step(struct sasl *s, const char *in, size_t len, struct sasl_r
 		return;
 	}
 	enum scram_step st = scram_server_client_final(s->scram, in, len, &res->data, &res->len, &error);
+	if (st == SCRAM_SUCCESS && s->username[0] != '\0' && s->kept_keys) {
+		/* Keys kept from a password login: no backend was asked about
+		 * the user, who may have been deleted or disabled since.  Ask
+		 * now, as after a FAST token (scram_exists). */
+		s->final = res->data;
+		s->final_len = res->len;
+		res->data = NULL;
+		res->len = 0;
+		res->status = SASL_PENDING;
+		s->req = auth_user_exists(s->auth, s->username, scram_exists, s);
+		return;
+	}
 	if (st == SCRAM_SUCCESS && s->username[0] != '\0') {
 		res->status = SASL_SUCCESS;
 		return;

@@ -457,11 +457,12 @@ static const struct storage_op scram_cache_get_op = {
 };
 
 struct storage_req *storage_scram_cache_get(struct storage *st, const char *host, const char *user,
-                                            storage_account_cb *cb, void *ctx)
+                                            int64_t ttl, storage_account_cb *cb, void *ctx)
 {
 	assert(host != NULL && user != NULL && cb != NULL);
 	struct account_get_job *r = storage_req_new(st, &scram_cache_get_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
+	r->ttl = ttl;
 	return storage_req_submit(&r->base);
 }
 

@@ -18,6 +18,7 @@
 struct account_get_job {
 	struct storage_req base;
 	storage_account_cb *cb;
+	int64_t ttl; /* scram_cache_get: a set expiring after now + ttl is expired */
 	/* results */
 	struct storage_account acc; /* salts in pool; wiped on free */
 };

@@ -511,7 +511,9 @@ static enum storage_result mem_scram_cache_get(void *conn, struct account_get_jo
 	struct mem_user *u = user_find(conn, r->base.host, r->base.user);
 	if (u == NULL || !u->has_scram_cache)
 		return STORAGE_NOT_FOUND;
-	if (u->scram_cache_expires <= (int64_t)time(NULL)) {
+	int64_t now = (int64_t)time(NULL);
+	/* beyond now + ttl: written under a longer TTL than today's */
+	if (u->scram_cache_expires <= now || (r->ttl > 0 && u->scram_cache_expires > now + r->ttl)) {
 		scram_cache_drop(u);
 		return STORAGE_NOT_FOUND;
 	}

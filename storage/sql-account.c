@@ -497,8 +497,8 @@ static const char sql_cache_insert[] =
         ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char sql_cache_delete[] = "DELETE FROM scram_cache WHERE server_host = ? AND username = ?";
 static const char sql_cache_expire[] = "DELETE FROM scram_cache WHERE server_host = ? AND expires_at <= ?";
-static const char sql_cache_expire_user[] =
-        "DELETE FROM scram_cache WHERE server_host = ? AND username = ? AND expires_at <= ?";
+static const char sql_cache_expire_user[] = "DELETE FROM scram_cache WHERE server_host = ? AND username = ? "
+                                            "AND (expires_at <= ? OR expires_at > ?)";
 
 static enum storage_result op_scram_cache_get(void *conn, struct account_get_job *r)
 {
@@ -515,7 +515,10 @@ static enum storage_result op_scram_cache_get(void *conn, struct account_get_job
 		return STORAGE_NOT_FOUND;
 	}
 	int64_t now = (int64_t)time(NULL);
-	bool expired = d->column_int64(s, 0) <= now;
+	/* beyond now + ttl: written under a longer TTL than today's */
+	int64_t latest = r->ttl > 0 ? now + r->ttl : INT64_MAX;
+	int64_t expires = d->column_int64(s, 0);
+	bool expired = expires <= now || expires > latest;
 	if (!expired) {
 		r->acc.has_sha1 = read_creds(t, r, s, 1, SCRAM_SHA1, &r->acc.sha1);
 		r->acc.has_sha256 = read_creds(t, r, s, 5, SCRAM_SHA256, &r->acc.sha256);
@@ -525,7 +528,7 @@ static enum storage_result op_scram_cache_get(void *conn, struct account_get_job
 	if (!expired)
 		return STORAGE_OK;
 	/* Expired: gone now rather than at the next sweep. */
-	struct sql_param pe[] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(now) };
+	struct sql_param pe[] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(now), PINT(latest) };
 	if (sql_q_exec(t, sql_cache_expire_user, pe, ARRAY_SIZE(pe), NULL) < 0)
 		return sql_q_fail(t, &r->base);
 	return STORAGE_NOT_FOUND;

@@ -110,12 +110,14 @@ struct storage_req *storage_account_add_credentials(struct storage *st, const ch
  * pam, external: auth.scram_cache_ttl), apart from the accounts: acc's
  * credentials of all three hashes, valid until expires (unix time).  Get
  * answers STORAGE_NOT_FOUND when there are none or they expired (an
- * expired set is deleted then); set replaces what the user had; delete
+ * expired set is deleted then); a set that expires later than now + ttl
+ * was written under a longer TTL than the host's current one and counts
+ * as expired too (ttl <= 0: no such bound); set replaces what the user had; delete
  * answers STORAGE_NOT_FOUND when there was nothing; expire deletes every
  * set of host that expired at or before `before` and gives how many.
  * Removing an account removes them too. */
 struct storage_req *storage_scram_cache_get(struct storage *st, const char *host, const char *user,
-                                            storage_account_cb *cb, void *ctx);
+                                            int64_t ttl, storage_account_cb *cb, void *ctx);
 struct storage_req *storage_scram_cache_set(struct storage *st, const char *host, const char *user,
                                             const struct storage_account *acc, int64_t expires,
                                             storage_done_cb *cb, void *ctx);

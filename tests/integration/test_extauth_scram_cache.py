@@ -311,3 +311,90 @@ def test_client_gone_while_keys_are_made(ext):
     assert plain(ext, user, pw) == 'success'
     assert _wait_log(ext, _kept_line(user))
     assert scram_login(ext, user, pw).ok
+
+
+def test_set_kept_under_longer_lifetime_expires(ext):
+    """A set whose expiry lies beyond now + scram_cache_ttl was kept under
+    a longer lifetime (the option was lowered since): it counts as expired
+    and is deleted at the lookup."""
+    user, pw = new_user(ext)
+    assert plain(ext, user, pw) == 'success'
+    assert _wait_log(ext, _kept_line(user))
+    ext.db_query('UPDATE scram_cache SET expires_at = ? WHERE server_host = ? AND username = ?',
+                 (int(time.time()) + 3600, OTHER, user), host=OTHER)
+    r = scram_login(ext, user, pw)
+    assert r.server_first and r.condition == ['not-authorized'], tostr(r.el)
+    assert kept_rows(ext, user) == [], 'a set from a longer lifetime left in the table'
+
+
+def test_option_off_deletes_kept_sets_at_start(tmp_path_factory):
+    """Started again with scram_cache_ttl off, a host deletes the sets it
+    kept before (else they would stay forever: no lookup, no sweep)."""
+    srv = _server(tmp_path_factory, 'ext-scramcache-lowered', ttl=3600)
+    try:
+        assert plain(srv, 'xena', 'xena-secret') == 'success'
+        assert _wait_log(srv, r'xena: SCRAM keys kept for 3600 s')
+        assert len(kept_rows(srv, 'xena')) == 1
+        assert srv.stop() == 0
+        srv.other_auth = srv.other_auth.replace('scram_cache_ttl: 3600s, ', '')
+        srv.write_config()
+        srv.start()
+        deadline = time.time() + 5
+        while kept_rows(srv, 'xena') and time.time() < deadline:
+            time.sleep(0.1)
+        assert kept_rows(srv, 'xena') == []
+    finally:
+        srv.finish()
+
+
+def test_user_removed_from_program_fails_scram_at_once(ext):
+    """A good proof with kept keys is followed by asking the method whether
+    the user still exists (as after a FAST token): a user removed from the
+    program's store fails at once, and the keys go."""
+    user, pw = new_user(ext)
+    assert plain(ext, user, pw) == 'success'
+    assert _wait_log(ext, _kept_line(user))
+    assert scram_login(ext, user, pw).ok
+    text = ext.users_file.read_text()
+    ext.users_file.write_text(text.replace('%s@%s:%s\n' % (user, OTHER, pw), ''))
+    r = scram_login(ext, user, pw)
+    assert r.server_first and r.condition == ['not-authorized'], tostr(r.el)
+    assert _wait_log(ext, r'%s: kept SCRAM keys dropped \(the method does not know the user\)' % user)
+    assert kept_rows(ext, user) == []
+    assert not scram_login(ext, user, pw).ok
+
+
+def test_password_set_while_keys_are_derived(tmp_path_factory):
+    """parleyctl passwd while the keys of a PLAIN login with the old
+    password are still being derived (many iterations make that slow):
+    the change drops the keys first, and the fill that ends afterwards
+    must not store keys from the old password."""
+    import base64
+    srv = _server(tmp_path_factory, 'ext-scramcache-race', start=False)
+    srv.other_auth = srv.other_auth.replace('scram_cache_ttl: ', 'scram_iterations: 3000000, scram_cache_ttl: ')
+    srv.write_config()
+    srv.start_with_users()
+    try:
+        user, pw = new_user(srv)
+        c = client(srv)
+        try:
+            t0 = time.monotonic()
+            token = base64.b64encode(('\0%s\0%s' % (user, pw)).encode()).decode()
+            c.send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>" % (NS_SASL, token))
+            time.sleep(0.3)
+            r = srv.ctl('passwd', user, OTHER, 'changed-' + pw)
+            assert r.returncode == 0, r.stderr
+            el = c.wait_for(lambda e: e.tag in (q(NS_SASL, 'success'), q(NS_SASL, 'failure')),
+                            what='SASL result', timeout=60)
+            took = time.monotonic() - t0
+            assert el.tag == q(NS_SASL, 'success'), tostr(el)
+        finally:
+            c.close()
+        assert not find_lines(r'%s: SCRAM keys kept' % user, srv.log()), \
+            'keys from the old password kept (or derived before the change: %.2f s)' % took
+        assert _wait_log(srv, r'%s: no SCRAM keys kept: they were dropped while the password was checked'
+                         % user)
+        assert kept_rows(srv, user) == []
+        assert not scram_login(srv, user, pw).ok
+    finally:
+        srv.finish()

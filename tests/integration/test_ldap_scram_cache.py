@@ -3,7 +3,8 @@
 user) leaves SCRAM keys for the lifetime, slixmpp then logs in with
 SCRAM-SHA-256; a password changed in the directory keeps working over SCRAM
 until the keys expire or the directory refuses it once; an entry deleted
-from the directory loses its keys at its next refused login.
+from the directory loses its keys at its next login (a SCRAM login with
+them asks the directory whether the user still exists).
 
 Hosts: sc.local (methods [ldap], scram_cache_ttl 4s) and plainonly.local
 (methods [ldap], no option: PLAIN only, as before)."""
@@ -159,5 +160,18 @@ def test_entry_deleted_drops_keys(env):
     assert _wait_log(env, _kept_line(user))
     ldap_modify(env.slapd, 'dn: uid=%s,ou=people,%s\nchangetype: delete\n' % (user, SUFFIX))
     assert plain(env, user, 'gone-secret') == 'not-authorized'
+    assert _wait_log(env, r'%s: kept SCRAM keys dropped \(the method does not know the user\)' % user)
+    assert kept(env, user) == 0
+
+
+def test_entry_deleted_fails_scram_at_once(env):
+    """A good SCRAM proof with kept keys is followed by a look-up of the
+    entry: deleted from the directory, the login fails and the keys go."""
+    user = add_user(env, 'del-secret')
+    assert plain(env, user, 'del-secret') == 'success'
+    assert _wait_log(env, _kept_line(user))
+    assert scram_ok(env, user, 'del-secret')
+    ldap_modify(env.slapd, 'dn: uid=%s,ou=people,%s\nchangetype: delete\n' % (user, SUFFIX))
+    assert not scram_ok(env, user, 'del-secret')
     assert _wait_log(env, r'%s: kept SCRAM keys dropped \(the method does not know the user\)' % user)
     assert kept(env, user) == 0

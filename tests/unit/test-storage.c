@@ -743,14 +743,20 @@ static enum storage_result acc_remove(struct fixture *f, const char *host, const
 }
 
 /* SCRAM keys kept for users of other auth methods. */
-static enum storage_result sc_get(struct fixture *f, const char *host, const char *user, struct res *r)
+static enum storage_result sc_get_ttl(struct fixture *f, const char *host, const char *user, int64_t ttl,
+                                      struct res *r)
 {
 	int before = r->calls;
-	assert_non_null(CALL(storage_scram_cache_get(f->st, host, user, account_cb, r)));
+	assert_non_null(CALL(storage_scram_cache_get(f->st, host, user, ttl, account_cb, r)));
 	assert_int_equal(r->calls, before);
 	run(f);
 	assert_int_equal(r->calls, before + 1);
 	return r->r;
+}
+
+static enum storage_result sc_get(struct fixture *f, const char *host, const char *user, struct res *r)
+{
+	return sc_get_ttl(f, host, user, 3600, r);
 }
 
 static enum storage_result sc_set(struct fixture *f, const char *host, const char *user,
@@ -4604,6 +4610,12 @@ static void test_scram_cache(void **state)
 	assert_int_equal(acc_create(f, "a.example", "dave", &k2), STORAGE_OK);
 	assert_int_equal(acc_remove(f, "a.example", "dave"), STORAGE_OK);
 	assert_int_equal(sc_get(f, "a.example", "dave", &r), STORAGE_NOT_FOUND);
+	/* written under a longer TTL than the one asked with: expired, and
+	 * deleted by the lookup */
+	assert_int_equal(sc_set(f, "a.example", "carol", &k1, now + 3000), STORAGE_OK);
+	assert_int_equal(sc_get_ttl(f, "a.example", "carol", 3600, &r), STORAGE_OK);
+	assert_int_equal(sc_get_ttl(f, "a.example", "carol", 60, &r), STORAGE_NOT_FOUND);
+	assert_int_equal(sc_delete(f, "a.example", "carol"), STORAGE_NOT_FOUND);
 	res_clear(&r);
 	storage_account_clear(&k1);
 	storage_account_clear(&k2);
