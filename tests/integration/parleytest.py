@@ -457,8 +457,13 @@ hosts:
     PORT_TAKEN = re.compile(r'listen \S+ port (\d+): Address already in use')
     PORT_ATTR = re.compile(r'(^|_)port[0-9]*$')
 
-    def start(self, timeout=30):
+    def start(self, timeout=60):
         """Start parleyd; return when it said 'parleyd ready' and the port accepts.
+
+        parleyd is ready in well under a second on an idle machine; the
+        generous default is for a loaded one (two builds' suites side by
+        side, the sanitizer build, a database run writing beside it), where
+        a start once took 30 s.
 
         The ports are picked with free_port() before parleyd binds them, so
         another process may take one in between.  Until it has started
