@@ -1179,10 +1179,12 @@ class FedParleyd(Parleyd):
     value as a string ("tls://127.0.0.1:PORT")};
     s2s: options of the s2s section over the test defaults ({key: YAML
     value}); cert: (certificate, key) paths to use instead of a
-    self-signed one."""
+    self-signed one; ca: a test CA (make_test_ca()) that this server
+    trusts (s2s.ca_file) and whose certificate for domain it uses, when
+    the CA made one and cert is not given."""
 
     def __init__(self, workdir, domain, users, peers=None, s2s=None, cert=None, s2s_port=None,
-                 s2s_tls_port=None, more_domains=()):
+                 s2s_tls_port=None, more_domains=(), ca=None):
         """s2s_tls_port: also a direct-TLS (XEP-0368) s2s listener there;
         more_domains: further virtual hosts served beside domain."""
         self.domain = domain
@@ -1193,6 +1195,9 @@ class FedParleyd(Parleyd):
         self.peers = dict(peers or {})
         self.s2s_opts = {'enabled': 'true', 'connect_timeout': '5s', 'backoff': '1s',
                          'max_backoff': '2s'}
+        if ca is not None:
+            self.s2s_opts['ca_file'] = str(ca['ca'])
+            cert = cert or ca.get(domain)
         self.s2s_opts.update(s2s or {})
         self.cert_files = cert
         self.more_domains = tuple(more_domains)

@@ -68,8 +68,7 @@ def start_net(base):
                             'dns_servers': '["127.0.0.1:%d"]' % dns.port})
         peer = FedParleyd(base / 'peer', B, {('bob', B): 'bob-secret', ('carl', C): 'carl-secret',
                                              ('dora', D): 'dora-secret', ('fred', F): 'fred-secret'},
-                          peers={A: pa}, s2s_port=pp, more_domains=(C, D, F),
-                          s2s={'ca_file': str(ca['ca'])})
+                          peers={A: pa}, s2s_port=pp, more_domains=(C, D, F), ca=ca)
         with parleytest.started(a, peer):
             good = spki_sha256(peer.dir / 'cert.pem')
             wrong = hashlib.sha256(b'some other key').digest()
