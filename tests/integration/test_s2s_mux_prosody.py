@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from parleytest import FedParleyd, free_port, login, logout, next_message, unique
+from parleytest import FedParleyd, free_port, login, logout, next_message, started, unique
 from test_s2s_prosody import PROSODY, Prosody, port_free
 
 P1, P2 = '127.0.0.1', '127.0.0.2'
@@ -53,15 +53,8 @@ def peers(tmp_path_factory):
                                {('alice', P1): 'alice-secret', ('ada', P2): 'ada-secret'},
                                peers={PROSODY: pp}, s2s_port=5269, more_domains=[P2],
                                s2s={'connect_timeout': '10s'})
-    parley.start_with_users()
-    try:
-        prosody.start()
-    except Exception:
-        parley.stop()
-        raise
-    yield parley, prosody
-    prosody.stop()
-    parley.finish()
+    with started(parley, prosody):
+        yield parley, prosody
 
 
 def test_second_domain_rides_on_the_stream_to_prosody(peers, run):
