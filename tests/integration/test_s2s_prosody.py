@@ -28,11 +28,11 @@ pytestmark = pytest.mark.skipif(shutil.which('prosody') is None,
                                 reason='prosody is not installed (apt-get install prosody)')
 
 
-def port_free(port):
+def port_free(port, address='127.0.0.1'):
     s = socket.socket()
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(('127.0.0.1', port))
+        s.bind((address, port))
         return True
     except OSError:
         return False
