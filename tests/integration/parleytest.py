@@ -1179,10 +1179,12 @@ class FedParleyd(Parleyd):
     value as a string ("tls://127.0.0.1:PORT")};
     s2s: options of the s2s section over the test defaults ({key: YAML
     value}); cert: (certificate, key) paths to use instead of a
-    self-signed one."""
+    self-signed one; ca: a test CA (make_test_ca()) that this server
+    trusts (s2s.ca_file) and whose certificate for domain it uses, when
+    the CA made one and cert is not given."""
 
     def __init__(self, workdir, domain, users, peers=None, s2s=None, cert=None, s2s_port=None,
-                 s2s_tls_port=None, more_domains=()):
+                 s2s_tls_port=None, more_domains=(), ca=None):
         """s2s_tls_port: also a direct-TLS (XEP-0368) s2s listener there;
         more_domains: further virtual hosts served beside domain."""
         self.domain = domain
@@ -1193,6 +1195,9 @@ class FedParleyd(Parleyd):
         self.peers = dict(peers or {})
         self.s2s_opts = {'enabled': 'true', 'connect_timeout': '5s', 'backoff': '1s',
                          'max_backoff': '2s'}
+        if ca is not None:
+            self.s2s_opts['ca_file'] = str(ca['ca'])
+            cert = cert or ca.get(domain)
         self.s2s_opts.update(s2s or {})
         self.cert_files = cert
         self.more_domains = tuple(more_domains)
@@ -1270,6 +1275,49 @@ hosts:
         self.write_config()
 
 
+@contextlib.contextmanager
+def started(*servers):
+    """Start servers in turn (start_with_users() for a Parleyd, start() for
+    a peer such as Prosody) and yield them; on leaving, finish() each
+    Parleyd (the test fails on a bad exit status or a sanitizer report)
+    and stop() the others, the last started first, all of them even when
+    one fails.  When one cannot start, those started before it are
+    stopped and its error raised."""
+    up = []
+    try:
+        for s in servers:
+            getattr(s, 'start_with_users', s.start)()
+            up.append(s)
+    except BaseException:
+        for s in reversed(up):
+            s.stop()
+        raise
+    with contextlib.ExitStack() as stack:
+        for s in up:
+            stack.callback(getattr(s, 'finish', s.stop))
+        yield servers
+
+
+@contextlib.contextmanager
+def on_free_ports(make, attempts=3):
+    """Enter make(), a context manager that starts servers (see started())
+    on ports picked with free_port() and told to others (peers, DNS
+    records) before they are bound, so that Parleyd.start() may not move
+    them; when that fails because a test running beside this one took
+    one of them meanwhile, make() again on fresh ones, up to attempts
+    times in all.  make() must leave nothing running when it fails."""
+    for attempt in range(attempts):
+        stack = contextlib.ExitStack()
+        try:
+            got = stack.enter_context(make())
+            break
+        except (ServerError, OSError) as e:
+            if 'Address already in use' not in str(e) or attempt == attempts - 1:
+                raise
+    with stack:
+        yield got
+
+
 class RawServer(RawClient):
     """A raw s2s peer: jabber:server stream headers with a 'from'."""
 
@@ -1293,6 +1341,19 @@ class RawServer(RawClient):
         k = hashlib.sha256(secret).digest()
         return hmac.new(k, ('%s %s %s' % (receiving, self.origin, stream_id)).encode(),
                         hashlib.sha256).hexdigest()
+
+
+def needs_dnslib():
+    """A pytest mark that skips tests needing TestDNS when python3-dnslib
+    is not installed."""
+    import pytest
+    try:
+        import dnslib  # noqa: F401
+        have = True
+    except ImportError:
+        have = False
+    return pytest.mark.skipif(not have, reason='python3-dnslib is not installed '
+                              '(apt-get install python3-dnslib)')
 
 
 class TestDNS:

@@ -2,6 +2,7 @@
 names resolved through the s2s static host map; STARTTLS and dialback
 with self-signed certificates."""
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import os
@@ -13,7 +14,8 @@ import time
 import pytest
 
 from parleytest import (NS_DIALBACK, NS_STANZA_ERR, NS_STREAM, NS_TLS, FedParleyd, RawServer,
-                        free_port, iq, login, logout, next_message, q, stanza_error, tostr, unique)
+                        free_port, iq, login, logout, next_message, q, stanza_error, started, tostr,
+                        unique)
 
 A, B = 'a.test', 'b.test'
 A2 = 'a2.test'          # a second domain of a.test's server
@@ -67,17 +69,8 @@ def fed(tmp_path_factory):
     b = FedParleyd(base / 'b', B, {('bob', B): 'bob-secret', ('bea', B): 'bea-secret'},
                    peers={A: pa, A2: pa}, s2s_port=pb,
                    s2s={'dialback_secret_file': str(base / 'b-secret')})
-    a.start_with_users()
-    try:
-        b.start_with_users()
-    except Exception:
-        a.stop()
-        raise
-    yield a, b
-    silent.close()
-    for s in (a, b):
-        if s.running():
-            s.finish()
+    with contextlib.closing(silent), started(a, b):
+        yield a, b
 
 
 def error_of(msg):

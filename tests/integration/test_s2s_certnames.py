@@ -13,7 +13,7 @@ cover the matching rules one by one."""
 import pytest
 
 from parleytest import (FedParleyd, free_port, iq, login, logout, make_test_ca, next_message,
-                        stanza_error, tostr, unique)
+                        stanza_error, started, tostr, unique)
 
 A, S, X, W, N = 'a.test', 's.test', 'x.test', 'chat.wild.test', 'n.test'
 XMPPADDR = 'otherName:1.3.6.1.5.5.7.8.5;UTF8:'
@@ -30,21 +30,13 @@ def servers(tmp_path_factory):
         N: XMPPADDR + 'other.test',
     })
     ports = {d: free_port() for d in (A, S, X, W, N)}
-    strict = {'ca_file': str(ca['ca']), 'require_valid_certificate': 'true'}
     out = {}
-    try:
-        for d in (A, S, X, W, N):
-            peers = {p: ports[p] for p in (S, X, W, N)} if d == A else {A: ports[A]}
-            user = d.split('.')[0] + 'user'
-            s = FedParleyd(base / d, d, {(user, d): 'secret-' + d}, peers=peers, s2s_port=ports[d],
-                           s2s=strict, cert=ca[d])
-            s.start_with_users()
-            out[d] = s
+    for d in (A, S, X, W, N):
+        peers = {p: ports[p] for p in (S, X, W, N)} if d == A else {A: ports[A]}
+        out[d] = FedParleyd(base / d, d, {(user_of(d), d): 'secret-' + d}, peers=peers,
+                            s2s_port=ports[d], s2s={'require_valid_certificate': 'true'}, ca=ca)
+    with started(*out.values()):
         yield out
-    finally:
-        for s in out.values():
-            if s.running():
-                s.finish()
 
 
 def user_of(d):

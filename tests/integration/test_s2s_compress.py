@@ -10,7 +10,7 @@ import pytest
 
 import parleytest
 from parleytest import (NS_DIALBACK, NS_TLS, FedParleyd, RawServer, free_port, login, logout,
-                        next_message, q, tostr, unique)
+                        next_message, q, started, tostr, unique)
 from test_compress import (NS_COMPRESS, ZlibSocket, bomb_chunks, compression_methods, rss_kib,
                            send_until_answered)
 
@@ -39,19 +39,8 @@ def fed(tmp_path_factory):
                  s2s={'dialback_secret_file': str(base / 'b-secret')})
     c = ZParleyd(base / 'c', C, {('carl', C): 'carl-secret'}, peers={A: pa}, s2s_port=pc,
                  s2s_compression=False)
-    started = []
-    try:
-        for s in (a, b, c):
-            s.start_with_users()
-            started.append(s)
-    except Exception:
-        for s in started:
-            s.stop()
-        raise
-    yield a, b, c
-    for s in (a, b, c):
-        if s.running():
-            s.finish()
+    with started(a, b, c):
+        yield a, b, c
 
 
 def rows(server, direction):

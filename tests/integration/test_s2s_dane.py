@@ -23,6 +23,7 @@ accepts a.test's SASL EXTERNAL, and a.test keeps dialback allowed:
   send no TLSA query (counted at the DNS server), and one after it does;
   parleyctl status counts DANE matches, mismatches and the TLSA lookups.
 """
+import contextlib
 import hashlib
 import json
 import os
@@ -36,14 +37,7 @@ import parleytest
 from parleytest import (FedParleyd, free_port, iq, login, logout, make_test_ca, next_message,
                         stanza_error, tostr, unique)
 
-try:
-    import dnslib  # noqa: F401  (python3-dnslib)
-    HAVE_DNSLIB = True
-except ImportError:
-    HAVE_DNSLIB = False
-
-pytestmark = pytest.mark.skipif(not HAVE_DNSLIB,
-                                reason='python3-dnslib is not installed (apt-get install python3-dnslib)')
+pytestmark = parleytest.needs_dnslib()
 
 A, B, C, D, E, F, G = 'a.test', 'b.test', 'c.test', 'd.test', 'e.test', 'f.test', 'g.test'
 
@@ -58,75 +52,53 @@ def spki_sha256(cert_pem):
     return hashlib.sha256(der).digest()
 
 
+@contextlib.contextmanager
 def start_net(base):
     from parleytest import TestDNS
     ca = make_test_ca(base / 'ca', [A])
     pa, pp = free_port(), free_port()
-    dns = TestDNS({}, secure={'_xmpps-server._tcp.' + B, '_xmpp-server._tcp.' + B,
-                              '_%d._tcp.srv-b.test' % pp,
-                              '_xmpps-server._tcp.' + C, '_xmpp-server._tcp.' + C,
-                              '_%d._tcp.srv-c.test' % pp,
-                              '_xmpps-server._tcp.' + E, '_xmpp-server._tcp.' + E,
-                              '_xmpps-server._tcp.' + F, '_xmpp-server._tcp.' + F})
-    servers = []
-    try:
+    with TestDNS({}, secure={'_xmpps-server._tcp.' + B, '_xmpp-server._tcp.' + B,
+                             '_%d._tcp.srv-b.test' % pp,
+                             '_xmpps-server._tcp.' + C, '_xmpp-server._tcp.' + C,
+                             '_%d._tcp.srv-c.test' % pp,
+                             '_xmpps-server._tcp.' + E, '_xmpp-server._tcp.' + E,
+                             '_xmpps-server._tcp.' + F, '_xmpp-server._tcp.' + F}) as dns:
         a = FedParleyd(base / 'a', A, {('alice', A): 'alice-secret'}, s2s_port=pa, cert=ca[A],
                        s2s={'connect_timeout': '20s', 'dane': 'true',
                             'dns_servers': '["127.0.0.1:%d"]' % dns.port})
         peer = FedParleyd(base / 'peer', B, {('bob', B): 'bob-secret', ('carl', C): 'carl-secret',
                                              ('dora', D): 'dora-secret', ('fred', F): 'fred-secret'},
-                          peers={A: pa}, s2s_port=pp, more_domains=(C, D, F),
-                          s2s={'ca_file': str(ca['ca'])})
-        for s in (a, peer):
-            s.start_with_users()
-            servers.append(s)
-        good = spki_sha256(peer.dir / 'cert.pem')
-        wrong = hashlib.sha256(b'some other key').digest()
-        recs = {
-            ('_xmpp-server._tcp.' + B, 'SRV'): [(10, 0, pp, 'srv-b.test')],
-            ('srv-b.test', 'A'): ['127.0.0.1'],
-            ('_%d._tcp.srv-b.test' % pp, 'TLSA'): [(3, 1, 1, wrong), (3, 1, 1, good)],
-            ('_xmpp-server._tcp.' + C, 'SRV'): [(10, 0, pp, 'srv-c.test')],
-            ('srv-c.test', 'A'): ['127.0.0.1'],
-            ('_%d._tcp.srv-c.test' % pp, 'TLSA'): [(3, 1, 1, wrong)],
-            ('_xmpp-server._tcp.' + D, 'SRV'): [(10, 0, pp, 'srv-d.test')],
-            ('srv-d.test', 'A'): ['127.0.0.1'],
-            ('_%d._tcp.srv-d.test' % pp, 'TLSA'): [(3, 1, 1, wrong)],
-            ('_xmpp-server._tcp.' + E, 'SRV'): [(10, 0, pp, 'srv-e.test')],
-            ('srv-e.test', 'A'): ['127.0.0.1'],
-            ('_%d._tcp.srv-e.test' % pp, 'TLSA'): 'SERVFAIL',
-            ('_xmpp-server._tcp.' + F, 'SRV'): [(10, 0, pp, 'srv-f.test')],
-            ('srv-f.test', 'A'): ['127.0.0.1'],
-            ('_%d._tcp.srv-f.test' % pp, 'TLSA'): [(3, 1, 1, wrong)],
-            ('_xmpps-server._tcp.' + G, 'SRV'): 'SERVFAIL',
-            (G, 'A'): ['127.0.0.1'],
-        }
-        dns.records.update({(n.lower(), t): v for (n, t), v in recs.items()})
-        return a, peer, dns
-    except BaseException:
-        for s in servers:
-            if s.running():
-                s.finish()
-        dns.stop()
-        raise
+                          peers={A: pa}, s2s_port=pp, more_domains=(C, D, F), ca=ca)
+        with parleytest.started(a, peer):
+            good = spki_sha256(peer.dir / 'cert.pem')
+            wrong = hashlib.sha256(b'some other key').digest()
+            recs = {
+                ('_xmpp-server._tcp.' + B, 'SRV'): [(10, 0, pp, 'srv-b.test')],
+                ('srv-b.test', 'A'): ['127.0.0.1'],
+                ('_%d._tcp.srv-b.test' % pp, 'TLSA'): [(3, 1, 1, wrong), (3, 1, 1, good)],
+                ('_xmpp-server._tcp.' + C, 'SRV'): [(10, 0, pp, 'srv-c.test')],
+                ('srv-c.test', 'A'): ['127.0.0.1'],
+                ('_%d._tcp.srv-c.test' % pp, 'TLSA'): [(3, 1, 1, wrong)],
+                ('_xmpp-server._tcp.' + D, 'SRV'): [(10, 0, pp, 'srv-d.test')],
+                ('srv-d.test', 'A'): ['127.0.0.1'],
+                ('_%d._tcp.srv-d.test' % pp, 'TLSA'): [(3, 1, 1, wrong)],
+                ('_xmpp-server._tcp.' + E, 'SRV'): [(10, 0, pp, 'srv-e.test')],
+                ('srv-e.test', 'A'): ['127.0.0.1'],
+                ('_%d._tcp.srv-e.test' % pp, 'TLSA'): 'SERVFAIL',
+                ('_xmpp-server._tcp.' + F, 'SRV'): [(10, 0, pp, 'srv-f.test')],
+                ('srv-f.test', 'A'): ['127.0.0.1'],
+                ('_%d._tcp.srv-f.test' % pp, 'TLSA'): [(3, 1, 1, wrong)],
+                ('_xmpps-server._tcp.' + G, 'SRV'): 'SERVFAIL',
+                (G, 'A'): ['127.0.0.1'],
+            }
+            dns.records.update({(n.lower(), t): v for (n, t), v in recs.items()})
+            yield a, peer, dns
 
 
 @pytest.fixture(scope='module')
 def net(tmp_path_factory):
-    for attempt in range(3):
-        try:
-            a, peer, dns = start_net(tmp_path_factory.mktemp('s2s-dane'))
-            break
-        except parleytest.ServerError as e:
-            if 'Address already in use' not in str(e) or attempt == 2:
-                raise
-    try:
-        yield a, peer, dns
-    finally:
-        for s in (a, peer):
-            if s.running():
-                s.finish()
-        dns.stop()
+    with parleytest.on_free_ports(lambda: start_net(tmp_path_factory.mktemp('s2s-dane'))) as got:
+        yield got
 
 
 def out_auth(server, domain):

@@ -13,6 +13,7 @@ serves SRV and address records for made-up domains:
 
 The servers of b.test and c.test reach a.test back through their static
 maps (dialback needs that)."""
+import contextlib
 import time
 
 import pytest
@@ -21,24 +22,18 @@ import parleytest
 from parleytest import (FedParleyd, free_port, iq, login, logout, next_message, stanza_error, tostr,
                         unique)
 
-try:
-    import dnslib  # noqa: F401  (python3-dnslib)
-    HAVE_DNSLIB = True
-except ImportError:
-    HAVE_DNSLIB = False
-
-pytestmark = pytest.mark.skipif(not HAVE_DNSLIB,
-                                reason='python3-dnslib is not installed (apt-get install python3-dnslib)')
+pytestmark = parleytest.needs_dnslib()
 
 A, B, C, D, E = 'a.test', 'b.test', 'c.test', 'd.test', 'e.test'
 
 
+@contextlib.contextmanager
 def start_net(base):
     """The test DNS server and parleyd a, b and c on fresh ports: (a, b, c,
-    dns), or ServerError (nothing left running)."""
+    dns)."""
     from parleytest import TestDNS
     pa, pb, pc_tls = free_port(), free_port(), free_port()
-    dns = TestDNS({
+    with TestDNS({
         ('_xmpp-server._tcp.' + B, 'SRV'): [(10, 0, pb, 'srv-b.test')],
         ('srv-b.test', 'A'): ['127.0.0.1'],
         ('_xmpps-server._tcp.' + C, 'SRV'): [(10, 0, pc_tls, 'srv-c.test')],
@@ -46,43 +41,19 @@ def start_net(base):
         (D, 'A'): ['127.0.0.1'],
         (D, 'AAAA'): ['::1'],
         (E + '-unused', 'A'): ['127.0.0.1'],
-    })
-    servers = []
-    try:
+    }) as dns:
         a = FedParleyd(base / 'a', A, {('alice', A): 'alice-secret'}, s2s_port=pa,
                        s2s={'connect_timeout': '20s', 'dns_servers': '["127.0.0.1:%d"]' % dns.port})
         b = FedParleyd(base / 'b', B, {('bob', B): 'bob-secret'}, peers={A: pa}, s2s_port=pb)
         c = FedParleyd(base / 'c', C, {('carl', C): 'carl-secret'}, peers={A: pa}, s2s_tls_port=pc_tls)
-        for s in (a, b, c):
-            s.start_with_users()
-            servers.append(s)
-        return a, b, c, dns
-    except BaseException:
-        for s in servers:
-            if s.running():
-                s.finish()
-        dns.stop()
-        raise
+        with parleytest.started(a, b, c):
+            yield a, b, c, dns
 
 
 @pytest.fixture(scope='module')
 def net(tmp_path_factory):
-    # The ports are picked before the servers bind them, so a test running
-    # beside this one may take one first: then start again on others.
-    for attempt in range(3):
-        try:
-            a, b, c, dns = start_net(tmp_path_factory.mktemp('s2s-dns'))
-            break
-        except parleytest.ServerError as e:
-            if 'Address already in use' not in str(e) or attempt == 2:
-                raise
-    try:
-        yield a, b, c, dns
-    finally:
-        for s in (a, b, c):
-            if s.running():
-                s.finish()
-        dns.stop()
+    with parleytest.on_free_ports(lambda: start_net(tmp_path_factory.mktemp('s2s-dns'))) as got:
+        yield got
 
 
 def test_srv_xmpp_server_target_and_port(net, run):

@@ -18,21 +18,15 @@ import sys
 
 import pytest
 
-from parleytest import (Ejabberd, FedParleyd, ejabberdctl, free_port, iq, login, logout, next_message,
-                        stanza_error, tostr, unique)
+from parleytest import (Ejabberd, FedParleyd, ejabberdctl, free_port, iq, login, logout, needs_dnslib,
+                        next_message, stanza_error, tostr, unique)
 
 PARLEY = 'parley.test'
 EJABBERD = 'ejabberd.test'
 
-try:
-    import dnslib  # noqa: F401  (python3-dnslib, for parleytest.TestDNS)
-    HAVE_DNSLIB = True
-except ImportError:
-    HAVE_DNSLIB = False
-
 pytestmark = [
     pytest.mark.skipif(ejabberdctl() is None, reason='ejabberd is not installed (apt-get install ejabberd)'),
-    pytest.mark.skipif(not HAVE_DNSLIB, reason='python3-dnslib is not installed (apt-get install python3-dnslib)'),
+    needs_dnslib(),
 ]
 
 

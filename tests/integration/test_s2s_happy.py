@@ -6,6 +6,8 @@ the A address is the real server.  With s2s.connect_delay the second
 address is tried beside the first and the message arrives at once;
 without it (connect_delay 0: one address at a time) the connection
 times out.  Names come from the test DNS server (python3-dnslib)."""
+import contextlib
+import itertools
 import socket
 import time
 
@@ -14,14 +16,7 @@ import pytest
 import parleytest
 from parleytest import FedParleyd, free_port, login, logout, next_message, unique
 
-try:
-    import dnslib  # noqa: F401  (python3-dnslib)
-    HAVE_DNSLIB = True
-except ImportError:
-    HAVE_DNSLIB = False
-
-pytestmark = pytest.mark.skipif(not HAVE_DNSLIB,
-                                reason='python3-dnslib is not installed (apt-get install python3-dnslib)')
+pytestmark = parleytest.needs_dnslib()
 
 A, B = 'a.test', 'b.test'
 
@@ -50,55 +45,31 @@ class BlackHole:
         self.sock.close()
 
 
+@contextlib.contextmanager
 def start(base, a_opts):
     from parleytest import TestDNS
     pa, pb = free_port(), free_port()
-    hole = BlackHole(pb)
-    dns = TestDNS({
+    with contextlib.closing(BlackHole(pb)) as hole, TestDNS({
         ('_xmpp-server._tcp.' + B, 'SRV'): [(10, 0, pb, 'srv-b.test')],
         ('srv-b.test', 'AAAA'): ['::1'],
         ('srv-b.test', 'A'): ['127.0.0.1'],
-    })
-    opts = {'dns_servers': '["127.0.0.1:%d"]' % dns.port}
-    opts.update(a_opts)
-    servers = []
-    try:
+    }) as dns:
+        opts = {'dns_servers': '["127.0.0.1:%d"]' % dns.port}
+        opts.update(a_opts)
         a = FedParleyd(base / 'a', A, {('alice', A): 'alice-secret'}, s2s_port=pa, s2s=opts)
         b = FedParleyd(base / 'b', B, {('bob', B): 'bob-secret'}, peers={A: pa}, s2s_port=pb)
-        for s in (a, b):
-            s.start_with_users()
-            servers.append(s)
-        return a, b, dns, hole
-    except BaseException:
-        for s in servers:
-            if s.running():
-                s.finish()
-        dns.stop()
-        hole.close()
-        raise
+        with parleytest.started(a, b):
+            yield a, b, dns, hole
 
 
 @pytest.fixture
 def net_factory(tmp_path):
-    made = []
-
-    def make(**a_opts):
-        for attempt in range(3):
-            try:
-                got = start(tmp_path / ('n%d' % len(made)), a_opts)
-                break
-            except (parleytest.ServerError, OSError) as e:
-                if 'in use' not in str(e) or attempt == 2:
-                    raise
-        made.append(got)
-        return got
-    yield make
-    for a, b, dns, hole in made:
-        for s in (a, b):
-            if s.running():
-                s.finish()
-        dns.stop()
-        hole.close()
+    n = itertools.count()
+    with contextlib.ExitStack() as stack:
+        def make(**a_opts):
+            base = tmp_path / ('n%d' % next(n))
+            return stack.enter_context(parleytest.on_free_ports(lambda: start(base, a_opts)))
+        yield make
 
 
 def test_second_address_wins_while_first_hangs(net_factory, run):

@@ -6,7 +6,8 @@ Two parleyd instances on loopback, dialback with self-signed
 certificates, names resolved through the static map."""
 import pytest
 
-from parleytest import FedParleyd, free_port, login, logout, make_test_ca, next_message, unique
+from parleytest import (FedParleyd, free_port, login, logout, make_test_ca, next_message, started,
+                        unique)
 
 A, A2, B, C = 'a.test', 'a2.test', 'b.test', 'c.test'
 
@@ -28,19 +29,8 @@ def fed(tmp_path_factory):
     # c.test federates with a.test only: a2.test's pair is refused.
     c = FedParleyd(base / 'c', C, {('carl', C): 'carl-secret'}, peers={A: pa, A2: pa},
                    s2s_port=pc, s2s={'allow': '[%s]' % A})
-    started = []
-    try:
-        for s in (a, b, c):
-            s.start_with_users()
-            started.append(s)
-    except Exception:
-        for s in started:
-            s.stop()
-        raise
-    yield a, b, c
-    for s in (a, b, c):
-        if s.running():
-            s.finish()
+    with started(a, b, c):
+        yield a, b, c
 
 
 def test_second_domain_shares_the_stream(fed, run):
@@ -141,28 +131,21 @@ def test_multiplex_off_opens_a_connection_per_pair(tmp_path, run):
                    peers={B: pb}, s2s_port=pa, more_domains=[A2], s2s={'multiplex': 'false'})
     b = FedParleyd(tmp_path / 'b', B, {('bob', B): 'bob-secret'}, peers={A: pa, A2: pa},
                    s2s_port=pb)
-    a.start_with_users()
-    try:
-        b.start_with_users()
-        try:
-            async def go():
-                alice = await login(a, 'alice', host=A, resource='o')
-                ada = await login(a, 'ada', host=A2, resource='o')
-                bob = await login(b, 'bob', host=B, resource='o')
-                for who in (alice, ada):
-                    body = unique('off ')
-                    who.send_message(mto='bob@' + B, mbody=body, mtype='chat')
-                    await next_message(bob, pred=lambda m, body=body: m['body'] == body,
-                                       timeout=15)
-                await logout(alice, ada, bob)
-            run(go(), timeout=60)
-            outs = {(r[1], r[2]): r for r in rows(a, 'out')}
-            assert outs[(B, A)][7] != outs[(B, A2)][7], outs
-            assert 'asking to share the stream' not in a.log()
-        finally:
-            b.finish()
-    finally:
-        a.finish()
+    with started(a, b):
+        async def go():
+            alice = await login(a, 'alice', host=A, resource='o')
+            ada = await login(a, 'ada', host=A2, resource='o')
+            bob = await login(b, 'bob', host=B, resource='o')
+            for who in (alice, ada):
+                body = unique('off ')
+                who.send_message(mto='bob@' + B, mbody=body, mtype='chat')
+                await next_message(bob, pred=lambda m, body=body: m['body'] == body,
+                                   timeout=15)
+            await logout(alice, ada, bob)
+        run(go(), timeout=60)
+        outs = {(r[1], r[2]): r for r in rows(a, 'out')}
+        assert outs[(B, A)][7] != outs[(B, A2)][7], outs
+        assert 'asking to share the stream' not in a.log()
 
 
 @pytest.mark.parametrize('a_names_a2', [False, True], ids=['dialback-for-a2', 'certificate-names-a2'])
@@ -175,41 +158,33 @@ def test_second_domain_on_a_sasl_external_stream(tmp_path, run, a_names_a2):
     ca = make_test_ca(tmp_path / 'ca', [A, B], sans=sans)
     pa, pb = free_port(), free_port()
     a = FedParleyd(tmp_path / 'a', A, {('alice', A): 'alice-secret', ('ada', A2): 'ada-secret'},
-                   peers={B: pb}, s2s_port=pa, more_domains=[A2], cert=ca[A],
-                   s2s={'ca_file': str(ca['ca'])})
+                   peers={B: pb}, s2s_port=pa, more_domains=[A2], ca=ca)
     b = FedParleyd(tmp_path / 'b', B, {('bob', B): 'bob-secret'}, peers={A: pa, A2: pa},
-                   s2s_port=pb, cert=ca[B], s2s={'ca_file': str(ca['ca'])})
-    a.start_with_users()
-    try:
-        b.start_with_users()
-        try:
-            async def go():
-                alice = await login(a, 'alice', host=A, resource='x')
-                ada = await login(a, 'ada', host=A2, resource='x')
-                bob = await login(b, 'bob', host=B, resource='x')
-                for who in (alice, ada):
-                    body = unique('external ')
-                    who.send_message(mto='bob@' + B, mbody=body, mtype='chat')
-                    m = await next_message(bob, pred=lambda m, body=body: m['body'] == body,
-                                           timeout=15)
-                    assert m['from'] == who.boundjid
-                back = unique('back to a2 ')
-                bob.send_message(mto=str(ada.boundjid), mbody=back, mtype='chat')
-                await next_message(ada, pred=lambda m: m['body'] == back, timeout=15)
-                await logout(alice, ada, bob)
-            run(go(), timeout=60)
-            outs = {(r[1], r[2]): r for r in rows(a, 'out')}
-            assert outs[(B, A)][4] == 'external', outs
-            assert outs[(B, A)][7] == outs[(B, A2)][7], outs
-            ins = {(r[1], r[2]): r for r in rows(b, 'in')}
-            assert ins[(A, B)][7] == ins[(A2, B)][7], ins
-            log = b.log()
-            how = 'dialback+certificate' if a_names_a2 else 'dialback)'
-            assert 'a2.test authenticated for b.test (%s' % how in log, log[-3000:]
-        finally:
-            b.finish()
-    finally:
-        a.finish()
+                   s2s_port=pb, ca=ca)
+    with started(a, b):
+        async def go():
+            alice = await login(a, 'alice', host=A, resource='x')
+            ada = await login(a, 'ada', host=A2, resource='x')
+            bob = await login(b, 'bob', host=B, resource='x')
+            for who in (alice, ada):
+                body = unique('external ')
+                who.send_message(mto='bob@' + B, mbody=body, mtype='chat')
+                m = await next_message(bob, pred=lambda m, body=body: m['body'] == body,
+                                       timeout=15)
+                assert m['from'] == who.boundjid
+            back = unique('back to a2 ')
+            bob.send_message(mto=str(ada.boundjid), mbody=back, mtype='chat')
+            await next_message(ada, pred=lambda m: m['body'] == back, timeout=15)
+            await logout(alice, ada, bob)
+        run(go(), timeout=60)
+        outs = {(r[1], r[2]): r for r in rows(a, 'out')}
+        assert outs[(B, A)][4] == 'external', outs
+        assert outs[(B, A)][7] == outs[(B, A2)][7], outs
+        ins = {(r[1], r[2]): r for r in rows(b, 'in')}
+        assert ins[(A, B)][7] == ins[(A2, B)][7], ins
+        log = b.log()
+        how = 'dialback+certificate' if a_names_a2 else 'dialback)'
+        assert 'a2.test authenticated for b.test (%s' % how in log, log[-3000:]
 
 
 def test_strict_peer_refuses_the_pair_and_keeps_the_stream(tmp_path, run):
@@ -219,42 +194,33 @@ def test_strict_peer_refuses_the_pair_and_keeps_the_stream(tmp_path, run):
     too, so ada's message bounces, and alice's stream goes on."""
     ca = make_test_ca(tmp_path / 'ca', [A, B])
     pa, pb = free_port(), free_port()
-    strict = {'ca_file': str(ca['ca']), 'require_valid_certificate': 'true'}
     a = FedParleyd(tmp_path / 'a', A, {('alice', A): 'alice-secret', ('ada', A2): 'ada-secret'},
-                   peers={B: pb}, s2s_port=pa, more_domains=[A2], cert=ca[A],
-                   s2s={'ca_file': str(ca['ca'])})
+                   peers={B: pb}, s2s_port=pa, more_domains=[A2], ca=ca)
     b = FedParleyd(tmp_path / 'b', B, {('bob', B): 'bob-secret'}, peers={A: pa, A2: pa},
-                   s2s_port=pb, cert=ca[B], s2s=strict)
-    a.start_with_users()
-    try:
-        b.start_with_users()
-        try:
-            async def go():
-                alice = await login(a, 'alice', host=A, resource='s')
-                ada = await login(a, 'ada', host=A2, resource='s')
-                bob = await login(b, 'bob', host=B, resource='s')
-                body = unique('first ')
-                alice.send_message(mto='bob@' + B, mbody=body, mtype='chat')
-                await next_message(bob, pred=lambda m: m['body'] == body, timeout=15)
-                lost = unique('refused ')
-                ada.send_message(mto='bob@' + B, mbody=lost, mtype='chat')
-                err = await next_message(ada, pred=lambda m: m['type'] == 'error', timeout=20)
-                assert err['error']['condition'] == 'remote-server-not-found', err
-                assert err['body'] == lost
-                body = unique('still ')
-                alice.send_message(mto='bob@' + B, mbody=body, mtype='chat')
-                await next_message(bob, pred=lambda m: m['body'] == body, timeout=15)
-                await logout(alice, ada, bob)
-            run(go(), timeout=60)
-            assert 'dialback for a2.test -> b.test refused: a valid certificate is required' \
-                in b.log()
-            assert 'the peer refused to add the pair to the shared stream' in a.log()
-            outs = {(r[1], r[2]): r for r in rows(a, 'out')}
-            assert outs[(B, A)][4] == 'external' and (B, A2) not in outs, outs
-        finally:
-            b.finish()
-    finally:
-        a.finish()
+                   s2s_port=pb, ca=ca, s2s={'require_valid_certificate': 'true'})
+    with started(a, b):
+        async def go():
+            alice = await login(a, 'alice', host=A, resource='s')
+            ada = await login(a, 'ada', host=A2, resource='s')
+            bob = await login(b, 'bob', host=B, resource='s')
+            body = unique('first ')
+            alice.send_message(mto='bob@' + B, mbody=body, mtype='chat')
+            await next_message(bob, pred=lambda m: m['body'] == body, timeout=15)
+            lost = unique('refused ')
+            ada.send_message(mto='bob@' + B, mbody=lost, mtype='chat')
+            err = await next_message(ada, pred=lambda m: m['type'] == 'error', timeout=20)
+            assert err['error']['condition'] == 'remote-server-not-found', err
+            assert err['body'] == lost
+            body = unique('still ')
+            alice.send_message(mto='bob@' + B, mbody=body, mtype='chat')
+            await next_message(bob, pred=lambda m: m['body'] == body, timeout=15)
+            await logout(alice, ada, bob)
+        run(go(), timeout=60)
+        assert 'dialback for a2.test -> b.test refused: a valid certificate is required' \
+            in b.log()
+        assert 'the peer refused to add the pair to the shared stream' in a.log()
+        outs = {(r[1], r[2]): r for r in rows(a, 'out')}
+        assert outs[(B, A)][4] == 'external' and (B, A2) not in outs, outs
 
 
 def test_peer_stanzas_for_a_rider_on_a_bidi_stream(tmp_path, run):
@@ -275,9 +241,8 @@ def test_peer_stanzas_for_a_rider_on_a_bidi_stream(tmp_path, run):
     lst.listen(4)
     a = FedParleyd(tmp_path / 'a', A, {('alice', A): 'alice-secret', ('ada', A2): 'ada-secret'},
                    peers={R: lst.getsockname()[1]}, s2s_port=free_port(), more_domains=[A2],
-                   cert=ca[A], s2s={'ca_file': str(ca['ca']), 'connect_timeout': '20s'})
-    a.start_with_users()
-    try:
+                   ca=ca, s2s={'connect_timeout': '20s'})
+    with lst, started(a):
         def negotiate():
             p, el = accept_external(a, ca, lst, R, ca[R])
             assert el.tag == '{urn:ietf:params:xml:ns:xmpp-sasl}auth', el
@@ -311,6 +276,3 @@ def test_peer_stanzas_for_a_rider_on_a_bidi_stream(tmp_path, run):
             p.close()
         run(go(), timeout=60)
         assert 'host-unknown' not in a.log(), a.log()[-3000:]
-    finally:
-        lst.close()
-        a.finish()

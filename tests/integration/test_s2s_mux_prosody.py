@@ -6,29 +6,16 @@ stream with a further <db:result/> (XEP-0220 piggybacking).  Prosody
 checks it by dialing back to 127.0.0.2 and then takes 127.0.0.2's
 stanzas on the shared stream."""
 import shutil
-import socket
 
 import pytest
 
-from parleytest import FedParleyd, free_port, login, logout, next_message, unique
+from parleytest import FedParleyd, free_port, login, logout, next_message, started, unique
 from test_s2s_prosody import PROSODY, Prosody, port_free
 
 P1, P2 = '127.0.0.1', '127.0.0.2'
 
 pytestmark = pytest.mark.skipif(shutil.which('prosody') is None,
                                 reason='prosody is not installed (apt-get install prosody)')
-
-
-def port_free_on(address, port):
-    s = socket.socket()
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((address, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 class TwoAddressParleyd(FedParleyd):
@@ -44,7 +31,7 @@ class TwoAddressParleyd(FedParleyd):
 
 @pytest.fixture(scope='module')
 def peers(tmp_path_factory):
-    if not port_free(5269) or not port_free_on(P2, 5269):
+    if not port_free(5269) or not port_free(5269, P2):
         pytest.skip('port 5269 (where Prosody looks for our domains) is taken')
     base = tmp_path_factory.mktemp('s2s-mux-prosody')
     pp = free_port()
@@ -53,15 +40,8 @@ def peers(tmp_path_factory):
                                {('alice', P1): 'alice-secret', ('ada', P2): 'ada-secret'},
                                peers={PROSODY: pp}, s2s_port=5269, more_domains=[P2],
                                s2s={'connect_timeout': '10s'})
-    parley.start_with_users()
-    try:
-        prosody.start()
-    except Exception:
-        parley.stop()
-        raise
-    yield parley, prosody
-    prosody.stop()
-    parley.finish()
+    with started(parley, prosody):
+        yield parley, prosody
 
 
 def test_second_domain_rides_on_the_stream_to_prosody(peers, run):

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from parleytest import (FedParleyd, RawServer, free_port, iq, login, logout, next_message,
-                        stanza_error, tostr, unique)
+                        stanza_error, started, tostr, unique)
 
 A, B = 'a.test', 'b.test'
 
@@ -18,15 +18,8 @@ def pair(tmp_path_factory):
     a = FedParleyd(base / 'a', A, {('alice', A): 'alice-secret'}, peers={B: pb}, s2s_port=pa,
                    s2s={'idle_timeout': '2s', 'max_connections_per_ip': '3'})
     b = FedParleyd(base / 'b', B, {('bob', B): 'bob-secret'}, peers={A: pa}, s2s_port=pb)
-    a.start_with_users()
-    try:
-        b.start_with_users()
-    except Exception:
-        a.stop()
-        raise
-    yield a, b
-    for s in (a, b):
-        s.finish()
+    with started(a, b):
+        yield a, b
 
 
 def chat(a, b, run):
@@ -123,14 +116,8 @@ def test_direct_tls_s2s(tmp_path, run):
                    peers={B: 'tls://127.0.0.1:%d' % pbt}, s2s_port=pa)
     b = FedParleyd(tmp_path / 'b', B, {('bob', B): 'bob-secret'}, peers={A: pa}, s2s_port=pb,
                    s2s_tls_port=pbt)
-    a.start_with_users()
-    try:
-        b.start_with_users()
+    with started(a, b):
         chat(a, b, run)
         assert 'connected to 127.0.0.1 port %d (direct TLS)' % pbt in a.log(), a.log()[-3000:]
         out = [ln.split('\t') for ln in a.ctl('s2s-list').stdout.splitlines()]
         assert any(ln[0] == 'out' and ln[1] == B and ln[3].startswith('TLSv1') for ln in out), out
-    finally:
-        if b.running():
-            b.finish()
-        a.finish()

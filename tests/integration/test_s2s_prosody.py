@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 import parleytest
-from parleytest import FedParleyd, free_port, iq, login, logout, next_message, stanza_error, tostr, unique
+from parleytest import (FedParleyd, free_port, iq, login, logout, next_message, stanza_error, started,
+                        tostr, unique)
 
 PARLEY = '127.0.0.1'
 PROSODY = 'prosody.test'
@@ -27,11 +28,11 @@ pytestmark = pytest.mark.skipif(shutil.which('prosody') is None,
                                 reason='prosody is not installed (apt-get install prosody)')
 
 
-def port_free(port):
+def port_free(port, address='127.0.0.1'):
     s = socket.socket()
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(('127.0.0.1', port))
+        s.bind((address, port))
         return True
     except OSError:
         return False
@@ -103,15 +104,8 @@ def peers(tmp_path_factory):
     prosody = Prosody(base / 'prosody', pp, {'carl': 'carl-secret'})
     parley = FedParleyd(base / 'parley', PARLEY, {('alice', PARLEY): 'alice-secret'},
                         peers={PROSODY: pp}, s2s_port=5269, s2s={'connect_timeout': '10s'})
-    parley.start_with_users()
-    try:
-        prosody.start()
-    except Exception:
-        parley.stop()
-        raise
-    yield parley, prosody
-    prosody.stop()
-    parley.finish()
+    with started(parley, prosody):
+        yield parley, prosody
 
 
 def test_messages_with_prosody_both_ways(peers, run):

@@ -124,9 +124,8 @@ def env(tmp_path_factory):
     (base / 'a-secret').write_bytes(SECRET_A)
     a = FedParleyd(base / 'a', A, {('alice', A): 'alice-secret'},
                    peers={B1: lst.getsockname()[1], B2: free_port(), B3: lst.getsockname()[1]},
-                   s2s={'ca_file': str(ca['ca']), 'connect_timeout': '20s',
-                        'dialback_secret_file': str(base / 'a-secret')},
-                   cert=ca[A])
+                   s2s={'connect_timeout': '20s', 'dialback_secret_file': str(base / 'a-secret')},
+                   ca=ca)
     a.start_with_users()
     yield a, ca, lst
     lst.close()

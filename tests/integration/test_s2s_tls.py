@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from parleytest import (FedParleyd, free_port, iq, login, logout, make_test_ca, next_message,
-                        stanza_error, tostr, unique)
+                        stanza_error, started, tostr, unique)
 
 A, B, C = 'a.test', 'b.test', 'c.test'
 
@@ -17,25 +17,15 @@ def trio(tmp_path_factory):
     base = tmp_path_factory.mktemp('s2s-tls')
     ca = make_test_ca(base / 'ca', [A, B])
     pa, pb, pc = free_port(), free_port(), free_port()
-    strict = {'ca_file': str(ca['ca']), 'require_valid_certificate': 'true'}
+    strict = {'require_valid_certificate': 'true'}
     a = FedParleyd(base / 'a', A, {('alice', A): 'alice-secret'}, peers={B: pb, C: pc},
-                   s2s_port=pa, s2s=strict, cert=ca[A])
+                   s2s_port=pa, s2s=strict, ca=ca)
     b = FedParleyd(base / 'b', B, {('bob', B): 'bob-secret'}, peers={A: pa}, s2s_port=pb,
-                   s2s=strict, cert=ca[B])
+                   s2s=strict, ca=ca)
     # c.test: a self-signed certificate, and it would accept dialback
     c = FedParleyd(base / 'c', C, {('carl', C): 'carl-secret'}, peers={A: pa}, s2s_port=pc)
-    started = []
-    try:
-        for s in (a, b, c):
-            s.start_with_users()
-            started.append(s)
-    except Exception:
-        for s in started:
-            s.stop()
-        raise
-    yield a, b, c
-    for s in (a, b, c):
-        s.finish()
+    with started(a, b, c):
+        yield a, b, c
 
 
 def test_sasl_external_with_ca_certificates(trio, run):
