@@ -2,10 +2,9 @@
  * The "internal" auth backend: accounts with SCRAM-SHA-1, SCRAM-SHA-256 and
  * SCRAM-SHA-512 credentials in the host's storage (users table).
  *
- * Threads: everything here runs on the loop thread except derive_work,
- * which runs on the compute worker group (auth_compute_group): PBKDF2 with
- * thousands of iterations is too slow for the loop.  derive_work reads and
- * writes only its struct derive_job (password copy, salt, results).
+ * Threads: everything here runs on the loop thread; key derivation (PBKDF2
+ * with thousands of iterations, too slow for the loop) runs on the compute
+ * group through auth-derive.c.
  *
  * Invariants:
  * - creating an account or setting a password derives fresh credentials
@@ -23,11 +22,10 @@
  * - storage's STORAGE_TEMPFAIL is always AUTH_TEMPFAIL;
  * - passwords and keys are wiped when their objects are freed;
  * - a cancelled operation never replies: its storage request is cancelled
- *   and its compute job, if any, is told so (derive_done then only frees).
+ *   and its compute job, if any, is cancelled (derive_done never runs).
  */
 #include "auth/auth-private.h"
 #include "lib/log.h"
-#include "lib/worker.h"
 
 #include <time.h>
 
@@ -35,37 +33,14 @@ struct internal {
 	struct auth *a;
 };
 
-enum derive_kind {
-	DERIVE_NEW,   /* fresh credentials for both hashes */
-	DERIVE_CHECK, /* derive with stored parameters, compare StoredKey */
-};
-
-struct derive_job {
-	struct internal_op *op; /* valid only when done sees WORKER_DONE */
-	enum derive_kind kind;
-	char *password;
-	unsigned iterations;
-	/* DERIVE_CHECK */
-	enum scram_hash hash;
-	unsigned char *salt;
-	size_t salt_len;
-	unsigned char expected[SCRAM_MAX_HASH];
-	bool checked; /* the password was checked already (a clear one) */
-	/* the hashes the account has no credentials for: derived (fresh salt,
-	 * new_iterations) once the password matched */
-	bool add_sha1, add_sha256, add_sha512;
-	unsigned new_iterations;
-	/* results */
-	int rc;
-	bool match;
-	struct scram_credentials sha1, sha256, sha512;
-};
-
 struct internal_op {
 	struct internal *in;
 	struct auth_req *req;
 	struct storage_req *sreq;
-	struct worker_job *wj;
+	/* its key derivation: fresh credentials for all hashes (create_user,
+	 * set_password), or a check (check_password) that, once the password
+	 * matched, derives those the account lacks (want_*) */
+	struct auth_derive *job;
 };
 
 #define OP(b) ((struct internal_op *)(void *)(b))
@@ -102,84 +77,25 @@ static void op_reply(struct internal_op *op, enum auth_result res, const struct 
 
 /* ---- key derivation on the compute group ------------------------------------ */
 
-static void derive_job_free(struct derive_job *job)
-{
-	if (job->password != NULL) {
-		explicit_bzero(job->password, strlen(job->password));
-		free(job->password);
-	}
-	free(job->salt);
-	scram_credentials_clear(&job->sha1);
-	scram_credentials_clear(&job->sha256);
-	scram_credentials_clear(&job->sha512);
-	explicit_bzero(job, sizeof(*job));
-	free(job);
-}
+static void derive_done(struct auth_derive *job, enum worker_status status, void *ctx);
 
-static void derive_work(void *arg, void *thread_state)
-{
-	struct derive_job *job = arg;
-	if (job->kind == DERIVE_NEW) {
-		job->rc = scram_derive(SCRAM_SHA1, job->password, NULL, 0, job->iterations, &job->sha1);
-		if (job->rc == 0)
-			job->rc = scram_derive(SCRAM_SHA256, job->password, NULL, 0, job->iterations,
-			                       &job->sha256);
-		if (job->rc == 0)
-			job->rc = scram_derive(SCRAM_SHA512, job->password, NULL, 0, job->iterations,
-			                       &job->sha512);
-		return;
-	}
-	if (job->checked) {
-		job->match = true;
-	} else {
-		struct scram_credentials c = { 0 };
-		job->rc =
-		        scram_derive(job->hash, job->password, job->salt, job->salt_len, job->iterations, &c);
-		job->match =
-		        job->rc == 0 && secure_memeq(c.stored_key, job->expected, scram_hash_len(job->hash));
-		scram_credentials_clear(&c);
-	}
-	if (!job->match)
-		return;
-	/* The password is known to be right: the keys the account lacks.  A
-	 * failure (SASLprep refuses the password) only leaves them out. */
-	const char *pw = job->password;
-	unsigned it = job->new_iterations;
-	if (job->add_sha1 && scram_derive(SCRAM_SHA1, pw, NULL, 0, it, &job->sha1) < 0)
-		job->add_sha1 = false;
-	if (job->add_sha256 && scram_derive(SCRAM_SHA256, pw, NULL, 0, it, &job->sha256) < 0)
-		job->add_sha256 = false;
-	if (job->add_sha512 && scram_derive(SCRAM_SHA512, pw, NULL, 0, it, &job->sha512) < 0)
-		job->add_sha512 = false;
-}
-
-static void derive_done(void *arg, enum worker_status status);
-
-/* Queue a derivation for op; false when the compute queue is full. */
-static bool derive_submit(struct internal_op *op, struct derive_job *job)
+/* Queue a derivation for op; false (job freed) when the compute queue is full. */
+static bool derive_submit(struct internal_op *op, struct auth_derive *job)
 {
 	struct auth *a = op->in->a;
-	job->op = op;
-	char *key = xasprintf("%s@%s", op->req->user, a->host);
-	uint32_t shard = hash_str(key);
-	free(key);
-	op->wj = worker_submit(auth_compute_group(a->loop), shard, derive_work, derive_done, job,
-	                       AUTH_COMPUTE_TIMEOUT);
-	if (op->wj == NULL) {
+	if (!auth_derive_submit(a, op->req->user, job, derive_done, op)) {
 		log_warning("host %s: the key derivation queue is full; %s gets a temporary failure", a->host,
 		            op->req->user);
-		derive_job_free(job);
 		return false;
 	}
+	op->job = job;
 	return true;
 }
 
-static struct derive_job *derive_new_job(struct internal_op *op)
+static struct auth_derive *derive_new_job(struct internal_op *op)
 {
-	struct derive_job *job = xcalloc(1, sizeof(*job));
-	job->kind = DERIVE_NEW;
-	job->password = xstrdup(op->req->password);
-	job->iterations = op->in->a->scram_iterations;
+	struct auth_derive *job = auth_derive_new(op->req->password, op->in->a->scram_iterations);
+	job->want_sha1 = job->want_sha256 = job->want_sha512 = true;
 	return job;
 }
 
@@ -193,7 +109,7 @@ static void written_cb(enum storage_result res, void *ctx)
 }
 
 /* Fresh credentials are ready: write them. */
-static void store_new_credentials(struct internal_op *op, struct derive_job *job)
+static void store_new_credentials(struct internal_op *op, const struct auth_derive *job)
 {
 	struct auth *a = op->in->a;
 	struct storage_account acc = { 0 };
@@ -232,13 +148,13 @@ static void added_cb(enum storage_result res, void *ctx)
 /* A password login succeeded for an account without credentials for some
  * hash (imported with SCRAM-SHA-1 keys only, or made before schema 11):
  * store what the derivation added, then answer AUTH_OK. */
-static void store_missing_credentials(struct internal_op *op, struct derive_job *job)
+static void store_missing_credentials(struct internal_op *op, const struct auth_derive *job)
 {
 	struct auth *a = op->in->a;
 	struct storage_account acc = { 0 };
-	acc.has_sha1 = job->add_sha1;
-	acc.has_sha256 = job->add_sha256;
-	acc.has_sha512 = job->add_sha512;
+	acc.has_sha1 = job->want_sha1;
+	acc.has_sha256 = job->want_sha256;
+	acc.has_sha512 = job->want_sha512;
 	acc.sha1 = job->sha1;
 	acc.sha256 = job->sha256;
 	acc.sha512 = job->sha512;
@@ -247,38 +163,30 @@ static void store_missing_credentials(struct internal_op *op, struct derive_job 
 	explicit_bzero(&acc, sizeof(acc));
 }
 
-static void derive_done(void *arg, enum worker_status status)
+/* The job is freed when this returns (storage copies what it is given). */
+static void derive_done(struct auth_derive *job, enum worker_status status, void *ctx)
 {
-	struct derive_job *job = arg;
-	if (status == WORKER_CANCELLED) {
-		derive_job_free(job);
-		return;
-	}
-	struct internal_op *op = job->op;
-	op->wj = NULL;
+	struct internal_op *op = ctx;
+	op->job = NULL;
 	if (status == WORKER_EXPIRED) {
 		log_warning("host %s: key derivation for %s waited too long", op->in->a->host, op->req->user);
-		derive_job_free(job);
 		op_reply(op, AUTH_TEMPFAIL, NULL);
 		return;
 	}
-	if (job->kind == DERIVE_CHECK) {
+	if (job->check) {
 		enum auth_result res = job->match ? AUTH_OK : AUTH_BAD_PASSWORD;
-		if (res == AUTH_OK && (job->add_sha1 || job->add_sha256 || job->add_sha512))
+		if (res == AUTH_OK && (job->want_sha1 || job->want_sha256 || job->want_sha512))
 			store_missing_credentials(op, job);
 		else
 			op_reply(op, res, NULL);
-		derive_job_free(job);
 		return;
 	}
 	if (job->rc < 0) {
 		/* SASLprep refused the password: it cannot be used. */
-		derive_job_free(job);
 		op_reply(op, AUTH_BAD_PASSWORD, NULL);
 		return;
 	}
 	store_new_credentials(op, job);
-	derive_job_free(job);
 }
 
 /* Start a check of req->password against the account's credentials. */
@@ -305,30 +213,29 @@ static void check_account(struct internal_op *op, const struct storage_account *
 		op_reply(op, AUTH_BAD_PASSWORD, NULL); /* an account nobody can log in to */
 		return;
 	}
-	struct derive_job *job = xcalloc(1, sizeof(*job));
-	job->kind = DERIVE_CHECK;
-	job->add_sha1 = add_sha1;
-	job->add_sha256 = add_sha256;
-	job->add_sha512 = add_sha512;
-	job->new_iterations = op->in->a->scram_iterations;
+	/* the hashes the account lacks: derived (fresh salt, the host's
+	 * iterations) once the password matched */
+	struct auth_derive *job = auth_derive_new(pw, op->in->a->scram_iterations);
+	job->check = true;
+	job->want_sha1 = add_sha1;
+	job->want_sha256 = add_sha256;
+	job->want_sha512 = add_sha512;
 	if (acc->plain != NULL) {
 		/* checked above; only the missing keys are derived */
 		job->checked = true;
-		job->password = xstrdup(pw);
 		if (!derive_submit(op, job))
 			op_reply(op, AUTH_OK, NULL);
 		return;
 	}
 	job->hash = c->hash;
-	job->iterations = c->iterations;
+	job->check_iterations = c->iterations;
 	memcpy(job->expected, c->stored_key, sizeof(job->expected));
 	if (base64_decode(c->salt_b64, strlen(c->salt_b64), &job->salt, &job->salt_len) < 0) {
 		log_error("host %s: user %s has a malformed SCRAM salt", op->in->a->host, op->req->user);
-		derive_job_free(job);
+		auth_derive_free(job);
 		op_reply(op, AUTH_ERROR, NULL);
 		return;
 	}
-	job->password = xstrdup(pw);
 	/* From a storage callback: a full queue can be answered at once. */
 	if (!derive_submit(op, job))
 		op_reply(op, AUTH_TEMPFAIL, NULL);
@@ -426,8 +333,8 @@ static void internal_cancel(struct auth_breq *b)
 	struct internal_op *op = OP(b);
 	if (op->sreq != NULL)
 		storage_cancel(op->sreq);
-	if (op->wj != NULL)
-		worker_cancel(op->wj); /* derive_done frees the job */
+	if (op->job != NULL)
+		auth_derive_cancel(op->job); /* freed later, derive_done never runs */
 	free(op);
 }
 

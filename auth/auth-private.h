@@ -1,7 +1,9 @@
 /*
  * What an auth backend implements.  Only auth.c, the backends
  * (auth-internal.c, auth-ldap.c, auth-pam.c, auth-external.c,
- * auth-anonymous.c) and the process pool (procpool.c) include this.
+ * auth-anonymous.c), the kept SCRAM keys (auth-scramcache.c), the key
+ * derivation (auth-derive.c) and the process pool (procpool.c) include
+ * this.
  * Loop thread only.
  *
  * A host's struct auth holds a chain of backends (auth.methods, in order).
@@ -19,6 +21,7 @@
 #define PARLEY_AUTH_PRIVATE_H
 
 #include "auth/auth.h"
+#include "lib/worker.h"
 
 enum auth_op {
 	AUTH_OP_CHECK_PASSWORD,
@@ -181,6 +184,55 @@ void scramcache_purge(struct auth *a);
 
 /* Seconds a key derivation may wait in the compute queue. */
 #define AUTH_COMPUTE_TIMEOUT 10.0
+
+/* ---- SCRAM key derivation on the compute group (auth-derive.c) ---- */
+struct auth_derive;
+/* The end of a derivation, on the loop: status WORKER_DONE (the work ran:
+ * read the results) or WORKER_EXPIRED (it waited more than
+ * AUTH_COMPUTE_TIMEOUT and did not run); never WORKER_CANCELLED.  The job
+ * is freed when cb returns: copy (storage does) what must outlive it. */
+typedef void auth_derive_cb(struct auth_derive *job, enum worker_status status, void *ctx);
+/* One derivation of SCRAM keys from a password.  The owner sets the
+ * inputs, the compute group fills the results:
+ * - when check is set, first whether the password gives StoredKey
+ *   expected for hash with salt and check_iterations (match; checked: it
+ *   is known to be right, match without deriving); a mismatch ends the job;
+ * - then fresh keys (new random salt, iterations) for each hash whose
+ *   want_ flag is set; one that cannot be derived (SASLprep refuses the
+ *   password) has its flag unset and makes rc -1. */
+struct auth_derive {
+	char *password; /* a copy, wiped when the job is freed */
+	bool check, checked;
+	enum scram_hash hash;
+	unsigned char *salt; /* malloc'd, freed with the job */
+	size_t salt_len;
+	unsigned check_iterations;
+	unsigned char expected[SCRAM_MAX_HASH];
+	bool want_sha1, want_sha256, want_sha512;
+	unsigned iterations;
+	/* results */
+	int rc;
+	bool match;
+	struct scram_credentials sha1, sha256, sha512;
+	/* auth-derive.c's own */
+	auth_derive_cb *cb;
+	void *ctx;
+	struct worker_job *wj;
+};
+/* A job for (a copy of) password that asks nothing yet; iterations for
+ * fresh keys. */
+struct auth_derive *auth_derive_new(const char *password, unsigned iterations);
+/* Free a job that was never submitted (password, salt and keys wiped). */
+void auth_derive_free(struct auth_derive *job);
+/* Run job for user of host a on the compute group (one user's jobs keep
+ * their order on one thread); cb(job, status, ctx) runs later from the
+ * loop.  false when the compute queue is full: job is freed and cb never
+ * runs (the caller may answer at once). */
+bool auth_derive_submit(struct auth *a, const char *user, struct auth_derive *job, auth_derive_cb *cb,
+                        void *ctx);
+/* Stop a submitted job whose callback has not run: it never runs, the job
+ * is freed later, from the loop. */
+void auth_derive_cancel(struct auth_derive *job);
 
 extern const struct auth_vfuncs auth_internal_vfuncs;
 #ifdef HAVE_BACKEND_LDAP

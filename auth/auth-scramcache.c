@@ -29,10 +29,10 @@
  *   TTL and counts as expired; a host started with scram_cache_ttl 0
  *   deletes all of its sets.
  *
- * Loop thread; derive_work runs on the compute group and touches only its
- * job.  Invariants: one cache operation per request at a time (req->cache);
- * a cancelled one never calls back (its storage request is cancelled, its
- * compute job told so), except that a delete already queued always runs
+ * Loop thread; key derivation runs on the compute group through
+ * auth-derive.c.  Invariants: one cache operation per request at a time
+ * (req->cache); a cancelled one never calls back (its storage request and
+ * its compute job are cancelled), except that a delete already queued always runs
  * (only detached from the request: a removal or password change that
  * succeeded must not leave the keys because its client went away); the
  * password copy and keys are wiped when freed; a
@@ -41,7 +41,6 @@
  */
 #include "auth/auth-private.h"
 #include "lib/log.h"
-#include "lib/worker.h"
 
 #include <assert.h>
 #include <stdint.h>
@@ -51,24 +50,13 @@ struct scramcache_op {
 	struct auth_req *req; /* NULL: a detached delete (scramcache_cancel) */
 	scramcache_cb *cb;
 	struct storage_req *sreq;
-	struct worker_job *wj;
-	struct cache_derive *job;
+	/* its key derivation: fresh keys for all hashes (fill), or whether
+	 * the refused password is the one the kept SHA-256 keys were made
+	 * from (drop_refused) */
+	struct auth_derive *job;
 	const char *why;   /* drop: for the log */
 	bool deleting;     /* sreq is a delete of the kept keys */
 	char *host, *user; /* a detached delete's, for the log */
-};
-
-struct cache_derive {
-	struct scramcache_op *op; /* NULL once cancelled */
-	char *password;
-	unsigned iterations;
-	int rc;
-	struct scram_credentials sha1, sha256, sha512;
-	/* check: is password the one the kept SHA-256 keys were made from? */
-	bool check, match;
-	unsigned char *salt;
-	size_t salt_len;
-	unsigned char expected[SCRAM_MAX_HASH];
 };
 
 bool scramcache_enabled(const struct auth *a)
@@ -94,20 +82,6 @@ static void op_done(struct scramcache_op *op, enum auth_result res, const struct
 	req->cache = NULL;
 	free(op);
 	cb(req, res, cred);
-}
-
-static void derive_free(struct cache_derive *job)
-{
-	if (job->password != NULL) {
-		explicit_bzero(job->password, strlen(job->password));
-		free(job->password);
-	}
-	scram_credentials_clear(&job->sha1);
-	scram_credentials_clear(&job->sha256);
-	scram_credentials_clear(&job->sha512);
-	free(job->salt);
-	explicit_bzero(job->expected, sizeof(job->expected));
-	free(job);
 }
 
 /* ---- lookup ------------------------------------------------------------------- */
@@ -184,41 +158,16 @@ static void op_delete(struct scramcache_op *op)
 	op->sreq = storage_scram_cache_delete(a->storage, a->host, op->req->user, dropped_cb, op);
 }
 
-static void derive_work(void *arg, void *thread_state)
+/* The job is freed when this returns (storage copies what it is given). */
+static void derive_done(struct auth_derive *job, enum worker_status status, void *ctx)
 {
-	struct cache_derive *job = arg;
-	if (job->check) {
-		struct scram_credentials c = { 0 };
-		job->rc = scram_derive(SCRAM_SHA256, job->password, job->salt, job->salt_len, job->iterations,
-		                       &c);
-		job->match = job->rc == 0 &&
-		             secure_memeq(c.stored_key, job->expected, scram_hash_len(SCRAM_SHA256));
-		scram_credentials_clear(&c);
-		return;
-	}
-	job->rc = scram_derive(SCRAM_SHA1, job->password, NULL, 0, job->iterations, &job->sha1);
-	if (job->rc == 0)
-		job->rc = scram_derive(SCRAM_SHA256, job->password, NULL, 0, job->iterations, &job->sha256);
-	if (job->rc == 0)
-		job->rc = scram_derive(SCRAM_SHA512, job->password, NULL, 0, job->iterations, &job->sha512);
-}
-
-static void derive_done(void *arg, enum worker_status status)
-{
-	struct cache_derive *job = arg;
-	struct scramcache_op *op = job->op;
-	if (status == WORKER_CANCELLED || op == NULL) {
-		derive_free(job);
-		return;
-	}
-	op->wj = NULL;
+	struct scramcache_op *op = ctx;
 	op->job = NULL;
 	struct auth *a = op->req->a;
 	if (job->check) {
 		/* a wrong password leaves the kept keys; a derivation that
 		 * waited too long cannot tell: dropped, the safe side */
 		bool keep = status == WORKER_DONE && !job->match;
-		derive_free(job);
 		if (keep) {
 			op_done(op, AUTH_OK, NULL);
 			return;
@@ -233,7 +182,6 @@ static void derive_done(void *arg, enum worker_status status)
 		else
 			log_info("host %s: %s: no SCRAM keys kept: SASLprep refuses the password", a->host,
 			         op->req->user);
-		derive_free(job);
 		op_done(op, AUTH_OK, NULL);
 		return;
 	}
@@ -243,7 +191,6 @@ static void derive_done(void *arg, enum worker_status status)
 		log_info("host %s: %s: no SCRAM keys kept: they were dropped while the password was "
 		         "checked",
 		         a->host, op->req->user);
-		derive_free(job);
 		op_done(op, AUTH_OK, NULL);
 		return;
 	}
@@ -256,34 +203,23 @@ static void derive_done(void *arg, enum worker_status status)
 	/* storage copies the keys: job keeps (and wipes) its own. */
 	op->sreq = storage_scram_cache_set(a->storage, a->host, op->req->user, &acc, expires, stored_cb, op);
 	explicit_bzero(&acc, sizeof(acc));
-	derive_free(job);
 }
 
 /* Queue job for op on the compute group; false (job freed) when full. */
-static bool derive_submit(struct scramcache_op *op, struct cache_derive *job)
+static bool derive_submit(struct scramcache_op *op, struct auth_derive *job)
 {
-	struct auth *a = op->req->a;
-	job->op = op;
-	job->password = xstrdup(op->req->password);
-	char *key = xasprintf("%s@%s", op->req->user, a->host);
-	uint32_t shard = hash_str(key);
-	free(key);
+	if (!auth_derive_submit(op->req->a, op->req->user, job, derive_done, op))
+		return false;
 	op->job = job;
-	op->wj = worker_submit(auth_compute_group(a->loop), shard, derive_work, derive_done, job,
-	                       AUTH_COMPUTE_TIMEOUT);
-	if (op->wj != NULL)
-		return true;
-	op->job = NULL;
-	derive_free(job);
-	return false;
+	return true;
 }
 
 void scramcache_fill(struct auth_req *req, const char *method, scramcache_cb *cb)
 {
 	struct scramcache_op *op = op_new(req, cb);
 	op->why = method;
-	struct cache_derive *job = xcalloc(1, sizeof(*job));
-	job->iterations = req->a->scram_iterations;
+	struct auth_derive *job = auth_derive_new(req->password, req->a->scram_iterations);
+	job->want_sha1 = job->want_sha256 = job->want_sha512 = true;
 	if (!derive_submit(op, job)) {
 		/* The password answer stands; only the keys are not kept. */
 		log_warning("host %s: %s: no SCRAM keys kept: the key derivation queue is full", req->a->host,
@@ -337,14 +273,15 @@ static void kept_for_refused_cb(enum storage_result res, const struct storage_ac
 		op_done(op, AUTH_OK, NULL);
 		return;
 	}
-	struct cache_derive *job = xcalloc(1, sizeof(*job));
+	struct auth_derive *job = auth_derive_new(op->req->password, 0);
 	job->check = true;
-	job->iterations = acc->sha256.iterations;
+	job->hash = SCRAM_SHA256;
+	job->check_iterations = acc->sha256.iterations;
 	memcpy(job->expected, acc->sha256.stored_key, sizeof(job->expected));
 	bool decoded = base64_decode(acc->sha256.salt_b64, strlen(acc->sha256.salt_b64), &job->salt,
 	                             &job->salt_len) == 0;
 	if (!decoded)
-		derive_free(job);
+		auth_derive_free(job);
 	if (decoded && derive_submit(op, job))
 		return;
 	/* Cannot tell (a malformed salt, a full queue): drop them, the
@@ -377,10 +314,8 @@ void scramcache_cancel(struct auth_req *req)
 	}
 	if (op->sreq != NULL)
 		storage_cancel(op->sreq);
-	if (op->wj != NULL) {
-		op->job->op = NULL; /* derive_done only frees it */
-		worker_cancel(op->wj);
-	}
+	if (op->job != NULL)
+		auth_derive_cancel(op->job); /* freed later, derive_done never runs */
 	free(op);
 }
 
