@@ -474,8 +474,7 @@ static void c2s_add_sasl2_feature(struct c2s *c, struct xml_node *f, bool secure
  * WebSocket or BOSH) that is not compressed yet, when configured. */
 static bool c2s_compression_offered(struct c2s *c)
 {
-	return server_config()->compression.enabled && c->st->z == NULL && c->st->fd >= 0 &&
-	       c->st->transport == NULL;
+	return server_config()->compression.enabled && stream_can_compress(c->st);
 }
 
 /* <compress/>: <compressed/> and a stream restart, or a <failure/>. */

@@ -790,9 +790,14 @@ static void stream_zlib_free(struct stream *s)
 	s->z = NULL;
 }
 
+bool stream_can_compress(const struct stream *s)
+{
+	return s->z == NULL && s->fd >= 0 && s->transport == NULL;
+}
+
 int stream_start_compression(struct stream *s)
 {
-	if (s->dead || s->z != NULL || s->fd < 0 || s->transport != NULL)
+	if (s->dead || !stream_can_compress(s))
 		return -1;
 	struct stream_zlib *z = xcalloc(1, sizeof(*z));
 	if (inflateInit(&z->in) != Z_OK) {
@@ -828,7 +833,7 @@ int stream_answer_compress(struct stream *s, const struct xml_node *el, bool all
 	const struct xml_node *m = xml_child(el, "method", NS_COMPRESS);
 	const char *method = m != NULL ? xml_text(m) : NULL;
 	const char *failure = NULL;
-	if (!allowed || s->z != NULL || s->fd < 0 || s->transport != NULL)
+	if (!allowed || !stream_can_compress(s))
 		failure = "setup-failed";
 	else if (method == NULL || strcmp(method, "zlib") != 0)
 		failure = "unsupported-method";

@@ -157,10 +157,16 @@ void stream_start_tls_client(struct stream *s, SSL *ssl);
  * undecodable input closes the stream.  Only for socket streams without a
  * transport.  Returns -1 (nothing changed) when zlib cannot be set up. */
 int stream_start_compression(struct stream *s);
+/* Whether s can take XEP-0138 compression at all: a socket stream without
+ * a transport (not WebSocket or BOSH) that is not compressed yet.  The
+ * stream's side of the decision; whether to offer it (configuration,
+ * authentication) is its owner's. */
+bool stream_can_compress(const struct stream *s);
 #define NS_COMPRESS "http://jabber.org/protocol/compress"         /* XEP-0138 */
 #define NS_COMPRESS_FEATURE "http://jabber.org/features/compress" /* XEP-0138 */
 
-/* Answer a <compress/> request (el) on s: when allowed and its method is
+/* Answer a <compress/> request (el) on s: when allowed (the owner's
+ * policy), s can be compressed (stream_can_compress) and its method is
  * zlib, queue <compressed/> and start compression (the XML stream then
  * restarts: returns 0); else queue a <failure/> and return -1, *failure_r
  * naming its condition. */

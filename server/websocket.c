@@ -391,6 +391,13 @@ static bool ws_resume(struct stream *st)
 	return ws_input(st, NULL, 0);
 }
 
+/* The '>' that ends the tag at p (start or end tag), or end when none does. */
+static const char *tag_end(const char *p, const char *end)
+{
+	const char *gt = xml_tag_end(p, end);
+	return gt != NULL ? gt : end;
+}
+
 /* The end of the element that starts at p (our own serialiser's output). */
 static const char *element_end(const char *p, const char *end)
 {
@@ -403,18 +410,7 @@ static const char *element_end(const char *p, const char *end)
 			continue;
 		}
 		bool closing = p + 1 < end && p[1] == '/';
-		char quote = 0;
-		const char *t = p + 1;
-		for (; t < end; t++) {
-			if (quote != 0) {
-				if (*t == quote)
-					quote = 0;
-			} else if (*t == '\'' || *t == '"') {
-				quote = *t;
-			} else if (*t == '>') {
-				break;
-			}
-		}
+		const char *t = tag_end(p, end);
 		if (t >= end)
 			return end;
 		if (closing)
@@ -426,13 +422,6 @@ static const char *element_end(const char *p, const char *end)
 			return p;
 	}
 	return end;
-}
-
-/* The end of the start tag at p (at its '>'), or end. */
-static const char *tag_end(const char *p, const char *end)
-{
-	const char *gt = xml_tag_end(p, end);
-	return gt != NULL ? gt : end;
 }
 
 static bool tag_has(const char *p, const char *end, const char *needle)

@@ -1,8 +1,8 @@
 /*
  * Streams (server/stream.c): queued output is written by the loop's prepare
  * pass, an aborted stream is closed from the loop, and aborting one stream
- * never loses the output queued for others.  Plain sockets (socketpair);
- * no TLS.
+ * never loses the output queued for others; compression only on a plain
+ * socket stream, once.  Plain sockets (socketpair); no TLS.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -195,6 +195,29 @@ static void test_output_cap_disconnects(void **state)
 	close(p.fd);
 }
 
+/* XEP-0138 is for plain socket streams, once: not under a transport
+ * (WebSocket, BOSH), not again when compressed.  c2s offers it and
+ * stream_answer_compress accepts it by the same test. */
+static void test_compression_on_plain_socket_once(void **state)
+{
+	static const struct stream_transport framed = { 0 };
+	struct peer p;
+	peer_open(&p);
+	assert_true(stream_can_compress(p.st));
+	stream_set_transport(p.st, &framed, NULL);
+	assert_false(stream_can_compress(p.st));
+	assert_int_equal(stream_start_compression(p.st), -1);
+	stream_set_transport(p.st, NULL, NULL);
+	assert_true(stream_can_compress(p.st));
+	assert_int_equal(stream_start_compression(p.st), 0);
+	assert_false(stream_can_compress(p.st));
+	assert_int_equal(stream_start_compression(p.st), -1);
+	stream_abort(p.st);
+	run_once();
+	assert_true(p.closed);
+	close(p.fd);
+}
+
 int main(void)
 {
 	log_set_level(LOG_LEVEL_ERROR);
@@ -204,6 +227,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_abort_tail_of_flush_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_sends_end_then_closes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_output_cap_disconnects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compression_on_plain_socket_once, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
