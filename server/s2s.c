@@ -1455,7 +1455,7 @@ static void in_send_features(struct s2s_in *in)
 		if (c->bidi && secure && !in->external_ok)
 			buf_append_str(&b, "<bidi xmlns='" NS_BIDI_FEATURE "'/>");
 		/* XEP-0138: taken once the peer authenticated (in_compress). */
-		if (server_config()->compression.s2s && st->z == NULL && !in->bidi)
+		if (server_config()->compression.s2s && stream_can_compress(st) && !in->bidi)
 			buf_append_str(&b, "<compression xmlns='" NS_COMPRESS_FEATURE
 			                   "'><method>zlib</method></compression>");
 	}
