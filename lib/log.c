@@ -1,6 +1,6 @@
 /*
  * Logging: "2026-11-25 13:49:19.123 [warning] message" lines to stderr or a
- * file.
+ * file, and the rate limit of lines that can come once per request.
  *
  * Any thread.  Each line is formatted in a stack buffer (no allocation, so
  * log_fatal works when memory has run out) and written with one write(2).
@@ -172,6 +172,28 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vmsg(level, fmt, ap);
 	va_end(ap);
+}
+
+bool log_limit_pass(struct log_limit *l, double now, unsigned *left_out_r)
+{
+	if (l->last != 0 && now - l->last < l->every) {
+		l->left_out++;
+		return false;
+	}
+	*left_out_r = l->left_out;
+	l->left_out = 0;
+	l->last = now;
+	return true;
+}
+
+unsigned log_limit_take(struct log_limit *l, double now)
+{
+	unsigned n = l->left_out;
+	if (n > 0) {
+		l->left_out = 0;
+		l->last = now;
+	}
+	return n;
 }
 
 void log_fatal(const char *fmt, ...)

@@ -33,6 +33,26 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap);
 #define log_warning(...) log_msg(LOG_LEVEL_WARNING, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 
+/* A rate limit for one kind of line (a failure that can come once per
+ * message): the first line is written, the next ones within `every`
+ * seconds of it are left out and counted, and the count is said later
+ * (on the next line written, or in a summary line of the caller's once
+ * the lines stop).  Not locked: its user serialises the calls (its own
+ * lock, or the loop thread).  Zero it, then set every. */
+struct log_limit {
+	double every;      /* seconds between lines */
+	double last;       /* when a line was last written (0: never) */
+	unsigned left_out; /* lines left out since */
+};
+
+/* A line is due at now (seconds, on any clock that does not go back):
+ * true when it should be written, with *left_out_r how many were left out
+ * before it (to be said on it); false when it is left out (and counted). */
+bool log_limit_pass(struct log_limit *l, double now, unsigned *left_out_r);
+/* The lines left out since the last line written, taken (and counted
+ * from 0 again) for a summary line; 0 when there are none. */
+unsigned log_limit_take(struct log_limit *l, double now);
+
 /* Log and abort: for broken invariants and allocation failure only. */
 void log_fatal(const char *fmt, ...) ATTR_PRINTF(1, 2) __attribute__((noreturn));
 

@@ -31,9 +31,13 @@
  *   (auth_user_exists): nobody fills archives of accounts that are not.
  * - A store holds the barrier current when the message was accepted
  *   (barrier_take): the sender's stream answers nothing it sent later
- *   before the archive has it.  A failed store is logged (at most once per
- *   10 seconds, with the count of the others); the message is still
- *   delivered.  STORAGE_EXISTS (a clock set back) retries with a new id;
+ *   before the archive has it.  A failed store is logged, and so is a
+ *   failed read of the preferences or the roster before a store; an
+ *   outage fails them for every message, so these lines are written at
+ *   most once a second, and the ones left out are counted in a summary
+ *   line a second after the last one written (module-wide: the stores
+ *   that log outlive a stop).  The message is still delivered.
+ *   STORAGE_EXISTS (a clock set back) retries with a new id;
  *   STORAGE_TEMPFAIL (the backend's queue is full after a burst, or the
  *   backend is down) retries the same store later (RETRY_*), holding the
  *   barrier for the first tries only (RETRY_HOLD_TRIES): the message
@@ -386,19 +390,44 @@ static enum mam_check decide(struct mam_state *ms, const char *user, const char 
 
 /* ---- storing ------------------------------------------------------------------------ */
 
-static void store_failed_log(const struct mam_op *op, enum storage_result res)
+static struct log_limit failed_logs = { .every = 1.0 };
+static ev_timer failed_summary; /* runs when lines were left out */
+
+static void failed_summary_event(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	static time_t last;
-	static unsigned skipped;
-	time_t now = time(NULL);
-	if (now - last < 10) {
-		skipped++;
+	(void)w;
+	(void)revents;
+	latency_begin(LATENCY_MODULE, "mam");
+	ev_ref(loop); /* the one-shot timer has stopped */
+	unsigned n = log_limit_take(&failed_logs, ev_now(loop));
+	if (n > 0)
+		log_warning("mam: %u more storage failure%s while archiving messages (left out of the "
+		            "log since the last line)",
+		            n, n == 1 ? "" : "s");
+	latency_end();
+}
+
+/* A failure while archiving op's message: "cannot <what> (storage <res>)
+ * <then>", written now or left out and counted (see the top). */
+static void store_failed_log(const struct mam_op *op, const char *what, enum storage_result res,
+                             const char *then)
+{
+	double now = ev_now(server.loop);
+	unsigned more;
+	if (!log_limit_pass(&failed_logs, now, &more)) {
+		if (!ev_is_active(&failed_summary)) {
+			double wait = failed_logs.last + failed_logs.every - now;
+			ev_timer_init(&failed_summary, failed_summary_event, wait > 0 ? wait : 0, 0);
+			ev_timer_start(server.loop, &failed_summary);
+			ev_unref(server.loop); /* a summary alone does not keep the loop running */
+		}
 		return;
 	}
-	log_warning("mam: cannot archive a message of %s (storage %s; %u more failures not logged)",
-	            op->owner, storage_result_str(res), skipped);
-	last = now;
-	skipped = 0;
+	char extra[64] = "";
+	if (more > 0)
+		snprintf(extra, sizeof(extra), " (and %u more since the last line)", more);
+	log_warning("mam: cannot %s %s (storage %s)%s%s", what, op->owner, storage_result_str(res), then,
+	            extra);
 }
 
 static void store_write(struct mam_op *op);
@@ -442,7 +471,7 @@ static void stored(enum storage_result res, void *ctx)
 		return;
 	}
 	if (res != STORAGE_OK)
-		store_failed_log(op, res);
+		store_failed_log(op, "archive a message of", res, "");
 	else
 		log_debug("mam: archived %" PRId64 " for %s", op->msg.id, op->owner);
 	op_free(op);
@@ -483,8 +512,7 @@ static void store_roster_read(enum storage_result res, const struct roster_item 
 			return;
 		}
 	} else {
-		log_warning("mam: cannot read the roster of %s (storage %s); archiving a message", op->owner,
-		            storage_result_str(res));
+		store_failed_log(op, "read the roster of", res, "; archiving a message");
 	}
 	store_write(op);
 }
@@ -511,8 +539,7 @@ static void store_prefs_read(enum storage_result res, const struct mam_prefs *pr
 		}
 		def = prefs->def;
 	} else if (res != STORAGE_NOT_FOUND) {
-		log_warning("mam: cannot read the preferences of %s (storage %s); archiving a message",
-		            op->owner, storage_result_str(res));
+		store_failed_log(op, "read the preferences of", res, "; archiving a message");
 		goto write;
 	}
 	if (def == MAM_DEFAULT_NEVER) {

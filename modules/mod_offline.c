@@ -53,6 +53,10 @@
  *   session_closed and stop cancel it.  Stores and deletes outlive a stop
  *   (the message may already be written): their callbacks, which need no
  *   module state, finish them (bounce on failure) and free them.
+ * - An outage of the store fails every message: the line saying that one
+ *   was bounced is written at most once a second, and the ones left out
+ *   are counted in a summary line a second after the last one written
+ *   (module-wide, as the store callbacks that log outlive a stop).
  */
 #include "builtin.h"
 #include "errmap.h"
@@ -66,6 +70,7 @@
 #include "server/server.h"
 #include "storage/storage.h"
 
+#include <ev.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -169,6 +174,41 @@ static void op_free_pending(struct pending_op *p)
 	op_free((struct offline_op *)p);
 }
 
+/* ---- the log of failed stores ------------------------------------------------------ */
+
+static struct log_limit failed_logs = { .every = 1.0 };
+static ev_timer failed_summary; /* runs when lines were left out */
+
+static void failed_summary_event(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)w;
+	(void)revents;
+	latency_begin(LATENCY_MODULE, "offline");
+	ev_ref(loop); /* the one-shot timer has stopped */
+	unsigned n = log_limit_take(&failed_logs, ev_now(loop));
+	if (n > 0)
+		log_warning("offline: %u more message%s not stored because of a storage failure; bounced "
+		            "(left out of the log since the last line)",
+		            n, n == 1 ? "" : "s");
+	latency_end();
+}
+
+/* Whether a failure line is written now (with *more_r, the lines left out
+ * before it); false: it is left out, and the summary will count it. */
+static bool failed_log_pass(unsigned *more_r)
+{
+	double now = ev_now(server.loop);
+	if (log_limit_pass(&failed_logs, now, more_r))
+		return true;
+	if (!ev_is_active(&failed_summary)) {
+		double wait = failed_logs.last + failed_logs.every - now;
+		ev_timer_init(&failed_summary, failed_summary_event, wait > 0 ? wait : 0, 0);
+		ev_timer_start(server.loop, &failed_summary);
+		ev_unref(server.loop); /* a summary alone does not keep the loop running */
+	}
+	return false;
+}
+
 /* ---- storing ------------------------------------------------------------------ */
 
 /* A message was not stored: the sender hears e (a bounce), or the caller
@@ -207,8 +247,14 @@ static void store_failed(struct offline_op *op, enum storage_result res, const c
 	case STORAGE_TEMPFAIL: r = OFFLINE_TEMPFAIL; break;
 	default: r = OFFLINE_FAILED; break;
 	}
-	log_warning("offline: cannot %s for %s@%s (storage %s); bouncing a message", what, op->user,
-	            op->host->name, storage_result_str(res));
+	unsigned more;
+	if (failed_log_pass(&more)) {
+		char extra[64] = "";
+		if (more > 0)
+			snprintf(extra, sizeof(extra), " (and %u more since the last line)", more);
+		log_warning("offline: cannot %s for %s@%s (storage %s); bouncing a message%s", what, op->user,
+		            op->host->name, storage_result_str(res), extra);
+	}
 	char *text = errmap_storage_text(res, "the recipient's offline store");
 	not_stored(op, r, errmap_storage(res), text);
 	free(text);

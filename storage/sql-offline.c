@@ -27,15 +27,23 @@ static const char sql_offline_get[] =
         "SELECT seq, created_at, stanza FROM offline_messages WHERE server_host = ? AND username = ? "
         "ORDER BY seq";
 /* A page after a seq: LIMIT, or OFFSET/FETCH on SQL Server (drivers fetch
- * a result whole, so the page is cut in SQL). */
+ * a result whole, so the page is cut in SQL).  A row without a stanza
+ * (the schema forbids it, but a database changed by hand may hold one) is
+ * no message: the page and its counts leave it out in SQL, so that it
+ * neither takes a place of the page nor makes the page look like the
+ * last one. */
 static const char sql_offline_page[] =
         "SELECT seq, created_at, stanza FROM offline_messages WHERE server_host = ? AND username = ? "
-        "AND seq > ? ORDER BY seq LIMIT ?";
+        "AND seq > ? AND stanza IS NOT NULL ORDER BY seq LIMIT ?";
 static const char sql_offline_page_mssql[] =
         "SELECT seq, created_at, stanza FROM offline_messages WHERE server_host = ? AND username = ? "
-        "AND seq > ? ORDER BY seq OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY";
+        "AND seq > ? AND stanza IS NOT NULL ORDER BY seq OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY";
+static const char sql_offline_count_listed[] =
+        "SELECT COUNT(*) FROM offline_messages WHERE server_host = ? AND username = ? "
+        "AND stanza IS NOT NULL";
 static const char sql_offline_count_after[] =
-        "SELECT COUNT(*) FROM offline_messages WHERE server_host = ? AND username = ? AND seq > ?";
+        "SELECT COUNT(*) FROM offline_messages WHERE server_host = ? AND username = ? AND seq > ? "
+        "AND stanza IS NOT NULL";
 static const char sql_offline_delete[] =
         "DELETE FROM offline_messages WHERE server_host = ? AND username = ? AND seq <= ?";
 
@@ -174,7 +182,7 @@ static enum storage_result op_offline_get(void *conn, struct offline_get_job *r)
 	if (r->limit == 0)
 		return STORAGE_OK;
 	int64_t total = 0, more = 0;
-	if (sql_q_int(t, sql_offline_count, p, 2, &total) < 0)
+	if (sql_q_int(t, sql_offline_count_listed, p, 2, &total) < 0)
 		return sql_q_abort(t, &r->base);
 	if (r->nmsgs == r->limit) {
 		struct sql_param pm[] = { PTEXT(r->base.host), PTEXT(r->base.user),

@@ -34,6 +34,7 @@ void storage_outage_init(struct storage_outage *o, const char *description, cons
 	pthread_mutex_init(&o->lock, NULL);
 	o->description = description;
 	o->server = server;
+	o->fast_logs.every = 1.0;
 }
 
 void storage_outage_start_down(struct storage_outage *o, char *error)
@@ -60,14 +61,8 @@ void storage_outage_deinit(struct storage_outage *o)
 static void log_outage(struct storage_outage *o, const struct storage_req *r, double now)
 {
 	pthread_mutex_lock(&o->lock);
-	bool say = now - o->last_log >= 1.0;
-	unsigned more = o->suppressed;
-	if (say) {
-		o->last_log = now;
-		o->suppressed = 0;
-	} else {
-		o->suppressed++;
-	}
+	unsigned more = 0;
+	bool say = log_limit_pass(&o->fast_logs, now, &more);
 	double since = now - o->down_since;
 	double next = o->retry_at - now;
 	pthread_mutex_unlock(&o->lock);

@@ -35,6 +35,7 @@
 #define PARLEY_STORAGE_PRIVATE_H
 
 #include "storage/storage.h"
+#include "lib/log.h"
 #include "lib/worker.h"
 
 #include <pthread.h>
@@ -195,11 +196,10 @@ struct storage_outage {
 	bool connecting;         /* a worker is trying to connect now */
 	double down_since;       /* monotonic seconds */
 	double retry_at;
-	double backoff;      /* wait after the next failure */
-	double last_log;     /* rate limit of "failing fast" lines */
-	unsigned suppressed; /* lines not written since */
-	unsigned nconns;     /* connections open now */
-	char *last_error;    /* of the last failed attempt (malloc'd) */
+	double backoff;             /* wait after the next failure */
+	struct log_limit fast_logs; /* of "failing fast" lines */
+	unsigned nconns;            /* connections open now */
+	char *last_error;           /* of the last failed attempt (malloc'd) */
 };
 void storage_outage_init(struct storage_outage *o, const char *description, const char *server);
 /* Start degraded: the server could not be reached at open (takes error). */

@@ -10,7 +10,9 @@ Afterwards: every message the server acknowledged is either in the store
 exactly once or came back to its sender as an error (never both, never
 neither); the online user got every message meant for it; the sender's
 session and fresh logins work; the recipient gets what was stored; the log
-says what happened; and parleyd was never restarted.
+says what happened (the modules' lines about failed messages at most once
+a second, with the count of those left out); and parleyd was never
+restarted.
 
 The fault tests (issue: fault injection), where each fault is tested:
 
@@ -42,6 +44,7 @@ The fault tests (issue: fault injection), where each fault is tested:
   memory errors                    scripts/valgrind.sh (not in make check)
 """
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -294,5 +297,62 @@ def test_database_fault_mid_traffic(db_server, fault):
         if 'lost its connection (' in ln:
             msg = ln.split('lost its connection (', 1)[1].rsplit(')', 1)[0]
             assert '?' not in msg, ln
+    check_failure_lines(srv, len(bounces))
     assert srv.running()
     print('%s: %d stanzas acknowledged, %d bounced, %d stored' % (fault, h, len(bounces), len(stored)))
+
+
+LINE = re.compile(r'^\d{4}-\d\d-\d\d (\d\d):(\d\d):(\d\d\.\d+) \[\w+\] (\w+): (.*)$')
+
+
+def check_failure_lines(srv, nbounced):
+    """An outage fails every message, but mod_offline and mod_mam say so
+    at most once a second each, and count the lines they left out: on the
+    next line, or in a summary a second later.  The offline lines account
+    for every bounce."""
+    deadline = time.monotonic() + 5     # the last summary may be due still
+    while True:
+        lines, said = failure_lines(srv.log())
+        if said == nbounced or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for module, got in lines.items():
+        for (t0, a), (t1, b) in zip(got, got[1:]):
+            # the loop's clock and the log's differ by a few milliseconds
+            assert t1 - t0 > 0.9, '%s: two lines %.3f s apart:\n%s\n%s' % (module, t1 - t0, a, b)
+    assert said == nbounced, (said, nbounced, [text for _, text in lines['offline']])
+    if nbounced > 1:
+        assert any('not stored because of a storage failure' in text
+                   for _, text in lines['offline']), lines['offline']
+
+
+def failure_lines(log):
+    """The lines of mod_offline and mod_mam about messages a storage failure
+    hit, per module, as (seconds of the day, text); and how many bounces the
+    offline ones account for."""
+    lines = {'offline': [], 'mam': []}
+    for ln in log.splitlines():
+        m = LINE.match(ln)
+        if m is None or m.group(4) not in lines:
+            continue
+        text = m.group(5)
+        if m.group(4) == 'offline' and ('bouncing a message' in text
+                                        or 'not stored because of a storage failure' in text):
+            pass
+        elif m.group(4) == 'mam' and (text.startswith('cannot archive a message of')
+                                      or '; archiving a message' in text
+                                      or ' while archiving messages ' in text):
+            pass
+        else:
+            continue
+        t = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+        lines[m.group(4)].append((t, text))
+    said = 0
+    for _, text in lines['offline']:
+        m = re.search(r'\(and (\d+) more since the last line\)$', text)
+        if m is not None:
+            said += 1 + int(m.group(1))
+            continue
+        m = re.match(r'(\d+) more messages? not stored because of a storage failure', text)
+        said += int(m.group(1)) if m is not None else 1
+    return lines, said

@@ -141,6 +141,66 @@ def test_offline_queue_by_pages(roomy):
     assert (r.returncode, r.stdout) == (0, ''), r
 
 
+def allow_rows_without_stanza(srv):
+    """Parley's schema forbids an offline row without a stanza; a database
+    changed by hand may still have one: drop the NOT NULL."""
+    if srv.storage in ('pgsql', 'odbc'):
+        srv.db_query('ALTER TABLE offline_messages ALTER COLUMN stanza DROP NOT NULL')
+    elif srv.storage == 'mysql':
+        srv.db_query('ALTER TABLE offline_messages MODIFY stanza MEDIUMTEXT NULL')
+    else:
+        # SQLite cannot drop a constraint: the table again, without it
+        cols = 'seq, server_host, username, created_at, from_jid, stanza'
+        for sql in ('CREATE TABLE offline_loose (seq INTEGER PRIMARY KEY AUTOINCREMENT, '
+                    'server_host TEXT NOT NULL, username TEXT NOT NULL, '
+                    'created_at INTEGER NOT NULL, from_jid TEXT NOT NULL, stanza TEXT)',
+                    'INSERT INTO offline_loose (%s) SELECT %s FROM offline_messages' % (cols, cols),
+                    'DROP TABLE offline_messages',
+                    'ALTER TABLE offline_loose RENAME TO offline_messages',
+                    'CREATE INDEX offline_messages_user ON offline_messages '
+                    '(server_host, username, seq)'):
+            srv.db_query(sql)
+
+
+def test_rows_without_stanza_do_not_end_the_list(roomy):
+    """A row with no stanza is no message: it is not listed and not counted,
+    and the pages go on past it (it does not make a page look like the
+    last)."""
+    srv = roomy
+    srv.register('holes', HOST, 'holes-pw')
+    allow_rows_without_stanza(srv)
+
+    def hole():
+        srv.db_query("INSERT INTO offline_messages (server_host, username, created_at, from_jid, "
+                     "stanza) VALUES (?, 'holes', 1, ?, NULL)", (HOST, 'bob@' + HOST))
+
+    def send(bodies):
+        with RawClient(srv.port) as c:
+            c.login('bob', srv.password('bob'), presence=False)
+            for b in bodies:
+                c.send("<message to='holes@%s' type='chat'><body>%s</body></message>" % (HOST, b))
+            c.iq('get', "<ping xmlns='urn:xmpp:ping'/>", to=HOST)
+
+    send(['hole %d' % i for i in range(3)])
+    hole()
+    hole()
+    send(['hole %d' % i for i in range(3, 6)])
+    hole()
+    bodies, after, pages = [], 0, 0
+    while after is not None:
+        page = ctl_json(srv, 'offline-list', 'holes@' + HOST, '--after', str(after), '--limit', '3')
+        pages += 1
+        assert page['count'] == 6, page
+        assert page['more'] == 6 - len(bodies) - page['shown'], page
+        bodies += [m['body'] for m in page['messages']]
+        after = page['next']
+        assert pages <= 2, page
+    assert bodies == ['hole %d' % i for i in range(6)]
+    r = srv.ctl('offline-list', 'holes@' + HOST, '--limit', '3')
+    lines = r.stdout.splitlines()
+    assert len(lines) == 4 and 'hole 2' in lines[2] and lines[-1] == '(3 more)', lines
+
+
 def test_bad_input(srv):
     for cmd in ('get-roster', 'offline-list', 'offline-count'):
         r = srv.ctl(cmd, 'nobody@' + HOST)

@@ -1,9 +1,10 @@
 /*
  * Unit tests for lib/util.c and lib/log.c: buffers, pools, base64
  * (RFC 4648 vectors), hex, UTF-8 validation, the small helpers, and log
- * lines (format, level filter, sanitising, reopen after rotation), the
- * intrusive hash table of lib/htab.c, and XEP-0082 time stamps; and the
- * SQL drivers' error messages made into one log line (storage/sql-util.c).
+ * lines (format, level filter, sanitising, reopen after rotation, the rate
+ * limit), the intrusive hash table of lib/htab.c, and XEP-0082 time
+ * stamps; and the SQL drivers' error messages made into one log line
+ * (storage/sql-util.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -533,6 +534,30 @@ static void test_log_long_line_truncated(void **state)
 	unlink(path);
 }
 
+/* One line, the next ones within `every` left out and counted; the count
+ * goes on the next line written, or to whoever takes it for a summary. */
+static void test_log_limit(void **state)
+{
+	(void)state;
+	struct log_limit l = { .every = 1.0 };
+	unsigned more = 99;
+	assert_true(log_limit_pass(&l, 100.0, &more));
+	assert_int_equal(more, 0);
+	for (int i = 0; i < 44; i++)
+		assert_false(log_limit_pass(&l, 100.0 + i * 0.01, &more));
+	assert_int_equal(log_limit_take(&l, 101.0), 44);
+	assert_int_equal(log_limit_take(&l, 101.0), 0);
+	/* a summary counts as a line: the next one waits a second after it */
+	assert_false(log_limit_pass(&l, 101.5, &more));
+	assert_true(log_limit_pass(&l, 102.0, &more));
+	assert_int_equal(more, 1);
+	assert_false(log_limit_pass(&l, 102.1, &more));
+	assert_false(log_limit_pass(&l, 102.9, &more));
+	assert_true(log_limit_pass(&l, 103.2, &more));
+	assert_int_equal(more, 2);
+	assert_int_equal(log_limit_take(&l, 110.0), 0);
+}
+
 /* ---- htab ----------------------------------------------------------------- */
 
 struct htab_entry {
@@ -716,6 +741,7 @@ int main(void)
 		cmocka_unit_test(test_log_open_failure),
 		cmocka_unit_test(test_log_reopen_after_rotation),
 		cmocka_unit_test(test_log_long_line_truncated),
+		cmocka_unit_test(test_log_limit),
 		cmocka_unit_test(test_sql_message_one_line),
 		cmocka_unit_test(test_htab),
 	};
