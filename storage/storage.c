@@ -128,6 +128,8 @@ void storage_base_init(struct storage *st, const struct storage_vfuncs *v, struc
 	st->v = v;
 	st->loop = loop;
 	st->description = xstrdup(description);
+	st->full_log.every = 1.0;
+	st->expired_log.every = 1.0;
 	ev_timer_init(&st->defer_timer, defer_cb, 0, 0);
 	st->defer_timer.data = st;
 }
@@ -250,9 +252,15 @@ static void job_done(void *arg, enum worker_status status)
 	if (status == WORKER_CANCELLED) {
 		req->cancelled = true;
 	} else if (status == WORKER_EXPIRED) {
+		/* a stalled database expires every queued job at once: one
+		 * line a second, saying how many were left out before it */
 		char who[512];
-		log_warning("storage %s: %s %s: no worker took the job in time", req->st->description,
-		            req->op->name, storage_req_who(req, who, sizeof(who)));
+		unsigned more = 0;
+		if (log_limit_pass(&req->st->expired_log, ev_now(req->st->loop), &more))
+			log_warning("storage %s: %s %s: no worker took the job in time (%u more since the "
+			            "last such line)",
+			            req->st->description, req->op->name,
+			            storage_req_who(req, who, sizeof(who)), more);
 		req->res = STORAGE_TEMPFAIL;
 	}
 	req_finish(req);
@@ -312,13 +320,12 @@ struct storage_req *storage_req_submit(struct storage_req *req)
 	req->wj = worker_submit_batch(st->workers, shard, job_work, batch ? job_batch : NULL, req->op,
 	                              job_done, req, st->timeout);
 	if (req->wj == NULL) {
-		double now = ev_now(st->loop);
-		if (now - st->last_full_log >= 1.0) {
+		unsigned more = 0;
+		if (log_limit_pass(&st->full_log, ev_now(st->loop), &more))
 			log_warning(
-			        "storage %s: queue full (%u jobs): failing requests with a temporary error",
-			        st->description, worker_group_pending(st->workers));
-			st->last_full_log = now;
-		}
+			        "storage %s: queue full (%u jobs): failing requests with a temporary error "
+			        "(%u more since the last such line)",
+			        st->description, worker_group_pending(st->workers), more);
 		fail_later(req, STORAGE_TEMPFAIL);
 	}
 	return req;
