@@ -1,7 +1,7 @@
 /*
  * The PostgreSQL driver of sql.h, over libpq's asynchronous API driven
  * synchronously: each call sends its query (PQsend*), then waits in poll()
- * on the connection's socket for at most the read timeout.
+ * on the connection's socket while the server keeps answering.
  *
  * Threads: a connection belongs to one worker thread (libpq connections
  * are not shared between threads); at start-up sql-store.c and parleyctl
@@ -24,14 +24,15 @@
  *   connect_timeout of the conninfo defaults to the storage timeout too;
  * - the read timeout, as the mysql driver's: the storage timeout rounded up
  *   plus 5 s, so the server's statement_timeout always speaks first.  A
- *   server that sends nothing for that long (frozen, partitioned away) gets
- *   its connection dropped: the call fails as a lost connection does
- *   (is_broken), and sql-store.c's reconnection and outage handling take
- *   over.  No cancel request is sent: it would go to the same silent
- *   server, and PQcancel waits for its answer without a time limit; the
- *   closed socket ends the session (and rolls back its transaction) when
- *   the server reads again.  A COMMIT that times out is in doubt, as one
- *   whose connection was lost is;
+ *   server that sends nothing for that long during a call (frozen,
+ *   partitioned away) gets its connection dropped: the call fails as a
+ *   lost connection does (is_broken), and sql-store.c's reconnection and
+ *   outage handling take over.  No cancel request is sent: it would go
+ *   to the same silent server, and PQcancel waits for its answer without a
+ *   time limit; the closed socket ends the session (and rolls back its
+ *   transaction) when the server reads again.  A COMMIT that times out is in doubt, as one
+ *   whose connection was lost is.  exec() (migration scripts) waits
+ *   without this limit: the server answers a script only at its end;
  * - SQLSTATE classes decide enum sql_error: 08 (connection), 57P01..57P03
  *   (shutdown, cannot connect now), 53 (resources), 40001/40P01
  *   (serialization, deadlock), 57014 (statement timeout), 55P03 (lock not
@@ -215,11 +216,12 @@ static void drop_connection(struct pgsql_conn *c, const char *msg)
 }
 
 /* After a PQsend* that returned sent: flush the query and wait until its
- * results are in, at most c->read_timeout.  The result PQexec would give
+ * results are in, giving up when the server sends nothing for
+ * c->read_timeout (bounded; else no limit).  The result PQexec would give
  * (the first error, else the last result), to PQclear; NULL, with the
  * error on c, when the query could not be sent, the connection broke or
- * the server did not answer in time (the connection is then dropped). */
-static PGresult *await_result(struct pgsql_conn *c, int sent)
+ * the server fell silent (the connection is then dropped). */
+static PGresult *await_result(struct pgsql_conn *c, int sent, bool bounded)
 {
 	if (c->pg == NULL) {
 		set_error(c, "08003", "no connection to the server");
@@ -248,11 +250,11 @@ static PGresult *await_result(struct pgsql_conn *c, int sent)
 			continue;
 		}
 		double left = deadline - mono_now();
-		if (left <= 0) {
+		if (bounded && left <= 0) {
 			PQclear(keep);
 			char msg[128];
 			snprintf(msg, sizeof(msg),
-			         "read timeout: no answer from the server within %.0f s; connection dropped",
+			         "read timeout: nothing from the server for %.0f s; connection dropped",
 			         c->read_timeout);
 			drop_connection(c, msg);
 			return NULL;
@@ -260,12 +262,16 @@ static PGresult *await_result(struct pgsql_conn *c, int sent)
 		struct pollfd pfd = { .fd = PQsocket(c->pg), .events = POLLIN };
 		if (unsent > 0)
 			pfd.events |= POLLOUT;
-		int n = poll(&pfd, 1, (int)ceil(left * 1000));
+		int n = poll(&pfd, 1, bounded ? (int)ceil(left * 1000) : -1);
 		if (n < 0 && errno != EINTR)
 			break;
+		if (n <= 0)
+			continue;
 		/* libpq reads what came, also while it still has bytes to send. */
-		if (n > 0 && (pfd.revents & (POLLIN | POLLERR | POLLHUP)) != 0 && !PQconsumeInput(c->pg))
+		if ((pfd.revents & (POLLIN | POLLERR | POLLHUP)) != 0 && !PQconsumeInput(c->pg))
 			break;
+		/* The server is alive: a long result or script may go on. */
+		deadline = mono_now() + c->read_timeout;
 	}
 	PQclear(keep);
 	drop_connection(c, PQerrorMessage(c->pg));
@@ -274,15 +280,16 @@ static PGresult *await_result(struct pgsql_conn *c, int sent)
 
 /* Run sql (one command, or a script of several) by the simple query
  * protocol: the result to PQclear, or NULL (error on c). */
-static PGresult *run_query(struct pgsql_conn *c, const char *sql)
+static PGresult *run_query(struct pgsql_conn *c, const char *sql, bool bounded)
 {
-	return await_result(c, c->pg != NULL && PQsendQuery(c->pg, sql));
+	return await_result(c, c->pg != NULL && PQsendQuery(c->pg, sql), bounded);
 }
 
-/* Run one command with no result rows; 0 or -1 (error on c). */
-static int exec_simple(struct pgsql_conn *c, const char *sql)
+/* Run one command, or a script of several (bounded: false, see
+ * pgsql_exec), with no result rows; 0 or -1 (error on c). */
+static int exec_simple(struct pgsql_conn *c, const char *sql, bool bounded)
 {
-	PGresult *res = run_query(c, sql);
+	PGresult *res = run_query(c, sql, bounded);
 	if (res == NULL)
 		return -1;
 	ExecStatusType st = PQresultStatus(res);
@@ -351,7 +358,7 @@ static struct sql_conn *pgsql_connect(const struct storage_config *cfg, char **e
 	char set[96];
 	long ms = t * 1000 > 3600000 ? 3600000 : (long)(t * 1000);
 	snprintf(set, sizeof(set), "SET statement_timeout = %ld", ms);
-	if (exec_simple(c, set) < 0) {
+	if (exec_simple(c, set, true) < 0) {
 		*error_r = xasprintf("pgsql: cannot set up the session: %s", c->last_msg);
 		pgsql_disconnect((struct sql_conn *)(void *)c);
 		return NULL;
@@ -370,13 +377,16 @@ static int pgsql_ping(struct sql_conn *conn)
 	if (PQstatus(c->pg) != CONNECTION_OK)
 		return -1;
 	/* An empty query is a round trip that finds a dead server or socket. */
-	return exec_simple(c, "");
+	return exec_simple(c, "", true);
 }
 
 static int pgsql_exec(struct sql_conn *conn, const char *script)
 {
-	/* PQexec runs a script of several statements (simple query protocol). */
-	return exec_simple(CONN(conn), script);
+	/* A script of several statements (simple query protocol): the
+	 * migrations of `parleyctl db migrate`.  Each statement has the
+	 * statement_timeout, but the server answers only after the last one,
+	 * so the read timeout does not apply. */
+	return exec_simple(CONN(conn), script, false);
 }
 
 /* ---- statements ----------------------------------------------------------------- */
@@ -436,7 +446,7 @@ static struct sql_stmt *pgsql_prepare(struct sql_conn *conn, const char *sql)
 	char *text = rewrite_placeholders(sql, &n);
 	char name[16];
 	snprintf(name, sizeof(name), "p%u", ++c->next_name);
-	PGresult *res = await_result(c, c->pg != NULL && PQsendPrepare(c->pg, name, text, 0, NULL));
+	PGresult *res = await_result(c, c->pg != NULL && PQsendPrepare(c->pg, name, text, 0, NULL), true);
 	free(text);
 	if (res == NULL)
 		return NULL;
@@ -526,9 +536,11 @@ static enum sql_step pgsql_step(struct sql_stmt *st)
 	struct pgsql_conn *c = s->conn;
 	if (!s->executed) {
 		s->executed = true;
-		s->res = await_result(c, c->pg != NULL &&
-		                                 PQsendQueryPrepared(c->pg, s->name, (int)s->nparams,
-		                                                     s->values, s->lengths, s->formats, 0));
+		s->res = await_result(c,
+		                      c->pg != NULL &&
+		                              PQsendQueryPrepared(c->pg, s->name, (int)s->nparams, s->values,
+		                                                  s->lengths, s->formats, 0),
+		                      true);
 		if (s->res == NULL)
 			return SQL_STEP_ERROR;
 		ExecStatusType rs = PQresultStatus(s->res);
@@ -602,7 +614,7 @@ static void pgsql_reset(struct sql_stmt *st)
 static int pgsql_begin(struct sql_conn *conn, bool write)
 {
 	struct pgsql_conn *c = CONN(conn);
-	if (exec_simple(c, "BEGIN") < 0)
+	if (exec_simple(c, "BEGIN", true) < 0)
 		return -1;
 	c->in_tx = true;
 	return 0;
@@ -611,7 +623,7 @@ static int pgsql_begin(struct sql_conn *conn, bool write)
 static int pgsql_commit(struct sql_conn *conn)
 {
 	struct pgsql_conn *c = CONN(conn);
-	PGresult *res = run_query(c, "COMMIT");
+	PGresult *res = run_query(c, "COMMIT", true);
 	ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	/* COMMIT of a transaction that failed answers ROLLBACK, not an error. */
 	bool ok = st == PGRES_COMMAND_OK && strcmp(PQcmdStatus(res), "COMMIT") == 0;
@@ -640,7 +652,7 @@ static void pgsql_rollback(struct sql_conn *conn)
 	memcpy(state, c->sqlstate, sizeof(state));
 	char *msg = c->last_msg != NULL ? xstrdup(c->last_msg) : NULL;
 	bool failed = c->failed;
-	PGresult *res = run_query(c, "ROLLBACK");
+	PGresult *res = run_query(c, "ROLLBACK", true);
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
 		log_warning("pgsql: rollback failed: %s",
 		            res != NULL ? PQresultErrorMessage(res) : c->last_msg);
