@@ -1,5 +1,7 @@
 /*
- * The PostgreSQL driver of sql.h, over libpq's blocking API.
+ * The PostgreSQL driver of sql.h, over libpq's asynchronous API driven
+ * synchronously: each call sends its query (PQsend*), then waits in poll()
+ * on the connection's socket while the server keeps answering.
  *
  * Threads: a connection belongs to one worker thread (libpq connections
  * are not shared between threads); at start-up sql-store.c and parleyctl
@@ -20,6 +22,17 @@
  * - the session is set up at connect: statement_timeout = the storage
  *   timeout, client_encoding UTF8, application_name parleyd, and the
  *   connect_timeout of the conninfo defaults to the storage timeout too;
+ * - the read timeout, as the mysql driver's: the storage timeout rounded up
+ *   plus 5 s, so the server's statement_timeout always speaks first.  A
+ *   server that sends nothing for that long during a call (frozen,
+ *   partitioned away) gets its connection dropped: the call fails as a
+ *   lost connection does (is_broken), and sql-store.c's reconnection and
+ *   outage handling take over.  No cancel request is sent: it would go
+ *   to the same silent server, and PQcancel waits for its answer without a
+ *   time limit; the closed socket ends the session (and rolls back its
+ *   transaction) when the server reads again.  A COMMIT that times out is in doubt, as one
+ *   whose connection was lost is.  exec() (migration scripts) waits
+ *   without this limit: the server answers a script only at its end;
  * - SQLSTATE classes decide enum sql_error: 08 (connection), 57P01..57P03
  *   (shutdown, cannot connect now), 53 (resources), 40001/40P01
  *   (serialization, deadlock), 57014 (statement timeout), 55P03 (lock not
@@ -36,8 +49,12 @@
 #include "lib/log.h"
 
 #include <libpq-fe.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <math.h>
+#include <poll.h>
 #include <stdio.h>
+#include <time.h>
 
 struct pgsql_stmt {
 	struct pgsql_stmt *next;
@@ -59,7 +76,8 @@ struct pgsql_stmt {
 };
 
 struct pgsql_conn {
-	PGconn *pg;
+	PGconn *pg;               /* NULL once dropped (PQstatus says CONNECTION_BAD) */
+	double read_timeout;      /* seconds a call waits for the server */
 	struct pgsql_stmt *stmts; /* the statement cache */
 	unsigned next_name;
 	char sqlstate[6]; /* of the last error; "" when none or unknown */
@@ -178,11 +196,103 @@ static void pgsql_disconnect(struct sql_conn *conn)
 	free(c);
 }
 
-/* Run one command with no result rows; 0 or -1 (error on c). */
-static int exec_simple(struct pgsql_conn *c, const char *sql)
+/* ---- sending and waiting ------------------------------------------------------ */
+
+static double mono_now(void)
 {
-	PGresult *res = PQexec(c->pg, sql);
-	ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The connection is lost or the server went silent: close it, so that
+ * is_broken says so and nothing waits on it again.  The error is msg,
+ * class 08 (connection exception). */
+static void drop_connection(struct pgsql_conn *c, const char *msg)
+{
+	set_error(c, "08006", msg);
+	PQfinish(c->pg);
+	c->pg = NULL;
+}
+
+/* After a PQsend* that returned sent: flush the query and wait until its
+ * results are in, giving up when the server sends nothing for
+ * c->read_timeout (bounded; else no limit).  The result PQexec would give
+ * (the first error, else the last result), to PQclear; NULL, with the
+ * error on c, when the query could not be sent, the connection broke or
+ * the server fell silent (the connection is then dropped). */
+static PGresult *await_result(struct pgsql_conn *c, int sent, bool bounded)
+{
+	if (c->pg == NULL) {
+		set_error(c, "08003", "no connection to the server");
+		return NULL;
+	}
+	if (!sent) {
+		drop_connection(c, PQerrorMessage(c->pg));
+		return NULL;
+	}
+	double deadline = mono_now() + c->read_timeout;
+	PGresult *keep = NULL;
+	for (;;) {
+		int unsent = PQflush(c->pg);
+		if (unsent < 0)
+			break;
+		if (unsent == 0 && !PQisBusy(c->pg)) {
+			PGresult *res = PQgetResult(c->pg);
+			if (res == NULL)
+				return keep;
+			if (keep != NULL && PQresultStatus(keep) == PGRES_FATAL_ERROR) {
+				PQclear(res);
+			} else {
+				PQclear(keep);
+				keep = res;
+			}
+			continue;
+		}
+		double left = deadline - mono_now();
+		if (bounded && left <= 0) {
+			PQclear(keep);
+			char msg[128];
+			snprintf(msg, sizeof(msg),
+			         "read timeout: nothing from the server for %.0f s; connection dropped",
+			         c->read_timeout);
+			drop_connection(c, msg);
+			return NULL;
+		}
+		struct pollfd pfd = { .fd = PQsocket(c->pg), .events = POLLIN };
+		if (unsent > 0)
+			pfd.events |= POLLOUT;
+		int n = poll(&pfd, 1, bounded ? (int)ceil(left * 1000) : -1);
+		if (n < 0 && errno != EINTR)
+			break;
+		if (n <= 0)
+			continue;
+		/* libpq reads what came, also while it still has bytes to send. */
+		if ((pfd.revents & (POLLIN | POLLERR | POLLHUP)) != 0 && !PQconsumeInput(c->pg))
+			break;
+		/* The server is alive: a long result or script may go on. */
+		deadline = mono_now() + c->read_timeout;
+	}
+	PQclear(keep);
+	drop_connection(c, PQerrorMessage(c->pg));
+	return NULL;
+}
+
+/* Run sql (one command, or a script of several) by the simple query
+ * protocol: the result to PQclear, or NULL (error on c). */
+static PGresult *run_query(struct pgsql_conn *c, const char *sql, bool bounded)
+{
+	return await_result(c, c->pg != NULL && PQsendQuery(c->pg, sql), bounded);
+}
+
+/* Run one command, or a script of several (bounded: false, see
+ * pgsql_exec), with no result rows; 0 or -1 (error on c). */
+static int exec_simple(struct pgsql_conn *c, const char *sql, bool bounded)
+{
+	PGresult *res = run_query(c, sql, bounded);
+	if (res == NULL)
+		return -1;
+	ExecStatusType st = PQresultStatus(res);
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
 		set_result_error(c, res);
 		PQclear(res);
@@ -236,11 +346,19 @@ static struct sql_conn *pgsql_connect(const struct storage_config *cfg, char **e
 		pgsql_disconnect((struct sql_conn *)(void *)c);
 		return NULL;
 	}
+	/* Queries are sent without blocking and waited for in poll(). */
+	c->read_timeout = ceil(t) + 5;
+	if (PQsetnonblocking(c->pg, 1) != 0) {
+		set_error(c, NULL, PQerrorMessage(c->pg));
+		*error_r = xasprintf("pgsql: cannot set up the connection: %s", c->last_msg);
+		pgsql_disconnect((struct sql_conn *)(void *)c);
+		return NULL;
+	}
 	/* Every statement of this session ends within the storage timeout. */
 	char set[96];
 	long ms = t * 1000 > 3600000 ? 3600000 : (long)(t * 1000);
 	snprintf(set, sizeof(set), "SET statement_timeout = %ld", ms);
-	if (exec_simple(c, set) < 0) {
+	if (exec_simple(c, set, true) < 0) {
 		*error_r = xasprintf("pgsql: cannot set up the session: %s", c->last_msg);
 		pgsql_disconnect((struct sql_conn *)(void *)c);
 		return NULL;
@@ -259,13 +377,16 @@ static int pgsql_ping(struct sql_conn *conn)
 	if (PQstatus(c->pg) != CONNECTION_OK)
 		return -1;
 	/* An empty query is a round trip that finds a dead server or socket. */
-	return exec_simple(c, "");
+	return exec_simple(c, "", true);
 }
 
 static int pgsql_exec(struct sql_conn *conn, const char *script)
 {
-	/* PQexec runs a script of several statements (simple query protocol). */
-	return exec_simple(CONN(conn), script);
+	/* A script of several statements (simple query protocol): the
+	 * migrations of `parleyctl db migrate`.  Each statement has the
+	 * statement_timeout, but the server answers only after the last one,
+	 * so the read timeout does not apply. */
+	return exec_simple(CONN(conn), script, false);
 }
 
 /* ---- statements ----------------------------------------------------------------- */
@@ -325,9 +446,11 @@ static struct sql_stmt *pgsql_prepare(struct sql_conn *conn, const char *sql)
 	char *text = rewrite_placeholders(sql, &n);
 	char name[16];
 	snprintf(name, sizeof(name), "p%u", ++c->next_name);
-	PGresult *res = PQprepare(c->pg, name, text, 0, NULL);
+	PGresult *res = await_result(c, c->pg != NULL && PQsendPrepare(c->pg, name, text, 0, NULL), true);
 	free(text);
-	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+	if (res == NULL)
+		return NULL;
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		set_result_error(c, res);
 		PQclear(res);
 		return NULL;
@@ -413,9 +536,14 @@ static enum sql_step pgsql_step(struct sql_stmt *st)
 	struct pgsql_conn *c = s->conn;
 	if (!s->executed) {
 		s->executed = true;
-		s->res =
-		        PQexecPrepared(c->pg, s->name, (int)s->nparams, s->values, s->lengths, s->formats, 0);
-		ExecStatusType rs = s->res != NULL ? PQresultStatus(s->res) : PGRES_FATAL_ERROR;
+		s->res = await_result(c,
+		                      c->pg != NULL &&
+		                              PQsendQueryPrepared(c->pg, s->name, (int)s->nparams, s->values,
+		                                                  s->lengths, s->formats, 0),
+		                      true);
+		if (s->res == NULL)
+			return SQL_STEP_ERROR;
+		ExecStatusType rs = PQresultStatus(s->res);
 		if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
 			set_result_error(c, s->res);
 			PQclear(s->res);
@@ -486,7 +614,7 @@ static void pgsql_reset(struct sql_stmt *st)
 static int pgsql_begin(struct sql_conn *conn, bool write)
 {
 	struct pgsql_conn *c = CONN(conn);
-	if (exec_simple(c, "BEGIN") < 0)
+	if (exec_simple(c, "BEGIN", true) < 0)
 		return -1;
 	c->in_tx = true;
 	return 0;
@@ -495,14 +623,14 @@ static int pgsql_begin(struct sql_conn *conn, bool write)
 static int pgsql_commit(struct sql_conn *conn)
 {
 	struct pgsql_conn *c = CONN(conn);
-	PGresult *res = PQexec(c->pg, "COMMIT");
+	PGresult *res = run_query(c, "COMMIT", true);
 	ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	/* COMMIT of a transaction that failed answers ROLLBACK, not an error. */
 	bool ok = st == PGRES_COMMAND_OK && strcmp(PQcmdStatus(res), "COMMIT") == 0;
 	if (!ok) {
 		if (st == PGRES_COMMAND_OK)
 			set_error(c, "25P02", "the transaction was rolled back");
-		else
+		else if (res != NULL)
 			set_result_error(c, res);
 	} else {
 		clear_error(c);
@@ -524,9 +652,10 @@ static void pgsql_rollback(struct sql_conn *conn)
 	memcpy(state, c->sqlstate, sizeof(state));
 	char *msg = c->last_msg != NULL ? xstrdup(c->last_msg) : NULL;
 	bool failed = c->failed;
-	PGresult *res = PQexec(c->pg, "ROLLBACK");
+	PGresult *res = run_query(c, "ROLLBACK", true);
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
-		log_warning("pgsql: rollback failed: %s", PQerrorMessage(c->pg));
+		log_warning("pgsql: rollback failed: %s",
+		            res != NULL ? PQresultErrorMessage(res) : c->last_msg);
 	PQclear(res);
 	if (failed)
 		set_error(c, state, msg);

@@ -35,7 +35,8 @@ static const struct opt_def storage_defs[] = {
 	{ "queue_max", OPT_UINT, OFF(storage_config, queue_max), "10000", NULL, 1, 10000000,
 	  "jobs waiting for a worker before new ones fail at once (temporary error)" },
 	{ "timeout", OPT_DURATION, OFF(storage_config, timeout), "10s", NULL, 0, 0,
-	  "deadline of one storage job" },
+	  "deadline of one storage job; pgsql and mysql also stop waiting for a silent database "
+	  "server after it, rounded up, plus 5 s (the read timeout)" },
 	OPT_END
 };
 

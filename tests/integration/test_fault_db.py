@@ -1,6 +1,7 @@
 """The database server of a host killed (SIGKILL, then started again) or
-frozen (SIGSTOP for longer than the storage timeout, then SIGCONT) in the
-middle of message traffic, with PostgreSQL (run-pgsql.sh), MariaDB
+frozen (SIGSTOP for longer than the storage timeout, then SIGCONT) or hung
+(SIGSTOP for longer than the drivers' read timeout) in the middle of
+message traffic, with PostgreSQL (run-pgsql.sh), MariaDB
 (run-mysql.sh) or PostgreSQL through unixODBC and psqlODBC (run-odbc.sh);
 skipped on the other storage kinds.
 
@@ -12,7 +13,9 @@ neither); the online user got every message meant for it; the sender's
 session and fresh logins work; the recipient gets what was stored; the log
 says what happened (the modules' lines about failed messages at most once
 a second, with the count of those left out); and parleyd was never
-restarted.
+restarted.  A hung server also has the workers give up on it (the read
+timeout: storage timeout rounded up plus 5 s) while it is still stopped,
+and the host on another store keeps working meanwhile.
 
 The fault tests (issue: fault injection), where each fault is tested:
 
@@ -21,6 +24,8 @@ The fault tests (issue: fault injection), where each fault is tested:
                                    odbc run), test_pubsub_outage.py
     killed mid-traffic, restarted  test_fault_db.py [kill]  (pgsql, mysql, odbc)
     frozen (SIGSTOP) mid-traffic   test_fault_db.py [freeze] (pgsql, mysql, odbc)
+    hung past the read timeout     test_fault_db.py [hang] (pgsql, mysql; psqlODBC
+                                   has no read timeout)
   slapd
     hung (SIGSTOP)                 test_ldap.py test_hung_server_times_out_...
     both servers killed, then      test_ldap.py test_outage_is_temporary_...
@@ -53,7 +58,7 @@ import time
 import pytest
 
 import parleytest
-from parleytest import HOST, NS_CLIENT, RawClient, q, stanza_error, tostr
+from parleytest import HOST, NS_CLIENT, OTHER, RawClient, q, stanza_error, tostr
 from test_sm import SMClient
 
 KIND = parleytest.storage_kind()
@@ -63,6 +68,11 @@ pytestmark = pytest.mark.skipif(KIND not in ('pgsql', 'mysql', 'odbc'),
 # the server behind the store: odbc is PostgreSQL through psqlODBC
 SERVER = 'mysql' if KIND == 'mysql' else 'pgsql'
 ROUND = 5
+# the storage timeout of the test hosts (5 s), rounded up, plus 5 s
+READ_TIMEOUT = 10
+# what the log says when a worker gives up on a server that does not
+# answer (Connector/C's read timeout reports a lost connection, 2013)
+GAVE_UP = 'read timeout' if SERVER == 'pgsql' else 'Lost connection to server during query'
 
 
 class DatabaseServer:
@@ -195,7 +205,22 @@ def durable(srv):
         parleytest.my_sql('SET GLOBAL innodb_flush_log_at_trx_commit = 2')
 
 
-@pytest.mark.parametrize('fault', ['kill', 'freeze'])
+def other_host_works(srv):
+    """A user of the host on another store (SQLite) logs in and stores and
+    reads back private XML."""
+    d = RawClient(srv.port, timeout=10, host=OTHER)
+    d.login('dave', srv.password('dave', OTHER), resource='elsewhere', presence=False)
+    el = d.iq('set', "<query xmlns='jabber:iq:private'><x xmlns='parley:test:hang'>up</x></query>")
+    assert el.get('type') == 'result', tostr(el)
+    el = d.iq('get', "<query xmlns='jabber:iq:private'><x xmlns='parley:test:hang'/></query>")
+    assert el.get('type') == 'result' and 'up' in tostr(el), tostr(el)
+    d.close()
+
+
+# hang: the login and connection timeouts are set through ODBC too, but
+# psqlODBC applies neither to a read: its worker stays blocked until SIGCONT
+@pytest.mark.parametrize('fault', ['kill', 'freeze', pytest.param('hang', marks=pytest.mark.skipif(
+    KIND == 'odbc', reason='psqlODBC has no read timeout (doc/database.md)'))])
 def test_database_fault_mid_traffic(db_server, fault):
     srv = db_server
     db = DatabaseServer()
@@ -213,10 +238,24 @@ def test_database_fault_mid_traffic(db_server, fault):
             time.sleep(3)
             db.restart()
             durable(srv)
-        else:
+        elif fault == 'freeze':
             db.signal(signal.SIGSTOP)
             try:
                 time.sleep(8)       # longer than the storage timeout (5 s)
+            finally:
+                db.signal(signal.SIGCONT)
+        else:
+            db.signal(signal.SIGSTOP)
+            try:
+                # the workers give up on the stopped server: the read
+                # timeout, then a connection attempt that times out too
+                t0 = time.monotonic()
+                while GAVE_UP not in srv.log():
+                    assert time.monotonic() < t0 + READ_TIMEOUT + 4, \
+                        'no read timeout while the server is stopped:\n' + srv.log()[-4000:]
+                    time.sleep(0.2)
+                other_host_works(srv)
+                time.sleep(max(0, t0 + READ_TIMEOUT + 6 - time.monotonic()))
             finally:
                 db.signal(signal.SIGCONT)
         back = time.monotonic()
@@ -284,6 +323,8 @@ def test_database_fault_mid_traffic(db_server, fault):
     log = srv.log()
     if fault == 'kill':
         assert 'lost its connection' in log or 'cannot connect' in log, log[-4000:]
+    elif fault == 'hang':
+        assert 'lost its connection (%s' % GAVE_UP in log, log[-4000:]
     else:
         assert 'no worker took the job in time' in log, log[-4000:]
         # every queued job expires at once: one line a second per store
