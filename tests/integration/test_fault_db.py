@@ -327,16 +327,17 @@ def test_database_fault_mid_traffic(db_server, fault):
         assert 'lost its connection (%s' % GAVE_UP in log, log[-4000:]
     else:
         assert 'no worker took the job in time' in log, log[-4000:]
-        # every queued job expires at once: one line a second per store
-        expired = {}
-        for ln in log.splitlines():
-            m = LINE.match(ln)
-            if m is not None and 'no worker took the job in time' in m.group(5):
-                t = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
-                expired.setdefault(m.group(5).split(' ', 1)[0], []).append((t, ln))
-        for got in expired.values():
-            for (t0, a), (t1, b) in zip(got, got[1:]):
-                assert t1 - t0 > 0.9, 'two lines %.3f s apart:\n%s\n%s' % (t1 - t0, a, b)
+    # a stalled store expires every queued job at once: one line a second
+    # per store
+    expired = {}
+    for ln in log.splitlines():
+        m = LINE.match(ln)
+        if m is not None and 'no worker took the job in time' in m.group(5):
+            t = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+            expired.setdefault(m.group(5).split(' ', 1)[0], []).append((t, ln))
+    for got in expired.values():
+        for (t0, l0), (t1, l1) in zip(got, got[1:]):
+            assert t1 - t0 > 0.9, 'two lines %.3f s apart:\n%s\n%s' % (t1 - t0, l0, l1)
     assert 'bob@%s (storage temporary failure); bouncing a message' % HOST in log, log[-4000:]
     # each line names whose job failed once (an archive owner is an
     # address already), and the driver's message stays on its line: the
