@@ -62,6 +62,7 @@
 #include "lib/barrier.h"
 #include "lib/latency.h"
 #include "lib/log.h"
+#include "lib/log-summary.h"
 #include "storage/storage.h"
 #include "auth/auth.h"
 
@@ -390,39 +391,23 @@ static enum mam_check decide(struct mam_state *ms, const char *user, const char 
 
 /* ---- storing ------------------------------------------------------------------------ */
 
-static struct log_limit failed_logs = { .every = 1.0 };
-static ev_timer failed_summary; /* runs when lines were left out */
-
-static void failed_summary_event(struct ev_loop *loop, ev_timer *w, int revents)
+static void failed_say(unsigned n)
 {
-	(void)w;
-	(void)revents;
-	latency_begin(LATENCY_MODULE, "mam");
-	ev_ref(loop); /* the one-shot timer has stopped */
-	unsigned n = log_limit_take(&failed_logs, ev_now(loop));
-	if (n > 0)
-		log_warning("mam: %u more storage failure%s while archiving messages (left out of the "
-		            "log since the last line)",
-		            n, n == 1 ? "" : "s");
-	latency_end();
+	log_warning("mam: %u more storage failure%s while archiving messages (left out of the "
+	            "log since the last line)",
+	            n, n == 1 ? "" : "s");
 }
+
+static struct log_summary failed_logs = { .limit.every = 1.0, .module = "mam", .say = failed_say };
 
 /* A failure while archiving op's message: "cannot <what> (storage <res>)
  * <then>", written now or left out and counted (see the top). */
 static void store_failed_log(const struct mam_op *op, const char *what, enum storage_result res,
                              const char *then)
 {
-	double now = ev_now(server.loop);
 	unsigned more;
-	if (!log_limit_pass(&failed_logs, now, &more)) {
-		if (!ev_is_active(&failed_summary)) {
-			double wait = failed_logs.last + failed_logs.every - now;
-			ev_timer_init(&failed_summary, failed_summary_event, wait > 0 ? wait : 0, 0);
-			ev_timer_start(server.loop, &failed_summary);
-			ev_unref(server.loop); /* a summary alone does not keep the loop running */
-		}
+	if (!log_summary_pass(&failed_logs, server.loop, &more))
 		return;
-	}
 	char extra[64] = "";
 	if (more > 0)
 		snprintf(extra, sizeof(extra), " (and %u more since the last line)", more);

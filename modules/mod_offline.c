@@ -66,6 +66,7 @@
 #include "server/sm.h"
 #include "lib/latency.h"
 #include "lib/log.h"
+#include "lib/log-summary.h"
 #include "lib/barrier.h"
 #include "server/server.h"
 #include "storage/storage.h"
@@ -176,37 +177,20 @@ static void op_free_pending(struct pending_op *p)
 
 /* ---- the log of failed stores ------------------------------------------------------ */
 
-static struct log_limit failed_logs = { .every = 1.0 };
-static ev_timer failed_summary; /* runs when lines were left out */
-
-static void failed_summary_event(struct ev_loop *loop, ev_timer *w, int revents)
+static void failed_say(unsigned n)
 {
-	(void)w;
-	(void)revents;
-	latency_begin(LATENCY_MODULE, "offline");
-	ev_ref(loop); /* the one-shot timer has stopped */
-	unsigned n = log_limit_take(&failed_logs, ev_now(loop));
-	if (n > 0)
-		log_warning("offline: %u more message%s not stored because of a storage failure; bounced "
-		            "(left out of the log since the last line)",
-		            n, n == 1 ? "" : "s");
-	latency_end();
+	log_warning("offline: %u more message%s not stored because of a storage failure; bounced "
+	            "(left out of the log since the last line)",
+	            n, n == 1 ? "" : "s");
 }
+
+static struct log_summary failed_logs = { .limit.every = 1.0, .module = "offline", .say = failed_say };
 
 /* Whether a failure line is written now (with *more_r, the lines left out
  * before it); false: it is left out, and the summary will count it. */
 static bool failed_log_pass(unsigned *more_r)
 {
-	double now = ev_now(server.loop);
-	if (log_limit_pass(&failed_logs, now, more_r))
-		return true;
-	if (!ev_is_active(&failed_summary)) {
-		double wait = failed_logs.last + failed_logs.every - now;
-		ev_timer_init(&failed_summary, failed_summary_event, wait > 0 ? wait : 0, 0);
-		ev_timer_start(server.loop, &failed_summary);
-		ev_unref(server.loop); /* a summary alone does not keep the loop running */
-	}
-	return false;
+	return log_summary_pass(&failed_logs, server.loop, more_r);
 }
 
 /* ---- storing ------------------------------------------------------------------ */

@@ -1,0 +1,34 @@
+/*
+ * A rate-limited log line with a summary of what it left out: see
+ * log-summary.h.
+ */
+#include "log-summary.h"
+#include "latency.h"
+
+static void summary_event(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct log_summary *s = w->data;
+	(void)revents;
+	latency_begin(LATENCY_MODULE, s->module);
+	ev_ref(loop); /* the one-shot timer has stopped */
+	unsigned n = log_limit_take(&s->limit, ev_now(loop));
+	if (n > 0)
+		s->say(n);
+	latency_end();
+}
+
+bool log_summary_pass(struct log_summary *s, struct ev_loop *loop, unsigned *more_r)
+{
+	double now = ev_now(loop);
+	if (log_limit_pass(&s->limit, now, more_r))
+		return true;
+	if (!ev_is_active(&s->timer)) {
+		double wait = s->limit.last + s->limit.every - now;
+		ev_timer_init(&s->timer, summary_event, wait > 0 ? wait : 0, 0);
+		s->timer.data = s;
+		s->loop = loop;
+		ev_timer_start(loop, &s->timer);
+		ev_unref(loop); /* a summary alone does not keep the loop running */
+	}
+	return false;
+}
