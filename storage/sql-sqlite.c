@@ -263,9 +263,12 @@ static int sqlite_exec(struct sql_conn *conn, const char *script)
 	return exec_simple(CONN(conn), script);
 }
 
+/* Fibonacci hashing of the address: one multiplication, and the high half
+ * of the product mixes every bit of it (htab takes the hash modulo a power
+ * of two). */
 static uint32_t addr_hash(const char *addr)
 {
-	return hash_bytes(&addr, sizeof(addr));
+	return (uint32_t)(((uint64_t)(uintptr_t)addr * UINT64_C(0x9E3779B97F4A7C15)) >> 32);
 }
 
 /* The cached statement for sql, or NULL. */
