@@ -7,11 +7,14 @@
  * a run (itself or another) is only marked dead and never called again; the
  * dead entries are unlinked when the outermost run of that chain ends.  An
  * entry added during a run may or may not run in that run (it does when it
- * lands after the current position).  Chains are few and short: a linked
- * list searched by name is all they need.
+ * lands after the current position).  Chains are short lists; the chains
+ * of a host are found by name in a hash table, since every stanza runs
+ * several hooks and a list of a few dozen names searched with strcmp
+ * showed in profiles.
  */
 #include "hooks.h"
 #include "host.h"
+#include "lib/htab.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,15 +27,15 @@ struct hook_entry {
 };
 
 struct hook_chain {
+	struct htab_link link; /* in hook_list.chains, hash of name */
 	char *name;
 	struct hook_entry *entries;
 	unsigned running; /* nesting depth of hook_run on this chain */
 	bool has_dead;    /* entries removed during a run wait for the sweep */
-	struct hook_chain *next;
 };
 
 struct hook_list {
-	struct hook_chain *chains;
+	struct htab chains; /* struct hook_chain */
 };
 
 static struct hook_chain *chain_find(struct host *h, const char *name, bool create)
@@ -42,15 +45,17 @@ static struct hook_chain *chain_find(struct host *h, const char *name, bool crea
 			return NULL;
 		h->hooks = xcalloc(1, sizeof(*h->hooks));
 	}
-	for (struct hook_chain *c = h->hooks->chains; c != NULL; c = c->next)
-		if (strcmp(c->name, name) == 0)
+	uint32_t hash = hash_str(name);
+	for (struct htab_link *l = htab_chain(&h->hooks->chains, hash); l != NULL; l = l->next) {
+		struct hook_chain *c = (struct hook_chain *)l;
+		if (l->hash == hash && strcmp(c->name, name) == 0)
 			return c;
+	}
 	if (!create)
 		return NULL;
 	struct hook_chain *c = xcalloc(1, sizeof(*c));
 	c->name = xstrdup(name);
-	c->next = h->hooks->chains;
-	h->hooks->chains = c;
+	htab_add(&h->hooks->chains, &c->link, hash);
 	return c;
 }
 
@@ -125,9 +130,10 @@ void hooks_free_host(struct host *h)
 {
 	if (h->hooks == NULL)
 		return;
-	while (h->hooks->chains != NULL) {
-		struct hook_chain *c = h->hooks->chains;
-		h->hooks->chains = c->next;
+	struct htab_link *l;
+	while ((l = htab_any(&h->hooks->chains)) != NULL) {
+		struct hook_chain *c = (struct hook_chain *)l;
+		htab_remove(&h->hooks->chains, l);
 		while (c->entries != NULL) {
 			struct hook_entry *e = c->entries;
 			c->entries = e->next;
@@ -136,5 +142,6 @@ void hooks_free_host(struct host *h)
 		free(c->name);
 		free(c);
 	}
+	htab_free(&h->hooks->chains);
 	xfree(&h->hooks);
 }

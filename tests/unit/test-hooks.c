@@ -208,6 +208,36 @@ static void test_names_and_hosts(void **state)
 	host_done(h2);
 }
 
+/* Many hook names on one host: each name keeps its own chain, found by
+ * its text whatever buffer holds it, and removing from one leaves the
+ * others alone. */
+static void test_many_names(void **state)
+{
+	struct host *h = host_new("one.example");
+	struct trace t = { 0 };
+	enum { N = 200 };
+	char name[32];
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "hook_%d", i);
+		hook_add(h, name, 10, cb_letter, L('a' + i % 26));
+	}
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "hook_%d", i);
+		t.s[0] = '\0';
+		hook_run(h, name, &t);
+		char want[2] = { (char)('a' + i % 26), '\0' };
+		assert_string_equal(t.s, want);
+	}
+	hook_remove(h, "hook_7", cb_letter, L('a' + 7));
+	t.s[0] = '\0';
+	hook_run(h, "hook_7", &t);
+	hook_run(h, "hook_8", &t);
+	hook_run(h, "hook_", &t);
+	hook_run(h, "hook_2000", &t);
+	assert_string_equal(t.s, "i");
+	host_done(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -219,6 +249,7 @@ int main(void)
 		cmocka_unit_test(test_nested_run),
 		cmocka_unit_test(test_add_during_run),
 		cmocka_unit_test(test_names_and_hosts),
+		cmocka_unit_test(test_many_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

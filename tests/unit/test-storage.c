@@ -1350,6 +1350,66 @@ static void test_sqlite_writers_take_turns(void **state)
 	d->disconnect(a);
 }
 
+/* SQLite: the statement cache answers by the SQL text, whatever buffer
+ * holds it: a copy finds the statement prepared from a static string, a
+ * buffer that held one statement's SQL and now holds another's finds the
+ * other, and hundreds of statements each keep their own. */
+static void test_sqlite_statement_cache(void **state)
+{
+	struct fixture *f = *state;
+	if (f->cfg.driver == NULL || strcmp(f->cfg.driver, "sqlite") != 0)
+		skip();
+	const struct sql_driver_vfuncs *d = &sql_driver_sqlite;
+	char *err = NULL;
+	struct sql_conn *c = d->connect(&f->cfg, &err);
+	assert_non_null(c);
+	static const char one[] = "SELECT 1";
+	static const char two[] = "SELECT 2";
+	struct sql_stmt *s1 = d->prepare(c, one);
+	assert_non_null(s1);
+	assert_ptr_equal(d->prepare(c, one), s1);
+	char *copy = xstrdup(one);
+	assert_ptr_equal(d->prepare(c, copy), s1);
+	/* The same buffer, now with other SQL: another statement. */
+	strcpy(copy, two);
+	struct sql_stmt *s2 = d->prepare(c, copy);
+	assert_non_null(s2);
+	assert_ptr_not_equal(s2, s1);
+	assert_ptr_equal(d->prepare(c, two), s2);
+	assert_int_equal(d->step(s2), SQL_STEP_ROW);
+	assert_int_equal(d->column_int64(s2, 0), 2);
+	d->reset(s2);
+	strcpy(copy, one);
+	assert_ptr_equal(d->prepare(c, copy), s1);
+	assert_ptr_equal(d->prepare(c, two), s2);
+	free(copy);
+
+	enum { N = 300 };
+	struct sql_stmt *many[N];
+	char sql[N][32];
+	for (int i = 0; i < N; i++) {
+		snprintf(sql[i], sizeof(sql[i]), "SELECT %d", i + 10);
+		many[i] = d->prepare(c, sql[i]);
+		assert_non_null(many[i]);
+		for (int j = 0; j < i; j++)
+			assert_ptr_not_equal(many[i], many[j]);
+	}
+	for (int i = 0; i < N; i++) {
+		char again[32];
+		snprintf(again, sizeof(again), "SELECT %d", i + 10);
+		assert_ptr_equal(d->prepare(c, again), many[i]);
+		assert_ptr_equal(d->prepare(c, sql[i]), many[i]);
+		assert_int_equal(d->step(many[i]), SQL_STEP_ROW);
+		assert_int_equal(d->column_int64(many[i], 0), i + 10);
+		d->reset(many[i]);
+	}
+	assert_ptr_equal(d->prepare(c, one), s1);
+	/* A statement that does not compile is not cached. */
+	assert_null(d->prepare(c, "SELEC 1"));
+	assert_null(d->prepare(c, "SELEC 1"));
+	d->disconnect(c);
+}
+
 static void test_accounts(void **state)
 {
 	struct fixture *f = *state;
@@ -5554,6 +5614,7 @@ static const struct test_def tests[] = {
 	T(test_new_store_without_schema_file),
 	T(test_tempfail_busy_full_expired),
 	T(test_sqlite_writers_take_turns),
+	T(test_sqlite_statement_cache),
 	T(test_auth_internal),
 	T(test_auth_stored_variants),
 	T(test_auth_cancel_and_free),
