@@ -3,6 +3,7 @@
  * log-summary.h.
  */
 #include "log-summary.h"
+#include "util.h"
 #include "latency.h"
 
 static void summary_event(struct ev_loop *loop, ev_timer *w, int revents)
@@ -11,7 +12,7 @@ static void summary_event(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	latency_begin(LATENCY_MODULE, s->module);
 	ev_ref(loop); /* the one-shot timer has stopped */
-	unsigned n = log_limit_take(&s->limit, ev_now(loop));
+	unsigned n = log_limit_take(&s->limit, mono_now());
 	if (n > 0)
 		s->say(n);
 	latency_end();
@@ -19,7 +20,7 @@ static void summary_event(struct ev_loop *loop, ev_timer *w, int revents)
 
 bool log_summary_pass(struct log_summary *s, struct ev_loop *loop, unsigned *more_r)
 {
-	double now = ev_now(loop);
+	double now = mono_now();
 	if (log_limit_pass(&s->limit, now, more_r))
 		return true;
 	if (!ev_is_active(&s->timer)) {

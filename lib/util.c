@@ -629,3 +629,10 @@ bool xep82_parse(const char *s, int64_t *us_r)
 	*us_r = ((int64_t)t - off) * 1000000 + frac;
 	return *us_r >= 0;
 }
+
+double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}

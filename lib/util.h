@@ -92,6 +92,10 @@ bool secure_memeq(const void *a, const void *b, size_t len);
 /* Validate UTF-8 (no overlongs, no surrogates, no code points > 0x10FFFF). */
 bool utf8_valid(const char *s, size_t len);
 
+/* Seconds on the monotonic clock (never goes back; not the date): for
+ * deadlines and rate limits. */
+double mono_now(void);
+
 /* ---- XEP-0082 time stamps ---------------------------------------------- */
 /* Room for the longest stamp written below and its NUL
  * ("2026-01-31T12:00:00.123456Z"). */

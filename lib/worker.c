@@ -95,13 +95,6 @@ struct worker_group {
 
 static struct worker_group *groups;
 
-static double mono_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void list_push(struct job_list *l, struct worker_job *j)
 {
 	j->next = NULL;

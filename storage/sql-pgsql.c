@@ -198,13 +198,6 @@ static void pgsql_disconnect(struct sql_conn *conn)
 
 /* ---- sending and waiting ------------------------------------------------------ */
 
-static double mono_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* The connection is lost or the server went silent: close it, so that
  * is_broken says so and nothing waits on it again.  The error is msg,
  * class 08 (connection exception). */

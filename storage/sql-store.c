@@ -73,13 +73,6 @@ bool sql_driver_known(const char *name, bool *built_r)
 	return *built_r;
 }
 
-static double mono_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* ---- statements (worker thread) --------------------------------------------- */
 
 /* The statement that last failed, for the log line. */

@@ -21,13 +21,6 @@
  * 1 s, 2 s, 4 s, ... up to this. */
 #define OUTAGE_BACKOFF_MAX 30.0
 
-static double mono_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 void storage_outage_init(struct storage_outage *o, const char *description, const char *server)
 {
 	memset(o, 0, sizeof(*o));

@@ -256,7 +256,7 @@ static void job_done(void *arg, enum worker_status status)
 		 * line a second, saying how many were left out before it */
 		char who[512];
 		unsigned more = 0;
-		if (log_limit_pass(&req->st->expired_log, ev_now(req->st->loop), &more))
+		if (log_limit_pass(&req->st->expired_log, mono_now(), &more))
 			log_warning("storage %s: %s %s: no worker took the job in time (%u more since the "
 			            "last such line)",
 			            req->st->description, req->op->name,
@@ -321,7 +321,7 @@ struct storage_req *storage_req_submit(struct storage_req *req)
 	                              job_done, req, st->timeout);
 	if (req->wj == NULL) {
 		unsigned more = 0;
-		if (log_limit_pass(&st->full_log, ev_now(st->loop), &more))
+		if (log_limit_pass(&st->full_log, mono_now(), &more))
 			log_warning(
 			        "storage %s: queue full (%u jobs): failing requests with a temporary error "
 			        "(%u more since the last such line)",

@@ -105,13 +105,6 @@ struct log_job {
 
 static pthread_mutex_t tz_mutex = PTHREAD_MUTEX_INITIALIZER;
 
-static double mono_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* ---- text ------------------------------------------------------------------------ */
 
 /* Length of the valid UTF-8 sequence at s (code point in *cp_r), or 0. */
