@@ -221,7 +221,12 @@ static PGresult *await_result(struct pgsql_conn *c, int sent, bool bounded)
 		return NULL;
 	}
 	if (!sent) {
-		drop_connection(c, PQerrorMessage(c->pg));
+		/* refused by libpq itself (too many parameters, no memory) on a
+		 * good connection: an error of this statement, not of the link */
+		if (PQstatus(c->pg) == CONNECTION_OK)
+			set_error(c, "XX000", PQerrorMessage(c->pg));
+		else
+			drop_connection(c, PQerrorMessage(c->pg));
 		return NULL;
 	}
 	double deadline = mono_now() + c->read_timeout;
@@ -234,6 +239,15 @@ static PGresult *await_result(struct pgsql_conn *c, int sent, bool bounded)
 			PGresult *res = PQgetResult(c->pg);
 			if (res == NULL)
 				return keep;
+			ExecStatusType rs = PQresultStatus(res);
+			if (rs == PGRES_COPY_IN || rs == PGRES_COPY_OUT || rs == PGRES_COPY_BOTH) {
+				/* COPY would hand out a new result forever: the store
+				 * never sends one, and the connection is stuck in it */
+				PQclear(res);
+				PQclear(keep);
+				drop_connection(c, "COPY is not supported; connection dropped");
+				return NULL;
+			}
 			if (keep != NULL && PQresultStatus(keep) == PGRES_FATAL_ERROR) {
 				PQclear(res);
 			} else {
@@ -251,6 +265,14 @@ static PGresult *await_result(struct pgsql_conn *c, int sent, bool bounded)
 			         c->read_timeout);
 			drop_connection(c, msg);
 			return NULL;
+		}
+		/* Bytes TLS or GSS already read and decrypted are not on the
+		 * socket any more: take them in before poll() waits for more. */
+		if (unsent == 0 && (PQsslInUse(c->pg) || PQgssEncInUse(c->pg))) {
+			if (!PQconsumeInput(c->pg))
+				break;
+			if (!PQisBusy(c->pg))
+				continue;
 		}
 		struct pollfd pfd = { .fd = PQsocket(c->pg), .events = POLLIN };
 		if (unsent > 0)
