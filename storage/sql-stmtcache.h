@@ -30,6 +30,7 @@ struct sql_stmtcache_entry {
 	const char *addr;         /* the caller's pointer it was last found by */
 };
 
+/* A zeroed struct is an empty cache. */
 struct sql_stmtcache {
 	struct htab by_text;
 	struct htab by_addr;
@@ -38,7 +39,8 @@ struct sql_stmtcache {
 /* The statement of type that embeds entry e as member. */
 #define SQL_STMTCACHE_OWNER(e, type, member) ((type *)(void *)((char *)(e)-offsetof(type, member)))
 
-/* The cached entry whose text is sql, or NULL. */
+/* The cached entry whose text is sql, or NULL.  An entry found by its
+ * text under another address is keyed by sql's address from then on. */
 struct sql_stmtcache_entry *sql_stmtcache_find(struct sql_stmtcache *cache, const char *sql);
 /* Add e (zeroed, or removed before) under sql: the cache keeps a copy of
  * the text in e->sql.  There must be no entry for sql yet. */
