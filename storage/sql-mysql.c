@@ -35,11 +35,13 @@
  * - no automatic reconnection by the library: a lost connection is
  *   reported (is_broken) and sql-store.c makes a new one, so a
  *   transaction is never silently cut in two.
- * Prepared statements are cached per connection by their SQL text; results
- * are buffered on the client (mysql_stmt_store_result) so that a statement
- * never holds the connection while its rows are read.
+ * Prepared statements are cached per connection by their SQL text
+ * (sql-stmtcache.h); results are buffered on the client
+ * (mysql_stmt_store_result) so that a statement never holds the
+ * connection while its rows are read.
  */
 #include "storage/sql.h"
+#include "storage/sql-stmtcache.h"
 #include "lib/log.h"
 
 #include <mysql.h>
@@ -73,10 +75,9 @@ struct my_col {
 };
 
 struct my_stmt {
-	struct my_stmt *next;
+	struct sql_stmtcache_entry cached; /* in conn->stmts */
 	struct my_conn *conn;
 	MYSQL_STMT *stmt;
-	char *sql;
 	unsigned nparams;
 	struct my_param *params;
 	MYSQL_BIND *pbind;
@@ -90,7 +91,7 @@ struct my_stmt {
 
 struct my_conn {
 	MYSQL *db;
-	struct my_stmt *stmts; /* the statement cache */
+	struct sql_stmtcache stmts; /* the statement cache */
 	bool in_tx;
 	bool broken;        /* the server went away: reconnect */
 	unsigned last_code; /* server or client error number, 0: none */
@@ -241,8 +242,12 @@ static void stmt_free(struct my_stmt *s)
 	free(s->cbind);
 	if (s->stmt != NULL)
 		mysql_stmt_close(s->stmt);
-	free(s->sql);
 	free(s);
+}
+
+static void stmt_finalize(struct sql_stmtcache_entry *e, void *ctx)
+{
+	stmt_free(SQL_STMTCACHE_OWNER(e, struct my_stmt, cached));
 }
 
 static void my_disconnect(struct sql_conn *conn)
@@ -250,11 +255,7 @@ static void my_disconnect(struct sql_conn *conn)
 	struct my_conn *c = CONN(conn);
 	if (c == NULL)
 		return;
-	while (c->stmts != NULL) {
-		struct my_stmt *s = c->stmts;
-		c->stmts = s->next;
-		stmt_free(s);
-	}
+	sql_stmtcache_free(&c->stmts, stmt_finalize, NULL);
 	mysql_close(c->db);
 	free(c->last_msg);
 	free(c);
@@ -527,11 +528,12 @@ static void my_reset(struct sql_stmt *st)
 static struct sql_stmt *my_prepare(struct sql_conn *conn, const char *sql)
 {
 	struct my_conn *c = CONN(conn);
-	for (struct my_stmt *s = c->stmts; s != NULL; s = s->next) {
-		if (s->sql == sql || strcmp(s->sql, sql) == 0) {
-			my_reset((struct sql_stmt *)(void *)s);
-			return (struct sql_stmt *)(void *)s;
-		}
+	struct sql_stmtcache_entry *e = sql_stmtcache_find(&c->stmts, sql);
+	if (e != NULL) {
+		struct sql_stmt *st =
+		        (struct sql_stmt *)(void *)SQL_STMTCACHE_OWNER(e, struct my_stmt, cached);
+		my_reset(st);
+		return st;
 	}
 	struct my_stmt *s = xcalloc(1, sizeof(*s));
 	s->conn = c;
@@ -546,7 +548,6 @@ static struct sql_stmt *my_prepare(struct sql_conn *conn, const char *sql)
 		stmt_free(s);
 		return NULL;
 	}
-	s->sql = xstrdup(sql);
 	s->nparams = (unsigned)mysql_stmt_param_count(s->stmt);
 	if (s->nparams > 0) {
 		s->params = xcalloc(s->nparams, sizeof(*s->params));
@@ -576,8 +577,7 @@ static struct sql_stmt *my_prepare(struct sql_conn *conn, const char *sql)
 		}
 	}
 	params_clear(s);
-	s->next = c->stmts;
-	c->stmts = s;
+	sql_stmtcache_add(&c->stmts, &s->cached, sql);
 	return (struct sql_stmt *)(void *)s;
 }
 

@@ -37,10 +37,11 @@
  * HYT00 / HYT01 (timeouts), 57014 (cancelled by statement_timeout), 55P03,
  * HY008 temporary; 23xxx constraint when it is a unique key (23505, or
  * 23000 with MySQL's 1062 or SQL Server's 2627 / 2601), else permanent.
- * Prepared statements are cached per connection by their SQL text; every
- * column is read as text.
+ * Prepared statements are cached per connection by their SQL text
+ * (sql-stmtcache.h); every column is read as text.
  */
 #include "storage/sql.h"
+#include "storage/sql-stmtcache.h"
 #include "lib/log.h"
 
 #include <sql.h>
@@ -65,10 +66,9 @@ struct odbc_col {
 };
 
 struct odbc_stmt {
-	struct odbc_stmt *next;
+	struct sql_stmtcache_entry cached; /* in conn->stmts */
 	struct odbc_conn *conn;
 	SQLHSTMT h;
-	char *sql;
 	unsigned nparams;
 	struct odbc_param *params;
 	SQLSMALLINT ncols;
@@ -83,8 +83,8 @@ struct odbc_conn {
 	SQLHDBC dbc;
 	bool connected;
 	const struct sql_dialect *dialect;
-	unsigned query_timeout;  /* seconds, SQL_ATTR_QUERY_TIMEOUT */
-	struct odbc_stmt *stmts; /* the statement cache */
+	unsigned query_timeout;     /* seconds, SQL_ATTR_QUERY_TIMEOUT */
+	struct sql_stmtcache stmts; /* the statement cache */
 	bool in_tx;
 	bool broken;
 	bool failed; /* the last call failed: last_* hold why */
@@ -305,8 +305,12 @@ static void stmt_free(struct odbc_stmt *s)
 	free(s->cols);
 	if (s->h != SQL_NULL_HSTMT)
 		SQLFreeHandle(SQL_HANDLE_STMT, s->h);
-	free(s->sql);
 	free(s);
+}
+
+static void stmt_finalize(struct sql_stmtcache_entry *e, void *ctx)
+{
+	stmt_free(SQL_STMTCACHE_OWNER(e, struct odbc_stmt, cached));
 }
 
 static void odbc_disconnect(struct sql_conn *conn)
@@ -314,11 +318,7 @@ static void odbc_disconnect(struct sql_conn *conn)
 	struct odbc_conn *c = CONN(conn);
 	if (c == NULL)
 		return;
-	while (c->stmts != NULL) {
-		struct odbc_stmt *s = c->stmts;
-		c->stmts = s->next;
-		stmt_free(s);
-	}
+	sql_stmtcache_free(&c->stmts, stmt_finalize, NULL);
 	if (c->dbc != SQL_NULL_HDBC) {
 		if (c->connected) {
 			if (c->in_tx)
@@ -660,11 +660,12 @@ static void odbc_reset(struct sql_stmt *st)
 static struct sql_stmt *odbc_prepare(struct sql_conn *conn, const char *sql)
 {
 	struct odbc_conn *c = CONN(conn);
-	for (struct odbc_stmt *s = c->stmts; s != NULL; s = s->next) {
-		if (s->sql == sql || strcmp(s->sql, sql) == 0) {
-			odbc_reset((struct sql_stmt *)(void *)s);
-			return (struct sql_stmt *)(void *)s;
-		}
+	struct sql_stmtcache_entry *e = sql_stmtcache_find(&c->stmts, sql);
+	if (e != NULL) {
+		struct sql_stmt *st =
+		        (struct sql_stmt *)(void *)SQL_STMTCACHE_OWNER(e, struct odbc_stmt, cached);
+		odbc_reset(st);
+		return st;
 	}
 	struct odbc_stmt *s = xcalloc(1, sizeof(*s));
 	s->conn = c;
@@ -680,15 +681,13 @@ static struct sql_stmt *odbc_prepare(struct sql_conn *conn, const char *sql)
 		stmt_free(s);
 		return NULL;
 	}
-	s->sql = xstrdup(sql);
 	/* sql.h: there is never a '?' inside a literal. */
 	for (const char *p = sql; *p != '\0'; p++)
 		s->nparams += *p == '?';
 	if (s->nparams > 0)
 		s->params = xcalloc(s->nparams, sizeof(*s->params));
 	params_clear(s);
-	s->next = c->stmts;
-	c->stmts = s;
+	sql_stmtcache_add(&c->stmts, &s->cached, sql);
 	return (struct sql_stmt *)(void *)s;
 }
 

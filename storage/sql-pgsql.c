@@ -11,7 +11,7 @@
  * - the SQL store writes '?' placeholders; prepare() rewrites them to $1,
  *   $2, ... (the SQL we get never has a '?' inside a literal) and prepares
  *   the statement once per connection under a generated name ("p1", ...);
- *   the cache is keyed by the original text;
+ *   the cache (sql-stmtcache.h) is keyed by the original text;
  * - parameters are sent as text (the server casts them to the column's
  *   type), blobs in binary; results come back as text in one PGresult,
  *   which step() walks row by row;
@@ -46,6 +46,7 @@
  * TLS is libpq's: sslmode, sslrootcert, sslcert, sslkey in the conninfo.
  */
 #include "storage/sql.h"
+#include "storage/sql-stmtcache.h"
 #include "lib/log.h"
 
 #include <libpq-fe.h>
@@ -57,9 +58,8 @@
 #include <time.h>
 
 struct pgsql_stmt {
-	struct pgsql_stmt *next;
+	struct sql_stmtcache_entry cached; /* in conn->stmts, by the text the store gave */
 	struct pgsql_conn *conn;
-	char *sql;     /* the text the store gave (cache key) */
 	char name[16]; /* the server-side prepared statement */
 	unsigned nparams;
 	/* Bound parameters, nparams of each: values[i] is the caller's text,
@@ -76,9 +76,9 @@ struct pgsql_stmt {
 };
 
 struct pgsql_conn {
-	PGconn *pg;               /* NULL once dropped (PQstatus says CONNECTION_BAD) */
-	double read_timeout;      /* seconds a call waits for the server */
-	struct pgsql_stmt *stmts; /* the statement cache */
+	PGconn *pg;                 /* NULL once dropped (PQstatus says CONNECTION_BAD) */
+	double read_timeout;        /* seconds a call waits for the server */
+	struct sql_stmtcache stmts; /* the statement cache */
 	unsigned next_name;
 	char sqlstate[6]; /* of the last error; "" when none or unknown */
 	char *last_msg;
@@ -172,25 +172,26 @@ static int read_password(const struct storage_config *cfg, char **pw_r, char **e
 
 static void stmt_clear_bindings(struct pgsql_stmt *s);
 
+static void stmt_free(struct sql_stmtcache_entry *e, void *ctx)
+{
+	struct pgsql_stmt *s = SQL_STMTCACHE_OWNER(e, struct pgsql_stmt, cached);
+	PQclear(s->res);
+	stmt_clear_bindings(s);
+	free(s->values);
+	free(s->lengths);
+	free(s->formats);
+	free(s->ints);
+	free(s->owned);
+	PQfreemem(s->blob);
+	free(s);
+}
+
 static void pgsql_disconnect(struct sql_conn *conn)
 {
 	struct pgsql_conn *c = CONN(conn);
 	if (c == NULL)
 		return;
-	while (c->stmts != NULL) {
-		struct pgsql_stmt *s = c->stmts;
-		c->stmts = s->next;
-		PQclear(s->res);
-		stmt_clear_bindings(s);
-		free(s->values);
-		free(s->lengths);
-		free(s->formats);
-		free(s->ints);
-		free(s->owned);
-		PQfreemem(s->blob);
-		free(s->sql);
-		free(s);
-	}
+	sql_stmtcache_free(&c->stmts, stmt_free, NULL);
 	PQfinish(c->pg);
 	free(c->last_msg);
 	free(c);
@@ -450,12 +451,12 @@ static void stmt_clear_bindings(struct pgsql_stmt *s)
 static struct sql_stmt *pgsql_prepare(struct sql_conn *conn, const char *sql)
 {
 	struct pgsql_conn *c = CONN(conn);
-	for (struct pgsql_stmt *s = c->stmts; s != NULL; s = s->next) {
-		if (s->sql == sql || strcmp(s->sql, sql) == 0) {
-			stmt_clear_result(s);
-			stmt_clear_bindings(s);
-			return (struct sql_stmt *)(void *)s;
-		}
+	struct sql_stmtcache_entry *e = sql_stmtcache_find(&c->stmts, sql);
+	if (e != NULL) {
+		struct pgsql_stmt *s = SQL_STMTCACHE_OWNER(e, struct pgsql_stmt, cached);
+		stmt_clear_result(s);
+		stmt_clear_bindings(s);
+		return (struct sql_stmt *)(void *)s;
 	}
 	unsigned n = 0;
 	char *text = rewrite_placeholders(sql, &n);
@@ -473,7 +474,6 @@ static struct sql_stmt *pgsql_prepare(struct sql_conn *conn, const char *sql)
 	PQclear(res);
 	struct pgsql_stmt *s = xcalloc(1, sizeof(*s));
 	s->conn = c;
-	s->sql = xstrdup(sql);
 	memcpy(s->name, name, sizeof(name));
 	s->nparams = n;
 	s->values = xcalloc(n > 0 ? n : 1, sizeof(*s->values));
@@ -482,8 +482,7 @@ static struct sql_stmt *pgsql_prepare(struct sql_conn *conn, const char *sql)
 	s->ints = xcalloc(n > 0 ? n : 1, sizeof(*s->ints));
 	s->owned = xcalloc(n > 0 ? n : 1, sizeof(*s->owned));
 	s->row = -1;
-	s->next = c->stmts;
-	c->stmts = s;
+	sql_stmtcache_add(&c->stmts, &s->cached, sql);
 	return (struct sql_stmt *)(void *)s;
 }
 

@@ -32,16 +32,11 @@
  * writing at once would wait far longer than the other's transaction
  * lasts; the mutex wakes the next writer as soon as the lock is free, and
  * the busy timeout is left for other processes (parleyctl) using the file.
- * Prepared statements are cached per connection, keyed by their SQL text.
- * The store calls prepare for every query, so the lookup is on the hot
- * path: most SQL is a static string whose address does not change, so a
- * statement is found first by the address it was last asked for with (one
- * strcmp on the match confirms the text: an address in a pool may hold
- * other SQL later); otherwise by the hash of the text, which then becomes
- * the statement's address key.
+ * Prepared statements are cached per connection, keyed by their SQL text
+ * (sql-stmtcache.h).
  */
 #include "storage/sql.h"
-#include "lib/htab.h"
+#include "storage/sql-stmtcache.h"
 #include "lib/log.h"
 
 #include <sqlite3.h>
@@ -61,12 +56,9 @@ static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sqlite_file *files;
 
 struct sqlite_stmt {
-	struct htab_link by_text; /* in conn->by_text, hash of sql */
-	struct htab_link by_addr; /* in conn->by_addr, hash of addr */
+	struct sql_stmtcache_entry cached; /* in conn->stmts */
 	struct sqlite_conn *conn;
 	sqlite3_stmt *stmt;
-	char *sql;
-	const char *addr; /* the caller's SQL pointer it was last found by */
 	uint64_t changes;
 };
 
@@ -75,15 +67,13 @@ struct sqlite_conn {
 	struct sqlite_file *file;
 	bool writing;                   /* holds file->write */
 	struct sqlite_stmt *autocommit; /* the writing statement it holds it for */
-	struct htab by_text;            /* the statement cache, by SQL text */
-	struct htab by_addr;            /* the same statements, by the caller's pointer */
+	struct sql_stmtcache stmts;     /* the statement cache */
 	int last_code;                  /* extended result code of the last error */
 	char *last_msg;
 };
 
 #define CONN(c) ((struct sqlite_conn *)(void *)(c))
 #define STMT(s) ((struct sqlite_stmt *)(void *)(s))
-#define STMT_OF(l, member) ((struct sqlite_stmt *)(void *)((char *)(l)-offsetof(struct sqlite_stmt, member)))
 
 static void set_error(struct sqlite_conn *c, int code, const char *msg)
 {
@@ -191,21 +181,19 @@ static int exec_simple(struct sqlite_conn *c, const char *sql)
 	return 0;
 }
 
+static void stmt_free(struct sql_stmtcache_entry *e, void *ctx)
+{
+	struct sqlite_stmt *s = SQL_STMTCACHE_OWNER(e, struct sqlite_stmt, cached);
+	sqlite3_finalize(s->stmt);
+	free(s);
+}
+
 static void sqlite_disconnect(struct sql_conn *conn)
 {
 	struct sqlite_conn *c = CONN(conn);
 	if (c == NULL)
 		return;
-	struct htab_link *l;
-	while ((l = htab_any(&c->by_text)) != NULL) {
-		struct sqlite_stmt *s = STMT_OF(l, by_text);
-		htab_remove(&c->by_text, &s->by_text);
-		sqlite3_finalize(s->stmt);
-		free(s->sql);
-		free(s);
-	}
-	htab_free(&c->by_text);
-	htab_free(&c->by_addr);
+	sql_stmtcache_free(&c->stmts, stmt_free, NULL);
 	sqlite3_close(c->db);
 	write_unlock(c);
 	file_unref(c->file);
@@ -263,43 +251,12 @@ static int sqlite_exec(struct sql_conn *conn, const char *script)
 	return exec_simple(CONN(conn), script);
 }
 
-/* Fibonacci hashing of the address: one multiplication, and the high half
- * of the product mixes every bit of it (htab takes the hash modulo a power
- * of two). */
-static uint32_t addr_hash(const char *addr)
-{
-	return (uint32_t)(((uint64_t)(uintptr_t)addr * UINT64_C(0x9E3779B97F4A7C15)) >> 32);
-}
-
-/* The cached statement for sql, or NULL. */
-static struct sqlite_stmt *stmt_find(struct sqlite_conn *c, const char *sql)
-{
-	uint32_t ah = addr_hash(sql);
-	for (struct htab_link *l = htab_chain(&c->by_addr, ah); l != NULL; l = l->next) {
-		struct sqlite_stmt *s = STMT_OF(l, by_addr);
-		if (s->addr == sql && strcmp(s->sql, sql) == 0)
-			return s;
-	}
-	uint32_t h = hash_str(sql);
-	for (struct htab_link *l = htab_chain(&c->by_text, h); l != NULL; l = l->next) {
-		struct sqlite_stmt *s = STMT_OF(l, by_text);
-		if (l->hash == h && strcmp(s->sql, sql) == 0) {
-			/* Found by its text under another address: key it by
-			 * this one from now on. */
-			htab_remove(&c->by_addr, &s->by_addr);
-			s->addr = sql;
-			htab_add(&c->by_addr, &s->by_addr, ah);
-			return s;
-		}
-	}
-	return NULL;
-}
-
 static struct sql_stmt *sqlite_prepare(struct sql_conn *conn, const char *sql)
 {
 	struct sqlite_conn *c = CONN(conn);
-	struct sqlite_stmt *s = stmt_find(c, sql);
-	if (s != NULL) {
+	struct sql_stmtcache_entry *e = sql_stmtcache_find(&c->stmts, sql);
+	if (e != NULL) {
+		struct sqlite_stmt *s = SQL_STMTCACHE_OWNER(e, struct sqlite_stmt, cached);
 		sqlite3_reset(s->stmt);
 		statement_ended(s);
 		sqlite3_clear_bindings(s->stmt);
@@ -313,13 +270,10 @@ static struct sql_stmt *sqlite_prepare(struct sql_conn *conn, const char *sql)
 		sqlite3_finalize(st);
 		return NULL;
 	}
-	s = xcalloc(1, sizeof(*s));
+	struct sqlite_stmt *s = xcalloc(1, sizeof(*s));
 	s->conn = c;
 	s->stmt = st;
-	s->sql = xstrdup(sql);
-	s->addr = sql;
-	htab_add(&c->by_text, &s->by_text, hash_str(sql));
-	htab_add(&c->by_addr, &s->by_addr, addr_hash(sql));
+	sql_stmtcache_add(&c->stmts, &s->cached, sql);
 	return (struct sql_stmt *)(void *)s;
 }
 
