@@ -1281,16 +1281,19 @@ def started(*servers):
     a peer such as Prosody) and yield them; on leaving, finish() each
     Parleyd (the test fails on a bad exit status or a sanitizer report)
     and stop() the others, the last started first, all of them even when
-    one fails.  When one cannot start, those started before it are
-    stopped and its error raised."""
+    one fails.  When one cannot start, it and those started before it are
+    stopped (each even when another's stop fails) and its error raised."""
     up = []
     try:
         for s in servers:
+            up.append(s)    # stopped too if its start fails half-way
             getattr(s, 'start_with_users', s.start)()
-            up.append(s)
     except BaseException:
         for s in reversed(up):
-            s.stop()
+            try:
+                s.stop()
+            except Exception:   # the start's error is the one to see
+                pass
         raise
     with contextlib.ExitStack() as stack:
         for s in up:
@@ -1305,7 +1308,9 @@ def on_free_ports(make, attempts=3):
     records) before they are bound, so that Parleyd.start() may not move
     them; when that fails because a test running beside this one took
     one of them meanwhile, make() again on fresh ones, up to attempts
-    times in all.  make() must leave nothing running when it fails."""
+    times in all.  make() must leave nothing running when it fails, and
+    must work in a fresh folder each time (a second try in the same one
+    finds the accounts of the first)."""
     for attempt in range(attempts):
         stack = contextlib.ExitStack()
         try:

@@ -92,3 +92,33 @@ def test_gives_up_after_the_retries(tmp_path, monkeypatch):
         for b in blockers:
             b.close()
         srv.stop()
+
+
+class FakeServer:
+    """A server for started(): records its stops; its start may fail."""
+
+    def __init__(self, name, log, fail=None):
+        self.name, self.log, self.fail = name, log, fail
+
+    def start(self):
+        self.log.append('start ' + self.name)
+        if self.fail is not None:
+            raise self.fail
+
+    def stop(self):
+        self.log.append('stop ' + self.name)
+        if self.name == 'a':
+            raise RuntimeError('a would not stop')
+
+
+def test_started_stops_a_half_started_server():
+    """A server whose start failed half-way (a peer that keeps running
+    when it cannot bind) is stopped with the ones before it, the last
+    first, and every stop runs even when one fails; the start's error is
+    the one raised."""
+    log = []
+    servers = [FakeServer('a', log), FakeServer('b', log), FakeServer('c', log, fail=ServerError(TAKEN))]
+    with pytest.raises(ServerError, match=TAKEN):
+        with parleytest.started(*servers):
+            pass
+    assert log == ['start a', 'start b', 'start c', 'stop c', 'stop b', 'stop a']

@@ -67,8 +67,10 @@ def net_factory(tmp_path):
     n = itertools.count()
     with contextlib.ExitStack() as stack:
         def make(**a_opts):
-            base = tmp_path / ('n%d' % next(n))
-            return stack.enter_context(parleytest.on_free_ports(lambda: start(base, a_opts)))
+            # a fresh folder for each try: a retry must not find the
+            # accounts of the try before
+            return stack.enter_context(parleytest.on_free_ports(
+                lambda: start(tmp_path / ('n%d' % next(n)), a_opts)))
         yield make
 
 
