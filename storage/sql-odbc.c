@@ -211,7 +211,8 @@ static void set_error(struct odbc_conn *c, SQLSMALLINT type, SQLHANDLE h, const 
 	if (strncmp(c->last_state, "08", 2) == 0 || strcmp(c->last_state, "57P01") == 0 ||
 	    strcmp(c->last_state, "57P02") == 0 || strcmp(c->last_state, "57P03") == 0 ||
 	    (c->dialect == &odbc_mysql &&
-	     (native == 2006 || native == 2013 || native == 1927 || native == 1053 || native == 4031)))
+	     (native == 2006 || native == 2013 || native == 1927 || native == 1053 || native == 4031 ||
+	      native == 1615))) /* 1615: re-prepare; a new connection prepares afresh */
 		c->broken = true;
 }
 
