@@ -6,15 +6,35 @@
 #include "util.h"
 #include "latency.h"
 
+static void summary_event(struct ev_loop *loop, ev_timer *w, int revents);
+
+static void arm(struct log_summary *s, struct ev_loop *loop, double now)
+{
+	double wait = s->limit.last + s->limit.every - now;
+	/* libev counts from the time it read when this loop pass began,
+	 * which may be well before now */
+	ev_now_update(loop);
+	ev_timer_init(&s->timer, summary_event, wait > 0 ? wait : 0, 0);
+	s->timer.data = s;
+	s->loop = loop;
+	ev_timer_start(loop, &s->timer);
+	ev_unref(loop); /* a summary alone does not keep the loop running */
+}
+
 static void summary_event(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct log_summary *s = w->data;
 	(void)revents;
 	latency_begin(LATENCY_MODULE, s->module);
 	ev_ref(loop); /* the one-shot timer has stopped */
-	unsigned n = log_limit_take(&s->limit, mono_now());
-	if (n > 0)
-		s->say(n);
+	double now = mono_now();
+	if (now < s->limit.last + s->limit.every - 0.001) {
+		arm(s, loop, now); /* early (clocks differ): not yet a second */
+	} else {
+		unsigned n = log_limit_take(&s->limit, now);
+		if (n > 0)
+			s->say(s, n);
+	}
 	latency_end();
 }
 
@@ -23,13 +43,18 @@ bool log_summary_pass(struct log_summary *s, struct ev_loop *loop, unsigned *mor
 	double now = mono_now();
 	if (log_limit_pass(&s->limit, now, more_r))
 		return true;
-	if (!ev_is_active(&s->timer)) {
-		double wait = s->limit.last + s->limit.every - now;
-		ev_timer_init(&s->timer, summary_event, wait > 0 ? wait : 0, 0);
-		s->timer.data = s;
-		s->loop = loop;
-		ev_timer_start(loop, &s->timer);
-		ev_unref(loop); /* a summary alone does not keep the loop running */
-	}
+	if (!ev_is_active(&s->timer))
+		arm(s, loop, now);
 	return false;
+}
+
+void log_summary_stop(struct log_summary *s)
+{
+	if (!ev_is_active(&s->timer))
+		return;
+	ev_ref(s->loop);
+	ev_timer_stop(s->loop, &s->timer);
+	unsigned n = log_limit_take(&s->limit, mono_now());
+	if (n > 0)
+		s->say(s, n);
 }

@@ -16,8 +16,9 @@
 struct log_summary {
 	struct log_limit limit; /* set limit.every */
 	const char *module;     /* the latency monitor's name for the timer */
-	/* Writes the summary line for n lines left out (n > 0). */
-	void (*say)(unsigned n);
+	/* Writes the summary line for n lines left out (n > 0); s is this
+	 * struct, for a caller that embeds it in its own. */
+	void (*say)(const struct log_summary *s, unsigned n);
 	ev_timer timer; /* due when lines were left out */
 	struct ev_loop *loop;
 };
@@ -27,5 +28,8 @@ struct log_summary {
  * counted, and said by the summary a little later unless a written line
  * says it first.  The pending summary does not keep the loop running. */
 bool log_summary_pass(struct log_summary *s, struct ev_loop *loop, unsigned *more_r);
+/* Before s goes away: its pending summary is written now, and its timer
+ * stopped. */
+void log_summary_stop(struct log_summary *s);
 
 #endif

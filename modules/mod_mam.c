@@ -391,8 +391,9 @@ static enum mam_check decide(struct mam_state *ms, const char *user, const char 
 
 /* ---- storing ------------------------------------------------------------------------ */
 
-static void failed_say(unsigned n)
+static void failed_say(const struct log_summary *s, unsigned n)
 {
+	(void)s;
 	log_warning("mam: %u more storage failure%s while archiving messages (left out of the "
 	            "log since the last line)",
 	            n, n == 1 ? "" : "s");

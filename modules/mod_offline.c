@@ -177,8 +177,9 @@ static void op_free_pending(struct pending_op *p)
 
 /* ---- the log of failed stores ------------------------------------------------------ */
 
-static void failed_say(unsigned n)
+static void failed_say(const struct log_summary *s, unsigned n)
 {
+	(void)s;
 	log_warning("offline: %u more message%s not stored because of a storage failure; bounced "
 	            "(left out of the log since the last line)",
 	            n, n == 1 ? "" : "s");
