@@ -122,14 +122,41 @@ void srg_group_clear(struct srg_group *g)
 
 static void defer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
+/* " (and N more since the last line)" for more > 0, else "", in buf. */
+static const char *more_since(unsigned more, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	if (more > 0)
+		snprintf(buf, size, " (and %u more since the last line)", more);
+	return buf;
+}
+
+static void full_say(const struct log_summary *s, unsigned n)
+{
+	const struct storage *st =
+	        (const struct storage *)((const char *)s - offsetof(struct storage, full_log));
+	log_warning("storage %s: %u more request%s failed with a temporary error because the queue was "
+	            "full (left out of the log since the last line)",
+	            st->description, n, n == 1 ? "" : "s");
+}
+
+static void expired_say(const struct log_summary *s, unsigned n)
+{
+	const struct storage *st =
+	        (const struct storage *)((const char *)s - offsetof(struct storage, expired_log));
+	log_warning("storage %s: %u more job%s expired before a worker took %s (left out of the log "
+	            "since the last line)",
+	            st->description, n, n == 1 ? "" : "s", n == 1 ? "it" : "them");
+}
+
 void storage_base_init(struct storage *st, const struct storage_vfuncs *v, struct ev_loop *loop,
                        const char *description)
 {
 	st->v = v;
 	st->loop = loop;
 	st->description = xstrdup(description);
-	st->full_log.every = 1.0;
-	st->expired_log.every = 1.0;
+	st->full_log = (struct log_summary){ .limit.every = 1.0, .module = "storage", .say = full_say };
+	st->expired_log = (struct log_summary){ .limit.every = 1.0, .module = "storage", .say = expired_say };
 	ev_timer_init(&st->defer_timer, defer_cb, 0, 0);
 	st->defer_timer.data = st;
 }
@@ -254,13 +281,13 @@ static void job_done(void *arg, enum worker_status status)
 	} else if (status == WORKER_EXPIRED) {
 		/* a stalled database expires every queued job at once: one
 		 * line a second, saying how many were left out before it */
-		char who[512];
+		char who[512], extra[64];
 		unsigned more = 0;
-		if (log_limit_pass(&req->st->expired_log, mono_now(), &more))
-			log_warning("storage %s: %s %s: no worker took the job in time (%u more since the "
-			            "last such line)",
+		if (log_summary_pass(&req->st->expired_log, req->st->loop, &more))
+			log_warning("storage %s: %s %s: no worker took the job in time%s",
 			            req->st->description, req->op->name,
-			            storage_req_who(req, who, sizeof(who)), more);
+			            storage_req_who(req, who, sizeof(who)),
+			            more_since(more, extra, sizeof(extra)));
 		req->res = STORAGE_TEMPFAIL;
 	}
 	req_finish(req);
@@ -320,12 +347,13 @@ struct storage_req *storage_req_submit(struct storage_req *req)
 	req->wj = worker_submit_batch(st->workers, shard, job_work, batch ? job_batch : NULL, req->op,
 	                              job_done, req, st->timeout);
 	if (req->wj == NULL) {
+		char extra[64];
 		unsigned more = 0;
-		if (log_limit_pass(&st->full_log, mono_now(), &more))
+		if (log_summary_pass(&st->full_log, st->loop, &more))
 			log_warning(
-			        "storage %s: queue full (%u jobs): failing requests with a temporary error "
-			        "(%u more since the last such line)",
-			        st->description, worker_group_pending(st->workers), more);
+			        "storage %s: queue full (%u jobs): failing requests with a temporary error%s",
+			        st->description, worker_group_pending(st->workers),
+			        more_since(more, extra, sizeof(extra)));
 		fail_later(req, STORAGE_TEMPFAIL);
 	}
 	return req;
@@ -338,6 +366,8 @@ void storage_base_deinit(struct storage *st)
 	worker_group_free(&st->workers);
 	defer_drain(st);
 	ev_timer_stop(st->loop, &st->defer_timer);
+	log_summary_stop(&st->full_log);
+	log_summary_stop(&st->expired_log);
 	free(st->description);
 	st->description = NULL;
 }

@@ -331,10 +331,12 @@ def test_database_fault_mid_traffic(db_server, fault):
     # per store
     expired = {}
     for ln in log.splitlines():
-        m = LINE.match(ln)
-        if m is not None and 'no worker took the job in time' in m.group(5):
+        m = EXPIRED.match(ln)
+        if m is not None:
             t = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
-            expired.setdefault(m.group(5).split(' ', 1)[0], []).append((t, ln))
+            expired.setdefault(m.group(4), []).append((t, ln))
+    if fault == 'freeze':
+        assert expired, 'no expiry line matched'
     for got in expired.values():
         for (t0, l0), (t1, l1) in zip(got, got[1:]):
             assert t1 - t0 > 0.9, 'two lines %.3f s apart:\n%s\n%s' % (t1 - t0, l0, l1)
@@ -355,6 +357,9 @@ def test_database_fault_mid_traffic(db_server, fault):
 
 
 LINE = re.compile(r'^\d{4}-\d\d-\d\d (\d\d):(\d\d):(\d\d\.\d+) \[\w+\] (\w+): (.*)$')
+# "storage STORE: OP WHO: no worker took the job in time", per STORE
+EXPIRED = re.compile(r'^\d{4}-\d\d-\d\d (\d\d):(\d\d):(\d\d\.\d+) \[\w+\] storage (.+): \S+ \S+: '
+                     r'no worker took the job in time')
 
 
 def check_failure_lines(srv, nbounced):
