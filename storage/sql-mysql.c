@@ -401,8 +401,7 @@ static struct sql_conn *my_connect(const struct storage_config *cfg, char **erro
 	if (connect_timeout == 0)
 		connect_timeout = 1;
 	/* The read timeout must outlast the server's own statement limit (the
-	 * server's answer then says what happened); Connector/C waits up to
-	 * three times it on a read. */
+	 * server's answer then says what happened). */
 	unsigned io_timeout = (unsigned)ceil(t) + 5;
 	my_bool no = 0;
 	mysql_optionsv(c->db, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout);
