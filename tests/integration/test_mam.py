@@ -435,8 +435,10 @@ def fill_for_fulltext(server, owner, peer):
         # InnoDB writes a large commit's words from its full-text cache to
         # the index in the background, and a search meanwhile can miss
         # some of them: have that done now, then check every word.
-        server.db_query('SET GLOBAL innodb_optimize_fulltext_only = ON; OPTIMIZE TABLE archive; '
-                        'SET GLOBAL innodb_optimize_fulltext_only = OFF')
+        try:
+            server.db_query('SET GLOBAL innodb_optimize_fulltext_only = ON; OPTIMIZE TABLE archive')
+        finally:
+            server.db_query('SET GLOBAL innodb_optimize_fulltext_only = OFF')
         for words, n in (('+oldtopic', 3000), ('+rareword', 2), ('+everyday', FT_ROWS),
                          ('+everyday +evenword', FT_ROWS // 2)):
             got = server.db_query('SELECT COUNT(*) FROM archive WHERE owner = ? '
