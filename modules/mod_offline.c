@@ -180,8 +180,8 @@ static void op_free_pending(struct pending_op *p)
 static void failed_say(const struct log_summary *s, unsigned n)
 {
 	(void)s;
-	log_warning("offline: %u more message%s not stored because of a storage failure; bounced "
-	            "(left out of the log since the last line)",
+	log_warning("offline: %u more message%s not stored because of a storage failure; bounced, "
+	            "or counted for an announcement (left out of the log since the last line)",
 	            n, n == 1 ? "" : "s");
 }
 
@@ -237,8 +237,11 @@ static void store_failed(struct offline_op *op, enum storage_result res, const c
 		char extra[64] = "";
 		if (more > 0)
 			snprintf(extra, sizeof(extra), " (and %u more since the last line)", more);
-		log_warning("offline: cannot %s for %s@%s (storage %s); bouncing a message%s", what, op->user,
-		            op->host->name, storage_result_str(res), extra);
+		/* an announcement's message is not bounced: its sender hears
+		 * how many were stored */
+		log_warning("offline: cannot %s for %s@%s (storage %s); %s%s", what, op->user, op->host->name,
+		            storage_result_str(res),
+		            op->done != NULL ? "an announcement not stored" : "bouncing a message", extra);
 	}
 	char *text = errmap_storage_text(res, "the recipient's offline store");
 	not_stored(op, r, errmap_storage(res), text);
