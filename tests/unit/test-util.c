@@ -18,6 +18,7 @@
 
 #include "lib/util.h"
 #include "lib/log.h"
+#include "lib/log-summary.h"
 #include "lib/htab.h"
 #include "storage/sql.h"
 
@@ -558,6 +559,52 @@ static void test_log_limit(void **state)
 	assert_int_equal(log_limit_take(&l, 110.0), 0);
 }
 
+static unsigned summary_n;
+static double summary_at;
+
+static void summary_say(const struct log_summary *s, unsigned n)
+{
+	(void)s;
+	summary_n += n;
+	summary_at = mono_now();
+}
+
+/* The summary comes `every` after the last line written, counted on the
+ * monotonic clock, even when the lines came late in a long loop pass
+ * (libev's own time is the pass's start); and no earlier. */
+static void test_log_summary_after_a_long_pass(void **state)
+{
+	(void)state;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct log_summary s = { .limit.every = 0.3, .module = "test", .say = summary_say };
+	summary_n = 0;
+	unsigned more = 0;
+	ev_run(loop, EVRUN_NOWAIT); /* the loop's time is read now */
+	double line = mono_now();
+	assert_true(log_summary_pass(&s, loop, &more));
+	while (mono_now() < line + 0.2) /* the rest of a long pass */
+		;
+	assert_false(log_summary_pass(&s, loop, &more));
+	assert_false(log_summary_pass(&s, loop, &more));
+	/* the summary's timer does not keep a loop running: turn it by hand */
+	while (summary_n == 0 && mono_now() < line + 3)
+		ev_run(loop, EVRUN_NOWAIT);
+	assert_int_equal(summary_n, 2);
+	assert_true(summary_at >= line + 0.3);
+	/* stopped with nothing pending: nothing said */
+	log_summary_stop(&s);
+	assert_int_equal(summary_n, 2);
+	/* stopped while pending: said then (a summary counts as a line: the
+	 * next one is written a second, here 0.3 s, after it) */
+	while (mono_now() < summary_at + 0.31)
+		;
+	assert_true(log_summary_pass(&s, loop, &more));
+	assert_false(log_summary_pass(&s, loop, &more));
+	log_summary_stop(&s);
+	assert_int_equal(summary_n, 3);
+	ev_loop_destroy(loop);
+}
+
 /* ---- htab ----------------------------------------------------------------- */
 
 struct htab_entry {
@@ -742,6 +789,7 @@ int main(void)
 		cmocka_unit_test(test_log_reopen_after_rotation),
 		cmocka_unit_test(test_log_long_line_truncated),
 		cmocka_unit_test(test_log_limit),
+		cmocka_unit_test(test_log_summary_after_a_long_pass),
 		cmocka_unit_test(test_sql_message_one_line),
 		cmocka_unit_test(test_htab),
 	};
