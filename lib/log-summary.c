@@ -43,17 +43,24 @@ bool log_summary_pass(struct log_summary *s, struct ev_loop *loop, unsigned *mor
 	double now = mono_now();
 	if (log_limit_pass(&s->limit, now, more_r))
 		return true;
-	if (!ev_is_active(&s->timer))
+	/* A timer that has just expired is pending until its callback runs
+	 * (maybe after other callbacks of this loop pass, such as the one
+	 * calling here): that callback counts this line; initialising the
+	 * watcher again then would corrupt libev's list of pending events. */
+	if (!ev_is_active(&s->timer) && !ev_is_pending(&s->timer))
 		arm(s, loop, now);
 	return false;
 }
 
 void log_summary_stop(struct log_summary *s)
 {
-	if (!ev_is_active(&s->timer))
+	if (ev_is_active(&s->timer))
+		ev_timer_stop(s->loop, &s->timer);
+	else if (ev_is_pending(&s->timer))
+		ev_clear_pending(s->loop, &s->timer);
+	else
 		return;
-	ev_ref(s->loop);
-	ev_timer_stop(s->loop, &s->timer);
+	ev_ref(s->loop); /* balances arm()'s ev_unref */
 	unsigned n = log_limit_take(&s->limit, mono_now());
 	if (n > 0)
 		s->say(s, n);
