@@ -36,7 +36,6 @@
 
 #include "storage/storage.h"
 #include "lib/log.h"
-#include "lib/log-summary.h"
 #include "lib/worker.h"
 
 #include <pthread.h>
@@ -134,9 +133,9 @@ struct storage {
 	/* Where jobs run: the backend's worker group (created by its open,
 	 * freed by storage_base_deinit), or NULL: on the loop, later. */
 	struct worker_group *workers;
-	struct log_summary full_log;    /* rate limit of "queue full" */
-	struct log_summary expired_log; /* of "no worker took the job in time" */
-	ev_timer defer_timer;           /* runs the fail-later and loop-run lists */
+	struct log_limit full_log;    /* rate limit of "queue full" */
+	struct log_limit expired_log; /* of "no worker took the job in time" */
+	ev_timer defer_timer;         /* runs the fail-later and loop-run lists */
 	struct storage_req *defer_head, *defer_tail;
 
 	/* The areas, set by the backend's open (NULL: not implemented). */

@@ -131,32 +131,14 @@ static const char *more_since(unsigned more, char *buf, size_t size)
 	return buf;
 }
 
-static void full_say(const struct log_summary *s, unsigned n)
-{
-	const struct storage *st =
-	        (const struct storage *)((const char *)s - offsetof(struct storage, full_log));
-	log_warning("storage %s: %u more request%s failed with a temporary error because the queue was "
-	            "full (left out of the log since the last line)",
-	            st->description, n, n == 1 ? "" : "s");
-}
-
-static void expired_say(const struct log_summary *s, unsigned n)
-{
-	const struct storage *st =
-	        (const struct storage *)((const char *)s - offsetof(struct storage, expired_log));
-	log_warning("storage %s: %u more job%s expired before a worker took %s (left out of the log "
-	            "since the last line)",
-	            st->description, n, n == 1 ? "" : "s", n == 1 ? "it" : "them");
-}
-
 void storage_base_init(struct storage *st, const struct storage_vfuncs *v, struct ev_loop *loop,
                        const char *description)
 {
 	st->v = v;
 	st->loop = loop;
 	st->description = xstrdup(description);
-	st->full_log = (struct log_summary){ .limit.every = 1.0, .module = "storage", .say = full_say };
-	st->expired_log = (struct log_summary){ .limit.every = 1.0, .module = "storage", .say = expired_say };
+	st->full_log.every = 1.0;
+	st->expired_log.every = 1.0;
 	ev_timer_init(&st->defer_timer, defer_cb, 0, 0);
 	st->defer_timer.data = st;
 }
@@ -283,7 +265,7 @@ static void job_done(void *arg, enum worker_status status)
 		 * line a second, saying how many were left out before it */
 		char who[512], extra[64];
 		unsigned more = 0;
-		if (log_summary_pass(&req->st->expired_log, req->st->loop, &more))
+		if (log_limit_pass(&req->st->expired_log, mono_now(), &more))
 			log_warning("storage %s: %s %s: no worker took the job in time%s",
 			            req->st->description, req->op->name,
 			            storage_req_who(req, who, sizeof(who)),
@@ -349,7 +331,7 @@ struct storage_req *storage_req_submit(struct storage_req *req)
 	if (req->wj == NULL) {
 		char extra[64];
 		unsigned more = 0;
-		if (log_summary_pass(&st->full_log, st->loop, &more))
+		if (log_limit_pass(&st->full_log, mono_now(), &more))
 			log_warning(
 			        "storage %s: queue full (%u jobs): failing requests with a temporary error%s",
 			        st->description, worker_group_pending(st->workers),
@@ -366,8 +348,6 @@ void storage_base_deinit(struct storage *st)
 	worker_group_free(&st->workers);
 	defer_drain(st);
 	ev_timer_stop(st->loop, &st->defer_timer);
-	log_summary_stop(&st->full_log);
-	log_summary_stop(&st->expired_log);
 	free(st->description);
 	st->description = NULL;
 }
