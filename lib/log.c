@@ -186,6 +186,14 @@ bool log_limit_pass(struct log_limit *l, double now, unsigned *left_out_r)
 	return true;
 }
 
+const char *log_limit_more(unsigned left_out, char *buf)
+{
+	buf[0] = '\0';
+	if (left_out > 0)
+		snprintf(buf, LOG_LIMIT_MORE_SIZE, " (and %u more since the last line)", left_out);
+	return buf;
+}
+
 unsigned log_limit_take(struct log_limit *l, double now)
 {
 	unsigned n = l->left_out;

@@ -52,6 +52,10 @@ bool log_limit_pass(struct log_limit *l, double now, unsigned *left_out_r);
 /* The lines left out since the last line written, taken (and counted
  * from 0 again) for a summary line; 0 when there are none. */
 unsigned log_limit_take(struct log_limit *l, double now);
+/* " (and N more since the last line)" for left_out N > 0, else "", in buf
+ * (LOG_LIMIT_MORE_SIZE bytes); returns buf, for the written line. */
+#define LOG_LIMIT_MORE_SIZE 64
+const char *log_limit_more(unsigned left_out, char *buf);
 
 /* Log and abort: for broken invariants and allocation failure only. */
 void log_fatal(const char *fmt, ...) ATTR_PRINTF(1, 2) __attribute__((noreturn));

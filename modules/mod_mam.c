@@ -409,9 +409,8 @@ static void store_failed_log(const struct mam_op *op, const char *what, enum sto
 	unsigned more;
 	if (!log_summary_pass(&failed_logs, server.loop, &more))
 		return;
-	char extra[64] = "";
-	if (more > 0)
-		snprintf(extra, sizeof(extra), " (and %u more since the last line)", more);
+	char extra[LOG_LIMIT_MORE_SIZE];
+	log_limit_more(more, extra);
 	log_warning("mam: cannot %s %s (storage %s)%s%s", what, op->owner, storage_result_str(res), then,
 	            extra);
 }

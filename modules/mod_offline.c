@@ -234,9 +234,8 @@ static void store_failed(struct offline_op *op, enum storage_result res, const c
 	}
 	unsigned more;
 	if (failed_log_pass(&more)) {
-		char extra[64] = "";
-		if (more > 0)
-			snprintf(extra, sizeof(extra), " (and %u more since the last line)", more);
+		char extra[LOG_LIMIT_MORE_SIZE];
+		log_limit_more(more, extra);
 		/* an announcement's message is not bounced: its sender hears
 		 * how many were stored */
 		log_warning("offline: cannot %s for %s@%s (storage %s); %s%s", what, op->user, op->host->name,

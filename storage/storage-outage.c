@@ -61,9 +61,8 @@ static void log_outage(struct storage_outage *o, const struct storage_req *r, do
 	pthread_mutex_unlock(&o->lock);
 	if (!say)
 		return;
-	char extra[64] = "";
-	if (more > 0)
-		snprintf(extra, sizeof(extra), " (and %u more since the last line)", more);
+	char extra[LOG_LIMIT_MORE_SIZE];
+	log_limit_more(more, extra);
 	char who[512];
 	log_warning("storage %s: %s %s failed at once: the %s is unreachable (down for %.0f s, "
 	            "next connection attempt in %.1f s)%s",

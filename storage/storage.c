@@ -122,15 +122,6 @@ void srg_group_clear(struct srg_group *g)
 
 static void defer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
-/* " (and N more since the last line)" for more > 0, else "", in buf. */
-static const char *more_since(unsigned more, char *buf, size_t size)
-{
-	buf[0] = '\0';
-	if (more > 0)
-		snprintf(buf, size, " (and %u more since the last line)", more);
-	return buf;
-}
-
 void storage_base_init(struct storage *st, const struct storage_vfuncs *v, struct ev_loop *loop,
                        const char *description)
 {
@@ -263,13 +254,12 @@ static void job_done(void *arg, enum worker_status status)
 	} else if (status == WORKER_EXPIRED) {
 		/* a stalled database expires every queued job at once: one
 		 * line a second, saying how many were left out before it */
-		char who[512], extra[64];
+		char who[512], extra[LOG_LIMIT_MORE_SIZE];
 		unsigned more = 0;
 		if (log_limit_pass(&req->st->expired_log, mono_now(), &more))
 			log_warning("storage %s: %s %s: no worker took the job in time%s",
 			            req->st->description, req->op->name,
-			            storage_req_who(req, who, sizeof(who)),
-			            more_since(more, extra, sizeof(extra)));
+			            storage_req_who(req, who, sizeof(who)), log_limit_more(more, extra));
 		req->res = STORAGE_TEMPFAIL;
 	}
 	req_finish(req);
@@ -329,13 +319,13 @@ struct storage_req *storage_req_submit(struct storage_req *req)
 	req->wj = worker_submit_batch(st->workers, shard, job_work, batch ? job_batch : NULL, req->op,
 	                              job_done, req, st->timeout);
 	if (req->wj == NULL) {
-		char extra[64];
+		char extra[LOG_LIMIT_MORE_SIZE];
 		unsigned more = 0;
 		if (log_limit_pass(&st->full_log, mono_now(), &more))
 			log_warning(
 			        "storage %s: queue full (%u jobs): failing requests with a temporary error%s",
 			        st->description, worker_group_pending(st->workers),
-			        more_since(more, extra, sizeof(extra)));
+			        log_limit_more(more, extra));
 		fail_later(req, STORAGE_TEMPFAIL);
 	}
 	return req;

@@ -557,6 +557,9 @@ static void test_log_limit(void **state)
 	assert_true(log_limit_pass(&l, 103.2, &more));
 	assert_int_equal(more, 2);
 	assert_int_equal(log_limit_take(&l, 110.0), 0);
+	char buf[LOG_LIMIT_MORE_SIZE];
+	assert_string_equal(log_limit_more(0, buf), "");
+	assert_string_equal(log_limit_more(33995, buf), " (and 33995 more since the last line)");
 }
 
 static unsigned summary_n;
