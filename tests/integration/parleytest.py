@@ -14,8 +14,9 @@ Every wait here is bounded: sockets have timeouts and every coroutine is
 awaited through asyncio.wait_for.
 """
 import asyncio
-import contextlib
 import base64
+import contextlib
+import fcntl
 import os
 import re
 import signal
@@ -104,6 +105,22 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def default_s2s_port():
+    """Held, across test processes, by every test that listens on
+    127.0.0.1 port 5269 or counts on nothing listening there (Prosody
+    finds an IP-literal domain on that port; a domain without SRV records
+    is dialled there): those tests take turns instead of racing for it.
+    The lock file's path is fixed, so that parallel pytest sessions (one
+    per store under make check) share it too."""
+    with open('/tmp/parley-tests-port-5269.lock', 'a') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def wrapper():

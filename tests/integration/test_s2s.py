@@ -14,8 +14,8 @@ import time
 import pytest
 
 from parleytest import (NS_DIALBACK, NS_STANZA_ERR, NS_STREAM, NS_TLS, FedParleyd, RawServer,
-                        free_port, iq, login, logout, next_message, q, stanza_error, started, tostr,
-                        unique)
+                        default_s2s_port, free_port, iq, login, logout, next_message, q, stanza_error,
+                        started, tostr, unique)
 
 A, B = 'a.test', 'b.test'
 A2 = 'a2.test'          # a second domain of a.test's server
@@ -393,22 +393,24 @@ def test_peer_killed_queued_stanzas_bounce(tmp_path, run):
 def test_dns_resolution_through_c_ares(tmp_path, run):
     """A domain not in the static map is resolved through DNS (c-ares on
     the loop): 'localhost' has no SRV record and resolves from /etc/hosts
-    to 127.0.0.1, where nothing listens on 5269: the iq bounces with
-    remote-server-not-found once every address was tried.  (Without a
+    to 127.0.0.1, where nothing listens on 5269 (the tests that listen
+    there wait for their turn): the iq bounces with remote-server-not-found
+    once every address was tried.  (Without a
     reachable DNS server the SRV queries time out first; the answer is
     the same, later.)"""
-    a = FedParleyd(tmp_path / 'a', A, {('alice', A): 'alice-secret'}, s2s={'connect_timeout': '40s'})
-    a.start_with_users()
-    try:
-        async def go():
-            alice = await login(a, 'alice', host=A, resource='d')
-            el = await iq(alice, 'get', 'x@localhost', "<ping xmlns='urn:xmpp:ping'/>", timeout=45)
-            assert stanza_error(el) == 'remote-server-not-found', tostr(el)
-            await logout(alice)
-        run(go(), timeout=60)
-        assert 'localhost: connecting to 127.0.0.1 port 5269' in a.log(), a.log()[-3000:]
-    finally:
-        a.finish()
+    with default_s2s_port():
+        a = FedParleyd(tmp_path / 'a', A, {('alice', A): 'alice-secret'}, s2s={'connect_timeout': '40s'})
+        a.start_with_users()
+        try:
+            async def go():
+                alice = await login(a, 'alice', host=A, resource='d')
+                el = await iq(alice, 'get', 'x@localhost', "<ping xmlns='urn:xmpp:ping'/>", timeout=45)
+                assert stanza_error(el) == 'remote-server-not-found', tostr(el)
+                await logout(alice)
+            run(go(), timeout=60)
+            assert 'localhost: connecting to 127.0.0.1 port 5269' in a.log(), a.log()[-3000:]
+        finally:
+            a.finish()
 
 
 def test_queue_is_bounded(fed, run):

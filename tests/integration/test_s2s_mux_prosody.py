@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from parleytest import FedParleyd, free_port, login, logout, next_message, started, unique
+from parleytest import FedParleyd, default_s2s_port, free_port, login, logout, next_message, started, unique
 from test_s2s_prosody import PROSODY, Prosody, port_free
 
 P1, P2 = '127.0.0.1', '127.0.0.2'
@@ -31,6 +31,11 @@ class TwoAddressParleyd(FedParleyd):
 
 @pytest.fixture(scope='module')
 def peers(tmp_path_factory):
+    with default_s2s_port():
+        yield from _peers(tmp_path_factory)
+
+
+def _peers(tmp_path_factory):
     if not port_free(5269) or not port_free(5269, P2):
         pytest.skip('port 5269 (where Prosody looks for our domains) is taken')
     base = tmp_path_factory.mktemp('s2s-mux-prosody')

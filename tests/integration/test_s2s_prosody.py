@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import parleytest
-from parleytest import (FedParleyd, free_port, iq, login, logout, next_message, stanza_error, started,
+from parleytest import (FedParleyd, default_s2s_port, free_port, iq, login, logout, next_message, stanza_error, started,
                         tostr, unique)
 
 PARLEY = '127.0.0.1'
@@ -97,6 +97,11 @@ VirtualHost "{PROSODY}"
 
 @pytest.fixture(scope='module')
 def peers(tmp_path_factory):
+    with default_s2s_port():
+        yield from _peers(tmp_path_factory)
+
+
+def _peers(tmp_path_factory):
     if not port_free(5269):
         pytest.skip('port 5269 (where Prosody looks for 127.0.0.1) is taken')
     base = tmp_path_factory.mktemp('s2s-prosody')
