@@ -29,10 +29,23 @@
  *   lost connection does (is_broken), and sql-store.c's reconnection and
  *   outage handling take over.  No cancel request is sent: it would go
  *   to the same silent server, and PQcancel waits for its answer without a
- *   time limit; the closed socket ends the session (and rolls back its
- *   transaction) when the server reads again.  A COMMIT that times out is in doubt, as one
- *   whose connection was lost is.  exec() (migration scripts) waits
- *   without this limit: the server answers a script only at its end;
+ *   time limit; the closed socket ends the session when the server reads
+ *   again (after whatever it had already received, a COMMIT included).
+ *   exec() (migration scripts) waits without this limit: the server
+ *   answers a script only at its end;
+ * - a COMMIT whose answer never came (the connection lost or dropped while
+ *   it waited) is looked up, not guessed: begin(write) fetches the
+ *   transaction's id with BEGIN in one round trip, and commit then asks
+ *   txid_status() on a new connection made with the same settings,
+ *   waiting up to 5 s while the server still has it in progress.
+ *   Committed: commit succeeds (the job is done; the store replaces the
+ *   lost connection before the next one).  Rolled back, or no answer (no
+ *   new connection, or still in progress): commit fails as a lost
+ *   connection does, and the store runs the job again on a new connection;
+ *   only in the no-answer case can that store a row twice.  A COMMIT the
+ *   read timeout ended is not looked up (the server is silent: a new
+ *   connection would wait as long) and is in doubt: the server applies it
+ *   if it wakes, while the job fails or runs again.
  * - SQLSTATE classes decide enum sql_error: 08 (connection), 57P01..57P03
  *   (shutdown, cannot connect now), 53 (resources), 40001/40P01
  *   (serialization, deadlock), 57014 (statement timeout), 55P03 (lock not
@@ -84,6 +97,13 @@ struct pgsql_conn {
 	char *last_msg;
 	bool failed; /* the last operation failed */
 	bool in_tx;
+	/* A copy of the settings it was made with: the look-up of a COMMIT
+	 * whose answer never came connects again with them. */
+	struct storage_config cfg;
+	/* The id of the open write transaction (txid_current(), digits), ""
+	 * when none: what that look-up asks about. */
+	char xid[24];
+	bool timed_out; /* the connection was dropped by the read timeout */
 };
 
 #define CONN(c) ((struct pgsql_conn *)(void *)(c))
@@ -194,6 +214,7 @@ static void pgsql_disconnect(struct sql_conn *conn)
 	sql_stmtcache_free(&c->stmts, stmt_free, NULL);
 	PQfinish(c->pg);
 	free(c->last_msg);
+	storage_config_free(&c->cfg);
 	free(c);
 }
 
@@ -207,6 +228,7 @@ static void drop_connection(struct pgsql_conn *c, const char *msg)
 	set_error(c, "08006", msg);
 	PQfinish(c->pg);
 	c->pg = NULL;
+	c->timed_out = false;
 }
 
 /* After a PQsend* that returned sent: flush the query and wait until its
@@ -265,6 +287,7 @@ static PGresult *await_result(struct pgsql_conn *c, int sent, bool bounded)
 			         "read timeout: nothing from the server for %.0f s; connection dropped",
 			         c->read_timeout);
 			drop_connection(c, msg);
+			c->timed_out = true;
 			return NULL;
 		}
 		/* Bytes TLS or GSS already read and decrypted are not on the
@@ -351,6 +374,7 @@ static struct sql_conn *pgsql_connect(const struct storage_config *cfg, char **e
 	keys[n] = NULL;
 	vals[n] = NULL;
 	struct pgsql_conn *c = xcalloc(1, sizeof(*c));
+	storage_config_copy(&c->cfg, cfg);
 	c->pg = PQconnectdbParams(keys, vals, 1);
 	if (pw != NULL) {
 		explicit_bzero(pw, strlen(pw));
@@ -625,19 +649,132 @@ static void pgsql_reset(struct sql_stmt *st)
 
 /* ---- transactions ---------------------------------------------------------------- */
 
+static void pgsql_rollback(struct sql_conn *conn);
+
+/* A write transaction learns its id in the same round trip as BEGIN, so
+ * that a COMMIT whose answer is lost can be looked up (commit_outcome). */
 static int pgsql_begin(struct sql_conn *conn, bool write)
 {
 	struct pgsql_conn *c = CONN(conn);
-	if (exec_simple(c, "BEGIN", true) < 0)
+	c->xid[0] = '\0';
+	if (!write) {
+		if (exec_simple(c, "BEGIN", true) < 0)
+			return -1;
+		c->in_tx = true;
+		return 0;
+	}
+	PGresult *res = run_query(c, "BEGIN; SELECT txid_current()", true);
+	if (res == NULL)
 		return -1;
+	const char *v =
+	        PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)
+	                ? PQgetvalue(res, 0, 0)
+	                : NULL;
+	if (v == NULL || *v == '\0' || strlen(v) >= sizeof(c->xid) || strspn(v, "0123456789") != strlen(v)) {
+		if (PQresultStatus(res) == PGRES_FATAL_ERROR)
+			set_result_error(c, res);
+		else
+			set_error(c, "XX000", "BEGIN: no transaction id from txid_current()");
+		PQclear(res);
+		c->in_tx = true;
+		pgsql_rollback(conn);
+		return -1;
+	}
+	snprintf(c->xid, sizeof(c->xid), "%s", v);
+	PQclear(res);
+	clear_error(c);
 	c->in_tx = true;
 	return 0;
+}
+
+/* How long commit_outcome waits for a transaction still in progress (the
+ * server may not have noticed yet that its client went away). */
+#define OUTCOME_WAIT 5.0
+
+/* The connection was lost while COMMIT of transaction c->xid waited for its
+ * answer: ask the server, on a new connection made with the same settings,
+ * what became of it (txid_status, PostgreSQL 10 or later).  1 committed, 0
+ * rolled back, -1 unknown (no new connection, no answer, or still in
+ * progress after OUTCOME_WAIT).  c keeps its error. */
+static int commit_outcome(struct pgsql_conn *c)
+{
+	char *desc = pgsql_describe(&c->cfg);
+	char *err = NULL;
+	struct pgsql_conn *o = CONN(pgsql_connect(&c->cfg, &err));
+	if (o == NULL) {
+		log_warning("storage %s: lost the connection during COMMIT of transaction %s, and "
+		            "cannot connect to ask what became of it: %s",
+		            desc, c->xid, err);
+		free(err);
+		free(desc);
+		return -1;
+	}
+	char sql[64];
+	snprintf(sql, sizeof(sql), "SELECT txid_status(%s)", c->xid);
+	double deadline = mono_now() + OUTCOME_WAIT;
+	int outcome = -1;
+	for (;;) {
+		PGresult *res = run_query(o, sql, true);
+		if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+			const char *why = res != NULL ? PQresultErrorMessage(res) : o->last_msg;
+			log_warning("storage %s: lost the connection during COMMIT of transaction %s, and "
+			            "cannot ask what became of it: %s",
+			            desc, c->xid, why != NULL && *why != '\0' ? why : "no answer");
+			PQclear(res);
+			break;
+		}
+		char v[32];
+		snprintf(v, sizeof(v), "%s", PQgetisnull(res, 0, 0) ? "" : PQgetvalue(res, 0, 0));
+		outcome = strcmp(v, "committed") == 0 ? 1 : strcmp(v, "aborted") == 0 ? 0 : -1;
+		bool waiting = strcmp(v, "in progress") == 0;
+		PQclear(res);
+		if (!waiting || mono_now() >= deadline) {
+			if (outcome < 0)
+				log_warning(
+				        "storage %s: lost the connection during COMMIT of transaction %s; "
+				        "its outcome is unknown (the server says '%s')",
+				        desc, c->xid, *v != '\0' ? v : "no such transaction");
+			break;
+		}
+		struct timespec ts = { .tv_nsec = 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	pgsql_disconnect((struct sql_conn *)(void *)o);
+	if (outcome >= 0)
+		log_notice("storage %s: lost the connection during COMMIT of transaction %s; the "
+		           "server says it was %s",
+		           desc, c->xid, outcome ? "committed" : "rolled back");
+	free(desc);
+	return outcome;
 }
 
 static int pgsql_commit(struct sql_conn *conn)
 {
 	struct pgsql_conn *c = CONN(conn);
 	PGresult *res = run_query(c, "COMMIT", true);
+	if (res == NULL && c->pg == NULL && c->xid[0] != '\0') {
+		/* The answer never came: committed or not, the connection is
+		 * gone (is_broken says so, and the store makes a new one). */
+		c->in_tx = false;
+		int outcome = -1;
+		if (c->timed_out) {
+			/* a silent server: asking again would wait as long */
+			char *desc = pgsql_describe(&c->cfg);
+			log_warning("storage %s: no answer to COMMIT of transaction %s within the read "
+			            "timeout; its outcome is unknown",
+			            desc, c->xid);
+			free(desc);
+		} else {
+			outcome = commit_outcome(c);
+		}
+		c->xid[0] = '\0';
+		if (outcome == 1) {
+			clear_error(c);
+			return 0;
+		}
+		return -1;
+	}
+	c->xid[0] = '\0';
 	ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	/* COMMIT of a transaction that failed answers ROLLBACK, not an error. */
 	bool ok = st == PGRES_COMMAND_OK && strcmp(PQcmdStatus(res), "COMMIT") == 0;
@@ -659,6 +796,7 @@ static void pgsql_rollback(struct sql_conn *conn)
 	struct pgsql_conn *c = CONN(conn);
 	PGTransactionStatusType ts = PQtransactionStatus(c->pg);
 	c->in_tx = false;
+	c->xid[0] = '\0';
 	if (ts == PQTRANS_IDLE || ts == PQTRANS_UNKNOWN)
 		return; /* nothing open, or no connection left to roll back on */
 	/* Keep the error that caused the rollback. */

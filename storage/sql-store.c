@@ -326,8 +326,16 @@ static bool thread_connect(struct sql_thread *t, const struct storage_req *r)
 	struct sql_storage *ss = t->ss;
 	const struct sql_driver_vfuncs *d = ss->drv;
 	double now = mono_now();
-	if (t->conn != NULL && d->ping != NULL && now - t->last_used >= SQL_IDLE_CHECK &&
-	    d->ping(t->conn) < 0) {
+	if (t->conn != NULL && d->is_broken != NULL && d->is_broken(t->conn)) {
+		/* lost under the last job, which still succeeded (a COMMIT the
+		 * driver found committed after the connection went) */
+		log_notice("storage %s: worker %u: replacing the connection that broke under its last job",
+		           ss->base.description, t->index);
+		d->disconnect(t->conn);
+		t->conn = NULL;
+		storage_outage_disconnected(&ss->outage);
+	} else if (t->conn != NULL && d->ping != NULL && now - t->last_used >= SQL_IDLE_CHECK &&
+	           d->ping(t->conn) < 0) {
 		log_notice("storage %s: worker %u: the idle connection no longer works (%s); reconnecting",
 		           ss->base.description, t->index, d->error_message(t->conn));
 		d->disconnect(t->conn);

@@ -10,7 +10,7 @@ if [ "${PARLEY_HAVE_PGSQL:-}" = no ]; then
 fi
 PARLEY_TEST_STORAGE=pgsql
 PARLEY_TEST_FILES=
-for t in login register roster presence offline in_order vcard private last blocking privacy offline_rules shared_roster vjud muc muc_restart db_ctl db_outage fault_db pubsub pep pubsub_outage pubsub_ctl bookmarks avatar_pep push mam sm sasl2_sm scram_sha512 scram_sha1_only fast_ctl fast import_prosody_sql; do
+for t in login register roster presence offline in_order vcard private last blocking privacy offline_rules shared_roster vjud muc muc_restart db_ctl db_outage fault_db fault_commit pubsub pep pubsub_outage pubsub_ctl bookmarks avatar_pep push mam sm sasl2_sm scram_sha512 scram_sha1_only fast_ctl fast import_prosody_sql; do
     PARLEY_TEST_FILES="$PARLEY_TEST_FILES $here/test_$t.py"
 done
 # the user data commands: paged and counted in SQL
