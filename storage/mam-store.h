@@ -77,7 +77,9 @@ struct mam_prefs_set_job {
 
 /* Every operation is one transaction; base.host is the virtual host. */
 struct mam_store_vfuncs {
-	/* STORAGE_EXISTS when owner has a message with that id. */
+	/* STORAGE_EXISTS when owner has another message with that id; the
+	 * same message (peer, resource, direction and stanza) already there is
+	 * STORAGE_OK: a retry of a store whose answer was lost. */
 	enum storage_result (*store)(void *conn, struct mam_store_job *j);
 	/* Optional: store n jobs (in order) in one transaction, each job's
 	 * result in its base.res.  false: nothing was stored (each job is

@@ -1628,8 +1628,13 @@ static enum storage_result mem_mam_store(void *conn, struct mam_store_job *r)
 	struct mem_archive *a = archive_get(conn, r->base.host, r->owner);
 	const struct mam_message *in = &r->msg;
 	size_t at = archive_lower_bound(a, in->id);
-	if (at < a->nmsgs && a->msgs[at].id == in->id)
-		return STORAGE_EXISTS;
+	if (at < a->nmsgs && a->msgs[at].id == in->id) {
+		/* the same message again (a retry, as the SQL store) is done */
+		const struct mam_message *m = &a->msgs[at];
+		bool same = strcmp(m->peer, in->peer) == 0 && strcmp(m->resource, in->resource) == 0 &&
+		            m->outgoing == in->outgoing && strcmp(m->stanza, in->stanza) == 0;
+		return same ? STORAGE_OK : STORAGE_EXISTS;
+	}
 	if (a->nmsgs == a->cap) {
 		a->cap = a->cap == 0 ? 16 : a->cap * 2;
 		a->msgs = xrealloc(a->msgs, a->cap * sizeof(*a->msgs));

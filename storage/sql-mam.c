@@ -62,6 +62,10 @@ static const char sql_mam_insert_unnest[] =
         "INSERT INTO archive (server_host, owner, id, peer, resource, outgoing, body, stanza) "
         "SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[], ?::text[], ?::text[], "
         "?::smallint[], ?::text[], ?::text[])";
+/* Whether a row with this key is this very message. */
+static const char sql_mam_same[] = "SELECT COUNT(*) FROM archive WHERE server_host = ? AND owner = ? "
+                                   "AND id = ? AND peer = ? AND resource = ? AND outgoing = ? "
+                                   "AND stanza = ?";
 static const char sql_mam_owner_delete[] = "DELETE FROM archive " OWNER_WHERE;
 static const char sql_mam_prefs_get[] = "SELECT def FROM archive_prefs " OWNER_WHERE;
 static const char sql_mam_prefs_jids[] = "SELECT jid, always FROM archive_prefs_jid " OWNER_WHERE;
@@ -124,12 +128,26 @@ static int insert_msg(struct sql_thread *t, const struct mam_store_job *r)
 	return sql_q_exec(t, sql_mam_insert, p, ARRAY_SIZE(p), NULL);
 }
 
+/* A key already taken: by this very message when an earlier try of the
+ * job was stored after all (its answer was lost with the connection, and
+ * the store or the module ran it again), else by another message (the
+ * clock went back: EXISTS, and the module picks a new id). */
 static enum storage_result op_mam_store(void *conn, struct mam_store_job *r)
 {
 	struct sql_thread *t = conn;
-	if (insert_msg(t, r) < 0)
+	if (insert_msg(t, r) == 0)
+		return STORAGE_OK;
+	enum storage_result res = sql_q_fail(t, &r->base);
+	if (res != STORAGE_EXISTS)
+		return res;
+	const struct mam_message *m = &r->msg;
+	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->owner),    PINT(m->id),
+		                 PTEXT(m->peer),      PTEXT(m->resource), PINT(m->outgoing ? 1 : 0),
+		                 PTEXT(m->stanza) };
+	int64_t same = 0;
+	if (sql_q_int(t, sql_mam_same, p, ARRAY_SIZE(p), &same) < 0)
 		return sql_q_fail(t, &r->base);
-	return STORAGE_OK;
+	return same > 0 ? STORAGE_OK : STORAGE_EXISTS;
 }
 
 /* The n jobs' rows: with multi-row inserts in chunks of 64, 16, 4 and 1

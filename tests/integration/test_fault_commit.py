@@ -26,6 +26,7 @@ pytestmark = pytest.mark.skipif(parleytest.storage_kind() != 'pgsql',
                                 reason='needs PARLEY_TEST_STORAGE=pgsql (run-pgsql.sh)')
 
 OFFLINE_INSERT = b'INSERT INTO offline_messages'
+ARCHIVE_INSERT = b'INSERT INTO archive '
 
 
 class CommitCutter(threading.Thread):
@@ -34,7 +35,9 @@ class CommitCutter(threading.Thread):
     runs a named one, Query is a simple query) and, when armed, cuts the
     connection at the COMMIT of a transaction that bound the offline
     insert: mode 'after' passes the COMMIT to the server first, mode
-    'before' does not."""
+    'before' does not.  Mode 'archive' cuts it after the Sync that ends an
+    archive insert (a statement of its own, committed by the server as
+    it runs), passed on."""
 
     def __init__(self, pg_port):
         super().__init__(daemon=True)
@@ -90,6 +93,7 @@ class CommitCutter(threading.Thread):
         startup = True
         names = {}              # prepared statement name -> its text
         insert = False          # this transaction bound the offline insert
+        archive = False         # an archive insert was bound since the last Sync
         try:
             while True:
                 data = client.recv(65536)
@@ -120,6 +124,15 @@ class CommitCutter(threading.Thread):
                     elif kind == b'B':
                         stmt = body.split(b'\0', 2)[1]
                         insert = insert or OFFLINE_INSERT in names.get(stmt, b'')
+                        archive = archive or ARCHIVE_INSERT in names.get(stmt, b'')
+                    elif kind == b'S':
+                        cut = archive and self.take('archive')
+                        archive = False
+                        if cut:
+                            state['drop'] = True
+                            server.sendall(msg)
+                            time.sleep(0.5)     # the server runs and commits it meanwhile
+                            return
                     elif kind == b'Q':
                         query = body.rstrip(b'\0')
                         if query.startswith(b'BEGIN'):
@@ -227,3 +240,35 @@ def test_commit_answer_lost(relayed, mode, outcome):
         assert 'replacing the connection that broke under its last job' in srv.log(), srv.log()[-3000:]
     alice.close()
 
+
+def archive_rows(srv, body):
+    return srv.db_query("SELECT owner, id FROM archive WHERE body = ? ORDER BY owner", (body,))
+
+
+def test_archive_insert_answer_lost(relayed):
+    """The archive's insert runs and commits on the server, and its answer
+    is lost with the connection: the store runs it again, finds the key
+    taken by this very message and takes that as done, so each owner's
+    archive holds the message once (not again under a new id)."""
+    srv, cutter = relayed
+    alice = RawClient(srv.port, timeout=20)
+    alice.login('alice', srv.password('alice'), resource='archive')
+    bob = RawClient(srv.port, timeout=20)
+    bob.login('bob', srv.password('bob'), resource='archive')
+
+    body = unique('archived-')
+    cutter.arm('archive')
+    alice.send("<message to='bob@%s/archive' type='chat' id='%s'><body>%s</body></message>"
+               % (HOST, unique('m'), body))
+    bob.wait_for(lambda e: e.tag == q(NS_CLIENT, 'message') and e.findtext(q(NS_CLIENT, 'body')) == body)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and len(archive_rows(srv, body)) < 2:
+        time.sleep(0.1)
+    time.sleep(1.5)     # a second copy would show by now
+    assert cutter.cuts == 1, 'the relay did not cut an archive insert'
+    rows = archive_rows(srv, body)
+    owners = sorted(r[0] for r in rows)
+    assert owners == ['alice@%s' % HOST, 'bob@%s' % HOST], (rows, srv.log()[-3000:])
+    assert 'cannot archive' not in srv.log(), srv.log()[-3000:]
+    alice.close()
+    bob.close()

@@ -4277,11 +4277,16 @@ static void run_mam_batch(struct fixture *f, bool fail_batches, bool dup)
 	assert_string_equal(mam_page(f, ALICE, &q0), "");
 	bool locked = mam_batch_lock(f);
 	for (int i = 0; i < N; i++) {
-		/* alice and the nurse by turns; with dup, job 21 repeats
-		 * alice's id 1. */
+		/* alice and the nurse by turns; with dup, job 21 is another
+		 * message under alice's id 1. */
 		bool again = dup && i == 21;
 		const char *owner = i % 2 == 0 || again ? ALICE : NURSE;
-		struct mam_message m = { again ? 1 : i + 1, ROMEO, "", false, "b", "<message/>" };
+		struct mam_message m = { again ? 1 : i + 1,
+			                 ROMEO,
+			                 "",
+			                 false,
+			                 "b",
+			                 again ? "<message id='another'/>" : "<message/>" };
 		w[i].order = order;
 		w[i].order_len = &len;
 		w[i].tag = i;
