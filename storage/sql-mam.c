@@ -62,10 +62,10 @@ static const char sql_mam_insert_unnest[] =
         "INSERT INTO archive (server_host, owner, id, peer, resource, outgoing, body, stanza) "
         "SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[], ?::text[], ?::text[], "
         "?::smallint[], ?::text[], ?::text[])";
-/* Whether a row with this key is this very message. */
-static const char sql_mam_same[] = "SELECT COUNT(*) FROM archive WHERE server_host = ? AND owner = ? "
-                                   "AND id = ? AND peer = ? AND resource = ? AND outgoing = ? "
-                                   "AND stanza = ?";
+/* The row with a key, to tell whether it is the same message (compared
+ * here, byte for byte: the dialects' text comparisons follow collations). */
+static const char sql_mam_row[] = "SELECT peer, resource, outgoing, stanza FROM archive "
+                                  "WHERE server_host = ? AND owner = ? AND id = ?";
 static const char sql_mam_owner_delete[] = "DELETE FROM archive " OWNER_WHERE;
 static const char sql_mam_prefs_get[] = "SELECT def FROM archive_prefs " OWNER_WHERE;
 static const char sql_mam_prefs_jids[] = "SELECT jid, always FROM archive_prefs_jid " OWNER_WHERE;
@@ -141,13 +141,22 @@ static enum storage_result op_mam_store(void *conn, struct mam_store_job *r)
 	if (res != STORAGE_EXISTS)
 		return res;
 	const struct mam_message *m = &r->msg;
-	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->owner),    PINT(m->id),
-		                 PTEXT(m->peer),      PTEXT(m->resource), PINT(m->outgoing ? 1 : 0),
-		                 PTEXT(m->stanza) };
-	int64_t same = 0;
-	if (sql_q_int(t, sql_mam_same, p, ARRAY_SIZE(p), &same) < 0)
+	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->owner), PINT(m->id) };
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	enum sql_step st;
+	struct sql_stmt *s = sql_q_start(t, sql_mam_row, p, ARRAY_SIZE(p), &st);
+	if (s == NULL)
 		return sql_q_fail(t, &r->base);
-	return same > 0 ? STORAGE_OK : STORAGE_EXISTS;
+	bool same = false;
+	if (st == SQL_STEP_ROW) {
+		const char *peer = d->column_text(s, 0), *resource = d->column_text(s, 1);
+		const char *stanza = d->column_text(s, 3);
+		same = peer != NULL && strcmp(peer, m->peer) == 0 && resource != NULL &&
+		       strcmp(resource, m->resource) == 0 && (d->column_int64(s, 2) != 0) == m->outgoing &&
+		       stanza != NULL && strcmp(stanza, m->stanza) == 0;
+	}
+	d->reset(s);
+	return same ? STORAGE_OK : STORAGE_EXISTS;
 }
 
 /* The n jobs' rows: with multi-row inserts in chunks of 64, 16, 4 and 1
