@@ -33,19 +33,23 @@
  *   again (after whatever it had already received, a COMMIT included).
  *   exec() (migration scripts) waits without this limit: the server
  *   answers a script only at its end;
- * - a COMMIT whose answer never came (the connection lost or dropped while
- *   it waited) is looked up, not guessed: begin(write) fetches the
- *   transaction's id with BEGIN in one round trip, and commit then asks
- *   txid_status() on a new connection made with the same settings,
- *   waiting up to 5 s while the server still has it in progress.
- *   Committed: commit succeeds (the job is done; the store replaces the
- *   lost connection before the next one).  Rolled back, or no answer (no
- *   new connection, or still in progress): commit fails as a lost
- *   connection does, and the store runs the job again on a new connection;
- *   only in the no-answer case can that store a row twice.  A COMMIT the
- *   read timeout ended is not looked up (the server is silent: a new
- *   connection would wait as long) and is in doubt: the server applies it
- *   if it wakes, while the job fails or runs again.
+ * - a COMMIT whose answer never came (the connection lost while it
+ *   waited) is looked up, not guessed: begin(write) fetches the
+ *   transaction's id and the server's start time with BEGIN in one round
+ *   trip (so every write transaction takes an id, even one that ends up
+ *   writing nothing), and commit then asks txid_status() on a new
+ *   connection made with the same settings, about 5 s in all, polling
+ *   while the server still has it in progress.  Committed: commit succeeds
+ *   (the job is done; the store replaces the lost connection before the
+ *   next one).  Rolled back, or unknown (no new connection, no answer, a
+ *   server started since, still in progress): commit fails as a lost
+ *   connection does, and the job fails or runs again on a new connection;
+ *   only when unknown can that store a row twice.  A COMMIT the read
+ *   timeout ended is not looked up (the server is silent: a new connection
+ *   would wait as long) and is in doubt: the server applies it if it
+ *   wakes, while the job fails or runs again.  Not caught: a crash and
+ *   recovery of the same postmaster inside those seconds, after which the
+ *   id may belong to another transaction;
  * - SQLSTATE classes decide enum sql_error: 08 (connection), 57P01..57P03
  *   (shutdown, cannot connect now), 53 (resources), 40001/40P01
  *   (serialization, deadlock), 57014 (statement timeout), 55P03 (lock not
@@ -103,6 +107,10 @@ struct pgsql_conn {
 	/* The id of the open write transaction (txid_current(), digits), ""
 	 * when none: what that look-up asks about. */
 	char xid[24];
+	/* pg_postmaster_start_time() read with it: the look-up trusts only
+	 * the same server, not one restarted or failed over to meanwhile,
+	 * where the same id may be another transaction. */
+	char boot[48];
 	bool timed_out; /* the connection was dropped by the read timeout */
 };
 
@@ -214,6 +222,8 @@ static void pgsql_disconnect(struct sql_conn *conn)
 	sql_stmtcache_free(&c->stmts, stmt_free, NULL);
 	PQfinish(c->pg);
 	free(c->last_msg);
+	if (c->cfg.password != NULL)
+		explicit_bzero(c->cfg.password, strlen(c->cfg.password));
 	storage_config_free(&c->cfg);
 	free(c);
 }
@@ -663,14 +673,15 @@ static int pgsql_begin(struct sql_conn *conn, bool write)
 		c->in_tx = true;
 		return 0;
 	}
-	PGresult *res = run_query(c, "BEGIN; SELECT txid_current()", true);
+	PGresult *res = run_query(c, "BEGIN; SELECT txid_current(), pg_postmaster_start_time()", true);
 	if (res == NULL)
 		return -1;
-	const char *v =
-	        PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)
-	                ? PQgetvalue(res, 0, 0)
-	                : NULL;
-	if (v == NULL || *v == '\0' || strlen(v) >= sizeof(c->xid) || strspn(v, "0123456789") != strlen(v)) {
+	bool row = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 2 &&
+	           !PQgetisnull(res, 0, 0) && !PQgetisnull(res, 0, 1);
+	const char *v = row ? PQgetvalue(res, 0, 0) : "";
+	const char *boot = row ? PQgetvalue(res, 0, 1) : "";
+	if (*v == '\0' || strlen(v) >= sizeof(c->xid) || strspn(v, "0123456789") != strlen(v) ||
+	    *boot == '\0' || strlen(boot) >= sizeof(c->boot)) {
 		if (PQresultStatus(res) == PGRES_FATAL_ERROR)
 			set_result_error(c, res);
 		else
@@ -681,69 +692,89 @@ static int pgsql_begin(struct sql_conn *conn, bool write)
 		return -1;
 	}
 	snprintf(c->xid, sizeof(c->xid), "%s", v);
+	snprintf(c->boot, sizeof(c->boot), "%s", boot);
 	PQclear(res);
 	clear_error(c);
 	c->in_tx = true;
 	return 0;
 }
 
-/* How long commit_outcome waits for a transaction still in progress (the
- * server may not have noticed yet that its client went away). */
+/* The whole look-up of a lost COMMIT (commit_outcome): connecting, and
+ * waiting while the server still has the transaction in progress (it may
+ * not have noticed yet that its client went away). */
 #define OUTCOME_WAIT 5.0
 
 /* The connection was lost while COMMIT of transaction c->xid waited for its
  * answer: ask the server, on a new connection made with the same settings,
- * what became of it (txid_status, PostgreSQL 10 or later).  1 committed, 0
- * rolled back, -1 unknown (no new connection, no answer, or still in
- * progress after OUTCOME_WAIT).  c keeps its error. */
+ * what became of it (txid_status, PostgreSQL 10 or later), within
+ * OUTCOME_WAIT in all (libpq's connect_timeout is whole seconds, at least
+ * 2).  1 committed, 0 rolled back, -1 unknown (no new connection, no
+ * answer, another server than the transaction's, or still in progress at
+ * the end).  c keeps its error. */
 static int commit_outcome(struct pgsql_conn *c)
 {
-	char *desc = pgsql_describe(&c->cfg);
-	char *err = NULL;
-	struct pgsql_conn *o = CONN(pgsql_connect(&c->cfg, &err));
-	if (o == NULL) {
-		log_warning("storage %s: lost the connection during COMMIT of transaction %s, and "
-		            "cannot connect to ask what became of it: %s",
-		            desc, c->xid, err);
-		free(err);
-		free(desc);
-		return -1;
-	}
-	char sql[64];
-	snprintf(sql, sizeof(sql), "SELECT txid_status(%s)", c->xid);
 	double deadline = mono_now() + OUTCOME_WAIT;
+	char *desc = pgsql_describe(&c->cfg);
+	struct storage_config cfg;
+	storage_config_copy(&cfg, &c->cfg);
+	cfg.timeout = 2; /* connect_timeout, and the session's statement_timeout */
+	char *err = NULL;
+	struct pgsql_conn *o = CONN(pgsql_connect(&cfg, &err));
+	if (cfg.password != NULL)
+		explicit_bzero(cfg.password, strlen(cfg.password));
+	storage_config_free(&cfg);
 	int outcome = -1;
+	char why[160] = "";
+	if (o == NULL) {
+		snprintf(why, sizeof(why), "cannot connect: %s", err);
+		free(err);
+		goto out;
+	}
+	char sql[128];
+	snprintf(sql, sizeof(sql), "SELECT txid_status(%s), pg_postmaster_start_time()", c->xid);
 	for (;;) {
+		double left = deadline - mono_now();
+		o->read_timeout = left > 1 ? left : 1;
 		PGresult *res = run_query(o, sql, true);
-		if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-			const char *why = res != NULL ? PQresultErrorMessage(res) : o->last_msg;
-			log_warning("storage %s: lost the connection during COMMIT of transaction %s, and "
-			            "cannot ask what became of it: %s",
-			            desc, c->xid, why != NULL && *why != '\0' ? why : "no answer");
+		if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
+		    PQnfields(res) != 2) {
+			const char *m = res != NULL ? PQresultErrorMessage(res) : o->last_msg;
+			snprintf(why, sizeof(why), "no answer (%s)", m != NULL && *m != '\0' ? m : "?");
 			PQclear(res);
 			break;
 		}
-		char v[32];
+		char v[32], boot[48];
 		snprintf(v, sizeof(v), "%s", PQgetisnull(res, 0, 0) ? "" : PQgetvalue(res, 0, 0));
-		outcome = strcmp(v, "committed") == 0 ? 1 : strcmp(v, "aborted") == 0 ? 0 : -1;
-		bool waiting = strcmp(v, "in progress") == 0;
+		snprintf(boot, sizeof(boot), "%s", PQgetisnull(res, 0, 1) ? "" : PQgetvalue(res, 0, 1));
 		PQclear(res);
-		if (!waiting || mono_now() >= deadline) {
-			if (outcome < 0)
-				log_warning(
-				        "storage %s: lost the connection during COMMIT of transaction %s; "
-				        "its outcome is unknown (the server says '%s')",
-				        desc, c->xid, *v != '\0' ? v : "no such transaction");
+		if (strcmp(boot, c->boot) != 0) {
+			snprintf(why, sizeof(why),
+			         "the server was restarted or is another one (started %s, "
+			         "not %s)",
+			         boot, c->boot);
+			break;
+		}
+		outcome = strcmp(v, "committed") == 0 ? 1 : strcmp(v, "aborted") == 0 ? 0 : -1;
+		if (outcome >= 0)
+			break;
+		if (strcmp(v, "in progress") != 0 || mono_now() + 0.05 >= deadline) {
+			snprintf(why, sizeof(why), "the server says '%s'",
+			         *v != '\0' ? v : "no such transaction");
 			break;
 		}
 		struct timespec ts = { .tv_nsec = 50 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
 	pgsql_disconnect((struct sql_conn *)(void *)o);
+out:
 	if (outcome >= 0)
 		log_notice("storage %s: lost the connection during COMMIT of transaction %s; the "
 		           "server says it was %s",
 		           desc, c->xid, outcome ? "committed" : "rolled back");
+	else
+		log_warning("storage %s: lost the connection during COMMIT of transaction %s; its "
+		            "outcome is unknown: %s",
+		            desc, c->xid, why);
 	free(desc);
 	return outcome;
 }
@@ -751,8 +782,9 @@ static int commit_outcome(struct pgsql_conn *c)
 static int pgsql_commit(struct sql_conn *conn)
 {
 	struct pgsql_conn *c = CONN(conn);
+	bool sent = c->pg != NULL; /* else COMMIT never left: nothing to look up */
 	PGresult *res = run_query(c, "COMMIT", true);
-	if (res == NULL && c->pg == NULL && c->xid[0] != '\0') {
+	if (res == NULL && sent && c->pg == NULL && c->xid[0] != '\0') {
 		/* The answer never came: committed or not, the connection is
 		 * gone (is_broken says so, and the store makes a new one). */
 		c->in_tx = false;

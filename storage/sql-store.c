@@ -327,9 +327,11 @@ static bool thread_connect(struct sql_thread *t, const struct storage_req *r)
 	const struct sql_driver_vfuncs *d = ss->drv;
 	double now = mono_now();
 	if (t->conn != NULL && d->is_broken != NULL && d->is_broken(t->conn)) {
-		/* lost under the last job, which still succeeded (a COMMIT the
-		 * driver found committed after the connection went) */
-		log_notice("storage %s: worker %u: replacing the connection that broke under its last job",
+		/* it broke under an earlier job that did not run again on a new
+		 * one: a job that succeeded all the same (a COMMIT the pgsql
+		 * driver found committed after the connection went), or a batch
+		 * whose jobs now run one by one */
+		log_notice("storage %s: worker %u: replacing the connection that broke under an earlier job",
 		           ss->base.description, t->index);
 		d->disconnect(t->conn);
 		t->conn = NULL;
