@@ -38,8 +38,8 @@
  *   transaction's id and the server's start time with BEGIN in one round
  *   trip (so every write transaction takes an id, even one that ends up
  *   writing nothing), and commit then asks txid_status() on a new
- *   connection made with the same settings, about 5 s in all, polling
- *   while the server still has it in progress.  Committed: commit succeeds
+ *   connection made with the same settings (see commit_outcome for how
+ *   long), polling while the server still has it in progress.  Committed: commit succeeds
  *   (the job is done; the store replaces the lost connection before the
  *   next one).  Rolled back, or unknown (no new connection, no answer, a
  *   server started since, still in progress): commit fails as a lost
@@ -673,7 +673,9 @@ static int pgsql_begin(struct sql_conn *conn, bool write)
 		c->in_tx = true;
 		return 0;
 	}
-	PGresult *res = run_query(c, "BEGIN; SELECT txid_current(), pg_postmaster_start_time()", true);
+	PGresult *res = run_query(
+	        c, "BEGIN; SELECT txid_current(), extract(epoch FROM pg_postmaster_start_time())::text",
+	        true);
 	if (res == NULL)
 		return -1;
 	bool row = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 2 &&
@@ -699,18 +701,19 @@ static int pgsql_begin(struct sql_conn *conn, bool write)
 	return 0;
 }
 
-/* The whole look-up of a lost COMMIT (commit_outcome): connecting, and
- * waiting while the server still has the transaction in progress (it may
- * not have noticed yet that its client went away). */
+/* How long the look-up of a lost COMMIT (commit_outcome) asks and waits
+ * while the server still has the transaction in progress (it may not have
+ * noticed yet that its client went away); connecting comes on top. */
 #define OUTCOME_WAIT 5.0
 
 /* The connection was lost while COMMIT of transaction c->xid waited for its
  * answer: ask the server, on a new connection made with the same settings,
- * what became of it (txid_status, PostgreSQL 10 or later), within
- * OUTCOME_WAIT in all (libpq's connect_timeout is whole seconds, at least
- * 2).  1 committed, 0 rolled back, -1 unknown (no new connection, no
- * answer, another server than the transaction's, or still in progress at
- * the end).  c keeps its error. */
+ * what became of it (txid_status, PostgreSQL 10 or later): connecting with
+ * a 2 s connect_timeout (libpq's, per address, unless the dsn sets its own;
+ * then the session's SET, up to 7 s on a server that stalls), then asking
+ * until OUTCOME_WAIT from the start has passed.  1 committed, 0 rolled
+ * back, -1 unknown (no new connection, no answer, another server than the
+ * transaction's, or still in progress at the end).  c keeps its error. */
 static int commit_outcome(struct pgsql_conn *c)
 {
 	double deadline = mono_now() + OUTCOME_WAIT;
@@ -731,10 +734,15 @@ static int commit_outcome(struct pgsql_conn *c)
 		goto out;
 	}
 	char sql[128];
-	snprintf(sql, sizeof(sql), "SELECT txid_status(%s), pg_postmaster_start_time()", c->xid);
+	snprintf(sql, sizeof(sql),
+	         "SELECT txid_status(%s), extract(epoch FROM pg_postmaster_start_time())::text", c->xid);
 	for (;;) {
 		double left = deadline - mono_now();
-		o->read_timeout = left > 1 ? left : 1;
+		if (left <= 0) {
+			snprintf(why, sizeof(why), "no answer within %.0f s", OUTCOME_WAIT);
+			break;
+		}
+		o->read_timeout = left;
 		PGresult *res = run_query(o, sql, true);
 		if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
 		    PQnfields(res) != 2) {

@@ -114,9 +114,18 @@ def default_s2s_port():
     finds an IP-literal domain on that port; a domain without SRV records
     is dialled there): those tests take turns instead of racing for it.
     The lock file's path is fixed, so that parallel pytest sessions (one
-    per store under make check) share it too."""
+    per store under make check) share it too.  A wait of more than 15
+    minutes (a holder that hangs) fails the test."""
     with open('/tmp/parley-tests-port-5269.lock', 'a') as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        deadline = time.monotonic() + 900
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ServerError('waited 15 minutes for port 5269 (%s)' % f.name)
+                time.sleep(0.2)
         try:
             yield
         finally:

@@ -3932,6 +3932,19 @@ static void test_mam_store_query(void **state)
 	mam_fill(f);
 	/* A duplicate id stores nothing. */
 	assert_int_equal(mam_store(f, "a.example", ALICE, 30, NURSE, "", false, "again"), STORAGE_EXISTS);
+	/* The same message again (a retry of a store whose answer was lost)
+	 * is done, and stays one row; one that differs in its resource, its
+	 * direction or its stanza is another message under a taken id. */
+	assert_int_equal(mam_store(f, "a.example", ALICE, 30, ROMEO, "balcony", true, "line 3"), STORAGE_OK);
+	assert_int_equal(mam_store(f, "a.example", ALICE, 30, ROMEO, "garden", true, "line 3"),
+	                 STORAGE_EXISTS);
+	assert_int_equal(mam_store(f, "a.example", ALICE, 30, ROMEO, "balcony", false, "line 3"),
+	                 STORAGE_EXISTS);
+	struct mam_message other = { 30, ROMEO, "balcony", true, "line 3", "<message id='other'/>" };
+	struct res o = { 0 };
+	assert_int_equal(
+	        ps_wait(f, CALL(storage_mam_store(f->st, "a.example", ALICE, &other, done_cb, &o)), &o),
+	        STORAGE_EXISTS);
 	/* The same id for another owner, or on another host, is another message. */
 	assert_int_equal(mam_store(f, "a.example", NURSE, 30, ALICE, "", true, "other owner"), STORAGE_OK);
 	assert_int_equal(mam_store(f, "b.example", ALICE, 30, NURSE, "", true, "other host"), STORAGE_OK);
