@@ -290,7 +290,18 @@ def test_database_fault_mid_traffic(db_server, fault):
     assert not lost, '%d acknowledged messages neither stored nor bounced: %s' % (len(lost), lost[:5])
     assert not both, '%d messages bounced and stored too: %s' % (len(both), both[:5])
     assert not twice, twice[:5]
-    assert bounces, 'nothing bounced: the fault did not reach parleyd'
+    # A freeze that catches jobs waiting for a worker expires them (they
+    # bounce); one that catches the round in flight entirely inside the
+    # workers (a group commit) holds its acknowledgement until the server
+    # runs again, and nothing bounces.  Either shows the fault reached
+    # parleyd; the checks of the bounce lines below need the first.
+    held = [r for r in traffic.rounds if r[1] - r[0] > 5]
+    if fault == 'freeze' and not bounces:
+        assert held, 'nothing bounced and no acknowledgement held: the freeze did not reach parleyd'
+        print('freeze: no job was waiting for a worker; a round waited %.1f s'
+              % max(r[1] - r[0] for r in held))
+    else:
+        assert bounces, 'nothing bounced: the fault did not reach parleyd'
 
     # the online user got every message meant for it, once
     live = [b for who, b in traffic.sent if who == 'carol']
@@ -325,7 +336,7 @@ def test_database_fault_mid_traffic(db_server, fault):
         assert 'lost its connection' in log or 'cannot connect' in log, log[-4000:]
     elif fault == 'hang':
         assert 'lost its connection (%s' % GAVE_UP in log, log[-4000:]
-    else:
+    elif bounces:
         assert 'no worker took the job in time' in log, log[-4000:]
     # a stalled store expires every queued job at once: one line a second
     # per store
@@ -335,12 +346,13 @@ def test_database_fault_mid_traffic(db_server, fault):
         if m is not None:
             t = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
             expired.setdefault(m.group(4), []).append((t, ln))
-    if fault == 'freeze':
+    if fault == 'freeze' and bounces:
         assert expired, 'no expiry line matched'
     for got in expired.values():
         for (t0, l0), (t1, l1) in zip(got, got[1:]):
             assert t1 - t0 > 0.9, 'two lines %.3f s apart:\n%s\n%s' % (t1 - t0, l0, l1)
-    assert 'bob@%s (storage temporary failure); bouncing a message' % HOST in log, log[-4000:]
+    if bounces:
+        assert 'bob@%s (storage temporary failure); bouncing a message' % HOST in log, log[-4000:]
     # each line names whose job failed once (an archive owner is an
     # address already), and the driver's message stays on its line: the
     # log writes a control character as '?', and no message of a lost
