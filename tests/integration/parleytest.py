@@ -518,20 +518,23 @@ hosts:
             raise ServerError('no parleyd binary at %s' % self.parleyd)
         self._own_muc_wins()
         self._logf = open(self.logfile, 'ab')
+        # this start's lines only, in the checks and in the errors (an
+        # earlier start's "Address already in use" must not count again)
+        start_len = len(self.log())
         self.proc = subprocess.Popen(wrapper() + [self.parleyd, '-c', str(self.config)],
                                      cwd=str(self.dir), stdin=subprocess.DEVNULL,
                                      stdout=self._logf, stderr=subprocess.STDOUT, env=self.env,
                                      preexec_fn=self.preexec_fn)
         deadline = time.monotonic() + timeout
-        start_len = len(self.log())
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise ServerError('parleyd exited with %s during start-up:\n%s'
-                                  % (self.proc.returncode, self.log()[-4000:]))
+                                  % (self.proc.returncode, self.log()[start_len:][-4000:]))
             if READY.search(self.log()[start_len:]) and self._port_open(self.port):
                 return
             time.sleep(0.05)
-        raise ServerError('parleyd not ready within %ss:\n%s' % (timeout, self.log()[-4000:]))
+        raise ServerError('parleyd not ready within %ss:\n%s'
+                          % (timeout, self.log()[start_len:][-4000:]))
 
     def own_ports(self):
         """The ports this server picked itself: {attribute: port} for every
