@@ -138,6 +138,31 @@ def request(srv, method, path, body=None, headers=None):
         c.close()
 
 
+def fifo_slot(srv, run, name):
+    """A slot whose stored file is then replaced by a FIFO: a download of
+    it holds the upload worker in open() until the FIFO gets a writer.
+    (the FIFO's path, the download's URL)."""
+    put, get = new_slot(srv, run, name, 10)
+    assert request(srv, 'PUT', path_of(put), b'0123456789',
+                   {'Content-Type': 'application/octet-stream'})[0] == 201
+    fifo = srv.folder / slot_id(get)
+    os.unlink(fifo)
+    os.mkfifo(fifo)
+    return fifo, get
+
+
+def release_fifo(fifo, writer):
+    """End a test that held the upload worker in open() of a FIFO: the
+    FIFO goes first, so that a download still queued for it fails at once
+    (no such file) instead of blocking the worker in open() again once the
+    test's writer is closed, which would hold every later test's jobs."""
+    try:
+        os.unlink(fifo)
+    except FileNotFoundError:
+        pass
+    os.close(writer)
+
+
 def files_of(srv, slot_id):
     return sorted(n for n in os.listdir(srv.folder) if n.startswith(slot_id))
 
@@ -362,12 +387,7 @@ def test_put_refused_by_a_full_worker_queue_gets_503(srv, run):
     # FIFO, downloads fill its queue, then a PUT's first piece cannot be
     # queued: it gets 503 and the server goes on (a build with
     # AddressSanitizer also shows the put is not used once freed)
-    held_put, held_get = new_slot(srv, run, 'held.bin', 10)
-    assert request(srv, 'PUT', path_of(held_put), b'0123456789',
-                   {'Content-Type': 'application/octet-stream'})[0] == 201
-    fifo = srv.folder / slot_id(held_get)
-    os.unlink(fifo)
-    os.mkfifo(fifo)
+    fifo, held_get = fifo_slot(srv, run, 'held.bin')
     socks = []
     try:
         for i in range(300):  # more than the queue holds, from a few addresses (http.max_connections_per_ip)
@@ -399,23 +419,27 @@ def test_put_refused_by_a_full_worker_queue_gets_503(srv, run):
     try:
         assert wait_for(lambda: host_meta_ok(srv))
         assert wait_for(lambda: files_of(srv, slot_id(put_url)) == []), files_of(srv, slot_id(put_url))
-        # the worker is free again: the slot takes the upload
-        assert request(srv, 'PUT', path_of(put_url), data, {'Content-Type': 'application/octet-stream'})[0] == 201
+        # the worker is free again: the slot takes the upload (503 while
+        # the refused downloads still drain from the queue, which takes a
+        # while in a sanitizer build on a busy machine)
+        deadline = time.monotonic() + 60
+        while True:
+            status = request(srv, 'PUT', path_of(put_url), data,
+                             {'Content-Type': 'application/octet-stream'})[0]
+            if status != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert status == 201
         assert request(srv, 'GET', path_of(get_url))[2] == data
     finally:
-        os.close(unblock)
+        release_fifo(fifo, unblock)
 
 
 def test_upload_finished_while_its_client_went_is_stored(srv, run):
     # the last piece waits on the worker (held in open() of a download
     # whose file is a FIFO) while the client goes: the file is renamed
     # into place all the same, and the slot serves it
-    held_put, held_get = new_slot(srv, run, 'held2.bin', 10)
-    assert request(srv, 'PUT', path_of(held_put), b'0123456789',
-                   {'Content-Type': 'application/octet-stream'})[0] == 201
-    fifo = srv.folder / slot_id(held_get)
-    os.unlink(fifo)
-    os.mkfifo(fifo)
+    fifo, held_get = fifo_slot(srv, run, 'held2.bin')
     g = socket.create_connection(('127.0.0.1', srv.http_port), timeout=10)
     g.sendall(('GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' % path_of(held_get)).encode())
     size = 100 * 1024
@@ -432,5 +456,5 @@ def test_upload_finished_while_its_client_went_is_stored(srv, run):
         assert wait_for(lambda: request(srv, 'GET', path_of(get_url))[0] == 200)
         assert request(srv, 'GET', path_of(get_url))[2] == data
     finally:
-        os.close(unblock)
+        release_fifo(fifo, unblock)
         g.close()
