@@ -39,12 +39,13 @@
  *   trip (so every write transaction takes an id, even one that ends up
  *   writing nothing), and commit then asks txid_status() on a new
  *   connection made with the same settings (see commit_outcome for how
- *   long), polling while the server still has it in progress.  Committed: commit succeeds
- *   (the job is done; the store replaces the lost connection before the
- *   next one).  Rolled back, or unknown (no new connection, no answer, a
- *   server started since, still in progress): commit fails as a lost
- *   connection does, and the job fails or runs again on a new connection;
- *   only when unknown can that store a row twice.  A COMMIT the read
+ *   long), polling while the server still has it in progress.
+ *   Committed: commit succeeds (the job is done; the store replaces the
+ *   lost connection before the next one).  Rolled back, or unknown (no
+ *   new connection, no answer, a server started since, still in
+ *   progress): commit fails as a lost connection does, and the job fails
+ *   or runs again on a new connection; only when unknown can that store a
+ *   row twice.  A COMMIT the read
  *   timeout ended is not looked up (the server is silent: a new connection
  *   would wait as long) and is in doubt: the server applies it if it
  *   wakes, while the job fails or runs again.  Not caught: a crash and
