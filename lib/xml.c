@@ -489,16 +489,29 @@ int xml_wire_build(struct xml_wire *w, const struct xml_node *el, const char *pa
 		return -1;
 	struct buf all = { 0 };
 	xml_serialize(&all, el, parent_ns);
-	/* The start tag ends at the first '>': attribute values escape it. */
+	/* The start tag ends at the first '>': attribute values escape it.
+	 * xml_serialize writes each attribute as " name='value'" with the
+	 * quote escaped in values, so the tag is walked attribute by
+	 * attribute: a search for " to='" would stop inside another
+	 * attribute's value that ends in " to=". */
 	const char *end = memchr(all.data, '>', all.len);
-	const char *at = NULL;
-	for (const char *p = all.data; end != NULL && p + 5 <= end; p++) {
-		if (memcmp(p, " to='", 5) == 0) {
-			at = p + 5;
+	const char *at = NULL, *close = NULL;
+	const char *p = end != NULL ? memchr(all.data, ' ', (size_t)(end - all.data)) : NULL;
+	while (p != NULL && p < end && *p == ' ') {
+		const char *name = p + 1;
+		const char *eq = memchr(name, '=', (size_t)(end - name));
+		if (eq == NULL || eq + 1 >= end || eq[1] != '\'')
+			break;
+		const char *q = memchr(eq + 2, '\'', (size_t)(end - (eq + 2)));
+		if (q == NULL)
+			break;
+		if (eq - name == 2 && memcmp(name, "to", 2) == 0) {
+			at = eq + 2;
+			close = q;
 			break;
 		}
+		p = q + 1;
 	}
-	const char *close = at != NULL ? memchr(at, '\'', (size_t)(end - at)) : NULL;
 	if (close == NULL) {
 		buf_free(&all);
 		return -1;

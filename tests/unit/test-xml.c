@@ -63,6 +63,26 @@ static void test_wire_split_at_to(void **state)
 	assert_int_equal(xml_wire_build(&w, m, "jabber:client"), -1);
 	xml_wire_free(&w);
 	xml_unref(&m);
+
+	/* An attribute before 'to' whose value ends in " to=" (here a
+	 * namespace declaration; found by fuzz-xml): the split is at the real
+	 * 'to', not inside that value. */
+	m = xml_new("message", "h-b to=");
+	xml_set_attr(m, "id", "x to=");
+	xml_set_attr(m, "to", "x@example.com");
+	assert_int_equal(xml_wire_build(&w, m, "jabber:client"), 0);
+	xml_set_attr(m, "to", "y@example.com/'");
+	char *want = xml_to_string(m, "jabber:client");
+	struct buf got = { 0 };
+	buf_append(&got, w.head.data, w.head.len);
+	xml_escape(&got, "y@example.com/'", 15, true);
+	buf_append(&got, w.tail.data, w.tail.len);
+	buf_append(&got, "", 1);
+	assert_string_equal(got.data, want);
+	buf_free(&got);
+	free(want);
+	xml_wire_free(&w);
+	xml_unref(&m);
 }
 
 /* xml_tag_end finds the '>' that ends a tag, not one inside a quoted
