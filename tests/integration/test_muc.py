@@ -1293,6 +1293,24 @@ def test_groupchat_reaches_every_occupant(server, rooms):
         assert m.get('to') == c.jid, tostr(m)
 
 
+def test_groupchat_with_an_id_ending_in_to(server, rooms):
+    """The sender's id is copied into every occupant's copy before its
+    'to': an id that ends in ' to=' must not be taken for the 'to' when
+    the room writes each occupant's address into the copy it serialised
+    once (each copy came out malformed, ending the occupants' streams)."""
+    r = rooms()
+    carol = r.enter('carol')
+    erin = r.enter('erin')
+    body = unique('odd-id-')
+    carol.send('<message to="%s" type="groupchat" id="a to="><body>%s</body></message>' % (r.jid, body))
+    for c in (r.owner, carol, erin):
+        m = heard(c, r.jid, body)
+        assert m.get('id') == 'a to=' and m.get('to') == c.jid, tostr(m)
+    # and the room goes on
+    say(erin, r.jid, 'after')
+    heard(carol, r.jid, 'after')
+
+
 def test_private_messages(server, rooms):
     """§7.5: chat to an occupant JID reaches that occupant from the sender's
     occupant JID; an absent nick: item-not-found; groupchat to an occupant:
