@@ -223,8 +223,6 @@ static void pgsql_disconnect(struct sql_conn *conn)
 	sql_stmtcache_free(&c->stmts, stmt_free, NULL);
 	PQfinish(c->pg);
 	free(c->last_msg);
-	if (c->cfg.password != NULL)
-		explicit_bzero(c->cfg.password, strlen(c->cfg.password));
 	storage_config_free(&c->cfg);
 	free(c);
 }
@@ -724,8 +722,6 @@ static int commit_outcome(struct pgsql_conn *c)
 	cfg.timeout = 2; /* connect_timeout, and the session's statement_timeout */
 	char *err = NULL;
 	struct pgsql_conn *o = CONN(pgsql_connect(&cfg, &err));
-	if (cfg.password != NULL)
-		explicit_bzero(cfg.password, strlen(cfg.password));
 	storage_config_free(&cfg);
 	int outcome = -1;
 	char why[160] = "";

@@ -495,13 +495,9 @@ static int sql_open(struct ev_loop *loop, const struct storage_config *cfg, stru
 	}
 	ss->drv = d;
 	ss->upsert = dia->upsert;
-	ss->cfg = *cfg;
+	storage_config_copy(&ss->cfg, cfg);
+	free(ss->cfg.driver);
 	ss->cfg.driver = xstrdup(d->name);
-	ss->cfg.path = cfg->path != NULL ? xstrdup(cfg->path) : NULL;
-	ss->cfg.dsn = cfg->dsn != NULL ? xstrdup(cfg->dsn) : NULL;
-	ss->cfg.password = cfg->password != NULL ? xstrdup(cfg->password) : NULL;
-	ss->cfg.password_file = cfg->password_file != NULL ? xstrdup(cfg->password_file) : NULL;
-	ss->cfg.dialect = cfg->dialect != NULL ? xstrdup(cfg->dialect) : NULL;
 	if (ss->cfg.pool_size == 0)
 		ss->cfg.pool_size = 2;
 	if (ss->cfg.timeout <= 0)
@@ -540,14 +536,7 @@ static void sql_close(struct storage *st)
 	/* Every queued job runs (or expires) and its callback runs; the
 	 * workers disconnect. */
 	storage_base_deinit(st);
-	free(ss->cfg.driver);
-	free(ss->cfg.path);
-	free(ss->cfg.dsn);
-	if (ss->cfg.password != NULL)
-		explicit_bzero(ss->cfg.password, strlen(ss->cfg.password));
-	free(ss->cfg.password);
-	free(ss->cfg.password_file);
-	free(ss->cfg.dialect);
+	storage_config_free(&ss->cfg);
 	storage_outage_deinit(&ss->outage);
 	free(ss);
 }

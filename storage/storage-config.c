@@ -112,6 +112,8 @@ void storage_config_copy(struct storage_config *dst, const struct storage_config
 
 void storage_config_free(struct storage_config *st)
 {
+	if (st->password != NULL)
+		explicit_bzero(st->password, strlen(st->password));
 	opt_free(storage_defs, st);
 }
 

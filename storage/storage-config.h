@@ -34,6 +34,7 @@ int storage_config_load(struct storage_config *st, const struct cfg_node *map,
                         const struct cfg_node *fallback, const char *section, const char *dir,
                         char **error_r);
 void storage_config_copy(struct storage_config *dst, const struct storage_config *src);
+/* Frees what st holds; the password is wiped first. */
 void storage_config_free(struct storage_config *st);
 void storage_config_dump(const struct storage_config *st, struct buf *out, int indent);
 
