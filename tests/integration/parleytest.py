@@ -101,7 +101,100 @@ def srcdir():
     return _dir_from_env('PARLEY_SRCDIR')
 
 
+# Listening ports for the servers under test.  A port is picked before
+# parleyd binds it, so whatever takes it in between makes that start fail.
+# Port 0 would hand out a port from the kernel's ephemeral range, which
+# every outgoing connection of every test draws from as well, and
+# another test process could be handed the same port a moment later.
+# So the ports come from below the ephemeral range instead, where
+# nothing connecting picks a port, in slots of PORT_SLOT_SIZE: each test
+# process takes the first free slot under an exclusive lock (released
+# when the process ends; parallel pytest sessions and xdist workers all
+# share the lock folder) and cycles through its own slot's ports,
+# skipping any still bound.  The lock files are writable by every user
+# (a machine's CI user and its developers share the ports).  When no slot
+# is free, or the ephemeral range starts too low, or no lock file can be
+# opened, it falls back to port 0.
+PORT_BASE = 10000
+PORT_SLOTS = 45
+PORT_SLOT_SIZE = 500
+PORT_LOCK_DIR = '/tmp/parley-tests-ports'
+_port_slot = {'tried': False, 'lock': None, 'first': None, 'next': 0}
+
+
+def _ephemeral_low():
+    try:
+        with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _open_slot_lock(k):
+    """The lock file of slot k, open (made writable by all when this
+    process creates it), or None."""
+    path = os.path.join(PORT_LOCK_DIR, 'slot-%d.lock' % k)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        os.fchmod(fd, 0o666)
+        return fd
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    # another user's file (flock needs no write access; sticky /tmp
+    # folders refuse O_CREAT on files of others)
+    try:
+        return os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+
+
+def port_slot():
+    """This process's first port and slot size, or None (port 0 then)."""
+    if not _port_slot['tried']:
+        _port_slot['tried'] = True
+        if _ephemeral_low() < PORT_BASE + PORT_SLOTS * PORT_SLOT_SIZE:
+            return None
+        try:
+            os.makedirs(PORT_LOCK_DIR, exist_ok=True)
+            os.chmod(PORT_LOCK_DIR, 0o1777)
+        except OSError:
+            pass
+        for k in range(PORT_SLOTS):
+            fd = _open_slot_lock(k)
+            if fd is None:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue
+            _port_slot.update(lock=fd, first=PORT_BASE + k * PORT_SLOT_SIZE, next=0)
+            break
+    if _port_slot['lock'] is None:
+        return None
+    return _port_slot['first'], PORT_SLOT_SIZE
+
+
+def _bindable(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(('127.0.0.1', port))
+            return True
+        except OSError:
+            return False
+
+
 def free_port():
+    slot = port_slot()
+    if slot is not None:
+        first, size = slot
+        for _ in range(size):
+            port = first + _port_slot['next']
+            _port_slot['next'] = (_port_slot['next'] + 1) % size
+            if _bindable(port):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]

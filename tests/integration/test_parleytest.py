@@ -6,7 +6,10 @@ take the port on purpose and check that the first start moves the
 listener to a fresh port (and only a port the server picked itself), and
 that it gives up after PORT_RETRIES.
 """
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -92,6 +95,35 @@ def test_gives_up_after_the_retries(tmp_path, monkeypatch):
         for b in blockers:
             b.close()
         srv.stop()
+
+
+def test_free_ports_come_from_this_process_slot():
+    """Below the ephemeral range (no outgoing connection takes one) and in
+    a slot no other test process uses at the same time."""
+    slot = parleytest.port_slot()
+    if slot is None:
+        pytest.skip('no port slot here (ephemeral range %d up, or all slots taken)'
+                    % parleytest._ephemeral_low())
+    first, size = slot
+    mine = [parleytest.free_port() for _ in range(5)]
+    assert len(set(mine)) == 5 and all(first <= p < first + size for p in mine), (slot, mine)
+    assert first + size <= parleytest._ephemeral_low()
+    # a port still bound is skipped: hold the next one free_port would give
+    nxt = parleytest.free_port()
+    blocker = occupy(nxt + 1 if nxt + 1 < first + size else first)
+    try:
+        assert blocker.getsockname()[1] not in [parleytest.free_port() for _ in range(size)]
+    finally:
+        blocker.close()
+    # another process, while this one holds its slot, gets another slot
+    code = ('import parleytest; s = parleytest.port_slot(); '
+            'print(s[0] if s else "none", parleytest.free_port())')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(parleytest.__file__)).stdout.split()
+    if out[0] == 'none':
+        pytest.skip('no port slot left for a second process')
+    other_first, other_port = int(out[0]), int(out[1])
+    assert other_first != first and not first <= other_port < first + size, (slot, out)
 
 
 class FakeServer:
