@@ -1,5 +1,5 @@
 -- Parley schema for Microsoft SQL Server (2016 and later), through the
--- odbc driver, schema version 13.
+-- odbc driver, schema version 14.
 --
 -- A DBA creates the database and applies this file once, with a login that
 -- may create tables:
@@ -44,7 +44,7 @@
 CREATE TABLE schema_version (
     version INT NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (13);
+INSERT INTO schema_version (version) VALUES (14);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -175,8 +175,13 @@ CREATE TABLE roster_version (
 --   stanza: the serialized <message/> (default namespace jabber:client),
 --     with the <delay xmlns='urn:xmpp:delay'/> the server added;
 --   from_jid: the sender's full JID, for administration.
+--   token: a random token the server gives each message it stores, so
+--     that a store run again after its COMMIT's answer was lost finds its
+--     own row ('seq-' and the seq in rows stored before schema version
+--     14: SQL Server's unique index takes one NULL only).
 -- Queries: a user's messages in order, their count, deletion of a prefix:
--- all by (server_host, username, seq) (offline_messages_user).
+-- all by (server_host, username, seq) (offline_messages_user); a store run
+-- again looks for its token (offline_messages_token).
 -- Account removal deletes a user's rows.
 CREATE TABLE offline_messages (
     seq          BIGINT IDENTITY(1, 1) NOT NULL,
@@ -185,9 +190,11 @@ CREATE TABLE offline_messages (
     created_at   BIGINT NOT NULL,
     from_jid     NVARCHAR(MAX) NOT NULL,
     stanza       NVARCHAR(MAX) NOT NULL,
+    token        NVARCHAR(64) COLLATE Latin1_General_100_BIN2 NULL,
     CONSTRAINT offline_messages_pk PRIMARY KEY (seq)
 );
 CREATE INDEX offline_messages_user ON offline_messages (server_host, username, seq);
+CREATE UNIQUE INDEX offline_messages_token ON offline_messages (token);
 
 -- vCards (XEP-0054): one per user, the serialized <vCard xmlns='vcard-temp'/>
 -- element as the user last set it.

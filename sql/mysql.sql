@@ -1,5 +1,5 @@
 -- Parley schema for MySQL (8.0 and later) and MariaDB (10.3 and later),
--- schema version 13.
+-- schema version 14.
 --
 -- A DBA creates the database and applies this file once, with the
 -- database's own client and a user that may create tables:
@@ -43,7 +43,7 @@
 CREATE TABLE schema_version (
     version INT NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
-INSERT INTO schema_version (version) VALUES (13);
+INSERT INTO schema_version (version) VALUES (14);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -176,8 +176,12 @@ CREATE TABLE roster_version (
 --   stanza: the serialized <message/> (default namespace jabber:client),
 --     with the <delay xmlns='urn:xmpp:delay'/> the server added;
 --   from_jid: the sender's full JID, for administration.
+--   token: a random token the server gives each message it stores, so
+--     that a store run again after its COMMIT's answer was lost finds its
+--     own row (NULL in rows stored before schema version 14).
 -- Queries: a user's messages in order, their count, deletion of a prefix:
--- all by (server_host, username, seq) (offline_messages_user).
+-- all by (server_host, username, seq) (offline_messages_user); a store run
+-- again looks for its token (offline_messages_token).
 -- Account removal deletes a user's rows.
 CREATE TABLE offline_messages (
     seq          BIGINT        NOT NULL AUTO_INCREMENT,
@@ -186,8 +190,10 @@ CREATE TABLE offline_messages (
     created_at   BIGINT        NOT NULL,
     from_jid     TEXT          NOT NULL,
     stanza       MEDIUMTEXT    NOT NULL,
+    token        VARCHAR(64)   NULL,
     PRIMARY KEY (seq),
-    KEY offline_messages_user (server_host, username, seq)
+    KEY offline_messages_user (server_host, username, seq),
+    UNIQUE KEY offline_messages_token (token)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
 
 -- vCards (XEP-0054): one per user, the serialized <vCard xmlns='vcard-temp'/>

@@ -1,4 +1,4 @@
--- Parley schema for SQLite, schema version 13.
+-- Parley schema for SQLite, schema version 14.
 --
 -- parleyd creates a new database from this file when its storage path does
 -- not exist yet; for an existing file it checks schema_version and refuses
@@ -24,7 +24,7 @@
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (13);
+INSERT INTO schema_version (version) VALUES (14);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -151,6 +151,11 @@ CREATE TABLE roster_version (
 --   stanza: the serialized <message/> (default namespace jabber:client),
 --     with the <delay xmlns='urn:xmpp:delay'/> the server added;
 --   from_jid: the sender's full JID, for administration.
+--   token: NULL here, and not indexed.  On a database server a unique
+--     token lets a store run again after its COMMIT's answer was lost
+--     find its own row; SQLite, in parleyd's process, cannot lose an
+--     answer (the column keeps the table's shape the same as the other
+--     dialects'; an index of NULLs would cost every insert).
 -- Queries: a user's messages in order, their count, deletion of a prefix:
 -- all by (server_host, username, seq) (offline_messages_user).
 -- Account removal deletes a user's rows.
@@ -160,7 +165,8 @@ CREATE TABLE offline_messages (
     username     TEXT    NOT NULL,
     created_at   INTEGER NOT NULL,
     from_jid     TEXT    NOT NULL,
-    stanza       TEXT    NOT NULL
+    stanza       TEXT    NOT NULL,
+    token        TEXT
 );
 CREATE INDEX offline_messages_user ON offline_messages (server_host, username, seq);
 

@@ -10,6 +10,7 @@
 #include "storage/offline-store.h"
 
 #include <assert.h>
+#include <string.h>
 
 /* ---- offline_store */
 
@@ -42,18 +43,31 @@ static const struct storage_op offline_store_op = {
 	.reply = offline_store_reply,
 };
 
-struct storage_req *storage_offline_store(struct storage *st, const char *host, const char *user,
-                                          const char *from_jid, const char *stanza_xml, unsigned max_per_user,
-                                          storage_done_cb *cb, void *ctx)
+struct storage_req *storage_offline_store_token(struct storage *st, const char *host, const char *user,
+                                                const char *from_jid, const char *stanza_xml,
+                                                unsigned max_per_user, const char *token, storage_done_cb *cb,
+                                                void *ctx)
 {
 	assert(host != NULL && user != NULL && from_jid != NULL && stanza_xml != NULL && cb != NULL);
+	assert(token == NULL || strlen(token) == OFFLINE_TOKEN_LEN);
 	struct offline_store_job *r;
 	r = storage_req_new(st, &offline_store_op, sizeof(*r), host, user, ctx);
 	r->cb = cb;
 	r->from = pool_strdup(r->base.pool, from_jid);
 	r->stanza = pool_strdup(r->base.pool, stanza_xml);
 	r->max = max_per_user;
+	if (token != NULL)
+		memcpy(r->token, token, OFFLINE_TOKEN_LEN + 1);
+	else
+		r->token[0] = '\0'; /* drawn by a store that keeps one */
 	return storage_req_submit(&r->base);
+}
+
+struct storage_req *storage_offline_store(struct storage *st, const char *host, const char *user,
+                                          const char *from_jid, const char *stanza_xml, unsigned max_per_user,
+                                          storage_done_cb *cb, void *ctx)
+{
+	return storage_offline_store_token(st, host, user, from_jid, stanza_xml, max_per_user, NULL, cb, ctx);
 }
 
 /* ---- offline_get */

@@ -15,13 +15,28 @@
 
 #include "storage/storage-private.h"
 
+#define OFFLINE_TOKEN_LEN 24
+
 struct offline_store_job {
 	struct storage_req base;
 	storage_done_cb *cb;
 	const char *from;
 	const char *stanza;
 	unsigned max; /* quota (0: none) */
+	/* random, the same for every try of the job: a try that runs again
+	 * after the answer to an earlier try's COMMIT was lost finds the row
+	 * that try stored (the SQL stores on a database server keep it in a
+	 * unique column and draw it at the first try; "" until then) */
+	char token[OFFLINE_TOKEN_LEN + 1];
 };
+
+/* storage_offline_store with the job's token given (OFFLINE_TOKEN_LEN
+ * characters) instead of one drawn by the store: the store's tests run
+ * a job "again" with it. */
+struct storage_req *storage_offline_store_token(struct storage *st, const char *host, const char *user,
+                                                const char *from_jid, const char *stanza_xml,
+                                                unsigned max_per_user, const char *token, storage_done_cb *cb,
+                                                void *ctx);
 
 /* offline_get, and offline_page (limit > 0) */
 struct offline_get_job {

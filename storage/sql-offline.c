@@ -11,6 +11,7 @@
 #include "storage/offline-store.h"
 #include "storage/sql-store.h"
 #include "lib/log.h"
+#include "lib/util.h"
 
 #include <time.h>
 
@@ -21,8 +22,9 @@ static const char sql_offline_count[] =
         "SELECT COUNT(*) FROM offline_messages WHERE server_host = ? AND username = ?";
 static const char sql_offline_count_host[] = "SELECT COUNT(*) FROM offline_messages WHERE server_host = ?";
 static const char sql_offline_insert[] =
-        "INSERT INTO offline_messages (server_host, username, created_at, from_jid, stanza) "
-        "VALUES (?, ?, ?, ?, ?)";
+        "INSERT INTO offline_messages (server_host, username, created_at, from_jid, stanza, token) "
+        "VALUES (?, ?, ?, ?, ?, ?)";
+static const char sql_offline_token[] = "SELECT 1 FROM offline_messages WHERE token = ?";
 static const char sql_offline_get[] =
         "SELECT seq, created_at, stanza FROM offline_messages WHERE server_host = ? AND username = ? "
         "ORDER BY seq";
@@ -47,6 +49,41 @@ static const char sql_offline_count_after[] =
 static const char sql_offline_delete[] =
         "DELETE FROM offline_messages WHERE server_host = ? AND username = ? AND seq <= ?";
 
+/* The job's token, drawn at its first try and the same for the tries
+ * after; NULL on a connection that cannot be lost (SQLite, in the
+ * process), where no try runs again after its COMMIT was applied. */
+static const char *job_token(const struct sql_thread *t, struct offline_store_job *r)
+{
+	if (t->ss->drv->is_broken == NULL)
+		return NULL;
+	if (r->token[0] == '\0')
+		random_id(r->token, OFFLINE_TOKEN_LEN);
+	return r->token;
+}
+
+/* Whether an earlier try of the job stored it (1, 0, or -1 on error):
+ * the answer to that try's COMMIT was lost with the connection, and the
+ * store (or a batch falling back to single jobs) ran it again.  The
+ * token's unique index turns the second insert into a constraint
+ * failure; a full queue's refusal comes before the insert, so that path
+ * asks too.  Run outside a transaction. */
+static int token_stored(struct sql_thread *t, const struct offline_store_job *r)
+{
+	if (r->token[0] == '\0')
+		return 0;
+	struct sql_param p[] = { PTEXT(r->token) };
+	int64_t v = 0;
+	return sql_q_int(t, sql_offline_token, p, ARRAY_SIZE(p), &v);
+}
+
+static enum storage_result stored_before(struct sql_thread *t, const struct offline_store_job *r)
+{
+	char who[512];
+	log_notice("storage %s: %s %s: stored by an earlier try (its answer was lost), not stored again",
+	           t->ss->base.description, r->base.op->name, storage_req_who(&r->base, who, sizeof(who)));
+	return STORAGE_OK;
+}
+
 /* Account check, quota check and insert in one write transaction: two
  * stores racing for the last free place cannot both take it. */
 static enum storage_result op_offline_store(void *conn, struct offline_store_job *r)
@@ -68,13 +105,32 @@ static enum storage_result op_offline_store(void *conn, struct offline_store_job
 			return sql_q_abort(t, &r->base);
 		if (v >= (int64_t)r->max) {
 			t->ss->drv->rollback(t->conn);
-			return STORAGE_FULL;
+			found = token_stored(t, r);
+			if (found < 0)
+				return sql_q_fail(t, &r->base);
+			return found > 0 ? stored_before(t, r) : STORAGE_FULL;
 		}
 	}
-	struct sql_param pi[] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(time(NULL)), PTEXT(r->from),
-		                  PTEXT(r->stanza) };
-	if (sql_q_exec(t, sql_offline_insert, pi, ARRAY_SIZE(pi), NULL) < 0 || sql_q_commit(t) < 0)
-		return sql_q_abort(t, &r->base);
+	const char *token = job_token(t, r);
+	struct sql_param pi[] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(time(NULL)),
+		                  PTEXT(r->from),      PTEXT(r->stanza),    PTEXT(token) };
+	if (sql_q_exec(t, sql_offline_insert, pi, ARRAY_SIZE(pi), NULL) < 0 || sql_q_commit(t) < 0) {
+		enum storage_result res = sql_q_abort(t, &r->base);
+		if (res != STORAGE_EXISTS || token == NULL)
+			return res;
+		/* a driver that cannot tell one constraint from another must
+		 * not make a message count as stored when it is not */
+		found = token_stored(t, r);
+		if (found < 0)
+			return sql_q_fail(t, &r->base);
+		if (found > 0)
+			return stored_before(t, r);
+		char who[512];
+		log_error("storage %s: %s %s: the insert broke a constraint, but no row holds its token",
+		          t->ss->base.description, r->base.op->name,
+		          storage_req_who(&r->base, who, sizeof(who)));
+		return STORAGE_ERROR;
+	}
 	return STORAGE_OK;
 }
 
@@ -118,8 +174,8 @@ static bool op_offline_store_batch(void *conn, struct offline_store_job **jobs, 
 			r->base.res = STORAGE_FULL;
 			continue;
 		}
-		struct sql_param pi[] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(now), PTEXT(r->from),
-			                  PTEXT(r->stanza) };
+		struct sql_param pi[] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(now),
+			                  PTEXT(r->from),      PTEXT(r->stanza),    PTEXT(job_token(t, r)) };
 		if (sql_q_exec(t, sql_offline_insert, pi, ARRAY_SIZE(pi), NULL) < 0)
 			goto fail;
 		if (queued >= 0)

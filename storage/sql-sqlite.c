@@ -241,11 +241,6 @@ static struct sql_conn *sqlite_connect(const struct storage_config *cfg, char **
 	return (struct sql_conn *)(void *)c;
 }
 
-static bool sqlite_is_broken(struct sql_conn *conn)
-{
-	return false; /* a file, not a server: there is nothing to reconnect to */
-}
-
 static int sqlite_exec(struct sql_conn *conn, const char *script)
 {
 	return exec_simple(CONN(conn), script);
@@ -463,6 +458,7 @@ static const char *const sqlite_migrations[] = {
 	"migrations/sqlite/008-muc.sql",           "migrations/sqlite/009-pubsub.sql",
 	"migrations/sqlite/010-mam.sql",           "migrations/sqlite/011-sha512-fast.sql",
 	"migrations/sqlite/012-fast-seed.sql",     "migrations/sqlite/013-scram-cache.sql",
+	"migrations/sqlite/014-offline-token.sql",
 };
 _Static_assert(ARRAY_SIZE(sqlite_migrations) == SQL_SCHEMA_VERSION - 1,
                "one migration script per schema version after the first");
@@ -481,7 +477,8 @@ const struct sql_driver_vfuncs sql_driver_sqlite = {
 	.is_new = sqlite_is_new,
 	.connect = sqlite_connect,
 	.disconnect = sqlite_disconnect,
-	.is_broken = sqlite_is_broken,
+	/* no is_broken: a file, not a server, so there is nothing to
+	 * reconnect to and no answer to lose */
 	.exec = sqlite_exec,
 	.prepare = sqlite_prepare,
 	.bind_text = sqlite_bind_text,

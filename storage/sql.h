@@ -24,8 +24,10 @@
  * sr_members); 7: vcard_search; 8: muc_room, muc_affiliation,
  * muc_registered; 9: pubsub_node, pubsub_affiliation, pubsub_subscription,
  * pubsub_item; 10: archive, archive_fts (SQLite), archive_prefs,
- * archive_prefs_jid. */
-#define SQL_SCHEMA_VERSION 13
+ * archive_prefs_jid; 11: fast_tokens, the SCRAM-SHA-512 columns of users;
+ * 12: fast_tokens made anew (token_seed); 13: scram_cache;
+ * 14: offline_messages.token. */
+#define SQL_SCHEMA_VERSION 14
 
 /* Class of the last error on a connection: what sql-store.c may do next. */
 enum sql_error {

@@ -150,10 +150,10 @@ def allow_rows_without_stanza(srv):
         srv.db_query('ALTER TABLE offline_messages MODIFY stanza MEDIUMTEXT NULL')
     else:
         # SQLite cannot drop a constraint: the table again, without it
-        cols = 'seq, server_host, username, created_at, from_jid, stanza'
+        cols = 'seq, server_host, username, created_at, from_jid, stanza, token'
         for sql in ('CREATE TABLE offline_loose (seq INTEGER PRIMARY KEY AUTOINCREMENT, '
                     'server_host TEXT NOT NULL, username TEXT NOT NULL, '
-                    'created_at INTEGER NOT NULL, from_jid TEXT NOT NULL, stanza TEXT)',
+                    'created_at INTEGER NOT NULL, from_jid TEXT NOT NULL, stanza TEXT, token TEXT)',
                     'INSERT INTO offline_loose (%s) SELECT %s FROM offline_messages' % (cols, cols),
                     'DROP TABLE offline_messages',
                     'ALTER TABLE offline_loose RENAME TO offline_messages',

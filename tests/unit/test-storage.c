@@ -45,6 +45,7 @@
 
 #include "storage/storage-private.h"
 #include "storage/sql.h"
+#include "storage/offline-store.h"
 #include "storage/vcard-store.h"
 #include "storage/muc-store.h"
 #include "storage/pubsub-store.h"
@@ -2020,6 +2021,107 @@ static void test_offline_batch(void **state)
 	run_offline_batch(f, "erin", "frank", true);
 }
 
+static enum storage_result off_store_token(struct fixture *f, const char *user, unsigned max,
+                                           const char *token, struct res *r)
+{
+	return CALL(storage_offline_store_token(f->st, "a.example", user, "romeo@montague.example/orchard",
+	                                        "<message id='same'/>", max, token, done_cb, r)) != NULL
+	               ? STORAGE_OK
+	               : STORAGE_ERROR;
+}
+
+static enum storage_result off_token_run(struct fixture *f, const char *user, unsigned max, const char *token)
+{
+	struct res r = { 0 };
+	assert_int_equal(off_store_token(f, user, max, token, &r), STORAGE_OK);
+	run(f);
+	assert_int_equal(r.calls, 1);
+	return r.r;
+}
+
+/* A job run again after the answer to its COMMIT was lost (the same
+ * token) counts as stored and is not stored twice, also when it filled
+ * the queue itself; another job with the same text is another message.
+ * The same again with the two tries queued together (a batch that falls
+ * back to single jobs). */
+static void test_offline_token(void **state)
+{
+	struct fixture *f = *state;
+	if (in_memory(f))
+		skip(); /* no connection to lose, no token kept */
+	if (strcmp(f->cfg.driver, "sqlite") == 0) {
+		/* no answer to lose either: no token drawn */
+		struct storage_account a;
+		make_account(&a, 26, true, true, NULL);
+		assert_int_equal(acc_create(f, "a.example", "bob", &a), STORAGE_OK);
+		storage_account_clear(&a);
+		assert_int_equal(off_store(f, "a.example", "bob", "<message/>", 0), STORAGE_OK);
+		sqlite3 *db;
+		sqlite3_stmt *q;
+		assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*), COUNT(token) FROM offline_messages",
+		                                    -1, &q, NULL),
+		                 SQLITE_OK);
+		assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(q, 0), 1);
+		assert_int_equal(sqlite3_column_int(q, 1), 0);
+		sqlite3_finalize(q);
+		sqlite3_close(db);
+		return;
+	}
+	const char *users[] = { "bob", "carol", "dora" };
+	for (size_t i = 0; i < ARRAY_SIZE(users); i++) {
+		struct storage_account a;
+		make_account(&a, 26, true, true, NULL);
+		assert_int_equal(acc_create(f, "a.example", users[i], &a), STORAGE_OK);
+		storage_account_clear(&a);
+	}
+	struct res r = { 0 };
+	assert_int_equal(off_token_run(f, "bob", 0, "tokenaaaaaaaaaaaaaaaaaa1"), STORAGE_OK);
+	assert_int_equal(off_token_run(f, "bob", 0, "tokenaaaaaaaaaaaaaaaaaa1"), STORAGE_OK);
+	assert_int_equal(off_get(f, "a.example", "bob", &r), STORAGE_OK);
+	assert_int_equal(r.nmsgs, 1);
+	assert_int_equal(off_token_run(f, "bob", 0, "tokenaaaaaaaaaaaaaaaaaa2"), STORAGE_OK);
+	assert_int_equal(off_get(f, "a.example", "bob", &r), STORAGE_OK);
+	assert_int_equal(r.nmsgs, 2);
+	/* the last free place, taken by the first try */
+	assert_int_equal(off_token_run(f, "carol", 1, "tokenaaaaaaaaaaaaaaaaaa3"), STORAGE_OK);
+	assert_int_equal(off_token_run(f, "carol", 1, "tokenaaaaaaaaaaaaaaaaaa3"), STORAGE_OK);
+	assert_int_equal(off_token_run(f, "carol", 1, "tokenaaaaaaaaaaaaaaaaaa4"), STORAGE_FULL);
+	assert_int_equal(off_get(f, "a.example", "carol", &r), STORAGE_OK);
+	assert_int_equal(r.nmsgs, 1);
+	/* queued together behind a locked database: one worker takes them as
+	 * a batch, which the repeated token makes fail and run job by job */
+	storage_close(&f->st);
+	f->cfg.pool_size = 1;
+	char *err = NULL;
+	assert_int_equal(open_store(f, &err), 0);
+	assert_int_equal(off_get(f, "a.example", "dora", &r), STORAGE_OK);
+	bool locked = f->be->lock != NULL && strcmp(f->cfg.driver, "odbc") != 0 &&
+	              strcmp(f->cfg.driver, "mysql") != 0;
+	struct res w[3];
+	memset(w, 0, sizeof(w));
+	const char *tokens[3] = { "tokenaaaaaaaaaaaaaaaaaa5", "tokenaaaaaaaaaaaaaaaaaa5",
+		                  "tokenaaaaaaaaaaaaaaaaaa6" };
+	if (locked)
+		f->be->lock(f);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(off_store_token(f, "dora", 0, tokens[i], &w[i]), STORAGE_OK);
+		if (i == 0 && locked)
+			usleep(200000); /* the worker waits on the lock with the first */
+	}
+	if (locked)
+		f->be->unlock(f);
+	run(f);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(w[i].calls, 1);
+		assert_int_equal(w[i].r, STORAGE_OK);
+	}
+	assert_int_equal(off_get(f, "a.example", "dora", &r), STORAGE_OK);
+	assert_int_equal(r.nmsgs, 2);
+	res_clear(&r);
+}
+
 /* Texts of every length around the drivers' buffer sizes come back whole,
  * in one read: a value that exactly fills a column buffer, one just longer,
  * and ones that fill the buffer a longer value before them grew. */
@@ -3477,6 +3579,15 @@ static void migrate_from(struct fixture *f, int from, const char *const *expect,
 		                   "DROP TABLE last_activity");
 	if (from < 2)
 		f->be->exec_sql(f, "DROP TABLE offline_messages");
+	/* The column of version 14, its index first (SQL Server keeps an
+	 * indexed column; SQLite has no index on it). */
+	if (from >= 2 && from < 14) {
+		bool on_table = strcmp(f->be->dialect, "mysql") == 0 || strcmp(f->be->dialect, "mssql") == 0;
+		if (strcmp(f->be->dialect, "sqlite") != 0)
+			f->be->exec_sql(f, on_table ? "DROP INDEX offline_messages_token ON offline_messages"
+			                            : "DROP INDEX offline_messages_token");
+		f->be->exec_sql(f, "ALTER TABLE offline_messages DROP COLUMN token");
+	}
 	if (from < 13)
 		f->be->exec_sql(f, "DROP TABLE scram_cache");
 	/* The table of version 12 (no trigger may refer to a dropped table);
@@ -3608,7 +3719,8 @@ static void test_schema_migration(void **state)
 	static const char *const scripts[] = {
 		"002-offline.sql",       "003-user-data.sql",    "004-blocklist.sql", "005-privacy.sql",
 		"006-shared-roster.sql", "007-vcard-search.sql", "008-muc.sql",       "009-pubsub.sql",
-		"010-mam.sql",           "011-sha512-fast.sql",  "012-fast-seed.sql", "013-scram-cache.sql"
+		"010-mam.sql",           "011-sha512-fast.sql",  "012-fast-seed.sql", "013-scram-cache.sql",
+		"014-offline-token.sql"
 	};
 	migrate_from(f, 1, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
@@ -3626,9 +3738,9 @@ static void test_schema_migration_2_to_3(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(off_store(f, "a.example", "bob", "<message/>", 0), STORAGE_NOT_FOUND);
 	static const char *const scripts[] = {
-		"003-user-data.sql",    "004-blocklist.sql", "005-privacy.sql",    "006-shared-roster.sql",
-		"007-vcard-search.sql", "008-muc.sql",       "009-pubsub.sql",     "010-mam.sql",
-		"011-sha512-fast.sql",  "012-fast-seed.sql", "013-scram-cache.sql"
+		"003-user-data.sql",    "004-blocklist.sql", "005-privacy.sql",     "006-shared-roster.sql",
+		"007-vcard-search.sql", "008-muc.sql",       "009-pubsub.sql",      "010-mam.sql",
+		"011-sha512-fast.sql",  "012-fast-seed.sql", "013-scram-cache.sql", "014-offline-token.sql"
 	};
 	migrate_from(f, 2, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
@@ -3645,11 +3757,11 @@ static void test_schema_migration_3_to_4(void **state)
 	make_account(&a, 15, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "bob", vcard2), STORAGE_OK);
-	static const char *const scripts[] = { "004-blocklist.sql",     "005-privacy.sql",
-		                               "006-shared-roster.sql", "007-vcard-search.sql",
-		                               "008-muc.sql",           "009-pubsub.sql",
-		                               "010-mam.sql",           "011-sha512-fast.sql",
-		                               "012-fast-seed.sql",     "013-scram-cache.sql" };
+	static const char *const scripts[] = {
+		"004-blocklist.sql", "005-privacy.sql",     "006-shared-roster.sql", "007-vcard-search.sql",
+		"008-muc.sql",       "009-pubsub.sql",      "010-mam.sql",           "011-sha512-fast.sql",
+		"012-fast-seed.sql", "013-scram-cache.sql", "014-offline-token.sql"
+	};
 	migrate_from(f, 3, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(vcard_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -3674,7 +3786,7 @@ static void test_schema_migration_4_to_5(void **state)
 		                               "007-vcard-search.sql", "008-muc.sql",
 		                               "009-pubsub.sql",       "010-mam.sql",
 		                               "011-sha512-fast.sql",  "012-fast-seed.sql",
-		                               "013-scram-cache.sql" };
+		                               "013-scram-cache.sql",  "014-offline-token.sql" };
 	migrate_from(f, 4, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(blk_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -3697,7 +3809,8 @@ static void test_schema_migration_5_to_6(void **state)
 	static const char *const scripts[] = { "006-shared-roster.sql", "007-vcard-search.sql",
 		                               "008-muc.sql",           "009-pubsub.sql",
 		                               "010-mam.sql",           "011-sha512-fast.sql",
-		                               "012-fast-seed.sql",     "013-scram-cache.sql" };
+		                               "012-fast-seed.sql",     "013-scram-cache.sql",
+		                               "014-offline-token.sql" };
 	migrate_from(f, 5, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(prv_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -3723,7 +3836,7 @@ static void test_schema_migration_6_to_7(void **state)
 	static const char *const scripts[] = { "007-vcard-search.sql", "008-muc.sql",
 		                               "009-pubsub.sql",       "010-mam.sql",
 		                               "011-sha512-fast.sql",  "012-fast-seed.sql",
-		                               "013-scram-cache.sql" };
+		                               "013-scram-cache.sql",  "014-offline-token.sql" };
 	migrate_from(f, 6, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(srg_get(f, "a.example", "kept", &r), STORAGE_OK);
@@ -3750,9 +3863,10 @@ static void test_schema_migration_7_to_8(void **state)
 	make_account(&a, 19, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
-	static const char *const scripts[] = { "008-muc.sql",       "009-pubsub.sql",
-		                               "010-mam.sql",       "011-sha512-fast.sql",
-		                               "012-fast-seed.sql", "013-scram-cache.sql" };
+	static const char *const scripts[] = { "008-muc.sql",          "009-pubsub.sql",
+		                               "010-mam.sql",          "011-sha512-fast.sql",
+		                               "012-fast-seed.sql",    "013-scram-cache.sql",
+		                               "014-offline-token.sql" };
 	migrate_from(f, 7, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	const char *const s[] = { "nick=rom" };
@@ -3774,8 +3888,9 @@ static void test_schema_migration_8_to_9(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	struct muc_room_item room = { "kept", "<x/>", "", "", 1, NULL, 0 };
 	assert_int_equal(muc_store(f, "a.example", "rooms.a.example", &room), STORAGE_OK);
-	static const char *const scripts[] = { "009-pubsub.sql", "010-mam.sql", "011-sha512-fast.sql",
-		                               "012-fast-seed.sql", "013-scram-cache.sql" };
+	static const char *const scripts[] = { "009-pubsub.sql",      "010-mam.sql",
+		                               "011-sha512-fast.sql", "012-fast-seed.sql",
+		                               "013-scram-cache.sql", "014-offline-token.sql" };
 	migrate_from(f, 8, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(muc_load(f, "a.example", "rooms.a.example", &r), STORAGE_OK);
@@ -4605,7 +4720,7 @@ static void test_schema_migration_10_to_11(void **state)
 	make_account(&a, 21, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	static const char *const scripts[] = { "011-sha512-fast.sql", "012-fast-seed.sql",
-		                               "013-scram-cache.sql" };
+		                               "013-scram-cache.sql", "014-offline-token.sql" };
 	migrate_from(f, 10, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
@@ -4631,7 +4746,8 @@ static void test_schema_migration_11_to_12(void **state)
 	struct storage_account a;
 	make_account(&a, 23, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
-	static const char *const scripts[] = { "012-fast-seed.sql", "013-scram-cache.sql" };
+	static const char *const scripts[] = { "012-fast-seed.sql", "013-scram-cache.sql",
+		                               "014-offline-token.sql" };
 	migrate_from(f, 11, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
@@ -4650,11 +4766,37 @@ static void test_schema_migration_12_to_13(void **state)
 	struct storage_account a;
 	make_account(&a, 24, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
-	static const char *const scripts[] = { "013-scram-cache.sql" };
+	static const char *const scripts[] = { "013-scram-cache.sql", "014-offline-token.sql" };
 	migrate_from(f, 12, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
 	assert_account_equal(&r.acc, &a);
+	res_clear(&r);
+	storage_account_clear(&a);
+	check_migrated(f);
+}
+
+/* 014 gives offline messages a token; the ones stored before keep theirs
+ * without one, in order, and new ones queue after them. */
+static void test_schema_migration_13_to_14(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->exec_sql == NULL || f->be->set_schema_version == NULL)
+		skip();
+	struct storage_account a;
+	make_account(&a, 25, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	assert_int_equal(acc_create(f, "a.example", "bob", &a), STORAGE_OK);
+	assert_int_equal(off_store(f, "a.example", "bob", "<message id='1'/>", 0), STORAGE_OK);
+	assert_int_equal(off_store(f, "a.example", "bob", "<message id='2'/>", 0), STORAGE_OK);
+	static const char *const scripts[] = { "014-offline-token.sql" };
+	migrate_from(f, 13, scripts, ARRAY_SIZE(scripts));
+	assert_int_equal(off_store(f, "a.example", "bob", "<message id='3'/>", 0), STORAGE_OK);
+	struct res r = { 0 };
+	assert_int_equal(off_get(f, "a.example", "bob", &r), STORAGE_OK);
+	assert_int_equal(r.nmsgs, 3);
+	assert_string_equal(r.msgs[0].stanza, "<message id='1'/>");
+	assert_string_equal(r.msgs[2].stanza, "<message id='3'/>");
 	res_clear(&r);
 	storage_account_clear(&a);
 	check_migrated(f);
@@ -4727,7 +4869,7 @@ static void test_schema_migration_9_to_10(void **state)
 	struct pubsub_node_item node = { "kept", "<x/>", 1, NULL, 0, NULL, 0 };
 	assert_int_equal(ps_node_store(f, "a.example", "pubsub.a.example", &node), STORAGE_OK);
 	static const char *const scripts[] = { "010-mam.sql", "011-sha512-fast.sql", "012-fast-seed.sql",
-		                               "013-scram-cache.sql" };
+		                               "013-scram-cache.sql", "014-offline-token.sql" };
 	migrate_from(f, 9, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(ps_load(f, "a.example", "pubsub.a.example", &r), STORAGE_OK);
@@ -5590,6 +5732,7 @@ static const struct test_def tests[] = {
 	T(test_remove_user_removes_roster),
 	T(test_offline),
 	T(test_offline_page),
+	T(test_offline_token),
 	T(test_offline_order_and_cancel),
 	T(test_offline_batch),
 	T(test_offline_lengths),
@@ -5639,6 +5782,7 @@ static const struct test_def tests[] = {
 	T(test_schema_migration_10_to_11),
 	T(test_schema_migration_11_to_12),
 	T(test_schema_migration_12_to_13),
+	T(test_schema_migration_13_to_14),
 	T(test_fast_tokens),
 	T(test_fast_token_list_login),
 	T(test_scram_cache),
