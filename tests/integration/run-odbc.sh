@@ -36,7 +36,7 @@ ODBCSYSINI=$dir
 ODBCINI=$dir/odbc.ini
 PARLEY_TEST_STORAGE=odbc
 PARLEY_TEST_FILES=
-for t in login register roster presence offline vcard private last blocking privacy offline_rules shared_roster vjud muc muc_restart pubsub push mam scram_sha512 scram_sha1_only fast_ctl fast; do
+for t in login register roster presence offline vcard private last blocking privacy offline_rules shared_roster vjud muc muc_restart pubsub push mam scram_sha512 scram_sha1_only fast_ctl fast fault_commit; do
     PARLEY_TEST_FILES="$PARLEY_TEST_FILES $here/test_$t.py"
 done
 # the user data commands: paged and counted in SQL

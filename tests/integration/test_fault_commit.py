@@ -1,15 +1,19 @@
-"""PostgreSQL: the connection lost while a COMMIT waits for its answer.
+"""The connection to the database lost while a COMMIT waits for its answer.
 
 parleyd reaches the database through a relay in this test that reads the
-client's side of the wire protocol.  Armed, it cuts parleyd's connection
-at the COMMIT of the next transaction that stores an offline message:
-either after passing the COMMIT on (the server commits; its answer never
-reaches parleyd) or instead of passing it on (the server rolls back when
-it sees its client gone).  Either way the message must be stored exactly
-once and not bounced: the driver asks the server on a new connection what
-became of the transaction (txid_status) instead of guessing; the log says
-what it found, and the store replaces the lost connection for the next
-job.  Needs PARLEY_TEST_STORAGE=pgsql (run-pgsql.sh)."""
+client's side of the wire protocol (PostgreSQL's, for the pgsql driver
+and for the odbc driver through psqlODBC; MySQL's for the mysql driver).
+Armed, it cuts parleyd's connection at the COMMIT of the next transaction
+that stores an offline message: either after passing the COMMIT on (the
+server commits; its answer never reaches parleyd) or instead of passing
+it on (the server rolls back when it sees its client gone).  Either way
+the message must be stored exactly once and not bounced.  The pgsql
+driver asks the server on a new connection what became of the
+transaction (txid_status) and the log says what it found; on every
+store the job that runs again finds its own row by the message's token
+(the odbc and mysql drivers cannot ask).  The store replaces the lost
+connection for the next job.  Needs PARLEY_TEST_STORAGE=pgsql, mysql or
+odbc (run-pgsql.sh, run-mysql.sh, run-odbc.sh)."""
 import os
 import re
 import socket
@@ -20,13 +24,14 @@ import time
 import pytest
 
 import parleytest
-from parleytest import HOST, NS_CLIENT, RawClient, free_port, q, tostr, unique
+from parleytest import HOST, NS_CLIENT, RawClient, q, tostr, unique
 
+STORE = parleytest.storage_kind()
 pytestmark = [
-    pytest.mark.skipif(parleytest.storage_kind() != 'pgsql',
-                       reason='needs PARLEY_TEST_STORAGE=pgsql (run-pgsql.sh)'),
-    pytest.mark.skipif(not re.search(r'\bhost=(127\.0\.0\.1|localhost)\b',
-                                     os.environ.get('PARLEY_TEST_PGSQL_DSN', '')),
+    pytest.mark.skipif(STORE not in ('pgsql', 'mysql', 'odbc'),
+                       reason='needs PARLEY_TEST_STORAGE=pgsql, mysql or odbc'),
+    pytest.mark.skipif(STORE in ('pgsql', 'odbc') and not re.search(
+                       r'\bhost=(127\.0\.0\.1|localhost)\b', os.environ.get('PARLEY_TEST_PGSQL_DSN', '')),
                        reason='the relay reaches PostgreSQL on 127.0.0.1 only'),
 ]
 
@@ -34,26 +39,27 @@ OFFLINE_INSERT = b'INSERT INTO offline_messages'
 ARCHIVE_INSERT = b'INSERT INTO archive '
 
 
-class CommitCutter(threading.Thread):
-    """A TCP relay to the test's PostgreSQL that follows the frontend
-    messages of each connection (Parse names a statement and its text, Bind
-    runs a named one, Query is a simple query) and, when armed, cuts the
-    connection at the COMMIT of a transaction that bound the offline
-    insert: mode 'after' passes the COMMIT to the server first, mode
-    'before' does not.  Mode 'archive' cuts it after the Sync that ends an
-    archive insert (a statement of its own, committed by the server as
-    it runs), passed on."""
+class Relay(threading.Thread):
+    """A TCP relay to the test's database server; upstream() (one per
+    protocol) reads what the client sends and decides where to cut.  Armed
+    with a mode, it cuts one connection, at the COMMIT of a transaction
+    that ran the offline insert: mode 'after' passes the COMMIT to the
+    server first, mode 'before' does not.  Mode 'archive' cuts it once an
+    archive insert was committed: passed on, right after the insert when
+    it ran as a statement of its own (committed by the server as it runs),
+    else after the COMMIT of its transaction (archive jobs stored as one
+    batch)."""
 
-    def __init__(self, pg_port):
+    def __init__(self, db_port):
         super().__init__(daemon=True)
-        self.pg_port = pg_port
+        self.db_port = db_port
         self.lsock = socket.socket()
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind(('127.0.0.1', 0))
         self.lsock.listen(16)
         self.port = self.lsock.getsockname()[1]
         self.lock = threading.Lock()
-        self.mode = None        # armed: 'after' or 'before'
+        self.mode = None        # armed: 'after', 'before' or 'archive'
         self.cuts = 0
 
     def arm(self, mode):
@@ -66,7 +72,6 @@ class CommitCutter(threading.Thread):
             if self.mode != mode:
                 return None
             self.mode = None
-            self.cuts += 1
             return mode
 
     def run(self):
@@ -75,87 +80,189 @@ class CommitCutter(threading.Thread):
                 client, _ = self.lsock.accept()
             except OSError:
                 return
-            server = socket.create_connection(('127.0.0.1', self.pg_port))
+            server = socket.create_connection(('127.0.0.1', self.db_port))
             state = {'drop': False}
             threading.Thread(target=self.downstream, args=(server, client, state), daemon=True).start()
-            threading.Thread(target=self.upstream, args=(client, server, state), daemon=True).start()
+            threading.Thread(target=self.upstream_guarded, args=(client, server, state), daemon=True).start()
 
-    @staticmethod
-    def downstream(server, client, state):
+    def downstream(self, server, client, state):
+        buf = b''
         try:
             while True:
                 data = server.recv(65536)
                 if not data or state['drop']:
                     break
+                buf = self.seen_from_server(state, buf + data)
                 client.sendall(data)
         except OSError:
             pass
         for s in (client, server):
             _close(s)
 
-    def upstream(self, client, server, state):
-        buf = b''
-        startup = True
-        names = {}              # prepared statement name -> its text
-        insert = False          # this transaction bound the offline insert
-        archive = False         # an archive insert was bound since the last Sync
+    def seen_from_server(self, state, buf):
+        """What the server said, for a protocol that needs it; returns
+        what is left of an incomplete message."""
+        return b''
+
+    def cut(self, state, server, msg, mode):
+        """Cut the connection at msg: passed on first unless mode is 'before'."""
+        with self.lock:
+            self.cuts += 1
+        state['drop'] = True
+        if mode != 'before':
+            server.sendall(msg)
+            time.sleep(0.5)     # the server runs and commits it meanwhile
+
+    def upstream_guarded(self, client, server, state):
         try:
-            while True:
-                data = client.recv(65536)
-                if not data:
-                    break
-                buf += data
-                while True:
-                    if startup:     # the startup message has no type byte
-                        if len(buf) < 4:
-                            break
-                        n = struct.unpack('!I', buf[:4])[0]
-                        if len(buf) < n:
-                            break
-                        msg, buf = buf[:n], buf[n:]
-                        server.sendall(msg)
-                        startup = False
-                        continue
-                    if len(buf) < 5:
-                        break
-                    kind, n = buf[:1], struct.unpack('!I', buf[1:5])[0]
-                    if len(buf) < 1 + n:
-                        break
-                    msg, buf = buf[:1 + n], buf[1 + n:]
-                    body = msg[5:]
-                    if kind == b'P':
-                        name, rest = body.split(b'\0', 1)
-                        names[name] = rest.split(b'\0', 1)[0]
-                    elif kind == b'B':
-                        stmt = body.split(b'\0', 2)[1]
-                        insert = insert or OFFLINE_INSERT in names.get(stmt, b'')
-                        archive = archive or ARCHIVE_INSERT in names.get(stmt, b'')
-                    elif kind == b'S':
-                        cut = archive and self.take('archive')
-                        archive = False
-                        if cut:
-                            state['drop'] = True
-                            server.sendall(msg)
-                            time.sleep(0.5)     # the server runs and commits it meanwhile
-                            return
-                    elif kind == b'Q':
-                        query = body.rstrip(b'\0')
-                        if query.startswith(b'BEGIN'):
-                            insert = False
-                        elif query == b'COMMIT' and insert:
-                            mode = self.take('after') or self.take('before')
-                            if mode:
-                                state['drop'] = True
-                                if mode == 'after':
-                                    server.sendall(msg)
-                                    time.sleep(0.5)     # the server commits meanwhile
-                                return
-                    server.sendall(msg)
+            self.upstream(client, server, state)
         except OSError:
             pass
         finally:
             for s in (client, server):
                 _close(s)
+
+
+class Tx:
+    """What a connection's current transaction did, as a relay saw it;
+    take is the relay's (the armed mode, once)."""
+
+    def __init__(self, take):
+        self.take = take
+        self.open = False       # between BEGIN and COMMIT or ROLLBACK
+        self.insert = False     # it ran the offline insert
+        self.archive = False    # it ran an archive insert, not committed yet
+
+    def ran(self, text):
+        """A statement ran (its text): the mode to cut after it, if it
+        was an archive insert outside a transaction (committed by the
+        server as it runs), else None."""
+        self.insert = self.insert or OFFLINE_INSERT in text
+        self.archive = self.archive or ARCHIVE_INSERT in text
+        if self.archive and not self.open:
+            self.archive = False
+            return self.take('archive')
+        return None
+
+    def query(self, query):
+        """A simple query (upper case): the mode to cut at it when it is
+        the COMMIT of a transaction that ran the offline insert or an
+        archive insert, else None."""
+        mode = None
+        if query.startswith(b'BEGIN') or query.startswith(b'START TRANSACTION'):
+            self.open, self.insert, self.archive = True, False, False
+        elif query.startswith(b'COMMIT') or (query.startswith(b'ROLLBACK')
+                                             and not query.startswith(b'ROLLBACK TO')):
+            if query.startswith(b'COMMIT') and self.insert:
+                mode = self.take('after') or self.take('before')
+            elif query.startswith(b'COMMIT') and self.archive:
+                mode = self.take('archive')
+            self.open, self.insert, self.archive = False, False, False
+        return mode
+
+
+class PgRelay(Relay):
+    """PostgreSQL's frontend messages of each connection: Parse names a
+    statement and its text, Bind runs a named one, Query is a simple
+    query, Sync ends an extended-protocol run."""
+
+    def upstream(self, client, server, state):
+        buf = b''
+        startup = True
+        names = {}              # prepared statement name -> its text
+        tx = Tx(self.take)
+        archive_ran = None      # an archive insert's cut mode, at the next Sync
+        while True:
+            data = client.recv(65536)
+            if not data:
+                return
+            buf += data
+            while True:
+                if startup:     # the startup message has no type byte
+                    if len(buf) < 4:
+                        break
+                    n = struct.unpack('!I', buf[:4])[0]
+                    if len(buf) < n:
+                        break
+                    msg, buf = buf[:n], buf[n:]
+                    server.sendall(msg)
+                    startup = False
+                    continue
+                if len(buf) < 5:
+                    break
+                kind, n = buf[:1], struct.unpack('!I', buf[1:5])[0]
+                if len(buf) < 1 + n:
+                    break
+                msg, buf = buf[:1 + n], buf[1 + n:]
+                body = msg[5:]
+                if kind == b'P':
+                    name, rest = body.split(b'\0', 1)
+                    names[name] = rest.split(b'\0', 1)[0]
+                elif kind == b'B':
+                    archive_ran = tx.ran(names.get(body.split(b'\0', 2)[1], b'')) or archive_ran
+                elif kind == b'S' and archive_ran:
+                    return self.cut(state, server, msg, archive_ran)
+                elif kind == b'Q':
+                    mode = tx.query(body.rstrip(b'\0').strip().upper())
+                    if mode:
+                        return self.cut(state, server, msg, mode)
+                server.sendall(msg)
+
+
+class MyRelay(Relay):
+    """MySQL's client/server protocol, unencrypted and uncompressed: each
+    packet is a 3-byte little-endian length, a sequence number and the
+    payload.  A command starts a new sequence (0): COM_QUERY (text),
+    COM_STMT_PREPARE (text; the server's first answer packet carries the
+    statement id) and COM_STMT_EXECUTE (statement id).  The connection's
+    handshake packets have sequence numbers of 1 and up."""
+
+    COM_QUERY, COM_STMT_PREPARE, COM_STMT_EXECUTE = 0x03, 0x16, 0x17
+
+    @staticmethod
+    def packets(buf):
+        """The complete packets at the start of buf, and the rest."""
+        out = []
+        while len(buf) >= 4:
+            n = int.from_bytes(buf[:3], 'little')
+            if len(buf) < 4 + n:
+                break
+            out.append(buf[:4 + n])
+            buf = buf[4 + n:]
+        return out, buf
+
+    def seen_from_server(self, state, buf):
+        pkts, rest = self.packets(buf)
+        for pkt in pkts:
+            # the first answer to a prepare: 0x00, then the statement id
+            if state.get('preparing') is not None and pkt[3] == 1:
+                if pkt[4] == 0 and len(pkt) >= 9:
+                    state.setdefault('names', {})[pkt[5:9]] = state['preparing']
+                state['preparing'] = None
+        return rest
+
+    def upstream(self, client, server, state):
+        buf = b''
+        tx = Tx(self.take)
+        while True:
+            data = client.recv(65536)
+            if not data:
+                return
+            pkts, buf = self.packets(buf + data)
+            for pkt in pkts:
+                if pkt[3] == 0 and len(pkt) > 4:
+                    cmd, body = pkt[4], pkt[5:]
+                    if cmd == self.COM_STMT_PREPARE:
+                        state['preparing'] = body
+                    elif cmd == self.COM_STMT_EXECUTE:
+                        mode = tx.ran(state.get('names', {}).get(body[:4], b''))
+                        if mode:
+                            return self.cut(state, server, pkt, mode)
+                    elif cmd == self.COM_QUERY:
+                        mode = tx.query(body.strip().upper())
+                        if mode:
+                            return self.cut(state, server, pkt, mode)
+                server.sendall(pkt)
 
 
 def _close(s):
@@ -167,7 +274,8 @@ def _close(s):
 
 
 class RelayedParleyd(parleytest.Parleyd):
-    """parleyd whose PostgreSQL connections go through the relay."""
+    """parleyd whose database connections go through the relay, in plain
+    text (the relay reads the protocol)."""
 
     def __init__(self, d, relay_port):
         self.relay_port = relay_port
@@ -176,19 +284,31 @@ class RelayedParleyd(parleytest.Parleyd):
     def pg_dsn(self):
         dsn = re.sub(r'\bport=\d+', 'port=%d' % self.relay_port, super().pg_dsn())
         dsn = re.sub(r'\bsslmode=\S+', '', dsn)
-        # plain text on loopback: the relay reads the protocol
         return dsn + ' sslmode=disable gssencmode=disable'
+
+    def host_storage_yaml(self):
+        line = super().host_storage_yaml()
+        if self.storage == 'mysql':
+            line = re.sub(r'\bport=\d+', 'port=%d' % self.relay_port, line)
+            assert 'sslmode=disable' in line, line
+        elif self.storage == 'odbc':
+            line = re.sub(r'\bPort=\d+', 'Port=%d' % self.relay_port, line)
+            assert 'SSLmode=disable' in line, line
+        return line
 
 
 @pytest.fixture
 def relayed(tmp_path):
-    cutter = CommitCutter(int(os.environ['PARLEY_TEST_PGSQL_PORT']))
-    cutter.start()
-    srv = RelayedParleyd(tmp_path / 'parley', cutter.port)
+    if STORE == 'mysql':
+        relay = MyRelay(int(os.environ['PARLEY_TEST_MYSQL_PORT']))
+    else:
+        relay = PgRelay(int(os.environ['PARLEY_TEST_PGSQL_PORT']))
+    relay.start()
+    srv = RelayedParleyd(tmp_path / 'parley', relay.port)
     srv.start_with_users()
-    yield srv, cutter
+    yield srv, relay
     srv.finish()
-    cutter.lsock.close()
+    relay.lsock.close()
 
 
 def offline_rows(srv, body):
@@ -235,14 +355,22 @@ def test_commit_answer_lost(relayed, mode, outcome):
     assert rows == 1, '%d rows hold the message (expected exactly one)\n%s' % (rows, srv.log()[-3000:])
     assert errors == [], [tostr(e) for e in errors]
     log = srv.log()
-    assert re.search(r'storage pgsql:[^\n]*: lost the connection during COMMIT of transaction \d+; the server '
-                     r'says it was %s' % outcome, log), log[-3000:]
+    if STORE == 'pgsql':
+        assert re.search(r'storage pgsql:[^\n]*: lost the connection during COMMIT of transaction \d+; '
+                         r'the server says it was %s' % outcome, log), log[-3000:]
+    else:
+        # no way to ask: the job runs again, and finds its row by its token
+        # when the server had committed it
+        assert 'lost its connection' in log, log[-3000:]
+        found = re.search(r'storage %s:[^\n]*: offline_store [^\n]*bob[^\n]*: stored by an earlier try '
+                          r'\(its answer was lost\), not stored again' % STORE, log)
+        assert bool(found) == (mode == 'after'), log[-3000:]
 
     # the next message goes through a new connection
     after = unique('next-')
     rows, errors = send_and_count(srv, alice, after)
     assert rows == 1 and errors == [], (rows, [tostr(e) for e in errors])
-    if mode == 'after':
+    if mode == 'after' and STORE == 'pgsql':
         assert 'replacing the connection that broke under an earlier job' in srv.log(), srv.log()[-3000:]
     alice.close()
 
