@@ -15,7 +15,8 @@
 #   run/parley.sock             the control socket for parleyctl
 #   run/admin-password          the generated password of admin@DOMAIN (mode 600)
 # then starts ./parleyd in the foreground (Ctrl-C stops it).  Running it again
-# reuses all of that.
+# reuses all of that; a database an older checkout made is first brought up
+# to this checkout's schema version (parleyctl db migrate).
 #
 # Environment:
 #   PARLEY_DOMAIN          the virtual host (default: localhost)
@@ -109,6 +110,12 @@ else
     PASSWORD=$(openssl rand -base64 24 | tr -d '/+=\n' | cut -c1-20)
     (umask 077 && printf '%s\n' "$PASSWORD" > "$PWFILE")
     PWNOTE="(generated, saved in run/admin-password)"
+fi
+
+# a database made by an earlier checkout: up to this one's schema version
+if [ -s "$RUN/parley.db" ] && ! ./parleyctl -c "$RUN/parley.yml" db status >/dev/null 2>&1; then
+    say "updating run/parley.db to this version's schema"
+    ./parleyctl -c "$RUN/parley.yml" db migrate
 fi
 
 say "account admin@$DOMAIN"
