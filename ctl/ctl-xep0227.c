@@ -1171,9 +1171,11 @@ static bool privacy_items_from_xml(const struct xml_node *l, struct privacy_item
 					it->stanzas |= 1u << b;
 		k++;
 	}
+	if (k == 0) /* a list without items */
+		goto bad;
 	*items_r = items;
 	*n_r = k;
-	return k > 0;
+	return true;
 bad:
 	free(items);
 	return false;
