@@ -1,5 +1,6 @@
 #!/bin/bash
 # The Debian package, end to end (not part of make check):
+#   0. runs the postinst's upgrade steps with stubs (tests/package/postinst.sh);
 #   1. builds it with dpkg-buildpackage -us -uc -b in a scratch copy of the
 #      tree (build-pkg/src);
 #   2. makes a clean Debian 12 chroot (mmdebstrap, minbase) and installs the
@@ -14,7 +15,11 @@
 #   6. reloads with the unit's ExecReload, rotates the log with the
 #      package's logrotate file, checks that
 #      parleyd writes to the new file, and stops parleyd;
-#   7. checks the installed unit with systemd-analyze verify, and purges
+#   7. takes the database back one schema version and reinstalls the
+#      package, whose postinst must migrate it (after a run where it
+#      cannot, which must warn without failing), then starts parleyd and
+#      logs in again, and reinstalls once more with parleyd running;
+#   8. checks the installed unit with systemd-analyze verify, and purges
 #      the package.
 #
 #   tests/package/run.sh        (as root: debootstrapping and chroot need it)
@@ -68,6 +73,9 @@ trap cleanup EXIT
 
 step "dependencies"
 bash scripts/deps.sh build test
+
+step "the postinst's upgrade steps, with systemd and parleyctl stubbed"
+sh tests/package/postinst.sh || fail "tests/package/postinst.sh"
 
 # ---- 1. build -----------------------------------------------------------------
 step "dpkg-buildpackage in build-pkg/src"
@@ -139,17 +147,28 @@ install -d -o "$(in_chroot id -u parley)" -g "$(in_chroot id -g parley)" -m 0750
 # shellcheck disable=SC2054 # the commas belong to setpriv's options
 AS_PARLEY=(setpriv --reuid=parley --regid=parley --init-groups --no-new-privs
     --inh-caps=-all --bounding-set=-all,+net_bind_service)
-# shellcheck disable=SC2086 # the unit's command lines, split as systemd does
-in_chroot "${AS_PARLEY[@]}" $exec_check || fail "the unit's ExecStartPre ($exec_check)"
-# shellcheck disable=SC2086
-chroot "$R" "${AS_PARLEY[@]}" $exec_start >"$WORK/parleyd.out" 2>&1 &
-daemon_pid=$!
-deadline=$(($(date +%s) + 60))
-until in_chroot parleyctl status >/dev/null 2>&1; do
-    kill -0 "$daemon_pid" 2>/dev/null || { cat "$WORK/parleyd.out" >&2; fail "parleyd exited"; }
-    [ "$(date +%s)" -lt "$deadline" ] || fail "parleyctl status did not answer within 60 s"
-    sleep 0.2
-done
+# The unit's ExecStartPre check, then ExecStart in the background.
+start_parleyd() {
+    # shellcheck disable=SC2086 # the unit's command lines, split as systemd does
+    in_chroot "${AS_PARLEY[@]}" $exec_check || fail "the unit's ExecStartPre ($exec_check)"
+    # shellcheck disable=SC2086
+    chroot "$R" "${AS_PARLEY[@]}" $exec_start >"$WORK/parleyd.out" 2>&1 &
+    daemon_pid=$!
+    local deadline=$(($(date +%s) + 60))
+    until in_chroot parleyctl status >/dev/null 2>&1; do
+        kill -0 "$daemon_pid" 2>/dev/null || { cat "$WORK/parleyd.out" >&2; fail "parleyd exited"; }
+        [ "$(date +%s)" -lt "$deadline" ] || fail "parleyctl status did not answer within 60 s"
+        sleep 0.2
+    done
+}
+stop_parleyd() {
+    kill -TERM "$daemon_pid"
+    local rc=0
+    wait "$daemon_pid" || rc=$?
+    daemon_pid=
+    [ $rc -eq 0 ] || fail "parleyd exited $rc on SIGTERM"
+}
+start_parleyd
 [ "$(perm /run/parley/parley.sock)" = "parley:parley 660" ] ||
     fail "the control socket is $(perm /run/parley/parley.sock), not parley:parley 660"
 grep -q 'parleyd ready' "$R/var/log/parley/parley.log" || fail "no 'parleyd ready' in parley.log"
@@ -192,16 +211,72 @@ until grep -q 'SIGHUP' "$R/var/log/parley/parley.log.1" 2>/dev/null; do
     [ "$(date +%s)" -lt "$deadline" ] || fail "parleyd got no SIGHUP from logrotate's postrotate"
     sleep 0.2
 done
-kill -TERM "$daemon_pid"
-rc=0
-wait "$daemon_pid" || rc=$?
-daemon_pid=
-[ $rc -eq 0 ] || fail "parleyd exited $rc on SIGTERM"
+stop_parleyd
 grep -q 'parleyd stopped' "$R/var/log/parley/parley.log" ||
     fail "no 'parleyd stopped' in the new parley.log: the log was not reopened after rotation"
 [ -s "$R/var/lib/parley/parley.db" ] || fail "no database in /var/lib/parley"
 
-# ---- 7. the installed unit, then purge ------------------------------------------------
+# ---- 7. an upgrade over a database of the previous schema version ---------------------
+# The package's postinst applies the migrations on an upgrade (a reinstall
+# runs it the same way: configure with the version configured before).
+# The database goes back one schema version first; a migration that cannot
+# be applied must warn without failing the upgrade.
+step "an upgrade migrates the database (and warns when it cannot)"
+DB=$R/var/lib/parley/parley.db
+want=$(sed -n 's/^#define SQL_SCHEMA_VERSION \([0-9]*\).*/\1/p' storage/sql.h)
+# (sqlite3 from the host's python3, as root: each connection is closed, so
+# that no -wal or -shm file of root's is left, and the files are given back
+# to the parley user after a write.)
+sql_db() {
+    python3 -c 'import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+row = db.execute(sys.argv[2]).fetchone()
+db.close()
+print(row[0] if row else "")' "$DB" "$1"
+}
+schema_version() { sql_db "SELECT version FROM schema_version"; }
+db_mode=$(stat -c %a "$DB")
+[ "$(schema_version)" = "$want" ] || fail "the database is at schema version $(schema_version), not $want"
+case $want in
+14)
+    sql_db "ALTER TABLE offline_messages DROP COLUMN token" >/dev/null
+    sql_db "UPDATE schema_version SET version = 13" >/dev/null
+    ;;
+*) fail "tests/package/run.sh cannot take a database back from schema version $want: add that case" ;;
+esac
+chown --reference="$R/var/lib/parley" "$DB"*
+[ "$(schema_version)" = $((want - 1)) ] || fail "could not take the database back one version"
+reinstall() {
+    in_chroot env DEBIAN_FRONTEND=noninteractive apt-get -q -y install --reinstall "/tmp/$(basename "$DEB")" \
+        >"$WORK/$1" 2>&1 || { tail -n 30 "$WORK/$1" >&2; fail "reinstalling the package ($WORK/$1)"; }
+}
+chmod 0440 "$DB"
+reinstall reinstall-readonly.log
+grep -q '^parley: a database could not be brought up' "$WORK/reinstall-readonly.log" ||
+    { cat "$WORK/reinstall-readonly.log" >&2; fail "no warning when the migration could not be applied"; }
+[ "$(schema_version)" = $((want - 1)) ] || fail "a failed migration changed the schema version"
+# (the failed try left the -wal and -shm files with the file's mode: an
+# operator mends all three)
+chmod "$db_mode" "$DB"*
+reinstall reinstall.log
+grep -E '^parley: +applied .*/usr/share/parley/sql/migrations/sqlite/0*'"$want"'-' "$WORK/reinstall.log" ||
+    { cat "$WORK/reinstall.log" >&2; fail "the postinst applied no migration"; }
+[ "$(schema_version)" = "$want" ] || fail "the database is at schema version $(schema_version) after the upgrade"
+[ "$(perm /var/lib/parley/parley.db)" = "parley:parley $db_mode" ] ||
+    fail "the migrated database is $(perm /var/lib/parley/parley.db), not parley:parley $db_mode"
+start_parleyd
+in_chroot parleyctl db status >/dev/null || fail "parleyctl db status after the upgrade"
+/usr/bin/python3 tests/package/login.py "$PORT" "$TLS_PORT" "$DOMAIN" alice "$PW1" bob "$PW2" ||
+    fail "logging in after the upgrade"
+# Without systemd, a running parleyd is left alone (it would answer
+# parleyctl for its own schema), with a message.
+reinstall reinstall-running.log
+grep -q '^parley: parleyd is still running' "$WORK/reinstall-running.log" ||
+    { cat "$WORK/reinstall-running.log" >&2; fail "no message about the running parleyd"; }
+kill -0 "$daemon_pid" 2>/dev/null || fail "the reinstall stopped a parleyd not under systemd"
+stop_parleyd
+
+# ---- 8. the installed unit, then purge ------------------------------------------------
 # systemd (for systemd-analyze and the targets the unit names) and man-db
 # (Documentation=) are added to the chroot for this check only.
 step "systemd-analyze verify parley.service (in the chroot)"
