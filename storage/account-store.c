@@ -9,7 +9,10 @@
  */
 #include "storage/account-store.h"
 
+#include <openssl/crypto.h>
+
 #include <assert.h>
+#include <string.h>
 #include <time.h>
 
 /* Copy a's strings into p (the keys are arrays: copied with it). */
@@ -26,6 +29,34 @@ static void copy_account(struct pool *p, struct storage_account *dst, const stru
 		dst->plain = pool_strdup(p, a->plain);
 	if (dst->created == 0)
 		dst->created = (int64_t)time(NULL);
+}
+
+/* One hash's credentials as stored: present (with a salt), and equal. */
+static bool creds_same(bool has_a, const struct scram_credentials *a, bool has_b,
+                       const struct scram_credentials *b)
+{
+	has_a = has_a && a->salt_b64 != NULL;
+	has_b = has_b && b->salt_b64 != NULL;
+	if (!has_a || !has_b)
+		return has_a == has_b;
+	size_t len = scram_hash_len(a->hash);
+	return a->hash == b->hash && a->iterations == b->iterations &&
+	       strcmp(a->salt_b64, b->salt_b64) == 0 &&
+	       CRYPTO_memcmp(a->stored_key, b->stored_key, len) == 0 &&
+	       CRYPTO_memcmp(a->server_key, b->server_key, len) == 0;
+}
+
+bool storage_account_is_same(const struct storage_account *have, const struct storage_account *want)
+{
+	bool salted = (want->has_sha1 && want->sha1.salt_b64 != NULL) ||
+	              (want->has_sha256 && want->sha256.salt_b64 != NULL) ||
+	              (want->has_sha512 && want->sha512.salt_b64 != NULL);
+	return salted && have->created == want->created &&
+	       creds_same(have->has_sha1, &have->sha1, want->has_sha1, &want->sha1) &&
+	       creds_same(have->has_sha256, &have->sha256, want->has_sha256, &want->sha256) &&
+	       creds_same(have->has_sha512, &have->sha512, want->has_sha512, &want->sha512) &&
+	       (have->plain == NULL) == (want->plain == NULL) &&
+	       (have->plain == NULL || strcmp(have->plain, want->plain) == 0);
 }
 
 /* The job's account (input or result) holds secrets: wipe them. */

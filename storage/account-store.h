@@ -29,6 +29,16 @@ struct account_create_job {
 	struct storage_account acc; /* strings in pool; wiped on free */
 };
 
+/* Whether the stored account have is want itself: the create of want ran
+ * before (an earlier try whose answer was lost).  Each new account's
+ * salts are drawn at random, so the same salts and keys (and creation
+ * time and clear password) are want's own; an account with no SCRAM
+ * salt has nothing random and is never taken for another's.  (An import
+ * brings the salts of its file: two imports of one file could match in
+ * the same second, but an import looks for the account before it
+ * creates it.)  Any thread. */
+bool storage_account_is_same(const struct storage_account *have, const struct storage_account *want);
+
 /* account_update, account_add_credentials and scram_cache_set (the same
  * inputs) */
 struct account_update_job {

@@ -106,7 +106,7 @@ static bool decode_key(const char *b64, unsigned char *out, size_t len)
 }
 
 /* Columns col..col+3: salt, iterations, stored key, server key. */
-static bool read_creds(struct sql_thread *t, struct account_get_job *r, struct sql_stmt *s, unsigned col,
+static bool read_creds(struct sql_thread *t, const struct storage_req *r, struct sql_stmt *s, unsigned col,
                        enum scram_hash h, struct scram_credentials *c)
 {
 	const struct sql_driver_vfuncs *d = t->ss->drv;
@@ -122,36 +122,42 @@ static bool read_creds(struct sql_thread *t, struct account_get_job *r, struct s
 	    !decode_key(server, c->server_key, scram_hash_len(h))) {
 		log_error("storage %s: %s@%s: the SCRAM-%s credentials in the database are malformed; "
 		          "ignoring them",
-		          t->ss->base.description, r->base.user, r->base.host, scram_hash_name(h));
+		          t->ss->base.description, r->user, r->host, scram_hash_name(h));
 		explicit_bzero(c, sizeof(*c));
 		return false;
 	}
 	c->iterations = (unsigned)it;
-	c->salt_b64 = sql_col_str(t, r->base.pool, s, col);
+	c->salt_b64 = sql_col_str(t, r->pool, s, col);
 	return true;
 }
 
-static enum storage_result op_account_get(void *conn, struct account_get_job *r)
+/* The account r names into acc (strings in r's pool). */
+static enum storage_result read_account(struct sql_thread *t, const struct storage_req *r,
+                                        struct storage_account *acc)
 {
-	struct sql_thread *t = conn;
 	const struct sql_driver_vfuncs *d = t->ss->drv;
-	struct sql_param p[] = { PTEXT(r->base.host), PTEXT(r->base.user) };
+	struct sql_param p[] = { PTEXT(r->host), PTEXT(r->user) };
 	enum sql_step st;
-	memset(&r->acc, 0, sizeof(r->acc));
+	memset(acc, 0, sizeof(*acc));
 	struct sql_stmt *s = sql_q_start(t, sql_account_get, p, ARRAY_SIZE(p), &st);
 	if (s == NULL)
-		return sql_q_fail(t, &r->base);
+		return sql_q_fail(t, r);
 	if (st != SQL_STEP_ROW) {
 		d->reset(s);
 		return STORAGE_NOT_FOUND;
 	}
-	r->acc.created = d->column_int64(s, 0);
-	r->acc.has_sha1 = read_creds(t, r, s, 1, SCRAM_SHA1, &r->acc.sha1);
-	r->acc.has_sha256 = read_creds(t, r, s, 5, SCRAM_SHA256, &r->acc.sha256);
-	r->acc.plain = sql_col_str(t, r->base.pool, s, 9);
-	r->acc.has_sha512 = read_creds(t, r, s, 10, SCRAM_SHA512, &r->acc.sha512);
+	acc->created = d->column_int64(s, 0);
+	acc->has_sha1 = read_creds(t, r, s, 1, SCRAM_SHA1, &acc->sha1);
+	acc->has_sha256 = read_creds(t, r, s, 5, SCRAM_SHA256, &acc->sha256);
+	acc->plain = sql_col_str(t, r->pool, s, 9);
+	acc->has_sha512 = read_creds(t, r, s, 10, SCRAM_SHA512, &acc->sha512);
 	d->reset(s);
 	return STORAGE_OK;
+}
+
+static enum storage_result op_account_get(void *conn, struct account_get_job *r)
+{
+	return read_account(conn, &r->base, &r->acc);
 }
 
 /* Parameters for the credential columns of acc (13 of them, in USER_COLS
@@ -191,6 +197,32 @@ static void keys_free(char *keys[6])
 	}
 }
 
+/* r's insert failed on the account's key in a job run again (r->base.rerun):
+ * STORAGE_OK when the account is the one r inserts, created by the first
+ * try, whose answer was lost with the connection (the store runs a job
+ * again on a new connection; MySQL and ODBC cannot ask whether the lost
+ * statement was applied); STORAGE_EXISTS when it is another; the failure
+ * (logged) when it cannot be read. */
+static enum storage_result created_by_earlier_try(struct sql_thread *t, struct account_create_job *r)
+{
+	struct storage_account have;
+	enum storage_result res = read_account(t, &r->base, &have);
+	if (res == STORAGE_NOT_FOUND)
+		return STORAGE_EXISTS;
+	if (res != STORAGE_OK)
+		return res;
+	bool same = storage_account_is_same(&have, &r->acc);
+	if (have.plain != NULL) /* in the job's pool until it is freed */
+		explicit_bzero(have.plain, strlen(have.plain));
+	explicit_bzero(&have, sizeof(have));
+	if (!same)
+		return STORAGE_EXISTS;
+	char who[512];
+	log_notice("storage %s: %s %s: created by an earlier try (its answer was lost), not created again",
+	           t->ss->base.description, r->base.op->name, storage_req_who(&r->base, who, sizeof(who)));
+	return STORAGE_OK;
+}
+
 static enum storage_result op_account_create(void *conn, struct account_create_job *r)
 {
 	struct sql_thread *t = conn;
@@ -199,7 +231,10 @@ static enum storage_result op_account_create(void *conn, struct account_create_j
 	creds_params(&r->acc, &p[3], keys);
 	int rc = sql_q_exec(t, sql_account_create, p, ARRAY_SIZE(p), NULL);
 	keys_free(keys);
-	return rc < 0 ? sql_q_fail(t, &r->base) : STORAGE_OK;
+	if (rc >= 0)
+		return STORAGE_OK;
+	enum storage_result res = sql_q_fail(t, &r->base);
+	return res == STORAGE_EXISTS && r->base.rerun ? created_by_earlier_try(t, r) : res;
 }
 
 static enum storage_result op_account_update(void *conn, struct account_update_job *r)
@@ -520,9 +555,9 @@ static enum storage_result op_scram_cache_get(void *conn, struct account_get_job
 	int64_t expires = d->column_int64(s, 0);
 	bool expired = expires <= now || expires > latest;
 	if (!expired) {
-		r->acc.has_sha1 = read_creds(t, r, s, 1, SCRAM_SHA1, &r->acc.sha1);
-		r->acc.has_sha256 = read_creds(t, r, s, 5, SCRAM_SHA256, &r->acc.sha256);
-		r->acc.has_sha512 = read_creds(t, r, s, 9, SCRAM_SHA512, &r->acc.sha512);
+		r->acc.has_sha1 = read_creds(t, &r->base, s, 1, SCRAM_SHA1, &r->acc.sha1);
+		r->acc.has_sha256 = read_creds(t, &r->base, s, 5, SCRAM_SHA256, &r->acc.sha256);
+		r->acc.has_sha512 = read_creds(t, &r->base, s, 9, SCRAM_SHA512, &r->acc.sha512);
 	}
 	d->reset(s);
 	if (!expired)

@@ -393,6 +393,7 @@ static void sql_run(struct storage *st, struct storage_req *req, void *thread_st
 		storage_outage_disconnected(&t->ss->outage);
 		if (attempt > 0)
 			return;
+		req->rerun = true;
 	}
 }
 
@@ -415,8 +416,14 @@ static void sql_run_batch(struct storage *st, struct storage_req **reqs, size_t 
 		atomic_fetch_add(&t->ss->batched, n);
 		return;
 	}
-	for (size_t i = 0; i < n; i++)
+	/* a batch whose connection broke may have been committed (a COMMIT
+	 * whose answer was lost): its jobs run again */
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	bool broke = t->conn != NULL && d->is_broken != NULL && d->is_broken(t->conn);
+	for (size_t i = 0; i < n; i++) {
+		reqs[i]->rerun = reqs[i]->rerun || broke;
 		sql_run(st, reqs[i], t);
+	}
 }
 
 static void *sql_thread_init(void *group_ctx, unsigned index)

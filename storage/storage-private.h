@@ -92,6 +92,8 @@ struct storage_req {
 	bool deferred;           /* on the fail-later or loop-run list */
 	bool to_run;             /* on that list to run (no workers) */
 	bool held;               /* storage_req_hold: work finishes later */
+	bool rerun;              /* work runs again: the connection broke under its first try
+	                            (alone or in a batch), which the server may have applied */
 	struct storage_req *defer_next;
 	struct worker_job *wj; /* while on the store's worker group */
 };

@@ -92,7 +92,10 @@ typedef void storage_count_cb(enum storage_result res, uint64_t count, void *ctx
 
 struct storage_req *storage_account_get(struct storage *st, const char *host, const char *user,
                                         storage_account_cb *cb, void *ctx);
-/* STORAGE_EXISTS if the account exists. */
+/* STORAGE_EXISTS if the account exists.  (A job that a database store
+ * runs again after the connection broke under its first try counts an
+ * account holding its own salts and keys as created by that try:
+ * storage_account_is_same.) */
 struct storage_req *storage_account_create(struct storage *st, const char *host, const char *user,
                                            const struct storage_account *acc, storage_done_cb *cb, void *ctx);
 /* Replace credentials; STORAGE_NOT_FOUND if there is no such account. */

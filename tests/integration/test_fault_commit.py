@@ -11,7 +11,9 @@ the message must be stored exactly once and not bounced.  The pgsql
 driver asks the server on a new connection what became of the
 transaction (txid_status) and the log says what it found; on every
 store the job that runs again finds its own row by the message's token
-(the odbc and mysql drivers cannot ask).  The store replaces the lost
+(the odbc and mysql drivers cannot ask).  An archive insert and an
+account's insert are cut once committed: the job that runs again must
+take the row it finds for its own.  The store replaces the lost
 connection for the next job.  Needs PARLEY_TEST_STORAGE=pgsql, mysql or
 odbc (run-pgsql.sh, run-mysql.sh, run-odbc.sh)."""
 import os
@@ -36,7 +38,8 @@ pytestmark = [
 ]
 
 OFFLINE_INSERT = b'INSERT INTO offline_messages'
-ARCHIVE_INSERT = b'INSERT INTO archive '
+# the inserts that modes 'archive' and 'account' cut after, once committed
+COMMITTED_INSERTS = {'archive': b'INSERT INTO archive ', 'account': b'INSERT INTO users '}
 
 
 class Relay(threading.Thread):
@@ -44,11 +47,11 @@ class Relay(threading.Thread):
     protocol) reads what the client sends and decides where to cut.  Armed
     with a mode, it cuts one connection, at the COMMIT of a transaction
     that ran the offline insert: mode 'after' passes the COMMIT to the
-    server first, mode 'before' does not.  Mode 'archive' cuts it once an
-    archive insert was committed: passed on, right after the insert when
-    it ran as a statement of its own (committed by the server as it runs),
-    else after the COMMIT of its transaction (archive jobs stored as one
-    batch)."""
+    server first, mode 'before' does not.  Modes 'archive' and 'account'
+    cut it once an archive insert (an account's insert) was committed:
+    passed on, right after the insert when it ran as a statement of its
+    own (committed by the server as it runs), else after the COMMIT of its
+    transaction (archive jobs stored as one batch)."""
 
     def __init__(self, db_port):
         super().__init__(daemon=True)
@@ -59,7 +62,7 @@ class Relay(threading.Thread):
         self.lsock.listen(16)
         self.port = self.lsock.getsockname()[1]
         self.lock = threading.Lock()
-        self.mode = None        # armed: 'after', 'before' or 'archive'
+        self.mode = None        # armed: 'after', 'before', 'archive' or 'account'
         self.cuts = 0
 
     def arm(self, mode):
@@ -131,33 +134,35 @@ class Tx:
         self.take = take
         self.open = False       # between BEGIN and COMMIT or ROLLBACK
         self.insert = False     # it ran the offline insert
-        self.archive = False    # it ran an archive insert, not committed yet
+        self.ran_modes = set()  # the COMMITTED_INSERTS it ran, not committed yet
 
     def ran(self, text):
         """A statement ran (its text): the mode to cut after it, if it
-        was an archive insert outside a transaction (committed by the
-        server as it runs), else None."""
+        was one of COMMITTED_INSERTS outside a transaction (committed by
+        the server as it runs), else None."""
         self.insert = self.insert or OFFLINE_INSERT in text
-        self.archive = self.archive or ARCHIVE_INSERT in text
-        if self.archive and not self.open:
-            self.archive = False
-            return self.take('archive')
+        for mode, needle in COMMITTED_INSERTS.items():
+            if needle in text:
+                if not self.open:
+                    return self.take(mode)
+                self.ran_modes.add(mode)
         return None
 
     def query(self, query):
         """A simple query (upper case): the mode to cut at it when it is
-        the COMMIT of a transaction that ran the offline insert or an
-        archive insert, else None."""
+        the COMMIT of a transaction that ran the offline insert or one of
+        COMMITTED_INSERTS, else None."""
         mode = None
         if query.startswith(b'BEGIN') or query.startswith(b'START TRANSACTION'):
-            self.open, self.insert, self.archive = True, False, False
+            self.open, self.insert, self.ran_modes = True, False, set()
         elif query.startswith(b'COMMIT') or (query.startswith(b'ROLLBACK')
                                              and not query.startswith(b'ROLLBACK TO')):
             if query.startswith(b'COMMIT') and self.insert:
                 mode = self.take('after') or self.take('before')
-            elif query.startswith(b'COMMIT') and self.archive:
-                mode = self.take('archive')
-            self.open, self.insert, self.archive = False, False, False
+            elif query.startswith(b'COMMIT'):
+                for m in self.ran_modes:
+                    mode = mode or self.take(m)
+            self.open, self.insert, self.ran_modes = False, False, set()
         return mode
 
 
@@ -171,7 +176,7 @@ class PgRelay(Relay):
         startup = True
         names = {}              # prepared statement name -> its text
         tx = Tx(self.take)
-        archive_ran = None      # an archive insert's cut mode, at the next Sync
+        ran_mode = None         # a committed insert's cut mode, at the next Sync
         while True:
             data = client.recv(65536)
             if not data:
@@ -199,9 +204,9 @@ class PgRelay(Relay):
                     name, rest = body.split(b'\0', 1)
                     names[name] = rest.split(b'\0', 1)[0]
                 elif kind == b'B':
-                    archive_ran = tx.ran(names.get(body.split(b'\0', 2)[1], b'')) or archive_ran
-                elif kind == b'S' and archive_ran:
-                    return self.cut(state, server, msg, archive_ran)
+                    ran_mode = tx.ran(names.get(body.split(b'\0', 2)[1], b'')) or ran_mode
+                elif kind == b'S' and ran_mode:
+                    return self.cut(state, server, msg, ran_mode)
                 elif kind == b'Q':
                     mode = tx.query(body.rstrip(b'\0').strip().upper())
                     if mode:
@@ -406,3 +411,29 @@ def test_archive_insert_answer_lost(relayed):
     assert 'cannot archive' not in srv.log(), srv.log()[-3000:]
     alice.close()
     bob.close()
+
+
+def test_account_insert_answer_lost(relayed):
+    """An account's insert commits on the server and its answer is lost
+    with the connection: the store runs it again, finds the account
+    holding this very insert's salts and keys, and answers that it was
+    created, not that it exists; the new account logs in.  An account
+    that another request created is still refused as existing."""
+    srv, cutter = relayed
+    user = unique('carol').lower()
+    password = 'pw-' + unique('p')
+    cutter.arm('account')
+    r = srv.ctl('register', user, HOST, password)
+    assert cutter.cuts == 1, 'the relay did not cut an account insert'
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr, srv.log()[-3000:])
+    log = srv.log()
+    assert 'lost its connection' in log or 'lost the connection' in log, log[-3000:]
+    assert re.search(r'storage %s:[^\n]*: account_create [^\n]*%s[^\n]*: created by an earlier try '
+                     r'\(its answer was lost\), not created again' % (STORE, user), log), log[-3000:]
+    assert srv.db_query("SELECT count(*) FROM users WHERE username = ?", (user,))[0][0] == 1
+    c = RawClient(srv.port, timeout=20)
+    c.login(user, password, resource='made')
+    c.close()
+
+    r = srv.ctl('register', user, HOST, 'another-password')
+    assert r.returncode != 0 and 'exists' in (r.stdout + r.stderr), (r.returncode, r.stdout, r.stderr)

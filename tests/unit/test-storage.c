@@ -45,6 +45,7 @@
 
 #include "storage/storage-private.h"
 #include "storage/sql.h"
+#include "storage/account-store.h"
 #include "storage/offline-store.h"
 #include "storage/vcard-store.h"
 #include "storage/muc-store.h"
@@ -1440,6 +1441,25 @@ static void test_accounts(void **state)
 	assert_int_equal(acc_create(f, "a.example", "bob", &a2), STORAGE_OK);
 	assert_int_equal(acc_create(f, "b.example", "alice", &b1), STORAGE_OK);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a2), STORAGE_EXISTS);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a1), STORAGE_EXISTS);
+	/* What a job run again after a lost answer takes for its own
+	 * account (storage_account_is_same): a1's salts and keys. */
+	assert_true(storage_account_is_same(&a1, &a1));
+	assert_false(storage_account_is_same(&a1, &a2));
+	struct storage_account other;
+	make_account(&other, 1, true, true, NULL);
+	assert_true(storage_account_is_same(&other, &a1));
+	other.sha256.stored_key[0] ^= 1; /* one key differs: another account */
+	assert_false(storage_account_is_same(&other, &a1));
+	storage_account_clear(&other);
+	make_account(&other, 1, true, true, NULL);
+	other.created++;
+	assert_false(storage_account_is_same(&other, &a1));
+	storage_account_clear(&other);
+	/* nothing random in a clear password alone: never taken for its own */
+	make_account(&other, 4, false, false, "clear");
+	assert_false(storage_account_is_same(&other, &other));
+	storage_account_clear(&other);
 
 	if (f->be->embedded) {
 		char want[200];
