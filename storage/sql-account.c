@@ -215,12 +215,7 @@ static enum storage_result created_by_earlier_try(struct sql_thread *t, struct a
 	if (have.plain != NULL) /* in the job's pool until it is freed */
 		explicit_bzero(have.plain, strlen(have.plain));
 	explicit_bzero(&have, sizeof(have));
-	if (!same)
-		return STORAGE_EXISTS;
-	char who[512];
-	log_notice("storage %s: %s %s: created by an earlier try (its answer was lost), not created again",
-	           t->ss->base.description, r->base.op->name, storage_req_who(&r->base, who, sizeof(who)));
-	return STORAGE_OK;
+	return same ? sql_q_done_before(t, &r->base, "created") : STORAGE_EXISTS;
 }
 
 static enum storage_result op_account_create(void *conn, struct account_create_job *r)

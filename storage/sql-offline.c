@@ -76,14 +76,6 @@ static int token_stored(struct sql_thread *t, const struct offline_store_job *r)
 	return sql_q_int(t, sql_offline_token, p, ARRAY_SIZE(p), &v);
 }
 
-static enum storage_result stored_before(struct sql_thread *t, const struct offline_store_job *r)
-{
-	char who[512];
-	log_notice("storage %s: %s %s: stored by an earlier try (its answer was lost), not stored again",
-	           t->ss->base.description, r->base.op->name, storage_req_who(&r->base, who, sizeof(who)));
-	return STORAGE_OK;
-}
-
 /* Account check, quota check and insert in one write transaction: two
  * stores racing for the last free place cannot both take it. */
 static enum storage_result op_offline_store(void *conn, struct offline_store_job *r)
@@ -108,7 +100,7 @@ static enum storage_result op_offline_store(void *conn, struct offline_store_job
 			found = token_stored(t, r);
 			if (found < 0)
 				return sql_q_fail(t, &r->base);
-			return found > 0 ? stored_before(t, r) : STORAGE_FULL;
+			return found > 0 ? sql_q_done_before(t, &r->base, "stored") : STORAGE_FULL;
 		}
 	}
 	const char *token = job_token(t, r);
@@ -124,7 +116,7 @@ static enum storage_result op_offline_store(void *conn, struct offline_store_job
 		if (found < 0)
 			return sql_q_fail(t, &r->base);
 		if (found > 0)
-			return stored_before(t, r);
+			return sql_q_done_before(t, &r->base, "stored");
 		char who[512];
 		log_error("storage %s: %s %s: the insert broke a constraint, but no row holds its token",
 		          t->ss->base.description, r->base.op->name,

@@ -32,6 +32,8 @@ static const char sql_srg_displayed_insert[] =
 static const char sql_srg_member_insert[] =
         "INSERT INTO sr_members (server_host, grp, member) VALUES (?, ?, ?)";
 static const char sql_srg_exists[] = "SELECT 1 FROM sr_groups WHERE server_host = ? AND name = ?";
+static const char sql_srg_same[] = "SELECT 1 FROM sr_groups WHERE server_host = ? AND name = ? AND "
+                                   "label = ? AND description = ?";
 static const char sql_srg_member_exists[] =
         "SELECT 1 FROM sr_members WHERE server_host = ? AND grp = ? AND member = ?";
 static const char sql_srg_member_delete[] =
@@ -167,6 +169,17 @@ static enum storage_result op_srg_create(void *conn, struct srg_create_job *r)
 	if (sql_q_begin(t, true) < 0)
 		return sql_q_fail(t, &r->base);
 	int found = sql_q_int(t, sql_srg_exists, pk, ARRAY_SIZE(pk), &v);
+	if (found > 0 && r->base.rerun) {
+		/* the first try's COMMIT may have been applied, its answer lost:
+		 * the group it made (with its lists, in the same transaction)
+		 * counts as made by this job */
+		found = sql_q_int(t, sql_srg_same, p, ARRAY_SIZE(p), &v);
+		if (found > 0) {
+			t->ss->drv->rollback(t->conn);
+			return sql_q_done_before(t, &r->base, "done");
+		}
+		found = found < 0 ? found : 1;
+	}
 	if (found < 0)
 		return sql_q_abort(t, &r->base);
 	if (found > 0) {
@@ -213,7 +226,8 @@ static enum storage_result op_srg_member_add(void *conn, struct srg_member_add_j
 		return sql_q_abort(t, &r->base);
 	if (found > 0) {
 		t->ss->drv->rollback(t->conn);
-		return STORAGE_EXISTS;
+		/* a first try whose answer was lost may have added it */
+		return r->base.rerun ? sql_q_done_before(t, &r->base, "done") : STORAGE_EXISTS;
 	}
 	if (sql_q_exec(t, sql_srg_member_insert, pm, ARRAY_SIZE(pm), NULL) < 0 || sql_q_commit(t) < 0)
 		return sql_q_abort(t, &r->base);

@@ -165,6 +165,14 @@ enum storage_result sql_q_fail(struct sql_thread *t, const struct storage_req *r
 	}
 }
 
+enum storage_result sql_q_done_before(struct sql_thread *t, const struct storage_req *r, const char *done)
+{
+	char who[512];
+	log_notice("storage %s: %s %s: %s by an earlier try (its answer was lost), not %s again",
+	           t->ss->base.description, r->op->name, storage_req_who(r, who, sizeof(who)), done, done);
+	return STORAGE_OK;
+}
+
 /* Roll back after a failure; the failure's class decides the result. */
 enum storage_result sql_q_abort(struct sql_thread *t, const struct storage_req *r)
 {

@@ -65,6 +65,11 @@ int sql_q_commit(struct sql_thread *t);
 enum storage_result sql_q_fail(struct sql_thread *t, const struct storage_req *req);
 /* Roll back after a failure; the failure's class decides the result. */
 enum storage_result sql_q_abort(struct sql_thread *t, const struct storage_req *req);
+/* A job run again finds what it writes already there: an earlier try
+ * wrote it, and that try's answer was lost with the connection.  Logs
+ * "<done> by an earlier try (its answer was lost), not <done> again"
+ * ("stored", "created", ...) and returns STORAGE_OK. */
+enum storage_result sql_q_done_before(struct sql_thread *t, const struct storage_req *req, const char *done);
 /* Begin a write transaction and run the n statements of sql with the same
  * parameters, in order.  STORAGE_OK leaves the transaction open for the
  * caller to finish (more writes, then sql_q_commit); when the last

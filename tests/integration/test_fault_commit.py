@@ -11,9 +11,10 @@ the message must be stored exactly once and not bounced.  The pgsql
 driver asks the server on a new connection what became of the
 transaction (txid_status) and the log says what it found; on every
 store the job that runs again finds its own row by the message's token
-(the odbc and mysql drivers cannot ask).  An archive insert and an
-account's insert are cut once committed: the job that runs again must
-take the row it finds for its own.  The store replaces the lost
+(the odbc and mysql drivers cannot ask).  An archive insert, an
+account's insert and the inserts of shared roster groups are cut once
+committed: the job that runs again must take the row it finds for its
+own.  The store replaces the lost
 connection for the next job.  Needs PARLEY_TEST_STORAGE=pgsql, mysql or
 odbc (run-pgsql.sh, run-mysql.sh, run-odbc.sh)."""
 import os
@@ -39,7 +40,8 @@ pytestmark = [
 
 OFFLINE_INSERT = b'INSERT INTO offline_messages'
 # the inserts that modes 'archive' and 'account' cut after, once committed
-COMMITTED_INSERTS = {'archive': b'INSERT INTO archive ', 'account': b'INSERT INTO users '}
+COMMITTED_INSERTS = {'archive': b'INSERT INTO archive ', 'account': b'INSERT INTO users ',
+                     'group': b'INSERT INTO sr_groups ', 'member': b'INSERT INTO sr_members '}
 
 
 class Relay(threading.Thread):
@@ -47,11 +49,11 @@ class Relay(threading.Thread):
     protocol) reads what the client sends and decides where to cut.  Armed
     with a mode, it cuts one connection, at the COMMIT of a transaction
     that ran the offline insert: mode 'after' passes the COMMIT to the
-    server first, mode 'before' does not.  Modes 'archive' and 'account'
-    cut it once an archive insert (an account's insert) was committed:
-    passed on, right after the insert when it ran as a statement of its
-    own (committed by the server as it runs), else after the COMMIT of its
-    transaction (archive jobs stored as one batch)."""
+    server first, mode 'before' does not.  The modes of COMMITTED_INSERTS
+    cut it once their insert was committed: passed on, right after the
+    insert when it ran as a statement of its own (committed by the server
+    as it runs), else after the COMMIT of its transaction (archive jobs
+    stored as one batch, a shared roster group with its lists)."""
 
     def __init__(self, db_port):
         super().__init__(daemon=True)
@@ -62,7 +64,7 @@ class Relay(threading.Thread):
         self.lsock.listen(16)
         self.port = self.lsock.getsockname()[1]
         self.lock = threading.Lock()
-        self.mode = None        # armed: 'after', 'before', 'archive' or 'account'
+        self.mode = None        # armed: 'after', 'before' or a COMMITTED_INSERTS key
         self.cuts = 0
 
     def arm(self, mode):
@@ -310,6 +312,9 @@ def relayed(tmp_path):
         relay = PgRelay(int(os.environ['PARLEY_TEST_PGSQL_PORT']))
     relay.start()
     srv = RelayedParleyd(tmp_path / 'parley', relay.port)
+    text = srv.config.read_text()   # shared roster groups, for their test
+    assert '  roster: {}\n' in text
+    srv.config.write_text(text.replace('  roster: {}\n', '  roster: {}\n  shared_roster: {}\n', 1))
     srv.start_with_users()
     yield srv, relay
     srv.finish()
@@ -437,3 +442,41 @@ def test_account_insert_answer_lost(relayed):
 
     r = srv.ctl('register', user, HOST, 'another-password')
     assert r.returncode != 0 and 'exists' in (r.stdout + r.stderr), (r.returncode, r.stdout, r.stderr)
+
+
+@pytest.mark.parametrize('mode', ['group', 'member'])
+def test_shared_group_write_answer_lost(relayed, mode):
+    """srg-create and srg-user-add commit on the server and their answer
+    is lost: the job that runs again (mysql, odbc) finds the group (with
+    this job's label and description) or the member there and counts it
+    as done, so the operator is not told that what the command made
+    exists; the pgsql driver asks the server instead."""
+    srv, cutter = relayed
+    group = unique('team')
+    if mode == 'member':
+        r = srv.ctl('srg-create', HOST, group, '--name', 'Team', '--description', 'the team')
+        assert r.returncode == 0, r.stderr
+    cutter.arm(mode)
+    if mode == 'group':
+        r = srv.ctl('srg-create', HOST, group, '--name', 'Team', '--description', 'the team')
+    else:
+        r = srv.ctl('srg-user-add', 'alice@%s' % HOST, HOST, group)
+    assert cutter.cuts == 1, 'the relay did not cut the insert'
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr, srv.log()[-3000:])
+    op = 'srg_create' if mode == 'group' else 'srg_member_add'
+    if STORE == 'pgsql':
+        # the driver asks the server, which says the COMMIT was applied
+        assert re.search(r'lost the connection during COMMIT of transaction \d+; the server says it '
+                         r'was committed', srv.log()), srv.log()[-3000:]
+    else:
+        assert re.search(r'storage %s:[^\n]*: %s [^\n]*: done by an earlier try \(its answer was '
+                         r'lost\), not done again' % (STORE, op), srv.log()), srv.log()[-3000:]
+    if mode == 'group':
+        rows = srv.db_query("SELECT label, description FROM sr_groups WHERE name = ?", (group,))
+        assert rows == [('Team', 'the team')], rows
+        # another group of the name is still refused
+        r = srv.ctl('srg-create', HOST, group, '--name', 'Other')
+        assert r.returncode != 0 and 'exists' in (r.stdout + r.stderr), (r.stdout, r.stderr)
+    else:
+        rows = srv.db_query("SELECT member FROM sr_members WHERE grp = ?", (group,))
+        assert rows == [('alice@%s' % HOST,)], rows
