@@ -36,7 +36,9 @@
  * connection broken; 40001 / 40P01 (serialization failure, deadlock),
  * HYT00 / HYT01 (timeouts), 57014 (cancelled by statement_timeout), 55P03,
  * HY008 temporary; 23xxx constraint when it is a unique key (23505, or
- * 23000 with MySQL's 1062 or SQL Server's 2627 / 2601), else permanent.
+ * 23000 with MySQL's 1062 or SQL Server's 2627 / 2601), else permanent;
+ * after a general error (HY000; not for the mysql dialect), a connection
+ * the driver says is dead (SQL_ATTR_CONNECTION_DEAD) is broken too.
  * Prepared statements are cached per connection by their SQL text
  * (sql-stmtcache.h); every column is read as text.
  */
@@ -216,6 +218,18 @@ static void set_error(struct odbc_conn *c, SQLSMALLINT type, SQLHANDLE h, const 
 	    (c->dialect == &odbc_mysql &&
 	     (native == 2006 || native == 2013 || native == 1927 || native == 1053 || native == 4031 ||
 	      native == 1615))) /* 1615: re-prepare; a new connection prepares afresh */
+		c->broken = true;
+	/* A driver may report a lost connection as a general error (psqlODBC:
+	 * HY000 "internal SAVEPOINT failed" for a statement in a transaction
+	 * when the server went away): ask the driver whether it is dead (a
+	 * driver may ask the server to answer, so only for HY000; not for
+	 * MySQL, whose native codes above tell, and whose drivers report
+	 * most server errors as HY000 and answer with a ping). */
+	SQLUINTEGER dead = SQL_CD_FALSE;
+	if (!c->broken && c->connected && c->dialect != &odbc_mysql && strcmp(c->last_state, "HY000") == 0 &&
+	    SQL_SUCCEEDED(
+	            SQLGetConnectAttr(c->dbc, SQL_ATTR_CONNECTION_DEAD, &dead, SQL_IS_UINTEGER, NULL)) &&
+	    dead == SQL_CD_TRUE)
 		c->broken = true;
 }
 

@@ -53,7 +53,9 @@ class Relay(threading.Thread):
     cut it once their insert was committed: passed on, right after the
     insert when it ran as a statement of its own (committed by the server
     as it runs), else after the COMMIT of its transaction (archive jobs
-    stored as one batch, a shared roster group with its lists)."""
+    stored as one batch, a shared roster group with its lists).  Mode
+    'in-tx' cuts it at the first message after the next BEGIN, not
+    passed on (a statement in a transaction on a lost connection)."""
 
     def __init__(self, db_port):
         super().__init__(daemon=True)
@@ -64,7 +66,7 @@ class Relay(threading.Thread):
         self.lsock.listen(16)
         self.port = self.lsock.getsockname()[1]
         self.lock = threading.Lock()
-        self.mode = None        # armed: 'after', 'before' or a COMMITTED_INSERTS key
+        self.mode = None        # armed: 'after', 'before', 'in-tx' or a COMMITTED_INSERTS key
         self.cuts = 0
 
     def arm(self, mode):
@@ -137,6 +139,7 @@ class Tx:
         self.open = False       # between BEGIN and COMMIT or ROLLBACK
         self.insert = False     # it ran the offline insert
         self.ran_modes = set()  # the COMMITTED_INSERTS it ran, not committed yet
+        self.cut_next = False   # mode 'in-tx' took this transaction: cut at its next message
 
     def ran(self, text):
         """A statement ran (its text): the mode to cut after it, if it
@@ -157,6 +160,7 @@ class Tx:
         mode = None
         if query.startswith(b'BEGIN') or query.startswith(b'START TRANSACTION'):
             self.open, self.insert, self.ran_modes = True, False, set()
+            self.cut_next = bool(self.take('in-tx'))
         elif query.startswith(b'COMMIT') or (query.startswith(b'ROLLBACK')
                                              and not query.startswith(b'ROLLBACK TO')):
             if query.startswith(b'COMMIT') and self.insert:
@@ -202,6 +206,8 @@ class PgRelay(Relay):
                     break
                 msg, buf = buf[:1 + n], buf[1 + n:]
                 body = msg[5:]
+                if tx.cut_next:
+                    return self.cut(state, server, msg, 'before')
                 if kind == b'P':
                     name, rest = body.split(b'\0', 1)
                     names[name] = rest.split(b'\0', 1)[0]
@@ -257,6 +263,8 @@ class MyRelay(Relay):
                 return
             pkts, buf = self.packets(buf + data)
             for pkt in pkts:
+                if tx.cut_next and pkt[3] == 0:
+                    return self.cut(state, server, pkt, 'before')
                 if pkt[3] == 0 and len(pkt) > 4:
                     cmd, body = pkt[4], pkt[5:]
                     if cmd == self.COM_STMT_PREPARE:
@@ -480,3 +488,29 @@ def test_shared_group_write_answer_lost(relayed, mode):
     else:
         rows = srv.db_query("SELECT member FROM sr_members WHERE grp = ?", (group,))
         assert rows == [('alice@%s' % HOST,)], rows
+
+
+def test_connection_lost_inside_a_transaction(relayed):
+    """The connection goes between a transaction's BEGIN and its first
+    statement, as when the server dies then: the job that ran that
+    transaction (the next one after arming: a read of the sender's or the
+    recipient's data, or the offline store) runs again on a new
+    connection, whatever error the driver gives (psqlODBC says "internal
+    SAVEPOINT failed" or "Error while preparing parameters" with SQLSTATE
+    HY000, not a connection state); no request fails, and the message is
+    stored, not bounced."""
+    srv, cutter = relayed
+    alice = RawClient(srv.port, timeout=20)
+    alice.login('alice', srv.password('alice'), resource='in-tx')
+    body = unique('in-tx-')
+    cutter.arm('in-tx')
+    rows, errors = send_and_count(srv, alice, body)
+    assert cutter.cuts == 1, 'the relay did not cut a transaction'
+    assert errors == [], ([tostr(e) for e in errors], srv.log()[-3000:])
+    assert rows == 1, (rows, srv.log()[-3000:])
+    log = srv.log()
+    assert 'lost its connection' in log, log[-3000:]
+    # the job the cut hit ran again: no request failed for good
+    failed = [ln for ln in log.splitlines() if '[error] storage' in ln]
+    assert not failed, failed
+    alice.close()
