@@ -173,12 +173,13 @@ static enum storage_result op_srg_create(void *conn, struct srg_create_job *r)
 		/* the first try's COMMIT may have been applied, its answer lost:
 		 * the group it made (with its lists, in the same transaction)
 		 * counts as made by this job */
-		found = sql_q_int(t, sql_srg_same, p, ARRAY_SIZE(p), &v);
-		if (found > 0) {
+		int same = sql_q_int(t, sql_srg_same, p, ARRAY_SIZE(p), &v);
+		if (same < 0)
+			return sql_q_abort(t, &r->base);
+		if (same > 0) {
 			t->ss->drv->rollback(t->conn);
 			return sql_q_done_before(t, &r->base, "done");
 		}
-		found = found < 0 ? found : 1;
 	}
 	if (found < 0)
 		return sql_q_abort(t, &r->base);
