@@ -706,6 +706,13 @@ hosts:
         return self.db_query('SELECT COUNT(*) FROM %s WHERE server_host = ? AND username = ?'
                              % table, (host, user), host=host)[0][0]
 
+    def enable_module(self, name, options='{}'):
+        """Turn module name on for every host (a YAML flow map of its
+        options), in the config written at construction, before start."""
+        text = self.config.read_text()
+        assert '  roster: {}\n' in text
+        self.config.write_text(text.replace('  roster: {}\n', '  roster: {}\n  %s: %s\n' % (name, options), 1))
+
     # ---- parleyctl ------------------------------------------------------
     def ctl(self, *args, input=None, timeout=60):
         """Run parleyctl -c CONFIG ARGS; returns the CompletedProcess (text)."""

@@ -14,9 +14,9 @@ store the job that runs again finds its own row by the message's token
 (the odbc and mysql drivers cannot ask).  An archive insert, an
 account's insert and the inserts of shared roster groups are cut once
 committed: the job that runs again must take the row it finds for its
-own.  The store replaces the lost
-connection for the next job.  Needs PARLEY_TEST_STORAGE=pgsql, mysql or
-odbc (run-pgsql.sh, run-mysql.sh, run-odbc.sh)."""
+own.  The store replaces the lost connection for the next job.  Needs
+PARLEY_TEST_STORAGE=pgsql, mysql or odbc (run-pgsql.sh, run-mysql.sh,
+run-odbc.sh)."""
 import os
 import re
 import socket
@@ -39,7 +39,7 @@ pytestmark = [
 ]
 
 OFFLINE_INSERT = b'INSERT INTO offline_messages'
-# the inserts that modes 'archive' and 'account' cut after, once committed
+# the inserts that these modes cut after, once committed
 COMMITTED_INSERTS = {'archive': b'INSERT INTO archive ', 'account': b'INSERT INTO users ',
                      'group': b'INSERT INTO sr_groups ', 'member': b'INSERT INTO sr_members '}
 
@@ -320,13 +320,18 @@ def relayed(tmp_path):
         relay = PgRelay(int(os.environ['PARLEY_TEST_PGSQL_PORT']))
     relay.start()
     srv = RelayedParleyd(tmp_path / 'parley', relay.port)
-    text = srv.config.read_text()   # shared roster groups, for their test
-    assert '  roster: {}\n' in text
-    srv.config.write_text(text.replace('  roster: {}\n', '  roster: {}\n  shared_roster: {}\n', 1))
+    srv.enable_module('shared_roster')   # for the shared roster group test
     srv.start_with_users()
     yield srv, relay
     srv.finish()
     relay.lsock.close()
+
+
+def done_before(log, op, done, who=''):
+    """The log line of a job run again that found its own write
+    (sql_q_done_before): op's, about who, saying done ('stored' ...)."""
+    return re.search(r'storage %s:[^\n]*: %s [^\n]*%s[^\n]*: %s by an earlier try \(its answer was lost\), '
+                     r'not %s again' % (STORE, op, who, done, done), log)
 
 
 def offline_rows(srv, body):
@@ -380,8 +385,7 @@ def test_commit_answer_lost(relayed, mode, outcome):
         # no way to ask: the job runs again, and finds its row by its token
         # when the server had committed it
         assert 'lost its connection' in log, log[-3000:]
-        found = re.search(r'storage %s:[^\n]*: offline_store [^\n]*bob[^\n]*: stored by an earlier try '
-                          r'\(its answer was lost\), not stored again' % STORE, log)
+        found = done_before(log, 'offline_store', 'stored', 'bob')
         assert bool(found) == (mode == 'after'), log[-3000:]
 
     # the next message goes through a new connection
@@ -441,8 +445,7 @@ def test_account_insert_answer_lost(relayed):
     assert r.returncode == 0, (r.returncode, r.stdout, r.stderr, srv.log()[-3000:])
     log = srv.log()
     assert 'lost its connection' in log or 'lost the connection' in log, log[-3000:]
-    assert re.search(r'storage %s:[^\n]*: account_create [^\n]*%s[^\n]*: created by an earlier try '
-                     r'\(its answer was lost\), not created again' % (STORE, user), log), log[-3000:]
+    assert done_before(log, 'account_create', 'created', user), log[-3000:]
     assert srv.db_query("SELECT count(*) FROM users WHERE username = ?", (user,))[0][0] == 1
     c = RawClient(srv.port, timeout=20)
     c.login(user, password, resource='made')
@@ -477,8 +480,7 @@ def test_shared_group_write_answer_lost(relayed, mode):
         assert re.search(r'lost the connection during COMMIT of transaction \d+; the server says it '
                          r'was committed', srv.log()), srv.log()[-3000:]
     else:
-        assert re.search(r'storage %s:[^\n]*: %s [^\n]*: done by an earlier try \(its answer was '
-                         r'lost\), not done again' % (STORE, op), srv.log()), srv.log()[-3000:]
+        assert done_before(srv.log(), op, 'done'), srv.log()[-3000:]
     if mode == 'group':
         rows = srv.db_query("SELECT label, description FROM sr_groups WHERE name = ?", (group,))
         assert rows == [('Team', 'the team')], rows

@@ -21,8 +21,7 @@ ADMIN = 'http://jabber.org/protocol/admin#'
 def server(tmp_path_factory):
     s = parleytest.Parleyd(tmp_path_factory.mktemp('i18n'))
     s.env['PARLEY_LOCALE_DIR'] = str(parleytest.builddir() / 'po')
-    text = s.config.read_text().replace('  roster: {}\n', '  roster: {}\n  vjud: {}\n', 1)
-    s.config.write_text(text)
+    s.enable_module('vjud')
     s.start_with_users()
     yield s
     s.finish()

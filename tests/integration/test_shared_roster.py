@@ -23,15 +23,9 @@ def q(tag):
     return '{%s}%s' % (NS_ROSTER, tag)
 
 
-def enable_module(srv):
-    text = srv.config.read_text()
-    assert '  roster: {}\n' in text
-    srv.config.write_text(text.replace('  roster: {}\n', '  roster: {}\n  shared_roster: {}\n', 1))
-
-
 def start(tmp_path_factory, name):
     srv = parleytest.Parleyd(tmp_path_factory.mktemp(name))
-    enable_module(srv)
+    srv.enable_module('shared_roster')
     srv.start_with_users()
     return srv
 

@@ -29,8 +29,8 @@ def d(tag):
 @pytest.fixture(scope='module')
 def server(tmp_path_factory):
     srv = parleytest.Parleyd(tmp_path_factory.mktemp('parley-vjud'))
+    srv.enable_module('vjud', '{ max_results: 3 }')
     text = srv.config.read_text()
-    text = text.replace('  roster: {}\n', '  roster: {}\n  vjud: { max_results: 3 }\n', 1)
     text = text.replace('  %s: {}\n' % OTHER,
                         '  %s:\n    modules:\n      vjud: { search_all: false }\n' % OTHER, 1)
     srv.config.write_text(text)
