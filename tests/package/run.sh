@@ -109,9 +109,16 @@ mount --rbind /dev "$R/dev"
 cp /etc/resolv.conf "$R/etc/resolv.conf"
 cp "$DEB" "$R/tmp/"
 
+# install_deb LOG [APT-OPTION...]: the .deb with apt in the chroot, its
+# output (the maintainer scripts' lines among it) in $WORK/LOG.
+install_deb() {
+    local log=$1
+    shift
+    in_chroot env DEBIAN_FRONTEND=noninteractive apt-get -q -y install "$@" "/tmp/$(basename "$DEB")" \
+        >"$WORK/$log" 2>&1 || { tail -n 30 "$WORK/$log" >&2; fail "installing the package ($WORK/$log)"; }
+}
 step "apt-get install ./$(basename "$DEB") in the chroot"
-in_chroot env DEBIAN_FRONTEND=noninteractive apt-get -q -y install "/tmp/$(basename "$DEB")" \
-    >"$WORK/install.log" 2>&1 || { tail -n 30 "$WORK/install.log" >&2; fail "installing the package"; }
+install_deb install.log
 grep -E '^parley:' "$WORK/install.log" || true
 in_chroot getent passwd parley >/dev/null || fail "no parley user"
 in_chroot getent group parley >/dev/null || fail "no parley group"
@@ -246,19 +253,15 @@ case $want in
 esac
 chown --reference="$R/var/lib/parley" "$DB"*
 [ "$(schema_version)" = $((want - 1)) ] || fail "could not take the database back one version"
-reinstall() {
-    in_chroot env DEBIAN_FRONTEND=noninteractive apt-get -q -y install --reinstall "/tmp/$(basename "$DEB")" \
-        >"$WORK/$1" 2>&1 || { tail -n 30 "$WORK/$1" >&2; fail "reinstalling the package ($WORK/$1)"; }
-}
 chmod 0440 "$DB"
-reinstall reinstall-readonly.log
+install_deb reinstall-readonly.log --reinstall
 grep -q '^parley: a database could not be brought up' "$WORK/reinstall-readonly.log" ||
     { cat "$WORK/reinstall-readonly.log" >&2; fail "no warning when the migration could not be applied"; }
 [ "$(schema_version)" = $((want - 1)) ] || fail "a failed migration changed the schema version"
 # (the failed try left the -wal and -shm files with the file's mode: an
 # operator mends all three)
 chmod "$db_mode" "$DB"*
-reinstall reinstall.log
+install_deb reinstall.log --reinstall
 grep -E '^parley: +applied .*/usr/share/parley/sql/migrations/sqlite/0*'"$want"'-' "$WORK/reinstall.log" ||
     { cat "$WORK/reinstall.log" >&2; fail "the postinst applied no migration"; }
 [ "$(schema_version)" = "$want" ] || fail "the database is at schema version $(schema_version) after the upgrade"
@@ -270,7 +273,7 @@ in_chroot parleyctl db status >/dev/null || fail "parleyctl db status after the 
     fail "logging in after the upgrade"
 # Without systemd, a running parleyd is left alone (it would answer
 # parleyctl for its own schema), with a message.
-reinstall reinstall-running.log
+install_deb reinstall-running.log --reinstall
 grep -q '^parley: parleyd is still running' "$WORK/reinstall-running.log" ||
     { cat "$WORK/reinstall-running.log" >&2; fail "no message about the running parleyd"; }
 kill -0 "$daemon_pid" 2>/dev/null || fail "the reinstall stopped a parleyd not under systemd"
