@@ -528,8 +528,12 @@ static void bosh_handle(struct bosh_session *s, uint64_t rid, struct xml_node *b
 	for (struct xml_node *ch = inner != NULL ? NULL : body->children; ch != NULL; ch = ch->next) {
 		if (ch->type != XML_ELEMENT)
 			continue;
+		/* Unqualified children of <body/> (in its namespace) are the
+		 * stream's jabber:client content (XEP-0206 §2): serialised
+		 * without that namespace, the stream's parser gives them its
+		 * own default. */
 		struct buf b = { 0 };
-		xml_serialize(&b, ch, NULL);
+		xml_serialize(&b, ch, NS_HTTPBIND);
 		bosh_feed(s, b.data, b.len);
 		buf_free(&b);
 	}

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import parleytest
-from parleytest import HOST, NS_BIND, NS_CLIENT, NS_SASL, NS_STREAM, RawClient, Witness, q, unique
+from parleytest import HOST, NS_BIND, NS_CLIENT, NS_SASL, NS_STREAM, RawClient, Witness, q, tostr, unique
 
 NS_HTTPBIND = 'http://jabber.org/protocol/httpbind'
 NS_XBOSH = 'urn:xmpp:xbosh'
@@ -585,4 +585,31 @@ def test_payload_that_needs_the_body_context(srv):
     assert status == 200, text
     b.send('\n ' + msg(bob.jid, '<![CDATA[one <&>]]>') + ' \n' + msg(bob.jid, 'two') + '\n')
     assert delivered_before(bob, 'two') == ['prefixed', 'one <&>', 'two']
+    bob.close()
+
+
+def test_unqualified_stanzas_are_jabber_client(srv):
+    """Stanzas without an xmlns of their own inside <body/> (in its
+    namespace, XEP-0206 §2) are jabber:client stanzas, on the direct path
+    and on the tree path (a prefix <body/> declares is used in the
+    payload): bob gets them in jabber:client, with their children."""
+    bob = RawClient(srv.port)
+    bob.login('bob', srv.password('bob'), resource=unique('tcp-'))
+    b = Bosh(srv)
+    b.login('alice', srv.password('alice'), unique('unq-'))
+    plain = "<message to='%s' type='chat'><body>%s</body></message>"
+    b.send(plain % (bob.jid, 'direct'))
+    b.rid += 1
+    status, text = raw_post(b, "<body xmlns='%s' xmlns:jc='jabber:client' rid='%d' sid='%s'>%s"
+                            "<jc:message to='%s' type='chat'><jc:body>tree-2</jc:body></jc:message>"
+                            "</body>" % (NS_HTTPBIND, b.rid, b.sid, plain % (bob.jid, 'tree-1'), bob.jid))
+    assert status == 200, text
+    seen = []
+
+    def pred(e):
+        assert e.tag == q(NS_CLIENT, 'message'), tostr(e)
+        seen.append(e.findtext(q(NS_CLIENT, 'body')))
+        return seen[-1] == 'tree-2'
+    bob.wait_for(pred, timeout=10)
+    assert seen == ['direct', 'tree-1', 'tree-2']
     bob.close()
