@@ -1704,6 +1704,11 @@ static bool valid_type(const char *type, const char *const *allowed)
 static void c2s_handle_session_stanza(struct c2s *c, struct xml_node *el)
 {
 	enum stanza_kind kind = stanza_kind(el);
+	/* A <message/> in another namespace than the stream's content
+	 * namespace is no stanza (RFC 6120 §4.9.3.24): a child element may
+	 * declare its own default namespace. */
+	if (kind != STANZA_OTHER && strcmp(el->ns, NS_CLIENT) != 0)
+		kind = STANZA_OTHER;
 	stats.in[kind]++;
 	if (kind != STANZA_OTHER)
 		c2s_stamp_lang(c, el);

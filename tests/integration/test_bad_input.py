@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from parleytest import HOST, NS_PING, NS_STREAM, RawClient, stanza_error, stream_header, tostr
+from parleytest import HOST, NS_CLIENT, NS_PING, NS_STREAM, RawClient, q, stanza_error, stream_header, tostr
 
 
 def _logged_in(server, user='alice', resource=None):
@@ -194,6 +194,29 @@ def test_unsupported_stanza_type(server, witness):
         _assert_stream_error(c, 'unsupported-stanza-type')
     finally:
         c.close()
+    witness.check()
+
+
+def test_stanza_in_another_namespace(server, witness):
+    """A <message/> that declares another default namespace is no stanza
+    of the stream (RFC 6120 §4.9.3.24): a stream error, and nothing
+    reaches its addressee."""
+    bob = _logged_in(server, 'bob')
+    c = _logged_in(server)
+    try:
+        c.send("<message xmlns='urn:example:other' to='%s' type='chat'><body>foreign</body></message>"
+               % bob.jid)
+        _assert_stream_error(c, 'unsupported-stanza-type')
+    finally:
+        c.close()
+    c = _logged_in(server)
+    try:
+        c.send("<message to='%s' type='chat'><body>after</body></message>" % bob.jid)
+        m = bob.wait_for(lambda e: e.tag == q(NS_CLIENT, 'message'), what='a message')
+        assert m.findtext(q(NS_CLIENT, 'body')) == 'after', tostr(m)
+    finally:
+        c.close()
+        bob.close()
     witness.check()
 
 
