@@ -1477,10 +1477,22 @@ static void c2s_sm_element(struct c2s *c, struct xml_node *el)
 	}
 }
 
+/* A message made for this session alone: an archive query's result
+ * (XEP-0313) or a carbon copy (XEP-0280).  The message it carries went to
+ * its own addressee and into the archive; once the session is gone the
+ * wrapper means nothing to another one (a client ignores results of a
+ * query it did not send, XEP-0313 §9.2). */
+static bool c2s_sm_session_only(const struct xml_node *msg)
+{
+	return xml_child(msg, "result", "urn:xmpp:mam:2") != NULL ||
+	       xml_child(msg, "received", NS_CARBONS) != NULL || xml_child(msg, "sent", NS_CARBONS) != NULL;
+}
+
 /* The session ends for good: what the client never acknowledged is not
  * lost.  Messages go to offline storage with a <delay/> saying when they
  * first came; iq requests are answered with an error as for a resource
- * that is gone; the rest (presence, iq results, errors) is dropped. */
+ * that is gone; the rest (presence, iq results, errors, archive results
+ * and carbon copies) is dropped. */
 static void c2s_sm_settle(struct c2s *c)
 {
 	if (c->sm == NULL)
@@ -1501,7 +1513,8 @@ static void c2s_sm_settle(struct c2s *c)
 				dropped++;
 			}
 		} else if (xml_is(el, "message", NS_CLIENT) &&
-		           (type == NULL || strcmp(type, "chat") == 0 || strcmp(type, "normal") == 0)) {
+		           (type == NULL || strcmp(type, "chat") == 0 || strcmp(type, "normal") == 0) &&
+		           !c2s_sm_session_only(el)) {
 			if (xml_child(el, "delay", NS_DELAY) == NULL) {
 				char stamp[XEP82_STAMP_LEN];
 				xep82_stamp(stamp, (int64_t)e.stamp);
@@ -1523,7 +1536,7 @@ static void c2s_sm_settle(struct c2s *c)
 	jid_clear(&bare);
 	if (stored + bounced + dropped > 0)
 		log_info("c2s: session %s ended with %u unacknowledged stanzas: %u messages to offline "
-		         "storage, %u bounced, %u dropped (presence, results)",
+		         "storage, %u bounced, %u dropped (presence, results, copies)",
 		         c->full_jid, stored + bounced + dropped, stored, bounced, dropped);
 }
 

@@ -463,6 +463,39 @@ def test_unacked_on_clean_close_stored(server):
     assert bodies(got) == ['close-0'], [tostr(e) for e in got]
 
 
+def test_unacked_copies_and_archive_results_dropped(server):
+    """A carbon copy and an archive query's results that the session never
+    acknowledged are made for that session alone: when it ends they are
+    dropped, not stored offline (where they would take the offline quota
+    from real messages), and the user's next message is stored as usual."""
+    from test_presence import new_user
+    user = new_user(server, 'smc')
+    with SMClient(server) as b, RawClient(server.port) as other:
+        b.login('bob', server.password('bob'))
+        other.login(user, server.password(user), resource='other', presence=False)
+        other.send('<presence/>')
+        a = SMClient(server)
+        a.sm_login(user, resource='phone', resume=False)
+        r = a.iq('set', "<enable xmlns='urn:xmpp:carbons:2'/>")
+        assert r.get('type') == 'result', tostr(r)
+        send_chat(b, other.jid, 'to-other')
+        other.wait_message('to-other')
+        a.wait_for(lambda e: e.find(q('urn:xmpp:carbons:2', 'received')) is not None, what='a carbon copy')
+        a.send("<iq type='set' id='mamq'><query xmlns='urn:xmpp:mam:2' queryid='qq'/></iq>")
+        a.wait_iq('mamq')
+        results = [e for e in a.got if e.find(q('urn:xmpp:mam:2', 'result')) is not None]
+        assert results, [tostr(e) for e in a.got]
+        other.close()
+        a.close()     # </stream:stream> without acknowledging anything
+        time.sleep(0.5)
+        send_chat(b, '%s@%s' % (user, HOST), 'after-close')
+        b.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=HOST)
+    got = offline_bodies(server, user, ['after-close'])
+    assert bodies(got) == ['after-close'], [tostr(e) for e in got]
+    assert find_lines('session %s@%s/phone ended with .*: 0 messages to offline storage' % (user, HOST),
+                      server.log())
+
+
 def test_max_unacked(small):
     with SMClient(small) as b:
         b.login('bob', small.password('bob'))
