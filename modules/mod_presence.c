@@ -574,15 +574,21 @@ static bool decide_sub(struct pres_op *op, bool existed)
 	return changed;
 }
 
-/* Unavailable presence from 'from' to each directed-presence target. */
-static void end_directed(const struct jid *from, const struct strlist *targets)
+/* Unavailable presence from 'from' to each directed-presence target: a
+ * copy of the user's own unavailable presence when there is one (its
+ * status too, as the contacts get it: RFC 6121 §4.5.2), else a bare one
+ * (the session closed). */
+static void end_directed(const struct jid *from, const struct strlist *targets, const struct xml_node *stanza)
 {
 	for (size_t i = 0; i < targets->count; i++) {
 		struct jid c;
 		const char *err;
 		if (jid_parse(targets->items[i], &c, &err) != 0)
 			continue;
-		route_new("unavailable", from, &c, false);
+		if (stanza != NULL)
+			route_copy(stanza, "unavailable", from, &c, false);
+		else
+			route_new("unavailable", from, &c, false);
 		jid_clear(&c);
 	}
 }
@@ -617,7 +623,7 @@ static void do_broadcast(struct pres_op *op, const struct roster_item *items, si
 	}
 	/* Directed-presence targets not covered above (unavailable only). */
 	if (unavailable)
-		end_directed(&op->full, &op->directed);
+		end_directed(&op->full, &op->directed, op->stanza);
 	/* The user's other available resources. */
 	struct jid *targets;
 	size_t n = builtin_sessions(h, op->user, other_available, op->full.resource, &targets);
@@ -811,7 +817,7 @@ static enum hook_result presence_send(struct host *h, void *args, void *ctx)
 		if (unavailable && (r == NULL || !r->available)) {
 			/* Not available before: only directed presence needs ending. */
 			if (r != NULL) {
-				end_directed(&s->jid, &r->directed);
+				end_directed(&s->jid, &r->directed, hp->stanza);
 				strlist_free(&r->directed);
 			}
 			return HOOK_CONTINUE;
@@ -910,7 +916,7 @@ static enum hook_result presence_closed(struct host *h, void *args, void *ctx)
 		memset(&r->directed, 0, sizeof(r->directed));
 		op_enqueue(op);
 	} else {
-		end_directed(&s->jid, &r->directed);
+		end_directed(&s->jid, &r->directed, NULL);
 	}
 	sess_free(r);
 	return HOOK_CONTINUE;

@@ -4,6 +4,8 @@ pre-approval, unsubscribe and unsubscribed, probes answered to
 subscribers only, directed presence, roster pushes on every change, and
 unavailable presence when a connection drops.  Every test registers
 fresh users, so the tests do not depend on each other."""
+import pytest
+
 from parleytest import HOST, NS_CLIENT, RawClient, q, tostr, unique
 
 NS_ROSTER = 'jabber:iq:roster'
@@ -280,6 +282,29 @@ def test_probe_answered_only_to_subscribers(server):
     finally:
         for x in (a, b, c):
             x.close()
+
+
+@pytest.mark.parametrize('available', [True, False])
+def test_directed_presence_ended_with_the_users_status(server, available):
+    """The unavailable presence a user broadcasts reaches its directed
+    presence targets as its contacts get it, status included (RFC 6121
+    §4.5.2), whether or not it had sent initial presence."""
+    au, cu = new_user(server, 'a'), new_user(server, 'c')
+    c = online(server, cu)
+    if available:
+        a = online(server, au)
+    else:
+        a = RawClient(server.port)
+        a.login(au, server.password(au), resource=unique('r'), presence=False)
+    try:
+        a.send("<presence to='%s'/>" % c.jid)
+        expect(c, presence(None, a.jid), 'directed presence')
+        a.send("<presence type='unavailable'><status>gone fishing</status></presence>")
+        e = expect(c, presence('unavailable', a.jid), 'unavailable to the directed presence target')
+        assert e.findtext(q(NS_CLIENT, 'status')) == 'gone fishing', tostr(e)
+    finally:
+        a.close()
+        c.close()
 
 
 def test_directed_presence_and_unavailable_on_disconnect(server):
