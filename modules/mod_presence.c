@@ -922,6 +922,17 @@ static enum hook_result presence_closed(struct host *h, void *args, void *ctx)
 	return HOOK_CONTINUE;
 }
 
+/* Subscription pre-approval is supported (RFC 6121 §3.4: advertised). */
+static enum hook_result presence_features(struct host *h, void *args, void *ctx)
+{
+	(void)h;
+	(void)ctx;
+	struct hook_features *hf = args;
+	if (hf->authenticated)
+		xml_add_child(hf->features, "sub", "urn:xmpp:features:pre-approval");
+	return HOOK_CONTINUE;
+}
+
 /* ---- module -------------------------------------------------------------------- */
 
 static int presence_start(struct host *h, const void *settings, void **state_r, char **error_r)
@@ -935,6 +946,7 @@ static int presence_start(struct host *h, const void *settings, void **state_r, 
 	hook_add(h, HOOK_USER_SEND_PACKET, 40, presence_send, ps);
 	hook_add(h, HOOK_PRESENCE_IN, 50, presence_in, ps);
 	hook_add(h, HOOK_SESSION_CLOSED, 50, presence_closed, ps);
+	hook_add(h, HOOK_STREAM_FEATURES, 50, presence_features, ps);
 	*state_r = ps;
 	return 0;
 }
@@ -945,6 +957,7 @@ static void presence_stop(struct host *h, void *state)
 	hook_remove(h, HOOK_USER_SEND_PACKET, presence_send, ps);
 	hook_remove(h, HOOK_PRESENCE_IN, presence_in, ps);
 	hook_remove(h, HOOK_SESSION_CLOSED, presence_closed, ps);
+	hook_remove(h, HOOK_STREAM_FEATURES, presence_features, ps);
 	pending_stop(&ps->ops);
 	for (size_t i = 0; i < SESS_BUCKETS; i++) {
 		while (ps->sess[i] != NULL) {

@@ -199,6 +199,8 @@ def test_preapproval(server):
     au, bu = new_user(server, 'a'), new_user(server, 'b')
     a, b = online(server, au), online(server, bu)
     try:
+        # advertised after authentication (RFC 6121 §3.4)
+        assert b.features.find(q('urn:xmpp:features:pre-approval', 'sub')) is not None, tostr(b.features)
         # b approves before a asks: stays on b's server.
         send_sub(b, au, 'subscribed')
         expect_push(b, bare(au), 'none', approved='true')
