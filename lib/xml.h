@@ -131,7 +131,9 @@ void xml_wire_free(struct xml_wire *w);
  * each complete depth-1 element (a stanza) and the stream's end.  The parser
  * is a wall: DTDs, entity declarations and references other than the five
  * predefined ones and character references, comments and processing
- * instructions are refused (XML_PARSE_RESTRICTED); invalid XML or UTF-8 is
+ * instructions are refused (XML_PARSE_RESTRICTED); an XML declaration
+ * naming another encoding than UTF-8 is XML_PARSE_BAD_ENCODING (the bytes
+ * are read as UTF-8 whatever it says); invalid XML or UTF-8 is
  * XML_PARSE_NOT_WELL_FORMED; a stanza larger than max_stanza bytes, deeper
  * than max_depth or with more than max_attrs attributes on one element is
  * XML_PARSE_POLICY.  Memory used by expat is counted per parser.
@@ -142,6 +144,7 @@ enum xml_parse_error {
 	XML_PARSE_RESTRICTED,      /* -> <restricted-xml/> */
 	XML_PARSE_POLICY,          /* -> <policy-violation/> (a limit) */
 	XML_PARSE_BAD_NAMESPACE,   /* -> <invalid-namespace/> (header not in NS_STREAM) */
+	XML_PARSE_BAD_ENCODING,    /* -> <unsupported-encoding/> (declared other than UTF-8) */
 };
 
 struct xml_parser_limits {

@@ -39,6 +39,7 @@
 #include <limits.h>
 #include <stdalign.h>
 #include <stddef.h>
+#include <strings.h>
 
 #define NS_SEP '\x01'
 #define NS_SEP_STR "\x01"
@@ -584,8 +585,13 @@ static void XMLCALL on_skipped_entity(void *data, const XML_Char *name, int is_p
 	fail(data, XML_PARSE_RESTRICTED, "entity reference");
 }
 
+/* XMPP is UTF-8 only (RFC 6120 §11.6): a declaration of anything else is
+ * refused, not read as UTF-8 regardless. */
 static void XMLCALL on_xml_decl(void *data, const XML_Char *version, const XML_Char *encoding, int standalone)
 {
+	if (encoding != NULL && strcasecmp(encoding, "UTF-8") != 0)
+		fail(data, XML_PARSE_BAD_ENCODING, "the XML declaration names the encoding %.64s, not UTF-8",
+		     encoding);
 }
 
 /* Everything without a handler of its own lands here and is dropped; having

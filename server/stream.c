@@ -672,6 +672,7 @@ static void stream_parse_error(struct stream *s)
 	case XML_PARSE_RESTRICTED: e = STE_RESTRICTED_XML; break;
 	case XML_PARSE_POLICY: e = STE_POLICY_VIOLATION; break;
 	case XML_PARSE_BAD_NAMESPACE: e = STE_INVALID_NAMESPACE; break;
+	case XML_PARSE_BAD_ENCODING: e = STE_UNSUPPORTED_ENCODING; break;
 	default: e = STE_NOT_WELL_FORMED; break;
 	}
 	log_info("stream %llu from %s: %s: %s", (unsigned long long)s->id, s->ip, stream_error_name(e),

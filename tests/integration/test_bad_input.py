@@ -187,6 +187,19 @@ def test_invalid_namespace(server, witness, ns, stream_ns):
     witness.check()
 
 
+@pytest.mark.parametrize('encoding', ['ISO-8859-1', 'UTF-16'])
+def test_declared_encoding_other_than_utf8(server, witness, encoding):
+    """XMPP is UTF-8 only: a declaration of another encoding is a stream
+    error (RFC 6120 §11.6), not read as UTF-8 regardless."""
+    c = RawClient(server.port)
+    try:
+        c.send("<?xml version='1.0' encoding='%s'?>" % encoding + stream_header(decl=False))
+        _assert_stream_error(c, 'unsupported-encoding')
+    finally:
+        c.close()
+    witness.check()
+
+
 def test_unsupported_stanza_type(server, witness):
     c = _logged_in(server)
     try:

@@ -805,7 +805,14 @@ static void test_bad_utf8(void **state)
 	}
 	assert_parse_error("<?xml version='1.0' encoding='ISO-8859-1'?>"
 	                   "<stream:stream xmlns:stream='http://etherx.jabber.org/streams'><a>\xe9</a>",
-	                   NULL, XML_PARSE_NOT_WELL_FORMED);
+	                   NULL, XML_PARSE_BAD_ENCODING);
+	assert_parse_error("<?xml version='1.0' encoding='UTF-16'?>"
+	                   "<stream:stream xmlns:stream='http://etherx.jabber.org/streams'>",
+	                   NULL, XML_PARSE_BAD_ENCODING);
+	/* UTF-8 in any letter case is fine. */
+	assert_parses_to("<?xml version='1.0' encoding='utf-8'?>"
+	                 "<stream:stream xmlns:stream='http://etherx.jabber.org/streams'><a>\xc3\xa9</a>",
+	                 "START()\n<a>\xc3\xa9</a>\n");
 	/* A UTF-8 byte order mark is fine. */
 	assert_parses_to(
 	        "\xef\xbb\xbf<stream:stream xmlns:stream='http://etherx.jabber.org/streams'><a>\xc3\xa9</a>",
