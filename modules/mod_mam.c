@@ -241,9 +241,12 @@ struct mam_op {
 	struct mam_query q;
 	int64_t *ids;
 	char *with, *with_resource, *text;
-	int stage;         /* OP_QUERY: 0 check after, 1 check before, 2 the page; OP_META: 0, 1 */
-	int64_t rsm_after; /* RSM after / before ids to check (0: none) */
-	int64_t rsm_before;
+	int stage; /* OP_QUERY: 0 check the ids, 2 the page; OP_META: 0, 1 */
+	/* OP_QUERY: the ids the query names (form after-id, before-id and
+	 * ids, RSM after and before), each once: every one must name a
+	 * message of the archive (XEP-0313, "Limiting results by id") */
+	int64_t *checks;
+	size_t nchecks;
 	bool empty;             /* answer an empty complete page without asking */
 	bool zero;              /* RSM max 0: an empty page, not complete */
 	bool flip;              /* <flip-page/>: the page in descending order */
@@ -341,6 +344,7 @@ static void op_free(struct mam_op *op)
 	jid_clear(&op->requester);
 	free(op->queryid);
 	free(op->ids);
+	free(op->checks);
 	free(op->with);
 	free(op->with_resource);
 	free(op->text);
@@ -799,15 +803,13 @@ static void query_page(enum storage_result res, const struct mam_message *msgs, 
 static void query_run(struct mam_op *op)
 {
 	struct storage *st = mam_store(op->host);
-	if (op->stage == 0 && op->rsm_after == 0)
-		op->stage = 1;
-	if (op->stage == 1 && op->rsm_before == 0)
+	if (op->stage == 0 && op->nchecks == 0)
 		op->stage = 2;
 	if (op->stage < 2) {
-		/* Does the RSM UID name a message of the archive? */
-		struct mam_query check = { .max = 1 };
-		check.ids = op->stage == 0 ? &op->rsm_after : &op->rsm_before;
-		check.nids = 1;
+		/* Do the ids the query names all name messages of the archive? */
+		struct mam_query check = { .max = (unsigned)op->nchecks };
+		check.ids = op->checks;
+		check.nids = op->nchecks;
 		pending_wait_storage(
 		        &op->p, storage_mam_query(st, op->host->name, op->owner, &check, query_page, op));
 		return;
@@ -833,12 +835,12 @@ static void query_page(enum storage_result res, const struct mam_message *msgs, 
 		return;
 	}
 	if (op->stage < 2) {
-		if (count == 0) {
+		if (count < op->nchecks) {
 			answer_error(op, SE_ITEM_NOT_FOUND, "no message in the archive has that id");
 			op_free(op);
 			return;
 		}
-		op->stage++;
+		op->stage = 2;
 		query_run(op);
 		return;
 	}
@@ -906,6 +908,22 @@ static struct xml_node *query_form(const struct mam_settings *set)
 	return q;
 }
 
+/* An id the query names: parsed into *id_r and kept to be checked (false,
+ * op answered, when it cannot name a message). */
+static bool check_id(struct mam_op *op, const char *text, int64_t *id_r)
+{
+	if (!mam_id_parse(text, id_r)) {
+		answer_error(op, SE_ITEM_NOT_FOUND, "no message in the archive has that id");
+		return false;
+	}
+	for (size_t i = 0; i < op->nchecks; i++)
+		if (op->checks[i] == *id_r)
+			return true;
+	op->checks = xrealloc(op->checks, (op->nchecks + 1) * sizeof(*op->checks));
+	op->checks[op->nchecks++] = *id_r;
+	return true;
+}
+
 /* Parse the query's form and RSM set into op; false (op answered) on a
  * bad one. */
 static bool query_parse(struct mam_op *op, const struct mam_settings *set, const struct xml_node *query)
@@ -928,10 +946,8 @@ static bool query_parse(struct mam_op *op, const struct mam_settings *set, const
 					return false;
 				}
 				int64_t id;
-				if (!mam_id_parse(xml_text(v), &id)) {
-					answer_error(op, SE_BAD_REQUEST, "ids: not an archive id");
+				if (!check_id(op, xml_text(v), &id))
 					return false;
-				}
 				op->ids = xrealloc(op->ids, (op->q.nids + 1) * sizeof(*op->ids));
 				op->ids[op->q.nids++] = id;
 			}
@@ -970,10 +986,8 @@ static bool query_parse(struct mam_op *op, const struct mam_settings *set, const
 				end = t;
 		} else if (strcmp(var, "after-id") == 0 || strcmp(var, "before-id") == 0) {
 			int64_t id;
-			if (!mam_id_parse(value, &id)) {
-				answer_error(op, SE_BAD_REQUEST, "not an archive id");
+			if (!check_id(op, value, &id))
 				return false;
-			}
 			if (var[0] == 'a')
 				op->q.after_id = id;
 			else
@@ -982,8 +996,9 @@ static bool query_parse(struct mam_op *op, const struct mam_settings *set, const
 			free(op->text);
 			op->text = xstrdup(value);
 		} else {
+			/* a field the server does not know (XEP-0313, "Retrieving form fields") */
 			char *text = xasprintf("the field %s is not supported", var);
-			answer_error(op, SE_BAD_REQUEST, text);
+			answer_error(op, SE_FEATURE_NOT_IMPLEMENTED, text);
 			free(text);
 			return false;
 		}
@@ -1024,23 +1039,12 @@ static bool query_parse(struct mam_op *op, const struct mam_settings *set, const
 		}
 		const char *after = xml_child_text(rsm, "after", NS_RSM);
 		const char *before = xml_child_text(rsm, "before", NS_RSM);
-		if (after != NULL) {
-			if (!mam_id_parse(after, &op->rsm_after)) {
-				answer_error(op, SE_ITEM_NOT_FOUND, "no message in the archive has that id");
-				return false;
-			}
-			op->q.after_id = op->rsm_after;
-		}
+		if (after != NULL && !check_id(op, after, &op->q.after_id))
+			return false;
 		if (before != NULL) {
 			op->q.backwards = true;
-			if (*before != '\0') {
-				if (!mam_id_parse(before, &op->rsm_before)) {
-					answer_error(op, SE_ITEM_NOT_FOUND,
-					             "no message in the archive has that id");
-					return false;
-				}
-				op->q.before_id = op->rsm_before;
-			}
+			if (*before != '\0' && !check_id(op, before, &op->q.before_id))
+				return false;
 		}
 	}
 	op->q.max = max > 0 ? max : 1;

@@ -610,10 +610,29 @@ def test_bad_input(filled, server):
     assert stanza_error(p.answer) == 'item-not-found', tostr(p.answer)
     p = query(cu, rsm=[('index', 3)])
     assert stanza_error(p.answer) == 'feature-not-implemented', tostr(p.answer)
-    for form in ([('start', 'yesterday')], [('end', '2020-13-01T00:00:00Z')], [('with', '@@')],
-                 [('ids', ['x1'])], [('unknown-field', 'x')]):
+    for form in ([('start', 'yesterday')], [('end', '2020-13-01T00:00:00Z')], [('with', '@@')]):
         p = query(cu, form=form)
         assert stanza_error(p.answer) == 'bad-request', (form, tostr(p.answer))
+    # a field the server does not know (XEP-0313: feature-not-implemented)
+    p = query(cu, form=[('unknown-field', 'x')])
+    assert stanza_error(p.answer) == 'feature-not-implemented', tostr(p.answer)
+    # every id the form names must name a message of this archive
+    ids = [r.find(q(NS_MAM, 'result')).get('id') for r in all_]
+    missing = str((int(ids[3]) + int(ids[4])) // 2)
+    assert missing not in ids
+    cp3 = login(server, p3)
+    foreign = [r.find(q(NS_MAM, 'result')).get('id') for r in archive(cp3)]
+    cp3.close()
+    assert foreign and not set(foreign) & set(ids)
+    for form in ([('ids', ['x1'])], [('ids', [missing])], [('ids', [ids[2], missing])],
+                 [('ids', [foreign[0]])], [('after-id', missing)], [('before-id', missing)],
+                 [('after-id', ids[1]), ('before-id', missing)], [('after-id', 'nonsense')]):
+        p = query(cu, form=form)
+        assert stanza_error(p.answer) == 'item-not-found', (form, tostr(p.answer))
+        assert p.results == [], form
+    # the same ids, present: answered
+    p = query(cu, form=[('ids', [ids[2], ids[2], ids[5]]), ('after-id', ids[1])], rsm=[('after', ids[2])])
+    assert p.ok and [r.find(q(NS_MAM, 'result')).get('id') for r in p.results] == [ids[5]], tostr(p.answer)
     # someone else's archive
     p = query(cu, to=jid(p1))
     assert stanza_error(p.answer) == 'forbidden', tostr(p.answer)
@@ -715,7 +734,7 @@ def test_retention_and_options(short_server):
     vars_ = {f.get('var') for f in el.iter(q(NS_XDATA, 'field'))}
     assert FULLTEXT not in vars_ and 'with' in vars_
     p = query(cb, form=[(FULLTEXT, 'old')])
-    assert stanza_error(p.answer) == 'bad-request', tostr(p.answer)
+    assert stanza_error(p.answer) == 'feature-not-implemented', tostr(p.answer)
     time.sleep(3)
     chat(ca, jid(b), 'new')
     sync(ca)
