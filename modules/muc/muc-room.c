@@ -1816,15 +1816,133 @@ static void register_iq(struct muc_room *r, const struct jid *from, struct xml_n
 	muc_nick_register(svc, bare, nick, nick_saved, w);
 }
 
-/* An iq to an occupant: self-ping (XEP-0410) is answered here; others are
- * passed to the occupant with the sender's room JID, and the answers back. */
+/* ---- iqs between occupants ---------------------------------------------- */
+
+/* A request relayed to an occupant goes out under an id of the room's, so
+ * that its answer can be sent back to the very session that asked, with
+ * the id that session used (RFC 6120 §8.2.3); the target learns neither
+ * the asker's real JID nor its id.  A room keeps at most RELAY_MAX such
+ * requests, each for RELAY_TTL seconds; an answer that matches none (too
+ * late, made up, from another JID than the request went to) is dropped. */
+#define RELAY_MAX 256
+#define RELAY_TTL 120.0
+
+struct muc_relay {
+	char *id;          /* the relayed request's id */
+	char *asker_id;    /* the asker's own id (NULL: it had none) */
+	struct jid asker;  /* the real full JID that asked */
+	struct jid target; /* the real full JID the request went to */
+	double at;
+	struct muc_relay *next;
+};
+
+static unsigned long long relay_seq;
+
+static void relay_free(struct muc_relay *rl)
+{
+	free(rl->id);
+	free(rl->asker_id);
+	jid_clear(&rl->asker);
+	jid_clear(&rl->target);
+	free(rl);
+}
+
+void muc_room_relays_clear(struct muc_room *r)
+{
+	while (r->relays != NULL) {
+		struct muc_relay *rl = r->relays;
+		r->relays = rl->next;
+		relay_free(rl);
+	}
+	r->nrelays = 0;
+}
+
+static void relays_expire(struct muc_room *r)
+{
+	double t = now();
+	for (struct muc_relay **p = &r->relays; *p != NULL;) {
+		struct muc_relay *rl = *p;
+		if (t - rl->at > RELAY_TTL) {
+			*p = rl->next;
+			r->nrelays--;
+			relay_free(rl);
+		} else {
+			p = &rl->next;
+		}
+	}
+}
+
+/* Pass request iq of occupant o (session from) to occupant t. */
+static void relay_request(struct muc_room *r, struct muc_occupant *o, struct muc_occupant *t,
+                          struct xml_node *iq, const struct jid *from)
+{
+	relays_expire(r);
+	if (r->nrelays >= RELAY_MAX) {
+		send_error(iq, SE_RESOURCE_CONSTRAINT, "too many requests in this room wait for an answer");
+		return;
+	}
+	struct muc_relay *rl = xcalloc(1, sizeof(*rl));
+	rl->id = xasprintf("muc-%llx", ++relay_seq);
+	const char *id = xml_attr(iq, "id");
+	rl->asker_id = id != NULL ? xstrdup(id) : NULL;
+	jid_copy(&rl->asker, from);
+	jid_copy(&rl->target, &t->sessions->jid);
+	rl->at = now();
+	rl->next = r->relays;
+	r->relays = rl;
+	r->nrelays++;
+	struct xml_node *copy = xml_copy(iq);
+	xml_set_attr(copy, "id", rl->id);
+	char *fromj = occupant_jid(o);
+	route_to(copy, fromj, &rl->target);
+	free(fromj);
+	xml_unref(&copy);
+}
+
+/* A result or error from occupant o (session from): to the session whose
+ * request it answers, if that session is still in the room. */
+static void relay_answer(struct muc_room *r, struct muc_occupant *o, struct xml_node *iq,
+                         const struct jid *from)
+{
+	const char *id = xml_attr(iq, "id");
+	if (id == NULL)
+		return;
+	relays_expire(r);
+	for (struct muc_relay **p = &r->relays; *p != NULL; p = &(*p)->next) {
+		struct muc_relay *rl = *p;
+		if (strcmp(rl->id, id) != 0 || !jid_equal(&rl->target, from))
+			continue;
+		*p = rl->next;
+		r->nrelays--;
+		if (muc_occupant_by_real(r, &rl->asker) != NULL) {
+			struct xml_node *copy = xml_copy(iq);
+			xml_set_attr(copy, "id", rl->asker_id);
+			char *fromj = occupant_jid(o);
+			route_to(copy, fromj, &rl->asker);
+			free(fromj);
+			xml_unref(&copy);
+		}
+		relay_free(rl);
+		return;
+	}
+}
+
+/* An iq to an occupant: self-ping (XEP-0410) is answered here; other
+ * requests are relayed to the occupant with the sender's room JID, and
+ * their answers back. */
 static void occupant_iq(struct muc_room *r, struct muc_occupant *o, struct xml_node *iq,
                         const struct jid *from, const struct jid *to)
 {
 	const char *type = xml_attr(iq, "type");
-	bool request = type != NULL && (strcmp(type, "get") == 0 || strcmp(type, "set") == 0);
+	if (strcmp(type, "result") == 0 || strcmp(type, "error") == 0) {
+		if (o != NULL)
+			relay_answer(r, o, iq, from);
+		return;
+	}
+	if (strcmp(type, "get") != 0 && strcmp(type, "set") != 0)
+		return;
 	struct muc_occupant *t = muc_occupant_by_nick(r, to->resource);
-	if (request && xml_is(xml_first_element(iq), "ping", NS_PING)) {
+	if (xml_is(xml_first_element(iq), "ping", NS_PING)) {
 		if (o == NULL)
 			send_error(iq, SE_NOT_ACCEPTABLE, "you are not an occupant");
 		else if (t == o)
@@ -1832,25 +1950,18 @@ static void occupant_iq(struct muc_room *r, struct muc_occupant *o, struct xml_n
 		else if (t == NULL)
 			send_error(iq, SE_ITEM_NOT_FOUND, NULL);
 		else
-			goto forward;
+			relay_request(r, o, t, iq, from);
 		return;
 	}
 	if (o == NULL) {
-		if (request)
-			send_error(iq, SE_NOT_ACCEPTABLE, "you are not an occupant");
+		send_error(iq, SE_NOT_ACCEPTABLE, "you are not an occupant");
 		return;
 	}
 	if (t == NULL) {
-		if (request)
-			send_error(iq, SE_ITEM_NOT_FOUND, "no occupant with that nick");
+		send_error(iq, SE_ITEM_NOT_FOUND, "no occupant with that nick");
 		return;
 	}
-forward:;
-	struct xml_node *copy = xml_copy(iq);
-	char *fromj = occupant_jid(o);
-	route_to(copy, fromj, &t->sessions->jid);
-	free(fromj);
-	xml_unref(&copy);
+	relay_request(r, o, t, iq, from);
 }
 
 void muc_room_iq(struct muc_room *r, struct xml_node *stanza, const struct jid *from, const struct jid *to)

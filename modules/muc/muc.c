@@ -206,6 +206,7 @@ void muc_room_free(struct muc_room *r)
 {
 	assert(r->occupants == NULL);
 	muc_room_unlink(r);
+	muc_room_relays_clear(r);
 	while (r->affs != NULL) {
 		struct muc_affiliation *a = r->affs;
 		r->affs = a->next;

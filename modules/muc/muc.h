@@ -38,6 +38,7 @@
 
 struct host;
 struct muc_log;
+struct muc_relay;
 
 /* Roles, in rank order. */
 enum muc_role { MUC_ROLE_NONE, MUC_ROLE_VISITOR, MUC_ROLE_PARTICIPANT, MUC_ROLE_MODERATOR };
@@ -165,8 +166,10 @@ struct muc_room {
 	struct muc_affiliation *affs;
 	struct muc_history_entry *history; /* ring of svc->set->history_size */
 	unsigned hist_start, hist_count;
-	unsigned saving;       /* stores in flight */
-	unsigned hist_size;    /* of history (the service's history_size when made) */
+	unsigned saving;          /* stores in flight */
+	unsigned hist_size;       /* of history (the service's history_size when made) */
+	struct muc_relay *relays; /* muc-room.c: iq requests relayed to occupants, awaiting answers */
+	unsigned nrelays;
 	struct muc_room *next; /* hash chain */
 };
 
@@ -271,6 +274,8 @@ void muc_room_shutdown(struct muc_room *r, bool shutdown);
 #define MUC_DOOMED_SLOW 1
 #define MUC_DOOMED_GONE 2
 void muc_room_reap(struct muc_room *r);
+/* Forget the iq requests r relayed that still wait for an answer. */
+void muc_room_relays_clear(struct muc_room *r);
 /* Occupant lookups. */
 struct muc_occupant *muc_occupant_by_nick(const struct muc_room *r, const char *nick);
 struct muc_occupant *muc_occupant_by_real(const struct muc_room *r, const struct jid *real);

@@ -1516,6 +1516,62 @@ def test_multiple_resources_one_nick(server, rooms):
     assert not gone, 'the occupant left for the others while a resource remains: %s' % [tostr(p) for p in gone]
 
 
+def is_iq(e, typ=None, iq_id=None):
+    return (e.tag == q(NS_CLIENT, 'iq') and (typ is None or e.get('type') in typ)
+            and (iq_id is None or e.get('id') == iq_id))
+
+
+def test_iq_between_occupants(server, rooms):
+    """§7.2 (iqs between occupants), RFC 6120 §8.2.3: a request to an
+    occupant JID reaches that occupant from the asker's occupant JID,
+    without the asker's real JID; its result or error comes back, with the
+    asker's id, to the resource that asked, also when the asker has two
+    resources under one nick; an answer that matches no request goes
+    nowhere."""
+    r = rooms()
+    laptop = r.enter('carol')
+    erin = r.enter('erin')
+
+    def relayed(asker, payload, answer):
+        """asker sends a get to erin's occupant JID, erin answers it with
+        answer (type, payload); the id asker used."""
+        iq_id = unique('rel')
+        asker.send("<iq type='get' id='%s' to='%s/erin'>%s</iq>" % (iq_id, r.jid, payload))
+        req = take(erin, lambda e: is_iq(e, ('get',)), 5, 'relayed request')
+        assert req.get('from') == r.jid + '/carol', tostr(req)
+        assert resource(asker.jid) not in tostr(req), 'the asker is revealed: %s' % tostr(req)
+        erin.send("<iq type='%s' id='%s' to='%s'>%s</iq>" % (answer[0], req.get('id'), req.get('from'), answer[1]))
+        return iq_id
+
+    version = "<query xmlns='jabber:iq:version'/>"
+    named = "<query xmlns='jabber:iq:version'><name>erin-client</name></query>"
+    # one resource: the result comes back with the asker's id
+    iq_id = relayed(laptop, version, ('result', named))
+    res = take(laptop, lambda e: is_iq(e, ('result', 'error')), 5, 'answer from erin')
+    assert res.get('id') == iq_id and res.get('type') == 'result', tostr(res)
+    assert res.get('from') == r.jid + '/erin', tostr(res)
+    assert res.findtext('{jabber:iq:version}query/{jabber:iq:version}name') == 'erin-client', tostr(res)
+    # a second resource under the same nick, joined last
+    phone = r.client('carol')
+    joined(phone, r.jid, 'carol')
+    drain(phone, 0.3)
+    iq_id = relayed(laptop, version, ('result', named))
+    res = take(laptop, lambda e: is_iq(e, ('result', 'error')), 5, 'answer at the asking resource')
+    assert res.get('id') == iq_id and res.get('type') == 'result', tostr(res)
+    nothing(phone, lambda e: is_iq(e), 0.5, 'answer to the other resource\'s request')
+    # and the other way round; an error goes back the same way
+    iq_id = relayed(phone, version,
+                    ('error', "<error type='cancel'><service-unavailable xmlns='%s'/></error>" % NS_STANZAS))
+    res = take(phone, lambda e: is_iq(e, ('result', 'error')), 5, 'error at the asking resource')
+    assert res.get('id') == iq_id and stanza_error(res) == 'service-unavailable', tostr(res)
+    nothing(laptop, lambda e: is_iq(e), 0.5, 'error for the other resource')
+    # each request is answered once; a made-up answer reaches nobody
+    erin.send("<iq type='result' id='%s' to='%s/carol'/>" % (iq_id, r.jid))
+    erin.send("<iq type='result' id='%s' to='%s/carol'/>" % (unique('made-up'), r.jid))
+    for c in (laptop, phone):
+        nothing(c, lambda e: is_iq(e), 0.5, 'answer matching no request')
+
+
 # ---- rate limit and slow readers -----------------------------------------------------------------
 
 def test_message_flood_resource_constraint(server, rooms):
