@@ -1338,6 +1338,49 @@ static unsigned count_aff(const struct muc_room *r, enum muc_aff aff)
 	return n;
 }
 
+/* One affiliation change of a request: jid (a bare JID or a domain) to aff. */
+struct aff_change {
+	const char *jid;
+	enum muc_aff aff;
+};
+
+/* Whether changes, applied in order, would take the room's last owner away
+ * (it has owners now and would have none).  XEP-0045 §10.2, §10.4: the
+ * request is refused with <conflict/> then, as a whole. */
+static bool loses_last_owner(const struct muc_room *r, const struct aff_change *ch, size_t n)
+{
+	if (count_aff(r, MUC_AFF_OWNER) == 0)
+		return false;
+	/* A jid the request leaves an owner. */
+	for (size_t i = 0; i < n; i++) {
+		if (ch[i].aff != MUC_AFF_OWNER)
+			continue;
+		bool later = false;
+		for (size_t j = i + 1; j < n && !later; j++)
+			later = strcmp(ch[j].jid, ch[i].jid) == 0;
+		if (!later)
+			return false;
+	}
+	/* An owner the request does not touch. */
+	for (const struct muc_affiliation *a = r->affs; a != NULL; a = a->next) {
+		if (a->aff != MUC_AFF_OWNER)
+			continue;
+		bool touched = false;
+		for (size_t i = 0; i < n && !touched; i++)
+			touched = strcmp(ch[i].jid, a->jid) == 0;
+		if (!touched)
+			return false;
+	}
+	return true;
+}
+
+static void change_add(struct aff_change **ch, size_t *n, const char *jid, enum muc_aff aff)
+{
+	*ch = xrealloc(*ch, (*n + 1) * sizeof(**ch));
+	(*ch)[*n] = (struct aff_change){ .jid = jid, .aff = aff };
+	(*n)++;
+}
+
 /* ---- iq ------------------------------------------------------------------ */
 
 struct iq_wait {
@@ -1528,14 +1571,50 @@ static int admin_check(struct muc_room *r, struct muc_occupant *o, enum muc_aff 
 			*e_r = SE_NOT_ALLOWED, *text_r = "only owners grant or revoke admin and owner";
 			return -1;
 		}
-		if (cur == MUC_AFF_OWNER && aff != MUC_AFF_OWNER && count_aff(r, MUC_AFF_OWNER) <= 1) {
-			*e_r = SE_CONFLICT, *text_r = "a room keeps at least one owner";
-			return -1;
-		}
 		return 0;
 	}
 	*e_r = SE_BAD_REQUEST, *text_r = "an item needs a role or an affiliation";
 	return -1;
+}
+
+/* Whose affiliation a checked muc#admin affiliation item changes: a bare
+ * JID or a domain (the caller frees it), or NULL. */
+static char *item_target(struct muc_room *r, struct xml_node *it)
+{
+	const char *jid = xml_attr(it, "jid");
+	char *target = NULL;
+	if (jid != NULL) {
+		struct jid tj = { 0 };
+		const char *err;
+		if (jid_parse(jid, &tj, &err) == 0)
+			target = tj.node != NULL ? jid_bare_string(&tj) : xstrdup(tj.domain);
+		jid_clear(&tj);
+	} else {
+		struct muc_occupant *t = muc_occupant_by_nick(r, xml_attr(it, "nick"));
+		if (t != NULL)
+			target = jid_bare_string(&t->bare);
+	}
+	return target;
+}
+
+/* Whether the affiliation items of a checked muc#admin request, taken
+ * together, would leave the room without an owner. */
+static bool admin_loses_last_owner(struct muc_room *r, struct xml_node *q)
+{
+	struct aff_change *ch = NULL;
+	size_t n = 0;
+	for (struct xml_node *it = xml_child(q, "item", NULL); it != NULL; it = xml_next(it, "item", NULL)) {
+		if (xml_attr(it, "affiliation") == NULL)
+			continue;
+		char *target = item_target(r, it);
+		if (target != NULL)
+			change_add(&ch, &n, target, muc_aff_parse(xml_attr(it, "affiliation")));
+	}
+	bool loses = loses_last_owner(r, ch, n);
+	for (size_t i = 0; i < n; i++)
+		free((char *)ch[i].jid);
+	free(ch);
+	return loses;
 }
 
 static void admin_set(struct muc_room *r, struct muc_occupant *o, enum muc_aff my, struct xml_node *iq,
@@ -1555,6 +1634,10 @@ static void admin_set(struct muc_room *r, struct muc_occupant *o, enum muc_aff m
 		send_error(iq, SE_BAD_REQUEST, "no item");
 		return;
 	}
+	if (admin_loses_last_owner(r, q)) {
+		send_error(iq, SE_CONFLICT, "a room keeps at least one owner");
+		return;
+	}
 	bool affs_changed = false;
 	const char *actor = o != NULL ? o->nick : NULL;
 	for (struct xml_node *it = xml_child(q, "item", NULL); it != NULL; it = xml_next(it, "item", NULL)) {
@@ -1566,19 +1649,7 @@ static void admin_set(struct muc_room *r, struct muc_occupant *o, enum muc_aff m
 				set_role(r, t, muc_role_parse(role_s), reason, actor);
 			continue;
 		}
-		const char *jid = xml_attr(it, "jid");
-		char *target = NULL;
-		if (jid != NULL) {
-			struct jid tj = { 0 };
-			const char *err;
-			if (jid_parse(jid, &tj, &err) == 0)
-				target = tj.node != NULL ? jid_bare_string(&tj) : xstrdup(tj.domain);
-			jid_clear(&tj);
-		} else {
-			struct muc_occupant *t = muc_occupant_by_nick(r, xml_attr(it, "nick"));
-			if (t != NULL)
-				target = jid_bare_string(&t->bare);
-		}
+		char *target = item_target(r, it);
 		if (target != NULL) {
 			muc_room_set_affiliation(r, target, muc_aff_parse(xml_attr(it, "affiliation")),
 			                         reason, actor);
@@ -1599,6 +1670,34 @@ static void send_to_all(struct muc_room *r, struct xml_node *m)
 			route_to(m, r->jid, &s->jid);
 }
 
+/* Whether the owner and admin lists of a submitted form would leave the
+ * room without an owner.  The changes are those owner_submit makes, in its
+ * order: the admins no longer listed dropped, the listed ones made admins;
+ * then the same for the owners. */
+static bool form_loses_last_owner(const struct muc_room *r, const struct muc_config_lists *lists)
+{
+	struct aff_change *ch = NULL;
+	size_t n = 0;
+	if (lists->has_admins) {
+		for (const struct muc_affiliation *a = r->affs; a != NULL; a = a->next)
+			if (a->aff == MUC_AFF_ADMIN && !strlist_contains(&lists->admins, a->jid))
+				change_add(&ch, &n, a->jid, MUC_AFF_NONE);
+		for (size_t i = 0; i < lists->admins.count; i++)
+			change_add(&ch, &n, lists->admins.items[i], MUC_AFF_ADMIN);
+	}
+	if (lists->has_owners) {
+		for (const struct muc_affiliation *a = r->affs; a != NULL; a = a->next)
+			if (a->aff == MUC_AFF_OWNER && !strlist_contains(&lists->owners, a->jid) &&
+			    !(lists->has_admins && strlist_contains(&lists->admins, a->jid)))
+				change_add(&ch, &n, a->jid, MUC_AFF_NONE);
+		for (size_t i = 0; i < lists->owners.count; i++)
+			change_add(&ch, &n, lists->owners.items[i], MUC_AFF_OWNER);
+	}
+	bool loses = loses_last_owner(r, ch, n);
+	free(ch);
+	return loses;
+}
+
 static void owner_submit(struct muc_room *r, struct xml_node *iq, struct xml_node *x)
 {
 	struct muc_config c;
@@ -1610,6 +1709,12 @@ static void owner_submit(struct muc_room *r, struct xml_node *iq, struct xml_nod
 		muc_config_clear(&c);
 		muc_config_lists_clear(&lists);
 		send_error(iq, e, text);
+		return;
+	}
+	if (form_loses_last_owner(r, &lists)) {
+		muc_config_clear(&c);
+		muc_config_lists_clear(&lists);
+		send_error(iq, SE_CONFLICT, "a room keeps at least one owner");
 		return;
 	}
 	int codes[4];

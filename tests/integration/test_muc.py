@@ -1049,6 +1049,37 @@ def test_admin_and_owner_lists(server, rooms):
     assert stanza_error(res) == 'conflict', tostr(res)
 
 
+def test_no_request_leaves_the_room_without_owner(server, rooms):
+    """§10.2, §10.4: an owner may not give up ownership when no other owner
+    is left, whatever the request: the configuration form listing the only
+    owner among the admins, or one muc#admin request demoting every owner,
+    answer <conflict/> and change nothing; a request that leaves another
+    owner is fine."""
+    r = rooms()
+    bob, carol, erin = ('%s@%s' % (u, HOST) for u in ('bob', 'carol', 'erin'))
+    res = configure(r.owner, r.jid, {'muc#roomconfig_roomadmins': [bob]})
+    assert stanza_error(res) == 'conflict' and error_type(res) == 'cancel', tostr(res)
+    assert set(admin_list(r.owner, r.jid, affiliation='owner')) == {bob}
+    assert admin_list(r.owner, r.jid, affiliation='admin') == {}
+    assert set_affiliation(r.owner, r.jid, carol, 'owner').get('type') == 'result'
+    res = admin_query(r.owner, r.jid, "<item affiliation='admin' jid='%s'/><item affiliation='admin' jid='%s'/>"
+                      % (carol, bob))
+    assert stanza_error(res) == 'conflict' and error_type(res) == 'cancel', tostr(res)
+    assert set(admin_list(r.owner, r.jid, affiliation='owner')) == {bob, carol}
+    assert admin_list(r.owner, r.jid, affiliation='admin') == {}
+    # demoted in one request, with a new owner in the same request: fine
+    res = admin_query(r.owner, r.jid, "<item affiliation='admin' jid='%s'/><item affiliation='owner' jid='%s'/>"
+                      "<item affiliation='none' jid='%s'/>" % (carol, erin, bob))
+    assert res.get('type') == 'result', tostr(res)
+    erin_c = r.client('erin')
+    assert set(admin_list(erin_c, r.jid, affiliation='owner')) == {erin}
+    # the form may hand the room over, the owner list naming the new owner
+    res = configure(erin_c, r.jid, {'muc#roomconfig_roomadmins': [erin], 'muc#roomconfig_roomowners': [bob]})
+    assert res.get('type') == 'result', tostr(res)
+    assert set(admin_list(r.owner, r.jid, affiliation='owner')) == {bob}
+    assert set(admin_list(r.owner, r.jid, affiliation='admin')) == {erin}
+
+
 def test_password_protected_room(server, rooms):
     """§7.2.6: no or a wrong password: not-authorized; the right one enters."""
     r = rooms(config={'muc#roomconfig_passwordprotectedroom': True, 'muc#roomconfig_roomsecret': 'open-sesame'})
