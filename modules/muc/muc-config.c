@@ -753,7 +753,10 @@ struct store_key {
 };
 
 /* Every member of struct muc_config.  A key, once used, keeps its meaning:
- * stored rooms are read with it. */
+ * stored rooms are read with it.  The text's version says what a value
+ * meant when it was written: before version 2, max-history 0 was no limit
+ * (the whole of history_size), since then it is no history at all. */
+#define STORE_VERSION "2"
 static const struct store_key store_keys[] = {
 	{ "name", S_STR, CFG(name) },
 	{ "description", S_STR, CFG(description) },
@@ -791,7 +794,7 @@ static const char *const who_names[] = {
 char *muc_config_serialize(const struct muc_config *c)
 {
 	struct xml_node *x = xml_new("muc-config", NS_MUC_CONFIG_STORE);
-	xml_set_attr(x, "version", "1");
+	xml_set_attr(x, "version", STORE_VERSION);
 	char num[16];
 	for (size_t i = 0; i < ARRAY_SIZE(store_keys); i++) {
 		const struct store_key *k = &store_keys[i];
@@ -889,6 +892,7 @@ void muc_config_parse(struct muc_config *c, const char *text, const struct muc_s
 	if (x == NULL)
 		return;
 	if (xml_is(x, "muc-config", NS_MUC_CONFIG_STORE)) {
+		unsigned default_history = c->max_history;
 		for (const struct xml_attr *a = x->attrs; a != NULL; a = a->next) {
 			if (a->ns != NULL && a->ns[0] != '\0')
 				continue;
@@ -896,6 +900,12 @@ void muc_config_parse(struct muc_config *c, const char *text, const struct muc_s
 				if (strcmp(store_keys[i].key, a->name) == 0)
 					parse_key(c, &store_keys[i], a->value);
 		}
+		unsigned version = 1;
+		const char *v = xml_attr(x, "version");
+		if (v != NULL)
+			parse_uint(v, UINT_MAX, &version);
+		if (version < 2 && c->max_history == 0)
+			c->max_history = default_history;
 	}
 	xml_unref(&x);
 	/* Whatever was stored, the room stays within the service's limits. */

@@ -602,7 +602,8 @@ static void send_history(struct muc_room *r, const struct jid *real, const struc
 		if ((v = xml_attr(hist, "since")) != NULL && xep82_parse(v, &since_us))
 			since = (double)(since_us / 1000000);
 	}
-	if (r->cfg.max_history > 0 && (maxstanzas < 0 || maxstanzas > (long)r->cfg.max_history))
+	/* muc#maxhistoryfetch bounds what the joiner asks for; 0: none. */
+	if (maxstanzas < 0 || maxstanzas > (long)r->cfg.max_history)
 		maxstanzas = r->cfg.max_history;
 	double t = (double)time(NULL);
 	/* Walk back from the newest to find the first one to send. */

@@ -109,7 +109,7 @@ struct muc_config {
 	enum muc_who allow_pm;           /* who may send private messages */
 	enum muc_who whois;              /* MODERATORS: semi-anonymous; ANYONE: non-anonymous */
 	unsigned max_users;              /* 0: the service's ceiling */
-	unsigned max_history;            /* maxhistoryfetch */
+	unsigned max_history;            /* maxhistoryfetch: most history a joiner gets, 0: none */
 	unsigned presence_broadcast;     /* MUC_ROLE_BIT mask */
 	unsigned get_member_list;        /* MUC_ROLE_BIT mask */
 	unsigned voice_request_interval; /* seconds between one occupant's voice requests */

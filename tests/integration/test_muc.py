@@ -1262,6 +1262,25 @@ def test_history_on_join(server, rooms):
     assert history(since=(datetime.now(east) + timedelta(hours=1)).strftime('%Y-%m-%dT%H:%M:%S+02:30')).history == []
 
 
+def test_maxhistoryfetch_limits_history(server, rooms):
+    """§15.5.3: muc#maxhistoryfetch is the most history a joiner gets,
+    whatever its <history/> asks; 0 is none."""
+    r = rooms(config={'muc#maxhistoryfetch': '0'})
+    assert values(get_form(r.owner, r.jid)['muc#maxhistoryfetch']) == ['0']
+    bodies = [unique('mh%d-' % i) for i in range(3)]
+    for b in bodies:
+        say(r.owner, r.jid, b)
+        heard(r.owner, r.jid, b)
+    carol = r.client('carol')
+    for h in (None, {'maxstanzas': '5'}):
+        j = joined(carol, r.jid, 'carol', history=h)
+        assert j.history == [], [tostr(m) for m in j.history]
+        leave(carol, r.jid, 'carol')
+    configured(r.owner, r.jid, {'muc#maxhistoryfetch': '1'})
+    j = joined(carol, r.jid, 'carol')
+    assert [m.findtext(q(NS_CLIENT, 'body')) for m in j.history] == bodies[-1:]
+
+
 def test_history_size_limit(special):
     """history_size (5 on this server) bounds what a newcomer gets."""
     bob = connect(special, 'bob')

@@ -540,11 +540,12 @@ static void test_round_trip(void **state)
 	free(text);
 	muc_config_clear(&b);
 
-	/* Empty role masks and NULL strings too. */
+	/* Empty role masks, NULL strings and no history too. */
 	muc_config_clear(&a);
 	muc_config_defaults(&a, &s);
 	a.presence_broadcast = 0;
 	a.get_member_list = 0;
+	a.max_history = 0;
 	text = muc_config_serialize(&a);
 	muc_config_parse(&b, text, &s);
 	assert_true(config_equal(&a, &b));
@@ -592,6 +593,22 @@ static void test_parse_garbage(void **state)
 	                 &s);
 	assert_int_equal(c.max_users, 200);
 	assert_int_equal(c.max_history, 25);
+	muc_config_clear(&c);
+	/* max-history 0 meant no limit before version 2: the default now. */
+	const char *old_zero[] = {
+		"<muc-config xmlns='urn:parley:muc-config' max-history='0'/>",
+		"<muc-config xmlns='urn:parley:muc-config' version='1' max-history='0'/>",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(old_zero); i++) {
+		muc_config_parse(&c, old_zero[i], &s);
+		assert_int_equal(c.max_history, d.max_history);
+		muc_config_clear(&c);
+	}
+	muc_config_parse(&c, "<muc-config xmlns='urn:parley:muc-config' version='1' max-history='4'/>", &s);
+	assert_int_equal(c.max_history, 4);
+	muc_config_clear(&c);
+	muc_config_parse(&c, "<muc-config xmlns='urn:parley:muc-config' version='2' max-history='0'/>", &s);
+	assert_int_equal(c.max_history, 0);
 	muc_config_clear(&c);
 	muc_config_clear(&d);
 }
