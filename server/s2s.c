@@ -1431,6 +1431,8 @@ static void in_add_authed(struct s2s_in *in, const char *remote, const char *loc
 	stats.in_connections++;
 	log_info("s2s in %llu from %s: %s authenticated for %s (%s)", (unsigned long long)in->st->id, in->ip,
 	         remote, local, how);
+	/* The peer is up: stanzas for it need not bounce at once any more. */
+	backoff_clear(remote);
 }
 
 static void in_send_features(struct s2s_in *in)
@@ -1592,16 +1594,12 @@ static void in_db_result(struct s2s_in *in, struct xml_node *el)
 		in_fail(in, STE_NOT_AUTHORIZED, "<db:result/> needs a key");
 		goto out;
 	}
-	/* Ask the authoritative server over our stream to it. */
+	/* Ask the authoritative server over our stream to it.  A back-off
+	 * from remote does not hold this connection up: it is about our
+	 * own attempts, and the peer, connecting to us, is evidently up. */
 	struct s2s_out *o = out_find(local, remote);
-	if (o == NULL) {
-		struct backoff *b = backoff_find(remote);
-		if (b != NULL && ev_now(loop_) < b->until) {
-			write_db(in->st, "result", local, remote, NULL, "error", NULL);
-			goto out;
-		}
+	if (o == NULL)
 		o = out_open(local, remote);
-	}
 	struct verify_req *v = xcalloc(1, sizeof(*v));
 	v->in_id = in->st->id;
 	v->stream_id = xstrdup(in->id);

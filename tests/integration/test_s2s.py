@@ -390,6 +390,53 @@ def test_peer_killed_queued_stanzas_bounce(tmp_path, run):
         a.finish()
 
 
+def test_backoff_does_not_refuse_the_peers_own_stream(tmp_path, run):
+    """b.test was down when alice pinged bob, so a.test backs off from it
+    (s2s.backoff); then b.test starts and connects to a.test itself.  The
+    back-off is about a.test's own attempts: b.test's dialback is
+    verified as usual (over a connection to b.test, which the back-off
+    does not hold up), bob's message reaches alice, and b.test, evidently
+    up, is no longer backed off: alice's answer goes through."""
+    pa, pb = free_port(), free_port()
+    a = FedParleyd(tmp_path / 'a', A, {('alice', A): 'alice-secret'}, peers={B: pb},
+                   s2s_port=pa, s2s={'backoff': '60s', 'max_backoff': '10m'})
+    b = FedParleyd(tmp_path / 'b', B, {('bob', B): 'bob-secret'}, peers={A: pa}, s2s_port=pb)
+    a.start_with_users()
+    try:
+        async def down():
+            alice = await login(a, 'alice', host=A, resource='o')
+            el = await iq(alice, 'get', 'bob@' + B, "<ping xmlns='urn:xmpp:ping'/>", timeout=20)
+            assert stanza_error(el) == 'remote-server-not-found', tostr(el)
+            await logout(alice)
+        run(down(), timeout=30)
+        b.start_with_users()
+
+        async def up():
+            alice = await login(a, 'alice', host=A, resource='u')
+            bob = await login(b, 'bob', host=B, resource='u')
+            errors = asyncio.Queue()
+            bob.add_event_handler('message_error', errors.put_nowait)
+            body = unique('after the restart ')
+            bob.send_message(mto='alice@' + A, mbody=body, mtype='chat')
+            got = asyncio.ensure_future(next_message(alice, pred=lambda m: m['body'] == body,
+                                                     timeout=15))
+            bounced = asyncio.ensure_future(errors.get())
+            done, _ = await asyncio.wait([got, bounced], timeout=16,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            bounced.cancel()
+            assert got in done and got.exception() is None, \
+                error_of(bounced.result()) if bounced in done else 'nothing arrived'
+            back = unique('answer ')
+            alice.send_message(mto='bob@' + B, mbody=back, mtype='chat')
+            await next_message(bob, pred=lambda m: m['body'] == back, timeout=15)
+            await logout(alice, bob)
+        run(up(), timeout=60)
+    finally:
+        if b.running():
+            b.stop()
+        a.finish()
+
+
 def test_dns_resolution_through_c_ares(tmp_path, run):
     """A domain not in the static map is resolved through DNS (c-ares on
     the loop): 'localhost' has no SRV record and resolves from /etc/hosts
