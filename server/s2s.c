@@ -301,10 +301,18 @@ static void write_header(struct stream *st, const char *from, const char *to, co
 	buf_free(&b);
 }
 
-/* <db:NAME from to [id] [type]>text</db:NAME> */
+static void write_db_error(struct stream *st, const char *name, const char *from, const char *to,
+                           const char *id, enum stanza_error e);
+
+/* <db:NAME from to [id] [type]>text</db:NAME>; type 'error' carries
+ * <remote-server-not-found/> (XEP-0220 2.4: the verification failed). */
 static void write_db(struct stream *st, const char *name, const char *from, const char *to, const char *id,
                      const char *type, const char *text)
 {
+	if (type != NULL && strcmp(type, "error") == 0 && text == NULL) {
+		write_db_error(st, name, from, to, id, SE_REMOTE_SERVER_NOT_FOUND);
+		return;
+	}
 	struct buf b = { 0 };
 	buf_printf(&b, "<db:%s from='", name);
 	xml_escape(&b, from, strlen(from), true);
@@ -320,16 +328,39 @@ static void write_db(struct stream *st, const char *name, const char *from, cons
 		buf_append_str(&b, "'>");
 		xml_escape(&b, text, strlen(text), false);
 		buf_printf(&b, "</db:%s>", name);
-	} else if (type != NULL && strcmp(type, "error") == 0) {
-		buf_printf(&b,
-		           "'><error type='cancel'><remote-server-not-found xmlns='" NS_STANZAS
-		           "'/></error></db:%s>",
-		           name);
 	} else {
 		buf_append_str(&b, "'/>");
 	}
 	stream_write(st, b.data, b.len);
 	buf_free(&b);
+}
+
+/* A dialback error (XEP-0220 2.4): <db:NAME type='error'> with the stanza
+ * error condition e.  Not a stream error: the stream stays open. */
+static void write_db_error(struct stream *st, const char *name, const char *from, const char *to,
+                           const char *id, enum stanza_error e)
+{
+	struct buf b = { 0 };
+	buf_printf(&b, "<db:%s from='", name);
+	xml_escape(&b, from, strlen(from), true);
+	buf_append_str(&b, "' to='");
+	xml_escape(&b, to, strlen(to), true);
+	if (id != NULL) {
+		buf_append_str(&b, "' id='");
+		xml_escape(&b, id, strlen(id), true);
+	}
+	buf_printf(&b, "' type='error'><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></db:%s>",
+	           stanza_error_type(e), stanza_error_name(e), name);
+	stream_write(st, b.data, b.len);
+	buf_free(&b);
+}
+
+/* The condition of a dialback error the peer sent, for the log. */
+static const char *db_error_condition(const struct xml_node *el)
+{
+	const struct xml_node *err = xml_first_element(el);
+	const struct xml_node *cond = err != NULL ? xml_first_element(err) : NULL;
+	return cond != NULL ? cond->name : "none given";
 }
 
 static struct backoff *backoff_find(const char *domain)
@@ -1116,7 +1147,16 @@ static int db_verify_answer(struct stream *st, struct xml_node *el, const char *
 	}
 	char *receiving = jid_nameprep(from), *originating = jid_nameprep(to);
 	const char *type = "invalid";
-	if (receiving != NULL && originating != NULL && router_is_local(originating)) {
+	if (originating == NULL || !router_is_local(originating)) {
+		/* XEP-0220 2.2.2: a dialback error, not a stream error. */
+		log_debug("s2s stream %llu: db:verify %s -> %s: not a domain served here",
+		          (unsigned long long)st->id, to, from);
+		write_db_error(st, "verify", to, from, id, SE_ITEM_NOT_FOUND);
+		free(receiving);
+		free(originating);
+		return 0;
+	}
+	if (receiving != NULL) {
 		char key[65];
 		s2s_dialback_key(receiving, originating, id, key);
 		const char *got = xml_text(el);
@@ -1215,9 +1255,18 @@ static bool out_stanza(struct stream *st, struct xml_node *el)
 		} else if (type != NULL && strcmp(type, "valid") == 0) {
 			stats.dialback_valid++;
 			out_authenticated(o, o->dane_ok ? "dane+dialback" : "dialback");
+		} else if (type != NULL && strcmp(type, "error") == 0) {
+			/* XEP-0220 2.1.1: not about our key; the queue bounces
+			 * with <remote-server-timeout/>. */
+			char why[160];
+			snprintf(why, sizeof(why), "a dialback error <%s/> from the peer",
+			         db_error_condition(el));
+			out_fail(o, SE_REMOTE_SERVER_TIMEOUT, why);
 		} else {
+			/* XEP-0220 2.1.1: 'invalid' bounces the queue with
+			 * <internal-server-error/>. */
 			stats.dialback_invalid++;
-			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "the peer did not accept our dialback key");
+			out_fail(o, SE_INTERNAL_SERVER_ERROR, "the peer did not accept our dialback key");
 		}
 	} else if (xml_is(el, "verify", NS_DIALBACK) && xml_attr(el, "type") != NULL) {
 		out_verify_answer(out_addressee(o, el), el);
@@ -1257,6 +1306,12 @@ static void out_stream_end(struct stream *st)
 	stream_close(st, -1, NULL);
 	if (o == NULL)
 		return;
+	if (o->state == OUT_DIALBACK) {
+		/* XEP-0220 2.1.1: as a dialback error. */
+		out_fail(o, SE_REMOTE_SERVER_TIMEOUT,
+		         "the peer closed the stream before answering our dialback key");
+		return;
+	}
 	if (o->state != OUT_READY || o->nqueue > 0 || o->verifies != NULL) {
 		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "the peer closed the stream");
 		return;
@@ -1315,7 +1370,11 @@ static void out_closed(struct stream *st)
 		out_free(o);
 		return;
 	}
-	out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "the connection closed");
+	if (o->state == OUT_DIALBACK)
+		out_fail(o, SE_REMOTE_SERVER_TIMEOUT,
+		         "the connection closed before the peer answered our dialback key");
+	else
+		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "the connection closed");
 }
 
 static const struct stream_ops out_ops = {
@@ -1553,8 +1612,16 @@ static void in_db_result(struct s2s_in *in, struct xml_node *el)
 		in_fail(in, STE_IMPROPER_ADDRESSING, "<db:result/> needs a valid 'from'");
 		goto out;
 	}
-	if (local == NULL || !router_is_local(local)) {
-		in_fail(in, STE_HOST_UNKNOWN, "this server does not serve that domain");
+	if (local == NULL) {
+		in_fail(in, STE_IMPROPER_ADDRESSING, "<db:result/> needs a valid 'to'");
+		goto out;
+	}
+	if (!router_is_local(local)) {
+		/* XEP-0220 2.2.1: a dialback error, which must not close the
+		 * stream (it may carry other pairs); from the domain asked for. */
+		log_info("s2s in %llu from %s: dialback for %s -> %s: not a domain served here",
+		         (unsigned long long)in->st->id, in->ip, remote, local);
+		write_db_error(in->st, "result", local, remote, NULL, SE_ITEM_NOT_FOUND);
 		goto out;
 	}
 	if (!c->dialback) {

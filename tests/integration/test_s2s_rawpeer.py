@@ -10,8 +10,8 @@ import ssl
 
 import pytest
 
-from parleytest import (NS_DIALBACK, NS_SASL, NS_STREAM, NS_TLS, FedParleyd, RawClient,
-                        RawServer, free_port, make_test_ca, q, tostr)
+from parleytest import (NS_DIALBACK, NS_SASL, NS_STANZA_ERR, NS_STREAM, NS_TLS, FedParleyd,
+                        RawClient, RawServer, free_port, make_test_ca, q, stanza_error, tostr)
 
 A = 'a.test'
 B1 = 'b1.test'   # a raw peer that parleyd connects to (fake server, accepts bidi)
@@ -19,6 +19,9 @@ B2 = 'b2.test'   # a raw peer that connects to parleyd and asks for bidi
 B3 = 'b3.test'   # a raw peer whose certificate is for TLS clients only (EKU)
 B4 = 'b4.test'   # EKU emailProtection only
 B5 = 'b5.test'   # no EKU extension: any usage
+# raw peers parleyd connects to and authenticates with by dialback (their
+# certificate names another domain): one each, as a failure backs off
+DB_INVALID, DB_ERROR, DB_CLOSE = 'invalid.test', 'error.test', 'close.test'
 SECRET_A = b'the dialback secret of a.test, for the raw tests'
 NS_SERVER = 'jabber:server'
 NS_BIDI = 'urn:xmpp:bidi'
@@ -123,7 +126,9 @@ def env(tmp_path_factory):
     lst.listen(8)
     (base / 'a-secret').write_bytes(SECRET_A)
     a = FedParleyd(base / 'a', A, {('alice', A): 'alice-secret'},
-                   peers={B1: lst.getsockname()[1], B2: free_port(), B3: lst.getsockname()[1]},
+                   peers={B1: lst.getsockname()[1], B2: free_port(), B3: lst.getsockname()[1],
+                          DB_INVALID: lst.getsockname()[1], DB_ERROR: lst.getsockname()[1],
+                          DB_CLOSE: lst.getsockname()[1]},
                    s2s={'connect_timeout': '20s', 'dialback_secret_file': str(base / 'a-secret')},
                    ca=ca)
     a.start_with_users()
@@ -257,3 +262,79 @@ def test_incoming_peer_certificate_key_usage(env, domain, external):
     p.close()
     if not external:
         assert "extended key usage allows neither clientAuth nor serverAuth" in a.log()
+
+
+@pytest.mark.parametrize('domain,answer,bounce', [
+    (DB_INVALID, "<db:result from='%s' to='%s' type='invalid'/>", 'internal-server-error'),
+    (DB_ERROR, "<db:result from='%s' to='%s' type='error'><error type='cancel'><item-not-found "
+     "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>",
+     'remote-server-timeout'),
+    (DB_CLOSE, '</stream:stream>', 'remote-server-timeout')], ids=['invalid', 'error', 'closed'])
+def test_dialback_answer_decides_the_bounce(env, domain, answer, bounce):
+    """XEP-0220 2.1.1: the stanzas queued while parleyd waits for the
+    peer's answer to its <db:result/> bounce with <internal-server-error/>
+    when the key is 'invalid', with <remote-server-timeout/> on a dialback
+    error or when the peer closes the stream instead of answering; the log
+    names what the peer said."""
+    a, ca, lst = env
+    alice = RawClient(a.port, host=A, timeout=15)
+    alice.login('alice', 'alice-secret', resource='db')
+    alice.send("<message to='x@%s' id='m1' type='chat'><body>queued</body></message>" % domain)
+    lst.settimeout(20)
+    conn, _ = lst.accept()
+    p = Accepted(conn)
+    p.wait_header()
+    p.send(header(domain, A, 'db1') + "<stream:features><starttls xmlns='%s'><required/>"
+           "</starttls></stream:features>" % NS_TLS)
+    p.wait_for(lambda e: e.tag == q(NS_TLS, 'starttls'), what='starttls')
+    p.send("<proceed xmlns='%s'/>" % NS_TLS)
+    p.wrap_server(ca[B1] + (ca['ca'],))
+    p.wait_header()
+    p.send(header(domain, A, 'db2') + "<stream:features><dialback xmlns='urn:xmpp:features:"
+           "dialback'><errors/></dialback></stream:features>")
+    p.wait_for(lambda e: e.tag == q(NS_DIALBACK, 'result'), what='db:result')
+    p.send(answer % (domain, A) if '%s' in answer else answer)
+    el = alice.wait_for(lambda e: e.get('id') == 'm1', what='the bounce')
+    assert el.get('type') == 'error' and stanza_error(el) == bounce, tostr(el)
+    p.close()
+    alice.close()
+    if domain == DB_ERROR:
+        assert 's2s a.test -> error.test: a dialback error <item-not-found/> from the peer' \
+            in a.log(), a.log()[-2000:]
+
+
+def test_dialback_for_a_domain_not_served_here(env):
+    """XEP-0220 2.2.1 and 2.2.2: on a stream authenticated for b5.test ->
+    a.test, a <db:result/> or a <db:verify/> whose 'to' is not a domain of
+    this server gets a dialback error <item-not-found/> from that domain,
+    and the stream stays open (it may carry other pairs)."""
+    a, ca, lst = env
+    p = CertServer(a.s2s_port, B5, A, ca[B5], timeout=15)
+    p.starttls()
+    p.send("<auth xmlns='%s' mechanism='EXTERNAL'>=</auth>" % NS_SASL)
+    el = p.wait_for(lambda e: e.tag.startswith('{%s}' % NS_SASL), what='SASL answer')
+    assert el.tag == q(NS_SASL, 'success'), tostr(el)
+    p.open()
+
+    def dialback_error(el, name):
+        assert el.tag == q(NS_DIALBACK, name) and el.get('type') == 'error', tostr(el)
+        assert el.get('from') == 'notours.test' and el.get('to') == B5, tostr(el)
+        err = el.find('{jabber:server}error')
+        assert err is not None and err.find(q(NS_STANZA_ERR, 'item-not-found')) is not None, \
+            tostr(el)
+
+    p.send("<db:result from='%s' to='notours.test'>%064x</db:result>" % (B5, 7))
+    dialback_error(p.wait_for(lambda e: e.tag in (q(NS_DIALBACK, 'result'), q(NS_STREAM, 'error')),
+                              what='db:result answer'), 'result')
+    p.send("<db:verify from='%s' to='notours.test' id='v1'>%064x</db:verify>" % (B5, 7))
+    el = p.wait_for(lambda e: e.tag in (q(NS_DIALBACK, 'verify'), q(NS_STREAM, 'error')),
+                    what='db:verify answer')
+    dialback_error(el, 'verify')
+    assert el.get('id') == 'v1', tostr(el)
+    # still open and still authenticated: a request for a.test is answered
+    good = key_of(SECRET_A, B5, A, 'v2')
+    p.send("<db:verify from='%s' to='%s' id='v2'>%s</db:verify>" % (B5, A, good))
+    el = p.wait_for(lambda e: e.tag in (q(NS_DIALBACK, 'verify'), q(NS_STREAM, 'error')),
+                    what='db:verify answer')
+    assert el.tag == q(NS_DIALBACK, 'verify') and el.get('type') == 'valid', tostr(el)
+    p.close()
