@@ -4,7 +4,9 @@
  * c-ares tells us which sockets it wants watched (sock_state_cb); an
  * ev_io per socket and one ev_timer for its timeouts call
  * ares_process_fd.  A request first asks both SRV names, then the
- * addresses of every target (ares_getaddrinfo: AAAA and A), and delivers
+ * addresses of every target (ares_getaddrinfo: AAAA and A; without SRV
+ * records, of the domain on 5269, but not when an SRV answer's only
+ * target is "." and the other name gives none), and delivers
  * the list from a zero timer, so a result (even one c-ares gave at once,
  * from /etc/hosts or for a bad name) never arrives inside resolve_s2s.
  *
@@ -77,6 +79,7 @@ struct resolve_req {
 	const char *error;
 	unsigned srv_denied_secure; /* SRV names securely without records (0..2) */
 	bool srv_failed;            /* DANE: an SRV lookup failed (not "no records") */
+	unsigned srv_no_service;    /* SRV names answered with the target "." only (0..2) */
 	ev_timer deliver;
 };
 
@@ -781,6 +784,12 @@ static void req_step_done(struct resolve_req *r)
 		 * the domain on 5269 would skip its TLSA records */
 		r->addr_phase = true;
 		r->error = "the SRV lookup failed";
+	} else if (!r->addr_phase && r->cb != NULL && r->ntargets == 0 && r->srv_no_service > 0) {
+		/* RFC 2782, XEP-0368 5: "." says the service is decidedly not
+		 * available; with no target from the other name either, there
+		 * is nothing to fall back to */
+		r->addr_phase = true;
+		r->error = "its SRV records say it offers no XMPP server (target \".\")";
 	} else if (!r->addr_phase && r->cb != NULL) {
 		start_addrs(r);
 		return;
@@ -828,9 +837,12 @@ static void srv_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
 		r->srv_failed = true;
 	}
 	if (prc == ARES_SUCCESS) {
+		bool only_dot = srv != NULL;
 		for (struct ares_srv_reply *s = srv; s != NULL; s = s->next) {
 			/* "." says the service is not offered (RFC 2782). */
-			if (s->host[0] == '\0' || strcmp(s->host, ".") == 0 || r->ntargets >= MAX_TARGETS)
+			bool dot = s->host[0] == '\0' || strcmp(s->host, ".") == 0;
+			only_dot &= dot;
+			if (dot || r->ntargets >= MAX_TARGETS)
 				continue;
 			struct target *t = &r->targets[r->ntargets++];
 			t->name = xstrdup(s->host);
@@ -840,6 +852,7 @@ static void srv_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
 			t->direct_tls = q->direct_tls;
 			t->dane = secure; /* RFC 7673 4.1: TLSA of the target of a secure SRV */
 		}
+		r->srv_no_service += only_dot;
 		ares_free_data(srv);
 	}
 	free(q->name);

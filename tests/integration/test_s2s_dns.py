@@ -9,7 +9,10 @@ serves SRV and address records for made-up domains:
   XEP-0368);
 - d.test: no SRV, A 127.0.0.1 and AAAA ::1: the fallback to the domain's
   own addresses on port 5269, IPv6 first;
-- e.test: no record at all: remote-server-not-found.
+- e.test: no record at all: remote-server-not-found;
+- dot.test: both SRV names answer with the target "." (the service is
+  decidedly not offered, RFC 2782), dot1.test: _xmpp-server "." and no
+  _xmpps-server record; both have an A record, which must not be used.
 
 The servers of b.test and c.test reach a.test back through their static
 maps (dialback needs that)."""
@@ -25,6 +28,7 @@ from parleytest import (FedParleyd, free_port, iq, login, logout, next_message, 
 pytestmark = parleytest.needs_dnslib()
 
 A, B, C, D, E = 'a.test', 'b.test', 'c.test', 'd.test', 'e.test'
+DOT, DOT1 = 'dot.test', 'dot1.test'
 
 
 @contextlib.contextmanager
@@ -41,6 +45,11 @@ def start_net(base):
         (D, 'A'): ['127.0.0.1'],
         (D, 'AAAA'): ['::1'],
         (E + '-unused', 'A'): ['127.0.0.1'],
+        ('_xmpp-server._tcp.' + DOT, 'SRV'): [(0, 0, 0, '.')],
+        ('_xmpps-server._tcp.' + DOT, 'SRV'): [(0, 0, 0, '.')],
+        (DOT, 'A'): ['127.0.0.1'],
+        ('_xmpp-server._tcp.' + DOT1, 'SRV'): [(0, 0, 0, '.')],
+        (DOT1, 'A'): ['127.0.0.1'],
     }) as dns:
         a = FedParleyd(base / 'a', A, {('alice', A): 'alice-secret'}, s2s_port=pa,
                        s2s={'connect_timeout': '20s', 'dns_servers': '["127.0.0.1:%d"]' % dns.port})
@@ -123,6 +132,25 @@ def test_domain_without_records_bounces_not_found(net, run):
     assert (E, 'A') in dns.queries or (E, 'AAAA') in dns.queries, dns.queries
     assert 'cannot resolve e.test' in a.log(), a.log()[-3000:]
 
+
+@pytest.mark.parametrize('domain', [DOT, DOT1])
+def test_srv_target_dot_means_no_service(net, run, domain):
+    """An SRV answer whose only target is "." says the domain offers no
+    XMPP server (RFC 2782, XEP-0368 5): no fallback to its own addresses
+    on 5269; stanzas bounce with remote-server-not-found and the log says
+    why."""
+    a, b, c, dns = net
+
+    async def go():
+        alice = await login(a, 'alice', host=A, resource='dot')
+        el = await iq(alice, 'get', 'x@' + domain, "<ping xmlns='urn:xmpp:ping'/>", timeout=30)
+        assert stanza_error(el) == 'remote-server-not-found', tostr(el)
+        await logout(alice)
+    run(go(), timeout=60)
+    assert ('_xmpp-server._tcp.' + domain, 'SRV') in dns.queries, dns.queries
+    assert (domain, 'A') not in dns.queries and (domain, 'AAAA') not in dns.queries, dns.queries
+    assert 'cannot resolve %s: its SRV records say it offers no XMPP server' % domain in a.log(), \
+        a.log()[-3000:]
 
 
 def test_dns_servers_apply_on_reload(net, run):
