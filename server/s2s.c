@@ -611,7 +611,7 @@ static void out_start_stream(struct s2s_out *o, int fd, const char *ip, unsigned
 	o->st = stream_new(loop_, fd, ip, port, &pl, l->max_output, false, &out_ops, o);
 	if (o->direct_tls) {
 		o->state = OUT_TLS;
-		SSL *ssl = tls_new_client(fd, o->remote, o->local);
+		SSL *ssl = tls_new_client(fd, o->remote, o->local, "xmpp-server");
 		if (ssl == NULL)
 			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "cannot start TLS");
 		else
@@ -1208,7 +1208,7 @@ static bool out_stanza(struct stream *st, struct xml_node *el)
 	} else if (xml_is(el, "features", NS_STREAM) && o->state == OUT_FEATURES) {
 		out_features(o, el);
 	} else if (xml_is(el, "proceed", NS_TLS) && o->state == OUT_TLS) {
-		SSL *ssl = tls_new_client(st->fd, o->remote, o->local);
+		SSL *ssl = tls_new_client(st->fd, o->remote, o->local, NULL);
 		if (ssl == NULL)
 			out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "cannot start TLS");
 		else

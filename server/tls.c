@@ -22,6 +22,7 @@
 #include "tls.h"
 #include "lib/log.h"
 
+#include <assert.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
@@ -337,7 +338,7 @@ void tls_s2s_shutdown(void)
 	peer_store = NULL;
 }
 
-SSL *tls_new_client(int fd, const char *server_name, const char *local_name)
+SSL *tls_new_client(int fd, const char *server_name, const char *local_name, const char *alpn)
 {
 	if (client_ctx == NULL)
 		return NULL;
@@ -347,6 +348,17 @@ SSL *tls_new_client(int fd, const char *server_name, const char *local_name)
 		return NULL;
 	}
 	SSL_set_tlsext_host_name(ssl, server_name);
+	if (alpn != NULL) {
+		/* wire format: each protocol name preceded by its length */
+		unsigned char protos[64];
+		size_t len = strlen(alpn);
+		assert(len > 0 && len < sizeof(protos));
+		protos[0] = (unsigned char)len;
+		memcpy(protos + 1, alpn, len);
+		if (SSL_set_alpn_protos(ssl, protos, (unsigned)(len + 1)) != 0)
+			log_warning("s2s to %s: cannot offer ALPN %s: %s", server_name, alpn,
+			            tls_last_error());
+	}
 	for (struct sni_entry *e = sni_list; e != NULL; e = e->next) {
 		if (strcasecmp(e->name, local_name) != 0)
 			continue;

@@ -40,8 +40,10 @@ int tls_s2s_init(const char *ca_file, char **error_r);
 void tls_s2s_shutdown(void);
 /* A client-side SSL object for an outgoing stream: SNI server_name, and
  * the certificate of the virtual host local_name (for the peer to check;
- * none when that host has no certificate).  NULL when TLS cannot start. */
-SSL *tls_new_client(int fd, const char *server_name, const char *local_name);
+ * none when that host has no certificate); alpn, when not NULL, is the
+ * one ALPN protocol offered ("xmpp-server" on direct TLS, XEP-0368).
+ * NULL when TLS cannot start. */
+SSL *tls_new_client(int fd, const char *server_name, const char *local_name, const char *alpn);
 /* Ask the peer of a server-side SSL object for its certificate (an
  * incoming s2s stream), without requiring one. */
 void tls_request_peer_certificate(SSL *ssl);

@@ -22,6 +22,7 @@ B5 = 'b5.test'   # no EKU extension: any usage
 # raw peers parleyd connects to and authenticates with by dialback (their
 # certificate names another domain): one each, as a failure backs off
 DB_INVALID, DB_ERROR, DB_CLOSE = 'invalid.test', 'error.test', 'close.test'
+DIRECT = 'direct.test'  # a raw peer parleyd reaches by direct TLS (XEP-0368)
 SECRET_A = b'the dialback secret of a.test, for the raw tests'
 NS_SERVER = 'jabber:server'
 NS_BIDI = 'urn:xmpp:bidi'
@@ -128,7 +129,8 @@ def env(tmp_path_factory):
     a = FedParleyd(base / 'a', A, {('alice', A): 'alice-secret'},
                    peers={B1: lst.getsockname()[1], B2: free_port(), B3: lst.getsockname()[1],
                           DB_INVALID: lst.getsockname()[1], DB_ERROR: lst.getsockname()[1],
-                          DB_CLOSE: lst.getsockname()[1]},
+                          DB_CLOSE: lst.getsockname()[1],
+                          DIRECT: 'tls://127.0.0.1:%d' % lst.getsockname()[1]},
                    s2s={'connect_timeout': '20s', 'dialback_secret_file': str(base / 'a-secret')},
                    ca=ca)
     a.start_with_users()
@@ -338,3 +340,27 @@ def test_dialback_for_a_domain_not_served_here(env):
                     what='db:verify answer')
     assert el.tag == q(NS_DIALBACK, 'verify') and el.get('type') == 'valid', tostr(el)
     p.close()
+
+
+def test_direct_tls_sends_sni_and_alpn(env):
+    """XEP-0368: an outgoing direct-TLS connection names the domain in SNI
+    and asks for the ALPN protocol 'xmpp-server'."""
+    a, ca, lst = env
+    alice = RawClient(a.port, host=A, timeout=15)
+    alice.login('alice', 'alice-secret', resource='tls')
+    alice.send("<message to='x@%s' type='chat'><body>direct</body></message>" % DIRECT)
+    lst.settimeout(20)
+    conn, _ = lst.accept()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(ca[B1][0]), str(ca[B1][1]))
+    ctx.set_alpn_protocols(['xmpp-server'])
+    seen = {}
+    ctx.sni_callback = lambda sock, name, c: seen.__setitem__('sni', name)
+    conn.settimeout(15)
+    t = ctx.wrap_socket(conn, server_side=True)
+    try:
+        assert seen.get('sni') == DIRECT, seen
+        assert t.selected_alpn_protocol() == 'xmpp-server', t.selected_alpn_protocol()
+    finally:
+        t.close()
+        alice.close()
