@@ -494,15 +494,18 @@ static void out_free(struct s2s_out *o)
 	free(o);
 }
 
-/* The connection failed: bounce the queue with e, answer the pending
- * verifications with an error, back off, close and free. */
-static void out_fail(struct s2s_out *o, enum stanza_error e, const char *why)
+/* Bounce the queue with e, answer the pending verifications with an
+ * error, back off when the peer failed (not when we gave up on it, as
+ * the administrator's close does), close and free. */
+static void out_end(struct s2s_out *o, enum stanza_error e, const char *why, bool peer_failed)
 {
 	log_info("s2s %s -> %s: %s (%zu queued stanzas bounce with <%s/>)", o->local, o->remote, why,
 	         o->nqueue, stanza_error_name(e));
-	stats.out_failures++;
 	out_unlink(o);
-	backoff_fail(o->remote, e);
+	if (peer_failed) {
+		stats.out_failures++;
+		backoff_fail(o->remote, e);
+	}
 	for (size_t i = 0; i < o->nqueue; i++) {
 		stats.bounced++;
 		router_bounce(o->queue[i], e, why);
@@ -525,6 +528,12 @@ static void out_fail(struct s2s_out *o, enum stanza_error e, const char *why)
 			stream_abort(st);
 	}
 	out_free(o);
+}
+
+/* The connection failed: out_end, backing off. */
+static void out_fail(struct s2s_out *o, enum stanza_error e, const char *why)
+{
+	out_end(o, e, why, true);
 }
 
 /* Close a working stream on purpose (idle, administrator, stop, the
@@ -2088,7 +2097,8 @@ unsigned s2s_close_domain(const char *domain)
 				continue;
 			n += !riders;
 			if (o->state != OUT_READY || o->nqueue > 0) {
-				out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "closed by the administrator");
+				/* not the peer's failure: the next stanza opens anew */
+				out_end(o, SE_REMOTE_SERVER_NOT_FOUND, "closed by the administrator", false);
 				continue;
 			}
 			log_info("s2s %s -> %s: closed by the administrator", o->local, o->remote);

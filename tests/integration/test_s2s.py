@@ -22,6 +22,7 @@ A2 = 'a2.test'          # a second domain of a.test's server
 DOWN = 'down.test'      # the map points at a closed port
 SILENT = 'silent.test'  # the map points at a port that accepts and never answers
 SILENT2 = 'silent2.test'  # the same port, for the queue limit
+SILENT3 = 'silent3.test'  # the same port, for parleyctl s2s-close
 SECRET_B = b'the dialback secret of b.test, for the raw tests'
 
 
@@ -63,7 +64,8 @@ def fed(tmp_path_factory):
     pa, pb = free_port(), free_port()
     (base / 'b-secret').write_bytes(SECRET_B)
     a = FedParleyd(base / 'a', A, {('alice', A): 'alice-secret', ('anna', A): 'anna-secret'},
-                   peers={B: pb, DOWN: closed_port, SILENT: silent.port, SILENT2: silent.port},
+                   peers={B: pb, DOWN: closed_port, SILENT: silent.port, SILENT2: silent.port,
+                          SILENT3: silent.port},
                    s2s_port=pa, s2s={'connect_timeout': '3s', 'max_queue': '5'},
                    more_domains=[A2])
     b = FedParleyd(base / 'b', B, {('bob', B): 'bob-secret', ('bea', B): 'bea-secret'},
@@ -341,6 +343,37 @@ def test_s2s_close_and_reconnect(fed, run):
     assert 's2s: enabled' in st.stdout, st.stdout
     r = a.ctl('s2s-close', 'nowhere.test')
     assert r.returncode != 0
+
+
+def test_s2s_close_of_an_opening_route_does_not_back_off(fed, run):
+    """parleyctl s2s-close on a route still opening bounces what it
+    queued; the administrator's close is no failure of the peer, so the
+    next stanza opens a new connection instead of bouncing at once."""
+    a, b = fed
+    ping = "<ping xmlns='urn:xmpp:ping'/>"
+
+    async def listed():
+        deadline = time.monotonic() + 10
+        while 'out\t%s' % SILENT3 not in a.ctl('s2s-list').stdout:
+            assert time.monotonic() < deadline, a.log()[-2000:]
+            await asyncio.sleep(0.05)
+
+    async def go():
+        alice = await login(a, 'alice', host=A, resource='c')
+        first = asyncio.ensure_future(iq(alice, 'get', 'x@' + SILENT3, ping, timeout=20))
+        await listed()
+        r = a.ctl('s2s-close', SILENT3)
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        el = await first
+        assert stanza_error(el) == 'remote-server-not-found', tostr(el)
+        second = asyncio.ensure_future(iq(alice, 'get', 'y@' + SILENT3, ping, timeout=20))
+        await listed()
+        assert not second.done(), tostr(second.result())
+        a.ctl('s2s-close', SILENT3)
+        el = await second
+        assert stanza_error(el) == 'remote-server-not-found', tostr(el)
+        await logout(alice)
+    run(go(), timeout=60)
 
 
 def test_peer_killed_queued_stanzas_bounce(tmp_path, run):
