@@ -1379,11 +1379,17 @@ static void out_closed(struct stream *st)
 		out_free(o);
 		return;
 	}
-	if (o->state == OUT_DIALBACK)
+	if (o->state == OUT_DIALBACK) {
 		out_fail(o, SE_REMOTE_SERVER_TIMEOUT,
 		         "the connection closed before the peer answered our dialback key");
-	else
+	} else if (o->state == OUT_TLS && st->ssl != NULL && !st->tls_done) {
+		/* the stream logged the TLS error; this says which peer */
+		char why[80];
+		snprintf(why, sizeof(why), "TLS handshake failed on stream %llu", (unsigned long long)st->id);
+		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, why);
+	} else {
 		out_fail(o, SE_REMOTE_SERVER_NOT_FOUND, "the connection closed");
+	}
 }
 
 static const struct stream_ops out_ops = {

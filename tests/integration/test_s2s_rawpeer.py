@@ -23,6 +23,7 @@ B5 = 'b5.test'   # no EKU extension: any usage
 # certificate names another domain): one each, as a failure backs off
 DB_INVALID, DB_ERROR, DB_CLOSE = 'invalid.test', 'error.test', 'close.test'
 DIRECT = 'direct.test'  # a raw peer parleyd reaches by direct TLS (XEP-0368)
+NOT_TLS = 'nottls.test'  # a raw peer that answers <starttls/> with no TLS at all
 SECRET_A = b'the dialback secret of a.test, for the raw tests'
 NS_SERVER = 'jabber:server'
 NS_BIDI = 'urn:xmpp:bidi'
@@ -130,7 +131,8 @@ def env(tmp_path_factory):
                    peers={B1: lst.getsockname()[1], B2: free_port(), B3: lst.getsockname()[1],
                           DB_INVALID: lst.getsockname()[1], DB_ERROR: lst.getsockname()[1],
                           DB_CLOSE: lst.getsockname()[1],
-                          DIRECT: 'tls://127.0.0.1:%d' % lst.getsockname()[1]},
+                          DIRECT: 'tls://127.0.0.1:%d' % lst.getsockname()[1],
+                          NOT_TLS: lst.getsockname()[1]},
                    s2s={'connect_timeout': '20s', 'dialback_secret_file': str(base / 'a-secret')},
                    ca=ca)
     a.start_with_users()
@@ -364,3 +366,27 @@ def test_direct_tls_sends_sni_and_alpn(env):
     finally:
         t.close()
         alice.close()
+
+
+def test_failed_tls_handshake_names_the_peer(env):
+    """A peer that says <proceed/> and then sends no TLS: the handshake
+    fails, the queued stanza bounces, and the log line says which remote
+    domain it was (not only the stream's address)."""
+    a, ca, lst = env
+    alice = RawClient(a.port, host=A, timeout=15)
+    alice.login('alice', 'alice-secret', resource='nt')
+    alice.send("<message to='x@%s' id='t1' type='chat'><body>tls</body></message>" % NOT_TLS)
+    lst.settimeout(20)
+    conn, _ = lst.accept()
+    p = Accepted(conn)
+    p.wait_header()
+    p.send(header(NOT_TLS, A, 'nt1') + "<stream:features><starttls xmlns='%s'><required/>"
+           "</starttls></stream:features>" % NS_TLS)
+    p.wait_for(lambda e: e.tag == q(NS_TLS, 'starttls'), what='starttls')
+    p.send("<proceed xmlns='%s'/>" % NS_TLS)
+    p.sock.sendall(b'this is not TLS at all\r\n' * 10)
+    el = alice.wait_for(lambda e: e.get('id') == 't1', what='the bounce')
+    assert stanza_error(el) == 'remote-server-not-found', tostr(el)
+    p.sock.close()
+    alice.close()
+    assert 's2s a.test -> %s: TLS handshake failed on stream' % NOT_TLS in a.log(), a.log()[-2000:]
