@@ -2088,6 +2088,16 @@ void s2s_list(struct buf *out)
 			buf_printf(out, "\t0\t%llu\n", (unsigned long long)in->st->id);
 		}
 	}
+	/* Domains backed off: the condition their stanzas bounce with, until
+	 * when, and the seconds left. */
+	for (struct backoff *b = backoffs; b != NULL; b = b->next) {
+		double now = ev_now(loop_);
+		if (b->until <= now)
+			continue;
+		buf_printf(out, "backoff\t%s\t-\t-\t%s\t", b->domain, stanza_error_name(b->error));
+		fmt_since(out, b->until);
+		buf_printf(out, "\t%.0f\t-\n", b->until - now + 0.5);
+	}
 }
 
 unsigned s2s_close_domain(const char *domain)

@@ -165,6 +165,12 @@ def test_iq_errors_for_remote_users_and_servers(fed, run):
         el = await iq(alice, 'get', 'y@' + DOWN, "<ping xmlns='urn:xmpp:ping'/>", timeout=20)
         assert stanza_error(el) == 'remote-server-not-found', tostr(el)
         assert time.monotonic() - t0 < 1.0
+        # parleyctl s2s-list shows the back-off: the condition, until
+        # when, the seconds left (s2s.backoff is 5 s here)
+        rows = [ln.split('\t') for ln in a.ctl('s2s-list').stdout.splitlines()]
+        backoff = [r for r in rows if r[0] == 'backoff' and r[1] == DOWN]
+        assert len(backoff) == 1, rows
+        assert backoff[0][4] == 'remote-server-not-found' and 0 < int(backoff[0][6]) <= 5, rows
         await logout(alice)
     run(go(), timeout=60)
 
