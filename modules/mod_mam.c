@@ -627,16 +627,19 @@ static enum hook_result mam_stanza_in(struct host *h, void *args, void *ctx)
 }
 
 /* A message a local user sends: archived in the sender's archive; its id
- * is hp->archive_id for the callbacks after this one. */
+ * is hp->archive_id for the callbacks after this one.  A message to the
+ * user's own account is archived once, as it comes in (mam_stanza_in):
+ * XEP-0313 keeps a stanza only once in one archive. */
 static enum hook_result mam_send(struct host *h, void *args, void *ctx)
 {
 	struct mam_state *ms = ctx;
 	struct hook_packet *hp = args;
-	(void)h;
 	if (hp->session == NULL || hp->to == NULL || stanza_kind(hp->stanza) != STANZA_MESSAGE ||
 	    !archivable(hp->stanza))
 		return HOOK_CONTINUE;
 	const char *user = hp->session->jid.node;
+	if (hp->to->node != NULL && strcmp(hp->to->node, user) == 0 && strcmp(hp->to->domain, h->name) == 0)
+		return HOOK_CONTINUE;
 	char *peer = jid_bare_string(hp->to);
 	bool yes;
 	enum mam_check check = decide(ms, user, peer, &yes);

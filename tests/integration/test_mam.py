@@ -216,6 +216,26 @@ def test_both_sides_and_stanza_id(server):
     cb.close()
 
 
+def test_message_to_self_archived_once(server):
+    """A message to one's own bare JID, or to one's own other resource, is
+    one stanza in one archive (XEP-0313): archived once, under the id its
+    copies carry."""
+    a = new_user(server)
+    c1 = login(server, a, resource='one')
+    c2 = login(server, a, resource='two')
+    chat(c1, jid(a), 'note to self')
+    chat(c1, jid(a) + '/two', 'to my other device')
+    m = c2.wait_message('to my other device')
+    sids = stanza_ids(m, jid(a))
+    sync(c1)
+    got = wait_archive(c1, 3, timeout=2)
+    bodies = [forwarded(r).findtext(q(NS_CLIENT, 'body')) for r in got]
+    assert bodies == ['note to self', 'to my other device'], bodies
+    assert got[1].find(q(NS_MAM, 'result')).get('id') == sids[0]
+    c1.close()
+    c2.close()
+
+
 def test_spoofed_stanza_id_removed(server):
     a, b = new_user(server), new_user(server)
     ca, cb = login(server, a), login(server, b)
