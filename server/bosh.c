@@ -6,11 +6,13 @@
  * SASL, binding, stream management and limits.  Each POSTed <body/> is
  * checked (rid, sid) and its payload fed to the stream's parser in rid
  * order (the bytes between the tags, once: see "the direct path");
- * xmpp:restart='true' feeds a new stream header, type='terminate' the
- * stream's end.  What c2s writes is split into elements (the stream
- * header dropped) and queued; a request is answered as soon as something
- * is queued, or empty after 'wait' seconds; at most 'hold' requests are
- * kept (an older one is answered empty when one more comes).
+ * xmpp:restart='true' feeds a new stream header (to the domain of the
+ * creation request when it names none), type='terminate' the stream's
+ * end.  What c2s writes is split into elements (the stream header
+ * dropped) and queued; a stream error ends the session with
+ * 'remote-stream-error' (XEP-0206).  A request is answered as soon as
+ * something is queued, or empty after 'wait' seconds; at most 'hold'
+ * requests are kept (an older one is answered empty when one more comes).
  *
  * Invariants:
  * - Requests are handled in rid order: one that arrives early (within the
@@ -91,6 +93,7 @@ struct bosh_req {
 
 struct bosh_session {
 	char sid[33];
+	char *domain; /* 'to' at creation: a restart without one is for it */
 	struct stream *st;
 	struct ev_loop *loop;
 	uint64_t rid; /* the last rid handled */
@@ -209,10 +212,18 @@ static void bosh_reply_body(const struct http_request *rq, struct http_reply *r,
 static void bosh_out_part(void *ctx, enum websocket_out_kind kind, const char *p, size_t len)
 {
 	struct bosh_session *s = ctx;
-	if (kind == WS_OUT_ELEMENT)
+	if (kind == WS_OUT_ELEMENT) {
 		buf_append(&s->out, p, len);
-	else if (kind == WS_OUT_END)
+		/* XEP-0206 section 2: a <body/> with a stream error terminates
+		 * the session with 'remote-stream-error' (the stream ends) */
+		if (len > 14 && memcmp(p, "<stream:error", 13) == 0 &&
+		    (p[13] == '>' || p[13] == ' ' || p[13] == '/')) {
+			s->ended = true;
+			s->condition = "remote-stream-error";
+		}
+	} else if (kind == WS_OUT_END) {
 		s->ended = true;
+	}
 }
 
 static void bosh_output(struct stream *st, const char *data, size_t len)
@@ -514,9 +525,9 @@ static void bosh_handle(struct bosh_session *s, uint64_t rid, struct xml_node *b
 	}
 	s->rid = rid;
 	s->st->last_in = now;
-	if (restarting) {
+	if (restarting) { /* 'to' may be left out: the session's domain */
 		const char *to = xml_attr(body, "to");
-		bosh_stream_header(s, to != NULL ? to : "");
+		bosh_stream_header(s, to != NULL ? to : s->domain);
 	}
 	/* element by element, so that a rate limit holds the rest back */
 	for (const char *p = inner, *end = inner + inner_len, *e; inner != NULL && p < end; p = e) {
@@ -583,6 +594,7 @@ static void bosh_free(struct stream *st)
 	buf_free(&s->out);
 	held_input_free(&s->input);
 	bosh_acked(s, UINT64_MAX);
+	free(s->domain);
 	free(s);
 	st->transport_ctx = NULL;
 }
@@ -800,6 +812,7 @@ static void bosh_create(const struct http_request *rq, struct http_reply *r, str
 	}
 	struct bosh_session *s = xcalloc(1, sizeof(*s));
 	random_id(s->sid, BOSH_SID_LEN);
+	s->domain = xstrdup(to);
 	s->loop = server.loop;
 	s->maxpause = hc->bosh_max_pause;
 	s->polling = hc->bosh_polling;

@@ -232,6 +232,48 @@ def test_stream_error_ends_the_session(srv):
     err = body.find(q(NS_STREAM, 'error'))
     assert err is not None, ET.tostring(body)
     assert err.find(q('urn:ietf:params:xml:ns:xmpp-streams', 'not-authorized')) is not None
+    # XEP-0206 section 2: a <body/> with a <stream:error/> says so
+    assert body.get('condition') == 'remote-stream-error', ET.tostring(body)
+
+
+def test_conflict_ends_the_held_request_with_its_stream_error(srv):
+    """A second session binding the same resource replaces the first: the
+    request the first one holds gets the <stream:error/> with <conflict/>
+    in a terminating <body/> whose condition is 'remote-stream-error'."""
+    resource = unique('same-')
+    first = Bosh(srv, wait=5)
+    first.login('alice', srv.password('alice'), resource)
+    first.rid += 1
+    held = first.request(first.rid)
+    time.sleep(0.3)
+    second = Bosh(srv, wait=5)
+    second.login('alice', srv.password('alice'), resource)
+    body = response(held)
+    while body.get('type') != 'terminate':
+        first.rid += 1
+        body = response(first.request(first.rid))
+    err = body.find(q(NS_STREAM, 'error'))
+    assert err is not None, ET.tostring(body)
+    assert err.find(q('urn:ietf:params:xml:ns:xmpp-streams', 'conflict')) is not None, ET.tostring(body)
+    assert body.get('condition') == 'remote-stream-error', ET.tostring(body)
+    second.send(PING % 'still-here')
+    second.wait_for(lambda e: e.tag == q(NS_CLIENT, 'iq') and e.get('id') == 'still-here')
+
+
+def test_restart_without_to(srv):
+    """XEP-0206 section 5: a restart request need not repeat 'to'; the
+    stream restarts for the session's domain."""
+    b = Bosh(srv)
+    b.create()
+    token = base64.b64encode(('\0%s\0%s' % ('bob', srv.password('bob'))).encode()).decode()
+    b.send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>" % (NS_SASL, token))
+    b.wait_for(lambda e: e.tag == q(NS_SASL, 'success'))
+    body = b.send(attrs=" xmpp:restart='true'")
+    assert body.get('type') != 'terminate', ET.tostring(body)
+    b.wait_for(lambda e: e.tag == q(NS_STREAM, 'features'))
+    b.send("<iq xmlns='jabber:client' type='set' id='b1'><bind xmlns='%s'/></iq>" % NS_BIND)
+    iq = b.wait_for(lambda e: e.tag == q(NS_CLIENT, 'iq') and e.get('id') == 'b1')
+    assert iq.get('type') == 'result', ET.tostring(iq)
 
 
 def test_client_gone_while_held(srv):
