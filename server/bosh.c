@@ -20,8 +20,10 @@
  *   answered whose answer is still kept (the last BOSH_KEEP ones, fewer
  *   once the client acknowledges them) gets the same answer again; the
  *   last rid, sent again after its connection broke before an answer,
- *   waits again (its input is not taken twice); any other rid ends the
- *   session (item-not-found).
+ *   waits again (its input is not taken twice); a rid sent again while
+ *   its first copy still waits (held, or early) takes that copy's place,
+ *   and the copy is answered empty (it counts once against 'requests');
+ *   any other rid ends the session (item-not-found).
  * - More unanswered requests than 'requests' (hold + 1) end the session
  *   (policy-violation), and so does polling too often (XEP-0124 sections
  *   11 and 12; see bosh_too_frequent): an empty request that arrived
@@ -431,12 +433,16 @@ static void bosh_hold(struct bosh_session *s, uint64_t rid, struct http_reply *r
 	bosh_schedule(s);
 }
 
-static bool bosh_rid_held(const struct bosh_session *s, uint64_t rid)
+/* The request with rid still waiting (held, or early), or NULL. */
+static struct bosh_req *bosh_waiting(const struct bosh_session *s, uint64_t rid)
 {
 	for (size_t i = 0; i < s->nheld; i++)
 		if (s->held[i]->rid == rid)
-			return true;
-	return false;
+			return s->held[i];
+	for (size_t i = 0; i < s->nearly; i++)
+		if (s->early[i]->rid == rid)
+			return s->early[i];
+	return NULL;
 }
 
 /* End the session for a terminal binding condition: r (if any) and the
@@ -920,7 +926,20 @@ static void bosh_handler(void *ctx, const struct http_request *rq, struct http_r
 		http_reply_send(r, 200, "text/xml; charset=utf-8", kept->text, strlen(kept->text));
 		return;
 	}
-	if (rid == s->rid && !bosh_rid_held(s, rid)) {
+	struct bosh_req *waiting = bosh_waiting(s, rid);
+	if (waiting != NULL) {
+		/* sent again while the first copy waits (its connection broke
+		 * unseen): the copy takes its place, its input is taken once, and
+		 * the first is answered empty */
+		xml_unref(&body);
+		struct http_reply *first = waiting->r;
+		waiting->r = r;
+		http_reply_on_cancel(r, bosh_req_cancel, waiting);
+		http_reply_on_cancel(first, NULL, NULL);
+		bosh_reply_body(rq, first, "");
+		return;
+	}
+	if (rid == s->rid) {
 		/* sent again after its connection broke, before it was answered:
 		 * its input was taken; it waits for output again */
 		xml_unref(&body);

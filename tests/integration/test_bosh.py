@@ -216,6 +216,65 @@ def test_early_rid_waits_for_its_turn(srv):
     bob.close()
 
 
+def test_repeated_early_rid_takes_the_place_of_the_first(srv):
+    """hold='2', wait='2': a request that came early and is sent again
+    before its turn (XEP-0124 section 14.3) takes the place of the first
+    copy, which is answered empty at once; it is answered within 'wait'
+    once the rid before it comes, is taken once and is not counted twice
+    against 'requests'."""
+    bob = RawClient(srv.port)
+    bob.login('bob', srv.password('bob'), resource=unique('tcp-'))
+    b = Bosh(srv, wait=2, hold=2)
+    b.login('erin', srv.password('erin'), unique('again-'))
+    conns = [b.connect(), b.connect()]
+    start = time.monotonic()
+    b.request(b.rid + 2, msg(bob.jid, 'early'), conn=conns[0])
+    time.sleep(0.3)
+    b.request(b.rid + 2, msg(bob.jid, 'early'), conn=conns[1])   # the same again
+    body = response(conns[0])                                     # the first copy
+    assert len(body) == 0 and body.get('type') is None, ET.tostring(body)
+    assert time.monotonic() - start < 1.5
+    first = b.request(b.rid + 1)
+    for c in (first, conns[1]):
+        body = response(c)
+        assert body.get('type') != 'terminate', ET.tostring(body)
+    assert time.monotonic() - start < 4.5    # 'wait' is 2 s
+    b.rid += 2
+    assert delivered_before(bob, 'early') == ['early']
+    b.send(msg(bob.jid, 'after'))
+    assert delivered_before(bob, 'after') == ['after']
+    for c in conns:
+        c.close()
+    bob.close()
+
+
+def test_repeated_held_rid_takes_the_place_of_the_first(srv):
+    """The latest rid sent again while the first copy is still held (its
+    connection broke, the server did not see it go): the first copy is
+    answered empty at once, the repeat waits in its place and gets the
+    output; the session goes on."""
+    bob = RawClient(srv.port)
+    bob.login('bob', srv.password('bob'), resource=unique('tcp-'))
+    b = Bosh(srv, wait=3)
+    jid = b.login('carol', srv.password('carol'), unique('held-again-'))
+    b.rid += 1
+    held = b.request(b.rid)
+    time.sleep(0.3)
+    second = b.connect()
+    b.request(b.rid, conn=second)
+    body = response(held)
+    assert len(body) == 0 and body.get('type') is None, ET.tostring(body)
+    bob.send("<message to='%s' type='chat'><body>to-the-repeat</body></message>" % jid)
+    body = response(second)
+    assert body.get('type') != 'terminate', ET.tostring(body)
+    assert body.findtext('%s/%s' % (q(NS_CLIENT, 'message'), q(NS_CLIENT, 'body'))) == 'to-the-repeat', \
+        ET.tostring(body)
+    second.close()
+    b.send(PING % 'after-repeat')
+    b.wait_for(lambda e: e.tag == q(NS_CLIENT, 'iq') and e.get('id') == 'after-repeat')
+    bob.close()
+
+
 def test_inactive_session_ends(srv):
     b = Bosh(srv)
     b.login('carol', srv.password('carol'), unique('idle-'))
