@@ -7,8 +7,8 @@
  * the host asks it for a slot (<request filename size content-type/>) and
  * gets a PUT URL and a GET URL under the configured base URL: the PUT URL
  * carries an expiry, the owner and an HMAC-SHA256 over (path, size,
- * content-type, expiry, owner) keyed by the module's secret (secret_file,
- * or random at start).  Because all of a slot is in its signed PUT URL, a
+ * content-type, empty when the request named none, expiry, owner) keyed by
+ * the module's secret (secret_file, or random at start).  Because all of a slot is in its signed PUT URL, a
  * URL from before a restart (same secret_file) is taken up again.
  *
  * The HTTP side is mounted at `path` on every http listener (one mount
@@ -121,7 +121,8 @@ struct slot {
 	struct upload *up;
 	char *owner; /* the user's node */
 	char *filename;
-	char *ctype;
+	char *ctype;      /* what GET serves */
+	bool ctype_named; /* the slot request named it: a PUT must match it */
 	size_t size;
 	double put_expires; /* wall clock */
 	double stored_at;   /* wall clock (mtime for a scanned file) */
@@ -193,6 +194,7 @@ static void slot_free(struct slot *s)
 	free(s);
 }
 
+/* ctype NULL: a slot that names no content type (the PUT's is taken). */
 static struct slot *slot_add(struct upload *up, const char *id, const char *owner, const char *filename,
                              const char *ctype, size_t size)
 {
@@ -201,7 +203,8 @@ static struct slot *slot_add(struct upload *up, const char *id, const char *owne
 	s->up = up;
 	s->owner = xstrdup(owner);
 	s->filename = xstrdup(filename);
-	s->ctype = xstrdup(ctype);
+	s->ctype = xstrdup(ctype != NULL ? ctype : "application/octet-stream");
+	s->ctype_named = ctype != NULL;
 	s->size = size;
 	htab_add(&slots, &s->link, hash_str(s->id));
 	return s;
@@ -262,6 +265,50 @@ static bool valid_ctype(const char *c)
 		if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\')
 			return false;
 	return true;
+}
+
+/* The next ';'-separated piece of a media type at *p, without the
+ * whitespace around it (RFC 9110 section 5.6.6); false at the end. */
+static bool ctype_piece(const char **p, const char **piece, size_t *len)
+{
+	const char *s = *p;
+	while (*s == ' ' || *s == '\t' || *s == ';')
+		s++;
+	if (*s == '\0')
+		return false;
+	const char *e = strchr(s, ';');
+	if (e == NULL)
+		e = s + strlen(s);
+	*p = e;
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	*piece = s;
+	*len = (size_t)(e - s);
+	return true;
+}
+
+/* Two valid_ctype media types are the same (RFC 9110 section 8.3.1): type,
+ * subtype and parameter names in any case, the charset's value too, other
+ * values exactly, in the same order; whitespace around ';' does not count. */
+static bool ctype_same(const char *a, const char *b)
+{
+	for (bool first = true;; first = false) {
+		const char *pa, *pb;
+		size_t la, lb;
+		bool ha = ctype_piece(&a, &pa, &la), hb = ctype_piece(&b, &pb, &lb);
+		if (!ha || !hb)
+			return ha == hb;
+		if (la != lb)
+			return false;
+		const char *eq = first ? NULL : memchr(pa, '=', la);
+		size_t name = eq != NULL ? (size_t)(eq - pa) : la;
+		if (strncasecmp(pa, pb, name) != 0)
+			return false;
+		bool fold = name == 7 && strncasecmp(pa, "charset", 7) == 0;
+		if (fold ? strncasecmp(pa + name, pb + name, la - name) != 0
+		         : memcmp(pa + name, pb + name, la - name) != 0)
+			return false;
+	}
 }
 
 static void pct_encode(struct buf *b, const char *s)
@@ -411,9 +458,9 @@ static void request_slot(struct upload *up, struct xml_node *iq, const struct xm
 		iq_error_app(iq, to, from, SE_NOT_ACCEPTABLE, "the file name is not acceptable", NULL);
 		return;
 	}
-	if (ctype == NULL || *ctype == '\0')
-		ctype = "application/octet-stream";
-	if (!valid_ctype(ctype)) {
+	if (ctype != NULL && *ctype == '\0')
+		ctype = NULL; /* none named: the PUT's is taken */
+	if (ctype != NULL && !valid_ctype(ctype)) {
 		iq_error_app(iq, to, from, SE_BAD_REQUEST, "the content type is not valid", NULL);
 		return;
 	}
@@ -455,7 +502,7 @@ static void request_slot(struct upload *up, struct xml_node *iq, const struct xm
 	s->put_expires = now + up->set->put_timeout;
 	long long e = (long long)s->put_expires;
 	char sig[65];
-	put_signature(up, id, filename, s->size, ctype, e, s->owner, sig);
+	put_signature(up, id, filename, s->size, ctype != NULL ? ctype : "", e, s->owner, sig);
 
 	struct buf get = { 0 };
 	buf_printf(&get, "%s%s/", up->url, id);
@@ -929,10 +976,14 @@ static struct slot *slot_revive(const char *prefix, const struct http_request *r
 		     up != NULL && owner_len > 0 && strlen((char *)owner) == owner_len; up = up->next) {
 			if (strcmp(up->set->path, prefix) != 0)
 				continue;
-			char want[65];
+			/* signed with the PUT's type, or with none (the slot
+			 * named none) */
+			char want[65], untyped[65];
 			put_signature(up, id, slash + 1, size, ct, expires, (char *)owner, want);
-			if (secure_memeq(v, want, 64)) {
-				found = slot_add(up, id, (char *)owner, slash + 1, ct, size);
+			put_signature(up, id, slash + 1, size, "", expires, (char *)owner, untyped);
+			bool typed = secure_memeq(v, want, 64);
+			if (typed || secure_memeq(v, untyped, 64)) {
+				found = slot_add(up, id, (char *)owner, slash + 1, typed ? ct : NULL, size);
 				found->put_expires = (double)expires;
 				log_info("upload %s: slot %s of %s@%s taken up again", up->domain, id,
 				         found->owner, up->h->name);
@@ -1193,7 +1244,8 @@ static void handle_put(const struct http_request *rq, struct http_reply *r, cons
 	bool sig_ok = false;
 	if (e != NULL && v != NULL && *e != '\0' && strlen(e) < 20 && strspn(e, "0123456789") == strlen(e)) {
 		expires = strtoll(e, NULL, 10);
-		put_signature(s->up, s->id, s->filename, s->size, s->ctype, expires, s->owner, want);
+		put_signature(s->up, s->id, s->filename, s->size, s->ctype_named ? s->ctype : "", expires,
+		              s->owner, want);
 		sig_ok = strlen(v) == 64 && secure_memeq(v, want, 64);
 	}
 	free(e);
@@ -1222,9 +1274,15 @@ static void handle_put(const struct http_request *rq, struct http_reply *r, cons
 		return;
 	}
 	const char *ct = http_request_header(rq, "Content-Type");
-	if (ct != NULL && strcasecmp(ct, s->ctype) != 0) {
+	if (s->ctype_named && ct != NULL && !ctype_same(ct, s->ctype)) {
 		http_reply_error(r, 415, "the content type differs from the slot's");
 		return;
+	}
+	if (!s->ctype_named) {
+		/* XEP-0363 leaves the type to the PUT when the slot named none:
+		 * it is served as that when valid, else as bytes */
+		free(s->ctype);
+		s->ctype = xstrdup(ct != NULL && valid_ctype(ct) ? ct : "application/octet-stream");
 	}
 	struct put *p = xcalloc(1, sizeof(*p));
 	memcpy(p->id, s->id, sizeof(p->id));

@@ -280,6 +280,48 @@ def test_put_checks(srv, run):
     assert request(srv, 'DELETE', path_of(get_url))[0] == 405
 
 
+def test_slot_without_content_type(srv, run):
+    """XEP-0363: a PUT is refused for its Content-Type only when the slot
+    named one.  A slot requested without one takes the PUT's (served as
+    that when it is a valid media type), or application/octet-stream."""
+    data = b'\x89PNG' + b'p' * 96
+
+    async def go():
+        alice = await login(srv, 'alice')
+        got = [urls(await slot(alice, 'pic%d.png' % i, len(data), ctype=None)) for i in range(3)]
+        await logout(alice)
+        return got
+    (put1, get1), (put2, get2), (put3, get3) = run(go())
+    assert put(srv, put1, data, 'image/png')[0] == 201
+    status, headers, body = request(srv, 'GET', path_of(get1))
+    assert status == 200 and body == data and headers['content-type'] == 'image/png'
+    assert put(srv, put2, data, 'no-media-type')[0] == 201
+    assert request(srv, 'GET', path_of(get2))[1]['content-type'] == 'application/octet-stream'
+    status = request(srv, 'PUT', path_of(put3), data, {'Content-Length': str(len(data))})[0]
+    assert status == 201
+    assert request(srv, 'GET', path_of(get3))[1]['content-type'] == 'application/octet-stream'
+
+
+def test_content_type_compared_as_a_media_type(srv, run):
+    """The slot's type and the PUT's match as media types (RFC 9110
+    section 8.3.1): type and subtype in any case, parameters with or
+    without whitespace around ';'; another parameter value is refused."""
+    data = b't' * 40
+
+    async def go():
+        alice = await login(srv, 'alice')
+        a = await slot(alice, 'a.txt', len(data), ctype='text/plain; charset=utf-8')
+        await logout(alice)
+        return urls(a)
+    put_url, get_url = run(go())
+    assert put(srv, put_url, data, 'text/plain; charset=latin1')[0] == 415
+    assert put(srv, put_url, data, 'text/plain')[0] == 415
+    assert put(srv, put_url, data, 'Text/Plain;charset=UTF-8')[0] == 201
+    status, headers, body = request(srv, 'GET', path_of(get_url))
+    assert status == 200 and body == data
+    assert headers['content-type'] == 'text/plain; charset=utf-8'
+
+
 def test_attachment_and_safe_filename(srv, run):
     data = b'<html><script>alert(1)</script></html>'
     name = 'r\u00e9sum\u00e9 "final".html'
@@ -432,9 +474,11 @@ def test_restart_keeps_files_and_quota(srv, run):
         a = await slot(c, 'kept.bin', len(data))
         unused = await slot(c, 'unused.bin', 10)
         forged = await slot(c, 'forged.bin', 10)
+        untyped = await slot(c, 'untyped.png', 10, ctype=None)
         await logout(c)
-        return str(c.boundjid.user), urls(a), urls(unused), urls(forged)
-    user, (put_url, get_url), (unused_put, unused_get), (forged_put, _) = run(before())
+        return str(c.boundjid.user), urls(a), urls(unused), urls(forged), urls(untyped)
+    user, (put_url, get_url), (unused_put, unused_get), (forged_put, _), (untyped_put, untyped_get) \
+        = run(before())
     assert put(srv, put_url, data)[0] == 201
     srv.stop()
     srv.start()
@@ -454,11 +498,14 @@ def test_restart_keeps_files_and_quota(srv, run):
     assert put(srv, unused_put, b'x' * 10)[0] == 201
     assert put(srv, unused_put, b'x' * 10)[0] == 409
     assert request(srv, 'GET', path_of(unused_get))[2] == b'x' * 10
+    # one that named no content type takes the PUT's after a restart too
+    assert put(srv, untyped_put, b'y' * 10, 'image/png')[0] == 201
+    assert request(srv, 'GET', path_of(untyped_get))[1]['content-type'] == 'image/png'
 
     async def after():
         c = await login(srv, user, password='upload-secret')
         over = await slot(c, 'more.bin', 200 * 1024)
-        ok = await slot(c, 'less.bin', 100 * 1024 - 20)
+        ok = await slot(c, 'less.bin', 100 * 1024 - 30)
         await logout(c)
         return over, ok
     over, ok = run(after())
