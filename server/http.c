@@ -372,6 +372,17 @@ static bool http_streaming_target(struct http_conn *c)
 	return streaming;
 }
 
+/* RFC 9110 section 10.1.1: a request that expects 100-continue gets it
+ * as soon as its headers are accepted, not after its body; an HTTP/1.0
+ * one's expectation is ignored. */
+static void http_expect_continue(struct http_conn *c)
+{
+	const char *expect = http_request_header(&c->rq, "Expect");
+	if (expect != NULL && strcasecmp(expect, "100-continue") == 0 &&
+	    (c->parser.http_major > 1 || (c->parser.http_major == 1 && c->parser.http_minor >= 1)))
+		stream_write_raw(c->st, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+}
+
 static int on_headers_complete(http_parser *p)
 {
 	struct http_conn *c = conn_of(p);
@@ -391,6 +402,8 @@ static int on_headers_complete(http_parser *p)
 		return http_limit(c, 413);
 	c->in_body = body;
 	c->body_last = ev_now(c->st->loop);
+	if (body)
+		http_expect_continue(c);
 	return 0;
 }
 
@@ -641,9 +654,7 @@ void http_reply_take_body(struct http_reply *r, const struct http_body_ops *ops,
 	c->body_got = 0;
 	c->body_paused = false;
 	c->body_last = ev_now(c->st->loop);
-	const char *expect = http_request_header(&c->rq, "Expect");
-	if (expect != NULL && strcasecmp(expect, "100-continue") == 0)
-		stream_write_raw(c->st, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	http_expect_continue(c);
 	/* the caller's http_process goes on reading after the handler */
 }
 

@@ -214,6 +214,39 @@ def test_gigabyte_content_length_refused_unread(srv):
     assert get(srv.http_port, '/.well-known/host-meta')[0] == 200
 
 
+def test_expect_100_continue(srv):
+    """RFC 9110 section 10.1.1: a request with 'Expect: 100-continue'
+    whose headers are accepted gets 100 Continue before it sends its body;
+    one refused by its headers gets the final status instead, and an
+    HTTP/1.0 request's expectation is ignored."""
+    body = (b"<body xmlns='http://jabber.org/protocol/httpbind' rid='1' to='test.local'"
+            b" wait='1' hold='1'/>")
+    head = (b'POST /http-bind HTTP/1.%d\r\nHost: test.local\r\nContent-Type: text/xml; charset=utf-8\r\n'
+            b'Expect: 100-continue\r\nContent-Length: %d\r\n\r\n')
+    s = connect(srv.http_port, timeout=3)
+    r = Reader(s)
+    s.sendall(head % (1, len(body)))
+    assert r.response()[0] == 100
+    s.sendall(body)
+    status, _, data = r.response()
+    assert status == 200 and b'sid=' in data, data
+    s.close()
+    s = connect(srv.http_port, timeout=3)
+    r = Reader(s)
+    s.sendall(head % (1, 1 << 30))
+    status, headers, _ = r.response()
+    assert status == 413 and headers['connection'] == 'close'
+    s.close()
+    s = connect(srv.http_port, timeout=3)
+    r = Reader(s)
+    s.sendall(head % (0, len(body)))
+    time.sleep(0.5)
+    s.sendall(body)
+    status, _, data = r.response()
+    assert status == 200 and b'sid=' in data, data
+    s.close()
+
+
 def test_too_many_headers(srv):
     s = connect(srv.http_port)
     hdrs = ''.join('X-H%d: v\r\n' % i for i in range(30))
