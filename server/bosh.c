@@ -795,6 +795,26 @@ static struct xml_node *bosh_split(const char *data, size_t len, const struct xm
 
 /* ---- the handler ------------------------------------------------------------------ */
 
+/* XEP-0124 section 7.2: the version the creation answer says is the
+ * client's 'ver' or ours (1.11), whichever is lower, as major and minor
+ * numbers; ours when the client's is not a version. */
+static void bosh_version(const char *ver, unsigned long *major, unsigned long *minor)
+{
+	*major = 1;
+	*minor = 11;
+	if (ver == NULL || *ver < '0' || *ver > '9')
+		return;
+	char *end;
+	unsigned long ma = strtoul(ver, &end, 10);
+	if (*end != '.' || end[1] < '0' || end[1] > '9')
+		return;
+	unsigned long mi = strtoul(end + 1, &end, 10);
+	if (*end != '\0' || ma > *major || (ma == *major && mi >= *minor))
+		return;
+	*major = ma;
+	*minor = mi;
+}
+
 static void bosh_create(const struct http_request *rq, struct http_reply *r, struct xml_node *body,
                         uint64_t rid)
 {
@@ -848,13 +868,15 @@ static void bosh_create(const struct http_request *rq, struct http_reply *r, str
 	s->rid = rid;
 	bosh_stream_header(s, to);
 	/* the creation answer: the session's attributes and the features */
+	unsigned long ver_major, ver_minor;
+	bosh_version(xml_attr(body, "ver"), &ver_major, &ver_minor);
 	struct buf b = { 0 };
 	buf_printf(&b,
 	           "<body xmlns='" NS_HTTPBIND "' xmlns:xmpp='" NS_XBOSH "' xmlns:stream='" NS_STREAM
 	           "' sid='%s' wait='%llu' hold='%llu' requests='%llu' inactivity='%.0f' polling='%.0f' "
-	           "ver='1.11' xmpp:version='1.0' from='",
+	           "ver='%lu.%lu' xmpp:version='1.0' from='",
 	           s->sid, (unsigned long long)wait, (unsigned long long)hold, (unsigned long long)hold + 1,
-	           s->inactivity, s->polling);
+	           s->inactivity, s->polling, ver_major, ver_minor);
 	xml_escape(&b, to, strlen(to), true);
 	buf_append_str(&b, "'");
 	if (s->maxpause > 0)

@@ -540,6 +540,19 @@ def test_terminate_delivers_its_payload(srv):
     bob.close()
 
 
+def test_version_is_the_lower_of_both(srv):
+    """XEP-0124 section 7.2: 'ver' in the creation answer is the client's
+    version or the highest the server implements (1.11), whichever is
+    lower; versions compare as major and minor numbers."""
+    for asked, said in (('1.6', '1.6'), ('1.11', '1.11'), ('1.20', '1.11'), ('2.0', '1.11'),
+                        ('1.9', '1.9'), ('junk', '1.11')):
+        b = Bosh(srv)
+        body = b.post(attrs=" to='%s' wait='1' hold='1' ver='%s' xmpp:version='1.0'" % (HOST, asked))
+        assert body.get('sid') and body.get('ver') == said, (asked, ET.tostring(body))
+        b.sid = body.get('sid')
+        b.send(attrs=" type='terminate'")
+
+
 def test_bad_sid_length(srv):
     b = Bosh(srv)
     b.create()
