@@ -11,7 +11,8 @@
  * Input: each text message must be valid UTF-8 (else close 1007) and one
  * complete element (else <not-well-formed/>).  <open/> is fed to the stream's XML parser as the stream header
  * it stands for, <close/> as </stream:stream>, anything else as it is.
- * Binary messages are refused (close 1003), frame errors close with 1002.
+ * Binary messages are refused (close 1003), frame errors close with 1002
+ * (those wslay's frame parser finds too: see ws_fail_frame).
  *
  * Output: c2s writes what it writes over TCP; the transport splits it into
  * its top-level elements (it is our own serialiser's output: complete
@@ -173,6 +174,26 @@ static void ws_fail(struct ws *ws, uint16_t code, const char *reason)
 	         code, reason);
 	wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, strlen(reason));
 	wslay_event_shutdown_read(ws->ctx);
+	ws->failed = true;
+}
+
+/* A frame wslay's frame parser refused (a control frame over 125 bytes or
+ * fragmented, a reserved opcode): wslay queued a close frame without a
+ * code and gave up; RFC 6455 §7.1.7 wants 1002, so that one is dropped and
+ * ours written instead, after what is already framed. */
+static void ws_fail_frame(struct ws *ws)
+{
+	static const char reason[] = "frame breaks RFC 6455";
+	unsigned char f[4 + sizeof(reason) - 1];
+	f[0] = 0x88; /* FIN and the close opcode; a server's frames are not masked */
+	f[1] = (unsigned char)(2 + sizeof(reason) - 1);
+	f[2] = (unsigned char)(WSLAY_CODE_PROTOCOL_ERROR >> 8);
+	f[3] = (unsigned char)(WSLAY_CODE_PROTOCOL_ERROR & 0xff);
+	memcpy(f + 4, reason, sizeof(reason) - 1);
+	log_info("websocket %llu from %s: closing with %u: %s", (unsigned long long)ws->st->id, ws->st->ip,
+	         WSLAY_CODE_PROTOCOL_ERROR, reason);
+	wslay_event_shutdown_write(ws->ctx);
+	stream_write_raw(ws->st, (const char *)f, sizeof(f));
 	ws->failed = true;
 }
 
@@ -357,6 +378,12 @@ static bool ws_input(struct stream *st, const char *data, size_t len)
 	ws->in_recv = false;
 	ws->in = NULL;
 	ws->in_len = 0;
+	if (r == WSLAY_ERR_CALLBACK_FAILURE && !st->dead && !wslay_event_get_close_sent(ws->ctx)) {
+		/* our callbacks do not fail: the frame parser refused a frame */
+		ws_fail_frame(ws);
+		stream_finish(st);
+		return false;
+	}
 	if (r < 0) {
 		log_info("websocket %llu from %s: read failed (%d)", (unsigned long long)st->id, st->ip, r);
 		stream_abort(st);

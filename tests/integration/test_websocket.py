@@ -353,6 +353,19 @@ def test_unmasked_frame(srv, witness):
     witness.check_all()
 
 
+@pytest.mark.parametrize('bad', [frame(OP_PING, b'x' * 126), frame(OP_PING, b'ab', fin=False)],
+                         ids=['ping-over-125-bytes', 'fragmented-ping'])
+def test_bad_control_frame(srv, witness, bad):
+    """RFC 6455 section 5.5: a control frame is at most 125 bytes and not
+    fragmented; one that breaks this fails the connection with a close
+    frame 1002 (section 7.1.7), not a dropped TCP connection."""
+    c = logged_in(srv)
+    c.send_frame(bad)
+    assert c.wait_close_code() == 1002
+    c.close()
+    witness.check_all()
+
+
 def test_oversized_message(srv, witness):
     c = logged_in(srv)
     big = "<message to='%s'><body>%s</body></message>" % (HOST, 'x' * (70 * 1024))  # over 64K
