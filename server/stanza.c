@@ -106,9 +106,12 @@ struct xml_node *stanza_error_reply(const struct xml_node *el, enum stanza_error
 		return NULL;
 	struct xml_node *r = reply_root(el, "error");
 	/* RFC 6120 §8.3.1: the original payload MAY be included; keeping it
-	 * lets the sender see which request failed. */
+	 * lets the sender see which request failed.  Not a <stanza-id/>: an
+	 * archive on the way in added it (XEP-0359), and its id is for the
+	 * archive's owner alone (XEP-0313). */
 	for (const struct xml_node *ch = el->children; ch != NULL; ch = ch->next)
-		if (ch->type == XML_ELEMENT && !xml_is(ch, "error", NULL))
+		if (ch->type == XML_ELEMENT && !xml_is(ch, "error", NULL) &&
+		    !xml_is(ch, "stanza-id", "urn:xmpp:sid:0"))
 			xml_append_copy(r, ch);
 	const struct condition *c = stanza_condition(e);
 	struct xml_node *err = xml_add_child(r, "error", NULL);

@@ -271,6 +271,8 @@ def test_quota_full_bounces_resource_constraint(quota_server):
         err = bounce_for(a, bodies[2])
         assert stanza_error(err) == 'resource-constraint', tostr(err)
         assert err.get('from') == '%s@%s' % (user, HOST), tostr(err)
+        # the recipient's archive id stays the recipient's (XEP-0313)
+        assert err.find(q('urn:xmpp:sid:0', 'stanza-id')) is None, tostr(err)
         no_message(a, 0.5)          # the first two were kept
         assert srv.db_rows('offline_messages', user) == 2
         b = come_online(srv, user, pw)
