@@ -371,6 +371,18 @@ int ps_config_apply(struct ps_config *c, const struct xml_node *x, const struct 
 	return 0;
 }
 
+const char *ps_config_unknown_field(const struct xml_node *x)
+{
+	for (struct xml_node *fl = xml_first_element(x); fl != NULL; fl = xml_next(fl, NULL, NULL)) {
+		if (!xml_is(fl, "field", NS_XDATA))
+			continue;
+		const char *var = xml_attr(fl, "var");
+		if (var != NULL && strcmp(var, "FORM_TYPE") != 0 && field_find(var) == NULL)
+			return var;
+	}
+	return NULL;
+}
+
 bool ps_config_meets(const struct ps_config *c, const struct xml_node *x, const struct pubsub_settings *s,
                      const char **text_r)
 {

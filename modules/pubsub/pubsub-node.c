@@ -1059,6 +1059,7 @@ struct publish_args {
 	const char *node;
 	const char *id;
 	const struct xml_node *payload;
+	bool item;                      /* the publish has an <item/> */
 	const struct xml_node *options; /* publish-options form, or NULL */
 	const struct ps_config *create_cfg;
 	const char *origin;
@@ -1107,8 +1108,8 @@ static int publish(struct ps_owner *o, const struct publish_args *a, enum stanza
 			ps_config_defaults(&cfg, st->set, is_pep(o));
 		if (a->options != NULL) {
 			enum stanza_error e;
-			const char *t;
-			if (ps_config_apply(&cfg, a->options, st->set, &e, &t) < 0) {
+			const char *t = ps_config_unknown_field(a->options);
+			if (t != NULL || ps_config_apply(&cfg, a->options, st->set, &e, &t) < 0) {
 				ps_config_clear(&cfg);
 				free(text);
 				*e_r = SE_CONFLICT;
@@ -1137,10 +1138,19 @@ static int publish(struct ps_owner *o, const struct publish_args *a, enum stanza
 			return -1;
 		}
 	}
-	if (a->payload == NULL && n->cfg.deliver_payloads && n->cfg.persist_items) {
+	/* §7.1.3.6: a persistent node needs an item, a payload node a
+	 * payload, and a transient notification node takes no item */
+	const char *missing = NULL;
+	if (!a->item && n->cfg.persist_items)
+		missing = "item-required";
+	else if (a->payload == NULL && n->cfg.deliver_payloads)
+		missing = "payload-required";
+	else if (a->item && !n->cfg.persist_items && !n->cfg.deliver_payloads)
+		missing = "item-forbidden";
+	if (missing != NULL) {
 		free(text);
 		*e_r = SE_BAD_REQUEST;
-		*app_r = "payload-required";
+		*app_r = missing;
 		return -1;
 	}
 	/* The item goes into the node once the store has it (write_done):
@@ -1215,6 +1225,7 @@ void ps_publish(struct ps_owner *o, const struct jid *publisher, const char *nod
 		                  .node = node,
 		                  .id = id,
 		                  .payload = payload,
+		                  .item = true,
 		                  .options = options,
 		                  .create_cfg = create_cfg,
 		                  .origin = origin,
@@ -1262,6 +1273,7 @@ static void do_publish(struct ps_req *r, const struct xml_node *ps, const struct
 		                  .node = node,
 		                  .id = id,
 		                  .payload = payload,
+		                  .item = item != NULL,
 		                  .options = publish_options(ps),
 		                  .r = r };
 	enum stanza_error e;

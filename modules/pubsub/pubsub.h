@@ -103,6 +103,10 @@ struct xml_node *ps_config_form(const struct ps_config *c, const char *node, con
  * malformed or a value not allowed. */
 int ps_config_apply(struct ps_config *c, const struct xml_node *x, const struct pubsub_settings *s,
                     enum stanza_error *e_r, const char **text_r);
+/* The var of the first field of the form x that is not a node_config
+ * field of this service (FORM_TYPE aside), or NULL: publish-options with
+ * one is refused, even when the publish creates the node (§7.1.5). */
+const char *ps_config_unknown_field(const struct xml_node *x);
 /* Whether c satisfies every field of the publish-options form x (XEP-0060
  * §7.1.5): false with *text_r naming the first field that does not. */
 bool ps_config_meets(const struct ps_config *c, const struct xml_node *x, const struct pubsub_settings *s,

@@ -816,6 +816,38 @@ def test_publish_options_precondition(server, clients):
     assert configure_get(alice, node).get('pubsub#access_model') == ['open']
 
 
+def test_publish_options_unknown_field(server, clients):
+    """§7.1.5: a service that advertises publish-options MUST reject a
+    publication with a field it does not know (<conflict/> with
+    <precondition-not-met/>), whether the node exists or the publish would
+    create it; no node is made."""
+    alice = clients('alice')
+    node = unique('unknown-field')
+    r = publish(alice, node, payload('x'), 'i1', options={'pubsub#no_such_field': 'x'})
+    assert_error(r, 'conflict', 'precondition-not-met', 'publish creating a node')
+    assert_error(get_items(alice, node), 'item-not-found', what='items of the node not made')
+    published(alice, node, payload('plain'), 'i2')
+    r = publish(alice, node, payload('x'), 'i3', options={'pubsub#no_such_field': 'x'})
+    assert_error(r, 'conflict', 'precondition-not-met', 'publish to the node')
+    assert ids_of(ok(get_items(alice, node))) == ['i2']
+
+
+def test_publish_item_required_and_forbidden(server, clients):
+    """§7.1.3.6: a publish without <item/> to a persistent node is
+    <bad-request/> with <item-required/>; an item to a transient
+    notification node (persist_items and deliver_payloads false) is
+    <bad-request/> with <item-forbidden/>, and that node takes a publish
+    without an item."""
+    alice = clients('alice')
+    node = new_node(alice)
+    assert_error(ps(alice, 'set', "<publish node='%s'/>" % node), 'bad-request', 'item-required')
+    assert ids_of(ok(get_items(alice, node))) == []
+    transient = new_node(alice, {'pubsub#persist_items': '0', 'pubsub#deliver_payloads': '0'})
+    assert_error(publish(alice, transient, payload('x'), 't1'), 'bad-request', 'item-forbidden')
+    ok(ps(alice, 'set', "<publish node='%s'/>" % transient), 'notification-only publish')
+    assert 't1' not in ids_of(ok(get_items(alice, transient)))
+
+
 def test_max_items(server, clients):
     """pubsub#max_items (§16.4.3, node_config): the oldest items go past the limit; "max"
     is accepted (the service's largest); a number over the service's
