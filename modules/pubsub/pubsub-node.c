@@ -2029,6 +2029,24 @@ void ps_send_last_items(struct ps_owner *o, struct session *s)
 	free(bare);
 }
 
+void ps_send_last_to_contact(struct ps_owner *o, const char *contact)
+{
+	char buf[1024];
+	struct host *ch;
+	const char *user = local_part(contact, o->st->h, &ch, buf, sizeof(buf));
+	if (user == NULL || strcmp(contact, o->key) == 0 || sm_user_sessions(ch, user) == NULL)
+		return;
+	struct jid cj = { 0 };
+	jid_set(&cj, user, ch->name, NULL);
+	bool blocked = blocking_blocks(o->st->h, o->user, &cj);
+	jid_clear(&cj);
+	if (blocked)
+		return;
+	for (struct session *s = sm_user_sessions(ch, user); s != NULL; s = s->next_of_user)
+		if (s->available)
+			ps_send_last_items(o, s);
+}
+
 bool ps_node_visible(struct ps_owner *o, struct ps_node *n, const struct jid *from)
 {
 	char *bare = jid_bare_string(from);

@@ -896,6 +896,11 @@ static enum hook_result caps_known_hook(struct host *h, void *args, void *ctx)
 	return HOOK_CONTINUE;
 }
 
+static bool sub_has_from(enum roster_subscription sub)
+{
+	return sub == SUB_FROM || sub == SUB_BOTH;
+}
+
 static enum hook_result roster_changed_hook(struct host *h, void *args, void *ctx)
 {
 	(void)h;
@@ -904,20 +909,26 @@ static enum hook_result roster_changed_hook(struct host *h, void *args, void *ct
 	struct ps_owner *o = ps_pep_owner_find(st, hr->user);
 	if (o == NULL || o->roster_state != PS_LOADED)
 		return HOOK_CONTINUE;
-	for (size_t i = 0; i < o->nroster; i++) {
+	bool had = false, found = false;
+	for (size_t i = 0; i < o->nroster && !found; i++) {
 		if (strcmp(o->roster[i].jid, hr->item->jid) != 0)
 			continue;
+		found = true;
+		had = sub_has_from(o->roster[i].subscription);
 		roster_item_clear(&o->roster[i]);
 		if (hr->item->subscription == SUB_REMOVE)
 			o->roster[i] = o->roster[--o->nroster];
 		else
 			roster_copy_item(&o->roster[i], hr->item);
-		return HOOK_CONTINUE;
 	}
-	if (hr->item->subscription == SUB_REMOVE)
-		return HOOK_CONTINUE;
-	o->roster = xrealloc(o->roster, (o->nroster + 1) * sizeof(*o->roster));
-	roster_copy_item(&o->roster[o->nroster++], hr->item);
+	if (!found && hr->item->subscription != SUB_REMOVE) {
+		o->roster = xrealloc(o->roster, (o->nroster + 1) * sizeof(*o->roster));
+		roster_copy_item(&o->roster[o->nroster++], hr->item);
+	}
+	/* a new subscriber to the owner's presence: the last items now
+	 * (XEP-0163 §4.3.4), not at the next publish or its next login */
+	if (!had && sub_has_from(hr->item->subscription))
+		ps_send_last_to_contact(o, hr->item->jid);
 	return HOOK_CONTINUE;
 }
 

@@ -235,6 +235,11 @@ bool ps_approval(struct ps_owner *o, const struct xml_node *msg, const struct ji
 /* Send session s the last item of each of o's nodes it +notifies and may
  * read (XEP-0163 §4.3: a contact's or the owner's presence). */
 void ps_send_last_items(struct ps_owner *o, struct session *s);
+/* The PEP owner o's roster gave contact (a bare JID) presence access:
+ * send its available sessions the last item of each node they +notify
+ * and may read (XEP-0163 §4.3.4: the last item to new subscribers);
+ * nothing for a contact the account blocks. */
+void ps_send_last_to_contact(struct ps_owner *o, const char *contact);
 /* The owner stops: requests whose writes are in flight are answered with
  * an error now (their writes complete without answering). */
 void ps_owner_abort_writes(struct ps_owner *o);

@@ -237,6 +237,33 @@ def test_last_item_when_contact_comes_online(server, run):
     run(go(), timeout=60)
 
 
+def test_last_item_to_new_subscriber(server, run):
+    """XEP-0163 §4.3.4: a contact whose presence subscription to the owner
+    is approved while both are online (tune+notify caps known already)
+    gets the last item then, not at the next publish."""
+    owner, fan = people(server, 'no', 'nf')
+
+    async def go():
+        o = await parleytest.login(server, owner, resource=unique('pep-'))
+        o.auto_authorize = None
+        f = await pep_client(server, fan, notify=[NS_TUNE])
+        try:
+            ob = bare_of(o)
+            await pep_published(o, NS_TUNE, tune('before you came'), 'before')
+            await no_pep_event(f, ob, NS_TUNE, 0.5)
+            asked = asyncio.Event()
+            o.add_event_handler('presence_subscribe', lambda p: asked.set())
+            f.send_presence(pto=ob, ptype='subscribe')
+            await asyncio.wait_for(asked.wait(), 5)
+            o.send_presence(pto=bare_of(f), ptype='subscribed')
+            e = await pep_event(f, ob, NS_TUNE, 'before', timeout=5)
+            assert 'before you came' in tostr(e), tostr(e)
+            assert e.find(q('urn:xmpp:delay', 'delay')) is not None, tostr(e)
+        finally:
+            await parleytest.logout(o, f)
+    run(go(), timeout=60)
+
+
 def test_owner_resources_notified(server, run):
     """XEP-0163 §3 and §4 (3.): a publish from one resource is notified to every
     resource of the owner (each with tune+notify caps), the publishing one
