@@ -1,5 +1,6 @@
 /*
  * mod_caps: entity capabilities (XEP-0115) of the sessions of local users,
+ * and of the resources of other servers' users that send them presence,
  * learned from the <c/> of their available presence and verified before
  * anyone relies on them (modules/caps.h says what it offers).  Loop
  * thread.
@@ -10,7 +11,13 @@
  *   known when the presence goes out): a session's broadcast presence.
  *   Available with a <c/> names the session's caps; unavailable forgets
  *   them; available without <c/> changes nothing.
- * - session_closed: forgets the session.
+ * - presence_in: presence from a resource of another server to a local
+ *   user who is online.  Available with a <c/> (not a room occupant's,
+ *   which carries muc#user) names that resource's caps
+ *   for that user (a struct caps_sess without session, in the user's
+ *   struct caps_remote); unavailable or error forgets them.
+ * - session_closed: forgets the session, and when it was the user's last,
+ *   the remote resources the user knew.
  * - The disco#info answers of the clients, through iq_send.
  *
  * Queries: one per unknown ver (hash and ver), asked of one of the
@@ -31,7 +38,9 @@
  * - Each session that announced caps has one struct caps_sess, found by
  *   its session pointer, until its unavailable presence or its close; it
  *   waits on at most one query, and a query's asked session is one of its
- *   waiters.
+ *   waiters.  A remote resource is the same for the one user that received
+ *   its presence, found by that user and its full JID; a user has at most
+ *   max_remote_per_user of them, and none while it has no session.
  * - A session announcing what it announced last changes nothing (no new
  *   query, no second caps_known), even when that failed to verify.
  */
@@ -49,15 +58,21 @@
 #include <string.h>
 
 #define NS_CAPS "http://jabber.org/protocol/caps"
+#define NS_MUC_USER "http://jabber.org/protocol/muc#user"
 
 struct caps_settings {
 	unsigned max_entries;
+	unsigned max_remote_per_user;
 	double query_timeout;
 };
 
 static const struct opt_def caps_options[] = {
 	{ "max_entries", OPT_UINT, offsetof(struct caps_settings, max_entries), "10000", NULL, 1, 10000000,
 	  "most verified capability sets (vers) kept in the cache; the least recently used goes first" },
+	{ "max_remote_per_user", OPT_UINT, offsetof(struct caps_settings, max_remote_per_user), "1000", NULL,
+	  0, 10000000,
+	  "most resources of other servers' users whose caps are kept for one local user (learned from "
+	  "the presence it receives); resources beyond get no PEP notifications" },
 	{ "query_timeout", OPT_DURATION, offsetof(struct caps_settings, query_timeout), "10", NULL, 0, 0,
 	  "how long to wait for a client's disco#info answer about the caps it announced" },
 	OPT_END
@@ -77,12 +92,26 @@ struct caps_info {
 struct caps_query;
 
 struct caps_sess {
-	struct htab_link link; /* first: the state's sessions, by session pointer */
-	struct session *s;
+	struct htab_link link;    /* first: the state's sessions, by session pointer */
+	struct session *s;        /* NULL: a resource of another server */
 	char *announced;          /* "hash node ver" of its last <c/> */
 	struct caps_info *caps;   /* known caps, or NULL */
 	struct caps_query *query; /* the query it waits for, or NULL */
 	struct caps_sess *next_waiter;
+	/* a resource of another server: its full JID, and the local user
+	 * that received its presence (whose list holds it) */
+	struct jid jid;
+	struct caps_remote *remote;
+	struct caps_sess *next_remote;
+};
+
+/* The resources of other servers whose available presence one local user
+ * received while online. */
+struct caps_remote {
+	struct htab_link link; /* first: the state's remote, by user */
+	char *user;
+	struct caps_sess *list;
+	unsigned count;
 };
 
 struct caps_state;
@@ -103,7 +132,8 @@ struct caps_state {
 	const struct caps_settings *set;
 	struct htab cache; /* struct caps_info */
 	struct caps_info *lru_head, *lru_tail;
-	struct htab sessions; /* struct caps_sess */
+	struct htab sessions; /* struct caps_sess of local sessions */
+	struct htab remote;   /* struct caps_remote */
 	struct caps_query *queries;
 	struct caps_stats stats;
 };
@@ -235,6 +265,31 @@ static struct caps_sess *sess_find(const struct caps_state *cs, const struct ses
 	return NULL;
 }
 
+/* The full JID a query about e goes to. */
+static const struct jid *sess_jid(const struct caps_sess *e)
+{
+	return e->s != NULL ? &e->s->jid : &e->jid;
+}
+
+static struct caps_remote *remote_find(const struct caps_state *cs, const char *user)
+{
+	uint32_t h = hash_str(user);
+	for (struct htab_link *l = htab_chain(&cs->remote, h); l != NULL; l = l->next)
+		if (l->hash == h && strcmp(((struct caps_remote *)l)->user, user) == 0)
+			return (struct caps_remote *)l;
+	return NULL;
+}
+
+static struct caps_sess *remote_sess_find(const struct caps_state *cs, const char *user,
+                                          const struct jid *full)
+{
+	struct caps_remote *r = remote_find(cs, user);
+	for (struct caps_sess *e = r != NULL ? r->list : NULL; e != NULL; e = e->next_remote)
+		if (jid_equal(&e->jid, full))
+			return e;
+	return NULL;
+}
+
 static void query_ask(struct caps_query *q);
 
 static void query_free(struct caps_query *q)
@@ -292,25 +347,75 @@ static void sess_forget(struct caps_state *cs, struct caps_sess *e)
 {
 	sess_leave_query(e);
 	info_unref(&e->caps);
-	htab_remove(&cs->sessions, &e->link);
+	struct caps_remote *r = e->remote;
+	if (r == NULL) {
+		htab_remove(&cs->sessions, &e->link);
+	} else {
+		for (struct caps_sess **pp = &r->list; *pp != NULL; pp = &(*pp)->next_remote) {
+			if (*pp == e) {
+				*pp = e->next_remote;
+				break;
+			}
+		}
+		r->count--;
+		if (r->list == NULL) {
+			htab_remove(&cs->remote, &r->link);
+			free(r->user);
+			free(r);
+		}
+		jid_clear(&e->jid);
+	}
 	free(e->announced);
 	free(e);
 }
 
-/* Run HOOK_CAPS_KNOWN for each of the sessions (full JIDs, cleared and
- * freed here) that still has caps c: a hook may close a session. */
-static void announce_known(struct caps_state *cs, struct jid *jids, size_t n, const struct caps_info *c)
+/* Forget what user learned of other servers' resources. */
+static void remote_forget_user(struct caps_state *cs, const char *user)
+{
+	struct caps_remote *r = remote_find(cs, user);
+	while (r != NULL) {
+		bool last = r->count == 1;
+		sess_forget(cs, r->list);
+		if (last)
+			break;
+	}
+}
+
+/* Run HOOK_CAPS_KNOWN for e, which has caps c. */
+static void run_known(struct caps_state *cs, struct caps_sess *e, const struct caps_info *c)
+{
+	struct hook_caps hc = { .session = e->s,
+		                .user = e->s != NULL ? e->s->jid.node : e->remote->user,
+		                .jid = sess_jid(e),
+		                .caps = c };
+	hook_run(cs->host, HOOK_CAPS_KNOWN, &hc);
+}
+
+/* Who learned caps: a session (user NULL), or a resource of another
+ * server that user received presence from. */
+struct known {
+	struct jid jid;
+	char *user;
+};
+
+/* Run HOOK_CAPS_KNOWN for each of them (cleared and freed here) that
+ * still has caps c: a hook may close a session. */
+static void announce_known(struct caps_state *cs, struct known *k, size_t n, const struct caps_info *c)
 {
 	for (size_t i = 0; i < n; i++) {
-		struct session *s = sm_find(cs->host, &jids[i]);
-		struct caps_sess *e = s != NULL ? sess_find(cs, s) : NULL;
-		if (e != NULL && e->caps == c) {
-			struct hook_caps hc = { .session = s, .caps = c };
-			hook_run(cs->host, HOOK_CAPS_KNOWN, &hc);
+		struct caps_sess *e;
+		if (k[i].user != NULL) {
+			e = remote_sess_find(cs, k[i].user, &k[i].jid);
+		} else {
+			struct session *s = sm_find(cs->host, &k[i].jid);
+			e = s != NULL ? sess_find(cs, s) : NULL;
 		}
-		jid_clear(&jids[i]);
+		if (e != NULL && e->caps == c)
+			run_known(cs, e, c);
+		jid_clear(&k[i].jid);
+		free(k[i].user);
 	}
-	free(jids);
+	free(k);
 }
 
 /* ---- queries ------------------------------------------------------------------------ */
@@ -333,7 +438,7 @@ static void query_ask(struct caps_query *q)
 	cs->stats.queries++;
 	q->sending = true;
 	struct iq_out *out =
-	        iq_send(cs->host, iq, &from, &q->asked->s->jid, cs->set->query_timeout, query_answered, q);
+	        iq_send(cs->host, iq, &from, sess_jid(q->asked), cs->set->query_timeout, query_answered, q);
 	q->sending = false;
 	jid_clear(&from);
 	xml_unref(&iq);
@@ -398,7 +503,7 @@ static void query_answered(struct xml_node *answer, void *ctx)
 	if (why != NULL) {
 		/* Nothing cached; the asked session keeps no caps; the next
 		 * waiting one is asked. */
-		char *jid = jid_to_string(&asked->s->jid);
+		char *jid = jid_to_string(sess_jid(asked));
 		if (q->key != NULL && answer != NULL && str_eq(xml_attr(answer, "type"), "result")) {
 			cs->stats.mismatches++;
 			log_info("caps %s: %s announced ver %s (hash %s) but its disco#info does not verify "
@@ -422,15 +527,16 @@ static void query_answered(struct xml_node *answer, void *ctx)
 	size_t n = 0;
 	for (struct caps_sess *w = q->waiters; w != NULL; w = w->next_waiter)
 		n++;
-	struct jid *jids = xcalloc(n, sizeof(*jids));
+	struct known *known = xcalloc(n, sizeof(*known));
 	size_t k = 0;
 	for (struct caps_sess *w = q->waiters; w != NULL; w = w->next_waiter) {
 		info_unref(&w->caps);
 		w->caps = info_ref(c);
-		jid_copy(&jids[k++], &w->s->jid);
+		jid_copy(&known[k].jid, sess_jid(w));
+		known[k++].user = w->remote != NULL ? xstrdup(w->remote->user) : NULL;
 	}
 	query_free(q);
-	announce_known(cs, jids, k, c);
+	announce_known(cs, known, k, c);
 	info_unref(&c);
 }
 
@@ -466,27 +572,27 @@ static void query_join(struct caps_state *cs, struct caps_sess *e, const char *k
 
 /* ---- hooks ---------------------------------------------------------------------------- */
 
-/* Session s announced c (a <c/> of its available presence). */
-static void caps_announced(struct caps_state *cs, struct session *s, const struct xml_node *c)
+/* The "hash node ver" a <c/> announces, NULL when it names no ver. */
+static char *announced_of(const struct xml_node *c)
 {
 	const char *hash = xml_attr(c, "hash"), *node = xml_attr(c, "node"), *ver = xml_attr(c, "ver");
 	if (node == NULL || ver == NULL || *ver == '\0')
-		return;
-	char *announced = xasprintf("%s %s %s", hash != NULL ? hash : "", node, ver);
-	struct caps_sess *e = sess_find(cs, s);
-	if (e != NULL && strcmp(e->announced, announced) == 0) {
+		return NULL;
+	return xasprintf("%s %s %s", hash != NULL ? hash : "", node, ver);
+}
+
+/* e (new: announced NULL) announced c, which says announced (taken). */
+static void sess_announced(struct caps_state *cs, struct caps_sess *e, const struct xml_node *c,
+                           char *announced)
+{
+	const char *hash = xml_attr(c, "hash"), *node = xml_attr(c, "node"), *ver = xml_attr(c, "ver");
+	if (e->announced != NULL && strcmp(e->announced, announced) == 0) {
 		free(announced);
 		return;
 	}
-	if (e == NULL) {
-		e = xcalloc(1, sizeof(*e));
-		e->s = s;
-		htab_add(&cs->sessions, &e->link, ptr_hash(s));
-	} else {
-		sess_leave_query(e);
-		info_unref(&e->caps);
-		free(e->announced);
-	}
+	sess_leave_query(e);
+	info_unref(&e->caps);
+	free(e->announced);
 	e->announced = announced;
 	cs->stats.lookups++;
 
@@ -501,8 +607,73 @@ static void caps_announced(struct caps_state *cs, struct session *s, const struc
 	free(key);
 	cs->stats.hits++;
 	e->caps = info_ref(cached);
-	struct hook_caps hc = { .session = s, .caps = cached };
-	hook_run(cs->host, HOOK_CAPS_KNOWN, &hc);
+	run_known(cs, e, cached);
+}
+
+/* Session s announced c (a <c/> of its available presence). */
+static void caps_announced(struct caps_state *cs, struct session *s, const struct xml_node *c)
+{
+	char *announced = announced_of(c);
+	if (announced == NULL)
+		return;
+	struct caps_sess *e = sess_find(cs, s);
+	if (e == NULL) {
+		e = xcalloc(1, sizeof(*e));
+		e->s = s;
+		htab_add(&cs->sessions, &e->link, ptr_hash(s));
+	}
+	sess_announced(cs, e, c, announced);
+}
+
+/* Presence from a resource of another server to a local user who is
+ * online: its caps are kept for that user while both are available, so
+ * that PEP notifies contacts on other servers as it does local ones. */
+static enum hook_result caps_presence_in(struct host *h, void *args, void *ctx)
+{
+	struct caps_state *cs = ctx;
+	struct hook_packet *hp = args;
+	const struct jid *from = hp->from, *to = hp->to;
+	if (from == NULL || to == NULL || from->resource == NULL || from->node == NULL || to->node == NULL ||
+	    strcmp(to->domain, h->name) != 0 || host_find(from->domain) != NULL)
+		return HOOK_CONTINUE;
+	const char *type = xml_attr(hp->stanza, "type");
+	if (type != NULL) {
+		if (strcmp(type, "unavailable") == 0 || strcmp(type, "error") == 0) {
+			struct caps_sess *e = remote_sess_find(cs, to->node, from);
+			if (e != NULL)
+				sess_forget(cs, e);
+		}
+		return HOOK_CONTINUE;
+	}
+	/* a room occupant's presence (XEP-0045) is no contact's */
+	const struct xml_node *c = xml_child(hp->stanza, "c", NS_CAPS);
+	if (c == NULL || xml_child(hp->stanza, "x", NS_MUC_USER) != NULL ||
+	    sm_user_sessions(h, to->node) == NULL)
+		return HOOK_CONTINUE;
+	char *announced = announced_of(c);
+	if (announced == NULL)
+		return HOOK_CONTINUE;
+	struct caps_sess *e = remote_sess_find(cs, to->node, from);
+	if (e == NULL) {
+		struct caps_remote *r = remote_find(cs, to->node);
+		if (r != NULL && r->count >= cs->set->max_remote_per_user) {
+			free(announced);
+			return HOOK_CONTINUE;
+		}
+		if (r == NULL) {
+			r = xcalloc(1, sizeof(*r));
+			r->user = xstrdup(to->node);
+			htab_add(&cs->remote, &r->link, hash_str(r->user));
+		}
+		e = xcalloc(1, sizeof(*e));
+		jid_copy(&e->jid, from);
+		e->remote = r;
+		e->next_remote = r->list;
+		r->list = e;
+		r->count++;
+	}
+	sess_announced(cs, e, c, announced);
+	return HOOK_CONTINUE;
 }
 
 static enum hook_result caps_presence(struct host *h, void *args, void *ctx)
@@ -527,12 +698,15 @@ static enum hook_result caps_presence(struct host *h, void *args, void *ctx)
 
 static enum hook_result caps_session_closed(struct host *h, void *args, void *ctx)
 {
-	(void)h;
 	struct caps_state *cs = ctx;
 	struct hook_session *hs = args;
 	struct caps_sess *e = sess_find(cs, hs->session);
 	if (e != NULL)
 		sess_forget(cs, e);
+	/* The session is no longer listed: none left means the user's last. */
+	const char *user = hs->session->jid.node;
+	if (user != NULL && sm_user_sessions(h, user) == NULL)
+		remote_forget_user(cs, user);
 	return HOOK_CONTINUE;
 }
 
@@ -556,6 +730,22 @@ const struct caps_info *caps_of(struct host *h, const struct jid *full)
 		return NULL;
 	struct session *s = sm_find(h, full);
 	return s != NULL ? caps_of_session(s) : NULL;
+}
+
+const struct caps_info *caps_of_remote(struct host *h, const char *user, const struct jid *full)
+{
+	struct caps_state *cs = caps_state_of(h);
+	struct caps_sess *e = cs != NULL ? remote_sess_find(cs, user, full) : NULL;
+	return e != NULL ? e->caps : NULL;
+}
+
+void caps_foreach_remote(struct host *h, const char *user, caps_remote_fn *fn, void *ctx)
+{
+	struct caps_state *cs = caps_state_of(h);
+	struct caps_remote *r = cs != NULL ? remote_find(cs, user) : NULL;
+	for (struct caps_sess *e = r != NULL ? r->list : NULL; e != NULL; e = e->next_remote)
+		if (e->caps != NULL)
+			fn(&e->jid, e->caps, ctx);
 }
 
 bool caps_has(const struct caps_info *c, const char *feature)
@@ -586,6 +776,7 @@ struct caps_stats caps_stats(struct host *h)
 static const struct builtin_hook caps_hooks[] = {
 	{ HOOK_USER_SEND_PACKET, 35, caps_presence },
 	{ HOOK_SESSION_CLOSED, 50, caps_session_closed },
+	{ HOOK_PRESENCE_IN, 40, caps_presence_in },
 };
 
 static const struct builtin_parts caps_parts = {
@@ -615,9 +806,12 @@ static void caps_stop(struct host *h, void *state)
 	struct htab_link *l;
 	while ((l = htab_any(&cs->sessions)) != NULL)
 		sess_forget(cs, (struct caps_sess *)l);
+	while ((l = htab_any(&cs->remote)) != NULL)
+		remote_forget_user(cs, ((struct caps_remote *)l)->user);
 	while (cs->lru_head != NULL)
 		cache_drop(cs, cs->lru_head);
 	htab_free(&cs->sessions);
+	htab_free(&cs->remote);
 	htab_free(&cs->cache);
 	free(cs);
 }

@@ -354,14 +354,18 @@ static void add_item_el(struct xml_node *parent, const struct ps_item *it, bool 
 		xml_append_copy(el, it->payload);
 }
 
-static bool wants_notify(const struct session *s, const char *node)
+static bool caps_notify(const struct caps_info *c, const char *node)
 {
-	const struct caps_info *c = caps_of_session(s);
 	if (c == NULL)
 		return false;
 	char feature[1100];
 	snprintf(feature, sizeof(feature), "%s+notify", node);
 	return caps_has(c, feature);
+}
+
+static bool wants_notify(const struct session *s, const char *node)
+{
+	return caps_notify(caps_of_session(s), node);
 }
 
 /* A full JID string sent to already (small sets: linear). */
@@ -421,6 +425,55 @@ static const char *local_part(const char *bare, struct host *h, struct host **ho
 	return buf;
 }
 
+/* Whether the contact it (in the PEP owner o's roster, NULL when not
+ * there) gets n's notifications, its caps and blocking aside: presence
+ * access, roster groups, affiliations. */
+static bool contact_notified(const struct ps_owner *o, const struct ps_node *n, const struct roster_item *it)
+{
+	if (!has_from(it) || strcmp(it->jid, o->key) == 0)
+		return false;
+	if (n->cfg.access == PS_ACCESS_ROSTER && !in_groups(it, &n->cfg.roster_groups))
+		return false;
+	if (n->naffs > 0) {
+		enum ps_aff a = node_aff(n, it->jid);
+		if (a == PS_AFF_OUTCAST || (n->cfg.access == PS_ACCESS_WHITELIST && a < PS_AFF_MEMBER))
+			return false;
+	} else if (n->cfg.access == PS_ACCESS_WHITELIST) {
+		return false;
+	}
+	return true;
+}
+
+/* Whether the PEP owner o's account blocks the bare JID of full. */
+static bool owner_blocks(const struct ps_owner *o, const struct jid *full)
+{
+	struct jid bj = { 0 };
+	jid_set(&bj, full->node, full->domain, NULL);
+	bool blocked = blocking_blocks(o->st->h, o->user, &bj);
+	jid_clear(&bj);
+	return blocked;
+}
+
+/* The notification of n to a contact's resource on another server whose
+ * caps the owner's account learned from its presence (mod_caps). */
+struct remote_notify {
+	struct ps_owner *o;
+	struct ps_node *n;
+	struct fanout *f;
+	struct sent_set *sent;
+};
+static void notify_remote(const struct jid *full, const struct caps_info *c, void *ctx)
+{
+	struct remote_notify *rn = ctx;
+	if (!caps_notify(c, rn->n->name))
+		return;
+	char *bare = jid_bare_string(full);
+	bool gets = contact_notified(rn->o, rn->n, roster_of(rn->o, bare));
+	free(bare);
+	if (gets && !owner_blocks(rn->o, full) && sent_add(rn->sent, full))
+		fanout_send(rn->f, full);
+}
+
 /* Send msg to everyone who gets n's notifications: subscribers, and for
  * PEP the account's own resources and its contacts with presence
  * access, when they +notify.  Consumes msg. */
@@ -453,18 +506,8 @@ static void notify(struct ps_owner *o, struct ps_node *n, struct xml_node *msg)
 		notify_local_sessions(&f, &sent, h, o->user, n->name);
 		for (size_t i = 0; i < o->nroster; i++) {
 			const struct roster_item *it = &o->roster[i];
-			if (!has_from(it) || strcmp(it->jid, o->key) == 0)
+			if (!contact_notified(o, n, it))
 				continue;
-			if (n->cfg.access == PS_ACCESS_ROSTER && !in_groups(it, &n->cfg.roster_groups))
-				continue;
-			if (n->naffs > 0) {
-				enum ps_aff a = node_aff(n, it->jid);
-				if (a == PS_AFF_OUTCAST ||
-				    (n->cfg.access == PS_ACCESS_WHITELIST && a < PS_AFF_MEMBER))
-					continue;
-			} else if (n->cfg.access == PS_ACCESS_WHITELIST) {
-				continue;
-			}
 			char buf[1024];
 			struct host *ch;
 			const char *user = local_part(it->jid, h, &ch, buf, sizeof(buf));
@@ -478,6 +521,10 @@ static void notify(struct ps_owner *o, struct ps_node *n, struct xml_node *msg)
 			if (!blocked)
 				notify_local_sessions(&f, &sent, ch, user, n->name);
 		}
+		/* contacts on other servers: their resources whose caps came
+		 * with the presence the account received */
+		struct remote_notify rn = { o, n, &f, &sent };
+		caps_foreach_remote(h, o->user, notify_remote, &rn);
 	}
 	sent_clear(&sent);
 	fanout_done(&f);
@@ -2014,17 +2061,48 @@ bool ps_approval(struct ps_owner *o, const struct xml_node *msg, const struct ji
 
 /* Send the session s (of a user who is a contact of o, or o's own)
  * the last item of each of o's nodes it +notifies and may read. */
-void ps_send_last_items(struct ps_owner *o, struct session *s)
+static void send_last_items(struct ps_owner *o, const struct jid *to, const struct caps_info *caps)
 {
-	char *bare = jid_bare_string(&s->jid);
+	char *bare = jid_bare_string(to);
 	for (struct ps_node *n = o->nodes; n != NULL; n = n->next) {
 		if (n->cfg.send_last != PS_SEND_LAST_ON_SUB_AND_PRESENCE || n->newest == NULL)
 			continue;
-		if (!wants_notify(s, n->name))
+		if (!caps_notify(caps, n->name))
 			continue;
-		if (!may_read(o, n, &s->jid, bare))
+		if (!may_read(o, n, to, bare))
 			continue;
-		send_last(o, n, &s->jid);
+		send_last(o, n, to);
+	}
+	free(bare);
+}
+
+void ps_send_last_items(struct ps_owner *o, struct session *s)
+{
+	send_last_items(o, &s->jid, caps_of_session(s));
+}
+
+void ps_send_last_remote(struct ps_owner *o, const struct jid *full)
+{
+	const struct caps_info *c = caps_of_remote(o->st->h, o->user, full);
+	if (c != NULL && !owner_blocks(o, full))
+		send_last_items(o, full, c);
+}
+
+/* A contact on another server gained presence access: its resources. */
+struct remote_last {
+	const char *contact;
+	struct jid *jids;
+	size_t n;
+};
+static void remote_of_contact(const struct jid *full, const struct caps_info *c, void *ctx)
+{
+	(void)c;
+	struct remote_last *rl = ctx;
+	char *bare = jid_bare_string(full);
+	if (strcmp(bare, rl->contact) == 0) {
+		rl->jids = xrealloc(rl->jids, (rl->n + 1) * sizeof(*rl->jids));
+		rl->jids[rl->n] = (struct jid){ 0 };
+		jid_copy(&rl->jids[rl->n++], full);
 	}
 	free(bare);
 }
@@ -2033,8 +2111,20 @@ void ps_send_last_to_contact(struct ps_owner *o, const char *contact)
 {
 	char buf[1024];
 	struct host *ch;
+	if (strcmp(contact, o->key) == 0)
+		return;
 	const char *user = local_part(contact, o->st->h, &ch, buf, sizeof(buf));
-	if (user == NULL || strcmp(contact, o->key) == 0 || sm_user_sessions(ch, user) == NULL)
+	if (user == NULL) {
+		struct remote_last rl = { .contact = contact };
+		caps_foreach_remote(o->st->h, o->user, remote_of_contact, &rl);
+		for (size_t i = 0; i < rl.n; i++) {
+			ps_send_last_remote(o, &rl.jids[i]);
+			jid_clear(&rl.jids[i]);
+		}
+		free(rl.jids);
+		return;
+	}
+	if (sm_user_sessions(ch, user) == NULL)
 		return;
 	struct jid cj = { 0 };
 	jid_set(&cj, user, ch->name, NULL);

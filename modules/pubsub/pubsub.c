@@ -878,12 +878,31 @@ static void own_ready(struct ps_owner *o, bool ok, void *ctx)
 	last_for_free(l);
 }
 
+static void remote_ready(struct ps_owner *o, bool ok, void *ctx)
+{
+	struct last_for *l = ctx;
+	if (ok)
+		ps_send_last_remote(o, &l->jid);
+	last_for_free(l);
+}
+
 static enum hook_result caps_known_hook(struct host *h, void *args, void *ctx)
 {
 	(void)h;
 	struct ps_state *st = ctx;
 	struct hook_caps *hc = args;
 	struct session *s = hc->session;
+	if (s == NULL) {
+		/* a contact's resource on another server (XEP-0163 §4.3.3) */
+		struct ps_owner *o = ps_pep_owner(st, hc->user);
+		if (o == NULL)
+			return HOOK_CONTINUE;
+		struct last_for *l = xcalloc(1, sizeof(*l));
+		l->st = st;
+		jid_copy(&l->jid, hc->jid);
+		ps_owner_when_ready(o, remote_ready, l);
+		return HOOK_CONTINUE;
+	}
 	if (s->jid.node == NULL)
 		return HOOK_CONTINUE;
 	struct ps_owner *o = ps_pep_owner(st, s->jid.node);

@@ -235,6 +235,10 @@ bool ps_approval(struct ps_owner *o, const struct xml_node *msg, const struct ji
 /* Send session s the last item of each of o's nodes it +notifies and may
  * read (XEP-0163 §4.3: a contact's or the owner's presence). */
 void ps_send_last_items(struct ps_owner *o, struct session *s);
+/* Send full, a contact's resource on another server whose caps o's
+ * account learned from its presence (modules/caps.h), the last items it
+ * +notifies and may read; nothing when the account blocks it. */
+void ps_send_last_remote(struct ps_owner *o, const struct jid *full);
 /* The PEP owner o's roster gave contact (a bare JID) presence access:
  * send its available sessions the last item of each node they +notify
  * and may read (XEP-0163 §4.3.4: the last item to new subscribers);

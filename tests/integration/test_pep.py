@@ -4,8 +4,11 @@ the +notify features of the contacts' verified entity capabilities
 (XEP-0115), the last item when a contact comes online, notifications to
 the owner's own resources, XEP-0223 private data, the OMEMO (XEP-0384)
 nodes that anyone may read, no notification to a contact who blocked the
-publisher (XEP-0191), and a caps ver whose disco#info does not match it
-(the next client with that ver is asked again: the lie is not cached).
+publisher (XEP-0191), a caps ver whose disco#info does not match it
+(the next client with that ver is asked again: the lie is not cached),
+the last item to a contact whose subscription is approved while online
+(§4.3.4), and a contact on another server (a raw federation peer) whose
+resources' caps come with the presence the owner receives.
 
 The contacts are slixmpp clients with the xep_0115 and xep_0163 plugins
 (their +notify interests are in their caps, as a real client's); the caps
@@ -16,9 +19,12 @@ with it."""
 import asyncio
 import base64
 import hashlib
+import time
+
+import pytest
 
 import parleytest
-from parleytest import HOST, NS_CLIENT, NS_DISCO_INFO, NS_PING, OTHER, RawClient, q, tostr, unique
+from parleytest import HOST, NS_CLIENT, NS_DISCO_INFO, NS_PING, NS_SASL, OTHER, RawClient, q, tostr, unique
 from test_muc import fresh_user, take, take_all
 from test_pubsub import (NS_EVENT, NS_PUBSUB, NS_PUBLISH_OPTIONS, assert_error, event_items, form, ids_of,
                          roster_friends)
@@ -518,3 +524,157 @@ def test_contact_on_another_host(server, run):
         finally:
             await parleytest.logout(c)
     run(go(), timeout=60)
+
+
+# ---- a contact on another server --------------------------------------------------
+
+FED_A, FED_B = 'a.test', 'b2.test'
+NS_SERVER = 'jabber:server'
+
+
+@pytest.fixture(scope='module')
+def fed(tmp_path_factory):
+    """a.test (parleyd) with alice, and b2.test, a raw peer that connects
+    with a certificate of the test CA (SASL EXTERNAL, XEP-0288 bidi) and
+    speaks for romeo@b2.test."""
+    from test_s2s_rawpeer import NS_BIDI, CertServer
+    base = tmp_path_factory.mktemp('pep-fed')
+    ca = parleytest.make_test_ca(base / 'ca', [FED_A, FED_B])
+    a = parleytest.FedParleyd(base / 'a', FED_A, {('alice', FED_A): 'alice-secret'},
+                              peers={FED_B: parleytest.free_port()}, ca=ca)
+    a.start_with_users()
+    p = CertServer(a.s2s_port, FED_B, FED_A, ca[FED_B], timeout=15)
+    try:
+        p.starttls()
+        p.send("<bidi xmlns='%s'/>" % NS_BIDI)
+        p.send("<auth xmlns='%s' mechanism='EXTERNAL'>=</auth>" % NS_SASL)
+        el = p.wait_for(lambda e: e.tag.startswith('{%s}' % NS_SASL), what='SASL answer')
+        assert el.tag == q(NS_SASL, 'success'), tostr(el)
+        p.open()
+        yield a, p
+    finally:
+        p.close()
+        a.finish()
+
+
+def fed_subscribe(c, p, frm, to):
+    """frm (a local user's RawClient c, or the raw peer's contact) asks
+    for the presence of to, and to approves."""
+    if frm.endswith(FED_B):
+        p.send("<presence from='%s' to='%s' type='subscribe'/>" % (frm, to))
+        take(c, lambda e: e.tag == q(NS_CLIENT, 'presence') and e.get('type') == 'subscribe', 5,
+             'subscription request from %s' % frm)
+        c.send("<presence to='%s' type='subscribed'/>" % frm)
+    else:
+        c.send("<presence to='%s' type='subscribe'/>" % to)
+        p.wait_for(lambda e: e.tag == q(NS_SERVER, 'presence') and e.get('type') == 'subscribe', 5,
+                   'subscription request to %s' % to)
+        p.send("<presence from='%s' to='%s' type='subscribed'/>" % (to, frm))
+
+
+def fed_online(p, full, to, feats):
+    """The raw peer's resource full sends to available presence with caps
+    of feats (a new ver) and answers the disco#info a.test asks of it."""
+    idents = [('client', 'pc', '', 'Parley test')]
+    ver = caps_ver(idents, feats)
+    p.send("<presence from='%s' to='%s'><c xmlns='%s' hash='sha-1' node='%s' ver='%s'/></presence>"
+           % (full, to, NS_CAPS, CAPS_NODE, ver))
+    query = p.wait_for(lambda e: e.tag == q(NS_SERVER, 'iq') and e.get('type') == 'get' and
+                       e.get('to') == full and e.find(q(NS_DISCO_INFO, 'query')) is not None,
+                       10, 'disco#info of the caps ver')
+    assert query.find(q(NS_DISCO_INFO, 'query')).get('node') == '%s#%s' % (CAPS_NODE, ver), tostr(query)
+    inner = "<identity category='client' type='pc' name='Parley test'/>"
+    inner += ''.join("<feature var='%s'/>" % f for f in feats)
+    p.send("<iq type='result' id='%s' from='%s' to='%s'><query xmlns='%s' node='%s#%s'>%s</query></iq>"
+           % (query.get('id'), full, query.get('from'), NS_DISCO_INFO, CAPS_NODE, ver, inner))
+    time.sleep(0.3)
+    return ver
+
+
+def fed_event(to, owner, item_id):
+    def pred(e):
+        items = e.find('%s/%s' % (q(NS_EVENT, 'event'), q(NS_EVENT, 'items')))
+        return (e.tag == q(NS_SERVER, 'message') and e.get('to') == to and e.get('from') == owner and
+                items is not None and items.get('node') == NS_TUNE and any(x.get('id') == item_id for x in items))
+    return pred
+
+
+def fed_publish(c, owner, item_id, title):
+    r = c.iq('set', "<pubsub xmlns='%s'><publish node='%s'><item id='%s'>%s</item></publish></pubsub>"
+             % (NS_PUBSUB, NS_TUNE, item_id, tune(title)), to=owner)
+    assert r.get('type') == 'result', tostr(r)
+
+
+def test_contact_on_another_server(fed):
+    """XEP-0163 §4.3.3 across federation: romeo@b2.test shares presence
+    with alice; the available presence of his resource, with caps listing
+    tune+notify, makes a.test ask that resource for the ver (disco#info
+    from a.test) and then notify it of alice's tune; a second resource
+    announcing the same (now cached) ver gets the last item with <delay/>
+    at once; a resource that went unavailable is notified no more."""
+    a, p = fed
+    romeo = 'romeo@' + FED_B
+    alice = 'alice@' + FED_A
+    feats = [NS_CAPS, NS_DISCO_INFO, NS_TUNE + '+notify', 'urn:example:parley-test:' + unique('f')]
+    c = RawClient(a.port, host=FED_A)
+    try:
+        c.login('alice', 'alice-secret', resource='phone')
+        fed_subscribe(c, p, alice, romeo)
+        fed_subscribe(c, p, romeo, alice)
+        ver = fed_online(p, romeo + '/orchard', alice, feats)
+        fed_publish(c, alice, 't1', 'federated')
+        e = p.wait_for(fed_event(romeo + '/orchard', alice, 't1'), 5, 'notification to romeo/orchard')
+        assert 'federated' in tostr(e), tostr(e)
+        # §4.3.3 (2.): a resource whose presence comes after the publish
+        p.send("<presence from='%s/garden' to='%s'><c xmlns='%s' hash='sha-1' node='%s' ver='%s'/></presence>"
+               % (romeo, alice, NS_CAPS, CAPS_NODE, ver))
+        e = p.wait_for(fed_event(romeo + '/garden', alice, 't1'), 5, 'last item to romeo/garden')
+        assert e.find(q('urn:xmpp:delay', 'delay')) is not None, tostr(e)
+        # a room occupant's presence (XEP-0045) with caps is no contact's: not asked
+        room_ver = caps_ver([('client', 'pc', '', 'Parley test')], feats + ['urn:example:parley-test:room'])
+        p.send("<presence from='room@%s/romeo' to='%s/phone'><x xmlns='%s#user'/>"
+               "<c xmlns='%s' hash='sha-1' node='%s' ver='%s'/></presence>"
+               % (FED_B, alice, 'http://jabber.org/protocol/muc', NS_CAPS, CAPS_NODE, room_ver))
+        with pytest.raises(TimeoutError):
+            p.wait_for(lambda e: e.tag == q(NS_SERVER, 'iq') and e.get('type') == 'get', 1.0,
+                       'disco#info to a room occupant')
+        # unavailable: forgotten
+        p.send("<presence from='%s/orchard' to='%s' type='unavailable'/>" % (romeo, alice))
+        time.sleep(0.3)
+        fed_publish(c, alice, 't2', 'later')
+        seen = []
+        p.wait_for(lambda e: seen.append(e) or fed_event(romeo + '/garden', alice, 't2')(e), 5,
+                   'notification to romeo/garden')
+        time.sleep(0.5)
+        while p.pending:
+            seen.append(p.pending.popleft())
+        assert not any(x is not None and fed_event(romeo + '/orchard', alice, 't2')(x) for x in seen), \
+            [tostr(x) for x in seen]
+    finally:
+        c.close()
+
+
+def test_new_subscriber_on_another_server(fed):
+    """XEP-0163 §4.3.4 across federation: juliet@b2.test, whose presence
+    alice receives (subscription 'to') with tune+notify caps, gets nothing
+    of alice's tune; once alice approves juliet's subscription, juliet's
+    resource gets the last item."""
+    a, p = fed
+    juliet = 'juliet@' + FED_B
+    alice = 'alice@' + FED_A
+    feats = [NS_CAPS, NS_DISCO_INFO, NS_TUNE + '+notify', 'urn:example:parley-test:' + unique('f')]
+    c = RawClient(a.port, host=FED_A)
+    try:
+        c.login('alice', 'alice-secret', resource='laptop')
+        fed_publish(c, alice, 'j1', 'for new subscribers')
+        fed_subscribe(c, p, alice, juliet)
+        fed_online(p, juliet + '/balcony', alice, feats)
+        seen = []
+        with pytest.raises(TimeoutError):
+            p.wait_for(lambda e: seen.append(e) or fed_event(juliet + '/balcony', alice, 'j1')(e), 1.0,
+                       'notification before the subscription')
+        fed_subscribe(c, p, juliet, alice)
+        e = p.wait_for(fed_event(juliet + '/balcony', alice, 'j1'), 5, 'last item to juliet/balcony')
+        assert 'for new subscribers' in tostr(e) and e.find(q('urn:xmpp:delay', 'delay')) is not None, tostr(e)
+    finally:
+        c.close()
