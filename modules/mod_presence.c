@@ -789,6 +789,17 @@ static void op_roster_read(enum storage_result res, const struct roster_item *it
 				send_presence_of(h, op->user, &to, false, NULL);
 				jid_clear(&to);
 			}
+		} else if (op->peer.node != NULL) {
+			/* §4.3.2: a prober the user does not share presence with
+			 * (or no such account) is told 'unsubscribed', so that a
+			 * roster out of step is mended on its side; the user's
+			 * own roster (a pre-approval too) is left as it is. */
+			struct jid self = { 0 }, peer = { 0 };
+			jid_set(&self, op->user, h->name, NULL);
+			jid_set(&peer, op->peer.node, op->peer.domain, NULL);
+			route_new("unsubscribed", &self, &peer, true);
+			jid_clear(&self);
+			jid_clear(&peer);
 		}
 		roster_view_clear(&view);
 		break;

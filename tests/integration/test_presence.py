@@ -309,6 +309,24 @@ def test_directed_presence_ended_with_the_users_status(server, available):
         c.close()
 
 
+def test_probe_of_a_non_subscriber_answered_unsubscribed(server):
+    """a's roster says it sees b's presence, b's does not let it (the two
+    rosters are out of step): a's probe at login is answered 'unsubscribed'
+    (RFC 6121 §4.3.2), which mends a's roster; b's roster is untouched."""
+    au, bu = new_user(server, 'a'), new_user(server, 'b')
+    server.db_query("INSERT INTO roster_items (server_host, username, jid, subscription, ask_out,"
+                    " ask_in, approved) VALUES (?, ?, ?, 'T', 0, 0, 0)", (HOST, au, bare(bu)))
+    b = online(server, bu)
+    a = online(server, au)
+    try:
+        expect_push(a, bare(bu), 'none')
+        expect_none(a, presence(None, b.jid), "b's presence without b's consent")
+        assert bare(au) not in roster_items(b)
+    finally:
+        a.close()
+        b.close()
+
+
 def test_directed_presence_and_unavailable_on_disconnect(server):
     au, cu = new_user(server, 'a'), new_user(server, 'c')
     a, c = online(server, au), online(server, cu)

@@ -462,6 +462,12 @@ def test_import_prosody_files(empty_srv, run, tmp_path):
                      "ns1:iteration_count='4096' ns1:salt='%s' ns1:stored_key='%s' "
                      "ns1:server_key='%s'" % (salt.decode(), stored.hex(), server.hex()))
         extra = ''
+        if user == 'romeo':
+            # romeo's side of juliet's roster item (juliet's probe of
+            # romeo at her login finds it: otherwise the answer is
+            # 'unsubscribed', RFC 6121 §4.3.2)
+            extra = ("<query xmlns='jabber:iq:roster'><item jid='juliet@%s' subscription='from' "
+                     "ask='subscribe'/></query>" % HOST)
         if user == 'juliet':
             extra = ("<query xmlns='jabber:iq:roster'><item jid='romeo@%s' subscription='to'/>"
                      "</query><presence type='subscribe' from='romeo@%s'/>"
