@@ -448,7 +448,10 @@ static void op_act(struct pres_op *op, bool changed)
 				route_new("subscribed", &self, &op->peer, true);
 				if (changed)
 					send_presence_of(h, op->user, &op->peer, false, NULL);
-			} else {
+			} else if (changed) {
+				/* A request already waiting is not delivered again
+				 * (RFC 6121 Appendix A.3.1: None + Pending In); each
+				 * new session gets the waiting ones anyway. */
 				deliver_to_user(h, op->user, op->stanza);
 			}
 			break;

@@ -121,6 +121,25 @@ def make_mutual(a, au, b, bu):
 
 # ---- tests ------------------------------------------------------------------
 
+def test_repeated_request_delivered_once(server):
+    """A subscription request sent again while the first still waits for
+    an answer is not delivered again (RFC 6121 Appendix A.3.1); the
+    answer to it still works."""
+    au, bu = new_user(server, 'a'), new_user(server, 'b')
+    a, b = online(server, au), online(server, bu)
+    try:
+        send_sub(a, bu, 'subscribe')
+        expect(b, presence('subscribe', bare(au)), 'the request')
+        send_sub(a, bu, 'subscribe')
+        send_sub(a, bu, 'subscribe')
+        expect_none(b, presence('subscribe', bare(au)), 'the request again')
+        send_sub(b, au, 'subscribed')
+        expect(a, presence('subscribed', bare(bu)), 'the approval')
+    finally:
+        a.close()
+        b.close()
+
+
 def test_subscribe_both_online_mutual_and_online_offline(server):
     au, bu = new_user(server, 'a'), new_user(server, 'b')
     a, b = online(server, au), online(server, bu)
