@@ -316,6 +316,7 @@ int host_add(struct ev_loop *loop, const struct host_config *hc, bool with_tls, 
 
 static void host_finish_removal(struct host *h)
 {
+	sm_host_stop(h);
 	modules_stop_host(h);
 	log_notice("host %s removed", h->name);
 	host_free(h);
@@ -375,8 +376,10 @@ void hosts_stop(void)
 		removing = h->next;
 		host_finish_removal(h);
 	}
-	for (struct host *h = hosts_head; h != NULL; h = h->next)
+	for (struct host *h = hosts_head; h != NULL; h = h->next) {
+		sm_host_stop(h);
 		modules_stop_host(h);
+	}
 	for (struct host *h = hosts_head; h != NULL; h = h->next)
 		auth_free(&h->auth);
 	/* The storages close while their hosts exist: the callbacks of work

@@ -6,7 +6,8 @@
  * full JID the exact session (or the bare-JID rules where the RFC says so),
  * to a bare JID the available resources with the highest non-negative
  * priority for messages, every available resource for presence, and the
- * user-scope iq handlers for iqs.  A message nobody can take goes through the
+ * user-scope iq handlers for iqs (for a user with no session, once the auth
+ * chain says the account exists: RFC 6121 §8.5.1).  A message nobody can take goes through the
  * offline_message hook; if no module stores it, the sender gets
  * <service-unavailable/>.  Every stanza first goes through the stanza_in hook
  * (mod_blocking drops or refuses what a blocked JID sends), and presence
@@ -22,6 +23,7 @@
 #include "hooks.h"
 #include "iq.h"
 #include "router.h"
+#include "auth/auth.h"
 #include "lib/log.h"
 
 #include <string.h>
@@ -33,6 +35,18 @@ struct sm_user {
 	struct session *sessions;
 	struct sm_user *next;
 };
+
+/* An iq request to the bare JID of a user with no session, waiting for
+ * the auth chain to say whether the account exists; listed so that a
+ * host that stops cancels its own (sm_host_stop). */
+struct exists_wait {
+	struct exists_wait *prev, *next;
+	struct host *h;
+	struct xml_node *iq;
+	struct jid from, to;
+	struct auth_req *req;
+};
+static struct exists_wait *exists_waits;
 
 static struct sm_user **table;
 static size_t table_size;
@@ -268,6 +282,76 @@ static bool iq_is_request(const struct xml_node *stanza)
 static void sm_route_stanza(struct host *h, struct xml_node *stanza, const struct jid *from,
                             const struct jid *to);
 
+/* An iq request to a user's bare JID, to the user-scope handlers. */
+static void user_iq(struct host *h, struct xml_node *iq, const struct jid *from, const struct jid *to)
+{
+	if (!iq_dispatch(h, IQ_SCOPE_USER, iq, from, to, NULL))
+		router_bounce(iq, SE_SERVICE_UNAVAILABLE, NULL);
+}
+
+static void exists_wait_free(struct exists_wait *w)
+{
+	if (w->prev != NULL)
+		w->prev->next = w->next;
+	else
+		exists_waits = w->next;
+	if (w->next != NULL)
+		w->next->prev = w->prev;
+	xml_unref(&w->iq);
+	jid_clear(&w->from);
+	jid_clear(&w->to);
+	free(w);
+}
+
+static void exists_answered(enum auth_result res, void *ctx)
+{
+	struct exists_wait *w = ctx;
+	w->req = NULL;
+	if (res == AUTH_NO_USER) {
+		/* RFC 6121 §8.5.1: no such account */
+		router_bounce(w->iq, SE_SERVICE_UNAVAILABLE, NULL);
+	} else {
+		/* it exists, or the backends cannot say now: the handlers
+		 * answer (as they did before anyone asked) */
+		if (res != AUTH_OK)
+			log_debug(
+			        "sm: whether %s@%s exists is not known (%s): an iq to it is answered as for "
+			        "an account",
+			        w->to.node, w->h->name, auth_result_str(res));
+		user_iq(w->h, w->iq, w->from.domain != NULL ? &w->from : NULL, &w->to);
+	}
+	exists_wait_free(w);
+}
+
+static void exists_wait_start(struct host *h, struct xml_node *iq, const struct jid *from,
+                              const struct jid *to)
+{
+	struct exists_wait *w = xcalloc(1, sizeof(*w));
+	w->h = h;
+	xml_ref(iq);
+	w->iq = iq;
+	if (from != NULL)
+		jid_copy(&w->from, from);
+	jid_copy(&w->to, to);
+	w->next = exists_waits;
+	if (exists_waits != NULL)
+		exists_waits->prev = w;
+	exists_waits = w;
+	w->req = auth_user_exists(h->auth, to->node, exists_answered, w);
+}
+
+void sm_host_stop(struct host *h)
+{
+	for (struct exists_wait *w = exists_waits, *next; w != NULL; w = next) {
+		next = w->next;
+		if (w->h != h)
+			continue;
+		if (w->req != NULL)
+			auth_cancel(w->req);
+		exists_wait_free(w);
+	}
+}
+
 void sm_route(struct host *h, struct xml_node *stanza, const struct jid *from, const struct jid *to)
 {
 	struct hook_packet in = { .from = from, .to = to, .stanza = stanza };
@@ -340,8 +424,15 @@ static void sm_route_stanza(struct host *h, struct xml_node *stanza, const struc
 			router_bounce(stanza, SE_BAD_REQUEST, NULL);
 			break;
 		}
-		if (!iq_dispatch(h, IQ_SCOPE_USER, stanza, from, to, NULL))
-			router_bounce(stanza, SE_SERVICE_UNAVAILABLE, NULL);
+		/* Someone else asks about a user with no session: the handlers
+		 * answer only for an account that exists. */
+		if (u == NULL && h->auth != NULL &&
+		    (from == NULL || from->node == NULL || strcmp(from->node, to->node) != 0 ||
+		     strcmp(from->domain, h->name) != 0)) {
+			exists_wait_start(h, stanza, from, to);
+			break;
+		}
+		user_iq(h, stanza, from, to);
 		break;
 	default: break;
 	}

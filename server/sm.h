@@ -62,6 +62,11 @@ struct session {
 void sm_session_open(struct session *s);
 void sm_session_close(struct session *s);
 
+/* The host stops: the iq requests of its users still waiting to learn
+ * whether the account exists are dropped unanswered (before its auth
+ * chain goes). */
+void sm_host_stop(struct host *h);
+
 /* Deliver a stanza to a local user JID on host (RFC 6121 §8.5 rules). */
 void sm_route(struct host *h, struct xml_node *stanza, const struct jid *from, const struct jid *to);
 

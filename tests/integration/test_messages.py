@@ -67,6 +67,26 @@ def test_iq_to_nonexistent_user_service_unavailable(server, run):
     run(go())
 
 
+def test_iq_to_bare_jid_of_nonexistent_user(server, raw):
+    """RFC 6121 §8.5.1: an iq to the bare JID of an account that does not
+    exist gets <service-unavailable/>, whatever its payload; one to an
+    account with no session is answered by the handlers as before."""
+    a = raw()
+    a.login('alice', server.password('alice'), resource=unique('nx'))
+    server.register('offline-' + a.jid.split('/')[1], HOST, 'pw-x')
+    payloads = ("<ping xmlns='urn:xmpp:ping'/>", "<query xmlns='http://jabber.org/protocol/disco#info'/>",
+                "<vCard xmlns='vcard-temp'/>", "<query xmlns='jabber:iq:last'/>")
+    for p in payloads:
+        el = a.iq('get', p, to='nobody-here@%s' % HOST)
+        assert stanza_error(el) == 'service-unavailable', (p, tostr(el))
+    for p in payloads[:3]:
+        el = a.iq('get', p, to='offline-%s@%s' % (a.jid.split('/')[1], HOST))
+        assert el.get('type') == 'result', (p, tostr(el))
+    # the user's own account, with no other session: its own handlers
+    el = a.iq('get', payloads[1], to='alice@%s' % HOST)
+    assert el.get('type') == 'result', tostr(el)
+
+
 def test_message_with_spoofed_from_is_not_delivered_as_spoofed(server, raw):
     """RFC 6120 8.1.2.1: the server stamps 'from' with the sender's full JID
     (or refuses the stanza with <invalid-from/>); never delivers the lie."""
