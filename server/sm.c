@@ -395,13 +395,16 @@ static void sm_route_stanza(struct host *h, struct xml_node *stanza, const struc
 				router_bounce(stanza, SE_SERVICE_UNAVAILABLE, NULL);
 			return;
 		}
-		/* RFC 6121 §8.5.3.2: no such resource. */
+		/* RFC 6121 §8.5.3.2: no such resource.  A chat message is
+		 * handled as if sent to the bare JID; normal (no type) and
+		 * groupchat are refused; headline and error are dropped. */
 		if (kind == STANZA_MESSAGE) {
 			const char *type = xml_attr(stanza, "type");
-			if (type != NULL && strcmp(type, "groupchat") == 0)
-				router_bounce(stanza, SE_SERVICE_UNAVAILABLE, NULL);
-			else
+			if (type != NULL && strcmp(type, "chat") == 0)
 				route_message_bare(h, u, stanza, from, to);
+			else if (type == NULL || strcmp(type, "normal") == 0 ||
+			         strcmp(type, "groupchat") == 0)
+				router_bounce(stanza, SE_SERVICE_UNAVAILABLE, NULL);
 		} else if (kind == STANZA_IQ && iq_is_request(stanza)) {
 			router_bounce(stanza, SE_SERVICE_UNAVAILABLE, NULL);
 		}

@@ -87,6 +87,25 @@ def test_iq_to_bare_jid_of_nonexistent_user(server, raw):
     assert el.get('type') == 'result', tostr(el)
 
 
+def test_message_to_a_resource_that_is_gone(server, raw):
+    """RFC 6121 §8.5.3.2.1, no session with that resource but another one:
+    a chat message goes to the user as if sent to the bare JID; a normal
+    message (no type) is refused with <service-unavailable/>; a headline
+    is dropped; the other session gets neither."""
+    a, b = raw(), raw()
+    a.login('alice', server.password('alice'), resource=unique('gone-a'))
+    b.login('bob', server.password('bob'), resource=unique('gone-b'))
+    gone = 'bob@%s/%s' % (HOST, unique('gone-'))
+    normal, headline, chat = unique('normal-'), unique('headline-'), unique('chat-')
+    a.send("<message to='%s' id='n1'><body>%s</body></message>" % (gone, normal))
+    a.send("<message to='%s' type='headline'><body>%s</body></message>" % (gone, headline))
+    a.send("<message to='%s' type='chat'><body>%s</body></message>" % (gone, chat))
+    err = a.wait_for(lambda e: e.get('id') == 'n1', what='the error for the normal message')
+    assert stanza_error(err) == 'service-unavailable', tostr(err)
+    m = b.wait_for(lambda e: e.tag.endswith('}message'), what='a message')
+    assert m.findtext('{jabber:client}body') == chat, tostr(m)
+
+
 def test_message_with_spoofed_from_is_not_delivered_as_spoofed(server, raw):
     """RFC 6120 8.1.2.1: the server stamps 'from' with the sender's full JID
     (or refuses the stanza with <invalid-from/>); never delivers the lie."""
