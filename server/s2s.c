@@ -304,6 +304,20 @@ static void write_header(struct stream *st, const char *from, const char *to, co
 static void write_db_error(struct stream *st, const char *name, const char *from, const char *to,
                            const char *id, enum stanza_error e);
 
+/* "<db:NAME from='F' to='T' [id='I'": the start tag up to its last
+ * attribute value's closing quote. */
+static void db_start_tag(struct buf *b, const char *name, const char *from, const char *to, const char *id)
+{
+	buf_printf(b, "<db:%s from='", name);
+	xml_escape(b, from, strlen(from), true);
+	buf_append_str(b, "' to='");
+	xml_escape(b, to, strlen(to), true);
+	if (id != NULL) {
+		buf_append_str(b, "' id='");
+		xml_escape(b, id, strlen(id), true);
+	}
+}
+
 /* <db:NAME from to [id] [type]>text</db:NAME>; type 'error' carries
  * <remote-server-not-found/> (XEP-0220 2.4: the verification failed). */
 static void write_db(struct stream *st, const char *name, const char *from, const char *to, const char *id,
@@ -314,14 +328,7 @@ static void write_db(struct stream *st, const char *name, const char *from, cons
 		return;
 	}
 	struct buf b = { 0 };
-	buf_printf(&b, "<db:%s from='", name);
-	xml_escape(&b, from, strlen(from), true);
-	buf_append_str(&b, "' to='");
-	xml_escape(&b, to, strlen(to), true);
-	if (id != NULL) {
-		buf_append_str(&b, "' id='");
-		xml_escape(&b, id, strlen(id), true);
-	}
+	db_start_tag(&b, name, from, to, id);
 	if (type != NULL)
 		buf_printf(&b, "' type='%s", type);
 	if (text != NULL) {
@@ -341,14 +348,7 @@ static void write_db_error(struct stream *st, const char *name, const char *from
                            const char *id, enum stanza_error e)
 {
 	struct buf b = { 0 };
-	buf_printf(&b, "<db:%s from='", name);
-	xml_escape(&b, from, strlen(from), true);
-	buf_append_str(&b, "' to='");
-	xml_escape(&b, to, strlen(to), true);
-	if (id != NULL) {
-		buf_append_str(&b, "' id='");
-		xml_escape(&b, id, strlen(id), true);
-	}
+	db_start_tag(&b, name, from, to, id);
 	buf_printf(&b, "' type='error'><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></db:%s>",
 	           stanza_error_type(e), stanza_error_name(e), name);
 	stream_write(st, b.data, b.len);
