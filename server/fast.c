@@ -213,6 +213,7 @@ struct fast_job {
 	unsigned char proof[HT_HMAC_LEN];
 	unsigned char cb_data[TLS_CBIND_MAX_DATA];
 	size_t cb_len;
+	const char *mech; /* the login's HT mechanism (static) */
 	bool has_count;
 	uint64_t count;
 	bool account_checked, account_exists; /* check_account's answer */
@@ -327,7 +328,11 @@ static void verify_listed(enum storage_result res, const struct storage_fast_tok
 		ht_token_derive(fast_key, j->toks[i].seed, j->user, j->host, token);
 		ht_hmac(token, "Initiator", j->cb_data, j->cb_len, mac);
 		if (CRYPTO_memcmp(mac, j->proof, sizeof(mac)) == 0) {
-			if (j->toks[i].expires <= now)
+			/* a token serves the mechanism it was asked for only
+			 * (XEP-0484 3.4): its channel binding cannot be dropped */
+			if (strcmp(j->toks[i].mechanism, j->mech) != 0)
+				reason = "wrong-mechanism";
+			else if (j->toks[i].expires <= now)
 				reason = "expired-token";
 			else
 				j->used = (ssize_t)i;
@@ -359,11 +364,12 @@ static void verify_listed(enum storage_result res, const struct storage_fast_tok
 	explicit_bzero(responder, sizeof(responder));
 }
 
-void fast_job_verify(struct fast_job *j, const unsigned char proof[HT_HMAC_LEN], const unsigned char *cb_data,
-                     size_t cb_len, const struct fast_request *req, bool check_account, fast_verify_cb *cb,
-                     void *ctx)
+void fast_job_verify(struct fast_job *j, const char *mech, const unsigned char proof[HT_HMAC_LEN],
+                     const unsigned char *cb_data, size_t cb_len, const struct fast_request *req,
+                     bool check_account, fast_verify_cb *cb, void *ctx)
 {
 	assert(j->req == NULL && cb_len <= sizeof(j->cb_data));
+	j->mech = mech;
 	memcpy(j->proof, proof, sizeof(j->proof));
 	if (cb_len > 0)
 		memcpy(j->cb_data, cb_data, cb_len);

@@ -68,20 +68,22 @@ struct fast_job;
 struct fast_job *fast_job_new(struct storage *st, const char *host, const char *user);
 void fast_job_free(struct fast_job **j); /* cancels what is in flight */
 
-/* A token login: cb runs later with FAST_OK when proof is
+/* A token login with the HT mechanism mech (static, as fast_mechanism
+ * returns it): cb runs later with FAST_OK when proof is
  * HMAC(token, "Initiator" || cb_data) for one of the user's unexpired
- * tokens whose count the request does not replay; responder is then
- * HMAC(token, "Responder" || cb_data).  FAST_REFUSED with reason
- * ("bad-token", "replayed-count").  With check_account (the host's
- * accounts are in this store: auth_exists_in_storage) the same storage
- * job reads whether the account exists, and a good token of a user
- * without one gives FAST_NO_ACCOUNT; otherwise the caller asks the auth
+ * tokens that was issued for mech and whose count the request does not
+ * replay; responder is then HMAC(token, "Responder" || cb_data).
+ * FAST_REFUSED with reason ("bad-token", "wrong-mechanism",
+ * "replayed-count").  With check_account (the host's accounts are in
+ * this store: auth_exists_in_storage) the same storage job reads whether
+ * the account exists, and a good token of a user without one gives
+ * FAST_NO_ACCOUNT; otherwise the caller asks the auth
  * chain after FAST_OK.  Nothing is written yet. */
 typedef void fast_verify_cb(enum fast_result r, const char *reason, const unsigned char *responder,
                             void *ctx);
-void fast_job_verify(struct fast_job *j, const unsigned char proof[HT_HMAC_LEN], const unsigned char *cb_data,
-                     size_t cb_len, const struct fast_request *req, bool check_account, fast_verify_cb *cb,
-                     void *ctx);
+void fast_job_verify(struct fast_job *j, const char *mech, const unsigned char proof[HT_HMAC_LEN],
+                     const unsigned char *cb_data, size_t cb_len, const struct fast_request *req,
+                     bool check_account, fast_verify_cb *cb, void *ctx);
 
 /* Whether fast_job_commit has work for this login. */
 bool fast_job_needed(const struct fast_job *j, const struct fast_request *req);

@@ -727,7 +727,7 @@ static void ht_step(struct sasl *s, const char *in, size_t len, struct sasl_resu
 	/* the account check in the token's own storage job where the auth
 	 * chain would read that store anyway */
 	s->ht_account_read = auth_exists_in_storage(s->auth, s->fast_st);
-	fast_job_verify(s->fast, (const unsigned char *)nul + 1, cb_data, cb_len, &s->freq,
+	fast_job_verify(s->fast, s->mech_name, (const unsigned char *)nul + 1, cb_data, cb_len, &s->freq,
 	                s->ht_account_read, ht_verified, s);
 	explicit_bzero(cb_data, sizeof(cb_data));
 }

@@ -58,10 +58,10 @@ def _new_user(server):
     return user
 
 
-def _token_by_scram(srv, c, user, ua, password=None):
+def _token_by_scram(srv, c, user, ua, password=None, mech='HT-SHA-256-NONE'):
     """A SCRAM-SHA-256 login asking for a token; returns the <token/>."""
     r = scram(c, user, password or 'pencil-' + user, 'SCRAM-SHA-256', 'n,,', sasl2=True,
-              extra=_ua(ua) + _request())
+              extra=_ua(ua) + _request(mech))
     assert r.ok, tostr(r.el)
     tok = r.el.find(q(NS_FAST, 'token'))
     assert tok is not None, tostr(r.el)
@@ -146,15 +146,24 @@ def test_token_issued_and_used_with_each_binding(server, connect):
     assert el.findtext(q(NS_SASL2, 'authorization-identifier')) == '%s@%s' % (user, HOST)
     assert c.bind('fast') == '%s@%s/fast' % (user, HOST)
 
+    # a token works with the mechanism it was asked for, and no other
+    # (XEP-0484 3.4): not with a channel binding it was not asked for ...
     c = connect()
-    _ok(_ht(c, user, token, 'HT-SHA-256-EXPR', tls_exporter(c.sock)))
-    c = connect()
-    _ok(_ht(c, user, token, 'HT-SHA-256-ENDP', tls_server_end_point(server, c.sock)))
-    c = connect(tls12=True)
-    _ok(_ht(c, user, token, 'HT-SHA-256-UNIQ', c.sock.get_channel_binding('tls-unique')))
+    _refused(_ht(c, user, token, 'HT-SHA-256-EXPR', tls_exporter(c.sock)))
+    bindings = (('HT-SHA-256-EXPR', False, lambda c: tls_exporter(c.sock)),
+                ('HT-SHA-256-ENDP', False, lambda c: tls_server_end_point(server, c.sock)),
+                ('HT-SHA-256-UNIQ', True, lambda c: c.sock.get_channel_binding('tls-unique')))
+    for mech, tls12, cb in bindings:
+        t = _token_by_scram(server, connect(tls12=tls12), user, 'ua-' + mech, mech=mech).get('token')
+        c = connect(tls12=tls12)
+        _ok(_ht(c, user, t, mech, cb(c)))
+        # ... and the channel binding it was asked for cannot be dropped
+        _refused(_ht(connect(tls12=tls12), user, t))
+        assert 'user=%s@%s reason=wrong-mechanism' % (user, HOST) in server.log()
     # the binding is checked: NONE's proof under EXPR fails
     c = connect()
-    _refused(_ht(c, user, token, 'HT-SHA-256-EXPR', b''))
+    t = _token_by_scram(server, connect(), user, 'ua-expr', mech='HT-SHA-256-EXPR').get('token')
+    _refused(_ht(c, user, t, 'HT-SHA-256-EXPR', b''))
     # an inline bind works with a token login as with any other
     c = connect()
     el = _ok(_ht(c, user, token, extra="<bind xmlns='%s'><tag>fastc</tag></bind>" % NS_BIND2))
