@@ -8,9 +8,9 @@
  *    derived on demand and wiped once used;
  *  - a job runs one storage request at a time, in order (the writes of a
  *    login, then the new token), and reports once;
- *  - a client keeps at most two tokens: the newest it used (or was given
- *    before) and the one just issued; using a token deletes the client's
- *    older ones.
+ *  - a client keeps at most two tokens: the one it logged in with (or,
+ *    after a password login, its newest) and the one just issued; using
+ *    a token deletes the client's older ones.
  */
 #include "server/fast.h"
 #include "server/server.h"
@@ -418,14 +418,19 @@ static void plan(struct fast_job *j)
 		}
 	}
 	if (j->request_mech != NULL && j->ua_id != NULL) {
-		/* the client's newest token stays until the new one is used */
-		ssize_t newest = -1;
-		for (size_t i = 0; i < j->ntoks; i++)
+		/* One token of the client stays until the new one is used
+		 * (XEP-0484 3.5): the one this login used, which the client
+		 * surely holds, else (a password login, a logout) its newest.  A token
+		 * issued since the one used was never used: its answer may
+		 * have been lost, and the new one replaces it. */
+		bool in_use = j->used >= 0 && !gone[j->used] && strcmp(j->toks[j->used].ua_id, j->ua_id) == 0;
+		ssize_t keep = in_use ? j->used : -1;
+		for (size_t i = 0; !in_use && i < j->ntoks; i++)
 			if (!gone[i] && strcmp(j->toks[i].ua_id, j->ua_id) == 0 &&
-			    (newest < 0 || j->toks[i].created >= j->toks[newest].created))
-				newest = (ssize_t)i;
+			    (keep < 0 || j->toks[i].created >= j->toks[keep].created))
+				keep = (ssize_t)i;
 		for (size_t i = 0; i < j->ntoks; i++)
-			if ((ssize_t)i != newest && strcmp(j->toks[i].ua_id, j->ua_id) == 0)
+			if ((ssize_t)i != keep && strcmp(j->toks[i].ua_id, j->ua_id) == 0)
 				gone[i] = true;
 	}
 	for (size_t i = 0; i < j->ntoks; i++)

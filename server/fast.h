@@ -89,8 +89,9 @@ void fast_job_verify(struct fast_job *j, const char *mech, const unsigned char p
 bool fast_job_needed(const struct fast_job *j, const struct fast_request *req);
 /* After a successful login: record the verified token's count, or delete
  * it (invalidate); delete that client's older tokens and expired ones; and
- * with request_mech issue a token for ua_id that replaces the client's
- * earlier ones once it is first used.  cb runs when all of it is stored:
+ * with request_mech issue a token for ua_id, keeping beside it only the
+ * client's token this login used (a password login: its newest), which
+ * the new one replaces once it is first used.  cb runs when all of it is stored:
  * token (NUL-terminated, wiped after cb) and its expiry when one was
  * issued, else NULL. */
 typedef void fast_commit_cb(enum fast_result r, const char *token, int64_t expires, void *ctx);

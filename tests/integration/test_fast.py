@@ -202,6 +202,26 @@ def test_rotation_keeps_the_previous_token_until_the_new_one_is_used(server, con
     _ok(_ht(connect(), user, t3, extra=_ua('ua-2')))
 
 
+def test_rotation_answers_lost_twice_keep_the_token_in_use(server, connect):
+    """XEP-0484 3.5: the token in use stays until a newer one is used, so
+    a client that lost the answers of two rotations still logs in."""
+    user = _new_user(server)
+    t1 = _token_by_scram(server, connect(), user, 'ua-l').get('token')
+    for _ in range(2):
+        el = _ok(_ht(connect(), user, t1, extra=_ua('ua-l') + _request()))
+        last = el.find(q(NS_FAST, 'token')).get('token')
+        assert len(_rows(server, user)) == 2  # still two tokens at most
+    _ok(_ht(connect(), user, t1, extra=_ua('ua-l')))
+    # the token that is finally used replaces it
+    _ok(_ht(connect(), user, last, extra=_ua('ua-l')))
+    _refused(_ht(connect(), user, t1, extra=_ua('ua-l')))
+    assert len(_rows(server, user)) == 1
+    # a password login asking for a token keeps the client's newest one
+    _token_by_scram(server, connect(), user, 'ua-l')
+    assert len(_rows(server, user)) == 2
+    _ok(_ht(connect(), user, last, extra=_ua('ua-l')))
+
+
 def test_count_replay_is_refused(server, connect):
     user = _new_user(server)
     token = _token_by_scram(server, connect(), user, 'ua-c').get('token')
