@@ -984,8 +984,9 @@ static bool c2s_sasl_result(struct c2s *c, struct sasl_result *res)
 			break;
 		}
 		if (res->detail != NULL) {
-			/* No password was tried (a channel binding mismatch):
-			 * answered at once and not counted. */
+			/* No password was tried (a channel binding mismatch,
+			 * an expired FAST token): answered at once and not
+			 * counted. */
 			log_notice("c2s %llu from %s: %s refused: %s", (unsigned long long)c->st->id,
 			           c->st->ip, sasl_mechanism(c->sasl), res->detail);
 			sasl_free(&c->sasl);

@@ -322,6 +322,7 @@ static void verify_listed(enum storage_result res, const struct storage_fast_tok
 	int64_t now = (int64_t)time(NULL);
 	unsigned char responder[HT_HMAC_LEN];
 	const char *reason = "bad-token";
+	enum fast_result refused = FAST_REFUSED;
 	for (size_t i = 0; i < j->ntoks && j->used < 0; i++) {
 		char token[HT_TOKEN_LEN + 1];
 		unsigned char mac[HT_HMAC_LEN];
@@ -330,12 +331,14 @@ static void verify_listed(enum storage_result res, const struct storage_fast_tok
 		if (CRYPTO_memcmp(mac, j->proof, sizeof(mac)) == 0) {
 			/* a token serves the mechanism it was asked for only
 			 * (XEP-0484 3.4): its channel binding cannot be dropped */
-			if (strcmp(j->toks[i].mechanism, j->mech) != 0)
+			if (strcmp(j->toks[i].mechanism, j->mech) != 0) {
 				reason = "wrong-mechanism";
-			else if (j->toks[i].expires <= now)
+			} else if (j->toks[i].expires <= now) {
 				reason = "expired-token";
-			else
+				refused = FAST_EXPIRED;
+			} else {
 				j->used = (ssize_t)i;
+			}
 			if (j->used >= 0)
 				ht_hmac(token, "Responder", j->cb_data, j->cb_len, responder);
 		}
@@ -343,7 +346,7 @@ static void verify_listed(enum storage_result res, const struct storage_fast_tok
 		explicit_bzero(mac, sizeof(mac));
 	}
 	if (j->used < 0) {
-		j->vcb(FAST_REFUSED, reason, NULL, j->ctx);
+		j->vcb(refused, reason, NULL, j->ctx);
 		return;
 	}
 	/* The stored count is 1 + the highest count a login used (0: none). */

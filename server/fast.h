@@ -60,8 +60,9 @@ int fast_request_parse(struct fast_request *r, const struct xml_node *authentica
 void fast_add_token(struct xml_node *parent, const char *token, int64_t expires);
 
 /* FAST_NO_ACCOUNT: the token is good but the store holds no account for
- * the user (fast_job_verify with check_account only). */
-enum fast_result { FAST_OK, FAST_REFUSED, FAST_TEMPFAIL, FAST_NO_ACCOUNT };
+ * the user (fast_job_verify with check_account only).  FAST_EXPIRED: the
+ * proof is good for a token of the mechanism that has expired. */
+enum fast_result { FAST_OK, FAST_REFUSED, FAST_TEMPFAIL, FAST_NO_ACCOUNT, FAST_EXPIRED };
 
 struct fast_job;
 /* One login's FAST work, for user (prepared) of host, on storage st. */
@@ -74,7 +75,7 @@ void fast_job_free(struct fast_job **j); /* cancels what is in flight */
  * tokens that was issued for mech and whose count the request does not
  * replay; responder is then HMAC(token, "Responder" || cb_data).
  * FAST_REFUSED with reason ("bad-token", "wrong-mechanism",
- * "replayed-count").  With check_account (the host's accounts are in
+ * "replayed-count"); FAST_EXPIRED with "expired-token".  With check_account (the host's accounts are in
  * this store: auth_exists_in_storage) the same storage job reads whether
  * the account exists, and a good token of a user without one gives
  * FAST_NO_ACCOUNT; otherwise the caller asks the auth

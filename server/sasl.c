@@ -678,7 +678,13 @@ static void ht_verified(enum fast_result r, const char *reason, const unsigned c
 		ht_exists(r == FAST_OK ? AUTH_OK : AUTH_NO_USER, s);
 		return;
 	}
-	if (r == FAST_REFUSED) {
+	if (r == FAST_EXPIRED) {
+		/* XEP-0484 4.2: <credentials-expired/>, so that the client
+		 * falls back to its password.  Only the token's holder gets
+		 * here: no guess, not counted as a failed login. */
+		fail(&res, "credentials-expired");
+		res.detail = reason;
+	} else if (r == FAST_REFUSED) {
 		fail_login(&res, reason);
 	} else {
 		fail(&res, "temporary-auth-failure");

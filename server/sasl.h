@@ -37,7 +37,9 @@ struct sasl_result {
 	bool limited; /* refused by the failed-login limits (not counted again) */
 	/* A refusal that is no login attempt (reason NULL) may say why here,
 	 * for the log: a SCRAM channel binding error such as
-	 * "unsupported-channel-binding-type"; NULL otherwise. */
+	 * "unsupported-channel-binding-type", or "expired-token" (a FAST
+	 * token that was good, answered <credentials-expired/>); NULL
+	 * otherwise. */
 	const char *detail;
 	/* The account exists but has no credentials for this SCRAM hash (an
 	 * account imported with SCRAM-SHA-1 values only, tried with
