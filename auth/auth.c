@@ -679,6 +679,14 @@ void auth_status(const struct auth *a, struct buf *out)
 	}
 }
 
+bool auth_can_remove_users(const struct auth *a)
+{
+	for (size_t i = 0; i < a->nbackends; i++)
+		if (a->backends[i].v->remove_user != NULL)
+			return true;
+	return false;
+}
+
 bool auth_can_anonymous(const struct auth *a)
 {
 	for (size_t i = 0; i < a->nbackends; i++)

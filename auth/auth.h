@@ -130,6 +130,8 @@ void auth_forgive_declined(struct auth *a, const char *ip, unsigned n, double si
 /* A successful login clears the account's counter. */
 void auth_note_success(struct auth *a, const char *user);
 
+/* Whether a method of the chain can remove accounts at all. */
+bool auth_can_remove_users(const struct auth *a);
 /* Whether the chain lets anyone in without credentials (SASL ANONYMOUS). */
 bool auth_can_anonymous(const struct auth *a);
 

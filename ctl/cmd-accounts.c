@@ -63,7 +63,6 @@ static void unregister_done(enum auth_result r, void *ctx)
 	if (r == AUTH_OK) {
 		struct hook_user hu = { .user = call->user };
 		hook_run(call->host, HOOK_REMOVE_USER, &hu);
-		sm_kick_user(call->host, call->user, STE_NOT_AUTHORIZED, "the account was removed");
 		log_notice("ctl: user %s@%s removed", call->user, call->host->name);
 		buf_printf(&call->body, "user %s@%s removed\n", call->user, call->host->name);
 		ctl_call_finish(call, CTL_OK, NULL);
@@ -79,6 +78,8 @@ void cmd_unregister(struct ctl_call *call)
 {
 	if (!ctl_call_user_host(call, 1, 2))
 		return;
+	/* The sessions end first, with the roster still there (sm_kick_user). */
+	sm_kick_user(call->host, call->user, STE_NOT_AUTHORIZED, "the account was removed");
 	call->req = auth_remove_user(call->host->auth, call->user, unregister_done, call);
 }
 

@@ -721,7 +721,6 @@ static void delete_done(enum auth_result r, void *ctx)
 	if (r == AUTH_OK) {
 		struct hook_user hu = { .user = user };
 		hook_run(req->host, HOOK_REMOVE_USER, &hu);
-		sm_kick_user(req->host, user, STE_NOT_AUTHORIZED, "the account was removed");
 		log_notice("adhoc: user %s@%s removed by an administrator", user, req->host->name);
 		op->removed++;
 	} else {
@@ -737,6 +736,9 @@ static void delete_next(struct adhoc_request *req)
 	struct delete_op *op = req->data;
 	if (op->next < op->users.count) {
 		const char *user = op->users.items[op->next++];
+		/* The sessions end first, with the roster still there
+		 * (sm_kick_user). */
+		sm_kick_user(req->host, user, STE_NOT_AUTHORIZED, "the account was removed");
 		req->auth = auth_remove_user(req->host->auth, user, delete_done, req);
 		return;
 	}

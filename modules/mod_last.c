@@ -15,9 +15,11 @@
  *   closes (HOOK_SESSION_CLOSED with no other session left), not at every
  *   unavailable presence.  The status is the one of the last broadcast
  *   unavailable presence the closing session sent ("" when it sent none).
- * - Sessions of an account being removed (HOOK_REMOVE_USER runs before
- *   they are kicked) store nothing when they close: account removal must
- *   leave no row behind.
+ * - Account removal must leave no row behind.  The sessions of an account
+ *   being removed are kicked before the removal starts (sm_kick_user), so
+ *   the time they store is deleted by it (one user's storage jobs run in
+ *   order); a session still open when HOOK_REMOVE_USER runs stores nothing
+ *   when it closes.
  * - Per-session notes (status, removed) live in a list in the module
  *   state, only for sessions that sent unavailable presence or whose
  *   account was removed; they are dropped when the session closes or
@@ -311,7 +313,7 @@ static enum hook_result last_session_closed(struct host *h, void *args, void *ct
 	return HOOK_CONTINUE;
 }
 
-/* The account is being removed; its sessions are kicked next. */
+/* The account is being removed; sessions still open are kicked next. */
 static enum hook_result last_remove_user(struct host *h, void *args, void *ctx)
 {
 	struct last_state *ls = ctx;

@@ -224,13 +224,15 @@ static void op_done(enum auth_result res, void *ctx)
 		iq_result(req, NULL);
 		break;
 	case OP_REMOVE: {
-		if (answer_auth_failure(req, res, "the account backend cannot remove accounts"))
+		/* answered and kicked already (register_account) */
+		if (res != AUTH_OK) {
+			log_warning("host %s: the account of %s was not removed: %s", h->name, op->user,
+			            auth_result_str(res));
 			break;
+		}
 		log_info("host %s: user %s removed their account", h->name, op->user);
 		struct hook_user hu = { .user = op->user };
 		hook_run(h, HOOK_REMOVE_USER, &hu);
-		iq_result(req, NULL);
-		sm_kick_user(h, op->user, STE_NOT_AUTHORIZED, "account removed");
 		break;
 	}
 	}
@@ -350,7 +352,18 @@ static void register_account(struct iq_request *req, void *ctx)
 		return;
 	}
 	if (xml_child(req->payload, "remove", NS_REGISTER) != NULL) {
-		struct register_op *op = op_new(rs, req, OP_REMOVE, user);
+		if (!auth_can_remove_users(h->auth)) {
+			answer_auth_failure(req, AUTH_NOT_SUPPORTED,
+			                    "the account backend cannot remove accounts");
+			return;
+		}
+		/* The answer (XEP-0077 3.2), then the sessions end with the
+		 * roster still there (sm_kick_user), then the account goes: the
+		 * answer cannot wait for the removal, since the stream it goes
+		 * to must close before the removal starts. */
+		struct register_op *op = op_new(rs, NULL, OP_REMOVE, user);
+		iq_result(req, NULL);
+		sm_kick_user(h, op->user, STE_NOT_AUTHORIZED, "account removed");
 		pending_wait_auth(&op->p, auth_remove_user(h->auth, op->user, op_done, op));
 		return;
 	}

@@ -84,7 +84,11 @@ unsigned sm_count(const struct host *h); /* sessions on host (NULL: all hosts) *
 /* Call fn for every session (of host, or of all hosts when NULL). */
 void sm_foreach(struct host *h, void (*fn)(struct session *s, void *ctx), void *ctx);
 
-/* Kick every session of user (account removed or password changed). */
+/* Kick every session of user (account removed or password changed).  An
+ * account's removal kicks before it asks the auth chain to remove: the
+ * closing sessions' unavailable presence reads the roster in a storage job
+ * queued before the removal's (one user's jobs run in order), so the
+ * contacts learn that the user went offline (RFC 6121 4.5.2). */
 void sm_kick_user(struct host *h, const char *user, enum stream_error e, const char *text);
 
 #endif

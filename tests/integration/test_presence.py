@@ -2,13 +2,15 @@
 subscribe and approve with both parties online or one offline,
 pre-approval, unsubscribe and unsubscribed, probes answered to
 subscribers only, directed presence, roster pushes on every change, and
-unavailable presence when a connection drops.  Every test registers
+unavailable presence when a connection drops or the account is removed.
+Every test registers
 fresh users, so the tests do not depend on each other."""
 import pytest
 
-from parleytest import HOST, NS_CLIENT, RawClient, q, tostr, unique
+from parleytest import HOST, NS_CLIENT, NS_REGISTER, RawClient, q, tostr, unique
 
 NS_ROSTER = 'jabber:iq:roster'
+NS_COMMANDS = 'http://jabber.org/protocol/commands'
 
 
 # ---- helpers ----------------------------------------------------------------
@@ -428,6 +430,48 @@ def test_presence_reaches_resources_with_negative_priority(server):
         a.send("<message to='%s' type='chat'><body>%s</body></message>" % (bare(bu), body))
         expect_none(b, lambda e: e.tag == q(NS_CLIENT, 'message') and
                     e.findtext(q(NS_CLIENT, 'body')) == body, 'message to a negative-priority resource')
+    finally:
+        a.close()
+        b.close()
+
+
+def _remove_account(server, how, user, c):
+    """Remove user's account: in-band from its own stream c (XEP-0077),
+    with parleyctl, or with an administrator's delete-user (XEP-0133)."""
+    if how == 'ibr':
+        r = c.iq('set', "<query xmlns='%s'><remove/></query>" % NS_REGISTER)
+        assert r.get('type') == 'result', tostr(r)
+    elif how == 'ctl':
+        r = server.ctl('unregister', user, HOST)
+        assert r.returncode == 0, r.stderr
+    else:
+        admin = RawClient(server.port)
+        try:
+            admin.login('alice', server.password('alice'))
+            node = 'http://jabber.org/protocol/admin#delete-user'
+            r = admin.iq('set', "<command xmlns='%s' node='%s' action='execute'/>" % (NS_COMMANDS, node),
+                         to=HOST)
+            sid = r.find(q(NS_COMMANDS, 'command')).get('sessionid')
+            r = admin.iq('set', "<command xmlns='%s' node='%s' sessionid='%s'>"
+                         "<x xmlns='jabber:x:data' type='submit'><field var='accountjids'>"
+                         "<value>%s</value></field></x></command>" % (NS_COMMANDS, node, sid, bare(user)),
+                         to=HOST)
+            assert r.find(q(NS_COMMANDS, 'command')).get('status') == 'completed', tostr(r)
+        finally:
+            admin.close()
+
+
+@pytest.mark.parametrize('how', ['ibr', 'ctl', 'adhoc'])
+def test_removed_account_goes_offline(server, how):
+    """The sessions of a removed account end with the roster still there,
+    so its contacts see each resource go offline (RFC 6121 §4.5.2)."""
+    au, bu = new_user(server, 'a'), new_user(server, 'b')
+    a, b = online(server, au), online(server, bu)
+    try:
+        make_mutual(a, au, b, bu)
+        _remove_account(server, how, bu, b)
+        assert b.stream_error() == 'not-authorized'
+        expect(a, presence('unavailable', b.jid), 'unavailable of the removed %s' % bu)
     finally:
         a.close()
         b.close()
