@@ -2132,6 +2132,7 @@ void c2s_shutdown_all(void)
 
 struct host_sweep {
 	const struct host *host;
+	const char *user; /* only the streams of this user (c2s_close_user) */
 	enum stream_error e;
 	const char *text;
 	unsigned count;
@@ -2146,6 +2147,14 @@ static void c2s_host_one(struct stream *st, void *ctx)
 	struct c2s *c = st->owner;
 	if (c->host != hs->host)
 		return;
+	if (hs->user != NULL) {
+		const char *u = c->user != NULL ? c->user : c->sasl != NULL ? sasl_username(c->sasl) : NULL;
+		if (u == NULL || strcmp(u, hs->user) != 0)
+			return;
+		/* An exchange still running writes nothing more (FAST's
+		 * token) and never succeeds. */
+		sasl_free(&c->sasl);
+	}
 	hs->count++;
 	if (hs->abort)
 		stream_abort(st);
@@ -2158,6 +2167,12 @@ void c2s_close_host(const struct host *h, enum stream_error e, const char *text)
 	struct host_sweep hs = { .host = h, .e = e, .text = text };
 	struct c2s_detached_sweep ds = { .host = h };
 	c2s_sm_foreach(c2s_end_detached, &ds);
+	streams_foreach(c2s_host_one, &hs);
+}
+
+void c2s_close_user(const struct host *h, const char *user, enum stream_error e, const char *text)
+{
+	struct host_sweep hs = { .host = h, .user = user, .e = e, .text = text };
 	streams_foreach(c2s_host_one, &hs);
 }
 

@@ -25,6 +25,11 @@ struct host;
 /* Close every client stream of host h (authenticated or not) with stream
  * error e (a removed virtual host). */
 void c2s_close_host(const struct host *h, enum stream_error e, const char *text);
+/* Close with stream error e every client stream of user on h: the bound
+ * ones (sm_kick_user ends their sessions first), and those authenticated
+ * as user and not yet bound or still in a SASL exchange for user (which
+ * is cancelled), so that none binds a session of a removed account. */
+void c2s_close_user(const struct host *h, const char *user, enum stream_error e, const char *text);
 /* Client streams still attached to h (closing ones included); with abort,
  * close them at once without writing more. */
 unsigned c2s_count_host(const struct host *h, bool abort);

@@ -23,6 +23,7 @@
 #include "hooks.h"
 #include "iq.h"
 #include "router.h"
+#include "c2s.h"
 #include "auth/auth.h"
 #include "lib/log.h"
 
@@ -480,4 +481,6 @@ void sm_kick_user(struct host *h, const char *user, enum stream_error e, const c
 		if (last)
 			break;
 	}
+	/* and the streams of user that have no session yet */
+	c2s_close_user(h, user, e, text);
 }

@@ -84,7 +84,9 @@ unsigned sm_count(const struct host *h); /* sessions on host (NULL: all hosts) *
 /* Call fn for every session (of host, or of all hosts when NULL). */
 void sm_foreach(struct host *h, void (*fn)(struct session *s, void *ctx), void *ctx);
 
-/* Kick every session of user (account removed or password changed).  An
+/* Kick every session of user (account removed or password changed), and
+ * close the user's streams that have authenticated but not bound yet
+ * (c2s_close_user).  An
  * account's removal kicks before it asks the auth chain to remove: the
  * closing sessions' unavailable presence reads the roster in a storage job
  * queued before the removal's (one user's jobs run in order), so the

@@ -95,6 +95,25 @@ def test_unregister_disconnects_the_user(server):
         c.close()
 
 
+def test_unregister_closes_an_authenticated_stream_not_yet_bound(server):
+    """A stream that authenticated before the removal but had no resource
+    yet is closed too: it must not bind a session of the removed account
+    (and leave data behind for whoever registers the name next)."""
+    user = unique('unbound')
+    server.register(user, HOST, 'unbound-pw')
+    c = RawClient(server.port)
+    try:
+        c.open()
+        c.starttls()
+        assert c.auth_plain(user, 'unbound-pw').tag == q(NS_SASL, 'success')
+        c.open()  # the stream restart after SASL; no bind yet
+        r = server.ctl('unregister', user, HOST)
+        assert r.returncode == 0, (r.returncode, r.stderr)
+        assert c.stream_error(timeout=10) == 'not-authorized'
+    finally:
+        c.close()
+
+
 def test_connected_users(server):
     a = RawClient(server.port)
     d = RawClient(server.port, host=OTHER)

@@ -146,6 +146,19 @@ def test_bind_ignored_after_failure(server, client):
     assert el.findtext(q(NS_SASL2, 'authorization-identifier')) == 'alice@' + HOST
 
 
+def test_removed_account_closes_a_stream_authenticated_without_bind(server, client):
+    """Authenticated without Bind 2, the stream has no session yet: the
+    account's removal closes it all the same."""
+    user = unique('unbound2')
+    server.register(user, HOST, 'pw-' + user)
+    c = client()
+    el = _authenticate_plain(c, user, 'pw-' + user)
+    assert el.tag == q(NS_SASL2, 'success'), tostr(el)
+    r = server.ctl('unregister', user, HOST)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert c.stream_error(timeout=10) == 'not-authorized'
+
+
 def test_unknown_mechanism(client):
     c = client()
     c.send("<authenticate xmlns='%s' mechanism='DIGEST-MD5'/>" % NS_SASL2)
