@@ -1053,14 +1053,25 @@ static bool c2s_start_sasl(struct c2s *c, const char *mech, struct xml_node *dat
 		c2s_send_sasl(c, "failure", "invalid-mechanism", NULL, 0);
 		return false;
 	}
+	/* No initial response: SASL1's <auth/> without text ("=" is an
+	 * empty one, RFC 6120 6.4.2), SASL2 without <initial-response/>. */
+	bool initial = c->sasl2 ? data_el != NULL : *xml_text(data_el) != '\0';
 	unsigned char *data = NULL;
 	size_t len = 0;
-	if (data_el != NULL && !c2s_decode_sasl(c, data_el, &data, &len))
+	if (initial && !c2s_decode_sasl(c, data_el, &data, &len))
 		return false;
 	c->sasl = sasl_new(mech, c->host->auth, c->st->ssl, secure, c->st->ip, c2s_sasl_async, c);
 	if (c->sasl2 && c2s_fast_offered(c))
 		sasl_set_fast(c->sasl, c->host->storage, c->host->name, &c->fast_req,
 		              server_config()->fast.token_ttl);
+	if (!initial && !sasl_is_anonymous(c->sasl)) {
+		/* Every mechanism here is client-first: an empty challenge,
+		 * and the client's <response/> is its first message (RFC 4422
+		 * 3.3).  ANONYMOUS takes none as an empty trace, as clients
+		 * expect. */
+		c2s_send_sasl(c, "challenge", NULL, NULL, 0);
+		return false;
+	}
 	struct sasl_result res;
 	sasl_step(c->sasl, (const char *)(data != NULL ? (char *)data : ""), len, &res);
 	if (data != NULL) {

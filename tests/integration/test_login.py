@@ -152,6 +152,29 @@ def test_retry_after_failure_succeeds(server, raw):
     assert c.auth_plain('alice', server.password('alice')).tag == q(NS_SASL, 'success')
 
 
+def test_plain_without_initial_response(server, raw):
+    """<auth/> with no text has no initial response: the server sends an
+    empty challenge and the client's <response/> is the first message
+    (RFC 6120 §6.4.2, RFC 4422 §3.3); "=" is an empty initial response."""
+    import base64
+    c = raw()
+    c.open()
+    c.starttls()
+    c.send("<auth xmlns='%s' mechanism='PLAIN'/>" % NS_SASL)
+    el = c.wait_for(lambda e: e.tag in (q(NS_SASL, 'challenge'), q(NS_SASL, 'failure')))
+    assert el.tag == q(NS_SASL, 'challenge') and not (el.text or '').strip('='), tostr(el)
+    token = base64.b64encode(('\0alice\0%s' % server.password('alice')).encode()).decode()
+    c.send("<response xmlns='%s'>%s</response>" % (NS_SASL, token))
+    el = c.wait_for(lambda e: e.tag in (q(NS_SASL, 'success'), q(NS_SASL, 'failure')))
+    assert el.tag == q(NS_SASL, 'success'), tostr(el)
+    c = raw()
+    c.open()
+    c.starttls()
+    c.send("<auth xmlns='%s' mechanism='PLAIN'>=</auth>" % NS_SASL)
+    el = c.wait_for(lambda e: e.tag in (q(NS_SASL, 'challenge'), q(NS_SASL, 'failure')))
+    assert _sasl_condition(el) == ['malformed-request'], tostr(el)
+
+
 def test_failed_scram_login_with_slixmpp(server, run):
     from parleytest import LoginFailed
 

@@ -159,6 +159,19 @@ def test_removed_account_closes_a_stream_authenticated_without_bind(server, clie
     assert c.stream_error(timeout=10) == 'not-authorized'
 
 
+def test_authenticate_without_initial_response(server, client):
+    """No <initial-response/>: an empty <challenge/>, and the <response/>
+    is the mechanism's first message."""
+    c = client()
+    c.send("<authenticate xmlns='%s' mechanism='PLAIN'/>" % NS_SASL2)
+    el = c.wait_for(lambda e: e.tag in (q(NS_SASL2, 'challenge'), q(NS_SASL2, 'failure')))
+    assert el.tag == q(NS_SASL2, 'challenge') and not el.text, tostr(el)
+    c.send("<response xmlns='%s'>%s</response>" % (NS_SASL2, _plain('erin', server.password('erin'))))
+    el = c.wait_for(lambda e: e.tag in (q(NS_SASL2, 'success'), q(NS_SASL2, 'failure')))
+    assert el.tag == q(NS_SASL2, 'success'), tostr(el)
+    assert el.findtext(q(NS_SASL2, 'authorization-identifier')) == 'erin@' + HOST
+
+
 def test_unknown_mechanism(client):
     c = client()
     c.send("<authenticate xmlns='%s' mechanism='DIGEST-MD5'/>" % NS_SASL2)
