@@ -12,8 +12,10 @@
  * - stanza_in (sm_route, every stanza to a local user): from a JID the
  *   recipient blocks, messages and iq get/set are answered with
  *   <service-unavailable/>, everything else is dropped (§3.5).  Presence
- *   from a local user to a JID that user blocks is dropped too: the
- *   server's broadcasts and probe answers on the user's behalf stop there.
+ *   from a local user (of this or another local host) to a JID that user
+ *   blocks is dropped too: the server's broadcasts and probe answers on
+ *   the user's behalf stop there.  Those to another server pass no
+ *   stanza_in: mod_presence asks blocking_blocks before routing them.
  * - user_send_packet (priority 10, before mod_presence): a stanza the user
  *   sends to a blocked JID is not routed; a message, presence or iq
  *   get/set is answered with <not-acceptable/> and
@@ -529,9 +531,14 @@ static enum hook_result blocking_in(struct host *h, void *args, void *ctx)
 		return HOOK_STOP;
 	}
 	/* Presence the server sends on a local user's behalf (broadcast, probe
-	 * answers) to a JID that user blocks. */
-	if (kind == STANZA_PRESENCE && hp->from->node != NULL && hp->from->domain != NULL &&
-	    strcmp(hp->from->domain, h->name) == 0 && blocks(ps, hp->from->node, hp->to))
+	 * answers) to a JID that user blocks.  The sender's list is kept by
+	 * the blocking module of its own host (this one, or another local
+	 * host). */
+	if (kind != STANZA_PRESENCE || hp->from->node == NULL || hp->from->domain == NULL)
+		return HOOK_CONTINUE;
+	struct host *fh = strcmp(hp->from->domain, h->name) == 0 ? h : host_find(hp->from->domain);
+	struct blk_state *fps = fh == h ? ps : fh != NULL ? module_state(fh, "blocking") : NULL;
+	if (fps != NULL && !fps->bypass && blocks(fps, hp->from->node, hp->to))
 		return HOOK_STOP;
 	return HOOK_CONTINUE;
 }

@@ -182,6 +182,17 @@ static void item_copy(struct roster_item *dst, const struct roster_item *src)
 		strlist_add(&dst->groups, src->groups.items[i]);
 }
 
+/* Route presence p on a user's behalf.  What goes to a local host passes
+ * that host's stanza_in, where the sender's block list is applied; to
+ * another server nothing else would apply it (XEP-0191 §3.3). */
+static void route_presence(struct xml_node *p, const struct jid *from, const struct jid *to)
+{
+	struct host *fh = from->node != NULL ? host_find(from->domain) : NULL;
+	if (fh != NULL && host_find(to->domain) == NULL && blocking_blocks(fh, from->node, to))
+		return;
+	router_route(p, from, to);
+}
+
 /* Route p (consumed) with type (NULL: as it is), from and to set. */
 static void route_stamped(struct xml_node *p, const char *type, const struct jid *from, const struct jid *to,
                           bool from_bare)
@@ -190,7 +201,7 @@ static void route_stamped(struct xml_node *p, const char *type, const struct jid
 		xml_set_attr(p, "type", type);
 	xml_set_attr(p, "from", from_bare ? jid_bare_to_pool(p->pool, from) : jid_to_pool(p->pool, from));
 	xml_set_attr(p, "to", jid_to_pool(p->pool, to));
-	router_route(p, from, to);
+	route_presence(p, from, to);
 	xml_unref(&p);
 }
 
@@ -700,7 +711,7 @@ static void op_last_read(enum storage_result res, const struct last_activity *la
 			            "a probe with plain unavailable",
 			            h->name, op->user, storage_result_str(res));
 		}
-		router_route(p, &self, &to);
+		route_presence(p, &self, &to);
 		xml_unref(&p);
 		jid_clear(&self);
 		jid_clear(&to);

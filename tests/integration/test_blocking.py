@@ -224,6 +224,32 @@ def test_block_sends_unavailable_and_stops_broadcast(server):
         close_all(a, b)
 
 
+def test_block_stops_broadcast_to_another_local_host(server):
+    """A contact of another virtual host of the same server is blocked by
+    the blocking user's list, not by its own host's."""
+    from parleytest import OTHER, RawClient, unique
+    au, ou = new_user(server, 'bh'), unique('bo')
+    server.register(ou, OTHER, 'pw-' + ou)
+    ojid = '%s@%s' % (ou, OTHER)
+    a = online(server, au)
+    o = RawClient(server.port, host=OTHER)
+    o.login(ou, 'pw-' + ou, resource=unique('r'), presence=False)
+    o.claimed = set()
+    o.iq('get', "<query xmlns='jabber:iq:roster'/>")
+    o.send('<presence/>')
+    try:
+        o.send("<presence to='%s' type='subscribe'/>" % bare(au))
+        expect(a, presence('subscribe', ojid), 'subscribe from the other host')
+        a.send("<presence to='%s' type='subscribed'/>" % ojid)
+        expect(o, presence(None, a.jid), 'presence of a')
+        block(a, ojid)
+        expect(o, presence('unavailable', a.jid), 'unavailable from the blocking user')
+        a.send('<presence><show>away</show></presence>')
+        expect_none(o, presence(None, a.jid), 'presence broadcast to a blocked contact')
+    finally:
+        close_all(a, o)
+
+
 def test_unblock_one_and_all(server):
     u = new_user(server, 'bw')
     c1, c2 = online(server, u), online(server, u)

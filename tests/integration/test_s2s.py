@@ -148,6 +148,42 @@ def test_presence_subscription_across_servers(fed, run):
     run(go(), timeout=90)
 
 
+def test_blocked_contact_on_another_server_gets_no_presence(fed, run):
+    """anna@a.test and bob@b.test share presence; anna blocks bob (XEP-0191):
+    her next presence broadcast does not cross to him."""
+    a, b = fed
+
+    async def go():
+        anna = await login(a, 'anna', host=A, resource='blk')
+        bob = await login(b, 'bob', host=B, resource='blk')
+        seen = asyncio.Queue()
+        bob.add_event_handler('presence_available',
+                              lambda p: seen.put_nowait((p['from'].bare, p['status'])))
+
+        async def wait_status(status):
+            while await seen.get() != ('anna@' + A, status):
+                pass
+        anna.send_presence(pto='bob@' + B, ptype='subscribe')
+        deadline = time.monotonic() + 20
+        while True:
+            el = await iq(anna, 'get', None, "<query xmlns='jabber:iq:roster'/>")
+            items = [i for i in el.iter('{jabber:iq:roster}item') if i.get('jid') == 'bob@' + B]
+            if items and items[0].get('subscription') == 'both':
+                break
+            assert time.monotonic() < deadline, tostr(el)
+            await asyncio.sleep(0.1)
+        anna.send_presence(pstatus='before the block')
+        await asyncio.wait_for(wait_status('before the block'), 20)
+        el = await iq(anna, 'set', None,
+                      "<block xmlns='urn:xmpp:blocking'><item jid='bob@%s'/></block>" % B)
+        assert el.get('type') == 'result', tostr(el)
+        anna.send_presence(pstatus='after the block')
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(wait_status('after the block'), 3)
+        await logout(anna, bob)
+    run(go(), timeout=90)
+
+
 def test_iq_errors_for_remote_users_and_servers(fed, run):
     a, b = fed
 
