@@ -9,6 +9,9 @@
  *   <unblock/>.  A change is stored first; when storage says OK the
  *   cache is updated, the requester answered and the change pushed to
  *   every session of the user that asked for the list (§3.2-§3.4).
+ *   Then, when the user is available, the roster is read and the
+ *   contacts the change covers that may see the user's presence are sent
+ *   unavailable (block) or the current presence (unblock).
  * - stanza_in (sm_route, every stanza to a local user): from a JID the
  *   recipient blocks, messages and iq get/set are answered with
  *   <service-unavailable/>, everything else is dropped (§3.5).  Presence
@@ -94,6 +97,8 @@ struct blk_op {
 	enum blk_kind kind;
 	char *user;
 	struct strlist jids; /* block/unblock: normalised (empty unblock: all) */
+	struct strlist told; /* block/unblock done: the JIDs whose contacts are told
+	                        (sorted) */
 };
 
 struct blk_state {
@@ -207,6 +212,7 @@ static void op_free(struct pending_op *p)
 	pending_untrack(p);
 	free(op->user);
 	strlist_free(&op->jids);
+	strlist_free(&op->told);
 	free(op);
 }
 
@@ -286,28 +292,59 @@ static void push(struct blk_state *ps, const struct blk_user *u, const struct xm
 	builtin_push(ps->host, u->e.user, targets, n, change);
 }
 
-/* XEP-0191 §3.3: unavailable presence from each available resource of the
- * user to every newly blocked user JID of a local host (a domain item has
- * no one to tell). */
-static void send_unavailable(struct blk_state *ps, const char *user, const struct strlist *jids)
+/* What a contact of the user is told when a block or unblock covers it
+ * (op->told): XEP-0191 §3.3, unavailable presence from each available
+ * resource of the user; §3.4, the current presence of each.  Only contacts
+ * allowed to see the user's presence (subscription from or both, in the
+ * roster view) are told: anyone else would learn that the user is online.
+ * A contact an unblock leaves blocked by another item is not told. */
+static void contacts_read(enum storage_result res, const struct roster_item *items, size_t count,
+                          uint64_t version, void *ctx)
 {
-	struct jid *from;
-	size_t k = builtin_sessions(ps->host, user, builtin_session_available, NULL, &from);
-	if (k == 0)
+	(void)version;
+	struct blk_op *op = ctx;
+	if (!pending_resume(&op->p))
 		return;
-	for (size_t j = 0; j < jids->count; j++) {
+	struct blk_state *ps = op->ps;
+	if (res == STORAGE_NOT_FOUND)
+		count = 0;
+	else if (res != STORAGE_OK) {
+		log_warning("blocking %s: the roster of %s cannot be read (storage %s); contacts are "
+		            "not sent presence for the %s",
+		            ps->host->name, op->user, storage_result_str(res),
+		            op->kind == BK_BLOCK ? "block" : "unblock");
+		op_free(&op->p);
+		return;
+	}
+	bool block = op->kind == BK_BLOCK;
+	struct jid *from;
+	size_t k = builtin_sessions(ps->host, op->user, builtin_session_available, NULL, &from);
+	struct roster_view view;
+	roster_view_make(&view, ps->host, op->user, items, count, true);
+	for (size_t j = 0; j < view.count && k > 0; j++) {
+		enum roster_subscription sub = view.items[j].subscription;
 		struct jid to;
 		const char *err;
-		if (jid_parse(jids->items[j], &to, &err) != 0)
+		if ((sub != SUB_FROM && sub != SUB_BOTH) || jid_parse(view.items[j].jid, &to, &err) != 0)
 			continue;
-		if (to.node != NULL && host_find(to.domain) != NULL &&
-		    !builtin_filter_exempt(ps->host, user, &to)) {
+		if (blocking_list_matches(&op->told, &to) &&
+		    !builtin_filter_exempt(ps->host, op->user, &to) &&
+		    (block || !blocks(ps, op->user, &to))) {
 			for (size_t i = 0; i < k; i++) {
-				struct xml_node *p = xml_new("presence", NS_CLIENT);
-				xml_set_attr(p, "type", "unavailable");
+				struct xml_node *p;
+				if (block) {
+					p = xml_new("presence", NS_CLIENT);
+					xml_set_attr(p, "type", "unavailable");
+				} else {
+					/* Looked up each time: routing may close a session. */
+					struct session *s = sm_find(ps->host, &from[i]);
+					if (s == NULL || !s->available || s->presence == NULL)
+						continue;
+					p = xml_copy(s->presence);
+				}
 				xml_set_attr(p, "from", jid_to_pool(p->pool, &from[i]));
 				xml_set_attr(p, "to", jid_to_pool(p->pool, &to));
-				ps->bypass = true;
+				ps->bypass = block;
 				router_route(p, &from[i], &to);
 				ps->bypass = false;
 				xml_unref(&p);
@@ -315,9 +352,11 @@ static void send_unavailable(struct blk_state *ps, const char *user, const struc
 		}
 		jid_clear(&to);
 	}
+	roster_view_clear(&view);
 	for (size_t i = 0; i < k; i++)
 		jid_clear(&from[i]);
 	free(from);
+	op_free(&op->p);
 }
 
 static void blocklist_read(enum storage_result res, const struct strlist *names, void *ctx)
@@ -365,9 +404,9 @@ static void blocklist_written(enum storage_result res, void *ctx)
 	}
 	struct blk_user *u = user_get(ps, op->user);
 	bool block = op->kind == BK_BLOCK;
-	/* Tell the newly blocked contacts first: the filter would stop it after. */
-	if (block)
-		send_unavailable(ps, op->user, &op->jids);
+	/* What the contacts are told is about these (an unblock of all: the
+	 * list as the cache has it). */
+	list_copy_sorted(&op->told, op->jids.count > 0 || u == NULL || !u->loaded ? &op->jids : &u->jids);
 	if (u != NULL && u->loaded) {
 		if (!block && op->jids.count == 0)
 			strlist_free(&u->jids);
@@ -385,7 +424,17 @@ static void blocklist_written(enum storage_result res, void *ctx)
 		push(ps, u, el);
 		xml_unref(&el);
 	}
-	op_free(&op->p);
+	/* Then the contacts, from the roster (the unavailable presence of a
+	 * block passes the filter with ps->bypass). */
+	bool available = false;
+	for (struct session *s = sm_user_sessions(ps->host, op->user); s != NULL; s = s->next_of_user)
+		available = available || s->available;
+	if (!available || op->told.count == 0) {
+		op_free(&op->p);
+		return;
+	}
+	pending_wait_storage(
+	        &op->p, storage_roster_get(ps->host->storage, ps->host->name, op->user, contacts_read, op));
 }
 
 /* ---- the iq handler ----------------------------------------------------------------- */

@@ -2,13 +2,14 @@
 to the resources that asked for it; stanzas from a blocked JID are not
 delivered (messages and iq bounced with service-unavailable, presence
 dropped); stanzas to a blocked JID are refused with not-acceptable and
-<blocked/>; blocking a subscribed contact sends it unavailable presence;
+<blocked/>; blocking a contact that may see the user's presence sends it
+unavailable presence and unblocking it the current presence;
 the list survives a new login and dies with the account.  Every test
 registers fresh users."""
 
 from parleytest import HOST, NS_CLIENT, q, stanza_error, tostr
 from test_presence import (bare, expect, expect_none, make_mutual, new_user, online,
-                           presence)
+                           presence, send_sub)
 
 NS_BLOCKING = 'urn:xmpp:blocking'
 NS_BLOCKING_ERRORS = 'urn:xmpp:blocking:errors'
@@ -215,13 +216,58 @@ def test_block_sends_unavailable_and_stops_broadcast(server):
         # The blocking user's later presence does not reach the contact.
         a.send('<presence><show>chat</show></presence>')
         expect_none(b, presence(None, a.jid), 'presence broadcast to a blocked contact')
-        # Unblocked: the next broadcast reaches it again.
+        # Unblocked: the contact is sent the current presence (§3.4), and
+        # the next broadcast reaches it again.
         unblock(a, bare(bu))
+        e = expect(b, presence(None, a.jid), 'current presence after unblocking')
+        assert e.findtext(q(NS_CLIENT, 'show')) == 'chat', tostr(e)
         a.send('<presence><show>xa</show></presence>')
         e = expect(b, presence(None, a.jid), 'presence after unblocking')
         assert e.findtext(q(NS_CLIENT, 'show')) == 'xa', tostr(e)
     finally:
         close_all(a, b)
+
+
+def test_unblock_all_sends_current_presence(server):
+    au, bu, cu = new_user(server, 'ua'), new_user(server, 'ub'), new_user(server, 'uc')
+    a, b, c = online(server, au), online(server, bu), online(server, cu)
+    try:
+        make_mutual(a, au, b, bu)
+        make_mutual(a, au, c, cu)
+        a.send('<presence><show>dnd</show></presence>')
+        expect(b, presence(None, a.jid), 'presence of a')
+        expect(c, presence(None, a.jid), 'presence of a')
+        block(a, bare(bu), 'x@example.net')
+        expect(b, presence('unavailable', a.jid), 'unavailable from the blocking user')
+        unblock(a)
+        e = expect(b, presence(None, a.jid), 'current presence after unblocking all')
+        assert e.findtext(q(NS_CLIENT, 'show')) == 'dnd', tostr(e)
+        # A contact that was never blocked is not sent it again.
+        expect_none(c, presence(None, a.jid), 'presence to a contact never blocked')
+    finally:
+        close_all(a, b, c)
+
+
+def test_block_of_a_non_subscriber_sends_nothing(server):
+    """Only contacts that may see the user's presence are sent unavailable
+    when blocked; anyone else would learn that the user is online."""
+    au, bu, cu = new_user(server, 'na'), new_user(server, 'nb'), new_user(server, 'nc')
+    a, b, c = online(server, au), online(server, bu), online(server, cu)
+    try:
+        # b subscribed to a's presence, a not to b's: b does not see a.
+        send_sub(a, bu, 'subscribe')
+        expect(b, presence('subscribe', bare(au)), 'subscribe from a')
+        b.send("<presence to='%s' type='subscribed'/>" % bare(au))
+        expect(a, presence(None, b.jid), 'presence of b')
+        block(a, bare(bu), bare(cu))
+        expect_none(b, presence('unavailable', a.jid), 'unavailable to a contact without from')
+        expect_none(c, presence('unavailable', a.jid), 'unavailable to a stranger')
+        # Nor the unblock their presence.
+        unblock(a, bare(bu), bare(cu))
+        expect_none(b, presence(None, a.jid), 'presence to a contact without from')
+        expect_none(c, presence(None, a.jid), 'presence to a stranger')
+    finally:
+        close_all(a, b, c)
 
 
 def test_block_stops_broadcast_to_another_local_host(server):
