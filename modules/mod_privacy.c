@@ -328,9 +328,8 @@ static bool jid_item_matches(const struct jid *j, const struct jid *peer)
 		return false;
 	if (j->node == NULL && j->resource == NULL)
 		return true; /* <domain>: everything there */
-	if (j->node == NULL) /* <domain/resource> */
-		return peer->node == NULL && peer->resource != NULL &&
-		       strcmp(j->resource, peer->resource) == 0;
+	if (j->node == NULL) /* <domain/resource>: any user there with that resource */
+		return peer->resource != NULL && strcmp(j->resource, peer->resource) == 0;
 	if (peer->node == NULL || strcmp(j->node, peer->node) != 0)
 		return false;
 	return j->resource == NULL || (peer->resource != NULL && strcmp(j->resource, peer->resource) == 0);

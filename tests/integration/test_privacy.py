@@ -302,6 +302,31 @@ def test_iq_denied_and_outbound_refused(server, run):
     run(go())
 
 
+def test_domain_resource_item_matches_a_user_with_that_resource(server, run):
+    """XEP-0016 §2.1: a JID item 'domain/resource' matches every peer of that
+    domain with that resource, user@domain/resource included."""
+    au, bu = new_user(server, 'pr'), new_user(server, 'ps')
+
+    async def go():
+        a = await login(server, au)
+        b1 = await login(server, bu, resource='evil')
+        b2 = await login(server, bu, resource='good')
+        try:
+            am, berr = collect(a, 'message'), collect(b1, 'message_error')
+            ok(await pset(a, list_xml('dr', item(1, 'deny', 'jid', '%s/evil' % HOST,
+                                                 ('message',)))))
+            ok(await pset(a, "<active name='dr'/>"))
+            send(b1, bare(au), 'from the denied resource')
+            e = await asyncio.wait_for(berr.get(), 5)
+            assert e['error']['condition'] == 'service-unavailable', e
+            await none_within(am)
+            send(b2, bare(au), 'from another resource')
+            await body_from(am, 'from another resource')
+        finally:
+            await logout(a, b1, b2)
+    run(go())
+
+
 def test_default_list_applies_to_new_session(server, run):
     au, bu = new_user(server, 'pn'), new_user(server, 'pq')
 

@@ -44,7 +44,11 @@ static void test_jid_forms(void **state)
 	assert_false(denies(bare, 1, NULL, 0, PRIVACY_MESSAGE, "a.example"));
 	const struct privacy_item dres[] = { { PRIVACY_JID, "a.example/bot", false, 1, 0 } };
 	assert_true(denies(dres, 1, NULL, 0, PRIVACY_MESSAGE, "a.example/bot"));
-	assert_false(denies(dres, 1, NULL, 0, PRIVACY_MESSAGE, "romeo@a.example/bot"));
+	/* XEP-0016 §2.1: user@domain/resource is matched as domain/resource
+	 * too (after its full and bare JID), as the blocking command does. */
+	assert_true(denies(dres, 1, NULL, 0, PRIVACY_MESSAGE, "romeo@a.example/bot"));
+	assert_false(denies(dres, 1, NULL, 0, PRIVACY_MESSAGE, "romeo@a.example/garden"));
+	assert_false(denies(dres, 1, NULL, 0, PRIVACY_MESSAGE, "romeo@b.example/bot"));
 	assert_false(denies(dres, 1, NULL, 0, PRIVACY_MESSAGE, "a.example"));
 	const struct privacy_item dom[] = { { PRIVACY_JID, "a.example", false, 1, 0 } };
 	assert_true(denies(dom, 1, NULL, 0, PRIVACY_MESSAGE, "a.example"));
