@@ -11,6 +11,7 @@
 #include "server/router.h"
 #include "server/sm.h"
 #include "lib/log.h"
+#include "storage/storage.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -101,6 +102,136 @@ void builtin_parts_remove(struct host *h, const struct builtin_parts *parts, voi
 		host_remove_feature(h, parts->feature);
 	if (parts->user_feature != NULL)
 		host_remove_user_feature(h, parts->user_feature);
+}
+
+/* ---- what a user's stored lists say ---------------------------------------------- */
+
+struct builtin_refusal_check {
+	struct host *h;
+	char *user;
+	struct jid peer;
+	unsigned bit;
+	struct storage_req *call;   /* the read in flight */
+	struct privacy_item *items; /* the default list, while the roster is read */
+	size_t nitems;
+	builtin_refusal_fn *cb;
+	void *ctx;
+};
+
+static void refusal_free(struct builtin_refusal_check *c)
+{
+	for (size_t i = 0; i < c->nitems; i++)
+		free((char *)c->items[i].value);
+	free(c->items);
+	free(c->user);
+	jid_clear(&c->peer);
+	free(c);
+}
+
+static void refusal_end(struct builtin_refusal_check *c, enum builtin_refusal r, enum storage_result res,
+                        const char *what)
+{
+	c->call = NULL;
+	c->cb(r, res, what, c->ctx);
+	refusal_free(c);
+}
+
+void builtin_refusal_cancel(void *check)
+{
+	struct builtin_refusal_check *c = check;
+	if (c->call != NULL)
+		storage_cancel(c->call);
+	refusal_free(c);
+}
+
+static void refusal_roster(enum storage_result res, const struct roster_item *items, size_t count,
+                           uint64_t version, void *ctx)
+{
+	(void)version;
+	struct builtin_refusal_check *c = ctx;
+	if (res == STORAGE_NOT_FOUND)
+		count = 0;
+	else if (res != STORAGE_OK) {
+		refusal_end(c, BUILTIN_UNKNOWN, res, "the roster");
+		return;
+	}
+	/* Group and subscription items judge the roster the user sees. */
+	struct roster_view view;
+	roster_view_make(&view, c->h, c->user, items, count, false);
+	struct privacy_list def = { .name = "", .items = c->items, .nitems = c->nitems };
+	bool denied = privacy_list_denies(&def, view.items, view.count, c->bit, &c->peer);
+	roster_view_clear(&view);
+	refusal_end(c, denied ? BUILTIN_DENIED : BUILTIN_PASSES, STORAGE_OK, NULL);
+}
+
+static void refusal_privacy(enum storage_result res, const struct privacy_list *lists, size_t n,
+                            const char *default_name, void *ctx)
+{
+	struct builtin_refusal_check *c = ctx;
+	if (res != STORAGE_OK) {
+		refusal_end(c, BUILTIN_UNKNOWN, res, "the privacy lists");
+		return;
+	}
+	const struct privacy_list *def = NULL;
+	for (size_t i = 0; default_name != NULL && i < n; i++)
+		if (strcmp(lists[i].name, default_name) == 0)
+			def = &lists[i];
+	if (def == NULL || !privacy_list_needs_roster(def)) {
+		bool denied = privacy_list_denies(def, NULL, 0, c->bit, &c->peer);
+		refusal_end(c, denied ? BUILTIN_DENIED : BUILTIN_PASSES, STORAGE_OK, NULL);
+		return;
+	}
+	/* The list is copied meanwhile: the answer goes away. */
+	c->items = xcalloc(def->nitems, sizeof(*c->items));
+	for (size_t i = 0; i < def->nitems; i++) {
+		c->items[i] = def->items[i];
+		c->items[i].value = def->items[i].value != NULL ? xstrdup(def->items[i].value) : NULL;
+	}
+	c->nitems = def->nitems;
+	c->call = storage_roster_get(c->h->storage, c->h->name, c->user, refusal_roster, c);
+}
+
+static void refusal_privacy_start(struct builtin_refusal_check *c)
+{
+	if (!module_running(c->h, "privacy")) {
+		refusal_end(c, BUILTIN_PASSES, STORAGE_OK, NULL);
+		return;
+	}
+	c->call = storage_privacy_get(c->h->storage, c->h->name, c->user, refusal_privacy, c);
+}
+
+static void refusal_blocklist(enum storage_result res, const struct strlist *names, void *ctx)
+{
+	struct builtin_refusal_check *c = ctx;
+	if (res != STORAGE_OK) {
+		refusal_end(c, BUILTIN_UNKNOWN, res, "the block list");
+		return;
+	}
+	if (blocking_list_matches(names, &c->peer)) {
+		refusal_end(c, BUILTIN_BLOCKED, STORAGE_OK, NULL);
+		return;
+	}
+	refusal_privacy_start(c);
+}
+
+struct builtin_refusal_check *builtin_refusal_start(struct host *h, const char *user, const struct jid *peer,
+                                                    unsigned bit, builtin_refusal_fn *cb, void *ctx)
+{
+	bool blocking = module_running(h, "blocking");
+	if ((!blocking && !module_running(h, "privacy")) || builtin_filter_exempt(h, user, peer))
+		return NULL;
+	struct builtin_refusal_check *c = xcalloc(1, sizeof(*c));
+	c->h = h;
+	c->user = xstrdup(user);
+	jid_copy(&c->peer, peer);
+	c->bit = bit;
+	c->cb = cb;
+	c->ctx = ctx;
+	if (blocking)
+		c->call = storage_blocklist_get(h->storage, h->name, user, refusal_blocklist, c);
+	else
+		c->call = storage_privacy_get(h->storage, h->name, user, refusal_privacy, c);
+	return c;
 }
 
 bool builtin_filter_exempt(const struct host *h, const char *user, const struct jid *peer)

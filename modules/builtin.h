@@ -169,6 +169,33 @@ bool privacy_list_denies(const struct privacy_list *list, const struct roster_it
  * roster). */
 bool privacy_list_needs_roster(const struct privacy_list *list);
 
+/* What the stored lists of a user say of a stanza from a peer (mod_presence;
+ * the caches of mod_blocking and mod_privacy exist only while the user has
+ * a session). */
+enum builtin_refusal {
+	BUILTIN_PASSES,
+	BUILTIN_BLOCKED, /* the block list (XEP-0191) */
+	BUILTIN_DENIED,  /* the default privacy list (XEP-0016) */
+	BUILTIN_UNKNOWN, /* a read failed: res and what (\"the block list\", ...) say which */
+};
+enum storage_result;
+typedef void builtin_refusal_fn(enum builtin_refusal r, enum storage_result res, const char *what, void *ctx);
+struct builtin_refusal_check;
+/* Judge a stanza of kind bit (a PRIVACY_* bit; 0 for what only items
+ * covering every stanza apply to) from peer to user of h on user's stored
+ * block list (when mod_blocking runs on h) and stored default privacy list
+ * (when mod_privacy runs; with the roster view when the list needs it),
+ * read in that order from storage: a user with no session gets the answer
+ * one with a session would.  cb runs once, later, never inside this call
+ * (unless builtin_refusal_cancel is called first).  NULL, and cb never
+ * runs, when nothing refuses it: neither module runs on h, or peer is
+ * exempt (builtin_filter_exempt).  Wait on it with
+ * pending_wait(op, check, builtin_refusal_cancel). */
+struct builtin_refusal_check *builtin_refusal_start(struct host *h, const char *user, const struct jid *peer,
+                                                    unsigned bit, builtin_refusal_fn *cb, void *ctx);
+/* Cancel a check (a struct builtin_refusal_check): its cb will not run. */
+void builtin_refusal_cancel(void *check);
+
 /* ---- offline storage of the server's own messages (mod_offline) ------------ */
 
 /* What came of offline_store_from_host. */

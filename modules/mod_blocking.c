@@ -33,8 +33,9 @@
  *   session's open; until it has arrived the user is treated as blocking
  *   nobody (stanzas are not held back).  A failed read is retried at the
  *   next get or the next session open.  Users without a session have no
- *   cache: a stanza to an offline user is not filtered (mod_offline may
- *   store a message from a blocked JID and deliver it at the next login).
+ *   cache: what must not wait for a session is judged on the stored list
+ *   (builtin_refusal_start): mod_offline before storing a message,
+ *   mod_presence before a subscription stanza changes the roster.
  * - The cache changes only from storage callbacks of this user, which
  *   arrive in the order their requests were made (storage keeps one user's
  *   order), so it is never older than a read that completed before it.

@@ -16,7 +16,8 @@
  * - Before a message is stored, the recipient's block list (XEP-0191, when
  *   mod_blocking runs on the host) and default privacy list (XEP-0016,
  *   when mod_privacy runs; with the roster when the list has group or
- *   subscription items) are read: a message they refuse is bounced with
+ *   subscription items) are read (builtin_refusal_start, as mod_presence
+ *   does for subscription stanzas): a message they refuse is bounced with
  *   <service-unavailable/>, not stored.  A message with the XEP-0334
  *   <no-store/> hint is not stored either (the session manager bounces it
  *   like any message nobody could take).
@@ -111,12 +112,9 @@ struct offline_op {
 	offline_stored_fn *done; /* OP_STORE: told the outcome instead of the sender
 	                               * (offline_store_from_host); NULL: the hook's */
 	void *done_ctx;
-	char *text;                  /* OP_STORE: what to store */
-	struct jid from;             /* OP_STORE: the sender */
-	bool check_privacy;          /* OP_STORE: mod_privacy runs on the host */
-	unsigned max;                /* OP_STORE: the quota */
-	struct privacy_item *pitems; /* OP_STORE: the default list, while the roster is read */
-	size_t npitems;
+	char *text;                /* OP_STORE: what to store */
+	struct jid from;           /* OP_STORE: the sender */
+	unsigned max;              /* OP_STORE: the quota */
 	struct session *session;   /* OP_FETCH, OP_WAIT_WRITE: the session delivered to */
 	bool waiting;              /* OP_FETCH: waits for the user's stores to finish */
 	int64_t last_seq;          /* OP_WAIT_WRITE: delete up to this one once written */
@@ -162,9 +160,6 @@ static void op_free(struct offline_op *op)
 		xml_unref(&op->stanza);
 	barrier_release(&op->hold); /* after any bounce, which the hold orders too */
 	free(op->text);
-	for (size_t i = 0; i < op->npitems; i++)
-		free((char *)op->pitems[i].value);
-	free(op->pitems);
 	jid_clear(&op->from);
 	free(op->user);
 	free(op);
@@ -305,95 +300,22 @@ static void refused(struct offline_op *op, const char *why)
 	op_free(op);
 }
 
-static void roster_read(enum storage_result res, const struct roster_item *items, size_t count,
-                        uint64_t version, void *ctx);
-
-/* The default privacy list read; the roster next, if the list needs it
- * (the list is copied into the op meanwhile: the answer goes away). */
-static void privacy_read(enum storage_result res, const struct privacy_list *lists, size_t n,
-                         const char *default_name, void *ctx)
+/* What the recipient's block list and default privacy list say of it. */
+static void checked(enum builtin_refusal r, enum storage_result res, const char *what, void *ctx)
 {
 	struct offline_op *op = ctx;
 	pending_resume(&op->p);
-	if (res != STORAGE_OK) {
-		check_failed(op, "read the privacy lists", res);
-		return;
+	switch (r) {
+	case BUILTIN_PASSES: store(op); break;
+	case BUILTIN_BLOCKED: refused(op, "block list"); break;
+	case BUILTIN_DENIED: refused(op, "default privacy list"); break;
+	case BUILTIN_UNKNOWN: {
+		char *text = xasprintf("read %s", what);
+		check_failed(op, text, res);
+		free(text);
+		break;
 	}
-	const struct privacy_list *def = NULL;
-	for (size_t i = 0; default_name != NULL && i < n; i++)
-		if (strcmp(lists[i].name, default_name) == 0)
-			def = &lists[i];
-	if (def == NULL) {
-		store(op);
-		return;
 	}
-	if (!privacy_list_needs_roster(def)) {
-		if (privacy_list_denies(def, NULL, 0, PRIVACY_MESSAGE, &op->from))
-			refused(op, "default privacy list");
-		else
-			store(op);
-		return;
-	}
-	op->pitems = xcalloc(def->nitems, sizeof(*op->pitems));
-	for (size_t i = 0; i < def->nitems; i++) {
-		op->pitems[i] = def->items[i];
-		op->pitems[i].value = def->items[i].value != NULL ? xstrdup(def->items[i].value) : NULL;
-	}
-	op->npitems = def->nitems;
-	pending_wait_storage(
-	        &op->p, storage_roster_get(op->host->storage, op->host->name, op->user, roster_read, op));
-}
-
-static void roster_read(enum storage_result res, const struct roster_item *items, size_t count,
-                        uint64_t version, void *ctx)
-{
-	struct offline_op *op = ctx;
-	pending_resume(&op->p);
-	(void)version;
-	if (res == STORAGE_NOT_FOUND) {
-		res = STORAGE_OK;
-		count = 0;
-	}
-	if (res != STORAGE_OK) {
-		check_failed(op, "read the roster", res);
-		return;
-	}
-	/* Group and subscription items judge the roster the user sees, shared
-	 * contacts included. */
-	struct roster_view view;
-	roster_view_make(&view, op->host, op->user, items, count, false);
-	struct privacy_list def = { .name = "", .items = op->pitems, .nitems = op->npitems };
-	bool denied = privacy_list_denies(&def, view.items, view.count, PRIVACY_MESSAGE, &op->from);
-	roster_view_clear(&view);
-	if (denied)
-		refused(op, "default privacy list");
-	else
-		store(op);
-}
-
-static void check_privacy(struct offline_op *op)
-{
-	if (!op->check_privacy || op->from.domain == NULL) {
-		store(op);
-		return;
-	}
-	pending_wait_storage(
-	        &op->p, storage_privacy_get(op->host->storage, op->host->name, op->user, privacy_read, op));
-}
-
-static void blocklist_read(enum storage_result res, const struct strlist *names, void *ctx)
-{
-	struct offline_op *op = ctx;
-	pending_resume(&op->p);
-	if (res != STORAGE_OK) {
-		check_failed(op, "read the block list", res);
-		return;
-	}
-	if (op->from.domain != NULL && blocking_list_matches(names, &op->from)) {
-		refused(op, "block list");
-		return;
-	}
-	check_privacy(op);
 }
 
 /* Store msg for user, after the checks (block list, privacy list); done
@@ -426,13 +348,15 @@ static void store_start(struct offline_state *os, struct xml_node *msg, const st
 	op->done_ctx = done_ctx;
 	if (from != NULL && from->domain != NULL)
 		jid_copy(&op->from, from);
-	op->check_privacy = module_running(h, "privacy");
 	op->max = os->set->max_per_user;
-	if (module_running(h, "blocking"))
-		pending_wait_storage(
-		        &op->p, storage_blocklist_get(h->storage, h->name, op->user, blocklist_read, op));
+	struct builtin_refusal_check *c =
+	        op->from.domain != NULL
+	                ? builtin_refusal_start(h, op->user, &op->from, PRIVACY_MESSAGE, checked, op)
+	                : NULL;
+	if (c != NULL)
+		pending_wait(&op->p, c, builtin_refusal_cancel);
 	else
-		check_privacy(op);
+		store(op);
 }
 
 static enum hook_result offline_message(struct host *h, void *args, void *ctx)

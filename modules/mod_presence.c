@@ -10,8 +10,10 @@
  *   JID); other directed presence is routed by the c2s unchanged and only
  *   remembered, so the session's end can send unavailable to it.
  * - presence_in (sm_route): presence to a local user.  Subscription types
- *   change the recipient's roster and are delivered (or kept as a pending
- *   request); probes are answered to subscribers only: with the presence
+ *   are first judged on the recipient's stored block list and default
+ *   privacy list (dropped when refused, session or not); then they change
+ *   the recipient's roster and are delivered (or kept as a pending
+ *   request), past each session's block list and user_receive_packet; probes are answered to subscribers only: with the presence
  *   of each available resource, or, when there is none, with unavailable
  *   presence carrying the status and time of the user's last unavailable
  *   presence (the last activity record mod_last keeps).  Everything else
@@ -94,6 +96,7 @@ struct pres_op {
 	bool running;
 	bool initial;              /* PK_BROADCAST: the session's first available presence */
 	bool account_checked;      /* PK_IN_SUB subscribe: the account is known to exist */
+	bool judged;               /* PK_IN_SUB: the user's lists let it through */
 	char *user;                /* the local user whose roster is read */
 	struct jid peer;           /* bare contact JID (sub ops, probe) */
 	struct jid full;           /* the session's full JID (broadcast, closed) */
@@ -218,17 +221,33 @@ static void route_new(const char *type, const struct jid *from, const struct jid
 	route_stamped(xml_new("presence", NS_CLIENT), type, from, to, from_bare);
 }
 
-/* Deliver stanza to every available resource of user, directly (not
- * through the router: see the invariants); returns how many got it. */
-static unsigned deliver_to_user(struct host *h, const char *user, struct xml_node *stanza)
+/* Write a subscription stanza from peer (a bare JID) to session s, as the
+ * session manager's delivery does: not when the user blocks peer, and past
+ * user_receive_packet (the session's privacy list; client state
+ * indication).  False when it was refused for s. */
+static bool deliver_to_session(struct host *h, struct session *s, struct xml_node *stanza,
+                               const struct jid *peer)
+{
+	if (blocking_blocks(h, s->jid.node, peer))
+		return false;
+	struct hook_packet hp = { .from = peer, .to = &s->jid, .stanza = stanza, .session = s };
+	if (hook_run(h, HOOK_USER_RECEIVE_PACKET, &hp) == HOOK_STOP)
+		return hp.queued;
+	s->ops->deliver(s->owner, stanza);
+	return true;
+}
+
+/* Deliver a subscription stanza from peer to every available resource of
+ * user, directly (not through the router: see the invariants); returns
+ * how many got it. */
+static unsigned deliver_to_user(struct host *h, const char *user, struct xml_node *stanza,
+                                const struct jid *peer)
 {
 	unsigned n = 0;
 	for (struct session *s = sm_user_sessions(h, user), *next; s != NULL; s = next) {
 		next = s->next_of_user;
-		if (s->available) {
-			s->ops->deliver(s->owner, stanza);
+		if (s->available && deliver_to_session(h, s, stanza, peer))
 			n++;
-		}
 	}
 	return n;
 }
@@ -403,10 +422,48 @@ static void op_account_read(enum storage_result res, const struct storage_accoun
 	pending_wait_storage(&op->p, storage_roster_get(h->storage, h->name, op->user, op_roster_read, op));
 }
 
+/* What the user's block list and default privacy list say of an inbound
+ * subscription stanza (read from storage, so the same whether the user
+ * has a session or not): a refused one is dropped before the roster is
+ * touched (XEP-0191 §3.5, XEP-0016 §2.1: a list decides before the
+ * subscription handling). */
+static void op_judged(enum builtin_refusal r, enum storage_result res, const char *what, void *ctx)
+{
+	struct pres_op *op = ctx;
+	struct host *h = op->ps->host;
+	if (!pending_resume(&op->p))
+		return;
+	if (r == BUILTIN_UNKNOWN) {
+		log_warning("presence %s: subscription stanza from %s@%s to %s dropped: %s unreadable "
+		            "(storage %s)",
+		            h->name, op->peer.node != NULL ? op->peer.node : "", op->peer.domain, op->user,
+		            what, storage_result_str(res));
+		op_done(op);
+		return;
+	}
+	if (r != BUILTIN_PASSES) {
+		log_debug("presence %s: subscription stanza from %s@%s to %s refused by the %s", h->name,
+		          op->peer.node != NULL ? op->peer.node : "", op->peer.domain, op->user,
+		          r == BUILTIN_BLOCKED ? "block list" : "default privacy list");
+		op_done(op);
+		return;
+	}
+	op_start(op);
+}
+
 static void op_start(struct pres_op *op)
 {
 	struct host *h = op->ps->host;
 	op->running = true;
+	if (op->kind == PK_IN_SUB && !op->judged) {
+		op->judged = true;
+		struct builtin_refusal_check *c =
+		        builtin_refusal_start(h, op->user, &op->peer, 0, op_judged, op);
+		if (c != NULL) {
+			pending_wait(&op->p, c, builtin_refusal_cancel);
+			return;
+		}
+	}
 	if (op->kind == PK_IN_SUB && op->sub == ST_SUBSCRIBE && !op->account_checked &&
 	    sm_user_sessions(h, op->user) == NULL) {
 		pending_wait_storage(&op->p,
@@ -463,19 +520,19 @@ static void op_act(struct pres_op *op, bool changed)
 				/* A request already waiting is not delivered again
 				 * (RFC 6121 Appendix A.3.1: None + Pending In); each
 				 * new session gets the waiting ones anyway. */
-				deliver_to_user(h, op->user, op->stanza);
+				deliver_to_user(h, op->user, op->stanza, &op->peer);
 			}
 			break;
 		case ST_UNSUBSCRIBE:
 			if (changed) {
-				deliver_to_user(h, op->user, op->stanza);
+				deliver_to_user(h, op->user, op->stanza, &op->peer);
 				send_presence_of(h, op->user, &op->peer, true, NULL); /* §3.3.3 */
 			}
 			break;
 		case ST_SUBSCRIBED:
 		case ST_UNSUBSCRIBED:
 			if (changed)
-				deliver_to_user(h, op->user, op->stanza);
+				deliver_to_user(h, op->user, op->stanza, &op->peer);
 			break;
 		default: break;
 		}
@@ -657,12 +714,17 @@ static void do_broadcast(struct pres_op *op, const struct roster_item *items, si
 			struct session *s = sm_find(h, &op->full);
 			if (s == NULL || !s->available)
 				break;
+			struct jid peer;
+			const char *err;
+			if (jid_parse(items[i].jid, &peer, &err) != 0)
+				continue;
 			struct xml_node *p = xml_new("presence", NS_CLIENT);
 			xml_set_attr(p, "type", "subscribe");
 			xml_set_attr(p, "from", items[i].jid);
 			xml_set_attr(p, "to", jid_bare_to_pool(p->pool, &self));
-			s->ops->deliver(s->owner, p);
+			deliver_to_session(h, s, p, &peer);
 			xml_unref(&p);
+			jid_clear(&peer);
 		}
 	}
 	jid_clear(&self);

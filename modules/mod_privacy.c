@@ -44,8 +44,10 @@
  *   has a session.  Lists and roster are read at the first session's open;
  *   until they have arrived the user is treated as having no list (stanzas
  *   are not held back).  A failed read is retried at the next request or
- *   session open.  A user with no session is not filtered here (mod_offline
- *   reads the default list itself before storing a message).
+ *   session open.  A user with no session is not filtered here: the stored
+ *   default list is read (builtin_refusal_start) by mod_offline before it
+ *   stores a message and by mod_presence before a subscription stanza
+ *   changes the roster.
  * - Stanzas between a user and its own account or its own host are never
  *   filtered (a deny-all list must not cut a client off its roster pushes).
  * - Every storage call is a struct prv_op on the module's pending list

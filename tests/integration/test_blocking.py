@@ -9,7 +9,7 @@ registers fresh users."""
 
 from parleytest import HOST, NS_CLIENT, q, stanza_error, tostr
 from test_presence import (bare, expect, expect_none, make_mutual, new_user, online,
-                           presence, send_sub)
+                           presence, roster_items, send_sub)
 
 NS_BLOCKING = 'urn:xmpp:blocking'
 NS_BLOCKING_ERRORS = 'urn:xmpp:blocking:errors'
@@ -353,3 +353,39 @@ def test_unregister_removes_blocklist(server):
         assert blocklist(c) == set()
     finally:
         c.close()
+
+
+def test_subscription_request_to_an_offline_user_who_blocks(server):
+    """The block list applies when the user has no session too: a request
+    from a blocked JID is not kept for the next login."""
+    au, bu = new_user(server, 'oa'), new_user(server, 'ob')
+    a = online(server, au)
+    block(a, bare(bu))
+    a.close()
+    b = online(server, bu)
+    try:
+        send_sub(b, au, 'subscribe')
+        b.iq('get', "<query xmlns='jabber:iq:roster'/>")  # the stanza has been handled
+        a = online(server, au)
+        expect_none(a, presence('subscribe', bare(bu)), 'request of a blocked JID at login')
+        assert bare(bu) not in roster_items(a)
+    finally:
+        close_all(a, b)
+
+
+def test_request_kept_from_before_the_block_not_delivered(server):
+    au, bu = new_user(server, 'ka'), new_user(server, 'kb')
+    a, b = online(server, au), online(server, bu)
+    try:
+        send_sub(b, au, 'subscribe')
+        expect(a, presence('subscribe', bare(bu)), 'subscribe from b')
+        block(a, bare(bu))
+        a.close()
+        a = online(server, au)
+        expect_none(a, presence('subscribe', bare(bu)), 'kept request of a blocked JID at login')
+        unblock(a, bare(bu))
+        a.close()
+        a = online(server, au)
+        expect(a, presence('subscribe', bare(bu)), 'kept request once unblocked')
+    finally:
+        close_all(a, b)

@@ -13,7 +13,7 @@ import asyncio
 
 from parleytest import HOST, NS_CLIENT, iq, login, logout, q, stanza_error, tostr
 from test_presence import (bare, expect, expect_none, make_mutual, new_user, online,
-                           presence)
+                           presence, push, roster_items, send_sub)
 
 NS_PRIVACY = 'jabber:iq:privacy'
 NS_DISCO_INFO = 'http://jabber.org/protocol/disco#info'
@@ -421,3 +421,53 @@ def test_presence_out_to_another_local_host(server):
     finally:
         a.close()
         o.close()
+
+
+def test_subscription_stanzas_from_a_denied_peer(server):
+    """A list denying a peer (for every stanza) stops its subscription
+    stanzas before they change the roster (XEP-0016: the list comes before
+    the subscription handling), online or offline alike."""
+    au, bu, cu = new_user(server, 'sa'), new_user(server, 'sb'), new_user(server, 'sc')
+    a, c = online(server, au), online(server, cu)
+    make_mutual(a, au, c, cu)
+    _set(a, list_xml('deny', item(1, 'deny', 'jid', bare(bu)), item(2, 'deny', 'jid', bare(cu))))
+    _set(a, "<default name='deny'/>")
+    b = online(server, bu)
+    try:
+        send_sub(b, au, 'subscribe')
+        send_sub(c, au, 'unsubscribe')
+        expect_none(a, presence('subscribe', bare(bu)), 'subscribe from a denied peer')
+        expect_none(a, presence('unsubscribe', bare(cu)), 'unsubscribe from a denied peer')
+        expect_none(a, push(bare(cu)), 'roster push for a denied peer', wait=0.2)
+        items = roster_items(a)
+        assert bare(bu) not in items, tostr(items[bare(bu)])
+        assert items[bare(cu)].get('subscription') == 'both', tostr(items[bare(cu)])
+        a.close()
+        # The user has no session now: the stored default list decides.
+        send_sub(b, au, 'subscribe')
+        b.iq('get', "<query xmlns='jabber:iq:roster'/>")  # the stanza has been handled
+        a = online(server, au)
+        expect_none(a, presence('subscribe', bare(bu)), 'request of a denied peer at login')
+        assert bare(bu) not in roster_items(a)
+    finally:
+        a.close()
+        b.close()
+        c.close()
+
+
+def test_subscription_request_denied_by_the_active_list_only(server):
+    """The active list keeps a request from its session; the request is kept
+    (the default list does not deny it) for a session without that list."""
+    au, bu = new_user(server, 'sd'), new_user(server, 'se')
+    a, b = online(server, au), online(server, bu)
+    try:
+        _set(a, list_xml('deny', item(1, 'deny', 'jid', bare(bu))))
+        _set(a, "<active name='deny'/>")
+        send_sub(b, au, 'subscribe')
+        expect_none(a, presence('subscribe', bare(bu)), 'request denied by the active list')
+        a.close()
+        a = online(server, au)
+        expect(a, presence('subscribe', bare(bu)), 'kept request in a session without the list')
+    finally:
+        a.close()
+        b.close()
