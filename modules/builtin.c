@@ -7,6 +7,8 @@
  * ad-hoc commands (announce, shared_roster).
  */
 #include "builtin.h"
+#include "errmap.h"
+#include "pending.h"
 #include "server/host.h"
 #include "server/router.h"
 #include "server/sm.h"
@@ -212,6 +214,78 @@ static void refusal_blocklist(enum storage_result res, const struct strlist *nam
 		return;
 	}
 	refusal_privacy_start(c);
+}
+
+/* An iq held by builtin_refusal_hold_iq. */
+struct refusal_hold {
+	struct pending_op p; /* first: the module's list */
+	struct host *h;
+	struct xml_node *stanza; /* NULL once answered or routed on */
+	struct jid from, to;
+};
+
+/* The stanza builtin_refusal_hold_iq is routing on (its hook lets it pass). */
+static const struct xml_node *refusal_routing;
+
+static void refusal_hold_free(struct pending_op *p)
+{
+	struct refusal_hold *o = (struct refusal_hold *)p;
+	pending_untrack(p);
+	if (o->stanza != NULL) {
+		router_bounce(o->stanza, SE_SERVICE_UNAVAILABLE, NULL); /* a stop */
+		xml_unref(&o->stanza);
+	}
+	jid_clear(&o->from);
+	jid_clear(&o->to);
+	free(o);
+}
+
+static void refusal_held(enum builtin_refusal r, enum storage_result res, const char *what, void *ctx)
+{
+	struct refusal_hold *o = ctx;
+	if (!pending_resume(&o->p))
+		return;
+	struct xml_node *stanza = o->stanza;
+	o->stanza = NULL;
+	if (r == BUILTIN_UNKNOWN) {
+		log_warning("%s: an iq for %s refused: %s unreadable (storage %s)", o->h->name, o->to.node,
+		            what, storage_result_str(res));
+		router_bounce(stanza, errmap_storage(res), NULL);
+	} else if (r != BUILTIN_PASSES) {
+		router_bounce(stanza, SE_SERVICE_UNAVAILABLE, NULL);
+	} else {
+		const struct xml_node *outer = refusal_routing;
+		refusal_routing = stanza;
+		sm_route(o->h, stanza, &o->from, &o->to);
+		refusal_routing = outer;
+	}
+	xml_unref(&stanza);
+	refusal_hold_free(&o->p);
+}
+
+bool builtin_refusal_hold_iq(struct pending_ops *ops, struct host *h, const struct hook_packet *hp)
+{
+	const char *type = xml_attr(hp->stanza, "type");
+	if (hp->stanza == refusal_routing || hp->from == NULL || hp->to == NULL || hp->to->node == NULL ||
+	    hp->to->resource != NULL || stanza_kind(hp->stanza) != STANZA_IQ || type == NULL ||
+	    (strcmp(type, "get") != 0 && strcmp(type, "set") != 0) ||
+	    sm_user_sessions(h, hp->to->node) != NULL)
+		return false;
+	struct refusal_hold *o = xcalloc(1, sizeof(*o));
+	struct builtin_refusal_check *c =
+	        builtin_refusal_start(h, hp->to->node, hp->from, PRIVACY_IQ, refusal_held, o);
+	if (c == NULL) {
+		free(o);
+		return false;
+	}
+	o->h = h;
+	xml_ref(hp->stanza);
+	o->stanza = hp->stanza;
+	jid_copy(&o->from, hp->from);
+	jid_copy(&o->to, hp->to);
+	pending_track(ops, &o->p, refusal_hold_free);
+	pending_wait(&o->p, c, builtin_refusal_cancel);
+	return true;
 }
 
 struct builtin_refusal_check *builtin_refusal_start(struct host *h, const char *user, const struct jid *peer,

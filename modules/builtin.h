@@ -195,6 +195,17 @@ struct builtin_refusal_check *builtin_refusal_start(struct host *h, const char *
                                                     unsigned bit, builtin_refusal_fn *cb, void *ctx);
 /* Cancel a check (a struct builtin_refusal_check): its cb will not run. */
 void builtin_refusal_cancel(void *check);
+struct pending_ops;
+struct hook_packet;
+/* stanza_in of mod_blocking (or of mod_privacy when mod_blocking does not
+ * run): an iq get/set to the bare JID of a user of h who has no session
+ * (answered by the server on the user's behalf: vCard, last activity)
+ * waits, as an op on ops, for builtin_refusal_start with PRIVACY_IQ; a
+ * refused one is bounced with <service-unavailable/>, as when the user has
+ * a session, any other routed on (sm_route again).  True when it took the
+ * stanza (the hook stops); false for a stanza it has nothing to do with,
+ * and for the one it routes on.  A stop bounces the ones still waiting. */
+bool builtin_refusal_hold_iq(struct pending_ops *ops, struct host *h, const struct hook_packet *hp);
 
 /* ---- offline storage of the server's own messages (mod_offline) ------------ */
 

@@ -35,7 +35,9 @@
  *   next get or the next session open.  Users without a session have no
  *   cache: what must not wait for a session is judged on the stored list
  *   (builtin_refusal_start): mod_offline before storing a message,
- *   mod_presence before a subscription stanza changes the roster.
+ *   mod_presence before a subscription stanza changes the roster, and
+ *   stanza_in for an iq request to the user's bare JID
+ *   (builtin_refusal_hold_iq, which reads the privacy list too).
  * - The cache changes only from storage callbacks of this user, which
  *   arrive in the order their requests were made (storage keeps one user's
  *   order), so it is never older than a read that completed before it.
@@ -571,6 +573,10 @@ static enum hook_result blocking_in(struct host *h, void *args, void *ctx)
 	struct hook_packet *hp = args;
 	if (ps->bypass || hp->to == NULL || hp->to->node == NULL || hp->from == NULL)
 		return HOOK_CONTINUE;
+	/* A user with no session has no cache: what the server answers on
+	 * its behalf waits for the stored lists (the privacy list's too). */
+	if (builtin_refusal_hold_iq(&ps->ops, h, hp))
+		return HOOK_STOP;
 	enum stanza_kind kind = stanza_kind(hp->stanza);
 	if (blocks(ps, hp->to->node, hp->from)) {
 		const char *type = xml_attr(hp->stanza, "type");

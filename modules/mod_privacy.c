@@ -47,7 +47,8 @@
  *   session open.  A user with no session is not filtered here: the stored
  *   default list is read (builtin_refusal_start) by mod_offline before it
  *   stores a message and by mod_presence before a subscription stanza
- *   changes the roster.
+ *   changes the roster; an iq request to the user's bare JID waits for it
+ *   in stanza_in (builtin_refusal_hold_iq, mod_blocking's when it runs).
  * - Stanzas between a user and its own account or its own host are never
  *   filtered (a deny-all list must not cut a client off its roster pushes).
  * - Every storage call is a struct prv_op on the module's pending list
@@ -1015,6 +1016,10 @@ static enum hook_result privacy_in(struct host *h, void *args, void *ctx)
 	struct hook_packet *hp = args;
 	if (hp->to == NULL || hp->to->node == NULL || hp->from == NULL)
 		return HOOK_CONTINUE;
+	/* A user with no session: the stored default list (mod_blocking, when
+	 * it runs, has read it with the block list already). */
+	if (!module_running(h, "blocking") && builtin_refusal_hold_iq(&ps->ops, h, hp))
+		return HOOK_STOP;
 	enum stanza_kind kind = stanza_kind(hp->stanza);
 	if (kind == STANZA_IQ && hp->to->resource == NULL && iq_request(hp->stanza) &&
 	    !builtin_filter_exempt(ps->host, hp->to->node, hp->from)) {

@@ -389,3 +389,24 @@ def test_request_kept_from_before_the_block_not_delivered(server):
         expect(a, presence('subscribe', bare(bu)), 'kept request once unblocked')
     finally:
         close_all(a, b)
+
+
+def test_offline_user_answers_nothing_to_a_blocked_jid(server):
+    """The block holds when the user has no session: the vCard and last
+    activity the server answers on the user's behalf are refused as when
+    the user is online, and given to anyone else."""
+    au, bu, cu = new_user(server, 'va'), new_user(server, 'vb'), new_user(server, 'vc')
+    a = online(server, au)
+    r = a.iq('set', "<vCard xmlns='vcard-temp'><FN>Secret Name</FN></vCard>")
+    assert r.get('type') == 'result', tostr(r)
+    block(a, bare(bu))
+    a.close()
+    b, c = online(server, bu), online(server, cu)
+    try:
+        for payload in ("<vCard xmlns='vcard-temp'/>", "<query xmlns='jabber:iq:last'/>"):
+            r = b.iq('get', payload, to=bare(au))
+            assert stanza_error(r) == 'service-unavailable', tostr(r)
+        r = c.iq('get', "<vCard xmlns='vcard-temp'/>", to=bare(au))
+        assert r.get('type') == 'result' and 'Secret Name' in tostr(r), tostr(r)
+    finally:
+        close_all(b, c)

@@ -471,3 +471,24 @@ def test_subscription_request_denied_by_the_active_list_only(server):
     finally:
         a.close()
         b.close()
+
+
+def test_default_list_judges_iq_for_an_offline_user(server):
+    """XEP-0016: with no session the default list applies, to the iqs the
+    server answers on the user's behalf too."""
+    au, bu, cu = new_user(server, 'sf'), new_user(server, 'sg'), new_user(server, 'sh')
+    a = online(server, au)
+    r = a.iq('set', "<vCard xmlns='vcard-temp'><FN>Secret Name</FN></vCard>")
+    assert r.get('type') == 'result', tostr(r)
+    _set(a, list_xml('no-iq', item(1, 'deny', 'jid', bare(bu), ('iq',))))
+    _set(a, "<default name='no-iq'/>")
+    a.close()
+    b, c = online(server, bu), online(server, cu)
+    try:
+        r = b.iq('get', "<vCard xmlns='vcard-temp'/>", to=bare(au))
+        assert stanza_error(r) == 'service-unavailable', tostr(r)
+        r = c.iq('get', "<vCard xmlns='vcard-temp'/>", to=bare(au))
+        assert r.get('type') == 'result' and 'Secret Name' in tostr(r), tostr(r)
+    finally:
+        b.close()
+        c.close()
