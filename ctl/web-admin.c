@@ -17,7 +17,9 @@
  *
  * Security: a server-side session per login (a random id in a cookie that
  * is HttpOnly, SameSite=Strict, Secure over TLS, scoped to /admin/) that
- * ends after admin_web.session_timeout without a request or at logout;
+ * ends after admin_web.session_timeout without a request or at logout,
+ * and as soon as its admin no longer is one (every request asks the
+ * host's current admins; removing the account ends its sessions at once);
  * every form carries the session's CSRF token (the login form a token
  * bound to a cookie of its own), and a POST without the right one is
  * refused with 403; GETs change nothing.  Every page is sent with a
@@ -40,6 +42,7 @@
  */
 #include "web-admin.h"
 #include "ctl.h"
+#include "server/hooks.h"
 #include "server/host.h"
 #include "server/metrics.h"
 #include "lib/i18n.h"
@@ -238,6 +241,7 @@ static const char *T(enum web_str s)
 struct web_session {
 	char id[TOKEN_HEX + 1], csrf[TOKEN_HEX + 1];
 	char *jid;
+	struct host *host; /* of jid, when it logged in */
 	double last_used;
 	struct web_session *next;
 };
@@ -436,7 +440,22 @@ static void sessions_expire(void)
 	}
 }
 
-/* The live session of the request's cookie, its idle time restarted. */
+static void session_end(struct web_session *s);
+
+/* Whether the admin of s still is one (its host served and open to the
+ * web admin, its JID among the host's admins, which change at a reload):
+ * asked at every request of the session. */
+static bool session_authorised(const struct web_session *s)
+{
+	struct jid j = { 0 };
+	bool ok = jid_parse(s->jid, &j, NULL) == 0 && host_find(j.domain) == s->host &&
+	          host_allowed(s->host->name) && host_is_admin(s->host, &j);
+	jid_clear(&j);
+	return ok;
+}
+
+/* The live session of the request's cookie, its idle time restarted; a
+ * session whose admin no longer is one ends here. */
 static struct web_session *session_of(const struct http_request *rq)
 {
 	char id[TOKEN_HEX + 1];
@@ -445,19 +464,51 @@ static struct web_session *session_of(const struct http_request *rq)
 	sessions_expire();
 	for (struct web_session *s = sessions; s != NULL; s = s->next)
 		if (token_equal(s->id, id)) {
+			if (!session_authorised(s)) {
+				/* s->host may be gone: named by the JID */
+				log_notice("web admin: session of %s ended (no longer an admin of %s)",
+				           s->jid, strchr(s->jid, '@') + 1);
+				session_end(s);
+				return NULL;
+			}
 			s->last_used = ev_now(web_loop);
 			return s;
 		}
 	return NULL;
 }
 
-static struct web_session *session_new(const char *jid)
+/* An account is removed (parleyctl unregister, in-band, ad-hoc): the
+ * sessions of its admin end with it, even while the host still lists it. */
+static enum hook_result sessions_remove_user(struct host *h, void *args, void *ctx)
+{
+	(void)ctx;
+	const struct hook_user *hu = args;
+	char *jid = xasprintf("%s@%s", hu->user, h->name);
+	for (struct web_session **p = &sessions; *p != NULL;) {
+		struct web_session *s = *p;
+		if (s->host == h && strcmp(s->jid, jid) == 0) {
+			log_notice("web admin: session of %s ended (account removed)", s->jid);
+			*p = s->next;
+			session_free(s);
+		} else {
+			p = &s->next;
+		}
+	}
+	free(jid);
+	return HOOK_CONTINUE;
+}
+
+static struct web_session *session_new(const char *jid, struct host *h)
 {
 	sessions_expire();
 	struct web_session *s = xcalloc(1, sizeof(*s));
 	new_token(s->id);
 	new_token(s->csrf);
 	s->jid = xstrdup(jid);
+	s->host = h;
+	/* once per host: a host added by a reload gets it at its first login */
+	hook_remove(h, HOOK_REMOVE_USER, sessions_remove_user, NULL);
+	hook_add(h, HOOK_REMOVE_USER, 90, sessions_remove_user, NULL);
 	s->last_used = ev_now(web_loop);
 	s->next = sessions; /* newest first: the oldest go when there are too many */
 	sessions = s;
@@ -1241,7 +1292,7 @@ static void login_done(enum auth_result res, void *ctx)
 			break;
 		}
 		auth_note_success(job->host->auth, job->node);
-		struct web_session *s = session_new(job->jid);
+		struct web_session *s = session_new(job->jid, job->host);
 		log_info("web admin: %s logged in from %s", job->jid, job->ip);
 		set_cookie(r, &fake, COOKIE, s->id, false);
 		set_cookie(r, &fake, LOGIN_COOKIE, "", true);

@@ -430,3 +430,62 @@ def test_temporary_failure_is_not_a_wrong_password(srv):
     status, body = web_login(srv, 'slow@' + OTHER, 'slow-secret')
     assert status == 503 and 'cannot answer now' in body
     assert not find_lines(r'auth failed: .*user=slow@', srv.log())
+
+
+def session_of(srv, jid, password):
+    """(cookie, csrf token) of a new session of jid over plain HTTP."""
+    cookie, token = login_form(srv)
+    status, headers, _ = request(srv, 'POST', '/admin/login', {'csrf': token, 'jid': jid, 'password': password},
+                                 cookie=cookie.split(';')[0])
+    assert status == 303
+    session = [v for k, v in headers if k.lower() == 'set-cookie' and v.startswith('parley_admin=')][0]
+    session = session.split(';')[0]
+    status, _, body = request(srv, 'GET', '/admin/announce', cookie=session)
+    assert status == 200
+    return session, re.search(r'name="csrf" value="([0-9a-f]{32})"', body).group(1)
+
+
+def test_sessions_end_with_the_admin(srv):
+    """A session is only as good as its admin: dropped from the host's
+    admins (and reloaded), or its account removed, the session ends."""
+    assert srv.ctl('register', 'frank', HOST, 'frank-secret').returncode == 0
+    text = srv.config.read_text()
+    admins = 'admins: [alice@%s]' % HOST
+    assert admins in text
+    with_frank = text.replace(admins, 'admins: [alice@%s, frank@%s]' % (HOST, HOST), 1)
+
+    def run(session, csrf, *args):
+        form = {'csrf': csrf, 'back': '/admin/users'}
+        form['cmd'] = args[0]
+        form.update({'a%d' % i: a for i, a in enumerate(args[1:], 1)})
+        status, _, _ = request(srv, 'POST', '/admin/run', form, cookie=session)
+        return status
+
+    try:
+        srv.config.write_text(with_frank)
+        assert srv.ctl('reload').returncode == 0
+        session, csrf = session_of(srv, 'frank@' + HOST, 'frank-secret')
+        assert run(session, csrf, 'register', 'grace', HOST, 'grace-secret') == 200
+        assert srv.ctl('user-exists', 'grace', HOST).returncode == 0
+        # no longer an admin: the next request finds the session gone
+        srv.config.write_text(text)
+        assert srv.ctl('reload').returncode == 0
+        assert run(session, csrf, 'unregister', 'grace', HOST) == 403
+        assert srv.ctl('user-exists', 'grace', HOST).returncode == 0
+        status, headers, _ = request(srv, 'GET', '/admin/users', cookie=session)
+        assert status == 303 and dict(headers)['Location'] == '/admin/'
+        assert find_lines(r'web admin: session of frank@%s ended \(no longer an admin of %s\)'
+                          % (re.escape(HOST), re.escape(HOST)), srv.log())
+        # an admin whose account is removed: its sessions end with it
+        srv.config.write_text(with_frank)
+        assert srv.ctl('reload').returncode == 0
+        session, csrf = session_of(srv, 'frank@' + HOST, 'frank-secret')
+        assert srv.ctl('unregister', 'frank', HOST).returncode == 0
+        assert run(session, csrf, 'unregister', 'grace', HOST) == 403
+        assert srv.ctl('user-exists', 'grace', HOST).returncode == 0
+        assert find_lines(r'web admin: session of frank@%s ended \(account removed\)' % re.escape(HOST),
+                          srv.log())
+    finally:
+        srv.config.write_text(text)
+        srv.ctl('reload')
+        srv.ctl('unregister', 'grace', HOST)
