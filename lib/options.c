@@ -45,6 +45,12 @@ bool strlist_contains(const struct strlist *l, const char *s)
 	return false;
 }
 
+void strlist_take(struct strlist *l, char *s)
+{
+	l->items = xrealloc(l->items, (l->count + 1) * sizeof(*l->items));
+	l->items[l->count++] = s;
+}
+
 static void strlist_add(struct strlist *l, const char *s)
 {
 	l->items = xrealloc(l->items, (l->count + 1) * sizeof(*l->items));

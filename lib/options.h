@@ -38,6 +38,8 @@ struct strlist {
 };
 void strlist_free(struct strlist *l);
 bool strlist_contains(const struct strlist *l, const char *s);
+/* Append s to l, which then owns it (malloc'd). */
+void strlist_take(struct strlist *l, char *s);
 
 struct opt_def {
 	const char *key;

@@ -1856,6 +1856,14 @@ static void upload_stop(struct host *h, void *state)
 	free(up);
 }
 
+static void upload_domains(const struct host_config *hc, const void *settings, struct strlist *domains)
+{
+	const struct upload_settings *set = settings;
+	char *domain = builtin_service_domain(set->host, hc->name);
+	if (domain != NULL) /* else upload_start says it is no domain */
+		strlist_take(domains, domain);
+}
+
 const struct module_def mod_upload = {
 	.name = "upload",
 	.description = "XEP-0363 HTTP file upload: slots with signed URLs on the http listeners",
@@ -1865,6 +1873,7 @@ const struct module_def mod_upload = {
 	.start = upload_start,
 	.stop = upload_stop,
 	.check = upload_check,
+	.domains = upload_domains,
 };
 
 /* ---- parleyctl ------------------------------------------------------------- */

@@ -172,6 +172,64 @@ int modules_check_host(const struct host_config *hc, char **error_r)
 	return 0;
 }
 
+/* Whether domain is a host's or a component's of cfg, or in taken. */
+static bool domain_served(const struct parley_config *cfg, const struct strlist *taken, const char *domain)
+{
+	if (config_host(cfg, domain) != NULL || strlist_contains(taken, domain))
+		return true;
+	for (size_t i = 0; i < cfg->ncomponents; i++)
+		if (strcmp(cfg->components[i].domain, domain) == 0)
+			return true;
+	return false;
+}
+
+int modules_check_domains(const struct parley_config *cfg, char **error_r)
+{
+	struct strlist taken = { 0 };
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < cfg->nhosts; i++) {
+		const struct host_config *hc = &cfg->hosts[i];
+		for (size_t m = 0; rc == 0 && m < registry_count; m++) {
+			const struct module_def *def = registry[m];
+			const struct cfg_node *opts, *where;
+			if (def->domains == NULL || !module_enabled_cfg(hc, def, &opts, &where))
+				continue;
+			void *settings = module_settings(hc, def, opts, where, error_r);
+			if (settings == NULL) {
+				rc = -1;
+				break;
+			}
+			struct strlist domains = { 0 };
+			def->domains(hc, settings, &domains);
+			for (size_t d = 0; rc == 0 && d < domains.count; d++) {
+				const char *domain = domains.items[d];
+				if (!domain_served(cfg, &taken, domain)) {
+					strlist_take(&taken, xstrdup(domain));
+					continue;
+				}
+				/* as module_start_one words a refusal of the router */
+				if (where != NULL)
+					*error_r = xasprintf(
+					        "%s:%u:%u: module '%s' on host %s: the domain %s is "
+					        "already served here",
+					        where->file, where->key_line, where->key_column, def->name,
+					        hc->name, domain);
+				else
+					*error_r =
+					        xasprintf("module '%s' on host %s: the domain %s is already "
+					                  "served here",
+					                  def->name, hc->name, domain);
+				rc = -1;
+			}
+			strlist_free(&domains);
+			opt_free(def->options != NULL ? def->options : no_options, settings);
+			free(settings);
+		}
+	}
+	strlist_free(&taken);
+	return rc;
+}
+
 void *module_host_settings(const struct host_config *hc, const char *name, char **error_r)
 {
 	*error_r = NULL;

@@ -30,6 +30,11 @@ struct module_def {
 	 * naming the file, line and key (cfg_key_error). */
 	int (*check)(const struct host_config *hc, const void *settings, const struct cfg_node *opts,
 	             const char *section, char **error_r);
+	/* Optional: add to domains the domains the module serves on hc with
+	 * these settings (a MUC service's conference.example.com); the
+	 * configuration check refuses one that a host, a component or
+	 * another service has too (modules_check_domains). */
+	void (*domains)(const struct host_config *hc, const void *settings, struct strlist *domains);
 };
 
 void module_register(const struct module_def *m);
@@ -46,6 +51,11 @@ void modules_stop_host(struct host *h);
  * anything: unknown module names and every enabled module's options
  * (config-check, parleyd -t).  -1 with a message naming the position. */
 int modules_check_host(const struct host_config *hc, char **error_r);
+/* Check that the service domains of every host's modules are no host's,
+ * no component's and no other service's, as start-up would find when
+ * routing them (config-check, parleyd -t, a reload, which is then refused
+ * as a whole).  -1 with the message start-up gives. */
+int modules_check_domains(const struct parley_config *cfg, char **error_r);
 /* Every registered module on hc: "name: false" when it does not run there,
  * else its options with the defaults filled in (config-dump). */
 void modules_dump_host(const struct host_config *hc, struct buf *out, int indent);

@@ -94,6 +94,10 @@ int server_config_check(const char *path, struct parley_config **cfg_r, char **e
 			return -1;
 		}
 	}
+	if (modules_check_domains(*cfg_r, error_r) < 0) {
+		config_free(cfg_r);
+		return -1;
+	}
 	return 0;
 }
 

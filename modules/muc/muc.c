@@ -954,6 +954,16 @@ static void muc_stop(struct host *h, void *state)
 	free(st);
 }
 
+static void muc_domains(const struct host_config *hc, const void *settings, struct strlist *domains)
+{
+	const struct muc_settings *set = settings;
+	for (size_t i = 0; i < set->hosts.count; i++) {
+		char *domain = builtin_service_domain(set->hosts.items[i], hc->name);
+		if (domain != NULL) /* else muc_start says it is no domain */
+			strlist_take(domains, domain);
+	}
+}
+
 const struct module_def mod_muc = {
 	.name = "muc",
 	.description = "XEP-0045 multi-user chat: rooms on conference services, with HTML room logs",
@@ -962,4 +972,5 @@ const struct module_def mod_muc = {
 	.default_enabled = false,
 	.start = muc_start,
 	.stop = muc_stop,
+	.domains = muc_domains,
 };

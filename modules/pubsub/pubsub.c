@@ -1272,6 +1272,16 @@ static void pubsub_stop(struct host *h, void *state)
 	free(st);
 }
 
+static void pubsub_domains(const struct host_config *hc, const void *settings, struct strlist *domains)
+{
+	const struct pubsub_settings *set = settings;
+	for (size_t i = 0; i < set->hosts.count; i++) {
+		char *domain = builtin_service_domain(set->hosts.items[i], hc->name);
+		if (domain != NULL) /* else pubsub_start says it is no domain */
+			strlist_take(domains, domain);
+	}
+}
+
 const struct module_def mod_pubsub = {
 	.name = "pubsub",
 	.description = "XEP-0060 publish-subscribe services and XEP-0163 PEP on every account",
@@ -1280,4 +1290,5 @@ const struct module_def mod_pubsub = {
 	.default_enabled = true,
 	.start = pubsub_start,
 	.stop = pubsub_stop,
+	.domains = pubsub_domains,
 };

@@ -580,3 +580,29 @@ def test_reload_adds_and_removes_hosts(fresh_server):
     assert _can_login(srv, 'dave', srv.password('dave', OTHER), host=OTHER)
     assert "reload: %s" % srv.config in srv.log() and 'bogus_key' in srv.log()
     srv.config.write_text(base)
+
+
+def test_reload_refuses_a_host_that_is_a_service(fresh_server):
+    """A new host named like a domain already served (the MUC service of
+    HOST) is refused, as start-up refuses it, and nothing changes."""
+    srv = fresh_server
+    base = srv.config.read_text()
+    line = '  %s: {}\n' % OTHER
+    assert line in base
+    assert srv.ctl('muc-create', 'room@conference.' + HOST, 'alice@' + HOST).returncode == 0
+    srv.config.write_text(base.replace(line, line + '  conference.%s: {}\n  new.local: {}\n' % HOST))
+    want = 'the domain conference.%s is already served here' % HOST
+    r = srv.ctl('config-check', str(srv.config))
+    assert r.returncode == 1 and want in r.stdout + r.stderr, (r.returncode, r.stdout, r.stderr)
+    r = srv.ctl('reload')
+    assert r.returncode == 1 and want in r.stdout + r.stderr, (r.returncode, r.stdout, r.stderr)
+    hosts = srv.ctl('status').stdout.split('hosts:')[1].split('\n')[0]
+    assert 'conference.' not in hosts and 'new.local' not in hosts, hosts
+    c = RawClient(srv.port)
+    try:
+        c.login('alice', srv.password('alice'), presence=False)
+        el = c.iq('get', "<query xmlns='http://jabber.org/protocol/disco#info'/>", to='conference.' + HOST)
+        assert el.get('type') == 'result' and 'conference' in tostr(el), tostr(el)
+    finally:
+        c.close()
+    srv.config.write_text(base)
