@@ -272,8 +272,11 @@ void cmd_restart(struct ctl_call *call)
 
 void cmd_reload(struct ctl_call *call)
 {
-	if (server_reload(&call->body) < 0)
+	int rc = server_reload(&call->body);
+	if (rc < 0)
 		ctl_call_finish(call, CTL_FAILED, "the configuration has errors; nothing was changed");
+	else if (rc > 0)
+		ctl_call_finish(call, CTL_FAILED, "a new host did not start; the rest was applied");
 	else
 		ctl_call_finish(call, CTL_OK, NULL);
 }

@@ -314,6 +314,18 @@ int host_add(struct ev_loop *loop, const struct host_config *hc, bool with_tls, 
 	return 0;
 }
 
+int host_check_new(struct ev_loop *loop, const struct host_config *hc, bool with_tls, char **error_r)
+{
+	struct host *h = xcalloc(1, sizeof(*h));
+	h->name = xstrdup(hc->name);
+	h->cfg = hc;
+	int rc = host_init(loop, h, hc, with_tls, error_r);
+	if (h->tls != NULL)
+		tls_sni_remove(h->name);
+	host_free(h);
+	return rc;
+}
+
 static void host_finish_removal(struct host *h)
 {
 	sm_host_stop(h);

@@ -63,6 +63,11 @@ int hosts_start(struct ev_loop *loop, const struct parley_config *cfg, bool with
  * must stay valid while the host runs.  -1 with a message; nothing is left
  * of it then. */
 int host_add(struct ev_loop *loop, const struct host_config *hc, bool with_tls, char **error_r);
+/* Open what host_add would open before the modules (storage, auth,
+ * certificate) and let it go again, serving nothing: a reload tries its
+ * new hosts first and changes nothing when one fails.  The certificate
+ * stays loaded (host_add takes it from there).  -1 with a message. */
+int host_check_new(struct ev_loop *loop, const struct host_config *hc, bool with_tls, char **error_r);
 /* Take h out of service: it is no longer found at once, its client streams
  * are closed with stream error e, and it is freed (modules stopped, store
  * closed when no other host uses it) once those streams are gone. */

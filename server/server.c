@@ -147,8 +147,10 @@ static char *host_settings_text(const struct parley_config *cfg, const char *nam
 	return out.data != NULL ? buf_steal(&out) : xstrdup("");
 }
 
-static void reload_hosts(struct parley_config *ncfg, struct buf *report)
+/* 0, or -1 when a host of ncfg failed to start (report says which). */
+static int reload_hosts(struct parley_config *ncfg, struct buf *report)
 {
+	int rc = 0;
 	const struct parley_config *ocfg = server_config();
 	/* removed */
 	for (struct host *h = host_first(), *next; h != NULL; h = next) {
@@ -187,10 +189,12 @@ static void reload_hosts(struct parley_config *ncfg, struct buf *report)
 			log_error("reload: host %s: %s", hc->name, err);
 			buf_printf(report, "host %s: not added: %s\n", hc->name, err);
 			free(err);
+			rc = -1;
 		} else {
 			buf_printf(report, "host %s: added\n", hc->name);
 		}
 	}
+	return rc;
 }
 
 int server_reload(struct buf *report)
@@ -206,6 +210,18 @@ int server_reload(struct buf *report)
 	for (size_t i = 0; i < ncfg->warnings.count; i++) {
 		log_warning("%s", ncfg->warnings.items[i]);
 		buf_printf(report, "warning: %s\n", ncfg->warnings.items[i]);
+	}
+	/* What a new host opens is tried before anything changes: a store,
+	 * an auth backend or a certificate that fails refuses the file. */
+	for (size_t i = 0; i < ncfg->nhosts; i++) {
+		const struct host_config *hc = &ncfg->hosts[i];
+		if (host_find(hc->name) == NULL && host_check_new(server.loop, hc, server.online, &err) < 0) {
+			log_error("reload: host %s: %s", hc->name, err);
+			buf_printf(report, "host %s: %s\n", hc->name, err);
+			free(err);
+			config_free(&ncfg);
+			return -1;
+		}
 	}
 	struct parley_config *ocfg = server.cfg;
 	int lvl = log_level_parse(ncfg->loglevel);
@@ -266,12 +282,15 @@ int server_reload(struct buf *report)
 		buf_append_str(report, "fast: key_file changed; restart parleyd to apply\n");
 	else if (ocfg->fast.enabled != ncfg->fast.enabled || ocfg->fast.token_ttl != ncfg->fast.token_ttl)
 		buf_append_str(report, "fast: applied\n"); /* read at each login */
-	reload_hosts(ncfg, report);
+	int rc = reload_hosts(ncfg, report) < 0 ? 1 : 0;
 	components_reload(ncfg, report);
 	/* Kept until exit: the hosts now point into it. */
 	server.reloaded = xrealloc(server.reloaded, (server.nreloaded + 1) * sizeof(*server.reloaded));
 	server.reloaded[server.nreloaded++] = ncfg;
 	s2s_reload(report);
-	log_notice("configuration reloaded from %s", ocfg->file);
-	return 0;
+	if (rc > 0)
+		log_warning("configuration reloaded from %s, but a new host did not start", ocfg->file);
+	else
+		log_notice("configuration reloaded from %s", ocfg->file);
+	return rc;
 }

@@ -68,8 +68,10 @@ void server_restart(void);
  * after dropping root), or NULL when it can. */
 const char *server_restart_refusal(void);
 /* Re-read the configuration file; apply what can change live and describe
- * in report what needs a restart.  -1 when the file has errors (report says
- * which). */
+ * in report what needs a restart.  -1 when the file has errors or a new
+ * host's store, auth or certificate fails (report says which; nothing
+ * changed), 1 when all was applied but a new host whose modules refused
+ * to start (report says which). */
 int server_reload(struct buf *report);
 
 #endif

@@ -606,3 +606,20 @@ def test_reload_refuses_a_host_that_is_a_service(fresh_server):
     finally:
         c.close()
     srv.config.write_text(base)
+
+
+def test_reload_with_a_new_host_that_cannot_start_changes_nothing(fresh_server):
+    srv = fresh_server
+    base = srv.config.read_text()
+    line = '  %s: {}\n' % OTHER
+    assert line in base
+    # other.local goes, new.local comes with a certificate that is not there
+    srv.config.write_text(base.replace(line, '  new.local: { tls: { certificate: nope.pem, key: key.pem } }\n'))
+    r = srv.ctl('reload')
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert 'host new.local:' in r.stdout and 'nope.pem' in r.stdout, r.stdout
+    assert 'nothing was changed' in r.stderr, r.stderr
+    hosts = srv.ctl('status').stdout.split('hosts:')[1].split('\n')[0]
+    assert OTHER in hosts and 'new.local' not in hosts, hosts
+    assert _can_login(srv, 'dave', srv.password('dave', OTHER), host=OTHER)
+    srv.config.write_text(base)
