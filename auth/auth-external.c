@@ -182,3 +182,15 @@ const struct auth_vfuncs auth_external_vfuncs = {
 	.cancel = procpool_cancel,
 	.status = external_status,
 };
+
+char *auth_external_probe(const struct auth_config *cfg)
+{
+	if (!strlist_contains(&cfg->methods, "external") || cfg->external.program == NULL)
+		return NULL;
+	char *why = procpool_probe_program(cfg->external.program);
+	if (why == NULL)
+		return NULL;
+	char *msg = xasprintf("auth method external: %s", why);
+	free(why);
+	return msg;
+}

@@ -29,6 +29,12 @@ const char *auth_result_str(enum auth_result r);
 struct auth;
 struct auth_req;
 
+/* Why the external program of cfg (when its methods name external) could
+ * not run, as auth_new would refuse it ("auth method external: program
+ * ...: No such file or directory"), or NULL; nothing is started
+ * (config-check, parleyd -t).  Malloc'd. */
+char *auth_external_probe(const struct auth_config *cfg);
+
 /* Build the chain for one host; storage is the host's store (internal
  * backend).  Returns -1 with a malloc'd *error_r for a bad configuration. */
 int auth_new(struct ev_loop *loop, const char *host, const struct auth_config *cfg, struct storage *storage,

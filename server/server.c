@@ -20,6 +20,10 @@
 #include "host.h"
 #include "module.h"
 #include "sm.h"
+#include "tls.h"
+
+#include <errno.h>
+#include <sys/stat.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -84,6 +88,103 @@ const char *server_restart_refusal(void)
 	return NULL;
 }
 
+/* The map holding key of section (like "tls" or "storage") as the file
+ * gives it: the host's when it gives key there, else the global one, else
+ * where the host is.  *section_r names it for messages (malloc'd). */
+static const struct cfg_node *setting_map(const struct parley_config *cfg, const struct host_config *hc,
+                                          const char *section, const char *sub, const char *key,
+                                          char **section_r)
+{
+	const struct cfg_node *m = hc != NULL ? cfg_get(hc->node, section) : NULL;
+	if (m != NULL && sub != NULL)
+		m = cfg_get(m, sub);
+	if (m != NULL && cfg_get(m, key) != NULL) {
+		*section_r = sub != NULL ? xasprintf("hosts.%s.%s.%s", hc->name, section, sub)
+		                         : xasprintf("hosts.%s.%s", hc->name, section);
+		return m;
+	}
+	m = cfg_get(cfg->root, section);
+	if (m != NULL && sub != NULL)
+		m = cfg_get(m, sub);
+	*section_r = sub != NULL ? xasprintf("%s.%s", section, sub) : xstrdup(section);
+	return m != NULL ? m : hc != NULL ? hc->node : cfg->root;
+}
+
+/* Whether the folder of path exists (what a file made there at start
+ * needs); -1 with errno otherwise. */
+static int folder_exists(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash == NULL   ? xstrdup(".")
+	            : slash == path ? xstrdup("/")
+	                            : xstrndup(path, (size_t)(slash - path));
+	struct stat st;
+	int rc = stat(dir, &st);
+	if (rc == 0 && !S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		rc = -1;
+	}
+	free(dir);
+	return rc;
+}
+
+static int check_folder(const struct cfg_node *map, const char *section, const char *key, const char *path,
+                        char **error_r)
+{
+	if (path == NULL || folder_exists(path) == 0)
+		return 0;
+	*error_r = cfg_error_for_key(map, map, section, key, "the folder of %s: %s", path, strerror(errno));
+	return -1;
+}
+
+/* What start-up would fail on that the file alone does not say, found
+ * without starting anything: certificates and keys that do not load or
+ * match, cipher lists OpenSSL refuses, an external auth program that is
+ * not there, files to be made in folders that do not exist. */
+static int check_startable(const struct parley_config *cfg, char **error_r)
+{
+	const struct cfg_node *root = cfg->root;
+	if (check_folder(root, NULL, "log_file", cfg->log_file, error_r) < 0 ||
+	    check_folder(root, NULL, "pidfile", cfg->pidfile, error_r) < 0)
+		return -1;
+	if (cfg->control_socket != NULL && folder_exists(cfg->control_socket) < 0) {
+		*error_r = cfg_error_for_key(cfg_get(root, "control"), root, "control", "socket",
+		                             "the folder of %s: %s", cfg->control_socket, strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->nhosts; i++) {
+		const struct host_config *hc = &cfg->hosts[i];
+		char *section = NULL;
+		const char *key = NULL;
+		char *err = NULL;
+		if (hc->tls.certificate != NULL && tls_config_check(hc->name, &hc->tls, &key, &err) < 0) {
+			const struct cfg_node *m = setting_map(cfg, hc, "tls", NULL, key, &section);
+			*error_r = cfg_error_for_key(m, m, section, key, "%s", err);
+			free(section);
+			free(err);
+			return -1;
+		}
+		const struct storage_config *sc = &hc->storage;
+		if ((sc->driver == NULL || strcmp(sc->driver, "sqlite") == 0) && sc->path != NULL &&
+		    folder_exists(sc->path) < 0) {
+			const struct cfg_node *m = setting_map(cfg, hc, "storage", NULL, "path", &section);
+			*error_r = cfg_error_for_key(m, m, section, "path", "the folder of %s: %s", sc->path,
+			                             strerror(errno));
+			free(section);
+			return -1;
+		}
+		if ((err = auth_external_probe(&hc->auth)) != NULL) {
+			const struct cfg_node *m =
+			        setting_map(cfg, hc, "auth", "external", "program", &section);
+			*error_r = cfg_error_for_key(m, m, section, "program", "%s", err);
+			free(section);
+			free(err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int server_config_check(const char *path, struct parley_config **cfg_r, char **error_r)
 {
 	if (config_load(path, cfg_r, error_r) < 0)
@@ -94,7 +195,7 @@ int server_config_check(const char *path, struct parley_config **cfg_r, char **e
 			return -1;
 		}
 	}
-	if (modules_check_domains(*cfg_r, error_r) < 0) {
+	if (modules_check_domains(*cfg_r, error_r) < 0 || check_startable(*cfg_r, error_r) < 0) {
 		config_free(cfg_r);
 		return -1;
 	}

@@ -96,14 +96,18 @@ static SSL_TICKET_RETURN tls_ticket_decrypted(SSL *ssl, SSL_SESSION *sess, const
 	}
 }
 
-int tls_ctx_new(const char *name, const struct tls_config *cfg, struct tls_ctx **ctx_r, char **error_r)
+/* tls_ctx_new, with *key_r the key of cfg that failed. */
+static int ctx_make(const char *name, const struct tls_config *cfg, struct tls_ctx **ctx_r,
+                    const char **key_r, char **error_r)
 {
 	if (cfg->certificate == NULL || cfg->key == NULL) {
+		*key_r = cfg->certificate == NULL ? "certificate" : "key";
 		*error_r = xasprintf("host %s: tls.certificate and tls.key are required", name);
 		return -1;
 	}
 	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
 	if (c == NULL) {
+		*key_r = "certificate";
 		*error_r = xasprintf("host %s: SSL_CTX_new: %s", name, tls_last_error());
 		return -1;
 	}
@@ -121,22 +125,26 @@ int tls_ctx_new(const char *name, const struct tls_config *cfg, struct tls_ctx *
 	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
 	                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (cfg->ciphers != NULL && SSL_CTX_set_cipher_list(c, cfg->ciphers) != 1) {
+		*key_r = "ciphers";
 		*error_r = xasprintf("host %s: tls.ciphers '%s': %s", name, cfg->ciphers, tls_last_error());
 		SSL_CTX_free(c);
 		return -1;
 	}
 	if (SSL_CTX_use_certificate_chain_file(c, cfg->certificate) != 1) {
+		*key_r = "certificate";
 		*error_r = xasprintf("host %s: cannot load certificate %s: %s", name, cfg->certificate,
 		                     tls_last_error());
 		SSL_CTX_free(c);
 		return -1;
 	}
 	if (SSL_CTX_use_PrivateKey_file(c, cfg->key, SSL_FILETYPE_PEM) != 1) {
+		*key_r = "key";
 		*error_r = xasprintf("host %s: cannot load key %s: %s", name, cfg->key, tls_last_error());
 		SSL_CTX_free(c);
 		return -1;
 	}
 	if (SSL_CTX_check_private_key(c) != 1) {
+		*key_r = "key";
 		*error_r = xasprintf("host %s: key %s does not match certificate %s", name, cfg->key,
 		                     cfg->certificate);
 		SSL_CTX_free(c);
@@ -147,6 +155,21 @@ int tls_ctx_new(const char *name, const struct tls_config *cfg, struct tls_ctx *
 	t->name = xstrdup(name);
 	t->ctx = c;
 	*ctx_r = t;
+	return 0;
+}
+
+int tls_ctx_new(const char *name, const struct tls_config *cfg, struct tls_ctx **ctx_r, char **error_r)
+{
+	const char *key;
+	return ctx_make(name, cfg, ctx_r, &key, error_r);
+}
+
+int tls_config_check(const char *name, const struct tls_config *cfg, const char **key_r, char **error_r)
+{
+	struct tls_ctx *ctx;
+	if (ctx_make(name, cfg, &ctx, key_r, error_r) < 0)
+		return -1;
+	tls_ctx_free(&ctx);
 	return 0;
 }
 

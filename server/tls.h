@@ -15,6 +15,10 @@ struct tls_ctx;
 /* Load the certificate and key of cfg.  -1 with a malloc'd message. */
 int tls_ctx_new(const char *name, const struct tls_config *cfg, struct tls_ctx **ctx_r, char **error_r);
 void tls_ctx_free(struct tls_ctx **ctx);
+/* Load cfg's certificate, key and ciphers into a context made for the
+ * check and freed (config-check, parleyd -t).  -1 with a malloc'd message
+ * and *key_r the key of tls that failed ("certificate", "key", "ciphers"). */
+int tls_config_check(const char *name, const struct tls_config *cfg, const char **key_r, char **error_r);
 
 /* Register ctx as the certificate for server name (SNI); the first one
  * registered is the default for connections without SNI or unknown names. */

@@ -623,3 +623,41 @@ def test_reload_with_a_new_host_that_cannot_start_changes_nothing(fresh_server):
     assert OTHER in hosts and 'new.local' not in hosts, hosts
     assert _can_login(srv, 'dave', srv.password('dave', OTHER), host=OTHER)
     srv.config.write_text(base)
+
+
+def test_config_check_finds_what_start_would_fail_on(server):
+    """config-check and parleyd -t load the certificates (into a context
+    of their own) and look at the folders of the files start-up makes."""
+    import subprocess
+    base = server.config.read_text()
+    other = server.dir / 'other-key.pem'
+    if not other.exists():
+        subprocess.run(['openssl', 'ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', str(other)],
+                       check=True, capture_output=True)
+    line = '  %s: {}\n' % OTHER
+    cases = [
+        (('certificate: cert.pem', 'certificate: nocert.pem'), "key 'tls.certificate'", 'nocert.pem'),
+        (('  key: key.pem', '  key: nokey.pem'), "key 'tls.key'", 'nokey.pem'),
+        ((line, '  %s: { tls: { certificate: cert.pem, key: %s } }\n' % (OTHER, other)),
+         "key 'hosts.%s.tls.key'" % OTHER, 'mismatch'),
+        (('  key: key.pem', '  key: key.pem\n  ciphers: NOPE-CIPHER'), "key 'tls.ciphers'", 'NOPE-CIPHER'),
+        ((line, '  %s: { auth: { methods: [external], external: { program: /nonexistent/prog } } }\n'
+          % OTHER), "key 'hosts.%s.auth.external.program'" % OTHER, '/nonexistent/prog'),
+        (('pidfile: parleyd.pid', 'pidfile: /nonexistent/parleyd.pid'), "key 'pidfile'", '/nonexistent'),
+        (('pidfile: parleyd.pid', 'pidfile: parleyd.pid\nlog_file: /nonexistent/parleyd.log'),
+         "key 'log_file'", '/nonexistent'),
+        (('socket: parley.sock', 'socket: /nonexistent/parley.sock'), "key 'control.socket'", '/nonexistent'),
+        (('  path: %s' % server.sqlite_path, '  path: /nonexistent/parley.db'), "key 'storage.path'",
+         '/nonexistent'),
+    ]
+    for (old, new), key, what in cases:
+        assert old in base, old
+        path = server.dir / 'startable.yml'
+        path.write_text(base.replace(old, new, 1))
+        r = server.ctl('config-check', str(path))
+        assert r.returncode == 1, (key, r.returncode, r.stdout, r.stderr)
+        assert '%s:' % path in r.stderr and key in r.stderr and what in r.stderr, (key, r.stderr)
+        t = subprocess.run([server.parleyd, '-t', '-c', str(path)], capture_output=True, text=True, timeout=30)
+        assert t.returncode == 1 and key in t.stderr, (key, t.returncode, t.stdout, t.stderr)
+    path.write_text(base)
+    assert server.ctl('config-check', str(path)).returncode == 0
