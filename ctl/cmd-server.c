@@ -299,6 +299,23 @@ void cmd_config_check(struct ctl_call *call)
 	ctl_call_finish(call, CTL_OK, NULL);
 }
 
+/* The dump is of the file last loaded: what of it waits for a restart
+ * (of host, or all when NULL) comes first, as comments. */
+static void restart_pending(struct buf *out, const char *host)
+{
+	struct buf b = { 0 };
+	server_restart_pending(&b);
+	char *save = NULL;
+	for (char *line = b.data != NULL ? strtok_r(b.data, "\n", &save) : NULL; line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (host != NULL && !(str_has_prefix(line, "host ") && str_has_prefix(line + 5, host) &&
+		                      line[5 + strlen(host)] == ':'))
+			continue;
+		buf_printf(out, "# restart parleyd to apply: %s\n", line);
+	}
+	buf_free(&b);
+}
+
 void cmd_config_dump(struct ctl_call *call)
 {
 	const struct parley_config *cfg = server_config();
@@ -310,9 +327,11 @@ void cmd_config_dump(struct ctl_call *call)
 			free(domain);
 			return;
 		}
+		restart_pending(&call->body, hc->name);
 		config_dump_ex(cfg, hc->name, &call->body, modules_dump_host);
 		free(domain);
 	} else {
+		restart_pending(&call->body, NULL);
 		config_dump_ex(cfg, NULL, &call->body, modules_dump_host);
 	}
 	ctl_call_finish(call, CTL_OK, NULL);

@@ -692,6 +692,12 @@ void config_dump(const struct parley_config *cfg, const char *host, struct buf *
 	config_dump_ex(cfg, host, out, NULL);
 }
 
+void config_dump_host(const struct host_config *h, struct buf *out, config_dump_modules_fn *modules)
+{
+	buf_append_str(out, "hosts:\n");
+	dump_host(h, out, modules);
+}
+
 void config_dump_ex(const struct parley_config *cfg, const char *host, struct buf *out,
                     config_dump_modules_fn *modules)
 {

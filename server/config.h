@@ -25,7 +25,7 @@
 /* metrics: /metrics on the http listeners (server/metrics.c). */
 struct metrics_config {
 	bool enabled;
-	struct strlist allow; /* addresses or CIDR blocks that may scrape */
+	struct strlist allow;         /* addresses or CIDR blocks that may scrape */
 	double store_counts_interval; /* seconds: how old the store's counts may get */
 };
 
@@ -102,5 +102,7 @@ void config_dump(const struct parley_config *cfg, const char *host, struct buf *
 typedef void config_dump_modules_fn(const struct host_config *h, struct buf *out, int indent);
 void config_dump_ex(const struct parley_config *cfg, const char *host, struct buf *out,
                     config_dump_modules_fn *modules);
+/* The "hosts:" entry of h alone (its storage, auth, tls, admins, modules). */
+void config_dump_host(const struct host_config *h, struct buf *out, config_dump_modules_fn *modules);
 
 #endif

@@ -276,6 +276,7 @@ int hosts_start(struct ev_loop *loop, const struct parley_config *cfg, bool with
 		struct host *h = xcalloc(1, sizeof(*h));
 		h->name = xstrdup(hc->name);
 		h->cfg = hc;
+		h->start_cfg = hc;
 		*tail = h;
 		tail = &h->next;
 		nhosts++;
@@ -299,6 +300,7 @@ int host_add(struct ev_loop *loop, const struct host_config *hc, bool with_tls, 
 	struct host *h = xcalloc(1, sizeof(*h));
 	h->name = xstrdup(hc->name);
 	h->cfg = hc;
+	h->start_cfg = hc;
 	if (host_init(loop, h, hc, with_tls, error_r) < 0 || modules_start_host(h, error_r) < 0) {
 		if (h->tls != NULL)
 			tls_sni_remove(h->name);

@@ -19,7 +19,10 @@ struct iq_out_table;
 
 struct host {
 	char *name;
-	const struct host_config *cfg;
+	const struct host_config *cfg; /* the newest (a reload's admins apply at once) */
+	/* what its storage, auth, tls and modules started with: changes to them
+	 * wait for a restart (server_restart_pending) */
+	const struct host_config *start_cfg;
 	struct storage *storage;                        /* shared with hosts that name the same store */
 	struct storage *area_store[STORAGE_AREA_COUNT]; /* host_set_store; NULL: storage */
 	struct auth *auth;

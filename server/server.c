@@ -233,10 +233,10 @@ void server_free_configs(void)
 
 /* A host's effective settings as text, without its admins (which change
  * live). */
-static char *host_settings_text(const struct parley_config *cfg, const char *name)
+static char *host_settings_text(const struct host_config *hc)
 {
 	struct buf b = { 0 };
-	config_dump_ex(cfg, name, &b, modules_dump_host);
+	config_dump_host(hc, &b, modules_dump_host);
 	struct buf out = { 0 };
 	char *save = NULL;
 	for (char *line = strtok_r(b.data, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
@@ -248,11 +248,60 @@ static char *host_settings_text(const struct parley_config *cfg, const char *nam
 	return out.data != NULL ? buf_steal(&out) : xstrdup("");
 }
 
-/* 0, or -1 when a host of ncfg failed to start (report says which). */
+/* What ncfg changes that applies only after a restart, one line each,
+ * compared with what runs: the configuration parleyd started with for the
+ * sections read once, each host's start configuration for its storage,
+ * auth, tls and modules (a second reload of the same file reports them
+ * again). */
+static void restart_changes(const struct parley_config *ncfg, struct buf *out)
+{
+	const struct parley_config *ocfg = server.cfg;
+	bool listen_differ = ocfg->nlisten != ncfg->nlisten;
+	for (size_t i = 0; !listen_differ && i < ncfg->nlisten; i++)
+		listen_differ = ocfg->listen[i].port != ncfg->listen[i].port ||
+		                str_changed(ocfg->listen[i].address, ncfg->listen[i].address) ||
+		                ocfg->listen[i].starttls != ncfg->listen[i].starttls ||
+		                ocfg->listen[i].direct_tls != ncfg->listen[i].direct_tls;
+	if (listen_differ)
+		buf_append_str(out, "listen: changed; restart parleyd to apply\n");
+	if (ocfg->metrics.enabled != ncfg->metrics.enabled ||
+	    !strlist_equal(&ocfg->metrics.allow, &ncfg->metrics.allow))
+		buf_append_str(out, "metrics: changed; restart parleyd to apply\n");
+	if (ocfg->http_api.enabled != ncfg->http_api.enabled ||
+	    !strlist_equal(&ocfg->http_api.allow, &ncfg->http_api.allow) ||
+	    str_changed(ocfg->http_api.tokens_file, ncfg->http_api.tokens_file))
+		buf_append_str(out, "http_api: changed; restart parleyd to apply\n");
+	if (ocfg->admin_web.enabled != ncfg->admin_web.enabled ||
+	    !strlist_equal(&ocfg->admin_web.hosts, &ncfg->admin_web.hosts) ||
+	    !strlist_equal(&ocfg->admin_web.allow, &ncfg->admin_web.allow) ||
+	    ocfg->admin_web.session_timeout != ncfg->admin_web.session_timeout)
+		buf_append_str(out, "admin_web: changed; restart parleyd to apply\n");
+	if (str_changed(ocfg->fast.key_file, ncfg->fast.key_file))
+		buf_append_str(out, "fast: key_file changed; restart parleyd to apply\n");
+	for (struct host *h = host_first(); h != NULL; h = h->next) {
+		const struct host_config *nhc = config_host(ncfg, h->name);
+		if (nhc == NULL)
+			continue;
+		char *a = host_settings_text(h->start_cfg), *b = host_settings_text(nhc);
+		if (strcmp(a, b) != 0)
+			buf_printf(out,
+			           "host %s: storage, auth, tls or modules changed; restart parleyd "
+			           "(or remove the host, reload, add it back, reload) to apply\n",
+			           h->name);
+		free(a);
+		free(b);
+	}
+}
+
+void server_restart_pending(struct buf *out)
+{
+	if (server_config() != server.cfg)
+		restart_changes(server_config(), out);
+}
+
 static int reload_hosts(struct parley_config *ncfg, struct buf *report)
 {
 	int rc = 0;
-	const struct parley_config *ocfg = server_config();
 	/* removed */
 	for (struct host *h = host_first(), *next; h != NULL; h = next) {
 		next = h->next;
@@ -268,14 +317,6 @@ static int reload_hosts(struct parley_config *ncfg, struct buf *report)
 		bool admins_differ = ohc->admins.count != nhc->admins.count;
 		for (size_t i = 0; !admins_differ && i < nhc->admins.count; i++)
 			admins_differ = strcmp(ohc->admins.items[i], nhc->admins.items[i]) != 0;
-		char *a = host_settings_text(ocfg, h->name), *b = host_settings_text(ncfg, h->name);
-		if (strcmp(a, b) != 0)
-			buf_printf(report,
-			           "host %s: storage, auth, tls or modules changed; restart parleyd "
-			           "(or remove the host, reload, add it back, reload) to apply\n",
-			           h->name);
-		free(a);
-		free(b);
 		if (admins_differ)
 			buf_printf(report, "host %s: admins applied\n", h->name);
 		h->cfg = nhc;
@@ -344,14 +385,6 @@ int server_reload(struct buf *report)
 	}
 	log_reopen();
 	buf_append_str(report, "log file reopened\n");
-	bool listen_differ = ocfg->nlisten != ncfg->nlisten;
-	for (size_t i = 0; !listen_differ && i < ncfg->nlisten; i++)
-		listen_differ = ocfg->listen[i].port != ncfg->listen[i].port ||
-		                str_changed(ocfg->listen[i].address, ncfg->listen[i].address) ||
-		                ocfg->listen[i].starttls != ncfg->listen[i].starttls ||
-		                ocfg->listen[i].direct_tls != ncfg->listen[i].direct_tls;
-	if (listen_differ)
-		buf_append_str(report, "listen: changed; restart parleyd to apply\n");
 	if (memcmp(&ocfg->limits, &ncfg->limits, sizeof(ocfg->limits)) != 0) {
 		ocfg->limits = ncfg->limits; /* read at each use: applies to new and current streams */
 		buf_append_str(report, "limits: applied\n");
@@ -367,22 +400,20 @@ int server_reload(struct buf *report)
 		buf_append_str(report, "http: applied (a new bosh_path needs a restart)\n");
 	buf_free(&oh);
 	buf_free(&nh);
-	if (ocfg->metrics.enabled != ncfg->metrics.enabled ||
-	    !strlist_equal(&ocfg->metrics.allow, &ncfg->metrics.allow))
-		buf_append_str(report, "metrics: changed; restart parleyd to apply\n");
-	if (ocfg->http_api.enabled != ncfg->http_api.enabled ||
-	    !strlist_equal(&ocfg->http_api.allow, &ncfg->http_api.allow) ||
-	    str_changed(ocfg->http_api.tokens_file, ncfg->http_api.tokens_file))
-		buf_append_str(report, "http_api: changed; restart parleyd to apply\n");
-	if (ocfg->admin_web.enabled != ncfg->admin_web.enabled ||
-	    !strlist_equal(&ocfg->admin_web.hosts, &ncfg->admin_web.hosts) ||
-	    !strlist_equal(&ocfg->admin_web.allow, &ncfg->admin_web.allow) ||
-	    ocfg->admin_web.session_timeout != ncfg->admin_web.session_timeout)
-		buf_append_str(report, "admin_web: changed; restart parleyd to apply\n");
-	if (str_changed(ocfg->fast.key_file, ncfg->fast.key_file))
-		buf_append_str(report, "fast: key_file changed; restart parleyd to apply\n");
-	else if (ocfg->fast.enabled != ncfg->fast.enabled || ocfg->fast.token_ttl != ncfg->fast.token_ttl)
+	if (!str_changed(ocfg->fast.key_file, ncfg->fast.key_file) &&
+	    (ocfg->fast.enabled != ncfg->fast.enabled || ocfg->fast.token_ttl != ncfg->fast.token_ttl))
 		buf_append_str(report, "fast: applied\n"); /* read at each login */
+	/* What waits for a restart is logged too (SIGHUP has no one to print
+	 * the report to), at each reload until parleyd restarts. */
+	struct buf later = { 0 };
+	restart_changes(ncfg, &later);
+	char *save = NULL;
+	for (char *line = later.data != NULL ? strtok_r(later.data, "\n", &save) : NULL; line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		log_warning("reload: %s", line);
+		buf_printf(report, "%s\n", line);
+	}
+	buf_free(&later);
 	int rc = reload_hosts(ncfg, report) < 0 ? 1 : 0;
 	components_reload(ncfg, report);
 	/* Kept until exit: the hosts now point into it. */

@@ -73,5 +73,9 @@ const char *server_restart_refusal(void);
  * changed), 1 when all was applied but a new host whose modules refused
  * to start (report says which). */
 int server_reload(struct buf *report);
+/* What the configuration last loaded changes that does not run until a
+ * restart, one line each ("listen: changed; restart parleyd to apply"),
+ * to out; nothing when it is the one parleyd started with. */
+void server_restart_pending(struct buf *out);
 
 #endif

@@ -3,8 +3,9 @@
 reachable, 5 refused while parleyd runs; --json output parsed."""
 import json
 import os
+import re
 
-from parleytest import (HOST, NS_CLIENT, NS_PING, NS_SASL, OTHER, RawClient, q, tostr,
+from parleytest import (HOST, NS_CLIENT, NS_PING, NS_SASL, OTHER, RawClient, find_lines, q, tostr,
                         unique)
 
 
@@ -661,3 +662,33 @@ def test_config_check_finds_what_start_would_fail_on(server):
         assert t.returncode == 1 and key in t.stderr, (key, t.returncode, t.stdout, t.stderr)
     path.write_text(base)
     assert server.ctl('config-check', str(path)).returncode == 0
+
+
+def test_changes_that_need_a_restart_are_reported_until_restarted(fresh_server):
+    """Each reload compares with what runs: a change that needs a restart
+    is reported (and logged, SIGHUP too) until parleyd restarts, and
+    config-dump says the host's file settings do not run yet."""
+    import signal
+    import time
+    srv = fresh_server
+    base = srv.config.read_text()
+    assert 'min_password_length: 4' in base
+    changed = base.replace('min_password_length: 4', 'min_password_length: 8')
+    srv.config.write_text(changed)
+    want = 'host %s: storage, auth, tls or modules changed; restart parleyd' % HOST
+    for _ in range(2):
+        r = srv.ctl('reload')
+        assert r.returncode == 0 and want in r.stdout, (r.returncode, r.stdout, r.stderr)
+    assert len(find_lines(r'\[warning\] reload: ' + re.escape(want), srv.log())) == 2
+    srv.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    while len(find_lines(r'\[warning\] reload: ' + re.escape(want), srv.log())) < 3:
+        assert time.time() < deadline, srv.log()[-2000:]
+        time.sleep(0.1)
+    r = srv.ctl('config-dump', HOST)
+    assert r.returncode == 0 and '# restart parleyd to apply: ' + want.split(';')[0] in r.stdout, r.stdout
+    # back to what runs: nothing to report
+    srv.config.write_text(base)
+    r = srv.ctl('reload')
+    assert r.returncode == 0 and 'restart parleyd' not in r.stdout, r.stdout
+    assert 'restart parleyd' not in srv.ctl('config-dump', HOST).stdout
