@@ -1301,7 +1301,7 @@ static void login_done(enum auth_result res, void *ctx)
 	case AUTH_BAD_PASSWORD:
 	case AUTH_NO_USER:
 		auth_note_failure(job->host->auth, job->ip, job->node,
-		                  res == AUTH_NO_USER ? "no-such-user" : "bad-password");
+		                  res == AUTH_NO_USER ? "unknown-user" : "bad-password");
 		log_info("web admin: failed login of %s from %s", job->jid, job->ip);
 		send_message_page(r, 403, S_LOGIN, S_BAD_LOGIN, NULL);
 		break;

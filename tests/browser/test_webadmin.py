@@ -415,6 +415,13 @@ def test_failed_logins_share_the_c2s_counters(srv):
     assert not plain_login(srv, 'carol', srv.password('carol'))
 
 
+def test_unknown_user_is_logged_as_for_clients(srv):
+    status, body = web_login(srv, 'nobody@' + HOST, 'whatever')
+    assert status == 403 and 'Wrong JID or password' in body
+    assert find_lines(r'auth failed: ip=127\.0\.0\.1 user=nobody@%s reason=unknown-user$' % re.escape(HOST),
+                      srv.log())
+
+
 def test_login_page_language(srv):
     status, headers, body = request(srv, 'GET', '/admin/', headers={'Accept-Language': 'de'})
     h = {k.lower(): v for k, v in headers}
