@@ -39,11 +39,12 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: parleyd [-c FILE] [-d] [-t] [-V]\n"
-	        "  -c FILE  configuration file (default %s/parley/parley.yml)\n"
-	        "  -d       run in the background (daemon)\n"
-	        "  -t       check the configuration and exit\n"
-	        "  -V       print the version and exit\n",
+	        "usage: parleyd [-c FILE] [-d] [-t] [-V] [-h]\n"
+	        "  -c FILE     configuration file (default %s/parley/parley.yml)\n"
+	        "  -d          run in the background (daemon)\n"
+	        "  -t          check the configuration and exit\n"
+	        "  -V          print the version and exit\n"
+	        "  -h, --help  print this help and exit\n",
 	        SYSCONFDIR);
 }
 
@@ -140,6 +141,12 @@ int server_main(int argc, char **argv, const struct server_control *control)
 	const char *cfg_path = SYSCONFDIR "/parley/parley.yml";
 	bool daemon_mode = false, check_only = false;
 	int opt;
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		}
+	}
 	while ((opt = getopt(argc, argv, "c:dtVh")) != -1) {
 		switch (opt) {
 		case 'c': cfg_path = optarg; break;

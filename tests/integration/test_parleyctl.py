@@ -692,3 +692,13 @@ def test_changes_that_need_a_restart_are_reported_until_restarted(fresh_server):
     r = srv.ctl('reload')
     assert r.returncode == 0 and 'restart parleyd' not in r.stdout, r.stdout
     assert 'restart parleyd' not in srv.ctl('config-dump', HOST).stdout
+
+
+def test_parleyd_help(server):
+    import subprocess
+    for arg in ('-h', '--help'):
+        r = subprocess.run([server.parleyd, arg], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and r.stdout.startswith('usage: parleyd') and r.stderr == '', (arg, r)
+        assert '-h, --help' in r.stdout, r.stdout
+    r = subprocess.run([server.parleyd, '--nonsense'], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and 'usage: parleyd' in r.stderr, r
