@@ -442,6 +442,22 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return rc;
 	}
+	/* A usage error is one whether parleyd runs or not (ctl_run checks the
+	 * same when it does, and for the offline commands here). */
+	struct ctl_command_info ci;
+	int nargs = rargc - (json ? 1 : 0) - 1;
+	if (!import && !ctl_command_offline(cargv[0]) && ctl_command_find(cargv[0], &ci) &&
+	    (nargs < ci.min_args || nargs > ci.max_args || (json && !(ci.flags & CTL_F_JSON)))) {
+		if (json && !(ci.flags & CTL_F_JSON))
+			fprintf(stderr, "parleyctl: %s has no JSON output\n", ci.name);
+		else
+			fprintf(stderr, "parleyctl: usage: %s %s\n", ci.name, ci.args);
+		secret_free(stdin_secret);
+		free(abs_path);
+		free(rargv);
+		config_free(&cfg);
+		return CTL_USAGE;
+	}
 	if (!import && !ctl_command_offline(cargv[0])) {
 		if (strcmp(cargv[0], "status") == 0)
 			printf("status: not running\n");

@@ -176,6 +176,10 @@ def test_stop_then_offline_commands(fresh_server):
     assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)
     r = srv.ctl('connected-users')
     assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)
+    # a usage error is one whether parleyd runs or not
+    for args in (('status', 'extra'), ('reload', 'now'), ('--json', 'stop')):
+        r = srv.ctl(*args)
+        assert r.returncode == 2 and 'parleyd is not running' not in r.stderr, (args, r.returncode, r.stderr)
 
     # data commands work offline, on the store itself
     user = unique('off')
