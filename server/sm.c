@@ -48,6 +48,11 @@ struct exists_wait {
 	struct auth_req *req;
 };
 static struct exists_wait *exists_waits;
+static unsigned nexists_waits;
+/* Most iqs waiting at once (a peer sending many to users with no session
+ * would otherwise queue an auth lookup for each): past it, an iq is
+ * answered at once, as for an account. */
+#define EXISTS_WAITS_MAX 1024
 
 static struct sm_user **table;
 static size_t table_size;
@@ -298,6 +303,7 @@ static void exists_wait_free(struct exists_wait *w)
 		exists_waits = w->next;
 	if (w->next != NULL)
 		w->next->prev = w->prev;
+	nexists_waits--;
 	xml_unref(&w->iq);
 	jid_clear(&w->from);
 	jid_clear(&w->to);
@@ -327,6 +333,14 @@ static void exists_answered(enum auth_result res, void *ctx)
 static void exists_wait_start(struct host *h, struct xml_node *iq, const struct jid *from,
                               const struct jid *to)
 {
+	if (nexists_waits >= EXISTS_WAITS_MAX) {
+		log_debug("sm: %u iqs wait to learn whether their accounts exist; one to %s@%s is answered "
+		          "at once",
+		          nexists_waits, to->node, h->name);
+		user_iq(h, iq, from, to);
+		return;
+	}
+	nexists_waits++;
 	struct exists_wait *w = xcalloc(1, sizeof(*w));
 	w->h = h;
 	xml_ref(iq);
