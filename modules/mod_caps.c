@@ -656,7 +656,7 @@ static enum hook_result caps_presence_in(struct host *h, void *args, void *ctx)
 	struct caps_sess *e = remote_sess_find(cs, to->node, from);
 	if (e == NULL) {
 		struct caps_remote *r = remote_find(cs, to->node);
-		if (r != NULL && r->count >= cs->set->max_remote_per_user) {
+		if ((r != NULL ? r->count : 0) >= cs->set->max_remote_per_user) {
 			free(announced);
 			return HOOK_CONTINUE;
 		}
