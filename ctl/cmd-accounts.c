@@ -13,6 +13,7 @@
  * once handed to the auth chain.
  */
 #include "ctl-private.h"
+#include "modules/builtin.h"
 #include "server/host.h"
 #include "server/hooks.h"
 #include "server/sm.h"
@@ -74,13 +75,29 @@ static void unregister_done(enum auth_result r, void *ctx)
 	}
 }
 
+/* The unavailable presence of the closed sessions has been broadcast. */
+static void unregister_settled(void *ctx)
+{
+	struct ctl_call *call = ctx;
+	call->work = NULL;
+	call->work_free = NULL;
+	call->req = auth_remove_user(call->host->auth, call->user, unregister_done, call);
+}
+
 void cmd_unregister(struct ctl_call *call)
 {
 	if (!ctl_call_user_host(call, 1, 2))
 		return;
-	/* The sessions end first, with the roster still there (sm_kick_user). */
+	/* The sessions end first, and the account goes once their
+	 * unavailable presence has read the roster (presence_wait_user). */
 	sm_kick_user(call->host, call->user, STE_NOT_AUTHORIZED, "the account was removed");
-	call->req = auth_remove_user(call->host->auth, call->user, unregister_done, call);
+	struct presence_wait *w = presence_wait_user(call->host, call->user, unregister_settled, call);
+	if (w == NULL) {
+		unregister_settled(call);
+		return;
+	}
+	call->work = w;
+	call->work_free = presence_wait_cancel;
 }
 
 static void passwd_done(enum auth_result r, void *ctx)

@@ -231,6 +231,22 @@ struct xml_node;
 int offline_store_from_host(struct host *h, const char *user, struct xml_node *msg, offline_stored_fn *done,
                             void *ctx);
 
+/* ---- account removal (mod_register, mod_adhoc, parleyctl unregister) ----- */
+
+typedef void presence_settled_fn(void *ctx);
+struct presence_wait;
+/* Wait until the presence work of user on h queued now is done: after
+ * sm_kick_user, the unavailable presence of each closed session has been
+ * broadcast, its roster read, so the account (roster included) may go.
+ * done runs once, later, never inside this call, also when mod_presence
+ * stops meanwhile (the work is dropped then).  NULL, and done never runs,
+ * when there is nothing to wait for (no such work, or mod_presence does
+ * not run on h). */
+struct presence_wait *presence_wait_user(struct host *h, const char *user, presence_settled_fn *done,
+                                         void *ctx);
+/* Cancel a wait (a struct presence_wait): its done will not run. */
+void presence_wait_cancel(void *wait);
+
 /* ---- roster view (mod_roster, mod_presence; shared roster groups) ---------- */
 
 /* The roster of user as it is seen (stored items merged with what the

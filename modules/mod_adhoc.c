@@ -699,12 +699,15 @@ struct delete_op {
 	size_t next;
 	unsigned removed;
 	struct buf failed;
-	bool temporary; /* a removal failed for now only */
+	bool temporary;             /* a removal failed for now only */
+	struct presence_wait *wait; /* for the closed sessions' presence, or NULL */
 };
 
 static void delete_op_free(void *p)
 {
 	struct delete_op *op = p;
+	if (op->wait != NULL)
+		presence_wait_cancel(op->wait);
 	strlist_free(&op->users);
 	buf_free(&op->failed);
 	free(op);
@@ -731,15 +734,28 @@ static void delete_done(enum auth_result r, void *ctx)
 	delete_next(req);
 }
 
+/* The unavailable presence of the user's closed sessions has been
+ * broadcast: the account goes. */
+static void delete_settled(void *ctx)
+{
+	struct adhoc_request *req = ctx;
+	struct delete_op *op = req->data;
+	op->wait = NULL;
+	req->auth = auth_remove_user(req->host->auth, op->users.items[op->next - 1], delete_done, req);
+}
+
 static void delete_next(struct adhoc_request *req)
 {
 	struct delete_op *op = req->data;
 	if (op->next < op->users.count) {
 		const char *user = op->users.items[op->next++];
-		/* The sessions end first, with the roster still there
-		 * (sm_kick_user). */
+		/* The sessions end first, and the account goes once their
+		 * unavailable presence has read the roster
+		 * (presence_wait_user). */
 		sm_kick_user(req->host, user, STE_NOT_AUTHORIZED, "the account was removed");
-		req->auth = auth_remove_user(req->host->auth, user, delete_done, req);
+		op->wait = presence_wait_user(req->host, user, delete_settled, req);
+		if (op->wait == NULL)
+			delete_settled(req);
 		return;
 	}
 	if (op->failed.len > 0) {

@@ -44,6 +44,11 @@
  *   changes read and write the stored items only.
  * - The FIFO is the module's pending list (pending.h): stop cancels every
  *   storage call and frees the ops; nothing runs after it.
+ * - A removal of an account waits (presence_wait_user) until the ops of
+ *   the user queued when its sessions were kicked are done, so that every
+ *   closing session's broadcast reads the roster before the removal
+ *   deletes it.  The waiter is kept on the last of those ops and called
+ *   when that op is freed: done, or dropped by a stop.
  * - A subscription stanza holds the barrier of the stream it came from
  *   (lib/barrier.h) until its op is done: the roster write committed or
  *   failed, and what follows routed.  The subscription stanza it routes
@@ -109,6 +114,14 @@ struct pres_op {
 	struct roster_item before; /* subscription fields as read (no strings) */
 	bool remove;               /* write removes the item */
 	uint64_t version;
+	struct presence_wait *waits; /* called when this op is freed, oldest first */
+};
+
+struct presence_wait {
+	struct pres_op *op;
+	presence_settled_fn *done;
+	void *ctx;
+	struct presence_wait *next;
 };
 
 /* What this module remembers of a session that sent presence. */
@@ -335,6 +348,7 @@ static struct pres_op *op_new(struct pres_state *ps, enum pres_kind kind, const 
 static void op_free(struct pending_op *p)
 {
 	struct pres_op *op = (struct pres_op *)p;
+	struct presence_wait *waits = op->waits;
 	pending_untrack(p);
 	free(op->user);
 	jid_clear(&op->peer);
@@ -345,6 +359,14 @@ static void op_free(struct pending_op *p)
 	roster_item_clear(&op->item);
 	barrier_release(&op->hold); /* after what op_act routed */
 	free(op);
+	while (waits != NULL) {
+		struct presence_wait *w = waits;
+		waits = w->next;
+		presence_settled_fn *done = w->done;
+		void *ctx = w->ctx;
+		free(w);
+		done(ctx);
+	}
 }
 
 /* A subscription stanza from a stream (the stream's barrier is current),
@@ -369,6 +391,39 @@ static void op_enqueue(struct pres_op *op)
 	pending_track(&ps->ops, &op->p, op_free);
 	if (!busy)
 		op_start(op);
+}
+
+struct presence_wait *presence_wait_user(struct host *h, const char *user, presence_settled_fn *done,
+                                         void *ctx)
+{
+	struct pres_state *ps = module_state(h, "presence");
+	if (ps == NULL)
+		return NULL;
+	struct pres_op *last = NULL;
+	for (struct pending_op *o = ps->ops.head; o != NULL; o = o->next)
+		if (strcmp(((struct pres_op *)o)->user, user) == 0)
+			last = (struct pres_op *)o;
+	if (last == NULL)
+		return NULL;
+	struct presence_wait *w = xcalloc(1, sizeof(*w));
+	w->op = last;
+	w->done = done;
+	w->ctx = ctx;
+	struct presence_wait **pp = &last->waits;
+	while (*pp != NULL)
+		pp = &(*pp)->next;
+	*pp = w;
+	return w;
+}
+
+void presence_wait_cancel(void *wait)
+{
+	struct presence_wait *w = wait;
+	struct presence_wait **pp = &w->op->waits;
+	while (*pp != w)
+		pp = &(*pp)->next;
+	*pp = w->next;
+	free(w);
 }
 
 /* Remove a finished op and start the next one of the same user. */

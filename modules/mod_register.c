@@ -239,6 +239,17 @@ static void op_done(enum auth_result res, void *ctx)
 	op_free(&op->p);
 }
 
+/* OP_REMOVE: the presence of the user's closed sessions has been
+ * broadcast; the account goes. */
+static void remove_settled(void *ctx)
+{
+	struct register_op *op = ctx;
+	if (!pending_resume(&op->p))
+		return;
+	struct host *h = op->rs->host;
+	pending_wait_auth(&op->p, auth_remove_user(h->auth, op->user, op_done, op));
+}
+
 /* ---- validation ---------------------------------------------------------- */
 
 static size_t utf8_chars(const char *s)
@@ -364,7 +375,13 @@ static void register_account(struct iq_request *req, void *ctx)
 		struct register_op *op = op_new(rs, NULL, OP_REMOVE, user);
 		iq_result(req, NULL);
 		sm_kick_user(h, op->user, STE_NOT_AUTHORIZED, "account removed");
-		pending_wait_auth(&op->p, auth_remove_user(h->auth, op->user, op_done, op));
+		/* and it goes once the closed sessions' unavailable presence has
+		 * read the roster (presence_wait_user) */
+		struct presence_wait *w = presence_wait_user(h, op->user, remove_settled, op);
+		if (w == NULL)
+			remove_settled(op);
+		else
+			pending_wait(&op->p, w, presence_wait_cancel);
 		return;
 	}
 	const char *username = field(req, "username");

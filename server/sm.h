@@ -86,11 +86,11 @@ void sm_foreach(struct host *h, void (*fn)(struct session *s, void *ctx), void *
 
 /* Kick every session of user (account removed or password changed), and
  * close the user's streams that have authenticated but not bound yet
- * (c2s_close_user).  An
- * account's removal kicks before it asks the auth chain to remove: the
- * closing sessions' unavailable presence reads the roster in a storage job
- * queued before the removal's (one user's jobs run in order), so the
- * contacts learn that the user went offline (RFC 6121 4.5.2). */
+ * (c2s_close_user).  An account's removal kicks, then waits until
+ * mod_presence has broadcast the closing sessions' unavailable presence
+ * (presence_wait_user, modules/builtin.h) before it asks the auth chain to
+ * remove: each of them has read the roster by then, so the contacts learn
+ * that the user went offline (RFC 6121 4.5.2). */
 void sm_kick_user(struct host *h, const char *user, enum stream_error e, const char *text);
 
 #endif

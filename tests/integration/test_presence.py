@@ -464,14 +464,23 @@ def _remove_account(server, how, user, c):
 @pytest.mark.parametrize('how', ['ibr', 'ctl', 'adhoc'])
 def test_removed_account_goes_offline(server, how):
     """The sessions of a removed account end with the roster still there,
-    so its contacts see each resource go offline (RFC 6121 §4.5.2)."""
+    so its contacts see each resource go offline (RFC 6121 §4.5.2): the
+    second session's broadcast waits behind the first one's (one user's
+    presence work runs in order), and the removal waits for both."""
     au, bu = new_user(server, 'a'), new_user(server, 'b')
     a, b = online(server, au), online(server, bu)
+    phone = None
     try:
         make_mutual(a, au, b, bu)
+        phone = online(server, bu)
+        expect(a, presence(None, phone.jid), 'available of the second resource of %s' % bu)
         _remove_account(server, how, bu, b)
         assert b.stream_error() == 'not-authorized'
-        expect(a, presence('unavailable', b.jid), 'unavailable of the removed %s' % bu)
+        assert phone.stream_error() == 'not-authorized'
+        expect(a, presence('unavailable', b.jid), 'unavailable of the removed %s' % b.jid)
+        expect(a, presence('unavailable', phone.jid), 'unavailable of the removed %s' % phone.jid)
     finally:
         a.close()
         b.close()
+        if phone is not None:
+            phone.close()
