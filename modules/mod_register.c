@@ -10,7 +10,13 @@
  * Invariants:
  * - Every auth call runs through a struct register_op on the module's
  *   pending list (pending.h); stopping the module cancels them and answers
- *   their requests.
+ *   their requests.  A removal is the exception: the client was answered
+ *   and its sessions were kicked before the account goes, so its op
+ *   outlives a stop (outlives_stop) and the removal, its log line and
+ *   HOOK_REMOVE_USER finish without the module state.  (A module stops
+ *   when its host is removed or parleyd stops; the host's auth chain then
+ *   answers what is still in flight with a temporary failure, which is
+ *   logged as an account not removed.)
  * - Throttling: one successful registration per remote address within
  *   `throttle` seconds.  An address with a registration in flight is busy
  *   too, so parallel attempts cannot slip through.  The table expires
@@ -62,6 +68,7 @@ struct register_state;
 struct register_op {
 	struct pending_op p;       /* first: the state's list of ops; p.req the request */
 	struct register_state *rs; /* valid while p is listed */
+	struct host *host;
 	enum register_op_kind kind;
 	char *user;
 	char *ip; /* OP_CREATE: the remote address, or NULL */
@@ -175,6 +182,7 @@ static struct register_op *op_new(struct register_state *rs, struct iq_request *
 {
 	struct register_op *op = xcalloc(1, sizeof(*op));
 	op->rs = rs;
+	op->host = rs->host;
 	op->p.req = req;
 	op->kind = kind;
 	op->user = xstrdup(user);
@@ -202,8 +210,8 @@ static void op_done(enum auth_result res, void *ctx)
 	struct register_op *op = ctx;
 	if (!pending_resume(&op->p))
 		return;
-	struct register_state *rs = op->rs;
-	struct host *h = rs->host;
+	struct register_state *rs = op->rs; /* not for OP_REMOVE: it outlives a stop */
+	struct host *h = op->host;
 	struct iq_request *req = op->p.req;
 	switch (op->kind) {
 	case OP_CREATE: {
@@ -224,7 +232,8 @@ static void op_done(enum auth_result res, void *ctx)
 		iq_result(req, NULL);
 		break;
 	case OP_REMOVE: {
-		/* answered and kicked already (register_account) */
+		/* answered and kicked already (register_account); the module
+		 * may have stopped since */
 		if (res != AUTH_OK) {
 			log_warning("host %s: the account of %s was not removed: %s", h->name, op->user,
 			            auth_result_str(res));
@@ -240,14 +249,12 @@ static void op_done(enum auth_result res, void *ctx)
 }
 
 /* OP_REMOVE: the presence of the user's closed sessions has been
- * broadcast; the account goes. */
+ * broadcast; the account goes, also when the module stopped meanwhile. */
 static void remove_settled(void *ctx)
 {
 	struct register_op *op = ctx;
-	if (!pending_resume(&op->p))
-		return;
-	struct host *h = op->rs->host;
-	pending_wait_auth(&op->p, auth_remove_user(h->auth, op->user, op_done, op));
+	pending_resume(&op->p); /* true: the op outlives a stop */
+	pending_wait_auth(&op->p, auth_remove_user(op->host->auth, op->user, op_done, op));
 }
 
 /* ---- validation ---------------------------------------------------------- */
@@ -373,6 +380,7 @@ static void register_account(struct iq_request *req, void *ctx)
 		 * answer cannot wait for the removal, since the stream it goes
 		 * to must close before the removal starts. */
 		struct register_op *op = op_new(rs, NULL, OP_REMOVE, user);
+		op->p.outlives_stop = true;
 		iq_result(req, NULL);
 		sm_kick_user(h, op->user, STE_NOT_AUTHORIZED, "account removed");
 		/* and it goes once the closed sessions' unavailable presence has

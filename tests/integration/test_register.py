@@ -1,6 +1,7 @@
 """In-band registration (XEP-0077): open on test.local, closed on other.local."""
-from parleytest import (HOST, NS_REGISTER, NS_REGISTER_FEATURE, NS_SASL, OTHER, RawClient, q,
-                        stanza_error, tostr, unique)
+import parleytest
+from parleytest import (HOST, NS_REGISTER, NS_REGISTER_FEATURE, NS_SASL, OTHER, RawClient, find_lines,
+                        q, stanza_error, tostr, unique)
 
 
 def _before_auth(server, host=HOST):
@@ -118,3 +119,38 @@ def test_cancel_account(server):
     assert not _can_login(server, user, pw)
     r = server.ctl('unregister', user, HOST)
     assert r.returncode == 1, (r.returncode, r.stderr)
+
+
+def test_removal_outlives_a_stop(tmp_path):
+    """A <remove/> is answered and the stream closed before the account
+    goes; a stop of the module in between (here parleyd's shutdown, with
+    the store busy so that the removal is still in flight) must not drop
+    the removal unseen: the client was told the account is gone, so the
+    outcome is logged, done or not."""
+    import sqlite3
+    import threading
+    srv = parleytest.Parleyd(tmp_path / 'srv')
+    srv.start_with_users()
+    user = unique('gone')
+    srv.register(user, HOST, 'pw-' + user)
+    c = RawClient(srv.port)
+    c.login(user, srv.password(user))
+    db = sqlite3.connect(str(srv.dir / srv.sqlite_path), timeout=10, isolation_level=None)
+    stopper = None
+    try:
+        db.execute('BEGIN IMMEDIATE')    # the removal's write waits for this
+        el = c.iq('set', "<query xmlns='%s'><remove/></query>" % NS_REGISTER)
+        assert el.get('type') == 'result', tostr(el)
+        assert c.stream_error() == 'not-authorized'
+        stopper = threading.Thread(target=srv.stop)
+        stopper.start()
+        stopper.join(5.0)             # past the modules' stop
+    finally:
+        db.execute('ROLLBACK')
+        db.close()
+        if stopper is not None:
+            stopper.join()
+        c.close()
+    log = srv.log()
+    assert (find_lines(r'user %s removed their account' % user, log) or
+            find_lines(r'the account of %s was not removed' % user, log)), log[-3000:]
