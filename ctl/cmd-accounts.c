@@ -64,6 +64,8 @@ static void unregister_done(enum auth_result r, void *ctx)
 	if (r == AUTH_OK) {
 		struct hook_user hu = { .user = call->user };
 		hook_run(call->host, HOOK_REMOVE_USER, &hu);
+		/* a login in the meantime (the account still existed) */
+		sm_kick_user(call->host, call->user, STE_NOT_AUTHORIZED, "the account was removed");
 		log_notice("ctl: user %s@%s removed", call->user, call->host->name);
 		buf_printf(&call->body, "user %s@%s removed\n", call->user, call->host->name);
 		ctl_call_finish(call, CTL_OK, NULL);

@@ -724,6 +724,8 @@ static void delete_done(enum auth_result r, void *ctx)
 	if (r == AUTH_OK) {
 		struct hook_user hu = { .user = user };
 		hook_run(req->host, HOOK_REMOVE_USER, &hu);
+		/* a login in the meantime (the account still existed) */
+		sm_kick_user(req->host, user, STE_NOT_AUTHORIZED, "the account was removed");
 		log_notice("adhoc: user %s@%s removed by an administrator", user, req->host->name);
 		op->removed++;
 	} else {

@@ -242,6 +242,8 @@ static void op_done(enum auth_result res, void *ctx)
 		log_info("host %s: user %s removed their account", h->name, op->user);
 		struct hook_user hu = { .user = op->user };
 		hook_run(h, HOOK_REMOVE_USER, &hu);
+		/* a login in the meantime (the account still existed) */
+		sm_kick_user(h, op->user, STE_NOT_AUTHORIZED, "account removed");
 		break;
 	}
 	}
