@@ -43,7 +43,9 @@
  *   of shared roster groups count as subscriptions there; subscription
  *   changes read and write the stored items only.
  * - The FIFO is the module's pending list (pending.h): stop cancels every
- *   storage call and frees the ops; nothing runs after it.
+ *   storage call and frees the ops; of this module nothing runs after it
+ *   (the waiters of presence_wait_user are called as their ops go, so a
+ *   removal may start during the stop, without its broadcast).
  * - A removal of an account waits (presence_wait_user) until the ops of
  *   the user queued when its sessions were kicked are done, so that every
  *   closing session's broadcast reads the roster before the removal

@@ -235,8 +235,8 @@ static void op_done(enum auth_result res, void *ctx)
 		/* answered and kicked already (register_account); the module
 		 * may have stopped since */
 		if (res != AUTH_OK) {
-			log_warning("host %s: the account of %s was not removed: %s", h->name, op->user,
-			            auth_result_str(res));
+			log_warning("host %s: the account of %s was not removed, or not known to be: %s",
+			            h->name, op->user, auth_result_str(res));
 			break;
 		}
 		log_info("host %s: user %s removed their account", h->name, op->user);
