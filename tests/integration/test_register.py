@@ -1,4 +1,6 @@
 """In-band registration (XEP-0077): open on test.local, closed on other.local."""
+import time
+
 import parleytest
 from parleytest import (HOST, NS_REGISTER, NS_REGISTER_FEATURE, NS_SASL, OTHER, RawClient, find_lines,
                         q, stanza_error, tostr, unique)
@@ -116,6 +118,12 @@ def test_cancel_account(server):
         assert el.get('type') == 'result', tostr(el)
     finally:
         c.close()
+    # the answer comes first; the account goes once the sessions' presence
+    # is out (a login in between is closed when it has gone)
+    deadline = time.monotonic() + 10
+    while server.ctl('user-exists', user, HOST).returncode == 0:
+        assert time.monotonic() < deadline, 'the account is still there'
+        time.sleep(0.1)
     assert not _can_login(server, user, pw)
     r = server.ctl('unregister', user, HOST)
     assert r.returncode == 1, (r.returncode, r.stderr)
