@@ -1978,6 +1978,19 @@ static void relays_expire(struct muc_room *r)
 	}
 }
 
+/* Route a copy of iq, under id, from occupant o's room JID to the real
+ * JID to. */
+static void relay_copy(struct muc_occupant *o, const struct xml_node *iq, const char *id,
+                       const struct jid *to)
+{
+	struct xml_node *copy = xml_copy(iq);
+	xml_set_attr(copy, "id", id);
+	char *fromj = occupant_jid(o);
+	route_to(copy, fromj, to);
+	free(fromj);
+	xml_unref(&copy);
+}
+
 /* Pass request iq of occupant o (session from) to occupant t. */
 static void relay_request(struct muc_room *r, struct muc_occupant *o, struct muc_occupant *t,
                           struct xml_node *iq, const struct jid *from)
@@ -1997,12 +2010,7 @@ static void relay_request(struct muc_room *r, struct muc_occupant *o, struct muc
 	rl->next = r->relays;
 	r->relays = rl;
 	r->nrelays++;
-	struct xml_node *copy = xml_copy(iq);
-	xml_set_attr(copy, "id", rl->id);
-	char *fromj = occupant_jid(o);
-	route_to(copy, fromj, &rl->target);
-	free(fromj);
-	xml_unref(&copy);
+	relay_copy(o, iq, rl->id, &rl->target);
 }
 
 /* A result or error from occupant o (session from): to the session whose
@@ -2020,14 +2028,8 @@ static void relay_answer(struct muc_room *r, struct muc_occupant *o, struct xml_
 			continue;
 		*p = rl->next;
 		r->nrelays--;
-		if (muc_occupant_by_real(r, &rl->asker) != NULL) {
-			struct xml_node *copy = xml_copy(iq);
-			xml_set_attr(copy, "id", rl->asker_id);
-			char *fromj = occupant_jid(o);
-			route_to(copy, fromj, &rl->asker);
-			free(fromj);
-			xml_unref(&copy);
-		}
+		if (muc_occupant_by_real(r, &rl->asker) != NULL)
+			relay_copy(o, iq, rl->asker_id, &rl->asker);
 		relay_free(rl);
 		return;
 	}
