@@ -634,12 +634,13 @@ static enum hook_result mam_send(struct host *h, void *args, void *ctx)
 {
 	struct mam_state *ms = ctx;
 	struct hook_packet *hp = args;
+	(void)h;
 	if (hp->session == NULL || hp->to == NULL || stanza_kind(hp->stanza) != STANZA_MESSAGE ||
 	    !archivable(hp->stanza))
 		return HOOK_CONTINUE;
-	const char *user = hp->session->jid.node;
-	if (hp->to->node != NULL && strcmp(hp->to->node, user) == 0 && strcmp(hp->to->domain, h->name) == 0)
+	if (jid_bare_equal(&hp->session->jid, hp->to))
 		return HOOK_CONTINUE;
+	const char *user = hp->session->jid.node;
 	char *peer = jid_bare_string(hp->to);
 	bool yes;
 	enum mam_check check = decide(ms, user, peer, &yes);

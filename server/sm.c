@@ -444,9 +444,7 @@ static void sm_route_stanza(struct host *h, struct xml_node *stanza, const struc
 		}
 		/* Someone else asks about a user with no session: the handlers
 		 * answer only for an account that exists. */
-		if (u == NULL && h->auth != NULL &&
-		    (from == NULL || from->node == NULL || strcmp(from->node, to->node) != 0 ||
-		     strcmp(from->domain, h->name) != 0)) {
+		if (u == NULL && h->auth != NULL && (from == NULL || !jid_bare_equal(from, to))) {
 			exists_wait_start(h, stanza, from, to);
 			break;
 		}
