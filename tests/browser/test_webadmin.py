@@ -341,11 +341,10 @@ def test_headers_and_cookies(srv):
     assert status == 303 and dict(headers)['Location'] == '/admin/'
 
 
-def admin_session(srv):
-    """(cookie, csrf token) of a new session of alice over plain HTTP."""
+def session_of(srv, jid, password):
+    """(cookie, csrf token) of a new session of jid over plain HTTP."""
     cookie, token = login_form(srv)
-    status, headers, _ = request(srv, 'POST', '/admin/login',
-                                 {'csrf': token, 'jid': 'alice@' + HOST, 'password': srv.password('alice')},
+    status, headers, _ = request(srv, 'POST', '/admin/login', {'csrf': token, 'jid': jid, 'password': password},
                                  cookie=cookie.split(';')[0])
     assert status == 303
     session = [v for k, v in headers if k.lower() == 'set-cookie' and v.startswith('parley_admin=')][0]
@@ -353,6 +352,11 @@ def admin_session(srv):
     status, _, body = request(srv, 'GET', '/admin/announce', cookie=session)
     assert status == 200
     return session, re.search(r'name="csrf" value="([0-9a-f]{32})"', body).group(1)
+
+
+def admin_session(srv):
+    """(cookie, csrf token) of a new session of alice over plain HTTP."""
+    return session_of(srv, 'alice@' + HOST, srv.password('alice'))
 
 
 def test_bad_forms_change_nothing(srv):
@@ -437,19 +441,6 @@ def test_temporary_failure_is_not_a_wrong_password(srv):
     status, body = web_login(srv, 'slow@' + OTHER, 'slow-secret')
     assert status == 503 and 'cannot answer now' in body
     assert not find_lines(r'auth failed: .*user=slow@', srv.log())
-
-
-def session_of(srv, jid, password):
-    """(cookie, csrf token) of a new session of jid over plain HTTP."""
-    cookie, token = login_form(srv)
-    status, headers, _ = request(srv, 'POST', '/admin/login', {'csrf': token, 'jid': jid, 'password': password},
-                                 cookie=cookie.split(';')[0])
-    assert status == 303
-    session = [v for k, v in headers if k.lower() == 'set-cookie' and v.startswith('parley_admin=')][0]
-    session = session.split(';')[0]
-    status, _, body = request(srv, 'GET', '/admin/announce', cookie=session)
-    assert status == 200
-    return session, re.search(r'name="csrf" value="([0-9a-f]{32})"', body).group(1)
 
 
 def test_sessions_end_with_the_admin(srv):

@@ -273,16 +273,11 @@ def test_block_of_a_non_subscriber_sends_nothing(server):
 def test_block_stops_broadcast_to_another_local_host(server):
     """A contact of another virtual host of the same server is blocked by
     the blocking user's list, not by its own host's."""
-    from parleytest import OTHER, RawClient, unique
-    au, ou = new_user(server, 'bh'), unique('bo')
-    server.register(ou, OTHER, 'pw-' + ou)
+    from parleytest import OTHER
+    au, ou = new_user(server, 'bh'), new_user(server, 'bo', host=OTHER)
     ojid = '%s@%s' % (ou, OTHER)
     a = online(server, au)
-    o = RawClient(server.port, host=OTHER)
-    o.login(ou, 'pw-' + ou, resource=unique('r'), presence=False)
-    o.claimed = set()
-    o.iq('get', "<query xmlns='jabber:iq:roster'/>")
-    o.send('<presence/>')
+    o = online(server, ou, host=OTHER)
     try:
         o.send("<presence to='%s' type='subscribe'/>" % bare(au))
         expect(a, presence('subscribe', ojid), 'subscribe from the other host')

@@ -15,16 +15,16 @@ NS_COMMANDS = 'http://jabber.org/protocol/commands'
 
 # ---- helpers ----------------------------------------------------------------
 
-def new_user(server, prefix='p'):
+def new_user(server, prefix='p', host=HOST):
     name = unique(prefix)
-    server.register(name, HOST, 'pw-' + name)
+    server.register(name, host, 'pw-' + name)
     return name
 
 
-def online(server, user, resource=None):
+def online(server, user, resource=None, host=HOST):
     """Log user in as an interested, available resource."""
-    c = RawClient(server.port)
-    c.login(user, server.password(user), resource=resource or unique('r'), presence=False)
+    c = RawClient(server.port, host=host)
+    c.login(user, server.password(user, host), resource=resource or unique('r'), presence=False)
     c.claimed = set()
     r = c.iq('get', "<query xmlns='%s'/>" % NS_ROSTER)
     assert r.get('type') == 'result', tostr(r)

@@ -389,16 +389,11 @@ def test_presence_in_and_out_by_subscription_and_group(server):
 def test_presence_out_to_another_local_host(server):
     """The broadcast of a user of one host to a contact of another local
     host goes by the sender's list too."""
-    from parleytest import OTHER, RawClient, unique
+    from parleytest import OTHER
     au = new_user(server, 'px')
-    ou = unique('po')
-    server.register(ou, OTHER, 'pw-' + ou)
+    ou = new_user(server, 'po', host=OTHER)
     a = online(server, au)
-    o = RawClient(server.port, host=OTHER)
-    o.login(ou, 'pw-' + ou, resource=unique('r'), presence=False)
-    o.claimed = set()
-    o.iq('get', "<query xmlns='jabber:iq:roster'/>")
-    o.send('<presence/>')
+    o = online(server, ou, host=OTHER)
     ojid = '%s@%s' % (ou, OTHER)
     try:
         a.send("<presence to='%s' type='subscribe'/>" % ojid)

@@ -141,19 +141,27 @@ def env(tmp_path_factory):
     a.finish()
 
 
-def accept_external(a, ca, lst, domain, cert, bidi=True):
-    """Take the connection parleyd opens to domain as its server would:
-    STARTTLS with cert, then SASL EXTERNAL (and XEP-0288 when bidi);
-    returns the peer and the element that ended the negotiation."""
+def accept_to_proceed(lst, domain, sid):
+    """Take the connection parleyd opens to domain as its server would, up
+    to <proceed/> of a required STARTTLS (the stream id sid); returns the
+    peer, whose next bytes are the TLS handshake."""
     lst.settimeout(20)
     conn, _ = lst.accept()
     p = Accepted(conn)
     h = p.wait_header()
     assert h.get('to') == domain and h.get('from') == A, h
-    p.send(header(domain, A, 'fake1') + "<stream:features><starttls xmlns='%s'><required/>"
+    p.send(header(domain, A, sid) + "<stream:features><starttls xmlns='%s'><required/>"
            "</starttls></stream:features>" % NS_TLS)
     p.wait_for(lambda e: e.tag == q(NS_TLS, 'starttls'), what='starttls')
     p.send("<proceed xmlns='%s'/>" % NS_TLS)
+    return p
+
+
+def accept_external(a, ca, lst, domain, cert, bidi=True):
+    """Take the connection parleyd opens to domain as its server would:
+    STARTTLS with cert, then SASL EXTERNAL (and XEP-0288 when bidi);
+    returns the peer and the element that ended the negotiation."""
+    p = accept_to_proceed(lst, domain, 'fake1')
     p.wrap_server(cert + (ca['ca'],))
     p.wait_header()
     p.send(header(domain, A, 'fake2') + "<stream:features><mechanisms xmlns='%s'>"
@@ -284,14 +292,7 @@ def test_dialback_answer_decides_the_bounce(env, domain, answer, bounce):
     alice = RawClient(a.port, host=A, timeout=15)
     alice.login('alice', 'alice-secret', resource='db')
     alice.send("<message to='x@%s' id='m1' type='chat'><body>queued</body></message>" % domain)
-    lst.settimeout(20)
-    conn, _ = lst.accept()
-    p = Accepted(conn)
-    p.wait_header()
-    p.send(header(domain, A, 'db1') + "<stream:features><starttls xmlns='%s'><required/>"
-           "</starttls></stream:features>" % NS_TLS)
-    p.wait_for(lambda e: e.tag == q(NS_TLS, 'starttls'), what='starttls')
-    p.send("<proceed xmlns='%s'/>" % NS_TLS)
+    p = accept_to_proceed(lst, domain, 'db1')
     p.wrap_server(ca[B1] + (ca['ca'],))
     p.wait_header()
     p.send(header(domain, A, 'db2') + "<stream:features><dialback xmlns='urn:xmpp:features:"
@@ -376,14 +377,7 @@ def test_failed_tls_handshake_names_the_peer(env):
     alice = RawClient(a.port, host=A, timeout=15)
     alice.login('alice', 'alice-secret', resource='nt')
     alice.send("<message to='x@%s' id='t1' type='chat'><body>tls</body></message>" % NOT_TLS)
-    lst.settimeout(20)
-    conn, _ = lst.accept()
-    p = Accepted(conn)
-    p.wait_header()
-    p.send(header(NOT_TLS, A, 'nt1') + "<stream:features><starttls xmlns='%s'><required/>"
-           "</starttls></stream:features>" % NS_TLS)
-    p.wait_for(lambda e: e.tag == q(NS_TLS, 'starttls'), what='starttls')
-    p.send("<proceed xmlns='%s'/>" % NS_TLS)
+    p = accept_to_proceed(lst, NOT_TLS, 'nt1')
     p.sock.sendall(b'this is not TLS at all\r\n' * 10)
     el = alice.wait_for(lambda e: e.get('id') == 't1', what='the bounce')
     assert stanza_error(el) == 'remote-server-not-found', tostr(el)
