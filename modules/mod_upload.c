@@ -322,13 +322,39 @@ static void pct_encode(struct buf *b, const char *s)
 	}
 }
 
-/* Lower-case hex HMAC-SHA256 of the PUT parameters into out[65]. */
+/* Append the form of media type c that every ctype_same spelling of it
+ * shares: pieces joined by ';' without whitespace, type, subtype,
+ * parameter names and the charset's value in lower case. */
+static void ctype_canonical(struct buf *b, const char *c)
+{
+	const char *piece;
+	size_t len;
+	for (bool first = true; ctype_piece(&c, &piece, &len); first = false) {
+		const char *eq = first ? NULL : memchr(piece, '=', len);
+		size_t name = eq != NULL ? (size_t)(eq - piece) : len;
+		bool fold = name == 7 && strncasecmp(piece, "charset", 7) == 0;
+		if (!first)
+			buf_append(b, ";", 1);
+		for (size_t i = 0; i < len; i++) {
+			char ch = piece[i];
+			if ((i < name || fold) && ch >= 'A' && ch <= 'Z')
+				ch = (char)(ch - 'A' + 'a');
+			buf_append(b, &ch, 1);
+		}
+	}
+}
+
+/* Lower-case hex HMAC-SHA256 of the PUT parameters into out[65].  The
+ * content type is signed in its canonical form, so that a slot taken up
+ * again after a restart (slot_revive, which knows only the PUT's spelling)
+ * accepts what ctype_same accepts before it. */
 static void put_signature(const struct upload *up, const char *id, const char *filename, size_t size,
                           const char *ctype, long long expires, const char *owner, char out[65])
 {
 	struct buf m = { 0 };
-	buf_printf(&m, "PUT\n%s%s/%s\n%zu\n%s\n%lld\n%s@%s", up->set->path, id, filename, size, ctype,
-	           expires, owner, up->h->name);
+	buf_printf(&m, "PUT\n%s%s/%s\n%zu\n", up->set->path, id, filename, size);
+	ctype_canonical(&m, ctype);
+	buf_printf(&m, "\n%lld\n%s@%s", expires, owner, up->h->name);
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int md_len = 0;
 	if (HMAC(EVP_sha256(), up->secret, (int)up->secret_len, (const unsigned char *)m.data, m.len, md,

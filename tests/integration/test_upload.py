@@ -475,10 +475,12 @@ def test_restart_keeps_files_and_quota(srv, run):
         unused = await slot(c, 'unused.bin', 10)
         forged = await slot(c, 'forged.bin', 10)
         untyped = await slot(c, 'untyped.png', 10, ctype=None)
+        spelt = await slot(c, 'spelt.txt', 10, ctype='text/plain; charset=utf-8')
         await logout(c)
-        return str(c.boundjid.user), urls(a), urls(unused), urls(forged), urls(untyped)
-    user, (put_url, get_url), (unused_put, unused_get), (forged_put, _), (untyped_put, untyped_get) \
-        = run(before())
+        return (str(c.boundjid.user), urls(a), urls(unused), urls(forged), urls(untyped),
+                urls(spelt))
+    user, (put_url, get_url), (unused_put, unused_get), (forged_put, _), (untyped_put, untyped_get), \
+        (spelt_put, spelt_get) = run(before())
     assert put(srv, put_url, data)[0] == 201
     srv.stop()
     srv.start()
@@ -501,6 +503,12 @@ def test_restart_keeps_files_and_quota(srv, run):
     # one that named no content type takes the PUT's after a restart too
     assert put(srv, untyped_put, b'y' * 10, 'image/png')[0] == 201
     assert request(srv, 'GET', path_of(untyped_get))[1]['content-type'] == 'image/png'
+    # the slot's type spelt otherwise (RFC 9110 §8.3.1) is still its type
+    # after a restart, as before it (test_content_type_compared_as_a_media_type);
+    # another type is not
+    assert put(srv, spelt_put, b'z' * 10, 'text/html;charset=utf-8')[0] == 404
+    assert put(srv, spelt_put, b'z' * 10, 'Text/Plain;CHARSET=UTF-8')[0] == 201
+    assert request(srv, 'GET', path_of(spelt_get))[2] == b'z' * 10
 
     async def after():
         c = await login(srv, user, password='upload-secret')
