@@ -241,7 +241,7 @@ static const char *T(enum web_str s)
 struct web_session {
 	char id[TOKEN_HEX + 1], csrf[TOKEN_HEX + 1];
 	char *jid;
-	struct host *host; /* of jid, when it logged in */
+	uint64_t host; /* the serial of jid's host, when it logged in */
 	double last_used;
 	struct web_session *next;
 };
@@ -448,8 +448,8 @@ static void session_end(struct web_session *s);
 static bool session_authorised(const struct web_session *s)
 {
 	struct jid j = { 0 };
-	bool ok = jid_parse(s->jid, &j, NULL) == 0 && host_find(j.domain) == s->host &&
-	          host_allowed(s->host->name) && host_is_admin(s->host, &j);
+	struct host *h = jid_parse(s->jid, &j, NULL) == 0 ? host_find(j.domain) : NULL;
+	bool ok = h != NULL && h->serial == s->host && host_allowed(h->name) && host_is_admin(h, &j);
 	jid_clear(&j);
 	return ok;
 }
@@ -465,7 +465,7 @@ static struct web_session *session_of(const struct http_request *rq)
 	for (struct web_session *s = sessions; s != NULL; s = s->next)
 		if (token_equal(s->id, id)) {
 			if (!session_authorised(s)) {
-				/* s->host may be gone: named by the JID */
+				/* its host may be gone: named by the JID */
 				log_notice("web admin: session of %s ended (no longer an admin of %s)",
 				           s->jid, strchr(s->jid, '@') + 1);
 				session_end(s);
@@ -486,7 +486,7 @@ static enum hook_result sessions_remove_user(struct host *h, void *args, void *c
 	char *jid = xasprintf("%s@%s", hu->user, h->name);
 	for (struct web_session **p = &sessions; *p != NULL;) {
 		struct web_session *s = *p;
-		if (s->host == h && strcmp(s->jid, jid) == 0) {
+		if (s->host == h->serial && strcmp(s->jid, jid) == 0) {
 			log_notice("web admin: session of %s ended (account removed)", s->jid);
 			*p = s->next;
 			session_free(s);
@@ -505,7 +505,7 @@ static struct web_session *session_new(const char *jid, struct host *h)
 	new_token(s->id);
 	new_token(s->csrf);
 	s->jid = xstrdup(jid);
-	s->host = h;
+	s->host = h->serial;
 	/* once per host: a host added by a reload gets it at its first login */
 	hook_remove(h, HOOK_REMOVE_USER, sessions_remove_user, NULL);
 	hook_add(h, HOOK_REMOVE_USER, 90, sessions_remove_user, NULL);

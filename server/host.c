@@ -235,6 +235,8 @@ static void storage_release(struct storage *st)
 static int host_init(struct ev_loop *loop, struct host *h, const struct host_config *hc, bool with_tls,
                      char **error_r)
 {
+	static uint64_t serials;
+	h->serial = ++serials;
 	h->storage = host_storage(loop, h->name, &hc->storage, error_r);
 	if (h->storage == NULL)
 		return -1;

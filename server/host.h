@@ -19,6 +19,8 @@ struct iq_out_table;
 
 struct host {
 	char *name;
+	uint64_t serial;               /* unique in the process: a host removed and added again
+	                    by reloads is another, even at the same address */
 	const struct host_config *cfg; /* the newest (a reload's admins apply at once) */
 	/* what its storage, auth, tls and modules started with: changes to them
 	 * wait for a restart (server_restart_pending) */
