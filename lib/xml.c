@@ -303,6 +303,39 @@ const char *xml_child_text(const struct xml_node *el, const char *name, const ch
 	return c != NULL ? xml_text(c) : NULL;
 }
 
+static const struct xml_attr *attr_skipping(const struct xml_attr *a, const char *skip)
+{
+	while (a != NULL && skip != NULL && attr_named(a, skip))
+		a = a->next;
+	return a;
+}
+
+static bool str_same(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+bool xml_same(const struct xml_node *a, const struct xml_node *b, const char *skip)
+{
+	if (a->type != b->type)
+		return false;
+	if (a->type == XML_TEXT)
+		return a->text_len == b->text_len && memcmp(a->text, b->text, a->text_len) == 0;
+	if (!str_same(a->name, b->name) || !str_same(a->ns, b->ns))
+		return false;
+	const struct xml_attr *x = attr_skipping(a->attrs, skip), *y = attr_skipping(b->attrs, skip);
+	for (; x != NULL && y != NULL; x = attr_skipping(x->next, skip), y = attr_skipping(y->next, skip))
+		if (!str_same(x->name, y->name) || !str_same(x->ns, y->ns) || !str_same(x->value, y->value))
+			return false;
+	if (x != NULL || y != NULL)
+		return false;
+	const struct xml_node *c = a->children, *d = b->children;
+	for (; c != NULL && d != NULL; c = c->next, d = d->next)
+		if (!xml_same(c, d, NULL))
+			return false;
+	return c == NULL && d == NULL;
+}
+
 struct xml_node *xml_path(const struct xml_node *el, const char *path)
 {
 	struct xml_node *cur = (struct xml_node *)el;

@@ -94,6 +94,10 @@ unsigned xml_element_count(const struct xml_node *el);
 const char *xml_text(const struct xml_node *el);
 /* Text of the first child element name/ns, or NULL when there is no such child. */
 const char *xml_child_text(const struct xml_node *el, const char *name, const char *ns);
+/* Whether a and b are the same tree: names, namespaces, attributes (in
+ * order) and text alike, except the root's attribute skip (NULL: none),
+ * which may differ or be missing on either side. */
+bool xml_same(const struct xml_node *a, const struct xml_node *b, const char *skip);
 /* Path lookup: "query/item" follows first children by local name (any ns). */
 struct xml_node *xml_path(const struct xml_node *el, const char *path);
 

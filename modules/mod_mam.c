@@ -13,7 +13,9 @@
  * recipient's archive (stanza_in, priority 90: blocking and privacy run
  * first and may stop them), outgoing ones to the sender's (user_send_packet,
  * priority 55, after blocking).  A message between two local users is in
- * both archives.
+ * both archives.  A room's private message to a nick that several
+ * resources of one user share comes as one copy per resource: the archive
+ * keeps it once (struct last_in), and every copy carries its id.
  *
  * Invariants:
  * - Ids are mam_next_id's (mam.h): unique and growing in this process.
@@ -199,6 +201,18 @@ struct mam_user {
 	struct strlist always, never;
 };
 
+/* The last incoming message archived for a resource of a user: a copy of
+ * it to another resource of the same user, from the same sender in the
+ * same loop iteration (a room's private message to a nick that several
+ * sessions of one user share, XEP-0045 §7.2), is that message again. */
+struct last_in {
+	struct xml_node *msg; /* a reference, or NULL */
+	char *owner;          /* the archive's bare JID */
+	char *from;           /* the sender's full JID */
+	int64_t id;
+	unsigned iteration; /* ev_iteration when it was archived */
+};
+
 struct mam_state {
 	struct host *host;
 	const struct mam_settings *set;
@@ -206,6 +220,7 @@ struct mam_state {
 	struct user_cache cache;
 	ev_timer expire;
 	bool expiring;
+	struct last_in last_in;
 };
 
 enum mam_op_kind { OP_STORE, OP_LOAD, OP_QUERY, OP_PREFS_GET, OP_PREFS_SET, OP_META, OP_EXPIRE };
@@ -595,8 +610,44 @@ static void store_start(struct mam_state *ms, const char *user, const struct jid
 		store_write(op);
 }
 
+static void last_in_clear(struct last_in *l)
+{
+	if (l->msg != NULL)
+		xml_unref(&l->msg);
+	free(l->owner);
+	free(l->from);
+	memset(l, 0, sizeof(*l));
+}
+
+/* The id under which msg, from from to a resource of owner, was archived
+ * already (see struct last_in), or 0. */
+static int64_t last_in_id(const struct last_in *l, const char *owner, const struct jid *from,
+                          const struct xml_node *msg)
+{
+	if (l->msg == NULL || l->iteration != ev_iteration(server.loop) || strcmp(l->owner, owner) != 0)
+		return 0;
+	char *f = jid_to_string(from);
+	bool same = strcmp(f, l->from) == 0 && xml_same(msg, l->msg, "to");
+	free(f);
+	return same ? l->id : 0;
+}
+
+static void last_in_set(struct last_in *l, const char *owner, const struct jid *from, struct xml_node *msg,
+                        int64_t id)
+{
+	last_in_clear(l);
+	xml_ref(msg);
+	l->msg = msg;
+	l->owner = xstrdup(owner);
+	l->from = jid_to_string(from);
+	l->id = id;
+	l->iteration = ev_iteration(server.loop);
+}
+
 /* A message to a local user: archived in the user's archive, delivered
- * with its stanza-id. */
+ * with its stanza-id.  A copy to a resource of a message archived for
+ * another resource of the user in this loop iteration (struct last_in)
+ * is delivered under that message's id and not archived again. */
 static enum hook_result mam_stanza_in(struct host *h, void *args, void *ctx)
 {
 	struct mam_state *ms = ctx;
@@ -616,7 +667,16 @@ static enum hook_result mam_stanza_in(struct host *h, void *args, void *ctx)
 	}
 	if (!yes && !mam_has_stanza_id(msg, owner))
 		return HOOK_CONTINUE;
-	int64_t id = yes ? mam_next_id() : 0;
+	int64_t id = 0;
+	if (yes && hp->to->resource != NULL && hp->from->resource != NULL) {
+		id = last_in_id(&ms->last_in, owner, hp->from, msg);
+		if (id != 0)
+			yes = false; /* archived already */
+		else
+			last_in_set(&ms->last_in, owner, hp->from, msg, id = mam_next_id());
+	} else if (yes) {
+		id = mam_next_id();
+	}
 	struct xml_node *copy = mam_stamp_copy(msg, owner, id);
 	if (yes)
 		store_start(ms, hp->to->node, hp->from, false, copy, id, check);
@@ -1509,6 +1569,7 @@ static void mam_stop(struct host *h, void *state)
 		host_remove_user_feature(h, NS_FULLTEXT);
 	user_cache_stop(&ms->cache);
 	pending_stop(&ms->ops);
+	last_in_clear(&ms->last_in);
 	free(ms);
 }
 

@@ -814,3 +814,39 @@ def test_muc_archive(server):
     assert stanza_ids(m, room) == []
     for c in (ca, cb, co):
         c.close()
+
+
+def test_muc_private_message_to_a_shared_nick_archived_once(server):
+    """A private message through a room to a nick that two resources of
+    one user share reaches each resource as a copy (XEP-0045 §7.2); the
+    user's archive keeps it once, under the id both copies carry."""
+    from test_muc import joined, configured, new_room, take, is_message
+    a, b = new_user(server), new_user(server)
+    ca, b1, b2 = login(server, a), login(server, b, resource='one'), login(server, b, resource='two')
+    room = new_room('pm')
+    j = joined(ca, room, 'anna')
+    if 201 in j.codes:
+        configured(ca, room)
+    joined(b1, room, 'bert')
+    joined(b2, room, 'bert')
+    ca.send("<message to='%s/bert' type='chat' id='pm1'><body>just for bert</body></message>" % room)
+    ids = []
+    for c in (b1, b2):
+        m = take(c, lambda e: is_message(e, body='just for bert'), 10, 'private message')
+        assert m.get('from') == room + '/anna', tostr(m)
+        ids.append(stanza_ids(m, jid(b)))
+    assert len(ids[0]) == 1 and ids[0] == ids[1], ids
+    # two different private messages in a row are two
+    ca.send("<message to='%s/bert' type='chat'><body>second</body></message>" % room)
+    ca.send("<message to='%s/bert' type='chat'><body>third</body></message>" % room)
+    for c in (b1, b2):
+        for body in ('second', 'third'):
+            take(c, lambda e: is_message(e, body=body), 10, 'private message')
+    wait_archive(b1, 3, form=[('with', room + '/anna')])
+    time.sleep(0.3)  # a second copy's store would be as quick as the first's
+    got = archive(b1, form=[('with', room + '/anna')])
+    bodies = [forwarded(r).findtext(q(NS_CLIENT, 'body')) for r in got]
+    assert bodies == ['just for bert', 'second', 'third'], bodies
+    assert got[0].find(q(NS_MAM, 'result')).get('id') == ids[0][0]
+    for c in (ca, b1, b2):
+        c.close()

@@ -1445,6 +1445,62 @@ static void test_element_from_expat(void **state)
 	xml_unref(&u);
 }
 
+/* xml_same: whole trees alike but for the root attribute it skips. */
+static void test_same(void **state)
+{
+	(void)state;
+	const char *err;
+	static const char *const base = "<message to='a@x/1' from='r@m/n' type='chat'><body "
+	                                "xml:lang='en'>hi</body><x xmlns='u:x'/></message>";
+	static const struct {
+		const char *other;
+		bool same;
+	} cases[] = {
+		{ "<message to='a@x/2' from='r@m/n' type='chat'><body xml:lang='en'>hi</body><x "
+		  "xmlns='u:x'/></message>",
+		  true },
+		{ "<message from='r@m/n' type='chat'><body xml:lang='en'>hi</body><x xmlns='u:x'/></message>",
+		  true },
+		{ "<message to='a@x/1' from='r@m/o' type='chat'><body xml:lang='en'>hi</body><x "
+		  "xmlns='u:x'/></message>",
+		  false },
+		{ "<message to='a@x/1' from='r@m/n' type='chat'><body xml:lang='en'>ho</body><x "
+		  "xmlns='u:x'/></message>",
+		  false },
+		{ "<message to='a@x/1' from='r@m/n' type='chat'><body>hi</body><x xmlns='u:x'/></message>",
+		  false },
+		{ "<message to='a@x/1' from='r@m/n' type='chat'><body xml:lang='en'>hi</body><x "
+		  "xmlns='u:y'/></message>",
+		  false },
+		{ "<message to='a@x/1' from='r@m/n' type='chat'><body xml:lang='en'>hi</body></message>",
+		  false },
+		{ "<message to='a@x/1' from='r@m/n' type='chat'><body xml:lang='en'>hi</body><x "
+		  "xmlns='u:x'/><x "
+		  "xmlns='u:x'/></message>",
+		  false },
+		{ "<message to='a@x/1' from='r@m/n'><body xml:lang='en'>hi</body><x xmlns='u:x'/></message>",
+		  false },
+		{ "<message to='a@x/1' from='r@m/n' type='chat'><body xml:lang='en'>hi</body><x xmlns='u:x' "
+		  "to='a@x/2'/>"
+		  "</message>",
+		  false },
+	};
+	struct xml_node *a = parse_str(base, NS_CLIENT, &err);
+	assert_non_null(a);
+	assert_true(xml_same(a, a, NULL));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct xml_node *b = parse_str(cases[i].other, NS_CLIENT, &err);
+		assert_non_null(b);
+		assert_int_equal(xml_same(a, b, "to"), cases[i].same);
+		assert_int_equal(xml_same(b, a, "to"), cases[i].same);
+		xml_unref(&b);
+	}
+	struct xml_node *b = parse_str(cases[0].other, NS_CLIENT, &err);
+	assert_false(xml_same(a, b, NULL));
+	xml_unref(&b);
+	xml_unref(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1501,6 +1557,7 @@ int main(void)
 		cmocka_unit_test(test_parse_string),
 		cmocka_unit_test(test_wire_split_at_to),
 		cmocka_unit_test(test_tag_end),
+		cmocka_unit_test(test_same),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
