@@ -111,7 +111,15 @@ void form_field_add_value(struct xml_node *field, const char *value);
 const char *form_translate(struct xml_node *form, const char *xml_lang);
 /* The first value of field var in a submitted form, or NULL. */
 const char *form_value(const struct xml_node *form, const char *var);
-/* Every value of field var (jid-multi, text-multi), appended to out. */
+/* Every non-empty value of field var (jid-multi, list-multi; a text-multi
+ * that lists names), appended to out. */
 void form_values(const struct xml_node *form, const char *var, struct strlist *out);
+/* A text-multi field var as one text: its values joined by newlines, empty
+ * ones too (an empty line, XEP-0004 §3.3).  "" when the form has no such
+ * field.  Malloc'd. */
+char *form_text(const struct xml_node *form, const char *var);
+/* Add text to field as text-multi values, one per line, empty lines
+ * kept: what form_text reads back as text. */
+void form_field_add_lines(struct xml_node *field, const char *text);
 
 #endif

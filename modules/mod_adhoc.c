@@ -143,6 +143,35 @@ void form_values(const struct xml_node *form, const char *var, struct strlist *o
 	}
 }
 
+char *form_text(const struct xml_node *form, const char *var)
+{
+	const struct xml_node *f = form_field(form, var);
+	struct buf b = { 0 };
+	bool first = true;
+	for (struct xml_node *v = f != NULL ? xml_child(f, "value", NS_DATA_FORMS) : NULL; v != NULL;
+	     v = xml_next(v, "value", NS_DATA_FORMS), first = false) {
+		if (!first)
+			buf_append(&b, "\n", 1);
+		buf_append_str(&b, xml_text(v));
+	}
+	return b.data != NULL ? buf_steal(&b) : xstrdup("");
+}
+
+void form_field_add_lines(struct xml_node *field, const char *text)
+{
+	for (const char *line = text;;) {
+		const char *nl = strchr(line, '\n');
+		if (nl == NULL) {
+			form_field_add_value(field, line);
+			return;
+		}
+		char *piece = xstrndup(line, (size_t)(nl - line));
+		form_field_add_value(field, piece);
+		free(piece);
+		line = nl + 1;
+	}
+}
+
 /* ---- sessions ------------------------------------------------------------------- */
 
 static void session_free(struct adhoc_state *ad, struct adhoc_session *s)

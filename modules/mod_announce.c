@@ -84,16 +84,10 @@ static void send_to(struct host *h, struct xml_node *m, const struct jid *to)
 	router_route(m, &from, to);
 }
 
-/* A form's text-multi field as one text (values joined by newlines). */
-static char *multi_text(const struct xml_node *form, const char *var)
+/* Nothing but empty lines and spaces. */
+static bool blank(const char *text)
 {
-	struct strlist l = { 0 };
-	form_values(form, var, &l);
-	struct buf b = { 0 };
-	for (size_t i = 0; i < l.count; i++)
-		buf_printf(&b, "%s%s", i > 0 ? "\n" : "", l.items[i]);
-	strlist_free(&l);
-	return b.data != NULL ? buf_steal(&b) : xstrdup("");
+	return text[strspn(text, " \t\r\n")] == '\0';
 }
 
 /* ---- announcements ---------------------------------------------------------------------- */
@@ -450,8 +444,8 @@ static char *announcement_text(struct adhoc_request *req, const char *title, con
 		xml_unref(&f);
 		return NULL;
 	}
-	char *body = multi_text(req->form, "announcement");
-	if (*body == '\0') {
+	char *body = form_text(req->form, "announcement");
+	if (blank(body)) {
 		free(body);
 		adhoc_fail(req, SE_NOT_ACCEPTABLE, "the announcement is empty");
 		return NULL;
@@ -537,20 +531,14 @@ static void cmd_set_motd(struct adhoc_request *req, void *ctx)
 		        N_("Fill out this form to set the message of the day."), NS_ADMIN);
 		struct xml_node *field =
 		        form_add_field(f, "motd", "text-multi", "Message of the day", NULL, true);
-		if (edit && as->motd != NULL) {
-			/* one value per line */
-			char *copy = xstrdup(as->motd), *save = NULL;
-			for (char *line = strtok_r(copy, "\n", &save); line != NULL;
-			     line = strtok_r(NULL, "\n", &save))
-				form_field_add_value(field, line);
-			free(copy);
-		}
+		if (edit && as->motd != NULL)
+			form_field_add_lines(field, as->motd);
 		adhoc_form(req, f, true);
 		xml_unref(&f);
 		return;
 	}
-	char *text = multi_text(req->form, "motd");
-	if (*text == '\0') {
+	char *text = form_text(req->form, "motd");
+	if (blank(text)) {
 		free(text);
 		adhoc_fail(req, SE_NOT_ACCEPTABLE, "the message of the day is empty (use delete-motd)");
 		return;

@@ -224,11 +224,12 @@ def test_announce_to_online_users(server, run):
         try:
             body = unique('announce-')
             r = await run_command(a, ADMIN + 'announce', {'subject': 'Maintenance',
-                                                          'announcement': [body, 'second line']})
+                                                          'announcement': [body, '', 'second line']})
             assert 'Sent to' in r['command']['notes'][0][1], r
             m = await next_message(b, pred=lambda m: body in m['body'])
             assert m['from'].full == HOST and m['subject'] == 'Maintenance'
-            assert m['body'] == body + '\nsecond line'
+            # an empty line is kept (XEP-0004 §3.3: text-multi)
+            assert m['body'] == body + '\n\nsecond line'
             # other hosts are not told
             with pytest.raises(asyncio.TimeoutError):
                 await next_message(d, timeout=1, pred=lambda m: body in m['body'])
@@ -269,10 +270,10 @@ def test_motd(fresh_server, run):
         a = await admin_client(srv)
         try:
             motd = unique('motd-')
-            await run_command(a, ADMIN + 'set-motd', {'motd': [motd, 'be nice']})
+            await run_command(a, ADMIN + 'set-motd', {'motd': [motd, '', 'be nice']})
             c = await login(srv, 'bob', resource='first')
             m = await next_message(c, pred=lambda m: motd in m['body'])
-            assert m['from'].full == HOST and m['body'] == motd + '\nbe nice'
+            assert m['from'].full == HOST and m['body'] == motd + '\n\nbe nice'
             # once per session: another presence does not repeat it
             c.send_presence(pstatus='still here')
             with pytest.raises(asyncio.TimeoutError):
@@ -281,7 +282,7 @@ def test_motd(fresh_server, run):
             # edit-motd shows the current one
             first = await _run_first(a, ADMIN + 'edit-motd')
             values = first['command']['form'].get_fields()['motd'].get_value()
-            assert values == [motd, 'be nice'] or values == motd + '\nbe nice', values
+            assert values == [motd, '', 'be nice'] or values == motd + '\n\nbe nice', values
             await asyncio.wait_for(a['xep_0050'].send_command(
                 HOST, ADMIN + 'edit-motd', action='cancel', sessionid=first['command']['sessionid']), 10)
             return motd
