@@ -15,7 +15,10 @@
  * bounce with <remote-server-not-found/> or, on a timeout,
  * <remote-server-timeout/>, and the remote domain backs off (stanzas for
  * it bounce at once, the wait doubling at each failure).  An outgoing
- * stream also carries the <db:verify/> requests of the receiving role.
+ * stream also carries the <db:verify/> requests of the receiving role;
+ * an error in answer to one is passed on to the initiating server as a
+ * <remote-server-not-found/> dialback error (XEP-0220 2.5), never as
+ * 'invalid'.
  *
  * Incoming: a struct s2s_in per accepted stream.  It offers STARTTLS,
  * then EXTERNAL (when the peer's certificate verifies for the domain in
@@ -1123,19 +1126,27 @@ static bool db_addressed(const struct xml_node *el, const char *from, const char
 	return ok;
 }
 
-/* The authoritative server answered one of our <db:verify/> requests. */
+/* The authoritative server answered one of our <db:verify/> requests:
+ * 'valid' or 'invalid' goes on to the initiating server; a dialback
+ * error (step 3) becomes a <remote-server-not-found/> dialback error to
+ * it (XEP-0220 2.5), not 'invalid', which would say its key was forged. */
 static void out_verify_answer(struct s2s_out *o, struct xml_node *el)
 {
 	const char *id = xml_attr(el, "id");
 	const char *type = xml_attr(el, "type");
+	if (type == NULL || (strcmp(type, "valid") != 0 && strcmp(type, "error") != 0))
+		type = "invalid";
 	for (struct verify_req **pp = &o->verifies; *pp != NULL; pp = &(*pp)->next) {
 		struct verify_req *v = *pp;
 		if (!v->sent || id == NULL || strcmp(v->stream_id, id) != 0 ||
 		    !db_addressed(el, o->remote, o->local))
 			continue;
 		*pp = v->next;
-		in_verified(v->in_id, o->local, o->remote,
-		            type != NULL && strcmp(type, "valid") == 0 ? "valid" : "invalid");
+		if (strcmp(type, "error") == 0)
+			log_info("s2s %s -> %s: a dialback error <%s/> from the authoritative server for "
+			         "stream %llu",
+			         o->local, o->remote, db_error_condition(el), (unsigned long long)v->in_id);
+		in_verified(v->in_id, o->local, o->remote, type);
 		free(v->stream_id);
 		free(v->key);
 		free(v);

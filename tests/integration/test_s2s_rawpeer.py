@@ -22,6 +22,7 @@ B5 = 'b5.test'   # no EKU extension: any usage
 # raw peers parleyd connects to and authenticates with by dialback (their
 # certificate names another domain): one each, as a failure backs off
 DB_INVALID, DB_ERROR, DB_CLOSE = 'invalid.test', 'error.test', 'close.test'
+VERIFY_ERROR = 'verr.test'  # answers parleyd's <db:verify/> with a dialback error
 DIRECT = 'direct.test'  # a raw peer parleyd reaches by direct TLS (XEP-0368)
 NOT_TLS = 'nottls.test'  # a raw peer that answers <starttls/> with no TLS at all
 SECRET_A = b'the dialback secret of a.test, for the raw tests'
@@ -130,7 +131,7 @@ def env(tmp_path_factory):
     a = FedParleyd(base / 'a', A, {('alice', A): 'alice-secret'},
                    peers={B1: lst.getsockname()[1], B2: free_port(), B3: lst.getsockname()[1],
                           DB_INVALID: lst.getsockname()[1], DB_ERROR: lst.getsockname()[1],
-                          DB_CLOSE: lst.getsockname()[1],
+                          DB_CLOSE: lst.getsockname()[1], VERIFY_ERROR: lst.getsockname()[1],
                           DIRECT: 'tls://127.0.0.1:%d' % lst.getsockname()[1],
                           NOT_TLS: lst.getsockname()[1]},
                    s2s={'connect_timeout': '20s', 'dialback_secret_file': str(base / 'a-secret')},
@@ -384,3 +385,31 @@ def test_failed_tls_handshake_names_the_peer(env):
     p.sock.close()
     alice.close()
     assert 's2s a.test -> %s: TLS handshake failed on stream' % NOT_TLS in a.log(), a.log()[-2000:]
+
+
+def test_verify_error_is_an_error_to_the_initiating_server(env):
+    """XEP-0220 2.5: when the authoritative server answers parleyd's
+    <db:verify/> with a dialback error (step 3), the initiating server
+    gets a <remote-server-not-found/> dialback error, not 'invalid' (which
+    says its key was forged and ends its stream)."""
+    a, ca, lst = env
+    r = dialback_client(a, VERIFY_ERROR)    # makes parleyd connect to verr.test
+    p = accept_to_proceed(lst, VERIFY_ERROR, 've1')
+    p.wrap_server(ca[B1] + (ca['ca'],))
+    p.wait_header()
+    p.send(header(VERIFY_ERROR, A, 've2') + "<stream:features><dialback xmlns='urn:xmpp:"
+           "features:dialback'><errors/></dialback></stream:features>")
+    v = p.wait_for(lambda e: e.tag == q(NS_DIALBACK, 'verify'), what='db:verify request')
+    p.send("<db:verify from='%s' to='%s' id='%s' type='error'><error type='cancel'>"
+           "<item-not-found xmlns='%s'/></error></db:verify>"
+           % (VERIFY_ERROR, A, v.get('id'), NS_STANZA_ERR))
+    el = r.wait_for(lambda e: e.tag == q(NS_DIALBACK, 'result'), what='db:result')
+    assert el.get('type') == 'error' and el.get('from') == A and el.get('to') == VERIFY_ERROR, \
+        tostr(el)
+    err = el.find('{jabber:server}error')
+    assert err is not None and err.find(q(NS_STANZA_ERR, 'remote-server-not-found')) is not None, \
+        tostr(el)
+    r.close()
+    p.close()
+    assert 'a dialback error <item-not-found/> from the authoritative server' in a.log()
+
