@@ -26,7 +26,10 @@
  * the originating domain's authoritative server over our outgoing stream
  * to it (<db:verify/>), or at once when the stream's certificate verifies
  * for that domain; <db:verify/> is answered with our own key (the
- * authoritative role).  A stanza is routed only when its 'from' domain
+ * authoritative role).  A <db:result/> or <db:verify/> with a 'type' is
+ * an answer, which an incoming stream gets only on a bidirectional route
+ * of ours: any other is ignored (XEP-0220 3.1, unsolicited answers).  A
+ * stanza is routed only when its 'from' domain
  * authenticated on this stream (else <invalid-from/>) and the pair of its
  * 'from' and 'to' domains did (else <host-unknown/>; peer_route).
  *
@@ -1631,6 +1634,15 @@ static void in_verified(uint64_t in_id, const char *local, const char *remote, c
 static void in_db_result(struct s2s_in *in, struct xml_node *el)
 {
 	const struct s2s_config *c = cfg();
+	if (xml_attr(el, "type") != NULL) {
+		/* An answer: we never send <db:result/> on an incoming stream
+		 * (XEP-0220 2.2, 3.1), so it is unsolicited; not a request, and
+		 * no reason to end the pairs the stream carries. */
+		log_info("s2s in %llu from %s: ignoring a <db:result type='%s'/>: no request of ours "
+		         "travels on this stream",
+		         (unsigned long long)in->st->id, in->ip, xml_attr(el, "type"));
+		return;
+	}
 	char *local = xml_attr(el, "to") != NULL ? jid_nameprep(xml_attr(el, "to")) : NULL;
 	char *remote = xml_attr(el, "from") != NULL ? jid_nameprep(xml_attr(el, "from")) : NULL;
 	const char *key = xml_text(el);
@@ -1714,6 +1726,14 @@ static void in_db_verify(struct s2s_in *in, struct xml_node *el)
 {
 	if (xml_attr(el, "type") != NULL && in->bidi_out != NULL) {
 		out_verify_answer(in->bidi_out, el);
+		return;
+	}
+	if (xml_attr(el, "type") != NULL) {
+		/* An answer to nothing asked here (XEP-0220 2.2, 3.1): never
+		 * answered back, nor does it end the stream. */
+		log_info("s2s in %llu from %s: ignoring a <db:verify type='%s'/>: no request of ours "
+		         "travels on this stream",
+		         (unsigned long long)in->st->id, in->ip, xml_attr(el, "type"));
 		return;
 	}
 	const char *why = NULL;

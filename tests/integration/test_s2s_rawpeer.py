@@ -413,3 +413,29 @@ def test_verify_error_is_an_error_to_the_initiating_server(env):
     p.close()
     assert 'a dialback error <item-not-found/> from the authoritative server' in a.log()
 
+
+def test_unsolicited_dialback_answers_on_an_incoming_stream(env):
+    """XEP-0220 2.2 and 3.1: on a stream b5.test opened (no XEP-0288), a
+    <db:result/> or <db:verify/> with a 'type' answers nothing parleyd
+    asked: it is ignored (neither answered nor taken as a request), and
+    the stream goes on."""
+    a, ca, lst = env
+    p = CertServer(a.s2s_port, B5, A, ca[B5], timeout=15)
+    p.starttls()
+    p.send("<auth xmlns='%s' mechanism='EXTERNAL'>=</auth>" % NS_SASL)
+    el = p.wait_for(lambda e: e.tag.startswith('{%s}' % NS_SASL), what='SASL answer')
+    assert el.tag == q(NS_SASL, 'success'), tostr(el)
+    p.open()
+    p.send("<db:result from='%s' to='%s' type='valid'/>" % (B5, A))
+    p.send("<db:result from='%s' to='%s' type='error'><error type='cancel'><item-not-found "
+           "xmlns='%s'/></error></db:result>" % (B5, A, NS_STANZA_ERR))
+    p.send("<db:verify from='%s' to='%s' id='u1' type='error'><error type='cancel'>"
+           "<item-not-found xmlns='%s'/></error></db:verify>" % (B5, A, NS_STANZA_ERR))
+    p.send("<db:verify from='%s' to='%s' id='u2' type='invalid'/>" % (B5, A))
+    good = key_of(SECRET_A, B5, A, 'u3')
+    p.send("<db:verify from='%s' to='%s' id='u3'>%s</db:verify>" % (B5, A, good))
+    el = p.wait_for(lambda e: e.tag in (q(NS_DIALBACK, 'result'), q(NS_DIALBACK, 'verify'),
+                                        q(NS_STREAM, 'error')), what='dialback answer')
+    assert el.tag == q(NS_DIALBACK, 'verify') and el.get('id') == 'u3', tostr(el)
+    assert el.get('type') == 'valid', tostr(el)
+    p.close()
