@@ -14,11 +14,15 @@
  * (bounded by s2s.max_queue) until it is ready; when it fails they
  * bounce with <remote-server-not-found/> or, on a timeout,
  * <remote-server-timeout/>, and the remote domain backs off (stanzas for
- * it bounce at once, the wait doubling at each failure).  An outgoing
- * stream also carries the <db:verify/> requests of the receiving role;
- * an error in answer to one is passed on to the initiating server as a
- * <remote-server-not-found/> dialback error (XEP-0220 2.5), never as
- * 'invalid'.
+ * it bounce at once, the wait doubling at each failure; a pair refused on
+ * a shared stream backs off alone).  The peer's answer to our dialback
+ * key is XEP-0220 2.1.1's: 'invalid' bounces with
+ * <internal-server-error/> and ends the stream, a dialback error bounces
+ * that pair's stanzas with <remote-server-timeout/> and ends no other
+ * pair.  An outgoing stream also carries the <db:verify/> requests of
+ * the receiving role; an error in answer to one is passed on to the
+ * initiating server as a <remote-server-not-found/> dialback error
+ * (XEP-0220 2.5), never as 'invalid'.
  *
  * Incoming: a struct s2s_in per accepted stream.  It offers STARTTLS,
  * then EXTERNAL (when the peer's certificate verifies for the domain in
@@ -171,8 +175,13 @@ struct s2s_in {
 	struct s2s_in *next;
 };
 
+/* A remote domain backed off: every local domain's stanzas for it bounce
+ * until 'until' (local NULL), or one pair's only (local set: the peer
+ * refused that pair on a shared stream).  A pair's entry outlives its
+ * wait: the pair rides no more and opens a connection of its own. */
 struct backoff {
 	char *domain;
+	char *local;
 	double until, delay;
 	enum stanza_error error;
 	struct backoff *next;
@@ -369,20 +378,36 @@ static const char *db_error_condition(const struct xml_node *el)
 	return cond != NULL ? cond->name : "none given";
 }
 
-static struct backoff *backoff_find(const char *domain)
+/* The entry of the remote domain (local NULL) or of one pair. */
+static struct backoff *backoff_find(const char *local, const char *domain)
 {
 	for (struct backoff *b = backoffs; b != NULL; b = b->next)
-		if (strcmp(b->domain, domain) == 0)
+		if (strcmp(b->domain, domain) == 0 &&
+		    (local == NULL ? b->local == NULL : b->local != NULL && strcmp(b->local, local) == 0))
 			return b;
 	return NULL;
 }
 
-static void backoff_fail(const char *domain, enum stanza_error e)
+/* The wait that holds up stanzas from local to domain now: the domain's
+ * or the pair's, NULL when neither waits. */
+static struct backoff *backoff_active(const char *local, const char *domain)
 {
-	struct backoff *b = backoff_find(domain);
+	double now = ev_now(loop_);
+	struct backoff *b = backoff_find(NULL, domain);
+	if (b != NULL && now < b->until)
+		return b;
+	b = backoff_find(local, domain);
+	return b != NULL && now < b->until ? b : NULL;
+}
+
+/* Back off domain (local NULL) or the pair from local to it. */
+static void backoff_fail(const char *local, const char *domain, enum stanza_error e)
+{
+	struct backoff *b = backoff_find(local, domain);
 	if (b == NULL) {
 		b = xcalloc(1, sizeof(*b));
 		b->domain = xstrdup(domain);
+		b->local = local != NULL ? xstrdup(local) : NULL;
 		b->next = backoffs;
 		backoffs = b;
 	}
@@ -392,15 +417,28 @@ static void backoff_fail(const char *domain, enum stanza_error e)
 	b->error = e;
 }
 
-static void backoff_clear(const char *domain)
+static void backoff_free(struct backoff *b)
 {
-	for (struct backoff **pp = &backoffs; *pp != NULL; pp = &(*pp)->next) {
-		if (strcmp((*pp)->domain, domain) == 0) {
-			struct backoff *b = *pp;
+	free(b->domain);
+	free(b->local);
+	free(b);
+}
+
+/* domain is up: its back-off ends; with local, the wait of that pair
+ * ends too (its entry stays: the pair keeps to connections of its own). */
+static void backoff_clear(const char *local, const char *domain)
+{
+	for (struct backoff **pp = &backoffs; *pp != NULL;) {
+		struct backoff *b = *pp;
+		if (strcmp(b->domain, domain) != 0) {
+			pp = &b->next;
+		} else if (b->local == NULL) {
 			*pp = b->next;
-			free(b->domain);
-			free(b);
-			return;
+			backoff_free(b);
+		} else {
+			if (local != NULL && strcmp(b->local, local) == 0)
+				b->until = b->delay = 0;
+			pp = &b->next;
 		}
 	}
 }
@@ -500,24 +538,31 @@ static void out_free(struct s2s_out *o)
 	free(o);
 }
 
-/* Bounce the queue with e, answer the pending verifications with an
- * error, back off when the peer failed (not when we gave up on it, as
- * the administrator's close does), close and free. */
-static void out_end(struct s2s_out *o, enum stanza_error e, const char *why, bool peer_failed)
+/* Log why o failed and bounce its queue with e. */
+static void out_bounce_queue(struct s2s_out *o, enum stanza_error e, const char *why)
 {
 	log_info("s2s %s -> %s: %s (%zu queued stanzas bounce with <%s/>)", o->local, o->remote, why,
 	         o->nqueue, stanza_error_name(e));
-	out_unlink(o);
-	if (peer_failed) {
-		stats.out_failures++;
-		backoff_fail(o->remote, e);
-	}
 	for (size_t i = 0; i < o->nqueue; i++) {
 		stats.bounced++;
 		router_bounce(o->queue[i], e, why);
 		xml_unref(&o->queue[i]);
 	}
 	o->nqueue = 0;
+}
+
+/* Bounce the queue with e, answer the pending verifications with an
+ * error, back off when the peer failed (not when we gave up on it, as
+ * the administrator's close does), close and free. */
+static void out_end(struct s2s_out *o, enum stanza_error e, const char *why, bool peer_failed)
+{
+	out_unlink(o);
+	if (peer_failed) {
+		stats.out_failures++;
+		/* a rider failed on a stream that works: its pair alone */
+		backoff_fail(o->carrier != NULL ? o->local : NULL, o->remote, e);
+	}
+	out_bounce_queue(o, e, why);
 	out_unride(o); /* a rider's stream is its carrier's: it stays open */
 	if (o->st != NULL) {
 		struct stream *st = o->st;
@@ -577,7 +622,7 @@ static void out_ready(struct s2s_out *o, const char *auth)
 	o->auth = auth;
 	o->since = ev_now(loop_);
 	ev_timer_stop(loop_, &o->timer);
-	backoff_clear(o->remote);
+	backoff_clear(o->local, o->remote);
 	stats.out_connections++;
 	if (o->dane_ok)
 		stats.dane_valid++;
@@ -824,11 +869,14 @@ static struct s2s_out *out_new(const char *local, const char *remote)
  * stream, its key made with that stream's id, and once R answers 'valid'
  * B's stanzas go on it too.  The route of B (a "rider") keeps its own
  * queue, timer and verifications and borrows the stream of A's route
- * (its "carrier"): it never closes or owns it.  A refusal ('invalid' or
- * 'error'), no answer within s2s.connect_timeout, or the carrier closing
- * before the answer sends B to a connection of its own, its queue
- * intact.  When the carrier closes later, B's route goes with it and the
- * next stanza opens anew.  Only our own streams carry riders (not a
+ * (its "carrier"): it never closes or owns it.  A refusal fails B's pair
+ * alone (out_rider_answer, XEP-0220 2.1.1): its queue bounces, the pair
+ * backs off, and B opens a connection of its own the next time; after
+ * 'invalid' the carrier's stream closes too, as the peer closes it.  No
+ * answer within s2s.connect_timeout, or the carrier closing before the
+ * answer, sends B to a connection of its own, its queue intact.  When the
+ * carrier closes later, B's route goes with it and the next stanza opens
+ * anew.  Only our own streams carry riders (not a
  * bidirectional route over an incoming stream), and only when the peer
  * offered dialback on it. */
 
@@ -909,7 +957,9 @@ static void out_release_riders(struct s2s_out *carrier)
 static struct s2s_out *out_open(const char *local, const char *remote)
 {
 	struct s2s_out *o = out_new(local, remote);
-	struct s2s_out *carrier = out_find_carrier(local, remote);
+	/* a pair the peer refused on a shared stream rides no more */
+	struct s2s_out *carrier =
+	        backoff_find(local, remote) == NULL ? out_find_carrier(local, remote) : NULL;
 	if (carrier != NULL)
 		out_ride(o, carrier);
 	return o;
@@ -932,7 +982,28 @@ static struct s2s_out *out_addressee(struct s2s_out *o, const struct xml_node *e
 	return found;
 }
 
-/* The peer's answer to a rider's <db:result/>. */
+/* The peer refused r's pair on the shared stream (XEP-0220 2.1.1): its
+ * queue bounces with e and the pair alone backs off; the next stanza
+ * opens a connection of its own (backoff_find).  Verifications waiting
+ * on r take such a connection now. */
+static void out_pair_refused(struct s2s_out *r, enum stanza_error e, const char *why)
+{
+	stats.out_failures++;
+	backoff_fail(r->local, r->remote, e);
+	out_bounce_queue(r, e, why);
+	if (r->verifies != NULL) {
+		out_fallback(r, "verification requests wait");
+		return;
+	}
+	out_free(r);
+}
+
+/* The peer's answer to a rider's <db:result/>.  A dialback error is for
+ * that pair only and the stream goes on (XEP-0220 2.1.1, 2.5): the
+ * pair's stanzas bounce with <remote-server-timeout/>.  'invalid' bounces
+ * them with <internal-server-error/>, and since the peer closes a stream
+ * after 'invalid' (2.2.1), the other pairs send nothing more on it: it
+ * closes, and their next stanzas open a new one. */
 static void out_rider_answer(struct s2s_out *r, struct xml_node *el)
 {
 	const char *type = xml_attr(el, "type");
@@ -946,11 +1017,21 @@ static void out_rider_answer(struct s2s_out *r, struct xml_node *el)
 		out_ready(r, "dialback");
 		return;
 	}
-	if (type == NULL || strcmp(type, "error") != 0)
-		stats.dialback_invalid++;
-	out_fallback(r, type != NULL && strcmp(type, "error") == 0
-	                        ? "the peer refused to add the pair to the shared stream"
-	                        : "the peer did not accept our dialback key on the shared stream");
+	if (type != NULL && strcmp(type, "error") == 0) {
+		char why[200];
+		snprintf(why, sizeof(why),
+		         "a dialback error <%s/> from the peer for the pair on the shared stream",
+		         db_error_condition(el));
+		out_pair_refused(r, SE_REMOTE_SERVER_TIMEOUT, why);
+		return;
+	}
+	struct s2s_out *carrier = r->carrier;
+	stats.dialback_invalid++;
+	out_pair_refused(r, SE_INTERNAL_SERVER_ERROR,
+	                 "the peer did not accept our dialback key on the shared stream");
+	log_info("s2s %s -> %s: closing the stream the peer answered 'invalid' on", carrier->local,
+	         carrier->remote);
+	out_close(carrier, -1);
 }
 
 /* The stream's header. */
@@ -1439,8 +1520,8 @@ static void s2s_route(void *ctx, struct xml_node *stanza, const struct jid *from
 	}
 	struct s2s_out *o = out_find(from->domain, to->domain);
 	if (o == NULL) {
-		struct backoff *b = backoff_find(to->domain);
-		if (b != NULL && ev_now(loop_) < b->until) {
+		struct backoff *b = backoff_active(from->domain, to->domain);
+		if (b != NULL) {
 			stats.bounced++;
 			router_bounce(stanza, b->error, "the remote server could not be reached lately");
 			return;
@@ -1520,7 +1601,7 @@ static void in_add_authed(struct s2s_in *in, const char *remote, const char *loc
 	log_info("s2s in %llu from %s: %s authenticated for %s (%s)", (unsigned long long)in->st->id, in->ip,
 	         remote, local, how);
 	/* The peer is up: stanzas for it need not bounce at once any more. */
-	backoff_clear(remote);
+	backoff_clear(NULL, remote);
 }
 
 static void in_send_features(struct s2s_in *in)
@@ -2125,7 +2206,8 @@ void s2s_list(struct buf *out)
 		double now = ev_now(loop_);
 		if (b->until <= now)
 			continue;
-		buf_printf(out, "backoff\t%s\t-\t-\t%s\t", b->domain, stanza_error_name(b->error));
+		buf_printf(out, "backoff\t%s\t%s\t-\t%s\t", b->domain, b->local != NULL ? b->local : "-",
+		           stanza_error_name(b->error));
 		fmt_since(out, b->until);
 		buf_printf(out, "\t%.0f\t-\n", b->until - now + 0.5);
 	}
@@ -2262,8 +2344,7 @@ void s2s_stop(void)
 	while (backoffs != NULL) {
 		struct backoff *b = backoffs;
 		backoffs = b->next;
-		free(b->domain);
-		free(b);
+		backoff_free(b);
 	}
 	resolve_shutdown();
 	tls_s2s_shutdown();
