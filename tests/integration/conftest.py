@@ -38,6 +38,33 @@ def fresh_server(tmp_path_factory):
     srv.finish()
 
 
+@pytest.fixture(scope='module')
+def fed_peer(tmp_path_factory):
+    """(a, p): a.test (a FedParleyd) with alice, and b2.test, a raw peer
+    that connects with a certificate of the test CA (SASL EXTERNAL,
+    XEP-0288 bidi), so that what a.test sends to b2.test comes on p's
+    stream too; p speaks for any user of b2.test."""
+    from parleytest import FED_A, FED_B, NS_SASL, q, tostr
+    from test_s2s_rawpeer import NS_BIDI, CertServer
+    base = tmp_path_factory.mktemp('fed-peer')
+    ca = parleytest.make_test_ca(base / 'ca', [FED_A, FED_B])
+    a = parleytest.FedParleyd(base / 'a', FED_A, {('alice', FED_A): 'alice-secret'},
+                              peers={FED_B: parleytest.free_port()}, ca=ca)
+    a.start_with_users()
+    p = CertServer(a.s2s_port, FED_B, FED_A, ca[FED_B], timeout=15)
+    try:
+        p.starttls()
+        p.send("<bidi xmlns='%s'/>" % NS_BIDI)
+        p.send("<auth xmlns='%s' mechanism='EXTERNAL'>=</auth>" % NS_SASL)
+        el = p.wait_for(lambda e: e.tag.startswith('{%s}' % NS_SASL), what='SASL answer')
+        assert el.tag == q(NS_SASL, 'success'), tostr(el)
+        p.open()
+        yield a, p
+    finally:
+        p.close()
+        a.finish()
+
+
 @pytest.fixture
 def loop():
     """A new asyncio loop per test (slixmpp binds to the current loop when a

@@ -34,6 +34,8 @@ from pathlib import Path
 
 HOST = 'test.local'
 OTHER = 'other.local'
+# a FedParleyd's domain and a raw s2s peer's (the conftest fixture fed_peer)
+FED_A, FED_B = 'a.test', 'b2.test'
 
 NS_STREAM = 'http://etherx.jabber.org/streams'
 NS_CLIENT = 'jabber:client'

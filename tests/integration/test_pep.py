@@ -24,7 +24,8 @@ import time
 import pytest
 
 import parleytest
-from parleytest import HOST, NS_CLIENT, NS_DISCO_INFO, NS_PING, NS_SASL, OTHER, RawClient, q, tostr, unique
+from parleytest import (FED_A, FED_B, HOST, NS_CLIENT, NS_DISCO_INFO, NS_PING, NS_SERVER, OTHER, RawClient, q,
+                        tostr, unique)
 from test_muc import fresh_user, take, take_all
 from test_pubsub import (NS_EVENT, NS_PUBSUB, NS_PUBLISH_OPTIONS, assert_error, event_items, form, ids_of,
                          roster_friends)
@@ -528,35 +529,6 @@ def test_contact_on_another_host(server, run):
 
 # ---- a contact on another server --------------------------------------------------
 
-FED_A, FED_B = 'a.test', 'b2.test'
-NS_SERVER = 'jabber:server'
-
-
-@pytest.fixture(scope='module')
-def fed(tmp_path_factory):
-    """a.test (parleyd) with alice, and b2.test, a raw peer that connects
-    with a certificate of the test CA (SASL EXTERNAL, XEP-0288 bidi) and
-    speaks for romeo@b2.test."""
-    from test_s2s_rawpeer import NS_BIDI, CertServer
-    base = tmp_path_factory.mktemp('pep-fed')
-    ca = parleytest.make_test_ca(base / 'ca', [FED_A, FED_B])
-    a = parleytest.FedParleyd(base / 'a', FED_A, {('alice', FED_A): 'alice-secret'},
-                              peers={FED_B: parleytest.free_port()}, ca=ca)
-    a.start_with_users()
-    p = CertServer(a.s2s_port, FED_B, FED_A, ca[FED_B], timeout=15)
-    try:
-        p.starttls()
-        p.send("<bidi xmlns='%s'/>" % NS_BIDI)
-        p.send("<auth xmlns='%s' mechanism='EXTERNAL'>=</auth>" % NS_SASL)
-        el = p.wait_for(lambda e: e.tag.startswith('{%s}' % NS_SASL), what='SASL answer')
-        assert el.tag == q(NS_SASL, 'success'), tostr(el)
-        p.open()
-        yield a, p
-    finally:
-        p.close()
-        a.finish()
-
-
 def fed_subscribe(c, p, frm, to):
     """frm (a local user's RawClient c, or the raw peer's contact) asks
     for the presence of to, and to approves."""
@@ -605,14 +577,14 @@ def fed_publish(c, owner, item_id, title):
     assert r.get('type') == 'result', tostr(r)
 
 
-def test_contact_on_another_server(fed):
+def test_contact_on_another_server(fed_peer):
     """XEP-0163 §4.3.3 across federation: romeo@b2.test shares presence
     with alice; the available presence of his resource, with caps listing
     tune+notify, makes a.test ask that resource for the ver (disco#info
     from a.test) and then notify it of alice's tune; a second resource
     announcing the same (now cached) ver gets the last item with <delay/>
     at once; a resource that went unavailable is notified no more."""
-    a, p = fed
+    a, p = fed_peer
     romeo = 'romeo@' + FED_B
     alice = 'alice@' + FED_A
     feats = [NS_CAPS, NS_DISCO_INFO, NS_TUNE + '+notify', 'urn:example:parley-test:' + unique('f')]
@@ -654,12 +626,12 @@ def test_contact_on_another_server(fed):
         c.close()
 
 
-def test_new_subscriber_on_another_server(fed):
+def test_new_subscriber_on_another_server(fed_peer):
     """XEP-0163 §4.3.4 across federation: juliet@b2.test, whose presence
     alice receives (subscription 'to') with tune+notify caps, gets nothing
     of alice's tune; once alice approves juliet's subscription, juliet's
     resource gets the last item."""
-    a, p = fed
+    a, p = fed_peer
     juliet = 'juliet@' + FED_B
     alice = 'alice@' + FED_A
     feats = [NS_CAPS, NS_DISCO_INFO, NS_TUNE + '+notify', 'urn:example:parley-test:' + unique('f')]
