@@ -13,11 +13,15 @@
  *   are first judged on the recipient's stored block list and default
  *   privacy list (dropped when refused, session or not); then they change
  *   the recipient's roster and are delivered (or kept as a pending
- *   request), past each session's block list and user_receive_packet; probes are answered to subscribers only: with the presence
- *   of each available resource, or, when there is none, with unavailable
+ *   request), past each session's block list and user_receive_packet;
+ *   probes are answered to subscribers only: with the presence of each
+ *   available resource, or, when there is none, with unavailable
  *   presence carrying the status and time of the user's last unavailable
  *   presence (the last activity record mod_last keeps).  Everything else
- *   goes on to the session manager's default delivery.
+ *   goes on to the session manager's default delivery, unless ops of the
+ *   user are queued: then it waits behind them as an op of its own
+ *   (PK_HELD) and is delivered by sm_deliver_presence when its turn
+ *   comes.
  * - session_closed: unavailable to subscribers and directed-presence
  *   targets.
  *
@@ -26,12 +30,21 @@
  *   one FIFO list; at most one op per user runs (read, decide, write,
  *   then act), so one user's subscription changes and broadcasts keep the
  *   order they arrived in and never decide on a stale read.  Ops of
- *   different users run in parallel.  What does not go through the queue
- *   is not held back by it: a message or directed presence the user sends
- *   after a subscription stanza may reach the contact before it (the
- *   stanza waits for the roster read and write; the client's input is not
- *   paused).  Known gap: mod_roster's own read-then-write of an item is
- *   not ordered against ours (see there).
+ *   different users run in parallel.  Presence to the user that is no
+ *   subscription stanza or probe goes through the queue only when an op
+ *   of the user is queued or running, and then waits behind it: a
+ *   contact's 'subscribed' and the presence it sends right after reach
+ *   the user's resources in that order (RFC 6120 §10.1), with the roster
+ *   push first; with nothing queued the session manager delivers it at
+ *   once, as before.  It is delivered as the session manager would have
+ *   (blocking was judged at stanza_in when it came; each session's
+ *   user_receive_packet runs at delivery).  What does not go through the
+ *   queue is not held back by it: messages and iqs to the user, and a
+ *   message or directed presence the user sends after a subscription
+ *   stanza, which may reach the contact before it (the stanza waits for
+ *   the roster read and write; the client's input is not paused).  Known
+ *   gap: mod_roster's own read-then-write of an item is not ordered
+ *   against ours (see there).
  * - The c2s has already marked the session available when user_send_packet
  *   runs, so "initial presence" is judged from this module's per-session
  *   record (struct pres_sess), which lives from the session's first
@@ -43,7 +56,8 @@
  *   of shared roster groups count as subscriptions there; subscription
  *   changes read and write the stored items only.
  * - The FIFO is the module's pending list (pending.h): stop cancels every
- *   storage call and frees the ops; of this module nothing runs after it
+ *   storage call and frees the ops (held presence not yet delivered is
+ *   dropped with them); of this module nothing runs after it
  *   (the waiters of presence_wait_user are called as their ops go, so a
  *   removal may start during the stop, without its broadcast).
  * - A removal of an account waits (presence_wait_user) until the ops of
@@ -89,6 +103,7 @@ enum pres_kind {
 	PK_BROADCAST, /* a session of the user sent presence without 'to' */
 	PK_PROBE_IN,  /* peer probes the user */
 	PK_CLOSED,    /* a session of the user ended while available */
+	PK_HELD,      /* other presence to the user, behind the user's earlier ops */
 };
 
 enum sub_type { ST_SUBSCRIBE, ST_SUBSCRIBED, ST_UNSUBSCRIBE, ST_UNSUBSCRIBED, ST_NONE };
@@ -105,8 +120,9 @@ struct pres_op {
 	bool account_checked;      /* PK_IN_SUB subscribe: the account is known to exist */
 	bool judged;               /* PK_IN_SUB: the user's lists let it through */
 	char *user;                /* the local user whose roster is read */
-	struct jid peer;           /* bare contact JID (sub ops, probe) */
-	struct jid full;           /* the session's full JID (broadcast, closed) */
+	struct jid peer;           /* bare contact JID (sub ops, probe); PK_HELD: the sender */
+	struct jid full;           /* the session's full JID (broadcast, closed); PK_HELD: the
+	                              recipient, as addressed */
 	struct xml_node *stanza;   /* what to route or deliver (owned) */
 	struct strlist directed;   /* PK_CLOSED/PK_BROADCAST unavailable: directed targets */
 	struct roster_item item;   /* the item being written (owned) */
@@ -382,14 +398,20 @@ static void op_hold(struct pres_op *op)
 }
 
 
+/* Is an op of user queued or running? */
+static bool user_busy(const struct pres_state *ps, const char *user)
+{
+	for (struct pending_op *o = ps->ops.head; o != NULL; o = o->next)
+		if (strcmp(((struct pres_op *)o)->user, user) == 0)
+			return true;
+	return false;
+}
+
 /* Append op; it starts now unless an earlier op of the same user is queued. */
 static void op_enqueue(struct pres_op *op)
 {
 	struct pres_state *ps = op->ps;
-	bool busy = false;
-	for (struct pending_op *o = ps->ops.head; o != NULL; o = o->next)
-		if (strcmp(((struct pres_op *)o)->user, op->user) == 0)
-			busy = true;
+	bool busy = user_busy(ps, op->user);
 	pending_track(&ps->ops, &op->p, op_free);
 	if (!busy)
 		op_start(op);
@@ -428,21 +450,39 @@ void presence_wait_cancel(void *wait)
 	free(w);
 }
 
-/* Remove a finished op and start the next one of the same user. */
+/* PK_HELD: the presence's turn has come; it is delivered as the session
+ * manager would have delivered it when it came. */
+static void op_deliver_held(struct pres_op *op)
+{
+	op->running = true;
+	sm_deliver_presence(op->ps->host, op->stanza, &op->peer, &op->full);
+}
+
+/* Remove a finished op and start the next one of the same user.  Held
+ * presence is delivered here, in a loop, so that a long run of it does
+ * not nest calls. */
 static void op_done(struct pres_op *op)
 {
-	struct pres_state *ps = op->ps;
-	pending_untrack(&op->p);
-	struct pres_op *nextop = NULL;
-	for (struct pending_op *o = ps->ops.head; o != NULL; o = o->next) {
-		if (strcmp(((struct pres_op *)o)->user, op->user) == 0) {
-			nextop = (struct pres_op *)o;
-			break;
+	for (;;) {
+		struct pres_state *ps = op->ps;
+		pending_untrack(&op->p);
+		struct pres_op *nextop = NULL;
+		for (struct pending_op *o = ps->ops.head; o != NULL; o = o->next) {
+			if (strcmp(((struct pres_op *)o)->user, op->user) == 0) {
+				nextop = (struct pres_op *)o;
+				break;
+			}
 		}
+		op_free(&op->p);
+		if (nextop == NULL || nextop->running)
+			return;
+		if (nextop->kind != PK_HELD) {
+			op_start(nextop);
+			return;
+		}
+		op_deliver_held(nextop);
+		op = nextop;
 	}
-	op_free(&op->p);
-	if (nextop != NULL && !nextop->running)
-		op_start(nextop);
 }
 
 /* ---- deciding ---------------------------------------------------------------- */
@@ -511,6 +551,11 @@ static void op_judged(enum builtin_refusal r, enum storage_result res, const cha
 static void op_start(struct pres_op *op)
 {
 	struct host *h = op->ps->host;
+	if (op->kind == PK_HELD) {
+		op_deliver_held(op);
+		op_done(op);
+		return;
+	}
 	op->running = true;
 	if (op->kind == PK_IN_SUB && !op->judged) {
 		op->judged = true;
@@ -891,6 +936,7 @@ static void op_roster_read(enum storage_result res, const struct roster_item *it
 		}
 		return;
 	}
+	case PK_HELD: break; /* never reads the roster */
 	case PK_BROADCAST:
 	case PK_CLOSED: {
 		/* Shared roster groups count as subscriptions (roster view). */
@@ -1016,8 +1062,20 @@ static enum hook_result presence_in(struct host *h, void *args, void *ctx)
 	const char *type = xml_attr(hp->stanza, "type");
 	enum sub_type st = sub_type_of(type);
 	bool probe = type != NULL && strcmp(type, "probe") == 0;
-	if (st == ST_NONE && !probe)
-		return HOOK_CONTINUE;
+	if (st == ST_NONE && !probe) {
+		/* Other presence is the session manager's to deliver, unless
+		 * work of the user came before it: it waits its turn (a
+		 * contact's 'subscribed' and the presence right behind it
+		 * reach the client in that order: RFC 6120 §10.1). */
+		if (!user_busy(ps, hp->to->node))
+			return HOOK_CONTINUE;
+		struct pres_op *op = op_new(ps, PK_HELD, hp->to->node);
+		jid_copy(&op->peer, hp->from);
+		jid_copy(&op->full, hp->to);
+		op->stanza = xml_copy(hp->stanza);
+		op_enqueue(op);
+		return HOOK_STOP;
+	}
 	if (jid_bare_equal(hp->from, hp->to) && probe)
 		return HOOK_STOP; /* our own probes to ourselves: nothing to answer */
 	struct pres_op *op = op_new(ps, probe ? PK_PROBE_IN : PK_IN_SUB, hp->to->node);

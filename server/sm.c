@@ -11,7 +11,9 @@
  * offline_message hook; if no module stores it, the sender gets
  * <service-unavailable/>.  Every stanza first goes through the stanza_in hook
  * (mod_blocking drops or refuses what a blocked JID sends), and presence
- * then through presence_in (mod_presence handles subscriptions and probes).
+ * then through presence_in (mod_presence handles subscriptions and probes,
+ * and holds other presence back behind the user's subscription work; it
+ * delivers that later with sm_deliver_presence, by the same rules).
  * Each write to a session first runs user_receive_packet for that session
  * (mod_privacy refuses what the session's privacy list denies).
  *
@@ -287,6 +289,8 @@ static bool iq_is_request(const struct xml_node *stanza)
 
 static void sm_route_stanza(struct host *h, struct xml_node *stanza, const struct jid *from,
                             const struct jid *to);
+static void deliver_stanza(struct host *h, struct xml_node *stanza, enum stanza_kind kind,
+                           const struct jid *from, const struct jid *to);
 
 /* An iq request to a user's bare JID, to the user-scope handlers. */
 static void user_iq(struct host *h, struct xml_node *iq, const struct jid *from, const struct jid *to)
@@ -396,6 +400,19 @@ static void sm_route_stanza(struct host *h, struct xml_node *stanza, const struc
 		if (hook_run(h, HOOK_PRESENCE_IN, &hp) == HOOK_STOP)
 			return;
 	}
+	deliver_stanza(h, stanza, kind, from, to);
+}
+
+void sm_deliver_presence(struct host *h, struct xml_node *stanza, const struct jid *from,
+                         const struct jid *to)
+{
+	deliver_stanza(h, stanza, STANZA_PRESENCE, from, to);
+}
+
+/* What sm_route_stanza does once the hooks let stanza through. */
+static void deliver_stanza(struct host *h, struct xml_node *stanza, enum stanza_kind kind,
+                           const struct jid *from, const struct jid *to)
+{
 	struct sm_user *u = user_find(h, to->node, false);
 
 	if (to->resource != NULL) {

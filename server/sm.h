@@ -76,6 +76,15 @@ void sm_route(struct host *h, struct xml_node *stanza, const struct jid *from, c
 void sm_route_wire(struct host *h, struct xml_node *stanza, const struct jid *from, const struct jid *to,
                    const struct xml_wire *w);
 
+/* Deliver presence to a local user JID as sm_route does once its
+ * presence_in hook has let it through: stanza_in and presence_in do not
+ * run again (what they judge was judged when it came), each session's
+ * user_receive_packet does.  For a module that held the presence back
+ * (mod_presence keeps a user's presence in order behind the user's
+ * subscription work); stanza is not consumed. */
+void sm_deliver_presence(struct host *h, struct xml_node *stanza, const struct jid *from,
+                         const struct jid *to);
+
 /* Lookups. */
 struct session *sm_find(struct host *h, const struct jid *full);
 /* First session of user (iterate with s->next_of_user), or NULL. */

@@ -7,7 +7,7 @@ Every test registers
 fresh users, so the tests do not depend on each other."""
 import pytest
 
-from parleytest import HOST, NS_CLIENT, NS_REGISTER, RawClient, q, tostr, unique
+from parleytest import FED_A, FED_B, HOST, NS_CLIENT, NS_REGISTER, NS_SERVER, RawClient, q, tostr, unique
 
 NS_ROSTER = 'jabber:iq:roster'
 NS_COMMANDS = 'http://jabber.org/protocol/commands'
@@ -88,6 +88,12 @@ def expect_push(c, jid, subscription, ask=None, approved=None):
     # Answer it, as a client should.
     c.send("<iq type='result' id='%s'/>" % e.get('id'))
     return it
+
+
+def assert_order(c, *elements):
+    """The elements (read by c) came in the order given."""
+    at = [next(i for i, e in enumerate(c.received) if e is x) for x in elements]
+    assert at == sorted(at), [tostr(e) for e in c.received]
 
 
 def roster_items(c):
@@ -171,6 +177,50 @@ def test_subscribe_both_online_mutual_and_online_offline(server):
     finally:
         a.close()
         b.close()
+
+
+def test_presence_after_an_approval_comes_after_it(server):
+    """The presence a contact sends right behind its approval reaches
+    the requester after the approval and its roster push (RFC 6120 §10.1),
+    although the approval waits for the requester's roster write and the
+    presence does not need it."""
+    au, bu = new_user(server, 'a'), new_user(server, 'b')
+    a, b = online(server, au), online(server, bu)
+    try:
+        send_sub(a, bu, 'subscribe')
+        expect_push(a, bare(bu), 'none', ask='subscribe')
+        expect(b, presence('subscribe', bare(au)), 'subscribe')
+        send_sub(b, au, 'subscribed')   # b's presence follows it (§3.1.5)
+        avail = expect(a, presence(None, b.jid), 'presence of %s' % bu)
+        pushed = expect(a, push(bare(bu)), 'roster push for %s' % bu)
+        approval = expect(a, presence('subscribed', bare(bu)), 'subscribed')
+        assert_order(a, pushed, approval, avail)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_presence_from_another_server_after_an_approval_comes_after_it(fed_peer):
+    """The same with a contact on another server that sends its approval
+    and its available presence in one write."""
+    srv, p = fed_peer
+    au = new_user(srv, 'a', host=FED_A)
+    alice, romeo = '%s@%s' % (au, FED_A), '%s@%s' % (unique('romeo'), FED_B)
+    a = online(srv, au, host=FED_A)
+    try:
+        a.send("<presence to='%s' type='subscribe'/>" % romeo)
+        p.wait_for(lambda e: e.tag == q(NS_SERVER, 'presence') and e.get('type') == 'subscribe' and
+                   e.get('to') == romeo, what='subscribe to %s' % romeo)
+        expect_push(a, romeo, 'none', ask='subscribe')
+        p.send("<presence from='%s' to='%s' type='subscribed'/><presence from='%s/orchard' to='%s'/>"
+               % (romeo, alice, romeo, alice))
+        avail = expect(a, presence(None, romeo + '/orchard'), 'presence of %s' % romeo)
+        pushed = expect(a, push(romeo), 'roster push for %s' % romeo)
+        approval = expect(a, presence('subscribed', romeo), 'subscribed')
+        assert_order(a, pushed, approval, avail)
+        assert pushed.find('%s/%s' % (q(NS_ROSTER, 'query'), q(NS_ROSTER, 'item'))).get('subscription') == 'to'
+    finally:
+        a.close()
 
 
 def test_request_to_offline_user_waits_for_login(server):
