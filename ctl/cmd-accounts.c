@@ -9,8 +9,9 @@
  *
  * register and unregister run the register_user / remove_user hooks, as a
  * registration from a client does, and unregister closes the user's
- * sessions.  A password given on the command line is wiped from the call
- * once handed to the auth chain.
+ * sessions; once the account is gone its contacts are told
+ * (presence_wait_end).  A password given on the command line is wiped
+ * from the call once handed to the auth chain.
  */
 #include "ctl-private.h"
 #include "modules/builtin.h"
@@ -61,28 +62,34 @@ static void unregister_done(enum auth_result r, void *ctx)
 {
 	struct ctl_call *call = ctx;
 	call->req = NULL;
+	struct presence_wait *w = call->work; /* NULL: mod_presence does not run */
+	call->work = NULL;
+	call->work_free = NULL;
 	if (r == AUTH_OK) {
 		struct hook_user hu = { .user = call->user };
 		hook_run(call->host, HOOK_REMOVE_USER, &hu);
 		/* a login in the meantime (the account still existed) */
 		sm_kick_user(call->host, call->user, STE_NOT_AUTHORIZED, "the account was removed");
+		/* and the contacts are told */
+		presence_wait_end(w, true);
 		log_notice("ctl: user %s@%s removed", call->user, call->host->name);
 		buf_printf(&call->body, "user %s@%s removed\n", call->user, call->host->name);
 		ctl_call_finish(call, CTL_OK, NULL);
-	} else if (r == AUTH_NO_USER) {
-		ctl_call_finish(call, CTL_FAILED, "no such user %s@%s", call->user, call->host->name);
 	} else {
-		ctl_call_finish(call, ctl_auth_code(r), "cannot remove %s@%s: %s", call->user,
-		                call->host->name, auth_result_str(r));
+		presence_wait_end(w, false);
+		if (r == AUTH_NO_USER)
+			ctl_call_finish(call, CTL_FAILED, "no such user %s@%s", call->user, call->host->name);
+		else
+			ctl_call_finish(call, ctl_auth_code(r), "cannot remove %s@%s: %s", call->user,
+			                call->host->name, auth_result_str(r));
 	}
 }
 
-/* The unavailable presence of the closed sessions has been broadcast. */
+/* The unavailable presence of the closed sessions has been broadcast (the
+ * wait, still in call->work, is ended with the answer). */
 static void unregister_settled(void *ctx)
 {
 	struct ctl_call *call = ctx;
-	call->work = NULL;
-	call->work_free = NULL;
 	call->req = auth_remove_user(call->host->auth, call->user, unregister_done, call);
 }
 
@@ -91,7 +98,8 @@ void cmd_unregister(struct ctl_call *call)
 	if (!ctl_call_user_host(call, 1, 2))
 		return;
 	/* The sessions end first, and the account goes once their
-	 * unavailable presence has read the roster (presence_wait_user). */
+	 * unavailable presence has read the roster and the contacts to tell
+	 * are known (presence_wait_user). */
 	sm_kick_user(call->host, call->user, STE_NOT_AUTHORIZED, "the account was removed");
 	struct presence_wait *w = presence_wait_user(call->host, call->user, unregister_settled, call);
 	if (w == NULL) {

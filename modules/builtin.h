@@ -235,17 +235,32 @@ int offline_store_from_host(struct host *h, const char *user, struct xml_node *m
 
 typedef void presence_settled_fn(void *ctx);
 struct presence_wait;
-/* Wait until the presence work of user on h queued now is done: after
- * sm_kick_user, the unavailable presence of each closed session has been
- * broadcast, its roster read, so the account (roster included) may go.
- * done runs once, later, never inside this call, also when mod_presence
- * stops meanwhile (the work is dropped then).  NULL, and done never runs,
- * when there is nothing to wait for (no such work, or mod_presence does
- * not run on h). */
+/* An account's removal, as mod_presence sees it.  After sm_kick_user:
+ * wait until the presence work of user on h queued now is done (the
+ * unavailable presence of each closed session has been broadcast, its
+ * roster read), then read the user's stored roster items and hold the
+ * user's presence work until the removal is over; then done runs, and
+ * the account (roster included) may go.  done runs once, later, never
+ * inside this call, also when mod_presence stops meanwhile (the work is
+ * dropped then, and nobody is told of the removal).  The wait is the
+ * caller's until it passes it to presence_wait_end (done has run) or to
+ * presence_wait_cancel.  NULL, and done never runs, when mod_presence
+ * does not run on h. */
 struct presence_wait *presence_wait_user(struct host *h, const char *user, presence_settled_fn *done,
                                          void *ctx);
-/* Cancel a wait (a struct presence_wait): its done will not run. */
+/* Cancel a wait (a struct presence_wait), before or after its done ran:
+ * done will not run, nothing is sent, the user's presence work goes on;
+ * wait is freed. */
 void presence_wait_cancel(void *wait);
+/* After done ran: the removal is over, removed when the auth chain
+ * answered AUTH_OK (and HOOK_REMOVE_USER has run).  When removed, each
+ * contact of a stored item is told, from the user's bare JID, as if the
+ * user had removed the item (RFC 6121 §2.5.2, XEP-0077 §3.2):
+ * 'unsubscribe' when the user had a subscription to it or had asked for
+ * one, 'unsubscribed' when it had one from the user, had asked, or was
+ * approved in advance.  Not removed: nothing is sent.  Either way the
+ * user's presence work goes on and w is freed.  w NULL: nothing. */
+void presence_wait_end(struct presence_wait *w, bool removed);
 
 /* ---- roster view (mod_roster, mod_presence; shared roster groups) ---------- */
 

@@ -729,7 +729,7 @@ struct delete_op {
 	unsigned removed;
 	struct buf failed;
 	bool temporary;             /* a removal failed for now only */
-	struct presence_wait *wait; /* for the closed sessions' presence, or NULL */
+	struct presence_wait *wait; /* mod_presence's side of the removal, or NULL */
 };
 
 static void delete_op_free(void *p)
@@ -755,9 +755,14 @@ static void delete_done(enum auth_result r, void *ctx)
 		hook_run(req->host, HOOK_REMOVE_USER, &hu);
 		/* a login in the meantime (the account still existed) */
 		sm_kick_user(req->host, user, STE_NOT_AUTHORIZED, "the account was removed");
+		/* and the contacts are told */
+		presence_wait_end(op->wait, true);
+		op->wait = NULL;
 		log_notice("adhoc: user %s@%s removed by an administrator", user, req->host->name);
 		op->removed++;
 	} else {
+		presence_wait_end(op->wait, false);
+		op->wait = NULL;
 		buf_printf(&op->failed, "%s%s@%s (%s)", op->failed.len > 0 ? ", " : "", user, req->host->name,
 		           auth_result_str(r));
 		op->temporary |= errmap_auth_temporary(r);
@@ -766,12 +771,11 @@ static void delete_done(enum auth_result r, void *ctx)
 }
 
 /* The unavailable presence of the user's closed sessions has been
- * broadcast: the account goes. */
+ * broadcast: the account goes (op->wait is ended with the answer). */
 static void delete_settled(void *ctx)
 {
 	struct adhoc_request *req = ctx;
 	struct delete_op *op = req->data;
-	op->wait = NULL;
 	req->auth = auth_remove_user(req->host->auth, op->users.items[op->next - 1], delete_done, req);
 }
 
@@ -781,8 +785,8 @@ static void delete_next(struct adhoc_request *req)
 	if (op->next < op->users.count) {
 		const char *user = op->users.items[op->next++];
 		/* The sessions end first, and the account goes once their
-		 * unavailable presence has read the roster
-		 * (presence_wait_user). */
+		 * unavailable presence has read the roster and the contacts
+		 * to tell are known (presence_wait_user). */
 		sm_kick_user(req->host, user, STE_NOT_AUTHORIZED, "the account was removed");
 		op->wait = presence_wait_user(req->host, user, delete_settled, req);
 		if (op->wait == NULL)

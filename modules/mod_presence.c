@@ -58,13 +58,21 @@
  * - The FIFO is the module's pending list (pending.h): stop cancels every
  *   storage call and frees the ops (held presence not yet delivered is
  *   dropped with them); of this module nothing runs after it
- *   (the waiters of presence_wait_user are called as their ops go, so a
- *   removal may start during the stop, without its broadcast).
- * - A removal of an account waits (presence_wait_user) until the ops of
- *   the user queued when its sessions were kicked are done, so that every
- *   closing session's broadcast reads the roster before the removal
- *   deletes it.  The waiter is kept on the last of those ops and called
- *   when that op is freed: done, or dropped by a stop.
+ *   (a removal whose op goes is told to go on, so it may start during
+ *   the stop, without its broadcast, and its contacts are not told).
+ * - A removal of an account is an op of the user (PK_REMOVAL,
+ *   presence_wait_user), queued after the ops queued when its sessions
+ *   were kicked, so that every closing session's broadcast reads the
+ *   roster before the removal deletes it.  Its turn come, it reads the
+ *   stored items (not the view: a shared roster group is no subscription
+ *   to cancel), notes which contacts get 'unsubscribe' and which
+ *   'unsubscribed', lets the removal go and stays running, holding the
+ *   user's queue, until the remover says how it went
+ *   (presence_wait_end): removed, the contacts are told, after the
+ *   account is gone; not removed, nothing is sent.  A subscription
+ *   stanza to the user meanwhile is handled after the removal.  Anonymous
+ *   accounts (removed by the c2s at the end of their stream) do not come
+ *   here: their contacts are not told.
  * - A subscription stanza holds the barrier of the stream it came from
  *   (lib/barrier.h) until its op is done: the roster write committed or
  *   failed, and what follows routed.  The subscription stanza it routes
@@ -83,6 +91,7 @@
 #include "lib/log.h"
 #include "storage/storage.h"
 
+#include <assert.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +113,7 @@ enum pres_kind {
 	PK_PROBE_IN,  /* peer probes the user */
 	PK_CLOSED,    /* a session of the user ended while available */
 	PK_HELD,      /* other presence to the user, behind the user's earlier ops */
+	PK_REMOVAL,   /* the user's account is being removed (presence_wait_user) */
 };
 
 enum sub_type { ST_SUBSCRIBE, ST_SUBSCRIBED, ST_UNSUBSCRIBE, ST_UNSUBSCRIBED, ST_NONE };
@@ -132,14 +142,19 @@ struct pres_op {
 	struct roster_item before; /* subscription fields as read (no strings) */
 	bool remove;               /* write removes the item */
 	uint64_t version;
-	struct presence_wait *waits; /* called when this op is freed, oldest first */
+	struct presence_wait *wait; /* PK_REMOVAL: the removal's handle, or NULL */
 };
 
+/* A removal's handle: owned by the remover from presence_wait_user until
+ * presence_wait_end or presence_wait_cancel; linked with its PK_REMOVAL
+ * op while that op lives. */
 struct presence_wait {
-	struct pres_op *op;
+	struct pres_op *op; /* NULL once the op is gone (a stop) */
 	presence_settled_fn *done;
 	void *ctx;
-	struct presence_wait *next;
+	bool settled;                /* done has run */
+	struct strlist unsubscribe;  /* the contacts the user had a subscription to */
+	struct strlist unsubscribed; /* the contacts that had one from the user */
 };
 
 /* What this module remembers of a session that sent presence. */
@@ -352,6 +367,7 @@ static void sess_free(struct pres_sess *r)
 /* ---- the op queue ---------------------------------------------------------- */
 
 static void op_start(struct pres_op *op);
+static void op_done(struct pres_op *op);
 
 static struct pres_op *op_new(struct pres_state *ps, enum pres_kind kind, const char *user)
 {
@@ -366,7 +382,7 @@ static struct pres_op *op_new(struct pres_state *ps, enum pres_kind kind, const 
 static void op_free(struct pending_op *p)
 {
 	struct pres_op *op = (struct pres_op *)p;
-	struct presence_wait *waits = op->waits;
+	struct presence_wait *w = op->wait;
 	pending_untrack(p);
 	free(op->user);
 	jid_clear(&op->peer);
@@ -377,13 +393,13 @@ static void op_free(struct pending_op *p)
 	roster_item_clear(&op->item);
 	barrier_release(&op->hold); /* after what op_act routed */
 	free(op);
-	while (waits != NULL) {
-		struct presence_wait *w = waits;
-		waits = w->next;
-		presence_settled_fn *done = w->done;
-		void *ctx = w->ctx;
-		free(w);
-		done(ctx);
+	if (w != NULL) {
+		/* Dropped by a stop: the removal goes on, nobody is told. */
+		w->op = NULL;
+		if (!w->settled) {
+			w->settled = true;
+			w->done(w->ctx);
+		}
 	}
 }
 
@@ -423,30 +439,65 @@ struct presence_wait *presence_wait_user(struct host *h, const char *user, prese
 	struct pres_state *ps = module_state(h, "presence");
 	if (ps == NULL)
 		return NULL;
-	struct pres_op *last = NULL;
-	for (struct pending_op *o = ps->ops.head; o != NULL; o = o->next)
-		if (strcmp(((struct pres_op *)o)->user, user) == 0)
-			last = (struct pres_op *)o;
-	if (last == NULL)
-		return NULL;
 	struct presence_wait *w = xcalloc(1, sizeof(*w));
-	w->op = last;
 	w->done = done;
 	w->ctx = ctx;
-	struct presence_wait **pp = &last->waits;
-	while (*pp != NULL)
-		pp = &(*pp)->next;
-	*pp = w;
+	struct pres_op *op = op_new(ps, PK_REMOVAL, user);
+	op->wait = w;
+	w->op = op;
+	op_enqueue(op);
 	return w;
 }
 
 void presence_wait_cancel(void *wait)
 {
 	struct presence_wait *w = wait;
-	struct presence_wait **pp = &w->op->waits;
-	while (*pp != w)
-		pp = &(*pp)->next;
-	*pp = w->next;
+	struct pres_op *op = w->op;
+	if (op != NULL) {
+		op->wait = NULL;
+		if (op->running) {
+			pending_cancel_call(&op->p);
+			op_done(op);
+		} else {
+			op_free(&op->p);
+		}
+	}
+	strlist_free(&w->unsubscribe);
+	strlist_free(&w->unsubscribed);
+	free(w);
+}
+
+void presence_wait_end(struct presence_wait *w, bool removed)
+{
+	if (w == NULL)
+		return;
+	assert(w->settled);
+	struct pres_op *op = w->op;
+	if (op != NULL && removed) {
+		/* XEP-0077 §3.2, RFC 6121 §2.5.2: as if the user had removed
+		 * each item; from the bare JID, after the account is gone. */
+		struct jid self = { 0 };
+		jid_set(&self, op->user, op->ps->host->name, NULL);
+		for (int k = 0; k < 2; k++) {
+			const struct strlist *l = k == 0 ? &w->unsubscribe : &w->unsubscribed;
+			for (size_t i = 0; i < l->count; i++) {
+				struct jid c;
+				const char *err;
+				if (jid_parse(l->items[i], &c, &err) != 0)
+					continue;
+				route_new(k == 0 ? "unsubscribe" : "unsubscribed", &self, &c, true);
+				jid_clear(&c);
+			}
+		}
+		jid_clear(&self);
+	}
+	w->op = NULL;
+	if (op != NULL) {
+		op->wait = NULL;
+		op_done(op);
+	}
+	strlist_free(&w->unsubscribe);
+	strlist_free(&w->unsubscribed);
 	free(w);
 }
 
@@ -937,6 +988,24 @@ static void op_roster_read(enum storage_result res, const struct roster_item *it
 		return;
 	}
 	case PK_HELD: break; /* never reads the roster */
+	case PK_REMOVAL: {
+		/* The stored items only: shared roster groups are no
+		 * subscriptions of the user's to cancel. */
+		struct presence_wait *w = op->wait;
+		for (size_t i = 0; i < count; i++) {
+			const struct roster_item *it = &items[i];
+			if (has_to(it->subscription) || it->ask_out)
+				strlist_add(&w->unsubscribe, it->jid);
+			if (has_from(it->subscription) || it->ask_in || it->approved)
+				strlist_add(&w->unsubscribed, it->jid);
+		}
+		/* The op stays, holding the user's queue, until the removal
+		 * is over (presence_wait_end). */
+		pending_idle(&op->p);
+		w->settled = true;
+		w->done(w->ctx);
+		return;
+	}
 	case PK_BROADCAST:
 	case PK_CLOSED: {
 		/* Shared roster groups count as subscriptions (roster view). */

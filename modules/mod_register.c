@@ -12,8 +12,9 @@
  *   pending list (pending.h); stopping the module cancels them and answers
  *   their requests.  A removal is the exception: the client was answered
  *   and its sessions were kicked before the account goes, so its op
- *   outlives a stop (outlives_stop) and the removal, its log line and
- *   HOOK_REMOVE_USER finish without the module state.  (A module stops
+ *   outlives a stop (outlives_stop) and the removal, its log line,
+ *   HOOK_REMOVE_USER and the word to the contacts (presence_wait_end)
+ *   finish without the module state.  (A module stops
  *   when its host is removed or parleyd stops; the host's auth chain then
  *   answers what is still in flight with a temporary failure, which is
  *   logged as an account not removed.)
@@ -71,7 +72,8 @@ struct register_op {
 	struct host *host;
 	enum register_op_kind kind;
 	char *user;
-	char *ip; /* OP_CREATE: the remote address, or NULL */
+	char *ip;                   /* OP_CREATE: the remote address, or NULL */
+	struct presence_wait *wait; /* OP_REMOVE: mod_presence's side of it, or NULL */
 };
 
 struct register_state {
@@ -237,6 +239,7 @@ static void op_done(enum auth_result res, void *ctx)
 		if (res != AUTH_OK) {
 			log_warning("host %s: the account of %s was not removed, or not known to be: %s",
 			            h->name, op->user, auth_result_str(res));
+			presence_wait_end(op->wait, false);
 			break;
 		}
 		log_info("host %s: user %s removed their account", h->name, op->user);
@@ -244,6 +247,8 @@ static void op_done(enum auth_result res, void *ctx)
 		hook_run(h, HOOK_REMOVE_USER, &hu);
 		/* a login in the meantime (the account still existed) */
 		sm_kick_user(h, op->user, STE_NOT_AUTHORIZED, "account removed");
+		/* and the contacts are told */
+		presence_wait_end(op->wait, true);
 		break;
 	}
 	}
@@ -386,12 +391,13 @@ static void register_account(struct iq_request *req, void *ctx)
 		iq_result(req, NULL);
 		sm_kick_user(h, op->user, STE_NOT_AUTHORIZED, "account removed");
 		/* and it goes once the closed sessions' unavailable presence has
-		 * read the roster (presence_wait_user) */
-		struct presence_wait *w = presence_wait_user(h, op->user, remove_settled, op);
-		if (w == NULL)
+		 * read the roster, and the contacts to tell are known
+		 * (presence_wait_user) */
+		op->wait = presence_wait_user(h, op->user, remove_settled, op);
+		if (op->wait == NULL)
 			remove_settled(op);
 		else
-			pending_wait(&op->p, w, presence_wait_cancel);
+			pending_wait(&op->p, op->wait, presence_wait_cancel);
 		return;
 	}
 	const char *username = field(req, "username");

@@ -99,7 +99,8 @@ void sm_foreach(struct host *h, void (*fn)(struct session *s, void *ctx), void *
  * mod_presence has broadcast the closing sessions' unavailable presence
  * (presence_wait_user, modules/builtin.h) before it asks the auth chain to
  * remove: each of them has read the roster by then, so the contacts learn
- * that the user went offline (RFC 6121 4.5.2). */
+ * that the user went offline (RFC 6121 4.5.2); once removed, they are told
+ * that the subscriptions are gone (presence_wait_end). */
 void sm_kick_user(struct host *h, const char *user, enum stream_error e, const char *text);
 
 #endif

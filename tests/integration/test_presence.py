@@ -534,3 +534,106 @@ def test_removed_account_goes_offline(server, how):
         b.close()
         if phone is not None:
             phone.close()
+
+
+def test_removed_account_tells_its_contacts(server):
+    """Once an account is removed, a contact on this server is told, as
+    if the user had removed the item (XEP-0077 §3.2, RFC 6121 §2.5.2):
+    'unsubscribe' and 'unsubscribed' from the bare JID, and its roster
+    item keeps no subscription."""
+    au, bu = new_user(server, 'a'), new_user(server, 'b')
+    a, b = online(server, au), online(server, bu)
+    try:
+        make_mutual(a, au, b, bu)
+        _remove_account(server, 'ibr', au, a)
+        expect(b, presence('unsubscribe', bare(au)), 'unsubscribe from the removed %s' % au)
+        expect_push(b, bare(au), 'to')
+        expect(b, presence('unsubscribed', bare(au)), 'unsubscribed from the removed %s' % au)
+        expect_push(b, bare(au), 'none')
+        assert roster_items(b)[bare(au)].get('subscription') == 'none'
+        rows = server.db_query("SELECT subscription FROM roster_items WHERE server_host = ? AND"
+                               " username = ? AND jid = ?", (HOST, bu, bare(au)))
+        assert [r[0] for r in rows] == ['N'], rows
+    finally:
+        a.close()
+        b.close()
+
+
+def fed_contacts(a, p, local):
+    """local (a's user on a.test, its RawClient a) and four contacts of the
+    raw peer: romeo shares presence both ways, juliet was asked by local
+    and has not answered, tybalt asked local and was not answered, nurse
+    was approved in advance.  Returns their bare JIDs."""
+    romeo, juliet, tybalt, nurse = ('%s@%s' % (unique(n), FED_B) for n in ('romeo', 'juliet', 'tybalt', 'nurse'))
+
+    def to_peer(typ, to):
+        return p.wait_for(lambda e: e.tag == q(NS_SERVER, 'presence') and e.get('type') == typ and
+                          e.get('to') == to, what='%s to %s' % (typ, to))
+
+    for c in (romeo, juliet):
+        a.send("<presence to='%s' type='subscribe'/>" % c)
+        to_peer('subscribe', c)
+        expect_push(a, c, 'none', ask='subscribe')
+    p.send("<presence from='%s' to='%s' type='subscribed'/>" % (romeo, local))
+    expect_push(a, romeo, 'to')
+    for c in (romeo, tybalt):
+        p.send("<presence from='%s' to='%s' type='subscribe'/>" % (c, local))
+        expect(a, presence('subscribe', c), 'subscribe from %s' % c)
+    a.send("<presence to='%s' type='subscribed'/>" % romeo)
+    to_peer('subscribed', romeo)
+    expect_push(a, romeo, 'both')
+    a.send("<presence to='%s' type='subscribed'/>" % nurse)
+    expect_push(a, nurse, 'none', approved='true')
+    return romeo, juliet, tybalt, nurse
+
+
+def peer_presence_until_pong(srv, p, domain_user):
+    """Ping srv's domain from the raw peer; returns (type, to) of each
+    presence from domain_user that came before the answer."""
+    ping = unique('ping')
+    p.send("<iq type='get' id='%s' from='%s' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>" % (ping, FED_B, FED_A))
+    seen = []
+    p.wait_for(lambda e: seen.append(e) or (e.tag == q(NS_SERVER, 'iq') and e.get('id') == ping),
+               what='the answer to the ping')
+    return sorted((e.get('type'), e.get('to')) for e in seen
+                  if e.tag == q(NS_SERVER, 'presence') and e.get('from') == domain_user)
+
+
+def test_unregistered_account_tells_contacts_on_another_server(fed_peer):
+    """parleyctl unregister: each contact on another server gets what
+    its subscriptions call for ('unsubscribe' where the user had one or
+    asked for one, 'unsubscribed' where the contact had one, asked for
+    one, or was approved in advance), from the user's bare JID, once the
+    account is gone."""
+    srv, p = fed_peer
+    au = new_user(srv, 'a', host=FED_A)
+    local = '%s@%s' % (au, FED_A)
+    a = online(srv, au, host=FED_A)
+    try:
+        romeo, juliet, tybalt, nurse = fed_contacts(a, p, local)
+        r = srv.ctl('unregister', au, FED_A)
+        assert r.returncode == 0, r.stderr
+        assert peer_presence_until_pong(srv, p, local) == sorted([
+            ('unsubscribe', romeo), ('unsubscribed', romeo), ('unsubscribe', juliet),
+            ('unsubscribed', tybalt), ('unsubscribed', nurse)])
+    finally:
+        a.close()
+
+
+def test_failed_removal_tells_nobody(fed_peer):
+    """A removal the store refuses sends nothing: the contacts keep
+    their subscriptions, as the user keeps the account."""
+    srv, p = fed_peer
+    au = new_user(srv, 'a', host=FED_A)
+    local = '%s@%s' % (au, FED_A)
+    a = online(srv, au, host=FED_A)
+    try:
+        fed_contacts(a, p, local)
+        srv.db_query("CREATE TRIGGER keep_%s BEFORE DELETE ON users WHEN OLD.username = '%s' "
+                     "BEGIN SELECT RAISE(ABORT, 'kept by the test'); END" % (au, au), host=FED_A)
+        r = srv.ctl('unregister', au, FED_A)
+        assert r.returncode != 0, r.stdout
+        assert peer_presence_until_pong(srv, p, local) == []
+        assert srv.ctl('user-exists', au, FED_A).returncode == 0
+    finally:
+        a.close()
