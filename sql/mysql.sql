@@ -1,5 +1,5 @@
 -- Parley schema for MySQL (8.0 and later) and MariaDB (10.3 and later),
--- schema version 14.
+-- schema version 15.
 --
 -- A DBA creates the database and applies this file once, with the
 -- database's own client and a user that may create tables:
@@ -43,7 +43,7 @@
 CREATE TABLE schema_version (
     version INT NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
-INSERT INTO schema_version (version) VALUES (14);
+INSERT INTO schema_version (version) VALUES (15);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -123,7 +123,13 @@ CREATE TABLE scram_cache (
 --   subscription: 'N' none, 'T' to, 'F' from, 'B' both.
 --   ask_out: we asked for the contact's presence (pending out);
 --   ask_in: the contact asked for ours, unanswered (pending in);
---   approved: subscription pre-approved (RFC 6121 section 3.4).
+--   approved: subscription pre-approved (RFC 6121 section 3.4);
+--   ask_in_stanza: with ask_in, what the request said, for its redelivery
+--     at the user's next initial presence: a serialized <presence/>
+--     (default namespace jabber:client) holding only the request's
+--     <status/> and XEP-0172 <nick/> children; NULL when it had none, and
+--     cleared with ask_in (at most the size of the stanza it came in,
+--     which limits.max_stanza_size bounds).
 -- Queries: all items of a user (primary key prefix), one item (primary key).
 -- Rows exist for users of any auth method (LDAP users have no users row),
 -- hence no foreign key to users.
@@ -136,6 +142,7 @@ CREATE TABLE roster_items (
     ask_out       TINYINT       NOT NULL DEFAULT 0,
     ask_in        TINYINT       NOT NULL DEFAULT 0,
     approved      TINYINT       NOT NULL DEFAULT 0,
+    ask_in_stanza MEDIUMTEXT    NULL,
     PRIMARY KEY (server_host, username, jid),
     CONSTRAINT roster_items_subscription CHECK (subscription IN ('N', 'T', 'F', 'B')),
     CONSTRAINT roster_items_flags CHECK (ask_out IN (0, 1) AND ask_in IN (0, 1) AND approved IN (0, 1))

@@ -1,4 +1,4 @@
--- Parley schema for SQLite, schema version 14.
+-- Parley schema for SQLite, schema version 15.
 --
 -- parleyd creates a new database from this file when its storage path does
 -- not exist yet; for an existing file it checks schema_version and refuses
@@ -24,7 +24,7 @@
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (14);
+INSERT INTO schema_version (version) VALUES (15);
 
 -- Accounts kept by the "internal" auth method.  Credentials are SCRAM
 -- (RFC 5802 / RFC 7677): per hash a salt, an iteration count, StoredKey and
@@ -104,7 +104,13 @@ CREATE TABLE scram_cache (
 --   subscription: 'N' none, 'T' to, 'F' from, 'B' both.
 --   ask_out: we asked for the contact's presence (pending out);
 --   ask_in: the contact asked for ours, unanswered (pending in);
---   approved: subscription pre-approved (RFC 6121 section 3.4).
+--   approved: subscription pre-approved (RFC 6121 section 3.4);
+--   ask_in_stanza: with ask_in, what the request said, for its redelivery
+--     at the user's next initial presence: a serialized <presence/>
+--     (default namespace jabber:client) holding only the request's
+--     <status/> and XEP-0172 <nick/> children; NULL when it had none, and
+--     cleared with ask_in (at most the size of the stanza it came in,
+--     which limits.max_stanza_size bounds).
 -- Queries: all items of a user (primary key prefix), one item (primary key).
 -- Rows exist for users of any auth method (LDAP users have no users row),
 -- hence no foreign key to users.
@@ -117,6 +123,7 @@ CREATE TABLE roster_items (
     ask_out       INTEGER NOT NULL DEFAULT 0 CHECK (ask_out IN (0, 1)),
     ask_in        INTEGER NOT NULL DEFAULT 0 CHECK (ask_in IN (0, 1)),
     approved      INTEGER NOT NULL DEFAULT 0 CHECK (approved IN (0, 1)),
+    ask_in_stanza TEXT,
     PRIMARY KEY (server_host, username, jid)
 ) WITHOUT ROWID;
 

@@ -609,6 +609,7 @@ static enum storage_result mem_roster_get(void *conn, struct roster_get_job *r)
 		*it = *src;
 		it->jid = pool_strdup(p, src->jid);
 		it->name = src->name != NULL ? pool_strdup(p, src->name) : NULL;
+		it->ask_in_stanza = src->ask_in_stanza != NULL ? pool_strdup(p, src->ask_in_stanza) : NULL;
 		names_copy(p, &it->groups, &src->groups);
 	}
 	r->nitems = u->nitems;
@@ -639,6 +640,7 @@ static enum storage_result mem_roster_set(void *conn, struct roster_set_job *r)
 	it->ask_out = in->ask_out;
 	it->ask_in = in->ask_in;
 	it->approved = in->approved;
+	it->ask_in_stanza = dup_or_null(in->ask_in_stanza);
 	for (size_t i = 0; i < in->groups.count; i++)
 		if (strlist_index(&it->groups, in->groups.items[i]) < 0)
 			strlist_push(&it->groups, in->groups.items[i]);

@@ -73,6 +73,10 @@ struct storage_req *storage_roster_set(struct storage *st, const char *host, con
 	r->item.ask_out = item->ask_out;
 	r->item.ask_in = item->ask_in;
 	r->item.approved = item->approved;
+	/* what a request said is kept only while it waits */
+	r->item.ask_in_stanza = item->ask_in && item->ask_in_stanza != NULL
+	                                ? pool_strdup(r->base.pool, item->ask_in_stanza)
+	                                : NULL;
 	if (item->groups.count > 0) {
 		r->item.groups.items = pool_alloc(r->base.pool, item->groups.count * sizeof(char *));
 		for (size_t i = 0; i < item->groups.count; i++)

@@ -825,7 +825,7 @@ static const char *const my_migrations[] = {
 	"migrations/mysql/008-muc.sql",           "migrations/mysql/009-pubsub.sql",
 	"migrations/mysql/010-mam.sql",           "migrations/mysql/011-sha512-fast.sql",
 	"migrations/mysql/012-fast-seed.sql",     "migrations/mysql/013-scram-cache.sql",
-	"migrations/mysql/014-offline-token.sql",
+	"migrations/mysql/014-offline-token.sql", "migrations/mysql/015-subscribe-stanza.sql",
 };
 _Static_assert(ARRAY_SIZE(my_migrations) == SQL_SCHEMA_VERSION - 1,
                "one migration script per schema version after the first");

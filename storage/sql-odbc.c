@@ -107,7 +107,7 @@ static const char *const pgsql_migrations[] = {
 	"migrations/pgsql/008-muc.sql",           "migrations/pgsql/009-pubsub.sql",
 	"migrations/pgsql/010-mam.sql",           "migrations/pgsql/011-sha512-fast.sql",
 	"migrations/pgsql/012-fast-seed.sql",     "migrations/pgsql/013-scram-cache.sql",
-	"migrations/pgsql/014-offline-token.sql",
+	"migrations/pgsql/014-offline-token.sql", "migrations/pgsql/015-subscribe-stanza.sql",
 };
 static const char *const mysql_migrations[] = {
 	"migrations/mysql/002-offline.sql",       "migrations/mysql/003-user-data.sql",
@@ -116,7 +116,7 @@ static const char *const mysql_migrations[] = {
 	"migrations/mysql/008-muc.sql",           "migrations/mysql/009-pubsub.sql",
 	"migrations/mysql/010-mam.sql",           "migrations/mysql/011-sha512-fast.sql",
 	"migrations/mysql/012-fast-seed.sql",     "migrations/mysql/013-scram-cache.sql",
-	"migrations/mysql/014-offline-token.sql",
+	"migrations/mysql/014-offline-token.sql", "migrations/mysql/015-subscribe-stanza.sql",
 };
 static const char *const mssql_migrations[] = {
 	"migrations/mssql/002-offline.sql",       "migrations/mssql/003-user-data.sql",
@@ -125,7 +125,7 @@ static const char *const mssql_migrations[] = {
 	"migrations/mssql/008-muc.sql",           "migrations/mssql/009-pubsub.sql",
 	"migrations/mssql/010-mam.sql",           "migrations/mssql/011-sha512-fast.sql",
 	"migrations/mssql/012-fast-seed.sql",     "migrations/mssql/013-scram-cache.sql",
-	"migrations/mssql/014-offline-token.sql",
+	"migrations/mssql/014-offline-token.sql", "migrations/mssql/015-subscribe-stanza.sql",
 };
 _Static_assert(ARRAY_SIZE(pgsql_migrations) == SQL_SCHEMA_VERSION - 1 &&
                        ARRAY_SIZE(mysql_migrations) == SQL_SCHEMA_VERSION - 1 &&

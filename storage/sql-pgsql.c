@@ -888,7 +888,7 @@ static const char *const pgsql_migrations[] = {
 	"migrations/pgsql/008-muc.sql",           "migrations/pgsql/009-pubsub.sql",
 	"migrations/pgsql/010-mam.sql",           "migrations/pgsql/011-sha512-fast.sql",
 	"migrations/pgsql/012-fast-seed.sql",     "migrations/pgsql/013-scram-cache.sql",
-	"migrations/pgsql/014-offline-token.sql",
+	"migrations/pgsql/014-offline-token.sql", "migrations/pgsql/015-subscribe-stanza.sql",
 };
 _Static_assert(ARRAY_SIZE(pgsql_migrations) == SQL_SCHEMA_VERSION - 1,
                "one migration script per schema version after the first");

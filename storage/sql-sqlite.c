@@ -458,7 +458,7 @@ static const char *const sqlite_migrations[] = {
 	"migrations/sqlite/008-muc.sql",           "migrations/sqlite/009-pubsub.sql",
 	"migrations/sqlite/010-mam.sql",           "migrations/sqlite/011-sha512-fast.sql",
 	"migrations/sqlite/012-fast-seed.sql",     "migrations/sqlite/013-scram-cache.sql",
-	"migrations/sqlite/014-offline-token.sql",
+	"migrations/sqlite/014-offline-token.sql", "migrations/sqlite/015-subscribe-stanza.sql",
 };
 _Static_assert(ARRAY_SIZE(sqlite_migrations) == SQL_SCHEMA_VERSION - 1,
                "one migration script per schema version after the first");

@@ -103,6 +103,7 @@ void roster_item_clear(struct roster_item *it)
 	free(it->jid);
 	free(it->name);
 	strlist_free(&it->groups);
+	free(it->ask_in_stanza);
 	memset(it, 0, sizeof(*it));
 }
 

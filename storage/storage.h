@@ -203,6 +203,11 @@ struct roster_item {
 	bool ask_in;   /* they asked for ours and we have not answered */
 	bool approved; /* pre-approved (RFC 6121 §3.4) */
 	struct strlist groups;
+	/* With ask_in: what the request said, for its redelivery: a serialized
+	 * <presence/> (default namespace jabber:client, no attributes) with
+	 * the request's <status/> and XEP-0172 <nick/> children; NULL when it
+	 * had none.  Stored only with ask_in (NULL otherwise). */
+	char *ask_in_stanza;
 };
 void roster_item_clear(struct roster_item *it);
 
@@ -211,7 +216,8 @@ typedef void storage_roster_cb(enum storage_result res, const struct roster_item
 /* All items and the roster version (0 for an empty, never changed roster). */
 struct storage_req *storage_roster_get(struct storage *st, const char *host, const char *user,
                                        storage_roster_cb *cb, void *ctx);
-/* Insert or replace one item; the roster version is incremented. */
+/* Insert or replace one item (its ask_in_stanza only with ask_in); the
+ * roster version is incremented. */
 struct storage_req *storage_roster_set(struct storage *st, const char *host, const char *user,
                                        const struct roster_item *item, storage_done_cb *cb, void *ctx);
 /* Remove one item (STORAGE_NOT_FOUND if absent); the version is incremented. */

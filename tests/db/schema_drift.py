@@ -30,6 +30,7 @@ V1_TABLES = ('schema_version', 'users', 'roster_items', 'roster_groups', 'roster
 # version 1 is rebuilt.
 V1_LATER_COLUMNS = {
     'users': ('sha512_salt', 'sha512_iterations', 'sha512_stored_key', 'sha512_server_key'),  # 011
+    'roster_items': ('ask_in_stanza',),                                                       # 015
 }
 
 

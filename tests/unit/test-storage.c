@@ -641,6 +641,8 @@ static void roster_cb(enum storage_result res, const struct roster_item *items, 
 		r->items[i] = items[i];
 		r->items[i].jid = strdup(items[i].jid);
 		r->items[i].name = items[i].name != NULL ? strdup(items[i].name) : NULL;
+		r->items[i].ask_in_stanza =
+		        items[i].ask_in_stanza != NULL ? strdup(items[i].ask_in_stanza) : NULL;
 		strlist_copy(&r->items[i].groups, &items[i].groups);
 	}
 }
@@ -1708,6 +1710,52 @@ static void test_roster(void **state)
 
 	res_clear(&r);
 	res_clear(&o);
+}
+
+/* What a pending inbound request said is kept with it, replaced by the
+ * next write, and not kept once the request is answered (ask_in off). */
+static void test_roster_request_stanza(void **state)
+{
+	struct fixture *f = *state;
+	struct res r = { 0 };
+	static const char said[] = "<presence><status xml:lang='en'>Hi, I&apos;m Romeo</status>"
+	                           "<nick xmlns='http://jabber.org/protocol/nick'>Romeo</nick></presence>";
+	struct roster_item it;
+	item_init(&it, "romeo@montague.example", NULL, SUB_NONE, NULL);
+	it.ask_in = true;
+	it.ask_in_stanza = strdup(said);
+	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
+	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.nitems, 1);
+	assert_true(r.items[0].ask_in);
+	assert_non_null(r.items[0].ask_in_stanza);
+	assert_string_equal(r.items[0].ask_in_stanza, said);
+
+	/* A later request replaces it; one that said nothing clears it. */
+	free(it.ask_in_stanza);
+	it.ask_in_stanza = strdup("<presence><status>again</status></presence>");
+	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
+	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_string_equal(r.items[0].ask_in_stanza, "<presence><status>again</status></presence>");
+	free(it.ask_in_stanza);
+	it.ask_in_stanza = NULL;
+	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
+	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_null(r.items[0].ask_in_stanza);
+
+	/* Answered: the item goes on without the request, and without what
+	 * it said even when the caller still holds it. */
+	it.ask_in_stanza = strdup(said);
+	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
+	it.ask_in = false;
+	it.subscription = SUB_FROM;
+	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
+	roster_item_clear(&it);
+	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.nitems, 1);
+	assert_false(r.items[0].ask_in);
+	assert_null(r.items[0].ask_in_stanza);
+	res_clear(&r);
 }
 
 static void test_remove_user_removes_roster(void **state)
@@ -3604,6 +3652,9 @@ static void migrate_from(struct fixture *f, int from, const char *const *expect,
 			                            : "DROP INDEX offline_messages_token");
 		f->be->exec_sql(f, "ALTER TABLE offline_messages DROP COLUMN token");
 	}
+	/* The column of version 15. */
+	if (from < 15)
+		f->be->exec_sql(f, "ALTER TABLE roster_items DROP COLUMN ask_in_stanza");
 	if (from < 13)
 		f->be->exec_sql(f, "DROP TABLE scram_cache");
 	/* The table of version 12 (no trigger may refer to a dropped table);
@@ -3732,12 +3783,13 @@ static void test_schema_migration(void **state)
 	struct storage_account a;
 	make_account(&a, 13, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
-	static const char *const scripts[] = {
-		"002-offline.sql",       "003-user-data.sql",    "004-blocklist.sql", "005-privacy.sql",
-		"006-shared-roster.sql", "007-vcard-search.sql", "008-muc.sql",       "009-pubsub.sql",
-		"010-mam.sql",           "011-sha512-fast.sql",  "012-fast-seed.sql", "013-scram-cache.sql",
-		"014-offline-token.sql"
-	};
+	static const char *const scripts[] = { "002-offline.sql",       "003-user-data.sql",
+		                               "004-blocklist.sql",     "005-privacy.sql",
+		                               "006-shared-roster.sql", "007-vcard-search.sql",
+		                               "008-muc.sql",           "009-pubsub.sql",
+		                               "010-mam.sql",           "011-sha512-fast.sql",
+		                               "012-fast-seed.sql",     "013-scram-cache.sql",
+		                               "014-offline-token.sql", "015-subscribe-stanza.sql" };
 	migrate_from(f, 1, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -3753,11 +3805,13 @@ static void test_schema_migration_2_to_3(void **state)
 	make_account(&a, 14, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(off_store(f, "a.example", "bob", "<message/>", 0), STORAGE_NOT_FOUND);
-	static const char *const scripts[] = {
-		"003-user-data.sql",    "004-blocklist.sql", "005-privacy.sql",     "006-shared-roster.sql",
-		"007-vcard-search.sql", "008-muc.sql",       "009-pubsub.sql",      "010-mam.sql",
-		"011-sha512-fast.sql",  "012-fast-seed.sql", "013-scram-cache.sql", "014-offline-token.sql"
-	};
+	static const char *const scripts[] = { "003-user-data.sql",       "004-blocklist.sql",
+		                               "005-privacy.sql",         "006-shared-roster.sql",
+		                               "007-vcard-search.sql",    "008-muc.sql",
+		                               "009-pubsub.sql",          "010-mam.sql",
+		                               "011-sha512-fast.sql",     "012-fast-seed.sql",
+		                               "013-scram-cache.sql",     "014-offline-token.sql",
+		                               "015-subscribe-stanza.sql" };
 	migrate_from(f, 2, scripts, ARRAY_SIZE(scripts));
 	check_migrated(f);
 	storage_account_clear(&a);
@@ -3773,11 +3827,12 @@ static void test_schema_migration_3_to_4(void **state)
 	make_account(&a, 15, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "bob", vcard2), STORAGE_OK);
-	static const char *const scripts[] = {
-		"004-blocklist.sql", "005-privacy.sql",     "006-shared-roster.sql", "007-vcard-search.sql",
-		"008-muc.sql",       "009-pubsub.sql",      "010-mam.sql",           "011-sha512-fast.sql",
-		"012-fast-seed.sql", "013-scram-cache.sql", "014-offline-token.sql"
-	};
+	static const char *const scripts[] = { "004-blocklist.sql",     "005-privacy.sql",
+		                               "006-shared-roster.sql", "007-vcard-search.sql",
+		                               "008-muc.sql",           "009-pubsub.sql",
+		                               "010-mam.sql",           "011-sha512-fast.sql",
+		                               "012-fast-seed.sql",     "013-scram-cache.sql",
+		                               "014-offline-token.sql", "015-subscribe-stanza.sql" };
 	migrate_from(f, 3, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(vcard_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -3798,11 +3853,12 @@ static void test_schema_migration_4_to_5(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	const char *const blk[] = { "tybalt@b.example" };
 	assert_int_equal(blk_change(f, true, "a.example", "bob", blk, 1), STORAGE_OK);
-	static const char *const scripts[] = { "005-privacy.sql",      "006-shared-roster.sql",
-		                               "007-vcard-search.sql", "008-muc.sql",
-		                               "009-pubsub.sql",       "010-mam.sql",
-		                               "011-sha512-fast.sql",  "012-fast-seed.sql",
-		                               "013-scram-cache.sql",  "014-offline-token.sql" };
+	static const char *const scripts[] = { "005-privacy.sql",         "006-shared-roster.sql",
+		                               "007-vcard-search.sql",    "008-muc.sql",
+		                               "009-pubsub.sql",          "010-mam.sql",
+		                               "011-sha512-fast.sql",     "012-fast-seed.sql",
+		                               "013-scram-cache.sql",     "014-offline-token.sql",
+		                               "015-subscribe-stanza.sql" };
 	migrate_from(f, 4, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(blk_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -3826,7 +3882,7 @@ static void test_schema_migration_5_to_6(void **state)
 		                               "008-muc.sql",           "009-pubsub.sql",
 		                               "010-mam.sql",           "011-sha512-fast.sql",
 		                               "012-fast-seed.sql",     "013-scram-cache.sql",
-		                               "014-offline-token.sql" };
+		                               "014-offline-token.sql", "015-subscribe-stanza.sql" };
 	migrate_from(f, 5, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(prv_get(f, "a.example", "bob", &r), STORAGE_OK);
@@ -3849,10 +3905,11 @@ static void test_schema_migration_6_to_7(void **state)
 	struct srg_group g = { .name = "kept", .label = "", .description = "" };
 	assert_int_equal(srg_create(f, "a.example", &g), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
-	static const char *const scripts[] = { "007-vcard-search.sql", "008-muc.sql",
-		                               "009-pubsub.sql",       "010-mam.sql",
-		                               "011-sha512-fast.sql",  "012-fast-seed.sql",
-		                               "013-scram-cache.sql",  "014-offline-token.sql" };
+	static const char *const scripts[] = { "007-vcard-search.sql",    "008-muc.sql",
+		                               "009-pubsub.sql",          "010-mam.sql",
+		                               "011-sha512-fast.sql",     "012-fast-seed.sql",
+		                               "013-scram-cache.sql",     "014-offline-token.sql",
+		                               "015-subscribe-stanza.sql" };
 	migrate_from(f, 6, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(srg_get(f, "a.example", "kept", &r), STORAGE_OK);
@@ -3879,10 +3936,10 @@ static void test_schema_migration_7_to_8(void **state)
 	make_account(&a, 19, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	assert_int_equal(vcard_set(f, "a.example", "romeo", vc_romeo), STORAGE_OK);
-	static const char *const scripts[] = { "008-muc.sql",          "009-pubsub.sql",
-		                               "010-mam.sql",          "011-sha512-fast.sql",
-		                               "012-fast-seed.sql",    "013-scram-cache.sql",
-		                               "014-offline-token.sql" };
+	static const char *const scripts[] = { "008-muc.sql",           "009-pubsub.sql",
+		                               "010-mam.sql",           "011-sha512-fast.sql",
+		                               "012-fast-seed.sql",     "013-scram-cache.sql",
+		                               "014-offline-token.sql", "015-subscribe-stanza.sql" };
 	migrate_from(f, 7, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	const char *const s[] = { "nick=rom" };
@@ -3904,9 +3961,10 @@ static void test_schema_migration_8_to_9(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	struct muc_room_item room = { "kept", "<x/>", "", "", 1, NULL, 0 };
 	assert_int_equal(muc_store(f, "a.example", "rooms.a.example", &room), STORAGE_OK);
-	static const char *const scripts[] = { "009-pubsub.sql",      "010-mam.sql",
-		                               "011-sha512-fast.sql", "012-fast-seed.sql",
-		                               "013-scram-cache.sql", "014-offline-token.sql" };
+	static const char *const scripts[] = { "009-pubsub.sql",          "010-mam.sql",
+		                               "011-sha512-fast.sql",     "012-fast-seed.sql",
+		                               "013-scram-cache.sql",     "014-offline-token.sql",
+		                               "015-subscribe-stanza.sql" };
 	migrate_from(f, 8, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(muc_load(f, "a.example", "rooms.a.example", &r), STORAGE_OK);
@@ -4736,7 +4794,8 @@ static void test_schema_migration_10_to_11(void **state)
 	make_account(&a, 21, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	static const char *const scripts[] = { "011-sha512-fast.sql", "012-fast-seed.sql",
-		                               "013-scram-cache.sql", "014-offline-token.sql" };
+		                               "013-scram-cache.sql", "014-offline-token.sql",
+		                               "015-subscribe-stanza.sql" };
 	migrate_from(f, 10, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
@@ -4763,7 +4822,7 @@ static void test_schema_migration_11_to_12(void **state)
 	make_account(&a, 23, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	static const char *const scripts[] = { "012-fast-seed.sql", "013-scram-cache.sql",
-		                               "014-offline-token.sql" };
+		                               "014-offline-token.sql", "015-subscribe-stanza.sql" };
 	migrate_from(f, 11, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
@@ -4782,7 +4841,8 @@ static void test_schema_migration_12_to_13(void **state)
 	struct storage_account a;
 	make_account(&a, 24, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
-	static const char *const scripts[] = { "013-scram-cache.sql", "014-offline-token.sql" };
+	static const char *const scripts[] = { "013-scram-cache.sql", "014-offline-token.sql",
+		                               "015-subscribe-stanza.sql" };
 	migrate_from(f, 12, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(acc_get(f, "a.example", "alice", &r), STORAGE_OK);
@@ -4805,7 +4865,7 @@ static void test_schema_migration_13_to_14(void **state)
 	assert_int_equal(acc_create(f, "a.example", "bob", &a), STORAGE_OK);
 	assert_int_equal(off_store(f, "a.example", "bob", "<message id='1'/>", 0), STORAGE_OK);
 	assert_int_equal(off_store(f, "a.example", "bob", "<message id='2'/>", 0), STORAGE_OK);
-	static const char *const scripts[] = { "014-offline-token.sql" };
+	static const char *const scripts[] = { "014-offline-token.sql", "015-subscribe-stanza.sql" };
 	migrate_from(f, 13, scripts, ARRAY_SIZE(scripts));
 	assert_int_equal(off_store(f, "a.example", "bob", "<message id='3'/>", 0), STORAGE_OK);
 	struct res r = { 0 };
@@ -4813,6 +4873,42 @@ static void test_schema_migration_13_to_14(void **state)
 	assert_int_equal(r.nmsgs, 3);
 	assert_string_equal(r.msgs[0].stanza, "<message id='1'/>");
 	assert_string_equal(r.msgs[2].stanza, "<message id='3'/>");
+	res_clear(&r);
+	storage_account_clear(&a);
+	check_migrated(f);
+}
+
+/* 015 gives roster items what a pending request said; requests stored
+ * before stay pending without it, and new ones keep it. */
+static void test_schema_migration_14_to_15(void **state)
+{
+	struct fixture *f = *state;
+	if (f->be->exec_sql == NULL || f->be->set_schema_version == NULL)
+		skip();
+	struct storage_account a;
+	make_account(&a, 26, true, true, NULL);
+	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	struct roster_item it;
+	item_init(&it, "romeo@montague.example", NULL, SUB_NONE, NULL);
+	it.ask_in = true;
+	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
+	roster_item_clear(&it);
+	static const char *const scripts[] = { "015-subscribe-stanza.sql" };
+	migrate_from(f, 14, scripts, ARRAY_SIZE(scripts));
+	struct res r = { 0 };
+	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.nitems, 1);
+	assert_true(r.items[0].ask_in);
+	assert_null(r.items[0].ask_in_stanza);
+	item_init(&it, "juliet@capulet.example", NULL, SUB_NONE, NULL);
+	it.ask_in = true;
+	it.ask_in_stanza = strdup("<presence><status>hi</status></presence>");
+	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
+	roster_item_clear(&it);
+	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.nitems, 2);
+	assert_string_equal(find(&r, "juliet@capulet.example")->ask_in_stanza,
+	                    "<presence><status>hi</status></presence>");
 	res_clear(&r);
 	storage_account_clear(&a);
 	check_migrated(f);
@@ -4884,8 +4980,9 @@ static void test_schema_migration_9_to_10(void **state)
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
 	struct pubsub_node_item node = { "kept", "<x/>", 1, NULL, 0, NULL, 0 };
 	assert_int_equal(ps_node_store(f, "a.example", "pubsub.a.example", &node), STORAGE_OK);
-	static const char *const scripts[] = { "010-mam.sql", "011-sha512-fast.sql", "012-fast-seed.sql",
-		                               "013-scram-cache.sql", "014-offline-token.sql" };
+	static const char *const scripts[] = { "010-mam.sql",           "011-sha512-fast.sql",
+		                               "012-fast-seed.sql",     "013-scram-cache.sql",
+		                               "014-offline-token.sql", "015-subscribe-stanza.sql" };
 	migrate_from(f, 9, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(ps_load(f, "a.example", "pubsub.a.example", &r), STORAGE_OK);
@@ -5745,6 +5842,7 @@ struct test_def {
 static const struct test_def tests[] = {
 	T(test_accounts),
 	T(test_roster),
+	T(test_roster_request_stanza),
 	T(test_remove_user_removes_roster),
 	T(test_offline),
 	T(test_offline_page),
@@ -5799,6 +5897,7 @@ static const struct test_def tests[] = {
 	T(test_schema_migration_11_to_12),
 	T(test_schema_migration_12_to_13),
 	T(test_schema_migration_13_to_14),
+	T(test_schema_migration_14_to_15),
 	T(test_fast_tokens),
 	T(test_fast_token_list_login),
 	T(test_scram_cache),

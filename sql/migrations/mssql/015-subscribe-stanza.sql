@@ -1,0 +1,23 @@
+-- Parley schema for Microsoft SQL Server: migration from version 14 to
+-- version 15.
+--
+-- Adds the column roster_items.ask_in_stanza: what a pending inbound
+-- subscription request said (its <status/> and XEP-0172 <nick/>), kept
+-- with the request so that its redelivery at the user's next initial
+-- presence says it again.  Requests stored before keep NULL there and are
+-- redelivered without them, as before.
+-- Apply it to a database at version 14 when parleyd refuses to start and
+-- names this file, with a login that may alter tables:
+--     sqlcmd -S db -d xmpp -b -i 015-subscribe-stanza.sql
+-- (or let `parleyctl db migrate` apply it).  It runs in one transaction.
+-- The column is the one mssql.sql (version 15) creates.
+
+SET XACT_ABORT ON;
+BEGIN TRANSACTION;
+
+ALTER TABLE roster_items ADD
+    ask_in_stanza NVARCHAR(MAX) NULL;
+
+UPDATE schema_version SET version = 15 WHERE version = 14;
+
+COMMIT;
