@@ -144,6 +144,19 @@ void roster_push(struct host *h, const char *user, const struct roster_item *it,
 bool roster_item_pending_only(const struct roster_item *it);
 /* The item of jid (a bare JID string) among items, or NULL. */
 const struct roster_item *roster_find_item(const struct roster_item *items, size_t count, const char *jid);
+#define NS_NICK "http://jabber.org/protocol/nick" /* XEP-0172 */
+/* What a subscription request says that its redelivery says again (and
+ * XEP-0227 carries): the <status/>s (each with its xml:lang) and the
+ * XEP-0172 <nick/> of stanza, as roster_item.ask_in_stanza keeps them (a
+ * serialized <presence/> of their own), or NULL when it has none.
+ * Malloc'd; no larger than stanza, which the stream's max_stanza_size let
+ * in.  (mod_presence) */
+char *roster_request_said(const struct xml_node *stanza);
+/* The pending request of it: a new <presence type='subscribe' from=it's
+ * JID/> (no 'to') with what it said.  When the stored ask_in_stanza does
+ * not parse, *error_r (optional) says why and the request says nothing.
+ * (mod_presence) */
+struct xml_node *roster_request_stanza(const struct roster_item *it, const char **error_r);
 
 /* ---- shared by mod_offline, mod_blocking and mod_privacy ------------------- */
 

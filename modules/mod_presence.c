@@ -13,15 +13,18 @@
  *   are first judged on the recipient's stored block list and default
  *   privacy list (dropped when refused, session or not); then they change
  *   the recipient's roster and are delivered (or kept as a pending
- *   request), past each session's block list and user_receive_packet;
- *   probes are answered to subscribers only: with the presence of each
- *   available resource, or, when there is none, with unavailable
- *   presence carrying the status and time of the user's last unavailable
- *   presence (the last activity record mod_last keeps).  Everything else
- *   goes on to the session manager's default delivery, unless ops of the
- *   user are queued: then it waits behind them as an op of its own
- *   (PK_HELD) and is delivered by sm_deliver_presence when its turn
- *   comes.
+ *   request), past each session's block list and user_receive_packet.  A
+ *   pending request keeps what it said (its <status/>s and XEP-0172
+ *   <nick/>) in its roster item, for the redelivery; a later request
+ *   replaces it (stored, not delivered again), an answer or a cancel
+ *   clears it with the request.  Probes are answered to subscribers
+ *   only: with the presence of each available resource, or, when there is
+ *   none, with unavailable presence carrying the status and time of the
+ *   user's last unavailable presence (the last activity record mod_last
+ *   keeps).  Everything else goes on to the session manager's default
+ *   delivery, unless ops of the user are queued: then it waits behind
+ *   them as an op of its own (PK_HELD) and is delivered by
+ *   sm_deliver_presence when its turn comes.
  * - session_closed: unavailable to subscribers and directed-presence
  *   targets.
  *
@@ -141,6 +144,9 @@ struct pres_op {
 	bool item_visible_before;
 	struct roster_item before; /* subscription fields as read (no strings) */
 	bool remove;               /* write removes the item */
+	bool changed;              /* the write changes the subscription state */
+	bool said_changed;         /* PK_IN_SUB subscribe: what the waiting request
+	                              says changed (item.ask_in_stanza) */
 	uint64_t version;
 	struct presence_wait *wait; /* PK_REMOVAL: the removal's handle, or NULL */
 };
@@ -229,6 +235,48 @@ static void item_copy(struct roster_item *dst, const struct roster_item *src)
 	dst->approved = src->approved;
 	for (size_t i = 0; i < src->groups.count; i++)
 		strlist_add(&dst->groups, src->groups.items[i]);
+	dst->ask_in_stanza = src->ask_in_stanza != NULL ? xstrdup(src->ask_in_stanza) : NULL;
+}
+
+char *roster_request_said(const struct xml_node *stanza)
+{
+	struct xml_node *said = NULL;
+	for (struct xml_node *c = xml_first_element(stanza); c != NULL; c = xml_next(c, NULL, NULL)) {
+		if (!xml_is(c, "status", NS_CLIENT) && !xml_is(c, "nick", NS_NICK))
+			continue;
+		if (said == NULL)
+			said = xml_new("presence", NS_CLIENT);
+		xml_append_copy(said, c);
+	}
+	if (said == NULL)
+		return NULL;
+	char *text = xml_to_string(said, NS_CLIENT);
+	xml_unref(&said);
+	return text;
+}
+
+struct xml_node *roster_request_stanza(const struct roster_item *it, const char **error_r)
+{
+	struct xml_node *p = NULL;
+	if (it->ask_in_stanza != NULL) {
+		size_t len = strlen(it->ask_in_stanza);
+		/* written by us from a stanza the stream's limits let in */
+		const struct xml_parser_limits lim = { .max_stanza = len + 1,
+			                               .max_depth = 1024,
+			                               .max_attrs = 1024 };
+		const char *err = NULL;
+		p = xml_parse_string(it->ask_in_stanza, len, NS_CLIENT, &lim, &err);
+		if (p == NULL || !xml_is(p, "presence", NS_CLIENT)) {
+			if (error_r != NULL)
+				*error_r = err != NULL ? err : "another element";
+			xml_unref(&p);
+		}
+	}
+	if (p == NULL)
+		p = xml_new("presence", NS_CLIENT);
+	xml_set_attr(p, "type", "subscribe");
+	xml_set_attr(p, "from", it->jid);
+	return p;
 }
 
 /* Route presence p on a user's behalf.  What goes to a local host passes
@@ -707,7 +755,7 @@ static void op_written(enum storage_result res, void *ctx)
 		op_done(op);
 		return;
 	}
-	op_act(op, true);
+	op_act(op, op->changed);
 }
 
 /* The contact gets the user's presence from now on (an approval); no
@@ -770,10 +818,17 @@ static bool decide_sub(struct pres_op *op, bool existed)
 		case ST_SUBSCRIBE:
 			if (has_from(it->subscription))
 				break;
-			if (it->approved)
+			if (it->approved) {
 				grant_from(it);
-			else
+			} else {
+				/* waiting: what it says replaces what an earlier one said */
+				char *said = roster_request_said(op->stanza);
+				op->said_changed = (said == NULL) != (it->ask_in_stanza == NULL) ||
+				                   (said != NULL && strcmp(said, it->ask_in_stanza) != 0);
+				free(it->ask_in_stanza);
+				it->ask_in_stanza = said;
 				it->ask_in = true;
+			}
 			break;
 		case ST_SUBSCRIBED:
 			if (!it->ask_out)
@@ -785,6 +840,11 @@ static bool decide_sub(struct pres_op *op, bool existed)
 		case ST_UNSUBSCRIBED: end_to(it); break;
 		default: break;
 		}
+	}
+	if (!it->ask_in) {
+		/* no request waits (any more): nothing it said is kept */
+		free(it->ask_in_stanza);
+		it->ask_in_stanza = NULL;
 	}
 	bool changed =
 	        it->subscription != s0 || it->ask_out != a_out || it->ask_in != a_in || it->approved != appr;
@@ -859,7 +919,8 @@ static void do_broadcast(struct pres_op *op, const struct roster_item *items, si
 	/* Initial presence: the other resources' presence to the new one. */
 	if (op->initial)
 		send_presence_of(h, op->user, &op->full, false, op->full.resource);
-	/* Initial presence: the requests that waited for this user (§3.1.3). */
+	/* Initial presence: the requests that waited for this user (§3.1.3),
+	 * with their status and nick. */
 	if (op->initial) {
 		for (size_t i = 0; i < count; i++) {
 			if (!items[i].ask_in || has_from(items[i].subscription))
@@ -871,9 +932,12 @@ static void do_broadcast(struct pres_op *op, const struct roster_item *items, si
 			const char *err;
 			if (jid_parse(items[i].jid, &peer, &err) != 0)
 				continue;
-			struct xml_node *p = xml_new("presence", NS_CLIENT);
-			xml_set_attr(p, "type", "subscribe");
-			xml_set_attr(p, "from", items[i].jid);
+			const char *perr = NULL;
+			struct xml_node *p = roster_request_stanza(&items[i], &perr);
+			if (perr != NULL)
+				log_warning("presence %s: the stored request of %s to %s does not parse "
+				            "(%s); delivered without its status and nick",
+				            h->name, items[i].jid, op->user, perr);
 			xml_set_attr(p, "to", jid_bare_to_pool(p->pool, &self));
 			deliver_to_session(h, s, p, &peer);
 			xml_unref(&p);
@@ -970,7 +1034,8 @@ static void op_roster_read(enum storage_result res, const struct roster_item *it
 			op->item.jid = bare;
 			op->item.subscription = SUB_NONE;
 		}
-		if (!decide_sub(op, old != NULL)) {
+		op->changed = decide_sub(op, old != NULL);
+		if (!op->changed && !(old != NULL && op->said_changed)) {
 			op_act(op, false);
 			return;
 		}

@@ -24,9 +24,10 @@
  *   of the version string.  A contact that only a shared group puts there
  *   cannot be removed (<not-allowed/>); removing a stored item of a shared
  *   contact leaves the shared one (the push shows it).
- * - Known gap: a set reads and writes back the subscription fields; a
- *   subscription change by mod_presence between the two is overwritten
- *   (mod_presence orders its own operations per user, not against ours).
+ * - Known gap: a set reads and writes back the subscription fields (and
+ *   what a waiting request said); a subscription change by mod_presence
+ *   between the two is overwritten (mod_presence orders its own
+ *   operations per user, not against ours).
  * - A remove that ends subscriptions (§2.5.2) takes the iq's hold on the
  *   remover's stream over and hands it on to the unsubscribe/unsubscribed
  *   it routes: a local contact's roster write that follows is done before
@@ -90,6 +91,7 @@ static void item_free(struct roster_item *it)
 	for (size_t i = 0; i < it->groups.count; i++)
 		free(it->groups.items[i]);
 	free(it->groups.items);
+	free(it->ask_in_stanza);
 	memset(it, 0, sizeof(*it));
 }
 
@@ -332,6 +334,9 @@ static void op_read(enum storage_result res, const struct roster_item *items, si
 			op->item.ask_out = old->ask_out;
 			op->item.ask_in = old->ask_in;
 			op->item.approved = old->approved;
+			/* a request that waits keeps what it said */
+			op->item.ask_in_stanza =
+			        old->ask_in_stanza != NULL ? xstrdup(old->ask_in_stanza) : NULL;
 		}
 		pending_wait_storage(
 		        &op->p, storage_roster_set(h->storage, h->name, op->user, &op->item, op_written, op));

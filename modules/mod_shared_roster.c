@@ -583,6 +583,8 @@ static void item_merge(struct roster_item *out, const struct roster_item *s, con
 			out->groups.items[out->groups.count++] = xstrdup(c->labels.items[i]);
 		}
 	}
+	if (stored && s->ask_in && s->ask_in_stanza != NULL)
+		out->ask_in_stanza = xstrdup(s->ask_in_stanza);
 	if (c == NULL) {
 		out->subscription = s->subscription;
 		out->ask_out = s->ask_out;

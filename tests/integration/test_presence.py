@@ -11,6 +11,8 @@ from parleytest import FED_A, FED_B, HOST, NS_CLIENT, NS_REGISTER, NS_SERVER, Ra
 
 NS_ROSTER = 'jabber:iq:roster'
 NS_COMMANDS = 'http://jabber.org/protocol/commands'
+NS_NICK = 'http://jabber.org/protocol/nick'
+XML_LANG = '{http://www.w3.org/XML/1998/namespace}lang'
 
 
 # ---- helpers ----------------------------------------------------------------
@@ -245,6 +247,80 @@ def test_request_to_offline_user_waits_for_login(server):
         expect(a, presence('unavailable', b.jid), 'unavailable from %s' % bu)
     finally:
         a.close()
+
+
+def said(e):
+    """What a subscription request says: its statuses by xml:lang, and its nick."""
+    return ({s.get(XML_LANG): s.text for s in e.findall(q(NS_CLIENT, 'status'))},
+            e.findtext(q(NS_NICK, 'nick')))
+
+
+def send_request(c, to_user, *statuses, nick=None):
+    """A subscribe with <status/>s ((lang or None, text) each) and a nick."""
+    body = ''.join("<status%s>%s</status>" % (" xml:lang='%s'" % lang if lang else '', text)
+                   for lang, text in statuses)
+    if nick is not None:
+        body += "<nick xmlns='%s'>%s</nick>" % (NS_NICK, nick)
+    c.send("<presence to='%s' type='subscribe'>%s</presence>" % (bare(to_user), body))
+
+
+def test_waiting_request_keeps_its_status_and_nick(server):
+    """A request to an offline user comes at the user's login with its
+    <status/>s (each xml:lang) and XEP-0172 <nick/>; a later request from
+    the same contact replaces them; an answer clears them."""
+    au, bu = new_user(server, 'a'), new_user(server, 'b')
+    a = online(server, au)
+    try:
+        send_request(a, bu, (None, "Hi, I'm Alice from sales"), ('de', 'Hallo, ich bin Alice'),
+                     nick='Alice')
+        expect_push(a, bare(bu), 'none', ask='subscribe')
+        roster_items(a)    # answered once bob's roster has the request too
+        b = online(server, bu)
+        try:
+            e = expect(b, presence('subscribe', bare(au)), 'stored subscribe request')
+            assert said(e) == ({None: "Hi, I'm Alice from sales", 'de': 'Hallo, ich bin Alice'},
+                               'Alice'), tostr(e)
+        finally:
+            b.close()
+        send_request(a, bu, (None, 'second try'))
+        roster_items(a)
+        b = online(server, bu)
+        try:
+            e = expect(b, presence('subscribe', bare(au)), 'the request, replaced')
+            assert said(e) == ({None: 'second try'}, None), tostr(e)
+            expect_none(b, presence('subscribe', bare(au)), 'the request twice')
+            send_sub(b, au, 'subscribed')
+            expect_push(b, bare(au), 'from')
+            expect(a, presence('subscribed', bare(bu)), 'subscribed')
+        finally:
+            b.close()
+        rows = server.db_query('SELECT ask_in FROM roster_items '
+                               'WHERE username = ? AND jid = ? AND ask_in_stanza IS NULL',
+                               (bu, bare(au)))
+        assert rows == [(0,)], rows
+    finally:
+        a.close()
+
+
+def test_waiting_request_keeps_its_status_and_nick_across_a_restart(fresh_server):
+    """What a waiting request said is stored with it, not kept in memory."""
+    srv = fresh_server
+    au, bu = new_user(srv, 'a'), new_user(srv, 'b')
+    a = online(srv, au)
+    try:
+        send_request(a, bu, (None, "Hi, I'm Alice from sales"), nick='Alice')
+        expect_push(a, bare(bu), 'none', ask='subscribe')
+        roster_items(a)
+    finally:
+        a.close()
+    srv.stop()
+    srv.start()
+    b = online(srv, bu)
+    try:
+        e = expect(b, presence('subscribe', bare(au)), 'stored subscribe request')
+        assert said(e) == ({None: "Hi, I'm Alice from sales"}, 'Alice'), tostr(e)
+    finally:
+        b.close()
 
 
 def test_approval_while_requester_offline(server):
