@@ -12,7 +12,8 @@
  * stored <message/>s, private XML (a jabber:iq:private <query/>), privacy
  * lists (a jabber:iq:privacy <query/> with <default/> and <list/>s), the
  * block list (<blocklist xmlns='urn:xmpp:blocking'/>), pending subscription
- * requests (<presence type='subscribe'/> in jabber:client) and the PEP
+ * requests (<presence type='subscribe'/> in jabber:client, with the
+ * <status/>s and <nick/> the request said, both ways) and the PEP
  * nodes with their items as Prosody's XEP-0227 store writes them (a
  * pubsub#owner <pubsub/> with each node's <configure/> form and
  * affiliations, a pubsub <pubsub/> with its <items/>).
@@ -49,6 +50,7 @@
 #include "lib/log.h"
 #include "lib/scram.h"
 #include "lib/xml.h"
+#include "modules/builtin.h"
 #include "modules/pubsub/pubsub.h"
 #include "server/module.h"
 #include "storage/storage.h"
@@ -230,6 +232,15 @@ static void roster_cb(enum storage_result res, const struct roster_item *items, 
 		if (w->data != NULL)
 			xml_set_attr(p, "to", w->data);
 		xml_set_attr(p, "type", "subscribe");
+		/* with what the request said (its status and nick) */
+		const char *err = NULL;
+		struct xml_node *said = roster_request_stanza(&items[i], &err);
+		if (err != NULL)
+			log_warning("export: what the request of %s said does not parse (%s); left out",
+			            items[i].jid, err);
+		for (struct xml_node *c = xml_first_element(said); c != NULL; c = xml_next(c, NULL, NULL))
+			xml_append_copy(p, c);
+		xml_unref(&said);
 	}
 	if (shown == 0)
 		return;
@@ -1206,29 +1217,61 @@ static bool is_block_item(const struct privacy_item *it)
 	return it->type == PRIVACY_JID && !it->allow && it->stanzas == 0;
 }
 
-/* The bare JIDs of the subscription requests waiting in a <user/>: the
- * <presence type='subscribe'/> children ejabberd and Prosody write (in
- * jabber:client, or in no namespace of their own). */
+/* The bare JID of a subscription request waiting in a <user/> (p: one of
+ * the <presence type='subscribe'/> children ejabberd and Prosody write,
+ * in jabber:client or in no namespace of their own), or NULL.  Malloc'd. */
+static char *pending_jid(const struct xml_node *p)
+{
+	const char *type = xml_attr(p, "type"), *from = xml_attr(p, "from");
+	if (type == NULL || strcmp(type, "subscribe") != 0 || from == NULL)
+		return NULL;
+	if (strcmp(p->ns, NS_CLIENT) != 0 && strcmp(p->ns, NS_PIE) != 0 && *p->ns != '\0')
+		return NULL;
+	struct jid j;
+	const char *err;
+	if (jid_parse(from, &j, &err) != 0)
+		return NULL;
+	char *bare = jid_bare_string(&j);
+	jid_clear(&j);
+	return bare;
+}
+
+/* The bare JIDs of the subscription requests waiting in a <user/>. */
 static void pending_from_xml(const struct xml_node *u, struct strlist *out)
 {
 	for (struct xml_node *p = xml_child(u, "presence", NULL); p != NULL;
 	     p = xml_next(p, "presence", NULL)) {
-		const char *type = xml_attr(p, "type"), *from = xml_attr(p, "from");
-		if (type == NULL || strcmp(type, "subscribe") != 0 || from == NULL)
-			continue;
-		if (strcmp(p->ns, NS_CLIENT) != 0 && strcmp(p->ns, NS_PIE) != 0 && *p->ns != '\0')
-			continue;
-		struct jid j;
-		const char *err;
-		if (jid_parse(from, &j, &err) != 0)
-			continue;
-		char *bare = jid_bare_string(&j);
-		jid_clear(&j);
-		if (strlist_contains(out, bare))
+		char *bare = pending_jid(p);
+		if (bare == NULL || strlist_contains(out, bare))
 			free(bare);
 		else
 			list_take(out, bare);
 	}
+}
+
+/* What the first request from bare in a <user/> said (its <status/>s,
+ * in the namespace of the <presence/>, and its <nick/>), as
+ * roster_item.ask_in_stanza keeps it (in jabber:client), or NULL.
+ * Malloc'd. */
+static char *pending_said(const struct xml_node *u, const char *bare)
+{
+	for (struct xml_node *p = xml_child(u, "presence", NULL); p != NULL;
+	     p = xml_next(p, "presence", NULL)) {
+		char *j = pending_jid(p);
+		bool match = j != NULL && strcmp(j, bare) == 0;
+		free(j);
+		if (!match)
+			continue;
+		struct xml_node *c = xml_copy(p);
+		for (struct xml_node *st = xml_child(c, "status", p->ns); st != NULL;
+		     st = xml_next(st, "status", p->ns))
+			st->ns = NS_CLIENT;
+		c->ns = NS_CLIENT;
+		char *said = roster_request_said(c);
+		xml_unref(&c);
+		return said;
+	}
+	return NULL;
 }
 
 static enum storage_result store_blocklist(struct ev_loop *loop, struct storage *st, const char *host,
@@ -1623,6 +1666,7 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 				}
 				if (strlist_contains(&pending, it.jid)) {
 					it.ask_in = true;
+					it.ask_in_stanza = pending_said(u, it.jid);
 					list_remove(&pending, it.jid);
 				}
 				struct wait rw = { 0 };
@@ -1720,9 +1764,13 @@ static int import_user(struct ev_loop *loop, struct storage *st, const struct ho
 	 * which the user's next initial presence delivers (RFC 6121 3.1.3). */
 	for (size_t i = 0; i < pending.count && res == STORAGE_OK; i++) {
 		what = "pending subscription requests";
-		struct roster_item it = { .jid = pending.items[i], .subscription = SUB_NONE, .ask_in = true };
+		struct roster_item it = { .jid = pending.items[i],
+			                  .subscription = SUB_NONE,
+			                  .ask_in = true,
+			                  .ask_in_stanza = pending_said(u, pending.items[i]) };
 		struct wait rw = { 0 };
 		res = wait_done(loop, storage_roster_set(st, host, user, &it, done_cb, &rw), &rw);
+		free(it.ask_in_stanza);
 	}
 	strlist_free(&pending);
 	int rc = 0;

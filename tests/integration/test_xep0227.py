@@ -21,6 +21,8 @@ from parleytest import (HOST, OTHER, NS_BLOCKING, NS_CLIENT, NS_PRIVACY, NS_ROST
 from test_offline import send_chat, sync, wait_rows
 
 PIE = 'urn:xmpp:pie:0'
+NS_NICK = 'http://jabber.org/protocol/nick'
+XML_LANG = '{http://www.w3.org/XML/1998/namespace}lang'
 NEW = 'renamed.local'
 
 
@@ -102,6 +104,15 @@ def test_export_import_round_trip(srv):
         iq_ok(c, 'set', "<query xmlns='jabber:iq:privacy'><default name='quiet'/></query>")
     finally:
         c.close()
+    # a request waiting for carol, with what it said
+    e = raw_login(s, 'erin')
+    try:
+        e.send("<presence to='carol@%s' type='subscribe'><status>Hi, I'm Erin</status>"
+               "<status xml:lang='de'>Hallo, ich bin Erin</status><nick xmlns='%s'>Erin</nick>"
+               "</presence>" % (HOST, NS_NICK))
+        iq_ok(e, 'get', "<query xmlns='jabber:iq:roster'/>")   # once carol's roster has it
+    finally:
+        e.close()
     s.stop()
     out = s.dir / 'export.xml'
     r = ctl_ok(s, 'export-xep0227', out)
@@ -127,6 +138,12 @@ def test_export_import_round_trip(srv):
     assert len(pq.findall('.//' + q('jabber:iq:privacy', 'item'))) == 2
     assert [i.get('jid') for i in alice.iter(q('urn:xmpp:blocking', 'item'))] == ['spam.example']
     assert users['carol'].find(q('urn:xmpp:blocking', 'blocklist')) is not None, tostr(users['carol'])
+    reqs = users['carol'].findall(q(NS_CLIENT, 'presence'))
+    assert [(p.get('from'), p.get('type')) for p in reqs] == [('erin@%s' % HOST, 'subscribe')], \
+        tostr(users['carol'])
+    assert [(st.get(XML_LANG), st.text) for st in reqs[0].findall(q(NS_CLIENT, 'status'))] == \
+        [(None, "Hi, I'm Erin"), ('de', 'Hallo, ich bin Erin')], tostr(reqs[0])
+    assert reqs[0].findtext(q(NS_NICK, 'nick')) == 'Erin', tostr(reqs[0])
     msgs = users['carol'].findall('%s/%s' % (q(PIE, 'offline-messages'), q(NS_CLIENT, 'message')))
     assert [m.findtext(q(NS_CLIENT, 'body')) for m in msgs] == ['first <b>offline</b> & one',
                                                                 'second']
@@ -470,7 +487,8 @@ def test_import_prosody_files(empty_srv, run, tmp_path):
                      "ask='subscribe'/></query>" % HOST)
         if user == 'juliet':
             extra = ("<query xmlns='jabber:iq:roster'><item jid='romeo@%s' subscription='to'/>"
-                     "</query><presence type='subscribe' from='romeo@%s'/>"
+                     "</query><presence type='subscribe' from='romeo@%s'>"
+                     "<status>It is the east</status><nick xmlns='%s'>Romeo</nick></presence>"
                      "<presence type='subscribe' from='nurse@%s/kitchen'/>"
                      "<blocklist xmlns='urn:xmpp:blocking'><item jid='tybalt@%s'/></blocklist>"
                      "<query xmlns='jabber:iq:privacy'><list name='Blocked contacts'>"
@@ -478,7 +496,7 @@ def test_import_prosody_files(empty_srv, run, tmp_path):
                      "<default name='Blocked contacts'/></query>"
                      "<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
                      "<items node='urn:xmpp:bookmarks:1'/></pubsub>"
-                     % (HOST, HOST, HOST, HOST, HOST))
+                     % (HOST, HOST, NS_NICK, HOST, HOST, HOST))
         (d / ('%s@%s.xml' % (user, HOST))).write_text(
             "<?xml version='1.0' encoding='utf-8'?><server-data xmlns='urn:xmpp:pie:0'>"
             "<host jid='%s'><user name='%s'%s>%s%s</user></host></server-data>"
@@ -492,12 +510,14 @@ def test_import_prosody_files(empty_srv, run, tmp_path):
     j = raw_login(s, 'juliet')   # PLAIN against the imported SCRAM-SHA-1 credentials
     try:
         j.send('<presence/>')
-        froms = set()
+        said = {}
         for _ in range(2):
             p = j.wait_for(lambda e: e.tag == q(NS_CLIENT, 'presence') and e.get('type') == 'subscribe',
                            timeout=10, what='a pending subscription request')
-            froms.add(p.get('from'))
-        assert froms == {'romeo@%s' % HOST, 'nurse@%s' % HOST}, froms
+            said[p.get('from')] = (p.findtext(q(NS_CLIENT, 'status')), p.findtext(q(NS_NICK, 'nick')))
+        # with what the request said in the file
+        assert said == {'romeo@%s' % HOST: ('It is the east', 'Romeo'),
+                        'nurse@%s' % HOST: (None, None)}, said
         r = iq_ok(j, 'get', "<query xmlns='jabber:iq:roster'/>")
         # the request from a contact in the roster stays on that item; the
         # other one is not shown as a roster item
