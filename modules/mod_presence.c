@@ -145,6 +145,8 @@ struct pres_op {
 	struct roster_item before; /* subscription fields as read (no strings) */
 	bool remove;               /* write removes the item */
 	bool changed;              /* the write changes the subscription state */
+	bool view_from;            /* PK_IN_SUB subscribe: a shared roster group gives
+	                              the contact the user's presence already */
 	bool said_changed;         /* PK_IN_SUB subscribe: what the waiting request
 	                              says changed (item.ask_in_stanza) */
 	uint64_t version;
@@ -712,8 +714,9 @@ static void op_act(struct pres_op *op, bool changed)
 	} else if (op->kind == PK_IN_SUB) {
 		switch (op->sub) {
 		case ST_SUBSCRIBE:
-			if (has_from(it->subscription)) {
-				/* Already subscribed or approved in advance: answer. */
+			if (has_from(it->subscription) || op->view_from) {
+				/* Already subscribed (stored, or through a shared
+				 * roster group) or approved in advance: answer. */
 				route_new("subscribed", &self, &op->peer, true);
 				if (changed)
 					send_presence_of(h, op->user, &op->peer, false, NULL);
@@ -816,7 +819,7 @@ static bool decide_sub(struct pres_op *op, bool existed)
 	} else {
 		switch (op->sub) {
 		case ST_SUBSCRIBE:
-			if (has_from(it->subscription))
+			if (has_from(it->subscription) || op->view_from)
 				break;
 			if (it->approved) {
 				grant_from(it);
@@ -1033,6 +1036,16 @@ static void op_roster_read(enum storage_result res, const struct roster_item *it
 		} else {
 			op->item.jid = bare;
 			op->item.subscription = SUB_NONE;
+		}
+		if (op->kind == PK_IN_SUB && op->sub == ST_SUBSCRIBE &&
+		    (old == NULL || !has_from(old->subscription))) {
+			/* A contact of a shared roster group sees the user's
+			 * presence as if subscribed: its request is answered,
+			 * not stored (RFC 6121 §3.1.3). */
+			struct roster_view view;
+			roster_view_one(&view, h, op->user, old, op->item.jid, true);
+			op->view_from = view.count == 1 && has_from(view.items[0].subscription);
+			roster_view_clear(&view);
 		}
 		op->changed = decide_sub(op, old != NULL);
 		if (!op->changed && !(old != NULL && op->said_changed)) {

@@ -197,6 +197,32 @@ def test_first_roster_holds_the_group_and_presence_flows(server, run):
     assert bare(a) in info and bare(c) in info
 
 
+def test_subscribe_between_members_is_answered(server, run):
+    """RFC 6121 §3.1.3: a member asking another for presence already has
+    it through the group: the contact's server answers 'subscribed' on
+    the contact's behalf, the contact is not asked, and nothing is
+    stored (or asked again at the contact's next login)."""
+    a, b = new_users(server, 2)
+    new_group(server, (a, b))
+
+    async def scenario():
+        ca, wa = await online(server, a)
+        cb, wb = await online(server, b)
+        await wa.presence(bare(b))
+        await wb.presence(bare(a))
+        ca.send_presence(pto=bare(b), ptype='subscribe')
+        await wa.presence(bare(b), 'subscribed')
+        await wb.no_presence(bare(a), wait=1.0)
+        await logout(cb)
+        cb, wb = await online(server, b)
+        await wb.presence(bare(a))
+        await wb.no_presence(bare(a), wait=1.0)
+        await logout(ca, cb)
+    run(scenario())
+    assert server.db_rows('roster_items', b) == 0
+    assert ctl_ok(server, 'get-roster', bare(b)).strip() == '', ctl_ok(server, 'get-roster', bare(b))
+
+
 def test_displayed_groups(server, run):
     """Members of 'desk' see the members of 'ops' (and not each other); ops
     members see nobody through desk, but presence goes to who sees them."""
