@@ -172,6 +172,17 @@ bool blocking_list_matches(const struct strlist *sorted, const struct jid *peer)
  * without one, or when mod_blocking does not run on h). */
 struct host;
 bool blocking_blocks(struct host *h, const char *user, const struct jid *peer);
+struct xml_node;
+/* Whether the privacy list in force for from, a user of h (the active list
+ * of from's session, else the default list), denies presence p to 'to':
+ * presence-out items for presence notifications (no type, unavailable),
+ * items for every stanza for other presence.  As far as mod_privacy knows
+ * now: it keeps the lists of users with sessions (false for a user without
+ * one, or when mod_privacy does not run on h).  mod_privacy's stanza_in
+ * asks it for presence to a local user, mod_presence before it routes
+ * presence on a user's behalf to another server. */
+bool privacy_denies_presence(struct host *h, const struct xml_node *p, const struct jid *from,
+                             const struct jid *to);
 /* Whether list (items in ascending order, as storage gives them) denies a
  * stanza of kind bit (a PRIVACY_* bit; 0 for what only items covering
  * every stanza apply to) from peer, with the user's roster (for group and

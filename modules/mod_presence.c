@@ -28,6 +28,12 @@
  * - session_closed: unavailable to subscribers and directed-presence
  *   targets.
  *
+ * What this module routes on a user's behalf goes through route_presence:
+ * to a local user stanza_in applies the sender's block list and privacy
+ * list (mod_blocking, mod_privacy); to another server or a service
+ * route_presence applies them (blocking_blocks, privacy_denies_presence),
+ * so each is applied once whatever the destination.
+ *
  * Invariants:
  * - Every piece of work that reads a user's roster is a struct pres_op on
  *   one FIFO list; at most one op per user runs (read, decide, write,
@@ -282,12 +288,15 @@ struct xml_node *roster_request_stanza(const struct roster_item *it, const char 
 }
 
 /* Route presence p on a user's behalf.  What goes to a local host passes
- * that host's stanza_in, where the sender's block list is applied; to
- * another server nothing else would apply it (XEP-0191 §3.3). */
+ * that host's stanza_in, where the sender's block list and privacy list
+ * are applied; to another server (or a service) nothing else would apply
+ * them (XEP-0191 §3.3, XEP-0016 presence-out), so they are applied here,
+ * once. */
 static void route_presence(struct xml_node *p, const struct jid *from, const struct jid *to)
 {
 	struct host *fh = from->node != NULL ? host_find(from->domain) : NULL;
-	if (fh != NULL && host_find(to->domain) == NULL && blocking_blocks(fh, from->node, to))
+	if (fh != NULL && host_find(to->domain) == NULL &&
+	    (blocking_blocks(fh, from->node, to) || privacy_denies_presence(fh, p, from, to)))
 		return;
 	router_route(p, from, to);
 }

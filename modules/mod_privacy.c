@@ -24,7 +24,10 @@
  *   presence from a local user of this or another local host (broadcasts
  *   and probe answers the server sends on the user's behalf) is judged on
  *   the sending session's list (presence-out, from the sender's host's
- *   instance of this module) with the recipient as peer.
+ *   instance of this module) with the recipient as peer.  That judgement
+ *   is privacy_denies_presence, which mod_presence asks too before it
+ *   routes such presence to another server or a service (no stanza_in
+ *   there): each presence on a user's behalf is judged once.
  * - user_send_packet (priority 11, after mod_blocking, before
  *   mod_presence): what the user sends to a peer its list denies: a
  *   presence is dropped, a message or iq request answered with
@@ -1008,6 +1011,22 @@ static bool iq_request(const struct xml_node *stanza)
 	return type != NULL && (strcmp(type, "get") == 0 || strcmp(type, "set") == 0);
 }
 
+bool privacy_denies_presence(struct host *h, const struct xml_node *p, const struct jid *from,
+                             const struct jid *to)
+{
+	if (from->node == NULL || !module_running(h, "privacy"))
+		return false;
+	struct prv_state *ps = module_state(h, "privacy");
+	if (ps == NULL || builtin_filter_exempt(h, from->node, to))
+		return false;
+	struct prv_user *u = user_get(ps, from->node);
+	if (u == NULL)
+		return false;
+	struct session *s = from->resource != NULL ? sm_find(h, from) : NULL;
+	unsigned bit = is_notification(p) ? PRIVACY_PRESENCE_OUT : 0;
+	return list_denies(u, effective_list(u, s), bit, to);
+}
+
 /* Before the session manager: iqs the server answers for a user, and
  * presence it sends on a user's behalf. */
 static enum hook_result privacy_in(struct host *h, void *args, void *ctx)
@@ -1035,15 +1054,8 @@ static enum hook_result privacy_in(struct host *h, void *args, void *ctx)
 	/* The sender's lists are kept by the privacy module of its own host
 	 * (this one, or another local host). */
 	struct host *fh = strcmp(hp->from->domain, h->name) == 0 ? h : host_find(hp->from->domain);
-	struct prv_state *fps = fh == h ? ps : fh != NULL ? module_state(fh, "privacy") : NULL;
-	if (fps == NULL || builtin_filter_exempt(fps->host, hp->from->node, hp->to))
-		return HOOK_CONTINUE;
-	struct prv_user *u = user_get(fps, hp->from->node);
-	if (u == NULL)
-		return HOOK_CONTINUE;
-	struct session *s = hp->from->resource != NULL ? sm_find(fh, hp->from) : NULL;
-	unsigned bit = is_notification(hp->stanza) ? PRIVACY_PRESENCE_OUT : 0;
-	return list_denies(u, effective_list(u, s), bit, hp->to) ? HOOK_STOP : HOOK_CONTINUE;
+	return fh != NULL && privacy_denies_presence(fh, hp->stanza, hp->from, hp->to) ? HOOK_STOP
+	                                                                               : HOOK_CONTINUE;
 }
 
 /* Outbound: what the user sends. */

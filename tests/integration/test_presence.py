@@ -62,10 +62,13 @@ def expect_none(c, pred, what, wait=1.0):
     raise AssertionError('unexpected %s: %s' % (what, tostr(e)))
 
 
-def presence(typ=None, frm=None):
-    """Predicate: a presence of type typ (None: available) from frm."""
+def presence(typ=None, frm=None, status=None, ns=NS_CLIENT):
+    """Predicate: a presence of type typ (None: available) from frm, with
+    status when given; ns 'jabber:server' for what a raw s2s peer reads."""
     def match(e):
-        if e.tag != q(NS_CLIENT, 'presence') or e.get('type') != typ:
+        if e.tag != q(ns, 'presence') or e.get('type') != typ:
+            return False
+        if status is not None and e.findtext(q(ns, 'status')) != status:
             return False
         return frm is None or e.get('from') == frm
     return match

@@ -2,7 +2,8 @@
 dialback verifications over a bidirectional (XEP-0288) route, both when
 parleyd connected and when it accepted, and what becomes of a
 verification whose stream goes away before it is answered; the extended
-key usage a peer's certificate needs for each direction."""
+key usage a peer's certificate needs for each direction; the presence a
+user's privacy list holds back from a peer's users."""
 import hashlib
 import hmac
 import socket
@@ -12,6 +13,8 @@ import pytest
 
 from parleytest import (NS_DIALBACK, NS_SASL, NS_STANZA_ERR, NS_STREAM, NS_TLS, FedParleyd,
                         RawClient, RawServer, free_port, make_test_ca, q, stanza_error, tostr)
+from test_presence import expect, new_user, online, presence
+from test_privacy import _set, item, list_xml
 
 A = 'a.test'
 B1 = 'b1.test'   # a raw peer that parleyd connects to (fake server, accepts bidi)
@@ -25,6 +28,8 @@ DB_INVALID, DB_ERROR, DB_CLOSE = 'invalid.test', 'error.test', 'close.test'
 VERIFY_ERROR = 'verr.test'  # answers parleyd's <db:verify/> with a dialback error
 DIRECT = 'direct.test'  # a raw peer parleyd reaches by direct TLS (XEP-0368)
 NOT_TLS = 'nottls.test'  # a raw peer that answers <starttls/> with no TLS at all
+# a raw peer that connects to parleyd with XEP-0288, whose users get presence
+PRIV = 'privacy.test'
 SECRET_A = b'the dialback secret of a.test, for the raw tests'
 NS_SERVER = 'jabber:server'
 NS_BIDI = 'urn:xmpp:bidi'
@@ -122,7 +127,7 @@ def dialback_client(server, origin):
 @pytest.fixture(scope='module')
 def env(tmp_path_factory):
     base = tmp_path_factory.mktemp('s2s-raw')
-    ca = make_test_ca(base / 'ca', [A, B1, B2, B3, B4, B5],
+    ca = make_test_ca(base / 'ca', [A, B1, B2, B3, B4, B5, PRIV],
                       ekus={B3: 'clientAuth', B4: 'emailProtection', B5: ''})
     lst = socket.socket()
     lst.bind(('127.0.0.1', 0))
@@ -140,6 +145,23 @@ def env(tmp_path_factory):
     yield a, ca, lst
     lst.close()
     a.finish()
+
+
+def bidi_peer(a, ca, domain):
+    """A raw peer for domain that connects to parleyd with SASL EXTERNAL
+    and XEP-0288, so that parleyd's stanzas for domain come back on its
+    stream; returns it after the stream restart."""
+    p = CertServer(a.s2s_port, domain, A, ca[domain], timeout=15)
+    f = p.starttls()
+    mechs = f.find(q(NS_SASL, 'mechanisms'))
+    assert mechs is not None and f.find(q(NS_BIDI_FEATURE, 'bidi')) is not None, tostr(f)
+    p.send("<bidi xmlns='%s'/>" % NS_BIDI)
+    p.send("<auth xmlns='%s' mechanism='EXTERNAL'>=</auth>" % NS_SASL)
+    el = p.wait_for(lambda e: e.tag.startswith('{%s}' % NS_SASL), what='SASL answer')
+    assert el.tag == q(NS_SASL, 'success'), tostr(el)
+    p.open()
+    p.claimed = set()
+    return p
 
 
 def accept_to_proceed(lst, domain, sid):
@@ -214,15 +236,7 @@ def test_db_verify_over_bidi_route_parleyd_accepted(env):
     dialback; a request still waiting when the stream closes is answered
     with an error, not left waiting."""
     a, ca, lst = env
-    p = CertServer(a.s2s_port, B2, A, ca[B2], timeout=15)
-    f = p.starttls()
-    mechs = f.find(q(NS_SASL, 'mechanisms'))
-    assert mechs is not None and f.find(q(NS_BIDI_FEATURE, 'bidi')) is not None, tostr(f)
-    p.send("<bidi xmlns='%s'/>" % NS_BIDI)
-    p.send("<auth xmlns='%s' mechanism='EXTERNAL'>=</auth>" % NS_SASL)
-    el = p.wait_for(lambda e: e.tag.startswith('{%s}' % NS_SASL), what='SASL answer')
-    assert el.tag == q(NS_SASL, 'success'), tostr(el)
-    p.open()
+    p = bidi_peer(a, ca, B2)
 
     r = dialback_client(a, B2)
     v = p.wait_for(lambda e: e.tag == q(NS_DIALBACK, 'verify'), what='db:verify request')
@@ -439,3 +453,42 @@ def test_unsolicited_dialback_answers_on_an_incoming_stream(env):
     assert el.tag == q(NS_DIALBACK, 'verify') and el.get('id') == 'u3', tostr(el)
     assert el.get('type') == 'valid', tostr(el)
     p.close()
+
+
+def test_privacy_list_holds_presence_back_from_a_remote_contact(env):
+    """XEP-0016 presence-out: a contact on another server subscribed to the
+    user does not get the broadcasts that the session's active list denies
+    it (by JID, by subscription, by a rule for everyone after one that does
+    not match), and gets them again once no list is active."""
+    a, ca, lst = env
+    p = bidi_peer(a, ca, PRIV)
+    u = new_user(a, 'pv', host=A)
+    c, c2 = online(a, u, host=A), online(a, u, host=A)
+    user, bob = '%s@%s' % (u, A), 'bob@' + PRIV
+    try:
+        p.send("<presence from='%s' to='%s' type='subscribe'/>" % (bob, user))
+        expect(c, presence('subscribe', bob), 'the request of the remote contact')
+        c.send("<presence to='%s' type='subscribed'/>" % bob)
+        expect(p, presence('subscribed', user, ns=NS_SERVER), 'the approval')
+        expect(p, presence(None, c.jid, ns=NS_SERVER), 'the presence of the session')
+        rules = (item(1, 'deny', 'jid', bob, ('presence-out',)),
+                 item(1, 'deny', 'subscription', 'from', ('presence-out',)),
+                 item(1, 'allow', 'jid', 'x@' + PRIV) + item(2, 'deny', stanzas=('presence-out',)))
+        for i, rule in enumerate(rules):
+            _set(c, list_xml('hide%d' % i, rule))
+            _set(c, "<active name='hide%d'/>" % i)
+            c.send('<presence><status>hidden %d</status></presence>' % i)
+            # the user's other resource gets the broadcast after the contacts
+            expect(c2, presence(None, c.jid, status='hidden %d' % i), 'broadcast %d' % i)
+        _set(c, '<active/>')
+        c.send('<presence><status>shown</status></presence>')
+        expect(p, presence(None, c.jid, status='shown', ns=NS_SERVER), 'the presence again')
+        hidden = [tostr(e) for e in p.received
+                  if presence(None, c.jid, ns=NS_SERVER)(e)
+                  and (e.findtext(q(NS_SERVER, 'status')) or '').startswith('hidden')]
+        assert not hidden, hidden
+    finally:
+        c.close()
+        c2.close()
+        p.close()
+
