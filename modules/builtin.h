@@ -286,6 +286,15 @@ void presence_wait_cancel(void *wait);
  * user's presence work goes on and w is freed.  w NULL: nothing. */
 void presence_wait_end(struct presence_wait *w, bool removed);
 
+/* ---- directed presence (mod_blocking) -------------------------------------- */
+
+struct strlist;
+/* The JIDs session s of h sent directed available presence to and no
+ * unavailable since (they see it available without a subscription), as
+ * mod_presence keeps them; NULL when there is none, or mod_presence does
+ * not run on h.  Valid until s sends presence again or closes. */
+const struct strlist *presence_directed(struct host *h, const struct session *s);
+
 /* ---- roster view (mod_roster, mod_presence; shared roster groups) ---------- */
 
 /* The roster of user as it is seen (stored items merged with what the

@@ -11,7 +11,9 @@
  *   every session of the user that asked for the list (§3.2-§3.4).
  *   Then, when the user is available, the roster is read and the
  *   contacts the change covers that may see the user's presence are sent
- *   unavailable (block) or the current presence (unblock).
+ *   unavailable (block) or the current presence (unblock); a block also
+ *   sends unavailable to the directed-presence targets it covers, from
+ *   each session that sent them presence (presence_directed).
  * - stanza_in (sm_route, every stanza to a local user): from a JID the
  *   recipient blocks, messages and iq get/set are answered with
  *   <service-unavailable/>, everything else is dropped (§3.5).  Presence
@@ -295,12 +297,79 @@ static void push(struct blk_state *ps, const struct blk_user *u, const struct xm
 	builtin_push(ps->host, u->e.user, targets, n, change);
 }
 
+/* Whether a block (op->told) has told to's bare JID already: a contact
+ * that may see the user's presence (in view), sent unavailable from each
+ * available resource of the user. */
+static bool told_as_contact(struct blk_state *ps, struct blk_op *op, const struct roster_view *view,
+                            const struct jid *to)
+{
+	if (to->node == NULL)
+		return false;
+	struct jid bare = { 0 };
+	jid_set(&bare, to->node, to->domain, NULL);
+	char *s = jid_to_string(&bare);
+	const struct roster_item *it = roster_find_item(view->items, view->count, s);
+	bool told = it != NULL && (it->subscription == SUB_FROM || it->subscription == SUB_BOTH) &&
+	            blocking_list_matches(&op->told, &bare) &&
+	            !builtin_filter_exempt(ps->host, op->user, &bare);
+	free(s);
+	jid_clear(&bare);
+	return told;
+}
+
+/* XEP-0191 §3.3 for the JIDs a session of the user sent directed presence
+ * to: they see that session available without a subscription, so a block
+ * that covers one sends it unavailable from that session (unless the
+ * roster part has told it already). */
+static void tell_directed(struct blk_state *ps, struct blk_op *op, const struct roster_view *view)
+{
+	/* Copied first: routing may close a session. */
+	struct jid *from = NULL, *to = NULL;
+	size_t n = 0;
+	for (struct session *s = sm_user_sessions(ps->host, op->user); s != NULL; s = s->next_of_user) {
+		const struct strlist *targets = presence_directed(ps->host, s);
+		for (size_t i = 0; targets != NULL && i < targets->count; i++) {
+			struct jid t;
+			const char *err;
+			if (jid_parse(targets->items[i], &t, &err) != 0)
+				continue;
+			if (!blocking_list_matches(&op->told, &t) ||
+			    builtin_filter_exempt(ps->host, op->user, &t) ||
+			    (s->available && told_as_contact(ps, op, view, &t))) {
+				jid_clear(&t);
+				continue;
+			}
+			from = xrealloc(from, (n + 1) * sizeof(*from));
+			to = xrealloc(to, (n + 1) * sizeof(*to));
+			jid_copy(&from[n], &s->jid);
+			to[n++] = t;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct xml_node *p = xml_new("presence", NS_CLIENT);
+		xml_set_attr(p, "type", "unavailable");
+		xml_set_attr(p, "from", jid_to_pool(p->pool, &from[i]));
+		xml_set_attr(p, "to", jid_to_pool(p->pool, &to[i]));
+		ps->bypass = true;
+		router_route(p, &from[i], &to[i]);
+		ps->bypass = false;
+		xml_unref(&p);
+		jid_clear(&from[i]);
+		jid_clear(&to[i]);
+	}
+	free(from);
+	free(to);
+}
+
 /* What a contact of the user is told when a block or unblock covers it
  * (op->told): XEP-0191 §3.3, unavailable presence from each available
  * resource of the user; §3.4, the current presence of each.  Only contacts
  * allowed to see the user's presence (subscription from or both, in the
  * roster view) are told: anyone else would learn that the user is online.
- * A contact an unblock leaves blocked by another item is not told. */
+ * A contact an unblock leaves blocked by another item is not told.  A
+ * block also tells the session's directed-presence targets it covers
+ * (tell_directed); an unblock sends them nothing (directed presence is
+ * not resent). */
 static void contacts_read(enum storage_result res, const struct roster_item *items, size_t count,
                           uint64_t version, void *ctx)
 {
@@ -355,6 +424,8 @@ static void contacts_read(enum storage_result res, const struct roster_item *ite
 		}
 		jid_clear(&to);
 	}
+	if (block)
+		tell_directed(ps, op, &view);
 	roster_view_clear(&view);
 	for (size_t i = 0; i < k; i++)
 		jid_clear(&from[i]);
@@ -427,12 +498,13 @@ static void blocklist_written(enum storage_result res, void *ctx)
 		push(ps, u, el);
 		xml_unref(&el);
 	}
-	/* Then the contacts, from the roster (the unavailable presence of a
-	 * block passes the filter with ps->bypass). */
-	bool available = false;
+	/* Then the contacts, from the roster, and the directed-presence
+	 * targets (the unavailable presence of a block passes the filter with
+	 * ps->bypass). */
+	bool seen = false;
 	for (struct session *s = sm_user_sessions(ps->host, op->user); s != NULL; s = s->next_of_user)
-		available = available || s->available;
-	if (!available || op->told.count == 0) {
+		seen = seen || s->available || (block && presence_directed(ps->host, s) != NULL);
+	if (!seen || op->told.count == 0) {
 		op_free(&op->p);
 		return;
 	}

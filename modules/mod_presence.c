@@ -32,7 +32,9 @@
  * to a local user stanza_in applies the sender's block list and privacy
  * list (mod_blocking, mod_privacy); to another server or a service
  * route_presence applies them (blocking_blocks, privacy_denies_presence),
- * so each is applied once whatever the destination.
+ * so each is applied once whatever the destination.  The directed-presence
+ * targets of a session are read by mod_blocking (presence_directed), which
+ * sends them unavailable when a block covers them.
  *
  * Invariants:
  * - Every piece of work that reads a user's roster is a struct pres_op on
@@ -421,6 +423,13 @@ static void sess_free(struct pres_sess *r)
 {
 	strlist_free(&r->directed);
 	free(r);
+}
+
+const struct strlist *presence_directed(struct host *h, const struct session *s)
+{
+	struct pres_state *ps = module_running(h, "presence") ? module_state(h, "presence") : NULL;
+	struct pres_sess *r = ps != NULL ? sess_get(ps, s, false) : NULL;
+	return r != NULL && r->directed.count > 0 ? &r->directed : NULL;
 }
 
 /* ---- the op queue ---------------------------------------------------------- */

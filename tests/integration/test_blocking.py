@@ -270,6 +270,21 @@ def test_block_of_a_non_subscriber_sends_nothing(server):
         close_all(a, b, c)
 
 
+def test_block_ends_directed_presence(server):
+    """XEP-0191 §3.3: a JID that only got directed presence from a session
+    (no subscription) sees that session available; a block of it sends it
+    unavailable from that session."""
+    au, bu = new_user(server, 'bd'), new_user(server, 'be')
+    a, b = online(server, au), online(server, bu)
+    try:
+        a.send("<presence to='%s'><status>just you</status></presence>" % b.jid)
+        expect(b, presence(None, a.jid, status='just you'), 'the directed presence')
+        block(a, bare(bu))
+        expect(b, presence('unavailable', a.jid), 'unavailable on the block')
+    finally:
+        close_all(a, b)
+
+
 def test_block_stops_broadcast_to_another_local_host(server):
     """A contact of another virtual host of the same server is blocked by
     the blocking user's list, not by its own host's."""

@@ -3,7 +3,7 @@ dialback verifications over a bidirectional (XEP-0288) route, both when
 parleyd connected and when it accepted, and what becomes of a
 verification whose stream goes away before it is answered; the extended
 key usage a peer's certificate needs for each direction; the presence a
-user's privacy list holds back from a peer's users."""
+user's privacy list or block list holds back from a peer's users."""
 import hashlib
 import hmac
 import socket
@@ -13,6 +13,7 @@ import pytest
 
 from parleytest import (NS_DIALBACK, NS_SASL, NS_STANZA_ERR, NS_STREAM, NS_TLS, FedParleyd,
                         RawClient, RawServer, free_port, make_test_ca, q, stanza_error, tostr)
+from test_blocking import block
 from test_presence import expect, new_user, online, presence
 from test_privacy import _set, item, list_xml
 
@@ -28,8 +29,9 @@ DB_INVALID, DB_ERROR, DB_CLOSE = 'invalid.test', 'error.test', 'close.test'
 VERIFY_ERROR = 'verr.test'  # answers parleyd's <db:verify/> with a dialback error
 DIRECT = 'direct.test'  # a raw peer parleyd reaches by direct TLS (XEP-0368)
 NOT_TLS = 'nottls.test'  # a raw peer that answers <starttls/> with no TLS at all
-# a raw peer that connects to parleyd with XEP-0288, whose users get presence
+# raw peers that connect to parleyd with XEP-0288, whose users get presence
 PRIV = 'privacy.test'
+DIRECTED = 'directed.test'
 SECRET_A = b'the dialback secret of a.test, for the raw tests'
 NS_SERVER = 'jabber:server'
 NS_BIDI = 'urn:xmpp:bidi'
@@ -127,7 +129,7 @@ def dialback_client(server, origin):
 @pytest.fixture(scope='module')
 def env(tmp_path_factory):
     base = tmp_path_factory.mktemp('s2s-raw')
-    ca = make_test_ca(base / 'ca', [A, B1, B2, B3, B4, B5, PRIV],
+    ca = make_test_ca(base / 'ca', [A, B1, B2, B3, B4, B5, PRIV, DIRECTED],
                       ekus={B3: 'clientAuth', B4: 'emailProtection', B5: ''})
     lst = socket.socket()
     lst.bind(('127.0.0.1', 0))
@@ -492,3 +494,23 @@ def test_privacy_list_holds_presence_back_from_a_remote_contact(env):
         c2.close()
         p.close()
 
+
+def test_block_ends_directed_presence_to_a_remote_jid(env):
+    """XEP-0191 §3.3: a JID on another server that got directed presence
+    from a session (no subscription) is sent unavailable from that session
+    when the user blocks it."""
+    a, ca, lst = env
+    p = bidi_peer(a, ca, DIRECTED)
+    u = new_user(a, 'bv', host=A)
+    c = online(a, u, host=A)
+    carol = 'carol@%s/desk' % DIRECTED
+    try:
+        c.send("<presence to='%s'><status>just you</status></presence>" % carol)
+        e = expect(p, presence(None, c.jid, status='just you', ns=NS_SERVER), 'directed presence')
+        assert e.get('to') == carol, tostr(e)
+        block(c, 'carol@' + DIRECTED)
+        e = expect(p, presence('unavailable', c.jid, ns=NS_SERVER), 'unavailable on the block')
+        assert e.get('to') == carol, tostr(e)
+    finally:
+        c.close()
+        p.close()
