@@ -286,7 +286,7 @@ void presence_wait_cancel(void *wait);
  * user's presence work goes on and w is freed.  w NULL: nothing. */
 void presence_wait_end(struct presence_wait *w, bool removed);
 
-/* ---- directed presence (mod_blocking) -------------------------------------- */
+/* ---- directed presence (mod_blocking, mod_privacy) ------------------------- */
 
 struct strlist;
 /* The JIDs session s of h sent directed available presence to and no

@@ -33,8 +33,9 @@
  * list (mod_blocking, mod_privacy); to another server or a service
  * route_presence applies them (blocking_blocks, privacy_denies_presence),
  * so each is applied once whatever the destination.  The directed-presence
- * targets of a session are read by mod_blocking (presence_directed), which
- * sends them unavailable when a block covers them.
+ * targets of a session are read by mod_blocking and mod_privacy
+ * (presence_directed), which send them unavailable when a block or a
+ * privacy list starts to cover them.
  *
  * Invariants:
  * - Every piece of work that reads a user's roster is a struct pres_op on

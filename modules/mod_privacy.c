@@ -13,7 +13,11 @@
  *   replace, or remove with an empty <list/>), the active list, the
  *   default list.  A change is stored first; when storage says OK the
  *   cache is updated, the requester answered and, for a list change, a
- *   push sent to every session of the user (§2.6).
+ *   push sent to every session of the user (§2.6).  Then a peer that the
+ *   list a session applies now denies presence-out, and did not before,
+ *   is sent unavailable from that session if it sees it available: a
+ *   contact allowed to see the user's presence, or a directed-presence
+ *   target of the session (hide_newly_denied).
  * - user_receive_packet (sm.c, once per session a stanza is about to be
  *   written to): the session's active list, else the default list, with
  *   the sender as peer.  HOOK_STOP refuses it for that session (sm.c
@@ -54,6 +58,9 @@
  *   in stanza_in (builtin_refusal_hold_iq, mod_blocking's when it runs).
  * - Stanzas between a user and its own account or its own host are never
  *   filtered (a deny-all list must not cut a client off its roster pushes).
+ * - Unavailable presence sent when a list starts denying presence-out is
+ *   routed with ps->bypass set (routing to a local user is synchronous),
+ *   so privacy_denies_presence lets it pass.
  * - Every storage call is a struct prv_op on the module's pending list
  *   (pending.h); stop answers their requests and cancels their calls.
  */
@@ -148,6 +155,7 @@ struct prv_state {
 	const struct privacy_settings *set;
 	struct pending_ops ops;
 	struct user_cache users; /* struct prv_user */
+	bool bypass;             /* routing our own unavailable presence */
 };
 
 /* ---- cache ------------------------------------------------------------------------ */
@@ -610,6 +618,128 @@ static void roster_read(enum storage_result res, const struct roster_item *items
 	op_free(&op->p);
 }
 
+/* The list a session of a user applied before a change (a copy). */
+struct prv_before {
+	uint64_t id;
+	bool has;
+	struct prv_list list;
+};
+
+/* What each session of u applies now, copied; *n_r entries (NULL when 0). */
+static struct prv_before *before_take(struct prv_state *ps, struct prv_user *u, size_t *n_r)
+{
+	size_t n = 0;
+	for (struct session *s = sm_user_sessions(ps->host, u->e.user); s != NULL; s = s->next_of_user)
+		n++;
+	*n_r = n;
+	if (n == 0)
+		return NULL;
+	struct prv_before *b = xcalloc(n, sizeof(*b));
+	size_t i = 0;
+	for (struct session *s = sm_user_sessions(ps->host, u->e.user); s != NULL && i < n;
+	     s = s->next_of_user, i++) {
+		const struct prv_list *l = effective_list(u, s);
+		b[i].id = s->id;
+		b[i].has = l != NULL;
+		if (l != NULL)
+			list_copy(&b[i].list, l);
+	}
+	return b;
+}
+
+static bool has_from(enum roster_subscription sub)
+{
+	return sub == SUB_FROM || sub == SUB_BOTH;
+}
+
+/* Whether a session's list went from not denying presence-out to peer
+ * (old) to denying it (now), and nothing else keeps peer from the user's
+ * presence already (the peer is not exempt, the block list does not block
+ * it). */
+static bool newly_denied(struct prv_state *ps, struct prv_user *u, const struct prv_list *old,
+                         const struct prv_list *now, const struct jid *peer)
+{
+	return !builtin_filter_exempt(ps->host, u->e.user, peer) &&
+	       list_denies(u, now, PRIVACY_PRESENCE_OUT, peer) &&
+	       !list_denies(u, old, PRIVACY_PRESENCE_OUT, peer) &&
+	       !blocking_blocks(ps->host, u->e.user, peer);
+}
+
+/* XEP-0016 presence-out (as XEP-0191 §3.3 says for a block): a change that
+ * makes the list a session applies deny presence-out to a peer that sees
+ * the session available sends the peer unavailable from that session: a
+ * contact allowed to see the user's presence (subscription from or both,
+ * when the session is available) or a directed-presence target of the
+ * session (presence_directed; skipped when its bare JID is told as a
+ * contact).  A peer the block list blocks has been told by it.  before (n
+ * entries, from before_take) is freed here.  The user is looked up again:
+ * answering the request may have closed its last session. */
+static void hide_newly_denied(struct prv_state *ps, const char *user, struct prv_before *before, size_t n)
+{
+	struct host *h = ps->host;
+	struct prv_user *u = user_get(ps, user);
+	/* Copied first: routing may close a session. */
+	struct jid *from = NULL, *to = NULL;
+	size_t m = 0;
+	for (struct session *s = u != NULL ? sm_user_sessions(h, user) : NULL; s != NULL;
+	     s = s->next_of_user) {
+		const struct prv_before *b = NULL;
+		for (size_t i = 0; i < n && b == NULL; i++)
+			if (before[i].id == s->id)
+				b = &before[i];
+		const struct prv_list *now = effective_list(u, s);
+		if (b == NULL || now == NULL)
+			continue;
+		const struct prv_list *old = b->has ? &b->list : NULL;
+		size_t nc = s->available ? u->nroster : 0;
+		const struct strlist *directed = presence_directed(h, s);
+		size_t nd = directed != NULL ? directed->count : 0;
+		for (size_t i = 0; i < nc + nd; i++) {
+			struct jid peer;
+			const char *err;
+			if (i < nc && !has_from(u->roster[i].sub))
+				continue;
+			if (jid_parse(i < nc ? u->roster[i].jid : directed->items[i - nc], &peer, &err) != 0)
+				continue;
+			bool tell = newly_denied(ps, u, old, now, &peer);
+			if (tell && i >= nc && s->available && peer.node != NULL) {
+				const struct prv_contact *c = contact_of(u, &peer);
+				struct jid bare = { 0 };
+				jid_set(&bare, peer.node, peer.domain, NULL);
+				tell = c == NULL || !has_from(c->sub) ||
+				       !newly_denied(ps, u, old, now, &bare);
+				jid_clear(&bare);
+			}
+			if (!tell) {
+				jid_clear(&peer);
+				continue;
+			}
+			from = xrealloc(from, (m + 1) * sizeof(*from));
+			to = xrealloc(to, (m + 1) * sizeof(*to));
+			jid_copy(&from[m], &s->jid);
+			to[m++] = peer;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (before[i].has)
+			list_clear(&before[i].list);
+	free(before);
+	for (size_t i = 0; i < m; i++) {
+		struct xml_node *p = xml_new("presence", NS_CLIENT);
+		xml_set_attr(p, "type", "unavailable");
+		xml_set_attr(p, "from", jid_to_pool(p->pool, &from[i]));
+		xml_set_attr(p, "to", jid_to_pool(p->pool, &to[i]));
+		ps->bypass = true;
+		router_route(p, &from[i], &to[i]);
+		ps->bypass = false;
+		xml_unref(&p);
+		jid_clear(&from[i]);
+		jid_clear(&to[i]);
+	}
+	free(from);
+	free(to);
+}
+
 /* §2.6: tell every session of the user that list name changed. */
 static void push(struct prv_state *ps, const char *user, const char *name)
 {
@@ -640,6 +770,8 @@ static void written(enum storage_result res, void *ctx)
 		return;
 	}
 	struct prv_user *u = user_get(ps, op->user);
+	size_t nbefore = 0;
+	struct prv_before *before = u != NULL && u->loaded ? before_take(ps, u, &nbefore) : NULL;
 	if (u != NULL && u->loaded) {
 		switch (op->kind) {
 		case PK_SET_LIST: cache_set_list(u, &op->list); break;
@@ -657,6 +789,8 @@ static void written(enum storage_result res, void *ctx)
 		push(ps, op->user, op->list.name);
 	else if (op->kind == PK_REMOVE_LIST)
 		push(ps, op->user, op->name);
+	if (before != NULL)
+		hide_newly_denied(ps, op->user, before, nbefore);
 	op_free(&op->p);
 }
 
@@ -844,9 +978,14 @@ static void handle_set(struct prv_state *ps, struct iq_request *req, struct prv_
 			iq_error(req, SE_BAD_REQUEST, "an active list belongs to a session");
 			return;
 		}
+		size_t nbefore;
+		struct prv_before *before = before_take(ps, u, &nbefore);
+		char *user = xstrdup(u->e.user); /* the answer frees req */
 		free(r->active);
 		r->active = name != NULL ? xstrdup(name) : NULL;
 		iq_result(req, NULL);
+		hide_newly_denied(ps, user, before, nbefore);
+		free(user);
 		return;
 	}
 	if (xml_is(el, "default", NS_PRIVACY)) {
@@ -1017,7 +1156,7 @@ bool privacy_denies_presence(struct host *h, const struct xml_node *p, const str
 	if (from->node == NULL || !module_running(h, "privacy"))
 		return false;
 	struct prv_state *ps = module_state(h, "privacy");
-	if (ps == NULL || builtin_filter_exempt(h, from->node, to))
+	if (ps == NULL || ps->bypass || builtin_filter_exempt(h, from->node, to))
 		return false;
 	struct prv_user *u = user_get(ps, from->node);
 	if (u == NULL)

@@ -418,6 +418,28 @@ def test_presence_out_to_another_local_host(server):
         o.close()
 
 
+def test_list_that_starts_denying_presence_out_sends_unavailable(server):
+    """XEP-0016 presence-out, as XEP-0191 §3.3 for a block: once the list a
+    session applies denies them presence-out, a subscribed contact and a
+    JID that only got directed presence from the session are sent
+    unavailable from it."""
+    au, bu, cu = new_user(server, 'ua'), new_user(server, 'ub'), new_user(server, 'uc')
+    a, b, c = online(server, au), online(server, bu), online(server, cu)
+    try:
+        make_mutual(a, au, b, bu)
+        a.send("<presence to='%s'><status>just you</status></presence>" % c.jid)
+        expect(c, presence(None, a.jid, status='just you'), 'the directed presence')
+        _set(a, list_xml('hide', item(1, 'deny', 'jid', bare(bu), ('presence-out',)),
+                         item(2, 'deny', 'jid', bare(cu), ('presence-out',))))
+        _set(a, "<active name='hide'/>")
+        expect(b, presence('unavailable', a.jid), 'unavailable to the contact')
+        expect(c, presence('unavailable', a.jid), 'unavailable to the directed-presence target')
+    finally:
+        a.close()
+        b.close()
+        c.close()
+
+
 def test_subscription_stanzas_from_a_denied_peer(server):
     """A list denying a peer (for every stanza) stops its subscription
     stanzas before they change the roster (XEP-0016: the list comes before

@@ -459,9 +459,10 @@ def test_unsolicited_dialback_answers_on_an_incoming_stream(env):
 
 def test_privacy_list_holds_presence_back_from_a_remote_contact(env):
     """XEP-0016 presence-out: a contact on another server subscribed to the
-    user does not get the broadcasts that the session's active list denies
-    it (by JID, by subscription, by a rule for everyone after one that does
-    not match), and gets them again once no list is active."""
+    user is sent unavailable when the session's active list starts denying
+    it presence-out, does not get the broadcasts that the list denies it (by
+    JID, by subscription, by a rule for everyone after one that does not
+    match), and gets them again once no list is active."""
     a, ca, lst = env
     p = bidi_peer(a, ca, PRIV)
     u = new_user(a, 'pv', host=A)
@@ -479,6 +480,9 @@ def test_privacy_list_holds_presence_back_from_a_remote_contact(env):
         for i, rule in enumerate(rules):
             _set(c, list_xml('hide%d' % i, rule))
             _set(c, "<active name='hide%d'/>" % i)
+            if i == 0:
+                # the contact sees the session available: now no more
+                expect(p, presence('unavailable', c.jid, ns=NS_SERVER), 'unavailable')
             c.send('<presence><status>hidden %d</status></presence>' % i)
             # the user's other resource gets the broadcast after the contacts
             expect(c2, presence(None, c.jid, status='hidden %d' % i), 'broadcast %d' % i)
