@@ -3,6 +3,7 @@
  * c2s-sm.h).  Loop thread only.
  */
 #include "c2s-sm.h"
+#include "sm.h"
 #include "lib/util.h"
 #include "lib/xml.h"
 
@@ -47,10 +48,14 @@ void c2s_sm_free(struct c2s_sm **smp)
 	if (sm->id[0] != '\0')
 		unregister(sm);
 	struct c2s_sm_entry e;
-	while (c2s_sm_pop(sm, &e))
+	while (c2s_sm_pop(sm, &e)) {
 		xml_unref(&e.el);
-	for (size_t i = 0; i < sm->nheld; i++)
+		sm_copies_unref(&e.copies);
+	}
+	for (size_t i = 0; i < sm->nheld; i++) {
 		xml_unref(&sm->held[i].el);
+		sm_copies_unref(&sm->held[i].copies);
+	}
 	free(sm->held);
 	free(sm->q);
 	free(sm);
@@ -101,7 +106,7 @@ bool c2s_sm_is_stanza(const struct xml_node *el)
 	       xml_is(el, "iq", NS_CLIENT);
 }
 
-static void push(struct c2s_sm *sm, struct xml_node *el, double stamp)
+static void push(struct c2s_sm *sm, struct xml_node *el, double stamp, struct sm_copies *copies)
 {
 	if (sm->qlen == sm->qcap) {
 		size_t ncap = sm->qcap ? sm->qcap * 2 : 16;
@@ -113,15 +118,16 @@ static void push(struct c2s_sm *sm, struct xml_node *el, double stamp)
 		sm->qcap = ncap;
 		sm->qhead = 0;
 	}
-	sm->q[(sm->qhead + sm->qlen) % sm->qcap] = (struct c2s_sm_entry){ .el = el, .stamp = stamp };
+	sm->q[(sm->qhead + sm->qlen) % sm->qcap] =
+	        (struct c2s_sm_entry){ .el = el, .stamp = stamp, .copies = copies };
 	sm->qlen++;
 	sm->out++;
 	sm->since_request++;
 }
 
-void c2s_sm_sent(struct c2s_sm *sm, const struct xml_node *el, double stamp)
+void c2s_sm_sent(struct c2s_sm *sm, const struct xml_node *el, double stamp, struct sm_copies *copies)
 {
-	push(sm, xml_copy(el), stamp);
+	push(sm, xml_copy(el), stamp, sm_copies_ref(copies));
 }
 
 int c2s_sm_ack(struct c2s_sm *sm, uint32_t h)
@@ -131,6 +137,7 @@ int c2s_sm_ack(struct c2s_sm *sm, uint32_t h)
 		return -1;
 	for (uint32_t i = 0; i < n; i++) {
 		xml_unref(&sm->q[sm->qhead].el);
+		sm_copies_unref(&sm->q[sm->qhead].copies);
 		sm->qhead = (sm->qhead + 1) % sm->qcap;
 		sm->qlen--;
 	}
@@ -159,7 +166,8 @@ bool c2s_sm_pop(struct c2s_sm *sm, struct c2s_sm_entry *e_r)
 	return true;
 }
 
-static void held_put(struct c2s_sm *sm, size_t start, size_t len, struct xml_node *el, double stamp)
+static void held_put(struct c2s_sm *sm, size_t start, size_t len, struct xml_node *el, double stamp,
+                     struct sm_copies *copies)
 {
 	size_t at = sm->nheld;
 	while (at > 0 && sm->held[at - 1].end > start)
@@ -171,27 +179,28 @@ static void held_put(struct c2s_sm *sm, size_t start, size_t len, struct xml_nod
 		sm->held = xrealloc(sm->held, sm->held_cap * sizeof(*sm->held));
 	}
 	memmove(sm->held + at + 1, sm->held + at, (sm->nheld - at) * sizeof(*sm->held));
-	sm->held[at] = (struct c2s_sm_held){ .end = start + len, .el = el, .stamp = stamp };
+	sm->held[at] = (struct c2s_sm_held){ .end = start + len, .el = el, .stamp = stamp, .copies = copies };
 	sm->nheld++;
 }
 
-void c2s_sm_held_insert(struct c2s_sm *sm, size_t start, size_t len, const struct xml_node *el, double stamp)
+void c2s_sm_held_insert(struct c2s_sm *sm, size_t start, size_t len, const struct xml_node *el, double stamp,
+                        struct sm_copies *copies)
 {
-	held_put(sm, start, len, xml_copy(el), stamp);
+	held_put(sm, start, len, xml_copy(el), stamp, sm_copies_ref(copies));
 }
 
 void c2s_sm_held_move_last(struct c2s_sm *sm, size_t start, size_t len)
 {
 	assert(sm->nheld > 0);
 	struct c2s_sm_held last = sm->held[--sm->nheld];
-	held_put(sm, start, len, last.el, last.stamp);
+	held_put(sm, start, len, last.el, last.stamp, last.copies);
 }
 
 void c2s_sm_held_written(struct c2s_sm *sm, size_t bytes)
 {
 	size_t n = 0;
 	while (n < sm->nheld && sm->held[n].end <= bytes) {
-		push(sm, sm->held[n].el, sm->held[n].stamp);
+		push(sm, sm->held[n].el, sm->held[n].stamp, sm->held[n].copies);
 		n++;
 	}
 	if (n == 0 && sm->nheld == 0)

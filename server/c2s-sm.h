@@ -1,8 +1,10 @@
 /*
  * Stream management (XEP-0198) state of one client session: the counters
  * of handled stanzas both ways and the queue of stanzas sent to the client
- * and not yet acknowledged.  server/c2s.c drives it; this part knows no
- * stream.  Loop thread only.
+ * and not yet acknowledged (with, for a message the session manager gave
+ * to several sessions at once, a reference to their record, sm.h's
+ * struct sm_copies).  server/c2s.c drives it; this part knows no stream.
+ * Loop thread only.
  *
  * Counters are uint32_t and wrap at 2^32 as XEP-0198 §4 says; every
  * comparison is on the difference.  Invariant: out - acked == the number
@@ -20,10 +22,13 @@
 #define NS_SM "urn:xmpp:sm:3"
 
 struct xml_node;
+struct sm_copies;
 
 struct c2s_sm_entry {
-	struct xml_node *el; /* own copy */
-	double stamp;        /* when it was queued (wall clock) */
+	struct xml_node *el;      /* own copy */
+	double stamp;             /* when it was queued (wall clock) */
+	struct sm_copies *copies; /* a reference, or NULL: the sessions the
+	                           * same message went to at once (sm.h) */
 };
 
 /* Stanzas written while earlier input is still being made durable sit in
@@ -33,6 +38,7 @@ struct c2s_sm_held {
 	size_t end;
 	struct xml_node *el;
 	double stamp;
+	struct sm_copies *copies;
 };
 
 struct c2s_sm {
@@ -59,7 +65,8 @@ struct c2s_sm {
 bool c2s_sm_h_ge(uint32_t a, uint32_t b);
 
 struct c2s_sm *c2s_sm_new(void *owner);
-/* Also unregisters it; the queued trees are dropped.  NULLs *sm. */
+/* Also unregisters it; the queued trees (and their references to copies)
+ * are dropped.  NULLs *sm. */
 void c2s_sm_free(struct c2s_sm **sm);
 /* Give it a fresh random id and make it findable. */
 void c2s_sm_make_resumable(struct c2s_sm *sm, double timeout);
@@ -68,21 +75,24 @@ struct c2s_sm *c2s_sm_find(const char *id);
 void c2s_sm_foreach(void (*fn)(struct c2s_sm *sm, void *ctx), void *ctx);
 
 /* A stanza went to the wire (or, detached, to the queue only): queue a
- * copy of el. */
-void c2s_sm_sent(struct c2s_sm *sm, const struct xml_node *el, double stamp);
+ * copy of el, and a reference to copies (NULL: it went to this session
+ * alone). */
+void c2s_sm_sent(struct c2s_sm *sm, const struct xml_node *el, double stamp, struct sm_copies *copies);
 /* The client acked h.  -1 when h acks more than was sent (nothing is
  * dropped then); else the acknowledged entries are dropped. */
 int c2s_sm_ack(struct c2s_sm *sm, uint32_t h);
 size_t c2s_sm_count(const struct c2s_sm *sm);
 /* Entry i (0: oldest) of the queue. */
 struct c2s_sm_entry *c2s_sm_entry(struct c2s_sm *sm, size_t i);
-/* Take the oldest entry out (its tree becomes the caller's); false when
- * empty.  Counts as acked: used when the session ends. */
+/* Take the oldest entry out (its tree and its reference to copies become
+ * the caller's); false when empty.  Counts as acked: used when the session
+ * ends. */
 bool c2s_sm_pop(struct c2s_sm *sm, struct c2s_sm_entry *e_r);
 
 /* Held stanzas: one of len bytes was put at offset start of the held
  * bytes (what was at start or later moves up by len). */
-void c2s_sm_held_insert(struct c2s_sm *sm, size_t start, size_t len, const struct xml_node *el, double stamp);
+void c2s_sm_held_insert(struct c2s_sm *sm, size_t start, size_t len, const struct xml_node *el, double stamp,
+                        struct sm_copies *copies);
 /* The last held stanza (just inserted at the end) moves to start, where
  * its len bytes were moved; what was at start or later moves up by len. */
 void c2s_sm_held_move_last(struct c2s_sm *sm, size_t start, size_t len);

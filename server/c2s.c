@@ -31,7 +31,10 @@
  *   st NULL (session->detached) until <resume/> on another stream (after
  *   SASL1, or inline in SASL2's <authenticate/>) swaps the connections or
  *   the timeout ends it; a session that ends for good hands its
- *   unacknowledged messages to offline storage.
+ *   unacknowledged messages to offline storage, but for a message to the
+ *   bare JID that another session of the user, still open and available,
+ *   got too (sm_copies_leave): of the sessions that got one, the last to
+ *   end stores it.
  * - A failed authentication is answered after auth_failure_delay; after
  *   auth_attempts failures the stream is closed.  A backend that could not
  *   answer is <temporary-auth-failure/> and does not count.  A SCRAM login
@@ -280,25 +283,28 @@ static void c2s_release_held(void *ctx)
 
 /* Write el now, or keep it in held (see the top).  With stream management
  * (counted), the stanza is also queued until the client acknowledges it,
- * in the order it goes to the wire. */
+ * in the order it goes to the wire, with the record of the other sessions
+ * a message to the bare JID went to. */
 static void c2s_write_out(struct c2s *c, struct xml_node *el, bool counted)
 {
+	struct sm_copies *copies = counted ? sm_copies_of(el) : NULL;
 	if (c->nsegs == 0 && (c->barrier == NULL || !barrier_busy(c->barrier))) {
 		if (c->st != NULL && !c->st->closing)
 			stream_send(c->st, el, NS_CLIENT);
 		if (counted)
-			c2s_sm_sent(c->sm, el, (double)time(NULL));
+			c2s_sm_sent(c->sm, el, (double)time(NULL), copies);
 		return;
 	}
 	if (c->st != NULL && (c->st->dead || c->st->closing)) {
 		if (counted)
-			c2s_sm_sent(c->sm, el, (double)time(NULL));
+			c2s_sm_sent(c->sm, el, (double)time(NULL), copies);
 		return;
 	}
 	size_t held_before = c->held.len;
 	xml_serialize(&c->held, el, NS_CLIENT);
 	if (counted)
-		c2s_sm_held_insert(c->sm, held_before, c->held.len - held_before, el, (double)time(NULL));
+		c2s_sm_held_insert(c->sm, held_before, c->held.len - held_before, el, (double)time(NULL),
+		                   copies);
 	if (c->st != NULL && c->held.len + c->st->out.len > c->st->max_output) {
 		log_warning("c2s %llu from %s: output held for earlier stores over %zu bytes: "
 		            "disconnecting",
@@ -1502,21 +1508,28 @@ static bool c2s_sm_session_only(const struct xml_node *msg)
 
 /* The session ends for good: what the client never acknowledged is not
  * lost.  Messages go to offline storage with a <delay/> saying when they
- * first came; iq requests are answered with an error as for a resource
- * that is gone; the rest (presence, iq results, errors, archive results
- * and carbon copies) is dropped. */
+ * first came, also for clients that read the archive (it may not hold
+ * them: preferences, hints, retention); iq requests are answered with an
+ * error as for a resource that is gone; the rest (presence, iq results,
+ * errors, archive results and carbon copies) is dropped.  A message to
+ * the bare JID that went to several sessions at once is stored only when
+ * none of the others that got it is still open and available
+ * (sm_copies_leave): the one still there has it, and stores it in turn if
+ * it ends without its client's acknowledgement. */
 static void c2s_sm_settle(struct c2s *c)
 {
 	if (c->sm == NULL)
 		return;
 	c2s_sm_held_written(c->sm, (size_t)-1);
 	struct c2s_sm_entry e;
-	unsigned stored = 0, bounced = 0, dropped = 0;
+	unsigned stored = 0, elsewhere = 0, bounced = 0, dropped = 0;
 	struct jid bare = { 0 };
 	jid_set(&bare, c->session.jid.node, c->session.jid.domain, NULL);
 	while (c2s_sm_pop(c->sm, &e)) {
 		struct xml_node *el = e.el;
 		const char *type = xml_attr(el, "type");
+		bool kept = e.copies != NULL && sm_copies_leave(e.copies, &c->session);
+		sm_copies_unref(&e.copies);
 		if (xml_is(el, "iq", NS_CLIENT)) {
 			if (type != NULL && (strcmp(type, "get") == 0 || strcmp(type, "set") == 0)) {
 				router_bounce(el, SE_SERVICE_UNAVAILABLE, NULL);
@@ -1524,6 +1537,8 @@ static void c2s_sm_settle(struct c2s *c)
 			} else {
 				dropped++;
 			}
+		} else if (kept) {
+			elsewhere++; /* a message to the bare JID that another session has */
 		} else if (xml_is(el, "message", NS_CLIENT) &&
 		           (type == NULL || strcmp(type, "chat") == 0 || strcmp(type, "normal") == 0) &&
 		           !c2s_sm_session_only(el)) {
@@ -1546,10 +1561,12 @@ static void c2s_sm_settle(struct c2s *c)
 		xml_unref(&el);
 	}
 	jid_clear(&bare);
-	if (stored + bounced + dropped > 0)
+	if (stored + elsewhere + bounced + dropped > 0)
 		log_info("c2s: session %s ended with %u unacknowledged stanzas: %u messages to offline "
-		         "storage, %u bounced, %u dropped (presence, results, copies)",
-		         c->full_jid, stored + bounced + dropped, stored, bounced, dropped);
+		         "storage, %u kept by another session, %u bounced, %u dropped (presence, results, "
+		         "copies)",
+		         c->full_jid, stored + elsewhere + bounced + dropped, stored, elsewhere, bounced,
+		         dropped);
 }
 
 static void c2s_free(struct c2s *c);

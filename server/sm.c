@@ -17,8 +17,15 @@
  * Each write to a session first runs user_receive_packet for that session
  * (mod_privacy refuses what the session's privacy list denies).
  *
- * Invariant: a session is in the table exactly while s->user != NULL.
+ * A message to a bare JID that goes to several sessions carries, while it
+ * is delivered, a record of them (struct sm_copies, sm_copies_of) that
+ * their stream management queues keep.
+ *
+ * Invariants: a session is in the table exactly while s->user != NULL.
  * A replaced session is removed first, then told to close (conflict).
+ * A record of copies lists the ids of the sessions that took the message
+ * (not those that refused it) and have not left it (sm_copies_leave); it
+ * lives as long as a queue holds a reference.
  */
 #include "sm.h"
 #include "host.h"
@@ -29,6 +36,8 @@
 #include "auth/auth.h"
 #include "lib/log.h"
 
+#include <assert.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct sm_user {
@@ -209,30 +218,105 @@ void sm_route_wire(struct host *h, struct xml_node *stanza, const struct jid *fr
 	current_wire_stanza = outer_stanza;
 }
 
+struct sm_copies {
+	unsigned refs;
+	unsigned n, cap;
+	uint64_t ids[]; /* the sessions that got it and have not given it up */
+};
+
+/* The message deliver_highest gives to several sessions, and their record. */
+static const struct xml_node *copies_stanza;
+static struct sm_copies *copies_current;
+
+struct sm_copies *sm_copies_of(const struct xml_node *stanza)
+{
+	return stanza != NULL && stanza == copies_stanza ? copies_current : NULL;
+}
+
+struct sm_copies *sm_copies_ref(struct sm_copies *cp)
+{
+	if (cp != NULL)
+		cp->refs++;
+	return cp;
+}
+
+void sm_copies_unref(struct sm_copies **cpp)
+{
+	struct sm_copies *cp = *cpp;
+	if (cp == NULL)
+		return;
+	*cpp = NULL;
+	assert(cp->refs > 0);
+	if (--cp->refs == 0)
+		free(cp);
+}
+
+bool sm_copies_leave(struct sm_copies *cp, const struct session *s)
+{
+	for (unsigned i = 0; i < cp->n; i++) {
+		if (cp->ids[i] == s->id) {
+			cp->ids[i] = cp->ids[--cp->n];
+			break;
+		}
+	}
+	struct sm_user *u = s->jid.node != NULL ? user_find(s->host, s->jid.node, false) : NULL;
+	for (struct session *t = u != NULL ? u->sessions : NULL; t != NULL; t = t->next_of_user) {
+		if (t == s || !t->available)
+			continue;
+		for (unsigned i = 0; i < cp->n; i++)
+			if (cp->ids[i] == t->id)
+				return true;
+	}
+	return false;
+}
+
 /* Deliver to the available sessions with the highest non-negative priority;
- * returns how many got it (*refused_r: how many refused it). */
+ * returns how many got it (*refused_r: how many refused it).  When there
+ * are several, their copies share a record of who got it (sm_copies_of). */
 static unsigned deliver_highest(struct sm_user *u, struct xml_node *stanza, const struct jid *from,
                                 const struct jid *to, unsigned *refused_r)
 {
 	*refused_r = 0;
 	int best = -1;
+	unsigned nbest = 0;
 	if (u == NULL)
 		return 0;
-	for (struct session *s = u->sessions; s != NULL; s = s->next_of_user)
-		if (s->available && s->priority >= 0 && s->priority > best)
-			best = s->priority;
+	for (struct session *s = u->sessions; s != NULL; s = s->next_of_user) {
+		if (!s->available || s->priority < 0 || s->priority < best)
+			continue;
+		if (s->priority > best)
+			nbest = 0;
+		best = s->priority;
+		nbest++;
+	}
 	if (best < 0)
 		return 0;
+	/* A hook may deliver another message meanwhile: restore, not clear. */
+	const struct xml_node *outer_stanza = copies_stanza;
+	struct sm_copies *outer = copies_current, *cp = NULL;
+	if (nbest > 1) {
+		cp = xcalloc(1, sizeof(*cp) + nbest * sizeof(cp->ids[0]));
+		cp->refs = 1;
+		cp->cap = nbest;
+		copies_stanza = stanza;
+		copies_current = cp;
+	}
 	unsigned n = 0;
 	for (struct session *s = u->sessions, *next; s != NULL; s = next) {
 		next = s->next_of_user;
 		if (s->available && s->priority == best) {
-			if (deliver(s, stanza, from, to))
+			if (deliver(s, stanza, from, to)) {
 				n++;
-			else
+				if (cp != NULL && cp->n < cp->cap)
+					cp->ids[cp->n++] = s->id;
+			} else {
 				(*refused_r)++;
+			}
 		}
 	}
+	copies_stanza = outer_stanza;
+	copies_current = outer;
+	sm_copies_unref(&cp);
 	return n;
 }
 

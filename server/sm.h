@@ -85,6 +85,28 @@ void sm_route_wire(struct host *h, struct xml_node *stanza, const struct jid *fr
 void sm_deliver_presence(struct host *h, struct xml_node *stanza, const struct jid *from,
                          const struct jid *to);
 
+/* The sessions one message to a bare JID went to at once (RFC 6121
+ * §8.5.2.1.1: several available resources share the highest priority).
+ * A session that keeps its copy to write it again (stream management,
+ * c2s-sm.h) holds a reference; when that session ends before its client
+ * acknowledged the copy, sm_copies_leave tells whether another of those
+ * sessions still has the message. */
+struct sm_copies;
+
+/* While the session manager delivers stanza to several sessions: the
+ * record of them (no reference is taken), else NULL. */
+struct sm_copies *sm_copies_of(const struct xml_node *stanza);
+struct sm_copies *sm_copies_ref(struct sm_copies *cp);
+void sm_copies_unref(struct sm_copies **cp);
+/* Session s gives its copy up (it ends and its client never acknowledged
+ * it): true when another session the message went to is still open and
+ * available and has not given its copy up: that one has it (its client
+ * read it, or it keeps the copy and settles it in turn).  False when s was
+ * the last: s keeps the message then (offline storage).  Two sessions that
+ * end together never both rely on the other: the one that gives up first
+ * is no longer counted for the second. */
+bool sm_copies_leave(struct sm_copies *cp, const struct session *s);
+
 /* Lookups. */
 struct session *sm_find(struct host *h, const struct jid *full);
 /* First session of user (iterate with s->next_of_user), or NULL. */

@@ -2,6 +2,7 @@
 expiry and what happens to unacknowledged messages, bounds, bad input,
 and a crash after the server acknowledged messages."""
 import json
+import re
 import signal
 import socket
 import struct
@@ -494,6 +495,95 @@ def test_unacked_copies_and_archive_results_dropped(server):
     assert bodies(got) == ['after-close'], [tostr(e) for e in got]
     assert find_lines('session %s@%s/phone ended with .*: 0 messages to offline storage' % (user, HOST),
                       server.log())
+
+
+def bare_pair(server, prefix, laptop_max=None):
+    """A new user with two resumable sessions, 'laptop' and 'phone', both
+    available at priority 0 (a message to the bare JID goes to both, RFC
+    6121 §8.5.2.1.1); the phone is kept 2 s after its connection drops."""
+    from test_presence import new_user
+    user = new_user(server, prefix)
+    laptop, phone = SMClient(server), SMClient(server)
+    laptop.sm_login(user, resource='laptop', max_=laptop_max)
+    phone.sm_login(user, resource='phone', max_=2)
+    return user, laptop, phone
+
+
+def session_ended(server, jid):
+    """Wait for the line of jid's session that ended with stanzas its
+    client never acknowledged, and return it."""
+    from test_sasl2_sm import wait_log
+    pattern = 'session %s ended with' % re.escape(jid)
+    wait_log(server, pattern, 'the session of %s did not end' % jid)
+    return find_lines(pattern, server.log())[-1]
+
+
+def test_bare_jid_message_another_session_has_not_stored(server):
+    """A message to the bare JID goes to the laptop and the phone.  The
+    laptop acknowledges it and stays; the phone's connection dies before
+    it acknowledges it, and its session expires: the message is not stored
+    offline (the laptop has it; stored, it would come again at the next
+    login)."""
+    from test_sasl2_sm import kill
+    user, laptop, phone = bare_pair(server, 'smb')
+    bare = '%s@%s' % (user, HOST)
+    with SMClient(server) as b, laptop:
+        b.login('bob', server.password('bob'))
+        send_chat(b, bare, 'both-0')
+        laptop.wait_message('both-0')
+        phone.wait_message('both-0')
+        laptop.ack()
+        laptop.request()
+        kill(server, phone)
+        line = session_ended(server, phone.jid)
+        assert re.search(': 0 messages to offline storage, 1 kept by another session', line), line
+        assert server.db_rows('offline_messages', user) == 0
+        assert laptop.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=HOST).get('type') == 'result'
+
+
+def test_bare_jid_message_stored_when_the_other_session_left(server):
+    """The laptop got and acknowledged the message too, but it went
+    offline before the phone's session expired: the phone's copy is stored
+    offline (no session that got it is still there)."""
+    from test_sasl2_sm import kill, wait_log
+    user, laptop, phone = bare_pair(server, 'smb')
+    bare = '%s@%s' % (user, HOST)
+    with SMClient(server) as b:
+        b.login('bob', server.password('bob'))
+        send_chat(b, bare, 'both-1')
+        laptop.wait_message('both-1')
+        phone.wait_message('both-1')
+        laptop.ack()
+        laptop.request()
+        laptop.close()
+        wait_log(server, 'session %s closed' % re.escape(laptop.jid), 'the laptop did not leave')
+        kill(server, phone)
+        line = session_ended(server, phone.jid)
+        assert re.search(': 1 messages to offline storage', line), line
+    got = offline_bodies(server, user, ['both-1'])
+    assert bodies(got) == ['both-1'], [tostr(e) for e in got]
+
+
+def test_bare_jid_message_of_two_sessions_that_end_stored_once(server):
+    """Both connections die before either client acknowledged the message:
+    the session that ends first leaves it to the other, which stores it
+    when it ends in turn: it is stored once, not lost and not twice."""
+    from test_sasl2_sm import kill
+    user, laptop, phone = bare_pair(server, 'smb', laptop_max=2)
+    bare = '%s@%s' % (user, HOST)
+    with SMClient(server) as b:
+        b.login('bob', server.password('bob'))
+        send_chat(b, bare, 'both-2')
+        laptop.wait_message('both-2')
+        phone.wait_message('both-2')
+        kill(server, phone)
+        kill(server, laptop)
+        session_ended(server, phone.jid)
+        session_ended(server, laptop.jid)
+        send_chat(b, bare, 'after')
+        b.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=HOST)
+    got = offline_bodies(server, user, ['both-2', 'after'])
+    assert bodies(got) == ['both-2', 'after'], [tostr(e) for e in got]
 
 
 def test_max_unacked(small):

@@ -27,7 +27,7 @@ static struct xml_node *msg(const char *id)
 static void send_msg(struct c2s_sm *sm, const char *id)
 {
 	struct xml_node *m = msg(id);
-	c2s_sm_sent(sm, m, 0);
+	c2s_sm_sent(sm, m, 0, NULL);
 	xml_unref(&m);
 }
 
@@ -93,9 +93,9 @@ static void test_held_reach_the_queue_in_wire_order(void **state)
 	struct xml_node *a = msg("a"), *b = msg("b"), *c = msg("c");
 	/* held bytes: a at [0,10), c at [10,20); then b is put at 10 (an
 	 * answer to earlier input goes before later output) */
-	c2s_sm_held_insert(sm, 0, 10, a, 0);
-	c2s_sm_held_insert(sm, 10, 10, c, 0);
-	c2s_sm_held_insert(sm, 10, 5, b, 0);
+	c2s_sm_held_insert(sm, 0, 10, a, 0, NULL);
+	c2s_sm_held_insert(sm, 10, 10, c, 0, NULL);
+	c2s_sm_held_insert(sm, 10, 5, b, 0, NULL);
 	assert_int_equal(c2s_sm_count(sm), 0);
 	c2s_sm_held_written(sm, 15); /* a and b went out */
 	assert_int_equal(c2s_sm_count(sm), 2);
@@ -119,9 +119,9 @@ static void test_held_moved_answer(void **state)
 	struct xml_node *a = msg("a"), *b = msg("b"), *c = msg("c");
 	/* a [0,10), b [10,14), then c serialised at the end [14,20) and
 	 * moved to 10 (before b) */
-	c2s_sm_held_insert(sm, 0, 10, a, 0);
-	c2s_sm_held_insert(sm, 10, 4, b, 0);
-	c2s_sm_held_insert(sm, 14, 6, c, 0);
+	c2s_sm_held_insert(sm, 0, 10, a, 0, NULL);
+	c2s_sm_held_insert(sm, 10, 4, b, 0, NULL);
+	c2s_sm_held_insert(sm, 14, 6, c, 0, NULL);
 	c2s_sm_held_move_last(sm, 10, 6);
 	assert_int_equal(sm->nheld, 3);
 	assert_int_equal(sm->held[1].end, 16);
