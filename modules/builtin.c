@@ -308,6 +308,24 @@ struct builtin_refusal_check *builtin_refusal_start(struct host *h, const char *
 	return c;
 }
 
+void builtin_route_unavailable(struct jid *from, struct jid *to, size_t n, bool *bypass)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct xml_node *p = xml_new("presence", NS_CLIENT);
+		xml_set_attr(p, "type", "unavailable");
+		xml_set_attr(p, "from", jid_to_pool(p->pool, &from[i]));
+		xml_set_attr(p, "to", jid_to_pool(p->pool, &to[i]));
+		*bypass = true;
+		router_route(p, &from[i], &to[i]);
+		*bypass = false;
+		xml_unref(&p);
+		jid_clear(&from[i]);
+		jid_clear(&to[i]);
+	}
+	free(from);
+	free(to);
+}
+
 bool builtin_filter_exempt(const struct host *h, const char *user, const struct jid *peer)
 {
 	if (peer == NULL || peer->domain == NULL || strcmp(peer->domain, h->name) != 0)

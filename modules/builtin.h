@@ -92,6 +92,11 @@ struct jid;
  * the user's own account (any resource) or h itself (a user who blocks
  * its own domain can still talk to its server and account). */
 bool builtin_filter_exempt(const struct host *h, const char *user, const struct jid *peer);
+/* Route <presence type='unavailable'/> from from[i] to to[i] for each of
+ * the n pairs, with *bypass true meanwhile (the calling filter module lets
+ * its own notices pass), then clear the JIDs and free both arrays: what a
+ * block or a privacy list that starts denying presence-out sends. */
+void builtin_route_unavailable(struct jid *from, struct jid *to, size_t n, bool *bypass);
 /* Refuse a stanza that session s sent and that is not routed: s alone
  * gets the error reply of cond (with text, or NULL); app, when not NULL,
  * names an application-specific condition element (in namespace app_ns)

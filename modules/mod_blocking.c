@@ -345,20 +345,7 @@ static void tell_directed(struct blk_state *ps, struct blk_op *op, const struct 
 			to[n++] = t;
 		}
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct xml_node *p = xml_new("presence", NS_CLIENT);
-		xml_set_attr(p, "type", "unavailable");
-		xml_set_attr(p, "from", jid_to_pool(p->pool, &from[i]));
-		xml_set_attr(p, "to", jid_to_pool(p->pool, &to[i]));
-		ps->bypass = true;
-		router_route(p, &from[i], &to[i]);
-		ps->bypass = false;
-		xml_unref(&p);
-		jid_clear(&from[i]);
-		jid_clear(&to[i]);
-	}
-	free(from);
-	free(to);
+	builtin_route_unavailable(from, to, n, &ps->bypass);
 }
 
 /* What a contact of the user is told when a block or unblock covers it

@@ -724,20 +724,7 @@ static void hide_newly_denied(struct prv_state *ps, const char *user, struct prv
 		if (before[i].has)
 			list_clear(&before[i].list);
 	free(before);
-	for (size_t i = 0; i < m; i++) {
-		struct xml_node *p = xml_new("presence", NS_CLIENT);
-		xml_set_attr(p, "type", "unavailable");
-		xml_set_attr(p, "from", jid_to_pool(p->pool, &from[i]));
-		xml_set_attr(p, "to", jid_to_pool(p->pool, &to[i]));
-		ps->bypass = true;
-		router_route(p, &from[i], &to[i]);
-		ps->bypass = false;
-		xml_unref(&p);
-		jid_clear(&from[i]);
-		jid_clear(&to[i]);
-	}
-	free(from);
-	free(to);
+	builtin_route_unavailable(from, to, m, &ps->bypass);
 }
 
 /* §2.6: tell every session of the user that list name changed. */
