@@ -8,6 +8,12 @@
  * - stream_features: <csi/> once the stream is authenticated.
  * - c2s_nonza: <inactive/> and <active/> set session->inactive; <active/>
  *   writes what was held back, in order.
+ * - session_resumed (priority 10, before the other callbacks): a resumed
+ *   stream begins active (XEP-0352 §4.2; the state is not restored on
+ *   resumption): session->inactive is cleared and what was held back is
+ *   written.  The hook runs after the unacknowledged stanzas were sent
+ *   again; the queue was never written to any connection, so it comes
+ *   after them, in the order it came.
  * - user_receive_packet (priority 90, after mod_privacy and mod_carbons):
  *   for an inactive session, presence updates (available and unavailable)
  *   and messages that carry only chat states (with hints, ids, a delay or
@@ -21,6 +27,9 @@
  * - session_closed: the queue is dropped.
  *
  * Invariants:
+ * - A session is inactive from its client's <inactive/> (on the stream, or
+ *   in its Bind 2 request) until its <active/> or the session's
+ *   resumption; its queue is empty whenever it is active.
  * - A queue holds at most one presence per sending full JID: a newer one
  *   (available or unavailable) removes the older, and goes at the end.
  * - A queue that reaches queue_size entries is written at once, whole; the
@@ -260,6 +269,17 @@ static enum hook_result csi_nonza(struct host *h, void *args, void *ctx)
 	return HOOK_CONTINUE;
 }
 
+/* A resumed session is active (XEP-0352 §4.2: a stream begins active);
+ * what waited goes after what was sent again on resumption. */
+static enum hook_result csi_resumed(struct host *h, void *args, void *ctx)
+{
+	(void)h;
+	struct hook_session *hs = args;
+	hs->session->inactive = false;
+	queue_flush(ctx, hs->session);
+	return HOOK_CONTINUE;
+}
+
 static enum hook_result csi_closed(struct host *h, void *args, void *ctx)
 {
 	(void)h;
@@ -287,6 +307,8 @@ static const struct builtin_hook csi_hooks[] = {
 	{ HOOK_USER_RECEIVE_PACKET, 90, csi_receive },
 	{ HOOK_C2S_NONZA, 50, csi_nonza },
 	{ HOOK_SESSION_CLOSED, 50, csi_closed },
+	/* Before the others: they see the resumed session active. */
+	{ HOOK_SESSION_RESUMED, 10, csi_resumed },
 	{ HOOK_STREAM_FEATURES, 50, csi_features },
 };
 

@@ -21,8 +21,10 @@ struct host;
 #define HOOK_SESSION_CLOSED "session_closed"           /* struct hook_session */
 /* A session that waited to be resumed (stream management) has a
  * connection again and was sent what it had not acknowledged: the device
- * behind it sees its messages again (mod_push).  Not session_opened: the
- * session never closed. */
+ * behind it sees its messages again (mod_push), and its client state is
+ * active again (a stream begins active, XEP-0352): mod_csi, first in the
+ * chain, clears session->inactive and writes what it held back.  Not
+ * session_opened: the session never closed. */
 #define HOOK_SESSION_RESUMED "session_resumed" /* struct hook_session */
 #define HOOK_OFFLINE_MESSAGE "offline_message" /* struct hook_packet */
 #define HOOK_REMOVE_USER "remove_user"         /* struct hook_user */

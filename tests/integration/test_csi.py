@@ -3,14 +3,19 @@ is inactive, presence updates (the latest per contact) and chat states
 wait, messages with a body, receipts, subscription requests and iqs come at once
 (after what waited); <active/> writes what waited; a full queue (100 by
 default) is written at once; other users and the user's other sessions
-are not affected.  Every test registers fresh users.
+are not affected; a session resumed with stream management (XEP-0198) is
+active again and gets what waited after what was sent again.  Every test
+registers fresh users.
 
 Absence is checked after a round trip of the contact (its stanzas were
 routed) and one of the inactive session that the stream answers itself
 (<session/>): whatever was written to it before comes before that answer."""
 
-from parleytest import HOST, NS_CLIENT, RawClient, q, tostr
+import time
+
+from parleytest import HOST, NS_CLIENT, RawClient, find_lines, q, tostr, unique
 from test_presence import bare, expect, make_mutual, new_user, online
+from test_sm import NS_SM, SMClient, sm_tag
 
 NS_CSI = 'urn:xmpp:csi:0'
 NS_CHATSTATES = 'http://jabber.org/protocol/chatstates'
@@ -268,6 +273,61 @@ def test_carbon_copies_of_chat_states_wait(server):
         assert len(got) == 2 and 'composing' in tostr(got[0]) and 'copied' in tostr(got[1]), \
             [tostr(e) for e in got]
     finally:
+        close(u, k)
+
+
+def test_a_resumed_session_is_active(server):
+    """XEP-0352 §4.2: a stream begins active, and the state is not restored
+    on resumption.  What waited for the inactive session (before and while
+    its connection was gone) was never written to any connection: it comes
+    on the resumed stream after the stanzas sent again, in order, and what
+    comes next is written at once."""
+    u, uu, k, ku = pair(server)
+    a = SMClient(server)
+    c = SMClient(server)
+    try:
+        enabled = a.sm_login(uu, resource=unique('phone-'))
+        go_inactive(a)
+        h = a.h  # what the resumption acknowledges
+        k.send("<message to='%s' type='chat'><body>not acknowledged</body></message>" % a.jid)
+        a.wait_message('not acknowledged')
+        state(k, a.jid, 'composing')
+        ping(k)
+        a.kill()
+        deadline = time.monotonic() + 10
+        while not find_lines('connection of %s lost' % a.jid, server.log()):
+            assert time.monotonic() < deadline, 'the server did not see the drop'
+            time.sleep(0.1)
+        show(k, 'dnd')
+        broadcast_done(u, k.jid, 'dnd')
+        state(k, a.jid, 'paused')
+        ping(k)
+        c.auth(uu)
+        c.send("<resume xmlns='%s' previd='%s' h='%d'/>" % (NS_SM, enabled.get('id'), h))
+        el = c.wait_for(lambda e: e.tag in (sm_tag('resumed'), sm_tag('failed')), what='<resumed/>')
+        assert el.tag == sm_tag('resumed'), tostr(el)
+        n = c.received.index(el) + 1
+        sync(c)
+
+        def what(e):
+            if body('not acknowledged')(e):
+                return 'not acknowledged'
+            if chatstate(e):
+                return list(e)[0].tag.split('}')[1]
+            if presence_from(k.jid)(e) and e.findtext(q(NS_CLIENT, 'show')) == 'dnd':
+                return 'dnd'
+            return None
+        got = [what(e) for e in c.received[n:] if what(e) is not None]
+        assert got == ['not acknowledged', 'composing', 'dnd', 'paused'], [tostr(e) for e in c.received[n:]]
+        # Active: presence and chat states come at once.
+        c.claimed = set(id(e) for e in c.received)
+        show(k, 'away')
+        expect(c, lambda e: presence_from(k.jid)(e) and e.findtext(q(NS_CLIENT, 'show')) == 'away',
+               'presence on the resumed stream')
+        state(k, a.jid, 'gone')
+        expect(c, chatstate, 'chat state on the resumed stream')
+    finally:
+        c.close()
         close(u, k)
 
 

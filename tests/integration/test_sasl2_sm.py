@@ -3,7 +3,7 @@
 itself (after a connection killed with messages in flight, or taking over
 a connection still open), a resumption that fails inside <success/> with
 the bind going on, a session that starts inactive (client state
-indication), and the stable resource of a client that gives a
+indication) and is active again once resumed inline, and the stable resource of a client that gives a
 <user-agent/> id."""
 import base64
 import hashlib
@@ -292,6 +292,37 @@ def test_bind_inline_active_is_not_held(server):
         show(k, 'away')
         c.wait_for(lambda e: presence_from(k.jid)(e) and e.findtext(q(NS_CLIENT, 'show')) == 'away',
                    what='presence of the contact')
+    finally:
+        c.close()
+        close(u, k)
+
+
+def test_inline_resume_is_active(server):
+    """A session bound inactive whose connection dies is active again once
+    resumed inline (a stream begins active, XEP-0352): the presence that
+    waited for it comes on the resumed stream, and what comes next at
+    once."""
+    u, uu, k, ku = pair(server)
+    a = Sasl2Client(server)
+    c = Sasl2Client(server)
+    try:
+        enabled = a.login_sm(uu, tag=unique('phone'), extra="<inactive xmlns='%s'/>" % NS_CSI)
+        a.send('<presence/>')
+        sync(a)
+        kill(server, a)
+        wait_log(server, 'connection of %s lost' % a.jid, 'the server did not see the drop')
+        show(k, 'away')
+        broadcast_done(u, k.jid, 'away')
+        el = c.start().authenticate(uu, resume_el(enabled.get('id'), a.h))
+        assert el.tag == q(NS_SASL2, 'success') and el.find(sm_tag('resumed')) is not None, tostr(el)
+        n = c.received.index(el) + 1
+        sync(c)
+        got = c.received[n:]
+        assert [e.findtext(q(NS_CLIENT, 'show')) for e in got if presence_from(k.jid)(e)] == ['away'], \
+            [tostr(e) for e in got]
+        show(k, 'dnd')
+        c.wait_for(lambda e: presence_from(k.jid)(e) and e.findtext(q(NS_CLIENT, 'show')) == 'dnd',
+                   what='presence on the resumed stream')
     finally:
         c.close()
         close(u, k)

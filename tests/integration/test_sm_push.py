@@ -1,7 +1,8 @@
 """Stream management and push (XEP-0357): a message queued for a session
 that waits to be resumed is unseen, so the user's device gets a push;
 the message itself comes when the session is resumed.  An inactive
-session (client state indication) gets one push, not two."""
+session (client state indication) gets one push, not two, and is active
+once resumed: what it reads then is not pushed."""
 import time
 
 import pytest
@@ -145,4 +146,27 @@ def test_a_resumed_session_starts_its_count_again(server):
         assert f['message-count'] == '1', f
         assert f['last-message-sender'] == d.bob.jid, f
     finally:
+        d.close()
+
+
+def test_a_resumed_inactive_session_is_not_pushed(server):
+    """A stream begins active (XEP-0352), a resumed one too: a message the
+    resumed session reads wakes nobody.  When the client says <inactive/>
+    again, the next push is for what comes then, counted from one."""
+    d = Detached(server, inactive=True)
+    again = SMClient(server)
+    try:
+        again.auth(d.user)
+        again.send("<resume xmlns='%s' previd='%s' h='%d'/>" % (NS_SM, d.enabled.get('id'), d.phone.h))
+        el = again.wait_for(lambda e: e.tag in (sm_tag('resumed'), sm_tag('failed')), what='<resumed/>')
+        assert el.tag == sm_tag('resumed'), tostr(el)
+        send_to(d.watcher, d.user, 'read on the resumed stream')
+        again.wait_message('read on the resumed stream')
+        again.send("<inactive xmlns='urn:xmpp:csi:0'/>")
+        again.iq('get', "<ping xmlns='urn:xmpp:ping'/>", to=HOST)
+        send_to(d.bob, d.user, 'while inactive again')
+        f = summary(take(d.watcher, is_push(d.node), 10, 'push notification'))
+        assert (f['message-count'], f['last-message-sender']) == ('1', d.bob.jid), f
+    finally:
+        again.close()
         d.close()
