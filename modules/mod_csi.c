@@ -7,7 +7,8 @@
  * Where stanzas come from:
  * - stream_features: <csi/> once the stream is authenticated.
  * - c2s_nonza: <inactive/> and <active/> set session->inactive; <active/>
- *   writes what was held back, in order.
+ *   writes what was held back, in order, and then, if the session was
+ *   inactive, runs session_active (push: the device is back).
  * - session_resumed (priority 10, before the other callbacks): a resumed
  *   stream begins active (XEP-0352 §4.2; the state is not restored on
  *   resumption): session->inactive is cleared and what was held back is
@@ -251,7 +252,6 @@ static enum hook_result csi_receive(struct host *h, void *args, void *ctx)
 
 static enum hook_result csi_nonza(struct host *h, void *args, void *ctx)
 {
-	(void)h;
 	struct csi_state *st = ctx;
 	struct hook_packet *hp = args;
 	struct session *s = hp->session;
@@ -262,8 +262,13 @@ static enum hook_result csi_nonza(struct host *h, void *args, void *ctx)
 		return HOOK_STOP;
 	}
 	if (xml_is(hp->stanza, "active", NS_CSI)) {
+		bool was_inactive = s->inactive;
 		s->inactive = false;
 		queue_flush(st, s);
+		if (was_inactive) {
+			struct hook_session hs = { .session = s };
+			hook_run(h, HOOK_SESSION_ACTIVE, &hs);
+		}
 		return HOOK_STOP;
 	}
 	return HOOK_CONTINUE;

@@ -34,10 +34,11 @@
  *   answers item-not-found, or an error of type auth, is removed
  *   (the app server no longer knows it); other errors are logged once per
  *   device.
- * - session_opened, session_resumed: that device is back (the
+ * - session_opened, session_resumed, session_active (client state
+ *   indication: <active/> after <inactive/>): that device is back (the
  *   registrations of its resource, and those without one); their unseen
- *   counters start again and no owed push is sent.  session_closed: the last one forgets a user
- *   without devices.
+ *   counters start again and no owed push is sent.  session_closed: the
+ *   last one forgets a user without devices.
  * - private_set / remove_user: the stored list changed behind the cache.
  *
  * Where registrations live: there is no storage area of their own; they
@@ -951,7 +952,9 @@ static enum hook_result push_stanza_in(struct host *h, void *args, void *ctx)
 	return iq_response(h, hp->stanza, hp->from) ? HOOK_STOP : HOOK_CONTINUE;
 }
 
-static enum hook_result push_session_opened(struct host *h, void *args, void *ctx)
+/* A session opened, was resumed, or its client said it is active again:
+ * the device behind it is back. */
+static enum hook_result push_session_back(struct host *h, void *args, void *ctx)
 {
 	(void)h;
 	struct push_state *ps = ctx;
@@ -1006,8 +1009,9 @@ static const struct builtin_hook push_hooks[] = {
 	{ HOOK_MESSAGE_UNSEEN, 50, push_unseen },
 	/* Before mod_blocking (10): an answer to a push is ours whoever sent it. */
 	{ HOOK_STANZA_IN, 5, push_stanza_in },
-	{ HOOK_SESSION_OPENED, 50, push_session_opened },
-	{ HOOK_SESSION_RESUMED, 50, push_session_opened },
+	{ HOOK_SESSION_OPENED, 50, push_session_back },
+	{ HOOK_SESSION_RESUMED, 50, push_session_back },
+	{ HOOK_SESSION_ACTIVE, 50, push_session_back },
 	{ HOOK_SESSION_CLOSED, 50, push_session_closed },
 	{ HOOK_PRIVATE_SET, 50, push_private_set },
 	{ HOOK_REMOVE_USER, 50, push_remove_user },

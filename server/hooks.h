@@ -26,6 +26,11 @@ struct host;
  * chain, clears session->inactive and writes what it held back.  Not
  * session_opened: the session never closed. */
 #define HOOK_SESSION_RESUMED "session_resumed" /* struct hook_session */
+/* A session whose client had said it is inactive said <active/> (client
+ * state indication; run by mod_csi once what it held back is written):
+ * the device behind it sees its messages again (mod_push).  Not run when
+ * a session opens or is resumed: session_opened and session_resumed are. */
+#define HOOK_SESSION_ACTIVE "session_active"   /* struct hook_session */
 #define HOOK_OFFLINE_MESSAGE "offline_message" /* struct hook_packet */
 #define HOOK_REMOVE_USER "remove_user"         /* struct hook_user */
 #define HOOK_REGISTER_USER "register_user"     /* struct hook_user */

@@ -2,9 +2,10 @@
 disable, bad input, who may), the feature on the account, a push when a
 message is stored for an offline user (the summary form, with the body
 only when include_body allows it), none while the user is online, none
-after disable, the rate limit per device, persistence across a restart,
-and what an app server's error does (a permanent one removes the device,
-others keep it).
+after disable, the rate limit per device, a device back through client
+state indication (<active/>: its count starts again, an owed push is not
+sent), persistence across a restart, and what an app server's error does
+(a permanent one removes the device, others keep it).
 
 The app server is the local pubsub service (pubsub.test.local): the test
 makes a node there whose publish_model is open, a watcher account
@@ -231,6 +232,32 @@ def test_no_push_while_online(server):
         d.close()
 
 
+def client_state(c, state):
+    """c's client says it is 'active' or 'inactive' (client state
+    indication); the server knows it on return."""
+    c.send("<%s xmlns='urn:xmpp:csi:0'/>" % state)
+    sync(c)
+
+
+def test_active_again_starts_the_count_again(server):
+    """A device that said <active/> saw what it was pushed about: when it
+    goes inactive again, the next push counts from one."""
+    d = Device(server)
+    try:
+        client_state(d.phone, 'inactive')
+        send_to(d.bob, d.user, 'first')
+        f = summary(take(d.watcher, is_push(d.node), 10, 'push while inactive'))
+        assert f['message-count'] == '1', f
+        d.phone.wait_message('first', timeout=10)
+        client_state(d.phone, 'active')
+        client_state(d.phone, 'inactive')
+        send_to(d.bob, d.user, 'second')
+        f = summary(take(d.watcher, is_push(d.node), 10, 'push after <active/> and <inactive/>'))
+        assert f['message-count'] == '1', f
+    finally:
+        d.close()
+
+
 def test_disable_stops_pushes(server):
     d = Device(server)
     try:
@@ -333,6 +360,31 @@ def test_include_body_and_rate_limit(tmp_path_factory):
             back = quiet(srv, d.user, resource=d.resource)
             nothing(d.watcher, is_push(d.node), 4.0, 'owed push after the device came back')
             back.close()
+        finally:
+            d.close()
+    finally:
+        srv.finish()
+
+
+def test_active_again_drops_the_owed_push(tmp_path_factory):
+    """A push owed under min_interval is not sent when the device said
+    <active/> meanwhile (it read the messages), even if it is inactive
+    again when the interval is over: the next push counts what came since."""
+    srv = push_server(tmp_path_factory, 'push-active', include_body='true', min_interval='3s')
+    try:
+        d = Device(srv)
+        try:
+            client_state(d.phone, 'inactive')
+            send_to(d.bob, d.user, 'one')
+            f = summary(take(d.watcher, is_push(d.node), 10, 'push'))
+            assert f['message-count'] == '1', f
+            send_to(d.bob, d.user, 'two')  # within min_interval: owed
+            d.phone.wait_message('two', timeout=10)
+            client_state(d.phone, 'active')
+            client_state(d.phone, 'inactive')
+            send_to(d.bob, d.user, 'three')
+            f = summary(take(d.watcher, is_push(d.node), 10, 'push when the interval is over'))
+            assert (f['message-count'], f['last-message-body']) == ('1', 'three'), f
         finally:
             d.close()
     finally:
