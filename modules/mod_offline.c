@@ -3,7 +3,9 @@
  * or chat message that no resource of its recipient can take is stored,
  * with a <delay/> (XEP-0203) saying when, and delivered oldest first to the
  * first session of the user that sends available presence with a
- * non-negative priority; then it is deleted.  Loop thread.
+ * non-negative priority; then it is deleted.  A session that goes
+ * unavailable or to a negative priority without closing fetches again
+ * when it sends such presence next.  Loop thread.
  *
  * Invariants:
  * - No accepted message is lost silently: the offline_message hook stops
@@ -526,8 +528,16 @@ static enum hook_result offline_presence(struct host *h, void *args, void *ctx)
 	struct offline_state *os = ctx;
 	struct hook_packet *hp = args;
 	struct session *s = hp->session;
-	if (hp->to != NULL || s == NULL || s->offline_flushed || !s->available || s->priority < 0 ||
-	    stanza_kind(hp->stanza) != STANZA_PRESENCE || xml_attr(hp->stanza, "type") != NULL)
+	if (hp->to != NULL || s == NULL || stanza_kind(hp->stanza) != STANZA_PRESENCE)
+		return HOOK_CONTINUE;
+	if (!s->available || s->priority < 0) {
+		/* Unavailable, or a negative priority: messages to the bare JID
+		 * may be stored again, and the session fetches them when it is
+		 * back (XEP-0160 §2). */
+		s->offline_flushed = false;
+		return HOOK_CONTINUE;
+	}
+	if (s->offline_flushed || xml_attr(hp->stanza, "type") != NULL)
 		return HOOK_CONTINUE;
 	s->offline_flushed = true;
 	if (fetch_pending(os, s->jid.node))

@@ -223,6 +223,39 @@ def test_messages_being_stored_at_login_are_delivered(server):
         b.close()
 
 
+@pytest.mark.parametrize('away', ["<presence type='unavailable'/>",
+                                  '<presence><show>away</show><priority>-1</priority></presence>'])
+def test_delivered_when_the_same_session_is_back(server, away):
+    """XEP-0160 §2: a session that went unavailable or to a negative
+    priority without closing gets what was stored meanwhile as soon as it
+    sends available presence with a non-negative priority again, not at
+    the next login."""
+    user, pw = new_user(server)
+    c = come_online(server, user, pw)
+    sync(c)
+    c.send(away)
+    sync(c)
+    a = sender(server)
+    send_chat(a, '%s@%s' % (user, HOST), 'while away')
+    sync(a)
+    wait_rows(server, user, 1)
+    c.send('<presence><priority>5</priority></presence>')
+    m = messages(c, 1)[0]
+    assert m.findtext(q(NS_CLIENT, 'body')) == 'while away', tostr(m)
+    assert m.find(q(NS_DELAY, 'delay')) is not None, tostr(m)
+    wait_rows(server, user, 0)
+    # and again: each time the session is back
+    c.send(away)
+    sync(c)
+    send_chat(a, '%s@%s' % (user, HOST), 'away again')
+    sync(a)
+    wait_rows(server, user, 1)
+    c.send('<presence/>')
+    assert messages(c, 1)[0].findtext(q(NS_CLIENT, 'body')) == 'away again'
+    a.close()
+    c.close()
+
+
 def test_chat_state_alone_is_not_stored(server):
     user, pw = new_user(server)
     a = sender(server)
