@@ -7,6 +7,13 @@
  * sql_thread); it reads only its job and builds its results in the job's
  * pool.  Every change that touches several rows runs in one transaction; a
  * temporary failure is STORAGE_TEMPFAIL, never NOT_FOUND.
+ *
+ * A stored message is never both stored and reported as failed while the
+ * database can still say which: on a database server each message has a
+ * token (unique), and a store whose COMMIT's answer was lost is in doubt
+ * (sql_q_in_doubt): the store keeps the job until the database answers
+ * again, and its next try finds the token (stored: done) or not (it
+ * stores the message now).
  */
 #include "storage/offline-store.h"
 #include "storage/sql-store.h"
@@ -106,8 +113,16 @@ static enum storage_result op_offline_store(void *conn, struct offline_store_job
 	const char *token = job_token(t, r);
 	struct sql_param pi[] = { PTEXT(r->base.host), PTEXT(r->base.user), PINT(time(NULL)),
 		                  PTEXT(r->from),      PTEXT(r->stanza),    PTEXT(token) };
-	if (sql_q_exec(t, sql_offline_insert, pi, ARRAY_SIZE(pi), NULL) < 0 || sql_q_commit(t) < 0) {
+	bool committing = false;
+	int rc = sql_q_exec(t, sql_offline_insert, pi, ARRAY_SIZE(pi), NULL);
+	if (rc == 0) {
+		committing = true;
+		rc = sql_q_commit(t);
+	}
+	if (rc < 0) {
 		enum storage_result res = sql_q_abort(t, &r->base);
+		if (committing && token != NULL)
+			sql_q_in_doubt(t, &r->base); /* its next try asks for the token */
 		if (res != STORAGE_EXISTS || token == NULL)
 			return res;
 		/* a driver that cannot tell one constraint from another must
@@ -176,8 +191,12 @@ static bool op_offline_store_batch(void *conn, struct offline_store_job **jobs, 
 	}
 	if (t->ss->test_fail_batches)
 		goto fail;
-	if (sql_q_commit(t) < 0)
+	if (sql_q_commit(t) < 0) {
+		for (size_t i = 0; i < n; i++)
+			if (jobs[i]->base.res == STORAGE_OK && jobs[i]->token[0] != '\0')
+				sql_q_in_doubt(t, &jobs[i]->base);
 		goto fail;
+	}
 	return true;
 fail:
 	t->ss->drv->rollback(t->conn);

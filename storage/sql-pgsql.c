@@ -48,7 +48,9 @@
  *   row twice.  A COMMIT the read
  *   timeout ended is not looked up (the server is silent: a new connection
  *   would wait as long) and is in doubt: the server applies it if it
- *   wakes, while the job fails or runs again.  Not caught: a crash and
+ *   wakes, while the job fails or runs again (a job that can find its own
+ *   rows, the offline store, waits for the server first: sql-store.c's
+ *   sql_q_in_doubt).  Not caught: a crash and
  *   recovery of the same postmaster inside those seconds, after which the
  *   id may belong to another transaction;
  * - SQLSTATE classes decide enum sql_error: 08 (connection), 57P01..57P03

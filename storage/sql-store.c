@@ -25,7 +25,13 @@
  *   connect, not before the backoff has passed; the others' jobs fail at
  *   once with STORAGE_TEMPFAIL (logged at most once a second);
  * - a temporary failure (busy, lost connection, timeout, queue full) is
- *   STORAGE_TEMPFAIL, never NOT_FOUND; a duplicate key on create is EXISTS.
+ *   STORAGE_TEMPFAIL, never NOT_FOUND; a duplicate key on create is EXISTS;
+ * - a job runs at most twice, unless it is in doubt (sql_q_in_doubt: its
+ *   COMMIT's answer was lost and the work can learn the outcome): then its
+ *   worker keeps it, reconnecting with the outage's backoff, and runs it
+ *   again until the database answers it, SQL_DOUBT_TIMEOUTS storage
+ *   timeouts after the lost answer have passed, or the store closes; the
+ *   last two fail it with STORAGE_TEMPFAIL and log that it is in doubt.
  */
 #include "storage/sql-store.h"
 #include "lib/log.h"
@@ -55,6 +61,17 @@ static const char *const sql_driver_names[] = { "sqlite", "pgsql", "mysql", "odb
  * it is used again: a server restart or a firewall that dropped the idle
  * TCP connection is found before a user's request runs on it. */
 #define SQL_IDLE_CHECK 30.0
+
+/* How long a job in doubt (sql_q_in_doubt) keeps its worker to learn what
+ * became of its COMMIT, in storage timeouts from the lost answer: long
+ * enough for a database server that froze or restarted to answer again,
+ * short enough that the sender of a message hears within a minute (at the
+ * default timeout) that it was not stored, and that a worker is not taken
+ * away from its other jobs for long. */
+#define SQL_DOUBT_TIMEOUTS 6
+/* The pause before a job in doubt runs again after a try that did not
+ * tell (a connection that broke again, a busy server). */
+#define SQL_DOUBT_PAUSE 1.0
 
 const struct sql_driver_vfuncs *sql_driver_find(const char *name)
 {
@@ -171,6 +188,15 @@ enum storage_result sql_q_done_before(struct sql_thread *t, const struct storage
 	log_notice("storage %s: %s %s: %s by an earlier try (its answer was lost), not %s again",
 	           t->ss->base.description, r->op->name, storage_req_who(r, who, sizeof(who)), done, done);
 	return STORAGE_OK;
+}
+
+void sql_q_in_doubt(struct sql_thread *t, struct storage_req *req)
+{
+	const struct sql_driver_vfuncs *d = t->ss->drv;
+	if (d->is_broken == NULL || !d->is_broken(t->conn) || req->in_doubt)
+		return;
+	req->in_doubt = true;
+	req->in_doubt_since = mono_now();
 }
 
 /* Roll back after a failure; the failure's class decides the result. */
@@ -377,30 +403,92 @@ static bool thread_connect(struct sql_thread *t, const struct storage_req *r)
 	return true;
 }
 
+/* Worker thread: a job in doubt waits secs before it tries again, in
+ * short slices that watch for the store closing.  false, logged, when it
+ * must give up instead: its doubt deadline passed, or the store is
+ * closing. */
+static bool doubt_wait(struct sql_thread *t, struct storage_req *req, double secs)
+{
+	double until = mono_now() + secs;
+	double deadline = req->in_doubt_since + SQL_DOUBT_TIMEOUTS * t->ss->cfg.timeout;
+	for (;;) {
+		double now = mono_now();
+		bool closing = atomic_load(&t->ss->closing);
+		if (closing || now >= deadline) {
+			char who[512];
+			log_error("storage %s: %s %s: in doubt: %s %.0f s after the answer to its COMMIT "
+			          "was lost, without learning whether the database applied it; it "
+			          "fails, and what it wrote may be there all the same (an offline "
+			          "message both stored and bounced)",
+			          t->ss->base.description, req->op->name,
+			          storage_req_who(req, who, sizeof(who)),
+			          closing ? "the store is closing" : "giving up", now - req->in_doubt_since);
+			return false;
+		}
+		if (now >= until)
+			return true;
+		double left = (until < deadline ? until : deadline) - now;
+		double slice = left < 0.1 ? left : 0.1;
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)(slice * 1e9) };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Worker thread: t's connection for req.  A job in doubt waits for one:
+ * connection attempts keep to the outage's backoff, shared with the other
+ * workers. */
+static bool run_connect(struct sql_thread *t, struct storage_req *req)
+{
+	if (thread_connect(t, req->in_doubt ? NULL : req))
+		return true;
+	while (req->in_doubt) {
+		if (!doubt_wait(t, req, 0.1))
+			return false;
+		if (thread_connect(t, NULL))
+			return true;
+	}
+	return false;
+}
+
 /* Worker thread: run one job on t's connection; when the connection broke
  * under it, a new connection and one more try (every operation is one
- * transaction or one statement). */
+ * transaction or one statement).  A job in doubt tries until the database
+ * tells it what became of its COMMIT, or until its doubt deadline. */
 static void sql_run(struct storage *st, struct storage_req *req, void *thread_state)
 {
 	struct sql_thread *t = thread_state;
 	const struct sql_driver_vfuncs *d = t->ss->drv;
 	for (unsigned attempt = 0;; attempt++) {
-		if (!thread_connect(t, req)) {
+		if (!run_connect(t, req)) {
 			req->res = STORAGE_TEMPFAIL;
 			return;
 		}
 		failed_sql = NULL;
 		req->op->work(req, t);
 		t->last_used = mono_now();
-		if (req->res != STORAGE_TEMPFAIL || d->is_broken == NULL || !d->is_broken(t->conn))
-			return;
-		log_warning("storage %s: worker %u lost its connection (%s); reconnecting", st->description,
-		            t->index, d->error_message(t->conn));
-		d->disconnect(t->conn);
-		t->conn = NULL;
-		storage_outage_disconnected(&t->ss->outage);
-		if (attempt > 0)
-			return;
+		bool broken = req->res == STORAGE_TEMPFAIL && d->is_broken != NULL && d->is_broken(t->conn);
+		if (broken) {
+			log_warning("storage %s: worker %u lost its connection (%s); reconnecting",
+			            st->description, t->index, d->error_message(t->conn));
+			d->disconnect(t->conn);
+			t->conn = NULL;
+			storage_outage_disconnected(&t->ss->outage);
+		}
+		if (req->res != STORAGE_TEMPFAIL && req->in_doubt) {
+			char who[512];
+			log_notice("storage %s: %s %s: out of doubt: the database answered %.0f s after "
+			           "the answer to its COMMIT was lost",
+			           st->description, req->op->name, storage_req_who(req, who, sizeof(who)),
+			           mono_now() - req->in_doubt_since);
+		}
+		if (req->res != STORAGE_TEMPFAIL || !req->in_doubt) {
+			if (!broken || attempt > 0)
+				return;
+		} else if (attempt > 0 || !broken) {
+			/* this try did not tell either: not at once again */
+			if (!doubt_wait(t, req, SQL_DOUBT_PAUSE))
+				return;
+		}
 		req->rerun = true;
 	}
 }
@@ -549,7 +637,8 @@ static void sql_close(struct storage *st)
 {
 	struct sql_storage *ss = (struct sql_storage *)st;
 	/* Every queued job runs (or expires) and its callback runs; the
-	 * workers disconnect. */
+	 * workers disconnect.  A job in doubt stops waiting (logged). */
+	atomic_store(&ss->closing, true);
 	storage_base_deinit(st);
 	storage_config_free(&ss->cfg);
 	storage_outage_deinit(&ss->outage);

@@ -22,6 +22,7 @@ struct sql_storage {
 
 	struct storage_outage outage;  /* the database's, as the workers see it */
 	_Atomic unsigned long batched; /* jobs done in batches of two or more */
+	_Atomic bool closing;          /* close has begun: a job in doubt stops waiting */
 
 	bool test_fail_batches; /* tests: every batch fails before its commit */
 };
@@ -70,6 +71,14 @@ enum storage_result sql_q_abort(struct sql_thread *t, const struct storage_req *
  * "<done> by an earlier try (its answer was lost), not <done> again"
  * ("stored", "created", ...) and returns STORAGE_OK. */
 enum storage_result sql_q_done_before(struct sql_thread *t, const struct storage_req *req, const char *done);
+/* The COMMIT of req's transaction just failed: when the connection broke
+ * under it (its answer lost, the outcome unknown), req is in doubt
+ * (struct storage_req): the store keeps it, reconnecting with the
+ * outage's backoff, and runs it again until the database answers or 6
+ * storage timeouts after the first lost answer have passed.  Only for a
+ * work that, run again, finds its own rows of an applied COMMIT (the
+ * offline store's token) and otherwise writes them anew. */
+void sql_q_in_doubt(struct sql_thread *t, struct storage_req *req);
 /* Begin a write transaction and run the n statements of sql with the same
  * parameters, in order.  STORAGE_OK leaves the transaction open for the
  * caller to finish (more writes, then sql_q_commit); when the last

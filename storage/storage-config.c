@@ -36,7 +36,8 @@ static const struct opt_def storage_defs[] = {
 	  "jobs waiting for a worker before new ones fail at once (temporary error)" },
 	{ "timeout", OPT_DURATION, OFF(storage_config, timeout), "10s", NULL, 0, 0,
 	  "deadline of one storage job; pgsql and mysql also stop waiting for a silent database "
-	  "server after it, rounded up, plus 5 s (the read timeout)" },
+	  "server after it, rounded up, plus 5 s (the read timeout); an offline message whose "
+	  "COMMIT is in doubt waits six times it for the database before it bounces" },
 	OPT_END
 };
 

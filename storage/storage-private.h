@@ -94,6 +94,11 @@ struct storage_req {
 	bool held;               /* storage_req_hold: work finishes later */
 	bool rerun;              /* work runs again: the connection broke under its first try
 	                            (alone or in a batch), which the server may have applied */
+	bool in_doubt;           /* a try's COMMIT was sent and its answer lost, and the work
+	                            finds out by itself what became of it when it runs again
+	                            (the offline store's token): the store keeps the job and
+	                            tries again until in_doubt_since plus its doubt deadline */
+	double in_doubt_since;   /* monotonic seconds: when the answer was lost */
 	struct storage_req *defer_next;
 	struct worker_job *wj; /* while on the store's worker group */
 };
@@ -116,8 +121,9 @@ struct storage_vfuncs {
 	/* Append the live state for parleyctl (connections, outage); optional. */
 	void (*status)(struct storage *st, struct buf *out);
 	/* Run req->op->work(req, conn) with the calling worker's state, taking
-	 * care of the connection (outage, backoff, reconnect and one retry).
-	 * Worker thread; only for stores with workers. */
+	 * care of the connection (outage, backoff, reconnect and one retry;
+	 * for a job in doubt, retries until its doubt deadline).  Worker
+	 * thread; only for stores with workers. */
 	void (*run)(struct storage *st, struct storage_req *req, void *thread_state);
 	/* The same for n jobs of one batchable operation: runs
 	 * reqs[0]->op->batch, or each job alone when it returns false.
