@@ -7,7 +7,13 @@ Armed, it cuts parleyd's connection at the COMMIT of the next transaction
 that stores an offline message: either after passing the COMMIT on (the
 server commits; its answer never reaches parleyd) or instead of passing
 it on (the server rolls back when it sees its client gone).  Either way
-the message must be stored exactly once and not bounced.  The pgsql
+the message must be stored exactly once and not bounced.  Mode 'silent'
+passes the COMMIT on and holds the server's answers back, as a server
+frozen right after it committed would, until parleyd's read timeout
+gives up on the connection.  With a blackout after the cut (new
+connections closed at once, as a server that cannot be reached), the
+COMMIT is in doubt: the job waits for the database and its next try
+finds its row.  The pgsql
 driver asks the server on a new connection what became of the
 transaction (txid_status) and the log says what it found; on every
 store the job that runs again finds its own row by the message's token
@@ -55,7 +61,11 @@ class Relay(threading.Thread):
     as it runs), else after the COMMIT of its transaction (archive jobs
     stored as one batch, a shared roster group with its lists).  Mode
     'in-tx' cuts it at the first message after the next BEGIN, not
-    passed on (a statement in a transaction on a lost connection)."""
+    passed on (a statement in a transaction on a lost connection).  Mode
+    'silent' passes the COMMIT on, drops the server's answers and keeps
+    the connection open until parleyd closes it.  A blackout (arm's) has
+    the relay close every new connection at once from the cut until that
+    many seconds after the cut connection closed."""
 
     def __init__(self, db_port):
         super().__init__(daemon=True)
@@ -66,12 +76,17 @@ class Relay(threading.Thread):
         self.lsock.listen(16)
         self.port = self.lsock.getsockname()[1]
         self.lock = threading.Lock()
-        self.mode = None        # armed: 'after', 'before', 'in-tx' or a COMMITTED_INSERTS key
+        self.mode = None        # armed: 'after', 'before', 'silent', 'in-tx' or a COMMITTED_INSERTS key
         self.cuts = 0
+        self.blackout = 0       # seconds of refused connections after a cut
+        self.refusing = False   # from a cut with a blackout until its connection closed
+        self.refuse_until = 0   # then until this (monotonic)
+        self.refused = 0        # connections closed at once
 
-    def arm(self, mode):
+    def arm(self, mode, blackout=0):
         with self.lock:
             self.mode = mode
+            self.blackout = blackout
 
     def take(self, mode):
         """mode when the relay is armed for it (and disarmed now), else None."""
@@ -87,8 +102,14 @@ class Relay(threading.Thread):
                 client, _ = self.lsock.accept()
             except OSError:
                 return
+            with self.lock:
+                refuse = self.refusing or time.monotonic() < self.refuse_until
+                self.refused += refuse
+            if refuse:
+                _close(client)
+                continue
             server = socket.create_connection(('127.0.0.1', self.db_port))
-            state = {'drop': False}
+            state = {'drop': False, 'mute': False, 'client': client}
             threading.Thread(target=self.downstream, args=(server, client, state), daemon=True).start()
             threading.Thread(target=self.upstream_guarded, args=(client, server, state), daemon=True).start()
 
@@ -99,6 +120,8 @@ class Relay(threading.Thread):
                 data = server.recv(65536)
                 if not data or state['drop']:
                     break
+                if state['mute']:
+                    continue
                 buf = self.seen_from_server(state, buf + data)
                 client.sendall(data)
         except OSError:
@@ -112,13 +135,27 @@ class Relay(threading.Thread):
         return b''
 
     def cut(self, state, server, msg, mode):
-        """Cut the connection at msg: passed on first unless mode is 'before'."""
+        """Cut the connection at msg: passed on first unless mode is 'before';
+        'silent': passed on, and the connection kept until parleyd closes it."""
         with self.lock:
             self.cuts += 1
-        state['drop'] = True
-        if mode != 'before':
-            server.sendall(msg)
-            time.sleep(0.5)     # the server runs and commits it meanwhile
+            self.refusing = self.blackout > 0
+        try:
+            if mode == 'silent':
+                state['mute'] = True
+                server.sendall(msg)
+                while state['client'].recv(65536):
+                    pass
+            else:
+                state['drop'] = True
+                if mode != 'before':
+                    server.sendall(msg)
+                    time.sleep(0.5)     # the server runs and commits it meanwhile
+        finally:
+            with self.lock:
+                if self.refusing:
+                    self.refusing = False
+                    self.refuse_until = time.monotonic() + self.blackout
 
     def upstream_guarded(self, client, server, state):
         try:
@@ -164,7 +201,7 @@ class Tx:
         elif query.startswith(b'COMMIT') or (query.startswith(b'ROLLBACK')
                                              and not query.startswith(b'ROLLBACK TO')):
             if query.startswith(b'COMMIT') and self.insert:
-                mode = self.take('after') or self.take('before')
+                mode = self.take('after') or self.take('before') or self.take('silent')
             elif query.startswith(b'COMMIT'):
                 for m in self.ran_modes:
                     mode = mode or self.take(m)
@@ -312,8 +349,9 @@ class RelayedParleyd(parleytest.Parleyd):
         return line
 
 
-@pytest.fixture
-def relayed(tmp_path):
+def relayed_server(tmp_path, timeout=None):
+    """A relay and parleyd behind it, started; timeout: the storage
+    timeout of its host instead of the tests' 5 s."""
     if STORE == 'mysql':
         relay = MyRelay(int(os.environ['PARLEY_TEST_MYSQL_PORT']))
     else:
@@ -321,7 +359,17 @@ def relayed(tmp_path):
     relay.start()
     srv = RelayedParleyd(tmp_path / 'parley', relay.port)
     srv.enable_module('shared_roster')   # for the shared roster group test
+    if timeout is not None:
+        text = srv.config.read_text()
+        assert text.count('timeout: 5s }') == 1, text
+        srv.config.write_text(text.replace('timeout: 5s }', 'timeout: %s }' % timeout))
     srv.start_with_users()
+    return srv, relay
+
+
+@pytest.fixture
+def relayed(tmp_path):
+    srv, relay = relayed_server(tmp_path)
     yield srv, relay
     srv.finish()
     relay.lsock.close()
@@ -395,6 +443,117 @@ def test_commit_answer_lost(relayed, mode, outcome):
     if mode == 'after' and STORE == 'pgsql':
         assert 'replacing the connection that broke under an earlier job' in srv.log(), srv.log()[-3000:]
     alice.close()
+
+
+# seconds the database cannot be reached after a cut, in the tests of a
+# COMMIT in doubt
+BLACKOUT = 3
+
+
+def send_and_ping(alice, body):
+    """Send body to bob (offline), then a ping: the sender's answers wait
+    for the message's store (mod_offline holds them), so the ping's
+    answer comes once the store is done, after the bounce if it failed.
+    The bounces of body."""
+    alice.send("<message to='bob@%s' type='chat' id='%s'><body>%s</body></message>"
+               % (HOST, unique('m'), body))
+    el = alice.iq('get', "<ping xmlns='urn:xmpp:ping'/>", to=HOST, timeout=90)
+    assert el.get('type') == 'result', tostr(el)
+    return [e for e in alice.received if e.tag == q(NS_CLIENT, 'message') and e.get('type') == 'error'
+            and e.findtext(q(NS_CLIENT, 'body')) == body]
+
+
+@pytest.mark.parametrize('mode', ['after', pytest.param('silent', marks=pytest.mark.skipif(
+    STORE == 'odbc', reason='psqlODBC has no read timeout (doc/database.md)'))])
+def test_commit_in_doubt_waits_for_the_database(relayed, mode):
+    """The answer to the COMMIT of an offline message is lost (the
+    connection cut after it; 'silent': the server's answers held back
+    until the read timeout, as from a server frozen right after it
+    committed), and the database cannot be reached for a few seconds
+    after: the job is in doubt.  Its worker keeps it, connects again as
+    the outage's backoff allows, and the next try finds the message's
+    token: stored once and not bounced, never bounced and stored too.
+    The sender's answers wait meanwhile."""
+    srv, cutter = relayed
+    alice = RawClient(srv.port, timeout=20)
+    alice.login('alice', srv.password('alice'), resource='doubt')
+    body = unique('doubt-%s-' % mode)
+    cutter.arm(mode, blackout=BLACKOUT)
+    bounced = send_and_ping(alice, body)
+    assert cutter.cuts == 1, 'the relay did not cut a COMMIT'
+    assert cutter.refused > 0, 'parleyd did not try to connect while the database was out of reach'
+    rows = offline_rows(srv, body)
+    log = srv.log()
+    assert not (rows and bounced), 'the message was bounced and stored too\n' + log[-3000:]
+    assert rows == 1 and not bounced, (rows, [tostr(e) for e in bounced], log[-3000:])
+    assert done_before(log, 'offline_store', 'stored', 'bob'), log[-3000:]
+    assert re.search(r'offline_store bob@%s: out of doubt: the database answered \d+ s after the '
+                     r'answer to its COMMIT was lost' % re.escape(HOST), log), log[-3000:]
+    if mode == 'silent':
+        assert 'read timeout' in log or 'Lost connection to server during query' in log, log[-3000:]
+
+    # the next message goes through a new connection
+    after = unique('next-')
+    assert send_and_ping(alice, after) == []
+    assert offline_rows(srv, after) == 1
+    alice.close()
+
+
+def in_doubt_line(log, why):
+    """The line of a job in doubt that gave up (why: 'giving up' or 'the
+    store is closing'): the seconds since its COMMIT's answer was lost, or
+    None."""
+    m = re.search(r'storage %s:[^\n]*: offline_store bob@%s: in doubt: %s (\d+) s after the answer '
+                  r'to its COMMIT was lost, without learning whether the database applied it; it '
+                  r'fails, and what it wrote may be there all the same \(an offline message both '
+                  r'stored and bounced\)' % (STORE, re.escape(HOST), why), log)
+    return int(m.group(1)) if m else None
+
+
+def test_commit_in_doubt_gives_up_at_its_deadline(tmp_path):
+    """A database still out of reach six storage timeouts (here 2 s) after
+    the answer to a COMMIT was lost: the job gives up, the message bounces,
+    and the log says that it is in doubt (the server had committed it: it
+    is stored too)."""
+    srv, cutter = relayed_server(tmp_path, timeout='2s')
+    try:
+        alice = RawClient(srv.port, timeout=20)
+        alice.login('alice', srv.password('alice'), resource='doubt')
+        body = unique('doubt-late-')
+        cutter.arm('after', blackout=600)
+        t0 = time.monotonic()
+        bounced = send_and_ping(alice, body)
+        assert cutter.cuts == 1, 'the relay did not cut a COMMIT'
+        assert len(bounced) == 1, [tostr(e) for e in alice.received]
+        assert time.monotonic() - t0 >= 12, 'the job gave up before its deadline'
+        after = in_doubt_line(srv.log(), 'giving up')
+        assert after is not None and after >= 12, srv.log()[-3000:]
+        assert offline_rows(srv, body) == 1
+        alice.close()
+    finally:
+        srv.finish()
+        cutter.lsock.close()
+
+
+def test_stop_while_in_doubt(relayed):
+    """parleyd stopped while an offline message's job is in doubt (the
+    database out of reach since its COMMIT's answer was lost) stops
+    without waiting for the job's deadline: the job gives up and says
+    that the message is in doubt."""
+    srv, cutter = relayed
+    alice = RawClient(srv.port, timeout=20)
+    alice.login('alice', srv.password('alice'), resource='doubt')
+    cutter.arm('after', blackout=600)
+    alice.send("<message to='bob@%s' type='chat' id='%s'><body>%s</body></message>"
+               % (HOST, unique('m'), unique('doubt-stop-')))
+    deadline = time.monotonic() + 30
+    while 'lost its connection' not in srv.log() or cutter.refused == 0:
+        assert time.monotonic() < deadline, srv.log()[-3000:]
+        time.sleep(0.1)
+    t0 = time.monotonic()
+    assert srv.stop() == 0, srv.log()[-3000:]
+    assert time.monotonic() - t0 < 15, 'the stop waited for the job in doubt'
+    assert in_doubt_line(srv.log(), 'the store is closing') is not None, srv.log()[-3000:]
 
 
 def archive_rows(srv, body):
