@@ -22,9 +22,10 @@
  *   none, with unavailable presence carrying the status and time of the
  *   user's last unavailable presence (the last activity record mod_last
  *   keeps).  Everything else goes on to the session manager's default
- *   delivery, unless ops of the user are queued: then it waits behind
- *   them as an op of its own (PK_HELD) and is delivered by
- *   sm_deliver_presence when its turn comes.
+ *   delivery, unless a subscription op between the user and its
+ *   sender is queued: then it waits behind it as an op of its own
+ *   (PK_HELD) and is delivered by sm_deliver_presence when its turn
+ *   comes.
  * - session_closed: unavailable to subscribers and directed-presence
  *   targets.
  *
@@ -43,12 +44,14 @@
  *   then act), so one user's subscription changes and broadcasts keep the
  *   order they arrived in and never decide on a stale read.  Ops of
  *   different users run in parallel.  Presence to the user that is no
- *   subscription stanza or probe goes through the queue only when an op
- *   of the user is queued or running, and then waits behind it: a
+ *   subscription stanza or probe goes through the queue only when a
+ *   subscription op of the user with the sender's bare JID (or presence
+ *   of the sender held behind one) is queued or running, and then waits
+ *   behind the user's ops: a
  *   contact's 'subscribed' and the presence it sends right after reach
  *   the user's resources in that order (RFC 6120 §10.1), with the roster
- *   push first; with nothing queued the session manager delivers it at
- *   once, as before.  It is delivered as the session manager would have
+ *   push first; otherwise the session manager delivers it at once.  It
+ *   is delivered as the session manager would have
  *   (blocking was judged at stanza_in when it came; each session's
  *   user_receive_packet runs at delivery).  What does not go through the
  *   queue is not held back by it: messages and iqs to the user, and a
@@ -489,6 +492,19 @@ static bool user_busy(const struct pres_state *ps, const char *user)
 	for (struct pending_op *o = ps->ops.head; o != NULL; o = o->next)
 		if (strcmp(((struct pres_op *)o)->user, user) == 0)
 			return true;
+	return false;
+}
+
+/* Is a subscription op of user with the bare JID of peer queued or
+ * running, or presence from it held behind one? */
+static bool user_busy_with(const struct pres_state *ps, const char *user, const struct jid *peer)
+{
+	for (struct pending_op *o = ps->ops.head; o != NULL; o = o->next) {
+		const struct pres_op *op = (const struct pres_op *)o;
+		if ((op->kind == PK_IN_SUB || op->kind == PK_OUT_SUB || op->kind == PK_HELD) &&
+		    strcmp(op->user, user) == 0 && jid_bare_equal(&op->peer, peer))
+			return true;
+	}
 	return false;
 }
 
@@ -1230,10 +1246,13 @@ static enum hook_result presence_in(struct host *h, void *args, void *ctx)
 	bool probe = type != NULL && strcmp(type, "probe") == 0;
 	if (st == ST_NONE && !probe) {
 		/* Other presence is the session manager's to deliver, unless
-		 * work of the user came before it: it waits its turn (a
-		 * contact's 'subscribed' and the presence right behind it
-		 * reach the client in that order: RFC 6120 §10.1). */
-		if (!user_busy(ps, hp->to->node))
+		 * a subscription stanza between the user and its sender came
+		 * before it: it waits its turn (a contact's 'subscribed' and
+		 * the presence right behind it reach the client in that
+		 * order: RFC 6120 §10.1).  Presence of anyone else (a room's,
+		 * say) is not held back behind it: it would overtake what
+		 * its sender sent next. */
+		if (!user_busy_with(ps, hp->to->node, hp->from))
 			return HOOK_CONTINUE;
 		struct pres_op *op = op_new(ps, PK_HELD, hp->to->node);
 		jid_copy(&op->peer, hp->from);

@@ -306,13 +306,18 @@ def join(c, room, nick, password=None, history=None, extra='', subject=True, tim
     # what the room sent before this join belongs to an earlier visit
     c.backlog = [e for e in _backlog(c) if not (is_presence(e, room=room) or is_message(e, room=room))]
     c.send(join_stanza(room, nick, password, history, extra))
+    return join_answer(c, room, subject, timeout)
+
+
+def join_answer(c, room, subject=True, timeout=5.0):
+    """What the room answers to a join already sent (see join)."""
     j = Joined()
     passed = set()           # ids of elements left in the backlog by this join
     deadline = time.monotonic() + timeout
     while True:
         left = max(0.01, deadline - time.monotonic())
         e = take(c, lambda e: id(e) not in passed and (is_presence(e, room=room) or is_message(e, room=room)),
-                 left, 'the answer to joining %s as %s' % (room, nick))
+                 left, 'the answer to joining %s' % room)
         if is_presence(e, typ='error'):
             j.error = e
             return j
@@ -1534,6 +1539,23 @@ def test_occupant_id(server, rooms):
 
 
 # ---- several resources under one nick ------------------------------------------------------------
+
+def test_join_right_after_initial_presence_keeps_its_order(server, rooms):
+    """§7.2: the occupants' presence, the self-presence, then the subject,
+    also when the join comes in the same write as the client's initial
+    presence, while the server is still busy with that presence's roster
+    work (the room's presence must not wait behind it and so come after
+    the subject)."""
+    r = rooms()
+    r.enter('carol')
+    c = RawClient(server.port)
+    c.login('erin', server.password('erin'), resource=unique('muc-'), presence=False)
+    r.clients.append(c)
+    c.send('<presence/>' + join_stanza(r.jid, 'erin'))
+    j = join_answer(c, r.jid)
+    assert j.self_presence is not None and j.subject is not None, j.order
+    assert j.order == ['presence', 'presence', 'self', 'subject'], j.order
+
 
 def test_multiple_resources_one_nick(server, rooms):
     """§7.2.? (multi-session nicks): two resources of one user share a nick;
