@@ -15,6 +15,11 @@
  * A recipient whose client does not read (its session's output queue
  * holds more than SLOW_BYTES) is removed from the room with status 333
  * instead of growing the server's memory.
+ *
+ * A removed occupant (kicked, banned, out of a members-only room, the room
+ * destroyed) is freed at once: nothing keeps a pointer to an occupant, or
+ * to its nick, across a call that may remove occupants; what is needed
+ * after it (the requester's nick as the actor of later items) is copied.
  */
 #include "muc.h"
 #include "muc-log.h"
@@ -1640,7 +1645,10 @@ static void admin_set(struct muc_room *r, struct muc_occupant *o, enum muc_aff m
 		return;
 	}
 	bool affs_changed = false;
-	const char *actor = o != NULL ? o->nick : NULL;
+	/* An item may take the requester out of the room (an owner stepping
+	 * down to none in a members-only room): o is freed then, and the
+	 * later items still name the requester as their actor. */
+	char *actor = o != NULL ? xstrdup(o->nick) : NULL;
 	for (struct xml_node *it = xml_child(q, "item", NULL); it != NULL; it = xml_next(it, "item", NULL)) {
 		const char *reason = xml_child_text(it, "reason", NULL);
 		const char *role_s = xml_attr(it, "role");
@@ -1658,6 +1666,7 @@ static void admin_set(struct muc_room *r, struct muc_occupant *o, enum muc_aff m
 			free(target);
 		}
 	}
+	free(actor);
 	if (affs_changed && r->cfg.persistent)
 		save_and_answer(r, iq);
 	else

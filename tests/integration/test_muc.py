@@ -1085,6 +1085,36 @@ def test_no_request_leaves_the_room_without_owner(server, rooms):
     assert set(admin_list(r.owner, r.jid, affiliation='admin')) == {erin}
 
 
+def test_owner_stepping_down_is_the_actor_of_the_later_items(server):
+    """§10.4: an owner may step down in the request that names another
+    owner.  In a members-only room the item that takes his affiliation
+    removes him (321); the items after it still name him, by his nick, as
+    their actor, and the other occupants get well-formed presences."""
+    nick = 'bob-the-owner-stepping-down'
+    bob = connect(server, 'bob')
+    erin = connect(server, 'erin')
+    try:
+        room = create_room(bob, nick, config={'muc#roomconfig_membersonly': True})
+        assert set_affiliation(bob, room, 'erin@' + HOST, 'member').get('type') == 'result'
+        joined(erin, room, 'erin')
+        drain(bob, 0.3)
+        res = admin_query(bob, room, "<item affiliation='owner' jid='carol@%s'/><item affiliation='none' jid='bob@%s'/>"
+                          "<item affiliation='admin' jid='erin@%s'/>" % (HOST, HOST, HOST))
+        assert res.get('type') == 'result', tostr(res)
+        gone = take(erin, lambda e: is_presence(e, frm=room + '/' + nick, typ='unavailable'), 5, '321')
+        assert 321 in codes(gone), tostr(gone)
+        assert item_of(gone).find(q(NS_MUC_USER, 'actor')).get('nick') == nick, tostr(gone)
+        p = take(erin, lambda e: is_presence(e, frm=room + '/erin') and 110 in codes(e), 5, 'admin presence')
+        assert item_of(p).get('affiliation') == 'admin', tostr(p)
+        assert item_of(p).find(q(NS_MUC_USER, 'actor')).get('nick') == nick, tostr(p)
+        own = take(bob, lambda e: is_presence(e, frm=room + '/' + nick, typ='unavailable'), 5, 'own 321')
+        assert {321, 110} <= codes(own), tostr(own)
+        assert set(admin_list(erin, room, affiliation='owner')) == {'carol@' + HOST}
+    finally:
+        bob.close()
+        erin.close()
+
+
 def test_password_protected_room(server, rooms):
     """§7.2.6: no or a wrong password: not-authorized; the right one enters."""
     r = rooms(config={'muc#roomconfig_passwordprotectedroom': True, 'muc#roomconfig_roomsecret': 'open-sesame'})
