@@ -20,6 +20,9 @@
  * destroyed) is freed at once: nothing keeps a pointer to an occupant, or
  * to its nick, across a call that may remove occupants; what is needed
  * after it (the requester's nick as the actor of later items) is copied.
+ *
+ * Rights follow XEP-0045 §8-§10: a moderator kicks or silences no one of
+ * a higher affiliation than its own, and no admin or owner.
  */
 #include "muc.h"
 #include "muc-log.h"
@@ -1536,6 +1539,12 @@ static int admin_check(struct muc_room *r, struct muc_occupant *o, enum muc_aff 
 		}
 		if (role < MUC_ROLE_MODERATOR && ta >= MUC_AFF_ADMIN) {
 			*e_r = SE_NOT_ALLOWED, *text_r = "admins and owners cannot lose moderation";
+			return -1;
+		}
+		/* §8.2, §8.5: a moderator kicks or silences no one of a higher
+		 * affiliation than its own. */
+		if (role <= MUC_ROLE_VISITOR && ta > my) {
+			*e_r = SE_NOT_ALLOWED, *text_r = "that occupant's affiliation is higher than yours";
 			return -1;
 		}
 		return 0;

@@ -939,6 +939,29 @@ def test_kick_307(server, rooms):
     assert stanza_error(res) == 'not-allowed', tostr(res)
 
 
+def test_moderator_may_not_kick_or_silence_a_higher_affiliation(server, rooms):
+    """§8.2, §8.4, §8.5: a moderator whose affiliation is lower than an
+    occupant's may neither kick it nor take its voice (not-allowed, and
+    the occupant keeps its role); an occupant of the moderator's own
+    affiliation it may silence."""
+    r = rooms()
+    assert set_affiliation(r.owner, r.jid, 'erin@' + HOST, 'member').get('type') == 'result'
+    carol = r.enter('carol')
+    erin = r.enter('erin')
+    plain = r.enter(fresh_user(server), 'plain')
+    assert set_role(r.owner, r.jid, 'carol', 'moderator').get('type') == 'result'
+    drain(erin, 0.3)
+    for role in ('visitor', 'none'):
+        res = set_role(carol, r.jid, 'erin', role)
+        assert stanza_error(res) == 'not-allowed' and error_type(res) == 'cancel', tostr(res)
+    nothing(erin, lambda e: is_presence(e, frm=r.jid + '/erin'), 0.5)
+    assert admin_list(r.owner, r.jid, role='participant')['erin'].get('affiliation') == 'member'
+    res = set_role(carol, r.jid, 'plain', 'visitor')
+    assert res.get('type') == 'result', tostr(res)
+    p = take(plain, lambda e: is_presence(e, frm=r.jid + '/plain') and 110 in codes(e), 5, 'voice revoked')
+    assert item_of(p).get('role') == 'visitor', tostr(p)
+
+
 def test_ban_301(server, rooms):
     """§9.1: an admin bans by bare JID: 301 to all, the banned user may not
     come back (§7.2.8 forbidden), and is on the outcast list (§9.2)."""
