@@ -22,7 +22,8 @@
  * after it (the requester's nick as the actor of later items) is copied.
  *
  * Rights follow XEP-0045 §8-§10: a moderator kicks or silences no one of
- * a higher affiliation than its own, and no admin or owner.
+ * a higher affiliation than its own, and no admin or owner; an admin or
+ * owner does not ban himself.
  */
 #include "muc.h"
 #include "muc-log.h"
@@ -1500,10 +1501,12 @@ static void admin_get(struct muc_room *r, struct muc_occupant *o, enum muc_aff m
 	xml_unref(&res);
 }
 
-/* One muc#admin item: check it against the actor's rights (XEP-0045 §8,
- * §9, §10); 0 or -1 with the error. */
-static int admin_check(struct muc_room *r, struct muc_occupant *o, enum muc_aff my, struct xml_node *item,
-                       enum stanza_error *e_r, const char **text_r)
+static char *item_target(struct muc_room *r, struct xml_node *it);
+
+/* One muc#admin item of the request from `from`: check it against the
+ * requester's rights (XEP-0045 §8, §9, §10); 0 or -1 with the error. */
+static int admin_check(struct muc_room *r, const struct jid *from, struct muc_occupant *o, enum muc_aff my,
+                       struct xml_node *item, enum stanza_error *e_r, const char **text_r)
 {
 	const char *role_s = xml_attr(item, "role"), *aff_s = xml_attr(item, "affiliation");
 	if (role_s != NULL && aff_s != NULL) {
@@ -1565,6 +1568,18 @@ static int admin_check(struct muc_room *r, struct muc_occupant *o, enum muc_aff 
 		if (my < MUC_AFF_ADMIN) {
 			*e_r = SE_FORBIDDEN, *text_r = "only admins and owners change affiliations";
 			return -1;
+		}
+		if (aff == MUC_AFF_OUTCAST) {
+			/* §9.1: an admin or owner does not ban himself. */
+			char *target = item_target(r, item);
+			char *self = jid_bare_string(from);
+			bool same = target != NULL && strcmp(target, self) == 0;
+			free(target);
+			free(self);
+			if (same) {
+				*e_r = SE_CONFLICT, *text_r = "you cannot ban yourself";
+				return -1;
+			}
 		}
 		struct jid tj = { 0 };
 		const char *err;
@@ -1632,14 +1647,14 @@ static bool admin_loses_last_owner(struct muc_room *r, struct xml_node *q)
 	return loses;
 }
 
-static void admin_set(struct muc_room *r, struct muc_occupant *o, enum muc_aff my, struct xml_node *iq,
-                      struct xml_node *q)
+static void admin_set(struct muc_room *r, const struct jid *from, struct muc_occupant *o, enum muc_aff my,
+                      struct xml_node *iq, struct xml_node *q)
 {
 	enum stanza_error e;
 	const char *text;
 	unsigned n = 0;
 	for (struct xml_node *it = xml_child(q, "item", NULL); it != NULL; it = xml_next(it, "item", NULL)) {
-		if (admin_check(r, o, my, it, &e, &text) < 0) {
+		if (admin_check(r, from, o, my, it, &e, &text) < 0) {
 			send_error(iq, e, text);
 			return;
 		}
@@ -2169,7 +2184,7 @@ void muc_room_iq(struct muc_room *r, struct xml_node *stanza, const struct jid *
 		if (get)
 			admin_get(r, o, my, stanza, q);
 		else
-			admin_set(r, o, my, stanza, q);
+			admin_set(r, from, o, my, stanza, q);
 	} else if (xml_is(q, "query", NS_MUC_OWNER)) {
 		owner_iq(r, my, stanza, q, get);
 	} else if (xml_is(q, "query", NS_REGISTER)) {

@@ -991,6 +991,26 @@ def test_ban_301(server, rooms):
     joined(carol, r.jid, 'carol')
 
 
+def test_admin_or_owner_may_not_ban_himself(server, rooms):
+    """§9.1: an owner or an admin who bans himself (by JID or by his nick)
+    gets conflict; he stays in the room with his affiliation and the
+    outcast list stays empty."""
+    r = rooms()
+    assert set_affiliation(r.owner, r.jid, 'carol@' + HOST, 'owner').get('type') == 'result'
+    assert set_affiliation(r.owner, r.jid, 'erin@' + HOST, 'admin').get('type') == 'result'
+    erin = r.enter('erin')
+    drain(r.owner, 0.3)
+    for c, item in ((r.owner, "jid='bob@%s/elsewhere'" % HOST), (r.owner, "nick='bob'"),
+                    (erin, "jid='erin@%s'" % HOST), (erin, "nick='erin'")):
+        res = admin_query(c, r.jid, "<item affiliation='outcast' %s><reason>oops</reason></item>" % item)
+        assert stanza_error(res) == 'conflict' and error_type(res) == 'cancel', tostr(res)
+    nothing(r.owner, lambda e: is_presence(e, room=r.jid, typ='unavailable'), 0.5)
+    assert admin_list(r.owner, r.jid, affiliation='outcast') == {}
+    assert 'bob@' + HOST in admin_list(r.owner, r.jid, affiliation='owner')
+    assert 'erin@' + HOST in admin_list(r.owner, r.jid, affiliation='admin')
+    assert set(admin_list(r.owner, r.jid, role='moderator')) == {'bob', 'erin'}
+
+
 def test_moderated_room_voice_request_and_grant(server, rooms):
     """§7.4 visitors may not speak (forbidden); §7.13 a voice request goes
     to the moderators as a muc#request form; §8.3 granting voice; §8.5 the
