@@ -23,7 +23,9 @@
  *
  * Rights follow XEP-0045 §8-§10: a moderator kicks or silences no one of
  * a higher affiliation than its own, and no admin or owner; an admin or
- * owner does not ban himself.
+ * owner does not ban himself.  In a members-only room an invitation sent
+ * through the room, by whoever may invite, adds the invitee (a user,
+ * never a whole domain) to the member list (§9.5).
  */
 #include "muc.h"
 #include "muc-log.h"
@@ -1049,9 +1051,10 @@ static void invitations(struct muc_room *r, const struct jid *from, struct xml_n
 			send_error(stanza, SE_JID_MALFORMED, "invitation without a valid 'to'");
 			return;
 		}
-		/* An admin's invitation to a members-only room makes a member. */
-		if (r->cfg.members_only && occ_aff(o) >= MUC_AFF_ADMIN &&
-		    muc_room_affiliation(r, &tj) == MUC_AFF_NONE) {
+		/* An invitation to a members-only room makes the invitee a
+		 * member (§9.5: whoever may invite, an admin or, with
+		 * allowinvites, a member); a user, never a whole domain. */
+		if (r->cfg.members_only && tj.node != NULL && muc_room_affiliation(r, &tj) == MUC_AFF_NONE) {
 			char *b = jid_bare_string(&tj);
 			muc_room_set_affiliation(r, b, MUC_AFF_MEMBER, NULL, o->nick);
 			free(b);

@@ -1517,6 +1517,27 @@ def test_invitation_by_participant_refused_without_allowinvites(server, rooms):
     assert stanza_error(err) == 'forbidden', tostr(err)
 
 
+def test_member_invitation_to_members_only_room_makes_a_member(server, rooms):
+    """§9.5: in a members-only room where members may invite
+    (allowinvites), a member's invitation adds the invitee to the member
+    list, so the invitee may enter; an invitation to a domain makes no
+    member of it."""
+    r = rooms(config={'muc#roomconfig_membersonly': True, 'muc#roomconfig_allowinvites': True})
+    assert set_affiliation(r.owner, r.jid, 'carol@' + HOST, 'member').get('type') == 'result'
+    carol = r.enter('carol')
+    erin = r.client('erin')
+    carol.send("<message to='%s' id='inv-member'><x xmlns='%s'><invite to='erin@%s'><reason>join us</reason>"
+               "</invite><invite to='%s'/></x></message>" % (r.jid, NS_MUC_USER, HOST, HOST))
+    m = take(erin, lambda e: is_message(e, frm=r.jid) and user_x(e) is not None
+             and user_x(e).find(q(NS_MUC_USER, 'invite')) is not None, 5, 'invitation')
+    assert user_x(m).find(q(NS_MUC_USER, 'invite')).findtext(q(NS_MUC_USER, 'reason')) == 'join us', tostr(m)
+    members = admin_list(r.owner, r.jid, affiliation='member')
+    assert set(members) == {'carol@' + HOST, 'erin@' + HOST}, members
+    j = joined(erin, r.jid, 'erin')
+    assert j.item.get('affiliation') == 'member', tostr(j.self_presence)
+    nothing(carol, lambda e: is_message(e, typ='error'), 0.3)
+
+
 def test_direct_invitation_passes_through(server, rooms):
     """XEP-0249: a jabber:x:conference invitation goes user to user, untouched."""
     r = rooms()
