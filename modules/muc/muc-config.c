@@ -919,12 +919,13 @@ void muc_config_parse(struct muc_config *c, const char *text, const struct muc_s
 
 /* ---- status codes of a change ---------------------------------------------- */
 
-unsigned muc_config_change_codes(const struct muc_config *old, const struct muc_config *new, int codes_r[4])
+unsigned muc_config_change_codes(const struct muc_config *old, const struct muc_config *new, bool logs,
+                                 int codes_r[4])
 {
 	unsigned n = 0;
-	if (!old->enable_logging && new->enable_logging)
+	if (logs && !old->enable_logging && new->enable_logging)
 		codes_r[n++] = 170;
-	if (old->enable_logging && !new->enable_logging)
+	if (logs && old->enable_logging && !new->enable_logging)
 		codes_r[n++] = 171;
 	bool was_open = old->whois == MUC_WHO_ANYONE, is_open = new->whois == MUC_WHO_ANYONE;
 	if (!was_open && is_open)

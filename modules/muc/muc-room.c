@@ -1755,7 +1755,7 @@ static void owner_submit(struct muc_room *r, struct xml_node *iq, struct xml_nod
 		return;
 	}
 	int codes[4];
-	unsigned nc = muc_config_change_codes(&r->cfg, &c, codes);
+	unsigned nc = muc_config_change_codes(&r->cfg, &c, r->svc->log != NULL, codes);
 	bool became_members_only = c.members_only && !r->cfg.members_only;
 	bool was_persistent = r->cfg.persistent;
 	muc_config_clear(&r->cfg);

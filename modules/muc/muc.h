@@ -310,7 +310,10 @@ char *muc_config_serialize(const struct muc_config *c);
 void muc_config_parse(struct muc_config *c, const char *text, const struct muc_settings *s);
 /* The status codes of a configuration change (XEP-0045 §10.2.1: 172
  * non-anonymous now, 173 semi-anonymous now, 170 logging on, 171 off);
- * codes_r gets up to 4, the count is returned. */
-unsigned muc_config_change_codes(const struct muc_config *old, const struct muc_config *new, int codes_r[4]);
+ * 170 and 171 only when the service logs rooms (logs: it has a log_dir),
+ * as a room is logged only then.  codes_r gets up to 4, the count is
+ * returned. */
+unsigned muc_config_change_codes(const struct muc_config *old, const struct muc_config *new, bool logs,
+                                 int codes_r[4]);
 
 #endif

@@ -835,7 +835,8 @@ def test_semi_anonymous_room_shows_jids_to_moderators_only(server, rooms):
 
 def test_logging_room_code_170(special):
     """§7.2.13: entering a logged room, the self-presence carries 170 (and
-    the log under log_dir gets the discussion)."""
+    the log under log_dir gets the discussion); §10.2.1 turning logging
+    off tells the occupants 171."""
     bob = connect(special, 'bob')
     carol = connect(special, 'carol')
     try:
@@ -860,10 +861,29 @@ def test_logging_room_code_170(special):
                         pass
             time.sleep(0.1)
         assert found, 'no file under %s holds the logged line' % logdir
+        # turning it off is told to the occupants (§10.2.1: 104 and 171)
+        drain(carol, 0.3)
+        assert configure(bob, room, {'muc#roomconfig_enablelogging': False}).get('type') == 'result'
+        m = take(carol, lambda e: is_message(e, frm=room) and user_x(e) is not None, 5, 'configuration change')
+        assert codes(m) == {104, 171}, tostr(m)
         destroy(bob, room)
     finally:
         bob.close()
         carol.close()
+
+
+def test_no_logging_codes_without_log_dir(server, rooms):
+    """With no log_dir the service logs no room: turning
+    muc#roomconfig_enablelogging on tells the occupants 104 without 170
+    (§10.2.1), and a joiner gets no 170 either (§7.2.13)."""
+    r = rooms()
+    carol = r.enter('carol')
+    drain(carol, 0.3)
+    assert configure(r.owner, r.jid, {'muc#roomconfig_enablelogging': True}).get('type') == 'result'
+    m = take(carol, lambda e: is_message(e, frm=r.jid) and user_x(e) is not None, 5, 'configuration change')
+    assert codes(m) == {104}, tostr(m)
+    j = joined(r.client('erin'), r.jid, 'erin')
+    assert 170 not in j.codes, tostr(j.self_presence)
 
 
 def test_nick_change_303(server, rooms):

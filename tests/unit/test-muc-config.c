@@ -620,19 +620,24 @@ static void test_change_codes(void **state)
 	muc_config_defaults(&a, NULL);
 	muc_config_defaults(&b, NULL);
 	int codes[4];
-	assert_int_equal(muc_config_change_codes(&a, &b, codes), 0);
+	assert_int_equal(muc_config_change_codes(&a, &b, true, codes), 0);
 	b.enable_logging = true;
 	b.whois = MUC_WHO_ANYONE;
-	assert_int_equal(muc_config_change_codes(&a, &b, codes), 2);
+	assert_int_equal(muc_config_change_codes(&a, &b, true, codes), 2);
 	assert_int_equal(codes[0], 170);
 	assert_int_equal(codes[1], 172);
-	assert_int_equal(muc_config_change_codes(&b, &a, codes), 2);
+	assert_int_equal(muc_config_change_codes(&b, &a, true, codes), 2);
 	assert_int_equal(codes[0], 171);
 	assert_int_equal(codes[1], 173);
+	/* A service that keeps no logs says nothing of logging. */
+	assert_int_equal(muc_config_change_codes(&a, &b, false, codes), 1);
+	assert_int_equal(codes[0], 172);
+	assert_int_equal(muc_config_change_codes(&b, &a, false, codes), 1);
+	assert_int_equal(codes[0], 173);
 	/* Unrelated changes give no privacy codes. */
 	b = a;
 	b.moderated = !a.moderated;
-	assert_int_equal(muc_config_change_codes(&a, &b, codes), 0);
+	assert_int_equal(muc_config_change_codes(&a, &b, true, codes), 0);
 }
 
 static void test_role_aff_names(void **state)
