@@ -51,8 +51,14 @@ struct auth_req {
 	struct auth_breq *breq;   /* its handle */
 	unsigned seen;            /* bit (1 << result) for every answer so far */
 	bool tried;               /* some backend was asked */
-	bool starting;            /* inside the public call that created it */
-	bool answering;           /* inside its callback (auth_cancel is a no-op) */
+	/* create_user on a chain of several backends: op is
+	 * AUTH_OP_USER_EXISTS while the chain looks for the user (auth.c),
+	 * then_op the operation that follows */
+	bool looking_up;
+	enum auth_op then_op;
+	const char *unsure; /* the lookup: a method that cannot tell, or NULL */
+	bool starting;      /* inside the public call that created it */
+	bool answering;     /* inside its callback (auth_cancel is a no-op) */
 	bool deferred, deferred_final;
 	enum auth_result deferred_res;
 	struct auth_req *prev, *next; /* the host's live requests */

@@ -21,9 +21,17 @@
  *                   if a backend has the user without keys for that hash,
  *                   else NO_USER;
  *   user_exists     first OK wins; else TEMPFAIL > ERROR > NO_USER;
- *   create_user     the first backend that can create answers;
+ *   create_user     on a chain of several backends, first the lookup: the
+ *                   chain's user_exists; a backend has the user: EXISTS;
+ *                   else TEMPFAIL or ERROR as user_exists answers; a
+ *                   backend that cannot tell (pam without account_check):
+ *                   NOT_SUPPORTED; only when every backend that can tell
+ *                   says NO_USER does the first backend that can create
+ *                   answer (alone, it answers at once: its own EXISTS);
  *   set_password,
  *   remove_user     the first backend that has the user answers.
+ * So an account is never made in one backend for a name another has (a
+ * password of either would then open it).
  * With auth.scram_cache_ttl (auth-scramcache.c) a password check that an
  * ldap, pam or external backend accepted keeps SCRAM keys before AUTH_OK is
  * answered; their "no such user", or their refusal of the password the
@@ -271,6 +279,8 @@ static enum auth_result chain_final(const struct auth_req *req)
 	return AUTH_ERROR;
 }
 
+static void lookup_done(struct auth_req *req, enum auth_result r);
+
 /* Ask the next backend that implements the operation, or finish. */
 static void chain_next(struct auth_req *req)
 {
@@ -286,6 +296,10 @@ static void chain_next(struct auth_req *req)
 		return;
 	}
 	enum auth_result r = a->freeing ? AUTH_TEMPFAIL : chain_final(req);
+	if (req->looking_up && !a->freeing) {
+		lookup_done(req, r);
+		return;
+	}
 	if (req->op == AUTH_OP_GET_SCRAM && (r == AUTH_NO_USER || r == AUTH_NOT_SUPPORTED) &&
 	    !req->cache_done && req->probe_cb == NULL && scramcache_enabled(a)) {
 		/* No backend keeps keys for the user: those kept from a
@@ -295,6 +309,37 @@ static void chain_next(struct auth_req *req)
 		return;
 	}
 	finish(req, r, NULL);
+}
+
+/* The end of the lookup (req->looking_up) with the chain's user_exists
+ * answer r: the operation goes on, or the request is answered. */
+static void lookup_done(struct auth_req *req, enum auth_result r)
+{
+	struct auth *a = req->a;
+	const char *unsure = req->unsure;
+	req->looking_up = false;
+	req->op = req->then_op;
+	req->seen = 0;
+	req->tried = false;
+	free(req->detail);
+	req->detail = NULL;
+	if (r == AUTH_OK) {
+		finish(req, AUTH_EXISTS, NULL);
+		return;
+	}
+	if (unsure != NULL && (r == AUTH_NO_USER || r == AUTH_NOT_SUPPORTED)) {
+		log_warning("host %s: account %s not created: the %s method cannot tell whether the "
+		            "user exists",
+		            a->host, req->user, unsure);
+		r = AUTH_NOT_SUPPORTED;
+	}
+	if (r != AUTH_NO_USER) {
+		finish(req, r, NULL);
+		return;
+	}
+	req->next_backend = 0;
+	req->end_backend = a->nbackends;
+	chain_next(req);
 }
 
 /* Whether this answer of one backend is the final one. */
@@ -351,6 +396,12 @@ void auth_backend_reply(struct auth_req *req, enum auth_result res, const struct
 /* A backend's answer, after any cache work it asked for. */
 static void reply_go_on(struct auth_req *req, enum auth_result res, const struct scram_credentials *cred)
 {
+	if (req->looking_up && res == AUTH_OK) {
+		lookup_done(req, res);
+		return;
+	}
+	if (req->looking_up && res == AUTH_NOT_SUPPORTED && req->unsure == NULL)
+		req->unsure = req->a->backends[req->next_backend - 1].v->name;
 	if (answer_is_final(req->op, res)) {
 		finish(req, res, cred);
 		return;
@@ -387,6 +438,12 @@ static void defer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 /* Start a request: the chain's first step, with callbacks held back. */
 static struct auth_req *req_start(struct auth_req *req)
 {
+	if (req->op == AUTH_OP_CREATE_USER && req->a->nbackends > 1) {
+		/* The lookup first (the top of this file). */
+		req->looking_up = true;
+		req->then_op = req->op;
+		req->op = AUTH_OP_USER_EXISTS;
+	}
 	req->starting = true;
 	chain_next(req);
 	req->starting = false;

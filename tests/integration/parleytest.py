@@ -1096,6 +1096,19 @@ def raw_login(server, user, host=HOST, password=None):
     return c
 
 
+def register_in_band(server, user, password, host=HOST, timeout=15):
+    """XEP-0077 registration of user@host on a fresh stream (after
+    STARTTLS, before any login); returns the answer."""
+    c = RawClient(server.port, host=host, timeout=timeout)
+    try:
+        c.open()
+        c.starttls()
+        return c.iq('set', "<query xmlns='%s'><username>%s</username><password>%s</password></query>"
+                    % (NS_REGISTER, user, password))
+    finally:
+        c.close()
+
+
 def iq_ok(c, typ, payload, to=None):
     """c.iq(...) that must be answered with a result; returns the answer."""
     r = c.iq(typ, payload, to=to)

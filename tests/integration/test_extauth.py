@@ -1,7 +1,8 @@
 """The external auth method: a real program speaking the port protocol
 (doc/examples/extauth.py, doc/examples/extauth.sh, and
 tests/integration/extauth_faulty.py for the programs that hang, die, write
-garbage or cannot start), next to a host with internal accounts."""
+garbage or cannot start), next to a host with internal accounts, and in
+chains with the internal method."""
 import os
 import re
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 
 import parleytest
 from parleytest import (HOST, NS_REGISTER, NS_SASL, OTHER, RawClient, ServerError, find_lines,
-                        login, logout, q, srcdir, tostr, unique)
+                        login, logout, q, register_in_band, srcdir, tostr, unique)
 
 EXTAUTH_PY = str(srcdir() / 'doc' / 'examples' / 'extauth.py')
 EXTAUTH_SH = str(srcdir() / 'doc' / 'examples' / 'extauth.sh')
@@ -27,13 +28,15 @@ EXT_USERS = {
 
 
 def ext_server(tmp_path_factory, name, program, args, instances=2, timeout='2s', extra='',
-               global_auth='', register_open=True, auth_extra='', start=True):
+               global_auth='', register_open=True, auth_extra='', start=True, methods='external'):
+    """parleyd with OTHER's auth.methods [methods] (the program's accounts
+    in srv.users_file) and the internal accounts of HOST."""
     d = tmp_path_factory.mktemp(name)
     users_file = d / 'ext-users.txt'
     users_file.write_text(''.join('%s@%s:%s\n' % (u, OTHER, p) for u, p in EXT_USERS.items()))
     argv = ', '.join('"%s"' % a for a in [str(users_file)] + list(args))
-    other_auth = ('{ methods: [external], %sexternal: { program: "%s", args: [%s], instances: %d, '
-                  'timeout: %s%s } }' % (auth_extra, program, argv, instances, timeout, extra))
+    other_auth = ('{ methods: [%s], %sexternal: { program: "%s", args: [%s], instances: %d, '
+                  'timeout: %s%s } }' % (methods, auth_extra, program, argv, instances, timeout, extra))
     srv = parleytest.Parleyd(d, other_auth=other_auth, users=INTERNAL_USERS, global_auth=global_auth,
                              register_open=register_open,
                              other_modules='{ register: { open: true, throttle: 0 } }')
@@ -165,6 +168,34 @@ def test_in_band_registration_goes_to_the_program(ext):
                % (NS_REGISTER, user), to=OTHER)
     c.close()
     assert parleytest.stanza_error(res) == 'conflict', tostr(res)
+
+
+# ---- chains with the internal method ---------------------------------------------------
+
+def test_chain_registration_of_a_program_user_is_a_conflict(tmp_path_factory):
+    """[internal, external]: a name the program has is taken.  Made in the
+    internal method, the account's password would open the program user's
+    JID."""
+    srv = ext_server(tmp_path_factory, 'ext-chain', EXTAUTH_PY, [], methods='internal, external')
+    try:
+        before = srv.users_file.read_text()
+        el = register_in_band(srv, 'xena', 'mallory-pw', OTHER)
+        assert parleytest.stanza_error(el) == 'conflict', tostr(el)
+        r = srv.ctl('register', 'yuri', OTHER, 'mallory-pw')
+        assert r.returncode == 1 and 'exists' in r.stderr, (r.returncode, r.stderr)
+        assert condition(plain_login(srv, 'xena', 'mallory-pw')) == 'not-authorized'
+        assert condition(plain_login(srv, 'yuri', 'mallory-pw')) == 'not-authorized'
+        assert condition(plain_login(srv, 'xena', EXT_USERS['xena'])) == 'success'
+        # a name nobody has becomes an internal account (the first method
+        # that can create), which then is taken too
+        user = unique('ibr')
+        el = register_in_band(srv, user, 'ibr-pw', OTHER)
+        assert el.get('type') == 'result', tostr(el)
+        assert srv.users_file.read_text() == before
+        assert condition(plain_login(srv, user, 'ibr-pw')) == 'success'
+        assert parleytest.stanza_error(register_in_band(srv, user, 'other', OTHER)) == 'conflict'
+    finally:
+        srv.finish()
 
 
 # ---- auth-test and status ------------------------------------------------------------

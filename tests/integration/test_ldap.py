@@ -6,7 +6,7 @@ temporary failures, recovery, a chain [ldap, internal], parleyctl status.
 Hosts of the parleyd used here (besides test.local with internal accounts):
   ldap.local     methods [ldap]; two servers, uids [uid, mail], a filter that
                  leaves out employeeType=disabled
-  chain.local    methods [ldap, internal]
+  chain.local    methods [ldap, internal]; in-band registration open
   tls.local      methods [ldap]; StartTLS required, the test CA
   badtls.local   methods [ldap]; StartTLS required, the system's CAs (which do
                  not sign the test certificate): every check fails
@@ -21,7 +21,8 @@ import time
 import pytest
 
 import parleytest
-from parleytest import HOST, NS_SASL, RawClient, free_port, login, logout, q, tostr
+from parleytest import (HOST, NS_SASL, RawClient, free_port, login, logout, q, register_in_band,
+                        stanza_error, tostr, unique)
 
 SLAPD_SH = str(parleytest.srcdir() / 'tests' / 'ldap' / 'slapd.sh')
 SUFFIX = 'dc=parley,dc=test'
@@ -126,6 +127,8 @@ def env(tmp_path_factory):
     auth: {{ methods: [ldap], ldap: {ldap_block(both, ", allow_password_change: true")} }}
   chain.local:
     auth: {{ methods: [ldap, internal], ldap: {ldap_block(both)} }}
+    modules:
+      register: {{ open: true, throttle: 0 }}
   tls.local:
     auth: {{ methods: [ldap], ldap: {ldap_block([s1.uri], ", starttls: required, tls_ca_file: '%s/ca.pem'" % s1.dir)} }}
   badtls.local:
@@ -298,6 +301,27 @@ def test_chain_ldap_then_internal(env, run):
     run(go())
 
 
+def test_chain_registration_of_a_directory_name_is_a_conflict(env):
+    """The name of a directory user is taken on the chain: registering it
+    (in-band or parleyctl) would make an internal account whose password
+    opens the directory user's JID."""
+    el = register_in_band(env, 'ann', 'mallory-pw', 'chain.local')
+    assert stanza_error(el) == 'conflict', tostr(el)
+    r = env.ctl('register', 'ann', 'chain.local', 'mallory-pw')
+    assert r.returncode == 1 and 'exists' in r.stderr, (r.returncode, r.stderr)
+    # benny is ben's second uid (mail)
+    assert stanza_error(register_in_band(env, 'benny', 'mallory-pw', 'chain.local')) == 'conflict'
+    assert plain(env, 'ann', 'mallory-pw', host='chain.local') == ('failure', 'not-authorized')
+    assert plain(env, 'benny', 'mallory-pw', host='chain.local') == ('failure', 'not-authorized')
+    assert plain(env, 'ann', 'ann-secret', host='chain.local') == ('success', None)
+    # a name nobody has still becomes an internal account
+    user = unique('newbie')
+    el = register_in_band(env, user, 'newbie-pw', 'chain.local')
+    assert el.get('type') == 'result', tostr(el)
+    assert plain(env, user, 'newbie-pw', host='chain.local') == ('success', None)
+    assert stanza_error(register_in_band(env, user, 'other-pw', 'chain.local')) == 'conflict'
+
+
 def test_status_shows_servers(env):
     r = env.ctl('status')
     assert r.returncode == 0, r.stderr
@@ -345,6 +369,7 @@ def test_hung_server_times_out_and_fails_over(env):
 def test_outage_is_temporary_failure_and_recovers(env, run):
     """Both servers killed (SIGKILL, connections cut)."""
     s1, s2 = env.slapd
+    newbie = unique('newbie')
     s1.kill()
     s2.kill()
     try:
@@ -355,6 +380,14 @@ def test_outage_is_temporary_failure_and_recovers(env, run):
             ('failure', 'temporary-auth-failure')
         # ...and still lets internal users in
         assert plain(env, 'ivy', 'ivy-secret', host='chain.local') == ('success', None)
+        # no account is made while the directory cannot say whether it
+        # has the name; a name another method has is taken all the same
+        # (ivy, an internal account)
+        el = register_in_band(env, newbie, 'newbie-pw', 'chain.local')
+        assert stanza_error(el) == 'resource-constraint', tostr(el)
+        r = env.ctl('register', newbie, 'chain.local', 'newbie-pw')
+        assert r.returncode == 4, (r.returncode, r.stderr)
+        assert stanza_error(register_in_band(env, 'ivy', 'other-pw', 'chain.local')) == 'conflict'
 
         # users of an internal host do not notice
         async def go():
@@ -369,6 +402,7 @@ def test_outage_is_temporary_failure_and_recovers(env, run):
         s2.restart()
     assert wait_plain(env, 'ann', 'ann-secret', ('success', None)) == ('success', None)
     assert plain(env, 'ann', 'wrong') == ('failure', 'not-authorized')
+    assert env.ctl('user-exists', newbie, 'chain.local').returncode == 1
 
 
 def test_password_change(env, run):

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 import parleytest
-from parleytest import HOST, NS_SASL, OTHER, RawClient, builddir, find_lines, q, srcdir, tostr
+from parleytest import HOST, NS_SASL, OTHER, RawClient, builddir, find_lines, q, srcdir, tostr, unique
 
 PAM_WRAPPER = glob.glob('/usr/lib/*/libpam_wrapper.so') + glob.glob('/usr/lib/libpam_wrapper.so')
 PAM_MATRIX = glob.glob('/usr/lib/*/pam_wrapper/pam_matrix.so')
@@ -29,9 +29,10 @@ def pam(tmp_path_factory):
     srv.finish()
 
 
-def pam_server(tmp_path_factory, name, auth_extra=''):
-    """Started; OTHER's auth: pam through pam_wrapper, with auth_extra
-    (more keys of OTHER's auth map, each followed by ', ')."""
+def pam_server(tmp_path_factory, name, auth_extra='', methods='pam', pam_extra=''):
+    """Started; OTHER's auth: methods [methods], pam through pam_wrapper,
+    with auth_extra (more keys of OTHER's auth map, each followed by ', ')
+    and pam_extra (more keys of its pam map, each preceded by ', ')."""
     d = tmp_path_factory.mktemp(name)
     services = d / 'pam.d'
     services.mkdir()
@@ -48,8 +49,9 @@ def pam_server(tmp_path_factory, name, auth_extra=''):
                        'exec %s "$@"\n' % (PAM_WRAPPER[0], services, HELPER))
     wrapped.chmod(0o755)
     srv = parleytest.Parleyd(d, users=INTERNAL_USERS,
-                             other_auth='{ methods: [pam], %spam: { helper: "%s", instances: 1, '
-                                        'max_requests: 3, timeout: 5s } }' % (auth_extra, wrapped))
+                             other_auth='{ methods: [%s], %spam: { helper: "%s", instances: 1, '
+                                        'max_requests: 3, timeout: 5s%s } }'
+                                        % (methods, auth_extra, wrapped, pam_extra))
     srv.start_with_users()
     return srv
 
@@ -110,6 +112,37 @@ def test_pam_cannot_register_or_change_passwords(pam):
     assert r.returncode == 1 and 'not supported' in r.stderr, r.stderr
     r = pam.ctl('passwd', 'pamela', OTHER, 'pw')
     assert r.returncode == 1 and 'not supported' in r.stderr, r.stderr
+
+
+def test_chain_with_internal_registers_only_free_names(tmp_path_factory):
+    """[pam, internal]: a name PAM knows (pam_acct_mgmt) is taken, since an
+    internal account of that name would let its password in; any other
+    name becomes an internal account.  Without account_check PAM cannot
+    tell, so no account is made at all."""
+    mechs = ('SCRAM-SHA-512-PLUS', 'SCRAM-SHA-256-PLUS', 'SCRAM-SHA-1-PLUS', 'SCRAM-SHA-512',
+             'SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN')
+    srv = pam_server(tmp_path_factory, 'pam-chain', methods='pam, internal')
+    try:
+        r = srv.ctl('register', 'pamela', OTHER, 'mallory-pw')
+        assert r.returncode == 1 and 'exists' in r.stderr, (r.returncode, r.stderr)
+        assert plain(srv, 'pamela', 'mallory-pw', mechs=mechs) == 'not-authorized'
+        user = unique('pamnew')
+        r = srv.ctl('register', user, OTHER, 'new-pw')
+        assert r.returncode == 0, r.stderr
+        assert plain(srv, user, 'new-pw', mechs=mechs) == 'success'
+    finally:
+        srv.finish()
+    srv = pam_server(tmp_path_factory, 'pam-chain-unsure', methods='pam, internal',
+                     pam_extra=', account_check: false')
+    try:
+        user = unique('pamnew')
+        r = srv.ctl('register', user, OTHER, 'new-pw')
+        assert r.returncode == 1 and 'not supported' in r.stderr, (r.returncode, r.stderr)
+        assert find_lines(r'host %s: account %s not created: the pam method cannot tell whether the '
+                          r'user exists' % (OTHER, user), srv.log()), srv.log()[-3000:]
+        assert srv.ctl('user-exists', user, OTHER).returncode == 1
+    finally:
+        srv.finish()
 
 
 def test_internal_host_next_to_pam(pam):
