@@ -51,9 +51,9 @@ struct auth_req {
 	struct auth_breq *breq;   /* its handle */
 	unsigned seen;            /* bit (1 << result) for every answer so far */
 	bool tried;               /* some backend was asked */
-	/* create_user on a chain of several backends: op is
-	 * AUTH_OP_USER_EXISTS while the chain looks for the user (auth.c),
-	 * then_op the operation that follows */
+	/* create_user, set_password, remove_user on a chain of several
+	 * backends: op is AUTH_OP_USER_EXISTS while the chain looks for the
+	 * user (auth.c), then_op the operation that follows */
 	bool looking_up;
 	enum auth_op then_op;
 	const char *unsure; /* the lookup: a method that cannot tell, or NULL */

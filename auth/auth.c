@@ -29,9 +29,13 @@
  *                   says NO_USER does the first backend that can create
  *                   answer (alone, it answers at once: its own EXISTS);
  *   set_password,
- *   remove_user     the first backend that has the user answers.
+ *   remove_user     on a chain of several backends, the lookup first; the
+ *                   backend that has the user answers (NOT_SUPPORTED when
+ *                   it cannot do it); else the lookup's TEMPFAIL > ERROR >
+ *                   NO_USER.  Alone, the backend answers at once.
  * So an account is never made in one backend for a name another has (a
- * password of either would then open it).
+ * password of either would then open it), and another backend's "no such
+ * user" or refusal never hides the one that has the user.
  * With auth.scram_cache_ttl (auth-scramcache.c) a password check that an
  * ldap, pam or external backend accepted keeps SCRAM keys before AUTH_OK is
  * answered; their "no such user", or their refusal of the password the
@@ -279,7 +283,7 @@ static enum auth_result chain_final(const struct auth_req *req)
 	return AUTH_ERROR;
 }
 
-static void lookup_done(struct auth_req *req, enum auth_result r);
+static void lookup_done(struct auth_req *req, enum auth_result r, size_t found);
 
 /* Ask the next backend that implements the operation, or finish. */
 static void chain_next(struct auth_req *req)
@@ -297,7 +301,7 @@ static void chain_next(struct auth_req *req)
 	}
 	enum auth_result r = a->freeing ? AUTH_TEMPFAIL : chain_final(req);
 	if (req->looking_up && !a->freeing) {
-		lookup_done(req, r);
+		lookup_done(req, r, a->nbackends);
 		return;
 	}
 	if (req->op == AUTH_OP_GET_SCRAM && (r == AUTH_NO_USER || r == AUTH_NOT_SUPPORTED) &&
@@ -312,8 +316,10 @@ static void chain_next(struct auth_req *req)
 }
 
 /* The end of the lookup (req->looking_up) with the chain's user_exists
- * answer r: the operation goes on, or the request is answered. */
-static void lookup_done(struct auth_req *req, enum auth_result r)
+ * answer r; found is the index of the backend that has the user (r is
+ * AUTH_OK), else a->nbackends.  The operation goes on, or the request is
+ * answered. */
+static void lookup_done(struct auth_req *req, enum auth_result r, size_t found)
 {
 	struct auth *a = req->a;
 	const char *unsure = req->unsure;
@@ -323,6 +329,17 @@ static void lookup_done(struct auth_req *req, enum auth_result r)
 	req->tried = false;
 	free(req->detail);
 	req->detail = NULL;
+	if (req->op != AUTH_OP_CREATE_USER) {
+		/* set_password, remove_user: the backend that has the user */
+		if (r != AUTH_OK) {
+			finish(req, r, NULL);
+			return;
+		}
+		req->next_backend = found;
+		req->end_backend = found + 1;
+		chain_next(req);
+		return;
+	}
 	if (r == AUTH_OK) {
 		finish(req, AUTH_EXISTS, NULL);
 		return;
@@ -397,7 +414,7 @@ void auth_backend_reply(struct auth_req *req, enum auth_result res, const struct
 static void reply_go_on(struct auth_req *req, enum auth_result res, const struct scram_credentials *cred)
 {
 	if (req->looking_up && res == AUTH_OK) {
-		lookup_done(req, res);
+		lookup_done(req, res, req->next_backend - 1);
 		return;
 	}
 	if (req->looking_up && res == AUTH_NOT_SUPPORTED && req->unsure == NULL)
@@ -438,7 +455,9 @@ static void defer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 /* Start a request: the chain's first step, with callbacks held back. */
 static struct auth_req *req_start(struct auth_req *req)
 {
-	if (req->op == AUTH_OP_CREATE_USER && req->a->nbackends > 1) {
+	if ((req->op == AUTH_OP_CREATE_USER || req->op == AUTH_OP_SET_PASSWORD ||
+	     req->op == AUTH_OP_REMOVE_USER) &&
+	    req->a->nbackends > 1) {
 		/* The lookup first (the top of this file). */
 		req->looking_up = true;
 		req->then_op = req->op;

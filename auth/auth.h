@@ -85,7 +85,7 @@ bool auth_scram_keys_kept(const struct auth_req *req);
 bool auth_exists_in_storage(const struct auth *a, const struct storage *st);
 /* Create (AUTH_EXISTS if taken: some method of the chain has the user),
  * set password (AUTH_NO_USER if missing), remove (every piece of the
- * user's data). */
+ * user's data); the last two go to the method that has the user. */
 struct auth_req *auth_create_user(struct auth *a, const char *user, const char *password, auth_cb *cb,
                                   void *ctx);
 struct auth_req *auth_set_password(struct auth *a, const char *user, const char *password, auth_cb *cb,

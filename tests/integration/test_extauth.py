@@ -198,6 +198,46 @@ def test_chain_registration_of_a_program_user_is_a_conflict(tmp_path_factory):
         srv.finish()
 
 
+def test_chain_program_first_keeps_internal_accounts_working(tmp_path_factory):
+    """[external, internal] in front of existing internal accounts: the
+    program says no to setpass and removeuser of a user it does not have;
+    those go to the internal method, which has the user."""
+    srv = ext_server(tmp_path_factory, 'ext-first', EXTAUTH_PY, [], methods='internal, external')
+    try:
+        srv.register('ivy', OTHER, 'ivy-secret')
+        srv.stop()
+        srv.other_auth = srv.other_auth.replace('methods: [internal, external]',
+                                                'methods: [external, internal]')
+        srv.write_config()
+        srv.start()
+        assert condition(plain_login(srv, 'ivy', 'ivy-secret')) == 'success'
+        c = RawClient(srv.port, host=OTHER)
+        try:
+            c.login('ivy', 'ivy-secret', presence=False)
+            el = c.iq('set', "<query xmlns='%s'><username>ivy</username><password>ivy-2</password></query>"
+                      % NS_REGISTER, to=OTHER)
+        finally:
+            c.close()
+        assert el.get('type') == 'result', tostr(el)
+        assert condition(plain_login(srv, 'ivy', 'ivy-2')) == 'success'
+        r = srv.ctl('passwd', 'ivy', OTHER, 'ivy-3')
+        assert r.returncode == 0, r.stderr
+        assert condition(plain_login(srv, 'ivy', 'ivy-3')) == 'success'
+        assert 'ivy' not in srv.users_file.read_text()
+        # the program's own users still go to the program
+        r = srv.ctl('passwd', 'zoe', OTHER, 'zoe-2')
+        assert r.returncode == 0, r.stderr
+        assert '%s:zoe-2' % ('zoe@' + OTHER) in srv.users_file.read_text()
+        r = srv.ctl('passwd', unique('ghost'), OTHER, 'x')
+        assert r.returncode == 1 and 'no such user' in r.stderr, (r.returncode, r.stderr)
+        r = srv.ctl('unregister', 'ivy', OTHER)
+        assert r.returncode == 0, r.stderr
+        assert condition(plain_login(srv, 'ivy', 'ivy-3')) == 'not-authorized'
+        assert srv.ctl('user-exists', 'ivy', OTHER).returncode == 1
+    finally:
+        srv.finish()
+
+
 # ---- auth-test and status ------------------------------------------------------------
 
 def test_auth_test_reports_each_backend(ext):

@@ -21,8 +21,8 @@ import time
 import pytest
 
 import parleytest
-from parleytest import (HOST, NS_SASL, RawClient, free_port, login, logout, q, register_in_band,
-                        stanza_error, tostr, unique)
+from parleytest import (HOST, NS_REGISTER, NS_SASL, RawClient, free_port, login, logout, q,
+                        register_in_band, stanza_error, tostr, unique)
 
 SLAPD_SH = str(parleytest.srcdir() / 'tests' / 'ldap' / 'slapd.sh')
 SUFFIX = 'dc=parley,dc=test'
@@ -301,6 +301,17 @@ def test_chain_ldap_then_internal(env, run):
     run(go())
 
 
+def change_password(server, host, user, password, new):
+    """A logged-in user's XEP-0077 password change; the answer."""
+    c = RawClient(server.port, host=host, timeout=15)
+    try:
+        c.login(user, password, presence=False)
+        return c.iq('set', "<query xmlns='%s'><username>%s</username><password>%s</password></query>"
+                    % (NS_REGISTER, user, new))
+    finally:
+        c.close()
+
+
 def test_chain_registration_of_a_directory_name_is_a_conflict(env):
     """The name of a directory user is taken on the chain: registering it
     (in-band or parleyctl) would make an internal account whose password
@@ -320,6 +331,23 @@ def test_chain_registration_of_a_directory_name_is_a_conflict(env):
     assert el.get('type') == 'result', tostr(el)
     assert plain(env, user, 'newbie-pw', host='chain.local') == ('success', None)
     assert stanza_error(register_in_band(env, user, 'other-pw', 'chain.local')) == 'conflict'
+
+
+def test_chain_password_change(env):
+    """Without allow_password_change, a directory user is refused as on an
+    ldap-only host (<not-allowed/>), not told that the account does not
+    exist; an internal user's change goes to the internal method."""
+    el = change_password(env, 'chain.local', 'ann', 'ann-secret', 'ann-new-secret')
+    assert stanza_error(el) == 'not-allowed', tostr(el)
+    assert plain(env, 'ann', 'ann-secret', host='chain.local') == ('success', None)
+    r = env.ctl('passwd', 'ann', 'chain.local', 'ann-new-secret')
+    assert r.returncode == 1 and 'not supported' in r.stderr, (r.returncode, r.stderr)
+    user = unique('pw')
+    env.register(user, 'chain.local', 'first-pw')
+    el = change_password(env, 'chain.local', user, 'first-pw', 'second-pw')
+    assert el.get('type') == 'result', tostr(el)
+    assert plain(env, user, 'second-pw', host='chain.local') == ('success', None)
+    assert plain(env, user, 'first-pw', host='chain.local') == ('failure', 'not-authorized')
 
 
 def test_status_shows_servers(env):
