@@ -53,17 +53,18 @@ int extproto_encode(struct buf *out, const char *opname, const char *user, const
 	return 0;
 }
 
-int extproto_decode_reply(const unsigned char *data, size_t len, bool *yes_r)
+int extproto_decode_reply(const unsigned char *data, size_t len, bool tempfail_ok,
+                          enum extproto_answer *answer_r)
 {
 	if (len >= 2 && (data[0] != 0 || data[1] != 2))
 		return -1;
-	if (len >= 4 && (data[2] != 0 || data[3] > 1))
+	if (len >= 4 && (data[2] != 0 || data[3] > (tempfail_ok ? 2 : 1)))
 		return -1;
 	if (len > 4)
 		return -1;
 	if (len < 4)
 		return 0;
-	*yes_r = data[3] == 1;
+	*answer_r = (enum extproto_answer)data[3];
 	return 1;
 }
 

@@ -5,6 +5,10 @@
  * of the external method (auth-external.h) and are run by the same process
  * pool, so they share its timeouts, restarts with back-off, stderr logging
  * and queue limits; a helper is also replaced after max_requests answers.
+ * A helper answers "temporary failure" when PAM could not find out (its
+ * service unreachable, a module or system error: see pam-helper.c), which
+ * the pool turns into AUTH_TEMPFAIL, never "wrong password" or "no such
+ * user".
  *
  * Only "auth" (pam_authenticate, then pam_acct_mgmt) and, when
  * account_check is on, "isuser" (pam_acct_mgmt alone) are asked: PAM
@@ -41,6 +45,7 @@ static int pam_init(struct auth *a, void **state_r, char **error_r)
 		.cache_ttl = 0,
 		.restart_max = 30,
 		.max_requests = c->max_requests,
+		.tempfail_answer = true,
 	};
 	struct pam_backend *pb = xcalloc(1, sizeof(*pb));
 	pb->account_check = c->account_check;

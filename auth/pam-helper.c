@@ -6,10 +6,19 @@
  * and talks the port protocol of the external method on stdin/stdout:
  *   request: 2-byte big-endian length, then "auth:User:Server:Password" or
  *            "isuser:User:Server"
- *   reply:   2-byte length 2, then 2-byte result 1 (yes) or 0 (no)
+ *   reply:   2-byte length 2, then 2-byte result 1 (yes), 0 (no) or
+ *            2 (temporary failure: PAM could not find out)
  * Any other operation is answered 0.  Diagnostics go to stderr, which
  * parleyd logs line by line.  The password is everything after the third
  * ':' and is wiped after use.
+ *
+ * Invariant: 0 means PAM refused the password, the user or the account
+ * (pam_refused); any other PAM error (PAM_AUTHINFO_UNAVAIL from a module
+ * whose server is down, PAM_SYSTEM_ERR, PAM_SERVICE_ERR, PAM_BUF_ERR,
+ * PAM_CONV_ERR, PAM_ABORT...) answers 2, which parleyd reports as a
+ * temporary failure, never as "wrong password" or "no such user".  After
+ * PAM_ABORT the helper answers, then leaves (PAM asks the application to
+ * stop), and parleyd starts another.
  *
  * Single-threaded and blocking by design: that is why it is a process of
  * its own.  It is built without sanitizers and links only libpam, so test
@@ -60,30 +69,68 @@ static int conv(int n, const struct pam_message **msg, struct pam_response **res
 	return PAM_SUCCESS;
 }
 
-/* 1 yes, 0 no. */
-static int pam_check(const char *user, const char *password)
+/* The answers of the protocol. */
+enum answer {
+	ANSWER_NO = 0,
+	ANSWER_YES = 1,
+	ANSWER_TEMPFAIL = 2,
+};
+
+/* PAM_ABORT was seen: leave after answering. */
+static bool must_leave;
+
+/* Whether rc refuses the password, the user or the account, as opposed to
+ * PAM failing to find out. */
+static bool pam_refused(int rc)
+{
+	switch (rc) {
+	case PAM_AUTH_ERR:
+	case PAM_USER_UNKNOWN:
+	case PAM_MAXTRIES:
+	case PAM_CRED_INSUFFICIENT:
+	case PAM_PERM_DENIED:
+	case PAM_ACCT_EXPIRED:
+	case PAM_NEW_AUTHTOK_REQD:
+	case PAM_AUTHTOK_EXPIRED: return true;
+	default: return false;
+	}
+}
+
+static enum answer pam_answer(pam_handle_t *h, const char *what, const char *user, int rc)
+{
+	if (rc == PAM_SUCCESS)
+		return ANSWER_YES;
+	if (pam_refused(rc))
+		return ANSWER_NO;
+	fprintf(stderr, "%s for %s: %s (temporary failure)\n", what, user, pam_strerror(h, rc));
+	if (rc == PAM_ABORT)
+		must_leave = true;
+	return ANSWER_TEMPFAIL;
+}
+
+static enum answer pam_check(const char *user, const char *password)
 {
 	struct conv_data cd = { user, password != NULL ? password : "" };
 	struct pam_conv pc = { conv, &cd };
 	pam_handle_t *h = NULL;
 	int rc = pam_start(service, user, &pc, &h);
 	if (rc != PAM_SUCCESS) {
-		fprintf(stderr, "pam_start(%s): %s\n", service, pam_strerror(h, rc));
-		return 0;
+		fprintf(stderr, "pam_start(%s): %s (temporary failure)\n", service, pam_strerror(h, rc));
+		if (rc == PAM_ABORT)
+			must_leave = true;
+		return ANSWER_TEMPFAIL;
 	}
+	enum answer ans = ANSWER_YES;
 	if (password != NULL) {
 		rc = pam_authenticate(h, PAM_SILENT | PAM_DISALLOW_NULL_AUTHTOK);
-		if (rc != PAM_SUCCESS && rc != PAM_AUTH_ERR && rc != PAM_USER_UNKNOWN)
-			fprintf(stderr, "pam_authenticate for %s: %s\n", user, pam_strerror(h, rc));
+		ans = pam_answer(h, "pam_authenticate", user, rc);
 	}
-	if ((password == NULL || rc == PAM_SUCCESS) && account_check) {
+	if (ans == ANSWER_YES && account_check) {
 		rc = pam_acct_mgmt(h, PAM_SILENT);
-		if (rc != PAM_SUCCESS && rc != PAM_USER_UNKNOWN && rc != PAM_AUTH_ERR &&
-		    rc != PAM_PERM_DENIED)
-			fprintf(stderr, "pam_acct_mgmt for %s: %s\n", user, pam_strerror(h, rc));
+		ans = pam_answer(h, "pam_acct_mgmt", user, rc);
 	}
 	pam_end(h, rc);
-	return rc == PAM_SUCCESS;
+	return ans;
 }
 
 static int read_full(void *buf, size_t len)
@@ -101,9 +148,9 @@ static int read_full(void *buf, size_t len)
 	return 0;
 }
 
-static int reply(int yes)
+static int reply(enum answer ans)
 {
-	unsigned char r[4] = { 0, 2, 0, (unsigned char)(yes ? 1 : 0) };
+	unsigned char r[4] = { 0, 2, 0, (unsigned char)ans };
 	return write(1, r, 4) == 4 ? 0 : -1;
 }
 
@@ -155,7 +202,7 @@ int main(int argc, char **argv)
 			return 1;
 		buf[len] = '\0';
 		bool has_nul = memchr(buf, '\0', len) != NULL;
-		int yes = 0;
+		enum answer ans = ANSWER_NO;
 		char *f[4] = { NULL, NULL, NULL, NULL };
 		char *p = buf;
 		int nf = 0;
@@ -171,14 +218,18 @@ int main(int argc, char **argv)
 		}
 		if (has_nul || nf < 3) {
 			/* a NUL inside, or too few fields */
-			yes = 0;
+			ans = ANSWER_NO;
 		} else if (strcmp(f[0], "auth") == 0 && nf == 4) {
-			yes = pam_check(f[1], f[3]);
+			ans = pam_check(f[1], f[3]);
 		} else if (strcmp(f[0], "isuser") == 0 && nf == 3 && account_check) {
-			yes = pam_check(f[1], NULL);
+			ans = pam_check(f[1], NULL);
 		}
 		explicit_bzero(buf, len);
-		if (reply(yes) < 0)
+		if (reply(ans) < 0)
 			return 1;
+		if (must_leave) {
+			fprintf(stderr, "PAM_ABORT: leaving, as PAM asks\n");
+			return 1;
+		}
 	}
 }

@@ -20,6 +20,10 @@
  *   4-byte reply per request is killed and restarted after a wait that
  *   doubles from 0.1 s up to restart_max (reset by the next good answer):
  *   a broken program never makes a tight loop;
+ * - the answer "temporary failure" (2), accepted only when the pool was
+ *   made with tempfail_answer (the PAM helper's), is a good answer: the
+ *   request answers AUTH_TEMPFAIL and the process stays; from any other
+ *   program 2 is garbage;
  * - a process that has served max_requests answers (when set) is asked to
  *   leave (end of input, then SIGTERM) and replaced at once;
  * - a request whose process died before answering is sent once more to
@@ -211,6 +215,7 @@ struct procpool {
 	unsigned instances;
 	double timeout, cache_ttl, restart_max;
 	unsigned queue_max, max_requests;
+	bool tempfail_answer;
 	struct extproc *procs;
 	struct extjob *qhead, *qtail;
 	unsigned qlen;
@@ -698,11 +703,12 @@ static void read_event(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	memcpy(p->reply + p->reply_len, buf, (size_t)n);
 	p->reply_len += (size_t)n;
-	bool yes = false;
-	int r = extproto_decode_reply(p->reply, p->reply_len, &yes);
+	enum extproto_answer answer = EXTPROTO_NO;
+	int r = extproto_decode_reply(p->reply, p->reply_len, pool->tempfail_answer, &answer);
 	if (r < 0) {
 		char *hex = hex_encode(p->reply, p->reply_len);
-		proc_fail(p, "wrote an invalid reply (bytes %s; expected 0002 then 0000 or 0001)", hex);
+		proc_fail(p, "wrote an invalid reply (bytes %s; expected 0002 then %s)", hex,
+		          pool->tempfail_answer ? "0000, 0001 or 0002" : "0000 or 0001");
 		free(hex);
 		return;
 	}
@@ -716,9 +722,17 @@ static void read_event(struct ev_loop *loop, ev_io *w, int revents)
 	pool->answered++;
 	pool->backoff = 0;
 	job->proc = NULL;
-	const char *detail;
-	enum auth_result res = map_answer(job->op, yes, &detail);
-	job_answer(job, res, detail);
+	if (answer == EXTPROTO_TEMPFAIL) {
+		char *d = xasprintf("the %s helper could not find out (its stderr line in the log says why)",
+		                    pool->method);
+		pool_set_error(pool, d);
+		job_answer(job, AUTH_TEMPFAIL, d);
+		free(d);
+	} else {
+		const char *detail;
+		enum auth_result res = map_answer(job->op, answer == EXTPROTO_YES, &detail);
+		job_answer(job, res, detail);
+	}
 	if (pool->max_requests > 0 && p->answered >= pool->max_requests && p->state == PROC_IDLE) {
 		/* Retire it: end of input makes a well-behaved helper exit. */
 		log_info("host %s: auth %s: process %u (pid %ld) served %u requests; replacing it",
@@ -897,6 +911,7 @@ int procpool_new(struct auth *a, const struct procpool_config *cfg, struct procp
 	pool->cache_ttl = cfg->cache_ttl;
 	pool->restart_max = cfg->restart_max > 0.1 ? cfg->restart_max : 0.1;
 	pool->max_requests = cfg->max_requests;
+	pool->tempfail_answer = cfg->tempfail_answer;
 	random_bytes(pool->cache_secret, sizeof(pool->cache_secret));
 	pool->procs = xcalloc(pool->instances, sizeof(*pool->procs));
 	for (unsigned i = 0; i < pool->instances; i++) {

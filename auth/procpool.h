@@ -21,6 +21,7 @@ struct procpool_config {
 	double cache_ttl; /* 0: no cache */
 	double restart_max;
 	unsigned max_requests; /* retire a process after this many answers (0: never) */
+	bool tempfail_answer;  /* the program may answer 2, "temporary failure" (the PAM helper) */
 };
 
 /* Check the program can be run (exists, executable, its #! interpreter

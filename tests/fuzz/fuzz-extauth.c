@@ -5,13 +5,14 @@
  * misbehaving program writes, in reads of any size; and the request
  * splitter (extproto_split) with a round trip through the encoder.
  *
- * Input: 1 control byte (the seed of the read sizes), then the bytes the
- * program writes.  The same bytes after the control byte are split as a
- * request payload.
+ * Input: 1 control byte (the seed of the read sizes; its top bit: read as
+ * the PAM helper's pool, which also takes 00 02 00 02, "temporary
+ * failure"), then the bytes the program writes.  The same bytes after the
+ * control byte are split as a request payload.
  *
  * Checks beyond the sanitizers: a reply is accepted only as 00 02 00 00 or
- * 00 02 00 01 and nothing is read past it; a split request re-encodes to
- * the same payload.
+ * 00 02 00 01 (or 00 02 00 02 for the PAM helper) and nothing is read past
+ * it; a split request re-encodes to the same payload.
  */
 #include "tests/fuzz/fuzz.h"
 #include "auth/auth-external.h"
@@ -31,6 +32,7 @@ static void read_replies(const uint8_t *data, size_t len, uint8_t seed)
 	unsigned char reply[8];
 	size_t reply_len = 0;
 	uint32_t rng = seed;
+	bool tempfail_ok = (seed & 0x80) != 0;
 	while (len > 0) {
 		rng = rng * 1103515245u + 12345u;
 		size_t n = 1 + (rng >> 16) % 64;
@@ -42,14 +44,15 @@ static void read_replies(const uint8_t *data, size_t len, uint8_t seed)
 		reply_len += n;
 		data += n;
 		len -= n;
-		bool yes = false;
-		int r = extproto_decode_reply(reply, reply_len, &yes);
+		enum extproto_answer ans = EXTPROTO_NO;
+		int r = extproto_decode_reply(reply, reply_len, tempfail_ok, &ans);
 		if (r < 0)
 			return;
 		if (r == 0)
 			continue;
 		assert(r == 1 && reply_len == 4);
-		assert(reply[0] == 0 && reply[1] == 2 && reply[2] == 0 && reply[3] == (yes ? 1 : 0));
+		assert(reply[0] == 0 && reply[1] == 2 && reply[2] == 0 && reply[3] == (unsigned)ans);
+		assert(ans != EXTPROTO_TEMPFAIL || tempfail_ok);
 		reply_len = 0; /* the next request's reply */
 	}
 }

@@ -13,6 +13,8 @@ from parleytest import HOST, NS_SASL, OTHER, RawClient, builddir, find_lines, q,
 
 PAM_WRAPPER = glob.glob('/usr/lib/*/libpam_wrapper.so') + glob.glob('/usr/lib/libpam_wrapper.so')
 PAM_MATRIX = glob.glob('/usr/lib/*/pam_wrapper/pam_matrix.so')
+# Linux-PAM's own pam_debug: answers the PAM result its arguments name
+PAM_DEBUG = glob.glob('/lib/*/security/pam_debug.so') + glob.glob('/usr/lib/*/security/pam_debug.so')
 HELPER = builddir() / 'parley-pam-helper'
 
 pytestmark = pytest.mark.skipif(
@@ -29,17 +31,20 @@ def pam(tmp_path_factory):
     srv.finish()
 
 
-def pam_server(tmp_path_factory, name, auth_extra='', methods='pam', pam_extra=''):
+def pam_server(tmp_path_factory, name, auth_extra='', methods='pam', pam_extra='', service=None):
     """Started; OTHER's auth: methods [methods], pam through pam_wrapper,
     with auth_extra (more keys of OTHER's auth map, each followed by ', ')
-    and pam_extra (more keys of its pam map, each preceded by ', ')."""
+    and pam_extra (more keys of its pam map, each preceded by ', ');
+    service: the text of the PAM service (default: pam_matrix on the test
+    passdb)."""
     d = tmp_path_factory.mktemp(name)
     services = d / 'pam.d'
     services.mkdir()
     passdb = d / 'passdb'
     passdb.write_text('pamela:pam-secret:parley\nsshonly:ssh-secret:sshd\n')
     tmpl = (srcdir() / 'tests' / 'integration' / 'pam' / 'parley.in').read_text()
-    (services / 'parley').write_text(tmpl.replace('@PAM_MATRIX@', PAM_MATRIX[0])
+    (services / 'parley').write_text(service if service is not None else
+                                     tmpl.replace('@PAM_MATRIX@', PAM_MATRIX[0])
                                      .replace('@PASSDB@', str(passdb)))
     # the helper parleyd runs: pam_wrapper preloaded into it alone
     wrapped = d / 'pam-helper'
@@ -206,5 +211,89 @@ def test_scram_keys_kept_from_pam_logins(tmp_path_factory):
         assert plain(srv, 'pamela', 'pam-secret', mechs=offered) == 'not-authorized'
         assert _wait_log(srv, r'pamela: kept SCRAM keys dropped')
         assert not scram_ok()
+    finally:
+        srv.finish()
+
+
+def debug_service(code):
+    """A PAM service whose auth and account stacks answer PAM_<CODE>."""
+    return ('auth     required %s auth=%s\naccount  required %s acct=%s\n'
+            % (PAM_DEBUG[0], code, PAM_DEBUG[0], code))
+
+
+def run_helper(tmp_path, service, *requests):
+    """Run the helper under pam_wrapper with this service; returns its exit
+    status, its replies (4 bytes each) and its stderr."""
+    services = tmp_path / 'pam.d'
+    services.mkdir()
+    (services / 'parley').write_text(service)
+    env = dict(os.environ, LD_PRELOAD=PAM_WRAPPER[0], PAM_WRAPPER='1',
+               PAM_WRAPPER_SERVICE_DIR=str(services))
+    frames = b''.join(len(r).to_bytes(2, 'big') + r.encode() for r in requests)
+    r = subprocess.run([str(HELPER), 'parley', 'account'], input=frames, capture_output=True,
+                       timeout=20, env=env)
+    return r.returncode, [r.stdout[i:i + 4] for i in range(0, len(r.stdout), 4)], r.stderr.decode()
+
+
+REPLY = {'yes': b'\0\x02\0\x01', 'no': b'\0\x02\0\0', 'tempfail': b'\0\x02\0\x02'}
+
+
+@pytest.mark.skipif(not PAM_DEBUG, reason='needs pam_debug.so (libpam-modules)')
+@pytest.mark.parametrize('code, answer', [
+    # PAM could not find out: its service unreachable, a module or system error
+    ('authinfo_unavail', 'tempfail'), ('system_err', 'tempfail'), ('service_err', 'tempfail'),
+    ('buf_err', 'tempfail'), ('conv_err', 'tempfail'), ('module_unknown', 'tempfail'),
+    ('cred_unavail', 'tempfail'), ('try_again', 'tempfail'),
+    # PAM refused the password, the user or the account
+    ('auth_err', 'no'), ('user_unknown', 'no'), ('maxtries', 'no'), ('cred_insufficient', 'no'),
+    ('perm_denied', 'no'), ('acct_expired', 'no'), ('new_authtok_reqd', 'no'), ('authtok_expired', 'no'),
+    ('success', 'yes'),
+])
+def test_helper_tells_a_pam_failure_from_a_refusal(tmp_path, code, answer):
+    """auth and isuser: a refusal is "no", anything else PAM answers
+    instead of a decision is "temporary failure" (2), never "no"."""
+    rc, replies, err = run_helper(tmp_path, debug_service(code), 'auth:pamela:%s:pam-secret' % OTHER,
+                                  'isuser:pamela:%s' % OTHER)
+    assert rc == 0 and replies == [REPLY[answer]] * 2, (replies, err)
+    if answer == 'tempfail':
+        assert 'pam_authenticate for pamela: ' in err and '(temporary failure)' in err, err
+
+
+@pytest.mark.skipif(not PAM_DEBUG, reason='needs pam_debug.so (libpam-modules)')
+def test_helper_leaves_after_pam_abort(tmp_path):
+    """PAM_ABORT: the application must stop; the helper answers
+    "temporary failure", then leaves without reading the next request."""
+    rc, replies, err = run_helper(tmp_path, debug_service('abort'),
+                                  'auth:pamela:%s:pam-secret' % OTHER, 'isuser:pamela:%s' % OTHER)
+    assert rc == 1 and replies == [REPLY['tempfail']], (rc, replies, err)
+    assert 'PAM_ABORT: leaving' in err, err
+
+
+@pytest.mark.skipif(not PAM_DEBUG, reason='needs pam_debug.so (libpam-modules)')
+def test_unreachable_pam_service_is_a_temporary_failure(tmp_path_factory):
+    """A module whose server is down (pam_sss, pam_ldap, pam_krb5 answer
+    PAM_AUTHINFO_UNAVAIL): <temporary-auth-failure/>, not counted as a
+    failed login, "cannot tell" for user-exists, and the helper stays."""
+    from test_scram_sha512 import _wait_log
+    srv = pam_server(tmp_path_factory, 'pam-unavail', service=debug_service('authinfo_unavail'))
+    try:
+        assert plain(srv, 'pamela', 'pam-secret') == 'temporary-auth-failure'
+        log = srv.log()
+        assert find_lines(r'authentication backend unavailable for pamela@%s: '
+                          r'<temporary-auth-failure/> \(not counted' % OTHER, log), log[-3000:]
+        assert not find_lines(r'auth failed: .*user=pamela@', log), log[-3000:]
+        assert _wait_log(srv, r'auth pam \[pid \d+\] stderr: pam_authenticate for pamela: '
+                              r'Authentication service cannot retrieve authentication info'), \
+            srv.log()[-3000:]
+        r = srv.ctl('user-exists', 'pamela', OTHER)
+        assert r.returncode != 0 and 'cannot tell whether pamela@%s exists: temporary failure' % OTHER \
+            in r.stderr, r.stdout + r.stderr
+        r = srv.ctl('auth-test', 'pamela@' + OTHER, input='pam-secret\n')
+        assert 'backend 1 pam: unreachable or too slow: temporary failure' in r.stdout, \
+            r.stdout + r.stderr
+        # a good answer: the helper was not taken for a failed process
+        st = srv.ctl('status').stdout
+        assert '1/1 processes up' in st, st
+        assert not find_lines(r'auth pam: process \d+ \(pid \d+\): ', srv.log()), srv.log()[-3000:]
     finally:
         srv.finish()

@@ -70,25 +70,33 @@ static void test_op_names(void **state)
 static void test_decode_reply(void **state)
 {
 	(void)state;
-	bool yes = false;
+	enum extproto_answer ans = EXTPROTO_NO;
 	const unsigned char ok[] = { 0, 2, 0, 1 }, no[] = { 0, 2, 0, 0 };
-	assert_int_equal(extproto_decode_reply(ok, 4, &yes), 1);
-	assert_true(yes);
-	assert_int_equal(extproto_decode_reply(no, 4, &yes), 1);
-	assert_false(yes);
+	assert_int_equal(extproto_decode_reply(ok, 4, false, &ans), 1);
+	assert_int_equal(ans, EXTPROTO_YES);
+	assert_int_equal(extproto_decode_reply(no, 4, false, &ans), 1);
+	assert_int_equal(ans, EXTPROTO_NO);
 	/* partial replies want more */
 	for (size_t n = 0; n < 4; n++)
-		assert_int_equal(extproto_decode_reply(ok, n, &yes), 0);
+		assert_int_equal(extproto_decode_reply(ok, n, false, &ans), 0);
 	/* garbage: wrong length field, results other than 0/1, extra bytes */
 	const unsigned char len3[] = { 0, 3, 0, 1 }, big[] = { 1, 2, 0, 1 }, two[] = { 0, 2, 0, 2 };
 	const unsigned char hi[] = { 0, 2, 1, 1 }, extra[] = { 0, 2, 0, 1, 0 }, text[] = "ok\n";
-	assert_int_equal(extproto_decode_reply(len3, 2, &yes), -1);
-	assert_int_equal(extproto_decode_reply(big, 1, &yes), 0);
-	assert_int_equal(extproto_decode_reply(big, 2, &yes), -1);
-	assert_int_equal(extproto_decode_reply(two, 4, &yes), -1);
-	assert_int_equal(extproto_decode_reply(hi, 4, &yes), -1);
-	assert_int_equal(extproto_decode_reply(extra, 5, &yes), -1);
-	assert_int_equal(extproto_decode_reply(text, 3, &yes), -1);
+	assert_int_equal(extproto_decode_reply(len3, 2, false, &ans), -1);
+	assert_int_equal(extproto_decode_reply(big, 1, false, &ans), 0);
+	assert_int_equal(extproto_decode_reply(big, 2, false, &ans), -1);
+	assert_int_equal(extproto_decode_reply(two, 4, false, &ans), -1);
+	assert_int_equal(extproto_decode_reply(hi, 4, false, &ans), -1);
+	assert_int_equal(extproto_decode_reply(extra, 5, false, &ans), -1);
+	assert_int_equal(extproto_decode_reply(text, 3, false, &ans), -1);
+	/* 2, "temporary failure", only where the PAM helper answers */
+	assert_int_equal(extproto_decode_reply(two, 4, true, &ans), 1);
+	assert_int_equal(ans, EXTPROTO_TEMPFAIL);
+	assert_int_equal(extproto_decode_reply(ok, 4, true, &ans), 1);
+	assert_int_equal(ans, EXTPROTO_YES);
+	const unsigned char three[] = { 0, 2, 0, 3 };
+	assert_int_equal(extproto_decode_reply(three, 4, true, &ans), -1);
+	assert_int_equal(extproto_decode_reply(hi, 4, true, &ans), -1);
 }
 
 static void test_split(void **state)
