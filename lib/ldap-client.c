@@ -2,7 +2,8 @@
  * The LDAP client shared by the ldap auth method and LDAP vCards: a worker
  * group whose threads each own one connection (libldap's synchronous API,
  * with network and operation timeouts set), the server list with its
- * health, and the escaping of values for filters and DNs.
+ * health, the escaping of values for filters and DNs, and the check that a
+ * value read can go into XML.
  *
  * Threads: ldap_client_new/free/submit/cancel and the done callbacks run on
  * the loop thread; job_work and the conn_* functions run on a worker thread
@@ -41,6 +42,18 @@
 #include <time.h>
 
 /* ---- escaping ------------------------------------------------------------------ */
+
+bool ldap_value_text(const struct ldap_value *v, const char *dn, const char *attr)
+{
+	if (v->len == 0)
+		return false;
+	if (utf8_xml_valid((const char *)v->data, v->len))
+		return true;
+	log_info("ldap: %s: a value of %s is left out: not UTF-8 text of XML characters (a control "
+	         "character, U+FFFE or U+FFFF, or bytes that are not UTF-8)",
+	         dn != NULL ? dn : "?", attr != NULL ? attr : "?");
+	return false;
+}
 
 char *ldap_filter_escape(const char *value, size_t len)
 {

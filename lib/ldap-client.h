@@ -8,7 +8,8 @@
  * Parley needs, all keyed by a user name (find the user's entry, check a
  * password by bind or compare, change it with Password Modify).  Plus the
  * escaping every value needs before it goes into a filter (RFC 4515) or a
- * DN (RFC 4514).
+ * DN (RFC 4514), and the check every value read needs before it goes into
+ * XML (ldap_value_text).
  *
  * Public functions are for the loop thread, except the escaping ones, which
  * are pure and may be called anywhere.
@@ -107,6 +108,12 @@ struct ldap_entry {
 	struct ldap_attr *attrs; /* the attributes asked for that it has */
 	size_t nattrs;
 };
+/* Whether a value read from the directory is text a stanza can carry: not
+ * empty, valid UTF-8 of XML 1.0 characters only (utf8_xml_valid: no control
+ * characters but tab, LF and CR, no U+FFFE or U+FFFF).  A value that is not
+ * is left out by every reader; when it is not empty, an info line names
+ * the entry (dn) and the attribute (attr) it came from. */
+bool ldap_value_text(const struct ldap_value *v, const char *dn, const char *attr);
 /* What an operation found; valid only during the callback. */
 struct ldap_reply {
 	enum ldap_client_result res;

@@ -504,13 +504,16 @@ bool secure_memeq(const void *a, const void *b, size_t len)
 	return CRYPTO_memcmp(a, b, len) == 0;
 }
 
-bool utf8_valid(const char *str, size_t len)
+/* UTF-8 as utf8_valid checks it; with xml, also only XML 1.0 Chars. */
+static bool utf8_check(const char *str, size_t len, bool xml)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0;
 	while (i < len) {
 		unsigned char c = s[i];
 		if (c < 0x80) {
+			if (xml && c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+				return false;
 			i++;
 			continue;
 		}
@@ -540,9 +543,21 @@ bool utf8_valid(const char *str, size_t len)
 		}
 		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
 			return false;
+		if (xml && (cp == 0xfffe || cp == 0xffff))
+			return false;
 		i += n + 1;
 	}
 	return true;
+}
+
+bool utf8_valid(const char *s, size_t len)
+{
+	return utf8_check(s, len, false);
+}
+
+bool utf8_xml_valid(const char *s, size_t len)
+{
+	return utf8_check(s, len, true);
 }
 
 /* ---- XEP-0082 time stamps ---------------------------------------------------- */

@@ -91,6 +91,11 @@ void random_id(char *out, size_t len);
 bool secure_memeq(const void *a, const void *b, size_t len);
 /* Validate UTF-8 (no overlongs, no surrogates, no code points > 0x10FFFF). */
 bool utf8_valid(const char *s, size_t len);
+/* utf8_valid, and every character an XML 1.0 Char (XML 1.0 section 2.2): no
+ * NUL or other C0 control but tab, LF and CR, no U+FFFE or U+FFFF.  Text
+ * from outside the XML parser (a directory, a file) that fails it cannot
+ * be written into a stanza. */
+bool utf8_xml_valid(const char *s, size_t len);
 
 /* Seconds on the monotonic clock (never goes back; not the date): for
  * deadlines and rate limits. */

@@ -19,6 +19,8 @@
  *   early (this size limit or its own), what came is answered, with "more";
  * - an entry whose user name is missing or fails nodeprep is left out; the
  *   answer is sorted by user name, one entry per name;
+ * - a value that is not UTF-8 text of XML characters (ldap_value_text)
+ *   is left out, as if the entry did not have it;
  * - listed_only is not honoured (the consent lives in vCards users store;
  *   mod_vjud refuses search_all: false with the directory);
  * - an outage or a full LDAP queue is STORAGE_TEMPFAIL.
@@ -64,8 +66,8 @@ char *ldap_store_search_filter(const char *const attrs[VF_COUNT], const char *au
 
 /* ---- the search ---------------------------------------------------------------- */
 
-/* The first value of attribute name that is text (UTF-8, no control
- * characters but white space), malloc'd, or NULL. */
+/* The first value of attribute name that is text (ldap_value_text: UTF-8
+ * of XML characters), malloc'd, or NULL. */
 static char *first_text(const struct ldap_entry *e, const char *name)
 {
 	if (name == NULL)
@@ -74,15 +76,9 @@ static char *first_text(const struct ldap_entry *e, const char *name)
 		const struct ldap_attr *a = &e->attrs[i];
 		if (strcasecmp(a->name, name) != 0)
 			continue;
-		for (size_t v = 0; v < a->count; v++) {
-			const struct ldap_value *val = &a->values[v];
-			bool ok = val->len > 0 && utf8_valid((const char *)val->data, val->len);
-			for (size_t k = 0; ok && k < val->len; k++)
-				ok = val->data[k] >= 0x20 || val->data[k] == '\t' || val->data[k] == '\n' ||
-				     val->data[k] == '\r';
-			if (ok)
-				return xstrndup((const char *)val->data, val->len);
-		}
+		for (size_t v = 0; v < a->count; v++)
+			if (ldap_value_text(&a->values[v], e->dn, a->name))
+				return xstrndup((const char *)a->values[v].data, a->values[v].len);
 	}
 	return NULL;
 }

@@ -36,6 +36,10 @@
  *   closes no further search starts (the load fails, STORAGE_TEMPFAIL);
  * - members are users of the host: a value or a DN that does not give a
  *   user name that passes nodeprep is left out;
+ * - every value read goes through ldap_value_text: one that is not UTF-8
+ *   text of XML characters (a control character, U+FFFE, U+FFFF) is left
+ *   out as if absent, with an info line naming the entry and attribute, so
+ *   no roster or group label written from the directory is ill-formed;
  * - a group name is the first value of ldap_group_name_attr (a value of
  *   ldap_user_group_attr); an entry without one, or whose name another
  *   entry already has, is left out (values that differ only in ASCII case
@@ -144,20 +148,15 @@ static const struct ldap_attr *attr_of(const struct ldap_entry *e, const char *n
 	return NULL;
 }
 
-static bool value_text(const struct ldap_value *v)
-{
-	return v->len > 0 && strlen((const char *)v->data) == v->len &&
-	       utf8_valid((const char *)v->data, v->len);
-}
-
-/* The first value of attribute name of e when it is text of at most max
- * bytes, else NULL. */
+/* The first value of attribute name of e when it is text (ldap_value_text)
+ * of at most max bytes, else NULL. */
 static const char *first_text(const struct ldap_entry *e, const char *name, size_t max)
 {
 	if (name == NULL || *name == '\0')
 		return NULL;
 	const struct ldap_attr *a = attr_of(e, name);
-	if (a == NULL || a->count == 0 || !value_text(&a->values[0]) || a->values[0].len > max)
+	if (a == NULL || a->count == 0 || !ldap_value_text(&a->values[0], e->dn, a->name) ||
+	    a->values[0].len > max)
 		return NULL;
 	return (const char *)a->values[0].data;
 }
@@ -175,9 +174,9 @@ static void attrs_add(const char **attrs, size_t *n, const char *name)
 }
 
 /* A group name as the module and parleyctl take it. */
-static bool group_name_ok(const struct ldap_value *v)
+static bool group_name_ok(const struct ldap_value *v, const char *dn, const char *attr)
 {
-	return value_text(v) && v->len <= 191 && strchr((const char *)v->data, ',') == NULL;
+	return ldap_value_text(v, dn, attr) && v->len <= 191 && strchr((const char *)v->data, ',') == NULL;
 }
 
 /* "user@host" for a user name from the directory, or NULL. */
@@ -504,7 +503,7 @@ static void users_read(const struct ldap_reply *r, void *ctx)
 	op->users = xcalloc(r->nentries + 1, sizeof(*op->users));
 	for (size_t i = 0; i < r->nentries; i++) {
 		const struct ldap_attr *a = attr_of(&r->entries[i], uid_attr);
-		if (a == NULL || a->count == 0 || !value_text(&a->values[0]))
+		if (a == NULL || a->count == 0 || !ldap_value_text(&a->values[0], r->entries[i].dn, a->name))
 			continue;
 		char *key = dn_key(r->entries[i].dn);
 		if (key == NULL)
@@ -561,7 +560,7 @@ static struct gnode *node_add(struct load_op *op, const struct ldap_entry *e)
 			continue;
 		bool unique = strcasecmp(e->attrs[a].name, "uniqueMember") == 0;
 		for (size_t v = 0; v < e->attrs[a].count; v++) {
-			if (!value_text(&e->attrs[a].values[v]))
+			if (!ldap_value_text(&e->attrs[a].values[v], e->dn, e->attrs[a].name))
 				continue;
 			const char *val = (const char *)e->attrs[a].values[v].data;
 			if (cfg->member_mapping == SRG_LDAP_MAP_VALUE) {
@@ -622,7 +621,7 @@ static void groups_read(const struct ldap_reply *r, void *ctx)
 	for (size_t i = 0; i < r->nentries; i++) {
 		const struct ldap_entry *e = &r->entries[i];
 		const struct ldap_attr *na = attr_of(e, cfg->name_attr);
-		if (na == NULL || na->count == 0 || !group_name_ok(&na->values[0]))
+		if (na == NULL || na->count == 0 || !group_name_ok(&na->values[0], e->dn, na->name))
 			continue;
 		const char *name = (const char *)na->values[0].data;
 		bool dup = false;
@@ -704,7 +703,7 @@ static void attr_users_read(const struct ldap_reply *r, void *ctx)
 		if (jid == NULL)
 			continue;
 		for (size_t v = 0; v < ga->count; v++) {
-			if (!group_name_ok(&ga->values[v]))
+			if (!group_name_ok(&ga->values[v], e->dn, ga->name))
 				continue;
 			if (n == cap) {
 				cap = cap != 0 ? cap * 2 : 64;

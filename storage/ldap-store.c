@@ -17,7 +17,9 @@
  * - a job whose work runs while the store closes, or that the client's
  *   queue refuses, is STORAGE_TEMPFAIL; a directory outage is
  *   STORAGE_TEMPFAIL, never STORAGE_NOT_FOUND;
- * - attribute values that are not valid UTF-8 text are left out of a
+ * - attribute values that are not UTF-8 text of XML characters
+ *   (ldap_value_text: no control characters but white space, no U+FFFE or
+ *   U+FFFF) are left out of a vCard, value by value, never the whole
  *   vCard; a photo goes in as BINVAL with the TYPE its first bytes show.
  */
 #include "storage/ldap-store-private.h"
@@ -51,26 +53,12 @@ static const struct ldap_attr *find_attr(const struct ldap_reply *r, const char 
 	return NULL;
 }
 
-/* Whether v can be XML text: valid UTF-8, no control characters but tab,
- * newline and carriage return. */
-static bool text_ok(const struct ldap_value *v)
-{
-	if (v->len == 0 || !utf8_valid((const char *)v->data, v->len))
-		return false;
-	for (size_t i = 0; i < v->len; i++) {
-		unsigned char ch = v->data[i];
-		if (ch < 0x20 && ch != '\t' && ch != '\n' && ch != '\r')
-			return false;
-	}
-	return true;
-}
-
-/* The first usable value of attribute name, or NULL. */
+/* The first usable value of attribute name (ldap_value_text), or NULL. */
 static const struct ldap_value *first_text(const struct ldap_reply *r, const char *name)
 {
 	const struct ldap_attr *a = find_attr(r, name);
 	for (size_t i = 0; a != NULL && i < a->count; i++)
-		if (text_ok(&a->values[i]))
+		if (ldap_value_text(&a->values[i], r->dn, a->name))
 			return &a->values[i];
 	return NULL;
 }
@@ -107,7 +95,7 @@ static struct xml_node *vcard_from_entry(const struct ldap_store *ls, const stru
 		add_text(vc, "NICKNAME", v);
 	const struct ldap_attr *a = find_attr(r, ls->email);
 	for (size_t i = 0; a != NULL && i < a->count; i++) {
-		if (!text_ok(&a->values[i]))
+		if (!ldap_value_text(&a->values[i], r->dn, a->name))
 			continue;
 		struct xml_node *email = xml_add_child(vc, "EMAIL", NULL);
 		xml_add_child(email, "INTERNET", NULL);
@@ -115,7 +103,7 @@ static struct xml_node *vcard_from_entry(const struct ldap_store *ls, const stru
 	}
 	a = find_attr(r, ls->tel);
 	for (size_t i = 0; a != NULL && i < a->count; i++) {
-		if (!text_ok(&a->values[i]))
+		if (!ldap_value_text(&a->values[i], r->dn, a->name))
 			continue;
 		struct xml_node *tel = xml_add_child(vc, "TEL", NULL);
 		add_text(tel, "NUMBER", &a->values[i]);

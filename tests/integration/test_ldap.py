@@ -524,6 +524,33 @@ def test_vcard_without_some_fields(env, run):
     assert sorted(emails) == ['ben@parley.test', 'benny'], tostr(el)
 
 
+def test_vcard_values_that_are_not_xml_text_are_left_out(env, run):
+    """A displayName with U+FFFE (valid UTF-8, not an XML character) and a
+    title with a control character: those two fields are left out, the
+    rest of twin2's vCard is answered; a line names the entry and the
+    attribute."""
+    import base64
+
+    def b64(text):
+        return base64.b64encode(text.encode()).decode()
+    dn = 'uid=twin2,ou=people,%s' % SUFFIX
+    for s in env.slapd:
+        ldap_modify(s, 'dn: %s\nchangetype: modify\nadd: displayName\ndisplayName:: %s\n-\n'
+                       'add: title\ntitle:: %s\n' % (dn, b64('Twin \ufffe Two'), b64('Boss\x1b[31m')))
+    try:
+        el = get_vcard(env, run, 'twin2')
+    finally:
+        for s in env.slapd:
+            ldap_modify(s, 'dn: %s\nchangetype: modify\ndelete: displayName\n-\ndelete: title\n' % dn)
+    vc = el.find(vq('vCard'))
+    assert vc is not None and vc.findtext(vq('FN')) == 'Twin Two', tostr(el)
+    assert vc.find(vq('NICKNAME')) is None and vc.find(vq('TITLE')) is None, tostr(el)
+    assert vc.findtext('%s/%s' % (vq('EMAIL'), vq('USERID'))) == 'twin', tostr(el)
+    log = env.log()
+    assert 'ldap: %s: a value of displayName is left out' % dn in log, log[-3000:]
+    assert 'ldap: %s: a value of title is left out' % dn in log, log[-3000:]
+
+
 def test_vcard_unknown_user_is_service_unavailable(env, run):
     """No such account in the directory: <service-unavailable/> (RFC 6121
     §8.5.1), not an empty vCard."""

@@ -2,7 +2,8 @@
 vCards come from a real slapd (tests/ldap/slapd.sh, its own instance here),
 with a small company added under ou=acme by ldapadd: searches by name, by
 email, by prefix, by city and organisation, the result limit, values full
-of filter specials that find nothing, entries the auth filter leaves out;
+of filter specials that find nothing, entries the auth filter leaves out,
+values that are not XML text left out of a well-formed result;
 the photo hash in presence (a JPEG, a PNG, none), refreshed
 when the vCard is read from the directory again; slapd stopped: the search
 is a temporary error and other users go on.  And the configuration check's
@@ -247,6 +248,37 @@ def test_limit_and_entries_left_out(env):
         assert form_items(form(c, EXP, fn='Meeting Room'))[0] == {}
     finally:
         c.close()
+
+
+def test_values_that_are_not_xml_text_are_left_out(env):
+    """A cn with U+FFFE (valid UTF-8, not an XML character) and a
+    displayName with a control character are left out of the result, which
+    stays well-formed; a line names the entry and the attribute."""
+    dn = 'uid=bo,%s' % BASE
+    ldap_admin(env.slapd, 'ldapadd', '\n'.join([
+        'dn: ' + dn, 'objectClass: inetOrgPerson', 'uid: bo', 'cn:: ' + b64('Bo \ufffe Marker'),
+        'sn: Marker', 'givenName: Bo', 'mail: bo@bom.test', 'o: Bom Corp', 'l: Utrecht',
+        'displayName:: ' + b64('Bo\x07'), 'userPassword: ' + password('bo'), '']))
+    try:
+        c = connect(env, 'ada', host=EXP)
+        try:
+            got, _ = form_items(form(c, EXP, orgname='Bom Corp'))
+            row = got['bo@' + EXP]
+            assert row['fn'] == '' and row['nick'] == '', row
+            assert row['last'] == 'Marker' and row['locality'] == 'Utrecht', row
+            assert legacy_items(legacy(c, EXP, last='Marker')) == {
+                'bo@' + EXP: {'first': 'Bo', 'last': 'Marker', 'nick': '', 'email': 'bo@bom.test'}}
+        finally:
+            c.close()
+    finally:
+        ldap_admin(env.slapd, 'ldapdelete', dn + '\n')
+    log = env.log()
+    assert 'ldap: %s: a value of cn is left out' % dn in log, log[-3000:]
+    assert 'ldap: %s: a value of displayName is left out' % dn in log, log[-3000:]
+
+
+def b64(text):
+    return base64.b64encode(text.encode()).decode()
 
 
 @pytest.mark.parametrize('value', ['*)(uid=*', '*)(|(uid=*', 'a)(uid=*', '\\2a', '*)(objectClass=*',

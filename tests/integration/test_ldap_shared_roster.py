@@ -2,8 +2,9 @@
 instance here): groupOfNames groups with member DNs (one mapped through the
 user search because its DN is not uid=...), a posixGroup with memberUid, a
 membership change made with ldapmodify reaching an online member after a
-refresh (1 s here), and slapd stopped during refreshes: the groups are kept
-and the failure is logged once.  Entries added here before parleyd starts:
+refresh (1 s here), a name or label that is not XML text left out, and
+slapd stopped during refreshes: the groups are kept and the failure is
+logged once.  Entries added here before parleyd starts:
 nested groups (a groupOfNames under ou=chat holding a groupOfUniqueNames
 outside the group base and filter, itself holding a groupOfNames), a cycle
 of two groups, and department numbers of the users.
@@ -299,6 +300,52 @@ def test_name_change_in_the_directory_is_pushed(env, run):
         assert item['name'] == 'Ben Example', item
         await logout(ca)
     run(scenario(), timeout=60)
+
+
+def test_values_that_are_not_xml_text_are_left_out(env, run):
+    """A cn with U+FFFE (valid UTF-8, not an XML character) is no contact
+    name, and a group label (ou) with a control character is none either:
+    the roster stays well-formed, the contact is named by its user name
+    and the group by its cn; a line names the entry and attribute."""
+    import base64
+
+    def set_attr(dn, attr, value):
+        ldapmodify(env.slapd, 'dn: %s,%s\nchangetype: modify\nreplace: %s\n%s:: %s\n'
+                              % (dn, SUFFIX, attr, attr, base64.b64encode(value.encode()).decode()))
+
+    def srg_name(group):
+        return env.ctl('srg-info', NESTED, group).stdout
+
+    async def scenario():
+        ca, wa = await online(env, 'ann')
+        assert items(await roster(ca))['ben@' + SRG][1] == 'Ben Example'
+        set_attr('uid=ben,ou=people', 'cn', 'Ben \ufffe Example')
+        try:
+            item = await wa.push('ben@' + SRG, timeout=8)
+            assert item['name'] == 'ben', item
+            assert item['subscription'] == 'both' and 'staff' in item['groups'], item
+            got = items(await roster(ca))
+            assert got == {'ben@' + SRG: ('both', 'ben', ['staff'], None)}, got
+        finally:
+            set_attr('uid=ben,ou=people', 'cn', 'Ben Example')
+        item = await wa.push('ben@' + SRG, timeout=8)
+        assert item['name'] == 'Ben Example', item
+        await logout(ca)
+    run(scenario(), timeout=60)
+    assert 'ldap: uid=ben,ou=people,%s: a value of cn is left out' % SUFFIX in env.log()
+    set_attr('cn=team,ou=chat', 'ou', 'Team \x1b[1mChat')
+    try:
+        deadline = time.monotonic() + 10
+        while 'group: team\nname: team\n' not in srg_name('team'):
+            assert time.monotonic() < deadline, srg_name('team')
+            time.sleep(0.2)
+        assert 'ldap: cn=team,ou=chat,%s: a value of ou is left out' % SUFFIX in env.log()
+    finally:
+        set_attr('cn=team,ou=chat', 'ou', 'Team Chat')
+        deadline = time.monotonic() + 10
+        while 'group: team\nname: Team Chat\n' not in srg_name('team'):
+            assert time.monotonic() < deadline, srg_name('team')
+            time.sleep(0.2)
 
 
 def test_directory_change_is_pushed_after_a_refresh(env, run):

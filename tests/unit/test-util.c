@@ -382,6 +382,44 @@ static void test_utf8_valid_bad(void **state)
 	assert_true(utf8_valid("\xe2\x82\xac", 0));
 }
 
+static void test_utf8_xml_valid(void **state)
+{
+	/* XML 1.0 Char: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] |
+	 * [#x10000-#x10FFFF] */
+	static const char *const good[] = {
+		"",
+		"tab\t lf\n cr\r space ~\x7f",
+		"\xc2\x80 \xc2\x9f", /* C1 controls are Chars */
+		"\xed\x9f\xbf",      /* U+D7FF */
+		"\xee\x80\x80",      /* U+E000 */
+		"\xef\xbb\xbf",      /* U+FEFF */
+		"\xef\xbf\xbd",      /* U+FFFD */
+		"\xf0\x90\x80\x80",  /* U+10000 */
+		"\xf4\x8f\xbf\xbf",  /* U+10FFFF */
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++)
+		if (!utf8_xml_valid(good[i], strlen(good[i])))
+			fail_msg("refused XML text case %zu", i);
+	static const char *const bad[] = {
+		"\x01",
+		"a\x08b",
+		"\x0b",
+		"\x0c",
+		"\x1b[0m",
+		"\x1f",
+		"Ben \xef\xbf\xbe Example", /* U+FFFE */
+		"\xef\xbf\xbf",             /* U+FFFF */
+		"\xc3",                     /* not UTF-8 at all */
+		"\xed\xa0\x80",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		if (utf8_xml_valid(bad[i], strlen(bad[i])))
+			fail_msg("accepted non-XML text case %zu", i);
+	assert_false(utf8_xml_valid("a\0b", 3));
+	/* what utf8_valid takes: U+FFFE is valid UTF-8 */
+	assert_true(utf8_valid("\xef\xbf\xbe", 3));
+}
+
 /* ---- log ---------------------------------------------------------------- */
 
 static char *read_file(const char *path)
@@ -783,6 +821,7 @@ int main(void)
 		cmocka_unit_test(test_secure_memeq),
 		cmocka_unit_test(test_utf8_valid_good),
 		cmocka_unit_test(test_utf8_valid_bad),
+		cmocka_unit_test(test_utf8_xml_valid),
 		cmocka_unit_test(test_xep82_stamp),
 		cmocka_unit_test(test_xep82_stamp_us),
 		cmocka_unit_test(test_xep82_parse),
