@@ -13,6 +13,11 @@
  *   the "xml:" prefix, e.g. "xml:lang") or another namespace URI (name is
  *   the local name).  xml_attr and xml_set_attr address the first two kinds
  *   by name; the third kind is kept and serialised but not looked up.
+ * - Serialisation writes well-formed XML whatever a tree holds: a
+ *   character XML 1.0 forbids (a C0 control but tab, LF and CR; U+FFFE,
+ *   U+FFFF) in text or an attribute value, which the parser never lets
+ *   in but text from elsewhere (a directory, an admin command, a stored
+ *   row) may carry, is written as U+FFFD.
  */
 #include "xml.h"
 #include "log.h"
@@ -380,21 +385,44 @@ static const char *escape_for(unsigned char c, bool attr)
 	}
 }
 
-/* Bit 1: escaped in text, bit 2: escaped in attribute values. */
+/* Bit 1: escaped in text, bit 2: escaped in attribute values, bit 4: not
+ * an XML character (the C0 controls but tab, LF and CR), or 0xef, the lead
+ * byte of U+FFFE and U+FFFF, which are not either. */
 static const unsigned char escape_class[256] = {
-	['&'] = 3, ['<'] = 3, ['>'] = 3, ['\r'] = 3, ['\''] = 2, ['"'] = 2, ['\n'] = 2, ['\t'] = 2,
+	['&'] = 3,  ['<'] = 3,  ['>'] = 3,  ['\r'] = 3, ['\''] = 2, ['"'] = 2,  ['\n'] = 2, ['\t'] = 2,
+	[0x00] = 4, [0x01] = 4, [0x02] = 4, [0x03] = 4, [0x04] = 4, [0x05] = 4, [0x06] = 4, [0x07] = 4,
+	[0x08] = 4, [0x0b] = 4, [0x0c] = 4, [0x0e] = 4, [0x0f] = 4, [0x10] = 4, [0x11] = 4, [0x12] = 4,
+	[0x13] = 4, [0x14] = 4, [0x15] = 4, [0x16] = 4, [0x17] = 4, [0x18] = 4, [0x19] = 4, [0x1a] = 4,
+	[0x1b] = 4, [0x1c] = 4, [0x1d] = 4, [0x1e] = 4, [0x1f] = 4, [0xef] = 4,
 };
+
+#define REPLACEMENT_CHAR "\xef\xbf\xbd" /* U+FFFD */
 
 void xml_escape(struct buf *out, const char *s, size_t len, bool attr)
 {
-	unsigned char mask = attr ? 2 : 1;
+	unsigned char mask = (attr ? 2 : 1) | 4;
 	size_t run = 0;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (!(escape_class[c] & mask))
 			continue;
+		size_t n = 1;
+		const char *with;
+		if (escape_class[c] & 4) {
+			if (c == 0xef) {
+				/* only EF BF BE and EF BF BF: U+FFFE, U+FFFF */
+				if (len - i < 3 || (unsigned char)s[i + 1] != 0xbf ||
+				    ((unsigned char)s[i + 2] & 0xfe) != 0xbe)
+					continue;
+				n = 3;
+			}
+			with = REPLACEMENT_CHAR;
+		} else {
+			with = escape_for(c, attr);
+		}
 		buf_append(out, s + run, i - run);
-		buf_append_str(out, escape_for(c, attr));
+		buf_append_str(out, with);
+		i += n - 1;
 		run = i + 1;
 	}
 	buf_append(out, s + run, len - run);

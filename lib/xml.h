@@ -102,7 +102,9 @@ bool xml_same(const struct xml_node *a, const struct xml_node *b, const char *sk
 struct xml_node *xml_path(const struct xml_node *el, const char *path);
 
 /* ---- serialising ----------------------------------------------------------- */
-/* Escape text for element content (&, <, >) or attribute values (also ' and "). */
+/* Escape text for element content (&, <, >) or attribute values (also ' and ").
+ * A character that XML 1.0 forbids (a C0 control but tab, LF and CR; U+FFFE,
+ * U+FFFF) is written as U+FFFD, so the output is always well-formed. */
 void xml_escape(struct buf *out, const char *s, size_t len, bool attr);
 /* Append el serialised to out.  parent_ns is the default namespace already in
  * scope where el is written ("jabber:client" inside a c2s stream): xmlns is

@@ -187,6 +187,30 @@ static void test_escape(void **state)
 	buf_reset(&b);
 	xml_escape(&b, "a&b", 2, false); /* the length is honoured */
 	assert_string_equal(b.data, "a&amp;");
+	buf_reset(&b);
+	/* characters XML forbids become U+FFFD; their neighbours stay */
+	const char bad[] = "a\0b\x01\x1b[0m\x7f \xef\xbf\xbe\xef\xbf\xbf\xef\xbf\xbd\xef\xbb\xbf\xef\xbf";
+	const char *want =
+	        "a\xef\xbf\xbd"
+	        "b\xef\xbf\xbd\xef\xbf\xbd[0m\x7f \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbb\xbf\xef\xbf";
+	xml_escape(&b, bad, sizeof(bad) - 1, false);
+	assert_int_equal(b.len, strlen(want));
+	assert_memory_equal(b.data, want, b.len);
+	buf_reset(&b);
+	xml_escape(&b, bad, sizeof(bad) - 1, true);
+	assert_memory_equal(b.data, want, b.len);
+	buf_reset(&b);
+	xml_escape(&b, "\xef\xbf\xbe", 2, false); /* cut: not U+FFFE */
+	assert_memory_equal(b.data, "\xef\xbf", 2);
+	buf_reset(&b);
+	/* a tree with them serialises to XML the parser takes */
+	struct xml_node *m = xml_new("message", NS_CLIENT);
+	xml_set_attr(m, "id", "x\x02y");
+	xml_add_text(xml_add_child(m, "body", NULL), "Ben \xef\xbf\xbe\x0c!", 9);
+	assert_serializes(
+	        m, NS_CLIENT,
+	        "<message id='x\xef\xbf\xbdy'><body>Ben \xef\xbf\xbd\xef\xbf\xbd!</body></message>");
+	xml_unref(&m);
 	buf_free(&b);
 }
 
