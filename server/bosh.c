@@ -832,7 +832,7 @@ static void bosh_create(const struct http_request *rq, struct http_reply *r, str
 	if (hold > BOSH_MAX_HOLD)
 		hold = BOSH_MAX_HOLD;
 	const struct limits_config *limits = &server.cfg->limits;
-	if (limits->max_conn_per_ip > 0 && c2s_count_ip(rq->remote_ip) >= limits->max_conn_per_ip) {
+	if (!c2s_ip_admits(rq->remote_ip, limits)) {
 		bosh_reply_body(rq, r, " type='terminate' condition='policy-violation'");
 		return;
 	}

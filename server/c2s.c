@@ -35,6 +35,15 @@
  *   bare JID that another session of the user, still open and available,
  *   got too (sm_copies_leave): of the sessions that got one, the last to
  *   end stores it.
+ * - Places (limits.max_connections_per_ip, struct ip_count): a stream
+ *   holds one from accept; a detached session keeps its connection's
+ *   until it is resumed (the resuming stream's place becomes the
+ *   session's, and the detached one is given up) or ends.  At the limit,
+ *   a stream is let in over it (ip_over) only while the address has more
+ *   detached sessions than such streams; one that then binds, or resumes
+ *   a session that waited elsewhere, ends the address's longest-waiting
+ *   detached sessions until the address is within its limit again
+ *   (c2s_ip_settle).
  * - A failed authentication is answered after auth_failure_delay; after
  *   auth_attempts failures the stream is closed.  A backend that could not
  *   answer is <temporary-auth-failure/> and does not count.  A SCRAM login
@@ -135,7 +144,11 @@ struct c2s {
 	 * address again and again, and stringprep is the costly part. */
 	char *to_cache_str;
 	struct jid to_cache;
+	/* Its place in limits.max_connections_per_ip: held by the stream,
+	 * then, detached, by the session until it is resumed or ends. */
 	struct ip_count *ipc;
+	bool ip_over;       /* let in over the limit (ip_take): may resume, see c2s_ip_settle */
+	double detached_at; /* when the connection of the detached session was lost */
 	/* In-order answers: output waiting for the barrier (see the top). */
 	struct barrier *barrier;
 	struct buf held;
@@ -154,9 +167,17 @@ struct c2s {
 
 /* ---- connections per IP ----------------------------------------------------- */
 
+/* The places of one address: count is its open client streams and its
+ * detached sessions (detached of them); over of the streams were let in
+ * past limits.max_connections_per_ip, each for one of the detached
+ * sessions, and have neither resumed nor bound yet (c2s_ip_settle).
+ * Invariant: count <= the limit + over, and over <= detached when a
+ * stream is let in over the limit. */
 struct ip_count {
 	char ip[64];
 	unsigned count;
+	unsigned detached;
+	unsigned over;
 	struct ip_count *next;
 };
 
@@ -199,10 +220,27 @@ static void ip_release(struct ip_count *ipc)
 	}
 }
 
-unsigned c2s_count_ip(const char *ip)
+bool c2s_ip_admits(const char *ip, const struct limits_config *limits)
 {
 	struct ip_count *e = ip_get(ip, false);
-	return e != NULL ? e->count : 0;
+	return limits->max_conn_per_ip == 0 || e == NULL || e->count < limits->max_conn_per_ip ||
+	       e->over < e->detached;
+}
+
+/* A place for a new stream from ip (c2s_ip_admits said yes): *over_r
+ * when the address is at its limit already. */
+static struct ip_count *ip_take(const char *ip, const struct limits_config *limits, bool *over_r)
+{
+	struct ip_count *ipc = ip_get(ip, true);
+	*over_r = limits->max_conn_per_ip > 0 && ipc->count >= limits->max_conn_per_ip;
+	ipc->count++;
+	if (*over_r) {
+		ipc->over++;
+		log_info("c2s: a connection from %s is let in over limits.max_connections_per_ip (%u): "
+		         "%u sessions from that address wait to be resumed",
+		         ip, limits->max_conn_per_ip, ipc->detached);
+	}
+	return ipc;
 }
 
 unsigned c2s_count(void)
@@ -233,11 +271,13 @@ static void c2s_send_header(struct c2s *c)
 
 /* Close the stream with a stream error (a header first if none was sent). */
 static void c2s_sm_expire_soon(struct c2s *c);
+static void c2s_ip_leave(struct c2s *c);
 
 static void c2s_fail(struct c2s *c, enum stream_error e, const char *text)
 {
 	if (c->st == NULL) {
-		c2s_sm_expire_soon(c); /* a detached session: it ends now */
+		c2s_ip_leave(c);       /* a detached session: it ends now, */
+		c2s_sm_expire_soon(c); /* and its place is free at once */
 		return;
 	}
 	if (c->st->dead || c->st->closing)
@@ -630,6 +670,7 @@ enum c2s_resume_result {
 static enum c2s_resume_result c2s_sm_takeover(struct c2s *n, const struct xml_node *el, struct c2s **o_r,
                                               const char **condition_r);
 static void c2s_bind_session(struct c2s *c, const char *resource);
+static void c2s_ip_settle(struct c2s *c);
 
 static void c2s_fail_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -1293,6 +1334,9 @@ static void c2s_bind_session(struct c2s *c, const char *resource)
 	sm_session_open(&c->session);
 	c->state = C2S_SESSION;
 	log_info("c2s %llu from %s: session %s bound", (unsigned long long)c->st->id, c->st->ip, c->full_jid);
+	/* After sm_session_open: a detached session it replaced gave its
+	 * place up already. */
+	c2s_ip_settle(c);
 }
 
 static void c2s_handle_bind(struct c2s *c, struct xml_node *iq)
@@ -1590,6 +1634,66 @@ static void c2s_sm_expire_soon(struct c2s *c)
 	ev_timer_start(c->loop, &c->sm_timer);
 }
 
+/* End detached session c at once, as its expiry would (c2s_free: its
+ * unacknowledged messages go to offline storage), to make room under
+ * limit. */
+static void c2s_sm_end_now(struct c2s *c, const char *limit)
+{
+	log_info("c2s: detached session %s ends to make room (%s): %zu stanzas unacknowledged", c->full_jid,
+	         limit, c2s_sm_queued_count(c));
+	c2s_free(c);
+}
+
+struct c2s_oldest {
+	const struct ip_count *ipc;
+	struct c2s *c;
+};
+
+static void c2s_oldest_of_ip(struct c2s_sm *sm, void *ctx)
+{
+	struct c2s_oldest *od = ctx;
+	struct c2s *c = sm->owner;
+	if (c->st == NULL && c->ipc == od->ipc && (od->c == NULL || c->detached_at < od->c->detached_at))
+		od->c = c;
+}
+
+/* c was let in over its address's limit (ip_over) and holds a session
+ * now that did not wait from that address (bound, or resumed from
+ * another address): it is over no more, and the sessions of the address
+ * that have waited longest end until it is within its limit again. */
+static void c2s_ip_settle(struct c2s *c)
+{
+	if (!c->ip_over)
+		return;
+	struct ip_count *ipc = c->ipc;
+	c->ip_over = false;
+	ipc->over--;
+	unsigned max = c->limits->max_conn_per_ip;
+	while (max > 0 && ipc->count > max + ipc->over) {
+		struct c2s_oldest od = { .ipc = ipc };
+		c2s_sm_foreach(c2s_oldest_of_ip, &od);
+		if (od.c == NULL)
+			break;
+		c2s_sm_end_now(od.c, "limits.max_connections_per_ip");
+	}
+}
+
+/* c gives its place up: c2s_free, or a connection that a resumption
+ * replaced and that closes now. */
+static void c2s_ip_leave(struct c2s *c)
+{
+	struct ip_count *ipc = c->ipc;
+	if (ipc == NULL)
+		return;
+	if (c->st == NULL)
+		ipc->detached--;
+	if (c->ip_over)
+		ipc->over--;
+	c->ip_over = false;
+	c->ipc = NULL;
+	ip_release(ipc);
+}
+
 /* The connection of a resumable session is gone: keep the session. */
 static void c2s_sm_detach(struct c2s *c)
 {
@@ -1601,8 +1705,10 @@ static void c2s_sm_detach(struct c2s *c)
 	         c2s_sm_queued_count(c));
 	c->st = NULL;
 	c->session.detached = true;
-	ip_release(c->ipc);
-	c->ipc = NULL;
+	c->detached_at = ev_now(c->loop);
+	/* The session keeps the connection's place: what one address holds
+	 * stays within limits.max_connections_per_ip. */
+	c->ipc->detached++;
 	c2s_total--;
 	ev_timer_stop(c->loop, &c->fail_timer);
 	ev_timer_set(&c->sm_timer, c->sm->resume_timeout, 0);
@@ -1690,17 +1796,23 @@ static enum c2s_resume_result c2s_sm_takeover(struct c2s *n, const struct xml_no
 	memcpy(o->stream_id, n->stream_id, sizeof(o->stream_id));
 	memcpy(o->lang, n->lang, sizeof(o->lang));
 	o->header_sent = true;
+	/* The places swap too: o holds n's; n, o's (a detached session's,
+	 * or the old connection's, which closes and gives it up now). */
 	struct ip_count *ipc = o->ipc;
+	bool over = o->ip_over;
 	o->ipc = n->ipc;
+	o->ip_over = n->ip_over;
 	n->ipc = ipc;
+	n->ip_over = over;
 	n->st = old;
 	if (old != NULL) {
 		old->owner = n;
 		log_info("c2s %llu from %s: session %s resumed from another connection: closing this one",
 		         (unsigned long long)old->id, old->ip, o->full_jid);
+		c2s_ip_leave(n);
 		c2s_fail(n, STE_CONFLICT, "the session was resumed from another connection");
 	} else {
-		c2s_free(n); /* without a stream: its connection count is o's now */
+		c2s_free(n); /* without a stream: gives the detached session's place up */
 	}
 	ev_timer_stop(o->loop, &o->sm_timer);
 	o->session.detached = false;
@@ -1712,6 +1824,9 @@ static enum c2s_resume_result c2s_sm_takeover(struct c2s *n, const struct xml_no
 	o->sm->request_out = false;
 	/* An answer still waiting was for the connection just replaced. */
 	xml_unref(&o->resume_success);
+	/* Let in over the limit for a detached session of its address: that
+	 * place was given up just now, unless the session waited elsewhere. */
+	c2s_ip_settle(o);
 	*o_r = o;
 	if (!c2s_sm_acked(o, xml_attr(el, "h")))
 		return C2S_RESUME_CLOSED;
@@ -2036,7 +2151,7 @@ static void c2s_free(struct c2s *c)
 	free(c->to_cache_str);
 	free(c->full_jid);
 	free(c->user);
-	ip_release(c->ipc);
+	c2s_ip_leave(c);
 	if (c->st != NULL)
 		c2s_total--;
 	free(c);
@@ -2068,12 +2183,12 @@ static void c2s_sm_expiry_timer_cb(struct ev_loop *loop, ev_timer *w, int revent
 	latency_end();
 }
 static struct c2s *c2s_new(struct ev_loop *loop, const struct listen_config *lc,
-                           const struct limits_config *limits, struct ip_count *ipc)
+                           const struct limits_config *limits, const char *ip)
 {
 	struct c2s *c = xcalloc(1, sizeof(*c));
 	c->lc = lc;
 	c->limits = limits;
-	c->ipc = ipc;
+	c->ipc = ip_take(ip, limits, &c->ip_over);
 	c->opened = ev_now(loop);
 	c->barrier = barrier_new(c2s_release_held, c);
 	c->loop = loop;
@@ -2088,18 +2203,14 @@ static struct c2s *c2s_new(struct ev_loop *loop, const struct listen_config *lc,
 void c2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port, const struct listen_config *lc,
                 const struct limits_config *limits)
 {
-	struct ip_count *ipc = ip_get(ip, true);
-	if (limits->max_conn_per_ip > 0 && ipc->count >= limits->max_conn_per_ip) {
-		log_notice("c2s: refusing a connection from %s: already %u connections from that address "
-		           "(limits.max_connections_per_ip)",
-		           ip, ipc->count);
-		ipc->count++;
-		ip_release(ipc);
+	if (!c2s_ip_admits(ip, limits)) {
+		log_notice("c2s: refusing a connection from %s: already %u connections and waiting "
+		           "sessions from that address (limits.max_connections_per_ip)",
+		           ip, ip_get(ip, false)->count);
 		close(fd);
 		return;
 	}
-	ipc->count++;
-	struct c2s *c = c2s_new(loop, lc, limits, ipc);
+	struct c2s *c = c2s_new(loop, lc, limits, ip);
 	struct xml_parser_limits pl = {
 		.max_stanza = limits->max_stanza_size,
 		.max_depth = limits->max_depth,
@@ -2112,9 +2223,7 @@ void c2s_accept(struct ev_loop *loop, int fd, const char *ip, unsigned port, con
 
 void c2s_attach(struct stream *st, const struct listen_config *lc, const struct limits_config *limits)
 {
-	struct ip_count *ipc = ip_get(st->ip, true);
-	ipc->count++;
-	struct c2s *c = c2s_new(st->loop, lc, limits, ipc);
+	struct c2s *c = c2s_new(st->loop, lc, limits, st->ip);
 	c->st = st;
 	st->ops = &c2s_stream_ops;
 	st->owner = c;

@@ -17,7 +17,7 @@ struct stream;
 /* Run the client state machine on a stream that is already open (XMPP over
  * WebSocket: the HTTP connection after its upgrade, with its transport set);
  * it counts against the per-address limit like an accepted socket (the
- * caller checks the limit first with c2s_count_ip). */
+ * caller checks the limit first with c2s_ip_admits). */
 void c2s_attach(struct stream *st, const struct listen_config *lc, const struct limits_config *limits);
 /* Close every client stream with <system-shutdown/>. */
 void c2s_shutdown_all(void);
@@ -41,7 +41,13 @@ struct c2s_stats {
 	uint64_t in[4], out[4];
 };
 const struct c2s_stats *c2s_stats(void);
-/* Connections from ip now (for the per-IP limit). */
-unsigned c2s_count_ip(const char *ip);
+/* Whether limits.max_connections_per_ip lets one more client stream from
+ * ip in.  An address's open client streams and its stream management
+ * sessions that wait to be resumed count; at the limit, a stream is still
+ * let in while more of those sessions wait than streams were let in over
+ * the limit, so that a client can come back to resume: one that binds a
+ * new session instead (or resumes one that waited elsewhere) ends the
+ * session from its address that has waited longest, as its expiry would. */
+bool c2s_ip_admits(const char *ip, const struct limits_config *limits);
 
 #endif

@@ -904,8 +904,7 @@ static enum dispatch_result http_dispatch(struct http_conn *c)
 		if (status == 426 && why == NULL)
 			why = "this is the XMPP WebSocket endpoint: upgrade to websocket with the xmpp "
 			      "protocol";
-		if (status == 0 && c->limits->max_conn_per_ip > 0 &&
-		    c2s_count_ip(st->ip) >= c->limits->max_conn_per_ip) {
+		if (status == 0 && !c2s_ip_admits(st->ip, c->limits)) {
 			status = 503;
 			why = "too many client streams from this address (limits.max_connections_per_ip)";
 		}

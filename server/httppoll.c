@@ -213,7 +213,7 @@ static bool hp_key_ok(const char *key, size_t len, const char *expected)
 static struct hp_session *hp_create(const struct http_request *rq)
 {
 	const struct limits_config *limits = &server.cfg->limits;
-	if (limits->max_conn_per_ip > 0 && c2s_count_ip(rq->remote_ip) >= limits->max_conn_per_ip)
+	if (!c2s_ip_admits(rq->remote_ip, limits))
 		return NULL;
 	struct hp_session *s = xcalloc(1, sizeof(*s));
 	random_id(s->id, HP_ID_LEN);

@@ -26,7 +26,8 @@ static const struct opt_def limits_defs[] = {
 	{ "max_output", OPT_SIZE, OFF(limits_config, max_output), "1M", NULL, 1024, 1L << 30,
 	  "output queued for one stream before it is disconnected (at least max_stanza_size)" },
 	{ "max_connections_per_ip", OPT_UINT, OFF(limits_config, max_conn_per_ip), "64", NULL, 0, 1000000,
-	  "concurrent connections from one IP address; 0: unlimited" },
+	  "concurrent connections from one IP address, and stream management sessions from it that "
+	  "wait to be resumed; 0: unlimited" },
 	{ "handshake_timeout", OPT_DURATION, OFF(limits_config, handshake_timeout), "60s", NULL, 0, 0,
 	  "time from accept to a bound session before the stream is closed" },
 	{ "idle_timeout", OPT_DURATION, OFF(limits_config, idle_timeout), "10m", NULL, 0, 0,

@@ -34,7 +34,7 @@ struct limits_config {
 	unsigned max_depth;        /* 64 */
 	unsigned max_attrs;        /* 64 */
 	size_t max_output;         /* per-stream output queue cap, 1M */
-	unsigned max_conn_per_ip;  /* 0: unlimited; default 64 */
+	unsigned max_conn_per_ip;  /* 0: unlimited; default 64 (detached sessions count) */
 	double handshake_timeout;  /* from accept to bound session, 60 s */
 	double idle_timeout;       /* no input at all for this long: close (0: never); 600 s */
 	double keepalive;          /* send whitespace after this much output silence; 60 s */

@@ -1,7 +1,9 @@
 """Limits that protect the server from clients: failed authentication
-attempts, connections per address, the login deadline, and the output cap for
-a client that stops reading.  Each case also shows that other users keep
-working.  These tests run against a parleyd of their own with tight limits."""
+attempts, connections per address (stream management sessions waiting to be
+resumed included), the login deadline, and the output cap for a client that
+stops reading.  Each case also shows that other users keep working.  These
+tests run against a parleyd of their own with tight limits."""
+import json
 import re
 import socket
 import time
@@ -10,6 +12,8 @@ import pytest
 
 import parleytest
 from parleytest import HOST, NS_REGISTER, NS_SASL, RawClient, q, stanza_error, stream_header, tostr
+from test_sasl2_sm import kill, resume_el, wait_log
+from test_sm import SMClient, send_chat, sm_tag
 
 
 class TightParleyd(parleytest.Parleyd):
@@ -187,3 +191,81 @@ def test_ipv6_listener(tight):
         assert '::1' in tight.log()
     finally:
         c.close()
+
+
+def _detach(srv, c):
+    """Drop c's connection (`ss -K`) and wait until its session is kept for
+    resumption."""
+    kill(srv, c)
+    wait_log(srv, 'connection of %s lost: session kept' % re.escape(c.jid),
+             'the session of %s was not kept' % c.jid)
+
+
+def _resources(srv, user):
+    """{resource: detached} of user's sessions."""
+    info = json.loads(srv.ctl('--json', 'connected-users-info').stdout)
+    return {s['resource']: s['detached'] for s in info if s['user'] == user}
+
+
+def _end_sessions(srv, *users):
+    """End the users' sessions (detached ones too), so that they hold no
+    place in the next test."""
+    for user in users:
+        if _resources(srv, user):
+            srv.ctl('kick-session', '%s@%s' % (user, HOST))
+    deadline = time.monotonic() + 10
+    while any(_resources(srv, user) for user in users):
+        assert time.monotonic() < deadline, 'sessions left: %s' % users
+        time.sleep(0.05)
+
+
+def test_detached_sessions_keep_their_places(tight):
+    """A session kept for resumption keeps its connection's place under
+    max_connections_per_ip (6 here): one address cannot pile up sessions by
+    dropping connections.  At the limit, a client may still come back and
+    resume; one that binds a new session instead ends the session from that
+    address that has waited longest, whose unacknowledged message goes to
+    offline storage, and comes with the next available presence."""
+    clients = []
+    try:
+        sender = RawClient(tight.port)                        # place 1
+        clients.append(sender)
+        sender.login('carol', tight.password('carol'), resource=parleytest.unique('s-'))
+        kept = []
+        for i in range(5):                                    # places 2 to 6
+            c = SMClient(tight)
+            clients.append(c)
+            user = ('alice', 'bob')[i % 2]
+            previd = c.sm_login(user, resource='kept-%d' % i).get('id')
+            send_chat(sender, c.jid, 'to-kept-%d' % i)
+            c.wait_message('to-kept-%d' % i)                  # never acknowledged
+            _detach(tight, c)
+            kept.append((user, c.jid, previd))
+        assert _resources(tight, 'alice') == {'kept-0': True, 'kept-2': True, 'kept-4': True}
+
+        # A new session from the address at its limit: kept-0 makes room.
+        new = RawClient(tight.port)
+        clients.append(new)
+        new.login('alice', tight.password('alice'), resource='new', presence=False)
+        assert _resources(tight, 'alice') == {'kept-2': True, 'kept-4': True, 'new': False}
+        assert _resources(tight, 'bob') == {'kept-1': True, 'kept-3': True}
+        assert parleytest.find_lines('detached session %s ends to make room '
+                                     r'\(limits.max_connections_per_ip\)' % re.escape(kept[0][1]),
+                                     tight.log())
+        new.send('<presence/>')
+        assert new.wait_message('to-kept-0', timeout=10).get('to') == kept[0][1]
+
+        # Still at the limit: kept-4 is resumed, and nothing else ends.
+        back = SMClient(tight)
+        clients.append(back)
+        back.auth('alice')
+        back.send(resume_el(kept[4][2], 0))
+        el = back.wait_for(lambda e: e.tag in (sm_tag('resumed'), sm_tag('failed')), what='<resumed/>')
+        assert el.tag == sm_tag('resumed'), tostr(el)
+        back.wait_message('to-kept-4')
+        assert _resources(tight, 'alice') == {'kept-2': True, 'kept-4': False, 'new': False}
+        assert _resources(tight, 'bob') == {'kept-1': True, 'kept-3': True}
+    finally:
+        for c in clients:
+            c.close()
+        _end_sessions(tight, 'alice', 'bob')
