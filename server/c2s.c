@@ -44,6 +44,11 @@
  *   a session that waited elsewhere, ends the address's longest-waiting
  *   detached sessions until the address is within its limit again
  *   (c2s_ip_settle).
+ * - An account has at most limits.max_sessions_per_user sessions, bound
+ *   or detached: a bind past it ends the one detached longest (its
+ *   unacknowledged messages go to offline storage, as on expiry); with
+ *   none detached, the bind is refused with <resource-constraint/>
+ *   (RFC 6120 §7.6.2.1).
  * - A failed authentication is answered after auth_failure_delay; after
  *   auth_attempts failures the stream is closed.  A backend that could not
  *   answer is <temporary-auth-failure/> and does not count.  A SCRAM login
@@ -669,7 +674,8 @@ enum c2s_resume_result {
 };
 static enum c2s_resume_result c2s_sm_takeover(struct c2s *n, const struct xml_node *el, struct c2s **o_r,
                                               const char **condition_r);
-static void c2s_bind_session(struct c2s *c, const char *resource);
+static bool c2s_bind_session(struct c2s *c, const char *resource);
+static void c2s_sm_end_now(struct c2s *c, const char *limit);
 static void c2s_ip_settle(struct c2s *c);
 
 static void c2s_fail_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -832,18 +838,25 @@ static bool c2s_sasl2_success(struct c2s *c, const struct sasl_result *res)
 		xml_add_child(failed, condition, NS_STANZAS);
 	}
 
+	/* Bind 2: a session that limits.max_sessions_per_user refuses is not
+	 * bound (no <bound/>; the bare JID is the identity), and the client
+	 * may bind later: RFC 6120 binding says why (resource-constraint). */
+	bool bound = false;
 	if (c->bind2 != NULL) {
 		const char *tag = xml_child_text(c->bind2, "tag", NS_BIND2);
 		char *resource =
 		        c2s_bind2_resource(c, tag != NULL && *tag != '\0' && strlen(tag) <= 128 ? tag : NULL);
 		if (c->user_agent != NULL)
 			c2s_bind2_end_older(c, resource);
-		c2s_bind_session(c, resource);
+		bound = c2s_bind_session(c, resource);
 		free(resource);
-		xml_add_text(id, c->full_jid, strlen(c->full_jid));
-		c2s_bind2_enable(c, c->bind2, xml_add_child(el, "bound", NS_BIND2));
+		if (bound) {
+			xml_add_text(id, c->full_jid, strlen(c->full_jid));
+			c2s_bind2_enable(c, c->bind2, xml_add_child(el, "bound", NS_BIND2));
+		}
 		xml_unref(&c->bind2);
-	} else {
+	}
+	if (!bound) {
 		char *bare = xasprintf("%s@%s", c->user, c->host->name);
 		xml_add_text(id, bare, strlen(bare));
 		free(bare);
@@ -1317,9 +1330,45 @@ static void c2s_iq_error(struct c2s *c, struct xml_node *iq, enum stanza_error e
 	}
 }
 
-/* Open the session of this stream with the given (prepared) resource. */
-static void c2s_bind_session(struct c2s *c, const char *resource)
+/* limits.max_sessions_per_user: whether the user of c may have one
+ * more session (besides the one of resource, which the bind replaces).
+ * At the limit, the session detached longest ends first, as its expiry
+ * would; false when the sessions left are all open. */
+static bool c2s_session_room(struct c2s *c, const char *resource)
 {
+	unsigned max = c->limits->max_sessions_per_user;
+	if (max == 0)
+		return true;
+	for (;;) {
+		unsigned n = 0;
+		struct c2s *oldest = NULL;
+		for (struct session *s = sm_user_sessions(c->host, c->user); s != NULL; s = s->next_of_user) {
+			if (strcmp(s->jid.resource, resource) == 0)
+				continue;
+			n++;
+			struct c2s *o = s->owner;
+			if (s->detached && s->ops == &c2s_session_ops && o->st == NULL &&
+			    (oldest == NULL || o->detached_at < oldest->detached_at))
+				oldest = o;
+		}
+		if (n < max)
+			return true;
+		if (oldest == NULL) {
+			log_notice("c2s %llu from %s: %s@%s may not bind another session: %u are open "
+			           "(limits.max_sessions_per_user)",
+			           (unsigned long long)c->st->id, c->st->ip, c->user, c->host->name, n);
+			return false;
+		}
+		c2s_sm_end_now(oldest, "limits.max_sessions_per_user");
+	}
+}
+
+/* Open the session of this stream with the given (prepared) resource;
+ * false when limits.max_sessions_per_user refuses it. */
+static bool c2s_bind_session(struct c2s *c, const char *resource)
+{
+	if (!c2s_session_room(c, resource))
+		return false;
 	jid_set(&c->session.jid, c->user, c->host->name, resource);
 	c->full_jid = jid_to_string(&c->session.jid);
 	c->session.host = c->host;
@@ -1337,6 +1386,7 @@ static void c2s_bind_session(struct c2s *c, const char *resource)
 	/* After sm_session_open: a detached session it replaced gave its
 	 * place up already. */
 	c2s_ip_settle(c);
+	return true;
 }
 
 static void c2s_handle_bind(struct c2s *c, struct xml_node *iq)
@@ -1360,8 +1410,13 @@ static void c2s_handle_bind(struct c2s *c, struct xml_node *iq)
 		random_id(rnd, 16);
 		resource = xasprintf("parley-%s", rnd);
 	}
-	c2s_bind_session(c, resource);
+	bool bound = c2s_bind_session(c, resource);
 	free(resource);
+	if (!bound) {
+		/* RFC 6120 §7.6.2.1: the account has as many sessions as it may. */
+		c2s_iq_error(c, iq, SE_RESOURCE_CONSTRAINT, "this account has as many sessions as it may");
+		return;
+	}
 
 	struct xml_node *res = stanza_iq_result(iq);
 	struct xml_node *b = xml_add_child(res, "bind", NS_BIND);

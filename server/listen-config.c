@@ -28,6 +28,10 @@ static const struct opt_def limits_defs[] = {
 	{ "max_connections_per_ip", OPT_UINT, OFF(limits_config, max_conn_per_ip), "64", NULL, 0, 1000000,
 	  "concurrent connections from one IP address, and stream management sessions from it that "
 	  "wait to be resumed; 0: unlimited" },
+	{ "max_sessions_per_user", OPT_UINT, OFF(limits_config, max_sessions_per_user), "50", NULL, 0,
+	  1000000,
+	  "sessions of one account at once, bound or waiting to be resumed; past it a new bind ends "
+	  "the one detached longest, or is refused (resource-constraint); 0: no limit" },
 	{ "handshake_timeout", OPT_DURATION, OFF(limits_config, handshake_timeout), "60s", NULL, 0, 0,
 	  "time from accept to a bound session before the stream is closed" },
 	{ "idle_timeout", OPT_DURATION, OFF(limits_config, idle_timeout), "10m", NULL, 0, 0,

@@ -30,16 +30,17 @@ struct tls_config {
 };
 
 struct limits_config {
-	size_t max_stanza_size;    /* 256K */
-	unsigned max_depth;        /* 64 */
-	unsigned max_attrs;        /* 64 */
-	size_t max_output;         /* per-stream output queue cap, 1M */
-	unsigned max_conn_per_ip;  /* 0: unlimited; default 64 (detached sessions count) */
-	double handshake_timeout;  /* from accept to bound session, 60 s */
-	double idle_timeout;       /* no input at all for this long: close (0: never); 600 s */
-	double keepalive;          /* send whitespace after this much output silence; 60 s */
-	unsigned auth_attempts;    /* failed SASL attempts per stream before closing (3) */
-	double auth_failure_delay; /* seconds before a failure is answered (1.0) */
+	size_t max_stanza_size;         /* 256K */
+	unsigned max_depth;             /* 64 */
+	unsigned max_attrs;             /* 64 */
+	size_t max_output;              /* per-stream output queue cap, 1M */
+	unsigned max_conn_per_ip;       /* 0: unlimited; default 64 (detached sessions count) */
+	unsigned max_sessions_per_user; /* sessions of one account, bound or detached (50; 0: no limit) */
+	double handshake_timeout;       /* from accept to bound session, 60 s */
+	double idle_timeout;            /* no input at all for this long: close (0: never); 600 s */
+	double keepalive;               /* send whitespace after this much output silence; 60 s */
+	unsigned auth_attempts;         /* failed SASL attempts per stream before closing (3) */
+	double auth_failure_delay;      /* seconds before a failure is answered (1.0) */
 };
 
 /* Stream compression (XEP-0138) of client streams: the compression

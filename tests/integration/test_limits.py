@@ -1,8 +1,9 @@
 """Limits that protect the server from clients: failed authentication
 attempts, connections per address (stream management sessions waiting to be
-resumed included), the login deadline, and the output cap for a client that
-stops reading.  Each case also shows that other users keep working.  These
-tests run against a parleyd of their own with tight limits."""
+resumed included), sessions per account, the login deadline, and the output
+cap for a client that stops reading.  Each case also shows that other users
+keep working.  These tests run against a parleyd of their own with tight
+limits."""
 import json
 import re
 import socket
@@ -11,15 +12,16 @@ import time
 import pytest
 
 import parleytest
-from parleytest import HOST, NS_REGISTER, NS_SASL, RawClient, q, stanza_error, stream_header, tostr
-from test_sasl2_sm import kill, resume_el, wait_log
+from parleytest import (HOST, NS_BIND, NS_CLIENT, NS_REGISTER, NS_SASL, RawClient, q, stanza_error,
+                        stream_header, tostr)
+from test_sasl2_sm import NS_BIND2, NS_SASL2, Sasl2Client, kill, resume_el, wait_log
 from test_sm import SMClient, send_chat, sm_tag
 
 
 class TightParleyd(parleytest.Parleyd):
     """parleyd with small limits (the rest of the configuration as usual)."""
     LIMITS = {
-        'max_connections_per_ip: 0': 'max_connections_per_ip: 6',
+        'max_connections_per_ip: 0': 'max_connections_per_ip: 6\n  max_sessions_per_user: 4',
         'handshake_timeout: 30s': 'handshake_timeout: 5s',
         'throttle: 0,': 'throttle: 60s,',
     }
@@ -46,14 +48,15 @@ def tight(tmp_path_factory):
     srv.finish()
 
 
-def _wait_no_connections(srv, timeout=10):
+def _wait_connections(srv, n=0, timeout=10):
     """A closed connection frees its per-address place when the server has
-    finished closing it, a moment after the client's close: wait for that,
-    so one test's connections do not count against the next one's."""
+    finished closing it, a moment after the client's close: wait until n
+    are left, so that one test's connections do not count against the next
+    one's (or against the next connection of a test)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         out = srv.ctl('status').stdout
-        if re.search(r'^connections: 0$', out, re.M):
+        if re.search(r'^connections: %d$' % n, out, re.M):
             return
         time.sleep(0.05)
     raise AssertionError('connections still open: %s' % out)
@@ -61,7 +64,7 @@ def _wait_no_connections(srv, timeout=10):
 
 @pytest.fixture(autouse=True)
 def settled(tight):
-    _wait_no_connections(tight)
+    _wait_connections(tight)
     yield
 
 
@@ -219,6 +222,12 @@ def _end_sessions(srv, *users):
         time.sleep(0.05)
 
 
+def _bind_error(c, resource):
+    c.send("<iq type='set' id='b-over'><bind xmlns='%s'><resource>%s</resource></bind></iq>"
+           % (NS_BIND, resource))
+    return c.wait_iq('b-over')
+
+
 def test_detached_sessions_keep_their_places(tight):
     """A session kept for resumption keeps its connection's place under
     max_connections_per_ip (6 here): one address cannot pile up sessions by
@@ -269,3 +278,61 @@ def test_detached_sessions_keep_their_places(tight):
         for c in clients:
             c.close()
         _end_sessions(tight, 'alice', 'bob')
+
+
+def test_sessions_per_account_are_limited(tight):
+    """max_sessions_per_user (4 here) counts an account's sessions, open or
+    waiting to be resumed.  At the limit, a new bind ends the one that has
+    waited longest (its unacknowledged message goes to offline storage);
+    when all are open, a bind is refused with <resource-constraint/>
+    (RFC 6120 7.6.2.1), and a SASL2 login's Bind 2 request binds nothing."""
+    clients = []
+    try:
+        sender = RawClient(tight.port)
+        clients.append(sender)
+        sender.login('carol', tight.password('carol'), resource=parleytest.unique('s-'))
+        kept = SMClient(tight)
+        clients.append(kept)
+        kept.sm_login('erin', resource='kept')
+        send_chat(sender, kept.jid, 'to-kept')
+        kept.wait_message('to-kept')                          # never acknowledged
+        _detach(tight, kept)
+        for i in range(3):
+            c = RawClient(tight.port)
+            clients.append(c)
+            c.login('erin', tight.password('erin'), resource='open-%d' % i, presence=False)
+
+        # The fifth session: the detached one ends to make room.
+        new = RawClient(tight.port)
+        clients.append(new)
+        new.login('erin', tight.password('erin'), resource='new', presence=False)
+        assert _resources(tight, 'erin') == {'open-0': False, 'open-1': False, 'open-2': False,
+                                             'new': False}
+        assert parleytest.find_lines(r'detached session %s ends to make room '
+                                     r'\(limits.max_sessions_per_user\)' % re.escape(kept.jid),
+                                     tight.log())
+        new.send('<presence/>')
+        assert new.wait_message('to-kept', timeout=10).get('to') == kept.jid
+
+        # Four open sessions: no room for another.
+        with RawClient(tight.port) as over:
+            over.open()
+            over.starttls()
+            assert over.auth_plain('erin', tight.password('erin')).tag == q(NS_SASL, 'success')
+            over.open()
+            err = _bind_error(over, 'one-too-many')
+            assert stanza_error(err) == 'resource-constraint', tostr(err)
+            assert err.find(q(NS_CLIENT, 'error')).get('type') == 'wait', tostr(err)
+        _wait_connections(tight, 5)
+        with Sasl2Client(tight) as inline:
+            el = inline.start().authenticate(
+                'erin', "<bind xmlns='%s'><tag>over</tag></bind>" % NS_BIND2)
+            assert el.tag == q(NS_SASL2, 'success'), tostr(el)
+            assert el.find(q(NS_BIND2, 'bound')) is None, tostr(el)
+            assert el.findtext(q(NS_SASL2, 'authorization-identifier')) == 'erin@%s' % HOST
+            assert stanza_error(_bind_error(inline, 'still-too-many')) == 'resource-constraint'
+        assert sorted(_resources(tight, 'erin')) == ['new', 'open-0', 'open-1', 'open-2']
+    finally:
+        for c in clients:
+            c.close()
+        _end_sessions(tight, 'erin')
