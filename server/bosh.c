@@ -46,6 +46,11 @@
  *   backend) is kept, in order, until it resumes.
  * - The session is freed with its stream (the transport's free hook);
  *   the requests still held are answered then (terminate).
+ * - Output waits in the session's queue until a request takes all of it,
+ *   so a client that polls reads everything, however big a burst: the
+ *   queue is bounded by the stream's ceiling (stream_output_ceiling; past
+ *   it the session ends at once), and a client that stops polling by the
+ *   inactivity limit.
  */
 #include "bosh.h"
 #include "c2s.h"
@@ -233,9 +238,9 @@ static void bosh_output(struct stream *st, const char *data, size_t len)
 	struct bosh_session *s = st->transport_ctx;
 	size_t before = s->out.len;
 	websocket_split_output(data, len, bosh_out_part, s);
-	if (s->out.len > st->max_output) {
+	if (s->out.len > stream_output_ceiling(st)) {
 		log_warning("bosh %llu from %s: output queue over %zu bytes (client not polling): ending",
-		            (unsigned long long)st->id, st->ip, st->max_output);
+		            (unsigned long long)st->id, st->ip, stream_output_ceiling(st));
 		s->out.len = before;
 		s->ended = true;
 		stream_abort(st);

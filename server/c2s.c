@@ -22,7 +22,10 @@
  *   before the held output that came for later input, so answers keep the
  *   order of the input, and after the answers to k given before it, so
  *   several answers to one input keep the order they were sent in.  Held
- *   bytes count against limits.max_output and in the session's out_queued.
+ *   bytes count in the session's out_queued, and with the stream's queue
+ *   against its ceiling (stream_output_ceiling): the peer cannot take them
+ *   yet, so only the ceiling applies; once released, the stream's rule
+ *   for a queue over limits.max_output does.
  * - Stream management (XEP-0198, c2s-sm.h): once enabled, a client stanza
  *   counts when it is handed on and <a/> goes through the held output,
  *   so an acknowledgement covers only durable work; every stanza written
@@ -350,10 +353,10 @@ static void c2s_write_out(struct c2s *c, struct xml_node *el, bool counted)
 	if (counted)
 		c2s_sm_held_insert(c->sm, held_before, c->held.len - held_before, el, (double)time(NULL),
 		                   copies);
-	if (c->st != NULL && c->held.len + c->st->out.len > c->st->max_output) {
+	if (c->st != NULL && c->held.len + c->st->out.len > stream_output_ceiling(c->st)) {
 		log_warning("c2s %llu from %s: output held for earlier stores over %zu bytes: "
 		            "disconnecting",
-		            (unsigned long long)c->st->id, c->st->ip, c->st->max_output);
+		            (unsigned long long)c->st->id, c->st->ip, stream_output_ceiling(c->st));
 		stream_abort(c->st);
 		return;
 	}

@@ -26,6 +26,9 @@
  *   fetched or 'inactivity' passed; a session with no request for
  *   http.bosh_inactivity seconds ends.
  * - Ids and keys are compared in constant time.
+ * - Output waits in the session's queue until a request takes all of it:
+ *   past the stream's ceiling (stream_output_ceiling) the session ends at
+ *   once; a client that stops polling is ended by the inactivity limit.
  */
 #include "httppoll.h"
 #include "c2s.h"
@@ -92,9 +95,9 @@ static struct hp_session *hp_find(const char *id, size_t len)
 static void hp_output(struct stream *st, const char *data, size_t len)
 {
 	struct hp_session *s = st->transport_ctx;
-	if (s->out.len + len > st->max_output) {
+	if (s->out.len + len > stream_output_ceiling(st)) {
 		log_warning("httppoll %llu from %s: output queue over %zu bytes (client not polling): ending",
-		            (unsigned long long)st->id, st->ip, st->max_output);
+		            (unsigned long long)st->id, st->ip, stream_output_ceiling(st));
 		stream_abort(st);
 		return;
 	}

@@ -24,7 +24,8 @@ static const struct opt_def limits_defs[] = {
 	{ "max_attrs", OPT_UINT, OFF(limits_config, max_attrs), "64", NULL, 1, 1024,
 	  "most attributes accepted on one XML element" },
 	{ "max_output", OPT_SIZE, OFF(limits_config, max_output), "1M", NULL, 1024, 1L << 30,
-	  "output queued for one stream before it is disconnected (at least max_stanza_size)" },
+	  "output queue a stream must keep reading: over it for 60 s with less than this taken, or over "
+	  "16 times it at once, the stream is disconnected (at least max_stanza_size)" },
 	{ "max_connections_per_ip", OPT_UINT, OFF(limits_config, max_conn_per_ip), "64", NULL, 0, 1000000,
 	  "concurrent connections from one IP address, and stream management sessions from it that "
 	  "wait to be resumed; 0: unlimited" },

@@ -33,7 +33,7 @@ struct limits_config {
 	size_t max_stanza_size;         /* 256K */
 	unsigned max_depth;             /* 64 */
 	unsigned max_attrs;             /* 64 */
-	size_t max_output;              /* per-stream output queue cap, 1M */
+	size_t max_output;              /* per-stream output queue a stream must read, 1M (stream.h) */
 	unsigned max_conn_per_ip;       /* 0: unlimited; default 64 (detached sessions count) */
 	unsigned max_sessions_per_user; /* sessions of one account, bound or detached (50; 0: no limit) */
 	double handshake_timeout;       /* from accept to bound session, 60 s */

@@ -14,8 +14,16 @@
  *   waiting for EAGAIN, writes are tried first and the write watcher is
  *   started only when one does not go through, and a write event retries a
  *   read only when the last SSL_read wanted to write (or SSL_write to read).
- * - s->out never exceeds s->max_output: a peer that does not read is
- *   disconnected.
+ * - What is queued (s->out and z->wire) never exceeds STREAM_OUTPUT_CEILING
+ *   times s->max_output: an append past it aborts the stream.  Past
+ *   s->max_output alone nothing happens at once (a burst for a peer that
+ *   reads drains in a moment): over_since and over_taken note when and at
+ *   which bytes_out the queue went over, and the sweep aborts a stream
+ *   whose queue is still over after STREAM_OUTPUT_WINDOW seconds and that
+ *   took less than max_output bytes in them (a peer that does not read, or
+ *   reads a trickle); one that took that much gets a new window.  So a
+ *   peer that does not read holds at most the ceiling, for at most a
+ *   window (and a second of the sweep).
  * - A stream is never freed inside a call into it: stream_abort and the end
  *   of stream_close put it on the dead list, and the prepare watcher calls
  *   ops->closed and frees it.  Code holding a stream pointer during one
@@ -49,6 +57,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <malloc.h>
 #include <zlib.h>
 #include <openssl/err.h>
@@ -254,14 +263,63 @@ void stream_abort(struct stream *s)
 
 /* ---- output -------------------------------------------------------------------- */
 
+size_t stream_output_ceiling(const struct stream *s)
+{
+	if (s->max_output > SIZE_MAX / STREAM_OUTPUT_CEILING)
+		return SIZE_MAX;
+	return s->max_output * STREAM_OUTPUT_CEILING;
+}
+
+/* Whether queued bytes may be queued on s (the rule at the top); notes
+ * when the queue goes over max_output.  False: the caller aborts s. */
+static bool stream_output_fits(struct stream *s, size_t queued)
+{
+	if (queued > stream_output_ceiling(s)) {
+		log_warning("stream %llu from %s: output queue over %zu bytes, %d times max_output (peer "
+		            "not reading): disconnecting",
+		            (unsigned long long)s->id, s->ip, stream_output_ceiling(s),
+		            STREAM_OUTPUT_CEILING);
+		return false;
+	}
+	if (queued > s->max_output && s->over_since == 0) {
+		s->over_since = ev_now(s->loop);
+		s->over_taken = s->bytes_out;
+	}
+	return true;
+}
+
+/* The sweep's part of the rule: a queue over max_output for a window in
+ * which the peer took less than max_output ends the stream. */
+static void stream_judge_output(struct stream *s, double now)
+{
+	if (stream_queued(s) <= s->max_output) {
+		s->over_since = 0;
+		return;
+	}
+	if (s->over_since == 0) {
+		s->over_since = now;
+		s->over_taken = s->bytes_out;
+		return;
+	}
+	if (now - s->over_since < STREAM_OUTPUT_WINDOW)
+		return;
+	if (s->bytes_out - s->over_taken < s->max_output) {
+		log_warning("stream %llu from %s: output queue over %zu bytes for %.0f s with %llu bytes "
+		            "written (peer not reading): disconnecting",
+		            (unsigned long long)s->id, s->ip, s->max_output, now - s->over_since,
+		            (unsigned long long)(s->bytes_out - s->over_taken));
+		stream_abort(s);
+		return;
+	}
+	s->over_since = now;
+	s->over_taken = s->bytes_out;
+}
+
 void stream_write_raw(struct stream *s, const char *data, size_t len)
 {
 	if (s->dead)
 		return;
-	if (stream_queued(s) + len > s->max_output) {
-		log_warning(
-		        "stream %llu from %s: output queue over %zu bytes (peer not reading): disconnecting",
-		        (unsigned long long)s->id, s->ip, s->max_output);
+	if (!stream_output_fits(s, stream_queued(s) + len)) {
 		stream_abort(s);
 		return;
 	}
@@ -285,14 +343,11 @@ void stream_write_str(struct stream *s, const char *str)
 }
 
 /* What was appended to s->out since before is queued unless it takes the
- * queue over its cap: then it is taken back and the stream aborted. */
+ * queue over its ceiling: then it is taken back and the stream aborted. */
 static void queued_or_abort(struct stream *s, size_t before)
 {
-	if (stream_queued(s) > s->max_output) {
+	if (!stream_output_fits(s, stream_queued(s))) {
 		s->out.len = before;
-		log_warning(
-		        "stream %llu from %s: output queue over %zu bytes (peer not reading): disconnecting",
-		        (unsigned long long)s->id, s->ip, s->max_output);
 		stream_abort(s);
 		return;
 	}
@@ -452,6 +507,7 @@ static void stream_flush(struct stream *s)
 	ev_io_stop(s->loop, &s->wio);
 	buf_free(wire); /* idle streams keep no output memory */
 	buf_free(&s->out);
+	s->over_since = 0;
 	if (s->closing)
 		stream_finish_close(s);
 }
@@ -1231,7 +1287,8 @@ static void streams_sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 				stream_abort(s);
 			continue;
 		}
-		if (s->ops->tick != NULL)
+		stream_judge_output(s, now);
+		if (!s->dead && s->ops->tick != NULL)
 			s->ops->tick(s, now);
 		if (!s->dead && compacted < COMPACT_PER_TICK && now - s->last_in >= COMPACT_AFTER &&
 		    xml_parser_compact(s->parser))

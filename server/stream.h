@@ -5,9 +5,15 @@
  *
  * Output is queued and written just before the loop sleeps (one SSL_write
  * per stream per loop iteration); a write watcher is started only when the
- * socket is full.  The queue has a hard cap: a peer that does not read is
- * disconnected, not buffered forever.  Input is paused while the owner waits
- * on a backend (later stanzas wait, in order).  Loop thread only.
+ * socket is full.  The queue is judged by what the peer takes, not by the
+ * size of one burst: a stream whose queue stays over max_output must take
+ * at least max_output bytes every STREAM_OUTPUT_WINDOW seconds, and one
+ * whose queue goes over STREAM_OUTPUT_CEILING times max_output is ended at
+ * once, so a peer that does not read is disconnected, not buffered
+ * forever, while one that reads gets a burst bigger than max_output (all
+ * stored offline messages, a room's history, a resumed session's queue).
+ * Input is paused while the owner waits on a backend (later stanzas wait,
+ * in order).  Loop thread only.
  */
 #ifndef PARLEY_STREAM_H
 #define PARLEY_STREAM_H
@@ -18,6 +24,12 @@
 #include "stanza.h"
 
 struct stream;
+
+/* Seconds in which a stream whose output queue stays over max_output must
+ * take (have written) max_output bytes; less ends it as not reading. */
+#define STREAM_OUTPUT_WINDOW 60.0
+/* Output queued past this many times max_output ends a stream at once. */
+#define STREAM_OUTPUT_CEILING 16
 
 struct stream_ops {
 	void (*stream_start)(struct stream *s, struct xml_node *header, const char *default_ns);
@@ -97,6 +109,10 @@ struct stream {
 	struct stream *hs_prev, *hs_next; /* waiting for a handshake step (budget spent) */
 	bool hs_waiting;                  /* on that queue */
 	uint64_t bytes_in, bytes_out;
+	/* The output rule (stream.c): when the queue went over max_output
+	 * (ev_now; 0: not over), and bytes_out then. */
+	double over_since;
+	uint64_t over_taken;
 	SSL *client_ssl;        /* stream_start_tls_client: the SSL object to start */
 	bool request_peer_cert; /* server side: ask the peer for a certificate (s2s) */
 	uint64_t stanzas_in;    /* depth-1 elements the parser completed */
@@ -192,6 +208,10 @@ void stream_set_transport(struct stream *s, const struct stream_transport *t, vo
 bool stream_feed_xml(struct stream *s, const char *data, size_t len);
 /* For transports: queue bytes as they are (no output translation). */
 void stream_write_raw(struct stream *s, const char *data, size_t len);
+/* The most output s may have queued at once: STREAM_OUTPUT_CEILING times
+ * max_output.  For queues kept outside s->out (a transport without a
+ * socket, output held for earlier input): past it the owner ends s. */
+size_t stream_output_ceiling(const struct stream *s);
 
 /* For transports without a socket (BOSH, HTTP polling), which answer
  * their requests while the stream's input waits: the input held back

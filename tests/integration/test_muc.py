@@ -1360,6 +1360,24 @@ def test_history_on_join(server, rooms):
     assert history(since=(datetime.now(east) + timedelta(hours=1)).strftime('%Y-%m-%dT%H:%M:%S+02:30')).history == []
 
 
+def test_history_more_than_max_output(server, rooms):
+    """The history comes at once on join: 20 messages of 60 KB (history_size
+    20, the default) are more than limits.max_output (1M here), but a
+    joiner that reads gets them all and stays in the room."""
+    r = rooms()
+    carol = r.enter('carol')
+    bodies = ['%s %s' % (unique('big%d-' % i), 'g' * 60000) for i in range(20)]
+    for b in bodies:
+        say(carol, r.jid, b)
+        heard(carol, r.jid, b, timeout=10)
+        time.sleep(0.2)          # within message_rate (5/s)
+    erin = r.enter('erin', timeout=30)
+    assert [m.findtext(q(NS_CLIENT, 'body')) for m in erin.joined.history] == bodies
+    body = unique('after-history-')
+    say(r.owner, r.jid, body)
+    heard(erin, r.jid, body)
+
+
 def test_maxhistoryfetch_limits_history(server, rooms):
     """§15.5.3: muc#maxhistoryfetch is the most history a joiner gets,
     whatever its <history/> asks; 0 is none."""

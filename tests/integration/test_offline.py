@@ -402,6 +402,30 @@ def test_an_answer_means_every_earlier_message_is_stored(burst_server):
     wait_rows(srv, user, 0)
 
 
+def test_more_than_max_output_is_delivered(server):
+    """The stored messages come at once at login: 100 of 11 KB are more than
+    limits.max_output (1M here), but a client that reads takes them all,
+    and then they are deleted.  The output queue is judged by what the
+    client takes, not by the size of one burst."""
+    user, pw = new_user(server, 'big')
+    to = '%s@%s' % (user, HOST)
+    s = sender(server)
+    try:
+        for i in range(100):
+            send_chat(s, to, 'm%03d %s' % (i, 'z' * 11000))
+        sync(s)
+    finally:
+        s.close()
+    wait_rows(server, user, 100)
+    c = come_online(server, user, pw)
+    try:
+        got = messages(c, 100, timeout=30)
+        assert [m.findtext(q(NS_CLIENT, 'body'))[:4] for m in got] == ['m%03d' % i for i in range(100)]
+        wait_rows(server, user, 0)
+    finally:
+        c.close()
+
+
 def test_unregister_removes_offline_messages(server):
     user, pw = new_user(server, 'unreg')
     a = sender(server)

@@ -296,6 +296,41 @@ def test_resume_after_killed_connection(server):
     assert find_lines('session .*%s resumed: 4 stanzas sent again' % res, server.log())
 
 
+def test_resume_with_more_than_max_output_queued(server):
+    """A resumption sends the whole unacknowledged queue at once: 100
+    messages of 11 KB are more than limits.max_output (1M here), but a
+    client that reads gets <resumed/> and all of them."""
+    res = unique('big-')
+    with SMClient(server) as b:
+        b.login('bob', server.password('bob'))
+        a = SMClient(server)
+        previd = a.sm_login('alice', resource=res).get('id')
+        h = a.h
+        a.kill()
+        want = ['w%03d' % i for i in range(100)]
+        for w in want:
+            send_chat(b, a.jid, '%s %s' % (w, 'z' * 11000))
+        b.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=HOST)
+        c = SMClient(server, timeout=30)
+        try:
+            c.auth('alice')
+            c.send("<resume xmlns='%s' previd='%s' h='%d'/>" % (NS_SM, previd, h))
+            el = c.wait_for(lambda e: e.tag in (sm_tag('resumed'), sm_tag('failed')),
+                            what='<resumed/>')
+            assert el.tag == sm_tag('resumed'), tostr(el)
+            c.counting = True
+            c.h = h
+            deadline = time.monotonic() + 30
+            while len(bodies(c.got)) < len(want) and time.monotonic() < deadline:
+                el = c.next(deadline - time.monotonic())
+                assert el is not None, 'closed after %d messages' % len(bodies(c.got))
+            assert [x[:4] for x in bodies(c.got)] == want
+            c.ack()          # nothing is left to store offline for the next tests
+            c.request()
+        finally:
+            c.close()
+
+
 NS_MAM = 'urn:xmpp:mam:2'
 NS_RSM = 'http://jabber.org/protocol/rsm'
 

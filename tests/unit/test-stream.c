@@ -1,8 +1,11 @@
 /*
  * Streams (server/stream.c): queued output is written by the loop's prepare
  * pass, an aborted stream is closed from the loop, and aborting one stream
- * never loses the output queued for others; compression only on a plain
- * socket stream, once.  Plain sockets (socketpair); no TLS.
+ * never loses the output queued for others; the output queue is judged by
+ * what the peer takes (a burst over max_output is written, a queue that
+ * stays over it without being read ends the stream, and so does one past
+ * the ceiling); compression only on a plain socket stream, once.  Plain
+ * sockets (socketpair); no TLS.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -178,19 +181,101 @@ static void test_close_sends_end_then_closes(void **state)
 	close(p.fd);
 }
 
-static void test_output_cap_disconnects(void **state)
+/* A burst over max_output in one go is queued and written: only what the
+ * peer does not take is judged (the offline messages of a login, a room's
+ * history, a resumed session's queue come at once). */
+static void test_output_burst_over_cap_is_written(void **state)
+{
+	struct peer p;
+	char buf[2048];
+	peer_open(&p);
+	p.st->max_output = 1024;
+	char big[1200];
+	memset(big, 'x', sizeof(big));
+	stream_write(p.st, big, sizeof(big)); /* 1200 > 1024 queued at once */
+	assert_false(p.st->dead);
+	run_once();
+	assert_false(p.closed);
+	assert_int_equal(peer_read(&p, buf, sizeof(buf)), sizeof(big));
+	assert_int_equal(p.st->over_since, 0); /* written: no longer over */
+	stream_abort(p.st);
+	run_once();
+	close(p.fd);
+}
+
+/* Past STREAM_OUTPUT_CEILING times max_output a stream ends at once. */
+static void test_output_ceiling_disconnects(void **state)
 {
 	struct peer p;
 	peer_open(&p);
 	p.st->max_output = 1024;
-	char big[600];
+	char big[1024];
 	memset(big, 'x', sizeof(big));
-	stream_write(p.st, big, sizeof(big));
+	for (int i = 0; i < STREAM_OUTPUT_CEILING; i++)
+		stream_write(p.st, big, sizeof(big));
 	assert_false(p.st->dead);
-	stream_write(p.st, big, sizeof(big)); /* 1200 > 1024 queued */
+	stream_write(p.st, "x", 1); /* one byte over the ceiling */
 	assert_true(p.st->dead);
 	assert_false(p.closed); /* closed from the loop, not inside the call */
 	run_once();
+	assert_true(p.closed);
+	close(p.fd);
+}
+
+/* Fill the (small) socket buffer between the stream and the peer, so that
+ * what the stream queues now stays queued until the peer reads.  Small
+ * writes: reading a little frees room again. */
+static void fill_socket(struct peer *p)
+{
+	int size = 4096;
+	assert_int_equal(setsockopt(p->st->fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)), 0);
+	char chunk[512];
+	memset(chunk, 'f', sizeof(chunk));
+	while (write(p->st->fd, chunk, sizeof(chunk)) > 0)
+		;
+	assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* Run the loop until the sweep has visited the streams once more. */
+static void run_sweep(void)
+{
+	for (int i = 0; i < 3; i++)
+		ev_run(loop, EVRUN_ONCE); /* the sweep ticks every 0.1 s */
+}
+
+/* A queue that stays over max_output is judged once a window has passed:
+ * a peer that took max_output bytes in it gets another window, one that
+ * took less (it does not read) is disconnected. */
+static void test_output_over_cap_judged_by_what_is_taken(void **state)
+{
+	struct peer p;
+	char buf[4096];
+	peer_open(&p);
+	p.st->max_output = 1024;
+	fill_socket(&p);
+	char big[12000];
+	memset(big, 'x', sizeof(big));
+	stream_write(p.st, big, sizeof(big));
+	run_once();
+	assert_false(p.st->dead);
+	assert_true(p.st->over_since > 0);
+	/* The peer reads a little: the stream writes some of its queue (at
+	 * its next flush: a byte more asks for one). */
+	uint64_t taken = p.st->bytes_out;
+	for (size_t got = 0; got < 2048;)
+		got += peer_read(&p, buf, sizeof(buf) / 2 + 1);
+	stream_write(p.st, "y", 1);
+	run_once();
+	assert_true(p.st->bytes_out - taken >= 1024);
+	assert_true(p.st->out.len > 1024);
+	/* A window later it is still over, but it was read: it stays. */
+	p.st->over_since = ev_now(loop) - STREAM_OUTPUT_WINDOW - 1;
+	run_sweep();
+	assert_false(p.closed);
+	assert_true(p.st->over_since >= ev_now(loop) - 1); /* a new window */
+	/* A window in which the peer read nothing: disconnected. */
+	p.st->over_since = ev_now(loop) - STREAM_OUTPUT_WINDOW - 1;
+	run_sweep();
 	assert_true(p.closed);
 	close(p.fd);
 }
@@ -226,7 +311,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_abort_middle_of_flush_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_tail_of_flush_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_sends_end_then_closes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_output_cap_disconnects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_output_burst_over_cap_is_written, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_output_ceiling_disconnects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_output_over_cap_judged_by_what_is_taken, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_compression_on_plain_socket_once, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
