@@ -23,6 +23,12 @@
  *   <service-unavailable/>, not stored.  A message with the XEP-0334
  *   <no-store/> hint is not stored either (the session manager bounces it
  *   like any message nobody could take).
+ * - The messages read are handed to the session while less than
+ *   PACE_BYTES of its output is unwritten, the next ones as it writes
+ *   (checked every 20 ms): however many and big they are, they never pile
+ *   up in its output queue (past the stream's ceiling, stream.h, it would
+ *   be disconnected at every login and the messages never delivered).
+ *   Messages that arrive meanwhile go to the session at once.
  * - Messages are deleted only after every byte of them was written to the
  *   session's socket (the session's out_written reached the out_queued
  *   taken right after the last one was queued; checked every 20 ms).  If
@@ -85,6 +91,7 @@
 #define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
 #define NS_HINTS "urn:xmpp:hints"
 #define WRITE_POLL 0.02
+#define PACE_BYTES (128 * 1024) /* unwritten output below which more messages are delivered */
 #define FEATURE_MSGOFFLINE "msgoffline"
 
 struct offline_settings {
@@ -101,6 +108,12 @@ static const struct opt_def offline_options[] = {
 };
 
 enum offline_op_kind { OP_STORE, OP_FETCH, OP_WAIT_WRITE, OP_DELETE };
+
+/* A message read for a session, waiting for its turn (see the top). */
+struct offline_copy {
+	int64_t seq;
+	char *stanza;
+};
 
 struct offline_state;
 
@@ -121,6 +134,9 @@ struct offline_op {
 	bool waiting;              /* OP_FETCH: waits for the user's stores to finish */
 	int64_t last_seq;          /* OP_WAIT_WRITE: delete up to this one once written */
 	uint64_t mark;             /* OP_WAIT_WRITE: the session's out_queued after them */
+	struct offline_copy *rest; /* OP_WAIT_WRITE: the messages read, oldest first */
+	size_t nrest, next;        /* how many; the next one to deliver */
+	size_t delivered;          /* OP_WAIT_WRITE: how many went to the session */
 	ev_timer poll;             /* OP_WAIT_WRITE */
 	struct barrier_hold *hold; /* OP_STORE: the sender's later answers wait for it */
 };
@@ -161,6 +177,9 @@ static void op_free(struct offline_op *op)
 	if (op->stanza != NULL)
 		xml_unref(&op->stanza);
 	barrier_release(&op->hold); /* after any bounce, which the hold orders too */
+	for (size_t i = 0; i < op->nrest; i++)
+		free(op->rest[i].stanza);
+	free(op->rest);
 	free(op->text);
 	jid_clear(&op->from);
 	free(op->user);
@@ -406,14 +425,64 @@ static void deleted(enum storage_result res, void *ctx)
 	op_free(op);
 }
 
-/* Whether the session has written what was queued up to op->mark; then
- * the messages are deleted. */
+/* Deliver the messages read, oldest first, while less than PACE_BYTES of
+ * the session's output is unwritten; once all went, note where they end
+ * (op->mark). */
+static void deliver_some(struct offline_op *op)
+{
+	struct session *s = op->session;
+	while (op->next < op->nrest) {
+		if (s->ops->out_queued(s->owner) - s->ops->out_written(s->owner) >= PACE_BYTES)
+			return;
+		struct offline_copy *m = &op->rest[op->next++];
+		const char *err = NULL;
+		struct xml_parser_limits lim = {
+			/* written by us after the stream's own limits let it in */
+			.max_stanza = strlen(m->stanza) + 1,
+			.max_depth = 1024,
+			.max_attrs = 1024,
+		};
+		struct xml_node *el = xml_parse_string(m->stanza, strlen(m->stanza), NS_CLIENT, &lim, &err);
+		free(m->stanza); /* what was handed on is not kept twice */
+		m->stanza = NULL;
+		op->last_seq = m->seq;
+		if (el == NULL || !xml_is(el, "message", NS_CLIENT)) {
+			log_error("offline: offline message %" PRId64 " of %s@%s is not a message (%s); "
+			          "dropping it",
+			          m->seq, op->user, op->host->name, err != NULL ? err : "another element");
+			xml_unref(&el);
+			continue;
+		}
+		s->ops->deliver(s->owner, el);
+		xml_unref(&el);
+		op->delivered++;
+	}
+	log_info("offline: %zu offline message%s delivered to %s@%s/%s", op->delivered,
+	         op->delivered == 1 ? "" : "s", s->jid.node, s->jid.domain, s->jid.resource);
+	/* Queued: they go once written to the socket (see the top). */
+	op->mark = s->ops->out_queued(s->owner);
+}
+
+/* Deliver the next messages once the session has written the ones before;
+ * once it has written all of them (op->mark), they are deleted. */
 static void write_poll_event(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	(void)loop;
 	(void)revents;
 	struct offline_op *op = w->data;
 	struct session *s = op->session;
+	if (op->next < op->nrest) {
+		size_t before = op->next;
+		deliver_some(op);
+		if (op->next > before) {
+			/* Look again as soon as they are written (the loop
+			 * writes before it waits), not a poll later. */
+			ev_timer_stop(server.loop, &op->poll);
+			ev_timer_set(&op->poll, 0, WRITE_POLL);
+			ev_timer_start(server.loop, &op->poll);
+		}
+		return;
+	}
 	if (s->ops->out_written(s->owner) < op->mark)
 		return;
 	ev_timer_stop(server.loop, &op->poll);
@@ -445,45 +514,22 @@ static void fetched(enum storage_result res, const struct offline_message *msgs,
 		op_free(op);
 		return;
 	}
-	int64_t last = 0;
-	size_t delivered = 0;
-	for (size_t i = 0; i < count; i++) {
-		const char *err = NULL;
-		struct xml_parser_limits lim = {
-			/* written by us after the stream's own limits let it in */
-			.max_stanza = strlen(msgs[i].stanza) + 1,
-			.max_depth = 1024,
-			.max_attrs = 1024,
-		};
-		struct xml_node *el =
-		        xml_parse_string(msgs[i].stanza, strlen(msgs[i].stanza), NS_CLIENT, &lim, &err);
-		last = msgs[i].seq;
-		if (el == NULL || !xml_is(el, "message", NS_CLIENT)) {
-			log_error("offline: offline message %" PRId64 " of %s@%s is not a message (%s); "
-			          "dropping it",
-			          msgs[i].seq, op->user, op->host->name,
-			          err != NULL ? err : "another element");
-			xml_unref(&el);
-			continue;
-		}
-		s->ops->deliver(s->owner, el);
-		xml_unref(&el);
-		delivered++;
-	}
-	if (count > 0) {
-		log_info("offline: %zu offline message%s delivered to %s@%s/%s", delivered,
-		         delivered == 1 ? "" : "s", s->jid.node, s->jid.domain, s->jid.resource);
-		/* Queued: they go once written to the socket (see the top). */
-		op->kind = OP_WAIT_WRITE;
-		op->last_seq = last;
-		op->mark = s->ops->out_queued(s->owner);
-		ev_timer_init(&op->poll, write_poll, 0, WRITE_POLL);
-		op->poll.data = op;
-		ev_timer_start(server.loop, &op->poll);
-		pending_idle(&op->p);
+	if (count == 0) {
+		op_free(op);
 		return;
 	}
-	op_free(op);
+	op->rest = xcalloc(count, sizeof(*op->rest));
+	for (size_t i = 0; i < count; i++) {
+		op->rest[i].seq = msgs[i].seq;
+		op->rest[i].stanza = xstrdup(msgs[i].stanza);
+	}
+	op->nrest = count;
+	op->kind = OP_WAIT_WRITE;
+	ev_timer_init(&op->poll, write_poll, 0, WRITE_POLL);
+	op->poll.data = op;
+	ev_timer_start(server.loop, &op->poll);
+	pending_idle(&op->p);
+	deliver_some(op);
 }
 
 static bool store_pending(struct offline_state *os, const char *user)

@@ -108,11 +108,15 @@ def wait_offline(srv, user, timeout=10):
     raise AssertionError('%s is still connected' % user)
 
 
-def own_server(tmp_path_factory, name, offline_options=None, storage_timeout=None):
+def own_server(tmp_path_factory, name, offline_options=None, storage_timeout=None, max_output=None):
     """storage_timeout: a database store's job deadline instead of the
     tests' 5 s (a burst on a loaded machine must not expire and bounce)."""
     srv = parleytest.Parleyd(tmp_path_factory.mktemp(name))
     text = srv.config.read_text()
+    if max_output is not None:
+        marker = '  max_stanza_size: 64K\n'
+        assert marker in text
+        text = text.replace(marker, marker + '  max_output: %s\n' % max_output, 1)
     if offline_options is not None:
         marker = 'modules:\n  disco: {}\n'
         assert marker in text
@@ -127,6 +131,13 @@ def own_server(tmp_path_factory, name, offline_options=None, storage_timeout=Non
 @pytest.fixture(scope='module')
 def quota_server(tmp_path_factory):
     srv = own_server(tmp_path_factory, 'parley-offline-quota', '{ max_per_user: 2 }')
+    yield srv
+    srv.finish()
+
+
+@pytest.fixture(scope='module')
+def small_output_server(tmp_path_factory):
+    srv = own_server(tmp_path_factory, 'parley-offline-output', max_output='64K')
     yield srv
     srv.finish()
 
@@ -422,6 +433,29 @@ def test_more_than_max_output_is_delivered(server):
         got = messages(c, 100, timeout=30)
         assert [m.findtext(q(NS_CLIENT, 'body'))[:4] for m in got] == ['m%03d' % i for i in range(100)]
         wait_rows(server, user, 0)
+    finally:
+        c.close()
+
+
+def test_more_than_the_output_ceiling_is_delivered(small_output_server):
+    """With max_output 64K, a stream's queue may hold 1M at most (16 times);
+    100 stored messages of 11 KB are more, so they go to the session as it
+    writes them instead of all at once, and all arrive."""
+    srv = small_output_server
+    user, pw = new_user(srv, 'ceil')
+    s = sender(srv)
+    try:
+        for i in range(100):
+            send_chat(s, '%s@%s' % (user, HOST), 'm%03d %s' % (i, 'z' * 11000))
+        sync(s)
+    finally:
+        s.close()
+    wait_rows(srv, user, 100)
+    c = come_online(srv, user, pw)
+    try:
+        got = messages(c, 100, timeout=30)
+        assert [m.findtext(q(NS_CLIENT, 'body'))[:4] for m in got] == ['m%03d' % i for i in range(100)]
+        wait_rows(srv, user, 0)
     finally:
         c.close()
 
