@@ -13,7 +13,9 @@
  * lists (a jabber:iq:privacy <query/> with <default/> and <list/>s), the
  * block list (<blocklist xmlns='urn:xmpp:blocking'/>), pending subscription
  * requests (<presence type='subscribe'/> in jabber:client, with the
- * <status/>s and <nick/> the request said, both ways) and the PEP
+ * <status/>s and <nick/> the request said, both ways: a request of a
+ * contact the user has in the roster comes with its roster item, one that
+ * is roster_item_pending_only is the <presence/> alone) and the PEP
  * nodes with their items as Prosody's XEP-0227 store writes them (a
  * pubsub#owner <pubsub/> with each node's <configure/> form and
  * affiliations, a pubsub <pubsub/> with its <items/>).
@@ -201,14 +203,6 @@ static void account_cb(enum storage_result res, const struct storage_account *ac
 		scram_to_xml(w->into, &acc->sha512, target);
 }
 
-/* An item kept only for a pending inbound subscription request: no roster
- * item for the user (the request is exported as a <presence/>). */
-static bool pending_only(const struct roster_item *it)
-{
-	return it->ask_in && it->subscription == SUB_NONE && !it->ask_out && !it->approved &&
-	       it->name == NULL && it->groups.count == 0;
-}
-
 static void roster_cb(enum storage_result res, const struct roster_item *items, size_t n, uint64_t version,
                       void *ctx)
 {
@@ -220,7 +214,7 @@ static void roster_cb(enum storage_result res, const struct roster_item *items, 
 		return;
 	size_t shown = 0;
 	for (size_t i = 0; i < n; i++)
-		if (!pending_only(&items[i]))
+		if (!roster_item_pending_only(&items[i]))
 			shown++;
 	/* Pending requests as the <presence type='subscribe'/> ejabberd and
 	 * Prosody write beside the roster (w->data: the user's bare JID). */
@@ -247,7 +241,7 @@ static void roster_cb(enum storage_result res, const struct roster_item *items, 
 	struct xml_node *q = xml_add_child(w->into, "query", NS_ROSTER);
 	for (size_t i = 0; i < n; i++) {
 		const struct roster_item *it = &items[i];
-		if (pending_only(it))
+		if (roster_item_pending_only(it))
 			continue;
 		struct xml_node *x = xml_add_child(q, "item", NS_ROSTER);
 		xml_set_attr(x, "jid", it->jid);
@@ -1124,6 +1118,7 @@ static bool roster_item_from_xml(const struct xml_node *x, struct roster_item *i
 		return false;
 	it->jid = jid_bare_string(&j);
 	jid_clear(&j);
+	it->in_roster = true; /* an item, not a request alone (a <presence/>) */
 	const char *name = xml_attr(x, "name");
 	it->name = name != NULL ? xstrdup(name) : NULL;
 	const char *sub = xml_attr(x, "subscription");

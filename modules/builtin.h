@@ -140,13 +140,9 @@ char *builtin_service_domain(const char *pattern, const char *host);
 
 struct roster_item;
 /* Send a roster push of it (at roster version) to every interested resource
- * of user on h; items that are roster_item_pending_only are not pushed by
- * mod_presence (callers decide). */
+ * of user on h; items that are roster_item_pending_only (storage.h) are
+ * not pushed by mod_presence (callers decide). */
 void roster_push(struct host *h, const char *user, const struct roster_item *it, uint64_t version);
-/* True for an item that only records a pending inbound subscription request
- * (subscription none, nothing asked, no name, no group): kept in storage so
- * the request survives, but not shown in the roster. */
-bool roster_item_pending_only(const struct roster_item *it);
 /* The item of jid (a bare JID string) among items, or NULL. */
 const struct roster_item *roster_find_item(const struct roster_item *items, size_t count, const char *jid);
 #define NS_NICK "http://jabber.org/protocol/nick" /* XEP-0172 */

@@ -17,7 +17,9 @@
  *   pending request keeps what it said (its <status/>s and XEP-0172
  *   <nick/>) in its roster item, for the redelivery; a later request
  *   replaces it (stored, not delivered again), an answer or a cancel
- *   clears it with the request.  Probes are answered to subscribers
+ *   clears it with the request.  A request of a contact the user does not
+ *   have in the roster is a roster item of its own that the user does not
+ *   see (roster_item_pending_only).  Probes are answered to subscribers
  *   only: with the presence of each available resource, or, when there is
  *   none, with unavailable presence carrying the status and time of the
  *   user's last unavailable presence (the last activity record mod_last
@@ -250,6 +252,7 @@ static void item_copy(struct roster_item *dst, const struct roster_item *src)
 	for (size_t i = 0; i < src->groups.count; i++)
 		strlist_add(&dst->groups, src->groups.items[i]);
 	dst->ask_in_stanza = src->ask_in_stanza != NULL ? xstrdup(src->ask_in_stanza) : NULL;
+	dst->in_roster = src->in_roster;
 }
 
 char *roster_request_said(const struct xml_node *stanza)

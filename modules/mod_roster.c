@@ -2,7 +2,7 @@
  * mod_roster: RFC 6121 roster management (get, set, remove, pushes, roster
  * versioning).  The client can never change a subscription here, only add,
  * rename, regroup and remove items; the subscription state machine is
- * mod_presence, which shares roster_push and roster_item_pending_only.
+ * mod_presence, which shares roster_push.
  * Loop thread.
  *
  * Invariants:
@@ -18,7 +18,13 @@
  *   pending list (pending.h); stop cancels them and answers their
  *   requests.
  * - An item that only records a pending inbound subscription request
- *   (roster_item_pending_only) is not part of the roster the client sees.
+ *   (roster_item_pending_only: the user never put it in the roster,
+ *   roster_item.in_roster) is not part of the roster the client sees: not
+ *   in gets, not pushed.  A set puts the item in the roster for good
+ *   (in_roster), a request waiting on it or not, so gets and pushes name
+ *   the same roster at every version (RFC 6121 §2.6).
+ * - A remove takes the item away whole: a request waiting on it is
+ *   refused with 'unsubscribed' (§2.5.2), not kept.
  * - What the client sees is the roster view (builtin.h): the stored items
  *   merged with the contacts of shared roster groups, whose state is part
  *   of the version string.  A contact that only a shared group puts there
@@ -172,12 +178,6 @@ const struct roster_item *roster_find_item(const struct roster_item *items, size
 	return NULL;
 }
 
-bool roster_item_pending_only(const struct roster_item *it)
-{
-	return it->subscription == SUB_NONE && !it->ask_out && it->ask_in && !it->approved &&
-	       it->name == NULL && it->groups.count == 0;
-}
-
 /* The sessions that asked for the roster (RFC 6121 §2.1.6: pushes go to
  * interested resources). */
 static bool session_interested(const struct session *s, void *ctx)
@@ -329,6 +329,8 @@ static void op_read(enum storage_result res, const struct roster_item *items, si
 			free(text);
 			break;
 		}
+		/* The user puts it in the roster, a waiting request or not. */
+		op->item.in_roster = true;
 		if (old != NULL) {
 			op->item.subscription = old->subscription;
 			op->item.ask_out = old->ask_out;

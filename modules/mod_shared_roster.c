@@ -585,6 +585,8 @@ static void item_merge(struct roster_item *out, const struct roster_item *s, con
 	}
 	if (stored && s->ask_in && s->ask_in_stanza != NULL)
 		out->ask_in_stanza = xstrdup(s->ask_in_stanza);
+	/* a shared contact is in the roster, whatever is stored of it */
+	out->in_roster = c != NULL || (stored && s->in_roster);
 	if (c == NULL) {
 		out->subscription = s->subscription;
 		out->ask_out = s->ask_out;

@@ -129,7 +129,12 @@ CREATE TABLE scram_cache (
 --     (default namespace jabber:client) holding only the request's
 --     <status/> and XEP-0172 <nick/> children; NULL when it had none, and
 --     cleared with ask_in (at most the size of the stanza it came in,
---     which limits.max_stanza_size bounds).
+--     which limits.max_stanza_size bounds);
+--   in_roster: the user has the item in the roster (a roster set, a
+--     subscription either way, a request or approval of the user's, a
+--     name or a group); 0 only for a row that is nothing but the
+--     contact's waiting request (subscription 'N', ask_in 1, ask_out and
+--     approved 0, no name, no group), which the user does not see.
 -- Queries: all items of a user (primary key prefix), one item (primary key).
 -- Rows exist for users of any auth method (LDAP users have no users row),
 -- hence no foreign key to users.
@@ -143,9 +148,11 @@ CREATE TABLE roster_items (
     ask_in        TINYINT       NOT NULL DEFAULT 0,
     approved      TINYINT       NOT NULL DEFAULT 0,
     ask_in_stanza MEDIUMTEXT    NULL,
+    in_roster     TINYINT       NOT NULL DEFAULT 1,
     PRIMARY KEY (server_host, username, jid),
     CONSTRAINT roster_items_subscription CHECK (subscription IN ('N', 'T', 'F', 'B')),
-    CONSTRAINT roster_items_flags CHECK (ask_out IN (0, 1) AND ask_in IN (0, 1) AND approved IN (0, 1))
+    CONSTRAINT roster_items_flags CHECK (ask_out IN (0, 1) AND ask_in IN (0, 1) AND approved IN (0, 1)),
+    CONSTRAINT roster_items_in_roster CHECK (in_roster IN (0, 1))
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
 
 -- The groups of a roster item, one row per group name.  A group name is

@@ -110,7 +110,12 @@ CREATE TABLE scram_cache (
 --     (default namespace jabber:client) holding only the request's
 --     <status/> and XEP-0172 <nick/> children; NULL when it had none, and
 --     cleared with ask_in (at most the size of the stanza it came in,
---     which limits.max_stanza_size bounds).
+--     which limits.max_stanza_size bounds);
+--   in_roster: the user has the item in the roster (a roster set, a
+--     subscription either way, a request or approval of the user's, a
+--     name or a group); 0 only for a row that is nothing but the
+--     contact's waiting request (subscription 'N', ask_in 1, ask_out and
+--     approved 0, no name, no group), which the user does not see.
 -- Queries: all items of a user (primary key prefix), one item (primary key).
 -- Rows exist for users of any auth method (LDAP users have no users row),
 -- hence no foreign key to users.
@@ -124,6 +129,7 @@ CREATE TABLE roster_items (
     ask_in        INTEGER NOT NULL DEFAULT 0 CHECK (ask_in IN (0, 1)),
     approved      INTEGER NOT NULL DEFAULT 0 CHECK (approved IN (0, 1)),
     ask_in_stanza TEXT,
+    in_roster     INTEGER NOT NULL DEFAULT 1 CHECK (in_roster IN (0, 1)),
     PRIMARY KEY (server_host, username, jid)
 ) WITHOUT ROWID;
 

@@ -641,6 +641,7 @@ static enum storage_result mem_roster_set(void *conn, struct roster_set_job *r)
 	it->ask_in = in->ask_in;
 	it->approved = in->approved;
 	it->ask_in_stanza = dup_or_null(in->ask_in_stanza);
+	it->in_roster = in->in_roster;
 	for (size_t i = 0; i < in->groups.count; i++)
 		if (strlist_index(&it->groups, in->groups.items[i]) < 0)
 			strlist_push(&it->groups, in->groups.items[i]);

@@ -77,6 +77,8 @@ struct storage_req *storage_roster_set(struct storage *st, const char *host, con
 	r->item.ask_in_stanza = item->ask_in && item->ask_in_stanza != NULL
 	                                ? pool_strdup(r->base.pool, item->ask_in_stanza)
 	                                : NULL;
+	/* an item is in the roster once anything but a waiting request is */
+	r->item.in_roster = !roster_item_pending_only(item);
 	if (item->groups.count > 0) {
 		r->item.groups.items = pool_alloc(r->base.pool, item->groups.count * sizeof(char *));
 		for (size_t i = 0; i < item->groups.count; i++)

@@ -21,8 +21,8 @@ static int cmp_item(const void *a, const void *b)
 }
 
 static const char sql_roster_items[] =
-        "SELECT jid, name, subscription, ask_out, ask_in, approved, ask_in_stanza FROM roster_items "
-        "WHERE server_host = ? AND username = ?";
+        "SELECT jid, name, subscription, ask_out, ask_in, approved, ask_in_stanza, in_roster "
+        "FROM roster_items WHERE server_host = ? AND username = ?";
 static const char sql_roster_groups[] =
         "SELECT jid, grp FROM roster_groups WHERE server_host = ? AND username = ?";
 static const char sql_roster_version[] =
@@ -35,24 +35,25 @@ static const char sql_item_delete[] =
         "DELETE FROM roster_items WHERE server_host = ? AND username = ? AND jid = ?";
 
 /* Upsert of an item: parameters host, user, jid, name, subscription,
- * ask_out, ask_in, approved, ask_in_stanza. */
+ * ask_out, ask_in, approved, ask_in_stanza, in_roster. */
 #define ITEM_INSERT                                                                                   \
 	"INSERT INTO roster_items (server_host, username, jid, name, subscription, ask_out, ask_in, " \
-	"approved, ask_in_stanza) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	"approved, ask_in_stanza, in_roster) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 static const char sql_item_upsert_on_conflict[] = ITEM_INSERT
         " ON CONFLICT (server_host, username, jid) DO UPDATE SET name = excluded.name, "
         "subscription = excluded.subscription, ask_out = excluded.ask_out, ask_in = excluded.ask_in, "
-        "approved = excluded.approved, ask_in_stanza = excluded.ask_in_stanza";
+        "approved = excluded.approved, ask_in_stanza = excluded.ask_in_stanza, "
+        "in_roster = excluded.in_roster";
 static const char sql_item_upsert_on_duplicate[] =
         ITEM_INSERT " ON DUPLICATE KEY UPDATE name = VALUES(name), subscription = VALUES(subscription), "
                     "ask_out = VALUES(ask_out), ask_in = VALUES(ask_in), approved = VALUES(approved), "
-                    "ask_in_stanza = VALUES(ask_in_stanza)";
+                    "ask_in_stanza = VALUES(ask_in_stanza), in_roster = VALUES(in_roster)";
 static const char sql_item_insert[] = ITEM_INSERT;
 /* Parameters name, subscription, ask_out, ask_in, approved, ask_in_stanza,
- * host, user, jid. */
+ * in_roster, host, user, jid. */
 static const char sql_item_update[] =
         "UPDATE roster_items SET name = ?, subscription = ?, ask_out = ?, ask_in = ?, approved = ?, "
-        "ask_in_stanza = ? WHERE server_host = ? AND username = ? AND jid = ?";
+        "ask_in_stanza = ?, in_roster = ? WHERE server_host = ? AND username = ? AND jid = ?";
 
 /* Version increment: parameters host, user. */
 #define VERSION_INSERT "INSERT INTO roster_version (server_host, username, version) VALUES (?, ?, 1)"
@@ -112,6 +113,7 @@ static int item_upsert(struct sql_thread *t, struct roster_set_job *r)
 		PTEXT(r->base.host), PTEXT(r->base.user), PTEXT(it->jid),
 		PTEXT(it->name),     PTEXT(sub),          PINT(it->ask_out),
 		PINT(it->ask_in),    PINT(it->approved),  PTEXT(it->ask_in_stanza),
+		PINT(it->in_roster),
 	};
 	switch (t->ss->upsert) {
 	case SQL_UPSERT_ON_CONFLICT:
@@ -123,7 +125,8 @@ static int item_upsert(struct sql_thread *t, struct roster_set_job *r)
 		struct sql_param u[] = {
 			PTEXT(it->name),     PTEXT(sub),          PINT(it->ask_out),
 			PINT(it->ask_in),    PINT(it->approved),  PTEXT(it->ask_in_stanza),
-			PTEXT(r->base.host), PTEXT(r->base.user), PTEXT(it->jid),
+			PINT(it->in_roster), PTEXT(r->base.host), PTEXT(r->base.user),
+			PTEXT(it->jid),
 		};
 		uint64_t changes = 0;
 		if (sql_q_exec(t, sql_item_update, u, ARRAY_SIZE(u), &changes) < 0)
@@ -163,6 +166,7 @@ static enum storage_result op_roster_get(void *conn, struct roster_get_job *r)
 			it->ask_in = d->column_int64(s, 4) != 0;
 			it->approved = d->column_int64(s, 5) != 0;
 			it->ask_in_stanza = it->ask_in ? sql_col_str(t, r->base.pool, s, 6) : NULL;
+			it->in_roster = d->column_int64(s, 7) != 0;
 		}
 		st = d->step(s);
 	}

@@ -26,7 +26,8 @@
  * pubsub_item; 10: archive, archive_fts (SQLite), archive_prefs,
  * archive_prefs_jid; 11: fast_tokens, the SCRAM-SHA-512 columns of users;
  * 12: fast_tokens made anew (token_seed); 13: scram_cache;
- * 14: offline_messages.token; 15: roster_items.ask_in_stanza. */
+ * 14: offline_messages.token; 15: roster_items.ask_in_stanza and
+ * roster_items.in_roster. */
 #define SQL_SCHEMA_VERSION 15
 
 /* Class of the last error on a connection: what sql-store.c may do next. */

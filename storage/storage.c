@@ -107,6 +107,12 @@ void roster_item_clear(struct roster_item *it)
 	memset(it, 0, sizeof(*it));
 }
 
+bool roster_item_pending_only(const struct roster_item *it)
+{
+	return !it->in_roster && it->ask_in && it->subscription == SUB_NONE && !it->ask_out &&
+	       !it->approved && it->name == NULL && it->groups.count == 0;
+}
+
 void srg_group_clear(struct srg_group *g)
 {
 	if (g == NULL)

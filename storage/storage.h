@@ -208,16 +208,29 @@ struct roster_item {
 	 * the request's <status/> and XEP-0172 <nick/> children; NULL when it
 	 * had none.  Stored only with ask_in (NULL otherwise). */
 	char *ask_in_stanza;
+	/* The user has the item in the roster (a roster set, a subscription
+	 * either way, a request or approval of the user's, a name, a group).
+	 * false only for an item that is nothing but the contact's waiting
+	 * request (roster_item_pending_only); once true it stays true until
+	 * the item is removed. */
+	bool in_roster;
 };
 void roster_item_clear(struct roster_item *it);
+/* True for an item that only records a waiting inbound subscription
+ * request (RFC 6121 §3.1.3): not in_roster, ask_in, subscription none,
+ * nothing asked or approved by the user, no name, no group.  It is kept so
+ * that the request survives, but it is not part of the roster the user
+ * sees (gets, pushes, exports). */
+bool roster_item_pending_only(const struct roster_item *it);
 
 typedef void storage_roster_cb(enum storage_result res, const struct roster_item *items, size_t count,
                                uint64_t version, void *ctx);
 /* All items and the roster version (0 for an empty, never changed roster). */
 struct storage_req *storage_roster_get(struct storage *st, const char *host, const char *user,
                                        storage_roster_cb *cb, void *ctx);
-/* Insert or replace one item (its ask_in_stanza only with ask_in); the
- * roster version is incremented. */
+/* Insert or replace one item (its ask_in_stanza only with ask_in; its
+ * in_roster set unless the item is roster_item_pending_only); the roster
+ * version is incremented. */
 struct storage_req *storage_roster_set(struct storage *st, const char *host, const char *user,
                                        const struct roster_item *item, storage_done_cb *cb, void *ctx);
 /* Remove one item (STORAGE_NOT_FOUND if absent); the version is incremented. */

@@ -257,7 +257,8 @@ static void roster_copy_item(struct roster_item *dst, const struct roster_item *
 		                     .subscription = src->subscription,
 		                     .ask_out = src->ask_out,
 		                     .ask_in = src->ask_in,
-		                     .approved = src->approved };
+		                     .approved = src->approved,
+		                     .in_roster = src->in_roster };
 	dst->groups.count = src->groups.count;
 	dst->groups.items = src->groups.count > 0 ? xcalloc(src->groups.count, sizeof(char *)) : NULL;
 	for (size_t i = 0; i < src->groups.count; i++)

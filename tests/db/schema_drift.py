@@ -30,7 +30,7 @@ V1_TABLES = ('schema_version', 'users', 'roster_items', 'roster_groups', 'roster
 # version 1 is rebuilt.
 V1_LATER_COLUMNS = {
     'users': ('sha512_salt', 'sha512_iterations', 'sha512_stored_key', 'sha512_server_key'),  # 011
-    'roster_items': ('ask_in_stanza',),                                                       # 015
+    'roster_items': ('ask_in_stanza', 'in_roster'),                                           # 015
 }
 
 
@@ -357,11 +357,13 @@ def text_tables(text):
 
 def text_alters(text):
     """{table: column names} added by the ALTER TABLE ... ADD statements
-    of text (SQL Server syntax: ADD once, then the columns)."""
+    of text (SQL Server syntax: ADD once, then the columns, and the
+    constraints added with them)."""
     out = {}
     for m in re.finditer(r'ALTER TABLE (\w+) ADD\n(.*?);', text, re.S):
         out.setdefault(m.group(1), []).extend(
-            line.split()[0] for line in m.group(2).split('\n') if line.split())
+            line.split()[0] for line in m.group(2).split('\n')
+            if line.split() and line.split()[0].upper() != 'CONSTRAINT')
     return out
 
 

@@ -528,6 +528,74 @@ def test_roster_remove_cancels_both_ways(server):
         b.close()
 
 
+def roster_set(c, jid):
+    """Add jid to c's roster with a roster set of the JID alone; returns
+    the push c got for it."""
+    r = c.iq('set', "<query xmlns='%s'><item jid='%s'/></query>" % (NS_ROSTER, jid))
+    assert r.get('type') == 'result', tostr(r)
+    return expect(c, push(jid), 'roster push for %s' % jid)
+
+
+def test_added_contact_stays_in_the_roster_when_it_asks(server):
+    """An item the user added (a JID alone) is the user's: the contact's
+    request leaves it in the roster, with no push (nothing the client sees
+    changed), and refusing the request leaves it there too."""
+    au, bu = new_user(server, 'a'), new_user(server, 'b')
+    a, b = online(server, au), online(server, bu)
+    try:
+        roster_set(a, bare(bu))
+        send_sub(b, au, 'subscribe')
+        expect(a, presence('subscribe', bare(bu)), 'the request')
+        # a push would have come before the request
+        assert not [e for e in a.received if id(e) not in a.claimed and push(bare(bu))(e)]
+        assert bare(bu) in roster_items(a)
+        a2 = online(server, au)
+        try:
+            assert bare(bu) in [i.get('jid') for i in a2.roster.iter(q(NS_ROSTER, 'item'))]
+            expect(a2, presence('subscribe', bare(bu)), 'the request again at login')
+        finally:
+            a2.close()
+        send_sub(a, bu, 'unsubscribed')
+        expect(b, presence('unsubscribed', bare(au)), 'the refusal')
+        item = roster_items(a)[bare(bu)]
+        assert item.get('subscription') == 'none' and item.get('ask') is None, tostr(item)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_contact_that_asked_then_added_is_in_the_roster_of_that_version(server):
+    """A contact whose request waits, hidden, is in the roster once the
+    user adds it: the roster get at the version the push named holds it
+    (RFC 6121 §2.6: one version, one roster)."""
+    au, bu = new_user(server, 'a'), new_user(server, 'b')
+    b = online(server, bu)
+    try:
+        send_sub(b, au, 'subscribe')
+        expect_push(b, bare(au), 'none', ask='subscribe')
+        a = online(server, au)
+        try:
+            expect(a, presence('subscribe', bare(bu)), 'the waiting request')
+            assert bare(bu) not in [i.get('jid') for i in a.roster.iter(q(NS_ROSTER, 'item'))]
+            pushed = roster_set(a, bare(bu))
+            ver = pushed.find(q(NS_ROSTER, 'query')).get('ver')
+            r = a.iq('get', "<query xmlns='%s' ver=''/>" % NS_ROSTER)
+            query = r.find(q(NS_ROSTER, 'query'))
+            assert query is not None and query.get('ver') == ver, tostr(r)
+            assert bare(bu) in [i.get('jid') for i in query.iter(q(NS_ROSTER, 'item'))], tostr(r)
+            # a client that keeps the pushed version is up to date
+            r = a.iq('get', "<query xmlns='%s' ver='%s'/>" % (NS_ROSTER, ver))
+            assert r.get('type') == 'result' and r.find(q(NS_ROSTER, 'query')) is None, tostr(r)
+            # the request still waits for an answer
+            send_sub(a, bu, 'subscribed')
+            expect_push(a, bare(bu), 'from')
+            expect(b, presence('subscribed', bare(au)), 'the approval')
+        finally:
+            a.close()
+    finally:
+        b.close()
+
+
 def test_request_to_unknown_account_is_refused(server):
     au = new_user(server, 'a')
     nobody = unique('nobody')

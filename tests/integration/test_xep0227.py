@@ -102,17 +102,23 @@ def test_export_import_round_trip(srv):
         iq_ok(c, 'set', "<query xmlns='jabber:iq:privacy'><list name='quiet'>"
               "<item type='jid' value='dave@%s' action='deny' order='1'/></list></query>" % OTHER)
         iq_ok(c, 'set', "<query xmlns='jabber:iq:privacy'><default name='quiet'/></query>")
+        # bob is in carol's roster (a JID alone) and then asks her
+        iq_ok(c, 'set', "<query xmlns='jabber:iq:roster'><item jid='bob@%s'/></query>" % HOST)
     finally:
         c.close()
-    # a request waiting for carol, with what it said
-    e = raw_login(s, 'erin')
+    # a request waiting for carol, with what it said, from erin, whom
+    # carol does not have in the roster, and one from bob
+    e, b = raw_login(s, 'erin'), raw_login(s, 'bob')
     try:
         e.send("<presence to='carol@%s' type='subscribe'><status>Hi, I'm Erin</status>"
                "<status xml:lang='de'>Hallo, ich bin Erin</status><nick xmlns='%s'>Erin</nick>"
                "</presence>" % (HOST, NS_NICK))
-        iq_ok(e, 'get', "<query xmlns='jabber:iq:roster'/>")   # once carol's roster has it
+        b.send("<presence to='carol@%s' type='subscribe'/>" % HOST)
+        for c in (e, b):
+            iq_ok(c, 'get', "<query xmlns='jabber:iq:roster'/>")   # once carol's roster has it
     finally:
         e.close()
+        b.close()
     s.stop()
     out = s.dir / 'export.xml'
     r = ctl_ok(s, 'export-xep0227', out)
@@ -139,11 +145,15 @@ def test_export_import_round_trip(srv):
     assert [i.get('jid') for i in alice.iter(q('urn:xmpp:blocking', 'item'))] == ['spam.example']
     assert users['carol'].find(q('urn:xmpp:blocking', 'blocklist')) is not None, tostr(users['carol'])
     reqs = users['carol'].findall(q(NS_CLIENT, 'presence'))
-    assert [(p.get('from'), p.get('type')) for p in reqs] == [('erin@%s' % HOST, 'subscribe')], \
+    assert [(p.get('from'), p.get('type')) for p in reqs] == [('bob@%s' % HOST, 'subscribe'),
+                                                              ('erin@%s' % HOST, 'subscribe')], \
         tostr(users['carol'])
-    assert [(st.get(XML_LANG), st.text) for st in reqs[0].findall(q(NS_CLIENT, 'status'))] == \
-        [(None, "Hi, I'm Erin"), ('de', 'Hallo, ich bin Erin')], tostr(reqs[0])
-    assert reqs[0].findtext(q(NS_NICK, 'nick')) == 'Erin', tostr(reqs[0])
+    assert [(st.get(XML_LANG), st.text) for st in reqs[1].findall(q(NS_CLIENT, 'status'))] == \
+        [(None, "Hi, I'm Erin"), ('de', 'Hallo, ich bin Erin')], tostr(reqs[1])
+    assert reqs[1].findtext(q(NS_NICK, 'nick')) == 'Erin', tostr(reqs[1])
+    # bob, whom carol added, is a roster item too; erin's request alone is not
+    assert [i.get('jid') for i in users['carol'].iter(q(NS_ROSTER, 'item'))] == ['bob@%s' % HOST], \
+        tostr(users['carol'])
     msgs = users['carol'].findall('%s/%s' % (q(PIE, 'offline-messages'), q(NS_CLIENT, 'message')))
     assert [m.findtext(q(NS_CLIENT, 'body')) for m in msgs] == ['first <b>offline</b> & one',
                                                                 'second']
@@ -170,6 +180,8 @@ def test_export_import_round_trip(srv):
     s.start()
     c = raw_login(s, 'carol')
     try:
+        roster = iq_ok(c, 'get', "<query xmlns='jabber:iq:roster'/>")
+        assert [i.get('jid') for i in items_of(roster, NS_ROSTER)] == ['bob@%s' % HOST], tostr(roster)
         c.send('<presence/>')
         got = [c.wait_message(timeout=5) for _ in range(2)]
         assert [m.findtext(q(NS_CLIENT, 'body')) for m in got] == ['first <b>offline</b> & one',

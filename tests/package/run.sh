@@ -247,6 +247,7 @@ db_mode=$(stat -c %a "$DB")
 case $want in
 15)
     sql_db "ALTER TABLE roster_items DROP COLUMN ask_in_stanza" >/dev/null
+    sql_db "ALTER TABLE roster_items DROP COLUMN in_roster" >/dev/null
     sql_db "UPDATE schema_version SET version = 14" >/dev/null
     ;;
 *) fail "tests/package/run.sh cannot take a database back from schema version $want: add that case" ;;

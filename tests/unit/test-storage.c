@@ -1758,6 +1758,62 @@ static void test_roster_request_stanza(void **state)
 	res_clear(&r);
 }
 
+/* Whether the user has an item in the roster is kept apart from the
+ * request it may have waiting: only an item that is nothing but a request
+ * and that the user never put in the roster is pending-only; anything
+ * else is stored in the roster whatever the caller said. */
+static void test_roster_in_roster(void **state)
+{
+	struct fixture *f = *state;
+	struct res r = { 0 };
+	struct roster_item it;
+	/* a request alone */
+	item_init(&it, "romeo@montague.example", NULL, SUB_NONE, NULL);
+	it.ask_in = true;
+	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
+	roster_item_clear(&it);
+	/* the same, added by the user (a roster set with a JID alone) */
+	item_init(&it, "juliet@capulet.example", NULL, SUB_NONE, NULL);
+	it.ask_in = true;
+	it.in_roster = true;
+	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
+	roster_item_clear(&it);
+	/* a request on an item with a name, or with nothing waiting: in the
+	 * roster even when the caller did not say so */
+	item_init(&it, "nurse@capulet.example", "Nurse", SUB_NONE, NULL);
+	it.ask_in = true;
+	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
+	roster_item_clear(&it);
+	item_init(&it, "tybalt@capulet.example", NULL, SUB_NONE, NULL);
+	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
+	roster_item_clear(&it);
+	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.nitems, 4);
+	assert_false(find(&r, "romeo@montague.example")->in_roster);
+	assert_true(roster_item_pending_only(find(&r, "romeo@montague.example")));
+	assert_true(find(&r, "juliet@capulet.example")->in_roster);
+	assert_false(roster_item_pending_only(find(&r, "juliet@capulet.example")));
+	assert_true(find(&r, "nurse@capulet.example")->in_roster);
+	assert_true(find(&r, "tybalt@capulet.example")->in_roster);
+
+	/* The request answered, then cancelled: still in the roster (what is
+	 * read is written back, in_roster with it). */
+	it = *find(&r, "romeo@montague.example");
+	it.ask_in = false;
+	it.subscription = SUB_FROM;
+	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
+	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
+	it = *find(&r, "romeo@montague.example");
+	assert_true(it.in_roster);
+	it.subscription = SUB_NONE;
+	it.ask_in = true;
+	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
+	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_true(find(&r, "romeo@montague.example")->in_roster);
+	assert_false(roster_item_pending_only(find(&r, "romeo@montague.example")));
+	res_clear(&r);
+}
+
 static void test_remove_user_removes_roster(void **state)
 {
 	struct fixture *f = *state;
@@ -3652,9 +3708,15 @@ static void migrate_from(struct fixture *f, int from, const char *const *expect,
 			                            : "DROP INDEX offline_messages_token");
 		f->be->exec_sql(f, "ALTER TABLE offline_messages DROP COLUMN token");
 	}
-	/* The column of version 15. */
-	if (from < 15)
+	/* The columns of version 15 (SQL Server keeps a column with a
+	 * constraint; the others drop a constraint of the column alone). */
+	if (from < 15) {
 		f->be->exec_sql(f, "ALTER TABLE roster_items DROP COLUMN ask_in_stanza");
+		if (strcmp(f->be->dialect, "mssql") == 0)
+			f->be->exec_sql(f, "ALTER TABLE roster_items DROP CONSTRAINT roster_items_in_roster, "
+			                   "roster_items_in_roster_default");
+		f->be->exec_sql(f, "ALTER TABLE roster_items DROP COLUMN in_roster");
+	}
 	if (from < 13)
 		f->be->exec_sql(f, "DROP TABLE scram_cache");
 	/* The table of version 12 (no trigger may refer to a dropped table);
@@ -4879,7 +4941,11 @@ static void test_schema_migration_13_to_14(void **state)
 }
 
 /* 015 gives roster items what a pending request said; requests stored
- * before stay pending without it, and new ones keep it. */
+ * before stay pending without it, and new ones keep it.  It tells the
+ * items in the roster from the rows that are only a waiting request by the
+ * rule that hid them before: subscription none, a request, nothing else,
+ * no name, no group (of the same user's item: the groups of another
+ * user's item of the same JID do not count). */
 static void test_schema_migration_14_to_15(void **state)
 {
 	struct fixture *f = *state;
@@ -4888,25 +4954,60 @@ static void test_schema_migration_14_to_15(void **state)
 	struct storage_account a;
 	make_account(&a, 26, true, true, NULL);
 	assert_int_equal(acc_create(f, "a.example", "alice", &a), STORAGE_OK);
+	static const char *const friends[] = { "Friends", NULL };
+	static const struct {
+		const char *jid, *name;
+		enum roster_subscription sub;
+		bool ask_out, ask_in, approved, group, in_roster;
+	} rows[] = {
+		{ "romeo@montague.example", NULL, SUB_NONE, false, true, false, false, false },
+		{ "juliet@capulet.example", "Juliet", SUB_NONE, false, true, false, false, true },
+		{ "nurse@capulet.example", NULL, SUB_NONE, false, true, false, true, true },
+		{ "tybalt@capulet.example", NULL, SUB_FROM, false, false, false, false, true },
+		{ "mercutio@verona.example", NULL, SUB_NONE, true, true, false, false, true },
+		{ "paris@verona.example", NULL, SUB_NONE, false, true, true, false, true },
+		{ "benvolio@montague.example", NULL, SUB_NONE, false, false, false, false, true },
+	};
 	struct roster_item it;
-	item_init(&it, "romeo@montague.example", NULL, SUB_NONE, NULL);
+	for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+		item_init(&it, rows[i].jid, rows[i].name, rows[i].sub, rows[i].group ? friends : NULL);
+		it.ask_out = rows[i].ask_out;
+		it.ask_in = rows[i].ask_in;
+		it.approved = rows[i].approved;
+		assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
+		roster_item_clear(&it);
+	}
+	/* bob has romeo in a group */
+	item_init(&it, "romeo@montague.example", NULL, SUB_NONE, friends);
 	it.ask_in = true;
-	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
+	assert_int_equal(roster_set(f, "a.example", "bob", &it), STORAGE_OK);
 	roster_item_clear(&it);
 	static const char *const scripts[] = { "015-subscribe-stanza.sql" };
 	migrate_from(f, 14, scripts, ARRAY_SIZE(scripts));
 	struct res r = { 0 };
 	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
+	assert_int_equal(r.nitems, ARRAY_SIZE(rows));
+	const struct roster_item *romeo = find(&r, "romeo@montague.example");
+	assert_true(romeo->ask_in);
+	assert_null(romeo->ask_in_stanza);
+	for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+		const struct roster_item *got = find(&r, rows[i].jid);
+		assert_non_null(got);
+		if (got->in_roster != rows[i].in_roster)
+			fail_msg("%s: in_roster %d after the migration, not %d", rows[i].jid, got->in_roster,
+			         rows[i].in_roster);
+		assert_int_equal(roster_item_pending_only(got), !rows[i].in_roster);
+	}
+	assert_int_equal(roster_get(f, "a.example", "bob", &r), STORAGE_OK);
 	assert_int_equal(r.nitems, 1);
-	assert_true(r.items[0].ask_in);
-	assert_null(r.items[0].ask_in_stanza);
+	assert_true(r.items[0].in_roster);
 	item_init(&it, "juliet@capulet.example", NULL, SUB_NONE, NULL);
 	it.ask_in = true;
 	it.ask_in_stanza = strdup("<presence><status>hi</status></presence>");
 	assert_int_equal(roster_set(f, "a.example", "alice", &it), STORAGE_OK);
 	roster_item_clear(&it);
 	assert_int_equal(roster_get(f, "a.example", "alice", &r), STORAGE_OK);
-	assert_int_equal(r.nitems, 2);
+	assert_int_equal(r.nitems, ARRAY_SIZE(rows));
 	assert_string_equal(find(&r, "juliet@capulet.example")->ask_in_stanza,
 	                    "<presence><status>hi</status></presence>");
 	res_clear(&r);
@@ -5843,6 +5944,7 @@ static const struct test_def tests[] = {
 	T(test_accounts),
 	T(test_roster),
 	T(test_roster_request_stanza),
+	T(test_roster_in_roster),
 	T(test_remove_user_removes_roster),
 	T(test_offline),
 	T(test_offline_page),

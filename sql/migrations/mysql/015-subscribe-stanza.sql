@@ -1,18 +1,33 @@
 -- Parley schema for MySQL and MariaDB: migration from version 14 to version 15.
 --
--- Adds the column roster_items.ask_in_stanza: what a pending inbound
--- subscription request said (its <status/> and XEP-0172 <nick/>), kept
--- with the request so that its redelivery at the user's next initial
--- presence says it again.  Requests stored before keep NULL there and are
--- redelivered without them, as before.
+-- Adds two columns to roster_items:
+-- - ask_in_stanza: what a pending inbound subscription request said (its
+--   <status/> and XEP-0172 <nick/>), kept with the request so that its
+--   redelivery at the user's next initial presence says it again.
+--   Requests stored before keep NULL there and are redelivered without
+--   them, as before.
+-- - in_roster: whether the user has the item in the roster, or the row
+--   is only a contact's waiting request, which the user does not see.
+--   Before, a row with subscription 'N', ask_in 1, ask_out and approved 0,
+--   no name and no group was taken for a waiting request alone; such rows
+--   get 0 (an item the user had added with a JID alone and that then got
+--   a request cannot be told apart: it stays hidden, as it was), every
+--   other row 1.
 -- Apply it to a database at version 14 when parleyd refuses to start and
 -- names this file, as a user that may alter tables:
 --     mysql --default-character-set=utf8mb4 xmpp < 015-subscribe-stanza.sql
 -- (or let `parleyctl db migrate` apply it).  MySQL commits each statement
--- by itself; the column comes in one statement, and the version is set
--- last.
--- The column is the one mysql.sql (version 15) creates.
+-- by itself; the columns come in one statement, then the rows that are
+-- only a waiting request are marked, and the version is set last.
+-- The columns are the ones mysql.sql (version 15) creates.
 
-ALTER TABLE roster_items ADD COLUMN ask_in_stanza MEDIUMTEXT NULL;
+ALTER TABLE roster_items ADD COLUMN ask_in_stanza MEDIUMTEXT NULL,
+    ADD COLUMN in_roster TINYINT NOT NULL DEFAULT 1,
+    ADD CONSTRAINT roster_items_in_roster CHECK (in_roster IN (0, 1));
+UPDATE roster_items SET in_roster = 0
+    WHERE subscription = 'N' AND ask_out = 0 AND ask_in = 1 AND approved = 0 AND name IS NULL
+      AND NOT EXISTS (SELECT 1 FROM roster_groups g
+                      WHERE g.server_host = roster_items.server_host
+                        AND g.username = roster_items.username AND g.jid = roster_items.jid);
 
 UPDATE schema_version SET version = 15 WHERE version = 14;
