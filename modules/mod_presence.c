@@ -19,12 +19,16 @@
  *   replaces it (stored, not delivered again), an answer or a cancel
  *   clears it with the request.  A request of a contact the user does not
  *   have in the roster is a roster item of its own that the user does not
- *   see (roster_item_pending_only).  Probes are answered to subscribers
- *   only: with the presence of each available resource, or, when there is
- *   none, with unavailable presence carrying the status and time of the
- *   user's last unavailable presence (the last activity record mod_last
- *   keeps).  Everything else goes on to the session manager's default
- *   delivery, unless a subscription op between the user and its
+ *   see (roster_item_pending_only); at most max_pending_requests of them
+ *   wait per user (a bound RFC 6121 §3.1.3 does not have, against
+ *   floods): one more is dropped, neither stored nor delivered, and the
+ *   sender is told nothing, so it cannot learn what waits for the user; to
+ *   it the user is one who has not answered yet.  Probes are answered to
+ *   subscribers only: with the presence of each available resource, or,
+ *   when there is none, with unavailable presence carrying the status and
+ *   time of the user's last unavailable presence (the last activity record
+ *   mod_last keeps).  Everything else goes on to the session manager's
+ *   default delivery, unless a subscription op between the user and its
  *   sender is queued: then it waits behind it as an op of its own
  *   (PK_HELD) and is delivered by sm_deliver_presence when its turn
  *   comes.
@@ -106,6 +110,8 @@
 #include "server/router.h"
 #include "server/sm.h"
 #include "lib/log.h"
+#include "lib/log-summary.h"
+#include "server/server.h"
 #include "storage/storage.h"
 
 #include <assert.h>
@@ -118,10 +124,16 @@
 #define DIRECTED_MAX 100 /* directed-presence targets remembered per session */
 
 struct presence_settings {
-	unsigned unused;
+	unsigned max_pending_requests;
 };
 
-static const struct opt_def presence_options[] = { OPT_END };
+static const struct opt_def presence_options[] = {
+	{ "max_pending_requests", OPT_UINT, offsetof(struct presence_settings, max_pending_requests), "100",
+	  NULL, 1, 1000000,
+	  "most subscription requests of contacts not in the roster kept waiting for one user; one "
+	  "more is dropped" },
+	OPT_END
+};
 
 enum pres_kind {
 	PK_OUT_SUB,   /* the user sent a subscription stanza to peer */
@@ -190,6 +202,7 @@ struct pres_sess {
 
 struct pres_state {
 	struct host *host;
+	const struct presence_settings *set;
 	struct pending_ops ops; /* struct pres_op, in arrival order */
 	struct pres_sess **sess;
 };
@@ -1039,6 +1052,43 @@ static void op_last_read(enum storage_result res, const struct last_activity *la
 	op_done(op);
 }
 
+/* How many of items are only a waiting request (not in the roster). */
+static size_t pending_requests(const struct roster_item *items, size_t count)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < count; i++)
+		if (roster_item_pending_only(&items[i]))
+			n++;
+	return n;
+}
+
+static void pending_full_say(const struct log_summary *s, unsigned n)
+{
+	(void)s;
+	log_info("presence: %u more subscription request%s dropped: the recipient had "
+	         "max_pending_requests waiting (left out of the log since the last line)",
+	         n, n == 1 ? "" : "s");
+}
+
+static struct log_summary pending_full_logs = { .limit.every = 1.0,
+	                                        .module = "presence",
+	                                        .say = pending_full_say };
+
+/* A request of op's peer dropped: the user has max_pending_requests
+ * waiting already.  Logged now, or left out and counted. */
+static void pending_full_log(const struct pres_op *op)
+{
+	unsigned more;
+	if (!log_summary_pass(&pending_full_logs, server.loop, &more))
+		return;
+	char extra[LOG_LIMIT_MORE_SIZE];
+	log_limit_more(more, extra);
+	log_info("presence %s: subscription request from %s@%s to %s dropped: %u requests wait "
+	         "already (max_pending_requests)%s",
+	         op->ps->host->name, op->peer.node != NULL ? op->peer.node : "", op->peer.domain, op->user,
+	         op->ps->set->max_pending_requests, extra);
+}
+
 static void op_roster_read(enum storage_result res, const struct roster_item *items, size_t count,
                            uint64_t version, void *ctx)
 {
@@ -1088,6 +1138,12 @@ static void op_roster_read(enum storage_result res, const struct roster_item *it
 		op->changed = decide_sub(op, old != NULL);
 		if (!op->changed && !(old != NULL && op->said_changed)) {
 			op_act(op, false);
+			return;
+		}
+		if (old == NULL && roster_item_pending_only(&op->item) &&
+		    pending_requests(items, count) >= op->ps->set->max_pending_requests) {
+			pending_full_log(op);
+			op_done(op);
 			return;
 		}
 		const struct roster_item *it = &op->item;
@@ -1327,10 +1383,10 @@ static enum hook_result presence_features(struct host *h, void *args, void *ctx)
 
 static int presence_start(struct host *h, const void *settings, void **state_r, char **error_r)
 {
-	(void)settings;
 	(void)error_r;
 	struct pres_state *ps = xcalloc(1, sizeof(*ps));
 	ps->host = h;
+	ps->set = settings;
 	ps->sess = xcalloc(SESS_BUCKETS, sizeof(*ps->sess));
 	/* Before other senders' hooks see a subscription stanza we route ourselves. */
 	hook_add(h, HOOK_USER_SEND_PACKET, 40, presence_send, ps);

@@ -20,9 +20,10 @@
  * - An item that only records a pending inbound subscription request
  *   (roster_item_pending_only: the user never put it in the roster,
  *   roster_item.in_roster) is not part of the roster the client sees: not
- *   in gets, not pushed.  A set puts the item in the roster for good
- *   (in_roster), a request waiting on it or not, so gets and pushes name
- *   the same roster at every version (RFC 6121 §2.6).
+ *   in gets, not pushed, not counted against max_items (mod_presence
+ *   bounds them).  A set puts the item in the roster for good (in_roster),
+ *   a request waiting on it or not, so gets and pushes name the same
+ *   roster at every version (RFC 6121 §2.6).
  * - A remove takes the item away whole: a request waiting on it is
  *   refused with 'unsubscribed' (§2.5.2), not kept.
  * - What the client sees is the roster view (builtin.h): the stored items
@@ -62,10 +63,11 @@ struct roster_settings {
 	unsigned max_items;
 };
 
-static const struct opt_def roster_options[] = { { "max_items", OPT_UINT,
-	                                           offsetof(struct roster_settings, max_items), "1000", NULL,
-	                                           1, 1000000, "most items a roster may hold" },
-	                                         OPT_END };
+static const struct opt_def roster_options[] = {
+	{ "max_items", OPT_UINT, offsetof(struct roster_settings, max_items), "1000", NULL, 1, 1000000,
+	  "most items a roster may hold (waiting subscription requests not counted)" },
+	OPT_END
+};
 
 enum roster_op_kind { OP_GET, OP_SET, OP_REMOVE };
 
@@ -323,11 +325,20 @@ static void op_read(enum storage_result res, const struct roster_item *items, si
 	}
 	case OP_SET: {
 		const struct roster_item *old = roster_find_item(items, count, op->item.jid);
-		if (old == NULL && count >= rs->set->max_items) {
-			char *text = xasprintf("the roster is full (%u items at most)", rs->set->max_items);
-			iq_error(req, SE_NOT_ALLOWED, text);
-			free(text);
-			break;
+		if (old == NULL || roster_item_pending_only(old)) {
+			/* A new item: the items the user has count, not the
+			 * requests that wait (mod_presence bounds those). */
+			size_t have = 0;
+			for (size_t i = 0; i < count; i++)
+				if (!roster_item_pending_only(&items[i]))
+					have++;
+			if (have >= rs->set->max_items) {
+				char *text = xasprintf("the roster is full (%u items at most)",
+				                       rs->set->max_items);
+				iq_error(req, SE_NOT_ALLOWED, text);
+				free(text);
+				break;
+			}
 		}
 		/* The user puts it in the roster, a waiting request or not. */
 		op->item.in_roster = true;

@@ -220,7 +220,7 @@ void roster_item_clear(struct roster_item *it);
  * request (RFC 6121 §3.1.3): not in_roster, ask_in, subscription none,
  * nothing asked or approved by the user, no name, no group.  It is kept so
  * that the request survives, but it is not part of the roster the user
- * sees (gets, pushes, exports). */
+ * sees (gets, pushes, max_items, exports). */
 bool roster_item_pending_only(const struct roster_item *it);
 
 typedef void storage_roster_cb(enum storage_result res, const struct roster_item *items, size_t count,

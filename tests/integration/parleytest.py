@@ -710,10 +710,17 @@ hosts:
 
     def enable_module(self, name, options='{}'):
         """Turn module name on for every host (a YAML flow map of its
-        options), in the config written at construction, before start."""
+        options), in the config written at construction, before start; a
+        module the config names already with no options (roster) gets
+        these options instead."""
         text = self.config.read_text()
-        assert '  roster: {}\n' in text
-        self.config.write_text(text.replace('  roster: {}\n', '  roster: {}\n  %s: %s\n' % (name, options), 1))
+        if '  %s: {}\n' % name in text:
+            text = text.replace('  %s: {}\n' % name, '  %s: %s\n' % (name, options), 1)
+        else:
+            roster = re.search(r'^  roster: .*\n', text, re.M)
+            assert roster is not None
+            text = text[:roster.end()] + '  %s: %s\n' % (name, options) + text[roster.end():]
+        self.config.write_text(text)
 
     # ---- parleyctl ------------------------------------------------------
     def ctl(self, *args, input=None, timeout=60):

@@ -5,9 +5,13 @@ subscribers only, directed presence, roster pushes on every change, and
 unavailable presence when a connection drops or the account is removed.
 Every test registers
 fresh users, so the tests do not depend on each other."""
+import re
+
 import pytest
 
-from parleytest import FED_A, FED_B, HOST, NS_CLIENT, NS_REGISTER, NS_SERVER, RawClient, q, tostr, unique
+import parleytest
+from parleytest import (FED_A, FED_B, HOST, NS_CLIENT, NS_REGISTER, NS_SERVER, RawClient, RawComponent, q,
+                        stanza_error, tostr, unique)
 
 NS_ROSTER = 'jabber:iq:roster'
 NS_COMMANDS = 'http://jabber.org/protocol/commands'
@@ -594,6 +598,100 @@ def test_contact_that_asked_then_added_is_in_the_roster_of_that_version(server):
             a.close()
     finally:
         b.close()
+
+
+FANS = 'fans.' + HOST
+
+
+@pytest.fixture(scope='module')
+def fans(tmp_path_factory):
+    """(server, component): a parleyd whose rosters hold 3 items at most,
+    and a connected component, FANS, that sends presence from as many JIDs
+    as a test wants."""
+    srv = parleytest.Parleyd(tmp_path_factory.mktemp('parley-fans'),
+                             components='  %s: { secret: "fans-secret" }\n' % FANS)
+    srv.enable_module('roster', '{ max_items: 3 }')
+    srv.start_with_users()
+    comp = RawComponent(srv.component_port, FANS, timeout=10)
+    try:
+        assert comp.handshake('fans-secret') == 'ok'
+        yield srv, comp
+    finally:
+        comp.close()
+        srv.finish()
+
+
+def test_waiting_requests_do_not_fill_the_roster(fans):
+    """Requests of contacts the user does not have in the roster are no
+    roster items: max_items does not count them, so others cannot fill a
+    user's roster; a contact the user adds counts, request or not."""
+    srv, comp = fans
+    au = new_user(srv, 'a')
+    a = online(srv, au)
+    try:
+        askers = ['%s@%s' % (unique('fan'), FANS) for _ in range(3)]
+        for j in askers:
+            comp.send("<presence from='%s' to='%s' type='subscribe'/>" % (j, bare(au)))
+        for j in askers:
+            expect(a, presence('subscribe', j), 'the request of %s' % j)
+        assert roster_items(a) == {}
+        roster_set(a, askers[0])
+        for i in range(2):
+            roster_set(a, '%s@example.net' % unique('friend%d-' % i))
+        r = a.iq('set', "<query xmlns='%s'><item jid='%s'/></query>" % (NS_ROSTER, askers[1]))
+        assert r.get('type') == 'error' and stanza_error(r) == 'not-allowed', tostr(r)
+        assert len(roster_items(a)) == 3
+    finally:
+        a.close()
+
+
+def test_waiting_requests_are_bounded(fans):
+    """At most presence.max_pending_requests (100) requests of contacts
+    not in the roster wait for one user: one more is dropped, neither kept
+    nor delivered, and its sender hears nothing.  Answering one makes room."""
+    srv, comp = fans
+    au = new_user(srv, 'a')
+    a = online(srv, au)
+    try:
+        askers = ['%s@%s' % (unique('fan'), FANS) for _ in range(101)]
+        comp.send(''.join("<presence from='%s' to='%s' type='subscribe'/>" % (j, bare(au))
+                          for j in askers))
+        # presence of the last asker waits behind its request, the last
+        # one queued: it reaches the user after they were all handled
+        marker = askers[100] + '/m'
+        comp.send("<presence from='%s' to='%s'/>" % (marker, a.jid))
+        expect(a, presence(None, marker), 'the presence sent after the requests', timeout=30)
+        got = {e.get('from') for e in a.received if presence('subscribe')(e)}
+        assert got == set(askers[:100]), 'delivered: %d, beyond the first 100: %s' % (
+            len(got), sorted(got - set(askers[:100])))
+        assert srv.db_query('SELECT COUNT(*) FROM roster_items WHERE username = ?', (au,)) == [(100,)]
+        assert re.search(r'subscription request from %s to %s dropped' % (re.escape(askers[100]), au),
+                         srv.log()), srv.log()[-3000:]
+        # its sender hears nothing (what came before the answer to a ping)
+        ping = unique('ping')
+        comp.send("<iq type='get' id='%s' from='%s' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>"
+                  % (ping, FANS, HOST))
+        comp.wait_for(lambda e: e.get('id') == ping, what='the answer to the ping')
+        assert not [e for e in comp.received if e.get('to') == askers[100]], \
+            [tostr(e) for e in comp.received]
+        # a contact whose request waits may ask again: what it says is kept
+        comp.send("<presence from='%s' to='%s' type='subscribe'><status>again</status></presence>"
+                  % (askers[0], bare(au)))
+        marker = askers[0] + '/m'
+        comp.send("<presence from='%s' to='%s'/>" % (marker, a.jid))
+        expect(a, presence(None, marker), 'the presence sent after the request')
+        rows = srv.db_query('SELECT ask_in_stanza FROM roster_items WHERE username = ? AND jid = ?',
+                            (au, askers[0]))
+        assert len(rows) == 1 and 'again' in rows[0][0], rows
+        # one answered: room for another
+        a.send("<presence to='%s' type='subscribed'/>" % askers[1])
+        expect_push(a, askers[1], 'from')
+        late = '%s@%s' % (unique('fan'), FANS)
+        comp.send("<presence from='%s' to='%s' type='subscribe'/>" % (late, bare(au)))
+        expect(a, presence('subscribe', late), 'a request once there is room')
+        assert roster_items(a).keys() == {askers[1]}
+    finally:
+        a.close()
 
 
 def test_request_to_unknown_account_is_refused(server):
