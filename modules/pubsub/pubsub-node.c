@@ -10,6 +10,16 @@
  * request is answered after the write succeeded (a failed write is
  * answered with the mapped error and the memory state stays, to be
  * retried by the next write of the node).  Loop thread.
+ *
+ * Access (XEP-0060 §4.5, §12): a notification reaches only subscribers
+ * who may read the node at the time it is sent, judged from memory
+ * (affiliations, cached rosters: never a store read on the publish
+ * path).  An entity that loses access (the access model changes, its
+ * affiliation changes, the owner's roster no longer gives it presence
+ * or an allowed group) loses its subscriptions to the node, is told
+ * (subscription 'none') and the node is stored; presence and roster
+ * access are only judged so when every roster that decides them is in
+ * memory.  The owner cannot subscribe an entity without access.
  */
 #include "pubsub.h"
 
@@ -206,6 +216,12 @@ static size_t roster_holders(struct ps_owner *o, struct ps_node *n, struct ps_ow
 	return k;
 }
 
+/* Whether n's access model is decided by rosters (presence, roster). */
+static bool access_by_roster(enum ps_access a)
+{
+	return a == PS_ACCESS_PRESENCE || a == PS_ACCESS_ROSTER;
+}
+
 /* Whether bare may see n's items and subscribe (not counting
  * affiliations and the authorize model's approvals). */
 static bool access_allows(struct ps_owner *o, struct ps_node *n, const char *bare)
@@ -255,12 +271,36 @@ static bool may_read(struct ps_owner *o, struct ps_node *n, const struct jid *fr
 	return access_allows(o, n, bare);
 }
 
-/* Whether the rosters a request on n needs are loaded; when not, their
- * loads are started and r runs again once they are done. */
-static void rerun(struct ps_owner *o, bool ok, void *ctx);
-static bool rosters_ready(struct ps_req *r, struct ps_node *n)
+/* Whether the subscription of j (bare: its bare JID) to n is authorized
+ * now (XEP-0060 §4.5, §12): j is neither outcast nor publish-only, and its
+ * affiliation or the access model lets it read n's items; under the
+ * authorize model the subscription is itself the owner's approval.  From
+ * what is in memory only (affiliations, cached rosters): no store call,
+ * and a roster not in memory grants nothing.  by_roster false: presence
+ * and roster access are not judged (they are taken as granted), for when
+ * the rosters are not all known. */
+static bool sub_allowed(struct ps_owner *o, struct ps_node *n, const struct jid *j, const char *bare,
+                        bool by_roster)
 {
-	if (n == NULL || (n->cfg.access != PS_ACCESS_PRESENCE && n->cfg.access != PS_ACCESS_ROSTER))
+	enum ps_aff a = aff_of(o, n, j, bare);
+	if (a == PS_AFF_OUTCAST || a == PS_AFF_PUBLISH_ONLY)
+		return false;
+	if (a == PS_AFF_OWNER || a == PS_AFF_PUBLISHER || a == PS_AFF_MEMBER)
+		return true;
+	if (n->cfg.access == PS_ACCESS_AUTHORIZE)
+		return true;
+	if (access_by_roster(n->cfg.access) && !by_roster)
+		return true;
+	return access_allows(o, n, bare);
+}
+
+/* Whether the rosters a request on n needs, n's access model being
+ * access, are loaded; when not, their loads are started and r runs again
+ * once they are done. */
+static void rerun(struct ps_owner *o, bool ok, void *ctx);
+static bool rosters_ready_as(struct ps_req *r, struct ps_node *n, enum ps_access access)
+{
+	if (n == NULL || !access_by_roster(access))
 		return true;
 	struct ps_owner *holders[8];
 	size_t k = roster_holders(r->o, n, holders, ARRAY_SIZE(holders), true);
@@ -270,6 +310,37 @@ static bool rosters_ready(struct ps_req *r, struct ps_node *n)
 			return false;
 		}
 	}
+	return true;
+}
+
+static bool rosters_ready(struct ps_req *r, struct ps_node *n)
+{
+	return n == NULL || rosters_ready_as(r, n, n->cfg.access);
+}
+
+/* Whether every roster that decides presence or roster access to n is in
+ * memory (a holder that is not loaded, or whose roster could not be read,
+ * leaves the answer unknown). */
+static bool rosters_known(struct ps_owner *o, struct ps_node *n)
+{
+	if (!access_by_roster(n->cfg.access))
+		return true;
+	struct ps_owner *holders[8];
+	size_t k = roster_holders(o, n, holders, ARRAY_SIZE(holders), false);
+	size_t local = 0;
+	for (size_t i = 0; !is_pep(o) && i < n->naffs && local < ARRAY_SIZE(holders); i++) {
+		struct jid j = { 0 };
+		const char *err;
+		if (n->affs[i].aff == PS_AFF_OWNER && jid_parse(n->affs[i].jid, &j, &err) == 0 &&
+		    j.node != NULL && strcmp(j.domain, o->st->h->name) == 0)
+			local++;
+		jid_clear(&j);
+	}
+	if (k < local)
+		return false;
+	for (size_t i = 0; i < k; i++)
+		if (holders[i]->roster_state != PS_LOADED)
+			return false;
 	return true;
 }
 
@@ -474,9 +545,9 @@ static void notify_remote(const struct jid *full, const struct caps_info *c, voi
 		fanout_send(rn->f, full);
 }
 
-/* Send msg to everyone who gets n's notifications: subscribers, and for
- * PEP the account's own resources and its contacts with presence
- * access, when they +notify.  Consumes msg. */
+/* Send msg to everyone who gets n's notifications: subscribers who may
+ * read n now (sub_allowed), and for PEP the account's own resources and
+ * its contacts with presence access, when they +notify.  Consumes msg. */
 static void notify(struct ps_owner *o, struct ps_node *n, struct xml_node *msg)
 {
 	struct fanout f;
@@ -491,6 +562,15 @@ static void notify(struct ps_owner *o, struct ps_node *n, struct xml_node *msg)
 		const char *err;
 		if (jid_parse(s->jid, &j, &err) != 0)
 			continue;
+		/* an entity that lost access hears nothing, even before its
+		 * subscription is cancelled */
+		char *bare = jid_bare_string(&j);
+		bool allowed = sub_allowed(o, n, &j, bare, true);
+		free(bare);
+		if (!allowed) {
+			jid_clear(&j);
+			continue;
+		}
 		if (j.resource == NULL && j.node != NULL && strcmp(j.domain, h->name) == 0) {
 			/* a bare local JID: its available resources */
 			for (struct session *ss = sm_user_sessions(h, j.node); ss != NULL;
@@ -844,6 +924,12 @@ static void error_app(struct ps_req *r, enum stanza_error e, const char *app, co
 
 /* ---- create, configure, delete, purge ------------------------------------- */
 
+/* Cancel the subscriptions to n of entities that may not read it now
+ * (only: those of that bare JID; NULL: all), telling each (XEP-0060 §12);
+ * presence and roster access are judged only when every roster that
+ * decides them is in memory.  True when one went: the caller stores n. */
+static bool prune_subs(struct ps_owner *o, struct ps_node *n, const char *only);
+
 static size_t nodes_of_creator(struct ps_owner *o, const char *bare)
 {
 	if (is_pep(o))
@@ -984,12 +1070,25 @@ static void do_configure_set(struct ps_req *r, struct ps_node *n, const struct x
 	}
 	enum stanza_error e;
 	const char *text;
-	if (ps_config_apply(&n->cfg, x, r->o->st->set, &e, &text) < 0) {
+	struct ps_config cfg;
+	ps_config_copy(&cfg, &n->cfg);
+	if (ps_config_apply(&cfg, x, r->o->st->set, &e, &text) < 0) {
+		ps_config_clear(&cfg);
 		ps_reply_error(r, e, NULL, NULL, text);
 		return;
 	}
-	/* fewer items allowed now: the oldest go */
+	/* access by presence or roster from now on: judged once the rosters
+	 * are here (the request runs again then) */
+	if (!rosters_ready_as(r, n, cfg.access)) {
+		ps_config_clear(&cfg);
+		return;
+	}
+	ps_config_clear(&n->cfg);
+	n->cfg = cfg;
 	struct ps_owner *o = r->o;
+	/* subscribers the new access model leaves out are unsubscribed (§12) */
+	prune_subs(o, n, NULL);
+	/* fewer items allowed now: the oldest go */
 	struct storage *st = ps_store(o->st);
 	while (n->nitems > node_keep(n)) {
 		struct ps_item *old = n->oldest;
@@ -1501,6 +1600,73 @@ static struct xml_node *subscription_el(struct xml_node *parent, const struct ps
 	return el;
 }
 
+/* Tell the subscriber of s that its subscription to n is now in state
+ * (XEP-0060 §8.8.4, §12: a message with <subscription/>). */
+static void sub_tell(struct ps_owner *o, struct ps_node *n, const struct ps_subscription *s,
+                     enum ps_sub_state state)
+{
+	struct jid to = { 0 };
+	const char *err;
+	if (jid_parse(s->jid, &to, &err) != 0) {
+		jid_clear(&to);
+		return;
+	}
+	struct ps_subscription told = *s;
+	told.state = state;
+	struct xml_node *m = event_message(n, NULL);
+	subscription_el(xml_first_element(m), n, &told);
+	struct fanout f;
+	fanout_init(&f, o, m);
+	fanout_send(&f, &to);
+	fanout_done(&f);
+	jid_clear(&to);
+}
+
+static bool prune_subs(struct ps_owner *o, struct ps_node *n, const char *only)
+{
+	bool by_roster = rosters_known(o, n);
+	bool changed = false;
+	for (size_t i = 0; i < n->nsubs;) {
+		struct ps_subscription *s = &n->subs[i];
+		struct jid j = { 0 };
+		const char *err;
+		bool keep = true;
+		if (jid_parse(s->jid, &j, &err) == 0) {
+			char *bare = jid_bare_string(&j);
+			if (only == NULL || strcmp(bare, only) == 0)
+				keep = sub_allowed(o, n, &j, bare, by_roster);
+			free(bare);
+		}
+		jid_clear(&j);
+		if (keep) {
+			i++;
+			continue;
+		}
+		sub_tell(o, n, s, PS_SUB_NONE);
+		sub_remove(n, s);
+		changed = true;
+	}
+	return changed;
+}
+
+void ps_contact_changed(struct ps_owner *o, const char *contact)
+{
+	if (o->state != PS_LOADED || o->roster_state != PS_LOADED)
+		return;
+	for (struct ps_node *n = o->nodes; n != NULL; n = n->next)
+		if (access_by_roster(n->cfg.access) && prune_subs(o, n, contact))
+			ps_node_save(n);
+	/* the service nodes the account owns judge by its roster too */
+	for (struct ps_owner *svc = o->st->owners; svc != NULL; svc = svc->next) {
+		if (is_pep(svc) || svc->state != PS_LOADED)
+			continue;
+		for (struct ps_node *n = svc->nodes; n != NULL; n = n->next)
+			if (access_by_roster(n->cfg.access) && node_aff(n, o->key) == PS_AFF_OWNER &&
+			    prune_subs(svc, n, contact))
+				ps_node_save(n);
+	}
+}
+
 /* Ask the node's owners to approve a subscription (XEP-0060 §8.6). */
 static void ask_approval(struct ps_owner *o, struct ps_node *n, const struct ps_subscription *s)
 {
@@ -1767,10 +1933,23 @@ static void do_owner_subs(struct ps_req *r, const struct xml_node *el, struct ps
 			               "a subscription needs jid and subscription");
 			return;
 		}
-		jid_clear(&j);
 		if (strcmp(state, "none") != 0 && strcmp(state, "subscribed") != 0 &&
 		    strcmp(state, "pending") != 0) {
+			jid_clear(&j);
 			ps_reply_error(r, SE_BAD_REQUEST, NULL, NULL, "unknown subscription state");
+			return;
+		}
+		/* a subscription is only of an entity that may read the node:
+		 * it would be cancelled (and hear nothing) otherwise */
+		char *b = jid_bare_string(&j);
+		bool allowed =
+		        strcmp(state, "none") == 0 || sub_allowed(r->o, n, &j, b, rosters_known(r->o, n));
+		free(b);
+		jid_clear(&j);
+		if (!allowed) {
+			ps_reply_error(
+			        r, SE_NOT_ACCEPTABLE, NULL, NULL,
+			        "the entity may not read the node (its affiliation or the access model)");
 			return;
 		}
 	}
@@ -1880,23 +2059,11 @@ static void do_owner_affs(struct ps_req *r, const struct xml_node *el, struct ps
 		jid_clear(&j);
 		enum ps_aff aff = (enum ps_aff)ps_aff_parse(xml_attr(a, "affiliation"));
 		node_set_aff(n, b, aff);
-		if (aff == PS_AFF_OUTCAST) {
-			/* an outcast's subscriptions go */
-			for (size_t i = 0; i < n->nsubs;) {
-				struct jid sj = { 0 };
-				char *sb = NULL;
-				if (jid_parse(n->subs[i].jid, &sj, &err) == 0)
-					sb = jid_bare_string(&sj);
-				jid_clear(&sj);
-				if (sb != NULL && strcmp(sb, b) == 0)
-					sub_remove(n, &n->subs[i]);
-				else
-					i++;
-				free(sb);
-			}
-		}
 		free(b);
 	}
+	/* who lost access with the affiliation (an outcast, a member of a
+	 * whitelist node made none) is unsubscribed (§12) */
+	prune_subs(r->o, n, NULL);
 	save_node(n, r, NULL);
 }
 

@@ -7,8 +7,9 @@
  * <pubsub/> iqs to a user's bare JID reach that user's PEP owner.  This
  * file holds the module and the owners (pubsub.h): making and loading
  * them (a request waits for the load), evicting PEP owners nobody used
- * for a while, disco, the hooks (caps known: last items; roster changes;
- * removed accounts) and the pep.h interface.  The protocol itself is in
+ * for a while, disco, the hooks (caps known: last items; roster changes:
+ * the cached roster, and the subscriptions of a contact that lost access
+ * cancelled; removed accounts) and the pep.h interface.  The protocol itself is in
  * pubsub-node.c.
  *
  * Invariants:
@@ -945,6 +946,10 @@ static enum hook_result roster_changed_hook(struct host *h, void *args, void *ct
 		o->roster = xrealloc(o->roster, (o->nroster + 1) * sizeof(*o->roster));
 		roster_copy_item(&o->roster[o->nroster++], hr->item);
 	}
+	/* a contact that lost presence access (or left an allowed roster
+	 * group) loses its subscriptions (XEP-0060 §12) */
+	if (found)
+		ps_contact_changed(o, hr->item->jid);
 	/* a new subscriber to the owner's presence: the last items now
 	 * (XEP-0163 §4.3.4), not at the next publish or its next login */
 	if (!had && sub_has_from(hr->item->subscription))

@@ -244,6 +244,11 @@ void ps_send_last_remote(struct ps_owner *o, const struct jid *full);
  * and may read (XEP-0163 §4.3.4: the last item to new subscribers);
  * nothing for a contact the account blocks. */
 void ps_send_last_to_contact(struct ps_owner *o, const char *contact);
+/* The PEP owner o's roster entry of contact (a bare JID) changed: the
+ * contact's subscriptions to o's nodes and to the service nodes the
+ * account owns whose presence or roster access it lost are cancelled,
+ * the contact told and the nodes stored (XEP-0060 §12). */
+void ps_contact_changed(struct ps_owner *o, const char *contact);
 /* The owner stops: requests whose writes are in flight are answered with
  * an error now (their writes complete without answering). */
 void ps_owner_abort_writes(struct ps_owner *o);

@@ -7,7 +7,9 @@ nodes that anyone may read, no notification to a contact who blocked the
 publisher (XEP-0191), a caps ver whose disco#info does not match it
 (the next client with that ver is asked again: the lie is not cached),
 the last item to a contact whose subscription is approved while online
-(§4.3.4), and a contact on another server (a raw federation peer) whose
+(§4.3.4), a contact whose presence subscription the owner cancels losing
+its explicit subscription to a presence node (XEP-0060 §12), and a
+contact on another server (a raw federation peer) whose
 resources' caps come with the presence the owner receives.
 
 The contacts are slixmpp clients with the xep_0115 and xep_0163 plugins
@@ -26,9 +28,9 @@ import pytest
 import parleytest
 from parleytest import (FED_A, FED_B, HOST, NS_CLIENT, NS_DISCO_INFO, NS_PING, NS_SERVER, OTHER, RawClient, q,
                         tostr, unique)
-from test_muc import fresh_user, take, take_all
+from test_muc import connect, fresh_user, take, take_all
 from test_pubsub import (NS_EVENT, NS_PUBSUB, NS_PUBLISH_OPTIONS, assert_error, event_items, form, ids_of,
-                         roster_friends)
+                         not_notified, published, roster_friends, subscribed, subscription_event)
 
 NS_CAPS = 'http://jabber.org/protocol/caps'
 NS_BLOCKING = 'urn:xmpp:blocking'
@@ -269,6 +271,30 @@ def test_last_item_to_new_subscriber(server, run):
         finally:
             await parleytest.logout(o, f)
     run(go(), timeout=60)
+
+
+def test_presence_lost_ends_subscription(server):
+    """XEP-0060 §4.5, §12: a contact subscribed explicitly to a presence
+    node of the owner; the owner cancels the contact's presence
+    subscription (unsubscribed): the subscription is cancelled, the contact
+    told (<subscription subscription='none'/>) and the items published
+    after do not reach it."""
+    owner, friend = people(server, 'uo', 'uf')
+    roster_friends(server, owner, friend)
+    o, f = connect(server, owner), connect(server, friend)
+    try:
+        oj = '%s@%s' % (owner, HOST)
+        published(o, NS_TUNE, tune('first'), 'u1', to=oj)
+        subscribed(f, NS_TUNE, to=oj)
+        o.send("<presence to='%s@%s' type='unsubscribed'/>" % (friend, HOST))
+        s = subscription_event(f, NS_TUNE, frm=oj)
+        assert s.get('subscription') == 'none' and s.get('jid').split('/')[0] == '%s@%s' % (friend, HOST), \
+            tostr(s)
+        published(o, NS_TUNE, tune('not for former contacts'), 'u2', to=oj)
+        not_notified(f, NS_TUNE, 'u2', frm=oj)
+    finally:
+        o.close()
+        f.close()
 
 
 def test_owner_resources_notified(server, run):

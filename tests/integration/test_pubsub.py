@@ -3,8 +3,8 @@ node creation (instant, named, with a configuration form), configuration,
 deletion and purge with their notifications, publishing with and without
 ItemIDs, retraction, item retrieval (all, by id, max_items, RSM paging),
 subscriptions and their options, notifications with and without payloads,
-the last item with <delay/> on subscription, the five access models, the
-owner's management of affiliations and subscriptions, publish-options
+the last item with <delay/> on subscription, the five access models,
+subscriptions ending when their entity loses access, the owner's management of affiliations and subscriptions, publish-options
 preconditions, max_items, who may create nodes, and bad input (a 10 MB
 item, too many nodes, malformed forms, nodes that do not exist).
 
@@ -251,6 +251,21 @@ def event_items(e):
 
 def notified(c, node, item_id=None, frm=SERVICE, timeout=5.0):
     return take(c, is_event('items', node, frm, item_id), timeout, 'notification of %s/%s' % (node, item_id))
+
+
+def not_notified(c, node, item_id=None, frm=SERVICE):
+    """c got no notification of node (item_id) that was sent before now: a
+    notification goes out before its publisher's answer, and whatever the
+    server sent c before it answers c's ping is read by then."""
+    sync(c)
+    nothing(c, is_event('items', node, frm, item_id), 0, 'notification of %s/%s' % (node, item_id))
+
+
+def subscription_event(c, node, frm=SERVICE):
+    """The <subscription/> of the next subscription state notification of
+    node (§8.8.4, §12) to c."""
+    e = take(c, is_event('subscription', node, frm), 5, 'subscription notification of %s' % node)
+    return e.find('%s/%s' % (q(NS_EVENT, 'event'), q(NS_EVENT, 'subscription')))
 
 
 # ---- fixtures --------------------------------------------------------------------
@@ -747,6 +762,64 @@ def test_access_authorize(server, clients):
     notified(bob, node, 'ap')
 
 
+def test_access_lost_ends_subscriptions(server, clients):
+    """§4.5, §12: items go to authorized subscribers only.  The owner makes
+    an open node whitelist: the subscriber without affiliation loses its
+    subscription and is told (<subscription subscription='none'/>), a
+    member keeps its own; the member made none loses it too.  Neither
+    hears of the items published after."""
+    alice, bob, carol = clients('alice'), clients('bob'), clients('carol')
+    node = new_node(alice, {'pubsub#access_model': 'open', 'pubsub#max_items': '10'})
+    ok(owner_set(alice, node, 'affiliations', [('carol@' + HOST, 'member')]), 'make carol a member')
+    subscribed(bob, node)
+    subscribed(carol, node)
+    ok(configure(alice, node, {'pubsub#access_model': 'whitelist'}), 'make the node whitelist')
+    s = subscription_event(bob, node)
+    assert s.get('subscription') == 'none' and s.get('jid').split('/')[0] == 'bob@' + HOST, tostr(s)
+    subs = owner_list(alice, node, 'subscriptions')
+    assert [j.split('/')[0] for j in subs] == ['carol@' + HOST], subs
+    published(alice, node, payload('members only'), 'w1')
+    notified(carol, node, 'w1')
+    not_notified(bob, node, 'w1')
+    nothing(carol, is_event('subscription', node), 0, 'subscription notification to a member')
+    ok(owner_set(alice, node, 'affiliations', [('carol@' + HOST, 'none')]), 'carol is no member now')
+    s = subscription_event(carol, node)
+    assert s.get('subscription') == 'none' and s.get('jid').split('/')[0] == 'carol@' + HOST, tostr(s)
+    assert owner_list(alice, node, 'subscriptions') == {}
+    published(alice, node, payload('still members only'), 'w2')
+    not_notified(carol, node, 'w2')
+    not_notified(bob, node, 'w2')
+    # nor does the owner subscribe an entity that may not read the node
+    assert_error(owner_set(alice, node, 'subscriptions', [('bob@' + HOST, 'subscribed')]), 'not-acceptable')
+    assert owner_list(alice, node, 'subscriptions') == {}
+
+
+def test_presence_or_roster_group_lost_ends_subscriptions(server, clients):
+    """§4.5, §12: the owner of a presence node cancels a contact's presence
+    subscription (unsubscribed), and moves a contact of a roster node out of
+    the allowed group: each loses its subscription, is told, and hears of
+    no later item."""
+    owner, friend, inner = fresh_user(server, 'po'), fresh_user(server, 'pf'), fresh_user(server, 'ri')
+    roster_friends(server, owner, friend)
+    roster_friends(server, owner, inner, group='inner circle')
+    o, f, i = clients(owner), clients(friend), clients(inner)
+    pnode = new_node(o, {'pubsub#access_model': 'presence', 'pubsub#max_items': '10'})
+    rnode = new_node(o, {'pubsub#access_model': 'roster', 'pubsub#roster_groups_allowed': 'inner circle',
+                         'pubsub#max_items': '10'})
+    subscribed(f, pnode)
+    subscribed(i, rnode)
+    o.send("<presence to='%s@%s' type='unsubscribed'/>" % (friend, HOST))
+    assert subscription_event(f, pnode).get('subscription') == 'none'
+    _roster_set(o, '%s@%s' % (inner, HOST), 'others')
+    assert subscription_event(i, rnode).get('subscription') == 'none'
+    assert owner_list(o, pnode, 'subscriptions') == {}
+    assert owner_list(o, rnode, 'subscriptions') == {}
+    published(o, pnode, payload('friends only'), 'p1')
+    published(o, rnode, payload('inner circle only'), 'r1')
+    not_notified(f, pnode, 'p1')
+    not_notified(i, rnode, 'r1')
+
+
 # ---- the owner's management ------------------------------------------------------
 
 def test_affiliations(server, clients):
@@ -992,6 +1065,39 @@ def test_nonexistent_node(server, clients):
 
 
 # ---- persistence ------------------------------------------------------------------
+
+def test_access_checked_at_delivery_and_cancellations_stored(fresh_server):
+    """A subscription cancelled as its entity lost access stays cancelled
+    after a restart (the store has it); and a subscription the store holds
+    for an entity without access (the node's row made whitelist outside the
+    server) brings no notification: delivery judges access itself (§12)."""
+    srv = fresh_server
+    alice, bob, carol = connect(srv, 'alice'), connect(srv, 'bob'), connect(srv, 'carol')
+    try:
+        gone = new_node(alice, {'pubsub#access_model': 'whitelist', 'pubsub#max_items': '10'})
+        ok(owner_set(alice, gone, 'affiliations', [('carol@' + HOST, 'member')]), 'make carol a member')
+        subscribed(carol, gone)
+        ok(owner_set(alice, gone, 'affiliations', [('carol@' + HOST, 'none')]), 'carol is no member now')
+        assert subscription_event(carol, gone).get('subscription') == 'none'
+        closed = new_node(alice, {'pubsub#access_model': 'open', 'pubsub#max_items': '10'})
+        subscribed(bob, closed)
+    finally:
+        for c in (alice, bob, carol):
+            c.close()
+    assert srv.stop() == 0
+    srv.db_query("UPDATE pubsub_node SET config = REPLACE(config, 'access_model=open', 'access_model=whitelist') "
+                 "WHERE node = ?", (closed,))
+    srv.start()
+    alice, bob = connect(srv, 'alice'), connect(srv, 'bob')
+    try:
+        assert owner_list(alice, gone, 'subscriptions') == {}
+        assert configure_get(alice, closed).get('pubsub#access_model') == ['whitelist']
+        published(alice, closed, payload('members only'), 'c1')
+        not_notified(bob, closed, 'c1')
+    finally:
+        alice.close()
+        bob.close()
+
 
 def test_nodes_items_and_subscriptions_survive_restart(fresh_server):
     """Nodes with their configuration, affiliations, subscriptions and items,
