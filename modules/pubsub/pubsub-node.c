@@ -19,7 +19,8 @@
  * or an allowed group) loses its subscriptions to the node, is told
  * (subscription 'none') and the node is stored; presence and roster
  * access are only judged so when every roster that decides them is in
- * memory.  The owner cannot subscribe an entity without access.
+ * memory.  The owner cannot subscribe an entity without access.  A
+ * service node always has an owner affiliation.
  */
 #include "pubsub.h"
 
@@ -2014,11 +2015,10 @@ static void do_owner_affs(struct ps_req *r, const struct xml_node *el, struct ps
 		xml_unref(&ans);
 		return;
 	}
-	/* check all first: all or nothing */
+	/* check all first: all or nothing; one entry per entity (§8.9.2.4),
+	 * and the owners judged as the list leaves them */
+	struct strlist named = { 0 };
 	size_t owners_after = 0;
-	for (size_t i = 0; i < n->naffs; i++)
-		if (n->affs[i].aff == PS_AFF_OWNER)
-			owners_after++;
 	for (struct xml_node *a = xml_child(el, "affiliation", NS_PUBSUB_OWNER); a != NULL;
 	     a = xml_next(a, "affiliation", NS_PUBSUB_OWNER)) {
 		const char *jid_s = xml_attr(a, "jid");
@@ -2027,24 +2027,35 @@ static void do_owner_affs(struct ps_req *r, const struct xml_node *el, struct ps
 		const char *err;
 		if (jid_s == NULL || aff < 0 || jid_parse(jid_s, &j, &err) != 0) {
 			jid_clear(&j);
+			strlist_free(&named);
 			ps_reply_error(r, SE_BAD_REQUEST, NULL, NULL,
 			               "an affiliation needs a jid and a known affiliation");
 			return;
 		}
 		char *b = jid_bare_string(&j);
 		jid_clear(&j);
+		if (strlist_contains(&named, b)) {
+			free(b);
+			strlist_free(&named);
+			ps_reply_error(r, SE_BAD_REQUEST, NULL, NULL,
+			               "an entity has more than one affiliation");
+			return;
+		}
 		if (is_pep(r->o) && (strcmp(b, r->o->key) == 0 || aff == PS_AFF_OWNER)) {
 			free(b);
+			strlist_free(&named);
 			ps_reply_error(r, SE_NOT_ACCEPTABLE, NULL, NULL,
 			               "the account is the only owner of its nodes");
 			return;
 		}
-		if (node_aff(n, b) == PS_AFF_OWNER && aff != PS_AFF_OWNER)
-			owners_after--;
-		else if (node_aff(n, b) != PS_AFF_OWNER && aff == PS_AFF_OWNER)
+		if (aff == PS_AFF_OWNER)
 			owners_after++;
-		free(b);
+		strlist_take(&named, b);
 	}
+	for (size_t i = 0; i < n->naffs; i++)
+		if (n->affs[i].aff == PS_AFF_OWNER && !strlist_contains(&named, n->affs[i].jid))
+			owners_after++;
+	strlist_free(&named);
 	if (!is_pep(r->o) && owners_after == 0) {
 		ps_reply_error(r, SE_NOT_ACCEPTABLE, NULL, NULL, "a node keeps at least one owner");
 		return;

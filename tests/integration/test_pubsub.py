@@ -4,9 +4,11 @@ deletion and purge with their notifications, publishing with and without
 ItemIDs, retraction, item retrieval (all, by id, max_items, RSM paging),
 subscriptions and their options, notifications with and without payloads,
 the last item with <delay/> on subscription, the five access models,
-subscriptions ending when their entity loses access, the owner's management of affiliations and subscriptions, publish-options
-preconditions, max_items, who may create nodes, and bad input (a 10 MB
-item, too many nodes, malformed forms, nodes that do not exist).
+subscriptions ending when their entity loses access, the owner's
+management of affiliations (one entry per entity, an owner kept) and
+subscriptions, publish-options preconditions, max_items, who may create
+nodes, and bad input (a 10 MB item, too many nodes, malformed forms,
+nodes that do not exist).
 
 The cases speak the protocol with RawClient so the stanzas can be checked
 exactly; one walks through a node with slixmpp's xep_0060, xep_0004 and
@@ -851,6 +853,24 @@ def test_affiliations(server, clients):
     assert mine.get(node) == 'publisher', tostr(r)
     ok(owner_set(alice, node, 'affiliations', [('dave@' + OTHER, 'none')]), 'lift the ban')
     subscribed(dave, node)
+
+
+def test_affiliations_one_entry_each_and_an_owner_stays(server, clients):
+    """§8.9.2.4: two entries for one entity in one request are
+    <bad-request/> and change nothing; the only owner cannot make itself
+    anything else (<not-acceptable/>), whatever else the request holds; it
+    may hand the node over in one request."""
+    bob, carol = clients('bob'), clients('carol')
+    b, c = 'bob@' + HOST, 'carol@' + HOST
+    node = new_node(bob, {'pubsub#max_items': '10'})
+    assert_error(owner_set(bob, node, 'affiliations', [(b, 'none'), (b, 'none')]), 'bad-request')
+    assert_error(owner_set(bob, node, 'affiliations', [(b, 'none'), (c, 'owner'), (c, 'none')]), 'bad-request')
+    assert_error(owner_set(bob, node, 'affiliations', [(b, 'none')]), 'not-acceptable')
+    assert_error(owner_set(bob, node, 'affiliations', [(b, 'member'), (c, 'publisher')]), 'not-acceptable')
+    assert owner_list(bob, node, 'affiliations') == {b: 'owner'}
+    ok(owner_set(bob, node, 'affiliations', [(b, 'none'), (c, 'owner')]), 'hand the node to carol')
+    assert owner_list(carol, node, 'affiliations') == {c: 'owner'}
+    assert_error(ps(bob, 'get', "<configure node='%s'/>" % node, owner=True), 'forbidden')
 
 
 def test_subscription_management(server, clients):
