@@ -1709,7 +1709,36 @@ static void ask_approval(struct ps_owner *o, struct ps_node *n, const struct ps_
 	fanout_done(&fo);
 }
 
-static void do_subscribe(struct ps_req *r, const struct xml_node *sub, struct ps_node *n, const char *bare)
+/* The subscription options form in opt (XEP-0060 §6.3): *deliver_r
+ * takes pubsub#deliver when the form has it; -1 (nothing changed) when
+ * there is no form or a value is not a boolean. */
+static int sub_options_parse(const struct xml_node *opt, bool *deliver_r)
+{
+	const struct xml_node *x = xml_child(opt, "x", NS_XDATA);
+	if (x == NULL)
+		return -1;
+	bool deliver = *deliver_r;
+	for (struct xml_node *f = xml_child(x, "field", NS_XDATA); f != NULL;
+	     f = xml_next(f, "field", NS_XDATA)) {
+		const char *var = xml_attr(f, "var");
+		const char *v = xml_child_text(f, "value", NS_XDATA);
+		if (var == NULL || strcmp(var, "pubsub#deliver") != 0)
+			continue;
+		if (v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0))
+			deliver = true;
+		else if (v != NULL && (strcmp(v, "0") == 0 || strcmp(v, "false") == 0))
+			deliver = false;
+		else
+			return -1;
+	}
+	*deliver_r = deliver;
+	return 0;
+}
+
+/* A subscribe, with the subscription options when ps has <options/> too
+ * (§6.3.7: subscribe and configure in one request). */
+static void do_subscribe(struct ps_req *r, const struct xml_node *ps, const struct xml_node *sub,
+                         struct ps_node *n, const char *bare)
 {
 	const char *jid_s = xml_attr(sub, "jid");
 	struct jid sj = { 0 };
@@ -1746,6 +1775,21 @@ static void do_subscribe(struct ps_req *r, const struct xml_node *sub, struct ps
 			error_app(r, SE_NOT_ALLOWED, "closed-node", NULL);
 		return;
 	}
+	/* §6.3.7: the options apply to the subscription being made, so they
+	 * name neither node nor jid; bad options make no subscription */
+	const struct xml_node *opt = xml_child(ps, "options", NS_PUBSUB);
+	bool deliver = true;
+	if (opt != NULL && (xml_attr(opt, "node") != NULL || xml_attr(opt, "jid") != NULL)) {
+		jid_clear(&sj);
+		ps_reply_error(r, SE_BAD_REQUEST, NULL, NULL,
+		               "the options of a subscribe name neither node nor jid");
+		return;
+	}
+	if (opt != NULL && sub_options_parse(opt, &deliver) < 0) {
+		jid_clear(&sj);
+		error_app(r, SE_BAD_REQUEST, "invalid-options", NULL);
+		return;
+	}
 	char *canon = jid_to_string(&sj);
 	jid_clear(&sj);
 	struct ps_subscription *s = sub_find(n, canon, NULL);
@@ -1757,13 +1801,15 @@ static void do_subscribe(struct ps_req *r, const struct xml_node *sub, struct ps
 		}
 		n->subs = xrealloc(n->subs, (n->nsubs + 1) * sizeof(*n->subs));
 		s = &n->subs[n->nsubs++];
-		*s = (struct ps_subscription){ .jid = canon, .subid = new_id(), .deliver = true };
+		*s = (struct ps_subscription){ .jid = canon, .subid = new_id(), .deliver = deliver };
 		s->state = !privileged && n->cfg.access == PS_ACCESS_AUTHORIZE ? PS_SUB_PENDING
 		                                                               : PS_SUB_SUBSCRIBED;
 		if (s->state == PS_SUB_PENDING)
 			ask_approval(o, n, s);
 	} else {
 		free(canon);
+		if (opt != NULL)
+			s->deliver = deliver;
 	}
 	struct xml_node *ans = xml_new("pubsub", NS_PUBSUB);
 	subscription_el(ans, n, s);
@@ -1855,26 +1901,12 @@ static void do_options(struct ps_req *r, const struct xml_node *opt, struct ps_n
 		xml_unref(&ans);
 		return;
 	}
-	const struct xml_node *x = xml_child(opt, "x", NS_XDATA);
-	if (x == NULL) {
+	bool deliver = s->deliver;
+	if (sub_options_parse(opt, &deliver) < 0) {
 		error_app(r, SE_BAD_REQUEST, "invalid-options", NULL);
 		return;
 	}
-	for (struct xml_node *f = xml_child(x, "field", NS_XDATA); f != NULL;
-	     f = xml_next(f, "field", NS_XDATA)) {
-		const char *var = xml_attr(f, "var");
-		const char *v = xml_child_text(f, "value", NS_XDATA);
-		if (var != NULL && strcmp(var, "pubsub#deliver") == 0) {
-			if (v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0))
-				s->deliver = true;
-			else if (v != NULL && (strcmp(v, "0") == 0 || strcmp(v, "false") == 0))
-				s->deliver = false;
-			else {
-				error_app(r, SE_BAD_REQUEST, "invalid-options", NULL);
-				return;
-			}
-		}
-	}
+	s->deliver = deliver;
 	save_node(n, r, NULL);
 }
 
@@ -2160,7 +2192,7 @@ void ps_handle(struct ps_req *r)
 	else if (!set && strcmp(name, "items") == 0)
 		do_items(r, ps, act, n, bare);
 	else if (set && strcmp(name, "subscribe") == 0)
-		do_subscribe(r, act, n, bare);
+		do_subscribe(r, ps, act, n, bare);
 	else if (set && strcmp(name, "unsubscribe") == 0)
 		do_unsubscribe(r, act, n, bare);
 	else if (strcmp(name, "options") == 0)

@@ -2,13 +2,13 @@
 node creation (instant, named, with a configuration form), configuration,
 deletion and purge with their notifications, publishing with and without
 ItemIDs, retraction, item retrieval (all, by id, max_items, RSM paging),
-subscriptions and their options, notifications with and without payloads,
-the last item with <delay/> on subscription, the five access models,
-subscriptions ending when their entity loses access, the owner's
-management of affiliations (one entry per entity, an owner kept) and
-subscriptions, publish-options preconditions, max_items, who may create
-nodes, and bad input (a 10 MB item, too many nodes, malformed forms,
-nodes that do not exist).
+subscriptions and their options (also given with the subscribe),
+notifications with and without payloads, the last item with <delay/> on
+subscription, the five access models, subscriptions ending when their
+entity loses access, the owner's management of affiliations (one entry
+per entity, an owner kept) and subscriptions, publish-options
+preconditions, max_items, who may create nodes, and bad input (a 10 MB
+item, too many nodes, malformed forms, nodes that do not exist).
 
 The cases speak the protocol with RawClient so the stanzas can be checked
 exactly; one walks through a node with slixmpp's xep_0060, xep_0004 and
@@ -639,6 +639,27 @@ def test_subscription_options(server, clients):
     # someone else's options are not theirs to read (§6.3.4.2: <forbidden/>)
     carol = clients('carol')
     assert_error(ps(carol, 'get', "<options node='%s' jid='%s'/>" % (node, bj)), 'forbidden')
+
+
+def test_subscribe_and_configure(server, clients):
+    """§6.3.7: options sent with the subscribe, in the same request, hold
+    for the new subscription (pubsub#deliver false: no notification); bad
+    options are <bad-request/> with <invalid-options/> and options that
+    name a node or jid are <bad-request/>, and neither subscribes."""
+    alice, bob = clients('alice'), clients('bob')
+    node = new_node(alice, {'pubsub#max_items': '10'})
+    bj = parleytest_bare(bob)
+    assert_error(subscribe(bob, node, options={'pubsub#deliver': 'perhaps'}), 'bad-request', 'invalid-options')
+    r = ps(bob, 'set', "<subscribe node='%s' jid='%s'/><options node='%s' jid='%s'>%s</options>"
+           % (node, bj, node, bj, form({'pubsub#deliver': '0'}, NS_SUB_OPTIONS)))
+    assert_error(r, 'bad-request')
+    assert owner_list(alice, node, 'subscriptions') == {}
+    s = subscription_of(ok(subscribe(bob, node, options={'pubsub#deliver': '0'}), 'subscribe with options'))
+    assert s.get('subscription') == 'subscribed', tostr(s)
+    r = ok(ps(bob, 'get', "<options node='%s' jid='%s'/>" % (node, bj)), 'options get')
+    assert [values(f) for f in r.iter(q(NS_XDATA, 'field')) if f.get('var') == 'pubsub#deliver'] == [['0']], tostr(r)
+    published(alice, node, payload('not delivered'), 'q1')
+    not_notified(bob, node, 'q1')
 
 
 def test_notifications_without_payloads(server, clients):
