@@ -1793,6 +1793,12 @@ static void do_subscribe(struct ps_req *r, const struct xml_node *ps, const stru
 	char *canon = jid_to_string(&sj);
 	jid_clear(&sj);
 	struct ps_subscription *s = sub_find(n, canon, NULL);
+	if (s != NULL && s->state == PS_SUB_PENDING) {
+		/* §6.1.3.7: it waits for the owner's approval */
+		free(canon);
+		error_app(r, SE_NOT_AUTHORIZED, "pending-subscription", NULL);
+		return;
+	}
 	if (s == NULL) {
 		if (o->st->set->max_subscriptions != 0 && n->nsubs >= o->st->set->max_subscriptions) {
 			free(canon);

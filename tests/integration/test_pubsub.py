@@ -752,13 +752,16 @@ def test_access_whitelist(server, clients):
 
 
 def test_access_authorize(server, clients):
-    """§4.5 authorize, §6.1.4 / §8.6: the subscription is pending, the
-    owner gets the subscribe_authorization form, approves it, and the
-    subscriber is told it is subscribed; then notifications flow."""
+    """§4.5 authorize, §6.1.4 / §8.6: the subscription is pending (a second
+    subscribe meanwhile is <not-authorized/> with <pending-subscription/>,
+    §6.1.3.7), the owner gets the subscribe_authorization form, approves
+    it, and the subscriber is told it is subscribed; then notifications
+    flow."""
     alice, bob = clients('alice'), clients('bob')
     node = new_node(alice, {'pubsub#access_model': 'authorize', 'pubsub#max_items': '10'})
     s = subscription_of(ok(subscribe(bob, node), 'subscribe'))
     assert s.get('subscription') == 'pending', tostr(s)
+    assert_error(subscribe(bob, node), 'not-authorized', 'pending-subscription')
 
     def is_auth_form(e):
         if e.tag != q(NS_CLIENT, 'message') or e.get('from') != SERVICE:
