@@ -2002,8 +2002,11 @@ static void do_owner_subs(struct ps_req *r, const struct xml_node *el, struct ps
 		const char *state = xml_attr(s, "subscription");
 		struct ps_subscription *sub = sub_find(n, canon, xml_attr(s, "subid"));
 		if (strcmp(state, "none") == 0) {
-			if (sub != NULL)
+			/* the subscriber hears of its removal too (§8.8.4) */
+			if (sub != NULL) {
+				sub_tell(r->o, n, sub, PS_SUB_NONE);
 				sub_remove(n, sub);
+			}
 			free(canon);
 			continue;
 		}
@@ -2015,19 +2018,8 @@ static void do_owner_subs(struct ps_req *r, const struct xml_node *el, struct ps
 			free(canon);
 		}
 		sub->state = strcmp(state, "subscribed") == 0 ? PS_SUB_SUBSCRIBED : PS_SUB_PENDING;
-		/* the subscriber hears of it (§8.8.2.4) */
-		struct xml_node *m = event_message(n, NULL);
-		subscription_el(xml_first_element(m), n, sub);
-		struct jid to = { 0 };
-		if (jid_parse(sub->jid, &to, &err) == 0) {
-			struct fanout f;
-			fanout_init(&f, r->o, m);
-			fanout_send(&f, &to);
-			fanout_done(&f);
-		} else {
-			xml_unref(&m);
-		}
-		jid_clear(&to);
+		/* the subscriber hears of it (§8.8.4) */
+		sub_tell(r->o, n, sub, sub->state);
 	}
 	save_node(n, r, NULL);
 }

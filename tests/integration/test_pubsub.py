@@ -899,7 +899,8 @@ def test_affiliations_one_entry_each_and_an_owner_stays(server, clients):
 
 def test_subscription_management(server, clients):
     """§8.8: the owner lists the subscriptions, removes one (none) and
-    subscribes another JID (subscribed)."""
+    subscribes another JID (subscribed); each entity is told of its new
+    state (§8.8.4)."""
     alice, bob, carol = clients('alice'), clients('bob'), clients('carol')
     node = new_node(alice, {'pubsub#max_items': '10'})
     subscribed(bob, node)
@@ -908,6 +909,10 @@ def test_subscription_management(server, clients):
     assert_error(ps(bob, 'get', "<subscriptions node='%s'/>" % node, owner=True), 'forbidden')
     bob_jid = [j for j in subs if j.split('/')[0] == 'bob@' + HOST][0]
     ok(owner_set(alice, node, 'subscriptions', [(bob_jid, 'none'), ('carol@' + HOST, 'subscribed')]), 'set')
+    s = subscription_event(bob, node)
+    assert (s.get('jid'), s.get('subscription')) == (bob_jid, 'none'), tostr(s)
+    s = subscription_event(carol, node)
+    assert (s.get('jid'), s.get('subscription')) == ('carol@' + HOST, 'subscribed'), tostr(s)
     subs = owner_list(alice, node, 'subscriptions')
     assert not [j for j in subs if j.split('/')[0] == 'bob@' + HOST], subs
     assert subs.get('carol@' + HOST) == 'subscribed', subs
