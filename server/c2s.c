@@ -37,7 +37,10 @@
  *   unacknowledged messages to offline storage, but for a message to the
  *   bare JID that another session of the user, still open and available,
  *   got too (sm_copies_leave): of the sessions that got one, the last to
- *   end stores it.
+ *   end stores it.  A session the session manager lets go (replaced by a
+ *   new one of its resource, or kicked) settles at once, not when its
+ *   connection has finished closing: the new session's first presence
+ *   then finds the messages in offline storage, or being stored.
  * - Places (limits.max_connections_per_ip, struct ip_count): a stream
  *   holds one from accept; a detached session keeps its connection's
  *   until it is resumed (the resuming stream's place becomes the
@@ -302,6 +305,7 @@ static void c2s_fail(struct c2s *c, enum stream_error e, const char *text)
 
 static void c2s_sm_resume_ready(struct c2s *c);
 static void c2s_sm_queued(struct c2s *c, const struct xml_node *el);
+static void c2s_sm_settle(struct c2s *c);
 
 /* Write the held output whose holds were all released, in order. */
 static void c2s_release_held(void *ctx)
@@ -1288,9 +1292,18 @@ static void c2s_session_deliver_wire(void *owner, struct xml_node *stanza, const
 	stream_send_wire(c->st, w, xml_attr(stanza, "to"));
 }
 
+/* The session manager has let the session go (replaced by a new one of
+ * its resource, or its account's sessions end): no acknowledgement can
+ * come any more, so what its client never acknowledged is settled now,
+ * while the connection may still take its time to close.  A session
+ * that replaced it and sends its presence at once then finds the
+ * messages stored, or being stored (mod_offline's fetch waits for
+ * them), not stored only after it fetched. */
 static void c2s_session_kick(void *owner, enum stream_error e, const char *text)
 {
-	c2s_fail(owner, e, text);
+	struct c2s *c = owner;
+	c2s_fail(c, e, text);
+	c2s_sm_settle(c);
 }
 
 /* Counted over every connection of the session (resumption).  Detached,
@@ -1617,11 +1630,15 @@ static bool c2s_sm_session_only(const struct xml_node *msg)
  * the bare JID that went to several sessions at once is stored only when
  * none of the others that got it is still open and available
  * (sm_copies_leave): the one still there has it, and stores it in turn if
- * it ends without its client's acknowledgement. */
+ * it ends without its client's acknowledgement.  What is settled leaves
+ * the queue: settling again (the session is let go, then freed) takes
+ * only what came since.  The stores are the session's own: no stream
+ * being handled meanwhile (one whose bind replaced it) waits for them. */
 static void c2s_sm_settle(struct c2s *c)
 {
 	if (c->sm == NULL)
 		return;
+	struct barrier *outer = barrier_enter(NULL);
 	c2s_sm_held_written(c->sm, (size_t)-1);
 	struct c2s_sm_entry e;
 	unsigned stored = 0, elsewhere = 0, bounced = 0, dropped = 0;
@@ -1663,6 +1680,7 @@ static void c2s_sm_settle(struct c2s *c)
 		xml_unref(&el);
 	}
 	jid_clear(&bare);
+	barrier_leave(outer);
 	if (stored + elsewhere + bounced + dropped > 0)
 		log_info("c2s: session %s ended with %u unacknowledged stanzas: %u messages to offline "
 		         "storage, %u kept by another session, %u bounced, %u dropped (presence, results, "
@@ -1680,8 +1698,11 @@ static void c2s_sm_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct c2s *c = w->data;
 	if (c->st != NULL)
 		return;
-	log_info("c2s: detached session %s %s: %zu stanzas unacknowledged", c->full_jid,
-	         c->session.user != NULL ? "expired" : "replaced", c2s_sm_queued_count(c));
+	if (c->session.user != NULL)
+		log_info("c2s: detached session %s expired: %zu stanzas unacknowledged", c->full_jid,
+		         c2s_sm_queued_count(c));
+	else /* let go (c2s_session_kick): settled then */
+		log_info("c2s: detached session %s replaced", c->full_jid);
 	c2s_free(c);
 }
 

@@ -22,7 +22,10 @@
  * their stream management queues keep.
  *
  * Invariants: a session is in the table exactly while s->user != NULL.
- * A replaced session is removed first, then told to close (conflict).
+ * A replaced session is removed first, then told to close (conflict);
+ * told, it settles what its client never acknowledged at once (stream
+ * management stores those messages offline), before the new session is
+ * registered, so that the new one's first presence finds them stored.
  * A record of copies lists the ids of the sessions that took the message
  * (not those that refused it) and have not left it (sm_copies_leave); it
  * lives as long as a queue holds a reference.

@@ -15,7 +15,10 @@ struct session;
 struct session_ops {
 	/* Write stanza to the client (serialised into the output queue). */
 	void (*deliver)(void *owner, struct xml_node *stanza);
-	/* Close with a stream error (conflict when replaced, ...). */
+	/* Close with a stream error (conflict when replaced, ...).  The
+	 * session is out of the session manager already: what its client
+	 * never acknowledged is settled now (offline storage), not when the
+	 * connection has finished closing. */
 	void (*kick)(void *owner, enum stream_error e, const char *text);
 	/* Output accounting, in bytes since the session's stream began: how
 	 * much was queued for the client, and how much of it was written to

@@ -4,11 +4,13 @@ itself (after a connection killed with messages in flight, or taking over
 a connection still open), a resumption that fails inside <success/> with
 the bind going on, a session that starts inactive (client state
 indication) and is active again once resumed inline, and the stable resource of a client that gives a
-<user-agent/> id."""
+<user-agent/> id (a detached session it replaces stores what it never
+acknowledged before the new session's pipelined presence fetches)."""
 import base64
 import hashlib
 import hmac
 import json
+import re
 import shutil
 import socket
 import struct
@@ -377,6 +379,42 @@ def test_user_agent_gives_a_stable_resource(server):
             one.close()
     got = offline_bodies(server, user, ['unacked'])
     assert bodies(got) == ['unacked'], [tostr(e) for e in got]
+
+
+def test_user_agent_replaces_a_detached_session_pipelined(server):
+    """The phone's connection dropped with a message unacknowledged; its
+    app restarts without stream management state and logs in with the
+    same <user-agent/> id, its initial presence in the same write as the
+    <authenticate/> (XEP-0386).  The detached session it replaces stores
+    the message before that presence asks for the offline messages: the
+    new session gets it at once."""
+    user = new_user(server, 'uar')
+    agent = "<user-agent id='%s'><software>Test</software></user-agent>" % unique('ua-')
+    bind = "<bind xmlns='%s'><tag>Phone</tag><enable xmlns='%s' resume='true'/></bind>" % (NS_BIND2, NS_SM)
+    with SMClient(server) as b:
+        b.login('bob', server.password('bob'))
+        old = Sasl2Client(server)
+        el = old.start().authenticate(user, agent + bind)
+        assert el.tag == q(NS_SASL2, 'success'), tostr(el)
+        old.counting = True
+        old.send('<presence/>')
+        old.iq('get', "<ping xmlns='%s'/>" % NS_PING, to=HOST)
+        send_chat(b, old.jid, 'unacked-before-restart')
+        old.wait_message('unacked-before-restart')
+        kill(server, old)
+        wait_log(server, 'connection of %s lost' % re.escape(old.jid), 'the server did not see the drop')
+        with Sasl2Client(server) as new:
+            new.start()
+            token = base64.b64encode(('\0%s\0%s' % (user, server.password(user))).encode()).decode()
+            new.send("<authenticate xmlns='%s' mechanism='PLAIN'><initial-response>%s</initial-response>"
+                     "%s%s</authenticate><presence/>" % (NS_SASL2, token, agent, bind))
+            el = new.wait_for(lambda e: e.tag in (q(NS_SASL2, 'success'), q(NS_SASL2, 'failure')),
+                              what='SASL2 result')
+            assert el.tag == q(NS_SASL2, 'success'), tostr(el)
+            assert el.findtext(q(NS_SASL2, 'authorization-identifier')) == old.jid, tostr(el)
+            new.wait_message('unacked-before-restart', timeout=10)
+            wait_log(server, 'offline: 1 offline message delivered to %s' % re.escape(old.jid),
+                     'the stored message was not delivered to the new session')
 
 
 def test_fast_token_login_resumes_inline(server):

@@ -241,6 +241,31 @@ def test_detached_session_replaced_by_a_new_bind(server):
     assert find_lines('detached session erin@%s/%s replaced' % (HOST, res), server.log())
 
 
+def test_replaced_session_unacked_goes_to_the_new_session(server):
+    """A client logs in again with the resource its older session still
+    holds, whose connection went silent without closing, and sends its
+    presence at once.  The older session's unacknowledged message is
+    stored as the session is replaced, not once its connection has
+    finished closing (seconds later, after the new session's offline
+    fetch): the new session gets it, and nothing is left stored."""
+    from test_presence import new_user
+    from test_sasl2_sm import wait_log
+    user = new_user(server, 'smr')
+    with SMClient(server) as b, SMClient(server) as old:
+        b.login('bob', server.password('bob'))
+        old.sm_login(user, resource='phone')
+        send_chat(b, old.jid, 'unacked-then-replaced')
+        old.wait_message('unacked-then-replaced')
+        with SMClient(server) as new:
+            new.login(user, server.password(user), resource='phone', presence=False)
+            new.send('<presence/>')
+            new.wait_message('unacked-then-replaced', timeout=10)
+            wait_log(server, 'offline: 1 offline message delivered to %s' % re.escape(old.jid),
+                     'the stored message was not delivered to the new session')
+    assert find_lines(r'session %s ended with \d+ unacknowledged stanzas: 1 messages to offline storage'
+                      % re.escape(old.jid), server.log())
+
+
 def test_resume_after_killed_connection(server):
     res = unique('phone')
     with SMClient(server) as b:
