@@ -54,6 +54,10 @@
  *   accepted before the presence is in what it reads instead of waiting in
  *   the store for the next login.  Messages that arrive meanwhile go to the
  *   session at once, so they can come before the stored ones.
+ * - A message stored runs message_unseen (push) after the commit, with
+ *   the devices that were told of it already when stream management
+ *   stores what a session never acknowledged (hook_packet.told): push
+ *   counts it once per device.
  * - offline_store_from_host (announcements to users who are away) takes
  *   the same path as the hook, but its caller hears the outcome, the
  *   commit included, instead of a bounce going to the sender.
@@ -139,6 +143,8 @@ struct offline_op {
 	size_t delivered;          /* OP_WAIT_WRITE: how many went to the session */
 	ev_timer poll;             /* OP_WAIT_WRITE */
 	struct barrier_hold *hold; /* OP_STORE: the sender's later answers wait for it */
+	char **told;               /* OP_STORE: the devices told of it already (hook_packet) */
+	size_t ntold;
 };
 
 struct offline_state {
@@ -180,6 +186,9 @@ static void op_free(struct offline_op *op)
 	for (size_t i = 0; i < op->nrest; i++)
 		free(op->rest[i].stanza);
 	free(op->rest);
+	for (size_t i = 0; i < op->ntold; i++)
+		free(op->told[i]);
+	free(op->told);
 	free(op->text);
 	jid_clear(&op->from);
 	free(op->user);
@@ -274,7 +283,11 @@ static void stored(enum storage_result res, void *ctx)
 		} else if (pending_listed(&op->p)) {
 			/* The module still runs on its host: push may wake the user. */
 			struct jid to = { .node = op->user, .domain = op->host->name };
-			struct hook_packet hp = { .from = &op->from, .to = &to, .stanza = op->stanza };
+			struct hook_packet hp = { .from = &op->from,
+				                  .to = &to,
+				                  .stanza = op->stanza,
+				                  .told = (const char *const *)op->told,
+				                  .ntold = op->ntold };
 			hook_run(op->host, HOOK_MESSAGE_UNSEEN, &hp);
 		}
 	} else {
@@ -340,9 +353,11 @@ static void checked(enum builtin_refusal r, enum storage_result res, const char 
 }
 
 /* Store msg for user, after the checks (block list, privacy list); done
- * (NULL: the sender, by a bounce) hears a failure. */
+ * (NULL: the sender, by a bounce) hears a failure.  told[0..ntold): the
+ * devices told of it already (hook_packet), for message_unseen. */
 static void store_start(struct offline_state *os, struct xml_node *msg, const struct jid *from,
-                        const char *user, offline_stored_fn *done, void *done_ctx)
+                        const char *user, offline_stored_fn *done, void *done_ctx, const char *const *told,
+                        size_t ntold)
 {
 	struct host *h = os->host;
 	/* The stored copy says when it arrived (XEP-0203), unless this server
@@ -367,6 +382,12 @@ static void store_start(struct offline_state *os, struct xml_node *msg, const st
 	op->text = text;
 	op->done = done;
 	op->done_ctx = done_ctx;
+	if (ntold > 0) {
+		op->told = xcalloc(ntold, sizeof(*op->told));
+		for (size_t i = 0; i < ntold; i++)
+			op->told[i] = xstrdup(told[i]);
+		op->ntold = ntold;
+	}
 	if (from != NULL && from->domain != NULL)
 		jid_copy(&op->from, from);
 	op->max = os->set->max_per_user;
@@ -397,7 +418,7 @@ static enum hook_result offline_message(struct host *h, void *args, void *ctx)
 	/* XEP-0334: the sender asked that it not be stored. */
 	if (xml_child(msg, "no-store", NS_HINTS) != NULL)
 		return HOOK_CONTINUE;
-	store_start(os, msg, hp->from, hp->to->node, NULL, NULL);
+	store_start(os, msg, hp->from, hp->to->node, NULL, NULL, hp->told, hp->ntold);
 	return HOOK_STOP;
 }
 
@@ -408,7 +429,7 @@ int offline_store_from_host(struct host *h, const char *user, struct xml_node *m
 	if (os == NULL)
 		return -1;
 	struct jid from = { .domain = h->name };
-	store_start(os, msg, &from, user, done, ctx);
+	store_start(os, msg, &from, user, done, ctx, NULL, 0);
 	return 0;
 }
 

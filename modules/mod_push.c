@@ -14,8 +14,11 @@
  * wakes that session's device only: another session of the user may have
  * taken it, and a device without any session catches up from the archive
  * when it comes back.  A message stored offline (no session took it)
- * wakes every device that is not active.  A registration stored without
- * a resource belongs to every device.
+ * wakes every device that is not active, but for the devices it was
+ * counted for already: stream management stores what a session never
+ * acknowledged, and a message pushed while that session (or another that
+ * got the same message) was detached or inactive is not counted again.
+ * A registration stored without a resource belongs to every device.
  *
  * Where stanzas come from:
  * - the iq handler (IQ_SCOPE_USER, the account's own bare JID): set
@@ -158,7 +161,9 @@ struct push_op {
 	                           * see the message (NULL: stored offline) */
 	struct xml_node *options; /* enable */
 	char *sender, *body;      /* unseen (either may be NULL) */
-	struct push_list next;    /* a write: the list it stores */
+	char **told;              /* unseen: the devices (resources) told of it already */
+	size_t ntold;
+	struct push_list next; /* a write: the list it stores */
 	struct push_op *qnext;
 };
 
@@ -319,6 +324,9 @@ static void op_free(struct pending_op *p)
 	free(op->resource);
 	free(op->sender);
 	free(op->body);
+	for (size_t i = 0; i < op->ntold; i++)
+		free(op->told[i]);
+	free(op->told);
 	xml_unref(&op->options);
 	list_clear(&op->next);
 	free(op);
@@ -739,10 +747,19 @@ static bool device_active(struct push_state *ps, const struct push_user *u, cons
  * message one session did not see (op->resource: detached or inactive)
  * wakes that session's device only (another session of the user took it),
  * and the registrations that name no resource; a message stored offline
- * wakes every one. */
+ * wakes every one but the devices it was counted for already, as it was
+ * queued for their sessions (op->told; the registrations that name no
+ * resource were counted with them). */
 static bool device_wanted(const struct push_device *d, const struct push_op *op)
 {
-	return op->resource == NULL || d->resource == NULL || strcmp(d->resource, op->resource) == 0;
+	if (op->resource != NULL)
+		return d->resource == NULL || strcmp(d->resource, op->resource) == 0;
+	if (op->ntold > 0 && d->resource == NULL)
+		return false;
+	for (size_t i = 0; i < op->ntold; i++)
+		if (strcmp(d->resource, op->told[i]) == 0)
+			return false;
+	return true;
 }
 
 /* The device is back: what it owed is seen. */
@@ -936,6 +953,12 @@ static enum hook_result push_unseen(struct host *h, void *args, void *ctx)
 		op->body = xstrdup(body);
 	if (hp->session != NULL && hp->session->jid.resource != NULL)
 		op->resource = xstrdup(hp->session->jid.resource);
+	if (hp->ntold > 0) {
+		op->told = xcalloc(hp->ntold, sizeof(*op->told));
+		for (size_t i = 0; i < hp->ntold; i++)
+			op->told[i] = xstrdup(hp->told[i]);
+		op->ntold = hp->ntold;
+	}
 	user_enqueue(ps, hp->to->node, op);
 	return HOOK_CONTINUE;
 }

@@ -106,7 +106,7 @@ bool c2s_sm_is_stanza(const struct xml_node *el)
 	       xml_is(el, "iq", NS_CLIENT);
 }
 
-static void push(struct c2s_sm *sm, struct xml_node *el, double stamp, struct sm_copies *copies)
+static void push(struct c2s_sm *sm, struct xml_node *el, double stamp, struct sm_copies *copies, bool told)
 {
 	if (sm->qlen == sm->qcap) {
 		size_t ncap = sm->qcap ? sm->qcap * 2 : 16;
@@ -119,15 +119,16 @@ static void push(struct c2s_sm *sm, struct xml_node *el, double stamp, struct sm
 		sm->qhead = 0;
 	}
 	sm->q[(sm->qhead + sm->qlen) % sm->qcap] =
-	        (struct c2s_sm_entry){ .el = el, .stamp = stamp, .copies = copies };
+	        (struct c2s_sm_entry){ .el = el, .stamp = stamp, .copies = copies, .told = told };
 	sm->qlen++;
 	sm->out++;
 	sm->since_request++;
 }
 
-void c2s_sm_sent(struct c2s_sm *sm, const struct xml_node *el, double stamp, struct sm_copies *copies)
+void c2s_sm_sent(struct c2s_sm *sm, const struct xml_node *el, double stamp, struct sm_copies *copies,
+                 bool told)
 {
-	push(sm, xml_copy(el), stamp, sm_copies_ref(copies));
+	push(sm, xml_copy(el), stamp, sm_copies_ref(copies), told);
 }
 
 int c2s_sm_ack(struct c2s_sm *sm, uint32_t h)
@@ -167,7 +168,7 @@ bool c2s_sm_pop(struct c2s_sm *sm, struct c2s_sm_entry *e_r)
 }
 
 static void held_put(struct c2s_sm *sm, size_t start, size_t len, struct xml_node *el, double stamp,
-                     struct sm_copies *copies)
+                     struct sm_copies *copies, bool told)
 {
 	size_t at = sm->nheld;
 	while (at > 0 && sm->held[at - 1].end > start)
@@ -179,28 +180,38 @@ static void held_put(struct c2s_sm *sm, size_t start, size_t len, struct xml_nod
 		sm->held = xrealloc(sm->held, sm->held_cap * sizeof(*sm->held));
 	}
 	memmove(sm->held + at + 1, sm->held + at, (sm->nheld - at) * sizeof(*sm->held));
-	sm->held[at] = (struct c2s_sm_held){ .end = start + len, .el = el, .stamp = stamp, .copies = copies };
+	sm->held[at] = (struct c2s_sm_held){
+		.end = start + len, .el = el, .stamp = stamp, .copies = copies, .told = told
+	};
 	sm->nheld++;
 }
 
 void c2s_sm_held_insert(struct c2s_sm *sm, size_t start, size_t len, const struct xml_node *el, double stamp,
-                        struct sm_copies *copies)
+                        struct sm_copies *copies, bool told)
 {
-	held_put(sm, start, len, xml_copy(el), stamp, sm_copies_ref(copies));
+	held_put(sm, start, len, xml_copy(el), stamp, sm_copies_ref(copies), told);
+}
+
+void c2s_sm_untell(struct c2s_sm *sm)
+{
+	for (size_t i = 0; i < sm->qlen; i++)
+		sm->q[(sm->qhead + i) % sm->qcap].told = false;
+	for (size_t i = 0; i < sm->nheld; i++)
+		sm->held[i].told = false;
 }
 
 void c2s_sm_held_move_last(struct c2s_sm *sm, size_t start, size_t len)
 {
 	assert(sm->nheld > 0);
 	struct c2s_sm_held last = sm->held[--sm->nheld];
-	held_put(sm, start, len, last.el, last.stamp, last.copies);
+	held_put(sm, start, len, last.el, last.stamp, last.copies, last.told);
 }
 
 void c2s_sm_held_written(struct c2s_sm *sm, size_t bytes)
 {
 	size_t n = 0;
 	while (n < sm->nheld && sm->held[n].end <= bytes) {
-		push(sm, sm->held[n].el, sm->held[n].stamp, sm->held[n].copies);
+		push(sm, sm->held[n].el, sm->held[n].stamp, sm->held[n].copies, sm->held[n].told);
 		n++;
 	}
 	if (n == 0 && sm->nheld == 0)

@@ -29,6 +29,8 @@ struct c2s_sm_entry {
 	double stamp;             /* when it was queued (wall clock) */
 	struct sm_copies *copies; /* a reference, or NULL: the sessions the
 	                           * same message went to at once (sm.h) */
+	bool told;                /* the session's device was told of it as unseen
+	                           * (message_unseen, hooks.h) as it was queued */
 };
 
 /* Stanzas written while earlier input is still being made durable sit in
@@ -39,6 +41,7 @@ struct c2s_sm_held {
 	struct xml_node *el;
 	double stamp;
 	struct sm_copies *copies;
+	bool told;
 };
 
 struct c2s_sm {
@@ -76,8 +79,9 @@ void c2s_sm_foreach(void (*fn)(struct c2s_sm *sm, void *ctx), void *ctx);
 
 /* A stanza went to the wire (or, detached, to the queue only): queue a
  * copy of el, and a reference to copies (NULL: it went to this session
- * alone). */
-void c2s_sm_sent(struct c2s_sm *sm, const struct xml_node *el, double stamp, struct sm_copies *copies);
+ * alone); told: the session's device was told of it (push). */
+void c2s_sm_sent(struct c2s_sm *sm, const struct xml_node *el, double stamp, struct sm_copies *copies,
+                 bool told);
 /* The client acked h.  -1 when h acks more than was sent (nothing is
  * dropped then); else the acknowledged entries are dropped. */
 int c2s_sm_ack(struct c2s_sm *sm, uint32_t h);
@@ -92,13 +96,17 @@ bool c2s_sm_pop(struct c2s_sm *sm, struct c2s_sm_entry *e_r);
 /* Held stanzas: one of len bytes was put at offset start of the held
  * bytes (what was at start or later moves up by len). */
 void c2s_sm_held_insert(struct c2s_sm *sm, size_t start, size_t len, const struct xml_node *el, double stamp,
-                        struct sm_copies *copies);
+                        struct sm_copies *copies, bool told);
 /* The last held stanza (just inserted at the end) moves to start, where
  * its len bytes were moved; what was at start or later moves up by len. */
 void c2s_sm_held_move_last(struct c2s_sm *sm, size_t start, size_t len);
 /* The first bytes of the held bytes went out (or were dropped): the
  * stanzas among them go to the queue. */
 void c2s_sm_held_written(struct c2s_sm *sm, size_t bytes);
+
+/* The session's device is back (resumed, or active again): push counts
+ * from zero again, so nothing queued counts as told any more. */
+void c2s_sm_untell(struct c2s_sm *sm);
 
 /* Whether el is a stanza the counters count (message, presence, iq). */
 bool c2s_sm_is_stanza(const struct xml_node *el);

@@ -40,7 +40,11 @@
  *   end stores it.  A session the session manager lets go (replaced by a
  *   new one of its resource, or kicked) settles at once, not when its
  *   connection has finished closing: the new session's first presence
- *   then finds the messages in offline storage, or being stored.
+ *   then finds the messages in offline storage, or being stored.  A
+ *   queued message whose device was told of it as unseen (push: queued
+ *   while detached or inactive) says so until the device is back
+ *   (resumed, active); stored at the end, it names that device
+ *   (hook_packet.told), and push does not count it again.
  * - Places (limits.max_connections_per_ip, struct ip_count): a stream
  *   holds one from accept; a detached session keeps its connection's
  *   until it is resumed (the resuming stream's place becomes the
@@ -333,30 +337,47 @@ static void c2s_release_held(void *ctx)
 	c2s_sm_resume_ready(c);
 }
 
+/* A message someone reads: message_unseen runs for it where the user
+ * does not see it. */
+static bool c2s_unseen_kind(const struct xml_node *el)
+{
+	return xml_is(el, "message", NS_CLIENT) && xml_child(el, "body", NULL) != NULL;
+}
+
+/* Whether el, written to c now, is a message its device is told of as
+ * unseen: by c2s_sm_queued for a detached session, by mod_csi (as it let
+ * it through) for an inactive one. */
+static bool c2s_unseen_told(const struct c2s *c, const struct xml_node *el)
+{
+	return (c->st == NULL || c->session.inactive) && c2s_unseen_kind(el);
+}
+
 /* Write el now, or keep it in held (see the top).  With stream management
  * (counted), the stanza is also queued until the client acknowledges it,
  * in the order it goes to the wire, with the record of the other sessions
- * a message to the bare JID went to. */
+ * a message to the bare JID went to, and whether the device was told of
+ * it (push). */
 static void c2s_write_out(struct c2s *c, struct xml_node *el, bool counted)
 {
 	struct sm_copies *copies = counted ? sm_copies_of(el) : NULL;
+	bool told = counted && c2s_unseen_told(c, el);
 	if (c->nsegs == 0 && (c->barrier == NULL || !barrier_busy(c->barrier))) {
 		if (c->st != NULL && !c->st->closing)
 			stream_send(c->st, el, NS_CLIENT);
 		if (counted)
-			c2s_sm_sent(c->sm, el, (double)time(NULL), copies);
+			c2s_sm_sent(c->sm, el, (double)time(NULL), copies, told);
 		return;
 	}
 	if (c->st != NULL && (c->st->dead || c->st->closing)) {
 		if (counted)
-			c2s_sm_sent(c->sm, el, (double)time(NULL), copies);
+			c2s_sm_sent(c->sm, el, (double)time(NULL), copies, told);
 		return;
 	}
 	size_t held_before = c->held.len;
 	xml_serialize(&c->held, el, NS_CLIENT);
 	if (counted)
 		c2s_sm_held_insert(c->sm, held_before, c->held.len - held_before, el, (double)time(NULL),
-		                   copies);
+		                   copies, told);
 	if (c->st != NULL && c->held.len + c->st->out.len > stream_output_ceiling(c->st)) {
 		log_warning("c2s %llu from %s: output held for earlier stores over %zu bytes: "
 		            "disconnecting",
@@ -1481,15 +1502,22 @@ static size_t c2s_sm_queued_count(const struct c2s *c)
 	return c->sm != NULL ? c2s_sm_count(c->sm) : 0;
 }
 
-/* Run hook for a message of the queue, from its 'from'. */
+/* Run hook for a message of the queue, from its 'from' (told: see
+ * hook_packet). */
 static enum hook_result c2s_sm_hook_message(struct c2s *c, const char *hook, struct xml_node *el,
-                                            const struct jid *to, struct session *s)
+                                            const struct jid *to, struct session *s, const char *const *told,
+                                            size_t ntold)
 {
 	struct jid from = { 0 };
 	const char *err;
 	const char *f = xml_attr(el, "from");
 	bool parsed = f != NULL && jid_parse(f, &from, &err) == 0;
-	struct hook_packet hp = { .from = parsed ? &from : NULL, .to = to, .stanza = el, .session = s };
+	struct hook_packet hp = { .from = parsed ? &from : NULL,
+		                  .to = to,
+		                  .stanza = el,
+		                  .session = s,
+		                  .told = told,
+		                  .ntold = ntold };
 	enum hook_result r = hook_run(c->host, hook, &hp);
 	if (parsed)
 		jid_clear(&from);
@@ -1500,12 +1528,11 @@ static enum hook_result c2s_sm_hook_message(struct c2s *c, const char *hook, str
 static void c2s_sm_queued(struct c2s *c, const struct xml_node *el)
 {
 	const struct stream_mgmt_config *conf = &server_config()->stream_management;
-	if (c->st == NULL && !c->session.inactive && xml_is(el, "message", NS_CLIENT) &&
-	    xml_child(el, "body", NULL) != NULL) {
+	if (c->st == NULL && !c->session.inactive && c2s_unseen_kind(el)) {
 		/* Nobody sees it now: push may wake the device (for an inactive
 		 * session, client state indication said so already). */
 		c2s_sm_hook_message(c, HOOK_MESSAGE_UNSEEN, (struct xml_node *)el, &c->session.jid,
-		                    &c->session);
+		                    &c->session, NULL, 0);
 	}
 	if (c2s_sm_queued_count(c) > conf->max_unacked) {
 		c2s_fail(c, STE_POLICY_VIOLATION, "too many unacknowledged stanzas");
@@ -1648,7 +1675,15 @@ static void c2s_sm_settle(struct c2s *c)
 		struct xml_node *el = e.el;
 		const char *type = xml_attr(el, "type");
 		bool kept = e.copies != NULL && sm_copies_leave(e.copies, &c->session);
-		sm_copies_unref(&e.copies);
+		/* The devices told of it already: push counts it once each. */
+		const char *own = c->session.jid.resource;
+		const char *const *told = e.told ? &own : NULL;
+		size_t ntold = e.told ? 1 : 0;
+		if (e.copies != NULL) {
+			if (e.told)
+				sm_copies_tell(e.copies, own);
+			told = sm_copies_told(e.copies, &ntold);
+		}
 		if (xml_is(el, "iq", NS_CLIENT)) {
 			if (type != NULL && (strcmp(type, "get") == 0 || strcmp(type, "set") == 0)) {
 				router_bounce(el, SE_SERVICE_UNAVAILABLE, NULL);
@@ -1668,7 +1703,8 @@ static void c2s_sm_settle(struct c2s *c)
 				xml_set_attr(d, "from", c->host->name);
 				xml_set_attr(d, "stamp", stamp);
 			}
-			if (c2s_sm_hook_message(c, HOOK_OFFLINE_MESSAGE, el, &bare, NULL) == HOOK_STOP) {
+			if (c2s_sm_hook_message(c, HOOK_OFFLINE_MESSAGE, el, &bare, NULL, told, ntold) ==
+			    HOOK_STOP) {
 				stored++;
 			} else {
 				router_bounce(el, SE_SERVICE_UNAVAILABLE, NULL);
@@ -1677,6 +1713,7 @@ static void c2s_sm_settle(struct c2s *c)
 		} else {
 			dropped++;
 		}
+		sm_copies_unref(&e.copies);
 		xml_unref(&el);
 	}
 	jid_clear(&bare);
@@ -1828,6 +1865,9 @@ static void c2s_sm_resume_ready(struct c2s *c)
 	size_t n = c2s_sm_queued_count(c);
 	for (size_t i = 0; i < n; i++)
 		stream_send(c->st, c2s_sm_entry(c->sm, i)->el, NS_CLIENT);
+	/* The device is back (push counts anew): what it is sent again is
+	 * counted if it is stored after all. */
+	c2s_sm_untell(c->sm);
 	log_info("c2s %llu from %s: session %s resumed: %zu stanzas sent again",
 	         (unsigned long long)c->st->id, c->st->ip, c->full_jid, n);
 	struct hook_session hs = { .session = &c->session };
@@ -1950,8 +1990,11 @@ static void c2s_handle_session_stanza(struct c2s *c, struct xml_node *el)
 		c2s_stamp_lang(c, el);
 	if (kind == STANZA_OTHER) {
 		struct hook_packet hp = { .stanza = el, .session = &c->session };
+		bool inactive = c->session.inactive;
 		if (hook_run(c->host, HOOK_C2S_NONZA, &hp) != HOOK_STOP)
 			c2s_fail(c, STE_UNSUPPORTED_STANZA_TYPE, NULL);
+		else if (inactive && !c->session.inactive && c->sm != NULL)
+			c2s_sm_untell(c->sm); /* active again: push counts anew */
 		return;
 	}
 	/* 'from': absent, or the session's full or bare JID (RFC 6120 §8.1.2.1). */

@@ -67,7 +67,8 @@ struct host;
  * session->detached), or written to a session whose client said it is
  * inactive (client state indication: session->inactive).  mod_push wakes
  * the devices that do not see it from here (session: that one's device
- * only).  Never stops the chain. */
+ * only; a message stored offline: every device but those in told).
+ * Never stops the chain. */
 #define HOOK_MESSAGE_UNSEEN "message_unseen" /* struct hook_packet */
 /* A top-level element of a bound client stream that is no stanza (a
  * "nonza": client state indication's <active/>, ...), with session set and
@@ -102,6 +103,14 @@ struct hook_packet {
 	 * Later callbacks may name it: mod_carbons puts the archive's
 	 * <stanza-id/> into the <sent/> copies. */
 	int64_t archive_id;
+	/* offline_message from stream management (a session ended with the
+	 * message unacknowledged), and the message_unseen mod_offline runs
+	 * once it stored it: the resources of the sessions whose devices were
+	 * told of it already (message_unseen ran as it was queued for them,
+	 * detached or inactive), told[0..ntold); push does not count it again
+	 * for those devices.  NULL and 0 otherwise. */
+	const char *const *told;
+	size_t ntold;
 };
 struct hook_session {
 	struct session *session;

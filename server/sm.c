@@ -27,8 +27,9 @@
  * management stores those messages offline), before the new session is
  * registered, so that the new one's first presence finds them stored.
  * A record of copies lists the ids of the sessions that took the message
- * (not those that refused it) and have not left it (sm_copies_leave); it
- * lives as long as a queue holds a reference.
+ * (not those that refused it) and have not left it (sm_copies_leave), and
+ * the resources of those that left it after their device was told of it
+ * (sm_copies_tell); it lives as long as a queue holds a reference.
  */
 #include "sm.h"
 #include "host.h"
@@ -224,6 +225,8 @@ void sm_route_wire(struct host *h, struct xml_node *stanza, const struct jid *fr
 struct sm_copies {
 	unsigned refs;
 	unsigned n, cap;
+	char **told; /* the resources whose devices were told of it */
+	size_t ntold;
 	uint64_t ids[]; /* the sessions that got it and have not given it up */
 };
 
@@ -250,8 +253,27 @@ void sm_copies_unref(struct sm_copies **cpp)
 		return;
 	*cpp = NULL;
 	assert(cp->refs > 0);
-	if (--cp->refs == 0)
-		free(cp);
+	if (--cp->refs > 0)
+		return;
+	for (size_t i = 0; i < cp->ntold; i++)
+		free(cp->told[i]);
+	free(cp->told);
+	free(cp);
+}
+
+void sm_copies_tell(struct sm_copies *cp, const char *resource)
+{
+	for (size_t i = 0; i < cp->ntold; i++)
+		if (strcmp(cp->told[i], resource) == 0)
+			return;
+	cp->told = xrealloc(cp->told, (cp->ntold + 1) * sizeof(*cp->told));
+	cp->told[cp->ntold++] = xstrdup(resource);
+}
+
+const char *const *sm_copies_told(const struct sm_copies *cp, size_t *n_r)
+{
+	*n_r = cp->ntold;
+	return (const char *const *)cp->told;
 }
 
 bool sm_copies_leave(struct sm_copies *cp, const struct session *s)

@@ -109,6 +109,14 @@ void sm_copies_unref(struct sm_copies **cp);
  * end together never both rely on the other: the one that gives up first
  * is no longer counted for the second. */
 bool sm_copies_leave(struct sm_copies *cp, const struct session *s);
+/* The devices told of the message as unseen (message_unseen, hooks.h)
+ * by the sessions that got it: a session that gives its copy up to
+ * another (sm_copies_leave true) after its device was told adds its
+ * resource, and the one that stores the message adds its own and names
+ * them all (hook_packet.told) so that push counts it once per device.
+ * sm_copies_told returns the list (*n_r entries, valid while cp is). */
+void sm_copies_tell(struct sm_copies *cp, const char *resource);
+const char *const *sm_copies_told(const struct sm_copies *cp, size_t *n_r);
 
 /* Lookups. */
 struct session *sm_find(struct host *h, const struct jid *full);

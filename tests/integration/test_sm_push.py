@@ -2,7 +2,10 @@
 that waits to be resumed is unseen, so the user's device gets a push;
 the message itself comes when the session is resumed.  An inactive
 session (client state indication) gets one push, not two, and is active
-once resumed: what it reads then is not pushed."""
+once resumed: what it reads then is not pushed.  A session that expires
+stores what it never acknowledged offline: the devices already pushed
+for those messages do not count them again, the others do."""
+import re
 import time
 
 import pytest
@@ -10,7 +13,8 @@ import pytest
 from parleytest import HOST, find_lines, tostr, unique
 from test_muc import connect, fresh_user, nothing, take
 from test_push import app_node, enable, is_push, ok, push_server, send_to, summary
-from test_sm import NS_SM, SMClient, sm_tag, bodies
+from test_sasl2_sm import wait_log
+from test_sm import NS_SM, SMClient, sm_tag, bodies, session_ended
 
 
 @pytest.fixture(scope='module')
@@ -25,13 +29,13 @@ class Detached:
     whose connection is then killed; carol watches its pushes, bob sends
     it messages."""
 
-    def __init__(self, srv, inactive=False):
+    def __init__(self, srv, inactive=False, max_=None):
         self.user = fresh_user(srv, 'smpush')
         self.watcher = connect(srv, 'carol')
         self.bob = connect(srv, 'bob')
         self.node = app_node(self.watcher)
         self.phone = SMClient(srv)
-        self.enabled = self.phone.sm_login(self.user, resource=unique('phone-'))
+        self.enabled = self.phone.sm_login(self.user, resource=unique('phone-'), max_=max_)
         ok(enable(self.phone, node=self.node), 'push enable')
         if inactive:
             self.phone.send("<inactive xmlns='urn:xmpp:csi:0'/>")
@@ -42,6 +46,11 @@ class Detached:
         while not find_lines('connection of %s lost' % self.phone.jid, srv.log()):
             assert time.monotonic() < deadline, 'the server did not see the drop'
             time.sleep(0.1)
+
+    def push(self, node, what):
+        """The next push to node: (message-count, last-message-sender)."""
+        f = summary(take(self.watcher, is_push(node), 10, what))
+        return f['message-count'], f['last-message-sender']
 
     def close(self):
         self.watcher.close()
@@ -169,4 +178,104 @@ def test_a_resumed_inactive_session_is_not_pushed(server):
         assert (f['message-count'], f['last-message-sender']) == ('1', d.bob.jid), f
     finally:
         again.close()
+        d.close()
+
+
+@pytest.mark.parametrize('inactive', [False, True])
+def test_expiry_does_not_count_pushed_messages_again(server, inactive):
+    """Two messages are pushed while the phone's session waits (counts 1
+    and 2; for a session that said <inactive/> before, client state
+    indication pushed them).  The session expires and stores them offline:
+    they are the same two messages, the device is not woken again and its
+    count stays 2; the next message counts 3."""
+    d = Detached(server, inactive=inactive, max_=2)
+    try:
+        send_to(d.bob, d.user, 'one')
+        assert d.push(d.node, 'first push') == ('1', d.bob.jid)
+        send_to(d.bob, d.user, 'two')
+        assert d.push(d.node, 'second push') == ('2', d.bob.jid)
+        line = session_ended(server, d.phone.jid)
+        assert ': 2 messages to offline storage' in line, line
+        send_to(d.watcher, d.user, 'three')
+        assert d.push(d.node, 'push for the third message') == ('3', d.watcher.jid)
+    finally:
+        d.close()
+
+
+def test_expiry_counts_for_the_devices_not_pushed_yet(server):
+    """The user's tablet registered for push and went offline; a message
+    to the bare JID goes to the phone's waiting session alone, and wakes
+    the phone only.  When that session expires, the message is stored
+    offline, where the tablet will read it: the tablet is woken now (count
+    1), the phone is not woken again."""
+    d = Detached(server, max_=2)
+    tablet = connect(server, d.user, resource=unique('tablet-'), password='fresh-secret')
+    tab_node = app_node(d.watcher)
+    try:
+        ok(enable(tablet, node=tab_node), 'tablet push enable')
+        tablet.close()
+        wait_log(server, 'session %s closed' % tablet.jid, 'the tablet did not leave')
+        send_to(d.bob, d.user, 'for the phone')
+        assert d.push(d.node, 'push for the phone') == ('1', d.bob.jid)
+        session_ended(server, d.phone.jid)
+        assert d.push(tab_node, 'push for the tablet') == ('1', d.bob.jid)
+        send_to(d.watcher, d.user, 'later')
+        assert d.push(d.node, 'next push for the phone') == ('2', d.watcher.jid)
+        assert d.push(tab_node, 'next push for the tablet') == ('2', d.watcher.jid)
+    finally:
+        d.close()
+
+
+def test_a_message_two_waiting_sessions_got_is_counted_once_each(server):
+    """The phone and the tablet both wait to be resumed; a message to the
+    bare JID goes to both and wakes both.  The sessions expire: the first
+    leaves the message to the other, which stores it offline; neither
+    device counts it again."""
+    d = Detached(server, max_=2)
+    tablet = SMClient(server)
+    tab_node = app_node(d.watcher)
+    try:
+        tablet.sm_login(d.user, resource=unique('tablet-'), max_=2)
+        ok(enable(tablet, node=tab_node), 'tablet push enable')
+        tablet.iq('get', "<ping xmlns='urn:xmpp:ping'/>", to=HOST)
+        tablet.ack()
+        tablet.kill()
+        wait_log(server, 'connection of %s lost' % tablet.jid, 'the server did not see the drop')
+        send_to(d.bob, d.user, 'for both')
+        assert d.push(d.node, 'push for the phone') == ('1', d.bob.jid)
+        assert d.push(tab_node, 'push for the tablet') == ('1', d.bob.jid)
+        lines = [session_ended(server, d.phone.jid), session_ended(server, tablet.jid)]
+        settled = sorted(re.search(r': (\d+) messages to offline storage, (\d+) kept', l).groups()
+                         for l in lines)
+        assert settled == [('0', '1'), ('1', '0')], lines
+        send_to(d.watcher, d.user, 'later')
+        assert d.push(d.node, 'next push for the phone') == ('2', d.watcher.jid)
+        assert d.push(tab_node, 'next push for the tablet') == ('2', d.watcher.jid)
+    finally:
+        d.close()
+
+
+def test_a_resumed_session_counts_anew_what_it_leaves_stored(server):
+    """A message pushed while the phone's session waited is sent again
+    when the session is resumed, and the device's count starts again.  The
+    connection drops once more before the client acknowledged it and the
+    session expires: stored offline, the message is counted anew (1), as
+    a message the device has not seen since it was back."""
+    d = Detached(server, max_=2)
+    again = SMClient(server)
+    try:
+        send_to(d.bob, d.user, 'sent again')
+        assert d.push(d.node, 'push while detached') == ('1', d.bob.jid)
+        again.auth(d.user)
+        again.send("<resume xmlns='%s' previd='%s' h='%d'/>" % (NS_SM, d.enabled.get('id'), d.phone.h))
+        el = again.wait_for(lambda e: e.tag in (sm_tag('resumed'), sm_tag('failed')), what='<resumed/>')
+        assert el.tag == sm_tag('resumed'), tostr(el)
+        again.wait_message('sent again')
+        again.kill()
+        line = session_ended(server, d.phone.jid)
+        assert ': 1 messages to offline storage' in line, line
+        send_to(d.watcher, d.user, 'later')
+        assert d.push(d.node, 'push for the stored message') == ('1', d.bob.jid)
+        assert d.push(d.node, 'push for the next message') == ('2', d.watcher.jid)
+    finally:
         d.close()

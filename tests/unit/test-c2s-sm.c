@@ -3,7 +3,8 @@
  * h compares across the 2^32 wrap, an ack drops exactly the acknowledged
  * stanzas (also across the wrap) and refuses one that acks more than was
  * sent, held stanzas (also an answer moved before later output) reach the
- * queue in wire order, resumption ids are found only whole.
+ * queue in wire order (with whether the device was told of each), resumption
+ * ids are found only whole.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,7 +28,7 @@ static struct xml_node *msg(const char *id)
 static void send_msg(struct c2s_sm *sm, const char *id)
 {
 	struct xml_node *m = msg(id);
-	c2s_sm_sent(sm, m, 0, NULL);
+	c2s_sm_sent(sm, m, 0, NULL, false);
 	xml_unref(&m);
 }
 
@@ -93,9 +94,9 @@ static void test_held_reach_the_queue_in_wire_order(void **state)
 	struct xml_node *a = msg("a"), *b = msg("b"), *c = msg("c");
 	/* held bytes: a at [0,10), c at [10,20); then b is put at 10 (an
 	 * answer to earlier input goes before later output) */
-	c2s_sm_held_insert(sm, 0, 10, a, 0, NULL);
-	c2s_sm_held_insert(sm, 10, 10, c, 0, NULL);
-	c2s_sm_held_insert(sm, 10, 5, b, 0, NULL);
+	c2s_sm_held_insert(sm, 0, 10, a, 0, NULL, false);
+	c2s_sm_held_insert(sm, 10, 10, c, 0, NULL, false);
+	c2s_sm_held_insert(sm, 10, 5, b, 0, NULL, false);
 	assert_int_equal(c2s_sm_count(sm), 0);
 	c2s_sm_held_written(sm, 15); /* a and b went out */
 	assert_int_equal(c2s_sm_count(sm), 2);
@@ -119,9 +120,9 @@ static void test_held_moved_answer(void **state)
 	struct xml_node *a = msg("a"), *b = msg("b"), *c = msg("c");
 	/* a [0,10), b [10,14), then c serialised at the end [14,20) and
 	 * moved to 10 (before b) */
-	c2s_sm_held_insert(sm, 0, 10, a, 0, NULL);
-	c2s_sm_held_insert(sm, 10, 4, b, 0, NULL);
-	c2s_sm_held_insert(sm, 14, 6, c, 0, NULL);
+	c2s_sm_held_insert(sm, 0, 10, a, 0, NULL, false);
+	c2s_sm_held_insert(sm, 10, 4, b, 0, NULL, false);
+	c2s_sm_held_insert(sm, 14, 6, c, 0, NULL, true);
 	c2s_sm_held_move_last(sm, 10, 6);
 	assert_int_equal(sm->nheld, 3);
 	assert_int_equal(sm->held[1].end, 16);
@@ -130,6 +131,10 @@ static void test_held_moved_answer(void **state)
 	assert_string_equal(entry_id(sm, 0), "a");
 	assert_string_equal(entry_id(sm, 1), "c");
 	assert_string_equal(entry_id(sm, 2), "b");
+	/* whether the device was told of it goes with the stanza */
+	assert_false(c2s_sm_entry(sm, 0)->told);
+	assert_true(c2s_sm_entry(sm, 1)->told);
+	assert_false(c2s_sm_entry(sm, 2)->told);
 	xml_unref(&a);
 	xml_unref(&b);
 	xml_unref(&c);
