@@ -206,9 +206,8 @@ struct mam_user {
  * same loop iteration (a room's private message to a nick that several
  * sessions of one user share, XEP-0045 §7.2), is that message again. */
 struct last_in {
-	struct xml_node *msg; /* a reference, or NULL */
-	char *owner;          /* the archive's bare JID */
-	char *from;           /* the sender's full JID */
+	struct xml_node *msg; /* a reference, or NULL; its 'from' and 'to' say
+	                         whose it was (read only when a copy may have come) */
 	int64_t id;
 	unsigned iteration; /* ev_iteration when it was archived */
 };
@@ -614,32 +613,39 @@ static void last_in_clear(struct last_in *l)
 {
 	if (l->msg != NULL)
 		xml_unref(&l->msg);
-	free(l->owner);
-	free(l->from);
 	memset(l, 0, sizeof(*l));
 }
 
-/* The id under which msg, from from to a resource of owner, was archived
- * already (see struct last_in), or 0. */
-static int64_t last_in_id(const struct last_in *l, const char *owner, const struct jid *from,
-                          const struct xml_node *msg)
+/* Whether attribute attr of msg names j (bare: its bare JID). */
+static bool attr_names(const struct xml_node *msg, const char *attr, const struct jid *j, bool bare)
 {
-	if (l->msg == NULL || l->iteration != ev_iteration(server.loop) || strcmp(l->owner, owner) != 0)
-		return 0;
-	char *f = jid_to_string(from);
-	bool same = strcmp(f, l->from) == 0 && xml_same(msg, l->msg, "to");
-	free(f);
-	return same ? l->id : 0;
+	const char *v = xml_attr(msg, attr);
+	struct jid a = { 0 };
+	bool same =
+	        v != NULL && jid_parse(v, &a, NULL) == 0 && (bare ? jid_bare_equal(&a, j) : jid_equal(&a, j));
+	jid_clear(&a);
+	return same;
 }
 
-static void last_in_set(struct last_in *l, const char *owner, const struct jid *from, struct xml_node *msg,
-                        int64_t id)
+/* The id under which msg, from from to a resource of to's user, was
+ * archived already (see struct last_in), or 0.  The whole messages are
+ * compared first: the addresses are parsed only for a copy. */
+static int64_t last_in_id(const struct last_in *l, const struct jid *to, const struct jid *from,
+                          const struct xml_node *msg)
+{
+	if (l->msg == NULL || l->iteration != ev_iteration(server.loop) || !xml_same(msg, l->msg, "to") ||
+	    !attr_names(l->msg, "from", from, false) || !attr_names(l->msg, "to", to, true))
+		return 0;
+	return l->id;
+}
+
+/* Remember msg as the last incoming message archived, under id: a
+ * reference, nothing copied (the hot path of every archived message). */
+static void last_in_set(struct last_in *l, struct xml_node *msg, int64_t id)
 {
 	last_in_clear(l);
 	xml_ref(msg);
 	l->msg = msg;
-	l->owner = xstrdup(owner);
-	l->from = jid_to_string(from);
 	l->id = id;
 	l->iteration = ev_iteration(server.loop);
 }
@@ -669,11 +675,11 @@ static enum hook_result mam_stanza_in(struct host *h, void *args, void *ctx)
 		return HOOK_CONTINUE;
 	int64_t id = 0;
 	if (yes && hp->to->resource != NULL && hp->from->resource != NULL) {
-		id = last_in_id(&ms->last_in, owner, hp->from, msg);
+		id = last_in_id(&ms->last_in, hp->to, hp->from, msg);
 		if (id != 0)
 			yes = false; /* archived already */
 		else
-			last_in_set(&ms->last_in, owner, hp->from, msg, id = mam_next_id());
+			last_in_set(&ms->last_in, msg, id = mam_next_id());
 	} else if (yes) {
 		id = mam_next_id();
 	}
