@@ -504,3 +504,12 @@ char *builtin_service_domain(const char *pattern, const char *host)
 	free(raw);
 	return prepped;
 }
+
+void builtin_service_domains(const struct strlist *patterns, const char *host, struct strlist *domains)
+{
+	for (size_t i = 0; i < patterns->count; i++) {
+		char *domain = builtin_service_domain(patterns->items[i], host);
+		if (domain != NULL)
+			strlist_take(domains, domain);
+	}
+}

@@ -135,6 +135,11 @@ void builtin_log_pep(const struct host *h, const char *module, const char *user,
  * "@HOST@" replaced by host, nameprepped; NULL when that is no valid
  * domain.  malloc'd. */
 char *builtin_service_domain(const char *pattern, const char *host);
+/* Append the domain of each pattern of patterns (builtin_service_domain)
+ * that is a valid domain to domains: a service module's module_def
+ * domains, for the reload's check of names a host and a service share
+ * (the module's start says what is wrong with the others). */
+void builtin_service_domains(const struct strlist *patterns, const char *host, struct strlist *domains);
 
 /* ---- shared by mod_roster and mod_presence ------------------------------- */
 

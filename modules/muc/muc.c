@@ -957,11 +957,7 @@ static void muc_stop(struct host *h, void *state)
 static void muc_domains(const struct host_config *hc, const void *settings, struct strlist *domains)
 {
 	const struct muc_settings *set = settings;
-	for (size_t i = 0; i < set->hosts.count; i++) {
-		char *domain = builtin_service_domain(set->hosts.items[i], hc->name);
-		if (domain != NULL) /* else muc_start says it is no domain */
-			strlist_take(domains, domain);
-	}
+	builtin_service_domains(&set->hosts, hc->name, domains); /* muc_start judges the others */
 }
 
 const struct module_def mod_muc = {
