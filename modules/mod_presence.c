@@ -502,13 +502,13 @@ static void op_hold(struct pres_op *op)
 }
 
 
-/* Is an op of user queued or running? */
-static bool user_busy(const struct pres_state *ps, const char *user)
+/* The oldest op of user, queued or running, or NULL. */
+static struct pres_op *user_first_op(const struct pres_state *ps, const char *user)
 {
 	for (struct pending_op *o = ps->ops.head; o != NULL; o = o->next)
 		if (strcmp(((struct pres_op *)o)->user, user) == 0)
-			return true;
-	return false;
+			return (struct pres_op *)o;
+	return NULL;
 }
 
 /* Is a subscription op of user with the bare JID of peer queued or
@@ -528,7 +528,7 @@ static bool user_busy_with(const struct pres_state *ps, const char *user, const 
 static void op_enqueue(struct pres_op *op)
 {
 	struct pres_state *ps = op->ps;
-	bool busy = user_busy(ps, op->user);
+	bool busy = user_first_op(ps, op->user) != NULL;
 	pending_track(&ps->ops, &op->p, op_free);
 	if (!busy)
 		op_start(op);
@@ -618,13 +618,7 @@ static void op_done(struct pres_op *op)
 	for (;;) {
 		struct pres_state *ps = op->ps;
 		pending_untrack(&op->p);
-		struct pres_op *nextop = NULL;
-		for (struct pending_op *o = ps->ops.head; o != NULL; o = o->next) {
-			if (strcmp(((struct pres_op *)o)->user, op->user) == 0) {
-				nextop = (struct pres_op *)o;
-				break;
-			}
-		}
+		struct pres_op *nextop = user_first_op(ps, op->user);
 		op_free(&op->p);
 		if (nextop == NULL || nextop->running)
 			return;
